@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import type { ClusterView } from '@relaymq/sdk/protocol';
+import type { LogEngine } from './engine/engine.js';
+import { MemoryEngine } from './engine/memory.js';
+import { listenForClients, type ClientListener } from './net/client-server.js';
+import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
+import { ClientSession } from './runtime/session.js';
+
+/** A snapshot of a broker's counters. */
+export interface BrokerStats {
+  id: string;
+  connections: number;
+  subscriptions: number;
+  /** Messages accepted by publish frames since start. */
+  published: number;
+  /** Messages pushed to subscribers since start. */
+  delivered: number;
+  /** Bytes written to client sockets but not yet flushed, summed over connections. */
+  outboundBytes: number;
+  /** Largest per-connection `outboundBytes`. */
+  maxConnectionOutboundBytes: number;
+}
+
+/** A running broker. */
+export interface Broker {
+  readonly id: string;
+  /** The client port actually bound (useful with `port: 0`). */
+  readonly port: number;
+  /** The URL clients dial. */
+  readonly url: string;
+  /** The partition logs. */
+  readonly engine: LogEngine;
+  stats(): BrokerStats;
+  /**
+   * Graceful shutdown: refuses new work, sends `goaway` to every client,
+   * waits up to `drainTimeoutMs` for them to leave, then closes.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a broker and resolves once it accepts clients.
+ *
+ * @example
+ * ```ts
+ * const broker = await startBroker({ id: 'b1', port: 7401 });
+ * // ...
+ * await broker.close();
+ * ```
+ */
+export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
+  const resolved = resolveBrokerOptions(options);
+  const engine = new MemoryEngine({
+    defaultPartitions: resolved.defaultPartitions,
+    dedupeWindow: resolved.dedupeWindow,
+    now: Date.now,
+  });
+  const broker = new RunningBroker(resolved, engine);
+  await broker.listen();
+  return broker;
+}
+
+class RunningBroker implements Broker {
+  private readonly sessions = new Set<ClientSession>();
+  private listener: ClientListener | undefined;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private isDraining = false;
+  private closing: Promise<void> | undefined;
+  private endedTotals = { published: 0, delivered: 0 };
+  private onEmpty: (() => void) | undefined;
+
+  constructor(
+    private readonly options: ResolvedBrokerOptions,
+    readonly engine: LogEngine,
+  ) {}
+
+  get id(): string {
+    return this.options.id;
+  }
+
+  get port(): number {
+    return this.listener?.port ?? this.options.port;
+  }
+
+  get url(): string {
+    return this.options.advertisedUrl ?? `ws://${this.options.host}:${this.port}`;
+  }
+
+  async listen(): Promise<void> {
+    const context = {
+      options: this.options,
+      engine: this.engine,
+      cluster: (): ClusterView => this.cluster(),
+      now: Date.now,
+      newId: randomUUID,
+      draining: (): boolean => this.isDraining,
+    };
+    this.listener = await listenForClients(this.options.host, this.options.port, this.options.maxPayload, {
+      open: (socket) => {
+        const session = new ClientSession(socket, context, (ended) => this.forget(ended));
+        this.sessions.add(session);
+        return {
+          message: (bytes) => session.receive(bytes),
+          text: () => session.receiveText(),
+          closed: () => session.ended(),
+        };
+      },
+    });
+    this.heartbeatTimer = setInterval(() => {
+      const now = Date.now();
+      for (const session of this.sessions) session.heartbeat(now);
+    }, this.options.heartbeatMs);
+    this.heartbeatTimer.unref();
+    this.options.log('info', 'broker listening', { id: this.id, url: this.url });
+  }
+
+  cluster(): ClusterView {
+    return {
+      brokers: [{ id: this.id, url: this.url, state: 'alive', load: { connections: this.sessions.size, partitionsLed: 0 } }],
+    };
+  }
+
+  stats(): BrokerStats {
+    const stats: BrokerStats = {
+      id: this.id,
+      connections: this.sessions.size,
+      subscriptions: 0,
+      published: this.endedTotals.published,
+      delivered: this.endedTotals.delivered,
+      outboundBytes: 0,
+      maxConnectionOutboundBytes: 0,
+    };
+    for (const session of this.sessions) {
+      const s = session.stats();
+      stats.subscriptions += s.subscriptions;
+      stats.published += s.published;
+      stats.delivered += s.delivered;
+      stats.outboundBytes += s.outboundBytes;
+      stats.maxConnectionOutboundBytes = Math.max(stats.maxConnectionOutboundBytes, s.outboundBytes);
+    }
+    return stats;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.isDraining = true;
+    clearInterval(this.heartbeatTimer);
+    for (const session of this.sessions) session.goaway(`broker ${this.id} is shutting down`);
+    // Clients that got `goaway` disconnect on their own; wait for them, within the drain time.
+    if (this.sessions.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.options.drainTimeoutMs);
+        this.onEmpty = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    for (const session of this.sessions) session.close();
+    await this.listener?.close();
+    await this.engine.close();
+    this.options.log('info', 'broker closed', { id: this.id });
+  }
+
+  private forget(session: ClientSession): void {
+    const s = session.stats();
+    this.endedTotals.published += s.published;
+    this.endedTotals.delivered += s.delivered;
+    this.sessions.delete(session);
+    if (this.sessions.size === 0) this.onEmpty?.();
+  }
+}

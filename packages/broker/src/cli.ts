@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+/**
+ * The `relaymq` command. The only reader of argv and the environment.
+ *
+ *   relaymq broker [--id b1] [--host 127.0.0.1] [--port 7401] [--partitions 1]
+ *                  [--max-payload 1048576] [--heartbeat-ms 5000] [--log-level info]
+ */
+import { parseArgs } from 'node:util';
+import { RelayError } from '@relaymq/sdk/protocol';
+import { startBroker } from './broker.js';
+import type { BrokerOptions } from './options.js';
+
+const USAGE = `usage: relaymq broker [options]
+
+options:
+  --id <id>                 broker id (default b1)
+  --host <address>          interface to listen on (default 127.0.0.1)
+  --port <n>                client port, 0 for any free port (default 7401)
+  --advertised-url <url>    URL given to clients (default ws://<host>:<port>)
+  --partitions <n>          partitions of implicitly created topics (default 1)
+  --max-payload <bytes>     largest accepted frame (default 1048576)
+  --heartbeat-ms <ms>       ping interval; silent clients dropped after 2x (default 5000)
+  --drain-timeout-ms <ms>   time clients get to leave on shutdown (default 2000)
+  --log-level <level>       debug | info | warn | error (default info)
+  -h, --help                show this help
+`;
+
+const levels = ['debug', 'info', 'warn', 'error'] as const;
+type Level = (typeof levels)[number];
+
+function integerFlag(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new RelayError('INVALID_ARGUMENT', `--${name} must be a non-negative integer, got "${value}"`);
+  return Number(value);
+}
+
+async function runBroker(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      id: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'advertised-url': { type: 'string' },
+      partitions: { type: 'string' },
+      'max-payload': { type: 'string' },
+      'heartbeat-ms': { type: 'string' },
+      'drain-timeout-ms': { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const level = values['log-level'] as Level;
+  if (!levels.includes(level)) throw new RelayError('INVALID_ARGUMENT', `--log-level must be one of ${levels.join(', ')}`);
+  const threshold = levels.indexOf(level);
+  const options: BrokerOptions = {
+    id: values.id,
+    host: values.host,
+    port: integerFlag('port', values.port),
+    advertisedUrl: values['advertised-url'],
+    defaultPartitions: integerFlag('partitions', values.partitions),
+    maxPayload: integerFlag('max-payload', values['max-payload']),
+    heartbeatMs: integerFlag('heartbeat-ms', values['heartbeat-ms']),
+    drainTimeoutMs: integerFlag('drain-timeout-ms', values['drain-timeout-ms']),
+    log: (lvl, message, fields) => {
+      if (levels.indexOf(lvl) < threshold) return;
+      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: message, ...fields })}\n`);
+    },
+  };
+  const broker = await startBroker(options);
+  // One machine-readable line on stdout: scripts and tests wait for it.
+  process.stdout.write(`relaymq broker ${broker.id} listening on ${broker.url}\n`);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    options.log?.('info', 'shutting down', { signal });
+    broker.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'broker':
+      await runBroker(rest);
+      return;
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      throw new RelayError('INVALID_ARGUMENT', `unknown command "${command}"; try: relaymq broker --help`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`relaymq: ${message}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,51 @@
+/**
+ * The idempotence table of one partition: per producer, the next expected seq
+ * and the offsets of its most recent seqs, so that a republish after a
+ * failover is answered with the offset it was first stored at.
+ */
+
+/** What the table says about an incoming (producerId, seq). */
+export type SeqCheck =
+  | { kind: 'new' }
+  | { kind: 'duplicate'; offset: number }
+  | { kind: 'gap'; expectedSeq: number }
+  | { kind: 'too-old'; expectedSeq: number };
+
+interface ProducerWindow {
+  nextSeq: number;
+  /** Ring buffer: offsets[seq % window] for the last `window` seqs. */
+  offsets: number[];
+}
+
+export class ProducerTable {
+  private readonly producers = new Map<string, ProducerWindow>();
+
+  /** @param window - how many recent seqs per producer keep their offset. */
+  constructor(private readonly window: number) {}
+
+  check(producerId: string, seq: number): SeqCheck {
+    const producer = this.producers.get(producerId);
+    const nextSeq = producer?.nextSeq ?? 0;
+    if (seq === nextSeq) return { kind: 'new' };
+    if (seq > nextSeq) return { kind: 'gap', expectedSeq: nextSeq };
+    if (producer === undefined || seq < nextSeq - this.window) return { kind: 'too-old', expectedSeq: nextSeq };
+    return { kind: 'duplicate', offset: producer.offsets[seq % this.window] as number };
+  }
+
+  /** Records that `seq` (which {@link check} called new) was stored at `offset`. */
+  record(producerId: string, seq: number, offset: number): void {
+    let producer = this.producers.get(producerId);
+    if (producer === undefined) {
+      producer = { nextSeq: 0, offsets: [] };
+      this.producers.set(producerId, producer);
+    }
+    if (seq !== producer.nextSeq) throw new Error(`producer ${producerId}: recorded seq ${seq}, expected ${producer.nextSeq}`);
+    producer.offsets[seq % this.window] = offset;
+    producer.nextSeq = seq + 1;
+  }
+
+  /** Number of producers tracked. */
+  get size(): number {
+    return this.producers.size;
+  }
+}

@@ -1,0 +1,45 @@
+import type { AckLevel, TopicInfo } from '@relaymq/sdk/protocol';
+import type { AppendOutcome, AppendRequest, StoredMessage } from '../core/partition/partition.js';
+
+/** First and next offset of a partition. */
+export interface PartitionBounds {
+  /** First offset still stored. */
+  start: number;
+  /** Offset the next message will get; messages below it are committed. */
+  end: number;
+}
+
+/** Events of a {@link LogEngine}. */
+export interface LogEngineEvents {
+  /** New committed messages are readable in this partition. */
+  appended: (topic: string, partition: number) => void;
+}
+
+/**
+ * The seam between the broker's client-facing side and where partition logs
+ * live. `embedded` engines keep logs on the brokers themselves; a `backbone`
+ * engine would map them onto an external replicated log. Client sessions see
+ * only this interface.
+ */
+export interface LogEngine {
+  /** Partition count of `topic`, creating the topic with the default count when missing. */
+  ensureTopic(topic: string): TopicInfo;
+  /** Partition count of `topic`, or `undefined` when it does not exist. */
+  partitionCount(topic: string): number | undefined;
+  /** Names of all topics. */
+  topics(): Iterable<string>;
+  /**
+   * Appends `requests` in order to one partition and resolves once each is
+   * stored as `ack` demands (`none` is treated as `leader`: the caller just
+   * does not wait). Requests with `ack` `none` skip deduplication.
+   */
+  append(topic: string, partition: number, requests: AppendRequest[], ack: AckLevel): Promise<AppendOutcome[]>;
+  /** Committed messages from `offset`: at most `maxCount`, and at most `maxBytes` of data unless the first alone exceeds it. */
+  read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[];
+  bounds(topic: string, partition: number): PartitionBounds;
+  /** First offset stored at or after `timeMs`. */
+  offsetForTime(topic: string, partition: number, timeMs: number): number;
+  on<E extends keyof LogEngineEvents>(event: E, listener: LogEngineEvents[E]): void;
+  off<E extends keyof LogEngineEvents>(event: E, listener: LogEngineEvents[E]): void;
+  close(): Promise<void>;
+}

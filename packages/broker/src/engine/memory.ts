@@ -1,0 +1,78 @@
+import { EventEmitter } from 'eventemitter3';
+import { RelayError, type AckLevel, type TopicInfo } from '@relaymq/sdk/protocol';
+import { Partition, type AppendOutcome, type AppendRequest, type StoredMessage } from '../core/partition/partition.js';
+import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
+
+/** Settings of the in-memory engine. */
+export interface MemoryEngineOptions {
+  defaultPartitions: number;
+  dedupeWindow: number;
+  /** Clock for message timestamps; injected so tests control time. */
+  now: () => number;
+}
+
+/**
+ * A single-node engine holding every partition in memory. Nothing survives a
+ * restart; it is the reference the replicated engines are measured against.
+ */
+export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEngine {
+  private readonly partitionsByTopic = new Map<string, Partition[]>();
+
+  constructor(private readonly options: MemoryEngineOptions) {
+    super();
+  }
+
+  ensureTopic(topic: string): TopicInfo {
+    let partitions = this.partitionsByTopic.get(topic);
+    if (partitions === undefined) {
+      partitions = Array.from({ length: this.options.defaultPartitions }, () => new Partition(this.options.dedupeWindow));
+      this.partitionsByTopic.set(topic, partitions);
+    }
+    return { topic, partitions: partitions.length };
+  }
+
+  partitionCount(topic: string): number | undefined {
+    return this.partitionsByTopic.get(topic)?.length;
+  }
+
+  topics(): Iterable<string> {
+    return this.partitionsByTopic.keys();
+  }
+
+  async append(topic: string, partition: number, requests: AppendRequest[], ack: AckLevel): Promise<AppendOutcome[]> {
+    const log = this.partition(topic, partition);
+    const now = this.options.now();
+    const outcomes = requests.map((request) =>
+      ack === 'none' ? log.appendUnchecked(request, now) : log.append(request, now),
+    );
+    if (outcomes.some((o) => o.kind === 'stored')) this.emit('appended', topic, partition);
+    return outcomes;
+  }
+
+  read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] {
+    return this.partitionsByTopic.get(topic)?.[partition]?.read(offset, maxCount, maxBytes) ?? [];
+  }
+
+  bounds(topic: string, partition: number): PartitionBounds {
+    const log = this.partitionsByTopic.get(topic)?.[partition];
+    return log === undefined ? { start: 0, end: 0 } : { start: log.startOffset, end: log.endOffset };
+  }
+
+  offsetForTime(topic: string, partition: number, timeMs: number): number {
+    return this.partitionsByTopic.get(topic)?.[partition]?.offsetForTime(timeMs) ?? 0;
+  }
+
+  async close(): Promise<void> {
+    this.removeAllListeners();
+  }
+
+  private partition(topic: string, partition: number): Partition {
+    const partitions = this.partitionsByTopic.get(topic);
+    if (partitions === undefined) throw new RelayError('INVALID_TOPIC', `topic ${topic} does not exist`);
+    const log = partitions[partition];
+    if (log === undefined) {
+      throw new RelayError('INVALID_PARTITION', `topic ${topic} has ${partitions.length} partitions, not ${partition + 1}`);
+    }
+    return log;
+  }
+}

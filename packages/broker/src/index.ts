@@ -1,0 +1,9 @@
+/**
+ * `@relaymq/broker`: the relaymq server.
+ *
+ * @packageDocumentation
+ */
+export { startBroker, type Broker, type BrokerStats } from './broker.js';
+export { BROKER_DEFAULTS, resolveBrokerOptions, type BrokerOptions } from './options.js';
+export type { LogEngine, LogEngineEvents, PartitionBounds } from './engine/engine.js';
+export type { StoredMessage, AppendRequest, AppendOutcome } from './core/partition/partition.js';

@@ -1,0 +1,136 @@
+import { RelayError } from '@relaymq/sdk/protocol';
+
+/** Options of {@link startBroker}. Every field is optional; see the defaults. */
+export interface BrokerOptions {
+  /**
+   * Broker id, unique in the cluster.
+   * @defaultValue `"b1"`
+   */
+  id?: string;
+  /**
+   * Interface to listen on for clients.
+   * @defaultValue `"127.0.0.1"`
+   */
+  host?: string;
+  /**
+   * Client port; `0` picks a free one (read it back from `broker.port`).
+   * @defaultValue `7401`
+   */
+  port?: number;
+  /**
+   * URL advertised to clients; derived from host and port when unset.
+   * @defaultValue `ws://<host>:<port>`
+   */
+  advertisedUrl?: string;
+  /**
+   * Partitions of a topic created implicitly on first use.
+   * @defaultValue `1`
+   */
+  defaultPartitions?: number;
+  /**
+   * Largest frame accepted from a client, in bytes; checked before decoding.
+   * @defaultValue `1048576` (1 MiB)
+   */
+  maxPayload?: number;
+  /**
+   * Interval of broker pings; a client silent for twice as long is dropped.
+   * @defaultValue `5000`
+   */
+  heartbeatMs?: number;
+  /**
+   * Time a new connection has to send its `hello`.
+   * @defaultValue `10000`
+   */
+  helloTimeoutMs?: number;
+  /**
+   * Recent seqs per producer and partition kept to answer a republish with its original offset.
+   * Must be at least the SDK's `outbox.maxMessages`.
+   * @defaultValue `16384`
+   */
+  dedupeWindow?: number;
+  /**
+   * Largest credit a subscription may hold, i.e. messages in flight to one subscriber.
+   * @defaultValue `10000`
+   */
+  maxCredit?: number;
+  /**
+   * Bytes queued on one connection's socket beyond which delivery pauses until it drains.
+   * @defaultValue `4194304` (4 MiB)
+   */
+  outboundHighWaterBytes?: number;
+  /**
+   * On shutdown, how long clients get to move away after `goaway` before they are disconnected.
+   * @defaultValue `2000`
+   */
+  drainTimeoutMs?: number;
+  /** Receives one line per notable event; defaults to no logging. */
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** Options with every default applied. */
+export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl'>> & { advertisedUrl: string | undefined };
+
+/** Defaults of {@link BrokerOptions}, in one place. */
+export const BROKER_DEFAULTS = Object.freeze({
+  id: 'b1',
+  host: '127.0.0.1',
+  port: 7401,
+  defaultPartitions: 1,
+  maxPayload: 1024 * 1024,
+  heartbeatMs: 5000,
+  helloTimeoutMs: 10_000,
+  dedupeWindow: 16_384,
+  maxCredit: 10_000,
+  outboundHighWaterBytes: 4 * 1024 * 1024,
+  drainTimeoutMs: 2000,
+});
+
+function invalid(field: string, problem: string): RelayError {
+  return new RelayError('INVALID_ARGUMENT', `broker option ${field} ${problem}`);
+}
+
+function integer(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(field, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function text(field: string, value: unknown, pattern: RegExp, describe: string): string {
+  if (typeof value !== 'string' || !pattern.test(value)) throw invalid(field, `must be ${describe}, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'log']);
+
+/**
+ * Applies defaults and validates every option, naming the first bad field.
+ * Unknown fields are rejected too: a typo must not silently fall back to a default.
+ */
+export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBrokerOptions {
+  for (const key of Object.keys(options)) {
+    if (!knownOptions.has(key)) throw invalid(key, 'is not a known option');
+  }
+  const o = { ...BROKER_DEFAULTS, ...stripUndefined(options) };
+  const resolved: ResolvedBrokerOptions = {
+    id: text('id', o.id, /^[A-Za-z0-9_-]{1,64}$/, '1-64 characters of [A-Za-z0-9_-]'),
+    host: text('host', o.host, /^\S{1,255}$/, 'a host name or address'),
+    port: integer('port', o.port, 0, 65535),
+    advertisedUrl: o.advertisedUrl === undefined ? undefined : text('advertisedUrl', o.advertisedUrl, /^wss?:\/\/\S+$/, 'a ws:// or wss:// URL'),
+    defaultPartitions: integer('defaultPartitions', o.defaultPartitions, 1, 1024),
+    maxPayload: integer('maxPayload', o.maxPayload, 1024, 64 * 1024 * 1024),
+    heartbeatMs: integer('heartbeatMs', o.heartbeatMs, 50, 3_600_000),
+    helloTimeoutMs: integer('helloTimeoutMs', o.helloTimeoutMs, 10, 3_600_000),
+    dedupeWindow: integer('dedupeWindow', o.dedupeWindow, 1, 1_048_576),
+    maxCredit: integer('maxCredit', o.maxCredit, 1, 1_000_000),
+    outboundHighWaterBytes: integer('outboundHighWaterBytes', o.outboundHighWaterBytes, 1024, 1024 * 1024 * 1024),
+    drainTimeoutMs: integer('drainTimeoutMs', o.drainTimeoutMs, 0, 600_000),
+    log: o.log ?? (() => {}),
+  };
+  if (typeof resolved.log !== 'function') throw invalid('log', 'must be a function');
+  return resolved;
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,410 @@
+import {
+  PROTOCOL_VERSION,
+  RelayError,
+  decodeClientFrame,
+  encodeFrame,
+  type Ack,
+  type AckLevel,
+  type BrokerFrame,
+  type ClusterView,
+  type DeliveredMessage,
+  type MetadataFrame,
+  type NackFrame,
+  type PublishFrame,
+  type PublishMessage,
+  type SubscribeFrame,
+} from '@relaymq/sdk/protocol';
+import type { AppendOutcome, StoredMessage } from '../core/partition/partition.js';
+import type { LogEngine } from '../engine/engine.js';
+import type { ResolvedBrokerOptions } from '../options.js';
+import { Subscription } from './subscription.js';
+
+/** What a session needs of the socket under it; `net/` adapts `ws` to this. */
+export interface ClientSocket {
+  /** Queues bytes; `onWritten` runs once they left the process (or failed). */
+  send(bytes: Uint8Array, onWritten: (err?: Error) => void): void;
+  /** Closes cleanly after queued data. */
+  close(code: number, reason: string): void;
+  /** Drops the connection at once. */
+  terminate(): void;
+}
+
+/** What a session needs of the broker around it. */
+export interface SessionContext {
+  readonly options: ResolvedBrokerOptions;
+  readonly engine: LogEngine;
+  cluster(): ClusterView;
+  now(): number;
+  newId(): string;
+  /** Whether the broker is draining; new work is refused. */
+  draining(): boolean;
+}
+
+/** Most messages and data bytes in one `message` frame. */
+const MAX_DELIVERY_BATCH = 1000;
+const MAX_DELIVERY_BYTES = 512 * 1024;
+
+/** WebSocket close codes used for fatal errors (RFC 6455 §7.4.1). */
+const CLOSE_PROTOCOL_ERROR = 1002;
+const CLOSE_POLICY = 1008;
+const CLOSE_TOO_BIG = 1009;
+const CLOSE_GOING_AWAY = 1001;
+
+/** Counters of one session, summed into broker stats. */
+export interface SessionStats {
+  published: number;
+  delivered: number;
+  outboundBytes: number;
+  subscriptions: number;
+}
+
+/**
+ * The broker side of one client connection: handshake, publish with acks,
+ * subscriptions with credit, heartbeats. A bad frame ends this session only.
+ */
+export class ClientSession {
+  clientId = '';
+  producerId = '';
+  private state: 'hello' | 'open' | 'closed' = 'hello';
+  private lastInboundMs: number;
+  private pingId = 0;
+  private readonly subscriptions = new Map<number, Subscription>();
+  private outboundBytes = 0;
+  private pumpScheduled = false;
+  private published = 0;
+  private delivered = 0;
+  private readonly helloTimer: ReturnType<typeof setTimeout>;
+  private readonly onAppended = (topic: string, partition: number): void => this.appended(topic, partition);
+
+  constructor(
+    private readonly socket: ClientSocket,
+    private readonly ctx: SessionContext,
+    private readonly onEnd: (session: ClientSession) => void,
+  ) {
+    this.lastInboundMs = ctx.now();
+    this.helloTimer = setTimeout(() => {
+      this.fail(new RelayError('UNAUTHORIZED', `no hello within ${ctx.options.helloTimeoutMs} ms`));
+    }, ctx.options.helloTimeoutMs);
+  }
+
+  stats(): SessionStats {
+    return {
+      published: this.published,
+      delivered: this.delivered,
+      outboundBytes: this.outboundBytes,
+      subscriptions: this.subscriptions.size,
+    };
+  }
+
+  /** One binary WebSocket message arrived. */
+  receive(bytes: Uint8Array): void {
+    if (this.state === 'closed') return;
+    this.lastInboundMs = this.ctx.now();
+    try {
+      const frame = decodeClientFrame(bytes, this.ctx.options.maxPayload);
+      if (this.state === 'hello') {
+        if (frame.type !== 'hello') throw new RelayError('PROTOCOL_ERROR', `expected hello, got ${frame.type}`);
+        this.hello(frame.version, frame.clientId, frame.producerId);
+        return;
+      }
+      switch (frame.type) {
+        case 'hello':
+          throw new RelayError('PROTOCOL_ERROR', 'hello sent twice');
+        case 'publish':
+          this.publish(frame);
+          return;
+        case 'subscribe':
+          this.subscribe(frame);
+          return;
+        case 'credit':
+          this.credit(frame.subscription, frame.credit);
+          return;
+        case 'unsubscribe':
+          this.unsubscribe(frame.id, frame.subscription);
+          return;
+        case 'metadata':
+          this.metadata(frame);
+          return;
+        case 'ping':
+          this.send({ type: 'pong', id: frame.id });
+          return;
+        case 'pong':
+          return;
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** A text message arrived: the protocol is binary only. */
+  receiveText(): void {
+    this.fail(new RelayError('PROTOCOL_ERROR', 'text frames are not part of the protocol; send binary frames'));
+  }
+
+  /** Called by the broker every `heartbeatMs`: ping, or drop a peer silent for two intervals. */
+  heartbeat(nowMs: number): void {
+    if (this.state !== 'open') return;
+    if (nowMs - this.lastInboundMs > 2 * this.ctx.options.heartbeatMs) {
+      this.ctx.options.log('info', 'dropping silent client', { clientId: this.clientId });
+      this.socket.terminate();
+      this.ended();
+      return;
+    }
+    this.send({ type: 'ping', id: ++this.pingId });
+  }
+
+  /** Tells the client to move to another broker; the broker closes it later if it does not. */
+  goaway(message: string): void {
+    if (this.state === 'closed') return;
+    this.send({ type: 'goaway', code: 'SHUTTING_DOWN', message });
+  }
+
+  /** Closes the connection now (after `goaway` and the drain period). */
+  close(): void {
+    if (this.state === 'closed') return;
+    this.socket.close(CLOSE_GOING_AWAY, 'SHUTTING_DOWN');
+    this.ended();
+  }
+
+  /** The socket closed, from either side. */
+  ended(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.helloTimer);
+    this.ctx.engine.off('appended', this.onAppended);
+    this.subscriptions.clear();
+    this.onEnd(this);
+  }
+
+  private hello(version: number, clientId: string, producerId: string): void {
+    if (version !== PROTOCOL_VERSION) {
+      throw new RelayError('UNSUPPORTED_VERSION', `protocol version ${version} is not supported; this broker speaks ${PROTOCOL_VERSION}`);
+    }
+    if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down');
+    clearTimeout(this.helloTimer);
+    this.clientId = clientId === '' ? this.ctx.newId() : clientId;
+    this.producerId = producerId === '' ? this.clientId : producerId;
+    this.state = 'open';
+    this.ctx.engine.on('appended', this.onAppended);
+    const { maxPayload, dedupeWindow, maxCredit, heartbeatMs } = this.ctx.options;
+    this.send({
+      type: 'welcome',
+      version: PROTOCOL_VERSION,
+      brokerId: this.ctx.options.id,
+      clientId: this.clientId,
+      producerId: this.producerId,
+      cluster: this.ctx.cluster(),
+      limits: { maxPayload, dedupeWindow, maxCredit },
+      heartbeatMs,
+    });
+  }
+
+  private publish(frame: PublishFrame): void {
+    const { engine } = this.ctx;
+    // Consecutive messages for the same partition and ack level go to the engine as one batch.
+    const runs: PublishMessage[][] = [];
+    let run: PublishMessage[] = [];
+    for (const message of frame.messages) {
+      const head = run[0];
+      if (head !== undefined && (head.topic !== message.topic || head.partition !== message.partition || head.ack !== message.ack)) {
+        runs.push(run);
+        run = [];
+      }
+      run.push(message);
+    }
+    if (run.length > 0) runs.push(run);
+
+    const results = runs.map(async (messages): Promise<Array<Ack | NackFrame | undefined>> => {
+      const head = messages[0] as PublishMessage;
+      try {
+        if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down; publish elsewhere');
+        const { partitions } = engine.ensureTopic(head.topic);
+        if (head.partition >= partitions) {
+          throw new RelayError('INVALID_PARTITION', `topic ${head.topic} has ${partitions} partitions; partition ${head.partition} does not exist`);
+        }
+        const requests = messages.map((m) => ({
+          producerId: this.producerId,
+          seq: m.seq,
+          key: m.key,
+          headers: m.headers,
+          data: m.data,
+          encoding: m.encoding,
+        }));
+        const outcomes = await engine.append(head.topic, head.partition, requests, head.ack);
+        this.published += messages.length;
+        return messages.map((m, i) => this.answer(m, outcomes[i] as AppendOutcome));
+      } catch (err) {
+        const error = asRelayError(err);
+        return messages.map((m) => (m.ack === 'none' ? undefined : nack(m.id, error)));
+      }
+    });
+
+    void Promise.all(results).then((answers) => {
+      const acks: Ack[] = [];
+      for (const group of answers) {
+        for (const answer of group) {
+          if (answer === undefined) continue;
+          if ('type' in answer) this.send(answer);
+          else acks.push(answer);
+        }
+      }
+      if (acks.length > 0) this.send({ type: 'ack', acks });
+    });
+  }
+
+  private answer(message: PublishMessage, outcome: AppendOutcome): Ack | NackFrame | undefined {
+    if (message.ack === 'none') return undefined;
+    switch (outcome.kind) {
+      case 'stored':
+        return { id: message.id, offset: outcome.offset, duplicate: false };
+      case 'duplicate':
+        return { id: message.id, offset: outcome.offset, duplicate: true };
+      case 'gap':
+        return {
+          ...nack(message.id, new RelayError('SEQUENCE_GAP', `seq ${message.seq} skips ahead; expected ${outcome.expectedSeq}`)),
+          expectedSeq: outcome.expectedSeq,
+        };
+      case 'too-old':
+        return nack(
+          message.id,
+          new RelayError('SEQUENCE_TOO_OLD', `seq ${message.seq} is older than the deduplication window (next is ${outcome.expectedSeq})`),
+        );
+    }
+  }
+
+  private subscribe(frame: SubscribeFrame): void {
+    if (this.subscriptions.has(frame.subscription)) {
+      this.send({ type: 'error', id: frame.id, code: 'INVALID_ARGUMENT', message: `subscription ${frame.subscription} already exists` });
+      return;
+    }
+    const credit = Math.min(frame.credit, this.ctx.options.maxCredit);
+    const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit);
+    const cursors = subscription.start(this.ctx.engine, frame.resume);
+    this.subscriptions.set(frame.subscription, subscription);
+    this.send({ type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors });
+    this.schedulePump();
+  }
+
+  private credit(id: number, credit: number): void {
+    const subscription = this.subscriptions.get(id);
+    if (subscription === undefined) return; // credit racing an unsubscribe is harmless
+    subscription.credit = Math.min(subscription.credit + credit, this.ctx.options.maxCredit);
+    this.schedulePump();
+  }
+
+  private unsubscribe(id: number, subscription: number): void {
+    if (!this.subscriptions.delete(subscription)) {
+      this.send({ type: 'error', id, code: 'SUBSCRIPTION_NOT_FOUND', message: `no subscription ${subscription}` });
+      return;
+    }
+    this.send({ type: 'unsubscribed', id, subscription });
+  }
+
+  private metadata(frame: MetadataFrame): void {
+    try {
+      const topics = frame.topics.map((topic) => this.ctx.engine.ensureTopic(topic));
+      this.send({ type: 'topics', id: frame.id, topics });
+    } catch (err) {
+      const error = asRelayError(err);
+      this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
+    }
+  }
+
+  private appended(topic: string, partition: number): void {
+    let wanted = false;
+    for (const subscription of this.subscriptions.values()) {
+      if (!subscription.matches(topic)) continue;
+      subscription.cursorFor(this.ctx.engine, topic, partition);
+      wanted = true;
+    }
+    if (wanted) this.schedulePump();
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.state !== 'open') return;
+    this.pumpScheduled = true;
+    // Coalesce: many appends in one turn of the event loop become one delivery pass.
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /** Sends what credit and the socket allow; never buffers messages of its own. */
+  private pump(): void {
+    if (this.state !== 'open') return;
+    const { engine, options } = this.ctx;
+    for (const subscription of this.subscriptions.values()) {
+      while (subscription.credit > 0 && this.outboundBytes < options.outboundHighWaterBytes) {
+        const messages: DeliveredMessage[] = [];
+        let bytes = 0;
+        for (const cursor of subscription.cursors.values()) {
+          const room = Math.min(subscription.credit, MAX_DELIVERY_BATCH) - messages.length;
+          if (room <= 0 || bytes >= MAX_DELIVERY_BYTES) break;
+          const stored = engine.read(cursor.topic, cursor.partition, cursor.offset, room, MAX_DELIVERY_BYTES - bytes);
+          for (const message of stored) {
+            messages.push(delivered(cursor.topic, cursor.partition, message));
+            bytes += message.data.length;
+          }
+          const last = stored[stored.length - 1];
+          if (last !== undefined) cursor.offset = last.offset + 1;
+        }
+        if (messages.length === 0) break;
+        subscription.credit -= messages.length;
+        this.delivered += messages.length;
+        this.send({ type: 'message', subscription: subscription.id, messages });
+      }
+    }
+  }
+
+  private send(frame: BrokerFrame): void {
+    if (this.state === 'closed') return;
+    const bytes = encodeFrame(frame);
+    this.outboundBytes += bytes.length;
+    this.socket.send(bytes, () => {
+      const wasBlocked = this.outboundBytes >= this.ctx.options.outboundHighWaterBytes;
+      this.outboundBytes -= bytes.length;
+      if (wasBlocked && this.outboundBytes < this.ctx.options.outboundHighWaterBytes) this.schedulePump();
+    });
+  }
+
+  /** Ends the session because of `err`: an error frame, then close. */
+  private fail(err: unknown): void {
+    if (this.state === 'closed') return;
+    const error = asRelayError(err);
+    if (error.code === 'INTERNAL') this.ctx.options.log('error', 'session failed', { clientId: this.clientId, error: String(err) });
+    else this.ctx.options.log('debug', 'closing client after error', { clientId: this.clientId, code: error.code, message: error.message });
+    this.send({ type: 'error', code: error.code, message: error.message });
+    const closeCode =
+      error.code === 'PROTOCOL_ERROR' ? CLOSE_PROTOCOL_ERROR : error.code === 'PAYLOAD_TOO_LARGE' ? CLOSE_TOO_BIG : CLOSE_POLICY;
+    this.socket.close(closeCode, error.code);
+    this.ended();
+  }
+}
+
+function asRelayError(err: unknown): RelayError {
+  if (err instanceof RelayError) return err;
+  return new RelayError('INTERNAL', 'internal broker error', { cause: err });
+}
+
+function nack(id: number, error: RelayError): NackFrame {
+  const frame: NackFrame = { type: 'nack', id, code: error.code, message: error.message };
+  if (error.details.leader !== undefined) frame.leader = error.details.leader;
+  return frame;
+}
+
+function delivered(topic: string, partition: number, message: StoredMessage): DeliveredMessage {
+  const result: DeliveredMessage = {
+    topic,
+    partition,
+    offset: message.offset,
+    timestamp: message.timestamp,
+    data: message.data,
+    encoding: message.encoding,
+  };
+  if (message.key !== undefined) result.key = message.key;
+  if (message.headers !== undefined) result.headers = message.headers;
+  return result;
+}
+
+export type { AckLevel };

@@ -1,0 +1,76 @@
+import { topicMatches, type Cursor, type StartPosition } from '@relaymq/sdk/protocol';
+import type { LogEngine } from '../engine/engine.js';
+
+const cursorKey = (topic: string, partition: number): string => `${partition}:${topic}`;
+
+/**
+ * One client subscription on a broker: a pattern, a cursor per matching
+ * partition (the next offset to send) and the credit the client granted.
+ * It never holds messages itself; it reads them from the engine when credit
+ * allows, so a slow subscriber costs a few numbers, not a queue.
+ */
+export class Subscription {
+  readonly cursors = new Map<string, Cursor>();
+  /** Messages the broker may still send. */
+  credit: number;
+  private readonly matchCache = new Map<string, boolean>();
+
+  constructor(
+    readonly id: number,
+    readonly pattern: string,
+    private readonly from: StartPosition,
+    credit: number,
+  ) {
+    this.credit = credit;
+  }
+
+  /** Whether `topic` matches the pattern (memoised; topics are few, lookups many). */
+  matches(topic: string): boolean {
+    let hit = this.matchCache.get(topic);
+    if (hit === undefined) {
+      hit = topicMatches(this.pattern, topic);
+      if (this.matchCache.size < 100_000) this.matchCache.set(topic, hit);
+    }
+    return hit;
+  }
+
+  /**
+   * Places a cursor on every partition the pattern matches now: a resumed
+   * position when the client knows one, otherwise where `from` says.
+   */
+  start(engine: LogEngine, resume: readonly Cursor[]): Cursor[] {
+    for (const cursor of resume) {
+      if (this.matches(cursor.topic)) this.cursors.set(cursorKey(cursor.topic, cursor.partition), { ...cursor });
+    }
+    for (const topic of engine.topics()) {
+      if (!this.matches(topic)) continue;
+      const count = engine.partitionCount(topic) ?? 0;
+      for (let partition = 0; partition < count; partition++) this.cursorFor(engine, topic, partition, true);
+    }
+    return [...this.cursors.values()].map((c) => ({ ...c }));
+  }
+
+  /**
+   * The cursor of a partition, created on first sight. A partition that exists
+   * when the subscription starts begins where `from` says; one that appears
+   * later is new to the subscriber, so it begins at its start.
+   */
+  cursorFor(engine: LogEngine, topic: string, partition: number, atStart = false): Cursor {
+    const key = cursorKey(topic, partition);
+    let cursor = this.cursors.get(key);
+    if (cursor === undefined) {
+      cursor = { topic, partition, offset: this.initialOffset(engine, topic, partition, atStart) };
+      this.cursors.set(key, cursor);
+    }
+    return cursor;
+  }
+
+  private initialOffset(engine: LogEngine, topic: string, partition: number, atStart: boolean): number {
+    const { start, end } = engine.bounds(topic, partition);
+    const from = this.from;
+    if (from === 'earliest') return start;
+    if (from === 'new') return atStart ? end : start;
+    if ('offset' in from) return Math.max(from.offset, start);
+    return atStart ? engine.offsetForTime(topic, partition, from.time) : start;
+  }
+}

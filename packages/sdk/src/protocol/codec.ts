@@ -1,0 +1,74 @@
+import { Packr } from 'msgpackr';
+import { RelayError, protocolError } from './errors.js';
+import type { BrokerFrame, ClientFrame } from './frames.js';
+import { FRAME_SCAN_LIMITS, PAYLOAD_SCAN_LIMITS, scanMsgpack } from './scan.js';
+import { validateBrokerFrame, validateClientFrame } from './validate.js';
+
+/**
+ * The one place msgpackr options are pinned. `pack`/`unpack` and `new Packr()`
+ * have different defaults; every encode and decode in relaymq goes through
+ * this instance so both sides always agree.
+ */
+const packr = new Packr({
+  useRecords: false, // plain maps: records would make frames depend on decoder state
+  mapsAsObjects: true,
+  structuredClone: false,
+  moreTypes: false,
+  bundleStrings: false,
+  encodeUndefinedAsNil: true, // undefined would otherwise become extension 0, which decoders reject
+  int64AsType: 'number',
+  copyBuffers: true, // decoded bytes must not pin the (possibly large) receive buffer
+});
+
+/** Encodes a value with the pinned options. */
+export function encodeValue(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+/**
+ * Decodes msgpack bytes produced by {@link encodeValue}, after checking their
+ * structure. Throws `PROTOCOL_ERROR` on anything malformed.
+ */
+export function decodeValue(bytes: Uint8Array, limits = FRAME_SCAN_LIMITS): unknown {
+  scanMsgpack(bytes, limits);
+  try {
+    return packr.unpack(bytes);
+  } catch (err) {
+    throw new RelayError('PROTOCOL_ERROR', `undecodable msgpack: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Encodes a frame for the wire. */
+export function encodeFrame(frame: ClientFrame | BrokerFrame): Uint8Array {
+  return packr.pack(frame);
+}
+
+function checkSize(bytes: Uint8Array, maxPayload: number): void {
+  if (bytes.length > maxPayload) {
+    throw new RelayError('PAYLOAD_TOO_LARGE', `frame of ${bytes.length} bytes exceeds maxPayload ${maxPayload}`);
+  }
+}
+
+/** Decodes and validates a frame sent by a client. Throws `RelayError` on any bad input. */
+export function decodeClientFrame(bytes: Uint8Array, maxPayload: number): ClientFrame {
+  checkSize(bytes, maxPayload);
+  return validateClientFrame(decodeValue(bytes));
+}
+
+/** Decodes and validates a frame sent by a broker. Throws `RelayError` on any bad input. */
+export function decodeBrokerFrame(bytes: Uint8Array, maxPayload: number): BrokerFrame {
+  checkSize(bytes, maxPayload);
+  return validateBrokerFrame(decodeValue(bytes));
+}
+
+/** Encodes an application value as message `data` (`msgpack` encoding). */
+export function encodePayload(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+/** Decodes message `data` of `msgpack` encoding; dates are allowed, other extensions are not. */
+export function decodePayload(bytes: Uint8Array): unknown {
+  return decodeValue(bytes, PAYLOAD_SCAN_LIMITS);
+}
+
+export { protocolError };

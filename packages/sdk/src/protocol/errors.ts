@@ -1,0 +1,115 @@
+/**
+ * Every failure relaymq reports carries one of these stable codes, on the wire
+ * (`error` and `nack` frames) and in the SDK (`RelayError.code`). Codes are
+ * part of the public API: they are only ever added, never renamed.
+ *
+ * | code | meaning | retriable |
+ * | --- | --- | --- |
+ * | `PROTOCOL_ERROR` | a frame could not be decoded or failed validation; the connection is closed | no |
+ * | `UNSUPPORTED_VERSION` | the peer speaks a protocol version this side does not | no |
+ * | `PAYLOAD_TOO_LARGE` | a frame or message exceeds `maxPayload` | no |
+ * | `INVALID_TOPIC` | a topic or pattern does not follow the grammar (wildcards in a publish topic included) | no |
+ * | `INVALID_ARGUMENT` | an option or argument has the wrong type or range | no |
+ * | `INVALID_PARTITION` | a partition number is outside the topic's partitions | no |
+ * | `SEQUENCE_GAP` | a publish skipped producer sequence numbers; the broker expects an earlier seq first | yes (the SDK resends in order) |
+ * | `SEQUENCE_TOO_OLD` | a republished seq fell out of the broker's deduplication window; its outcome is unknown | no |
+ * | `NOT_LEADER` | this broker does not lead the partition; `leader` hints where to go | yes |
+ * | `NO_QUORUM` | the partition cannot reach a quorum of replicas | yes |
+ * | `TIMEOUT` | no answer within the configured time | maybe: the outcome is unknown |
+ * | `OUTBOX_FULL` | the SDK outbox is at its limit and the policy is `reject` | yes, later |
+ * | `CONNECTION_CLOSED` | the connection closed before an answer arrived | yes |
+ * | `NOT_CONNECTED` | no broker is reachable right now | yes |
+ * | `CLIENT_CLOSED` | the client was closed by the application | no |
+ * | `SUBSCRIPTION_NOT_FOUND` | the subscription id is unknown to the broker | no |
+ * | `UNAUTHORIZED` | authentication failed or is missing | no |
+ * | `FORBIDDEN` | the principal may not publish or subscribe to this topic | no |
+ * | `LIMIT_EXCEEDED` | a broker limit (connections, subscriptions, credit, rates) was reached | maybe |
+ * | `SHUTTING_DOWN` | the broker is draining; reconnect elsewhere | yes |
+ * | `INTERNAL` | an unexpected failure inside the broker | maybe |
+ */
+export const ErrorCodes = [
+  'PROTOCOL_ERROR',
+  'UNSUPPORTED_VERSION',
+  'PAYLOAD_TOO_LARGE',
+  'INVALID_TOPIC',
+  'INVALID_ARGUMENT',
+  'INVALID_PARTITION',
+  'SEQUENCE_GAP',
+  'SEQUENCE_TOO_OLD',
+  'NOT_LEADER',
+  'NO_QUORUM',
+  'TIMEOUT',
+  'OUTBOX_FULL',
+  'CONNECTION_CLOSED',
+  'NOT_CONNECTED',
+  'CLIENT_CLOSED',
+  'SUBSCRIPTION_NOT_FOUND',
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'LIMIT_EXCEEDED',
+  'SHUTTING_DOWN',
+  'INTERNAL',
+] as const;
+
+/** A stable, machine-readable error code. See {@link ErrorCodes} for the table. */
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+const codeSet: ReadonlySet<string> = new Set(ErrorCodes);
+
+/** True when `value` is one of the known {@link ErrorCode}s. */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && codeSet.has(value);
+}
+
+/** Codes after which the same request may succeed on another attempt or broker. */
+const retriable: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'SEQUENCE_GAP',
+  'NOT_LEADER',
+  'NO_QUORUM',
+  'CONNECTION_CLOSED',
+  'NOT_CONNECTED',
+  'SHUTTING_DOWN',
+]);
+
+/** Extra, code-specific facts attached to an error. */
+export interface RelayErrorDetails {
+  /** For `NOT_LEADER`: the id of the broker believed to lead the partition. */
+  leader?: string;
+  /** For `SEQUENCE_GAP`: the seq the broker expects next. */
+  expectedSeq?: number;
+  /** Anything the error wraps. */
+  cause?: unknown;
+}
+
+/**
+ * The one error class of relaymq, shared by broker and SDK.
+ *
+ * @example
+ * ```ts
+ * try { await client.publish('orders', data); }
+ * catch (err) { if (err instanceof RelayError && err.code === 'OUTBOX_FULL') backOff(); }
+ * ```
+ */
+export class RelayError extends Error {
+  override readonly name = 'RelayError';
+  /** The stable code; match on this, never on the message. */
+  readonly code: ErrorCode;
+  /** Code-specific facts, e.g. the leader hint of a `NOT_LEADER`. */
+  readonly details: RelayErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: RelayErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.details = details;
+  }
+
+  /** Whether the same request may succeed if tried again (possibly elsewhere). */
+  get retriable(): boolean {
+    return retriable.has(this.code);
+  }
+}
+
+/** Shorthand used by validators: a `PROTOCOL_ERROR` with a message. */
+export function protocolError(message: string): RelayError {
+  return new RelayError('PROTOCOL_ERROR', message);
+}

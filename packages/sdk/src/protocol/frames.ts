@@ -1,0 +1,277 @@
+/**
+ * The frames of the relaymq wire protocol. Each WebSocket binary message holds
+ * exactly one frame, a msgpack map with a `type` field. Batching is inside the
+ * frames (`publish.messages`, `ack.acks`, `message.messages`), so one socket
+ * write carries many messages.
+ *
+ * Request/response pairs are correlated by a numeric `id` chosen by the
+ * requester (unique per connection while outstanding).
+ */
+
+/** Version of the wire protocol spoken by this build. */
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * How many replicas must store a publish before it is acknowledged.
+ * `none` is fire-and-forget: no ack frame is sent.
+ */
+export type AckLevel = 'none' | 'leader' | 'quorum' | 'all';
+
+/** How `data` bytes are to be read: `raw` bytes, or a `msgpack`-encoded value. */
+export type Encoding = 'raw' | 'msgpack';
+
+/**
+ * Where a new subscription starts in each partition it matches:
+ * `new` (only messages published after it), `earliest` (everything retained),
+ * `{ offset }` (that offset of every matching partition) or `{ time }` (the
+ * first message stored at or after that Unix time in milliseconds).
+ */
+export type StartPosition = 'new' | 'earliest' | { offset: number } | { time: number };
+
+/** A position in one partition: the next offset to deliver. */
+export interface Cursor {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+/** Load a broker advertises so clients can spread over the cluster. */
+export interface BrokerLoad {
+  connections: number;
+  partitionsLed: number;
+}
+
+/** One broker as seen by the cluster. */
+export interface BrokerInfo {
+  id: string;
+  /** The URL clients dial, e.g. `ws://127.0.0.1:7401`. */
+  url: string;
+  state: 'alive' | 'suspect' | 'dead';
+  load?: BrokerLoad;
+}
+
+/** A broker's view of the cluster. */
+export interface ClusterView {
+  brokers: BrokerInfo[];
+}
+
+/** Limits a broker announces in its `welcome`. */
+export interface BrokerLimits {
+  /** Largest frame, in bytes, the broker accepts. */
+  maxPayload: number;
+  /** How many recent seqs per producer and partition the broker can still answer as duplicates. */
+  dedupeWindow: number;
+  /** Largest credit a subscription may hold. */
+  maxCredit: number;
+}
+
+// ---- client → broker -------------------------------------------------------
+
+/** First frame of a connection. */
+export interface HelloFrame {
+  type: 'hello';
+  version: number;
+  clientId: string;
+  /** Stable id of this client's producer; the key of idempotent publishing. */
+  producerId: string;
+  token?: string;
+}
+
+/** One message inside a `publish` frame. */
+export interface PublishMessage {
+  /** Correlation id of this attempt, echoed in its `ack` or `nack`. */
+  id: number;
+  topic: string;
+  partition: number;
+  /** Per producer and partition, gap-free, starting at 0. */
+  seq: number;
+  key?: string;
+  headers?: Record<string, string>;
+  data: Uint8Array;
+  encoding: Encoding;
+  ack: AckLevel;
+}
+
+export interface PublishFrame {
+  type: 'publish';
+  messages: PublishMessage[];
+}
+
+export interface SubscribeFrame {
+  type: 'subscribe';
+  id: number;
+  /** Client-chosen subscription number, unique on the connection. */
+  subscription: number;
+  pattern: string;
+  from: StartPosition;
+  /** Positions already known to the client (after a failover); they override `from`. */
+  resume: Cursor[];
+  /** Initial number of messages the broker may send. */
+  credit: number;
+}
+
+/** Grants more credit to a subscription. */
+export interface CreditFrame {
+  type: 'credit';
+  subscription: number;
+  credit: number;
+}
+
+export interface UnsubscribeFrame {
+  type: 'unsubscribe';
+  id: number;
+  subscription: number;
+}
+
+/** Asks for topic metadata; missing topics are created with the default partition count. */
+export interface MetadataFrame {
+  type: 'metadata';
+  id: number;
+  topics: string[];
+}
+
+// ---- broker → client -------------------------------------------------------
+
+export interface WelcomeFrame {
+  type: 'welcome';
+  version: number;
+  brokerId: string;
+  clientId: string;
+  producerId: string;
+  cluster: ClusterView;
+  limits: BrokerLimits;
+  /** The broker pings at this interval and drops connections silent for twice as long. */
+  heartbeatMs: number;
+}
+
+export interface Ack {
+  id: number;
+  offset: number;
+  /** True when this (producerId, seq) had already been stored; `offset` is the original. */
+  duplicate: boolean;
+}
+
+export interface AckFrame {
+  type: 'ack';
+  acks: Ack[];
+}
+
+/** Refusal of one published message. */
+export interface NackFrame {
+  type: 'nack';
+  id: number;
+  code: string;
+  message: string;
+  leader?: string;
+  expectedSeq?: number;
+}
+
+export interface SubscribedFrame {
+  type: 'subscribed';
+  id: number;
+  subscription: number;
+  /** Start position of every partition the pattern matched when subscribing. */
+  cursors: Cursor[];
+}
+
+/** A message as delivered to subscribers. */
+export interface DeliveredMessage {
+  topic: string;
+  partition: number;
+  offset: number;
+  /** Broker time of the append, Unix milliseconds. */
+  timestamp: number;
+  key?: string;
+  headers?: Record<string, string>;
+  data: Uint8Array;
+  encoding: Encoding;
+}
+
+export interface MessageFrame {
+  type: 'message';
+  subscription: number;
+  messages: DeliveredMessage[];
+}
+
+export interface UnsubscribedFrame {
+  type: 'unsubscribed';
+  id: number;
+  subscription: number;
+}
+
+export interface TopicInfo {
+  topic: string;
+  partitions: number;
+}
+
+export interface TopicsFrame {
+  type: 'topics';
+  id: number;
+  topics: TopicInfo[];
+}
+
+/** Membership update pushed to clients. */
+export interface ClusterFrame {
+  type: 'cluster';
+  cluster: ClusterView;
+}
+
+/** The broker is going away (shutdown): move to another broker. */
+export interface GoawayFrame {
+  type: 'goaway';
+  code: string;
+  message: string;
+}
+
+/**
+ * An error. With an `id` it answers that request (subscribe, unsubscribe,
+ * metadata) and the connection stays open; without one it is fatal and the
+ * connection closes right after.
+ */
+export interface ErrorFrame {
+  type: 'error';
+  code: string;
+  message: string;
+  id?: number;
+}
+
+// ---- both directions -------------------------------------------------------
+
+export interface PingFrame {
+  type: 'ping';
+  id: number;
+}
+
+export interface PongFrame {
+  type: 'pong';
+  id: number;
+}
+
+/** Frames a client sends. */
+export type ClientFrame =
+  | HelloFrame
+  | PublishFrame
+  | SubscribeFrame
+  | CreditFrame
+  | UnsubscribeFrame
+  | MetadataFrame
+  | PingFrame
+  | PongFrame;
+
+/** Frames a broker sends. */
+export type BrokerFrame =
+  | WelcomeFrame
+  | AckFrame
+  | NackFrame
+  | SubscribedFrame
+  | MessageFrame
+  | UnsubscribedFrame
+  | TopicsFrame
+  | ClusterFrame
+  | GoawayFrame
+  | ErrorFrame
+  | PingFrame
+  | PongFrame;
+
+/** Any frame. */
+export type Frame = ClientFrame | BrokerFrame;

@@ -1,0 +1,308 @@
+import { isErrorCode, protocolError } from './errors.js';
+import type {
+  AckLevel,
+  BrokerFrame,
+  BrokerInfo,
+  BrokerLimits,
+  ClientFrame,
+  ClusterView,
+  Cursor,
+  DeliveredMessage,
+  Encoding,
+  PublishMessage,
+  StartPosition,
+  TopicInfo,
+} from './frames.js';
+import { patternProblem, topicProblem } from './topic.js';
+
+/** Bounds on the fields of a frame; everything a frame holds is capped. */
+export const FIELD_LIMITS = Object.freeze({
+  /** Messages in one `publish` or `message` frame, acks in one `ack` frame. */
+  maxBatch: 10_000,
+  /** Cursors in a subscribe's `resume`, topics in a `metadata` request. */
+  maxList: 10_000,
+  /** Header entries per message. */
+  maxHeaders: 64,
+  /** Characters in ids, keys, header names and values, messages. */
+  maxString: 4096,
+  /** Brokers in a cluster view. */
+  maxBrokers: 1024,
+});
+
+type Obj = Record<string, unknown>;
+
+// Small typed readers: each returns the field or throws a PROTOCOL_ERROR that names it.
+
+function obj(value: unknown, what: string): Obj {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    throw protocolError(`${what} must be a map`);
+  }
+  return value as Obj;
+}
+
+function str(o: Obj, field: string, maxLength: number = FIELD_LIMITS.maxString): string {
+  const value = o[field];
+  if (typeof value !== 'string') throw protocolError(`${field} must be a string`);
+  if (value.length > maxLength) throw protocolError(`${field} is longer than ${maxLength}`);
+  return value;
+}
+
+function optStr(o: Obj, field: string): string | undefined {
+  return o[field] === undefined || o[field] === null ? undefined : str(o, field);
+}
+
+function uint(o: Obj, field: string): number {
+  const value = o[field];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw protocolError(`${field} must be a non-negative integer`);
+  }
+  return value;
+}
+
+function optUint(o: Obj, field: string): number | undefined {
+  return o[field] === undefined || o[field] === null ? undefined : uint(o, field);
+}
+
+function bool(o: Obj, field: string): boolean {
+  const value = o[field];
+  if (typeof value !== 'boolean') throw protocolError(`${field} must be a boolean`);
+  return value;
+}
+
+function bytes(o: Obj, field: string): Uint8Array {
+  const value = o[field];
+  if (!(value instanceof Uint8Array)) throw protocolError(`${field} must be bytes`);
+  return value;
+}
+
+function list(o: Obj, field: string, max: number): unknown[] {
+  const value = o[field];
+  if (!Array.isArray(value)) throw protocolError(`${field} must be an array`);
+  if (value.length > max) throw protocolError(`${field} has more than ${max} elements`);
+  return value;
+}
+
+function oneOf<T extends string>(o: Obj, field: string, allowed: readonly T[]): T {
+  const value = o[field];
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw protocolError(`${field} must be one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+function topic(o: Obj, field: string): string {
+  const value = str(o, field);
+  const problem = topicProblem(value);
+  if (problem !== undefined) throw protocolError(`${field}: ${problem}`);
+  return value;
+}
+
+function headers(o: Obj): Record<string, string> | undefined {
+  const value = o.headers;
+  if (value === undefined || value === null) return undefined;
+  const map = obj(value, 'headers');
+  const keys = Object.keys(map);
+  if (keys.length > FIELD_LIMITS.maxHeaders) throw protocolError(`headers has more than ${FIELD_LIMITS.maxHeaders} entries`);
+  const result: Record<string, string> = {};
+  for (const key of keys) {
+    if (key.length > FIELD_LIMITS.maxString) throw protocolError('header name is too long');
+    result[key] = str(map, key);
+  }
+  return result;
+}
+
+const ackLevels: readonly AckLevel[] = ['none', 'leader', 'quorum', 'all'];
+const encodings: readonly Encoding[] = ['raw', 'msgpack'];
+const brokerStates: readonly BrokerInfo['state'][] = ['alive', 'suspect', 'dead'];
+
+function code(o: Obj): string {
+  const value = str(o, 'code');
+  // Unknown codes from a newer peer are kept as they are but must look like codes.
+  if (!isErrorCode(value) && !/^[A-Z_]{1,64}$/.test(value)) throw protocolError('code must be an error code');
+  return value;
+}
+
+function cursor(value: unknown): Cursor {
+  const o = obj(value, 'cursor');
+  return { topic: topic(o, 'topic'), partition: uint(o, 'partition'), offset: uint(o, 'offset') };
+}
+
+function startPosition(value: unknown): StartPosition {
+  if (value === 'new' || value === 'earliest') return value;
+  const o = obj(value, 'from');
+  if (o.offset !== undefined) return { offset: uint(o, 'offset') };
+  if (o.time !== undefined) return { time: uint(o, 'time') };
+  throw protocolError('from must be "new", "earliest", { offset } or { time }');
+}
+
+function publishMessage(value: unknown): PublishMessage {
+  const o = obj(value, 'message');
+  const message: PublishMessage = {
+    id: uint(o, 'id'),
+    topic: topic(o, 'topic'),
+    partition: uint(o, 'partition'),
+    seq: uint(o, 'seq'),
+    data: bytes(o, 'data'),
+    encoding: oneOf(o, 'encoding', encodings),
+    ack: oneOf(o, 'ack', ackLevels),
+  };
+  const key = optStr(o, 'key');
+  if (key !== undefined) message.key = key;
+  const hdrs = headers(o);
+  if (hdrs !== undefined) message.headers = hdrs;
+  return message;
+}
+
+function deliveredMessage(value: unknown): DeliveredMessage {
+  const o = obj(value, 'message');
+  const message: DeliveredMessage = {
+    topic: topic(o, 'topic'),
+    partition: uint(o, 'partition'),
+    offset: uint(o, 'offset'),
+    timestamp: uint(o, 'timestamp'),
+    data: bytes(o, 'data'),
+    encoding: oneOf(o, 'encoding', encodings),
+  };
+  const key = optStr(o, 'key');
+  if (key !== undefined) message.key = key;
+  const hdrs = headers(o);
+  if (hdrs !== undefined) message.headers = hdrs;
+  return message;
+}
+
+function brokerInfo(value: unknown): BrokerInfo {
+  const o = obj(value, 'broker');
+  const info: BrokerInfo = { id: str(o, 'id', 256), url: str(o, 'url', 2048), state: oneOf(o, 'state', brokerStates) };
+  if (o.load !== undefined && o.load !== null) {
+    const load = obj(o.load, 'load');
+    info.load = { connections: uint(load, 'connections'), partitionsLed: uint(load, 'partitionsLed') };
+  }
+  return info;
+}
+
+function clusterView(value: unknown): ClusterView {
+  const o = obj(value, 'cluster');
+  return { brokers: list(o, 'brokers', FIELD_LIMITS.maxBrokers).map(brokerInfo) };
+}
+
+function limits(value: unknown): BrokerLimits {
+  const o = obj(value, 'limits');
+  return { maxPayload: uint(o, 'maxPayload'), dedupeWindow: uint(o, 'dedupeWindow'), maxCredit: uint(o, 'maxCredit') };
+}
+
+function topicInfo(value: unknown): TopicInfo {
+  const o = obj(value, 'topic');
+  return { topic: topic(o, 'topic'), partitions: uint(o, 'partitions') };
+}
+
+function withOptional<T extends object, K extends string, V>(target: T, key: K, value: V | undefined): T {
+  if (value !== undefined) (target as Record<string, unknown>)[key] = value;
+  return target;
+}
+
+/**
+ * Checks the shape of a decoded value and returns it as a client frame.
+ * The returned frame is a fresh object holding only known fields.
+ */
+export function validateClientFrame(value: unknown): ClientFrame {
+  const o = obj(value, 'frame');
+  switch (o.type) {
+    case 'hello':
+      return withOptional(
+        { type: 'hello', version: uint(o, 'version'), clientId: str(o, 'clientId', 256), producerId: str(o, 'producerId', 256) },
+        'token',
+        optStr(o, 'token'),
+      );
+    case 'publish': {
+      const messages = list(o, 'messages', FIELD_LIMITS.maxBatch).map(publishMessage);
+      return { type: 'publish', messages };
+    }
+    case 'subscribe': {
+      const pattern = str(o, 'pattern');
+      const problem = patternProblem(pattern);
+      if (problem !== undefined) throw protocolError(`pattern: ${problem}`);
+      return {
+        type: 'subscribe',
+        id: uint(o, 'id'),
+        subscription: uint(o, 'subscription'),
+        pattern,
+        from: startPosition(o.from),
+        resume: list(o, 'resume', FIELD_LIMITS.maxList).map(cursor),
+        credit: uint(o, 'credit'),
+      };
+    }
+    case 'credit':
+      return { type: 'credit', subscription: uint(o, 'subscription'), credit: uint(o, 'credit') };
+    case 'unsubscribe':
+      return { type: 'unsubscribe', id: uint(o, 'id'), subscription: uint(o, 'subscription') };
+    case 'metadata': {
+      const topics = list(o, 'topics', FIELD_LIMITS.maxList).map((t, i) => topic({ [`topics[${i}]`]: t }, `topics[${i}]`));
+      return { type: 'metadata', id: uint(o, 'id'), topics };
+    }
+    case 'ping':
+      return { type: 'ping', id: uint(o, 'id') };
+    case 'pong':
+      return { type: 'pong', id: uint(o, 'id') };
+    default:
+      throw protocolError(`unknown client frame type ${JSON.stringify(String(o.type)).slice(0, 40)}`);
+  }
+}
+
+/** Checks the shape of a decoded value and returns it as a broker frame. */
+export function validateBrokerFrame(value: unknown): BrokerFrame {
+  const o = obj(value, 'frame');
+  switch (o.type) {
+    case 'welcome':
+      return {
+        type: 'welcome',
+        version: uint(o, 'version'),
+        brokerId: str(o, 'brokerId', 256),
+        clientId: str(o, 'clientId', 256),
+        producerId: str(o, 'producerId', 256),
+        cluster: clusterView(o.cluster),
+        limits: limits(o.limits),
+        heartbeatMs: uint(o, 'heartbeatMs'),
+      };
+    case 'ack': {
+      const acks = list(o, 'acks', FIELD_LIMITS.maxBatch).map((a) => {
+        const ack = obj(a, 'ack');
+        return { id: uint(ack, 'id'), offset: uint(ack, 'offset'), duplicate: bool(ack, 'duplicate') };
+      });
+      return { type: 'ack', acks };
+    }
+    case 'nack': {
+      const nack = { type: 'nack' as const, id: uint(o, 'id'), code: code(o), message: str(o, 'message') };
+      withOptional(nack, 'leader', optStr(o, 'leader'));
+      return withOptional(nack, 'expectedSeq', optUint(o, 'expectedSeq'));
+    }
+    case 'subscribed':
+      return {
+        type: 'subscribed',
+        id: uint(o, 'id'),
+        subscription: uint(o, 'subscription'),
+        cursors: list(o, 'cursors', FIELD_LIMITS.maxList).map(cursor),
+      };
+    case 'message':
+      return {
+        type: 'message',
+        subscription: uint(o, 'subscription'),
+        messages: list(o, 'messages', FIELD_LIMITS.maxBatch).map(deliveredMessage),
+      };
+    case 'unsubscribed':
+      return { type: 'unsubscribed', id: uint(o, 'id'), subscription: uint(o, 'subscription') };
+    case 'topics':
+      return { type: 'topics', id: uint(o, 'id'), topics: list(o, 'topics', FIELD_LIMITS.maxList).map(topicInfo) };
+    case 'cluster':
+      return { type: 'cluster', cluster: clusterView(o.cluster) };
+    case 'goaway':
+      return { type: 'goaway', code: code(o), message: str(o, 'message') };
+    case 'error':
+      return withOptional({ type: 'error', code: code(o), message: str(o, 'message') }, 'id', optUint(o, 'id'));
+    case 'ping':
+      return { type: 'ping', id: uint(o, 'id') };
+    case 'pong':
+      return { type: 'pong', id: uint(o, 'id') };
+    default:
+      throw protocolError(`unknown broker frame type ${JSON.stringify(String(o.type)).slice(0, 40)}`);
+  }
+}

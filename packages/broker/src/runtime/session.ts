@@ -239,13 +239,19 @@ export class ClientSession {
       }
     });
 
+    // Answers go out in the order of the messages: a nack never overtakes the acks before it.
     void Promise.all(results).then((answers) => {
-      const acks: Ack[] = [];
+      let acks: Ack[] = [];
       for (const group of answers) {
         for (const answer of group) {
           if (answer === undefined) continue;
-          if ('type' in answer) this.send(answer);
-          else acks.push(answer);
+          if (!('type' in answer)) {
+            acks.push(answer);
+            continue;
+          }
+          if (acks.length > 0) this.send({ type: 'ack', acks });
+          acks = [];
+          this.send(answer);
         }
       }
       if (acks.length > 0) this.send({ type: 'ack', acks });

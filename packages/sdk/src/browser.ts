@@ -1,0 +1,20 @@
+/**
+ * `@relaymq/sdk` for browsers: the core with the global `WebSocket` supplied.
+ *
+ * @packageDocumentation
+ */
+import { RelayClient } from './client.js';
+import type { ClientOptions } from './options.js';
+import type { WebSocketConstructor } from './transport/websocket.js';
+
+export * from './index.js';
+
+/**
+ * Connects to the brokers in `options.brokers` with the global `WebSocket`
+ * and resolves once one accepted the handshake.
+ */
+export async function connect(options: ClientOptions): Promise<RelayClient> {
+  const client = new RelayClient(options, globalThis.WebSocket as unknown as WebSocketConstructor | undefined);
+  await client.start();
+  return client;
+}

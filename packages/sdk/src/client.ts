@@ -1,0 +1,246 @@
+import { EventEmitter } from 'eventemitter3';
+import { RelayError, type ErrorCode } from './protocol/index.js';
+import { BrokerPool } from './connection/pool.js';
+import type { BrokerConnection } from './connection/connection.js';
+import type { BrokerRef, ClientEvents } from './events.js';
+import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js';
+import { Publisher, type PublishOptions, type PublishStats } from './publish/publisher.js';
+import type { PublishReceipt } from './publish/outbox.js';
+import {
+  Subscriber,
+  type MessageHandler,
+  type MessageStream,
+  type SubscribeOptions,
+  type SubscribeStats,
+  type Subscription,
+} from './subscribe/subscriber.js';
+import type { WebSocketConstructor } from './transport/websocket.js';
+
+/** A snapshot of client counters and state. */
+export interface ClientStats {
+  state: 'connecting' | 'connected' | 'disconnected' | 'closed';
+  /** The broker publishes and subscriptions go to. */
+  activeBroker: BrokerRef | undefined;
+  /** Brokers with an open pooled connection (active and standby). */
+  connectedBrokers: BrokerRef[];
+  /** Seeds and discovered brokers. */
+  knownBrokers: string[];
+  /** Times traffic moved to another broker. */
+  failovers: number;
+  /** Failovers and disconnections, counted by the code of their reason. */
+  failoversByReason: Partial<Record<ErrorCode, number>>;
+  /** Failed dials. */
+  reconnectAttempts: number;
+  /** Total time with no active broker, in ms (including the current stretch). */
+  disconnectedMs: number;
+  /** Last ping round trip to the active broker. */
+  rttMs: number | undefined;
+  publish: PublishStats;
+  subscribe: SubscribeStats;
+}
+
+const ref = (connection: BrokerConnection): BrokerRef => ({ id: connection.brokerId, url: connection.url });
+
+/**
+ * A relaymq client: a pool of broker connections with failover, idempotent
+ * ordered publishing through a bounded outbox, and subscriptions that resume
+ * where they left off. Create it with `connect()`.
+ */
+export class RelayClient extends EventEmitter<ClientEvents> {
+  private readonly options: ResolvedClientOptions;
+  private readonly pool: BrokerPool;
+  private readonly publisher: Publisher;
+  private readonly subscriber: Subscriber;
+  private state: ClientStats['state'] = 'connecting';
+  private failovers = 0;
+  private readonly failoversByReason: Partial<Record<ErrorCode, number>> = {};
+  private reconnectAttempts = 0;
+  private disconnectedTotalMs = 0;
+  private disconnectedSinceMs: number | undefined = Date.now();
+  private closing: Promise<void> | undefined;
+
+  /** Use `connect()`; this constructor does not dial. */
+  constructor(options: ClientOptions, fallbackWebSocket?: WebSocketConstructor) {
+    super();
+    this.options = resolveClientOptions(options, fallbackWebSocket);
+    this.publisher = new Publisher(this.options, (reason) => this.pool.failover(reason));
+    this.subscriber = new Subscriber(
+      {
+        gap: (event) => this.emit('gap', event),
+        handlerError: (error, message) => this.emit('error', error, { message }),
+      },
+      this.options.subscriptionCredit,
+      this.options.requestTimeoutMs,
+    );
+    this.pool = new BrokerPool(this.options, {
+      activeChanged: (next, previous, reason) => this.activeChanged(next, previous, reason),
+      dialing: (url, attempt) => this.emit('connecting', { url, attempt }),
+      dialFailed: (url, attempt, error) => {
+        this.reconnectAttempts++;
+        this.emit('reconnecting', { url, attempt, error });
+      },
+      brokersChanged: (added, removed) => this.emit('brokers', { added, removed }),
+      gaveUp: (error) => void this.shutdown(error),
+      frame: (connection, frame) => {
+        switch (frame.type) {
+          case 'ack':
+            if (connection === this.pool.active) this.publisher.onAck(frame);
+            return;
+          case 'nack':
+            if (connection === this.pool.active) this.publisher.onNack(frame);
+            return;
+          case 'message':
+            this.subscriber.onMessage(connection, frame);
+            return;
+          case 'cluster':
+            this.pool.learn(frame.cluster);
+            return;
+          case 'goaway': {
+            // The broker is leaving: move traffic away now rather than when it closes.
+            connection.close(new RelayError('SHUTTING_DOWN', `broker ${connection.brokerId} is going away: ${frame.message}`));
+            return;
+          }
+        }
+      },
+    });
+  }
+
+  /** Dials the brokers; resolves on the first connection (used by `connect()`). */
+  start(): Promise<void> {
+    this.pool.start();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        const error = new RelayError('NOT_CONNECTED', `no broker reachable within ${this.options.connectTimeoutMs} ms`);
+        void this.shutdown(error);
+        reject(error);
+      }, this.options.connectTimeoutMs);
+      const onConnected = (): void => {
+        cleanup();
+        resolve();
+      };
+      const onClosed = ({ reason }: { reason: RelayError }): void => {
+        cleanup();
+        reject(reason);
+      };
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.off('connected', onConnected);
+        this.off('closed', onClosed);
+      };
+      this.once('connected', onConnected);
+      this.once('closed', onClosed);
+    });
+  }
+
+  /**
+   * Publishes `data` (bytes as they are, anything else msgpack-encoded) and
+   * resolves once the broker acknowledged it at the ack level. Calls are
+   * ordered per partition; through failovers nothing is stored twice.
+   *
+   * @example
+   * ```ts
+   * const { partition, offset } = await client.publish('orders.created', { id: 42 }, { key: 'c-7' });
+   * ```
+   */
+  publish(topic: string, data: unknown, options?: PublishOptions): Promise<PublishReceipt> {
+    if (this.state === 'closed') return Promise.reject(new RelayError('CLIENT_CLOSED', 'client is closed'));
+    return this.publisher.publish(topic, data, options);
+  }
+
+  /**
+   * Subscribes to a topic or pattern (`*` one segment, `>` the rest).
+   * With a handler, messages are pushed to it one at a time; without one, the
+   * result is an async iterable.
+   *
+   * @example
+   * ```ts
+   * await client.subscribe('orders.*', (msg) => console.log(msg.topic, msg.offset, msg.data), { from: 'earliest' });
+   * for await (const msg of await client.subscribe('orders.>')) console.log(msg.data);
+   * ```
+   */
+  subscribe<T = unknown>(pattern: string, handler: MessageHandler<T>, options?: SubscribeOptions): Promise<Subscription>;
+  subscribe<T = unknown>(pattern: string, options?: SubscribeOptions): Promise<MessageStream<T>>;
+  subscribe<T = unknown>(
+    pattern: string,
+    handlerOrOptions?: MessageHandler<T> | SubscribeOptions,
+    options?: SubscribeOptions,
+  ): Promise<Subscription | MessageStream<T>> {
+    if (this.state === 'closed') return Promise.reject(new RelayError('CLIENT_CLOSED', 'client is closed'));
+    if (typeof handlerOrOptions === 'function') {
+      return this.subscriber.subscribe(pattern, handlerOrOptions as MessageHandler, options);
+    }
+    return this.subscriber.stream<T>(pattern, handlerOrOptions);
+  }
+
+  /** Counters and state, for dashboards and tests. */
+  stats(): ClientStats {
+    const active = this.pool.active;
+    const now = Date.now();
+    return {
+      state: this.state,
+      activeBroker: active === undefined ? undefined : ref(active),
+      connectedBrokers: [...this.pool.connections].map(ref),
+      knownBrokers: this.pool.knownBrokers,
+      failovers: this.failovers,
+      failoversByReason: { ...this.failoversByReason },
+      reconnectAttempts: this.reconnectAttempts,
+      disconnectedMs: this.disconnectedTotalMs + (this.disconnectedSinceMs === undefined ? 0 : now - this.disconnectedSinceMs),
+      rttMs: active?.rttMs,
+      publish: this.publisher.stats(),
+      subscribe: this.subscriber.stats(),
+    };
+  }
+
+  /**
+   * Waits (up to `closeTimeoutMs`) for unacknowledged publishes, then closes
+   * every connection. Publishes still pending then fail with `CLIENT_CLOSED`.
+   */
+  close(): Promise<void> {
+    return this.shutdown(new RelayError('CLIENT_CLOSED', 'closed by the application'));
+  }
+
+  private shutdown(reason: RelayError): Promise<void> {
+    this.closing ??= (async () => {
+      if (reason.code === 'CLIENT_CLOSED' && this.state !== 'closed') {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          this.publisher.drained(),
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.closeTimeoutMs))),
+        ]);
+        clearTimeout(timer);
+      }
+      this.state = 'closed';
+      this.pool.close();
+      this.publisher.failAll(new RelayError('CLIENT_CLOSED', 'client closed before the publish was acknowledged'));
+      this.subscriber.closeAll(reason);
+      this.emit('closed', { reason });
+    })();
+    return this.closing;
+  }
+
+  private activeChanged(next: BrokerConnection | undefined, previous: BrokerConnection | undefined, reason: RelayError | undefined): void {
+    if (this.state === 'closed') return;
+    if (reason !== undefined) this.failoversByReason[reason.code] = (this.failoversByReason[reason.code] ?? 0) + 1;
+    this.publisher.setConnection(next);
+    this.subscriber.setConnection(next);
+    const now = Date.now();
+    if (next === undefined) {
+      this.state = 'disconnected';
+      this.disconnectedSinceMs ??= now;
+      if (previous !== undefined && reason !== undefined) this.emit('disconnected', { broker: ref(previous), reason });
+      return;
+    }
+    if (this.disconnectedSinceMs !== undefined) {
+      this.disconnectedTotalMs += now - this.disconnectedSinceMs;
+      this.disconnectedSinceMs = undefined;
+    }
+    this.state = 'connected';
+    if (previous !== undefined && reason !== undefined) {
+      this.failovers++;
+      this.emit('failover', { from: ref(previous), to: ref(next), reason });
+    } else {
+      this.emit('connected', { broker: ref(next) });
+    }
+  }
+}

@@ -1,0 +1,266 @@
+import { EventEmitter } from 'eventemitter3';
+import {
+  PROTOCOL_VERSION,
+  RelayError,
+  decodeBrokerFrame,
+  encodeFrame,
+  isErrorCode,
+  type BrokerFrame,
+  type ClientFrame,
+  type ErrorCode,
+  type WelcomeFrame,
+} from '../protocol/index.js';
+import { OPEN, type WebSocketConstructor, type WebSocketLike } from '../transport/websocket.js';
+
+/** Frames that answer a request, by the `id` of that request. */
+type Reply = Extract<BrokerFrame, { type: 'subscribed' | 'unsubscribed' | 'topics' | 'pong' }>;
+/** Requests a connection can correlate. */
+type Request = Extract<ClientFrame, { type: 'subscribe' | 'unsubscribe' | 'metadata' | 'ping' }>;
+
+/** A request before the connection assigns its `id`. */
+type Unsent<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+/** Frames the connection hands up to the client. */
+export type PushFrame = Extract<BrokerFrame, { type: 'ack' | 'nack' | 'message' | 'cluster' | 'goaway' }>;
+
+export interface ConnectionEvents {
+  frame: (frame: PushFrame) => void;
+  /** The connection ended; `error` says why. Emitted once. */
+  closed: (error: RelayError) => void;
+}
+
+/** What a connection needs to open. */
+export interface ConnectionSettings {
+  WebSocket: WebSocketConstructor;
+  clientId: string;
+  producerId: string;
+  token: string | undefined;
+  requestTimeoutMs: number;
+  pingIntervalMs: number;
+}
+
+/** Largest frame accepted from a broker: its biggest batch of its biggest messages. */
+const MAX_INBOUND_FRAME = 64 * 1024 * 1024;
+
+interface Pending {
+  resolve: (frame: Reply) => void;
+  reject: (error: RelayError) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Maps a WebSocket close to the error it stands for. */
+function closeError(url: string, code: number, reason: string): RelayError {
+  if (isErrorCode(reason)) return new RelayError(reason, `broker ${url} closed the connection: ${reason}`);
+  if (code === 1009) return new RelayError('PAYLOAD_TOO_LARGE', `broker ${url} closed the connection: frame too large`);
+  return new RelayError('CONNECTION_CLOSED', `connection to ${url} closed (${code}${reason ? ` ${reason}` : ''})`);
+}
+
+/**
+ * One open, handshaken connection to one broker: sends frames, correlates
+ * requests with replies, pings, and reports every other frame as an event.
+ */
+export class BrokerConnection extends EventEmitter<ConnectionEvents> {
+  /** Last measured round trip, in ms. */
+  rttMs: number | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private lastInboundMs = Date.now();
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private ended: RelayError | undefined;
+
+  private constructor(
+    readonly url: string,
+    private readonly socket: WebSocketLike,
+    readonly welcome: WelcomeFrame,
+    private readonly settings: ConnectionSettings,
+  ) {
+    super();
+  }
+
+  /** The broker's id. */
+  get brokerId(): string {
+    return this.welcome.brokerId;
+  }
+
+  /** Whether the connection is still usable. */
+  get open(): boolean {
+    return this.ended === undefined && this.socket.readyState === OPEN;
+  }
+
+  /**
+   * Dials `url`, sends `hello` and resolves once `welcome` arrives. Rejects
+   * with a `RelayError` (`NOT_CONNECTED`, `TIMEOUT` or the broker's code).
+   */
+  static open(url: string, settings: ConnectionSettings): Promise<BrokerConnection> {
+    return new Promise((resolve, reject) => {
+      let socket: WebSocketLike;
+      try {
+        socket = new settings.WebSocket(url);
+      } catch (err) {
+        reject(new RelayError('NOT_CONNECTED', `cannot dial ${url}: ${(err as Error).message}`, { cause: err }));
+        return;
+      }
+      socket.binaryType = 'arraybuffer';
+      let settled = false;
+      const fail = (error: RelayError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
+        try {
+          socket.close();
+        } catch {
+          // already closed
+        }
+        reject(error);
+      };
+      const timer = setTimeout(() => fail(new RelayError('TIMEOUT', `no welcome from ${url} within ${settings.requestTimeoutMs} ms`)), settings.requestTimeoutMs);
+      socket.onerror = () => fail(new RelayError('NOT_CONNECTED', `cannot connect to ${url}`));
+      socket.onclose = (event) => fail(closeError(url, event.code, event.reason));
+      socket.onopen = () => {
+        const hello: ClientFrame = { type: 'hello', version: PROTOCOL_VERSION, clientId: settings.clientId, producerId: settings.producerId };
+        if (settings.token !== undefined) hello.token = settings.token;
+        socket.send(encodeFrame(hello));
+      };
+      socket.onmessage = (event) => {
+        let frame: BrokerFrame;
+        try {
+          frame = decodeBrokerFrame(toBytes(event.data), MAX_INBOUND_FRAME);
+        } catch (err) {
+          fail(err instanceof RelayError ? err : new RelayError('PROTOCOL_ERROR', String(err)));
+          return;
+        }
+        if (frame.type === 'error') {
+          fail(new RelayError(asCode(frame.code), `broker ${url} refused the handshake: ${frame.message}`));
+          return;
+        }
+        if (frame.type !== 'welcome') {
+          fail(new RelayError('PROTOCOL_ERROR', `expected welcome from ${url}, got ${frame.type}`));
+          return;
+        }
+        settled = true;
+        clearTimeout(timer);
+        const connection = new BrokerConnection(url, socket, frame, settings);
+        connection.attach();
+        resolve(connection);
+      };
+    });
+  }
+
+  /** Sends a frame; returns false when the connection is no longer open. */
+  send(frame: ClientFrame): boolean {
+    if (!this.open) return false;
+    this.socket.send(encodeFrame(frame));
+    return true;
+  }
+
+  /** Sends a request and resolves with its reply; rejects on an `error` reply, timeout or close. */
+  request(frame: Unsent<Request>): Promise<Reply> {
+    if (this.ended !== undefined) return Promise.reject(this.ended);
+    const id = this.nextId++;
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new RelayError('TIMEOUT', `${frame.type} to ${this.url} timed out after ${this.settings.requestTimeoutMs} ms`));
+      }, this.settings.requestTimeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.send({ ...frame, id } as Request);
+    });
+  }
+
+  /** Closes the connection; `closed` is emitted with `reason`. */
+  close(reason: RelayError = new RelayError('CLIENT_CLOSED', 'closed by the client')): void {
+    if (this.ended !== undefined) return;
+    try {
+      this.socket.close(1000, 'bye');
+    } catch {
+      // already closing
+    }
+    this.end(reason);
+  }
+
+  private attach(): void {
+    this.lastInboundMs = Date.now();
+    this.socket.onmessage = (event) => this.receive(event.data);
+    this.socket.onclose = (event) => this.end(closeError(this.url, event.code, event.reason));
+    this.socket.onerror = () => {}; // followed by onclose
+    this.pingTimer = setInterval(() => this.ping(), this.settings.pingIntervalMs);
+  }
+
+  private ping(): void {
+    if (Date.now() - this.lastInboundMs > 2 * this.settings.pingIntervalMs) {
+      this.close(new RelayError('CONNECTION_CLOSED', `broker ${this.url} silent for ${2 * this.settings.pingIntervalMs} ms`));
+      return;
+    }
+    const sentMs = Date.now();
+    this.request({ type: 'ping' }).then(
+      () => {
+        this.rttMs = Date.now() - sentMs;
+      },
+      () => {}, // a lost ping is judged by silence above
+    );
+  }
+
+  private receive(data: unknown): void {
+    this.lastInboundMs = Date.now();
+    let frame: BrokerFrame;
+    try {
+      frame = decodeBrokerFrame(toBytes(data), MAX_INBOUND_FRAME);
+    } catch (err) {
+      this.close(err instanceof RelayError ? err : new RelayError('PROTOCOL_ERROR', String(err)));
+      return;
+    }
+    switch (frame.type) {
+      case 'subscribed':
+      case 'unsubscribed':
+      case 'topics':
+      case 'pong':
+        this.settle(frame.id, frame);
+        return;
+      case 'error':
+        if (frame.id !== undefined) this.settle(frame.id, new RelayError(asCode(frame.code), frame.message));
+        else this.close(new RelayError(asCode(frame.code), `broker ${this.url}: ${frame.message}`));
+        return;
+      case 'ping':
+        this.send({ type: 'pong', id: frame.id });
+        return;
+      case 'welcome':
+        this.close(new RelayError('PROTOCOL_ERROR', `unexpected second welcome from ${this.url}`));
+        return;
+      default:
+        this.emit('frame', frame);
+    }
+  }
+
+  private settle(id: number, outcome: Reply | RelayError): void {
+    const pending = this.pending.get(id);
+    if (pending === undefined) return;
+    this.pending.delete(id);
+    clearTimeout(pending.timer);
+    if (outcome instanceof RelayError) pending.reject(outcome);
+    else pending.resolve(outcome);
+  }
+
+  private end(error: RelayError): void {
+    if (this.ended !== undefined) return;
+    this.ended = error;
+    clearInterval(this.pingTimer);
+    this.socket.onmessage = this.socket.onclose = this.socket.onerror = null;
+    for (const [id, pending] of this.pending) {
+      clearTimeout(pending.timer);
+      pending.reject(error);
+      this.pending.delete(id);
+    }
+    this.emit('closed', error);
+  }
+}
+
+function asCode(code: string): ErrorCode {
+  return isErrorCode(code) ? code : 'INTERNAL';
+}
+
+function toBytes(data: unknown): Uint8Array {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (data instanceof Uint8Array) return data;
+  throw new RelayError('PROTOCOL_ERROR', 'expected a binary message');
+}

@@ -1,0 +1,202 @@
+import pRetry from 'p-retry';
+import { RelayError, type ClusterView } from '../protocol/index.js';
+import type { ResolvedClientOptions } from '../options.js';
+import { BrokerConnection, type PushFrame } from './connection.js';
+
+/** What the pool reports to the client above it. */
+export interface PoolListener {
+  /** The active connection changed: `next` is undefined when none is left. */
+  activeChanged(next: BrokerConnection | undefined, previous: BrokerConnection | undefined, reason: RelayError | undefined): void;
+  /** A dial is starting. */
+  dialing(url: string, attempt: number): void;
+  /** A dial failed; the next comes after a backoff delay. */
+  dialFailed(url: string, attempt: number, error: RelayError): void;
+  /** Discovery changed the set of known brokers. */
+  brokersChanged(added: string[], removed: string[]): void;
+  /** Every slot gave up (only with a finite `reconnect.maxAttempts`). */
+  gaveUp(error: RelayError): void;
+  /** A frame pushed by a broker on any pooled connection. */
+  frame(connection: BrokerConnection, frame: PushFrame): void;
+}
+
+function shuffled<T>(items: T[]): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];
+  }
+  return copy;
+}
+
+/**
+ * Keeps up to `poolSize` connections to distinct brokers (warm standby) and
+ * picks the active one. Each slot redials with exponential backoff and jitter
+ * (p-retry), trying the known brokers in a shuffled order; every attempt
+ * creates a new socket, so host names are resolved again each time.
+ */
+export class BrokerPool {
+  /** Open connections, in the order they opened. */
+  readonly connections = new Set<BrokerConnection>();
+  active: BrokerConnection | undefined;
+  private readonly discovered = new Set<string>();
+  private readonly dialingUrls = new Set<string>();
+  private readonly abort = new AbortController();
+  private runningSlots = 0;
+  /** When each broker last failed a dial; fresh failures are tried last. */
+  private readonly lastFailureMs = new Map<string, number>();
+  private closed = false;
+
+  constructor(
+    private readonly options: ResolvedClientOptions,
+    private readonly listener: PoolListener,
+  ) {}
+
+  /** Seeds first, then discovered brokers. */
+  get knownBrokers(): string[] {
+    return [...this.options.brokers, ...[...this.discovered].filter((url) => !this.options.brokers.includes(url))];
+  }
+
+  start(): void {
+    this.fillSlots();
+  }
+
+  /** Drops the active connection for `reason`; traffic moves to a standby. */
+  failover(reason: RelayError): void {
+    this.active?.close(reason);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.abort.abort(new RelayError('CLIENT_CLOSED', 'client closed'));
+    for (const connection of [...this.connections]) connection.close();
+  }
+
+  /** Applies a broker's view of the cluster to the discovered set. */
+  learn(view: ClusterView): void {
+    if (!this.options.discovery) return;
+    const seen = new Set(view.brokers.filter((b) => b.state !== 'dead').map((b) => b.url));
+    const added = [...seen].filter((url) => !this.discovered.has(url) && !this.options.brokers.includes(url));
+    const removed = [...this.discovered].filter((url) => !seen.has(url));
+    for (const url of added) this.discovered.add(url);
+    for (const url of removed) this.discovered.delete(url);
+    if (added.length > 0 || removed.length > 0) {
+      this.listener.brokersChanged(added, removed);
+      this.fillSlots();
+    }
+  }
+
+  private wantedSlots(): number {
+    return Math.min(this.options.poolSize, this.knownBrokers.length);
+  }
+
+  private fillSlots(): void {
+    while (!this.closed && this.runningSlots < this.wantedSlots()) {
+      this.runningSlots++;
+      void this.runSlot().finally(() => {
+        this.runningSlots--;
+        if (!this.closed && this.runningSlots === 0 && this.connections.size === 0) {
+          this.listener.gaveUp(new RelayError('NOT_CONNECTED', 'no broker reachable; reconnect attempts exhausted'));
+        }
+      });
+    }
+  }
+
+  /** One slot: dial (with backoff) until connected, hold the connection until it closes, repeat. */
+  private async runSlot(): Promise<void> {
+    const { reconnect } = this.options;
+    while (!this.closed && this.runningSlots <= this.wantedSlots()) {
+      let url = '';
+      let connection: BrokerConnection;
+      try {
+        connection = await pRetry(
+          async (attempt) => {
+            url = this.nextCandidate();
+            this.dialingUrls.add(url);
+            this.listener.dialing(url, attempt);
+            try {
+              return await this.dial(url);
+            } finally {
+              this.dialingUrls.delete(url);
+            }
+          },
+          {
+            retries: reconnect.maxAttempts === Infinity ? Infinity : reconnect.maxAttempts - 1,
+            minTimeout: reconnect.initialDelayMs,
+            maxTimeout: reconnect.maxDelayMs,
+            factor: reconnect.factor,
+            randomize: reconnect.jitter,
+            signal: this.abort.signal,
+            onFailedAttempt: ({ error, attemptNumber }) => {
+              this.lastFailureMs.set(url, Date.now());
+              if (!this.closed) this.listener.dialFailed(url, attemptNumber, asRelayError(error));
+            },
+          },
+        );
+      } catch {
+        return; // aborted by close(), or attempts exhausted
+      }
+      await this.hold(connection);
+    }
+  }
+
+  private async dial(url: string): Promise<BrokerConnection> {
+    const connection = await BrokerConnection.open(url, this.options);
+    if (this.closed) {
+      connection.close();
+      throw new RelayError('CLIENT_CLOSED', 'client closed');
+    }
+    for (const other of this.connections) {
+      if (other.brokerId === connection.brokerId) {
+        connection.close();
+        throw new RelayError('NOT_CONNECTED', `${url} is broker ${connection.brokerId}, already pooled via ${other.url}`);
+      }
+    }
+    return connection;
+  }
+
+  /** Uses a connection until it closes, keeping the active choice up to date. */
+  private hold(connection: BrokerConnection): Promise<void> {
+    return new Promise((resolve) => {
+      this.connections.add(connection);
+      connection.on('frame', (frame) => this.listener.frame(connection, frame));
+      connection.once('closed', (reason) => {
+        this.connections.delete(connection);
+        if (this.active === connection) {
+          this.active = this.bestStandby();
+          this.listener.activeChanged(this.active, connection, reason);
+        }
+        resolve();
+      });
+      this.learn(connection.welcome.cluster);
+      if (this.active === undefined) {
+        this.active = connection;
+        this.listener.activeChanged(connection, undefined, undefined);
+      }
+    });
+  }
+
+  private bestStandby(): BrokerConnection | undefined {
+    let best: BrokerConnection | undefined;
+    for (const connection of this.connections) {
+      if (!connection.open) continue;
+      if (best === undefined || (connection.rttMs ?? Infinity) < (best.rttMs ?? Infinity)) best = connection;
+    }
+    return best;
+  }
+
+  /**
+   * The next broker to dial: known, not connected, not being dialed; those
+   * that never failed (in random order) before those that failed longest ago.
+   */
+  private nextCandidate(): string {
+    const inUse = new Set([...this.connections].map((c) => c.url));
+    const free = this.knownBrokers.filter((url) => !inUse.has(url) && !this.dialingUrls.has(url));
+    const candidates = shuffled(free.length > 0 ? free : this.knownBrokers);
+    candidates.sort((a, b) => (this.lastFailureMs.get(a) ?? 0) - (this.lastFailureMs.get(b) ?? 0));
+    return candidates[0] as string;
+  }
+}
+
+function asRelayError(error: unknown): RelayError {
+  return error instanceof RelayError ? error : new RelayError('NOT_CONNECTED', String(error), { cause: error });
+}

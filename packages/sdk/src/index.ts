@@ -1,0 +1,37 @@
+/**
+ * `@relaymq/sdk` core: the client, independent of any runtime. It needs a
+ * WebSocket constructor in the options; the `node` and `browser` entry points
+ * supply one.
+ *
+ * @packageDocumentation
+ */
+import { RelayClient } from './client.js';
+import type { ClientOptions } from './options.js';
+
+export { RelayClient, type ClientStats } from './client.js';
+export type { BrokerRef, ClientEvents } from './events.js';
+export { CLIENT_DEFAULTS, resolveClientOptions, type ClientOptions, type OutboxOptions, type ReconnectOptions } from './options.js';
+export type { PublishOptions, PublishStats } from './publish/publisher.js';
+export type { PublishReceipt } from './publish/outbox.js';
+export type {
+  GapEvent,
+  Message,
+  MessageHandler,
+  MessageStream,
+  SubscribeOptions,
+  SubscribeStats,
+  Subscription,
+} from './subscribe/subscriber.js';
+export type { WebSocketConstructor, WebSocketLike } from './transport/websocket.js';
+export { RelayError, ErrorCodes, isErrorCode, type ErrorCode, type AckLevel, type StartPosition } from './protocol/index.js';
+
+/**
+ * Connects to the brokers in `options.brokers` and resolves once one accepted
+ * the handshake. `options.WebSocket` is required here; prefer the default
+ * entry point (`@relaymq/sdk`), which supplies it.
+ */
+export async function connect(options: ClientOptions): Promise<RelayClient> {
+  const client = new RelayClient(options);
+  await client.start();
+  return client;
+}

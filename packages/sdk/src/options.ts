@@ -1,0 +1,240 @@
+import { RelayError, type AckLevel } from './protocol/index.js';
+import type { WebSocketConstructor } from './transport/websocket.js';
+
+/** Reconnect backoff: exponential, randomized, capped (driven by p-retry). */
+export interface ReconnectOptions {
+  /**
+   * First delay after a failed attempt.
+   * @defaultValue `100`
+   */
+  initialDelayMs?: number;
+  /**
+   * Largest delay between attempts.
+   * @defaultValue `5000`
+   */
+  maxDelayMs?: number;
+  /**
+   * Growth of the delay per failed attempt.
+   * @defaultValue `2`
+   */
+  factor?: number;
+  /**
+   * Randomize each delay by a factor in [1, 2), so clients do not retry in lockstep.
+   * @defaultValue `true`
+   */
+  jitter?: boolean;
+  /**
+   * Attempts per lost connection before giving up; `Infinity` never gives up.
+   * @defaultValue `Infinity`
+   */
+  maxAttempts?: number;
+}
+
+/** The bounded buffer of unacknowledged publishes. */
+export interface OutboxOptions {
+  /**
+   * Most unacknowledged messages. Keep it at or below the broker's `dedupeWindow`.
+   * @defaultValue `10000`
+   */
+  maxMessages?: number;
+  /**
+   * Most bytes of unacknowledged message data.
+   * @defaultValue `67108864` (64 MiB)
+   */
+  maxBytes?: number;
+  /**
+   * What `publish` does when the outbox is full: wait for room (`block`) or
+   * fail at once with `OUTBOX_FULL` (`reject`).
+   * @defaultValue `"block"`
+   */
+  policy?: 'block' | 'reject';
+}
+
+/** Options of `connect()`. Only `brokers` is required. */
+export interface ClientOptions {
+  /** Seed broker URLs (`ws://` or `wss://`). Seeds are never forgotten. */
+  brokers: string[];
+  /**
+   * WebSocket constructor. The Node entry point supplies `ws`; the browser entry point the global.
+   * Required when importing `@relaymq/sdk/core` directly.
+   */
+  WebSocket?: WebSocketConstructor;
+  /**
+   * Client id shown to brokers.
+   * @defaultValue a random UUID
+   */
+  clientId?: string;
+  /**
+   * Stable producer id, the key of idempotent publishing. Reuse it only for one
+   * client at a time.
+   * @defaultValue a random UUID
+   */
+  producerId?: string;
+  /** Token sent in the handshake, for brokers that require authentication. */
+  token?: string;
+  /**
+   * Brokers kept connected at once (warm standby); capped by the brokers known.
+   * @defaultValue `2`
+   */
+  poolSize?: number;
+  /**
+   * Learn brokers from the cluster. Turn off when only a load balancer is reachable.
+   * @defaultValue `true`
+   */
+  discovery?: boolean;
+  reconnect?: ReconnectOptions;
+  outbox?: OutboxOptions;
+  /**
+   * Default ack level of `publish`.
+   * @defaultValue `"quorum"`
+   */
+  ack?: AckLevel;
+  /**
+   * How long `publish` waits for its ack before rejecting with `TIMEOUT`
+   * (the message stays in the outbox: its outcome is unknown, never duplicated).
+   * @defaultValue `30000`
+   */
+  publishTimeoutMs?: number;
+  /**
+   * How long requests (subscribe, metadata) and a connection handshake may take.
+   * @defaultValue `10000`
+   */
+  requestTimeoutMs?: number;
+  /**
+   * How long `connect()` waits for the first broker before rejecting with `NOT_CONNECTED`.
+   * @defaultValue `30000`
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Interval of client pings; a broker silent for twice as long is considered dead.
+   * @defaultValue `5000`
+   */
+  pingIntervalMs?: number;
+  /**
+   * Messages a subscription may have in flight to this client (its credit).
+   * @defaultValue `1000`
+   */
+  subscriptionCredit?: number;
+  /**
+   * How long `close()` waits for the outbox to drain.
+   * @defaultValue `5000`
+   */
+  closeTimeoutMs?: number;
+}
+
+/** Options with defaults applied. */
+export interface ResolvedClientOptions {
+  brokers: string[];
+  WebSocket: WebSocketConstructor;
+  clientId: string;
+  producerId: string;
+  token: string | undefined;
+  poolSize: number;
+  discovery: boolean;
+  reconnect: Required<ReconnectOptions>;
+  outbox: Required<OutboxOptions>;
+  ack: AckLevel;
+  publishTimeoutMs: number;
+  requestTimeoutMs: number;
+  connectTimeoutMs: number;
+  pingIntervalMs: number;
+  subscriptionCredit: number;
+  closeTimeoutMs: number;
+}
+
+/** Defaults of {@link ClientOptions}, in one place. */
+export const CLIENT_DEFAULTS = Object.freeze({
+  poolSize: 2,
+  discovery: true,
+  reconnect: Object.freeze({ initialDelayMs: 100, maxDelayMs: 5000, factor: 2, jitter: true, maxAttempts: Infinity }),
+  outbox: Object.freeze({ maxMessages: 10_000, maxBytes: 64 * 1024 * 1024, policy: 'block' as const }),
+  ack: 'quorum' as const,
+  publishTimeoutMs: 30_000,
+  requestTimeoutMs: 10_000,
+  connectTimeoutMs: 30_000,
+  pingIntervalMs: 5000,
+  subscriptionCredit: 1000,
+  closeTimeoutMs: 5000,
+});
+
+const ackLevels: readonly AckLevel[] = ['none', 'leader', 'quorum', 'all'];
+
+function invalid(field: string, problem: string, value: unknown): RelayError {
+  return new RelayError('INVALID_ARGUMENT', `option ${field} ${problem}, got ${JSON.stringify(value)}`);
+}
+
+function integer(field: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(field, `must be an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+/** Checks a broker URL: `ws://` or `wss://` with a host. */
+export function checkBrokerUrl(url: unknown, field = 'brokers'): string {
+  if (typeof url !== 'string') throw invalid(field, 'must hold URL strings', url);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw invalid(field, 'must hold valid URLs', url);
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw invalid(field, 'must hold ws:// or wss:// URLs', url);
+  return url;
+}
+
+function randomId(): string {
+  return globalThis.crypto.randomUUID();
+}
+
+/** Applies defaults and validates, naming the first bad field. */
+export function resolveClientOptions(options: ClientOptions, fallbackWebSocket?: WebSocketConstructor): ResolvedClientOptions {
+  if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object', options);
+  if (!Array.isArray(options.brokers) || options.brokers.length === 0) {
+    throw invalid('brokers', 'must be a non-empty array of ws:// URLs', options.brokers);
+  }
+  const WebSocket = options.WebSocket ?? fallbackWebSocket;
+  if (typeof WebSocket !== 'function') throw invalid('WebSocket', 'must be a WebSocket constructor', typeof WebSocket);
+  const reconnect = { ...CLIENT_DEFAULTS.reconnect, ...options.reconnect };
+  const outbox = { ...CLIENT_DEFAULTS.outbox, ...options.outbox };
+  const ack = options.ack ?? CLIENT_DEFAULTS.ack;
+  if (!ackLevels.includes(ack)) throw invalid('ack', `must be one of ${ackLevels.join(', ')}`, ack);
+  if (outbox.policy !== 'block' && outbox.policy !== 'reject') throw invalid('outbox.policy', 'must be "block" or "reject"', outbox.policy);
+  if (typeof reconnect.jitter !== 'boolean') throw invalid('reconnect.jitter', 'must be a boolean', reconnect.jitter);
+  if (typeof reconnect.factor !== 'number' || !(reconnect.factor >= 1) || !Number.isFinite(reconnect.factor)) {
+    throw invalid('reconnect.factor', 'must be a finite number >= 1', reconnect.factor);
+  }
+  if (reconnect.maxAttempts !== Infinity) integer('reconnect.maxAttempts', reconnect.maxAttempts, 1);
+  const initialDelayMs = integer('reconnect.initialDelayMs', reconnect.initialDelayMs, 0);
+  const maxDelayMs = integer('reconnect.maxDelayMs', reconnect.maxDelayMs, 0);
+  if (maxDelayMs < initialDelayMs) {
+    throw invalid('reconnect.maxDelayMs', `must be at least reconnect.initialDelayMs (${initialDelayMs})`, maxDelayMs);
+  }
+  const id = (field: 'clientId' | 'producerId'): string => {
+    const value = options[field] ?? randomId();
+    if (typeof value !== 'string' || value.length === 0 || value.length > 256) throw invalid(field, 'must be a string of 1-256 characters', value);
+    return value;
+  };
+  return {
+    brokers: options.brokers.map((url) => checkBrokerUrl(url)),
+    WebSocket,
+    clientId: id('clientId'),
+    producerId: id('producerId'),
+    token: options.token,
+    poolSize: integer('poolSize', options.poolSize ?? CLIENT_DEFAULTS.poolSize, 1, 16),
+    discovery: options.discovery ?? CLIENT_DEFAULTS.discovery,
+    reconnect: { initialDelayMs, maxDelayMs, factor: reconnect.factor, jitter: reconnect.jitter, maxAttempts: reconnect.maxAttempts },
+    outbox: {
+      maxMessages: integer('outbox.maxMessages', outbox.maxMessages, 1),
+      maxBytes: integer('outbox.maxBytes', outbox.maxBytes, 1),
+      policy: outbox.policy,
+    },
+    ack,
+    publishTimeoutMs: integer('publishTimeoutMs', options.publishTimeoutMs ?? CLIENT_DEFAULTS.publishTimeoutMs, 1),
+    requestTimeoutMs: integer('requestTimeoutMs', options.requestTimeoutMs ?? CLIENT_DEFAULTS.requestTimeoutMs, 1),
+    connectTimeoutMs: integer('connectTimeoutMs', options.connectTimeoutMs ?? CLIENT_DEFAULTS.connectTimeoutMs, 1),
+    pingIntervalMs: integer('pingIntervalMs', options.pingIntervalMs ?? CLIENT_DEFAULTS.pingIntervalMs, 10),
+    subscriptionCredit: integer('subscriptionCredit', options.subscriptionCredit ?? CLIENT_DEFAULTS.subscriptionCredit, 1, 1_000_000),
+    closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? CLIENT_DEFAULTS.closeTimeoutMs, 0),
+  };
+}

@@ -1,0 +1,88 @@
+import type { AckLevel, Encoding } from '../protocol/index.js';
+
+/** What `publish` resolves with. */
+export interface PublishReceipt {
+  topic: string;
+  partition: number;
+  /** Offset in the partition; `-1` for `ack: 'none'`, which is never acknowledged. */
+  offset: number;
+  /** True when the broker had already stored this message (a republish after failover). */
+  duplicate: boolean;
+}
+
+/** One publish, from `publish()` until its ack or final refusal. */
+export interface OutboxEntry {
+  topic: string;
+  key: string | undefined;
+  headers: Record<string, string> | undefined;
+  data: Uint8Array;
+  encoding: Encoding;
+  ack: AckLevel;
+  /** Bytes counted against the outbox limit and frame size. */
+  size: number;
+  /** Assigned when admitted to the outbox (-1 before). */
+  partition: number;
+  seq: number;
+  /** Correlation id of the latest send; 0 when not sent on the current connection. */
+  attemptId: number;
+  /** Times sent; above 1 means republished. */
+  sends: number;
+  /** Whether the caller's promise already settled (ack, refusal or timeout). */
+  settled: boolean;
+  resolve: (receipt: PublishReceipt) => void;
+  reject: (error: Error) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/**
+ * The bounded set of publishes not yet acknowledged, in publish order. It is
+ * what gets republished, in this order, after a reconnect.
+ */
+export class Outbox {
+  private readonly entries = new Set<OutboxEntry>();
+  private totalBytes = 0;
+
+  constructor(
+    readonly maxMessages: number,
+    readonly maxBytes: number,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  /** Whether an entry of `size` bytes fits now. An empty outbox takes any single entry. */
+  hasRoom(size: number): boolean {
+    if (this.entries.size === 0) return true;
+    return this.entries.size < this.maxMessages && this.totalBytes + size <= this.maxBytes;
+  }
+
+  add(entry: OutboxEntry): void {
+    this.entries.add(entry);
+    this.totalBytes += entry.size;
+  }
+
+  has(entry: OutboxEntry): boolean {
+    return this.entries.has(entry);
+  }
+
+  delete(entry: OutboxEntry): boolean {
+    if (!this.entries.delete(entry)) return false;
+    this.totalBytes -= entry.size;
+    return true;
+  }
+
+  /** Entries in publish order. */
+  [Symbol.iterator](): IterableIterator<OutboxEntry> {
+    return this.entries.values();
+  }
+
+  /** Entries of one partition, in seq order. */
+  partition(topic: string, partition: number): OutboxEntry[] {
+    return [...this.entries].filter((e) => e.topic === topic && e.partition === partition);
+  }
+}

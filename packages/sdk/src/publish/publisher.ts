@@ -1,0 +1,377 @@
+import {
+  FIELD_LIMITS,
+  RelayError,
+  assertTopic,
+  encodePayload,
+  isErrorCode,
+  partitionForKey,
+  type AckFrame,
+  type AckLevel,
+  type NackFrame,
+  type PublishMessage,
+} from '../protocol/index.js';
+import type { BrokerConnection } from '../connection/connection.js';
+import type { ResolvedClientOptions } from '../options.js';
+import { Outbox, type OutboxEntry, type PublishReceipt } from './outbox.js';
+
+/** Options of one `publish` call. */
+export interface PublishOptions {
+  /** Messages with the same key go to the same partition, in order. Without a key: round robin. */
+  key?: string;
+  /** String headers delivered with the message. */
+  headers?: Record<string, string>;
+  /** Ack level; defaults to the client's `ack` option. */
+  ack?: AckLevel;
+  /** Overrides the client's `publishTimeoutMs` for this call. */
+  timeoutMs?: number;
+}
+
+/** Publisher counters, part of `client.stats()`. */
+export interface PublishStats {
+  published: number;
+  acknowledged: number;
+  /** Acks that said `duplicate: true`: republishes the broker recognised. */
+  duplicates: number;
+  /** Messages sent again after a reconnect, failover or resequencing. */
+  republished: number;
+  timeouts: number;
+  outboxMessages: number;
+  outboxBytes: number;
+  /** Publishes waiting for room in the outbox or for topic metadata. */
+  waiting: number;
+}
+
+/** Frame bytes a message costs beyond its data, topic, key and headers. */
+const MESSAGE_OVERHEAD = 96;
+/** Room left in a frame for its envelope. */
+const FRAME_OVERHEAD = 64;
+
+const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
+
+/**
+ * Turns `publish()` calls into ordered, idempotent sends: assigns partition
+ * and per-partition seq in call order, keeps every unacknowledged message in
+ * the bounded outbox, batches sends per tick, and republishes the outbox in
+ * order on every new connection.
+ */
+export class Publisher {
+  private readonly outbox: Outbox;
+  /** Publishes not yet admitted to the outbox (waiting for room or metadata), in call order. */
+  private readonly admission: OutboxEntry[] = [];
+  private readonly partitionCounts = new Map<string, number>();
+  private metadataPending: string | undefined;
+  private readonly nextSeq = new Map<string, number>();
+  private readonly roundRobin = new Map<string, number>();
+  private readonly inflight = new Map<number, OutboxEntry>();
+  private sendQueue: OutboxEntry[] = [];
+  private flushScheduled = false;
+  private nextAttemptId = 1;
+  private connection: BrokerConnection | undefined;
+  private maxPayload = 1024 * 1024;
+  private drainWaiters: Array<() => void> = [];
+  private readonly counters = { published: 0, acknowledged: 0, duplicates: 0, republished: 0, timeouts: 0 };
+
+  constructor(
+    private readonly options: ResolvedClientOptions,
+    /** Asks the client to move to another broker (the active one cannot take publishes). */
+    private readonly requestFailover: (reason: RelayError) => void,
+  ) {
+    this.outbox = new Outbox(options.outbox.maxMessages, options.outbox.maxBytes);
+  }
+
+  stats(): PublishStats {
+    return {
+      ...this.counters,
+      outboxMessages: this.outbox.size,
+      outboxBytes: this.outbox.bytes,
+      waiting: this.admission.length,
+    };
+  }
+
+  publish(topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishReceipt> {
+    try {
+      assertTopic(topic);
+      const entry = this.entry(topic, data, options);
+      if (this.options.outbox.policy === 'reject' && (this.admission.length > 0 || !this.outbox.hasRoom(entry.size))) {
+        throw new RelayError('OUTBOX_FULL', `outbox is full (${this.outbox.size} messages, ${this.outbox.bytes} bytes)`);
+      }
+      const promise = new Promise<PublishReceipt>((resolve, reject) => {
+        entry.resolve = resolve;
+        entry.reject = reject;
+      });
+      const timeoutMs = options.timeoutMs ?? this.options.publishTimeoutMs;
+      entry.timer = setTimeout(() => {
+        this.counters.timeouts++;
+        // Still in the outbox: it may yet be stored, but at most once.
+        this.settle(entry, new RelayError('TIMEOUT', `publish to ${topic} not acknowledged within ${timeoutMs} ms; its outcome is unknown`));
+      }, timeoutMs);
+      this.counters.published++;
+      this.admission.push(entry);
+      this.admit();
+      return promise;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** A new active connection (or none): republish the whole outbox there, in order. */
+  setConnection(connection: BrokerConnection | undefined): void {
+    this.connection = connection;
+    this.inflight.clear();
+    this.sendQueue = [];
+    if (connection === undefined) {
+      for (const entry of this.outbox) entry.attemptId = 0;
+      return;
+    }
+    this.maxPayload = connection.welcome.limits.maxPayload;
+    for (const entry of this.outbox) this.queueSend(entry);
+    this.admit();
+  }
+
+  onAck(frame: AckFrame): void {
+    for (const ack of frame.acks) {
+      const entry = this.inflight.get(ack.id);
+      if (entry === undefined) continue; // an earlier attempt, superseded
+      this.inflight.delete(ack.id);
+      this.outbox.delete(entry);
+      this.counters.acknowledged++;
+      if (ack.duplicate) this.counters.duplicates++;
+      this.settle(entry, { topic: entry.topic, partition: entry.partition, offset: ack.offset, duplicate: ack.duplicate });
+    }
+    this.admit();
+    this.checkDrained();
+  }
+
+  onNack(frame: NackFrame): void {
+    const entry = this.inflight.get(frame.id);
+    if (entry === undefined) return;
+    this.inflight.delete(frame.id);
+    entry.attemptId = 0;
+    const code = isErrorCode(frame.code) ? frame.code : 'INTERNAL';
+    const error = new RelayError(code, frame.message, frame.leader === undefined ? {} : { leader: frame.leader });
+    if (code === 'SEQUENCE_GAP' && frame.expectedSeq !== undefined) {
+      this.resequence(entry.topic, entry.partition, frame.expectedSeq);
+    } else if (error.retriable) {
+      // Kept in the outbox: it is republished on the broker we move to.
+      this.requestFailover(error);
+    } else {
+      // Refused for good. Its seq was not stored, so later seqs of this partition
+      // will be answered SEQUENCE_GAP and renumbered then.
+      this.outbox.delete(entry);
+      this.settle(entry, error);
+      this.admit();
+      this.checkDrained();
+    }
+  }
+
+  /** Resolves once nothing is waiting or unacknowledged. */
+  drained(): Promise<void> {
+    if (this.isDrained()) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Fails every pending publish with `error` (on client close). */
+  failAll(error: RelayError): void {
+    for (const entry of [...this.admission, ...this.outbox]) this.settle(entry, error);
+    this.admission.length = 0;
+    for (const entry of [...this.outbox]) this.outbox.delete(entry);
+    this.inflight.clear();
+    this.sendQueue = [];
+    this.checkDrained();
+  }
+
+  private entry(topic: string, data: unknown, options: PublishOptions): OutboxEntry {
+    const raw = data instanceof Uint8Array;
+    const bytes = raw ? data : encodePayload(data);
+    const ack = options.ack ?? this.options.ack;
+    if (!['none', 'leader', 'quorum', 'all'].includes(ack)) throw new RelayError('INVALID_ARGUMENT', `ack must be none, leader, quorum or all`);
+    if (options.key !== undefined && (typeof options.key !== 'string' || options.key.length > FIELD_LIMITS.maxString)) {
+      throw new RelayError('INVALID_ARGUMENT', `key must be a string of at most ${FIELD_LIMITS.maxString} characters`);
+    }
+    let headerBytes = 0;
+    if (options.headers !== undefined) {
+      const entries = Object.entries(options.headers);
+      if (entries.length > FIELD_LIMITS.maxHeaders) throw new RelayError('INVALID_ARGUMENT', `at most ${FIELD_LIMITS.maxHeaders} headers`);
+      for (const [name, value] of entries) {
+        if (typeof value !== 'string' || value.length > FIELD_LIMITS.maxString || name.length > FIELD_LIMITS.maxString) {
+          throw new RelayError('INVALID_ARGUMENT', `header ${name} must be a string of at most ${FIELD_LIMITS.maxString} characters`);
+        }
+        headerBytes += name.length + value.length + 4;
+      }
+    }
+    const size = bytes.length + topic.length + (options.key?.length ?? 0) + headerBytes + MESSAGE_OVERHEAD;
+    if (size + FRAME_OVERHEAD > this.maxPayload) {
+      throw new RelayError('PAYLOAD_TOO_LARGE', `message of ${size} bytes exceeds the broker's maxPayload ${this.maxPayload}`);
+    }
+    return {
+      topic,
+      key: options.key,
+      headers: options.headers,
+      data: bytes,
+      encoding: raw ? 'raw' : 'msgpack',
+      ack,
+      size,
+      partition: -1,
+      seq: -1,
+      attemptId: 0,
+      sends: 0,
+      settled: false,
+      resolve: () => {},
+      reject: () => {},
+      timer: undefined,
+    };
+  }
+
+  /** Moves publishes from admission into the outbox, in call order, while there is room and metadata. */
+  private admit(): void {
+    while (this.admission.length > 0) {
+      const entry = this.admission[0] as OutboxEntry;
+      if (entry.settled) {
+        this.admission.shift(); // timed out while waiting: never sent, so nothing is lost or duplicated
+        continue;
+      }
+      if (!this.outbox.hasRoom(entry.size)) return;
+      const partitions = this.partitionCounts.get(entry.topic);
+      if (partitions === undefined) {
+        this.fetchMetadata(entry.topic);
+        return;
+      }
+      this.admission.shift();
+      entry.partition = this.pickPartition(entry, partitions);
+      if (entry.ack === 'none') {
+        entry.seq = 0; // fire and forget: never deduplicated
+      } else {
+        const key = partitionKey(entry.topic, entry.partition);
+        entry.seq = this.nextSeq.get(key) ?? 0;
+        this.nextSeq.set(key, entry.seq + 1);
+      }
+      this.outbox.add(entry);
+      this.queueSend(entry);
+    }
+    this.checkDrained();
+  }
+
+  private pickPartition(entry: OutboxEntry, partitions: number): number {
+    if (entry.key !== undefined) return partitionForKey(entry.key, partitions);
+    const next = this.roundRobin.get(entry.topic) ?? 0;
+    this.roundRobin.set(entry.topic, (next + 1) % partitions);
+    return next % partitions;
+  }
+
+  private fetchMetadata(topic: string): void {
+    const connection = this.connection;
+    if (connection === undefined || this.metadataPending === topic) return;
+    this.metadataPending = topic;
+    connection.request({ type: 'metadata', topics: [topic] }).then(
+      (reply) => {
+        this.metadataPending = undefined;
+        if (reply.type === 'topics') for (const info of reply.topics) this.partitionCounts.set(info.topic, info.partitions);
+        this.admit();
+      },
+      (err: unknown) => {
+        this.metadataPending = undefined;
+        const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
+        if (error.retriable || error.code === 'TIMEOUT') return; // retried on the next connection
+        // The topic is refused (e.g. FORBIDDEN): fail the publishes waiting for it.
+        for (let i = this.admission.length - 1; i >= 0; i--) {
+          const waiting = this.admission[i] as OutboxEntry;
+          if (waiting.topic !== topic) continue;
+          this.admission.splice(i, 1);
+          this.settle(waiting, error);
+        }
+        this.admit();
+      },
+    );
+  }
+
+  /**
+   * The broker expects `expectedSeq` next in a partition: the seqs from there
+   * on were never stored (an earlier message was refused, or the broker lost
+   * them). Renumber the unacknowledged messages of the partition from
+   * `expectedSeq`, in order, and send them again.
+   */
+  private resequence(topic: string, partition: number, expectedSeq: number): void {
+    const entries = this.outbox.partition(topic, partition);
+    let seq = expectedSeq;
+    for (const entry of entries) {
+      if (entry.attemptId !== 0) this.inflight.delete(entry.attemptId);
+      entry.attemptId = 0;
+      entry.seq = seq++;
+    }
+    this.nextSeq.set(partitionKey(topic, partition), seq);
+    this.sendQueue = this.sendQueue.filter((e) => e.topic !== topic || e.partition !== partition);
+    for (const entry of entries) this.queueSend(entry);
+  }
+
+  private queueSend(entry: OutboxEntry): void {
+    if (this.connection === undefined) return;
+    this.sendQueue.push(entry);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // Everything published in this tick leaves in as few frames as the size limit allows.
+    queueMicrotask(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const connection = this.connection;
+    const queue = this.sendQueue;
+    this.sendQueue = [];
+    if (connection === undefined || !connection.open) return;
+    let messages: PublishMessage[] = [];
+    let bytes = FRAME_OVERHEAD;
+    const sendBatch = (): void => {
+      if (messages.length > 0) connection.send({ type: 'publish', messages });
+      messages = [];
+      bytes = FRAME_OVERHEAD;
+    };
+    for (const entry of queue) {
+      // Skip what is already in flight on this connection, and what was acknowledged or refused meanwhile.
+      if (entry.attemptId !== 0 || !this.outbox.has(entry)) continue;
+      if (messages.length >= FIELD_LIMITS.maxBatch || bytes + entry.size > this.maxPayload) sendBatch();
+      entry.attemptId = this.nextAttemptId++;
+      entry.sends++;
+      if (entry.sends > 1) this.counters.republished++;
+      const message: PublishMessage = {
+        id: entry.attemptId,
+        topic: entry.topic,
+        partition: entry.partition,
+        seq: entry.seq,
+        data: entry.data,
+        encoding: entry.encoding,
+        ack: entry.ack,
+      };
+      if (entry.key !== undefined) message.key = entry.key;
+      if (entry.headers !== undefined) message.headers = entry.headers;
+      messages.push(message);
+      bytes += entry.size;
+      if (entry.ack === 'none') {
+        this.outbox.delete(entry);
+        this.settle(entry, { topic: entry.topic, partition: entry.partition, offset: -1, duplicate: false });
+      } else {
+        this.inflight.set(entry.attemptId, entry);
+      }
+    }
+    sendBatch();
+    this.admit();
+  }
+
+  private settle(entry: OutboxEntry, outcome: PublishReceipt | RelayError): void {
+    if (entry.settled) return;
+    entry.settled = true;
+    clearTimeout(entry.timer);
+    if (outcome instanceof RelayError) entry.reject(outcome);
+    else entry.resolve(outcome);
+  }
+
+  private isDrained(): boolean {
+    return this.outbox.size === 0 && this.admission.length === 0;
+  }
+
+  private checkDrained(): void {
+    if (!this.isDrained() || this.drainWaiters.length === 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

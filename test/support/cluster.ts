@@ -1,0 +1,38 @@
+import { startBroker, type Broker, type BrokerOptions } from '@relaymq/broker';
+import { connect, type ClientOptions, type RelayClient } from '@relaymq/sdk';
+
+/** Tracks brokers and clients a test starts so that `cleanup()` stops all of them. */
+export class Fixture {
+  private readonly brokers: Broker[] = [];
+  private readonly clients: RelayClient[] = [];
+  private readonly closers: Array<() => Promise<void>> = [];
+
+  async broker(options: BrokerOptions = {}): Promise<Broker> {
+    const broker = await startBroker({ port: 0, drainTimeoutMs: 200, heartbeatMs: 1000, ...options });
+    this.brokers.push(broker);
+    return broker;
+  }
+
+  async client(brokers: string[], options: Partial<ClientOptions> = {}): Promise<RelayClient> {
+    const client = await connect({
+      brokers,
+      connectTimeoutMs: 5000,
+      reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+      closeTimeoutMs: 1000,
+      ...options,
+    });
+    this.clients.push(client);
+    return client;
+  }
+
+  /** Registers any other resource to release at cleanup. */
+  defer(close: () => Promise<void>): void {
+    this.closers.push(close);
+  }
+
+  async cleanup(): Promise<void> {
+    await Promise.all(this.clients.splice(0).map((c) => c.close()));
+    await Promise.all(this.closers.splice(0).map((close) => close()));
+    await Promise.all(this.brokers.splice(0).map((b) => b.close()));
+  }
+}

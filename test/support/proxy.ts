@@ -1,0 +1,64 @@
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A TCP proxy on loopback between a client and a broker, controlled by the
+ * test: `cut()` drops every connection through it at once (as a crash or a
+ * network fault would), new connections keep working.
+ */
+export interface TcpProxy {
+  readonly port: number;
+  readonly url: string;
+  /** Connections currently open through the proxy. */
+  readonly openConnections: number;
+  /** Destroys every open connection, both sides. */
+  cut(): void;
+  /** From now on, bytes from the target back to clients are discarded (replies lost in flight). */
+  dropReplies(): void;
+  close(): Promise<void>;
+}
+
+export async function startProxy(targetPort: number): Promise<TcpProxy> {
+  const pairs = new Set<[net.Socket, net.Socket]>();
+  let dropping = false;
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(targetPort, '127.0.0.1');
+    const pair: [net.Socket, net.Socket] = [inbound, outbound];
+    pairs.add(pair);
+    const drop = (): void => {
+      pairs.delete(pair);
+      inbound.destroy();
+      outbound.destroy();
+    };
+    inbound.on('error', drop).on('close', drop);
+    outbound.on('error', drop).on('close', drop);
+    inbound.pipe(outbound);
+    outbound.on('data', (chunk: Buffer) => {
+      if (!dropping) inbound.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: `ws://127.0.0.1:${port}`,
+    get openConnections() {
+      return pairs.size;
+    },
+    cut() {
+      for (const [inbound, outbound] of [...pairs]) {
+        inbound.resetAndDestroy();
+        outbound.destroy();
+      }
+      pairs.clear();
+      dropping = false;
+    },
+    dropReplies() {
+      dropping = true;
+    },
+    close() {
+      this.cut();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import WebSocket from 'ws';
+import { PROTOCOL_VERSION, decodeBrokerFrame, encodeFrame, type BrokerFrame, type ClientFrame } from '@relaymq/sdk/protocol';
+import { waitFor } from './wait.js';
+
+/**
+ * A bare WebSocket speaking the protocol by hand, for tests that need exact
+ * frames (or exactly wrong ones) rather than the SDK's behaviour.
+ */
+export class RawClient {
+  readonly frames: BrokerFrame[] = [];
+  closed: { code: number; reason: string } | undefined;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer) => this.frames.push(decodeBrokerFrame(data, 64 * 1024 * 1024)));
+    ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
+    ws.on('error', () => {});
+  }
+
+  static async open(url: string, hello = true): Promise<RawClient> {
+    const ws = new WebSocket(url, { maxPayload: 0 });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const client = new RawClient(ws);
+    if (hello) {
+      client.send({ type: 'hello', version: PROTOCOL_VERSION, clientId: 'raw', producerId: 'raw-producer' });
+      await client.next('welcome');
+    }
+    return client;
+  }
+
+  send(frame: ClientFrame): void {
+    this.ws.send(encodeFrame(frame));
+  }
+
+  sendBytes(bytes: Uint8Array | string): void {
+    this.ws.send(bytes);
+  }
+
+  /** The next not-yet-taken frame of `type` (bounded wait). */
+  async next<T extends BrokerFrame['type']>(type: T, timeoutMs = 5000): Promise<Extract<BrokerFrame, { type: T }>> {
+    let index = -1;
+    await waitFor(() => (index = this.frames.findIndex((f) => f.type === type)) >= 0, `a ${type} frame`, timeoutMs);
+    return this.frames.splice(index, 1)[0] as Extract<BrokerFrame, { type: T }>;
+  }
+
+  async waitClosed(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+    await waitFor(() => this.closed !== undefined, 'the connection to close', timeoutMs);
+    return this.closed as { code: number; reason: string };
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { Partition, type AppendRequest } from './partition.js';
+import { ProducerTable } from './producers.js';
+
+const request = (producerId: string, seq: number, data = [seq]): AppendRequest => ({
+  producerId,
+  seq,
+  data: new Uint8Array(data),
+  encoding: 'raw',
+});
+
+describe('ProducerTable', () => {
+  it.each([
+    ['the first seq of a new producer', [], 0, { kind: 'new' }],
+    ['the seq after the last recorded', [0, 1], 2, { kind: 'new' }],
+    ['a recorded seq', [0, 1], 0, { kind: 'duplicate', offset: 0 }],
+    ['a seq skipping ahead', [0], 5, { kind: 'gap', expectedSeq: 1 }],
+    ['a new producer starting above 0', [], 3, { kind: 'gap', expectedSeq: 0 }],
+  ] as const)('classifies %s', (_, recorded, seq, expected) => {
+    const table = new ProducerTable(8);
+    recorded.forEach((s, i) => table.record('p', s, i * 10));
+    expect(table.check('p', seq)).toEqual(expected);
+  });
+
+  it('answers duplicates inside the window with their offset and too-old beyond it', () => {
+    const table = new ProducerTable(4);
+    for (let seq = 0; seq < 10; seq++) table.record('p', seq, 100 + seq);
+    expect(table.check('p', 9)).toEqual({ kind: 'duplicate', offset: 109 });
+    expect(table.check('p', 6)).toEqual({ kind: 'duplicate', offset: 106 });
+    expect(table.check('p', 5)).toEqual({ kind: 'too-old', expectedSeq: 10 });
+    expect(table.check('p', 10)).toEqual({ kind: 'new' });
+  });
+
+  it('refuses to record out of order (a caller bug, not input)', () => {
+    const table = new ProducerTable(4);
+    expect(() => table.record('p', 1, 0)).toThrow(/expected 0/);
+  });
+});
+
+describe('Partition', () => {
+  it('appends with dense offsets and deduplicates per producer', () => {
+    const p = new Partition(16);
+    expect(p.append(request('a', 0), 1000)).toEqual({ kind: 'stored', offset: 0 });
+    expect(p.append(request('b', 0), 1000)).toEqual({ kind: 'stored', offset: 1 });
+    expect(p.append(request('a', 1), 1000)).toEqual({ kind: 'stored', offset: 2 });
+    expect(p.append(request('a', 0), 1000)).toEqual({ kind: 'duplicate', offset: 0 });
+    expect(p.append(request('b', 2), 1000)).toEqual({ kind: 'gap', expectedSeq: 1 });
+    expect(p.endOffset).toBe(3);
+  });
+
+  it('keeps timestamps non-decreasing even if the clock steps back', () => {
+    const p = new Partition(16);
+    p.append(request('a', 0), 2000);
+    p.append(request('a', 1), 1500);
+    expect(p.read(0, 10, 1e9).map((m) => m.timestamp)).toEqual([2000, 2000]);
+  });
+
+  it('reads by count and by bytes, always at least one message', () => {
+    const p = new Partition(16);
+    for (let seq = 0; seq < 5; seq++) p.append(request('a', seq, new Array(100).fill(seq)), 0);
+    expect(p.read(1, 2, 1e9).map((m) => m.offset)).toEqual([1, 2]);
+    expect(p.read(0, 10, 250).map((m) => m.offset)).toEqual([0, 1]);
+    expect(p.read(0, 10, 10).map((m) => m.offset)).toEqual([0]);
+    expect(p.read(5, 10, 1e9)).toEqual([]);
+  });
+
+  it('finds the first offset at or after a time', () => {
+    const p = new Partition(16);
+    [100, 200, 200, 300].forEach((t, seq) => p.append(request('a', seq), t));
+    expect([0, 100, 150, 200, 250, 300, 301].map((t) => p.offsetForTime(t))).toEqual([0, 0, 1, 1, 3, 3, 4]);
+  });
+
+  it('appends fire-and-forget messages without touching the producer table', () => {
+    const p = new Partition(16);
+    p.appendUnchecked(request('a', 0), 0);
+    p.appendUnchecked(request('a', 0), 0);
+    expect(p.endOffset).toBe(2);
+    expect(p.append(request('a', 0), 0)).toEqual({ kind: 'stored', offset: 2 });
+  });
+});

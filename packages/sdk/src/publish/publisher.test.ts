@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { RelayError, type ClientFrame, type PublishMessage } from '../protocol/index.js';
+import type { BrokerConnection } from '../connection/connection.js';
+import { resolveClientOptions, type OutboxOptions } from '../options.js';
+import { Publisher } from './publisher.js';
+
+/** A connection double: records publish frames, answers metadata with `partitions`. */
+function fakeConnection(partitions = 1): { connection: BrokerConnection; sent: PublishMessage[][] } {
+  const sent: PublishMessage[][] = [];
+  const connection = {
+    open: true,
+    welcome: { limits: { maxPayload: 1024 * 1024, dedupeWindow: 16384, maxCredit: 10000 } },
+    send(frame: ClientFrame) {
+      if (frame.type === 'publish') sent.push(frame.messages);
+      return true;
+    },
+    request(frame: { type: string; topics?: string[] }) {
+      return Promise.resolve({ type: 'topics', id: 1, topics: (frame.topics ?? []).map((topic) => ({ topic, partitions })) });
+    },
+  };
+  return { connection: connection as unknown as BrokerConnection, sent };
+}
+
+function publisher(outbox: OutboxOptions = {}): { publisher: Publisher; failovers: RelayError[] } {
+  const failovers: RelayError[] = [];
+  const options = resolveClientOptions({ brokers: ['ws://127.0.0.1:1'], WebSocket: class {} as never, outbox });
+  return { publisher: new Publisher(options, (reason) => failovers.push(reason)), failovers };
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
+describe('Publisher', () => {
+  it('assigns gap-free seqs per partition in call order and batches a tick into one frame', async () => {
+    const { publisher: p } = publisher();
+    const { connection, sent } = fakeConnection(2);
+    p.setConnection(connection);
+    for (let i = 0; i < 6; i++) void p.publish('t', i);
+    await tick();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.map((m) => [m.partition, m.seq])).toEqual([[0, 0], [1, 0], [0, 1], [1, 1], [0, 2], [1, 2]]);
+  });
+
+  it('republishes the whole outbox in order, with the same seqs, on a new connection', async () => {
+    const { publisher: p } = publisher();
+    const first = fakeConnection();
+    p.setConnection(first.connection);
+    const pending = [p.publish('t', 'a'), p.publish('t', 'b'), p.publish('t', 'c')];
+    await tick();
+    const ids = first.sent[0]?.map((m) => m.id) ?? [];
+    p.onAck({ type: 'ack', acks: [{ id: ids[0] as number, offset: 0, duplicate: false }] });
+    p.setConnection(undefined);
+    const second = fakeConnection();
+    p.setConnection(second.connection);
+    await tick();
+    expect(second.sent[0]?.map((m) => m.seq)).toEqual([1, 2]);
+    const resent = second.sent[0]?.map((m) => m.id) ?? [];
+    // A late ack for the superseded attempt is ignored; the new attempt's ack counts.
+    p.onAck({ type: 'ack', acks: [{ id: ids[1] as number, offset: 99, duplicate: false }] });
+    p.onAck({ type: 'ack', acks: resent.map((id, i) => ({ id, offset: i + 1, duplicate: i === 0 })) });
+    expect(await Promise.all(pending)).toEqual([
+      { topic: 't', partition: 0, offset: 0, duplicate: false },
+      { topic: 't', partition: 0, offset: 1, duplicate: true },
+      { topic: 't', partition: 0, offset: 2, duplicate: false },
+    ]);
+    expect(p.stats()).toMatchObject({ republished: 2, duplicates: 1, outboxMessages: 0 });
+  });
+
+  it('after a permanent refusal renumbers the later messages when the broker reports the gap', async () => {
+    const { publisher: p } = publisher();
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    const refused = p.publish('t', 'refused');
+    const later = [p.publish('t', 'x'), p.publish('t', 'y')];
+    await tick();
+    const [a, b] = sent[0] ?? [];
+    p.onNack({ type: 'nack', id: a?.id as number, code: 'FORBIDDEN', message: 'no' });
+    await expect(refused).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    p.onNack({ type: 'nack', id: b?.id as number, code: 'SEQUENCE_GAP', message: 'gap', expectedSeq: 0 });
+    await tick();
+    expect(sent[1]?.map((m) => m.seq)).toEqual([0, 1]);
+    p.onAck({ type: 'ack', acks: (sent[1] ?? []).map((m, i) => ({ id: m.id, offset: i, duplicate: false })) });
+    expect((await Promise.all(later)).map((r) => r.offset)).toEqual([0, 1]);
+  });
+
+  it('keeps a message on a retriable refusal and asks to fail over', async () => {
+    const { publisher: p, failovers } = publisher();
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    void p.publish('t', 1);
+    await tick();
+    p.onNack({ type: 'nack', id: sent[0]?.[0]?.id as number, code: 'NOT_LEADER', message: 'go', leader: 'b2' });
+    expect(failovers.map((f) => [f.code, f.details.leader])).toEqual([['NOT_LEADER', 'b2']]);
+    expect(p.stats().outboxMessages).toBe(1);
+  });
+
+  it('bounds the outbox: reject policy fails fast with OUTBOX_FULL', async () => {
+    const { publisher: p } = publisher({ maxMessages: 2, policy: 'reject' });
+    const { connection } = fakeConnection();
+    p.setConnection(connection);
+    void p.publish('t', 1);
+    await tick(); // metadata known, both admitted
+    void p.publish('t', 2);
+    await expect(p.publish('t', 3)).rejects.toMatchObject({ code: 'OUTBOX_FULL' });
+    expect(p.stats().outboxMessages).toBe(2);
+  });
+
+  it('bounds the outbox: block policy waits for room and keeps call order', async () => {
+    const { publisher: p } = publisher({ maxMessages: 2, policy: 'block' });
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    const all = [1, 2, 3, 4].map((i) => p.publish('t', i));
+    await tick();
+    expect(p.stats()).toMatchObject({ outboxMessages: 2, waiting: 2 });
+    p.onAck({ type: 'ack', acks: (sent[0] ?? []).map((m, i) => ({ id: m.id, offset: i, duplicate: false })) });
+    await tick();
+    expect(sent[1]?.map((m) => m.seq)).toEqual([2, 3]);
+    p.onAck({ type: 'ack', acks: (sent[1] ?? []).map((m, i) => ({ id: m.id, offset: i + 2, duplicate: false })) });
+    expect((await Promise.all(all)).map((r) => r.offset)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('holds publishes while disconnected and sends them on connect', async () => {
+    const { publisher: p } = publisher();
+    const pending = p.publish('t', 'queued');
+    await tick();
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    await tick();
+    await tick();
+    expect(sent.flat().map((m) => m.seq)).toEqual([0]);
+    p.onAck({ type: 'ack', acks: [{ id: sent[0]?.[0]?.id as number, offset: 0, duplicate: false }] });
+    await expect(pending).resolves.toMatchObject({ offset: 0 });
+  });
+});

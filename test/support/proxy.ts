@@ -39,7 +39,7 @@ export async function startProxy(targetPort: number): Promise<TcpProxy> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  return {
+  const proxy: TcpProxy = {
     port,
     url: `ws://127.0.0.1:${port}`,
     get openConnections() {
@@ -57,8 +57,9 @@ export async function startProxy(targetPort: number): Promise<TcpProxy> {
       dropping = true;
     },
     close() {
-      this.cut();
+      proxy.cut();
       return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  return proxy;
 }

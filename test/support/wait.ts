@@ -1,3 +1,5 @@
+import type { EventEmitter } from 'eventemitter3';
+
 /**
  * Waiting helpers for tests: every wait is on a condition or an event, and
  * every wait is bounded; a timeout fails the test with what was awaited.
@@ -12,20 +14,20 @@ export async function waitFor(condition: () => boolean, what: string, timeoutMs 
   }
 }
 
-/** Resolves with the first emission of `event`; fails after `timeoutMs`. */
-export function nextEvent<T>(
-  emitter: { once(event: string, listener: (value: T) => void): unknown; off(event: string, listener: (value: T) => void): unknown },
-  event: string,
+/** Resolves with the first argument of the next `event`; fails after `timeoutMs`. */
+export function nextEvent<Events extends EventEmitter.ValidEventTypes, E extends EventEmitter.EventNames<Events>>(
+  emitter: EventEmitter<Events>,
+  event: E,
   timeoutMs = 10_000,
-): Promise<T> {
+): Promise<Parameters<EventEmitter.EventListener<Events, E>>[0]> {
   return new Promise((resolve, reject) => {
-    const listener = (value: T): void => {
+    const listener = ((value: Parameters<EventEmitter.EventListener<Events, E>>[0]) => {
       clearTimeout(timer);
       resolve(value);
-    };
+    }) as EventEmitter.EventListener<Events, E>;
     const timer = setTimeout(() => {
       emitter.off(event, listener);
-      reject(new Error(`timed out after ${timeoutMs} ms waiting for event ${event}`));
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for event ${String(event)}`));
     }, timeoutMs);
     emitter.once(event, listener);
   });

@@ -56,8 +56,8 @@ export function scanMsgpack(bytes: Uint8Array, limits: Readonly<ScanLimits>): vo
     if (items > end - pos) throw protocolError('msgpack container declares more elements than bytes');
     elements += items;
     if (elements > limits.maxElements) throw protocolError(`msgpack value has more than ${limits.maxElements} elements`);
-    if (items === 0) return;
     if (pending.length > limits.maxDepth) throw protocolError(`msgpack value nests deeper than ${limits.maxDepth}`);
+    if (items === 0) return;
     pending.push(items);
     isMap.push(map);
     keyNext.push(map);
@@ -106,8 +106,15 @@ export function scanMsgpack(bytes: Uint8Array, limits: Readonly<ScanLimits>): vo
           if (!limits.allowTimestamp || view.getInt8(pos) !== -1) throw protocolError('msgpack extension types are not allowed');
           skip(1 + (token === 0xd6 ? 4 : 8));
           break;
+        case 0xc7: // ext 8: only the 96-bit timestamp (msgpackr writes dates before 1970 or after 2106 so)
+          need(2);
+          if (!limits.allowTimestamp || view.getUint8(pos) !== 12 || view.getInt8(pos + 1) !== -1) {
+            throw protocolError('msgpack extension types are not allowed');
+          }
+          skip(2 + 12);
+          break;
         default:
-          // 0xc1 (never used), ext 8/16/32 and the remaining fixext forms
+          // 0xc1 (never used), ext 16/32, other ext 8 and the remaining fixext forms
           throw protocolError(`msgpack type 0x${token.toString(16)} is not allowed`);
       }
   }

@@ -23,7 +23,7 @@ export interface LogEngineEvents {
  */
 export interface LogEngine {
   /** Partition count of `topic`, creating the topic with the default count when missing. */
-  ensureTopic(topic: string): TopicInfo;
+  ensureTopic(topic: string): Promise<TopicInfo>;
   /** Partition count of `topic`, or `undefined` when it does not exist. */
   partitionCount(topic: string): number | undefined;
   /** Names of all topics. */

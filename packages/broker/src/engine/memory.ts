@@ -22,7 +22,7 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
     super();
   }
 
-  ensureTopic(topic: string): TopicInfo {
+  async ensureTopic(topic: string): Promise<TopicInfo> {
     let partitions = this.partitionsByTopic.get(topic);
     if (partitions === undefined) {
       partitions = Array.from({ length: this.options.defaultPartitions }, () => new Partition(this.options.dedupeWindow));

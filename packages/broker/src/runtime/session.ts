@@ -218,7 +218,7 @@ export class ClientSession {
       const head = messages[0] as PublishMessage;
       try {
         if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down; publish elsewhere');
-        const { partitions } = engine.ensureTopic(head.topic);
+        const partitions = engine.partitionCount(head.topic) ?? (await engine.ensureTopic(head.topic)).partitions;
         if (head.partition >= partitions) {
           throw new RelayError('INVALID_PARTITION', `topic ${head.topic} has ${partitions} partitions; partition ${head.partition} does not exist`);
         }
@@ -307,13 +307,13 @@ export class ClientSession {
   }
 
   private metadata(frame: MetadataFrame): void {
-    try {
-      const topics = frame.topics.map((topic) => this.ctx.engine.ensureTopic(topic));
-      this.send({ type: 'topics', id: frame.id, topics });
-    } catch (err) {
-      const error = asRelayError(err);
-      this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
-    }
+    Promise.all(frame.topics.map((topic) => this.ctx.engine.ensureTopic(topic))).then(
+      (topics) => this.send({ type: 'topics', id: frame.id, topics }),
+      (err: unknown) => {
+        const error = asRelayError(err);
+        this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
+      },
+    );
   }
 
   private appended(topic: string, partition: number): void {

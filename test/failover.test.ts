@@ -84,4 +84,23 @@ describe('failover without loss, duplication or reordering', () => {
     expect(remaining.engine.bounds('after.failover', 0).end).toBe(1);
     expect(client.stats().failovers).toBe(1);
   });
+
+  it('detects a broker that stops answering (heartbeats) and fails over to the standby', async () => {
+    const first = await fixture.broker({ id: 'first' });
+    const second = await fixture.broker({ id: 'second' });
+    const proxies = { first: await startProxy(first.port), second: await startProxy(second.port) };
+    fixture.defer(() => proxies.first.close());
+    fixture.defer(() => proxies.second.close());
+    const client = await fixture.client([proxies.first.url, proxies.second.url], { poolSize: 2, pingIntervalMs: 100 });
+    await waitFor(() => client.stats().connectedBrokers.length === 2, 'a warm standby');
+
+    const active = client.stats().activeBroker?.id as 'first' | 'second';
+    const failover = nextEvent(client, 'failover', 5000);
+    proxies[active].dropReplies(); // the broker looks alive to TCP but says nothing
+    const event = await failover;
+    expect(event.from.id).toBe(active);
+    expect(event.reason.code).toBe('CONNECTION_CLOSED');
+    expect(event.reason.message).toMatch(/silent/);
+    await expect(client.publish('after.silence', 1)).resolves.toMatchObject({ offset: 0 });
+  });
 });

@@ -1,0 +1,78 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The built CLI: multi-process tests run the artifact users run (`npm test` builds first). */
+const CLI = fileURLToPath(new URL('../../packages/broker/dist/cli.js', import.meta.url));
+
+/**
+ * A broker running as its own OS process, for tests that kill -9 or SIGSTOP
+ * real brokers. Every process started is killed by `stopAll()`.
+ */
+export class BrokerProcess {
+  private static readonly running = new Set<BrokerProcess>();
+  url = '';
+  port = 0;
+  stderr = '';
+  private exited: Promise<number | null>;
+
+  private constructor(
+    readonly id: string,
+    private readonly child: ChildProcess,
+  ) {
+    BrokerProcess.running.add(this);
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    void this.exited.then(() => BrokerProcess.running.delete(this));
+    child.stderr?.on('data', (chunk: Buffer) => {
+      this.stderr = (this.stderr + chunk.toString()).slice(-20_000);
+    });
+  }
+
+  /** Starts `relaymq broker` with `args` and resolves once it printed its listening line. */
+  static async start(id: string, args: string[] = [], timeoutMs = 10_000): Promise<BrokerProcess> {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm test does)`);
+    const child = spawn(process.execPath, [CLI, 'broker', '--id', id, '--port', '0', '--log-level', 'warn', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const broker = new BrokerProcess(id, child);
+    await new Promise<void>((resolve, reject) => {
+      let stdout = '';
+      const timer = setTimeout(() => reject(new Error(`broker ${id} did not start within ${timeoutMs} ms: ${broker.stderr}`)), timeoutMs);
+      child.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        const match = / listening on (ws:\/\/[^\s]+)/.exec(stdout);
+        if (match === null) return;
+        clearTimeout(timer);
+        broker.url = match[1] as string;
+        broker.port = Number(new URL(broker.url).port);
+        resolve();
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`broker ${id} exited with ${code} before listening: ${broker.stderr}`));
+      });
+    });
+    return broker;
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  /** Sends a signal and, for SIGKILL and SIGTERM, waits for the exit. */
+  async signal(signal: 'SIGKILL' | 'SIGTERM' | 'SIGSTOP' | 'SIGCONT'): Promise<number | null | undefined> {
+    this.child.kill(signal);
+    if (signal === 'SIGKILL' || signal === 'SIGTERM') return this.exited;
+    return undefined;
+  }
+
+  static async stopAll(): Promise<void> {
+    await Promise.all(
+      [...BrokerProcess.running].map(async (broker) => {
+        broker.child.kill('SIGCONT');
+        broker.child.kill('SIGKILL');
+        await broker.exited;
+      }),
+    );
+  }
+}

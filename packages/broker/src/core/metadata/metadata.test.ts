@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { MetadataState, assignReplicas } from './metadata.js';
+
+describe('assignReplicas', () => {
+  it('spreads preferred leaders and replicas evenly over the brokers', () => {
+    const assignment = assignReplicas(['b1', 'b2', 'b3'], new Map(), 6, 3);
+    expect(assignment.map((p) => p.replicas)).toEqual([
+      ['b1', 'b2', 'b3'],
+      ['b2', 'b1', 'b3'],
+      ['b3', 'b1', 'b2'],
+      ['b1', 'b2', 'b3'],
+      ['b2', 'b1', 'b3'],
+      ['b3', 'b1', 'b2'],
+    ]);
+    const leaders = assignment.map((p) => p.replicas[0]);
+    for (const id of ['b1', 'b2', 'b3']) expect(leaders.filter((l) => l === id)).toHaveLength(2);
+  });
+
+  it('never places two replicas of a partition on one broker', () => {
+    for (let brokers = 1; brokers <= 7; brokers++) {
+      const ids = Array.from({ length: brokers }, (_, i) => `b${i}`);
+      for (let rf = 1; rf <= brokers; rf++) {
+        for (const partition of assignReplicas(ids, new Map(), 10, rf)) {
+          expect(new Set(partition.replicas).size).toBe(rf);
+        }
+      }
+    }
+  });
+});
+
+describe('MetadataState', () => {
+  it('creates a topic once, capping the replication factor by the cluster size', () => {
+    const state = new MetadataState(['b1', 'b2']);
+    const created = state.apply({ type: 'create-topic', topic: 'orders', partitions: 2, replicationFactor: 3 });
+    expect(created).toMatchObject({ kind: 'created', topic: { topic: 'orders', replicationFactor: 2 } });
+    expect(state.apply({ type: 'create-topic', topic: 'orders', partitions: 9, replicationFactor: 1 })).toEqual({
+      kind: 'exists',
+      topic: created.topic,
+    });
+    expect(state.get('orders')?.partitions).toHaveLength(2);
+  });
+
+  it('balances leaders across topics, not just within one', () => {
+    const state = new MetadataState(['b1', 'b2', 'b3']);
+    const leaders = ['a', 'b', 'c'].map(
+      (topic) => state.apply({ type: 'create-topic', topic, partitions: 1, replicationFactor: 3 }).topic.partitions[0]?.replicas[0],
+    );
+    expect(new Set(leaders)).toEqual(new Set(['b1', 'b2', 'b3']));
+  });
+
+  it('is deterministic: the same commands give the same state on every broker', () => {
+    const commands = ['x', 'y', 'z'].map((topic, i) => ({ type: 'create-topic' as const, topic, partitions: i + 1, replicationFactor: 2 }));
+    const a = new MetadataState(['b3', 'b1', 'b2']);
+    const b = new MetadataState(['b1', 'b2', 'b3']);
+    for (const command of commands) {
+      a.apply(command);
+      b.apply(command);
+    }
+    expect(a.all()).toEqual(b.all());
+  });
+});

@@ -1,0 +1,124 @@
+/**
+ * Cluster metadata as a pure, replicated state machine: the topics, their
+ * partition counts and which brokers replicate each partition. It is applied
+ * in the same order on every voting broker (through the metadata Raft group),
+ * so every broker computes the same assignment.
+ */
+
+/** Where one partition lives. */
+export interface PartitionAssignment {
+  /** Brokers holding a replica; the first is the preferred leader. */
+  replicas: string[];
+}
+
+export interface TopicMetadata {
+  topic: string;
+  replicationFactor: number;
+  partitions: PartitionAssignment[];
+}
+
+/** Commands the metadata group orders. */
+export type MetadataCommand = {
+  type: 'create-topic';
+  topic: string;
+  partitions: number;
+  /** Requested copies; capped by the number of brokers. */
+  replicationFactor: number;
+};
+
+/** What applying a command produced. */
+export type MetadataResult = { kind: 'created'; topic: TopicMetadata } | { kind: 'exists'; topic: TopicMetadata };
+
+export class MetadataState {
+  private readonly topics = new Map<string, TopicMetadata>();
+
+  /** @param brokers - ids of the brokers replicas may be placed on. */
+  constructor(private readonly brokers: readonly string[]) {
+    if (brokers.length === 0) throw new Error('metadata needs at least one broker');
+  }
+
+  get(topic: string): TopicMetadata | undefined {
+    return this.topics.get(topic);
+  }
+
+  all(): TopicMetadata[] {
+    return [...this.topics.values()];
+  }
+
+  /** Applies a committed command. Deterministic: same commands, same state, on every broker. */
+  apply(command: MetadataCommand): MetadataResult {
+    const existing = this.topics.get(command.topic);
+    if (existing !== undefined) return { kind: 'exists', topic: existing };
+    const replicationFactor = Math.max(1, Math.min(command.replicationFactor, this.brokers.length));
+    const topic: TopicMetadata = {
+      topic: command.topic,
+      replicationFactor,
+      partitions: assignReplicas(this.brokers, this.load(), command.partitions, replicationFactor),
+    };
+    this.topics.set(topic.topic, topic);
+    return { kind: 'created', topic };
+  }
+
+  /** Replicas and preferred leaderships held by each broker so far. */
+  private load(): Map<string, BrokerLoad> {
+    const load = new Map<string, BrokerLoad>(this.brokers.map((id) => [id, { replicas: 0, leaders: 0 }]));
+    for (const topic of this.topics.values()) {
+      for (const partition of topic.partitions) {
+        partition.replicas.forEach((id, i) => {
+          const entry = load.get(id);
+          if (entry === undefined) return;
+          entry.replicas++;
+          if (i === 0) entry.leaders++;
+        });
+      }
+    }
+    return load;
+  }
+}
+
+interface BrokerLoad {
+  replicas: number;
+  leaders: number;
+}
+
+/**
+ * Spreads replicas evenly: each partition's preferred leader is the broker
+ * leading the fewest partitions, its followers the brokers holding the fewest
+ * replicas; ties go to the smaller id, so the result is deterministic.
+ */
+export function assignReplicas(
+  brokers: readonly string[],
+  load: Map<string, BrokerLoad>,
+  partitions: number,
+  replicationFactor: number,
+): PartitionAssignment[] {
+  const sorted = [...brokers].sort();
+  const counts = new Map(sorted.map((id) => [id, { ...(load.get(id) ?? { replicas: 0, leaders: 0 }) }]));
+  const byLeast = (key: keyof BrokerLoad, exclude: Set<string>): string => {
+    let best: string | undefined;
+    for (const id of sorted) {
+      if (exclude.has(id)) continue;
+      if (best === undefined || (counts.get(id) as BrokerLoad)[key] < (counts.get(best) as BrokerLoad)[key]) best = id;
+    }
+    return best as string;
+  };
+  const result: PartitionAssignment[] = [];
+  for (let p = 0; p < partitions; p++) {
+    const chosen = new Set<string>();
+    const leader = byLeast('leaders', chosen);
+    chosen.add(leader);
+    const replicas = [leader];
+    while (replicas.length < replicationFactor) {
+      const follower = byLeast('replicas', chosen);
+      chosen.add(follower);
+      replicas.push(follower);
+    }
+    for (const [i, id] of replicas.entries()) {
+      const entry = counts.get(id) as BrokerLoad;
+      entry.replicas++;
+      if (i === 0) entry.leaders++;
+    }
+    result.push({ replicas });
+  }
+  return result;
+}

@@ -12,6 +12,7 @@ import {
 } from '../protocol/index.js';
 import type { BrokerConnection } from '../connection/connection.js';
 import type { ResolvedClientOptions } from '../options.js';
+import { Fifo } from './fifo.js';
 import { Outbox, type OutboxEntry, type PublishReceipt } from './outbox.js';
 
 /** Options of one `publish` call. */
@@ -57,7 +58,7 @@ const partitionKey = (topic: string, partition: number): string => `${partition}
 export class Publisher {
   private readonly outbox: Outbox;
   /** Publishes not yet admitted to the outbox (waiting for room or metadata), in call order. */
-  private readonly admission: OutboxEntry[] = [];
+  private readonly admission = new Fifo<OutboxEntry>();
   private readonly partitionCounts = new Map<string, number>();
   private metadataPending: string | undefined;
   private readonly nextSeq = new Map<string, number>();
@@ -173,7 +174,7 @@ export class Publisher {
   /** Fails every pending publish with `error` (on client close). */
   failAll(error: RelayError): void {
     for (const entry of [...this.admission, ...this.outbox]) this.settle(entry, error);
-    this.admission.length = 0;
+    this.admission.removeWhere(() => true);
     for (const entry of [...this.outbox]) this.outbox.delete(entry);
     this.inflight.clear();
     this.sendQueue = [];
@@ -224,8 +225,7 @@ export class Publisher {
 
   /** Moves publishes from admission into the outbox, in call order, while there is room and metadata. */
   private admit(): void {
-    while (this.admission.length > 0) {
-      const entry = this.admission[0] as OutboxEntry;
+    for (let entry = this.admission.peek(); entry !== undefined; entry = this.admission.peek()) {
       if (entry.settled) {
         this.admission.shift(); // timed out while waiting: never sent, so nothing is lost or duplicated
         continue;
@@ -273,12 +273,7 @@ export class Publisher {
         const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
         if (error.retriable || error.code === 'TIMEOUT') return; // retried on the next connection
         // The topic is refused (e.g. FORBIDDEN): fail the publishes waiting for it.
-        for (let i = this.admission.length - 1; i >= 0; i--) {
-          const waiting = this.admission[i] as OutboxEntry;
-          if (waiting.topic !== topic) continue;
-          this.admission.splice(i, 1);
-          this.settle(waiting, error);
-        }
+        for (const waiting of this.admission.removeWhere((entry) => entry.topic === topic)) this.settle(waiting, error);
         this.admit();
       },
     );

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
-import { encodeValue, type PublishMessage } from '@relaymq/sdk/protocol';
+import { encodeValue, type PublishBatch } from '@relaymq/sdk/protocol';
 import { Fixture } from './support/cluster.js';
 import { RawClient } from './support/raw-client.js';
 import { waitFor } from './support/wait.js';
@@ -18,30 +18,26 @@ async function raw(broker: Broker, hello = true): Promise<RawClient> {
   return client;
 }
 
-const message = (id: number, seq: number, topic = 'idem'): PublishMessage => ({
-  id,
+/** A batch of `count` one-byte messages with ids from `firstId` and seqs from `firstSeq`. */
+const batch = (firstId: number, firstSeq: number, count = 1, topic = 'idem'): PublishBatch => ({
   topic,
   partition: 0,
-  seq,
-  data: new Uint8Array([seq]),
-  encoding: 'raw',
   ack: 'quorum',
+  firstId,
+  firstSeq,
+  messages: Array.from({ length: count }, (_, i) => ({ data: new Uint8Array([firstSeq + i]) })),
 });
 
 describe('broker: idempotent publish', () => {
   it('answers a republished seq with the original offset and duplicate: true', async () => {
     const broker = await fixture.broker();
     const client = await raw(broker);
-    client.send({ type: 'publish', messages: [message(1, 0), message(2, 1)] });
+    client.send({ type: 'publish', batches: [batch(1, 0, 2)] });
+    expect((await client.next('ack')).acks).toEqual([{ id: 1, offset: 0, count: 2, duplicate: false }]);
+    client.send({ type: 'publish', batches: [batch(3, 0, 3)] });
     expect((await client.next('ack')).acks).toEqual([
-      { id: 1, offset: 0, duplicate: false },
-      { id: 2, offset: 1, duplicate: false },
-    ]);
-    client.send({ type: 'publish', messages: [message(3, 0), message(4, 1), message(5, 2)] });
-    expect((await client.next('ack')).acks).toEqual([
-      { id: 3, offset: 0, duplicate: true },
-      { id: 4, offset: 1, duplicate: true },
-      { id: 5, offset: 2, duplicate: false },
+      { id: 3, offset: 0, count: 2, duplicate: true },
+      { id: 5, offset: 2, count: 1, duplicate: false },
     ]);
     expect(broker.engine.bounds('idem', 0).end).toBe(3);
   });
@@ -49,8 +45,8 @@ describe('broker: idempotent publish', () => {
   it('refuses a gap in seq with SEQUENCE_GAP and the expected seq', async () => {
     const broker = await fixture.broker();
     const client = await raw(broker);
-    client.send({ type: 'publish', messages: [message(1, 0), message(2, 5)] });
-    expect((await client.next('ack')).acks).toEqual([{ id: 1, offset: 0, duplicate: false }]);
+    client.send({ type: 'publish', batches: [batch(1, 0), batch(2, 5)] });
+    expect((await client.next('ack')).acks).toEqual([{ id: 1, offset: 0, count: 1, duplicate: false }]);
     expect(await client.next('nack')).toMatchObject({ id: 2, code: 'SEQUENCE_GAP', expectedSeq: 1 });
     expect(broker.engine.bounds('idem', 0).end).toBe(1);
   });
@@ -62,16 +58,16 @@ describe('broker: idempotent publish', () => {
     raws.push(b);
     b.send({ type: 'hello', version: 1, clientId: 'b', producerId: 'other-producer' });
     await b.next('welcome');
-    a.send({ type: 'publish', messages: [message(1, 0)] });
+    a.send({ type: 'publish', batches: [batch(1, 0)] });
     await a.next('ack');
-    b.send({ type: 'publish', messages: [message(1, 0)] });
-    expect((await b.next('ack')).acks).toEqual([{ id: 1, offset: 1, duplicate: false }]);
+    b.send({ type: 'publish', batches: [batch(1, 0)] });
+    expect((await b.next('ack')).acks).toEqual([{ id: 1, offset: 1, count: 1, duplicate: false }]);
   });
 
   it('refuses a partition the topic does not have', async () => {
     const broker = await fixture.broker({ defaultPartitions: 2 });
     const client = await raw(broker);
-    client.send({ type: 'publish', messages: [{ ...message(1, 0), partition: 2 }] });
+    client.send({ type: 'publish', batches: [{ ...batch(1, 0), partition: 2 }] });
     expect(await client.next('nack')).toMatchObject({ id: 1, code: 'INVALID_PARTITION' });
   });
 });
@@ -95,8 +91,9 @@ describe('broker: hostile input closes only the offending connection', () => {
   it('rejects frames that decode but are not valid frames', async () => {
     const broker = await fixture.broker();
     const cases: unknown[] = [
-      { type: 'publish', messages: 'nope' },
-      { type: 'publish', messages: [{ ...message(1, 0), topic: 'has.*.wildcard' }] },
+      { type: 'publish', batches: 'nope' },
+      { type: 'publish', batches: [{ ...batch(1, 0), topic: 'has.*.wildcard' }] },
+      { type: 'publish', batches: [batch(1, 0, 6000), batch(6001, 6000, 6000)] }, // over 10,000 messages in one frame
       { type: 'subscribe', id: 1, subscription: 1, pattern: 'a..b', from: 'new', resume: [], credit: 1 },
       { type: 'launch-missiles' },
       [1, 2, 3],
@@ -159,7 +156,7 @@ describe('broker: credit-based flow control', () => {
     await Promise.all(Array.from({ length: 2000 }, () => publisher.publish('flow', payload)));
 
     const delivered = (): number =>
-      subscriber.frames.filter((f) => f.type === 'message').reduce((n, f) => n + (f.type === 'message' ? f.messages.length : 0), 0);
+      subscriber.frames.reduce((n, f) => n + (f.type === 'message' ? f.batches.reduce((m, b) => m + b.messages.length, 0) : 0), 0);
     await waitFor(() => delivered() === 10, 'the first 10 messages');
     // The broker holds no queue for the subscriber: nothing pending on its socket.
     await waitFor(() => broker.stats().outboundBytes === 0, 'the socket to drain');
@@ -167,7 +164,9 @@ describe('broker: credit-based flow control', () => {
 
     subscriber.send({ type: 'credit', subscription: 7, credit: 25 });
     await waitFor(() => delivered() === 35, '25 more messages');
-    const offsets = subscriber.frames.flatMap((f) => (f.type === 'message' ? f.messages.map((m) => m.offset) : []));
+    const offsets = subscriber.frames.flatMap((f) =>
+      f.type === 'message' ? f.batches.flatMap((b) => b.messages.map((_, i) => b.firstOffset + i)) : [],
+    );
     expect(offsets).toEqual(Array.from({ length: 35 }, (_, i) => i));
   });
 

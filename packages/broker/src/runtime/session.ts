@@ -4,14 +4,14 @@ import {
   decodeClientFrame,
   encodeFrame,
   type Ack,
-  type AckLevel,
   type BrokerFrame,
   type ClusterView,
-  type DeliveredMessage,
+  type DeliveryBatch,
   type MetadataFrame,
   type NackFrame,
+  type PublishBatch,
   type PublishFrame,
-  type PublishMessage,
+  type StoredMessageFrame,
   type SubscribeFrame,
 } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, StoredMessage } from '../core/partition/partition.js';
@@ -71,6 +71,8 @@ export class ClientSession {
   private readonly subscriptions = new Map<number, Subscription>();
   private outboundBytes = 0;
   private pumpScheduled = false;
+  /** Settles once every batch received so far was handed to the engine (undefined: nothing pending). */
+  private handOffChain: Promise<void> | undefined;
   private published = 0;
   private delivered = 0;
   private readonly helloTimer: ReturnType<typeof setTimeout>;
@@ -200,82 +202,76 @@ export class ClientSession {
   }
 
   private publish(frame: PublishFrame): void {
-    const { engine } = this.ctx;
-    // Consecutive messages for the same partition and ack level go to the engine as one batch.
-    const runs: PublishMessage[][] = [];
-    let run: PublishMessage[] = [];
-    for (const message of frame.messages) {
-      const head = run[0];
-      if (head !== undefined && (head.topic !== message.topic || head.partition !== message.partition || head.ack !== message.ack)) {
-        runs.push(run);
-        run = [];
-      }
-      run.push(message);
-    }
-    if (run.length > 0) runs.push(run);
-
-    const results = runs.map(async (messages): Promise<Array<Ack | NackFrame | undefined>> => {
-      const head = messages[0] as PublishMessage;
-      try {
-        if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down; publish elsewhere');
-        const partitions = engine.partitionCount(head.topic) ?? (await engine.ensureTopic(head.topic)).partitions;
-        if (head.partition >= partitions) {
-          throw new RelayError('INVALID_PARTITION', `topic ${head.topic} has ${partitions} partitions; partition ${head.partition} does not exist`);
-        }
-        const requests = messages.map((m) => ({
-          producerId: this.producerId,
-          seq: m.seq,
-          key: m.key,
-          headers: m.headers,
-          data: m.data,
-          encoding: m.encoding,
-        }));
-        const outcomes = await engine.append(head.topic, head.partition, requests, head.ack);
-        this.published += messages.length;
-        return messages.map((m, i) => this.answer(m, outcomes[i] as AppendOutcome));
-      } catch (err) {
-        const error = asRelayError(err);
-        return messages.map((m) => (m.ack === 'none' ? undefined : nack(m.id, error)));
-      }
-    });
-
+    const answers = frame.batches.map((batch) => this.publishBatch(batch));
     // Answers go out in the order of the messages: a nack never overtakes the acks before it.
-    void Promise.all(results).then((answers) => {
+    void Promise.all(answers).then((groups) => {
       let acks: Ack[] = [];
-      for (const group of answers) {
-        for (const answer of group) {
-          if (answer === undefined) continue;
-          if (!('type' in answer)) {
-            acks.push(answer);
-            continue;
-          }
-          if (acks.length > 0) this.send({ type: 'ack', acks });
-          acks = [];
-          this.send(answer);
+      for (const answer of groups.flat()) {
+        if (!('type' in answer)) {
+          acks.push(answer);
+          continue;
         }
+        if (acks.length > 0) this.send({ type: 'ack', acks });
+        acks = [];
+        this.send(answer);
       }
       if (acks.length > 0) this.send({ type: 'ack', acks });
     });
   }
 
-  private answer(message: PublishMessage, outcome: AppendOutcome): Ack | NackFrame | undefined {
-    if (message.ack === 'none') return undefined;
-    switch (outcome.kind) {
-      case 'stored':
-        return { id: message.id, offset: outcome.offset, duplicate: false };
-      case 'duplicate':
-        return { id: message.id, offset: outcome.offset, duplicate: true };
-      case 'gap':
-        return {
-          ...nack(message.id, new RelayError('SEQUENCE_GAP', `seq ${message.seq} skips ahead; expected ${outcome.expectedSeq}`)),
-          expectedSeq: outcome.expectedSeq,
-        };
-      case 'too-old':
-        return nack(
-          message.id,
-          new RelayError('SEQUENCE_TOO_OLD', `seq ${message.seq} is older than the deduplication window (next is ${outcome.expectedSeq})`),
-        );
+  /** Appends one batch and answers it: ranges of acks, a nack per refused message, nothing for `ack: none`. */
+  private async publishBatch(batch: PublishBatch): Promise<Array<Ack | NackFrame>> {
+    try {
+      if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down; publish elsewhere');
+      const outcomes = await this.handOff(batch);
+      this.published += batch.messages.length;
+      return batch.ack === 'none' ? [] : answers(batch, outcomes);
+    } catch (err) {
+      if (batch.ack === 'none') return [];
+      const error = asRelayError(err);
+      return batch.messages.map((_, i) => nack(batch.firstId + i, error));
     }
+  }
+
+  /**
+   * Hands a batch to the engine in arrival order. The engine orders appends
+   * by call, so a batch whose topic must first be created (asynchronously)
+   * holds back every later batch of this session until it was handed over —
+   * but nobody waits for an append to complete before the next is handed over.
+   */
+  private handOff(batch: PublishBatch): Promise<AppendOutcome[]> {
+    const known = this.ctx.engine.partitionCount(batch.topic);
+    if (this.handOffChain === undefined && known !== undefined) return this.append(batch, known);
+    const handedOver = (this.handOffChain ?? Promise.resolve()).then(async () => {
+      const partitions = this.ctx.engine.partitionCount(batch.topic) ?? (await this.ctx.engine.ensureTopic(batch.topic)).partitions;
+      return { outcomes: this.append(batch, partitions) }; // wrapped: the chain must not wait for the append
+    });
+    const chain = handedOver.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.handOffChain = chain;
+    void chain.then(() => {
+      if (this.handOffChain === chain) this.handOffChain = undefined;
+    });
+    return handedOver.then((handed) => handed.outcomes);
+  }
+
+  private append(batch: PublishBatch, partitions: number): Promise<AppendOutcome[]> {
+    if (batch.partition >= partitions) {
+      return Promise.reject(
+        new RelayError('INVALID_PARTITION', `topic ${batch.topic} has ${partitions} partitions; partition ${batch.partition} does not exist`),
+      );
+    }
+    const requests = batch.messages.map((m, i) => ({
+      producerId: this.producerId,
+      seq: batch.firstSeq + i,
+      key: m.key,
+      headers: m.headers,
+      data: m.data,
+      encoding: m.encoding ?? 'raw',
+    }));
+    return this.ctx.engine.append(batch.topic, batch.partition, requests, batch.ack);
   }
 
   private subscribe(frame: SubscribeFrame): void {
@@ -342,23 +338,24 @@ export class ClientSession {
     const { engine, options } = this.ctx;
     for (const subscription of this.subscriptions.values()) {
       while (subscription.credit > 0 && this.outboundBytes < options.outboundHighWaterBytes) {
-        const messages: DeliveredMessage[] = [];
+        const batches: DeliveryBatch[] = [];
+        let count = 0;
         let bytes = 0;
         for (const cursor of subscription.cursors.values()) {
-          const room = Math.min(subscription.credit, MAX_DELIVERY_BATCH) - messages.length;
+          const room = Math.min(subscription.credit, MAX_DELIVERY_BATCH) - count;
           if (room <= 0 || bytes >= MAX_DELIVERY_BYTES) break;
           const stored = engine.read(cursor.topic, cursor.partition, cursor.offset, room, MAX_DELIVERY_BYTES - bytes);
-          for (const message of stored) {
-            messages.push(delivered(cursor.topic, cursor.partition, message));
-            bytes += message.data.length;
-          }
-          const last = stored[stored.length - 1];
-          if (last !== undefined) cursor.offset = last.offset + 1;
+          const first = stored[0];
+          if (first === undefined) continue;
+          batches.push({ topic: cursor.topic, partition: cursor.partition, firstOffset: first.offset, messages: stored.map(toFrame) });
+          for (const message of stored) bytes += message.data.length;
+          count += stored.length;
+          cursor.offset = first.offset + stored.length;
         }
-        if (messages.length === 0) break;
-        subscription.credit -= messages.length;
-        this.delivered += messages.length;
-        this.send({ type: 'message', subscription: subscription.id, messages });
+        if (count === 0) break;
+        subscription.credit -= count;
+        this.delivered += count;
+        this.send({ type: 'message', subscription: subscription.id, batches });
       }
     }
   }
@@ -399,18 +396,39 @@ function nack(id: number, error: RelayError): NackFrame {
   return frame;
 }
 
-function delivered(topic: string, partition: number, message: StoredMessage): DeliveredMessage {
-  const result: DeliveredMessage = {
-    topic,
-    partition,
-    offset: message.offset,
-    timestamp: message.timestamp,
-    data: message.data,
-    encoding: message.encoding,
-  };
-  if (message.key !== undefined) result.key = message.key;
-  if (message.headers !== undefined) result.headers = message.headers;
+/** Collapses per-message outcomes into ack ranges and nacks, in message order. */
+function answers(batch: PublishBatch, outcomes: AppendOutcome[]): Array<Ack | NackFrame> {
+  const result: Array<Ack | NackFrame> = [];
+  let range: Ack | undefined;
+  outcomes.forEach((outcome, i) => {
+    const id = batch.firstId + i;
+    if (outcome.kind === 'stored' || outcome.kind === 'duplicate') {
+      const duplicate = outcome.kind === 'duplicate';
+      if (range !== undefined && range.duplicate === duplicate && range.offset + range.count === outcome.offset && range.id + range.count === id) {
+        range.count++;
+      } else {
+        range = { id, offset: outcome.offset, count: 1, duplicate };
+        result.push(range);
+      }
+      return;
+    }
+    range = undefined;
+    const seq = batch.firstSeq + i;
+    if (outcome.kind === 'gap') {
+      const error = new RelayError('SEQUENCE_GAP', `seq ${seq} skips ahead; expected ${outcome.expectedSeq}`);
+      result.push({ ...nack(id, error), expectedSeq: outcome.expectedSeq });
+    } else {
+      result.push(nack(id, new RelayError('SEQUENCE_TOO_OLD', `seq ${seq} is older than the deduplication window (next is ${outcome.expectedSeq})`)));
+    }
+  });
   return result;
 }
 
-export type { AckLevel };
+/** A stored message as it goes on the wire; its offset is implied by its batch. */
+function toFrame(message: StoredMessage): StoredMessageFrame {
+  const frame: StoredMessageFrame = { timestamp: message.timestamp, data: message.data };
+  if (message.encoding !== 'raw') frame.encoding = message.encoding;
+  if (message.key !== undefined) frame.key = message.key;
+  if (message.headers !== undefined) frame.headers = message.headers;
+  return frame;
+}

@@ -77,24 +77,33 @@ export interface HelloFrame {
   token?: string;
 }
 
-/** One message inside a `publish` frame. */
-export interface PublishMessage {
-  /** Correlation id of this attempt, echoed in its `ack` or `nack`. */
-  id: number;
-  topic: string;
-  partition: number;
-  /** Per producer and partition, gap-free, starting at 0. */
-  seq: number;
+/** One message of a publish batch. */
+export interface OutgoingMessage {
+  data: Uint8Array;
+  /** How to read `data`; absent means `raw`. */
+  encoding?: Encoding;
   key?: string;
   headers?: Record<string, string>;
-  data: Uint8Array;
-  encoding: Encoding;
+}
+
+/**
+ * Consecutive messages for one partition at one ack level. Ids and seqs count
+ * up from the first, so a batch names them once instead of per message.
+ */
+export interface PublishBatch {
+  topic: string;
+  partition: number;
   ack: AckLevel;
+  /** Correlation id of the first message; message `i` has `firstId + i`, echoed in its `ack` or `nack`. */
+  firstId: number;
+  /** Per producer and partition, gap-free, starting at 0: message `i` has `firstSeq + i`. */
+  firstSeq: number;
+  messages: OutgoingMessage[];
 }
 
 export interface PublishFrame {
   type: 'publish';
-  messages: PublishMessage[];
+  batches: PublishBatch[];
 }
 
 export interface SubscribeFrame {
@@ -144,10 +153,15 @@ export interface WelcomeFrame {
   heartbeatMs: number;
 }
 
+/**
+ * Acknowledges `count` consecutive messages: ids `id … id+count-1` are stored
+ * at offsets `offset … offset+count-1`.
+ */
 export interface Ack {
   id: number;
   offset: number;
-  /** True when this (producerId, seq) had already been stored; `offset` is the original. */
+  count: number;
+  /** True when these (producerId, seq) had already been stored; the offsets are the original ones. */
   duplicate: boolean;
 }
 
@@ -174,23 +188,29 @@ export interface SubscribedFrame {
   cursors: Cursor[];
 }
 
-/** A message as delivered to subscribers. */
-export interface DeliveredMessage {
-  topic: string;
-  partition: number;
-  offset: number;
+/** A stored message as delivered to subscribers; its offset follows from its batch. */
+export interface StoredMessageFrame {
   /** Broker time of the append, Unix milliseconds. */
   timestamp: number;
+  data: Uint8Array;
+  /** Absent means `raw`. */
+  encoding?: Encoding;
   key?: string;
   headers?: Record<string, string>;
-  data: Uint8Array;
-  encoding: Encoding;
+}
+
+/** Consecutive messages of one partition: message `i` has offset `firstOffset + i`. */
+export interface DeliveryBatch {
+  topic: string;
+  partition: number;
+  firstOffset: number;
+  messages: StoredMessageFrame[];
 }
 
 export interface MessageFrame {
   type: 'message';
   subscription: number;
-  messages: DeliveredMessage[];
+  batches: DeliveryBatch[];
 }
 
 export interface UnsubscribedFrame {

@@ -7,17 +7,19 @@ import type {
   ClientFrame,
   ClusterView,
   Cursor,
-  DeliveredMessage,
+  DeliveryBatch,
   Encoding,
-  PublishMessage,
+  OutgoingMessage,
+  PublishBatch,
   StartPosition,
+  StoredMessageFrame,
   TopicInfo,
 } from './frames.js';
 import { patternProblem, topicProblem } from './topic.js';
 
 /** Bounds on the fields of a frame; everything a frame holds is capped. */
 export const FIELD_LIMITS = Object.freeze({
-  /** Messages in one `publish` or `message` frame, acks in one `ack` frame. */
+  /** Messages in one `publish` or `message` frame (over all its batches), acks in one `ack` frame. */
   maxBatch: 10_000,
   /** Cursors in a subscribe's `resume`, topics in a `metadata` request. */
   maxList: 10_000,
@@ -135,17 +137,9 @@ function startPosition(value: unknown): StartPosition {
   throw protocolError('from must be "new", "earliest", { offset } or { time }');
 }
 
-function publishMessage(value: unknown): PublishMessage {
-  const o = obj(value, 'message');
-  const message: PublishMessage = {
-    id: uint(o, 'id'),
-    topic: topic(o, 'topic'),
-    partition: uint(o, 'partition'),
-    seq: uint(o, 'seq'),
-    data: bytes(o, 'data'),
-    encoding: oneOf(o, 'encoding', encodings),
-    ack: oneOf(o, 'ack', ackLevels),
-  };
+/** The fields every message on the wire may carry besides its data. */
+function messageExtras<T extends { encoding?: Encoding; key?: string; headers?: Record<string, string> }>(o: Obj, message: T): T {
+  if (o.encoding !== undefined && o.encoding !== null) message.encoding = oneOf(o, 'encoding', encodings);
   const key = optStr(o, 'key');
   if (key !== undefined) message.key = key;
   const hdrs = headers(o);
@@ -153,21 +147,45 @@ function publishMessage(value: unknown): PublishMessage {
   return message;
 }
 
-function deliveredMessage(value: unknown): DeliveredMessage {
+function outgoingMessage(value: unknown): OutgoingMessage {
   const o = obj(value, 'message');
-  const message: DeliveredMessage = {
+  return messageExtras<OutgoingMessage>(o, { data: bytes(o, 'data') });
+}
+
+function storedMessage(value: unknown): StoredMessageFrame {
+  const o = obj(value, 'message');
+  return messageExtras<StoredMessageFrame>(o, { timestamp: uint(o, 'timestamp'), data: bytes(o, 'data') });
+}
+
+/** Reads `field` as a list of batches whose messages, summed, stay within the frame limit. */
+function batches<T extends { messages: unknown[] }>(o: Obj, field: string, read: (value: unknown) => T): T[] {
+  const result = list(o, field, FIELD_LIMITS.maxBatch).map(read);
+  let total = 0;
+  for (const batch of result) total += batch.messages.length;
+  if (total > FIELD_LIMITS.maxBatch) throw protocolError(`${field} hold more than ${FIELD_LIMITS.maxBatch} messages`);
+  return result;
+}
+
+function publishBatch(value: unknown): PublishBatch {
+  const o = obj(value, 'batch');
+  return {
     topic: topic(o, 'topic'),
     partition: uint(o, 'partition'),
-    offset: uint(o, 'offset'),
-    timestamp: uint(o, 'timestamp'),
-    data: bytes(o, 'data'),
-    encoding: oneOf(o, 'encoding', encodings),
+    ack: oneOf(o, 'ack', ackLevels),
+    firstId: uint(o, 'firstId'),
+    firstSeq: uint(o, 'firstSeq'),
+    messages: list(o, 'messages', FIELD_LIMITS.maxBatch).map(outgoingMessage),
   };
-  const key = optStr(o, 'key');
-  if (key !== undefined) message.key = key;
-  const hdrs = headers(o);
-  if (hdrs !== undefined) message.headers = hdrs;
-  return message;
+}
+
+function deliveryBatch(value: unknown): DeliveryBatch {
+  const o = obj(value, 'batch');
+  return {
+    topic: topic(o, 'topic'),
+    partition: uint(o, 'partition'),
+    firstOffset: uint(o, 'firstOffset'),
+    messages: list(o, 'messages', FIELD_LIMITS.maxBatch).map(storedMessage),
+  };
 }
 
 function brokerInfo(value: unknown): BrokerInfo {
@@ -195,6 +213,15 @@ function topicInfo(value: unknown): TopicInfo {
   return { topic: topic(o, 'topic'), partitions: uint(o, 'partitions') };
 }
 
+/**
+ * Names an unknown frame type for an error message. Decoded maps are never passed
+ * to `String()`: a map with its own `toString`/`valueOf` keys would throw a TypeError.
+ */
+function describeType(value: unknown): string {
+  const text = typeof value === 'object' && value !== null ? Object.prototype.toString.call(value) : String(value);
+  return JSON.stringify(text).slice(0, 40);
+}
+
 function withOptional<T extends object, K extends string, V>(target: T, key: K, value: V | undefined): T {
   if (value !== undefined) (target as Record<string, unknown>)[key] = value;
   return target;
@@ -213,10 +240,8 @@ export function validateClientFrame(value: unknown): ClientFrame {
         'token',
         optStr(o, 'token'),
       );
-    case 'publish': {
-      const messages = list(o, 'messages', FIELD_LIMITS.maxBatch).map(publishMessage);
-      return { type: 'publish', messages };
-    }
+    case 'publish':
+      return { type: 'publish', batches: batches(o, 'batches', publishBatch) };
     case 'subscribe': {
       const pattern = str(o, 'pattern');
       const problem = patternProblem(pattern);
@@ -244,7 +269,7 @@ export function validateClientFrame(value: unknown): ClientFrame {
     case 'pong':
       return { type: 'pong', id: uint(o, 'id') };
     default:
-      throw protocolError(`unknown client frame type ${JSON.stringify(String(o.type)).slice(0, 40)}`);
+      throw protocolError(`unknown client frame type ${describeType(o.type)}`);
   }
 }
 
@@ -266,7 +291,7 @@ export function validateBrokerFrame(value: unknown): BrokerFrame {
     case 'ack': {
       const acks = list(o, 'acks', FIELD_LIMITS.maxBatch).map((a) => {
         const ack = obj(a, 'ack');
-        return { id: uint(ack, 'id'), offset: uint(ack, 'offset'), duplicate: bool(ack, 'duplicate') };
+        return { id: uint(ack, 'id'), offset: uint(ack, 'offset'), count: uint(ack, 'count'), duplicate: bool(ack, 'duplicate') };
       });
       return { type: 'ack', acks };
     }
@@ -283,11 +308,7 @@ export function validateBrokerFrame(value: unknown): BrokerFrame {
         cursors: list(o, 'cursors', FIELD_LIMITS.maxList).map(cursor),
       };
     case 'message':
-      return {
-        type: 'message',
-        subscription: uint(o, 'subscription'),
-        messages: list(o, 'messages', FIELD_LIMITS.maxBatch).map(deliveredMessage),
-      };
+      return { type: 'message', subscription: uint(o, 'subscription'), batches: batches(o, 'batches', deliveryBatch) };
     case 'unsubscribed':
       return { type: 'unsubscribed', id: uint(o, 'id'), subscription: uint(o, 'subscription') };
     case 'topics':
@@ -303,6 +324,6 @@ export function validateBrokerFrame(value: unknown): BrokerFrame {
     case 'pong':
       return { type: 'pong', id: uint(o, 'id') };
     default:
-      throw protocolError(`unknown broker frame type ${JSON.stringify(String(o.type)).slice(0, 40)}`);
+      throw protocolError(`unknown broker frame type ${describeType(o.type)}`);
   }
 }

@@ -1,17 +1,28 @@
 import { describe, expect, it } from 'vitest';
-import { RelayError, type ClientFrame, type PublishMessage } from '../protocol/index.js';
+import { RelayError, type ClientFrame } from '../protocol/index.js';
 import type { BrokerConnection } from '../connection/connection.js';
 import { resolveClientOptions, type OutboxOptions } from '../options.js';
 import { Publisher } from './publisher.js';
 
-/** A connection double: records publish frames, answers metadata with `partitions`. */
-function fakeConnection(partitions = 1): { connection: BrokerConnection; sent: PublishMessage[][] } {
-  const sent: PublishMessage[][] = [];
+/** A message as sent: its id and seq, from the batch it travelled in. */
+interface Sent {
+  id: number;
+  seq: number;
+  partition: number;
+}
+
+/** A connection double: records publish frames (one list of messages per frame), answers metadata with `partitions`. */
+function fakeConnection(partitions = 1): { connection: BrokerConnection; sent: Sent[][] } {
+  const sent: Sent[][] = [];
   const connection = {
     open: true,
     welcome: { limits: { maxPayload: 1024 * 1024, dedupeWindow: 16384, maxCredit: 10000 } },
     send(frame: ClientFrame) {
-      if (frame.type === 'publish') sent.push(frame.messages);
+      if (frame.type === 'publish') {
+        sent.push(
+          frame.batches.flatMap((b) => b.messages.map((_, i) => ({ id: b.firstId + i, seq: b.firstSeq + i, partition: b.partition }))),
+        );
+      }
       return true;
     },
     request(frame: { type: string; topics?: string[] }) {
@@ -30,14 +41,14 @@ function publisher(outbox: OutboxOptions = {}): { publisher: Publisher; failover
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
 describe('Publisher', () => {
-  it('assigns gap-free seqs per partition in call order and batches a tick into one frame', async () => {
+  it('assigns gap-free seqs per partition in call order and sends a tick as one frame, a batch per partition', async () => {
     const { publisher: p } = publisher();
     const { connection, sent } = fakeConnection(2);
     p.setConnection(connection);
     for (let i = 0; i < 6; i++) void p.publish('t', i);
     await tick();
     expect(sent).toHaveLength(1);
-    expect(sent[0]?.map((m) => [m.partition, m.seq])).toEqual([[0, 0], [1, 0], [0, 1], [1, 1], [0, 2], [1, 2]]);
+    expect(sent[0]?.map((m) => [m.partition, m.seq])).toEqual([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]);
   });
 
   it('republishes the whole outbox in order, with the same seqs, on a new connection', async () => {
@@ -47,7 +58,7 @@ describe('Publisher', () => {
     const pending = [p.publish('t', 'a'), p.publish('t', 'b'), p.publish('t', 'c')];
     await tick();
     const ids = first.sent[0]?.map((m) => m.id) ?? [];
-    p.onAck({ type: 'ack', acks: [{ id: ids[0] as number, offset: 0, duplicate: false }] });
+    p.onAck({ type: 'ack', acks: [{ id: ids[0] as number, offset: 0, count: 1, duplicate: false }] });
     p.setConnection(undefined);
     const second = fakeConnection();
     p.setConnection(second.connection);
@@ -55,8 +66,8 @@ describe('Publisher', () => {
     expect(second.sent[0]?.map((m) => m.seq)).toEqual([1, 2]);
     const resent = second.sent[0]?.map((m) => m.id) ?? [];
     // A late ack for the superseded attempt is ignored; the new attempt's ack counts.
-    p.onAck({ type: 'ack', acks: [{ id: ids[1] as number, offset: 99, duplicate: false }] });
-    p.onAck({ type: 'ack', acks: resent.map((id, i) => ({ id, offset: i + 1, duplicate: i === 0 })) });
+    p.onAck({ type: 'ack', acks: [{ id: ids[1] as number, offset: 99, count: 1, duplicate: false }] });
+    p.onAck({ type: 'ack', acks: resent.map((id, i) => ({ id, offset: i + 1, count: 1, duplicate: i === 0 })) });
     expect(await Promise.all(pending)).toEqual([
       { topic: 't', partition: 0, offset: 0, duplicate: false },
       { topic: 't', partition: 0, offset: 1, duplicate: true },
@@ -78,7 +89,7 @@ describe('Publisher', () => {
     p.onNack({ type: 'nack', id: b?.id as number, code: 'SEQUENCE_GAP', message: 'gap', expectedSeq: 0 });
     await tick();
     expect(sent[1]?.map((m) => m.seq)).toEqual([0, 1]);
-    p.onAck({ type: 'ack', acks: (sent[1] ?? []).map((m, i) => ({ id: m.id, offset: i, duplicate: false })) });
+    p.onAck({ type: 'ack', acks: (sent[1] ?? []).map((m, i) => ({ id: m.id, offset: i, count: 1, duplicate: false })) });
     expect((await Promise.all(later)).map((r) => r.offset)).toEqual([0, 1]);
   });
 
@@ -111,10 +122,10 @@ describe('Publisher', () => {
     const all = [1, 2, 3, 4].map((i) => p.publish('t', i));
     await tick();
     expect(p.stats()).toMatchObject({ outboxMessages: 2, waiting: 2 });
-    p.onAck({ type: 'ack', acks: (sent[0] ?? []).map((m, i) => ({ id: m.id, offset: i, duplicate: false })) });
+    p.onAck({ type: 'ack', acks: (sent[0] ?? []).map((m, i) => ({ id: m.id, offset: i, count: 1, duplicate: false })) });
     await tick();
     expect(sent[1]?.map((m) => m.seq)).toEqual([2, 3]);
-    p.onAck({ type: 'ack', acks: (sent[1] ?? []).map((m, i) => ({ id: m.id, offset: i + 2, duplicate: false })) });
+    p.onAck({ type: 'ack', acks: (sent[1] ?? []).map((m, i) => ({ id: m.id, offset: i + 2, count: 1, duplicate: false })) });
     expect((await Promise.all(all)).map((r) => r.offset)).toEqual([0, 1, 2, 3]);
   });
 
@@ -127,7 +138,36 @@ describe('Publisher', () => {
     await tick();
     await tick();
     expect(sent.flat().map((m) => m.seq)).toEqual([0]);
-    p.onAck({ type: 'ack', acks: [{ id: sent[0]?.[0]?.id as number, offset: 0, duplicate: false }] });
+    p.onAck({ type: 'ack', acks: [{ id: sent[0]?.[0]?.id as number, offset: 0, count: 1, duplicate: false }] });
     await expect(pending).resolves.toMatchObject({ offset: 0 });
+  });
+
+  it('asks for metadata again when the connection it asked on is lost', async () => {
+    const { publisher: p } = publisher();
+    const lost = {
+      open: true,
+      welcome: { limits: { maxPayload: 1024 * 1024, dedupeWindow: 16384, maxCredit: 10000 } },
+      send: () => true,
+      request: () => Promise.reject(new RelayError('CONNECTION_CLOSED', 'gone')),
+    } as unknown as BrokerConnection;
+    p.setConnection(lost);
+    const pending = p.publish('t', 'survives');
+    // The replacement arrives before the lost request's rejection is handled.
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    await tick();
+    expect(sent.flat().map((m) => m.seq)).toEqual([0]);
+    p.onAck({ type: 'ack', acks: [{ id: sent[0]?.[0]?.id as number, offset: 5, count: 1, duplicate: false }] });
+    await expect(pending).resolves.toMatchObject({ offset: 5 });
+  });
+
+  it('resolves a range of publishes from one ack', async () => {
+    const { publisher: p } = publisher();
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    const pending = [p.publish('t', 1), p.publish('t', 2), p.publish('t', 3)];
+    await tick();
+    p.onAck({ type: 'ack', acks: [{ id: sent[0]?.[0]?.id as number, offset: 10, count: 3, duplicate: false }] });
+    expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([10, 11, 12]);
   });
 });

@@ -8,7 +8,8 @@ import {
   type AckFrame,
   type AckLevel,
   type NackFrame,
-  type PublishMessage,
+  type OutgoingMessage,
+  type PublishBatch,
 } from '../protocol/index.js';
 import type { BrokerConnection } from '../connection/connection.js';
 import type { ResolvedClientOptions } from '../options.js';
@@ -131,13 +132,15 @@ export class Publisher {
 
   onAck(frame: AckFrame): void {
     for (const ack of frame.acks) {
-      const entry = this.inflight.get(ack.id);
-      if (entry === undefined) continue; // an earlier attempt, superseded
-      this.inflight.delete(ack.id);
-      this.outbox.delete(entry);
-      this.counters.acknowledged++;
-      if (ack.duplicate) this.counters.duplicates++;
-      this.settle(entry, { topic: entry.topic, partition: entry.partition, offset: ack.offset, duplicate: ack.duplicate });
+      for (let i = 0; i < ack.count; i++) {
+        const entry = this.inflight.get(ack.id + i);
+        if (entry === undefined) continue; // an earlier attempt, superseded
+        this.inflight.delete(ack.id + i);
+        this.outbox.delete(entry);
+        this.counters.acknowledged++;
+        if (ack.duplicate) this.counters.duplicates++;
+        this.settle(entry, { topic: entry.topic, partition: entry.partition, offset: ack.offset + i, duplicate: ack.duplicate });
+      }
     }
     this.admit();
     this.checkDrained();
@@ -271,7 +274,11 @@ export class Publisher {
       (err: unknown) => {
         this.metadataPending = undefined;
         const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
-        if (error.retriable || error.code === 'TIMEOUT') return; // retried on the next connection
+        // Lost with its connection (or unanswered): ask again, on whatever connection is active now.
+        if (error.retriable || error.code === 'TIMEOUT') {
+          this.admit();
+          return;
+        }
         // The topic is refused (e.g. FORBIDDEN): fail the publishes waiting for it.
         for (const waiting of this.admission.removeWhere((entry) => entry.topic === topic)) this.settle(waiting, error);
         this.admit();
@@ -307,47 +314,69 @@ export class Publisher {
     queueMicrotask(() => this.flush());
   }
 
+  /**
+   * Sends the queued entries: grouped into batches of consecutive seqs per
+   * partition and ack level (order within a partition kept; across partitions
+   * it does not matter), each batch with consecutive attempt ids, in frames
+   * within the broker's size and count limits.
+   */
   private flush(): void {
     this.flushScheduled = false;
     const connection = this.connection;
     const queue = this.sendQueue;
     this.sendQueue = [];
     if (connection === undefined || !connection.open) return;
-    let messages: PublishMessage[] = [];
-    let bytes = FRAME_OVERHEAD;
-    const sendBatch = (): void => {
-      if (messages.length > 0) connection.send({ type: 'publish', messages });
-      messages = [];
-      bytes = FRAME_OVERHEAD;
-    };
+
+    const groups = new Map<string, OutboxEntry[]>();
     for (const entry of queue) {
       // Skip what is already in flight on this connection, and what was acknowledged or refused meanwhile.
       if (entry.attemptId !== 0 || !this.outbox.has(entry)) continue;
-      if (messages.length >= FIELD_LIMITS.maxBatch || bytes + entry.size > this.maxPayload) sendBatch();
-      entry.attemptId = this.nextAttemptId++;
-      entry.sends++;
-      if (entry.sends > 1) this.counters.republished++;
-      const message: PublishMessage = {
-        id: entry.attemptId,
-        topic: entry.topic,
-        partition: entry.partition,
-        seq: entry.seq,
-        data: entry.data,
-        encoding: entry.encoding,
-        ack: entry.ack,
-      };
-      if (entry.key !== undefined) message.key = entry.key;
-      if (entry.headers !== undefined) message.headers = entry.headers;
-      messages.push(message);
-      bytes += entry.size;
-      if (entry.ack === 'none') {
-        this.outbox.delete(entry);
-        this.settle(entry, { topic: entry.topic, partition: entry.partition, offset: -1, duplicate: false });
-      } else {
-        this.inflight.set(entry.attemptId, entry);
+      const key = `${entry.ack}|${entry.partition}|${entry.topic}`;
+      const group = groups.get(key);
+      if (group === undefined) groups.set(key, [entry]);
+      else group.push(entry);
+    }
+
+    let batches: PublishBatch[] = [];
+    let count = 0;
+    let bytes = FRAME_OVERHEAD;
+    const sendFrame = (): void => {
+      if (batches.length > 0) connection.send({ type: 'publish', batches });
+      batches = [];
+      count = 0;
+      bytes = FRAME_OVERHEAD;
+    };
+    for (const group of groups.values()) {
+      let batch: PublishBatch | undefined;
+      for (const entry of group) {
+        if (count >= FIELD_LIMITS.maxBatch || bytes + entry.size > this.maxPayload) {
+          sendFrame();
+          batch = undefined;
+        }
+        const consecutive = batch !== undefined && (entry.ack === 'none' || batch.firstSeq + batch.messages.length === entry.seq);
+        if (batch === undefined || !consecutive) {
+          batch = { topic: entry.topic, partition: entry.partition, ack: entry.ack, firstId: this.nextAttemptId, firstSeq: entry.seq, messages: [] };
+          batches.push(batch);
+        }
+        entry.attemptId = this.nextAttemptId++;
+        entry.sends++;
+        if (entry.sends > 1) this.counters.republished++;
+        const message: OutgoingMessage = { data: entry.data };
+        if (entry.encoding !== 'raw') message.encoding = entry.encoding;
+        if (entry.key !== undefined) message.key = entry.key;
+        if (entry.headers !== undefined) message.headers = entry.headers;
+        batch.messages.push(message);
+        count++;
+        bytes += entry.size;
+        if (entry.ack === 'none') {
+          this.outbox.delete(entry);
+          this.settle(entry, { topic: entry.topic, partition: entry.partition, offset: -1, duplicate: false });
+        } else {
+          this.inflight.set(entry.attemptId, entry);
+        }
       }
     }
-    sendBatch();
+    sendFrame();
     this.admit();
   }
 

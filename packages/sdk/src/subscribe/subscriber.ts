@@ -3,9 +3,10 @@ import {
   assertPattern,
   decodePayload,
   type Cursor,
-  type DeliveredMessage,
+  type DeliveryBatch,
   type MessageFrame,
   type StartPosition,
+  type StoredMessageFrame,
 } from '../protocol/index.js';
 import type { BrokerConnection } from '../connection/connection.js';
 
@@ -105,36 +106,36 @@ class SubscriptionState {
     return [...this.next.values()].map((c) => ({ ...c }));
   }
 
-  receive(messages: DeliveredMessage[]): void {
-    for (const delivered of messages) {
-      const key = cursorKey(delivered.topic, delivered.partition);
-      const cursor = this.next.get(key);
-      if (cursor !== undefined && delivered.offset < cursor.offset) {
-        this.owner.counters.duplicatesDropped++;
-        this.grant(1); // the broker spent credit on it; give it back
-        continue;
-      }
-      if (cursor !== undefined && delivered.offset > cursor.offset) {
-        this.owner.counters.gaps++;
-        this.owner.listener.gap({
-          topic: delivered.topic,
-          partition: delivered.partition,
-          expectedOffset: cursor.offset,
-          firstAvailableOffset: delivered.offset,
-        });
-      }
-      this.next.set(key, { topic: delivered.topic, partition: delivered.partition, offset: delivered.offset + 1 });
-      this.queue.push(this.toMessage(delivered));
+  receive(batches: DeliveryBatch[]): void {
+    for (const batch of batches) {
+      const key = cursorKey(batch.topic, batch.partition);
+      batch.messages.forEach((stored, i) => {
+        const offset = batch.firstOffset + i;
+        const cursor = this.next.get(key);
+        if (cursor !== undefined && offset < cursor.offset) {
+          this.owner.counters.duplicatesDropped++;
+          this.grant(1); // the broker spent credit on it; give it back
+          return;
+        }
+        if (cursor !== undefined && offset > cursor.offset) {
+          this.owner.counters.gaps++;
+          this.owner.listener.gap({ topic: batch.topic, partition: batch.partition, expectedOffset: cursor.offset, firstAvailableOffset: offset });
+        }
+        this.next.set(key, { topic: batch.topic, partition: batch.partition, offset: offset + 1 });
+        this.queue.push(this.toMessage(batch, offset, stored));
+      });
     }
     void this.drain();
   }
 
   /** Decodes `data`; a payload that does not decode is handed over as raw bytes, and reported. */
-  private toMessage(delivered: DeliveredMessage): Message {
-    const message = toMessage(delivered);
-    if (delivered.encoding === 'msgpack') {
+  private toMessage(batch: DeliveryBatch, offset: number, stored: StoredMessageFrame): Message {
+    const message: Message = { topic: batch.topic, partition: batch.partition, offset, timestamp: stored.timestamp, data: stored.data };
+    if (stored.key !== undefined) message.key = stored.key;
+    if (stored.headers !== undefined) message.headers = stored.headers;
+    if (stored.encoding === 'msgpack') {
       try {
-        message.data = decodePayload(delivered.data);
+        message.data = decodePayload(stored.data);
       } catch (err) {
         this.owner.listener.handlerError(err, message);
       }
@@ -279,7 +280,7 @@ export class Subscriber {
     const state = this.subscriptions.get(frame.subscription);
     // Frames from a connection the subscription has left are stale.
     if (state === undefined || state.connection !== connection) return;
-    state.receive(frame.messages);
+    state.receive(frame.batches);
   }
 
   /** Ends every subscription (on client close). */
@@ -345,17 +346,4 @@ function checkFrom(from: StartPosition): void {
     if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return;
   }
   throw new RelayError('INVALID_ARGUMENT', 'from must be "new", "earliest", { offset: n } or { time: ms } with n, ms >= 0');
-}
-
-function toMessage(delivered: DeliveredMessage): Message {
-  const message: Message = {
-    topic: delivered.topic,
-    partition: delivered.partition,
-    offset: delivered.offset,
-    timestamp: delivered.timestamp,
-    data: delivered.data,
-  };
-  if (delivered.key !== undefined) message.key = delivered.key;
-  if (delivered.headers !== undefined) message.headers = delivered.headers;
-  return message;
 }

@@ -1,0 +1,182 @@
+/**
+ * Small helpers shared by the benchmarks: a broker in a child process,
+ * timing, percentiles and progress output. Nothing here knows a scenario.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type * as Sdk from '@relaymq/sdk';
+
+/** Repository root (bench/ sits directly under it). */
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** The built broker CLI; `npm run bench` builds it first. */
+const BROKER_CLI = fileURLToPath(new URL('../packages/broker/dist/cli.js', import.meta.url));
+
+/** The built SDK for Node: what `npm install @relaymq/sdk` users run. */
+const SDK_DIST = fileURLToPath(new URL('../packages/sdk/dist/node.js', import.meta.url));
+
+/** Which SDK the benchmark drives: the build (default) or the TypeScript sources through tsx. */
+export type SdkBuild = 'dist' | 'source';
+
+/**
+ * Loads the SDK. `dist` is the published build; `source` goes through tsx,
+ * whose on-the-fly transform (esbuild `keepNames`, wrapping every named
+ * closure in `__name()`) costs the client 10-25% throughput, so it is not
+ * what users get. Both are typed by the sources.
+ */
+export async function loadSdk(build: SdkBuild): Promise<typeof Sdk> {
+  if (build === 'source') return import('@relaymq/sdk');
+  if (!existsSync(SDK_DIST)) throw new Error(`${SDK_DIST} is missing: run \`npm run build\` (npm run bench does)`);
+  return (await import(pathToFileURL(SDK_DIST).href)) as typeof Sdk;
+}
+
+/** How long a broker may take to print its listening line. */
+const BROKER_READY_TIMEOUT_MS = 15_000;
+/** How long a broker may take to exit after SIGTERM before it gets SIGKILL. */
+const BROKER_STOP_TIMEOUT_MS = 5_000;
+/** `CLK_TCK` for /proc/<pid>/stat times: 100 on every mainstream Linux. */
+const PROC_TICKS_PER_SECOND = 100;
+
+/** Progress for humans, on stderr: stdout carries only the JSON result. */
+export function progress(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+/** Monotonic time in seconds, for throughput runs. */
+export function nowSeconds(): number {
+  return Number(process.hrtime.bigint()) / 1e9;
+}
+
+/** Latency figures, in microseconds. */
+export interface LatencySummary {
+  count: number;
+  p50Us: number;
+  p99Us: number;
+  maxUs: number;
+  meanUs: number;
+}
+
+/** The `p`-th percentile (0-100) of ascending `sorted`, nearest-rank method. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] as number;
+}
+
+/** Summarizes latency samples given in milliseconds (as `performance.now()` differences). */
+export function summarizeLatency(samplesMs: readonly number[]): LatencySummary {
+  const us = samplesMs.map((ms) => ms * 1000).sort((a, b) => a - b);
+  const round = (value: number): number => Math.round(value * 10) / 10;
+  const sum = us.reduce((total, value) => total + value, 0);
+  return {
+    count: us.length,
+    p50Us: round(percentile(us, 50)),
+    p99Us: round(percentile(us, 99)),
+    maxUs: round(us[us.length - 1] ?? Number.NaN),
+    meanUs: round(sum / us.length),
+  };
+}
+
+/** A payload of `size` bytes (not all zero, so nothing can special-case it). */
+export function payload(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + 7) & 0xff;
+  return bytes;
+}
+
+/**
+ * CPU seconds (user + system) used so far by process `pid`, read from
+ * /proc; undefined where /proc is not available (non-Linux).
+ */
+export function processCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), i.e. 11 and 12 after the name and state.
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
+    return (utime + stime) / PROC_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds (user + system) used so far by this process. */
+export function ownCpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
+
+/** A broker running in a child process. */
+export interface BrokerProcess {
+  readonly id: string;
+  readonly url: string;
+  readonly pid: number;
+  /** SIGTERM, then SIGKILL after a grace period; resolves once it exited. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Live child processes, so an interrupted run can still kill them. */
+const children = new Set<ChildProcess>();
+
+/** Kills every child still running, synchronously (for exit and signal handlers). */
+export function killChildren(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  children.clear();
+}
+
+/**
+ * Starts `relaymq broker --port 0` from the built CLI in its own process (so
+ * broker and benchmark do not share an event loop) and resolves once it
+ * printed `relaymq broker <id> listening on <url>`.
+ */
+export function spawnBroker(id: string, extraArgs: readonly string[] = []): Promise<BrokerProcess> {
+  const args = [BROKER_CLI, 'broker', '--id', id, '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...extraArgs];
+  const nodeArgs = process.env.RELAYMQ_BENCH_BROKER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  void exited.then(() => children.delete(child));
+
+  // Broker logs (warn and above) are passed on to stderr, tagged.
+  createInterface({ input: child.stderr }).on('line', (line) => process.stderr.write(`[broker ${id}] ${line}\n`));
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), BROKER_STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    })();
+    return stopping;
+  };
+
+  return new Promise<BrokerProcess>((resolve, reject) => {
+    let settled = false;
+    const fail = (message: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      void stop();
+      reject(new Error(`broker ${id}: ${message}`));
+    };
+    const timer = setTimeout(() => fail(`not ready within ${BROKER_READY_TIMEOUT_MS} ms`), BROKER_READY_TIMEOUT_MS);
+    child.once('error', (err) => fail(`cannot start: ${err.message}`));
+    child.once('exit', (code, signal) => fail(`exited before it was ready (code ${code}, signal ${signal})`));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const match = /^relaymq broker (\S+) listening on (\S+)$/.exec(line.trim());
+      if (match === null || settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ id: match[1] as string, url: match[2] as string, pid: child.pid as number, stop });
+    });
+  });
+}

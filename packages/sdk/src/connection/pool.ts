@@ -44,6 +44,8 @@ export class BrokerPool {
   private runningSlots = 0;
   /** When each broker last failed a dial; fresh failures are tried last. */
   private readonly lastFailureMs = new Map<string, number>();
+  /** Load each broker advertised in the latest cluster view. */
+  private readonly loads = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -74,6 +76,9 @@ export class BrokerPool {
   /** Applies a broker's view of the cluster to the discovered set. */
   learn(view: ClusterView): void {
     if (!this.options.discovery) return;
+    for (const broker of view.brokers) {
+      if (broker.load !== undefined) this.loads.set(broker.url, broker.load.connections + broker.load.partitionsLed);
+    }
     const seen = new Set(view.brokers.filter((b) => b.state !== 'dead').map((b) => b.url));
     const added = [...seen].filter((url) => !this.discovered.has(url) && !this.options.brokers.includes(url));
     const removed = [...this.discovered].filter((url) => !seen.has(url));
@@ -185,14 +190,19 @@ export class BrokerPool {
   }
 
   /**
-   * The next broker to dial: known, not connected, not being dialed; those
-   * that never failed (in random order) before those that failed longest ago.
+   * The next broker to dial: known, not connected, not being dialed. Those
+   * that never failed come first, then those that failed longest ago; among
+   * equals the least loaded (connections plus partitions led, as advertised),
+   * then a random one, so clients spread over the cluster without a balancer.
    */
   private nextCandidate(): string {
     const inUse = new Set([...this.connections].map((c) => c.url));
     const free = this.knownBrokers.filter((url) => !inUse.has(url) && !this.dialingUrls.has(url));
     const candidates = shuffled(free.length > 0 ? free : this.knownBrokers);
-    candidates.sort((a, b) => (this.lastFailureMs.get(a) ?? 0) - (this.lastFailureMs.get(b) ?? 0));
+    candidates.sort(
+      (a, b) =>
+        (this.lastFailureMs.get(a) ?? 0) - (this.lastFailureMs.get(b) ?? 0) || (this.loads.get(a) ?? 0) - (this.loads.get(b) ?? 0),
+    );
     return candidates[0] as string;
   }
 }

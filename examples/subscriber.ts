@@ -1,0 +1,84 @@
+/**
+ * Prints every message on `demo.>` (or the pattern given) until Ctrl-C.
+ *
+ *   npm run subscriber                          new messages on demo.>
+ *   npm run subscriber -- --from earliest       everything still stored, then new ones
+ *   npm run subscriber -- --from 10 'demo.*'    from offset 10 of each partition
+ *   RELAYMQ_BROKERS=ws://127.0.0.1:7401,ws://127.0.0.1:7402 npm run subscriber
+ *
+ * After a failover the SDK resubscribes where it left off: the handler sees
+ * each message once, in partition order.
+ */
+import { parseArgs } from 'node:util';
+import { connect, RelayError, type Message, type StartPosition } from '@relaymq/sdk';
+
+function parseFrom(value: string): StartPosition {
+  if (value === 'earliest' || value === 'new') return value;
+  if (/^\d+$/.test(value) && Number.isSafeInteger(Number(value))) return { offset: Number(value) };
+  throw new Error(`--from must be earliest, new or an offset, got "${value}"`);
+}
+
+function describe(error: unknown): string {
+  return error instanceof RelayError ? `${error.code}: ${error.message}` : String(error);
+}
+
+/** Message data as one line: bytes in hex (shortened), anything else as JSON. */
+function show(data: unknown): string {
+  if (data instanceof Uint8Array) {
+    const hex = Buffer.from(data.subarray(0, 16)).toString('hex');
+    return `<${data.length} bytes ${hex}${data.length > 16 ? '…' : ''}>`;
+  }
+  return JSON.stringify(data) ?? String(data);
+}
+
+function log(line: string): void {
+  console.log(`${new Date().toISOString().slice(11, 23)}  ${line}`);
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    options: { from: { type: 'string', default: 'new' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length > 1) throw new Error('give at most one pattern');
+  const pattern = positionals[0] ?? 'demo.>';
+  const from = parseFrom(values.from ?? 'new');
+  const brokers = (process.env.RELAYMQ_BROKERS ?? 'ws://127.0.0.1:7401')
+    .split(',')
+    .map((url) => url.trim())
+    .filter((url) => url !== '');
+
+  log(`connecting to ${brokers.join(', ')}`);
+  const client = await connect({ brokers });
+  log(`connected to ${client.stats().activeBroker?.id ?? '?'}`);
+  client.on('connected', ({ broker }) => log(`event connected: ${broker.id} (${broker.url})`));
+  client.on('failover', ({ from: previous, to, reason }) => log(`event failover: ${previous.id} → ${to.id} (${reason.code}); resuming where we left off`));
+  client.on('reconnecting', ({ url, attempt, error }) => log(`event reconnecting: ${url}, attempt ${attempt} failed (${error.code})`));
+  client.on('disconnected', ({ broker, reason }) => log(`event disconnected: ${broker.id} (${reason.code})`));
+  client.on('gap', (gap) => log(`event gap: ${gap.topic}[${gap.partition}] expected offset ${gap.expectedOffset}, first available ${gap.firstAvailableOffset}`));
+  client.on('error', (error) => log(`event error: ${describe(error)}`));
+  client.on('closed', ({ reason }) => log(`event closed: ${reason.code}`));
+
+  const subscription = await client.subscribe(
+    pattern,
+    (message: Message) => {
+      const key = message.key === undefined ? '' : ` key=${message.key}`;
+      log(`${message.topic}[${message.partition}]@${message.offset}${key} ${show(message.data)}`);
+    },
+    { from },
+  );
+  log(`subscribed to ${pattern} from ${JSON.stringify(from)}; Ctrl-C to stop`);
+
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  process.once('SIGINT', () => process.exit(130)); // a second Ctrl-C does not wait
+  log('SIGINT: closing');
+  await subscription.unsubscribe();
+  await client.close();
+  log(`received ${client.stats().subscribe.delivered} messages`);
+}
+
+main().catch((error: unknown) => {
+  console.error(`subscriber: ${describe(error)}`);
+  process.exitCode = 1;
+});

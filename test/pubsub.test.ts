@@ -127,6 +127,7 @@ describe('publish and subscribe over real sockets', () => {
     await expect(client.subscribe('a.>.b', () => {})).rejects.toMatchObject({ code: 'INVALID_TOPIC' });
     await expect(client.publish('big', new Uint8Array(2 * 1024 * 1024))).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
     await expect(client.subscribe('x', () => {}, { from: { offset: -1 } })).rejects.toBeInstanceOf(RelayError);
+    await expect(client.publish('maps', new Map([[1, 'one']]))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     // The client is still fine afterwards.
     await expect(client.publish('still.fine', 1)).resolves.toMatchObject({ offset: 0 });
   });

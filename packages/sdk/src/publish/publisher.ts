@@ -1,10 +1,12 @@
 import {
   FIELD_LIMITS,
+  PAYLOAD_SCAN_LIMITS,
   RelayError,
   assertTopic,
   encodePayload,
   isErrorCode,
   partitionForKey,
+  scanMsgpack,
   type AckFrame,
   type AckLevel,
   type NackFrame,
@@ -187,6 +189,14 @@ export class Publisher {
   private entry(topic: string, data: unknown, options: PublishOptions): OutboxEntry {
     const raw = data instanceof Uint8Array;
     const bytes = raw ? data : encodePayload(data);
+    if (!raw) {
+      try {
+        // Refuse here what subscribers could not decode (Maps with non-string keys, typed arrays, ...).
+        scanMsgpack(bytes, PAYLOAD_SCAN_LIMITS);
+      } catch (err) {
+        throw new RelayError('INVALID_ARGUMENT', `data is not plain msgpack data (${(err as Error).message}); send bytes or plain values`);
+      }
+    }
     const ack = options.ack ?? this.options.ack;
     if (!['none', 'leader', 'quorum', 'all'].includes(ack)) throw new RelayError('INVALID_ARGUMENT', `ack must be none, leader, quorum or all`);
     if (options.key !== undefined && (typeof options.key !== 'string' || options.key.length > FIELD_LIMITS.maxString)) {
@@ -268,7 +278,9 @@ export class Publisher {
     connection.request({ type: 'metadata', topics: [topic] }).then(
       (reply) => {
         this.metadataPending = undefined;
-        if (reply.type === 'topics') for (const info of reply.topics) this.partitionCounts.set(info.topic, info.partitions);
+        if (reply.type === 'topics') {
+          for (const info of reply.topics) if (info.partitions > 0) this.partitionCounts.set(info.topic, info.partitions);
+        }
         this.admit();
       },
       (err: unknown) => {

@@ -234,27 +234,48 @@ function roundTo(value: number, digits: number): number {
 const SCENARIOS = ['pipelined128B', 'pipelined1KiB', 'sequentialPublish', 'publishToDeliver'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
+/**
+ * Runs each scenario against a fresh broker process: the in-memory log keeps
+ * every message, so a broker reused across scenarios would carry the heap (and
+ * GC pauses) of the earlier ones into the later ones.
+ */
 async function singleBroker(connect: typeof Connect, config: RunConfig, only: ReadonlySet<Scenario>): Promise<Partial<SingleBrokerResult>> {
-  const broker = await spawnBroker('bench');
-  progress(`broker ${broker.id} (pid ${broker.pid}) on ${broker.url}`);
-  const clients: RelayClient[] = [];
-  const open = async (): Promise<RelayClient> => {
-    const client = await connect({ brokers: [broker.url], outbox: OUTBOX, discovery: false, poolSize: 1 });
-    clients.push(client);
-    return client;
+  const withBroker = async <T>(scenario: Scenario, run: (broker: BrokerProcess, open: () => Promise<RelayClient>) => Promise<T>): Promise<T> => {
+    const broker = await spawnBroker('bench');
+    progress(`${scenario}: broker ${broker.id} (pid ${broker.pid}) on ${broker.url}`);
+    const clients: RelayClient[] = [];
+    const open = async (): Promise<RelayClient> => {
+      const client = await connect({ brokers: [broker.url], outbox: OUTBOX, discovery: false, poolSize: 1 });
+      clients.push(client);
+      return client;
+    };
+    try {
+      return await run(broker, open);
+    } finally {
+      await Promise.all(clients.map((client) => client.close()));
+      await broker.stop();
+    }
   };
   const result: Partial<SingleBrokerResult> = {};
-  try {
-    const publisher = await open();
-    if (only.has('pipelined128B')) result.pipelined128B = await pipelined(publisher, broker, 'bench.pipelined.b128', 128, config.pipelined128B, config);
-    if (only.has('pipelined1KiB')) result.pipelined1KiB = await pipelined(publisher, broker, 'bench.pipelined.kib1', 1024, config.pipelined1KiB, config);
-    if (only.has('sequentialPublish')) result.sequentialPublish = await sequentialPublish(publisher, 'bench.sequential', config);
-    if (only.has('publishToDeliver')) result.publishToDeliver = await publishToDeliver(publisher, await open(), 'bench.deliver', config);
-    return result;
-  } finally {
-    await Promise.all(clients.map((client) => client.close()));
-    await broker.stop();
+  if (only.has('pipelined128B')) {
+    result.pipelined128B = await withBroker('pipelined128B', async (broker, open) =>
+      pipelined(await open(), broker, 'bench.pipelined.b128', 128, config.pipelined128B, config),
+    );
   }
+  if (only.has('pipelined1KiB')) {
+    result.pipelined1KiB = await withBroker('pipelined1KiB', async (broker, open) =>
+      pipelined(await open(), broker, 'bench.pipelined.kib1', 1024, config.pipelined1KiB, config),
+    );
+  }
+  if (only.has('sequentialPublish')) {
+    result.sequentialPublish = await withBroker('sequentialPublish', async (_broker, open) => sequentialPublish(await open(), 'bench.sequential', config));
+  }
+  if (only.has('publishToDeliver')) {
+    result.publishToDeliver = await withBroker('publishToDeliver', async (_broker, open) =>
+      publishToDeliver(await open(), await open(), 'bench.deliver', config),
+    );
+  }
+  return result;
 }
 
 function parseOnly(value: string | undefined): Set<Scenario> {
@@ -309,11 +330,11 @@ async function main(): Promise<void> {
 
 // Whatever happens, no broker process outlives the benchmark.
 process.on('exit', killChildren);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   process.on(signal, () => {
     progress(`${signal}: stopping`);
     killChildren();
-    process.exit(130);
+    process.exit(code);
   });
 }
 

@@ -103,4 +103,28 @@ describe('failover without loss, duplication or reordering', () => {
     expect(event.reason.message).toMatch(/silent/);
     await expect(client.publish('after.silence', 1)).resolves.toMatchObject({ offset: 0 });
   });
+
+  it('says so with a gap event when a restarted in-memory broker lost the log, and delivers what is new', async () => {
+    const original = await fixture.broker({ id: 'memory' });
+    const port = original.port;
+    const proxy = await startProxy(port);
+    fixture.defer(() => proxy.close());
+    const subscriber = await fixture.client([proxy.url], { poolSize: 1 });
+    const received: string[] = [];
+    await subscriber.subscribe('lost.log', (m: Message<string>) => void received.push(m.data), { from: 'earliest' });
+    const publisher = await fixture.client([original.url], { poolSize: 1 });
+    for (let i = 0; i < 5; i++) await publisher.publish('lost.log', `old-${i}`);
+    await waitFor(() => received.length === 5, 'the first five');
+    await publisher.close();
+
+    const gap = nextEvent(subscriber, 'gap', 5000);
+    await original.close();
+    const restarted = await fixture.broker({ id: 'memory', port });
+    const again = await fixture.client([restarted.url], { poolSize: 1 });
+    for (let i = 0; i < 3; i++) await again.publish('lost.log', `new-${i}`);
+
+    expect(await gap).toEqual({ topic: 'lost.log', partition: 0, expectedOffset: 5, firstAvailableOffset: 0, reset: true });
+    await waitFor(() => received.length === 8, 'the three new messages');
+    expect(received.slice(5)).toEqual(['new-0', 'new-1', 'new-2']);
+  });
 });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { RelayError, type Message } from '@relaymq/sdk';
+import { RelayError, createClient, type Message } from '@relaymq/sdk';
 import { Fixture } from './support/cluster.js';
 import { waitFor } from './support/wait.js';
 
@@ -141,5 +141,16 @@ describe('publish and subscribe over real sockets', () => {
     expect(receipts).toHaveLength(500);
     expect(broker.engine.bounds('flush', 0).end).toBe(500);
     await expect(client.publish('flush', 'late')).rejects.toMatchObject({ code: 'CLIENT_CLOSED' });
+  });
+
+  it('createClient lets listeners see the first dial', async () => {
+    const broker = await fixture.broker();
+    const client = createClient({ brokers: [broker.url] });
+    const seen: string[] = [];
+    client.on('connecting', ({ url }) => seen.push(`connecting ${url}`));
+    client.on('connected', ({ broker: b }) => seen.push(`connected ${b.id}`));
+    await client.start();
+    await client.close();
+    expect(seen).toEqual([`connecting ${broker.url}`, 'connected b1']);
   });
 });

@@ -14,7 +14,15 @@ export * from './index.js';
  * and resolves once one accepted the handshake.
  */
 export async function connect(options: ClientOptions): Promise<RelayClient> {
-  const client = new RelayClient(options, globalThis.WebSocket as unknown as WebSocketConstructor | undefined);
+  const client = createClient(options);
   await client.start();
   return client;
+}
+
+/**
+ * Creates a client without dialing, so listeners can be attached before the
+ * first `connecting` event; then `await client.start()`.
+ */
+export function createClient(options: ClientOptions): RelayClient {
+  return new RelayClient(options, globalThis.WebSocket as unknown as WebSocketConstructor | undefined);
 }

@@ -59,7 +59,7 @@ export class RelayClient extends EventEmitter<ClientEvents> {
   private disconnectedSinceMs: number | undefined = Date.now();
   private closing: Promise<void> | undefined;
 
-  /** Use `connect()`; this constructor does not dial. */
+  /** Use `connect()` or `createClient()`; this constructor does not dial. */
   constructor(options: ClientOptions, fallbackWebSocket?: WebSocketConstructor) {
     super();
     this.options = resolveClientOptions(options, fallbackWebSocket);
@@ -105,7 +105,10 @@ export class RelayClient extends EventEmitter<ClientEvents> {
     });
   }
 
-  /** Dials the brokers; resolves on the first connection (used by `connect()`). */
+  /**
+   * Dials the brokers; resolves on the first connection, rejects with
+   * `NOT_CONNECTED` after `connectTimeoutMs` (`connect()` calls it for you).
+   */
   start(): Promise<void> {
     this.pool.start();
     return new Promise((resolve, reject) => {

@@ -31,7 +31,15 @@ export { RelayError, ErrorCodes, isErrorCode, type ErrorCode, type AckLevel, typ
  * entry point (`@relaymq/sdk`), which supplies it.
  */
 export async function connect(options: ClientOptions): Promise<RelayClient> {
-  const client = new RelayClient(options);
+  const client = createClient(options);
   await client.start();
   return client;
+}
+
+/**
+ * Creates a client without dialing, so listeners can be attached before the
+ * first `connecting` event; then `await client.start()`.
+ */
+export function createClient(options: ClientOptions): RelayClient {
+  return new RelayClient(options);
 }

@@ -31,7 +31,15 @@ class NodeWebSocket extends WebSocket {
  * ```
  */
 export async function connect(options: ClientOptions): Promise<RelayClient> {
-  const client = new RelayClient(options, NodeWebSocket as unknown as WebSocketConstructor);
+  const client = createClient(options);
   await client.start();
   return client;
+}
+
+/**
+ * Creates a client without dialing, so listeners can be attached before the
+ * first `connecting` event; then `await client.start()`.
+ */
+export function createClient(options: ClientOptions): RelayClient {
+  return new RelayClient(options, NodeWebSocket as unknown as WebSocketConstructor);
 }

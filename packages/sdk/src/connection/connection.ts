@@ -43,6 +43,8 @@ export interface ConnectionSettings {
 const MAX_INBOUND_FRAME = 64 * 1024 * 1024;
 
 interface Pending {
+  /** Runs synchronously on the reply, before any later frame is handled. */
+  onReply: ((frame: Reply) => void) | undefined;
   resolve: (frame: Reply) => void;
   reject: (error: RelayError) => void;
   timer: ReturnType<typeof setTimeout>;
@@ -154,8 +156,13 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
     return true;
   }
 
-  /** Sends a request and resolves with its reply; rejects on an `error` reply, timeout or close. */
-  request(frame: Unsent<Request>): Promise<Reply> {
+  /**
+   * Sends a request and resolves with its reply; rejects on an `error` reply,
+   * timeout or close. `onReply` sees the reply synchronously, before any frame
+   * after it (a promise callback would run only after frames that arrived in
+   * the same read).
+   */
+  request(frame: Unsent<Request>, onReply?: (frame: Reply) => void): Promise<Reply> {
     if (this.ended !== undefined) return Promise.reject(this.ended);
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {
@@ -163,7 +170,7 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
         this.pending.delete(id);
         reject(new RelayError('TIMEOUT', `${frame.type} to ${this.url} timed out after ${this.settings.requestTimeoutMs} ms`));
       }, this.settings.requestTimeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { onReply, resolve, reject, timer });
       this.send({ ...frame, id } as Request);
     });
   }
@@ -237,8 +244,12 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
     if (pending === undefined) return;
     this.pending.delete(id);
     clearTimeout(pending.timer);
-    if (outcome instanceof RelayError) pending.reject(outcome);
-    else pending.resolve(outcome);
+    if (outcome instanceof RelayError) {
+      pending.reject(outcome);
+      return;
+    }
+    pending.onReply?.(outcome);
+    pending.resolve(outcome);
   }
 
   private end(error: RelayError): void {

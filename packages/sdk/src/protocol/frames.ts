@@ -186,6 +186,12 @@ export interface SubscribedFrame {
   subscription: number;
   /** Start position of every partition the pattern matched when subscribing. */
   cursors: Cursor[];
+  /**
+   * Resumed positions the broker could not honour because they lie beyond the
+   * partition's end: the log was lost (an in-memory broker restarted) and its
+   * offsets start over. Delivery restarts at the cursor given here.
+   */
+  resets?: Cursor[];
 }
 
 /** A stored message as delivered to subscribers; its offset follows from its batch. */

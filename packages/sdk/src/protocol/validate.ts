@@ -300,13 +300,16 @@ export function validateBrokerFrame(value: unknown): BrokerFrame {
       withOptional(nack, 'leader', optStr(o, 'leader'));
       return withOptional(nack, 'expectedSeq', optUint(o, 'expectedSeq'));
     }
-    case 'subscribed':
-      return {
+    case 'subscribed': {
+      const frame: BrokerFrame = {
         type: 'subscribed',
         id: uint(o, 'id'),
         subscription: uint(o, 'subscription'),
         cursors: list(o, 'cursors', FIELD_LIMITS.maxList).map(cursor),
       };
+      if (o.resets !== undefined && o.resets !== null) frame.resets = list(o, 'resets', FIELD_LIMITS.maxList).map(cursor);
+      return frame;
+    }
     case 'message':
       return { type: 'message', subscription: uint(o, 'subscription'), batches: batches(o, 'batches', deliveryBatch) };
     case 'unsubscribed':

@@ -45,6 +45,11 @@ export interface GapEvent {
   expectedOffset: number;
   /** The first offset the broker could still deliver. */
   firstAvailableOffset: number;
+  /**
+   * True when the partition's log started over (an in-memory broker lost it):
+   * offsets from `firstAvailableOffset` are new messages, not ones already seen.
+   */
+  reset?: boolean;
 }
 
 /** Subscriber counters, part of `client.stats()`. */
@@ -290,31 +295,39 @@ export class Subscriber {
 
   private register(state: SubscriptionState, connection: BrokerConnection): void {
     state.connection = connection;
-    connection
-      .request({
-        type: 'subscribe',
-        subscription: state.id,
-        pattern: state.pattern,
-        from: state.resumeFrom(),
-        resume: state.resumeCursors(),
-        credit: state.initialCredit(),
-      })
-      .then(
-        (reply) => {
-          if (reply.type !== 'subscribed' || !state.active) return;
-          for (const cursor of reply.cursors) {
-            const key = cursorKey(cursor.topic, cursor.partition);
-            if (!state.next.has(key)) state.next.set(key, cursor);
-          }
-          state.confirmed = true;
-          for (const waiter of state.confirmedWaiters.splice(0)) waiter.resolve();
-        },
-        (err: unknown) => {
-          const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
-          // A lost connection resubscribes on the next one; a refusal ends the subscription.
-          if (!error.retriable && error.code !== 'TIMEOUT') this.fail(state, error);
-        },
-      );
+    const request = {
+      type: 'subscribe' as const,
+      subscription: state.id,
+      pattern: state.pattern,
+      from: state.resumeFrom(),
+      resume: state.resumeCursors(),
+      credit: state.initialCredit(),
+    };
+    // Positions are applied synchronously: messages may follow the reply in the same read.
+    connection.request(request, (reply) => this.confirmed(state, reply)).catch((err: unknown) => {
+      const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
+      // A lost connection resubscribes on the next one; a refusal ends the subscription.
+      if (!error.retriable && error.code !== 'TIMEOUT') this.fail(state, error);
+    });
+  }
+
+  /** The broker confirmed a (re)subscription: take its start positions and resets. */
+  private confirmed(state: SubscriptionState, reply: { type: string; cursors?: Cursor[]; resets?: Cursor[] }): void {
+    if (reply.type !== 'subscribed' || !state.active) return;
+    for (const reset of reply.resets ?? []) {
+      // The broker's log of this partition started over: never a silent skip; say so and follow it.
+      const key = cursorKey(reset.topic, reset.partition);
+      const expected = state.next.get(key)?.offset ?? reset.offset;
+      state.next.set(key, reset);
+      this.counters.gaps++;
+      this.listener.gap({ topic: reset.topic, partition: reset.partition, expectedOffset: expected, firstAvailableOffset: reset.offset, reset: true });
+    }
+    for (const cursor of reply.cursors ?? []) {
+      const key = cursorKey(cursor.topic, cursor.partition);
+      if (!state.next.has(key)) state.next.set(key, cursor);
+    }
+    state.confirmed = true;
+    for (const waiter of state.confirmedWaiters.splice(0)) waiter.resolve();
   }
 
   private async unsubscribe(state: SubscriptionState): Promise<void> {

@@ -17,7 +17,9 @@ const packr = new Packr({
   bundleStrings: false,
   encodeUndefinedAsNil: true, // undefined would otherwise become extension 0, which decoders reject
   int64AsType: 'number',
-  copyBuffers: true, // decoded bytes must not pin the (possibly large) receive buffer
+  // Decoded bytes are views into the frame: no copy per message. A kept message pins its frame
+  // (at most maxPayload); frames are never reused, so the views stay valid.
+  copyBuffers: false,
 });
 
 /** Encodes a value with the pinned options. */

@@ -96,15 +96,16 @@ export class BroadcastQueue {
   /**
    * Takes updates that fit in `maxBytes` for one message, least transmitted
    * and newest first, counting a transmission for each; an update sent
-   * `limit` times leaves the queue.
+   * `limit` times leaves the queue. Updates about members in `exclude` stay
+   * untouched (the message already says something about them).
    */
-  take(maxBytes: number, limit: number): Update[] {
+  take(maxBytes: number, limit: number, exclude?: ReadonlySet<string>): Update[] {
     if (this.items.size === 0) return [];
     const ordered = [...this.items.values()].sort((a, b) => a.transmits - b.transmits || b.order - a.order);
     const out: Update[] = [];
     let budget = maxBytes;
     for (const item of ordered) {
-      if (item.bytes > budget) continue;
+      if (item.bytes > budget || exclude?.has(item.update.id) === true) continue;
       budget -= item.bytes;
       out.push(item.update);
       item.transmits++;

@@ -166,6 +166,8 @@ export class Swim {
     this.knobs = knobs;
     this.queue = new BroadcastQueue({ maxItems: this.config.maxBroadcasts, maxBytes: this.config.maxBroadcastBytes });
     this.awareness = new Awareness(this.config.awarenessMaxMultiplier);
+    // Announce this member: its alive (with meta) reaches those its sync did not.
+    this.broadcastSelf();
     // Random phases, so members started together do not probe and gossip in lockstep.
     this.nextProbeTick = 1 + this.random.nextInt(this.config.probeIntervalTicks);
     this.nextGossipTick = 1 + this.random.nextInt(this.config.gossipIntervalTicks);
@@ -230,7 +232,14 @@ export class Swim {
       if (message.reply) this.send(from, { type: 'sync', reply: false, members: this.snapshot() });
       return;
     }
-    for (const update of message.updates) this.apply(update);
+    let stale = false;
+    for (const update of message.updates) {
+      // An accusation older than this member's incarnation: the accuser missed the refutation.
+      stale ||= update.id === this.self.id && (update.kind === 'suspect' || update.kind === 'dead') && update.incarnation < this.self.incarnation;
+      this.apply(update);
+    }
+    // Tell a stale accuser directly (a ping is answered by an ack that carries it anyway): otherwise its suspicion may time out.
+    if (stale && message.type !== 'ping') this.send(from, { type: 'gossip', updates: [this.selfUpdate()] });
     switch (message.type) {
       case 'ping':
         this.onPing(from, message.seq, message.target);
@@ -362,7 +371,7 @@ export class Swim {
     this.counters.probes++;
     // Lifeguard's buddy system: tell a suspect it is suspected, so it refutes at once.
     const notice = this.noticeAbout(target.id);
-    this.send(target.id, { type: 'ping', seq, target: target.id, updates: this.piggyback(notice) });
+    this.send(target.id, { type: 'ping', seq, target: target.id, updates: this.probeUpdates(notice) });
   }
 
   /** Round-robin over a shuffled list of live members; reshuffled at the end of each round. */
@@ -415,12 +424,12 @@ export class Swim {
       return;
     }
     // A member this node holds suspect or dead is told so, and refutes.
-    this.send(from, { type: 'ack', seq, updates: this.piggyback(this.noticeAbout(from)) });
+    this.send(from, { type: 'ack', seq, updates: this.probeUpdates(this.noticeAbout(from)) });
   }
 
   private onPingReq(from: MemberId, requesterSeq: number, target: MemberId, targetAddress: string): void {
     if (target === this.self.id) {
-      this.send(from, { type: 'ack', seq: requesterSeq, updates: this.piggyback() });
+      this.send(from, { type: 'ack', seq: requesterSeq, updates: this.probeUpdates() });
       return;
     }
     if (this.relays.size >= this.config.maxPendingIndirect) {
@@ -435,7 +444,7 @@ export class Swim {
       expireTick: this.now + this.config.probeIntervalTicks,
       nacked: false,
     });
-    this.sendTo(target, this.table.get(target)?.member.address ?? targetAddress, { type: 'ping', seq, target, updates: this.piggyback() });
+    this.sendTo(target, this.table.get(target)?.member.address ?? targetAddress, { type: 'ping', seq, target, updates: this.probeUpdates() });
   }
 
   private onAck(seq: number): void {
@@ -450,7 +459,7 @@ export class Swim {
     if (relay !== undefined) {
       // Relayed even after a nack: the requester may still be within its deadline.
       this.relays.delete(seq);
-      this.send(relay.requester, { type: 'ack', seq: relay.requesterSeq, updates: this.piggyback() });
+      this.send(relay.requester, { type: 'ack', seq: relay.requesterSeq, updates: this.probeUpdates() });
       return;
     }
     this.counters.messagesIgnored++;
@@ -583,8 +592,12 @@ export class Swim {
   }
 
   private broadcastSelf(): void {
+    this.queue.enqueue(this.selfUpdate());
+  }
+
+  private selfUpdate(): Update {
     const s = this.self;
-    this.queue.enqueue({ kind: 'alive', id: s.id, incarnation: s.incarnation, address: s.address, meta: copyMeta(s.meta) });
+    return { kind: 'alive', id: s.id, incarnation: s.incarnation, address: s.address, meta: copyMeta(s.meta) };
   }
 
   private expireSuspicions(): void {
@@ -685,12 +698,22 @@ export class Swim {
     return [...this.table.values()].map((e) => copyMember(e.member));
   }
 
-  /** Updates from the broadcast queue that fit in a probe message, after an optional directed notice. */
-  private piggyback(notice?: Update): Update[] {
-    const budget = this.config.maxPiggybackBytes - (notice === undefined ? 0 : estimateUpdateBytes(notice));
-    const updates = this.queue.take(Math.max(0, budget), this.transmitLimit());
-    if (notice === undefined) return updates;
-    return [notice, ...updates.filter((u) => u.id !== notice.id)];
+  /**
+   * What pings and acks carry: this member's own alive record first (cheap
+   * anti-entropy: whoever exchanges probes with it learns its latest
+   * incarnation and meta, even if gossip missed them), then any notice, then
+   * queued updates.
+   */
+  private probeUpdates(notice?: Update): Update[] {
+    return notice === undefined ? this.piggyback(this.selfUpdate()) : this.piggyback(this.selfUpdate(), notice);
+  }
+
+  /** Updates from the broadcast queue that fit in a probe message, after the directed notices (which always go). */
+  private piggyback(...notices: Update[]): Update[] {
+    let budget = this.config.maxPiggybackBytes;
+    for (const notice of notices) budget -= estimateUpdateBytes(notice);
+    if (notices.length === 0) return this.queue.take(budget, this.transmitLimit());
+    return [...notices, ...this.queue.take(Math.max(0, budget), this.transmitLimit(), new Set(notices.map((n) => n.id)))];
   }
 
   /** What this node believes about a member it holds suspect or dead, to tell that member directly. */

@@ -383,11 +383,21 @@ describe('round trips', () => {
     expect(plain(decodeClientFrame(view, MAX_PAYLOAD))).toStrictEqual(plain(frame));
   });
 
-  it('hands out data that does not alias the receive buffer', () => {
+  it('hands applications data that does not alias the receive buffer (broker frames)', () => {
+    const bytes = Uint8Array.from(
+      encodeFrame({ type: 'message', subscription: 1, batches: [{ topic: 't', partition: 0, firstOffset: 0, messages: [{ timestamp: 1, data: new Uint8Array([1, 2]) }] }] }),
+    );
+    const decoded = decodeBrokerFrame(bytes, MAX_PAYLOAD);
+    bytes.fill(0);
+    expect(decoded.type === 'message' && Array.from(decoded.batches[0]?.messages[0]?.data ?? [])).toEqual([1, 2]);
+  });
+
+  it('lets the broker keep client message bytes as views into the frame (no copy per message)', () => {
     const bytes = Uint8Array.from(encodeFrame(validPublish()));
     const decoded = decodeClientFrame(bytes, MAX_PAYLOAD);
-    bytes.fill(0);
-    expect(decoded.type === 'publish' && Array.from(decoded.batches[0]?.messages[0]?.data ?? [])).toEqual([1, 2]);
+    const data = decoded.type === 'publish' ? decoded.batches[0]?.messages[0]?.data : undefined;
+    expect(data?.buffer).toBe(bytes.buffer);
+    expect(Array.from(data ?? [])).toEqual([1, 2]);
   });
 
   it('drops unknown fields and keeps only what the frame type defines', () => {

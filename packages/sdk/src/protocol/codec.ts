@@ -7,9 +7,9 @@ import { validateBrokerFrame, validateClientFrame } from './validate.js';
 /**
  * The one place msgpackr options are pinned. `pack`/`unpack` and `new Packr()`
  * have different defaults; every encode and decode in relaymq goes through
- * this instance so both sides always agree.
+ * these instances so both sides always agree.
  */
-const packr = new Packr({
+const OPTIONS = {
   useRecords: false, // plain maps: records would make frames depend on decoder state
   mapsAsObjects: true,
   structuredClone: false,
@@ -17,10 +17,17 @@ const packr = new Packr({
   bundleStrings: false,
   encodeUndefinedAsNil: true, // undefined would otherwise become extension 0, which decoders reject
   int64AsType: 'number',
-  // Decoded bytes are views into the frame: no copy per message. A kept message pins its frame
-  // (at most maxPayload); frames are never reused, so the views stay valid.
-  copyBuffers: false,
-});
+} as const;
+
+/** Copies every decoded byte string: what the SDK hands to applications must not pin a whole frame. */
+const packr = new Packr({ ...OPTIONS, copyBuffers: true });
+
+/**
+ * The broker's decoder for client frames: message bytes stay views into the
+ * frame (no copy per message). Every message of a frame is stored alike, so
+ * nothing is pinned that is not kept; frames are never reused, so views stay valid.
+ */
+const viewingUnpackr = new Packr({ ...OPTIONS, copyBuffers: false });
 
 /** Encodes a value with the pinned options. */
 export function encodeValue(value: unknown): Uint8Array {
@@ -31,10 +38,10 @@ export function encodeValue(value: unknown): Uint8Array {
  * Decodes msgpack bytes produced by {@link encodeValue}, after checking their
  * structure. Throws `PROTOCOL_ERROR` on anything malformed.
  */
-export function decodeValue(bytes: Uint8Array, limits = FRAME_SCAN_LIMITS): unknown {
+export function decodeValue(bytes: Uint8Array, limits = FRAME_SCAN_LIMITS, decoder: Packr = packr): unknown {
   scanMsgpack(bytes, limits);
   try {
-    return packr.unpack(bytes);
+    return decoder.unpack(bytes);
   } catch (err) {
     throw new RelayError('PROTOCOL_ERROR', `undecodable msgpack: ${(err as Error).message}`, { cause: err });
   }
@@ -51,10 +58,14 @@ function checkSize(bytes: Uint8Array, maxPayload: number): void {
   }
 }
 
-/** Decodes and validates a frame sent by a client. Throws `RelayError` on any bad input. */
+/**
+ * Decodes and validates a frame sent by a client. Throws `RelayError` on any
+ * bad input. Message bytes in the result are views into `bytes`: do not
+ * modify `bytes` afterwards.
+ */
 export function decodeClientFrame(bytes: Uint8Array, maxPayload: number): ClientFrame {
   checkSize(bytes, maxPayload);
-  return validateClientFrame(decodeValue(bytes));
+  return validateClientFrame(decodeValue(bytes, FRAME_SCAN_LIMITS, viewingUnpackr));
 }
 
 /** Decodes and validates a frame sent by a broker. Throws `RelayError` on any bad input. */

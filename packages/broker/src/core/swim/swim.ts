@@ -142,6 +142,8 @@ export class Swim {
   private nextJoinTick = 0;
   private reconnectIndex = 0;
   private leaving = false;
+  /** Whether some member answered a full-state sync: joining is done. */
+  private synced = false;
   private readonly counters = {
     probes: 0,
     probesFailed: 0,
@@ -179,8 +181,8 @@ export class Swim {
 
   /**
    * Contacts the static seeds (`id@host:port` from the configuration) with a
-   * full-state sync, and keeps retrying every `joinRetryTicks` while no other
-   * member is known. Seeds stay remembered: an unreachable seed is retried
+   * full-state sync, and retries every `joinRetryTicks` until some member
+   * answered one. Seeds stay remembered: an unreachable seed is retried
    * like a dead member, which is what reunites a cluster after a partition.
    */
   join(seeds: readonly SeedPeer[]): void {
@@ -213,7 +215,7 @@ export class Swim {
       this.nextReconnectTick = this.now + this.config.reconnectIntervalTicks;
       this.reconnect();
     }
-    if (this.seeds.size > 0 && this.liveOthers() === 0 && this.now >= this.nextJoinTick) this.syncSeeds();
+    if (this.seeds.size > 0 && !this.synced && this.now >= this.nextJoinTick) this.syncSeeds();
   }
 
   /** Handles one validated message (see `parseSwimMessage`) from member `from`. */
@@ -229,20 +231,32 @@ export class Swim {
     }
     if (message.type === 'sync') {
       this.mergeSync(from, message.members);
+      if (!message.reply) this.synced = true;
       if (message.reply) this.send(from, { type: 'sync', reply: false, members: this.snapshot() });
       return;
     }
-    let stale = false;
+    // Directed corrections: claims this node can see are outdated are answered to the sender alone.
+    const corrections: Update[] = [];
     for (const update of message.updates) {
-      // An accusation older than this member's incarnation: the accuser missed the refutation.
-      stale ||= update.id === this.self.id && (update.kind === 'suspect' || update.kind === 'dead') && update.incarnation < this.self.incarnation;
+      if (update.id === this.self.id && (update.kind === 'suspect' || update.kind === 'dead') && update.incarnation < this.self.incarnation) {
+        // An accusation older than this member's incarnation: the accuser missed the refutation.
+        if (!corrections.some((c) => c.id === update.id)) corrections.push(this.selfUpdate());
+      } else if (update.kind === 'alive' && update.id === from && this.outdated(update)) {
+        // The sender's own record is behind what the cluster holds (it restarted, or changed meta without a new incarnation).
+        const record = this.recordAbout(from);
+        if (record !== undefined) corrections.push(record);
+      }
       this.apply(update);
     }
-    // Tell a stale accuser directly (a ping is answered by an ack that carries it anyway): otherwise its suspicion may time out.
-    if (stale && message.type !== 'ping') this.send(from, { type: 'gossip', updates: [this.selfUpdate()] });
+    if (message.type === 'ping') {
+      const notice = this.noticeAbout(from);
+      if (notice !== undefined && !corrections.some((c) => c.id === notice.id)) corrections.push(notice);
+    } else if (corrections.length > 0) {
+      this.send(from, { type: 'gossip', updates: corrections });
+    }
     switch (message.type) {
       case 'ping':
-        this.onPing(from, message.seq, message.target);
+        this.onPing(from, message.seq, message.target, corrections);
         break;
       case 'ping-req':
         this.onPingReq(from, message.seq, message.target, message.targetAddress);
@@ -418,13 +432,13 @@ export class Swim {
     this.apply({ kind: 'suspect', id: entry.member.id, incarnation: entry.member.incarnation, from: this.self.id });
   }
 
-  private onPing(from: MemberId, seq: number, target: MemberId): void {
+  /** Answers a ping for this member; `notices` tell the prober what this node holds against it, so it refutes. */
+  private onPing(from: MemberId, seq: number, target: MemberId, notices: Update[]): void {
     if (target !== this.self.id) {
       this.counters.messagesIgnored++;
       return;
     }
-    // A member this node holds suspect or dead is told so, and refutes.
-    this.send(from, { type: 'ack', seq, updates: this.probeUpdates(this.noticeAbout(from)) });
+    this.send(from, { type: 'ack', seq, updates: this.probeUpdates(...notices) });
   }
 
   private onPingReq(from: MemberId, requesterSeq: number, target: MemberId, targetAddress: string): void {
@@ -671,9 +685,12 @@ export class Swim {
     this.sendTo(id, candidates.get(id), { type: 'sync', reply: true, members: this.snapshot() });
   }
 
+  /** Joining: a full-state exchange with every seed, or, once some member answered probes, with one random live member. */
   private syncSeeds(): void {
     this.nextJoinTick = this.now + this.config.joinRetryTicks;
-    for (const seed of this.seeds.values()) this.sendTo(seed.id, seed.address, { type: 'sync', reply: true, members: this.snapshot() });
+    const live = [...this.table.values()].map((e) => e.member).filter((m) => m.id !== this.self.id && m.state === 'alive');
+    const targets: Array<{ id: MemberId; address: string }> = live.length > 0 ? this.pick(live, 1) : [...this.seeds.values()];
+    for (const target of targets) this.sendTo(target.id, target.address, { type: 'sync', reply: true, members: this.snapshot() });
   }
 
   private mergeSync(from: MemberId, members: readonly MemberSnapshot[]): void {
@@ -704,8 +721,9 @@ export class Swim {
    * incarnation and meta, even if gossip missed them), then any notice, then
    * queued updates.
    */
-  private probeUpdates(notice?: Update): Update[] {
-    return notice === undefined ? this.piggyback(this.selfUpdate()) : this.piggyback(this.selfUpdate(), notice);
+  private probeUpdates(...notices: Array<Update | undefined>): Update[] {
+    const self = this.selfUpdate();
+    return this.piggyback(self, ...notices.filter((n): n is Update => n !== undefined && n.id !== self.id));
   }
 
   /** Updates from the broadcast queue that fit in a probe message, after the directed notices (which always go). */
@@ -714,6 +732,29 @@ export class Swim {
     for (const notice of notices) budget -= estimateUpdateBytes(notice);
     if (notices.length === 0) return this.queue.take(budget, this.transmitLimit());
     return [...notices, ...this.queue.take(Math.max(0, budget), this.transmitLimit(), new Set(notices.map((n) => n.id)))];
+  }
+
+  /** Whether this node holds a claim about `update.id` that beats this alive record. */
+  private outdated(update: Extract<Update, { kind: 'alive' }>): boolean {
+    const member = this.table.get(update.id)?.member;
+    if (member === undefined) return false;
+    if (update.incarnation !== member.incarnation) return update.incarnation < member.incarnation;
+    return member.state !== 'alive' || member.address !== update.address || !sameMeta(member.meta, update.meta);
+  }
+
+  /** This node's view of a member, as an update. */
+  private recordAbout(id: MemberId): Update | undefined {
+    const m = this.table.get(id)?.member;
+    if (m === undefined) return undefined;
+    switch (m.state) {
+      case 'alive':
+        return { kind: 'alive', id, incarnation: m.incarnation, address: m.address, meta: copyMeta(m.meta) };
+      case 'suspect':
+      case 'dead':
+        return { kind: m.state, id, incarnation: m.incarnation, from: this.self.id };
+      case 'left':
+        return { kind: 'left', id, incarnation: m.incarnation };
+    }
   }
 
   /** What this node believes about a member it holds suspect or dead, to tell that member directly. */
@@ -737,10 +778,6 @@ export class Swim {
     let n = 0;
     for (const entry of this.table.values()) if (isLive(entry.member)) n++;
     return n;
-  }
-
-  private liveOthers(): number {
-    return this.liveCount() - (isLive(this.self) ? 1 : 0);
   }
 
   private nextSeq(): number {

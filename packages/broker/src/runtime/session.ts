@@ -281,9 +281,11 @@ export class ClientSession {
     }
     const credit = Math.min(frame.credit, this.ctx.options.maxCredit);
     const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit);
-    const cursors = subscription.start(this.ctx.engine, frame.resume);
+    const { cursors, resets } = subscription.start(this.ctx.engine, frame.resume);
     this.subscriptions.set(frame.subscription, subscription);
-    this.send({ type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors });
+    const reply: BrokerFrame = { type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors };
+    if (resets.length > 0) reply.resets = resets;
+    this.send(reply);
     this.schedulePump();
   }
 

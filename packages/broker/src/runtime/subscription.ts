@@ -38,16 +38,22 @@ export class Subscription {
    * Places a cursor on every partition the pattern matches now: a resumed
    * position when the client knows one, otherwise where `from` says.
    */
-  start(engine: LogEngine, resume: readonly Cursor[]): Cursor[] {
+  start(engine: LogEngine, resume: readonly Cursor[]): { cursors: Cursor[]; resets: Cursor[] } {
+    const resets: Cursor[] = [];
     for (const cursor of resume) {
-      if (this.matches(cursor.topic)) this.cursors.set(cursorKey(cursor.topic, cursor.partition), { ...cursor });
+      if (!this.matches(cursor.topic)) continue;
+      const { start, end } = engine.bounds(cursor.topic, cursor.partition);
+      // Past the end means this log is not the one the client read: it was lost and starts over.
+      const offset = cursor.offset > end ? start : cursor.offset;
+      if (offset !== cursor.offset) resets.push({ ...cursor, offset });
+      this.cursors.set(cursorKey(cursor.topic, cursor.partition), { ...cursor, offset });
     }
     for (const topic of engine.topics()) {
       if (!this.matches(topic)) continue;
       const count = engine.partitionCount(topic) ?? 0;
       for (let partition = 0; partition < count; partition++) this.cursorFor(engine, topic, partition, true);
     }
-    return [...this.cursors.values()].map((c) => ({ ...c }));
+    return { cursors: [...this.cursors.values()].map((c) => ({ ...c })), resets };
   }
 
   /**

@@ -14,7 +14,7 @@
  * every tick; the trace records every event so a seed replays exactly.
  */
 import { Swim, type SwimTestKnobs } from '../../src/core/swim/swim.js';
-import type { SwimConfigOptions } from '../../src/core/swim/config.js';
+import { resolveSwimConfig, type SwimConfig, type SwimConfigOptions } from '../../src/core/swim/config.js';
 import type { Member, MemberMeta, MembershipEvent, SeedPeer, SwimMessage } from '../../src/core/swim/types.js';
 import { parseSwimMessage } from '../../src/core/swim/validate.js';
 import { Prng, hash32, nodeRandom } from './random.js';
@@ -88,6 +88,8 @@ export class Simulation {
   readonly seed: number;
   readonly rng: Prng;
   readonly ids: readonly string[];
+  /** The resolved configuration every node runs with. */
+  readonly swimConfig: Readonly<SwimConfig>;
   readonly trace: string[] = [];
   tick = 0;
   faults: NetworkFaults;
@@ -108,6 +110,7 @@ export class Simulation {
     this.ids = typeof options.nodes === 'number' ? Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`) : [...options.nodes];
     this.faults = { ...DEFAULT_FAULTS, ...options.network };
     this.config = options.config;
+    this.swimConfig = resolveSwimConfig(options.config);
     this.knobs = { refute: true, awareness: true, ...options.knobs };
     this.seedMode = options.seeds ?? 'first';
     this.ids.forEach((id, i) => {

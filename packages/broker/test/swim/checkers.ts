@@ -15,24 +15,23 @@ import type { SimObserver, Simulation } from './sim.js';
  * - Every queue stays within its configured bound.
  */
 export class InvariantChecker implements SimObserver {
+  /** Last incarnation seen per process (`id/life`); one entry per start, bounded by the run's restarts. */
   private readonly lastIncarnation = new Map<string, number>();
   checks = 0;
 
   afterTick(sim: Simulation): void {
     for (const id of sim.ids) {
-      if (!sim.isUp(id)) {
-        this.lastIncarnation.delete(id);
-        continue;
-      }
+      if (!sim.isUp(id)) continue;
       const swim = sim.swimOf(id);
       const self = swim.local();
       const fail = (what: string): never => {
         throw new Error(`seed ${sim.seed} tick ${sim.tick}: ${id}: ${what}`);
       };
       if (self.state === 'suspect' || self.state === 'dead') fail(`sees itself ${self.state}`);
-      const last = this.lastIncarnation.get(id);
+      const key = `${id}/${sim.lifeOf(id)}`;
+      const last = this.lastIncarnation.get(key);
       if (last !== undefined && self.incarnation < last) fail(`incarnation went back from ${last} to ${self.incarnation}`);
-      this.lastIncarnation.set(id, self.incarnation);
+      this.lastIncarnation.set(key, self.incarnation);
       for (const member of swim.members()) {
         if (member.incarnation > sim.maxIncarnation(member.id)) {
           fail(`believes ${member.id} has incarnation ${member.incarnation}, above its highest ${sim.maxIncarnation(member.id)}`);

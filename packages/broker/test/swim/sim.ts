@@ -237,6 +237,11 @@ export class Simulation {
     return this.node(id).meta;
   }
 
+  /** Process number of a node: 0 for its first start, +1 per restart. */
+  lifeOf(id: string): number {
+    return this.node(id).life;
+  }
+
   maxIncarnation(id: string): number {
     return this.node(id).maxIncarnation;
   }

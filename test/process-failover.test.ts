@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PublishReceipt } from '@relaymq/sdk';
 import { BrokerProcess } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
+import { freePorts } from './support/ports.js';
 import { nextEvent, waitFor, within } from './support/wait.js';
 
 const fixture = new Fixture();
@@ -58,5 +59,26 @@ describe('real broker processes', () => {
     expect(event.from.id).toBe(victim.id);
     await expect(client.publish('after.pause', 'x')).resolves.toMatchObject({ offset: 0 });
     await victim.signal('SIGCONT');
+  });
+
+  it('gossip: kill -9 of a broker is detected by the cluster, and clients forget it', async () => {
+    const ids = ['g1', 'g2', 'g3'];
+    const ports = await freePorts(3);
+    const peers = ids.map((id, i) => `${id}@127.0.0.1:${ports[i]}`);
+    const brokers = await Promise.all(
+      ids.map((id, i) => BrokerProcess.start(id, ['--peer-port', String(ports[i]), '--peers', peers.filter((_, j) => j !== i).join(',')])),
+    );
+    const [g1, , g3] = brokers as [BrokerProcess, BrokerProcess, BrokerProcess];
+    const client = await fixture.client([g1.url], { poolSize: 1 });
+    await waitFor(() => client.stats().knownBrokers.length === 3, 'discovery of g2 and g3', 10_000);
+    const forgotten = new Promise<void>((resolve) =>
+      client.on('brokers', ({ removed }) => {
+        if (removed.includes(g3.url)) resolve();
+      }),
+    );
+    await g3.signal('SIGKILL');
+    // Suspicion, then death, spread by gossip and pushed to the client in a cluster frame.
+    await within(forgotten, 'the client to forget the killed broker', 20_000);
+    expect(client.stats().knownBrokers).not.toContain(g3.url);
   });
 });

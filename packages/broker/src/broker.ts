@@ -3,6 +3,8 @@ import type { ClusterView } from '@relaymq/sdk/protocol';
 import type { LogEngine } from './engine/engine.js';
 import { MemoryEngine } from './engine/memory.js';
 import { listenForClients, type ClientListener } from './net/client-server.js';
+import { PeerTransport } from './net/peer-transport.js';
+import { GossipRunner } from './runtime/gossip.js';
 import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { ClientSession } from './runtime/session.js';
 
@@ -28,6 +30,8 @@ export interface Broker {
   readonly port: number;
   /** The URL clients dial. */
   readonly url: string;
+  /** The peer port actually bound, when clustered (`peers` set). */
+  readonly peerPort: number | undefined;
   /** The partition logs. */
   readonly engine: LogEngine;
   stats(): BrokerStats;
@@ -68,6 +72,9 @@ class RunningBroker implements Broker {
   private closing: Promise<void> | undefined;
   private endedTotals = { published: 0, delivered: 0 };
   private onEmpty: (() => void) | undefined;
+  private peers: PeerTransport | undefined;
+  private gossip: GossipRunner | undefined;
+  private clusterPushScheduled = false;
 
   constructor(
     private readonly options: ResolvedBrokerOptions,
@@ -84,6 +91,10 @@ class RunningBroker implements Broker {
 
   get url(): string {
     return this.options.advertisedUrl ?? `ws://${this.options.host}:${this.port}`;
+  }
+
+  get peerPort(): number | undefined {
+    return this.peers?.port;
   }
 
   async listen(): Promise<void> {
@@ -106,15 +117,48 @@ class RunningBroker implements Broker {
         };
       },
     });
+    if (this.options.peers.length > 0) await this.joinCluster();
     this.heartbeatTimer = setInterval(() => {
       const now = Date.now();
       for (const session of this.sessions) session.heartbeat(now);
+      this.gossip?.advertiseLoad({ connections: this.sessions.size, partitionsLed: 0 }, now);
     }, this.options.heartbeatMs);
     this.heartbeatTimer.unref();
     this.options.log('info', 'broker listening', { id: this.id, url: this.url });
   }
 
+  /** Starts the peer transport and gossip; membership changes are pushed to every client. */
+  private async joinCluster(): Promise<void> {
+    const { id, host, peerPort, peers, log } = this.options;
+    this.peers = new PeerTransport({
+      id,
+      host,
+      port: peerPort,
+      peers,
+      maxFrameBytes: 64 * 1024 * 1024,
+      maxQueuedBytes: 64 * 1024 * 1024,
+      reconnect: { initialDelayMs: 50, maxDelayMs: 2000 },
+      log,
+    });
+    await this.peers.listen();
+    this.gossip = new GossipRunner({ id, address: `${host}:${this.peers.port}`, clientUrl: this.url, peers, transport: this.peers, log });
+    this.gossip.on('changed', () => this.scheduleClusterPush());
+    this.gossip.start();
+  }
+
+  /** Coalesces membership changes into one `cluster` frame per client. */
+  private scheduleClusterPush(): void {
+    if (this.clusterPushScheduled) return;
+    this.clusterPushScheduled = true;
+    setImmediate(() => {
+      this.clusterPushScheduled = false;
+      const view = this.cluster();
+      for (const session of this.sessions) session.pushCluster(view);
+    });
+  }
+
   cluster(): ClusterView {
+    if (this.gossip !== undefined) return this.gossip.view();
     return {
       brokers: [{ id: this.id, url: this.url, state: 'alive', load: { connections: this.sessions.size, partitionsLed: 0 } }],
     };
@@ -161,7 +205,9 @@ class RunningBroker implements Broker {
       });
     }
     for (const session of this.sessions) session.close();
+    this.gossip?.stop(); // others learn at once that this broker left, rather than suspecting it
     await this.listener?.close();
+    await this.peers?.close();
     await this.engine.close();
     this.options.log('info', 'broker closed', { id: this.id });
   }

@@ -16,6 +16,8 @@ options:
   --id <id>                 broker id (default b1)
   --host <address>          interface to listen on (default 127.0.0.1)
   --port <n>                client port, 0 for any free port (default 7401)
+  --peer-port <n>           port for other brokers, 0 for any free port (default 7501)
+  --peers <list>            the other brokers: id@host:port,id@host:port (default: none, standalone)
   --advertised-url <url>    URL given to clients (default ws://<host>:<port>)
   --partitions <n>          partitions of implicitly created topics (default 1)
   --max-payload <bytes>     largest accepted frame (default 1048576)
@@ -43,6 +45,8 @@ async function runBroker(args: string[]): Promise<void> {
       id: { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
+      'peer-port': { type: 'string' },
+      peers: { type: 'string' },
       'advertised-url': { type: 'string' },
       partitions: { type: 'string' },
       'max-payload': { type: 'string' },
@@ -63,6 +67,8 @@ async function runBroker(args: string[]): Promise<void> {
     id: values.id,
     host: values.host,
     port: integerFlag('port', values.port),
+    peerPort: integerFlag('peer-port', values['peer-port']),
+    peers: values.peers === undefined ? undefined : values.peers.split(',').filter((p) => p !== ''),
     advertisedUrl: values['advertised-url'],
     defaultPartitions: integerFlag('partitions', values.partitions),
     maxPayload: integerFlag('max-payload', values['max-payload']),
@@ -75,7 +81,8 @@ async function runBroker(args: string[]): Promise<void> {
   };
   const broker = await startBroker(options);
   // One machine-readable line on stdout: scripts and tests wait for it.
-  process.stdout.write(`relaymq broker ${broker.id} listening on ${broker.url}\n`);
+  const peerNote = broker.peerPort === undefined ? '' : ` peers on ${broker.peerPort}`;
+  process.stdout.write(`relaymq broker ${broker.id} listening on ${broker.url}${peerNote}\n`);
 
   let stopping = false;
   const stop = (signal: string): void => {

@@ -1,4 +1,5 @@
 import { RelayError } from '@relaymq/sdk/protocol';
+import { parsePeer, type PeerAddress } from './net/peer-transport.js';
 
 /** Options of {@link startBroker}. Every field is optional; see the defaults. */
 export interface BrokerOptions {
@@ -22,6 +23,18 @@ export interface BrokerOptions {
    * @defaultValue `ws://<host>:<port>`
    */
   advertisedUrl?: string;
+  /**
+   * Port for other brokers (gossip and replication); `0` picks a free one.
+   * Used only when `peers` is set.
+   * @defaultValue `7501`
+   */
+  peerPort?: number;
+  /**
+   * The other brokers of the cluster, as `id@host:port` (their peer ports).
+   * Empty: a standalone broker.
+   * @defaultValue `[]`
+   */
+  peers?: string[];
   /**
    * Partitions of a topic created implicitly on first use.
    * @defaultValue `1`
@@ -68,13 +81,17 @@ export interface BrokerOptions {
 }
 
 /** Options with every default applied. */
-export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl'>> & { advertisedUrl: string | undefined };
+export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers'>> & {
+  advertisedUrl: string | undefined;
+  peers: PeerAddress[];
+};
 
 /** Defaults of {@link BrokerOptions}, in one place. */
 export const BROKER_DEFAULTS = Object.freeze({
   id: 'b1',
   host: '127.0.0.1',
   port: 7401,
+  peerPort: 7501,
   defaultPartitions: 1,
   maxPayload: 1024 * 1024,
   heartbeatMs: 5000,
@@ -101,7 +118,7 @@ function text(field: string, value: unknown, pattern: RegExp, describe: string):
   return value;
 }
 
-const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'log']);
+const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'log']);
 
 /**
  * Applies defaults and validates every option, naming the first bad field.
@@ -117,6 +134,8 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     host: text('host', o.host, /^\S{1,255}$/, 'a host name or address'),
     port: integer('port', o.port, 0, 65535),
     advertisedUrl: o.advertisedUrl === undefined ? undefined : text('advertisedUrl', o.advertisedUrl, /^wss?:\/\/\S+$/, 'a ws:// or wss:// URL'),
+    peerPort: integer('peerPort', o.peerPort, 0, 65535),
+    peers: resolvePeers(o.id, o.peers),
     defaultPartitions: integer('defaultPartitions', o.defaultPartitions, 1, 1024),
     maxPayload: integer('maxPayload', o.maxPayload, 1024, 64 * 1024 * 1024),
     heartbeatMs: integer('heartbeatMs', o.heartbeatMs, 50, 3_600_000),
@@ -129,6 +148,26 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
   };
   if (typeof resolved.log !== 'function') throw invalid('log', 'must be a function');
   return resolved;
+}
+
+function resolvePeers(id: unknown, peers: unknown): PeerAddress[] {
+  if (peers === undefined) return [];
+  if (!Array.isArray(peers)) throw invalid('peers', 'must be an array of "id@host:port" strings');
+  const parsed = peers.map((spec) => {
+    if (typeof spec !== 'string') throw invalid('peers', `must hold "id@host:port" strings, got ${JSON.stringify(spec)}`);
+    try {
+      return parsePeer(spec);
+    } catch (err) {
+      throw invalid('peers', (err as Error).message);
+    }
+  });
+  const ids = new Set<string>();
+  for (const peer of parsed) {
+    if (peer.id === id) throw invalid('peers', `lists this broker's own id "${peer.id}"; list only the others`);
+    if (ids.has(peer.id)) throw invalid('peers', `lists "${peer.id}" twice`);
+    ids.add(peer.id);
+  }
+  return parsed;
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

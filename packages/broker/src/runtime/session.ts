@@ -155,6 +155,11 @@ export class ClientSession {
     this.send({ type: 'ping', id: ++this.pingId });
   }
 
+  /** Pushes the current membership to the client (discovery). */
+  pushCluster(cluster: ClusterView): void {
+    if (this.state === 'open') this.send({ type: 'cluster', cluster });
+  }
+
   /** Tells the client to move to another broker; the broker closes it later if it does not. */
   goaway(message: string): void {
     if (this.state === 'closed') return;

@@ -1,0 +1,113 @@
+import { EventEmitter } from 'eventemitter3';
+import type { BrokerInfo, ClusterView } from '@relaymq/sdk/protocol';
+import { SWIM_TICK_MS, createSwim, parseSwimMessage, type Member, type MemberLoad, type Swim, type SwimConfigOptions } from '../core/swim/index.js';
+import type { PeerAddress, PeerTransport } from '../net/peer-transport.js';
+
+/** The peer-transport channel gossip travels on. */
+const CHANNEL = 'swim';
+/** Load changes are advertised at most this often (each one bumps the incarnation and spreads). */
+const LOAD_ADVERTISE_MS = 2000;
+
+export interface GossipEvents {
+  /** The member list changed (joined, failed, left, meta updated). */
+  changed: () => void;
+}
+
+export interface GossipOptions {
+  id: string;
+  /** This broker's peer address, `host:port`. */
+  address: string;
+  clientUrl: string;
+  peers: PeerAddress[];
+  transport: PeerTransport;
+  config?: SwimConfigOptions;
+  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+/**
+ * Drives the pure SWIM core: ticks it every `SWIM_TICK_MS`, feeds it the
+ * messages of the `swim` channel, sends what it emits, and turns its member
+ * list into the cluster view clients receive.
+ */
+export class GossipRunner extends EventEmitter<GossipEvents> {
+  private readonly swim: Swim;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private lastLoad: MemberLoad | undefined;
+  private lastLoadAdvertisedMs = 0;
+  private readonly onMessage = (from: string, channel: string, payload: unknown): void => {
+    if (channel !== CHANNEL) return;
+    const parsed = parseSwimMessage(payload);
+    if (!parsed.ok) {
+      this.options.log('warn', 'dropping malformed gossip', { from, reason: parsed.reason });
+      return;
+    }
+    this.swim.step(from, parsed.message);
+    this.flush();
+  };
+
+  constructor(private readonly options: GossipOptions) {
+    super();
+    this.swim = createSwim({
+      id: options.id,
+      address: options.address,
+      meta: { clientUrl: options.clientUrl },
+      // Outside the pure core, plain randomness is fine: it only orders probes and gossip targets.
+      random: { nextInt: (maxExclusive) => Math.floor(Math.random() * maxExclusive) },
+      config: options.config,
+    });
+  }
+
+  start(): void {
+    this.options.transport.on('message', this.onMessage);
+    this.swim.join(this.options.peers.filter((p) => p.id !== this.options.id).map((p) => ({ id: p.id, address: `${p.host}:${p.port}` })));
+    this.flush();
+    this.timer = setInterval(() => {
+      this.swim.tick();
+      this.flush();
+    }, SWIM_TICK_MS);
+    this.timer.unref();
+  }
+
+  /** Advertises this broker's load (rate-limited: each change spreads through the cluster). */
+  advertiseLoad(load: MemberLoad, nowMs: number): void {
+    const same = this.lastLoad?.connections === load.connections && this.lastLoad.partitionsLed === load.partitionsLed;
+    if (same || nowMs - this.lastLoadAdvertisedMs < LOAD_ADVERTISE_MS) return;
+    this.lastLoad = load;
+    this.lastLoadAdvertisedMs = nowMs;
+    this.swim.updateMeta({ clientUrl: this.options.clientUrl, load });
+    this.flush();
+  }
+
+  /** The cluster as clients see it: every member known, with its client URL and state. */
+  view(): ClusterView {
+    return { brokers: this.swim.members().map(toBrokerInfo) };
+  }
+
+  /** Leaves the cluster gracefully (others mark this member `left` at once, not after suspicion). */
+  stop(): void {
+    clearInterval(this.timer);
+    this.swim.leave();
+    this.flush();
+    this.options.transport.off('message', this.onMessage);
+  }
+
+  private flush(): void {
+    const { messages, events } = this.swim.drain();
+    for (const { to, message } of messages) this.options.transport.send(to, CHANNEL, message);
+    if (events.length === 0) return;
+    for (const event of events) {
+      if (event.type !== 'updated') this.options.log('info', `member ${event.type}`, { member: event.member.id, state: event.member.state });
+    }
+    this.emit('changed');
+  }
+}
+
+function toBrokerInfo(member: Member): BrokerInfo {
+  const info: BrokerInfo = {
+    id: member.id,
+    url: member.meta.clientUrl,
+    state: member.state === 'alive' ? 'alive' : member.state === 'suspect' ? 'suspect' : 'dead',
+  };
+  if (member.meta.load !== undefined) info.load = { ...member.meta.load };
+  return info;
+}

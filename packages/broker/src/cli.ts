@@ -5,12 +5,16 @@
  *   relaymq broker [--id b1] [--host 127.0.0.1] [--port 7401] [--partitions 1]
  *                  [--max-payload 1048576] [--heartbeat-ms 5000] [--log-level info]
  */
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { startBroker } from './broker.js';
+import { runDevCluster } from './dev-cluster.js';
 import type { BrokerOptions } from './options.js';
 
-const USAGE = `usage: relaymq broker [options]
+const USAGE = `usage: relaymq broker [options]     run one broker
+       relaymq dev [--count 3] [--port 7401] [--peer-port 7501]
+                                       a local cluster on loopback, for development
 
 options:
   --id <id>                 broker id (default b1)
@@ -98,11 +102,42 @@ async function runBroker(args: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+async function runDev(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      count: { type: 'string', default: '3' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '7401' },
+      'peer-port': { type: 'string', default: '7501' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+  });
+  const count = integerFlag('count', values.count) as number;
+  if (count < 1 || count > 9) throw new RelayError('INVALID_ARGUMENT', '--count must be from 1 to 9');
+  await runDevCluster(
+    {
+      count,
+      host: values.host,
+      basePort: integerFlag('port', values.port) as number,
+      basePeerPort: integerFlag('peer-port', values['peer-port']) as number,
+      logLevel: values['log-level'],
+      cliPath: fileURLToPath(import.meta.url),
+    },
+    (line) => process.stdout.write(`${line}\n`),
+  );
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'broker':
       await runBroker(rest);
+      return;
+    case 'dev':
+      await runDev(rest);
       return;
     case undefined:
     case '-h':

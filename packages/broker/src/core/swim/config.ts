@@ -8,6 +8,7 @@
  * as in memberlist's LAN configuration.
  */
 import { RelayError } from '@relaymq/sdk/protocol';
+import { SWIM_WIRE_LIMITS } from './validate.js';
 
 /** The tick period, in milliseconds, the defaults and presets are tuned for. */
 export const SWIM_TICK_MS = 100;
@@ -270,6 +271,11 @@ export function resolveSwimConfig(options: SwimConfigOptions = {}): Readonly<Swi
     `maxBroadcastBytes (${config.maxBroadcastBytes}) must hold at least one gossip message (maxGossipBytes ${config.maxGossipBytes})`,
   );
   conflict('maxMembers', config.maxMembers >= 2, `maxMembers (${config.maxMembers}) must be >= 2`);
+  conflict(
+    'maxMembers',
+    config.maxMembers <= SWIM_WIRE_LIMITS.maxSyncMembers,
+    `maxMembers (${config.maxMembers}) must not exceed the ${SWIM_WIRE_LIMITS.maxSyncMembers} members a sync may carry`,
+  );
   return Object.freeze(config);
 }
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayError, createClient, type Message } from '@relaymq/sdk';
 import { Fixture } from './support/cluster.js';
-import { waitFor } from './support/wait.js';
+import { nextEvent, waitFor } from './support/wait.js';
 
 const fixture = new Fixture();
 afterEach(() => fixture.cleanup());
@@ -152,5 +152,29 @@ describe('publish and subscribe over real sockets', () => {
     await client.start();
     await client.close();
     expect(seen).toEqual([`connecting ${broker.url}`, 'connected b1']);
+  });
+
+  it('a subscriber that falls behind retention gets a gap event, then the retained messages', async () => {
+    const broker = await fixture.broker({ retentionBytes: 2000 });
+    const subscriber = await fixture.client([broker.url], { subscriptionCredit: 5 });
+    const seen: number[] = [];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    await subscriber.subscribe('retained', async (m) => {
+      await gate;
+      seen.push(m.offset);
+    });
+    const publisher = await fixture.client([broker.url]);
+    await Promise.all(Array.from({ length: 5 }, () => publisher.publish('retained', new Uint8Array(100))));
+    await waitFor(() => broker.stats().delivered === 5, 'the first five to reach the (stalled) subscriber');
+    await Promise.all(Array.from({ length: 95 }, () => publisher.publish('retained', new Uint8Array(100))));
+    expect(broker.engine.bounds('retained', 0)).toEqual({ start: 80, end: 100 });
+
+    const gap = nextEvent(subscriber, 'gap');
+    release();
+    expect(await gap).toEqual({ topic: 'retained', partition: 0, expectedOffset: 5, firstAvailableOffset: 80 });
+    await waitFor(() => seen.length === 25, 'the first five and the twenty retained');
+    expect(seen).toEqual([0, 1, 2, 3, 4, ...Array.from({ length: 20 }, (_, i) => 80 + i)]);
+    expect(subscriber.stats().subscribe.gaps).toBe(1);
   });
 });

@@ -57,6 +57,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   const engine = new MemoryEngine({
     defaultPartitions: resolved.defaultPartitions,
     dedupeWindow: resolved.dedupeWindow,
+    retentionBytes: resolved.retentionBytes,
     now: Date.now,
   });
   const broker = new RunningBroker(resolved, engine);

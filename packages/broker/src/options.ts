@@ -62,6 +62,12 @@ export interface BrokerOptions {
    */
   dedupeWindow?: number;
   /**
+   * Data bytes each partition keeps in memory; the oldest messages are removed
+   * first, and a subscriber that needed them gets a `gap` event.
+   * @defaultValue `67108864` (64 MiB)
+   */
+  retentionBytes?: number;
+  /**
    * Largest credit a subscription may hold, i.e. messages in flight to one subscriber.
    * @defaultValue `10000`
    */
@@ -97,6 +103,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   heartbeatMs: 5000,
   helloTimeoutMs: 10_000,
   dedupeWindow: 16_384,
+  retentionBytes: 64 * 1024 * 1024,
   maxCredit: 10_000,
   outboundHighWaterBytes: 4 * 1024 * 1024,
   drainTimeoutMs: 2000,
@@ -141,6 +148,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     heartbeatMs: integer('heartbeatMs', o.heartbeatMs, 50, 3_600_000),
     helloTimeoutMs: integer('helloTimeoutMs', o.helloTimeoutMs, 10, 3_600_000),
     dedupeWindow: integer('dedupeWindow', o.dedupeWindow, 1, 1_048_576),
+    retentionBytes: integer('retentionBytes', o.retentionBytes, 1, Number.MAX_SAFE_INTEGER),
     maxCredit: integer('maxCredit', o.maxCredit, 1, 1_000_000),
     outboundHighWaterBytes: integer('outboundHighWaterBytes', o.outboundHighWaterBytes, 1024, 1024 * 1024 * 1024),
     drainTimeoutMs: integer('drainTimeoutMs', o.drainTimeoutMs, 0, 600_000),

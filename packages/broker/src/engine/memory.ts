@@ -7,6 +7,8 @@ import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
 export interface MemoryEngineOptions {
   defaultPartitions: number;
   dedupeWindow: number;
+  /** Data bytes kept per partition; the oldest messages go first. */
+  retentionBytes: number;
   /** Clock for message timestamps; injected so tests control time. */
   now: () => number;
 }
@@ -25,7 +27,7 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
   async ensureTopic(topic: string): Promise<TopicInfo> {
     let partitions = this.partitionsByTopic.get(topic);
     if (partitions === undefined) {
-      partitions = Array.from({ length: this.options.defaultPartitions }, () => new Partition(this.options.dedupeWindow));
+      partitions = Array.from({ length: this.options.defaultPartitions }, () => new Partition(this.options));
       this.partitionsByTopic.set(topic, partitions);
     }
     return { topic, partitions: partitions.length };

@@ -39,7 +39,7 @@ describe('ProducerTable', () => {
 
 describe('Partition', () => {
   it('appends with dense offsets and deduplicates per producer', () => {
-    const p = new Partition(16);
+    const p = new Partition({ dedupeWindow: 16, retentionBytes: 1e9 });
     expect(p.append(request('a', 0), 1000)).toEqual({ kind: 'stored', offset: 0 });
     expect(p.append(request('b', 0), 1000)).toEqual({ kind: 'stored', offset: 1 });
     expect(p.append(request('a', 1), 1000)).toEqual({ kind: 'stored', offset: 2 });
@@ -49,14 +49,14 @@ describe('Partition', () => {
   });
 
   it('keeps timestamps non-decreasing even if the clock steps back', () => {
-    const p = new Partition(16);
+    const p = new Partition({ dedupeWindow: 16, retentionBytes: 1e9 });
     p.append(request('a', 0), 2000);
     p.append(request('a', 1), 1500);
     expect(p.read(0, 10, 1e9).map((m) => m.timestamp)).toEqual([2000, 2000]);
   });
 
   it('reads by count and by bytes, always at least one message', () => {
-    const p = new Partition(16);
+    const p = new Partition({ dedupeWindow: 16, retentionBytes: 1e9 });
     for (let seq = 0; seq < 5; seq++) p.append(request('a', seq, new Array(100).fill(seq)), 0);
     expect(p.read(1, 2, 1e9).map((m) => m.offset)).toEqual([1, 2]);
     expect(p.read(0, 10, 250).map((m) => m.offset)).toEqual([0, 1]);
@@ -65,16 +65,41 @@ describe('Partition', () => {
   });
 
   it('finds the first offset at or after a time', () => {
-    const p = new Partition(16);
+    const p = new Partition({ dedupeWindow: 16, retentionBytes: 1e9 });
     [100, 200, 200, 300].forEach((t, seq) => p.append(request('a', seq), t));
     expect([0, 100, 150, 200, 250, 300, 301].map((t) => p.offsetForTime(t))).toEqual([0, 0, 1, 1, 3, 3, 4]);
   });
 
   it('appends fire-and-forget messages without touching the producer table', () => {
-    const p = new Partition(16);
+    const p = new Partition({ dedupeWindow: 16, retentionBytes: 1e9 });
     p.appendUnchecked(request('a', 0), 0);
     p.appendUnchecked(request('a', 0), 0);
     expect(p.endOffset).toBe(2);
     expect(p.append(request('a', 0), 0)).toEqual({ kind: 'stored', offset: 2 });
+  });
+
+  it('keeps the newest retentionBytes, reads from the start when asked for what is gone', () => {
+    const p = new Partition({ dedupeWindow: 16, retentionBytes: 250 });
+    for (let seq = 0; seq < 5; seq++) p.append(request('a', seq, new Array(100).fill(seq)), seq * 10);
+    expect([p.startOffset, p.endOffset, p.dataBytes]).toEqual([3, 5, 200]);
+    expect(p.read(0, 10, 1e9).map((m) => m.offset)).toEqual([3, 4]);
+    expect(p.offsetForTime(0)).toBe(3);
+    expect(p.offsetForTime(35)).toBe(4);
+    // Deduplication outlives retention: the table still knows seq 0.
+    expect(p.append(request('a', 0), 0)).toEqual({ kind: 'duplicate', offset: 0 });
+  });
+
+  it('always keeps the newest message, however large', () => {
+    const p = new Partition({ dedupeWindow: 16, retentionBytes: 10 });
+    p.append(request('a', 0, new Array(50).fill(1)), 0);
+    p.append(request('a', 1, new Array(60).fill(2)), 0);
+    expect([p.startOffset, p.endOffset]).toEqual([1, 2]);
+  });
+
+  it('releases the removed prefix over a long run (bounded memory)', () => {
+    const p = new Partition({ dedupeWindow: 16, retentionBytes: 100 });
+    for (let seq = 0; seq < 20_000; seq++) p.appendUnchecked(request('a', seq, [1, 2, 3, 4]), 0);
+    expect(p.endOffset - p.startOffset).toBe(25);
+    expect(p.read(19_990, 5, 1e9).map((m) => m.offset)).toEqual([19_990, 19_991, 19_992, 19_993, 19_994]);
   });
 });

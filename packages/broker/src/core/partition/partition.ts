@@ -29,27 +29,39 @@ export type AppendOutcome =
   | { kind: 'gap'; expectedSeq: number }
   | { kind: 'too-old'; expectedSeq: number };
 
+/** Limits of one partition. */
+export interface PartitionLimits {
+  /** Recent seqs per producer answerable as duplicates. */
+  dedupeWindow: number;
+  /** Data bytes kept; the oldest messages go first (the newest is always kept). */
+  retentionBytes: number;
+}
+
 /**
- * One partition in memory: a dense log of messages starting at offset 0 and
- * the idempotence table. Pure: time is passed in, nothing is scheduled.
+ * One partition in memory: a log of messages with dense offsets, of which the
+ * newest `retentionBytes` are kept, and the idempotence table. Pure: time is
+ * passed in, nothing is scheduled.
  */
 export class Partition {
-  private readonly messages: StoredMessage[] = [];
-  private readonly producers: ProducerTable;
+  /** Retained messages are `messages[head…]`; the prefix is released lazily. */
+  private messages: StoredMessage[] = [];
+  private head = 0;
+  private firstOffset = 0;
   private bytes = 0;
+  private readonly producers: ProducerTable;
 
-  constructor(dedupeWindow: number) {
-    this.producers = new ProducerTable(dedupeWindow);
+  constructor(private readonly limits: PartitionLimits) {
+    this.producers = new ProducerTable(limits.dedupeWindow);
   }
 
   /** Offset the next message will get. */
   get endOffset(): number {
-    return this.messages.length;
+    return this.firstOffset + this.messages.length - this.head;
   }
 
   /** First offset still stored. */
   get startOffset(): number {
-    return 0;
+    return this.firstOffset;
   }
 
   /** Bytes of message data held. */
@@ -68,8 +80,8 @@ export class Partition {
 
   /** Appends without deduplication: for fire-and-forget (`ack: none`) publishes. */
   appendUnchecked(request: AppendRequest, nowMs: number): { kind: 'stored'; offset: number } {
-    const offset = this.messages.length;
-    const last = this.messages[offset - 1];
+    const offset = this.endOffset;
+    const last = this.messages[this.messages.length - 1];
     const message: StoredMessage = {
       offset,
       timestamp: last === undefined ? nowMs : Math.max(nowMs, last.timestamp),
@@ -80,15 +92,21 @@ export class Partition {
     if (request.headers !== undefined) message.headers = request.headers;
     this.messages.push(message);
     this.bytes += request.data.length;
+    this.retain();
     return { kind: 'stored', offset };
   }
 
-  /** Up to `maxCount` messages from `offset`, stopping early once `maxBytes` of data is reached (at least one). */
+  /**
+   * Up to `maxCount` messages from `offset` (from the start offset when
+   * `offset` was already removed), stopping early once `maxBytes` of data is
+   * reached (at least one).
+   */
   read(offset: number, maxCount: number, maxBytes: number): StoredMessage[] {
     const result: StoredMessage[] = [];
     let bytes = 0;
-    const end = Math.min(this.messages.length, offset + maxCount);
-    for (let i = Math.max(offset, 0); i < end; i++) {
+    const from = this.head + Math.max(offset - this.firstOffset, 0);
+    const end = Math.min(this.messages.length, from + maxCount);
+    for (let i = from; i < end; i++) {
       const message = this.messages[i] as StoredMessage;
       if (result.length > 0 && bytes + message.data.length > maxBytes) break;
       bytes += message.data.length;
@@ -97,15 +115,31 @@ export class Partition {
     return result;
   }
 
-  /** First offset whose timestamp is at or after `timeMs` (the end offset if none). */
+  /** First retained offset whose timestamp is at or after `timeMs` (the end offset if none). */
   offsetForTime(timeMs: number): number {
-    let lo = 0;
+    let lo = this.head;
     let hi = this.messages.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if ((this.messages[mid] as StoredMessage).timestamp < timeMs) lo = mid + 1;
       else hi = mid;
     }
-    return lo;
+    return this.firstOffset + lo - this.head;
+  }
+
+  /** Drops the oldest messages beyond `retentionBytes`, keeping at least the newest. */
+  private retain(): void {
+    while (this.bytes > this.limits.retentionBytes && this.messages.length - this.head > 1) {
+      const oldest = this.messages[this.head] as StoredMessage;
+      this.messages[this.head] = undefined as unknown as StoredMessage; // released for GC
+      this.head++;
+      this.firstOffset++;
+      this.bytes -= oldest.data.length;
+    }
+    // Reclaim the released prefix once it dominates the array.
+    if (this.head > 4096 && this.head * 2 > this.messages.length) {
+      this.messages = this.messages.slice(this.head);
+      this.head = 0;
+    }
   }
 }

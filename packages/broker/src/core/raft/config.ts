@@ -1,0 +1,129 @@
+/**
+ * Raft configuration: one documented object, frozen defaults, and
+ * {@link resolveRaftConfig} that rejects invalid or conflicting settings by
+ * name instead of resolving them silently.
+ *
+ * Time is in ticks; one driver converts milliseconds to ticks. The defaults
+ * assume a tick of {@link RAFT_TICK_MS} milliseconds: a heartbeat every
+ * 100 ms and an election timeout of 1–2 s, as etcd ships.
+ */
+import { RelayError } from '@relaymq/sdk/protocol';
+
+/** The tick period, in milliseconds, the defaults are tuned for. */
+export const RAFT_TICK_MS = 100;
+
+export interface RaftConfig {
+  /**
+   * Ticks a follower waits without hearing from a leader before it
+   * campaigns. The actual timeout is drawn per term, uniformly in
+   * `[electionTicks, 2 × electionTicks)`, from the injected random source, so
+   * nodes rarely time out together. It is also the check-quorum period and
+   * the leader-lease length. Must exceed `heartbeatTicks`.
+   * @defaultValue 10
+   */
+  electionTicks: number;
+  /**
+   * Ticks between two heartbeats of a leader.
+   * @defaultValue 1
+   */
+  heartbeatTicks: number;
+  /**
+   * Ask for pre-votes (which do not raise anyone's term) before a real
+   * election, so a node that was partitioned away cannot disrupt a healthy
+   * leader when it comes back.
+   * @defaultValue true
+   */
+  preVote: boolean;
+  /**
+   * A leader that has not heard from a quorum within `electionTicks` steps
+   * down; a follower that heard from a leader within `electionTicks` ignores
+   * (pre-)vote requests (the leader lease).
+   * @defaultValue true
+   */
+  checkQuorum: boolean;
+  /**
+   * Entries in one append message.
+   * @defaultValue 64
+   */
+  maxEntriesPerAppend: number;
+  /**
+   * Append messages in flight to one follower in the replicate state; the
+   * leader pauses that follower's stream beyond it.
+   * @defaultValue 256
+   */
+  maxInflightAppends: number;
+  /**
+   * Entries appended by this leader but not yet committed; proposals beyond
+   * it are refused (`overloaded`) instead of growing memory without bound.
+   * @defaultValue 8192
+   */
+  maxUncommittedEntries: number;
+  /**
+   * Committed entries handed out in one {@link Ready}; the rest follow in the
+   * next ones.
+   * @defaultValue 1024
+   */
+  maxCommittedEntriesPerReady: number;
+}
+
+/** The defaults: a LAN cluster ticked every {@link RAFT_TICK_MS} ms. */
+export const RAFT_DEFAULTS: Readonly<RaftConfig> = Object.freeze({
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  preVote: true,
+  checkQuorum: true,
+  maxEntriesPerAppend: 64,
+  maxInflightAppends: 256,
+  maxUncommittedEntries: 8192,
+  maxCommittedEntriesPerReady: 1024,
+});
+
+export type RaftConfigOptions = Partial<RaftConfig>;
+
+/** A setting that is invalid or conflicts with another: an `INVALID_ARGUMENT` naming the field. */
+function invalid(field: string, message: string): RelayError {
+  return new RelayError('INVALID_ARGUMENT', `raft option ${field}: ${message}`);
+}
+
+const FIELDS = Object.keys(RAFT_DEFAULTS) as Array<keyof RaftConfig>;
+const BOOLEAN_FIELDS: ReadonlySet<keyof RaftConfig> = new Set(['preVote', 'checkQuorum']);
+
+/** Defaults, then the given fields; throws an `INVALID_ARGUMENT` {@link RelayError} naming the first bad field. */
+export function resolveRaftConfig(options: RaftConfigOptions = {}): Readonly<RaftConfig> {
+  for (const key of Object.keys(options)) {
+    if (!(FIELDS as string[]).includes(key)) throw invalid(key, `unknown option "${key}"`);
+  }
+  const config: RaftConfig = { ...RAFT_DEFAULTS };
+  const writable = config as unknown as Record<keyof RaftConfig, number | boolean>;
+  for (const key of FIELDS) {
+    const value = options[key];
+    if (value !== undefined) writable[key] = value;
+  }
+  for (const key of FIELDS) {
+    const value = config[key];
+    if (BOOLEAN_FIELDS.has(key)) {
+      if (typeof value !== 'boolean') throw invalid(key, `${key} must be a boolean, got ${String(value)}`);
+    } else if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+      throw invalid(key, `${key} must be an integer >= 1, got ${String(value)}`);
+    }
+  }
+  if (config.electionTicks <= config.heartbeatTicks) {
+    throw invalid(
+      'electionTicks',
+      `electionTicks (${config.electionTicks}) must exceed heartbeatTicks (${config.heartbeatTicks}): followers would time out between two heartbeats`,
+    );
+  }
+  if (config.maxUncommittedEntries < config.maxEntriesPerAppend) {
+    throw invalid(
+      'maxUncommittedEntries',
+      `maxUncommittedEntries (${config.maxUncommittedEntries}) must be at least maxEntriesPerAppend (${config.maxEntriesPerAppend}): an append could never be full`,
+    );
+  }
+  return Object.freeze(config);
+}
+
+/** Converts milliseconds to whole ticks (rounded up, at least 1) for a runtime ticking every `tickMs`. */
+export function raftTicksFromMs(ms: number, tickMs: number = RAFT_TICK_MS): number {
+  if (!(ms > 0) || !(tickMs > 0)) throw invalid('tickMs', `ms (${ms}) and tickMs (${tickMs}) must be positive`);
+  return Math.max(1, Math.ceil(ms / tickMs));
+}

@@ -1,0 +1,263 @@
+/**
+ * The vocabulary of the Raft core: log entries, persistent and volatile
+ * state, snapshots, messages, and the {@link Ready} batch with its
+ * persistence contract.
+ *
+ * Everything here is plain data (msgpack- and JSON-encodable when the entry
+ * and snapshot payloads are). Values handed out by the core are never mutated
+ * by it afterwards, and values handed in must not be mutated by the caller:
+ * entries are shared by reference between the log, messages and storage.
+ */
+
+/** A broker id, e.g. `"b1"`. The empty string is not a valid id. */
+export type NodeId = string;
+
+/** The four roles; `pre-candidate` is a follower asking whether it could win before it disturbs anyone. */
+export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
+
+interface EntryBase {
+  /** Position in the log, from 1, dense. */
+  readonly index: number;
+  /** Term of the leader that created the entry. */
+  readonly term: number;
+}
+
+/** An entry carrying an application payload. */
+export interface NormalEntry<T> extends EntryBase {
+  readonly type: 'normal';
+  readonly data: T;
+}
+
+/**
+ * The empty entry a new leader appends at the start of its term. Committing
+ * it commits, indirectly, every entry of earlier terms before it (Raft §5.4.2,
+ * "Figure 8"). The application skips it, but it occupies an index.
+ */
+export interface NoopEntry extends EntryBase {
+  readonly type: 'noop';
+}
+
+/** A log entry. `T` is the payload type (e.g. a publish batch); the core never inspects it. */
+export type Entry<T> = NormalEntry<T> | NoopEntry;
+
+/**
+ * The state that must survive a crash, persisted before any message that
+ * depends on it is sent.
+ */
+export interface HardState {
+  /** Latest term this node has seen. */
+  readonly term: number;
+  /** Candidate this node voted for in `term`, or `null`. */
+  readonly vote: NodeId | null;
+  /**
+   * Highest index known committed. Persisting it is an optimisation (it is
+   * recomputed from the leader after a restart), so a change of `commit`
+   * alone does not require an fsync.
+   */
+  readonly commit: number;
+}
+
+/** Volatile state, reported in a {@link Ready} when it changes. */
+export interface SoftState {
+  readonly role: Role;
+  /** Leader of the current term as far as this node knows, or `null`. */
+  readonly leader: NodeId | null;
+}
+
+/**
+ * The cluster configuration. Static in this version (no joint consensus),
+ * but carried in every snapshot so membership changes can be added later.
+ */
+export interface ConfState {
+  readonly voters: readonly NodeId[];
+}
+
+export interface SnapshotMeta {
+  /** Index of the last entry the snapshot covers. */
+  readonly index: number;
+  /** Term of that entry. */
+  readonly term: number;
+  readonly conf: ConfState;
+}
+
+/** A state-machine image covering the log up to `meta.index`; `S` is the application's payload. */
+export interface Snapshot<S> {
+  readonly meta: SnapshotMeta;
+  readonly data: S;
+}
+
+interface MessageBase {
+  readonly from: NodeId;
+  readonly to: NodeId;
+  /**
+   * Sender's term; for `pre-vote` the term the sender would campaign in
+   * (its term + 1), for a granted `pre-vote-resp` the term of that request.
+   */
+  readonly term: number;
+}
+
+/** Leader → follower: entries after (`prevIndex`, `prevTerm`), and the leader's commit. Empty entries probe. */
+export interface AppendMessage<T> extends MessageBase {
+  readonly type: 'app';
+  readonly prevIndex: number;
+  readonly prevTerm: number;
+  readonly entries: readonly Entry<T>[];
+  readonly commit: number;
+}
+
+/**
+ * Follower → leader. Accepted: `index` is the last index known to match the
+ * leader. Rejected: `index` is the rejected `prevIndex`; (`hintIndex`,
+ * `hintTerm`) is the follower's last entry with term ≤ the leader's
+ * `prevTerm` at or below it, from which the leader skips a whole term per
+ * round trip (fast backtracking).
+ */
+export interface AppendResponse extends MessageBase {
+  readonly type: 'app-resp';
+  readonly index: number;
+  readonly reject: boolean;
+  readonly hintIndex: number;
+  readonly hintTerm: number;
+}
+
+/** Candidate → voter. `transfer` marks a campaign started by leadership transfer, which leases do not block. */
+export interface VoteRequest extends MessageBase {
+  readonly type: 'vote' | 'pre-vote';
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+  readonly transfer: boolean;
+}
+
+export interface VoteResponse extends MessageBase {
+  readonly type: 'vote-resp' | 'pre-vote-resp';
+  readonly reject: boolean;
+}
+
+/** Leader → follower: liveness, and the commit index capped at what the follower is known to hold. */
+export interface HeartbeatMessage extends MessageBase {
+  readonly type: 'heartbeat';
+  readonly commit: number;
+}
+
+export interface HeartbeatResponse extends MessageBase {
+  readonly type: 'heartbeat-resp';
+}
+
+/** Leader → follower whose next entry was compacted away. */
+export interface SnapshotMessage<S> extends MessageBase {
+  readonly type: 'snapshot';
+  readonly snapshot: Snapshot<S>;
+}
+
+/** Leader → transfer target, once it is caught up: campaign now, skipping pre-vote. */
+export interface TimeoutNowMessage extends MessageBase {
+  readonly type: 'timeout-now';
+}
+
+/** Every message nodes exchange, discriminated by `type`. */
+export type Message<T, S> =
+  | AppendMessage<T>
+  | AppendResponse
+  | VoteRequest
+  | VoteResponse
+  | HeartbeatMessage
+  | HeartbeatResponse
+  | SnapshotMessage<S>
+  | TimeoutNowMessage;
+
+export type MessageType = Message<unknown, unknown>['type'];
+
+/**
+ * One batch of work the core hands to its runner: `node.ready()`, then the
+ * runner does, **in this order**:
+ *
+ * 1. **Persist** `snapshot` (if any), then `entriesToPersist` (replacing any
+ *    stored entries at the same or higher indexes), then `hardState` (if any).
+ *    If `mustSync`, make them durable (fsync) before step 2. A vote or an
+ *    acknowledged entry that is sent before it is durable can be forgotten by
+ *    a crash, and a forgotten vote or entry breaks Raft's safety.
+ * 2. **Send** `messages`. Any order, any loss, duplication or delay is
+ *    tolerated; nothing is sent before step 1 is durable.
+ * 3. **Apply** `snapshot` to the state machine (if any), then
+ *    `committedEntries`, in order. They are committed: a quorum has them.
+ * 4. **Advance**: `node.advance()`. Only then may `ready()` be called again.
+ *
+ * `runReady` in `runner.ts` is the one implementation of this contract.
+ */
+export interface Ready<T, S> {
+  /** Role or leader changed since the previous `Ready` (informational). */
+  readonly softState: SoftState | undefined;
+  /** Term, vote or commit changed since the previous `Ready`: persist it. */
+  readonly hardState: HardState | undefined;
+  /** New log entries to append to stable storage (a suffix; may overwrite a conflicting tail). */
+  readonly entriesToPersist: readonly Entry<T>[];
+  /** A snapshot received from the leader, to persist and then restore the state machine from. */
+  readonly snapshot: Snapshot<S> | undefined;
+  /** Committed entries to apply, in index order, after persisting. */
+  readonly committedEntries: readonly Entry<T>[];
+  /** Messages to send, after persisting. */
+  readonly messages: readonly Message<T, S>[];
+  /** Whether step 1 must reach durable storage (fsync) before step 2. */
+  readonly mustSync: boolean;
+}
+
+/** Per-follower replication state as the leader sees it. */
+export interface ProgressStatus {
+  readonly id: NodeId;
+  /** Highest index known replicated (and durable) on the follower. */
+  readonly match: number;
+  /** Next index the leader will send. */
+  readonly next: number;
+  readonly state: 'probe' | 'replicate' | 'snapshot';
+  /** Heard from the follower since the last check-quorum round. */
+  readonly recentActive: boolean;
+  /** Appends in flight (replicate state). */
+  readonly inflight: number;
+}
+
+/** A snapshot of the node for metrics and debugging; cheap but allocating. */
+export interface Status {
+  readonly id: NodeId;
+  readonly term: number;
+  readonly vote: NodeId | null;
+  readonly role: Role;
+  readonly leader: NodeId | null;
+  readonly commit: number;
+  readonly applied: number;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly voters: readonly NodeId[];
+  /** Target of an ongoing leadership transfer (leader only). */
+  readonly transferee: NodeId | null;
+  /**
+   * Leader only (empty otherwise): every voter's match index, the leader's
+   * own included. An index is stored on the leader when ≤ its `lastIndex`,
+   * on a quorum when ≤ `commit`, on all when ≤ every `match`.
+   */
+  readonly progress: readonly ProgressStatus[];
+}
+
+/** Why a proposal was refused; nothing was appended. */
+export type ProposeRefusal =
+  /** Only the leader appends; `leader` hints where to go. */
+  | 'not-leader'
+  /** A leadership transfer is in progress; retry on the new leader. */
+  | 'transferring'
+  /** `maxUncommittedEntries` would be exceeded; back off. */
+  | 'overloaded'
+  /** An empty batch. */
+  | 'empty';
+
+export type ProposeResult =
+  | { readonly ok: true; readonly term: number; readonly firstIndex: number; readonly lastIndex: number }
+  | { readonly ok: false; readonly reason: ProposeRefusal; readonly leader: NodeId | null };
+
+export type TransferResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly reason: 'not-leader' | 'unknown-node'; readonly leader: NodeId | null };
+
+/** Randomness injected into the core: election timeout jitter only. */
+export interface RandomSource {
+  /** A uniformly distributed integer in `[0, maxExclusive)`. */
+  nextInt(maxExclusive: number): number;
+}

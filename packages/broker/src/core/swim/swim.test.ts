@@ -265,6 +265,15 @@ describe('update precedence', () => {
     }
     expect(ticks).toBe(40);
     expect(a.member('m')?.state).toBe('dead');
+    // One accuser alone (plus this node's own failed probe of m on the way) waits much longer.
+    const lone = knowing('a', ['m', 'p', 'q', 'r']);
+    lone.step('p', { type: 'gossip', updates: [{ kind: 'suspect', id: 'm', incarnation: 0, from: 'p' }] });
+    let loneTicks = 0;
+    while (lone.member('m')?.state === 'suspect' && loneTicks < 300) {
+      lone.tick();
+      loneTicks++;
+    }
+    expect(loneTicks).toBeGreaterThan(100);
   });
 });
 

@@ -7,7 +7,7 @@
  * rounds; full-state syncs join the cluster, repair what gossip missed, and
  * heal partitions.
  *
- * Pure and tick-driven: no clock, timer, socket or `Math.random()`. The
+ * Pure and tick-driven: no clock, timer, socket or global randomness. The
  * runtime calls `tick()` every `SWIM_TICK_MS` (100) ms (or whatever period the
  * config was scaled for), hands each validated peer message to `step()`, and
  * after each call `drain()`s the messages to send and the events to apply.

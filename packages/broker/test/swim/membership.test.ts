@@ -10,6 +10,7 @@ import { FalseDeathChecker, InvariantChecker, converged } from './checkers.js';
 import { boot, report, seeds } from './harness.js';
 import { Simulation } from './sim.js';
 import type { MemberMeta } from '../../src/core/swim/types.js';
+import { clusterView } from '../../src/core/swim/view.js';
 
 const NET = { lossRate: 0.01, maxDelayTicks: 1 };
 
@@ -26,7 +27,9 @@ describe('discovery', () => {
       const t = sim.runUntil(() => converged(sim), bound);
       expect(t, `seed ${seed}: not converged within ${bound}`).toBeDefined();
       took.push(t ?? bound);
-      for (const observer of sim.ids) expect(sim.swimOf(observer).members().map((m) => m.meta.clientUrl)).toHaveLength(7);
+      // What any broker would push to its clients: every broker's client URL, alive.
+      const all = sim.ids.map((id) => ({ id, url: sim.metaOf(id).clientUrl, state: 'alive' }));
+      for (const observer of sim.ids) expect(clusterView(sim.swimOf(observer).members()).brokers).toEqual(all);
     }
     report('discovery through one late seed (n=7)', took, `(bound ${bound})`);
   });

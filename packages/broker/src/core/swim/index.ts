@@ -18,6 +18,7 @@ export {
 export { parseSwimMessage, SWIM_WIRE_LIMITS, type ParseResult } from './validate.js';
 export { suspicionBounds, expectedConfirmations, suspicionTimeoutTicks, type SuspicionBounds } from './suspicion.js';
 export { retransmitLimit } from './broadcast.js';
+export { clusterView, changesClusterView } from './view.js';
 export type {
   Member,
   MemberId,

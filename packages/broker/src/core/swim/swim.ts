@@ -231,8 +231,8 @@ export class Swim {
     }
     if (message.type === 'sync') {
       this.mergeSync(from, message.members);
-      if (!message.reply) this.synced = true;
       if (message.reply) this.send(from, { type: 'sync', reply: false, members: this.snapshot() });
+      else this.synced = true;
       return;
     }
     // Directed corrections: claims this node can see are outdated are answered to the sender alone.

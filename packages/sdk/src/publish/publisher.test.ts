@@ -76,6 +76,21 @@ describe('Publisher', () => {
     expect(p.stats()).toMatchObject({ republished: 2, duplicates: 1, outboxMessages: 0 });
   });
 
+  it('republishes what was in flight when traffic moves straight to a standby (no disconnection between)', async () => {
+    const { publisher: p } = publisher();
+    const first = fakeConnection();
+    p.setConnection(first.connection);
+    const pending = [p.publish('t', 'a'), p.publish('t', 'b')];
+    await tick();
+    expect(first.sent.flat()).toHaveLength(2);
+    const standby = fakeConnection();
+    p.setConnection(standby.connection);
+    await tick();
+    expect(standby.sent.flat().map((m) => m.seq)).toEqual([0, 1]);
+    p.onAck({ type: 'ack', acks: [{ id: standby.sent[0]?.[0]?.id as number, offset: 0, count: 2, duplicate: false }] });
+    expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([0, 1]);
+  });
+
   it('after a permanent refusal renumbers the later messages when the broker reports the gap', async () => {
     const { publisher: p } = publisher();
     const { connection, sent } = fakeConnection();

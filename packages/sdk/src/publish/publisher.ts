@@ -121,12 +121,11 @@ export class Publisher {
   /** A new active connection (or none): republish the whole outbox there, in order. */
   setConnection(connection: BrokerConnection | undefined): void {
     this.connection = connection;
+    // Whatever was in flight went with the old connection: every entry is unsent on the new one.
     this.inflight.clear();
     this.sendQueue = [];
-    if (connection === undefined) {
-      for (const entry of this.outbox) entry.attemptId = 0;
-      return;
-    }
+    for (const entry of this.outbox) entry.attemptId = 0;
+    if (connection === undefined) return;
     this.maxPayload = connection.welcome.limits.maxPayload;
     for (const entry of this.outbox) this.queueSend(entry);
     this.admit();

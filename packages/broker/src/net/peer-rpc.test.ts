@@ -1,0 +1,77 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RelayError } from '@relaymq/sdk/protocol';
+import { PeerRpc } from './peer-rpc.js';
+import { PeerTransport } from './peer-transport.js';
+
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<net.Server>((resolve) => {
+      const server = net.createServer();
+      server.listen(0, '127.0.0.1', () => resolve(server));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+const transports: PeerTransport[] = [];
+afterEach(async () => {
+  await Promise.all(transports.splice(0).map((t) => t.close()));
+});
+
+async function pair(): Promise<[PeerRpc, PeerRpc, PeerTransport, PeerTransport]> {
+  const ports = await freePorts(2);
+  const peers = [
+    { id: 'a', host: '127.0.0.1', port: ports[0] as number },
+    { id: 'b', host: '127.0.0.1', port: ports[1] as number },
+  ];
+  const [ta, tb] = peers.map(
+    (self) =>
+      new PeerTransport({
+        id: self.id, host: '127.0.0.1', port: self.port, peers,
+        maxFrameBytes: 1 << 20, maxQueuedBytes: 1 << 20, reconnect: { initialDelayMs: 10, maxDelayMs: 50 }, log: () => {},
+      }),
+  ) as [PeerTransport, PeerTransport];
+  transports.push(ta, tb);
+  await Promise.all([ta.listen(), tb.listen()]);
+  const deadline = Date.now() + 5000;
+  while (ta.connectedPeers().length === 0 || tb.connectedPeers().length === 0) {
+    if (Date.now() > deadline) throw new Error('peers did not connect');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return [new PeerRpc(ta), new PeerRpc(tb), ta, tb];
+}
+
+describe('PeerRpc', () => {
+  it('calls a handler on another broker and returns its reply', async () => {
+    const [a, b] = await pair();
+    b.handle('echo', async (from, body) => ({ from, body }));
+    await expect(a.call('b', 'echo', { x: 1 }, 1000)).resolves.toEqual({ from: 'a', body: { x: 1 } });
+  });
+
+  it('carries a RelayError back with its code', async () => {
+    const [a, b] = await pair();
+    b.handle('publish', async () => {
+      throw new RelayError('NOT_LEADER', 'ask b3', { leader: 'b3' });
+    });
+    await expect(a.call('b', 'publish', {}, 1000)).rejects.toMatchObject({ code: 'NOT_LEADER', message: 'ask b3' });
+    await expect(a.call('b', 'nope', {}, 1000)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
+  it('fails with NOT_CONNECTED for a peer that is down and TIMEOUT for one that never answers', async () => {
+    const [a, b, , tb] = await pair();
+    b.handle('slow', () => new Promise(() => {}));
+    await expect(a.call('b', 'slow', {}, 50)).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await expect(a.call('nobody', 'x', {}, 50)).rejects.toMatchObject({ code: 'NOT_CONNECTED' });
+    await tb.close();
+    const deadline = Date.now() + 5000;
+    let result: unknown;
+    while (Date.now() < deadline) {
+      result = await a.call('b', 'slow', {}, 50).catch((err: RelayError) => err.code);
+      if (result === 'NOT_CONNECTED') break;
+    }
+    expect(result).toBe('NOT_CONNECTED');
+  });
+});

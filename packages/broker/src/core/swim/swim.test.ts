@@ -142,6 +142,25 @@ describe('probing', () => {
     expect(ping.message.type === 'ping' && ping.message.updates.slice(0, 2)).toEqual([alive('a'), { kind: 'suspect', id: 'b', incarnation: 0, from: 'a' }]);
   });
 
+  it('probes a member suspected by another out of turn, once', () => {
+    const ack = (swim: Swim, ping: Outbound): void => swim.step(ping.to, { type: 'ack', seq: ping.message.type === 'ping' ? ping.message.seq : -1, updates: [] });
+    // The natural order, from a twin that sees no suspicion.
+    const twin = knowing('a', ['b', 'c', 'd']);
+    const order = [0, 1, 2].map(() => {
+      const { found } = tickUntil(twin, 'ping');
+      ack(twin, found);
+      return found.to;
+    });
+    const a = knowing('a', ['b', 'c', 'd']);
+    ack(a, tickUntil(a, 'ping').found);
+    const suspect = order[2] as string; // due last in this round
+    a.step('x', { type: 'gossip', updates: [{ kind: 'suspect', id: suspect, incarnation: 0, from: 'x' }] });
+    const next = tickUntil(a, 'ping').found;
+    expect(next.to).toBe(suspect);
+    ack(a, next);
+    expect(tickUntil(a, 'ping').found.to).toBe(order[1]);
+  });
+
   it('ignores a ping meant for another member and acks it not', () => {
     const a = knowing('a', ['b']);
     a.step('b', { type: 'ping', seq: 1, target: 'z', updates: [] });

@@ -93,6 +93,12 @@ interface Entry {
   /** Tick of the last state change (for tombstones and gossip to the dead). */
   changedTick: number;
   suspicion: Suspicion | undefined;
+  /**
+   * Suspected by another member: probe it next, out of turn, once. Its ack
+   * carries its latest record (a refutation this node may have missed), and
+   * the ping tells it it is suspected.
+   */
+  probeSoon: boolean;
 }
 
 interface Probe {
@@ -163,7 +169,7 @@ export class Swim {
     const incarnation = init.incarnation ?? 0;
     if (!Number.isSafeInteger(incarnation) || incarnation < 0) throw new RangeError(`incarnation must be a non-negative integer, got ${incarnation}`);
     this.self = { id: init.id, address: init.address, meta: checkMeta(init.meta), incarnation, state: 'alive' };
-    this.table.set(init.id, { member: this.self, changedTick: 0, suspicion: undefined });
+    this.table.set(init.id, { member: this.self, changedTick: 0, suspicion: undefined, probeSoon: false });
     this.random = init.random;
     this.knobs = knobs;
     this.queue = new BroadcastQueue({ maxItems: this.config.maxBroadcasts, maxBytes: this.config.maxBroadcastBytes });
@@ -388,8 +394,13 @@ export class Swim {
     this.send(target.id, { type: 'ping', seq, target: target.id, updates: this.probeUpdates(notice) });
   }
 
-  /** Round-robin over a shuffled list of live members; reshuffled at the end of each round. */
+  /** A member suspected by others first (once), else round-robin over a shuffled list of live members, reshuffled each round. */
   private nextProbeTarget(): Member | undefined {
+    for (const entry of this.table.values()) {
+      if (!entry.probeSoon) continue;
+      entry.probeSoon = false;
+      if (entry.member.state === 'suspect') return entry.member;
+    }
     // Bounded: at most one full pass, one reshuffle, and another full pass.
     const limit = 2 * (this.probeOrder.length + this.table.size) + 2;
     for (let i = 0; i < limit; i++) {
@@ -528,7 +539,7 @@ export class Swim {
         return;
       }
       const member: Member = { id: update.id, address: update.address, meta: copyMeta(update.meta), incarnation: update.incarnation, state: 'alive' };
-      this.table.set(member.id, { member, changedTick: this.now, suspicion: undefined });
+      this.table.set(member.id, { member, changedTick: this.now, suspicion: undefined, probeSoon: false });
       // Probed still in this round, at a random place among those not yet probed.
       const at = this.probeIndex + this.random.nextInt(this.probeOrder.length - this.probeIndex + 1);
       this.probeOrder.splice(at, 0, member.id);
@@ -571,6 +582,7 @@ export class Swim {
     member.state = 'suspect';
     entry.changedTick = this.now;
     entry.suspicion = new Suspicion(this.now, suspicionBounds(this.config, n), expectedConfirmations(this.config.suspicionMult, n), update.from);
+    entry.probeSoon = true;
     this.counters.suspicionsStarted++;
     this.emit('suspected', member);
     this.queue.enqueue(update);

@@ -7,15 +7,22 @@ import { describe, expect, it } from 'vitest';
 import { confirmedDetectionBoundTicks, detectionBoundTicks } from './bounds.js';
 import { DetectionChecker } from './checkers.js';
 import { boot, report, seeds } from './harness.js';
+import type { SwimPreset } from '../../src/core/swim/config.js';
 
 describe('crash detection', () => {
-  for (const n of [3, 5, 7]) {
-    it(`${n} members: every live member declares a crashed one dead within the bound`, () => {
+  const cases: Array<{ n: number; preset: SwimPreset; count: number; maxDelayTicks: number }> = [
+    { n: 3, preset: 'lan', count: 25, maxDelayTicks: 1 },
+    { n: 5, preset: 'lan', count: 25, maxDelayTicks: 1 },
+    { n: 7, preset: 'lan', count: 15, maxDelayTicks: 1 },
+    { n: 5, preset: 'local', count: 15, maxDelayTicks: 0 },
+  ];
+  for (const { n, preset, count, maxDelayTicks } of cases) {
+    it(`${n} members, ${preset} preset: every live member declares a crashed one dead within the bound`, () => {
       const latencies: number[] = [];
       let bound = 0;
       let tight = 0;
-      for (const seed of seeds(n === 7 ? 15 : 25)) {
-        const { sim, invariants } = boot({ seed, nodes: n, network: { lossRate: 0.01, maxDelayTicks: 1 } });
+      for (const seed of seeds(count)) {
+        const { sim, invariants } = boot({ seed, nodes: n, config: { preset }, network: { lossRate: 0.01, maxDelayTicks } });
         const detection = new DetectionChecker();
         sim.observe(detection);
         bound = detectionBoundTicks(sim.swimConfig, n);
@@ -31,7 +38,7 @@ describe('crash detection', () => {
         latencies.push(...observed);
         expect(invariants.checks).toBeGreaterThan(0);
       }
-      report(`detection n=${n}`, latencies, `(bound ${bound}, confirmed bound ${tight})`);
+      report(`detection n=${n} ${preset}`, latencies, `(bound ${bound}, confirmed bound ${tight})`);
     });
   }
 });

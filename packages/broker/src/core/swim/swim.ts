@@ -94,9 +94,9 @@ interface Entry {
   changedTick: number;
   suspicion: Suspicion | undefined;
   /**
-   * Suspected by another member: probe it next, out of turn, once. Its ack
-   * carries its latest record (a refutation this node may have missed), and
-   * the ping tells it it is suspected.
+   * Just became suspect: probe it next, out of turn, once. Its ack carries
+   * its latest record (a refutation this node may have missed), and the ping
+   * tells it it is suspected.
    */
   probeSoon: boolean;
 }
@@ -394,7 +394,7 @@ export class Swim {
     this.send(target.id, { type: 'ping', seq, target: target.id, updates: this.probeUpdates(notice) });
   }
 
-  /** A member suspected by others first (once), else round-robin over a shuffled list of live members, reshuffled each round. */
+  /** A member that just became suspect first (once), else round-robin over a shuffled list of live members, reshuffled each round. */
   private nextProbeTarget(): Member | undefined {
     for (const entry of this.table.values()) {
       if (!entry.probeSoon) continue;

@@ -1,0 +1,283 @@
+/**
+ * `RaftNode`: the API the broker drives. Inputs (`tick`, `step`, `propose`,
+ * `transferLeadership`, reports) change the state machine; `ready()` collects
+ * what must be persisted, sent and applied, and `advance()` acknowledges that
+ * the runner did it (see the contract on {@link Ready}).
+ */
+import { resolveRaftConfig, type RaftConfig, type RaftConfigOptions } from './config.js';
+import { NO_TESTING_KNOBS, Raft, type RaftCounters, type RaftTestingKnobs } from './raft.js';
+import type { Storage } from './storage.js';
+import type {
+  HardState,
+  Message,
+  NodeId,
+  ProposeResult,
+  RandomSource,
+  Ready,
+  Role,
+  SoftState,
+  Status,
+  TransferResult,
+} from './types.js';
+
+export interface RaftNodeInit<T, S> {
+  /** This node's id; must be one of the voters. */
+  readonly id: NodeId;
+  /** Stable storage as of the last run (empty for a new node). Read-only for the core. */
+  readonly storage: Storage<T, S>;
+  /** Election-timeout jitter. In simulation, derive one stream per node from the seed and the id. */
+  readonly random: RandomSource;
+  /**
+   * The voters of a brand-new cluster (this node included). Omit when the
+   * storage already holds a configuration; if both are given they must agree.
+   */
+  readonly voters?: readonly NodeId[];
+  readonly config?: RaftConfigOptions;
+  /**
+   * Highest index the state machine already applied, for a state machine
+   * that survives restarts on its own. Defaults to the storage's snapshot
+   * index (an in-memory state machine restored from the snapshot).
+   */
+  readonly applied?: number;
+}
+
+interface PendingReady {
+  readonly lastEntryIndex: number;
+  readonly lastEntryTerm: number;
+  readonly snapshotIndex: number;
+  readonly appliedTo: number;
+}
+
+function sameVoters(a: readonly NodeId[], b: readonly NodeId[]): boolean {
+  if (a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((id) => set.has(id));
+}
+
+/**
+ * One member of one Raft group. Not thread-safe, not re-entrant; every
+ * method is synchronous and does no I/O.
+ */
+export class RaftNode<T, S = unknown> {
+  private readonly raft: Raft<T, S>;
+  private prevSoft: SoftState;
+  private prevHard: HardState;
+  private pending: PendingReady | undefined;
+
+  /** @param knobs TEST-ONLY deliberate bugs (see `RaftTestingKnobs`); never pass in production. */
+  constructor(init: RaftNodeInit<T, S>, knobs: Readonly<RaftTestingKnobs> = NO_TESTING_KNOBS) {
+    const config = resolveRaftConfig(init.config);
+    if (typeof init.id !== 'string' || init.id.length === 0) throw new RangeError('raft node id must be a non-empty string');
+    const { confState, hardState } = init.storage.initialState();
+    let voters = confState.voters;
+    if (init.voters !== undefined) {
+      if (voters.length > 0 && !sameVoters(voters, init.voters)) {
+        throw new RangeError(`voters [${init.voters.join(', ')}] conflict with the stored configuration [${voters.join(', ')}]`);
+      }
+      voters = init.voters;
+    }
+    if (voters.length === 0) throw new RangeError('no voters: pass `voters` for a new cluster, or a storage with a configuration');
+    if (!voters.includes(init.id)) throw new RangeError(`node ${init.id} is not among the voters [${voters.join(', ')}]`);
+    const applied = init.applied ?? init.storage.firstIndex() - 1;
+    if (!Number.isSafeInteger(applied) || applied < 0) throw new RangeError(`applied must be a non-negative integer, got ${applied}`);
+    this.raft = new Raft<T, S>({ id: init.id, config, storage: init.storage, random: init.random, voters, applied, knobs });
+    this.prevHard = hardState;
+    this.prevSoft = { role: this.raft.role, leader: this.raft.leader };
+  }
+
+  // ---- cheap accessors (no allocation) ----------------------------------------
+
+  get id(): NodeId {
+    return this.raft.id;
+  }
+  get config(): Readonly<RaftConfig> {
+    return this.raft.config;
+  }
+  get term(): number {
+    return this.raft.term;
+  }
+  get role(): Role {
+    return this.raft.role;
+  }
+  get leader(): NodeId | null {
+    return this.raft.leader;
+  }
+  get commitIndex(): number {
+    return this.raft.log.committed;
+  }
+  get appliedIndex(): number {
+    return this.raft.log.applied;
+  }
+  get firstIndex(): number {
+    return this.raft.log.firstIndex();
+  }
+  get lastIndex(): number {
+    return this.raft.log.lastIndex();
+  }
+  /** Counters for metrics. */
+  get counters(): Readonly<RaftCounters> {
+    return this.raft.counters;
+  }
+
+  /** Term of the entry at `index` in this node's log (stable or not), or `undefined` if compacted or absent. */
+  termAt(index: number): number | undefined {
+    return this.raft.log.term(index);
+  }
+
+  // ---- inputs -------------------------------------------------------------------
+
+  /** Advances logical time by one tick (election and heartbeat timers). */
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Processes a message from a peer. Messages for another node or from a non-voter are ignored. */
+  step(message: Message<T, S>): void {
+    this.raft.step(message);
+  }
+
+  /** Starts an election now (pre-vote first if enabled). A leader ignores it. */
+  campaign(): void {
+    this.raft.campaign();
+  }
+
+  /**
+   * Appends one entry, if this node is the leader. The entry is committed
+   * when it shows up in `Ready.committedEntries` with the returned index and
+   * term; another entry at that index means it was lost with a leader change.
+   */
+  propose(data: T): ProposeResult {
+    return this.raft.propose([data]);
+  }
+
+  /** Appends several entries at consecutive indexes, all or none. */
+  proposeBatch(data: readonly T[]): ProposeResult {
+    return this.raft.propose(data);
+  }
+
+  /**
+   * Hands leadership to `to`: proposals are refused meanwhile, `to` is caught
+   * up, then told to campaign at once. Aborted if not done within an election
+   * timeout. Transferring to itself cancels a transfer.
+   */
+  transferLeadership(to: NodeId): TransferResult {
+    return this.raft.transferLeadership(to);
+  }
+
+  /**
+   * Reports the outcome of a snapshot message this leader sent to `to`. The
+   * runtime must report every snapshot message, delivered or failed: until
+   * then the leader sends nothing else to that follower.
+   */
+  reportSnapshot(to: NodeId, delivered: boolean): void {
+    this.raft.reportSnapshot(to, delivered);
+  }
+
+  /** Reports that the transport could not reach `to` (the leader stops streaming to it and probes). */
+  reportUnreachable(to: NodeId): void {
+    this.raft.reportUnreachable(to);
+  }
+
+  // ---- output -------------------------------------------------------------------
+
+  private softState(): SoftState {
+    return { role: this.raft.role, leader: this.raft.leader };
+  }
+
+  private hardStateChanged(): boolean {
+    const r = this.raft;
+    return r.term !== this.prevHard.term || r.vote !== this.prevHard.vote || r.log.committed !== this.prevHard.commit;
+  }
+
+  /** Whether `ready()` has anything to hand out. */
+  hasReady(): boolean {
+    if (this.pending !== undefined) return false;
+    const r = this.raft;
+    return (
+      r.hasMessages() ||
+      r.log.hasUnstable() ||
+      r.log.hasNextCommittedEntries() ||
+      this.hardStateChanged() ||
+      r.role !== this.prevSoft.role ||
+      r.leader !== this.prevSoft.leader
+    );
+  }
+
+  /**
+   * The next batch of work; honour it as documented on {@link Ready}, then
+   * call {@link advance}. Throws if the previous batch was not advanced.
+   */
+  ready(): Ready<T, S> {
+    if (this.pending !== undefined) throw new Error('raft: ready() called again before advance()');
+    const r = this.raft;
+    const log = r.log;
+    const soft = this.softState();
+    const softChanged = soft.role !== this.prevSoft.role || soft.leader !== this.prevSoft.leader;
+    const hard: HardState = { term: r.term, vote: r.vote, commit: log.committed };
+    const hardChanged = this.hardStateChanged();
+    const voteChanged = hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote;
+    const entriesToPersist = log.unstableEntries();
+    const snapshot = log.unstableSnapshot();
+    const committedEntries = log.nextCommittedEntries(r.config.maxCommittedEntriesPerReady);
+    const messages = r.takeMessages();
+    const mustSync = !r.knobs.neverSync && (entriesToPersist.length > 0 || snapshot !== undefined || voteChanged);
+
+    const lastEntry = entriesToPersist[entriesToPersist.length - 1];
+    const lastCommitted = committedEntries[committedEntries.length - 1];
+    this.pending = {
+      lastEntryIndex: lastEntry?.index ?? 0,
+      lastEntryTerm: lastEntry?.term ?? 0,
+      snapshotIndex: snapshot?.meta.index ?? 0,
+      appliedTo: lastCommitted?.index ?? 0,
+    };
+    if (softChanged) this.prevSoft = soft;
+    if (hardChanged) this.prevHard = hard;
+    return {
+      softState: softChanged ? soft : undefined,
+      hardState: hardChanged ? hard : undefined,
+      entriesToPersist,
+      snapshot,
+      committedEntries,
+      messages,
+      mustSync,
+    };
+  }
+
+  /** The last `Ready` was persisted, sent and applied. */
+  advance(): void {
+    const pending = this.pending;
+    if (pending === undefined) throw new Error('raft: advance() without a ready()');
+    const log = this.raft.log;
+    if (pending.snapshotIndex > 0) {
+      log.stableSnapTo(pending.snapshotIndex);
+      log.appliedTo(pending.snapshotIndex);
+    }
+    if (pending.lastEntryIndex > 0) log.stableTo(pending.lastEntryIndex, pending.lastEntryTerm);
+    if (pending.appliedTo > 0) log.appliedTo(pending.appliedTo);
+    this.pending = undefined;
+  }
+
+  /** Everything a dashboard or metric wants; allocates, call it at metric frequency. */
+  status(): Status {
+    const r = this.raft;
+    return {
+      id: r.id,
+      term: r.term,
+      vote: r.vote,
+      role: r.role,
+      leader: r.leader,
+      commit: r.log.committed,
+      applied: r.log.applied,
+      firstIndex: r.log.firstIndex(),
+      lastIndex: r.log.lastIndex(),
+      voters: r.voters,
+      transferee: r.transferee,
+      progress: r.progressStatus(),
+    };
+  }
+}
+
+/** Creates a node: resolves and validates the configuration, loads the stored state. */
+export function createRaftNode<T, S = unknown>(init: RaftNodeInit<T, S>): RaftNode<T, S> {
+  return new RaftNode<T, S>(init);
+}

@@ -1,0 +1,714 @@
+/**
+ * The Raft state machine (Ongaro's thesis, shaped like etcd-io/raft): leader
+ * election with randomized timeouts, pre-vote and check-quorum; log
+ * replication with fast backtracking; commitment by counting only entries of
+ * the leader's own term; leadership transfer; snapshots for followers that
+ * fell behind a compacted log.
+ *
+ * Pure and synchronous: inputs are `tick()`, `step(message)` and a few calls
+ * from the application; outputs accumulate in `msgs` and in the log's
+ * unstable tail, and `RaftNode` hands them out as a `Ready`. Each role has its
+ * own step function, swapped by `become*`; an illegal transition throws.
+ */
+import type { RaftConfig } from './config.js';
+import { RaftInvariantError, RaftLog } from './log.js';
+import { Progress } from './progress.js';
+import { majorityIndex, quorumActive, voteOutcome } from './quorum.js';
+import type { Storage } from './storage.js';
+import type {
+  AppendMessage,
+  AppendResponse,
+  Entry,
+  HeartbeatMessage,
+  Message,
+  NodeId,
+  ProgressStatus,
+  ProposeResult,
+  RandomSource,
+  Role,
+  SnapshotMessage,
+  TransferResult,
+  VoteRequest,
+} from './types.js';
+
+/**
+ * Deliberate bugs, for proving that the simulator's checkers are not
+ * vacuous. TEST-ONLY: not exported from the package; every knob is off in
+ * production and nothing else may switch one on.
+ */
+export interface RaftTestingKnobs {
+  /** Commit an entry of an earlier term by counting replicas (breaks the Figure 8 rule). */
+  commitEarlierTermByCounting: boolean;
+  /** A follower grants a second vote in a term it already voted in. */
+  grantTwoVotesPerTerm: boolean;
+  /** Grant votes without checking that the candidate's log is up to date (§5.4.1). */
+  skipLogUpToDateCheck: boolean;
+  /** `Ready.mustSync` is always false: votes and entries may be acknowledged before they are durable. */
+  neverSync: boolean;
+}
+
+export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
+  commitEarlierTermByCounting: false,
+  grantTwoVotesPerTerm: false,
+  skipLogUpToDateCheck: false,
+  neverSync: false,
+});
+
+/** Counters for metrics: every message the core dropped on purpose is counted. */
+export interface RaftCounters {
+  /** Messages for another node, from a non-voter, or that make no sense in the current role. */
+  messagesIgnored: number;
+  /** Messages from an older term. */
+  staleMessages: number;
+  /** Vote requests ignored because this node heard from a leader within the election timeout. */
+  votesIgnoredInLease: number;
+  /** Elections (real, not pre-votes) this node started. */
+  elections: number;
+  /** Times this node became leader. */
+  leaderships: number;
+  /** Times a leader stepped down because a quorum was silent for an election timeout. */
+  checkQuorumStepDowns: number;
+  /** Snapshot messages sent to followers. */
+  snapshotsSent: number;
+  /** Snapshots installed from a leader. */
+  snapshotsInstalled: number;
+  /** Leadership transfers aborted after an election timeout. */
+  transfersAborted: number;
+}
+
+type StepFn<T, S> = (m: Message<T, S>) => void;
+
+export interface RaftInit<T, S> {
+  readonly id: NodeId;
+  readonly config: Readonly<RaftConfig>;
+  readonly storage: Storage<T, S>;
+  readonly random: RandomSource;
+  readonly voters: readonly NodeId[];
+  readonly applied: number;
+  readonly knobs: Readonly<RaftTestingKnobs>;
+}
+
+export class Raft<T, S> {
+  readonly id: NodeId;
+  readonly config: Readonly<RaftConfig>;
+  readonly log: RaftLog<T, S>;
+  readonly counters: RaftCounters = {
+    messagesIgnored: 0,
+    staleMessages: 0,
+    votesIgnoredInLease: 0,
+    elections: 0,
+    leaderships: 0,
+    checkQuorumStepDowns: 0,
+    snapshotsSent: 0,
+    snapshotsInstalled: 0,
+    transfersAborted: 0,
+  };
+
+  term = 0;
+  vote: NodeId | null = null;
+  role: Role = 'follower';
+  leader: NodeId | null = null;
+  voters: readonly NodeId[];
+  /** Target of an ongoing leadership transfer. */
+  transferee: NodeId | null = null;
+  /** Outgoing messages since the last `takeMessages()`. */
+  private msgs: Message<T, S>[] = [];
+
+  private readonly random: RandomSource;
+  readonly knobs: Readonly<RaftTestingKnobs>;
+  private readonly voterSet: Set<NodeId>;
+  private readonly progress = new Map<NodeId, Progress>();
+  private readonly votes = new Map<NodeId, boolean>();
+  /** Ticks since the last election timeout reset (followers: since hearing the leader). */
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout: number;
+  /** Ticks since this node started. */
+  private now = 0;
+  private stepRole: StepFn<T, S>;
+
+  constructor(init: RaftInit<T, S>) {
+    this.id = init.id;
+    this.config = init.config;
+    this.random = init.random;
+    this.knobs = init.knobs;
+    this.log = new RaftLog<T, S>(init.storage);
+    this.voters = Object.freeze([...init.voters]);
+    this.voterSet = new Set(this.voters);
+    if (this.voterSet.size !== this.voters.length) throw new RangeError(`duplicate voter in [${this.voters.join(', ')}]`);
+
+    const { hardState } = init.storage.initialState();
+    if (hardState.commit > this.log.lastIndex()) {
+      throw new RaftInvariantError(`stored commit ${hardState.commit} is beyond the stored last index ${this.log.lastIndex()}`);
+    }
+    this.term = hardState.term;
+    this.vote = hardState.vote;
+    this.log.commitTo(hardState.commit);
+    if (init.applied > this.log.committed) throw new RangeError(`applied ${init.applied} is beyond commit ${this.log.committed}`);
+    this.log.appliedTo(init.applied);
+
+    this.randomizedElectionTimeout = this.config.electionTicks;
+    this.stepRole = this.stepFollower;
+    this.becomeFollower(this.term, null);
+  }
+
+  // ---- queries --------------------------------------------------------------
+
+  isVoter(id: NodeId): boolean {
+    return this.voterSet.has(id);
+  }
+
+  /** Whether this node may campaign: it is a voter. */
+  private promotable(): boolean {
+    return this.voterSet.has(this.id);
+  }
+
+  takeMessages(): Message<T, S>[] {
+    const msgs = this.msgs;
+    this.msgs = [];
+    return msgs;
+  }
+
+  hasMessages(): boolean {
+    return this.msgs.length > 0;
+  }
+
+  progressStatus(): ProgressStatus[] {
+    if (this.role !== 'leader') return [];
+    const out: ProgressStatus[] = [];
+    for (const id of this.voters) {
+      const pr = this.progress.get(id) as Progress;
+      out.push({ id, match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive, inflight: pr.inflights.size });
+    }
+    return out;
+  }
+
+  // ---- role transitions -----------------------------------------------------
+
+  private reset(term: number): void {
+    if (term !== this.term) {
+      this.term = term;
+      this.vote = null;
+    }
+    this.leader = null;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.transferee = null;
+    this.votes.clear();
+    const lastIndex = this.log.lastIndex();
+    this.progress.clear();
+    for (const id of this.voters) {
+      const pr = new Progress(lastIndex + 1, this.config.maxInflightAppends);
+      if (id === this.id) pr.match = lastIndex;
+      this.progress.set(id, pr);
+    }
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    this.randomizedElectionTimeout = this.config.electionTicks + this.random.nextInt(this.config.electionTicks);
+  }
+
+  becomeFollower(term: number, leader: NodeId | null): void {
+    this.stepRole = this.stepFollower;
+    this.reset(term);
+    this.leader = leader;
+    this.role = 'follower';
+  }
+
+  becomePreCandidate(): void {
+    if (this.role === 'leader') throw new RaftInvariantError('invalid transition [leader -> pre-candidate]');
+    // Neither the term nor the vote changes: a failed pre-vote disturbs no one.
+    this.stepRole = this.stepCandidate;
+    this.votes.clear();
+    this.leader = null;
+    this.role = 'pre-candidate';
+    this.electionElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+  }
+
+  becomeCandidate(): void {
+    if (this.role === 'leader') throw new RaftInvariantError('invalid transition [leader -> candidate]');
+    this.stepRole = this.stepCandidate;
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = 'candidate';
+    this.counters.elections++;
+  }
+
+  becomeLeader(): void {
+    if (this.role !== 'candidate') throw new RaftInvariantError(`invalid transition [${this.role} -> leader]`);
+    this.stepRole = this.stepLeader;
+    this.reset(this.term);
+    this.leader = this.id;
+    this.role = 'leader';
+    this.counters.leaderships++;
+    const self = this.progress.get(this.id) as Progress;
+    self.becomeReplicate();
+    self.recentActive = true;
+    // The no-op of this term: committing it commits every earlier entry (Figure 8).
+    this.appendEntries([{ type: 'noop', index: 0, term: 0 }]);
+  }
+
+  // ---- inputs ---------------------------------------------------------------
+
+  tick(): void {
+    this.now++;
+    if (this.role === 'leader') this.tickHeartbeat();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.hup(false);
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.config.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.config.checkQuorum) {
+        const active = quorumActive(this.voters, (id) => id === this.id || (this.progress.get(id) as Progress).recentActive);
+        if (!active) {
+          this.counters.checkQuorumStepDowns++;
+          this.becomeFollower(this.term, null);
+          return;
+        }
+        for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
+      }
+      if (this.transferee !== null) {
+        this.counters.transfersAborted++;
+        this.transferee = null;
+      }
+    }
+    if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat();
+    }
+  }
+
+  /** Starts an election now (pre-vote first, if enabled), unless leader. */
+  campaign(): void {
+    this.hup(false);
+  }
+
+  private hup(transfer: boolean): void {
+    if (this.role === 'leader' || !this.promotable()) return;
+    this.electionElapsed = 0;
+    if (this.config.preVote && !transfer) this.runCampaign('pre-vote', false);
+    else this.runCampaign('vote', transfer);
+  }
+
+  private runCampaign(type: 'vote' | 'pre-vote', transfer: boolean): void {
+    let term: number;
+    if (type === 'pre-vote') {
+      this.becomePreCandidate();
+      term = this.term + 1;
+    } else {
+      this.becomeCandidate();
+      term = this.term;
+    }
+    if (this.poll(this.id, true) === 'won') {
+      // A single-voter cluster.
+      if (type === 'pre-vote') this.runCampaign('vote', false);
+      else {
+        this.becomeLeader();
+        this.bcastAppend();
+      }
+      return;
+    }
+    const lastIndex = this.log.lastIndex();
+    const lastTerm = this.log.lastTerm();
+    for (const id of this.voters) {
+      if (id === this.id) continue;
+      this.send({ type, from: this.id, to: id, term, lastIndex, lastTerm, transfer });
+    }
+  }
+
+  private poll(id: NodeId, granted: boolean): ReturnType<typeof voteOutcome> {
+    if (!this.votes.has(id)) this.votes.set(id, granted);
+    return voteOutcome(this.voters, this.votes);
+  }
+
+  step(m: Message<T, S>): void {
+    if (m.to !== this.id || m.from === this.id || !this.voterSet.has(m.from)) {
+      this.counters.messagesIgnored++;
+      return;
+    }
+    if (m.term > this.term) {
+      if (m.type === 'vote' || m.type === 'pre-vote') {
+        const inLease = this.config.checkQuorum && this.leader !== null && this.electionElapsed < this.config.electionTicks;
+        if (inLease && !m.transfer) {
+          // We heard from a leader recently: the candidate is the one cut off.
+          this.counters.votesIgnoredInLease++;
+          return;
+        }
+      }
+      if (m.type === 'pre-vote') {
+        // A pre-vote never changes our term.
+      } else if (m.type === 'pre-vote-resp' && !m.reject) {
+        // A granted pre-vote carries the term we would campaign in; we move to it only by campaigning.
+      } else if (m.type === 'app' || m.type === 'heartbeat' || m.type === 'snapshot') {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, null);
+      }
+    } else if (m.term < this.term) {
+      this.counters.staleMessages++;
+      if ((this.config.checkQuorum || this.config.preVote) && (m.type === 'app' || m.type === 'heartbeat')) {
+        // A leader from an older term (cut off, or paused): tell it our term so
+        // it steps down instead of waiting forever; with pre-vote we would
+        // otherwise never raise our term to its notice.
+        this.send({ type: 'app-resp', from: this.id, to: m.from, term: this.term, index: 0, reject: false, hintIndex: 0, hintTerm: 0 });
+      } else if (m.type === 'pre-vote') {
+        // Let a lagging pre-candidate learn our term.
+        this.send({ type: 'pre-vote-resp', from: this.id, to: m.from, term: this.term, reject: true });
+      }
+      return;
+    }
+
+    if (m.type === 'vote' || m.type === 'pre-vote') {
+      this.handleVoteRequest(m);
+      return;
+    }
+    this.stepRole(m);
+  }
+
+  private handleVoteRequest(m: VoteRequest): void {
+    const respType = m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp';
+    let canVote =
+      this.vote === m.from ||
+      (this.vote === null && this.leader === null) ||
+      (m.type === 'pre-vote' && m.term > this.term);
+    if (this.knobs.grantTwoVotesPerTerm && m.type === 'vote' && this.role === 'follower') canVote = true;
+    const upToDate = this.knobs.skipLogUpToDateCheck || this.log.isUpToDate(m.lastIndex, m.lastTerm);
+    if (canVote && upToDate) {
+      this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
+      if (m.type === 'vote') {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true });
+    }
+  }
+
+  private readonly stepFollower: StepFn<T, S> = (m) => {
+    switch (m.type) {
+      case 'app':
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleAppend(m);
+        return;
+      case 'heartbeat':
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleHeartbeat(m);
+        return;
+      case 'snapshot':
+        this.electionElapsed = 0;
+        this.leader = m.from;
+        this.handleSnapshot(m);
+        return;
+      case 'timeout-now':
+        // The leader hands over: campaign at once, skipping pre-vote and leases.
+        this.hup(true);
+        return;
+      default:
+        this.counters.messagesIgnored++;
+    }
+  };
+
+  private readonly stepCandidate: StepFn<T, S> = (m) => {
+    switch (m.type) {
+      case 'app':
+        this.becomeFollower(m.term, m.from);
+        this.handleAppend(m);
+        return;
+      case 'heartbeat':
+        this.becomeFollower(m.term, m.from);
+        this.handleHeartbeat(m);
+        return;
+      case 'snapshot':
+        this.becomeFollower(m.term, m.from);
+        this.handleSnapshot(m);
+        return;
+      case 'vote-resp':
+      case 'pre-vote-resp': {
+        const expected = this.role === 'pre-candidate' ? 'pre-vote-resp' : 'vote-resp';
+        if (m.type !== expected) break;
+        // A granted pre-vote is for term + 1; anything else is left over from an earlier round.
+        if (m.type === 'pre-vote-resp' && !m.reject && m.term !== this.term + 1) break;
+        const outcome = this.poll(m.from, !m.reject);
+        if (outcome === 'won') {
+          if (this.role === 'pre-candidate') this.runCampaign('vote', false);
+          else {
+            this.becomeLeader();
+            this.bcastAppend();
+          }
+        } else if (outcome === 'lost') {
+          this.becomeFollower(this.term, null);
+        }
+        return;
+      }
+      default:
+        break;
+    }
+    this.counters.messagesIgnored++;
+  };
+
+  private readonly stepLeader: StepFn<T, S> = (m) => {
+    switch (m.type) {
+      case 'app-resp': {
+        const pr = this.progress.get(m.from);
+        if (pr !== undefined) this.handleAppendResponse(m, pr);
+        return;
+      }
+      case 'heartbeat-resp': {
+        const pr = this.progress.get(m.from);
+        if (pr === undefined) return;
+        pr.recentActive = true;
+        pr.probeSent = false;
+        if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
+        return;
+      }
+      default:
+        // Votes after winning, and messages of another leader of this term
+        // (impossible while election safety holds).
+        this.counters.messagesIgnored++;
+    }
+  };
+
+  // ---- follower handlers ----------------------------------------------------
+
+  private handleAppend(m: AppendMessage<T>): void {
+    if (m.prevIndex < this.log.committed) {
+      this.sendAppendResponse(m.from, this.log.committed);
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
+    if (lastNew !== undefined) {
+      this.sendAppendResponse(m.from, lastNew);
+      return;
+    }
+    const hint = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
+    this.send({
+      type: 'app-resp',
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      index: m.prevIndex,
+      reject: true,
+      hintIndex: hint.index,
+      hintTerm: hint.term,
+    });
+  }
+
+  private sendAppendResponse(to: NodeId, index: number): void {
+    this.send({ type: 'app-resp', from: this.id, to, term: this.term, index, reject: false, hintIndex: 0, hintTerm: 0 });
+  }
+
+  private handleHeartbeat(m: HeartbeatMessage): void {
+    this.log.commitTo(m.commit);
+    this.send({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term });
+  }
+
+  private handleSnapshot(m: SnapshotMessage<S>): void {
+    if (this.restore(m.snapshot)) {
+      this.counters.snapshotsInstalled++;
+      this.sendAppendResponse(m.from, this.log.lastIndex());
+    } else {
+      // Stale (already committed here) or fast-forwarded (we held its last entry): report our commit.
+      this.sendAppendResponse(m.from, this.log.committed);
+    }
+  }
+
+  /** Installs `snapshot` unless it is stale; returns whether the log was replaced. */
+  private restore(snapshot: SnapshotMessage<S>['snapshot']): boolean {
+    const { index, term, conf } = snapshot.meta;
+    if (index <= this.log.committed) return false;
+    if (!conf.voters.includes(this.id)) return false;
+    if (this.log.matchTerm(index, term)) {
+      // We hold the snapshot's last entry: everything up to it is committed; keep the log.
+      this.log.commitTo(index);
+      return false;
+    }
+    this.log.restore(snapshot);
+    return true;
+  }
+
+  // ---- leader ---------------------------------------------------------------
+
+  private handleAppendResponse(m: AppendResponse, pr: Progress): void {
+    pr.recentActive = true;
+    if (m.reject) {
+      let nextProbe = m.hintIndex;
+      if (m.hintTerm > 0) {
+        // Skip every entry of ours above the follower's hint whose term is
+        // higher than the follower's: none of them can match.
+        nextProbe = this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
+      }
+      if (pr.maybeDecrTo(m.index, nextProbe)) {
+        if (pr.state === 'replicate') pr.becomeProbe();
+        this.sendAppend(m.from);
+      }
+      return;
+    }
+    const wasPaused = pr.isPaused();
+    if (!pr.maybeUpdate(m.index) && !(pr.match === m.index && pr.state === 'probe')) return;
+    if (pr.state === 'probe') {
+      pr.becomeReplicate();
+    } else if (pr.state === 'snapshot') {
+      if (pr.match + 1 >= this.log.firstIndex()) {
+        // Caught up through the snapshot (or otherwise): stream again.
+        pr.becomeProbe();
+        pr.becomeReplicate();
+      }
+    } else {
+      pr.inflights.freeLE(m.index);
+    }
+    if (this.maybeCommit()) {
+      this.bcastAppend();
+    } else if (wasPaused) {
+      this.sendAppend(m.from);
+    }
+    // Fill the window; bounded by the inflight capacity (each send adds one).
+    for (let i = 0; i < this.config.maxInflightAppends; i++) {
+      if (!this.maybeSendAppend(m.from, false)) break;
+    }
+    if (m.from === this.transferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+  }
+
+  /** Commits the highest index a quorum holds, if it is of this term (older ones follow indirectly). */
+  private maybeCommit(): boolean {
+    const index = majorityIndex(this.voters, (id) => this.progress.get(id)?.match);
+    if (index <= this.log.committed) return false;
+    if (!this.knobs.commitEarlierTermByCounting && this.log.term(index) !== this.term) return false;
+    this.log.commitTo(index);
+    return true;
+  }
+
+  private sendAppend(to: NodeId): void {
+    this.maybeSendAppend(to, true);
+  }
+
+  /**
+   * Sends `to` the entries after its `next`, or a snapshot when they were
+   * compacted. Returns whether something was sent. `sendIfEmpty` sends an
+   * empty append (a probe, or to carry the commit index).
+   */
+  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const pr = this.progress.get(to);
+    if (pr === undefined || pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    const entries = prevTerm === undefined ? undefined : this.log.entriesFrom(pr.next, this.config.maxEntriesPerAppend);
+    if (prevTerm === undefined || entries === undefined) {
+      // The follower needs compacted entries: send the snapshot, to a follower that is listening.
+      if (!pr.recentActive) return false;
+      const snapshot = this.log.snapshot();
+      if (snapshot === undefined) throw new RaftInvariantError(`entries from ${pr.next} are compacted but there is no snapshot`);
+      this.send({ type: 'snapshot', from: this.id, to, term: this.term, snapshot });
+      pr.becomeSnapshot(snapshot.meta.index, this.now);
+      this.counters.snapshotsSent++;
+      return true;
+    }
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.log.committed });
+    pr.sentEntries(entries.length, prevIndex + entries.length);
+    return true;
+  }
+
+  private bcastAppend(): void {
+    for (const id of this.voters) if (id !== this.id) this.sendAppend(id);
+  }
+
+  private bcastHeartbeat(): void {
+    for (const id of this.voters) {
+      if (id === this.id) continue;
+      const pr = this.progress.get(id) as Progress;
+      // Never tell a follower to commit beyond what it is known to hold.
+      const commit = Math.min(pr.match, this.log.committed);
+      this.send({ type: 'heartbeat', from: this.id, to: id, term: this.term, commit });
+    }
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.send({ type: 'timeout-now', from: this.id, to, term: this.term });
+  }
+
+  /** Appends entries of this term (indexes and terms are assigned here) and replicates them. */
+  private appendEntries(entries: Array<Entry<T>>): void {
+    let index = this.log.lastIndex();
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i] as Entry<T>;
+      index++;
+      entries[i] = entry.type === 'noop' ? { type: 'noop', index, term: this.term } : { type: 'normal', index, term: this.term, data: entry.data };
+    }
+    this.log.append(entries);
+    (this.progress.get(this.id) as Progress).maybeUpdate(this.log.lastIndex());
+    // A single-voter cluster commits at once.
+    this.maybeCommit();
+  }
+
+  propose(data: readonly T[]): ProposeResult {
+    if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
+    if (this.transferee !== null) return { ok: false, reason: 'transferring', leader: this.leader };
+    if (data.length === 0) return { ok: false, reason: 'empty', leader: this.leader };
+    const uncommitted = this.log.lastIndex() - this.log.committed;
+    if (uncommitted + data.length > this.config.maxUncommittedEntries) return { ok: false, reason: 'overloaded', leader: this.leader };
+    const firstIndex = this.log.lastIndex() + 1;
+    const entries: Array<Entry<T>> = new Array<Entry<T>>(data.length);
+    for (let i = 0; i < data.length; i++) entries[i] = { type: 'normal', index: 0, term: 0, data: data[i] as T };
+    this.appendEntries(entries);
+    this.bcastAppend();
+    return { ok: true, term: this.term, firstIndex, lastIndex: this.log.lastIndex() };
+  }
+
+  transferLeadership(to: NodeId): TransferResult {
+    if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
+    if (!this.voterSet.has(to)) return { ok: false, reason: 'unknown-node', leader: this.leader };
+    if (to === this.id) {
+      this.transferee = null;
+      return { ok: true };
+    }
+    if (this.transferee === to) return { ok: true };
+    // The transfer must complete within one election timeout, or it is aborted.
+    this.electionElapsed = 0;
+    this.transferee = to;
+    const pr = this.progress.get(to) as Progress;
+    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
+    else this.sendAppend(to);
+    return { ok: true };
+  }
+
+  /**
+   * The runtime's report on a snapshot message to `to`: delivered (`true`)
+   * or failed. Either way the leader probes again; after a failure from the
+   * follower's match, after a success from just past the snapshot.
+   */
+  reportSnapshot(to: NodeId, delivered: boolean): void {
+    if (this.role !== 'leader') return;
+    const pr = this.progress.get(to);
+    if (pr === undefined || pr.state !== 'snapshot') return;
+    if (!delivered) pr.pendingSnapshot = 0;
+    pr.becomeProbe();
+    // Wait for the follower's answer (or the next heartbeat) before probing.
+    pr.probeSent = true;
+  }
+
+  /** The runtime could not reach `to`: stop streaming to it optimistically. */
+  reportUnreachable(to: NodeId): void {
+    if (this.role !== 'leader') return;
+    const pr = this.progress.get(to);
+    if (pr !== undefined && pr.state === 'replicate') pr.becomeProbe();
+  }
+
+  private send(m: Message<T, S>): void {
+    this.msgs.push(m);
+  }
+}

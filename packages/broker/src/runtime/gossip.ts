@@ -1,6 +1,15 @@
 import { EventEmitter } from 'eventemitter3';
-import type { BrokerInfo, ClusterView } from '@relaymq/sdk/protocol';
-import { SWIM_TICK_MS, createSwim, parseSwimMessage, type Member, type MemberLoad, type Swim, type SwimConfigOptions } from '../core/swim/index.js';
+import type { ClusterView } from '@relaymq/sdk/protocol';
+import {
+  SWIM_TICK_MS,
+  changesClusterView,
+  clusterView,
+  createSwim,
+  parseSwimMessage,
+  type MemberLoad,
+  type Swim,
+  type SwimConfigOptions,
+} from '../core/swim/index.js';
 import type { PeerAddress, PeerTransport } from '../net/peer-transport.js';
 
 /** The peer-transport channel gossip travels on. */
@@ -80,34 +89,25 @@ export class GossipRunner extends EventEmitter<GossipEvents> {
 
   /** The cluster as clients see it: every member known, with its client URL and state. */
   view(): ClusterView {
-    return { brokers: this.swim.members().map(toBrokerInfo) };
+    return clusterView(this.swim.members());
   }
 
   /** Leaves the cluster gracefully (others mark this member `left` at once, not after suspicion). */
   stop(): void {
-    clearInterval(this.timer);
     this.swim.leave();
     this.flush();
+    clearInterval(this.timer);
     this.options.transport.off('message', this.onMessage);
   }
 
   private flush(): void {
     const { messages, events } = this.swim.drain();
     for (const { to, message } of messages) this.options.transport.send(to, CHANNEL, message);
-    if (events.length === 0) return;
+    let changed = false;
     for (const event of events) {
       if (event.type !== 'updated') this.options.log('info', `member ${event.type}`, { member: event.member.id, state: event.member.state });
+      changed ||= changesClusterView(event);
     }
-    this.emit('changed');
+    if (changed) this.emit('changed');
   }
-}
-
-function toBrokerInfo(member: Member): BrokerInfo {
-  const info: BrokerInfo = {
-    id: member.id,
-    url: member.meta.clientUrl,
-    state: member.state === 'alive' ? 'alive' : member.state === 'suspect' ? 'suspect' : 'dead',
-  };
-  if (member.meta.load !== undefined) info.load = { ...member.meta.load };
-  return info;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClusterView } from '@relaymq/sdk/protocol';
 import type { LogEngine } from './engine/engine.js';
+import { ClusterEngine } from './engine/cluster.js';
 import { MemoryEngine } from './engine/memory.js';
 import { listenForClients, type ClientListener } from './net/client-server.js';
 import { PeerTransport } from './net/peer-transport.js';
@@ -53,15 +54,13 @@ export interface Broker {
  * ```
  */
 export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
-  const resolved = resolveBrokerOptions(options);
-  const engine = new MemoryEngine({
-    defaultPartitions: resolved.defaultPartitions,
-    dedupeWindow: resolved.dedupeWindow,
-    retentionBytes: resolved.retentionBytes,
-    now: Date.now,
-  });
-  const broker = new RunningBroker(resolved, engine);
-  await broker.listen();
+  const broker = new RunningBroker(resolveBrokerOptions(options));
+  try {
+    await broker.start();
+  } catch (err) {
+    await broker.close().catch(() => {});
+    throw err;
+  }
   return broker;
 }
 
@@ -77,10 +76,10 @@ class RunningBroker implements Broker {
   private gossip: GossipRunner | undefined;
   private clusterPushScheduled = false;
 
-  constructor(
-    private readonly options: ResolvedBrokerOptions,
-    readonly engine: LogEngine,
-  ) {}
+  engine!: LogEngine;
+  private replicated: ClusterEngine | undefined;
+
+  constructor(private readonly options: ResolvedBrokerOptions) {}
 
   get id(): string {
     return this.options.id;
@@ -98,7 +97,40 @@ class RunningBroker implements Broker {
     return this.peers?.port;
   }
 
-  async listen(): Promise<void> {
+  /**
+   * Standalone: an in-memory engine. With peers: the peer transport, the
+   * replicated engine over it, then (once the client port is known) gossip.
+   */
+  async start(): Promise<void> {
+    const { id, host, peerPort, peers, log } = this.options;
+    if (peers.length === 0) {
+      this.engine = new MemoryEngine({ ...this.options, now: Date.now });
+    } else {
+      this.peers = new PeerTransport({
+        id,
+        host,
+        port: peerPort,
+        peers,
+        maxFrameBytes: 64 * 1024 * 1024,
+        maxQueuedBytes: 64 * 1024 * 1024,
+        reconnect: { initialDelayMs: 50, maxDelayMs: 2000 },
+        log,
+      });
+      await this.peers.listen();
+      this.replicated = await ClusterEngine.start({
+        ...this.options,
+        self: id,
+        brokers: [id, ...peers.map((p) => p.id)],
+        transport: this.peers,
+        requestTimeoutMs: 5000,
+        now: Date.now,
+      });
+      this.engine = this.replicated;
+    }
+    await this.listen();
+  }
+
+  private async listen(): Promise<void> {
     const context = {
       options: this.options,
       engine: this.engine,
@@ -118,31 +150,20 @@ class RunningBroker implements Broker {
         };
       },
     });
-    if (this.options.peers.length > 0) await this.joinCluster();
+    if (this.peers !== undefined) this.startGossip(this.peers);
     this.heartbeatTimer = setInterval(() => {
       const now = Date.now();
       for (const session of this.sessions) session.heartbeat(now);
-      this.gossip?.advertiseLoad({ connections: this.sessions.size, partitionsLed: 0 }, now);
+      this.gossip?.advertiseLoad({ connections: this.sessions.size, partitionsLed: this.replicated?.partitionsLed() ?? 0 }, now);
     }, this.options.heartbeatMs);
     this.heartbeatTimer.unref();
     this.options.log('info', 'broker listening', { id: this.id, url: this.url });
   }
 
-  /** Starts the peer transport and gossip; membership changes are pushed to every client. */
-  private async joinCluster(): Promise<void> {
-    const { id, host, peerPort, peers, log } = this.options;
-    this.peers = new PeerTransport({
-      id,
-      host,
-      port: peerPort,
-      peers,
-      maxFrameBytes: 64 * 1024 * 1024,
-      maxQueuedBytes: 64 * 1024 * 1024,
-      reconnect: { initialDelayMs: 50, maxDelayMs: 2000 },
-      log,
-    });
-    await this.peers.listen();
-    this.gossip = new GossipRunner({ id, address: `${host}:${this.peers.port}`, clientUrl: this.url, peers, transport: this.peers, log });
+  /** Gossips membership with the peers; changes are pushed to every client. */
+  private startGossip(peers: PeerTransport): void {
+    const { id, host, log } = this.options;
+    this.gossip = new GossipRunner({ id, address: `${host}:${peers.port}`, clientUrl: this.url, peers: this.options.peers, transport: peers, log });
     this.gossip.on('changed', () => this.scheduleClusterPush());
     this.gossip.start();
   }
@@ -193,6 +214,9 @@ class RunningBroker implements Broker {
 
   private async shutdown(): Promise<void> {
     this.isDraining = true;
+    // Hand the partitions this broker leads to others first, so publishing forwarded
+    // there stalls for a heartbeat rather than an election timeout.
+    await this.replicated?.transferLeadership(1000);
     clearInterval(this.heartbeatTimer);
     for (const session of this.sessions) session.goaway(`broker ${this.id} is shutting down`);
     // Clients that got `goaway` disconnect on their own; wait for them, within the drain time.

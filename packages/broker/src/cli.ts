@@ -22,6 +22,8 @@ options:
   --port <n>                client port, 0 for any free port (default 7401)
   --peer-port <n>           port for other brokers, 0 for any free port (default 7501)
   --peers <list>            the other brokers: id@host:port,id@host:port (default: none, standalone)
+  --data <dir>              directory for Raft logs (term, vote, entries); needed for safe restarts
+  --replication-factor <n>  replicas per partition in a cluster (default 3)
   --advertised-url <url>    URL given to clients (default ws://<host>:<port>)
   --partitions <n>          partitions of implicitly created topics (default 1)
   --max-payload <bytes>     largest accepted frame (default 1048576)
@@ -51,6 +53,8 @@ async function runBroker(args: string[]): Promise<void> {
       port: { type: 'string' },
       'peer-port': { type: 'string' },
       peers: { type: 'string' },
+      data: { type: 'string' },
+      'replication-factor': { type: 'string' },
       'advertised-url': { type: 'string' },
       partitions: { type: 'string' },
       'max-payload': { type: 'string' },
@@ -72,6 +76,8 @@ async function runBroker(args: string[]): Promise<void> {
     host: values.host,
     port: integerFlag('port', values.port),
     peerPort: integerFlag('peer-port', values['peer-port']),
+    dataDir: values.data,
+    replicationFactor: integerFlag('replication-factor', values['replication-factor']),
     peers: values.peers === undefined ? undefined : values.peers.split(',').filter((p) => p !== ''),
     advertisedUrl: values['advertised-url'],
     defaultPartitions: integerFlag('partitions', values.partitions),

@@ -36,6 +36,17 @@ export interface BrokerOptions {
    */
   peers?: string[];
   /**
+   * Directory for this broker's Raft logs (term, vote and entries survive a
+   * restart). Unset: kept in memory — fine for tests, unsafe for a cluster
+   * whose brokers restart.
+   */
+  dataDir?: string;
+  /**
+   * Replicas of each partition in a cluster, capped by the number of brokers.
+   * @defaultValue `3`
+   */
+  replicationFactor?: number;
+  /**
    * Partitions of a topic created implicitly on first use.
    * @defaultValue `1`
    */
@@ -87,8 +98,9 @@ export interface BrokerOptions {
 }
 
 /** Options with every default applied. */
-export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers'>> & {
+export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir'>> & {
   advertisedUrl: string | undefined;
+  dataDir: string | undefined;
   peers: PeerAddress[];
 };
 
@@ -98,6 +110,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   host: '127.0.0.1',
   port: 7401,
   peerPort: 7501,
+  replicationFactor: 3,
   defaultPartitions: 1,
   maxPayload: 1024 * 1024,
   heartbeatMs: 5000,
@@ -125,7 +138,7 @@ function text(field: string, value: unknown, pattern: RegExp, describe: string):
   return value;
 }
 
-const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'log']);
+const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'log']);
 
 /**
  * Applies defaults and validates every option, naming the first bad field.
@@ -143,6 +156,8 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     advertisedUrl: o.advertisedUrl === undefined ? undefined : text('advertisedUrl', o.advertisedUrl, /^wss?:\/\/\S+$/, 'a ws:// or wss:// URL'),
     peerPort: integer('peerPort', o.peerPort, 0, 65535),
     peers: resolvePeers(o.id, o.peers),
+    dataDir: o.dataDir === undefined ? undefined : text('dataDir', o.dataDir, /^.{1,4096}$/, 'a directory path'),
+    replicationFactor: integer('replicationFactor', o.replicationFactor, 1, 16),
     defaultPartitions: integer('defaultPartitions', o.defaultPartitions, 1, 1024),
     maxPayload: integer('maxPayload', o.maxPayload, 1024, 64 * 1024 * 1024),
     heartbeatMs: integer('heartbeatMs', o.heartbeatMs, 50, 3_600_000),

@@ -268,8 +268,10 @@ export class ClientSession {
         new RelayError('INVALID_PARTITION', `topic ${batch.topic} has ${partitions} partitions; partition ${batch.partition} does not exist`),
       );
     }
+    // Each incarnation is its own producer for deduplication (see PublishBatch.incarnation).
+    const producerId = batch.incarnation === undefined ? this.producerId : `${this.producerId}#${batch.incarnation}`;
     const requests = batch.messages.map((m, i) => ({
-      producerId: this.producerId,
+      producerId,
       seq: batch.firstSeq + i,
       key: m.key,
       headers: m.headers,

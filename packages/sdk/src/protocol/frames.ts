@@ -98,6 +98,14 @@ export interface PublishBatch {
   firstId: number;
   /** Per producer and partition, gap-free, starting at 0: message `i` has `firstSeq + i`. */
   firstSeq: number;
+  /**
+   * The producer's incarnation in this partition (absent: 0). The SDK starts a
+   * new one, with seqs from 0, when the old one cannot continue (a message
+   * refused for good, or a broker that lost the producer's state); the broker
+   * deduplicates per (producerId, incarnation), so copies of the old
+   * incarnation still in flight can never be stored under new numbers.
+   */
+  incarnation?: number;
   messages: OutgoingMessage[];
 }
 

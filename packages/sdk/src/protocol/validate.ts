@@ -168,7 +168,7 @@ function batches<T extends { messages: unknown[] }>(o: Obj, field: string, read:
 
 function publishBatch(value: unknown): PublishBatch {
   const o = obj(value, 'batch');
-  return {
+  const batch: PublishBatch = {
     topic: topic(o, 'topic'),
     partition: uint(o, 'partition'),
     ack: oneOf(o, 'ack', ackLevels),
@@ -176,6 +176,9 @@ function publishBatch(value: unknown): PublishBatch {
     firstSeq: uint(o, 'firstSeq'),
     messages: list(o, 'messages', FIELD_LIMITS.maxBatch).map(outgoingMessage),
   };
+  const incarnation = optUint(o, 'incarnation');
+  if (incarnation !== undefined && incarnation > 0) batch.incarnation = incarnation;
+  return batch;
 }
 
 function deliveryBatch(value: unknown): DeliveryBatch {

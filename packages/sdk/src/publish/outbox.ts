@@ -22,6 +22,8 @@ export interface OutboxEntry {
   size: number;
   /** Assigned when admitted to the outbox (-1 before). */
   partition: number;
+  /** The producer incarnation the seq belongs to (see `PublishBatch.incarnation`). */
+  incarnation: number;
   seq: number;
   /** Correlation id of the latest send; 0 when not sent on the current connection. */
   attemptId: number;

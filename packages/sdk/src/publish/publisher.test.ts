@@ -9,6 +9,7 @@ interface Sent {
   id: number;
   seq: number;
   partition: number;
+  incarnation: number;
 }
 
 /** A connection double: records publish frames (one list of messages per frame), answers metadata with `partitions`. */
@@ -20,7 +21,9 @@ function fakeConnection(partitions = 1): { connection: BrokerConnection; sent: S
     send(frame: ClientFrame) {
       if (frame.type === 'publish') {
         sent.push(
-          frame.batches.flatMap((b) => b.messages.map((_, i) => ({ id: b.firstId + i, seq: b.firstSeq + i, partition: b.partition }))),
+          frame.batches.flatMap((b) =>
+            b.messages.map((_, i) => ({ id: b.firstId + i, seq: b.firstSeq + i, partition: b.partition, incarnation: b.incarnation ?? 0 })),
+          ),
         );
       }
       return true;
@@ -91,7 +94,7 @@ describe('Publisher', () => {
     expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([0, 1]);
   });
 
-  it('after a permanent refusal renumbers the later messages when the broker reports the gap', async () => {
+  it('after a permanent refusal moves the later messages to a new incarnation, numbered from 0', async () => {
     const { publisher: p } = publisher();
     const { connection, sent } = fakeConnection();
     p.setConnection(connection);
@@ -101,11 +104,43 @@ describe('Publisher', () => {
     const [a, b] = sent[0] ?? [];
     p.onNack({ type: 'nack', id: a?.id as number, code: 'FORBIDDEN', message: 'no' });
     await expect(refused).rejects.toMatchObject({ code: 'FORBIDDEN' });
-    p.onNack({ type: 'nack', id: b?.id as number, code: 'SEQUENCE_GAP', message: 'gap', expectedSeq: 0 });
     await tick();
-    expect(sent[1]?.map((m) => m.seq)).toEqual([0, 1]);
-    p.onAck({ type: 'ack', acks: (sent[1] ?? []).map((m, i) => ({ id: m.id, offset: i, count: 1, duplicate: false })) });
+    expect(sent[1]?.map((m) => [m.incarnation, m.seq])).toEqual([[1, 0], [1, 1]]);
+    // The old copies' gap answers are stale (their attempts were superseded): ignored.
+    p.onNack({ type: 'nack', id: b?.id as number, code: 'SEQUENCE_GAP', message: 'gap', expectedSeq: 0 });
+    p.onAck({ type: 'ack', acks: [{ id: sent[1]?.[0]?.id as number, offset: 0, count: 2, duplicate: false }] });
     expect((await Promise.all(later)).map((r) => r.offset)).toEqual([0, 1]);
+    expect(sent).toHaveLength(2);
+  });
+
+  it('answers a gap inside what is unacknowledged with an in-order resend, never a renumbering', async () => {
+    const { publisher: p } = publisher();
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    const pending = [0, 1, 2].map((i) => p.publish('t', i));
+    await tick();
+    const ids = sent[0]?.map((m) => m.id) ?? [];
+    // Seq 0 is stored (its ack is late); seq 1 arrived before a copy of 0 on another path.
+    p.onNack({ type: 'nack', id: ids[1] as number, code: 'SEQUENCE_GAP', message: 'gap', expectedSeq: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(sent[1]?.map((m) => [m.incarnation, m.seq])).toEqual([[0, 0], [0, 1], [0, 2]]);
+    p.onAck({ type: 'ack', acks: [{ id: sent[1]?.[0]?.id as number, offset: 0, count: 3, duplicate: false }] });
+    expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([0, 1, 2]);
+  });
+
+  it('continues in a new incarnation when the broker lost seqs it had acknowledged', async () => {
+    const { publisher: p } = publisher();
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    await Promise.all([p.publish('t', 0), tick().then(() => p.onAck({ type: 'ack', acks: [{ id: sent[0]?.[0]?.id as number, offset: 0, count: 1, duplicate: false }] }))]);
+    const next = p.publish('t', 1);
+    await tick();
+    // A restarted in-memory broker knows nothing of this producer: it expects seq 0 again.
+    p.onNack({ type: 'nack', id: sent[1]?.[0]?.id as number, code: 'SEQUENCE_GAP', message: 'gap', expectedSeq: 0 });
+    await tick();
+    expect(sent[2]?.map((m) => [m.incarnation, m.seq])).toEqual([[1, 0]]);
+    p.onAck({ type: 'ack', acks: [{ id: sent[2]?.[0]?.id as number, offset: 0, count: 1, duplicate: false }] });
+    await expect(next).resolves.toMatchObject({ offset: 0 });
   });
 
   it('keeps a message on a retriable refusal and asks to fail over', async () => {

@@ -49,6 +49,8 @@ export interface PublishStats {
 const MESSAGE_OVERHEAD = 96;
 /** Room left in a frame for its envelope. */
 const FRAME_OVERHEAD = 64;
+/** Pause before resending a partition whose messages arrived out of order. */
+const GAP_RETRY_MS = 50;
 
 const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
 
@@ -64,9 +66,11 @@ export class Publisher {
   private readonly admission = new Fifo<OutboxEntry>();
   private readonly partitionCounts = new Map<string, number>();
   private metadataPending: string | undefined;
-  private readonly nextSeq = new Map<string, number>();
+  /** Per partition: the current producer incarnation and its next seq. */
+  private readonly streams = new Map<string, { incarnation: number; nextSeq: number }>();
   private readonly roundRobin = new Map<string, number>();
   private readonly inflight = new Map<number, OutboxEntry>();
+  private readonly gapRetryScheduled = new Set<string>();
   private sendQueue: OutboxEntry[] = [];
   private flushScheduled = false;
   private nextAttemptId = 1;
@@ -155,18 +159,72 @@ export class Publisher {
     const code = isErrorCode(frame.code) ? frame.code : 'INTERNAL';
     const error = new RelayError(code, frame.message, frame.leader === undefined ? {} : { leader: frame.leader });
     if (code === 'SEQUENCE_GAP' && frame.expectedSeq !== undefined) {
-      this.resequence(entry.topic, entry.partition, frame.expectedSeq);
-    } else if (error.retriable) {
-      // Kept in the outbox: it is republished on the broker we move to.
+      this.onGap(entry, frame.expectedSeq);
+    } else if (error.retriable || code === 'TIMEOUT') {
+      // Kept in the outbox: republished (same incarnation and seq) on the broker we move to.
       this.requestFailover(error);
     } else {
-      // Refused for good. Its seq was not stored, so later seqs of this partition
-      // will be answered SEQUENCE_GAP and renumbered then.
+      // Refused for good: its seq will never be stored, so the messages after it move to a new incarnation.
       this.outbox.delete(entry);
       this.settle(entry, error);
+      this.reincarnate(entry.topic, entry.partition, entry.incarnation, entry.seq);
       this.admit();
       this.checkDrained();
     }
+  }
+
+  /**
+   * The broker expects `expectedSeq` of this entry's incarnation. When that is
+   * at or above the lowest seq still unacknowledged, some of ours are stored
+   * and the rest arrived out of order (a failover mixed old and new paths):
+   * send them again, in order — the stored ones come back as duplicates. When
+   * it is below, the broker lost seqs we had acknowledged (an in-memory broker
+   * restarted): continue in a new incarnation. Never renumber within one:
+   * a copy still in flight could then be stored under two numbers.
+   */
+  private onGap(entry: OutboxEntry, expectedSeq: number): void {
+    const pending = this.outbox.partition(entry.topic, entry.partition).filter((e) => e.incarnation === entry.incarnation);
+    const lowest = pending[0]?.seq ?? entry.seq;
+    if (expectedSeq < lowest) {
+      this.reincarnate(entry.topic, entry.partition, entry.incarnation, lowest - 1);
+      return;
+    }
+    if (this.gapRetryScheduled.has(entry.partition + entry.topic)) return;
+    this.gapRetryScheduled.add(entry.partition + entry.topic);
+    // A short pause lets what is still in flight land before the resend.
+    setTimeout(() => {
+      this.gapRetryScheduled.delete(entry.partition + entry.topic);
+      this.resend(entry.topic, entry.partition);
+    }, GAP_RETRY_MS);
+  }
+
+  /**
+   * Moves the unacknowledged messages of `incarnation` after `afterSeq` into a
+   * new incarnation numbered from 0, in order, and sends them again.
+   */
+  private reincarnate(topic: string, partition: number, incarnation: number, afterSeq: number): void {
+    const key = partitionKey(topic, partition);
+    const stream = this.streams.get(key) ?? { incarnation, nextSeq: 0 };
+    if (stream.incarnation !== incarnation) return; // already moved on
+    const next = { incarnation: incarnation + 1, nextSeq: 0 };
+    for (const entry of this.outbox.partition(topic, partition)) {
+      if (entry.incarnation !== incarnation || entry.seq <= afterSeq || entry.ack === 'none') continue;
+      entry.incarnation = next.incarnation;
+      entry.seq = next.nextSeq++;
+    }
+    this.streams.set(key, next);
+    this.resend(topic, partition);
+  }
+
+  /** Sends every unacknowledged message of a partition again, in order, with fresh attempt ids. */
+  private resend(topic: string, partition: number): void {
+    const entries = this.outbox.partition(topic, partition);
+    for (const entry of entries) {
+      if (entry.attemptId !== 0) this.inflight.delete(entry.attemptId);
+      entry.attemptId = 0;
+    }
+    this.sendQueue = this.sendQueue.filter((e) => e.topic !== topic || e.partition !== partition);
+    for (const entry of entries) this.queueSend(entry);
   }
 
   /** Resolves once nothing is waiting or unacknowledged. */
@@ -225,6 +283,7 @@ export class Publisher {
       ack,
       size,
       partition: -1,
+      incarnation: 0,
       seq: -1,
       attemptId: 0,
       sends: 0,
@@ -254,8 +313,10 @@ export class Publisher {
         entry.seq = 0; // fire and forget: never deduplicated
       } else {
         const key = partitionKey(entry.topic, entry.partition);
-        entry.seq = this.nextSeq.get(key) ?? 0;
-        this.nextSeq.set(key, entry.seq + 1);
+        const stream = this.streams.get(key) ?? { incarnation: 0, nextSeq: 0 };
+        entry.incarnation = stream.incarnation;
+        entry.seq = stream.nextSeq++;
+        this.streams.set(key, stream);
       }
       this.outbox.add(entry);
       this.queueSend(entry);
@@ -297,25 +358,6 @@ export class Publisher {
     );
   }
 
-  /**
-   * The broker expects `expectedSeq` next in a partition: the seqs from there
-   * on were never stored (an earlier message was refused, or the broker lost
-   * them). Renumber the unacknowledged messages of the partition from
-   * `expectedSeq`, in order, and send them again.
-   */
-  private resequence(topic: string, partition: number, expectedSeq: number): void {
-    const entries = this.outbox.partition(topic, partition);
-    let seq = expectedSeq;
-    for (const entry of entries) {
-      if (entry.attemptId !== 0) this.inflight.delete(entry.attemptId);
-      entry.attemptId = 0;
-      entry.seq = seq++;
-    }
-    this.nextSeq.set(partitionKey(topic, partition), seq);
-    this.sendQueue = this.sendQueue.filter((e) => e.topic !== topic || e.partition !== partition);
-    for (const entry of entries) this.queueSend(entry);
-  }
-
   private queueSend(entry: OutboxEntry): void {
     if (this.connection === undefined) return;
     this.sendQueue.push(entry);
@@ -342,7 +384,7 @@ export class Publisher {
     for (const entry of queue) {
       // Skip what is already in flight on this connection, and what was acknowledged or refused meanwhile.
       if (entry.attemptId !== 0 || !this.outbox.has(entry)) continue;
-      const key = `${entry.ack}|${entry.partition}|${entry.topic}`;
+      const key = `${entry.ack}|${entry.incarnation}|${entry.partition}|${entry.topic}`;
       const group = groups.get(key);
       if (group === undefined) groups.set(key, [entry]);
       else group.push(entry);
@@ -367,6 +409,7 @@ export class Publisher {
         const consecutive = batch !== undefined && (entry.ack === 'none' || batch.firstSeq + batch.messages.length === entry.seq);
         if (batch === undefined || !consecutive) {
           batch = { topic: entry.topic, partition: entry.partition, ack: entry.ack, firstId: this.nextAttemptId, firstSeq: entry.seq, messages: [] };
+          if (entry.incarnation > 0) batch.incarnation = entry.incarnation;
           batches.push(batch);
         }
         entry.attemptId = this.nextAttemptId++;

@@ -1,0 +1,204 @@
+import { RelayError } from '@relaymq/sdk/protocol';
+import {
+  createRaftNode,
+  runReadyAsync,
+  type Entry,
+  type Message,
+  type NodeId,
+  type RaftConfigOptions,
+  type RaftNode,
+  type Status,
+} from '../core/raft/index.js';
+import type { PeerTransport } from '../net/peer-transport.js';
+import type { DurableRaftStorage } from '../storage/raft-storage.js';
+import { parseRaftMessage } from './raft-wire.js';
+
+/** Settings of one group. */
+export interface RaftGroupOptions<T, R> {
+  /** Unique name of the group in the cluster, e.g. `meta` or `p/orders/0`. */
+  id: string;
+  self: NodeId;
+  voters: readonly NodeId[];
+  transport: PeerTransport;
+  storage: DurableRaftStorage<T, never>;
+  config?: RaftConfigOptions;
+  /** Validates an entry payload from a peer. */
+  parseData: (data: unknown) => T | undefined;
+  /** Applies a committed payload; its result goes to whoever proposed it here. */
+  apply: (data: T, index: number) => R;
+  /** The role or leader changed. */
+  onLeaderChange?: (leader: NodeId | null) => void;
+  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+interface Waiter<R> {
+  term: number;
+  resolve: (result: R) => void;
+  reject: (error: RelayError) => void;
+}
+
+/**
+ * Runs one Raft group on this broker: feeds the pure core its peer messages
+ * and ticks, and honours every `Ready` through the one runner (persist and
+ * fsync → send → apply → advance). Proposals resolve with their applied
+ * result once committed; a proposal overwritten by another leader's entry is
+ * rejected with `NOT_LEADER`, so the client retries and deduplication
+ * keeps the retry from being stored twice.
+ */
+export class RaftGroup<T, R> {
+  readonly node: RaftNode<T, never>;
+  private readonly channel: string;
+  private readonly waiters = new Map<number, Waiter<R>>();
+  private processing = false;
+  private again = false;
+  private stopped = false;
+  private leader: NodeId | null = null;
+
+  constructor(private readonly options: RaftGroupOptions<T, R>) {
+    this.channel = `raft/${options.id}`;
+    const hard = options.storage.hardState;
+    this.node = createRaftNode<T, never>({
+      id: options.self,
+      storage: options.storage.reader,
+      voters: options.voters,
+      // The runtime may use real randomness: it only jitters election timeouts.
+      random: { nextInt: (maxExclusive) => Math.floor(Math.random() * maxExclusive) },
+      config: options.config,
+      applied: 0,
+    });
+    if (hard.term > 0) options.log('debug', 'raft group recovered', { group: options.id, term: hard.term, vote: hard.vote });
+  }
+
+  get id(): string {
+    return this.options.id;
+  }
+
+  /** The peer-transport channel of this group. */
+  get channelName(): string {
+    return this.channel;
+  }
+
+  isLeader(): boolean {
+    return this.node.role === 'leader';
+  }
+
+  status(): Status {
+    return this.node.status();
+  }
+
+  tick(): void {
+    if (this.stopped) return;
+    this.node.tick();
+    this.process();
+  }
+
+  /** A message for this group from a peer. */
+  receive(from: string, payload: unknown): void {
+    if (this.stopped) return;
+    const message = parseRaftMessage(payload, this.options.parseData);
+    if (message === undefined || message.from !== from || message.to !== this.options.self) {
+      this.options.log('warn', 'dropping malformed raft message', { group: this.options.id, from });
+      return;
+    }
+    this.node.step(message);
+    this.process();
+  }
+
+  /**
+   * Proposes `data` and resolves with its applied result once committed.
+   * Rejects at once with `NOT_LEADER` (with a leader hint) when this broker
+   * does not lead the group, or `LIMIT_EXCEEDED` when too much is uncommitted.
+   */
+  propose(data: T): Promise<R> {
+    const result = this.node.propose(data);
+    if (!result.ok) {
+      if (result.reason === 'overloaded') return Promise.reject(new RelayError('LIMIT_EXCEEDED', `group ${this.options.id} has too much uncommitted`));
+      const hint = result.leader ?? undefined;
+      return Promise.reject(
+        new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead ${this.options.id}`, hint === undefined ? {} : { leader: hint }),
+      );
+    }
+    const promise = new Promise<R>((resolve, reject) => this.waiters.set(result.lastIndex, { term: result.term, resolve, reject }));
+    this.process();
+    return promise;
+  }
+
+  /** Hands leadership to `to` (graceful shutdown); false when this broker does not lead. */
+  transferLeadership(to: NodeId): boolean {
+    const result = this.node.transferLeadership(to);
+    this.process();
+    return result.ok;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const [index, waiter] of this.waiters) {
+      waiter.reject(new RelayError('SHUTTING_DOWN', `group ${this.options.id} stopped`));
+      this.waiters.delete(index);
+    }
+  }
+
+  /** Drains every Ready, one at a time (the runner's order must never interleave). */
+  private process(): void {
+    if (this.processing) {
+      this.again = true;
+      return;
+    }
+    this.processing = true;
+    void (async () => {
+      try {
+        do {
+          this.again = false;
+          while (!this.stopped && (await runReadyAsync(this.node, this.io))) {
+            // keep going until the core has nothing more
+          }
+        } while (this.again && !this.stopped);
+      } catch (err) {
+        // A failed write: the node cannot continue safely on this state. Stop the group loudly.
+        this.options.log('error', 'raft group stopped after a storage failure', { group: this.options.id, error: String(err) });
+        this.stop();
+      } finally {
+        this.processing = false;
+      }
+      this.noticeLeader();
+    })();
+  }
+
+  private readonly io = {
+    storage: {
+      applySnapshot: (): void => {
+        throw new Error('snapshots are not used yet');
+      },
+      append: (entries: readonly Entry<T>[]): void => this.options.storage.append(entries),
+      setHardState: (hardState: Parameters<DurableRaftStorage<T, never>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
+      sync: (): Promise<void> => this.options.storage.sync(),
+    },
+    send: (messages: readonly Message<T, never>[]): void => {
+      for (const message of messages) this.options.transport.send(message.to, this.channel, message);
+    },
+    restore: (): void => {
+      throw new Error('snapshots are not used yet');
+    },
+    apply: (entries: readonly Entry<T>[]): void => {
+      for (const entry of entries) {
+        const waiter = this.waiters.get(entry.index);
+        if (waiter !== undefined) this.waiters.delete(entry.index);
+        if (entry.type !== 'normal') {
+          waiter?.reject(new RelayError('NOT_LEADER', `entry ${entry.index} of ${this.options.id} was replaced by another leader`));
+          continue;
+        }
+        const result = this.options.apply(entry.data, entry.index);
+        if (waiter === undefined) continue;
+        if (waiter.term === entry.term) waiter.resolve(result);
+        else waiter.reject(new RelayError('NOT_LEADER', `entry ${entry.index} of ${this.options.id} was replaced by another leader`));
+      }
+    },
+  };
+
+  private noticeLeader(): void {
+    const leader = this.node.leader;
+    if (leader === this.leader) return;
+    this.leader = leader;
+    this.options.onLeaderChange?.(leader);
+  }
+}

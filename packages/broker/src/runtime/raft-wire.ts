@@ -1,0 +1,64 @@
+import type { Entry, Message } from '../core/raft/index.js';
+
+/**
+ * Checks a Raft message that arrived from a peer before the core sees it: the
+ * core trusts its inputs, the network is not to be trusted. `parseData`
+ * validates an entry payload. Returns undefined for anything malformed.
+ * Snapshot messages are refused: groups do not compact their logs yet.
+ */
+export function parseRaftMessage<T>(value: unknown, parseData: (data: unknown) => T | undefined): Message<T, never> | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const o = value as Record<string, unknown>;
+  if (!isId(o.from) || !isId(o.to) || !isUint(o.term)) return undefined;
+  const base = { from: o.from, to: o.to, term: o.term };
+  switch (o.type) {
+    case 'app': {
+      if (!isUint(o.prevIndex) || !isUint(o.prevTerm) || !isUint(o.commit) || !Array.isArray(o.entries)) return undefined;
+      const entries: Entry<T>[] = [];
+      for (const raw of o.entries as unknown[]) {
+        const entry = parseEntry(raw, parseData);
+        if (entry === undefined) return undefined;
+        entries.push(entry);
+      }
+      return { ...base, type: 'app', prevIndex: o.prevIndex, prevTerm: o.prevTerm, commit: o.commit, entries };
+    }
+    case 'app-resp':
+      if (!isUint(o.index) || typeof o.reject !== 'boolean' || !isUint(o.hintIndex) || !isUint(o.hintTerm)) return undefined;
+      return { ...base, type: 'app-resp', index: o.index, reject: o.reject, hintIndex: o.hintIndex, hintTerm: o.hintTerm };
+    case 'vote':
+    case 'pre-vote':
+      if (!isUint(o.lastIndex) || !isUint(o.lastTerm) || typeof o.transfer !== 'boolean') return undefined;
+      return { ...base, type: o.type, lastIndex: o.lastIndex, lastTerm: o.lastTerm, transfer: o.transfer };
+    case 'vote-resp':
+    case 'pre-vote-resp':
+      if (typeof o.reject !== 'boolean') return undefined;
+      return { ...base, type: o.type, reject: o.reject };
+    case 'heartbeat':
+      if (!isUint(o.commit)) return undefined;
+      return { ...base, type: 'heartbeat', commit: o.commit };
+    case 'heartbeat-resp':
+      return { ...base, type: 'heartbeat-resp' };
+    case 'timeout-now':
+      return { ...base, type: 'timeout-now' };
+    default:
+      return undefined;
+  }
+}
+
+function parseEntry<T>(value: unknown, parseData: (data: unknown) => T | undefined): Entry<T> | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const o = value as Record<string, unknown>;
+  if (!isUint(o.index) || !isUint(o.term)) return undefined;
+  if (o.type === 'noop') return { type: 'noop', index: o.index, term: o.term };
+  if (o.type !== 'normal') return undefined;
+  const data = parseData(o.data);
+  return data === undefined ? undefined : { type: 'normal', index: o.index, term: o.term, data };
+}
+
+function isUint(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= 64;
+}

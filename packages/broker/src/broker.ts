@@ -122,7 +122,7 @@ class RunningBroker implements Broker {
         self: id,
         brokers: [id, ...peers.map((p) => p.id)],
         transport: this.peers,
-        requestTimeoutMs: 5000,
+        requestTimeoutMs: 2000,
         now: Date.now,
       });
       this.engine = this.replicated;

@@ -153,6 +153,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.partitions.get(partitionGroupId(topic, partition))?.offsetForTime(timeMs) ?? 0;
   }
 
+  /** The leader of a partition as this broker knows it. */
+  leaderOf(topic: string, partition: number): string | undefined {
+    return this.groups.get(partitionGroupId(topic, partition))?.node.leader ?? undefined;
+  }
+
   /** How many groups this broker leads (advertised as load). */
   partitionsLed(): number {
     let led = 0;
@@ -255,12 +260,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private createTopicHere(topic: string): Promise<unknown> {
     if (this.metadata.get(topic) !== undefined) return Promise.resolve('exists');
     const { defaultPartitions, replicationFactor } = this.options;
-    return this.meta.propose({ type: 'create-topic', topic, partitions: defaultPartitions, replicationFactor });
+    return this.meta.propose({ type: 'create-topic', topic, partitions: defaultPartitions, replicationFactor }, this.options.requestTimeoutMs);
   }
 
   private async publishHere(forwarded: ForwardedPublish): Promise<AppendOutcome[]> {
     const group = await this.partitionGroup(forwarded.topic, forwarded.partition);
-    const proposal = group.propose(forwarded.command);
+    const proposal = group.propose(forwarded.command, this.options.requestTimeoutMs);
     if (forwarded.ack === 'none') {
       proposal.catch(() => {}); // fire and forget
       return [];
@@ -277,7 +282,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       throw new RelayError('NO_QUORUM', `no leader for ${group.id}: this broker cannot reach a quorum of its replicas`);
     });
     if (leader === this.options.self) return local();
-    return this.rpc.call(leader, method, body, this.options.requestTimeoutMs) as Promise<R>;
+    // A little longer than the leader's own commit timeout, so its answer (even TIMEOUT) gets back.
+    return this.rpc.call(leader, method, body, this.options.requestTimeoutMs + 1000) as Promise<R>;
   }
 
   /** Resolves with the first defined value of `check`, re-checked on every tick; rejects after `timeoutMs`. */

@@ -37,6 +37,8 @@ export interface LogEngine {
   /** Committed messages from `offset`: at most `maxCount`, and at most `maxBytes` of data unless the first alone exceeds it. */
   read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[];
   bounds(topic: string, partition: number): PartitionBounds;
+  /** The broker leading a partition, when the engine replicates and knows it. */
+  leaderOf?(topic: string, partition: number): string | undefined;
   /** First offset stored at or after `timeMs`. */
   offsetForTime(topic: string, partition: number, timeMs: number): number;
   on<E extends keyof LogEngineEvents>(event: E, listener: LogEngineEvents[E]): void;

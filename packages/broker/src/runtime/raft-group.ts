@@ -33,6 +33,7 @@ export interface RaftGroupOptions<T, R> {
 
 interface Waiter<R> {
   term: number;
+  timer: ReturnType<typeof setTimeout>;
   resolve: (result: R) => void;
   reject: (error: RelayError) => void;
 }
@@ -109,7 +110,7 @@ export class RaftGroup<T, R> {
    * Rejects at once with `NOT_LEADER` (with a leader hint) when this broker
    * does not lead the group, or `LIMIT_EXCEEDED` when too much is uncommitted.
    */
-  propose(data: T): Promise<R> {
+  propose(data: T, timeoutMs: number): Promise<R> {
     const result = this.node.propose(data);
     if (!result.ok) {
       if (result.reason === 'overloaded') return Promise.reject(new RelayError('LIMIT_EXCEEDED', `group ${this.options.id} has too much uncommitted`));
@@ -118,7 +119,27 @@ export class RaftGroup<T, R> {
         new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead ${this.options.id}`, hint === undefined ? {} : { leader: hint }),
       );
     }
-    const promise = new Promise<R>((resolve, reject) => this.waiters.set(result.lastIndex, { term: result.term, resolve, reject }));
+    const index = result.lastIndex;
+    const promise = new Promise<R>((resolve, reject) => {
+      // A leader cut off from its quorum cannot commit; the caller learns it in bounded time (outcome unknown).
+      const timer = setTimeout(() => {
+        if (this.waiters.get(index)?.timer !== timer) return;
+        this.waiters.delete(index);
+        reject(new RelayError('TIMEOUT', `entry ${index} of ${this.options.id} not committed within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.set(index, {
+        term: result.term,
+        timer,
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+    });
     this.process();
     return promise;
   }

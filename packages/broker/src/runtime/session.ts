@@ -312,8 +312,14 @@ export class ClientSession {
   }
 
   private metadata(frame: MetadataFrame): void {
-    Promise.all(frame.topics.map((topic) => this.ctx.engine.ensureTopic(topic))).then(
-      (topics) => this.send({ type: 'topics', id: frame.id, topics }),
+    const { engine } = this.ctx;
+    Promise.all(frame.topics.map((topic) => engine.ensureTopic(topic))).then(
+      (topics) => {
+        if (engine.leaderOf !== undefined) {
+          for (const info of topics) info.leaders = Array.from({ length: info.partitions }, (_, p) => engine.leaderOf?.(info.topic, p) ?? '');
+        }
+        this.send({ type: 'topics', id: frame.id, topics });
+      },
       (err: unknown) => {
         const error = asRelayError(err);
         this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });

@@ -236,6 +236,8 @@ export interface UnsubscribedFrame {
 export interface TopicInfo {
   topic: string;
   partitions: number;
+  /** In a cluster: the id of each partition's leader as the answering broker knows it (`""` when unknown). */
+  leaders?: string[];
 }
 
 export interface TopicsFrame {

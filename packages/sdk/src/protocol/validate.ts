@@ -213,7 +213,11 @@ function limits(value: unknown): BrokerLimits {
 
 function topicInfo(value: unknown): TopicInfo {
   const o = obj(value, 'topic');
-  return { topic: topic(o, 'topic'), partitions: uint(o, 'partitions') };
+  const info: TopicInfo = { topic: topic(o, 'topic'), partitions: uint(o, 'partitions') };
+  if (o.leaders !== undefined && o.leaders !== null) {
+    info.leaders = list(o, 'leaders', FIELD_LIMITS.maxList).map((id, i) => str({ [`leaders[${i}]`]: id }, `leaders[${i}]`, 256));
+  }
+  return info;
 }
 
 /**

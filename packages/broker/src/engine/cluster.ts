@@ -53,6 +53,7 @@ interface ForwardedPublish {
  * them serves subscribers.
  */
 export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogEngine {
+  readonly offsetsSurviveRestart = true;
   private readonly metadata: MetadataState;
   private readonly groups = new Map<string, RaftGroup<unknown, unknown>>();
   private readonly partitions = new Map<string, Partition>();
@@ -275,15 +276,33 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /**
    * Runs `local` when this broker leads `group`, otherwise forwards to the
-   * leader; waits (bounded) for a leader to exist. Without one in time: `NO_QUORUM`.
+   * leader. When the leader is unknown, unreachable or just lost its role, it
+   * waits for the next one (bounded by `requestTimeoutMs`) instead of
+   * bouncing the client: only when no leader can be reached in time does it
+   * answer `NO_QUORUM`, which sends the client to another broker.
    */
   private async viaLeader<R>(group: { readonly id: string; readonly node: { readonly leader: NodeId | null } }, local: () => Promise<R>, method: string, body: unknown): Promise<R> {
-    const leader = await this.until(() => group.node.leader ?? undefined, `a leader of ${group.id}`).catch(() => {
-      throw new RelayError('NO_QUORUM', `no leader for ${group.id}: this broker cannot reach a quorum of its replicas`);
-    });
-    if (leader === this.options.self) return local();
-    // A little longer than the leader's own commit timeout, so its answer (even TIMEOUT) gets back.
-    return this.rpc.call(leader, method, body, this.options.requestTimeoutMs + 1000) as Promise<R>;
+    const deadline = this.options.now() + this.options.requestTimeoutMs;
+    let avoid: NodeId | undefined;
+    for (let attempt = 0; this.options.now() < deadline && attempt < 100; attempt++) {
+      const leader = await this.until(
+        () => (group.node.leader !== null && group.node.leader !== avoid ? group.node.leader : undefined),
+        `a leader of ${group.id}`,
+        Math.max(1, deadline - this.options.now()),
+      ).catch(() => undefined);
+      if (leader === undefined) break;
+      try {
+        if (leader === this.options.self) return await local();
+        // A little longer than the leader's own commit timeout, so its answer (even TIMEOUT) gets back.
+        return (await this.rpc.call(leader, method, body, this.options.requestTimeoutMs + 1000)) as R;
+      } catch (err) {
+        const code = err instanceof RelayError ? err.code : 'INTERNAL';
+        // The leader went away or stepped down between our look and our request: find the next one.
+        if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') throw err;
+        avoid = leader;
+      }
+    }
+    throw new RelayError('NO_QUORUM', `no reachable leader for ${group.id}: this broker cannot reach a quorum of its replicas`);
   }
 
   /** Resolves with the first defined value of `check`, re-checked on every tick; rejects after `timeoutMs`. */

@@ -22,6 +22,12 @@ export interface LogEngineEvents {
  * only this interface.
  */
 export interface LogEngine {
+  /**
+   * Whether offsets are never reused. True for replicated logs: a resumed
+   * position beyond a partition's end means this replica is catching up.
+   * False for the in-memory engine, whose restart starts every log over.
+   */
+  readonly offsetsSurviveRestart: boolean;
   /** Partition count of `topic`, creating the topic with the default count when missing. */
   ensureTopic(topic: string): Promise<TopicInfo>;
   /** Partition count of `topic`, or `undefined` when it does not exist. */

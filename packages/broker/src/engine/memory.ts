@@ -18,6 +18,7 @@ export interface MemoryEngineOptions {
  * restart; it is the reference the replicated engines are measured against.
  */
 export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEngine {
+  readonly offsetsSurviveRestart = false;
   private readonly partitionsByTopic = new Map<string, Partition[]>();
 
   constructor(private readonly options: MemoryEngineOptions) {

@@ -43,8 +43,9 @@ export class Subscription {
     for (const cursor of resume) {
       if (!this.matches(cursor.topic)) continue;
       const { start, end } = engine.bounds(cursor.topic, cursor.partition);
-      // Past the end means this log is not the one the client read: it was lost and starts over.
-      const offset = cursor.offset > end ? start : cursor.offset;
+      // Past the end of a log that does not survive restarts: the one the client read was lost.
+      // (A replicated log is merely catching up: keep the position.)
+      const offset = cursor.offset > end && !engine.offsetsSurviveRestart ? start : cursor.offset;
       if (offset !== cursor.offset) resets.push({ ...cursor, offset });
       this.cursors.set(cursorKey(cursor.topic, cursor.partition), { ...cursor, offset });
     }

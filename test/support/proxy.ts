@@ -15,13 +15,21 @@ export interface TcpProxy {
   cut(): void;
   /** From now on, bytes from the target back to clients are discarded (replies lost in flight). */
   dropReplies(): void;
+  /** A network partition: cuts every connection and refuses new ones until `unblock()`. */
+  block(): void;
+  unblock(): void;
   close(): Promise<void>;
 }
 
 export async function startProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>();
   let dropping = false;
+  let blocked = false;
   const server = net.createServer((inbound) => {
+    if (blocked) {
+      inbound.destroy();
+      return;
+    }
     const outbound = net.connect(targetPort, '127.0.0.1');
     const pair: [net.Socket, net.Socket] = [inbound, outbound];
     pairs.add(pair);
@@ -55,6 +63,13 @@ export async function startProxy(targetPort: number): Promise<TcpProxy> {
     },
     dropReplies() {
       dropping = true;
+    },
+    block() {
+      blocked = true;
+      proxy.cut();
+    },
+    unblock() {
+      blocked = false;
     },
     close() {
       proxy.cut();

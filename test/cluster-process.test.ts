@@ -92,4 +92,38 @@ describe('a 3-broker cluster of real processes', () => {
     expect(values).toEqual([-1, ...Array.from({ length: 10_000 }, (_, i) => i)]);
     await leader.signal('SIGCONT');
   }, 90_000);
+
+  it('a rolling restart of all three brokers under load loses and duplicates nothing', async () => {
+    const ids = ['c1', 'c2', 'c3'];
+    const ports = await freePorts(3);
+    const peers = ids.map((id, i) => `${id}@127.0.0.1:${ports[i]}`);
+    const root = await mkdtemp(join(tmpdir(), 'relaymq-rolling-'));
+    dirs.push(root);
+    const args = (i: number): string[] => [
+      '--peer-port', String(ports[i]), '--peers', peers.filter((_, j) => j !== i).join(','), '--data', join(root, ids[i] as string),
+    ];
+    const brokers = await Promise.all(ids.map((id, i) => BrokerProcess.start(id, args(i))));
+    const client = await fixture.client(brokers.map((b) => b.url), { poolSize: 2, pingIntervalMs: 200 });
+    await client.publish('orders', -1);
+
+    let stop = false;
+    let sent = 0;
+    const receipts: Array<Promise<PublishReceipt>> = [];
+    const load = (async () => {
+      while (!stop && sent < 20_000) {
+        receipts.push(client.publish('orders', sent++));
+        if (sent % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    })();
+    for (let i = 0; i < 3; i++) {
+      const broker = brokers[i] as BrokerProcess;
+      expect(await broker.signal('SIGTERM')).toBe(0); // graceful: leadership handed over, clients told to move
+      brokers[i] = await BrokerProcess.start(ids[i] as string, args(i));
+    }
+    stop = true;
+    await load;
+    await within(Promise.all(receipts), 'every publish to be acknowledged', 60_000);
+    const values = await readAll(brokers[0] as BrokerProcess, sent + 1);
+    expect(values).toEqual([-1, ...Array.from({ length: sent }, (_, i) => i)]);
+  }, 120_000);
 });

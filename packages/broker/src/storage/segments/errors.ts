@@ -1,0 +1,57 @@
+import { errorCode } from '../fs.js';
+
+/**
+ * Stable codes of storage failures. The broker maps them onto its wire codes
+ * (see docs/storage.md):
+ *
+ * | code | meaning | retriable |
+ * | --- | --- | --- |
+ * | `STORAGE_FULL` | the disk is full (ENOSPC, EDQUOT); appends fail until space returns, reads still work | yes, later |
+ * | `STORAGE_IO` | a write or fsync failed (EIO, ...); appends fail until a retry succeeds, reads still work | yes, later |
+ * | `STORAGE_CORRUPT` | the records asked for are damaged on this replica; read them from another replica | elsewhere |
+ * | `STORAGE_CLOSED` | the log was closed | no |
+ */
+export type LogStorageErrorCode = 'STORAGE_FULL' | 'STORAGE_IO' | 'STORAGE_CORRUPT' | 'STORAGE_CLOSED';
+
+/** Facts attached to a {@link LogStorageError}. */
+export interface LogStorageErrorDetails {
+  /** The Node error code behind it (`ENOSPC`, `EIO`, ...). */
+  errno?: string;
+  /** The file concerned. */
+  path?: string;
+  /** For `STORAGE_CORRUPT`: the first damaged offset. */
+  offset?: number;
+  cause?: unknown;
+}
+
+/** A failure of the on-disk log, with a stable {@link LogStorageErrorCode}. */
+export class LogStorageError extends Error {
+  override readonly name = 'LogStorageError';
+  readonly code: LogStorageErrorCode;
+  readonly details: LogStorageErrorDetails;
+
+  constructor(code: LogStorageErrorCode, message: string, details: LogStorageErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.details = details;
+  }
+
+  /** Whether the same operation may succeed later on this replica (space returns, the disk recovers). */
+  get retriable(): boolean {
+    return this.code === 'STORAGE_FULL' || this.code === 'STORAGE_IO';
+  }
+}
+
+const FULL = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
+
+/** Wraps an I/O error: `STORAGE_FULL` when the disk is out of space, else `STORAGE_IO`. */
+export function ioError(err: unknown, what: string, path?: string): LogStorageError {
+  if (err instanceof LogStorageError) return err;
+  const errno = errorCode(err);
+  const code = errno !== undefined && FULL.has(errno) ? 'STORAGE_FULL' : 'STORAGE_IO';
+  const reason = err instanceof Error ? err.message : String(err);
+  const details: LogStorageErrorDetails = { cause: err };
+  if (errno !== undefined) details.errno = errno;
+  if (path !== undefined) details.path = path;
+  return new LogStorageError(code, `${what}: ${reason}`, details);
+}

@@ -60,7 +60,10 @@ export class RaftLog<T, S> {
     const last = storage.lastIndex();
     if (last < first - 1) throw new RaftInvariantError(`storage lastIndex ${last} below firstIndex ${first} - 1`);
     this.unstable = new Unstable<T, S>(last + 1);
-    this.committed = first - 1;
+    // A snapshot only ever holds committed state.
+    const snapshotIndex = storage.snapshot()?.meta.index ?? 0;
+    if (snapshotIndex > last) throw new RaftInvariantError(`stored snapshot ${snapshotIndex} is beyond the stored last index ${last}`);
+    this.committed = Math.max(first - 1, snapshotIndex);
     this.applied = first - 1;
   }
 

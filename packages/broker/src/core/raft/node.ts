@@ -35,8 +35,8 @@ export interface RaftNodeInit<T, S> {
   readonly config?: RaftConfigOptions;
   /**
    * Highest index the state machine already applied, for a state machine
-   * that survives restarts on its own. Defaults to the storage's snapshot
-   * index (an in-memory state machine restored from the snapshot).
+   * that survives restarts on its own. Defaults to the stored snapshot's
+   * index (an in-memory state machine restored from that snapshot).
    */
   readonly applied?: number;
 }
@@ -78,7 +78,8 @@ export class RaftNode<T, S = unknown> {
     }
     if (voters.length === 0) throw new RangeError('no voters: pass `voters` for a new cluster, or a storage with a configuration');
     if (!voters.includes(init.id)) throw new RangeError(`node ${init.id} is not among the voters [${voters.join(', ')}]`);
-    const applied = init.applied ?? init.storage.firstIndex() - 1;
+    // An in-memory state machine restarts from the stored snapshot, which may lie past the compaction point.
+    const applied = init.applied ?? Math.max(init.storage.firstIndex() - 1, init.storage.snapshot()?.meta.index ?? 0);
     if (!Number.isSafeInteger(applied) || applied < 0) throw new RangeError(`applied must be a non-negative integer, got ${applied}`);
     this.raft = new Raft<T, S>({ id: init.id, config, storage: init.storage, random: init.random, voters, applied, knobs });
     this.prevHard = hardState;

@@ -50,6 +50,13 @@ export class Inflights {
     }
   }
 
+  /** Frees the oldest append in flight (a heartbeat answered: the stream may be stuck behind a lost append). */
+  freeFirstOne(): void {
+    if (this.count === 0) return;
+    this.start = (this.start + 1) % this.capacity;
+    this.count--;
+  }
+
   reset(): void {
     this.start = 0;
     this.count = 0;

@@ -473,6 +473,9 @@ export class Raft<T, S> {
         if (pr === undefined) return;
         pr.recentActive = true;
         pr.probeSent = false;
+        // A full window may be waiting for acknowledgements of lost appends:
+        // free one slot so the stream moves (a rejection then rewinds it).
+        if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
         return;
       }

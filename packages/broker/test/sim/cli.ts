@@ -1,0 +1,139 @@
+/**
+ * `npm run sim -- --seeds N [--from S] [--seed S] [--steps K] [--bug KNOB] [--trace] [--verbose]`
+ *
+ * Runs the Raft simulator over seeds `from .. from + N - 1` (or the single
+ * `--seed`), each for K fault-phase steps then the liveness phase. A failing
+ * seed prints its fault profile, the violation, the last events and the
+ * command that replays it. The last line is a JSON summary: seeds, steps,
+ * wall time, and the distribution of ticks to elect a leader after the heal.
+ */
+import { NO_TESTING_KNOBS, type RaftTestingKnobs } from '../../src/core/raft/raft.js';
+import { replayCommand, runSimulation, type SimResult } from './sim.js';
+import { distribution } from './stats.js';
+
+interface CliOptions {
+  seeds: number;
+  from: number;
+  steps: number;
+  bug: keyof RaftTestingKnobs | undefined;
+  trace: boolean;
+  verbose: boolean;
+  maxFailuresPrinted: number;
+}
+
+const DEFAULT_STEPS = 4000;
+
+function parseArgs(argv: readonly string[]): CliOptions {
+  const options: CliOptions = { seeds: 100, from: 1, steps: DEFAULT_STEPS, bug: undefined, trace: false, verbose: false, maxFailuresPrinted: 3 };
+  const integer = (flag: string, value: string | undefined): number => {
+    const n = Number(value);
+    if (value === undefined || !Number.isSafeInteger(n) || n < 0) throw new Error(`${flag} needs a non-negative integer, got ${String(value)}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    switch (arg) {
+      case '--seeds':
+        options.seeds = integer(arg, argv[++i]);
+        break;
+      case '--from':
+        options.from = integer(arg, argv[++i]);
+        break;
+      case '--seed':
+        options.from = integer(arg, argv[++i]);
+        options.seeds = 1;
+        break;
+      case '--steps':
+        options.steps = integer(arg, argv[++i]);
+        break;
+      case '--bug': {
+        const name = argv[++i] ?? '';
+        if (!Object.hasOwn(NO_TESTING_KNOBS, name)) throw new Error(`--bug must be one of ${Object.keys(NO_TESTING_KNOBS).join(', ')}`);
+        options.bug = name as keyof RaftTestingKnobs;
+        break;
+      }
+      case '--trace':
+        options.trace = true;
+        break;
+      case '--verbose':
+        options.verbose = true;
+        break;
+      case '--max-failures':
+        options.maxFailuresPrinted = integer(arg, argv[++i]);
+        break;
+      default:
+        throw new Error(`unknown argument ${String(arg)} (usage: --seeds N [--from S] [--seed S] [--steps K] [--bug KNOB] [--trace] [--verbose])`);
+    }
+  }
+  return options;
+}
+
+function printFailure(result: SimResult, options: CliOptions): void {
+  const failure = result.failure;
+  if (failure === undefined) return;
+  const lines = [
+    `FAIL seed ${result.seed}: ${failure.message}`,
+    `  at step ${failure.step}, ${failure.timeMs} ms virtual time`,
+    `  fault profile: ${JSON.stringify(result.params)}`,
+    `  last events:`,
+    ...failure.trace.map((l) => `    ${l}`),
+    `  replay: ${replayCommand(result.seed, options.steps, options.bug)}`,
+    '',
+  ];
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
+function main(): void {
+  const options = parseArgs(process.argv.slice(2));
+  const started = performance.now();
+  const electionTicks: number[] = [];
+  const convergeTicks: number[] = [];
+  const failures: Array<{ seed: number; property: string; message: string; replay: string }> = [];
+  let steps = 0;
+  let acked = 0;
+  let crashes = 0;
+  let partitions = 0;
+  const knobs = options.bug === undefined ? undefined : { [options.bug]: true };
+  for (let k = 0; k < options.seeds; k++) {
+    const seed = options.from + k;
+    const result = runSimulation({ seed, steps: options.steps, knobs, keepTrace: options.trace });
+    steps += result.steps;
+    acked += result.stats.acked;
+    crashes += result.stats.crashes;
+    partitions += result.stats.partitions;
+    if (result.electionTicksAfterHeal !== undefined) electionTicks.push(result.electionTicksAfterHeal);
+    if (result.convergeTicksAfterHeal !== undefined) convergeTicks.push(result.convergeTicksAfterHeal);
+    if (result.failure !== undefined) {
+      failures.push({ seed, property: result.failure.property, message: result.failure.message, replay: replayCommand(seed, options.steps, options.bug) });
+      if (failures.length <= options.maxFailuresPrinted) printFailure(result, options);
+      else process.stderr.write(`FAIL seed ${seed}: ${result.failure.message}\n  replay: ${replayCommand(seed, options.steps, options.bug)}\n`);
+    } else if (options.trace && result.trace !== undefined) {
+      process.stderr.write(`${result.trace.join('\n')}\n`);
+    }
+    if (options.verbose) {
+      process.stderr.write(
+        `seed ${seed}: ${result.ok ? 'ok' : 'FAIL'} steps=${result.steps} nodes=${result.params.nodeCount} acked=${result.stats.acked} leaders=${result.stats.leaders} crashes=${result.stats.crashes} partitions=${result.stats.partitions} election=${result.electionTicksAfterHeal ?? '-'} converge=${result.convergeTicksAfterHeal ?? '-'}\n`,
+      );
+    }
+  }
+  const wallMs = Math.round(performance.now() - started);
+  const summary = {
+    seeds: options.seeds,
+    from: options.from,
+    stepsPerSeed: options.steps,
+    totalSteps: steps,
+    bug: options.bug ?? null,
+    failures: failures.length,
+    failedSeeds: failures.slice(0, 20).map((f) => f.seed),
+    wallMs,
+    acknowledgedValues: acked,
+    crashes,
+    partitions,
+    electionTicksAfterHeal: distribution(electionTicks),
+    convergeTicksAfterHeal: distribution(convergeTicks),
+  };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  process.exitCode = failures.length > 0 ? 1 : 0;
+}
+
+main();

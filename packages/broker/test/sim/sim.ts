@@ -1,0 +1,751 @@
+/**
+ * A deterministic Raft cluster simulator. One seed drives everything: the
+ * fault profile (swarm testing), the network's losses, delays, duplicates
+ * and partitions, crashes (some striking inside an fsync, losing unsynced
+ * writes), restarts from what was durable, long pauses, clock skew, the
+ * client workload, and each node's own random stream (derived from the seed,
+ * the node id and its restart count).
+ *
+ * Events (node ticks, message deliveries, faults, proposals) sit in a
+ * priority queue over a virtual millisecond clock; one event is one step.
+ * Every node is driven through the one runner (`runReady`), exactly as the
+ * broker drives it. The checkers (checkers.ts) observe every persist, commit,
+ * apply, acknowledgement and role change as it happens.
+ *
+ * Two phases: `steps` events of faults, then everything heals and a leader
+ * must be elected and every acknowledged value applied on every node within
+ * a bounded number of ticks.
+ */
+import { formatMessage } from '../../src/core/raft/format.js';
+import { RaftNode } from '../../src/core/raft/node.js';
+import { NO_TESTING_KNOBS, type RaftTestingKnobs } from '../../src/core/raft/raft.js';
+import { deriveRandom, type SeededRandom } from '../../src/core/raft/random.js';
+import { runReady, type ReadyHandlers } from '../../src/core/raft/runner.js';
+import type { Entry, Message, NodeId, Role } from '../../src/core/raft/types.js';
+import { SafetyChecker, SafetyViolation, type NodeView, type Value } from './checkers.js';
+import { EventHeap, type Timed } from './heap.js';
+import { SimStorage, SimulatedCrash } from './storage.js';
+import { swarmParams, type SwarmParams } from './swarm.js';
+import { TraceRing } from './trace.js';
+
+/** The simulated state machine's snapshot: the index and the digest of everything applied up to it. */
+export interface SnapData {
+  readonly index: number;
+  readonly digest: number;
+}
+type Msg = Message<Value, SnapData>;
+
+export interface SimOptions {
+  seed: number;
+  /** Events in the fault phase. */
+  steps: number;
+  /** TEST-ONLY deliberate bugs switched on in every node. */
+  knobs?: Partial<RaftTestingKnobs>;
+  /** Override the swarm's choices (tests). */
+  params?: Partial<SwarmParams>;
+  /** Events kept for the failure trace. @defaultValue 200 */
+  traceCapacity?: number;
+  /** Record a run's trace even without a failure (for `--trace`). */
+  keepTrace?: boolean;
+}
+
+export interface SimFailure {
+  property: string;
+  message: string;
+  step: number;
+  timeMs: number;
+  trace: string[];
+}
+
+export interface SimStats {
+  proposals: number;
+  proposalsRefused: number;
+  acked: number;
+  applied: number;
+  leaders: number;
+  crashes: number;
+  crashesInSync: number;
+  restarts: number;
+  partitions: number;
+  pauses: number;
+  transfers: number;
+  messagesSent: number;
+  messagesLost: number;
+  snapshotsSent: number;
+}
+
+export interface SimResult {
+  seed: number;
+  params: SwarmParams;
+  ok: boolean;
+  failure: SimFailure | undefined;
+  /** Events processed, both phases. */
+  steps: number;
+  /** Ticks from the heal until every node follows one leader (0 if a leader already held). */
+  electionTicksAfterHeal: number | undefined;
+  /** Ticks from the heal until every acknowledged value is applied everywhere. */
+  convergeTicksAfterHeal: number | undefined;
+  stats: SimStats;
+  trace: string[] | undefined;
+}
+
+const enum Kind {
+  Tick,
+  Deliver,
+  Fault,
+  Propose,
+  Restart,
+  PartitionEnd,
+  SnapshotReport,
+  Unreachable,
+}
+
+interface Ev extends Timed {
+  kind: Kind;
+  node: number;
+  life: number;
+  msg: Msg | undefined;
+  flag: boolean;
+  gen: number;
+}
+
+interface Proposal {
+  value: Value;
+  term: number;
+}
+
+interface SimNode {
+  readonly id: NodeId;
+  readonly index: number;
+  life: number;
+  up: boolean;
+  raft: RaftNode<Value, SnapData> | undefined;
+  readonly storage: SimStorage<Value, SnapData>;
+  pausedUntilMs: number;
+  tickMs: number;
+  /** This life's proposals awaiting their outcome, by log index. */
+  readonly proposals: Map<number, Proposal>;
+  snapshotIndex: number;
+  seenRole: Role;
+  seenTerm: number;
+  seenLeader: NodeId | null;
+  seenCommit: number;
+  view: NodeView;
+  io: ReadyHandlers<Value, SnapData>;
+}
+
+/** Bounds, named. */
+const MAX_QUEUED_EVENTS = 2_000_000;
+const MAX_READY_ROUNDS = 64;
+/** Liveness: ticks allowed after the heal to elect a leader every node follows, as a multiple of the election timeout. */
+const LIVENESS_BOUND_ELECTIONS = 40;
+/**
+ * Then, to apply every acknowledged value everywhere: ticks allowed per
+ * window of entries a lagging node is behind (one window is
+ * `maxEntriesPerAppend × maxInflightAppends` entries, one round trip, at
+ * most 2 ticks on the healed network).
+ */
+const CATCH_UP_TICKS_PER_WINDOW = 4;
+/** Delays after the heal are capped, so the network is healthy, not just connected. */
+const HEALED_MAX_DELAY_MS = 10;
+
+export class Simulation {
+  readonly params: SwarmParams;
+  private readonly rng: SeededRandom;
+  private readonly nodes: SimNode[] = [];
+  private readonly indexOf = new Map<NodeId, number>();
+  private readonly heap = new EventHeap<Ev>(MAX_QUEUED_EVENTS);
+  private readonly checker = new SafetyChecker();
+  private readonly trace: TraceRing;
+  private readonly knobs: Readonly<RaftTestingKnobs>;
+  /** blocked[from * n + to]: messages on that link are cut. */
+  private blocked: boolean[];
+  private partitionGen = 0;
+  private now = 0;
+  private seq = 0;
+  private step = 0;
+  private nextValue = 1;
+  private healed = false;
+  private lossRate: number;
+  private duplicateRate: number;
+  private maxDelayMs: number;
+  readonly stats: SimStats = {
+    proposals: 0,
+    proposalsRefused: 0,
+    acked: 0,
+    applied: 0,
+    leaders: 0,
+    crashes: 0,
+    crashesInSync: 0,
+    restarts: 0,
+    partitions: 0,
+    pauses: 0,
+    transfers: 0,
+    messagesSent: 0,
+    messagesLost: 0,
+    snapshotsSent: 0,
+  };
+
+  constructor(private readonly options: SimOptions) {
+    this.params = { ...swarmParams(options.seed), ...options.params };
+    this.rng = deriveRandom(options.seed, 'world');
+    this.trace = new TraceRing(options.traceCapacity ?? 200);
+    this.knobs = { ...NO_TESTING_KNOBS, ...options.knobs };
+    this.lossRate = this.params.lossRate;
+    this.duplicateRate = this.params.duplicateRate;
+    this.maxDelayMs = this.params.maxDelayMs;
+    const n = this.params.nodeCount;
+    this.blocked = new Array<boolean>(n * n).fill(false);
+    const ids: NodeId[] = [];
+    for (let i = 0; i < n; i++) ids.push(`n${i + 1}`);
+    for (let i = 0; i < n; i++) {
+      const id = ids[i] as NodeId;
+      this.indexOf.set(id, i);
+      const node: SimNode = {
+        id,
+        index: i,
+        life: 0,
+        up: false,
+        raft: undefined,
+        storage: new SimStorage<Value, SnapData>(ids),
+        pausedUntilMs: 0,
+        tickMs: this.params.tickMs,
+        proposals: new Map(),
+        snapshotIndex: 0,
+        seenRole: 'follower',
+        seenTerm: 0,
+        seenLeader: null,
+        seenCommit: 0,
+        view: undefined as unknown as NodeView,
+        io: undefined as unknown as ReadyHandlers<Value, SnapData>,
+      };
+      node.view = this.makeView(node);
+      node.io = this.makeIo(node);
+      this.nodes.push(node);
+    }
+  }
+
+  // ---- events ---------------------------------------------------------------
+
+  private schedule(timeMs: number, kind: Kind, node: number, life: number, msg?: Msg, flag = false, gen = 0): void {
+    this.heap.push({ timeMs, seq: this.seq++, kind, node, life, msg, flag, gen });
+  }
+
+  private record(node: string, kind: string, detail: unknown): void {
+    this.trace.record(this.now, this.step, node, kind, detail);
+  }
+
+  run(): SimResult {
+    let failure: SimFailure | undefined;
+    let electionTicks: number | undefined;
+    let convergeTicks: number | undefined;
+    const p = this.params;
+    try {
+      for (const node of this.nodes) this.start(node);
+      this.schedule(this.rng.between(1, 2 * p.faultIntervalMs), Kind.Fault, -1, 0);
+      this.schedule(this.rng.between(1, 2 * p.proposeIntervalMs), Kind.Propose, -1, 0);
+      this.record('-', 'swarm', JSON.stringify(p));
+
+      while (this.step < this.options.steps) {
+        if (!this.processNext()) break;
+      }
+
+      this.heal();
+      const healAt = this.now;
+      const electionBoundMs = LIVENESS_BOUND_ELECTIONS * p.raft.electionTicks * p.tickMs;
+      const window = p.raft.maxEntriesPerAppend * p.raft.maxInflightAppends;
+      const windows = Math.ceil(this.maxLag() / window);
+      const boundMs = electionBoundMs + windows * CATCH_UP_TICKS_PER_WINDOW * p.tickMs;
+      let electedAt: number | undefined;
+      while (this.now - healAt <= boundMs) {
+        if (electedAt === undefined) {
+          if (this.leaderAgreed()) electedAt = this.now;
+          else if (this.now - healAt > electionBoundMs) break;
+        }
+        if (electedAt !== undefined && this.allApplied()) break;
+        if (!this.processNext()) break;
+      }
+      if (electedAt === undefined) {
+        throw new SafetyViolation('liveness', `${electionBoundMs / p.tickMs} ticks after the heal no leader is followed by every node (${this.describeNodes()})`);
+      }
+      if (!this.allApplied()) {
+        throw new SafetyViolation(
+          'liveness',
+          `${Math.round((this.now - healAt) / p.tickMs)} ticks after the heal (bound: ${boundMs / p.tickMs}, for ${windows} windows of backlog), not every acknowledged value is applied everywhere (${this.describeNodes()})`,
+        );
+      }
+      this.checker.checkAllApplied(this.nodes.map((n) => n.id));
+      electionTicks = Math.round((electedAt - healAt) / p.tickMs);
+      convergeTicks = Math.round((this.now - healAt) / p.tickMs);
+    } catch (error) {
+      const property = error instanceof SafetyViolation ? error.property : 'exception';
+      const message = error instanceof Error ? (error instanceof SafetyViolation ? error.message : `${error.name}: ${error.message}`) : String(error);
+      this.record('-', 'FAILED', message);
+      failure = { property, message, step: this.step, timeMs: this.now, trace: this.renderTrace() };
+    }
+    this.stats.leaders = this.checker.leadersSeen;
+    this.stats.applied = this.checker.entriesApplied;
+    this.stats.acked = this.checker.acked.size;
+    return {
+      seed: this.options.seed,
+      params: this.params,
+      ok: failure === undefined,
+      failure,
+      steps: this.step,
+      electionTicksAfterHeal: electionTicks,
+      convergeTicksAfterHeal: convergeTicks,
+      stats: this.stats,
+      trace: failure === undefined && this.options.keepTrace === true ? this.renderTrace() : failure?.trace,
+    };
+  }
+
+  private renderTrace(): string[] {
+    return this.trace.render((detail) => formatMessage(detail as Msg));
+  }
+
+  private describeNodes(): string {
+    return this.nodes
+      .map((n) => {
+        const r = n.raft;
+        if (r === undefined) return `${n.id}: down`;
+        return `${n.id}: ${r.role} term=${r.term} leader=${r.leader ?? '-'} commit=${r.commitIndex} applied=${this.checker.appliedIndex(n.id)}`;
+      })
+      .join('; ');
+  }
+
+  /** Handles the next event; false when nothing is left. */
+  private processNext(): boolean {
+    const ev = this.heap.pop();
+    if (ev === undefined) return false;
+    this.now = ev.timeMs;
+    this.step++;
+    switch (ev.kind) {
+      case Kind.Tick:
+        this.onTick(ev);
+        break;
+      case Kind.Deliver:
+        this.onDeliver(ev);
+        break;
+      case Kind.Fault:
+        if (!this.healed) {
+          this.injectFault();
+          this.schedule(this.now + this.rng.between(1, 2 * this.params.faultIntervalMs), Kind.Fault, -1, 0);
+        }
+        break;
+      case Kind.Propose:
+        if (!this.healed) {
+          this.propose();
+          this.schedule(this.now + this.rng.between(1, 2 * this.params.proposeIntervalMs), Kind.Propose, -1, 0);
+        }
+        break;
+      case Kind.Restart: {
+        const node = this.nodes[ev.node] as SimNode;
+        if (!node.up && node.life === ev.life) this.start(node);
+        break;
+      }
+      case Kind.PartitionEnd:
+        if (ev.gen === this.partitionGen) {
+          this.blocked.fill(false);
+          this.record('-', 'heal-net', `partition ${ev.gen} over`);
+        }
+        break;
+      case Kind.SnapshotReport: {
+        const node = this.nodes[ev.node] as SimNode;
+        const to = ev.msg?.to;
+        if (node.up && node.life === ev.life && node.raft !== undefined && to !== undefined) {
+          this.record(node.id, 'snap-rep', `snapshot to ${to} ${ev.flag ? 'delivered' : 'failed'}`);
+          node.raft.reportSnapshot(to, ev.flag);
+          this.afterNodeEvent(node);
+        }
+        break;
+      }
+      case Kind.Unreachable: {
+        const node = this.nodes[ev.node] as SimNode;
+        const to = ev.msg?.to;
+        if (node.up && node.life === ev.life && node.raft !== undefined && to !== undefined) {
+          node.raft.reportUnreachable(to);
+          this.afterNodeEvent(node);
+        }
+        break;
+      }
+    }
+    return true;
+  }
+
+  // ---- nodes ----------------------------------------------------------------
+
+  private makeView(node: SimNode): NodeView {
+    return {
+      id: node.id,
+      termAt: (index) => node.raft?.termAt(index),
+      get firstIndex() {
+        return node.raft?.firstIndex ?? 1;
+      },
+      get lastIndex() {
+        return node.raft?.lastIndex ?? 0;
+      },
+    };
+  }
+
+  private makeIo(node: SimNode): ReadyHandlers<Value, SnapData> {
+    const checker = this.checker;
+    const storage = node.storage;
+    return {
+      storage: {
+        applySnapshot: (snapshot) => storage.applySnapshot(snapshot),
+        append: (entries) => {
+          checker.onPersist(node.id, entries, node.view);
+          storage.append(entries);
+        },
+        setHardState: (hardState) => storage.setHardState(hardState),
+        sync: () => storage.sync(),
+      },
+      send: (messages) => this.send(node, messages),
+      restore: (snapshot) => {
+        checker.onRestore(node.id, snapshot.meta.index, snapshot.data.digest);
+        node.snapshotIndex = snapshot.meta.index;
+        this.record(node.id, 'restore', `snapshot ${snapshot.meta.index}/${snapshot.meta.term}`);
+      },
+      apply: (entries) => this.apply(node, entries),
+    };
+  }
+
+  private start(node: SimNode): void {
+    node.life++;
+    node.up = true;
+    node.pausedUntilMs = 0;
+    node.proposals.clear();
+    const skew = this.params.clockSkew;
+    node.tickMs = Math.max(1, Math.round(this.params.tickMs * (1 + skew * (2 * this.rng.nextFloat() - 1))));
+    const raft = new RaftNode<Value, SnapData>(
+      { id: node.id, storage: node.storage, random: deriveRandom(this.options.seed, `${node.id}/${node.life}`), config: this.params.raft },
+      this.knobs,
+    );
+    node.raft = raft;
+    const snapshot = node.storage.snapshot();
+    node.snapshotIndex = snapshot?.meta.index ?? 0;
+    this.checker.onStart(node.id, node.snapshotIndex, snapshot?.data.digest ?? 0, raft.term);
+    node.seenRole = raft.role;
+    node.seenTerm = raft.term;
+    node.seenLeader = raft.leader;
+    node.seenCommit = node.snapshotIndex;
+    if (node.life > 1) this.stats.restarts++;
+    this.record(node.id, 'start', `life ${node.life}: term=${raft.term} commit=${raft.commitIndex} log=${raft.firstIndex}..${raft.lastIndex}`);
+    this.observe(node);
+    this.schedule(this.now + 1 + this.rng.nextInt(node.tickMs), Kind.Tick, node.index, node.life);
+  }
+
+  private crash(node: SimNode, reason: string): void {
+    const unsynced = node.storage.unsyncedWrites();
+    const kept = this.rng.between(0, unsynced);
+    node.storage.crash(kept);
+    node.up = false;
+    node.raft = undefined;
+    node.proposals.clear();
+    this.stats.crashes++;
+    this.record(node.id, 'crash', `${reason}; ${unsynced - kept} of ${unsynced} unsynced writes lost`);
+    if (!this.healed) this.schedule(this.now + this.rng.between(1, this.params.maxDowntimeMs), Kind.Restart, node.index, node.life);
+  }
+
+  private onTick(ev: Ev): void {
+    const node = this.nodes[ev.node] as SimNode;
+    if (!node.up || node.life !== ev.life || node.raft === undefined) return;
+    if (node.pausedUntilMs > this.now) {
+      // A paused process: its timers fire late, once.
+      this.schedule(node.pausedUntilMs, Kind.Tick, node.index, node.life);
+      return;
+    }
+    node.raft.tick();
+    this.afterNodeEvent(node);
+    if (node.up && node.life === ev.life) this.schedule(this.now + node.tickMs, Kind.Tick, node.index, node.life);
+  }
+
+  private onDeliver(ev: Ev): void {
+    const msg = ev.msg as Msg;
+    const node = this.nodes[ev.node] as SimNode;
+    const from = this.indexOf.get(msg.from) as number;
+    if (!node.up || node.raft === undefined) {
+      this.lose(msg, 'down');
+      return;
+    }
+    if (this.blocked[from * this.nodes.length + node.index] === true) {
+      this.lose(msg, 'cut');
+      return;
+    }
+    if (node.pausedUntilMs > this.now) {
+      this.schedule(node.pausedUntilMs + this.rng.nextInt(3), Kind.Deliver, node.index, 0, msg);
+      return;
+    }
+    this.record(node.id, 'recv', msg);
+    node.raft.step(msg);
+    this.afterNodeEvent(node);
+  }
+
+  private lose(msg: Msg, reason: string): void {
+    this.stats.messagesLost++;
+    this.record(msg.to, reason, msg);
+    if (msg.type === 'snapshot') this.reportSnapshotLater(msg, false);
+  }
+
+  /** The sender's transport learns how a snapshot message fared (sometimes wrongly), after a while. */
+  private reportSnapshotLater(msg: Msg, delivered: boolean): void {
+    const sender = this.nodes[this.indexOf.get(msg.from) as number] as SimNode;
+    const reported = delivered || this.rng.chance(this.params.wrongSnapshotReportRate);
+    this.schedule(this.now + this.rng.between(1, 50), Kind.SnapshotReport, sender.index, sender.life, msg, reported);
+  }
+
+  /** Runs the node's Ready batches through the one runner, then observes it. */
+  private afterNodeEvent(node: SimNode): void {
+    const raft = node.raft;
+    if (raft === undefined) return;
+    try {
+      for (let i = 0; i < MAX_READY_ROUNDS; i++) {
+        if (!runReady(raft, node.io)) break;
+      }
+    } catch (error) {
+      if (!(error instanceof SimulatedCrash)) throw error;
+      this.stats.crashesInSync++;
+      this.crash(node, 'crashed inside fsync');
+      return;
+    }
+    this.observe(node);
+  }
+
+  /** Reports role, term and commit changes to the checker. O(1) unless something changed. */
+  private observe(node: SimNode): void {
+    const raft = node.raft;
+    if (raft === undefined) return;
+    if (raft.role !== node.seenRole || raft.term !== node.seenTerm || raft.leader !== node.seenLeader) {
+      node.seenRole = raft.role;
+      node.seenTerm = raft.term;
+      node.seenLeader = raft.leader;
+      this.record(node.id, 'role', `${raft.role} term=${raft.term} leader=${raft.leader ?? '-'} last=${raft.lastIndex} commit=${raft.commitIndex}`);
+      this.checker.onRole(node.id, raft.term, raft.role === 'leader', node.view);
+    }
+    if (raft.commitIndex !== node.seenCommit) {
+      this.checker.onCommit(node.id, raft.commitIndex, node.view, raft.role === 'leader' ? raft.term : undefined);
+      node.seenCommit = raft.commitIndex;
+    }
+  }
+
+  private apply(node: SimNode, entries: readonly Entry<Value>[]): void {
+    const raft = node.raft as RaftNode<Value, SnapData>;
+    // Record the commit before compaction can hide the entries' terms.
+    if (raft.commitIndex !== node.seenCommit) {
+      this.checker.onCommit(node.id, raft.commitIndex, node.view, raft.role === 'leader' ? raft.term : undefined);
+      node.seenCommit = raft.commitIndex;
+    }
+    for (const entry of entries) {
+      this.checker.onApply(node.id, entry);
+      const proposal = node.proposals.get(entry.index);
+      if (proposal !== undefined) {
+        node.proposals.delete(entry.index);
+        if (entry.type === 'normal' && entry.term === proposal.term && entry.data === proposal.value) {
+          this.checker.onAck(proposal.value, entry.index);
+          this.record(node.id, 'ack', `value ${proposal.value} committed at ${entry.index}/${entry.term}`);
+        } else {
+          this.record(node.id, 'lost', `proposal ${proposal.value} at ${entry.index}/${proposal.term} was replaced (not acknowledged)`);
+        }
+      }
+    }
+    const every = this.params.compactEvery;
+    const applied = this.checker.appliedIndex(node.id);
+    if (every > 0 && applied - node.snapshotIndex >= every) {
+      const compactTo = Math.max(0, applied - this.params.compactKeep);
+      node.storage.snapshotAndCompact(applied, { index: applied, digest: this.checker.digest(node.id) }, compactTo);
+      node.storage.sync();
+      node.snapshotIndex = applied;
+      this.record(node.id, 'compact', `snapshot at ${applied}, log discarded up to ${Math.min(compactTo, applied)}`);
+    }
+  }
+
+  private send(node: SimNode, messages: readonly Msg[]): void {
+    const n = this.nodes.length;
+    for (const msg of messages) {
+      this.stats.messagesSent++;
+      if (msg.type === 'snapshot') this.stats.snapshotsSent++;
+      const to = this.indexOf.get(msg.to);
+      if (to === undefined) throw new Error(`message to unknown node ${msg.to}`);
+      if (this.blocked[node.index * n + to] === true) {
+        this.lose(msg, 'cut');
+        // The transport notices the broken link now and then.
+        if (this.rng.chance(0.3)) this.schedule(this.now + 1, Kind.Unreachable, node.index, node.life, msg);
+        continue;
+      }
+      if (this.rng.chance(this.lossRate)) {
+        this.lose(msg, 'loss');
+        continue;
+      }
+      this.schedule(this.now + this.rng.between(this.params.minDelayMs, this.maxDelayMs), Kind.Deliver, to, 0, msg);
+      if (msg.type === 'snapshot') this.reportSnapshotLater(msg, true);
+      if (this.rng.chance(this.duplicateRate)) {
+        this.schedule(this.now + this.rng.between(this.params.minDelayMs, this.maxDelayMs), Kind.Deliver, to, 0, msg);
+      }
+    }
+  }
+
+  // ---- workload and faults -----------------------------------------------------
+
+  private propose(): void {
+    const candidates: SimNode[] = [];
+    const up: SimNode[] = [];
+    for (const node of this.nodes) {
+      if (!node.up || node.raft === undefined || node.pausedUntilMs > this.now) continue;
+      up.push(node);
+      if (node.raft.role === 'leader') candidates.push(node);
+    }
+    const target = candidates.length > 0 ? this.rng.pick(candidates) : up.length > 0 ? this.rng.pick(up) : undefined;
+    if (target === undefined || target.raft === undefined) return;
+    const count = this.rng.between(1, this.params.maxBatch);
+    const values: Value[] = [];
+    for (let i = 0; i < count; i++) values.push(this.nextValue++);
+    const result = count === 1 ? target.raft.propose(values[0] as Value) : target.raft.proposeBatch(values);
+    this.stats.proposals += count;
+    if (!result.ok) {
+      this.stats.proposalsRefused += count;
+      this.record(target.id, 'refused', `${values.join(',')}: ${result.reason}`);
+      return;
+    }
+    for (let i = 0; i < count; i++) target.proposals.set(result.firstIndex + i, { value: values[i] as Value, term: result.term });
+    this.record(target.id, 'propose', `${values.join(',')} at ${result.firstIndex}..${result.lastIndex} term ${result.term}`);
+    this.afterNodeEvent(target);
+  }
+
+  private injectFault(): void {
+    const w = this.params.weights;
+    const total = w.crash + w.partition + w.oneWay + w.pause + w.transfer;
+    if (total === 0) return;
+    let roll = this.rng.nextInt(total);
+    const n = this.nodes.length;
+    const upNodes = this.nodes.filter((node) => node.up);
+    if ((roll -= w.crash) < 0) {
+      if (upNodes.length === 0) return;
+      const node = this.rng.pick(upNodes);
+      if (this.rng.chance(this.params.crashInSyncRate)) {
+        node.storage.crashOnNextSync = true;
+        this.record(node.id, 'arm', 'will crash inside its next fsync');
+      } else {
+        this.crash(node, 'crashed');
+      }
+    } else if ((roll -= w.partition) < 0) {
+      this.newPartition();
+      if (this.rng.chance(0.4)) {
+        // Isolate one node, both ways.
+        const victim = this.rng.nextInt(n);
+        for (let other = 0; other < n; other++) {
+          if (other === victim) continue;
+          this.blocked[victim * n + other] = true;
+          this.blocked[other * n + victim] = true;
+        }
+        this.record(this.nodes[victim]?.id ?? '?', 'partition', 'isolated');
+      } else {
+        // A random split into two non-empty sides.
+        const side: boolean[] = [];
+        for (let i = 0; i < n; i++) side.push(this.rng.chance(0.5));
+        side[this.rng.nextInt(n)] = true;
+        side[this.rng.nextInt(n)] = false;
+        for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) if (side[a] !== side[b]) this.blocked[a * n + b] = true;
+        const left = this.nodes.filter((_, i) => side[i]).map((x) => x.id);
+        const right = this.nodes.filter((_, i) => !side[i]).map((x) => x.id);
+        this.record('-', 'partition', `${left.join(' ')} | ${right.join(' ')}`);
+      }
+    } else if ((roll -= w.oneWay) < 0) {
+      this.newPartition();
+      const links = this.rng.between(1, n);
+      const cut: string[] = [];
+      for (let k = 0; k < links; k++) {
+        const a = this.rng.nextInt(n);
+        const b = this.rng.nextInt(n);
+        if (a === b) continue;
+        this.blocked[a * n + b] = true;
+        cut.push(`${this.nodes[a]?.id}->${this.nodes[b]?.id}`);
+      }
+      this.record('-', 'partition', `one-way cut ${cut.join(' ')}`);
+    } else if ((roll -= w.pause) < 0) {
+      if (upNodes.length === 0) return;
+      const node = this.rng.pick(upNodes);
+      node.pausedUntilMs = Math.max(node.pausedUntilMs, this.now + this.rng.between(1, this.params.maxPauseMs));
+      this.stats.pauses++;
+      this.record(node.id, 'pause', `until ${node.pausedUntilMs}ms`);
+    } else {
+      const leaders = upNodes.filter((node) => node.raft?.role === 'leader' && node.pausedUntilMs <= this.now);
+      if (leaders.length === 0) return;
+      const leader = this.rng.pick(leaders);
+      const others = this.nodes.filter((x) => x !== leader);
+      const to = this.rng.pick(others);
+      const result = leader.raft?.transferLeadership(to.id);
+      this.stats.transfers++;
+      this.record(leader.id, 'transfer', `to ${to.id}: ${result?.ok === true ? 'started' : 'refused'}`);
+      this.afterNodeEvent(leader);
+    }
+  }
+
+  private newPartition(): void {
+    this.blocked.fill(false);
+    this.partitionGen++;
+    this.stats.partitions++;
+    this.schedule(this.now + this.rng.between(10, this.params.maxPartitionMs), Kind.PartitionEnd, -1, 0, undefined, false, this.partitionGen);
+  }
+
+  /** End of the fault phase: the network becomes reliable, every node runs. */
+  private heal(): void {
+    this.healed = true;
+    this.blocked.fill(false);
+    this.partitionGen++;
+    this.lossRate = 0;
+    this.duplicateRate = 0;
+    this.maxDelayMs = Math.max(this.params.minDelayMs, Math.min(this.maxDelayMs, HEALED_MAX_DELAY_MS));
+    this.record('-', 'HEAL', 'no more faults: network reliable, every node up and running');
+    for (const node of this.nodes) {
+      node.storage.crashOnNextSync = false;
+      node.pausedUntilMs = 0;
+      if (!node.up) this.start(node);
+    }
+  }
+
+  /** Entries the most lagging node is behind the longest log, at the heal. */
+  private maxLag(): number {
+    let longest = 0;
+    let lowest = Number.MAX_SAFE_INTEGER;
+    for (const node of this.nodes) {
+      const raft = node.raft;
+      if (raft === undefined) continue;
+      longest = Math.max(longest, raft.lastIndex);
+      lowest = Math.min(lowest, this.checker.appliedIndex(node.id));
+    }
+    return Math.max(0, longest - lowest);
+  }
+
+  private leaderAgreed(): boolean {
+    let leader: SimNode | undefined;
+    for (const node of this.nodes) {
+      if (node.raft?.role === 'leader') {
+        if (leader !== undefined) return false;
+        leader = node;
+      }
+    }
+    if (leader?.raft === undefined) return false;
+    const { id, term } = leader.raft;
+    for (const node of this.nodes) {
+      if (node.raft === undefined || node.raft.leader !== id || node.raft.term !== term) return false;
+    }
+    return true;
+  }
+
+  private allApplied(): boolean {
+    const target = this.checker.maxAckedIndex;
+    for (const node of this.nodes) {
+      if (!node.up || this.checker.appliedIndex(node.id) < target) return false;
+    }
+    return true;
+  }
+}
+
+export function runSimulation(options: SimOptions): SimResult {
+  return new Simulation(options).run();
+}
+
+/** The command that replays a run. */
+export function replayCommand(seed: number, steps: number, bug?: string): string {
+  return `npm run sim -- --seed ${seed} --steps ${steps}${bug === undefined ? '' : ` --bug ${bug}`}`;
+}

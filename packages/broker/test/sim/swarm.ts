@@ -1,0 +1,97 @@
+/**
+ * Swarm testing: each seed draws its own fault profile, so some runs are
+ * calm, some lose a third of their messages, some crash nodes every few
+ * hundred milliseconds, some never partition. Varying the mix finds bugs a
+ * single "average" profile hides. Everything here derives from the seed.
+ */
+import type { RaftConfigOptions } from '../../src/core/raft/config.js';
+import { deriveRandom } from '../../src/core/raft/random.js';
+
+export interface FaultWeights {
+  crash: number;
+  partition: number;
+  oneWay: number;
+  pause: number;
+  transfer: number;
+}
+
+export interface SwarmParams {
+  nodeCount: 3 | 5;
+  raft: Required<
+    Pick<
+      RaftConfigOptions,
+      'electionTicks' | 'heartbeatTicks' | 'preVote' | 'checkQuorum' | 'maxEntriesPerAppend' | 'maxInflightAppends' | 'maxUncommittedEntries'
+    >
+  >;
+  /** Nominal tick period; each node's clock runs up to `clockSkew` faster or slower. */
+  tickMs: number;
+  clockSkew: number;
+  lossRate: number;
+  duplicateRate: number;
+  minDelayMs: number;
+  maxDelayMs: number;
+  /** Mean time between two fault events (crash, partition, pause, transfer). */
+  faultIntervalMs: number;
+  weights: FaultWeights;
+  maxDowntimeMs: number;
+  /** Probability that a crash strikes inside the node's next fsync instead of between two batches. */
+  crashInSyncRate: number;
+  maxPartitionMs: number;
+  maxPauseMs: number;
+  /** Mean time between two client proposals. */
+  proposeIntervalMs: number;
+  maxBatch: number;
+  /** Applied entries between two snapshots (0: never compact). */
+  compactEvery: number;
+  /** Entries kept before the snapshot index when compacting. */
+  compactKeep: number;
+  /** Probability that the transport reports a snapshot delivered although it was lost. */
+  wrongSnapshotReportRate: number;
+}
+
+function weight(r: ReturnType<typeof deriveRandom>): number {
+  // A third of the seeds switch a fault kind off entirely.
+  return r.chance(0.33) ? 0 : r.between(1, 4);
+}
+
+export function swarmParams(seed: number): SwarmParams {
+  const r = deriveRandom(seed, 'swarm');
+  const electionTicks = r.between(6, 15);
+  const minDelayMs = r.between(0, 5);
+  const weights: FaultWeights = {
+    crash: weight(r),
+    partition: weight(r),
+    oneWay: weight(r),
+    pause: weight(r),
+    transfer: weight(r),
+  };
+  return {
+    nodeCount: r.chance(0.5) ? 3 : 5,
+    raft: {
+      electionTicks,
+      heartbeatTicks: Math.min(electionTicks - 1, r.pick([1, 1, 2, 3])),
+      preVote: r.chance(0.85),
+      checkQuorum: r.chance(0.85),
+      maxEntriesPerAppend: r.pick([1, 2, 4, 16, 64]),
+      maxInflightAppends: r.pick([1, 2, 8, 256]),
+      maxUncommittedEntries: r.pick([64, 1024, 8192]),
+    },
+    tickMs: 10,
+    clockSkew: r.pick([0, 0.05, 0.2]),
+    lossRate: r.chance(0.3) ? 0 : r.nextFloat() * 0.3,
+    duplicateRate: r.chance(0.5) ? 0 : r.nextFloat() * 0.1,
+    minDelayMs,
+    maxDelayMs: minDelayMs + r.pick([0, 3, 10, 30, 80, 200]),
+    faultIntervalMs: r.pick([50, 150, 400, 1000]),
+    weights,
+    maxDowntimeMs: r.pick([20, 300, 1500]),
+    crashInSyncRate: r.pick([0, 0.2, 0.5]),
+    maxPartitionMs: r.pick([100, 500, 3000]),
+    maxPauseMs: r.pick([50, 300, 1000]),
+    proposeIntervalMs: r.pick([2, 5, 20, 60]),
+    maxBatch: r.pick([1, 1, 3, 8]),
+    compactEvery: r.pick([0, 8, 30, 200]),
+    compactKeep: r.pick([0, 2, 10]),
+    wrongSnapshotReportRate: r.pick([0, 0, 0.3]),
+  };
+}

@@ -72,4 +72,18 @@ describe('replication across three brokers', () => {
     expect(new Set(offsets).size).toBe(2000);
     expect(offsets).toEqual([...offsets].sort((x, y) => x - y));
   });
+
+  it('ack all waits for every replica: with one replica down it times out, with all up it succeeds', async () => {
+    const brokers = await cluster();
+    const client = await fixture.client(brokers.map((b) => b.url), { poolSize: 1 });
+    await expect(client.publish('acks', 'all up', { ack: 'all' })).resolves.toMatchObject({ offset: 0 });
+    const leaderId = brokers
+      .flatMap((b) => (b.engine as unknown as { groupStatus(): Array<{ group: string; leader: string | null }> }).groupStatus())
+      .find((s) => s.group === 'p/acks/0')?.leader;
+    const follower = brokers.find((b) => b.id !== leaderId && b.url !== client.stats().activeBroker?.url) as Broker;
+    await follower.close();
+    // A quorum is still there: quorum acks go on; an all-replica ack cannot be given.
+    await expect(client.publish('acks', 'quorum', { ack: 'quorum' })).resolves.toMatchObject({ offset: 1 });
+    await expect(client.publish('acks', 'all down', { ack: 'all', timeoutMs: 1500 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+  });
 });

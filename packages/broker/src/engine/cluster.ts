@@ -266,7 +266,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   private async publishHere(forwarded: ForwardedPublish): Promise<AppendOutcome[]> {
     const group = await this.partitionGroup(forwarded.topic, forwarded.partition);
-    const proposal = group.propose(forwarded.command, this.options.requestTimeoutMs);
+    const proposal = group.propose(forwarded.command, this.options.requestTimeoutMs, forwarded.ack === 'all');
     if (forwarded.ack === 'none') {
       proposal.catch(() => {}); // fire and forget
       return [];

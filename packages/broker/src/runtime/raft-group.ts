@@ -34,6 +34,8 @@ export interface RaftGroupOptions<T, R> {
 interface Waiter<R> {
   term: number;
   timer: ReturnType<typeof setTimeout>;
+  /** Ack level `all`: resolve only once every voter holds the entry, not just a quorum. */
+  onAllReplicas: boolean;
   resolve: (result: R) => void;
   reject: (error: RelayError) => void;
 }
@@ -50,6 +52,8 @@ export class RaftGroup<T, R> {
   readonly node: RaftNode<T, never>;
   private readonly channel: string;
   private readonly waiters = new Map<number, Waiter<R>>();
+  /** Committed entries acknowledged only once every voter's match index reaches them (ack `all`). */
+  private awaitingAll: Array<{ index: number; resolve: () => void; timer: ReturnType<typeof setTimeout> }> = [];
   private processing = false;
   private again = false;
   private stopped = false;
@@ -110,7 +114,7 @@ export class RaftGroup<T, R> {
    * Rejects at once with `NOT_LEADER` (with a leader hint) when this broker
    * does not lead the group, or `LIMIT_EXCEEDED` when too much is uncommitted.
    */
-  propose(data: T, timeoutMs: number): Promise<R> {
+  propose(data: T, timeoutMs: number, onAllReplicas = false): Promise<R> {
     const result = this.node.propose(data);
     if (!result.ok) {
       if (result.reason === 'overloaded') return Promise.reject(new RelayError('LIMIT_EXCEEDED', `group ${this.options.id} has too much uncommitted`));
@@ -123,13 +127,19 @@ export class RaftGroup<T, R> {
     const promise = new Promise<R>((resolve, reject) => {
       // A leader cut off from its quorum cannot commit; the caller learns it in bounded time (outcome unknown).
       const timer = setTimeout(() => {
-        if (this.waiters.get(index)?.timer !== timer) return;
-        this.waiters.delete(index);
-        reject(new RelayError('TIMEOUT', `entry ${index} of ${this.options.id} not committed within ${timeoutMs} ms`));
+        const timedOut = new RelayError('TIMEOUT', `entry ${index} of ${this.options.id} not acknowledged within ${timeoutMs} ms`);
+        if (this.waiters.get(index)?.timer === timer) {
+          this.waiters.delete(index);
+          reject(timedOut);
+        } else if (this.awaitingAll.some((w) => w.timer === timer)) {
+          this.awaitingAll = this.awaitingAll.filter((w) => w.timer !== timer);
+          reject(timedOut);
+        }
       }, timeoutMs);
       this.waiters.set(index, {
         term: result.term,
         timer,
+        onAllReplicas,
         resolve: (value) => {
           clearTimeout(timer);
           resolve(value);
@@ -153,6 +163,8 @@ export class RaftGroup<T, R> {
 
   stop(): void {
     this.stopped = true;
+    for (const waiting of this.awaitingAll) clearTimeout(waiting.timer);
+    this.awaitingAll = [];
     for (const [index, waiter] of this.waiters) {
       waiter.reject(new RelayError('SHUTTING_DOWN', `group ${this.options.id} stopped`));
       this.waiters.delete(index);
@@ -182,6 +194,7 @@ export class RaftGroup<T, R> {
         this.processing = false;
       }
       this.noticeLeader();
+      this.checkAllReplicas();
     })();
   }
 
@@ -210,11 +223,27 @@ export class RaftGroup<T, R> {
         }
         const result = this.options.apply(entry.data, entry.index);
         if (waiter === undefined) continue;
-        if (waiter.term === entry.term) waiter.resolve(result);
-        else waiter.reject(new RelayError('NOT_LEADER', `entry ${entry.index} of ${this.options.id} was replaced by another leader`));
+        if (waiter.term !== entry.term) {
+          waiter.reject(new RelayError('NOT_LEADER', `entry ${entry.index} of ${this.options.id} was replaced by another leader`));
+        } else if (waiter.onAllReplicas) {
+          this.awaitingAll.push({ index: entry.index, resolve: () => waiter.resolve(result), timer: waiter.timer });
+        } else {
+          waiter.resolve(result);
+        }
       }
     },
   };
+
+  /** Resolves `all` acknowledgements whose entry every voter now holds (their timeout still applies). */
+  private checkAllReplicas(): void {
+    if (this.awaitingAll.length === 0 || !this.isLeader()) return;
+    const lowestMatch = Math.min(...this.node.status().progress.map((p) => p.match));
+    this.awaitingAll = this.awaitingAll.filter((waiting) => {
+      if (waiting.index > lowestMatch) return true;
+      waiting.resolve();
+      return false;
+    });
+  }
 
   private noticeLeader(): void {
     const leader = this.node.leader;

@@ -223,6 +223,7 @@ interface Rule {
  */
 export class FaultyFileSystem implements FileSystem {
   private readonly rules = new Map<FaultOp, Rule>();
+  private readonly gates = new Map<FaultOp, { reached: () => void; released: Promise<void> }>();
   private tear: number | undefined;
   private capacityBytes: number | undefined;
   private readonly files = new Map<string, Tracked>();
@@ -254,6 +255,29 @@ export class FaultyFileSystem implements FileSystem {
   /** Limits the bytes of files written through this wrapper; `undefined` lifts the limit. */
   setCapacity(bytes: number | undefined): void {
     this.capacityBytes = bytes;
+  }
+
+  /**
+   * The next call of `op` (`write` or `datasync`) waits until `release()`;
+   * `reached` resolves once it is waiting. For tests of what happens while an
+   * fsync is in flight.
+   */
+  pauseNext(op: 'write' | 'datasync'): { reached: Promise<void>; release: () => void } {
+    let reached!: () => void;
+    let release!: () => void;
+    const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.gates.set(op, { reached, released });
+    return { reached: reachedPromise, release };
+  }
+
+  /** @internal Waits at a gate set by {@link pauseNext}. */
+  async gate(op: FaultOp): Promise<void> {
+    const gate = this.gates.get(op);
+    if (gate === undefined) return;
+    this.gates.delete(op);
+    gate.reached();
+    await gate.released;
   }
 
   /** Stops every injected fault (failures, tears, capacity). */
@@ -441,6 +465,8 @@ class FaultyHandle implements FileHandle {
 
   async write(data: Uint8Array, position: number): Promise<void> {
     this.alive('write');
+    await this.owner.gate('write');
+    this.alive('write');
     const { bytes, error } = this.owner.beforeWrite(this.path, this.file, data, position);
     if (bytes > 0) {
       await this.handle.write(data.subarray(0, bytes), position);
@@ -469,6 +495,8 @@ class FaultyHandle implements FileHandle {
   }
 
   async datasync(): Promise<void> {
+    this.alive('fdatasync');
+    await this.owner.gate('datasync');
     this.alive('fdatasync');
     try {
       this.owner.failIfRuled('datasync', this.path);

@@ -1,0 +1,171 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { errorCode, FaultyFileSystem, nodeFileSystem, readWholeFile } from './fs.js';
+
+const dirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'relaymq-fs-'));
+  dirs.push(dir);
+  return dir;
+}
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values);
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('nodeFileSystem', () => {
+  it('writes and reads at positions, truncates, lists, renames and removes', async () => {
+    const dir = await tempDir();
+    const fs = nodeFileSystem;
+    await fs.mkdir(join(dir, 'a', 'b'));
+    const path = join(dir, 'a', 'b', 'f');
+    const handle = await fs.open(path, 'write');
+    await handle.write(bytes(1, 2, 3, 4), 0);
+    await handle.write(bytes(9, 9), 2); // positional, not appending
+    await handle.datasync();
+    expect(await handle.size()).toBe(4);
+    const into = new Uint8Array(8);
+    expect(await handle.read(into, 1)).toBe(3);
+    expect([...into.subarray(0, 3)]).toEqual([2, 9, 9]);
+    await handle.truncate(2);
+    await handle.close();
+    expect([...(await readFile(path))]).toEqual([1, 2]);
+    expect(await fs.stat(path)).toEqual({ size: 2, isDirectory: false });
+    expect(await fs.stat(join(dir, 'missing'))).toBeUndefined();
+    await fs.rename(path, join(dir, 'a', 'b', 'g'));
+    expect(await fs.readdir(join(dir, 'a', 'b'))).toEqual(['g']);
+    await fs.syncDir(join(dir, 'a', 'b'));
+    await fs.unlink(join(dir, 'a', 'b', 'g'));
+    expect(await fs.readdir(join(dir, 'a', 'b'))).toEqual([]);
+    expect(errorCode(await rejection(fs.open(path, 'read')))).toBe('ENOENT');
+  });
+
+  it('reopening for write keeps the content', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'f'), bytes(5, 6, 7));
+    const handle = await nodeFileSystem.open(join(dir, 'f'), 'write');
+    expect(await handle.size()).toBe(3);
+    await handle.close();
+    expect([...((await readWholeFile(nodeFileSystem, join(dir, 'f'), 100)) ?? [])]).toEqual([5, 6, 7]);
+    expect(await readWholeFile(nodeFileSystem, join(dir, 'none'), 100)).toBeUndefined();
+  });
+});
+
+describe('FaultyFileSystem', () => {
+  it('fails the next N calls of an operation with the given code, then works', async () => {
+    const dir = await tempDir();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const handle = await fs.open(join(dir, 'f'), 'write');
+    fs.failNext('write', 'ENOSPC', 2);
+    expect(errorCode(await rejection(handle.write(bytes(1), 0)))).toBe('ENOSPC');
+    expect(errorCode(await rejection(handle.write(bytes(1), 0)))).toBe('ENOSPC');
+    await handle.write(bytes(1), 0);
+    fs.failNext('datasync', 'EIO');
+    expect(errorCode(await rejection(handle.datasync()))).toBe('EIO');
+    await handle.close();
+  });
+
+  it('tears a write: only a prefix reaches the file', async () => {
+    const dir = await tempDir();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const handle = await fs.open(join(dir, 'f'), 'write');
+    fs.tearNextWrite(2);
+    expect(errorCode(await rejection(handle.write(bytes(1, 2, 3, 4), 0)))).toBe('EIO');
+    await handle.close();
+    expect([...(await readFile(join(dir, 'f')))]).toEqual([1, 2]);
+  });
+
+  it('models a full disk: a write that does not fit writes what fits, then ENOSPC until space returns', async () => {
+    const dir = await tempDir();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    fs.setCapacity(5);
+    const a = await fs.open(join(dir, 'a'), 'write');
+    await a.write(bytes(1, 2, 3), 0);
+    const b = await fs.open(join(dir, 'b'), 'write');
+    expect(errorCode(await rejection(b.write(bytes(4, 5, 6), 0)))).toBe('ENOSPC');
+    expect(fs.usedBytes).toBe(5);
+    await a.truncate(0); // space returns
+    await b.write(bytes(4, 5, 6), 0);
+    await a.close();
+    await b.close();
+    expect([...(await readFile(join(dir, 'b')))]).toEqual([4, 5, 6]);
+  });
+
+  it('a failed datasync loses the unsynced bytes (they read back as zeros)', async () => {
+    const dir = await tempDir();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const handle = await fs.open(join(dir, 'f'), 'write');
+    await handle.write(bytes(1, 2), 0);
+    await handle.datasync();
+    await handle.write(bytes(3, 4), 2);
+    fs.failNext('datasync', 'EIO');
+    await rejection(handle.datasync());
+    await handle.close();
+    expect([...(await readFile(join(dir, 'f')))]).toEqual([1, 2, 0, 0]);
+  });
+
+  it('a crash keeps what was fsynced, drops the rest (or keeps a torn prefix), and kills open handles', async () => {
+    const dir = await tempDir();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const handle = await fs.open(join(dir, 'f'), 'write');
+    await fs.syncDir(dir);
+    await handle.write(bytes(1, 2, 3), 0);
+    await handle.datasync();
+    await handle.write(bytes(4, 5, 6), 3);
+    await fs.crash({ keepUnsyncedBytes: 1 });
+    expect(errorCode(await rejection(handle.write(bytes(7), 0)))).toBe('EBADF');
+    expect([...(await readFile(join(dir, 'f')))]).toEqual([1, 2, 3, 4]);
+    const again = await fs.open(join(dir, 'f'), 'write');
+    await again.write(bytes(9), 4);
+    await fs.crash();
+    expect([...(await readFile(join(dir, 'f')))]).toEqual([1, 2, 3, 4]);
+  });
+
+  it('a crash removes files whose directory entry was never synced, and undoes unsynced renames', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'target'), bytes(1));
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const fresh = await fs.open(join(dir, 'fresh'), 'write');
+    await fresh.write(bytes(1), 0);
+    await fresh.datasync(); // data synced, but the entry is not
+    const tmp = await fs.open(join(dir, 'tmp'), 'write');
+    await tmp.write(bytes(2), 0);
+    await tmp.datasync();
+    await fs.rename(join(dir, 'tmp'), join(dir, 'target'));
+    await fs.crash();
+    const names = (await nodeFileSystem.readdir(dir)).sort();
+    expect(names).toEqual(['target', 'tmp']);
+    expect([...(await readFile(join(dir, 'target')))]).toEqual([1]);
+    // With the directory synced, the rename survives.
+    await fs.rename(join(dir, 'tmp'), join(dir, 'target'));
+    await fs.syncDir(dir);
+    await fs.crash();
+    expect(await nodeFileSystem.readdir(dir)).toEqual(['target']);
+    expect([...(await readFile(join(dir, 'target')))]).toEqual([2]);
+  });
+
+  it('heal stops every injected fault', async () => {
+    const dir = await tempDir();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const handle = await fs.open(join(dir, 'f'), 'write');
+    fs.failNext('write', 'EIO', Number.POSITIVE_INFINITY);
+    fs.setCapacity(0);
+    await rejection(handle.write(bytes(1), 0));
+    fs.heal();
+    await handle.write(bytes(1), 0);
+    await handle.close();
+    expect(fs.calls.write).toBe(1);
+  });
+});

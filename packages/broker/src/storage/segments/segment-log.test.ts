@@ -1,0 +1,385 @@
+import { readdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { StoredMessage } from '../../core/partition/partition.js';
+import { FaultyFileSystem, nodeFileSystem } from '../fs.js';
+import { resolveSegmentLogOptions, type SegmentLogOptions, type StorageEvent } from './options.js';
+import { SegmentLog } from './segment-log.js';
+import { ManualTimers, TempDirs, indexOf, message, messages } from './testing.js';
+
+const temp = new TempDirs();
+afterEach(() => temp.cleanup());
+
+const logs: SegmentLog[] = [];
+afterEach(async () => {
+  await Promise.all(logs.splice(0).map((log) => log.close().catch(() => {})));
+});
+
+async function openLog(dir: string, options: SegmentLogOptions = {}, fs = nodeFileSystem): Promise<SegmentLog> {
+  const log = await SegmentLog.open(dir, fs, options);
+  logs.push(log);
+  return log;
+}
+
+const offsets = (list: StoredMessage[]): number[] => list.map((m) => m.offset);
+const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+
+/** Small segments: about 10 records of 50 bytes each. */
+const SMALL: SegmentLogOptions = { segmentBytes: 800, indexIntervalBytes: 128 };
+
+describe('SegmentLog: append, flush, read', () => {
+  it('reads back what was appended, before and after reopening, with key, headers and encoding', async () => {
+    const dir = join(await temp.make(), 'orders-0');
+    const log = await openLog(dir);
+    expect([log.startOffset, log.endOffset]).toEqual([0, 0]);
+    const headers = { a: '1', 'content-type': 'application/json' };
+    const first = log.append([
+      { timestamp: 5, data: Uint8Array.of(1, 2, 3), encoding: 'raw' },
+      { timestamp: 6, key: 'customer-é', headers, data: Uint8Array.of(0x92, 1, 2), encoding: 'msgpack' },
+      { timestamp: 7, data: new Uint8Array(0), encoding: 'raw' },
+    ]);
+    expect(first).toBe(0);
+    expect(log.endOffset).toBe(3);
+    const expected: StoredMessage[] = [
+      { offset: 0, timestamp: 5, data: Uint8Array.of(1, 2, 3), encoding: 'raw' },
+      { offset: 1, timestamp: 6, key: 'customer-é', headers, data: Uint8Array.of(0x92, 1, 2), encoding: 'msgpack' },
+      { offset: 2, timestamp: 7, data: new Uint8Array(0), encoding: 'raw' },
+    ];
+    expect(await log.read(0, 10, 1000)).toEqual(expected); // from memory, before any flush
+    await log.flush();
+    expect(log.durableOffset).toBe(3);
+    await log.close();
+
+    const again = await openLog(dir);
+    expect(again.recovery).toEqual({ segments: 1, truncatedTail: undefined, corruptions: [], rebuiltIndexes: 0 });
+    expect([again.startOffset, again.endOffset, again.durableOffset]).toEqual([0, 3, 3]);
+    const read = await again.read(0, 10, 1000); // from disk
+    expect(read).toEqual(expected);
+    expect(Object.getPrototypeOf(read[1]?.headers)).toBe(Object.prototype);
+    expect(again.append([message(3, { timestamp: 1 })])).toBe(3);
+    // Timestamps never decrease: 1 is raised to 7.
+    expect((await again.read(3, 1, 100))[0]?.timestamp).toBe(7);
+  });
+
+  it('copies appended data: the caller may reuse its buffer', async () => {
+    const log = await openLog(await temp.make());
+    const data = Uint8Array.of(1, 2, 3);
+    log.append([{ timestamp: 1, data, encoding: 'raw' }]);
+    data.fill(0);
+    expect([...((await log.read(0, 1, 10))[0]?.data ?? [])]).toEqual([1, 2, 3]);
+  });
+
+  it('rolls segments at segmentBytes and replays by offset across segment boundaries, from disk and from memory', async () => {
+    const dir = await temp.make();
+    const log = await openLog(dir, SMALL);
+    log.append(messages(0, 200, { size: 20 }));
+    await log.flush();
+    expect(log.segmentCount).toBeGreaterThan(10);
+    const files = await readdir(dir);
+    expect(files).toContain('00000000000000000000.log');
+    expect(files).toContain('00000000000000000000.idx');
+    expect(files).toContain('00000000000000000000.tix');
+    const check = async (l: SegmentLog): Promise<void> => {
+      for (const [from, count] of [[0, 200], [7, 31], [95, 10], [150, 1000], [199, 5], [200, 5]] as const) {
+        const read = await l.read(from, count, 1_000_000);
+        expect(offsets(read)).toEqual(range(from, Math.min(200, from + count)));
+        expect(read.map((m) => indexOf(m.data))).toEqual(offsets(read));
+      }
+      // maxBytes bounds the data, but the first message is always returned.
+      expect(offsets(await l.read(10, 100, 50))).toEqual([10, 11]);
+      expect(offsets(await l.read(10, 100, 1))).toEqual([10]);
+      expect(await l.read(10, 0, 100)).toEqual([]);
+    };
+    await check(log);
+    await log.close();
+    const again = await openLog(dir, { ...SMALL, tailCacheBytes: 1 });
+    expect(again.recovery.rebuiltIndexes).toBe(0);
+    await check(again);
+    // Sequential replay in pages covers everything exactly once.
+    const seen: number[] = [];
+    for (let next = 0, turns = 0; next < again.endOffset && turns < 1000; turns++) {
+      const page = await again.read(next, 17, 10_000);
+      seen.push(...offsets(page));
+      next = (page[page.length - 1]?.offset ?? next) + 1;
+    }
+    expect(seen).toEqual(range(0, 200));
+  });
+
+  it('replays by time across segments', async () => {
+    const dir = await temp.make();
+    const log = await openLog(dir, SMALL);
+    log.append(messages(0, 100, { size: 20 })); // timestamps 1000, 1010, ...
+    await log.flush();
+    const check = async (l: SegmentLog): Promise<void> => {
+      expect(await l.offsetForTime(0)).toBe(0);
+      expect(await l.offsetForTime(1000)).toBe(0);
+      expect(await l.offsetForTime(1001)).toBe(1);
+      expect(await l.offsetForTime(1500)).toBe(50);
+      expect(await l.offsetForTime(1505)).toBe(51);
+      expect(await l.offsetForTime(1990)).toBe(99);
+      expect(await l.offsetForTime(1991)).toBe(100);
+      expect(await l.offsetForTime(99_999)).toBe(100);
+      for (let t = 995; t < 2000; t += 37) expect(await l.offsetForTime(t)).toBe(Math.max(0, Math.ceil((t - 1000) / 10)));
+    };
+    await check(log);
+    await log.close();
+    await check(await openLog(dir, SMALL));
+    await check(await openLog(dir, { ...SMALL, verifyOnOpen: 'active' }));
+  });
+
+  it('group commit: one write and one fsync cover every record appended before the flush; concurrent flushes share one', async () => {
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const log = await openLog(await temp.make(), {}, fs);
+    const before = { ...fs.calls };
+    for (let i = 0; i < 1000; i++) log.append([message(i)]);
+    await log.flush();
+    expect(fs.calls.write - before.write).toBe(1);
+    expect(fs.calls.datasync - before.datasync).toBe(1);
+    // A flush is in flight (held in its fsync); the callers arriving meanwhile all share the next one.
+    log.append([message(1000)]);
+    const gate = fs.pauseNext('datasync');
+    const first = log.flush();
+    await gate.reached;
+    const waiting: Array<Promise<void>> = [];
+    for (let i = 1001; i < 1100; i++) {
+      log.append([message(i)]);
+      waiting.push(log.flush());
+    }
+    expect(log.durableOffset).toBe(1000);
+    gate.release();
+    await Promise.all([first, ...waiting]);
+    expect(fs.calls.datasync - before.datasync).toBe(3);
+    expect(log.durableOffset).toBe(1100);
+    // Nothing new: no fsync at all.
+    await log.flush();
+    expect(fs.calls.datasync - before.datasync).toBe(3);
+  });
+
+  it('rejects bad appends whole: oversized record, bad timestamp', async () => {
+    const log = await openLog(await temp.make(), { maxRecordBytes: 1024 });
+    expect(() => log.append([message(0), message(1, { size: 2000 })])).toThrow(RangeError);
+    expect(() => log.append([{ timestamp: -1, data: new Uint8Array(1), encoding: 'raw' }])).toThrow(RangeError);
+    expect(() => log.append([{ timestamp: 1.5, data: new Uint8Array(1), encoding: 'raw' }])).toThrow(RangeError);
+    expect(log.endOffset).toBe(0);
+  });
+
+  it('starts a brand-new log at initialOffset', async () => {
+    const log = await openLog(await temp.make(), { initialOffset: 500 });
+    expect(log.append([message(0)])).toBe(500);
+    expect(offsets(await log.read(0, 10, 100))).toEqual([500]);
+  });
+
+  it('refuses work once closed', async () => {
+    const log = await openLog(await temp.make());
+    await log.close();
+    expect(() => log.append([message(0)])).toThrow(expect.objectContaining({ code: 'STORAGE_CLOSED' }));
+    await expect(log.read(0, 1, 1)).rejects.toMatchObject({ code: 'STORAGE_CLOSED' });
+    await expect(log.flush()).rejects.toMatchObject({ code: 'STORAGE_CLOSED' });
+    await log.close(); // twice is fine
+  });
+});
+
+describe('SegmentLog: fsync policy', () => {
+  it("'interval': flush resolves once written; the timer fsyncs within fsyncIntervalMs", async () => {
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const timers = new ManualTimers();
+    const dir = await temp.make();
+    const log = await openLog(dir, { fsync: 'interval', fsyncIntervalMs: 200, timers }, fs);
+    const syncs = fs.calls.datasync;
+    log.append(messages(0, 10));
+    await log.flush();
+    expect(fs.calls.datasync).toBe(syncs);
+    expect(log.durableOffset).toBe(0);
+    expect(await log.read(0, 100, 10_000)).toHaveLength(10);
+    timers.advance(199);
+    await log.settled();
+    expect(log.durableOffset).toBe(0);
+    timers.advance(1);
+    await log.settled();
+    expect(fs.calls.datasync).toBe(syncs + 1);
+    expect(log.durableOffset).toBe(10);
+    // The documented loss window: written, not yet fsynced, lost to a power cut.
+    log.append(messages(10, 15));
+    await log.flush();
+    await fs.crash();
+    const again = await openLog(dir, {}, fs);
+    expect(again.endOffset).toBe(10);
+  });
+
+  it("'interval': fsyncs early once maxUnsyncedBytes are written", async () => {
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const log = await openLog(await temp.make(), { fsync: 'interval', maxUnsyncedBytes: 1000, timers: new ManualTimers() }, fs);
+    const syncs = fs.calls.datasync;
+    log.append(messages(0, 5, { size: 100 }));
+    await log.flush();
+    expect(fs.calls.datasync).toBe(syncs);
+    log.append(messages(5, 10, { size: 100 }));
+    await log.flush();
+    expect(fs.calls.datasync).toBe(syncs + 1);
+    expect(log.durableOffset).toBe(10);
+  });
+
+  it('sync() fsyncs whatever the policy', async () => {
+    const log = await openLog(await temp.make(), { fsync: 'interval', timers: new ManualTimers() });
+    log.append(messages(0, 3));
+    await log.sync();
+    expect(log.durableOffset).toBe(3);
+  });
+
+  it('rejects conflicting or invalid options by name', () => {
+    expect(() => resolveSegmentLogOptions({ fsyncIntervalMs: 10 })).toThrow(/fsyncIntervalMs/);
+    expect(() => resolveSegmentLogOptions({ maxUnsyncedBytes: 10 })).toThrow(/maxUnsyncedBytes/);
+    expect(() => resolveSegmentLogOptions({ segmentBytes: 0 })).toThrow(/segmentBytes/);
+    expect(() => resolveSegmentLogOptions({ segmentBytes: 4096, indexIntervalBytes: 8192 })).toThrow(/indexIntervalBytes/);
+    expect(resolveSegmentLogOptions({}).fsync).toBe('always');
+    expect(resolveSegmentLogOptions({ fsync: 'interval' }).fsyncIntervalMs).toBe(1000);
+  });
+});
+
+describe('SegmentLog: retention', () => {
+  /** 10 sealed segments of 10 records each (timestamps 1000 + 10 i), and an active one. */
+  async function tenSegments(dir: string, events?: StorageEvent[]): Promise<SegmentLog> {
+    const log = await openLog(dir, { ...SMALL, segmentBytes: 10 * 50, onEvent: (e) => events?.push(e) });
+    log.append(messages(0, 105, { size: 20 }));
+    await log.flush();
+    expect(log.segmentBases()).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+    return log;
+  }
+
+  it('by age: deletes the sealed segments whose newest record is older than maxAgeMs', async () => {
+    const dir = await temp.make();
+    const events: StorageEvent[] = [];
+    const log = await tenSegments(dir, events);
+    // Now 2000, max age 700: records older than 1300 go; segment 20..29 holds 1200..1290, segment 30 holds 1300..
+    const result = await log.applyRetention({ maxAgeMs: 700 }, 2000);
+    expect(result).toEqual({ deletedSegments: 3, deletedBytes: expect.any(Number), startOffset: 30 });
+    expect(log.startOffset).toBe(30);
+    expect(events.filter((e) => e.kind === 'segment-deleted')).toHaveLength(3);
+    expect(await readdir(dir)).not.toContain('00000000000000000020.log');
+    expect(offsets(await log.read(0, 3, 10_000))).toEqual([30, 31, 32]); // reads below start begin at the start
+    expect(await log.offsetForTime(0)).toBe(30);
+    // Everything old: all sealed segments go, the active one stays.
+    await log.applyRetention({ maxAgeMs: 0 }, 1_000_000);
+    expect(log.segmentBases()).toEqual([100]);
+    expect(offsets(await log.read(0, 100, 10_000))).toEqual(range(100, 105));
+    await log.close();
+    const again = await openLog(dir, SMALL);
+    expect([again.startOffset, again.endOffset]).toEqual([100, 105]);
+  });
+
+  it('by bytes: deletes the oldest segments while the log is over maxBytes', async () => {
+    const log = await tenSegments(await temp.make());
+    const segmentBytes = log.sizeBytes / 10.5;
+    await log.applyRetention({ maxBytes: Math.floor(segmentBytes * 4) }, 0);
+    expect(log.sizeBytes).toBeLessThanOrEqual(segmentBytes * 4);
+    expect(log.segmentBases()).toEqual([70, 80, 90, 100]);
+  });
+
+  it('by count: deletes the oldest segments while the log holds more than maxMessages', async () => {
+    const log = await tenSegments(await temp.make());
+    await log.applyRetention({ maxMessages: 50 }, 0);
+    expect(log.startOffset).toBe(60);
+    expect(log.endOffset - log.startOffset).toBeLessThanOrEqual(50);
+    await log.applyRetention({ maxMessages: 0 }, 0);
+    expect(log.segmentBases()).toEqual([100]); // never the active segment
+  });
+
+  it('keeps segments holding offsets at or after keepFrom, and does nothing without a limit', async () => {
+    const log = await tenSegments(await temp.make());
+    expect((await log.applyRetention({}, 1e12)).deletedSegments).toBe(0);
+    await log.applyRetention({ maxMessages: 0 }, 0, 35);
+    expect(log.startOffset).toBe(30);
+    await expect(log.applyRetention({ maxBytes: -1 }, 0)).rejects.toThrow(RangeError);
+  });
+
+  it('a read in flight on a deleted segment completes', async () => {
+    const log = await tenSegments(await temp.make());
+    await log.close();
+    const again = await openLog(log.dir, { ...SMALL, tailCacheBytes: 1 });
+    const reading = again.read(0, 5, 10_000);
+    const deleting = again.applyRetention({ maxMessages: 0 }, 0);
+    expect(offsets(await reading)).toEqual(range(0, 5));
+    await deleting;
+    expect(again.startOffset).toBe(100);
+  });
+});
+
+describe('SegmentLog: truncateFrom and reset', () => {
+  it('cuts a suffix across segments, durably, and appends continue from there', async () => {
+    const dir = await temp.make();
+    const log = await openLog(dir, SMALL);
+    log.append(messages(0, 100, { size: 20 }));
+    await log.flush();
+    log.append(messages(100, 110, { size: 20 })); // not even flushed
+    await log.truncateFrom(35);
+    expect(log.endOffset).toBe(35);
+    expect(log.durableOffset).toBe(35);
+    expect(offsets(await log.read(30, 100, 100_000))).toEqual(range(30, 35));
+    expect(await log.offsetForTime(99_999)).toBe(35);
+    expect(log.append([message(1000, { timestamp: 1 })])).toBe(35);
+    // The timestamp floor is the cut log's last record (offset 34: 1340).
+    expect((await log.read(35, 1, 100))[0]?.timestamp).toBe(1340);
+    await log.flush();
+    await log.close();
+    const again = await openLog(dir, SMALL);
+    expect(again.endOffset).toBe(36);
+    expect((await again.read(30, 100, 100_000)).map((m) => indexOf(m.data))).toEqual([30, 31, 32, 33, 34, 1000]);
+  });
+
+  it('cuts at a segment base, at the start, and rejects offsets outside the log', async () => {
+    const log = await openLog(await temp.make(), SMALL);
+    log.append(messages(0, 50, { size: 20 }));
+    await log.flush();
+    const bases = log.segmentBases();
+    const base = bases[2] as number;
+    await log.truncateFrom(base);
+    expect(log.segmentBases()).toEqual(bases.slice(0, 3));
+    expect(log.endOffset).toBe(base);
+    await expect(log.truncateFrom(base + 1)).rejects.toThrow(RangeError);
+    await log.truncateFrom(base); // a no-op
+    await log.truncateFrom(0);
+    expect([log.startOffset, log.endOffset, log.segmentCount]).toEqual([0, 0, 1]);
+    log.append(messages(0, 3));
+    expect(offsets(await log.read(0, 10, 1000))).toEqual([0, 1, 2]);
+  });
+
+  it('reset drops everything and starts an empty log at an offset', async () => {
+    const dir = await temp.make();
+    const log = await openLog(dir, SMALL);
+    log.append(messages(0, 50, { size: 20 }));
+    await log.flush();
+    await log.reset(1000);
+    expect([log.startOffset, log.endOffset]).toEqual([1000, 1000]);
+    expect(await readdir(dir)).toEqual(['00000000000000001000.log']);
+    log.append(messages(0, 2));
+    await log.flush();
+    await log.close();
+    const again = await openLog(dir, SMALL);
+    expect(offsets(await again.read(0, 10, 1000))).toEqual([1000, 1001]);
+  });
+});
+
+describe('SegmentLog: indexes', () => {
+  it('rebuilds missing or damaged index files of sealed segments on open', async () => {
+    const dir = await temp.make();
+    const log = await openLog(dir, SMALL);
+    log.append(messages(0, 60, { size: 20 }));
+    await log.flush();
+    await log.close();
+    await unlink(join(dir, '00000000000000000000.idx'));
+    const tix = join(dir, segmentTix(log.segmentBases()[1] as number));
+    await writeFile(tix, Buffer.from('garbage'));
+    for (const verifyOnOpen of ['active', 'all'] as const) {
+      const again = await openLog(dir, { ...SMALL, verifyOnOpen });
+      expect(again.recovery.rebuiltIndexes).toBe(verifyOnOpen === 'active' ? 2 : 0);
+      expect(offsets(await again.read(0, 100, 100_000))).toEqual(range(0, 60));
+      expect(await again.offsetForTime(1255)).toBe(26);
+      await again.close();
+    }
+    expect((await stat(tix)).size).toBeGreaterThan(8);
+  });
+});
+
+function segmentTix(base: number): string {
+  return `${String(base).padStart(20, '0')}.tix`;
+}

@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- --seeds N [--from S] [--seed S] [--steps K] [--bug KNOB] [--trace] [--verbose]`
+ * `npm run sim -- --seeds N [--from S] [--seed S] [--steps K] [--profile NAME] [--bug KNOB] [--trace] [--verbose]`
  *
  * Runs the Raft simulator over seeds `from .. from + N - 1` (or the single
  * `--seed`), each for K fault-phase steps then the liveness phase. A failing
@@ -10,12 +10,14 @@
 import { NO_TESTING_KNOBS, type RaftTestingKnobs } from '../../src/core/raft/raft.js';
 import { replayCommand, runSimulation, type SimResult } from './sim.js';
 import { distribution } from './stats.js';
+import { SWARM_PROFILES } from './swarm.js';
 
 interface CliOptions {
   seeds: number;
   from: number;
   steps: number;
   bug: keyof RaftTestingKnobs | undefined;
+  profile: string | undefined;
   trace: boolean;
   verbose: boolean;
   maxFailuresPrinted: number;
@@ -24,7 +26,7 @@ interface CliOptions {
 const DEFAULT_STEPS = 4000;
 
 function parseArgs(argv: readonly string[]): CliOptions {
-  const options: CliOptions = { seeds: 100, from: 1, steps: DEFAULT_STEPS, bug: undefined, trace: false, verbose: false, maxFailuresPrinted: 3 };
+  const options: CliOptions = { seeds: 100, from: 1, steps: DEFAULT_STEPS, bug: undefined, profile: undefined, trace: false, verbose: false, maxFailuresPrinted: 3 };
   const integer = (flag: string, value: string | undefined): number => {
     const n = Number(value);
     if (value === undefined || !Number.isSafeInteger(n) || n < 0) throw new Error(`${flag} needs a non-negative integer, got ${String(value)}`);
@@ -52,6 +54,12 @@ function parseArgs(argv: readonly string[]): CliOptions {
         options.bug = name as keyof RaftTestingKnobs;
         break;
       }
+      case '--profile': {
+        const name = argv[++i] ?? '';
+        if (!Object.hasOwn(SWARM_PROFILES, name)) throw new Error(`--profile must be one of ${Object.keys(SWARM_PROFILES).join(', ')}`);
+        options.profile = name;
+        break;
+      }
       case '--trace':
         options.trace = true;
         break;
@@ -62,7 +70,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
         options.maxFailuresPrinted = integer(arg, argv[++i]);
         break;
       default:
-        throw new Error(`unknown argument ${String(arg)} (usage: --seeds N [--from S] [--seed S] [--steps K] [--bug KNOB] [--trace] [--verbose])`);
+        throw new Error(`unknown argument ${String(arg)} (usage: --seeds N [--from S] [--seed S] [--steps K] [--profile NAME] [--bug KNOB] [--trace] [--verbose])`);
     }
   }
   return options;
@@ -77,7 +85,7 @@ function printFailure(result: SimResult, options: CliOptions): void {
     `  fault profile: ${JSON.stringify(result.params)}`,
     `  last events:`,
     ...failure.trace.map((l) => `    ${l}`),
-    `  replay: ${replayCommand(result.seed, options.steps, options.bug)}`,
+    `  replay: ${replayCommand(result.seed, options.steps, options.bug, options.profile)}`,
     '',
   ];
   process.stderr.write(`${lines.join('\n')}\n`);
@@ -87,6 +95,8 @@ function main(): void {
   const options = parseArgs(process.argv.slice(2));
   const started = performance.now();
   const electionTicks: number[] = [];
+  const electionTicksNoLeader: number[] = [];
+  const electionTicksPreVote: number[] = [];
   const convergeTicks: number[] = [];
   const failures: Array<{ seed: number; property: string; message: string; replay: string }> = [];
   let steps = 0;
@@ -96,17 +106,23 @@ function main(): void {
   const knobs = options.bug === undefined ? undefined : { [options.bug]: true };
   for (let k = 0; k < options.seeds; k++) {
     const seed = options.from + k;
-    const result = runSimulation({ seed, steps: options.steps, knobs, keepTrace: options.trace });
+    const params = options.profile === undefined ? undefined : SWARM_PROFILES[options.profile];
+    const result = runSimulation({ seed, steps: options.steps, knobs, params, keepTrace: options.trace });
     steps += result.steps;
     acked += result.stats.acked;
     crashes += result.stats.crashes;
     partitions += result.stats.partitions;
-    if (result.electionTicksAfterHeal !== undefined) electionTicks.push(result.electionTicksAfterHeal);
+    const elected = result.electionTicksAfterHeal;
+    if (elected !== undefined) {
+      electionTicks.push(elected);
+      if (!result.leaderAtHeal) electionTicksNoLeader.push(elected);
+      if (result.params.raft.preVote && result.params.raft.checkQuorum) electionTicksPreVote.push(elected);
+    }
     if (result.convergeTicksAfterHeal !== undefined) convergeTicks.push(result.convergeTicksAfterHeal);
     if (result.failure !== undefined) {
-      failures.push({ seed, property: result.failure.property, message: result.failure.message, replay: replayCommand(seed, options.steps, options.bug) });
+      failures.push({ seed, property: result.failure.property, message: result.failure.message, replay: replayCommand(seed, options.steps, options.bug, options.profile) });
       if (failures.length <= options.maxFailuresPrinted) printFailure(result, options);
-      else process.stderr.write(`FAIL seed ${seed}: ${result.failure.message}\n  replay: ${replayCommand(seed, options.steps, options.bug)}\n`);
+      else process.stderr.write(`FAIL seed ${seed}: ${result.failure.message}\n  replay: ${replayCommand(seed, options.steps, options.bug, options.profile)}\n`);
     } else if (options.trace && result.trace !== undefined) {
       process.stderr.write(`${result.trace.join('\n')}\n`);
     }
@@ -123,6 +139,7 @@ function main(): void {
     stepsPerSeed: options.steps,
     totalSteps: steps,
     bug: options.bug ?? null,
+    profile: options.profile ?? 'swarm',
     failures: failures.length,
     failedSeeds: failures.slice(0, 20).map((f) => f.seed),
     wallMs,
@@ -130,6 +147,8 @@ function main(): void {
     crashes,
     partitions,
     electionTicksAfterHeal: distribution(electionTicks),
+    electionTicksAfterHealWithoutLeaderAtHeal: distribution(electionTicksNoLeader),
+    electionTicksAfterHealPreVoteAndCheckQuorum: distribution(electionTicksPreVote),
     convergeTicksAfterHeal: distribution(convergeTicks),
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);

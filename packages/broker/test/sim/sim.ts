@@ -85,6 +85,8 @@ export interface SimResult {
   electionTicksAfterHeal: number | undefined;
   /** Ticks from the heal until every acknowledged value is applied everywhere. */
   convergeTicksAfterHeal: number | undefined;
+  /** Whether every node already followed one leader at the heal. */
+  leaderAtHeal: boolean;
   stats: SimStats;
   trace: string[] | undefined;
 }
@@ -239,6 +241,7 @@ export class Simulation {
     let failure: SimFailure | undefined;
     let electionTicks: number | undefined;
     let convergeTicks: number | undefined;
+    let leaderAtHeal = false;
     const p = this.params;
     try {
       for (const node of this.nodes) this.start(node);
@@ -252,6 +255,7 @@ export class Simulation {
 
       this.heal();
       const healAt = this.now;
+      leaderAtHeal = this.leaderAgreed();
       const electionBoundMs = LIVENESS_BOUND_ELECTIONS * p.raft.electionTicks * p.tickMs;
       const window = p.raft.maxEntriesPerAppend * p.raft.maxInflightAppends;
       const windows = Math.ceil(this.maxLag() / window);
@@ -294,6 +298,7 @@ export class Simulation {
       steps: this.step,
       electionTicksAfterHeal: electionTicks,
       convergeTicksAfterHeal: convergeTicks,
+      leaderAtHeal,
       stats: this.stats,
       trace: failure === undefined && this.options.keepTrace === true ? this.renderTrace() : failure?.trace,
     };
@@ -746,6 +751,6 @@ export function runSimulation(options: SimOptions): SimResult {
 }
 
 /** The command that replays a run. */
-export function replayCommand(seed: number, steps: number, bug?: string): string {
-  return `npm run sim -- --seed ${seed} --steps ${steps}${bug === undefined ? '' : ` --bug ${bug}`}`;
+export function replayCommand(seed: number, steps: number, bug?: string, profile?: string): string {
+  return `npm run sim -- --seed ${seed} --steps ${steps}${profile === undefined ? '' : ` --profile ${profile}`}${bug === undefined ? '' : ` --bug ${bug}`}`;
 }

@@ -95,3 +95,30 @@ export function swarmParams(seed: number): SwarmParams {
     wrongSnapshotReportRate: r.pick([0, 0, 0.3]),
   };
 }
+
+/**
+ * Named overrides of the swarm's choices. `churn` is a harsh, leader-hostile
+ * profile (no pre-vote or check-quorum, a third of the messages lost, a
+ * crash or pause every 50 ms on average, one entry per append): it makes the
+ * rare interleavings of Raft's Figure 8 likely enough to be found in a few
+ * hundred seeds.
+ */
+export const SWARM_PROFILES: Readonly<Record<string, Partial<SwarmParams>>> = Object.freeze({
+  churn: {
+    nodeCount: 3,
+    raft: {
+      electionTicks: 10,
+      heartbeatTicks: 2,
+      preVote: false,
+      checkQuorum: false,
+      maxEntriesPerAppend: 1,
+      maxInflightAppends: 1,
+      maxUncommittedEntries: 1024,
+    },
+    lossRate: 0.3,
+    faultIntervalMs: 50,
+    weights: { crash: 4, partition: 2, oneWay: 0, pause: 2, transfer: 0 },
+    maxDowntimeMs: 300,
+    compactEvery: 0,
+  },
+});

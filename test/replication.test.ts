@@ -86,4 +86,20 @@ describe('replication across three brokers', () => {
     await expect(client.publish('acks', 'quorum', { ack: 'quorum' })).resolves.toMatchObject({ offset: 1 });
     await expect(client.publish('acks', 'all down', { ack: 'all', timeoutMs: 1500 })).rejects.toMatchObject({ code: 'TIMEOUT' });
   });
+
+  it('publishes go straight to the partition leader when the client is connected to it', async () => {
+    const brokers = await cluster();
+    const client = await fixture.client(brokers.map((b) => b.url), { poolSize: 3 });
+    await waitFor(() => client.stats().connectedBrokers.length === 3, 'connections to all three brokers');
+    await client.publish('routed', 'first'); // learns the leader from the metadata answer
+    const leaderId = brokers
+      .flatMap((b) => (b.engine as unknown as { groupStatus(): Array<{ group: string; leader: string | null }> }).groupStatus())
+      .find((s) => s.group === 'p/routed/0')?.leader;
+    const before = new Map(brokers.map((b) => [b.id, b.stats().published]));
+    await Promise.all(Array.from({ length: 200 }, (_, i) => client.publish('routed', i)));
+    for (const b of brokers) {
+      const accepted = b.stats().published - (before.get(b.id) ?? 0);
+      expect(accepted).toBe(b.id === leaderId ? 200 : 0);
+    }
+  });
 });

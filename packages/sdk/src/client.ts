@@ -63,7 +63,11 @@ export class RelayClient extends EventEmitter<ClientEvents> {
   constructor(options: ClientOptions, fallbackWebSocket?: WebSocketConstructor) {
     super();
     this.options = resolveClientOptions(options, fallbackWebSocket);
-    this.publisher = new Publisher(this.options, (reason) => this.pool.failover(reason));
+    this.publisher = new Publisher(
+      this.options,
+      (reason) => this.pool.failover(reason),
+      (brokerId) => this.pool.connectionTo(brokerId),
+    );
     this.subscriber = new Subscriber(
       {
         gap: (event) => this.emit('gap', event),
@@ -81,13 +85,14 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       },
       brokersChanged: (added, removed) => this.emit('brokers', { added, removed }),
       gaveUp: (error) => void this.shutdown(error),
+      connectionClosed: (connection) => this.publisher.connectionClosed(connection),
       frame: (connection, frame) => {
         switch (frame.type) {
           case 'ack':
-            if (connection === this.pool.active) this.publisher.onAck(frame);
+            this.publisher.onAck(frame);
             return;
           case 'nack':
-            if (connection === this.pool.active) this.publisher.onNack(frame);
+            this.publisher.onNack(frame);
             return;
           case 'message':
             this.subscriber.onMessage(connection, frame);

@@ -230,7 +230,14 @@ export class ClientSession {
       if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down; publish elsewhere');
       const outcomes = await this.handOff(batch);
       this.published += batch.messages.length;
-      return batch.ack === 'none' ? [] : answers(batch, outcomes);
+      if (batch.ack === 'none') return [];
+      const result = answers(batch, outcomes);
+      // Forwarded: tell the client who leads, so its next publishes go there directly.
+      const leader = this.ctx.engine.leaderOf?.(batch.topic, batch.partition);
+      if (leader !== undefined && leader !== this.ctx.options.id) {
+        for (const answer of result) if (!('type' in answer)) answer.leader = leader;
+      }
+      return result;
     } catch (err) {
       if (batch.ack === 'none') return [];
       const error = asRelayError(err);

@@ -14,6 +14,7 @@ function pool(discovery = true): { pool: BrokerPool; changes: Array<{ added: str
     dialFailed: () => {},
     brokersChanged: (added, removed) => changes.push({ added, removed }),
     gaveUp: () => {},
+    connectionClosed: () => {},
     frame: () => {},
   };
   const options = resolveClientOptions({ brokers: seeds, discovery, WebSocket: class {} as unknown as WebSocketConstructor });
@@ -63,7 +64,7 @@ describe('discovery', () => {
     } as unknown as WebSocketConstructor;
     const brokers = ['ws://busy:1', 'ws://idle:1', 'ws://medium:1'];
     const options = resolveClientOptions({ brokers, poolSize: 1, WebSocket: RecordingWebSocket });
-    const p = new BrokerPool(options, { activeChanged() {}, dialing() {}, dialFailed() {}, brokersChanged() {}, gaveUp() {}, frame() {} });
+    const p = new BrokerPool(options, { activeChanged() {}, dialing() {}, dialFailed() {}, brokersChanged() {}, gaveUp() {}, connectionClosed() {}, frame() {} });
     const loaded = (url: string, connections: number): BrokerInfo => ({ ...alive(url), load: { connections, partitionsLed: 0 } });
     p.learn({ brokers: [loaded('ws://busy:1', 40), loaded('ws://idle:1', 0), loaded('ws://medium:1', 7)] });
     p.start();

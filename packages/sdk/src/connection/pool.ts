@@ -15,6 +15,8 @@ export interface PoolListener {
   brokersChanged(added: string[], removed: string[]): void;
   /** Every slot gave up (only with a finite `reconnect.maxAttempts`). */
   gaveUp(error: RelayError): void;
+  /** A pooled connection closed (active or standby). */
+  connectionClosed(connection: BrokerConnection): void;
   /** A frame pushed by a broker on any pooled connection. */
   frame(connection: BrokerConnection, frame: PushFrame): void;
 }
@@ -71,6 +73,12 @@ export class BrokerPool {
     this.closed = true;
     this.abort.abort(new RelayError('CLIENT_CLOSED', 'client closed'));
     for (const connection of [...this.connections]) connection.close();
+  }
+
+  /** The open pooled connection to broker `id`, if any. */
+  connectionTo(id: string): BrokerConnection | undefined {
+    for (const connection of this.connections) if (connection.brokerId === id && connection.open) return connection;
+    return undefined;
   }
 
   /** Applies a broker's view of the cluster to the discovered set. */
@@ -166,6 +174,7 @@ export class BrokerPool {
       connection.on('frame', (frame) => this.listener.frame(connection, frame));
       connection.once('closed', (reason) => {
         this.connections.delete(connection);
+        this.listener.connectionClosed(connection);
         if (this.active === connection) {
           this.active = this.bestStandby();
           this.listener.activeChanged(this.active, connection, reason);

@@ -171,6 +171,8 @@ export interface Ack {
   count: number;
   /** True when these (producerId, seq) had already been stored; the offsets are the original ones. */
   duplicate: boolean;
+  /** Set when the answering broker forwarded the batch: the partition leader, to publish to directly. */
+  leader?: string;
 }
 
 export interface AckFrame {

@@ -1,5 +1,6 @@
 import { isErrorCode, protocolError } from './errors.js';
 import type {
+  Ack,
   AckLevel,
   BrokerFrame,
   BrokerInfo,
@@ -298,7 +299,10 @@ export function validateBrokerFrame(value: unknown): BrokerFrame {
     case 'ack': {
       const acks = list(o, 'acks', FIELD_LIMITS.maxBatch).map((a) => {
         const ack = obj(a, 'ack');
-        return { id: uint(ack, 'id'), offset: uint(ack, 'offset'), count: uint(ack, 'count'), duplicate: bool(ack, 'duplicate') };
+        const result: Ack = { id: uint(ack, 'id'), offset: uint(ack, 'offset'), count: uint(ack, 'count'), duplicate: bool(ack, 'duplicate') };
+        const leader = optStr(ack, 'leader');
+        if (leader !== undefined) result.leader = leader;
+        return result;
       });
       return { type: 'ack', acks };
     }

@@ -27,6 +27,8 @@ export interface OutboxEntry {
   seq: number;
   /** Correlation id of the latest send; 0 when not sent on the current connection. */
   attemptId: number;
+  /** The connection the latest attempt went out on. */
+  sentOn: object | undefined;
   /** Times sent; above 1 means republished. */
   sends: number;
   /** Whether the caller's promise already settled (ack, refusal or timeout). */

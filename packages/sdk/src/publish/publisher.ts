@@ -71,6 +71,8 @@ export class Publisher {
   private readonly roundRobin = new Map<string, number>();
   private readonly inflight = new Map<number, OutboxEntry>();
   private readonly gapRetryScheduled = new Set<string>();
+  /** Partition leaders as last heard (metadata answers, NOT_LEADER hints), by partition key. */
+  private readonly leaders = new Map<string, string>();
   private sendQueue: OutboxEntry[] = [];
   private flushScheduled = false;
   private nextAttemptId = 1;
@@ -83,6 +85,8 @@ export class Publisher {
     private readonly options: ResolvedClientOptions,
     /** Asks the client to move to another broker (the active one cannot take publishes). */
     private readonly requestFailover: (reason: RelayError) => void,
+    /** The pooled, open connection to a broker, if any: publishes go straight to partition leaders. */
+    private readonly pooledConnection: (brokerId: string) => BrokerConnection | undefined = () => undefined,
   ) {
     this.outbox = new Outbox(options.outbox.maxMessages, options.outbox.maxBytes);
   }
@@ -135,8 +139,20 @@ export class Publisher {
     this.admit();
   }
 
+  /** A pooled connection closed: what was in flight on it is sent again, by the current routes. */
+  connectionClosed(connection: BrokerConnection): void {
+    for (const entry of this.outbox) {
+      if (entry.sentOn !== connection || entry.attemptId === 0) continue;
+      this.inflight.delete(entry.attemptId);
+      entry.attemptId = 0;
+      this.queueSend(entry);
+    }
+  }
+
   onAck(frame: AckFrame): void {
     for (const ack of frame.acks) {
+      const first = this.inflight.get(ack.id);
+      if (ack.leader !== undefined && first !== undefined) this.leaders.set(partitionKey(first.topic, first.partition), ack.leader);
       for (let i = 0; i < ack.count; i++) {
         const entry = this.inflight.get(ack.id + i);
         if (entry === undefined) continue; // an earlier attempt, superseded
@@ -160,6 +176,10 @@ export class Publisher {
     const error = new RelayError(code, frame.message, frame.leader === undefined ? {} : { leader: frame.leader });
     if (code === 'SEQUENCE_GAP' && frame.expectedSeq !== undefined) {
       this.onGap(entry, frame.expectedSeq);
+    } else if (code === 'NOT_LEADER' && frame.leader !== undefined && this.pooledConnection(frame.leader) !== undefined) {
+      // Follow the hint: this partition now goes straight to its leader, which we are connected to.
+      this.leaders.set(partitionKey(entry.topic, entry.partition), frame.leader);
+      this.resend(entry.topic, entry.partition);
     } else if (error.retriable || code === 'TIMEOUT') {
       // Kept in the outbox: republished (same incarnation and seq) on the broker we move to.
       this.requestFailover(error);
@@ -286,6 +306,7 @@ export class Publisher {
       incarnation: 0,
       seq: -1,
       attemptId: 0,
+      sentOn: undefined,
       sends: 0,
       settled: false,
       resolve: () => {},
@@ -339,7 +360,12 @@ export class Publisher {
       (reply) => {
         this.metadataPending = undefined;
         if (reply.type === 'topics') {
-          for (const info of reply.topics) if (info.partitions > 0) this.partitionCounts.set(info.topic, info.partitions);
+          for (const info of reply.topics) {
+            if (info.partitions > 0) this.partitionCounts.set(info.topic, info.partitions);
+            info.leaders?.forEach((leader, partition) => {
+              if (leader !== '') this.leaders.set(partitionKey(info.topic, partition), leader);
+            });
+          }
         }
         this.admit();
       },
@@ -375,21 +401,36 @@ export class Publisher {
    */
   private flush(): void {
     this.flushScheduled = false;
-    const connection = this.connection;
+    const active = this.connection;
     const queue = this.sendQueue;
     this.sendQueue = [];
-    if (connection === undefined || !connection.open) return;
+    if (active === undefined || !active.open) return;
 
-    const groups = new Map<string, OutboxEntry[]>();
+    // Each partition goes to its leader when that broker is pooled, otherwise to the active broker (which forwards).
+    const byConnection = new Map<BrokerConnection, Map<string, OutboxEntry[]>>();
     for (const entry of queue) {
-      // Skip what is already in flight on this connection, and what was acknowledged or refused meanwhile.
+      // Skip what is already in flight, and what was acknowledged or refused meanwhile.
       if (entry.attemptId !== 0 || !this.outbox.has(entry)) continue;
+      const leader = this.leaders.get(partitionKey(entry.topic, entry.partition));
+      const routed = leader === undefined ? undefined : this.pooledConnection(leader);
+      const connection = routed !== undefined && routed.open ? routed : active;
+      let groups = byConnection.get(connection);
+      if (groups === undefined) byConnection.set(connection, (groups = new Map()));
       const key = `${entry.ack}|${entry.incarnation}|${entry.partition}|${entry.topic}`;
       const group = groups.get(key);
       if (group === undefined) groups.set(key, [entry]);
       else group.push(entry);
     }
+    for (const [connection, groups] of byConnection) this.sendGroups(connection, groups);
+    this.admit();
+  }
 
+  /**
+   * Sends groups of entries (one per partition, ack level and incarnation, in
+   * seq order) as batches with consecutive attempt ids, in frames within the
+   * broker's size and count limits.
+   */
+  private sendGroups(connection: BrokerConnection, groups: Map<string, OutboxEntry[]>): void {
     let batches: PublishBatch[] = [];
     let count = 0;
     let bytes = FRAME_OVERHEAD;
@@ -413,6 +454,7 @@ export class Publisher {
           batches.push(batch);
         }
         entry.attemptId = this.nextAttemptId++;
+        entry.sentOn = connection;
         entry.sends++;
         if (entry.sends > 1) this.counters.republished++;
         const message: OutgoingMessage = { data: entry.data };
@@ -431,7 +473,6 @@ export class Publisher {
       }
     }
     sendFrame();
-    this.admit();
   }
 
   private settle(entry: OutboxEntry, outcome: PublishReceipt | RelayError): void {

@@ -1,0 +1,222 @@
+import { describe, expect, it } from 'vitest';
+import { RaftNode } from './node.js';
+import { Raft } from './raft.js';
+import { drainReady, type ReadyHandlers } from './runner.js';
+import { MemoryStorage } from './storage.js';
+import type { Entry, Message, RandomSource } from './types.js';
+
+type Msg = Message<string, string>;
+const ZERO: RandomSource = { nextInt: () => 0 };
+
+/** A cluster with a manual message queue: enough to unit-test RaftNode behaviour. */
+class Mini {
+  readonly storages = new Map<string, MemoryStorage<string, string>>();
+  readonly nodes = new Map<string, RaftNode<string, string>>();
+  readonly applied = new Map<string, string[]>();
+  queue: Msg[] = [];
+
+  constructor(
+    readonly ids: string[],
+    config = {},
+  ) {
+    for (const id of ids) {
+      const storage = new MemoryStorage<string, string>(ids);
+      this.storages.set(id, storage);
+      this.applied.set(id, []);
+      this.nodes.set(id, new RaftNode<string, string>({ id, storage, random: ZERO, config }));
+    }
+  }
+
+  node(id: string): RaftNode<string, string> {
+    return this.nodes.get(id) as RaftNode<string, string>;
+  }
+
+  io(id: string): ReadyHandlers<string, string> {
+    return {
+      storage: this.storages.get(id) as MemoryStorage<string, string>,
+      send: (ms) => this.queue.push(...ms),
+      restore: () => undefined,
+      apply: (es: readonly Entry<string>[]) => {
+        for (const e of es) if (e.type === 'normal') this.applied.get(id)?.push(e.data);
+      },
+    };
+  }
+
+  drain(): void {
+    for (const id of this.ids) drainReady(this.node(id), this.io(id));
+  }
+
+  /** Delivers until quiet (bounded), dropping messages to `isolated`. */
+  stabilize(isolated: string[] = []): void {
+    this.drain();
+    for (let round = 0; round < 100 && this.queue.length > 0; round++) {
+      const batch = this.queue;
+      this.queue = [];
+      for (const m of batch) {
+        if (isolated.includes(m.to) || isolated.includes(m.from)) continue;
+        this.node(m.to).step(m);
+        drainReady(this.node(m.to), this.io(m.to));
+      }
+    }
+  }
+
+  elect(id: string): void {
+    this.node(id).campaign();
+    this.stabilize();
+  }
+}
+
+describe('RaftNode', () => {
+  it('elects a leader, replicates and applies a proposal everywhere', () => {
+    const c = new Mini(['a', 'b', 'c']);
+    c.elect('a');
+    expect(c.node('a').role).toBe('leader');
+    expect(c.node('b').leader).toBe('a');
+    const result = c.node('a').propose('x');
+    expect(result).toEqual({ ok: true, term: 1, firstIndex: 2, lastIndex: 2 });
+    c.stabilize();
+    c.node('a').tick();
+    c.stabilize();
+    for (const id of c.ids) expect(c.applied.get(id)).toEqual(['x']);
+    const status = c.node('a').status();
+    expect(status.progress.map((p) => [p.id, p.match])).toEqual([
+      ['a', 2],
+      ['b', 2],
+      ['c', 2],
+    ]);
+    expect(c.node('b').status().progress).toEqual([]);
+  });
+
+  it('refuses proposals off the leader, during a transfer, when empty and when overloaded', () => {
+    const c = new Mini(['a', 'b', 'c'], { maxUncommittedEntries: 4, maxEntriesPerAppend: 2 });
+    c.elect('a');
+    expect(c.node('b').propose('x')).toEqual({ ok: false, reason: 'not-leader', leader: 'a' });
+    expect(c.node('a').proposeBatch([])).toMatchObject({ ok: false, reason: 'empty' });
+    expect(c.node('a').proposeBatch(['1', '2', '3', '4', '5'])).toMatchObject({ ok: false, reason: 'overloaded' });
+    expect(c.node('a').proposeBatch(['1', '2', '3', '4'])).toMatchObject({ ok: true, firstIndex: 2, lastIndex: 5 });
+    expect(c.node('a').propose('5')).toMatchObject({ ok: false, reason: 'overloaded' });
+    c.stabilize();
+    expect(c.node('a').transferLeadership('z')).toMatchObject({ ok: false, reason: 'unknown-node' });
+    expect(c.node('b').transferLeadership('c')).toMatchObject({ ok: false, reason: 'not-leader' });
+    c.queue = [];
+    expect(c.node('a').transferLeadership('c')).toEqual({ ok: true });
+    expect(c.node('a').propose('y')).toMatchObject({ ok: false, reason: 'transferring' });
+  });
+
+  it('a single voter commits on its own', () => {
+    const c = new Mini(['solo']);
+    c.elect('solo');
+    expect(c.node('solo').role).toBe('leader');
+    c.node('solo').propose('x');
+    c.drain();
+    expect(c.applied.get('solo')).toEqual(['x']);
+  });
+
+  it('mustSync only when the vote, the term or entries change', () => {
+    const storage = new MemoryStorage<string, string>(['a', 'b', 'c']);
+    const node = new RaftNode<string, string>({ id: 'b', storage, random: ZERO });
+    node.step({ type: 'vote', from: 'a', to: 'b', term: 1, lastIndex: 0, lastTerm: 0, transfer: false });
+    let rd = node.ready();
+    expect(rd.hardState).toEqual({ term: 1, vote: 'a', commit: 0 });
+    expect(rd.mustSync).toBe(true);
+    expect(rd.messages).toEqual([{ type: 'vote-resp', from: 'b', to: 'a', term: 1, reject: false }]);
+    node.advance();
+    node.step({ type: 'app', from: 'a', to: 'b', term: 1, prevIndex: 0, prevTerm: 0, commit: 0, entries: [{ type: 'noop', index: 1, term: 1 }] });
+    rd = node.ready();
+    expect(rd.entriesToPersist).toHaveLength(1);
+    expect(rd.mustSync).toBe(true);
+    storage.append(rd.entriesToPersist);
+    node.advance();
+    node.step({ type: 'heartbeat', from: 'a', to: 'b', term: 1, commit: 1 });
+    rd = node.ready();
+    expect(rd.hardState).toEqual({ term: 1, vote: 'a', commit: 1 });
+    expect(rd.mustSync).toBe(false);
+    expect(rd.committedEntries.map((e) => e.index)).toEqual([1]);
+  });
+
+  it('enforces ready → advance pairing', () => {
+    const node = new RaftNode<string, string>({ id: 'a', storage: new MemoryStorage(['a', 'b', 'c']), random: ZERO });
+    expect(() => node.advance()).toThrow(/without a ready/);
+    node.campaign();
+    node.ready();
+    expect(node.hasReady()).toBe(false);
+    expect(() => node.ready()).toThrow(/before advance/);
+    node.advance();
+  });
+
+  it('validates its construction', () => {
+    const storage = new MemoryStorage<string, string>(['a', 'b', 'c']);
+    expect(() => new RaftNode({ id: 'z', storage, random: ZERO })).toThrow(/not among the voters/);
+    expect(() => new RaftNode({ id: 'a', storage, random: ZERO, voters: ['a', 'b'] })).toThrow(/conflict with the stored configuration/);
+    expect(() => new RaftNode({ id: 'a', storage: new MemoryStorage(), random: ZERO })).toThrow(/no voters/);
+    expect(() => new RaftNode({ id: 'a', storage, random: ZERO, config: { electionTicks: 1 } })).toThrow(/electionTicks/);
+    expect(new RaftNode({ id: 'a', storage: new MemoryStorage(), random: ZERO, voters: ['a', 'b', 'c'] }).term).toBe(0);
+  });
+
+  it('throws on illegal role transitions', () => {
+    const raft = (
+      new RaftNode<string, string>({ id: 'a', storage: new MemoryStorage(['a', 'b', 'c']), random: ZERO }) as unknown as {
+        raft: Raft<string, string>;
+      }
+    ).raft;
+    expect(() => raft.becomeLeader()).toThrow(/follower -> leader/);
+    raft.becomePreCandidate();
+    expect(() => raft.becomeLeader()).toThrow(/pre-candidate -> leader/);
+    raft.becomeCandidate();
+    raft.becomeLeader();
+    expect(() => raft.becomeCandidate()).toThrow(/leader -> candidate/);
+    expect(() => raft.becomePreCandidate()).toThrow(/leader -> pre-candidate/);
+  });
+
+  it('a pre-candidate keeps its term; a leader without a quorum steps down (check-quorum)', () => {
+    const c = new Mini(['a', 'b', 'c']);
+    c.elect('a');
+    for (let i = 0; i < 10; i++) c.node('b').tick();
+    c.drain();
+    expect(c.node('b').role).toBe('pre-candidate');
+    expect(c.node('b').term).toBe(1);
+    c.queue = [];
+    // a hears nobody for two election timeouts.
+    for (let i = 0; i < 20; i++) {
+      c.node('a').tick();
+      c.queue = [];
+    }
+    expect(c.node('a').role).toBe('follower');
+    expect(c.node('a').counters.checkQuorumStepDowns).toBe(1);
+  });
+
+  it('restarts from storage with its term, vote and log', () => {
+    const c = new Mini(['a', 'b', 'c']);
+    c.elect('a');
+    c.node('a').propose('x');
+    c.stabilize();
+    const restarted = new RaftNode<string, string>({ id: 'a', storage: c.storages.get('a') as MemoryStorage<string, string>, random: ZERO });
+    expect(restarted.term).toBe(1);
+    expect(restarted.role).toBe('follower');
+    expect(restarted.lastIndex).toBe(2);
+    expect(restarted.commitIndex).toBe(2);
+    expect(restarted.appliedIndex).toBe(0);
+    const rd = restarted.ready();
+    expect(rd.committedEntries.map((e) => e.index)).toEqual([1, 2]);
+    expect(rd.hardState).toBeUndefined();
+  });
+
+  it('ignores messages for others and from non-voters', () => {
+    const node = new RaftNode<string, string>({ id: 'a', storage: new MemoryStorage(['a', 'b', 'c']), random: ZERO });
+    node.step({ type: 'heartbeat', from: 'b', to: 'x', term: 5, commit: 0 });
+    node.step({ type: 'heartbeat', from: 'z', to: 'a', term: 5, commit: 0 });
+    expect(node.term).toBe(0);
+    expect(node.counters.messagesIgnored).toBe(2);
+  });
+
+  it('status reports the leader view of every follower', () => {
+    const c = new Mini(['a', 'b', 'c']);
+    c.elect('a');
+    c.node('a').proposeBatch(['x', 'y']);
+    c.stabilize(['c']);
+    const s = c.node('a').status();
+    expect(s).toMatchObject({ id: 'a', role: 'leader', leader: 'a', term: 1, commit: 3, lastIndex: 3, transferee: null });
+    expect(s.progress.find((p) => p.id === 'c')?.match).toBe(1);
+    expect(s.progress.find((p) => p.id === 'b')?.match).toBe(3);
+  });
+});

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { majorityIndex, quorumActive, quorumSize, voteOutcome } from './quorum.js';
+
+describe('quorumSize', () => {
+  it.each([
+    [1, 1],
+    [2, 2],
+    [3, 2],
+    [4, 3],
+    [5, 3],
+    [7, 4],
+  ])('%i voters need %i', (n, q) => {
+    expect(quorumSize(n)).toBe(q);
+  });
+});
+
+describe('majorityIndex', () => {
+  const ids = ['a', 'b', 'c', 'd', 'e'];
+  it.each([
+    { matches: [], expected: 0 },
+    { matches: [5], expected: 5 },
+    { matches: [5, 3], expected: 3 },
+    { matches: [5, 3, 1], expected: 3 },
+    { matches: [1, 3, 5], expected: 3 },
+    { matches: [2, 2, 9], expected: 2 },
+    { matches: [9, 7, 7, 3, 0], expected: 7 },
+    { matches: [0, 0, 0, 9, 9], expected: 0 },
+    { matches: [4, 4, 4, 4], expected: 4 },
+    { matches: [8, 6, 4, 2], expected: 4 },
+  ])('$matches → $expected', ({ matches, expected }) => {
+    const voters = ids.slice(0, matches.length);
+    const match = new Map(voters.map((id, i) => [id, matches[i] as number]));
+    expect(majorityIndex(voters, (id) => match.get(id))).toBe(expected);
+  });
+
+  it('counts an unknown voter as 0', () => {
+    expect(majorityIndex(['a', 'b', 'c'], (id) => (id === 'a' ? 5 : undefined))).toBe(0);
+  });
+});
+
+describe('voteOutcome', () => {
+  const voters = ['a', 'b', 'c', 'd', 'e'];
+  it.each([
+    { votes: {}, expected: 'pending' },
+    { votes: { a: true }, expected: 'pending' },
+    { votes: { a: true, b: true }, expected: 'pending' },
+    { votes: { a: true, b: true, c: true }, expected: 'won' },
+    { votes: { a: true, b: false, c: false }, expected: 'pending' },
+    { votes: { a: true, b: false, c: false, d: false }, expected: 'lost' },
+    { votes: { a: true, b: true, c: false, d: false, e: true }, expected: 'won' },
+    { votes: { x: true, y: true, z: true, a: true }, expected: 'pending' },
+  ])('$votes → $expected', ({ votes, expected }) => {
+    expect(voteOutcome(voters, new Map(Object.entries(votes)))).toBe(expected);
+  });
+
+  it('a single voter wins with its own vote', () => {
+    expect(voteOutcome(['a'], new Map([['a', true]]))).toBe('won');
+  });
+});
+
+describe('quorumActive', () => {
+  it.each([
+    { active: ['a'], voters: ['a', 'b', 'c'], expected: false },
+    { active: ['a', 'c'], voters: ['a', 'b', 'c'], expected: true },
+    { active: ['a', 'b'], voters: ['a', 'b', 'c', 'd', 'e'], expected: false },
+    { active: ['a', 'b', 'e'], voters: ['a', 'b', 'c', 'd', 'e'], expected: true },
+  ])('$active of $voters → $expected', ({ active, voters, expected }) => {
+    expect(quorumActive(voters, (id) => active.includes(id))).toBe(expected);
+  });
+});

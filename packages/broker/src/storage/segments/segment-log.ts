@@ -615,7 +615,7 @@ export class SegmentLog {
       const before = out.length;
       const stopAt = this.cache.firstOffset;
       let full = false;
-      const end = await this.walk(segment, next, this.readSize(segment, maxCount - out.length, maxBytes - bytes), (buf, bodyStart, bodyEnd, recordOffset) => {
+      const walking = this.walk(segment, next, this.readSize(segment, maxCount - out.length, maxBytes - bytes), (buf, bodyStart, bodyEnd, recordOffset) => {
         if (recordOffset < next) return true;
         if (recordOffset >= stopAt) return false;
         const message = decodeRecord(buf, bodyStart, bodyEnd);
@@ -627,6 +627,16 @@ export class SegmentLog {
         out.push(message);
         return out.length < maxCount;
       });
+      let end: WalkEnd;
+      try {
+        end = await walking;
+      } catch (err) {
+        // Retention deleted the segment under this read: go on from the new start.
+        if (!segment.deleted) throw err;
+        if (out.length > 0 || this.startOffset <= next) break;
+        next = this.startOffset;
+        continue;
+      }
       if (out.length > before) next = (out[out.length - 1] as StoredMessage).offset + 1;
       if (full) break;
       if (end.kind === 'corrupt') {

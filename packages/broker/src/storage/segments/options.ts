@@ -4,7 +4,10 @@ import type { LogStorageError } from './errors.js';
 export type FsyncPolicy =
   /** `flush()` resolves only after the records are on disk (fdatasync); one fsync covers every record appended before it (group commit). */
   | 'always'
-  /** `flush()` resolves once the records are written to the OS; a timer fsyncs every `fsyncIntervalMs`. An OS crash or power loss may lose the last interval; a process crash loses nothing. */
+  /**
+   * `flush()` resolves once the records are written to the OS; a timer fsyncs every `fsyncIntervalMs`.
+   * An OS crash or power loss may lose the last interval; a process crash loses nothing.
+   */
   | 'interval';
 
 /** Timer functions, injected so tests control time. */
@@ -63,7 +66,10 @@ export interface SegmentLogOptions {
   fsync?: FsyncPolicy;
   /** With `fsync: 'interval'` only: most time between a write and its fsync. @defaultValue 1000 */
   fsyncIntervalMs?: number;
-  /** With `fsync: 'interval'` only: written but unsynced bytes that force an fsync early (they are kept in memory to survive a failed fsync). @defaultValue 64 MiB */
+  /**
+   * With `fsync: 'interval'` only: written but unsynced bytes that force an fsync early
+   * (they are kept in memory to survive a failed fsync). @defaultValue 64 MiB
+   */
   maxUnsyncedBytes?: number;
   /** A segment is sealed and a new one started once it would grow past this. At most 1 GiB. @defaultValue 64 MiB */
   segmentBytes?: number;
@@ -77,7 +83,10 @@ export interface SegmentLogOptions {
   readChunkBytes?: number;
   /** Read handles of sealed segments kept open. @defaultValue 8 */
   maxOpenSegments?: number;
-  /** On open, check every record of every segment (`'all'`), or only the active segment's and trust sealed segments' index files, checking their records as they are read (`'active'`). @defaultValue `'all'` */
+  /**
+   * On open, check every record of every segment (`'all'`), or only the active segment's and trust
+   * sealed segments' index files, checking their records as they are read (`'active'`). @defaultValue `'all'`
+   */
   verifyOnOpen?: 'all' | 'active';
   /** While degraded, delay between automatic retries of the failed write. @defaultValue 1000 */
   retryDelayMs?: number;

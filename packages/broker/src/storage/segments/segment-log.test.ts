@@ -155,6 +155,17 @@ describe('SegmentLog: append, flush, read', () => {
     expect(fs.calls.datasync - before.datasync).toBe(3);
   });
 
+  it('readFromMemory serves the tail synchronously and says when the disk is needed', async () => {
+    const dir = await temp.make();
+    const log = await openLog(dir, { tailCacheBytes: 1 });
+    log.append(messages(0, 5));
+    expect(offsets(log.readFromMemory(2, 10, 1000) ?? [])).toEqual([2, 3, 4]); // not durable yet: always in memory
+    await log.flush();
+    expect(log.readFromMemory(2, 10, 1000)).toBeUndefined(); // evicted once durable (tailCacheBytes 1)
+    expect(log.readFromMemory(5, 10, 1000)).toEqual([]);
+    expect(offsets(await log.read(2, 10, 1000))).toEqual([2, 3, 4]);
+  });
+
   it('rejects bad appends whole: oversized record, bad timestamp', async () => {
     const log = await openLog(await temp.make(), { maxRecordBytes: 1024 });
     expect(() => log.append([message(0), message(1, { size: 2000 })])).toThrow(RangeError);

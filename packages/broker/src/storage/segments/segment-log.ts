@@ -16,7 +16,17 @@ import {
   type SegmentLogOptions,
   type StorageEvent,
 } from './options.js';
-import { decodeRecord, measureRecord, peekOffset, peekTimestamp, plausibleBody, writeRecord, RecordFormatError, type MeasuredRecord, type NewMessage } from './record.js';
+import {
+  decodeRecord,
+  measureRecord,
+  peekOffset,
+  peekTimestamp,
+  plausibleBody,
+  writeRecord,
+  RecordFormatError,
+  type MeasuredRecord,
+  type NewMessage,
+} from './record.js';
 import { parseSegmentFileName, scanSegment, Segment, type ScanFindings, type ScanLimits } from './segment.js';
 import { SparseIndex } from './sparse-index.js';
 import { TailCache } from './tail-cache.js';
@@ -204,11 +214,13 @@ export class SegmentLog {
       const segment = segments[i] as Segment;
       const next = segments[i + 1] as Segment;
       if (segment.end < next.base) {
-        const range = { segment: segment.logPath, offset: segment.end, endOffset: next.base, position: segment.size, reason: `records ${segment.end}..${next.base - 1} missing` };
+        const reason = `records ${segment.end}..${next.base - 1} missing`;
+        const range = { segment: segment.logPath, offset: segment.end, endOffset: next.base, position: segment.size, reason };
         report.corruptions.push(range);
         segment.end = next.base;
       } else if (segment.end > next.base) {
-        const range = { segment: next.logPath, offset: next.base, endOffset: Math.min(segment.end, next.end), position: 0, reason: `overlaps segment ${segment.base}` };
+        const reason = `overlaps segment ${segment.base}`;
+        const range = { segment: next.logPath, offset: next.base, endOffset: Math.min(segment.end, next.end), position: 0, reason };
         report.corruptions.push(range);
         segment.end = next.base;
       }
@@ -291,9 +303,13 @@ export class SegmentLog {
     this.assertWritable();
     const measured: MeasuredRecord[] = [];
     for (const message of messages) {
-      if (!Number.isSafeInteger(message.timestamp) || message.timestamp < 0) throw new RangeError(`timestamp must be a non-negative integer, got ${message.timestamp}`);
+      if (!Number.isSafeInteger(message.timestamp) || message.timestamp < 0) {
+        throw new RangeError(`timestamp must be a non-negative integer, got ${message.timestamp}`);
+      }
       const m = measureRecord(message);
-      if (m.frameBytes > this.options.maxRecordBytes) throw new RangeError(`record of ${m.frameBytes} bytes exceeds maxRecordBytes ${this.options.maxRecordBytes}`);
+      if (m.frameBytes > this.options.maxRecordBytes) {
+        throw new RangeError(`record of ${m.frameBytes} bytes exceeds maxRecordBytes ${this.options.maxRecordBytes}`);
+      }
       measured.push(m);
     }
     const first = this.nextOffset;
@@ -350,7 +366,8 @@ export class SegmentLog {
     if (this.truncations > 0) throw new Error('append during truncateFrom or reset');
     const error = this.writeError;
     if (error !== undefined) {
-      throw new LogStorageError(error.code, `appends refused until the failed write is retried successfully: ${error.message}`, { ...error.details, cause: error });
+      const message = `appends refused until the failed write is retried successfully: ${error.message}`;
+      throw new LogStorageError(error.code, message, { ...error.details, cause: error });
     }
   }
 
@@ -646,6 +663,20 @@ export class SegmentLog {
       if (end.kind === 'end' && end.nextOffset > next) next = end.nextOffset;
       else if (out.length === before) break; // no progress: nothing more to give
     }
+    return out;
+  }
+
+  /**
+   * Like {@link read}, synchronously, when `offset` is among the records held
+   * in memory (the newest, and every one not yet durable); `undefined` when
+   * the read needs the disk. For live subscribers at the tail.
+   */
+  readFromMemory(offset: number, maxCount: number, maxBytes: number): StoredMessage[] | undefined {
+    this.assertOpen();
+    const from = Math.max(offset, this.startOffset);
+    if (from < this.cache.firstOffset) return undefined;
+    const out: StoredMessage[] = [];
+    if (maxCount > 0) this.cache.read(from, maxCount, maxBytes, out, 0);
     return out;
   }
 
@@ -950,7 +981,8 @@ export class SegmentLog {
       // The record before `offset` is damaged: cut at the damage, which is before it.
       const damage = end.kind === 'corrupt' ? end.range : this.corruptionAt(offset - 1);
       if (damage === undefined) throw new LogStorageError('STORAGE_IO', `offset ${offset - 1} not found in ${segment.logPath}`);
-      throw new LogStorageError('STORAGE_CORRUPT', `cannot cut at ${offset}: offset ${offset - 1} is damaged; truncate from ${damage.offset}`, { offset: damage.offset });
+      const message = `cannot cut at ${offset}: offset ${offset - 1} is damaged; truncate from ${damage.offset}`;
+      throw new LogStorageError('STORAGE_CORRUPT', message, { offset: damage.offset });
     }
     return { position, lastTimestamp };
   }
@@ -1070,11 +1102,18 @@ async function loadActive(fs: FileSystem, segment: Segment, limits: ScanLimits, 
   segment.handle = handle;
   segment.handleWritable = true;
   segment.fileCreated = true;
-  const fileBytes = await handle.size();
-  const findings = await scanSegment(handle, fileBytes, segment, true, limits);
+  let findings: ScanFindings;
+  try {
+    findings = await scanSegment(handle, await handle.size(), segment, true, limits);
+    if (findings.tail !== undefined) {
+      await handle.truncate(findings.validBytes);
+      await handle.datasync();
+    }
+  } catch (err) {
+    await handle.close().catch(() => {});
+    throw err;
+  }
   if (findings.tail !== undefined) {
-    await handle.truncate(findings.validBytes);
-    await handle.datasync();
     report.truncatedTail = { segment: segment.logPath, ...findings.tail };
     events.push({ kind: 'tail-truncated', segment: segment.logPath, ...findings.tail });
   }

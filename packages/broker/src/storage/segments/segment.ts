@@ -164,7 +164,8 @@ export async function scanSegment(handle: FileHandle, fileBytes: number, segment
       }
       if (offset > expected) {
         // A valid record after a hole: the records in between are missing.
-        corruptions.push({ offset: expected, endOffset: offset, position: pos + i, resumePosition: pos + i, reason: `records ${expected}..${offset - 1} missing` });
+        const reason = `records ${expected}..${offset - 1} missing`;
+        corruptions.push({ offset: expected, endOffset: offset, position: pos + i, resumePosition: pos + i, reason });
         expected = offset;
         forceIndex = true;
       }

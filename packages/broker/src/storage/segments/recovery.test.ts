@@ -234,6 +234,22 @@ describe('recovery: damage in the middle', () => {
     expect(offsets(await again.read(20, 100, 100_000))).toEqual(range(20, 35)); // the next segments are fine
   });
 
+  it('retention deleting an expired damaged segment clears the damage (judged by the next segment for age)', async () => {
+    const dir = await temp.make();
+    const { log } = await open(dir);
+    log.append(messages(0, 35, DATA)); // timestamps 1000 + 10 i
+    await log.close();
+    await flipBit(segmentPath(dir, 0), 9 * RECORD + 30); // the newest record of segment 0
+    const { log: again, events } = await open(dir);
+    expect(again.health().status).toBe('corrupt');
+    // Segment 10 starts at 1100: segment 0 is older than that, whatever its damaged record said.
+    expect((await again.applyRetention({ maxAgeMs: 1000 }, 2099)).deletedSegments).toBe(0);
+    expect((await again.applyRetention({ maxAgeMs: 1000 }, 2101)).deletedSegments).toBe(1);
+    expect(again.health()).toMatchObject({ status: 'ok', corruptions: [] });
+    expect(events[events.length - 1]).toEqual({ kind: 'health', status: 'ok', error: undefined });
+    expect(await contents(again)).toEqual(identity(10, 35));
+  });
+
   it('a missing segment in the middle is reported as a hole, never skipped silently', async () => {
     const dir = await temp.make();
     const { log } = await open(dir);
@@ -293,6 +309,25 @@ describe('write faults', () => {
     await log.settled();
     expect(log.health().status).toBe('ok');
     expect(log.durableOffset).toBe(5);
+  });
+
+  it("'interval': a failed fsync keeps the log degraded until an fsync succeeds (a write alone proves nothing)", async () => {
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const { log, timers } = await open(await temp.make(), fs, { fsync: 'interval', fsyncIntervalMs: 100, retryDelayMs: 1000 });
+    log.append(messages(0, 5, DATA));
+    await log.flush();
+    fs.failNext('datasync', 'EIO');
+    timers.advance(100); // the interval fsync fails
+    await log.settled();
+    expect(log.health().status).toBe('degraded');
+    expect(log.durableOffset).toBe(0);
+    await log.flush(); // rewrites, does not fsync
+    expect(log.health().status).toBe('degraded');
+    timers.advance(1000); // the retry fsyncs
+    await log.settled();
+    expect(log.health().status).toBe('ok');
+    expect(log.durableOffset).toBe(5);
+    expect(await contents(log)).toEqual(identity(0, 5));
   });
 
   it('ENOSPC: publishes fail with STORAGE_FULL, acknowledged data stays readable, and the log recovers by itself when space returns', async () => {

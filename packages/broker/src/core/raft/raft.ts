@@ -247,7 +247,7 @@ export class Raft<T, S> {
     self.becomeReplicate();
     self.recentActive = true;
     // The no-op of this term: committing it commits every earlier entry (Figure 8).
-    this.appendEntries([{ type: 'noop', index: 0, term: 0 }]);
+    this.appendEntries([{ type: 'noop', index: this.log.lastIndex() + 1, term: this.term }]);
   }
 
   // ---- inputs ---------------------------------------------------------------
@@ -644,14 +644,8 @@ export class Raft<T, S> {
     this.send({ type: 'timeout-now', from: this.id, to, term: this.term });
   }
 
-  /** Appends entries of this term (indexes and terms are assigned here) and replicates them. */
-  private appendEntries(entries: Array<Entry<T>>): void {
-    let index = this.log.lastIndex();
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i] as Entry<T>;
-      index++;
-      entries[i] = entry.type === 'noop' ? { type: 'noop', index, term: this.term } : { type: 'normal', index, term: this.term, data: entry.data };
-    }
+  /** Appends entries of this term, numbered from `lastIndex + 1`, to the leader's own log. */
+  private appendEntries(entries: readonly Entry<T>[]): void {
     this.log.append(entries);
     (this.progress.get(this.id) as Progress).maybeUpdate(this.log.lastIndex());
     // A single-voter cluster commits at once.
@@ -665,8 +659,9 @@ export class Raft<T, S> {
     const uncommitted = this.log.lastIndex() - this.log.committed;
     if (uncommitted + data.length > this.config.maxUncommittedEntries) return { ok: false, reason: 'overloaded', leader: this.leader };
     const firstIndex = this.log.lastIndex() + 1;
+    const term = this.term;
     const entries: Array<Entry<T>> = new Array<Entry<T>>(data.length);
-    for (let i = 0; i < data.length; i++) entries[i] = { type: 'normal', index: 0, term: 0, data: data[i] as T };
+    for (let i = 0; i < data.length; i++) entries[i] = { type: 'normal', index: firstIndex + i, term, data: data[i] as T };
     this.appendEntries(entries);
     this.bcastAppend();
     return { ok: true, term: this.term, firstIndex, lastIndex: this.log.lastIndex() };

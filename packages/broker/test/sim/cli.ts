@@ -76,6 +76,16 @@ function parseArgs(argv: readonly string[]): CliOptions {
   return options;
 }
 
+/** The fault profile in one short line. */
+function faultSummary(result: SimResult): string {
+  const p = result.params;
+  const w = p.weights;
+  return (
+    `prevote=${p.raft.preVote} cq=${p.raft.checkQuorum} loss=${p.lossRate.toFixed(2)} dup=${p.duplicateRate.toFixed(2)} delay=${p.minDelayMs}-${p.maxDelayMs}ms` +
+    ` faults/${p.faultIntervalMs}ms crash:${w.crash} part:${w.partition} oneway:${w.oneWay} pause:${w.pause} transfer:${w.transfer}`
+  );
+}
+
 function printFailure(result: SimResult, options: CliOptions): void {
   const failure = result.failure;
   if (failure === undefined) return;
@@ -128,7 +138,7 @@ function main(): void {
     }
     if (options.verbose) {
       process.stderr.write(
-        `seed ${seed}: ${result.ok ? 'ok' : 'FAIL'} steps=${result.steps} nodes=${result.params.nodeCount} acked=${result.stats.acked} leaders=${result.stats.leaders} crashes=${result.stats.crashes} partitions=${result.stats.partitions} election=${result.electionTicksAfterHeal ?? '-'} converge=${result.convergeTicksAfterHeal ?? '-'}\n`,
+        `seed ${seed}: ${result.ok ? 'ok' : 'FAIL'} steps=${result.steps} nodes=${result.params.nodeCount} ${faultSummary(result)} acked=${result.stats.acked} leaders=${result.stats.leaders} crashes=${result.stats.crashes} partitions=${result.stats.partitions} election=${result.electionTicksAfterHeal ?? '-'} converge=${result.convergeTicksAfterHeal ?? '-'}\n`,
       );
     }
   }

@@ -27,7 +27,9 @@ function firstFailure(
 
 function describeFailure(result: SimResult): string {
   const f = result.failure;
-  return f === undefined ? 'ok' : [`seed ${result.seed}: ${f.message}`, ...f.trace.slice(-60)].join('\n');
+  return f === undefined
+    ? 'ok'
+    : [`seed ${result.seed}: ${f.message}`, `fault profile: ${JSON.stringify(result.params)}`, ...f.trace.slice(-60)].join('\n');
 }
 
 describe('raft simulator', () => {

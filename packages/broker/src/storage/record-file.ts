@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
 
@@ -36,7 +36,16 @@ export class RecordFile {
   /** Opens (creating) `path` and returns the records it holds. */
   static async open(path: string): Promise<{ file: RecordFile; recovered: Recovered }> {
     await mkdir(dirname(path), { recursive: true });
+    const existed = await stat(path).then(
+      () => true,
+      () => false,
+    );
     const handle = await open(path, 'a+');
+    if (!existed) {
+      // A new file's directory entry must be durable too, or a crash could lose the whole file.
+      const dir = await open(dirname(path), 'r');
+      await dir.sync().finally(() => dir.close());
+    }
     const bytes = await handle.readFile();
     const { records, validBytes } = parseRecords(bytes);
     if (validBytes < bytes.length) await handle.truncate(validBytes);

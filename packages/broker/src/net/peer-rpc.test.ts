@@ -1,20 +1,9 @@
-import net from 'node:net';
+import { freePorts } from '../../../../test/support/ports.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { PeerRpc } from './peer-rpc.js';
 import { PeerTransport } from './peer-transport.js';
 
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<net.Server>((resolve) => {
-      const server = net.createServer();
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
-}
 
 const transports: PeerTransport[] = [];
 afterEach(async () => {

@@ -1,19 +1,8 @@
 import net from 'node:net';
+import { freePorts } from '../../../../test/support/ports.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PeerTransport, parsePeer, type PeerAddress } from './peer-transport.js';
 
-/** Ports that were free a moment ago (listen on 0, read, close). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<net.Server>((resolve) => {
-      const server = net.createServer();
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
-}
 
 async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

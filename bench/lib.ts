@@ -3,7 +3,10 @@
  * timing, percentiles and progress output. Nothing here knows a scenario.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type * as Sdk from '@relaymq/sdk';
@@ -118,26 +121,66 @@ export interface BrokerProcess {
   readonly pid: number;
   /** SIGTERM, then SIGKILL after a grace period; resolves once it exited. Idempotent. */
   stop(): Promise<void>;
+  /** SIGKILL at once (a crash: nothing flushed, nothing handed over); resolves once it exited. */
+  kill(): Promise<void>;
 }
 
 /** Live child processes, so an interrupted run can still kill them. */
 const children = new Set<ChildProcess>();
+/** Temporary directories of this run, removed on exit whatever happens. */
+const tempDirs = new Set<string>();
 
-/** Kills every child still running, synchronously (for exit and signal handlers). */
+/** Kills every child still running and removes the temporary directories, synchronously (for exit and signal handlers). */
 export function killChildren(): void {
   for (const child of children) {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
   children.clear();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+/** A fresh temporary directory, removed by {@link removeTempDir} or, at the latest, on exit. */
+export function makeTempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+export function removeTempDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
 }
 
 /**
- * Starts `relaymq broker --port 0` from the built CLI in its own process (so
- * broker and benchmark do not share an event loop) and resolves once it
- * printed `relaymq broker <id> listening on <url>`.
+ * `count` distinct ports that were free on 127.0.0.1 a moment ago (listen on
+ * port 0, note the port, close), for brokers that must know each other's peer
+ * port up front and keep their client port across a restart.
  */
-export function spawnBroker(id: string, extraArgs: readonly string[] = []): Promise<BrokerProcess> {
-  const args = [BROKER_CLI, 'broker', '--id', id, '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...extraArgs];
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const server = net.createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  return ports;
+}
+
+/**
+ * Starts `relaymq broker` from the built CLI in its own process (so broker
+ * and benchmark do not share an event loop) on 127.0.0.1:`port` (0: any free
+ * port) and resolves once it printed `relaymq broker <id> listening on <url>`.
+ */
+export function spawnBroker(id: string, extraArgs: readonly string[] = [], port = 0): Promise<BrokerProcess> {
+  const args = [BROKER_CLI, 'broker', '--id', id, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warn', ...extraArgs];
   const nodeArgs = process.env.RELAYMQ_BENCH_BROKER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [];
   const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
@@ -158,6 +201,11 @@ export function spawnBroker(id: string, extraArgs: readonly string[] = []): Prom
     })();
     return stopping;
   };
+  const kill = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await exited;
+  };
 
   return new Promise<BrokerProcess>((resolve, reject) => {
     let settled = false;
@@ -172,11 +220,11 @@ export function spawnBroker(id: string, extraArgs: readonly string[] = []): Prom
     child.once('error', (err) => fail(`cannot start: ${err.message}`));
     child.once('exit', (code, signal) => fail(`exited before it was ready (code ${code}, signal ${signal})`));
     createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /^relaymq broker (\S+) listening on (\S+)$/.exec(line.trim());
+      const match = /^relaymq broker (\S+) listening on (\S+)(?: peers on \d+)?$/.exec(line.trim());
       if (match === null || settled) return;
       settled = true;
       clearTimeout(timer);
-      resolve({ id: match[1] as string, url: match[2] as string, pid: child.pid as number, stop });
+      resolve({ id: match[1] as string, url: match[2] as string, pid: child.pid as number, stop, kill });
     });
   });
 }

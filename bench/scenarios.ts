@@ -1,0 +1,203 @@
+/**
+ * The measurements shared by the single-broker and the cluster benchmarks:
+ * pipelined throughput, awaited publish latency, publish→deliver latency.
+ * They know clients and broker processes, not how the brokers were started.
+ */
+import type { AckLevel, Message, RelayClient } from '@relaymq/sdk';
+import {
+  nowSeconds,
+  ownCpuSeconds,
+  payload,
+  processCpuSeconds,
+  progress,
+  summarizeLatency,
+  type BrokerProcess,
+  type LatencySummary,
+} from './lib.js';
+
+/** Sizes of the pipelined and latency runs. */
+export interface ScenarioSizes {
+  /** Messages of the measured pipelined runs, by payload size. */
+  pipelined128B: number;
+  pipelined1KiB: number;
+  /** Unmeasured messages before each pipelined run (JIT, topic metadata, socket buffers). */
+  pipelinedWarmup: number;
+  /** Measured rounds of each pipelined run; the median round is reported. */
+  rounds: number;
+  /** Latency samples, after `latencyWarmup` unmeasured ones. */
+  latencySamples: number;
+  latencyWarmup: number;
+}
+
+/** How the scenarios publish. */
+export interface PublishSettings {
+  /** Most publishes awaiting their ack at once; below the SDK's outbox limit so `publish` never blocks. */
+  window: number;
+  /** Ack level of every publish (`quorum` is the SDK default; on one broker it means the broker stored it). */
+  ack: AckLevel;
+}
+
+/** Outbox of the benchmark clients: room for the whole window, `block` as a safety net. */
+export const OUTBOX = { maxMessages: 10_000, policy: 'block' as const };
+
+/** Figures of one pipelined run: its median round. */
+export interface Throughput {
+  /** Messages per round. */
+  messages: number;
+  payloadBytes: number;
+  seconds: number;
+  msgPerSec: number;
+  /** Payload bytes per second, in MiB. */
+  mibPerSec: number;
+  /** CPU used during the run, in percent of one core (a process tops out near 100). */
+  clientCpuPercent: number;
+  /** CPU of the broker (in a cluster: of the partition leader). */
+  brokerCpuPercent: number | undefined;
+  /** In a cluster: CPU of every broker, by id. */
+  brokersCpuPercent?: Record<string, number | undefined>;
+  /** msg/s of every round, in order. */
+  roundsMsgPerSec: number[];
+}
+
+export function roundTo(value: number, digits: number): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+/**
+ * Publishes `count` messages keeping at most `window` unacknowledged: each
+ * ack lets one more publish start. Publishes started in one turn of the event
+ * loop leave in one frame, which is what pipelining buys.
+ */
+export function publishWindowed(client: RelayClient, topic: string, data: Uint8Array, count: number, window: number, ack: AckLevel): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let started = 0;
+    let acknowledged = 0;
+    let failed = false;
+    const onAck = (): void => {
+      acknowledged++;
+      if (acknowledged === count) resolve();
+      else fill();
+    };
+    const onError = (err: unknown): void => {
+      if (failed) return;
+      failed = true;
+      reject(err);
+    };
+    const fill = (): void => {
+      while (!failed && started < count && started - acknowledged < window) {
+        started++;
+        client.publish(topic, data, { ack }).then(onAck, onError);
+      }
+    };
+    if (count === 0) resolve();
+    else fill();
+  });
+}
+
+const cpuPercent = (before: number | undefined, after: number | undefined, seconds: number): number | undefined =>
+  before === undefined || after === undefined ? undefined : Math.round((100 * (after - before)) / seconds);
+
+/**
+ * Pipelined publishing of `size`-byte messages: a warm-up, then `rounds`
+ * rounds of `count`; the median round is reported. CPU is sampled for every
+ * broker of `brokers`; the first one's is `brokerCpuPercent` (in a cluster:
+ * put the leader first).
+ */
+export async function pipelined(
+  client: RelayClient,
+  brokers: readonly BrokerProcess[],
+  topic: string,
+  size: number,
+  count: number,
+  sizes: ScenarioSizes,
+  settings: PublishSettings,
+  label = '',
+): Promise<Throughput> {
+  const data = payload(size);
+  progress(`${label}pipelined ${size} B: warm-up ${sizes.pipelinedWarmup}`);
+  await publishWindowed(client, topic, data, sizes.pipelinedWarmup, settings.window, settings.ack);
+  const rounds: Throughput[] = [];
+  for (let round = 1; round <= sizes.rounds; round++) {
+    progress(`${label}pipelined ${size} B: round ${round}/${sizes.rounds}, ${count} messages, window ${settings.window}`);
+    const brokerCpu0 = brokers.map((broker) => processCpuSeconds(broker.pid));
+    const clientCpu0 = ownCpuSeconds();
+    const start = nowSeconds();
+    await publishWindowed(client, topic, data, count, settings.window, settings.ack);
+    const seconds = nowSeconds() - start;
+    const clientCpu = ownCpuSeconds() - clientCpu0;
+    const brokerCpu = brokers.map((broker, i) => cpuPercent(brokerCpu0[i], processCpuSeconds(broker.pid), seconds));
+    const result: Throughput = {
+      messages: count,
+      payloadBytes: size,
+      seconds: roundTo(seconds, 3),
+      msgPerSec: Math.round(count / seconds),
+      mibPerSec: roundTo((count * size) / seconds / (1024 * 1024), 1),
+      clientCpuPercent: Math.round((100 * clientCpu) / seconds),
+      brokerCpuPercent: brokerCpu[0],
+      roundsMsgPerSec: [],
+    };
+    if (brokers.length > 1) result.brokersCpuPercent = Object.fromEntries(brokers.map((broker, i) => [broker.id, brokerCpu[i]]));
+    const cpuNote = brokers.length > 1 ? brokers.map((b, i) => `${b.id} ${brokerCpu[i] ?? '?'}%`).join(', ') : `broker CPU ${brokerCpu[0] ?? '?'}%`;
+    progress(`  ${result.msgPerSec} msg/s (${result.mibPerSec} MiB/s, client CPU ${result.clientCpuPercent}%, ${cpuNote})`);
+    rounds.push(result);
+  }
+  const median = [...rounds].sort((a, b) => a.msgPerSec - b.msgPerSec)[Math.floor(rounds.length / 2)] as Throughput;
+  return { ...median, roundsMsgPerSec: rounds.map((r) => r.msgPerSec) };
+}
+
+/** `await publish()` of 128 B one at a time: call to ack. */
+export async function sequentialPublish(client: RelayClient, topic: string, sizes: ScenarioSizes, settings: PublishSettings, label = ''): Promise<LatencySummary> {
+  const data = payload(128);
+  progress(`${label}sequential publish: ${sizes.latencySamples} samples`);
+  for (let i = 0; i < sizes.latencyWarmup; i++) await client.publish(topic, data, { ack: settings.ack });
+  const samplesMs: number[] = [];
+  for (let i = 0; i < sizes.latencySamples; i++) {
+    const start = performance.now();
+    await client.publish(topic, data, { ack: settings.ack });
+    samplesMs.push(performance.now() - start);
+  }
+  const summary = summarizeLatency(samplesMs);
+  progress(`  p50 ${summary.p50Us} µs, p99 ${summary.p99Us} µs`);
+  return summary;
+}
+
+/**
+ * One message in flight at a time, from `publish()` on one client to the
+ * handler on another. Each payload carries its sequence number, so a stray
+ * or late message can never be matched with the wrong send time.
+ */
+export async function publishToDeliver(
+  publisher: RelayClient,
+  subscriber: RelayClient,
+  topic: string,
+  sizes: ScenarioSizes,
+  settings: PublishSettings,
+): Promise<LatencySummary> {
+  progress(`publish→deliver: ${sizes.latencySamples} samples`);
+  let waiting: { seq: number; delivered: (atMs: number) => void } | undefined;
+  const subscription = await subscriber.subscribe<Uint8Array>(
+    topic,
+    (message: Message<Uint8Array>) => {
+      const atMs = performance.now();
+      const seq = new DataView(message.data.buffer, message.data.byteOffset, message.data.byteLength).getUint32(0);
+      if (waiting !== undefined && waiting.seq === seq) waiting.delivered(atMs);
+    },
+    { from: 'new' },
+  );
+  const samplesMs: number[] = [];
+  const total = sizes.latencyWarmup + sizes.latencySamples;
+  for (let seq = 0; seq < total; seq++) {
+    // A fresh buffer per message: the SDK keeps `data` until the ack.
+    const data = payload(128);
+    new DataView(data.buffer).setUint32(0, seq);
+    const delivered = new Promise<number>((resolve) => (waiting = { seq, delivered: resolve }));
+    const start = performance.now();
+    const [, atMs] = await Promise.all([publisher.publish(topic, data, { ack: settings.ack }), delivered]);
+    if (seq >= sizes.latencyWarmup) samplesMs.push(atMs - start);
+  }
+  await subscription.unsubscribe();
+  const summary = summarizeLatency(samplesMs);
+  progress(`  p50 ${summary.p50Us} µs, p99 ${summary.p99Us} µs`);
+  return summary;
+}

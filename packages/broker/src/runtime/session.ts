@@ -6,6 +6,7 @@ import {
   type Ack,
   type BrokerFrame,
   type ClusterView,
+  type Cursor,
   type DeliveryBatch,
   type MetadataFrame,
   type NackFrame,
@@ -42,6 +43,8 @@ export interface SessionContext {
 
 /** Most messages and data bytes in one `message` frame. */
 const MAX_DELIVERY_BATCH = 1000;
+/** A failed disk read for a subscriber is retried after this long. */
+const READ_RETRY_MS = 1000;
 const MAX_DELIVERY_BYTES = 512 * 1024;
 
 /** WebSocket close codes used for fatal errors (RFC 6455 §7.4.1). */
@@ -69,6 +72,10 @@ export class ClientSession {
   private lastInboundMs: number;
   private pingId = 0;
   private readonly subscriptions = new Map<number, Subscription>();
+  /** Subscriptions whose `subscribe` is still placing cursors (a time lookup may read the disk). */
+  private readonly starting = new Set<number>();
+  /** Subscriptions waiting for a read from disk. */
+  private readonly reading = new Set<Subscription>();
   private outboundBytes = 0;
   private pumpScheduled = false;
   /** Settles once every batch received so far was handed to the engine (undefined: nothing pending). */
@@ -116,7 +123,7 @@ export class ClientSession {
           this.publish(frame);
           return;
         case 'subscribe':
-          this.subscribe(frame);
+          void this.subscribe(frame);
           return;
         case 'credit':
           this.credit(frame.subscription, frame.credit);
@@ -288,14 +295,26 @@ export class ClientSession {
     return this.ctx.engine.append(batch.topic, batch.partition, requests, batch.ack);
   }
 
-  private subscribe(frame: SubscribeFrame): void {
-    if (this.subscriptions.has(frame.subscription)) {
+  private async subscribe(frame: SubscribeFrame): Promise<void> {
+    if (this.subscriptions.has(frame.subscription) || this.starting.has(frame.subscription)) {
       this.send({ type: 'error', id: frame.id, code: 'INVALID_ARGUMENT', message: `subscription ${frame.subscription} already exists` });
       return;
     }
     const credit = Math.min(frame.credit, this.ctx.options.maxCredit);
     const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit);
-    const { cursors, resets } = subscription.start(this.ctx.engine, frame.resume);
+    this.starting.add(frame.subscription);
+    let started: Awaited<ReturnType<Subscription['start']>>;
+    try {
+      started = await subscription.start(this.ctx.engine, frame.resume);
+    } catch (err) {
+      const error = asRelayError(err);
+      this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
+      return;
+    } finally {
+      this.starting.delete(frame.subscription);
+    }
+    if (this.state !== 'open') return;
+    const { cursors, resets } = started;
     this.subscriptions.set(frame.subscription, subscription);
     const reply: BrokerFrame = { type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors };
     if (resets.length > 0) reply.resets = resets;
@@ -354,32 +373,73 @@ export class ClientSession {
     });
   }
 
-  /** Sends what credit and the socket allow; never buffers messages of its own. */
+  /**
+   * Sends what credit and the socket allow; never buffers messages of its own.
+   * Reads served from memory go out at once; a read that needs the disk
+   * pauses its subscription until it completes (one at a time, in order).
+   */
   private pump(): void {
     if (this.state !== 'open') return;
     const { engine, options } = this.ctx;
     for (const subscription of this.subscriptions.values()) {
-      while (subscription.credit > 0 && this.outboundBytes < options.outboundHighWaterBytes) {
+      while (!this.reading.has(subscription) && subscription.credit > 0 && this.outboundBytes < options.outboundHighWaterBytes) {
         const batches: DeliveryBatch[] = [];
-        let count = 0;
         let bytes = 0;
+        let count = 0;
         for (const cursor of subscription.cursors.values()) {
           const room = Math.min(subscription.credit, MAX_DELIVERY_BATCH) - count;
           if (room <= 0 || bytes >= MAX_DELIVERY_BYTES) break;
           const stored = engine.read(cursor.topic, cursor.partition, cursor.offset, room, MAX_DELIVERY_BYTES - bytes);
-          const first = stored[0];
-          if (first === undefined) continue;
-          batches.push({ topic: cursor.topic, partition: cursor.partition, firstOffset: first.offset, messages: stored.map(toFrame) });
+          if (!Array.isArray(stored)) {
+            this.readFromDisk(subscription, cursor, stored);
+            break;
+          }
+          const batch = this.advance(cursor, stored);
+          if (batch === undefined) continue;
+          batches.push(batch);
           for (const message of stored) bytes += message.data.length;
           count += stored.length;
-          cursor.offset = first.offset + stored.length;
         }
         if (count === 0) break;
-        subscription.credit -= count;
-        this.delivered += count;
-        this.send({ type: 'message', subscription: subscription.id, batches });
+        this.deliver(subscription, batches, count);
       }
     }
+  }
+
+  /** Delivers a disk read once it completes, then pumps again; a failed read is retried a little later. */
+  private readFromDisk(subscription: Subscription, cursor: Cursor, reading: Promise<StoredMessage[]>): void {
+    this.reading.add(subscription);
+    const live = (): boolean => this.state === 'open' && this.subscriptions.get(subscription.id) === subscription;
+    reading.then(
+      (stored) => {
+        this.reading.delete(subscription);
+        if (!live()) return;
+        const batch = this.advance(cursor, stored);
+        if (batch !== undefined) this.deliver(subscription, [batch], stored.length);
+        this.schedulePump();
+      },
+      (err: unknown) => {
+        this.ctx.options.log('warn', 'reading for a subscriber failed; retrying', { topic: cursor.topic, partition: cursor.partition, offset: cursor.offset, error: String(err) });
+        setTimeout(() => {
+          this.reading.delete(subscription);
+          if (live()) this.schedulePump();
+        }, READ_RETRY_MS).unref();
+      },
+    );
+  }
+
+  /** Moves `cursor` past `stored` and returns them as a delivery batch (none when empty). */
+  private advance(cursor: Cursor, stored: StoredMessage[]): DeliveryBatch | undefined {
+    const first = stored[0];
+    if (first === undefined) return undefined;
+    cursor.offset = first.offset + stored.length;
+    return { topic: cursor.topic, partition: cursor.partition, firstOffset: first.offset, messages: stored.map(toFrame) };
+  }
+
+  private deliver(subscription: Subscription, batches: DeliveryBatch[], count: number): void {
+    subscription.credit -= count;
+    this.delivered += count;
+    this.send({ type: 'message', subscription: subscription.id, batches });
   }
 
   private send(frame: BrokerFrame): void {

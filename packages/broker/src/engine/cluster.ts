@@ -105,7 +105,23 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   static async start(options: ClusterEngineOptions): Promise<ClusterEngine> {
     const engine = new ClusterEngine(options);
     await engine.open();
+    await engine.recover();
     return engine;
+  }
+
+  /**
+   * Waits (bounded) until what this broker had committed before a restart is
+   * applied again: topics, then each hosted partition up to its persisted
+   * commit, so a restarted broker serves its data from the first request.
+   */
+  private async recover(): Promise<void> {
+    const committed = (group: { readonly applied: number }, commit: number) => () => (group.applied >= commit ? true : undefined);
+    const timeoutMs = 30_000;
+    await this.until(committed(this.meta, this.meta.status().commit), 'metadata recovery', timeoutMs);
+    for (const creating of [...this.creating.values()]) {
+      const group = await creating;
+      await this.until(committed(group, group.status().commit), `recovery of ${group.id}`, timeoutMs);
+    }
   }
 
   private async open(): Promise<void> {

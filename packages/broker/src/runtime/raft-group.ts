@@ -68,6 +68,8 @@ export class RaftGroup<T, R, S = never> {
   private processing = false;
   private again = false;
   private stopped = false;
+  /** Why the group stopped: proposals are refused with it. */
+  private stopReason: RelayError | undefined;
   private leader: NodeId | null = null;
   /** Index of the last entry applied (or installed by a snapshot). */
   private appliedIndex: number;
@@ -88,6 +90,11 @@ export class RaftGroup<T, R, S = never> {
       applied: this.appliedIndex,
     });
     if (hard.term > 0) options.log('debug', 'raft group recovered', { group: options.id, term: hard.term, vote: hard.vote });
+    // Alone in its group (a standalone broker): nobody to wait for, lead at once.
+    if (options.voters.length === 1 && options.voters[0] === options.self) {
+      this.node.campaign();
+      queueMicrotask(() => this.process());
+    }
   }
 
   get id(): string {
@@ -153,6 +160,7 @@ export class RaftGroup<T, R, S = never> {
    * does not lead the group, or `LIMIT_EXCEEDED` when too much is uncommitted.
    */
   propose(data: T, timeoutMs: number, onAllReplicas = false): Promise<R> {
+    if (this.stopReason !== undefined) return Promise.reject(this.stopReason);
     const result = this.node.propose(data);
     if (!result.ok) {
       if (result.reason === 'overloaded') return Promise.reject(new RelayError('LIMIT_EXCEEDED', `group ${this.options.id} has too much uncommitted`));
@@ -199,15 +207,16 @@ export class RaftGroup<T, R, S = never> {
     return result.ok;
   }
 
-  stop(): void {
+  stop(reason = new RelayError('SHUTTING_DOWN', `group ${this.options.id} stopped`)): void {
+    this.stopReason = reason;
     this.stopped = true;
     for (const waiting of this.awaitingAll) clearTimeout(waiting.timer);
     this.awaitingAll = [];
     for (const [index, waiter] of this.waiters) {
-      waiter.reject(new RelayError('SHUTTING_DOWN', `group ${this.options.id} stopped`));
+      waiter.reject(reason);
       this.waiters.delete(index);
     }
-    this.compaction?.done(new RelayError('SHUTTING_DOWN', `group ${this.options.id} stopped`));
+    this.compaction?.done(reason);
     this.compaction = undefined;
   }
 
@@ -237,8 +246,10 @@ export class RaftGroup<T, R, S = never> {
         } while (this.again && !this.stopped);
       } catch (err) {
         // A failed write: the node cannot continue safely on this state. Stop the group loudly.
+        // Publishes are then refused with a storage code; what was acknowledged is on disk already. A restart recovers.
         this.options.log('error', 'raft group stopped after a storage failure', { group: this.options.id, error: String(err) });
-        this.stop();
+        const full = (err as { code?: unknown }).code === 'ENOSPC';
+        this.stop(new RelayError(full ? 'STORAGE_FULL' : 'STORAGE_ERROR', `group ${this.options.id} stopped: its log could not be written (${String(err)})`));
       } finally {
         this.processing = false;
       }

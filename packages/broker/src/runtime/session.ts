@@ -6,6 +6,8 @@ import {
   type Ack,
   type BrokerFrame,
   type ClusterView,
+  type CommitFrame,
+  type Cursor,
   type DeliveryBatch,
   type MetadataFrame,
   type NackFrame,
@@ -40,6 +42,9 @@ export interface SessionContext {
   draining(): boolean;
 }
 
+/** Durable position commits one session may have in flight; the SDK sends one at a time. */
+const MAX_COMMITS_IN_FLIGHT = 16;
+
 /** Most messages and data bytes in one `message` frame. */
 const MAX_DELIVERY_BATCH = 1000;
 const MAX_DELIVERY_BYTES = 512 * 1024;
@@ -69,6 +74,9 @@ export class ClientSession {
   private lastInboundMs: number;
   private pingId = 0;
   private readonly subscriptions = new Map<number, Subscription>();
+  /** Durable subscribes waiting for their stored positions; removed by an unsubscribe that overtakes them. */
+  private readonly pendingSubscribes = new Set<number>();
+  private commitsInFlight = 0;
   private outboundBytes = 0;
   private pumpScheduled = false;
   /** Settles once every batch received so far was handed to the engine (undefined: nothing pending). */
@@ -123,6 +131,9 @@ export class ClientSession {
           return;
         case 'unsubscribe':
           this.unsubscribe(frame.id, frame.subscription);
+          return;
+        case 'commit':
+          this.commit(frame);
           return;
         case 'metadata':
           this.metadata(frame);
@@ -180,6 +191,7 @@ export class ClientSession {
     clearTimeout(this.helloTimer);
     this.ctx.engine.off('appended', this.onAppended);
     this.subscriptions.clear();
+    this.pendingSubscribes.clear();
     this.onEnd(this);
   }
 
@@ -289,13 +301,34 @@ export class ClientSession {
   }
 
   private subscribe(frame: SubscribeFrame): void {
-    if (this.subscriptions.has(frame.subscription)) {
+    if (this.subscriptions.has(frame.subscription) || this.pendingSubscribes.has(frame.subscription)) {
       this.send({ type: 'error', id: frame.id, code: 'INVALID_ARGUMENT', message: `subscription ${frame.subscription} already exists` });
       return;
     }
+    if (frame.durable === undefined) {
+      this.startSubscription(frame, frame.resume);
+      return;
+    }
+    // Durable: stored positions come first, except where the client resumes from a position of its own.
+    this.pendingSubscribes.add(frame.subscription);
+    this.ctx.engine.positions(frame.durable, frame.pattern).then(
+      (stored) => {
+        if (!this.pendingSubscribes.delete(frame.subscription)) return; // unsubscribed or closed meanwhile
+        this.startSubscription(frame, withStoredPositions(frame.resume, stored));
+      },
+      (err: unknown) => {
+        if (!this.pendingSubscribes.delete(frame.subscription)) return;
+        const error = asRelayError(err);
+        this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
+      },
+    );
+  }
+
+  private startSubscription(frame: SubscribeFrame, resume: readonly Cursor[]): void {
+    if (this.state !== 'open') return;
     const credit = Math.min(frame.credit, this.ctx.options.maxCredit);
     const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit);
-    const { cursors, resets } = subscription.start(this.ctx.engine, frame.resume);
+    const { cursors, resets } = subscription.start(this.ctx.engine, resume);
     this.subscriptions.set(frame.subscription, subscription);
     const reply: BrokerFrame = { type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors };
     if (resets.length > 0) reply.resets = resets;
@@ -311,11 +344,32 @@ export class ClientSession {
   }
 
   private unsubscribe(id: number, subscription: number): void {
-    if (!this.subscriptions.delete(subscription)) {
+    if (!this.subscriptions.delete(subscription) && !this.pendingSubscribes.delete(subscription)) {
       this.send({ type: 'error', id, code: 'SUBSCRIPTION_NOT_FOUND', message: `no subscription ${subscription}` });
       return;
     }
     this.send({ type: 'unsubscribed', id, subscription });
+  }
+
+  /** Stores durable positions, answering `committed` once the engine holds them. */
+  private commit(frame: CommitFrame): void {
+    const refuse = (error: RelayError): void => this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
+    if (this.commitsInFlight >= MAX_COMMITS_IN_FLIGHT) {
+      refuse(new RelayError('LIMIT_EXCEEDED', `more than ${MAX_COMMITS_IN_FLIGHT} commits in flight; wait for their answers`));
+      return;
+    }
+    for (const position of frame.positions) {
+      const partitions = this.ctx.engine.partitionCount(position.topic);
+      if (partitions === undefined) return refuse(new RelayError('INVALID_TOPIC', `topic ${position.topic} does not exist`));
+      if (position.partition >= partitions) {
+        return refuse(new RelayError('INVALID_PARTITION', `topic ${position.topic} has ${partitions} partitions; partition ${position.partition} does not exist`));
+      }
+    }
+    this.commitsInFlight++;
+    void this.ctx.engine.commitPositions(frame.durable, frame.positions).then(
+      () => this.send({ type: 'committed', id: frame.id }),
+      (err: unknown) => refuse(asRelayError(err)),
+    ).finally(() => this.commitsInFlight--);
   }
 
   private metadata(frame: MetadataFrame): void {
@@ -410,6 +464,12 @@ export class ClientSession {
 function asRelayError(err: unknown): RelayError {
   if (err instanceof RelayError) return err;
   return new RelayError('INTERNAL', 'internal broker error', { cause: err });
+}
+
+/** The client's resume cursors, plus the stored durable positions of partitions it did not name. */
+function withStoredPositions(resume: readonly Cursor[], stored: readonly Cursor[]): Cursor[] {
+  const named = new Set(resume.map((c) => `${c.partition}:${c.topic}`));
+  return [...resume, ...stored.filter((c) => !named.has(`${c.partition}:${c.topic}`))];
 }
 
 function nack(id: number, error: RelayError): NackFrame {

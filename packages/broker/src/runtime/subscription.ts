@@ -77,7 +77,8 @@ export class Subscription {
     const from = this.from;
     if (from === 'earliest') return start;
     if (from === 'new') return atStart ? end : start;
-    if ('offset' in from) return Math.max(from.offset, start);
+    // An offset retention already removed is kept: delivery starts at the first retained one and the SDK reports the gap.
+    if ('offset' in from) return from.offset;
     return atStart ? engine.offsetForTime(topic, partition, from.time) : start;
   }
 }

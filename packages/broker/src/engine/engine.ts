@@ -56,13 +56,18 @@ export interface LogEngine extends PositionStore {
    * does not wait). Requests with `ack` `none` skip deduplication.
    */
   append(topic: string, partition: number, requests: AppendRequest[], ack: AckLevel): Promise<AppendOutcome[]>;
-  /** Committed messages from `offset`: at most `maxCount`, and at most `maxBytes` of data unless the first alone exceeds it. */
-  read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[];
+  /**
+   * Committed messages from `offset`: at most `maxCount`, and at most
+   * `maxBytes` of data unless the first alone exceeds it. Synchronous when
+   * they are in memory (live subscribers at the tail), a promise when they
+   * must be read from disk.
+   */
+  read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]>;
   bounds(topic: string, partition: number): PartitionBounds;
   /** The broker leading a partition, when the engine replicates and knows it. */
   leaderOf?(topic: string, partition: number): string | undefined;
   /** First offset stored at or after `timeMs`. */
-  offsetForTime(topic: string, partition: number, timeMs: number): number;
+  offsetForTime(topic: string, partition: number, timeMs: number): Promise<number>;
   on<E extends keyof LogEngineEvents>(event: E, listener: LogEngineEvents[E]): void;
   off<E extends keyof LogEngineEvents>(event: E, listener: LogEngineEvents[E]): void;
   close(): Promise<void>;

@@ -64,7 +64,7 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
     return log === undefined ? { start: 0, end: 0 } : { start: log.startOffset, end: log.endOffset };
   }
 
-  offsetForTime(topic: string, partition: number, timeMs: number): number {
+  async offsetForTime(topic: string, partition: number, timeMs: number): Promise<number> {
     return this.partitionsByTopic.get(topic)?.[partition]?.offsetForTime(timeMs) ?? 0;
   }
 

@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
 import type { GapEvent, Message, RelayClient } from '@relaymq/sdk';
@@ -293,5 +296,60 @@ describe('durable subscriptions in a three-broker cluster', () => {
     await client.subscribe('replicated', (m: Message<number>) => void seen.push(m.data), { durable: 'audit', from: 'earliest' });
     await waitFor(() => seen.length === 10, 'the ten after the committed position');
     expect(seen).toEqual(range(30, 40));
+  });
+
+  it('a live durable subscriber keeps its positions through a failover of its broker', async () => {
+    const brokers = await cluster();
+    const [d1, d2, d3] = brokers as [Broker, Broker, Broker];
+    const publisher = await fixture.client([d3.url], { poolSize: 1, discovery: false });
+    const first: number[] = [];
+    const a = await fixture.client([d1.url, d2.url], { poolSize: 2, discovery: false, commit: { intervalMs: 50, maxMessages: 100 } });
+    await a.subscribe('moving', (m: Message<number>) => void first.push(m.data), { durable: 'mover', from: 'earliest' });
+    const publishing = publishNumbers(publisher, 'moving', 1500);
+    await waitFor(() => first.length >= 300, 'the subscriber to handle 300 messages');
+    const active = brokers.find((b) => b.url === a.stats().activeBroker?.url) as Broker;
+    const failover = nextEvent(a, 'failover');
+    await active.close();
+    await failover;
+    const handledBefore = first.length;
+    await waitFor(() => first.length >= handledBefore + 300, 'the subscriber to go on after the failover', 20_000);
+    await a.close();
+
+    const second: number[] = [];
+    const b = await fixture.client([d3.url], { poolSize: 1, discovery: false });
+    await b.subscribe('moving', (m: Message<number>) => void second.push(m.data), { durable: 'mover', from: 'earliest' });
+    await within(publishing, 'the publisher to finish', 20_000);
+    await waitFor(() => second.at(-1) === 1499, 'the restarted subscriber to reach the end', 20_000);
+    expect([...first, ...second]).toEqual(range(0, 1500));
+  });
+
+  it('positions survive a restart of every broker (metadata log on disk)', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'relaymq-durable-'));
+    fixture.defer(() => rm(root, { recursive: true, force: true }));
+    const ids = ['p1', 'p2', 'p3'];
+    const peerPorts = await freePorts(3);
+    const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
+    const start = (): Promise<Broker[]> =>
+      Promise.all(
+        ids.map((id, i) => fixture.broker({ id, peerPort: peerPorts[i], peers: peers.filter((_, j) => j !== i), dataDir: join(root, id) })),
+      );
+    let brokers = await start();
+    const publisher = await fixture.client(brokers.map((b) => b.url));
+    await publishNumbers(publisher, 'kept', 100);
+    const first: number[] = [];
+    const a = await fixture.client(brokers.map((b) => b.url));
+    await a.subscribe('kept', (m: Message<number>) => void first.push(m.data), { durable: 'keeper', from: 'earliest' });
+    await waitFor(() => first.length === 100, 'the first hundred');
+    await a.close();
+    await publishNumbers(publisher, 'kept', 50);
+    await publisher.close();
+    await Promise.all(brokers.map((b) => b.close()));
+
+    brokers = await start();
+    const second: number[] = [];
+    const b = await fixture.client(brokers.map((x) => x.url));
+    await b.subscribe('kept', (m) => void second.push(m.offset), { durable: 'keeper', from: 'earliest' });
+    await waitFor(() => second.length >= 50, 'the fifty published after the commit', 20_000);
+    expect(second).toEqual(range(100, 150));
   });
 });

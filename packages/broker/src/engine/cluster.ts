@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { EventEmitter } from 'eventemitter3';
-import { RelayError, topicMatches, type AckLevel, type TopicInfo } from '@relaymq/sdk/protocol';
+import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, type MetadataCommand, type TopicMetadata } from '../core/metadata/metadata.js';
+import { parseCommitPositions, type CommitPositionsCommand } from '../core/metadata/positions.js';
 import { applyPublish, parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type AppendRequest, type PartitionLog, type StoredMessage } from '../core/partition/partition.js';
 import type { NodeId, RaftConfigOptions, Snapshot } from '../core/raft/index.js';
@@ -13,6 +14,7 @@ import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
+import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
 
 /** Settings of the replicated engine. */
 export interface ClusterEngineOptions {
@@ -91,6 +93,9 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
   private ticker: ReturnType<typeof setInterval> | undefined;
   private meta!: RaftGroup<MetadataCommand, unknown>;
+  private readonly durablePositions = new ReplicatedPositions((command) =>
+    this.viaLeader(this.meta, () => this.proposeMeta(command), COMMIT_POSITIONS_METHOD, command),
+  );
   private readonly onPeerMessage = (from: string, channel: string, payload: unknown): void => {
     if (!channel.startsWith('raft/')) return;
     this.groups.get(channel.slice(5))?.receive(from, payload);
@@ -138,6 +143,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.handle('meta.create', async (_from, body) => this.createTopicHere(parseTopic(body)));
     this.rpc.handle('publish', async (_from, body) => this.publishHere(parseForwarded(body)));
     this.rpc.handle('partition.fetch', async (_from, body) => this.fetchHere(parseFetch(body)));
+    this.rpc.handle(COMMIT_POSITIONS_METHOD, async (_from, body) => this.proposeMeta(parseForwardedCommit(body)));
     this.ticker = setInterval(() => {
       for (const group of this.groups.values()) group.tick();
     }, RAFT_RUNTIME_TICK_MS);
@@ -200,6 +206,14 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   async offsetForTime(topic: string, partition: number, timeMs: number): Promise<number> {
     return (await this.partitions.get(partitionGroupId(topic, partition))?.offsetForTime(timeMs)) ?? 0;
+  }
+
+  commitPositions(durable: string, positions: readonly Cursor[]): Promise<void> {
+    return this.durablePositions.commitPositions(durable, positions);
+  }
+
+  positions(durable: string, pattern: string): Promise<Cursor[]> {
+    return this.durablePositions.positions(durable, pattern);
   }
 
   /** The leader of a partition as this broker knows it. */
@@ -270,7 +284,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const result = this.metadata.apply(command);
     if (result.kind === 'created') this.hostPartitions(result.topic);
     this.metaEvents.emit('applied');
-    return result.kind;
+    // Durable position results carry the positions back to the proposer.
+    return result.kind === 'created' || result.kind === 'exists' ? result.kind : result;
+  }
+
+  private proposeMeta(command: CommitPositionsCommand): Promise<unknown> {
+    return this.meta.propose(command, this.options.requestTimeoutMs);
   }
 
   /** Starts the partition groups of a new topic that have a replica here. */
@@ -555,6 +574,7 @@ function parseFetchResponse(body: unknown): FetchResponse {
 function parseMetadataCommand(value: unknown): MetadataCommand | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const o = value as Record<string, unknown>;
+  if (o.type === 'commit-positions') return parseCommitPositions(value);
   if (o.type !== 'create-topic' || typeof o.topic !== 'string' || o.topic.length > 255) return undefined;
   if (!Number.isSafeInteger(o.partitions) || (o.partitions as number) < 1 || (o.partitions as number) > 1024) return undefined;
   if (!Number.isSafeInteger(o.replicationFactor) || (o.replicationFactor as number) < 1) return undefined;

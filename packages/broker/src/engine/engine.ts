@@ -1,4 +1,4 @@
-import type { AckLevel, TopicInfo } from '@relaymq/sdk/protocol';
+import type { AckLevel, Cursor, TopicInfo } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, AppendRequest, StoredMessage } from '../core/partition/partition.js';
 
 /** First and next offset of a partition. */
@@ -16,12 +16,28 @@ export interface LogEngineEvents {
 }
 
 /**
+ * Where the positions of durable subscriptions live: per durable name and
+ * partition, the next offset to deliver.
+ */
+export interface PositionStore {
+  /**
+   * Raises the stored positions of `durable` to `positions` and resolves once
+   * they are stored (in a cluster: committed on a quorum of the metadata
+   * group). Positions never go back: an offset lower than the stored one is
+   * ignored. Rejects with `LIMIT_EXCEEDED` when the table is full.
+   */
+  commitPositions(durable: string, positions: readonly Cursor[]): Promise<void>;
+  /** The stored positions of `durable` in partitions whose topic matches `pattern`; reads what every earlier commit stored. */
+  positions(durable: string, pattern: string): Promise<Cursor[]>;
+}
+
+/**
  * The seam between the broker's client-facing side and where partition logs
  * live. `embedded` engines keep logs on the brokers themselves; a `backbone`
  * engine would map them onto an external replicated log. Client sessions see
  * only this interface.
  */
-export interface LogEngine {
+export interface LogEngine extends PositionStore {
   /**
    * Whether offsets are never reused. True for replicated logs: a resumed
    * position beyond a partition's end means this replica is catching up.

@@ -6,6 +6,7 @@ import {
   type Ack,
   type BrokerFrame,
   type ClusterView,
+  type CommitFrame,
   type Cursor,
   type DeliveryBatch,
   type MetadataFrame,
@@ -41,6 +42,9 @@ export interface SessionContext {
   draining(): boolean;
 }
 
+/** Durable position commits one session may have in flight; the SDK sends one at a time. */
+const MAX_COMMITS_IN_FLIGHT = 16;
+
 /** Most messages and data bytes in one `message` frame. */
 const MAX_DELIVERY_BATCH = 1000;
 /** A failed disk read for a subscriber is retried after this long. */
@@ -72,10 +76,14 @@ export class ClientSession {
   private lastInboundMs: number;
   private pingId = 0;
   private readonly subscriptions = new Map<number, Subscription>();
-  /** Subscriptions whose `subscribe` is still placing cursors (a time lookup may read the disk). */
+  /**
+   * Subscriptions whose `subscribe` is still placing cursors (a time lookup may read the disk,
+   * a durable one reads stored positions); an unsubscribe that overtakes one removes it.
+   */
   private readonly starting = new Set<number>();
   /** Subscriptions waiting for a read from disk. */
   private readonly reading = new Set<Subscription>();
+  private commitsInFlight = 0;
   private outboundBytes = 0;
   private pumpScheduled = false;
   /** Settles once every batch received so far was handed to the engine (undefined: nothing pending). */
@@ -130,6 +138,9 @@ export class ClientSession {
           return;
         case 'unsubscribe':
           this.unsubscribe(frame.id, frame.subscription);
+          return;
+        case 'commit':
+          this.commit(frame);
           return;
         case 'metadata':
           this.metadata(frame);
@@ -187,6 +198,7 @@ export class ClientSession {
     clearTimeout(this.helloTimer);
     this.ctx.engine.off('appended', this.onAppended);
     this.subscriptions.clear();
+    this.starting.clear();
     this.onEnd(this);
   }
 
@@ -305,15 +317,19 @@ export class ClientSession {
     this.starting.add(frame.subscription);
     let started: Awaited<ReturnType<Subscription['start']>>;
     try {
-      started = await subscription.start(this.ctx.engine, frame.resume);
+      // Durable: stored positions come first, except where the client resumes from a position of its own.
+      const resume =
+        frame.durable === undefined
+          ? frame.resume
+          : withStoredPositions(frame.resume, await this.ctx.engine.positions(frame.durable, frame.pattern));
+      started = await subscription.start(this.ctx.engine, resume);
     } catch (err) {
+      if (!this.starting.delete(frame.subscription)) return; // unsubscribed or closed meanwhile
       const error = asRelayError(err);
       this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
       return;
-    } finally {
-      this.starting.delete(frame.subscription);
     }
-    if (this.state !== 'open') return;
+    if (!this.starting.delete(frame.subscription) || this.state !== 'open') return;
     const { cursors, resets } = started;
     this.subscriptions.set(frame.subscription, subscription);
     const reply: BrokerFrame = { type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors };
@@ -330,11 +346,32 @@ export class ClientSession {
   }
 
   private unsubscribe(id: number, subscription: number): void {
-    if (!this.subscriptions.delete(subscription)) {
+    if (!this.subscriptions.delete(subscription) && !this.starting.delete(subscription)) {
       this.send({ type: 'error', id, code: 'SUBSCRIPTION_NOT_FOUND', message: `no subscription ${subscription}` });
       return;
     }
     this.send({ type: 'unsubscribed', id, subscription });
+  }
+
+  /** Stores durable positions, answering `committed` once the engine holds them. */
+  private commit(frame: CommitFrame): void {
+    const refuse = (error: RelayError): void => this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
+    if (this.commitsInFlight >= MAX_COMMITS_IN_FLIGHT) {
+      refuse(new RelayError('LIMIT_EXCEEDED', `more than ${MAX_COMMITS_IN_FLIGHT} commits in flight; wait for their answers`));
+      return;
+    }
+    for (const position of frame.positions) {
+      const partitions = this.ctx.engine.partitionCount(position.topic);
+      if (partitions === undefined) return refuse(new RelayError('INVALID_TOPIC', `topic ${position.topic} does not exist`));
+      if (position.partition >= partitions) {
+        return refuse(new RelayError('INVALID_PARTITION', `topic ${position.topic} has ${partitions} partitions; partition ${position.partition} does not exist`));
+      }
+    }
+    this.commitsInFlight++;
+    void this.ctx.engine.commitPositions(frame.durable, frame.positions).then(
+      () => this.send({ type: 'committed', id: frame.id }),
+      (err: unknown) => refuse(asRelayError(err)),
+    ).finally(() => this.commitsInFlight--);
   }
 
   private metadata(frame: MetadataFrame): void {
@@ -470,6 +507,12 @@ export class ClientSession {
 function asRelayError(err: unknown): RelayError {
   if (err instanceof RelayError) return err;
   return new RelayError('INTERNAL', 'internal broker error', { cause: err });
+}
+
+/** The client's resume cursors, plus the stored durable positions of partitions it did not name. */
+function withStoredPositions(resume: readonly Cursor[], stored: readonly Cursor[]): Cursor[] {
+  const named = new Set(resume.map((c) => `${c.partition}:${c.topic}`));
+  return [...resume, ...stored.filter((c) => !named.has(`${c.partition}:${c.topic}`))];
 }
 
 function nack(id: number, error: RelayError): NackFrame {

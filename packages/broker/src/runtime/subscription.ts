@@ -85,7 +85,8 @@ export class Subscription {
     const from = this.from;
     if (from === 'earliest') return start;
     if (from === 'new') return end;
-    if ('offset' in from) return Math.max(from.offset, start);
+    // An offset retention already removed is kept: delivery starts at the first retained one and the SDK reports the gap.
+    if ('offset' in from) return from.offset;
     return engine.offsetForTime(topic, partition, from.time);
   }
 }

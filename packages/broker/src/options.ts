@@ -1,5 +1,6 @@
 import { RelayError, assertPattern } from '@relaymq/sdk/protocol';
 import { parsePeer, type PeerAddress } from './net/peer-transport.js';
+import type { FileSystem } from './storage/fs.js';
 
 /** Options of {@link startBroker}. Every field is optional; see the defaults. */
 export interface BrokerOptions {
@@ -132,6 +133,11 @@ export interface BrokerOptions {
    * @defaultValue `2000`
    */
   drainTimeoutMs?: number;
+  /**
+   * The file system data is stored through, for tests that inject faults
+   * (a full disk, failing fsyncs). @defaultValue Node's `fs`
+   */
+  fileSystem?: FileSystem;
   /** Receives one line per notable event; defaults to no logging. */
   log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
@@ -144,8 +150,9 @@ export interface RetentionOptions {
 }
 
 /** Options with every default applied. */
-export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir'>> & {
+export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir' | 'fileSystem'>> & {
   advertisedUrl: string | undefined;
+  fileSystem: FileSystem | undefined;
   dataDir: string | undefined;
   peers: PeerAddress[];
 };
@@ -190,7 +197,7 @@ function text(field: string, value: unknown, pattern: RegExp, describe: string):
   return value;
 }
 
-const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'log']);
+const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'fileSystem', 'log']);
 
 /**
  * Applies defaults and validates every option, naming the first bad field.
@@ -225,6 +232,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     topicRetention: resolveTopicRetention(o.topicRetention),
     segmentBytes: integer('segmentBytes', o.segmentBytes, 4096, 1024 * 1024 * 1024),
     raftLogMaxBytes: integer('raftLogMaxBytes', o.raftLogMaxBytes, 0, Number.MAX_SAFE_INTEGER),
+    fileSystem: o.fileSystem,
     log: o.log ?? (() => {}),
   };
   if (resolved.fsync === 'always' && options.fsyncIntervalMs !== undefined) throw invalid('fsyncIntervalMs', 'is only meaningful with fsync "interval"');

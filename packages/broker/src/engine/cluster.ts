@@ -39,8 +39,8 @@ export interface ClusterEngineOptions {
   segmentBytes: number;
   /** On disk: Raft log bytes a leader keeps for a lagging replica before compacting anyway (that replica then gets a snapshot). */
   raftLogMaxBytes: number;
-  /** The file system of partition logs; tests inject faults. @defaultValue node's */
-  fs?: FileSystem;
+  /** The file system data is stored through; tests inject faults. @defaultValue node's */
+  fileSystem: FileSystem | undefined;
   /** How long a publish or topic creation may wait for a leader and a commit. */
   requestTimeoutMs: number;
   now: () => number;
@@ -270,8 +270,16 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   private async storage<T, S = never>(group: string, voters: readonly NodeId[]): Promise<DurableRaftStorage<T, S>> {
     const path = this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'raft', `${fileName(group)}.log`);
-    const { fsync, fsyncIntervalMs } = this.options;
-    const storage = await DurableRaftStorage.open<T, S>(path, voters, { fsync, fsyncIntervalMs });
+    const { fsync, fsyncIntervalMs, fileSystem: fs } = this.options;
+    const storage = await DurableRaftStorage.open<T, S>(path, voters, {
+      fsync,
+      fsyncIntervalMs,
+      fs,
+      onFailure: (failure) =>
+        failure === undefined
+          ? this.options.log('info', 'Raft log writes work again', { group })
+          : this.options.log('error', 'Raft log write failed; retrying', { group, code: failure.code, error: failure.message }),
+    });
     this.storages.add(storage as DurableRaftStorage<unknown, unknown>);
     return storage;
   }
@@ -314,7 +322,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       const disk =
         dataDir === undefined
           ? undefined
-          : await DiskPartition.open(join(dataDir, 'partitions', fileName(id)), this.options.fs ?? nodeFileSystem, {
+          : await DiskPartition.open(join(dataDir, 'partitions', fileName(id)), this.options.fileSystem ?? nodeFileSystem, {
               dedupeWindow,
               segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024 },
             });
@@ -329,6 +337,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         applied: checkpoint?.index ?? 0,
         parseData: parsePublishCommand,
         parseSnapshot: parseCheckpoint,
+        whenWritable: () => disk?.whenWritable(),
+        stateFailure: () => disk?.failure(),
         installSnapshot:
           disk === undefined
             ? undefined
@@ -432,11 +442,6 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   private async publishHere(forwarded: ForwardedPublish): Promise<AppendOutcome[]> {
-    const id = partitionGroupId(forwarded.topic, forwarded.partition);
-    const health = this.disks.get(id)?.partition.log.health();
-    if (health !== undefined && health.status === 'degraded' && health.writeError !== undefined) {
-      throw new RelayError(health.writeError.code === 'STORAGE_FULL' ? 'STORAGE_FULL' : 'STORAGE_ERROR', `partition ${id}: ${health.writeError.message}`);
-    }
     const group = await this.partitionGroup(forwarded.topic, forwarded.partition);
     const proposal = group.propose(forwarded.command, this.options.requestTimeoutMs, forwarded.ack === 'all');
     if (forwarded.ack === 'none') {

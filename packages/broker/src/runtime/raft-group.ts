@@ -37,6 +37,14 @@ export interface RaftGroupOptions<T, R, S = never> {
    * ahead of the log, never behind it).
    */
   installSnapshot?: (snapshot: Snapshot<S>) => Promise<void>;
+  /**
+   * Resolves once the state machine can take entries again, when it cannot
+   * now (its own storage failed and retries): applying waits rather than
+   * losing or refusing a committed entry. `undefined` when it can.
+   */
+  whenWritable?: () => Promise<void> | undefined;
+  /** Why the state machine cannot take entries now, if it cannot: proposals are refused with it. */
+  stateFailure?: () => RelayError | undefined;
   /** The role or leader changed. */
   onLeaderChange?: (leader: NodeId | null) => void;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
@@ -161,6 +169,9 @@ export class RaftGroup<T, R, S = never> {
    */
   propose(data: T, timeoutMs: number, onAllReplicas = false): Promise<R> {
     if (this.stopReason !== undefined) return Promise.reject(this.stopReason);
+    // The log cannot be written (a full disk): refuse at once rather than time out; it retries by itself.
+    const failure = this.options.storage.failure ?? this.options.stateFailure?.();
+    if (failure !== undefined) return Promise.reject(failure);
     const result = this.node.propose(data);
     if (!result.ok) {
       if (result.reason === 'overloaded') return Promise.reject(new RelayError('LIMIT_EXCEEDED', `group ${this.options.id} has too much uncommitted`));
@@ -276,7 +287,9 @@ export class RaftGroup<T, R, S = never> {
     restore: (): void => {
       // installSnapshot already replaced the state machine, before the log recorded the snapshot.
     },
-    apply: (entries: readonly Entry<T>[]): void => {
+    apply: async (entries: readonly Entry<T>[]): Promise<void> => {
+      const blocked = this.options.whenWritable?.();
+      if (blocked !== undefined) await blocked;
       for (const entry of entries) {
         this.appliedIndex = entry.index;
         const waiter = this.waiters.get(entry.index);

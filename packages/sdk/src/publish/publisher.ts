@@ -183,6 +183,10 @@ export class Publisher {
     } else if (error.retriable || code === 'TIMEOUT') {
       // Kept in the outbox: republished (same incarnation and seq) on the broker we move to.
       this.requestFailover(error);
+    } else if ((code === 'STORAGE_FULL' || code === 'STORAGE_ERROR') && entry.sends > 1) {
+      // Refused before the broker could look for an earlier send, which may still be stored once its
+      // disk recovers: this refusal proves nothing. Keep trying; publishTimeoutMs bounds it (outcome unknown).
+      this.resendSoon(entry.topic, entry.partition);
     } else {
       // Refused for good: its seq will never be stored, so the messages after it move to a new incarnation.
       this.outbox.delete(entry);
@@ -209,12 +213,16 @@ export class Publisher {
       this.reincarnate(entry.topic, entry.partition, entry.incarnation, lowest - 1);
       return;
     }
-    if (this.gapRetryScheduled.has(entry.partition + entry.topic)) return;
-    this.gapRetryScheduled.add(entry.partition + entry.topic);
-    // A short pause lets what is still in flight land before the resend.
+    this.resendSoon(entry.topic, entry.partition);
+  }
+
+  /** Resends a partition's unacknowledged messages after a short pause, which lets what is still in flight land first. */
+  private resendSoon(topic: string, partition: number): void {
+    if (this.gapRetryScheduled.has(partition + topic)) return;
+    this.gapRetryScheduled.add(partition + topic);
     setTimeout(() => {
-      this.gapRetryScheduled.delete(entry.partition + entry.topic);
-      this.resend(entry.topic, entry.partition);
+      this.gapRetryScheduled.delete(partition + topic);
+      this.resend(topic, partition);
     }, GAP_RETRY_MS);
   }
 

@@ -13,10 +13,15 @@ import {
   type PublishFrame,
   type StoredMessageFrame,
   type SubscribeFrame,
+  isWildcard,
 } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, StoredMessage } from '../core/partition/partition.js';
 import type { LogEngine } from '../engine/engine.js';
 import type { ResolvedBrokerOptions } from '../options.js';
+import { TopicPermissions } from '../security/acl.js';
+import type { Authenticator, Principal } from '../security/auth.js';
+import type { SecurityCounters } from '../security/counters.js';
+import { TokenBucket } from '../security/rate-limit.js';
 import { Subscription } from './subscription.js';
 
 /** What a session needs of the socket under it; `net/` adapts `ws` to this. */
@@ -38,6 +43,10 @@ export interface SessionContext {
   newId(): string;
   /** Whether the broker is draining; new work is refused. */
   draining(): boolean;
+  /** Checks hello tokens; undefined when the broker does not authenticate. */
+  readonly authenticator: Authenticator | undefined;
+  /** Security events, counted for the broker's stats. */
+  readonly counters: SecurityCounters;
 }
 
 /** Most messages and data bytes in one `message` frame. */
@@ -58,6 +67,9 @@ export interface SessionStats {
   subscriptions: number;
 }
 
+/** Longest timer Node keeps (about 24.8 days); later token expiries are checked again then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * The broker side of one client connection: handshake, publish with acks,
  * subscriptions with credit, heartbeats. A bad frame ends this session only.
@@ -65,7 +77,15 @@ export interface SessionStats {
 export class ClientSession {
   clientId = '';
   producerId = '';
-  private state: 'hello' | 'open' | 'closed' = 'hello';
+  /** `authenticating`: hello received, its token being checked; nothing else may arrive yet. */
+  private state: 'hello' | 'authenticating' | 'open' | 'closed' = 'hello';
+  /** Who the connection authenticated as; undefined without authentication. */
+  principal: Principal | undefined;
+  private permissions = TopicPermissions.unrestricted;
+  private readonly publishBucket: TokenBucket | undefined;
+  private expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Fires when the outbound queue stayed at the high-water mark too long. */
+  private slowConsumerTimer: ReturnType<typeof setTimeout> | undefined;
   private lastInboundMs: number;
   private pingId = 0;
   private readonly subscriptions = new Map<number, Subscription>();
@@ -85,8 +105,20 @@ export class ClientSession {
   ) {
     this.lastInboundMs = ctx.now();
     this.helloTimer = setTimeout(() => {
-      this.fail(new RelayError('UNAUTHORIZED', `no hello within ${ctx.options.helloTimeoutMs} ms`));
+      if (ctx.authenticator !== undefined) ctx.counters.authFailures++;
+      this.fail(new RelayError('UNAUTHORIZED', `no valid hello within ${ctx.options.helloTimeoutMs} ms`));
     }, ctx.options.helloTimeoutMs);
+    const { publishRateLimit, publishBurst } = ctx.options;
+    if (publishRateLimit > 0) this.publishBucket = new TokenBucket(publishRateLimit, publishBurst, ctx.now());
+  }
+
+  /**
+   * Refuses a connection before it gets a session (a connection limit): an
+   * `error` frame with `error.code`, then close.
+   */
+  static refuse(socket: ClientSocket, error: RelayError): void {
+    socket.send(encodeFrame({ type: 'error', code: error.code, message: error.message }), () => {});
+    socket.close(CLOSE_POLICY, error.code);
   }
 
   stats(): SessionStats {
@@ -106,9 +138,10 @@ export class ClientSession {
       const frame = decodeClientFrame(bytes, this.ctx.options.maxPayload);
       if (this.state === 'hello') {
         if (frame.type !== 'hello') throw new RelayError('PROTOCOL_ERROR', `expected hello, got ${frame.type}`);
-        this.hello(frame.version, frame.clientId, frame.producerId);
+        this.hello(frame.version, frame.clientId, frame.producerId, frame.token);
         return;
       }
+      if (this.state === 'authenticating') throw new RelayError('PROTOCOL_ERROR', `${frame.type} sent before welcome`);
       switch (frame.type) {
         case 'hello':
           throw new RelayError('PROTOCOL_ERROR', 'hello sent twice');
@@ -178,16 +211,52 @@ export class ClientSession {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearTimeout(this.helloTimer);
+    clearTimeout(this.expiryTimer);
+    clearTimeout(this.slowConsumerTimer);
     this.ctx.engine.off('appended', this.onAppended);
     this.subscriptions.clear();
     this.onEnd(this);
   }
 
-  private hello(version: number, clientId: string, producerId: string): void {
+  private hello(version: number, clientId: string, producerId: string, token: string | undefined): void {
     if (version !== PROTOCOL_VERSION) {
       throw new RelayError('UNSUPPORTED_VERSION', `protocol version ${version} is not supported; this broker speaks ${PROTOCOL_VERSION}`);
     }
     if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down');
+    const { authenticator } = this.ctx;
+    if (authenticator === undefined) {
+      this.welcome(clientId, producerId);
+      return;
+    }
+    // The hello timer keeps running while the token is checked: authentication is bounded too.
+    this.state = 'authenticating';
+    authenticator.authenticate(token).then(
+      (principal) => {
+        if (this.state !== 'authenticating') return;
+        this.principal = principal;
+        this.permissions = TopicPermissions.of(this.ctx.options.acl, principal.name);
+        if (principal.expiresAtMs !== undefined) this.expireAt(principal.expiresAtMs);
+        this.welcome(clientId, producerId);
+      },
+      (err: unknown) => {
+        if (this.state !== 'authenticating') return;
+        this.ctx.counters.authFailures++;
+        this.fail(err);
+      },
+    );
+  }
+
+  /** Closes the connection with `UNAUTHORIZED` when its credential expires; the SDK reconnects with a fresh token. */
+  private expireAt(expiresAtMs: number): void {
+    const delayMs = expiresAtMs - this.ctx.now();
+    this.expiryTimer = setTimeout(
+      () => (delayMs > MAX_TIMER_MS ? this.expireAt(expiresAtMs) : this.fail(new RelayError('UNAUTHORIZED', 'token expired'))),
+      Math.max(0, Math.min(delayMs, MAX_TIMER_MS)),
+    );
+    this.expiryTimer.unref?.();
+  }
+
+  private welcome(clientId: string, producerId: string): void {
     clearTimeout(this.helloTimer);
     this.clientId = clientId === '' ? this.ctx.newId() : clientId;
     this.producerId = producerId === '' ? this.clientId : producerId;
@@ -228,6 +297,14 @@ export class ClientSession {
   private async publishBatch(batch: PublishBatch): Promise<Array<Ack | NackFrame>> {
     try {
       if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down; publish elsewhere');
+      if (!this.permissions.mayPublish(batch.topic)) {
+        this.ctx.counters.denied++;
+        throw new RelayError('FORBIDDEN', `${this.principalName()} may not publish to ${batch.topic}`);
+      }
+      if (this.publishBucket !== undefined && !this.publishBucket.take(batch.messages.length, this.ctx.now())) {
+        this.ctx.counters.rateLimited++;
+        throw new RelayError('RATE_LIMITED', `publishing faster than ${this.ctx.options.publishRateLimit} messages/s; retry later`);
+      }
       const outcomes = await this.handOff(batch);
       this.published += batch.messages.length;
       if (batch.ack === 'none') return [];
@@ -293,8 +370,23 @@ export class ClientSession {
       this.send({ type: 'error', id: frame.id, code: 'INVALID_ARGUMENT', message: `subscription ${frame.subscription} already exists` });
       return;
     }
+    const refuse = (code: 'FORBIDDEN' | 'LIMIT_EXCEEDED', message: string): void => {
+      this.send({ type: 'error', id: frame.id, code, message });
+    };
+    if (this.subscriptions.size >= this.ctx.options.maxSubscriptionsPerConnection) {
+      this.ctx.counters.subscriptionsRejected++;
+      refuse('LIMIT_EXCEEDED', `a connection may hold ${this.ctx.options.maxSubscriptionsPerConnection} subscriptions (maxSubscriptionsPerConnection)`);
+      return;
+    }
+    // An exact topic is checked now; a wildcard is filtered per topic, so it never yields a topic the principal may not read.
+    if (!isWildcard(frame.pattern) && !this.permissions.mayRead(frame.pattern)) {
+      this.ctx.counters.denied++;
+      refuse('FORBIDDEN', `${this.principalName()} may not subscribe to ${frame.pattern}`);
+      return;
+    }
     const credit = Math.min(frame.credit, this.ctx.options.maxCredit);
-    const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit);
+    const permissions = this.permissions;
+    const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit, (topic) => permissions.mayRead(topic));
     const { cursors, resets } = subscription.start(this.ctx.engine, frame.resume);
     this.subscriptions.set(frame.subscription, subscription);
     const reply: BrokerFrame = { type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors };
@@ -320,6 +412,12 @@ export class ClientSession {
 
   private metadata(frame: MetadataFrame): void {
     const { engine } = this.ctx;
+    const denied = frame.topics.find((topic) => !this.permissions.mayRead(topic) && !this.permissions.mayPublish(topic));
+    if (denied !== undefined) {
+      this.ctx.counters.denied++;
+      this.send({ type: 'error', id: frame.id, code: 'FORBIDDEN', message: `${this.principalName()} may not use topic ${denied}` });
+      return;
+    }
     Promise.all(frame.topics.map((topic) => engine.ensureTopic(topic))).then(
       (topics) => {
         if (engine.leaderOf !== undefined) {
@@ -385,12 +483,45 @@ export class ClientSession {
   private send(frame: BrokerFrame): void {
     if (this.state === 'closed') return;
     const bytes = encodeFrame(frame);
+    const { outboundHighWaterBytes, maxOutboundBytes, slowConsumerTimeoutMs } = this.ctx.options;
+    if (this.outboundBytes + bytes.length > maxOutboundBytes) {
+      this.cutSlowConsumer(`more than ${maxOutboundBytes} bytes queued (maxOutboundBytes)`);
+      return;
+    }
     this.outboundBytes += bytes.length;
+    if (this.outboundBytes >= outboundHighWaterBytes && this.slowConsumerTimer === undefined) {
+      this.slowConsumerTimer = setTimeout(() => {
+        this.cutSlowConsumer(`the outbound queue stayed at ${outboundHighWaterBytes} bytes for ${slowConsumerTimeoutMs} ms (slowConsumerTimeoutMs)`);
+      }, slowConsumerTimeoutMs);
+    }
     this.socket.send(bytes, () => {
-      const wasBlocked = this.outboundBytes >= this.ctx.options.outboundHighWaterBytes;
+      const wasBlocked = this.outboundBytes >= outboundHighWaterBytes;
       this.outboundBytes -= bytes.length;
-      if (wasBlocked && this.outboundBytes < this.ctx.options.outboundHighWaterBytes) this.schedulePump();
+      if (wasBlocked && this.outboundBytes < outboundHighWaterBytes) {
+        clearTimeout(this.slowConsumerTimer);
+        this.slowConsumerTimer = undefined;
+        this.schedulePump();
+      }
     });
+  }
+
+  /**
+   * Drops a connection that does not read: its queue would otherwise grow.
+   * The error frame could not get through the full queue, so the code goes in the close reason.
+   */
+  private cutSlowConsumer(why: string): void {
+    if (this.state === 'closed') return;
+    this.ctx.counters.slowConsumersCut++;
+    this.ctx.options.log('warn', 'cutting off slow consumer', { clientId: this.clientId, why });
+    this.socket.close(CLOSE_POLICY, 'SLOW_CONSUMER');
+    // A peer that reads nothing never completes the closing handshake either.
+    const terminate = setTimeout(() => this.socket.terminate(), 1000);
+    terminate.unref?.();
+    this.ended();
+  }
+
+  private principalName(): string {
+    return this.principal === undefined ? 'this connection' : `principal ${JSON.stringify(this.principal.name)}`;
   }
 
   /** Ends the session because of `err`: an error frame, then close. */

@@ -94,9 +94,11 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
    * Dials `url`, sends `hello` and resolves once `welcome` arrives. Rejects
    * with a `RelayError` (`NOT_CONNECTED`, `TIMEOUT` or the broker's code).
    */
-  static async open(url: string, settings: ConnectionSettings): Promise<BrokerConnection> {
-    const token = await currentToken(settings.token);
-    return BrokerConnection.dial(url, settings, token);
+  static open(url: string, settings: ConnectionSettings): Promise<BrokerConnection> {
+    const { token } = settings;
+    // A fixed token dials at once; a provider is asked for a fresh token first, on every dial.
+    if (typeof token !== 'function') return BrokerConnection.dial(url, settings, token);
+    return currentToken(token).then((current) => BrokerConnection.dial(url, settings, current));
   }
 
   private static dial(url: string, settings: ConnectionSettings, token: string | undefined): Promise<BrokerConnection> {
@@ -273,8 +275,7 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
 }
 
 /** The token to present now: the string, or what the provider returns for this dial. */
-async function currentToken(source: TokenSource | undefined): Promise<string | undefined> {
-  if (typeof source !== 'function') return source;
+async function currentToken(source: () => string | Promise<string>): Promise<string> {
   let token: unknown;
   try {
     token = await source();

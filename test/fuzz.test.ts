@@ -1,3 +1,4 @@
+import net from 'node:net';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -19,6 +20,8 @@ const HOSTILE_CONNECTIONS = 150;
 const FRAMES_PER_CONNECTION = 20; // 3000 frames in all
 const PARALLEL = 15;
 const FLOOD_CONNECTIONS = 300;
+/** TCP connections that never become WebSockets (silence, or garbage instead of an HTTP upgrade). */
+const RAW_TCP_CONNECTIONS = 100;
 /** Most messages the well-behaved client publishes; it publishes until the attacks are over. */
 const MAX_GOOD_MESSAGES = 50_000;
 
@@ -118,6 +121,23 @@ async function flood(url: string, count: number): Promise<{ opened: number }> {
   return { opened };
 }
 
+/** Opens raw TCP connections that send nothing or garbage; resolves once the broker closed all of them. */
+async function tcpFlood(port: number, garbage: Uint8Array[]): Promise<void> {
+  await Promise.all(
+    garbage.map(
+      (bytes) =>
+        new Promise<void>((resolve) => {
+          const socket = net.connect(port, '127.0.0.1', () => {
+            if (bytes.length > 0) socket.write(bytes);
+          });
+          socket.on('error', () => {});
+          socket.on('data', () => {});
+          socket.once('close', () => resolve());
+        }),
+    ),
+  );
+}
+
 /**
  * A client that publishes numbered messages, 20 at a time, until `stop()`,
  * and subscribes to them; `run` resolves with how many it published.
@@ -142,10 +162,12 @@ async function wellBehaved(broker: Broker): Promise<{ run: Promise<number>; rece
 describe('fuzz: hostile frames and connection floods against a running broker', () => {
   it('stays up, bounds its memory, and loses nothing for a well-behaved client', async () => {
     const seed = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+    let good: Awaited<ReturnType<typeof wellBehaved>> | undefined;
     try {
       const broker = await fixture.broker({ maxPayload: MAX_PAYLOAD, helloTimeoutMs: 1000, maxConnections: 200, maxConnectionsPerIp: 200 });
       const heapBefore = process.memoryUsage().heapUsed;
-      const good = await wellBehaved(broker);
+      const client = await wellBehaved(broker);
+      good = client;
 
       // Phase 1: hostile frames on many short connections, a few at a time.
       const plans = fc.sample(
@@ -161,14 +183,17 @@ describe('fuzz: hostile frames and connection floods against a running broker', 
       expect(opened).toBe(FLOOD_CONNECTIONS); // every upgrade completes; those over the limit are then refused
       await waitFor(() => broker.stats().security.connectionsRejected >= FLOOD_CONNECTIONS - 200, 'connections over the limit to be refused', 10_000);
       expect(broker.stats().connections).toBeLessThanOrEqual(200);
+      // Connections that never become WebSockets are dropped too (after helloTimeoutMs at the latest).
+      const garbage = fc.sample(fc.oneof(fc.constant(new Uint8Array(0)), fc.uint8Array({ maxLength: 512 })), { seed: seed + 1, numRuns: RAW_TCP_CONNECTIONS });
+      await within(tcpFlood(broker.port, garbage), 'every raw TCP connection to be closed by the broker', 15_000);
       // helloTimeoutMs reaps the silent ones.
       await waitFor(() => broker.stats().connections === 1, 'the flood to be reaped, leaving the good client', 10_000);
 
-      good.stop();
-      const sent = await within(good.run, 'the good client to finish publishing', 30_000);
+      client.stop();
+      const sent = await within(client.run, 'the good client to finish publishing', 30_000);
       expect(sent).toBeGreaterThan(100); // it really ran alongside the attacks
-      await waitFor(() => good.received.length === sent, 'every good message delivered', 20_000);
-      expect(good.received).toEqual(Array.from({ length: sent }, (_, i) => i));
+      await waitFor(() => client.received.length === sent, 'every good message delivered', 20_000);
+      expect(client.received).toEqual(Array.from({ length: sent }, (_, i) => i));
 
       const stats = broker.stats();
       if (process.env.FUZZ_VERBOSE) console.log(JSON.stringify({ seed, sent, stats }));
@@ -179,6 +204,8 @@ describe('fuzz: hostile frames and connection floods against a running broker', 
       const late = await fixture.client([broker.url], { poolSize: 1, discovery: false });
       await expect(late.publish('fuzz.late', 'still up')).resolves.toMatchObject({ offset: 0 });
     } catch (err) {
+      good?.stop();
+      await good?.run.catch(() => {}); // settle it here: the failure reported is the one above
       if (err instanceof Error) err.message = `[FUZZ_SEED=${seed}] ${err.message}`;
       throw err;
     }

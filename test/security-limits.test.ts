@@ -1,3 +1,4 @@
+import net from 'node:net';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
@@ -67,6 +68,18 @@ describe('connection limits', () => {
       await client.close();
     }
     expect(b.stats().security.connectionsRejected).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('connections that never become WebSockets', () => {
+  it('drops a TCP connection that sends no upgrade request within helloTimeoutMs, and answers plain HTTP with 426', async () => {
+    const b = await fixture.broker({ helloTimeoutMs: 300 });
+    const socket = net.connect(b.port, '127.0.0.1');
+    socket.on('error', () => {});
+    const closedAt = await within(new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now()))), 'the idle socket to be dropped', 5000);
+    expect(closedAt).toBeGreaterThan(0);
+    const response = await fetch(`http://127.0.0.1:${b.port}/`);
+    expect(response.status).toBe(426);
   });
 });
 

@@ -157,10 +157,9 @@ class RunningBroker implements Broker {
     const { tls } = this.options;
     const listenerTls = tls === undefined ? undefined : { ...loadTls('tls', tls), requireClientCert: tls.requireClientCert ?? false };
     const refused = { message: () => {}, text: () => {}, closed: () => {} };
+    const { host, port, maxPayload, helloTimeoutMs } = this.options;
     this.listener = await listenForClients(
-      this.options.host,
-      this.options.port,
-      this.options.maxPayload,
+      { host, port, maxPayload, handshakeTimeoutMs: helloTimeoutMs, tls: listenerTls },
       {
         open: (socket, address) => {
           const limit = this.connectionLimit(address);
@@ -180,7 +179,6 @@ class RunningBroker implements Broker {
         },
         tlsFailed: () => this.counters.tlsHandshakeFailures++,
       },
-      listenerTls,
     );
     if (this.peers !== undefined) this.startGossip(this.peers);
     this.heartbeatTimer = setInterval(() => {

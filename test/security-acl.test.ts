@@ -129,4 +129,14 @@ describe('topic ACLs', () => {
     const delivered = rawAlice.frames.flatMap((f) => (f.type === 'message' ? f.batches.map((x) => x.topic) : []));
     expect(delivered.every((t) => t.startsWith('orders.') && !t.startsWith('orders.internal.') || /^public\.[^.]+$/.test(t))).toBe(true);
   });
+
+  it('scopes producer ids to the principal: another principal cannot pass its messages off as duplicates', async () => {
+    const b = await broker();
+    const admin = await raw(b, 'token-of-admin');
+    const alice = await raw(b, 'token-of-alice'); // both raw clients say producerId "raw-producer"
+    admin.send({ type: 'publish', batches: [batch(1, 'orders.shared')] });
+    expect((await admin.next('ack')).acks).toEqual([{ id: 1, offset: 0, count: 1, duplicate: false }]);
+    alice.send({ type: 'publish', batches: [batch(1, 'orders.shared')] }); // same producer id, same seq 0
+    expect((await alice.next('ack')).acks).toEqual([{ id: 1, offset: 1, count: 1, duplicate: false }]);
+  });
 });

@@ -353,7 +353,9 @@ export class ClientSession {
       );
     }
     // Each incarnation is its own producer for deduplication (see PublishBatch.incarnation).
-    const producerId = batch.incarnation === undefined ? this.producerId : `${this.producerId}#${batch.incarnation}`;
+    // Authenticated producers are scoped to their principal: nobody can claim another's producer id to disturb its deduplication.
+    const owned = this.principal === undefined ? this.producerId : `${this.principal.name}/${this.producerId}`;
+    const producerId = batch.incarnation === undefined ? owned : `${owned}#${batch.incarnation}`;
     const requests = batch.messages.map((m, i) => ({
       producerId,
       seq: batch.firstSeq + i,

@@ -139,4 +139,21 @@ describe('topic ACLs', () => {
     alice.send({ type: 'publish', batches: [batch(1, 'orders.shared')] }); // same producer id, same seq 0
     expect((await alice.next('ack')).acks).toEqual([{ id: 1, offset: 1, count: 1, duplicate: false }]);
   });
+
+  it('scopes durable subscription names to the principal, and refuses commits on topics it may not read', async () => {
+    const b = await broker();
+    const admin = await raw(b, 'token-of-admin');
+    admin.send({ type: 'publish', batches: [batch(1, 'orders.created'), batch(2, 'payments.created')] });
+    await waitFor(() => admin.frames.filter((f) => f.type === 'ack').length >= 1 && b.engine.partitionCount('payments.created') !== undefined, 'both topics');
+    const alice = await raw(b, 'token-of-alice');
+    alice.send({ type: 'commit', id: 1, durable: 'shared', positions: [{ topic: 'orders.created', partition: 0, offset: 1 }] });
+    expect(await alice.next('committed')).toMatchObject({ id: 1 });
+    alice.send({ type: 'commit', id: 2, durable: 'shared', positions: [{ topic: 'payments.created', partition: 0, offset: 1 }] });
+    expect(await alice.next('error')).toMatchObject({ id: 2, code: 'FORBIDDEN' });
+    // The same durable name under another principal is another durable subscription: alice's position does not apply.
+    admin.send({ type: 'subscribe', id: 3, subscription: 1, pattern: 'orders.created', from: 'earliest', credit: 10, resume: [], durable: 'shared' });
+    expect((await admin.next('subscribed')).cursors).toEqual([{ topic: 'orders.created', partition: 0, offset: 0 }]);
+    alice.send({ type: 'subscribe', id: 4, subscription: 1, pattern: 'orders.created', from: 'earliest', credit: 10, resume: [], durable: 'shared' });
+    expect((await alice.next('subscribed')).cursors).toEqual([{ topic: 'orders.created', partition: 0, offset: 1 }]);
+  });
 });

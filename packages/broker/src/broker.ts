@@ -115,13 +115,14 @@ class RunningBroker implements Broker {
     const { id, host, peerPort, peers, log, auth, peerTls } = this.options;
     // Key material is read (and a bad path reported) before anything listens.
     if (auth !== undefined) this.authenticator = new Authenticator(auth);
-    if (peers.length === 0) {
+    if (peers.length === 0 && this.options.dataDir === undefined) {
       this.engine = new MemoryEngine({ ...this.options, now: Date.now });
     } else {
+      // A standalone broker with a data directory is a cluster of one: the same durable path, no peers to reach.
       this.peers = new PeerTransport({
         id,
         host,
-        port: peerPort,
+        port: peers.length === 0 ? 0 : peerPort,
         peers,
         maxFrameBytes: 64 * 1024 * 1024,
         maxQueuedBytes: 64 * 1024 * 1024,

@@ -15,6 +15,7 @@ export {
   resolveClientOptions,
   type ClientOptions,
   type ClientTlsOptions,
+  type CommitOptions,
   type OutboxOptions,
   type ReconnectOptions,
   type TokenSource,

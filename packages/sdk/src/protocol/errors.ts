@@ -27,6 +27,8 @@
  * | `RATE_LIMITED` | the connection published faster than the broker's `publishRateLimit`; the batch was not stored | yes (the SDK resends it after a pause) |
  * | `SLOW_CONSUMER` | the connection did not read what the broker sent (backlog over `maxOutboundBytes`, or stuck at `outboundHighWaterBytes` for `slowConsumerTimeoutMs`); it is closed | yes (reconnect and read faster) |
  * | `SHUTTING_DOWN` | the broker is draining; reconnect elsewhere | yes |
+ * | `STORAGE_FULL` | the partition's disk is full; nothing was stored, reads go on, writes resume once space returns | yes, later (not by the SDK) |
+ * | `STORAGE_ERROR` | the partition's disk failed a write or holds damaged data; nothing was stored | maybe, later |
  * | `INTERNAL` | an unexpected failure inside the broker | maybe |
  */
 export const ErrorCodes = [
@@ -52,6 +54,8 @@ export const ErrorCodes = [
   'RATE_LIMITED',
   'SLOW_CONSUMER',
   'SHUTTING_DOWN',
+  'STORAGE_FULL',
+  'STORAGE_ERROR',
   'INTERNAL',
 ] as const;
 

@@ -22,7 +22,12 @@ options:
   --port <n>                client port, 0 for any free port (default 7401)
   --peer-port <n>           port for other brokers, 0 for any free port (default 7501)
   --peers <list>            the other brokers: id@host:port,id@host:port (default: none, standalone)
-  --data <dir>              directory for Raft logs (term, vote, entries); needed for safe restarts
+  --data <dir>              directory for partition logs and Raft logs; without it everything is in memory
+  --fsync <policy>          always (default: fsynced before the ack) | interval
+  --fsync-interval-ms <ms>  with --fsync interval: longest time between a write and its fsync (default 1000)
+  --retention-max-age-ms <ms>, --retention-max-bytes <n>, --retention-max-messages <n>
+                            per partition, whole segments deleted oldest first (default: keep everything)
+  --segment-bytes <n>       segment file size (default 67108864)
   --replication-factor <n>  replicas per partition in a cluster (default 3)
   --advertised-url <url>    URL given to clients (default ws://<host>:<port>)
   --partitions <n>          partitions of implicitly created topics (default 1)
@@ -54,6 +59,12 @@ async function runBroker(args: string[]): Promise<void> {
       'peer-port': { type: 'string' },
       peers: { type: 'string' },
       data: { type: 'string' },
+      fsync: { type: 'string' },
+      'fsync-interval-ms': { type: 'string' },
+      'retention-max-age-ms': { type: 'string' },
+      'retention-max-bytes': { type: 'string' },
+      'retention-max-messages': { type: 'string' },
+      'segment-bytes': { type: 'string' },
       'replication-factor': { type: 'string' },
       'advertised-url': { type: 'string' },
       partitions: { type: 'string' },
@@ -77,6 +88,14 @@ async function runBroker(args: string[]): Promise<void> {
     port: integerFlag('port', values.port),
     peerPort: integerFlag('peer-port', values['peer-port']),
     dataDir: values.data,
+    fsync: values.fsync as BrokerOptions['fsync'],
+    fsyncIntervalMs: integerFlag('fsync-interval-ms', values['fsync-interval-ms']),
+    retention: {
+      maxAgeMs: integerFlag('retention-max-age-ms', values['retention-max-age-ms']),
+      maxBytes: integerFlag('retention-max-bytes', values['retention-max-bytes']),
+      maxMessages: integerFlag('retention-max-messages', values['retention-max-messages']),
+    },
+    segmentBytes: integerFlag('segment-bytes', values['segment-bytes']),
     replicationFactor: integerFlag('replication-factor', values['replication-factor']),
     peers: values.peers === undefined ? undefined : values.peers.split(',').filter((p) => p !== ''),
     advertisedUrl: values['advertised-url'],

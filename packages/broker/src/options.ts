@@ -145,6 +145,13 @@ export interface BrokerOptions {
   /** With `dataDir`: retention of the topics matching a pattern (the first match wins) instead of `retention`. @defaultValue `[]` */
   topicRetention?: Array<{ pattern: string } & RetentionOptions>;
   /**
+   * With `dataDir`: Raft log bytes a partition leader keeps for a replica
+   * that lags behind (down, or slow) before it compacts anyway; that replica
+   * then catches up from a snapshot, copying the messages it lacks.
+   * @defaultValue `268435456` (256 MiB)
+   */
+  raftLogMaxBytes?: number;
+  /**
    * With `dataDir`: size of a partition's segment files; retention deletes whole segments.
    * @defaultValue `67108864` (64 MiB)
    */
@@ -310,6 +317,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   retention: {} as RetentionOptions,
   topicRetention: [] as Array<{ pattern: string } & RetentionOptions>,
   segmentBytes: 64 * 1024 * 1024,
+  raftLogMaxBytes: 256 * 1024 * 1024,
 });
 
 function invalid(field: string, problem: string): RelayError {
@@ -373,6 +381,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     retention: resolveRetention('retention', o.retention),
     topicRetention: resolveTopicRetention(o.topicRetention),
     segmentBytes: integer('segmentBytes', o.segmentBytes, 4096, 1024 * 1024 * 1024),
+    raftLogMaxBytes: integer('raftLogMaxBytes', o.raftLogMaxBytes, 0, Number.MAX_SAFE_INTEGER),
     log: o.log ?? (() => {}),
   };
   if (resolved.fsync === 'always' && options.fsyncIntervalMs !== undefined) throw invalid('fsyncIntervalMs', 'is only meaningful with fsync "interval"');

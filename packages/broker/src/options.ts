@@ -1,6 +1,82 @@
-import { RelayError, assertPattern } from '@relaymq/sdk/protocol';
+import { RelayError, assertPattern, patternProblem } from '@relaymq/sdk/protocol';
 import { parsePeer, type PeerAddress } from './net/peer-transport.js';
 import type { FileSystem } from './storage/fs.js';
+
+/** TLS for client connections (`wss://`). */
+export interface ClientTlsOptions {
+  /** Certificate chain, PEM text or a file path. */
+  cert: string;
+  /** Private key, PEM text or a file path. */
+  key: string;
+  /** CA certificates that sign client certificates, PEM text or a file path; needed by `requireClientCert`. */
+  ca?: string;
+  /**
+   * Mutual TLS: refuse clients without a certificate signed by `ca`.
+   * @defaultValue `false`
+   */
+  requireClientCert?: boolean;
+}
+
+/** TLS between brokers, on the peer port. */
+export interface PeerTlsOptions {
+  /** This broker's certificate chain, PEM text or a file path. */
+  cert: string;
+  /** Its private key, PEM text or a file path. */
+  key: string;
+  /** CA certificates peers' certificates must be signed by, PEM text or a file path. */
+  ca: string;
+  /**
+   * Mutual TLS: an accepting broker also requires the dialing broker's
+   * certificate, signed by `ca`. Without it, only the dialer verifies.
+   * @defaultValue `true`
+   */
+  mutual?: boolean;
+}
+
+/** JWT verification (jose). At least one of `secret` and `jwksFile`. */
+export interface JwtAuthOptions {
+  /** Shared secret of HS256 tokens. */
+  secret?: string;
+  /** Path of a JWKS file (`{ "keys": [...] }`) with the public keys of RS256 and ES256 tokens. */
+  jwksFile?: string;
+  /** Required `iss`; unset: not checked. */
+  issuer?: string;
+  /** Required `aud` (one of the token's audiences); unset: not checked. */
+  audience?: string;
+  /**
+   * Claim holding the principal name.
+   * @defaultValue `"sub"`
+   */
+  principalClaim?: string;
+  /**
+   * Seconds of clock skew tolerated on `exp` and `nbf`.
+   * @defaultValue `0`
+   */
+  clockToleranceSec?: number;
+}
+
+/** Authentication: a connection's `hello` must carry a token one of these accepts. */
+export interface AuthOptions {
+  /** Static tokens: token → principal name. */
+  tokens?: Record<string, string>;
+  jwt?: JwtAuthOptions;
+}
+
+/** Allow and deny topic patterns (`*` one segment, `>` the rest); deny wins. */
+export interface TopicRules {
+  /** Patterns the principal may use. Empty: nothing. */
+  allow?: string[];
+  /** Patterns the principal may not use, even when an allow pattern matches. */
+  deny?: string[];
+}
+
+/** What one principal may do. */
+export interface PrincipalRules {
+  publish?: TopicRules;
+  /** Subscribing, and reading topic metadata. */
+  subscribe?: TopicRules;
+}
+
 
 /** Options of {@link startBroker}. Every field is optional; see the defaults. */
 export interface BrokerOptions {
@@ -102,7 +178,8 @@ export interface BrokerOptions {
    */
   heartbeatMs?: number;
   /**
-   * Time a new connection has to send its `hello`.
+   * Time a new connection has to send its `hello` — with a valid token, when
+   * `auth` is set; then it is closed with `UNAUTHORIZED`.
    * @defaultValue `10000`
    */
   helloTimeoutMs?: number;
@@ -129,6 +206,65 @@ export interface BrokerOptions {
    */
   outboundHighWaterBytes?: number;
   /**
+   * Bytes queued on one connection beyond which it is cut off with
+   * `SLOW_CONSUMER` (delivery pauses at `outboundHighWaterBytes` already; this
+   * bounds everything else a client that stopped reading makes the broker queue).
+   * At least `outboundHighWaterBytes + maxPayload`.
+   * @defaultValue `16777216` (16 MiB)
+   */
+  maxOutboundBytes?: number;
+  /**
+   * How long a connection's queue may stay at `outboundHighWaterBytes` (the
+   * client reads nothing) before it is cut off with `SLOW_CONSUMER`.
+   * @defaultValue `30000`
+   */
+  slowConsumerTimeoutMs?: number;
+  /**
+   * Client connections open at once; more are refused with `LIMIT_EXCEEDED`.
+   * @defaultValue `10000`
+   */
+  maxConnections?: number;
+  /**
+   * Client connections open at once from one IP address.
+   * @defaultValue `1000`
+   */
+  maxConnectionsPerIp?: number;
+  /**
+   * Subscriptions one connection may hold; more are refused with `LIMIT_EXCEEDED`.
+   * @defaultValue `1000`
+   */
+  maxSubscriptionsPerConnection?: number;
+  /**
+   * Messages per second one connection may publish (a token bucket); a batch
+   * over the rate is nacked with `RATE_LIMITED` (the SDK resends it after a
+   * pause). `0`: unlimited.
+   * @defaultValue `0`
+   */
+  publishRateLimit?: number;
+  /**
+   * Messages a connection may publish at once above `publishRateLimit` (the bucket size).
+   * Only with `publishRateLimit`.
+   * @defaultValue `publishRateLimit` (one second's worth)
+   */
+  publishBurst?: number;
+  /** TLS for clients: the broker then accepts only `wss://`. Unset: plain `ws://`. */
+  tls?: ClientTlsOptions;
+  /** TLS between brokers on the peer port. Unset: plain TCP (trusted networks only). */
+  peerTls?: PeerTlsOptions;
+  /**
+   * Authentication. Set, every connection must present a valid token in
+   * `hello` within `helloTimeoutMs`, and may use only the topics `acl` grants
+   * it (deny by default). Unset: anyone may do anything.
+   */
+  auth?: AuthOptions;
+  /**
+   * Topic permissions by principal (needs `auth`). The entry `"*"` applies
+   * to every principal in addition to its own. A principal without allow
+   * patterns may use no topic.
+   * @defaultValue `{}` (nothing allowed)
+   */
+  acl?: Record<string, PrincipalRules>;
+  /**
    * On shutdown, how long clients get to move away after `goaway` before they are disconnected.
    * @defaultValue `2000`
    */
@@ -150,11 +286,14 @@ export interface RetentionOptions {
 }
 
 /** Options with every default applied. */
-export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir' | 'fileSystem'>> & {
+export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth'>> & {
   advertisedUrl: string | undefined;
   fileSystem: FileSystem | undefined;
   dataDir: string | undefined;
   peers: PeerAddress[];
+  tls: ClientTlsOptions | undefined;
+  peerTls: PeerTlsOptions | undefined;
+  auth: AuthOptions | undefined;
 };
 
 /** Defaults of {@link BrokerOptions}, in one place. */
@@ -172,7 +311,14 @@ export const BROKER_DEFAULTS = Object.freeze({
   retentionBytes: 64 * 1024 * 1024,
   maxCredit: 10_000,
   outboundHighWaterBytes: 4 * 1024 * 1024,
+  maxOutboundBytes: 16 * 1024 * 1024,
+  slowConsumerTimeoutMs: 30_000,
+  maxConnections: 10_000,
+  maxConnectionsPerIp: 1000,
+  maxSubscriptionsPerConnection: 1000,
+  publishRateLimit: 0,
   drainTimeoutMs: 2000,
+  acl: Object.freeze({}) as Readonly<Record<string, PrincipalRules>>,
   fsync: 'always' as 'always' | 'interval',
   fsyncIntervalMs: 1000,
   retention: {} as RetentionOptions,
@@ -197,7 +343,7 @@ function text(field: string, value: unknown, pattern: RegExp, describe: string):
   return value;
 }
 
-const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'fileSystem', 'log']);
+const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth']);
 
 /**
  * Applies defaults and validates every option, naming the first bad field.
@@ -225,7 +371,18 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     retentionBytes: integer('retentionBytes', o.retentionBytes, 1, Number.MAX_SAFE_INTEGER),
     maxCredit: integer('maxCredit', o.maxCredit, 1, 1_000_000),
     outboundHighWaterBytes: integer('outboundHighWaterBytes', o.outboundHighWaterBytes, 1024, 1024 * 1024 * 1024),
+    maxOutboundBytes: integer('maxOutboundBytes', o.maxOutboundBytes, 1024, Number.MAX_SAFE_INTEGER),
+    slowConsumerTimeoutMs: integer('slowConsumerTimeoutMs', o.slowConsumerTimeoutMs, 10, 3_600_000),
+    maxConnections: integer('maxConnections', o.maxConnections, 1, 1_000_000),
+    maxConnectionsPerIp: integer('maxConnectionsPerIp', o.maxConnectionsPerIp, 1, 1_000_000),
+    maxSubscriptionsPerConnection: integer('maxSubscriptionsPerConnection', o.maxSubscriptionsPerConnection, 1, 1_000_000),
+    publishRateLimit: integer('publishRateLimit', o.publishRateLimit, 0, 100_000_000),
+    publishBurst: 0,
     drainTimeoutMs: integer('drainTimeoutMs', o.drainTimeoutMs, 0, 600_000),
+    tls: resolveClientTls(o.tls),
+    peerTls: resolvePeerTls(o.peerTls),
+    auth: resolveAuth(o.auth),
+    acl: resolveAcl(o.acl),
     fsync: oneOf('fsync', o.fsync, ['always', 'interval'] as const),
     fsyncIntervalMs: integer('fsyncIntervalMs', o.fsyncIntervalMs, 1, 3_600_000),
     retention: resolveRetention('retention', o.retention),
@@ -237,6 +394,99 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
   };
   if (resolved.fsync === 'always' && options.fsyncIntervalMs !== undefined) throw invalid('fsyncIntervalMs', 'is only meaningful with fsync "interval"');
   if (typeof resolved.log !== 'function') throw invalid('log', 'must be a function');
+  if (resolved.maxOutboundBytes < resolved.outboundHighWaterBytes + resolved.maxPayload) {
+    throw invalid('maxOutboundBytes', `must be at least outboundHighWaterBytes + maxPayload (${resolved.outboundHighWaterBytes + resolved.maxPayload}), got ${resolved.maxOutboundBytes}`);
+  }
+  if (o.publishBurst !== undefined && resolved.publishRateLimit === 0) throw invalid('publishBurst', 'needs publishRateLimit');
+  resolved.publishBurst = o.publishBurst === undefined ? resolved.publishRateLimit : integer('publishBurst', o.publishBurst, 1, 100_000_000);
+  if (options.acl !== undefined && resolved.auth === undefined) throw invalid('acl', 'needs auth: without authentication there are no principals');
+  return resolved;
+}
+
+/** Checks that `value` is a plain object holding only `allowed` keys. */
+function record(field: string, value: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(field, `must be an object, got ${JSON.stringify(value)}`);
+  for (const key of Object.keys(value)) if (!allowed.includes(key)) throw invalid(`${field}.${key}`, 'is not a known option');
+  return value as Record<string, unknown>;
+}
+
+function optionalText(field: string, value: unknown): string | undefined {
+  return value === undefined ? undefined : text(field, value, /^[\s\S]{1,65536}$/, 'a non-empty string');
+}
+
+function resolveClientTls(value: unknown): ClientTlsOptions | undefined {
+  if (value === undefined) return undefined;
+  const o = record('tls', value, ['cert', 'key', 'ca', 'requireClientCert']);
+  const requireClientCert = o.requireClientCert ?? false;
+  if (typeof requireClientCert !== 'boolean') throw invalid('tls.requireClientCert', 'must be a boolean');
+  const ca = optionalText('tls.ca', o.ca);
+  if (requireClientCert && ca === undefined) throw invalid('tls.requireClientCert', 'needs tls.ca to verify client certificates');
+  return { cert: text('tls.cert', o.cert, /^[\s\S]+$/, 'PEM text or a file path'), key: text('tls.key', o.key, /^[\s\S]+$/, 'PEM text or a file path'), ca, requireClientCert };
+}
+
+function resolvePeerTls(value: unknown): PeerTlsOptions | undefined {
+  if (value === undefined) return undefined;
+  const o = record('peerTls', value, ['cert', 'key', 'ca', 'mutual']);
+  const mutual = o.mutual ?? true;
+  if (typeof mutual !== 'boolean') throw invalid('peerTls.mutual', 'must be a boolean');
+  const pemOrPath = (field: string, v: unknown): string => text(`peerTls.${field}`, v, /^[\s\S]+$/, 'PEM text or a file path');
+  return { cert: pemOrPath('cert', o.cert), key: pemOrPath('key', o.key), ca: pemOrPath('ca', o.ca), mutual };
+}
+
+function resolveAuth(value: unknown): AuthOptions | undefined {
+  if (value === undefined) return undefined;
+  const o = record('auth', value, ['tokens', 'jwt']);
+  if (o.tokens === undefined && o.jwt === undefined) throw invalid('auth', 'needs tokens, jwt or both');
+  const resolved: AuthOptions = {};
+  if (o.tokens !== undefined) {
+    const tokens = record('auth.tokens', o.tokens, Object.keys(o.tokens as object));
+    for (const [token, principal] of Object.entries(tokens)) {
+      if (token.length < 8) throw invalid('auth.tokens', 'holds a token shorter than 8 characters');
+      text('auth.tokens', principal, /^\S{1,256}$/, 'a map of token to principal name (1-256 non-space characters)');
+    }
+    resolved.tokens = tokens as Record<string, string>;
+  }
+  if (o.jwt !== undefined) {
+    const jwt = record('auth.jwt', o.jwt, ['secret', 'jwksFile', 'issuer', 'audience', 'principalClaim', 'clockToleranceSec']);
+    const secret = optionalText('auth.jwt.secret', jwt.secret);
+    if (secret !== undefined && secret.length < 32) throw invalid('auth.jwt.secret', 'must be at least 32 characters (HS256 needs 256 bits)');
+    const jwksFile = optionalText('auth.jwt.jwksFile', jwt.jwksFile);
+    if (secret === undefined && jwksFile === undefined) throw invalid('auth.jwt', 'needs secret (HS256), jwksFile (RS256/ES256) or both');
+    resolved.jwt = {
+      secret,
+      jwksFile,
+      issuer: optionalText('auth.jwt.issuer', jwt.issuer),
+      audience: optionalText('auth.jwt.audience', jwt.audience),
+      principalClaim: text('auth.jwt.principalClaim', jwt.principalClaim ?? 'sub', /^[A-Za-z0-9_.:-]{1,128}$/, 'a claim name'),
+      clockToleranceSec: integer('auth.jwt.clockToleranceSec', jwt.clockToleranceSec ?? 0, 0, 3600),
+    };
+  }
+  return resolved;
+}
+
+function resolveAcl(value: unknown): Record<string, PrincipalRules> {
+  const acl = record('acl', value, Object.keys(value as object));
+  const resolved: Record<string, PrincipalRules> = {};
+  for (const [principal, rules] of Object.entries(acl)) {
+    const field = `acl.${principal}`;
+    const r = record(field, rules, ['publish', 'subscribe']);
+    const entry: PrincipalRules = {};
+    for (const kind of ['publish', 'subscribe'] as const) {
+      if (r[kind] === undefined) continue;
+      const lists = record(`${field}.${kind}`, r[kind], ['allow', 'deny']);
+      const patterns = (list: 'allow' | 'deny'): string[] => {
+        const v = lists[list] ?? [];
+        if (!Array.isArray(v)) throw invalid(`${field}.${kind}.${list}`, 'must be an array of topic patterns');
+        for (const p of v) {
+          const problem = typeof p === 'string' ? patternProblem(p) : 'is not a string';
+          if (problem !== undefined) throw invalid(`${field}.${kind}.${list}`, `holds ${JSON.stringify(p)}, which ${problem}`);
+        }
+        return v as string[];
+      };
+      entry[kind] = { allow: patterns('allow'), deny: patterns('deny') };
+    }
+    resolved[principal] = entry;
+  }
   return resolved;
 }
 

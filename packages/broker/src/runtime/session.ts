@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   PROTOCOL_VERSION,
   RelayError,
@@ -15,10 +16,15 @@ import {
   type PublishFrame,
   type StoredMessageFrame,
   type SubscribeFrame,
+  isWildcard,
 } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, StoredMessage } from '../core/partition/partition.js';
 import type { LogEngine } from '../engine/engine.js';
 import type { ResolvedBrokerOptions } from '../options.js';
+import { TopicPermissions } from '../security/acl.js';
+import type { Authenticator, Principal } from '../security/auth.js';
+import type { SecurityCounters } from '../security/counters.js';
+import { TokenBucket } from '../security/rate-limit.js';
 import { Subscription } from './subscription.js';
 
 /** What a session needs of the socket under it; `net/` adapts `ws` to this. */
@@ -40,6 +46,10 @@ export interface SessionContext {
   newId(): string;
   /** Whether the broker is draining; new work is refused. */
   draining(): boolean;
+  /** Checks hello tokens; undefined when the broker does not authenticate. */
+  readonly authenticator: Authenticator | undefined;
+  /** Security events, counted for the broker's stats. */
+  readonly counters: SecurityCounters;
 }
 
 /** Durable position commits one session may have in flight; the SDK sends one at a time. */
@@ -65,6 +75,9 @@ export interface SessionStats {
   subscriptions: number;
 }
 
+/** Longest timer Node keeps (about 24.8 days); later token expiries are checked again then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * The broker side of one client connection: handshake, publish with acks,
  * subscriptions with credit, heartbeats. A bad frame ends this session only.
@@ -72,7 +85,15 @@ export interface SessionStats {
 export class ClientSession {
   clientId = '';
   producerId = '';
-  private state: 'hello' | 'open' | 'closed' = 'hello';
+  /** `authenticating`: hello received, its token being checked; nothing else may arrive yet. */
+  private state: 'hello' | 'authenticating' | 'open' | 'closed' = 'hello';
+  /** Who the connection authenticated as; undefined without authentication. */
+  principal: Principal | undefined;
+  private permissions = TopicPermissions.unrestricted;
+  private readonly publishBucket: TokenBucket | undefined;
+  private expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Fires when the outbound queue stayed at the high-water mark too long. */
+  private slowConsumerTimer: ReturnType<typeof setTimeout> | undefined;
   private lastInboundMs: number;
   private pingId = 0;
   private readonly subscriptions = new Map<number, Subscription>();
@@ -100,8 +121,20 @@ export class ClientSession {
   ) {
     this.lastInboundMs = ctx.now();
     this.helloTimer = setTimeout(() => {
-      this.fail(new RelayError('UNAUTHORIZED', `no hello within ${ctx.options.helloTimeoutMs} ms`));
+      if (ctx.authenticator !== undefined) ctx.counters.authFailures++;
+      this.fail(new RelayError('UNAUTHORIZED', `no valid hello within ${ctx.options.helloTimeoutMs} ms`));
     }, ctx.options.helloTimeoutMs);
+    const { publishRateLimit, publishBurst } = ctx.options;
+    if (publishRateLimit > 0) this.publishBucket = new TokenBucket(publishRateLimit, publishBurst, ctx.now());
+  }
+
+  /**
+   * Refuses a connection before it gets a session (a connection limit): an
+   * `error` frame with `error.code`, then close.
+   */
+  static refuse(socket: ClientSocket, error: RelayError): void {
+    socket.send(encodeFrame({ type: 'error', code: error.code, message: error.message }), () => {});
+    socket.close(CLOSE_POLICY, error.code);
   }
 
   stats(): SessionStats {
@@ -121,9 +154,10 @@ export class ClientSession {
       const frame = decodeClientFrame(bytes, this.ctx.options.maxPayload);
       if (this.state === 'hello') {
         if (frame.type !== 'hello') throw new RelayError('PROTOCOL_ERROR', `expected hello, got ${frame.type}`);
-        this.hello(frame.version, frame.clientId, frame.producerId);
+        this.hello(frame.version, frame.clientId, frame.producerId, frame.token);
         return;
       }
+      if (this.state === 'authenticating') throw new RelayError('PROTOCOL_ERROR', `${frame.type} sent before welcome`);
       switch (frame.type) {
         case 'hello':
           throw new RelayError('PROTOCOL_ERROR', 'hello sent twice');
@@ -196,17 +230,53 @@ export class ClientSession {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearTimeout(this.helloTimer);
+    clearTimeout(this.expiryTimer);
+    clearTimeout(this.slowConsumerTimer);
     this.ctx.engine.off('appended', this.onAppended);
     this.subscriptions.clear();
     this.starting.clear();
     this.onEnd(this);
   }
 
-  private hello(version: number, clientId: string, producerId: string): void {
+  private hello(version: number, clientId: string, producerId: string, token: string | undefined): void {
     if (version !== PROTOCOL_VERSION) {
       throw new RelayError('UNSUPPORTED_VERSION', `protocol version ${version} is not supported; this broker speaks ${PROTOCOL_VERSION}`);
     }
     if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down');
+    const { authenticator } = this.ctx;
+    if (authenticator === undefined) {
+      this.welcome(clientId, producerId);
+      return;
+    }
+    // The hello timer keeps running while the token is checked: authentication is bounded too.
+    this.state = 'authenticating';
+    authenticator.authenticate(token).then(
+      (principal) => {
+        if (this.state !== 'authenticating') return;
+        this.principal = principal;
+        this.permissions = TopicPermissions.of(this.ctx.options.acl, principal.name);
+        if (principal.expiresAtMs !== undefined) this.expireAt(principal.expiresAtMs);
+        this.welcome(clientId, producerId);
+      },
+      (err: unknown) => {
+        if (this.state !== 'authenticating') return;
+        this.ctx.counters.authFailures++;
+        this.fail(err);
+      },
+    );
+  }
+
+  /** Closes the connection with `UNAUTHORIZED` when its credential expires; the SDK reconnects with a fresh token. */
+  private expireAt(expiresAtMs: number): void {
+    const delayMs = expiresAtMs - this.ctx.now();
+    this.expiryTimer = setTimeout(
+      () => (delayMs > MAX_TIMER_MS ? this.expireAt(expiresAtMs) : this.fail(new RelayError('UNAUTHORIZED', 'token expired'))),
+      Math.max(0, Math.min(delayMs, MAX_TIMER_MS)),
+    );
+    this.expiryTimer.unref?.();
+  }
+
+  private welcome(clientId: string, producerId: string): void {
     clearTimeout(this.helloTimer);
     this.clientId = clientId === '' ? this.ctx.newId() : clientId;
     this.producerId = producerId === '' ? this.clientId : producerId;
@@ -247,6 +317,14 @@ export class ClientSession {
   private async publishBatch(batch: PublishBatch): Promise<Array<Ack | NackFrame>> {
     try {
       if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down; publish elsewhere');
+      if (!this.permissions.mayPublish(batch.topic)) {
+        this.ctx.counters.denied++;
+        throw new RelayError('FORBIDDEN', `${this.principalName()} may not publish to ${batch.topic}`);
+      }
+      if (this.publishBucket !== undefined && !this.publishBucket.take(batch.messages.length, this.ctx.now())) {
+        this.ctx.counters.rateLimited++;
+        throw new RelayError('RATE_LIMITED', `publishing faster than ${this.ctx.options.publishRateLimit} messages/s; retry later`);
+      }
       const outcomes = await this.handOff(batch);
       this.published += batch.messages.length;
       if (batch.ack === 'none') return [];
@@ -295,7 +373,9 @@ export class ClientSession {
       );
     }
     // Each incarnation is its own producer for deduplication (see PublishBatch.incarnation).
-    const producerId = batch.incarnation === undefined ? this.producerId : `${this.producerId}#${batch.incarnation}`;
+    // Authenticated producers are scoped to their principal: nobody can claim another's producer id to disturb its deduplication.
+    const owned = this.owned(this.producerId);
+    const producerId = batch.incarnation === undefined ? owned : `${owned}#${batch.incarnation}`;
     const requests = batch.messages.map((m, i) => ({
       producerId,
       seq: batch.firstSeq + i,
@@ -312,8 +392,23 @@ export class ClientSession {
       this.send({ type: 'error', id: frame.id, code: 'INVALID_ARGUMENT', message: `subscription ${frame.subscription} already exists` });
       return;
     }
+    const refuse = (code: 'FORBIDDEN' | 'LIMIT_EXCEEDED', message: string): void => {
+      this.send({ type: 'error', id: frame.id, code, message });
+    };
+    if (this.subscriptions.size >= this.ctx.options.maxSubscriptionsPerConnection) {
+      this.ctx.counters.subscriptionsRejected++;
+      refuse('LIMIT_EXCEEDED', `a connection may hold ${this.ctx.options.maxSubscriptionsPerConnection} subscriptions (maxSubscriptionsPerConnection)`);
+      return;
+    }
+    // An exact topic is checked now; a wildcard is filtered per topic, so it never yields a topic the principal may not read.
+    if (!isWildcard(frame.pattern) && !this.permissions.mayRead(frame.pattern)) {
+      this.ctx.counters.denied++;
+      refuse('FORBIDDEN', `${this.principalName()} may not subscribe to ${frame.pattern}`);
+      return;
+    }
     const credit = Math.min(frame.credit, this.ctx.options.maxCredit);
-    const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit);
+    const permissions = this.permissions;
+    const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit, (topic) => permissions.mayRead(topic));
     this.starting.add(frame.subscription);
     let started: Awaited<ReturnType<Subscription['start']>>;
     try {
@@ -321,7 +416,7 @@ export class ClientSession {
       const resume =
         frame.durable === undefined
           ? frame.resume
-          : withStoredPositions(frame.resume, await this.ctx.engine.positions(frame.durable, frame.pattern));
+          : withStoredPositions(frame.resume, await this.ctx.engine.positions(this.owned(frame.durable), frame.pattern));
       started = await subscription.start(this.ctx.engine, resume);
     } catch (err) {
       if (!this.starting.delete(frame.subscription)) return; // unsubscribed or closed meanwhile
@@ -361,6 +456,10 @@ export class ClientSession {
       return;
     }
     for (const position of frame.positions) {
+      if (!this.permissions.mayRead(position.topic)) {
+        this.ctx.counters.denied++;
+        return refuse(new RelayError('FORBIDDEN', `${this.principalName()} may not read ${position.topic}`));
+      }
       const partitions = this.ctx.engine.partitionCount(position.topic);
       if (partitions === undefined) return refuse(new RelayError('INVALID_TOPIC', `topic ${position.topic} does not exist`));
       if (position.partition >= partitions) {
@@ -368,7 +467,7 @@ export class ClientSession {
       }
     }
     this.commitsInFlight++;
-    void this.ctx.engine.commitPositions(frame.durable, frame.positions).then(
+    void this.ctx.engine.commitPositions(this.owned(frame.durable), frame.positions).then(
       () => this.send({ type: 'committed', id: frame.id }),
       (err: unknown) => refuse(asRelayError(err)),
     ).finally(() => this.commitsInFlight--);
@@ -376,6 +475,12 @@ export class ClientSession {
 
   private metadata(frame: MetadataFrame): void {
     const { engine } = this.ctx;
+    const denied = frame.topics.find((topic) => !this.permissions.mayRead(topic) && !this.permissions.mayPublish(topic));
+    if (denied !== undefined) {
+      this.ctx.counters.denied++;
+      this.send({ type: 'error', id: frame.id, code: 'FORBIDDEN', message: `${this.principalName()} may not use topic ${denied}` });
+      return;
+    }
     Promise.all(frame.topics.map((topic) => engine.ensureTopic(topic))).then(
       (topics) => {
         if (engine.leaderOf !== undefined) {
@@ -482,12 +587,56 @@ export class ClientSession {
   private send(frame: BrokerFrame): void {
     if (this.state === 'closed') return;
     const bytes = encodeFrame(frame);
+    const { outboundHighWaterBytes, maxOutboundBytes, slowConsumerTimeoutMs } = this.ctx.options;
+    if (this.outboundBytes + bytes.length > maxOutboundBytes) {
+      this.cutSlowConsumer(`more than ${maxOutboundBytes} bytes queued (maxOutboundBytes)`);
+      return;
+    }
     this.outboundBytes += bytes.length;
+    if (this.outboundBytes >= outboundHighWaterBytes && this.slowConsumerTimer === undefined) {
+      this.slowConsumerTimer = setTimeout(() => {
+        this.cutSlowConsumer(`the outbound queue stayed at ${outboundHighWaterBytes} bytes for ${slowConsumerTimeoutMs} ms (slowConsumerTimeoutMs)`);
+      }, slowConsumerTimeoutMs);
+    }
     this.socket.send(bytes, () => {
-      const wasBlocked = this.outboundBytes >= this.ctx.options.outboundHighWaterBytes;
+      const wasBlocked = this.outboundBytes >= outboundHighWaterBytes;
       this.outboundBytes -= bytes.length;
-      if (wasBlocked && this.outboundBytes < this.ctx.options.outboundHighWaterBytes) this.schedulePump();
+      if (wasBlocked && this.outboundBytes < outboundHighWaterBytes) {
+        clearTimeout(this.slowConsumerTimer);
+        this.slowConsumerTimer = undefined;
+        this.schedulePump();
+      }
     });
+  }
+
+  /**
+   * Drops a connection that does not read: its queue would otherwise grow.
+   * The error frame could not get through the full queue, so the code goes in the close reason.
+   */
+  private cutSlowConsumer(why: string): void {
+    if (this.state === 'closed') return;
+    this.ctx.counters.slowConsumersCut++;
+    this.ctx.options.log('warn', 'cutting off slow consumer', { clientId: this.clientId, why });
+    this.socket.close(CLOSE_POLICY, 'SLOW_CONSUMER');
+    // A peer that reads nothing never completes the closing handshake either.
+    const terminate = setTimeout(() => this.socket.terminate(), 1000);
+    terminate.unref?.();
+    this.ended();
+  }
+
+  /**
+   * A client-chosen name (producer id, durable subscription) in the
+   * principal's own namespace, so nobody can claim another principal's
+   * producer or durable positions. Unchanged without authentication; with it,
+   * an opaque digest that fits the grammar and length of either name.
+   */
+  private owned(name: string): string {
+    if (this.principal === undefined) return name;
+    return `p-${createHash('sha256').update(this.principal.name).update('\0').update(name).digest('base64url')}`;
+  }
+
+  private principalName(): string {
+    return this.principal === undefined ? 'this connection' : `principal ${JSON.stringify(this.principal.name)}`;
   }
 
   /** Ends the session because of `err`: an error frame, then close. */

@@ -1,5 +1,6 @@
 import { RelayError } from '@relaymq/sdk/protocol';
 import { parsePeer, type PeerAddress } from './net/peer-transport.js';
+import { createLogger } from './observability/logger.js';
 
 /** Options of {@link startBroker}. Every field is optional; see the defaults. */
 export interface BrokerOptions {
@@ -93,15 +94,94 @@ export interface BrokerOptions {
    * @defaultValue `2000`
    */
   drainTimeoutMs?: number;
-  /** Receives one line per notable event; defaults to no logging. */
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Port of the admin HTTP server (`/metrics`, `/healthz`, `/readyz`,
+   * `/api/cluster`, the dashboard at `/`); `0` picks a free one (read it back
+   * from `broker.adminUrl`). Unset: no admin server.
+   */
+  adminPort?: number;
+  /**
+   * Interface the admin server listens on. Keep it private: the admin port
+   * has no authentication.
+   * @defaultValue the value of `host`
+   */
+  adminHost?: string;
+  /** Webhook alerts; unset: none. See {@link AlertOptions}. */
+  alerts?: AlertOptions;
+  /**
+   * Level of the built-in structured (pino, JSON lines on stderr) logger.
+   * Conflicts with `log`, which replaces the built-in logger.
+   * @defaultValue `"silent"`
+   */
+  logLevel?: LogLevel | 'silent';
+  /** Receives one line per notable event; replaces the built-in logger (tests inject a silent one). */
+  log?: LogFunction;
 }
 
+/** Severity of a log line. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** The logging seam every broker module uses. */
+export type LogFunction = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+
+/** Webhook alerts: what to watch and where to send it. */
+export interface AlertOptions {
+  /** URLs that receive a JSON `POST` per alert fired or resolved. */
+  webhooks: string[];
+  /**
+   * A partition without a leader, or with a replica out of sync, alerts once
+   * it stays so this long.
+   * @defaultValue `30000`
+   */
+  partitionForMs?: number;
+  /**
+   * Disk use of `dataDir`, in percent, at which the disk alert fires.
+   * @defaultValue `90`
+   */
+  diskFullPercent?: number;
+  /**
+   * How often conditions are evaluated.
+   * @defaultValue `5000`
+   */
+  checkIntervalMs?: number;
+  /**
+   * Retries of a failed delivery, with exponential backoff starting at
+   * `retryDelayMs` and doubling each time.
+   * @defaultValue `5`
+   */
+  retries?: number;
+  /** @defaultValue `500` */
+  retryDelayMs?: number;
+  /**
+   * Time one delivery attempt may take.
+   * @defaultValue `5000`
+   */
+  timeoutMs?: number;
+}
+
+/** Alert options with every default applied. */
+export type ResolvedAlertOptions = Required<AlertOptions>;
+
+/** Defaults of {@link AlertOptions}. */
+export const ALERT_DEFAULTS = Object.freeze({
+  partitionForMs: 30_000,
+  diskFullPercent: 90,
+  checkIntervalMs: 5000,
+  retries: 5,
+  retryDelayMs: 500,
+  timeoutMs: 5000,
+});
+
 /** Options with every default applied. */
-export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir'>> & {
+export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir' | 'adminPort' | 'adminHost' | 'alerts' | 'log'>> & {
   advertisedUrl: string | undefined;
   dataDir: string | undefined;
   peers: PeerAddress[];
+  adminPort: number | undefined;
+  adminHost: string;
+  alerts: ResolvedAlertOptions | undefined;
+  /** The `log` option, or the built-in pino logger at `logLevel`. */
+  log: LogFunction;
 };
 
 /** Defaults of {@link BrokerOptions}, in one place. */
@@ -120,6 +200,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   maxCredit: 10_000,
   outboundHighWaterBytes: 4 * 1024 * 1024,
   drainTimeoutMs: 2000,
+  logLevel: 'silent',
 });
 
 function invalid(field: string, problem: string): RelayError {
@@ -138,7 +219,8 @@ function text(field: string, value: unknown, pattern: RegExp, describe: string):
   return value;
 }
 
-const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'log']);
+const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'log', 'adminPort', 'adminHost', 'alerts']);
+const logLevels = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 
 /**
  * Applies defaults and validates every option, naming the first bad field.
@@ -167,10 +249,47 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     maxCredit: integer('maxCredit', o.maxCredit, 1, 1_000_000),
     outboundHighWaterBytes: integer('outboundHighWaterBytes', o.outboundHighWaterBytes, 1024, 1024 * 1024 * 1024),
     drainTimeoutMs: integer('drainTimeoutMs', o.drainTimeoutMs, 0, 600_000),
-    log: o.log ?? (() => {}),
+    adminPort: o.adminPort === undefined ? undefined : integer('adminPort', o.adminPort, 0, 65535),
+    adminHost: o.adminHost === undefined ? (o.host as string) : text('adminHost', o.adminHost, /^\S{1,255}$/, 'a host name or address'),
+    alerts: o.alerts === undefined ? undefined : resolveAlerts(o.alerts),
+    logLevel: oneOf('logLevel', o.logLevel, logLevels),
+    log: () => {},
   };
-  if (typeof resolved.log !== 'function') throw invalid('log', 'must be a function');
+  if (o.log !== undefined && typeof o.log !== 'function') throw invalid('log', 'must be a function');
+  if (o.log !== undefined && options.logLevel !== undefined) {
+    throw invalid('logLevel', 'conflicts with log: logLevel sets the built-in logger, log replaces it; give one');
+  }
+  resolved.log = o.log ?? createLogger({ brokerId: resolved.id, level: resolved.logLevel });
   return resolved;
+}
+
+function oneOf<T extends string>(field: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw invalid(field, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}
+
+const knownAlertOptions = new Set([...Object.keys(ALERT_DEFAULTS), 'webhooks']);
+
+function resolveAlerts(alerts: unknown): ResolvedAlertOptions {
+  if (typeof alerts !== 'object' || alerts === null || Array.isArray(alerts)) throw invalid('alerts', 'must be an object');
+  for (const key of Object.keys(alerts)) {
+    if (!knownAlertOptions.has(key)) throw invalid(`alerts.${key}`, 'is not a known option');
+  }
+  const a = { ...ALERT_DEFAULTS, ...stripUndefined(alerts as AlertOptions) };
+  if (!Array.isArray(a.webhooks) || a.webhooks.length === 0 || a.webhooks.length > 16) {
+    throw invalid('alerts.webhooks', 'must list 1 to 16 http:// or https:// URLs');
+  }
+  return {
+    webhooks: a.webhooks.map((url) => text('alerts.webhooks', url, /^https?:\/\/\S+$/, 'http:// or https:// URLs')),
+    partitionForMs: integer('alerts.partitionForMs', a.partitionForMs, 0, 86_400_000),
+    diskFullPercent: integer('alerts.diskFullPercent', a.diskFullPercent, 1, 100),
+    checkIntervalMs: integer('alerts.checkIntervalMs', a.checkIntervalMs, 10, 3_600_000),
+    retries: integer('alerts.retries', a.retries, 0, 20),
+    retryDelayMs: integer('alerts.retryDelayMs', a.retryDelayMs, 1, 600_000),
+    timeoutMs: integer('alerts.timeoutMs', a.timeoutMs, 10, 600_000),
+  };
 }
 
 function resolvePeers(id: unknown, peers: unknown): PeerAddress[] {

@@ -10,6 +10,7 @@ import {
   type Status,
 } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
+import type { BrokerObserver } from '../observability/observer.js';
 import type { DurableRaftStorage } from '../storage/raft-storage.js';
 import { parseRaftMessage } from './raft-wire.js';
 
@@ -28,6 +29,8 @@ export interface RaftGroupOptions<T, R> {
   apply: (data: T, index: number) => R;
   /** The role or leader changed. */
   onLeaderChange?: (leader: NodeId | null) => void;
+  /** Told of fsync durations and leader changes (operations); optional. */
+  observer?: Pick<BrokerObserver, 'fsync' | 'leaderChanged'>;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -205,7 +208,13 @@ export class RaftGroup<T, R> {
       },
       append: (entries: readonly Entry<T>[]): void => this.options.storage.append(entries),
       setHardState: (hardState: Parameters<DurableRaftStorage<T, never>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
-      sync: (): Promise<void> => this.options.storage.sync(),
+      sync: async (): Promise<void> => {
+        const observer = this.options.observer;
+        if (observer === undefined) return this.options.storage.sync();
+        const started = performance.now();
+        await this.options.storage.sync();
+        observer.fsync((performance.now() - started) / 1000);
+      },
     },
     send: (messages: readonly Message<T, never>[]): void => {
       for (const message of messages) this.options.transport.send(message.to, this.channel, message);
@@ -249,6 +258,9 @@ export class RaftGroup<T, R> {
     const leader = this.node.leader;
     if (leader === this.leader) return;
     this.leader = leader;
+    const term = this.node.status().term;
+    this.options.log('info', leader === null ? 'raft group lost its leader' : 'raft group has a new leader', { group: this.options.id, leader, term });
+    this.options.observer?.leaderChanged(this.options.id, leader, term);
     this.options.onLeaderChange?.(leader);
   }
 }

@@ -16,6 +16,7 @@ import {
 } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, StoredMessage } from '../core/partition/partition.js';
 import type { LogEngine } from '../engine/engine.js';
+import type { BrokerObserver } from '../observability/observer.js';
 import type { ResolvedBrokerOptions } from '../options.js';
 import { Subscription } from './subscription.js';
 
@@ -38,6 +39,8 @@ export interface SessionContext {
   newId(): string;
   /** Whether the broker is draining; new work is refused. */
   draining(): boolean;
+  /** Receives traffic and latency figures, when operations are enabled. */
+  readonly observer?: BrokerObserver;
 }
 
 /** Most messages and data bytes in one `message` frame. */
@@ -207,6 +210,7 @@ export class ClientSession {
   }
 
   private publish(frame: PublishFrame): void {
+    const receivedAt = performance.now();
     const answers = frame.batches.map((batch) => this.publishBatch(batch));
     // Answers go out in the order of the messages: a nack never overtakes the acks before it.
     void Promise.all(answers).then((groups) => {
@@ -221,6 +225,7 @@ export class ClientSession {
         this.send(answer);
       }
       if (acks.length > 0) this.send({ type: 'ack', acks });
+      if (groups.some((g) => g.length > 0)) this.ctx.observer?.publishLatency((performance.now() - receivedAt) / 1000);
     });
   }
 
@@ -230,6 +235,7 @@ export class ClientSession {
       if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down; publish elsewhere');
       const outcomes = await this.handOff(batch);
       this.published += batch.messages.length;
+      if (this.ctx.observer !== undefined) this.ctx.observer.published(batch.topic, batch.messages.length, dataBytes(batch.messages));
       if (batch.ack === 'none') return [];
       const result = answers(batch, outcomes);
       // Forwarded: tell the client who leads, so its next publishes go there directly.
@@ -363,6 +369,7 @@ export class ClientSession {
         const batches: DeliveryBatch[] = [];
         let count = 0;
         let bytes = 0;
+        const observer = this.ctx.observer;
         for (const cursor of subscription.cursors.values()) {
           const room = Math.min(subscription.credit, MAX_DELIVERY_BATCH) - count;
           if (room <= 0 || bytes >= MAX_DELIVERY_BYTES) break;
@@ -370,7 +377,9 @@ export class ClientSession {
           const first = stored[0];
           if (first === undefined) continue;
           batches.push({ topic: cursor.topic, partition: cursor.partition, firstOffset: first.offset, messages: stored.map(toFrame) });
-          for (const message of stored) bytes += message.data.length;
+          const batchBytes = dataBytes(stored);
+          bytes += batchBytes;
+          observer?.delivered(cursor.topic, stored.length, batchBytes);
           count += stored.length;
           cursor.offset = first.offset + stored.length;
         }
@@ -405,6 +414,12 @@ export class ClientSession {
     this.socket.close(closeCode, error.code);
     this.ended();
   }
+}
+
+function dataBytes(messages: ReadonlyArray<{ data: Uint8Array }>): number {
+  let bytes = 0;
+  for (const message of messages) bytes += message.data.length;
+  return bytes;
 }
 
 function asRelayError(err: unknown): RelayError {

@@ -89,6 +89,7 @@ class RunningBroker implements Broker {
     this.operations = new Operations(options, {
       id: options.id,
       clustered: options.peers.length > 0,
+      peerIds: options.peers.map((p) => p.id),
       dataDir: options.dataDir,
       stats: () => this.stats(),
       cluster: () => this.cluster(),

@@ -65,7 +65,10 @@ function conditions(snapshot: AlertSnapshot, thresholds: AlertThresholds): Condi
   const found: Condition[] = [];
   for (const b of snapshot.brokers) {
     // Gossip already waited out its suspicion timeout before calling a member dead: alert at once.
-    if (b.state === 'dead') found.push({ key: `broker-down:${b.id}`, alert: 'broker-down', subject: b.id, message: `broker ${b.id} is down (gossip: dead)`, forMs: 0 });
+    // A broker that left (shut down) is down too: its replicas are missing either way.
+    if (b.state === 'dead' || b.state === 'left') {
+      found.push({ key: `broker-down:${b.id}`, alert: 'broker-down', subject: b.id, message: `broker ${b.id} is down (gossip: ${b.state})`, forMs: 0 });
+    }
   }
   for (const p of snapshot.partitions) {
     if (p.leaderless) {

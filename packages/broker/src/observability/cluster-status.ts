@@ -16,6 +16,8 @@ export interface OperationsSource {
   stats(): object;
   /** Membership as gossip sees it (standalone: this broker alone). */
   cluster(): ClusterView;
+  /** Ids of the configured peers: one missing from the gossip view has left the cluster. */
+  readonly peerIds: readonly string[];
   /** Raft groups hosted here; empty for a standalone broker. */
   groups(): GroupStatus[];
   /** Whether a cluster runs under this broker (peers configured). */
@@ -45,8 +47,21 @@ export interface PartitionView {
   underReplicated: boolean;
 }
 
+/** A cluster member; `left`: a configured peer that left gracefully (shut down) and has not come back. */
+export interface MemberView extends Omit<BrokerInfo, 'state'> {
+  state: BrokerInfo['state'] | 'left';
+}
+
+/** Every member: gossip's view plus configured peers that left it. */
+export function members(source: OperationsSource): MemberView[] {
+  const seen: MemberView[] = source.cluster().brokers;
+  const ids = new Set(seen.map((b) => b.id));
+  const left = source.peerIds.filter((id) => !ids.has(id)).map((id): MemberView => ({ id, url: '', state: 'left' }));
+  return [...seen, ...left].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
 /** One broker as the cluster endpoint shows it. */
-export interface BrokerView extends BrokerInfo {
+export interface BrokerView extends MemberView {
   /** `leader` of the cluster metadata, `follower`, or `standalone`. */
   role: 'leader' | 'follower' | 'standalone';
   /** Partitions this broker leads, as far as the reporting broker knows. */
@@ -118,19 +133,18 @@ export function clusterStatus(source: OperationsSource, nowMs: number): ClusterS
   const metadataLeader = groups.find((g) => g.group === 'meta')?.leader ?? null;
   const led = new Map<string, number>();
   for (const p of partitions) if (p.leader !== null) led.set(p.leader, (led.get(p.leader) ?? 0) + 1);
-  const brokers: BrokerView[] = source
-    .cluster()
-    .brokers.map((b): BrokerView => ({
+  const brokers = members(source).map(
+    (b): BrokerView => ({
       ...b,
       role: !source.clustered ? 'standalone' : b.id === metadataLeader ? 'leader' : 'follower',
       partitionsLed: led.get(b.id) ?? 0,
       self: b.id === source.id,
-    }))
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    }),
+  );
   const ready = isReady(source, metadataLeader);
   const problems: string[] = [];
   if (!ready) problems.push(`broker ${source.id} is not ready (${source.accepting() ? 'no metadata leader known' : 'not accepting clients'})`);
-  for (const b of brokers) if (b.state !== 'alive') problems.push(`broker ${b.id} is ${b.state}`);
+  for (const b of brokers) if (b.state !== 'alive') problems.push(b.state === 'left' ? `broker ${b.id} left the cluster` : `broker ${b.id} is ${b.state}`);
   for (const p of partitions) {
     if (p.leaderless) problems.push(`partition ${p.topic}/${p.partition} has no leader`);
     else if (p.underReplicated) problems.push(`partition ${p.topic}/${p.partition} is under-replicated (out of sync: ${(p.outOfSync ?? []).join(', ')})`);

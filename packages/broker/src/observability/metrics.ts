@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { partitionViews, type OperationsSource } from './cluster-status.js';
+import { members, partitionViews, type OperationsSource } from './cluster-status.js';
 import type { BrokerObserver } from './observer.js';
 
 /** Most latencies kept between two samples of the live chart; later ones overwrite a random slot. */
@@ -173,12 +173,12 @@ export class BrokerMetrics implements BrokerObserver {
     });
     new Gauge({
       name: 'relaymq_gossip_members',
-      help: 'Cluster members by gossip state (alive, suspect, dead)',
+      help: 'Cluster members by gossip state (alive, suspect, dead; left: a configured peer that shut down)',
       labelNames: ['state'],
       registers,
       collect() {
-        const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0 };
-        for (const b of source.cluster().brokers) counts[b.state] = (counts[b.state] ?? 0) + 1;
+        const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
+        for (const b of members(source)) counts[b.state] = (counts[b.state] ?? 0) + 1;
         for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
       },
     });

@@ -2,7 +2,7 @@ import type { ResolvedBrokerOptions } from '../options.js';
 import { DASHBOARD_HTML } from '../dashboard/page.js';
 import { AdminServer, json, type AdminRoutes } from './admin-server.js';
 import { AlertRunner, diskUsedPercent, type AlertNotification, type AlertSnapshot } from './alerts.js';
-import { clusterStatus, isReady, partitionViews, type ClusterStatus, type OperationsSource } from './cluster-status.js';
+import { clusterStatus, isReady, members, partitionViews, type ClusterStatus, type OperationsSource } from './cluster-status.js';
 import { MAX_RECENT_EVENTS, MAX_SERIES_POINTS, Ring, quantile, type ClusterEvent, type SeriesPoint } from './history.js';
 import { BrokerMetrics } from './metrics.js';
 import type { BrokerObserver } from './observer.js';
@@ -133,13 +133,12 @@ export class Operations implements BrokerObserver {
 
   /** Records members joining, failing and recovering as events. */
   private sampleMembers(nowMs: number): void {
-    const states = new Map(this.source.cluster().brokers.map((b) => [b.id, b.state as string]));
+    const states = new Map(members(this.source).map((b) => [b.id, b.state as string]));
     for (const [id, state] of states) {
       const before = this.memberStates.get(id);
       if (before === state) continue;
       if (before !== undefined || state !== 'alive') this.event('member-state', `broker ${id} is ${state}${before === undefined ? '' : ` (was ${before})`}`, nowMs);
     }
-    for (const [id, before] of this.memberStates) if (!states.has(id)) this.event('member-state', `broker ${id} left the member list (was ${before})`, nowMs);
     this.memberStates = states;
   }
 
@@ -154,7 +153,7 @@ export class Operations implements BrokerObserver {
   private async alertSnapshot(): Promise<AlertSnapshot> {
     const snapshot: AlertSnapshot = {
       nowMs: Date.now(),
-      brokers: this.source.cluster().brokers,
+      brokers: members(this.source),
       partitions: partitionViews(this.source.groups()).map((p) => ({ group: `p/${p.topic}/${p.partition}`, leaderless: p.leaderless, underReplicated: p.underReplicated })),
     };
     const dir = this.source.dataDir;

@@ -129,11 +129,12 @@ export interface AlertOptions {
   /** URLs that receive a JSON `POST` per alert fired or resolved. */
   webhooks: string[];
   /**
-   * A partition without a leader, or with a replica out of sync, alerts once
-   * it stays so this long.
+   * How long a partition may stay leaderless or under-replicated, or a
+   * configured peer stay unseen since start, before it alerts. (A broker
+   * gossip declares dead, or that left, alerts at once.)
    * @defaultValue `30000`
    */
-  partitionForMs?: number;
+  graceMs?: number;
   /**
    * Disk use of `dataDir`, in percent, at which the disk alert fires.
    * @defaultValue `90`
@@ -164,7 +165,7 @@ export type ResolvedAlertOptions = Required<AlertOptions>;
 
 /** Defaults of {@link AlertOptions}. */
 export const ALERT_DEFAULTS = Object.freeze({
-  partitionForMs: 30_000,
+  graceMs: 30_000,
   diskFullPercent: 90,
   checkIntervalMs: 5000,
   retries: 5,
@@ -283,7 +284,7 @@ function resolveAlerts(alerts: unknown): ResolvedAlertOptions {
   }
   return {
     webhooks: a.webhooks.map((url) => text('alerts.webhooks', url, /^https?:\/\/\S+$/, 'http:// or https:// URLs')),
-    partitionForMs: integer('alerts.partitionForMs', a.partitionForMs, 0, 86_400_000),
+    graceMs: integer('alerts.graceMs', a.graceMs, 0, 86_400_000),
     diskFullPercent: integer('alerts.diskFullPercent', a.diskFullPercent, 1, 100),
     checkIntervalMs: integer('alerts.checkIntervalMs', a.checkIntervalMs, 10, 3_600_000),
     retries: integer('alerts.retries', a.retries, 0, 20),

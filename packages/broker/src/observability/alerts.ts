@@ -18,7 +18,7 @@ export interface AlertSnapshot {
 
 /** Thresholds of {@link evaluateAlerts}. */
 export interface AlertThresholds {
-  partitionForMs: number;
+  graceMs: number;
   diskFullPercent: number;
 }
 
@@ -68,18 +68,21 @@ function conditions(snapshot: AlertSnapshot, thresholds: AlertThresholds): Condi
     // A broker that left (shut down) is down too: its replicas are missing either way.
     if (b.state === 'dead' || b.state === 'left') {
       found.push({ key: `broker-down:${b.id}`, alert: 'broker-down', subject: b.id, message: `broker ${b.id} is down (gossip: ${b.state})`, forMs: 0 });
+    } else if (b.state === 'unseen') {
+      // Peers start together: one not seen yet gets the grace time to join.
+      found.push({ key: `broker-down:${b.id}`, alert: 'broker-down', subject: b.id, message: `broker ${b.id} has not joined the cluster`, forMs: thresholds.graceMs });
     }
   }
   for (const p of snapshot.partitions) {
     if (p.leaderless) {
-      found.push({ key: `partition-leaderless:${p.group}`, alert: 'partition-leaderless', subject: p.group, message: `partition ${p.group} has no leader`, forMs: thresholds.partitionForMs });
+      found.push({ key: `partition-leaderless:${p.group}`, alert: 'partition-leaderless', subject: p.group, message: `partition ${p.group} has no leader`, forMs: thresholds.graceMs });
     } else if (p.underReplicated) {
       found.push({
         key: `partition-under-replicated:${p.group}`,
         alert: 'partition-under-replicated',
         subject: p.group,
         message: `partition ${p.group} is under-replicated`,
-        forMs: thresholds.partitionForMs,
+        forMs: thresholds.graceMs,
       });
     }
   }

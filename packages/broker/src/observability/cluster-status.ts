@@ -47,17 +47,30 @@ export interface PartitionView {
   underReplicated: boolean;
 }
 
-/** A cluster member; `left`: a configured peer that left gracefully (shut down) and has not come back. */
+/**
+ * A cluster member. Beyond gossip's states: `left`, a configured peer seen
+ * before that left the member list (it shut down); `unseen`, a configured
+ * peer never seen since this broker started (not started yet, or unreachable).
+ */
 export interface MemberView extends Omit<BrokerInfo, 'state'> {
-  state: BrokerInfo['state'] | 'left';
+  state: BrokerInfo['state'] | 'left' | 'unseen';
 }
 
-/** Every member: gossip's view plus configured peers that left it. */
-export function members(source: OperationsSource): MemberView[] {
-  const seen: MemberView[] = source.cluster().brokers;
-  const ids = new Set(seen.map((b) => b.id));
-  const left = source.peerIds.filter((id) => !ids.has(id)).map((id): MemberView => ({ id, url: '', state: 'left' }));
-  return [...seen, ...left].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+/** Every member: gossip's view plus the configured peers missing from it. */
+export class Membership {
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly source: OperationsSource) {}
+
+  list(): MemberView[] {
+    const view: MemberView[] = this.source.cluster().brokers;
+    for (const b of view) this.seen.add(b.id);
+    const ids = new Set(view.map((b) => b.id));
+    const missing = this.source.peerIds
+      .filter((id) => !ids.has(id))
+      .map((id): MemberView => ({ id, url: '', state: this.seen.has(id) ? 'left' : 'unseen' }));
+    return [...view, ...missing].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
 }
 
 /** One broker as the cluster endpoint shows it. */
@@ -127,13 +140,13 @@ export function partitionViews(groups: readonly GroupStatus[]): PartitionView[] 
 }
 
 /** The answer of `/api/cluster`. */
-export function clusterStatus(source: OperationsSource, nowMs: number): ClusterStatus {
+export function clusterStatus(source: OperationsSource, membership: Membership, nowMs: number): ClusterStatus {
   const groups = source.groups();
   const partitions = partitionViews(groups);
   const metadataLeader = groups.find((g) => g.group === 'meta')?.leader ?? null;
   const led = new Map<string, number>();
   for (const p of partitions) if (p.leader !== null) led.set(p.leader, (led.get(p.leader) ?? 0) + 1);
-  const brokers = members(source).map(
+  const brokers = membership.list().map(
     (b): BrokerView => ({
       ...b,
       role: !source.clustered ? 'standalone' : b.id === metadataLeader ? 'leader' : 'follower',
@@ -144,7 +157,11 @@ export function clusterStatus(source: OperationsSource, nowMs: number): ClusterS
   const ready = isReady(source, metadataLeader);
   const problems: string[] = [];
   if (!ready) problems.push(`broker ${source.id} is not ready (${source.accepting() ? 'no metadata leader known' : 'not accepting clients'})`);
-  for (const b of brokers) if (b.state !== 'alive') problems.push(b.state === 'left' ? `broker ${b.id} left the cluster` : `broker ${b.id} is ${b.state}`);
+  for (const b of brokers) {
+    if (b.state === 'left') problems.push(`broker ${b.id} left the cluster`);
+    else if (b.state === 'unseen') problems.push(`broker ${b.id} has not joined since ${source.id} started`);
+    else if (b.state !== 'alive') problems.push(`broker ${b.id} is ${b.state}`);
+  }
   for (const p of partitions) {
     if (p.leaderless) problems.push(`partition ${p.topic}/${p.partition} has no leader`);
     else if (p.underReplicated) problems.push(`partition ${p.topic}/${p.partition} is under-replicated (out of sync: ${(p.outOfSync ?? []).join(', ')})`);

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { members, partitionViews, type OperationsSource } from './cluster-status.js';
+import { partitionViews, type Membership, type OperationsSource } from './cluster-status.js';
 import type { BrokerObserver } from './observer.js';
 
 /** Most latencies kept between two samples of the live chart; later ones overwrite a random slot. */
@@ -24,7 +24,10 @@ export class BrokerMetrics implements BrokerObserver {
   readonly totals = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
   private latencies: number[] = [];
 
-  constructor(private readonly source: OperationsSource) {
+  constructor(
+    private readonly source: OperationsSource,
+    private readonly membership: Membership,
+  ) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ broker: source.id });
     collectDefaultMetrics({ register: this.registry, prefix: 'relaymq_process_' });
@@ -100,6 +103,7 @@ export class BrokerMetrics implements BrokerObserver {
 
   private defineCollected(registers: Registry[]): void {
     const source = this.source;
+    const membership = this.membership;
     const partitionLabels = ['topic', 'partition'] as const;
     new Gauge({
       name: 'relaymq_partitions',
@@ -173,12 +177,12 @@ export class BrokerMetrics implements BrokerObserver {
     });
     new Gauge({
       name: 'relaymq_gossip_members',
-      help: 'Cluster members by gossip state (alive, suspect, dead; left: a configured peer that shut down)',
+      help: 'Cluster members by state: gossip (alive, suspect, dead), left (a configured peer that shut down), unseen (never joined)',
       labelNames: ['state'],
       registers,
       collect() {
-        const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
-        for (const b of members(source)) counts[b.state] = (counts[b.state] ?? 0) + 1;
+        const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0, unseen: 0 };
+        for (const b of membership.list()) counts[b.state] = (counts[b.state] ?? 0) + 1;
         for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
       },
     });

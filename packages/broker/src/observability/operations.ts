@@ -2,7 +2,7 @@ import type { ResolvedBrokerOptions } from '../options.js';
 import { DASHBOARD_HTML } from '../dashboard/page.js';
 import { AdminServer, json, type AdminRoutes } from './admin-server.js';
 import { AlertRunner, diskUsedPercent, type AlertNotification, type AlertSnapshot } from './alerts.js';
-import { clusterStatus, isReady, members, partitionViews, type ClusterStatus, type OperationsSource } from './cluster-status.js';
+import { Membership, clusterStatus, isReady, partitionViews, type ClusterStatus, type OperationsSource } from './cluster-status.js';
 import { MAX_RECENT_EVENTS, MAX_SERIES_POINTS, Ring, quantile, type ClusterEvent, type SeriesPoint } from './history.js';
 import { BrokerMetrics } from './metrics.js';
 import type { BrokerObserver } from './observer.js';
@@ -24,6 +24,7 @@ export interface ClusterReport extends ClusterStatus {
  */
 export class Operations implements BrokerObserver {
   readonly metrics: BrokerMetrics;
+  private readonly membership: Membership;
   readonly alerts: AlertRunner | undefined;
   private readonly events = new Ring<ClusterEvent>(MAX_RECENT_EVENTS);
   private readonly series = new Ring<SeriesPoint>(MAX_SERIES_POINTS);
@@ -36,7 +37,8 @@ export class Operations implements BrokerObserver {
     private readonly options: ResolvedBrokerOptions,
     private readonly source: OperationsSource,
   ) {
-    this.metrics = new BrokerMetrics(source);
+    this.membership = new Membership(source);
+    this.metrics = new BrokerMetrics(source, this.membership);
     if (options.alerts !== undefined) {
       this.alerts = new AlertRunner({
         alerts: options.alerts,
@@ -99,7 +101,7 @@ export class Operations implements BrokerObserver {
 
   /** `/api/cluster`. */
   report(): ClusterReport {
-    return { ...clusterStatus(this.source, Date.now()), events: this.events.toArray().reverse() };
+    return { ...clusterStatus(this.source, this.membership, Date.now()), events: this.events.toArray().reverse() };
   }
 
   private routes(): AdminRoutes {
@@ -133,11 +135,11 @@ export class Operations implements BrokerObserver {
 
   /** Records members joining, failing and recovering as events. */
   private sampleMembers(nowMs: number): void {
-    const states = new Map(members(this.source).map((b) => [b.id, b.state as string]));
+    const states = new Map(this.membership.list().map((b) => [b.id, b.state as string]));
     for (const [id, state] of states) {
       const before = this.memberStates.get(id);
       if (before === state) continue;
-      if (before !== undefined || state !== 'alive') this.event('member-state', `broker ${id} is ${state}${before === undefined ? '' : ` (was ${before})`}`, nowMs);
+      if (before !== undefined || (state !== 'alive' && state !== 'unseen')) this.event('member-state', `broker ${id} is ${state}${before === undefined ? '' : ` (was ${before})`}`, nowMs);
     }
     this.memberStates = states;
   }
@@ -153,7 +155,7 @@ export class Operations implements BrokerObserver {
   private async alertSnapshot(): Promise<AlertSnapshot> {
     const snapshot: AlertSnapshot = {
       nowMs: Date.now(),
-      brokers: members(this.source),
+      brokers: this.membership.list(),
       partitions: partitionViews(this.source.groups()).map((p) => ({ group: `p/${p.topic}/${p.partition}`, leaderless: p.leaderless, underReplicated: p.underReplicated })),
     };
     const dir = this.source.dataDir;

@@ -117,7 +117,7 @@ describe('admin port of a 3-broker cluster', () => {
     const after = await eventually(readReport, (r) => r.brokers.find((b) => b.id === 'o3')?.state === 'left', 'o1 to see o3 gone');
     expect(after.healthy).toBe(false);
     expect(after.problems).toContain('broker o3 left the cluster');
-    await eventually(readReport, (r) => r.events.some((e) => e.kind === 'member-state' && e.message.startsWith('broker o3 is left')), 'a member-state event for o3');
+    await eventually(readReport, (r) => r.events.some((e) => e.kind === 'member-state' && e.message.startsWith('broker o3 is left (was alive)')), 'a member-state event for o3');
 
     // Draining: no longer ready, still alive, until the admin server closes with the broker.
     const closing = o1.close();

@@ -95,7 +95,7 @@ export const DASHBOARD_HTML = `<!doctype html>
         '<td>' + p.replicas.map(esc).join(', ') + '</td><td>' + p.commit + '</td><td>' + lag + '</td></tr>';
     }));
     $('events').innerHTML = c.events.slice(0, 50).map((e) =>
-      '<li class="' + (e.kind === 'alert' ? 'bad' : e.kind === 'member-state' ? 'warn' : '') + '"><time>' + fmtTime(e.timeMs) + '</time>' + esc(e.message) + '</li>').join('');
+      '<li class="' + (e.kind === 'alert' ? 'bad' : e.kind === 'member-state' && !e.message.endsWith(' joined') ? 'warn' : '') + '"><time>' + fmtTime(e.timeMs) + '</time>' + esc(e.message) + '</li>').join('');
   }
 
   function chart(svg, series, colors) {
@@ -104,6 +104,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     const max = Math.max(1, ...series.flat().filter((v) => v !== null));
     const paths = series.map((s, i) => {
       const pts = s.map((v, j) => v === null ? null : (pad + (j * (w - 2 * pad)) / (n - 1)).toFixed(1) + ',' + (h - pad - (v / max) * (h - 2 * pad)).toFixed(1)).filter((p) => p !== null);
+      if (pts.length === 1) pts.push((w - pad) + ',' + pts[0].split(',')[1]); // one sample: a flat line, not nothing
       return pts.length === 0 ? '' : '<polyline fill="none" stroke-width="2" stroke="' + colors[i] + '" points="' + pts.join(' ') + '"/>';
     });
     svg.innerHTML = '<line x1="0" y1="' + (h - pad) + '" x2="' + w + '" y2="' + (h - pad) + '" stroke="#263140"/>' +

@@ -139,7 +139,9 @@ export class Operations implements BrokerObserver {
     for (const [id, state] of states) {
       const before = this.memberStates.get(id);
       if (before === state) continue;
-      if (before !== undefined || (state !== 'alive' && state !== 'unseen')) this.event('member-state', `broker ${id} is ${state}${before === undefined ? '' : ` (was ${before})`}`, nowMs);
+      if (before === undefined && (state === 'alive' || state === 'unseen')) continue; // the initial view is not news
+      const message = state === 'alive' && before === 'unseen' ? `broker ${id} joined` : `broker ${id} is ${state} (was ${before ?? 'unknown'})`;
+      this.event('member-state', message, nowMs);
     }
     this.memberStates = states;
   }

@@ -9,10 +9,10 @@ import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 
 /** Debian's chromium; `.ci/run` installs it where apt is usable. */
-const CHROMIUM = process.env.RELAYMQ_CHROMIUM ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.RELAYMQ_TEST_CHROMIUM ?? '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) {
-  console.warn(`SKIPPED dashboard test: no Chromium at ${CHROMIUM} (install the Debian package "chromium", or set RELAYMQ_CHROMIUM)`);
+  console.warn(`SKIPPED dashboard test: no Chromium at ${CHROMIUM} (install the Debian package "chromium", or set RELAYMQ_TEST_CHROMIUM)`);
 }
 
 const fixture = new Fixture();
@@ -74,6 +74,6 @@ describe('cluster dashboard', () => {
     expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
     expect(png.readUInt32BE(16)).toBe(1280); // IHDR width
     expect(png.length).toBeGreaterThan(20_000); // a rendered page, not a blank one
-    if (process.env.RELAYMQ_KEEP_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.RELAYMQ_KEEP_SCREENSHOT, fullPage: true });
+    if (process.env.RELAYMQ_TEST_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.RELAYMQ_TEST_SCREENSHOT, fullPage: true });
   });
 });

@@ -204,8 +204,16 @@ export const BROKER_DEFAULTS = Object.freeze({
   logLevel: 'silent',
 });
 
+const INVALID_PREFIX = 'broker option ';
+
 function invalid(field: string, problem: string): RelayError {
-  return new RelayError('INVALID_ARGUMENT', `broker option ${field} ${problem}`);
+  return new RelayError('INVALID_ARGUMENT', `${INVALID_PREFIX}${field} ${problem}`);
+}
+
+/** The option an error of {@link resolveBrokerOptions} names (e.g. `port`, `alerts.graceMs`), so a caller can say where it came from. */
+export function optionOfError(err: unknown): string | undefined {
+  if (!(err instanceof RelayError) || !err.message.startsWith(INVALID_PREFIX)) return undefined;
+  return err.message.slice(INVALID_PREFIX.length).split(' ')[0];
 }
 
 function integer(field: string, value: unknown, min: number, max: number): number {

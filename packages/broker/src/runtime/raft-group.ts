@@ -10,7 +10,9 @@ import {
   type Status,
 } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
+import { childLog } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
+import type { LogFunction } from '../options.js';
 import type { DurableRaftStorage } from '../storage/raft-storage.js';
 import { parseRaftMessage } from './raft-wire.js';
 
@@ -61,9 +63,12 @@ export class RaftGroup<T, R> {
   private again = false;
   private stopped = false;
   private leader: NodeId | null = null;
+  /** Every line of this group carries its id (`group`). */
+  private readonly log: LogFunction;
 
   constructor(private readonly options: RaftGroupOptions<T, R>) {
     this.channel = `raft/${options.id}`;
+    this.log = childLog(options.log, { group: options.id });
     const hard = options.storage.hardState;
     this.node = createRaftNode<T, never>({
       id: options.self,
@@ -74,7 +79,7 @@ export class RaftGroup<T, R> {
       config: options.config,
       applied: 0,
     });
-    if (hard.term > 0) options.log('debug', 'raft group recovered', { group: options.id, term: hard.term, vote: hard.vote });
+    if (hard.term > 0) this.log('debug', 'raft group recovered', { term: hard.term, vote: hard.vote });
   }
 
   get id(): string {
@@ -105,7 +110,7 @@ export class RaftGroup<T, R> {
     if (this.stopped) return;
     const message = parseRaftMessage(payload, this.options.parseData);
     if (message === undefined || message.from !== from || message.to !== this.options.self) {
-      this.options.log('warn', 'dropping malformed raft message', { group: this.options.id, from });
+      this.log('warn', 'dropping malformed raft message', { from, term: this.node.status().term });
       return;
     }
     this.node.step(message);
@@ -191,7 +196,7 @@ export class RaftGroup<T, R> {
         } while (this.again && !this.stopped);
       } catch (err) {
         // A failed write: the node cannot continue safely on this state. Stop the group loudly.
-        this.options.log('error', 'raft group stopped after a storage failure', { group: this.options.id, error: String(err) });
+        this.log('error', 'raft group stopped after a storage failure', { term: this.node.status().term, error: String(err) });
         this.stop();
       } finally {
         this.processing = false;
@@ -259,7 +264,7 @@ export class RaftGroup<T, R> {
     if (leader === this.leader) return;
     this.leader = leader;
     const term = this.node.status().term;
-    this.options.log('info', leader === null ? 'raft group lost its leader' : 'raft group has a new leader', { group: this.options.id, leader, term });
+    this.log('info', leader === null ? 'raft group lost its leader' : 'raft group has a new leader', { leader, term });
     this.options.observer?.leaderChanged(this.options.id, leader, term);
     this.options.onLeaderChange?.(leader);
   }

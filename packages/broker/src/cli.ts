@@ -20,7 +20,8 @@ import { resolveBrokerOptions } from './options.js';
 
 const USAGE = `usage: relaymq broker [--config <file>] [--print-config] [options]   run one broker
        relaymq status --broker <admin URL> [--json] [--timeout-ms 5000]    cluster health; exits 1 when unhealthy
-       relaymq dev [--count 3] [--port 7401] [--peer-port 7501]            a local cluster on loopback
+       relaymq dev [--count 3] [--port 7401] [--peer-port 7501] [--admin-port 9401]
+                                                                           a local cluster on loopback
 
 Every broker option can come from a config file (JSON or YAML, --config),
 an environment variable or a flag; flags win over the environment, which wins
@@ -158,6 +159,7 @@ async function runDev(args: string[]): Promise<void> {
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '7401' },
       'peer-port': { type: 'string', default: '7501' },
+      'admin-port': { type: 'string', default: '9401' },
       'log-level': { type: 'string', default: 'info' },
     },
   });
@@ -169,6 +171,7 @@ async function runDev(args: string[]): Promise<void> {
       host: values.host,
       basePort: integerFlag('port', values.port) as number,
       basePeerPort: integerFlag('peer-port', values['peer-port']) as number,
+      baseAdminPort: integerFlag('admin-port', values['admin-port']) as number,
       logLevel: values['log-level'],
       cliPath: fileURLToPath(import.meta.url),
     },

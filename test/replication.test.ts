@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
 import type { Message, PublishReceipt } from '@relaymq/sdk';
-import { Fixture } from './support/cluster.js';
+import { Fixture, readInMemory } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 import { waitFor, within } from './support/wait.js';
 
@@ -18,7 +18,7 @@ async function cluster(): Promise<Broker[]> {
 /** Every replica's copy of a partition, as offsets and payloads. */
 function replicaLogs(brokers: Broker[], topic: string): Array<Array<[number, string]>> {
   return brokers.map((b) =>
-    b.engine.read(topic, 0, 0, 100_000, Number.MAX_SAFE_INTEGER).map((m) => [m.offset, Buffer.from(m.data).toString()] as [number, string]),
+    readInMemory(b.engine, topic, 0).map((m) => [m.offset, Buffer.from(m.data).toString()] as [number, string]),
   );
 }
 
@@ -65,7 +65,7 @@ describe('replication across three brokers', () => {
     );
     // Exactly once, in publish order, on every surviving replica.
     for (const b of survivors) {
-      const values = b.engine.read('failover', 0, 1, 100_000, Number.MAX_SAFE_INTEGER).map((m) => m.data);
+      const values = readInMemory(b.engine, "failover", 0, 1).map((m) => m.data);
       expect(values).toHaveLength(2000);
     }
     const offsets = results.map((r) => r.offset);

@@ -1,4 +1,4 @@
-import { startBroker, type Broker, type BrokerOptions } from '@relaymq/broker';
+import { startBroker, type Broker, type BrokerOptions, type LogEngine, type StoredMessage } from '@relaymq/broker';
 import { connect, type ClientOptions, type RelayClient } from '@relaymq/sdk';
 
 /** Tracks brokers and clients a test starts so that `cleanup()` stops all of them. */
@@ -35,4 +35,11 @@ export class Fixture {
     await Promise.all(this.closers.splice(0).map((close) => close()));
     await Promise.all(this.brokers.splice(0).map((b) => b.close()));
   }
+}
+
+/** A partition as an in-memory engine holds it (its reads never need the disk). */
+export function readInMemory(engine: LogEngine, topic: string, partition: number, from = 0): StoredMessage[] {
+  const read = engine.read(topic, partition, from, 1_000_000, Number.MAX_SAFE_INTEGER);
+  if (!Array.isArray(read)) throw new Error('readInMemory: this engine reads from disk; await engine.read instead');
+  return read;
 }

@@ -14,6 +14,15 @@ export async function waitFor(condition: () => boolean, what: string, timeoutMs 
   }
 }
 
+/** Like {@link waitFor} with an asynchronous condition (e.g. one that reads files), checked every 20 ms. */
+export async function waitForAsync(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Resolves with the first argument of the next `event`; fails after `timeoutMs`. */
 export function nextEvent<Events extends EventEmitter.ValidEventTypes, E extends EventEmitter.EventNames<Events>>(
   emitter: EventEmitter<Events>,

@@ -125,13 +125,14 @@ class RunningBroker implements Broker {
    */
   async start(): Promise<void> {
     const { id, host, peerPort, peers, log } = this.options;
-    if (peers.length === 0) {
+    if (peers.length === 0 && this.options.dataDir === undefined) {
       this.engine = new MemoryEngine({ ...this.options, now: Date.now });
     } else {
+      // A standalone broker with a data directory is a cluster of one: the same durable path, no peers to reach.
       this.peers = new PeerTransport({
         id,
         host,
-        port: peerPort,
+        port: peers.length === 0 ? 0 : peerPort,
         peers,
         maxFrameBytes: 64 * 1024 * 1024,
         maxQueuedBytes: 64 * 1024 * 1024,

@@ -39,6 +39,22 @@ describe('resolveConfig', () => {
     expect(resolved.maxPayload).toBe(1024 * 1024); // untouched: the default
   });
 
+  it('takes nested retention options and topicRetention (JSON in the environment)', () => {
+    const config = resolveConfig({
+      file: file({ fsync: 'interval', retention: { maxAgeMs: 1000, maxBytes: 5000 } }),
+      env: { RELAYMQ_RETENTION_MAX_BYTES: '6000', RELAYMQ_TOPIC_RETENTION: '[{"pattern":"logs.>","maxAgeMs":60000}]' },
+      flags: { 'fsync-interval-ms': '200' },
+    });
+    expect(config.options).toEqual({
+      fsync: 'interval',
+      fsyncIntervalMs: 200,
+      retention: { maxAgeMs: 1000, maxBytes: 6000 },
+      topicRetention: [{ pattern: 'logs.>', maxAgeMs: 60000 }],
+    });
+    expect(() => resolveConfig({ env: { RELAYMQ_TOPIC_RETENTION: '[{' }, flags: {} })).toThrow('environment RELAYMQ_TOPIC_RETENTION: topicRetention must be JSON');
+    expect(() => resolveConfig({ file: file({ retention: { maxAge: 1 } }), env: {}, flags: {} })).toThrow('config file relaymq.yaml: unknown option retention.maxAge');
+  });
+
   it('accepts the old flag spellings --data and --partitions', () => {
     expect(resolveConfig({ env: {}, flags: { data: '/var/lib/relaymq', partitions: '4' } }).options).toEqual({ dataDir: '/var/lib/relaymq', defaultPartitions: 4 });
     expect(() => resolveConfig({ env: {}, flags: { data: '/a', 'data-dir': '/b' } })).toThrow('flag --data: dataDir is also given as --data-dir; give it once');

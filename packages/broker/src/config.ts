@@ -11,8 +11,8 @@ import { optionOfError, resolveBrokerOptions, type BrokerOptions, type ResolvedB
  * error names the option and where it came from.
  */
 
-/** How a value is written in the environment and on the command line. */
-type Kind = 'string' | 'integer' | 'list';
+/** How a value is written in the environment and on the command line (`json`: a JSON text there, any JSON value in a file). */
+type Kind = 'string' | 'integer' | 'list' | 'json';
 
 /** One configurable option: its path in the options object and its kind. */
 interface Field {
@@ -42,6 +42,13 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'maxCredit', kind: 'integer' },
   { path: 'outboundHighWaterBytes', kind: 'integer' },
   { path: 'drainTimeoutMs', kind: 'integer' },
+  { path: 'fsync', kind: 'string' },
+  { path: 'fsyncIntervalMs', kind: 'integer' },
+  { path: 'segmentBytes', kind: 'integer' },
+  { path: 'retention.maxAgeMs', kind: 'integer' },
+  { path: 'retention.maxBytes', kind: 'integer' },
+  { path: 'retention.maxMessages', kind: 'integer' },
+  { path: 'topicRetention', kind: 'json' },
   { path: 'adminPort', kind: 'integer' },
   { path: 'adminHost', kind: 'string' },
   { path: 'logLevel', kind: 'string' },
@@ -117,8 +124,17 @@ function fromText(field: Field, text: string, source: Source): unknown {
         .split(',')
         .map((item) => item.trim())
         .filter((item) => item !== '');
+    case 'json':
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        throw configError(source, `${field.path} must be JSON, got ${JSON.stringify(text)}`);
+      }
   }
 }
+
+/** Option groups written as nested objects in a file (`alerts:`, `retention:`). */
+const NESTED = new Set(CONFIG_FIELDS.filter((f) => f.path.includes('.')).map((f) => f.path.split('.')[0] as string));
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
   const [head, tail] = path.split('.') as [string, string | undefined];
@@ -137,20 +153,22 @@ function fileValues(content: unknown, source: Source): Map<string, unknown> {
   if (typeof content !== 'object' || Array.isArray(content)) throw configError(source, 'must hold an object of options');
   const known = new Set(CONFIG_FIELDS.map((f) => f.path));
   for (const [key, value] of Object.entries(content)) {
-    if (key === 'alerts' && typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    if (NESTED.has(key) && typeof value === 'object' && value !== null && !Array.isArray(value)) {
       for (const [inner, innerValue] of Object.entries(value)) {
-        if (!known.has(`alerts.${inner}`)) throw configError(source, `unknown option alerts.${inner}`);
-        values.set(`alerts.${inner}`, innerValue);
+        if (!known.has(`${key}.${inner}`)) throw configError(source, `unknown option ${key}.${inner}`);
+        values.set(`${key}.${inner}`, innerValue);
       }
       continue;
     }
-    if (!known.has(key)) throw configError(source, `unknown option ${key}${key === 'alerts' ? ' (must be an object)' : ''}`);
+    if (!known.has(key)) throw configError(source, `unknown option ${key}${NESTED.has(key) ? ' (must be an object)' : ''}`);
     values.set(key, value);
   }
   for (const [path, value] of values) {
     const field = CONFIG_FIELDS.find((f) => f.path === path) as Field;
     const ok =
-      field.kind === 'integer'
+      field.kind === 'json'
+        ? true // validated with the broker's own checks below
+        : field.kind === 'integer'
         ? typeof value === 'number' && Number.isInteger(value)
         : field.kind === 'list'
           ? Array.isArray(value) && value.every((v) => typeof v === 'string')

@@ -1,4 +1,4 @@
-import { RelayError } from '@relaymq/sdk/protocol';
+import { RelayError, assertPattern } from '@relaymq/sdk/protocol';
 import { parsePeer, type PeerAddress } from './net/peer-transport.js';
 import { createLogger } from './observability/logger.js';
 
@@ -37,11 +37,43 @@ export interface BrokerOptions {
    */
   peers?: string[];
   /**
-   * Directory for this broker's Raft logs (term, vote and entries survive a
-   * restart). Unset: kept in memory — fine for tests, unsafe for a cluster
-   * whose brokers restart.
+   * Directory for this broker's data: each partition's segment log and
+   * checkpoint, and the Raft logs (term, vote, entries), all surviving a
+   * restart. Set on a standalone broker too, it stores topics on disk (a
+   * cluster of one). Unset: everything in memory — fine for tests, unsafe
+   * for a cluster whose brokers restart.
    */
   dataDir?: string;
+  /**
+   * With `dataDir`: when a publish is fsynced. `always`: on every replica
+   * that counts toward the quorum before the ack (group commit: one fsync
+   * covers every publish that arrived meanwhile). `interval`: written before
+   * the ack, fsynced every `fsyncIntervalMs`; a power loss or OS crash of a
+   * quorum of brokers within that window loses acknowledged publishes (a
+   * process crash loses nothing: the OS has the data).
+   * @defaultValue `"always"`
+   */
+  fsync?: 'always' | 'interval';
+  /**
+   * With `fsync: "interval"`: the longest time between a write and its fsync.
+   * @defaultValue `1000`
+   */
+  fsyncIntervalMs?: number;
+  /**
+   * With `dataDir`: how long and how much each partition keeps. Whole
+   * segments are deleted, oldest first, once every message in them is older
+   * than `maxAgeMs`, or while the partition holds more than `maxBytes` or
+   * `maxMessages`. Subscribers that needed deleted messages get a `gap` event.
+   * @defaultValue `{}` (keep everything)
+   */
+  retention?: RetentionOptions;
+  /** With `dataDir`: retention of the topics matching a pattern (the first match wins) instead of `retention`. @defaultValue `[]` */
+  topicRetention?: Array<{ pattern: string } & RetentionOptions>;
+  /**
+   * With `dataDir`: size of a partition's segment files; retention deletes whole segments.
+   * @defaultValue `67108864` (64 MiB)
+   */
+  segmentBytes?: number;
   /**
    * Replicas of each partition in a cluster, capped by the number of brokers.
    * @defaultValue `3`
@@ -74,8 +106,8 @@ export interface BrokerOptions {
    */
   dedupeWindow?: number;
   /**
-   * Data bytes each partition keeps in memory; the oldest messages are removed
-   * first, and a subscriber that needed them gets a `gap` event.
+   * Without `dataDir`: data bytes each partition keeps in memory; the oldest
+   * messages are removed first, and a subscriber that needed them gets a `gap` event.
    * @defaultValue `67108864` (64 MiB)
    */
   retentionBytes?: number;
@@ -173,6 +205,13 @@ export const ALERT_DEFAULTS = Object.freeze({
   timeoutMs: 5000,
 });
 
+/** Retention limits of a partition on disk; each is optional. */
+export interface RetentionOptions {
+  maxAgeMs?: number;
+  maxBytes?: number;
+  maxMessages?: number;
+}
+
 /** Options with every default applied. */
 export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir' | 'adminPort' | 'adminHost' | 'alerts' | 'log'>> & {
   advertisedUrl: string | undefined;
@@ -201,6 +240,11 @@ export const BROKER_DEFAULTS = Object.freeze({
   maxCredit: 10_000,
   outboundHighWaterBytes: 4 * 1024 * 1024,
   drainTimeoutMs: 2000,
+  fsync: 'always' as 'always' | 'interval',
+  fsyncIntervalMs: 1000,
+  retention: {} as RetentionOptions,
+  topicRetention: [] as Array<{ pattern: string } & RetentionOptions>,
+  segmentBytes: 64 * 1024 * 1024,
   logLevel: 'silent',
 });
 
@@ -258,12 +302,18 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     maxCredit: integer('maxCredit', o.maxCredit, 1, 1_000_000),
     outboundHighWaterBytes: integer('outboundHighWaterBytes', o.outboundHighWaterBytes, 1024, 1024 * 1024 * 1024),
     drainTimeoutMs: integer('drainTimeoutMs', o.drainTimeoutMs, 0, 600_000),
+    fsync: oneOf('fsync', o.fsync, ['always', 'interval'] as const),
+    fsyncIntervalMs: integer('fsyncIntervalMs', o.fsyncIntervalMs, 1, 3_600_000),
+    retention: resolveRetention('retention', o.retention),
+    topicRetention: resolveTopicRetention(o.topicRetention),
+    segmentBytes: integer('segmentBytes', o.segmentBytes, 4096, 1024 * 1024 * 1024),
     adminPort: o.adminPort === undefined ? undefined : integer('adminPort', o.adminPort, 0, 65535),
     adminHost: o.adminHost === undefined ? (o.host as string) : text('adminHost', o.adminHost, /^\S{1,255}$/, 'a host name or address'),
     alerts: o.alerts === undefined ? undefined : resolveAlerts(o.alerts),
     logLevel: oneOf('logLevel', o.logLevel, logLevels),
     log: () => {},
   };
+  if (resolved.fsync === 'always' && options.fsyncIntervalMs !== undefined) throw invalid('fsyncIntervalMs', 'is only meaningful with fsync "interval"');
   if (o.log !== undefined && typeof o.log !== 'function') throw invalid('log', 'must be a function');
   if (o.log !== undefined && options.logLevel !== undefined) {
     throw invalid('logLevel', 'conflicts with log: logLevel sets the built-in logger, log replaces it; give one');
@@ -272,11 +322,37 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
   return resolved;
 }
 
-function oneOf<T extends string>(field: string, value: unknown, allowed: readonly T[]): T {
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw invalid(field, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+function oneOf<const V extends string>(field: string, value: unknown, values: readonly V[]): V {
+  if (typeof value !== 'string' || !(values as readonly string[]).includes(value)) throw invalid(field, `must be one of ${values.join(', ')}, got ${JSON.stringify(value)}`);
+  return value as V;
+}
+
+const RETENTION_KEYS = new Set(['maxAgeMs', 'maxBytes', 'maxMessages']);
+
+function resolveRetention(field: string, value: unknown, extraKeys: readonly string[] = []): RetentionOptions {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(field, 'must be an object of maxAgeMs, maxBytes, maxMessages');
+  const result: RetentionOptions = {};
+  for (const [key, limit] of Object.entries(value as Record<string, unknown>)) {
+    if (extraKeys.includes(key) || limit === undefined) continue;
+    if (!RETENTION_KEYS.has(key)) throw invalid(`${field}.${key}`, 'is not a known option (maxAgeMs, maxBytes, maxMessages)');
+    result[key as keyof RetentionOptions] = integer(`${field}.${key}`, limit, 0, Number.MAX_SAFE_INTEGER);
   }
-  return value as T;
+  return result;
+}
+
+function resolveTopicRetention(value: unknown): Array<{ pattern: string } & RetentionOptions> {
+  if (!Array.isArray(value)) throw invalid('topicRetention', 'must be an array of { pattern, maxAgeMs?, maxBytes?, maxMessages? }');
+  return value.map((entry: unknown, i) => {
+    const field = `topicRetention[${i}]`;
+    const pattern = typeof entry === 'object' && entry !== null ? (entry as { pattern?: unknown }).pattern : undefined;
+    if (typeof pattern !== 'string') throw invalid(`${field}.pattern`, 'must be a topic pattern');
+    try {
+      assertPattern(pattern);
+    } catch (err) {
+      throw invalid(`${field}.pattern`, (err as Error).message);
+    }
+    return { pattern, ...resolveRetention(field, entry, ['pattern']) };
+  });
 }
 
 const knownAlertOptions = new Set([...Object.keys(ALERT_DEFAULTS), 'webhooks']);

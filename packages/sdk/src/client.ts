@@ -72,9 +72,11 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       {
         gap: (event) => this.emit('gap', event),
         handlerError: (error, message) => this.emit('error', error, { message }),
+        commitRefused: (error, durable) => this.emit('error', error, { durable }),
       },
       this.options.subscriptionCredit,
       this.options.requestTimeoutMs,
+      this.options.commit,
     );
     this.pool = new BrokerPool(this.options, {
       activeChanged: (next, previous, reason) => this.activeChanged(next, previous, reason),
@@ -201,8 +203,10 @@ export class RelayClient extends EventEmitter<ClientEvents> {
   }
 
   /**
-   * Waits (up to `closeTimeoutMs`) for unacknowledged publishes, then closes
-   * every connection. Publishes still pending then fail with `CLIENT_CLOSED`.
+   * Stops delivering to handlers, waits (up to `closeTimeoutMs`) for
+   * unacknowledged publishes and for the positions of durable subscriptions
+   * to be committed, then closes every connection. Publishes still pending
+   * then fail with `CLIENT_CLOSED`.
    */
   close(): Promise<void> {
     return this.shutdown(new RelayError('CLIENT_CLOSED', 'closed by the application'));
@@ -212,8 +216,11 @@ export class RelayClient extends EventEmitter<ClientEvents> {
     this.closing ??= (async () => {
       if (reason.code === 'CLIENT_CLOSED' && this.state !== 'closed') {
         let timer: ReturnType<typeof setTimeout> | undefined;
+        // Handlers stop first, so the positions committed below are final; they are committed
+        // after the outbox drained, so a handler's own publishes are stored before its position.
+        this.subscriber.stopDelivery();
         await Promise.race([
-          this.publisher.drained(),
+          this.publisher.drained().then(() => this.subscriber.stopAndCommit()),
           new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.closeTimeoutMs))),
         ]);
         clearTimeout(timer);

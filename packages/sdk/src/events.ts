@@ -26,8 +26,11 @@ export interface ClientEvents {
   brokers: (event: { added: string[]; removed: string[] }) => void;
   /** Messages a subscriber needed were removed by retention. */
   gap: (event: GapEvent) => void;
-  /** A handler threw, or a payload did not decode. The client keeps going. */
-  error: (error: unknown, context?: { message?: Message }) => void;
+  /**
+   * A handler threw, a payload did not decode, or the broker refused the
+   * positions of a durable subscription for good. The client keeps going.
+   */
+  error: (error: unknown, context?: { message?: Message; durable?: string }) => void;
   /** The client is closed and will do nothing more. */
   closed: (event: { reason: RelayError }) => void;
 }

@@ -10,7 +10,14 @@ import type { ClientOptions } from './options.js';
 
 export { RelayClient, type ClientStats } from './client.js';
 export type { BrokerRef, ClientEvents } from './events.js';
-export { CLIENT_DEFAULTS, resolveClientOptions, type ClientOptions, type OutboxOptions, type ReconnectOptions } from './options.js';
+export {
+  CLIENT_DEFAULTS,
+  resolveClientOptions,
+  type ClientOptions,
+  type CommitOptions,
+  type OutboxOptions,
+  type ReconnectOptions,
+} from './options.js';
 export type { PublishOptions, PublishStats } from './publish/publisher.js';
 export type { PublishReceipt } from './publish/outbox.js';
 export type {

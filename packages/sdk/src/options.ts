@@ -50,6 +50,23 @@ export interface OutboxOptions {
   policy?: 'block' | 'reject';
 }
 
+/** When durable subscriptions commit their positions. */
+export interface CommitOptions {
+  /**
+   * Longest time the position of a handled message waits before it is
+   * committed; after a crash at most this much work is delivered again.
+   * `0` commits after every message (one commit in flight at a time).
+   * @defaultValue `1000`
+   */
+  intervalMs?: number;
+  /**
+   * Handled messages after which positions are committed at once, without
+   * waiting for `intervalMs`.
+   * @defaultValue `1000`
+   */
+  maxMessages?: number;
+}
+
 /** Options of `connect()`. Only `brokers` is required. */
 export interface ClientOptions {
   /** Seed broker URLs (`ws://` or `wss://`). Seeds are never forgotten. */
@@ -120,6 +137,8 @@ export interface ClientOptions {
    * @defaultValue `5000`
    */
   closeTimeoutMs?: number;
+  /** Batching of durable subscription positions (see `SubscribeOptions.durable`). */
+  commit?: CommitOptions;
 }
 
 /** Options with defaults applied. */
@@ -140,6 +159,7 @@ export interface ResolvedClientOptions {
   pingIntervalMs: number;
   subscriptionCredit: number;
   closeTimeoutMs: number;
+  commit: Required<CommitOptions>;
 }
 
 /** Defaults of {@link ClientOptions}, in one place. */
@@ -155,6 +175,7 @@ export const CLIENT_DEFAULTS = Object.freeze({
   pingIntervalMs: 5000,
   subscriptionCredit: 1000,
   closeTimeoutMs: 5000,
+  commit: Object.freeze({ intervalMs: 1000, maxMessages: 1000 }),
 });
 
 const ackLevels: readonly AckLevel[] = ['none', 'leader', 'quorum', 'all'];
@@ -196,6 +217,7 @@ export function resolveClientOptions(options: ClientOptions, fallbackWebSocket?:
   const WebSocket = options.WebSocket ?? fallbackWebSocket;
   if (typeof WebSocket !== 'function') throw invalid('WebSocket', 'must be a WebSocket constructor', typeof WebSocket);
   const reconnect = { ...CLIENT_DEFAULTS.reconnect, ...options.reconnect };
+  const commit = { ...CLIENT_DEFAULTS.commit, ...options.commit };
   const outbox = { ...CLIENT_DEFAULTS.outbox, ...options.outbox };
   const ack = options.ack ?? CLIENT_DEFAULTS.ack;
   if (!ackLevels.includes(ack)) throw invalid('ack', `must be one of ${ackLevels.join(', ')}`, ack);
@@ -236,5 +258,9 @@ export function resolveClientOptions(options: ClientOptions, fallbackWebSocket?:
     pingIntervalMs: integer('pingIntervalMs', options.pingIntervalMs ?? CLIENT_DEFAULTS.pingIntervalMs, 10),
     subscriptionCredit: integer('subscriptionCredit', options.subscriptionCredit ?? CLIENT_DEFAULTS.subscriptionCredit, 1, 1_000_000),
     closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? CLIENT_DEFAULTS.closeTimeoutMs, 0),
+    commit: {
+      intervalMs: integer('commit.intervalMs', commit.intervalMs, 0, 3_600_000),
+      maxMessages: integer('commit.maxMessages', commit.maxMessages, 1),
+    },
   };
 }

@@ -1,16 +1,21 @@
 import { join } from 'node:path';
 import { EventEmitter } from 'eventemitter3';
-import { RelayError, type AckLevel, type TopicInfo } from '@relaymq/sdk/protocol';
+import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, type MetadataCommand, type TopicMetadata } from '../core/metadata/metadata.js';
+import { parseCommitPositions, type CommitPositionsCommand } from '../core/metadata/positions.js';
 import { applyPublish, parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
-import { Partition, type AppendOutcome, type AppendRequest, type StoredMessage } from '../core/partition/partition.js';
-import type { NodeId, RaftConfigOptions } from '../core/raft/index.js';
+import { Partition, type AppendOutcome, type AppendRequest, type PartitionLog, type StoredMessage } from '../core/partition/partition.js';
+import type { NodeId, RaftConfigOptions, Snapshot } from '../core/raft/index.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import { RaftGroup } from '../runtime/raft-group.js';
-import { DurableRaftStorage } from '../storage/raft-storage.js';
+import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
+import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
+import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
+import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
+import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
 
 /** Settings of the replicated engine. */
 export interface ClusterEngineOptions {
@@ -23,7 +28,18 @@ export interface ClusterEngineOptions {
   defaultPartitions: number;
   replicationFactor: number;
   dedupeWindow: number;
+  /** In memory (no `dataDir`): data bytes kept per partition. */
   retentionBytes: number;
+  /** On disk: retention of every topic, unless a `topicRetention` pattern matches it first. */
+  retention: RetentionPolicy;
+  topicRetention: ReadonlyArray<{ pattern: string } & RetentionPolicy>;
+  /** On disk: when the Raft logs are fsynced. */
+  fsync: RaftStorageOptions['fsync'];
+  fsyncIntervalMs: number;
+  /** On disk: size at which a partition's segment is sealed and a new one started. */
+  segmentBytes: number;
+  /** The file system of partition logs; tests inject faults. @defaultValue node's */
+  fs?: FileSystem;
   /** How long a publish or topic creation may wait for a leader and a commit. */
   requestTimeoutMs: number;
   now: () => number;
@@ -34,6 +50,18 @@ export interface ClusterEngineOptions {
 
 /** Ticks of the Raft groups: elections after 0.5–1 s without a leader, heartbeats every 50 ms. */
 export const RAFT_RUNTIME_TICK_MS = 50;
+/** How often partitions are checkpointed, compacted and trimmed by retention. */
+const MAINTENANCE_MS = 250;
+/** A partition is checkpointed once this many entries were applied since the last checkpoint, or after CHECKPOINT_MS. */
+const CHECKPOINT_ENTRIES = 2000;
+const CHECKPOINT_MS = 2000;
+/** A leader keeps Raft entries a lagging replica still needs, until its log file grows past this. */
+const RAFT_LOG_MAX_BYTES = 256 * 1024 * 1024;
+/** Retention runs at most this often per partition. */
+const RETENTION_MS = 1000;
+/** One fetch of a snapshot install: at most this many messages and bytes. */
+const FETCH_MESSAGES = 10_000;
+const FETCH_BYTES = 4 * 1024 * 1024;
 const RAFT_CONFIG: RaftConfigOptions = { electionTicks: 10, heartbeatTicks: 1 };
 const META_GROUP = 'meta';
 
@@ -74,13 +102,19 @@ interface ForwardedPublish {
 export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogEngine {
   readonly offsetsSurviveRestart = true;
   private readonly metadata: MetadataState;
-  private readonly groups = new Map<string, RaftGroup<unknown, unknown>>();
-  private readonly partitions = new Map<string, Partition>();
-  private readonly creating = new Map<string, Promise<RaftGroup<PublishCommand, AppendOutcome[]>>>();
+  private readonly groups = new Map<string, RaftGroup<unknown, unknown, unknown>>();
+  private readonly partitions = new Map<string, PartitionLog>();
+  /** Partitions kept on disk, with their Raft log and maintenance state. */
+  private readonly disks = new Map<string, HostedDisk>();
+  private readonly creating = new Map<string, Promise<PartitionGroup>>();
+  private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
   private readonly rpc: PeerRpc;
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
   private ticker: ReturnType<typeof setInterval> | undefined;
   private meta!: RaftGroup<MetadataCommand, unknown>;
+  private readonly durablePositions = new ReplicatedPositions((command) =>
+    this.viaLeader(this.meta, () => this.proposeMeta(command), COMMIT_POSITIONS_METHOD, command),
+  );
   private readonly onPeerMessage = (from: string, channel: string, payload: unknown): void => {
     if (!channel.startsWith('raft/')) return;
     this.groups.get(channel.slice(5))?.receive(from, payload);
@@ -95,7 +129,23 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   static async start(options: ClusterEngineOptions): Promise<ClusterEngine> {
     const engine = new ClusterEngine(options);
     await engine.open();
+    await engine.recover();
     return engine;
+  }
+
+  /**
+   * Waits (bounded) until what this broker had committed before a restart is
+   * applied again: topics, then each hosted partition up to its persisted
+   * commit, so a restarted broker serves its data from the first request.
+   */
+  private async recover(): Promise<void> {
+    const committed = (group: { readonly applied: number }, commit: number) => () => (group.applied >= commit ? true : undefined);
+    const timeoutMs = 30_000;
+    await this.until(committed(this.meta, this.meta.status().commit), 'metadata recovery', timeoutMs);
+    for (const creating of [...this.creating.values()]) {
+      const group = await creating;
+      await this.until(committed(group, group.status().commit), `recovery of ${group.id}`, timeoutMs);
+    }
   }
 
   private async open(): Promise<void> {
@@ -107,14 +157,18 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       apply: (command) => this.applyMetadata(command),
       onLeaderChange: () => this.metaEvents.emit('leader'),
     });
-    this.groups.set(META_GROUP, this.meta as RaftGroup<unknown, unknown>);
+    this.groups.set(META_GROUP, this.meta as unknown as RaftGroup<unknown, unknown, unknown>);
     transport.on('message', this.onPeerMessage);
     this.rpc.handle('meta.create', async (_from, body) => this.createTopicHere(parseTopic(body)));
     this.rpc.handle('publish', async (_from, body) => this.publishHere(parseForwarded(body)));
+    this.rpc.handle('partition.fetch', async (_from, body) => this.fetchHere(parseFetch(body)));
+    this.rpc.handle(COMMIT_POSITIONS_METHOD, async (_from, body) => this.proposeMeta(parseForwardedCommit(body)));
     this.ticker = setInterval(() => {
       for (const group of this.groups.values()) group.tick();
     }, RAFT_RUNTIME_TICK_MS);
     this.ticker.unref();
+    this.maintenanceTimer = setInterval(() => this.maintain(), MAINTENANCE_MS);
+    this.maintenanceTimer.unref();
   }
 
   // ---- LogEngine ----------------------------------------------------------------
@@ -160,7 +214,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded) as Promise<AppendOutcome[]>;
   }
 
-  read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] {
+  read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]> {
     return this.partitions.get(partitionGroupId(topic, partition))?.read(offset, maxCount, maxBytes) ?? [];
   }
 
@@ -169,8 +223,16 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return log === undefined ? { start: 0, end: 0 } : { start: log.startOffset, end: log.endOffset };
   }
 
-  offsetForTime(topic: string, partition: number, timeMs: number): number {
-    return this.partitions.get(partitionGroupId(topic, partition))?.offsetForTime(timeMs) ?? 0;
+  async offsetForTime(topic: string, partition: number, timeMs: number): Promise<number> {
+    return (await this.partitions.get(partitionGroupId(topic, partition))?.offsetForTime(timeMs)) ?? 0;
+  }
+
+  commitPositions(durable: string, positions: readonly Cursor[]): Promise<void> {
+    return this.durablePositions.commitPositions(durable, positions);
+  }
+
+  positions(durable: string, pattern: string): Promise<Cursor[]> {
+    return this.durablePositions.positions(durable, pattern);
   }
 
   /** The leader of a partition as this broker knows it. */
@@ -217,21 +279,25 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   async close(): Promise<void> {
     clearInterval(this.ticker);
+    clearInterval(this.maintenanceTimer);
     this.options.transport.off('message', this.onPeerMessage);
     this.rpc.close();
     for (const group of this.groups.values()) group.stop();
+    await Promise.all([...this.disks.values()].map((d) => d.busy));
     await Promise.all([...this.storages].map((s) => s.close()));
+    await Promise.all([...this.disks.values()].map((d) => d.partition.close()));
     this.removeAllListeners();
   }
 
   // ---- internals -------------------------------------------------------------------
 
-  private readonly storages = new Set<DurableRaftStorage<unknown, never>>();
+  private readonly storages = new Set<DurableRaftStorage<unknown, unknown>>();
 
-  private async storage<T>(group: string, voters: readonly NodeId[]): Promise<DurableRaftStorage<T, never>> {
-    const path = this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'raft', `${group.replace(/\//g, '~')}.log`);
-    const storage = await DurableRaftStorage.open<T, never>(path, voters);
-    this.storages.add(storage as DurableRaftStorage<unknown, never>);
+  private async storage<T, S = never>(group: string, voters: readonly NodeId[]): Promise<DurableRaftStorage<T, S>> {
+    const path = this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'raft', `${fileName(group)}.log`);
+    const { fsync, fsyncIntervalMs } = this.options;
+    const storage = await DurableRaftStorage.open<T, S>(path, voters, { fsync, fsyncIntervalMs });
+    this.storages.add(storage as DurableRaftStorage<unknown, unknown>);
     return storage;
   }
 
@@ -247,7 +313,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const result = this.metadata.apply(command);
     if (result.kind === 'created') this.hostPartitions(result.topic);
     this.metaEvents.emit('applied');
-    return result.kind;
+    // Durable position results carry the positions back to the proposer.
+    return result.kind === 'created' || result.kind === 'exists' ? result.kind : result;
+  }
+
+  private proposeMeta(command: CommitPositionsCommand): Promise<unknown> {
+    return this.meta.propose(command, this.options.requestTimeoutMs);
   }
 
   /** Starts the partition groups of a new topic that have a replica here. */
@@ -258,7 +329,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   /** The local group of a partition, created (with its storage) on first need. */
-  private partitionGroup(topic: string, partition: number): Promise<RaftGroup<PublishCommand, AppendOutcome[]>> {
+  private partitionGroup(topic: string, partition: number): Promise<PartitionGroup> {
     const id = partitionGroupId(topic, partition);
     let creating = this.creating.get(id);
     if (creating !== undefined) return creating;
@@ -268,23 +339,119 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       if (!assignment.replicas.includes(this.options.self)) {
         throw new RelayError('NOT_LEADER', `broker ${this.options.self} holds no replica of ${id}`, { leader: assignment.replicas[0] as string });
       }
-      const log = new Partition({ dedupeWindow: this.options.dedupeWindow, retentionBytes: this.options.retentionBytes });
+      const { dataDir, dedupeWindow, retentionBytes, segmentBytes } = this.options;
+      const disk =
+        dataDir === undefined
+          ? undefined
+          : await DiskPartition.open(join(dataDir, 'partitions', fileName(id)), this.options.fs ?? nodeFileSystem, {
+              dedupeWindow,
+              segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024 },
+            });
+      const log: PartitionLog = disk ?? new Partition({ dedupeWindow, retentionBytes });
       this.partitions.set(id, log);
-      const group = new RaftGroup<PublishCommand, AppendOutcome[]>({
+      const storage = await this.storage<PublishCommand, PartitionCheckpoint>(id, assignment.replicas);
+      const checkpoint = disk?.checkpointed;
+      if (checkpoint !== undefined) resumeFromCheckpoint(storage, checkpoint, assignment.replicas);
+      const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
         ...this.groupBase(id, assignment.replicas),
-        storage: await this.storage(id, assignment.replicas),
+        storage,
+        applied: checkpoint?.index ?? 0,
         parseData: parsePublishCommand,
+        parseSnapshot: parseCheckpoint,
+        installSnapshot:
+          disk === undefined
+            ? undefined
+            : (snapshot) => disk.install(snapshot.data, (offset) => this.fetchFromLeader(group, topic, partition, offset)),
         apply: (command) => {
           const outcomes = applyPublish(log, command);
           if (outcomes.some((o) => o.kind === 'stored')) this.emit('appended', topic, partition);
           return outcomes;
         },
       });
-      this.groups.set(id, group as RaftGroup<unknown, unknown>);
+      if (disk !== undefined) {
+        this.disks.set(id, { topic, partition: disk, group, storage, busy: Promise.resolve(), checkpointedAt: this.options.now(), retainedAt: 0 });
+      }
+      this.groups.set(id, group as RaftGroup<unknown, unknown, unknown>);
       return group;
     })();
     this.creating.set(id, creating);
     return creating;
+  }
+
+  /**
+   * Keeps partitions on disk bounded: checkpoints them (then drops the Raft
+   * entries the checkpoint covers) and applies retention. One step per
+   * partition at a time; a failure is logged and retried on the next round.
+   */
+  private maintain(): void {
+    const now = this.options.now();
+    for (const [id, hosted] of this.disks) {
+      if (hosted.running) continue;
+      const due = hosted.group.applied - (hosted.partition.checkpointed?.index ?? 0);
+      const checkpoint = due >= CHECKPOINT_ENTRIES || (due > 0 && now - hosted.checkpointedAt >= CHECKPOINT_MS);
+      const retain = now - hosted.retainedAt >= RETENTION_MS;
+      if (!checkpoint && !retain) continue;
+      hosted.running = true;
+      hosted.busy = (async () => {
+        if (checkpoint) await this.checkpoint(hosted);
+        if (retain) {
+          hosted.retainedAt = now;
+          const result = await hosted.partition.applyRetention(this.retentionFor(hosted.topic), now);
+          if (result.deletedSegments > 0) this.options.log('debug', 'retention deleted segments', { group: id, ...result });
+        }
+      })()
+        .catch((err: unknown) => this.options.log('warn', 'partition maintenance failed', { group: id, error: String(err) }))
+        .finally(() => {
+          hosted.running = false;
+        });
+    }
+  }
+
+  /** Checkpoints a partition at its last applied entry, then compacts its Raft log up to it. */
+  private async checkpoint(hosted: HostedDisk): Promise<void> {
+    const { group, partition, storage } = hosted;
+    const index = group.applied;
+    const term = group.termOf(index);
+    if (term === undefined) return;
+    const checkpoint = partition.capture(index, term);
+    await partition.writeCheckpoint(checkpoint);
+    hosted.checkpointedAt = this.options.now();
+    if (index <= (storage.memory.snapshot()?.meta.index ?? 0)) return;
+    // A leader keeps what a lagging replica still needs, unless the log grew too big: that replica then gets the snapshot.
+    const lagging = group.isLeader() && group.status().progress.some((p) => p.match < index);
+    if (lagging && storage.fileBytes < RAFT_LOG_MAX_BYTES) return;
+    await group.compact(() => storage.compact(index, checkpoint));
+  }
+
+  private retentionFor(topic: string): RetentionPolicy {
+    const match = this.options.topicRetention.find((r) => topicMatches(r.pattern, topic));
+    if (match === undefined) return this.options.retention;
+    const { pattern: _pattern, ...policy } = match;
+    return policy;
+  }
+
+  /** Messages of a partition from `offset`, for a replica installing a snapshot. */
+  private async fetchHere(request: FetchRequest): Promise<FetchResponse> {
+    const log = this.partitions.get(partitionGroupId(request.topic, request.partition));
+    if (log === undefined) throw new RelayError('NOT_LEADER', `no replica of ${request.topic}/${request.partition} here`);
+    return { startOffset: log.startOffset, messages: await log.read(request.offset, FETCH_MESSAGES, FETCH_BYTES) };
+  }
+
+  /** Fetches from the group's leader, waiting for one and retrying (bounded) while it changes. */
+  private async fetchFromLeader(group: PartitionGroup, topic: string, partition: number, offset: number): Promise<FetchResponse> {
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const leader = group.node.leader;
+      if (leader !== null && leader !== this.options.self) {
+        try {
+          return parseFetchResponse(await this.rpc.call(leader, 'partition.fetch', { topic, partition, offset } satisfies FetchRequest, this.options.requestTimeoutMs));
+        } catch (err) {
+          lastError = err;
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new RelayError('NO_QUORUM', `could not fetch ${topic}/${partition} from ${offset} for a snapshot: ${String(lastError)}`);
   }
 
   private createTopicHere(topic: string): Promise<unknown> {
@@ -294,6 +461,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   private async publishHere(forwarded: ForwardedPublish): Promise<AppendOutcome[]> {
+    const id = partitionGroupId(forwarded.topic, forwarded.partition);
+    const health = this.disks.get(id)?.partition.log.health();
+    if (health !== undefined && health.status === 'degraded' && health.writeError !== undefined) {
+      throw new RelayError(health.writeError.code === 'STORAGE_FULL' ? 'STORAGE_FULL' : 'STORAGE_ERROR', `partition ${id}: ${health.writeError.message}`);
+    }
     const group = await this.partitionGroup(forwarded.topic, forwarded.partition);
     const proposal = group.propose(forwarded.command, this.options.requestTimeoutMs, forwarded.ack === 'all');
     if (forwarded.ack === 'none') {
@@ -354,9 +526,84 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 }
 
+type PartitionGroup = RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>;
+
+/** A partition kept on disk by this broker. */
+interface HostedDisk {
+  topic: string;
+  partition: DiskPartition;
+  group: PartitionGroup;
+  storage: DurableRaftStorage<PublishCommand, PartitionCheckpoint>;
+  /** The maintenance step running now, if any. */
+  busy: Promise<void>;
+  running?: boolean;
+  checkpointedAt: number;
+  retainedAt: number;
+}
+
+interface FetchRequest {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+interface FetchResponse {
+  startOffset: number;
+  messages: StoredMessage[];
+}
+
+/** A group id as a file name: `/` is not allowed in one. */
+const fileName = (group: string): string => group.replace(/\//g, '~');
+
+/**
+ * Lines the Raft log up with a partition checkpoint on open: a checkpoint
+ * beyond the log (a snapshot installed, the crash before the log recorded
+ * it) becomes the log's snapshot; a commit index persisted below it is
+ * raised (the checkpoint only holds committed entries).
+ */
+function resumeFromCheckpoint(storage: DurableRaftStorage<PublishCommand, PartitionCheckpoint>, checkpoint: PartitionCheckpoint, voters: readonly NodeId[]): void {
+  const memory = storage.memory;
+  const snapshotIndex = memory.snapshot()?.meta.index ?? 0;
+  if (checkpoint.index < snapshotIndex) {
+    throw new RelayError('STORAGE_ERROR', `partition checkpoint ${checkpoint.index} is behind its Raft snapshot ${snapshotIndex}`);
+  }
+  if (checkpoint.index > memory.lastIndex()) {
+    const snapshot: Snapshot<PartitionCheckpoint> = { meta: { index: checkpoint.index, term: checkpoint.term, conf: { voters } }, data: checkpoint };
+    storage.applySnapshot(snapshot);
+  }
+  const hard = storage.hardState;
+  if (hard.commit < checkpoint.index) storage.setHardState({ ...hard, commit: checkpoint.index });
+}
+
+function parseFetch(body: unknown): FetchRequest {
+  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (typeof o.topic !== 'string' || !Number.isSafeInteger(o.partition) || !Number.isSafeInteger(o.offset) || (o.offset as number) < 0) {
+    throw new RelayError('INVALID_ARGUMENT', 'malformed partition fetch');
+  }
+  return { topic: o.topic, partition: o.partition as number, offset: o.offset as number };
+}
+
+function parseFetchResponse(body: unknown): FetchResponse {
+  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (!Number.isSafeInteger(o.startOffset) || !Array.isArray(o.messages)) throw new RelayError('PROTOCOL_ERROR', 'malformed partition fetch answer');
+  const messages: StoredMessage[] = [];
+  for (const raw of o.messages as unknown[]) {
+    const m = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+    if (!Number.isSafeInteger(m.offset) || !Number.isSafeInteger(m.timestamp) || !(m.data instanceof Uint8Array) || (m.encoding !== 'raw' && m.encoding !== 'msgpack')) {
+      throw new RelayError('PROTOCOL_ERROR', 'malformed message in a partition fetch answer');
+    }
+    const message: StoredMessage = { offset: m.offset as number, timestamp: m.timestamp as number, data: m.data, encoding: m.encoding };
+    if (typeof m.key === 'string') message.key = m.key;
+    if (typeof m.headers === 'object' && m.headers !== null) message.headers = m.headers as Record<string, string>;
+    messages.push(message);
+  }
+  return { startOffset: o.startOffset as number, messages };
+}
+
 function parseMetadataCommand(value: unknown): MetadataCommand | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const o = value as Record<string, unknown>;
+  if (o.type === 'commit-positions') return parseCommitPositions(value);
   if (o.type !== 'create-topic' || typeof o.topic !== 'string' || o.topic.length > 255) return undefined;
   if (!Number.isSafeInteger(o.partitions) || (o.partitions as number) < 1 || (o.partitions as number) > 1024) return undefined;
   if (!Number.isSafeInteger(o.replicationFactor) || (o.replicationFactor as number) < 1) return undefined;

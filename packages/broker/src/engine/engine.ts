@@ -1,4 +1,4 @@
-import type { AckLevel, TopicInfo } from '@relaymq/sdk/protocol';
+import type { AckLevel, Cursor, TopicInfo } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, AppendRequest, StoredMessage } from '../core/partition/partition.js';
 
 /** First and next offset of a partition. */
@@ -16,12 +16,28 @@ export interface LogEngineEvents {
 }
 
 /**
+ * Where the positions of durable subscriptions live: per durable name and
+ * partition, the next offset to deliver.
+ */
+export interface PositionStore {
+  /**
+   * Raises the stored positions of `durable` to `positions` and resolves once
+   * they are stored (in a cluster: committed on a quorum of the metadata
+   * group). Positions never go back: an offset lower than the stored one is
+   * ignored. Rejects with `LIMIT_EXCEEDED` when the table is full.
+   */
+  commitPositions(durable: string, positions: readonly Cursor[]): Promise<void>;
+  /** The stored positions of `durable` in partitions whose topic matches `pattern`; reads what every earlier commit stored. */
+  positions(durable: string, pattern: string): Promise<Cursor[]>;
+}
+
+/**
  * The seam between the broker's client-facing side and where partition logs
  * live. `embedded` engines keep logs on the brokers themselves; a `backbone`
  * engine would map them onto an external replicated log. Client sessions see
  * only this interface.
  */
-export interface LogEngine {
+export interface LogEngine extends PositionStore {
   /**
    * Whether offsets are never reused. True for replicated logs: a resumed
    * position beyond a partition's end means this replica is catching up.
@@ -40,13 +56,18 @@ export interface LogEngine {
    * does not wait). Requests with `ack` `none` skip deduplication.
    */
   append(topic: string, partition: number, requests: AppendRequest[], ack: AckLevel): Promise<AppendOutcome[]>;
-  /** Committed messages from `offset`: at most `maxCount`, and at most `maxBytes` of data unless the first alone exceeds it. */
-  read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[];
+  /**
+   * Committed messages from `offset`: at most `maxCount`, and at most
+   * `maxBytes` of data unless the first alone exceeds it. Synchronous when
+   * they are in memory (live subscribers at the tail), a promise when they
+   * must be read from disk.
+   */
+  read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]>;
   bounds(topic: string, partition: number): PartitionBounds;
   /** The broker leading a partition, when the engine replicates and knows it. */
   leaderOf?(topic: string, partition: number): string | undefined;
   /** First offset stored at or after `timeMs`. */
-  offsetForTime(topic: string, partition: number, timeMs: number): number;
+  offsetForTime(topic: string, partition: number, timeMs: number): Promise<number>;
   on<E extends keyof LogEngineEvents>(event: E, listener: LogEngineEvents[E]): void;
   off<E extends keyof LogEngineEvents>(event: E, listener: LogEngineEvents[E]): void;
   close(): Promise<void>;

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'eventemitter3';
-import { RelayError, type AckLevel, type TopicInfo } from '@relaymq/sdk/protocol';
+import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
+import { DurablePositions } from '../core/metadata/positions.js';
 import { Partition, type AppendOutcome, type AppendRequest, type StoredMessage } from '../core/partition/partition.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
 
@@ -14,12 +15,14 @@ export interface MemoryEngineOptions {
 }
 
 /**
- * A single-node engine holding every partition in memory. Nothing survives a
- * restart; it is the reference the replicated engines are measured against.
+ * A single-node engine holding every partition, and every durable position,
+ * in memory. Nothing survives a restart; it is the reference the replicated
+ * engines are measured against.
  */
 export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEngine {
   readonly offsetsSurviveRestart = false;
   private readonly partitionsByTopic = new Map<string, Partition[]>();
+  private readonly durablePositions = new DurablePositions();
 
   constructor(private readonly options: MemoryEngineOptions) {
     super();
@@ -61,8 +64,17 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
     return log === undefined ? { start: 0, end: 0 } : { start: log.startOffset, end: log.endOffset };
   }
 
-  offsetForTime(topic: string, partition: number, timeMs: number): number {
+  async offsetForTime(topic: string, partition: number, timeMs: number): Promise<number> {
     return this.partitionsByTopic.get(topic)?.[partition]?.offsetForTime(timeMs) ?? 0;
+  }
+
+  async commitPositions(durable: string, positions: readonly Cursor[]): Promise<void> {
+    const result = this.durablePositions.commit(durable, positions);
+    if (result.kind === 'limit') throw new RelayError('LIMIT_EXCEEDED', result.message);
+  }
+
+  async positions(durable: string, pattern: string): Promise<Cursor[]> {
+    return this.durablePositions.get(durable).filter((c) => topicMatches(pattern, c.topic));
   }
 
   async close(): Promise<void> {

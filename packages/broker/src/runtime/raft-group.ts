@@ -1,6 +1,7 @@
 import { RelayError } from '@relaymq/sdk/protocol';
 import {
   createRaftNode,
+  type Snapshot,
   runReadyAsync,
   type Entry,
   type Message,
@@ -17,18 +18,28 @@ import type { DurableRaftStorage } from '../storage/raft-storage.js';
 import { parseRaftMessage } from './raft-wire.js';
 
 /** Settings of one group. */
-export interface RaftGroupOptions<T, R> {
+export interface RaftGroupOptions<T, R, S = never> {
   /** Unique name of the group in the cluster, e.g. `meta` or `p/orders/0`. */
   id: string;
   self: NodeId;
   voters: readonly NodeId[];
   transport: PeerTransport;
-  storage: DurableRaftStorage<T, never>;
+  storage: DurableRaftStorage<T, S>;
   config?: RaftConfigOptions;
+  /** Index the state machine already holds (its checkpoint): applying resumes after it. @defaultValue 0 */
+  applied?: number;
   /** Validates an entry payload from a peer. */
   parseData: (data: unknown) => T | undefined;
   /** Applies a committed payload; its result goes to whoever proposed it here. */
   apply: (data: T, index: number) => R;
+  /** Validates a snapshot payload from a peer; groups without snapshots leave it out (snapshots are then refused). */
+  parseSnapshot?: (data: unknown) => S | undefined;
+  /**
+   * Replaces the state machine with a leader's snapshot, durably, before the
+   * Raft log records it (so a crash in between leaves the state machine
+   * ahead of the log, never behind it).
+   */
+  installSnapshot?: (snapshot: Snapshot<S>) => Promise<void>;
   /** The role or leader changed. */
   onLeaderChange?: (leader: NodeId | null) => void;
   /** Told of fsync durations and leader changes (operations); optional. */
@@ -53,8 +64,8 @@ interface Waiter<R> {
  * rejected with `NOT_LEADER`, so the client retries and deduplication
  * keeps the retry from being stored twice.
  */
-export class RaftGroup<T, R> {
-  readonly node: RaftNode<T, never>;
+export class RaftGroup<T, R, S = never> {
+  readonly node: RaftNode<T, S>;
   private readonly channel: string;
   private readonly waiters = new Map<number, Waiter<R>>();
   /** Committed entries acknowledged only once every voter's match index reaches them (ack `all`). */
@@ -62,28 +73,62 @@ export class RaftGroup<T, R> {
   private processing = false;
   private again = false;
   private stopped = false;
+  /** Why the group stopped: proposals are refused with it. */
+  private stopReason: RelayError | undefined;
   private leader: NodeId | null = null;
   /** Every line of this group carries its id (`group`). */
   private readonly log: LogFunction;
+  /** Index of the last entry applied (or installed by a snapshot). */
+  private appliedIndex: number;
+  /** A compaction waiting for the gap between two Readys. */
+  private compaction: { run: () => Promise<void>; done: (err?: unknown) => void } | undefined;
 
-  constructor(private readonly options: RaftGroupOptions<T, R>) {
+  constructor(private readonly options: RaftGroupOptions<T, R, S>) {
     this.channel = `raft/${options.id}`;
     this.log = childLog(options.log, { group: options.id });
     const hard = options.storage.hardState;
-    this.node = createRaftNode<T, never>({
+    this.appliedIndex = options.applied ?? 0;
+    this.node = createRaftNode<T, S>({
       id: options.self,
       storage: options.storage.reader,
       voters: options.voters,
       // The runtime may use real randomness: it only jitters election timeouts.
       random: { nextInt: (maxExclusive) => Math.floor(Math.random() * maxExclusive) },
       config: options.config,
-      applied: 0,
+      applied: this.appliedIndex,
     });
     if (hard.term > 0) this.log('debug', 'raft group recovered', { term: hard.term, vote: hard.vote });
+    // Alone in its group (a standalone broker): nobody to wait for, lead at once.
+    if (options.voters.length === 1 && options.voters[0] === options.self) {
+      this.node.campaign();
+      queueMicrotask(() => this.process());
+    }
   }
 
   get id(): string {
     return this.options.id;
+  }
+
+  /** Index of the last entry the state machine applied. */
+  get applied(): number {
+    return this.appliedIndex;
+  }
+
+  /** The term of entry `index`, while the log still holds it. */
+  termOf(index: number): number | undefined {
+    return this.options.storage.reader.term(index);
+  }
+
+  /**
+   * Runs `compact` (which may rewrite the Raft log) between two Readys, so it
+   * never races a write; resolves once it ran.
+   */
+  compact(compact: () => Promise<void>): Promise<void> {
+    if (this.compaction !== undefined) return Promise.reject(new Error(`group ${this.options.id}: a compaction is already pending`));
+    return new Promise((resolve, reject) => {
+      this.compaction = { run: compact, done: (err) => (err === undefined ? resolve() : reject(err)) };
+      this.process();
+    });
   }
 
   /** The peer-transport channel of this group. */
@@ -108,7 +153,7 @@ export class RaftGroup<T, R> {
   /** A message for this group from a peer. */
   receive(from: string, payload: unknown): void {
     if (this.stopped) return;
-    const message = parseRaftMessage(payload, this.options.parseData);
+    const message = parseRaftMessage(payload, this.options.parseData, this.options.parseSnapshot);
     if (message === undefined || message.from !== from || message.to !== this.options.self) {
       this.log('warn', 'dropping malformed raft message', { from, term: this.node.status().term });
       return;
@@ -123,6 +168,7 @@ export class RaftGroup<T, R> {
    * does not lead the group, or `LIMIT_EXCEEDED` when too much is uncommitted.
    */
   propose(data: T, timeoutMs: number, onAllReplicas = false): Promise<R> {
+    if (this.stopReason !== undefined) return Promise.reject(this.stopReason);
     const result = this.node.propose(data);
     if (!result.ok) {
       if (result.reason === 'overloaded') return Promise.reject(new RelayError('LIMIT_EXCEEDED', `group ${this.options.id} has too much uncommitted`));
@@ -169,14 +215,17 @@ export class RaftGroup<T, R> {
     return result.ok;
   }
 
-  stop(): void {
+  stop(reason = new RelayError('SHUTTING_DOWN', `group ${this.options.id} stopped`)): void {
+    this.stopReason = reason;
     this.stopped = true;
     for (const waiting of this.awaitingAll) clearTimeout(waiting.timer);
     this.awaitingAll = [];
     for (const [index, waiter] of this.waiters) {
-      waiter.reject(new RelayError('SHUTTING_DOWN', `group ${this.options.id} stopped`));
+      waiter.reject(reason);
       this.waiters.delete(index);
     }
+    this.compaction?.done(reason);
+    this.compaction = undefined;
   }
 
   /** Drains every Ready, one at a time (the runner's order must never interleave). */
@@ -193,11 +242,22 @@ export class RaftGroup<T, R> {
           while (!this.stopped && (await runReadyAsync(this.node, this.io))) {
             // keep going until the core has nothing more
           }
+          const compaction = this.compaction;
+          if (compaction !== undefined && !this.stopped) {
+            this.compaction = undefined;
+            await compaction.run().then(
+              () => compaction.done(),
+              (err: unknown) => compaction.done(err),
+            );
+            this.again = true;
+          }
         } while (this.again && !this.stopped);
       } catch (err) {
         // A failed write: the node cannot continue safely on this state. Stop the group loudly.
+        // Publishes are then refused with a storage code; what was acknowledged is on disk already. A restart recovers.
         this.log('error', 'raft group stopped after a storage failure', { term: this.node.status().term, error: String(err) });
-        this.stop();
+        const full = (err as { code?: unknown }).code === 'ENOSPC';
+        this.stop(new RelayError(full ? 'STORAGE_FULL' : 'STORAGE_ERROR', `group ${this.options.id} stopped: its log could not be written (${String(err)})`));
       } finally {
         this.processing = false;
       }
@@ -208,11 +268,14 @@ export class RaftGroup<T, R> {
 
   private readonly io = {
     storage: {
-      applySnapshot: (): void => {
-        throw new Error('snapshots are not used yet');
+      applySnapshot: async (snapshot: Snapshot<S>): Promise<void> => {
+        if (this.options.installSnapshot === undefined) throw new Error(`group ${this.options.id} cannot install snapshots`);
+        await this.options.installSnapshot(snapshot);
+        this.options.storage.applySnapshot(snapshot);
+        this.appliedIndex = Math.max(this.appliedIndex, snapshot.meta.index);
       },
       append: (entries: readonly Entry<T>[]): void => this.options.storage.append(entries),
-      setHardState: (hardState: Parameters<DurableRaftStorage<T, never>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
+      setHardState: (hardState: Parameters<DurableRaftStorage<T, S>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
       sync: async (): Promise<void> => {
         const observer = this.options.observer;
         if (observer === undefined) return this.options.storage.sync();
@@ -221,14 +284,15 @@ export class RaftGroup<T, R> {
         observer.fsync((performance.now() - started) / 1000);
       },
     },
-    send: (messages: readonly Message<T, never>[]): void => {
+    send: (messages: readonly Message<T, S>[]): void => {
       for (const message of messages) this.options.transport.send(message.to, this.channel, message);
     },
     restore: (): void => {
-      throw new Error('snapshots are not used yet');
+      // installSnapshot already replaced the state machine, before the log recorded the snapshot.
     },
     apply: (entries: readonly Entry<T>[]): void => {
       for (const entry of entries) {
+        this.appliedIndex = entry.index;
         const waiter = this.waiters.get(entry.index);
         if (waiter !== undefined) this.waiters.delete(entry.index);
         if (entry.type !== 'normal') {

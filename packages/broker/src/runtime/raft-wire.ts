@@ -1,12 +1,17 @@
-import type { Entry, Message } from '../core/raft/index.js';
+import type { Entry, Message, Snapshot } from '../core/raft/index.js';
 
 /**
  * Checks a Raft message that arrived from a peer before the core sees it: the
  * core trusts its inputs, the network is not to be trusted. `parseData`
- * validates an entry payload. Returns undefined for anything malformed.
- * Snapshot messages are refused: groups do not compact their logs yet.
+ * validates an entry payload, `parseSnapshot` a snapshot's (groups without
+ * snapshots pass none, and snapshot messages are refused). Returns undefined
+ * for anything malformed.
  */
-export function parseRaftMessage<T>(value: unknown, parseData: (data: unknown) => T | undefined): Message<T, never> | undefined {
+export function parseRaftMessage<T, S = never>(
+  value: unknown,
+  parseData: (data: unknown) => T | undefined,
+  parseSnapshot?: (data: unknown) => S | undefined,
+): Message<T, S> | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const o = value as Record<string, unknown>;
   if (!isId(o.from) || !isId(o.to) || !isUint(o.term)) return undefined;
@@ -40,9 +45,25 @@ export function parseRaftMessage<T>(value: unknown, parseData: (data: unknown) =
       return { ...base, type: 'heartbeat-resp' };
     case 'timeout-now':
       return { ...base, type: 'timeout-now' };
+    case 'snapshot': {
+      const snapshot = parseSnapshot === undefined ? undefined : parseSnapshotOf(o.snapshot, parseSnapshot);
+      return snapshot === undefined ? undefined : { ...base, type: 'snapshot', snapshot };
+    }
     default:
       return undefined;
   }
+}
+
+function parseSnapshotOf<S>(value: unknown, parseData: (data: unknown) => S | undefined): Snapshot<S> | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { meta, data } = value as Record<string, unknown>;
+  if (typeof meta !== 'object' || meta === null) return undefined;
+  const { index, term, conf } = meta as Record<string, unknown>;
+  if (!isUint(index) || !isUint(term) || typeof conf !== 'object' || conf === null) return undefined;
+  const voters = (conf as Record<string, unknown>).voters;
+  if (!Array.isArray(voters) || voters.length > 64 || !voters.every(isId)) return undefined;
+  const parsed = parseData(data);
+  return parsed === undefined ? undefined : { meta: { index, term, conf: { voters: voters as string[] } }, data: parsed };
 }
 
 function parseEntry<T>(value: unknown, parseData: (data: unknown) => T | undefined): Entry<T> | undefined {

@@ -6,6 +6,8 @@ import {
   type Ack,
   type BrokerFrame,
   type ClusterView,
+  type CommitFrame,
+  type Cursor,
   type DeliveryBatch,
   type MetadataFrame,
   type NackFrame,
@@ -43,8 +45,13 @@ export interface SessionContext {
   readonly observer?: BrokerObserver;
 }
 
+/** Durable position commits one session may have in flight; the SDK sends one at a time. */
+const MAX_COMMITS_IN_FLIGHT = 16;
+
 /** Most messages and data bytes in one `message` frame. */
 const MAX_DELIVERY_BATCH = 1000;
+/** A failed disk read for a subscriber is retried after this long. */
+const READ_RETRY_MS = 1000;
 const MAX_DELIVERY_BYTES = 512 * 1024;
 
 /** WebSocket close codes used for fatal errors (RFC 6455 §7.4.1). */
@@ -72,6 +79,14 @@ export class ClientSession {
   private lastInboundMs: number;
   private pingId = 0;
   private readonly subscriptions = new Map<number, Subscription>();
+  /**
+   * Subscriptions whose `subscribe` is still placing cursors (a time lookup may read the disk,
+   * a durable one reads stored positions); an unsubscribe that overtakes one removes it.
+   */
+  private readonly starting = new Set<number>();
+  /** Subscriptions waiting for a read from disk. */
+  private readonly reading = new Set<Subscription>();
+  private commitsInFlight = 0;
   private outboundBytes = 0;
   private pumpScheduled = false;
   /** Settles once every batch received so far was handed to the engine (undefined: nothing pending). */
@@ -119,13 +134,16 @@ export class ClientSession {
           this.publish(frame);
           return;
         case 'subscribe':
-          this.subscribe(frame);
+          void this.subscribe(frame);
           return;
         case 'credit':
           this.credit(frame.subscription, frame.credit);
           return;
         case 'unsubscribe':
           this.unsubscribe(frame.id, frame.subscription);
+          return;
+        case 'commit':
+          this.commit(frame);
           return;
         case 'metadata':
           this.metadata(frame);
@@ -183,6 +201,7 @@ export class ClientSession {
     clearTimeout(this.helloTimer);
     this.ctx.engine.off('appended', this.onAppended);
     this.subscriptions.clear();
+    this.starting.clear();
     this.onEnd(this);
   }
 
@@ -294,14 +313,30 @@ export class ClientSession {
     return this.ctx.engine.append(batch.topic, batch.partition, requests, batch.ack);
   }
 
-  private subscribe(frame: SubscribeFrame): void {
-    if (this.subscriptions.has(frame.subscription)) {
+  private async subscribe(frame: SubscribeFrame): Promise<void> {
+    if (this.subscriptions.has(frame.subscription) || this.starting.has(frame.subscription)) {
       this.send({ type: 'error', id: frame.id, code: 'INVALID_ARGUMENT', message: `subscription ${frame.subscription} already exists` });
       return;
     }
     const credit = Math.min(frame.credit, this.ctx.options.maxCredit);
     const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit);
-    const { cursors, resets } = subscription.start(this.ctx.engine, frame.resume);
+    this.starting.add(frame.subscription);
+    let started: Awaited<ReturnType<Subscription['start']>>;
+    try {
+      // Durable: stored positions come first, except where the client resumes from a position of its own.
+      const resume =
+        frame.durable === undefined
+          ? frame.resume
+          : withStoredPositions(frame.resume, await this.ctx.engine.positions(frame.durable, frame.pattern));
+      started = await subscription.start(this.ctx.engine, resume);
+    } catch (err) {
+      if (!this.starting.delete(frame.subscription)) return; // unsubscribed or closed meanwhile
+      const error = asRelayError(err);
+      this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
+      return;
+    }
+    if (!this.starting.delete(frame.subscription) || this.state !== 'open') return;
+    const { cursors, resets } = started;
     this.subscriptions.set(frame.subscription, subscription);
     const reply: BrokerFrame = { type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors };
     if (resets.length > 0) reply.resets = resets;
@@ -317,11 +352,32 @@ export class ClientSession {
   }
 
   private unsubscribe(id: number, subscription: number): void {
-    if (!this.subscriptions.delete(subscription)) {
+    if (!this.subscriptions.delete(subscription) && !this.starting.delete(subscription)) {
       this.send({ type: 'error', id, code: 'SUBSCRIPTION_NOT_FOUND', message: `no subscription ${subscription}` });
       return;
     }
     this.send({ type: 'unsubscribed', id, subscription });
+  }
+
+  /** Stores durable positions, answering `committed` once the engine holds them. */
+  private commit(frame: CommitFrame): void {
+    const refuse = (error: RelayError): void => this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
+    if (this.commitsInFlight >= MAX_COMMITS_IN_FLIGHT) {
+      refuse(new RelayError('LIMIT_EXCEEDED', `more than ${MAX_COMMITS_IN_FLIGHT} commits in flight; wait for their answers`));
+      return;
+    }
+    for (const position of frame.positions) {
+      const partitions = this.ctx.engine.partitionCount(position.topic);
+      if (partitions === undefined) return refuse(new RelayError('INVALID_TOPIC', `topic ${position.topic} does not exist`));
+      if (position.partition >= partitions) {
+        return refuse(new RelayError('INVALID_PARTITION', `topic ${position.topic} has ${partitions} partitions; partition ${position.partition} does not exist`));
+      }
+    }
+    this.commitsInFlight++;
+    void this.ctx.engine.commitPositions(frame.durable, frame.positions).then(
+      () => this.send({ type: 'committed', id: frame.id }),
+      (err: unknown) => refuse(asRelayError(err)),
+    ).finally(() => this.commitsInFlight--);
   }
 
   private metadata(frame: MetadataFrame): void {
@@ -360,35 +416,75 @@ export class ClientSession {
     });
   }
 
-  /** Sends what credit and the socket allow; never buffers messages of its own. */
+  /**
+   * Sends what credit and the socket allow; never buffers messages of its own.
+   * Reads served from memory go out at once; a read that needs the disk
+   * pauses its subscription until it completes (one at a time, in order).
+   */
   private pump(): void {
     if (this.state !== 'open') return;
     const { engine, options } = this.ctx;
     for (const subscription of this.subscriptions.values()) {
-      while (subscription.credit > 0 && this.outboundBytes < options.outboundHighWaterBytes) {
+      while (!this.reading.has(subscription) && subscription.credit > 0 && this.outboundBytes < options.outboundHighWaterBytes) {
         const batches: DeliveryBatch[] = [];
-        let count = 0;
         let bytes = 0;
-        const observer = this.ctx.observer;
+        let count = 0;
         for (const cursor of subscription.cursors.values()) {
           const room = Math.min(subscription.credit, MAX_DELIVERY_BATCH) - count;
           if (room <= 0 || bytes >= MAX_DELIVERY_BYTES) break;
           const stored = engine.read(cursor.topic, cursor.partition, cursor.offset, room, MAX_DELIVERY_BYTES - bytes);
-          const first = stored[0];
-          if (first === undefined) continue;
-          batches.push({ topic: cursor.topic, partition: cursor.partition, firstOffset: first.offset, messages: stored.map(toFrame) });
-          const batchBytes = dataBytes(stored);
-          bytes += batchBytes;
-          observer?.delivered(cursor.topic, stored.length, batchBytes);
+          if (!Array.isArray(stored)) {
+            this.readFromDisk(subscription, cursor, stored);
+            break;
+          }
+          const batch = this.advance(cursor, stored);
+          if (batch === undefined) continue;
+          batches.push(batch);
+          for (const message of stored) bytes += message.data.length;
           count += stored.length;
-          cursor.offset = first.offset + stored.length;
         }
         if (count === 0) break;
-        subscription.credit -= count;
-        this.delivered += count;
-        this.send({ type: 'message', subscription: subscription.id, batches });
+        this.deliver(subscription, batches, count);
       }
     }
+  }
+
+  /** Delivers a disk read once it completes, then pumps again; a failed read is retried a little later. */
+  private readFromDisk(subscription: Subscription, cursor: Cursor, reading: Promise<StoredMessage[]>): void {
+    this.reading.add(subscription);
+    const live = (): boolean => this.state === 'open' && this.subscriptions.get(subscription.id) === subscription;
+    reading.then(
+      (stored) => {
+        this.reading.delete(subscription);
+        if (!live()) return;
+        const batch = this.advance(cursor, stored);
+        if (batch !== undefined) this.deliver(subscription, [batch], stored.length);
+        this.schedulePump();
+      },
+      (err: unknown) => {
+        this.ctx.options.log('warn', 'reading for a subscriber failed; retrying', { topic: cursor.topic, partition: cursor.partition, offset: cursor.offset, error: String(err) });
+        setTimeout(() => {
+          this.reading.delete(subscription);
+          if (live()) this.schedulePump();
+        }, READ_RETRY_MS).unref();
+      },
+    );
+  }
+
+  /** Moves `cursor` past `stored` and returns them as a delivery batch (none when empty). */
+  private advance(cursor: Cursor, stored: StoredMessage[]): DeliveryBatch | undefined {
+    const first = stored[0];
+    if (first === undefined) return undefined;
+    cursor.offset = first.offset + stored.length;
+    return { topic: cursor.topic, partition: cursor.partition, firstOffset: first.offset, messages: stored.map(toFrame) };
+  }
+
+  private deliver(subscription: Subscription, batches: DeliveryBatch[], count: number): void {
+    subscription.credit -= count;
+    this.delivered += count;
+    const observer = this.ctx.observer;
+    if (observer !== undefined) for (const batch of batches) observer.delivered(batch.topic, batch.messages.length, dataBytes(batch.messages));
+    this.send({ type: 'message', subscription: subscription.id, batches });
   }
 
   private send(frame: BrokerFrame): void {
@@ -425,6 +521,12 @@ function dataBytes(messages: ReadonlyArray<{ data: Uint8Array }>): number {
 function asRelayError(err: unknown): RelayError {
   if (err instanceof RelayError) return err;
   return new RelayError('INTERNAL', 'internal broker error', { cause: err });
+}
+
+/** The client's resume cursors, plus the stored durable positions of partitions it did not name. */
+function withStoredPositions(resume: readonly Cursor[], stored: readonly Cursor[]): Cursor[] {
+  const named = new Set(resume.map((c) => `${c.partition}:${c.topic}`));
+  return [...resume, ...stored.filter((c) => !named.has(`${c.partition}:${c.topic}`))];
 }
 
 function nack(id: number, error: RelayError): NackFrame {

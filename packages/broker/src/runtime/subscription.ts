@@ -38,7 +38,7 @@ export class Subscription {
    * Places a cursor on every partition the pattern matches now: a resumed
    * position when the client knows one, otherwise where `from` says.
    */
-  start(engine: LogEngine, resume: readonly Cursor[]): { cursors: Cursor[]; resets: Cursor[] } {
+  async start(engine: LogEngine, resume: readonly Cursor[]): Promise<{ cursors: Cursor[]; resets: Cursor[] }> {
     const resets: Cursor[] = [];
     for (const cursor of resume) {
       if (!this.matches(cursor.topic)) continue;
@@ -52,32 +52,41 @@ export class Subscription {
     for (const topic of engine.topics()) {
       if (!this.matches(topic)) continue;
       const count = engine.partitionCount(topic) ?? 0;
-      for (let partition = 0; partition < count; partition++) this.cursorFor(engine, topic, partition, true);
+      for (let partition = 0; partition < count; partition++) {
+        const key = cursorKey(topic, partition);
+        if (this.cursors.has(key)) continue;
+        const offset = await this.startOffset(engine, topic, partition);
+        if (!this.cursors.has(key)) this.cursors.set(key, { topic, partition, offset });
+      }
     }
     return { cursors: [...this.cursors.values()].map((c) => ({ ...c })), resets };
   }
 
   /**
-   * The cursor of a partition, created on first sight. A partition that exists
-   * when the subscription starts begins where `from` says; one that appears
-   * later is new to the subscriber, so it begins at its start.
+   * The cursor of a partition that appeared after the subscription started:
+   * it is new to the subscriber, so it begins at its start (or at `from`'s
+   * offset, if later).
    */
-  cursorFor(engine: LogEngine, topic: string, partition: number, atStart = false): Cursor {
+  cursorFor(engine: LogEngine, topic: string, partition: number): Cursor {
     const key = cursorKey(topic, partition);
     let cursor = this.cursors.get(key);
     if (cursor === undefined) {
-      cursor = { topic, partition, offset: this.initialOffset(engine, topic, partition, atStart) };
+      const { start } = engine.bounds(topic, partition);
+      const from = this.from;
+      cursor = { topic, partition, offset: typeof from === 'object' && 'offset' in from ? Math.max(from.offset, start) : start };
       this.cursors.set(key, cursor);
     }
     return cursor;
   }
 
-  private initialOffset(engine: LogEngine, topic: string, partition: number, atStart: boolean): number {
+  /** Where a partition that exists when the subscription starts begins: where `from` says. */
+  private async startOffset(engine: LogEngine, topic: string, partition: number): Promise<number> {
     const { start, end } = engine.bounds(topic, partition);
     const from = this.from;
     if (from === 'earliest') return start;
-    if (from === 'new') return atStart ? end : start;
-    if ('offset' in from) return Math.max(from.offset, start);
-    return atStart ? engine.offsetForTime(topic, partition, from.time) : start;
+    if (from === 'new') return end;
+    // An offset retention already removed is kept: delivery starts at the first retained one and the SDK reports the gap.
+    if ('offset' in from) return from.offset;
+    return engine.offsetForTime(topic, partition, from.time);
   }
 }

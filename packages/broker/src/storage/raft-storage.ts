@@ -7,31 +7,52 @@ type RaftRecord<T, S> =
   | { r: 'hard'; term: number; vote: NodeId | null; commit: number }
   | { r: 'snapshot'; snapshot: Snapshot<S> };
 
+/** When the Raft log is fsynced. */
+export interface RaftStorageOptions {
+  /**
+   * `always`: before any message that depends on a write leaves (the entry
+   * is on disk before it counts toward a quorum). `interval`: entries are
+   * written at once but fsynced every `fsyncIntervalMs`; a term or vote change
+   * is still fsynced at once, since Raft is unsafe if a node forgets its vote.
+   */
+  fsync: 'always' | 'interval';
+  fsyncIntervalMs: number;
+}
+
+const ALWAYS: RaftStorageOptions = { fsync: 'always', fsyncIntervalMs: 1000 };
+
 /**
  * A Raft group's stable storage: an in-memory copy the core reads, backed by
  * an append-only record file. Entries, hard state (term, vote) and snapshots
  * are written as records; `sync()` writes them out in one write and fsyncs,
  * so a broker that restarts never forgets a vote or an acknowledged entry.
  * Recovery replays the records: a later `entries` record overwrites a
- * conflicting suffix, exactly as the core's append did.
+ * conflicting suffix, exactly as the core's append did. {@link compact}
+ * rewrites the file without the entries a snapshot covers.
  */
 export class DurableRaftStorage<T, S> {
+  private voteChanged = false;
+  private fsyncTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Observes every fsync's duration in seconds (metrics). */
+  onFsync: ((seconds: number) => void) | undefined;
+
   private constructor(
     readonly memory: MemoryStorage<T, S>,
     private readonly file: RecordFile | undefined,
+    private readonly options: RaftStorageOptions,
   ) {}
 
   /** Opens (or creates) the log at `path`; `undefined` keeps it in memory only (tests, in-memory brokers). */
-  static async open<T, S>(path: string | undefined, voters: readonly NodeId[]): Promise<DurableRaftStorage<T, S>> {
+  static async open<T, S>(path: string | undefined, voters: readonly NodeId[], options: RaftStorageOptions = ALWAYS): Promise<DurableRaftStorage<T, S>> {
     const memory = new MemoryStorage<T, S>(voters);
-    if (path === undefined) return new DurableRaftStorage(memory, undefined);
+    if (path === undefined) return new DurableRaftStorage(memory, undefined, options);
     const { file, recovered } = await RecordFile.open(path);
     for (const record of recovered.records as Array<RaftRecord<T, S>>) {
       if (record.r === 'entries') memory.append(record.entries);
       else if (record.r === 'hard') memory.setHardState({ term: record.term, vote: record.vote, commit: record.commit });
       else if (record.r === 'snapshot') memory.applySnapshot(record.snapshot);
     }
-    return new DurableRaftStorage(memory, file);
+    return new DurableRaftStorage(memory, file, options);
   }
 
   /** The read side the core consumes. */
@@ -42,6 +63,11 @@ export class DurableRaftStorage<T, S> {
   /** What was persisted before a restart. */
   get hardState(): HardState {
     return this.memory.getHardState();
+  }
+
+  /** Bytes of the log file (0 in memory). */
+  get fileBytes(): number {
+    return this.file?.bytes ?? 0;
   }
 
   applySnapshot(snapshot: Snapshot<S>): void {
@@ -55,16 +81,49 @@ export class DurableRaftStorage<T, S> {
   }
 
   setHardState(hardState: HardState): void {
+    const before = this.memory.getHardState();
+    if (before.term !== hardState.term || before.vote !== hardState.vote) this.voteChanged = true;
     this.memory.setHardState(hardState);
     this.file?.append({ r: 'hard', term: hardState.term, vote: hardState.vote, commit: hardState.commit } satisfies RaftRecord<T, S>);
   }
 
-  /** Writes what was appended and fsyncs it (one write and one fsync for the whole batch). */
+  /** Writes what was appended in one write and, as the fsync policy says, fsyncs it. */
   async sync(): Promise<void> {
-    await this.file?.flush(true);
+    if (this.file === undefined) return;
+    if (this.options.fsync === 'always' || this.voteChanged) {
+      this.voteChanged = false;
+      const started = performance.now();
+      await this.file.flush(true);
+      this.onFsync?.((performance.now() - started) / 1000);
+      return;
+    }
+    await this.file.flush(false);
+    this.fsyncTimer ??= setTimeout(() => {
+      this.fsyncTimer = undefined;
+      this.file?.flush(true).catch(() => {}); // a failure shows on the next flush, which shares the file's chain
+    }, this.options.fsyncIntervalMs).unref();
+  }
+
+  /**
+   * Records a snapshot of the state machine at `index` (applied) and drops
+   * the entries it covers, in memory and on disk (the file is rewritten with
+   * the snapshot, the hard state and the entries after it). Call it between
+   * two `Ready`s, never while one is being persisted.
+   */
+  async compact(index: number, data: S): Promise<void> {
+    const snapshot = this.memory.createSnapshot(index, data);
+    this.memory.compact(index);
+    if (this.file === undefined) return;
+    const hard = this.memory.getHardState();
+    const first = this.memory.firstIndex();
+    const last = this.memory.lastIndex();
+    const records: Array<RaftRecord<T, S>> = [{ r: 'snapshot', snapshot }, { r: 'hard', term: hard.term, vote: hard.vote, commit: hard.commit }];
+    if (last >= first) records.push({ r: 'entries', entries: [...this.memory.entries(first, last + 1, Number.MAX_SAFE_INTEGER)] });
+    await this.file.rewrite(records);
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.fsyncTimer);
     await this.file?.close();
   }
 }

@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib';
-import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
 
@@ -29,8 +29,9 @@ export class RecordFile {
   private flushing: Promise<void> = Promise.resolve();
 
   private constructor(
-    private readonly handle: FileHandle,
+    private handle: FileHandle,
     private size: number,
+    private readonly path: string,
   ) {}
 
   /** Opens (creating) `path` and returns the records it holds. */
@@ -49,7 +50,7 @@ export class RecordFile {
     const bytes = await handle.readFile();
     const { records, validBytes } = parseRecords(bytes);
     if (validBytes < bytes.length) await handle.truncate(validBytes);
-    return { file: new RecordFile(handle, validBytes), recovered: { records, truncatedBytes: bytes.length - validBytes } };
+    return { file: new RecordFile(handle, validBytes, path), recovered: { records, truncatedBytes: bytes.length - validBytes } };
   }
 
   /** Bytes in the file, written or queued. */
@@ -59,12 +60,9 @@ export class RecordFile {
 
   /** Queues a record; it reaches the file with the next `flush`. */
   append(record: unknown): void {
-    const body = encodeValue(record);
-    const header = Buffer.allocUnsafe(HEADER_BYTES);
-    header.writeUInt32BE(body.length, 0);
-    header.writeUInt32BE(crc32(body), 4);
-    this.pending.push(header, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-    this.pendingBytes += HEADER_BYTES + body.length;
+    const [header, body] = encodeRecord(record);
+    this.pending.push(header, body);
+    this.pendingBytes += header.length + body.length;
   }
 
   /**
@@ -87,10 +85,51 @@ export class RecordFile {
     return this.flushing;
   }
 
+  /**
+   * Replaces the whole file with `records` (compaction), atomically: they are
+   * written to a temporary file, fsynced and renamed over this one, so a crash
+   * leaves either file, never a mix. Records queued and not flushed are dropped:
+   * call it when `records` already include them.
+   */
+  rewrite(records: readonly unknown[]): Promise<void> {
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.flushing = this.flushing.then(async () => {
+      const tmp = `${this.path}.tmp`;
+      const chunks: Buffer[] = [];
+      for (const record of records) chunks.push(...encodeRecord(record));
+      const body = Buffer.concat(chunks);
+      const next = await open(tmp, 'w');
+      try {
+        await next.write(body);
+        await next.datasync();
+      } finally {
+        await next.close();
+      }
+      await rename(tmp, this.path);
+      const dir = await open(dirname(this.path), 'r');
+      await dir.sync().finally(() => dir.close());
+      const old = this.handle;
+      this.handle = await open(this.path, 'a');
+      this.size = body.length;
+      await old.close();
+    });
+    return this.flushing;
+  }
+
   async close(): Promise<void> {
     await this.flush(true).catch(() => {});
     await this.handle.close();
   }
+}
+
+/** A record as its header (length, crc32) and body. */
+function encodeRecord(record: unknown): [Buffer, Buffer] {
+  const body = encodeValue(record);
+  const header = Buffer.allocUnsafe(HEADER_BYTES);
+  header.writeUInt32BE(body.length, 0);
+  header.writeUInt32BE(crc32(body), 4);
+  return [header, Buffer.from(body.buffer, body.byteOffset, body.byteLength)];
 }
 
 /** Reads records until the end or the first that is truncated or fails its checksum. */

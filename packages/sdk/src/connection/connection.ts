@@ -13,9 +13,9 @@ import {
 import { OPEN, type WebSocketConstructor, type WebSocketLike } from '../transport/websocket.js';
 
 /** Frames that answer a request, by the `id` of that request. */
-type Reply = Extract<BrokerFrame, { type: 'subscribed' | 'unsubscribed' | 'topics' | 'pong' }>;
+type Reply = Extract<BrokerFrame, { type: 'subscribed' | 'unsubscribed' | 'committed' | 'topics' | 'pong' }>;
 /** Requests a connection can correlate. */
-type Request = Extract<ClientFrame, { type: 'subscribe' | 'unsubscribe' | 'metadata' | 'ping' }>;
+type Request = Extract<ClientFrame, { type: 'subscribe' | 'unsubscribe' | 'commit' | 'metadata' | 'ping' }>;
 
 /** A request before the connection assigns its `id`. */
 type Unsent<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -220,6 +220,7 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
     switch (frame.type) {
       case 'subscribed':
       case 'unsubscribed':
+      case 'committed':
       case 'topics':
       case 'pong':
         this.settle(frame.id, frame);

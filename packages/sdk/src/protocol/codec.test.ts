@@ -103,6 +103,9 @@ const deliveryBatchArb: fc.Arbitrary<DeliveryBatch> = fc.record({
 
 const cursorArb: fc.Arbitrary<Cursor> = fc.record({ topic: topicArb, partition: uintArb, offset: uintArb });
 
+const DURABLE_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-';
+const durableArb = fc.string({ unit: fc.constantFrom(...DURABLE_CHARS), minLength: 1, maxLength: 128 });
+
 const startPositionArb: fc.Arbitrary<StartPosition> = fc.oneof(
   fc.constant('new' as const),
   fc.constant('earliest' as const),
@@ -138,14 +141,24 @@ const clientFrameArbs = {
     { requiredKeys: ['type', 'version', 'clientId', 'producerId'] },
   ),
   publish: fc.record({ type: fc.constant('publish' as const), batches: fc.array(publishBatchArb, { maxLength: 3 }) }),
-  subscribe: fc.record({
-    type: fc.constant('subscribe' as const),
+  subscribe: fc.record(
+    {
+      type: fc.constant('subscribe' as const),
+      id: uintArb,
+      subscription: uintArb,
+      pattern: patternArb,
+      from: startPositionArb,
+      resume: fc.array(cursorArb, { maxLength: 4 }),
+      credit: uintArb,
+      durable: durableArb,
+    },
+    { requiredKeys: ['type', 'id', 'subscription', 'pattern', 'from', 'resume', 'credit'] },
+  ),
+  commit: fc.record({
+    type: fc.constant('commit' as const),
     id: uintArb,
-    subscription: uintArb,
-    pattern: patternArb,
-    from: startPositionArb,
-    resume: fc.array(cursorArb, { maxLength: 4 }),
-    credit: uintArb,
+    durable: durableArb,
+    positions: fc.array(cursorArb, { maxLength: 4 }),
   }),
   credit: fc.record({ type: fc.constant('credit' as const), subscription: uintArb, credit: uintArb }),
   unsubscribe: fc.record({ type: fc.constant('unsubscribe' as const), id: uintArb, subscription: uintArb }),
@@ -193,6 +206,7 @@ const brokerFrameArbs = {
     batches: fc.array(deliveryBatchArb, { maxLength: 3 }),
   }),
   unsubscribed: fc.record({ type: fc.constant('unsubscribed' as const), id: uintArb, subscription: uintArb }),
+  committed: fc.record({ type: fc.constant('committed' as const), id: uintArb }),
   topics: fc.record({
     type: fc.constant('topics' as const),
     id: uintArb,
@@ -778,6 +792,35 @@ describe('frame shape', () => {
       expectRelayError(() =>
         decodeClientFrame(encodeValue({ type: 'subscribe', id: 1, subscription: 1, pattern: 'a', from, resume: [], credit: 1 }), MAX_PAYLOAD),
       );
+    }
+  });
+
+  it.each([
+    ['empty', ''],
+    ['too long', 'd'.repeat(129)],
+    ['a space', 'bill ing'],
+    ['a slash', 'billing/eu'],
+    ['a wildcard', 'billing.*'],
+    ['a number', 7],
+  ])('rejects a durable name that is %s, in subscribe and in commit', (_name, durable) => {
+    const subscribe = { type: 'subscribe', id: 1, subscription: 1, pattern: 'a', from: 'new', resume: [], credit: 1, durable };
+    expectRelayError(() => decodeClientFrame(encodeValue(subscribe), MAX_PAYLOAD));
+    expectRelayError(() => decodeClientFrame(encodeValue({ type: 'commit', id: 1, durable, positions: [] }), MAX_PAYLOAD));
+  });
+
+  it('accepts a durable name of 128 characters and reads an absent one as absent', () => {
+    const durable = 'd'.repeat(128);
+    const commit: ClientFrame = { type: 'commit', id: 3, durable, positions: [{ topic: 'orders', partition: 1, offset: 9 }] };
+    expect(plain(decodeClientFrame(encodeFrame(commit), MAX_PAYLOAD))).toStrictEqual(plain(commit));
+    const subscribe = { type: 'subscribe', id: 1, subscription: 1, pattern: 'a', from: 'new', resume: [], credit: 1, durable: null };
+    expect(decodeClientFrame(encodeValue(subscribe), MAX_PAYLOAD)).not.toHaveProperty('durable');
+  });
+
+  it('rejects a commit with more than FIELD_LIMITS.maxList positions or a bad cursor', () => {
+    const positions = Array.from({ length: FIELD_LIMITS.maxList + 1 }, () => ({ topic: 'a', partition: 0, offset: 0 }));
+    expectRelayError(() => decodeClientFrame(encodeValue({ type: 'commit', id: 1, durable: 'd', positions }), 64 * MAX_PAYLOAD));
+    for (const bad of [{ topic: 'a.*', partition: 0, offset: 0 }, { topic: 'a', partition: -1, offset: 0 }, { topic: 'a', partition: 0, offset: 1.5 }]) {
+      expectRelayError(() => decodeClientFrame(encodeValue({ type: 'commit', id: 1, durable: 'd', positions: [bad] }), MAX_PAYLOAD));
     }
   });
 });

@@ -25,6 +25,8 @@
  * | `FORBIDDEN` | the principal may not publish or subscribe to this topic | no |
  * | `LIMIT_EXCEEDED` | a broker limit (connections, subscriptions, credit, rates) was reached | maybe |
  * | `SHUTTING_DOWN` | the broker is draining; reconnect elsewhere | yes |
+ * | `STORAGE_FULL` | the partition's disk is full; nothing was stored, reads go on, writes resume once space returns | yes, later (not by the SDK) |
+ * | `STORAGE_ERROR` | the partition's disk failed a write or holds damaged data; nothing was stored | maybe, later |
  * | `INTERNAL` | an unexpected failure inside the broker | maybe |
  */
 export const ErrorCodes = [
@@ -48,6 +50,8 @@ export const ErrorCodes = [
   'FORBIDDEN',
   'LIMIT_EXCEEDED',
   'SHUTTING_DOWN',
+  'STORAGE_FULL',
+  'STORAGE_ERROR',
   'INTERNAL',
 ] as const;
 

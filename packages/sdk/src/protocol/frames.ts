@@ -125,6 +125,25 @@ export interface SubscribeFrame {
   resume: Cursor[];
   /** Initial number of messages the broker may send. */
   credit: number;
+  /**
+   * Name of a durable subscription (1–128 characters of `[A-Za-z0-9_.-]`).
+   * Partitions with a position stored under this name start there; `resume`
+   * still overrides it, and `from` applies only where neither is known.
+   */
+  durable?: string;
+}
+
+/**
+ * Stores positions of a durable subscription: for each partition, the next
+ * offset to deliver (the last handled offset + 1). The broker keeps the
+ * larger of the stored and the committed offset, so a stale or reordered
+ * commit never moves a position back.
+ */
+export interface CommitFrame {
+  type: 'commit';
+  id: number;
+  durable: string;
+  positions: Cursor[];
 }
 
 /** Grants more credit to a subscription. */
@@ -229,6 +248,12 @@ export interface MessageFrame {
   batches: DeliveryBatch[];
 }
 
+/** Answers a `commit` once its positions are stored (in a cluster: replicated on a quorum). */
+export interface CommittedFrame {
+  type: 'committed';
+  id: number;
+}
+
 export interface UnsubscribedFrame {
   type: 'unsubscribed';
   id: number;
@@ -292,6 +317,7 @@ export type ClientFrame =
   | SubscribeFrame
   | CreditFrame
   | UnsubscribeFrame
+  | CommitFrame
   | MetadataFrame
   | PingFrame
   | PongFrame;
@@ -304,6 +330,7 @@ export type BrokerFrame =
   | SubscribedFrame
   | MessageFrame
   | UnsubscribedFrame
+  | CommittedFrame
   | TopicsFrame
   | ClusterFrame
   | GoawayFrame

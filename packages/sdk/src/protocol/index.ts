@@ -8,6 +8,7 @@
 export * from './errors.js';
 export * from './frames.js';
 export * from './topic.js';
+export * from './durable.js';
 export * from './partitioner.js';
 export { FRAME_SCAN_LIMITS, PAYLOAD_SCAN_LIMITS, scanMsgpack, type ScanLimits } from './scan.js';
 export { FIELD_LIMITS, validateBrokerFrame, validateClientFrame } from './validate.js';

@@ -16,13 +16,14 @@ import type {
   StoredMessageFrame,
   TopicInfo,
 } from './frames.js';
+import { durableNameProblem } from './durable.js';
 import { patternProblem, topicProblem } from './topic.js';
 
 /** Bounds on the fields of a frame; everything a frame holds is capped. */
 export const FIELD_LIMITS = Object.freeze({
   /** Messages in one `publish` or `message` frame (over all its batches), acks in one `ack` frame. */
   maxBatch: 10_000,
-  /** Cursors in a subscribe's `resume`, topics in a `metadata` request. */
+  /** Cursors in a subscribe's `resume` or a `commit`, topics in a `metadata` request. */
   maxList: 10_000,
   /** Header entries per message. */
   maxHeaders: 64,
@@ -122,6 +123,13 @@ function code(o: Obj): string {
   const value = str(o, 'code');
   // Unknown codes from a newer peer are kept as they are but must look like codes.
   if (!isErrorCode(value) && !/^[A-Z_]{1,64}$/.test(value)) throw protocolError('code must be an error code');
+  return value;
+}
+
+function durableName(o: Obj, field: string): string {
+  const value = str(o, field);
+  const problem = durableNameProblem(value);
+  if (problem !== undefined) throw protocolError(`${field}: ${problem}`);
   return value;
 }
 
@@ -254,7 +262,7 @@ export function validateClientFrame(value: unknown): ClientFrame {
       const pattern = str(o, 'pattern');
       const problem = patternProblem(pattern);
       if (problem !== undefined) throw protocolError(`pattern: ${problem}`);
-      return {
+      const frame: ClientFrame = {
         type: 'subscribe',
         id: uint(o, 'id'),
         subscription: uint(o, 'subscription'),
@@ -263,7 +271,16 @@ export function validateClientFrame(value: unknown): ClientFrame {
         resume: list(o, 'resume', FIELD_LIMITS.maxList).map(cursor),
         credit: uint(o, 'credit'),
       };
+      if (o.durable !== undefined && o.durable !== null) frame.durable = durableName(o, 'durable');
+      return frame;
     }
+    case 'commit':
+      return {
+        type: 'commit',
+        id: uint(o, 'id'),
+        durable: durableName(o, 'durable'),
+        positions: list(o, 'positions', FIELD_LIMITS.maxList).map(cursor),
+      };
     case 'credit':
       return { type: 'credit', subscription: uint(o, 'subscription'), credit: uint(o, 'credit') };
     case 'unsubscribe':
@@ -325,6 +342,8 @@ export function validateBrokerFrame(value: unknown): BrokerFrame {
       return { type: 'message', subscription: uint(o, 'subscription'), batches: batches(o, 'batches', deliveryBatch) };
     case 'unsubscribed':
       return { type: 'unsubscribed', id: uint(o, 'id'), subscription: uint(o, 'subscription') };
+    case 'committed':
+      return { type: 'committed', id: uint(o, 'id') };
     case 'topics':
       return { type: 'topics', id: uint(o, 'id'), topics: list(o, 'topics', FIELD_LIMITS.maxList).map(topicInfo) };
     case 'cluster':

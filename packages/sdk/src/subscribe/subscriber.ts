@@ -1,5 +1,6 @@
 import {
   RelayError,
+  assertDurableName,
   assertPattern,
   decodePayload,
   type Cursor,
@@ -9,6 +10,7 @@ import {
   type StoredMessageFrame,
 } from '../protocol/index.js';
 import type { BrokerConnection } from '../connection/connection.js';
+import { PositionCommitter, type CommitPolicy } from './committer.js';
 
 /** A message handed to a subscriber. */
 export interface Message<T = unknown> {
@@ -35,6 +37,25 @@ export interface SubscribeOptions {
   from?: StartPosition;
   /** Messages in flight to this subscription; defaults to the client's `subscriptionCredit`. */
   credit?: number;
+  /**
+   * Makes the subscription durable under this name (1–128 characters of
+   * `[A-Za-z0-9_.-]`): the cluster stores, per partition, the position after
+   * the last message whose handler finished, and a later subscription with the
+   * same name — in this process or after a restart, on any broker — resumes
+   * right there. `from` then applies only to partitions with no stored position.
+   *
+   * Positions are committed in batches (see `ClientOptions.commit`) and on
+   * `unsubscribe()` and `close()`; after a crash, messages handled since the
+   * last commit are delivered again. They never go back: the broker keeps the
+   * larger of the stored and a committed position, so a stale commit is ignored.
+   * A message whose handler throws counts as handled (the error is emitted).
+   *
+   * One client may hold only one subscription per durable name. Two clients
+   * using the same name at once both receive every message and share the
+   * stored positions, which then follow whichever of them is ahead: run one
+   * live subscriber per durable name.
+   */
+  durable?: string;
 }
 
 /** Retention removed messages a subscriber had not yet seen. */
@@ -50,6 +71,8 @@ export interface GapEvent {
    * offsets from `firstAvailableOffset` are new messages, not ones already seen.
    */
   reset?: boolean;
+  /** The durable name of the subscription, when it has one. */
+  durable?: string;
 }
 
 /** Subscriber counters, part of `client.stats()`. */
@@ -60,15 +83,24 @@ export interface SubscribeStats {
   /** Messages received again after a failover and dropped before any handler saw them. */
   duplicatesDropped: number;
   gaps: number;
+  /** Position commits of durable subscriptions the broker acknowledged. */
+  commits: number;
+  /** Position commits that failed (retried, or dropped when refused for good). */
+  commitFailures: number;
 }
 
 /** What the subscriber reports upward. */
 export interface SubscriberListener {
   gap(event: GapEvent): void;
   handlerError(error: unknown, message: Message): void;
+  /** A position commit was refused for good (e.g. `LIMIT_EXCEEDED`). */
+  commitRefused(error: RelayError, durable: string): void;
 }
 
 const cursorKey = (topic: string, partition: number): string => `${partition}:${topic}`;
+
+/** Delay before asking again for a subscription a connected broker could not serve yet. */
+const RESUBSCRIBE_RETRY_MS = 250;
 
 /** A live subscription. */
 export interface Subscription {
@@ -89,6 +121,8 @@ class SubscriptionState {
   connection: BrokerConnection | undefined;
   confirmed = false;
   active = true;
+  /** Commits positions; present on durable subscriptions only. */
+  committer: PositionCommitter | undefined;
   private handling = false;
   private consumedSinceGrant = 0;
   readonly confirmedWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
@@ -100,6 +134,7 @@ class SubscriptionState {
     readonly credit: number,
     private readonly handler: MessageHandler,
     private readonly owner: Subscriber,
+    readonly durable: string | undefined,
   ) {}
 
   /** The `from` for a resubscribe: partitions without a cursor appeared after we subscribed. */
@@ -124,13 +159,19 @@ class SubscriptionState {
         }
         if (cursor !== undefined && offset > cursor.offset) {
           this.owner.counters.gaps++;
-          this.owner.listener.gap({ topic: batch.topic, partition: batch.partition, expectedOffset: cursor.offset, firstAvailableOffset: offset });
+          this.owner.listener.gap(this.gapEvent({ topic: batch.topic, partition: batch.partition, expectedOffset: cursor.offset, firstAvailableOffset: offset }));
         }
         this.next.set(key, { topic: batch.topic, partition: batch.partition, offset: offset + 1 });
         this.queue.push(this.toMessage(batch, offset, stored));
       });
     }
     void this.drain();
+  }
+
+  /** A gap event naming this subscription's durable name, when it has one. */
+  gapEvent(event: GapEvent): GapEvent {
+    if (this.durable !== undefined) event.durable = this.durable;
+    return event;
   }
 
   /** Decodes `data`; a payload that does not decode is handed over as raw bytes, and reported. */
@@ -161,6 +202,7 @@ class SubscriptionState {
           this.owner.listener.handlerError(err, message);
         }
         this.owner.counters.delivered++;
+        this.committer?.handled(message.topic, message.partition, message.offset);
         this.grant(1);
       }
     } finally {
@@ -190,7 +232,7 @@ class SubscriptionState {
  * new broker repeats; the handler sees each message once, in partition order.
  */
 export class Subscriber {
-  readonly counters = { delivered: 0, duplicatesDropped: 0, gaps: 0 };
+  readonly counters = { delivered: 0, duplicatesDropped: 0, gaps: 0, commits: 0, commitFailures: 0 };
   private readonly subscriptions = new Map<number, SubscriptionState>();
   private nextId = 1;
   private connection: BrokerConnection | undefined;
@@ -199,6 +241,7 @@ export class Subscriber {
     readonly listener: SubscriberListener,
     private readonly defaultCredit: number,
     private readonly requestTimeoutMs: number,
+    private readonly commitPolicy: CommitPolicy,
   ) {}
 
   stats(): SubscribeStats {
@@ -211,7 +254,15 @@ export class Subscriber {
     if (!Number.isInteger(credit) || credit < 1) throw new RelayError('INVALID_ARGUMENT', 'credit must be a positive integer');
     const from = options.from ?? 'new';
     checkFrom(from);
-    const state = new SubscriptionState(this.nextId++, pattern, from, credit, handler, this);
+    const durable = options.durable;
+    if (durable !== undefined) {
+      assertDurableName(durable);
+      if ([...this.subscriptions.values()].some((s) => s.durable === durable)) {
+        throw new RelayError('INVALID_ARGUMENT', `durable ${durable} is already used by a subscription of this client`);
+      }
+    }
+    const state = new SubscriptionState(this.nextId++, pattern, from, credit, handler, this, durable);
+    if (durable !== undefined) state.committer = this.committerFor(durable);
     this.subscriptions.set(state.id, state);
     const confirmed = new Promise<void>((resolve, reject) => state.confirmedWaiters.push({ resolve, reject }));
     const timer = setTimeout(() => {
@@ -226,26 +277,34 @@ export class Subscriber {
     return { id: state.id, pattern, unsubscribe: () => this.unsubscribe(state) };
   }
 
-  /** The async-iterator form: messages are pulled, and credit follows the pulls. */
+  /**
+   * The async-iterator form: messages are pulled, and credit follows the pulls.
+   * A message counts as handled (for durable positions) once the consumer asks
+   * for the next one or leaves the loop.
+   */
   async stream<T>(pattern: string, options: SubscribeOptions = {}): Promise<MessageStream<T>> {
-    const buffered: Message<T>[] = [];
+    const buffered: Array<{ message: Message<T>; release: () => void }> = [];
     let wake: (() => void) | undefined;
-    let taken: (() => void) | undefined;
+    let inHand: { message: Message<T>; release: () => void } | undefined;
     let done = false;
     const subscription = await this.subscribe(
       pattern,
       (message) =>
-        new Promise<void>((resolve) => {
-          // Resolved when the consumer takes the message: at most one in hand, the rest wait as credit.
-          buffered.push(message as Message<T>);
-          taken = resolve;
+        new Promise<void>((release) => {
+          // Resolved when the consumer is done with it: one message in hand, the rest wait as credit.
+          buffered.push({ message: message as Message<T>, release });
           wake?.();
         }),
       options,
     );
     const finish = async (): Promise<void> => {
+      if (done) return;
       done = true;
       wake?.();
+      // Count the message in hand as handled before unsubscribing commits the positions.
+      if (inHand !== undefined) this.subscriptions.get(subscription.id)?.committer?.handled(inHand.message.topic, inHand.message.partition, inHand.message.offset);
+      inHand?.release();
+      inHand = undefined;
       await subscription.unsubscribe();
     };
     return {
@@ -254,11 +313,13 @@ export class Subscriber {
       unsubscribe: finish,
       [Symbol.asyncIterator]: () => ({
         next: async (): Promise<IteratorResult<Message<T>>> => {
+          inHand?.release();
+          inHand = undefined;
           for (;;) {
-            const message = buffered.shift();
-            if (message !== undefined) {
-              taken?.();
-              return { value: message, done: false };
+            const next = buffered.shift();
+            if (next !== undefined) {
+              inHand = next;
+              return { value: next.message, done: false };
             }
             if (done || !this.subscriptions.has(subscription.id)) return { value: undefined, done: true };
             await new Promise<void>((resolve) => (wake = resolve));
@@ -277,7 +338,10 @@ export class Subscriber {
     this.connection = connection;
     for (const state of this.subscriptions.values()) {
       state.connection = undefined;
-      if (connection !== undefined) this.register(state, connection);
+      if (connection === undefined) continue;
+      this.register(state, connection);
+      // Commits that failed with the old connection need not wait for their retry timer.
+      if (state.committer?.busy === true) void state.committer.flush();
     }
   }
 
@@ -286,6 +350,24 @@ export class Subscriber {
     // Frames from a connection the subscription has left are stale.
     if (state === undefined || state.connection !== connection) return;
     state.receive(frame.batches);
+  }
+
+  /**
+   * For a graceful close: stops handing messages to handlers, then commits the
+   * positions of durable subscriptions. Resolves once they were stored or their
+   * commits failed (each is bounded by the request timeout).
+   */
+  async stopAndCommit(): Promise<void> {
+    this.stopDelivery();
+    await Promise.all([...this.subscriptions.values()].map((state) => state.committer?.close()));
+  }
+
+  /** Stops handing messages to handlers (a handler already running finishes). */
+  stopDelivery(): void {
+    for (const state of this.subscriptions.values()) {
+      state.active = false;
+      state.queue.length = 0;
+    }
   }
 
   /** Ends every subscription (on client close). */
@@ -302,13 +384,36 @@ export class Subscriber {
       from: state.resumeFrom(),
       resume: state.resumeCursors(),
       credit: state.initialCredit(),
+      ...(state.durable === undefined ? {} : { durable: state.durable }),
     };
     // Positions are applied synchronously: messages may follow the reply in the same read.
     connection.request(request, (reply) => this.confirmed(state, reply)).catch((err: unknown) => {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
-      // A lost connection resubscribes on the next one; a refusal ends the subscription.
+      // A refusal ends the subscription. A lost connection resubscribes on the next one; a broker
+      // that is up but briefly unable to answer (a durable lookup without a metadata quorum) is asked again.
       if (!error.retriable && error.code !== 'TIMEOUT') this.fail(state, error);
+      else if (error.code !== 'TIMEOUT' && connection.open) {
+        setTimeout(() => {
+          if (state.active && state.connection === connection && connection.open) this.register(state, connection);
+        }, RESUBSCRIBE_RETRY_MS);
+      }
     });
+  }
+
+  /** A committer sending a durable subscription's positions over the active connection. */
+  private committerFor(durable: string): PositionCommitter {
+    return new PositionCommitter(
+      this.commitPolicy,
+      {
+        send: async (positions) => {
+          const connection = this.connection;
+          if (connection === undefined || !connection.open) throw new RelayError('NOT_CONNECTED', 'no broker connected to commit positions to');
+          await connection.request({ type: 'commit', durable, positions });
+        },
+        refused: (error) => this.listener.commitRefused(error, durable),
+      },
+      this.counters,
+    );
   }
 
   /** The broker confirmed a (re)subscription: take its start positions and resets. */
@@ -320,12 +425,14 @@ export class Subscriber {
       const expected = state.next.get(key)?.offset ?? reset.offset;
       state.next.set(key, reset);
       this.counters.gaps++;
-      this.listener.gap({ topic: reset.topic, partition: reset.partition, expectedOffset: expected, firstAvailableOffset: reset.offset, reset: true });
+      this.listener.gap(state.gapEvent({ topic: reset.topic, partition: reset.partition, expectedOffset: expected, firstAvailableOffset: reset.offset, reset: true }));
     }
     for (const cursor of reply.cursors ?? []) {
       const key = cursorKey(cursor.topic, cursor.partition);
       if (!state.next.has(key)) state.next.set(key, cursor);
     }
+    // A new durable subscription stores where it starts, so a restart before its first message misses nothing.
+    if (!state.confirmed) state.committer?.advance(reply.cursors ?? []);
     state.confirmed = true;
     for (const waiter of state.confirmedWaiters.splice(0)) waiter.resolve();
   }
@@ -334,6 +441,7 @@ export class Subscriber {
     if (!this.subscriptions.delete(state.id)) return;
     state.active = false;
     state.queue.length = 0;
+    await state.committer?.close();
     const connection = state.connection;
     state.connection = undefined;
     if (connection?.open) {
@@ -347,6 +455,7 @@ export class Subscriber {
     if (!this.subscriptions.delete(state.id)) return;
     state.active = false;
     state.queue.length = 0;
+    void state.committer?.close(); // a last attempt; nothing waits for it
     state.connection?.send({ type: 'unsubscribe', id: 0, subscription: state.id });
     for (const waiter of state.confirmedWaiters.splice(0)) waiter.reject(error);
   }

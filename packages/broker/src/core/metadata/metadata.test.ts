@@ -58,4 +58,36 @@ describe('MetadataState', () => {
     }
     expect(a.all()).toEqual(b.all());
   });
+
+  it('applies commit-positions with max(): positions never go back, and topics are untouched', () => {
+    const state = new MetadataState(['b1', 'b2', 'b3']);
+    const commit = (offset: number): ReturnType<MetadataState['apply']> =>
+      state.apply({ type: 'commit-positions', durable: 'billing', positions: [{ topic: 'orders', partition: 0, offset }] });
+    expect(commit(10)).toEqual({ kind: 'positions', positions: [{ topic: 'orders', partition: 0, offset: 10 }] });
+    expect(commit(4)).toEqual({ kind: 'positions', positions: [{ topic: 'orders', partition: 0, offset: 10 }] });
+    expect(commit(11)).toEqual({ kind: 'positions', positions: [{ topic: 'orders', partition: 0, offset: 11 }] });
+    expect(state.positions('billing')).toEqual([{ topic: 'orders', partition: 0, offset: 11 }]);
+    expect(state.all()).toEqual([]);
+  });
+
+  it('replays commits in log order to the same positions on every broker, whatever stale commits the log holds', () => {
+    const commands = [7, 3, 9, 9, 2, 15, 1].map((offset, i) => ({
+      type: 'commit-positions' as const,
+      durable: i % 2 === 0 ? 'billing' : 'audit',
+      positions: [{ topic: 'orders', partition: i % 3, offset }],
+    }));
+    const a = new MetadataState(['b1', 'b2']);
+    const b = new MetadataState(['b2', 'b1']);
+    for (const command of commands) {
+      a.apply(command);
+      b.apply(command);
+    }
+    expect(a.positions('billing')).toEqual(b.positions('billing'));
+    expect(a.positions('audit')).toEqual(b.positions('audit'));
+    expect(a.positions('billing')).toEqual([
+      { topic: 'orders', partition: 0, offset: 7 },
+      { topic: 'orders', partition: 2, offset: 9 },
+      { topic: 'orders', partition: 1, offset: 2 },
+    ]);
+  });
 });

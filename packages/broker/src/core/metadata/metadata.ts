@@ -1,6 +1,10 @@
+import type { Cursor } from '@relaymq/sdk/protocol';
+import { DurablePositions, type CommitPositionsCommand, type CommitResult } from './positions.js';
+
 /**
  * Cluster metadata as a pure, replicated state machine: the topics, their
- * partition counts and which brokers replicate each partition. It is applied
+ * partition counts, which brokers replicate each partition, and the positions
+ * of durable subscriptions. It is applied
  * in the same order on every voting broker (through the metadata Raft group),
  * so every broker computes the same assignment.
  */
@@ -17,20 +21,31 @@ export interface TopicMetadata {
   partitions: PartitionAssignment[];
 }
 
-/** Commands the metadata group orders. */
-export type MetadataCommand = {
+/** Creates a topic unless it exists. */
+export interface CreateTopicCommand {
   type: 'create-topic';
   topic: string;
   partitions: number;
   /** Requested copies; capped by the number of brokers. */
   replicationFactor: number;
-};
+}
+
+/**
+ * Commands the metadata group orders. `commit-positions` raises durable
+ * positions (never lowers them); with no positions it is a linearizable read
+ * of the durable's positions, since it answers only once ordered in the log.
+ */
+export type MetadataCommand = CreateTopicCommand | CommitPositionsCommand;
+
+/** What creating a topic produced. */
+export type TopicResult = { kind: 'created'; topic: TopicMetadata } | { kind: 'exists'; topic: TopicMetadata };
 
 /** What applying a command produced. */
-export type MetadataResult = { kind: 'created'; topic: TopicMetadata } | { kind: 'exists'; topic: TopicMetadata };
+export type MetadataResult = TopicResult | CommitResult;
 
 export class MetadataState {
   private readonly topics = new Map<string, TopicMetadata>();
+  private readonly durablePositions = new DurablePositions();
 
   /** @param brokers - ids of the brokers replicas may be placed on. */
   constructor(private readonly brokers: readonly string[]) {
@@ -45,8 +60,21 @@ export class MetadataState {
     return [...this.topics.values()];
   }
 
+  /** Stored positions of a durable subscription, as applied on this broker (may lag the leader). */
+  positions(durable: string): Cursor[] {
+    return this.durablePositions.get(durable);
+  }
+
   /** Applies a committed command. Deterministic: same commands, same state, on every broker. */
+  apply(command: CreateTopicCommand): TopicResult;
+  apply(command: CommitPositionsCommand): CommitResult;
+  apply(command: MetadataCommand): MetadataResult;
   apply(command: MetadataCommand): MetadataResult {
+    if (command.type === 'commit-positions') return this.durablePositions.commit(command.durable, command.positions);
+    return this.createTopic(command);
+  }
+
+  private createTopic(command: CreateTopicCommand): TopicResult {
     const existing = this.topics.get(command.topic);
     if (existing !== undefined) return { kind: 'exists', topic: existing };
     const replicationFactor = Math.max(1, Math.min(command.replicationFactor, this.brokers.length));

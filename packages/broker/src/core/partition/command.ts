@@ -1,5 +1,5 @@
 import { FIELD_LIMITS, type Encoding } from '@relaymq/sdk/protocol';
-import type { AppendOutcome, Partition } from './partition.js';
+import type { AppendOutcome, PartitionLog } from './partition.js';
 
 /**
  * What a partition's replicated log carries: one batch of publishes from one
@@ -18,7 +18,7 @@ export interface PublishCommand {
 }
 
 /** Applies a committed command; deterministic, so every replica gets the same outcomes. */
-export function applyPublish(partition: Partition, command: PublishCommand): AppendOutcome[] {
+export function applyPublish(partition: PartitionLog, command: PublishCommand): AppendOutcome[] {
   return command.messages.map((message, i) => {
     const request = {
       producerId: command.producerId,

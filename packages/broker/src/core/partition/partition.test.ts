@@ -22,6 +22,23 @@ describe('ProducerTable', () => {
     expect(table.check('p', seq)).toEqual(expected);
   });
 
+  it('survives a round trip through its records, window and all', () => {
+    const table = new ProducerTable(4);
+    for (let seq = 0; seq < 10; seq++) table.record('p', seq, 100 + seq);
+    table.record('q', 0, 7);
+    const copy = new ProducerTable(4);
+    copy.restore(table.toRecords());
+    expect(copy.toRecords()).toEqual([
+      { producerId: 'p', nextSeq: 10, recent: [106, 107, 108, 109] },
+      { producerId: 'q', nextSeq: 1, recent: [7] },
+    ]);
+    expect(copy.check('p', 7)).toEqual({ kind: 'duplicate', offset: 107 });
+    expect(copy.check('p', 5)).toEqual({ kind: 'too-old', expectedSeq: 10 });
+    expect(copy.check('p', 10)).toEqual({ kind: 'new' });
+    copy.record('p', 10, 110);
+    expect(copy.check('p', 10)).toEqual({ kind: 'duplicate', offset: 110 });
+  });
+
   it('answers duplicates inside the window with their offset and too-old beyond it', () => {
     const table = new ProducerTable(4);
     for (let seq = 0; seq < 10; seq++) table.record('p', seq, 100 + seq);

@@ -29,6 +29,26 @@ export type AppendOutcome =
   | { kind: 'gap'; expectedSeq: number }
   | { kind: 'too-old'; expectedSeq: number };
 
+/**
+ * A partition's log as the replicated state machine sees it: appends are
+ * synchronous (deterministic on every replica); reads may need the disk.
+ * {@link Partition} keeps it in memory, the on-disk one lives in storage/.
+ */
+export interface PartitionLog {
+  /** First offset still stored. */
+  readonly startOffset: number;
+  /** Offset the next message will get. */
+  readonly endOffset: number;
+  /** Appends unless the (producerId, seq) was seen before or skips ahead. */
+  append(request: AppendRequest, nowMs: number): AppendOutcome;
+  /** Appends without deduplication: for fire-and-forget (`ack: none`) publishes. */
+  appendUnchecked(request: AppendRequest, nowMs: number): { kind: 'stored'; offset: number };
+  /** Messages from `offset`; synchronous when they are in memory. See {@link Partition.read}. */
+  read(offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]>;
+  /** First offset stored at or after `timeMs` (the end offset if none). */
+  offsetForTime(timeMs: number): number | Promise<number>;
+}
+
 /** Limits of one partition. */
 export interface PartitionLimits {
   /** Recent seqs per producer answerable as duplicates. */
@@ -42,7 +62,7 @@ export interface PartitionLimits {
  * newest `retentionBytes` are kept, and the idempotence table. Pure: time is
  * passed in, nothing is scheduled.
  */
-export class Partition {
+export class Partition implements PartitionLog {
   /** Retained messages are `messages[head…]`; the prefix is released lazily. */
   private messages: StoredMessage[] = [];
   private head = 0;

@@ -11,6 +11,15 @@ export type SeqCheck =
   | { kind: 'gap'; expectedSeq: number }
   | { kind: 'too-old'; expectedSeq: number };
 
+/** One producer's row, as persisted: `recent[i]` is the offset of seq `nextSeq - recent.length + i`. */
+export interface ProducerRecord {
+  producerId: string;
+  /** The seq the producer sends next. */
+  nextSeq: number;
+  /** Offsets of its most recent seqs (at most the window), oldest first. */
+  recent: number[];
+}
+
 interface ProducerWindow {
   nextSeq: number;
   /** Ring buffer: offsets[seq % window] for the last `window` seqs. */
@@ -42,6 +51,31 @@ export class ProducerTable {
     if (seq !== producer.nextSeq) throw new Error(`producer ${producerId}: recorded seq ${seq}, expected ${producer.nextSeq}`);
     producer.offsets[seq % this.window] = offset;
     producer.nextSeq = seq + 1;
+  }
+
+  /** The table as rows, for a checkpoint or a snapshot. */
+  toRecords(): ProducerRecord[] {
+    const rows: ProducerRecord[] = [];
+    for (const [producerId, producer] of this.producers) {
+      const count = Math.min(producer.nextSeq, this.window);
+      const recent: number[] = [];
+      for (let seq = producer.nextSeq - count; seq < producer.nextSeq; seq++) recent.push(producer.offsets[seq % this.window] as number);
+      rows.push({ producerId, nextSeq: producer.nextSeq, recent });
+    }
+    return rows;
+  }
+
+  /** Replaces the table with `rows` (from {@link toRecords}). */
+  restore(rows: readonly ProducerRecord[]): void {
+    this.producers.clear();
+    for (const row of rows) {
+      const offsets: number[] = [];
+      const recent = row.recent.slice(-this.window);
+      recent.forEach((offset, i) => {
+        offsets[(row.nextSeq - recent.length + i) % this.window] = offset;
+      });
+      this.producers.set(row.producerId, { nextSeq: row.nextSeq, offsets });
+    }
   }
 
   /** Number of producers tracked. */

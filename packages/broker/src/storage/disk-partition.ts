@@ -1,0 +1,186 @@
+import { join } from 'node:path';
+import type { AppendOutcome, AppendRequest, PartitionLog, StoredMessage } from '../core/partition/partition.js';
+import { ProducerTable, type ProducerRecord } from '../core/partition/producers.js';
+import type { FileSystem } from './fs.js';
+import { MetaStore, SegmentLog, type RetentionPolicy, type RetentionResult, type SegmentLogOptions } from './segments/index.js';
+import type { NewMessage } from './segments/record.js';
+
+/**
+ * The state of a partition as of one Raft entry: written beside the segments
+ * once they are fsynced up to `endOffset`, so that a restart resumes applying
+ * after `index` instead of from the start of the Raft log, and the Raft log
+ * up to `index` may be discarded. It is also the snapshot a follower that
+ * needs discarded entries receives.
+ */
+export interface PartitionCheckpoint {
+  /** Raft index of the last entry applied. */
+  index: number;
+  /** Raft term of that entry. */
+  term: number;
+  /** First offset retained when it was taken. */
+  startOffset: number;
+  /** Offset the next message gets. */
+  endOffset: number;
+  /** The idempotence table. */
+  producers: ProducerRecord[];
+}
+
+/** Settings of a {@link DiskPartition}. */
+export interface DiskPartitionOptions {
+  /** Recent seqs per producer answerable as duplicates. */
+  dedupeWindow: number;
+  /** The segment log's settings (its fsync policy is `interval`: the Raft log is the write-ahead log). */
+  segments: SegmentLogOptions;
+}
+
+const CHECKPOINT = 'checkpoint';
+
+/**
+ * A partition log on disk: the messages in a {@link SegmentLog}, the
+ * idempotence table in memory, both checkpointed together. Appends are the
+ * state machine's (committed Raft entries, applied in order); a crash loses
+ * at most what was applied after the last checkpoint, which the Raft log
+ * still holds and applies again.
+ */
+export class DiskPartition implements PartitionLog {
+  private readonly producers: ProducerTable;
+  private lastCheckpoint: PartitionCheckpoint | undefined;
+
+  private constructor(
+    readonly log: SegmentLog,
+    private readonly meta: MetaStore,
+    options: DiskPartitionOptions,
+    checkpoint: PartitionCheckpoint | undefined,
+  ) {
+    this.producers = new ProducerTable(options.dedupeWindow);
+    this.lastCheckpoint = checkpoint;
+    if (checkpoint !== undefined) this.producers.restore(checkpoint.producers);
+  }
+
+  /**
+   * Opens the partition in `dir` and rewinds it to its checkpoint: messages
+   * applied after it are cut (Raft applies them again). Without a checkpoint
+   * the log starts over, since Raft still holds every entry.
+   */
+  static async open(dir: string, fs: FileSystem, options: DiskPartitionOptions): Promise<DiskPartition> {
+    const log = await SegmentLog.open(join(dir, 'log'), fs, { ...options.segments, fsync: 'interval' });
+    const meta = await MetaStore.open(join(dir, 'meta'), fs);
+    const checkpoint = parseCheckpoint(await meta.read(CHECKPOINT));
+    const end = checkpoint?.endOffset ?? 0;
+    if (log.endOffset > end && log.startOffset <= end) await log.truncateFrom(end);
+    // Behind the checkpoint (segments lost) or entirely past it: only a reset keeps offsets aligned.
+    else if (log.endOffset !== end) await log.reset(end);
+    return new DiskPartition(log, meta, options, checkpoint);
+  }
+
+  get startOffset(): number {
+    return this.log.startOffset;
+  }
+
+  get endOffset(): number {
+    return this.log.endOffset;
+  }
+
+  /** The last checkpoint written (or restored), if any. */
+  get checkpointed(): PartitionCheckpoint | undefined {
+    return this.lastCheckpoint;
+  }
+
+  append(request: AppendRequest, nowMs: number): AppendOutcome {
+    const check = this.producers.check(request.producerId, request.seq);
+    if (check.kind !== 'new') return check;
+    const outcome = this.appendUnchecked(request, nowMs);
+    this.producers.record(request.producerId, request.seq, outcome.offset);
+    return outcome;
+  }
+
+  appendUnchecked(request: AppendRequest, nowMs: number): { kind: 'stored'; offset: number } {
+    const message: NewMessage = { timestamp: nowMs, data: request.data, encoding: request.encoding };
+    if (request.key !== undefined) message.key = request.key;
+    if (request.headers !== undefined) message.headers = request.headers;
+    return { kind: 'stored', offset: this.log.append([message]) };
+  }
+
+  read(offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]> {
+    return this.log.readFromMemory(offset, maxCount, maxBytes) ?? this.log.read(offset, maxCount, maxBytes);
+  }
+
+  offsetForTime(timeMs: number): Promise<number> {
+    return this.log.offsetForTime(timeMs);
+  }
+
+  /**
+   * The state as of Raft entry `index` (the last one applied), taken now;
+   * {@link writeCheckpoint} makes it durable.
+   */
+  capture(index: number, term: number): PartitionCheckpoint {
+    return { index, term, startOffset: this.log.startOffset, endOffset: this.log.endOffset, producers: this.producers.toRecords() };
+  }
+
+  /** Fsyncs the segments up to the checkpoint, then records it (atomically). */
+  async writeCheckpoint(checkpoint: PartitionCheckpoint): Promise<void> {
+    await this.log.sync();
+    await this.meta.write(CHECKPOINT, checkpoint);
+    this.lastCheckpoint = checkpoint;
+  }
+
+  /**
+   * Replaces this replica's state with a leader's snapshot: messages it lacks
+   * are copied with `fetch` (from the leader, which holds them), older ones it
+   * can no longer get are skipped by starting the log at the leader's first
+   * retained offset. Resolves once the state is checkpointed at the snapshot.
+   */
+  async install(snapshot: PartitionCheckpoint, fetch: (offset: number) => Promise<{ startOffset: number; messages: StoredMessage[] }>): Promise<void> {
+    if (this.log.endOffset < snapshot.startOffset || this.log.startOffset > snapshot.endOffset) await this.log.reset(snapshot.startOffset);
+    else if (this.log.endOffset > snapshot.endOffset) await this.log.truncateFrom(snapshot.endOffset);
+    // Bounded: every round appends at least one message or moves the start forward.
+    while (this.log.endOffset < snapshot.endOffset) {
+      const { startOffset, messages } = await fetch(this.log.endOffset);
+      if (startOffset > this.log.endOffset) {
+        await this.log.reset(Math.min(startOffset, snapshot.endOffset));
+        continue;
+      }
+      const wanted = messages.filter((m) => m.offset >= this.log.endOffset && m.offset < snapshot.endOffset);
+      if (wanted.length === 0 || (wanted[0] as StoredMessage).offset !== this.log.endOffset) {
+        throw new Error(`fetch from ${this.log.endOffset} returned no usable messages`);
+      }
+      this.log.append(wanted.map(({ offset: _offset, ...message }) => message));
+    }
+    this.producers.restore(snapshot.producers);
+    await this.writeCheckpoint(snapshot);
+  }
+
+  applyRetention(policy: RetentionPolicy, nowMs: number): Promise<RetentionResult> {
+    return this.log.applyRetention(policy, nowMs);
+  }
+
+  close(): Promise<void> {
+    return this.log.close();
+  }
+}
+
+/** Checks a checkpoint read back from disk (or received in a snapshot). */
+export function parseCheckpoint(value: unknown): PartitionCheckpoint | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const o = value as Record<string, unknown>;
+  if (![o.index, o.term, o.startOffset, o.endOffset].every(isUint) || !Array.isArray(o.producers)) return undefined;
+  if ((o.startOffset as number) > (o.endOffset as number)) return undefined;
+  const producers: ProducerRecord[] = [];
+  for (const raw of o.producers as unknown[]) {
+    if (typeof raw !== 'object' || raw === null) return undefined;
+    const p = raw as Record<string, unknown>;
+    if (typeof p.producerId !== 'string' || !isUint(p.nextSeq) || !Array.isArray(p.recent) || !p.recent.every(isUint)) return undefined;
+    producers.push({ producerId: p.producerId, nextSeq: p.nextSeq, recent: p.recent as number[] });
+  }
+  return {
+    index: o.index as number,
+    term: o.term as number,
+    startOffset: o.startOffset as number,
+    endOffset: o.endOffset as number,
+    producers,
+  };
+}
+
+function isUint(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}

@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import { RelayError, type Cursor } from '../protocol/index.js';
+import { PositionCommitter, type CommitPolicy, type CommitTimers } from './committer.js';
+
+/** Timers that fire only when the test says so. */
+class ManualTimers implements CommitTimers {
+  private nextHandle = 1;
+  readonly armed = new Map<number, { callback: () => void; ms: number }>();
+
+  setTimeout(callback: () => void, ms: number): unknown {
+    const handle = this.nextHandle++;
+    this.armed.set(handle, { callback, ms });
+    return handle;
+  }
+
+  clearTimeout(handle: unknown): void {
+    this.armed.delete(handle as number);
+  }
+
+  /** Fires every armed timer once. */
+  fire(): void {
+    const due = [...this.armed.values()];
+    this.armed.clear();
+    for (const timer of due) timer.callback();
+  }
+}
+
+/** A broker stand-in: records every commit and lets the test settle them one by one. */
+class FakeBroker {
+  readonly sent: Cursor[][] = [];
+  private readonly waiting: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+
+  send = (positions: Cursor[]): Promise<void> => {
+    this.sent.push(positions);
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  };
+
+  get inFlight(): number {
+    return this.waiting.length;
+  }
+
+  async ack(): Promise<void> {
+    this.waiting.shift()?.resolve();
+    await settle();
+  }
+
+  async fail(error: RelayError): Promise<void> {
+    this.waiting.shift()?.reject(error);
+    await settle();
+  }
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const at = (topic: string, partition: number, offset: number): Cursor => ({ topic, partition, offset });
+
+function setup(policy: CommitPolicy): { committer: PositionCommitter; broker: FakeBroker; timers: ManualTimers; refused: RelayError[] } {
+  const broker = new FakeBroker();
+  const timers = new ManualTimers();
+  const refused: RelayError[] = [];
+  const committer = new PositionCommitter(policy, { send: broker.send, refused: (e) => refused.push(e) }, undefined, timers);
+  return { committer, broker, timers, refused };
+}
+
+describe('PositionCommitter', () => {
+  it('batches: many handled messages become one commit of the next offset per partition when the interval ends', async () => {
+    const { committer, broker, timers } = setup({ intervalMs: 1000, maxMessages: 1000 });
+    for (let offset = 0; offset < 50; offset++) committer.handled('orders', offset % 2, offset);
+    expect(broker.sent).toEqual([]);
+    expect([...timers.armed.values()].map((t) => t.ms)).toEqual([1000]);
+    timers.fire();
+    expect(broker.sent).toEqual([[at('orders', 0, 49), at('orders', 1, 50)]]);
+    await broker.ack();
+    expect(committer.counters).toEqual({ commits: 1, commitFailures: 0 });
+    expect(committer.busy).toBe(false);
+  });
+
+  it('commits at once after maxMessages handled messages', () => {
+    const { committer, broker, timers } = setup({ intervalMs: 60_000, maxMessages: 10 });
+    for (let offset = 0; offset < 9; offset++) committer.handled('t', 0, offset);
+    expect(broker.sent).toHaveLength(0);
+    committer.handled('t', 0, 9);
+    expect(broker.sent).toEqual([[at('t', 0, 10)]]);
+    expect(timers.armed.size).toBe(0);
+  });
+
+  it('keeps one commit in flight and coalesces everything handled meanwhile into one more', async () => {
+    const { committer, broker } = setup({ intervalMs: 0, maxMessages: 1000 });
+    committer.handled('t', 0, 0);
+    for (let offset = 1; offset < 100; offset++) committer.handled('t', 0, offset);
+    expect(broker.sent).toEqual([[at('t', 0, 1)]]);
+    expect(broker.inFlight).toBe(1);
+    await broker.ack();
+    expect(broker.sent).toEqual([[at('t', 0, 1)], [at('t', 0, 100)]]);
+    await broker.ack();
+    expect(broker.sent).toHaveLength(2);
+  });
+
+  it('retries a commit that failed on a lost connection, merged with what was handled since', async () => {
+    const { committer, broker, timers } = setup({ intervalMs: 500, maxMessages: 1000 });
+    committer.handled('t', 0, 4);
+    committer.handled('u', 0, 1);
+    timers.fire();
+    committer.handled('t', 0, 5);
+    await broker.fail(new RelayError('NOT_CONNECTED', 'gone'));
+    expect(committer.counters.commitFailures).toBe(1);
+    expect(timers.armed.size).toBe(1);
+    timers.fire();
+    expect(broker.sent[1]).toEqual([at('t', 0, 6), at('u', 0, 2)]);
+    await broker.ack();
+    expect(committer.busy).toBe(false);
+  });
+
+  it('drops positions the broker refuses for good, and says so', async () => {
+    const { committer, broker, timers, refused } = setup({ intervalMs: 500, maxMessages: 1000 });
+    committer.handled('t', 0, 4);
+    timers.fire();
+    await broker.fail(new RelayError('LIMIT_EXCEEDED', 'full'));
+    expect(refused.map((e) => e.code)).toEqual(['LIMIT_EXCEEDED']);
+    expect(committer.busy).toBe(false);
+    expect(timers.armed.size).toBe(0);
+  });
+
+  it('flush waits for the commit in flight and then sends the rest; close stops for good', async () => {
+    const { committer, broker, timers } = setup({ intervalMs: 500, maxMessages: 1000 });
+    committer.handled('t', 0, 0);
+    timers.fire();
+    committer.handled('t', 0, 1);
+    let closed = false;
+    const closing = committer.close().then(() => (closed = true));
+    await settle();
+    expect(closed).toBe(false);
+    await broker.ack();
+    expect(broker.sent).toEqual([[at('t', 0, 1)], [at('t', 0, 2)]]);
+    expect(closed).toBe(false);
+    await broker.ack();
+    await closing;
+    committer.handled('t', 0, 2);
+    committer.advance([at('t', 0, 9)]);
+    expect(timers.armed.size).toBe(0);
+    expect(broker.sent).toHaveLength(2);
+  });
+
+  it('never lowers a pending position: advance with an older offset is ignored', () => {
+    const { committer, broker, timers } = setup({ intervalMs: 500, maxMessages: 1000 });
+    committer.handled('t', 0, 7);
+    committer.advance([at('t', 0, 3), at('t', 1, 0)]);
+    expect(broker.sent).toEqual([[at('t', 0, 8), at('t', 1, 0)]]);
+    expect(timers.armed.size).toBe(0);
+  });
+});

@@ -1,0 +1,164 @@
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Broker, BrokerOptions } from '@relaymq/broker';
+import type { GapEvent, Message } from '@relaymq/sdk';
+import type { PublishBatch } from '@relaymq/sdk/protocol';
+import { Fixture } from './support/cluster.js';
+import { freePorts } from './support/ports.js';
+import { RawClient } from './support/raw-client.js';
+import { waitFor, waitForAsync } from './support/wait.js';
+
+const fixture = new Fixture();
+const dirs: string[] = [];
+afterEach(async () => {
+  await fixture.cleanup();
+  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function dataDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'relaymq-durability-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** Reads a whole partition through the engine (from disk when it must). */
+async function stored(broker: Broker, topic: string, partition = 0, from = 0): Promise<string[]> {
+  const out: string[] = [];
+  for (let offset = from, rounds = 0; rounds < 10_000; rounds++) {
+    const messages = await broker.engine.read(topic, partition, offset, 5000, 16 * 1024 * 1024);
+    const last = messages[messages.length - 1];
+    if (last === undefined) break;
+    for (const m of messages) out.push(Buffer.from(m.data).toString());
+    offset = last.offset + 1;
+  }
+  return out;
+}
+
+const batch = (firstId: number, firstSeq: number, count: number, topic: string): PublishBatch => ({
+  topic,
+  partition: 0,
+  ack: 'quorum',
+  firstId,
+  firstSeq,
+  messages: Array.from({ length: count }, (_, i) => ({ data: new TextEncoder().encode(`m${firstSeq + i}`) })),
+});
+
+describe('a standalone broker with a data directory', () => {
+  it('keeps every message across a restart, in order, replays it from disk, and still recognises republished seqs', async () => {
+    const dir = await dataDir();
+    const [port] = await freePorts(1);
+    const options: BrokerOptions = { port, dataDir: dir, segmentBytes: 64 * 1024 };
+    let broker = await fixture.broker(options);
+    const raw = await RawClient.open(broker.url);
+    for (let i = 0; i < 20; i++) raw.send({ type: 'publish', batches: [batch(1 + i * 100, i * 100, 100, 'orders')] });
+    for (let i = 0; i < 20; i++) expect((await raw.next('ack')).acks).toEqual([{ id: 1 + i * 100, offset: i * 100, count: 100, duplicate: false }]);
+    raw.close();
+    await broker.close();
+
+    broker = await fixture.broker(options);
+    expect(broker.engine.bounds('orders', 0)).toEqual({ start: 0, end: 2000 });
+    expect(await stored(broker, 'orders')).toEqual(Array.from({ length: 2000 }, (_, i) => `m${i}`));
+    // The idempotence table came back too: a republish is answered with the original offsets.
+    const again = await RawClient.open(broker.url);
+    again.send({ type: 'publish', batches: [batch(1, 1990, 12, 'orders')] });
+    expect((await again.next('ack')).acks).toEqual([
+      { id: 1, offset: 1990, count: 10, duplicate: true },
+      { id: 11, offset: 2000, count: 2, duplicate: false },
+    ]);
+    again.close();
+
+    // Replay by offset and by time, through the SDK, from segments on disk.
+    const client = await fixture.client([broker.url]);
+    const fromOffset: number[] = [];
+    await client.subscribe('orders', (m: Message) => void fromOffset.push(m.offset), { from: { offset: 1500 } });
+    await waitFor(() => fromOffset.length === 502, 'replay from offset 1500');
+    expect(fromOffset).toEqual(Array.from({ length: 502 }, (_, i) => 1500 + i));
+    const fromTime: number[] = [];
+    await client.subscribe('orders', (m: Message) => void fromTime.push(m.offset), { from: { time: 0 } });
+    await waitFor(() => fromTime.length === 2002, 'replay from time 0');
+    expect(fromTime[0]).toBe(0);
+  });
+
+  it('checkpoints partitions and compacts their Raft logs, so a restart does not replay everything', async () => {
+    const dir = await dataDir();
+    const [port] = await freePorts(1);
+    const options: BrokerOptions = { port, dataDir: dir };
+    let broker = await fixture.broker(options);
+    const client = await fixture.client([broker.url]);
+    const data = new Uint8Array(1024);
+    for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 1000 }, () => client.publish('big', data)));
+    const raftLog = join(dir, 'raft', 'p~big~0.log');
+    const checkpoint = join(dir, 'partitions', 'p~big~0', 'meta', 'checkpoint.meta');
+    // 5 MiB went through the Raft log; once checkpointed, it holds only what came after.
+    await waitForAsync(
+      async () => (await stat(checkpoint).catch(() => undefined)) !== undefined && (await stat(raftLog)).size < 1024 * 1024,
+      'a checkpoint and a compacted Raft log',
+      15_000,
+    );
+    await client.close();
+    await broker.close();
+    broker = await fixture.broker(options);
+    expect(broker.engine.bounds('big', 0)).toEqual({ start: 0, end: 5000 });
+    expect((await stored(broker, 'big')).length).toBe(5000);
+  });
+
+  it('deletes whole segments by retention (bytes, count, age) and tells a resuming subscriber about the gap', async () => {
+    const dir = await dataDir();
+    const broker = await fixture.broker({
+      dataDir: dir,
+      segmentBytes: 8 * 1024,
+      topicRetention: [
+        { pattern: 'bytes', maxBytes: 32 * 1024 },
+        { pattern: 'count', maxMessages: 100 },
+        { pattern: 'slow', maxMessages: 50 },
+        { pattern: 'age', maxAgeMs: 1 },
+      ],
+    });
+    const client = await fixture.client([broker.url]);
+    const payload = new Uint8Array(500);
+    for (const topic of ['bytes', 'count', 'age', 'kept']) {
+      for (let i = 0; i < 4; i++) await Promise.all(Array.from({ length: 100 }, () => client.publish(topic, payload)));
+    }
+    const count = (topic: string): number => broker.engine.bounds(topic, 0).end - broker.engine.bounds(topic, 0).start;
+    // Limits are met with whole segments (about 15 messages each); the active segment always stays.
+    await waitFor(() => count('bytes') * 500 <= 32 * 1024 && count('bytes') * 500 > 32 * 1024 - 8 * 1024, 'retention by bytes', 15_000);
+    await waitFor(() => count('count') <= 100 && count('count') > 100 - 16, 'retention by count', 15_000);
+    const files = async (topic: string): Promise<number> =>
+      (await readdir(join(dir, 'partitions', `p~${topic}~0`, 'log'))).filter((f) => f.endsWith('.log')).length;
+    await waitForAsync(async () => (await files('age')) === 1, 'every sealed segment of "age" to go', 15_000);
+    expect(broker.engine.bounds('kept', 0)).toEqual({ start: 0, end: 400 });
+
+    // A subscriber that falls behind retention gets a gap event, never a silent skip: it holds its
+    // first message (so its credit of 10 runs out) while 400 more arrive and old segments go.
+    const gaps: GapEvent[] = [];
+    const reader = await fixture.client([broker.url], { subscriptionCredit: 10 });
+    reader.on('gap', (event) => gaps.push(event));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const offsets: number[] = [];
+    await reader.subscribe(
+      'slow',
+      async (m: Message) => {
+        offsets.push(m.offset);
+        if (m.offset === 0) await held;
+      },
+      { from: 'earliest' },
+    );
+    await client.publish('slow', payload);
+    await waitFor(() => offsets.length === 1, 'the first message');
+    for (let i = 0; i < 4; i++) await Promise.all(Array.from({ length: 100 }, () => client.publish('slow', payload)));
+    await waitFor(() => broker.engine.bounds('slow', 0).start > 10, 'retention to pass the subscriber', 15_000);
+    const firstAvailable = broker.engine.bounds('slow', 0).start;
+    release();
+    await waitFor(() => offsets[offsets.length - 1] === 400, 'the subscriber to catch up');
+    // Retention may strike again while it catches up: every jump is announced, nothing is delivered twice.
+    expect(gaps.length).toBeGreaterThanOrEqual(1);
+    expect(gaps[0]).toMatchObject({ topic: 'slow', partition: 0, expectedOffset: 10 });
+    expect(gaps[0]?.firstAvailableOffset).toBeGreaterThanOrEqual(firstAvailable);
+    expect(offsets.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+    const jumps = offsets.slice(1).flatMap((offset, i) => (offset === (offsets[i] as number) + 1 ? [] : [{ expectedOffset: (offsets[i] as number) + 1, firstAvailableOffset: offset }]));
+    expect(jumps).toEqual(gaps.map(({ expectedOffset, firstAvailableOffset }) => ({ expectedOffset, firstAvailableOffset })));
+  });
+});

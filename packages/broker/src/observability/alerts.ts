@@ -171,7 +171,6 @@ export class AlertRunner {
   private timer: ReturnType<typeof setInterval> | undefined;
   private checking = false;
   private readonly abort = new AbortController();
-  private readonly deliveries = new Set<Promise<void>>();
 
   constructor(private readonly options: AlertRunnerOptions) {}
 
@@ -192,7 +191,7 @@ export class AlertRunner {
       for (const notification of notifications) {
         this.options.log(notification.status === 'firing' ? 'warn' : 'info', `alert ${notification.status}: ${notification.message}`, { alert: notification.key });
         this.options.onNotification?.(notification);
-        for (const url of alerts.webhooks) this.track(this.deliver(url, notification));
+        for (const url of alerts.webhooks) void this.deliver(url, notification);
       }
       return notifications;
     } catch (err) {
@@ -203,19 +202,9 @@ export class AlertRunner {
     }
   }
 
-  /** Resolves once every delivery started so far succeeded or gave up. */
-  async idle(): Promise<void> {
-    while (this.deliveries.size > 0) await Promise.all([...this.deliveries]);
-  }
-
   stop(): void {
     clearInterval(this.timer);
     this.abort.abort();
-  }
-
-  private track(delivery: Promise<void>): void {
-    this.deliveries.add(delivery);
-    void delivery.finally(() => this.deliveries.delete(delivery));
   }
 
   private async deliver(url: string, notification: AlertNotification): Promise<void> {

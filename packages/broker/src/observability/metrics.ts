@@ -4,6 +4,13 @@ import type { BrokerObserver } from './observer.js';
 
 /** Most latencies kept between two samples of the live chart; later ones overwrite a random slot. */
 const MAX_LATENCY_SAMPLES = 4096;
+/**
+ * Most distinct `topic` label values of the traffic counters; traffic of
+ * further topics is counted under `topic="_other"`, so a broker with very
+ * many topics cannot grow its metrics (and every scrape) without bound.
+ */
+export const MAX_TOPIC_LABELS = 1000;
+const OTHER_TOPICS = '_other';
 
 /**
  * Every Prometheus metric of one broker, in its own registry (several brokers
@@ -23,6 +30,7 @@ export class BrokerMetrics implements BrokerObserver {
   /** Totals for the live chart (summing prom-client's labelled counters per sample would allocate). */
   readonly totals = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
   private latencies: number[] = [];
+  private readonly labelledTopics = new Set<string>();
 
   constructor(
     private readonly source: OperationsSource,
@@ -59,15 +67,17 @@ export class BrokerMetrics implements BrokerObserver {
   // ---- BrokerObserver ------------------------------------------------------------
 
   published(topic: string, messages: number, bytes: number): void {
-    this.messagesIn.inc({ topic }, messages);
-    this.bytesIn.inc({ topic }, bytes);
+    const labels = { topic: this.topicLabel(topic) };
+    this.messagesIn.inc(labels, messages);
+    this.bytesIn.inc(labels, bytes);
     this.totals.messagesIn += messages;
     this.totals.bytesIn += bytes;
   }
 
   delivered(topic: string, messages: number, bytes: number): void {
-    this.messagesOut.inc({ topic }, messages);
-    this.bytesOut.inc({ topic }, bytes);
+    const labels = { topic: this.topicLabel(topic) };
+    this.messagesOut.inc(labels, messages);
+    this.bytesOut.inc(labels, bytes);
     this.totals.messagesOut += messages;
     this.totals.bytesOut += bytes;
   }
@@ -85,6 +95,13 @@ export class BrokerMetrics implements BrokerObserver {
   leaderChanged(group: string, _leader: string | null, _term: number): void {
     const match = /^p\/(.+)\/(\d+)$/.exec(group);
     this.leaderChanges.inc({ topic: match?.[1] ?? '', partition: match?.[2] ?? '' });
+  }
+
+  private topicLabel(topic: string): string {
+    if (this.labelledTopics.has(topic)) return topic;
+    if (this.labelledTopics.size >= MAX_TOPIC_LABELS) return OTHER_TOPICS;
+    this.labelledTopics.add(topic);
+    return topic;
   }
 
   /** Publish latencies (seconds) since the last call, for the live chart. */

@@ -6,6 +6,7 @@ import type { Broker, ClusterReport } from '@relaymq/broker';
 import type { Message } from '@relaymq/sdk';
 import { eventually, get, getJson, parseMetrics, sample } from './support/admin.js';
 import { Fixture } from './support/cluster.js';
+import { RawClient } from './support/raw-client.js';
 import { freePorts } from './support/ports.js';
 import { waitFor } from './support/wait.js';
 
@@ -118,11 +119,19 @@ describe('admin port of a 3-broker cluster', () => {
     expect(after.healthy).toBe(false);
     expect(after.problems).toContain('broker o3 left the cluster');
     await eventually(readReport, (r) => r.events.some((e) => e.kind === 'member-state' && e.message.startsWith('broker o3 is left (was alive)')), 'a member-state event for o3');
+  });
 
-    // Draining: no longer ready, still alive, until the admin server closes with the broker.
-    const closing = o1.close();
-    expect((await get(`${o1.adminUrl}/readyz`)).status).toBe(503);
-    expect((await get(`${o1.adminUrl}/healthz`)).status).toBe(200);
+  it('stops being ready while draining, and stays alive until closed', async () => {
+    const broker = await fixture.broker({ id: 's1', adminPort: 0, drainTimeoutMs: 10_000 });
+    expect((await get(`${broker.adminUrl}/readyz`)).status).toBe(200);
+    // A client that ignores `goaway` holds the broker in its drain period.
+    const stubborn = await RawClient.open(broker.url);
+    const closing = broker.close();
+    expect(await getJson(`${broker.adminUrl}/healthz`)).toMatchObject({ status: 'ok' });
+    const readyz = await get(`${broker.adminUrl}/readyz`);
+    expect(readyz.status).toBe(503);
+    expect(JSON.parse(readyz.body)).toMatchObject({ status: 'not ready', broker: 's1' });
+    stubborn.close();
     await closing;
   });
 });

@@ -162,3 +162,40 @@ describe('a standalone broker with a data directory', () => {
     expect(jumps).toEqual(gaps.map(({ expectedOffset, firstAvailableOffset }) => ({ expectedOffset, firstAvailableOffset })));
   });
 });
+
+describe('a 3-broker cluster with data directories', () => {
+  it('a replica that was down while the leader compacted its Raft log catches up from a snapshot and holds the same log', async () => {
+    const root = await dataDir();
+    const ids = ['s1', 's2', 's3'];
+    const peerPorts = await freePorts(3);
+    const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
+    const options = (i: number): BrokerOptions => ({
+      id: ids[i],
+      peerPort: peerPorts[i],
+      peers: peers.filter((_, j) => j !== i),
+      dataDir: join(root, ids[i] as string),
+      segmentBytes: 64 * 1024,
+      raftLogMaxBytes: 0, // compact even though a replica lags: it must then get a snapshot
+    });
+    const brokers = await Promise.all(ids.map((_, i) => fixture.broker(options(i))));
+    const client = await fixture.client(brokers.map((b) => b.url));
+    const payload = (i: number): string => `v${i}`.padEnd(200, '.');
+    for (let i = 0; i < 200; i++) await client.publish('snap', payload(i));
+    const leaderId = brokers[0]?.engine.leaderOf?.('snap', 0);
+    const downIndex = brokers.findIndex((b) => b.id !== leaderId);
+    const down = brokers[downIndex] as Broker;
+    await down.close();
+
+    // Enough entries for checkpoints, and time for the leader to compact past what the replica holds.
+    for (let round = 0; round < 10; round++) await Promise.all(Array.from({ length: 300 }, (_, i) => client.publish('snap', payload(200 + round * 300 + i))));
+    const leaderRaftLog = join(root, leaderId as string, 'raft', 'p~snap~0.log');
+    await waitForAsync(async () => (await stat(leaderRaftLog)).size < 64 * 1024, "the leader's Raft log to be compacted", 15_000);
+
+    const back = await fixture.broker(options(downIndex));
+    const leader = brokers.find((b) => b.id === leaderId) as Broker;
+    await waitFor(() => back.engine.bounds('snap', 0).end === 3200, 'the replica to catch up', 20_000);
+    expect(await stored(back, 'snap')).toEqual(await stored(leader, 'snap'));
+    expect((await stored(back, 'snap')).map((v) => /v\d+/.exec(v)?.[0])).toEqual(Array.from({ length: 3200 }, (_, i) => `v${i}`));
+  });
+});
+

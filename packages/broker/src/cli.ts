@@ -34,7 +34,12 @@ broker options (flag / environment variable):
   --port <n>                     client port, 0 for any free port (default 7401)
   --peer-port <n>                port for other brokers, 0 for any free port (default 7501)
   --peers <list>                 the other brokers: id@host:port,id@host:port (default: none, standalone)
-  --data-dir <dir>               directory for Raft logs; needed for safe restarts (alias --data)
+  --data-dir <dir>               directory for partition logs and Raft logs; without it everything is in memory (alias --data)
+  --fsync <policy>               always (default: fsynced before the ack) | interval
+  --fsync-interval-ms <ms>       with --fsync interval: longest time between a write and its fsync (default 1000)
+  --retention-max-age-ms <ms>, --retention-max-bytes <n>, --retention-max-messages <n>
+                                 per partition, whole segments deleted oldest first (default: keep everything)
+  --segment-bytes <n>            segment file size (default 67108864)
   --replication-factor <n>       replicas per partition in a cluster (default 3)
   --advertised-url <url>         URL given to clients (default ws://<host>:<port>)
   --default-partitions <n>       partitions of implicitly created topics (default 1; alias --partitions)

@@ -49,6 +49,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'retention.maxBytes', kind: 'integer' },
   { path: 'retention.maxMessages', kind: 'integer' },
   { path: 'topicRetention', kind: 'json' },
+  { path: 'raftLogMaxBytes', kind: 'integer' },
   { path: 'adminPort', kind: 'integer' },
   { path: 'adminHost', kind: 'string' },
   { path: 'logLevel', kind: 'string' },

@@ -70,6 +70,13 @@ export interface BrokerOptions {
   /** With `dataDir`: retention of the topics matching a pattern (the first match wins) instead of `retention`. @defaultValue `[]` */
   topicRetention?: Array<{ pattern: string } & RetentionOptions>;
   /**
+   * With `dataDir`: Raft log bytes a partition leader keeps for a replica
+   * that lags behind (down, or slow) before it compacts anyway; that replica
+   * then catches up from a snapshot, copying the messages it lacks.
+   * @defaultValue `268435456` (256 MiB)
+   */
+  raftLogMaxBytes?: number;
+  /**
    * With `dataDir`: size of a partition's segment files; retention deletes whole segments.
    * @defaultValue `67108864` (64 MiB)
    */
@@ -246,6 +253,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   topicRetention: [] as Array<{ pattern: string } & RetentionOptions>,
   segmentBytes: 64 * 1024 * 1024,
   logLevel: 'silent',
+  raftLogMaxBytes: 256 * 1024 * 1024,
 });
 
 const INVALID_PREFIX = 'broker option ';
@@ -307,6 +315,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     retention: resolveRetention('retention', o.retention),
     topicRetention: resolveTopicRetention(o.topicRetention),
     segmentBytes: integer('segmentBytes', o.segmentBytes, 4096, 1024 * 1024 * 1024),
+    raftLogMaxBytes: integer('raftLogMaxBytes', o.raftLogMaxBytes, 0, Number.MAX_SAFE_INTEGER),
     adminPort: o.adminPort === undefined ? undefined : integer('adminPort', o.adminPort, 0, 65535),
     adminHost: o.adminHost === undefined ? (o.host as string) : text('adminHost', o.adminHost, /^\S{1,255}$/, 'a host name or address'),
     alerts: o.alerts === undefined ? undefined : resolveAlerts(o.alerts),

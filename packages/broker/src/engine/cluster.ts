@@ -38,6 +38,8 @@ export interface ClusterEngineOptions {
   fsyncIntervalMs: number;
   /** On disk: size at which a partition's segment is sealed and a new one started. */
   segmentBytes: number;
+  /** On disk: Raft log bytes a leader keeps for a lagging replica before compacting anyway (that replica then gets a snapshot). */
+  raftLogMaxBytes: number;
   /** The file system of partition logs; tests inject faults. @defaultValue node's */
   fs?: FileSystem;
   /** How long a publish or topic creation may wait for a leader and a commit. */
@@ -55,8 +57,6 @@ const MAINTENANCE_MS = 250;
 /** A partition is checkpointed once this many entries were applied since the last checkpoint, or after CHECKPOINT_MS. */
 const CHECKPOINT_ENTRIES = 2000;
 const CHECKPOINT_MS = 2000;
-/** A leader keeps Raft entries a lagging replica still needs, until its log file grows past this. */
-const RAFT_LOG_MAX_BYTES = 256 * 1024 * 1024;
 /** Retention runs at most this often per partition. */
 const RETENTION_MS = 1000;
 /** One fetch of a snapshot install: at most this many messages and bytes. */
@@ -419,7 +419,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     if (index <= (storage.memory.snapshot()?.meta.index ?? 0)) return;
     // A leader keeps what a lagging replica still needs, unless the log grew too big: that replica then gets the snapshot.
     const lagging = group.isLeader() && group.status().progress.some((p) => p.match < index);
-    if (lagging && storage.fileBytes < RAFT_LOG_MAX_BYTES) return;
+    if (lagging && storage.fileBytes < this.options.raftLogMaxBytes) return;
     await group.compact(() => storage.compact(index, checkpoint));
   }
 

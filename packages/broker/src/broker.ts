@@ -6,6 +6,7 @@ import { MemoryEngine } from './engine/memory.js';
 import { listenForClients, type ClientListener } from './net/client-server.js';
 import { PeerTransport } from './net/peer-transport.js';
 import { GossipRunner } from './runtime/gossip.js';
+import { Operations } from './observability/operations.js';
 import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { ClientSession } from './runtime/session.js';
 import { Authenticator } from './security/auth.js';
@@ -39,6 +40,8 @@ export interface Broker {
   readonly url: string;
   /** The peer port actually bound, when clustered (`peers` set). */
   readonly peerPort: number | undefined;
+  /** The admin server's base URL (`/metrics`, `/healthz`, the dashboard), when `adminPort` is set. */
+  readonly adminUrl: string | undefined;
   /** The partition logs. */
   readonly engine: LogEngine;
   stats(): BrokerStats;
@@ -88,8 +91,22 @@ class RunningBroker implements Broker {
 
   engine!: LogEngine;
   private replicated: ClusterEngine | undefined;
+  /** Metrics, admin server, alerts: only when `adminPort` or `alerts` is set. */
+  private readonly operations: Operations | undefined;
 
-  constructor(private readonly options: ResolvedBrokerOptions) {}
+  constructor(private readonly options: ResolvedBrokerOptions) {
+    if (options.adminPort === undefined && options.alerts === undefined) return;
+    this.operations = new Operations(options, {
+      id: options.id,
+      clustered: options.peers.length > 0,
+      peerIds: options.peers.map((p) => p.id),
+      dataDir: options.dataDir,
+      stats: () => this.stats(),
+      cluster: () => this.cluster(),
+      groups: () => this.replicated?.groupStatus() ?? [],
+      accepting: () => this.listener !== undefined && !this.isDraining,
+    });
+  }
 
   get id(): string {
     return this.options.id;
@@ -105,6 +122,11 @@ class RunningBroker implements Broker {
 
   get peerPort(): number | undefined {
     return this.peers?.port;
+  }
+
+  get adminUrl(): string | undefined {
+    const port = this.operations?.adminPort;
+    return port === undefined ? undefined : `http://${this.options.adminHost}:${port}`;
   }
 
   /**
@@ -138,10 +160,12 @@ class RunningBroker implements Broker {
         transport: this.peers,
         requestTimeoutMs: 2000,
         now: Date.now,
+        ...(this.operations === undefined ? {} : { observer: this.operations }),
       });
       this.engine = this.replicated;
     }
     await this.listen();
+    await this.operations?.start();
   }
 
   private async listen(): Promise<void> {
@@ -154,6 +178,7 @@ class RunningBroker implements Broker {
       draining: (): boolean => this.isDraining,
       authenticator: this.authenticator,
       counters: this.counters,
+      ...(this.operations === undefined ? {} : { observer: this.operations }),
     };
     const { tls } = this.options;
     const listenerTls = tls === undefined ? undefined : { ...loadTls('tls', tls), requireClientCert: tls.requireClientCert ?? false };
@@ -274,6 +299,7 @@ class RunningBroker implements Broker {
     for (const session of this.sessions) session.close();
     this.gossip?.stop(); // others learn at once that this broker left, rather than suspecting it
     await this.listener?.close();
+    await this.operations?.close();
     await this.peers?.close();
     await this.engine.close();
     this.options.log('info', 'broker closed', { id: this.id });

@@ -1,5 +1,6 @@
 import { RelayError, assertPattern, patternProblem } from '@relaymq/sdk/protocol';
 import { parsePeer, type PeerAddress } from './net/peer-transport.js';
+import { createLogger } from './observability/logger.js';
 import type { FileSystem } from './storage/fs.js';
 
 /** TLS for client connections (`wss://`). */
@@ -274,9 +275,84 @@ export interface BrokerOptions {
    * (a full disk, failing fsyncs). @defaultValue Node's `fs`
    */
   fileSystem?: FileSystem;
-  /** Receives one line per notable event; defaults to no logging. */
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Port of the admin HTTP server (`/metrics`, `/healthz`, `/readyz`,
+   * `/api/cluster`, the dashboard at `/`); `0` picks a free one (read it back
+   * from `broker.adminUrl`). Unset: no admin server.
+   */
+  adminPort?: number;
+  /**
+   * Interface the admin server listens on. Keep it private: the admin port
+   * has no authentication.
+   * @defaultValue the value of `host`
+   */
+  adminHost?: string;
+  /** Webhook alerts; unset: none. See {@link AlertOptions}. */
+  alerts?: AlertOptions;
+  /**
+   * Level of the built-in structured (pino, JSON lines on stderr) logger.
+   * Conflicts with `log`, which replaces the built-in logger.
+   * @defaultValue `"silent"`
+   */
+  logLevel?: LogLevel | 'silent';
+  /** Receives one line per notable event; replaces the built-in logger (tests inject a silent one). */
+  log?: LogFunction;
 }
+
+/** Severity of a log line. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** The logging seam every broker module uses. */
+export type LogFunction = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+
+/** Webhook alerts: what to watch and where to send it. */
+export interface AlertOptions {
+  /** URLs that receive a JSON `POST` per alert fired or resolved. */
+  webhooks: string[];
+  /**
+   * How long a partition may stay leaderless or under-replicated, or a
+   * configured peer stay unseen since start, before it alerts. (A broker
+   * gossip declares dead, or that left, alerts at once.)
+   * @defaultValue `30000`
+   */
+  graceMs?: number;
+  /**
+   * Disk use of `dataDir`, in percent, at which the disk alert fires.
+   * @defaultValue `90`
+   */
+  diskFullPercent?: number;
+  /**
+   * How often conditions are evaluated.
+   * @defaultValue `5000`
+   */
+  checkIntervalMs?: number;
+  /**
+   * Retries of a failed delivery, with exponential backoff starting at
+   * `retryDelayMs` and doubling each time.
+   * @defaultValue `5`
+   */
+  retries?: number;
+  /** @defaultValue `500` */
+  retryDelayMs?: number;
+  /**
+   * Time one delivery attempt may take.
+   * @defaultValue `5000`
+   */
+  timeoutMs?: number;
+}
+
+/** Alert options with every default applied. */
+export type ResolvedAlertOptions = Required<AlertOptions>;
+
+/** Defaults of {@link AlertOptions}. */
+export const ALERT_DEFAULTS = Object.freeze({
+  graceMs: 30_000,
+  diskFullPercent: 90,
+  checkIntervalMs: 5000,
+  retries: 5,
+  retryDelayMs: 500,
+  timeoutMs: 5000,
+});
 
 /** Retention limits of a partition on disk; each is optional. */
 export interface RetentionOptions {
@@ -286,7 +362,7 @@ export interface RetentionOptions {
 }
 
 /** Options with every default applied. */
-export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth'>> & {
+export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'adminPort' | 'adminHost' | 'alerts' | 'log'>> & {
   advertisedUrl: string | undefined;
   fileSystem: FileSystem | undefined;
   dataDir: string | undefined;
@@ -294,6 +370,11 @@ export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl'
   tls: ClientTlsOptions | undefined;
   peerTls: PeerTlsOptions | undefined;
   auth: AuthOptions | undefined;
+  adminPort: number | undefined;
+  adminHost: string;
+  alerts: ResolvedAlertOptions | undefined;
+  /** The `log` option, or the built-in pino logger at `logLevel`. */
+  log: LogFunction;
 };
 
 /** Defaults of {@link BrokerOptions}, in one place. */
@@ -324,11 +405,20 @@ export const BROKER_DEFAULTS = Object.freeze({
   retention: {} as RetentionOptions,
   topicRetention: [] as Array<{ pattern: string } & RetentionOptions>,
   segmentBytes: 64 * 1024 * 1024,
+  logLevel: 'silent',
   raftLogMaxBytes: 256 * 1024 * 1024,
 });
 
+const INVALID_PREFIX = 'broker option ';
+
 function invalid(field: string, problem: string): RelayError {
-  return new RelayError('INVALID_ARGUMENT', `broker option ${field} ${problem}`);
+  return new RelayError('INVALID_ARGUMENT', `${INVALID_PREFIX}${field} ${problem}`);
+}
+
+/** The option an error of {@link resolveBrokerOptions} names (e.g. `port`, `alerts.graceMs`), so a caller can say where it came from. */
+export function optionOfError(err: unknown): string | undefined {
+  if (!(err instanceof RelayError) || !err.message.startsWith(INVALID_PREFIX)) return undefined;
+  return err.message.slice(INVALID_PREFIX.length).split(' ')[0];
 }
 
 function integer(field: string, value: unknown, min: number, max: number): number {
@@ -343,7 +433,8 @@ function text(field: string, value: unknown, pattern: RegExp, describe: string):
   return value;
 }
 
-const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth']);
+const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth', 'adminPort', 'adminHost', 'alerts']);
+const logLevels = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 
 /**
  * Applies defaults and validates every option, naming the first bad field.
@@ -390,10 +481,18 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     segmentBytes: integer('segmentBytes', o.segmentBytes, 4096, 1024 * 1024 * 1024),
     raftLogMaxBytes: integer('raftLogMaxBytes', o.raftLogMaxBytes, 0, Number.MAX_SAFE_INTEGER),
     fileSystem: o.fileSystem,
-    log: o.log ?? (() => {}),
+    adminPort: o.adminPort === undefined ? undefined : integer('adminPort', o.adminPort, 0, 65535),
+    adminHost: o.adminHost === undefined ? (o.host as string) : text('adminHost', o.adminHost, /^\S{1,255}$/, 'a host name or address'),
+    alerts: o.alerts === undefined ? undefined : resolveAlerts(o.alerts),
+    logLevel: oneOf('logLevel', o.logLevel, logLevels),
+    log: () => {},
   };
   if (resolved.fsync === 'always' && options.fsyncIntervalMs !== undefined) throw invalid('fsyncIntervalMs', 'is only meaningful with fsync "interval"');
-  if (typeof resolved.log !== 'function') throw invalid('log', 'must be a function');
+  if (o.log !== undefined && typeof o.log !== 'function') throw invalid('log', 'must be a function');
+  if (o.log !== undefined && options.logLevel !== undefined) {
+    throw invalid('logLevel', 'conflicts with log: logLevel sets the built-in logger, log replaces it; give one');
+  }
+  resolved.log = o.log ?? createLogger({ brokerId: resolved.id, level: resolved.logLevel });
   if (resolved.maxOutboundBytes < resolved.outboundHighWaterBytes + resolved.maxPayload) {
     throw invalid('maxOutboundBytes', `must be at least outboundHighWaterBytes + maxPayload (${resolved.outboundHighWaterBytes + resolved.maxPayload}), got ${resolved.maxOutboundBytes}`);
   }
@@ -521,6 +620,28 @@ function resolveTopicRetention(value: unknown): Array<{ pattern: string } & Rete
     }
     return { pattern, ...resolveRetention(field, entry, ['pattern']) };
   });
+}
+
+const knownAlertOptions = new Set([...Object.keys(ALERT_DEFAULTS), 'webhooks']);
+
+function resolveAlerts(alerts: unknown): ResolvedAlertOptions {
+  if (typeof alerts !== 'object' || alerts === null || Array.isArray(alerts)) throw invalid('alerts', 'must be an object');
+  for (const key of Object.keys(alerts)) {
+    if (!knownAlertOptions.has(key)) throw invalid(`alerts.${key}`, 'is not a known option');
+  }
+  const a = { ...ALERT_DEFAULTS, ...stripUndefined(alerts as AlertOptions) };
+  if (!Array.isArray(a.webhooks) || a.webhooks.length === 0 || a.webhooks.length > 16) {
+    throw invalid('alerts.webhooks', 'must list 1 to 16 http:// or https:// URLs');
+  }
+  return {
+    webhooks: a.webhooks.map((url) => text('alerts.webhooks', url, /^https?:\/\/\S+$/, 'http:// or https:// URLs')),
+    graceMs: integer('alerts.graceMs', a.graceMs, 0, 86_400_000),
+    diskFullPercent: integer('alerts.diskFullPercent', a.diskFullPercent, 1, 100),
+    checkIntervalMs: integer('alerts.checkIntervalMs', a.checkIntervalMs, 10, 3_600_000),
+    retries: integer('alerts.retries', a.retries, 0, 20),
+    retryDelayMs: integer('alerts.retryDelayMs', a.retryDelayMs, 1, 600_000),
+    timeoutMs: integer('alerts.timeoutMs', a.timeoutMs, 10, 600_000),
+  };
 }
 
 function resolvePeers(id: unknown, peers: unknown): PeerAddress[] {

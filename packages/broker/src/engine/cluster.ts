@@ -8,6 +8,7 @@ import { Partition, type AppendOutcome, type AppendRequest, type PartitionLog, t
 import type { NodeId, RaftConfigOptions, Snapshot } from '../core/raft/index.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
+import type { BrokerObserver } from '../observability/observer.js';
 import { RaftGroup } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
@@ -44,6 +45,8 @@ export interface ClusterEngineOptions {
   /** How long a publish or topic creation may wait for a leader and a commit. */
   requestTimeoutMs: number;
   now: () => number;
+  /** Told of fsync durations and leader changes, when operations are enabled. */
+  observer?: BrokerObserver;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -63,6 +66,22 @@ const RAFT_CONFIG: RaftConfigOptions = { electionTicks: 10, heartbeatTicks: 1 };
 const META_GROUP = 'meta';
 
 const partitionGroupId = (topic: string, partition: number): string => `p/${topic}/${partition}`;
+
+/** One Raft group as {@link ClusterEngine.groupStatus} reports it. */
+export interface GroupStatus {
+  /** `meta` or `p/<topic>/<partition>`. */
+  group: string;
+  /** This broker's role in the group. */
+  role: string;
+  leader: string | null;
+  term: number;
+  commit: number;
+  lastIndex: number;
+  /** The group's replicas (voters). */
+  voters: string[];
+  /** Leader only: each replica's match index and whether this broker is connected to it. */
+  replicas: Array<{ id: string; match: number; connected: boolean }>;
+}
 
 /** What a forwarded publish carries. */
 interface ForwardedPublish {
@@ -228,11 +247,17 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return led;
   }
 
-  /** Raft status of every group hosted here, for tests and operators. */
-  groupStatus(): Array<{ group: string; role: string; leader: string | null; term: number; commit: number; lastIndex: number }> {
+  /**
+   * Raft status of every group hosted here, for tests and operators.
+   * `replicas` has every voter's match index (known on the leader only,
+   * empty elsewhere) and whether this broker's peer link to it is up.
+   */
+  groupStatus(): GroupStatus[] {
+    const connected = new Set(this.options.transport.connectedPeers());
     return [...this.groups.values()].map((g) => {
       const s = g.status();
-      return { group: g.id, role: s.role, leader: s.leader, term: s.term, commit: s.commit, lastIndex: s.lastIndex };
+      const replicas = s.progress.map((p) => ({ id: p.id, match: p.match, connected: p.id === this.options.self || connected.has(p.id) }));
+      return { group: g.id, role: s.role, leader: s.leader, term: s.term, commit: s.commit, lastIndex: s.lastIndex, voters: [...s.voters], replicas };
     });
   }
 
@@ -284,8 +309,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return storage;
   }
 
-  private groupBase(id: string, voters: readonly NodeId[]): { id: string; self: NodeId; voters: readonly NodeId[]; transport: PeerTransport; config: RaftConfigOptions; log: ClusterEngineOptions['log'] } {
-    return { id, self: this.options.self, voters, transport: this.options.transport, config: RAFT_CONFIG, log: this.options.log };
+  private groupBase(
+    id: string,
+    voters: readonly NodeId[],
+  ): { id: string; self: NodeId; voters: readonly NodeId[]; transport: PeerTransport; config: RaftConfigOptions; log: ClusterEngineOptions['log']; observer?: BrokerObserver } {
+    const base = { id, self: this.options.self, voters, transport: this.options.transport, config: RAFT_CONFIG, log: this.options.log };
+    return this.options.observer === undefined ? base : { ...base, observer: this.options.observer };
   }
 
   private applyMetadata(command: MetadataCommand): unknown {

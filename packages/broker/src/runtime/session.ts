@@ -20,6 +20,7 @@ import {
 } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, StoredMessage } from '../core/partition/partition.js';
 import type { LogEngine } from '../engine/engine.js';
+import type { BrokerObserver } from '../observability/observer.js';
 import type { ResolvedBrokerOptions } from '../options.js';
 import { TopicPermissions } from '../security/acl.js';
 import type { Authenticator, Principal } from '../security/auth.js';
@@ -50,6 +51,8 @@ export interface SessionContext {
   readonly authenticator: Authenticator | undefined;
   /** Security events, counted for the broker's stats. */
   readonly counters: SecurityCounters;
+  /** Receives traffic and latency figures, when operations are enabled. */
+  readonly observer?: BrokerObserver;
 }
 
 /** Durable position commits one session may have in flight; the SDK sends one at a time. */
@@ -296,6 +299,7 @@ export class ClientSession {
   }
 
   private publish(frame: PublishFrame): void {
+    const receivedAt = performance.now();
     const answers = frame.batches.map((batch) => this.publishBatch(batch));
     // Answers go out in the order of the messages: a nack never overtakes the acks before it.
     void Promise.all(answers).then((groups) => {
@@ -310,6 +314,7 @@ export class ClientSession {
         this.send(answer);
       }
       if (acks.length > 0) this.send({ type: 'ack', acks });
+      if (groups.some((g) => g.length > 0)) this.ctx.observer?.publishLatency((performance.now() - receivedAt) / 1000);
     });
   }
 
@@ -327,6 +332,7 @@ export class ClientSession {
       }
       const outcomes = await this.handOff(batch);
       this.published += batch.messages.length;
+      if (this.ctx.observer !== undefined) this.ctx.observer.published(batch.topic, batch.messages.length, dataBytes(batch.messages));
       if (batch.ack === 'none') return [];
       const result = answers(batch, outcomes);
       // Forwarded: tell the client who leads, so its next publishes go there directly.
@@ -581,6 +587,8 @@ export class ClientSession {
   private deliver(subscription: Subscription, batches: DeliveryBatch[], count: number): void {
     subscription.credit -= count;
     this.delivered += count;
+    const observer = this.ctx.observer;
+    if (observer !== undefined) for (const batch of batches) observer.delivered(batch.topic, batch.messages.length, dataBytes(batch.messages));
     this.send({ type: 'message', subscription: subscription.id, batches });
   }
 
@@ -651,6 +659,12 @@ export class ClientSession {
     this.socket.close(closeCode, error.code);
     this.ended();
   }
+}
+
+function dataBytes(messages: ReadonlyArray<{ data: Uint8Array }>): number {
+  let bytes = 0;
+  for (const message of messages) bytes += message.data.length;
+  return bytes;
 }
 
 function asRelayError(err: unknown): RelayError {

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -253,5 +253,50 @@ describe('a 3-broker cluster with data directories', () => {
     expect(await stored(back, 'snap')).toEqual(await stored(leader, 'snap'));
     expect((await stored(back, 'snap')).map((v) => /v\d+/.exec(v)?.[0])).toEqual(Array.from({ length: 3200 }, (_, i) => `v${i}`));
   });
-});
 
+  it('a replica that finds a flipped bit in a sealed segment reports it, does not serve it, and repairs it from a healthy replica', async () => {
+    const root = await dataDir();
+    const ids = ['d1', 'd2', 'd3'];
+    const peerPorts = await freePorts(3);
+    const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
+    const lines: Array<{ message: string; fields?: Record<string, unknown> }> = [];
+    const options = (i: number): BrokerOptions => ({
+      id: ids[i],
+      peerPort: peerPorts[i],
+      peers: peers.filter((_, j) => j !== i),
+      dataDir: join(root, ids[i] as string),
+      segmentBytes: 8 * 1024,
+      log: (_level, message, fields) => void lines.push({ message, fields }),
+    });
+    const brokers = await Promise.all(ids.map((_, i) => fixture.broker(options(i))));
+    const client = await fixture.client(brokers.map((b) => b.url));
+    await Promise.all(Array.from({ length: 1000 }, (_, i) => client.publish('bits', `m${i}`.padEnd(200, '.'))));
+    const leaderId = brokers[0]?.engine.leaderOf?.('bits', 0);
+    const victimIndex = brokers.findIndex((b) => b.id !== leaderId);
+    const victim = brokers[victimIndex] as Broker;
+    const logDir = join(root, victim.id, 'partitions', 'p~bits~0', 'log');
+    // The victim applied every message, in more than ten segments.
+    await waitForAsync(
+      async () => (await readdir(logDir)).filter((f) => f.endsWith('.log')).length > 10 && (await stored(victim, 'bits')).length === 1000,
+      'the replica to hold every message in segments',
+    );
+    await victim.close(); // its last checkpoint puts every segment on disk
+
+    const sealed = (await readdir(logDir)).filter((f) => f.endsWith('.log')).sort()[3] as string;
+    const file = await open(join(logDir, sealed), 'r+');
+    const size = (await file.stat()).size;
+    const byte = Buffer.alloc(1);
+    await file.read(byte, 0, 1, Math.floor(size / 2));
+    byte[0] = (byte[0] as number) ^ 0x10;
+    await file.write(byte, 0, 1, Math.floor(size / 2));
+    await file.close();
+
+    const back = await fixture.broker(options(victimIndex));
+    await waitFor(() => lines.some((l) => l.message.startsWith('partition log damaged') && l.fields?.group === 'p/bits/0'), 'the damage to be reported');
+    await waitFor(() => lines.some((l) => l.message === 'partition log repaired from the leader'), 'the repair', 20_000);
+    expect(back.engine.leaderOf?.('bits', 0)).not.toBe(back.id);
+    const leader = brokers.find((b) => b.id === leaderId) as Broker;
+    expect(await stored(back, 'bits')).toEqual(await stored(leader, 'bits'));
+    expect((await stored(back, 'bits')).map((v) => /m\d+/.exec(v)?.[0])).toEqual(Array.from({ length: 1000 }, (_, i) => `m${i}`));
+  });
+});

@@ -284,6 +284,16 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.close();
     for (const group of this.groups.values()) group.stop();
     await Promise.all([...this.disks.values()].map((d) => d.busy));
+    // A last checkpoint: the next start resumes from here instead of applying the Raft log again.
+    await Promise.all(
+      [...this.disks.entries()].map(async ([id, { group, partition }]) => {
+        const term = group.termOf(group.applied);
+        if (term === undefined || group.applied <= (partition.checkpointed?.index ?? 0) || partition.damaged) return;
+        await partition.writeCheckpoint(partition.capture(group.applied, term)).catch((err: unknown) => {
+          this.options.log('warn', 'final checkpoint failed', { group: id, error: String(err) });
+        });
+      }),
+    );
     await Promise.all([...this.storages].map((s) => s.close()));
     await Promise.all([...this.disks.values()].map((d) => d.partition.close()));
     this.removeAllListeners();
@@ -379,7 +389,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         },
       });
       if (disk !== undefined) {
-        this.disks.set(id, { topic, partition: disk, group, storage, busy: Promise.resolve(), checkpointedAt: this.options.now(), retainedAt: 0 });
+        this.disks.set(id, { topic, partitionNumber: partition, partition: disk, group, storage, busy: Promise.resolve(), checkpointedAt: this.options.now(), retainedAt: 0 });
       }
       this.groups.set(id, group as RaftGroup<unknown, unknown, unknown>);
       return group;
@@ -397,6 +407,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const now = this.options.now();
     for (const [id, hosted] of this.disks) {
       if (hosted.running) continue;
+      if (hosted.partition.damaged) {
+        this.repairDamage(id, hosted);
+        continue;
+      }
       const due = hosted.group.applied - (hosted.partition.checkpointed?.index ?? 0);
       const checkpoint = due >= CHECKPOINT_ENTRIES || (due > 0 && now - hosted.checkpointedAt >= CHECKPOINT_MS);
       const retain = now - hosted.retainedAt >= RETENTION_MS;
@@ -415,6 +429,42 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
           hosted.running = false;
         });
     }
+  }
+
+  /**
+   * A replica whose log is damaged never leads: it hands leadership to a
+   * healthy voter, and once another leads, it repairs itself from that leader.
+   * (Alone in its group, it has nobody to repair from: it keeps serving what
+   * is intact, and reads of the damaged range fail with an error.)
+   */
+  private repairDamage(id: string, hosted: HostedDisk): void {
+    const { group, partition } = hosted;
+    const leader = group.node.leader;
+    if (!hosted.damageReported) {
+      hosted.damageReported = true;
+      this.options.log('error', 'partition log damaged; this replica will not lead it until repaired from a healthy one', {
+        group: id,
+        corruptions: partition.log.health().corruptions,
+      });
+    }
+    if (group.isLeader()) {
+      const others = group.status().voters.filter((v) => v !== this.options.self && this.options.transport.connectedPeers().includes(v));
+      const target = others[Math.floor(Math.random() * others.length)];
+      if (target !== undefined) group.transferLeadership(target);
+      return;
+    }
+    if (leader === null || leader === this.options.self) return;
+    hosted.running = true;
+    hosted.busy = partition
+      .repair((offset) => this.fetchFromLeader(group, hosted.topic, hosted.partitionNumber, offset))
+      .then(() => {
+        hosted.damageReported = false;
+        this.options.log('info', 'partition log repaired from the leader', { group: id, leader });
+      })
+      .catch((err: unknown) => this.options.log('warn', 'partition repair failed; retrying', { group: id, error: String(err) }))
+      .finally(() => {
+        hosted.running = false;
+      });
   }
 
   /** Checkpoints a partition at its last applied entry, then compacts its Raft log up to it. */
@@ -536,6 +586,9 @@ type PartitionGroup = RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckp
 /** A partition kept on disk by this broker. */
 interface HostedDisk {
   topic: string;
+  partitionNumber: number;
+  /** The damage of this replica's log was logged (once, until repaired). */
+  damageReported?: boolean;
   partition: DiskPartition;
   group: PartitionGroup;
   storage: DurableRaftStorage<PublishCommand, PartitionCheckpoint>;

@@ -132,6 +132,7 @@ export class RaftGroup<T, R, S = never> {
    * never races a write; resolves once it ran.
    */
   compact(compact: () => Promise<void>): Promise<void> {
+    if (this.stopReason !== undefined) return Promise.reject(this.stopReason);
     if (this.compaction !== undefined) return Promise.reject(new Error(`group ${this.options.id}: a compaction is already pending`));
     return new Promise((resolve, reject) => {
       this.compaction = { run: compact, done: (err) => (err === undefined ? resolve() : reject(err)) };
@@ -264,6 +265,8 @@ export class RaftGroup<T, R, S = never> {
           }
         } while (this.again && !this.stopped);
       } catch (err) {
+        // Stopping (shutdown) aborts a write being retried: nothing to report.
+        if (this.stopped) return;
         // A failed write: the node cannot continue safely on this state. Stop the group loudly.
         // Publishes are then refused with a storage code; what was acknowledged is on disk already. A restart recovers.
         this.log('error', 'raft group stopped after a storage failure', { term: this.node.status().term, error: String(err) });

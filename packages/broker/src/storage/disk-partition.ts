@@ -47,6 +47,8 @@ const CHECKPOINT = 'checkpoint';
 export class DiskPartition implements PartitionLog {
   private readonly producers: ProducerTable;
   private lastCheckpoint: PartitionCheckpoint | undefined;
+  /** A repair in progress: appends wait for it. */
+  private repairing: Promise<void> | undefined;
 
   private constructor(
     readonly log: SegmentLog,
@@ -93,10 +95,43 @@ export class DiskPartition implements PartitionLog {
     return new RelayError(writeError.code === 'STORAGE_FULL' ? 'STORAGE_FULL' : 'STORAGE_ERROR', `partition log write failed: ${writeError.message}`);
   }
 
-  /** Resolves once appends work again (retrying the failed write with backoff); `undefined` when they already do. */
+  /** Resolves once appends work again (a repair done, the failed write retried with backoff); `undefined` when they already do. */
   whenWritable(): Promise<void> | undefined {
+    if (this.repairing !== undefined) return this.repairing;
     if (this.failure() === undefined) return undefined;
     return pRetry(() => this.log.flush(), { retries: Number.POSITIVE_INFINITY, minTimeout: 50, maxTimeout: 2000, randomize: true });
+  }
+
+  /** Whether records are damaged on disk (found on open or by a read): this replica must not lead until repaired. */
+  get damaged(): boolean {
+    return this.log.health().corruptions.length > 0;
+  }
+
+  /**
+   * Repairs damage from a healthy replica: cuts the log at the first damaged
+   * offset (never deleting anything the other replicas do not hold, since
+   * they hold every committed message) and copies the rest back with
+   * `fetch`. Appends wait meanwhile.
+   */
+  repair(fetch: (offset: number) => Promise<{ startOffset: number; messages: StoredMessage[] }>): Promise<void> {
+    this.repairing ??= (async () => {
+      const end = this.log.endOffset;
+      const from = Math.min(...this.log.health().corruptions.map((c) => c.offset));
+      await this.log.truncateFrom(Math.max(from, this.log.startOffset));
+      // Bounded: every round appends at least one message (or throws).
+      while (this.log.endOffset < end) {
+        const { messages } = await fetch(this.log.endOffset);
+        const wanted = messages.filter((m) => m.offset >= this.log.endOffset && m.offset < end);
+        if (wanted.length === 0 || (wanted[0] as StoredMessage).offset !== this.log.endOffset) {
+          throw new Error(`repair: fetch from ${this.log.endOffset} returned no usable messages`);
+        }
+        this.log.append(wanted.map(({ offset: _offset, ...message }) => message));
+      }
+      await this.log.sync();
+    })().finally(() => {
+      this.repairing = undefined;
+    });
+    return this.repairing;
   }
 
   /** The last checkpoint written (or restored), if any. */

@@ -122,6 +122,7 @@ export class DurableRaftStorage<T, S> {
       ...RETRY,
       signal: this.closing.signal,
       onFailedAttempt: ({ error }) => {
+        if (this.closing.signal.aborted) return;
         const full = errorCode(error) === 'ENOSPC';
         this.failed = new RelayError(full ? 'STORAGE_FULL' : 'STORAGE_ERROR', `Raft log write failed: ${error.message}`, { cause: error });
         this.options.onFailure?.(this.failed);

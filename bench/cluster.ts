@@ -106,11 +106,18 @@ export interface FailoverStall {
   error?: string;
 }
 
+/** Awaited publish latency on the cluster, and whether the client could publish to the leader directly. */
+export interface ClusterLatency extends LatencySummary {
+  leader: string;
+  /** Brokers the client held connections to; when the leader is not among them, a follower forwarded every publish (two more hops). */
+  clientConnectedTo: string[];
+}
+
 export interface Cluster3Result {
   storage: ClusterStorage;
   pipelined128B?: ClusterThroughput;
   pipelined1KiB?: ClusterThroughput;
-  sequentialPublish?: LatencySummary;
+  sequentialPublish?: ClusterLatency;
   failoverStall?: FailoverStall;
   /** Disk modes only: a fresh subscriber reading a partition from `earliest` after every broker restarted. */
   replayFromDisk?: Replay;
@@ -393,14 +400,15 @@ async function clusterPipelined(
   }
 }
 
-async function clusterSequential(connect: typeof Connect, cluster: Cluster, sizes: ClusterSizes, settings: PublishSettings, label: string): Promise<LatencySummary> {
+async function clusterSequential(connect: typeof Connect, cluster: Cluster, sizes: ClusterSizes, settings: PublishSettings, label: string): Promise<ClusterLatency> {
   const client = await clusterClient(connect, cluster);
   try {
     const topic = 'bench.cluster.sequential';
     await client.publish(topic, new Uint8Array(128));
     const leader = await cluster.agreedLeader(topic);
     progress(`${label}leader of ${topic}: ${leader}; client connected to ${client.stats().connectedBrokers.map((b) => b.id).join(', ')}`);
-    return await sequentialPublish(client, topic, sizes, settings, label);
+    const latency = await sequentialPublish(client, topic, sizes, settings, label);
+    return { ...latency, leader, clientConnectedTo: client.stats().connectedBrokers.map((b) => b.id).sort() };
   } finally {
     await client.close();
   }

@@ -129,11 +129,11 @@ interface BenchResult {
   cpuModel: string | undefined;
   date: string;
   quick: boolean;
-  config: RunConfig;
   /** The SDK build that ran: `dist` (published build) or `source` (through tsx). */
   sdk: SdkBuild;
   /** The headline cluster figures against their targets (issues 4 and 5). */
   summary: Summary;
+  config: RunConfig;
   /** Every scenario unless `--only` picked some. */
   singleBroker: Partial<SingleBrokerResult>;
   /** Three brokers, R=3, logs on disk fsynced before the ack (`--data`, fsync always). */
@@ -316,9 +316,9 @@ async function main(): Promise<void> {
     cpuModel: cpus()[0]?.model,
     date: new Date().toISOString(),
     quick,
-    config,
     sdk: sdkBuild,
     summary: summarize(clusters),
+    config,
     singleBroker: single,
     ...clusters,
   };

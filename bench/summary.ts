@@ -16,7 +16,7 @@ export interface SummaryFigure {
   met: boolean;
   /** Where the target comes from. */
   issue: 4 | 5;
-  /** Set when the run behind the figure stopped early. */
+  /** Context: the figures behind a ratio, or why the run behind the figure stopped early. */
   note?: string;
 }
 

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker, BrokerOptions } from '@relaymq/broker';
-import type { GapEvent, Message } from '@relaymq/sdk';
+import { RelayError, type GapEvent, type Message } from '@relaymq/sdk';
 import type { PublishBatch } from '@relaymq/sdk/protocol';
+import { FaultyFileSystem, nodeFileSystem } from '../packages/broker/src/storage/fs.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 import { RawClient } from './support/raw-client.js';
@@ -161,6 +162,61 @@ describe('a standalone broker with a data directory', () => {
     const jumps = offsets.slice(1).flatMap((offset, i) => (offset === (offsets[i] as number) + 1 ? [] : [{ expectedOffset: (offsets[i] as number) + 1, firstAvailableOffset: offset }]));
     expect(jumps).toEqual(gaps.map(({ expectedOffset, firstAvailableOffset }) => ({ expectedOffset, firstAvailableOffset })));
   });
+});
+
+describe('a broker whose disk fills up', () => {
+  it('refuses publishes with STORAGE_FULL, keeps serving reads, loses nothing acknowledged, and recovers by itself when space returns', async () => {
+    const dir = await dataDir();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const broker = await fixture.broker({ dataDir: dir, fileSystem: fs });
+    const client = await fixture.client([broker.url], { publishTimeoutMs: 5000 });
+    for (let i = 0; i < 100; i++) await client.publish('full', `before-${i}`);
+
+    // What each publish was told: 'stored', or an error code (TIMEOUT: outcome unknown).
+    const outcomes = new Map<string, string>();
+    const publish = (value: string): Promise<string> =>
+      client.publish('full', value).then(
+        () => 'stored',
+        (err: unknown) => (err instanceof RelayError ? err.code : String(err)),
+      ).then((outcome) => (outcomes.set(value, outcome), outcome));
+
+    fs.failNext('write', 'ENOSPC', Number.POSITIVE_INFINITY);
+    // The first publishes may meet the failing write (their outcome unknown until the disk is back);
+    // once the broker knows, publishes are refused at once with a clear code.
+    let refused = false;
+    for (let i = 0; i < 100 && !refused; i++) {
+      refused = (await publish(`during-${i}`)) === 'STORAGE_FULL';
+      if (!refused) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(refused).toBe(true);
+
+    // Reads go on.
+    const reader = await fixture.client([broker.url]);
+    const read: string[] = [];
+    await reader.subscribe('full', (m: Message<string>) => void read.push(m.data), { from: 'earliest' });
+    await waitFor(() => read.length >= 100, 'the stored messages while the disk is full');
+    expect(read.slice(0, 100)).toEqual(Array.from({ length: 100 }, (_, i) => `before-${i}`));
+
+    // Space returns; the broker finds out by its own retry (backoff up to 2 s).
+    fs.heal();
+    let accepted = false;
+    for (let i = 0; i < 100 && !accepted; i++) {
+      accepted = (await publish(`after-${i}`)) === 'stored';
+      if (!accepted) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(accepted).toBe(true);
+    const last = [...outcomes.keys()].pop() as string;
+    await waitFor(() => read[read.length - 1] === last, 'the publish after recovery');
+    // Stored once each, in order; everything acknowledged is there, nothing refused with STORAGE_FULL is.
+    expect(new Set(read).size).toBe(read.length);
+    const published = [...outcomes.keys()];
+    expect(read.slice(100)).toEqual(published.filter((v) => read.includes(v)));
+    for (const [value, outcome] of outcomes) {
+      if (outcome === 'stored') expect(read).toContain(value);
+      else if (outcome === 'STORAGE_FULL') expect(read).not.toContain(value);
+      else expect(outcome).toBe('TIMEOUT');
+    }
+  }, 60_000);
 });
 
 describe('a 3-broker cluster with data directories', () => {

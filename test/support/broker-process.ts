@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI: multi-process tests run the artifact users run (`npm test` builds first). */
-const CLI = fileURLToPath(new URL('../../packages/broker/dist/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../packages/broker/dist/cli.js', import.meta.url));
 
 /**
  * A broker running as its own OS process, for tests that kill -9 or SIGSTOP
@@ -13,6 +13,8 @@ export class BrokerProcess {
   private static readonly running = new Set<BrokerProcess>();
   url = '';
   port = 0;
+  /** The admin server's URL, when started with an admin port. */
+  adminUrl: string | undefined;
   stderr = '';
   private exited: Promise<number | null>;
 
@@ -28,11 +30,16 @@ export class BrokerProcess {
     });
   }
 
-  /** Starts `relaymq broker` with `args` and resolves once it printed its listening line. */
-  static async start(id: string, args: string[] = [], timeoutMs = 10_000): Promise<BrokerProcess> {
+  /**
+   * Starts `relaymq broker` with `args` and resolves once it printed its listening line.
+   * `env` adds environment variables; `baseArgs: false` drops the default `--id --port 0 --log-level warn`.
+   */
+  static async start(id: string, args: string[] = [], timeoutMs = 10_000, spawnOptions: { env?: Record<string, string>; baseArgs?: boolean } = {}): Promise<BrokerProcess> {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm test does)`);
-    const child = spawn(process.execPath, [CLI, 'broker', '--id', id, '--port', '0', '--log-level', 'warn', ...args], {
+    const base = spawnOptions.baseArgs === false ? [] : ['--id', id, '--port', '0', '--log-level', 'warn'];
+    const child = spawn(process.execPath, [CLI, 'broker', ...base, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...spawnOptions.env },
     });
     const broker = new BrokerProcess(id, child);
     await new Promise<void>((resolve, reject) => {
@@ -44,6 +51,7 @@ export class BrokerProcess {
         if (match === null) return;
         clearTimeout(timer);
         broker.url = match[1] as string;
+        broker.adminUrl = / admin on (http:\/\/\S+)/.exec(stdout)?.[1];
         broker.port = Number(new URL(broker.url).port);
         resolve();
       });

@@ -16,15 +16,17 @@ export class RawClient {
     ws.on('error', () => {});
   }
 
-  static async open(url: string, hello = true): Promise<RawClient> {
-    const ws = new WebSocket(url, { maxPayload: 0 });
+  /** Opens a connection; with `hello`, handshakes (presenting `options.token`) and waits for `welcome`. */
+  static async open(url: string, hello = true, options: { token?: string; ws?: WebSocket.ClientOptions } = {}): Promise<RawClient> {
+    const ws = new WebSocket(url, { maxPayload: 0, ...options.ws });
+    // Listen before 'open': a frame in the same read as the upgrade (e.g. a refusal) must not be missed.
+    const client = new RawClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', resolve);
       ws.once('error', reject);
     });
-    const client = new RawClient(ws);
     if (hello) {
-      client.send({ type: 'hello', version: PROTOCOL_VERSION, clientId: 'raw', producerId: 'raw-producer' });
+      client.send({ type: 'hello', version: PROTOCOL_VERSION, clientId: 'raw', producerId: 'raw-producer', ...(options.token === undefined ? {} : { token: options.token }) });
       await client.next('welcome');
     }
     return client;

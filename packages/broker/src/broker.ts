@@ -6,8 +6,13 @@ import { MemoryEngine } from './engine/memory.js';
 import { listenForClients, type ClientListener } from './net/client-server.js';
 import { PeerTransport } from './net/peer-transport.js';
 import { GossipRunner } from './runtime/gossip.js';
+import { Operations } from './observability/operations.js';
 import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { ClientSession } from './runtime/session.js';
+import { Authenticator } from './security/auth.js';
+import { newSecurityCounters, type SecurityCounters } from './security/counters.js';
+import { loadTls } from './security/tls.js';
+import { RelayError } from '@relaymq/sdk/protocol';
 
 /** A snapshot of a broker's counters. */
 export interface BrokerStats {
@@ -22,6 +27,8 @@ export interface BrokerStats {
   outboundBytes: number;
   /** Largest per-connection `outboundBytes`. */
   maxConnectionOutboundBytes: number;
+  /** Security events since start: denials, auth failures, limits hit. */
+  security: SecurityCounters;
 }
 
 /** A running broker. */
@@ -33,6 +40,8 @@ export interface Broker {
   readonly url: string;
   /** The peer port actually bound, when clustered (`peers` set). */
   readonly peerPort: number | undefined;
+  /** The admin server's base URL (`/metrics`, `/healthz`, the dashboard), when `adminPort` is set. */
+  readonly adminUrl: string | undefined;
   /** The partition logs. */
   readonly engine: LogEngine;
   stats(): BrokerStats;
@@ -75,11 +84,29 @@ class RunningBroker implements Broker {
   private peers: PeerTransport | undefined;
   private gossip: GossipRunner | undefined;
   private clusterPushScheduled = false;
+  private readonly counters = newSecurityCounters();
+  /** Open connections per remote address, for `maxConnectionsPerIp`. */
+  private readonly connectionsByAddress = new Map<string, number>();
+  private authenticator: Authenticator | undefined;
 
   engine!: LogEngine;
   private replicated: ClusterEngine | undefined;
+  /** Metrics, admin server, alerts: only when `adminPort` or `alerts` is set. */
+  private readonly operations: Operations | undefined;
 
-  constructor(private readonly options: ResolvedBrokerOptions) {}
+  constructor(private readonly options: ResolvedBrokerOptions) {
+    if (options.adminPort === undefined && options.alerts === undefined) return;
+    this.operations = new Operations(options, {
+      id: options.id,
+      clustered: options.peers.length > 0,
+      peerIds: options.peers.map((p) => p.id),
+      dataDir: options.dataDir,
+      stats: () => this.stats(),
+      cluster: () => this.cluster(),
+      groups: () => this.replicated?.groupStatus() ?? [],
+      accepting: () => this.listener !== undefined && !this.isDraining,
+    });
+  }
 
   get id(): string {
     return this.options.id;
@@ -90,11 +117,16 @@ class RunningBroker implements Broker {
   }
 
   get url(): string {
-    return this.options.advertisedUrl ?? `ws://${this.options.host}:${this.port}`;
+    return this.options.advertisedUrl ?? `${this.options.tls === undefined ? 'ws' : 'wss'}://${this.options.host}:${this.port}`;
   }
 
   get peerPort(): number | undefined {
     return this.peers?.port;
+  }
+
+  get adminUrl(): string | undefined {
+    const port = this.operations?.adminPort;
+    return port === undefined ? undefined : `http://${this.options.adminHost}:${port}`;
   }
 
   /**
@@ -102,7 +134,9 @@ class RunningBroker implements Broker {
    * replicated engine over it, then (once the client port is known) gossip.
    */
   async start(): Promise<void> {
-    const { id, host, peerPort, peers, log } = this.options;
+    const { id, host, peerPort, peers, log, auth, peerTls } = this.options;
+    // Key material is read (and a bad path reported) before anything listens.
+    if (auth !== undefined) this.authenticator = new Authenticator(auth);
     if (peers.length === 0 && this.options.dataDir === undefined) {
       this.engine = new MemoryEngine({ ...this.options, now: Date.now });
     } else {
@@ -115,6 +149,7 @@ class RunningBroker implements Broker {
         maxFrameBytes: 64 * 1024 * 1024,
         maxQueuedBytes: 64 * 1024 * 1024,
         reconnect: { initialDelayMs: 50, maxDelayMs: 2000 },
+        tls: peerTls === undefined ? undefined : { ...loadTls('peerTls', peerTls), mutual: peerTls.mutual ?? true },
         log,
       });
       await this.peers.listen();
@@ -125,10 +160,12 @@ class RunningBroker implements Broker {
         transport: this.peers,
         requestTimeoutMs: 2000,
         now: Date.now,
+        ...(this.operations === undefined ? {} : { observer: this.operations }),
       });
       this.engine = this.replicated;
     }
     await this.listen();
+    await this.operations?.start();
   }
 
   private async listen(): Promise<void> {
@@ -139,18 +176,36 @@ class RunningBroker implements Broker {
       now: Date.now,
       newId: randomUUID,
       draining: (): boolean => this.isDraining,
+      authenticator: this.authenticator,
+      counters: this.counters,
+      ...(this.operations === undefined ? {} : { observer: this.operations }),
     };
-    this.listener = await listenForClients(this.options.host, this.options.port, this.options.maxPayload, {
-      open: (socket) => {
-        const session = new ClientSession(socket, context, (ended) => this.forget(ended));
-        this.sessions.add(session);
-        return {
-          message: (bytes) => session.receive(bytes),
-          text: () => session.receiveText(),
-          closed: () => session.ended(),
-        };
+    const { tls } = this.options;
+    const listenerTls = tls === undefined ? undefined : { ...loadTls('tls', tls), requireClientCert: tls.requireClientCert ?? false };
+    const refused = { message: () => {}, text: () => {}, closed: () => {} };
+    const { host, port, maxPayload, helloTimeoutMs } = this.options;
+    this.listener = await listenForClients(
+      { host, port, maxPayload, handshakeTimeoutMs: helloTimeoutMs, tls: listenerTls },
+      {
+        open: (socket, address) => {
+          const limit = this.connectionLimit(address);
+          if (limit !== undefined) {
+            this.counters.connectionsRejected++;
+            ClientSession.refuse(socket, new RelayError('LIMIT_EXCEEDED', limit));
+            return refused;
+          }
+          this.connectionsByAddress.set(address, (this.connectionsByAddress.get(address) ?? 0) + 1);
+          const session = new ClientSession(socket, context, (ended) => this.forget(ended, address));
+          this.sessions.add(session);
+          return {
+            message: (bytes) => session.receive(bytes),
+            text: () => session.receiveText(),
+            closed: () => session.ended(),
+          };
+        },
+        tlsFailed: () => this.counters.tlsHandshakeFailures++,
       },
-    });
+    );
     if (this.peers !== undefined) this.startGossip(this.peers);
     this.heartbeatTimer = setInterval(() => {
       const now = Date.now();
@@ -180,6 +235,16 @@ class RunningBroker implements Broker {
     });
   }
 
+  /** Why a new connection from `address` is refused, or undefined when it may open. */
+  private connectionLimit(address: string): string | undefined {
+    const { maxConnections, maxConnectionsPerIp } = this.options;
+    if (this.sessions.size >= maxConnections) return `broker ${this.id} holds ${maxConnections} connections (maxConnections)`;
+    if ((this.connectionsByAddress.get(address) ?? 0) >= maxConnectionsPerIp) {
+      return `broker ${this.id} holds ${maxConnectionsPerIp} connections from ${address} (maxConnectionsPerIp)`;
+    }
+    return undefined;
+  }
+
   cluster(): ClusterView {
     if (this.gossip !== undefined) return this.gossip.view();
     return {
@@ -196,6 +261,7 @@ class RunningBroker implements Broker {
       delivered: this.endedTotals.delivered,
       outboundBytes: 0,
       maxConnectionOutboundBytes: 0,
+      security: { ...this.counters },
     };
     for (const session of this.sessions) {
       const s = session.stats();
@@ -233,12 +299,16 @@ class RunningBroker implements Broker {
     for (const session of this.sessions) session.close();
     this.gossip?.stop(); // others learn at once that this broker left, rather than suspecting it
     await this.listener?.close();
+    await this.operations?.close();
     await this.peers?.close();
     await this.engine.close();
     this.options.log('info', 'broker closed', { id: this.id });
   }
 
-  private forget(session: ClientSession): void {
+  private forget(session: ClientSession, address: string): void {
+    const open = (this.connectionsByAddress.get(address) ?? 1) - 1;
+    if (open === 0) this.connectionsByAddress.delete(address);
+    else this.connectionsByAddress.set(address, open);
     const s = session.stats();
     this.endedTotals.published += s.published;
     this.endedTotals.delivered += s.delivered;

@@ -8,6 +8,8 @@ export interface DevClusterOptions {
   basePort: number;
   /** Peer port of the first broker; the others follow. */
   basePeerPort: number;
+  /** Admin (metrics, dashboard) port of the first broker; the others follow. */
+  baseAdminPort: number;
   host: string;
   logLevel: string;
   /** The `relaymq` CLI script to run each broker with (the caller's own file). */
@@ -32,6 +34,7 @@ export async function runDevCluster(options: DevClusterOptions, write: (line: st
       '--port', String(options.basePort + i),
       '--peer-port', String(options.basePeerPort + i),
       '--peers', ids.map((_, j) => j).filter((j) => j !== i).map(peerOf).join(','),
+      '--admin-port', String(options.baseAdminPort + i),
       '--log-level', options.logLevel,
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -44,6 +47,7 @@ export async function runDevCluster(options: DevClusterOptions, write: (line: st
     return child;
   });
   write(`relaymq dev: ${options.count} brokers on ${ids.map((_, i) => `ws://${options.host}:${options.basePort + i}`).join(', ')}; Ctrl-C stops them`);
+  write(`relaymq dev: dashboards on ${ids.map((_, i) => `http://${options.host}:${options.baseAdminPort + i}/`).join(', ')}`);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (): void => {

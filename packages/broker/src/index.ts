@@ -4,6 +4,19 @@
  * @packageDocumentation
  */
 export { startBroker, type Broker, type BrokerStats } from './broker.js';
-export { BROKER_DEFAULTS, resolveBrokerOptions, type BrokerOptions } from './options.js';
+export {
+  ALERT_DEFAULTS,
+  BROKER_DEFAULTS,
+  resolveBrokerOptions,
+  type AlertOptions,
+  type BrokerOptions,
+  type LogFunction,
+  type LogLevel,
+} from './options.js';
+export type { AlertKind, AlertNotification } from './observability/alerts.js';
+export type { ClusterReport } from './observability/operations.js';
+export type { BrokerView, ClusterStatus, PartitionView } from './observability/cluster-status.js';
+export type { ClusterEvent, SeriesPoint } from './observability/history.js';
 export type { LogEngine, LogEngineEvents, PartitionBounds } from './engine/engine.js';
 export type { StoredMessage, AppendRequest, AppendOutcome } from './core/partition/partition.js';
+export type { FileSystem, FileHandle, FileStat, OpenMode } from './storage/fs.js';

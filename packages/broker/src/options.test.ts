@@ -20,8 +20,28 @@ describe('resolveBrokerOptions', () => {
     ['itself as a peer', { id: 'b1', peers: ['b1@127.0.0.1:7501'] }, 'peers'],
     ['a peer listed twice', { peers: ['b2@h:1', 'b2@h:2'] }, 'peers'],
     ['a peer port out of range', { peerPort: -1 }, 'peerPort'],
+    ['an ACL without auth', { acl: {} }, 'acl needs auth'],
+    ['auth with nothing to check', { auth: {} }, 'auth needs tokens'],
+    ['a short static token', { auth: { tokens: { short: 'a' } } }, 'auth.tokens'],
+    ['a JWT with no key', { auth: { jwt: {} } }, 'auth.jwt needs'],
+    ['a short HS256 secret', { auth: { jwt: { secret: 'x' } } }, 'auth.jwt.secret'],
+    ['an unknown JWT option', { auth: { jwt: { secret: 'x'.repeat(32), alg: 'HS256' } as never } }, 'auth.jwt.alg'],
+    ['a bad ACL pattern', { auth: { tokens: { 'long-token': 'a' } }, acl: { a: { subscribe: { allow: ['a.>.b'] } } } }, 'acl.a.subscribe.allow'],
+    ['an unknown ACL action', { auth: { tokens: { 'long-token': 'a' } }, acl: { a: { read: {} } as never } }, 'acl.a.read'],
+    ['client TLS without a key', { tls: { cert: 'c' } as never }, 'tls.key'],
+    ['mutual client TLS without a CA', { tls: { cert: 'c', key: 'k', requireClientCert: true } }, 'tls.requireClientCert'],
+    ['peer TLS without a CA', { peerTls: { cert: 'c', key: 'k' } as never }, 'peerTls.ca'],
+    ['a burst without a rate', { publishBurst: 10 }, 'publishBurst'],
+    ['a negative rate', { publishRateLimit: -1 }, 'publishRateLimit'],
+    ['zero connections', { maxConnections: 0 }, 'maxConnections'],
+    ['an outbound cap below high water plus payload', { maxOutboundBytes: 2048 }, 'maxOutboundBytes'],
   ])('rejects %s, naming the option', (_, options, field) => {
     expect(() => resolveBrokerOptions(options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(field) }));
+  });
+
+  it('defaults publishBurst to one second of publishRateLimit', () => {
+    expect(resolveBrokerOptions({ publishRateLimit: 500 }).publishBurst).toBe(500);
+    expect(resolveBrokerOptions({ publishRateLimit: 500, publishBurst: 20 }).publishBurst).toBe(20);
   });
 
   it('parses peers into addresses', () => {

@@ -1,5 +1,83 @@
-import { RelayError, assertPattern } from '@relaymq/sdk/protocol';
+import { RelayError, assertPattern, patternProblem } from '@relaymq/sdk/protocol';
 import { parsePeer, type PeerAddress } from './net/peer-transport.js';
+import { createLogger } from './observability/logger.js';
+import type { FileSystem } from './storage/fs.js';
+
+/** TLS for client connections (`wss://`). */
+export interface ClientTlsOptions {
+  /** Certificate chain, PEM text or a file path. */
+  cert: string;
+  /** Private key, PEM text or a file path. */
+  key: string;
+  /** CA certificates that sign client certificates, PEM text or a file path; needed by `requireClientCert`. */
+  ca?: string;
+  /**
+   * Mutual TLS: refuse clients without a certificate signed by `ca`.
+   * @defaultValue `false`
+   */
+  requireClientCert?: boolean;
+}
+
+/** TLS between brokers, on the peer port. */
+export interface PeerTlsOptions {
+  /** This broker's certificate chain, PEM text or a file path. */
+  cert: string;
+  /** Its private key, PEM text or a file path. */
+  key: string;
+  /** CA certificates peers' certificates must be signed by, PEM text or a file path. */
+  ca: string;
+  /**
+   * Mutual TLS: an accepting broker also requires the dialing broker's
+   * certificate, signed by `ca`. Without it, only the dialer verifies.
+   * @defaultValue `true`
+   */
+  mutual?: boolean;
+}
+
+/** JWT verification (jose). At least one of `secret` and `jwksFile`. */
+export interface JwtAuthOptions {
+  /** Shared secret of HS256 tokens. */
+  secret?: string;
+  /** Path of a JWKS file (`{ "keys": [...] }`) with the public keys of RS256 and ES256 tokens. */
+  jwksFile?: string;
+  /** Required `iss`; unset: not checked. */
+  issuer?: string;
+  /** Required `aud` (one of the token's audiences); unset: not checked. */
+  audience?: string;
+  /**
+   * Claim holding the principal name.
+   * @defaultValue `"sub"`
+   */
+  principalClaim?: string;
+  /**
+   * Seconds of clock skew tolerated on `exp` and `nbf`.
+   * @defaultValue `0`
+   */
+  clockToleranceSec?: number;
+}
+
+/** Authentication: a connection's `hello` must carry a token one of these accepts. */
+export interface AuthOptions {
+  /** Static tokens: token → principal name. */
+  tokens?: Record<string, string>;
+  jwt?: JwtAuthOptions;
+}
+
+/** Allow and deny topic patterns (`*` one segment, `>` the rest); deny wins. */
+export interface TopicRules {
+  /** Patterns the principal may use. Empty: nothing. */
+  allow?: string[];
+  /** Patterns the principal may not use, even when an allow pattern matches. */
+  deny?: string[];
+}
+
+/** What one principal may do. */
+export interface PrincipalRules {
+  publish?: TopicRules;
+  /** Subscribing, and reading topic metadata. */
+  subscribe?: TopicRules;
+}
+
 
 /** Options of {@link startBroker}. Every field is optional; see the defaults. */
 export interface BrokerOptions {
@@ -101,7 +179,8 @@ export interface BrokerOptions {
    */
   heartbeatMs?: number;
   /**
-   * Time a new connection has to send its `hello`.
+   * Time a new connection has to send its `hello` — with a valid token, when
+   * `auth` is set; then it is closed with `UNAUTHORIZED`.
    * @defaultValue `10000`
    */
   helloTimeoutMs?: number;
@@ -128,13 +207,152 @@ export interface BrokerOptions {
    */
   outboundHighWaterBytes?: number;
   /**
+   * Bytes queued on one connection beyond which it is cut off with
+   * `SLOW_CONSUMER` (delivery pauses at `outboundHighWaterBytes` already; this
+   * bounds everything else a client that stopped reading makes the broker queue).
+   * At least `outboundHighWaterBytes + maxPayload`.
+   * @defaultValue `16777216` (16 MiB)
+   */
+  maxOutboundBytes?: number;
+  /**
+   * How long a connection's queue may stay at `outboundHighWaterBytes` (the
+   * client reads nothing) before it is cut off with `SLOW_CONSUMER`.
+   * @defaultValue `30000`
+   */
+  slowConsumerTimeoutMs?: number;
+  /**
+   * Client connections open at once; more are refused with `LIMIT_EXCEEDED`.
+   * @defaultValue `10000`
+   */
+  maxConnections?: number;
+  /**
+   * Client connections open at once from one IP address.
+   * @defaultValue `1000`
+   */
+  maxConnectionsPerIp?: number;
+  /**
+   * Subscriptions one connection may hold; more are refused with `LIMIT_EXCEEDED`.
+   * @defaultValue `1000`
+   */
+  maxSubscriptionsPerConnection?: number;
+  /**
+   * Messages per second one connection may publish (a token bucket); a batch
+   * over the rate is nacked with `RATE_LIMITED` (the SDK resends it after a
+   * pause). `0`: unlimited.
+   * @defaultValue `0`
+   */
+  publishRateLimit?: number;
+  /**
+   * Messages a connection may publish at once above `publishRateLimit` (the bucket size).
+   * Only with `publishRateLimit`.
+   * @defaultValue `publishRateLimit` (one second's worth)
+   */
+  publishBurst?: number;
+  /** TLS for clients: the broker then accepts only `wss://`. Unset: plain `ws://`. */
+  tls?: ClientTlsOptions;
+  /** TLS between brokers on the peer port. Unset: plain TCP (trusted networks only). */
+  peerTls?: PeerTlsOptions;
+  /**
+   * Authentication. Set, every connection must present a valid token in
+   * `hello` within `helloTimeoutMs`, and may use only the topics `acl` grants
+   * it (deny by default). Unset: anyone may do anything.
+   */
+  auth?: AuthOptions;
+  /**
+   * Topic permissions by principal (needs `auth`). The entry `"*"` applies
+   * to every principal in addition to its own. A principal without allow
+   * patterns may use no topic.
+   * @defaultValue `{}` (nothing allowed)
+   */
+  acl?: Record<string, PrincipalRules>;
+  /**
    * On shutdown, how long clients get to move away after `goaway` before they are disconnected.
    * @defaultValue `2000`
    */
   drainTimeoutMs?: number;
-  /** Receives one line per notable event; defaults to no logging. */
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  /**
+   * The file system data is stored through, for tests that inject faults
+   * (a full disk, failing fsyncs). @defaultValue Node's `fs`
+   */
+  fileSystem?: FileSystem;
+  /**
+   * Port of the admin HTTP server (`/metrics`, `/healthz`, `/readyz`,
+   * `/api/cluster`, the dashboard at `/`); `0` picks a free one (read it back
+   * from `broker.adminUrl`). Unset: no admin server.
+   */
+  adminPort?: number;
+  /**
+   * Interface the admin server listens on. Keep it private: the admin port
+   * has no authentication.
+   * @defaultValue the value of `host`
+   */
+  adminHost?: string;
+  /** Webhook alerts; unset: none. See {@link AlertOptions}. */
+  alerts?: AlertOptions;
+  /**
+   * Level of the built-in structured (pino, JSON lines on stderr) logger.
+   * Conflicts with `log`, which replaces the built-in logger.
+   * @defaultValue `"silent"`
+   */
+  logLevel?: LogLevel | 'silent';
+  /** Receives one line per notable event; replaces the built-in logger (tests inject a silent one). */
+  log?: LogFunction;
 }
+
+/** Severity of a log line. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** The logging seam every broker module uses. */
+export type LogFunction = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+
+/** Webhook alerts: what to watch and where to send it. */
+export interface AlertOptions {
+  /** URLs that receive a JSON `POST` per alert fired or resolved. */
+  webhooks: string[];
+  /**
+   * How long a partition may stay leaderless or under-replicated, or a
+   * configured peer stay unseen since start, before it alerts. (A broker
+   * gossip declares dead, or that left, alerts at once.)
+   * @defaultValue `30000`
+   */
+  graceMs?: number;
+  /**
+   * Disk use of `dataDir`, in percent, at which the disk alert fires.
+   * @defaultValue `90`
+   */
+  diskFullPercent?: number;
+  /**
+   * How often conditions are evaluated.
+   * @defaultValue `5000`
+   */
+  checkIntervalMs?: number;
+  /**
+   * Retries of a failed delivery, with exponential backoff starting at
+   * `retryDelayMs` and doubling each time.
+   * @defaultValue `5`
+   */
+  retries?: number;
+  /** @defaultValue `500` */
+  retryDelayMs?: number;
+  /**
+   * Time one delivery attempt may take.
+   * @defaultValue `5000`
+   */
+  timeoutMs?: number;
+}
+
+/** Alert options with every default applied. */
+export type ResolvedAlertOptions = Required<AlertOptions>;
+
+/** Defaults of {@link AlertOptions}. */
+export const ALERT_DEFAULTS = Object.freeze({
+  graceMs: 30_000,
+  diskFullPercent: 90,
+  checkIntervalMs: 5000,
+  retries: 5,
+  retryDelayMs: 500,
+  timeoutMs: 5000,
+});
 
 /** Retention limits of a partition on disk; each is optional. */
 export interface RetentionOptions {
@@ -144,10 +362,19 @@ export interface RetentionOptions {
 }
 
 /** Options with every default applied. */
-export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir'>> & {
+export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'adminPort' | 'adminHost' | 'alerts' | 'log'>> & {
   advertisedUrl: string | undefined;
+  fileSystem: FileSystem | undefined;
   dataDir: string | undefined;
   peers: PeerAddress[];
+  tls: ClientTlsOptions | undefined;
+  peerTls: PeerTlsOptions | undefined;
+  auth: AuthOptions | undefined;
+  adminPort: number | undefined;
+  adminHost: string;
+  alerts: ResolvedAlertOptions | undefined;
+  /** The `log` option, or the built-in pino logger at `logLevel`. */
+  log: LogFunction;
 };
 
 /** Defaults of {@link BrokerOptions}, in one place. */
@@ -165,17 +392,33 @@ export const BROKER_DEFAULTS = Object.freeze({
   retentionBytes: 64 * 1024 * 1024,
   maxCredit: 10_000,
   outboundHighWaterBytes: 4 * 1024 * 1024,
+  maxOutboundBytes: 16 * 1024 * 1024,
+  slowConsumerTimeoutMs: 30_000,
+  maxConnections: 10_000,
+  maxConnectionsPerIp: 1000,
+  maxSubscriptionsPerConnection: 1000,
+  publishRateLimit: 0,
   drainTimeoutMs: 2000,
+  acl: Object.freeze({}) as Readonly<Record<string, PrincipalRules>>,
   fsync: 'always' as 'always' | 'interval',
   fsyncIntervalMs: 1000,
   retention: {} as RetentionOptions,
   topicRetention: [] as Array<{ pattern: string } & RetentionOptions>,
   segmentBytes: 64 * 1024 * 1024,
+  logLevel: 'silent',
   raftLogMaxBytes: 256 * 1024 * 1024,
 });
 
+const INVALID_PREFIX = 'broker option ';
+
 function invalid(field: string, problem: string): RelayError {
-  return new RelayError('INVALID_ARGUMENT', `broker option ${field} ${problem}`);
+  return new RelayError('INVALID_ARGUMENT', `${INVALID_PREFIX}${field} ${problem}`);
+}
+
+/** The option an error of {@link resolveBrokerOptions} names (e.g. `port`, `alerts.graceMs`), so a caller can say where it came from. */
+export function optionOfError(err: unknown): string | undefined {
+  if (!(err instanceof RelayError) || !err.message.startsWith(INVALID_PREFIX)) return undefined;
+  return err.message.slice(INVALID_PREFIX.length).split(' ')[0];
 }
 
 function integer(field: string, value: unknown, min: number, max: number): number {
@@ -190,7 +433,8 @@ function text(field: string, value: unknown, pattern: RegExp, describe: string):
   return value;
 }
 
-const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'log']);
+const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth', 'adminPort', 'adminHost', 'alerts']);
+const logLevels = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 
 /**
  * Applies defaults and validates every option, naming the first bad field.
@@ -218,17 +462,130 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     retentionBytes: integer('retentionBytes', o.retentionBytes, 1, Number.MAX_SAFE_INTEGER),
     maxCredit: integer('maxCredit', o.maxCredit, 1, 1_000_000),
     outboundHighWaterBytes: integer('outboundHighWaterBytes', o.outboundHighWaterBytes, 1024, 1024 * 1024 * 1024),
+    maxOutboundBytes: integer('maxOutboundBytes', o.maxOutboundBytes, 1024, Number.MAX_SAFE_INTEGER),
+    slowConsumerTimeoutMs: integer('slowConsumerTimeoutMs', o.slowConsumerTimeoutMs, 10, 3_600_000),
+    maxConnections: integer('maxConnections', o.maxConnections, 1, 1_000_000),
+    maxConnectionsPerIp: integer('maxConnectionsPerIp', o.maxConnectionsPerIp, 1, 1_000_000),
+    maxSubscriptionsPerConnection: integer('maxSubscriptionsPerConnection', o.maxSubscriptionsPerConnection, 1, 1_000_000),
+    publishRateLimit: integer('publishRateLimit', o.publishRateLimit, 0, 100_000_000),
+    publishBurst: 0,
     drainTimeoutMs: integer('drainTimeoutMs', o.drainTimeoutMs, 0, 600_000),
+    tls: resolveClientTls(o.tls),
+    peerTls: resolvePeerTls(o.peerTls),
+    auth: resolveAuth(o.auth),
+    acl: resolveAcl(o.acl),
     fsync: oneOf('fsync', o.fsync, ['always', 'interval'] as const),
     fsyncIntervalMs: integer('fsyncIntervalMs', o.fsyncIntervalMs, 1, 3_600_000),
     retention: resolveRetention('retention', o.retention),
     topicRetention: resolveTopicRetention(o.topicRetention),
     segmentBytes: integer('segmentBytes', o.segmentBytes, 4096, 1024 * 1024 * 1024),
     raftLogMaxBytes: integer('raftLogMaxBytes', o.raftLogMaxBytes, 0, Number.MAX_SAFE_INTEGER),
-    log: o.log ?? (() => {}),
+    fileSystem: o.fileSystem,
+    adminPort: o.adminPort === undefined ? undefined : integer('adminPort', o.adminPort, 0, 65535),
+    adminHost: o.adminHost === undefined ? (o.host as string) : text('adminHost', o.adminHost, /^\S{1,255}$/, 'a host name or address'),
+    alerts: o.alerts === undefined ? undefined : resolveAlerts(o.alerts),
+    logLevel: oneOf('logLevel', o.logLevel, logLevels),
+    log: () => {},
   };
   if (resolved.fsync === 'always' && options.fsyncIntervalMs !== undefined) throw invalid('fsyncIntervalMs', 'is only meaningful with fsync "interval"');
-  if (typeof resolved.log !== 'function') throw invalid('log', 'must be a function');
+  if (o.log !== undefined && typeof o.log !== 'function') throw invalid('log', 'must be a function');
+  if (o.log !== undefined && options.logLevel !== undefined) {
+    throw invalid('logLevel', 'conflicts with log: logLevel sets the built-in logger, log replaces it; give one');
+  }
+  resolved.log = o.log ?? createLogger({ brokerId: resolved.id, level: resolved.logLevel });
+  if (resolved.maxOutboundBytes < resolved.outboundHighWaterBytes + resolved.maxPayload) {
+    throw invalid('maxOutboundBytes', `must be at least outboundHighWaterBytes + maxPayload (${resolved.outboundHighWaterBytes + resolved.maxPayload}), got ${resolved.maxOutboundBytes}`);
+  }
+  if (o.publishBurst !== undefined && resolved.publishRateLimit === 0) throw invalid('publishBurst', 'needs publishRateLimit');
+  resolved.publishBurst = o.publishBurst === undefined ? resolved.publishRateLimit : integer('publishBurst', o.publishBurst, 1, 100_000_000);
+  if (options.acl !== undefined && resolved.auth === undefined) throw invalid('acl', 'needs auth: without authentication there are no principals');
+  return resolved;
+}
+
+/** Checks that `value` is a plain object holding only `allowed` keys. */
+function record(field: string, value: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(field, `must be an object, got ${JSON.stringify(value)}`);
+  for (const key of Object.keys(value)) if (!allowed.includes(key)) throw invalid(`${field}.${key}`, 'is not a known option');
+  return value as Record<string, unknown>;
+}
+
+function optionalText(field: string, value: unknown): string | undefined {
+  return value === undefined ? undefined : text(field, value, /^[\s\S]{1,65536}$/, 'a non-empty string');
+}
+
+function resolveClientTls(value: unknown): ClientTlsOptions | undefined {
+  if (value === undefined) return undefined;
+  const o = record('tls', value, ['cert', 'key', 'ca', 'requireClientCert']);
+  const requireClientCert = o.requireClientCert ?? false;
+  if (typeof requireClientCert !== 'boolean') throw invalid('tls.requireClientCert', 'must be a boolean');
+  const ca = optionalText('tls.ca', o.ca);
+  if (requireClientCert && ca === undefined) throw invalid('tls.requireClientCert', 'needs tls.ca to verify client certificates');
+  return { cert: text('tls.cert', o.cert, /^[\s\S]+$/, 'PEM text or a file path'), key: text('tls.key', o.key, /^[\s\S]+$/, 'PEM text or a file path'), ca, requireClientCert };
+}
+
+function resolvePeerTls(value: unknown): PeerTlsOptions | undefined {
+  if (value === undefined) return undefined;
+  const o = record('peerTls', value, ['cert', 'key', 'ca', 'mutual']);
+  const mutual = o.mutual ?? true;
+  if (typeof mutual !== 'boolean') throw invalid('peerTls.mutual', 'must be a boolean');
+  const pemOrPath = (field: string, v: unknown): string => text(`peerTls.${field}`, v, /^[\s\S]+$/, 'PEM text or a file path');
+  return { cert: pemOrPath('cert', o.cert), key: pemOrPath('key', o.key), ca: pemOrPath('ca', o.ca), mutual };
+}
+
+function resolveAuth(value: unknown): AuthOptions | undefined {
+  if (value === undefined) return undefined;
+  const o = record('auth', value, ['tokens', 'jwt']);
+  if (o.tokens === undefined && o.jwt === undefined) throw invalid('auth', 'needs tokens, jwt or both');
+  const resolved: AuthOptions = {};
+  if (o.tokens !== undefined) {
+    const tokens = record('auth.tokens', o.tokens, Object.keys(o.tokens as object));
+    for (const [token, principal] of Object.entries(tokens)) {
+      if (token.length < 8) throw invalid('auth.tokens', 'holds a token shorter than 8 characters');
+      text('auth.tokens', principal, /^\S{1,256}$/, 'a map of token to principal name (1-256 non-space characters)');
+    }
+    resolved.tokens = tokens as Record<string, string>;
+  }
+  if (o.jwt !== undefined) {
+    const jwt = record('auth.jwt', o.jwt, ['secret', 'jwksFile', 'issuer', 'audience', 'principalClaim', 'clockToleranceSec']);
+    const secret = optionalText('auth.jwt.secret', jwt.secret);
+    if (secret !== undefined && secret.length < 32) throw invalid('auth.jwt.secret', 'must be at least 32 characters (HS256 needs 256 bits)');
+    const jwksFile = optionalText('auth.jwt.jwksFile', jwt.jwksFile);
+    if (secret === undefined && jwksFile === undefined) throw invalid('auth.jwt', 'needs secret (HS256), jwksFile (RS256/ES256) or both');
+    resolved.jwt = {
+      secret,
+      jwksFile,
+      issuer: optionalText('auth.jwt.issuer', jwt.issuer),
+      audience: optionalText('auth.jwt.audience', jwt.audience),
+      principalClaim: text('auth.jwt.principalClaim', jwt.principalClaim ?? 'sub', /^[A-Za-z0-9_.:-]{1,128}$/, 'a claim name'),
+      clockToleranceSec: integer('auth.jwt.clockToleranceSec', jwt.clockToleranceSec ?? 0, 0, 3600),
+    };
+  }
+  return resolved;
+}
+
+function resolveAcl(value: unknown): Record<string, PrincipalRules> {
+  const acl = record('acl', value, Object.keys(value as object));
+  const resolved: Record<string, PrincipalRules> = {};
+  for (const [principal, rules] of Object.entries(acl)) {
+    const field = `acl.${principal}`;
+    const r = record(field, rules, ['publish', 'subscribe']);
+    const entry: PrincipalRules = {};
+    for (const kind of ['publish', 'subscribe'] as const) {
+      if (r[kind] === undefined) continue;
+      const lists = record(`${field}.${kind}`, r[kind], ['allow', 'deny']);
+      const patterns = (list: 'allow' | 'deny'): string[] => {
+        const v = lists[list] ?? [];
+        if (!Array.isArray(v)) throw invalid(`${field}.${kind}.${list}`, 'must be an array of topic patterns');
+        for (const p of v) {
+          const problem = typeof p === 'string' ? patternProblem(p) : 'is not a string';
+          if (problem !== undefined) throw invalid(`${field}.${kind}.${list}`, `holds ${JSON.stringify(p)}, which ${problem}`);
+        }
+        return v as string[];
+      };
+      entry[kind] = { allow: patterns('allow'), deny: patterns('deny') };
+    }
+    resolved[principal] = entry;
+  }
   return resolved;
 }
 
@@ -263,6 +620,28 @@ function resolveTopicRetention(value: unknown): Array<{ pattern: string } & Rete
     }
     return { pattern, ...resolveRetention(field, entry, ['pattern']) };
   });
+}
+
+const knownAlertOptions = new Set([...Object.keys(ALERT_DEFAULTS), 'webhooks']);
+
+function resolveAlerts(alerts: unknown): ResolvedAlertOptions {
+  if (typeof alerts !== 'object' || alerts === null || Array.isArray(alerts)) throw invalid('alerts', 'must be an object');
+  for (const key of Object.keys(alerts)) {
+    if (!knownAlertOptions.has(key)) throw invalid(`alerts.${key}`, 'is not a known option');
+  }
+  const a = { ...ALERT_DEFAULTS, ...stripUndefined(alerts as AlertOptions) };
+  if (!Array.isArray(a.webhooks) || a.webhooks.length === 0 || a.webhooks.length > 16) {
+    throw invalid('alerts.webhooks', 'must list 1 to 16 http:// or https:// URLs');
+  }
+  return {
+    webhooks: a.webhooks.map((url) => text('alerts.webhooks', url, /^https?:\/\/\S+$/, 'http:// or https:// URLs')),
+    graceMs: integer('alerts.graceMs', a.graceMs, 0, 86_400_000),
+    diskFullPercent: integer('alerts.diskFullPercent', a.diskFullPercent, 1, 100),
+    checkIntervalMs: integer('alerts.checkIntervalMs', a.checkIntervalMs, 10, 3_600_000),
+    retries: integer('alerts.retries', a.retries, 0, 20),
+    retryDelayMs: integer('alerts.retryDelayMs', a.retryDelayMs, 1, 600_000),
+    timeoutMs: integer('alerts.timeoutMs', a.timeoutMs, 10, 600_000),
+  };
 }
 
 function resolvePeers(id: unknown, peers: unknown): PeerAddress[] {

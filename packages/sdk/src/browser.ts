@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 import { RelayClient } from './client.js';
+import { RelayError } from './protocol/index.js';
 import type { ClientOptions } from './options.js';
 import type { WebSocketConstructor } from './transport/websocket.js';
 
@@ -24,5 +25,8 @@ export async function connect(options: ClientOptions): Promise<RelayClient> {
  * first `connecting` event; then `await client.start()`.
  */
 export function createClient(options: ClientOptions): RelayClient {
+  if (options.tls !== undefined) {
+    throw new RelayError('INVALID_ARGUMENT', 'option tls is for Node; in a browser, wss:// uses the platform TLS and certificate store');
+  }
   return new RelayClient(options, globalThis.WebSocket as unknown as WebSocketConstructor | undefined);
 }

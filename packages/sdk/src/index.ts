@@ -14,9 +14,11 @@ export {
   CLIENT_DEFAULTS,
   resolveClientOptions,
   type ClientOptions,
+  type ClientTlsOptions,
   type CommitOptions,
   type OutboxOptions,
   type ReconnectOptions,
+  type TokenSource,
 } from './options.js';
 export type { PublishOptions, PublishStats } from './publish/publisher.js';
 export type { PublishReceipt } from './publish/outbox.js';

@@ -5,7 +5,8 @@
  */
 import WebSocket from 'ws';
 import { RelayClient } from './client.js';
-import type { ClientOptions } from './options.js';
+import { RelayError } from './protocol/index.js';
+import type { ClientOptions, ClientTlsOptions } from './options.js';
 import type { WebSocketConstructor } from './transport/websocket.js';
 
 export * from './index.js';
@@ -19,6 +20,21 @@ class NodeWebSocket extends WebSocket {
   constructor(url: string) {
     super(url, { generateMask: () => {}, perMessageDeflate: false });
   }
+}
+
+/** `NodeWebSocket` with TLS settings (CA, client certificate) for `wss://`. */
+function tlsWebSocket(tls: ClientTlsOptions): WebSocketConstructor {
+  const { ca, cert, key, rejectUnauthorized } = tls;
+  const settings = { ca: pemBuffer(ca), cert: pemBuffer(cert), key: pemBuffer(key), rejectUnauthorized: rejectUnauthorized ?? true };
+  return class extends WebSocket {
+    constructor(url: string) {
+      super(url, { generateMask: () => {}, perMessageDeflate: false, ...settings });
+    }
+  } as unknown as WebSocketConstructor;
+}
+
+function pemBuffer(value: string | Uint8Array | undefined): Buffer | undefined {
+  return value === undefined ? undefined : Buffer.from(value);
 }
 
 /**
@@ -41,5 +57,9 @@ export async function connect(options: ClientOptions): Promise<RelayClient> {
  * first `connecting` event; then `await client.start()`.
  */
 export function createClient(options: ClientOptions): RelayClient {
-  return new RelayClient(options, NodeWebSocket as unknown as WebSocketConstructor);
+  if (options.tls !== undefined && options.WebSocket !== undefined) {
+    throw new RelayError('INVALID_ARGUMENT', 'option tls configures the built-in WebSocket; with option WebSocket, configure TLS on that constructor');
+  }
+  const Socket = options.tls === undefined ? (NodeWebSocket as unknown as WebSocketConstructor) : tlsWebSocket(options.tls);
+  return new RelayClient(options, Socket);
 }

@@ -26,8 +26,18 @@ describe('resolveClientOptions', () => {
     ['unknown policy', { outbox: { policy: 'drop' as 'block' } }, 'outbox.policy'],
     ['unknown ack', { ack: 'some' as 'all' }, 'ack'],
     ['empty producer id', { producerId: '' }, 'producerId'],
+    ['empty token', { token: '' }, 'token'],
+    ['a numeric token', { token: 42 as unknown as string }, 'token'],
+    ['an unknown TLS option', { tls: { verify: false } as never }, 'tls.verify'],
+    ['a certificate without its key', { tls: { cert: 'pem' } }, 'tls.cert'],
+    ['a non-boolean rejectUnauthorized', { tls: { rejectUnauthorized: 'no' as unknown as boolean } }, 'tls.rejectUnauthorized'],
   ])('rejects %s, naming the option', (_, override, field) => {
     expect(() => resolveClientOptions({ ...base, ...override })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(field) }));
+  });
+
+  it('keeps a token provider as a function, to call on every dial', () => {
+    const provider = (): string => 'fresh';
+    expect(resolveClientOptions({ ...base, token: provider }).token).toBe(provider);
   });
 
   it('requires a WebSocket constructor in the core', () => {

@@ -50,6 +50,31 @@ export interface OutboxOptions {
   policy?: 'block' | 'reject';
 }
 
+/**
+ * A token, or a function that returns one (e.g. fetches a fresh JWT); the
+ * function is called again before every dial, so a reconnect after expiry
+ * presents a new token.
+ */
+export type TokenSource = string | (() => string | Promise<string>);
+
+/**
+ * TLS settings of `wss://` connections, for Node (`ws`). In browsers the
+ * platform's TLS and certificate store apply and this option is refused.
+ */
+export interface ClientTlsOptions {
+  /** CA certificates (PEM) trusted for the brokers' certificates, instead of Node's default roots. */
+  ca?: string | Uint8Array;
+  /** Client certificate chain (PEM), for brokers that require mutual TLS. */
+  cert?: string | Uint8Array;
+  /** Private key (PEM) of `cert`. */
+  key?: string | Uint8Array;
+  /**
+   * Refuse brokers whose certificate does not verify. Turn off only in tests.
+   * @defaultValue `true`
+   */
+  rejectUnauthorized?: boolean;
+}
+
 /** When durable subscriptions commit their positions. */
 export interface CommitOptions {
   /**
@@ -87,8 +112,13 @@ export interface ClientOptions {
    * @defaultValue a random UUID
    */
   producerId?: string;
-  /** Token sent in the handshake, for brokers that require authentication. */
-  token?: string;
+  /**
+   * Token sent in the handshake, for brokers that require authentication: a
+   * string, or a (possibly async) provider called again on every (re)connect.
+   */
+  token?: TokenSource;
+  /** TLS for `wss://` brokers (Node only). */
+  tls?: ClientTlsOptions;
   /**
    * Brokers kept connected at once (warm standby); capped by the brokers known.
    * @defaultValue `2`
@@ -147,7 +177,8 @@ export interface ResolvedClientOptions {
   WebSocket: WebSocketConstructor;
   clientId: string;
   producerId: string;
-  token: string | undefined;
+  token: TokenSource | undefined;
+  tls: ClientTlsOptions | undefined;
   poolSize: number;
   discovery: boolean;
   reconnect: Required<ReconnectOptions>;
@@ -242,7 +273,8 @@ export function resolveClientOptions(options: ClientOptions, fallbackWebSocket?:
     WebSocket,
     clientId: id('clientId'),
     producerId: id('producerId'),
-    token: options.token,
+    token: resolveToken(options.token),
+    tls: resolveTls(options.tls),
     poolSize: integer('poolSize', options.poolSize ?? CLIENT_DEFAULTS.poolSize, 1, 16),
     discovery: options.discovery ?? CLIENT_DEFAULTS.discovery,
     reconnect: { initialDelayMs, maxDelayMs, factor: reconnect.factor, jitter: reconnect.jitter, maxAttempts: reconnect.maxAttempts },
@@ -263,4 +295,25 @@ export function resolveClientOptions(options: ClientOptions, fallbackWebSocket?:
       maxMessages: integer('commit.maxMessages', commit.maxMessages, 1),
     },
   };
+}
+
+function resolveToken(token: unknown): TokenSource | undefined {
+  if (token === undefined || typeof token === 'function') return token as TokenSource | undefined;
+  if (typeof token !== 'string' || token.length === 0) throw invalid('token', 'must be a non-empty string or a function returning one', typeof token);
+  return token;
+}
+
+function resolveTls(tls: unknown): ClientTlsOptions | undefined {
+  if (tls === undefined) return undefined;
+  if (typeof tls !== 'object' || tls === null) throw invalid('tls', 'must be an object', tls);
+  const known = ['ca', 'cert', 'key', 'rejectUnauthorized'];
+  for (const key of Object.keys(tls)) if (!known.includes(key)) throw invalid(`tls.${key}`, 'is not a known option', key);
+  const o = tls as Record<string, unknown>;
+  for (const field of ['ca', 'cert', 'key']) {
+    const value = o[field];
+    if (value !== undefined && typeof value !== 'string' && !(value instanceof Uint8Array)) throw invalid(`tls.${field}`, 'must be PEM text (string or bytes)', typeof value);
+  }
+  if ((o.cert === undefined) !== (o.key === undefined)) throw invalid('tls.cert', 'and tls.key must be given together', Object.keys(o));
+  if (o.rejectUnauthorized !== undefined && typeof o.rejectUnauthorized !== 'boolean') throw invalid('tls.rejectUnauthorized', 'must be a boolean', o.rejectUnauthorized);
+  return { ...(o as ClientTlsOptions) };
 }

@@ -20,4 +20,15 @@ describe('the SDK core runs in browsers', () => {
     expect(inputs.filter((path) => path.startsWith('node:'))).toEqual([]);
     expect(inputs.some((path) => path.endsWith('client.ts'))).toBe(true);
   });
+
+  it('refuses the Node-only tls option, which a browser cannot honour', async () => {
+    const { createClient } = await import('./browser.js');
+    expect(() => createClient({ brokers: ['wss://127.0.0.1:1'], tls: { ca: 'pem' } })).toThrow(/tls is for Node/);
+  });
+
+  it('in Node, refuses tls together with a custom WebSocket (the option would be silently ignored)', async () => {
+    const { createClient } = await import('./node.js');
+    const Custom = class {} as never;
+    expect(() => createClient({ brokers: ['wss://127.0.0.1:1'], tls: { ca: 'pem' }, WebSocket: Custom })).toThrow(/option tls/);
+  });
 });

@@ -8,6 +8,7 @@ import { Partition, type AppendOutcome, type AppendRequest, type PartitionLog, t
 import type { NodeId, RaftConfigOptions, Snapshot } from '../core/raft/index.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
+import type { BrokerObserver } from '../observability/observer.js';
 import { RaftGroup } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
@@ -39,11 +40,13 @@ export interface ClusterEngineOptions {
   segmentBytes: number;
   /** On disk: Raft log bytes a leader keeps for a lagging replica before compacting anyway (that replica then gets a snapshot). */
   raftLogMaxBytes: number;
-  /** The file system of partition logs; tests inject faults. @defaultValue node's */
-  fs?: FileSystem;
+  /** The file system data is stored through; tests inject faults. @defaultValue node's */
+  fileSystem: FileSystem | undefined;
   /** How long a publish or topic creation may wait for a leader and a commit. */
   requestTimeoutMs: number;
   now: () => number;
+  /** Told of fsync durations and leader changes, when operations are enabled. */
+  observer?: BrokerObserver;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -63,6 +66,22 @@ const RAFT_CONFIG: RaftConfigOptions = { electionTicks: 10, heartbeatTicks: 1 };
 const META_GROUP = 'meta';
 
 const partitionGroupId = (topic: string, partition: number): string => `p/${topic}/${partition}`;
+
+/** One Raft group as {@link ClusterEngine.groupStatus} reports it. */
+export interface GroupStatus {
+  /** `meta` or `p/<topic>/<partition>`. */
+  group: string;
+  /** This broker's role in the group. */
+  role: string;
+  leader: string | null;
+  term: number;
+  commit: number;
+  lastIndex: number;
+  /** The group's replicas (voters). */
+  voters: string[];
+  /** Leader only: each replica's match index and whether this broker is connected to it. */
+  replicas: Array<{ id: string; match: number; connected: boolean }>;
+}
 
 /** What a forwarded publish carries. */
 interface ForwardedPublish {
@@ -228,11 +247,17 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return led;
   }
 
-  /** Raft status of every group hosted here, for tests and operators. */
-  groupStatus(): Array<{ group: string; role: string; leader: string | null; term: number; commit: number; lastIndex: number }> {
+  /**
+   * Raft status of every group hosted here, for tests and operators.
+   * `replicas` has every voter's match index (known on the leader only,
+   * empty elsewhere) and whether this broker's peer link to it is up.
+   */
+  groupStatus(): GroupStatus[] {
+    const connected = new Set(this.options.transport.connectedPeers());
     return [...this.groups.values()].map((g) => {
       const s = g.status();
-      return { group: g.id, role: s.role, leader: s.leader, term: s.term, commit: s.commit, lastIndex: s.lastIndex };
+      const replicas = s.progress.map((p) => ({ id: p.id, match: p.match, connected: p.id === this.options.self || connected.has(p.id) }));
+      return { group: g.id, role: s.role, leader: s.leader, term: s.term, commit: s.commit, lastIndex: s.lastIndex, voters: [...s.voters], replicas };
     });
   }
 
@@ -270,14 +295,26 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   private async storage<T, S = never>(group: string, voters: readonly NodeId[]): Promise<DurableRaftStorage<T, S>> {
     const path = this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'raft', `${fileName(group)}.log`);
-    const { fsync, fsyncIntervalMs } = this.options;
-    const storage = await DurableRaftStorage.open<T, S>(path, voters, { fsync, fsyncIntervalMs });
+    const { fsync, fsyncIntervalMs, fileSystem: fs } = this.options;
+    const storage = await DurableRaftStorage.open<T, S>(path, voters, {
+      fsync,
+      fsyncIntervalMs,
+      fs,
+      onFailure: (failure) =>
+        failure === undefined
+          ? this.options.log('info', 'Raft log writes work again', { group })
+          : this.options.log('error', 'Raft log write failed; retrying', { group, code: failure.code, error: failure.message }),
+    });
     this.storages.add(storage as DurableRaftStorage<unknown, unknown>);
     return storage;
   }
 
-  private groupBase(id: string, voters: readonly NodeId[]): { id: string; self: NodeId; voters: readonly NodeId[]; transport: PeerTransport; config: RaftConfigOptions; log: ClusterEngineOptions['log'] } {
-    return { id, self: this.options.self, voters, transport: this.options.transport, config: RAFT_CONFIG, log: this.options.log };
+  private groupBase(
+    id: string,
+    voters: readonly NodeId[],
+  ): { id: string; self: NodeId; voters: readonly NodeId[]; transport: PeerTransport; config: RaftConfigOptions; log: ClusterEngineOptions['log']; observer?: BrokerObserver } {
+    const base = { id, self: this.options.self, voters, transport: this.options.transport, config: RAFT_CONFIG, log: this.options.log };
+    return this.options.observer === undefined ? base : { ...base, observer: this.options.observer };
   }
 
   private applyMetadata(command: MetadataCommand): unknown {
@@ -314,7 +351,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       const disk =
         dataDir === undefined
           ? undefined
-          : await DiskPartition.open(join(dataDir, 'partitions', fileName(id)), this.options.fs ?? nodeFileSystem, {
+          : await DiskPartition.open(join(dataDir, 'partitions', fileName(id)), this.options.fileSystem ?? nodeFileSystem, {
               dedupeWindow,
               segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024 },
             });
@@ -329,6 +366,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         applied: checkpoint?.index ?? 0,
         parseData: parsePublishCommand,
         parseSnapshot: parseCheckpoint,
+        whenWritable: () => disk?.whenWritable(),
+        stateFailure: () => disk?.failure(),
         installSnapshot:
           disk === undefined
             ? undefined
@@ -432,11 +471,6 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   private async publishHere(forwarded: ForwardedPublish): Promise<AppendOutcome[]> {
-    const id = partitionGroupId(forwarded.topic, forwarded.partition);
-    const health = this.disks.get(id)?.partition.log.health();
-    if (health !== undefined && health.status === 'degraded' && health.writeError !== undefined) {
-      throw new RelayError(health.writeError.code === 'STORAGE_FULL' ? 'STORAGE_FULL' : 'STORAGE_ERROR', `partition ${id}: ${health.writeError.message}`);
-    }
     const group = await this.partitionGroup(forwarded.topic, forwarded.partition);
     const proposal = group.propose(forwarded.command, this.options.requestTimeoutMs, forwarded.ack === 'all');
     if (forwarded.ack === 'none') {

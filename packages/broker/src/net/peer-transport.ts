@@ -1,7 +1,9 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import pRetry from 'p-retry';
 import { RelayError, decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
+import type { TlsMaterial } from '../security/tls.js';
 
 /** A peer broker: `id@host:port` on the command line. */
 export interface PeerAddress {
@@ -32,6 +34,13 @@ export interface PeerTransportOptions {
   /** Bytes queued to one peer beyond which new messages to it are dropped (the protocols above retry). */
   maxQueuedBytes: number;
   reconnect: { initialDelayMs: number; maxDelayMs: number };
+  /**
+   * TLS on every peer connection: each side presents `cert`, a dialer checks
+   * the accepting broker's certificate against `ca` (and its address against
+   * the certificate's names); with `mutual`, the accepting side requires and
+   * checks the dialer's certificate too. Unset: plain TCP.
+   */
+  tls?: TlsMaterial & { mutual: boolean };
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -85,7 +94,18 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       if (peer.id === options.id) continue;
       this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, dropped: 0 });
     }
-    this.server = net.createServer((socket) => this.accept(socket));
+    const peerTls = options.tls;
+    if (peerTls === undefined) {
+      this.server = net.createServer((socket) => this.accept(socket));
+    } else {
+      this.server = tls.createServer(
+        { cert: peerTls.cert, key: peerTls.key, ca: peerTls.ca, requestCert: peerTls.mutual, rejectUnauthorized: peerTls.mutual },
+        (socket) => this.accept(socket),
+      );
+      this.server.on('tlsClientError', (err, socket) => {
+        options.log('warn', 'peer TLS handshake failed', { from: socket.remoteAddress, error: err.message });
+      });
+    }
   }
 
   get port(): number {
@@ -155,9 +175,14 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
 
   private dial(peer: PeerAddress): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: peer.host, port: peer.port, noDelay: true });
-      socket.once('connect', () => {
+      const peerTls = this.options.tls;
+      const socket =
+        peerTls === undefined
+          ? net.connect({ host: peer.host, port: peer.port, noDelay: true })
+          : tls.connect({ host: peer.host, port: peer.port, cert: peerTls.cert, key: peerTls.key, ca: peerTls.ca, rejectUnauthorized: true });
+      socket.once(peerTls === undefined ? 'connect' : 'secureConnect', () => {
         socket.off('error', reject);
+        socket.setNoDelay(true);
         resolve(socket);
       });
       socket.once('error', (err) => {

@@ -11,6 +11,9 @@ import {
   type Status,
 } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
+import { childLog } from '../observability/logger.js';
+import type { BrokerObserver } from '../observability/observer.js';
+import type { LogFunction } from '../options.js';
 import type { DurableRaftStorage } from '../storage/raft-storage.js';
 import { parseRaftMessage } from './raft-wire.js';
 
@@ -37,8 +40,18 @@ export interface RaftGroupOptions<T, R, S = never> {
    * ahead of the log, never behind it).
    */
   installSnapshot?: (snapshot: Snapshot<S>) => Promise<void>;
+  /**
+   * Resolves once the state machine can take entries again, when it cannot
+   * now (its own storage failed and retries): applying waits rather than
+   * losing or refusing a committed entry. `undefined` when it can.
+   */
+  whenWritable?: () => Promise<void> | undefined;
+  /** Why the state machine cannot take entries now, if it cannot: proposals are refused with it. */
+  stateFailure?: () => RelayError | undefined;
   /** The role or leader changed. */
   onLeaderChange?: (leader: NodeId | null) => void;
+  /** Told of fsync durations and leader changes (operations); optional. */
+  observer?: Pick<BrokerObserver, 'fsync' | 'leaderChanged'>;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -71,6 +84,8 @@ export class RaftGroup<T, R, S = never> {
   /** Why the group stopped: proposals are refused with it. */
   private stopReason: RelayError | undefined;
   private leader: NodeId | null = null;
+  /** Every line of this group carries its id (`group`). */
+  private readonly log: LogFunction;
   /** Index of the last entry applied (or installed by a snapshot). */
   private appliedIndex: number;
   /** A compaction waiting for the gap between two Readys. */
@@ -78,6 +93,7 @@ export class RaftGroup<T, R, S = never> {
 
   constructor(private readonly options: RaftGroupOptions<T, R, S>) {
     this.channel = `raft/${options.id}`;
+    this.log = childLog(options.log, { group: options.id });
     const hard = options.storage.hardState;
     this.appliedIndex = options.applied ?? 0;
     this.node = createRaftNode<T, S>({
@@ -89,7 +105,7 @@ export class RaftGroup<T, R, S = never> {
       config: options.config,
       applied: this.appliedIndex,
     });
-    if (hard.term > 0) options.log('debug', 'raft group recovered', { group: options.id, term: hard.term, vote: hard.vote });
+    if (hard.term > 0) this.log('debug', 'raft group recovered', { term: hard.term, vote: hard.vote });
     // Alone in its group (a standalone broker): nobody to wait for, lead at once.
     if (options.voters.length === 1 && options.voters[0] === options.self) {
       this.node.campaign();
@@ -147,7 +163,7 @@ export class RaftGroup<T, R, S = never> {
     if (this.stopped) return;
     const message = parseRaftMessage(payload, this.options.parseData, this.options.parseSnapshot);
     if (message === undefined || message.from !== from || message.to !== this.options.self) {
-      this.options.log('warn', 'dropping malformed raft message', { group: this.options.id, from });
+      this.log('warn', 'dropping malformed raft message', { from, term: this.node.status().term });
       return;
     }
     this.node.step(message);
@@ -161,6 +177,9 @@ export class RaftGroup<T, R, S = never> {
    */
   propose(data: T, timeoutMs: number, onAllReplicas = false): Promise<R> {
     if (this.stopReason !== undefined) return Promise.reject(this.stopReason);
+    // The log cannot be written (a full disk): refuse at once rather than time out; it retries by itself.
+    const failure = this.options.storage.failure ?? this.options.stateFailure?.();
+    if (failure !== undefined) return Promise.reject(failure);
     const result = this.node.propose(data);
     if (!result.ok) {
       if (result.reason === 'overloaded') return Promise.reject(new RelayError('LIMIT_EXCEEDED', `group ${this.options.id} has too much uncommitted`));
@@ -247,7 +266,7 @@ export class RaftGroup<T, R, S = never> {
       } catch (err) {
         // A failed write: the node cannot continue safely on this state. Stop the group loudly.
         // Publishes are then refused with a storage code; what was acknowledged is on disk already. A restart recovers.
-        this.options.log('error', 'raft group stopped after a storage failure', { group: this.options.id, error: String(err) });
+        this.log('error', 'raft group stopped after a storage failure', { term: this.node.status().term, error: String(err) });
         const full = (err as { code?: unknown }).code === 'ENOSPC';
         this.stop(new RelayError(full ? 'STORAGE_FULL' : 'STORAGE_ERROR', `group ${this.options.id} stopped: its log could not be written (${String(err)})`));
       } finally {
@@ -268,7 +287,13 @@ export class RaftGroup<T, R, S = never> {
       },
       append: (entries: readonly Entry<T>[]): void => this.options.storage.append(entries),
       setHardState: (hardState: Parameters<DurableRaftStorage<T, S>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
-      sync: (): Promise<void> => this.options.storage.sync(),
+      sync: async (): Promise<void> => {
+        const observer = this.options.observer;
+        if (observer === undefined) return this.options.storage.sync();
+        const started = performance.now();
+        await this.options.storage.sync();
+        observer.fsync((performance.now() - started) / 1000);
+      },
     },
     send: (messages: readonly Message<T, S>[]): void => {
       for (const message of messages) this.options.transport.send(message.to, this.channel, message);
@@ -276,7 +301,9 @@ export class RaftGroup<T, R, S = never> {
     restore: (): void => {
       // installSnapshot already replaced the state machine, before the log recorded the snapshot.
     },
-    apply: (entries: readonly Entry<T>[]): void => {
+    apply: async (entries: readonly Entry<T>[]): Promise<void> => {
+      const blocked = this.options.whenWritable?.();
+      if (blocked !== undefined) await blocked;
       for (const entry of entries) {
         this.appliedIndex = entry.index;
         const waiter = this.waiters.get(entry.index);
@@ -313,6 +340,9 @@ export class RaftGroup<T, R, S = never> {
     const leader = this.node.leader;
     if (leader === this.leader) return;
     this.leader = leader;
+    const term = this.node.status().term;
+    this.log('info', leader === null ? 'raft group lost its leader' : 'raft group has a new leader', { leader, term });
+    this.options.observer?.leaderChanged(this.options.id, leader, term);
     this.options.onLeaderChange?.(leader);
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   PROTOCOL_VERSION,
   RelayError,
@@ -15,10 +16,16 @@ import {
   type PublishFrame,
   type StoredMessageFrame,
   type SubscribeFrame,
+  isWildcard,
 } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, StoredMessage } from '../core/partition/partition.js';
 import type { LogEngine } from '../engine/engine.js';
+import type { BrokerObserver } from '../observability/observer.js';
 import type { ResolvedBrokerOptions } from '../options.js';
+import { TopicPermissions } from '../security/acl.js';
+import type { Authenticator, Principal } from '../security/auth.js';
+import type { SecurityCounters } from '../security/counters.js';
+import { TokenBucket } from '../security/rate-limit.js';
 import { Subscription } from './subscription.js';
 
 /** What a session needs of the socket under it; `net/` adapts `ws` to this. */
@@ -40,6 +47,12 @@ export interface SessionContext {
   newId(): string;
   /** Whether the broker is draining; new work is refused. */
   draining(): boolean;
+  /** Checks hello tokens; undefined when the broker does not authenticate. */
+  readonly authenticator: Authenticator | undefined;
+  /** Security events, counted for the broker's stats. */
+  readonly counters: SecurityCounters;
+  /** Receives traffic and latency figures, when operations are enabled. */
+  readonly observer?: BrokerObserver;
 }
 
 /** Durable position commits one session may have in flight; the SDK sends one at a time. */
@@ -65,6 +78,9 @@ export interface SessionStats {
   subscriptions: number;
 }
 
+/** Longest timer Node keeps (about 24.8 days); later token expiries are checked again then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * The broker side of one client connection: handshake, publish with acks,
  * subscriptions with credit, heartbeats. A bad frame ends this session only.
@@ -72,7 +88,15 @@ export interface SessionStats {
 export class ClientSession {
   clientId = '';
   producerId = '';
-  private state: 'hello' | 'open' | 'closed' = 'hello';
+  /** `authenticating`: hello received, its token being checked; nothing else may arrive yet. */
+  private state: 'hello' | 'authenticating' | 'open' | 'closed' = 'hello';
+  /** Who the connection authenticated as; undefined without authentication. */
+  principal: Principal | undefined;
+  private permissions = TopicPermissions.unrestricted;
+  private readonly publishBucket: TokenBucket | undefined;
+  private expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Fires when the outbound queue stayed at the high-water mark too long. */
+  private slowConsumerTimer: ReturnType<typeof setTimeout> | undefined;
   private lastInboundMs: number;
   private pingId = 0;
   private readonly subscriptions = new Map<number, Subscription>();
@@ -100,8 +124,20 @@ export class ClientSession {
   ) {
     this.lastInboundMs = ctx.now();
     this.helloTimer = setTimeout(() => {
-      this.fail(new RelayError('UNAUTHORIZED', `no hello within ${ctx.options.helloTimeoutMs} ms`));
+      if (ctx.authenticator !== undefined) ctx.counters.authFailures++;
+      this.fail(new RelayError('UNAUTHORIZED', `no valid hello within ${ctx.options.helloTimeoutMs} ms`));
     }, ctx.options.helloTimeoutMs);
+    const { publishRateLimit, publishBurst } = ctx.options;
+    if (publishRateLimit > 0) this.publishBucket = new TokenBucket(publishRateLimit, publishBurst, ctx.now());
+  }
+
+  /**
+   * Refuses a connection before it gets a session (a connection limit): an
+   * `error` frame with `error.code`, then close.
+   */
+  static refuse(socket: ClientSocket, error: RelayError): void {
+    socket.send(encodeFrame({ type: 'error', code: error.code, message: error.message }), () => {});
+    socket.close(CLOSE_POLICY, error.code);
   }
 
   stats(): SessionStats {
@@ -121,9 +157,10 @@ export class ClientSession {
       const frame = decodeClientFrame(bytes, this.ctx.options.maxPayload);
       if (this.state === 'hello') {
         if (frame.type !== 'hello') throw new RelayError('PROTOCOL_ERROR', `expected hello, got ${frame.type}`);
-        this.hello(frame.version, frame.clientId, frame.producerId);
+        this.hello(frame.version, frame.clientId, frame.producerId, frame.token);
         return;
       }
+      if (this.state === 'authenticating') throw new RelayError('PROTOCOL_ERROR', `${frame.type} sent before welcome`);
       switch (frame.type) {
         case 'hello':
           throw new RelayError('PROTOCOL_ERROR', 'hello sent twice');
@@ -196,17 +233,53 @@ export class ClientSession {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearTimeout(this.helloTimer);
+    clearTimeout(this.expiryTimer);
+    clearTimeout(this.slowConsumerTimer);
     this.ctx.engine.off('appended', this.onAppended);
     this.subscriptions.clear();
     this.starting.clear();
     this.onEnd(this);
   }
 
-  private hello(version: number, clientId: string, producerId: string): void {
+  private hello(version: number, clientId: string, producerId: string, token: string | undefined): void {
     if (version !== PROTOCOL_VERSION) {
       throw new RelayError('UNSUPPORTED_VERSION', `protocol version ${version} is not supported; this broker speaks ${PROTOCOL_VERSION}`);
     }
     if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down');
+    const { authenticator } = this.ctx;
+    if (authenticator === undefined) {
+      this.welcome(clientId, producerId);
+      return;
+    }
+    // The hello timer keeps running while the token is checked: authentication is bounded too.
+    this.state = 'authenticating';
+    authenticator.authenticate(token).then(
+      (principal) => {
+        if (this.state !== 'authenticating') return;
+        this.principal = principal;
+        this.permissions = TopicPermissions.of(this.ctx.options.acl, principal.name);
+        if (principal.expiresAtMs !== undefined) this.expireAt(principal.expiresAtMs);
+        this.welcome(clientId, producerId);
+      },
+      (err: unknown) => {
+        if (this.state !== 'authenticating') return;
+        this.ctx.counters.authFailures++;
+        this.fail(err);
+      },
+    );
+  }
+
+  /** Closes the connection with `UNAUTHORIZED` when its credential expires; the SDK reconnects with a fresh token. */
+  private expireAt(expiresAtMs: number): void {
+    const delayMs = expiresAtMs - this.ctx.now();
+    this.expiryTimer = setTimeout(
+      () => (delayMs > MAX_TIMER_MS ? this.expireAt(expiresAtMs) : this.fail(new RelayError('UNAUTHORIZED', 'token expired'))),
+      Math.max(0, Math.min(delayMs, MAX_TIMER_MS)),
+    );
+    this.expiryTimer.unref?.();
+  }
+
+  private welcome(clientId: string, producerId: string): void {
     clearTimeout(this.helloTimer);
     this.clientId = clientId === '' ? this.ctx.newId() : clientId;
     this.producerId = producerId === '' ? this.clientId : producerId;
@@ -226,6 +299,7 @@ export class ClientSession {
   }
 
   private publish(frame: PublishFrame): void {
+    const receivedAt = performance.now();
     const answers = frame.batches.map((batch) => this.publishBatch(batch));
     // Answers go out in the order of the messages: a nack never overtakes the acks before it.
     void Promise.all(answers).then((groups) => {
@@ -240,6 +314,7 @@ export class ClientSession {
         this.send(answer);
       }
       if (acks.length > 0) this.send({ type: 'ack', acks });
+      if (groups.some((g) => g.length > 0)) this.ctx.observer?.publishLatency((performance.now() - receivedAt) / 1000);
     });
   }
 
@@ -247,8 +322,17 @@ export class ClientSession {
   private async publishBatch(batch: PublishBatch): Promise<Array<Ack | NackFrame>> {
     try {
       if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down; publish elsewhere');
+      if (!this.permissions.mayPublish(batch.topic)) {
+        this.ctx.counters.denied++;
+        throw new RelayError('FORBIDDEN', `${this.principalName()} may not publish to ${batch.topic}`);
+      }
+      if (this.publishBucket !== undefined && !this.publishBucket.take(batch.messages.length, this.ctx.now())) {
+        this.ctx.counters.rateLimited++;
+        throw new RelayError('RATE_LIMITED', `publishing faster than ${this.ctx.options.publishRateLimit} messages/s; retry later`);
+      }
       const outcomes = await this.handOff(batch);
       this.published += batch.messages.length;
+      if (this.ctx.observer !== undefined) this.ctx.observer.published(batch.topic, batch.messages.length, dataBytes(batch.messages));
       if (batch.ack === 'none') return [];
       const result = answers(batch, outcomes);
       // Forwarded: tell the client who leads, so its next publishes go there directly.
@@ -295,7 +379,9 @@ export class ClientSession {
       );
     }
     // Each incarnation is its own producer for deduplication (see PublishBatch.incarnation).
-    const producerId = batch.incarnation === undefined ? this.producerId : `${this.producerId}#${batch.incarnation}`;
+    // Authenticated producers are scoped to their principal: nobody can claim another's producer id to disturb its deduplication.
+    const owned = this.owned(this.producerId);
+    const producerId = batch.incarnation === undefined ? owned : `${owned}#${batch.incarnation}`;
     const requests = batch.messages.map((m, i) => ({
       producerId,
       seq: batch.firstSeq + i,
@@ -312,8 +398,23 @@ export class ClientSession {
       this.send({ type: 'error', id: frame.id, code: 'INVALID_ARGUMENT', message: `subscription ${frame.subscription} already exists` });
       return;
     }
+    const refuse = (code: 'FORBIDDEN' | 'LIMIT_EXCEEDED', message: string): void => {
+      this.send({ type: 'error', id: frame.id, code, message });
+    };
+    if (this.subscriptions.size >= this.ctx.options.maxSubscriptionsPerConnection) {
+      this.ctx.counters.subscriptionsRejected++;
+      refuse('LIMIT_EXCEEDED', `a connection may hold ${this.ctx.options.maxSubscriptionsPerConnection} subscriptions (maxSubscriptionsPerConnection)`);
+      return;
+    }
+    // An exact topic is checked now; a wildcard is filtered per topic, so it never yields a topic the principal may not read.
+    if (!isWildcard(frame.pattern) && !this.permissions.mayRead(frame.pattern)) {
+      this.ctx.counters.denied++;
+      refuse('FORBIDDEN', `${this.principalName()} may not subscribe to ${frame.pattern}`);
+      return;
+    }
     const credit = Math.min(frame.credit, this.ctx.options.maxCredit);
-    const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit);
+    const permissions = this.permissions;
+    const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit, (topic) => permissions.mayRead(topic));
     this.starting.add(frame.subscription);
     let started: Awaited<ReturnType<Subscription['start']>>;
     try {
@@ -321,7 +422,7 @@ export class ClientSession {
       const resume =
         frame.durable === undefined
           ? frame.resume
-          : withStoredPositions(frame.resume, await this.ctx.engine.positions(frame.durable, frame.pattern));
+          : withStoredPositions(frame.resume, await this.ctx.engine.positions(this.owned(frame.durable), frame.pattern));
       started = await subscription.start(this.ctx.engine, resume);
     } catch (err) {
       if (!this.starting.delete(frame.subscription)) return; // unsubscribed or closed meanwhile
@@ -361,6 +462,10 @@ export class ClientSession {
       return;
     }
     for (const position of frame.positions) {
+      if (!this.permissions.mayRead(position.topic)) {
+        this.ctx.counters.denied++;
+        return refuse(new RelayError('FORBIDDEN', `${this.principalName()} may not read ${position.topic}`));
+      }
       const partitions = this.ctx.engine.partitionCount(position.topic);
       if (partitions === undefined) return refuse(new RelayError('INVALID_TOPIC', `topic ${position.topic} does not exist`));
       if (position.partition >= partitions) {
@@ -368,7 +473,7 @@ export class ClientSession {
       }
     }
     this.commitsInFlight++;
-    void this.ctx.engine.commitPositions(frame.durable, frame.positions).then(
+    void this.ctx.engine.commitPositions(this.owned(frame.durable), frame.positions).then(
       () => this.send({ type: 'committed', id: frame.id }),
       (err: unknown) => refuse(asRelayError(err)),
     ).finally(() => this.commitsInFlight--);
@@ -376,6 +481,12 @@ export class ClientSession {
 
   private metadata(frame: MetadataFrame): void {
     const { engine } = this.ctx;
+    const denied = frame.topics.find((topic) => !this.permissions.mayRead(topic) && !this.permissions.mayPublish(topic));
+    if (denied !== undefined) {
+      this.ctx.counters.denied++;
+      this.send({ type: 'error', id: frame.id, code: 'FORBIDDEN', message: `${this.principalName()} may not use topic ${denied}` });
+      return;
+    }
     Promise.all(frame.topics.map((topic) => engine.ensureTopic(topic))).then(
       (topics) => {
         if (engine.leaderOf !== undefined) {
@@ -476,18 +587,64 @@ export class ClientSession {
   private deliver(subscription: Subscription, batches: DeliveryBatch[], count: number): void {
     subscription.credit -= count;
     this.delivered += count;
+    const observer = this.ctx.observer;
+    if (observer !== undefined) for (const batch of batches) observer.delivered(batch.topic, batch.messages.length, dataBytes(batch.messages));
     this.send({ type: 'message', subscription: subscription.id, batches });
   }
 
   private send(frame: BrokerFrame): void {
     if (this.state === 'closed') return;
     const bytes = encodeFrame(frame);
+    const { outboundHighWaterBytes, maxOutboundBytes, slowConsumerTimeoutMs } = this.ctx.options;
+    if (this.outboundBytes + bytes.length > maxOutboundBytes) {
+      this.cutSlowConsumer(`more than ${maxOutboundBytes} bytes queued (maxOutboundBytes)`);
+      return;
+    }
     this.outboundBytes += bytes.length;
+    if (this.outboundBytes >= outboundHighWaterBytes && this.slowConsumerTimer === undefined) {
+      this.slowConsumerTimer = setTimeout(() => {
+        this.cutSlowConsumer(`the outbound queue stayed at ${outboundHighWaterBytes} bytes for ${slowConsumerTimeoutMs} ms (slowConsumerTimeoutMs)`);
+      }, slowConsumerTimeoutMs);
+    }
     this.socket.send(bytes, () => {
-      const wasBlocked = this.outboundBytes >= this.ctx.options.outboundHighWaterBytes;
+      const wasBlocked = this.outboundBytes >= outboundHighWaterBytes;
       this.outboundBytes -= bytes.length;
-      if (wasBlocked && this.outboundBytes < this.ctx.options.outboundHighWaterBytes) this.schedulePump();
+      if (wasBlocked && this.outboundBytes < outboundHighWaterBytes) {
+        clearTimeout(this.slowConsumerTimer);
+        this.slowConsumerTimer = undefined;
+        this.schedulePump();
+      }
     });
+  }
+
+  /**
+   * Drops a connection that does not read: its queue would otherwise grow.
+   * The error frame could not get through the full queue, so the code goes in the close reason.
+   */
+  private cutSlowConsumer(why: string): void {
+    if (this.state === 'closed') return;
+    this.ctx.counters.slowConsumersCut++;
+    this.ctx.options.log('warn', 'cutting off slow consumer', { clientId: this.clientId, why });
+    this.socket.close(CLOSE_POLICY, 'SLOW_CONSUMER');
+    // A peer that reads nothing never completes the closing handshake either.
+    const terminate = setTimeout(() => this.socket.terminate(), 1000);
+    terminate.unref?.();
+    this.ended();
+  }
+
+  /**
+   * A client-chosen name (producer id, durable subscription) in the
+   * principal's own namespace, so nobody can claim another principal's
+   * producer or durable positions. Unchanged without authentication; with it,
+   * an opaque digest that fits the grammar and length of either name.
+   */
+  private owned(name: string): string {
+    if (this.principal === undefined) return name;
+    return `p-${createHash('sha256').update(this.principal.name).update('\0').update(name).digest('base64url')}`;
+  }
+
+  private principalName(): string {
+    return this.principal === undefined ? 'this connection' : `principal ${JSON.stringify(this.principal.name)}`;
   }
 
   /** Ends the session because of `err`: an error frame, then close. */
@@ -502,6 +659,12 @@ export class ClientSession {
     this.socket.close(closeCode, error.code);
     this.ended();
   }
+}
+
+function dataBytes(messages: ReadonlyArray<{ data: Uint8Array }>): number {
+  let bytes = 0;
+  for (const message of messages) bytes += message.data.length;
+  return bytes;
 }
 
 function asRelayError(err: unknown): RelayError {

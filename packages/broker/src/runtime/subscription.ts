@@ -20,15 +20,17 @@ export class Subscription {
     readonly pattern: string,
     private readonly from: StartPosition,
     credit: number,
+    /** Topics the subscriber may read; the others never match, whatever the pattern says. */
+    private readonly mayRead: (topic: string) => boolean = () => true,
   ) {
     this.credit = credit;
   }
 
-  /** Whether `topic` matches the pattern (memoised; topics are few, lookups many). */
+  /** Whether `topic` matches the pattern and may be read (memoised; topics are few, lookups many). */
   matches(topic: string): boolean {
     let hit = this.matchCache.get(topic);
     if (hit === undefined) {
-      hit = topicMatches(this.pattern, topic);
+      hit = topicMatches(this.pattern, topic) && this.mayRead(topic);
       if (this.matchCache.size < 100_000) this.matchCache.set(topic, hit);
     }
     return hit;

@@ -1,4 +1,6 @@
 import { join } from 'node:path';
+import pRetry from 'p-retry';
+import { RelayError } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, AppendRequest, PartitionLog, StoredMessage } from '../core/partition/partition.js';
 import { ProducerTable, type ProducerRecord } from '../core/partition/producers.js';
 import type { FileSystem } from './fs.js';
@@ -79,6 +81,22 @@ export class DiskPartition implements PartitionLog {
 
   get endOffset(): number {
     return this.log.endOffset;
+  }
+
+  /**
+   * While the segment log cannot be written (it retries by itself), why;
+   * `undefined` when appends work.
+   */
+  failure(): RelayError | undefined {
+    const { status, writeError } = this.log.health();
+    if (status !== 'degraded' || writeError === undefined) return undefined;
+    return new RelayError(writeError.code === 'STORAGE_FULL' ? 'STORAGE_FULL' : 'STORAGE_ERROR', `partition log write failed: ${writeError.message}`);
+  }
+
+  /** Resolves once appends work again (retrying the failed write with backoff); `undefined` when they already do. */
+  whenWritable(): Promise<void> | undefined {
+    if (this.failure() === undefined) return undefined;
+    return pRetry(() => this.log.flush(), { retries: Number.POSITIVE_INFINITY, minTimeout: 50, maxTimeout: 2000, randomize: true });
   }
 
   /** The last checkpoint written (or restored), if any. */

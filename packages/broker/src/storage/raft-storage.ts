@@ -1,4 +1,7 @@
+import pRetry from 'p-retry';
+import { RelayError } from '@relaymq/sdk/protocol';
 import { MemoryStorage, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
+import { errorCode, nodeFileSystem, type FileSystem } from './fs.js';
 import { RecordFile } from './record-file.js';
 
 /** Records of a Raft log file, replayed in order on open. */
@@ -17,9 +20,15 @@ export interface RaftStorageOptions {
    */
   fsync: 'always' | 'interval';
   fsyncIntervalMs: number;
+  /** @defaultValue node's */
+  fs?: FileSystem;
+  /** A write or fsync failed and will be retried; `undefined` once one succeeds again. */
+  onFailure?: (failure: RelayError | undefined) => void;
 }
 
 const ALWAYS: RaftStorageOptions = { fsync: 'always', fsyncIntervalMs: 1000 };
+/** Retries of a failed write: from 50 ms, doubling, at most every 2 s, until the disk takes it. */
+const RETRY = { retries: Number.POSITIVE_INFINITY, minTimeout: 50, maxTimeout: 2000, factor: 2, randomize: true };
 
 /**
  * A Raft group's stable storage: an in-memory copy the core reads, backed by
@@ -32,6 +41,8 @@ const ALWAYS: RaftStorageOptions = { fsync: 'always', fsyncIntervalMs: 1000 };
  */
 export class DurableRaftStorage<T, S> {
   private voteChanged = false;
+  private failed: RelayError | undefined;
+  private readonly closing = new AbortController();
   private fsyncTimer: ReturnType<typeof setTimeout> | undefined;
   /** Observes every fsync's duration in seconds (metrics). */
   onFsync: ((seconds: number) => void) | undefined;
@@ -46,7 +57,7 @@ export class DurableRaftStorage<T, S> {
   static async open<T, S>(path: string | undefined, voters: readonly NodeId[], options: RaftStorageOptions = ALWAYS): Promise<DurableRaftStorage<T, S>> {
     const memory = new MemoryStorage<T, S>(voters);
     if (path === undefined) return new DurableRaftStorage(memory, undefined, options);
-    const { file, recovered } = await RecordFile.open(path);
+    const { file, recovered } = await RecordFile.open(path, options.fs);
     for (const record of recovered.records as Array<RaftRecord<T, S>>) {
       if (record.r === 'entries') memory.append(record.entries);
       else if (record.r === 'hard') memory.setHardState({ term: record.term, vote: record.vote, commit: record.commit });
@@ -87,17 +98,43 @@ export class DurableRaftStorage<T, S> {
     this.file?.append({ r: 'hard', term: hardState.term, vote: hardState.vote, commit: hardState.commit } satisfies RaftRecord<T, S>);
   }
 
-  /** Writes what was appended in one write and, as the fsync policy says, fsyncs it. */
+  /**
+   * The failure of the last write or fsync while it is being retried (a full
+   * disk: `STORAGE_FULL`), so new proposals can be refused with it.
+   */
+  get failure(): RelayError | undefined {
+    return this.failed;
+  }
+
+  /**
+   * Writes what was appended in one write and, as the fsync policy says,
+   * fsyncs it. A failure is retried with backoff until the disk takes it (or
+   * the storage closes): nothing the group depends on is dropped, and the
+   * group waits rather than going on without it.
+   */
   async sync(): Promise<void> {
-    if (this.file === undefined) return;
-    if (this.options.fsync === 'always' || this.voteChanged) {
-      this.voteChanged = false;
-      const started = performance.now();
-      await this.file.flush(true);
+    const file = this.file;
+    if (file === undefined) return;
+    const fsync = this.options.fsync === 'always' || this.voteChanged;
+    this.voteChanged = false;
+    const started = performance.now();
+    await pRetry(() => file.flush(fsync), {
+      ...RETRY,
+      signal: this.closing.signal,
+      onFailedAttempt: ({ error }) => {
+        const full = errorCode(error) === 'ENOSPC';
+        this.failed = new RelayError(full ? 'STORAGE_FULL' : 'STORAGE_ERROR', `Raft log write failed: ${error.message}`, { cause: error });
+        this.options.onFailure?.(this.failed);
+      },
+    });
+    if (this.failed !== undefined) {
+      this.failed = undefined;
+      this.options.onFailure?.(undefined);
+    }
+    if (fsync) {
       this.onFsync?.((performance.now() - started) / 1000);
       return;
     }
-    await this.file.flush(false);
     this.fsyncTimer ??= setTimeout(() => {
       this.fsyncTimer = undefined;
       this.file?.flush(true).catch(() => {}); // a failure shows on the next flush, which shares the file's chain
@@ -123,6 +160,7 @@ export class DurableRaftStorage<T, S> {
   }
 
   async close(): Promise<void> {
+    this.closing.abort();
     clearTimeout(this.fsyncTimer);
     await this.file?.close();
   }

@@ -2,6 +2,7 @@ import { appendFile, mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FaultyFileSystem, nodeFileSystem } from './fs.js';
 import { RecordFile } from './record-file.js';
 
 const dirs: string[] = [];
@@ -57,5 +58,24 @@ describe('RecordFile', () => {
     expect(recovered.records).toEqual([{ n: 1 }]);
     expect(recovered.truncatedBytes).toBe(10);
     await reopened.close();
+  });
+
+  it.each([
+    ['a full disk (ENOSPC on write)', 'write', 'ENOSPC'],
+    ['a failing fsync (after which Linux drops the unsynced pages)', 'datasync', 'EIO'],
+  ] as const)('loses nothing to %s: the failed flush rejects, the next one writes it all again', async (_, op, code) => {
+    const path = await tempFile();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const { file } = await RecordFile.open(path, fs);
+    file.append('before');
+    await file.flush(true);
+    file.append('during');
+    fs.failNext(op, code);
+    await expect(file.flush(true)).rejects.toMatchObject({ code });
+    file.append('after');
+    await file.flush(true);
+    fs.crash();
+    const { recovered } = await RecordFile.open(path, fs.inner);
+    expect(recovered).toEqual({ records: ['before', 'during', 'after'], truncatedBytes: 0 });
   });
 });

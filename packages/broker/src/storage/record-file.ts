@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
-import { mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
+import { nodeFileSystem, readWholeFile, type FileHandle, type FileSystem } from './fs.js';
 
 /** Records are broker-written; they may hold Raft batches, so they nest deeper than client frames. */
 const RECORD_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 16_000_000, allowTimestamp: false };
@@ -9,6 +9,8 @@ const RECORD_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 16_000_000, 
 const HEADER_BYTES = 8;
 /** A record larger than this is corruption, not data. */
 const MAX_RECORD_BYTES = 256 * 1024 * 1024;
+/** A file larger than this is not read back whole (Raft logs are compacted long before). */
+const MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024 - 1;
 
 /** What opening found. */
 export interface Recovered {
@@ -21,36 +23,39 @@ export interface Recovered {
  * An append-only file of length-prefixed, CRC-checked msgpack records. Writes
  * are buffered and leave in one `write` per `flush`, followed by one fsync when
  * asked: group commit. On open, the records are read back and a torn tail is
- * cut off, so a crash never leaves a half record behind.
+ * cut off, so a crash never leaves a half record behind. A failed write or
+ * fsync (a full disk) loses nothing queued: the next flush writes the same
+ * bytes again at the same place.
  */
 export class RecordFile {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Written since the last fsync: lost if an fsync fails, so kept to write again. */
+  private unsynced: Buffer[] = [];
+  private durableSize: number;
   private flushing: Promise<void> = Promise.resolve();
 
   private constructor(
     private handle: FileHandle,
+    /** Bytes of the file known to be written (and, after a sync, durable). */
     private size: number,
     private readonly path: string,
-  ) {}
+    private readonly fs: FileSystem,
+  ) {
+    this.durableSize = size;
+  }
 
   /** Opens (creating) `path` and returns the records it holds. */
-  static async open(path: string): Promise<{ file: RecordFile; recovered: Recovered }> {
-    await mkdir(dirname(path), { recursive: true });
-    const existed = await stat(path).then(
-      () => true,
-      () => false,
-    );
-    const handle = await open(path, 'a+');
-    if (!existed) {
-      // A new file's directory entry must be durable too, or a crash could lose the whole file.
-      const dir = await open(dirname(path), 'r');
-      await dir.sync().finally(() => dir.close());
-    }
-    const bytes = await handle.readFile();
+  static async open(path: string, fs: FileSystem = nodeFileSystem): Promise<{ file: RecordFile; recovered: Recovered }> {
+    await fs.mkdir(dirname(path));
+    const existed = (await fs.stat(path)) !== undefined;
+    const handle = await fs.open(path, 'write');
+    // A new file's directory entry must be durable too, or a crash could lose the whole file.
+    if (!existed) await fs.syncDir(dirname(path));
+    const bytes = (await readWholeFile(fs, path, MAX_FILE_BYTES)) ?? new Uint8Array(0);
     const { records, validBytes } = parseRecords(bytes);
     if (validBytes < bytes.length) await handle.truncate(validBytes);
-    return { file: new RecordFile(handle, validBytes, path), recovered: { records, truncatedBytes: bytes.length - validBytes } };
+    return { file: new RecordFile(handle, validBytes, path, fs), recovered: { records, truncatedBytes: bytes.length - validBytes } };
   }
 
   /** Bytes in the file, written or queued. */
@@ -68,21 +73,41 @@ export class RecordFile {
   /**
    * Writes everything queued so far in one write and, with `sync`, fsyncs it.
    * Flushes run one after another, so a resolved flush covers every record
-   * appended before it was called.
+   * appended before it was called. On failure the bytes stay queued (ahead of
+   * anything appended since) and the promise rejects with the file system's error.
    */
   flush(sync: boolean): Promise<void> {
-    const chunks = this.pending;
-    const length = this.pendingBytes;
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.flushing = this.flushing.then(async () => {
-      if (length > 0) {
-        await this.handle.write(Buffer.concat(chunks, length));
-        this.size += length;
+    const run = this.flushing.catch(() => {}).then(async () => {
+      const chunks = this.pending;
+      const length = this.pendingBytes;
+      this.pending = [];
+      this.pendingBytes = 0;
+      let written = false;
+      try {
+        if (length > 0) {
+          // At `size`, not appended: a retry after a failed (maybe partial) write overwrites it.
+          await this.handle.write(Buffer.concat(chunks, length), this.size);
+          this.size += length;
+          this.unsynced.push(...chunks);
+          written = true;
+        }
+        if (sync) {
+          await this.handle.datasync();
+          this.unsynced = [];
+          this.durableSize = this.size;
+        }
+      } catch (err) {
+        // Linux may drop dirty pages after a failed writeback: everything not fsynced is written again.
+        const again = written ? this.unsynced : [...this.unsynced, ...chunks];
+        this.pending = [...again, ...this.pending];
+        this.pendingBytes = this.pending.reduce((sum, chunk) => sum + chunk.length, 0);
+        this.unsynced = [];
+        this.size = this.durableSize;
+        throw err;
       }
-      if (sync) await this.handle.datasync();
     });
-    return this.flushing;
+    this.flushing = run;
+    return run;
   }
 
   /**
@@ -92,29 +117,31 @@ export class RecordFile {
    * call it when `records` already include them.
    */
   rewrite(records: readonly unknown[]): Promise<void> {
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.flushing = this.flushing.then(async () => {
+    const run = this.flushing.catch(() => {}).then(async () => {
+      this.pending = [];
+      this.pendingBytes = 0;
       const tmp = `${this.path}.tmp`;
       const chunks: Buffer[] = [];
       for (const record of records) chunks.push(...encodeRecord(record));
       const body = Buffer.concat(chunks);
-      const next = await open(tmp, 'w');
+      const next = await this.fs.open(tmp, 'write');
       try {
-        await next.write(body);
+        await next.truncate(0);
+        await next.write(body, 0);
         await next.datasync();
       } finally {
         await next.close();
       }
-      await rename(tmp, this.path);
-      const dir = await open(dirname(this.path), 'r');
-      await dir.sync().finally(() => dir.close());
+      await this.fs.rename(tmp, this.path);
+      await this.fs.syncDir(dirname(this.path));
       const old = this.handle;
-      this.handle = await open(this.path, 'a');
-      this.size = body.length;
+      this.handle = await this.fs.open(this.path, 'write');
+      this.size = this.durableSize = body.length;
+      this.unsynced = [];
       await old.close();
     });
-    return this.flushing;
+    this.flushing = run;
+    return run;
   }
 
   async close(): Promise<void> {

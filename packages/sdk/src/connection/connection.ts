@@ -10,6 +10,7 @@ import {
   type ErrorCode,
   type WelcomeFrame,
 } from '../protocol/index.js';
+import type { TokenSource } from '../options.js';
 import { OPEN, type WebSocketConstructor, type WebSocketLike } from '../transport/websocket.js';
 
 /** Frames that answer a request, by the `id` of that request. */
@@ -34,7 +35,7 @@ export interface ConnectionSettings {
   WebSocket: WebSocketConstructor;
   clientId: string;
   producerId: string;
-  token: string | undefined;
+  token: TokenSource | undefined;
   requestTimeoutMs: number;
   pingIntervalMs: number;
 }
@@ -94,6 +95,13 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
    * with a `RelayError` (`NOT_CONNECTED`, `TIMEOUT` or the broker's code).
    */
   static open(url: string, settings: ConnectionSettings): Promise<BrokerConnection> {
+    const { token } = settings;
+    // A fixed token dials at once; a provider is asked for a fresh token first, on every dial.
+    if (typeof token !== 'function') return BrokerConnection.dial(url, settings, token);
+    return currentToken(token).then((current) => BrokerConnection.dial(url, settings, current));
+  }
+
+  private static dial(url: string, settings: ConnectionSettings, token: string | undefined): Promise<BrokerConnection> {
     return new Promise((resolve, reject) => {
       let socket: WebSocketLike;
       try {
@@ -121,7 +129,7 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
       socket.onclose = (event) => fail(closeError(url, event.code, event.reason));
       socket.onopen = () => {
         const hello: ClientFrame = { type: 'hello', version: PROTOCOL_VERSION, clientId: settings.clientId, producerId: settings.producerId };
-        if (settings.token !== undefined) hello.token = settings.token;
+        if (token !== undefined) hello.token = token;
         socket.send(encodeFrame(hello));
       };
       socket.onmessage = (event) => {
@@ -265,6 +273,18 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
     }
     this.emit('closed', error);
   }
+}
+
+/** The token to present now: the string, or what the provider returns for this dial. */
+async function currentToken(source: () => string | Promise<string>): Promise<string> {
+  let token: unknown;
+  try {
+    token = await source();
+  } catch (err) {
+    throw new RelayError('UNAUTHORIZED', `the token provider failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  if (typeof token !== 'string' || token === '') throw new RelayError('UNAUTHORIZED', 'the token provider returned no token');
+  return token;
 }
 
 function asCode(code: string): ErrorCode {

@@ -89,6 +89,8 @@ describe('RelayError', () => {
     'NO_QUORUM',
     'CONNECTION_CLOSED',
     'NOT_CONNECTED',
+    'RATE_LIMITED',
+    'SLOW_CONSUMER',
     'SHUTTING_DOWN',
   ];
   it.each(ErrorCodes.map((code) => [code, retriable.includes(code)] as const))('%s retriable = %s', (code, expected) => {

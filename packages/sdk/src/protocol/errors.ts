@@ -23,7 +23,9 @@
  * | `SUBSCRIPTION_NOT_FOUND` | the subscription id is unknown to the broker | no |
  * | `UNAUTHORIZED` | authentication failed or is missing | no |
  * | `FORBIDDEN` | the principal may not publish or subscribe to this topic | no |
- * | `LIMIT_EXCEEDED` | a broker limit (connections, subscriptions, credit, rates) was reached | maybe |
+ * | `LIMIT_EXCEEDED` | a broker limit (connections total or per address, subscriptions per connection) was reached | maybe |
+ * | `RATE_LIMITED` | the connection published faster than the broker's `publishRateLimit`; the batch was not stored | yes (the SDK resends it after a pause) |
+ * | `SLOW_CONSUMER` | the connection did not read what the broker sent (backlog over `maxOutboundBytes`, or stuck at `outboundHighWaterBytes` for `slowConsumerTimeoutMs`); it is closed | yes (reconnect and read faster) |
  * | `SHUTTING_DOWN` | the broker is draining; reconnect elsewhere | yes |
  * | `STORAGE_FULL` | the partition's disk is full; nothing was stored, reads go on, writes resume once space returns | yes, later (not by the SDK) |
  * | `STORAGE_ERROR` | the partition's disk failed a write or holds damaged data; nothing was stored | maybe, later |
@@ -49,6 +51,8 @@ export const ErrorCodes = [
   'UNAUTHORIZED',
   'FORBIDDEN',
   'LIMIT_EXCEEDED',
+  'RATE_LIMITED',
+  'SLOW_CONSUMER',
   'SHUTTING_DOWN',
   'STORAGE_FULL',
   'STORAGE_ERROR',
@@ -72,6 +76,8 @@ const retriable: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'NO_QUORUM',
   'CONNECTION_CLOSED',
   'NOT_CONNECTED',
+  'RATE_LIMITED',
+  'SLOW_CONSUMER',
   'SHUTTING_DOWN',
 ]);
 

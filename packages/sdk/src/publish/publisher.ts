@@ -51,6 +51,10 @@ const MESSAGE_OVERHEAD = 96;
 const FRAME_OVERHEAD = 64;
 /** Pause before resending a partition whose messages arrived out of order. */
 const GAP_RETRY_MS = 50;
+/** Pause before resending a partition the broker refused with `RATE_LIMITED`. */
+const RATE_LIMITED_RETRY_MS = 100;
+/** Pause before resending a republished message a broker refused because its disk failed. */
+const STORAGE_RETRY_MS = 500;
 
 const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
 
@@ -180,9 +184,16 @@ export class Publisher {
       // Follow the hint: this partition now goes straight to its leader, which we are connected to.
       this.leaders.set(partitionKey(entry.topic, entry.partition), frame.leader);
       this.resend(entry.topic, entry.partition);
+    } else if (code === 'RATE_LIMITED') {
+      // Over the broker's rate: the same connection takes it again after a pause (later seqs come back as gaps, then in order).
+      this.resendSoon(entry.topic, entry.partition, RATE_LIMITED_RETRY_MS);
     } else if (error.retriable || code === 'TIMEOUT') {
       // Kept in the outbox: republished (same incarnation and seq) on the broker we move to.
       this.requestFailover(error);
+    } else if ((code === 'STORAGE_FULL' || code === 'STORAGE_ERROR') && entry.sends > 1) {
+      // Refused before the broker could look for an earlier send, which may still be stored once its
+      // disk recovers: this refusal proves nothing. Keep trying; publishTimeoutMs bounds it (outcome unknown).
+      this.resendSoon(entry.topic, entry.partition, STORAGE_RETRY_MS);
     } else {
       // Refused for good: its seq will never be stored, so the messages after it move to a new incarnation.
       this.outbox.delete(entry);
@@ -209,13 +220,18 @@ export class Publisher {
       this.reincarnate(entry.topic, entry.partition, entry.incarnation, lowest - 1);
       return;
     }
-    if (this.gapRetryScheduled.has(entry.partition + entry.topic)) return;
-    this.gapRetryScheduled.add(entry.partition + entry.topic);
     // A short pause lets what is still in flight land before the resend.
+    this.resendSoon(entry.topic, entry.partition, GAP_RETRY_MS);
+  }
+
+  /** Resends a partition after `delayMs`, once however many nacks ask for it meanwhile. */
+  private resendSoon(topic: string, partition: number, delayMs: number): void {
+    if (this.gapRetryScheduled.has(partition + topic)) return;
+    this.gapRetryScheduled.add(partition + topic);
     setTimeout(() => {
-      this.gapRetryScheduled.delete(entry.partition + entry.topic);
-      this.resend(entry.topic, entry.partition);
-    }, GAP_RETRY_MS);
+      this.gapRetryScheduled.delete(partition + topic);
+      this.resend(topic, partition);
+    }, delayMs);
   }
 
   /**

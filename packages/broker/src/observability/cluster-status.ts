@@ -1,0 +1,176 @@
+import type { BrokerInfo, ClusterView } from '@relaymq/sdk/protocol';
+import type { GroupStatus } from '../engine/cluster.js';
+
+/**
+ * A replica whose peer link is down, or that trails the leader by more than
+ * this many entries, is out of sync: its partition counts as under-replicated.
+ * Pipelined writes keep followers a few hundred entries behind for a moment;
+ * this bound is well above that.
+ */
+export const OUT_OF_SYNC_LAG_ENTRIES = 1000;
+
+/** What operations read from a broker (its composition root provides it). */
+export interface OperationsSource {
+  readonly id: string;
+  /** Broker counters (`broker.stats()`); every numeric field is exported as a metric. */
+  stats(): object;
+  /** Membership as gossip sees it (standalone: this broker alone). */
+  cluster(): ClusterView;
+  /** Ids of the configured peers: one missing from the gossip view has left the cluster. */
+  readonly peerIds: readonly string[];
+  /** Raft groups hosted here; empty for a standalone broker. */
+  groups(): GroupStatus[];
+  /** Whether a cluster runs under this broker (peers configured). */
+  readonly clustered: boolean;
+  /** Accepting clients: listening and not draining. */
+  accepting(): boolean;
+  /** Directory watched by the disk alert, when the broker stores data. */
+  readonly dataDir: string | undefined;
+}
+
+/** One partition as this broker sees it. */
+export interface PartitionView {
+  topic: string;
+  partition: number;
+  leader: string | null;
+  replicas: string[];
+  /** This broker's role in the partition's group. */
+  role: string;
+  term: number;
+  commit: number;
+  lastIndex: number;
+  /** Entries each replica trails the leader by; known on the leader only (`null` elsewhere). */
+  lag: Record<string, number> | null;
+  /** Replicas out of sync; known on the leader only (`null` elsewhere). */
+  outOfSync: string[] | null;
+  leaderless: boolean;
+  underReplicated: boolean;
+}
+
+/**
+ * A cluster member. Beyond gossip's states: `left`, a configured peer seen
+ * before that left the member list (it shut down); `unseen`, a configured
+ * peer never seen since this broker started (not started yet, or unreachable).
+ */
+export interface MemberView extends Omit<BrokerInfo, 'state'> {
+  state: BrokerInfo['state'] | 'left' | 'unseen';
+}
+
+/** Every member: gossip's view plus the configured peers missing from it. */
+export class Membership {
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly source: OperationsSource) {}
+
+  list(): MemberView[] {
+    const view: MemberView[] = this.source.cluster().brokers;
+    for (const b of view) this.seen.add(b.id);
+    const ids = new Set(view.map((b) => b.id));
+    const missing = this.source.peerIds
+      .filter((id) => !ids.has(id))
+      .map((id): MemberView => ({ id, url: '', state: this.seen.has(id) ? 'left' : 'unseen' }));
+    return [...view, ...missing].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+}
+
+/** One broker as the cluster endpoint shows it. */
+export interface BrokerView extends MemberView {
+  /** `leader` of the cluster metadata, `follower`, or `standalone`. */
+  role: 'leader' | 'follower' | 'standalone';
+  /** Partitions this broker leads, as far as the reporting broker knows. */
+  partitionsLed: number;
+  /** Whether this entry is the broker that answered. */
+  self: boolean;
+}
+
+/** `/api/cluster`: the cluster as one broker sees it, with a health verdict. */
+export interface ClusterStatus {
+  /** The broker that answered. */
+  broker: string;
+  timeMs: number;
+  ready: boolean;
+  healthy: boolean;
+  /** Why the cluster is not healthy, one sentence each; empty when healthy. */
+  problems: string[];
+  metadataLeader: string | null;
+  brokers: BrokerView[];
+  partitions: PartitionView[];
+}
+
+/** Splits `p/<topic>/<partition>`; undefined for other groups (`meta`). */
+export function parsePartitionGroup(group: string): { topic: string; partition: number } | undefined {
+  const match = /^p\/(.+)\/(\d+)$/.exec(group);
+  if (match === null) return undefined;
+  return { topic: match[1] as string, partition: Number(match[2]) };
+}
+
+/** Partitions hosted here, with lag and replication health. */
+export function partitionViews(groups: readonly GroupStatus[]): PartitionView[] {
+  const views: PartitionView[] = [];
+  for (const g of groups) {
+    const name = parsePartitionGroup(g.group);
+    if (name === undefined) continue;
+    const isLeader = g.role === 'leader';
+    let lag: Record<string, number> | null = null;
+    let outOfSync: string[] | null = null;
+    if (isLeader) {
+      lag = {};
+      outOfSync = [];
+      for (const r of g.replicas) {
+        const behind = Math.max(0, g.lastIndex - r.match);
+        lag[r.id] = behind;
+        if (!r.connected || behind > OUT_OF_SYNC_LAG_ENTRIES) outOfSync.push(r.id);
+      }
+    }
+    views.push({
+      ...name,
+      leader: g.leader,
+      replicas: g.voters,
+      role: g.role,
+      term: g.term,
+      commit: g.commit,
+      lastIndex: g.lastIndex,
+      lag,
+      outOfSync,
+      leaderless: g.leader === null,
+      underReplicated: outOfSync !== null && outOfSync.length > 0,
+    });
+  }
+  return views.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+}
+
+/** The answer of `/api/cluster`. */
+export function clusterStatus(source: OperationsSource, membership: Membership, nowMs: number): ClusterStatus {
+  const groups = source.groups();
+  const partitions = partitionViews(groups);
+  const metadataLeader = groups.find((g) => g.group === 'meta')?.leader ?? null;
+  const led = new Map<string, number>();
+  for (const p of partitions) if (p.leader !== null) led.set(p.leader, (led.get(p.leader) ?? 0) + 1);
+  const brokers = membership.list().map(
+    (b): BrokerView => ({
+      ...b,
+      role: !source.clustered ? 'standalone' : b.id === metadataLeader ? 'leader' : 'follower',
+      partitionsLed: led.get(b.id) ?? 0,
+      self: b.id === source.id,
+    }),
+  );
+  const ready = isReady(source, metadataLeader);
+  const problems: string[] = [];
+  if (!ready) problems.push(`broker ${source.id} is not ready (${source.accepting() ? 'no metadata leader known' : 'not accepting clients'})`);
+  for (const b of brokers) {
+    if (b.state === 'left') problems.push(`broker ${b.id} left the cluster`);
+    else if (b.state === 'unseen') problems.push(`broker ${b.id} has not joined since ${source.id} started`);
+    else if (b.state !== 'alive') problems.push(`broker ${b.id} is ${b.state}`);
+  }
+  for (const p of partitions) {
+    if (p.leaderless) problems.push(`partition ${p.topic}/${p.partition} has no leader`);
+    else if (p.underReplicated) problems.push(`partition ${p.topic}/${p.partition} is under-replicated (out of sync: ${(p.outOfSync ?? []).join(', ')})`);
+  }
+  return { broker: source.id, timeMs: nowMs, ready, healthy: problems.length === 0, problems, metadataLeader, brokers, partitions };
+}
+
+/** `/readyz`: accepting clients and, in a cluster, a metadata leader known (topics can be created and looked up). */
+export function isReady(source: OperationsSource, metadataLeader = source.groups().find((g) => g.group === 'meta')?.leader ?? null): boolean {
+  if (!source.accepting()) return false;
+  return !source.clustered || metadataLeader !== null;
+}

@@ -1,0 +1,48 @@
+/** Recent events kept for the dashboard. */
+export const MAX_RECENT_EVENTS = 100;
+/** Points of the live charts (one per sample interval: 2 minutes at 1 s). */
+export const MAX_SERIES_POINTS = 120;
+
+/** Something an operator wants to see on the dashboard. */
+export interface ClusterEvent {
+  timeMs: number;
+  kind: 'leader-changed' | 'member-state' | 'alert';
+  message: string;
+}
+
+/** One point of the live charts. */
+export interface SeriesPoint {
+  timeMs: number;
+  /** Messages per second accepted from publishers over the last interval. */
+  inPerSec: number;
+  /** Messages per second delivered to subscribers. */
+  outPerSec: number;
+  /** Publish latency percentiles over the interval, ms (null: no publish acknowledged). */
+  p50Ms: number | null;
+  p99Ms: number | null;
+}
+
+/** A bounded ring of recent items, oldest dropped first. */
+export class Ring<T> {
+  private readonly items: T[] = [];
+
+  constructor(private readonly capacity: number) {}
+
+  push(item: T): void {
+    this.items.push(item);
+    if (this.items.length > this.capacity) this.items.splice(0, this.items.length - this.capacity);
+  }
+
+  /** Oldest first. */
+  toArray(): T[] {
+    return [...this.items];
+  }
+}
+
+/** The `q` quantile (0–1) of `values`, nearest rank; null when empty. */
+export function quantile(values: readonly number[], q: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank] as number;
+}

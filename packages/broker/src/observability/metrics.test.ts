@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import type { GroupStatus } from '../engine/cluster.js';
+import { Membership, OUT_OF_SYNC_LAG_ENTRIES, clusterStatus, type OperationsSource } from './cluster-status.js';
+import { BrokerMetrics, MAX_TOPIC_LABELS } from './metrics.js';
+
+function source(groups: GroupStatus[], brokers: Array<{ id: string; state: 'alive' | 'suspect' | 'dead' }>, peerIds: string[] = []): OperationsSource {
+  return {
+    id: 'b1',
+    clustered: true,
+    peerIds,
+    dataDir: undefined,
+    stats: () => ({ id: 'b1', connections: 2, subscriptions: 3, published: 10, forbidden: 4 }),
+    cluster: () => ({ brokers: brokers.map((b) => ({ ...b, url: `ws://${b.id}` })) }),
+    groups: () => groups,
+    accepting: () => true,
+  };
+}
+
+const group = (overrides: Partial<GroupStatus>): GroupStatus => ({
+  group: 'p/orders/0',
+  role: 'follower',
+  leader: 'b2',
+  term: 3,
+  commit: 90,
+  lastIndex: 100,
+  voters: ['b1', 'b2', 'b3'],
+  replicas: [],
+  ...overrides,
+});
+
+async function scrape(metrics: BrokerMetrics): Promise<string> {
+  return metrics.scrape();
+}
+
+describe('BrokerMetrics', () => {
+  it('reports lag per replica on the leader, under-replicated and leaderless partitions, gossip states and every numeric stat', async () => {
+    const led = group({
+      group: 'p/orders/0',
+      role: 'leader',
+      leader: 'b1',
+      replicas: [
+        { id: 'b1', match: 100, connected: true },
+        { id: 'b2', match: 97, connected: true },
+        { id: 'b3', match: 100 - OUT_OF_SYNC_LAG_ENTRIES - 1, connected: true },
+      ],
+      lastIndex: 100,
+    });
+    const disconnected = group({ group: 'p/orders/1', role: 'leader', leader: 'b1', replicas: [{ id: 'b1', match: 5, connected: true }, { id: 'b2', match: 5, connected: false }] });
+    const orphan = group({ group: 'p/logs/0', leader: null });
+    const src = source([group({ group: 'meta', leader: 'b2' }), led, disconnected, orphan], [
+      { id: 'b1', state: 'alive' },
+      { id: 'b2', state: 'suspect' },
+    ], ['b2', 'b3', 'b4']);
+    const membership = new Membership(src);
+    const text = await scrape(new BrokerMetrics(src, membership));
+    expect(text).toContain('relaymq_replication_lag_entries{topic="orders",partition="0",replica="b2",broker="b1"} 3');
+    expect(text).toContain(`relaymq_replication_lag_entries{topic="orders",partition="0",replica="b3",broker="b1"} ${OUT_OF_SYNC_LAG_ENTRIES + 1}`);
+    expect(text).toContain('relaymq_under_replicated_partitions{broker="b1"} 2');
+    expect(text).toContain('relaymq_leaderless_partitions{broker="b1"} 1');
+    expect(text).toContain('relaymq_partitions{broker="b1"} 3');
+    expect(text).toContain('relaymq_partition_leader{topic="logs",partition="0",broker="b1"} 0');
+    expect(text).toContain('relaymq_partition_commit_index{topic="orders",partition="0",broker="b1"} 90');
+    expect(text).toContain('relaymq_metadata_leader_known{broker="b1"} 1');
+    expect(text).toContain('relaymq_gossip_members{state="suspect",broker="b1"} 1');
+    expect(text).toContain('relaymq_gossip_members{state="unseen",broker="b1"} 2'); // b3, b4 configured but never seen
+    expect(text).toContain('relaymq_broker_stat{stat="forbidden",broker="b1"} 4');
+    expect(text).toContain('relaymq_connections{broker="b1"} 2');
+
+    const status = clusterStatus(src, membership, 0);
+    expect(status.healthy).toBe(false);
+    expect(status.problems).toEqual([
+      'broker b2 is suspect',
+      'broker b3 has not joined since b1 started',
+      'broker b4 has not joined since b1 started',
+      'partition logs/0 has no leader',
+      'partition orders/0 is under-replicated (out of sync: b3)',
+      'partition orders/1 is under-replicated (out of sync: b2)',
+    ]);
+  });
+
+  it(`labels at most ${MAX_TOPIC_LABELS} topics, counting the rest as _other`, async () => {
+    const src = source([], [{ id: 'b1', state: 'alive' }]);
+    const metrics = new BrokerMetrics(src, new Membership(src));
+    for (let i = 0; i < MAX_TOPIC_LABELS + 5; i++) metrics.published(`t${i}`, 1, 10);
+    metrics.published('t0', 1, 10);
+    const text = await scrape(metrics);
+    expect(text).toContain('relaymq_messages_in_total{topic="t0",broker="b1"} 2');
+    expect(text).toContain('relaymq_messages_in_total{topic="_other",broker="b1"} 5');
+    expect(text).toContain('relaymq_bytes_in_total{topic="_other",broker="b1"} 50');
+  });
+});

@@ -1,0 +1,213 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { partitionViews, type Membership, type OperationsSource } from './cluster-status.js';
+import type { BrokerObserver } from './observer.js';
+
+/** Most latencies kept between two samples of the live chart; later ones overwrite a random slot. */
+const MAX_LATENCY_SAMPLES = 4096;
+/**
+ * Most distinct `topic` label values of the traffic counters; traffic of
+ * further topics is counted under `topic="_other"`, so a broker with very
+ * many topics cannot grow its metrics (and every scrape) without bound.
+ */
+export const MAX_TOPIC_LABELS = 1000;
+const OTHER_TOPICS = '_other';
+
+/**
+ * Every Prometheus metric of one broker, in its own registry (several brokers
+ * may share a process). Traffic and latency are counted as they happen, via
+ * the {@link BrokerObserver} hooks; everything else (Raft groups, gossip,
+ * connections, the broker's counters) is read from the broker when scraped.
+ */
+export class BrokerMetrics implements BrokerObserver {
+  readonly registry = new Registry();
+  private readonly messagesIn: Counter<'topic'>;
+  private readonly bytesIn: Counter<'topic'>;
+  private readonly messagesOut: Counter<'topic'>;
+  private readonly bytesOut: Counter<'topic'>;
+  private readonly latency: Histogram;
+  private readonly fsyncs: Histogram;
+  private readonly leaderChanges: Counter<'topic' | 'partition'>;
+  /** Totals for the live chart (summing prom-client's labelled counters per sample would allocate). */
+  readonly totals = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
+  private latencies: number[] = [];
+  private readonly labelledTopics = new Set<string>();
+
+  constructor(
+    private readonly source: OperationsSource,
+    private readonly membership: Membership,
+  ) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ broker: source.id });
+    collectDefaultMetrics({ register: this.registry, prefix: 'relaymq_process_' });
+    this.messagesIn = new Counter({ name: 'relaymq_messages_in_total', help: 'Messages accepted from publishers, per topic', labelNames: ['topic'], registers });
+    this.bytesIn = new Counter({ name: 'relaymq_bytes_in_total', help: 'Payload bytes accepted from publishers, per topic', labelNames: ['topic'], registers });
+    this.messagesOut = new Counter({ name: 'relaymq_messages_out_total', help: 'Messages delivered to subscribers, per topic', labelNames: ['topic'], registers });
+    this.bytesOut = new Counter({ name: 'relaymq_bytes_out_total', help: 'Payload bytes delivered to subscribers, per topic', labelNames: ['topic'], registers });
+    this.latency = new Histogram({
+      name: 'relaymq_publish_latency_seconds',
+      help: 'Time from a publish frame arriving to its acks leaving',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.fsyncs = new Histogram({
+      name: 'relaymq_fsync_duration_seconds',
+      help: 'Duration of one Raft log write and fsync',
+      buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.leaderChanges = new Counter({
+      name: 'relaymq_leader_changes_total',
+      help: 'Leader changes seen by this broker, per partition (metadata group: topic "")',
+      labelNames: ['topic', 'partition'],
+      registers,
+    });
+    this.defineCollected(registers);
+  }
+
+  // ---- BrokerObserver ------------------------------------------------------------
+
+  published(topic: string, messages: number, bytes: number): void {
+    const labels = { topic: this.topicLabel(topic) };
+    this.messagesIn.inc(labels, messages);
+    this.bytesIn.inc(labels, bytes);
+    this.totals.messagesIn += messages;
+    this.totals.bytesIn += bytes;
+  }
+
+  delivered(topic: string, messages: number, bytes: number): void {
+    const labels = { topic: this.topicLabel(topic) };
+    this.messagesOut.inc(labels, messages);
+    this.bytesOut.inc(labels, bytes);
+    this.totals.messagesOut += messages;
+    this.totals.bytesOut += bytes;
+  }
+
+  publishLatency(seconds: number): void {
+    this.latency.observe(seconds);
+    if (this.latencies.length < MAX_LATENCY_SAMPLES) this.latencies.push(seconds);
+    else this.latencies[Math.floor(Math.random() * MAX_LATENCY_SAMPLES)] = seconds;
+  }
+
+  fsync(seconds: number): void {
+    this.fsyncs.observe(seconds);
+  }
+
+  leaderChanged(group: string, _leader: string | null, _term: number): void {
+    const match = /^p\/(.+)\/(\d+)$/.exec(group);
+    this.leaderChanges.inc({ topic: match?.[1] ?? '', partition: match?.[2] ?? '' });
+  }
+
+  private topicLabel(topic: string): string {
+    if (this.labelledTopics.has(topic)) return topic;
+    if (this.labelledTopics.size >= MAX_TOPIC_LABELS) return OTHER_TOPICS;
+    this.labelledTopics.add(topic);
+    return topic;
+  }
+
+  /** Publish latencies (seconds) since the last call, for the live chart. */
+  takeLatencies(): number[] {
+    const taken = this.latencies;
+    this.latencies = [];
+    return taken;
+  }
+
+  /** The Prometheus text exposition. */
+  scrape(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  // ---- collected at scrape --------------------------------------------------------
+
+  private defineCollected(registers: Registry[]): void {
+    const source = this.source;
+    const membership = this.membership;
+    const partitionLabels = ['topic', 'partition'] as const;
+    new Gauge({
+      name: 'relaymq_partitions',
+      help: 'Partitions hosted here',
+      registers,
+      collect() {
+        // One pass over the groups feeds every per-partition gauge below; registered first, it is collected first.
+        const views = partitionViews(source.groups());
+        for (const g of [commitIndex, lastIndex, isLeader, lag]) g.reset();
+        let under = 0;
+        let without = 0;
+        for (const p of views) {
+          const labels = { topic: p.topic, partition: String(p.partition) };
+          commitIndex.set(labels, p.commit);
+          lastIndex.set(labels, p.lastIndex);
+          isLeader.set(labels, p.role === 'leader' ? 1 : 0);
+          for (const [replica, behind] of Object.entries(p.lag ?? {})) lag.set({ ...labels, replica }, behind);
+          if (p.underReplicated) under++;
+          if (p.leaderless) without++;
+        }
+        underReplicated.set(under);
+        leaderless.set(without);
+        this.set(views.length);
+      },
+    });
+    const commitIndex = new Gauge({ name: 'relaymq_partition_commit_index', help: 'Raft commit index of each partition hosted here', labelNames: partitionLabels, registers });
+    const lastIndex = new Gauge({ name: 'relaymq_partition_last_index', help: 'Last Raft log index of each partition hosted here', labelNames: partitionLabels, registers });
+    const isLeader = new Gauge({ name: 'relaymq_partition_leader', help: '1 when this broker leads the partition, else 0', labelNames: partitionLabels, registers });
+    const lag = new Gauge({
+      name: 'relaymq_replication_lag_entries',
+      help: "Entries a replica trails the leader's last index by (reported by the leader)",
+      labelNames: [...partitionLabels, 'replica'],
+      registers,
+    });
+    const underReplicated = new Gauge({ name: 'relaymq_under_replicated_partitions', help: 'Partitions led here with a replica out of sync or unreachable', registers });
+    const leaderless = new Gauge({ name: 'relaymq_leaderless_partitions', help: 'Partitions hosted here with no known leader', registers });
+    new Gauge({
+      name: 'relaymq_metadata_leader_known',
+      help: '1 when this broker knows the cluster metadata leader (always 1 standalone)',
+      registers,
+      collect() {
+        const meta = source.groups().find((g) => g.group === 'meta');
+        this.set(!source.clustered || (meta !== undefined && meta.leader !== null) ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'relaymq_connections',
+      help: 'Client connections open',
+      registers,
+      collect() {
+        this.set(numericStats(source).connections ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'relaymq_subscriptions',
+      help: 'Subscriptions open over all connections',
+      registers,
+      collect() {
+        this.set(numericStats(source).subscriptions ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'relaymq_broker_stat',
+      help: 'Every numeric field of broker.stats(), by name (counters since start, and gauges)',
+      labelNames: ['stat'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [stat, value] of Object.entries(numericStats(source))) this.set({ stat }, value);
+      },
+    });
+    new Gauge({
+      name: 'relaymq_gossip_members',
+      help: 'Cluster members by state: gossip (alive, suspect, dead), left (a configured peer that shut down), unseen (never joined)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0, unseen: 0 };
+        for (const b of membership.list()) counts[b.state] = (counts[b.state] ?? 0) + 1;
+        for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
+      },
+    });
+  }
+}
+
+function numericStats(source: OperationsSource): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, value] of Object.entries(source.stats())) if (typeof value === 'number' && Number.isFinite(value)) out[key] = value;
+  return out;
+}

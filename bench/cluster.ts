@@ -5,28 +5,49 @@
  * failover stall: SIGKILL of the partition leader under a steady publisher,
  * timed to the first acknowledged publish after it, over repeated kills.
  *
- * Storage: `fsync` gives every broker `--data` (Raft logs written and fsynced
- * on every batch, as in production); `memory` gives none (logs in memory only:
- * a restarted broker comes back empty and forgets its votes, which Raft does
- * not allow in production, so its failover figures are indicative only).
+ * Storage: `fsync` gives every broker `--data` (Raft and partition logs
+ * written and fsynced before the ack, with group commit: `--fsync always`, the
+ * production default); `interval` gives `--data --fsync interval` (written
+ * before the ack, fsynced on a timer); `memory` gives no `--data` (logs in
+ * memory only). The failover run restarts each killed broker, which in memory
+ * would come back with amnesia (no log, no vote), which Raft forbids: the
+ * broker stops on a RaftInvariantError. So `failoverStall` runs in the disk
+ * modes only.
+ *
+ * `replayFromDisk` (disk modes only) fills a partition, restarts every broker
+ * so nothing is cached in memory, and times a fresh subscriber reading the
+ * partition from `earliest`.
  */
 import { join } from 'node:path';
 import type { Message, RelayClient, connect as Connect } from '@relaymq/sdk';
 import { PROTOCOL_VERSION, decodeBrokerFrame, encodeFrame, type BrokerFrame, type ClientFrame } from '@relaymq/sdk/protocol';
 import WebSocket from 'ws';
 import { freePorts, makeTempDir, nowSeconds, progress, removeTempDir, spawnBroker, type BrokerProcess, type LatencySummary } from './lib.js';
-import { OUTBOX, pipelined, roundTo, sequentialPublish, type PublishSettings, type ScenarioSizes, type Throughput } from './scenarios.js';
+import {
+  OUTBOX,
+  fillTopic,
+  pipelined,
+  replayFromEarliest,
+  roundTo,
+  sequentialPublish,
+  type PublishSettings,
+  type Replay,
+  type ScenarioSizes,
+  type Throughput,
+} from './scenarios.js';
 
-/** Where the brokers keep their Raft logs. */
-export type ClusterStorage = 'fsync' | 'memory';
-export const CLUSTER_STORAGES: readonly ClusterStorage[] = ['fsync', 'memory'];
+/** Where the brokers keep their logs: on disk fsynced before the ack, on disk fsynced on a timer, or in memory. */
+export type ClusterStorage = 'fsync' | 'interval' | 'memory';
+export const CLUSTER_STORAGES: readonly ClusterStorage[] = ['fsync', 'interval', 'memory'];
 
 /** Scenario names of the cluster, as keys of its result. */
-export const CLUSTER_SCENARIOS = ['pipelined128B', 'pipelined1KiB', 'sequentialPublish', 'failoverStall'] as const;
+export const CLUSTER_SCENARIOS = ['pipelined128B', 'pipelined1KiB', 'sequentialPublish', 'failoverStall', 'replayFromDisk'] as const;
 export type ClusterScenario = (typeof CLUSTER_SCENARIOS)[number];
 
 /** Sizes of the cluster runs. */
 export interface ClusterSizes extends ScenarioSizes {
+  /** Messages (128 B) stored and then replayed by `replayFromDisk`. */
+  replayMessages: number;
   /** Leader kills of the failover run. */
   failoverKills: number;
   /** Publishes in flight (each awaited by its own loop) during the failover run. */
@@ -85,12 +106,21 @@ export interface FailoverStall {
   error?: string;
 }
 
+/** Awaited publish latency on the cluster, and whether the client could publish to the leader directly. */
+export interface ClusterLatency extends LatencySummary {
+  leader: string;
+  /** Brokers the client held connections to; when the leader is not among them, a follower forwarded every publish (two more hops). */
+  clientConnectedTo: string[];
+}
+
 export interface Cluster3Result {
   storage: ClusterStorage;
   pipelined128B?: ClusterThroughput;
   pipelined1KiB?: ClusterThroughput;
-  sequentialPublish?: LatencySummary;
+  sequentialPublish?: ClusterLatency;
   failoverStall?: FailoverStall;
+  /** Disk modes only: a fresh subscriber reading a partition from `earliest` after every broker restarted. */
+  replayFromDisk?: Replay;
 }
 
 const BROKER_IDS = ['c1', 'c2', 'c3'] as const;
@@ -224,7 +254,7 @@ class Cluster {
 
   static async start(storage: ClusterStorage): Promise<Cluster> {
     const ports = await freePorts(2 * BROKER_IDS.length);
-    const root = storage === 'fsync' ? makeTempDir('relaymq-bench-') : undefined;
+    const root = storage === 'memory' ? undefined : makeTempDir('relaymq-bench-');
     const specs = BROKER_IDS.map((id, i) => ({
       id,
       clientPort: ports[i] as number,
@@ -245,6 +275,7 @@ class Cluster {
     const peers = this.specs.filter((other) => other !== spec).map((other) => `${other.id}@127.0.0.1:${other.peerPort}`);
     const args = ['--peer-port', String(spec.peerPort), '--peers', peers.join(',')];
     if (spec.dataDir !== undefined) args.push('--data', spec.dataDir);
+    if (this.storage === 'interval') args.push('--fsync', 'interval');
     const broker = await spawnBroker(spec.id, args, spec.clientPort);
     this.processes.set(spec.id, broker);
     return broker;
@@ -276,6 +307,16 @@ class Cluster {
     const spec = this.specs.find((s) => s.id === id);
     if (spec === undefined || this.processes.has(id)) throw new Error(`cannot restart ${id}`);
     return this.spawn(spec);
+  }
+
+  /**
+   * Stops every broker (SIGTERM: a clean shutdown) and starts them again on
+   * their data, so the next reads come from disk, not from memory.
+   */
+  async restartAll(): Promise<void> {
+    await Promise.all(this.brokers.map((broker) => broker.stop()));
+    this.processes.clear();
+    await Promise.all(this.specs.map((spec) => this.spawn(spec)));
   }
 
   /**
@@ -359,16 +400,41 @@ async function clusterPipelined(
   }
 }
 
-async function clusterSequential(connect: typeof Connect, cluster: Cluster, sizes: ClusterSizes, settings: PublishSettings, label: string): Promise<LatencySummary> {
+async function clusterSequential(connect: typeof Connect, cluster: Cluster, sizes: ClusterSizes, settings: PublishSettings, label: string): Promise<ClusterLatency> {
   const client = await clusterClient(connect, cluster);
   try {
     const topic = 'bench.cluster.sequential';
     await client.publish(topic, new Uint8Array(128));
     const leader = await cluster.agreedLeader(topic);
     progress(`${label}leader of ${topic}: ${leader}; client connected to ${client.stats().connectedBrokers.map((b) => b.id).join(', ')}`);
-    return await sequentialPublish(client, topic, sizes, settings, label);
+    const latency = await sequentialPublish(client, topic, sizes, settings, label);
+    return { ...latency, leader, clientConnectedTo: client.stats().connectedBrokers.map((b) => b.id).sort() };
   } finally {
     await client.close();
+  }
+}
+
+/**
+ * Fills a partition with `replayMessages` messages of 128 B, restarts every
+ * broker, and times a fresh client reading the partition from `earliest`.
+ */
+async function clusterReplay(connect: typeof Connect, cluster: Cluster, sizes: ClusterSizes, settings: PublishSettings, label: string): Promise<Replay> {
+  const topic = 'bench.cluster.replay';
+  const publisher = await clusterClient(connect, cluster);
+  try {
+    await fillTopic(publisher, topic, 128, sizes.replayMessages, settings, label);
+  } finally {
+    await publisher.close();
+  }
+  const started = nowSeconds();
+  await cluster.restartAll();
+  const leader = await cluster.agreedLeader(topic);
+  progress(`${label}replay: brokers restarted in ${roundTo(nowSeconds() - started, 2)} s, leader ${leader}`);
+  const reader = await clusterClient(connect, cluster);
+  try {
+    return await replayFromEarliest(reader, cluster.brokers, topic, 128, sizes.replayMessages, label);
+  } finally {
+    await reader.close();
   }
 }
 
@@ -639,8 +705,11 @@ export async function cluster3(
   if (only.has('sequentialPublish')) {
     result.sequentialPublish = await withCluster('sequentialPublish', (cluster) => clusterSequential(connect, cluster, sizes, settings, label));
   }
-  if (only.has('failoverStall')) {
+  if (only.has('failoverStall') && storage !== 'memory') {
     result.failoverStall = await withCluster('failoverStall', (cluster) => failoverStall(connect, cluster, sizes, settings, label));
+  }
+  if (only.has('replayFromDisk') && storage !== 'memory') {
+    result.replayFromDisk = await withCluster('replayFromDisk', (cluster) => clusterReplay(connect, cluster, sizes, settings, label));
   }
   return result;
 }

@@ -1,16 +1,19 @@
 /**
  * `npm run bench`: publish throughput and latency on loopback, against one
- * broker (`singleBroker`) and a 3-broker Raft cluster (`cluster3`, R=3). The
- * brokers run in their own processes; the SDK runs here. One JSON object goes
- * to stdout, progress to stderr.
+ * broker (`singleBroker`) and a 3-broker Raft cluster (R=3) in three storage
+ * modes: `cluster3` (fsync always), `cluster3Interval` (fsync interval) and
+ * `cluster3Memory` (no data directory); replay from disk; and a `summary` of
+ * the headline figures against their targets. The brokers run in their own
+ * processes; the SDK runs here. One JSON object goes to stdout, progress to
+ * stderr.
  *
- *   npm run bench                       full run (under two minutes)
+ *   npm run bench                       full run (about four minutes)
  *   npm run bench -- --quick            a short run, for a smoke test
  *   npm run bench -- --out bench.json   also write the JSON to a file
  *   npm run bench -- --window 2000      publishes in flight in pipelined runs
  *   npm run bench -- --only pipelined128B,sequentialPublish   some scenarios only
  *   npm run bench -- --only cluster3    the cluster figures only (or cluster3.failoverStall, singleBroker, ...)
- *   npm run bench -- --cluster-storage memory   cluster Raft logs in memory (fsync: on disk, fsynced; both)
+ *   npm run bench -- --cluster-storage memory   cluster storage modes: fsync, interval, memory, a comma-separated list, or all
  *   npm run bench -- --sdk source       drive the SDK sources (through tsx) instead of its build
  *
  * Set RELAYMQ_BENCH_BROKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof")
@@ -21,22 +24,40 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { RelayClient, connect as Connect } from '@relaymq/sdk';
 import { CLUSTER_SCENARIOS, CLUSTER_STORAGES, cluster3, type Cluster3Result, type ClusterScenario, type ClusterSizes, type ClusterStorage } from './cluster.js';
-import { killChildren, loadSdk, nowSeconds, progress, spawnBroker, type BrokerProcess, type LatencySummary, type SdkBuild } from './lib.js';
+import {
+  freePorts,
+  killChildren,
+  loadSdk,
+  makeTempDir,
+  nowSeconds,
+  progress,
+  removeTempDir,
+  spawnBroker,
+  type BrokerProcess,
+  type LatencySummary,
+  type SdkBuild,
+} from './lib.js';
 import {
   OUTBOX,
+  fillTopic,
   pipelined,
   publishToDeliver,
+  replayFromEarliest,
   roundTo,
   sequentialPublish,
   type PublishSettings,
+  type Replay,
   type ScenarioSizes,
   type Throughput,
 } from './scenarios.js';
+import { summarize, type Summary } from './summary.js';
 
 /** Sizes of one run: the single-broker sizes at the top level, the cluster's under `cluster3`. */
 interface RunConfig extends ScenarioSizes, PublishSettings {
+  /** Messages (128 B) stored and then replayed by the single broker's `replayFromDisk`. */
+  replayMessages: number;
   cluster3: ClusterSizes;
-  /** Storage modes of the cluster runs: `fsync` is reported as `cluster3`, `memory` as `cluster3Memory`. */
+  /** Storage modes of the cluster runs: `fsync` is reported as `cluster3`, `interval` as `cluster3Interval`, `memory` as `cluster3Memory`. */
   clusterStorage: ClusterStorage[];
 }
 
@@ -49,6 +70,7 @@ const FULL: RunConfig = {
   latencySamples: 5_000,
   latencyWarmup: 500,
   ack: 'quorum',
+  replayMessages: 100_000,
   cluster3: {
     pipelined128B: 50_000,
     pipelined1KiB: 30_000,
@@ -59,8 +81,9 @@ const FULL: RunConfig = {
     failoverKills: 5,
     failoverWindow: 4,
     failoverSteadyMs: 500,
+    replayMessages: 100_000,
   },
-  clusterStorage: ['fsync', 'memory'],
+  clusterStorage: ['fsync', 'interval', 'memory'],
 };
 
 const QUICK: RunConfig = {
@@ -72,6 +95,7 @@ const QUICK: RunConfig = {
   latencySamples: 500,
   latencyWarmup: 100,
   ack: 'quorum',
+  replayMessages: 10_000,
   cluster3: {
     pipelined128B: 10_000,
     pipelined1KiB: 5_000,
@@ -82,6 +106,7 @@ const QUICK: RunConfig = {
     failoverKills: 2,
     failoverWindow: 4,
     failoverSteadyMs: 300,
+    replayMessages: 10_000,
   },
   clusterStorage: ['fsync'],
 };
@@ -94,6 +119,8 @@ interface SingleBrokerResult {
   sequentialPublish: LatencySummary;
   /** One message at a time: publish call to the subscriber's handler, on a second client. */
   publishToDeliver: LatencySummary;
+  /** With `--data` (fsync always): a fresh subscriber reading a stored partition from `earliest` after a broker restart. */
+  replayFromDisk: Replay;
 }
 
 interface BenchResult {
@@ -102,19 +129,23 @@ interface BenchResult {
   cpuModel: string | undefined;
   date: string;
   quick: boolean;
-  config: RunConfig;
   /** The SDK build that ran: `dist` (published build) or `source` (through tsx). */
   sdk: SdkBuild;
+  /** The headline cluster figures against their targets (issues 4 and 5). */
+  summary: Summary;
+  config: RunConfig;
   /** Every scenario unless `--only` picked some. */
   singleBroker: Partial<SingleBrokerResult>;
-  /** Three brokers, R=3, Raft logs fsynced to disk (`--data`). */
+  /** Three brokers, R=3, logs on disk fsynced before the ack (`--data`, fsync always). */
   cluster3?: Cluster3Result;
-  /** Three brokers, R=3, Raft logs in memory only (no `--data`). */
+  /** Three brokers, R=3, logs on disk fsynced on a timer (`--data --fsync interval`). */
+  cluster3Interval?: Cluster3Result;
+  /** Three brokers, R=3, logs in memory only (no `--data`). */
   cluster3Memory?: Cluster3Result;
 }
 
 /** Scenario names, as keys of the result; `--only` picks some. */
-const SCENARIOS = ['pipelined128B', 'pipelined1KiB', 'sequentialPublish', 'publishToDeliver'] as const;
+const SCENARIOS = ['pipelined128B', 'pipelined1KiB', 'sequentialPublish', 'publishToDeliver', 'replayFromDisk'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 /**
@@ -158,7 +189,50 @@ async function singleBroker(connect: typeof Connect, config: RunConfig, only: Re
       publishToDeliver(await open(), await open(), 'bench.deliver', config, config),
     );
   }
+  if (only.has('replayFromDisk')) result.replayFromDisk = await singleReplay(connect, config);
   return result;
+}
+
+/**
+ * One broker with `--data`: fills a partition, restarts the broker on the same
+ * port and data (nothing cached in memory), and times a fresh subscriber
+ * reading the partition from `earliest`.
+ */
+async function singleReplay(connect: typeof Connect, config: RunConfig): Promise<Replay> {
+  const label = 'singleBroker: ';
+  const topic = 'bench.replay';
+  const dataDir = makeTempDir('relaymq-bench-single-');
+  const [port] = await freePorts(1);
+  const args = ['--data', dataDir];
+  const open = (broker: BrokerProcess): Promise<RelayClient> =>
+    connect({ brokers: [broker.url], outbox: OUTBOX, discovery: false, poolSize: 1 });
+  try {
+    const first = await spawnBroker('bench', args, port);
+    progress(`${label}replayFromDisk: broker ${first.id} (pid ${first.pid}) on ${first.url}, data in ${dataDir}`);
+    try {
+      const publisher = await open(first);
+      try {
+        await fillTopic(publisher, topic, 128, config.replayMessages, config, label);
+      } finally {
+        await publisher.close();
+      }
+    } finally {
+      await first.stop();
+    }
+    const broker = await spawnBroker('bench', args, port);
+    try {
+      const reader = await open(broker);
+      try {
+        return await replayFromEarliest(reader, [broker], topic, 128, config.replayMessages, label);
+      } finally {
+        await reader.close();
+      }
+    } finally {
+      await broker.stop();
+    }
+  } finally {
+    removeTempDir(dataDir);
+  }
 }
 
 /** What `--only` picked: single-broker and cluster scenarios. */
@@ -185,11 +259,18 @@ function parseOnly(value: string | undefined): Selection {
   return selection;
 }
 
+/** `--cluster-storage`: `all`, `both` (fsync and memory, as before `interval` existed), or a comma-separated list of modes. */
 function parseStorage(value: string | undefined, fallback: ClusterStorage[]): ClusterStorage[] {
   if (value === undefined) return fallback;
-  if (value === 'both') return [...CLUSTER_STORAGES];
-  if ((CLUSTER_STORAGES as readonly string[]).includes(value)) return [value as ClusterStorage];
-  throw new Error(`--cluster-storage must be fsync, memory or both, got "${value}"`);
+  if (value === 'all') return [...CLUSTER_STORAGES];
+  if (value === 'both') return ['fsync', 'memory'];
+  const modes = value.split(',').map((mode) => mode.trim());
+  for (const mode of modes) {
+    if (!(CLUSTER_STORAGES as readonly string[]).includes(mode)) {
+      throw new Error(`--cluster-storage: unknown mode "${mode}"; known: ${CLUSTER_STORAGES.join(', ')}, all, both`);
+    }
+  }
+  return [...new Set(modes as ClusterStorage[])];
 }
 
 async function main(): Promise<void> {
@@ -219,23 +300,28 @@ async function main(): Promise<void> {
   const sdkBuild: SdkBuild = values.sdk;
   const { connect } = await loadSdk(sdkBuild);
   const started = nowSeconds();
+  const single = await singleBroker(connect, config, selection.single);
+  const clusters: Pick<BenchResult, 'cluster3' | 'cluster3Interval' | 'cluster3Memory'> = {};
+  if (selection.cluster.size > 0) {
+    for (const storage of config.clusterStorage) {
+      const figures = await cluster3(connect, storage, config.cluster3, config, selection.cluster);
+      if (storage === 'fsync') clusters.cluster3 = figures;
+      else if (storage === 'interval') clusters.cluster3Interval = figures;
+      else clusters.cluster3Memory = figures;
+    }
+  }
   const result: BenchResult = {
     node: process.version,
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model,
     date: new Date().toISOString(),
     quick,
-    config,
     sdk: sdkBuild,
-    singleBroker: await singleBroker(connect, config, selection.single),
+    summary: summarize(clusters),
+    config,
+    singleBroker: single,
+    ...clusters,
   };
-  if (selection.cluster.size > 0) {
-    for (const storage of config.clusterStorage) {
-      const figures = await cluster3(connect, storage, config.cluster3, config, selection.cluster);
-      if (storage === 'fsync') result.cluster3 = figures;
-      else result.cluster3Memory = figures;
-    }
-  }
   progress(`done in ${roundTo(nowSeconds() - started, 1)} s`);
   const json = `${JSON.stringify(result, null, 2)}\n`;
   // `npm run bench` also prints the build's output on stdout; --out gives a file holding only the JSON.

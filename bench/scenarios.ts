@@ -201,3 +201,86 @@ export async function publishToDeliver(
   progress(`  p50 ${summary.p50Us} µs, p99 ${summary.p99Us} µs`);
   return summary;
 }
+
+/** Figures of a replay: a fresh subscriber reading a stored partition from `earliest`. */
+export interface Replay {
+  /** Messages read (the whole partition). */
+  messages: number;
+  payloadBytes: number;
+  /** From the `subscribe()` call to the last message handled. */
+  seconds: number;
+  msgPerSec: number;
+  mibPerSec: number;
+  /** From the `subscribe()` call to the first message handled. */
+  firstMessageMs: number;
+  /** Messages in flight to the subscriber (its credit, the SDK default unless set). */
+  credit: number | undefined;
+  clientCpuPercent: number;
+  /** CPU of every broker during the read, by id. */
+  brokersCpuPercent: Record<string, number | undefined>;
+}
+
+/** Longest a replay may take before the run is declared broken. */
+const REPLAY_TIMEOUT_MS = 120_000;
+
+/**
+ * Subscribes from `earliest` to `topic`, whose partition holds `count`
+ * messages of `size` bytes, and times reading all of them. The subscriber must
+ * be a fresh client, and the brokers freshly started on their data, so that
+ * nothing is served from a cache filled by the publisher.
+ */
+export async function replayFromEarliest(
+  subscriber: RelayClient,
+  brokers: readonly BrokerProcess[],
+  topic: string,
+  size: number,
+  count: number,
+  label = '',
+  credit?: number,
+): Promise<Replay> {
+  progress(`${label}replay: reading ${count} messages of ${size} B from earliest`);
+  const brokerCpu0 = brokers.map((broker) => processCpuSeconds(broker.pid));
+  const clientCpu0 = ownCpuSeconds();
+  const start = nowSeconds();
+  let firstAt: number | undefined;
+  let received = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const done = new Promise<number>((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`replay: ${received}/${count} messages after ${REPLAY_TIMEOUT_MS} ms`)), REPLAY_TIMEOUT_MS);
+    const handler = (): void => {
+      received++;
+      if (received === 1) firstAt = nowSeconds();
+      if (received === count) resolve(nowSeconds());
+    };
+    subscriber.subscribe(topic, handler, credit === undefined ? { from: 'earliest' } : { from: 'earliest', credit }).catch(reject);
+  });
+  try {
+    const end = await done;
+    const seconds = end - start;
+    const clientCpu = ownCpuSeconds() - clientCpu0;
+    const result: Replay = {
+      messages: count,
+      payloadBytes: size,
+      seconds: roundTo(seconds, 3),
+      msgPerSec: Math.round(count / seconds),
+      mibPerSec: roundTo((count * size) / seconds / (1024 * 1024), 1),
+      firstMessageMs: roundTo(((firstAt ?? end) - start) * 1000, 1),
+      credit,
+      clientCpuPercent: Math.round((100 * clientCpu) / seconds),
+      brokersCpuPercent: Object.fromEntries(brokers.map((broker, i) => [broker.id, cpuPercent(brokerCpu0[i], processCpuSeconds(broker.pid), seconds)])),
+    };
+    const cpuNote = brokers.map((b) => `${b.id} ${result.brokersCpuPercent[b.id] ?? '?'}%`).join(', ');
+    progress(`  ${result.msgPerSec} msg/s (${result.mibPerSec} MiB/s, first message after ${result.firstMessageMs} ms, client CPU ${result.clientCpuPercent}%, ${cpuNote})`);
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Fills `topic` with `count` messages of `size` bytes, pipelined, for a later replay. */
+export async function fillTopic(client: RelayClient, topic: string, size: number, count: number, settings: PublishSettings, label = ''): Promise<void> {
+  progress(`${label}replay: publishing ${count} messages of ${size} B`);
+  const start = nowSeconds();
+  await publishWindowed(client, topic, payload(size), count, settings.window, settings.ack);
+  progress(`  published in ${roundTo(nowSeconds() - start, 2)} s`);
+}

@@ -63,4 +63,21 @@ describe('PeerRpc', () => {
     }
     expect(result).toBe('NOT_CONNECTED');
   });
+
+  it('fails a call in flight with NOT_CONNECTED as soon as its peer goes away, not after the timeout', async () => {
+    const [a, b, , tb] = await pair();
+    let received!: () => void;
+    const served = new Promise<void>((resolve) => (received = resolve));
+    b.handle('slow', () => {
+      received();
+      return new Promise(() => {});
+    });
+    const started = Date.now();
+    const call = a.call('b', 'slow', {}, 30_000).catch((err: RelayError) => err);
+    await served;
+    await tb.close();
+    const error = await call;
+    expect(error).toMatchObject({ code: 'NOT_CONNECTED' });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
 });

@@ -8,6 +8,8 @@ const CHANNEL = 'rpc';
 export type RpcHandler = (from: string, body: unknown) => Promise<unknown>;
 
 interface Pending {
+  /** The broker asked: its link going down fails the call at once. */
+  peer: string;
   resolve: (body: unknown) => void;
   reject: (error: RelayError) => void;
   timer: ReturnType<typeof setTimeout>;
@@ -26,7 +28,10 @@ const MAX_PENDING = 100_000;
  * Request/response between brokers over the peer transport (e.g. a publish
  * forwarded to a partition's leader). Requests carry ids; a reply that never
  * comes fails the call with `TIMEOUT`, a peer that is down with
- * `NOT_CONNECTED`. Handlers' RelayErrors travel back with their code.
+ * `NOT_CONNECTED` — also a call already sent when the link to its peer goes
+ * down, at once rather than after its timeout (the request may have been
+ * carried out: every method is safe to retry). Handlers' RelayErrors travel
+ * back with their code.
  */
 export class PeerRpc {
   private readonly handlers = new Map<string, RpcHandler>();
@@ -35,9 +40,23 @@ export class PeerRpc {
   private readonly onMessage = (from: string, channel: string, payload: unknown): void => {
     if (channel === CHANNEL) this.receive(from, payload);
   };
+  /**
+   * A peer that went away will not answer: fail its calls now, so that a
+   * publish forwarded to a leader killed meanwhile is retried with the next
+   * leader at once instead of stalling for the whole timeout.
+   */
+  private readonly onDown = (peer: string): void => {
+    for (const [id, pending] of this.pending) {
+      if (pending.peer !== peer) continue;
+      clearTimeout(pending.timer);
+      this.pending.delete(id);
+      pending.reject(new RelayError('NOT_CONNECTED', `broker ${peer} went away before answering`));
+    }
+  };
 
   constructor(private readonly transport: PeerTransport) {
     transport.on('message', this.onMessage);
+    transport.on('down', this.onDown);
   }
 
   handle(method: string, handler: RpcHandler): void {
@@ -52,7 +71,7 @@ export class PeerRpc {
         this.pending.delete(id);
         reject(new RelayError('TIMEOUT', `${method} to broker ${peer} unanswered after ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { peer, resolve, reject, timer });
       const frame: RpcFrame = { kind: 'req', id, method, body };
       if (!this.transport.send(peer, CHANNEL, frame)) {
         clearTimeout(timer);
@@ -64,6 +83,7 @@ export class PeerRpc {
 
   close(): void {
     this.transport.off('message', this.onMessage);
+    this.transport.off('down', this.onDown);
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);
       pending.reject(new RelayError('SHUTTING_DOWN', 'broker is shutting down'));

@@ -1,0 +1,110 @@
+/**
+ * The `summary` block of the benchmark's JSON: the headline figures of the
+ * cluster runs next to their targets (issue 4: the cluster against NATS
+ * JetStream R3; issue 5: durability), and whether each is met. A figure that
+ * was not measured in this run (`--only`, `--cluster-storage`, `--quick`) is
+ * left out rather than reported as missed.
+ */
+import type { Cluster3Result } from './cluster.js';
+
+/** One headline figure and its target: `atLeast` or `atMost` (never both). */
+export interface SummaryFigure {
+  value: number;
+  unit: 'msg/s' | 'µs' | 'ms' | 'ratio';
+  atLeast?: number;
+  atMost?: number;
+  met: boolean;
+  /** Where the target comes from. */
+  issue: 4 | 5;
+  /** Context: the figures behind a ratio, or why the run behind the figure stopped early. */
+  note?: string;
+}
+
+export interface Summary {
+  /** Figures met and missed out of those measured. */
+  met: number;
+  missed: number;
+  /** By name: `<result key>.<figure>`, e.g. `cluster3Interval.pipelined128B`. */
+  figures: Record<string, SummaryFigure>;
+}
+
+/** The cluster results of one run, by their key in the JSON. */
+export interface ClusterResults {
+  /** fsync always. */
+  cluster3?: Cluster3Result;
+  cluster3Interval?: Cluster3Result;
+  cluster3Memory?: Cluster3Result;
+}
+
+/** Issue 4's targets (3 brokers, R=3, ack quorum), for a log that is not fsynced before the ack. */
+const ISSUE4 = {
+  pipelined128BMsgPerSec: 65_000,
+  pipelined1KiBMsgPerSec: 30_000,
+  awaitedP50Us: 400,
+  awaitedP99Us: 2_000,
+  stallMedianMs: 1_000,
+  stallMaxMs: 2_000,
+  replayMsgPerSec: 200_000,
+} as const;
+
+/** Issue 5's targets with fsync `always`. */
+const ISSUE5 = {
+  /** Pipelined 128 B throughput as a share of the in-memory cluster's. */
+  pipelined128BVsMemory: 0.8,
+  awaitedP50Us: 700,
+  replayMsgPerSec: 200_000,
+} as const;
+
+export function summarize(results: ClusterResults): Summary {
+  const figures: Record<string, SummaryFigure> = {};
+  const atLeast = (name: string, value: number | undefined, unit: SummaryFigure['unit'], target: number, issue: 4 | 5): void => {
+    if (value === undefined || !Number.isFinite(value)) return;
+    figures[name] = { value, unit, atLeast: target, met: value >= target, issue };
+  };
+  const atMost = (name: string, value: number | undefined, unit: SummaryFigure['unit'], target: number, issue: 4 | 5): void => {
+    if (value === undefined || !Number.isFinite(value)) return;
+    figures[name] = { value, unit, atMost: target, met: value <= target, issue };
+  };
+
+  const failover = (key: string, result: Cluster3Result, issue: 4 | 5): void => {
+    const stall = result.failoverStall;
+    if (stall === undefined) return;
+    atMost(`${key}.failoverStallMedian`, stall.medianMs, 'ms', ISSUE4.stallMedianMs, issue);
+    atMost(`${key}.failoverStallMax`, stall.maxMs, 'ms', ISSUE4.stallMaxMs, issue);
+    for (const name of [`${key}.failoverStallMedian`, `${key}.failoverStallMax`]) {
+      const figure = figures[name];
+      if (figure !== undefined && stall.error !== undefined) figure.note = `stopped after ${stall.kills} of the planned kills: ${stall.error}`;
+    }
+  };
+
+  // Issue 4's figures hold for the logs NATS is compared with: in memory, and fsync `interval`.
+  for (const key of ['cluster3Memory', 'cluster3Interval'] as const) {
+    const result = results[key];
+    if (result === undefined) continue;
+    atLeast(`${key}.pipelined128B`, result.pipelined128B?.msgPerSec, 'msg/s', ISSUE4.pipelined128BMsgPerSec, 4);
+    atLeast(`${key}.pipelined1KiB`, result.pipelined1KiB?.msgPerSec, 'msg/s', ISSUE4.pipelined1KiBMsgPerSec, 4);
+    atMost(`${key}.awaitedP50`, result.sequentialPublish?.p50Us, 'µs', ISSUE4.awaitedP50Us, 4);
+    atMost(`${key}.awaitedP99`, result.sequentialPublish?.p99Us, 'µs', ISSUE4.awaitedP99Us, 4);
+    failover(key, result, 4);
+    atLeast(`${key}.replayFromDisk`, result.replayFromDisk?.msgPerSec, 'msg/s', ISSUE4.replayMsgPerSec, 4);
+  }
+
+  // fsync `always`: issue 5's targets.
+  const always = results.cluster3;
+  if (always !== undefined) {
+    failover('cluster3', always, 4);
+    const memory128B = results.cluster3Memory?.pipelined128B?.msgPerSec;
+    const always128B = always.pipelined128B?.msgPerSec;
+    if (memory128B !== undefined && always128B !== undefined && memory128B > 0) {
+      atLeast('cluster3.pipelined128BVsMemory', Math.round((100 * always128B) / memory128B) / 100, 'ratio', ISSUE5.pipelined128BVsMemory, 5);
+      const ratio = figures['cluster3.pipelined128BVsMemory'];
+      if (ratio !== undefined) ratio.note = `fsync always ${always128B} msg/s, in memory ${memory128B} msg/s`;
+    }
+    atMost('cluster3.awaitedP50', always.sequentialPublish?.p50Us, 'µs', ISSUE5.awaitedP50Us, 5);
+    atLeast('cluster3.replayFromDisk', always.replayFromDisk?.msgPerSec, 'msg/s', ISSUE5.replayMsgPerSec, 5);
+  }
+
+  const all = Object.values(figures);
+  const met = all.filter((figure) => figure.met).length;
+  return { met, missed: all.length - met, figures };
+}

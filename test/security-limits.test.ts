@@ -152,7 +152,8 @@ describe('slow consumers', () => {
       await Promise.all(Array.from({ length: 16 }, () => healthy.publish('firehose', chunk)));
       sent += 16;
     }
-    expect(b.stats().security.slowConsumersCut).toBe(1);
+    // Publishing may outrun the timer: the stuck subscriber stays at the high-water mark either way.
+    await waitFor(() => b.stats().security.slowConsumersCut === 1, 'the stuck subscriber to be cut off');
     await waitFor(() => b.stats().connections === 1, 'the stuck connection to be dropped');
     expect(b.stats().maxConnectionOutboundBytes).toBeLessThan(64 * 1024 + 2 * 1024 * 1024);
     await waitFor(() => healthyReceived === sent, 'the healthy subscriber to get everything');

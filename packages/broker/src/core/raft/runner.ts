@@ -73,13 +73,25 @@ export function drainReady<T, S>(node: RaftNode<T, S>, io: ReadyHandlers<T, S>, 
 export async function runReadyAsync<T, S>(node: RaftNode<T, S>, io: AsyncReadyHandlers<T, S>): Promise<boolean> {
   if (!node.hasReady()) return false;
   const rd = node.ready();
+  // A leader's appends may leave before its own write (Raft thesis §10.2.1): followers persist
+  // in parallel with it. Safe because nothing this write covers can be applied, or its commit
+  // announced, before the next Ready — which only exists once this one was persisted and advanced.
+  // Everything else (votes, responses) still waits for the write it depends on.
+  const early = rd.messages.filter(leavesBeforePersist);
+  if (early.length > 0) io.send(early);
   if (rd.snapshot !== undefined) await io.storage.applySnapshot(rd.snapshot);
   if (rd.entriesToPersist.length > 0) await io.storage.append(rd.entriesToPersist);
   if (rd.hardState !== undefined) await io.storage.setHardState(rd.hardState);
   if (rd.mustSync) await io.storage.sync();
-  if (rd.messages.length > 0) io.send(rd.messages);
+  const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !leavesBeforePersist(m));
+  if (late.length > 0) io.send(late);
   if (rd.snapshot !== undefined) await io.restore(rd.snapshot);
   if (rd.committedEntries.length > 0) await io.apply(rd.committedEntries);
   node.advance();
   return true;
+}
+
+/** Messages only a leader sends, which carry its log to followers: they never wait for its own write. */
+function leavesBeforePersist<T, S>(message: Message<T, S>): boolean {
+  return message.type === 'app' || message.type === 'heartbeat';
 }

@@ -17,18 +17,24 @@ afterEach(async () => {
   await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-/** Three broker processes with peers and data directories. */
-async function startCluster(): Promise<BrokerProcess[]> {
+/** How to start (and restart) each of three brokers: peers and a data directory apiece. */
+async function clusterPlan(): Promise<{ ids: string[]; start: (i: number) => Promise<BrokerProcess> }> {
   const ids = ['c1', 'c2', 'c3'];
   const ports = await freePorts(3);
   const peers = ids.map((id, i) => `${id}@127.0.0.1:${ports[i]}`);
   const root = await mkdtemp(join(tmpdir(), 'relaymq-cluster-'));
   dirs.push(root);
-  return Promise.all(
-    ids.map((id, i) =>
-      BrokerProcess.start(id, ['--peer-port', String(ports[i]), '--peers', peers.filter((_, j) => j !== i).join(','), '--data', join(root, id)]),
-    ),
-  );
+  const start = (i: number): Promise<BrokerProcess> =>
+    BrokerProcess.start(ids[i] as string, [
+      '--peer-port', String(ports[i]), '--peers', peers.filter((_, j) => j !== i).join(','), '--data', join(root, ids[i] as string),
+    ]);
+  return { ids, start };
+}
+
+/** Three broker processes with peers and data directories. */
+async function startCluster(): Promise<BrokerProcess[]> {
+  const { ids, start } = await clusterPlan();
+  return Promise.all(ids.map((_, i) => start(i)));
 }
 
 /** The partition leader, as a broker reports it in a metadata answer. */
@@ -94,15 +100,8 @@ describe('a 3-broker cluster of real processes', () => {
   }, 90_000);
 
   it('kill -9 of all three brokers mid-stream at ack quorum: after a restart every acknowledged message is there, once, in order', async () => {
-    const ids = ['c1', 'c2', 'c3'];
-    const ports = await freePorts(3);
-    const peers = ids.map((id, i) => `${id}@127.0.0.1:${ports[i]}`);
-    const root = await mkdtemp(join(tmpdir(), 'relaymq-crash-'));
-    dirs.push(root);
-    const args = (i: number): string[] => [
-      '--peer-port', String(ports[i]), '--peers', peers.filter((_, j) => j !== i).join(','), '--data', join(root, ids[i] as string),
-    ];
-    let brokers = await Promise.all(ids.map((id, i) => BrokerProcess.start(id, args(i))));
+    const { ids, start } = await clusterPlan();
+    let brokers = await Promise.all(ids.map((_, i) => start(i)));
     const client = await fixture.client(brokers.map((b) => b.url), { poolSize: 2, pingIntervalMs: 200, publishTimeoutMs: 60_000 });
     const acknowledged: number[] = [];
     let sent = 0;
@@ -124,7 +123,7 @@ describe('a 3-broker cluster of real processes', () => {
     const before = [...acknowledged];
     expect(before.length).toBeGreaterThanOrEqual(3000);
 
-    brokers = await Promise.all(ids.map((id, i) => BrokerProcess.start(id, args(i))));
+    brokers = await Promise.all(ids.map((_, i) => start(i)));
     const values = await readAll(brokers[1] as BrokerProcess, before.length);
     // Exactly once and in publish order; every acknowledged value among them.
     expect(values).toEqual([...values].sort((x, y) => x - y));
@@ -134,15 +133,8 @@ describe('a 3-broker cluster of real processes', () => {
   }, 120_000);
 
   it('a rolling restart of all three brokers under load loses and duplicates nothing', async () => {
-    const ids = ['c1', 'c2', 'c3'];
-    const ports = await freePorts(3);
-    const peers = ids.map((id, i) => `${id}@127.0.0.1:${ports[i]}`);
-    const root = await mkdtemp(join(tmpdir(), 'relaymq-rolling-'));
-    dirs.push(root);
-    const args = (i: number): string[] => [
-      '--peer-port', String(ports[i]), '--peers', peers.filter((_, j) => j !== i).join(','), '--data', join(root, ids[i] as string),
-    ];
-    const brokers = await Promise.all(ids.map((id, i) => BrokerProcess.start(id, args(i))));
+    const { ids, start } = await clusterPlan();
+    const brokers = await Promise.all(ids.map((_, i) => start(i)));
     const client = await fixture.client(brokers.map((b) => b.url), { poolSize: 2, pingIntervalMs: 200 });
     await client.publish('orders', -1);
 
@@ -158,7 +150,7 @@ describe('a 3-broker cluster of real processes', () => {
     for (let i = 0; i < 3; i++) {
       const broker = brokers[i] as BrokerProcess;
       expect(await broker.signal('SIGTERM')).toBe(0); // graceful: leadership handed over, clients told to move
-      brokers[i] = await BrokerProcess.start(ids[i] as string, args(i));
+      brokers[i] = await start(i);
     }
     stop = true;
     await load;

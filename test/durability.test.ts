@@ -219,21 +219,20 @@ describe('a broker whose disk fills up', () => {
   }, 60_000);
 });
 
+/** Options of broker `i` of three with data directories under `root`, plus `extra`; brokers are started with them (again) by the test. */
+async function clusterOptions(root: string, extra: Partial<BrokerOptions>): Promise<(i: number) => BrokerOptions> {
+  const ids = ['s1', 's2', 's3'];
+  const peerPorts = await freePorts(3);
+  const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
+  return (i) => ({ id: ids[i], peerPort: peerPorts[i], peers: peers.filter((_, j) => j !== i), dataDir: join(root, ids[i] as string), ...extra });
+}
+
 describe('a 3-broker cluster with data directories', () => {
   it('a replica that was down while the leader compacted its Raft log catches up from a snapshot and holds the same log', async () => {
     const root = await dataDir();
-    const ids = ['s1', 's2', 's3'];
-    const peerPorts = await freePorts(3);
-    const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
-    const options = (i: number): BrokerOptions => ({
-      id: ids[i],
-      peerPort: peerPorts[i],
-      peers: peers.filter((_, j) => j !== i),
-      dataDir: join(root, ids[i] as string),
-      segmentBytes: 64 * 1024,
-      raftLogMaxBytes: 0, // compact even though a replica lags: it must then get a snapshot
-    });
-    const brokers = await Promise.all(ids.map((_, i) => fixture.broker(options(i))));
+    // raftLogMaxBytes 0: compact even though a replica lags, which must then get a snapshot.
+    const options = await clusterOptions(root, { segmentBytes: 64 * 1024, raftLogMaxBytes: 0 });
+    const brokers = await Promise.all([0, 1, 2].map((i) => fixture.broker(options(i))));
     const client = await fixture.client(brokers.map((b) => b.url));
     const payload = (i: number): string => `v${i}`.padEnd(200, '.');
     for (let i = 0; i < 200; i++) await client.publish('snap', payload(i));
@@ -256,19 +255,9 @@ describe('a 3-broker cluster with data directories', () => {
 
   it('a replica that finds a flipped bit in a sealed segment reports it, does not serve it, and repairs it from a healthy replica', async () => {
     const root = await dataDir();
-    const ids = ['d1', 'd2', 'd3'];
-    const peerPorts = await freePorts(3);
-    const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
     const lines: Array<{ message: string; fields?: Record<string, unknown> }> = [];
-    const options = (i: number): BrokerOptions => ({
-      id: ids[i],
-      peerPort: peerPorts[i],
-      peers: peers.filter((_, j) => j !== i),
-      dataDir: join(root, ids[i] as string),
-      segmentBytes: 8 * 1024,
-      log: (_level, message, fields) => void lines.push({ message, fields }),
-    });
-    const brokers = await Promise.all(ids.map((_, i) => fixture.broker(options(i))));
+    const options = await clusterOptions(root, { segmentBytes: 8 * 1024, log: (_level, message, fields) => void lines.push({ message, fields }) });
+    const brokers = await Promise.all([0, 1, 2].map((i) => fixture.broker(options(i))));
     const client = await fixture.client(brokers.map((b) => b.url));
     await Promise.all(Array.from({ length: 1000 }, (_, i) => client.publish('bits', `m${i}`.padEnd(200, '.'))));
     const leaderId = brokers[0]?.engine.leaderOf?.('bits', 0);

@@ -37,6 +37,9 @@ export interface DiskPartitionOptions {
 
 const CHECKPOINT = 'checkpoint';
 
+/** Reads a partition from `offset` on a replica that holds it: its first retained offset and messages from there. */
+export type Fetch = (offset: number) => Promise<{ startOffset: number; messages: StoredMessage[] }>;
+
 /**
  * A partition log on disk: the messages in a {@link SegmentLog}, the
  * idempotence table in memory, both checkpointed together. Appends are the
@@ -113,20 +116,12 @@ export class DiskPartition implements PartitionLog {
    * they hold every committed message) and copies the rest back with
    * `fetch`. Appends wait meanwhile.
    */
-  repair(fetch: (offset: number) => Promise<{ startOffset: number; messages: StoredMessage[] }>): Promise<void> {
+  repair(fetch: Fetch): Promise<void> {
     this.repairing ??= (async () => {
       const end = this.log.endOffset;
       const from = Math.min(...this.log.health().corruptions.map((c) => c.offset));
       await this.log.truncateFrom(Math.max(from, this.log.startOffset));
-      // Bounded: every round appends at least one message (or throws).
-      while (this.log.endOffset < end) {
-        const { messages } = await fetch(this.log.endOffset);
-        const wanted = messages.filter((m) => m.offset >= this.log.endOffset && m.offset < end);
-        if (wanted.length === 0 || (wanted[0] as StoredMessage).offset !== this.log.endOffset) {
-          throw new Error(`repair: fetch from ${this.log.endOffset} returned no usable messages`);
-        }
-        this.log.append(wanted.map(({ offset: _offset, ...message }) => message));
-      }
+      await this.copyUpTo(end, fetch);
       await this.log.sync();
     })().finally(() => {
       this.repairing = undefined;
@@ -183,24 +178,33 @@ export class DiskPartition implements PartitionLog {
    * can no longer get are skipped by starting the log at the leader's first
    * retained offset. Resolves once the state is checkpointed at the snapshot.
    */
-  async install(snapshot: PartitionCheckpoint, fetch: (offset: number) => Promise<{ startOffset: number; messages: StoredMessage[] }>): Promise<void> {
+  async install(snapshot: PartitionCheckpoint, fetch: Fetch): Promise<void> {
     if (this.log.endOffset < snapshot.startOffset || this.log.startOffset > snapshot.endOffset) await this.log.reset(snapshot.startOffset);
     else if (this.log.endOffset > snapshot.endOffset) await this.log.truncateFrom(snapshot.endOffset);
+    await this.copyUpTo(snapshot.endOffset, fetch);
+    this.producers.restore(snapshot.producers);
+    await this.writeCheckpoint(snapshot);
+  }
+
+  /**
+   * Appends the messages from this log's end up to `end`, copied with `fetch`
+   * from a replica that holds them; where that replica no longer has them
+   * (retention), this log skips ahead to its first retained offset.
+   */
+  private async copyUpTo(end: number, fetch: Fetch): Promise<void> {
     // Bounded: every round appends at least one message or moves the start forward.
-    while (this.log.endOffset < snapshot.endOffset) {
+    while (this.log.endOffset < end) {
       const { startOffset, messages } = await fetch(this.log.endOffset);
       if (startOffset > this.log.endOffset) {
-        await this.log.reset(Math.min(startOffset, snapshot.endOffset));
+        await this.log.reset(Math.min(startOffset, end));
         continue;
       }
-      const wanted = messages.filter((m) => m.offset >= this.log.endOffset && m.offset < snapshot.endOffset);
+      const wanted = messages.filter((m) => m.offset >= this.log.endOffset && m.offset < end);
       if (wanted.length === 0 || (wanted[0] as StoredMessage).offset !== this.log.endOffset) {
         throw new Error(`fetch from ${this.log.endOffset} returned no usable messages`);
       }
       this.log.append(wanted.map(({ offset: _offset, ...message }) => message));
     }
-    this.producers.restore(snapshot.producers);
-    await this.writeCheckpoint(snapshot);
   }
 
   applyRetention(policy: RetentionPolicy, nowMs: number): Promise<RetentionResult> {

@@ -253,6 +253,36 @@ describe('a 3-broker cluster with data directories', () => {
     expect((await stored(back, 'snap')).map((v) => /v\d+/.exec(v)?.[0])).toEqual(Array.from({ length: 3200 }, (_, i) => `v${i}`));
   });
 
+  it('compacts the metadata log too: a broker that was down learns topics from a snapshot, and a restart keeps them', async () => {
+    const root = await dataDir();
+    const options = await clusterOptions(root, { raftLogMaxBytes: 0 });
+    const brokers = await Promise.all([0, 1, 2].map((i) => fixture.broker(options(i))));
+    const client = await fixture.client(brokers.map((b) => b.url));
+    await client.publish('early', 'e');
+    const downIndex = 2;
+    await (brokers[downIndex] as Broker).close();
+    // While it is down: a new topic, then more than 2,000 metadata entries (durable position commits).
+    await client.publish('late', 'l');
+    const up = brokers[0] as Broker;
+    for (let i = 1; i <= 2100; i++) await up.engine.commitPositions('billing', [{ topic: 'early', partition: 0, offset: i % 2 }]);
+    const metaLog = (id: string): string => join(root, id, 'raft', 'meta.log');
+    await waitForAsync(async () => (await stat(metaLog(up.id))).size < 16 * 1024, 'the metadata log to be compacted', 15_000);
+
+    const back = await fixture.broker(options(downIndex));
+    await waitFor(() => back.engine.partitionCount('late') === 1, 'the restarted broker to learn "late" from the snapshot', 15_000);
+    const reader = await fixture.client([back.url], { poolSize: 1, discovery: false });
+    const read: string[] = [];
+    await reader.subscribe('late', (m: Message<string>) => void read.push(m.data), { from: 'earliest' });
+    await waitFor(() => read.length === 1, 'the message of "late" from the restarted broker');
+    expect(read).toEqual(['l']);
+
+    // A broker whose own metadata log was compacted restarts from its snapshot.
+    await up.close();
+    const again = await fixture.broker(options(0));
+    expect(again.engine.partitionCount('late')).toBe(1);
+    expect(await again.engine.positions('billing', 'early')).toEqual([{ topic: 'early', partition: 0, offset: 1 }]);
+  });
+
   it('a replica that finds a flipped bit in a sealed segment reports it, does not serve it, and repairs it from a healthy replica', async () => {
     const root = await dataDir();
     const lines: Array<{ message: string; fields?: Record<string, unknown> }> = [];

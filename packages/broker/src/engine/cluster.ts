@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { EventEmitter } from 'eventemitter3';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
-import { MetadataState, type MetadataCommand, type TopicMetadata } from '../core/metadata/metadata.js';
+import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseCommitPositions, type CommitPositionsCommand } from '../core/metadata/positions.js';
 import { applyPublish, parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type AppendRequest, type PartitionLog, type StoredMessage } from '../core/partition/partition.js';
@@ -111,7 +111,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly rpc: PeerRpc;
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
   private ticker: ReturnType<typeof setInterval> | undefined;
-  private meta!: RaftGroup<MetadataCommand, unknown>;
+  private meta!: RaftGroup<MetadataCommand, unknown, MetadataSnapshot>;
+  private metaStorage!: DurableRaftStorage<MetadataCommand, MetadataSnapshot>;
+  /** The metadata log's last compaction point. */
+  private metaCompactedAt = 0;
+  private metaCompacting = false;
   private readonly durablePositions = new ReplicatedPositions((command) =>
     this.viaLeader(this.meta, () => this.proposeMeta(command), COMMIT_POSITIONS_METHOD, command),
   );
@@ -150,10 +154,18 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   private async open(): Promise<void> {
     const { transport, brokers } = this.options;
-    this.meta = new RaftGroup<MetadataCommand, unknown>({
+    const storage = await this.storage<MetadataCommand, MetadataSnapshot>(META_GROUP, brokers);
+    this.metaStorage = storage;
+    // A compacted log starts from its snapshot: the state it covers, then the entries after it.
+    const snapshot = storage.memory.snapshot();
+    if (snapshot !== undefined) this.restoreMetadata(snapshot.data);
+    this.meta = new RaftGroup<MetadataCommand, unknown, MetadataSnapshot>({
       ...this.groupBase(META_GROUP, brokers),
-      storage: await this.storage(META_GROUP, brokers),
+      storage,
+      applied: snapshot?.meta.index ?? 0,
       parseData: parseMetadataCommand,
+      parseSnapshot: parseMetadataSnapshot,
+      installSnapshot: async (installed) => this.restoreMetadata(installed.data),
       apply: (command) => this.applyMetadata(command),
       onLeaderChange: () => this.metaEvents.emit('leader'),
     });
@@ -339,6 +351,38 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.meta.propose(command, this.options.requestTimeoutMs);
   }
 
+  /** Replaces the metadata with a snapshot's (on start, or installed from the leader) and hosts its partitions. */
+  private restoreMetadata(snapshot: MetadataSnapshot): void {
+    this.metadata.restore(snapshot);
+    for (const topic of this.metadata.all()) this.hostPartitions(topic);
+    this.metaEvents.emit('applied');
+  }
+
+  /**
+   * Compacts the metadata log once enough entries (topic creations, durable
+   * position commits) were applied since the last time, as a partition log
+   * is: a leader waits for its followers unless the log grew too big.
+   */
+  private compactMetadata(): void {
+    const applied = this.meta.applied;
+    if (this.metaCompacting || applied - this.metaCompactedAt < CHECKPOINT_ENTRIES) return;
+    const lagging = this.meta.isLeader() && this.meta.status().progress.some((p) => p.match < applied);
+    if (lagging && this.metaStorage.fileBytes < this.options.raftLogMaxBytes) return;
+    this.metaCompacting = true;
+    this.meta
+      // Between two Readys: the state is exactly that of the last applied entry.
+      .compact(async () => {
+        const index = this.meta.applied;
+        if (index <= (this.metaStorage.memory.snapshot()?.meta.index ?? 0)) return;
+        await this.metaStorage.compact(index, this.metadata.snapshot());
+        this.metaCompactedAt = index;
+      })
+      .catch((err: unknown) => this.options.log('warn', 'metadata compaction failed', { error: String(err) }))
+      .finally(() => {
+        this.metaCompacting = false;
+      });
+  }
+
   /** Starts the partition groups of a new topic that have a replica here. */
   private hostPartitions(topic: TopicMetadata): void {
     topic.partitions.forEach((assignment, partition) => {
@@ -381,7 +425,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         installSnapshot:
           disk === undefined
             ? undefined
-            : (snapshot) => disk.install(snapshot.data, (offset) => this.fetchFromLeader(group, topic, partition, offset)),
+            : async (snapshot) => {
+                await disk.install(snapshot.data, (offset) => this.fetchFromLeader(group, topic, partition, offset));
+                this.emit('appended', topic, partition); // subscribers waiting here have new messages to read
+              },
         apply: (command) => {
           const outcomes = applyPublish(log, command);
           if (outcomes.some((o) => o.kind === 'stored')) this.emit('appended', topic, partition);
@@ -405,6 +452,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    */
   private maintain(): void {
     const now = this.options.now();
+    this.compactMetadata();
     for (const [id, hosted] of this.disks) {
       if (hosted.running) continue;
       if (hosted.partition.damaged) {

@@ -43,6 +43,12 @@ export type TopicResult = { kind: 'created'; topic: TopicMetadata } | { kind: 'e
 /** What applying a command produced. */
 export type MetadataResult = TopicResult | CommitResult;
 
+/** The whole metadata state, as the metadata group's Raft snapshot. */
+export interface MetadataSnapshot {
+  topics: TopicMetadata[];
+  durables: Array<{ durable: string; positions: Cursor[] }>;
+}
+
 export class MetadataState {
   private readonly topics = new Map<string, TopicMetadata>();
   private readonly durablePositions = new DurablePositions();
@@ -63,6 +69,18 @@ export class MetadataState {
   /** Stored positions of a durable subscription, as applied on this broker (may lag the leader). */
   positions(durable: string): Cursor[] {
     return this.durablePositions.get(durable);
+  }
+
+  /** The state, for a snapshot (a copy: later commands do not change it). */
+  snapshot(): MetadataSnapshot {
+    return { topics: structuredClone(this.all()), durables: this.durablePositions.toRecords() };
+  }
+
+  /** Replaces the state with a snapshot's. */
+  restore(snapshot: MetadataSnapshot): void {
+    this.topics.clear();
+    for (const topic of structuredClone(snapshot.topics)) this.topics.set(topic.topic, topic);
+    this.durablePositions.restore(snapshot.durables);
   }
 
   /** Applies a committed command. Deterministic: same commands, same state, on every broker. */
@@ -149,4 +167,29 @@ export function assignReplicas(
     result.push({ replicas });
   }
   return result;
+}
+
+/** Reads an untrusted value (a snapshot from a peer) as a {@link MetadataSnapshot}, or `undefined`. */
+export function parseMetadataSnapshot(value: unknown): MetadataSnapshot | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { topics, durables } = value as Record<string, unknown>;
+  if (!Array.isArray(topics) || !Array.isArray(durables)) return undefined;
+  const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  for (const t of topics as unknown[]) {
+    const topic = (typeof t === 'object' && t !== null ? t : {}) as Record<string, unknown>;
+    if (typeof topic.topic !== 'string' || !isUint(topic.replicationFactor) || !Array.isArray(topic.partitions)) return undefined;
+    for (const a of topic.partitions as unknown[]) {
+      const replicas = (typeof a === 'object' && a !== null ? a : {}) as Record<string, unknown>;
+      if (!Array.isArray(replicas.replicas) || !replicas.replicas.every((r) => typeof r === 'string')) return undefined;
+    }
+  }
+  for (const d of durables as unknown[]) {
+    const entry = (typeof d === 'object' && d !== null ? d : {}) as Record<string, unknown>;
+    if (typeof entry.durable !== 'string' || !Array.isArray(entry.positions)) return undefined;
+    for (const c of entry.positions as unknown[]) {
+      const cursor = (typeof c === 'object' && c !== null ? c : {}) as Record<string, unknown>;
+      if (typeof cursor.topic !== 'string' || !isUint(cursor.partition) || !isUint(cursor.offset)) return undefined;
+    }
+  }
+  return value as MetadataSnapshot;
 }

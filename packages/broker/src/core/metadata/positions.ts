@@ -33,6 +33,19 @@ export class DurablePositions {
     return this.byDurable.size;
   }
 
+  /** Every durable name with its positions (for a snapshot). */
+  toRecords(): Array<{ durable: string; positions: Cursor[] }> {
+    return [...this.byDurable.keys()].map((durable) => ({ durable, positions: this.get(durable) }));
+  }
+
+  /** Replaces the table with `records` (from {@link toRecords}). */
+  restore(records: ReadonlyArray<{ durable: string; positions: readonly Cursor[] }>): void {
+    this.byDurable.clear();
+    for (const { durable, positions } of records) {
+      this.byDurable.set(durable, new Map(positions.map((p) => [positionKey(p.topic, p.partition), { topic: p.topic, partition: p.partition, offset: p.offset }])));
+    }
+  }
+
   /**
    * Raises the positions of `durable` to those committed; a committed offset
    * lower than the stored one is ignored. All or nothing: a commit that would

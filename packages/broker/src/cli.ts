@@ -6,6 +6,9 @@
  *   relaymq status --broker http://host:adminPort
  *   relaymq dev [--count 3]
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RelayError } from '@relaymq/sdk/protocol';
@@ -20,7 +23,7 @@ import { resolveBrokerOptions } from './options.js';
 
 const USAGE = `usage: relaymq broker [--config <file>] [--print-config] [options]   run one broker
        relaymq status --broker <admin URL> [--json] [--timeout-ms 5000]    cluster health; exits 1 when unhealthy
-       relaymq dev [--count 3] [--port 7401] [--peer-port 7501] [--admin-port 9401]
+       relaymq dev [--count 3] [--port 7401] [--peer-port 7501] [--admin-port 9401] [--data <dir>]
                                                                            a local cluster on loopback
 
 Every broker option can come from a config file (JSON or YAML, --config),
@@ -166,6 +169,7 @@ async function runDev(args: string[]): Promise<void> {
       'peer-port': { type: 'string', default: '7501' },
       'admin-port': { type: 'string', default: '9401' },
       'log-level': { type: 'string', default: 'info' },
+      data: { type: 'string' },
     },
   });
   const count = integerFlag('count', values.count) as number;
@@ -178,6 +182,7 @@ async function runDev(args: string[]): Promise<void> {
       basePeerPort: integerFlag('peer-port', values['peer-port']) as number,
       baseAdminPort: integerFlag('admin-port', values['admin-port']) as number,
       logLevel: values['log-level'],
+      dataRoot: values.data ?? mkdtempSync(join(tmpdir(), 'relaymq-dev-')),
       cliPath: fileURLToPath(import.meta.url),
     },
     (line) => process.stdout.write(`${line}\n`),

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 
 /** Options of `relaymq dev`. */
 export interface DevClusterOptions {
@@ -12,6 +13,8 @@ export interface DevClusterOptions {
   baseAdminPort: number;
   host: string;
   logLevel: string;
+  /** Each broker keeps its data in `<dataRoot>/<id>`, so a broker killed and restarted comes back with its log. */
+  dataRoot: string;
   /** The `relaymq` CLI script to run each broker with (the caller's own file). */
   cliPath: string;
 }
@@ -36,6 +39,7 @@ export async function runDevCluster(options: DevClusterOptions, write: (line: st
       '--peers', ids.map((_, j) => j).filter((j) => j !== i).map(peerOf).join(','),
       '--admin-port', String(options.baseAdminPort + i),
       '--log-level', options.logLevel,
+      '--data', join(options.dataRoot, id),
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const prefix = (chunk: Buffer): void => {
@@ -47,6 +51,7 @@ export async function runDevCluster(options: DevClusterOptions, write: (line: st
     return child;
   });
   write(`relaymq dev: ${options.count} brokers on ${ids.map((_, i) => `ws://${options.host}:${options.basePort + i}`).join(', ')}; Ctrl-C stops them`);
+  write(`relaymq dev: data in ${options.dataRoot}`);
   write(`relaymq dev: dashboards on ${ids.map((_, i) => `http://${options.host}:${options.baseAdminPort + i}/`).join(', ')}`);
   await new Promise<void>((resolve) => {
     let stopping = false;

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { EventEmitter } from 'eventemitter3';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
-import { parseCommitPositions, type CommitPositionsCommand } from '../core/metadata/positions.js';
+import type { CommitPositionsCommand } from '../core/metadata/positions.js';
 import { applyPublish, parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type AppendRequest, type PartitionLog, type StoredMessage } from '../core/partition/partition.js';
 import type { NodeId, RaftConfigOptions, Snapshot } from '../core/raft/index.js';
@@ -15,6 +15,16 @@ import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
+import {
+  parseFetch,
+  parseFetchResponse,
+  parseForwarded,
+  parseMetadataCommand,
+  parseTopic,
+  type FetchRequest,
+  type FetchResponse,
+  type ForwardedPublish,
+} from './peer-messages.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
 
 /** Settings of the replicated engine. */
@@ -81,14 +91,6 @@ export interface GroupStatus {
   voters: string[];
   /** Leader only: each replica's match index and whether this broker is connected to it. */
   replicas: Array<{ id: string; match: number; connected: boolean }>;
-}
-
-/** What a forwarded publish carries. */
-interface ForwardedPublish {
-  topic: string;
-  partition: number;
-  ack: AckLevel;
-  command: PublishCommand;
 }
 
 /**
@@ -647,17 +649,6 @@ interface HostedDisk {
   retainedAt: number;
 }
 
-interface FetchRequest {
-  topic: string;
-  partition: number;
-  offset: number;
-}
-
-interface FetchResponse {
-  startOffset: number;
-  messages: StoredMessage[];
-}
-
 /** A group id as a file name: `/` is not allowed in one. */
 const fileName = (group: string): string => group.replace(/\//g, '~');
 
@@ -679,59 +670,4 @@ function resumeFromCheckpoint(storage: DurableRaftStorage<PublishCommand, Partit
   }
   const hard = storage.hardState;
   if (hard.commit < checkpoint.index) storage.setHardState({ ...hard, commit: checkpoint.index });
-}
-
-function parseFetch(body: unknown): FetchRequest {
-  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-  if (typeof o.topic !== 'string' || !Number.isSafeInteger(o.partition) || !Number.isSafeInteger(o.offset) || (o.offset as number) < 0) {
-    throw new RelayError('INVALID_ARGUMENT', 'malformed partition fetch');
-  }
-  return { topic: o.topic, partition: o.partition as number, offset: o.offset as number };
-}
-
-function parseFetchResponse(body: unknown): FetchResponse {
-  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-  if (!Number.isSafeInteger(o.startOffset) || !Array.isArray(o.messages)) throw new RelayError('PROTOCOL_ERROR', 'malformed partition fetch answer');
-  const messages: StoredMessage[] = [];
-  for (const raw of o.messages as unknown[]) {
-    const m = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
-    if (!Number.isSafeInteger(m.offset) || !Number.isSafeInteger(m.timestamp) || !(m.data instanceof Uint8Array) || (m.encoding !== 'raw' && m.encoding !== 'msgpack')) {
-      throw new RelayError('PROTOCOL_ERROR', 'malformed message in a partition fetch answer');
-    }
-    const message: StoredMessage = { offset: m.offset as number, timestamp: m.timestamp as number, data: m.data, encoding: m.encoding };
-    if (typeof m.key === 'string') message.key = m.key;
-    if (typeof m.headers === 'object' && m.headers !== null) message.headers = m.headers as Record<string, string>;
-    messages.push(message);
-  }
-  return { startOffset: o.startOffset as number, messages };
-}
-
-function parseMetadataCommand(value: unknown): MetadataCommand | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const o = value as Record<string, unknown>;
-  if (o.type === 'commit-positions') return parseCommitPositions(value);
-  if (o.type !== 'create-topic' || typeof o.topic !== 'string' || o.topic.length > 255) return undefined;
-  if (!Number.isSafeInteger(o.partitions) || (o.partitions as number) < 1 || (o.partitions as number) > 1024) return undefined;
-  if (!Number.isSafeInteger(o.replicationFactor) || (o.replicationFactor as number) < 1) return undefined;
-  return { type: 'create-topic', topic: o.topic, partitions: o.partitions as number, replicationFactor: o.replicationFactor as number };
-}
-
-function parseTopic(body: unknown): string {
-  if (typeof body !== 'string' || body.length === 0 || body.length > 255) throw new RelayError('INVALID_ARGUMENT', 'meta.create wants a topic name');
-  return body;
-}
-
-function parseForwarded(body: unknown): ForwardedPublish {
-  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-  const command = parsePublishCommand(o.command);
-  const ack = o.ack;
-  if (
-    command === undefined ||
-    typeof o.topic !== 'string' ||
-    !Number.isSafeInteger(o.partition) ||
-    (ack !== 'none' && ack !== 'leader' && ack !== 'quorum' && ack !== 'all')
-  ) {
-    throw new RelayError('INVALID_ARGUMENT', 'malformed forwarded publish');
-  }
-  return { topic: o.topic, partition: o.partition as number, ack, command };
 }

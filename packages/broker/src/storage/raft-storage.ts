@@ -1,7 +1,7 @@
 import pRetry from 'p-retry';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { MemoryStorage, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
-import { errorCode, nodeFileSystem, type FileSystem } from './fs.js';
+import { errorCode, type FileSystem } from './fs.js';
 import { RecordFile } from './record-file.js';
 
 /** Records of a Raft log file, replayed in order on open. */

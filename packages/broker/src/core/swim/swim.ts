@@ -30,7 +30,7 @@ import type {
   SwimOutput,
   Update,
 } from './types.js';
-import { SWIM_WIRE_LIMITS, checkIdentity, checkMeta } from './validate.js';
+import { checkIdentity, checkMeta } from './validate.js';
 
 export interface SwimInit {
   /** This member's id (unique in the cluster). */

@@ -141,6 +141,9 @@ class RunningBroker implements Broker {
       this.engine = new MemoryEngine({ ...this.options, now: Date.now });
     } else {
       // A standalone broker with a data directory is a cluster of one: the same durable path, no peers to reach.
+      if (this.options.dataDir === undefined) {
+        log('warn', 'cluster without dataDir: partition logs live in memory and are never compacted, and a restarted broker forgets its votes; for tests only');
+      }
       this.peers = new PeerTransport({
         id,
         host,

@@ -118,7 +118,8 @@ export interface BrokerOptions {
    * checkpoint, and the Raft logs (term, vote, entries), all surviving a
    * restart. Set on a standalone broker too, it stores topics on disk (a
    * cluster of one). Unset: everything in memory — fine for tests, unsafe
-   * for a cluster whose brokers restart.
+   * for a cluster whose brokers restart, and a cluster's Raft logs then grow
+   * without bound (they are compacted only on disk).
    */
   dataDir?: string;
   /**

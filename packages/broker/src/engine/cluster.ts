@@ -15,6 +15,7 @@ import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
+import { CHECKPOINT_ENTRIES, HostedPartition, type PartitionGroup } from './hosted-partition.js';
 import {
   parseFetch,
   parseFetchResponse,
@@ -62,13 +63,8 @@ export interface ClusterEngineOptions {
 
 /** Ticks of the Raft groups: elections after 0.5–1 s without a leader, heartbeats every 50 ms. */
 export const RAFT_RUNTIME_TICK_MS = 50;
-/** How often partitions are checkpointed, compacted and trimmed by retention. */
+/** How often partitions (and the metadata log) are checkpointed, compacted and trimmed by retention. */
 const MAINTENANCE_MS = 250;
-/** A partition is checkpointed once this many entries were applied since the last checkpoint, or after CHECKPOINT_MS. */
-const CHECKPOINT_ENTRIES = 2000;
-const CHECKPOINT_MS = 2000;
-/** Retention runs at most this often per partition. */
-const RETENTION_MS = 1000;
 /** One fetch of a snapshot install: at most this many messages and bytes. */
 const FETCH_MESSAGES = 10_000;
 const FETCH_BYTES = 4 * 1024 * 1024;
@@ -107,7 +103,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly groups = new Map<string, RaftGroup<unknown, unknown, unknown>>();
   private readonly partitions = new Map<string, PartitionLog>();
   /** Partitions kept on disk, with their Raft log and maintenance state. */
-  private readonly disks = new Map<string, HostedDisk>();
+  private readonly disks = new Map<string, HostedPartition>();
   private readonly creating = new Map<string, Promise<PartitionGroup>>();
   private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
   private readonly rpc: PeerRpc;
@@ -297,17 +293,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.options.transport.off('message', this.onPeerMessage);
     this.rpc.close();
     for (const group of this.groups.values()) group.stop();
-    await Promise.all([...this.disks.values()].map((d) => d.busy));
-    // A last checkpoint: the next start resumes from here instead of applying the Raft log again.
-    await Promise.all(
-      [...this.disks.entries()].map(async ([id, { group, partition }]) => {
-        const term = group.termOf(group.applied);
-        if (term === undefined || group.applied <= (partition.checkpointed?.index ?? 0) || partition.damaged) return;
-        await partition.writeCheckpoint(partition.capture(group.applied, term)).catch((err: unknown) => {
-          this.options.log('warn', 'final checkpoint failed', { group: id, error: String(err) });
-        });
-      }),
-    );
+    await Promise.all([...this.disks.values()].map((hosted) => hosted.finish()));
     await Promise.all([...this.storages].map((s) => s.close()));
     await Promise.all([...this.disks.values()].map((d) => d.partition.close()));
     this.removeAllListeners();
@@ -438,7 +424,18 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         },
       });
       if (disk !== undefined) {
-        this.disks.set(id, { topic, partitionNumber: partition, partition: disk, group, storage, busy: Promise.resolve(), checkpointedAt: this.options.now(), retainedAt: 0 });
+        this.disks.set(
+          id,
+          new HostedPartition(id, topic, disk, group, storage, {
+            self: this.options.self,
+            now: this.options.now,
+            log: this.options.log,
+            raftLogMaxBytes: this.options.raftLogMaxBytes,
+            retentionFor: (name) => this.retentionFor(name),
+            connectedPeers: () => this.options.transport.connectedPeers(),
+            fetchFromLeader: (offset) => this.fetchFromLeader(group, topic, partition, offset),
+          }),
+        );
       }
       this.groups.set(id, group as RaftGroup<unknown, unknown, unknown>);
       return group;
@@ -447,90 +444,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return creating;
   }
 
-  /**
-   * Keeps partitions on disk bounded: checkpoints them (then drops the Raft
-   * entries the checkpoint covers) and applies retention. One step per
-   * partition at a time; a failure is logged and retried on the next round.
-   */
+  /** Keeps partitions on disk bounded (checkpoints, compaction, retention) and repairs damage: see {@link HostedPartition}. */
   private maintain(): void {
-    const now = this.options.now();
     this.compactMetadata();
-    for (const [id, hosted] of this.disks) {
-      if (hosted.running) continue;
-      if (hosted.partition.damaged) {
-        this.repairDamage(id, hosted);
-        continue;
-      }
-      const due = hosted.group.applied - (hosted.partition.checkpointed?.index ?? 0);
-      const checkpoint = due >= CHECKPOINT_ENTRIES || (due > 0 && now - hosted.checkpointedAt >= CHECKPOINT_MS);
-      const retain = now - hosted.retainedAt >= RETENTION_MS;
-      if (!checkpoint && !retain) continue;
-      hosted.running = true;
-      hosted.busy = (async () => {
-        if (checkpoint) await this.checkpoint(hosted);
-        if (retain) {
-          hosted.retainedAt = now;
-          const result = await hosted.partition.applyRetention(this.retentionFor(hosted.topic), now);
-          if (result.deletedSegments > 0) this.options.log('debug', 'retention deleted segments', { group: id, ...result });
-        }
-      })()
-        .catch((err: unknown) => this.options.log('warn', 'partition maintenance failed', { group: id, error: String(err) }))
-        .finally(() => {
-          hosted.running = false;
-        });
-    }
-  }
-
-  /**
-   * A replica whose log is damaged never leads: it hands leadership to a
-   * healthy voter, and once another leads, it repairs itself from that leader.
-   * (Alone in its group, it has nobody to repair from: it keeps serving what
-   * is intact, and reads of the damaged range fail with an error.)
-   */
-  private repairDamage(id: string, hosted: HostedDisk): void {
-    const { group, partition } = hosted;
-    const leader = group.node.leader;
-    if (!hosted.damageReported) {
-      hosted.damageReported = true;
-      this.options.log('error', 'partition log damaged; this replica will not lead it until repaired from a healthy one', {
-        group: id,
-        corruptions: partition.log.health().corruptions,
-      });
-    }
-    if (group.isLeader()) {
-      const others = group.status().voters.filter((v) => v !== this.options.self && this.options.transport.connectedPeers().includes(v));
-      const target = others[Math.floor(Math.random() * others.length)];
-      if (target !== undefined) group.transferLeadership(target);
-      return;
-    }
-    if (leader === null || leader === this.options.self) return;
-    hosted.running = true;
-    hosted.busy = partition
-      .repair((offset) => this.fetchFromLeader(group, hosted.topic, hosted.partitionNumber, offset))
-      .then(() => {
-        hosted.damageReported = false;
-        this.options.log('info', 'partition log repaired from the leader', { group: id, leader });
-      })
-      .catch((err: unknown) => this.options.log('warn', 'partition repair failed; retrying', { group: id, error: String(err) }))
-      .finally(() => {
-        hosted.running = false;
-      });
-  }
-
-  /** Checkpoints a partition at its last applied entry, then compacts its Raft log up to it. */
-  private async checkpoint(hosted: HostedDisk): Promise<void> {
-    const { group, partition, storage } = hosted;
-    const index = group.applied;
-    const term = group.termOf(index);
-    if (term === undefined) return;
-    const checkpoint = partition.capture(index, term);
-    await partition.writeCheckpoint(checkpoint);
-    hosted.checkpointedAt = this.options.now();
-    if (index <= (storage.memory.snapshot()?.meta.index ?? 0)) return;
-    // A leader keeps what a lagging replica still needs, unless the log grew too big: that replica then gets the snapshot.
-    const lagging = group.isLeader() && group.status().progress.some((p) => p.match < index);
-    if (lagging && storage.fileBytes < this.options.raftLogMaxBytes) return;
-    await group.compact(() => storage.compact(index, checkpoint));
+    for (const hosted of this.disks.values()) hosted.maintain();
   }
 
   private retentionFor(topic: string): RetentionPolicy {
@@ -629,24 +546,6 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       }, RAFT_RUNTIME_TICK_MS / 5);
     });
   }
-}
-
-type PartitionGroup = RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>;
-
-/** A partition kept on disk by this broker. */
-interface HostedDisk {
-  topic: string;
-  partitionNumber: number;
-  /** The damage of this replica's log was logged (once, until repaired). */
-  damageReported?: boolean;
-  partition: DiskPartition;
-  group: PartitionGroup;
-  storage: DurableRaftStorage<PublishCommand, PartitionCheckpoint>;
-  /** The maintenance step running now, if any. */
-  busy: Promise<void>;
-  running?: boolean;
-  checkpointedAt: number;
-  retainedAt: number;
 }
 
 /** A group id as a file name: `/` is not allowed in one. */

@@ -1,0 +1,148 @@
+import type { AppendOutcome } from '../core/partition/partition.js';
+import type { PublishCommand } from '../core/partition/command.js';
+import type { NodeId } from '../core/raft/index.js';
+import type { RaftGroup } from '../runtime/raft-group.js';
+import type { DiskPartition, Fetch, PartitionCheckpoint } from '../storage/disk-partition.js';
+import type { DurableRaftStorage } from '../storage/raft-storage.js';
+import type { RetentionPolicy } from '../storage/segments/index.js';
+
+/** A partition's Raft group on this broker. */
+export type PartitionGroup = RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>;
+
+/** A partition is checkpointed once this many entries were applied since the last checkpoint, or after CHECKPOINT_MS. */
+export const CHECKPOINT_ENTRIES = 2000;
+const CHECKPOINT_MS = 2000;
+/** Retention runs at most this often per partition. */
+const RETENTION_MS = 1000;
+
+/** What the upkeep of a partition needs from the engine. */
+export interface UpkeepContext {
+  self: NodeId;
+  now: () => number;
+  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  /** Raft log bytes a leader keeps for a lagging replica before compacting anyway. */
+  raftLogMaxBytes: number;
+  retentionFor: (topic: string) => RetentionPolicy;
+  connectedPeers: () => readonly string[];
+  /** Reads the partition from its current leader (repair). */
+  fetchFromLeader: (offset: number) => ReturnType<Fetch>;
+}
+
+/**
+ * One partition replica kept on disk by this broker, and its upkeep:
+ * checkpoints (then the Raft entries they cover are dropped), retention, and
+ * the repair of a damaged log. One step at a time; a failure is logged and
+ * retried on the next round.
+ */
+export class HostedPartition {
+  /** The step running now (resolved when none). */
+  private busy: Promise<void> = Promise.resolve();
+  private running = false;
+  private checkpointedAt: number;
+  private retainedAt = 0;
+  /** The damage of this replica's log was logged (once, until repaired). */
+  private damageReported = false;
+
+  constructor(
+    readonly id: string,
+    readonly topic: string,
+    readonly partition: DiskPartition,
+    readonly group: PartitionGroup,
+    readonly storage: DurableRaftStorage<PublishCommand, PartitionCheckpoint>,
+    private readonly ctx: UpkeepContext,
+  ) {
+    this.checkpointedAt = ctx.now();
+  }
+
+  /** Starts the next upkeep step, if one is due and none is running. */
+  maintain(): void {
+    if (this.running) return;
+    if (this.partition.damaged) {
+      this.repairDamage();
+      return;
+    }
+    const now = this.ctx.now();
+    const due = this.group.applied - (this.partition.checkpointed?.index ?? 0);
+    const checkpoint = due >= CHECKPOINT_ENTRIES || (due > 0 && now - this.checkpointedAt >= CHECKPOINT_MS);
+    const retain = now - this.retainedAt >= RETENTION_MS;
+    if (!checkpoint && !retain) return;
+    this.run('partition maintenance failed', async () => {
+      if (checkpoint) await this.checkpoint();
+      if (retain) {
+        this.retainedAt = now;
+        const result = await this.partition.applyRetention(this.ctx.retentionFor(this.topic), now);
+        if (result.deletedSegments > 0) this.ctx.log('debug', 'retention deleted segments', { group: this.id, ...result });
+      }
+    });
+  }
+
+  /**
+   * After the group stopped: waits for the running step, then writes a last
+   * checkpoint, so the next start resumes from here instead of applying the
+   * Raft log again.
+   */
+  async finish(): Promise<void> {
+    await this.busy;
+    const { group, partition } = this;
+    const term = group.termOf(group.applied);
+    if (term === undefined || group.applied <= (partition.checkpointed?.index ?? 0) || partition.damaged) return;
+    await partition.writeCheckpoint(partition.capture(group.applied, term)).catch((err: unknown) => {
+      this.ctx.log('warn', 'final checkpoint failed', { group: this.id, error: String(err) });
+    });
+  }
+
+  private run(failure: string, step: () => Promise<void>): void {
+    this.running = true;
+    this.busy = step()
+      .catch((err: unknown) => this.ctx.log('warn', failure, { group: this.id, error: String(err) }))
+      .finally(() => {
+        this.running = false;
+      });
+  }
+
+  /**
+   * A replica whose log is damaged never leads: it hands leadership to a
+   * healthy voter, and once another leads, it repairs itself from that leader.
+   * (Alone in its group, it has nobody to repair from: it keeps serving what
+   * is intact, and reads of the damaged range fail with an error.)
+   */
+  private repairDamage(): void {
+    const { group, partition } = this;
+    if (!this.damageReported) {
+      this.damageReported = true;
+      this.ctx.log('error', 'partition log damaged; this replica will not lead it until repaired from a healthy one', {
+        group: this.id,
+        corruptions: partition.log.health().corruptions,
+      });
+    }
+    if (group.isLeader()) {
+      const others = group.status().voters.filter((v) => v !== this.ctx.self && this.ctx.connectedPeers().includes(v));
+      const target = others[Math.floor(Math.random() * others.length)];
+      if (target !== undefined) group.transferLeadership(target);
+      return;
+    }
+    const leader = group.node.leader;
+    if (leader === null || leader === this.ctx.self) return;
+    this.run('partition repair failed; retrying', async () => {
+      await partition.repair(this.ctx.fetchFromLeader);
+      this.damageReported = false;
+      this.ctx.log('info', 'partition log repaired from the leader', { group: this.id, leader });
+    });
+  }
+
+  /** Checkpoints the partition at its last applied entry, then compacts its Raft log up to it. */
+  private async checkpoint(): Promise<void> {
+    const { group, partition, storage } = this;
+    const index = group.applied;
+    const term = group.termOf(index);
+    if (term === undefined) return;
+    const checkpoint = partition.capture(index, term);
+    await partition.writeCheckpoint(checkpoint);
+    this.checkpointedAt = this.ctx.now();
+    if (index <= (storage.memory.snapshot()?.meta.index ?? 0)) return;
+    // A leader keeps what a lagging replica still needs, unless the log grew too big: that replica then gets the snapshot.
+    const lagging = group.isLeader() && group.status().progress.some((p) => p.match < index);
+    if (lagging && storage.fileBytes < this.ctx.raftLogMaxBytes) return;
+    await group.compact(() => storage.compact(index, checkpoint));
+  }
+}

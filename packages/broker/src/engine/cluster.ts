@@ -396,6 +396,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
           : await DiskPartition.open(join(dataDir, 'partitions', fileName(id)), this.options.fileSystem ?? nodeFileSystem, {
               dedupeWindow,
               segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024 },
+              report: (message, fields) => this.options.log('error', message, { group: id, ...fields }),
             });
       const log: PartitionLog = disk ?? new Partition({ dedupeWindow, retentionBytes });
       this.partitions.set(id, log);

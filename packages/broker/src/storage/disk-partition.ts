@@ -33,6 +33,8 @@ export interface DiskPartitionOptions {
   dedupeWindow: number;
   /** The segment log's settings (its fsync policy is `interval`: the Raft log is the write-ahead log). */
   segments: SegmentLogOptions;
+  /** Reports what opening found wrong. */
+  report: (message: string, fields: Record<string, unknown>) => void;
 }
 
 const CHECKPOINT = 'checkpoint';
@@ -75,8 +77,16 @@ export class DiskPartition implements PartitionLog {
     const checkpoint = parseCheckpoint(await meta.read(CHECKPOINT));
     const end = checkpoint?.endOffset ?? 0;
     if (log.endOffset > end && log.startOffset <= end) await log.truncateFrom(end);
-    // Behind the checkpoint (segments lost) or entirely past it: only a reset keeps offsets aligned.
-    else if (log.endOffset !== end) await log.reset(end);
+    else if (log.endOffset !== end) {
+      // Segments missing below the checkpoint (deleted by hand, a lost file): only a reset keeps offsets
+      // aligned; this replica then serves from `end`, and subscribers that needed more get a gap event.
+      options.report('partition segments do not reach their checkpoint; starting this replica over at the checkpoint', {
+        dir,
+        segmentsEnd: log.endOffset,
+        checkpointEnd: end,
+      });
+      await log.reset(end);
+    }
     return new DiskPartition(log, meta, options, checkpoint);
   }
 

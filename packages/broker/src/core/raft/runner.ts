@@ -1,6 +1,7 @@
 /**
- * The one runner that honours a {@link Ready}: persist (and fsync when
- * `mustSync`) → send → apply → advance. Storage, transport and state machine
+ * The one runner that honours a {@link Ready}: a leader's appends → persist
+ * (and fsync when `mustSync`) → the other messages → apply → advance (see
+ * docs/raft.md for why appends may leave first). Storage, transport and state machine
  * are injected, so the broker runtime, the simulator and the scenario tests
  * all drive the core through this code and none of them can reorder it.
  *
@@ -12,7 +13,7 @@ import type { StorageWriter } from './storage.js';
 import type { Entry, Message, Ready, Snapshot } from './types.js';
 
 export interface ReadyHandlers<T, S> {
-  /** Stable storage; `sync()` is called when `Ready.mustSync`, before any message is sent. */
+  /** Stable storage; `sync()` is called when `Ready.mustSync`, before any message but a leader's appends is sent. */
   readonly storage: StorageWriter<T, S>;
   /** Hands messages to the transport (fire and forget). */
   send(messages: readonly Message<T, S>[]): void;
@@ -39,13 +40,18 @@ export interface AsyncReadyHandlers<T, S> {
 export function runReady<T, S>(node: RaftNode<T, S>, io: ReadyHandlers<T, S>): boolean {
   if (!node.hasReady()) return false;
   const rd = node.ready();
+  // 0. A leader's appends leave first (see runReadyAsync): the simulator's crashes inside an
+  //    fsync then strike after they left, which is what makes this order safe to rely on.
+  const early = rd.messages.filter(leavesBeforePersist);
+  if (early.length > 0) io.send(early);
   // 1. Persist, durably if required, before anything that depends on it leaves.
   if (rd.snapshot !== undefined) io.storage.applySnapshot(rd.snapshot);
   if (rd.entriesToPersist.length > 0) io.storage.append(rd.entriesToPersist);
   if (rd.hardState !== undefined) io.storage.setHardState(rd.hardState);
   if (rd.mustSync) io.storage.sync();
-  // 2. Send.
-  if (rd.messages.length > 0) io.send(rd.messages);
+  // 2. Send the rest.
+  const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !leavesBeforePersist(m));
+  if (late.length > 0) io.send(late);
   // 3. Apply.
   if (rd.snapshot !== undefined) io.restore(rd.snapshot);
   if (rd.committedEntries.length > 0) io.apply(rd.committedEntries);

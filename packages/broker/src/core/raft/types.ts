@@ -177,7 +177,10 @@ export type MessageType = Message<unknown, unknown>['type'];
  *    acknowledged entry that is sent before it is durable can be forgotten by
  *    a crash, and a forgotten vote or entry breaks Raft's safety.
  * 2. **Send** `messages`. Any order, any loss, duplication or delay is
- *    tolerated; nothing is sent before step 1 is durable.
+ *    tolerated; nothing is sent before step 1 is durable — except a
+ *    leader's `app` and `heartbeat` messages, which may leave before step 1
+ *    (nothing they carry is applied or announced committed before the next
+ *    `Ready`; see docs/raft.md).
  * 3. **Apply** `snapshot` to the state machine (if any), then
  *    `committedEntries`, in order. They are committed: a quorum has them.
  * 4. **Advance**: `node.advance()`. Only then may `ready()` be called again.
@@ -195,7 +198,7 @@ export interface Ready<T, S> {
   readonly snapshot: Snapshot<S> | undefined;
   /** Committed entries to apply, in index order, after persisting. */
   readonly committedEntries: readonly Entry<T>[];
-  /** Messages to send, after persisting. */
+  /** Messages to send, after persisting (a leader's appends and heartbeats may go before). */
   readonly messages: readonly Message<T, S>[];
   /** Whether step 1 must reach durable storage (fsync) before step 2. */
   readonly mustSync: boolean;

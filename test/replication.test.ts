@@ -102,4 +102,29 @@ describe('replication across three brokers', () => {
       expect(accepted).toBe(b.id === leaderId ? 200 : 0);
     }
   });
+
+  it('a client connected to two followers moves a standby to the partition leader, then publishes there directly', async () => {
+    const brokers = await cluster();
+    const setup = await fixture.client([(brokers[0] as Broker).url], { poolSize: 1 });
+    await setup.publish('moved', 'first'); // creates the topic; its leader is elected
+    const leaderOf = (): string | undefined =>
+      brokers
+        .flatMap((b) => (b.engine as unknown as { groupStatus(): Array<{ group: string; leader: string | null }> }).groupStatus())
+        .find((s) => s.group === 'p/moved/0')?.leader ?? undefined;
+    await waitFor(() => leaderOf() !== undefined, 'a leader of moved/0');
+    const leaderId = leaderOf() as string;
+    const followers = brokers.filter((b) => b.id !== leaderId);
+    const client = await fixture.client(followers.map((b) => b.url), { poolSize: 2 });
+    await waitFor(() => client.stats().connectedBrokers.length === 2, 'connections to both followers');
+    // Forwarded at first; the forwarded acks name the leader, and the pool swaps its standby for it.
+    for (let i = 0; i < 50 && !client.stats().connectedBrokers.some((b) => b.id === leaderId); i++) {
+      await client.publish('moved', i);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await waitFor(() => client.stats().connectedBrokers.some((b) => b.id === leaderId), 'a connection to the leader', 5000);
+    const leader = brokers.find((b) => b.id === leaderId) as Broker;
+    const before = leader.stats().published;
+    await Promise.all(Array.from({ length: 100 }, (_, i) => client.publish('moved', 1000 + i)));
+    expect(leader.stats().published - before).toBe(100);
+  });
 });

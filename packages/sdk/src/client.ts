@@ -66,7 +66,11 @@ export class RelayClient extends EventEmitter<ClientEvents> {
     this.publisher = new Publisher(
       this.options,
       (reason) => this.pool.failover(reason),
-      (brokerId) => this.pool.connectionTo(brokerId),
+      (brokerId) => {
+        const connection = this.pool.connectionTo(brokerId);
+        if (connection === undefined) this.pool.prefer(brokerId); // reach that leader directly from now on
+        return connection;
+      },
     );
     this.subscriber = new Subscriber(
       {

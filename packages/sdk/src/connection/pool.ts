@@ -21,6 +21,11 @@ export interface PoolListener {
   frame(connection: BrokerConnection, frame: PushFrame): void;
 }
 
+/** Least time between two standbys closed to reach partition leaders: no churn when leaders move. */
+const REBALANCE_MS = 5000;
+/** A broker counts as a leader in use this long after a publish needed it. */
+const WANTED_MS = 30_000;
+
 function shuffled<T>(items: T[]): T[] {
   const copy = [...items];
   for (let i = copy.length - 1; i > 0; i--) {
@@ -48,6 +53,11 @@ export class BrokerPool {
   private readonly lastFailureMs = new Map<string, number>();
   /** Load each broker advertised in the latest cluster view. */
   private readonly loads = new Map<string, number>();
+  /** Client URL of each broker id, from cluster views. */
+  private readonly urlsById = new Map<string, string>();
+  /** Brokers that lead partitions this client publishes to, and when that was last needed. */
+  private readonly wanted = new Map<string, number>();
+  private lastRebalanceMs = Number.NEGATIVE_INFINITY;
   private closed = false;
 
   constructor(
@@ -81,11 +91,38 @@ export class BrokerPool {
     return undefined;
   }
 
+  /**
+   * Asks for a connection to broker `id`, which leads a partition this client
+   * publishes to, so its publishes go there directly instead of being
+   * forwarded by another broker. When the pool is full, one standby that
+   * leads nothing in use is closed (at most once per {@link REBALANCE_MS})
+   * and its slot dials the leader; the active connection is never closed, and
+   * the messages in flight on the closed standby are republished.
+   */
+  prefer(id: string): void {
+    if (this.closed || !this.options.discovery) return;
+    const now = Date.now();
+    this.wanted.set(id, now);
+    if (this.connectionTo(id) !== undefined || now - this.lastRebalanceMs < REBALANCE_MS) return;
+    const url = this.urlsById.get(id);
+    if (url === undefined || this.dialingUrls.has(url)) return;
+    if (this.connections.size < this.wantedSlots()) return; // a free slot dials it next (nextCandidate prefers it)
+    const victim = [...this.connections].find((c) => c !== this.active && c.open && !this.isWanted(c.brokerId, now));
+    if (victim === undefined) return;
+    this.lastRebalanceMs = now;
+    victim.close(new RelayError('NOT_LEADER', `moving this standby to broker ${id}, which leads a partition in use`));
+  }
+
+  private isWanted(id: string, now: number): boolean {
+    return now - (this.wanted.get(id) ?? Number.NEGATIVE_INFINITY) < WANTED_MS;
+  }
+
   /** Applies a broker's view of the cluster to the discovered set. */
   learn(view: ClusterView): void {
     if (!this.options.discovery) return;
     for (const broker of view.brokers) {
       if (broker.load !== undefined) this.loads.set(broker.url, broker.load.connections + broker.load.partitionsLed);
+      this.urlsById.set(broker.id, broker.url);
     }
     const seen = new Set(view.brokers.filter((b) => b.state !== 'dead').map((b) => b.url));
     const added = [...seen].filter((url) => !this.discovered.has(url) && !this.options.brokers.includes(url));
@@ -201,16 +238,21 @@ export class BrokerPool {
   /**
    * The next broker to dial: known, not connected, not being dialed. Those
    * that never failed come first, then those that failed longest ago; among
-   * equals the least loaded (connections plus partitions led, as advertised),
-   * then a random one, so clients spread over the cluster without a balancer.
+   * equals a leader of partitions in use (see {@link prefer}), then the least
+   * loaded (connections plus partitions led, as advertised), then a random
+   * one, so clients spread over the cluster without a balancer.
    */
   private nextCandidate(): string {
     const inUse = new Set([...this.connections].map((c) => c.url));
     const free = this.knownBrokers.filter((url) => !inUse.has(url) && !this.dialingUrls.has(url));
     const candidates = shuffled(free.length > 0 ? free : this.knownBrokers);
+    const now = Date.now();
+    const wantedUrls = new Set([...this.urlsById].filter(([id]) => this.isWanted(id, now)).map(([, url]) => url));
     candidates.sort(
       (a, b) =>
-        (this.lastFailureMs.get(a) ?? 0) - (this.lastFailureMs.get(b) ?? 0) || (this.loads.get(a) ?? 0) - (this.loads.get(b) ?? 0),
+        (this.lastFailureMs.get(a) ?? 0) - (this.lastFailureMs.get(b) ?? 0) ||
+        Number(wantedUrls.has(b)) - Number(wantedUrls.has(a)) ||
+        (this.loads.get(a) ?? 0) - (this.loads.get(b) ?? 0),
     );
     return candidates[0] as string;
   }

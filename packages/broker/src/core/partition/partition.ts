@@ -1,4 +1,5 @@
 import type { Encoding } from '@relaymq/sdk/protocol';
+import { MessageWindow } from './message-window.js';
 import { ProducerTable, type SeqCheck } from './producers.js';
 
 /** A message as stored in a partition log. */
@@ -63,11 +64,7 @@ export interface PartitionLimits {
  * passed in, nothing is scheduled.
  */
 export class Partition implements PartitionLog {
-  /** Retained messages are `messages[head…]`; the prefix is released lazily. */
-  private messages: StoredMessage[] = [];
-  private head = 0;
-  private firstOffset = 0;
-  private bytes = 0;
+  private readonly window = new MessageWindow(0);
   private readonly producers: ProducerTable;
 
   constructor(private readonly limits: PartitionLimits) {
@@ -76,17 +73,17 @@ export class Partition implements PartitionLog {
 
   /** Offset the next message will get. */
   get endOffset(): number {
-    return this.firstOffset + this.messages.length - this.head;
+    return this.window.endOffset;
   }
 
   /** First offset still stored. */
   get startOffset(): number {
-    return this.firstOffset;
+    return this.window.firstOffset;
   }
 
   /** Bytes of message data held. */
   get dataBytes(): number {
-    return this.bytes;
+    return this.window.bytes;
   }
 
   /** Appends unless the (producerId, seq) was seen before or skips ahead. */
@@ -101,18 +98,18 @@ export class Partition implements PartitionLog {
   /** Appends without deduplication: for fire-and-forget (`ack: none`) publishes. */
   appendUnchecked(request: AppendRequest, nowMs: number): { kind: 'stored'; offset: number } {
     const offset = this.endOffset;
-    const last = this.messages[this.messages.length - 1];
+    const last = this.window.lastTimestamp;
     const message: StoredMessage = {
       offset,
-      timestamp: last === undefined ? nowMs : Math.max(nowMs, last.timestamp),
+      timestamp: last === undefined ? nowMs : Math.max(nowMs, last),
       data: request.data,
       encoding: request.encoding,
     };
     if (request.key !== undefined) message.key = request.key;
     if (request.headers !== undefined) message.headers = request.headers;
-    this.messages.push(message);
-    this.bytes += request.data.length;
-    this.retain();
+    this.window.push(message);
+    // The oldest go first, down to `retentionBytes`; the newest always stays.
+    while (this.window.bytes > this.limits.retentionBytes && this.window.size > 1) this.window.dropOldest();
     return { kind: 'stored', offset };
   }
 
@@ -123,43 +120,12 @@ export class Partition implements PartitionLog {
    */
   read(offset: number, maxCount: number, maxBytes: number): StoredMessage[] {
     const result: StoredMessage[] = [];
-    let bytes = 0;
-    const from = this.head + Math.max(offset - this.firstOffset, 0);
-    const end = Math.min(this.messages.length, from + maxCount);
-    for (let i = from; i < end; i++) {
-      const message = this.messages[i] as StoredMessage;
-      if (result.length > 0 && bytes + message.data.length > maxBytes) break;
-      bytes += message.data.length;
-      result.push(message);
-    }
+    this.window.read(offset, maxCount, maxBytes, result);
     return result;
   }
 
   /** First retained offset whose timestamp is at or after `timeMs` (the end offset if none). */
   offsetForTime(timeMs: number): number {
-    let lo = this.head;
-    let hi = this.messages.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((this.messages[mid] as StoredMessage).timestamp < timeMs) lo = mid + 1;
-      else hi = mid;
-    }
-    return this.firstOffset + lo - this.head;
-  }
-
-  /** Drops the oldest messages beyond `retentionBytes`, keeping at least the newest. */
-  private retain(): void {
-    while (this.bytes > this.limits.retentionBytes && this.messages.length - this.head > 1) {
-      const oldest = this.messages[this.head] as StoredMessage;
-      this.messages[this.head] = undefined as unknown as StoredMessage; // released for GC
-      this.head++;
-      this.firstOffset++;
-      this.bytes -= oldest.data.length;
-    }
-    // Reclaim the released prefix once it dominates the array.
-    if (this.head > 4096 && this.head * 2 > this.messages.length) {
-      this.messages = this.messages.slice(this.head);
-      this.head = 0;
-    }
+    return this.window.offsetForTime(timeMs);
   }
 }

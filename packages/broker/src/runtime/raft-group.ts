@@ -15,6 +15,7 @@ import { childLog } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import type { LogFunction } from '../options.js';
 import type { DurableRaftStorage } from '../storage/raft-storage.js';
+import { storageRelayError } from '../storage/segments/errors.js';
 import { parseRaftMessage } from './raft-wire.js';
 
 /** Settings of one group. */
@@ -270,8 +271,7 @@ export class RaftGroup<T, R, S = never> {
         // A failed write: the node cannot continue safely on this state. Stop the group loudly.
         // Publishes are then refused with a storage code; what was acknowledged is on disk already. A restart recovers.
         this.log('error', 'raft group stopped after a storage failure', { term: this.node.status().term, error: String(err) });
-        const full = (err as { code?: unknown }).code === 'ENOSPC';
-        this.stop(new RelayError(full ? 'STORAGE_FULL' : 'STORAGE_ERROR', `group ${this.options.id} stopped: its log could not be written (${String(err)})`));
+        this.stop(storageRelayError(err, `group ${this.options.id} stopped: its log could not be written`));
       } finally {
         this.processing = false;
       }

@@ -4,7 +4,7 @@ import { RelayError } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, AppendRequest, PartitionLog, StoredMessage } from '../core/partition/partition.js';
 import { ProducerTable, type ProducerRecord } from '../core/partition/producers.js';
 import type { FileSystem } from './fs.js';
-import { MetaStore, SegmentLog, type RetentionPolicy, type RetentionResult, type SegmentLogOptions } from './segments/index.js';
+import { MetaStore, SegmentLog, storageRelayError, type RetentionPolicy, type RetentionResult, type SegmentLogOptions } from './segments/index.js';
 import type { NewMessage } from './segments/record.js';
 
 /**
@@ -105,7 +105,7 @@ export class DiskPartition implements PartitionLog {
   failure(): RelayError | undefined {
     const { status, writeError } = this.log.health();
     if (status !== 'degraded' || writeError === undefined) return undefined;
-    return new RelayError(writeError.code === 'STORAGE_FULL' ? 'STORAGE_FULL' : 'STORAGE_ERROR', `partition log write failed: ${writeError.message}`);
+    return storageRelayError(writeError, 'partition log write failed');
   }
 
   /** Resolves once appends work again (a repair done, the failed write retried with backoff); `undefined` when they already do. */

@@ -1,8 +1,9 @@
 import pRetry from 'p-retry';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { MemoryStorage, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
-import { errorCode, type FileSystem } from './fs.js';
+import type { FileSystem } from './fs.js';
 import { RecordFile } from './record-file.js';
+import { storageRelayError } from './segments/errors.js';
 
 /** Records of a Raft log file, replayed in order on open. */
 type RaftRecord<T, S> =
@@ -123,8 +124,7 @@ export class DurableRaftStorage<T, S> {
       signal: this.closing.signal,
       onFailedAttempt: ({ error }) => {
         if (this.closing.signal.aborted) return;
-        const full = errorCode(error) === 'ENOSPC';
-        this.failed = new RelayError(full ? 'STORAGE_FULL' : 'STORAGE_ERROR', `Raft log write failed: ${error.message}`, { cause: error });
+        this.failed = storageRelayError(error, 'Raft log write failed');
         this.options.onFailure?.(this.failed);
       },
     });

@@ -1,3 +1,4 @@
+import { RelayError } from '@relaymq/sdk/protocol';
 import { errorCode } from '../fs.js';
 
 /**
@@ -55,3 +56,14 @@ export function ioError(err: unknown, what: string, path?: string): LogStorageEr
   if (path !== undefined) details.path = path;
   return new LogStorageError(code, `${what}: ${reason}`, details);
 }
+
+/**
+ * A storage failure as clients see it: `STORAGE_FULL` when the disk is out
+ * of space, `STORAGE_ERROR` for anything else (a failed write or fsync,
+ * damage). `what` says what failed.
+ */
+export function storageRelayError(err: unknown, what: string): RelayError {
+  const storage = ioError(err, what);
+  return new RelayError(storage.code === 'STORAGE_FULL' ? 'STORAGE_FULL' : 'STORAGE_ERROR', storage.message, { cause: err });
+}
+

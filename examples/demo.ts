@@ -7,7 +7,8 @@
  * order within each partition (hence per customer). Exits 1 if not.
  */
 import { startBroker, type Broker } from '@relaymq/broker';
-import { connect, RelayError, type Message, type PublishReceipt, type RelayClient } from '@relaymq/sdk';
+import { connect, type Message, type PublishReceipt, type RelayClient } from '@relaymq/sdk';
+import { describe } from './shared.js';
 
 const TOPIC = 'demo.orders';
 const PATTERN = 'demo.>';
@@ -26,10 +27,6 @@ interface Order {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function describe(error: unknown): string {
-  return error instanceof RelayError ? `${error.code}: ${error.message}` : String(error);
-}
 
 async function main(): Promise<number> {
   console.log('relaymq demo: one broker, one subscriber, one publisher\n');

@@ -11,7 +11,8 @@
  * a broker is back.
  */
 import { parseArgs } from 'node:util';
-import { connect, RelayError, type PublishReceipt } from '@relaymq/sdk';
+import { connect, type PublishReceipt } from '@relaymq/sdk';
+import { brokersFromEnv, describe, log } from './shared.js';
 
 const TOPIC = 'demo.orders';
 
@@ -29,14 +30,6 @@ function positiveInteger(name: string, value: string | undefined): number | unde
   return n;
 }
 
-function describe(error: unknown): string {
-  return error instanceof RelayError ? `${error.code}: ${error.message}` : String(error);
-}
-
-function log(line: string): void {
-  console.log(`${new Date().toISOString().slice(11, 23)}  ${line}`);
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -47,10 +40,7 @@ async function main(): Promise<void> {
   });
   const count = positiveInteger('count', values.count);
   const intervalMs = positiveInteger('interval-ms', values['interval-ms']) ?? 200;
-  const brokers = (process.env.RELAYMQ_BROKERS ?? 'ws://127.0.0.1:7401')
-    .split(',')
-    .map((url) => url.trim())
-    .filter((url) => url !== '');
+  const brokers = brokersFromEnv();
 
   log(`connecting to ${brokers.join(', ')}`);
   const client = await connect({ brokers });

@@ -10,16 +10,13 @@
  * each message once, in partition order.
  */
 import { parseArgs } from 'node:util';
-import { connect, RelayError, type Message, type StartPosition } from '@relaymq/sdk';
+import { connect, type Message, type StartPosition } from '@relaymq/sdk';
+import { brokersFromEnv, describe, log } from './shared.js';
 
 function parseFrom(value: string): StartPosition {
   if (value === 'earliest' || value === 'new') return value;
   if (/^\d+$/.test(value) && Number.isSafeInteger(Number(value))) return { offset: Number(value) };
   throw new Error(`--from must be earliest, new or an offset, got "${value}"`);
-}
-
-function describe(error: unknown): string {
-  return error instanceof RelayError ? `${error.code}: ${error.message}` : String(error);
 }
 
 /** Message data as one line: bytes in hex (shortened), anything else as JSON. */
@@ -31,10 +28,6 @@ function show(data: unknown): string {
   return JSON.stringify(data) ?? String(data);
 }
 
-function log(line: string): void {
-  console.log(`${new Date().toISOString().slice(11, 23)}  ${line}`);
-}
-
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     options: { from: { type: 'string', default: 'new' } },
@@ -44,10 +37,7 @@ async function main(): Promise<void> {
   if (positionals.length > 1) throw new Error('give at most one pattern');
   const pattern = positionals[0] ?? 'demo.>';
   const from = parseFrom(values.from ?? 'new');
-  const brokers = (process.env.RELAYMQ_BROKERS ?? 'ws://127.0.0.1:7401')
-    .split(',')
-    .map((url) => url.trim())
-    .filter((url) => url !== '');
+  const brokers = brokersFromEnv();
 
   log(`connecting to ${brokers.join(', ')}`);
   const client = await connect({ brokers });

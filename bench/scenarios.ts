@@ -59,6 +59,17 @@ export interface Throughput {
   roundsMsgPerSec: number[];
 }
 
+/** Count, size and duration of a run as the figures every throughput result starts with. */
+function rate(count: number, size: number, seconds: number): Pick<Throughput, 'messages' | 'payloadBytes' | 'seconds' | 'msgPerSec' | 'mibPerSec'> {
+  return {
+    messages: count,
+    payloadBytes: size,
+    seconds: roundTo(seconds, 3),
+    msgPerSec: Math.round(count / seconds),
+    mibPerSec: roundTo((count * size) / seconds / (1024 * 1024), 1),
+  };
+}
+
 export function roundTo(value: number, digits: number): number {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
@@ -128,11 +139,7 @@ export async function pipelined(
     const clientCpu = ownCpuSeconds() - clientCpu0;
     const brokerCpu = brokers.map((broker, i) => cpuPercent(brokerCpu0[i], processCpuSeconds(broker.pid), seconds));
     const result: Throughput = {
-      messages: count,
-      payloadBytes: size,
-      seconds: roundTo(seconds, 3),
-      msgPerSec: Math.round(count / seconds),
-      mibPerSec: roundTo((count * size) / seconds / (1024 * 1024), 1),
+      ...rate(count, size, seconds),
       clientCpuPercent: Math.round((100 * clientCpu) / seconds),
       brokerCpuPercent: brokerCpu[0],
       roundsMsgPerSec: [],
@@ -259,11 +266,7 @@ export async function replayFromEarliest(
     const seconds = end - start;
     const clientCpu = ownCpuSeconds() - clientCpu0;
     const result: Replay = {
-      messages: count,
-      payloadBytes: size,
-      seconds: roundTo(seconds, 3),
-      msgPerSec: Math.round(count / seconds),
-      mibPerSec: roundTo((count * size) / seconds / (1024 * 1024), 1),
+      ...rate(count, size, seconds),
       firstMessageMs: roundTo(((firstAt ?? end) - start) * 1000, 1),
       credit,
       clientCpuPercent: Math.round((100 * clientCpu) / seconds),

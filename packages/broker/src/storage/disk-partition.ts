@@ -103,9 +103,8 @@ export class DiskPartition implements PartitionLog {
    * `undefined` when appends work.
    */
   failure(): RelayError | undefined {
-    const { status, writeError } = this.log.health();
-    if (status !== 'degraded' || writeError === undefined) return undefined;
-    return storageRelayError(writeError, 'partition log write failed');
+    const writeError = this.log.writeFailure;
+    return writeError === undefined ? undefined : storageRelayError(writeError, 'partition log write failed');
   }
 
   /** Resolves once appends work again (a repair done, the failed write retried with backoff); `undefined` when they already do. */
@@ -117,7 +116,7 @@ export class DiskPartition implements PartitionLog {
 
   /** Whether records are damaged on disk (found on open or by a read): this replica must not lead until repaired. */
   get damaged(): boolean {
-    return this.log.health().corruptions.length > 0;
+    return this.log.damaged;
   }
 
   /**

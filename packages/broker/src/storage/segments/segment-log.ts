@@ -282,6 +282,16 @@ export class SegmentLog {
     return { status: this.status(), writeError: this.writeError, corruptions: [...this.corrupt] };
   }
 
+  /** The failed write or fsync that refuses appends until a retry succeeds (whether or not the log is also damaged). */
+  get writeFailure(): LogStorageError | undefined {
+    return this.writeError;
+  }
+
+  /** Whether damaged ranges are known; cheaper than {@link health} for a check on every request. */
+  get damaged(): boolean {
+    return this.corrupt.length > 0;
+  }
+
   private status(): LogHealthStatus {
     if (this.corrupt.length > 0) return 'corrupt';
     return this.writeError === undefined ? 'ok' : 'degraded';

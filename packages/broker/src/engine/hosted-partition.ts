@@ -64,13 +64,15 @@ export class HostedPartition {
     const now = this.ctx.now();
     const due = this.group.applied - (this.partition.checkpointed?.index ?? 0);
     const checkpoint = due >= CHECKPOINT_ENTRIES || (due > 0 && now - this.checkpointedAt >= CHECKPOINT_MS);
-    const retain = now - this.retainedAt >= RETENTION_MS;
+    const policy = this.ctx.retentionFor(this.topic);
+    // Without limits there is nothing to look at (and no segment lock to take).
+    const retain = now - this.retainedAt >= RETENTION_MS && Object.values(policy).some((limit) => limit !== undefined);
     if (!checkpoint && !retain) return;
     this.run('partition maintenance failed', async () => {
       if (checkpoint) await this.checkpoint();
       if (retain) {
         this.retainedAt = now;
-        const result = await this.partition.applyRetention(this.ctx.retentionFor(this.topic), now);
+        const result = await this.partition.applyRetention(policy, now);
         if (result.deletedSegments > 0) this.ctx.log('debug', 'retention deleted segments', { group: this.id, ...result });
       }
     });

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { EventEmitter } from 'eventemitter3';
+import pRetry from 'p-retry';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import type { CommitPositionsCommand } from '../core/metadata/positions.js';
@@ -467,20 +468,22 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** Fetches from the group's leader, waiting for one and retrying (bounded) while it changes. */
   private async fetchFromLeader(group: PartitionGroup, topic: string, partition: number, offset: number): Promise<FetchResponse> {
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const leader = group.node.leader;
-      if (leader !== null && leader !== this.options.self) {
-        try {
-          return parseFetchResponse(await this.rpc.call(leader, 'partition.fetch', { topic, partition, offset } satisfies FetchRequest, this.options.requestTimeoutMs));
-        } catch (err) {
-          lastError = err;
-        }
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200));
+    const request: FetchRequest = { topic, partition, offset };
+    try {
+      // About 10 s in all: a leader is usually back within an election timeout.
+      return await pRetry(
+        async () => {
+          const leader = group.node.leader;
+          if (leader === null || leader === this.options.self) throw new RelayError('NOT_LEADER', `no other broker leads ${group.id} now`);
+          return parseFetchResponse(await this.rpc.call(leader, 'partition.fetch', request, this.options.requestTimeoutMs));
+        },
+        { retries: 50, minTimeout: 200, maxTimeout: 200 },
+      );
+    } catch (err) {
+      throw new RelayError('NO_QUORUM', `could not fetch ${topic}/${partition} from ${offset}: ${String(err)}`, { cause: err });
     }
-    throw new RelayError('NO_QUORUM', `could not fetch ${topic}/${partition} from ${offset} for a snapshot: ${String(lastError)}`);
   }
+
 
   private createTopicHere(topic: string): Promise<unknown> {
     if (this.metadata.get(topic) !== undefined) return Promise.resolve('exists');

@@ -62,6 +62,30 @@ export function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/**
+ * Replaces the file at `path` with `data`, atomically across a crash: writes
+ * `tmp`, fdatasyncs it, renames it over `path`, fsyncs the directory. A
+ * reader (or a restart) sees the old content or the new, never a mix. On
+ * failure `tmp` is removed and the error thrown.
+ */
+export async function replaceFile(fs: FileSystem, path: string, tmp: string, data: Uint8Array): Promise<void> {
+  try {
+    const handle = await fs.open(tmp, 'write');
+    try {
+      await handle.truncate(0);
+      await handle.write(data, 0);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, path);
+    await fs.syncDir(dirname(path));
+  } catch (err) {
+    await fs.unlink(tmp).catch(() => {});
+    throw err;
+  }
+}
+
 /** Reads a whole (small) file; `undefined` when it does not exist. */
 export async function readWholeFile(fs: FileSystem, path: string, maxBytes: number): Promise<Uint8Array | undefined> {
   let handle: FileHandle;

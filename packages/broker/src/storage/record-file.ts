@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { dirname } from 'node:path';
 import { decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
-import { nodeFileSystem, readWholeFile, type FileHandle, type FileSystem } from './fs.js';
+import { nodeFileSystem, readWholeFile, replaceFile, type FileHandle, type FileSystem } from './fs.js';
 
 /** Records are broker-written; they may hold Raft batches, so they nest deeper than client frames. */
 const RECORD_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 16_000_000, allowTimestamp: false };
@@ -120,20 +120,10 @@ export class RecordFile {
     const run = this.flushing.catch(() => {}).then(async () => {
       this.pending = [];
       this.pendingBytes = 0;
-      const tmp = `${this.path}.tmp`;
       const chunks: Buffer[] = [];
       for (const record of records) chunks.push(...encodeRecord(record));
       const body = Buffer.concat(chunks);
-      const next = await this.fs.open(tmp, 'write');
-      try {
-        await next.truncate(0);
-        await next.write(body, 0);
-        await next.datasync();
-      } finally {
-        await next.close();
-      }
-      await this.fs.rename(tmp, this.path);
-      await this.fs.syncDir(dirname(this.path));
+      await replaceFile(this.fs, this.path, `${this.path}.tmp`, body);
       const old = this.handle;
       this.handle = await this.fs.open(this.path, 'write');
       this.size = this.durableSize = body.length;

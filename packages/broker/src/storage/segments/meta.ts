@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
-import { readWholeFile, type FileSystem } from '../fs.js';
+import { readWholeFile, replaceFile, type FileSystem } from '../fs.js';
 import { LogStorageError, ioError } from './errors.js';
 import { asBuffer, checkFrame, frame, FRAME_HEADER_BYTES } from './frame.js';
 
@@ -97,20 +97,9 @@ export class MetaStore {
     const path = this.path(name);
     const data = frame(encodeValue(value));
     const run = this.chain.then(async () => {
-      const tmp = path.slice(0, -META_EXT.length) + TMP_EXT;
       try {
-        const handle = await this.fs.open(tmp, 'write');
-        try {
-          await handle.truncate(0);
-          await handle.write(data, 0);
-          await handle.datasync();
-        } finally {
-          await handle.close();
-        }
-        await this.fs.rename(tmp, path);
-        await this.fs.syncDir(this.dir);
+        await replaceFile(this.fs, path, path.slice(0, -META_EXT.length) + TMP_EXT, data);
       } catch (err) {
-        await this.fs.unlink(tmp).catch(() => {});
         throw ioError(err, `writing ${path}`, path);
       }
     });

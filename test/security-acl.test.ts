@@ -5,6 +5,7 @@ import type { PublishBatch } from '@relaymq/sdk/protocol';
 import { Fixture } from './support/cluster.js';
 import { RawClient } from './support/raw-client.js';
 import { waitFor } from './support/wait.js';
+import { rejection } from './support/rejection.js';
 
 const fixture = new Fixture();
 const raws: RawClient[] = [];
@@ -35,14 +36,6 @@ async function raw(b: Broker, token: string): Promise<RawClient> {
 
 const batch = (firstId: number, topic: string): PublishBatch => ({ topic, partition: 0, ack: 'quorum', firstId, firstSeq: 0, messages: [{ data: new Uint8Array([1]) }] });
 
-async function rejection(promise: Promise<unknown>): Promise<RelayError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RelayError);
-  return err as RelayError;
-}
 
 describe('topic ACLs', () => {
   it('nacks a publish to a denied topic with FORBIDDEN, for that batch only', async () => {
@@ -71,22 +64,22 @@ describe('topic ACLs', () => {
   it('rejects the SDK publish with FORBIDDEN and keeps publishing what is allowed', async () => {
     const b = await broker();
     const alice = await fixture.client([b.url], { token: 'token-of-alice' });
-    expect((await rejection(alice.publish('payments.created', 1))).code).toBe('FORBIDDEN');
+    expect((await rejection(alice.publish('payments.created', 1), RelayError)).code).toBe('FORBIDDEN');
     await expect(alice.publish('orders.created', 2)).resolves.toMatchObject({ offset: 0 });
   });
 
   it('denies everything by default to a principal without an entry', async () => {
     const b = await broker();
     const nobody = await fixture.client([b.url], { token: 'token-of-nobody' });
-    expect((await rejection(nobody.publish('orders.created', 1))).code).toBe('FORBIDDEN');
-    expect((await rejection(nobody.subscribe('orders.created', () => {}))).code).toBe('FORBIDDEN');
+    expect((await rejection(nobody.publish('orders.created', 1), RelayError)).code).toBe('FORBIDDEN');
+    expect((await rejection(nobody.subscribe('orders.created', () => {}), RelayError)).code).toBe('FORBIDDEN');
   });
 
   it('refuses an exact subscription to a denied topic, and metadata of denied topics', async () => {
     const b = await broker();
     const alice = await fixture.client([b.url], { token: 'token-of-alice' });
-    expect((await rejection(alice.subscribe('payments.created', () => {}))).code).toBe('FORBIDDEN');
-    expect((await rejection(alice.subscribe('orders.internal.audit', () => {}))).code).toBe('FORBIDDEN');
+    expect((await rejection(alice.subscribe('payments.created', () => {}), RelayError)).code).toBe('FORBIDDEN');
+    expect((await rejection(alice.subscribe('orders.internal.audit', () => {}), RelayError)).code).toBe('FORBIDDEN');
     const rawAlice = await raw(b, 'token-of-alice');
     rawAlice.send({ type: 'metadata', id: 7, topics: ['orders.created', 'payments.created'] });
     expect(await rawAlice.next('error')).toMatchObject({ id: 7, code: 'FORBIDDEN' });

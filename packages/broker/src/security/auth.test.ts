@@ -5,6 +5,7 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { Authenticator } from './auth.js';
+import { rejection } from '../../../../test/support/rejection.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!';
 const dir = mkdtempSync(join(tmpdir(), 'relaymq-jwks-'));
@@ -12,23 +13,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const nowSec = (): number => Math.floor(Date.now() / 1000);
 
-async function rejection(promise: Promise<unknown>): Promise<RelayError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(RelayError);
-  return err as RelayError;
-}
 
 describe('Authenticator', () => {
   it('maps static tokens to principals and refuses unknown or missing ones', async () => {
     const auth = new Authenticator({ tokens: { 'token-of-alice': 'alice' } });
     await expect(auth.authenticate('token-of-alice')).resolves.toEqual({ name: 'alice' });
-    const unknown = await rejection(auth.authenticate('token-of-mallory'));
+    const unknown = await rejection(auth.authenticate('token-of-mallory'), RelayError);
     expect(unknown.code).toBe('UNAUTHORIZED');
     expect(unknown.message).not.toContain('mallory');
-    expect((await rejection(auth.authenticate(undefined))).code).toBe('UNAUTHORIZED');
+    expect((await rejection(auth.authenticate(undefined), RelayError)).code).toBe('UNAUTHORIZED');
   });
 
   it('verifies HS256 tokens: principal from sub or a configured claim, exp required and enforced, issuer and audience checked', async () => {
@@ -42,16 +35,16 @@ describe('Authenticator', () => {
     const ok = await auth.authenticate(await sign({}, nowSec() + 60));
     expect(ok.name).toBe('svc-a');
     expect(ok.expiresAtMs).toBeGreaterThan(Date.now());
-    expect((await rejection(auth.authenticate(await sign({}, nowSec() - 10)))).message).toMatch(/expired/);
-    expect((await rejection(auth.authenticate(await sign({}, undefined)))).message).toMatch(/exp/);
-    expect((await rejection(auth.authenticate(await sign({}, nowSec() + 60, 'someone-else')))).message).toMatch(/iss/);
+    expect((await rejection(auth.authenticate(await sign({}, nowSec() - 10)), RelayError)).message).toMatch(/expired/);
+    expect((await rejection(auth.authenticate(await sign({}, undefined)), RelayError)).message).toMatch(/exp/);
+    expect((await rejection(auth.authenticate(await sign({}, nowSec() + 60, 'someone-else')), RelayError)).message).toMatch(/iss/);
     const forged = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer('issuer-1').setAudience('relaymq').setSubject('admin')
       .setExpirationTime(nowSec() + 60).sign(new TextEncoder().encode('not-the-secret-but-32-characters-long'));
-    expect((await rejection(auth.authenticate(forged))).message).toMatch(/signature/);
+    expect((await rejection(auth.authenticate(forged), RelayError)).message).toMatch(/signature/);
     // Tampered payload, original signature.
     const [header, , signature] = (await sign({}, nowSec() + 60)).split('.');
     const payload = Buffer.from(JSON.stringify({ sub: 'admin', iss: 'issuer-1', aud: 'relaymq', exp: nowSec() + 60 })).toString('base64url');
-    expect((await rejection(auth.authenticate(`${header}.${payload}.${signature}`))).code).toBe('UNAUTHORIZED');
+    expect((await rejection(auth.authenticate(`${header}.${payload}.${signature}`), RelayError)).code).toBe('UNAUTHORIZED');
 
     const byClaim = new Authenticator({ jwt: { secret: SECRET, principalClaim: 'client_id' } });
     const token = await new SignJWT({ client_id: 'billing' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(nowSec() + 60).sign(key);
@@ -70,12 +63,12 @@ describe('Authenticator', () => {
       new SignJWT({}).setProtectedHeader({ alg, kid }).setSubject(`by-${kid}`).setExpirationTime(nowSec() + 60).sign(key);
     expect((await auth.authenticate(await sign('RS256', 'rsa', rsa.privateKey))).name).toBe('by-rsa');
     expect((await auth.authenticate(await sign('ES256', 'ec', ec.privateKey))).name).toBe('by-ec');
-    expect((await rejection(auth.authenticate(await sign('ES256', 'ec', other.privateKey)))).code).toBe('UNAUTHORIZED');
+    expect((await rejection(auth.authenticate(await sign('ES256', 'ec', other.privateKey)), RelayError)).code).toBe('UNAUTHORIZED');
     const unsecured = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'x', exp: nowSec() + 60 })).toString('base64url')}.`;
-    expect((await rejection(auth.authenticate(unsecured))).code).toBe('UNAUTHORIZED');
+    expect((await rejection(auth.authenticate(unsecured), RelayError)).code).toBe('UNAUTHORIZED');
     // An HS256 token is refused by a broker configured with only a JWKS (no algorithm confusion).
     const hs = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('x').setExpirationTime(nowSec() + 60).sign(new TextEncoder().encode(SECRET));
-    expect((await rejection(auth.authenticate(hs))).code).toBe('UNAUTHORIZED');
+    expect((await rejection(auth.authenticate(hs), RelayError)).code).toBe('UNAUTHORIZED');
   });
 
   it('names an unreadable JWKS file', () => {

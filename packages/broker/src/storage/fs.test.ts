@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { errorCode, FaultyFileSystem, nodeFileSystem, readWholeFile } from './fs.js';
+import { rejection } from '../../../../test/support/rejection.js';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -16,14 +17,6 @@ afterEach(async () => {
 
 const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values);
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('nodeFileSystem', () => {
   it('writes and reads at positions, truncates, lists, renames and removes', async () => {
@@ -49,7 +42,7 @@ describe('nodeFileSystem', () => {
     await fs.syncDir(join(dir, 'a', 'b'));
     await fs.unlink(join(dir, 'a', 'b', 'g'));
     expect(await fs.readdir(join(dir, 'a', 'b'))).toEqual([]);
-    expect(errorCode(await rejection(fs.open(path, 'read')))).toBe('ENOENT');
+    expect(errorCode(await rejection(fs.open(path, 'read'), Error))).toBe('ENOENT');
   });
 
   it('reopening for write keeps the content', async () => {
@@ -69,11 +62,11 @@ describe('FaultyFileSystem', () => {
     const fs = new FaultyFileSystem(nodeFileSystem);
     const handle = await fs.open(join(dir, 'f'), 'write');
     fs.failNext('write', 'ENOSPC', 2);
-    expect(errorCode(await rejection(handle.write(bytes(1), 0)))).toBe('ENOSPC');
-    expect(errorCode(await rejection(handle.write(bytes(1), 0)))).toBe('ENOSPC');
+    expect(errorCode(await rejection(handle.write(bytes(1), 0), Error))).toBe('ENOSPC');
+    expect(errorCode(await rejection(handle.write(bytes(1), 0), Error))).toBe('ENOSPC');
     await handle.write(bytes(1), 0);
     fs.failNext('datasync', 'EIO');
-    expect(errorCode(await rejection(handle.datasync()))).toBe('EIO');
+    expect(errorCode(await rejection(handle.datasync(), Error))).toBe('EIO');
     await handle.close();
   });
 
@@ -82,7 +75,7 @@ describe('FaultyFileSystem', () => {
     const fs = new FaultyFileSystem(nodeFileSystem);
     const handle = await fs.open(join(dir, 'f'), 'write');
     fs.tearNextWrite(2);
-    expect(errorCode(await rejection(handle.write(bytes(1, 2, 3, 4), 0)))).toBe('EIO');
+    expect(errorCode(await rejection(handle.write(bytes(1, 2, 3, 4), 0), Error))).toBe('EIO');
     await handle.close();
     expect([...(await readFile(join(dir, 'f')))]).toEqual([1, 2]);
   });
@@ -94,7 +87,7 @@ describe('FaultyFileSystem', () => {
     const a = await fs.open(join(dir, 'a'), 'write');
     await a.write(bytes(1, 2, 3), 0);
     const b = await fs.open(join(dir, 'b'), 'write');
-    expect(errorCode(await rejection(b.write(bytes(4, 5, 6), 0)))).toBe('ENOSPC');
+    expect(errorCode(await rejection(b.write(bytes(4, 5, 6), 0), Error))).toBe('ENOSPC');
     expect(fs.usedBytes).toBe(5);
     await a.truncate(0); // space returns
     await b.write(bytes(4, 5, 6), 0);
@@ -111,7 +104,7 @@ describe('FaultyFileSystem', () => {
     await handle.datasync();
     await handle.write(bytes(3, 4), 2);
     fs.failNext('datasync', 'EIO');
-    await rejection(handle.datasync());
+    await rejection(handle.datasync(), Error);
     await handle.close();
     expect([...(await readFile(join(dir, 'f')))]).toEqual([1, 2, 0, 0]);
   });
@@ -125,7 +118,7 @@ describe('FaultyFileSystem', () => {
     await handle.datasync();
     await handle.write(bytes(4, 5, 6), 3);
     await fs.crash({ keepUnsyncedBytes: 1 });
-    expect(errorCode(await rejection(handle.write(bytes(7), 0)))).toBe('EBADF');
+    expect(errorCode(await rejection(handle.write(bytes(7), 0), Error))).toBe('EBADF');
     expect([...(await readFile(join(dir, 'f')))]).toEqual([1, 2, 3, 4]);
     const again = await fs.open(join(dir, 'f'), 'write');
     await again.write(bytes(9), 4);
@@ -162,7 +155,7 @@ describe('FaultyFileSystem', () => {
     const handle = await fs.open(join(dir, 'f'), 'write');
     fs.failNext('write', 'EIO', Number.POSITIVE_INFINITY);
     fs.setCapacity(0);
-    await rejection(handle.write(bytes(1), 0));
+    await rejection(handle.write(bytes(1), 0), Error);
     fs.heal();
     await handle.write(bytes(1), 0);
     await handle.close();

@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StoredMessage } from '../../core/partition/partition.js';
 import { FaultyFileSystem, nodeFileSystem, type FileSystem } from '../fs.js';
-import type { LogStorageError } from './errors.js';
+import { LogStorageError } from './errors.js';
 import type { SegmentLogOptions, StorageEvent } from './options.js';
 import { SegmentLog } from './segment-log.js';
 import { ManualTimers, TempDirs, indexOf, messages } from './testing.js';
+import { rejection } from '../../../../../test/support/rejection.js';
 
 const temp = new TempDirs();
 const logs: SegmentLog[] = [];
@@ -45,14 +46,6 @@ const offsets = (list: StoredMessage[]): number[] => list.map((m) => m.offset);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 const segmentPath = (dir: string, base: number): string => join(dir, `${String(base).padStart(20, '0')}.log`);
 
-async function rejection(promise: Promise<unknown>): Promise<LogStorageError> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as LogStorageError;
-  }
-  throw new Error('expected a rejection');
-}
 
 function thrown(fn: () => unknown): LogStorageError {
   try {
@@ -167,7 +160,7 @@ describe('recovery: damage in the middle', () => {
     expect([again.startOffset, again.endOffset]).toEqual([0, 45]);
     // Reads stop before the damage; a read of it fails loudly; what follows is served.
     expect(offsets(await again.read(0, 100, 100_000))).toEqual(range(0, 13));
-    const error = await rejection(again.read(13, 10, 100_000));
+    const error = await rejection(again.read(13, 10, 100_000), LogStorageError);
     expect(error).toMatchObject({ code: 'STORAGE_CORRUPT', details: { offset: 13, path: damaged } });
     expect(offsets(await again.read(14, 100, 100_000))).toEqual(range(14, 45));
     expect(await again.offsetForTime(1125)).toBe(13);
@@ -274,7 +267,7 @@ describe('write faults', () => {
     await log.flush();
     log.append(messages(10, 20, DATA));
     fs.failNext('datasync', 'EIO');
-    const error = await rejection(log.flush());
+    const error = await rejection(log.flush(), LogStorageError);
     expect(error).toMatchObject({ name: 'LogStorageError', code: 'STORAGE_IO', details: { errno: 'EIO' } });
     expect(error.retriable).toBe(true);
     expect(log.durableOffset).toBe(10);
@@ -300,7 +293,7 @@ describe('write faults', () => {
     const { log, timers } = await open(await temp.make(), fs, { retryDelayMs: 500 });
     log.append(messages(0, 5, DATA));
     fs.failNext('datasync', 'EIO', 2);
-    await rejection(log.flush());
+    await rejection(log.flush(), LogStorageError);
     timers.advance(500); // the first retry fails too
     await log.settled();
     expect(log.health().status).toBe('degraded');
@@ -338,7 +331,7 @@ describe('write faults', () => {
     await log.flush();
     fs.setCapacity(fs.usedBytes + 2 * RECORD + 7); // two records and a bit fit
     log.append(messages(15, 25, DATA));
-    const error = await rejection(log.flush());
+    const error = await rejection(log.flush(), LogStorageError);
     expect(error).toMatchObject({ code: 'STORAGE_FULL', details: { errno: 'ENOSPC' } });
     expect(log.health().status).toBe('degraded');
     expect(log.durableOffset).toBe(15);
@@ -371,7 +364,7 @@ describe('write faults', () => {
     fs.setCapacity(fs.usedBytes + RECORD + 11);
     fs.failNext('truncate', 'EIO'); // the rewind cannot cut the partial write either
     log.append(messages(12, 18, DATA));
-    await rejection(log.flush());
+    await rejection(log.flush(), LogStorageError);
     await fs.crash({ keepUnsyncedBytes: Number.MAX_SAFE_INTEGER }); // everything written reached the disk
     fs.heal();
     const { log: again } = await open(dir, fs);
@@ -387,7 +380,7 @@ describe('write faults', () => {
     await log.flush();
     log.append(messages(8, 14, DATA)); // fills segment 0 and starts segment 10
     fs.failNext('open', 'ENOSPC', 2); // the index file of segment 0, then the file of segment 10
-    expect(await rejection(log.flush())).toMatchObject({ code: 'STORAGE_FULL' });
+    expect(await rejection(log.flush(), LogStorageError)).toMatchObject({ code: 'STORAGE_FULL' });
     expect(events).toContainEqual(expect.objectContaining({ kind: 'index-write-failed', segment: segmentPath(dir, 0) }));
     expect(log.durableOffset).toBe(10); // segment 0 was sealed before the new file failed
     expect(await contents(log)).toEqual(identity(0, 14));

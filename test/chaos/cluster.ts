@@ -35,6 +35,8 @@ export interface ClusterOptions {
   partitions: number;
   /** Mount a size-limited tmpfs per data directory (needs root); otherwise plain directories. */
   tmpfs: boolean;
+  /** Keep logs and data (copied off tmpfs) after the run. */
+  keep: boolean;
   cleanup: Cleanup;
   /** Progress lines. */
   log: (line: string) => void;
@@ -183,7 +185,7 @@ export class ChaosCluster {
   static async start(options: ClusterOptions): Promise<ChaosCluster> {
     const baseDir = await mkdtemp(join(tmpdir(), 'relaymq-chaos-'));
     const cluster = new ChaosCluster(options, baseDir);
-    options.cleanup.add(`remove ${baseDir}`, () => rm(baseDir, { recursive: true, force: true }));
+    if (!options.keep) options.cleanup.add(`remove ${baseDir}`, () => rm(baseDir, { recursive: true, force: true }));
     await cluster.create();
     return cluster;
   }
@@ -229,6 +231,7 @@ export class ChaosCluster {
         this.run('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE_MB}m`, 'tmpfs', dataDir]);
         // Lazy unmount as a fallback: a broker killed a moment ago may still hold a file open.
         cleanup.add(`unmount ${dataDir}`, () => {
+          if (this.options.keep) spawnSync('cp', ['-a', dataDir, join(this.baseDir, `kept-${id}`)]);
           if (spawnSync('umount', [dataDir]).status !== 0) spawnSync('umount', ['-l', dataDir]);
         });
       }

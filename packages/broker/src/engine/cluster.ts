@@ -251,6 +251,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.groups.get(partitionGroupId(topic, partition))?.node.leader ?? undefined;
   }
 
+  /** Calls `listener` whenever the metadata group's leader changes (readiness depends on it). */
+  onMetadataLeaderChange(listener: () => void): void {
+    this.metaEvents.on('leader', listener);
+  }
+
   /** How many groups this broker leads (advertised as load). */
   partitionsLed(): number {
     let led = 0;

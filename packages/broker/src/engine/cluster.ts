@@ -28,6 +28,7 @@ import {
   type ForwardedPublish,
 } from './peer-messages.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
+import { PublishRouter } from './routed-publish.js';
 
 /** Settings of the replicated engine. */
 export interface ClusterEngineOptions {
@@ -108,6 +109,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly creating = new Map<string, Promise<PartitionGroup>>();
   private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
   private readonly rpc: PeerRpc;
+  /** Publishes to partitions without a replica here go through to one (see routed-publish.ts). */
+  private readonly router: PublishRouter;
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
   private ticker: ReturnType<typeof setInterval> | undefined;
   private meta!: RaftGroup<MetadataCommand, unknown, MetadataSnapshot>;
@@ -127,6 +130,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     super();
     this.metadata = new MetadataState(options.brokers);
     this.rpc = new PeerRpc(options.transport);
+    this.router = new PublishRouter({
+      self: options.self,
+      rpc: this.rpc,
+      requestTimeoutMs: options.requestTimeoutMs,
+      replicasOf: (topic, partition) => this.metadata.get(topic)?.partitions[partition]?.replicas,
+      hosts: (topic, partition) => this.hosts(topic, partition),
+      publishHosted: async ({ topic, partition, ack, command }) => {
+        const forwarded: ForwardedPublish = { topic, partition, ack, command };
+        const group = await this.partitionGroup(topic, partition);
+        const outcomes = await this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded);
+        return { leader: group.node.leader ?? undefined, outcomes };
+      },
+    });
   }
 
   static async start(options: ClusterEngineOptions): Promise<ClusterEngine> {
@@ -221,6 +237,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         }),
       },
     };
+    if (!this.hosts(topic, partition)) return (await this.router.route({ ...forwarded, hops: 0 })).outcomes;
     const group = await this.partitionGroup(topic, partition);
     return this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded) as Promise<AppendOutcome[]>;
   }
@@ -248,7 +265,14 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** The leader of a partition as this broker knows it. */
   leaderOf(topic: string, partition: number): string | undefined {
-    return this.groups.get(partitionGroupId(topic, partition))?.node.leader ?? undefined;
+    const group = this.groups.get(partitionGroupId(topic, partition));
+    return group === undefined ? this.router.leaderOf(topic, partition) : (group.node.leader ?? undefined);
+  }
+
+  /** Whether a replica of the partition lives here (by the metadata); true for one unknown, so its error comes from the group. */
+  private hosts(topic: string, partition: number): boolean {
+    const replicas = this.metadata.get(topic)?.partitions[partition]?.replicas;
+    return replicas === undefined || replicas.includes(this.options.self);
   }
 
   /** Calls `listener` whenever the metadata group's leader changes (readiness depends on it). */

@@ -104,7 +104,7 @@ export class RelayClient extends EventEmitter<ClientEvents> {
             this.subscriber.onMessage(connection, frame);
             return;
           case 'cluster':
-            this.pool.learn(frame.cluster);
+            this.pool.clusterFrame(connection, frame);
             return;
           case 'goaway': {
             // The broker is leaving: move traffic away now rather than when it closes.

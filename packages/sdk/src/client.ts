@@ -67,9 +67,9 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       this.options,
       (reason) => this.pool.failover(reason),
       (brokerId) => {
-        const connection = this.pool.connectionTo(brokerId);
-        if (connection === undefined) this.pool.prefer(brokerId); // reach that leader directly from now on
-        return connection;
+        // A leader publishes are routed to is in use: its connection stays, or a slot reaches it.
+        this.pool.prefer(brokerId);
+        return this.pool.connectionTo(brokerId);
       },
     );
     this.subscriber = new Subscriber(

@@ -1,5 +1,6 @@
 import { startBroker, type Broker, type BrokerOptions, type LogEngine, type StoredMessage } from '@relaymq/broker';
 import { connect, type ClientOptions, type RelayClient } from '@relaymq/sdk';
+import { freePorts } from './ports.js';
 
 /** Tracks brokers and clients a test starts so that `cleanup()` stops all of them. */
 export class Fixture {
@@ -11,6 +12,19 @@ export class Fixture {
     const broker = await startBroker({ port: 0, drainTimeoutMs: 200, heartbeatMs: 1000, ...options });
     this.brokers.push(broker);
     return broker;
+  }
+
+  /**
+   * `count` brokers that know each other as peers, named `<prefix>1..<prefix>count`
+   * (default prefix `b`). `options` apply to every broker; set `replicationFactor`
+   * below `count` to get a cluster where no broker hosts every partition.
+   */
+  async cluster(count: number, options: BrokerOptions & { prefix?: string } = {}): Promise<Broker[]> {
+    const { prefix = 'b', ...brokerOptions } = options;
+    const ids = Array.from({ length: count }, (_, i) => `${prefix}${i + 1}`);
+    const peerPorts = await freePorts(count);
+    const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
+    return Promise.all(ids.map((id, i) => this.broker({ ...brokerOptions, id, peerPort: peerPorts[i], peers: peers.filter((_, j) => j !== i) })));
   }
 
   async client(brokers: string[], options: Partial<ClientOptions> = {}): Promise<RelayClient> {

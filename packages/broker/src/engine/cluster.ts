@@ -27,6 +27,7 @@ import {
   type FetchResponse,
   type ForwardedPublish,
 } from './peer-messages.js';
+import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
 import { PublishRouter } from './routed-publish.js';
 
@@ -70,6 +71,8 @@ const MAINTENANCE_MS = 250;
 /** One fetch of a snapshot install: at most this many messages and bytes. */
 const FETCH_MESSAGES = 10_000;
 const FETCH_BYTES = 4 * 1024 * 1024;
+/** A subscriber's read of a partition hosted elsewhere waits at most this long for one replica before trying the next. */
+const REMOTE_READ_TIMEOUT_MS = 3000;
 const RAFT_CONFIG: RaftConfigOptions = { electionTicks: 10, heartbeatTicks: 1 };
 const META_GROUP = 'meta';
 
@@ -111,6 +114,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly rpc: PeerRpc;
   /** Publishes to partitions without a replica here go through to one (see routed-publish.ts). */
   private readonly router: PublishRouter;
+  /** Partitions this broker reads from other replicas for its subscribers, and serves to other brokers. */
+  private readonly remote: RemotePartitions;
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
   private ticker: ReturnType<typeof setInterval> | undefined;
   private meta!: RaftGroup<MetadataCommand, unknown, MetadataSnapshot>;
@@ -143,6 +148,20 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         return { leader: group.node.leader ?? undefined, outcomes };
       },
     });
+    this.remote = new RemotePartitions({
+      self: options.self,
+      rpc: this.rpc,
+      transport: options.transport,
+      replicasOf: (topic, partition) => this.metadata.get(topic)?.partitions[partition]?.replicas,
+      localLog: (topic, partition) => this.partitions.get(partitionGroupId(topic, partition)),
+      leaderOf: (topic, partition) => this.leaderOf(topic, partition),
+      onAppended: (topic, partition) => this.emit('appended', topic, partition),
+      readTimeoutMs: Math.min(REMOTE_READ_TIMEOUT_MS, options.requestTimeoutMs),
+      now: options.now,
+      log: options.log,
+    });
+    // Brokers reading a hosted partition learn of its growth as local subscribers do.
+    this.on('appended', (topic, partition) => this.remote.localAppended(topic, partition));
   }
 
   static async start(options: ClusterEngineOptions): Promise<ClusterEngine> {
@@ -242,17 +261,34 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded) as Promise<AppendOutcome[]>;
   }
 
+  /** From this broker's replica where it has one (another replica answers if that read fails), else from a replica elsewhere. */
   read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]> {
-    return this.partitions.get(partitionGroupId(topic, partition))?.read(offset, maxCount, maxBytes) ?? [];
+    const log = this.partitions.get(partitionGroupId(topic, partition));
+    if (log === undefined) return this.remote.read(topic, partition, offset, maxCount, maxBytes);
+    const elsewhere = (err: unknown): Promise<StoredMessage[]> => {
+      this.options.log('warn', 'reading a hosted partition failed; reading another replica', { topic, partition, offset, error: String(err) });
+      return this.remote.readFromReplica(topic, partition, offset, maxCount, maxBytes);
+    };
+    try {
+      const read = log.read(offset, maxCount, maxBytes);
+      return Array.isArray(read) ? read : read.catch(elsewhere);
+    } catch (err) {
+      return elsewhere(err);
+    }
   }
 
   bounds(topic: string, partition: number): PartitionBounds {
     const log = this.partitions.get(partitionGroupId(topic, partition));
-    return log === undefined ? { start: 0, end: 0 } : { start: log.startOffset, end: log.endOffset };
+    return log === undefined ? this.remote.bounds(topic, partition) : { start: log.startOffset, end: log.endOffset };
+  }
+
+  async currentBounds(topic: string, partition: number): Promise<PartitionBounds> {
+    return this.partitions.has(partitionGroupId(topic, partition)) ? this.bounds(topic, partition) : this.remote.currentBounds(topic, partition);
   }
 
   async offsetForTime(topic: string, partition: number, timeMs: number): Promise<number> {
-    return (await this.partitions.get(partitionGroupId(topic, partition))?.offsetForTime(timeMs)) ?? 0;
+    const log = this.partitions.get(partitionGroupId(topic, partition));
+    return log === undefined ? this.remote.offsetForTime(topic, partition, timeMs) : log.offsetForTime(timeMs);
   }
 
   commitPositions(durable: string, positions: readonly Cursor[]): Promise<void> {
@@ -321,6 +357,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     clearInterval(this.ticker);
     clearInterval(this.maintenanceTimer);
     this.options.transport.off('message', this.onPeerMessage);
+    this.remote.close();
     this.rpc.close();
     for (const group of this.groups.values()) group.stop();
     await Promise.all([...this.disks.values()].map((hosted) => hosted.finish()));
@@ -401,10 +438,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       });
   }
 
-  /** Starts the partition groups of a new topic that have a replica here. */
+  /**
+   * Starts the partition groups of a new topic that have a replica here. The
+   * others are announced too, so that subscriptions whose pattern matches
+   * place a cursor and read them from a replica.
+   */
   private hostPartitions(topic: TopicMetadata): void {
     topic.partitions.forEach((assignment, partition) => {
       if (assignment.replicas.includes(this.options.self)) void this.partitionGroup(topic.topic, partition);
+      else this.emit('appended', topic.topic, partition);
     });
   }
 

@@ -63,7 +63,14 @@ export interface LogEngine extends PositionStore {
    * must be read from disk.
    */
   read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]>;
+  /** Bounds as this broker knows them now, without waiting (a partition read from another broker: as last reported). */
   bounds(topic: string, partition: number): PartitionBounds;
+  /**
+   * Bounds as they are: this broker's own where it hosts the partition,
+   * otherwise asked from a replica. Subscriptions place their cursors with it,
+   * so a partition hosted elsewhere starts where it really does.
+   */
+  currentBounds(topic: string, partition: number): Promise<PartitionBounds>;
   /** The broker leading a partition, when the engine replicates and knows it. */
   leaderOf?(topic: string, partition: number): string | undefined;
   /** First offset stored at or after `timeMs`. */

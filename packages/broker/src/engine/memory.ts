@@ -64,6 +64,10 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
     return log === undefined ? { start: 0, end: 0 } : { start: log.startOffset, end: log.endOffset };
   }
 
+  async currentBounds(topic: string, partition: number): Promise<PartitionBounds> {
+    return this.bounds(topic, partition);
+  }
+
   async offsetForTime(topic: string, partition: number, timeMs: number): Promise<number> {
     return this.partitionsByTopic.get(topic)?.[partition]?.offsetForTime(timeMs) ?? 0;
   }

@@ -84,3 +84,61 @@ export function parseForwarded(body: unknown): ForwardedPublish {
   }
   return { topic: o.topic, partition: o.partition as number, ack, command };
 }
+
+/** A broker reading a partition it does not host: committed messages from `from`, at most `max` (0: bounds only) and `maxBytes`. */
+export interface PartitionRead {
+  topic: string;
+  partition: number;
+  from: number;
+  max: number;
+  maxBytes: number;
+}
+
+/** A replica's answer: its bounds, the messages, and the leader it knows of (where the reader should go first). */
+export interface PartitionReadResponse {
+  start: number;
+  end: number;
+  leader?: string;
+  messages: StoredMessage[];
+}
+
+/** A replica telling a reader that a partition now ends at `end`. */
+export interface TailNotice {
+  topic: string;
+  partition: number;
+  end: number;
+}
+
+const offsetLike = (value: unknown): boolean => Number.isSafeInteger(value) && (value as number) >= 0;
+const record = (body: unknown): Record<string, unknown> => (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+
+export function parsePartitionRead(body: unknown): PartitionRead {
+  const o = record(body);
+  if (typeof o.topic !== 'string' || !offsetLike(o.partition) || !offsetLike(o.from) || !offsetLike(o.max) || !offsetLike(o.maxBytes)) {
+    throw new RelayError('INVALID_ARGUMENT', 'malformed partition read');
+  }
+  return { topic: o.topic, partition: o.partition as number, from: o.from as number, max: o.max as number, maxBytes: o.maxBytes as number };
+}
+
+export function parsePartitionReadResponse(body: unknown): PartitionReadResponse {
+  const o = record(body);
+  if (!offsetLike(o.start) || !offsetLike(o.end) || (o.leader !== undefined && typeof o.leader !== 'string')) {
+    throw new RelayError('PROTOCOL_ERROR', 'malformed partition read answer');
+  }
+  const { messages } = parseFetchResponse({ startOffset: o.start, messages: o.messages });
+  const response: PartitionReadResponse = { start: o.start as number, end: o.end as number, messages };
+  if (typeof o.leader === 'string' && o.leader !== '') response.leader = o.leader;
+  return response;
+}
+
+export function parsePartitionTime(body: unknown): { topic: string; partition: number; timeMs: number } {
+  const o = record(body);
+  if (typeof o.topic !== 'string' || !offsetLike(o.partition) || !Number.isSafeInteger(o.timeMs)) throw new RelayError('INVALID_ARGUMENT', 'malformed partition time lookup');
+  return { topic: o.topic, partition: o.partition as number, timeMs: o.timeMs as number };
+}
+
+export function parseTailNotice(body: unknown): TailNotice {
+  const o = record(body);
+  if (typeof o.topic !== 'string' || !offsetLike(o.partition) || !offsetLike(o.end)) throw new RelayError('PROTOCOL_ERROR', 'malformed tail notice');
+  return { topic: o.topic, partition: o.partition as number, end: o.end as number };
+}

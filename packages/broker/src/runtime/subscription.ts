@@ -44,10 +44,10 @@ export class Subscription {
     const resets: Cursor[] = [];
     for (const cursor of resume) {
       if (!this.matches(cursor.topic)) continue;
-      const { start, end } = engine.bounds(cursor.topic, cursor.partition);
       // Past the end of a log that does not survive restarts: the one the client read was lost.
-      // (A replicated log is merely catching up: keep the position.)
-      const offset = cursor.offset > end && !engine.offsetsSurviveRestart ? start : cursor.offset;
+      // (A replicated log is merely catching up: keep the position, and ask no replica for bounds.)
+      const bounds = engine.offsetsSurviveRestart ? undefined : await engine.currentBounds(cursor.topic, cursor.partition);
+      const offset = bounds !== undefined && cursor.offset > bounds.end ? bounds.start : cursor.offset;
       if (offset !== cursor.offset) resets.push({ ...cursor, offset });
       this.cursors.set(cursorKey(cursor.topic, cursor.partition), { ...cursor, offset });
     }
@@ -83,12 +83,11 @@ export class Subscription {
 
   /** Where a partition that exists when the subscription starts begins: where `from` says. */
   private async startOffset(engine: LogEngine, topic: string, partition: number): Promise<number> {
-    const { start, end } = engine.bounds(topic, partition);
     const from = this.from;
-    if (from === 'earliest') return start;
-    if (from === 'new') return end;
     // An offset retention already removed is kept: delivery starts at the first retained one and the SDK reports the gap.
-    if ('offset' in from) return from.offset;
-    return engine.offsetForTime(topic, partition, from.time);
+    if (typeof from === 'object') return 'offset' in from ? from.offset : engine.offsetForTime(topic, partition, from.time);
+    const { start, end } = await engine.currentBounds(topic, partition);
+    if (from === 'earliest') return start;
+    return end;
   }
 }

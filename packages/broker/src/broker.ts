@@ -298,9 +298,9 @@ class RunningBroker implements Broker {
 
   private async shutdown(): Promise<void> {
     this.isDraining = true;
-    // Hand the partitions this broker leads to others first, so publishing forwarded
-    // there stalls for a heartbeat rather than an election timeout.
-    await this.replicated?.transferLeadership(1000);
+    // Hand the partitions this broker leads to others first (retrying other targets within the
+    // drain time), so publishing forwarded there stalls for a heartbeat rather than an election timeout.
+    await this.replicated?.transferLeadership(this.options.drainTimeoutMs);
     clearInterval(this.heartbeatTimer);
     for (const session of this.sessions) session.goaway(`broker ${this.id} is shutting down`);
     // Clients that got `goaway` disconnect on their own; wait for them, within the drain time.

@@ -16,6 +16,7 @@ import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
+import { handOverLeadership, rankTargets, type HandoverGroup, type HandoverResult } from './handover.js';
 import { CHECKPOINT_ENTRIES, HostedPartition, type PartitionGroup } from './hosted-partition.js';
 import {
   parseFetch,
@@ -339,17 +340,23 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /**
    * Before shutdown: hands every group this broker leads to another voter,
-   * so publishing stalls for a heartbeat, not an election timeout.
+   * so publishing stalls for a heartbeat, not an election timeout; retries
+   * other targets within `timeoutMs` and logs the groups it could not hand over.
    */
-  async transferLeadership(timeoutMs: number): Promise<void> {
-    const others = this.options.brokers.filter((b) => b !== this.options.self && this.options.transport.connectedPeers().includes(b));
-    for (const group of this.groups.values()) {
-      const candidates = group.status().voters.filter((v) => others.includes(v));
-      const target = candidates[Math.floor(Math.random() * candidates.length)];
-      if (group.isLeader() && target !== undefined) group.transferLeadership(target);
-    }
-    await this.until(() => ([...this.groups.values()].some((g) => g.isLeader()) ? undefined : true), 'leadership to move', timeoutMs).catch(() => {
-      this.options.log('warn', 'some groups kept their leader at shutdown');
+  async transferLeadership(timeoutMs: number): Promise<HandoverResult> {
+    const { self, transport } = this.options;
+    const handover = (group: RaftGroup<unknown, unknown, unknown>): HandoverGroup => ({
+      id: group.id,
+      isLeader: () => group.isLeader(),
+      targets: () => rankTargets(self, group.status().progress, new Set(transport.connectedPeers())),
+      transferLeadership: (to) => group.transferLeadership(to),
+    });
+    return handOverLeadership(() => [...this.groups.values()].map(handover), {
+      timeoutMs,
+      // The Raft core gives up on a transfer after an election timeout; try the next target well before.
+      attemptMs: (RAFT_CONFIG.electionTicks ?? 10) * RAFT_RUNTIME_TICK_MS / 2,
+      now: this.options.now,
+      log: this.options.log,
     });
   }
 

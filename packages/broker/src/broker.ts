@@ -106,6 +106,14 @@ class RunningBroker implements Broker {
       cluster: () => this.cluster(),
       groups: () => this.replicated?.groupStatus() ?? [],
       accepting: () => this.listener !== undefined && !this.isDraining,
+      readReplica: async (topic, partition, offset, maxCount, maxBytes) => {
+        if (this.replicated !== undefined) return this.replicated.readReplica(topic, partition, offset, maxCount, maxBytes);
+        // Standalone in memory: the one copy there is.
+        if (this.engine === undefined || (this.engine.partitionCount(topic) ?? 0) <= partition) return undefined;
+        const bounds = this.engine.bounds(topic, partition);
+        const messages = await this.engine.read(topic, partition, Math.max(offset, bounds.start), maxCount, maxBytes);
+        return { ...bounds, messages };
+      },
     });
   }
 

@@ -95,6 +95,11 @@ export interface GroupStatus {
   replicas: Array<{ id: string; match: number; connected: boolean }>;
 }
 
+/** One page of a broker's own replica: its bounds and committed messages. */
+export interface ReplicaRead extends PartitionBounds {
+  messages: StoredMessage[];
+}
+
 /**
  * The embedded, replicated engine: cluster metadata in one Raft group over
  * every broker, each partition in its own Raft group over its replicas. A
@@ -276,6 +281,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     } catch (err) {
       return elsewhere(err);
     }
+  }
+
+  /**
+   * Committed messages of this broker's own replica of a partition, never
+   * read from another broker (the chaos checker compares replicas with it);
+   * `undefined` when this broker hosts no replica of it.
+   */
+  async readReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<ReplicaRead | undefined> {
+    const log = this.partitions.get(partitionGroupId(topic, partition));
+    if (log === undefined) return undefined;
+    const from = Math.max(offset, log.startOffset);
+    const messages = from >= log.endOffset ? [] : await log.read(from, maxCount, maxBytes);
+    return { start: log.startOffset, end: log.endOffset, messages };
   }
 
   bounds(topic: string, partition: number): PartitionBounds {

@@ -1,5 +1,5 @@
 import type { BrokerInfo, ClusterView } from '@relaymq/sdk/protocol';
-import type { GroupStatus } from '../engine/cluster.js';
+import type { GroupStatus, ReplicaRead } from '../engine/cluster.js';
 
 /**
  * A replica whose peer link is down, or that trails the leader by more than
@@ -26,6 +26,8 @@ export interface OperationsSource {
   accepting(): boolean;
   /** Directory watched by the disk alert, when the broker stores data. */
   readonly dataDir: string | undefined;
+  /** This broker's own replica of a partition (`undefined`: not hosted here); `/api/replica`. */
+  readReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<ReplicaRead | undefined>;
 }
 
 /** One partition as this broker sees it. */

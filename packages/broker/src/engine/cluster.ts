@@ -30,6 +30,7 @@ import {
 } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
+import { PublishRouter } from './routed-publish.js';
 
 /** Settings of the replicated engine. */
 export interface ClusterEngineOptions {
@@ -117,6 +118,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly creating = new Map<string, Promise<PartitionGroup>>();
   private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
   private readonly rpc: PeerRpc;
+  /** Publishes to partitions without a replica here go through to one (see routed-publish.ts). */
+  private readonly router: PublishRouter;
   /** Partitions this broker reads from other replicas for its subscribers, and serves to other brokers. */
   private readonly remote: RemotePartitions;
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
@@ -138,6 +141,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     super();
     this.metadata = new MetadataState(options.brokers);
     this.rpc = new PeerRpc(options.transport);
+    this.router = new PublishRouter({
+      self: options.self,
+      rpc: this.rpc,
+      requestTimeoutMs: options.requestTimeoutMs,
+      replicasOf: (topic, partition) => this.metadata.get(topic)?.partitions[partition]?.replicas,
+      hosts: (topic, partition) => this.hosts(topic, partition),
+      publishHosted: async ({ topic, partition, ack, command }) => {
+        const forwarded: ForwardedPublish = { topic, partition, ack, command };
+        const group = await this.partitionGroup(topic, partition);
+        const outcomes = await this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded);
+        return { leader: group.node.leader ?? undefined, outcomes };
+      },
+    });
     this.remote = new RemotePartitions({
       self: options.self,
       rpc: this.rpc,
@@ -246,6 +262,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         }),
       },
     };
+    if (!this.hosts(topic, partition)) return (await this.router.route({ ...forwarded, hops: 0 })).outcomes;
     const group = await this.partitionGroup(topic, partition);
     return this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded) as Promise<AppendOutcome[]>;
   }
@@ -303,7 +320,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** The leader of a partition as this broker knows it. */
   leaderOf(topic: string, partition: number): string | undefined {
-    return this.groups.get(partitionGroupId(topic, partition))?.node.leader ?? undefined;
+    const group = this.groups.get(partitionGroupId(topic, partition));
+    return group === undefined ? this.router.leaderOf(topic, partition) : (group.node.leader ?? undefined);
+  }
+
+  /** Whether a replica of the partition lives here (by the metadata); true for one unknown, so its error comes from the group. */
+  private hosts(topic: string, partition: number): boolean {
+    const replicas = this.metadata.get(topic)?.partitions[partition]?.replicas;
+    return replicas === undefined || replicas.includes(this.options.self);
+  }
+
+  /** Calls `listener` whenever the metadata group's leader changes (readiness depends on it). */
+  onMetadataLeaderChange(listener: () => void): void {
+    this.metaEvents.on('leader', listener);
   }
 
   /** How many groups this broker leads (advertised as load). */

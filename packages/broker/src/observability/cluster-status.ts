@@ -172,7 +172,7 @@ export function clusterStatus(source: OperationsSource, membership: Membership, 
 }
 
 /** `/readyz`: accepting clients and, in a cluster, a metadata leader known (topics can be created and looked up). */
-export function isReady(source: OperationsSource, metadataLeader = source.groups().find((g) => g.group === 'meta')?.leader ?? null): boolean {
+export function isReady(source: Pick<OperationsSource, 'accepting' | 'clustered' | 'groups'>, metadataLeader = source.groups().find((g) => g.group === 'meta')?.leader ?? null): boolean {
   if (!source.accepting()) return false;
   return !source.clustered || metadataLeader !== null;
 }

@@ -39,6 +39,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
     faults: options.faults, partitions: options.partitions, producers: options.producers, tmpfs: options.tmpfs,
   };
   const replay = replayCommand(settings, FAULT_FAMILIES);
+  const commit = currentCommit();
   log(`chaos: ${replay}`);
   const rng = new Rng(options.seed);
   const notes: string[] = [];
@@ -115,7 +116,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
       ok: result.ok && cluster.startFailures.length === 0,
       settings,
       replay,
-      commit: currentCommit(),
+      commit,
       storage: cluster.storage,
       faultsByFamily,
       skippedFamilies: Object.fromEntries([...skipped].filter(([f]) => options.faults.includes(f))),

@@ -29,6 +29,10 @@ async function cluster(count = 3): Promise<Broker[]> {
 
 type GroupStatus = { group: string; role: string; leader: string | null };
 
+/** The first of `brokers` holding no replica of `topic`'s partition 0 (there is one only when the cluster is larger than the replication factor). */
+const outsider = (brokers: Broker[], topic: string): Broker | undefined =>
+  brokers.find((b) => !(b.engine as unknown as { groupStatus(): GroupStatus[] }).groupStatus().some((s) => s.group === `p/${topic}/0`));
+
 /** The broker leading a Raft group (`meta` or `p/<topic>/<partition>`), once one is elected. */
 async function leaderOf(brokers: Broker[], group: string): Promise<Broker> {
   let leader: Broker | undefined;
@@ -265,7 +269,8 @@ for (const count of [3, 5]) {
       const others = brokers.filter((b) => b !== metaLeader);
       await restartMidStream(
         [metaLeader.url],
-        () => [others[0]?.url as string],
+        // A broker hosting no replica of the partition when there is one: it reads it from a replica.
+        () => [(outsider(others, 'ledger') ?? others[0])?.url as string],
         others.map((b) => b.url),
         async () => {
           // The position was committed through the leader that now goes away.
@@ -290,7 +295,7 @@ for (const count of [3, 5]) {
       for (const b of brokers) expect(await b.engine.positions('audit', 'replicated')).toEqual([{ topic: 'replicated', partition: 0, offset: 30 }]);
 
       const seen: number[] = [];
-      const client = await fixture.client([d3.url], { poolSize: 1, discovery: false });
+      const client = await fixture.client([(outsider(brokers, 'replicated') ?? d3).url], { poolSize: 1, discovery: false });
       await client.subscribe('replicated', (m: Message<number>) => void seen.push(m.data), { durable: 'audit', from: 'earliest' });
       await waitFor(() => seen.length === 10, 'the ten after the committed position');
       expect(seen).toEqual(range(30, 40));
@@ -314,7 +319,7 @@ for (const count of [3, 5]) {
       await a.close();
 
       const second: number[] = [];
-      const b = await fixture.client([d3.url], { poolSize: 1, discovery: false });
+      const b = await fixture.client([(outsider(brokers.filter((x) => x !== active), 'moving') ?? d3).url], { poolSize: 1, discovery: false });
       await b.subscribe('moving', (m: Message<number>) => void second.push(m.data), { durable: 'mover', from: 'earliest' });
       await within(publishing, 'the publisher to finish', 20_000);
       await waitFor(() => second.at(-1) === 1499, 'the restarted subscriber to reach the end', 20_000);

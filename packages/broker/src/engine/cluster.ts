@@ -16,6 +16,7 @@ import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
+import { handOverLeadership, rankTargets, type HandoverGroup, type HandoverResult } from './handover.js';
 import { CHECKPOINT_ENTRIES, HostedPartition, type PartitionGroup } from './hosted-partition.js';
 import {
   parseFetch,
@@ -29,6 +30,7 @@ import {
 } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
+import { PublishRouter } from './routed-publish.js';
 
 /** Settings of the replicated engine. */
 export interface ClusterEngineOptions {
@@ -93,6 +95,11 @@ export interface GroupStatus {
   replicas: Array<{ id: string; match: number; connected: boolean }>;
 }
 
+/** One page of a broker's own replica: its bounds and committed messages. */
+export interface ReplicaRead extends PartitionBounds {
+  messages: StoredMessage[];
+}
+
 /**
  * The embedded, replicated engine: cluster metadata in one Raft group over
  * every broker, each partition in its own Raft group over its replicas. A
@@ -111,6 +118,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly creating = new Map<string, Promise<PartitionGroup>>();
   private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
   private readonly rpc: PeerRpc;
+  /** Publishes to partitions without a replica here go through to one (see routed-publish.ts). */
+  private readonly router: PublishRouter;
   /** Partitions this broker reads from other replicas for its subscribers, and serves to other brokers. */
   private readonly remote: RemotePartitions;
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
@@ -132,6 +141,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     super();
     this.metadata = new MetadataState(options.brokers);
     this.rpc = new PeerRpc(options.transport);
+    this.router = new PublishRouter({
+      self: options.self,
+      rpc: this.rpc,
+      requestTimeoutMs: options.requestTimeoutMs,
+      replicasOf: (topic, partition) => this.metadata.get(topic)?.partitions[partition]?.replicas,
+      hosts: (topic, partition) => this.hosts(topic, partition),
+      publishHosted: async ({ topic, partition, ack, command }) => {
+        const forwarded: ForwardedPublish = { topic, partition, ack, command };
+        const group = await this.partitionGroup(topic, partition);
+        const outcomes = await this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded);
+        return { leader: group.node.leader ?? undefined, outcomes };
+      },
+    });
     this.remote = new RemotePartitions({
       self: options.self,
       rpc: this.rpc,
@@ -240,6 +262,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         }),
       },
     };
+    if (!this.hosts(topic, partition)) return (await this.router.route({ ...forwarded, hops: 0 })).outcomes;
     const group = await this.partitionGroup(topic, partition);
     return this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded) as Promise<AppendOutcome[]>;
   }
@@ -258,6 +281,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     } catch (err) {
       return elsewhere(err);
     }
+  }
+
+  /**
+   * Committed messages of this broker's own replica of a partition, never
+   * read from another broker (the chaos checker compares replicas with it);
+   * `undefined` when this broker hosts no replica of it.
+   */
+  async readReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<ReplicaRead | undefined> {
+    const log = this.partitions.get(partitionGroupId(topic, partition));
+    if (log === undefined) return undefined;
+    const from = Math.max(offset, log.startOffset);
+    const messages = from >= log.endOffset ? [] : await log.read(from, maxCount, maxBytes);
+    return { start: log.startOffset, end: log.endOffset, messages };
   }
 
   bounds(topic: string, partition: number): PartitionBounds {
@@ -284,7 +320,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** The leader of a partition as this broker knows it. */
   leaderOf(topic: string, partition: number): string | undefined {
-    return this.groups.get(partitionGroupId(topic, partition))?.node.leader ?? undefined;
+    const group = this.groups.get(partitionGroupId(topic, partition));
+    return group === undefined ? this.router.leaderOf(topic, partition) : (group.node.leader ?? undefined);
+  }
+
+  /** Whether a replica of the partition lives here (by the metadata); true for one unknown, so its error comes from the group. */
+  private hosts(topic: string, partition: number): boolean {
+    const replicas = this.metadata.get(topic)?.partitions[partition]?.replicas;
+    return replicas === undefined || replicas.includes(this.options.self);
+  }
+
+  /** Calls `listener` whenever the metadata group's leader changes (readiness depends on it). */
+  onMetadataLeaderChange(listener: () => void): void {
+    this.metaEvents.on('leader', listener);
   }
 
   /** How many groups this broker leads (advertised as load). */
@@ -310,17 +358,23 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /**
    * Before shutdown: hands every group this broker leads to another voter,
-   * so publishing stalls for a heartbeat, not an election timeout.
+   * so publishing stalls for a heartbeat, not an election timeout; retries
+   * other targets within `timeoutMs` and logs the groups it could not hand over.
    */
-  async transferLeadership(timeoutMs: number): Promise<void> {
-    const others = this.options.brokers.filter((b) => b !== this.options.self && this.options.transport.connectedPeers().includes(b));
-    for (const group of this.groups.values()) {
-      const candidates = group.status().voters.filter((v) => others.includes(v));
-      const target = candidates[Math.floor(Math.random() * candidates.length)];
-      if (group.isLeader() && target !== undefined) group.transferLeadership(target);
-    }
-    await this.until(() => ([...this.groups.values()].some((g) => g.isLeader()) ? undefined : true), 'leadership to move', timeoutMs).catch(() => {
-      this.options.log('warn', 'some groups kept their leader at shutdown');
+  async transferLeadership(timeoutMs: number): Promise<HandoverResult> {
+    const { self, transport } = this.options;
+    const handover = (group: RaftGroup<unknown, unknown, unknown>): HandoverGroup => ({
+      id: group.id,
+      isLeader: () => group.isLeader(),
+      targets: () => rankTargets(self, group.status().progress, new Set(transport.connectedPeers())),
+      transferLeadership: (to) => group.transferLeadership(to),
+    });
+    return handOverLeadership(() => [...this.groups.values()].map(handover), {
+      timeoutMs,
+      // The Raft core gives up on a transfer after an election timeout; try the next target well before.
+      attemptMs: (RAFT_CONFIG.electionTicks ?? 10) * RAFT_RUNTIME_TICK_MS / 2,
+      now: this.options.now,
+      log: this.options.log,
     });
   }
 

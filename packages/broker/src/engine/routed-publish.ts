@@ -100,9 +100,9 @@ export class PublishRouter {
     let lastError: unknown;
     for (const target of order) {
       try {
-        // A little longer than the replica's own bound, so its answer (even TIMEOUT) gets back.
+        // Longer than the replica's own bounds (finding a leader, then its forward), so its answer (even TIMEOUT) gets back.
         const body: RoutedPublish = { ...routed, hops: routed.hops + 1 };
-        const result = parseRouteResult(await this.ctx.rpc.call(target, ROUTE_METHOD, body, this.ctx.requestTimeoutMs + 2000));
+        const result = parseRouteResult(await this.ctx.rpc.call(target, ROUTE_METHOD, body, 2 * this.ctx.requestTimeoutMs + 2000));
         const leader = result.leader ?? target;
         this.leaders.set(key, leader);
         return { leader, outcomes: result.outcomes };

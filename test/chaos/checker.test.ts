@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { check, type CheckInput, type Replica } from './checker.js';
+import { producerFigures } from './report.js';
 import { Rng } from './rng.js';
 import { FAULT_FAMILIES, planFaults } from './schedule.js';
 import { messageId, type Ack, type SubscriberLog } from './workload.js';
@@ -103,5 +104,14 @@ describe('chaos schedule', () => {
       if (i > 0) expect(e.atMs).toBeGreaterThan((plan[i - 1] as { atMs: number; durationMs: number }).atMs + (plan[i - 1] as { durationMs: number }).durationMs);
       if (e.family === 'split') expect(e.targets.length).toBe(2);
     }
+  });
+});
+
+describe('chaos report figures', () => {
+  it('measures the longest wait between acks (also from the start and to the end), outside crash-all windows too, and availability by second', () => {
+    const ack = (atMs: number): Ack => ({ id: `p1|k|${atMs}`, producer: 'p1', key: 'k', seq: atMs, partition: 0, offset: atMs, duplicate: false, atMs });
+    const figures = producerFigures('p1', [1500, 2000, 9000, 9500].map(ack), [{ id: 'x', code: 'TIMEOUT', atMs: 3000 }], 1000, 11_000, [{ startMs: 2500, endMs: 4000 }]);
+    expect(figures).toMatchObject({ acked: 4, longestGapMs: 7000, longestGapAtMs: 2000, longestGapOutsideCrashAllMs: 1500, refused: { TIMEOUT: 1 } });
+    expect(figures.availability).toBeCloseTo(3 / 10);
   });
 });

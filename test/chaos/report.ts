@@ -26,6 +26,8 @@ export interface ProducerFigures {
   longestGapMs: number;
   /** When that gap started, ms since the run started. */
   longestGapAtMs: number;
+  /** Longest gap that overlaps no crash of every broker (the one-fault-at-a-time bound applies to these). */
+  longestGapOutsideCrashAllMs: number;
   /** Share of whole seconds of the publishing phase with at least one acknowledgement. */
   availability: number;
 }
@@ -58,24 +60,38 @@ export function replayCommand(s: RunSettings, allFamilies: readonly FaultFamily[
   return parts.join(' ');
 }
 
-/** Gap and availability figures of one producer over [fromMs, toMs] (ms since the run started). */
-export function producerFigures(producer: string, acks: readonly Ack[], refusals: readonly Refusal[], fromMs: number, toMs: number): ProducerFigures {
+/**
+ * Gap and availability figures of one producer over [fromMs, toMs] (ms since
+ * the run started); `crashes` are the windows of crash-all faults.
+ */
+export function producerFigures(
+  producer: string,
+  acks: readonly Ack[],
+  refusals: readonly Refusal[],
+  fromMs: number,
+  toMs: number,
+  crashes: ReadonlyArray<{ startMs: number; endMs: number }> = [],
+): ProducerFigures {
   const times = acks.map((a) => a.atMs).sort((a, b) => a - b);
   let longestGapMs = 0;
   let longestGapAtMs = fromMs;
+  let longestGapOutsideCrashAllMs = 0;
   let previous = fromMs;
   for (const t of [...times, toMs]) {
-    if (t - previous > longestGapMs) {
-      longestGapMs = t - previous;
+    const gap = t - previous;
+    if (gap > longestGapMs) {
+      longestGapMs = gap;
       longestGapAtMs = previous;
     }
+    const start = previous;
+    if (gap > longestGapOutsideCrashAllMs && !crashes.some((c) => c.startMs < t && c.endMs > start)) longestGapOutsideCrashAllMs = gap;
     previous = Math.max(previous, t);
   }
   const seconds = Math.max(1, Math.floor((toMs - fromMs) / 1000));
   const covered = new Set(times.filter((t) => t >= fromMs && t < fromMs + seconds * 1000).map((t) => Math.floor((t - fromMs) / 1000)));
   const refused: Record<string, number> = {};
   for (const r of refusals) refused[r.code] = (refused[r.code] ?? 0) + 1;
-  return { producer, acked: acks.length, refused, longestGapMs, longestGapAtMs, availability: covered.size / seconds };
+  return { producer, acked: acks.length, refused, longestGapMs, longestGapAtMs, longestGapOutsideCrashAllMs, availability: covered.size / seconds };
 }
 
 /** The human-readable report. */
@@ -88,7 +104,7 @@ export function formatReport(r: ChaosReport): string {
   lines.push(`acknowledged: ${r.acked} (${r.check.duplicateAcks} answered as duplicates); stored per partition: ${r.check.stored.join(' ')}`);
   for (const p of r.producers) {
     const refused = Object.entries(p.refused).map(([c, n]) => `${c} ${n}`).join(', ');
-    lines.push(`  ${p.producer}: ${p.acked} acked${refused === '' ? '' : `, refused ${refused}`}, longest gap ${(p.longestGapMs / 1000).toFixed(2)} s (from ${(p.longestGapAtMs / 1000).toFixed(1)} s), availability ${(p.availability * 100).toFixed(1)}%`);
+    lines.push(`  ${p.producer}: ${p.acked} acked${refused === '' ? '' : `, refused ${refused}`}, longest gap ${(p.longestGapMs / 1000).toFixed(2)} s (from ${(p.longestGapAtMs / 1000).toFixed(1)} s; ${(p.longestGapOutsideCrashAllMs / 1000).toFixed(2)} s outside crash-all), availability ${(p.availability * 100).toFixed(1)}%`);
   }
   lines.push(`availability: ${(r.availability * 100).toFixed(1)}% of seconds had an ack, averaged over producers`);
   for (const f of r.startFailures) lines.push(`broker start failure: ${f.broker} at ${(f.atMs / 1000).toFixed(1)} s: ${f.reason.split('\n').slice(0, 3).join(' | ')}`);

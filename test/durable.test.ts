@@ -22,15 +22,16 @@ async function raw(broker: Broker): Promise<RawClient> {
   return client;
 }
 
-/** Three in-process brokers replicating every partition (as in replication.test.ts). */
-async function cluster(): Promise<Broker[]> {
-  const ids = ['d1', 'd2', 'd3'];
-  const peerPorts = await freePorts(3);
-  const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
-  return Promise.all(ids.map((id, i) => fixture.broker({ id, peerPort: peerPorts[i], peers: peers.filter((_, j) => j !== i) })));
+/** In-process brokers, three replicas per partition: with three every broker hosts everything, with five only some. */
+async function cluster(count = 3): Promise<Broker[]> {
+  return fixture.cluster(count, { replicationFactor: 3, prefix: 'd' });
 }
 
 type GroupStatus = { group: string; role: string; leader: string | null };
+
+/** The first of `brokers` holding no replica of `topic`'s partition 0 (there is one only when the cluster is larger than the replication factor). */
+const outsider = (brokers: Broker[], topic: string): Broker | undefined =>
+  brokers.find((b) => !(b.engine as unknown as { groupStatus(): GroupStatus[] }).groupStatus().some((s) => s.group === `p/${topic}/0`));
 
 /** The broker leading a Raft group (`meta` or `p/<topic>/<partition>`), once one is elected. */
 async function leaderOf(brokers: Broker[], group: string): Promise<Broker> {
@@ -260,69 +261,74 @@ describe('replay', () => {
   });
 });
 
+for (const count of [3, 5]) {
+  describe(`durable subscriptions in a ${count}-broker cluster (replication factor 3)`, () => {
+    it('a restarted subscriber resumes exactly after its last handled message, on another broker, after the metadata leader died', async () => {
+      const brokers = await cluster(count);
+      const metaLeader = await leaderOf(brokers, 'meta');
+      const others = brokers.filter((b) => b !== metaLeader);
+      await restartMidStream(
+        [metaLeader.url],
+        // A broker hosting no replica of the partition when there is one: it reads it from a replica.
+        () => [(outsider(others, 'ledger') ?? others[0])?.url as string],
+        others.map((b) => b.url),
+        async () => {
+          // The position was committed through the leader that now goes away.
+          await metaLeader.close();
+        },
+      );
+      const survivors = await leaderOf(others, 'meta');
+      expect(await survivors.engine.positions('billing', 'ledger')).toEqual([{ topic: 'ledger', partition: 0, offset: 1500 }]);
+    });
+
+    it('replicates positions: a commit on one broker is read on every other, and a stale commit on another broker is ignored', async () => {
+      const brokers = await cluster(count);
+      const [d1, d2, d3] = brokers as [Broker, Broker, Broker];
+      const publisher = await fixture.client(brokers.map((b) => b.url));
+      await publishNumbers(publisher, 'replicated', 40);
+      const one = await raw(d1);
+      one.send({ type: 'commit', id: 1, durable: 'audit', positions: [{ topic: 'replicated', partition: 0, offset: 30 }] });
+      expect(await one.next('committed')).toEqual({ type: 'committed', id: 1 });
+      const two = await raw(d2);
+      two.send({ type: 'commit', id: 1, durable: 'audit', positions: [{ topic: 'replicated', partition: 0, offset: 10 }] });
+      expect(await two.next('committed')).toEqual({ type: 'committed', id: 1 });
+      for (const b of brokers) expect(await b.engine.positions('audit', 'replicated')).toEqual([{ topic: 'replicated', partition: 0, offset: 30 }]);
+
+      const seen: number[] = [];
+      const client = await fixture.client([(outsider(brokers, 'replicated') ?? d3).url], { poolSize: 1, discovery: false });
+      await client.subscribe('replicated', (m: Message<number>) => void seen.push(m.data), { durable: 'audit', from: 'earliest' });
+      await waitFor(() => seen.length === 10, 'the ten after the committed position');
+      expect(seen).toEqual(range(30, 40));
+    });
+
+    it('a live durable subscriber keeps its positions through a failover of its broker', async () => {
+      const brokers = await cluster(count);
+      const [d1, d2, d3] = brokers as [Broker, Broker, Broker];
+      const publisher = await fixture.client([d3.url], { poolSize: 1, discovery: false });
+      const first: number[] = [];
+      const a = await fixture.client([d1.url, d2.url], { poolSize: 2, discovery: false, commit: { intervalMs: 50, maxMessages: 100 } });
+      await a.subscribe('moving', (m: Message<number>) => void first.push(m.data), { durable: 'mover', from: 'earliest' });
+      const publishing = publishNumbers(publisher, 'moving', 1500);
+      await waitFor(() => first.length >= 300, 'the subscriber to handle 300 messages');
+      const active = brokers.find((b) => b.url === a.stats().activeBroker?.url) as Broker;
+      const failover = nextEvent(a, 'failover');
+      await active.close();
+      await failover;
+      const handledBefore = first.length;
+      await waitFor(() => first.length >= handledBefore + 300, 'the subscriber to go on after the failover', 20_000);
+      await a.close();
+
+      const second: number[] = [];
+      const b = await fixture.client([(outsider(brokers.filter((x) => x !== active), 'moving') ?? d3).url], { poolSize: 1, discovery: false });
+      await b.subscribe('moving', (m: Message<number>) => void second.push(m.data), { durable: 'mover', from: 'earliest' });
+      await within(publishing, 'the publisher to finish', 20_000);
+      await waitFor(() => second.at(-1) === 1499, 'the restarted subscriber to reach the end', 20_000);
+      expect([...first, ...second]).toEqual(range(0, 1500));
+    });
+  });
+}
+
 describe('durable subscriptions in a three-broker cluster', () => {
-  it('a restarted subscriber resumes exactly after its last handled message, on another broker, after the metadata leader died', async () => {
-    const brokers = await cluster();
-    const metaLeader = await leaderOf(brokers, 'meta');
-    const others = brokers.filter((b) => b !== metaLeader);
-    await restartMidStream(
-      [metaLeader.url],
-      () => [others[0]?.url as string],
-      others.map((b) => b.url),
-      async () => {
-        // The position was committed through the leader that now goes away.
-        await metaLeader.close();
-      },
-    );
-    const survivors = await leaderOf(others, 'meta');
-    expect(await survivors.engine.positions('billing', 'ledger')).toEqual([{ topic: 'ledger', partition: 0, offset: 1500 }]);
-  });
-
-  it('replicates positions: a commit on one broker is read on every other, and a stale commit on another broker is ignored', async () => {
-    const brokers = await cluster();
-    const [d1, d2, d3] = brokers as [Broker, Broker, Broker];
-    const publisher = await fixture.client(brokers.map((b) => b.url));
-    await publishNumbers(publisher, 'replicated', 40);
-    const one = await raw(d1);
-    one.send({ type: 'commit', id: 1, durable: 'audit', positions: [{ topic: 'replicated', partition: 0, offset: 30 }] });
-    expect(await one.next('committed')).toEqual({ type: 'committed', id: 1 });
-    const two = await raw(d2);
-    two.send({ type: 'commit', id: 1, durable: 'audit', positions: [{ topic: 'replicated', partition: 0, offset: 10 }] });
-    expect(await two.next('committed')).toEqual({ type: 'committed', id: 1 });
-    for (const b of brokers) expect(await b.engine.positions('audit', 'replicated')).toEqual([{ topic: 'replicated', partition: 0, offset: 30 }]);
-
-    const seen: number[] = [];
-    const client = await fixture.client([d3.url], { poolSize: 1, discovery: false });
-    await client.subscribe('replicated', (m: Message<number>) => void seen.push(m.data), { durable: 'audit', from: 'earliest' });
-    await waitFor(() => seen.length === 10, 'the ten after the committed position');
-    expect(seen).toEqual(range(30, 40));
-  });
-
-  it('a live durable subscriber keeps its positions through a failover of its broker', async () => {
-    const brokers = await cluster();
-    const [d1, d2, d3] = brokers as [Broker, Broker, Broker];
-    const publisher = await fixture.client([d3.url], { poolSize: 1, discovery: false });
-    const first: number[] = [];
-    const a = await fixture.client([d1.url, d2.url], { poolSize: 2, discovery: false, commit: { intervalMs: 50, maxMessages: 100 } });
-    await a.subscribe('moving', (m: Message<number>) => void first.push(m.data), { durable: 'mover', from: 'earliest' });
-    const publishing = publishNumbers(publisher, 'moving', 1500);
-    await waitFor(() => first.length >= 300, 'the subscriber to handle 300 messages');
-    const active = brokers.find((b) => b.url === a.stats().activeBroker?.url) as Broker;
-    const failover = nextEvent(a, 'failover');
-    await active.close();
-    await failover;
-    const handledBefore = first.length;
-    await waitFor(() => first.length >= handledBefore + 300, 'the subscriber to go on after the failover', 20_000);
-    await a.close();
-
-    const second: number[] = [];
-    const b = await fixture.client([d3.url], { poolSize: 1, discovery: false });
-    await b.subscribe('moving', (m: Message<number>) => void second.push(m.data), { durable: 'mover', from: 'earliest' });
-    await within(publishing, 'the publisher to finish', 20_000);
-    await waitFor(() => second.at(-1) === 1499, 'the restarted subscriber to reach the end', 20_000);
-    expect([...first, ...second]).toEqual(range(0, 1500));
-  });
-
   it('positions survive a restart of every broker (metadata log on disk)', async () => {
     const root = await mkdtemp(join(tmpdir(), 'relaymq-durable-'));
     fixture.defer(() => rm(root, { recursive: true, force: true }));

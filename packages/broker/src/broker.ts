@@ -7,6 +7,7 @@ import { listenForClients, type ClientListener } from './net/client-server.js';
 import { PeerTransport } from './net/peer-transport.js';
 import { GossipRunner } from './runtime/gossip.js';
 import { Operations } from './observability/operations.js';
+import { isReady } from './observability/cluster-status.js';
 import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { ClientSession } from './runtime/session.js';
 import { Authenticator } from './security/auth.js';
@@ -105,6 +106,14 @@ class RunningBroker implements Broker {
       cluster: () => this.cluster(),
       groups: () => this.replicated?.groupStatus() ?? [],
       accepting: () => this.listener !== undefined && !this.isDraining,
+      readReplica: async (topic, partition, offset, maxCount, maxBytes) => {
+        if (this.replicated !== undefined) return this.replicated.readReplica(topic, partition, offset, maxCount, maxBytes);
+        // Standalone in memory: the one copy there is.
+        if (this.engine === undefined || (this.engine.partitionCount(topic) ?? 0) <= partition) return undefined;
+        const bounds = this.engine.bounds(topic, partition);
+        const messages = await this.engine.read(topic, partition, Math.max(offset, bounds.start), maxCount, maxBytes);
+        return { ...bounds, messages };
+      },
     });
   }
 
@@ -179,6 +188,7 @@ class RunningBroker implements Broker {
       now: Date.now,
       newId: randomUUID,
       draining: (): boolean => this.isDraining,
+      ready: (): boolean => this.ready(),
       authenticator: this.authenticator,
       counters: this.counters,
       ...(this.operations === undefined ? {} : { observer: this.operations }),
@@ -210,6 +220,8 @@ class RunningBroker implements Broker {
       },
     );
     if (this.peers !== undefined) this.startGossip(this.peers);
+    // Readiness follows the metadata leader: clients hear when this broker can serve, or no longer can.
+    this.replicated?.onMetadataLeaderChange(() => this.scheduleClusterPush());
     this.heartbeatTimer = setInterval(() => {
       const now = Date.now();
       for (const session of this.sessions) session.heartbeat(now);
@@ -234,7 +246,8 @@ class RunningBroker implements Broker {
     setImmediate(() => {
       this.clusterPushScheduled = false;
       const view = this.cluster();
-      for (const session of this.sessions) session.pushCluster(view);
+      const ready = this.ready();
+      for (const session of this.sessions) session.pushCluster(view, ready);
     });
   }
 
@@ -246,6 +259,15 @@ class RunningBroker implements Broker {
       return `broker ${this.id} holds ${maxConnectionsPerIp} connections from ${address} (maxConnectionsPerIp)`;
     }
     return undefined;
+  }
+
+  /** What `/readyz` answers: accepting clients and, in a cluster, a metadata leader known. */
+  private ready(): boolean {
+    return isReady({
+      clustered: this.options.peers.length > 0,
+      accepting: () => this.listener !== undefined && !this.isDraining,
+      groups: () => this.replicated?.groupStatus() ?? [],
+    });
   }
 
   cluster(): ClusterView {

@@ -67,9 +67,9 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       this.options,
       (reason) => this.pool.failover(reason),
       (brokerId) => {
-        const connection = this.pool.connectionTo(brokerId);
-        if (connection === undefined) this.pool.prefer(brokerId); // reach that leader directly from now on
-        return connection;
+        // A leader publishes are routed to is in use: its connection stays, or a slot reaches it.
+        this.pool.prefer(brokerId);
+        return this.pool.connectionTo(brokerId);
       },
     );
     this.subscriber = new Subscriber(
@@ -104,7 +104,7 @@ export class RelayClient extends EventEmitter<ClientEvents> {
             this.subscriber.onMessage(connection, frame);
             return;
           case 'cluster':
-            this.pool.learn(frame.cluster);
+            this.pool.clusterFrame(connection, frame);
             return;
           case 'goaway': {
             // The broker is leaving: move traffic away now rather than when it closes.

@@ -31,6 +31,7 @@ import {
 } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
+import { PublishRouter } from './routed-publish.js';
 
 /** Settings of the replicated engine. */
 export interface ClusterEngineOptions {
@@ -95,6 +96,11 @@ export interface GroupStatus {
   replicas: Array<{ id: string; match: number; connected: boolean }>;
 }
 
+/** One page of a broker's own replica: its bounds and committed messages. */
+export interface ReplicaRead extends PartitionBounds {
+  messages: StoredMessage[];
+}
+
 /**
  * The embedded, replicated engine: cluster metadata in one Raft group over
  * every broker, each partition in its own Raft group over its replicas. A
@@ -121,6 +127,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   });
   private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
   private readonly rpc: PeerRpc;
+  /** Publishes to partitions without a replica here go through to one (see routed-publish.ts). */
+  private readonly router: PublishRouter;
   /** Partitions this broker reads from other replicas for its subscribers, and serves to other brokers. */
   private readonly remote: RemotePartitions;
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
@@ -157,6 +165,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.handle('publish', afterOpen(async (body) => this.publishHere(parseForwarded(body))));
     this.rpc.handle('partition.fetch', afterOpen(async (body) => this.fetchHere(parseFetch(body))));
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
+    this.router = new PublishRouter({
+      self: options.self,
+      rpc: this.rpc,
+      requestTimeoutMs: options.requestTimeoutMs,
+      replicasOf: (topic, partition) => this.metadata.get(topic)?.partitions[partition]?.replicas,
+      hosts: (topic, partition) => this.hosts(topic, partition),
+      publishHosted: async ({ topic, partition, ack, command }) => {
+        const forwarded: ForwardedPublish = { topic, partition, ack, command };
+        const group = await this.partitionGroup(topic, partition);
+        const outcomes = await this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded);
+        return { leader: group.node.leader ?? undefined, outcomes };
+      },
+    });
     this.remote = new RemotePartitions({
       self: options.self,
       rpc: this.rpc,
@@ -291,6 +312,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         }),
       },
     };
+    if (!this.hosts(topic, partition)) return (await this.router.route({ ...forwarded, hops: 0 })).outcomes;
     const group = await this.partitionGroup(topic, partition);
     return this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded) as Promise<AppendOutcome[]>;
   }
@@ -309,6 +331,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     } catch (err) {
       return elsewhere(err);
     }
+  }
+
+  /**
+   * Committed messages of this broker's own replica of a partition, never
+   * read from another broker (the chaos checker compares replicas with it);
+   * `undefined` when this broker hosts no replica of it.
+   */
+  async readReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<ReplicaRead | undefined> {
+    const log = this.partitions.get(partitionGroupId(topic, partition));
+    if (log === undefined) return undefined;
+    const from = Math.max(offset, log.startOffset);
+    const messages = from >= log.endOffset ? [] : await log.read(from, maxCount, maxBytes);
+    return { start: log.startOffset, end: log.endOffset, messages };
   }
 
   bounds(topic: string, partition: number): PartitionBounds {
@@ -335,7 +370,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** The leader of a partition as this broker knows it. */
   leaderOf(topic: string, partition: number): string | undefined {
-    return this.groups.get(partitionGroupId(topic, partition))?.node.leader ?? undefined;
+    const group = this.groups.get(partitionGroupId(topic, partition));
+    return group === undefined ? this.router.leaderOf(topic, partition) : (group.node.leader ?? undefined);
+  }
+
+  /** Whether a replica of the partition lives here (by the metadata); true for one unknown, so its error comes from the group. */
+  private hosts(topic: string, partition: number): boolean {
+    const replicas = this.metadata.get(topic)?.partitions[partition]?.replicas;
+    return replicas === undefined || replicas.includes(this.options.self);
+  }
+
+  /** Calls `listener` whenever the metadata group's leader changes (readiness depends on it). */
+  onMetadataLeaderChange(listener: () => void): void {
+    this.metaEvents.on('leader', listener);
   }
 
   /** How many groups this broker leads (advertised as load). */

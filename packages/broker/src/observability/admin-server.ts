@@ -8,8 +8,8 @@ export interface AdminResponse {
   body: string;
 }
 
-/** GET routes of the admin server, by path. */
-export type AdminRoutes = Record<string, () => AdminResponse | Promise<AdminResponse>>;
+/** GET routes of the admin server, by path; a route gets the query string's parameters. */
+export type AdminRoutes = Record<string, (query: URLSearchParams) => AdminResponse | Promise<AdminResponse>>;
 
 /** A JSON answer. */
 export function json(value: unknown, status = 200): AdminResponse {
@@ -49,14 +49,15 @@ export class AdminServer {
 }
 
 async function answer(routes: AdminRoutes, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const path = new URL(req.url ?? '/', 'http://admin').pathname;
+  const url = new URL(req.url ?? '/', 'http://admin');
+  const path = url.pathname;
   let response: AdminResponse;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     response = json({ error: `method ${req.method} not allowed; the admin API is read-only` }, 405);
   } else {
     const route = routes[path];
     try {
-      response = route === undefined ? json({ error: `no such endpoint ${path}` }, 404) : await route();
+      response = route === undefined ? json({ error: `no such endpoint ${path}` }, 404) : await route(url.searchParams);
     } catch (err) {
       response = json({ error: String(err) }, 500);
     }

@@ -1,5 +1,5 @@
 import type { BrokerInfo, ClusterView } from '@relaymq/sdk/protocol';
-import type { GroupStatus } from '../engine/cluster.js';
+import type { GroupStatus, ReplicaRead } from '../engine/cluster.js';
 
 /**
  * A replica whose peer link is down, or that trails the leader by more than
@@ -26,6 +26,8 @@ export interface OperationsSource {
   accepting(): boolean;
   /** Directory watched by the disk alert, when the broker stores data. */
   readonly dataDir: string | undefined;
+  /** This broker's own replica of a partition (`undefined`: not hosted here); `/api/replica`. */
+  readReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<ReplicaRead | undefined>;
 }
 
 /** One partition as this broker sees it. */
@@ -170,7 +172,7 @@ export function clusterStatus(source: OperationsSource, membership: Membership, 
 }
 
 /** `/readyz`: accepting clients and, in a cluster, a metadata leader known (topics can be created and looked up). */
-export function isReady(source: OperationsSource, metadataLeader = source.groups().find((g) => g.group === 'meta')?.leader ?? null): boolean {
+export function isReady(source: Pick<OperationsSource, 'accepting' | 'clustered' | 'groups'>, metadataLeader = source.groups().find((g) => g.group === 'meta')?.leader ?? null): boolean {
   if (!source.accepting()) return false;
   return !source.clustered || metadataLeader !== null;
 }

@@ -13,6 +13,7 @@ function source(groups: GroupStatus[], brokers: Array<{ id: string; state: 'aliv
     cluster: () => ({ brokers: brokers.map((b) => ({ ...b, url: `ws://${b.id}` })) }),
     groups: () => groups,
     accepting: () => true,
+    readReplica: () => Promise.resolve(undefined),
   };
 }
 

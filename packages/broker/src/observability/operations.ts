@@ -1,11 +1,20 @@
 import type { ResolvedBrokerOptions } from '../options.js';
 import { DASHBOARD_HTML } from '../dashboard/page.js';
-import { AdminServer, json, type AdminRoutes } from './admin-server.js';
+import { AdminServer, json, type AdminResponse, type AdminRoutes } from './admin-server.js';
 import { AlertRunner, diskUsedPercent, type AlertNotification, type AlertSnapshot } from './alerts.js';
 import { Membership, clusterStatus, isReady, partitionViews, type ClusterStatus, type OperationsSource } from './cluster-status.js';
 import { MAX_RECENT_EVENTS, MAX_SERIES_POINTS, Ring, quantile, type ClusterEvent, type SeriesPoint } from './history.js';
 import { BrokerMetrics } from './metrics.js';
 import type { BrokerObserver } from './observer.js';
+
+/** One `/api/replica` page: at most this many messages and (beyond the first) bytes of data. */
+export const REPLICA_PAGE_MAX_MESSAGES = 10_000;
+const REPLICA_PAGE_MAX_BYTES = 4 * 1024 * 1024;
+
+/** A query parameter that must be a non-negative integer; `undefined` when it is not. */
+function nonNegative(value: string | null): number | undefined {
+  return value !== null && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+}
 
 /** Interval of the live charts' samples and of membership change detection. */
 export const SAMPLE_INTERVAL_MS = 1000;
@@ -99,6 +108,32 @@ export class Operations implements BrokerObserver {
 
   // ---- endpoints --------------------------------------------------------------------
 
+  /**
+   * `/api/replica?topic&partition&from&max`: committed messages of this
+   * broker's own copy of a partition (data base64), never another broker's,
+   * so an external checker can compare replicas. 404 when not hosted here.
+   */
+  private async replica(query: URLSearchParams): Promise<AdminResponse> {
+    const topic = query.get('topic');
+    const partition = nonNegative(query.get('partition'));
+    const from = nonNegative(query.get('from') ?? '0');
+    const max = Math.min(nonNegative(query.get('max') ?? String(REPLICA_PAGE_MAX_MESSAGES)) ?? 0, REPLICA_PAGE_MAX_MESSAGES);
+    if (topic === null || topic === '' || partition === undefined || from === undefined || max === 0) {
+      return json({ error: 'expected ?topic=<name>&partition=<n>[&from=<offset>][&max=<count, 1..10000>]' }, 400);
+    }
+    const read = await this.source.readReplica(topic, partition, from, max, REPLICA_PAGE_MAX_BYTES);
+    if (read === undefined) return json({ error: `broker ${this.source.id} hosts no replica of ${topic}/${partition}` }, 404);
+    const messages = read.messages.map((m) => ({
+      offset: m.offset,
+      timestamp: m.timestamp,
+      ...(m.key === undefined ? {} : { key: m.key }),
+      ...(m.headers === undefined ? {} : { headers: m.headers }),
+      encoding: m.encoding,
+      data: Buffer.from(m.data).toString('base64'),
+    }));
+    return json({ broker: this.source.id, topic, partition, start: read.start, end: read.end, messages });
+  }
+
   /** `/api/cluster`. */
   report(): ClusterReport {
     return { ...clusterStatus(this.source, this.membership, Date.now()), events: this.events.toArray().reverse() };
@@ -112,6 +147,7 @@ export class Operations implements BrokerObserver {
       '/readyz': () => (isReady(this.source) ? json({ status: 'ready', broker: this.source.id }) : json({ status: 'not ready', broker: this.source.id }, 503)),
       '/api/cluster': () => json(this.report()),
       '/api/series': () => json({ broker: this.source.id, intervalMs: SAMPLE_INTERVAL_MS, points: this.series.toArray() }),
+      '/api/replica': (query) => this.replica(query),
     };
   }
 

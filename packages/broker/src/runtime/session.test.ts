@@ -39,6 +39,7 @@ function session(options: BrokerOptions): { socket: StuckSocket; session: Client
       now: Date.now,
       newId: () => 'id',
       draining: () => false,
+      ready: () => true,
       authenticator: undefined,
       counters,
     },

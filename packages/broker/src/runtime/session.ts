@@ -47,6 +47,8 @@ export interface SessionContext {
   newId(): string;
   /** Whether the broker is draining; new work is refused. */
   draining(): boolean;
+  /** Whether the broker can serve (`/readyz`): told to clients in `welcome` and `cluster` frames. */
+  ready(): boolean;
   /** Checks hello tokens; undefined when the broker does not authenticate. */
   readonly authenticator: Authenticator | undefined;
   /** Security events, counted for the broker's stats. */
@@ -211,8 +213,8 @@ export class ClientSession {
   }
 
   /** Pushes the current membership to the client (discovery). */
-  pushCluster(cluster: ClusterView): void {
-    if (this.state === 'open') this.send({ type: 'cluster', cluster });
+  pushCluster(cluster: ClusterView, ready: boolean): void {
+    if (this.state === 'open') this.send({ type: 'cluster', cluster, ready });
   }
 
   /** Tells the client to move to another broker; the broker closes it later if it does not. */
@@ -293,6 +295,7 @@ export class ClientSession {
       clientId: this.clientId,
       producerId: this.producerId,
       cluster: this.ctx.cluster(),
+      ready: this.ctx.ready(),
       limits: { maxPayload, dedupeWindow, maxCredit },
       heartbeatMs,
     });
@@ -343,7 +346,7 @@ export class ClientSession {
       return result;
     } catch (err) {
       if (batch.ack === 'none') return [];
-      const error = asRelayError(err);
+      const error = this.unlessNotReady(asRelayError(err));
       return batch.messages.map((_, i) => nack(batch.firstId + i, error));
     }
   }
@@ -391,6 +394,17 @@ export class ClientSession {
       encoding: m.encoding ?? 'raw',
     }));
     return this.ctx.engine.append(batch.topic, batch.partition, requests, batch.ack);
+  }
+
+  /**
+   * A broker that cannot serve says so (`NOT_READY`) instead of passing on why
+   * it could not (a metadata leader it never found): the client then uses
+   * another broker rather than waiting on this one.
+   */
+  private unlessNotReady(error: RelayError): RelayError {
+    if (error.code !== 'NO_QUORUM' && error.code !== 'TIMEOUT' && error.code !== 'NOT_LEADER') return error;
+    if (this.ctx.draining() || this.ctx.ready()) return error;
+    return new RelayError('NOT_READY', `broker ${this.ctx.options.id} is not ready (not joined, or no metadata leader known): ${error.message}`);
   }
 
   private async subscribe(frame: SubscribeFrame): Promise<void> {
@@ -495,7 +509,7 @@ export class ClientSession {
         this.send({ type: 'topics', id: frame.id, topics });
       },
       (err: unknown) => {
-        const error = asRelayError(err);
+        const error = this.unlessNotReady(asRelayError(err));
         this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
       },
     );

@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RelayClient } from '../client.js';
+import { NOT_READY_GRACE_MS } from './pool.js';
 import type { WebSocketConstructor, WebSocketLike } from '../transport/websocket.js';
+import { PROTOCOL_VERSION, decodeClientFrame, encodeFrame, type BrokerFrame, type ClusterView } from '../protocol/index.js';
 
 /** A WebSocket whose every dial fails right away, recording the URLs dialed. */
 function failingWebSocket(dialed: string[]): WebSocketConstructor {
@@ -83,5 +85,167 @@ describe('reconnect backoff (fake clock)', () => {
     expect(dialed).toHaveLength(3);
     expect((await closed).reason.code).toBe('NOT_CONNECTED');
     expect(await started).toMatchObject({ code: 'NOT_CONNECTED' });
+  });
+});
+
+/** A broker as the protocol-speaking WebSocket double plays it. */
+interface FakeBroker {
+  id: string;
+  url: string;
+  ready: boolean;
+  /** Client URLs of the brokers in its member list. */
+  members: string[];
+  /** While false, dials fail. */
+  reachable: boolean;
+  /** Open sockets to it, for pushing frames. */
+  sockets: Array<{ push(frame: BrokerFrame): void }>;
+}
+
+const view = (broker: FakeBroker, all: FakeBroker[]): ClusterView => ({
+  brokers: broker.members.map((url) => ({ id: all.find((b) => b.url === url)?.id ?? url, url, state: 'alive' as const })),
+});
+
+/** A WebSocket that reaches the fake brokers: answers hello with a welcome (with `ready`), pings with pongs. */
+function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
+  return class implements WebSocketLike {
+    binaryType = 'arraybuffer';
+    readyState = 0;
+    bufferedAmount = 0;
+    onopen: WebSocketLike['onopen'] = null;
+    onmessage: WebSocketLike['onmessage'] = null;
+    onclose: WebSocketLike['onclose'] = null;
+    onerror: WebSocketLike['onerror'] = null;
+    private readonly broker: FakeBroker | undefined;
+    constructor(url: string) {
+      this.broker = brokers.find((b) => b.url === url);
+      const broker = this.broker;
+      queueMicrotask(() => {
+        if (broker === undefined || !broker.reachable) {
+          this.onerror?.({});
+          return;
+        }
+        this.readyState = 1;
+        broker.sockets.push({ push: (frame) => this.push(frame) });
+        this.onopen?.({});
+      });
+    }
+    private push(frame: BrokerFrame): void {
+      if (this.readyState === 1) this.onmessage?.({ data: encodeFrame(frame) });
+    }
+    send(bytes: Uint8Array): void {
+      const broker = this.broker as FakeBroker;
+      const frame = decodeClientFrame(bytes, 1024 * 1024);
+      if (frame.type === 'hello') {
+        this.push({
+          type: 'welcome',
+          version: PROTOCOL_VERSION,
+          brokerId: broker.id,
+          clientId: 'c',
+          producerId: 'p',
+          cluster: view(broker, brokers),
+          ready: broker.ready,
+          limits: { maxPayload: 1024 * 1024, dedupeWindow: 1000, maxCredit: 1000 },
+          heartbeatMs: 60_000,
+        });
+      } else if (frame.type === 'ping') {
+        this.push({ type: 'pong', id: frame.id });
+      }
+    }
+    close(): void {
+      if (this.readyState === 3) return;
+      this.readyState = 3;
+      queueMicrotask(() => this.onclose?.({ code: 1000, reason: 'bye' }));
+    }
+  };
+}
+
+function fakeBrokers(specs: Array<Partial<FakeBroker> & { id: string }>): FakeBroker[] {
+  const urls = specs.map((s) => `ws://${s.id}.invalid:7400`);
+  return specs.map((s, i) => ({ url: urls[i] as string, ready: true, members: urls, reachable: true, sockets: [], ...s }));
+}
+
+describe('readiness (fake brokers)', () => {
+  const clients: RelayClient[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+  const client = (brokers: FakeBroker[], seeds: string[]): RelayClient => {
+    const c = new RelayClient({
+      brokers: seeds,
+      WebSocket: protocolWebSocket(brokers),
+      poolSize: 2,
+      connectTimeoutMs: 2000,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    clients.push(c);
+    return c;
+  };
+
+  it('moves off an active broker that is not ready once a ready one is pooled, after a grace (reason NOT_READY)', async () => {
+    const [n, a] = fakeBrokers([{ id: 'n', ready: false }, { id: 'a', reachable: false }]) as [FakeBroker, FakeBroker];
+    n.members = [n.url];
+    const c = client([n, a], [n.url, a.url]);
+    const startedMs = Date.now();
+    await c.start();
+    expect(c.stats().activeBroker?.id).toBe('n');
+    const failover = new Promise<{ to: { id: string }; reason: { code: string } }>((resolve) => c.once('failover', resolve));
+    a.reachable = true;
+    const moved = await Promise.race([failover, new Promise<undefined>((resolve) => setTimeout(resolve, NOT_READY_GRACE_MS + 2000))]);
+    expect(moved).toMatchObject({ to: { id: 'a' }, reason: { code: 'NOT_READY' } });
+    expect(Date.now() - startedMs).toBeGreaterThanOrEqual(NOT_READY_GRACE_MS - 10);
+    expect(c.stats().activeBroker?.id).toBe('a');
+  });
+
+  it('keeps traffic on an active broker that becomes ready within the grace (brokers starting together)', async () => {
+    const [n, a] = fakeBrokers([{ id: 'n', ready: false }, { id: 'a', reachable: false }]) as [FakeBroker, FakeBroker];
+    const c = client([n, a], [n.url, a.url]);
+    await c.start();
+    const failovers: string[] = [];
+    c.on('failover', ({ reason }) => failovers.push(reason.code));
+    a.reachable = true;
+    const deadline = Date.now() + 2000;
+    while (c.stats().connectedBrokers.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const socket of n.sockets) socket.push({ type: 'cluster', cluster: view(n, [n, a]), ready: true });
+    await new Promise((resolve) => setTimeout(resolve, NOT_READY_GRACE_MS + 200));
+    expect(failovers).toEqual([]);
+    expect(c.stats().activeBroker?.id).toBe('n');
+  });
+
+  it('moves off when the active broker says, in a cluster frame, that it is no longer ready', async () => {
+    const [a, b] = fakeBrokers([{ id: 'a' }, { id: 'b' }]) as [FakeBroker, FakeBroker];
+    const c = client([a, b], [a.url, b.url]);
+    await c.start();
+    const deadline = Date.now() + 2000;
+    while (c.stats().connectedBrokers.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    const active = c.stats().activeBroker?.id === 'a' ? a : b;
+    const failover = new Promise<{ to: { id: string }; reason: { code: string } }>((resolve) => c.once('failover', resolve));
+    for (const socket of active.sockets) socket.push({ type: 'cluster', cluster: view(active, [a, b]), ready: false });
+    const moved = await Promise.race([failover, new Promise<undefined>((resolve) => setTimeout(resolve, NOT_READY_GRACE_MS + 2000))]);
+    expect(moved).toMatchObject({ to: { id: active === a ? 'b' : 'a' }, reason: { code: 'NOT_READY' } });
+  });
+
+  it('takes additions but no removals from a broker that is not ready; a ready one removes', async () => {
+    // b and x are only known (unreachable), so the second slot ends up on n.
+    const [a, b, x, n] = fakeBrokers([{ id: 'a' }, { id: 'b', reachable: false }, { id: 'x', reachable: false }, { id: 'n', ready: false }]) as [
+      FakeBroker,
+      FakeBroker,
+      FakeBroker,
+      FakeBroker,
+    ];
+    n.members = [n.url];
+    const c = client([a, b, x, n], [a.url, n.url]);
+    await c.start();
+    const deadline = Date.now() + 2000;
+    while (c.stats().connectedBrokers.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(c.stats().connectedBrokers.map((r) => r.id).sort()).toEqual(['a', 'n']);
+    const removed: string[] = [];
+    c.on('brokers', (event) => removed.push(...event.removed));
+    for (const socket of n.sockets) socket.push({ type: 'cluster', cluster: view(n, [a, b, x, n]), ready: false });
+    expect(removed).toEqual([]);
+    expect(c.stats().knownBrokers).toEqual(expect.arrayContaining([b.url, x.url]));
+    a.members = [a.url, b.url, n.url];
+    for (const socket of a.sockets) socket.push({ type: 'cluster', cluster: view(a, [a, b, x, n]) });
+    expect(removed).toEqual([x.url]);
   });
 });

@@ -1,5 +1,5 @@
 import pRetry from 'p-retry';
-import { RelayError, type ClusterView } from '../protocol/index.js';
+import { RelayError, type ClusterFrame, type ClusterView } from '../protocol/index.js';
 import type { ResolvedClientOptions } from '../options.js';
 import { BrokerConnection, type PushFrame } from './connection.js';
 
@@ -25,6 +25,12 @@ export interface PoolListener {
 const REBALANCE_MS = 5000;
 /** A broker counts as a leader in use this long after a publish needed it. */
 const WANTED_MS = 30_000;
+/**
+ * An active broker that is not ready keeps traffic this long before it moves
+ * to a ready standby: longer than an election, so brokers that start together
+ * (all briefly without a metadata leader) cause no failover.
+ */
+export const NOT_READY_GRACE_MS = 2000;
 
 function shuffled<T>(items: T[]): T[] {
   const copy = [...items];
@@ -58,6 +64,9 @@ export class BrokerPool {
   /** Brokers that lead partitions this client publishes to, and when that was last needed. */
   private readonly wanted = new Map<string, number>();
   private lastRebalanceMs = Number.NEGATIVE_INFINITY;
+  /** Connections whose broker said it cannot serve (welcome or cluster frame `ready: false`), and since when. */
+  private readonly notReadySinceMs = new WeakMap<BrokerConnection, number>();
+  private readinessTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
 
   constructor(
@@ -81,6 +90,7 @@ export class BrokerPool {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.readinessTimer);
     this.abort.abort(new RelayError('CLIENT_CLOSED', 'client closed'));
     for (const connection of [...this.connections]) connection.close();
   }
@@ -117,8 +127,29 @@ export class BrokerPool {
     return now - (this.wanted.get(id) ?? Number.NEGATIVE_INFINITY) < WANTED_MS;
   }
 
-  /** Applies a broker's view of the cluster to the discovered set. */
-  learn(view: ClusterView): void {
+  /** A `cluster` frame from a pooled broker: its readiness, then its view of the membership. */
+  clusterFrame(connection: BrokerConnection, frame: ClusterFrame): void {
+    this.setReadiness(connection, frame.ready !== false);
+    this.learn(frame.cluster, frame.ready !== false);
+    this.leaveIfNotReady();
+  }
+
+  /** Whether the broker behind `connection` said it can serve (absent: it did). */
+  isReady(connection: BrokerConnection): boolean {
+    return !this.notReadySinceMs.has(connection);
+  }
+
+  private setReadiness(connection: BrokerConnection, ready: boolean): void {
+    if (ready) this.notReadySinceMs.delete(connection);
+    else if (!this.notReadySinceMs.has(connection)) this.notReadySinceMs.set(connection, Date.now());
+  }
+
+  /**
+   * Applies a broker's view of the cluster to the discovered set. A broker
+   * that is not ready (it has not joined, or lost its cluster) may see only
+   * itself: its view adds brokers but removes none.
+   */
+  learn(view: ClusterView, ready = true): void {
     if (!this.options.discovery) return;
     for (const broker of view.brokers) {
       if (broker.load !== undefined) this.loads.set(broker.url, broker.load.connections + broker.load.partitionsLed);
@@ -126,7 +157,7 @@ export class BrokerPool {
     }
     const seen = new Set(view.brokers.filter((b) => b.state !== 'dead').map((b) => b.url));
     const added = [...seen].filter((url) => !this.discovered.has(url) && !this.options.brokers.includes(url));
-    const removed = [...this.discovered].filter((url) => !seen.has(url));
+    const removed = ready ? [...this.discovered].filter((url) => !seen.has(url)) : [];
     for (const url of added) this.discovered.add(url);
     for (const url of removed) this.discovered.delete(url);
     if (added.length > 0 || removed.length > 0) {
@@ -218,19 +249,52 @@ export class BrokerPool {
         }
         resolve();
       });
-      this.learn(connection.welcome.cluster);
+      const ready = connection.welcome.ready !== false;
+      this.setReadiness(connection, ready);
+      this.learn(connection.welcome.cluster, ready);
       if (this.active === undefined) {
         this.active = connection;
         this.listener.activeChanged(connection, undefined, undefined);
       }
+      this.leaveIfNotReady();
     });
   }
 
+  /**
+   * Moves traffic off an active broker that has not been ready for
+   * {@link NOT_READY_GRACE_MS} once a ready one is pooled: closing it hands
+   * over to the best standby, as any failover does. Without a ready standby
+   * it stays (it may yet become ready) while the other slots dial.
+   */
+  private leaveIfNotReady(): void {
+    const active = this.active;
+    const sinceMs = active === undefined ? undefined : this.notReadySinceMs.get(active);
+    if (active === undefined || sinceMs === undefined || !active.open) return;
+    const standby = [...this.connections].find((c) => c !== active && c.open && this.isReady(c));
+    if (standby === undefined) return;
+    const waitMs = sinceMs + NOT_READY_GRACE_MS - Date.now();
+    if (waitMs > 0) {
+      clearTimeout(this.readinessTimer);
+      this.readinessTimer = setTimeout(() => this.leaveIfNotReady(), waitMs);
+      return;
+    }
+    this.lastFailureMs.set(active.url, Date.now()); // redialed last, as a standby at most
+    active.close(new RelayError('NOT_READY', `broker ${active.brokerId} is not ready; moving to broker ${standby.brokerId}`));
+  }
+
+  /** The ready standby with the shortest round trip; a broker that is not ready only when no other is left. */
   private bestStandby(): BrokerConnection | undefined {
     let best: BrokerConnection | undefined;
+    const rank = (c: BrokerConnection): [number, number] => [this.isReady(c) ? 0 : 1, c.rttMs ?? Infinity];
     for (const connection of this.connections) {
       if (!connection.open) continue;
-      if (best === undefined || (connection.rttMs ?? Infinity) < (best.rttMs ?? Infinity)) best = connection;
+      if (best === undefined) {
+        best = connection;
+        continue;
+      }
+      const [notReady, rtt] = rank(connection);
+      const [bestNotReady, bestRtt] = rank(best);
+      if (notReady < bestNotReady || (notReady === bestNotReady && rtt < bestRtt)) best = connection;
     }
     return best;
   }

@@ -86,6 +86,7 @@ describe('RelayError', () => {
   const retriable: readonly ErrorCode[] = [
     'SEQUENCE_GAP',
     'NOT_LEADER',
+    'NOT_READY',
     'NO_QUORUM',
     'CONNECTION_CLOSED',
     'NOT_CONNECTED',

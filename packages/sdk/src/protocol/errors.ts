@@ -14,6 +14,7 @@
  * | `SEQUENCE_GAP` | a publish skipped producer sequence numbers; the broker expects an earlier seq first | yes (the SDK resends in order) |
  * | `SEQUENCE_TOO_OLD` | a republished seq fell out of the broker's deduplication window; its outcome is unknown | no |
  * | `NOT_LEADER` | this broker does not lead the partition; `leader` hints where to go | yes |
+ * | `NOT_READY` | the broker cannot serve yet (not joined its cluster, no metadata leader known); use another broker | yes |
  * | `NO_QUORUM` | the partition cannot reach a quorum of replicas | yes |
  * | `TIMEOUT` | no answer within the configured time | maybe: the outcome is unknown |
  * | `OUTBOX_FULL` | the SDK outbox is at its limit and the policy is `reject` | yes, later |
@@ -41,6 +42,7 @@ export const ErrorCodes = [
   'SEQUENCE_GAP',
   'SEQUENCE_TOO_OLD',
   'NOT_LEADER',
+  'NOT_READY',
   'NO_QUORUM',
   'TIMEOUT',
   'OUTBOX_FULL',
@@ -73,6 +75,7 @@ export function isErrorCode(value: unknown): value is ErrorCode {
 const retriable: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'SEQUENCE_GAP',
   'NOT_LEADER',
+  'NOT_READY',
   'NO_QUORUM',
   'CONNECTION_CLOSED',
   'NOT_CONNECTED',

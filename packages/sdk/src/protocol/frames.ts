@@ -175,6 +175,12 @@ export interface WelcomeFrame {
   clientId: string;
   producerId: string;
   cluster: ClusterView;
+  /**
+   * Whether this broker can serve now: joined its cluster, a metadata leader
+   * known, not draining. Absent (older brokers): ready. Clients prefer ready
+   * brokers and ignore membership removals from one that is not.
+   */
+  ready?: boolean;
   limits: BrokerLimits;
   /** The broker pings at this interval and drops connections silent for twice as long. */
   heartbeatMs: number;
@@ -277,6 +283,8 @@ export interface TopicsFrame {
 export interface ClusterFrame {
   type: 'cluster';
   cluster: ClusterView;
+  /** The sender's readiness now, as in `welcome` (absent: ready); pushed again whenever it changes. */
+  ready?: boolean;
 }
 
 /** The broker is going away (shutdown): move to another broker. */

@@ -73,6 +73,10 @@ function bool(o: Obj, field: string): boolean {
   return value;
 }
 
+function optBool(o: Obj, field: string): boolean | undefined {
+  return o[field] === undefined || o[field] === null ? undefined : bool(o, field);
+}
+
 function bytes(o: Obj, field: string): Uint8Array {
   const value = o[field];
   if (!(value instanceof Uint8Array)) throw protocolError(`${field} must be bytes`);
@@ -302,8 +306,8 @@ export function validateClientFrame(value: unknown): ClientFrame {
 export function validateBrokerFrame(value: unknown): BrokerFrame {
   const o = obj(value, 'frame');
   switch (o.type) {
-    case 'welcome':
-      return {
+    case 'welcome': {
+      const welcome: BrokerFrame = {
         type: 'welcome',
         version: uint(o, 'version'),
         brokerId: str(o, 'brokerId', 256),
@@ -313,6 +317,8 @@ export function validateBrokerFrame(value: unknown): BrokerFrame {
         limits: limits(o.limits),
         heartbeatMs: uint(o, 'heartbeatMs'),
       };
+      return withOptional(welcome, 'ready', optBool(o, 'ready'));
+    }
     case 'ack': {
       const acks = list(o, 'acks', FIELD_LIMITS.maxBatch).map((a) => {
         const ack = obj(a, 'ack');
@@ -347,7 +353,7 @@ export function validateBrokerFrame(value: unknown): BrokerFrame {
     case 'topics':
       return { type: 'topics', id: uint(o, 'id'), topics: list(o, 'topics', FIELD_LIMITS.maxList).map(topicInfo) };
     case 'cluster':
-      return { type: 'cluster', cluster: clusterView(o.cluster) };
+      return withOptional({ type: 'cluster' as const, cluster: clusterView(o.cluster) }, 'ready', optBool(o, 'ready'));
     case 'goaway':
       return { type: 'goaway', code: code(o), message: str(o, 'message') };
     case 'error':

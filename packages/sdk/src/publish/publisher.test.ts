@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RelayError, type ClientFrame } from '../protocol/index.js';
 import type { BrokerConnection } from '../connection/connection.js';
 import { resolveClientOptions, type OutboxOptions } from '../options.js';
@@ -35,10 +35,13 @@ function fakeConnection(partitions = 1): { connection: BrokerConnection; sent: S
   return { connection: connection as unknown as BrokerConnection, sent };
 }
 
-function publisher(outbox: OutboxOptions = {}): { publisher: Publisher; failovers: RelayError[] } {
+function publisher(
+  outbox: OutboxOptions = {},
+  pooled: (brokerId: string) => BrokerConnection | undefined = () => undefined,
+): { publisher: Publisher; failovers: RelayError[] } {
   const failovers: RelayError[] = [];
   const options = resolveClientOptions({ brokers: ['ws://127.0.0.1:1'], WebSocket: class {} as never, outbox });
-  return { publisher: new Publisher(options, (reason) => failovers.push(reason)), failovers };
+  return { publisher: new Publisher(options, (reason) => failovers.push(reason), pooled), failovers };
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
@@ -149,9 +152,109 @@ describe('Publisher', () => {
     p.setConnection(connection);
     void p.publish('t', 1);
     await tick();
-    p.onNack({ type: 'nack', id: sent[0]?.[0]?.id as number, code: 'NOT_LEADER', message: 'go', leader: 'b2' });
-    expect(failovers.map((f) => [f.code, f.details.leader])).toEqual([['NOT_LEADER', 'b2']]);
+    p.onNack({ type: 'nack', id: sent[0]?.[0]?.id as number, code: 'NO_QUORUM', message: 'no quorum here' });
+    expect(failovers.map((f) => f.code)).toEqual(['NO_QUORUM']);
     expect(p.stats().outboxMessages).toBe(1);
+  });
+
+  it('follows a leader hint through the active broker (which forwards) instead of failing over', async () => {
+    const { publisher: p, failovers } = publisher();
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    const pending = [p.publish('t', 1), p.publish('t', 2)];
+    await tick();
+    // One refused batch: two nacks, one refusal.
+    for (const m of sent[0] ?? []) p.onNack({ type: 'nack', id: m.id, code: 'NOT_LEADER', message: 'go', leader: 'b2' });
+    await tick();
+    expect(failovers).toEqual([]);
+    expect(sent.map((frame) => frame.map((m) => m.seq))).toEqual([[0, 1], [0, 1]]);
+    p.onAck({ type: 'ack', acks: [{ id: sent[1]?.[0]?.id as number, offset: 0, count: 2, duplicate: false }] });
+    expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([0, 1]);
+  });
+
+  it('sends a partition to its pooled leader, and a refusal there moves it back to the active broker without a failover', async () => {
+    const active = fakeConnection();
+    const leader = fakeConnection();
+    const { publisher: p, failovers } = publisher({}, (id) => (id === 'b2' ? leader.connection : undefined));
+    p.setConnection(active.connection);
+    const first = p.publish('t', 1);
+    await tick();
+    // Forwarded by the active broker: the ack names the leader.
+    p.onAck({ type: 'ack', acks: [{ id: active.sent[0]?.[0]?.id as number, offset: 0, count: 1, duplicate: false, leader: 'b2' }] });
+    await first;
+    const second = p.publish('t', 2);
+    await tick();
+    expect(leader.sent.flat().map((m) => m.seq)).toEqual([1]);
+    p.onNack({ type: 'nack', id: leader.sent[0]?.[0]?.id as number, code: 'NO_QUORUM', message: 'lost its quorum' });
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(failovers).toEqual([]);
+    expect(active.sent.flat().map((m) => m.seq)).toEqual([0, 1]);
+    p.onAck({ type: 'ack', acks: [{ id: active.sent[1]?.[0]?.id as number, offset: 1, count: 1, duplicate: false }] });
+    await expect(second).resolves.toMatchObject({ offset: 1 });
+  });
+
+  it('follows at most 3 hints in a row with growing pauses, then fails over, and holds off the next failover', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    try {
+      const { publisher: p, failovers } = publisher();
+      const { connection, sent } = fakeConnection();
+      p.setConnection(connection);
+      void p.publish('t', 1).catch(() => {});
+      await vi.advanceTimersByTimeAsync(0);
+      const sentAt: number[] = [Date.now()];
+      const refuse = async (): Promise<void> => {
+        const last = sent[sent.length - 1]?.[0];
+        p.onNack({ type: 'nack', id: last?.id as number, code: 'NOT_LEADER', message: 'go', leader: 'b9' });
+        const before = sent.length;
+        await vi.advanceTimersByTimeAsync(0);
+        for (let waited = 0; sent.length === before && waited < 60_000; waited += 10) await vi.advanceTimersByTimeAsync(10);
+        sentAt.push(Date.now());
+      };
+      for (let i = 0; i < 3; i++) await refuse(); // three hints followed
+      expect(failovers).toEqual([]);
+      await refuse(); // the fourth: a failover (the fake connection stays, so the partition is resent on it)
+      expect(failovers).toHaveLength(1);
+      await refuse(); // held off: resent later, no second failover
+      expect(failovers).toHaveLength(1);
+      const gaps = sentAt.slice(1).map((t, i) => t - (sentAt[i] as number));
+      expect(gaps.slice(0, 3)).toEqual([0, 50, 100]);
+      expect(gaps[4]).toBeGreaterThanOrEqual(400);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('cannot ping-pong: brokers that refuse forever cost a bounded, backed-off number of failovers and sends', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    try {
+      const { publisher: p, failovers } = publisher();
+      const brokers = [fakeConnection(), fakeConnection()];
+      let current = 0;
+      p.setConnection(brokers[0]?.connection);
+      void p.publish('t', 1).catch(() => {});
+      // Each broker refuses every send, naming the other as the leader; a failover swaps them.
+      const refuseAll = (): void => {
+        for (const b of brokers) {
+          for (const frame of b.sent.splice(0)) for (const m of frame) p.onNack({ type: 'nack', id: m.id, code: 'NOT_LEADER', message: 'go', leader: 'other' });
+        }
+      };
+      let sends = 0;
+      for (let ms = 0; ms < 60_000; ms += 10) {
+        sends += (brokers[0]?.sent.length ?? 0) + (brokers[1]?.sent.length ?? 0);
+        const before = failovers.length;
+        refuseAll();
+        if (failovers.length > before) {
+          current = 1 - current;
+          p.setConnection(brokers[current]?.connection);
+        }
+        await vi.advanceTimersByTimeAsync(10);
+      }
+      // Holds of 1, 1, 2, 4, 8, 16, 30 s: at most 8 failovers in a minute; pauses of up to 2 s between sends.
+      expect(failovers.length).toBeLessThanOrEqual(8);
+      expect(sends).toBeLessThan(60);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('bounds the outbox: reject policy fails fast with OUTBOX_FULL', async () => {

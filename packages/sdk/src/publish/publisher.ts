@@ -17,6 +17,7 @@ import type { BrokerConnection } from '../connection/connection.js';
 import type { ResolvedClientOptions } from '../options.js';
 import { Fifo } from './fifo.js';
 import { Outbox, type OutboxEntry, type PublishReceipt } from './outbox.js';
+import { RefusalPolicy } from './routing.js';
 
 /** Options of one `publish` call. */
 export interface PublishOptions {
@@ -77,6 +78,8 @@ export class Publisher {
   private readonly gapRetryScheduled = new Set<string>();
   /** Partition leaders as last heard (metadata answers, NOT_LEADER hints), by partition key. */
   private readonly leaders = new Map<string, string>();
+  /** Follows leader hints and holds off failovers caused by refusals (see routing.ts). */
+  private readonly routing = new RefusalPolicy();
   private sendQueue: OutboxEntry[] = [];
   private flushScheduled = false;
   private nextAttemptId = 1;
@@ -162,6 +165,7 @@ export class Publisher {
         if (entry === undefined) continue; // an earlier attempt, superseded
         this.inflight.delete(ack.id + i);
         this.outbox.delete(entry);
+        this.routing.acknowledged(partitionKey(entry.topic, entry.partition));
         this.counters.acknowledged++;
         if (ack.duplicate) this.counters.duplicates++;
         this.settle(entry, { topic: entry.topic, partition: entry.partition, offset: ack.offset + i, duplicate: ack.duplicate });
@@ -180,16 +184,12 @@ export class Publisher {
     const error = new RelayError(code, frame.message, frame.leader === undefined ? {} : { leader: frame.leader });
     if (code === 'SEQUENCE_GAP' && frame.expectedSeq !== undefined) {
       this.onGap(entry, frame.expectedSeq);
-    } else if (code === 'NOT_LEADER' && frame.leader !== undefined && this.pooledConnection(frame.leader) !== undefined) {
-      // Follow the hint: this partition now goes straight to its leader, which we are connected to.
-      this.leaders.set(partitionKey(entry.topic, entry.partition), frame.leader);
-      this.resend(entry.topic, entry.partition);
     } else if (code === 'RATE_LIMITED') {
       // Over the broker's rate: the same connection takes it again after a pause (later seqs come back as gaps, then in order).
       this.resendSoon(entry.topic, entry.partition, RATE_LIMITED_RETRY_MS);
     } else if (error.retriable || code === 'TIMEOUT') {
-      // Kept in the outbox: republished (same incarnation and seq) on the broker we move to.
-      this.requestFailover(error);
+      // Kept in the outbox either way: sent again (same incarnation and seq) where the policy says.
+      this.refused(entry, error, frame.leader);
     } else if ((code === 'STORAGE_FULL' || code === 'STORAGE_ERROR') && entry.sends > 1) {
       // Refused before the broker could look for an earlier send, which may still be stored once its
       // disk recovers: this refusal proves nothing. Keep trying; publishTimeoutMs bounds it (outcome unknown).
@@ -224,6 +224,39 @@ export class Publisher {
     this.resendSoon(entry.topic, entry.partition, GAP_RETRY_MS);
   }
 
+  /**
+   * A partition refused for a reason that may pass: follow the leader hint,
+   * move the connection, or try again later through the active broker, as
+   * the bounded {@link RefusalPolicy} decides. The rest of the refused batch
+   * is withdrawn at once, so its other nacks do not count as more refusals.
+   */
+  private refused(entry: OutboxEntry, error: RelayError, leader: string | undefined): void {
+    const key = partitionKey(entry.topic, entry.partition);
+    const fromActive = entry.sentOn === undefined || entry.sentOn === this.connection;
+    const decision = this.routing.decide({ partition: key, leader, fromActive, nowMs: Date.now() });
+    this.withdraw(entry.topic, entry.partition);
+    switch (decision.kind) {
+      case 'follow':
+        this.leaders.set(key, decision.leader);
+        this.pooledConnection(decision.leader); // in use from now on: the pool keeps or reaches it
+        this.resendAfter(entry.topic, entry.partition, decision.delayMs);
+        return;
+      case 'retry':
+        this.leaders.delete(key); // the active broker forwards it
+        this.resendAfter(entry.topic, entry.partition, decision.delayMs);
+        return;
+      case 'failover':
+        this.requestFailover(error); // the new connection republishes the outbox
+        this.resendAfter(entry.topic, entry.partition, 0);
+        return;
+    }
+  }
+
+  private resendAfter(topic: string, partition: number, delayMs: number): void {
+    if (delayMs <= 0) this.resend(topic, partition);
+    else this.resendSoon(topic, partition, delayMs);
+  }
+
   /** Resends a partition after `delayMs`, once however many nacks ask for it meanwhile. */
   private resendSoon(topic: string, partition: number, delayMs: number): void {
     if (this.gapRetryScheduled.has(partition + topic)) return;
@@ -254,13 +287,17 @@ export class Publisher {
 
   /** Sends every unacknowledged message of a partition again, in order, with fresh attempt ids. */
   private resend(topic: string, partition: number): void {
-    const entries = this.outbox.partition(topic, partition);
-    for (const entry of entries) {
+    this.withdraw(topic, partition);
+    for (const entry of this.outbox.partition(topic, partition)) this.queueSend(entry);
+  }
+
+  /** Forgets every attempt of a partition's unacknowledged messages: answers to them are stale from now on. */
+  private withdraw(topic: string, partition: number): void {
+    for (const entry of this.outbox.partition(topic, partition)) {
       if (entry.attemptId !== 0) this.inflight.delete(entry.attemptId);
       entry.attemptId = 0;
     }
     this.sendQueue = this.sendQueue.filter((e) => e.topic !== topic || e.partition !== partition);
-    for (const entry of entries) this.queueSend(entry);
   }
 
   /** Resolves once nothing is waiting or unacknowledged. */
@@ -427,6 +464,8 @@ export class Publisher {
     for (const entry of queue) {
       // Skip what is already in flight, and what was acknowledged or refused meanwhile.
       if (entry.attemptId !== 0 || !this.outbox.has(entry)) continue;
+      // A resend of this partition is due: what is newer goes with it, in order, not ahead of it.
+      if (this.gapRetryScheduled.has(entry.partition + entry.topic)) continue;
       const leader = this.leaders.get(partitionKey(entry.topic, entry.partition));
       const routed = leader === undefined ? undefined : this.pooledConnection(leader);
       const connection = routed !== undefined && routed.open ? routed : active;

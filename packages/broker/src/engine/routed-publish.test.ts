@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { RelayError } from '@relaymq/sdk/protocol';
+import type { PeerRpc, RpcHandler } from '../net/peer-rpc.js';
+import { MAX_ROUTE_HOPS, PublishRouter, type RoutedPublish } from './routed-publish.js';
+
+/**
+ * Routers of brokers on a fake peer network: `replicas` is what each broker's
+ * metadata says of partition t/0 (a stale view is a different list), `down`
+ * brokers cannot be reached, and hosting brokers answer with leader `lead`.
+ */
+function network(brokers: string[], views: Record<string, string[]>, down: string[] = []): { routers: Map<string, PublishRouter>; calls: string[] } {
+  const handlers = new Map<string, RpcHandler>();
+  const calls: string[] = [];
+  const routers = new Map<string, PublishRouter>();
+  for (const self of brokers) {
+    const rpc = {
+      handle: (_method: string, handler: RpcHandler) => handlers.set(self, handler),
+      call: async (peer: string, _method: string, body: unknown) => {
+        calls.push(`${self}->${peer}`);
+        const handler = handlers.get(peer);
+        if (handler === undefined || down.includes(peer)) throw new RelayError('NOT_CONNECTED', `${peer} is down`);
+        return handler(self, structuredClone(body));
+      },
+    } as unknown as PeerRpc;
+    const replicas = views[self] ?? [];
+    routers.set(
+      self,
+      new PublishRouter({
+        self,
+        rpc,
+        requestTimeoutMs: 100,
+        replicasOf: () => replicas,
+        hosts: () => replicas.includes(self),
+        publishHosted: async () => ({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 7 }] }),
+      }),
+    );
+  }
+  return { routers, calls };
+}
+
+const publish = (hops = 0): RoutedPublish => ({
+  topic: 't',
+  partition: 0,
+  ack: 'quorum',
+  hops,
+  command: { producerId: 'p', timestampMs: 1, dedupe: true, firstSeq: 0, messages: [{ data: new Uint8Array([1]), encoding: 'raw' }] },
+});
+
+describe('PublishRouter', () => {
+  it('passes a publish for a partition not hosted here to a replica and remembers the leader it names', async () => {
+    const replicas = ['b3', 'lead', 'b5'];
+    const { routers, calls } = network(['b1', 'b3', 'lead', 'b5'], { b1: replicas, b3: replicas, lead: replicas, b5: replicas });
+    const b1 = routers.get('b1') as PublishRouter;
+    await expect(b1.route(publish())).resolves.toEqual({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 7 }] });
+    expect(b1.leaderOf('t', 0)).toBe('lead');
+    await b1.route(publish());
+    expect(calls).toEqual(['b1->b3', 'b1->lead']); // the second goes to the leader first
+  });
+
+  it('tries the next replica when one cannot be reached', async () => {
+    const replicas = ['b3', 'b4', 'b5'];
+    const { routers, calls } = network(['b1', 'b3', 'b4', 'b5'], { b1: replicas, b3: replicas, b4: replicas, b5: replicas }, ['b3']);
+    await expect((routers.get('b1') as PublishRouter).route(publish())).resolves.toMatchObject({ leader: 'lead' });
+    expect(calls).toEqual(['b1->b3', 'b1->b4']);
+  });
+
+  it(`bounds the hops (${MAX_ROUTE_HOPS}): brokers whose views point at each other answer NOT_LEADER with a hint, never loop`, async () => {
+    // Stale views: b1 thinks b2 hosts it, b2 thinks b1 does; nobody hosts it by its own view.
+    const { routers, calls } = network(['b1', 'b2'], { b1: ['b2'], b2: ['b1'] });
+    const refused = await (routers.get('b1') as PublishRouter).route(publish()).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(RelayError);
+    expect(refused).toMatchObject({ code: 'NOT_LEADER', details: { leader: 'b2' } });
+    expect(calls.length).toBeLessThanOrEqual(MAX_ROUTE_HOPS);
+  });
+
+  it('answers NOT_LEADER with the leader hint when no replica can be reached', async () => {
+    const replicas = ['b3', 'b4'];
+    const { routers } = network(['b1'], { b1: replicas }, ['b3', 'b4']);
+    await expect((routers.get('b1') as PublishRouter).route(publish())).rejects.toMatchObject({ code: 'NOT_LEADER', details: { leader: 'b3' } });
+  });
+});

@@ -1,0 +1,121 @@
+import { RelayError } from '@relaymq/sdk/protocol';
+import type { AppendOutcome } from '../core/partition/partition.js';
+import type { NodeId } from '../core/raft/index.js';
+import type { PeerRpc } from '../net/peer-rpc.js';
+import { parseForwarded, type ForwardedPublish } from './peer-messages.js';
+
+/**
+ * Publishes to a partition this broker does not host. In a cluster larger
+ * than the replication factor most brokers host only some partitions; a
+ * client's publish to any other used to be refused with `NOT_LEADER`, and the
+ * client failed its whole connection over to another broker that hosted
+ * other partitions only — a failover storm. Instead the publish goes through
+ * to a replica (the leader last heard of first), which hands it to the
+ * partition's leader; the answer names that leader, so the client can
+ * publish there directly from then on. Only when no replica answers is the
+ * client told `NOT_LEADER`, with the leader's id as a hint.
+ */
+
+/** The peer method a routed publish travels by. */
+export const ROUTE_METHOD = 'publish.route';
+
+/**
+ * Brokers a routed publish may pass through before a replica takes it. Two
+ * hops cover a sender whose metadata is stale by one reassignment; a bound
+ * makes a loop between brokers with different views impossible.
+ */
+export const MAX_ROUTE_HOPS = 2;
+
+/** What travels by {@link ROUTE_METHOD}: the publish and how many brokers it passed already. */
+export interface RoutedPublish extends ForwardedPublish {
+  hops: number;
+}
+
+/** A routed publish's answer: the outcomes, and the partition leader that stored them. */
+export interface RouteResult {
+  leader: NodeId | undefined;
+  outcomes: AppendOutcome[];
+}
+
+/** What the router needs of the engine around it. */
+export interface RouteContext {
+  self: NodeId;
+  rpc: PeerRpc;
+  /** The partition's replicas per this broker's metadata (undefined: no such partition). */
+  replicasOf(topic: string, partition: number): readonly NodeId[] | undefined;
+  /** Whether a replica of the partition lives here. */
+  hosts(topic: string, partition: number): boolean;
+  /** Publishes through this broker's replica of the partition (to its leader); resolves with that leader too. */
+  publishHosted(forwarded: ForwardedPublish): Promise<RouteResult>;
+  /** How long a replica may take to get a publish committed (its own bound); a hop waits a little longer. */
+  requestTimeoutMs: number;
+}
+
+export function parseRouted(body: unknown): RoutedPublish {
+  const forwarded = parseForwarded(body);
+  const hops = (body as { hops?: unknown }).hops;
+  if (!Number.isSafeInteger(hops) || (hops as number) < 0) throw new RelayError('INVALID_ARGUMENT', 'malformed routed publish');
+  return { ...forwarded, hops: hops as number };
+}
+
+function parseRouteResult(body: unknown): RouteResult {
+  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (!Array.isArray(o.outcomes)) throw new RelayError('PROTOCOL_ERROR', 'malformed routed publish answer');
+  return { leader: typeof o.leader === 'string' ? o.leader : undefined, outcomes: o.outcomes as AppendOutcome[] };
+}
+
+const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
+
+/** Routes publishes for partitions not hosted here, and remembers their leaders as answers name them. */
+export class PublishRouter {
+  /** Leaders of partitions not hosted here, as routed answers named them. */
+  private readonly leaders = new Map<string, NodeId>();
+
+  constructor(private readonly ctx: RouteContext) {
+    ctx.rpc.handle(ROUTE_METHOD, async (_from, body) => this.route(parseRouted(body)));
+  }
+
+  /** The leader of a partition not hosted here, as last heard. */
+  leaderOf(topic: string, partition: number): NodeId | undefined {
+    return this.leaders.get(partitionKey(topic, partition));
+  }
+
+  /**
+   * Publishes here when a replica lives here; otherwise passes the publish to
+   * a replica, the leader last heard of first, the next one when a replica
+   * cannot be reached or no longer holds the partition.
+   */
+  async route(routed: RoutedPublish): Promise<RouteResult> {
+    const { topic, partition } = routed;
+    if (this.ctx.hosts(topic, partition)) return this.ctx.publishHosted(routed);
+    const replicas = this.ctx.replicasOf(topic, partition);
+    if (replicas === undefined) throw new RelayError('INVALID_PARTITION', `topic ${topic} has no partition ${partition}`);
+    const key = partitionKey(topic, partition);
+    const known = this.leaders.get(key);
+    const hint = known !== undefined && replicas.includes(known) ? known : replicas[0];
+    if (routed.hops >= MAX_ROUTE_HOPS) {
+      throw new RelayError('NOT_LEADER', `broker ${this.ctx.self} holds no replica of ${topic}/${partition} and the publish passed ${routed.hops} brokers already`, hintOf(hint));
+    }
+    const order = [...(hint === undefined ? [] : [hint]), ...replicas.filter((r) => r !== hint && r !== this.ctx.self)];
+    let lastError: unknown;
+    for (const target of order) {
+      try {
+        // Longer than the replica's own bounds (finding a leader, then its forward), so its answer (even TIMEOUT) gets back.
+        const body: RoutedPublish = { ...routed, hops: routed.hops + 1 };
+        const result = parseRouteResult(await this.ctx.rpc.call(target, ROUTE_METHOD, body, 2 * this.ctx.requestTimeoutMs + 2000));
+        const leader = result.leader ?? target;
+        this.leaders.set(key, leader);
+        return { leader, outcomes: result.outcomes };
+      } catch (err) {
+        const code = err instanceof RelayError ? err.code : 'INTERNAL';
+        // Unreachable, or its metadata says it is no replica: another replica may take it. Anything else is the answer.
+        if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') throw err;
+        if (this.leaders.get(key) === target) this.leaders.delete(key);
+        lastError = err;
+      }
+    }
+    throw new RelayError('NOT_LEADER', `broker ${this.ctx.self} holds no replica of ${topic}/${partition} and reached none (${String(lastError)})`, hintOf(hint));
+  }
+}
+
+const hintOf = (leader: NodeId | undefined): { leader?: string } => (leader === undefined ? {} : { leader });

@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { check, type CheckInput, type Replica } from './checker.js';
+import { producerFigures } from './report.js';
+import { Rng } from './rng.js';
+import { FAULT_FAMILIES, planFaults } from './schedule.js';
+import { messageId, type Ack, type SubscriberLog } from './workload.js';
+
+/** A clean history: 2 partitions, 3 replicas each, every ack where it says, subscribers saw everything. */
+function history(): CheckInput {
+  const acks: Ack[] = [];
+  const logs: string[][] = [[], []];
+  for (let seq = 0; seq < 10; seq++) {
+    for (const [partition, key] of ['a', 'b'].entries()) {
+      const id = messageId('p1', key, seq);
+      acks.push({ id, producer: 'p1', key, seq, partition, offset: (logs[partition] as string[]).length, duplicate: false, atMs: seq });
+      (logs[partition] as string[]).push(id);
+    }
+  }
+  const replicas: Replica[] = ['b1', 'b2', 'b3'].flatMap((broker) => logs.map((ids, partition) => ({ broker, partition, start: 0, end: ids.length, ids: [...ids] })));
+  const session = (): Map<number, Array<{ offset: number; id: string }>> => new Map(logs.map((ids, p) => [p, ids.map((id, offset) => ({ offset, id }))]));
+  const subscribers: SubscriberLog[] = [
+    { name: 'live', durable: false, sessions: [session()], gaps: 0, errors: [] },
+    { name: 'durable', durable: true, sessions: [session()], gaps: 0, errors: [] },
+  ];
+  return { partitions: 2, replicationFactor: 3, replicas, unreadable: [], acks, subscribers };
+}
+
+const replica = (input: CheckInput, broker: string, partition: number): Replica => input.replicas.find((r) => r.broker === broker && r.partition === partition) as Replica;
+
+describe('chaos checker (each violation it exists for is caught, so it is not vacuous)', () => {
+  it('passes a clean history', () => {
+    const result = check(history());
+    expect(result.ok).toBe(true);
+    expect(result.stored).toEqual([10, 10]);
+  });
+
+  it('catches a lost, a duplicated and a misplaced acknowledgement', () => {
+    const lost = history();
+    for (const r of lost.replicas.filter((r) => r.partition === 0)) r.ids.splice(9, 1), (r.end = 9);
+    expect(check(lost).violations).toMatchObject({ lost: 1 });
+
+    const duplicated = history();
+    for (const r of duplicated.replicas.filter((r) => r.partition === 1)) r.ids.push(r.ids[3] as string), (r.end = 11);
+    expect(check(duplicated).violations).toMatchObject({ duplicated: 1 });
+
+    const misplaced = history();
+    (misplaced.acks[4] as Ack).offset = 7;
+    expect(check(misplaced).violations.misplaced).toBe(1);
+  });
+
+  it('catches a divergent and a lagging replica, and a missing one', () => {
+    const input = history();
+    replica(input, 'b2', 0).ids[5] = 'p9|x|0';
+    const lagging = replica(input, 'b3', 1);
+    lagging.ids.length = 6;
+    lagging.end = 6;
+    input.replicas = input.replicas.filter((r) => !(r.broker === 'b1' && r.partition === 1));
+    expect(check(input).violations).toMatchObject({ divergent: 1, lagging: 1, missingReplicas: 1 });
+  });
+
+  it('catches acknowledged messages of one key stored out of publish order', () => {
+    const input = history();
+    const a = input.acks.filter((x) => x.key === 'a');
+    [(a[2] as Ack).offset, (a[3] as Ack).offset] = [(a[3] as Ack).offset, (a[2] as Ack).offset];
+    for (const r of input.replicas.filter((r) => r.partition === 0)) [r.ids[2], r.ids[3]] = [r.ids[3] as string, r.ids[2] as string];
+    for (const s of input.subscribers) {
+      const list = s.sessions[0]?.get(0) ?? [];
+      [(list[2] as { id: string }).id, (list[3] as { id: string }).id] = [(list[3] as { id: string }).id, (list[2] as { id: string }).id];
+    }
+    expect(check(input).violations).toMatchObject({ reordered: 1, lost: 0, misplaced: 0 });
+  });
+
+  it('catches what subscribers missed, saw twice, out of order or wrong, and a durable resume that skips', () => {
+    const input = history();
+    const live = (input.subscribers[0] as SubscriberLog).sessions[0] as Map<number, Array<{ offset: number; id: string }>>;
+    const p0 = live.get(0) as Array<{ offset: number; id: string }>;
+    p0.splice(4, 1); // missed offset 4 (and jumped)
+    p0.push({ ...(p0[0] as { offset: number; id: string }) }); // offset 0 again
+    (p0[1] as { id: string }).id = 'p9|x|1';
+    const durable = input.subscribers[1] as SubscriberLog;
+    const first = durable.sessions[0] as Map<number, Array<{ offset: number; id: string }>>;
+    const all = first.get(1) as Array<{ offset: number; id: string }>;
+    first.set(1, all.slice(0, 3));
+    durable.sessions.push(new Map([[1, all.slice(5)]])); // resumed at 5, had received up to 2
+    expect(check(input).violations).toMatchObject({
+      subscriberMissing: 3,
+      subscriberReordered: 1,
+      subscriberDuplicated: 1,
+      subscriberMismatched: 1,
+      durableSkipped: 1,
+    });
+  });
+});
+
+describe('chaos schedule', () => {
+  it('is a pure function of the seed, one fault at a time, within the phase', () => {
+    const ids = ['c1', 'c2', 'c3', 'c4', 'c5'];
+    const plan = planFaults(new Rng(7).fork('faults'), ids, FAULT_FAMILIES, 180_000);
+    expect(planFaults(new Rng(7).fork('faults'), ids, FAULT_FAMILIES, 180_000)).toEqual(plan);
+    expect(planFaults(new Rng(8).fork('faults'), ids, FAULT_FAMILIES, 180_000)).not.toEqual(plan);
+    expect(new Set(plan.map((e) => e.family))).toEqual(new Set(FAULT_FAMILIES));
+    for (const [i, e] of plan.entries()) {
+      expect(e.atMs + e.durationMs).toBeLessThanOrEqual(180_000);
+      if (i > 0) expect(e.atMs).toBeGreaterThan((plan[i - 1] as { atMs: number; durationMs: number }).atMs + (plan[i - 1] as { durationMs: number }).durationMs);
+      if (e.family === 'split') expect(e.targets.length).toBe(2);
+    }
+  });
+});
+
+describe('chaos report figures', () => {
+  it('measures the longest wait between acks (also from the start and to the end), outside crash-all windows too, and availability by second', () => {
+    const ack = (atMs: number): Ack => ({ id: `p1|k|${atMs}`, producer: 'p1', key: 'k', seq: atMs, partition: 0, offset: atMs, duplicate: false, atMs });
+    const figures = producerFigures('p1', [1500, 2000, 9000, 9500].map(ack), [{ id: 'x', code: 'TIMEOUT', atMs: 3000 }], 1000, 11_000, [{ startMs: 2500, endMs: 4000 }]);
+    expect(figures).toMatchObject({ acked: 4, longestGapMs: 7000, longestGapAtMs: 2000, longestGapOutsideCrashAllMs: 1500, refused: { TIMEOUT: 1 } });
+    expect(figures.availability).toBeCloseTo(3 / 10);
+  });
+});

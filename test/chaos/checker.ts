@@ -1,0 +1,258 @@
+import { decodePayload } from '@relaymq/sdk/protocol';
+import type { Ack, SubscriberLog } from './workload.js';
+
+/** One page of `/api/replica` as the broker answers it. */
+interface ReplicaPage {
+  start: number;
+  end: number;
+  messages: Array<{ offset: number; key?: string; encoding: 'raw' | 'msgpack'; data: string }>;
+}
+
+/** One broker's copy of one partition, read whole. */
+export interface Replica {
+  broker: string;
+  partition: number;
+  start: number;
+  end: number;
+  /** Message ids by offset - start. */
+  ids: string[];
+}
+
+/** Messages per `/api/replica` request, and the bounds of reading. */
+const PAGE_MESSAGES = 5000;
+const REQUEST_TIMEOUT_MS = 5000;
+/** Examples of each violation kept for the report. */
+const MAX_EXAMPLES = 8;
+
+async function page(adminUrl: string, topic: string, partition: number, from: number, max: number): Promise<ReplicaPage | undefined> {
+  const response = await fetch(`${adminUrl}/api/replica?topic=${encodeURIComponent(topic)}&partition=${partition}&from=${from}&max=${max}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  if (response.status === 404) return undefined;
+  if (!response.ok) throw new Error(`${adminUrl}/api/replica answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as ReplicaPage;
+}
+
+const idOf = (m: ReplicaPage['messages'][number]): string => {
+  const value = decodePayload(Buffer.from(m.data, 'base64'));
+  return typeof value === 'string' ? value : JSON.stringify(value);
+};
+
+/** The bounds of every hosted replica (`undefined`: not hosted; an Error: unreadable). */
+export async function replicaBounds(brokers: ReadonlyArray<{ id: string; adminUrl: string }>, topic: string, partitions: number): Promise<Array<{ broker: string; partition: number; end: number } | Error>> {
+  const result: Array<{ broker: string; partition: number; end: number } | Error> = [];
+  for (const b of brokers) {
+    for (let p = 0; p < partitions; p++) {
+      try {
+        const head = await page(b.adminUrl, topic, p, 0, 1);
+        if (head !== undefined) result.push({ broker: b.id, partition: p, end: head.end });
+      } catch (err) {
+        result.push(new Error(`${b.id} partition ${p}: ${String(err)}`));
+      }
+    }
+  }
+  return result;
+}
+
+/** Reads every replica of every partition from every broker, independently of the SDK's delivery. */
+export async function readReplicas(brokers: ReadonlyArray<{ id: string; adminUrl: string }>, topic: string, partitions: number): Promise<{ replicas: Replica[]; unreadable: string[] }> {
+  const replicas: Replica[] = [];
+  const unreadable: string[] = [];
+  for (const b of brokers) {
+    for (let p = 0; p < partitions; p++) {
+      try {
+        let first = await page(b.adminUrl, topic, p, 0, PAGE_MESSAGES);
+        if (first === undefined) continue;
+        const replica: Replica = { broker: b.id, partition: p, start: first.start, end: first.end, ids: [] };
+        // Bounded: each page advances by at least one message, and the end was fixed by the first page.
+        for (let next = first.start; first !== undefined && first.messages.length > 0 && next < replica.end; ) {
+          for (const m of first.messages) {
+            if (m.offset !== replica.start + replica.ids.length) throw new Error(`offset ${m.offset} where ${replica.start + replica.ids.length} was expected`);
+            if (m.offset >= replica.end) break;
+            replica.ids.push(idOf(m));
+          }
+          next = replica.start + replica.ids.length;
+          if (next < replica.end) first = await page(b.adminUrl, topic, p, next, PAGE_MESSAGES);
+        }
+        if (replica.start + replica.ids.length !== replica.end) throw new Error(`read ${replica.ids.length} messages from ${replica.start}, the end is ${replica.end}`);
+        replicas.push(replica);
+      } catch (err) {
+        unreadable.push(`${b.id} partition ${p}: ${String(err)}`);
+      }
+    }
+  }
+  return { replicas, unreadable };
+}
+
+/** Violation counts: every one of them must be 0 for a run to pass. */
+export interface Violations {
+  /** Acknowledged, and stored nowhere in its partition. */
+  lost: number;
+  /** A message stored more than once (extra copies). */
+  duplicated: number;
+  /** Acknowledged with an offset (or partition) where another message is stored. */
+  misplaced: number;
+  /** Acknowledged messages of one key stored out of publish order (adjacent pairs). */
+  reordered: number;
+  /** Replicas whose common committed prefix differs from the longest replica's. */
+  divergent: number;
+  /** Replicas still behind the longest one after the heal (the partition stays under-replicated). */
+  lagging: number;
+  /** Partitions with fewer replicas than the replication factor, or a replica that could not be read. */
+  missingReplicas: number;
+  /** Messages a subscriber never received. */
+  subscriberMissing: number;
+  /** Messages a subscriber received twice within a session, or out of offset order. */
+  subscriberDuplicated: number;
+  subscriberReordered: number;
+  /** A delivered message differs from the stored one at its offset. */
+  subscriberMismatched: number;
+  /** A durable subscriber resumed past the next message it had not received. */
+  durableSkipped: number;
+}
+
+export interface CheckResult {
+  ok: boolean;
+  violations: Violations;
+  /** Up to a few examples per kind of violation. */
+  examples: Partial<Record<keyof Violations, string[]>>;
+  /** Messages stored per partition (the longest replica). */
+  stored: number[];
+  acked: number;
+  /** Acknowledgements that answered a republish with the original offset. */
+  duplicateAcks: number;
+}
+
+export interface CheckInput {
+  partitions: number;
+  replicationFactor: number;
+  replicas: Replica[];
+  unreadable: string[];
+  acks: Ack[];
+  subscribers: SubscriberLog[];
+}
+
+/**
+ * The independent checker: compares what producers were told (acks), what
+ * every replica stores, and what subscribers received. It trusts nothing the
+ * cluster says about itself beyond the bytes of each replica.
+ */
+export function check(input: CheckInput): CheckResult {
+  const v: Violations = {
+    lost: 0, duplicated: 0, misplaced: 0, reordered: 0, divergent: 0, lagging: 0, missingReplicas: 0,
+    subscriberMissing: 0, subscriberDuplicated: 0, subscriberReordered: 0, subscriberMismatched: 0, durableSkipped: 0,
+  };
+  const examples: Partial<Record<keyof Violations, string[]>> = {};
+  const note = (kind: keyof Violations, text: string, count = 1): void => {
+    v[kind] += count;
+    const list = (examples[kind] ??= []);
+    if (list.length < MAX_EXAMPLES) list.push(text);
+  };
+  for (const u of input.unreadable) note('missingReplicas', `unreadable: ${u}`);
+
+  // Replicas: the longest is the reference; every other must agree on the common prefix and reach its end.
+  const reference = new Map<number, Replica>();
+  for (let p = 0; p < input.partitions; p++) {
+    const copies = input.replicas.filter((r) => r.partition === p);
+    if (copies.length < input.replicationFactor) note('missingReplicas', `partition ${p}: ${copies.length} readable replicas (${copies.map((c) => c.broker).join(',')}), replication factor ${input.replicationFactor}`);
+    const longest = copies.reduce<Replica | undefined>((best, r) => (best === undefined || r.end > best.end ? r : best), undefined);
+    if (longest === undefined) continue;
+    reference.set(p, longest);
+    for (const r of copies) {
+      if (r === longest) continue;
+      const from = Math.max(r.start, longest.start);
+      const to = Math.min(r.end, longest.end);
+      for (let o = from; o < to; o++) {
+        if (r.ids[o - r.start] !== longest.ids[o - longest.start]) {
+          note('divergent', `partition ${p}: ${r.broker} holds ${r.ids[o - r.start]} at offset ${o}, ${longest.broker} holds ${longest.ids[o - longest.start]} (first difference; ends ${r.end} and ${longest.end})`);
+          break;
+        }
+      }
+      if (r.end < longest.end) note('lagging', `partition ${p}: ${r.broker} ends at ${r.end}, ${longest.broker} at ${longest.end}`);
+    }
+  }
+
+  // Where each message is stored, from the reference replicas.
+  const where = new Map<string, Array<{ partition: number; offset: number }>>();
+  for (const [p, r] of reference) {
+    r.ids.forEach((id, i) => {
+      const list = where.get(id);
+      if (list === undefined) where.set(id, [{ partition: p, offset: r.start + i }]);
+      else list.push({ partition: p, offset: r.start + i });
+    });
+  }
+  for (const [id, list] of where) if (list.length > 1) note('duplicated', `${id} stored ${list.length} times: ${list.map((l) => `${l.partition}@${l.offset}`).join(', ')}`, list.length - 1);
+
+  // Acknowledgements: stored once, where the ack said.
+  for (const ack of input.acks) {
+    const stored = where.get(ack.id);
+    const r = reference.get(ack.partition);
+    if (stored === undefined) {
+      if (r !== undefined && ack.offset < r.start) continue; // removed by retention (none in chaos runs)
+      note('lost', `${ack.id} acked at ${ack.partition}@${ack.offset}${ack.duplicate ? ' (duplicate ack)' : ''}, stored nowhere`);
+    } else if (!stored.some((s) => s.partition === ack.partition && s.offset === ack.offset)) {
+      const there = r?.ids[ack.offset - r.start];
+      note('misplaced', `${ack.id} acked at ${ack.partition}@${ack.offset}, stored at ${stored.map((s) => `${s.partition}@${s.offset}`).join(',')}; ${ack.partition}@${ack.offset} holds ${there ?? 'nothing'}`);
+    }
+  }
+
+  // Per-key order: acknowledged messages of a key are stored in publish (seq) order.
+  const byKey = new Map<string, Ack[]>();
+  for (const ack of input.acks) {
+    const list = byKey.get(ack.key);
+    if (list === undefined) byKey.set(ack.key, [ack]);
+    else list.push(ack);
+  }
+  for (const [key, acks] of byKey) {
+    acks.sort((a, b) => a.seq - b.seq);
+    for (let i = 1; i < acks.length; i++) {
+      const a = acks[i - 1] as Ack;
+      const b = acks[i] as Ack;
+      if (b.partition !== a.partition || b.offset <= a.offset) note('reordered', `key ${key}: seq ${a.seq} at ${a.partition}@${a.offset}, seq ${b.seq} at ${b.partition}@${b.offset}`);
+    }
+  }
+
+  // Subscribers: everything stored, once, in order; durable ones never skip on resume.
+  for (const sub of input.subscribers) {
+    for (const [p, r] of reference) {
+      const seen = new Set<number>();
+      let reachedBefore = r.start;
+      for (const [s, session] of sub.sessions.entries()) {
+        const list = session.get(p) ?? [];
+        let previous: number | undefined;
+        for (const m of list) {
+          // Within a session offsets go up by one; a durable subscriber may see a message again only in a later session.
+          const again = seen.has(m.offset) && (!sub.durable || (previous !== undefined && m.offset <= previous));
+          if (again) note('subscriberDuplicated', `${sub.name} session ${s}: partition ${p} offset ${m.offset} delivered again (after ${previous})`);
+          else if (previous !== undefined && m.offset !== previous + 1) note('subscriberReordered', `${sub.name} session ${s}: partition ${p} offset ${m.offset} after ${previous}`);
+          const stored = r.ids[m.offset - r.start];
+          if (stored !== m.id) note('subscriberMismatched', `${sub.name}: partition ${p} offset ${m.offset} delivered ${m.id}, stored ${stored ?? 'nothing'}`);
+          seen.add(m.offset);
+          previous = m.offset;
+        }
+        const first = list[0];
+        if (sub.durable && s > 0 && first !== undefined && first.offset > reachedBefore) {
+          note('durableSkipped', `${sub.name} session ${s}: partition ${p} resumed at ${first.offset}, had received up to ${reachedBefore - 1}`);
+        }
+        for (const m of list) reachedBefore = Math.max(reachedBefore, m.offset + 1);
+      }
+      let missing = 0;
+      let firstMissing: number | undefined;
+      for (let o = r.start; o < r.end; o++) {
+        if (!seen.has(o)) {
+          missing++;
+          firstMissing ??= o;
+        }
+      }
+      if (missing > 0) note('subscriberMissing', `${sub.name}: partition ${p} missed ${missing} of ${r.end - r.start} messages, first at offset ${firstMissing}`, missing);
+    }
+  }
+
+  const ok = Object.values(v).every((n) => n === 0);
+  return {
+    ok,
+    violations: v,
+    examples,
+    stored: Array.from({ length: input.partitions }, (_, p) => reference.get(p)?.ids.length ?? 0),
+    acked: input.acks.length,
+    duplicateAcks: input.acks.filter((a) => a.duplicate).length,
+  };
+}

@@ -1,0 +1,118 @@
+import type { StartFailure } from './cluster.js';
+import type { CheckResult } from './checker.js';
+import type { InjectedFault } from './faults.js';
+import type { FaultFamily } from './schedule.js';
+import type { Ack, Refusal } from './workload.js';
+
+/** A run's settings: exactly what the replay command repeats. */
+export interface RunSettings {
+  brokers: number;
+  replicationFactor: number;
+  seconds: number;
+  seed: number;
+  /** The fault families asked for (all by default). */
+  faults: FaultFamily[];
+  partitions: number;
+  producers: number;
+  tmpfs: boolean;
+}
+
+/** Per producer: acknowledgements, the longest wait between two, availability. */
+export interface ProducerFigures {
+  producer: string;
+  acked: number;
+  refused: Record<string, number>;
+  /** Longest time without an acknowledgement, ms, from the first publish to the end of publishing. */
+  longestGapMs: number;
+  /** When that gap started, ms since the run started. */
+  longestGapAtMs: number;
+  /** Longest gap that overlaps no crash of every broker (the one-fault-at-a-time bound applies to these). */
+  longestGapOutsideCrashAllMs: number;
+  /** Share of whole seconds of the publishing phase with at least one acknowledgement. */
+  availability: number;
+}
+
+export interface ChaosReport {
+  ok: boolean;
+  settings: RunSettings;
+  replay: string;
+  storage: string;
+  faultsByFamily: Partial<Record<FaultFamily, number>>;
+  skippedFamilies: Partial<Record<FaultFamily, string>>;
+  faults: InjectedFault[];
+  startFailures: StartFailure[];
+  acked: number;
+  producers: ProducerFigures[];
+  availability: number;
+  check: CheckResult;
+  /** Problems of the run itself (e.g. publishes still unsettled after the heal). */
+  notes: string[];
+  durationMs: number;
+}
+
+/** The command that replays a run (the same seed gives the same fault plan and workload keys). */
+export function replayCommand(s: RunSettings, allFamilies: readonly FaultFamily[]): string {
+  const parts = ['npm run chaos --', '--brokers', String(s.brokers), '--replication-factor', String(s.replicationFactor), '--seconds', String(s.seconds), '--seed', String(s.seed)];
+  if (s.faults.length !== allFamilies.length) parts.push('--faults', s.faults.join(','));
+  if (s.partitions !== 6) parts.push('--partitions', String(s.partitions));
+  if (s.producers !== 3) parts.push('--producers', String(s.producers));
+  if (!s.tmpfs) parts.push('--no-tmpfs');
+  return parts.join(' ');
+}
+
+/**
+ * Gap and availability figures of one producer over [fromMs, toMs] (ms since
+ * the run started); `crashes` are the windows of crash-all faults.
+ */
+export function producerFigures(
+  producer: string,
+  acks: readonly Ack[],
+  refusals: readonly Refusal[],
+  fromMs: number,
+  toMs: number,
+  crashes: ReadonlyArray<{ startMs: number; endMs: number }> = [],
+): ProducerFigures {
+  const times = acks.map((a) => a.atMs).sort((a, b) => a - b);
+  let longestGapMs = 0;
+  let longestGapAtMs = fromMs;
+  let longestGapOutsideCrashAllMs = 0;
+  let previous = fromMs;
+  for (const t of [...times, toMs]) {
+    const gap = t - previous;
+    if (gap > longestGapMs) {
+      longestGapMs = gap;
+      longestGapAtMs = previous;
+    }
+    const start = previous;
+    if (gap > longestGapOutsideCrashAllMs && !crashes.some((c) => c.startMs < t && c.endMs > start)) longestGapOutsideCrashAllMs = gap;
+    previous = Math.max(previous, t);
+  }
+  const seconds = Math.max(1, Math.floor((toMs - fromMs) / 1000));
+  const covered = new Set(times.filter((t) => t >= fromMs && t < fromMs + seconds * 1000).map((t) => Math.floor((t - fromMs) / 1000)));
+  const refused: Record<string, number> = {};
+  for (const r of refusals) refused[r.code] = (refused[r.code] ?? 0) + 1;
+  return { producer, acked: acks.length, refused, longestGapMs, longestGapAtMs, longestGapOutsideCrashAllMs, availability: covered.size / seconds };
+}
+
+/** The human-readable report. */
+export function formatReport(r: ChaosReport): string {
+  const lines: string[] = [];
+  const s = r.settings;
+  lines.push(`chaos ${r.ok ? 'PASSED' : 'FAILED'}: seed ${s.seed}, ${s.brokers} brokers, replication factor ${s.replicationFactor}, ${s.seconds} s, ${s.partitions} partitions, ${s.producers} producers, data on ${r.storage}`);
+  lines.push(`faults: ${Object.entries(r.faultsByFamily).map(([f, n]) => `${f} ${n}`).join(', ') || 'none'}`);
+  for (const [family, why] of Object.entries(r.skippedFamilies)) lines.push(`skipped ${family}: ${why}`);
+  lines.push(`acknowledged: ${r.acked} (${r.check.duplicateAcks} answered as duplicates); stored per partition: ${r.check.stored.join(' ')}`);
+  for (const p of r.producers) {
+    const refused = Object.entries(p.refused).map(([c, n]) => `${c} ${n}`).join(', ');
+    lines.push(`  ${p.producer}: ${p.acked} acked${refused === '' ? '' : `, refused ${refused}`}, longest gap ${(p.longestGapMs / 1000).toFixed(2)} s (from ${(p.longestGapAtMs / 1000).toFixed(1)} s; ${(p.longestGapOutsideCrashAllMs / 1000).toFixed(2)} s outside crash-all), availability ${(p.availability * 100).toFixed(1)}%`);
+  }
+  lines.push(`availability: ${(r.availability * 100).toFixed(1)}% of seconds had an ack, averaged over producers`);
+  for (const f of r.startFailures) lines.push(`broker start failure: ${f.broker} at ${(f.atMs / 1000).toFixed(1)} s: ${f.reason.split('\n').slice(0, 3).join(' | ')}`);
+  const v = r.check.violations;
+  lines.push(`checker: ${Object.entries(v).map(([k, n]) => `${n} ${k}`).join(', ')}`);
+  for (const [kind, list] of Object.entries(r.check.examples)) for (const e of list ?? []) lines.push(`  ${kind}: ${e}`);
+  for (const n of r.notes) lines.push(`note: ${n}`);
+  lines.push(`took ${(r.durationMs / 1000).toFixed(1)} s`);
+  if (!r.ok) lines.push(`replay: ${r.replay}`);
+  return lines.join('\n');
+}

@@ -6,7 +6,7 @@ import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type Metada
 import type { CommitPositionsCommand } from '../core/metadata/positions.js';
 import { applyPublish, parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type AppendRequest, type PartitionLog, type StoredMessage } from '../core/partition/partition.js';
-import type { NodeId, RaftConfigOptions, Snapshot } from '../core/raft/index.js';
+import type { NodeId, RaftConfigOptions } from '../core/raft/index.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
@@ -175,7 +175,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         const forwarded: ForwardedPublish = { topic, partition, ack, command };
         const group = await this.partitionGroup(topic, partition);
         const outcomes = await this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded);
-        return { leader: group.node.leader ?? undefined, outcomes };
+        return { leader: group.leader ?? undefined, outcomes };
       },
     });
     this.remote = new RemotePartitions({
@@ -371,7 +371,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** The leader of a partition as this broker knows it. */
   leaderOf(topic: string, partition: number): string | undefined {
     const group = this.groups.get(partitionGroupId(topic, partition));
-    return group === undefined ? this.router.leaderOf(topic, partition) : (group.node.leader ?? undefined);
+    return group === undefined ? this.router.leaderOf(topic, partition) : (group.leader ?? undefined);
   }
 
   /** Whether a replica of the partition lives here (by the metadata); true for one unknown, so its error comes from the group. */
@@ -555,7 +555,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       try {
         storage = await this.storage<PublishCommand, PartitionCheckpoint>(id, assignment.replicas);
         const checkpoint = disk?.checkpointed;
-        if (checkpoint !== undefined) resumeFromCheckpoint(storage, checkpoint, assignment.replicas);
+        if (checkpoint !== undefined) storage.resumeAt(checkpoint.index, checkpoint.term, checkpoint);
       } catch (err) {
         // Leave nothing half open: the next attempt opens both again.
         if (storage !== undefined) this.storages.delete(storage as DurableRaftStorage<unknown, unknown>);
@@ -570,8 +570,16 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         applied: checkpoint?.index ?? 0,
         parseData: parsePublishCommand,
         parseSnapshot: parseCheckpoint,
-        whenWritable: () => disk?.whenWritable(),
         stateFailure: () => disk?.failure(),
+        // Fenced after a storage failure with a state it cannot vouch for: back to the last durable checkpoint, as a restart would.
+        recover:
+          disk === undefined
+            ? undefined
+            : async () => {
+                const rewound = await disk.rewind();
+                if (rewound !== undefined) storage.resumeAt(rewound.index, rewound.term, rewound);
+                return rewound?.index ?? 0;
+              },
         installSnapshot:
           disk === undefined
             ? undefined
@@ -647,7 +655,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       // About 10 s in all: a leader is usually back within an election timeout.
       return await pRetry(
         async () => {
-          const leader = group.node.leader;
+          const leader = group.leader;
           if (leader === null || leader === this.options.self) throw new RelayError('NOT_LEADER', `no other broker leads ${group.id} now`);
           return parseFetchResponse(await this.rpc.call(leader, 'partition.fetch', request, this.options.requestTimeoutMs));
         },
@@ -682,12 +690,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * bouncing the client: only when no leader can be reached in time does it
    * answer `NO_QUORUM`, which sends the client to another broker.
    */
-  private async viaLeader<R>(group: { readonly id: string; readonly node: { readonly leader: NodeId | null } }, local: () => Promise<R>, method: string, body: unknown): Promise<R> {
+  private async viaLeader<R>(group: { readonly id: string; readonly leader: NodeId | null }, local: () => Promise<R>, method: string, body: unknown): Promise<R> {
     const deadline = this.options.now() + this.options.requestTimeoutMs;
     let avoid: NodeId | undefined;
     for (let attempt = 0; this.options.now() < deadline && attempt < 100; attempt++) {
       const leader = await this.until(
-        () => (group.node.leader !== null && group.node.leader !== avoid ? group.node.leader : undefined),
+        () => (group.leader !== null && group.leader !== avoid ? group.leader : undefined),
         `a leader of ${group.id}`,
         Math.max(1, deadline - this.options.now()),
       ).catch(() => undefined);
@@ -728,23 +736,3 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
 /** A group id as a file name: `/` is not allowed in one. */
 const fileName = (group: string): string => group.replace(/\//g, '~');
-
-/**
- * Lines the Raft log up with a partition checkpoint on open: a checkpoint
- * beyond the log (a snapshot installed, the crash before the log recorded
- * it) becomes the log's snapshot; a commit index persisted below it is
- * raised (the checkpoint only holds committed entries).
- */
-function resumeFromCheckpoint(storage: DurableRaftStorage<PublishCommand, PartitionCheckpoint>, checkpoint: PartitionCheckpoint, voters: readonly NodeId[]): void {
-  const memory = storage.memory;
-  const snapshotIndex = memory.snapshot()?.meta.index ?? 0;
-  if (checkpoint.index < snapshotIndex) {
-    throw new RelayError('STORAGE_ERROR', `partition checkpoint ${checkpoint.index} is behind its Raft snapshot ${snapshotIndex}`);
-  }
-  if (checkpoint.index > memory.lastIndex()) {
-    const snapshot: Snapshot<PartitionCheckpoint> = { meta: { index: checkpoint.index, term: checkpoint.term, conf: { voters } }, data: checkpoint };
-    storage.applySnapshot(snapshot);
-  }
-  const hard = storage.hardState;
-  if (hard.commit < checkpoint.index) storage.setHardState({ ...hard, commit: checkpoint.index });
-}

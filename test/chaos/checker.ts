@@ -179,7 +179,12 @@ export function check(input: CheckInput): CheckResult {
       else list.push({ partition: p, offset: r.start + i });
     });
   }
-  for (const [id, list] of where) if (list.length > 1) note('duplicated', `${id} stored ${list.length} times: ${list.map((l) => `${l.partition}@${l.offset}`).join(', ')}`, list.length - 1);
+  const ackOf = new Map(input.acks.map((a) => [a.id, a]));
+  const describeAck = (id: string): string => {
+    const a = ackOf.get(id);
+    return a === undefined ? 'never acknowledged' : `acked at ${a.partition}@${a.offset} ${(a.atMs / 1000).toFixed(1)} s into the run${a.duplicate ? ' as a duplicate' : ''}`;
+  };
+  for (const [id, list] of where) if (list.length > 1) note('duplicated', `${id} stored ${list.length} times: ${list.map((l) => `${l.partition}@${l.offset}`).join(', ')}; ${describeAck(id)}`, list.length - 1);
 
   // Acknowledgements: stored once, where the ack said.
   for (const ack of input.acks) {

@@ -36,6 +36,8 @@ export interface ChaosReport {
   ok: boolean;
   settings: RunSettings;
   replay: string;
+  /** The commit the run tested (seed plus commit replays it), when known. */
+  commit: string | undefined;
   storage: string;
   faultsByFamily: Partial<Record<FaultFamily, number>>;
   skippedFamilies: Partial<Record<FaultFamily, string>>;
@@ -113,6 +115,6 @@ export function formatReport(r: ChaosReport): string {
   for (const [kind, list] of Object.entries(r.check.examples)) for (const e of list ?? []) lines.push(`  ${kind}: ${e}`);
   for (const n of r.notes) lines.push(`note: ${n}`);
   lines.push(`took ${(r.durationMs / 1000).toFixed(1)} s`);
-  if (!r.ok) lines.push(`replay: ${r.replay}`);
+  if (!r.ok) lines.push(`replay: ${r.replay}${r.commit === undefined ? '' : `   (at commit ${r.commit})`}`);
   return lines.join('\n');
 }

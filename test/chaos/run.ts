@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { check, readReplicas, replicaBounds } from './checker.js';
 import { Cleanup } from './cleanup.js';
 import { ChaosCluster, findFaketime } from './cluster.js';
@@ -38,6 +39,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
     faults: options.faults, partitions: options.partitions, producers: options.producers, tmpfs: options.tmpfs,
   };
   const replay = replayCommand(settings, FAULT_FAMILIES);
+  const commit = currentCommit();
   log(`chaos: ${replay}`);
   const rng = new Rng(options.seed);
   const notes: string[] = [];
@@ -114,6 +116,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
       ok: result.ok && cluster.startFailures.length === 0,
       settings,
       replay,
+      commit,
       storage: cluster.storage,
       faultsByFamily,
       skippedFamilies: Object.fromEntries([...skipped].filter(([f]) => options.faults.includes(f))),
@@ -134,4 +137,12 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
     await workload?.close();
     await cleanup.run();
   }
+}
+
+/** The checked-out commit (with `+` when the tree has changes), or undefined outside a git checkout. */
+function currentCommit(): string | undefined {
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  if (head.status !== 0) return undefined;
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).stdout.trim() !== '';
+  return `${head.stdout.trim()}${dirty ? '+' : ''}`;
 }

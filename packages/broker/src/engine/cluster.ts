@@ -6,7 +6,7 @@ import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type Metada
 import type { CommitPositionsCommand } from '../core/metadata/positions.js';
 import { applyPublish, parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type AppendRequest, type PartitionLog, type StoredMessage } from '../core/partition/partition.js';
-import type { NodeId, RaftConfigOptions, Snapshot } from '../core/raft/index.js';
+import type { NodeId, RaftConfigOptions } from '../core/raft/index.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
@@ -16,6 +16,7 @@ import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
+import { CreationCache, RECOVERY_TIMEOUT_MS, metadataLagging, settleWithin, throttled } from './startup.js';
 import { handOverLeadership, rankTargets, type HandoverGroup, type HandoverResult } from './handover.js';
 import { CHECKPOINT_ENTRIES, HostedPartition, type PartitionGroup } from './hosted-partition.js';
 import {
@@ -115,7 +116,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly partitions = new Map<string, PartitionLog>();
   /** Partitions kept on disk, with their Raft log and maintenance state. */
   private readonly disks = new Map<string, HostedPartition>();
-  private readonly creating = new Map<string, Promise<PartitionGroup>>();
+  /** Partition groups created or being created; a failed creation is forgotten and retried. */
+  private readonly creating = new CreationCache<PartitionGroup>();
+  /** Settles once `open()` did: peer requests that arrive before wait for it (bounded). */
+  private readonly opened: Promise<void>;
+  private markOpened!: (error?: unknown) => void;
+  /** Hosts (again) partitions of this broker whose group creation failed, at most once a second. */
+  private readonly hostMissing = throttled(1000, () => this.options.now(), () => {
+    for (const topic of this.metadata.all()) this.hostPartitions(topic);
+  });
   private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
   private readonly rpc: PeerRpc;
   /** Publishes to partitions without a replica here go through to one (see routed-publish.ts). */
@@ -141,6 +150,21 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     super();
     this.metadata = new MetadataState(options.brokers);
     this.rpc = new PeerRpc(options.transport);
+    this.opened = new Promise((resolve, reject) => {
+      this.markOpened = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    this.opened.catch(() => {}); // a failed open is reported by start()
+    // Registered at once: peers reach this broker as soon as its transport listens, before its logs are open.
+    const afterOpen =
+      <R>(handler: (body: unknown) => Promise<R>) =>
+      async (_from: string, body: unknown): Promise<R> => {
+        await this.whenOpened();
+        return handler(body);
+      };
+    this.rpc.handle('meta.create', afterOpen(async (body) => this.createTopicHere(parseTopic(body))));
+    this.rpc.handle('publish', afterOpen(async (body) => this.publishHere(parseForwarded(body))));
+    this.rpc.handle('partition.fetch', afterOpen(async (body) => this.fetchHere(parseFetch(body))));
+    this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
     this.router = new PublishRouter({
       self: options.self,
       rpc: this.rpc,
@@ -151,7 +175,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         const forwarded: ForwardedPublish = { topic, partition, ack, command };
         const group = await this.partitionGroup(topic, partition);
         const outcomes = await this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded);
-        return { leader: group.node.leader ?? undefined, outcomes };
+        return { leader: group.leader ?? undefined, outcomes };
       },
     });
     this.remote = new RemotePartitions({
@@ -172,23 +196,53 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   static async start(options: ClusterEngineOptions): Promise<ClusterEngine> {
     const engine = new ClusterEngine(options);
-    await engine.open();
+    try {
+      await engine.open();
+      engine.markOpened();
+    } catch (err) {
+      engine.markOpened(err);
+      throw err;
+    }
     await engine.recover();
     return engine;
   }
 
   /**
    * Waits (bounded) until what this broker had committed before a restart is
-   * applied again: topics, then each hosted partition up to its persisted
-   * commit, so a restarted broker serves its data from the first request.
+   * applied again: topics, then every hosted partition at once up to its
+   * persisted commit, so a restarted broker serves its data from the first
+   * request. What is not recovered within the bound is logged, and the broker
+   * serves anyway: those partitions catch up (or are retried) in the background.
    */
   private async recover(): Promise<void> {
     const committed = (group: { readonly applied: number }, commit: number) => () => (group.applied >= commit ? true : undefined);
-    const timeoutMs = 30_000;
-    await this.until(committed(this.meta, this.meta.status().commit), 'metadata recovery', timeoutMs);
-    for (const creating of [...this.creating.values()]) {
-      const group = await creating;
-      await this.until(committed(group, group.status().commit), `recovery of ${group.id}`, timeoutMs);
+    const deadline = this.options.now() + RECOVERY_TIMEOUT_MS;
+    const left = (): number => Math.max(1, deadline - this.options.now());
+    const failed = await settleWithin([{ name: META_GROUP, run: this.until(committed(this.meta, this.meta.status().commit), 'metadata recovery', left()) }], left());
+    const partitions = this.creating.entriesNow().map(([id, creating]) => ({
+      name: id,
+      run: creating.then((group) => this.until(committed(group, group.status().commit), `recovery of ${id}`, left())),
+    }));
+    failed.push(...(await settleWithin(partitions, left())));
+    if (failed.length > 0) {
+      this.options.log('warn', 'startup recovery incomplete: serving anyway, the rest catches up in the background', {
+        groups: failed.map((f) => f.name),
+        errors: failed.slice(0, 10).map((f) => `${f.name}: ${f.error}`),
+      });
+    }
+  }
+
+  /** Resolves once the engine is open; peer requests wait for it, at most a request timeout. */
+  private async whenOpened(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeoutMs = this.options.requestTimeoutMs;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RelayError('NOT_LEADER', `broker ${this.options.self} is still starting`)), timeoutMs);
+    });
+    try {
+      await Promise.race([this.opened, late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -211,10 +265,6 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     });
     this.groups.set(META_GROUP, this.meta as unknown as RaftGroup<unknown, unknown, unknown>);
     transport.on('message', this.onPeerMessage);
-    this.rpc.handle('meta.create', async (_from, body) => this.createTopicHere(parseTopic(body)));
-    this.rpc.handle('publish', async (_from, body) => this.publishHere(parseForwarded(body)));
-    this.rpc.handle('partition.fetch', async (_from, body) => this.fetchHere(parseFetch(body)));
-    this.rpc.handle(COMMIT_POSITIONS_METHOD, async (_from, body) => this.proposeMeta(parseForwardedCommit(body)));
     this.ticker = setInterval(() => {
       for (const group of this.groups.values()) group.tick();
     }, RAFT_RUNTIME_TICK_MS);
@@ -321,7 +371,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** The leader of a partition as this broker knows it. */
   leaderOf(topic: string, partition: number): string | undefined {
     const group = this.groups.get(partitionGroupId(topic, partition));
-    return group === undefined ? this.router.leaderOf(topic, partition) : (group.node.leader ?? undefined);
+    return group === undefined ? this.router.leaderOf(topic, partition) : (group.leader ?? undefined);
   }
 
   /** Whether a replica of the partition lives here (by the metadata); true for one unknown, so its error comes from the group. */
@@ -470,19 +520,24 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    */
   private hostPartitions(topic: TopicMetadata): void {
     topic.partitions.forEach((assignment, partition) => {
-      if (assignment.replicas.includes(this.options.self)) void this.partitionGroup(topic.topic, partition);
-      else this.emit('appended', topic.topic, partition);
+      if (!assignment.replicas.includes(this.options.self)) {
+        this.emit('appended', topic.topic, partition);
+        return;
+      }
+      const id = partitionGroupId(topic.topic, partition);
+      if (this.creating.has(id)) return;
+      // A failed creation (a full disk) is logged and forgotten; maintenance hosts it again.
+      this.partitionGroup(topic.topic, partition).catch((err: unknown) =>
+        this.options.log('error', 'could not host partition; retrying', { group: id, error: err instanceof Error ? err.message : String(err) }),
+      );
     });
   }
 
   /** The local group of a partition, created (with its storage) on first need. */
   private partitionGroup(topic: string, partition: number): Promise<PartitionGroup> {
     const id = partitionGroupId(topic, partition);
-    let creating = this.creating.get(id);
-    if (creating !== undefined) return creating;
-    creating = (async () => {
-      const assignment = this.metadata.get(topic)?.partitions[partition];
-      if (assignment === undefined) throw new RelayError('INVALID_PARTITION', `topic ${topic} has no partition ${partition}`);
+    return this.creating.get(id, async () => {
+      const assignment = await this.assignment(topic, partition);
       if (!assignment.replicas.includes(this.options.self)) {
         throw new RelayError('NOT_LEADER', `broker ${this.options.self} holds no replica of ${id}`, { leader: assignment.replicas[0] as string });
       }
@@ -496,18 +551,35 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
               report: (message, fields) => this.options.log('error', message, { group: id, ...fields }),
             });
       const log: PartitionLog = disk ?? new Partition({ dedupeWindow, retentionBytes });
+      let storage: DurableRaftStorage<PublishCommand, PartitionCheckpoint> | undefined;
+      try {
+        storage = await this.storage<PublishCommand, PartitionCheckpoint>(id, assignment.replicas);
+        const checkpoint = disk?.checkpointed;
+        if (checkpoint !== undefined) storage.resumeAt(checkpoint.index, checkpoint.term, checkpoint);
+      } catch (err) {
+        // Leave nothing half open: the next attempt opens both again.
+        if (storage !== undefined) this.storages.delete(storage as DurableRaftStorage<unknown, unknown>);
+        await Promise.allSettled([storage?.close(), disk?.close()]);
+        throw err;
+      }
       this.partitions.set(id, log);
-      const storage = await this.storage<PublishCommand, PartitionCheckpoint>(id, assignment.replicas);
       const checkpoint = disk?.checkpointed;
-      if (checkpoint !== undefined) resumeFromCheckpoint(storage, checkpoint, assignment.replicas);
       const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
         ...this.groupBase(id, assignment.replicas),
         storage,
         applied: checkpoint?.index ?? 0,
         parseData: parsePublishCommand,
         parseSnapshot: parseCheckpoint,
-        whenWritable: () => disk?.whenWritable(),
         stateFailure: () => disk?.failure(),
+        // Fenced after a storage failure with a state it cannot vouch for: back to the last durable checkpoint, as a restart would.
+        recover:
+          disk === undefined
+            ? undefined
+            : async () => {
+                const rewound = await disk.rewind();
+                if (rewound !== undefined) storage.resumeAt(rewound.index, rewound.term, rewound);
+                return rewound?.index ?? 0;
+              },
         installSnapshot:
           disk === undefined
             ? undefined
@@ -537,14 +609,28 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       }
       this.groups.set(id, group as RaftGroup<unknown, unknown, unknown>);
       return group;
-    })();
-    this.creating.set(id, creating);
-    return creating;
+    });
+  }
+
+  /**
+   * A partition's replicas from the metadata. A topic not known here yet
+   * (the metadata lags, or this broker is starting) is waited for, bounded,
+   * then answered `NOT_LEADER` (retriable), never `INVALID_PARTITION`: the
+   * broker that forwarded the publish had it checked against its metadata.
+   */
+  private async assignment(topic: string, partition: number): Promise<{ replicas: readonly NodeId[] }> {
+    const waitMs = this.options.requestTimeoutMs;
+    const known = await this.until(() => this.metadata.get(topic), `topic ${topic} in this broker's metadata`, waitMs).catch(() => undefined);
+    if (known === undefined) throw metadataLagging(this.options.self, topic, waitMs);
+    const assignment = known.partitions[partition];
+    if (assignment === undefined) throw new RelayError('INVALID_PARTITION', `topic ${topic} has ${known.partitions.length} partitions, not ${partition + 1}`);
+    return assignment;
   }
 
   /** Keeps partitions on disk bounded (checkpoints, compaction, retention) and repairs damage: see {@link HostedPartition}. */
   private maintain(): void {
     this.compactMetadata();
+    this.hostMissing();
     for (const hosted of this.disks.values()) hosted.maintain();
   }
 
@@ -569,7 +655,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       // About 10 s in all: a leader is usually back within an election timeout.
       return await pRetry(
         async () => {
-          const leader = group.node.leader;
+          const leader = group.leader;
           if (leader === null || leader === this.options.self) throw new RelayError('NOT_LEADER', `no other broker leads ${group.id} now`);
           return parseFetchResponse(await this.rpc.call(leader, 'partition.fetch', request, this.options.requestTimeoutMs));
         },
@@ -604,12 +690,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * bouncing the client: only when no leader can be reached in time does it
    * answer `NO_QUORUM`, which sends the client to another broker.
    */
-  private async viaLeader<R>(group: { readonly id: string; readonly node: { readonly leader: NodeId | null } }, local: () => Promise<R>, method: string, body: unknown): Promise<R> {
+  private async viaLeader<R>(group: { readonly id: string; readonly leader: NodeId | null }, local: () => Promise<R>, method: string, body: unknown): Promise<R> {
     const deadline = this.options.now() + this.options.requestTimeoutMs;
     let avoid: NodeId | undefined;
     for (let attempt = 0; this.options.now() < deadline && attempt < 100; attempt++) {
       const leader = await this.until(
-        () => (group.node.leader !== null && group.node.leader !== avoid ? group.node.leader : undefined),
+        () => (group.leader !== null && group.leader !== avoid ? group.leader : undefined),
         `a leader of ${group.id}`,
         Math.max(1, deadline - this.options.now()),
       ).catch(() => undefined);
@@ -650,23 +736,3 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
 /** A group id as a file name: `/` is not allowed in one. */
 const fileName = (group: string): string => group.replace(/\//g, '~');
-
-/**
- * Lines the Raft log up with a partition checkpoint on open: a checkpoint
- * beyond the log (a snapshot installed, the crash before the log recorded
- * it) becomes the log's snapshot; a commit index persisted below it is
- * raised (the checkpoint only holds committed entries).
- */
-function resumeFromCheckpoint(storage: DurableRaftStorage<PublishCommand, PartitionCheckpoint>, checkpoint: PartitionCheckpoint, voters: readonly NodeId[]): void {
-  const memory = storage.memory;
-  const snapshotIndex = memory.snapshot()?.meta.index ?? 0;
-  if (checkpoint.index < snapshotIndex) {
-    throw new RelayError('STORAGE_ERROR', `partition checkpoint ${checkpoint.index} is behind its Raft snapshot ${snapshotIndex}`);
-  }
-  if (checkpoint.index > memory.lastIndex()) {
-    const snapshot: Snapshot<PartitionCheckpoint> = { meta: { index: checkpoint.index, term: checkpoint.term, conf: { voters } }, data: checkpoint };
-    storage.applySnapshot(snapshot);
-  }
-  const hard = storage.hardState;
-  if (hard.commit < checkpoint.index) storage.setHardState({ ...hard, commit: checkpoint.index });
-}

@@ -36,8 +36,9 @@ describe('handOverLeadership', () => {
     const lines: Array<{ message: string; fields?: Record<string, unknown> }> = [];
     const hopeless = group('p/t/2', ['x', 'y'], new Set());
     const started = Date.now();
+    let clockMs = 0; // a clock that advances 5 ms per reading: the number of attempts does not depend on the machine's load
     const result = await handOverLeadership(() => [hopeless], {
-      now: Date.now,
+      now: () => (clockMs += 5),
       timeoutMs: 200,
       attemptMs: 40,
       log: (_level, message, fields) => lines.push({ message, fields }),

@@ -10,7 +10,10 @@ function damagedReplica(role: { leader: string | null }) {
     isLeader: () => role.leader === 'a',
     status: () => ({ voters: ['a', 'b', 'c'], progress: [] }),
     transferLeadership,
-    node: { get leader() { return role.leader; } },
+    get leader() {
+      return role.leader;
+    },
+    fenceReason: undefined,
     applied: 10,
     termOf: () => 1,
   } as unknown as PartitionGroup;

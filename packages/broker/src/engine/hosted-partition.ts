@@ -56,7 +56,8 @@ export class HostedPartition {
 
   /** Starts the next upkeep step, if one is due and none is running. */
   maintain(): void {
-    if (this.running) return;
+    // Fenced: the state is being rewound to what is durable; a checkpoint now could record a state never durable.
+    if (this.running || this.group.fenceReason !== undefined) return;
     if (this.partition.damaged) {
       this.repairDamage();
       return;
@@ -87,7 +88,7 @@ export class HostedPartition {
     await this.busy;
     const { group, partition } = this;
     const term = group.termOf(group.applied);
-    if (term === undefined || group.applied <= (partition.checkpointed?.index ?? 0) || partition.damaged) return;
+    if (term === undefined || group.applied <= (partition.checkpointed?.index ?? 0) || partition.damaged || group.fenceReason !== undefined) return;
     await partition.writeCheckpoint(partition.capture(group.applied, term)).catch((err: unknown) => {
       this.ctx.log('warn', 'final checkpoint failed', { group: this.id, error: String(err) });
     });
@@ -123,7 +124,7 @@ export class HostedPartition {
       if (target !== undefined) group.transferLeadership(target);
       return;
     }
-    const leader = group.node.leader;
+    const leader = group.leader;
     if (leader === null || leader === this.ctx.self) return;
     this.run('partition repair failed; retrying', async () => {
       await partition.repair(this.ctx.fetchFromLeader);

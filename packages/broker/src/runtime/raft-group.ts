@@ -42,18 +42,39 @@ export interface RaftGroupOptions<T, R, S = never> {
    */
   installSnapshot?: (snapshot: Snapshot<S>) => Promise<void>;
   /**
-   * Resolves once the state machine can take entries again, when it cannot
-   * now (its own storage failed and retries): applying waits rather than
-   * losing or refusing a committed entry. `undefined` when it can.
+   * Why the state machine cannot take entries now (its storage failed), if it
+   * cannot: applying then fences the group instead of applying.
    */
-  whenWritable?: () => Promise<void> | undefined;
-  /** Why the state machine cannot take entries now, if it cannot: proposals are refused with it. */
   stateFailure?: () => RelayError | undefined;
+  /**
+   * While fenced, after the Raft log was reloaded from what is durable, when
+   * the state machine cannot simply go on from its applied index (an apply
+   * failed part way, or the durable log no longer reaches that index): rewinds
+   * it to what it provably holds (e.g. its last checkpoint, lined up with the
+   * log by `storage.resumeAt`) and returns the index it holds. Without it,
+   * such a group stays fenced (a restart recovers it).
+   */
+  recover?: () => Promise<number>;
+  /** Delays between recovery attempts of a fenced group. @defaultValue {@link FENCE_RETRY} */
+  fenceRetry?: { minDelayMs: number; maxDelayMs: number };
   /** The role or leader changed. */
   onLeaderChange?: (leader: NodeId | null) => void;
   /** Told of fsync durations and leader changes (operations); optional. */
   observer?: Pick<BrokerObserver, 'fsync' | 'leaderChanged'>;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** A fenced group tries to recover after 100 ms, then doubling up to every 5 s while its storage still fails. */
+export const FENCE_RETRY = Object.freeze({ minDelayMs: 100, maxDelayMs: 5000 });
+
+/** Why and since when a group is fenced. */
+interface Fence {
+  reason: RelayError;
+  /** The term when it was fenced: a leader heard from at this term or later leads now. */
+  term: number;
+  /** The leader heard from while fenced (forwarding goes there), if any. */
+  leader: NodeId | null;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 interface Waiter<R> {
@@ -74,44 +95,85 @@ interface Waiter<R> {
  * keeps the retry from being stored twice.
  */
 export class RaftGroup<T, R, S = never> {
-  readonly node: RaftNode<T, S>;
+  private core: RaftNode<T, S>;
   private readonly channel: string;
   private readonly waiters = new Map<number, Waiter<R>>();
   /** Committed entries acknowledged only once every voter's match index reaches them (ack `all`). */
-  private awaitingAll: Array<{ index: number; resolve: () => void; timer: ReturnType<typeof setTimeout> }> = [];
+  private awaitingAll: Array<{ index: number; resolve: () => void; reject: (error: RelayError) => void; timer: ReturnType<typeof setTimeout> }> = [];
   private processing = false;
   private again = false;
   private stopped = false;
   /** Why the group stopped: proposals are refused with it. */
   private stopReason: RelayError | undefined;
-  private leader: NodeId | null = null;
+  /** The leader last reported to `onLeaderChange`. */
+  private knownLeader: NodeId | null = null;
   /** Every line of this group carries its id (`group`). */
   private readonly log: LogFunction;
   /** Index of the last entry applied (or installed by a snapshot). */
   private appliedIndex: number;
   /** A compaction waiting for the gap between two Readys. */
   private compaction: { run: () => Promise<void>; done: (err?: unknown) => void } | undefined;
+  /** Set while the storage has failed and the durable state is not re-established: see {@link fence}. */
+  private fenced: Fence | undefined;
+  /** Recovery attempts since the group last wrote successfully (the backoff grows with them). */
+  private failedRecoveries = 0;
+  /** An apply started and did not return: the state machine may hold part of an entry. */
+  private applyTorn = false;
 
   constructor(private readonly options: RaftGroupOptions<T, R, S>) {
     this.channel = `raft/${options.id}`;
     this.log = childLog(options.log, { group: options.id });
     const hard = options.storage.hardState;
     this.appliedIndex = options.applied ?? 0;
-    this.node = createRaftNode<T, S>({
-      id: options.self,
-      storage: options.storage.reader,
-      voters: options.voters,
+    this.core = this.createCore();
+    if (hard.term > 0) this.log('debug', 'raft group recovered', { term: hard.term, vote: hard.vote });
+  }
+
+  /** A core over the storage as it is now, resuming after `appliedIndex`. */
+  private createCore(): RaftNode<T, S> {
+    const core = createRaftNode<T, S>({
+      id: this.options.self,
+      storage: this.options.storage.reader,
+      voters: this.options.voters,
       // The runtime may use real randomness: it only jitters election timeouts.
       random: { nextInt: (maxExclusive) => Math.floor(Math.random() * maxExclusive) },
-      config: options.config,
+      config: this.options.config,
       applied: this.appliedIndex,
     });
-    if (hard.term > 0) this.log('debug', 'raft group recovered', { term: hard.term, vote: hard.vote });
     // Alone in its group (a standalone broker): nobody to wait for, lead at once.
-    if (options.voters.length === 1 && options.voters[0] === options.self) {
-      this.node.campaign();
+    if (this.alone) {
+      core.campaign();
       queueMicrotask(() => this.process());
     }
+    return core;
+  }
+
+  private get alone(): boolean {
+    return this.options.voters.length === 1 && this.options.voters[0] === this.options.self;
+  }
+
+  /**
+   * The Raft core. Replaced by a fresh one when a fenced group recovers;
+   * while fenced it is frozen (use {@link leader} and {@link isFenced}).
+   */
+  get node(): RaftNode<T, S> {
+    return this.core;
+  }
+
+  /**
+   * The leader as this broker knows it. While fenced: the leader heard from
+   * since (so requests are forwarded there), or none yet; a group alone
+   * names itself, so proposals meet the storage error instead of waiting.
+   */
+  get leader(): NodeId | null {
+    const fence = this.fenced;
+    if (fence === undefined) return this.core.leader;
+    return this.alone ? this.options.self : fence.leader;
+  }
+
+  /** Why the group is fenced (its storage failed and it has not recovered yet), if it is. */
+  get fenceReason(): RelayError | undefined {
+    return this.fenced?.reason;
   }
 
   get id(): string {
@@ -134,6 +196,7 @@ export class RaftGroup<T, R, S = never> {
    */
   compact(compact: () => Promise<void>): Promise<void> {
     if (this.stopReason !== undefined) return Promise.reject(this.stopReason);
+    if (this.fenced !== undefined) return Promise.reject(this.fenced.reason);
     if (this.compaction !== undefined) return Promise.reject(new Error(`group ${this.options.id}: a compaction is already pending`));
     return new Promise((resolve, reject) => {
       this.compaction = { run: compact, done: (err) => (err === undefined ? resolve() : reject(err)) };
@@ -147,16 +210,18 @@ export class RaftGroup<T, R, S = never> {
   }
 
   isLeader(): boolean {
-    return this.node.role === 'leader';
+    return this.fenced === undefined && this.core.role === 'leader';
   }
 
   status(): Status {
-    return this.node.status();
+    const status = this.core.status();
+    // Fenced: neither leading nor following anyone this broker could vouch for.
+    return this.fenced === undefined ? status : { ...status, role: 'follower', leader: this.leader, progress: [] };
   }
 
   tick(): void {
-    if (this.stopped) return;
-    this.node.tick();
+    if (this.stopped || this.fenced !== undefined) return;
+    this.core.tick();
     this.process();
   }
 
@@ -165,10 +230,20 @@ export class RaftGroup<T, R, S = never> {
     if (this.stopped) return;
     const message = parseRaftMessage(payload, this.options.parseData, this.options.parseSnapshot);
     if (message === undefined || message.from !== from || message.to !== this.options.self) {
-      this.log('warn', 'dropping malformed raft message', { from, term: this.node.status().term });
+      this.log('warn', 'dropping malformed raft message', { from, term: this.core.status().term });
       return;
     }
-    this.node.step(message);
+    const fence = this.fenced;
+    if (fence !== undefined) {
+      // Fenced: no answer at all (no ack, no vote). Only remember who leads, to forward requests there.
+      if ((message.type === 'app' || message.type === 'heartbeat') && message.term >= fence.term && fence.leader !== message.from) {
+        fence.term = message.term;
+        fence.leader = message.from;
+        this.noticeLeader();
+      }
+      return;
+    }
+    this.core.step(message);
     this.process();
   }
 
@@ -179,10 +254,14 @@ export class RaftGroup<T, R, S = never> {
    */
   propose(data: T, timeoutMs: number, onAllReplicas = false): Promise<R> {
     if (this.stopReason !== undefined) return Promise.reject(this.stopReason);
-    // The log cannot be written (a full disk): refuse at once rather than time out; it retries by itself.
-    const failure = this.options.storage.failure ?? this.options.stateFailure?.();
-    if (failure !== undefined) return Promise.reject(failure);
-    const result = this.node.propose(data);
+    const fence = this.fenced;
+    if (fence !== undefined) {
+      // Never stored: a definite refusal. Others may lead meanwhile: send the client there.
+      if (this.alone) return Promise.reject(fence.reason);
+      const hint = fence.leader === null ? {} : { leader: fence.leader };
+      return Promise.reject(new RelayError('NOT_LEADER', `broker ${this.options.self} is fenced from ${this.options.id}: ${fence.reason.message}`, hint));
+    }
+    const result = this.core.propose(data);
     if (!result.ok) {
       if (result.reason === 'overloaded') return Promise.reject(new RelayError('LIMIT_EXCEEDED', `group ${this.options.id} has too much uncommitted`));
       const hint = result.leader ?? undefined;
@@ -223,7 +302,8 @@ export class RaftGroup<T, R, S = never> {
 
   /** Hands leadership to `to` (graceful shutdown); false when this broker does not lead. */
   transferLeadership(to: NodeId): boolean {
-    const result = this.node.transferLeadership(to);
+    if (this.fenced !== undefined) return false;
+    const result = this.core.transferLeadership(to);
     this.process();
     return result.ok;
   }
@@ -231,6 +311,7 @@ export class RaftGroup<T, R, S = never> {
   stop(reason = new RelayError('SHUTTING_DOWN', `group ${this.options.id} stopped`)): void {
     this.stopReason = reason;
     this.stopped = true;
+    clearTimeout(this.fenced?.timer);
     for (const waiting of this.awaitingAll) clearTimeout(waiting.timer);
     this.awaitingAll = [];
     for (const [index, waiter] of this.waiters) {
@@ -252,32 +333,115 @@ export class RaftGroup<T, R, S = never> {
       try {
         do {
           this.again = false;
-          while (!this.stopped && (await runReadyAsync(this.node, this.io))) {
+          while (!this.stopped && this.fenced === undefined && (await runReadyAsync(this.core, this.io))) {
             // keep going until the core has nothing more
           }
           const compaction = this.compaction;
-          if (compaction !== undefined && !this.stopped) {
+          if (compaction !== undefined && !this.stopped && this.fenced === undefined) {
             this.compaction = undefined;
-            await compaction.run().then(
-              () => compaction.done(),
-              (err: unknown) => compaction.done(err),
-            );
+            try {
+              await compaction.run();
+            } catch (err) {
+              compaction.done(err);
+              // A rewrite of the log that failed part way: what the file holds is unknown.
+              throw err;
+            }
+            compaction.done();
             this.again = true;
           }
-        } while (this.again && !this.stopped);
+        } while (this.again && !this.stopped && this.fenced === undefined);
       } catch (err) {
-        // Stopping (shutdown) aborts a write being retried: nothing to report.
-        if (this.stopped) return;
-        // A failed write: the node cannot continue safely on this state. Stop the group loudly.
-        // Publishes are then refused with a storage code; what was acknowledged is on disk already. A restart recovers.
-        this.log('error', 'raft group stopped after a storage failure', { term: this.node.status().term, error: String(err) });
-        this.stop(storageRelayError(err, `group ${this.options.id} stopped: its log could not be written`));
+        // Stopping (shutdown) aborts a write: nothing to report.
+        if (!this.stopped) this.fence(err);
       } finally {
         this.processing = false;
       }
       this.noticeLeader();
       this.checkAllReplicas();
     })();
+  }
+
+  /**
+   * A write or fsync failed, or the state machine could not take a committed
+   * entry: this replica can no longer prove what it holds, and the core (whose
+   * Ready was not advanced) must be discarded. Until {@link recover} has
+   * re-established the durable state, the group sends nothing — no
+   * acknowledgement, no vote, no campaign, no heartbeat — so the other
+   * replicas go on without it (a leader is replaced within an election
+   * timeout). Proposals waiting here may still be committed by another
+   * leader: they end with TIMEOUT (outcome unknown), and their clients
+   * republish them, deduplicated.
+   */
+  private fence(err: unknown): void {
+    const reason = err instanceof RelayError && (err.code === 'STORAGE_FULL' || err.code === 'STORAGE_ERROR') ? err : storageRelayError(err, `group ${this.options.id}: storage failed`);
+    this.log('error', 'raft group fenced after a storage failure: no acknowledgements, votes or leadership until its durable state is re-established', {
+      term: this.core.status().term,
+      code: reason.code,
+      error: reason.message,
+    });
+    this.fenced = { reason, term: this.core.status().term, leader: null, timer: undefined };
+    for (const [index, waiter] of this.waiters) {
+      this.waiters.delete(index);
+      waiter.reject(new RelayError('TIMEOUT', `entry ${index} of ${this.options.id}: its outcome is unknown (${reason.message})`));
+    }
+    for (const waiting of this.awaitingAll) clearTimeout(waiting.timer);
+    // Committed, but not known to be on every replica: ack `all` cannot be promised.
+    for (const waiting of this.awaitingAll) waiting.reject(new RelayError('TIMEOUT', `entry ${waiting.index} of ${this.options.id} is committed; whether every replica holds it is unknown`));
+    this.awaitingAll = [];
+    this.compaction?.done(reason);
+    this.compaction = undefined;
+    this.scheduleRecovery();
+  }
+
+  private scheduleRecovery(): void {
+    const fence = this.fenced;
+    if (fence === undefined || this.stopped) return;
+    const { minDelayMs, maxDelayMs } = this.options.fenceRetry ?? FENCE_RETRY;
+    const delay = Math.min(maxDelayMs, minDelayMs * 2 ** Math.min(this.failedRecoveries, 30));
+    this.failedRecoveries++;
+    // Jitter, so the groups of one broker do not all hit the disk at once.
+    fence.timer = setTimeout(() => void this.recover(), delay * (0.5 + Math.random() / 2));
+    fence.timer.unref?.();
+  }
+
+  /**
+   * Re-establishes the durable state of a fenced group, as a restart would,
+   * without one: the Raft log is reloaded from what is fsynced, the state
+   * machine rewound to what it provably holds, and a fresh core starts from
+   * there as a follower; the leader then repairs it like any lagging replica.
+   * While the disk still fails this throws and is tried again later (or the
+   * fresh core's first write fails and fences the group again).
+   */
+  private async recover(): Promise<void> {
+    const fence = this.fenced;
+    if (fence === undefined || this.stopped) return;
+    fence.timer = undefined;
+    try {
+      const storage = this.options.storage;
+      await storage.reload();
+      if (this.stopped) return;
+      let applied = this.appliedIndex;
+      if (!this.applyTorn && storage.reader.term(applied) !== undefined) {
+        // The state machine holds exactly the entries up to `applied`, all committed (so durable on a quorum):
+        // it goes on from there (and keeps serving them meanwhile).
+        if (storage.hardState.commit < applied) storage.setHardState({ ...storage.hardState, commit: applied });
+      } else {
+        if (this.options.recover === undefined) throw new RelayError('STORAGE_ERROR', `group ${this.options.id} cannot rewind its state machine in place; a restart recovers it`);
+        applied = await this.options.recover();
+        this.applyTorn = false;
+      }
+      if (this.stopped) return;
+      this.appliedIndex = applied;
+      this.core = this.createCore();
+    } catch (err) {
+      this.log('warn', 'fenced raft group could not recover yet; retrying', { error: String(err) });
+      this.scheduleRecovery();
+      return;
+    }
+    this.fenced = undefined;
+    this.log('info', 'fenced raft group recovered its durable state and rejoins', { applied: this.appliedIndex, lastIndex: this.core.lastIndex });
+    this.noticeLeader();
+    this.process();
   }
 
   private readonly io = {
@@ -291,11 +455,10 @@ export class RaftGroup<T, R, S = never> {
       append: (entries: readonly Entry<T>[]): void => this.options.storage.append(entries),
       setHardState: (hardState: Parameters<DurableRaftStorage<T, S>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
       sync: async (): Promise<void> => {
-        const observer = this.options.observer;
-        if (observer === undefined) return this.options.storage.sync();
         const started = performance.now();
         await this.options.storage.sync();
-        observer.fsync((performance.now() - started) / 1000);
+        this.failedRecoveries = 0; // the disk takes writes again
+        this.options.observer?.fsync((performance.now() - started) / 1000);
       },
     },
     send: (messages: readonly Message<T, S>[]): void => {
@@ -304,23 +467,29 @@ export class RaftGroup<T, R, S = never> {
     restore: (): void => {
       // installSnapshot already replaced the state machine, before the log recorded the snapshot.
     },
-    apply: async (entries: readonly Entry<T>[]): Promise<void> => {
-      const blocked = this.options.whenWritable?.();
-      if (blocked !== undefined) await blocked;
+    apply: (entries: readonly Entry<T>[]): void => {
       for (const entry of entries) {
-        this.appliedIndex = entry.index;
+        // The state machine cannot take it (its disk failed): fence rather than skip it.
+        const failure = this.options.stateFailure?.();
+        if (failure !== undefined) throw failure;
         const waiter = this.waiters.get(entry.index);
-        if (waiter !== undefined) this.waiters.delete(entry.index);
         if (entry.type !== 'normal') {
+          this.appliedIndex = entry.index;
+          if (waiter !== undefined) this.waiters.delete(entry.index);
           waiter?.reject(new RelayError('NOT_LEADER', `entry ${entry.index} of ${this.options.id} was replaced by another leader`));
           continue;
         }
+        this.applyTorn = true;
         const result = this.options.apply(entry.data, entry.index);
+        this.applyTorn = false;
+        // Only now: a checkpoint taken at `applied` must hold this entry (one that throws is not applied).
+        this.appliedIndex = entry.index;
         if (waiter === undefined) continue;
+        this.waiters.delete(entry.index);
         if (waiter.term !== entry.term) {
           waiter.reject(new RelayError('NOT_LEADER', `entry ${entry.index} of ${this.options.id} was replaced by another leader`));
         } else if (waiter.onAllReplicas) {
-          this.awaitingAll.push({ index: entry.index, resolve: () => waiter.resolve(result), timer: waiter.timer });
+          this.awaitingAll.push({ index: entry.index, resolve: () => waiter.resolve(result), reject: waiter.reject, timer: waiter.timer });
         } else {
           waiter.resolve(result);
         }
@@ -331,7 +500,7 @@ export class RaftGroup<T, R, S = never> {
   /** Resolves `all` acknowledgements whose entry every voter now holds (their timeout still applies). */
   private checkAllReplicas(): void {
     if (this.awaitingAll.length === 0 || !this.isLeader()) return;
-    const lowestMatch = Math.min(...this.node.status().progress.map((p) => p.match));
+    const lowestMatch = Math.min(...this.core.status().progress.map((p) => p.match));
     this.awaitingAll = this.awaitingAll.filter((waiting) => {
       if (waiting.index > lowestMatch) return true;
       waiting.resolve();
@@ -340,10 +509,10 @@ export class RaftGroup<T, R, S = never> {
   }
 
   private noticeLeader(): void {
-    const leader = this.node.leader;
-    if (leader === this.leader) return;
-    this.leader = leader;
-    const term = this.node.status().term;
+    const leader = this.leader;
+    if (leader === this.knownLeader) return;
+    this.knownLeader = leader;
+    const term = this.fenced?.term ?? this.core.status().term;
     this.log('info', leader === null ? 'raft group lost its leader' : 'raft group has a new leader', { leader, term });
     this.options.observer?.leaderChanged(this.options.id, leader, term);
     this.options.onLeaderChange?.(leader);

@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import pRetry from 'p-retry';
 import { RelayError } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, AppendRequest, PartitionLog, StoredMessage } from '../core/partition/partition.js';
 import { ProducerTable, type ProducerRecord } from '../core/partition/producers.js';
@@ -54,11 +53,17 @@ export class DiskPartition implements PartitionLog {
   private lastCheckpoint: PartitionCheckpoint | undefined;
   /** A repair in progress: appends wait for it. */
   private repairing: Promise<void> | undefined;
+  /** Checkpoints and rewinds, one at a time: a rewind must never read a checkpoint being written. */
+  private chain: Promise<unknown> = Promise.resolve();
+  /** Closed by a rewind and not opened again yet: reads find nothing meanwhile. */
+  private rewinding = false;
 
   private constructor(
-    readonly log: SegmentLog,
+    private segments: SegmentLog,
     private readonly meta: MetaStore,
-    options: DiskPartitionOptions,
+    private readonly dir: string,
+    private readonly fs: FileSystem,
+    private readonly options: DiskPartitionOptions,
     checkpoint: PartitionCheckpoint | undefined,
   ) {
     this.producers = new ProducerTable(options.dedupeWindow);
@@ -72,22 +77,42 @@ export class DiskPartition implements PartitionLog {
    * the log starts over, since Raft still holds every entry.
    */
   static async open(dir: string, fs: FileSystem, options: DiskPartitionOptions): Promise<DiskPartition> {
-    const log = await SegmentLog.open(join(dir, 'log'), fs, { ...options.segments, fsync: 'interval' });
     const meta = await MetaStore.open(join(dir, 'meta'), fs);
-    const checkpoint = parseCheckpoint(await meta.read(CHECKPOINT));
-    const end = checkpoint?.endOffset ?? 0;
-    if (log.endOffset > end && log.startOffset <= end) await log.truncateFrom(end);
-    else if (log.endOffset !== end) {
-      // Segments missing below the checkpoint (deleted by hand, a lost file): only a reset keeps offsets
-      // aligned; this replica then serves from `end`, and subscribers that needed more get a gap event.
-      options.report('partition segments do not reach their checkpoint; starting this replica over at the checkpoint', {
-        dir,
-        segmentsEnd: log.endOffset,
-        checkpointEnd: end,
-      });
-      await log.reset(end);
-    }
-    return new DiskPartition(log, meta, options, checkpoint);
+    const { log, checkpoint } = await openAtCheckpoint(dir, fs, meta, options);
+    return new DiskPartition(log, meta, dir, fs, options, checkpoint);
+  }
+
+  /** The messages (the segment log; a new one after {@link rewind}). */
+  get log(): SegmentLog {
+    return this.segments;
+  }
+
+  /**
+   * Rewinds to what is provably durable, as a restart would, without one
+   * (a Raft group fenced after a storage failure recovers with it): the
+   * segment log is closed, dropping what was not fsynced, opened again and
+   * cut back to the checkpoint on disk, and the idempotence table is
+   * restored from that checkpoint. Returns it (`undefined`: none, start
+   * over); Raft applies the entries after it again. Throws while the disk
+   * still fails, leaving the partition to a later call.
+   */
+  rewind(): Promise<PartitionCheckpoint | undefined> {
+    return this.exclusive(async () => {
+      this.rewinding = true;
+      await this.segments.close().catch(() => {}); // whatever it could not write is not durable: dropped
+      const { log, checkpoint } = await openAtCheckpoint(this.dir, this.fs, this.meta, this.options);
+      this.segments = log;
+      this.rewinding = false;
+      this.producers.restore(checkpoint?.producers ?? []);
+      this.lastCheckpoint = checkpoint;
+      return checkpoint;
+    });
+  }
+
+  private exclusive<V>(task: () => Promise<V>): Promise<V> {
+    const run = this.chain.then(task, task);
+    this.chain = run.catch(() => {});
+    return run;
   }
 
   get startOffset(): number {
@@ -103,15 +128,9 @@ export class DiskPartition implements PartitionLog {
    * `undefined` when appends work.
    */
   failure(): RelayError | undefined {
+    if (this.rewinding) return new RelayError('STORAGE_ERROR', 'partition log is being rewound to its checkpoint');
     const writeError = this.log.writeFailure;
     return writeError === undefined ? undefined : storageRelayError(writeError, 'partition log write failed');
-  }
-
-  /** Resolves once appends work again (a repair done, the failed write retried with backoff); `undefined` when they already do. */
-  whenWritable(): Promise<void> | undefined {
-    if (this.repairing !== undefined) return this.repairing;
-    if (this.failure() === undefined) return undefined;
-    return pRetry(() => this.log.flush(), { retries: Number.POSITIVE_INFINITY, minTimeout: 50, maxTimeout: 2000, randomize: true });
   }
 
   /** Whether records are damaged on disk (found on open or by a read): this replica must not lead until repaired. */
@@ -159,6 +178,7 @@ export class DiskPartition implements PartitionLog {
   }
 
   read(offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]> {
+    if (this.rewinding) return []; // for a moment; readers wait for the next append
     return this.log.readFromMemory(offset, maxCount, maxBytes) ?? this.log.read(offset, maxCount, maxBytes);
   }
 
@@ -175,10 +195,12 @@ export class DiskPartition implements PartitionLog {
   }
 
   /** Fsyncs the segments up to the checkpoint, then records it (atomically). */
-  async writeCheckpoint(checkpoint: PartitionCheckpoint): Promise<void> {
-    await this.log.sync();
-    await this.meta.write(CHECKPOINT, checkpoint);
-    this.lastCheckpoint = checkpoint;
+  writeCheckpoint(checkpoint: PartitionCheckpoint): Promise<void> {
+    return this.exclusive(async () => {
+      await this.log.sync();
+      await this.meta.write(CHECKPOINT, checkpoint);
+      this.lastCheckpoint = checkpoint;
+    });
   }
 
   /**
@@ -249,4 +271,33 @@ export function parseCheckpoint(value: unknown): PartitionCheckpoint | undefined
 
 function isUint(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** Opens the segment log in `dir` cut back to the checkpoint on disk (see {@link DiskPartition.open}). */
+async function openAtCheckpoint(
+  dir: string,
+  fs: FileSystem,
+  meta: MetaStore,
+  options: DiskPartitionOptions,
+): Promise<{ log: SegmentLog; checkpoint: PartitionCheckpoint | undefined }> {
+  const log = await SegmentLog.open(join(dir, 'log'), fs, { ...options.segments, fsync: 'interval' });
+  try {
+    const checkpoint = parseCheckpoint(await meta.read(CHECKPOINT));
+    const end = checkpoint?.endOffset ?? 0;
+    if (log.endOffset > end && log.startOffset <= end) await log.truncateFrom(end);
+    else if (log.endOffset !== end) {
+      // Segments missing below the checkpoint (deleted by hand, a lost file): only a reset keeps offsets
+      // aligned; this replica then serves from `end`, and subscribers that needed more get a gap event.
+      options.report('partition segments do not reach their checkpoint; starting this replica over at the checkpoint', {
+        dir,
+        segmentsEnd: log.endOffset,
+        checkpointEnd: end,
+      });
+      await log.reset(end);
+    }
+    return { log, checkpoint };
+  } catch (err) {
+    await log.close().catch(() => {});
+    throw err;
+  }
 }

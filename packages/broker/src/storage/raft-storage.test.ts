@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Entry } from '../core/raft/index.js';
+import { FaultyFileSystem, nodeFileSystem } from './fs.js';
 import { DurableRaftStorage } from './raft-storage.js';
 
 const dirs: string[] = [];
@@ -54,5 +55,31 @@ describe('DurableRaftStorage', () => {
     storage.append([entry(1, 1, 'm')]);
     await storage.sync();
     expect(storage.reader.lastIndex()).toBe(1);
+  });
+
+  it('after a failed fsync, reload() keeps exactly what was fsynced: what a crash now would leave', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
+    dirs.push(dir);
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const storage = await DurableRaftStorage.open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000, fs });
+    storage.setHardState({ term: 1, vote: 'b', commit: 0 });
+    storage.append([entry(1, 1, 'x'), entry(2, 1, 'y')]);
+    await storage.sync();
+    storage.append([entry(3, 1, 'lost?')]);
+    storage.setHardState({ term: 2, vote: 'c', commit: 2 });
+    fs.failNext('datasync', 'EIO');
+    await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    expect(storage.failure?.code).toBe('STORAGE_ERROR');
+    await storage.reload();
+    expect(storage.hardState).toEqual({ term: 1, vote: 'b', commit: 0 });
+    expect(storage.reader.lastIndex()).toBe(2);
+    // Writes go on from there, and a restart reads the same.
+    storage.append([entry(3, 1, 'z')]);
+    await storage.sync();
+    expect(storage.failure).toBeUndefined();
+    await storage.close();
+    const again = await DurableRaftStorage.open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c']);
+    expect(again.reader.entries(1, 4, 10).map((e) => (e.type === 'normal' ? e.data : ''))).toEqual(['x', 'y', 'z']);
+    await again.close();
   });
 });

@@ -1,4 +1,3 @@
-import pRetry from 'p-retry';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { MemoryStorage, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
 import type { FileSystem } from './fs.js';
@@ -23,13 +22,11 @@ export interface RaftStorageOptions {
   fsyncIntervalMs: number;
   /** @defaultValue node's */
   fs?: FileSystem;
-  /** A write or fsync failed and will be retried; `undefined` once one succeeds again. */
+  /** A write or fsync failed (the group fences itself); `undefined` once one succeeds again. */
   onFailure?: (failure: RelayError | undefined) => void;
 }
 
 const ALWAYS: RaftStorageOptions = { fsync: 'always', fsyncIntervalMs: 1000 };
-/** Retries of a failed write: from 50 ms, doubling, at most every 2 s, until the disk takes it. */
-const RETRY = { retries: Number.POSITIVE_INFINITY, minTimeout: 50, maxTimeout: 2000, factor: 2, randomize: true };
 
 /**
  * A Raft group's stable storage: an in-memory copy the core reads, backed by
@@ -43,33 +40,32 @@ const RETRY = { retries: Number.POSITIVE_INFINITY, minTimeout: 50, maxTimeout: 2
 export class DurableRaftStorage<T, S> {
   private voteChanged = false;
   private failed: RelayError | undefined;
-  private readonly closing = new AbortController();
   private fsyncTimer: ReturnType<typeof setTimeout> | undefined;
   /** Observes every fsync's duration in seconds (metrics). */
   onFsync: ((seconds: number) => void) | undefined;
 
   private constructor(
-    readonly memory: MemoryStorage<T, S>,
+    private current: MemoryStorage<T, S>,
+    private readonly voters: readonly NodeId[],
     private readonly file: RecordFile | undefined,
     private readonly options: RaftStorageOptions,
   ) {}
 
   /** Opens (or creates) the log at `path`; `undefined` keeps it in memory only (tests, in-memory brokers). */
   static async open<T, S>(path: string | undefined, voters: readonly NodeId[], options: RaftStorageOptions = ALWAYS): Promise<DurableRaftStorage<T, S>> {
-    const memory = new MemoryStorage<T, S>(voters);
-    if (path === undefined) return new DurableRaftStorage(memory, undefined, options);
+    if (path === undefined) return new DurableRaftStorage(new MemoryStorage<T, S>(voters), voters, undefined, options);
     const { file, recovered } = await RecordFile.open(path, options.fs);
-    for (const record of recovered.records as Array<RaftRecord<T, S>>) {
-      if (record.r === 'entries') memory.append(record.entries);
-      else if (record.r === 'hard') memory.setHardState({ term: record.term, vote: record.vote, commit: record.commit });
-      else if (record.r === 'snapshot') memory.applySnapshot(record.snapshot);
-    }
-    return new DurableRaftStorage(memory, file, options);
+    return new DurableRaftStorage(replay<T, S>(recovered.records, voters), voters, file, options);
   }
 
-  /** The read side the core consumes. */
+  /** The in-memory copy (replaced by {@link reload}). */
+  get memory(): MemoryStorage<T, S> {
+    return this.current;
+  }
+
+  /** The read side the core consumes (a new one after {@link reload}). */
   get reader(): Storage<T, S> {
-    return this.memory;
+    return this.current;
   }
 
   /** What was persisted before a restart. */
@@ -109,9 +105,9 @@ export class DurableRaftStorage<T, S> {
 
   /**
    * Writes what was appended in one write and, as the fsync policy says,
-   * fsyncs it. A failure is retried with backoff until the disk takes it (or
-   * the storage closes): nothing the group depends on is dropped, and the
-   * group waits rather than going on without it.
+   * fsyncs it. A failure is not retried here: its outcome is unknown (after a
+   * failed fsync Linux may drop the dirty pages), so the group fences itself
+   * and later {@link reload}s what is provably durable.
    */
   async sync(): Promise<void> {
     const file = this.file;
@@ -119,15 +115,13 @@ export class DurableRaftStorage<T, S> {
     const fsync = this.options.fsync === 'always' || this.voteChanged;
     this.voteChanged = false;
     const started = performance.now();
-    await pRetry(() => file.flush(fsync), {
-      ...RETRY,
-      signal: this.closing.signal,
-      onFailedAttempt: ({ error }) => {
-        if (this.closing.signal.aborted) return;
-        this.failed = storageRelayError(error, 'Raft log write failed');
-        this.options.onFailure?.(this.failed);
-      },
-    });
+    try {
+      await file.flush(fsync);
+    } catch (err) {
+      this.failed = storageRelayError(err, 'Raft log write failed');
+      this.options.onFailure?.(this.failed);
+      throw this.failed;
+    }
     if (this.failed !== undefined) {
       this.failed = undefined;
       this.options.onFailure?.(undefined);
@@ -160,9 +154,47 @@ export class DurableRaftStorage<T, S> {
     await this.file.rewrite(records);
   }
 
+  /**
+   * After a failed write or fsync: replaces the in-memory copy with what the
+   * file provably holds (its last fsynced prefix, read back), as a restart
+   * would. A core built on the new {@link reader} acknowledges nothing that is
+   * not durable. Throws (and may be called again) while the disk still fails.
+   */
+  async reload(): Promise<void> {
+    clearTimeout(this.fsyncTimer);
+    this.fsyncTimer = undefined;
+    this.voteChanged = false;
+    if (this.file === undefined) return; // in memory: nothing was lost
+    this.current = replay<T, S>(await this.file.reload(), this.voters);
+  }
+
+  /**
+   * Lines the log up with a state machine that holds everything up to
+   * `index` (term `term`) on its own: a state beyond the log becomes its
+   * snapshot (`data`), and a persisted commit below it is raised (the state
+   * machine only holds committed entries).
+   */
+  resumeAt(index: number, term: number, data: S): void {
+    const snapshotIndex = this.current.snapshot()?.meta.index ?? 0;
+    if (index < snapshotIndex) throw new RelayError('STORAGE_ERROR', `state machine at ${index} is behind its Raft snapshot ${snapshotIndex}`);
+    if (index > this.current.lastIndex()) this.applySnapshot({ meta: { index, term, conf: { voters: this.voters } }, data });
+    const hard = this.hardState;
+    if (hard.commit < index) this.setHardState({ ...hard, commit: index });
+  }
+
   async close(): Promise<void> {
-    this.closing.abort();
     clearTimeout(this.fsyncTimer);
     await this.file?.close();
   }
+}
+
+/** The in-memory copy a record file's records describe, replayed in order. */
+function replay<T, S>(records: readonly unknown[], voters: readonly NodeId[]): MemoryStorage<T, S> {
+  const memory = new MemoryStorage<T, S>(voters);
+  for (const record of records as Array<RaftRecord<T, S>>) {
+    if (record.r === 'entries') memory.append(record.entries);
+    else if (record.r === 'hard') memory.setHardState({ term: record.term, vote: record.vote, commit: record.commit });
+    else if (record.r === 'snapshot') memory.applySnapshot(record.snapshot);
+  }
+  return memory;
 }

@@ -34,6 +34,8 @@ export class RecordFile {
   private unsynced: Buffer[] = [];
   private durableSize: number;
   private flushing: Promise<void> = Promise.resolve();
+  /** A rewrite failed part way: the file at `path` may be the new one, and `handle` the old, unlinked one. */
+  private stale = false;
 
   private constructor(
     private handle: FileHandle,
@@ -123,7 +125,12 @@ export class RecordFile {
       const chunks: Buffer[] = [];
       for (const record of records) chunks.push(...encodeRecord(record));
       const body = Buffer.concat(chunks);
-      await replaceFile(this.fs, this.path, `${this.path}.tmp`, body);
+      try {
+        await replaceFile(this.fs, this.path, `${this.path}.tmp`, body);
+      } catch (err) {
+        this.stale = true;
+        throw err;
+      }
       const old = this.handle;
       this.handle = await this.fs.open(this.path, 'write');
       this.size = this.durableSize = body.length;
@@ -131,6 +138,51 @@ export class RecordFile {
       await old.close();
     });
     this.flushing = run;
+    return run;
+  }
+
+  /**
+   * After a failed write, fsync or rewrite, whose outcome is unknown: forgets
+   * everything not fsynced (queued or written), cuts the file back to its last
+   * fsynced length, and reads the records back as {@link open} does. What it
+   * returns is exactly what a crash now would leave. A failure leaves the file
+   * to a later call.
+   */
+  reload(): Promise<unknown[]> {
+    const run = this.flushing.catch(() => {}).then(async () => {
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.unsynced = [];
+      if (!this.stale) {
+        // Both fsynced files of a failed rewrite are whole; otherwise only the fsynced prefix counts.
+        await this.handle.truncate(this.durableSize);
+        await this.handle.datasync();
+      }
+      const handle = await this.fs.open(this.path, 'write');
+      let records: unknown[];
+      try {
+        const bytes = (await readWholeFile(this.fs, this.path, MAX_FILE_BYTES)) ?? new Uint8Array(0);
+        const parsed = parseRecords(bytes);
+        if (parsed.validBytes < bytes.length) {
+          await handle.truncate(parsed.validBytes);
+          await handle.datasync();
+        }
+        records = parsed.records;
+        this.size = this.durableSize = parsed.validBytes;
+      } catch (err) {
+        await handle.close().catch(() => {});
+        throw err;
+      }
+      const old = this.handle;
+      this.handle = handle;
+      this.stale = false;
+      await old.close().catch(() => {});
+      return records;
+    });
+    this.flushing = run.then(
+      () => {},
+      () => {},
+    );
     return run;
   }
 

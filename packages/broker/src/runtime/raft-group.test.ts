@@ -1,0 +1,111 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RelayError } from '@relaymq/sdk/protocol';
+import type { Entry, Message } from '../core/raft/index.js';
+import type { PeerTransport } from '../net/peer-transport.js';
+import { FaultyFileSystem, nodeFileSystem } from '../storage/fs.js';
+import { DurableRaftStorage } from '../storage/raft-storage.js';
+import { RaftGroup } from './raft-group.js';
+
+const dirs: string[] = [];
+const groups: Array<RaftGroup<string, string>> = [];
+afterEach(async () => {
+  for (const group of groups.splice(0)) group.stop();
+  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+/** Resolves once `condition()` holds; fails after `timeoutMs`. */
+async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+const entry = (index: number, term: number): Entry<string> => ({ type: 'normal', index, term, data: `e${index}` });
+
+/** Replica `a` of a group a, b, c, with its Raft log on a file system that fails on demand; `sent` is everything it sent. */
+async function replica(options: { apply?: (data: string, index: number) => string } = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
+  dirs.push(dir);
+  const fs = new FaultyFileSystem(nodeFileSystem);
+  const storage = await DurableRaftStorage.open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000, fs });
+  const sent: Array<Message<string, never>> = [];
+  const transport = { send: (_to: string, _channel: string, message: Message<string, never>) => void sent.push(message) } as unknown as PeerTransport;
+  const group = new RaftGroup<string, string>({
+    id: 'p/t/0',
+    self: 'a',
+    voters: ['a', 'b', 'c'],
+    transport,
+    storage,
+    parseData: (data) => (typeof data === 'string' ? data : undefined),
+    apply: options.apply ?? ((data) => data),
+    fenceRetry: { minDelayMs: 5, maxDelayMs: 20 },
+    log: () => {},
+  });
+  groups.push(group);
+  const append = (term: number, prevIndex: number, prevTerm: number, entries: Array<Entry<string>>, commit: number): void =>
+    group.receive('b', { type: 'app', from: 'b', to: 'a', term, prevIndex, prevTerm, entries, commit });
+  return { fs, storage, group, sent, append };
+}
+
+const acks = (sent: Array<Message<string, never>>): number[] => sent.flatMap((m) => (m.type === 'app-resp' && !m.reject ? [m.index] : []));
+
+describe('a Raft group whose storage fails', () => {
+  it('is fenced: it acknowledges nothing that is not durable, grants no vote and never campaigns; it rejoins by itself once the disk works', async () => {
+    const { fs, storage, group, sent, append } = await replica();
+    append(1, 0, 0, [entry(1, 1), entry(2, 1)], 0);
+    await until(() => acks(sent).includes(2), 'the ack of entries 1-2');
+
+    fs.failNext('datasync', 'EIO', Number.POSITIVE_INFINITY); // fsync fails: entries 3-4 may or may not be on disk
+    append(1, 2, 1, [entry(3, 1), entry(4, 1)], 2);
+    await until(() => group.fenceReason !== undefined, 'the fence');
+    expect(group.fenceReason?.code).toBe('STORAGE_ERROR');
+    expect(group.isLeader()).toBe(false);
+
+    // Fenced: a vote request, more entries, heartbeats and elapsed election timeouts get no answer at all.
+    const before = sent.length;
+    group.receive('c', { type: 'vote', from: 'c', to: 'a', term: 2, lastIndex: 4, lastTerm: 1, transfer: false });
+    append(1, 4, 1, [entry(5, 1)], 4);
+    group.receive('b', { type: 'heartbeat', from: 'b', to: 'a', term: 1, commit: 2 });
+    for (let i = 0; i < 50; i++) group.tick();
+    await new Promise((resolve) => setTimeout(resolve, 50)); // (an answer would have left by now: nothing waits for the disk)
+    expect(sent.slice(before)).toEqual([]);
+    // It still knows who leads, so requests through this broker are forwarded there.
+    expect(group.leader).toBe('b');
+    await expect(group.propose('x', 1000)).rejects.toMatchObject({ code: 'NOT_LEADER', details: { leader: 'b' } });
+
+    // The disk works again: it reloads what is provably durable (entries 1-2) and rejoins as a follower.
+    fs.heal();
+    await until(() => group.fenceReason === undefined, 'the recovery');
+    expect(storage.reader.lastIndex()).toBe(2);
+    // A leader that believes it holds 1-4 is told otherwise (never an ack of what a failed fsync may have lost)...
+    append(1, 4, 1, [], 2);
+    await until(() => sent.some((m) => m.type === 'app-resp' && m.reject), 'the rejection of entry 4');
+    expect(Math.max(...acks(sent))).toBe(2);
+    // ...and repairs it like any lagging replica.
+    append(1, 2, 1, [entry(3, 1), entry(4, 1)], 4);
+    await until(() => acks(sent).includes(4), 'the ack of the repaired entries');
+    await until(() => group.applied === 4, 'the repaired entries to be applied');
+  });
+
+  it('never counts an entry as applied that the state machine could not take (its checkpoint would skip it)', async () => {
+    let failing = false;
+    const { group, append } = await replica({
+      apply: (data) => {
+        if (failing) throw new RelayError('STORAGE_FULL', 'injected: the partition log is full');
+        return data;
+      },
+    });
+    append(1, 0, 0, [entry(1, 1), entry(2, 1)], 2);
+    await until(() => group.applied === 2, 'entries 1-2 to be applied');
+    failing = true;
+    append(1, 2, 1, [entry(3, 1)], 3);
+    await until(() => group.fenceReason !== undefined, 'the fence');
+    expect(group.fenceReason?.code).toBe('STORAGE_FULL');
+    expect(group.applied).toBe(2);
+  });
+});

@@ -113,6 +113,30 @@ for (const [count, rf] of [
       }
     });
 
+    it('replays from an offset and from a time on one broker, partitions hosted elsewhere included', async () => {
+      const brokers = await cluster(count, rf);
+      const publisher = await fixture.client(brokers.map((b) => b.url));
+      const early = await publishKeyed(publisher, 'replay', 0, 150);
+      // Broker timestamps come from this machine's clock: a few ms apart, every later message is stamped at or after `middle`.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const middle = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const late = await publishKeyed(publisher, 'replay', 150, 150);
+      const expected = new Map(Array.from({ length: PARTITIONS }, (_, p) => [p, [...(early.get(p) ?? []), ...(late.get(p) ?? [])]]));
+      const home = await leastHosting(brokers, 'replay');
+      const client = await fixture.client([home.url], { poolSize: 1, discovery: false });
+      const fromOffset = collector();
+      const fromTime = collector();
+      await client.subscribe('replay', fromOffset.handle, { from: { offset: 10 } });
+      await client.subscribe('replay', fromTime.handle, { from: { time: middle } });
+      await waitFor(() => fromOffset.total() >= 300 - 10 * PARTITIONS && fromTime.total() >= 150, 'both replays to reach the end', 15_000).catch(() => undefined);
+      expectEverything(fromOffset.seen, expected, 10);
+      for (let p = 0; p < PARTITIONS; p++) {
+        const firstLate = early.get(p)?.length ?? 0;
+        expect(fromTime.seen.get(p)?.map(([o]) => o) ?? []).toEqual((expected.get(p) ?? []).map((_, i) => i).slice(firstLate));
+      }
+    });
+
     it('a durable subscriber on one broker resumes after a restart with no gap and no duplicate', async () => {
       const brokers = await cluster(count, rf);
       const publisher = await fixture.client(brokers.map((b) => b.url));

@@ -140,6 +140,17 @@ describe('RemotePartitions', () => {
     expect(r.appended).toContain('t/0');
   });
 
+  it('a replica whose own read failed reads another replica instead, without following the partition', async () => {
+    const { r, x, y } = await brokers('x');
+    append(x, ['a', 'b']);
+    append(y, ['a', 'b']);
+    // x hosts t/0 itself: the copy it asks for comes from y, never from x.
+    expect(texts(await x.remote.readFromReplica('t', 0, 0, 10, 1 << 20))).toEqual(['a', 'b']);
+    expect(x.calls).toEqual([`y:${READ_METHOD}`]);
+    expect(x.remote.followedCount()).toBe(0);
+    expect(r.remote.followedCount()).toBe(0);
+  });
+
   it('refuses when no replica can be read, and for a partition that does not exist', async () => {
     const { r, x, y } = await brokers('x');
     await Promise.all([x, y].map(stop));

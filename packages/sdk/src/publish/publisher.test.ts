@@ -116,6 +116,34 @@ describe('Publisher', () => {
     expect(sent).toHaveLength(2);
   });
 
+  it('holds a new incarnation back until the earlier messages settle, so a refusal never reorders a key (issue 10, finding 2)', async () => {
+    const { publisher: p } = publisher();
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    // n is sent and stays unanswered (stuck behind a failing disk); n+1..n+5 are refused at once.
+    const n = p.publish('t', 'n', { key: 'k' });
+    await tick();
+    const refused = p.publish('t', 'n+1', { key: 'k' });
+    const moved = [2, 3, 4, 5].map((i) => p.publish('t', `n+${i}`, { key: 'k' }));
+    await tick();
+    for (const m of sent[1] ?? []) p.onNack({ type: 'nack', id: m.id, code: 'STORAGE_FULL', message: 'disk full' });
+    await expect(refused).rejects.toMatchObject({ code: 'STORAGE_FULL' });
+    const later = [6, 7, 8].map((i) => p.publish('t', `n+${i}`, { key: 'k' }));
+    await tick();
+    await tick();
+    // Nothing of the new incarnation leaves while n may still be stored: it would be stored before n.
+    expect(sent.slice(2).flat().filter((m) => m.incarnation > 0)).toEqual([]);
+    const nAttempt = sent.flat().filter((m) => m.incarnation === 0 && m.seq === 0).pop();
+    p.onAck({ type: 'ack', acks: [{ id: nAttempt?.id as number, offset: 10, count: 1, duplicate: false }] });
+    await expect(n).resolves.toMatchObject({ offset: 10 });
+    await tick();
+    // Now the rest goes, in publish order, as one new incarnation from seq 0.
+    const next = sent.slice(2).flat().filter((m) => m.incarnation > 0);
+    expect(next.map((m) => [m.incarnation, m.seq])).toEqual(Array.from({ length: 7 }, (_, i) => [1, i]));
+    p.onAck({ type: 'ack', acks: [{ id: next[0]?.id as number, offset: 11, count: 7, duplicate: false }] });
+    expect((await Promise.all([...moved, ...later])).map((r) => r.offset)).toEqual([11, 12, 13, 14, 15, 16, 17]);
+  });
+
   it('answers a gap inside what is unacknowledged with an in-order resend, never a renumbering', async () => {
     const { publisher: p } = publisher();
     const { connection, sent } = fakeConnection();

@@ -76,6 +76,8 @@ export class Publisher {
   private readonly roundRobin = new Map<string, number>();
   private readonly inflight = new Map<number, OutboxEntry>();
   private readonly gapRetryScheduled = new Set<string>();
+  /** Partitions with entries of a newer incarnation held back until the older ones settle (see {@link heldBack}). */
+  private readonly held = new Map<string, { topic: string; partition: number; waitingFor: number }>();
   /** Partition leaders as last heard (metadata answers, NOT_LEADER hints), by partition key. */
   private readonly leaders = new Map<string, string>();
   /** Follows leader hints and holds off failovers caused by refusals (see routing.ts). */
@@ -171,6 +173,7 @@ export class Publisher {
         this.settle(entry, { topic: entry.topic, partition: entry.partition, offset: ack.offset + i, duplicate: ack.duplicate });
       }
     }
+    this.releaseHeld();
     this.admit();
     this.checkDrained();
   }
@@ -199,6 +202,7 @@ export class Publisher {
       this.outbox.delete(entry);
       this.settle(entry, error);
       this.reincarnate(entry.topic, entry.partition, entry.incarnation, entry.seq);
+      this.releaseHeld();
       this.admit();
       this.checkDrained();
     }
@@ -461,9 +465,11 @@ export class Publisher {
 
     // Each partition goes to its leader when that broker is pooled, otherwise to the active broker (which forwards).
     const byConnection = new Map<BrokerConnection, Map<string, OutboxEntry[]>>();
+    const oldest = new Map<string, number>();
     for (const entry of queue) {
       // Skip what is already in flight, and what was acknowledged or refused meanwhile.
       if (entry.attemptId !== 0 || !this.outbox.has(entry)) continue;
+      if (this.heldBack(entry, oldest)) continue;
       // A resend of this partition is due: what is newer goes with it, in order, not ahead of it.
       if (this.gapRetryScheduled.has(entry.partition + entry.topic)) continue;
       const leader = this.leaders.get(partitionKey(entry.topic, entry.partition));
@@ -528,6 +534,39 @@ export class Publisher {
       }
     }
     sendFrame();
+  }
+
+  /**
+   * Whether `entry` belongs to a newer incarnation than an entry of its
+   * partition still unsettled (in flight, or unanswered): it then waits. A
+   * broker orders incarnations as separate producers, so an older message
+   * still in flight (say, stuck behind a failed disk) could otherwise be
+   * stored after newer ones — out of order. It is sent once every older one is
+   * acknowledged or refused for good ({@link releaseHeld}).
+   */
+  private heldBack(entry: OutboxEntry, oldest: Map<string, number>): boolean {
+    if (entry.ack === 'none' || entry.incarnation === 0) return false;
+    const key = partitionKey(entry.topic, entry.partition);
+    let lowest = oldest.get(key);
+    if (lowest === undefined) {
+      lowest = Math.min(...this.outbox.partition(entry.topic, entry.partition).filter((e) => e.ack !== 'none').map((e) => e.incarnation));
+      oldest.set(key, lowest);
+    }
+    if (entry.incarnation <= lowest) return false;
+    this.held.set(key, { topic: entry.topic, partition: entry.partition, waitingFor: lowest });
+    return true;
+  }
+
+  /** Sends what {@link heldBack} kept, once the incarnation it waited for has settled. */
+  private releaseHeld(): void {
+    for (const [key, { topic, partition, waitingFor }] of this.held) {
+      const entries = this.outbox.partition(topic, partition).filter((e) => e.ack !== 'none');
+      const lowest = Math.min(...entries.map((e) => e.incarnation));
+      if (lowest <= waitingFor) continue;
+      this.held.delete(key);
+      // The oldest incarnation left goes now; any newer one is held again by the flush.
+      for (const entry of entries) if (entry.attemptId === 0) this.queueSend(entry);
+    }
   }
 
   private settle(entry: OutboxEntry, outcome: PublishReceipt | RelayError): void {

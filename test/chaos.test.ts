@@ -21,6 +21,15 @@ async function chaos(brokers: number, replicationFactor: number, seed: number, f
   expect(Object.values(report.faultsByFamily).reduce((a, b) => a + (b ?? 0), 0)).toBeGreaterThanOrEqual(3);
 }
 
-describe('chaos suite, short fixed seeds', () => {
-  it('3 brokers, replication factor 3: nothing acknowledged lost, duplicated, misplaced or reordered; replicas and subscribers agree', () => chaos(3, 3, 7, FAULT_FAMILIES.filter((f) => f !== 'disk-full')), TEST_TIMEOUT_MS);
+/** The full disk is left out until the storage fixes of issue 10 land (findings 1-3: see docs/reliability.md). */
+const FAMILIES = FAULT_FAMILIES.filter((f) => f !== 'disk-full');
+
+describe('chaos suite, short fixed seeds: nothing acknowledged lost, duplicated, misplaced or reordered; replicas and subscribers agree', () => {
+  // Seed 7: crash-all, one-way, clock skew, partition, latency.
+  it('3 brokers, replication factor 3', () => chaos(3, 3, 7, FAMILIES), TEST_TIMEOUT_MS);
+  // Five brokers: each hosts only some partitions (RF 3), so delivery and routing cross brokers. Seed 8 (client cut,
+  // partition, split, graceful restart, latency) has no kill -9: at 5 brokers seed 7's crash-all still hits finding 4
+  // (a restarted broker exits with "topic chaos.t0 has no partition N"); move these to seed 7 once that is fixed.
+  it('5 brokers, replication factor 3', () => chaos(5, 3, 8, FAMILIES), TEST_TIMEOUT_MS);
+  it('5 brokers, replication factor 5', () => chaos(5, 5, 8, FAMILIES), TEST_TIMEOUT_MS);
 });

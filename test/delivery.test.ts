@@ -175,7 +175,7 @@ for (const [count, rf] of [
         async (m: Message<number>) => {
           got.handle(m);
           // Paced, so that the replica goes away while this partition is still being read.
-          if (m.offset % 25 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+          if (m.offset % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
         },
         { from: 'earliest' },
       );

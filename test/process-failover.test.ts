@@ -143,7 +143,7 @@ for (const count of [3, 5]) {
         async (m: Message<number>) => {
           seen.set(m.partition, [...(seen.get(m.partition) ?? []), [m.offset, m.data]]);
           // Paced, so that the kill strikes while the partition is still being read.
-          if (m.offset % 25 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+          if (m.offset % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
         },
         { from: 'earliest' },
       );

@@ -59,6 +59,8 @@ export class ChaosBroker {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private tail: string[] = [];
+  /** Lines recorded since the slot was created. */
+  private recorded = 0;
 
   constructor(
     readonly id: string,
@@ -80,7 +82,7 @@ export class ChaosBroker {
 
   /** The last lines the broker wrote (stdout and stderr). */
   lastLines(count = 20): string {
-    return this.tail.slice(-count).join('\n');
+    return count <= 0 ? '' : this.tail.slice(-count).join('\n');
   }
 
   /** Starts the process and resolves once it listens; rejects with its output when it exits or hangs first. */
@@ -97,6 +99,7 @@ export class ChaosBroker {
       }),
     );
     let output = '';
+    const linesBefore = this.recorded;
     const listening = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.id} did not listen within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
       const onData = (chunk: Buffer): void => {
@@ -113,7 +116,8 @@ export class ChaosBroker {
       child.stderr?.on('data', onData);
       void this.exited.then(() => {
         clearTimeout(timer);
-        reject(new Error(`${this.id} exited before listening:\n${this.lastLines(10)}`));
+        // Only this start's lines: the cause is usually the last one.
+        reject(new Error(`${this.id} exited before listening:\n${this.lastLines(Math.min(10, this.recorded - linesBefore))}`));
       });
     });
     try {
@@ -125,6 +129,7 @@ export class ChaosBroker {
   }
 
   private record(line: string): void {
+    this.recorded++;
     this.tail.push(line);
     if (this.tail.length > 200) this.tail.splice(0, this.tail.length - 200);
   }

@@ -8,6 +8,8 @@ export interface PartitionRow {
   partition: number;
   leader: string | null;
   replicas: string[];
+  /** This broker's role in the partition's group (a broker lists only partitions it hosts). */
+  role: string;
 }
 
 /**

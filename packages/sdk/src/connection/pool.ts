@@ -25,12 +25,6 @@ export interface PoolListener {
 const REBALANCE_MS = 5000;
 /** A broker counts as a leader in use this long after a publish needed it. */
 const WANTED_MS = 30_000;
-/**
- * An active broker that is not ready keeps traffic this long before it moves
- * to a ready standby: longer than an election, so brokers that start together
- * (all briefly without a metadata leader) cause no failover.
- */
-export const NOT_READY_GRACE_MS = 2000;
 
 function shuffled<T>(items: T[]): T[] {
   const copy = [...items];
@@ -64,9 +58,8 @@ export class BrokerPool {
   /** Brokers that lead partitions this client publishes to, and when that was last needed. */
   private readonly wanted = new Map<string, number>();
   private lastRebalanceMs = Number.NEGATIVE_INFINITY;
-  /** Connections whose broker said it cannot serve (welcome or cluster frame `ready: false`), and since when. */
-  private readonly notReadySinceMs = new WeakMap<BrokerConnection, number>();
-  private readinessTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Connections whose broker said it cannot serve (welcome or cluster frame `ready: false`). */
+  private readonly notReady = new WeakSet<BrokerConnection>();
   private closed = false;
 
   constructor(
@@ -90,7 +83,6 @@ export class BrokerPool {
 
   close(): void {
     this.closed = true;
-    clearTimeout(this.readinessTimer);
     this.abort.abort(new RelayError('CLIENT_CLOSED', 'client closed'));
     for (const connection of [...this.connections]) connection.close();
   }
@@ -129,19 +121,15 @@ export class BrokerPool {
 
   /** A `cluster` frame from a pooled broker: its readiness, then its view of the membership. */
   clusterFrame(connection: BrokerConnection, frame: ClusterFrame): void {
-    this.setReadiness(connection, frame.ready !== false);
+    if (frame.ready === false) this.notReady.add(connection);
+    else this.notReady.delete(connection);
     this.learn(frame.cluster, frame.ready !== false);
     this.leaveIfNotReady();
   }
 
   /** Whether the broker behind `connection` said it can serve (absent: it did). */
   isReady(connection: BrokerConnection): boolean {
-    return !this.notReadySinceMs.has(connection);
-  }
-
-  private setReadiness(connection: BrokerConnection, ready: boolean): void {
-    if (ready) this.notReadySinceMs.delete(connection);
-    else if (!this.notReadySinceMs.has(connection)) this.notReadySinceMs.set(connection, Date.now());
+    return !this.notReady.has(connection);
   }
 
   /**
@@ -250,7 +238,7 @@ export class BrokerPool {
         resolve();
       });
       const ready = connection.welcome.ready !== false;
-      this.setReadiness(connection, ready);
+      if (!ready) this.notReady.add(connection);
       this.learn(connection.welcome.cluster, ready);
       if (this.active === undefined) {
         this.active = connection;
@@ -261,23 +249,16 @@ export class BrokerPool {
   }
 
   /**
-   * Moves traffic off an active broker that has not been ready for
-   * {@link NOT_READY_GRACE_MS} once a ready one is pooled: closing it hands
-   * over to the best standby, as any failover does. Without a ready standby
-   * it stays (it may yet become ready) while the other slots dial.
+   * Moves traffic off an active broker that is not ready once a ready one is
+   * pooled: closing it hands over to the best standby, as any failover does.
+   * Without a ready standby it stays (it may yet become ready) while the
+   * other slots dial.
    */
   private leaveIfNotReady(): void {
     const active = this.active;
-    const sinceMs = active === undefined ? undefined : this.notReadySinceMs.get(active);
-    if (active === undefined || sinceMs === undefined || !active.open) return;
-    const standby = [...this.connections].find((c) => c !== active && c.open && this.isReady(c));
+    if (active === undefined || !this.notReady.has(active) || !active.open) return;
+    const standby = [...this.connections].find((c) => c !== active && c.open && !this.notReady.has(c));
     if (standby === undefined) return;
-    const waitMs = sinceMs + NOT_READY_GRACE_MS - Date.now();
-    if (waitMs > 0) {
-      clearTimeout(this.readinessTimer);
-      this.readinessTimer = setTimeout(() => this.leaveIfNotReady(), waitMs);
-      return;
-    }
     this.lastFailureMs.set(active.url, Date.now()); // redialed last, as a standby at most
     active.close(new RelayError('NOT_READY', `broker ${active.brokerId} is not ready; moving to broker ${standby.brokerId}`));
   }
@@ -285,7 +266,7 @@ export class BrokerPool {
   /** The ready standby with the shortest round trip; a broker that is not ready only when no other is left. */
   private bestStandby(): BrokerConnection | undefined {
     let best: BrokerConnection | undefined;
-    const rank = (c: BrokerConnection): [number, number] => [this.isReady(c) ? 0 : 1, c.rttMs ?? Infinity];
+    const rank = (c: BrokerConnection): [number, number] => [this.notReady.has(c) ? 1 : 0, c.rttMs ?? Infinity];
     for (const connection of this.connections) {
       if (!connection.open) continue;
       if (best === undefined) {

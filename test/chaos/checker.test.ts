@@ -108,10 +108,15 @@ describe('chaos schedule', () => {
 });
 
 describe('chaos report figures', () => {
-  it('measures the longest wait between acks (also from the start and to the end), outside crash-all windows too, and availability by second', () => {
+  it('measures the longest wait between acks (also from the start and to the end), outside crash-all windows too, per fault family, and availability by second', () => {
     const ack = (atMs: number): Ack => ({ id: `p1|k|${atMs}`, producer: 'p1', key: 'k', seq: atMs, partition: 0, offset: atMs, duplicate: false, atMs });
-    const figures = producerFigures('p1', [1500, 2000, 9000, 9500].map(ack), [{ id: 'x', code: 'TIMEOUT', atMs: 3000 }], 1000, 11_000, [{ startMs: 2500, endMs: 4000 }]);
+    const faults = [
+      { family: 'crash-all' as const, startMs: 2500, endMs: 4000 },
+      { family: 'kill' as const, startMs: 9200, endMs: 9300 },
+    ];
+    const figures = producerFigures('p1', [1500, 2000, 9000, 9500].map(ack), [{ id: 'x', code: 'TIMEOUT', atMs: 3000 }], 1000, 11_000, faults);
     expect(figures).toMatchObject({ acked: 4, longestGapMs: 7000, longestGapAtMs: 2000, longestGapOutsideCrashAllMs: 1500, refused: { TIMEOUT: 1 } });
+    expect(figures.longestGapByFamily).toEqual({ none: 1500, 'crash-all': 7000, kill: 500 });
     expect(figures.availability).toBeCloseTo(3 / 10);
   });
 });

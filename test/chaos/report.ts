@@ -28,8 +28,20 @@ export interface ProducerFigures {
   longestGapAtMs: number;
   /** Longest gap that overlaps no crash of every broker (the one-fault-at-a-time bound applies to these). */
   longestGapOutsideCrashAllMs: number;
+  /**
+   * Per fault family, the longest gap that overlaps a fault of that family
+   * (`none`: gaps that overlap no fault), so a long wait names its cause.
+   */
+  longestGapByFamily: Partial<Record<FaultFamily | 'none', number>>;
   /** Share of whole seconds of the publishing phase with at least one acknowledgement. */
   availability: number;
+}
+
+/** A fault's window, ms since the run started. */
+export interface FaultWindow {
+  family: FaultFamily;
+  startMs: number;
+  endMs: number;
 }
 
 export interface ChaosReport {
@@ -64,7 +76,7 @@ export function replayCommand(s: RunSettings, allFamilies: readonly FaultFamily[
 
 /**
  * Gap and availability figures of one producer over [fromMs, toMs] (ms since
- * the run started); `crashes` are the windows of crash-all faults.
+ * the run started); `faults` are the windows of the faults injected.
  */
 export function producerFigures(
   producer: string,
@@ -72,8 +84,13 @@ export function producerFigures(
   refusals: readonly Refusal[],
   fromMs: number,
   toMs: number,
-  crashes: ReadonlyArray<{ startMs: number; endMs: number }> = [],
+  faults: readonly FaultWindow[] = [],
 ): ProducerFigures {
+  const crashes = faults.filter((f) => f.family === 'crash-all');
+  const longestGapByFamily: Partial<Record<FaultFamily | 'none', number>> = {};
+  const noteGap = (family: FaultFamily | 'none', gap: number): void => {
+    longestGapByFamily[family] = Math.max(longestGapByFamily[family] ?? 0, gap);
+  };
   const times = acks.map((a) => a.atMs).sort((a, b) => a - b);
   let longestGapMs = 0;
   let longestGapAtMs = fromMs;
@@ -87,13 +104,16 @@ export function producerFigures(
     }
     const start = previous;
     if (gap > longestGapOutsideCrashAllMs && !crashes.some((c) => c.startMs < t && c.endMs > start)) longestGapOutsideCrashAllMs = gap;
+    const overlapping = faults.filter((f) => f.startMs < t && f.endMs > start);
+    if (overlapping.length === 0) noteGap('none', gap);
+    for (const f of overlapping) noteGap(f.family, gap);
     previous = Math.max(previous, t);
   }
   const seconds = Math.max(1, Math.floor((toMs - fromMs) / 1000));
   const covered = new Set(times.filter((t) => t >= fromMs && t < fromMs + seconds * 1000).map((t) => Math.floor((t - fromMs) / 1000)));
   const refused: Record<string, number> = {};
   for (const r of refusals) refused[r.code] = (refused[r.code] ?? 0) + 1;
-  return { producer, acked: acks.length, refused, longestGapMs, longestGapAtMs, longestGapOutsideCrashAllMs, availability: covered.size / seconds };
+  return { producer, acked: acks.length, refused, longestGapMs, longestGapAtMs, longestGapOutsideCrashAllMs, longestGapByFamily, availability: covered.size / seconds };
 }
 
 /** The human-readable report. */
@@ -108,6 +128,9 @@ export function formatReport(r: ChaosReport): string {
     const refused = Object.entries(p.refused).map(([c, n]) => `${c} ${n}`).join(', ');
     lines.push(`  ${p.producer}: ${p.acked} acked${refused === '' ? '' : `, refused ${refused}`}, longest gap ${(p.longestGapMs / 1000).toFixed(2)} s (from ${(p.longestGapAtMs / 1000).toFixed(1)} s; ${(p.longestGapOutsideCrashAllMs / 1000).toFixed(2)} s outside crash-all), availability ${(p.availability * 100).toFixed(1)}%`);
   }
+  const byFamily: Partial<Record<string, number>> = {};
+  for (const p of r.producers) for (const [f, ms] of Object.entries(p.longestGapByFamily)) byFamily[f] = Math.max(byFamily[f] ?? 0, ms ?? 0);
+  lines.push(`longest gap by the fault it overlaps: ${Object.entries(byFamily).map(([f, ms]) => `${f} ${((ms ?? 0) / 1000).toFixed(2)} s`).join(', ')}`);
   lines.push(`availability: ${(r.availability * 100).toFixed(1)}% of seconds had an ack, averaged over producers`);
   for (const f of r.startFailures) lines.push(`broker start failure: ${f.broker} at ${(f.atMs / 1000).toFixed(1)} s: ${f.reason.split('\n').slice(0, 3).join(' | ')}`);
   const v = r.check.violations;

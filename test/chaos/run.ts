@@ -107,8 +107,8 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
     const { replicas, unreadable } = await readReplicas(adminUrls, TOPIC, options.partitions);
     const result = check({ partitions: options.partitions, replicationFactor: Math.min(options.replicationFactor, options.brokers), replicas, unreadable, acks: workload.acks, subscribers: workload.logs, refusals: workload.refusals });
 
-    const crashes = injector.injected.filter((f) => f.family === 'crash-all').map((f) => ({ startMs: f.startMs, endMs: f.endMs ?? publishToMs }));
-    const producers = workload.producers.map((p) => producerFigures(p.name, p.acks, p.refusals, publishFromMs, publishToMs, crashes));
+    const windows = injector.injected.map((f) => ({ family: f.family, startMs: f.startMs, endMs: f.endMs ?? publishToMs }));
+    const producers = workload.producers.map((p) => producerFigures(p.name, p.acks, p.refusals, publishFromMs, publishToMs, windows));
     const faultsByFamily: Partial<Record<FaultFamily, number>> = {};
     for (const f of injector.injected) faultsByFamily[f.family] = (faultsByFamily[f.family] ?? 0) + 1;
     for (const f of injector.injected) if (f.note !== undefined) notes.push(`fault #${f.index} (${f.description}): ${f.note}`);

@@ -25,6 +25,7 @@ import {
   parseForwarded,
   parseMetadataCommand,
   parseTopic,
+  publishFailure,
   type FetchRequest,
   type FetchResponse,
   type ForwardedPublish,
@@ -169,6 +170,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       self: options.self,
       rpc: this.rpc,
       requestTimeoutMs: options.requestTimeoutMs,
+      whenOpened: () => this.whenOpened(),
       replicasOf: (topic, partition) => this.metadata.get(topic)?.partitions[partition]?.replicas,
       hosts: (topic, partition) => this.hosts(topic, partition),
       publishHosted: async ({ topic, partition, ack, command }) => {
@@ -693,6 +695,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private async viaLeader<R>(group: { readonly id: string; readonly leader: NodeId | null }, local: () => Promise<R>, method: string, body: unknown): Promise<R> {
     const deadline = this.options.now() + this.options.requestTimeoutMs;
     let avoid: NodeId | undefined;
+    let attempted = false;
     for (let attempt = 0; this.options.now() < deadline && attempt < 100; attempt++) {
       const leader = await this.until(
         () => (group.leader !== null && group.leader !== avoid ? group.leader : undefined),
@@ -706,9 +709,13 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         return (await this.rpc.call(leader, method, body, this.options.requestTimeoutMs + 1000)) as R;
       } catch (err) {
         const code = err instanceof RelayError ? err.code : 'INTERNAL';
-        // The leader went away or stepped down between our look and our request: find the next one.
-        if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') throw err;
+        // The leader went away or stepped down between our look and our request: find the next one. A publish
+        // it (or an earlier leader) may have proposed is never refused for good: the SDK would store it twice.
+        if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') {
+          throw method === 'publish' ? publishFailure(err, attempted, `publish to the leader of ${group.id}`) : err;
+        }
         avoid = leader;
+        attempted = true;
       }
     }
     throw new RelayError('NO_QUORUM', `no reachable leader for ${group.id}: this broker cannot reach a quorum of its replicas`);

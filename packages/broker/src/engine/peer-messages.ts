@@ -142,3 +142,25 @@ export function parseTailNotice(body: unknown): TailNotice {
   if (typeof o.topic !== 'string' || !offsetLike(o.partition) || !offsetLike(o.end)) throw new RelayError('PROTOCOL_ERROR', 'malformed tail notice');
   return { topic: o.topic, partition: o.partition as number, end: o.end as number };
 }
+
+/** Refusals a broker gives while checking a publish, before proposing it: the same publish is refused the same way again. */
+const BEFORE_PROPOSING: ReadonlySet<string> = new Set(['INVALID_TOPIC', 'INVALID_ARGUMENT', 'INVALID_PARTITION', 'PAYLOAD_TOO_LARGE', 'FORBIDDEN', 'UNAUTHORIZED', 'STORAGE_FULL']);
+
+/**
+ * What a client is told when a publish passed between brokers failed. The SDK
+ * moves the messages after a non-retriable refusal to a new producer
+ * incarnation, so a refusal for a publish that may have been proposed (here,
+ * by a replica, or by an earlier attempt to another leader) would store
+ * those messages twice: such failures become `TIMEOUT` (outcome unknown; the
+ * SDK resends with the same seq). Retriable codes, `TIMEOUT` and
+ * `STORAGE_ERROR` (which the SDK resends too) pass unchanged, and so do
+ * validation refusals when nothing was attempted before.
+ */
+export function publishFailure(err: unknown, attemptedBefore: boolean, what: string): RelayError {
+  if (err instanceof RelayError) {
+    if (err.retriable || err.code === 'TIMEOUT' || err.code === 'STORAGE_ERROR') return err;
+    if (!attemptedBefore && BEFORE_PROPOSING.has(err.code)) return err;
+  }
+  const reason = err instanceof RelayError ? `${err.code}: ${err.message}` : String(err);
+  return new RelayError('TIMEOUT', `${what} failed (${reason})${attemptedBefore ? ' after an earlier attempt' : ''}; its outcome is unknown`, { cause: err });
+}

@@ -1,14 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { RelayError } from '@relaymq/sdk/protocol';
 import type { PeerRpc, RpcHandler } from '../net/peer-rpc.js';
-import { MAX_ROUTE_HOPS, PublishRouter, type RoutedPublish } from './routed-publish.js';
+import { MAX_ROUTE_HOPS, PublishRouter, type RouteResult, type RoutedPublish } from './routed-publish.js';
 
 /**
  * Routers of brokers on a fake peer network: `replicas` is what each broker's
  * metadata says of partition t/0 (a stale view is a different list), `down`
  * brokers cannot be reached, and hosting brokers answer with leader `lead`.
  */
-function network(brokers: string[], views: Record<string, string[]>, down: string[] = []): { routers: Map<string, PublishRouter>; calls: string[] } {
+function network(
+  brokers: string[],
+  views: Record<string, string[]>,
+  down: string[] = [],
+  answer: (self: string) => Promise<unknown> = async () => ({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 7 }] }),
+  /** Brokers that take the request, then go away before answering. */
+  vanish: string[] = [],
+): { routers: Map<string, PublishRouter>; calls: string[] } {
   const handlers = new Map<string, RpcHandler>();
   const calls: string[] = [];
   const routers = new Map<string, PublishRouter>();
@@ -19,7 +26,9 @@ function network(brokers: string[], views: Record<string, string[]>, down: strin
         calls.push(`${self}->${peer}`);
         const handler = handlers.get(peer);
         if (handler === undefined || down.includes(peer)) throw new RelayError('NOT_CONNECTED', `${peer} is down`);
-        return handler(self, structuredClone(body));
+        const reply = await handler(self, structuredClone(body));
+        if (vanish.includes(peer)) throw new RelayError('NOT_CONNECTED', `broker ${peer} went away before answering`);
+        return reply;
       },
     } as unknown as PeerRpc;
     const replicas = views[self] ?? [];
@@ -31,7 +40,7 @@ function network(brokers: string[], views: Record<string, string[]>, down: strin
         requestTimeoutMs: 100,
         replicasOf: () => replicas,
         hosts: () => replicas.includes(self),
-        publishHosted: async () => ({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 7 }] }),
+        publishHosted: async () => (await answer(self)) as RouteResult,
       }),
     );
   }
@@ -77,5 +86,35 @@ describe('PublishRouter', () => {
     const replicas = ['b3', 'b4'];
     const { routers } = network(['b1'], { b1: replicas }, ['b3', 'b4']);
     await expect((routers.get('b1') as PublishRouter).route(publish())).rejects.toMatchObject({ code: 'NOT_LEADER', details: { leader: 'b3' } });
+  });
+
+  // A refusal the SDK takes as final makes it renumber the messages after it: one a replica may have stored would be stored twice.
+  it('answers TIMEOUT (outcome unknown), never INTERNAL or PROTOCOL_ERROR, when a replica failed or answered malformed (issue 10, finding 5)', async () => {
+    const replicas = ['b3', 'b4'];
+    const failing = network(['b1', 'b3', 'b4'], { b1: replicas, b3: replicas, b4: replicas }, [], async () => {
+      throw new TypeError('cannot read properties of undefined');
+    });
+    await expect((failing.routers.get('b1') as PublishRouter).route(publish())).rejects.toMatchObject({ code: 'TIMEOUT' });
+    const malformed = network(['b1', 'b3', 'b4'], { b1: replicas, b3: replicas, b4: replicas }, [], async () => ({ stored: true }));
+    await expect((malformed.routers.get('b1') as PublishRouter).route(publish())).rejects.toMatchObject({ code: 'TIMEOUT' });
+  });
+
+  it('answers TIMEOUT, not a validation refusal, when a replica that may have stored the publish went away first (issue 10, finding 5)', async () => {
+    const replicas = ['b3', 'b4'];
+    // b3 stores it and goes away before answering; b4 (just restarted) refuses it as if the partition did not exist.
+    const { routers, calls } = network(['b1', 'b3', 'b4'], { b1: replicas, b3: replicas, b4: replicas }, [], async (self) => {
+      if (self === 'b4') throw new RelayError('INVALID_PARTITION', 'topic t has 0 partitions');
+      return { leader: 'b3', outcomes: [{ kind: 'stored', offset: 7 }] };
+    }, ['b3']);
+    await expect((routers.get('b1') as PublishRouter).route(publish())).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(calls).toEqual(['b1->b3', 'b1->b4']);
+  });
+
+  it('passes a validation refusal through when it is the first answer (nothing was proposed)', async () => {
+    const replicas = ['b3'];
+    const { routers } = network(['b1', 'b3'], { b1: replicas, b3: replicas }, [], async () => {
+      throw new RelayError('PAYLOAD_TOO_LARGE', 'too large');
+    });
+    await expect((routers.get('b1') as PublishRouter).route(publish())).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
   });
 });

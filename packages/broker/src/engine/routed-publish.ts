@@ -2,7 +2,7 @@ import { RelayError } from '@relaymq/sdk/protocol';
 import type { AppendOutcome } from '../core/partition/partition.js';
 import type { NodeId } from '../core/raft/index.js';
 import type { PeerRpc } from '../net/peer-rpc.js';
-import { parseForwarded, type ForwardedPublish } from './peer-messages.js';
+import { parseForwarded, publishFailure, type ForwardedPublish } from './peer-messages.js';
 
 /**
  * Publishes to a partition this broker does not host. In a cluster larger
@@ -49,6 +49,8 @@ export interface RouteContext {
   publishHosted(forwarded: ForwardedPublish): Promise<RouteResult>;
   /** How long a replica may take to get a publish committed (its own bound); a hop waits a little longer. */
   requestTimeoutMs: number;
+  /** Resolves once this broker can serve routed publishes (its logs and metadata are open). */
+  whenOpened?: () => Promise<void>;
 }
 
 export function parseRouted(body: unknown): RoutedPublish {
@@ -72,7 +74,12 @@ export class PublishRouter {
   private readonly leaders = new Map<string, NodeId>();
 
   constructor(private readonly ctx: RouteContext) {
-    ctx.rpc.handle(ROUTE_METHOD, async (_from, body) => this.route(parseRouted(body)));
+    ctx.rpc.handle(ROUTE_METHOD, async (_from, body) => {
+      const routed = parseRouted(body);
+      // A broker still starting knows no metadata yet: it would take every partition for its own.
+      await ctx.whenOpened?.();
+      return this.route(routed);
+    });
   }
 
   /** The leader of a partition not hosted here, as last heard. */
@@ -98,21 +105,34 @@ export class PublishRouter {
     }
     const order = [...(hint === undefined ? [] : [hint]), ...replicas.filter((r) => r !== hint && r !== this.ctx.self)];
     let lastError: unknown;
+    let attempted = false;
     for (const target of order) {
+      let answer: unknown;
       try {
         // Longer than the replica's own bounds (finding a leader, then its forward), so its answer (even TIMEOUT) gets back.
         const body: RoutedPublish = { ...routed, hops: routed.hops + 1 };
-        const result = parseRouteResult(await this.ctx.rpc.call(target, ROUTE_METHOD, body, 2 * this.ctx.requestTimeoutMs + 2000));
-        const leader = result.leader ?? target;
-        this.leaders.set(key, leader);
-        return { leader, outcomes: result.outcomes };
+        answer = await this.ctx.rpc.call(target, ROUTE_METHOD, body, 2 * this.ctx.requestTimeoutMs + 2000);
       } catch (err) {
         const code = err instanceof RelayError ? err.code : 'INTERNAL';
-        // Unreachable, or its metadata says it is no replica: another replica may take it. Anything else is the answer.
-        if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') throw err;
+        // Unreachable, or its metadata says it is no replica: another replica may take it. Anything else is the answer,
+        // told as the client must take it: a publish a replica may have proposed is never refused for good.
+        if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') throw publishFailure(err, attempted, `publish routed to broker ${target}`);
         if (this.leaders.get(key) === target) this.leaders.delete(key);
         lastError = err;
+        // The request may have reached it before its link went down: it may be stored.
+        attempted = true;
+        continue;
       }
+      let result: RouteResult;
+      try {
+        result = parseRouteResult(answer);
+      } catch (err) {
+        // The replica answered, so it may well have stored the publish: its outcome is unknown, not refused.
+        throw publishFailure(err, true, `publish routed to broker ${target}`);
+      }
+      const leader = result.leader ?? target;
+      this.leaders.set(key, leader);
+      return { leader, outcomes: result.outcomes };
     }
     throw new RelayError('NOT_LEADER', `broker ${this.ctx.self} holds no replica of ${topic}/${partition} and reached none (${String(lastError)})`, hintOf(hint));
   }

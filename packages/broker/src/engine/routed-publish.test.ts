@@ -89,7 +89,7 @@ describe('PublishRouter', () => {
   });
 
   // A refusal the SDK takes as final makes it renumber the messages after it: one a replica may have stored would be stored twice.
-  it('answers TIMEOUT (outcome unknown), never INTERNAL or PROTOCOL_ERROR, when a replica failed or answered malformed (issue 10, finding 5)', async () => {
+  it('answers TIMEOUT (outcome unknown), never INTERNAL or PROTOCOL_ERROR, when a replica failed or answered malformed (issue 10, chaos: stored twice)', async () => {
     const replicas = ['b3', 'b4'];
     const failing = network(['b1', 'b3', 'b4'], { b1: replicas, b3: replicas, b4: replicas }, [], async () => {
       throw new TypeError('cannot read properties of undefined');
@@ -99,7 +99,7 @@ describe('PublishRouter', () => {
     await expect((malformed.routers.get('b1') as PublishRouter).route(publish())).rejects.toMatchObject({ code: 'TIMEOUT' });
   });
 
-  it('answers TIMEOUT, not a validation refusal, when a replica that may have stored the publish went away first (issue 10, finding 5)', async () => {
+  it('answers TIMEOUT, not a validation refusal, when a replica that may have stored the publish went away first (issue 10, chaos: stored twice)', async () => {
     const replicas = ['b3', 'b4'];
     // b3 stores it and goes away before answering; b4 (just restarted) refuses it as if the partition did not exist.
     const { routers, calls } = network(['b1', 'b3', 'b4'], { b1: replicas, b3: replicas, b4: replicas }, [], async (self) => {

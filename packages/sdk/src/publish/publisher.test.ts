@@ -352,7 +352,7 @@ describe('Publisher', () => {
     expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([10, 11, 12]);
   });
 
-  it('does not renumber on a gap answer that predates an ack received meanwhile: the in-flight seq would be stored twice (issue 10, finding 5)', async () => {
+  it('does not renumber on a gap answer that predates an ack received meanwhile: the in-flight seq would be stored twice (issue 10, chaos: stored twice)', async () => {
     const { publisher: p } = publisher();
     const { connection, sent } = fakeConnection();
     p.setConnection(connection);
@@ -373,7 +373,7 @@ describe('Publisher', () => {
   });
 
   it.each(['INTERNAL', 'PROTOCOL_ERROR', 'LIMIT_EXCEEDED', 'STORAGE_ERROR', 'SOMETHING_NEW'])(
-    'keeps the incarnation and seq on %s, whose outcome is unknown, and sends it again (issue 10, finding 5)',
+    'keeps the incarnation and seq on %s, whose outcome is unknown, and sends it again (issue 10, chaos: stored twice)',
     async (code) => {
       const { publisher: p } = publisher();
       const { connection, sent } = fakeConnection();
@@ -392,7 +392,7 @@ describe('Publisher', () => {
     },
   );
 
-  it('keeps the seq when a validation refusal answers a republish: the earlier send may be stored (issue 10, finding 5)', async () => {
+  it('keeps the seq when a validation refusal answers a republish: the earlier send may be stored (issue 10, chaos: stored twice)', async () => {
     const { publisher: p } = publisher();
     const first = fakeConnection();
     p.setConnection(first.connection);
@@ -411,7 +411,7 @@ describe('Publisher', () => {
     expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([0, 1]);
   });
 
-  it('times out a publish refused with unknown outcome, naming the refusal, and renumbers nothing (issue 10, finding 5)', async () => {
+  it('times out a publish refused with unknown outcome, naming the refusal, and renumbers nothing (issue 10, chaos: stored twice)', async () => {
     const { publisher: p } = publisher();
     const { connection, sent } = fakeConnection();
     p.setConnection(connection);
@@ -422,7 +422,7 @@ describe('Publisher', () => {
     expect(sent.flat().every((m) => m.incarnation === 0 && m.seq === 0)).toBe(true);
   });
 
-  it('settles SEQUENCE_TOO_OLD with its outcome unknown and keeps the seqs after it (issue 10, finding 5)', async () => {
+  it('settles SEQUENCE_TOO_OLD with its outcome unknown and keeps the seqs after it (issue 10, chaos: stored twice)', async () => {
     const { publisher: p } = publisher();
     const { connection, sent } = fakeConnection();
     p.setConnection(connection);

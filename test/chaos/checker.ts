@@ -1,5 +1,5 @@
 import { decodePayload } from '@relaymq/sdk/protocol';
-import type { Ack, SubscriberLog } from './workload.js';
+import { parseMessageId, type Ack, type Refusal, type SubscriberLog } from './workload.js';
 
 /** One page of `/api/replica` as the broker answers it. */
 interface ReplicaPage {
@@ -128,6 +128,8 @@ export interface CheckInput {
   unreadable: string[];
   acks: Ack[];
   subscribers: SubscriberLog[];
+  /** Publishes refused (or timed out): named next to duplicates, whose cause they usually are. */
+  refusals?: Refusal[];
 }
 
 /**
@@ -184,7 +186,15 @@ export function check(input: CheckInput): CheckResult {
     const a = ackOf.get(id);
     return a === undefined ? 'never acknowledged' : `acked at ${a.partition}@${a.offset} ${(a.atMs / 1000).toFixed(1)} s into the run${a.duplicate ? ' as a duplicate' : ''}`;
   };
-  for (const [id, list] of where) if (list.length > 1) note('duplicated', `${id} stored ${list.length} times: ${list.map((l) => `${l.partition}@${l.offset}`).join(', ')}; ${describeAck(id)}`, list.length - 1);
+  // A duplicate means the SDK renumbered a stored message: the refusals of its producer around then say why.
+  const refusalsNear = (id: string): string => {
+    const producer = parseMessageId(id)?.producer;
+    const own = input.refusals?.find((r) => r.id === id);
+    const near = (input.refusals ?? []).filter((r) => r.id !== id && parseMessageId(r.id)?.producer === producer).slice(0, 5);
+    const text = (r: Refusal): string => `${r.id} ${r.code} at ${(r.atMs / 1000).toFixed(1)} s${r.message === undefined ? '' : ` (${r.message})`}`;
+    return `; own refusal: ${own === undefined ? 'none' : text(own)}; producer's refusals: ${near.length === 0 ? 'none' : near.map(text).join(' | ')}`;
+  };
+  for (const [id, list] of where) if (list.length > 1) note('duplicated', `${id} stored ${list.length} times: ${list.map((l) => `${l.partition}@${l.offset}`).join(', ')}; ${describeAck(id)}${refusalsNear(id)}`, list.length - 1);
 
   // Acknowledgements: stored once, where the ack said.
   for (const ack of input.acks) {

@@ -42,6 +42,8 @@ export interface Refusal {
   id: string;
   code: string;
   atMs: number;
+  /** The error's message: says which broker path refused it. */
+  message?: string;
 }
 
 /** What one subscriber received. */
@@ -124,7 +126,7 @@ class Producer {
         this.acks.push({ id, producer: this.name, key, seq, partition: r.partition, offset: r.offset, duplicate: r.duplicate, atMs: Date.now() - this.startedAtMs });
       },
       (err: unknown) => {
-        this.refusals.push({ id, code: errorCode(err), atMs: Date.now() - this.startedAtMs });
+        this.refusals.push({ id, code: errorCode(err), atMs: Date.now() - this.startedAtMs, message: err instanceof Error ? err.message : String(err) });
       },
     );
     const tracked = done.finally(() => {

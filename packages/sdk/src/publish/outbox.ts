@@ -1,4 +1,4 @@
-import type { AckLevel, Encoding } from '../protocol/index.js';
+import type { AckLevel, Encoding, RelayError } from '../protocol/index.js';
 
 /** What `publish` resolves with. */
 export interface PublishReceipt {
@@ -31,6 +31,8 @@ export interface OutboxEntry {
   sentOn: object | undefined;
   /** Times sent; above 1 means republished. */
   sends: number;
+  /** The latest refusal that left its outcome unknown: named when the publish times out. */
+  lastRefusal: RelayError | undefined;
   /** Whether the caller's promise already settled (ack, refusal or timeout). */
   settled: boolean;
   resolve: (receipt: PublishReceipt) => void;

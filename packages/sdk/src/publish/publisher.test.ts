@@ -351,4 +351,90 @@ describe('Publisher', () => {
     p.onAck({ type: 'ack', acks: [{ id: sent[0]?.[0]?.id as number, offset: 10, count: 3, duplicate: false }] });
     expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([10, 11, 12]);
   });
+
+  it('does not renumber on a gap answer that predates an ack received meanwhile: the in-flight seq would be stored twice (issue 10, finding 5)', async () => {
+    const { publisher: p } = publisher();
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    const pending = [0, 1, 2, 3].map((i) => p.publish('t', i));
+    await tick();
+    const ids = sent[0]?.map((m) => m.id) ?? [];
+    // Seq 3 reached the leader (straight, by a pooled connection) when only seq 0 was stored; seqs 1 and 2
+    // were still on their way through the active broker. The acks of 0 and 1 arrive first, then that gap answer.
+    p.onAck({ type: 'ack', acks: [{ id: ids[0] as number, offset: 0, count: 2, duplicate: false }] });
+    p.onNack({ type: 'nack', id: ids[3] as number, code: 'SEQUENCE_GAP', message: 'gap', expectedSeq: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    // Seq 2 may be stored already (its ack is on its way): resent with the same seq, never as a new incarnation.
+    expect(sent.slice(1).flat().map((m) => [m.incarnation, m.seq])).toEqual([[0, 2], [0, 3]]);
+    p.onAck({ type: 'ack', acks: [{ id: ids[2] as number, offset: 2, count: 1, duplicate: false }] });
+    const resent = sent[1] ?? [];
+    p.onAck({ type: 'ack', acks: [{ id: resent[0]?.id as number, offset: 2, count: 1, duplicate: true }, { id: resent[1]?.id as number, offset: 3, count: 1, duplicate: false }] });
+    expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([0, 1, 2, 3]);
+  });
+
+  it.each(['INTERNAL', 'PROTOCOL_ERROR', 'LIMIT_EXCEEDED', 'STORAGE_ERROR', 'SOMETHING_NEW'])(
+    'keeps the incarnation and seq on %s, whose outcome is unknown, and sends it again (issue 10, finding 5)',
+    async (code) => {
+      const { publisher: p } = publisher();
+      const { connection, sent } = fakeConnection();
+      p.setConnection(connection);
+      const first = p.publish('t', 'maybe stored');
+      const second = p.publish('t', 'after it');
+      await tick();
+      const ids = sent[0]?.map((m) => m.id) ?? [];
+      p.onNack({ type: 'nack', id: ids[0] as number, code, message: 'the broker proposed it, then failed' });
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(sent.slice(1).flat().map((m) => [m.incarnation, m.seq])).toEqual([[0, 0], [0, 1]]);
+      const again = sent[1] ?? [];
+      p.onAck({ type: 'ack', acks: [{ id: again[0]?.id as number, offset: 0, count: 2, duplicate: true }] });
+      await expect(first).resolves.toMatchObject({ offset: 0, duplicate: true });
+      await expect(second).resolves.toMatchObject({ offset: 1 });
+    },
+  );
+
+  it('keeps the seq when a validation refusal answers a republish: the earlier send may be stored (issue 10, finding 5)', async () => {
+    const { publisher: p } = publisher();
+    const first = fakeConnection();
+    p.setConnection(first.connection);
+    const pending = [p.publish('t', 'a'), p.publish('t', 'b')];
+    await tick();
+    // The first sends' answers are lost with their connection; a broker that is still starting refuses the republish.
+    p.setConnection(undefined);
+    const second = fakeConnection();
+    p.setConnection(second.connection);
+    await tick();
+    const ids = second.sent[0]?.map((m) => m.id) ?? [];
+    p.onNack({ type: 'nack', id: ids[0] as number, code: 'INVALID_PARTITION', message: 'topic t has no partition 0 (metadata not recovered yet)' });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(second.sent.slice(1).flat().map((m) => [m.incarnation, m.seq])).toEqual([[0, 0], [0, 1]]);
+    p.onAck({ type: 'ack', acks: [{ id: second.sent[1]?.[0]?.id as number, offset: 0, count: 2, duplicate: true }] });
+    expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([0, 1]);
+  });
+
+  it('times out a publish refused with unknown outcome, naming the refusal, and renumbers nothing (issue 10, finding 5)', async () => {
+    const { publisher: p } = publisher();
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    const refused = p.publish('t', 'x', { timeoutMs: 300 });
+    await tick();
+    p.onNack({ type: 'nack', id: sent[0]?.[0]?.id as number, code: 'INTERNAL', message: 'boom' });
+    await expect(refused).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringContaining('INTERNAL: boom') });
+    expect(sent.flat().every((m) => m.incarnation === 0 && m.seq === 0)).toBe(true);
+  });
+
+  it('settles SEQUENCE_TOO_OLD with its outcome unknown and keeps the seqs after it (issue 10, finding 5)', async () => {
+    const { publisher: p } = publisher();
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    const old = p.publish('t', 'old');
+    const later = p.publish('t', 'later');
+    await tick();
+    const ids = sent[0]?.map((m) => m.id) ?? [];
+    p.onNack({ type: 'nack', id: ids[0] as number, code: 'SEQUENCE_TOO_OLD', message: 'out of the window' });
+    await expect(old).rejects.toMatchObject({ code: 'SEQUENCE_TOO_OLD' });
+    await tick();
+    expect(sent).toHaveLength(1); // nothing renumbered or resent
+    p.onAck({ type: 'ack', acks: [{ id: ids[1] as number, offset: 7, count: 1, duplicate: true }] });
+    await expect(later).resolves.toMatchObject({ offset: 7 });
+  });
 });

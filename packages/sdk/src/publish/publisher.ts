@@ -54,8 +54,36 @@ const FRAME_OVERHEAD = 64;
 const GAP_RETRY_MS = 50;
 /** Pause before resending a partition the broker refused with `RATE_LIMITED`. */
 const RATE_LIMITED_RETRY_MS = 100;
-/** Pause before resending a republished message a broker refused because its disk failed. */
+/** Pause before resending a message whose refusal leaves its outcome unknown (see {@link refusesForGood}). */
 const STORAGE_RETRY_MS = 500;
+
+/**
+ * Refusals a broker gives while checking a publish, before it proposes
+ * anything: the same message is refused the same way on every send.
+ */
+const VALIDATION_CODES: ReadonlySet<string> = new Set([
+  'PAYLOAD_TOO_LARGE',
+  'INVALID_TOPIC',
+  'INVALID_ARGUMENT',
+  'INVALID_PARTITION',
+  'FORBIDDEN',
+  'UNAUTHORIZED',
+  'UNSUPPORTED_VERSION',
+  'STORAGE_FULL',
+]);
+
+/**
+ * Whether a non-retriable refusal proves the message's seq is not stored and
+ * never will be, so the messages after it may move to a new incarnation. Only
+ * a validation refusal of the first send does: after an earlier send (which
+ * may be stored, its answer lost) a refusal says nothing about that copy, and
+ * any other code (INTERNAL, PROTOCOL_ERROR, LIMIT_EXCEEDED, STORAGE_ERROR, an
+ * unknown one) may come after the broker proposed it. Renumbering a stored
+ * message would store it twice.
+ */
+function refusesForGood(code: string, sends: number): boolean {
+  return sends <= 1 && VALIDATION_CODES.has(code);
+}
 
 const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
 
@@ -76,6 +104,8 @@ export class Publisher {
   private readonly roundRobin = new Map<string, number>();
   private readonly inflight = new Map<number, OutboxEntry>();
   private readonly gapRetryScheduled = new Set<string>();
+  /** Per partition: the first attempt id sent after its latest ack arrived (see {@link onGap}). */
+  private readonly ackFences = new Map<string, number>();
   /** Partitions with entries of a newer incarnation held back until the older ones settle (see {@link heldBack}). */
   private readonly held = new Map<string, { topic: string; partition: number; waitingFor: number }>();
   /** Partition leaders as last heard (metadata answers, NOT_LEADER hints), by partition key. */
@@ -124,7 +154,8 @@ export class Publisher {
       entry.timer = setTimeout(() => {
         this.counters.timeouts++;
         // Still in the outbox: it may yet be stored, but at most once.
-        this.settle(entry, new RelayError('TIMEOUT', `publish to ${topic} not acknowledged within ${timeoutMs} ms; its outcome is unknown`));
+        const last = entry.lastRefusal === undefined ? '' : ` (last refused with ${entry.lastRefusal.code}: ${entry.lastRefusal.message})`;
+        this.settle(entry, new RelayError('TIMEOUT', `publish to ${topic} not acknowledged within ${timeoutMs} ms; its outcome is unknown${last}`));
       }, timeoutMs);
       this.counters.published++;
       this.admission.push(entry);
@@ -167,6 +198,8 @@ export class Publisher {
         if (entry === undefined) continue; // an earlier attempt, superseded
         this.inflight.delete(ack.id + i);
         this.outbox.delete(entry);
+        // Attempts sent from now on reach the broker after this store (see onGap).
+        this.ackFences.set(partitionKey(entry.topic, entry.partition), this.nextAttemptId);
         this.routing.acknowledged(partitionKey(entry.topic, entry.partition));
         this.counters.acknowledged++;
         if (ack.duplicate) this.counters.duplicates++;
@@ -186,16 +219,25 @@ export class Publisher {
     const code = isErrorCode(frame.code) ? frame.code : 'INTERNAL';
     const error = new RelayError(code, frame.message, frame.leader === undefined ? {} : { leader: frame.leader });
     if (code === 'SEQUENCE_GAP' && frame.expectedSeq !== undefined) {
-      this.onGap(entry, frame.expectedSeq);
+      this.onGap(entry, frame.expectedSeq, frame.id);
     } else if (code === 'RATE_LIMITED') {
       // Over the broker's rate: the same connection takes it again after a pause (later seqs come back as gaps, then in order).
       this.resendSoon(entry.topic, entry.partition, RATE_LIMITED_RETRY_MS);
     } else if (error.retriable || code === 'TIMEOUT') {
       // Kept in the outbox either way: sent again (same incarnation and seq) where the policy says.
       this.refused(entry, error, frame.leader);
-    } else if ((code === 'STORAGE_FULL' || code === 'STORAGE_ERROR') && entry.sends > 1) {
-      // Refused before the broker could look for an earlier send, which may still be stored once its
-      // disk recovers: this refusal proves nothing. Keep trying; publishTimeoutMs bounds it (outcome unknown).
+    } else if (code === 'SEQUENCE_TOO_OLD') {
+      // The broker stored this seq once (it is below the producer's next one) but no longer knows where: outcome
+      // unknown. The seqs after it stay as they are — renumbering them would store the stored ones twice.
+      this.outbox.delete(entry);
+      this.settle(entry, error);
+      this.releaseHeld();
+      this.admit();
+      this.checkDrained();
+    } else if (!refusesForGood(code, entry.sends)) {
+      // The outcome is unknown (an earlier send may be stored, or the broker may have proposed this one): keep
+      // the same incarnation and seq and try again; publishTimeoutMs bounds it (outcome unknown).
+      entry.lastRefusal = error;
       this.resendSoon(entry.topic, entry.partition, STORAGE_RETRY_MS);
     } else {
       // Refused for good: its seq will never be stored, so the messages after it move to a new incarnation.
@@ -217,10 +259,14 @@ export class Publisher {
    * restarted): continue in a new incarnation. Never renumber within one:
    * a copy still in flight could then be stored under two numbers.
    */
-  private onGap(entry: OutboxEntry, expectedSeq: number): void {
+  private onGap(entry: OutboxEntry, expectedSeq: number, attemptId: number): void {
     const pending = this.outbox.partition(entry.topic, entry.partition).filter((e) => e.incarnation === entry.incarnation);
     const lowest = pending[0]?.seq ?? entry.seq;
-    if (expectedSeq < lowest) {
+    // Answers on different connections (a pooled leader, the active broker forwarding) are not ordered: a gap
+    // answer to an attempt sent before the latest ack of this partition arrived may predate that store, and
+    // the seqs it calls missing may be stored or still in flight. Only an attempt sent after it is evidence.
+    const fence = this.ackFences.get(partitionKey(entry.topic, entry.partition)) ?? 0;
+    if (expectedSeq < lowest && attemptId >= fence) {
       this.reincarnate(entry.topic, entry.partition, entry.incarnation, lowest - 1);
       return;
     }
@@ -365,6 +411,7 @@ export class Publisher {
       attemptId: 0,
       sentOn: undefined,
       sends: 0,
+      lastRefusal: undefined,
       settled: false,
       resolve: () => {},
       reject: () => {},

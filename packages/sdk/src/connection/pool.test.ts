@@ -96,6 +96,8 @@ interface FakeBroker {
   members: string[];
   /** While false, dials fail. */
   reachable: boolean;
+  /** While true, pings go unanswered (a paused process: TCP up, nothing said). */
+  silent?: boolean;
   /** Open sockets to it, for pushing frames. */
   sockets: Array<{ push(frame: BrokerFrame): void }>;
 }
@@ -147,7 +149,7 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
           heartbeatMs: 60_000,
         });
       } else if (frame.type === 'ping') {
-        this.push({ type: 'pong', id: frame.id });
+        if (broker.silent !== true) this.push({ type: 'pong', id: frame.id });
       }
     }
     close(): void {
@@ -229,5 +231,44 @@ describe('readiness (fake brokers)', () => {
     a.members = [a.url, b.url, n.url];
     for (const socket of a.sockets) socket.push({ type: 'cluster', cluster: view(a, [a, b, x, n]) });
     expect(removed).toEqual([x.url]);
+  });
+});
+
+describe('silence (fake brokers, fake clock)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('judges a broker that stops answering dead at twice the ping interval, not up to three times it', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const [a, b] = fakeBrokers([{ id: 'a' }, { id: 'b' }]) as [FakeBroker, FakeBroker];
+    const c = new RelayClient({
+      brokers: [a.url, b.url],
+      WebSocket: protocolWebSocket([a, b]),
+      poolSize: 2,
+      pingIntervalMs: 1000,
+      connectTimeoutMs: 2000,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    try {
+      await c.start();
+      for (let i = 0; i < 100 && c.stats().connectedBrokers.length < 2; i++) await vi.advanceTimersByTimeAsync(10);
+      // Let pings and pongs flow, then go silent right after a pong.
+      await vi.advanceTimersByTimeAsync(3000);
+      const active = c.stats().activeBroker?.id === 'a' ? a : b;
+      let failedOverAt: number | undefined;
+      c.once('failover', () => {
+        failedOverAt = Date.now();
+      });
+      active.silent = true;
+      const silentFrom = Date.now();
+      for (let i = 0; i < 400 && failedOverAt === undefined; i++) await vi.advanceTimersByTimeAsync(10);
+      expect(failedOverAt).toBeDefined();
+      // The last inbound frame was at most one ping interval before `silentFrom`.
+      expect((failedOverAt as number) - silentFrom).toBeLessThanOrEqual(2 * 1000 + 1000 / 4 + 10);
+    } finally {
+      await c.close().catch(() => {});
+    }
   });
 });

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, open, rm, unlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,6 +7,7 @@ import { getJson } from './support/admin.js';
 import { BrokerProcess } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
+import { mountTmpfs, tmpfsUnavailable } from './support/tmpfs.js';
 import { waitForAsync } from './support/wait.js';
 
 /**
@@ -24,22 +24,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** Whether this machine lets the tests mount a tmpfs (root in a container that allows it); why not, otherwise. */
-function mountProbe(): string | undefined {
-  const dir = join(tmpdir(), `relaymq-mount-probe-${process.pid}`);
-  try {
-    execFileSync('mkdir', ['-p', dir]);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'pipe' });
-    execFileSync('umount', [dir], { stdio: 'pipe' });
-    return undefined;
-  } catch (err) {
-    return `cannot mount a tmpfs here (${String(err).split('\n')[0]})`;
-  } finally {
-    execFileSync('rm', ['-rf', dir]);
-  }
-}
-
-const unmountable = mountProbe();
+const unmountable = tmpfsUnavailable();
 if (unmountable !== undefined) console.warn(`full-disk-tmpfs.test.ts skipped: ${unmountable}; test/full-disk.test.ts covers the same with an injected file system`);
 
 interface ReplicaPage {
@@ -84,9 +69,9 @@ describe.skipIf(unmountable !== undefined)('a real full disk (tmpfs) under one o
     const root = await mkdtemp(join(tmpdir(), 'relaymq-tmpfs-'));
     cleanups.push(() => rm(root, { recursive: true, force: true }));
     const mountPoint = join(root, 'b3');
-    execFileSync('mkdir', ['-p', mountPoint]);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mountPoint]);
-    cleanups.push(async () => void execFileSync('umount', ['-l', mountPoint]));
+    await mkdir(mountPoint, { recursive: true });
+    const unmount = mountTmpfs(mountPoint, '8m');
+    cleanups.push(async () => unmount());
 
     const ids = ['b1', 'b2', 'b3'];
     const ports = await freePorts(3);

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BrokerProcess } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { ProcessCluster } from './support/process-cluster.js';
+import { mountTmpfs, tmpfsUnavailable } from './support/tmpfs.js';
 import { waitForAsync, within } from './support/wait.js';
 
 /**
@@ -33,14 +34,14 @@ const TMPFS_BYTES = 3 * 1024 * 1024;
 /** Mounts a size-limited tmpfs on a new directory; the reason it cannot, instead, where mounting is not allowed. */
 async function smallTmpfs(): Promise<{ dir: string } | { unavailable: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'relaymq-fulldisk-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_BYTES}`, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (err) {
+  const unavailable = tmpfsUnavailable();
+  if (unavailable !== undefined) {
     await rm(dir, { recursive: true, force: true });
-    return { unavailable: `cannot mount a tmpfs here (${String(err).split('\n')[0]})` };
+    return { unavailable };
   }
+  const unmount = mountTmpfs(dir, TMPFS_BYTES);
   cleanups.push(async () => {
-    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
+    unmount();
     await rm(dir, { recursive: true, force: true });
   });
   return { dir };

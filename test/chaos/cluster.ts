@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from '../support/broker-process.js';
 import { freePorts } from '../support/ports.js';
+import { mountTmpfs, tmpfsUnavailable } from '../support/tmpfs.js';
 import type { Cleanup } from './cleanup.js';
 import { FaultLink } from './link.js';
 
@@ -216,8 +217,9 @@ export class ChaosCluster {
     const port = (kind: number, i: number): number => ports[kind * count + i] as number;
     await mkdir(join(this.baseDir, 'logs'));
     await mkdir(join(this.baseDir, 'data'));
-    const mounts = this.options.tmpfs ? this.canMount() : 'not asked (--no-tmpfs)';
-    this.storage = mounts === true ? `tmpfs (${TMPFS_SIZE_MB} MiB per broker)` : `plain directories (${mounts})`;
+    const unmountable = this.options.tmpfs ? tmpfsUnavailable() : 'not asked (--no-tmpfs)';
+    const mounts = unmountable === undefined;
+    this.storage = mounts ? `tmpfs (${TMPFS_SIZE_MB} MiB per broker)` : `plain directories (${unmountable})`;
     for (const [i, id] of ids.entries()) {
       for (const [j, other] of ids.entries()) {
         if (i === j) continue;
@@ -232,12 +234,11 @@ export class ChaosCluster {
     for (const [i, id] of ids.entries()) {
       const dataDir = join(this.baseDir, 'data', id);
       await mkdir(dataDir);
-      if (mounts === true) {
-        this.run('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE_MB}m`, 'tmpfs', dataDir]);
-        // Lazy unmount as a fallback: a broker killed a moment ago may still hold a file open.
+      if (mounts) {
+        const unmount = mountTmpfs(dataDir, `${TMPFS_SIZE_MB}m`);
         cleanup.add(`unmount ${dataDir}`, () => {
           if (this.options.keep) spawnSync('cp', ['-a', dataDir, join(this.baseDir, `kept-${id}`)]);
-          if (spawnSync('umount', [dataDir]).status !== 0) spawnSync('umount', ['-l', dataDir]);
+          unmount();
         });
       }
       const peers = ids.filter((other) => other !== id).map((other) => `${other}@127.0.0.1:${(this.peerLinks.get(`${id}->${other}`) as FaultLink).port}`);
@@ -264,23 +265,6 @@ export class ChaosCluster {
     }
     log(`cluster: ${count} brokers, replication factor ${this.options.replicationFactor}, ${this.options.partitions} partitions, data on ${this.storage}, files in ${this.baseDir}`);
     await Promise.all(this.brokers.map((b) => this.startBroker(b.id)));
-  }
-
-  /** Whether tmpfs mounts work here; otherwise why not. */
-  private canMount(): true | string {
-    if (process.platform !== 'linux') return 'tmpfs mounts need Linux';
-    if (process.getuid?.() !== 0) return 'mounting tmpfs needs root';
-    const probe = join(this.baseDir, 'probe');
-    spawnSync('mkdir', [probe]);
-    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { encoding: 'utf8' });
-    if (mounted.status !== 0) return `mount -t tmpfs failed: ${(mounted.stderr || mounted.error?.message || '').trim()}`;
-    spawnSync('umount', [probe]);
-    return true;
-  }
-
-  private run(command: string, args: string[]): void {
-    const result = spawnSync(command, args, { encoding: 'utf8' });
-    if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.stderr || result.error?.message}`);
   }
 
   /**

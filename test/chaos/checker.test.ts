@@ -113,10 +113,12 @@ describe('chaos report figures', () => {
     const faults = [
       { family: 'crash-all' as const, startMs: 2500, endMs: 4000 },
       { family: 'kill' as const, startMs: 9200, endMs: 9300 },
+      { family: 'pause' as const, startMs: 1000, endMs: 1200 },
+      { family: 'latency' as const, startMs: 1400, endMs: 1600 },
     ];
     const figures = producerFigures('p1', [1500, 2000, 9000, 9500].map(ack), [{ id: 'x', code: 'TIMEOUT', atMs: 3000 }], 1000, 11_000, faults);
     expect(figures).toMatchObject({ acked: 4, longestGapMs: 7000, longestGapAtMs: 2000, longestGapOutsideCrashAllMs: 1500, refused: { TIMEOUT: 1 } });
-    expect(figures.longestGapByFamily).toEqual({ none: 1500, 'crash-all': 7000, kill: 500 });
+    expect(figures.longestGapByFamily).toEqual({ several: 500, latency: 500, 'crash-all': 7000, kill: 500, none: 1500 });
     expect(figures.availability).toBeCloseTo(3 / 10);
   });
 });

@@ -30,9 +30,10 @@ export interface ProducerFigures {
   longestGapOutsideCrashAllMs: number;
   /**
    * Per fault family, the longest gap that overlaps a fault of that family
-   * (`none`: gaps that overlap no fault), so a long wait names its cause.
+   * and no other (`none`: no fault; `several`: more than one), so a long wait
+   * names its cause; the one-fault-at-a-time bound applies to the families.
    */
-  longestGapByFamily: Partial<Record<FaultFamily | 'none', number>>;
+  longestGapByFamily: Partial<Record<FaultFamily | 'none' | 'several', number>>;
   /** Share of whole seconds of the publishing phase with at least one acknowledgement. */
   availability: number;
 }
@@ -87,8 +88,8 @@ export function producerFigures(
   faults: readonly FaultWindow[] = [],
 ): ProducerFigures {
   const crashes = faults.filter((f) => f.family === 'crash-all');
-  const longestGapByFamily: Partial<Record<FaultFamily | 'none', number>> = {};
-  const noteGap = (family: FaultFamily | 'none', gap: number): void => {
+  const longestGapByFamily: Partial<Record<FaultFamily | 'none' | 'several', number>> = {};
+  const noteGap = (family: FaultFamily | 'none' | 'several', gap: number): void => {
     longestGapByFamily[family] = Math.max(longestGapByFamily[family] ?? 0, gap);
   };
   const times = acks.map((a) => a.atMs).sort((a, b) => a - b);
@@ -105,8 +106,7 @@ export function producerFigures(
     const start = previous;
     if (gap > longestGapOutsideCrashAllMs && !crashes.some((c) => c.startMs < t && c.endMs > start)) longestGapOutsideCrashAllMs = gap;
     const overlapping = faults.filter((f) => f.startMs < t && f.endMs > start);
-    if (overlapping.length === 0) noteGap('none', gap);
-    for (const f of overlapping) noteGap(f.family, gap);
+    noteGap(overlapping.length === 0 ? 'none' : overlapping.length === 1 ? (overlapping[0] as FaultWindow).family : 'several', gap);
     previous = Math.max(previous, t);
   }
   const seconds = Math.max(1, Math.floor((toMs - fromMs) / 1000));

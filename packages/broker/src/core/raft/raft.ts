@@ -72,6 +72,8 @@ export interface RaftCounters {
   snapshotsSent: number;
   /** Snapshots installed from a leader. */
   snapshotsInstalled: number;
+  /** Snapshots sent again because the follower answered heartbeats but never the snapshot. */
+  snapshotsRetried: number;
   /** Leadership transfers aborted after an election timeout. */
   transfersAborted: number;
 }
@@ -101,6 +103,7 @@ export class Raft<T, S> {
     checkQuorumStepDowns: 0,
     snapshotsSent: 0,
     snapshotsInstalled: 0,
+    snapshotsRetried: 0,
     transfersAborted: 0,
   };
 
@@ -476,6 +479,14 @@ export class Raft<T, S> {
         // A full window may be waiting for acknowledgements of lost appends:
         // free one slot so the stream moves (a rejection then rewinds it).
         if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
+        // A follower that answers heartbeats an election timeout after its snapshot was sent, and never
+        // answered the snapshot, did not get it (lost, or it restarted): without this the leader would wait
+        // for that answer forever (snapshot state sends nothing) and the follower would never catch up.
+        if (pr.state === 'snapshot' && this.now - pr.snapshotSentTick >= this.config.electionTicks) {
+          this.counters.snapshotsRetried++;
+          pr.pendingSnapshot = 0;
+          pr.becomeProbe();
+        }
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
         return;
       }

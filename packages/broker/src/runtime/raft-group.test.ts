@@ -109,3 +109,62 @@ describe('a Raft group whose storage fails', () => {
     expect(group.applied).toBe(2);
   });
 });
+
+describe('a Raft group that leads', () => {
+  it('sends a snapshot again when the follower never got it (it restarted while the snapshot was on its way), so that follower catches up', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
+    dirs.push(dir);
+    const storage = await DurableRaftStorage.open<string, string>(join(dir, 'g.log'), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000 });
+    const sent: Array<Message<string, string>> = [];
+    const transport = { send: (_to: string, _channel: string, message: Message<string, string>) => void sent.push(message) } as unknown as PeerTransport;
+    const group = new RaftGroup<string, string, string>({
+      id: 'p/t/0',
+      self: 'a',
+      voters: ['a', 'b', 'c'],
+      transport,
+      storage,
+      parseData: (data) => (typeof data === 'string' ? data : undefined),
+      parseSnapshot: (data) => (typeof data === 'string' ? data : undefined),
+      apply: (data) => data,
+      log: () => {},
+    });
+    groups.push(group as unknown as RaftGroup<string, string>);
+    const to = (peer: string, type: Message<string, string>['type']) => sent.filter((m) => m.to === peer && m.type === type);
+
+    // `a` campaigns and `b` grants every (pre-)vote: `a` leads with `b`; `c` is cut off.
+    for (let i = 0; i < 40 && !group.isLeader(); i++) {
+      group.tick();
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      for (const m of sent.splice(0)) {
+        if (m.to === 'b' && (m.type === 'vote' || m.type === 'pre-vote')) {
+          group.receive('b', { type: m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp', from: 'b', to: 'a', term: m.term, reject: false });
+        }
+      }
+    }
+    await until(() => group.isLeader(), 'a to lead');
+    const term = group.node.status().term;
+    const proposed = [group.propose('x', 5000), group.propose('y', 5000)];
+    await until(() => to('b', 'app').some((m) => m.type === 'app' && m.entries.length > 0), 'the entries sent to b');
+    group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term, index: group.node.lastIndex, reject: false, hintIndex: 0, hintTerm: 0 });
+    await Promise.all(proposed);
+    const last = group.node.lastIndex;
+    await group.compact(() => storage.compact(last, 'state'));
+
+    // `c` comes back with an empty log: it needs the compacted entries, so `a` sends it the snapshot...
+    group.receive('c', { type: 'heartbeat-resp', from: 'c', to: 'a', term });
+    for (const probe of to('c', 'app')) group.receive('c', { type: 'app-resp', from: 'c', to: 'a', term, index: (probe as { prevIndex: number }).prevIndex, reject: true, hintIndex: 0, hintTerm: 0 });
+    await until(() => to('c', 'snapshot').length === 1, 'the snapshot for c');
+    // ...which `c` never gets (it restarted): it answers heartbeats, never the snapshot.
+    for (let tick = 0; tick < 30 && to('c', 'snapshot').length < 2; tick++) {
+      group.tick();
+      group.receive('c', { type: 'heartbeat-resp', from: 'c', to: 'a', term });
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    // Within an election timeout or so, `a` sends it again (before: never, and `c` stayed behind for good).
+    expect(to('c', 'snapshot')).toHaveLength(2);
+    expect(to('c', 'snapshot')[1]).toMatchObject({ type: 'snapshot', snapshot: { meta: { index: last }, data: 'state' } });
+    // Once `c` installs it, `a` replicates to it again from there.
+    group.receive('c', { type: 'app-resp', from: 'c', to: 'a', term, index: last, reject: false, hintIndex: 0, hintTerm: 0 });
+    await until(() => group.node.status().progress.find((p) => p.id === 'c')?.match === last, 'c to match the snapshot');
+  });
+});

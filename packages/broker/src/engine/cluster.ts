@@ -6,7 +6,7 @@ import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type Metada
 import type { CommitPositionsCommand } from '../core/metadata/positions.js';
 import { applyPublish, parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type AppendRequest, type PartitionLog, type StoredMessage } from '../core/partition/partition.js';
-import type { NodeId, RaftConfigOptions } from '../core/raft/index.js';
+import type { NodeId, RaftConfigOptions, Storage } from '../core/raft/index.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
@@ -34,6 +34,7 @@ import {
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
 import { PublishRouter } from './routed-publish.js';
+import { waitFor } from './wait-for.js';
 
 /** Settings of the replicated engine. */
 export interface ClusterEngineOptions {
@@ -134,7 +135,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly router: PublishRouter;
   /** Partitions this broker reads from other replicas for its subscribers, and serves to other brokers. */
   private readonly remote: RemotePartitions;
+  /** The metadata changed (`applied`), or the metadata group's leader did. */
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
+  /** Some group's leader changed, or some group applied entries (announced only while someone waits for it). */
+  private readonly groupEvents = new EventEmitter<{ leader: () => void; applied: () => void }>();
+  private appliedAnnounced = false;
   private stopTicking: (() => void) | undefined;
   private meta!: RaftGroup<MetadataCommand, unknown, MetadataSnapshot>;
   private metaStorage!: DurableRaftStorage<MetadataCommand, MetadataSnapshot>;
@@ -219,13 +224,17 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * serves anyway: those partitions catch up (or are retried) in the background.
    */
   private async recover(): Promise<void> {
-    const committed = (group: { readonly applied: number }, commit: number) => () => (group.applied >= commit ? true : undefined);
     const deadline = this.options.now() + RECOVERY_TIMEOUT_MS;
     const left = (): number => Math.max(1, deadline - this.options.now());
-    const failed = await settleWithin([{ name: META_GROUP, run: this.until(committed(this.meta, this.meta.status().commit), 'metadata recovery', left()) }], left());
+    const recovered = (group: RaftGroup<unknown, unknown, unknown>, what: string): Promise<true> => {
+      const target = lastStateEntry(this.storages.get(group.id)?.reader, group.applied, group.status().commit);
+      return waitFor(this.groupEvents, 'applied', () => (group.applied >= target ? true : undefined), left(), what);
+    };
+    const meta = this.meta as unknown as RaftGroup<unknown, unknown, unknown>;
+    const failed = await settleWithin([{ name: META_GROUP, run: recovered(meta, 'metadata recovery') }], left());
     const partitions = this.creating.entriesNow().map(([id, creating]) => ({
       name: id,
-      run: creating.then((group) => this.until(committed(group, group.status().commit), `recovery of ${id}`, left())),
+      run: creating.then((group) => recovered(group as unknown as RaftGroup<unknown, unknown, unknown>, `recovery of ${id}`)),
     }));
     failed.push(...(await settleWithin(partitions, left())));
     if (failed.length > 0) {
@@ -265,7 +274,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       parseSnapshot: parseMetadataSnapshot,
       installSnapshot: async (installed) => this.restoreMetadata(installed.data),
       apply: (command) => this.applyMetadata(command),
-      onLeaderChange: () => this.metaEvents.emit('leader'),
+      onLeaderChange: () => {
+        this.metaEvents.emit('leader');
+        this.groupEvents.emit('leader');
+      },
     });
     this.groups.set(META_GROUP, this.meta as unknown as RaftGroup<unknown, unknown, unknown>);
     transport.on('message', this.onPeerMessage);
@@ -283,7 +295,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     if (known !== undefined) return { topic, partitions: known.partitions.length };
     await this.viaLeader(this.meta, () => this.createTopicHere(topic), 'meta.create', topic);
     // The leader applied it; wait until this broker did too.
-    const created = await this.until(() => this.metadata.get(topic), `topic ${topic} to reach this broker's metadata`);
+    const created = await waitFor(this.metaEvents, 'applied', () => this.metadata.get(topic), this.options.requestTimeoutMs, `topic ${topic} to reach this broker's metadata`);
     return { topic, partitions: created.partitions.length };
   }
 
@@ -439,14 +451,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.close();
     for (const group of this.groups.values()) group.stop();
     await Promise.all([...this.disks.values()].map((hosted) => hosted.finish()));
-    await Promise.all([...this.storages].map((s) => s.close()));
+    await Promise.all([...this.storages.values()].map((s) => s.close()));
     await Promise.all([...this.disks.values()].map((d) => d.partition.close()));
     this.removeAllListeners();
   }
 
   // ---- internals -------------------------------------------------------------------
 
-  private readonly storages = new Set<DurableRaftStorage<unknown, unknown>>();
+  /** The Raft log of every group, by group id. */
+  private readonly storages = new Map<string, DurableRaftStorage<unknown, unknown>>();
 
   private async storage<T, S = never>(group: string, voters: readonly NodeId[]): Promise<DurableRaftStorage<T, S>> {
     const path = this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'raft', `${fileName(group)}.log`);
@@ -460,7 +473,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
           ? this.options.log('info', 'Raft log writes work again', { group })
           : this.options.log('error', 'Raft log write failed; retrying', { group, code: failure.code, error: failure.message }),
     });
-    this.storages.add(storage as DurableRaftStorage<unknown, unknown>);
+    this.storages.set(group, storage as DurableRaftStorage<unknown, unknown>);
     return storage;
   }
 
@@ -476,6 +489,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const result = this.metadata.apply(command);
     if (result.kind === 'created') this.hostPartitions(result.topic);
     this.metaEvents.emit('applied');
+    this.announceApplied();
     // Durable position results carry the positions back to the proposer.
     return result.kind === 'created' || result.kind === 'exists' ? result.kind : result;
   }
@@ -489,6 +503,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.metadata.restore(snapshot);
     for (const topic of this.metadata.all()) this.hostPartitions(topic);
     this.metaEvents.emit('applied');
+    this.announceApplied();
   }
 
   /**
@@ -561,7 +576,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         if (checkpoint !== undefined) storage.resumeAt(checkpoint.index, checkpoint.term, checkpoint);
       } catch (err) {
         // Leave nothing half open: the next attempt opens both again.
-        if (storage !== undefined) this.storages.delete(storage as DurableRaftStorage<unknown, unknown>);
+        if (storage !== undefined) this.storages.delete(id);
         await Promise.allSettled([storage?.close(), disk?.close()]);
         throw err;
       }
@@ -589,12 +604,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
             : async (snapshot) => {
                 await disk.install(snapshot.data, (offset) => this.fetchFromLeader(group, topic, partition, offset));
                 this.emit('appended', topic, partition); // subscribers waiting here have new messages to read
+                this.announceApplied();
               },
         apply: (command) => {
           const outcomes = applyPublish(log, command);
           if (outcomes.some((o) => o.kind === 'stored')) this.emit('appended', topic, partition);
+          this.announceApplied();
           return outcomes;
         },
+        onLeaderChange: () => this.groupEvents.emit('leader'),
       });
       if (disk !== undefined) {
         this.disks.set(
@@ -623,7 +641,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    */
   private async assignment(topic: string, partition: number): Promise<{ replicas: readonly NodeId[] }> {
     const waitMs = this.options.requestTimeoutMs;
-    const known = await this.until(() => this.metadata.get(topic), `topic ${topic} in this broker's metadata`, waitMs).catch(() => undefined);
+    const known = await waitFor(this.metaEvents, 'applied', () => this.metadata.get(topic), waitMs, `topic ${topic} in this broker's metadata`).catch(() => undefined);
     if (known === undefined) throw metadataLagging(this.options.self, topic, waitMs);
     const assignment = known.partitions[partition];
     if (assignment === undefined) throw new RelayError('INVALID_PARTITION', `topic ${topic} has ${known.partitions.length} partitions, not ${partition + 1}`);
@@ -698,10 +716,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     let avoid: NodeId | undefined;
     let attempted = false;
     for (let attempt = 0; this.options.now() < deadline && attempt < 100; attempt++) {
-      const leader = await this.until(
+      const leader = await waitFor(
+        this.groupEvents,
+        'leader',
         () => (group.leader !== null && group.leader !== avoid ? group.leader : undefined),
-        `a leader of ${group.id}`,
         Math.max(1, deadline - this.options.now()),
+        `a leader of ${group.id}`,
       ).catch(() => undefined);
       if (leader === undefined) break;
       try {
@@ -722,24 +742,35 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     throw new RelayError('NO_QUORUM', `no reachable leader for ${group.id}: this broker cannot reach a quorum of its replicas`);
   }
 
-  /** Resolves with the first defined value of `check`, re-checked on every tick; rejects after `timeoutMs`. */
-  private until<V>(check: () => V | undefined, what: string, timeoutMs = this.options.requestTimeoutMs): Promise<V> {
-    const now = check();
-    if (now !== undefined) return Promise.resolve(now);
-    return new Promise((resolve, reject) => {
-      const started = this.options.now();
-      const timer = setInterval(() => {
-        const value = check();
-        if (value !== undefined) {
-          clearInterval(timer);
-          resolve(value);
-        } else if (this.options.now() - started > timeoutMs) {
-          clearInterval(timer);
-          reject(new RelayError('TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}`));
-        }
-      }, 10);
+  /**
+   * Tells waiters that some group applied entries, once their Ready is done
+   * (the group records its applied index after the apply callback returns).
+   * Coalesced, and only while a recovery waits for it.
+   */
+  private announceApplied(): void {
+    if (this.appliedAnnounced || this.groupEvents.listenerCount('applied') === 0) return;
+    this.appliedAnnounced = true;
+    setImmediate(() => {
+      this.appliedAnnounced = false;
+      this.groupEvents.emit('applied');
     });
   }
+}
+
+/**
+ * The last entry up to `commit` that changes the state machine: a restarted
+ * group has recovered its state once that is applied. The entries after it
+ * (a new leader's empty entry) change nothing, and applying them announces
+ * nothing, so waiting for them could only time out.
+ */
+function lastStateEntry(log: Storage<unknown, unknown> | undefined, applied: number, commit: number): number {
+  if (log === undefined || commit > log.lastIndex()) return commit;
+  for (let index = commit; index > applied; index--) {
+    if (index < log.firstIndex()) return commit; // compacted past what is applied: wait for all of it
+    const entry = log.entries(index, index + 1, 1)[0];
+    if (entry === undefined || entry.type === 'normal') return index;
+  }
+  return applied;
 }
 
 /** A group id as a file name: `/` is not allowed in one. */

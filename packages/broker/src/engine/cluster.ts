@@ -1,36 +1,26 @@
-import { join } from 'node:path';
 import { EventEmitter } from 'eventemitter3';
-import pRetry from 'p-retry';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import type { CommitPositionsCommand } from '../core/metadata/positions.js';
-import { applyPublish, parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
-import { Partition, type AppendOutcome, type AppendRequest, type PartitionLog, type StoredMessage } from '../core/partition/partition.js';
-import type { NodeId, RaftConfigOptions, Storage } from '../core/raft/index.js';
+import type { PublishCommand } from '../core/partition/command.js';
+import type { AppendOutcome, AppendRequest, PartitionLog, StoredMessage } from '../core/partition/partition.js';
+import type { NodeId, RaftConfigOptions } from '../core/raft/index.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
-import { RaftGroup } from '../runtime/raft-group.js';
+import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
-import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
-import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
-import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
+import type { FileSystem } from '../storage/fs.js';
+import type { DurableRaftStorage, RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
 import { CreationCache, RECOVERY_TIMEOUT_MS, metadataLagging, settleWithin, throttled } from './startup.js';
 import { handOverLeadership, rankTargets, type HandoverGroup, type HandoverResult } from './handover.js';
-import { CHECKPOINT_ENTRIES, HostedPartition, type PartitionGroup } from './hosted-partition.js';
-import {
-  parseFetch,
-  parseFetchResponse,
-  parseForwarded,
-  parseMetadataCommand,
-  parseTopic,
-  publishFailure,
-  type FetchRequest,
-  type FetchResponse,
-  type ForwardedPublish,
-} from './peer-messages.js';
+import { GroupFactory, META_GROUP, partitionGroupId, type MetadataGroup } from './group-factory.js';
+import type { HostedPartition, PartitionGroup } from './hosted-partition.js';
+import { LeaderForwarding } from './leader-forwarding.js';
+import { MetadataCompaction } from './metadata-compaction.js';
+import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
 import { PublishRouter } from './routed-publish.js';
@@ -80,9 +70,6 @@ const MAINTENANCE_MS = 250;
 /** One fetch of a snapshot install: at most this many messages and bytes. */
 const FETCH_MESSAGES = 10_000;
 const FETCH_BYTES = 4 * 1024 * 1024;
-const META_GROUP = 'meta';
-
-const partitionGroupId = (topic: string, partition: number): string => `p/${topic}/${partition}`;
 
 /** One Raft group as {@link ClusterEngine.groupStatus} reports it. */
 export interface GroupStatus {
@@ -141,13 +128,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly groupEvents = new EventEmitter<{ leader: () => void; applied: () => void }>();
   private appliedAnnounced = false;
   private stopTicking: (() => void) | undefined;
-  private meta!: RaftGroup<MetadataCommand, unknown, MetadataSnapshot>;
+  private meta!: MetadataGroup;
   private metaStorage!: DurableRaftStorage<MetadataCommand, MetadataSnapshot>;
-  /** The metadata log's last compaction point. */
-  private metaCompactedAt = 0;
-  private metaCompacting = false;
+  /** Creates every Raft group with its storage (group-factory.ts). */
+  private readonly factory: GroupFactory;
+  /** Runs leader-only requests here or on the leader (leader-forwarding.ts). */
+  private readonly forwarding: LeaderForwarding;
+  private readonly metaCompaction: MetadataCompaction;
   private readonly durablePositions = new ReplicatedPositions((command) =>
-    this.viaLeader(this.meta, () => this.proposeMeta(command), COMMIT_POSITIONS_METHOD, command),
+    this.forwarding.viaLeader(this.meta, () => this.proposeMeta(command), COMMIT_POSITIONS_METHOD, command),
   );
   private readonly onPeerMessage = (from: string, channel: string, payload: unknown): void => {
     if (!channel.startsWith('raft/')) return;
@@ -158,6 +147,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     super();
     this.metadata = new MetadataState(options.brokers);
     this.rpc = new PeerRpc(options.transport);
+    this.factory = new GroupFactory(options);
+    this.forwarding = new LeaderForwarding({ self: options.self, rpc: this.rpc, requestTimeoutMs: options.requestTimeoutMs, now: options.now, leaderChanges: this.groupEvents });
+    this.metaCompaction = new MetadataCompaction({
+      group: () => this.meta,
+      storage: () => this.metaStorage,
+      snapshot: () => this.metadata.snapshot(),
+      raftLogMaxBytes: options.raftLogMaxBytes,
+      log: options.log,
+    });
     this.opened = new Promise((resolve, reject) => {
       this.markOpened = (error) => (error === undefined ? resolve() : reject(error));
     });
@@ -183,7 +181,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       publishHosted: async ({ topic, partition, ack, command }) => {
         const forwarded: ForwardedPublish = { topic, partition, ack, command };
         const group = await this.partitionGroup(topic, partition);
-        const outcomes = await this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded);
+        const outcomes = await this.forwarding.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded);
         return { leader: group.leader ?? undefined, outcomes };
       },
     });
@@ -227,7 +225,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const deadline = this.options.now() + RECOVERY_TIMEOUT_MS;
     const left = (): number => Math.max(1, deadline - this.options.now());
     const recovered = (group: RaftGroup<unknown, unknown, unknown>, what: string): Promise<true> => {
-      const target = lastStateEntry(this.storages.get(group.id)?.reader, group.applied, group.status().commit);
+      const target = this.factory.recoveryTarget(group);
       return waitFor(this.groupEvents, 'applied', () => (group.applied >= target ? true : undefined), left(), what);
     };
     const meta = this.meta as unknown as RaftGroup<unknown, unknown, unknown>;
@@ -261,14 +259,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   private async open(): Promise<void> {
     const { transport, brokers } = this.options;
-    const storage = await this.storage<MetadataCommand, MetadataSnapshot>(META_GROUP, brokers);
+    const storage = await this.factory.openMetadataStorage(brokers);
     this.metaStorage = storage;
     // A compacted log starts from its snapshot: the state it covers, then the entries after it.
     const snapshot = storage.memory.snapshot();
     if (snapshot !== undefined) this.restoreMetadata(snapshot.data);
-    this.meta = new RaftGroup<MetadataCommand, unknown, MetadataSnapshot>({
-      ...this.groupBase(META_GROUP, brokers),
-      storage,
+    this.meta = this.factory.metadataGroup(brokers, storage, {
       applied: snapshot?.meta.index ?? 0,
       parseData: parseMetadataCommand,
       parseSnapshot: parseMetadataSnapshot,
@@ -293,7 +289,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   async ensureTopic(topic: string): Promise<TopicInfo> {
     const known = this.metadata.get(topic);
     if (known !== undefined) return { topic, partitions: known.partitions.length };
-    await this.viaLeader(this.meta, () => this.createTopicHere(topic), 'meta.create', topic);
+    await this.forwarding.viaLeader(this.meta, () => this.createTopicHere(topic), 'meta.create', topic);
     // The leader applied it; wait until this broker did too.
     const created = await waitFor(this.metaEvents, 'applied', () => this.metadata.get(topic), this.options.requestTimeoutMs, `topic ${topic} to reach this broker's metadata`);
     return { topic, partitions: created.partitions.length };
@@ -329,7 +325,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     };
     if (!this.hosts(topic, partition)) return (await this.router.route({ ...forwarded, hops: 0 })).outcomes;
     const group = await this.partitionGroup(topic, partition);
-    return this.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded) as Promise<AppendOutcome[]>;
+    return this.forwarding.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded) as Promise<AppendOutcome[]>;
   }
 
   /** From this broker's replica where it has one (another replica answers if that read fails), else from a replica elsewhere. */
@@ -451,39 +447,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.close();
     for (const group of this.groups.values()) group.stop();
     await Promise.all([...this.disks.values()].map((hosted) => hosted.finish()));
-    await Promise.all([...this.storages.values()].map((s) => s.close()));
+    await this.factory.close();
     await Promise.all([...this.disks.values()].map((d) => d.partition.close()));
     this.removeAllListeners();
   }
 
   // ---- internals -------------------------------------------------------------------
-
-  /** The Raft log of every group, by group id. */
-  private readonly storages = new Map<string, DurableRaftStorage<unknown, unknown>>();
-
-  private async storage<T, S = never>(group: string, voters: readonly NodeId[]): Promise<DurableRaftStorage<T, S>> {
-    const path = this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'raft', `${fileName(group)}.log`);
-    const { fsync, fsyncIntervalMs, fileSystem: fs } = this.options;
-    const storage = await DurableRaftStorage.open<T, S>(path, voters, {
-      fsync,
-      fsyncIntervalMs,
-      fs,
-      onFailure: (failure) =>
-        failure === undefined
-          ? this.options.log('info', 'Raft log writes work again', { group })
-          : this.options.log('error', 'Raft log write failed; retrying', { group, code: failure.code, error: failure.message }),
-    });
-    this.storages.set(group, storage as DurableRaftStorage<unknown, unknown>);
-    return storage;
-  }
-
-  private groupBase(
-    id: string,
-    voters: readonly NodeId[],
-  ): { id: string; self: NodeId; voters: readonly NodeId[]; transport: PeerTransport; config: RaftConfigOptions; log: ClusterEngineOptions['log']; observer?: BrokerObserver } {
-    const base = { id, self: this.options.self, voters, transport: this.options.transport, config: this.options.raftConfig, log: this.options.log };
-    return this.options.observer === undefined ? base : { ...base, observer: this.options.observer };
-  }
 
   private applyMetadata(command: MetadataCommand): unknown {
     const result = this.metadata.apply(command);
@@ -504,31 +473,6 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     for (const topic of this.metadata.all()) this.hostPartitions(topic);
     this.metaEvents.emit('applied');
     this.announceApplied();
-  }
-
-  /**
-   * Compacts the metadata log once enough entries (topic creations, durable
-   * position commits) were applied since the last time, as a partition log
-   * is: a leader waits for its followers unless the log grew too big.
-   */
-  private compactMetadata(): void {
-    const applied = this.meta.applied;
-    if (this.metaCompacting || applied - this.metaCompactedAt < CHECKPOINT_ENTRIES) return;
-    const lagging = this.meta.isLeader() && this.meta.status().progress.some((p) => p.match < applied);
-    if (lagging && this.metaStorage.fileBytes < this.options.raftLogMaxBytes) return;
-    this.metaCompacting = true;
-    this.meta
-      // Between two Readys: the state is exactly that of the last applied entry.
-      .compact(async () => {
-        const index = this.meta.applied;
-        if (index <= (this.metaStorage.memory.snapshot()?.meta.index ?? 0)) return;
-        await this.metaStorage.compact(index, this.metadata.snapshot());
-        this.metaCompactedAt = index;
-      })
-      .catch((err: unknown) => this.options.log('warn', 'metadata compaction failed', { error: String(err) }))
-      .finally(() => {
-        this.metaCompacting = false;
-      });
   }
 
   /**
@@ -559,75 +503,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       if (!assignment.replicas.includes(this.options.self)) {
         throw new RelayError('NOT_LEADER', `broker ${this.options.self} holds no replica of ${id}`, { leader: assignment.replicas[0] as string });
       }
-      const { dataDir, dedupeWindow, retentionBytes, segmentBytes } = this.options;
-      const disk =
-        dataDir === undefined
-          ? undefined
-          : await DiskPartition.open(join(dataDir, 'partitions', fileName(id)), this.options.fileSystem ?? nodeFileSystem, {
-              dedupeWindow,
-              segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024 },
-              report: (message, fields) => this.options.log('error', message, { group: id, ...fields }),
-            });
-      const log: PartitionLog = disk ?? new Partition({ dedupeWindow, retentionBytes });
-      let storage: DurableRaftStorage<PublishCommand, PartitionCheckpoint> | undefined;
-      try {
-        storage = await this.storage<PublishCommand, PartitionCheckpoint>(id, assignment.replicas);
-        const checkpoint = disk?.checkpointed;
-        if (checkpoint !== undefined) storage.resumeAt(checkpoint.index, checkpoint.term, checkpoint);
-      } catch (err) {
-        // Leave nothing half open: the next attempt opens both again.
-        if (storage !== undefined) this.storages.delete(id);
-        await Promise.allSettled([storage?.close(), disk?.close()]);
-        throw err;
-      }
-      this.partitions.set(id, log);
-      const checkpoint = disk?.checkpointed;
-      const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
-        ...this.groupBase(id, assignment.replicas),
-        storage,
-        applied: checkpoint?.index ?? 0,
-        parseData: parsePublishCommand,
-        parseSnapshot: parseCheckpoint,
-        stateFailure: () => disk?.failure(),
-        // Fenced after a storage failure with a state it cannot vouch for: back to the last durable checkpoint, as a restart would.
-        recover:
-          disk === undefined
-            ? undefined
-            : async () => {
-                const rewound = await disk.rewind();
-                if (rewound !== undefined) storage.resumeAt(rewound.index, rewound.term, rewound);
-                return rewound?.index ?? 0;
-              },
-        installSnapshot:
-          disk === undefined
-            ? undefined
-            : async (snapshot) => {
-                await disk.install(snapshot.data, (offset) => this.fetchFromLeader(group, topic, partition, offset));
-                this.emit('appended', topic, partition); // subscribers waiting here have new messages to read
-                this.announceApplied();
-              },
-        apply: (command) => {
-          const outcomes = applyPublish(log, command);
-          if (outcomes.some((o) => o.kind === 'stored')) this.emit('appended', topic, partition);
-          this.announceApplied();
-          return outcomes;
-        },
-        onLeaderChange: () => this.groupEvents.emit('leader'),
+      const { group, log, hosted } = await this.factory.partition(topic, partition, assignment.replicas, {
+        appended: () => this.emit('appended', topic, partition),
+        applied: () => this.announceApplied(),
+        leaderChanged: () => this.groupEvents.emit('leader'),
+        fetchFromLeader: (led, offset) => this.forwarding.fetchFromLeader(led, topic, partition, offset),
+        retentionFor: (name) => this.retentionFor(name),
       });
-      if (disk !== undefined) {
-        this.disks.set(
-          id,
-          new HostedPartition(id, topic, disk, group, storage, {
-            self: this.options.self,
-            now: this.options.now,
-            log: this.options.log,
-            raftLogMaxBytes: this.options.raftLogMaxBytes,
-            retentionFor: (name) => this.retentionFor(name),
-            connectedPeers: () => this.options.transport.connectedPeers(),
-            fetchFromLeader: (offset) => this.fetchFromLeader(group, topic, partition, offset),
-          }),
-        );
-      }
+      this.partitions.set(id, log);
+      if (hosted !== undefined) this.disks.set(id, hosted);
       this.groups.set(id, group as RaftGroup<unknown, unknown, unknown>);
       return group;
     });
@@ -650,7 +534,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** Keeps partitions on disk bounded (checkpoints, compaction, retention) and repairs damage: see {@link HostedPartition}. */
   private maintain(): void {
-    this.compactMetadata();
+    this.metaCompaction.maybeCompact();
     this.hostMissing();
     for (const hosted of this.disks.values()) hosted.maintain();
   }
@@ -669,25 +553,6 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return { startOffset: log.startOffset, messages: await log.read(request.offset, FETCH_MESSAGES, FETCH_BYTES) };
   }
 
-  /** Fetches from the group's leader, waiting for one and retrying (bounded) while it changes. */
-  private async fetchFromLeader(group: PartitionGroup, topic: string, partition: number, offset: number): Promise<FetchResponse> {
-    const request: FetchRequest = { topic, partition, offset };
-    try {
-      // About 10 s in all: a leader is usually back within an election timeout.
-      return await pRetry(
-        async () => {
-          const leader = group.leader;
-          if (leader === null || leader === this.options.self) throw new RelayError('NOT_LEADER', `no other broker leads ${group.id} now`);
-          return parseFetchResponse(await this.rpc.call(leader, 'partition.fetch', request, this.options.requestTimeoutMs));
-        },
-        { retries: 50, minTimeout: 200, maxTimeout: 200 },
-      );
-    } catch (err) {
-      throw new RelayError('NO_QUORUM', `could not fetch ${topic}/${partition} from ${offset}: ${String(err)}`, { cause: err });
-    }
-  }
-
-
   private createTopicHere(topic: string): Promise<unknown> {
     if (this.metadata.get(topic) !== undefined) return Promise.resolve('exists');
     const { defaultPartitions, replicationFactor } = this.options;
@@ -705,44 +570,6 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   /**
-   * Runs `local` when this broker leads `group`, otherwise forwards to the
-   * leader. When the leader is unknown, unreachable or just lost its role, it
-   * waits for the next one (bounded by `requestTimeoutMs`) instead of
-   * bouncing the client: only when no leader can be reached in time does it
-   * answer `NO_QUORUM`, which sends the client to another broker.
-   */
-  private async viaLeader<R>(group: { readonly id: string; readonly leader: NodeId | null }, local: () => Promise<R>, method: string, body: unknown): Promise<R> {
-    const deadline = this.options.now() + this.options.requestTimeoutMs;
-    let avoid: NodeId | undefined;
-    let attempted = false;
-    for (let attempt = 0; this.options.now() < deadline && attempt < 100; attempt++) {
-      const leader = await waitFor(
-        this.groupEvents,
-        'leader',
-        () => (group.leader !== null && group.leader !== avoid ? group.leader : undefined),
-        Math.max(1, deadline - this.options.now()),
-        `a leader of ${group.id}`,
-      ).catch(() => undefined);
-      if (leader === undefined) break;
-      try {
-        if (leader === this.options.self) return await local();
-        // A little longer than the leader's own commit timeout, so its answer (even TIMEOUT) gets back.
-        return (await this.rpc.call(leader, method, body, this.options.requestTimeoutMs + 1000)) as R;
-      } catch (err) {
-        const code = err instanceof RelayError ? err.code : 'INTERNAL';
-        // The leader went away or stepped down between our look and our request: find the next one. A publish
-        // it (or an earlier leader) may have proposed is never refused for good: the SDK would store it twice.
-        if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') {
-          throw method === 'publish' ? publishFailure(err, attempted, `publish to the leader of ${group.id}`) : err;
-        }
-        avoid = leader;
-        attempted = true;
-      }
-    }
-    throw new RelayError('NO_QUORUM', `no reachable leader for ${group.id}: this broker cannot reach a quorum of its replicas`);
-  }
-
-  /**
    * Tells waiters that some group applied entries, once their Ready is done
    * (the group records its applied index after the apply callback returns).
    * Coalesced, and only while a recovery waits for it.
@@ -756,22 +583,3 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     });
   }
 }
-
-/**
- * The last entry up to `commit` that changes the state machine: a restarted
- * group has recovered its state once that is applied. The entries after it
- * (a new leader's empty entry) change nothing, and applying them announces
- * nothing, so waiting for them could only time out.
- */
-function lastStateEntry(log: Storage<unknown, unknown> | undefined, applied: number, commit: number): number {
-  if (log === undefined || commit > log.lastIndex()) return commit;
-  for (let index = commit; index > applied; index--) {
-    if (index < log.firstIndex()) return commit; // compacted past what is applied: wait for all of it
-    const entry = log.entries(index, index + 1, 1)[0];
-    if (entry === undefined || entry.type === 'normal') return index;
-  }
-  return applied;
-}
-
-/** A group id as a file name: `/` is not allowed in one. */
-const fileName = (group: string): string => group.replace(/\//g, '~');

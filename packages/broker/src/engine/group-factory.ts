@@ -1,0 +1,213 @@
+/**
+ * Creates the Raft groups of a broker with their storage: the metadata group
+ * and each hosted partition's (its log in memory or on disk, its Raft log,
+ * the group, and on disk its maintenance). Owns every group's Raft log.
+ */
+import { join } from 'node:path';
+import type { MetadataCommand, MetadataSnapshot } from '../core/metadata/metadata.js';
+import { applyPublish, parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
+import { Partition, type AppendOutcome, type PartitionLog } from '../core/partition/partition.js';
+import type { NodeId, RaftConfigOptions, Storage } from '../core/raft/index.js';
+import type { PeerTransport } from '../net/peer-transport.js';
+import type { BrokerObserver } from '../observability/observer.js';
+import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
+import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
+import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
+import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
+import type { RetentionPolicy } from '../storage/segments/index.js';
+import { HostedPartition, type PartitionGroup } from './hosted-partition.js';
+import type { FetchResponse } from './peer-messages.js';
+
+/** The metadata group's id. */
+export const META_GROUP = 'meta';
+
+/** A partition group's id. */
+export const partitionGroupId = (topic: string, partition: number): string => `p/${topic}/${partition}`;
+
+/** A group id as a file name: `/` is not allowed in one. */
+const fileName = (group: string): string => group.replace(/\//g, '~');
+
+type Log = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+
+/** What the factory needs of the engine's settings. */
+export interface GroupFactoryOptions {
+  self: NodeId;
+  transport: PeerTransport;
+  dataDir: string | undefined;
+  dedupeWindow: number;
+  retentionBytes: number;
+  fsync: RaftStorageOptions['fsync'];
+  fsyncIntervalMs: number;
+  segmentBytes: number;
+  raftLogMaxBytes: number;
+  fileSystem: FileSystem | undefined;
+  raftConfig: RaftConfigOptions;
+  now: () => number;
+  observer?: BrokerObserver;
+  log: Log;
+}
+
+/** What a partition group tells the engine, and asks of it. */
+export interface PartitionHooks {
+  /** Messages were stored (or a snapshot installed): subscribers have something to read. */
+  appended: () => void;
+  /** The group applied entries. */
+  applied: () => void;
+  leaderChanged: () => void;
+  /** Messages from `offset`, from the group's leader, for a snapshot install or a repair. */
+  fetchFromLeader: (group: PartitionGroup, offset: number) => Promise<FetchResponse>;
+  retentionFor: (topic: string) => RetentionPolicy;
+}
+
+/** A partition group as created: its log, and on disk the maintenance that keeps it bounded. */
+export interface OpenedPartition {
+  group: PartitionGroup;
+  log: PartitionLog;
+  hosted: HostedPartition | undefined;
+}
+
+export type MetadataGroup = RaftGroup<MetadataCommand, unknown, MetadataSnapshot>;
+
+export class GroupFactory {
+  /** The Raft log of every group, by group id. */
+  private readonly storages = new Map<string, DurableRaftStorage<unknown, unknown>>();
+
+  constructor(private readonly options: GroupFactoryOptions) {}
+
+  /** Opens the metadata log (on disk, or in memory without `dataDir`). */
+  openMetadataStorage(brokers: readonly NodeId[]): Promise<DurableRaftStorage<MetadataCommand, MetadataSnapshot>> {
+    return this.storage<MetadataCommand, MetadataSnapshot>(META_GROUP, brokers);
+  }
+
+  /** The metadata group over every broker, on `storage`, resuming after `applied`. */
+  metadataGroup(
+    brokers: readonly NodeId[],
+    storage: DurableRaftStorage<MetadataCommand, MetadataSnapshot>,
+    state: Pick<RaftGroupOptions<MetadataCommand, unknown, MetadataSnapshot>, 'applied' | 'parseData' | 'parseSnapshot' | 'installSnapshot' | 'apply' | 'onLeaderChange'>,
+  ): MetadataGroup {
+    return new RaftGroup<MetadataCommand, unknown, MetadataSnapshot>({ ...this.groupBase(META_GROUP, brokers), storage, ...state });
+  }
+
+  /** Opens a partition's log and Raft log and creates its group; on failure, leaves nothing open. */
+  async partition(topic: string, partition: number, replicas: readonly NodeId[], hooks: PartitionHooks): Promise<OpenedPartition> {
+    const id = partitionGroupId(topic, partition);
+    const { dataDir, dedupeWindow, retentionBytes, segmentBytes } = this.options;
+    const disk =
+      dataDir === undefined
+        ? undefined
+        : await DiskPartition.open(join(dataDir, 'partitions', fileName(id)), this.options.fileSystem ?? nodeFileSystem, {
+            dedupeWindow,
+            segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024 },
+            report: (message, fields) => this.options.log('error', message, { group: id, ...fields }),
+          });
+    const log: PartitionLog = disk ?? new Partition({ dedupeWindow, retentionBytes });
+    let storage: DurableRaftStorage<PublishCommand, PartitionCheckpoint> | undefined;
+    try {
+      storage = await this.storage<PublishCommand, PartitionCheckpoint>(id, replicas);
+      const checkpoint = disk?.checkpointed;
+      if (checkpoint !== undefined) storage.resumeAt(checkpoint.index, checkpoint.term, checkpoint);
+    } catch (err) {
+      // Leave nothing half open: the next attempt opens both again.
+      if (storage !== undefined) this.storages.delete(id);
+      await Promise.allSettled([storage?.close(), disk?.close()]);
+      throw err;
+    }
+    const checkpoint = disk?.checkpointed;
+    const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
+      ...this.groupBase(id, replicas),
+      storage,
+      applied: checkpoint?.index ?? 0,
+      parseData: parsePublishCommand,
+      parseSnapshot: parseCheckpoint,
+      stateFailure: () => disk?.failure(),
+      // Fenced after a storage failure with a state it cannot vouch for: back to the last durable checkpoint, as a restart would.
+      recover:
+        disk === undefined
+          ? undefined
+          : async () => {
+              const rewound = await disk.rewind();
+              if (rewound !== undefined) storage.resumeAt(rewound.index, rewound.term, rewound);
+              return rewound?.index ?? 0;
+            },
+      installSnapshot:
+        disk === undefined
+          ? undefined
+          : async (snapshot) => {
+              await disk.install(snapshot.data, (offset) => hooks.fetchFromLeader(group, offset));
+              hooks.appended(); // subscribers waiting here have new messages to read
+              hooks.applied();
+            },
+      apply: (command) => {
+        const outcomes = applyPublish(log, command);
+        if (outcomes.some((o) => o.kind === 'stored')) hooks.appended();
+        hooks.applied();
+        return outcomes;
+      },
+      onLeaderChange: () => hooks.leaderChanged(),
+    });
+    const hosted =
+      disk === undefined
+        ? undefined
+        : new HostedPartition(id, topic, disk, group, storage, {
+            self: this.options.self,
+            now: this.options.now,
+            log: this.options.log,
+            raftLogMaxBytes: this.options.raftLogMaxBytes,
+            retentionFor: hooks.retentionFor,
+            connectedPeers: () => this.options.transport.connectedPeers(),
+            fetchFromLeader: (offset) => hooks.fetchFromLeader(group, offset),
+          });
+    return { group, log, hosted };
+  }
+
+  /**
+   * The index a restarted group must have applied to hold again what it had
+   * committed: the last entry up to `commit` that changes the state machine.
+   * The entries after it (a new leader's empty entry) change nothing, and
+   * applying them announces nothing, so waiting for them could only time out.
+   */
+  recoveryTarget(group: { readonly id: string; readonly applied: number; status(): { commit: number } }): number {
+    const commit = group.status().commit;
+    return lastStateEntry(this.storages.get(group.id)?.reader, group.applied, commit);
+  }
+
+  /** Closes every Raft log. */
+  async close(): Promise<void> {
+    await Promise.all([...this.storages.values()].map((s) => s.close()));
+  }
+
+  private async storage<T, S = never>(group: string, voters: readonly NodeId[]): Promise<DurableRaftStorage<T, S>> {
+    const path = this.options.dataDir === undefined ? undefined : join(this.options.dataDir, 'raft', `${fileName(group)}.log`);
+    const { fsync, fsyncIntervalMs, fileSystem: fs } = this.options;
+    const storage = await DurableRaftStorage.open<T, S>(path, voters, {
+      fsync,
+      fsyncIntervalMs,
+      fs,
+      onFailure: (failure) =>
+        failure === undefined
+          ? this.options.log('info', 'Raft log writes work again', { group })
+          : this.options.log('error', 'Raft log write failed; retrying', { group, code: failure.code, error: failure.message }),
+    });
+    this.storages.set(group, storage as DurableRaftStorage<unknown, unknown>);
+    return storage;
+  }
+
+  private groupBase(
+    id: string,
+    voters: readonly NodeId[],
+  ): { id: string; self: NodeId; voters: readonly NodeId[]; transport: PeerTransport; config: RaftConfigOptions; log: Log; observer?: BrokerObserver } {
+    const base = { id, self: this.options.self, voters, transport: this.options.transport, config: this.options.raftConfig, log: this.options.log };
+    return this.options.observer === undefined ? base : { ...base, observer: this.options.observer };
+  }
+}
+
+/** The last `normal` entry in `(applied, commit]`, or `applied` when there is none. */
+export function lastStateEntry(log: Storage<unknown, unknown> | undefined, applied: number, commit: number): number {
+  if (log === undefined || commit > log.lastIndex()) return commit;
+  for (let index = commit; index > applied; index--) {
+    if (index < log.firstIndex()) return commit; // compacted past what is applied: wait for all of it
+    const entry = log.entries(index, index + 1, 1)[0];
+    if (entry === undefined || entry.type === 'normal') return index;
+  }
+  return applied;
+}

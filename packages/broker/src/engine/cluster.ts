@@ -489,8 +489,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       const id = partitionGroupId(topic.topic, partition);
       if (this.creating.has(id)) return;
       // A failed creation (a full disk) is logged and forgotten; maintenance hosts it again.
-      this.partitionGroup(topic.topic, partition).catch((err: unknown) =>
-        this.options.log('error', 'could not host partition; retrying', { group: id, error: err instanceof Error ? err.message : String(err) }),
+      this.partitionGroup(topic.topic, partition).then(
+        // Announced once hosted: a subscription that started before the topic reached this broker's metadata places its cursor.
+        () => this.emit('appended', topic.topic, partition),
+        (err: unknown) => this.options.log('error', 'could not host partition; retrying', { group: id, error: err instanceof Error ? err.message : String(err) }),
       );
     });
   }

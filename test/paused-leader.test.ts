@@ -24,7 +24,7 @@ afterEach(async () => {
   await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-/** The peer timeout of a publish forwarded to the leader (broker.ts `requestTimeoutMs` + 1 s): what a stalled forward waited. */
+/** The peer timeout of a publish forwarded to the leader (`peer.requestTimeoutMs`, 2 s by default, + 1 s): what a stalled forward waited. */
 const FORWARD_TIMEOUT_MS = 3000;
 
 async function startCluster(): Promise<BrokerProcess[]> {

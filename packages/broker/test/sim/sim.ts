@@ -50,6 +50,8 @@ export interface SimOptions {
   traceCapacity?: number;
   /** Record a run's trace even without a failure (for `--trace`). */
   keepTrace?: boolean;
+  /** TEST-ONLY: the proposal bookkeeping each node life uses (a deliberately wrong one proves the acknowledgement checks). @defaultValue the broker's {@link ProposalTracker} */
+  proposalTracker?: () => ProposalTracker<Value, Value>;
 }
 
 export interface SimFailure {
@@ -210,7 +212,7 @@ export class Simulation {
         storage: new SimStorage<Value, SnapData>(ids),
         pausedUntilMs: 0,
         tickMs: this.params.tickMs,
-        proposals: new ProposalTracker(),
+        proposals: this.newTracker(),
         snapshotIndex: 0,
         seenRole: 'follower',
         seenTerm: 0,
@@ -223,6 +225,10 @@ export class Simulation {
       node.io = this.makeIo(node);
       this.nodes.push(node);
     }
+  }
+
+  private newTracker(): ProposalTracker<Value, Value> {
+    return this.options.proposalTracker?.() ?? new ProposalTracker<Value, Value>();
   }
 
   // ---- events ---------------------------------------------------------------
@@ -417,7 +423,7 @@ export class Simulation {
     node.life++;
     node.up = true;
     node.pausedUntilMs = 0;
-    node.proposals = new ProposalTracker(); // a new life: the old one's callers never hear back
+    node.proposals = this.newTracker(); // a new life: the old one's callers never hear back
     const skew = this.params.clockSkew;
     node.tickMs = Math.max(1, Math.round(this.params.tickMs * (1 + skew * (2 * this.rng.nextFloat() - 1))));
     const raft = new RaftNode<Value, SnapData>(
@@ -444,7 +450,7 @@ export class Simulation {
     node.storage.crash(kept);
     node.up = false;
     node.raft = undefined;
-    node.proposals = new ProposalTracker(); // a new life: the old one's callers never hear back
+    node.proposals = this.newTracker(); // a new life: the old one's callers never hear back
     this.stats.crashes++;
     this.record(node.id, 'crash', `${reason}; ${unsynced - kept} of ${unsynced} unsynced writes lost`);
     if (!this.healed) this.schedule(this.now + this.rng.between(1, this.params.maxDowntimeMs), Kind.Restart, node.index, node.life);

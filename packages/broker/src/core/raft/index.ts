@@ -9,7 +9,7 @@ export { createRaftNode, type RaftNode, type RaftNodeInit } from './node.js';
 export { runReady, runReadySync, drainReady, type MaybePromise, type ReadyHandlers, type ReadyStorage } from './runner.js';
 export { CompactionGate, ProposalTracker, type Abandoned, type ProposalAck, type Settlement } from './proposals.js';
 export { MemoryStorage, StorageError, type Storage, type StorageWriter } from './storage.js';
-export { RAFT_DEFAULTS, RAFT_TICK_MS, resolveRaftConfig, raftTicksFromMs, type RaftConfig, type RaftConfigOptions } from './config.js';
+export { RAFT_DEFAULTS, resolveRaftConfig, type RaftConfig, type RaftConfigOptions } from './config.js';
 export { SeededRandom, deriveRandom, hash32 } from './random.js';
 export { RaftInvariantError } from './log.js';
 export type { RaftCounters } from './raft.js';

@@ -3,7 +3,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import type { ClientSocket } from '../runtime/session.js';
+import type { ClientSocket } from './session-context.js';
 import type { TlsMaterial } from '../security/tls.js';
 
 /** Handlers the client listener calls for each connection. */

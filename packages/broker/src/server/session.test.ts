@@ -3,7 +3,8 @@ import { PROTOCOL_VERSION, decodeBrokerFrame, encodeFrame, type BrokerFrame, typ
 import { MemoryEngine } from '../engine/memory.js';
 import { resolveBrokerOptions, type BrokerOptions } from '../options.js';
 import { newSecurityCounters } from '../security/counters.js';
-import { ClientSession, type ClientSocket } from './session.js';
+import type { ClientSocket } from './session-context.js';
+import { ClientSession } from './session.js';
 
 /** A socket whose peer never reads: nothing written ever completes. */
 class StuckSocket implements ClientSocket {

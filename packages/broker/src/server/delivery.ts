@@ -1,0 +1,333 @@
+import {
+  isWildcard,
+  topicMatches,
+  type BrokerFrame,
+  type Cursor,
+  type DeliveryBatch,
+  type StartPosition,
+  type StoredMessageFrame,
+  type SubscribeFrame,
+} from '@relaymq/sdk/protocol';
+import type { StoredMessage } from '../core/partition/partition.js';
+import type { LogEngine } from '../engine/engine.js';
+import type { ClientAccess } from './client-access.js';
+import { asRelayError, dataBytes, type SessionContext } from './session-context.js';
+
+/** Most messages in one `message` frame. */
+const MAX_DELIVERY_BATCH = 1000;
+/** Most data bytes in one `message` frame (a single larger message still goes alone). */
+const MAX_DELIVERY_BYTES = 512 * 1024;
+/** A failed disk read for a subscriber is retried after this long. */
+const READ_RETRY_MS = 1000;
+
+const cursorKey = (topic: string, partition: number): string => `${partition}:${topic}`;
+
+/**
+ * One client subscription on a broker: a pattern, a cursor per matching
+ * partition (the next offset to send) and the credit the client granted.
+ * It never holds messages itself; it reads them from the engine when credit
+ * allows, so a slow subscriber costs a few numbers, not a queue.
+ */
+class Subscription {
+  readonly cursors = new Map<string, Cursor>();
+  /** Messages the broker may still send. */
+  credit: number;
+  private readonly matchCache = new Map<string, boolean>();
+
+  constructor(
+    readonly id: number,
+    readonly pattern: string,
+    private readonly from: StartPosition,
+    credit: number,
+    /** Topics the subscriber may read; the others never match, whatever the pattern says. */
+    private readonly mayRead: (topic: string) => boolean = () => true,
+  ) {
+    this.credit = credit;
+  }
+
+  /** Whether `topic` matches the pattern and may be read (memoised; topics are few, lookups many). */
+  matches(topic: string): boolean {
+    let hit = this.matchCache.get(topic);
+    if (hit === undefined) {
+      hit = topicMatches(this.pattern, topic) && this.mayRead(topic);
+      if (this.matchCache.size < 100_000) this.matchCache.set(topic, hit);
+    }
+    return hit;
+  }
+
+  /**
+   * Places a cursor on every partition the pattern matches now: a resumed
+   * position when the client knows one, otherwise where `from` says.
+   */
+  async start(engine: LogEngine, resume: readonly Cursor[]): Promise<{ cursors: Cursor[]; resets: Cursor[] }> {
+    const resets: Cursor[] = [];
+    for (const cursor of resume) {
+      if (!this.matches(cursor.topic)) continue;
+      // Past the end of a log that does not survive restarts: the one the client read was lost.
+      // (A replicated log is merely catching up: keep the position, and ask no replica for bounds.)
+      const bounds = engine.offsetsSurviveRestart ? undefined : await engine.currentBounds(cursor.topic, cursor.partition);
+      const offset = bounds !== undefined && cursor.offset > bounds.end ? bounds.start : cursor.offset;
+      if (offset !== cursor.offset) resets.push({ ...cursor, offset });
+      this.cursors.set(cursorKey(cursor.topic, cursor.partition), { ...cursor, offset });
+    }
+    for (const topic of engine.topics()) {
+      if (!this.matches(topic)) continue;
+      const count = engine.partitionCount(topic) ?? 0;
+      for (let partition = 0; partition < count; partition++) {
+        const key = cursorKey(topic, partition);
+        if (this.cursors.has(key)) continue;
+        const offset = await this.startOffset(engine, topic, partition);
+        if (!this.cursors.has(key)) this.cursors.set(key, { topic, partition, offset });
+      }
+    }
+    return { cursors: [...this.cursors.values()].map((c) => ({ ...c })), resets };
+  }
+
+  /**
+   * The cursor of a partition that appeared after the subscription started:
+   * it is new to the subscriber, so it begins at its start (or at `from`'s
+   * offset, if later).
+   */
+  cursorFor(engine: LogEngine, topic: string, partition: number): Cursor {
+    const key = cursorKey(topic, partition);
+    let cursor = this.cursors.get(key);
+    if (cursor === undefined) {
+      const { start } = engine.bounds(topic, partition);
+      const from = this.from;
+      cursor = { topic, partition, offset: typeof from === 'object' && 'offset' in from ? Math.max(from.offset, start) : start };
+      this.cursors.set(key, cursor);
+    }
+    return cursor;
+  }
+
+  /** Where a partition that exists when the subscription starts begins: where `from` says. */
+  private async startOffset(engine: LogEngine, topic: string, partition: number): Promise<number> {
+    const from = this.from;
+    // An offset retention already removed is kept: delivery starts at the first retained one and the SDK reports the gap.
+    if (typeof from === 'object') return 'offset' in from ? from.offset : engine.offsetForTime(topic, partition, from.time);
+    const { start, end } = await engine.currentBounds(topic, partition);
+    if (from === 'earliest') return start;
+    return end;
+  }
+}
+
+/** What the delivery path needs of its session. */
+export interface DeliverySession {
+  readonly ctx: SessionContext;
+  /** Whether the session is open (welcomed, not ended): nothing is delivered otherwise. */
+  open(): boolean;
+  access(): ClientAccess;
+  send(frame: BrokerFrame): void;
+  /** Whether the outbound side takes more (below its high-water mark). */
+  hasRoom(): boolean;
+}
+
+/**
+ * The delivery path of one session: its subscriptions with their cursors and
+ * credit, and the pump that reads from the engine and pushes `message`
+ * frames. It holds no queue per subscriber: it sends only what credit and
+ * the outbound side allow, and reads again from the engine next time.
+ */
+export class Delivery {
+  /** Messages pushed since the session opened. */
+  delivered = 0;
+  private readonly subscriptions = new Map<number, Subscription>();
+  /**
+   * Subscriptions whose `subscribe` is still placing cursors (a time lookup may read the disk,
+   * a durable one reads stored positions); an unsubscribe that overtakes one removes it.
+   */
+  private readonly starting = new Set<number>();
+  /** Subscriptions waiting for a read from disk. */
+  private readonly reading = new Set<Subscription>();
+  private pumpScheduled = false;
+  private readonly onAppended = (topic: string, partition: number): void => this.appended(topic, partition);
+
+  constructor(private readonly session: DeliverySession) {}
+
+  /** Subscriptions in place (those still starting not counted). */
+  get count(): number {
+    return this.subscriptions.size;
+  }
+
+  /** The session opened: follow the engine's appends. */
+  start(): void {
+    this.session.ctx.engine.on('appended', this.onAppended);
+  }
+
+  /** The session ended: forget every subscription. */
+  stop(): void {
+    this.session.ctx.engine.off('appended', this.onAppended);
+    this.subscriptions.clear();
+    this.starting.clear();
+  }
+
+  async subscribe(frame: SubscribeFrame): Promise<void> {
+    const { ctx } = this.session;
+    if (this.subscriptions.has(frame.subscription) || this.starting.has(frame.subscription)) {
+      this.session.send({ type: 'error', id: frame.id, code: 'INVALID_ARGUMENT', message: `subscription ${frame.subscription} already exists` });
+      return;
+    }
+    const refuse = (code: 'FORBIDDEN' | 'LIMIT_EXCEEDED', message: string): void => {
+      this.session.send({ type: 'error', id: frame.id, code, message });
+    };
+    if (this.subscriptions.size >= ctx.options.maxSubscriptionsPerConnection) {
+      ctx.counters.subscriptionsRejected++;
+      refuse('LIMIT_EXCEEDED', `a connection may hold ${ctx.options.maxSubscriptionsPerConnection} subscriptions (maxSubscriptionsPerConnection)`);
+      return;
+    }
+    const access = this.session.access();
+    // An exact topic is checked now; a wildcard is filtered per topic, so it never yields a topic the principal may not read.
+    if (!isWildcard(frame.pattern) && !access.permissions.mayRead(frame.pattern)) {
+      ctx.counters.denied++;
+      refuse('FORBIDDEN', `${access.describe()} may not subscribe to ${frame.pattern}`);
+      return;
+    }
+    const credit = Math.min(frame.credit, ctx.options.maxCredit);
+    const permissions = access.permissions;
+    const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit, (topic) => permissions.mayRead(topic));
+    this.starting.add(frame.subscription);
+    let started: Awaited<ReturnType<Subscription['start']>>;
+    try {
+      // Durable: stored positions come first, except where the client resumes from a position of its own.
+      const resume =
+        frame.durable === undefined
+          ? frame.resume
+          : withStoredPositions(frame.resume, await ctx.engine.positions(access.owned(frame.durable), frame.pattern));
+      started = await subscription.start(ctx.engine, resume);
+    } catch (err) {
+      if (!this.starting.delete(frame.subscription)) return; // unsubscribed or closed meanwhile
+      const error = asRelayError(err);
+      this.session.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
+      return;
+    }
+    if (!this.starting.delete(frame.subscription) || !this.session.open()) return;
+    const { cursors, resets } = started;
+    this.subscriptions.set(frame.subscription, subscription);
+    const reply: BrokerFrame = { type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors };
+    if (resets.length > 0) reply.resets = resets;
+    this.session.send(reply);
+    this.schedulePump();
+  }
+
+  credit(id: number, credit: number): void {
+    const subscription = this.subscriptions.get(id);
+    if (subscription === undefined) return; // credit racing an unsubscribe is harmless
+    subscription.credit = Math.min(subscription.credit + credit, this.session.ctx.options.maxCredit);
+    this.schedulePump();
+  }
+
+  unsubscribe(id: number, subscription: number): void {
+    if (!this.subscriptions.delete(subscription) && !this.starting.delete(subscription)) {
+      this.session.send({ type: 'error', id, code: 'SUBSCRIPTION_NOT_FOUND', message: `no subscription ${subscription}` });
+      return;
+    }
+    this.session.send({ type: 'unsubscribed', id, subscription });
+  }
+
+  /** Delivers soon: new messages, new credit, or room again on the outbound side. */
+  schedulePump(): void {
+    if (this.pumpScheduled || !this.session.open()) return;
+    this.pumpScheduled = true;
+    // Coalesce: many appends in one turn of the event loop become one delivery pass.
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private appended(topic: string, partition: number): void {
+    let wanted = false;
+    for (const subscription of this.subscriptions.values()) {
+      if (!subscription.matches(topic)) continue;
+      subscription.cursorFor(this.session.ctx.engine, topic, partition);
+      wanted = true;
+    }
+    if (wanted) this.schedulePump();
+  }
+
+  /**
+   * Sends what credit and the socket allow; never buffers messages of its own.
+   * Reads served from memory go out at once; a read that needs the disk
+   * pauses its subscription until it completes (one at a time, in order).
+   */
+  private pump(): void {
+    if (!this.session.open()) return;
+    const { engine } = this.session.ctx;
+    for (const subscription of this.subscriptions.values()) {
+      while (!this.reading.has(subscription) && subscription.credit > 0 && this.session.hasRoom()) {
+        const batches: DeliveryBatch[] = [];
+        let bytes = 0;
+        let count = 0;
+        for (const cursor of subscription.cursors.values()) {
+          const room = Math.min(subscription.credit, MAX_DELIVERY_BATCH) - count;
+          if (room <= 0 || bytes >= MAX_DELIVERY_BYTES) break;
+          const stored = engine.read(cursor.topic, cursor.partition, cursor.offset, room, MAX_DELIVERY_BYTES - bytes);
+          if (!Array.isArray(stored)) {
+            this.readFromDisk(subscription, cursor, stored);
+            break;
+          }
+          const batch = advance(cursor, stored);
+          if (batch === undefined) continue;
+          batches.push(batch);
+          for (const message of stored) bytes += message.data.length;
+          count += stored.length;
+        }
+        if (count === 0) break;
+        this.deliver(subscription, batches, count);
+      }
+    }
+  }
+
+  /** Delivers a disk read once it completes, then pumps again; a failed read is retried a little later. */
+  private readFromDisk(subscription: Subscription, cursor: Cursor, reading: Promise<StoredMessage[]>): void {
+    this.reading.add(subscription);
+    const live = (): boolean => this.session.open() && this.subscriptions.get(subscription.id) === subscription;
+    reading.then(
+      (stored) => {
+        this.reading.delete(subscription);
+        if (!live()) return;
+        const batch = advance(cursor, stored);
+        if (batch !== undefined) this.deliver(subscription, [batch], stored.length);
+        this.schedulePump();
+      },
+      (err: unknown) => {
+        this.session.ctx.options.log('warn', 'reading for a subscriber failed; retrying', { topic: cursor.topic, partition: cursor.partition, offset: cursor.offset, error: String(err) });
+        setTimeout(() => {
+          this.reading.delete(subscription);
+          if (live()) this.schedulePump();
+        }, READ_RETRY_MS).unref();
+      },
+    );
+  }
+
+  private deliver(subscription: Subscription, batches: DeliveryBatch[], count: number): void {
+    subscription.credit -= count;
+    this.delivered += count;
+    const observer = this.session.ctx.observer;
+    if (observer !== undefined) for (const batch of batches) observer.delivered(batch.topic, batch.messages.length, dataBytes(batch.messages));
+    this.session.send({ type: 'message', subscription: subscription.id, batches });
+  }
+}
+
+/** Moves `cursor` past `stored` and returns them as a delivery batch (none when empty). */
+function advance(cursor: Cursor, stored: StoredMessage[]): DeliveryBatch | undefined {
+  const first = stored[0];
+  if (first === undefined) return undefined;
+  cursor.offset = first.offset + stored.length;
+  return { topic: cursor.topic, partition: cursor.partition, firstOffset: first.offset, messages: stored.map(toFrame) };
+}
+
+/** A stored message as it goes on the wire; its offset is implied by its batch. */
+function toFrame(message: StoredMessage): StoredMessageFrame {
+  const frame: StoredMessageFrame = { timestamp: message.timestamp, data: message.data };
+  if (message.encoding !== 'raw') frame.encoding = message.encoding;
+  if (message.key !== undefined) frame.key = message.key;
+  if (message.headers !== undefined) frame.headers = message.headers;
+  return frame;
+}
+
+/** The client's resume cursors, plus the stored durable positions of partitions it did not name. */
+function withStoredPositions(resume: readonly Cursor[], stored: readonly Cursor[]): Cursor[] {
+  const named = new Set(resume.map((c) => cursorKey(c.topic, c.partition)));
+  return [...resume, ...stored.filter((c) => !named.has(cursorKey(c.topic, c.partition)))];
+}

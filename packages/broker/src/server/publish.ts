@@ -1,0 +1,165 @@
+import { RelayError, type Ack, type BrokerFrame, type NackFrame, type PublishBatch, type PublishFrame } from '@relaymq/sdk/protocol';
+import type { AppendOutcome } from '../core/partition/partition.js';
+import { TokenBucket } from '../security/rate-limit.js';
+import type { ClientAccess } from './client-access.js';
+import { asRelayError, dataBytes, unlessNotReady, type SessionContext } from './session-context.js';
+
+/** What the publish path needs of its session. */
+export interface PublishSession {
+  readonly ctx: SessionContext;
+  /** The producer id the client's hello gave (or the broker chose). */
+  producerId(): string;
+  access(): ClientAccess;
+  send(frame: BrokerFrame): void;
+}
+
+/**
+ * The publish path of one session: checks each batch (draining, ACL, rate
+ * limit), hands the batches to the engine in arrival order, and answers with
+ * ack ranges and nacks in the order of the messages.
+ */
+export class PublishHandler {
+  /** Messages accepted since the session opened. */
+  published = 0;
+  private readonly bucket: TokenBucket | undefined;
+  /** Settles once every batch received so far was handed to the engine (undefined: nothing pending). */
+  private handOffChain: Promise<void> | undefined;
+
+  constructor(private readonly session: PublishSession) {
+    const { ctx } = session;
+    const { publishRateLimit, publishBurst } = ctx.options;
+    if (publishRateLimit > 0) this.bucket = new TokenBucket(publishRateLimit, publishBurst, ctx.now());
+  }
+
+  publish(frame: PublishFrame): void {
+    const receivedAt = performance.now();
+    const answers = frame.batches.map((batch) => this.publishBatch(batch));
+    // Answers go out in the order of the messages: a nack never overtakes the acks before it.
+    void Promise.all(answers).then((groups) => {
+      let acks: Ack[] = [];
+      for (const answer of groups.flat()) {
+        if (!('type' in answer)) {
+          acks.push(answer);
+          continue;
+        }
+        if (acks.length > 0) this.session.send({ type: 'ack', acks });
+        acks = [];
+        this.session.send(answer);
+      }
+      if (acks.length > 0) this.session.send({ type: 'ack', acks });
+      if (groups.some((g) => g.length > 0)) this.session.ctx.observer?.publishLatency((performance.now() - receivedAt) / 1000);
+    });
+  }
+
+  /** Appends one batch and answers it: ranges of acks, a nack per refused message, nothing for `ack: none`. */
+  private async publishBatch(batch: PublishBatch): Promise<Array<Ack | NackFrame>> {
+    const { ctx } = this.session;
+    try {
+      if (ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down; publish elsewhere');
+      const access = this.session.access();
+      if (!access.permissions.mayPublish(batch.topic)) {
+        ctx.counters.denied++;
+        throw new RelayError('FORBIDDEN', `${access.describe()} may not publish to ${batch.topic}`);
+      }
+      if (this.bucket !== undefined && !this.bucket.take(batch.messages.length, ctx.now())) {
+        ctx.counters.rateLimited++;
+        throw new RelayError('RATE_LIMITED', `publishing faster than ${ctx.options.publishRateLimit} messages/s; retry later`);
+      }
+      const outcomes = await this.handOff(batch);
+      this.published += batch.messages.length;
+      if (ctx.observer !== undefined) ctx.observer.published(batch.topic, batch.messages.length, dataBytes(batch.messages));
+      if (batch.ack === 'none') return [];
+      const result = ackRanges(batch, outcomes);
+      // Forwarded: tell the client who leads, so its next publishes go there directly.
+      const leader = ctx.engine.leaderOf?.(batch.topic, batch.partition);
+      if (leader !== undefined && leader !== ctx.options.id) {
+        for (const answer of result) if (!('type' in answer)) answer.leader = leader;
+      }
+      return result;
+    } catch (err) {
+      if (batch.ack === 'none') return [];
+      const error = unlessNotReady(ctx, asRelayError(err));
+      return batch.messages.map((_, i) => nack(batch.firstId + i, error));
+    }
+  }
+
+  /**
+   * Hands a batch to the engine in arrival order. The engine orders appends
+   * by call, so a batch whose topic must first be created (asynchronously)
+   * holds back every later batch of this session until it was handed over —
+   * but nobody waits for an append to complete before the next is handed over.
+   */
+  private handOff(batch: PublishBatch): Promise<AppendOutcome[]> {
+    const { engine } = this.session.ctx;
+    const known = engine.partitionCount(batch.topic);
+    if (this.handOffChain === undefined && known !== undefined) return this.append(batch, known);
+    const handedOver = (this.handOffChain ?? Promise.resolve()).then(async () => {
+      const partitions = engine.partitionCount(batch.topic) ?? (await engine.ensureTopic(batch.topic)).partitions;
+      return { outcomes: this.append(batch, partitions) }; // wrapped: the chain must not wait for the append
+    });
+    const chain = handedOver.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.handOffChain = chain;
+    void chain.then(() => {
+      if (this.handOffChain === chain) this.handOffChain = undefined;
+    });
+    return handedOver.then((handed) => handed.outcomes);
+  }
+
+  private append(batch: PublishBatch, partitions: number): Promise<AppendOutcome[]> {
+    if (batch.partition >= partitions) {
+      return Promise.reject(
+        new RelayError('INVALID_PARTITION', `topic ${batch.topic} has ${partitions} partitions; partition ${batch.partition} does not exist`),
+      );
+    }
+    // Each incarnation is its own producer for deduplication (see PublishBatch.incarnation).
+    // Authenticated producers are scoped to their principal: nobody can claim another's producer id to disturb its deduplication.
+    const owned = this.session.access().owned(this.session.producerId());
+    const producerId = batch.incarnation === undefined ? owned : `${owned}#${batch.incarnation}`;
+    const requests = batch.messages.map((m, i) => ({
+      producerId,
+      seq: batch.firstSeq + i,
+      key: m.key,
+      headers: m.headers,
+      data: m.data,
+      encoding: m.encoding ?? 'raw',
+    }));
+    return this.session.ctx.engine.append(batch.topic, batch.partition, requests, batch.ack);
+  }
+}
+
+function nack(id: number, error: RelayError): NackFrame {
+  const frame: NackFrame = { type: 'nack', id, code: error.code, message: error.message };
+  if (error.details.leader !== undefined) frame.leader = error.details.leader;
+  return frame;
+}
+
+/** Collapses per-message outcomes into ack ranges and nacks, in message order. */
+export function ackRanges(batch: PublishBatch, outcomes: AppendOutcome[]): Array<Ack | NackFrame> {
+  const result: Array<Ack | NackFrame> = [];
+  let range: Ack | undefined;
+  outcomes.forEach((outcome, i) => {
+    const id = batch.firstId + i;
+    if (outcome.kind === 'stored' || outcome.kind === 'duplicate') {
+      const duplicate = outcome.kind === 'duplicate';
+      if (range !== undefined && range.duplicate === duplicate && range.offset + range.count === outcome.offset && range.id + range.count === id) {
+        range.count++;
+      } else {
+        range = { id, offset: outcome.offset, count: 1, duplicate };
+        result.push(range);
+      }
+      return;
+    }
+    range = undefined;
+    const seq = batch.firstSeq + i;
+    if (outcome.kind === 'gap') {
+      const error = new RelayError('SEQUENCE_GAP', `seq ${seq} skips ahead; expected ${outcome.expectedSeq}`);
+      result.push({ ...nack(id, error), expectedSeq: outcome.expectedSeq });
+    } else {
+      result.push(nack(id, new RelayError('SEQUENCE_TOO_OLD', `seq ${seq} is older than the deduplication window (next is ${outcome.expectedSeq})`)));
+    }
+  });
+  return result;
+}

@@ -1,0 +1,327 @@
+import {
+  PROTOCOL_VERSION,
+  RelayError,
+  decodeClientFrame,
+  encodeFrame,
+  type BrokerFrame,
+  type ClusterView,
+  type CommitFrame,
+  type MetadataFrame,
+} from '@relaymq/sdk/protocol';
+import { TopicPermissions } from '../security/acl.js';
+import { ClientAccess } from './client-access.js';
+import { Delivery } from './delivery.js';
+import { Outbound } from './outbound.js';
+import { PublishHandler } from './publish.js';
+import { asRelayError, unlessNotReady, type ClientSocket, type SessionContext } from './session-context.js';
+
+/** Durable position commits one session may have in flight; the SDK sends one at a time. */
+const MAX_COMMITS_IN_FLIGHT = 16;
+
+/** WebSocket close codes used for fatal errors (RFC 6455 §7.4.1). */
+const CLOSE_PROTOCOL_ERROR = 1002;
+const CLOSE_POLICY = 1008;
+const CLOSE_TOO_BIG = 1009;
+const CLOSE_GOING_AWAY = 1001;
+
+/** A slow consumer gets this long to finish the closing handshake before its socket is dropped. */
+const SLOW_CONSUMER_TERMINATE_MS = 1000;
+
+/** Counters of one session, summed into broker stats. */
+export interface SessionStats {
+  published: number;
+  delivered: number;
+  outboundBytes: number;
+  subscriptions: number;
+}
+
+/** Longest timer Node keeps (about 24.8 days); later token expiries are checked again then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The broker side of one client connection: handshake and authentication,
+ * frame dispatch, heartbeats and the end of the connection. Publishing
+ * (`publish.ts`), delivery (`delivery.ts`) and outbound backpressure
+ * (`outbound.ts`) are its parts. A bad frame ends this session only.
+ */
+export class ClientSession {
+  clientId = '';
+  producerId = '';
+  /** `authenticating`: hello received, its token being checked; nothing else may arrive yet. */
+  private state: 'hello' | 'authenticating' | 'open' | 'closed' = 'hello';
+  private access = ClientAccess.anonymous;
+  private expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastInboundMs: number;
+  private pingId = 0;
+  private commitsInFlight = 0;
+  private readonly helloTimer: ReturnType<typeof setTimeout>;
+  private readonly outbound: Outbound;
+  private readonly publishing: PublishHandler;
+  private readonly delivery: Delivery;
+
+  constructor(
+    private readonly socket: ClientSocket,
+    private readonly ctx: SessionContext,
+    private readonly onEnd: (session: ClientSession) => void,
+  ) {
+    this.lastInboundMs = ctx.now();
+    this.helloTimer = setTimeout(() => {
+      if (ctx.authenticator !== undefined) ctx.counters.authFailures++;
+      this.fail(new RelayError('UNAUTHORIZED', `no valid hello within ${ctx.options.helloTimeoutMs} ms`));
+    }, ctx.options.helloTimeoutMs);
+    this.outbound = new Outbound(socket, ctx.options, {
+      ended: () => this.state === 'closed',
+      drained: () => this.delivery.schedulePump(),
+      slowConsumer: (why) => this.cutSlowConsumer(why),
+    });
+    const send = (frame: BrokerFrame): void => this.send(frame);
+    const access = (): ClientAccess => this.access;
+    this.publishing = new PublishHandler({ ctx, producerId: () => this.producerId, access, send });
+    this.delivery = new Delivery({ ctx, open: () => this.state === 'open', access, send, hasRoom: () => this.outbound.hasRoom() });
+  }
+
+  /**
+   * Refuses a connection before it gets a session (a connection limit): an
+   * `error` frame with `error.code`, then close.
+   */
+  static refuse(socket: ClientSocket, error: RelayError): void {
+    socket.send(encodeFrame({ type: 'error', code: error.code, message: error.message }), () => {});
+    socket.close(CLOSE_POLICY, error.code);
+  }
+
+  stats(): SessionStats {
+    return {
+      published: this.publishing.published,
+      delivered: this.delivery.delivered,
+      outboundBytes: this.outbound.bytes,
+      subscriptions: this.delivery.count,
+    };
+  }
+
+  /** One binary WebSocket message arrived. */
+  receive(bytes: Uint8Array): void {
+    if (this.state === 'closed') return;
+    this.lastInboundMs = this.ctx.now();
+    try {
+      const frame = decodeClientFrame(bytes, this.ctx.options.maxPayload);
+      if (this.state === 'hello') {
+        if (frame.type !== 'hello') throw new RelayError('PROTOCOL_ERROR', `expected hello, got ${frame.type}`);
+        this.hello(frame.version, frame.clientId, frame.producerId, frame.token);
+        return;
+      }
+      if (this.state === 'authenticating') throw new RelayError('PROTOCOL_ERROR', `${frame.type} sent before welcome`);
+      switch (frame.type) {
+        case 'hello':
+          throw new RelayError('PROTOCOL_ERROR', 'hello sent twice');
+        case 'publish':
+          this.publishing.publish(frame);
+          return;
+        case 'subscribe':
+          void this.delivery.subscribe(frame);
+          return;
+        case 'credit':
+          this.delivery.credit(frame.subscription, frame.credit);
+          return;
+        case 'unsubscribe':
+          this.delivery.unsubscribe(frame.id, frame.subscription);
+          return;
+        case 'commit':
+          this.commit(frame);
+          return;
+        case 'metadata':
+          this.metadata(frame);
+          return;
+        case 'ping':
+          this.send({ type: 'pong', id: frame.id });
+          return;
+        case 'pong':
+          return;
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** A text message arrived: the protocol is binary only. */
+  receiveText(): void {
+    this.fail(new RelayError('PROTOCOL_ERROR', 'text frames are not part of the protocol; send binary frames'));
+  }
+
+  /** Called by the broker every `heartbeatMs`: ping, or drop a peer silent for two intervals. */
+  heartbeat(nowMs: number): void {
+    if (this.state !== 'open') return;
+    if (nowMs - this.lastInboundMs > 2 * this.ctx.options.heartbeatMs) {
+      this.ctx.options.log('info', 'dropping silent client', { clientId: this.clientId });
+      this.socket.terminate();
+      this.ended();
+      return;
+    }
+    this.send({ type: 'ping', id: ++this.pingId });
+  }
+
+  /** Pushes the current membership to the client (discovery). */
+  pushCluster(cluster: ClusterView, ready: boolean): void {
+    if (this.state === 'open') this.send({ type: 'cluster', cluster, ready });
+  }
+
+  /** Tells the client to move to another broker; the broker closes it later if it does not. */
+  goaway(message: string): void {
+    if (this.state === 'closed') return;
+    this.send({ type: 'goaway', code: 'SHUTTING_DOWN', message });
+  }
+
+  /** Closes the connection now (after `goaway` and the drain period). */
+  close(): void {
+    if (this.state === 'closed') return;
+    this.socket.close(CLOSE_GOING_AWAY, 'SHUTTING_DOWN');
+    this.ended();
+  }
+
+  /** The socket closed, from either side. */
+  ended(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.helloTimer);
+    clearTimeout(this.expiryTimer);
+    this.outbound.stop();
+    this.delivery.stop();
+    this.onEnd(this);
+  }
+
+  private hello(version: number, clientId: string, producerId: string, token: string | undefined): void {
+    if (version !== PROTOCOL_VERSION) {
+      throw new RelayError('UNSUPPORTED_VERSION', `protocol version ${version} is not supported; this broker speaks ${PROTOCOL_VERSION}`);
+    }
+    if (this.ctx.draining()) throw new RelayError('SHUTTING_DOWN', 'broker is shutting down');
+    const { authenticator } = this.ctx;
+    if (authenticator === undefined) {
+      this.welcome(clientId, producerId);
+      return;
+    }
+    // The hello timer keeps running while the token is checked: authentication is bounded too.
+    this.state = 'authenticating';
+    authenticator.authenticate(token).then(
+      (principal) => {
+        if (this.state !== 'authenticating') return;
+        this.access = new ClientAccess(principal, TopicPermissions.of(this.ctx.options.acl, principal.name));
+        if (principal.expiresAtMs !== undefined) this.expireAt(principal.expiresAtMs);
+        this.welcome(clientId, producerId);
+      },
+      (err: unknown) => {
+        if (this.state !== 'authenticating') return;
+        this.ctx.counters.authFailures++;
+        this.fail(err);
+      },
+    );
+  }
+
+  /** Closes the connection with `UNAUTHORIZED` when its credential expires; the SDK reconnects with a fresh token. */
+  private expireAt(expiresAtMs: number): void {
+    const delayMs = expiresAtMs - this.ctx.now();
+    this.expiryTimer = setTimeout(
+      () => (delayMs > MAX_TIMER_MS ? this.expireAt(expiresAtMs) : this.fail(new RelayError('UNAUTHORIZED', 'token expired'))),
+      Math.max(0, Math.min(delayMs, MAX_TIMER_MS)),
+    );
+    this.expiryTimer.unref?.();
+  }
+
+  private welcome(clientId: string, producerId: string): void {
+    clearTimeout(this.helloTimer);
+    this.clientId = clientId === '' ? this.ctx.newId() : clientId;
+    this.producerId = producerId === '' ? this.clientId : producerId;
+    this.state = 'open';
+    this.delivery.start();
+    const { maxPayload, dedupeWindow, maxCredit, heartbeatMs } = this.ctx.options;
+    this.send({
+      type: 'welcome',
+      version: PROTOCOL_VERSION,
+      brokerId: this.ctx.options.id,
+      clientId: this.clientId,
+      producerId: this.producerId,
+      cluster: this.ctx.cluster(),
+      ready: this.ctx.ready(),
+      limits: { maxPayload, dedupeWindow, maxCredit },
+      heartbeatMs,
+    });
+  }
+
+  /** Stores durable positions, answering `committed` once the engine holds them. */
+  private commit(frame: CommitFrame): void {
+    const refuse = (error: RelayError): void => this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
+    if (this.commitsInFlight >= MAX_COMMITS_IN_FLIGHT) {
+      refuse(new RelayError('LIMIT_EXCEEDED', `more than ${MAX_COMMITS_IN_FLIGHT} commits in flight; wait for their answers`));
+      return;
+    }
+    for (const position of frame.positions) {
+      if (!this.access.permissions.mayRead(position.topic)) {
+        this.ctx.counters.denied++;
+        return refuse(new RelayError('FORBIDDEN', `${this.access.describe()} may not read ${position.topic}`));
+      }
+      const partitions = this.ctx.engine.partitionCount(position.topic);
+      if (partitions === undefined) return refuse(new RelayError('INVALID_TOPIC', `topic ${position.topic} does not exist`));
+      if (position.partition >= partitions) {
+        return refuse(new RelayError('INVALID_PARTITION', `topic ${position.topic} has ${partitions} partitions; partition ${position.partition} does not exist`));
+      }
+    }
+    this.commitsInFlight++;
+    void this.ctx.engine.commitPositions(this.access.owned(frame.durable), frame.positions).then(
+      () => this.send({ type: 'committed', id: frame.id }),
+      (err: unknown) => refuse(asRelayError(err)),
+    ).finally(() => this.commitsInFlight--);
+  }
+
+  private metadata(frame: MetadataFrame): void {
+    const { engine } = this.ctx;
+    const { permissions } = this.access;
+    const denied = frame.topics.find((topic) => !permissions.mayRead(topic) && !permissions.mayPublish(topic));
+    if (denied !== undefined) {
+      this.ctx.counters.denied++;
+      this.send({ type: 'error', id: frame.id, code: 'FORBIDDEN', message: `${this.access.describe()} may not use topic ${denied}` });
+      return;
+    }
+    Promise.all(frame.topics.map((topic) => engine.ensureTopic(topic))).then(
+      (topics) => {
+        if (engine.leaderOf !== undefined) {
+          for (const info of topics) info.leaders = Array.from({ length: info.partitions }, (_, p) => engine.leaderOf?.(info.topic, p) ?? '');
+        }
+        this.send({ type: 'topics', id: frame.id, topics });
+      },
+      (err: unknown) => {
+        const error = unlessNotReady(this.ctx, asRelayError(err));
+        this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
+      },
+    );
+  }
+
+  private send(frame: BrokerFrame): void {
+    this.outbound.send(frame);
+  }
+
+  /**
+   * Drops a connection that does not read: its queue would otherwise grow.
+   * The error frame could not get through the full queue, so the code goes in the close reason.
+   */
+  private cutSlowConsumer(why: string): void {
+    if (this.state === 'closed') return;
+    this.ctx.counters.slowConsumersCut++;
+    this.ctx.options.log('warn', 'cutting off slow consumer', { clientId: this.clientId, why });
+    this.socket.close(CLOSE_POLICY, 'SLOW_CONSUMER');
+    // A peer that reads nothing never completes the closing handshake either.
+    const terminate = setTimeout(() => this.socket.terminate(), SLOW_CONSUMER_TERMINATE_MS);
+    terminate.unref?.();
+    this.ended();
+  }
+
+  /** Ends the session because of `err`: an error frame, then close. */
+  private fail(err: unknown): void {
+    if (this.state === 'closed') return;
+    const error = asRelayError(err);
+    if (error.code === 'INTERNAL') this.ctx.options.log('error', 'session failed', { clientId: this.clientId, error: String(err) });
+    else this.ctx.options.log('debug', 'closing client after error', { clientId: this.clientId, code: error.code, message: error.message });
+    this.send({ type: 'error', code: error.code, message: error.message });
+    const closeCode =
+      error.code === 'PROTOCOL_ERROR' ? CLOSE_PROTOCOL_ERROR : error.code === 'PAYLOAD_TOO_LARGE' ? CLOSE_TOO_BIG : CLOSE_POLICY;
+    this.socket.close(closeCode, error.code);
+    this.ended();
+  }
+}

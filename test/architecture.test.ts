@@ -336,6 +336,12 @@ describe('architecture: imports', () => {
     expect(offenders.map((edge) => `${edge.from}:${edge.line} ${edge.specifier}`)).toEqual([]);
   });
 
+  it('broker: the engine and the runtime reach disks and sockets only through storage/ and net/', () => {
+    const IO = /^(node:)?(fs|fs\/promises|net|tls|http|https|http2|dgram|child_process|worker_threads)$|^ws$/;
+    const offenders = broker.edges.filter((edge) => /^(engine|runtime)\//.test(edge.from) && IO.test(edge.specifier));
+    expect(offenders.map((edge) => `${edge.from}:${edge.line} ${edge.specifier}`)).toEqual([]);
+  });
+
   it('sdk: only the Node entry point imports Node built-ins or ws (type imports included)', () => {
     const NODE_ENTRIES = new Set(['node.ts']);
     const offenders = sdk.edges.filter((edge) => !NODE_ENTRIES.has(edge.from) && isNodeOnly(edge.specifier));

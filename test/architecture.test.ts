@@ -182,7 +182,8 @@ interface Layer {
  */
 const BROKER_LEVELS: Layer[][] = [
   [{ name: 'composition', holds: ['broker.ts', 'index.ts', 'cli.ts', 'dev-cluster.ts', 'config.ts'] }],
-  [{ name: 'options', holds: ['options.ts'], typesFromBelow: true }],
+  // The option schema and its timing sections (presets, ms → ticks).
+  [{ name: 'options', holds: ['options.ts', 'tuning.ts'], typesFromBelow: true }],
   [{ name: 'server', holds: ['server/'] }],
   // Read the engine's state for operators: status, metrics, alerts, admin HTTP, the dashboard page.
   [{ name: 'operations', holds: ['observability/', 'dashboard/'] }],

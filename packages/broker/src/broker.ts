@@ -6,6 +6,8 @@ import { MemoryEngine } from './engine/memory.js';
 import { listenForClients, type ClientListener } from './server/client-listener.js';
 import { PeerTransport } from './net/peer-transport.js';
 import { GossipRunner } from './runtime/gossip.js';
+import { Ticker } from './runtime/ticker.js';
+import { raftConfigOf, swimConfigOf } from './tuning.js';
 import { Operations } from './observability/operations.js';
 import { isReady } from './observability/cluster-status.js';
 import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
@@ -84,6 +86,8 @@ class RunningBroker implements Broker {
   private onEmpty: (() => void) | undefined;
   private peers: PeerTransport | undefined;
   private gossip: GossipRunner | undefined;
+  /** Ticks every Raft group and gossip: one clock (see runtime/ticker.ts). */
+  private readonly ticker = new Ticker();
   private clusterPushScheduled = false;
   private readonly counters = newSecurityCounters();
   /** Open connections per remote address, for `maxConnectionsPerIp`. */
@@ -158,9 +162,9 @@ class RunningBroker implements Broker {
         host,
         port: peers.length === 0 ? 0 : peerPort,
         peers,
-        maxFrameBytes: 64 * 1024 * 1024,
-        maxQueuedBytes: 64 * 1024 * 1024,
-        reconnect: { initialDelayMs: 50, maxDelayMs: 2000 },
+        maxFrameBytes: this.options.peer.maxFrameBytes,
+        maxQueuedBytes: this.options.peer.maxQueuedBytes,
+        reconnect: { initialDelayMs: this.options.peer.reconnectInitialDelayMs, maxDelayMs: this.options.peer.reconnectMaxDelayMs },
         tls: peerTls === undefined ? undefined : { ...loadTls('peerTls', peerTls), mutual: peerTls.mutual ?? true },
         log,
       });
@@ -170,7 +174,10 @@ class RunningBroker implements Broker {
         self: id,
         brokers: [id, ...peers.map((p) => p.id)],
         transport: this.peers,
-        requestTimeoutMs: 2000,
+        requestTimeoutMs: this.options.peer.requestTimeoutMs,
+        readTimeoutMs: this.options.peer.readTimeoutMs,
+        raftConfig: raftConfigOf(this.options.raft),
+        ticker: this.ticker,
         now: Date.now,
         ...(this.operations === undefined ? {} : { observer: this.operations }),
       });
@@ -234,7 +241,16 @@ class RunningBroker implements Broker {
   /** Gossips membership with the peers; changes are pushed to every client. */
   private startGossip(peers: PeerTransport): void {
     const { id, host, log } = this.options;
-    this.gossip = new GossipRunner({ id, address: `${host}:${peers.port}`, clientUrl: this.url, peers: this.options.peers, transport: peers, log });
+    this.gossip = new GossipRunner({
+      id,
+      address: `${host}:${peers.port}`,
+      clientUrl: this.url,
+      peers: this.options.peers,
+      transport: peers,
+      ticker: this.ticker,
+      config: swimConfigOf(this.options.swim),
+      log,
+    });
     this.gossip.on('changed', () => this.scheduleClusterPush());
     this.gossip.start();
   }

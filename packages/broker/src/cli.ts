@@ -55,6 +55,10 @@ broker options (flag / environment variable):
   --alerts-webhooks <urls>       webhook URLs for alerts, comma-separated (default none)
   --alerts-grace-ms <ms>         time a partition may be leaderless/under-replicated before alerting (default 30000)
   --alerts-disk-full-percent <n> disk use of --data-dir that alerts (default 90)
+  --raft-preset <name>           Raft timing: local | lan (default: heartbeat 50 ms, election 500 ms) | wan
+  --raft-heartbeat-ms <ms>, --raft-election-timeout-ms <ms>   override the preset
+  --swim-preset <name>           gossip timing: local | lan (default: probe every 1000 ms) | wan; --swim-*-ms override it
+  --peer-request-timeout-ms <ms> wait for a leader, a commit or another broker's answer (default 2000)
   ...                            and every other option: ${CONFIG_FIELDS.length} in all, see the README
   -h, --help                     show this help
 

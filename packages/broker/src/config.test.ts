@@ -55,6 +55,26 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ file: file({ retention: { maxAge: 1 } }), env: {}, flags: {} })).toThrow('config file relaymq.yaml: unknown option retention.maxAge');
   });
 
+  it('takes the raft, swim and peer sections from a file, the environment and flags, naming the source of a bad value', () => {
+    const config = resolveConfig({
+      file: file({ raft: { preset: 'wan' }, swim: { preset: 'local', probeIntervalMs: 2000 } }),
+      env: { RELAYMQ_RAFT_HEARTBEAT_MS: '100', RELAYMQ_PEER_MAX_FRAME_BYTES: '8388608' },
+      flags: { 'peer-request-timeout-ms': '12000', 'swim-gossip-fanout': '4' },
+    });
+    expect(config.options).toEqual({
+      raft: { preset: 'wan', heartbeatMs: 100 },
+      swim: { preset: 'local', probeIntervalMs: 2000, gossipFanout: 4 },
+      peer: { requestTimeoutMs: 12000, maxFrameBytes: 8388608 },
+    });
+    const resolved = resolveBrokerOptions(config.options);
+    expect(resolved.raft).toEqual({ preset: 'wan', heartbeatMs: 100, electionTimeoutMs: 2500 });
+    expect(resolved.peer.requestTimeoutMs).toBe(12000);
+    expect(() => resolveConfig({ env: {}, flags: { 'raft-election-timeout-ms': '50' } })).toThrow('flag --raft-election-timeout-ms: broker option raft.electionTimeoutMs must leave');
+    expect(() => resolveConfig({ env: { RELAYMQ_SWIM_PRESET: 'moon' }, flags: {} })).toThrow('environment RELAYMQ_SWIM_PRESET: broker option swim.preset must be one of local, lan, wan');
+    expect(() => resolveConfig({ file: file({ raft: { heartbeatTicks: 1 } }), env: {}, flags: {} })).toThrow('config file relaymq.yaml: unknown option raft.heartbeatTicks');
+    expect(() => resolveConfig({ file: file({ peer: { requestTimeoutMs: 900 } }), env: {}, flags: {} })).toThrow('config file relaymq.yaml: broker option peer.requestTimeoutMs must be longer');
+  });
+
   it('accepts the old flag spellings --data and --partitions', () => {
     expect(resolveConfig({ env: {}, flags: { data: '/var/lib/relaymq', partitions: '4' } }).options).toEqual({ dataDir: '/var/lib/relaymq', defaultPartitions: 4 });
     expect(() => resolveConfig({ env: {}, flags: { data: '/a', 'data-dir': '/b' } })).toThrow('flag --data: dataDir is also given as --data-dir; give it once');

@@ -12,7 +12,12 @@ export {
   type BrokerOptions,
   type LogFunction,
   type LogLevel,
+  type PeerOptions,
+  type RaftOptions,
+  type SwimOptions,
+  type TimingPreset,
 } from './options.js';
+export { PEER_DEFAULTS, RAFT_PRESETS, SWIM_TIMING_PRESETS, TICK_MS } from './tuning.js';
 export type { AlertKind, AlertNotification } from './observability/alerts.js';
 export type { ClusterReport } from './observability/operations.js';
 export type { BrokerView, ClusterStatus, PartitionView } from './observability/cluster-status.js';

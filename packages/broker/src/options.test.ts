@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { BROKER_DEFAULTS, resolveBrokerOptions, type BrokerOptions } from './options.js';
+import { RelayError } from '@relaymq/sdk/protocol';
+import { BROKER_DEFAULTS, optionOfError, resolveBrokerOptions, type BrokerOptions } from './options.js';
+import { PEER_DEFAULTS, RAFT_PRESETS, SWIM_TIMING_PRESETS, raftConfigOf } from './tuning.js';
 
 describe('resolveBrokerOptions', () => {
   it('applies the documented defaults', () => {
@@ -49,5 +51,86 @@ describe('resolveBrokerOptions', () => {
       { id: 'b2', host: '127.0.0.1', port: 7502 },
       { id: 'b3', host: 'localhost', port: 7503 },
     ]);
+  });
+});
+
+describe('timing sections: raft, swim, peer', () => {
+  it('defaults to the lan presets, which are the timing the broker always had', () => {
+    const o = resolveBrokerOptions();
+    expect(o.raft).toEqual({ preset: 'lan', heartbeatMs: 50, electionTimeoutMs: 500 });
+    expect(o.swim).toEqual({ preset: 'lan', ...SWIM_TIMING_PRESETS.lan });
+    expect(o.swim.probeIntervalMs).toBe(1000);
+    expect(o.peer).toEqual(PEER_DEFAULTS);
+    expect(o.peer).toEqual({
+      requestTimeoutMs: 2000,
+      readTimeoutMs: 3000,
+      maxFrameBytes: 64 * 1024 * 1024,
+      maxQueuedBytes: 64 * 1024 * 1024,
+      reconnectInitialDelayMs: 50,
+      reconnectMaxDelayMs: 2000,
+    });
+    // What the Raft groups ran with before the options existed: 50 ms ticks, heartbeat 1, election 10.
+    expect(raftConfigOf(o.raft)).toEqual({ heartbeatTicks: 1, electionTicks: 10 });
+  });
+
+  it.each(['local', 'lan', 'wan'] as const)('applies the %s preset', (preset) => {
+    const o = resolveBrokerOptions({ raft: { preset }, swim: { preset } });
+    expect(o.raft).toEqual({ preset, ...RAFT_PRESETS[preset] });
+    expect(o.swim).toEqual({ preset, ...SWIM_TIMING_PRESETS[preset] });
+  });
+
+  it('takes fields over the preset', () => {
+    const o = resolveBrokerOptions({ raft: { preset: 'wan', heartbeatMs: 100 }, swim: { preset: 'local', probeIntervalMs: 2000, gossipFanout: 5 } });
+    expect(o.raft).toEqual({ preset: 'wan', heartbeatMs: 100, electionTimeoutMs: 2500 });
+    expect(o.swim).toMatchObject({ preset: 'local', probeIntervalMs: 2000, probeTimeoutMs: 200, gossipFanout: 5 });
+    expect(resolveBrokerOptions({ peer: { requestTimeoutMs: 5000, maxFrameBytes: 8 * 1024 * 1024 } }).peer).toMatchObject({ requestTimeoutMs: 5000, maxFrameBytes: 8 * 1024 * 1024, readTimeoutMs: 3000 });
+  });
+
+  it('accepts its own output again (what --print-config prints can be fed back)', () => {
+    const once = resolveBrokerOptions({ raft: { preset: 'wan', heartbeatMs: 100 }, swim: { preset: 'local', probeIntervalMs: 2000 }, peer: { readTimeoutMs: 500 } });
+    const again = resolveBrokerOptions({ raft: once.raft, swim: once.swim, peer: once.peer });
+    expect([again.raft, again.swim, again.peer]).toEqual([once.raft, once.swim, once.peer]);
+  });
+
+  it('lengthens the default request timeout to outlive a slow preset’s elections', () => {
+    expect(resolveBrokerOptions({ raft: { preset: 'local' } }).peer.requestTimeoutMs).toBe(2000);
+    expect(resolveBrokerOptions({ raft: { preset: 'wan' } }).peer.requestTimeoutMs).toBe(10_000);
+  });
+
+  it.each<[string, BrokerOptions, string]>([
+    ['an unknown raft preset', { raft: { preset: 'moon' as never } }, 'raft.preset must be one of local, lan, wan'],
+    ['an unknown raft field', { raft: { heartbeatTicks: 1 } as never }, 'raft.heartbeatTicks is not a known option'],
+    ['a raft section that is not an object', { raft: 5 as never }, 'raft must be an object'],
+    ['a negative heartbeat', { raft: { heartbeatMs: -50 } }, 'raft.heartbeatMs must be an integer number of milliseconds from 50'],
+    ['a fractional election timeout', { raft: { electionTimeoutMs: 500.5 } }, 'raft.electionTimeoutMs must be an integer'],
+    ['a heartbeat shorter than one tick', { raft: { heartbeatMs: 10 } }, 'raft.heartbeatMs must be an integer number of milliseconds from 50 (one tick)'],
+    ['a heartbeat as long as the election timeout', { raft: { heartbeatMs: 500 } }, 'raft.heartbeatMs must leave raft.heartbeatMs (500) shorter than raft.electionTimeoutMs (500)'],
+    ['an election timeout below the heartbeat', { raft: { electionTimeoutMs: 50 } }, 'raft.electionTimeoutMs must leave'],
+    ['a heartbeat and election timeout within one tick', { raft: { heartbeatMs: 60, electionTimeoutMs: 90 } }, 'raft.heartbeatMs must leave'],
+    ['an unknown swim preset', { swim: { preset: 'moon' as never } }, 'swim.preset must be one of local, lan, wan'],
+    ['a swim field in ticks', { swim: { probeIntervalTicks: 10 } as never }, 'swim.probeIntervalTicks is not a known option'],
+    ['a negative probe interval', { swim: { probeIntervalMs: -1 } }, 'swim.probeIntervalMs must be an integer'],
+    ['a negative indirect check count', { swim: { indirectChecks: -1 } }, 'swim.indirectChecks must be an integer from 0'],
+    ['a probe timeout not shorter than the interval', { swim: { probeTimeoutMs: 1000 } }, 'swim.probeTimeoutMs conflicts'],
+    ['gossip slower than probing', { swim: { gossipIntervalMs: 1500 } }, 'swim.gossipIntervalMs conflicts'],
+    ['suspicion too short to refute', { swim: { suspicionMult: 1 } }, 'swim.suspicionMult conflicts'],
+    ['a tombstone shorter than gossip to the dead', { swim: { tombstoneMs: 10_000 } }, 'swim.gossipToTheDeadMs conflicts'],
+    ['an unknown peer option', { peer: { timeoutMs: 1 } as never }, 'peer.timeoutMs is not a known option'],
+    ['a negative request timeout', { peer: { requestTimeoutMs: -1 } }, 'peer.requestTimeoutMs must be an integer'],
+    ['a request timeout shorter than an election', { peer: { requestTimeoutMs: 1000 } }, 'peer.requestTimeoutMs must be longer than the longest Raft election'],
+    ['a request timeout shorter than a wan election', { raft: { preset: 'wan' }, peer: { requestTimeoutMs: 2000 } }, 'peer.requestTimeoutMs must be longer than the longest Raft election (2 × raft.electionTimeoutMs = 5000)'],
+    ['a peer queue smaller than a frame', { peer: { maxQueuedBytes: 2 * 1024 * 1024 } }, 'peer.maxQueuedBytes must be at least peer.maxFrameBytes'],
+    ['a reconnect backoff that shrinks', { peer: { reconnectInitialDelayMs: 5000 } }, 'peer.reconnectMaxDelayMs must be at least peer.reconnectInitialDelayMs'],
+  ])('rejects %s, naming the option path', (_, options, message) => {
+    let error: unknown;
+    try {
+      resolveBrokerOptions(options);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(RelayError);
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((error as RelayError).message).toContain(`broker option ${message}`);
+    expect(optionOfError(error)).toBe(message.split(' ')[0]);
   });
 });

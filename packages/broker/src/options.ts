@@ -2,6 +2,26 @@ import { RelayError, assertPattern, patternProblem } from '@relaymq/sdk/protocol
 import { parsePeer, type PeerAddress } from './net/peer-transport.js';
 import { createLogger, type LogFunction, type LogLevel } from './observability/logger.js';
 import type { FileSystem } from './storage/fs.js';
+import { resolveRaftConfig } from './core/raft/index.js';
+import { resolveSwimConfig } from './core/swim/index.js';
+import {
+  PEER_DEFAULTS,
+  RAFT_PRESETS,
+  SWIM_TIMING_PRESETS,
+  TICK_MS,
+  raftConfigOf,
+  swimConfigOf,
+  swimOptionOf,
+  type PeerOptions,
+  type RaftOptions,
+  type ResolvedPeerOptions,
+  type ResolvedRaftOptions,
+  type ResolvedSwimOptions,
+  type SwimOptions,
+  type TimingPreset,
+} from './tuning.js';
+
+export type { PeerOptions, RaftOptions, SwimOptions, TimingPreset } from './tuning.js';
 
 /** TLS for client connections (`wss://`). */
 export interface ClientTlsOptions {
@@ -298,6 +318,20 @@ export interface BrokerOptions {
   logLevel?: LogLevel | 'silent';
   /** Receives one line per notable event; replaces the built-in logger (tests inject a silent one). */
   log?: LogFunction;
+  /**
+   * Raft timing of every group, in milliseconds: a preset (`local`, `lan`,
+   * `wan`) and fields that override it. See {@link RaftOptions}.
+   * @defaultValue `{ preset: "lan" }` (heartbeats every 50 ms, elections after 500–1000 ms)
+   */
+  raft?: RaftOptions;
+  /**
+   * Membership gossip (SWIM) timing, in milliseconds: a preset (`local`,
+   * `lan`, `wan`) and fields that override it. See {@link SwimOptions}.
+   * @defaultValue `{ preset: "lan" }` (a probe every second, 500 ms probe timeout)
+   */
+  swim?: SwimOptions;
+  /** Limits and timeouts of the links and requests between brokers. See {@link PeerOptions}. @defaultValue {@link PEER_DEFAULTS} */
+  peer?: PeerOptions;
 }
 
 // Defined beside the logger (which options.ts imports), so the two modules do not import each other.
@@ -360,7 +394,9 @@ export interface RetentionOptions {
 }
 
 /** Options with every default applied. */
-export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'adminPort' | 'adminHost' | 'alerts' | 'log'>> & {
+export type ResolvedBrokerOptions = Required<
+  Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'adminPort' | 'adminHost' | 'alerts' | 'log' | 'raft' | 'swim' | 'peer'>
+> & {
   advertisedUrl: string | undefined;
   fileSystem: FileSystem | undefined;
   dataDir: string | undefined;
@@ -373,6 +409,10 @@ export type ResolvedBrokerOptions = Required<Omit<BrokerOptions, 'advertisedUrl'
   alerts: ResolvedAlertOptions | undefined;
   /** The `log` option, or the built-in pino logger at `logLevel`. */
   log: LogFunction;
+  /** The preset's timing with the fields given over it. */
+  raft: ResolvedRaftOptions;
+  swim: ResolvedSwimOptions;
+  peer: ResolvedPeerOptions;
 };
 
 /** Defaults of {@link BrokerOptions}, in one place. */
@@ -431,7 +471,7 @@ function text(field: string, value: unknown, pattern: RegExp, describe: string):
   return value;
 }
 
-const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth', 'adminPort', 'adminHost', 'alerts']);
+const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth', 'adminPort', 'adminHost', 'alerts', 'raft', 'swim', 'peer']);
 const logLevels = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 
 /**
@@ -484,7 +524,11 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     alerts: o.alerts === undefined ? undefined : resolveAlerts(o.alerts),
     logLevel: oneOf('logLevel', o.logLevel, logLevels),
     log: () => {},
+    raft: resolveRaft(o.raft ?? {}),
+    swim: resolveSwim(o.swim ?? {}),
+    peer: PEER_DEFAULTS,
   };
+  resolved.peer = resolvePeer(o.peer ?? {}, resolved);
   if (resolved.fsync === 'always' && options.fsyncIntervalMs !== undefined) throw invalid('fsyncIntervalMs', 'is only meaningful with fsync "interval"');
   if (o.log !== undefined && typeof o.log !== 'function') throw invalid('log', 'must be a function');
   if (o.log !== undefined && options.logLevel !== undefined) {
@@ -640,6 +684,83 @@ function resolveAlerts(alerts: unknown): ResolvedAlertOptions {
     retryDelayMs: integer('alerts.retryDelayMs', a.retryDelayMs, 1, 600_000),
     timeoutMs: integer('alerts.timeoutMs', a.timeoutMs, 10, 600_000),
   };
+}
+
+const timingPresets = ['local', 'lan', 'wan'] as const satisfies readonly TimingPreset[];
+
+/** A duration of a timing section: whole milliseconds, at least one tick (`0` only where `mayBeOff`). */
+function duration(field: string, value: unknown, mayBeOff = false): number {
+  if (mayBeOff && value === 0) return 0;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < TICK_MS || value > 86_400_000) {
+    throw invalid(field, `must be an integer number of milliseconds from ${TICK_MS} (one tick) to 86400000${mayBeOff ? ', or 0' : ''}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function resolveRaft(value: unknown): ResolvedRaftOptions {
+  const o = record('raft', value, ['preset', 'heartbeatMs', 'electionTimeoutMs']);
+  const preset = oneOf('raft.preset', o.preset ?? 'lan', timingPresets);
+  const t = { ...RAFT_PRESETS[preset], ...stripUndefined(o) };
+  const raft: ResolvedRaftOptions = {
+    preset,
+    heartbeatMs: duration('raft.heartbeatMs', t.heartbeatMs),
+    electionTimeoutMs: duration('raft.electionTimeoutMs', t.electionTimeoutMs),
+  };
+  const ticks = raftConfigOf(raft);
+  if ((ticks.heartbeatTicks ?? 0) >= (ticks.electionTicks ?? 0)) {
+    // Name the field the caller set: that is the one to change.
+    const field = o.heartbeatMs === undefined && o.electionTimeoutMs !== undefined ? 'raft.electionTimeoutMs' : 'raft.heartbeatMs';
+    throw invalid(field, `must leave raft.heartbeatMs (${raft.heartbeatMs}) shorter than raft.electionTimeoutMs (${raft.electionTimeoutMs}) by at least one ${TICK_MS} ms tick: followers would campaign between two heartbeats`);
+  }
+  resolveRaftConfig(ticks); // the core's own checks, which the above already covers
+  return raft;
+}
+
+const SWIM_COUNTS = { indirectChecks: 0, gossipFanout: 1, retransmitMult: 1, suspicionMult: 1, suspicionMaxTimeoutMult: 1, awarenessMaxMultiplier: 1 } as const;
+
+function resolveSwim(value: unknown): ResolvedSwimOptions {
+  const o = record('swim', value, ['preset', ...Object.keys(SWIM_TIMING_PRESETS.lan)]);
+  const preset = oneOf('swim.preset', o.preset ?? 'lan', timingPresets);
+  const t: Record<string, unknown> = { ...SWIM_TIMING_PRESETS[preset], ...stripUndefined(o) };
+  const swim = { preset } as ResolvedSwimOptions;
+  const fields = swim as unknown as Record<string, number>;
+  for (const key of Object.keys(SWIM_TIMING_PRESETS.lan)) {
+    const min = SWIM_COUNTS[key as keyof typeof SWIM_COUNTS];
+    fields[key] = min === undefined ? duration(`swim.${key}`, t[key], key === 'gossipToTheDeadMs') : integer(`swim.${key}`, t[key], min, 1000);
+  }
+  try {
+    resolveSwimConfig(swimConfigOf(swim));
+  } catch (err) {
+    // The core names its tick-based field: report the option it comes from.
+    const coreField = err instanceof RelayError ? /^swim option (\w+):/.exec(err.message)?.[1] : undefined;
+    const option = coreField === undefined ? undefined : swimOptionOf(coreField);
+    if (option === undefined) throw err;
+    throw invalid(`swim.${option}`, `conflicts with another swim setting (in ${TICK_MS} ms ticks: ${(err as RelayError).message.replace(/^swim option \w+: /, '')})`);
+  }
+  return swim;
+}
+
+function resolvePeer(value: unknown, resolved: Pick<ResolvedBrokerOptions, 'raft'>): ResolvedPeerOptions {
+  const o = record('peer', value, Object.keys(PEER_DEFAULTS));
+  // A request must outlive an election (at most twice the election timeout), or every failover times out.
+  const longestElectionMs = 2 * resolved.raft.electionTimeoutMs;
+  const p = { ...PEER_DEFAULTS, requestTimeoutMs: Math.max(PEER_DEFAULTS.requestTimeoutMs, 2 * longestElectionMs), ...stripUndefined(o) };
+  const peer: ResolvedPeerOptions = {
+    requestTimeoutMs: integer('peer.requestTimeoutMs', p.requestTimeoutMs, 100, 600_000),
+    readTimeoutMs: integer('peer.readTimeoutMs', p.readTimeoutMs, 100, 600_000),
+    maxFrameBytes: integer('peer.maxFrameBytes', p.maxFrameBytes, 1024 * 1024, 1024 * 1024 * 1024),
+    maxQueuedBytes: integer('peer.maxQueuedBytes', p.maxQueuedBytes, 1024 * 1024, Number.MAX_SAFE_INTEGER),
+    reconnectInitialDelayMs: integer('peer.reconnectInitialDelayMs', p.reconnectInitialDelayMs, 1, 600_000),
+    reconnectMaxDelayMs: integer('peer.reconnectMaxDelayMs', p.reconnectMaxDelayMs, 1, 600_000),
+  };
+  if (peer.requestTimeoutMs <= longestElectionMs) {
+    throw invalid('peer.requestTimeoutMs', `must be longer than the longest Raft election (2 × raft.electionTimeoutMs = ${longestElectionMs}), got ${peer.requestTimeoutMs}: requests would time out during every failover`);
+  }
+  if (peer.maxQueuedBytes < peer.maxFrameBytes) throw invalid('peer.maxQueuedBytes', `must be at least peer.maxFrameBytes (${peer.maxFrameBytes}), got ${peer.maxQueuedBytes}`);
+  if (peer.reconnectMaxDelayMs < peer.reconnectInitialDelayMs) {
+    throw invalid('peer.reconnectMaxDelayMs', `must be at least peer.reconnectInitialDelayMs (${peer.reconnectInitialDelayMs}), got ${peer.reconnectMaxDelayMs}`);
+  }
+  return peer;
 }
 
 function resolvePeers(id: unknown, peers: unknown): PeerAddress[] {

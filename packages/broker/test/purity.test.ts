@@ -48,7 +48,6 @@ describe('pure cores', () => {
     expect(Object.keys(swim).sort()).toEqual([
       'SWIM_DEFAULTS',
       'SWIM_PRESETS',
-      'SWIM_TICK_MS',
       'SWIM_WIRE_LIMITS',
       'changesClusterView',
       'clusterView',
@@ -59,7 +58,6 @@ describe('pure cores', () => {
       'retransmitLimit',
       'suspicionBounds',
       'suspicionTimeoutTicks',
-      'ticksFromMs',
     ]);
     expect(readFileSync(coreDir + 'swim/index.ts', 'utf8')).not.toMatch(/Knobs/);
   });

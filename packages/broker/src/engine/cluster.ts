@@ -11,6 +11,7 @@ import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import { RaftGroup } from '../runtime/raft-group.js';
+import { TICK_MS, type Ticker } from '../runtime/ticker.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
@@ -59,24 +60,25 @@ export interface ClusterEngineOptions {
   raftLogMaxBytes: number;
   /** The file system data is stored through; tests inject faults. @defaultValue node's */
   fileSystem: FileSystem | undefined;
-  /** How long a publish or topic creation may wait for a leader and a commit. */
+  /** How long a publish or topic creation may wait for a leader and a commit, and a peer request for its answer. */
   requestTimeoutMs: number;
+  /** A subscriber's read of a partition hosted elsewhere waits at most this long for one replica (capped by `requestTimeoutMs`). */
+  readTimeoutMs: number;
+  /** Timing of every Raft group, in ticks of `ticker`. */
+  raftConfig: RaftConfigOptions;
+  /** The broker's one ticker: every Raft group is ticked on it. */
+  ticker: Ticker;
   now: () => number;
   /** Told of fsync durations and leader changes, when operations are enabled. */
   observer?: BrokerObserver;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
-/** Ticks of the Raft groups: elections after 0.5–1 s without a leader, heartbeats every 50 ms. */
-export const RAFT_RUNTIME_TICK_MS = 50;
 /** How often partitions (and the metadata log) are checkpointed, compacted and trimmed by retention. */
 const MAINTENANCE_MS = 250;
 /** One fetch of a snapshot install: at most this many messages and bytes. */
 const FETCH_MESSAGES = 10_000;
 const FETCH_BYTES = 4 * 1024 * 1024;
-/** A subscriber's read of a partition hosted elsewhere waits at most this long for one replica before trying the next. */
-const REMOTE_READ_TIMEOUT_MS = 3000;
-const RAFT_CONFIG: RaftConfigOptions = { electionTicks: 10, heartbeatTicks: 1 };
 const META_GROUP = 'meta';
 
 const partitionGroupId = (topic: string, partition: number): string => `p/${topic}/${partition}`;
@@ -133,7 +135,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Partitions this broker reads from other replicas for its subscribers, and serves to other brokers. */
   private readonly remote: RemotePartitions;
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
-  private ticker: ReturnType<typeof setInterval> | undefined;
+  private stopTicking: (() => void) | undefined;
   private meta!: RaftGroup<MetadataCommand, unknown, MetadataSnapshot>;
   private metaStorage!: DurableRaftStorage<MetadataCommand, MetadataSnapshot>;
   /** The metadata log's last compaction point. */
@@ -188,7 +190,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       localLog: (topic, partition) => this.partitions.get(partitionGroupId(topic, partition)),
       leaderOf: (topic, partition) => this.leaderOf(topic, partition),
       onAppended: (topic, partition) => this.emit('appended', topic, partition),
-      readTimeoutMs: Math.min(REMOTE_READ_TIMEOUT_MS, options.requestTimeoutMs),
+      readTimeoutMs: Math.min(options.readTimeoutMs, options.requestTimeoutMs),
       now: options.now,
       log: options.log,
     });
@@ -267,10 +269,9 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     });
     this.groups.set(META_GROUP, this.meta as unknown as RaftGroup<unknown, unknown, unknown>);
     transport.on('message', this.onPeerMessage);
-    this.ticker = setInterval(() => {
+    this.stopTicking = this.options.ticker.add(() => {
       for (const group of this.groups.values()) group.tick();
-    }, RAFT_RUNTIME_TICK_MS);
-    this.ticker.unref();
+    });
     this.maintenanceTimer = setInterval(() => this.maintain(), MAINTENANCE_MS);
     this.maintenanceTimer.unref();
   }
@@ -424,14 +425,14 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return handOverLeadership(() => [...this.groups.values()].map(handover), {
       timeoutMs,
       // The Raft core gives up on a transfer after an election timeout; try the next target well before.
-      attemptMs: (RAFT_CONFIG.electionTicks ?? 10) * RAFT_RUNTIME_TICK_MS / 2,
+      attemptMs: (this.options.raftConfig.electionTicks ?? 10) * TICK_MS / 2,
       now: this.options.now,
       log: this.options.log,
     });
   }
 
   async close(): Promise<void> {
-    clearInterval(this.ticker);
+    this.stopTicking?.();
     clearInterval(this.maintenanceTimer);
     this.options.transport.off('message', this.onPeerMessage);
     this.remote.close();
@@ -467,7 +468,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     id: string,
     voters: readonly NodeId[],
   ): { id: string; self: NodeId; voters: readonly NodeId[]; transport: PeerTransport; config: RaftConfigOptions; log: ClusterEngineOptions['log']; observer?: BrokerObserver } {
-    const base = { id, self: this.options.self, voters, transport: this.options.transport, config: RAFT_CONFIG, log: this.options.log };
+    const base = { id, self: this.options.self, voters, transport: this.options.transport, config: this.options.raftConfig, log: this.options.log };
     return this.options.observer === undefined ? base : { ...base, observer: this.options.observer };
   }
 
@@ -736,7 +737,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
           clearInterval(timer);
           reject(new RelayError('TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}`));
         }
-      }, RAFT_RUNTIME_TICK_MS / 5);
+      }, 10);
     });
   }
 }

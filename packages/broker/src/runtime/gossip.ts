@@ -1,7 +1,6 @@
 import { EventEmitter } from 'eventemitter3';
 import type { ClusterView } from '@relaymq/sdk/protocol';
 import {
-  SWIM_TICK_MS,
   changesClusterView,
   clusterView,
   createSwim,
@@ -11,6 +10,7 @@ import {
   type SwimConfigOptions,
 } from '../core/swim/index.js';
 import type { PeerAddress, PeerTransport } from '../net/peer-transport.js';
+import type { Ticker } from './ticker.js';
 
 /** The peer-transport channel gossip travels on. */
 const CHANNEL = 'swim';
@@ -29,18 +29,21 @@ export interface GossipOptions {
   clientUrl: string;
   peers: PeerAddress[];
   transport: PeerTransport;
+  /** The broker's ticker, shared with its Raft groups. */
+  ticker: Ticker;
+  /** In ticks of that ticker (the broker converts its `swim` options). */
   config?: SwimConfigOptions;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
 /**
- * Drives the pure SWIM core: ticks it every `SWIM_TICK_MS`, feeds it the
+ * Drives the pure SWIM core: ticks it on the broker's ticker, feeds it the
  * messages of the `swim` channel, sends what it emits, and turns its member
  * list into the cluster view clients receive.
  */
 export class GossipRunner extends EventEmitter<GossipEvents> {
   private readonly swim: Swim;
-  private timer: ReturnType<typeof setInterval> | undefined;
+  private stopTicking: (() => void) | undefined;
   private lastLoad: MemberLoad | undefined;
   private lastLoadAdvertisedMs = 0;
   private readonly onMessage = (from: string, channel: string, payload: unknown): void => {
@@ -70,11 +73,10 @@ export class GossipRunner extends EventEmitter<GossipEvents> {
     this.options.transport.on('message', this.onMessage);
     this.swim.join(this.options.peers.filter((p) => p.id !== this.options.id).map((p) => ({ id: p.id, address: `${p.host}:${p.port}` })));
     this.flush();
-    this.timer = setInterval(() => {
+    this.stopTicking = this.options.ticker.add(() => {
       this.swim.tick();
       this.flush();
-    }, SWIM_TICK_MS);
-    this.timer.unref();
+    });
   }
 
   /** Advertises this broker's load (rate-limited: each change spreads through the cluster). */
@@ -96,7 +98,7 @@ export class GossipRunner extends EventEmitter<GossipEvents> {
   stop(): void {
     this.swim.leave();
     this.flush();
-    clearInterval(this.timer);
+    this.stopTicking?.();
     this.options.transport.off('message', this.onMessage);
   }
 

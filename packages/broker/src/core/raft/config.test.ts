@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RelayError } from '@relaymq/sdk/protocol';
-import { RAFT_DEFAULTS, raftTicksFromMs, resolveRaftConfig } from './config.js';
+import { RAFT_DEFAULTS, resolveRaftConfig } from './config.js';
 
 describe('resolveRaftConfig', () => {
   it('returns the frozen defaults', () => {
@@ -34,18 +34,5 @@ describe('resolveRaftConfig', () => {
     expect((error as RelayError).code).toBe('INVALID_ARGUMENT');
     expect((error as Error).message).toContain(`raft option ${field}:`);
     expect((error as Error).message).toMatch(message);
-  });
-});
-
-describe('raftTicksFromMs', () => {
-  it.each([
-    [1000, 100, 10],
-    [150, 100, 2],
-    [1, 100, 1],
-  ])('%i ms at %i ms per tick is %i ticks', (ms, tickMs, ticks) => {
-    expect(raftTicksFromMs(ms, tickMs)).toBe(ticks);
-  });
-  it('rejects non-positive durations', () => {
-    expect(() => raftTicksFromMs(0)).toThrow(/tickMs/);
   });
 });

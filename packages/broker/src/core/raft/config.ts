@@ -3,14 +3,12 @@
  * {@link resolveRaftConfig} that rejects invalid or conflicting settings by
  * name instead of resolving them silently.
  *
- * Time is in ticks; one driver converts milliseconds to ticks. The defaults
- * assume a tick of {@link RAFT_TICK_MS} milliseconds: a heartbeat every
- * 100 ms and an election timeout of 1–2 s, as etcd ships.
+ * Time is in ticks: the core knows no milliseconds. The broker converts its
+ * `raft` options (milliseconds) to ticks with its one ticker
+ * (`runtime/ticker.ts`); the defaults are etcd's ratio, an election timeout of
+ * ten heartbeats.
  */
 import { RelayError } from '@relaymq/sdk/protocol';
-
-/** The tick period, in milliseconds, the defaults are tuned for. */
-export const RAFT_TICK_MS = 100;
 
 export interface RaftConfig {
   /**
@@ -66,7 +64,7 @@ export interface RaftConfig {
   maxCommittedEntriesPerReady: number;
 }
 
-/** The defaults: a LAN cluster ticked every {@link RAFT_TICK_MS} ms. */
+/** The defaults, in ticks: an election timeout of ten heartbeats. */
 export const RAFT_DEFAULTS: Readonly<RaftConfig> = Object.freeze({
   electionTicks: 10,
   heartbeatTicks: 1,
@@ -120,10 +118,4 @@ export function resolveRaftConfig(options: RaftConfigOptions = {}): Readonly<Raf
     );
   }
   return Object.freeze(config);
-}
-
-/** Converts milliseconds to whole ticks (rounded up, at least 1) for a runtime ticking every `tickMs`. */
-export function raftTicksFromMs(ms: number, tickMs: number = RAFT_TICK_MS): number {
-  if (!(ms > 0) || !(tickMs > 0)) throw invalid('tickMs', `ms (${ms}) and tickMs (${tickMs}) must be positive`);
-  return Math.max(1, Math.ceil(ms / tickMs));
 }

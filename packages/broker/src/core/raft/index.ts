@@ -7,7 +7,7 @@
 export { createRaftNode, type RaftNode, type RaftNodeInit } from './node.js';
 export { runReady, runReadyAsync, drainReady, type ReadyHandlers, type AsyncReadyHandlers } from './runner.js';
 export { MemoryStorage, StorageError, type Storage, type StorageWriter } from './storage.js';
-export { RAFT_DEFAULTS, RAFT_TICK_MS, resolveRaftConfig, raftTicksFromMs, type RaftConfig, type RaftConfigOptions } from './config.js';
+export { RAFT_DEFAULTS, resolveRaftConfig, type RaftConfig, type RaftConfigOptions } from './config.js';
 export { SeededRandom, deriveRandom, hash32 } from './random.js';
 export { RaftInvariantError } from './log.js';
 export type { RaftCounters } from './raft.js';

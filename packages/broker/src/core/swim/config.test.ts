@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RelayError } from '@relaymq/sdk/protocol';
-import { SWIM_DEFAULTS, SWIM_PRESETS, indirectNackTicks, resolveSwimConfig, ticksFromMs, type SwimConfigOptions } from './config.js';
+import { SWIM_DEFAULTS, SWIM_PRESETS, indirectNackTicks, resolveSwimConfig, type SwimConfigOptions } from './config.js';
 
 describe('resolveSwimConfig', () => {
   it('returns the frozen defaults (the lan preset) when given nothing', () => {
@@ -59,21 +59,6 @@ describe('resolveSwimConfig', () => {
 });
 
 describe('tick helpers', () => {
-  it.each([
-    [100, 100, 1],
-    [1000, 100, 10],
-    [150, 100, 2],
-    [1, 100, 1],
-    [500, 50, 10],
-  ])('ticksFromMs(%i, %i) = %i', (ms, tickMs, ticks) => {
-    expect(ticksFromMs(ms, tickMs)).toBe(ticks);
-  });
-
-  it('rejects non-positive durations', () => {
-    expect(() => ticksFromMs(0)).toThrow(RelayError);
-    expect(() => ticksFromMs(100, -1)).toThrow(RelayError);
-  });
-
   it.each([
     [{ probeIntervalTicks: 10, probeTimeoutTicks: 5 }, 2],
     [{ probeIntervalTicks: 10, probeTimeoutTicks: 2 }, 4],

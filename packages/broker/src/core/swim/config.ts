@@ -3,15 +3,13 @@
  * that override a few fields, and {@link resolveSwimConfig} that rejects
  * invalid or conflicting settings by name instead of resolving them silently.
  *
- * Time is in ticks. The defaults assume the runtime ticks every
- * {@link SWIM_TICK_MS} milliseconds, so `probeIntervalTicks: 10` is one second,
- * as in memberlist's LAN configuration.
+ * Time is in ticks: the core knows no milliseconds. The figures below are
+ * memberlist's for ticks of 100 ms (`probeIntervalTicks: 10` is its one-second
+ * LAN probe interval); the broker takes its `swim` options in milliseconds
+ * (`tuning.ts`, the same presets) and converts them to its own tick.
  */
 import { RelayError } from '@relaymq/sdk/protocol';
 import { SWIM_WIRE_LIMITS } from './validate.js';
-
-/** The tick period, in milliseconds, the defaults and presets are tuned for. */
-export const SWIM_TICK_MS = 100;
 
 export interface SwimConfig {
   /**
@@ -148,7 +146,7 @@ export interface SwimConfig {
   maxPendingEvents: number;
 }
 
-/** The defaults: a LAN of brokers ticked every {@link SWIM_TICK_MS} ms. */
+/** The defaults: memberlist's LAN figures, in ticks of 100 ms. */
 export const SWIM_DEFAULTS: Readonly<SwimConfig> = Object.freeze({
   probeIntervalTicks: 10,
   probeTimeoutTicks: 5,
@@ -287,10 +285,4 @@ export function resolveSwimConfig(options: SwimConfigOptions = {}): Readonly<Swi
  */
 export function indirectNackTicks(config: Readonly<SwimConfig>): number {
   return Math.max(1, Math.floor((config.probeIntervalTicks - config.probeTimeoutTicks) / 2));
-}
-
-/** Converts milliseconds to whole ticks (rounded up, at least 1) for a runtime ticking every `tickMs`. */
-export function ticksFromMs(ms: number, tickMs: number = SWIM_TICK_MS): number {
-  if (!(ms > 0) || !(tickMs > 0)) throw invalid('tickMs', `ms (${ms}) and tickMs (${tickMs}) must be positive`);
-  return Math.max(1, Math.ceil(ms / tickMs));
 }

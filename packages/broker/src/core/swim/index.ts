@@ -8,9 +8,7 @@ export { createSwim, type Swim, type SwimInit, type SwimStats } from './swim.js'
 export {
   SWIM_DEFAULTS,
   SWIM_PRESETS,
-  SWIM_TICK_MS,
   resolveSwimConfig,
-  ticksFromMs,
   type SwimConfig,
   type SwimConfigOptions,
   type SwimPreset,

@@ -8,8 +8,8 @@
  * heal partitions.
  *
  * Pure and tick-driven: no clock, timer, socket or global randomness. The
- * runtime calls `tick()` every `SWIM_TICK_MS` (100) ms (or whatever period the
- * config was scaled for), hands each validated peer message to `step()`, and
+ * runtime calls `tick()` on every tick of the broker's ticker (the config is
+ * converted to that tick from milliseconds), hands each validated peer message to `step()`, and
  * after each call `drain()`s the messages to send and the events to apply.
  */
 import { Awareness } from './awareness.js';

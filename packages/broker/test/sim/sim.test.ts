@@ -5,10 +5,24 @@
  * are not vacuous.
  */
 import { describe, expect, it } from 'vitest';
+import { ProposalTracker, type ProposalAck, type Settlement } from '../../src/core/raft/proposals.js';
 import type { RaftTestingKnobs } from '../../src/core/raft/raft.js';
-import { runSimulation, type SimResult } from './sim.js';
+import type { Value } from './checkers.js';
+import { runSimulation, type SimOptions, type SimResult } from './sim.js';
 import { distribution } from './stats.js';
 import { SWARM_PROFILES, type SwarmParams } from './swarm.js';
+
+/** A deliberately wrong acknowledgement: by index alone, whatever entry (another leader's) was applied there. */
+class AcksByIndexAlone extends ProposalTracker<Value, Value> {
+  private readonly proposedTerm = new Map<number, number>();
+  override track(index: number, term: number, ack: ProposalAck, waiter: Value): ReturnType<ProposalTracker<Value, Value>['track']> {
+    this.proposedTerm.set(index, term);
+    return super.track(index, term, ack, waiter);
+  }
+  override onApplied(index: number, term: number, result: Value): Settlement<Value, Value> | undefined {
+    return super.onApplied(index, this.proposedTerm.get(index) ?? term, result);
+  }
+}
 
 const CI_SEEDS = 300;
 const CI_STEPS = 10_000;
@@ -17,9 +31,10 @@ function firstFailure(
   knobs: Partial<RaftTestingKnobs>,
   maxSeeds: number,
   params?: Partial<SwarmParams>,
+  proposalTracker?: SimOptions['proposalTracker'],
 ): { seed: number; result: SimResult } | undefined {
   for (let seed = 1; seed <= maxSeeds; seed++) {
-    const result = runSimulation({ seed, steps: 4000, knobs, params });
+    const result = runSimulation({ seed, steps: 4000, knobs, params, proposalTracker });
     if (!result.ok) return { seed, result };
   }
   return undefined;
@@ -92,6 +107,12 @@ describe('raft simulator', () => {
       const found = firstFailure({ commitEarlierTermByCounting: true }, 200, SWARM_PROFILES['churn']);
       expect(found, 'no violation in 200 seeds').toBeDefined();
       expect(['leader completeness', 'state machine safety']).toContain(found?.result.failure?.property);
+    }, 60_000);
+
+    it("acknowledging a proposal by its index alone (the broker's ProposalTracker ignoring the term) is caught", () => {
+      const found = firstFailure({}, 100, undefined, () => new AcksByIndexAlone());
+      expect(found, 'no violation in 100 seeds').toBeDefined();
+      expect(found?.result.failure?.property).toBe('acknowledged write');
     }, 60_000);
 
     it('acknowledging before fsync loses writes on crashes', () => {

@@ -5,6 +5,7 @@
  * - no import from a lower layer of the broker (or the SDK) to a higher one, nor
  *   between two sibling layers (`LEVELS` below is the picture of docs/architecture.md);
  * - the broker takes only `@relaymq/sdk/protocol` from the SDK, and the SDK nothing from the broker;
+ * - shipped code imports nothing outside its package's src/ (no test double reaches the bundle);
  * - no SDK file but its Node entry point names a Node built-in or `ws`, not even in an
  *   `import type` (src/portability.test.ts bundles the browser entry; esbuild erases type
  *   imports, so it cannot see those, nor files the browser entry does not reach).
@@ -330,6 +331,14 @@ describe('architecture: imports', () => {
     // The protocol is the SDK's bottom layer: it imports nothing of the SDK's outside protocol/.
     const protocolOut = sdk.edges.filter((edge) => edge.from.startsWith('protocol/') && edge.to !== undefined && !edge.to.startsWith('protocol/'));
     expect(protocolOut.map((edge) => `${edge.from}:${edge.line} ${edge.specifier}`)).toEqual([]);
+  });
+
+  it.each([
+    ['broker', broker],
+    ['sdk', sdk],
+  ])('%s: shipped code imports nothing outside its src/ (test doubles live in test/)', (_, graph) => {
+    const outside = graph.edges.filter((edge) => edge.to?.startsWith('../') === true);
+    expect(outside.map((edge) => `${edge.from}:${edge.line} ${edge.specifier}`)).toEqual([]);
   });
 
   it('broker: the pure cores import no package but the SDK protocol (no I/O library, no clock)', () => {

@@ -135,6 +135,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Partitions this broker reads from other replicas for its subscribers, and serves to other brokers. */
   private readonly remote: RemotePartitions;
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
+  /** Per group: forwards to its leader that give up when the group hears of another one (see {@link whileLeading}). */
+  private readonly leaderWatchers = new Map<string, Set<() => void>>();
   private stopTicking: (() => void) | undefined;
   private meta!: RaftGroup<MetadataCommand, unknown, MetadataSnapshot>;
   private metaStorage!: DurableRaftStorage<MetadataCommand, MetadataSnapshot>;
@@ -265,7 +267,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       parseSnapshot: parseMetadataSnapshot,
       installSnapshot: async (installed) => this.restoreMetadata(installed.data),
       apply: (command) => this.applyMetadata(command),
-      onLeaderChange: () => this.metaEvents.emit('leader'),
+      onLeaderChange: () => {
+        this.metaEvents.emit('leader');
+        this.leaderMoved(META_GROUP);
+      },
     });
     this.groups.set(META_GROUP, this.meta as unknown as RaftGroup<unknown, unknown, unknown>);
     transport.on('message', this.onPeerMessage);
@@ -569,6 +574,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       const checkpoint = disk?.checkpointed;
       const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
         ...this.groupBase(id, assignment.replicas),
+        onLeaderChange: () => this.leaderMoved(id),
         storage,
         applied: checkpoint?.index ?? 0,
         parseData: parsePublishCommand,
@@ -707,7 +713,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       try {
         if (leader === this.options.self) return await local();
         // A little longer than the leader's own commit timeout, so its answer (even TIMEOUT) gets back.
-        return (await this.rpc.call(leader, method, body, this.options.requestTimeoutMs + 1000)) as R;
+        return (await this.whileLeading(group, leader, this.rpc.call(leader, method, body, this.options.requestTimeoutMs + 1000))) as R;
       } catch (err) {
         const code = err instanceof RelayError ? err.code : 'INTERNAL';
         // The leader went away or stepped down between our look and our request: find the next one. A publish
@@ -720,6 +726,50 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       }
     }
     throw new RelayError('NO_QUORUM', `no reachable leader for ${group.id}: this broker cannot reach a quorum of its replicas`);
+  }
+
+  /**
+   * `call` to `leader`, given up (`NOT_LEADER`) as soon as the group knows
+   * another leader. A stopped leader (SIGSTOP, a stalled machine) keeps its
+   * connection open and would hold the forward for its whole timeout, while
+   * the others elect a new leader within about a second. The copy left with
+   * it carries the same producer and seq, so the partition stores it once
+   * whichever arrives.
+   */
+  private whileLeading<R>(group: { readonly id: string; readonly leader: NodeId | null }, leader: NodeId, call: Promise<R>): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      let watchers = this.leaderWatchers.get(group.id);
+      if (watchers === undefined) this.leaderWatchers.set(group.id, (watchers = new Set()));
+      const watching = watchers;
+      const stopWatching = (): void => {
+        watching.delete(onMove);
+        if (watching.size === 0 && this.leaderWatchers.get(group.id) === watching) this.leaderWatchers.delete(group.id);
+      };
+      const onMove = (): void => {
+        const now = group.leader;
+        if (now === null || now === leader) return; // an election under way: the old leader may still answer
+        stopWatching();
+        call.catch(() => {}); // its answer no longer matters
+        reject(new RelayError('NOT_LEADER', `broker ${leader} no longer leads ${group.id}; ${now} does`));
+      };
+      watching.add(onMove);
+      onMove(); // it may have moved since the caller looked
+      call.then(
+        (value) => {
+          stopWatching();
+          resolve(value);
+        },
+        (err: unknown) => {
+          stopWatching();
+          reject(err);
+        },
+      );
+    });
+  }
+
+  /** The group's Raft runner reports a new leader (or none): forwards to the old one give up. */
+  private leaderMoved(groupId: string): void {
+    for (const watcher of [...(this.leaderWatchers.get(groupId) ?? [])]) watcher();
   }
 
   /** Resolves with the first defined value of `check`, re-checked on every tick; rejects after `timeoutMs`. */

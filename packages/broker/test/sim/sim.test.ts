@@ -24,6 +24,13 @@ class AcksByIndexAlone extends ProposalTracker<Value, Value> {
   }
 }
 
+/** A deliberately wrong `all` acknowledgement: as soon as a quorum holds the entry. */
+class AllAtQuorum extends ProposalTracker<Value, Value> {
+  override track(index: number, term: number, _ack: ProposalAck, waiter: Value): ReturnType<ProposalTracker<Value, Value>['track']> {
+    return super.track(index, term, 'quorum', waiter);
+  }
+}
+
 const CI_SEEDS = 300;
 const CI_STEPS = 10_000;
 
@@ -55,12 +62,14 @@ describe('raft simulator', () => {
     let crashes = 0;
     let partitions = 0;
     let acked = 0;
+    let ackedAll = 0;
     for (let seed = 1; seed <= CI_SEEDS; seed++) {
       const result = runSimulation({ seed, steps: CI_STEPS });
       steps += result.steps;
       crashes += result.stats.crashes;
       partitions += result.stats.partitions;
       acked += result.stats.acked;
+      ackedAll += result.stats.ackedAll;
       if (result.electionTicksAfterHeal !== undefined) electionTicks.push(result.electionTicksAfterHeal);
       if (!result.ok) failures.push(describeFailure(result));
     }
@@ -70,6 +79,7 @@ describe('raft simulator', () => {
     expect(crashes).toBeGreaterThan(CI_SEEDS);
     expect(partitions).toBeGreaterThan(CI_SEEDS);
     expect(acked).toBeGreaterThan(CI_SEEDS * 10);
+    expect(ackedAll).toBeGreaterThan(CI_SEEDS * 10);
     expect(distribution(electionTicks).count).toBe(CI_SEEDS);
   }, 120_000);
 
@@ -113,6 +123,12 @@ describe('raft simulator', () => {
       const found = firstFailure({}, 100, undefined, () => new AcksByIndexAlone());
       expect(found, 'no violation in 100 seeds').toBeDefined();
       expect(found?.result.failure?.property).toBe('acknowledged write');
+    }, 60_000);
+
+    it('acknowledging ack `all` once a quorum holds the entry is caught', () => {
+      const found = firstFailure({}, 50, undefined, () => new AllAtQuorum());
+      expect(found, 'no violation in 50 seeds').toBeDefined();
+      expect(found?.result.failure?.property).toBe('acknowledged on every replica');
     }, 60_000);
 
     it('acknowledging before fsync loses writes on crashes', () => {

@@ -21,7 +21,7 @@
 import { formatMessage } from '../../src/core/raft/format.js';
 import { RaftNode } from '../../src/core/raft/node.js';
 import { NO_TESTING_KNOBS, type RaftTestingKnobs } from '../../src/core/raft/raft.js';
-import { ProposalTracker } from '../../src/core/raft/proposals.js';
+import { ProposalTracker, type ProposalAck } from '../../src/core/raft/proposals.js';
 import { deriveRandom, type SeededRandom } from '../../src/core/raft/random.js';
 import { runReadySync, type ReadyHandlers } from '../../src/core/raft/runner.js';
 import type { Entry, Message, NodeId, Role } from '../../src/core/raft/types.js';
@@ -66,6 +66,8 @@ export interface SimStats {
   proposals: number;
   proposalsRefused: number;
   acked: number;
+  /** Of them, acknowledged with ack level `all` (every node held them). */
+  ackedAll: number;
   applied: number;
   leaders: number;
   crashes: number;
@@ -175,6 +177,7 @@ export class Simulation {
     proposals: 0,
     proposalsRefused: 0,
     acked: 0,
+    ackedAll: 0,
     applied: 0,
     leaders: 0,
     crashes: 0,
@@ -294,6 +297,7 @@ export class Simulation {
     this.stats.leaders = this.checker.leadersSeen;
     this.stats.applied = this.checker.entriesApplied;
     this.stats.acked = this.checker.acked.size;
+    this.stats.ackedAll = this.checker.ackedAll;
     return {
       seed: this.options.seed,
       params: this.params,
@@ -518,6 +522,24 @@ export class Simulation {
       return;
     }
     this.observe(node);
+    // As RaftGroup does once its Readys are drained: `all` proposals every voter now holds are acknowledged.
+    if (node.proposals.waitingForAllReplicas) {
+      for (const settled of node.proposals.onProgress(raft.status())) {
+        if (settled.outcome === 'acknowledged') this.acknowledged(node, settled.waiter, settled.index, settled.term);
+      }
+    }
+  }
+
+  /** The proposer's bookkeeping acknowledged `value` at (`index`, `term`): the checker judges it by the ack level the client asked for. */
+  private acknowledged(node: SimNode, value: Value, index: number, term: number): void {
+    if (ackLevelOf(value) === 'quorum') {
+      this.checker.onAck(value, index);
+      this.record(node.id, 'ack', `value ${value} committed at ${index}/${term}`);
+      return;
+    }
+    const missing = this.nodes.filter((n) => !n.storage.durablyHolds(index, term)).map((n) => n.id);
+    this.checker.onAckAll(value, index, missing);
+    this.record(node.id, 'ack', `value ${value} on every node at ${index}/${term}`);
   }
 
   /** Reports role, term and commit changes to the checker. O(1) unless something changed. */
@@ -549,8 +571,7 @@ export class Simulation {
       // The broker's decision, checked: an acknowledged value must be the one the history holds at its index.
       const settled = entry.type === 'normal' ? node.proposals.onApplied(entry.index, entry.term, entry.data) : node.proposals.onNoopApplied(entry.index);
       if (settled?.outcome === 'acknowledged') {
-        this.checker.onAck(settled.waiter, settled.index);
-        this.record(node.id, 'ack', `value ${settled.waiter} committed at ${entry.index}/${entry.term}`);
+        this.acknowledged(node, settled.waiter, settled.index, settled.term);
       } else if (settled !== undefined) {
         this.record(node.id, 'lost', `proposal ${settled.waiter} at ${entry.index}/${settled.term} was replaced (not acknowledged)`);
       }
@@ -613,7 +634,7 @@ export class Simulation {
       this.record(target.id, 'refused', `${values.join(',')}: ${result.reason}`);
       return;
     }
-    for (let i = 0; i < count; i++) target.proposals.track(result.firstIndex + i, result.term, 'quorum', values[i] as Value);
+    for (let i = 0; i < count; i++) target.proposals.track(result.firstIndex + i, result.term, ackLevelOf(values[i] as Value), values[i] as Value);
     this.record(target.id, 'propose', `${values.join(',')} at ${result.firstIndex}..${result.lastIndex} term ${result.term}`);
     this.afterNodeEvent(target);
   }
@@ -746,6 +767,11 @@ export class Simulation {
     }
     return true;
   }
+}
+
+/** Every fourth value waits for every node (ack `all`): chosen without a draw, so the run's random stream is unchanged. */
+function ackLevelOf(value: Value): ProposalAck {
+  return value % 4 === 0 ? 'all' : 'quorum';
 }
 
 export function runSimulation(options: SimOptions): SimResult {

@@ -1,6 +1,6 @@
 import { RelayError, assertPattern, patternProblem } from '@relaymq/sdk/protocol';
 import { parsePeer, type PeerAddress } from './net/peer-transport.js';
-import { createLogger } from './observability/logger.js';
+import { createLogger, type LogFunction, type LogLevel } from './observability/logger.js';
 import type { FileSystem } from './storage/fs.js';
 import { resolveRaftConfig } from './core/raft/index.js';
 import { resolveSwimConfig } from './core/swim/index.js';
@@ -334,11 +334,8 @@ export interface BrokerOptions {
   peer?: PeerOptions;
 }
 
-/** Severity of a log line. */
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-
-/** The logging seam every broker module uses. */
-export type LogFunction = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+// Defined beside the logger (which options.ts imports), so the two modules do not import each other.
+export type { LogFunction, LogLevel } from './observability/logger.js';
 
 /** Webhook alerts: what to watch and where to send it. */
 export interface AlertOptions {

@@ -92,6 +92,7 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       brokersChanged: (added, removed) => this.emit('brokers', { added, removed }),
       gaveUp: (error) => void this.shutdown(error),
       connectionClosed: (connection) => this.publisher.connectionClosed(connection),
+      awaitsAnswers: (connection) => this.publisher.awaitsAnswersOn(connection),
       frame: (connection, frame) => {
         switch (frame.type) {
           case 'ack':

@@ -154,6 +154,11 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /**
    * Interval of client pings; a broker silent for twice as long is considered dead.
+   * While publishes or requests await answers on a connection and another
+   * broker is connected, one interval of silence with a ping unanswered for
+   * half of it is enough (a stopped broker keeps its TCP connection open).
+   * Lower it for faster failover from a stopped broker, at the cost of more
+   * pings and of judging a broker stalled that long (a long GC pause) dead.
    * @defaultValue `5000`
    */
   pingIntervalMs?: number;

@@ -124,8 +124,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly remote: RemotePartitions;
   /** The metadata changed (`applied`), or the metadata group's leader did. */
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
-  /** Some group's leader changed, or some group applied entries (announced only while someone waits for it). */
-  private readonly groupEvents = new EventEmitter<{ leader: () => void; applied: () => void }>();
+  /** Some group applied entries (announced only while a recovery waits for it). */
+  private readonly groupEvents = new EventEmitter<{ applied: () => void }>();
   private appliedAnnounced = false;
   private stopTicking: (() => void) | undefined;
   private meta!: MetadataGroup;
@@ -148,7 +148,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.metadata = new MetadataState(options.brokers);
     this.rpc = new PeerRpc(options.transport);
     this.factory = new GroupFactory(options);
-    this.forwarding = new LeaderForwarding({ self: options.self, rpc: this.rpc, requestTimeoutMs: options.requestTimeoutMs, now: options.now, leaderChanges: this.groupEvents });
+    this.forwarding = new LeaderForwarding({ self: options.self, rpc: this.rpc, requestTimeoutMs: options.requestTimeoutMs, now: options.now });
     this.metaCompaction = new MetadataCompaction({
       group: () => this.meta,
       storage: () => this.metaStorage,
@@ -272,7 +272,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       apply: (command) => this.applyMetadata(command),
       onLeaderChange: () => {
         this.metaEvents.emit('leader');
-        this.groupEvents.emit('leader');
+        this.forwarding.leaderChanged(META_GROUP);
       },
     });
     this.groups.set(META_GROUP, this.meta as unknown as RaftGroup<unknown, unknown, unknown>);
@@ -508,7 +508,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       const { group, log, hosted } = await this.factory.partition(topic, partition, assignment.replicas, {
         appended: () => this.emit('appended', topic, partition),
         applied: () => this.announceApplied(),
-        leaderChanged: () => this.groupEvents.emit('leader'),
+        leaderChanged: () => this.forwarding.leaderChanged(id),
         fetchFromLeader: (led, offset) => this.forwarding.fetchFromLeader(led, topic, partition, offset),
         retentionFor: (name) => this.retentionFor(name),
       });

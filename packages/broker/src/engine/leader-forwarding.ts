@@ -3,12 +3,13 @@
  * leads, otherwise forwarded to the leader over peer RPC, waiting (bounded)
  * for a leader when there is none or it just went away.
  */
+import { EventEmitter } from 'eventemitter3';
 import pRetry from 'p-retry';
 import { RelayError } from '@relaymq/sdk/protocol';
 import type { NodeId } from '../core/raft/index.js';
 import type { PeerRpc } from '../net/peer-rpc.js';
 import { parseFetchResponse, publishFailure, type FetchRequest, type FetchResponse } from './peer-messages.js';
-import { waitFor, type EventSource } from './wait-for.js';
+import { waitFor } from './wait-for.js';
 
 /** A group as forwarding sees it: its id and its leader as this broker knows it. */
 export interface LedGroup {
@@ -22,12 +23,21 @@ export interface LeaderForwardingContext {
   /** How long a request may wait for a leader and its answer. */
   requestTimeoutMs: number;
   now: () => number;
-  /** Emits `leader` whenever some group's leader changes. */
-  leaderChanges: EventSource<'leader'>;
 }
 
 export class LeaderForwarding {
+  /** Emits `leader` whenever some group's leader changes: requests waiting for a leader look again. */
+  private readonly leaderChanges = new EventEmitter<{ leader: () => void }>();
+  /** Per group: forwards to its leader that give up when the group hears of another one (see {@link whileLeading}). */
+  private readonly leaderWatchers = new Map<string, Set<() => void>>();
+
   constructor(private readonly ctx: LeaderForwardingContext) {}
+
+  /** The group's Raft runner reports a new leader (or none): waiting requests look again, forwards to the old one give up. */
+  leaderChanged(groupId: string): void {
+    this.leaderChanges.emit('leader');
+    for (const watcher of [...(this.leaderWatchers.get(groupId) ?? [])]) watcher();
+  }
 
   /**
    * Runs `local` when this broker leads `group`, otherwise forwards to the
@@ -43,7 +53,7 @@ export class LeaderForwarding {
     let attempted = false;
     for (let attempt = 0; now() < deadline && attempt < 100; attempt++) {
       const leader = await waitFor(
-        this.ctx.leaderChanges,
+        this.leaderChanges,
         'leader',
         () => (group.leader !== null && group.leader !== avoid ? group.leader : undefined),
         Math.max(1, deadline - now()),
@@ -53,7 +63,7 @@ export class LeaderForwarding {
       try {
         if (leader === self) return await local();
         // A little longer than the leader's own commit timeout, so its answer (even TIMEOUT) gets back.
-        return (await rpc.call(leader, method, body, requestTimeoutMs + 1000)) as R;
+        return (await this.whileLeading(group, leader, rpc.call(leader, method, body, requestTimeoutMs + 1000))) as R;
       } catch (err) {
         const code = err instanceof RelayError ? err.code : 'INTERNAL';
         // The leader went away or stepped down between our look and our request: find the next one. A publish
@@ -66,6 +76,45 @@ export class LeaderForwarding {
       }
     }
     throw new RelayError('NO_QUORUM', `no reachable leader for ${group.id}: this broker cannot reach a quorum of its replicas`);
+  }
+
+  /**
+   * `call` to `leader`, given up (`NOT_LEADER`) as soon as the group knows
+   * another leader. A stopped leader (SIGSTOP, a stalled machine) keeps its
+   * connection open and would hold the forward for its whole timeout, while
+   * the others elect a new leader within about a second. The copy left with
+   * it carries the same producer and seq, so the partition stores it once
+   * whichever arrives.
+   */
+  private whileLeading<R>(group: LedGroup, leader: NodeId, call: Promise<R>): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      let watchers = this.leaderWatchers.get(group.id);
+      if (watchers === undefined) this.leaderWatchers.set(group.id, (watchers = new Set()));
+      const watching = watchers;
+      const stopWatching = (): void => {
+        watching.delete(onMove);
+        if (watching.size === 0 && this.leaderWatchers.get(group.id) === watching) this.leaderWatchers.delete(group.id);
+      };
+      const onMove = (): void => {
+        const now = group.leader;
+        if (now === null || now === leader) return; // an election under way: the old leader may still answer
+        stopWatching();
+        call.catch(() => {}); // its answer no longer matters
+        reject(new RelayError('NOT_LEADER', `broker ${leader} no longer leads ${group.id}; ${now} does`));
+      };
+      watching.add(onMove);
+      onMove(); // it may have moved since the caller looked
+      call.then(
+        (value) => {
+          stopWatching();
+          resolve(value);
+        },
+        (err: unknown) => {
+          stopWatching();
+          reject(err);
+        },
+      );
+    });
   }
 
   /** Fetches a partition's messages from the group's leader, waiting for one and retrying (bounded) while it changes. */

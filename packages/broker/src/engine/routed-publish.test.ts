@@ -15,6 +15,8 @@ function network(
   answer: (self: string) => Promise<unknown> = async () => ({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 7 }] }),
   /** Brokers that take the request, then go away before answering. */
   vanish: string[] = [],
+  /** Brokers that take the request and never answer, their connections open (SIGSTOP). */
+  silent: string[] = [],
 ): { routers: Map<string, PublishRouter>; calls: string[] } {
   const handlers = new Map<string, RpcHandler>();
   const calls: string[] = [];
@@ -26,6 +28,7 @@ function network(
         calls.push(`${self}->${peer}`);
         const handler = handlers.get(peer);
         if (handler === undefined || down.includes(peer)) throw new RelayError('NOT_CONNECTED', `${peer} is down`);
+        if (silent.includes(peer)) return new Promise(() => {});
         const reply = await handler(self, structuredClone(body));
         if (vanish.includes(peer)) throw new RelayError('NOT_CONNECTED', `broker ${peer} went away before answering`);
         return reply;
@@ -38,6 +41,7 @@ function network(
         self,
         rpc,
         requestTimeoutMs: 100,
+        hedgeMs: HEDGE_MS,
         replicasOf: () => replicas,
         hosts: () => replicas.includes(self),
         publishHosted: async () => (await answer(self)) as RouteResult,
@@ -46,6 +50,8 @@ function network(
   }
   return { routers, calls };
 }
+
+const HEDGE_MS = 20;
 
 const publish = (hops = 0): RoutedPublish => ({
   topic: 't',
@@ -116,5 +122,32 @@ describe('PublishRouter', () => {
       throw new RelayError('PAYLOAD_TOO_LARGE', 'too large');
     });
     await expect((routers.get('b1') as PublishRouter).route(publish())).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+  });
+
+  // Chaos 5/3 pause runs: a broker routing to a paused leader waited for it to resume (up to the 6 s peer timeout).
+  it('goes to the next replica as well when one takes the publish and does not answer (a paused broker), and tries that one last from then on', async () => {
+    const replicas = ['b3', 'b4', 'b5'];
+    const views = { b1: replicas, b3: replicas, b4: replicas, b5: replicas };
+    const { routers, calls } = network(['b1', 'b3', 'b4', 'b5'], views, [], undefined, [], ['b3']);
+    const b1 = routers.get('b1') as PublishRouter;
+    const started = Date.now();
+    await expect(b1.route(publish())).resolves.toMatchObject({ leader: 'lead' });
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(calls).toEqual(['b1->b3', 'b1->b4']);
+    // The next publish skips the silent replica; only the one that answered is asked.
+    calls.length = 0;
+    await expect(b1.route(publish())).resolves.toMatchObject({ leader: 'lead' });
+    expect(calls).toEqual(['b1->b4']);
+  });
+
+  it('answers with the first replica to answer when several copies are out', async () => {
+    const replicas = ['b3', 'b4', 'b5'];
+    const { routers, calls } = network(['b1', 'b3', 'b4', 'b5'], { b1: replicas, b3: replicas, b4: replicas, b5: replicas }, [], async (self) => {
+      // b4 is slow (answers after b5 was asked too), b5 answers at once.
+      if (self === 'b4') await new Promise((resolve) => setTimeout(resolve, 5 * HEDGE_MS));
+      return { leader: self, outcomes: [{ kind: 'stored', offset: self === 'b4' ? 1 : 2 }] };
+    }, [], ['b3']);
+    await expect((routers.get('b1') as PublishRouter).route(publish())).resolves.toEqual({ leader: 'b5', outcomes: [{ kind: 'stored', offset: 2 }] });
+    expect(calls).toEqual(['b1->b3', 'b1->b4', 'b1->b5']);
   });
 });

@@ -26,6 +26,19 @@ export const ROUTE_METHOD = 'publish.route';
  */
 export const MAX_ROUTE_HOPS = 2;
 
+/**
+ * How long a routed publish waits for one replica before it goes to the next
+ * one as well. A replica answers within milliseconds when healthy; one that
+ * stopped (SIGSTOP, a stalled machine) keeps its connections open, so only a
+ * bound like this notices it before the peer timeout (seconds). Short, since
+ * a client that failed over from a stopped broker has already waited about
+ * two ping intervals; a copy sent to a slow but healthy replica costs one
+ * deduplicated append.
+ */
+export const ROUTE_HEDGE_MS = 300;
+/** How long a replica that left a routed publish unanswered is tried last (then first again, if it leads). */
+const UNANSWERING_FORGET_MS = 5000;
+
 /** What travels by {@link ROUTE_METHOD}: the publish and how many brokers it passed already. */
 export interface RoutedPublish extends ForwardedPublish {
   hops: number;
@@ -51,6 +64,8 @@ export interface RouteContext {
   requestTimeoutMs: number;
   /** Resolves once this broker can serve routed publishes (its logs and metadata are open). */
   whenOpened?: () => Promise<void>;
+  /** Overrides {@link ROUTE_HEDGE_MS} (tests). */
+  hedgeMs?: number;
 }
 
 export function parseRouted(body: unknown): RoutedPublish {
@@ -72,6 +87,8 @@ const partitionKey = (topic: string, partition: number): string => `${partition}
 export class PublishRouter {
   /** Leaders of partitions not hosted here, as routed answers named them. */
   private readonly leaders = new Map<string, NodeId>();
+  /** Replicas that left a routed publish unanswered past {@link ROUTE_HEDGE_MS} (paused, stalled), and when; cleared when they answer. */
+  private readonly unanswering = new Map<NodeId, number>();
 
   constructor(private readonly ctx: RouteContext) {
     ctx.rpc.handle(ROUTE_METHOD, async (_from, body) => {
@@ -90,7 +107,12 @@ export class PublishRouter {
   /**
    * Publishes here when a replica lives here; otherwise passes the publish to
    * a replica, the leader last heard of first, the next one when a replica
-   * cannot be reached or no longer holds the partition.
+   * cannot be reached or no longer holds the partition — and the next one as
+   * well when a replica has not answered within {@link ROUTE_HEDGE_MS}: a
+   * paused or stalled broker keeps its connections open and would hold the
+   * publish for the whole peer timeout. Every copy carries the same producer
+   * and seq, so the partition stores it once whichever arrives; the first
+   * answer wins.
    */
   async route(routed: RoutedPublish): Promise<RouteResult> {
     const { topic, partition } = routed;
@@ -103,38 +125,87 @@ export class PublishRouter {
     if (routed.hops >= MAX_ROUTE_HOPS) {
       throw new RelayError('NOT_LEADER', `broker ${this.ctx.self} holds no replica of ${topic}/${partition} and the publish passed ${routed.hops} brokers already`, hintOf(hint));
     }
-    const order = [...(hint === undefined ? [] : [hint]), ...replicas.filter((r) => r !== hint && r !== this.ctx.self)];
-    let lastError: unknown;
-    let attempted = false;
-    for (const target of order) {
-      let answer: unknown;
-      try {
+    const candidates = [...(hint === undefined ? [] : [hint]), ...replicas.filter((r) => r !== hint && r !== this.ctx.self)];
+    // Replicas that left a routed publish unanswered go last until they answer again.
+    const now = Date.now();
+    const demoted = (r: NodeId): boolean => now - (this.unanswering.get(r) ?? Number.NEGATIVE_INFINITY) < UNANSWERING_FORGET_MS;
+    const order = [...candidates.filter((r) => !demoted(r)), ...candidates.filter(demoted)];
+    const body: RoutedPublish = { ...routed, hops: routed.hops + 1 };
+    return new Promise<RouteResult>((resolve, reject) => {
+      let next = 0;
+      let running = 0;
+      let settled = false;
+      /** A replica took the request before it failed, or several copies went out: a later refusal proves nothing. */
+      let attempted = false;
+      let unreachable: unknown;
+      let answered: { err: unknown; target: string } | undefined;
+      let hedge: ReturnType<typeof setTimeout> | undefined;
+      const finish = (outcome: RouteResult | RelayError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(hedge);
+        if (outcome instanceof RelayError) reject(outcome);
+        else resolve(outcome);
+      };
+      const giveUpIfDone = (): void => {
+        if (running > 0 || (next < order.length && answered === undefined)) return;
+        if (answered !== undefined) finish(publishFailure(answered.err, attempted, `publish routed to broker ${answered.target}`));
+        else finish(new RelayError('NOT_LEADER', `broker ${this.ctx.self} holds no replica of ${topic}/${partition} and reached none (${String(unreachable)})`, hintOf(hint)));
+      };
+      const launch = (): void => {
+        clearTimeout(hedge);
+        if (settled || answered !== undefined || next >= order.length) return;
+        const target = order[next++] as NodeId;
+        if (next > 1) attempted = true; // an earlier copy is still on its way, or reached a replica
+        running++;
+        if (next < order.length) {
+          hedge = setTimeout(() => {
+            this.unanswering.set(target, Date.now());
+            launch();
+          }, this.ctx.hedgeMs ?? ROUTE_HEDGE_MS);
+        }
         // Longer than the replica's own bounds (finding a leader, then its forward), so its answer (even TIMEOUT) gets back.
-        const body: RoutedPublish = { ...routed, hops: routed.hops + 1 };
-        answer = await this.ctx.rpc.call(target, ROUTE_METHOD, body, 2 * this.ctx.requestTimeoutMs + 2000);
-      } catch (err) {
-        const code = err instanceof RelayError ? err.code : 'INTERNAL';
-        // Unreachable, or its metadata says it is no replica: another replica may take it. Anything else is the answer,
-        // told as the client must take it: a publish a replica may have proposed is never refused for good.
-        if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') throw publishFailure(err, attempted, `publish routed to broker ${target}`);
-        if (this.leaders.get(key) === target) this.leaders.delete(key);
-        lastError = err;
-        // The request may have reached it before its link went down: it may be stored.
-        attempted = true;
-        continue;
-      }
-      let result: RouteResult;
-      try {
-        result = parseRouteResult(answer);
-      } catch (err) {
-        // The replica answered, so it may well have stored the publish: its outcome is unknown, not refused.
-        throw publishFailure(err, true, `publish routed to broker ${target}`);
-      }
-      const leader = result.leader ?? target;
-      this.leaders.set(key, leader);
-      return { leader, outcomes: result.outcomes };
-    }
-    throw new RelayError('NOT_LEADER', `broker ${this.ctx.self} holds no replica of ${topic}/${partition} and reached none (${String(lastError)})`, hintOf(hint));
+        this.ctx.rpc.call(target, ROUTE_METHOD, body, 2 * this.ctx.requestTimeoutMs + 2000).then(
+          (answer) => {
+            running--;
+            this.unanswering.delete(target);
+            let result: RouteResult;
+            try {
+              result = parseRouteResult(answer);
+            } catch (err) {
+              // The replica answered, so it may well have stored the publish: its outcome is unknown, not refused.
+              answered ??= { err, target };
+              attempted = true;
+              giveUpIfDone();
+              return;
+            }
+            if (settled) return;
+            const leader = result.leader ?? target;
+            this.leaders.set(key, leader);
+            finish({ leader, outcomes: result.outcomes });
+          },
+          (err: unknown) => {
+            running--;
+            const code = err instanceof RelayError ? err.code : 'INTERNAL';
+            if (code !== 'TIMEOUT') this.unanswering.delete(target);
+            // Unreachable, or its metadata says it is no replica: another replica may take it. Anything else is the answer,
+            // told as the client must take it: a publish a replica may have proposed is never refused for good.
+            if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') {
+              answered ??= { err, target };
+              giveUpIfDone();
+              return;
+            }
+            if (this.leaders.get(key) === target) this.leaders.delete(key);
+            unreachable = err;
+            // The request may have reached it before its link went down: it may be stored.
+            attempted = true;
+            launch();
+            giveUpIfDone();
+          },
+        );
+      };
+      launch();
+    });
   }
 }
 

@@ -1,5 +1,10 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
-import type { LogFunction, LogLevel } from '../options.js';
+
+/** Severity of a log line. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** The logging seam every broker module uses. */
+export type LogFunction = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
 
 /** Settings of {@link createLogger}. */
 export interface LoggerOptions {

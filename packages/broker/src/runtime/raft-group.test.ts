@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RelayError } from '@relaymq/sdk/protocol';
 import type { Entry, Message } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
-import { FaultyFileSystem, nodeFileSystem } from '../storage/fs.js';
+import { nodeFileSystem } from '../storage/fs.js';
+import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { DurableRaftStorage } from '../storage/raft-storage.js';
 import { RaftGroup } from './raft-group.js';
 

@@ -1,13 +1,17 @@
 import { RelayError } from '@relaymq/sdk/protocol';
 import {
+  CompactionGate,
   createRaftNode,
+  ProposalTracker,
   type Snapshot,
-  runReadyAsync,
+  runReady,
   type Entry,
   type Message,
   type NodeId,
   type RaftConfigOptions,
   type RaftNode,
+  type ReadyHandlers,
+  type Settlement,
   type Status,
 } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
@@ -77,29 +81,27 @@ interface Fence {
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
+/** The caller of one proposal, waiting (its timeout clears once it settles). */
 interface Waiter<R> {
-  term: number;
-  timer: ReturnType<typeof setTimeout>;
-  /** Ack level `all`: resolve only once every voter holds the entry, not just a quorum. */
-  onAllReplicas: boolean;
   resolve: (result: R) => void;
   reject: (error: RelayError) => void;
 }
 
 /**
  * Runs one Raft group on this broker: feeds the pure core its peer messages
- * and ticks, and honours every `Ready` through the one runner (persist and
- * fsync → send → apply → advance). Proposals resolve with their applied
- * result once committed; a proposal overwritten by another leader's entry is
- * rejected with `NOT_LEADER`, so the client retries and deduplication
- * keeps the retry from being stored twice.
+ * and ticks, and honours every `Ready` through the one runner, `runReady`
+ * (persist and fsync → send → apply → advance), the same code the simulator
+ * and the scenario tests drive. Which proposal resolves or rejects when is
+ * decided by the pure {@link ProposalTracker}: proposals resolve with their
+ * applied result once committed (ack `all`: once every voter holds them); a
+ * proposal overwritten by another leader's entry is rejected with
+ * `NOT_LEADER`, so the client retries and deduplication keeps the retry from
+ * being stored twice.
  */
 export class RaftGroup<T, R, S = never> {
   private core: RaftNode<T, S>;
   private readonly channel: string;
-  private readonly waiters = new Map<number, Waiter<R>>();
-  /** Committed entries acknowledged only once every voter's match index reaches them (ack `all`). */
-  private awaitingAll: Array<{ index: number; resolve: () => void; reject: (error: RelayError) => void; timer: ReturnType<typeof setTimeout> }> = [];
+  private readonly proposals = new ProposalTracker<Waiter<R>, R>();
   private processing = false;
   private again = false;
   private stopped = false;
@@ -112,7 +114,7 @@ export class RaftGroup<T, R, S = never> {
   /** Index of the last entry applied (or installed by a snapshot). */
   private appliedIndex: number;
   /** A compaction waiting for the gap between two Readys. */
-  private compaction: { run: () => Promise<void>; done: (err?: unknown) => void } | undefined;
+  private readonly compaction = new CompactionGate<{ run: () => Promise<void>; done: (err?: unknown) => void }>();
   /** Set while the storage has failed and the durable state is not re-established: see {@link fence}. */
   private fenced: Fence | undefined;
   /** Recovery attempts since the group last wrote successfully (the backoff grows with them). */
@@ -197,9 +199,9 @@ export class RaftGroup<T, R, S = never> {
   compact(compact: () => Promise<void>): Promise<void> {
     if (this.stopReason !== undefined) return Promise.reject(this.stopReason);
     if (this.fenced !== undefined) return Promise.reject(this.fenced.reason);
-    if (this.compaction !== undefined) return Promise.reject(new Error(`group ${this.options.id}: a compaction is already pending`));
+    if (this.compaction.isPending) return Promise.reject(new Error(`group ${this.options.id}: a compaction is already pending`));
     return new Promise((resolve, reject) => {
-      this.compaction = { run: compact, done: (err) => (err === undefined ? resolve() : reject(err)) };
+      this.compaction.request({ run: compact, done: (err) => (err === undefined ? resolve() : reject(err)) });
       this.process();
     });
   }
@@ -271,21 +273,7 @@ export class RaftGroup<T, R, S = never> {
     }
     const index = result.lastIndex;
     const promise = new Promise<R>((resolve, reject) => {
-      // A leader cut off from its quorum cannot commit; the caller learns it in bounded time (outcome unknown).
-      const timer = setTimeout(() => {
-        const timedOut = new RelayError('TIMEOUT', `entry ${index} of ${this.options.id} not acknowledged within ${timeoutMs} ms`);
-        if (this.waiters.get(index)?.timer === timer) {
-          this.waiters.delete(index);
-          reject(timedOut);
-        } else if (this.awaitingAll.some((w) => w.timer === timer)) {
-          this.awaitingAll = this.awaitingAll.filter((w) => w.timer !== timer);
-          reject(timedOut);
-        }
-      }, timeoutMs);
-      this.waiters.set(index, {
-        term: result.term,
-        timer,
-        onAllReplicas,
+      const waiter: Waiter<R> = {
         resolve: (value) => {
           clearTimeout(timer);
           resolve(value);
@@ -294,7 +282,15 @@ export class RaftGroup<T, R, S = never> {
           clearTimeout(timer);
           reject(error);
         },
-      });
+      };
+      // A leader cut off from its quorum cannot commit; the caller learns it in bounded time (outcome unknown).
+      const timer = setTimeout(() => {
+        if (this.proposals.expire(index, waiter)) reject(new RelayError('TIMEOUT', `entry ${index} of ${this.options.id} not acknowledged within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const displaced = this.proposals.track(index, result.term, onAllReplicas ? 'all' : 'quorum', waiter);
+      if (displaced !== undefined) {
+        displaced.waiter.reject(new RelayError('TIMEOUT', `entry ${displaced.index} of ${this.options.id}: its outcome is unknown (this broker's log was cut back and reused the index)`));
+      }
     });
     this.process();
     return promise;
@@ -312,14 +308,8 @@ export class RaftGroup<T, R, S = never> {
     this.stopReason = reason;
     this.stopped = true;
     clearTimeout(this.fenced?.timer);
-    for (const waiting of this.awaitingAll) clearTimeout(waiting.timer);
-    this.awaitingAll = [];
-    for (const [index, waiter] of this.waiters) {
-      waiter.reject(reason);
-      this.waiters.delete(index);
-    }
-    this.compaction?.done(reason);
-    this.compaction = undefined;
+    for (const abandoned of this.proposals.abandonAll()) abandoned.waiter.reject(reason);
+    this.compaction.take()?.done(reason);
   }
 
   /** Drains every Ready, one at a time (the runner's order must never interleave). */
@@ -333,12 +323,11 @@ export class RaftGroup<T, R, S = never> {
       try {
         do {
           this.again = false;
-          while (!this.stopped && this.fenced === undefined && (await runReadyAsync(this.core, this.io))) {
+          while (!this.stopped && this.fenced === undefined && (await runReady(this.core, this.io))) {
             // keep going until the core has nothing more
           }
-          const compaction = this.compaction;
-          if (compaction !== undefined && !this.stopped && this.fenced === undefined) {
-            this.compaction = undefined;
+          const compaction = this.stopped || this.fenced !== undefined ? undefined : this.compaction.take();
+          if (compaction !== undefined) {
             try {
               await compaction.run();
             } catch (err) {
@@ -380,16 +369,12 @@ export class RaftGroup<T, R, S = never> {
       error: reason.message,
     });
     this.fenced = { reason, term: this.core.status().term, leader: null, timer: undefined };
-    for (const [index, waiter] of this.waiters) {
-      this.waiters.delete(index);
-      waiter.reject(new RelayError('TIMEOUT', `entry ${index} of ${this.options.id}: its outcome is unknown (${reason.message})`));
+    for (const { waiter, index, committed } of this.proposals.abandonAll()) {
+      // Committed, but not known to be on every replica: ack `all` cannot be promised.
+      const message = committed ? `entry ${index} of ${this.options.id} is committed; whether every replica holds it is unknown` : `entry ${index} of ${this.options.id}: its outcome is unknown (${reason.message})`;
+      waiter.reject(new RelayError('TIMEOUT', message));
     }
-    for (const waiting of this.awaitingAll) clearTimeout(waiting.timer);
-    // Committed, but not known to be on every replica: ack `all` cannot be promised.
-    for (const waiting of this.awaitingAll) waiting.reject(new RelayError('TIMEOUT', `entry ${waiting.index} of ${this.options.id} is committed; whether every replica holds it is unknown`));
-    this.awaitingAll = [];
-    this.compaction?.done(reason);
-    this.compaction = undefined;
+    this.compaction.take()?.done(reason);
     this.scheduleRecovery();
   }
 
@@ -444,7 +429,7 @@ export class RaftGroup<T, R, S = never> {
     this.process();
   }
 
-  private readonly io = {
+  private readonly io: ReadyHandlers<T, S> = {
     storage: {
       applySnapshot: async (snapshot: Snapshot<S>): Promise<void> => {
         if (this.options.installSnapshot === undefined) throw new Error(`group ${this.options.id} cannot install snapshots`);
@@ -472,11 +457,9 @@ export class RaftGroup<T, R, S = never> {
         // The state machine cannot take it (its disk failed): fence rather than skip it.
         const failure = this.options.stateFailure?.();
         if (failure !== undefined) throw failure;
-        const waiter = this.waiters.get(entry.index);
         if (entry.type !== 'normal') {
           this.appliedIndex = entry.index;
-          if (waiter !== undefined) this.waiters.delete(entry.index);
-          waiter?.reject(new RelayError('NOT_LEADER', `entry ${entry.index} of ${this.options.id} was replaced by another leader`));
+          this.settle(this.proposals.onNoopApplied(entry.index));
           continue;
         }
         this.applyTorn = true;
@@ -484,28 +467,29 @@ export class RaftGroup<T, R, S = never> {
         this.applyTorn = false;
         // Only now: a checkpoint taken at `applied` must hold this entry (one that throws is not applied).
         this.appliedIndex = entry.index;
-        if (waiter === undefined) continue;
-        this.waiters.delete(entry.index);
-        if (waiter.term !== entry.term) {
-          waiter.reject(new RelayError('NOT_LEADER', `entry ${entry.index} of ${this.options.id} was replaced by another leader`));
-        } else if (waiter.onAllReplicas) {
-          this.awaitingAll.push({ index: entry.index, resolve: () => waiter.resolve(result), reject: waiter.reject, timer: waiter.timer });
-        } else {
-          waiter.resolve(result);
-        }
+        this.settle(this.proposals.onApplied(entry.index, entry.term, result));
       }
     },
   };
 
+  /** Answers the caller of a proposal that the tracker settled (applied or replaced). */
+  private settle(settlement: Settlement<Waiter<R>, R> | undefined): void {
+    if (settlement === undefined) return;
+    const { waiter, index } = settlement;
+    switch (settlement.outcome) {
+      case 'acknowledged':
+        return waiter.resolve(settlement.result);
+      case 'replaced':
+        return waiter.reject(new RelayError('NOT_LEADER', `entry ${index} of ${this.options.id} was replaced by another leader`));
+      case 'unknown':
+        return waiter.reject(new RelayError('TIMEOUT', `entry ${index} of ${this.options.id}: its outcome is unknown`));
+    }
+  }
+
   /** Resolves `all` acknowledgements whose entry every voter now holds (their timeout still applies). */
   private checkAllReplicas(): void {
-    if (this.awaitingAll.length === 0 || !this.isLeader()) return;
-    const lowestMatch = Math.min(...this.core.status().progress.map((p) => p.match));
-    this.awaitingAll = this.awaitingAll.filter((waiting) => {
-      if (waiting.index > lowestMatch) return true;
-      waiting.resolve();
-      return false;
-    });
+    if (!this.proposals.waitingForAllReplicas) return;
+    for (const settlement of this.proposals.onProgress(this.status())) this.settle(settlement);
   }
 
   private noticeLeader(): void {

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DiskPartition } from './disk-partition.js';
-import { FaultyFileSystem, nodeFileSystem } from './fs.js';
+import { nodeFileSystem } from './fs.js';
+import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 
 const dirs: string[] = [];
 const open: DiskPartition[] = [];

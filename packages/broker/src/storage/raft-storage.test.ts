@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Entry } from '../core/raft/index.js';
-import { FaultyFileSystem, nodeFileSystem } from './fs.js';
+import { nodeFileSystem } from './fs.js';
+import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { DurableRaftStorage } from './raft-storage.js';
 
 const dirs: string[] = [];

@@ -2,7 +2,8 @@ import { appendFile, mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FaultyFileSystem, nodeFileSystem } from './fs.js';
+import { nodeFileSystem } from './fs.js';
+import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { RecordFile } from './record-file.js';
 
 const dirs: string[] = [];

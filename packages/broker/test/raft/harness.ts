@@ -1,9 +1,10 @@
 /**
  * A scripted Raft cluster for scenario tests with golden output, in the
  * style of etcd-io/raft's interaction tests. Every node is driven through
- * the one runner (`runReady`); messages wait in one queue until a `deliver`
- * or `stabilize` command hands them over, so a script decides exactly what
- * arrives, what is lost and in which order.
+ * the one runner (`runReady`, the broker's own, synchronous here because
+ * every handler finishes at once); messages wait in one queue until a
+ * `deliver` or `stabilize` command hands them over, so a script decides
+ * exactly what arrives, what is lost and in which order.
  *
  * Commands (one per line):
  *   cluster b1 b2 b3 [prevote=false] [checkquorum=false] [maxappend=N] [election=N] [heartbeat=N] [jitter=b2:3,b3:5]
@@ -29,7 +30,7 @@ import { formatEntries, formatHardState, formatMessage } from '../../src/core/ra
 import { RaftNode } from '../../src/core/raft/node.js';
 import type { RaftTestingKnobs } from '../../src/core/raft/raft.js';
 import { NO_TESTING_KNOBS } from '../../src/core/raft/raft.js';
-import { runReady, type ReadyHandlers } from '../../src/core/raft/runner.js';
+import { runReadySync, type ReadyHandlers } from '../../src/core/raft/runner.js';
 import { MemoryStorage } from '../../src/core/raft/storage.js';
 import type { RaftConfigOptions } from '../../src/core/raft/config.js';
 import type { Entry, Message, NodeId, RandomSource } from '../../src/core/raft/types.js';
@@ -309,7 +310,7 @@ export class ScenarioCluster {
       out.push(`  ${id} is ${node.role} term=${node.term} leader=${node.leader ?? '-'}`);
     }
     for (let round = 0; round < MAX_READY_ROUNDS; round++) {
-      if (!runReady(node, { ...io, storage: wrapStorage(n, out, id) })) return;
+      if (!runReadySync(node, { ...io, storage: wrapStorage(n, out, id) })) return;
     }
   }
 

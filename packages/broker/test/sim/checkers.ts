@@ -13,7 +13,8 @@
  * - state machine safety: every node applies the same entry at each index,
  *   in order, without gaps, and restores only snapshots of that history;
  * - no acknowledged proposal lost: an acknowledged value stays at its index
- *   (and, in the liveness phase, reaches every node);
+ *   (and, in the liveness phase, reaches every node); one acknowledged with
+ *   ack level `all` is durable on every node when it is acknowledged;
  * - no value applied twice, no value at two indexes.
  */
 import type { Entry, NodeId } from '../../src/core/raft/types.js';
@@ -80,6 +81,8 @@ export class SafetyChecker {
   private readonly valueIndex = new Map<Value, number>();
   /** Acknowledged proposals: value → index. */
   readonly acked = new Map<Value, number>();
+  /** How many of them were acknowledged with ack level `all`. */
+  ackedAll = 0;
   maxAckedIndex = 0;
   private readonly lives = new Map<NodeId, NodeLife>();
   /** Counters for the summary. */
@@ -232,6 +235,16 @@ export class SafetyChecker {
     if (this.historyValue[index] !== value) this.fail('acknowledged write', `value ${value} acknowledged at ${index}, history has ${this.historyValue[index]}`);
     this.acked.set(value, index);
     if (index > this.maxAckedIndex) this.maxAckedIndex = index;
+  }
+
+  /**
+   * The proposer acknowledged `value` with ack level `all`: besides {@link onAck},
+   * `missing` (the nodes whose synced storage lacks the entry) must be empty.
+   */
+  onAckAll(value: Value, index: number, missing: readonly NodeId[]): void {
+    this.onAck(value, index);
+    this.ackedAll++;
+    if (missing.length > 0) this.fail('acknowledged on every replica', `value ${value} acknowledged at ${index} with ack all, but ${missing.join(', ')} does not hold it durably`);
   }
 
   appliedIndex(node: NodeId): number {

@@ -111,6 +111,7 @@ function main(): void {
   const failures: Array<{ seed: number; property: string; message: string; replay: string }> = [];
   let steps = 0;
   let acked = 0;
+  let ackedAll = 0;
   let crashes = 0;
   let partitions = 0;
   const knobs = options.bug === undefined ? undefined : { [options.bug]: true };
@@ -120,6 +121,7 @@ function main(): void {
     const result = runSimulation({ seed, steps: options.steps, knobs, params, keepTrace: options.trace });
     steps += result.steps;
     acked += result.stats.acked;
+    ackedAll += result.stats.ackedAll;
     crashes += result.stats.crashes;
     partitions += result.stats.partitions;
     const elected = result.electionTicksAfterHeal;
@@ -154,6 +156,7 @@ function main(): void {
     failedSeeds: failures.slice(0, 20).map((f) => f.seed),
     wallMs,
     acknowledgedValues: acked,
+    acknowledgedOnAll: ackedAll,
     crashes,
     partitions,
     electionTicksAfterHeal: distribution(electionTicks),

@@ -5,10 +5,31 @@
  * are not vacuous.
  */
 import { describe, expect, it } from 'vitest';
+import { ProposalTracker, type ProposalAck, type Settlement } from '../../src/core/raft/proposals.js';
 import type { RaftTestingKnobs } from '../../src/core/raft/raft.js';
-import { runSimulation, type SimResult } from './sim.js';
+import type { Value } from './checkers.js';
+import { runSimulation, type SimOptions, type SimResult } from './sim.js';
 import { distribution } from './stats.js';
 import { SWARM_PROFILES, type SwarmParams } from './swarm.js';
+
+/** A deliberately wrong acknowledgement: by index alone, whatever entry (another leader's) was applied there. */
+class AcksByIndexAlone extends ProposalTracker<Value, Value> {
+  private readonly proposedTerm = new Map<number, number>();
+  override track(index: number, term: number, ack: ProposalAck, waiter: Value): ReturnType<ProposalTracker<Value, Value>['track']> {
+    this.proposedTerm.set(index, term);
+    return super.track(index, term, ack, waiter);
+  }
+  override onApplied(index: number, term: number, result: Value): Settlement<Value, Value> | undefined {
+    return super.onApplied(index, this.proposedTerm.get(index) ?? term, result);
+  }
+}
+
+/** A deliberately wrong `all` acknowledgement: as soon as a quorum holds the entry. */
+class AllAtQuorum extends ProposalTracker<Value, Value> {
+  override track(index: number, term: number, _ack: ProposalAck, waiter: Value): ReturnType<ProposalTracker<Value, Value>['track']> {
+    return super.track(index, term, 'quorum', waiter);
+  }
+}
 
 const CI_SEEDS = 300;
 const CI_STEPS = 10_000;
@@ -17,9 +38,10 @@ function firstFailure(
   knobs: Partial<RaftTestingKnobs>,
   maxSeeds: number,
   params?: Partial<SwarmParams>,
+  proposalTracker?: SimOptions['proposalTracker'],
 ): { seed: number; result: SimResult } | undefined {
   for (let seed = 1; seed <= maxSeeds; seed++) {
-    const result = runSimulation({ seed, steps: 4000, knobs, params });
+    const result = runSimulation({ seed, steps: 4000, knobs, params, proposalTracker });
     if (!result.ok) return { seed, result };
   }
   return undefined;
@@ -40,12 +62,14 @@ describe('raft simulator', () => {
     let crashes = 0;
     let partitions = 0;
     let acked = 0;
+    let ackedAll = 0;
     for (let seed = 1; seed <= CI_SEEDS; seed++) {
       const result = runSimulation({ seed, steps: CI_STEPS });
       steps += result.steps;
       crashes += result.stats.crashes;
       partitions += result.stats.partitions;
       acked += result.stats.acked;
+      ackedAll += result.stats.ackedAll;
       if (result.electionTicksAfterHeal !== undefined) electionTicks.push(result.electionTicksAfterHeal);
       if (!result.ok) failures.push(describeFailure(result));
     }
@@ -55,6 +79,7 @@ describe('raft simulator', () => {
     expect(crashes).toBeGreaterThan(CI_SEEDS);
     expect(partitions).toBeGreaterThan(CI_SEEDS);
     expect(acked).toBeGreaterThan(CI_SEEDS * 10);
+    expect(ackedAll).toBeGreaterThan(CI_SEEDS * 10);
     expect(distribution(electionTicks).count).toBe(CI_SEEDS);
   }, 120_000);
 
@@ -92,6 +117,18 @@ describe('raft simulator', () => {
       const found = firstFailure({ commitEarlierTermByCounting: true }, 200, SWARM_PROFILES['churn']);
       expect(found, 'no violation in 200 seeds').toBeDefined();
       expect(['leader completeness', 'state machine safety']).toContain(found?.result.failure?.property);
+    }, 60_000);
+
+    it("acknowledging a proposal by its index alone (the broker's ProposalTracker ignoring the term) is caught", () => {
+      const found = firstFailure({}, 100, undefined, () => new AcksByIndexAlone());
+      expect(found, 'no violation in 100 seeds').toBeDefined();
+      expect(found?.result.failure?.property).toBe('acknowledged write');
+    }, 60_000);
+
+    it('acknowledging ack `all` once a quorum holds the entry is caught', () => {
+      const found = firstFailure({}, 50, undefined, () => new AllAtQuorum());
+      expect(found, 'no violation in 50 seeds').toBeDefined();
+      expect(found?.result.failure?.property).toBe('acknowledged on every replica');
     }, 60_000);
 
     it('acknowledging before fsync loses writes on crashes', () => {

@@ -8,9 +8,11 @@
  *
  * Events (node ticks, message deliveries, faults, proposals) sit in a
  * priority queue over a virtual millisecond clock; one event is one step.
- * Every node is driven through the one runner (`runReady`), exactly as the
- * broker drives it. The checkers (checkers.ts) observe every persist, commit,
- * apply, acknowledgement and role change as it happens.
+ * Every node is driven through the one runner (`runReady`, the broker's own:
+ * its handlers here all finish at once, so it runs synchronously), and what
+ * counts as acknowledged is decided by the broker's own `ProposalTracker`.
+ * The checkers (checkers.ts) observe every persist, commit, apply,
+ * acknowledgement and role change as it happens.
  *
  * Two phases: `steps` events of faults, then everything heals and a leader
  * must be elected and every acknowledged value applied on every node within
@@ -19,8 +21,9 @@
 import { formatMessage } from '../../src/core/raft/format.js';
 import { RaftNode } from '../../src/core/raft/node.js';
 import { NO_TESTING_KNOBS, type RaftTestingKnobs } from '../../src/core/raft/raft.js';
+import { ProposalTracker, type ProposalAck } from '../../src/core/raft/proposals.js';
 import { deriveRandom, type SeededRandom } from '../../src/core/raft/random.js';
-import { runReady, type ReadyHandlers } from '../../src/core/raft/runner.js';
+import { runReadySync, type ReadyHandlers } from '../../src/core/raft/runner.js';
 import type { Entry, Message, NodeId, Role } from '../../src/core/raft/types.js';
 import { SafetyChecker, SafetyViolation, type NodeView, type Value } from './checkers.js';
 import { EventHeap, type Timed } from './heap.js';
@@ -47,6 +50,8 @@ export interface SimOptions {
   traceCapacity?: number;
   /** Record a run's trace even without a failure (for `--trace`). */
   keepTrace?: boolean;
+  /** TEST-ONLY: the proposal bookkeeping each node life uses (a deliberately wrong one proves the acknowledgement checks). @defaultValue the broker's {@link ProposalTracker} */
+  proposalTracker?: () => ProposalTracker<Value, Value>;
 }
 
 export interface SimFailure {
@@ -61,6 +66,8 @@ export interface SimStats {
   proposals: number;
   proposalsRefused: number;
   acked: number;
+  /** Of them, acknowledged with ack level `all` (every node held them). */
+  ackedAll: number;
   applied: number;
   leaders: number;
   crashes: number;
@@ -111,11 +118,6 @@ interface Ev extends Timed {
   gen: number;
 }
 
-interface Proposal {
-  value: Value;
-  term: number;
-}
-
 interface SimNode {
   readonly id: NodeId;
   readonly index: number;
@@ -125,8 +127,8 @@ interface SimNode {
   readonly storage: SimStorage<Value, SnapData>;
   pausedUntilMs: number;
   tickMs: number;
-  /** This life's proposals awaiting their outcome, by log index. */
-  readonly proposals: Map<number, Proposal>;
+  /** This life's proposals awaiting their outcome: the broker's bookkeeping, waiting with the proposed value. */
+  proposals: ProposalTracker<Value, Value>;
   snapshotIndex: number;
   seenRole: Role;
   seenTerm: number;
@@ -175,6 +177,7 @@ export class Simulation {
     proposals: 0,
     proposalsRefused: 0,
     acked: 0,
+    ackedAll: 0,
     applied: 0,
     leaders: 0,
     crashes: 0,
@@ -212,7 +215,7 @@ export class Simulation {
         storage: new SimStorage<Value, SnapData>(ids),
         pausedUntilMs: 0,
         tickMs: this.params.tickMs,
-        proposals: new Map(),
+        proposals: this.newTracker(),
         snapshotIndex: 0,
         seenRole: 'follower',
         seenTerm: 0,
@@ -225,6 +228,10 @@ export class Simulation {
       node.io = this.makeIo(node);
       this.nodes.push(node);
     }
+  }
+
+  private newTracker(): ProposalTracker<Value, Value> {
+    return this.options.proposalTracker?.() ?? new ProposalTracker<Value, Value>();
   }
 
   // ---- events ---------------------------------------------------------------
@@ -290,6 +297,7 @@ export class Simulation {
     this.stats.leaders = this.checker.leadersSeen;
     this.stats.applied = this.checker.entriesApplied;
     this.stats.acked = this.checker.acked.size;
+    this.stats.ackedAll = this.checker.ackedAll;
     return {
       seed: this.options.seed,
       params: this.params,
@@ -419,7 +427,7 @@ export class Simulation {
     node.life++;
     node.up = true;
     node.pausedUntilMs = 0;
-    node.proposals.clear();
+    node.proposals = this.newTracker(); // a new life: the old one's callers never hear back
     const skew = this.params.clockSkew;
     node.tickMs = Math.max(1, Math.round(this.params.tickMs * (1 + skew * (2 * this.rng.nextFloat() - 1))));
     const raft = new RaftNode<Value, SnapData>(
@@ -446,7 +454,7 @@ export class Simulation {
     node.storage.crash(kept);
     node.up = false;
     node.raft = undefined;
-    node.proposals.clear();
+    node.proposals = this.newTracker(); // a new life: the old one's callers never hear back
     this.stats.crashes++;
     this.record(node.id, 'crash', `${reason}; ${unsynced - kept} of ${unsynced} unsynced writes lost`);
     if (!this.healed) this.schedule(this.now + this.rng.between(1, this.params.maxDowntimeMs), Kind.Restart, node.index, node.life);
@@ -505,7 +513,7 @@ export class Simulation {
     if (raft === undefined) return;
     try {
       for (let i = 0; i < MAX_READY_ROUNDS; i++) {
-        if (!runReady(raft, node.io)) break;
+        if (!runReadySync(raft, node.io)) break;
       }
     } catch (error) {
       if (!(error instanceof SimulatedCrash)) throw error;
@@ -514,6 +522,24 @@ export class Simulation {
       return;
     }
     this.observe(node);
+    // As RaftGroup does once its Readys are drained: `all` proposals every voter now holds are acknowledged.
+    if (node.proposals.waitingForAllReplicas) {
+      for (const settled of node.proposals.onProgress(raft.status())) {
+        if (settled.outcome === 'acknowledged') this.acknowledged(node, settled.waiter, settled.index, settled.term);
+      }
+    }
+  }
+
+  /** The proposer's bookkeeping acknowledged `value` at (`index`, `term`): the checker judges it by the ack level the client asked for. */
+  private acknowledged(node: SimNode, value: Value, index: number, term: number): void {
+    if (ackLevelOf(value) === 'quorum') {
+      this.checker.onAck(value, index);
+      this.record(node.id, 'ack', `value ${value} committed at ${index}/${term}`);
+      return;
+    }
+    const missing = this.nodes.filter((n) => !n.storage.durablyHolds(index, term)).map((n) => n.id);
+    this.checker.onAckAll(value, index, missing);
+    this.record(node.id, 'ack', `value ${value} on every node at ${index}/${term}`);
   }
 
   /** Reports role, term and commit changes to the checker. O(1) unless something changed. */
@@ -542,15 +568,12 @@ export class Simulation {
     }
     for (const entry of entries) {
       this.checker.onApply(node.id, entry);
-      const proposal = node.proposals.get(entry.index);
-      if (proposal !== undefined) {
-        node.proposals.delete(entry.index);
-        if (entry.type === 'normal' && entry.term === proposal.term && entry.data === proposal.value) {
-          this.checker.onAck(proposal.value, entry.index);
-          this.record(node.id, 'ack', `value ${proposal.value} committed at ${entry.index}/${entry.term}`);
-        } else {
-          this.record(node.id, 'lost', `proposal ${proposal.value} at ${entry.index}/${proposal.term} was replaced (not acknowledged)`);
-        }
+      // The broker's decision, checked: an acknowledged value must be the one the history holds at its index.
+      const settled = entry.type === 'normal' ? node.proposals.onApplied(entry.index, entry.term, entry.data) : node.proposals.onNoopApplied(entry.index);
+      if (settled?.outcome === 'acknowledged') {
+        this.acknowledged(node, settled.waiter, settled.index, settled.term);
+      } else if (settled !== undefined) {
+        this.record(node.id, 'lost', `proposal ${settled.waiter} at ${entry.index}/${settled.term} was replaced (not acknowledged)`);
       }
     }
     const every = this.params.compactEvery;
@@ -611,7 +634,7 @@ export class Simulation {
       this.record(target.id, 'refused', `${values.join(',')}: ${result.reason}`);
       return;
     }
-    for (let i = 0; i < count; i++) target.proposals.set(result.firstIndex + i, { value: values[i] as Value, term: result.term });
+    for (let i = 0; i < count; i++) target.proposals.track(result.firstIndex + i, result.term, ackLevelOf(values[i] as Value), values[i] as Value);
     this.record(target.id, 'propose', `${values.join(',')} at ${result.firstIndex}..${result.lastIndex} term ${result.term}`);
     this.afterNodeEvent(target);
   }
@@ -744,6 +767,11 @@ export class Simulation {
     }
     return true;
   }
+}
+
+/** Every fourth value waits for every node (ack `all`): chosen without a draw, so the run's random stream is unchanged. */
+function ackLevelOf(value: Value): ProposalAck {
+  return value % 4 === 0 ? 'all' : 'quorum';
 }
 
 export function runSimulation(options: SimOptions): SimResult {

@@ -124,4 +124,9 @@ export class SimStorage<T, S> implements Storage<T, S>, StorageWriter<T, S> {
   unsyncedWrites(): number {
     return this.pending.length;
   }
+
+  /** Whether a crash now would keep entry (`index`, `term`): in the synced log, or covered by a synced snapshot. */
+  durablyHolds(index: number, term: number): boolean {
+    return index < this.durable.firstIndex() || this.durable.term(index) === term;
+  }
 }

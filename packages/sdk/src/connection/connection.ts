@@ -44,6 +44,8 @@ export interface ConnectionSettings {
 const MAX_INBOUND_FRAME = 64 * 1024 * 1024;
 
 interface Pending {
+  /** Pings do not count as answers owed (see {@link BrokerConnection.requestsPending}). */
+  ping: boolean;
   /** Runs synchronously on the reply, before any later frame is handled. */
   onReply: ((frame: Reply) => void) | undefined;
   resolve: (frame: Reply) => void;
@@ -71,6 +73,13 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private lastPingMs = 0;
   private ended: RelayError | undefined;
+  /**
+   * Set by the owner: whether this connection owes answers that another
+   * broker could give (publishes in flight here, another broker connected).
+   * Then a silent broker is judged dead after one ping interval and an
+   * unanswered probe instead of two intervals (see {@link tick}).
+   */
+  awaitingAnswers: () => boolean = () => false;
 
   private constructor(
     readonly url: string,
@@ -158,6 +167,12 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
     });
   }
 
+  /** Whether a request other than a ping awaits its reply. */
+  get requestsPending(): boolean {
+    for (const pending of this.pending.values()) if (!pending.ping) return true;
+    return false;
+  }
+
   /** Sends a frame; returns false when the connection is no longer open. */
   send(frame: ClientFrame): boolean {
     if (!this.open) return false;
@@ -179,7 +194,7 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
         this.pending.delete(id);
         reject(new RelayError('TIMEOUT', `${frame.type} to ${this.url} timed out after ${this.settings.requestTimeoutMs} ms`));
       }, this.settings.requestTimeoutMs);
-      this.pending.set(id, { onReply, resolve, reject, timer });
+      this.pending.set(id, { ping: frame.type === 'ping', onReply, resolve, reject, timer });
       this.send({ ...frame, id } as Request);
     });
   }
@@ -205,13 +220,35 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
     this.pingTimer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.settings.pingIntervalMs / 4)));
   }
 
+  /**
+   * Judges silence and sends pings. A broker silent for twice the ping
+   * interval is dead. When answers are owed (see {@link awaitingAnswers}), a
+   * healthy broker would have sent something within milliseconds: after half
+   * an interval of silence it is probed with a ping at once, and once it has
+   * been silent a whole interval with that probe unanswered for half of one,
+   * it is judged dead — a stopped broker (SIGSTOP, a frozen VM) keeps its TCP
+   * connection open, and every publish waits for this judgement.
+   */
   private tick(): void {
     const now = Date.now();
-    if (now - this.lastInboundMs > 2 * this.settings.pingIntervalMs) {
-      this.close(new RelayError('CONNECTION_CLOSED', `broker ${this.url} silent for ${2 * this.settings.pingIntervalMs} ms`));
+    const interval = this.settings.pingIntervalMs;
+    const silentMs = now - this.lastInboundMs;
+    if (silentMs > 2 * interval) {
+      this.close(new RelayError('CONNECTION_CLOSED', `broker ${this.url} silent for ${2 * interval} ms`));
       return;
     }
-    if (now - this.lastPingMs >= this.settings.pingIntervalMs) this.ping(now);
+    if (silentMs >= interval / 2 && this.awaitingAnswers()) {
+      const probed = this.lastPingMs > this.lastInboundMs;
+      if (!probed) {
+        this.ping(now);
+        return;
+      }
+      if (silentMs > interval && now - this.lastPingMs >= interval / 2) {
+        this.close(new RelayError('CONNECTION_CLOSED', `broker ${this.url} silent for ${silentMs} ms while answers are owed; a ping went unanswered`));
+        return;
+      }
+    }
+    if (now - this.lastPingMs >= interval) this.ping(now);
   }
 
   private ping(sentMs: number): void {

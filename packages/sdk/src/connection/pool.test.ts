@@ -150,6 +150,12 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
         });
       } else if (frame.type === 'ping') {
         if (broker.silent !== true) this.push({ type: 'pong', id: frame.id });
+      } else if (broker.silent === true) {
+        // a paused process answers nothing
+      } else if (frame.type === 'metadata') {
+        this.push({ type: 'topics', id: frame.id, topics: frame.topics.map((topic) => ({ topic, partitions: 1 })) });
+      } else if (frame.type === 'publish') {
+        this.push({ type: 'ack', acks: frame.batches.map((batch) => ({ id: batch.firstId, offset: batch.firstSeq, count: batch.messages.length, duplicate: false })) });
       }
     }
     close(): void {
@@ -267,6 +273,80 @@ describe('silence (fake brokers, fake clock)', () => {
       expect(failedOverAt).toBeDefined();
       // The last inbound frame was at most one ping interval before `silentFrom`.
       expect((failedOverAt as number) - silentFrom).toBeLessThanOrEqual(2 * 1000 + 1000 / 4 + 10);
+    } finally {
+      await c.close().catch(() => {});
+    }
+  });
+
+  // Chaos 5/3 pause runs: every publish on a stopped broker waited the full two intervals before it was resent elsewhere.
+  it('judges a broker that leaves a publish unanswered dead after one ping interval and an unanswered probe, while another broker is pooled', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const [a, b] = fakeBrokers([{ id: 'a' }, { id: 'b' }]) as [FakeBroker, FakeBroker];
+    const c = new RelayClient({
+      brokers: [a.url, b.url],
+      WebSocket: protocolWebSocket([a, b]),
+      poolSize: 2,
+      pingIntervalMs: 1000,
+      connectTimeoutMs: 2000,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    try {
+      await c.start();
+      for (let i = 0; i < 100 && c.stats().connectedBrokers.length < 2; i++) await vi.advanceTimersByTimeAsync(10);
+      await c.publish('t', 'first');
+      await vi.advanceTimersByTimeAsync(3000);
+      const active = c.stats().activeBroker?.id === 'a' ? a : b;
+      // The broker stops right after the last frame it sent, however long ago that was within the ping cadence.
+      const acknowledged = c.publish('t', 'before the pause');
+      await vi.advanceTimersByTimeAsync(1);
+      await acknowledged;
+      active.silent = true;
+      const silentFrom = Date.now();
+      let failedOverAt: number | undefined;
+      c.once('failover', () => {
+        failedOverAt = Date.now();
+      });
+      const receipt = c.publish('t', 'during the pause');
+      for (let i = 0; i < 400 && failedOverAt === undefined; i++) await vi.advanceTimersByTimeAsync(10);
+      expect(failedOverAt).toBeDefined();
+      // One interval, plus a tick of the silence check (a quarter interval); two intervals before.
+      expect((failedOverAt as number) - silentFrom).toBeLessThanOrEqual(1000 + 1000 / 4 + 10);
+      await vi.advanceTimersByTimeAsync(10);
+      await expect(receipt).resolves.toMatchObject({ partition: 0 });
+    } finally {
+      await c.close().catch(() => {});
+    }
+  });
+
+  it('keeps two intervals for a silent broker when nothing is owed on it (an idle connection)', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const [a, b] = fakeBrokers([{ id: 'a' }, { id: 'b' }]) as [FakeBroker, FakeBroker];
+    const c = new RelayClient({
+      brokers: [a.url, b.url],
+      WebSocket: protocolWebSocket([a, b]),
+      poolSize: 2,
+      pingIntervalMs: 1000,
+      connectTimeoutMs: 2000,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    try {
+      await c.start();
+      for (let i = 0; i < 100 && c.stats().connectedBrokers.length < 2; i++) await vi.advanceTimersByTimeAsync(10);
+      await c.publish('t', 'first');
+      await vi.advanceTimersByTimeAsync(3000);
+      const active = c.stats().activeBroker?.id === 'a' ? a : b;
+      active.silent = true;
+      let failedOverAt: number | undefined;
+      c.once('failover', () => {
+        failedOverAt = Date.now();
+      });
+      const silentFrom = Date.now();
+      for (let i = 0; i < 400 && failedOverAt === undefined; i++) await vi.advanceTimersByTimeAsync(10);
+      expect(failedOverAt).toBeDefined();
+      // Nothing owed: silence is judged at twice the interval, counted from the last pong (up to an interval before).
+      expect((failedOverAt as number) - silentFrom).toBeGreaterThan(1000);
     } finally {
       await c.close().catch(() => {});
     }

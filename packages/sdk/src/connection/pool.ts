@@ -17,6 +17,8 @@ export interface PoolListener {
   gaveUp(error: RelayError): void;
   /** A pooled connection closed (active or standby). */
   connectionClosed(connection: BrokerConnection): void;
+  /** Whether publishes sent on `connection` await their answers (absent: none do). */
+  awaitsAnswers?(connection: BrokerConnection): boolean;
   /** A frame pushed by a broker on any pooled connection. */
   frame(connection: BrokerConnection, frame: PushFrame): void;
 }
@@ -228,6 +230,9 @@ export class BrokerPool {
     return new Promise((resolve) => {
       this.connections.add(connection);
       connection.on('frame', (frame) => this.listener.frame(connection, frame));
+      // Silence is judged sooner while answers are owed and another pooled broker could give them.
+      connection.awaitingAnswers = () =>
+        (connection.requestsPending || this.listener.awaitsAnswers?.(connection) === true) && [...this.connections].some((other) => other !== connection && other.open);
       connection.once('closed', (reason) => {
         this.connections.delete(connection);
         this.listener.connectionClosed(connection);

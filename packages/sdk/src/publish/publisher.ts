@@ -179,6 +179,12 @@ export class Publisher {
     this.admit();
   }
 
+  /** Whether a publish sent on `connection` awaits its answer there. */
+  awaitsAnswersOn(connection: BrokerConnection): boolean {
+    for (const entry of this.inflight.values()) if (entry.sentOn === connection) return true;
+    return false;
+  }
+
   /** A pooled connection closed: what was in flight on it is sent again, by the current routes. */
   connectionClosed(connection: BrokerConnection): void {
     for (const entry of this.outbox) {

@@ -8,7 +8,11 @@ import type { AppendOutcome, PartitionLog } from './partition.js';
  */
 export interface PublishCommand {
   producerId: string;
-  /** The leader's clock when it proposed the batch: every replica stores this timestamp. */
+  /**
+   * The clock of the broker that took the publish from the client, read before it
+   * forwarded the batch to the leader (`ClusterEngine.append`), so not the leader's;
+   * every replica stores the same timestamp (raised to the partition's last, so it never decreases).
+   */
   timestampMs: number;
   /** False for `ack: none` publishes, which are never deduplicated. */
   dedupe: boolean;

@@ -1,4 +1,4 @@
-import type { StoredMessage } from './partition.js';
+import type { StoredMessage } from './message.js';
 
 /**
  * A run of messages with dense offsets `[firstOffset, endOffset)` held in

@@ -1,17 +1,9 @@
 import type { Encoding } from '@relaymq/sdk/protocol';
+import type { StoredMessage } from './message.js';
 import { MessageWindow } from './message-window.js';
 import { ProducerTable, type SeqCheck } from './producers.js';
 
-/** A message as stored in a partition log. */
-export interface StoredMessage {
-  offset: number;
-  /** Append time, Unix ms; never decreases within a partition. */
-  timestamp: number;
-  key?: string;
-  headers?: Record<string, string>;
-  data: Uint8Array;
-  encoding: Encoding;
-}
+export type { StoredMessage } from './message.js';
 
 /** A message to append, from producer `producerId` with sequence number `seq`. */
 export interface AppendRequest {

@@ -1,11 +1,13 @@
 /**
  * The Raft consensus core: a pure, synchronous state machine (no I/O, no
  * clock, no ambient randomness) driven by `tick`/`step`/`propose` and
- * drained through `ready`/`advance` by the one runner in `runner.ts`.
+ * drained through `ready`/`advance` by the one runner in `runner.ts`; what
+ * a group owes the callers of `propose` is decided in `proposals.ts`.
  * See docs/raft.md.
  */
 export { createRaftNode, type RaftNode, type RaftNodeInit } from './node.js';
-export { runReady, runReadyAsync, drainReady, type ReadyHandlers, type AsyncReadyHandlers } from './runner.js';
+export { runReady, runReadySync, drainReady, type MaybePromise, type ReadyHandlers, type ReadyStorage } from './runner.js';
+export { CompactionGate, ProposalTracker, type Abandoned, type ProposalAck, type Settlement } from './proposals.js';
 export { MemoryStorage, StorageError, type Storage, type StorageWriter } from './storage.js';
 export { RAFT_DEFAULTS, resolveRaftConfig, type RaftConfig, type RaftConfigOptions } from './config.js';
 export { SeededRandom, deriveRandom, hash32 } from './random.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RaftNode } from './node.js';
-import { runReady, runReadyAsync, type ReadyHandlers } from './runner.js';
+import { runReady, runReadySync, type ReadyHandlers } from './runner.js';
 import { MemoryStorage } from './storage.js';
 import type { RandomSource } from './types.js';
 
@@ -9,7 +9,7 @@ const ZERO: RandomSource = { nextInt: () => 0 };
 function recordingIo(log: string[], storage = new MemoryStorage<string, string>(['a', 'b', 'c'])): ReadyHandlers<string, string> {
   return {
     storage: {
-      applySnapshot: () => log.push('persist snapshot'),
+      applySnapshot: () => void log.push('persist snapshot'),
       append: (es) => {
         log.push(`persist ${es.length} entries`);
         storage.append(es);
@@ -18,11 +18,11 @@ function recordingIo(log: string[], storage = new MemoryStorage<string, string>(
         log.push(`persist hard state term=${hs.term}`);
         storage.setHardState(hs);
       },
-      sync: () => log.push('fsync'),
+      sync: () => void log.push('fsync'),
     },
-    send: (ms) => log.push(`send ${ms.map((m) => m.type).join(',')}`),
-    restore: () => log.push('restore'),
-    apply: (es) => log.push(`apply ${es.length}`),
+    send: (ms) => void log.push(`send ${ms.map((m) => m.type).join(',')}`),
+    restore: () => void log.push('restore'),
+    apply: (es) => void log.push(`apply ${es.length}`),
   };
 }
 
@@ -57,23 +57,62 @@ describe('runReady', () => {
     expect(() => node.ready()).toThrow(/before advance/);
   });
 
-  it('has an asynchronous twin with the same order', async () => {
+  it('returns at once, not a promise, while every handler finishes at once (the simulator stays synchronous)', () => {
+    const storage = new MemoryStorage<string, string>(['a', 'b', 'c']);
+    const node = new RaftNode<string, string>({ id: 'b', storage, random: ZERO });
+    node.step({ type: 'app', from: 'a', to: 'b', term: 1, prevIndex: 0, prevTerm: 0, commit: 1, entries: [{ type: 'noop', index: 1, term: 1 }] });
+    const log: string[] = [];
+    expect(runReady(node, recordingIo(log, storage))).toBe(true);
+    expect(node.appliedIndex).toBe(1);
+    expect(runReadySync(node, recordingIo(log, storage))).toBe(false);
+  });
+
+  it('awaits only a handler that returns a promise, keeps the same order, and advances once it settled', async () => {
     const storage = new MemoryStorage<string, string>(['a', 'b', 'c']);
     const node = new RaftNode<string, string>({ id: 'b', storage, random: ZERO });
     node.step({ type: 'app', from: 'a', to: 'b', term: 1, prevIndex: 0, prevTerm: 0, commit: 1, entries: [{ type: 'noop', index: 1, term: 1 }] });
     const log: string[] = [];
     const io = recordingIo(log, storage);
-    const done = await runReadyAsync(node, {
+    let fsynced: () => void = () => {};
+    const handled = runReady(node, {
       ...io,
       storage: {
         ...io.storage,
-        sync: async () => {
-          await Promise.resolve();
-          log.push('fsync (async)');
-        },
+        sync: () =>
+          new Promise<void>((resolve) => {
+            fsynced = () => {
+              log.push('fsync (async)');
+              resolve();
+            };
+          }),
       },
     });
-    expect(done).toBe(true);
+    expect(handled).toBeInstanceOf(Promise);
+    // Waiting for the fsync: nothing that depends on it has left, nothing is applied, the batch is not advanced.
+    await Promise.resolve();
+    expect(log).toEqual(['persist 1 entries', 'persist hard state term=1']);
+    expect(node.appliedIndex).toBe(0);
+    fsynced();
+    await expect(handled).resolves.toBe(true);
     expect(log).toEqual(['persist 1 entries', 'persist hard state term=1', 'fsync (async)', 'send app-resp', 'apply 1']);
+    expect(node.appliedIndex).toBe(1);
+  });
+
+  it('sends nothing more and does not advance when an awaited handler rejects', async () => {
+    const node = new RaftNode<string, string>({ id: 'a', storage: new MemoryStorage(['a', 'b', 'c']), random: ZERO, config: { preVote: false } });
+    node.campaign();
+    const log: string[] = [];
+    const io = recordingIo(log);
+    const handled = runReady(node, { ...io, storage: { ...io.storage, sync: () => Promise.reject(new Error('disk gone')) } });
+    await expect(handled).rejects.toThrow('disk gone');
+    expect(log).toEqual(['persist hard state term=1']);
+    expect(() => node.ready()).toThrow(/before advance/);
+  });
+
+  it('refuses, in runReadySync, a handler that returns a promise', () => {
+    const node = new RaftNode<string, string>({ id: 'a', storage: new MemoryStorage(['a', 'b', 'c']), random: ZERO, config: { preVote: false } });
+    node.campaign();
+    const io = recordingIo([]);
+    expect(() => runReadySync(node, { ...io, storage: { ...io.storage, sync: async () => {} } })).toThrow(/returned a promise/);
   });
 });

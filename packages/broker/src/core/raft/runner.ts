@@ -1,100 +1,132 @@
 /**
  * The one runner that honours a {@link Ready}: a leader's appends → persist
  * (and fsync when `mustSync`) → the other messages → apply → advance (see
- * docs/raft.md for why appends may leave first). Storage, transport and state machine
- * are injected, so the broker runtime, the simulator and the scenario tests
- * all drive the core through this code and none of them can reorder it.
+ * docs/raft.md for why appends may leave first). Storage, transport and state
+ * machine are injected, so the broker's `RaftGroup`, the simulator and the
+ * scenario tests all drive the core through this code and none of them can
+ * reorder it.
  *
- * If a callback throws (an I/O error, a simulated crash), the batch is not
- * advanced and the node must be discarded: rebuild it from storage.
+ * A handler may finish at once or return a promise (the broker's
+ * group-committed fsync, its snapshot install). The runner goes on
+ * synchronously while handlers finish at once and awaits only a handler that
+ * returned a promise. So the simulator, whose handlers all finish at once,
+ * stays synchronous and deterministic (one event is one step; no microtask
+ * can slip in between two steps of a batch) while it runs the very code that
+ * acknowledges clients in production. Making the simulator `await` instead
+ * would interleave every node's batches through the microtask queue and cost
+ * the determinism and speed that make hundreds of seeds per CI run possible.
+ *
+ * If a handler throws or its promise rejects (an I/O error, a simulated
+ * crash), nothing more is sent or applied, the batch is not advanced, and the
+ * node must be discarded: rebuild it from storage.
  */
 import type { RaftNode } from './node.js';
-import type { StorageWriter } from './storage.js';
-import type { Entry, Message, Ready, Snapshot } from './types.js';
+import type { Entry, HardState, Message, Ready, Snapshot } from './types.js';
+
+/** What a handler returns: nothing when it finished at once, a promise when the runner must wait for it. */
+export type MaybePromise = void | Promise<void>;
+
+/** How the runner writes what a `Ready` asks to persist (a `StorageWriter` fits). */
+export interface ReadyStorage<T, S> {
+  /** Replaces the whole log and state by `snapshot`. */
+  applySnapshot(snapshot: Snapshot<S>): MaybePromise;
+  /** Appends `entries`, first discarding any stored entry at or after `entries[0].index`. */
+  append(entries: readonly Entry<T>[]): MaybePromise;
+  setHardState(hardState: HardState): MaybePromise;
+  /** Makes every write so far durable (fsync); called when `Ready.mustSync`, before any message but a leader's appends is sent. */
+  sync(): MaybePromise;
+}
 
 export interface ReadyHandlers<T, S> {
-  /** Stable storage; `sync()` is called when `Ready.mustSync`, before any message but a leader's appends is sent. */
-  readonly storage: StorageWriter<T, S>;
+  /** Stable storage. */
+  readonly storage: ReadyStorage<T, S>;
   /** Hands messages to the transport (fire and forget). */
   send(messages: readonly Message<T, S>[]): void;
   /** Replaces the state machine with a snapshot received from the leader (already persisted). */
-  restore(snapshot: Snapshot<S>): void;
+  restore(snapshot: Snapshot<S>): MaybePromise;
   /** Applies committed entries, in order (already persisted). */
-  apply(entries: readonly Entry<T>[]): void;
+  apply(entries: readonly Entry<T>[]): MaybePromise;
 }
 
-/** The same handlers, with asynchronous storage (e.g. a group-committed fsync). */
-export interface AsyncReadyHandlers<T, S> {
-  readonly storage: {
-    applySnapshot(snapshot: Snapshot<S>): void | Promise<void>;
-    append(entries: readonly Entry<T>[]): void | Promise<void>;
-    setHardState(hardState: NonNullable<Ready<T, S>['hardState']>): void | Promise<void>;
-    sync(): void | Promise<void>;
-  };
-  send(messages: readonly Message<T, S>[]): void;
-  restore(snapshot: Snapshot<S>): void | Promise<void>;
-  apply(entries: readonly Entry<T>[]): void | Promise<void>;
-}
-
-/** Handles one `Ready` if there is one; returns whether it did. */
-export function runReady<T, S>(node: RaftNode<T, S>, io: ReadyHandlers<T, S>): boolean {
+/**
+ * Handles one `Ready` if there is one; returns whether it did — at once when
+ * every handler finished at once, otherwise as a promise. While it awaits,
+ * the node may keep receiving `step`/`tick`/`propose` (their output waits for
+ * the next `Ready`); call it again only after it settled.
+ */
+export function runReady<T, S>(node: RaftNode<T, S>, io: ReadyHandlers<T, S>): boolean | Promise<boolean> {
   if (!node.hasReady()) return false;
-  const rd = node.ready();
-  // 0. A leader's appends leave first (see runReadyAsync): the simulator's crashes inside an
-  //    fsync then strike after they left, which is what makes this order safe to rely on.
-  const early = rd.messages.filter(leavesBeforePersist);
-  if (early.length > 0) io.send(early);
-  // 1. Persist, durably if required, before anything that depends on it leaves.
-  if (rd.snapshot !== undefined) io.storage.applySnapshot(rd.snapshot);
-  if (rd.entriesToPersist.length > 0) io.storage.append(rd.entriesToPersist);
-  if (rd.hardState !== undefined) io.storage.setHardState(rd.hardState);
-  if (rd.mustSync) io.storage.sync();
-  // 2. Send the rest.
-  const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !leavesBeforePersist(m));
-  if (late.length > 0) io.send(late);
-  // 3. Apply.
-  if (rd.snapshot !== undefined) io.restore(rd.snapshot);
-  if (rd.committedEntries.length > 0) io.apply(rd.committedEntries);
-  // 4. Advance.
-  node.advance();
-  return true;
+  const pending = finish(honour(node.ready(), io));
+  if (pending === undefined) {
+    node.advance();
+    return true;
+  }
+  return pending.then(() => {
+    node.advance();
+    return true;
+  });
+}
+
+/**
+ * {@link runReady} for drivers whose handlers all finish at once (the
+ * simulator, the scenario tests): the same code, with the promise ruled out.
+ */
+export function runReadySync<T, S>(node: RaftNode<T, S>, io: ReadyHandlers<T, S>): boolean {
+  const handled = runReady(node, io);
+  if (typeof handled !== 'boolean') throw new Error('runReadySync: a Ready handler returned a promise; drive this node with runReady');
+  return handled;
 }
 
 /**
  * Handles `Ready`s until there is none left, at most `maxRounds` (a batch of
  * committed entries is capped by `maxCommittedEntriesPerReady`, so a long
- * backlog takes several rounds). Returns how many it handled.
+ * backlog takes several rounds), with handlers that finish at once. Returns
+ * how many it handled.
  */
 export function drainReady<T, S>(node: RaftNode<T, S>, io: ReadyHandlers<T, S>, maxRounds = 64): number {
   let rounds = 0;
-  while (rounds < maxRounds && runReady(node, io)) rounds++;
+  while (rounds < maxRounds && runReadySync(node, io)) rounds++;
   return rounds;
 }
 
-/**
- * {@link runReady} with asynchronous storage and state machine. The node
- * may keep receiving `step`/`tick` while this awaits (their output waits for
- * the next `Ready`); call it again only after it resolved.
- */
-export async function runReadyAsync<T, S>(node: RaftNode<T, S>, io: AsyncReadyHandlers<T, S>): Promise<boolean> {
-  if (!node.hasReady()) return false;
-  const rd = node.ready();
-  // A leader's appends may leave before its own write (Raft thesis §10.2.1): followers persist
-  // in parallel with it. Safe because nothing this write covers can be applied, or its commit
-  // announced, before the next Ready — which only exists once this one was persisted and advanced.
-  // Everything else (votes, responses) still waits for the write it depends on.
+/** The contract's steps in order; each `yield` hands the runner what a handler returned. */
+function* honour<T, S>(rd: Ready<T, S>, io: ReadyHandlers<T, S>): Generator<MaybePromise, void, void> {
+  // 0. A leader's appends may leave before its own write (Raft thesis §10.2.1): followers persist
+  //    in parallel with it. Safe because nothing this write covers can be applied, or its commit
+  //    announced, before the next Ready — which only exists once this one was persisted and advanced.
+  //    Everything else (votes, responses) still waits for the write it depends on. The simulator's
+  //    crashes inside an fsync strike after these left, which is what makes this order safe to rely on.
   const early = rd.messages.filter(leavesBeforePersist);
   if (early.length > 0) io.send(early);
-  if (rd.snapshot !== undefined) await io.storage.applySnapshot(rd.snapshot);
-  if (rd.entriesToPersist.length > 0) await io.storage.append(rd.entriesToPersist);
-  if (rd.hardState !== undefined) await io.storage.setHardState(rd.hardState);
-  if (rd.mustSync) await io.storage.sync();
+  // 1. Persist, durably if required, before anything that depends on it leaves.
+  if (rd.snapshot !== undefined) yield io.storage.applySnapshot(rd.snapshot);
+  if (rd.entriesToPersist.length > 0) yield io.storage.append(rd.entriesToPersist);
+  if (rd.hardState !== undefined) yield io.storage.setHardState(rd.hardState);
+  if (rd.mustSync) yield io.storage.sync();
+  // 2. Send the rest.
   const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !leavesBeforePersist(m));
   if (late.length > 0) io.send(late);
-  if (rd.snapshot !== undefined) await io.restore(rd.snapshot);
-  if (rd.committedEntries.length > 0) await io.apply(rd.committedEntries);
-  node.advance();
-  return true;
+  // 3. Apply.
+  if (rd.snapshot !== undefined) yield io.restore(rd.snapshot);
+  if (rd.committedEntries.length > 0) yield io.apply(rd.committedEntries);
+}
+
+/**
+ * Runs `steps` to the end: synchronously while each step finished at once
+ * (returns `undefined`), otherwise returns a promise that awaits the step and
+ * goes on from there. A throw or a rejection ends the steps where they are.
+ */
+function finish(steps: Generator<MaybePromise, void, void>): Promise<void> | undefined {
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return undefined;
+    // A handler typed to return nothing may still return a value (`() => log.push(x)`): only a thenable is awaited.
+    if (isPromiseLike(step.value)) return Promise.resolve(step.value).then(() => finish(steps));
+  }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<void> {
+  return typeof (value as PromiseLike<void> | undefined)?.then === 'function';
 }
 
 /** Messages only a leader sends, which carry its log to followers: they never wait for its own write. */

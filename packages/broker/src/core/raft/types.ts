@@ -185,7 +185,9 @@ export type MessageType = Message<unknown, unknown>['type'];
  *    `committedEntries`, in order. They are committed: a quorum has them.
  * 4. **Advance**: `node.advance()`. Only then may `ready()` be called again.
  *
- * `runReady` in `runner.ts` is the one implementation of this contract.
+ * `runReady` in `runner.ts` is the one implementation of this contract,
+ * used alike by the broker's `RaftGroup` (whose fsync is asynchronous), the
+ * simulator and the scenario tests (whose handlers finish at once).
  */
 export interface Ready<T, S> {
   /** Role or leader changed since the previous `Ready` (informational). */

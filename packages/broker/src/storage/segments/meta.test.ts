@@ -1,9 +1,10 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FaultyFileSystem, nodeFileSystem } from '../fs.js';
+import { nodeFileSystem } from '../fs.js';
+import { FaultyFileSystem } from '../../../test/support/faulty-fs.js';
 import { MetaStore, type IdempotenceSnapshot } from './meta.js';
-import { TempDirs } from './testing.js';
+import { TempDirs } from '../../../test/support/segments.js';
 
 const temp = new TempDirs();
 afterEach(() => temp.cleanup());

@@ -8,11 +8,12 @@ import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StoredMessage } from '../../core/partition/partition.js';
-import { FaultyFileSystem, nodeFileSystem, type FileSystem } from '../fs.js';
+import { nodeFileSystem, type FileSystem } from '../fs.js';
+import { FaultyFileSystem } from '../../../test/support/faulty-fs.js';
 import { LogStorageError } from './errors.js';
 import type { SegmentLogOptions, StorageEvent } from './options.js';
 import { SegmentLog } from './segment-log.js';
-import { ManualTimers, TempDirs, indexOf, messages } from './testing.js';
+import { ManualTimers, TempDirs, indexOf, messages } from '../../../test/support/segments.js';
 import { rejection } from '../../../../../test/support/rejection.js';
 
 const temp = new TempDirs();

@@ -2,10 +2,11 @@ import { readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StoredMessage } from '../../core/partition/partition.js';
-import { FaultyFileSystem, nodeFileSystem } from '../fs.js';
+import { nodeFileSystem } from '../fs.js';
+import { FaultyFileSystem } from '../../../test/support/faulty-fs.js';
 import { resolveSegmentLogOptions, type SegmentLogOptions, type StorageEvent } from './options.js';
 import { SegmentLog } from './segment-log.js';
-import { ManualTimers, TempDirs, indexOf, message, messages } from './testing.js';
+import { ManualTimers, TempDirs, indexOf, message, messages } from '../../../test/support/segments.js';
 
 const temp = new TempDirs();
 afterEach(() => temp.cleanup());

@@ -1,12 +1,12 @@
 /**
  * Test support for storage: a manual clock for the timers a log uses, temp
- * directories, and message builders. Used by the `*.test.ts` files only.
+ * directories, and message builders. Test code, kept out of `src/` so it never ships.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Timers } from './options.js';
-import type { NewMessage } from './record.js';
+import type { Timers } from '../../src/storage/segments/options.js';
+import type { NewMessage } from '../../src/storage/segments/record.js';
 
 /** Timers that fire only when the test advances time. */
 export class ManualTimers implements Timers {

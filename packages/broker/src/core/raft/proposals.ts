@@ -1,0 +1,173 @@
+/**
+ * What a Raft group owes whoever called `propose` (and `compact`): which
+ * proposal is acknowledged, refused or left unknown, and when. Pure
+ * bookkeeping — no timer, no promise, no I/O: the caller hands in what
+ * happened (a proposal appended, an entry applied, the leader's progress, a
+ * timeout, a storage failure) and gets back who settles and how. The broker's
+ * `RaftGroup` turns the answers into resolved and rejected promises; the
+ * simulator decides with the same code what it counts as acknowledged, so
+ * its "no acknowledged value lost" checks the decisions that answer clients.
+ *
+ * The rules:
+ * - A proposal appended at (`index`, `term`) is **acknowledged** when the
+ *   entry applied at `index` has `term` (an index and a term identify one
+ *   entry: Raft's log matching), with the state machine's result.
+ * - It is **replaced** when the entry applied at `index` is a no-op or has
+ *   another term: another leader's entry took its place, so it was never
+ *   applied (a retry is safe; deduplication keeps it from being stored twice).
+ * - With ack level `all` an applied proposal then waits until every voter's
+ *   match index reaches it, as seen by this node while it leads.
+ * - Its outcome is **unknown** when the group gives up on it (storage failed,
+ *   the group stopped, a later proposal took its index on this node): it may
+ *   be committed by another leader, or (ack `all`) is committed but not known
+ *   to be on every replica.
+ * - A timeout removes a proposal that has not settled yet; every proposal
+ *   settles at most once.
+ */
+import type { Status } from './types.js';
+
+/** `quorum`: acknowledged once applied (committed on a majority); `all`: once every voter holds it too. */
+export type ProposalAck = 'quorum' | 'all';
+
+/** How one proposal ends. `W` is whatever the caller waits with (a promise's callbacks, a client value). */
+export type Settlement<W, R> =
+  | { readonly outcome: 'acknowledged'; readonly waiter: W; readonly index: number; readonly term: number; readonly result: R }
+  | { readonly outcome: 'replaced'; readonly waiter: W; readonly index: number; readonly term: number }
+  | {
+      readonly outcome: 'unknown';
+      readonly waiter: W;
+      readonly index: number;
+      readonly term: number;
+      /** Committed and applied (an `all` acknowledgement still waiting for every replica), or possibly never committed. */
+      readonly committed: boolean;
+    };
+
+/** A proposal given up on: it may be committed by another leader, or (`committed`) is but is not known to be on every replica. */
+export type Abandoned<W, R> = Extract<Settlement<W, R>, { readonly outcome: 'unknown' }>;
+
+interface Appended<W> {
+  readonly term: number;
+  readonly ack: ProposalAck;
+  readonly waiter: W;
+}
+
+interface AwaitingAll<W, R> {
+  readonly index: number;
+  readonly term: number;
+  readonly waiter: W;
+  readonly result: R;
+}
+
+export class ProposalTracker<W, R> {
+  /** Proposals appended and not applied yet, by log index (one per index: a leader's log only grows in its term). */
+  private readonly appended = new Map<number, Appended<W>>();
+  /** Applied `all` proposals waiting for every voter's match index, in index order. */
+  private awaitingAll: AwaitingAll<W, R>[] = [];
+
+  /** Proposals not settled yet. */
+  get size(): number {
+    return this.appended.size + this.awaitingAll.length;
+  }
+
+  /** Whether an `all` acknowledgement waits for the leader's progress (so {@link onProgress} is worth a status). */
+  get waitingForAllReplicas(): boolean {
+    return this.awaitingAll.length > 0;
+  }
+
+  /**
+   * A proposal was appended at (`index`, `term`). Returns the proposal it
+   * displaced, if this node had one waiting at the same index from an earlier
+   * term (its log was cut back since): that one's outcome is unknown.
+   */
+  track(index: number, term: number, ack: ProposalAck, waiter: W): Abandoned<W, R> | undefined {
+    const displaced = this.appended.get(index);
+    this.appended.set(index, { term, ack, waiter });
+    if (displaced === undefined) return undefined;
+    return { outcome: 'unknown', waiter: displaced.waiter, index, term: displaced.term, committed: false };
+  }
+
+  /** The normal entry (`index`, `term`) was applied with `result`. */
+  onApplied(index: number, term: number, result: R): Settlement<W, R> | undefined {
+    const proposal = this.appended.get(index);
+    if (proposal === undefined) return undefined;
+    this.appended.delete(index);
+    if (proposal.term !== term) return { outcome: 'replaced', waiter: proposal.waiter, index, term: proposal.term };
+    if (proposal.ack === 'all') {
+      this.awaitingAll.push({ index, term, waiter: proposal.waiter, result });
+      return undefined;
+    }
+    return { outcome: 'acknowledged', waiter: proposal.waiter, index, term, result };
+  }
+
+  /** A no-op (a new leader's first entry) was applied at `index`: a proposal waiting there was replaced. */
+  onNoopApplied(index: number): Settlement<W, R> | undefined {
+    const proposal = this.appended.get(index);
+    if (proposal === undefined) return undefined;
+    this.appended.delete(index);
+    return { outcome: 'replaced', waiter: proposal.waiter, index, term: proposal.term };
+  }
+
+  /**
+   * The node's status after a batch: while it leads, `all` proposals whose
+   * entry every voter now holds are acknowledged. A follower knows no match
+   * index, so nothing settles there (a timeout still applies).
+   */
+  onProgress(status: Pick<Status, 'role' | 'progress'>): Settlement<W, R>[] {
+    if (this.awaitingAll.length === 0 || status.role !== 'leader' || status.progress.length === 0) return [];
+    const lowestMatch = Math.min(...status.progress.map((p) => p.match));
+    const settled: Settlement<W, R>[] = [];
+    this.awaitingAll = this.awaitingAll.filter((waiting) => {
+      if (waiting.index > lowestMatch) return true;
+      settled.push({ outcome: 'acknowledged', waiter: waiting.waiter, index: waiting.index, term: waiting.term, result: waiting.result });
+      return false;
+    });
+    return settled;
+  }
+
+  /** The proposal at `index` waited too long: forgets it. Returns false if it had settled already. */
+  expire(index: number, waiter: W): boolean {
+    if (this.appended.get(index)?.waiter === waiter) {
+      this.appended.delete(index);
+      return true;
+    }
+    const before = this.awaitingAll.length;
+    this.awaitingAll = this.awaitingAll.filter((waiting) => waiting.waiter !== waiter);
+    return this.awaitingAll.length < before;
+  }
+
+  /** The group gives up on every proposal (storage failed, or it stops): each one's outcome is unknown. */
+  abandonAll(): Abandoned<W, R>[] {
+    const settled: Abandoned<W, R>[] = [];
+    for (const [index, proposal] of this.appended) settled.push({ outcome: 'unknown', waiter: proposal.waiter, index, term: proposal.term, committed: false });
+    for (const waiting of this.awaitingAll) settled.push({ outcome: 'unknown', waiter: waiting.waiter, index: waiting.index, term: waiting.term, committed: true });
+    this.appended.clear();
+    this.awaitingAll = [];
+    return settled;
+  }
+}
+
+/**
+ * At most one pending compaction (a rewrite of the Raft log), which the
+ * group runs between two Readys, never while one is being honoured.
+ */
+export class CompactionGate<J> {
+  private pending: J | undefined;
+
+  get isPending(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /** Queues `job`; false when one is pending already (it is refused). */
+  request(job: J): boolean {
+    if (this.pending !== undefined) return false;
+    this.pending = job;
+    return true;
+  }
+
+  /** The pending job, now that the group is between two Readys (it leaves the gate), or cancelled (stop, fence). */
+  take(): J | undefined {
+    const job = this.pending;
+    this.pending = undefined;
+    return job;
+  }
+}

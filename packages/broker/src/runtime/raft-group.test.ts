@@ -112,6 +112,37 @@ describe('a Raft group whose storage fails', () => {
 });
 
 describe('a Raft group that leads', () => {
+  it('answers its waiting proposals TIMEOUT (outcome unknown) as soon as check-quorum steps it down, not after their whole timeout', async () => {
+    const { group, sent } = await replica();
+    // `a` campaigns and `b` grants every (pre-)vote: `a` leads.
+    for (let i = 0; i < 40 && !group.isLeader(); i++) {
+      group.tick();
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      for (const m of sent.splice(0)) {
+        if (m.to === 'b' && (m.type === 'vote' || m.type === 'pre-vote')) {
+          group.receive('b', { type: m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp', from: 'b', to: 'a', term: m.term, reject: false });
+        }
+      }
+    }
+    await until(() => group.isLeader(), 'a to lead');
+    const started = Date.now();
+    const proposed = group.propose('x', 60_000).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    // Then `a` hears from nobody (a split leaves it in the minority): after an election timeout it steps down.
+    for (let i = 0; i < 100 && group.isLeader(); i++) {
+      group.tick();
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    expect(group.isLeader()).toBe(false);
+    const error = await Promise.race([proposed, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 2000))]);
+    expect(error).toBeInstanceOf(RelayError);
+    expect((error as RelayError).code).toBe('TIMEOUT');
+    expect((error as RelayError).message).toMatch(/no longer leads/);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   it('sends a snapshot again when the follower never got it (it restarted while the snapshot was on its way), so that follower catches up', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
     dirs.push(dir);

@@ -347,6 +347,7 @@ export class RaftGroup<T, R, S = never> {
       }
       this.noticeLeader();
       this.checkAllReplicas();
+      this.endProposalsOfLostLeadership();
     })();
   }
 
@@ -483,6 +484,22 @@ export class RaftGroup<T, R, S = never> {
         return waiter.reject(new RelayError('NOT_LEADER', `entry ${index} of ${this.options.id} was replaced by another leader`));
       case 'unknown':
         return waiter.reject(new RelayError('TIMEOUT', `entry ${index} of ${this.options.id}: its outcome is unknown`));
+    }
+  }
+
+  /**
+   * This broker stopped leading (a minority's leader steps down by
+   * check-quorum): its waiting proposals cannot commit here, so their callers
+   * hear TIMEOUT (outcome unknown) now instead of after their whole timeout,
+   * and the client retries where a leader is.
+   */
+  private endProposalsOfLostLeadership(): void {
+    if (this.stopped || this.fenced !== undefined || this.proposals.size === 0) return;
+    for (const { waiter, index, committed } of this.proposals.onRole(this.core.status())) {
+      const message = committed
+        ? `entry ${index} of ${this.options.id} is committed; whether every replica holds it is unknown (broker ${this.options.self} no longer leads)`
+        : `entry ${index} of ${this.options.id}: its outcome is unknown (broker ${this.options.self} no longer leads)`;
+      waiter.reject(new RelayError('TIMEOUT', message));
     }
   }
 

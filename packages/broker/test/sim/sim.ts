@@ -528,6 +528,8 @@ export class Simulation {
         if (settled.outcome === 'acknowledged') this.acknowledged(node, settled.waiter, settled.index, settled.term);
       }
     }
+    // A node that no longer leads gives up on its proposals (outcome unknown): none of them counts as acknowledged.
+    node.proposals.onRole(raft.status());
   }
 
   /** The proposer's bookkeeping acknowledged `value` at (`index`, `term`): the checker judges it by the ack level the client asked for. */

@@ -69,6 +69,25 @@ describe('ProposalTracker', () => {
     expect(tracker.size).toBe(0);
   });
 
+  it('ends every proposal (outcome unknown) once the node no longer leads, instead of leaving it to its timeout; a leader keeps them', () => {
+    const tracker = new ProposalTracker<string, number>();
+    tracker.track(1, 2, 'quorum', 'a');
+    tracker.track(2, 2, 'all', 'b');
+    tracker.onApplied(2, 2, 20);
+    expect(tracker.onRole({ role: 'leader' })).toEqual([]);
+    expect(tracker.size).toBe(2);
+    // Check-quorum stepped it down (a minority): nothing it proposed can commit here.
+    expect(tracker.onRole({ role: 'follower' })).toEqual([
+      { outcome: 'unknown', waiter: 'a', index: 1, term: 2, committed: false },
+      { outcome: 'unknown', waiter: 'b', index: 2, term: 2, committed: true },
+    ]);
+    expect(tracker.size).toBe(0);
+    // Settled once: a later commit by another leader answers nobody here.
+    expect(tracker.onApplied(1, 2, 10)).toBeUndefined();
+    tracker.track(3, 3, 'quorum', 'c');
+    expect(tracker.onRole({ role: 'candidate' })).toMatchObject([{ outcome: 'unknown', waiter: 'c' }]);
+  });
+
   it('hands back a proposal whose index this node reused in a later term (its log was cut back): its outcome is unknown', () => {
     const tracker = new ProposalTracker<string, number>();
     tracker.track(4, 1, 'quorum', 'old');

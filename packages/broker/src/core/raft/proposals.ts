@@ -18,7 +18,8 @@
  * - With ack level `all` an applied proposal then waits until every voter's
  *   match index reaches it, as seen by this node while it leads.
  * - Its outcome is **unknown** when the group gives up on it (storage failed,
- *   the group stopped, a later proposal took its index on this node): it may
+ *   the group stopped, a later proposal took its index on this node, the node
+ *   no longer leads): it may
  *   be committed by another leader, or (ack `all`) is committed but not known
  *   to be on every replica.
  * - A timeout removes a proposal that has not settled yet; every proposal
@@ -122,6 +123,19 @@ export class ProposalTracker<W, R> {
       return false;
     });
     return settled;
+  }
+
+  /**
+   * The node's role after a batch. A node that no longer leads (check-quorum
+   * stepped it down in a minority, or another leader took over) cannot commit
+   * what it proposed, so every proposal still waiting here ends now with an
+   * unknown outcome rather than at its timeout: another leader may still
+   * commit it, and the client's retry with the same producer and seq is
+   * deduplicated. A leader keeps its proposals.
+   */
+  onRole(status: Pick<Status, 'role'>): Abandoned<W, R>[] {
+    if (status.role === 'leader' || this.size === 0) return [];
+    return this.abandonAll();
   }
 
   /** The proposal at `index` waited too long: forgets it. Returns false if it had settled already. */

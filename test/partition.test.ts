@@ -63,3 +63,32 @@ describe('a network partition between brokers', () => {
     expect(log(n3, 'split')).toEqual(log(n1, 'split'));
   }, 30_000);
 });
+
+describe('a partition leader cut off from its followers', () => {
+  it('answers a waiting publish TIMEOUT (outcome unknown) as soon as check-quorum steps it down, not after the whole request timeout', async () => {
+    const { brokers, proxies } = await partitionableCluster();
+    const client = await fixture.client(
+      brokers.map((b) => b.url),
+      { poolSize: 1, discovery: false },
+    );
+    await client.publish('stepdown', 'warm');
+    await waitFor(() => brokers.some((b) => b.engine.leaderOf?.('stepdown', 0) === b.id), 'a leader of stepdown/0');
+    const index = brokers.findIndex((b) => b.engine.leaderOf?.('stepdown', 0) === b.id);
+    const leader = brokers[index] as Broker;
+
+    // Every peer link cut (a broker dials the others through their proxies): the leader can no longer commit.
+    for (const proxy of proxies) proxy.block();
+    fixture.defer(() => proxies.forEach((proxy) => proxy.unblock())); // before the brokers' shutdown, whatever fails
+    const started = Date.now();
+    const request = { producerId: 'cut-off', seq: 0, data: new Uint8Array([1]), encoding: 'raw' as const };
+    const error = await leader.engine.append('stepdown', 0, [request], 'quorum').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    const elapsedMs = Date.now() - started;
+    // Outcome unknown (the client sends the same producer and seq again elsewhere), never a refusal for good.
+    expect(error).toMatchObject({ code: 'TIMEOUT' });
+    // Within about an election timeout (500 ms, check-quorum steps down after one to two), not the request timeout (2 s).
+    expect(elapsedMs).toBeLessThan(1700);
+  }, 30_000);
+});

@@ -78,7 +78,7 @@ describe('a partition leader cut off from its followers', () => {
 
     // Every peer link cut (a broker dials the others through their proxies): the leader can no longer commit.
     for (const proxy of proxies) proxy.block();
-    fixture.defer(() => proxies.forEach((proxy) => proxy.unblock())); // before the brokers' shutdown, whatever fails
+    fixture.defer(async () => proxies.forEach((proxy) => proxy.unblock())); // before the brokers' shutdown, whatever fails
     const started = Date.now();
     const request = { producerId: 'cut-off', seq: 0, data: new Uint8Array([1]), encoding: 'raw' as const };
     const error = await leader.engine.append('stepdown', 0, [request], 'quorum').then(

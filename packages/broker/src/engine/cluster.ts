@@ -279,7 +279,6 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     transport.on('message', this.onPeerMessage);
     this.stopTicking = this.options.ticker.add(() => {
       for (const group of this.groups.values()) group.tick();
-      this.forwarding.ticked();
     });
     this.maintenanceTimer = setInterval(() => this.maintain(), MAINTENANCE_MS);
     this.maintenanceTimer.unref();

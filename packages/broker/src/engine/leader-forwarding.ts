@@ -15,8 +15,6 @@ import { waitFor } from './wait-for.js';
 export interface LedGroup {
   readonly id: string;
   readonly leader: NodeId | null;
-  /** Whether this broker's replica has heard from no leader for an election timeout (a split may have cut it off). */
-  readonly leaderContactLost?: boolean;
 }
 
 export interface LeaderForwardingContext {
@@ -39,11 +37,6 @@ export class LeaderForwarding {
   leaderChanged(groupId: string): void {
     this.leaderChanges.emit('leader');
     for (const watcher of [...(this.leaderWatchers.get(groupId) ?? [])]) watcher();
-  }
-
-  /** The broker's ticker ticked: forwards whose group lost contact with its leader give up (see {@link whileLeading}). */
-  ticked(): void {
-    for (const watchers of [...this.leaderWatchers.values()]) for (const watcher of [...watchers]) watcher();
   }
 
   /**
@@ -87,13 +80,11 @@ export class LeaderForwarding {
 
   /**
    * `call` to `leader`, given up (`NOT_LEADER`) as soon as the group knows
-   * another leader, or this broker's replica has heard nothing from it for an
-   * election timeout. A stopped leader (SIGSTOP, a stalled machine) or a
-   * blackholed link (a split) keeps the connection open and would hold the
-   * forward for its whole timeout, while the others elect a new leader within
-   * about a second, or this side never learns one. The copy left with it
-   * carries the same producer and seq, so the partition stores it once
-   * whichever arrives; the caller answers an unknown outcome at worst.
+   * another leader. A stopped leader (SIGSTOP, a stalled machine) keeps its
+   * connection open and would hold the forward for its whole timeout, while
+   * the others elect a new leader within about a second. The copy left with
+   * it carries the same producer and seq, so the partition stores it once
+   * whichever arrives.
    */
   private whileLeading<R>(group: LedGroup, leader: NodeId, call: Promise<R>): Promise<R> {
     return new Promise<R>((resolve, reject) => {
@@ -106,13 +97,10 @@ export class LeaderForwarding {
       };
       const onMove = (): void => {
         const now = group.leader;
-        const lost = group.leaderContactLost === true;
-        // An election under way that this replica still hears the old leader through: it may still answer.
-        if ((now === null || now === leader) && !lost) return;
+        if (now === null || now === leader) return; // an election under way: the old leader may still answer
         stopWatching();
         call.catch(() => {}); // its answer no longer matters
-        const why = now !== null && now !== leader ? `${now} does` : 'this broker has not heard from it for an election timeout';
-        reject(new RelayError('NOT_LEADER', `broker ${leader} no longer leads ${group.id} as far as this broker knows: ${why}`));
+        reject(new RelayError('NOT_LEADER', `broker ${leader} no longer leads ${group.id}; ${now} does`));
       };
       watching.add(onMove);
       onMove(); // it may have moved since the caller looked

@@ -173,15 +173,6 @@ export class RaftGroup<T, R, S = never> {
     return this.alone ? this.options.self : fence.leader;
   }
 
-  /**
-   * Whether this replica has heard from no leader for an election timeout
-   * (see `RaftNode.leaderContactLost`): a forward to the leader it names may
-   * hang on a blackholed link. Never while fenced: it forwards to whom it heard from.
-   */
-  get leaderContactLost(): boolean {
-    return this.fenced === undefined && !this.stopped && this.core.leaderContactLost;
-  }
-
   /** Why the group is fenced (its storage failed and it has not recovered yet), if it is. */
   get fenceReason(): RelayError | undefined {
     return this.fenced?.reason;

@@ -103,10 +103,6 @@ export class RaftNode<T, S = unknown> {
   get leader(): NodeId | null {
     return this.raft.leader;
   }
-  /** Not leading, and no word from a leader for an election timeout (or none known); see {@link Raft.leaderContactLost}. */
-  get leaderContactLost(): boolean {
-    return this.raft.leaderContactLost;
-  }
   get commitIndex(): number {
     return this.raft.log.committed;
   }

@@ -186,15 +186,6 @@ export class Raft<T, S> {
     return out;
   }
 
-  /**
-   * Whether this node, not leading, has heard nothing from a leader for an
-   * election timeout, or knows none: the leader it names may be cut off from
-   * it (a split), so a request forwarded there may never be answered.
-   */
-  get leaderContactLost(): boolean {
-    return this.role !== 'leader' && (this.leader === null || this.electionElapsed >= this.config.electionTicks);
-  }
-
   // ---- role transitions -----------------------------------------------------
 
   private reset(term: number): void {

@@ -73,11 +73,11 @@ describe('npm pack', () => {
     for (const p of packed) {
       const files = p.files.map((f) => f.path);
       expect(files, p.name).toEqual(expect.arrayContaining(['README.md', 'LICENSE', 'package.json']));
-      expect(files.every((f) => ['README.md', 'LICENSE', 'package.json'].includes(f) || f.startsWith('dist/')), `${p.name}: ${files.join(' ')}`).toBe(true);
+      expect(files.every((f) => ['README.md', 'LICENSE', 'package.json', 'bin/relaymq.js'].includes(f) || f.startsWith('dist/')), `${p.name}: ${files.join(' ')}`).toBe(true);
       expect(files.some((f) => f.endsWith('.test.js') || f.startsWith('src/')), p.name).toBe(false);
     }
     const broker = packed.find((p) => p.name === '@relaymq/broker') as PackResult;
-    expect(broker.files.map((f) => f.path)).toEqual(expect.arrayContaining(['dist/cli.js', 'dist/index.js', 'dist/index.d.ts']));
+    expect(broker.files.map((f) => f.path)).toEqual(expect.arrayContaining(['bin/relaymq.js', 'dist/cli.js', 'dist/index.js', 'dist/index.d.ts']));
     const sdk = packed.find((p) => p.name === '@relaymq/sdk') as PackResult;
     expect(sdk.files.map((f) => f.path)).toEqual(expect.arrayContaining(['dist/node.js', 'dist/node.d.ts', 'dist/browser.js', 'dist/index.d.ts', 'dist/protocol/index.d.ts']));
   });

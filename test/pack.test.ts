@@ -110,10 +110,12 @@ import { createClient } from '@relaymq/sdk/core';
 import { startBroker } from '@relaymq/broker';
 if (typeof RelayError !== 'function' || typeof createClient !== 'function' || typeof startBroker !== 'function') throw new Error('missing exports');
 const client = await connect({ brokers: [process.argv[2]] });
-const received = new Promise((resolve) => {
-  void client.subscribe('pack.check', (msg) => resolve(msg.data), { from: 'earliest' });
-});
 const receipt = await client.publish('pack.check', { hello: 'from a tarball' });
+let sub;
+const received = new Promise((resolve) => {
+  sub = client.subscribe('pack.check', (msg) => resolve(msg.data), { from: 'earliest' });
+});
+await sub;
 console.log(JSON.stringify({ receipt, data: await received }));
 await client.close();
 `,

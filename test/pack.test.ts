@@ -97,7 +97,8 @@ describe('npm pack', () => {
 
 describe('the installed packages', () => {
   it('npx relaymq --version prints the package version', async () => {
-    const { stdout } = await run('npx', ['--no', 'relaymq', '--version'], { cwd: app, env: npmEnv(), timeout: 30_000 });
+    // Offline: were the local bin missing, npx must fail rather than fetch an unrelated "relaymq" from the registry.
+    const { stdout } = await run('npx', ['relaymq', '--version'], { cwd: app, env: { ...npmEnv(), npm_config_offline: 'true' }, timeout: 30_000 });
     expect(stdout.trim()).toBe(VERSION);
   });
 

@@ -64,7 +64,7 @@ describe('relaymq --version and --help', () => {
     const top = await relaymq(['--help']);
     expect(top.code).toBe(0);
     for (const command of ['broker', 'status', 'dev', '--version']) expect(top.stdout).toContain(command);
-  });
+  }, 90_000); // seven CLI starts, slow on a loaded machine
 
   it('broker --help lists every option the parser accepts, with the default the broker resolves', async () => {
     const { stdout } = await relaymq(['broker', '--help']);
@@ -103,7 +103,7 @@ describe('relaymq --version and --help', () => {
 });
 
 describe('relaymq broker startup failures exit 2 with one line', () => {
-  it('names the port that is already in use: client, peer or admin', async () => {
+  it('names the port that is already in use: client, peer or admin', { timeout: 60_000 }, async () => {
     const taken = await occupiedPort();
     held.push(taken.server);
     const p = taken.port;
@@ -120,7 +120,7 @@ describe('relaymq broker startup failures exit 2 with one line', () => {
     }
   });
 
-  it('names the file it cannot read: config, TLS material, JWKS, data directory', async () => {
+  it('names the file it cannot read: config, TLS material, JWKS, data directory', { timeout: 60_000 }, async () => {
     const aFile = join(dir, 'plain-file');
     await writeFile(aFile, 'not a directory');
     await mkdir(join(dir, 'a-directory'));
@@ -173,7 +173,7 @@ describe('relaymq dev', () => {
     return { code: await exited, stdout };
   }
 
-  it('removes its temporary data directory on exit', async () => {
+  it('removes its temporary data directory on exit', { timeout: 60_000 }, async () => {
     const { code, stdout } = await devRun([]);
     const data = /data in (\S+) \(temporary/.exec(stdout)?.[1];
     expect(data, stdout).toBeDefined();
@@ -182,7 +182,7 @@ describe('relaymq dev', () => {
     expect(code).toBe(0);
   });
 
-  it('keeps the data directory given with --data', async () => {
+  it('keeps the data directory given with --data', { timeout: 60_000 }, async () => {
     const data = join(dir, 'dev-data');
     const { code, stdout } = await devRun(['--data', data]);
     expect(stdout).toContain(`data in ${data}\n`);

@@ -100,7 +100,7 @@ describe('the installed packages', () => {
     // Offline: were the local bin missing, npx must fail rather than fetch an unrelated "relaymq" from the registry.
     const { stdout } = await run('npx', ['relaymq', '--version'], { cwd: app, env: { ...npmEnv(), npm_config_offline: 'true' }, timeout: 30_000 });
     expect(stdout.trim()).toBe(VERSION);
-  });
+  }, 60_000);
 
   it('a broker started by the installed CLI carries a message from the installed SDK', async () => {
     await writeFile(
@@ -132,7 +132,7 @@ await client.close();
     } finally {
       await stop(broker, 10_000);
     }
-  });
+  }, 60_000);
 
   it('types resolve under node10, node16 and bundler resolution', async () => {
     await writeFile(
@@ -153,12 +153,15 @@ export async function check(): Promise<RelayClient> {
       ['node16', 'node16'],
       ['bundler', 'esnext'],
     ];
-    for (const [resolution, module] of settings) {
-      const args = [TSC, '--noEmit', '--strict', '--skipLibCheck', '--target', 'es2022', '--module', module, '--moduleResolution', resolution, 'check.ts'];
-      const result = await run(process.execPath, args, { cwd: app, timeout: 60_000 }).catch((err: { stdout: string }) => ({ stdout: err.stdout }));
-      expect(result.stdout, resolution).toBe('');
-    }
-  });
+    const results = await Promise.all(
+      settings.map(async ([resolution, module]) => {
+        const args = [TSC, '--noEmit', '--strict', '--skipLibCheck', '--target', 'es2022', '--module', module, '--moduleResolution', resolution, 'check.ts'];
+        const { stdout } = await run(process.execPath, args, { cwd: app, timeout: 100_000 }).catch((err: { stdout: string }) => ({ stdout: err.stdout }));
+        return [resolution, stdout] as const;
+      }),
+    );
+    expect(results).toEqual(settings.map(([resolution]) => [resolution, '']));
+  }, 120_000);
 });
 
 /** Resolves with the URL of the broker's listening line; rejects if it exits or stays silent for `timeoutMs`. */

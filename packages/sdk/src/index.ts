@@ -32,7 +32,17 @@ export type {
   Subscription,
 } from './subscribe/subscriber.js';
 export type { WebSocketConstructor, WebSocketLike } from './transport/websocket.js';
-export { RelayError, ErrorCodes, isErrorCode, type ErrorCode, type AckLevel, type StartPosition } from './protocol/index.js';
+export {
+  RelayError,
+  ErrorCodes,
+  isErrorCode,
+  type ErrorCode,
+  type RelayErrorDetails,
+  type DialFailure,
+  type DialFailureKind,
+  type AckLevel,
+  type StartPosition,
+} from './protocol/index.js';
 
 /**
  * Connects to the brokers in `options.brokers` and resolves once one accepted

@@ -1,9 +1,10 @@
 /**
  * `@relaymq/sdk` core: the client, independent of any runtime. It needs a
  * WebSocket constructor in the options; the `node` and `browser` entry points
- * supply one.
+ * supply one. Import it as `@relaymq/sdk/core` to bring your own
+ * WebSocket (`options.WebSocket`).
  *
- * @packageDocumentation
+ * @module \@relaymq/sdk/core
  */
 import { RelayClient } from './client.js';
 import type { ClientOptions } from './options.js';
@@ -12,7 +13,6 @@ export { RelayClient, type ClientStats } from './client.js';
 export type { BrokerRef, ClientEvents } from './events.js';
 export {
   CLIENT_DEFAULTS,
-  resolveClientOptions,
   type ClientOptions,
   type ClientTlsOptions,
   type CommitOptions,

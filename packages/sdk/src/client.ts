@@ -45,7 +45,18 @@ const ref = (connection: BrokerConnection): BrokerRef => ({ id: connection.broke
 /**
  * A relaymq client: a pool of broker connections with failover, idempotent
  * ordered publishing through a bounded outbox, and subscriptions that resume
- * where they left off. Create it with `connect()`.
+ * where they left off. Create it with `connect()`, or with `createClient()`
+ * to attach listeners before the first dial.
+ *
+ * Events: `client.on(name, listener)`, `once` and `off` (an `eventemitter3`
+ * emitter), typed by {@link ClientEvents}.
+ *
+ * @example
+ * ```ts
+ * const client = createClient({ brokers: ['ws://127.0.0.1:7401'] });
+ * client.on('reconnecting', ({ url, cause }) => console.warn(`cannot reach ${url}: ${cause.message}`));
+ * await client.start();
+ * ```
  */
 export class RelayClient extends EventEmitter<ClientEvents> {
   private readonly options: ResolvedClientOptions;

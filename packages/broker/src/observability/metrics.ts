@@ -1,3 +1,4 @@
+import { statfs } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { partitionViews, type Membership, type OperationsSource } from './cluster-status.js';
 import type { BrokerObserver } from './observer.js';
@@ -190,6 +191,26 @@ export class BrokerMetrics implements BrokerObserver {
       collect() {
         this.reset();
         for (const [stat, value] of Object.entries(numericStats(source))) this.set({ stat }, value);
+      },
+    });
+    // The file system of the data directory, as `df` counts it (the disk-full alert's figures), so
+    // Prometheus rules and dashboards need no node exporter. No sample without a data directory or
+    // while the directory does not exist yet.
+    const diskSize = new Gauge({ name: 'relaymq_disk_size_bytes', help: "Size of the data directory's file system", labelNames: ['path'], registers });
+    new Gauge({
+      name: 'relaymq_disk_available_bytes',
+      help: "Bytes of the data directory's file system available to the broker (df's Avail)",
+      labelNames: ['path'],
+      registers,
+      async collect() {
+        this.reset();
+        diskSize.reset();
+        const dir = source.dataDir;
+        if (dir === undefined) return;
+        const s = await statfs(dir).catch(() => undefined);
+        if (s === undefined) return;
+        diskSize.set({ path: dir }, s.blocks * s.bsize);
+        this.set({ path: dir }, s.bavail * s.bsize);
       },
     });
     new Gauge({

@@ -1,0 +1,50 @@
+/**
+ * Metric names a PromQL expression reads, for checking shipped rules and
+ * dashboards against what the brokers export. Deliberately small rather
+ * than a full parser: it drops what cannot hold a metric name (strings,
+ * label matchers, ranges, grouping label lists, Grafana variables), then
+ * keeps the identifiers that are neither function calls nor keywords.
+ */
+
+const KEYWORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool', 'inf', 'nan', 'atan2']);
+
+/** Clauses whose parenthesised list holds label names, not expressions. */
+const LABEL_LISTS = /\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/gi;
+
+export function metricNames(expr: string): string[] {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, ' ') // string literals
+    .replace(/\{[^}]*\}/g, ' ') // label matchers
+    .replace(/\blabel_values\s*\(([^,]*),\s*\w+\s*\)/g, ' $1 ') // Grafana's variable query: its second argument is a label
+    .replace(/\[[^\]]*\]/g, ' ') // ranges and subqueries
+    .replace(LABEL_LISTS, ' ')
+    .replace(/\$\{[^}]*\}|\$\w+/g, ' ') // Grafana variables ($broker, ${__rate_interval})
+    .replace(/\b\d+(?:\.\d+)?(?:e[+-]?\d+)?(?:ms|[smhdwy])?\b/gi, ' '); // numbers and durations (offset 5m)
+  const names = new Set<string>();
+  for (const match of stripped.matchAll(/[A-Za-z_:][\w:]*/g)) {
+    const name = match[0];
+    const rest = stripped.slice((match.index ?? 0) + name.length);
+    if (/^\s*\(/.test(rest)) continue; // a function or aggregation call
+    if (KEYWORDS.has(name.toLowerCase())) continue;
+    names.add(name);
+  }
+  return [...names].sort();
+}
+
+/** Metric names an exposition text offers: every sample's name, and the series a histogram or summary declares. */
+export function exportedNames(exposition: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of exposition.split('\n')) {
+    const type = /^# TYPE (\S+) (\w+)/.exec(line);
+    if (type !== null) {
+      const [, name, kind] = type as unknown as [string, string, string];
+      if (kind === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(name + suffix);
+      else if (kind === 'summary') for (const suffix of ['', '_sum', '_count']) names.add(name + suffix);
+      else names.add(name);
+      continue;
+    }
+    const sample = /^([A-Za-z_:][\w:]*)[{ ]/.exec(line);
+    if (sample !== null) names.add(sample[1] as string);
+  }
+  return names;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { exportedNames, metricNames } from './support/promql.js';
+import { metricNames } from './support/promql.js';
 
 describe('metricNames (PromQL metric names, for the rules and dashboard checks)', () => {
   it.each([
@@ -17,26 +17,5 @@ describe('metricNames (PromQL metric names, for the rules and dashboard checks)'
     ['{__name__="relaymq_x"}', []],
   ])('%s', (expr, expected) => {
     expect(metricNames(expr)).toEqual(expected);
-  });
-});
-
-describe('exportedNames (metric names of an exposition text)', () => {
-  it('takes samples, and a histogram declared without samples yet as its _bucket/_sum/_count series', () => {
-    const text = [
-      '# HELP relaymq_partitions Partitions hosted here',
-      '# TYPE relaymq_partitions gauge',
-      'relaymq_partitions{broker="b1"} 3',
-      '# TYPE relaymq_publish_latency_seconds histogram',
-      '# TYPE relaymq_leader_changes_total counter',
-      'relaymq_process_cpu_seconds_total 1.5',
-    ].join('\n');
-    expect([...exportedNames(text)].sort()).toEqual([
-      'relaymq_leader_changes_total',
-      'relaymq_partitions',
-      'relaymq_process_cpu_seconds_total',
-      'relaymq_publish_latency_seconds_bucket',
-      'relaymq_publish_latency_seconds_count',
-      'relaymq_publish_latency_seconds_sum',
-    ]);
   });
 });

@@ -30,21 +30,3 @@ export function metricNames(expr: string): string[] {
   }
   return [...names].sort();
 }
-
-/** Metric names an exposition text offers: every sample's name, and the series a histogram or summary declares. */
-export function exportedNames(exposition: string): Set<string> {
-  const names = new Set<string>();
-  for (const line of exposition.split('\n')) {
-    const type = /^# TYPE (\S+) (\w+)/.exec(line);
-    if (type !== null) {
-      const [, name, kind] = type as unknown as [string, string, string];
-      if (kind === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(name + suffix);
-      else if (kind === 'summary') for (const suffix of ['', '_sum', '_count']) names.add(name + suffix);
-      else names.add(name);
-      continue;
-    }
-    const sample = /^([A-Za-z_:][\w:]*)[{ ]/.exec(line);
-    if (sample !== null) names.add(sample[1] as string);
-  }
-  return names;
-}

@@ -9,6 +9,7 @@ import { applyPublish, parsePublishCommand, type PublishCommand } from '../core/
 import { Partition, type AppendOutcome, type PartitionLog } from '../core/partition/partition.js';
 import type { NodeId, RaftConfigOptions, Storage } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
+import type { LogFunction } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
@@ -27,8 +28,6 @@ export const partitionGroupId = (topic: string, partition: number): string => `p
 /** A group id as a file name: `/` is not allowed in one. */
 const fileName = (group: string): string => group.replace(/\//g, '~');
 
-type Log = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
-
 /** What the factory needs of the engine's settings. */
 export interface GroupFactoryOptions {
   self: NodeId;
@@ -44,7 +43,7 @@ export interface GroupFactoryOptions {
   raftConfig: RaftConfigOptions;
   now: () => number;
   observer?: BrokerObserver;
-  log: Log;
+  log: LogFunction;
 }
 
 /** What a partition group tells the engine, and asks of it. */
@@ -195,7 +194,7 @@ export class GroupFactory {
   private groupBase(
     id: string,
     voters: readonly NodeId[],
-  ): { id: string; self: NodeId; voters: readonly NodeId[]; transport: PeerTransport; config: RaftConfigOptions; log: Log; observer?: BrokerObserver } {
+  ): { id: string; self: NodeId; voters: readonly NodeId[]; transport: PeerTransport; config: RaftConfigOptions; log: LogFunction; observer?: BrokerObserver } {
     const base = { id, self: this.options.self, voters, transport: this.options.transport, config: this.options.raftConfig, log: this.options.log };
     return this.options.observer === undefined ? base : { ...base, observer: this.options.observer };
   }

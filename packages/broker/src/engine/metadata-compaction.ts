@@ -4,6 +4,7 @@
  * commits) were applied since the last time, as a partition log is.
  */
 import type { MetadataCommand, MetadataSnapshot } from '../core/metadata/metadata.js';
+import type { LogFunction } from '../observability/logger.js';
 import type { RaftGroup } from '../runtime/raft-group.js';
 import type { DurableRaftStorage } from '../storage/raft-storage.js';
 import { CHECKPOINT_ENTRIES } from './hosted-partition.js';
@@ -15,7 +16,7 @@ export interface MetadataCompactionContext {
   snapshot: () => MetadataSnapshot;
   /** Log bytes a leader keeps for a lagging follower before it compacts anyway. */
   raftLogMaxBytes: number;
-  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  log: LogFunction;
 }
 
 export class MetadataCompaction {

@@ -17,7 +17,7 @@ import {
 import type { PeerTransport } from '../net/peer-transport.js';
 import { childLog } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
-import type { LogFunction } from '../options.js';
+import type { LogFunction } from '../observability/logger.js';
 import type { DurableRaftStorage } from '../storage/raft-storage.js';
 import { storageRelayError } from '../storage/segments/errors.js';
 import { parseRaftMessage } from './raft-wire.js';
@@ -65,7 +65,7 @@ export interface RaftGroupOptions<T, R, S = never> {
   onLeaderChange?: (leader: NodeId | null) => void;
   /** Told of fsync durations and leader changes (operations); optional. */
   observer?: Pick<BrokerObserver, 'fsync' | 'leaderChanged'>;
-  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  log: LogFunction;
 }
 
 /** A fenced group tries to recover after 100 ms, then doubling up to every 5 s while its storage still fails. */

@@ -1,22 +1,13 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { errorCode, nodeFileSystem, readWholeFile } from './fs.js';
 import { rejection } from '../../../../test/support/rejection.js';
+import { tempDirs } from '../../../../test/support/temp-dirs.js';
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'relaymq-fs-'));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
+const tempDir = tempDirs('relaymq-fs-');
 
 const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values);
-
 
 describe('nodeFileSystem', () => {
   it('writes and reads at positions, truncates, lists, renames and removes', async () => {

@@ -1,21 +1,13 @@
 /** The fault-injecting file system models what it claims: failed and torn writes, a full disk, lost fsyncs, power loss. */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { errorCode, nodeFileSystem } from '../../src/storage/fs.js';
 import { FaultyFileSystem } from './faulty-fs.js';
 import { rejection } from '../../../../test/support/rejection.js';
+import { tempDirs } from '../../../../test/support/temp-dirs.js';
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'relaymq-fs-'));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
-});
+const tempDir = tempDirs('relaymq-fs-');
 
 const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values);
 

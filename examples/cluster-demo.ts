@@ -12,7 +12,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connect, RelayError, type Message, type RelayClient } from '@relaymq/sdk';
+import { createClient, RelayError, type Message, type RelayClient } from '@relaymq/sdk';
 import { encodeFrame, decodeBrokerFrame } from '@relaymq/sdk/protocol';
 import WebSocket from 'ws';
 
@@ -96,13 +96,15 @@ async function main(): Promise<number> {
     for (const node of nodes) console.log(`  broker ${node.id}  ${node.url}  (pid ${node.child.pid})`);
 
     const urls = nodes.map((n) => n.url);
-    const subscriber = await connect({ brokers: urls, clientId: 'demo-subscriber', pingIntervalMs: 250 });
-    const publisher = await connect({ brokers: urls, clientId: 'demo-publisher', pingIntervalMs: 250 });
+    // Listeners first, then start(): nothing the clients report is missed, not even a failed first dial.
+    const subscriber = createClient({ brokers: urls, clientId: 'demo-subscriber', pingIntervalMs: 250 });
+    const publisher = createClient({ brokers: urls, clientId: 'demo-publisher', pingIntervalMs: 250 });
     clients.push(subscriber, publisher);
     for (const [name, client] of [['publisher', publisher], ['subscriber', subscriber]] as const) {
       client.on('failover', ({ from, to, reason }) => console.log(`  ${name}: failover ${from.id} → ${to.id} (${reason.code})`));
       client.on('disconnected', ({ broker, reason }) => console.log(`  ${name}: lost ${broker.id} (${reason.code})`));
     }
+    await Promise.all([subscriber.start(), publisher.start()]);
 
     const seen = new Map<number, number>();
     let outOfOrder = 0;

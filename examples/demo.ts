@@ -7,7 +7,7 @@
  * order within each partition (hence per customer). Exits 1 if not.
  */
 import { startBroker, type Broker } from '@relaymq/broker';
-import { connect, type Message, type PublishReceipt, type RelayClient } from '@relaymq/sdk';
+import { createClient, type Message, type PublishReceipt, type RelayClient } from '@relaymq/sdk';
 import { describe } from './shared.js';
 
 const TOPIC = 'demo.orders';
@@ -44,15 +44,18 @@ async function main(): Promise<number> {
 
 /** The demo proper; returns the exit code. Clients it opens go into `clients`. */
 async function run(broker: Broker, clients: RelayClient[]): Promise<number> {
-  const subscriberClient = await connect({ brokers: [broker.url], clientId: 'demo-subscriber' });
+  // Listeners first, then start(): nothing the clients report is missed, not even a failed first dial.
+  const subscriberClient = createClient({ brokers: [broker.url], clientId: 'demo-subscriber' });
   clients.push(subscriberClient);
-  const publisherClient = await connect({ brokers: [broker.url], clientId: 'demo-publisher' });
+  const publisherClient = createClient({ brokers: [broker.url], clientId: 'demo-publisher' });
   clients.push(publisherClient);
   for (const [name, client] of [['subscriber', subscriberClient], ['publisher', publisherClient]] as const) {
+    client.on('reconnecting', ({ url, cause }) => console.log(`  ${name}: cannot reach ${url}: ${cause.message}`));
     client.on('failover', ({ from, to, reason }) => console.log(`  ${name}: failover ${from.id} → ${to.id} (${reason.code})`));
     client.on('disconnected', ({ broker: lost, reason }) => console.log(`  ${name}: disconnected from ${lost.id} (${reason.code})`));
     client.on('error', (error) => console.log(`  ${name}: error ${describe(error)}`));
   }
+  await Promise.all([subscriberClient.start(), publisherClient.start()]);
 
   // What the subscriber saw: per order id how often, and per partition the offsets in arrival order.
   const received = new Map<number, number>();

@@ -11,7 +11,7 @@
  * a broker is back.
  */
 import { parseArgs } from 'node:util';
-import { connect, type PublishReceipt } from '@relaymq/sdk';
+import { createClient, type PublishReceipt } from '@relaymq/sdk';
 import { brokersFromEnv, describe, log } from './shared.js';
 
 const TOPIC = 'demo.orders';
@@ -42,17 +42,20 @@ async function main(): Promise<void> {
   const intervalMs = positiveInteger('interval-ms', values['interval-ms']) ?? 200;
   const brokers = brokersFromEnv();
 
-  log(`connecting to ${brokers.join(', ')}`);
-  const client = await connect({ brokers });
-  log(`connected to ${client.stats().activeBroker?.id ?? '?'}`);
-
+  // Listeners first: a failed first dial (a broker not running yet) is reported as it happens, with its cause.
+  const client = createClient({ brokers });
   // Every state change is an event; none of them needs handling for correctness.
+  client.on('connecting', ({ url, attempt }) => log(`event connecting: ${url} (attempt ${attempt})`));
   client.on('connected', ({ broker }) => log(`event connected: ${broker.id} (${broker.url})`));
   client.on('failover', ({ from, to, reason }) => log(`event failover: ${from.id} → ${to.id} (${reason.code})`));
-  client.on('reconnecting', ({ url, attempt, error }) => log(`event reconnecting: ${url}, attempt ${attempt} failed (${error.code})`));
+  client.on('reconnecting', ({ url, attempt, cause }) => log(`event reconnecting: ${url}, attempt ${attempt} failed: ${cause.message}`));
   client.on('disconnected', ({ broker, reason }) => log(`event disconnected: ${broker.id} (${reason.code}); publishes wait in the outbox`));
   client.on('brokers', ({ added, removed }) => log(`event brokers: +[${added.join(', ')}] -[${removed.join(', ')}]`));
   client.on('closed', ({ reason }) => log(`event closed: ${reason.code}`));
+
+  log(`connecting to ${brokers.join(', ')}`);
+  await client.start();
+  log(`connected to ${client.stats().activeBroker?.id ?? '?'}`);
 
   let sent = 0;
   let failed = 0;

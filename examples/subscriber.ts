@@ -10,7 +10,7 @@
  * each message once, in partition order.
  */
 import { parseArgs } from 'node:util';
-import { connect, type Message, type StartPosition } from '@relaymq/sdk';
+import { createClient, type Message, type StartPosition } from '@relaymq/sdk';
 import { brokersFromEnv, describe, log } from './shared.js';
 
 function parseFrom(value: string): StartPosition {
@@ -39,16 +39,20 @@ async function main(): Promise<void> {
   const from = parseFrom(values.from ?? 'new');
   const brokers = brokersFromEnv();
 
-  log(`connecting to ${brokers.join(', ')}`);
-  const client = await connect({ brokers });
-  log(`connected to ${client.stats().activeBroker?.id ?? '?'}`);
+  // Listeners first: a failed first dial (a broker not running yet) is reported as it happens, with its cause.
+  const client = createClient({ brokers });
+  client.on('connecting', ({ url, attempt }) => log(`event connecting: ${url} (attempt ${attempt})`));
   client.on('connected', ({ broker }) => log(`event connected: ${broker.id} (${broker.url})`));
   client.on('failover', ({ from: previous, to, reason }) => log(`event failover: ${previous.id} → ${to.id} (${reason.code}); resuming where we left off`));
-  client.on('reconnecting', ({ url, attempt, error }) => log(`event reconnecting: ${url}, attempt ${attempt} failed (${error.code})`));
+  client.on('reconnecting', ({ url, attempt, cause }) => log(`event reconnecting: ${url}, attempt ${attempt} failed: ${cause.message}`));
   client.on('disconnected', ({ broker, reason }) => log(`event disconnected: ${broker.id} (${reason.code})`));
   client.on('gap', (gap) => log(`event gap: ${gap.topic}[${gap.partition}] expected offset ${gap.expectedOffset}, first available ${gap.firstAvailableOffset}`));
   client.on('error', (error) => log(`event error: ${describe(error)}`));
   client.on('closed', ({ reason }) => log(`event closed: ${reason.code}`));
+
+  log(`connecting to ${brokers.join(', ')}`);
+  await client.start();
+  log(`connected to ${client.stats().activeBroker?.id ?? '?'}`);
 
   const subscription = await client.subscribe(
     pattern,

@@ -45,7 +45,10 @@ export interface Broker {
   readonly peerPort: number | undefined;
   /** The admin server's base URL (`/metrics`, `/healthz`, the dashboard), when `adminPort` is set. */
   readonly adminUrl: string | undefined;
-  /** The partition logs. */
+  /**
+   * The partition logs.
+   * @internal For tests and tools in this repository; not a stable API.
+   */
   readonly engine: LogEngine;
   stats(): BrokerStats;
   /**

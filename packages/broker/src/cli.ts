@@ -5,8 +5,13 @@
  *   relaymq broker [--config file.yaml] [--print-config] [--<option> value ...]
  *   relaymq status --broker http://host:adminPort
  *   relaymq dev [--count 3]
+ *   relaymq --version
+ *
+ * Every command takes --help. Anything that stops a command from starting
+ * (a usage error, an invalid option, a port in use, an unreadable file)
+ * ends it with one line on stderr and exit status 2.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { stringify as toYaml } from 'yaml';
 import { startBroker } from './broker.js';
+import { brokerOptionsHelp, HELP_OPTION, parseArgsOptions, renderOptions, type CommandOption } from './cli-help.js';
 import { CONFIG_FIELDS, describeSource, effectiveConfig, envName, flagName, readConfigFile, resolveConfig } from './config.js';
 import { runDevCluster } from './dev-cluster.js';
 import { createLogger } from './observability/logger.js';
@@ -21,49 +27,83 @@ import type { ClusterReport } from './observability/operations.js';
 import { renderStatus } from './observability/status-report.js';
 import { resolveBrokerOptions } from './options.js';
 
-const USAGE = `usage: relaymq broker [--config <file>] [--print-config] [options]   run one broker
-       relaymq status --broker <admin URL> [--json] [--timeout-ms 5000]    cluster health; exits 1 when unhealthy
-       relaymq dev [--count 3] [--port 7401] [--peer-port 7501] [--admin-port 9401] [--data <dir>]
-                                                                           a local cluster on loopback
+/** The version of this package, for `--version`: read from its package.json (`../package.json` from `src/` and from `dist/`). */
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
 
-Every broker option can come from a config file (JSON or YAML, --config),
-an environment variable or a flag; flags win over the environment, which wins
-over the file, which wins over the defaults. --print-config prints the
-effective configuration (secrets redacted) and exits.
+const USAGE = `usage: relaymq <command> [options]
 
-broker options (flag / environment variable):
-  --id <id>                      broker id (default b1)
-  --host <address>               interface to listen on (default 127.0.0.1)
-  --port <n>                     client port, 0 for any free port (default 7401)
-  --peer-port <n>                port for other brokers, 0 for any free port (default 7501)
-  --peers <list>                 the other brokers: id@host:port,id@host:port (default: none, standalone)
-  --data-dir <dir>               directory for partition logs and Raft logs; without it everything is in memory (alias --data)
-  --fsync <policy>               always (default: fsynced before the ack) | interval
-  --fsync-interval-ms <ms>       with --fsync interval: longest time between a write and its fsync (default 1000)
-  --retention-max-age-ms <ms>, --retention-max-bytes <n>, --retention-max-messages <n>
-                                 per partition, whole segments deleted oldest first (default: keep everything)
-  --segment-bytes <n>            segment file size (default 67108864)
-  --replication-factor <n>       replicas per partition in a cluster (default 3)
-  --advertised-url <url>         URL given to clients (default ws://<host>:<port>)
-  --default-partitions <n>       partitions of implicitly created topics (default 1; alias --partitions)
-  --max-payload <bytes>          largest accepted frame (default 1048576)
-  --heartbeat-ms <ms>            ping interval; silent clients dropped after 2x (default 5000)
-  --drain-timeout-ms <ms>        time clients get to leave on shutdown (default 2000)
-  --admin-port <n>               admin HTTP port: /metrics, /healthz, /readyz, /api/cluster, dashboard (default off)
-  --admin-host <address>         interface of the admin port (default: --host)
-  --log-level <level>            debug | info | warn | error | silent (default info)
-  --alerts-webhooks <urls>       webhook URLs for alerts, comma-separated (default none)
-  --alerts-grace-ms <ms>         time a partition may be leaderless/under-replicated before alerting (default 30000)
-  --alerts-disk-full-percent <n> disk use of --data-dir that alerts (default 90)
-  --raft-preset <name>           Raft timing: local | lan (default: heartbeat 50 ms, election 500 ms) | wan
-  --raft-heartbeat-ms <ms>, --raft-election-timeout-ms <ms>   override the preset
-  --swim-preset <name>           gossip timing: local | lan (default: probe every 1000 ms) | wan; --swim-*-ms override it
-  --peer-request-timeout-ms <ms> wait for a leader, a commit or another broker's answer (default 2000)
-  ...                            and every other option: ${CONFIG_FIELDS.length} in all, see the README
-  -h, --help                     show this help
+commands:
+  broker    run one broker                          relaymq broker --help
+  status    cluster health; exits 1 when unhealthy  relaymq status --help
+  dev       a local cluster on loopback             relaymq dev --help
 
-The environment variable of an option is RELAYMQ_ and its flag name in capitals:
-${['port', 'peers', 'dataDir', 'alerts.webhooks'].map((p) => `--${flagName(p)} = ${envName(p)}`).join(', ')}.
+  relaymq --version     print the version
+  relaymq --help        show this help
+`;
+
+/** The broker's own options besides the option table: how configuration is read. */
+const BROKER_COMMAND_OPTIONS: readonly CommandOption[] = [
+  { name: 'config', value: '<file>', help: 'read options from a JSON or YAML file', defaultText: 'none' },
+  { name: 'print-config', help: 'print the effective configuration (secrets redacted) and exit' },
+  HELP_OPTION,
+];
+
+/** The broker's log level when run from the CLI (the API's default is silent). */
+const CLI_LOG_LEVEL = 'info';
+
+function brokerUsage(): string {
+  const examples = ['port', 'peers', 'dataDir', 'alerts.webhooks'].map((p) => `--${flagName(p)} = ${envName(p)}`).join(', ');
+  return `usage: relaymq broker [--config <file>] [--print-config] [options]
+
+Runs one broker. Every option can come from a config file (JSON or YAML,
+--config), an environment variable or a flag; flags win over the environment,
+which wins over the file, which wins over the defaults. The environment
+variable of an option is RELAYMQ_ and its flag name in capitals:
+${examples}.
+
+${renderOptions(BROKER_COMMAND_OPTIONS)}
+${brokerOptionsHelp({ logLevel: CLI_LOG_LEVEL })}
+
+Exit status: 0 after a clean shutdown (SIGTERM, SIGINT), 2 when it cannot
+start (an invalid option, a port in use, an unreadable file).
+`;
+}
+
+const STATUS_OPTIONS: readonly CommandOption[] = [
+  { name: 'broker', value: '<admin URL>', help: 'admin port of any broker, e.g. http://127.0.0.1:9401', defaultText: '$RELAYMQ_ADMIN_URL' },
+  { name: 'json', help: 'print the report as JSON' },
+  { name: 'timeout-ms', value: '<ms>', help: 'how long to wait for the answer', default: '5000' },
+  HELP_OPTION,
+];
+
+const STATUS_USAGE = `usage: relaymq status --broker <admin URL> [--json] [--timeout-ms <ms>]
+
+Prints the health of the cluster as a broker's admin port reports it.
+Exit status: 0 healthy, 1 unhealthy or unreachable, 2 a usage error.
+
+${renderOptions(STATUS_OPTIONS)}
+`;
+
+const DEV_OPTIONS: readonly CommandOption[] = [
+  { name: 'count', value: '<n>', help: 'brokers to start, 1 to 9', default: '3' },
+  { name: 'host', value: '<address>', help: 'interface of every port', default: '127.0.0.1' },
+  { name: 'port', value: '<n>', help: 'client port of b1; the others follow', default: '7401' },
+  { name: 'peer-port', value: '<n>', help: 'peer port of b1; the others follow', default: '7501' },
+  { name: 'admin-port', value: '<n>', help: 'admin port (dashboard) of b1; the others follow', default: '9401' },
+  { name: 'log-level', value: '<level>', help: 'debug | info | warn | error | silent', default: 'info' },
+  { name: 'data', value: '<dir>', help: 'keep the brokers\' data there, and keep it on exit', defaultText: 'a temporary directory, deleted on exit' },
+  HELP_OPTION,
+];
+
+const DEV_USAGE = `usage: relaymq dev [options]
+
+Starts a cluster of brokers on loopback, one process each, their output
+prefixed with their ids; Ctrl-C stops them.
+
+${renderOptions(DEV_OPTIONS)}
 `;
 
 async function runBroker(args: string[]): Promise<void> {
@@ -74,15 +114,10 @@ async function runBroker(args: string[]): Promise<void> {
     args,
     strict: true,
     allowPositionals: false,
-    options: {
-      ...optionFlags,
-      config: { type: 'string' },
-      'print-config': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: { ...optionFlags, ...parseArgsOptions(BROKER_COMMAND_OPTIONS) },
   });
   if (values.help === true) {
-    process.stdout.write(USAGE);
+    process.stdout.write(brokerUsage());
     return;
   }
   const flags: Record<string, string | undefined> = {};
@@ -90,7 +125,7 @@ async function runBroker(args: string[]): Promise<void> {
   const file = typeof values.config === 'string' ? await readConfigFile(values.config) : undefined;
   const config = resolveConfig({ file, env: process.env, flags });
   for (const warning of config.warnings) process.stderr.write(`relaymq: warning: ${warning}\n`);
-  const options = { ...config.options, logLevel: config.options.logLevel ?? 'info' };
+  const options = { ...config.options, logLevel: config.options.logLevel ?? CLI_LOG_LEVEL };
 
   if (values['print-config'] === true) {
     const effective = effectiveConfig(resolveBrokerOptions(options));
@@ -127,21 +162,17 @@ async function runStatus(args: string[]): Promise<number> {
     args,
     strict: true,
     allowPositionals: false,
-    options: {
-      broker: { type: 'string', default: process.env.RELAYMQ_ADMIN_URL },
-      json: { type: 'boolean' },
-      'timeout-ms': { type: 'string', default: '5000' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: parseArgsOptions(STATUS_OPTIONS),
   });
   if (values.help === true) {
-    process.stdout.write(USAGE);
+    process.stdout.write(STATUS_USAGE);
     return 0;
   }
-  if (values.broker === undefined) throw new RelayError('INVALID_ARGUMENT', 'status needs --broker <admin URL>, e.g. --broker http://127.0.0.1:9401');
-  if (!/^https?:\/\/\S+$/.test(values.broker)) throw new RelayError('INVALID_ARGUMENT', `--broker must be the http:// URL of an admin port, got "${values.broker}"`);
-  const timeoutMs = integerFlag('timeout-ms', values['timeout-ms']) as number;
-  const url = new URL('api/cluster', values.broker.endsWith('/') ? values.broker : `${values.broker}/`);
+  const broker = typeof values.broker === 'string' ? values.broker : process.env.RELAYMQ_ADMIN_URL;
+  if (broker === undefined) throw new RelayError('INVALID_ARGUMENT', 'status needs --broker <admin URL>, e.g. --broker http://127.0.0.1:9401');
+  if (!/^https?:\/\/\S+$/.test(broker)) throw new RelayError('INVALID_ARGUMENT', `--broker must be the http:// URL of an admin port, got "${broker}"`);
+  const timeoutMs = integerFlag('timeout-ms', values['timeout-ms'] as string) as number;
+  const url = new URL('api/cluster', broker.endsWith('/') ? broker : `${broker}/`);
   let report: ClusterReport;
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
@@ -161,36 +192,44 @@ function integerFlag(name: string, value: string | undefined): number | undefine
   return Number(value);
 }
 
+/** A string option's value from parseArgs values typed by a table built at run time. */
+function text(values: Record<string, string | boolean | undefined>, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
 async function runDev(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      count: { type: 'string', default: '3' },
-      host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'string', default: '7401' },
-      'peer-port': { type: 'string', default: '7501' },
-      'admin-port': { type: 'string', default: '9401' },
-      'log-level': { type: 'string', default: 'info' },
-      data: { type: 'string' },
-    },
-  });
-  const count = integerFlag('count', values.count) as number;
+  const { values } = parseArgs({ args, strict: true, allowPositionals: false, options: parseArgsOptions(DEV_OPTIONS) });
+  if (values.help === true) {
+    process.stdout.write(DEV_USAGE);
+    return;
+  }
+  const count = integerFlag('count', text(values, 'count')) as number;
   if (count < 1 || count > 9) throw new RelayError('INVALID_ARGUMENT', '--count must be from 1 to 9');
-  await runDevCluster(
-    {
-      count,
-      host: values.host,
-      basePort: integerFlag('port', values.port) as number,
-      basePeerPort: integerFlag('peer-port', values['peer-port']) as number,
-      baseAdminPort: integerFlag('admin-port', values['admin-port']) as number,
-      logLevel: values['log-level'],
-      dataRoot: values.data ?? mkdtempSync(join(tmpdir(), 'relaymq-dev-')),
-      cliPath: fileURLToPath(import.meta.url),
-    },
-    (line) => process.stdout.write(`${line}\n`),
-  );
+  const given = text(values, 'data');
+  // Without --data the brokers' data is scratch: it lives in a temporary directory removed on exit.
+  const dataRoot = given ?? mkdtempSync(join(tmpdir(), 'relaymq-dev-'));
+  try {
+    await runDevCluster(
+      {
+        count,
+        host: text(values, 'host') as string,
+        basePort: integerFlag('port', text(values, 'port')) as number,
+        basePeerPort: integerFlag('peer-port', text(values, 'peer-port')) as number,
+        baseAdminPort: integerFlag('admin-port', text(values, 'admin-port')) as number,
+        logLevel: text(values, 'log-level') as string,
+        dataRoot,
+        temporaryData: given === undefined,
+        cliPath: fileURLToPath(import.meta.url),
+      },
+      (line) => process.stdout.write(`${line}\n`),
+    );
+  } finally {
+    if (given === undefined) {
+      rmSync(dataRoot, { recursive: true, force: true });
+      process.stdout.write(`relaymq dev: removed ${dataRoot}\n`);
+    }
+  }
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -205,6 +244,9 @@ async function main(argv: string[]): Promise<void> {
     case 'dev':
       await runDev(rest);
       return;
+    case '--version':
+      process.stdout.write(`${packageVersion()}\n`);
+      return;
     case undefined:
     case '-h':
     case '--help':
@@ -212,7 +254,7 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(USAGE);
       return;
     default:
-      throw new RelayError('INVALID_ARGUMENT', `unknown command "${command}"; try: relaymq broker --help`);
+      throw new RelayError('INVALID_ARGUMENT', `unknown command "${command}"; try: relaymq --help`);
   }
 }
 

@@ -12,95 +12,112 @@ import { optionOfError, resolveBrokerOptions, type BrokerOptions, type ResolvedB
  */
 
 /** How a value is written in the environment and on the command line (`json`: a JSON text there, any JSON value in a file). */
-type Kind = 'string' | 'integer' | 'list' | 'json';
+export type Kind = 'string' | 'integer' | 'list' | 'json';
 
-/** One configurable option: its path in the options object and its kind. */
-interface Field {
+/** One configurable option: its path in the options object, its kind, and how `--help` describes it. */
+export interface Field {
   /** `port`, or `alerts.graceMs` for a nested option. */
   path: string;
   kind: Kind;
   /** Extra flag spellings kept for compatibility (`--data` for `--data-dir`). */
   aliases?: string[];
+  /** The heading `--help` lists the option under. */
+  section: string;
+  /** What one line of `--help` says the option does (the default is added from the resolved defaults). */
+  help: string;
+  /** The value's placeholder in `--help` (`<dir>`, `always|interval`); derived from the kind when unset. */
+  value?: string;
+  /** How `--help` states a default the resolved defaults cannot show: none (`off`), or one derived from another option. */
+  defaultText?: string;
 }
 
-/** Every option the CLI accepts, in the order `--help` and `--print-config` show them. */
+const NETWORK = 'identity and network';
+const STORAGE = 'storage (with --data-dir)';
+const CLIENTS = 'clients and limits';
+const SECURITY = 'security (PEM text or a file path; JSON values as in a config file)';
+const OPERATIONS = 'operations';
+const RAFT = 'Raft timing (ms; fields override the preset)';
+const SWIM = 'gossip (SWIM) timing (ms; fields override the preset)';
+const PEER = 'links between brokers';
+
+/** Every option the CLI accepts, in the order `--help` shows them; `--help` and the parser both read this table. */
 export const CONFIG_FIELDS: readonly Field[] = [
-  { path: 'id', kind: 'string' },
-  { path: 'host', kind: 'string' },
-  { path: 'port', kind: 'integer' },
-  { path: 'advertisedUrl', kind: 'string' },
-  { path: 'peerPort', kind: 'integer' },
-  { path: 'peers', kind: 'list' },
-  { path: 'dataDir', kind: 'string', aliases: ['data'] },
-  { path: 'replicationFactor', kind: 'integer' },
-  { path: 'defaultPartitions', kind: 'integer', aliases: ['partitions'] },
-  { path: 'maxPayload', kind: 'integer' },
-  { path: 'heartbeatMs', kind: 'integer' },
-  { path: 'helloTimeoutMs', kind: 'integer' },
-  { path: 'dedupeWindow', kind: 'integer' },
-  { path: 'retentionBytes', kind: 'integer' },
-  { path: 'maxCredit', kind: 'integer' },
-  { path: 'outboundHighWaterBytes', kind: 'integer' },
-  { path: 'drainTimeoutMs', kind: 'integer' },
-  { path: 'fsync', kind: 'string' },
-  { path: 'fsyncIntervalMs', kind: 'integer' },
-  { path: 'segmentBytes', kind: 'integer' },
-  { path: 'retention.maxAgeMs', kind: 'integer' },
-  { path: 'retention.maxBytes', kind: 'integer' },
-  { path: 'retention.maxMessages', kind: 'integer' },
-  { path: 'topicRetention', kind: 'json' },
-  { path: 'raftLogMaxBytes', kind: 'integer' },
-  { path: 'tls.cert', kind: 'string' },
-  { path: 'tls.key', kind: 'string' },
-  { path: 'tls.ca', kind: 'string' },
-  { path: 'tls.requireClientCert', kind: 'json' },
-  { path: 'peerTls.cert', kind: 'string' },
-  { path: 'peerTls.key', kind: 'string' },
-  { path: 'peerTls.ca', kind: 'string' },
-  { path: 'peerTls.mutual', kind: 'json' },
-  { path: 'auth', kind: 'json' },
-  { path: 'acl', kind: 'json' },
-  { path: 'maxConnections', kind: 'integer' },
-  { path: 'maxConnectionsPerIp', kind: 'integer' },
-  { path: 'maxSubscriptionsPerConnection', kind: 'integer' },
-  { path: 'publishRateLimit', kind: 'integer' },
-  { path: 'publishBurst', kind: 'integer' },
-  { path: 'slowConsumerTimeoutMs', kind: 'integer' },
-  { path: 'maxOutboundBytes', kind: 'integer' },
-  { path: 'adminPort', kind: 'integer' },
-  { path: 'adminHost', kind: 'string' },
-  { path: 'logLevel', kind: 'string' },
-  { path: 'alerts.webhooks', kind: 'list' },
-  { path: 'alerts.graceMs', kind: 'integer' },
-  { path: 'alerts.diskFullPercent', kind: 'integer' },
-  { path: 'alerts.checkIntervalMs', kind: 'integer' },
-  { path: 'alerts.retries', kind: 'integer' },
-  { path: 'alerts.retryDelayMs', kind: 'integer' },
-  { path: 'alerts.timeoutMs', kind: 'integer' },
-  { path: 'raft.preset', kind: 'string' },
-  { path: 'raft.heartbeatMs', kind: 'integer' },
-  { path: 'raft.electionTimeoutMs', kind: 'integer' },
-  { path: 'swim.preset', kind: 'string' },
-  { path: 'swim.probeIntervalMs', kind: 'integer' },
-  { path: 'swim.probeTimeoutMs', kind: 'integer' },
-  { path: 'swim.indirectChecks', kind: 'integer' },
-  { path: 'swim.gossipIntervalMs', kind: 'integer' },
-  { path: 'swim.gossipFanout', kind: 'integer' },
-  { path: 'swim.retransmitMult', kind: 'integer' },
-  { path: 'swim.suspicionMult', kind: 'integer' },
-  { path: 'swim.suspicionMaxTimeoutMult', kind: 'integer' },
-  { path: 'swim.awarenessMaxMultiplier', kind: 'integer' },
-  { path: 'swim.pushPullIntervalMs', kind: 'integer' },
-  { path: 'swim.reconnectIntervalMs', kind: 'integer' },
-  { path: 'swim.joinRetryMs', kind: 'integer' },
-  { path: 'swim.gossipToTheDeadMs', kind: 'integer' },
-  { path: 'swim.tombstoneMs', kind: 'integer' },
-  { path: 'peer.requestTimeoutMs', kind: 'integer' },
-  { path: 'peer.readTimeoutMs', kind: 'integer' },
-  { path: 'peer.maxFrameBytes', kind: 'integer' },
-  { path: 'peer.maxQueuedBytes', kind: 'integer' },
-  { path: 'peer.reconnectInitialDelayMs', kind: 'integer' },
-  { path: 'peer.reconnectMaxDelayMs', kind: 'integer' },
+  { path: 'id', kind: 'string', section: NETWORK, value: '<id>', help: 'broker id, unique in the cluster' },
+  { path: 'host', kind: 'string', section: NETWORK, value: '<address>', help: 'interface to listen on for clients (and peers)' },
+  { path: 'port', kind: 'integer', section: NETWORK, help: 'client port; 0 picks a free one' },
+  { path: 'advertisedUrl', kind: 'string', section: NETWORK, value: '<url>', help: 'URL given to clients', defaultText: 'ws://<host>:<port>' },
+  { path: 'peerPort', kind: 'integer', section: NETWORK, help: 'port for other brokers (gossip, replication); 0 picks a free one' },
+  { path: 'peers', kind: 'list', section: NETWORK, value: '<id@host:port,...>', help: 'the other brokers\' peer addresses; none: standalone' },
+  { path: 'replicationFactor', kind: 'integer', section: NETWORK, help: 'replicas per partition, capped by the cluster size' },
+  { path: 'defaultPartitions', kind: 'integer', section: NETWORK, aliases: ['partitions'], help: 'partitions of a topic created on first use' },
+  { path: 'dataDir', kind: 'string', section: STORAGE, aliases: ['data'], value: '<dir>', help: 'partition logs and Raft logs on disk', defaultText: 'in memory' },
+  { path: 'fsync', kind: 'string', section: STORAGE, value: 'always|interval', help: 'always: fsynced before the ack; interval: a loss window' },
+  { path: 'fsyncIntervalMs', kind: 'integer', section: STORAGE, help: 'with --fsync interval: longest time between a write and its fsync' },
+  { path: 'segmentBytes', kind: 'integer', section: STORAGE, help: 'segment file size; retention deletes whole segments' },
+  { path: 'retention.maxAgeMs', kind: 'integer', section: STORAGE, help: 'per partition: delete segments whose messages are all older', defaultText: 'keep everything' },
+  { path: 'retention.maxBytes', kind: 'integer', section: STORAGE, help: 'per partition: delete the oldest segments above this size', defaultText: 'keep everything' },
+  { path: 'retention.maxMessages', kind: 'integer', section: STORAGE, help: 'per partition: delete the oldest segments above this count', defaultText: 'keep everything' },
+  { path: 'topicRetention', kind: 'json', section: STORAGE, help: '[{"pattern":"logs.>","maxAgeMs":...}]: retention by topic, first match wins' },
+  { path: 'raftLogMaxBytes', kind: 'integer', section: STORAGE, help: 'Raft log kept for a lagging replica before compacting anyway' },
+  { path: 'maxPayload', kind: 'integer', section: CLIENTS, value: '<bytes>', help: 'largest frame accepted from a client' },
+  { path: 'heartbeatMs', kind: 'integer', section: CLIENTS, help: 'ping interval; a client silent for twice as long is dropped' },
+  { path: 'helloTimeoutMs', kind: 'integer', section: CLIENTS, help: 'time a new connection has to send its hello' },
+  { path: 'dedupeWindow', kind: 'integer', section: CLIENTS, help: 'recent seqs per producer and partition answered as duplicates' },
+  { path: 'retentionBytes', kind: 'integer', section: CLIENTS, help: 'without --data-dir: bytes each partition keeps in memory' },
+  { path: 'maxCredit', kind: 'integer', section: CLIENTS, help: 'largest credit (messages in flight) of one subscription' },
+  { path: 'outboundHighWaterBytes', kind: 'integer', section: CLIENTS, help: 'bytes queued to a connection at which delivery pauses' },
+  { path: 'maxOutboundBytes', kind: 'integer', section: CLIENTS, help: 'bytes queued to a connection at which it is cut off (SLOW_CONSUMER)' },
+  { path: 'slowConsumerTimeoutMs', kind: 'integer', section: CLIENTS, help: 'time a connection may stay paused before it is cut off' },
+  { path: 'maxConnections', kind: 'integer', section: CLIENTS, help: 'client connections open at once' },
+  { path: 'maxConnectionsPerIp', kind: 'integer', section: CLIENTS, help: 'client connections open at once from one IP address' },
+  { path: 'maxSubscriptionsPerConnection', kind: 'integer', section: CLIENTS, help: 'subscriptions one connection may hold' },
+  { path: 'publishRateLimit', kind: 'integer', section: CLIENTS, help: 'messages per second one connection may publish; 0: unlimited' },
+  { path: 'publishBurst', kind: 'integer', section: CLIENTS, help: 'messages a connection may publish at once above the rate', defaultText: 'the rate limit' },
+  { path: 'drainTimeoutMs', kind: 'integer', section: CLIENTS, help: 'on shutdown, time clients get to move away after goaway' },
+  { path: 'tls.cert', kind: 'string', section: SECURITY, value: '<pem>', help: 'client TLS certificate chain; set, only wss:// is accepted', defaultText: 'plain ws://' },
+  { path: 'tls.key', kind: 'string', section: SECURITY, value: '<pem>', help: 'client TLS private key', defaultText: 'none' },
+  { path: 'tls.ca', kind: 'string', section: SECURITY, value: '<pem>', help: 'CA that signs client certificates', defaultText: 'none' },
+  { path: 'tls.requireClientCert', kind: 'json', section: SECURITY, value: 'true|false', help: 'mutual TLS: refuse clients without a certificate', defaultText: 'false' },
+  { path: 'peerTls.cert', kind: 'string', section: SECURITY, value: '<pem>', help: 'TLS certificate chain on the peer port', defaultText: 'plain TCP' },
+  { path: 'peerTls.key', kind: 'string', section: SECURITY, value: '<pem>', help: 'TLS private key on the peer port', defaultText: 'none' },
+  { path: 'peerTls.ca', kind: 'string', section: SECURITY, value: '<pem>', help: 'CA that signs the peers\' certificates', defaultText: 'none' },
+  { path: 'peerTls.mutual', kind: 'json', section: SECURITY, value: 'true|false', help: 'accepting brokers verify the dialer\'s certificate too', defaultText: 'true' },
+  { path: 'auth', kind: 'json', section: SECURITY, help: '{"tokens":{...},"jwt":{...}}: every connection must authenticate', defaultText: 'none: anyone may do anything' },
+  { path: 'acl', kind: 'json', section: SECURITY, help: '{"principal":{"publish":{"allow":[...]},...}}: topic permissions with --auth' },
+  { path: 'adminPort', kind: 'integer', section: OPERATIONS, help: 'admin HTTP port: /metrics, /healthz, /readyz, /api/cluster, dashboard', defaultText: 'off' },
+  { path: 'adminHost', kind: 'string', section: OPERATIONS, value: '<address>', help: 'interface of the admin port; keep it private (no authentication)', defaultText: 'the value of --host' },
+  { path: 'logLevel', kind: 'string', section: OPERATIONS, value: 'debug|info|warn|error|silent', help: 'JSON log lines on stderr' },
+  { path: 'alerts.webhooks', kind: 'list', section: OPERATIONS, value: '<url,...>', help: 'webhook URLs that receive alerts', defaultText: 'none' },
+  { path: 'alerts.graceMs', kind: 'integer', section: OPERATIONS, help: 'time a partition may be leaderless or under-replicated before alerting' },
+  { path: 'alerts.diskFullPercent', kind: 'integer', section: OPERATIONS, value: '<percent>', help: 'disk use of --data-dir that alerts' },
+  { path: 'alerts.checkIntervalMs', kind: 'integer', section: OPERATIONS, help: 'how often alert conditions are evaluated' },
+  { path: 'alerts.retries', kind: 'integer', section: OPERATIONS, help: 'retries of a failed webhook delivery (exponential backoff)' },
+  { path: 'alerts.retryDelayMs', kind: 'integer', section: OPERATIONS, help: 'first delay between two webhook delivery attempts' },
+  { path: 'alerts.timeoutMs', kind: 'integer', section: OPERATIONS, help: 'time one webhook delivery attempt may take' },
+  { path: 'raft.preset', kind: 'string', section: RAFT, value: 'local|lan|wan', help: 'timing preset: one host, a data centre, regions' },
+  { path: 'raft.heartbeatMs', kind: 'integer', section: RAFT, help: 'time between two heartbeats of a leader' },
+  { path: 'raft.electionTimeoutMs', kind: 'integer', section: RAFT, help: 'silence before a follower campaigns (drawn up to twice this)' },
+  { path: 'swim.preset', kind: 'string', section: SWIM, value: 'local|lan|wan', help: 'timing preset: one host, a data centre, regions' },
+  { path: 'swim.probeIntervalMs', kind: 'integer', section: SWIM, help: 'time between two probes' },
+  { path: 'swim.probeTimeoutMs', kind: 'integer', section: SWIM, help: 'wait for a direct ack before indirect probes' },
+  { path: 'swim.indirectChecks', kind: 'integer', section: SWIM, help: 'members asked to probe one that missed its ack' },
+  { path: 'swim.gossipIntervalMs', kind: 'integer', section: SWIM, help: 'time between two gossip rounds' },
+  { path: 'swim.gossipFanout', kind: 'integer', section: SWIM, help: 'members each gossip round sends to' },
+  { path: 'swim.retransmitMult', kind: 'integer', section: SWIM, help: 'an update is sent this x ceil(log10(n + 1)) times' },
+  { path: 'swim.suspicionMult', kind: 'integer', section: SWIM, help: 'shortest suspicion, in probe intervals x max(1, log10 n)' },
+  { path: 'swim.suspicionMaxTimeoutMult', kind: 'integer', section: SWIM, help: 'longest suspicion, as a multiple of the shortest' },
+  { path: 'swim.awarenessMaxMultiplier', kind: 'integer', section: SWIM, help: 'most a member missing acks slows its own probing by' },
+  { path: 'swim.pushPullIntervalMs', kind: 'integer', section: SWIM, help: 'time between two full-state exchanges' },
+  { path: 'swim.reconnectIntervalMs', kind: 'integer', section: SWIM, help: 'time between attempts to reach a dead member or a seed' },
+  { path: 'swim.joinRetryMs', kind: 'integer', section: SWIM, help: 'time between two join attempts while no seed answered' },
+  { path: 'swim.gossipToTheDeadMs', kind: 'integer', section: SWIM, help: 'how long gossip still goes to a dead member; 0: not at all' },
+  { path: 'swim.tombstoneMs', kind: 'integer', section: SWIM, help: 'how long a dead or left member is remembered' },
+  { path: 'peer.requestTimeoutMs', kind: 'integer', section: PEER, help: 'wait for a leader, a commit or a broker\'s answer; at least 4x the election timeout' },
+  { path: 'peer.readTimeoutMs', kind: 'integer', section: PEER, help: 'wait for one replica of a remote partition before the next' },
+  { path: 'peer.maxFrameBytes', kind: 'integer', section: PEER, help: 'largest frame accepted from another broker' },
+  { path: 'peer.maxQueuedBytes', kind: 'integer', section: PEER, help: 'bytes queued to one broker before new messages to it are dropped' },
+  { path: 'peer.reconnectInitialDelayMs', kind: 'integer', section: PEER, help: 'first delay before redialing a broker; doubles each time' },
+  { path: 'peer.reconnectMaxDelayMs', kind: 'integer', section: PEER, help: 'longest delay between two redials of a broker' },
 ];
 
 /** Environment variables with this prefix that belong to other tools (examples, benchmarks), not the broker. */

@@ -15,6 +15,8 @@ export interface DevClusterOptions {
   logLevel: string;
   /** Each broker keeps its data in `<dataRoot>/<id>`, so a broker killed and restarted comes back with its log. */
   dataRoot: string;
+  /** `dataRoot` is a temporary directory the caller removes on exit (said so in the banner). */
+  temporaryData: boolean;
   /** The `relaymq` CLI script to run each broker with (the caller's own file). */
   cliPath: string;
 }
@@ -51,7 +53,7 @@ export async function runDevCluster(options: DevClusterOptions, write: (line: st
     return child;
   });
   write(`relaymq dev: ${options.count} brokers on ${ids.map((_, i) => `ws://${options.host}:${options.basePort + i}`).join(', ')}; Ctrl-C stops them`);
-  write(`relaymq dev: data in ${options.dataRoot}`);
+  write(`relaymq dev: data in ${options.dataRoot}${options.temporaryData ? ' (temporary: removed on exit; --data <dir> keeps it)' : ''}`);
   write(`relaymq dev: dashboards on ${ids.map((_, i) => `http://${options.host}:${options.baseAdminPort + i}/`).join(', ')}`);
   await new Promise<void>((resolve) => {
     let stopping = false;

@@ -1,7 +1,8 @@
 /**
- * `@relaymq/broker`: the relaymq server.
+ * `@relaymq/broker`: the relaymq server, to embed (`startBroker`) or run
+ * with the `relaymq` command.
  *
- * @packageDocumentation
+ * @module \@relaymq/broker
  */
 export { startBroker, type Broker, type BrokerStats } from './broker.js';
 export {

@@ -294,6 +294,7 @@ export interface BrokerOptions {
   /**
    * The file system data is stored through, for tests that inject faults
    * (a full disk, failing fsyncs). @defaultValue Node's `fs`
+   * @internal For tests; not a stable API.
    */
   fileSystem?: FileSystem;
   /**

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'eventemitter3';
-import { RelayError, type ErrorCode } from './protocol/index.js';
+import { RelayError, type DialFailure, type ErrorCode } from './protocol/index.js';
+import { describeFailures, failureOf } from './transport/dial-failure.js';
 import { BrokerPool } from './connection/pool.js';
 import type { BrokerConnection } from './connection/connection.js';
 import type { BrokerRef, ClientEvents } from './events.js';
@@ -44,7 +45,18 @@ const ref = (connection: BrokerConnection): BrokerRef => ({ id: connection.broke
 /**
  * A relaymq client: a pool of broker connections with failover, idempotent
  * ordered publishing through a bounded outbox, and subscriptions that resume
- * where they left off. Create it with `connect()`.
+ * where they left off. Create it with `connect()`, or with `createClient()`
+ * to attach listeners before the first dial.
+ *
+ * Events: `client.on(name, listener)`, `once` and `off` (an `eventemitter3`
+ * emitter), typed by {@link ClientEvents}.
+ *
+ * @example
+ * ```ts
+ * const client = createClient({ brokers: ['ws://127.0.0.1:7401'] });
+ * client.on('reconnecting', ({ url, cause }) => console.warn(`cannot reach ${url}: ${cause.message}`));
+ * await client.start();
+ * ```
  */
 export class RelayClient extends EventEmitter<ClientEvents> {
   private readonly options: ResolvedClientOptions;
@@ -58,6 +70,10 @@ export class RelayClient extends EventEmitter<ClientEvents> {
   private disconnectedTotalMs = 0;
   private disconnectedSinceMs: number | undefined = Date.now();
   private closing: Promise<void> | undefined;
+  /** The last dial failure of each URL since the client last had an active broker: what `NOT_CONNECTED` reports. */
+  private readonly dialFailures = new Map<string, { failure: DialFailure; error: RelayError }>();
+  /** URLs dialed since the client last had an active broker. */
+  private readonly dialed = new Set<string>();
 
   /** Use `connect()` or `createClient()`; this constructor does not dial. */
   constructor(options: ClientOptions, fallbackWebSocket?: WebSocketConstructor) {
@@ -84,13 +100,19 @@ export class RelayClient extends EventEmitter<ClientEvents> {
     );
     this.pool = new BrokerPool(this.options, {
       activeChanged: (next, previous, reason) => this.activeChanged(next, previous, reason),
-      dialing: (url, attempt) => this.emit('connecting', { url, attempt }),
+      dialing: (url, attempt) => {
+        this.dialed.add(url);
+        this.emit('connecting', { url, attempt });
+      },
       dialFailed: (url, attempt, error) => {
         this.reconnectAttempts++;
-        this.emit('reconnecting', { url, attempt, error });
+        const cause = failureOf(url, error);
+        this.dialFailures.delete(url); // re-inserted last: the most recent failure is the rejection's cause
+        this.dialFailures.set(url, { failure: cause, error });
+        this.emit('reconnecting', { url, attempt, error, cause });
       },
       brokersChanged: (added, removed) => this.emit('brokers', { added, removed }),
-      gaveUp: (error) => void this.shutdown(error),
+      gaveUp: () => void this.shutdown(this.notConnected('no broker reachable; reconnect attempts exhausted')),
       connectionClosed: (connection) => this.publisher.connectionClosed(connection),
       awaitsAnswers: (connection) => this.publisher.awaitsAnswersOn(connection),
       frame: (connection, frame) => {
@@ -126,7 +148,7 @@ export class RelayClient extends EventEmitter<ClientEvents> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();
-        const error = new RelayError('NOT_CONNECTED', `no broker reachable within ${this.options.connectTimeoutMs} ms`);
+        const error = this.notConnected(`no broker reachable within ${this.options.connectTimeoutMs} ms`);
         void this.shutdown(error);
         reject(error);
       }, this.options.connectTimeoutMs);
@@ -239,6 +261,20 @@ export class RelayClient extends EventEmitter<ClientEvents> {
     return this.closing;
   }
 
+  /**
+   * `NOT_CONNECTED` naming each URL dialed and its last cause (a dial still
+   * under way counts as a timeout), so `connect()` says why, not only that.
+   */
+  private notConnected(summary: string): RelayError {
+    const failures: DialFailure[] = [];
+    for (const url of this.dialed) {
+      failures.push(this.dialFailures.get(url)?.failure ?? { url, kind: 'timeout', message: 'no answer yet (still dialing)' });
+    }
+    const last = [...this.dialFailures.values()].at(-1)?.error;
+    const message = failures.length === 0 ? summary : `${summary}: ${describeFailures(failures)}`;
+    return new RelayError('NOT_CONNECTED', message, { dialFailures: failures, cause: last });
+  }
+
   private activeChanged(next: BrokerConnection | undefined, previous: BrokerConnection | undefined, reason: RelayError | undefined): void {
     if (this.state === 'closed') return;
     if (reason !== undefined) this.failoversByReason[reason.code] = (this.failoversByReason[reason.code] ?? 0) + 1;
@@ -256,6 +292,8 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       this.disconnectedSinceMs = undefined;
     }
     this.state = 'connected';
+    this.dialFailures.clear();
+    this.dialed.clear();
     if (previous !== undefined && reason !== undefined) {
       this.failovers++;
       this.emit('failover', { from: ref(previous), to: ref(next), reason });

@@ -1,4 +1,4 @@
-import type { RelayError } from './protocol/index.js';
+import type { DialFailure, RelayError } from './protocol/index.js';
 import type { GapEvent, Message } from './subscribe/subscriber.js';
 
 /** A broker the client talks to. */
@@ -18,8 +18,12 @@ export interface ClientEvents {
   connected: (event: { broker: BrokerRef }) => void;
   /** The active broker was lost and no standby was connected. */
   disconnected: (event: { broker: BrokerRef; reason: RelayError }) => void;
-  /** A dial failed; the next attempt follows after a backoff delay. */
-  reconnecting: (event: { url: string; attempt: number; error: RelayError }) => void;
+  /**
+   * A dial failed, from the first attempt on; the next attempt follows after a
+   * backoff delay. `cause` says why (refused, not found, TLS, unauthorized,
+   * timeout…), with the platform's code such as `ECONNREFUSED` when it gave one.
+   */
+  reconnecting: (event: { url: string; attempt: number; error: RelayError; cause: DialFailure }) => void;
   /** Traffic moved from one broker to another, with no dial in between when a standby was ready. */
   failover: (event: { from: BrokerRef; to: BrokerRef; reason: RelayError }) => void;
   /** Discovery learned or forgot brokers. Seeds are never removed. */

@@ -1,9 +1,10 @@
 /**
  * `@relaymq/sdk` core: the client, independent of any runtime. It needs a
  * WebSocket constructor in the options; the `node` and `browser` entry points
- * supply one.
+ * supply one. Import it as `@relaymq/sdk/core` to bring your own
+ * WebSocket (`options.WebSocket`).
  *
- * @packageDocumentation
+ * @module \@relaymq/sdk/core
  */
 import { RelayClient } from './client.js';
 import type { ClientOptions } from './options.js';
@@ -12,7 +13,6 @@ export { RelayClient, type ClientStats } from './client.js';
 export type { BrokerRef, ClientEvents } from './events.js';
 export {
   CLIENT_DEFAULTS,
-  resolveClientOptions,
   type ClientOptions,
   type ClientTlsOptions,
   type CommitOptions,
@@ -32,7 +32,17 @@ export type {
   Subscription,
 } from './subscribe/subscriber.js';
 export type { WebSocketConstructor, WebSocketLike } from './transport/websocket.js';
-export { RelayError, ErrorCodes, isErrorCode, type ErrorCode, type AckLevel, type StartPosition } from './protocol/index.js';
+export {
+  RelayError,
+  ErrorCodes,
+  isErrorCode,
+  type ErrorCode,
+  type RelayErrorDetails,
+  type DialFailure,
+  type DialFailureKind,
+  type AckLevel,
+  type StartPosition,
+} from './protocol/index.js';
 
 /**
  * Connects to the brokers in `options.brokers` and resolves once one accepted

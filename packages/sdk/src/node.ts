@@ -1,7 +1,9 @@
 /**
- * `@relaymq/sdk` for Node.js: the core with the `ws` WebSocket supplied.
+ * `@relaymq/sdk`: the relaymq client. In Node.js it uses the `ws`
+ * WebSocket; bundlers resolve the same import to the browser build, which
+ * uses the global `WebSocket` (and refuses the Node-only `tls` option).
  *
- * @packageDocumentation
+ * @module \@relaymq/sdk
  */
 import WebSocket from 'ws';
 import { RelayClient } from './client.js';

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { RelayError } from './protocol/index.js';
 import { CLIENT_DEFAULTS, resolveClientOptions, type ClientOptions } from './options.js';
 import type { WebSocketConstructor } from './transport/websocket.js';
 
@@ -33,6 +34,50 @@ describe('resolveClientOptions', () => {
     ['a non-boolean rejectUnauthorized', { tls: { rejectUnauthorized: 'no' as unknown as boolean } }, 'tls.rejectUnauthorized'],
   ])('rejects %s, naming the option', (_, override, field) => {
     expect(() => resolveClientOptions({ ...base, ...override })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(field) }));
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['a misspelled top-level option', { reconect: { maxAttempts: 3 } }, 'option reconect is not a known option (did you mean reconnect?)'],
+    ['a misspelled nested option', { reconnect: { maxAttemps: 3 } }, 'option reconnect.maxAttemps is not a known option (did you mean reconnect.maxAttempts?)'],
+    ['a wrongly cased option', { poolsize: 3 }, 'option poolsize is not a known option (did you mean poolSize?)'],
+    ['an option nothing resembles', { flavour: 'mint' }, 'option flavour is not a known option'],
+    ['an unknown outbox option', { outbox: { size: 1 } }, 'option outbox.size is not a known option'],
+    ['an unknown commit option', { commit: { everyMs: 1 } }, 'option commit.everyMs is not a known option'],
+  ])('rejects %s by name, as the broker does', (_, extra, message) => {
+    let error: unknown;
+    try {
+      resolveClientOptions({ ...base, ...extra } as ClientOptions);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(RelayError);
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((error as RelayError).message.startsWith(message)).toBe(true);
+  });
+
+  it('accepts every documented option, with undefined values as absent', () => {
+    const all: Required<ClientOptions> = {
+      ...base,
+      WebSocket,
+      clientId: 'c',
+      producerId: 'p',
+      token: 't',
+      tls: { rejectUnauthorized: true },
+      poolSize: 2,
+      discovery: true,
+      reconnect: { ...CLIENT_DEFAULTS.reconnect },
+      outbox: { ...CLIENT_DEFAULTS.outbox },
+      ack: 'quorum',
+      publishTimeoutMs: 1,
+      requestTimeoutMs: 1,
+      connectTimeoutMs: 1,
+      pingIntervalMs: 10,
+      subscriptionCredit: 1,
+      closeTimeoutMs: 0,
+      commit: { ...CLIENT_DEFAULTS.commit },
+    };
+    expect(() => resolveClientOptions(all)).not.toThrow();
+    expect(() => resolveClientOptions({ ...base, reconnect: undefined, tls: undefined })).not.toThrow();
   });
 
   it('keeps a token provider as a function, to call on every dial', () => {

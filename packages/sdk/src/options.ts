@@ -244,9 +244,51 @@ function randomId(): string {
   return globalThis.crypto.randomUUID();
 }
 
-/** Applies defaults and validates, naming the first bad field. */
+const knownOptions: readonly string[] = [...Object.keys(CLIENT_DEFAULTS), 'brokers', 'WebSocket', 'clientId', 'producerId', 'token', 'tls'];
+const knownNested: Readonly<Record<string, readonly string[]>> = {
+  reconnect: Object.keys(CLIENT_DEFAULTS.reconnect),
+  outbox: Object.keys(CLIENT_DEFAULTS.outbox),
+  commit: Object.keys(CLIENT_DEFAULTS.commit),
+  tls: ['ca', 'cert', 'key', 'rejectUnauthorized'],
+};
+
+/** Edit distance of two short names, to suggest the option a typo meant. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}
+
+/**
+ * Rejects keys of `value` that are not in `known`, like the broker does: a
+ * typo (`reconect`) must not silently fall back to a default.
+ */
+function rejectUnknown(prefix: string, value: object, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue;
+    const lower = key.toLowerCase();
+    const close = known.filter((name) => editDistance(lower, name.toLowerCase()) <= Math.max(1, Math.floor(name.length / 4)));
+    const hint = close.length > 0 ? ` (did you mean ${close.map((name) => prefix + name).join(' or ')}?)` : '';
+    throw new RelayError('INVALID_ARGUMENT', `option ${prefix}${key} is not a known option${hint}`);
+  }
+}
+
+/** Applies defaults and validates, naming the first bad field; unknown fields are rejected. */
 export function resolveClientOptions(options: ClientOptions, fallbackWebSocket?: WebSocketConstructor): ResolvedClientOptions {
   if (typeof options !== 'object' || options === null) throw invalid('options', 'must be an object', options);
+  rejectUnknown('', options, knownOptions);
+  for (const [field, known] of Object.entries(knownNested)) {
+    const value: unknown = (options as unknown as Record<string, unknown>)[field];
+    if (value === undefined) continue;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(field, 'must be an object', value);
+    rejectUnknown(`${field}.`, value, known);
+  }
   if (!Array.isArray(options.brokers) || options.brokers.length === 0) {
     throw invalid('brokers', 'must be a non-empty array of ws:// URLs', options.brokers);
   }
@@ -311,8 +353,6 @@ function resolveToken(token: unknown): TokenSource | undefined {
 function resolveTls(tls: unknown): ClientTlsOptions | undefined {
   if (tls === undefined) return undefined;
   if (typeof tls !== 'object' || tls === null) throw invalid('tls', 'must be an object', tls);
-  const known = ['ca', 'cert', 'key', 'rejectUnauthorized'];
-  for (const key of Object.keys(tls)) if (!known.includes(key)) throw invalid(`tls.${key}`, 'is not a known option', key);
   const o = tls as Record<string, unknown>;
   for (const field of ['ca', 'cert', 'key']) {
     const value = o[field];

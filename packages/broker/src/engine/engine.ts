@@ -1,7 +1,11 @@
 import type { AckLevel, Cursor, TopicInfo } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, AppendRequest, StoredMessage } from '../core/partition/partition.js';
 
-/** First and next offset of a partition. */
+/**
+ * First and next offset of a partition.
+ *
+ * @internal Exported for tests and tools in this repository; not a stable API.
+ */
 export interface PartitionBounds {
   /** First offset still stored. */
   start: number;
@@ -9,7 +13,11 @@ export interface PartitionBounds {
   end: number;
 }
 
-/** Events of a {@link LogEngine}. */
+/**
+ * Events of a {@link LogEngine}.
+ *
+ * @internal Exported for tests and tools in this repository; not a stable API.
+ */
 export interface LogEngineEvents {
   /** New committed messages are readable in this partition. */
   appended: (topic: string, partition: number) => void;
@@ -36,6 +44,8 @@ export interface PositionStore {
  * live. `embedded` engines keep logs on the brokers themselves; a `backbone`
  * engine would map them onto an external replicated log. Client sessions see
  * only this interface.
+ *
+ * @internal Exported for tests and tools in this repository; not a stable API.
  */
 export interface LogEngine extends PositionStore {
   /**

@@ -4,6 +4,7 @@ import { EventEmitter } from 'eventemitter3';
 import pRetry from 'p-retry';
 import { RelayError, decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
 import type { TlsMaterial } from '../security/tls.js';
+import { listenOn } from './listen.js';
 
 /** A peer broker: `id@host:port` on the command line. */
 export interface PeerAddress {
@@ -118,13 +119,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
   }
 
   async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(this.server, 'peer', this.options.host, this.options.port);
     this.boundPort = (this.server.address() as net.AddressInfo).port;
     for (const link of this.links.values()) if (link.dials) void this.dialLoop(link);
   }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listenOn } from '../net/listen.js';
 
 /** One route's answer. */
 export interface AdminResponse {
@@ -30,13 +31,7 @@ export class AdminServer {
     const server = createServer((req, res) => void answer(routes, req, res));
     // Keep-alive sockets from a dashboard would hold close() open; they are cheap to reopen.
     server.keepAliveTimeout = 2000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, 'admin', host, port);
     return new AdminServer(server, (server.address() as AddressInfo).port);
   }
 

@@ -1,3 +1,5 @@
+import { statfs } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import type { GroupStatus } from '../engine/cluster.js';
 import { Membership, OUT_OF_SYNC_LAG_ENTRIES, clusterStatus, type OperationsSource } from './cluster-status.js';
@@ -88,5 +90,20 @@ describe('BrokerMetrics', () => {
     expect(text).toContain('relaymq_messages_in_total{topic="t0",broker="b1"} 2');
     expect(text).toContain('relaymq_messages_in_total{topic="_other",broker="b1"} 5');
     expect(text).toContain('relaymq_bytes_in_total{topic="_other",broker="b1"} 50');
+  });
+
+  it("reports the data directory's file system as df does, and nothing without a data directory", async () => {
+    const dir = tmpdir();
+    const withData: OperationsSource = { ...source([], [{ id: 'b1', state: 'alive' }]), dataDir: dir };
+    const text = await scrape(new BrokerMetrics(withData, new Membership(withData)));
+    const s = await statfs(dir);
+    const size = Number(/relaymq_disk_size_bytes\{path="([^"]*)",broker="b1"\} (\d+)/.exec(text)?.[2]);
+    expect(text).toContain(`relaymq_disk_size_bytes{path="${dir}",broker="b1"}`);
+    expect(size).toBe(s.blocks * s.bsize);
+    expect(text).toMatch(/relaymq_disk_available_bytes\{path="[^"]*",broker="b1"\} \d+/);
+
+    const memoryOnly = source([], [{ id: 'b1', state: 'alive' }]);
+    const none = await scrape(new BrokerMetrics(memoryOnly, new Membership(memoryOnly)));
+    expect(none).not.toMatch(/^relaymq_disk_\w+\{/m);
   });
 });

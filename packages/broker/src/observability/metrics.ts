@@ -1,3 +1,5 @@
+import type { StatsFs } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { partitionViews, type Membership, type OperationsSource } from './cluster-status.js';
 import type { BrokerObserver } from './observer.js';
@@ -192,6 +194,26 @@ export class BrokerMetrics implements BrokerObserver {
         for (const [stat, value] of Object.entries(numericStats(source))) this.set({ stat }, value);
       },
     });
+    // The file system of the data directory, as `df` counts it (the disk-full alert's figures), so
+    // Prometheus rules and dashboards need no node exporter. No sample without a data directory or
+    // while the directory does not exist yet. prom-client collects gauges concurrently, so each
+    // reads statfs itself rather than one feeding the other.
+    const diskGauge = (name: string, help: string, bytes: (s: StatsFs) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['path'],
+        registers,
+        async collect() {
+          this.reset();
+          const dir = source.dataDir;
+          const s = dir === undefined ? undefined : await statfs(dir).catch(() => undefined);
+          if (dir !== undefined && s !== undefined) this.set({ path: dir }, bytes(s));
+        },
+      });
+    };
+    diskGauge('relaymq_disk_size_bytes', "Size of the data directory's file system", (s) => s.blocks * s.bsize);
+    diskGauge('relaymq_disk_available_bytes', "Bytes of the data directory's file system available to the broker (df's Avail)", (s) => s.bavail * s.bsize);
     new Gauge({
       name: 'relaymq_gossip_members',
       help: 'Cluster members by state: gossip (alive, suspect, dead), left (a configured peer that shut down), unseen (never joined)',

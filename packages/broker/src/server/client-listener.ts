@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { ClientSocket } from './session-context.js';
+import { listenOn } from '../net/listen.js';
 import type { TlsMaterial } from '../security/tls.js';
 
 /** Handlers the client listener calls for each connection. */
@@ -88,14 +89,10 @@ export async function listenForClients(options: ClientListenerOptions, handler: 
     response.writeHead(426, { 'content-type': 'text/plain' }).end('relaymq speaks WebSocket only\n');
   });
   const server = new WebSocketServer({ server: http, maxPayload, perMessageDeflate: false, clientTracking: true });
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(port, host, () => {
-      http.off('error', reject);
-      resolve();
-    });
-  });
-  server.on('error', () => {}); // listen errors after start surface per connection
+  // ws re-emits the HTTP server's errors on itself, and an 'error' without a listener
+  // throws: a port in use would crash the process instead of rejecting listenOn.
+  server.on('error', () => {}); // errors after start surface per connection
+  await listenOn(http, 'client', host, port);
   http.on('error', () => {});
 
   server.on('connection', (ws: WebSocket, request) => {

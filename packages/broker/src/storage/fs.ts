@@ -12,7 +12,11 @@ import { constants } from 'node:fs';
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle as NodeFileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-/** An open file. */
+/**
+ * An open file.
+ *
+ * @internal Exported for tests and tools in this repository; not a stable API.
+ */
 export interface FileHandle {
   /** Writes all of `data` at byte `position`, extending the file as needed. */
   write(data: Uint8Array, position: number): Promise<void>;
@@ -27,20 +31,32 @@ export interface FileHandle {
   close(): Promise<void>;
 }
 
-/** How {@link FileSystem.open} opens a file. */
+/**
+ * How {@link FileSystem.open} opens a file.
+ *
+ * @internal Exported for tests and tools in this repository; not a stable API.
+ */
 export type OpenMode =
   /** Read only; the file must exist. */
   | 'read'
   /** Read and write, creating the file when missing (never truncating it). */
   | 'write';
 
-/** What {@link FileSystem.stat} reports. */
+/**
+ * What {@link FileSystem.stat} reports.
+ *
+ * @internal Exported for tests and tools in this repository; not a stable API.
+ */
 export interface FileStat {
   size: number;
   isDirectory: boolean;
 }
 
-/** The file operations storage uses. Errors are Node-style: an `Error` with a `code` such as `ENOENT`, `ENOSPC` or `EIO`. */
+/**
+ * The file operations storage uses. Errors are Node-style: an `Error` with a `code` such as `ENOENT`, `ENOSPC` or `EIO`.
+ *
+ * @internal Exported for tests and tools in this repository; not a stable API.
+ */
 export interface FileSystem {
   open(path: string, mode: OpenMode): Promise<FileHandle>;
   /** Names (not paths) of the entries of `dir`. */

@@ -12,6 +12,7 @@ import {
 } from '../protocol/index.js';
 import type { TokenSource } from '../options.js';
 import { OPEN, type WebSocketConstructor, type WebSocketLike } from '../transport/websocket.js';
+import { dialError, socketErrorFailure } from '../transport/dial-failure.js';
 
 /** Frames that answer a request, by the `id` of that request. */
 type Reply = Extract<BrokerFrame, { type: 'subscribed' | 'unsubscribed' | 'committed' | 'topics' | 'pong' }>;
@@ -117,7 +118,7 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
       try {
         socket = new settings.WebSocket(url);
       } catch (err) {
-        reject(new RelayError('NOT_CONNECTED', `cannot dial ${url}: ${(err as Error).message}`, { cause: err }));
+        reject(dialError('NOT_CONNECTED', socketErrorFailure(url, err), err));
         return;
       }
       socket.binaryType = 'arraybuffer';
@@ -134,8 +135,16 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
         }
         reject(error);
       };
-      const timer = setTimeout(() => fail(new RelayError('TIMEOUT', `no welcome from ${url} within ${settings.requestTimeoutMs} ms`)), settings.requestTimeoutMs);
-      socket.onerror = () => fail(new RelayError('NOT_CONNECTED', `cannot connect to ${url}`));
+      const timer = setTimeout(
+        () => fail(dialError('TIMEOUT', { url, kind: 'timeout', message: `no welcome (handshake answer) within ${settings.requestTimeoutMs} ms` })),
+        settings.requestTimeoutMs,
+      );
+      // The cause (ECONNREFUSED, a TLS or DNS failure, HTTP 401) is read from the event, whatever the platform.
+      socket.onerror = (event) => {
+        const failure = socketErrorFailure(url, event);
+        const cause = typeof event === 'object' && event !== null && 'error' in event ? (event as { error: unknown }).error : undefined;
+        fail(dialError(failure.kind === 'unauthorized' ? 'UNAUTHORIZED' : 'NOT_CONNECTED', failure, cause ?? undefined));
+      };
       socket.onclose = (event) => fail(closeError(url, event.code, event.reason));
       socket.onopen = () => {
         const hello: ClientFrame = { type: 'hello', version: PROTOCOL_VERSION, clientId: settings.clientId, producerId: settings.producerId };

@@ -84,8 +84,34 @@ const retriable: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'SHUTTING_DOWN',
 ]);
 
+/**
+ * Why a dial to a broker failed, as far as the platform says: `refused`
+ * (nothing listens), `not-found` (the host name does not resolve),
+ * `unreachable` (no route, network down, TCP timeout), `tls` (certificate or
+ * TLS handshake), `unauthorized` (token refused), `rejected` (the broker or a
+ * proxy refused the connection for another reason), `timeout` (no handshake
+ * answer in time), `closed` (closed during the handshake), `unknown` (the
+ * platform gave no cause; browsers never do for network errors).
+ */
+export type DialFailureKind = 'refused' | 'not-found' | 'unreachable' | 'tls' | 'unauthorized' | 'rejected' | 'timeout' | 'closed' | 'unknown';
+
+/** The last failed dial to one broker URL. */
+export interface DialFailure {
+  url: string;
+  kind: DialFailureKind;
+  /** The platform's own code when it gave one, e.g. `ECONNREFUSED`, `ENOTFOUND`, `DEPTH_ZERO_SELF_SIGNED_CERT`. */
+  systemCode?: string;
+  /** What went wrong, for people (the URL is not repeated). */
+  message: string;
+}
+
 /** Extra, code-specific facts attached to an error. */
 export interface RelayErrorDetails {
+  /**
+   * For a failed dial (a `reconnecting` event's error), its cause; for the
+   * `NOT_CONNECTED` of `connect()`, the last cause of each broker URL tried.
+   */
+  dialFailures?: DialFailure[];
   /** For `NOT_LEADER`: the id of the broker believed to lead the partition. */
   leader?: string;
   /** For `SEQUENCE_GAP`: the seq the broker expects next. */

@@ -1,6 +1,10 @@
 import type { Encoding } from '@relaymq/sdk/protocol';
 
-/** A message as stored in a partition log. */
+/**
+ * A message as stored in a partition log.
+ *
+ * @internal Exported for tests and tools in this repository; not a stable API.
+ */
 export interface StoredMessage {
   offset: number;
   /** Append time, Unix ms; never decreases within a partition. */

@@ -5,7 +5,11 @@ import { ProducerTable, type SeqCheck } from './producers.js';
 
 export type { StoredMessage } from './message.js';
 
-/** A message to append, from producer `producerId` with sequence number `seq`. */
+/**
+ * A message to append, from producer `producerId` with sequence number `seq`.
+ *
+ * @internal Exported for tests and tools in this repository; not a stable API.
+ */
 export interface AppendRequest {
   producerId: string;
   seq: number;
@@ -15,7 +19,11 @@ export interface AppendRequest {
   encoding: Encoding;
 }
 
-/** The outcome of one append. */
+/**
+ * The outcome of one append.
+ *
+ * @internal Exported for tests and tools in this repository; not a stable API.
+ */
 export type AppendOutcome =
   | { kind: 'stored'; offset: number }
   | { kind: 'duplicate'; offset: number }

@@ -1,0 +1,193 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONFIG_FIELDS, effectiveConfig, flagName } from '../packages/broker/src/config.js';
+import { resolveBrokerOptions } from '../packages/broker/src/options.js';
+import { CLI } from './support/broker-process.js';
+
+/** The `relaymq` command's edges: version, help of every command, and startup failures that exit 2 with one line. */
+
+const run = promisify(execFile);
+
+/** Runs the built CLI; resolves with exit code and output (never rejects on a non-zero exit). */
+async function relaymq(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '' }, timeout: 15_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** A port held by this test process, so the broker finds it in use. */
+async function occupiedPort(): Promise<{ port: number; server: Server }> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return { port: (server.address() as { port: number }).port, server };
+}
+
+let dir = '';
+const held: Server[] = [];
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'relaymq-cli-edges-'));
+});
+afterAll(async () => {
+  for (const server of held) server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('relaymq --version and --help', () => {
+  it('--version prints the version of @relaymq/broker', async () => {
+    const { version } = JSON.parse(await readFile(new URL('../packages/broker/package.json', import.meta.url), 'utf8')) as { version: string };
+    const { code, stdout, stderr } = await relaymq(['--version']);
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+
+  it('every command takes --help and -h', async () => {
+    for (const command of ['broker', 'status', 'dev']) {
+      for (const flag of ['--help', '-h']) {
+        const { code, stdout, stderr } = await relaymq([command, flag]);
+        expect(stderr, `${command} ${flag}`).toBe('');
+        expect(code, `${command} ${flag}`).toBe(0);
+        expect(stdout, `${command} ${flag}`).toMatch(new RegExp(`^usage: relaymq ${command}`));
+      }
+    }
+    const top = await relaymq(['--help']);
+    expect(top.code).toBe(0);
+    for (const command of ['broker', 'status', 'dev', '--version']) expect(top.stdout).toContain(command);
+  }, 90_000); // seven CLI starts, slow on a loaded machine
+
+  it('broker --help lists every option the parser accepts, with the default the broker resolves', async () => {
+    const { stdout } = await relaymq(['broker', '--help']);
+    const lines = stdout.split('\n');
+    const defaults = effectiveConfig(resolveBrokerOptions({ logLevel: 'info' }));
+    const valueAt = (path: string): unknown => path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], defaults);
+    for (const field of CONFIG_FIELDS) {
+      const flag = `--${flagName(field.path)}`;
+      const at = lines.findIndex((l) => l.startsWith(`  ${flag}${field.aliases === undefined ? ' ' : ','}`));
+      expect(at, `${flag} is listed`).toBeGreaterThan(-1);
+      for (const alias of field.aliases ?? []) expect(lines[at], `${flag} names its alias`).toContain(`--${alias}`);
+      // A long flag puts its help on the next line.
+      const text = /^\s{2}\S.*\s{2,}\S/.test(lines[at] as string) ? (lines[at] as string) : `${lines[at]} ${lines[at + 1]}`;
+      expect(text, `${flag} states its default`).toMatch(/\(default .+\)$/);
+      const value = valueAt(field.path);
+      if (field.defaultText === undefined && (typeof value === 'number' || typeof value === 'string') && value !== '') {
+        expect(text, `${flag} default`).toContain(`(default ${value}`);
+      }
+    }
+    expect(lines.filter((l) => /^ {2}-/.test(l)).length).toBe(CONFIG_FIELDS.length + 3); // + --config, --print-config, --help
+  });
+
+  it('dev --help states every option with its default', async () => {
+    const { stdout } = await relaymq(['dev', '--help']);
+    for (const [flag, fallback] of [
+      ['--count <n>', '3'],
+      ['--port <n>', '7401'],
+      ['--peer-port <n>', '7501'],
+      ['--admin-port <n>', '9401'],
+      ['--log-level <level>', 'info'],
+      ['--data <dir>', 'a temporary directory, deleted on exit'],
+    ] as const) {
+      expect(stdout).toMatch(new RegExp(`^  ${flag}\\s.*\\(default ${fallback}\\)$`, 'm'));
+    }
+  });
+});
+
+describe('relaymq broker startup failures exit 2 with one line', () => {
+  it('names the port that is already in use: client, peer or admin', { timeout: 60_000 }, async () => {
+    const taken = await occupiedPort();
+    held.push(taken.server);
+    const p = taken.port;
+    const cases: Array<[string[], string]> = [
+      [['--port', String(p)], `relaymq: client port 127.0.0.1:${p} is already in use (EADDRINUSE)`],
+      [['--port', '0', '--peer-port', String(p), '--peers', 'x2@127.0.0.1:1'], `relaymq: peer port 127.0.0.1:${p} is already in use (EADDRINUSE)`],
+      [['--port', '0', '--admin-port', String(p)], `relaymq: admin port 127.0.0.1:${p} is already in use (EADDRINUSE)`],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stdout, stderr } = await relaymq(['broker', '--log-level', 'silent', ...args]);
+      expect(stderr, args.join(' ')).toBe(`${message}\n`);
+      expect(stdout, args.join(' ')).toBe('');
+      expect(code, args.join(' ')).toBe(2);
+    }
+  });
+
+  it('names the file it cannot read: config, TLS material, JWKS, data directory', { timeout: 60_000 }, async () => {
+    const aFile = join(dir, 'plain-file');
+    await writeFile(aFile, 'not a directory');
+    await mkdir(join(dir, 'a-directory'));
+    const cases: Array<[string[], RegExp]> = [
+      [['--config', join(dir, 'a-directory')], /^relaymq: config file .*a-directory: cannot be read \(EISDIR\)$/],
+      [['--tls-cert', join(dir, 'missing.pem'), '--tls-key', join(dir, 'missing.pem')], /^relaymq: broker option tls\.cert: cannot read .*missing\.pem: ENOENT/],
+      [['--auth', JSON.stringify({ jwt: { jwksFile: join(dir, 'missing.json') } })], /^relaymq: broker option auth\.jwt\.jwksFile: cannot read a JSON JWKS from .*missing\.json/],
+      [['--data-dir', join(aFile, 'data')], /^relaymq: .*(ENOTDIR|not a directory).*plain-file/],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stdout, stderr } = await relaymq(['broker', '--port', '0', '--log-level', 'silent', ...args]);
+      expect(stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(stderr.trimEnd(), args.join(' ')).toMatch(message);
+      expect(stdout, args.join(' ')).toBe('');
+      expect(code, args.join(' ')).toBe(2);
+    }
+  });
+});
+
+describe('relaymq dev', () => {
+  /** Starts `relaymq dev` with one broker on free ports, waits for it, stops it with SIGINT; resolves with its output. */
+  async function devRun(extra: string[]): Promise<{ code: number | null; stdout: string }> {
+    const child = spawn(process.execPath, [CLI, 'dev', '--count', '1', '--port', '0', '--peer-port', '0', '--admin-port', '0', '--log-level', 'warn', ...extra], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`relaymq dev did not start within 15 s: ${stdout}`)), 15_000);
+        const check = (): void => {
+          if (/\[b1\] relaymq broker b1 listening on/.test(stdout)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        child.stdout.on('data', check);
+        void exited.then(() => {
+          clearTimeout(timer);
+          reject(new Error(`relaymq dev exited early: ${stdout}`));
+        });
+      });
+    } finally {
+      child.kill('SIGINT');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    return { code: await exited, stdout };
+  }
+
+  it('removes its temporary data directory on exit', { timeout: 60_000 }, async () => {
+    const { code, stdout } = await devRun([]);
+    const data = /data in (\S+) \(temporary/.exec(stdout)?.[1];
+    expect(data, stdout).toBeDefined();
+    expect(stdout).toContain(`relaymq dev: removed ${data}`);
+    expect(existsSync(data as string)).toBe(false);
+    expect(code).toBe(0);
+  });
+
+  it('keeps the data directory given with --data', { timeout: 60_000 }, async () => {
+    const data = join(dir, 'dev-data');
+    const { code, stdout } = await devRun(['--data', data]);
+    expect(stdout).toContain(`data in ${data}\n`);
+    expect(stdout).not.toContain('removed');
+    expect(existsSync(join(data, 'b1'))).toBe(true);
+    expect(code).toBe(0);
+  });
+});

@@ -38,6 +38,7 @@ COPY --from=build /src/packages/sdk/package.json packages/sdk/
 COPY --from=build /src/packages/sdk/dist packages/sdk/dist
 COPY --from=build /src/packages/broker/package.json packages/broker/
 COPY --from=build /src/packages/broker/dist packages/broker/dist
+COPY --from=build /src/packages/broker/bin packages/broker/bin
 # The data directory belongs to the unprivileged `node` user of the base image (uid 1000);
 # a named volume mounted here starts with this ownership.
 RUN mkdir -p /var/lib/relaymq && chown node:node /var/lib/relaymq
@@ -51,5 +52,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9401/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # SIGTERM drains: leaderships handed over, clients sent `goaway` (drain-timeout-ms each).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "/app/packages/broker/dist/cli.js"]
+ENTRYPOINT ["node", "/app/packages/broker/bin/relaymq.js"]
 CMD ["broker"]

@@ -150,4 +150,26 @@ describe('PublishRouter', () => {
     await expect((routers.get('b1') as PublishRouter).route(publish())).resolves.toEqual({ leader: 'b5', outcomes: [{ kind: 'stored', offset: 2 }] });
     expect(calls).toEqual(['b1->b3', 'b1->b4', 'b1->b5']);
   });
+
+  // test/routing.test.ts on a loaded machine: a slow replica's hedged twin came back `duplicate`, and a client that
+  // never republished counted four duplicates.
+  it('answers stored, not duplicate, when a hedged copy finds its own twin already stored', async () => {
+    const replicas = ['b3', 'b4'];
+    const views = { b1: replicas, b3: replicas, b4: replicas };
+    const stored = new Set<string>();
+    const { routers } = network(['b1', 'b3', 'b4'], views, [], async (self) => {
+      // b3 stores the publish but answers only after b4 was asked too; b4 finds it stored.
+      const duplicate = stored.has('p/0');
+      stored.add('p/0');
+      if (self === 'b3') await new Promise((resolve) => setTimeout(resolve, 5 * HEDGE_MS));
+      return { leader: 'b3', outcomes: [{ kind: duplicate ? 'duplicate' : 'stored', offset: 4 }] };
+    });
+    await expect((routers.get('b1') as PublishRouter).route(publish())).resolves.toEqual({ leader: 'b3', outcomes: [{ kind: 'stored', offset: 4 }] });
+  });
+
+  it('passes a duplicate through when only one copy went out (the client republished)', async () => {
+    const replicas = ['b3', 'b4'];
+    const { routers } = network(['b1', 'b3', 'b4'], { b1: replicas, b3: replicas, b4: replicas }, [], async () => ({ leader: 'b3', outcomes: [{ kind: 'duplicate', offset: 4 }] }));
+    await expect((routers.get('b1') as PublishRouter).route(publish())).resolves.toEqual({ leader: 'b3', outcomes: [{ kind: 'duplicate', offset: 4 }] });
+  });
 });

@@ -182,7 +182,10 @@ export class PublishRouter {
             if (settled) return;
             const leader = result.leader ?? target;
             this.leaders.set(key, leader);
-            finish({ leader, outcomes: result.outcomes });
+            // With several copies out, a `duplicate` may name this very request's twin, not an earlier send of the
+            // client's: the client sent it once, so it hears `stored` (same offset), not a republish it never made.
+            const outcomes = next > 1 ? result.outcomes.map((o) => (o.kind === 'duplicate' ? { kind: 'stored' as const, offset: o.offset } : o)) : result.outcomes;
+            finish({ leader, outcomes });
           },
           (err: unknown) => {
             running--;

@@ -272,7 +272,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       apply: (command) => this.applyMetadata(command),
       onLeaderChange: () => {
         this.metaEvents.emit('leader');
-        this.forwarding.leaderChanged(META_GROUP);
+        this.forwarding.leaderChanged();
       },
     });
     this.groups.set(META_GROUP, this.meta as unknown as RaftGroup<unknown, unknown, unknown>);
@@ -508,7 +508,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       const { group, log, hosted } = await this.factory.partition(topic, partition, assignment.replicas, {
         appended: () => this.emit('appended', topic, partition),
         applied: () => this.announceApplied(),
-        leaderChanged: () => this.forwarding.leaderChanged(id),
+        leaderChanged: () => this.forwarding.leaderChanged(),
         fetchFromLeader: (led, offset) => this.forwarding.fetchFromLeader(led, topic, partition, offset),
         retentionFor: (name) => this.retentionFor(name),
       });

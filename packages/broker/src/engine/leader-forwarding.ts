@@ -26,17 +26,18 @@ export interface LeaderForwardingContext {
 }
 
 export class LeaderForwarding {
-  /** Emits `leader` whenever some group's leader changes: requests waiting for a leader look again. */
+  /**
+   * Emits `leader` whenever some group's leader changes: requests waiting for
+   * a leader look again, and forwards to an old leader give up (each listener
+   * checks its own group, so one event serves both).
+   */
   private readonly leaderChanges = new EventEmitter<{ leader: () => void }>();
-  /** Per group: forwards to its leader that give up when the group hears of another one (see {@link whileLeading}). */
-  private readonly leaderWatchers = new Map<string, Set<() => void>>();
 
   constructor(private readonly ctx: LeaderForwardingContext) {}
 
   /** The group's Raft runner reports a new leader (or none): waiting requests look again, forwards to the old one give up. */
-  leaderChanged(groupId: string): void {
+  leaderChanged(): void {
     this.leaderChanges.emit('leader');
-    for (const watcher of [...(this.leaderWatchers.get(groupId) ?? [])]) watcher();
   }
 
   /**
@@ -88,12 +89,8 @@ export class LeaderForwarding {
    */
   private whileLeading<R>(group: LedGroup, leader: NodeId, call: Promise<R>): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      let watchers = this.leaderWatchers.get(group.id);
-      if (watchers === undefined) this.leaderWatchers.set(group.id, (watchers = new Set()));
-      const watching = watchers;
       const stopWatching = (): void => {
-        watching.delete(onMove);
-        if (watching.size === 0 && this.leaderWatchers.get(group.id) === watching) this.leaderWatchers.delete(group.id);
+        this.leaderChanges.off('leader', onMove);
       };
       const onMove = (): void => {
         const now = group.leader;
@@ -102,7 +99,7 @@ export class LeaderForwarding {
         call.catch(() => {}); // its answer no longer matters
         reject(new RelayError('NOT_LEADER', `broker ${leader} no longer leads ${group.id}; ${now} does`));
       };
-      watching.add(onMove);
+      this.leaderChanges.on('leader', onMove);
       onMove(); // it may have moved since the caller looked
       call.then(
         (value) => {

@@ -245,7 +245,8 @@ describe('silence (fake brokers, fake clock)', () => {
     vi.useRealTimers();
   });
 
-  it('judges a broker that stops answering dead at twice the ping interval, not up to three times it', async () => {
+  /** A client pooled to two fake brokers pinging every second, on a fake clock, once both are connected. */
+  async function twoPooledBrokers(): Promise<{ a: FakeBroker; b: FakeBroker; c: RelayClient }> {
     vi.useFakeTimers({ now: 1_000_000 });
     const [a, b] = fakeBrokers([{ id: 'a' }, { id: 'b' }]) as [FakeBroker, FakeBroker];
     const c = new RelayClient({
@@ -257,9 +258,14 @@ describe('silence (fake brokers, fake clock)', () => {
       closeTimeoutMs: 100,
       reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
     });
+    await c.start();
+    for (let i = 0; i < 100 && c.stats().connectedBrokers.length < 2; i++) await vi.advanceTimersByTimeAsync(10);
+    return { a, b, c };
+  }
+
+  it('judges a broker that stops answering dead at twice the ping interval, not up to three times it', async () => {
+    const { a, b, c } = await twoPooledBrokers();
     try {
-      await c.start();
-      for (let i = 0; i < 100 && c.stats().connectedBrokers.length < 2; i++) await vi.advanceTimersByTimeAsync(10);
       // Let pings and pongs flow, then go silent right after a pong.
       await vi.advanceTimersByTimeAsync(3000);
       const active = c.stats().activeBroker?.id === 'a' ? a : b;
@@ -280,20 +286,8 @@ describe('silence (fake brokers, fake clock)', () => {
 
   // Chaos 5/3 pause runs: every publish on a stopped broker waited the full two intervals before it was resent elsewhere.
   it('judges a broker that leaves a publish unanswered dead after one ping interval and an unanswered probe, while another broker is pooled', async () => {
-    vi.useFakeTimers({ now: 1_000_000 });
-    const [a, b] = fakeBrokers([{ id: 'a' }, { id: 'b' }]) as [FakeBroker, FakeBroker];
-    const c = new RelayClient({
-      brokers: [a.url, b.url],
-      WebSocket: protocolWebSocket([a, b]),
-      poolSize: 2,
-      pingIntervalMs: 1000,
-      connectTimeoutMs: 2000,
-      closeTimeoutMs: 100,
-      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
-    });
+    const { a, b, c } = await twoPooledBrokers();
     try {
-      await c.start();
-      for (let i = 0; i < 100 && c.stats().connectedBrokers.length < 2; i++) await vi.advanceTimersByTimeAsync(10);
       await c.publish('t', 'first');
       await vi.advanceTimersByTimeAsync(3000);
       const active = c.stats().activeBroker?.id === 'a' ? a : b;
@@ -320,20 +314,8 @@ describe('silence (fake brokers, fake clock)', () => {
   });
 
   it('keeps two intervals for a silent broker when nothing is owed on it (an idle connection)', async () => {
-    vi.useFakeTimers({ now: 1_000_000 });
-    const [a, b] = fakeBrokers([{ id: 'a' }, { id: 'b' }]) as [FakeBroker, FakeBroker];
-    const c = new RelayClient({
-      brokers: [a.url, b.url],
-      WebSocket: protocolWebSocket([a, b]),
-      poolSize: 2,
-      pingIntervalMs: 1000,
-      connectTimeoutMs: 2000,
-      closeTimeoutMs: 100,
-      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
-    });
+    const { a, b, c } = await twoPooledBrokers();
     try {
-      await c.start();
-      for (let i = 0; i < 100 && c.stats().connectedBrokers.length < 2; i++) await vi.advanceTimersByTimeAsync(10);
       await c.publish('t', 'first');
       await vi.advanceTimersByTimeAsync(3000);
       const active = c.stats().activeBroker?.id === 'a' ? a : b;

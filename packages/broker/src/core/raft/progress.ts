@@ -77,6 +77,8 @@ export class Progress {
   probeSent = false;
   /** Tick (leader's clock) at which the snapshot was sent. */
   snapshotSentTick = 0;
+  /** Tick (leader's clock) at which the last probe was sent. */
+  probeSentTick = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number) {

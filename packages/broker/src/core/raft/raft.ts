@@ -11,13 +11,17 @@
  * own step function, swapped by `become*`; an illegal transition throws.
  */
 import type { RaftConfig } from './config.js';
-import { RaftInvariantError, RaftLog } from './log.js';
+import { RaftInvariantError, RaftLog, type IndexedConf } from './log.js';
+import { applyConfChange, learnersOf } from './membership.js';
 import { Progress } from './progress.js';
 import { majorityIndex, quorumActive, voteOutcome } from './quorum.js';
 import type { Storage } from './storage.js';
 import type {
   AppendMessage,
   AppendResponse,
+  ConfChange,
+  ConfChangeResult,
+  ConfState,
   Entry,
   HeartbeatMessage,
   Message,
@@ -45,6 +49,10 @@ export interface RaftTestingKnobs {
   skipLogUpToDateCheck: boolean;
   /** `Ready.mustSync` is always false: votes and entries may be acknowledged before they are durable. */
   neverSync: boolean;
+  /** A leader appends a configuration change while an earlier one is not committed (overlapping single-server changes). */
+  allowOverlappingConfChanges: boolean;
+  /** A new leader changes the configuration before it committed an entry of its term (the single-server bug Ongaro found). */
+  confChangeBeforeTermCommitted: boolean;
 }
 
 export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
@@ -52,11 +60,17 @@ export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
   grantTwoVotesPerTerm: false,
   skipLogUpToDateCheck: false,
   neverSync: false,
+  allowOverlappingConfChanges: false,
+  confChangeBeforeTermCommitted: false,
 });
 
 /** Counters for metrics: every message the core dropped on purpose is counted. */
 export interface RaftCounters {
-  /** Messages for another node, from a non-voter, or that make no sense in the current role. */
+  /**
+   * Messages for another node, from a non-member (a vote request from a
+   * non-voter, e.g. a removed node campaigning), or that make no sense in the
+   * current role.
+   */
   messagesIgnored: number;
   /** Messages from an older term. */
   staleMessages: number;
@@ -76,6 +90,10 @@ export interface RaftCounters {
   snapshotsRetried: number;
   /** Leadership transfers aborted after an election timeout. */
   transfersAborted: number;
+  /** Configuration changes this node appended as leader. */
+  confChangesProposed: number;
+  /** Times this node, as leader, stepped down because a committed change removed it. */
+  removedStepDowns: number;
 }
 
 type StepFn<T, S> = (m: Message<T, S>) => void;
@@ -85,7 +103,8 @@ export interface RaftInit<T, S> {
   readonly config: Readonly<RaftConfig>;
   readonly storage: Storage<T, S>;
   readonly random: RandomSource;
-  readonly voters: readonly NodeId[];
+  /** The configuration to start from when the storage holds none (a brand-new node). */
+  readonly bootstrap: ConfState;
   readonly applied: number;
   readonly knobs: Readonly<RaftTestingKnobs>;
 }
@@ -105,13 +124,18 @@ export class Raft<T, S> {
     snapshotsInstalled: 0,
     snapshotsRetried: 0,
     transfersAborted: 0,
+    confChangesProposed: 0,
+    removedStepDowns: 0,
   };
 
   term = 0;
   vote: NodeId | null = null;
   role: Role = 'follower';
   leader: NodeId | null = null;
-  voters: readonly NodeId[];
+  /** The voters of the configuration in effect (the last one in the log). */
+  voters: readonly NodeId[] = [];
+  /** Its learners. */
+  learners: readonly NodeId[] = [];
   /** Target of an ongoing leadership transfer. */
   transferee: NodeId | null = null;
   /** Outgoing messages since the last `takeMessages()`. */
@@ -119,7 +143,11 @@ export class Raft<T, S> {
 
   private readonly random: RandomSource;
   readonly knobs: Readonly<RaftTestingKnobs>;
-  private readonly voterSet: Set<NodeId>;
+  private voterSet = new Set<NodeId>();
+  /** Voters and learners: every node a leader replicates to. */
+  private memberSet = new Set<NodeId>();
+  /** The configuration in effect, as the log holds it (compared by identity to notice a change). */
+  private conf: IndexedConf;
   private readonly progress = new Map<NodeId, Progress>();
   private readonly votes = new Map<NodeId, boolean>();
   /** Ticks since the last election timeout reset (followers: since hearing the leader). */
@@ -135,9 +163,9 @@ export class Raft<T, S> {
     this.config = init.config;
     this.random = init.random;
     this.knobs = init.knobs;
-    this.log = new RaftLog<T, S>(init.storage);
-    this.voters = Object.freeze([...init.voters]);
-    this.voterSet = new Set(this.voters);
+    this.log = new RaftLog<T, S>(init.storage, init.bootstrap);
+    this.conf = this.log.conf();
+    this.setConf(this.conf.conf);
     if (this.voterSet.size !== this.voters.length) throw new RangeError(`duplicate voter in [${this.voters.join(', ')}]`);
 
     const { hardState } = init.storage.initialState();
@@ -161,6 +189,16 @@ export class Raft<T, S> {
     return this.voterSet.has(id);
   }
 
+  /** Index of the entry (or snapshot) whose configuration is in effect; 0 for the bootstrap one. */
+  get confIndex(): number {
+    return this.conf.index;
+  }
+
+  /** The configuration in effect. */
+  get confState(): ConfState {
+    return this.conf.conf;
+  }
+
   /** Whether this node may campaign: it is a voter. */
   private promotable(): boolean {
     return this.voterSet.has(this.id);
@@ -176,14 +214,47 @@ export class Raft<T, S> {
     return this.msgs.length > 0;
   }
 
-  progressStatus(): ProgressStatus[] {
+  /** Leader only: the replication state of `ids` (voters, or learners). */
+  progressStatus(ids: readonly NodeId[] = this.voters): ProgressStatus[] {
     if (this.role !== 'leader') return [];
     const out: ProgressStatus[] = [];
-    for (const id of this.voters) {
+    for (const id of ids) {
       const pr = this.progress.get(id) as Progress;
       out.push({ id, match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive, inflight: pr.inflights.size });
     }
     return out;
+  }
+
+  // ---- configuration ----------------------------------------------------------
+
+  private setConf(conf: ConfState): void {
+    this.voters = conf.voters;
+    this.learners = learnersOf(conf);
+    this.voterSet = new Set(this.voters);
+    this.memberSet = new Set([...this.voters, ...this.learners]);
+  }
+
+  /**
+   * Takes on the log's configuration if an append, a truncation or a
+   * snapshot changed it. A leader starts tracking new members (optimistically
+   * active, so a check-quorum round does not count them silent before they
+   * could answer) and forgets removed ones.
+   */
+  private syncConf(): void {
+    const current = this.log.conf();
+    if (current === this.conf) return;
+    this.conf = current;
+    this.setConf(current.conf);
+    if (this.transferee !== null && !this.voterSet.has(this.transferee)) this.transferee = null;
+    if (this.role !== 'leader') return;
+    const lastIndex = this.log.lastIndex();
+    for (const id of this.memberSet) {
+      if (this.progress.has(id)) continue;
+      const pr = new Progress(lastIndex + 1, this.config.maxInflightAppends);
+      pr.recentActive = true;
+      this.progress.set(id, pr);
+    }
+    for (const id of [...this.progress.keys()]) if (!this.memberSet.has(id) && id !== this.id) this.progress.delete(id);
   }
 
   // ---- role transitions -----------------------------------------------------
@@ -201,7 +272,8 @@ export class Raft<T, S> {
     this.votes.clear();
     const lastIndex = this.log.lastIndex();
     this.progress.clear();
-    for (const id of this.voters) {
+    // A leader removing itself keeps its own progress (it holds its log) until it steps down.
+    for (const id of new Set([...this.memberSet, this.id])) {
       const pr = new Progress(lastIndex + 1, this.config.maxInflightAppends);
       if (id === this.id) pr.match = lastIndex;
       this.progress.set(id, pr);
@@ -338,7 +410,7 @@ export class Raft<T, S> {
   }
 
   step(m: Message<T, S>): void {
-    if (m.to !== this.id || m.from === this.id || !this.voterSet.has(m.from)) {
+    if (m.to !== this.id || m.from === this.id || !this.acceptsFrom(m)) {
       this.counters.messagesIgnored++;
       return;
     }
@@ -379,6 +451,32 @@ export class Raft<T, S> {
       return;
     }
     this.stepRole(m);
+  }
+
+  /**
+   * Whom a message is taken from. Vote requests only from voters of this
+   * node's configuration: a removed node that never learnt of its removal
+   * keeps campaigning, and must not raise anyone's term. A leader's appends
+   * and snapshots from anyone: a leader this node does not know as a member
+   * yet (it lags behind the entry that added it) must still be able to bring
+   * it up to date — the term decides, as ever. Heartbeats and timeout-now
+   * (which carry no log) and answers: from members, or from the leader this
+   * node follows.
+   */
+  private acceptsFrom(m: Message<T, S>): boolean {
+    switch (m.type) {
+      case 'vote':
+      case 'pre-vote':
+        return this.voterSet.has(m.from);
+      case 'app':
+      case 'snapshot':
+        return true;
+      case 'heartbeat':
+      case 'timeout-now':
+        return this.memberSet.has(m.from) || this.leader === m.from;
+      default:
+        return this.memberSet.has(m.from);
+    }
   }
 
   private handleVoteRequest(m: VoteRequest): void {
@@ -506,6 +604,7 @@ export class Raft<T, S> {
     }
     const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
+      this.syncConf();
       this.sendAppendResponse(m.from, lastNew);
       return;
     }
@@ -533,6 +632,7 @@ export class Raft<T, S> {
 
   private handleSnapshot(m: SnapshotMessage<S>): void {
     if (this.restore(m.snapshot)) {
+      this.syncConf();
       this.counters.snapshotsInstalled++;
       this.sendAppendResponse(m.from, this.log.lastIndex());
     } else {
@@ -545,7 +645,9 @@ export class Raft<T, S> {
   private restore(snapshot: SnapshotMessage<S>['snapshot']): boolean {
     const { index, term, conf } = snapshot.meta;
     if (index <= this.log.committed) return false;
-    if (!conf.voters.includes(this.id)) return false;
+    // A snapshot whose configuration lacks this node is installed all the same: a node added after the
+    // snapshot was taken learns of its own membership from the entries that follow it.
+    void conf;
     if (this.log.matchTerm(index, term)) {
       // We hold the snapshot's last entry: everything up to it is committed; keep the log.
       this.log.commitTo(index);
@@ -586,6 +688,7 @@ export class Raft<T, S> {
       pr.inflights.freeLE(m.index);
     }
     if (this.maybeCommit()) {
+      if (this.role !== 'leader') return; // a committed change removed this leader
       this.bcastAppend();
     } else if (wasPaused) {
       this.sendAppend(m.from);
@@ -597,13 +700,35 @@ export class Raft<T, S> {
     if (m.from === this.transferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
   }
 
-  /** Commits the highest index a quorum holds, if it is of this term (older ones follow indirectly). */
+  /**
+   * Commits the highest index a quorum of the voters in effect holds, if it
+   * is of this term (older ones follow indirectly). A leader removing itself
+   * is not among those voters: it manages a configuration it is no longer
+   * part of until the change commits, then steps down.
+   */
   private maybeCommit(): boolean {
     const index = majorityIndex(this.voters, (id) => this.progress.get(id)?.match);
     if (index <= this.log.committed) return false;
     if (!this.knobs.commitEarlierTermByCounting && this.log.term(index) !== this.term) return false;
     this.log.commitTo(index);
+    if (!this.voterSet.has(this.id) && this.log.committed >= this.conf.index) this.stepDownRemoved();
     return true;
+  }
+
+  /**
+   * The change that removed this leader is committed: it tells the followers
+   * so (the commit index rides on the appends), hands over to a voter that
+   * holds its whole log (timeout-now, so the cluster need not wait for an
+   * election timeout), and steps down. It never campaigns again, not being
+   * a voter.
+   */
+  private stepDownRemoved(): void {
+    this.bcastAppend();
+    const lastIndex = this.log.lastIndex();
+    const successor = this.voters.find((id) => (this.progress.get(id)?.match ?? 0) === lastIndex);
+    if (successor !== undefined) this.sendTimeoutNow(successor);
+    this.counters.removedStepDowns++;
+    this.becomeFollower(this.term, null);
   }
 
   private sendAppend(to: NodeId): void {
@@ -634,20 +759,26 @@ export class Raft<T, S> {
     if (entries.length === 0 && !sendIfEmpty) return false;
     this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.log.committed });
     pr.sentEntries(entries.length, prevIndex + entries.length);
+    if (pr.state === 'probe') pr.probeSentTick = this.now;
     return true;
   }
 
   private bcastAppend(): void {
-    for (const id of this.voters) if (id !== this.id) this.sendAppend(id);
+    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id);
   }
 
   private bcastHeartbeat(): void {
-    for (const id of this.voters) {
+    for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
-      const pr = this.progress.get(id) as Progress;
       // Never tell a follower to commit beyond what it is known to hold.
       const commit = Math.min(pr.match, this.log.committed);
       this.send({ type: 'heartbeat', from: this.id, to: id, term: this.term, commit });
+      // A probe unanswered for an election timeout was lost, or its follower ignores our heartbeats (it does not
+      // know this leader as a member yet): only an append can reach it, so probe again.
+      if (pr.state === 'probe' && pr.probeSent && this.now - pr.probeSentTick >= this.config.electionTicks) {
+        pr.probeSent = false;
+        this.sendAppend(id);
+      }
     }
   }
 
@@ -658,6 +789,7 @@ export class Raft<T, S> {
   /** Appends entries of this term, numbered from `lastIndex + 1`, to the leader's own log. */
   private appendEntries(entries: readonly Entry<T>[]): void {
     this.log.append(entries);
+    this.syncConf();
     (this.progress.get(this.id) as Progress).maybeUpdate(this.log.lastIndex());
     // A single-voter cluster commits at once.
     this.maybeCommit();
@@ -674,8 +806,32 @@ export class Raft<T, S> {
     const entries: Array<Entry<T>> = new Array<Entry<T>>(data.length);
     for (let i = 0; i < data.length; i++) entries[i] = { type: 'normal', index: firstIndex + i, term, data: data[i] as T };
     this.appendEntries(entries);
-    this.bcastAppend();
-    return { ok: true, term: this.term, firstIndex, lastIndex: this.log.lastIndex() };
+    if (this.role === 'leader') this.bcastAppend();
+    return { ok: true, term, firstIndex, lastIndex: firstIndex + data.length - 1 };
+  }
+
+  /**
+   * Appends a configuration change (see `RaftNode.proposeConfChange`). One at
+   * a time: refused while an earlier change is uncommitted, and until this
+   * leader committed an entry of its own term.
+   */
+  proposeConfChange(change: ConfChange): ConfChangeResult {
+    if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
+    if (this.transferee !== null) return { ok: false, reason: 'transferring', leader: this.leader };
+    if (!this.knobs.allowOverlappingConfChanges && this.conf.index > this.log.committed) {
+      return { ok: false, reason: 'change-pending', leader: this.leader, detail: `the change at ${this.conf.index} is not committed (commit ${this.log.committed})` };
+    }
+    if (!this.knobs.confChangeBeforeTermCommitted && this.log.term(this.log.committed) !== this.term) {
+      return { ok: false, reason: 'term-not-committed', leader: this.leader, detail: `no entry of term ${this.term} is committed yet` };
+    }
+    const conf = applyConfChange(this.conf.conf, change);
+    if (typeof conf === 'string') return { ok: false, reason: 'invalid', leader: this.leader, detail: conf };
+    const index = this.log.lastIndex() + 1;
+    const entry: Entry<T> = { type: 'conf', index, term: this.term, change: Object.freeze({ type: change.type, node: change.node }), conf };
+    this.counters.confChangesProposed++;
+    this.appendEntries([entry]);
+    if (this.role === 'leader') this.bcastAppend();
+    return { ok: true, term: this.term, index, conf };
   }
 
   transferLeadership(to: NodeId): TransferResult {

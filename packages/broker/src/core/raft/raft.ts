@@ -454,9 +454,12 @@ export class Raft<T, S> {
   }
 
   /**
-   * Whom a message is taken from. Vote requests only from voters of this
+   * Whom a message is taken from. Vote requests only from members of this
    * node's configuration: a removed node that never learnt of its removal
-   * keeps campaigning, and must not raise anyone's term. A leader's appends
+   * keeps campaigning, and must not raise anyone's term. (A learner's are
+   * taken: it may have been added back after a removal with a term raised
+   * by its campaigns, which, without pre-vote and check-quorum, only its
+   * vote requests make known.) A leader's appends
    * and snapshots from anyone: a leader this node does not know as a member
    * yet (it lags behind the entry that added it) must still be able to bring
    * it up to date — the term decides, as ever. Heartbeats and timeout-now
@@ -465,9 +468,6 @@ export class Raft<T, S> {
    */
   private acceptsFrom(m: Message<T, S>): boolean {
     switch (m.type) {
-      case 'vote':
-      case 'pre-vote':
-        return this.voterSet.has(m.from);
       case 'app':
       case 'snapshot':
         return true;

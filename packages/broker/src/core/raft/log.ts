@@ -9,7 +9,7 @@
 import type { Storage } from './storage.js';
 import type { ConfState, Entry, Snapshot } from './types.js';
 
-/** A configuration and the index from which it holds: a conf entry's, a snapshot's, or 0 for the bootstrap one. */
+/** A configuration and where it comes from: a conf entry's index, a snapshot's (or the compaction point), or 0 for the bootstrap one. */
 export interface IndexedConf {
   readonly index: number;
   readonly conf: ConfState;
@@ -82,13 +82,20 @@ export class RaftLog<T, S> {
     if (snapshotIndex > last) throw new RaftInvariantError(`stored snapshot ${snapshotIndex} is beyond the stored last index ${last}`);
     this.committed = Math.max(first - 1, snapshotIndex);
     this.applied = first - 1;
+    // The stored configuration (the snapshot's) holds at the compaction point too: a configuration entry
+    // between the two, still in the log, is the snapshot's own and is found again below.
     const stored = storage.initialState().confState;
-    this.confs = [{ index: snapshotIndex, conf: stored.voters.length === 0 && bootstrap !== undefined ? bootstrap : stored }];
+    this.confs = [{ index: first - 1, conf: stored.voters.length === 0 && bootstrap !== undefined ? bootstrap : stored }];
     for (let lo = first; lo <= last; lo += CONF_SCAN_CHUNK) {
       for (const entry of storage.entries(lo, Math.min(last + 1, lo + CONF_SCAN_CHUNK), CONF_SCAN_CHUNK)) {
-        if (entry.type === 'conf' && entry.index > snapshotIndex) this.confs.push({ index: entry.index, conf: entry.conf });
+        if (entry.type === 'conf') this.confs.push({ index: entry.index, conf: entry.conf });
       }
     }
+  }
+
+  /** The configuration before the one in effect, if the log still tells it. */
+  previousConf(): IndexedConf | undefined {
+    return this.confs[this.confs.length - 2];
   }
 
   /** The configuration in effect: the last one in the log (committed or not), else the snapshot's or bootstrap one. */
@@ -96,14 +103,6 @@ export class RaftLog<T, S> {
     return this.confs[this.confs.length - 1] as IndexedConf;
   }
 
-  /** The configuration in effect at `index` (for a snapshot at `index`). */
-  confAt(index: number): IndexedConf {
-    for (let i = this.confs.length - 1; i > 0; i--) {
-      const c = this.confs[i] as IndexedConf;
-      if (c.index <= index) return c;
-    }
-    return this.confs[0] as IndexedConf;
-  }
 
   firstIndex(): number {
     const snapshot = this.unstable.snapshot;
@@ -267,6 +266,11 @@ export class RaftLog<T, S> {
 
   unstableSnapshot(): Snapshot<S> | undefined {
     return this.unstable.snapshot;
+  }
+
+  /** The last index in stable storage (entries after it are still to be persisted). */
+  lastStableIndex(): number {
+    return this.unstable.entries.length > 0 ? this.unstable.offset - 1 : this.lastIndex();
   }
 
   hasUnstable(): boolean {

@@ -199,9 +199,19 @@ export class Raft<T, S> {
     return this.conf.conf;
   }
 
-  /** Whether this node may campaign: it is a voter. */
+  /**
+   * Whether this node may campaign: it is a voter, or its own removal is not
+   * committed yet. A node that appended its removal holds the longest log
+   * and may be the only one that can win: the others need its vote and it
+   * refuses theirs (their logs are behind). So it campaigns among the voters
+   * of its configuration (those it would leave behind), and if it wins it
+   * leads until its removal commits, then steps down.
+   */
   private promotable(): boolean {
-    return this.voterSet.has(this.id);
+    if (this.voterSet.has(this.id)) return true;
+    if (this.conf.index <= this.log.committed) return false;
+    const previous = this.log.previousConf();
+    return previous !== undefined && previous.conf.voters.includes(this.id);
   }
 
   takeMessages(): Message<T, S>[] {
@@ -434,10 +444,14 @@ export class Raft<T, S> {
       }
     } else if (m.term < this.term) {
       this.counters.staleMessages++;
-      if ((this.config.checkQuorum || this.config.preVote) && (m.type === 'app' || m.type === 'heartbeat')) {
+      const silent = !this.config.checkQuorum && !this.config.preVote && this.voterSet.has(m.from);
+      if (!silent && (m.type === 'app' || m.type === 'heartbeat')) {
         // A leader from an older term (cut off, or paused): tell it our term so
         // it steps down instead of waiting forever; with pre-vote we would
-        // otherwise never raise our term to its notice.
+        // otherwise never raise our term to its notice. Without pre-vote and
+        // check-quorum our vote requests do, but only to the voters of our
+        // configuration: a leader outside it (we lag behind the entry that
+        // made it a voter) hears our term from this answer.
         this.send({ type: 'app-resp', from: this.id, to: m.from, term: this.term, index: 0, reject: false, hintIndex: 0, hintTerm: 0 });
       } else if (m.type === 'pre-vote') {
         // Let a lagging pre-candidate learn our term.
@@ -454,20 +468,31 @@ export class Raft<T, S> {
   }
 
   /**
-   * Whom a message is taken from. Vote requests only from members of this
-   * node's configuration: a removed node that never learnt of its removal
-   * keeps campaigning, and must not raise anyone's term. (A learner's are
-   * taken: it may have been added back after a removal with a term raised
-   * by its campaigns, which, without pre-vote and check-quorum, only its
-   * vote requests make known.) A leader's appends
-   * and snapshots from anyone: a leader this node does not know as a member
-   * yet (it lags behind the entry that added it) must still be able to bring
-   * it up to date — the term decides, as ever. Heartbeats and timeout-now
-   * (which carry no log) and answers: from members, or from the leader this
-   * node follows.
+   * Whom a message is taken from.
+   *
+   * Vote requests: from members of this node's configuration, and from
+   * others only when the candidate's log is at least as up to date as ours.
+   * A node removed without learning of it keeps campaigning; its log lacks
+   * the committed entry that removed it, which every member that knows of
+   * the removal holds, so it is always behind them and cannot even raise
+   * their term. A candidate this node does not know as a member yet (it lags
+   * behind the entry that made the candidate a voter) is ahead of it, and is
+   * heard: a lagging voter must be able to elect the voters it has not heard
+   * of, or a group whose voters mostly lag could never elect anyone. (A
+   * learner is a member: it may have been added back after a removal with a
+   * term raised by its campaigns, which, without pre-vote and check-quorum,
+   * only its vote requests make known.)
+   *
+   * A leader's appends and snapshots: from anyone. A leader this node does
+   * not know as a member yet must still be able to bring it up to date — the
+   * term decides, as ever. Heartbeats and timeout-now (which carry no log)
+   * and answers: from members, or from the leader this node follows.
    */
   private acceptsFrom(m: Message<T, S>): boolean {
     switch (m.type) {
+      case 'vote':
+      case 'pre-vote':
+        return this.memberSet.has(m.from) || this.log.isUpToDate(m.lastIndex, m.lastTerm);
       case 'app':
       case 'snapshot':
         return true;
@@ -757,10 +782,23 @@ export class Raft<T, S> {
       return true;
     }
     if (entries.length === 0 && !sendIfEmpty) return false;
-    this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.log.committed });
+    this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.commitToAnnounce() });
     pr.sentEntries(entries.length, prevIndex + entries.length);
     if (pr.state === 'probe') pr.probeSentTick = this.now;
     return true;
+  }
+
+  /**
+   * The commit index this leader's appends and heartbeats carry. They may
+   * leave before its own write (see the runner), so they must not announce
+   * as committed what that write covers. With other voters that cannot
+   * happen: their acknowledgements come after the write. A sole voter
+   * commits its entries as it appends them: its learners hear of it once
+   * they are durable here.
+   */
+  private commitToAnnounce(): number {
+    const committed = this.log.committed;
+    return this.voters.length === 1 && this.voters[0] === this.id ? Math.min(committed, this.log.lastStableIndex()) : committed;
   }
 
   private bcastAppend(): void {
@@ -771,7 +809,7 @@ export class Raft<T, S> {
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
       // Never tell a follower to commit beyond what it is known to hold.
-      const commit = Math.min(pr.match, this.log.committed);
+      const commit = Math.min(pr.match, this.commitToAnnounce());
       this.send({ type: 'heartbeat', from: this.id, to: id, term: this.term, commit });
       // A probe unanswered for an election timeout was lost, or its follower ignores our heartbeats (it does not
       // know this leader as a member yet): only an append can reach it, so probe again.

@@ -158,8 +158,11 @@ export class MemoryStorage<T, S> implements Storage<T, S>, StorageWriter<T, S> {
     if (index > this.hardState.commit) throw new StorageError(`createSnapshot: ${index} is not committed (commit ${this.hardState.commit})`);
     const term = this.term(index);
     if (term === undefined) throw new StorageError(`createSnapshot: ${index} outside [${this.baseIndex}, ${this.lastIndex()}]`);
-    const snapshot: Snapshot<S> = Object.freeze({ meta: Object.freeze({ index, term, conf: this.confAt(index) }), data });
+    const conf = this.confAt(index);
+    const snapshot: Snapshot<S> = Object.freeze({ meta: Object.freeze({ index, term, conf }), data });
     this.snap = snapshot;
+    // The configuration a restart starts from is the latest snapshot's: the entries that set it may be compacted next.
+    this.conf = conf;
     return snapshot;
   }
 

@@ -456,6 +456,11 @@ export class Raft<T, S> {
       } else if (m.type === 'pre-vote') {
         // Let a lagging pre-candidate learn our term.
         this.send({ type: 'pre-vote-resp', from: this.id, to: m.from, term: this.term, reject: true });
+      } else if (m.type === 'vote' && !this.voterSet.has(m.from)) {
+        // A lagging candidate learns our term from our own vote requests, if it is one of our voters; one
+        // that is not (we lag behind the entry that made it a voter, or it lags behind its removal) would
+        // never hear of it, and campaign below our term for ever.
+        this.send({ type: 'vote-resp', from: this.id, to: m.from, term: this.term, reject: true });
       }
       return;
     }

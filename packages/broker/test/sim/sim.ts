@@ -806,11 +806,15 @@ export class Simulation {
     }
   }
 
-  /** Entries the most lagging member is behind the longest log, at the heal. */
+  /**
+   * Entries the most lagging node is behind the longest log, at the heal.
+   * With reconfiguration, every node counts: one outside the configuration
+   * at the heal may be in the one the leader elected after it holds.
+   */
   private maxLag(): number {
     let longest = 0;
     let lowest = Number.MAX_SAFE_INTEGER;
-    for (const node of this.members()) {
+    for (const node of this.nodes) {
       const raft = node.raft;
       if (raft === undefined) continue;
       longest = Math.max(longest, raft.lastIndex);

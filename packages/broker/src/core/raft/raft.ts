@@ -262,6 +262,7 @@ export class Raft<T, S> {
       if (this.progress.has(id)) continue;
       const pr = new Progress(lastIndex + 1, this.config.maxInflightAppends);
       pr.recentActive = true;
+      pr.lastContactTick = this.now;
       this.progress.set(id, pr);
     }
     for (const id of [...this.progress.keys()]) if (!this.memberSet.has(id) && id !== this.id) this.progress.delete(id);
@@ -286,6 +287,7 @@ export class Raft<T, S> {
     for (const id of new Set([...this.memberSet, this.id])) {
       const pr = new Progress(lastIndex + 1, this.config.maxInflightAppends);
       if (id === this.id) pr.match = lastIndex;
+      pr.lastContactTick = this.now;
       this.progress.set(id, pr);
     }
   }
@@ -444,7 +446,9 @@ export class Raft<T, S> {
       }
     } else if (m.term < this.term) {
       this.counters.staleMessages++;
-      const silent = !this.config.checkQuorum && !this.config.preVote && this.voterSet.has(m.from);
+      // Whether our own vote requests will tell the sender our term: we campaign, and to it.
+      const campaignsTo = this.voterSet.has(m.from) && this.promotable();
+      const silent = !this.config.checkQuorum && !this.config.preVote && campaignsTo;
       if (!silent && (m.type === 'app' || m.type === 'heartbeat')) {
         // A leader from an older term (cut off, or paused): tell it our term so
         // it steps down instead of waiting forever; with pre-vote we would
@@ -456,10 +460,10 @@ export class Raft<T, S> {
       } else if (m.type === 'pre-vote') {
         // Let a lagging pre-candidate learn our term.
         this.send({ type: 'pre-vote-resp', from: this.id, to: m.from, term: this.term, reject: true });
-      } else if (m.type === 'vote' && !this.voterSet.has(m.from)) {
-        // A lagging candidate learns our term from our own vote requests, if it is one of our voters; one
-        // that is not (we lag behind the entry that made it a voter, or it lags behind its removal) would
-        // never hear of it, and campaign below our term for ever.
+      } else if (m.type === 'vote' && !campaignsTo) {
+        // A lagging candidate learns our term from our own vote requests, if we campaign and it is one of
+        // our voters; otherwise (we are a learner, or we lag behind the entry that made it a voter, or it
+        // lags behind its removal) it would never hear of it, and campaign below our term for ever.
         this.send({ type: 'vote-resp', from: this.id, to: m.from, term: this.term, reject: true });
       }
       return;
@@ -603,6 +607,7 @@ export class Raft<T, S> {
         const pr = this.progress.get(m.from);
         if (pr === undefined) return;
         pr.recentActive = true;
+        pr.lastContactTick = this.now;
         pr.probeSent = false;
         // A full window may be waiting for acknowledgements of lost appends:
         // free one slot so the stream moves (a rejection then rewinds it).
@@ -691,6 +696,7 @@ export class Raft<T, S> {
 
   private handleAppendResponse(m: AppendResponse, pr: Progress): void {
     pr.recentActive = true;
+    pr.lastContactTick = this.now;
     if (m.reject) {
       let nextProbe = m.hintIndex;
       if (m.hintTerm > 0) {
@@ -789,7 +795,6 @@ export class Raft<T, S> {
     if (entries.length === 0 && !sendIfEmpty) return false;
     this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.commitToAnnounce() });
     pr.sentEntries(entries.length, prevIndex + entries.length);
-    if (pr.state === 'probe') pr.probeSentTick = this.now;
     return true;
   }
 
@@ -816,13 +821,32 @@ export class Raft<T, S> {
       // Never tell a follower to commit beyond what it is known to hold.
       const commit = Math.min(pr.match, this.commitToAnnounce());
       this.send({ type: 'heartbeat', from: this.id, to: id, term: this.term, commit });
-      // A probe unanswered for an election timeout was lost, or its follower ignores our heartbeats (it does not
-      // know this leader as a member yet): only an append can reach it, so probe again.
-      if (pr.state === 'probe' && pr.probeSent && this.now - pr.probeSentTick >= this.config.electionTicks) {
-        pr.probeSent = false;
-        this.sendAppend(id);
+      if (pr.state !== 'snapshot' && this.now - pr.lastContactTick >= this.config.electionTicks && (pr.isPaused() || pr.match < this.log.lastIndex())) {
+        this.sendContactProbe(id, pr);
       }
     }
+  }
+
+  /**
+   * A follower behind us has not answered anything for an election timeout.
+   * It may be down; or it may ignore our heartbeats (which are what unpauses
+   * a stream whose append was lost, and marks a follower active enough to be
+   * sent a snapshot) because it lags behind the entry that made this leader a
+   * member, and does not know it. Only an append reaches such a follower, so
+   * probe it with an empty one, at the compaction boundary if its next entry
+   * was compacted; its answer, accept or reject, gets the stream going.
+   */
+  private sendContactProbe(to: NodeId, pr: Progress): void {
+    pr.lastContactTick = this.now;
+    pr.becomeProbe();
+    let prevIndex = pr.next - 1;
+    let prevTerm = this.log.term(prevIndex);
+    if (prevTerm === undefined) {
+      prevIndex = this.log.firstIndex() - 1;
+      prevTerm = this.log.term(prevIndex) as number;
+    }
+    this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries: [], commit: Math.min(pr.match, this.commitToAnnounce()) });
+    pr.probeSent = true;
   }
 
   private sendTimeoutNow(to: NodeId): void {

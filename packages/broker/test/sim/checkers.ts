@@ -312,7 +312,8 @@ interface ConfScan {
  * configuration entry at that index (or of its snapshot, or the bootstrap
  * one, when the entry is compacted away or there was none), and no later
  * configuration entry is in its log. Incremental: each entry is scanned
- * once, unless the log is cut back or the node restarts.
+ * once, unless the log is cut back or the node restarts; the entry the
+ * configuration comes from is read again at every check.
  */
 export class ConfigChecker {
   private readonly scans = new Map<NodeId, ConfScan>();
@@ -330,6 +331,9 @@ export class ConfigChecker {
     if (scan === undefined || scan.confIndex !== confIndex) {
       scan = { confIndex, scannedTo: -1, scannedTerm: undefined };
       this.scans.set(node, scan);
+    }
+    // The entry the configuration comes from (one read: the log may have been cut back and rewritten there).
+    {
       if (confIndex > log.lastIndex) this.fail(node, `uses the configuration of index ${confIndex}, beyond its log (${log.lastIndex})`);
       if (confIndex >= log.firstIndex) {
         const entry = log.entryAt(confIndex);

@@ -161,7 +161,7 @@ const CATCH_UP_TICKS_PER_WINDOW = 4;
 const HEALED_MAX_DELAY_MS = 10;
 
 export class Simulation {
-  readonly params: SwarmParams;
+  params: SwarmParams;
   private readonly rng: SeededRandom;
   private readonly nodes: SimNode[] = [];
   private readonly indexOf = new Map<NodeId, number>();
@@ -215,6 +215,10 @@ export class Simulation {
     this.duplicateRate = this.params.duplicateRate;
     this.maxDelayMs = this.params.maxDelayMs;
     this.reconfig = this.params.reconfig === null ? undefined : resolveReconfig(options.seed, this.params.reconfig);
+    // Membership changes need pre-vote (the broker always runs it): without it, a node removed and added back
+    // as a learner before it learns of either keeps campaigning in its old configuration, raising the terms
+    // of voters that must elect someone else, and can keep a group from electing anyone.
+    if (this.reconfig !== undefined) this.params = { ...this.params, raft: { ...this.params.raft, preVote: true } };
     const n = this.reconfig?.poolSize ?? this.params.nodeCount;
     this.blocked = new Array<boolean>(n * n).fill(false);
     const ids: NodeId[] = [];

@@ -53,6 +53,8 @@ export interface RaftTestingKnobs {
   allowOverlappingConfChanges: boolean;
   /** A new leader changes the configuration before it committed an entry of its term (the single-server bug Ongaro found). */
   confChangeBeforeTermCommitted: boolean;
+  /** A configuration entry truncated from the log is not undone: the node keeps using it. */
+  keepTruncatedConf: boolean;
 }
 
 export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
@@ -62,6 +64,7 @@ export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
   neverSync: false,
   allowOverlappingConfChanges: false,
   confChangeBeforeTermCommitted: false,
+  keepTruncatedConf: false,
 });
 
 /** Counters for metrics: every message the core dropped on purpose is counted. */
@@ -253,6 +256,7 @@ export class Raft<T, S> {
   private syncConf(): void {
     const current = this.log.conf();
     if (current === this.conf) return;
+    if (this.knobs.keepTruncatedConf && current.index < this.conf.index) return;
     this.conf = current;
     this.setConf(current.conf);
     if (this.transferee !== null && !this.voterSet.has(this.transferee)) this.transferee = null;

@@ -3,7 +3,7 @@ import { RelayError, type DialFailure, type ErrorCode } from './protocol/index.j
 import { describeFailures, failureOf } from './transport/dial-failure.js';
 import { BrokerPool } from './connection/pool.js';
 import type { BrokerConnection } from './connection/connection.js';
-import type { BrokerRef, ClientEvents } from './events.js';
+import type { BrokerRef, ClientEvents, ErrorContext } from './events.js';
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js';
 import { Publisher, type PublishOptions, type PublishStats } from './publish/publisher.js';
 import type { PublishReceipt } from './publish/outbox.js';
@@ -91,8 +91,10 @@ export class RelayClient extends EventEmitter<ClientEvents> {
     this.subscriber = new Subscriber(
       {
         gap: (event) => this.emit('gap', event),
-        handlerError: (error, message) => this.emit('error', error, { message }),
-        commitRefused: (error, durable) => this.emit('error', error, { durable }),
+        handlerError: (error, message, attempts) => this.reportError(error, attempts === undefined ? { message } : { message, attempts }),
+        commitRefused: (error, durable) => this.reportError(error, { durable }),
+        publish: (topic, data, options) => this.publish(topic, data, options),
+        deadLetterFailed: (error, message) => this.reportError(error, { message, deadLetter: true }),
       },
       this.options.subscriptionCredit,
       this.options.requestTimeoutMs,
@@ -259,6 +261,19 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       this.emit('closed', { reason });
     })();
     return this.closing;
+  }
+
+  /**
+   * Emits `error`; with no listener, prints it with `console.error` instead, since
+   * an `eventemitter3` emitter drops an unheard `error` and a failure must never vanish.
+   */
+  private reportError(error: unknown, context: ErrorContext): void {
+    if (this.listenerCount('error') > 0) {
+      this.emit('error', error, context);
+      return;
+    }
+    const where = context.message === undefined ? '' : ` (message ${context.message.topic}/${context.message.partition}@${context.message.offset})`;
+    console.error(`relaymq: unhandled client error${where}; add client.on('error', …) to handle it:`, error);
   }
 
   /**

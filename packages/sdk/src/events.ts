@@ -1,6 +1,18 @@
 import type { DialFailure, RelayError } from './protocol/index.js';
 import type { GapEvent, Message } from './subscribe/subscriber.js';
 
+/** What an `error` event is about. */
+export interface ErrorContext {
+  /** The message being handled or decoded. */
+  message?: Message;
+  /** Handler calls that failed, when the message was skipped after them. */
+  attempts?: number;
+  /** True when publishing the message to its dead-letter topic failed (it is tried again). */
+  deadLetter?: boolean;
+  /** The durable name whose positions the broker refused. */
+  durable?: string;
+}
+
 /** A broker the client talks to. */
 export interface BrokerRef {
   id: string;
@@ -31,10 +43,13 @@ export interface ClientEvents {
   /** Messages a subscriber needed were removed by retention. */
   gap: (event: GapEvent) => void;
   /**
-   * A handler threw, a payload did not decode, or the broker refused the
+   * A message was skipped after its handler's last failed attempt (see the
+   * `retry` and `deadLetter` subscribe options), a dead-letter publish failed
+   * (it is retried), a payload did not decode, or the broker refused the
    * positions of a durable subscription for good. The client keeps going.
+   * With no listener, the error is printed with `console.error`: never swallowed.
    */
-  error: (error: unknown, context?: { message?: Message; durable?: string }) => void;
+  error: (error: unknown, context?: ErrorContext) => void;
   /** The client is closed and will do nothing more. */
   closed: (event: { reason: RelayError }) => void;
 }

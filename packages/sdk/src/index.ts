@@ -10,7 +10,7 @@ import { RelayClient } from './client.js';
 import type { ClientOptions } from './options.js';
 
 export { RelayClient, type ClientStats } from './client.js';
-export type { BrokerRef, ClientEvents } from './events.js';
+export type { BrokerRef, ClientEvents, ErrorContext } from './events.js';
 export {
   CLIENT_DEFAULTS,
   type ClientOptions,
@@ -31,6 +31,7 @@ export type {
   SubscribeStats,
   Subscription,
 } from './subscribe/subscriber.js';
+export { DEAD_LETTER_HEADERS, RETRY_DEFAULTS, type RetryOptions } from './subscribe/failure-policy.js';
 export type { WebSocketConstructor, WebSocketLike } from './transport/websocket.js';
 export {
   RelayError,

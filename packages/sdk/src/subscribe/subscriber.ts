@@ -11,22 +11,10 @@ import {
 } from '../protocol/index.js';
 import type { BrokerConnection } from '../connection/connection.js';
 import { PositionCommitter, type CommitPolicy } from './committer.js';
+import { handleWithPolicy, resolveFailurePolicy, type FailureHooks, type FailurePolicy, type RetryOptions } from './failure-policy.js';
+import type { Message, MessageHandler } from './message.js';
 
-/** A message handed to a subscriber. */
-export interface Message<T = unknown> {
-  topic: string;
-  partition: number;
-  offset: number;
-  /** Broker append time, Unix ms. */
-  timestamp: number;
-  key?: string;
-  headers?: Record<string, string>;
-  /** The published value: bytes as published, or the decoded msgpack value. */
-  data: T;
-}
-
-/** Handles one message; the next one waits until a returned promise settles. */
-export type MessageHandler<T = unknown> = (message: Message<T>) => void | Promise<void>;
+export type { Message, MessageHandler } from './message.js';
 
 /** Options of `subscribe`. */
 export interface SubscribeOptions {
@@ -48,7 +36,8 @@ export interface SubscribeOptions {
    * `unsubscribe()` and `close()`; after a crash, messages handled since the
    * last commit are delivered again. They never go back: the broker keeps the
    * larger of the stored and a committed position, so a stale commit is ignored.
-   * A message whose handler throws counts as handled (the error is emitted).
+   * A message whose handler fails for good (see `retry` and `deadLetter`)
+   * counts as handled once it was dead-lettered or skipped.
    *
    * One client may hold only one subscription per durable name. Two clients
    * using the same name at once both receive every message and share the
@@ -56,6 +45,22 @@ export interface SubscribeOptions {
    * live subscriber per durable name.
    */
   durable?: string;
+  /**
+   * When a handler throws or rejects, it is called again for the same message
+   * after a backoff, up to `retry.attempts` calls in all; the next message of
+   * the subscription waits meanwhile (order is kept). The defaults are those of
+   * {@link RetryOptions}: 3 attempts, 100 ms then 200 ms apart (randomized).
+   */
+  retry?: RetryOptions;
+  /**
+   * Where a message goes after its last failed attempt: it is published to
+   * this topic (same key, its own headers plus the `relaymq-dead-letter-*`
+   * headers saying where it came from, why and how often it failed) and the
+   * subscription moves on once that publish is acknowledged; its position is
+   * committed only then. Without it, the message is skipped and an `error`
+   * event reports it (printed with `console.error` when nothing listens).
+   */
+  deadLetter?: string;
 }
 
 /** Retention removed messages a subscriber had not yet seen. */
@@ -87,14 +92,25 @@ export interface SubscribeStats {
   commits: number;
   /** Position commits that failed (retried, or dropped when refused for good). */
   commitFailures: number;
+  /** Handler calls that threw or rejected (every attempt counted). */
+  handlerFailures: number;
+  /** Messages published to a dead-letter topic after their last failed attempt. */
+  deadLettered: number;
+  /** Messages skipped after their last failed attempt (no dead-letter topic, or it refused them for good). */
+  skipped: number;
 }
 
 /** What the subscriber reports upward. */
 export interface SubscriberListener {
   gap(event: GapEvent): void;
-  handlerError(error: unknown, message: Message): void;
+  /** A payload did not decode, or a message was skipped after its last failed attempt. */
+  handlerError(error: unknown, message: Message, attempts?: number): void;
   /** A position commit was refused for good (e.g. `LIMIT_EXCEEDED`). */
   commitRefused(error: RelayError, durable: string): void;
+  /** Publishes a dead letter (the client's idempotent publish); resolves once acknowledged. */
+  publish: FailureHooks['publish'];
+  /** A dead-letter publish failed; it is tried again. */
+  deadLetterFailed(error: RelayError, message: Message): void;
 }
 
 const cursorKey = (topic: string, partition: number): string => `${partition}:${topic}`;
@@ -125,6 +141,8 @@ class SubscriptionState {
   committer: PositionCommitter | undefined;
   private handling = false;
   private consumedSinceGrant = 0;
+  /** Aborted when the subscription ends: a handler waiting to be retried is not called again. */
+  readonly ended = new AbortController();
   readonly confirmedWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
 
   constructor(
@@ -135,6 +153,7 @@ class SubscriptionState {
     private readonly handler: MessageHandler,
     private readonly owner: Subscriber,
     readonly durable: string | undefined,
+    private readonly policy: FailurePolicy,
   ) {}
 
   /** The `from` for a resubscribe: partitions without a cursor appeared after we subscribed. */
@@ -196,10 +215,13 @@ class SubscriptionState {
     try {
       while (this.active && this.queue.length > 0) {
         const message = this.queue.shift() as Message;
-        try {
-          await this.handler(message);
-        } catch (err) {
-          this.owner.listener.handlerError(err, message);
+        const outcome = await handleWithPolicy(message, this.handler, this.policy, this.failureHooks(message), this.ended.signal, this.durable);
+        // Unsubscribed while retrying: the message was not handled, so its position stays where it was.
+        if (outcome.kind === 'aborted') break;
+        if (outcome.kind === 'dead-lettered') this.owner.counters.deadLettered++;
+        if (outcome.kind === 'skipped') {
+          this.owner.counters.skipped++;
+          this.owner.listener.handlerError(outcome.deadLetterError ?? outcome.error, message, outcome.attempts);
         }
         this.owner.counters.delivered++;
         this.committer?.handled(message.topic, message.partition, message.offset);
@@ -208,6 +230,15 @@ class SubscriptionState {
     } finally {
       this.handling = false;
     }
+  }
+
+  private failureHooks(message: Message): FailureHooks {
+    const { owner } = this;
+    return {
+      publish: (topic, data, options) => owner.listener.publish(topic, data, options),
+      attemptFailed: () => void owner.counters.handlerFailures++,
+      deadLetterFailed: (error) => owner.listener.deadLetterFailed(error, message),
+    };
   }
 
   /** Returns credit to the broker in chunks of half the window. */
@@ -232,7 +263,7 @@ class SubscriptionState {
  * new broker repeats; the handler sees each message once, in partition order.
  */
 export class Subscriber {
-  readonly counters = { delivered: 0, duplicatesDropped: 0, gaps: 0, commits: 0, commitFailures: 0 };
+  readonly counters = { delivered: 0, duplicatesDropped: 0, gaps: 0, commits: 0, commitFailures: 0, handlerFailures: 0, deadLettered: 0, skipped: 0 };
   private readonly subscriptions = new Map<number, SubscriptionState>();
   private nextId = 1;
   private connection: BrokerConnection | undefined;
@@ -261,7 +292,8 @@ export class Subscriber {
         throw new RelayError('INVALID_ARGUMENT', `durable ${durable} is already used by a subscription of this client`);
       }
     }
-    const state = new SubscriptionState(this.nextId++, pattern, from, credit, handler, this, durable);
+    const policy = resolveFailurePolicy(options.retry, options.deadLetter);
+    const state = new SubscriptionState(this.nextId++, pattern, from, credit, handler, this, durable, policy);
     if (durable !== undefined) state.committer = this.committerFor(durable);
     this.subscriptions.set(state.id, state);
     const confirmed = new Promise<void>((resolve, reject) => state.confirmedWaiters.push({ resolve, reject }));
@@ -366,6 +398,7 @@ export class Subscriber {
   stopDelivery(): void {
     for (const state of this.subscriptions.values()) {
       state.active = false;
+      state.ended.abort();
       state.queue.length = 0;
     }
   }
@@ -440,6 +473,7 @@ export class Subscriber {
   private async unsubscribe(state: SubscriptionState): Promise<void> {
     if (!this.subscriptions.delete(state.id)) return;
     state.active = false;
+    state.ended.abort();
     state.queue.length = 0;
     await state.committer?.close();
     const connection = state.connection;
@@ -454,6 +488,7 @@ export class Subscriber {
   private fail(state: SubscriptionState, error: RelayError): void {
     if (!this.subscriptions.delete(state.id)) return;
     state.active = false;
+    state.ended.abort();
     state.queue.length = 0;
     void state.committer?.close(); // a last attempt; nothing waits for it
     state.connection?.send({ type: 'unsubscribe', id: 0, subscription: state.id });

@@ -81,6 +81,11 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
     return this.durablePositions.get(durable).filter((c) => topicMatches(pattern, c.topic));
   }
 
+  /** Every durable name with its positions, for operators. */
+  appliedPositions(): Array<{ durable: string; positions: Cursor[] }> {
+    return this.durablePositions.toRecords();
+  }
+
   async close(): Promise<void> {
     this.removeAllListeners();
   }

@@ -1,8 +1,8 @@
 import { RelayError, isErrorCode } from '@relaymq/sdk/protocol';
 import type { PeerTransport } from './peer-transport.js';
 
-/** The channel requests and replies travel on. */
-const CHANNEL = 'rpc';
+/** The channel requests and replies travel on, unless the RPC is given its own. */
+const DEFAULT_CHANNEL = 'rpc';
 
 /** Serves one method: gets the (unvalidated) request body, returns the reply body or throws a RelayError. */
 export type RpcHandler = (from: string, body: unknown) => Promise<unknown>;
@@ -19,7 +19,8 @@ interface Pending {
 type RpcFrame =
   | { kind: 'req'; id: number; method: string; body: unknown }
   | { kind: 'res'; id: number; body: unknown }
-  | { kind: 'err'; id: number; code: string; message: string };
+  /** `leader`: the hint a refusal carries (the leader, or a broker that reaches it), passed on hop by hop. */
+  | { kind: 'err'; id: number; code: string; message: string; leader?: string };
 
 /** Most requests awaiting replies at once; beyond it calls fail fast instead of queueing. */
 const MAX_PENDING = 100_000;
@@ -38,7 +39,7 @@ export class PeerRpc {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private readonly onMessage = (from: string, channel: string, payload: unknown): void => {
-    if (channel === CHANNEL) this.receive(from, payload);
+    if (channel === this.channel) this.receive(from, payload);
   };
   /**
    * A peer that went away will not answer: fail its calls now, so that a
@@ -54,7 +55,16 @@ export class PeerRpc {
     }
   };
 
-  constructor(private readonly transport: PeerTransport) {
+  /**
+   * @param channel - the transport channel of this RPC's frames. Request ids
+   * are per instance, so two instances on one transport need two channels
+   * (operations asks peers for their state on its own, see
+   * observability/peer-reports.ts).
+   */
+  constructor(
+    private readonly transport: PeerTransport,
+    private readonly channel: string = DEFAULT_CHANNEL,
+  ) {
     transport.on('message', this.onMessage);
     transport.on('down', this.onDown);
   }
@@ -73,7 +83,7 @@ export class PeerRpc {
       }, timeoutMs);
       this.pending.set(id, { peer, resolve, reject, timer });
       const frame: RpcFrame = { kind: 'req', id, method, body };
-      if (!this.transport.send(peer, CHANNEL, frame)) {
+      if (!this.transport.send(peer, this.channel, frame)) {
         clearTimeout(timer);
         this.pending.delete(id);
         reject(new RelayError('NOT_CONNECTED', `broker ${peer} is not connected`));
@@ -103,7 +113,7 @@ export class PeerRpc {
     this.pending.delete(frame.id);
     clearTimeout(pending.timer);
     if (frame.kind === 'res') pending.resolve(frame.body);
-    else pending.reject(new RelayError(isErrorCode(frame.code) ? frame.code : 'INTERNAL', frame.message));
+    else pending.reject(new RelayError(isErrorCode(frame.code) ? frame.code : 'INTERNAL', frame.message, frame.leader === undefined ? {} : { leader: frame.leader }));
   }
 
   private async serve(from: string, id: number, method: string, body: unknown): Promise<void> {
@@ -115,8 +125,9 @@ export class PeerRpc {
     } catch (err) {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', 'peer request failed', { cause: err });
       reply = { kind: 'err', id, code: error.code, message: error.message };
+      if (error.details.leader !== undefined) reply.leader = error.details.leader;
     }
-    this.transport.send(from, CHANNEL, reply);
+    this.transport.send(from, this.channel, reply);
   }
 }
 
@@ -127,7 +138,9 @@ function asFrame(payload: unknown): RpcFrame | undefined {
   if (o.kind === 'req' && typeof o.method === 'string') return { kind: 'req', id: o.id, method: o.method, body: o.body };
   if (o.kind === 'res') return { kind: 'res', id: o.id, body: o.body };
   if (o.kind === 'err' && typeof o.code === 'string' && typeof o.message === 'string') {
-    return { kind: 'err', id: o.id, code: o.code, message: o.message };
+    const frame: RpcFrame = { kind: 'err', id: o.id, code: o.code, message: o.message };
+    if (typeof o.leader === 'string') frame.leader = o.leader;
+    return frame;
   }
   return undefined;
 }

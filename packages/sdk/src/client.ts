@@ -89,6 +89,7 @@ export class RelayClient extends EventEmitter<ClientEvents> {
         this.pool.prefer(brokerId);
         return this.pool.connectionTo(brokerId);
       },
+      (brokerId) => this.pool.reach(brokerId),
     );
     this.subscriber = new Subscriber(
       {
@@ -117,12 +118,13 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       },
       brokersChanged: (added, removed) => this.emit('brokers', { added, removed }),
       gaveUp: () => void this.shutdown(this.notConnected('no broker reachable; reconnect attempts exhausted')),
+      connectionOpened: (connection) => this.publisher.connectionOpened(connection),
       connectionClosed: (connection) => this.publisher.connectionClosed(connection),
       awaitsAnswers: (connection) => this.publisher.awaitsAnswersOn(connection),
       frame: (connection, frame) => {
         switch (frame.type) {
           case 'ack':
-            this.publisher.onAck(frame);
+            this.publisher.onAck(frame, connection);
             return;
           case 'nack':
             this.publisher.onNack(frame);

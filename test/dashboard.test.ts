@@ -22,8 +22,12 @@ if (!hasChromium) {
 
 const fixture = new Fixture();
 afterEach(async () => {
-  await fixture.cleanup();
-  await BrokerProcess.stopAll();
+  // The processes go even when another cleanup step fails: a leftover broker would load the machine for every later test.
+  try {
+    await fixture.cleanup();
+  } finally {
+    await BrokerProcess.stopAll();
+  }
 });
 
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];

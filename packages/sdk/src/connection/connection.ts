@@ -23,7 +23,7 @@ type Request = Extract<ClientFrame, { type: 'subscribe' | 'unsubscribe' | 'commi
 type Unsent<T> = T extends unknown ? Omit<T, 'id'> : never;
 
 /** Frames the connection hands up to the client. */
-export type PushFrame = Extract<BrokerFrame, { type: 'ack' | 'nack' | 'message' | 'cluster' | 'goaway' }>;
+export type PushFrame = Extract<BrokerFrame, { type: 'ack' | 'nack' | 'message' | 'cluster' | 'goaway' | 'assignment' }>;
 
 export interface ConnectionEvents {
   frame: (frame: PushFrame) => void;

@@ -171,6 +171,7 @@ const clientFrameArbs = {
       member: durableArb,
       positions: fc.array(fc.record({ topic: topicArb, partition: uintArb, offset: uintArb, epoch: uintArb }), { maxLength: 4 }),
       release: fc.constant(true as const),
+      leave: fc.constant(true as const),
     },
     { requiredKeys: ['type', 'id', 'group', 'member', 'positions'] },
   ),

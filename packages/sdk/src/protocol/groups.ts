@@ -6,7 +6,6 @@
  */
 import { durableNameProblem } from './durable.js';
 import { protocolError } from './errors.js';
-import type { Cursor } from './frames.js';
 import { topicProblem } from './topic.js';
 
 /** Characters of a member id (chosen by the SDK, unique per subscription). */
@@ -15,7 +14,10 @@ export const MAX_MEMBER_ID_LENGTH = 128;
 export const SESSION_TIMEOUT_BOUNDS = Object.freeze({ minMs: 100, maxMs: 3_600_000 });
 
 /** A position of a group member: `offset` is the next to deliver, `epoch` the assignment it was handled under. */
-export interface GroupCursor extends Cursor {
+export interface GroupCursor {
+  topic: string;
+  partition: number;
+  offset: number;
   epoch: number;
 }
 
@@ -50,6 +52,8 @@ export interface GroupCommitFrame {
   member: string;
   positions: GroupCursor[];
   release?: boolean;
+  /** The member leaves the group after these positions are stored (unsubscribe, close); its partitions go to the others at once. */
+  leave?: boolean;
 }
 
 /** Member → broker: the member is alive. Answered by `committed`, or `FENCED` when the group no longer knows the member. */
@@ -136,6 +140,7 @@ export function validateGroupClientFrame(o: Obj, maxList: number): GroupCommitFr
     positions: list(o, 'positions', maxList).map(groupCursor),
   };
   if (o.release === true) frame.release = true;
+  if (o.leave === true) frame.leave = true;
   return frame;
 }
 

@@ -360,3 +360,21 @@ export function parseGroupRecords(value: unknown): GroupRecord[] | undefined {
   }
   return value as GroupRecord[];
 }
+
+/** Reads an untrusted value (a result from the metadata leader) as a {@link GroupResult}, or `undefined`. */
+export function parseGroupResult(value: unknown): GroupResult | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const o = value as Record<string, unknown>;
+  if (o.kind === 'group-refused') {
+    if ((o.code !== 'INVALID_ARGUMENT' && o.code !== 'LIMIT_EXCEEDED') || typeof o.message !== 'string') return undefined;
+    return { kind: 'group-refused', code: o.code, message: o.message.slice(0, FIELD_LIMITS.maxString) };
+  }
+  if (o.kind !== 'group' || typeof o.known !== 'boolean' || !Array.isArray(o.fenced) || o.fenced.length > FIELD_LIMITS.maxList) return undefined;
+  const fenced: Cursor[] = [];
+  for (const item of o.fenced as unknown[]) {
+    const c = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
+    if (typeof c.topic !== 'string' || !isUint(c.partition) || !isUint(c.offset)) return undefined;
+    fenced.push({ topic: c.topic, partition: c.partition, offset: c.offset });
+  }
+  return { kind: 'group', known: o.known, fenced };
+}

@@ -151,6 +151,27 @@ describe('consumer groups', () => {
     expect(await raw.next('error')).toMatchObject({ id: 3, code: 'FENCED' });
   });
 
+  it('the for-await form joins the group too: a member that leaves the loop hands its partitions over with its position', async () => {
+    const broker = await fixture.broker({ defaultPartitions: 2 });
+    const publisher = await fixture.client([broker.url]);
+    for (let n = 0; n < 10; n++) await publisher.publish('feed', { n }, { key: `k${n}` });
+    const a = await fixture.client([broker.url]);
+    const seenByA: number[] = [];
+    const stream = await a.subscribe<{ n: number }>('feed', { group: 'readers', from: 'earliest' });
+    for await (const m of stream) {
+      seenByA.push(m.data.n);
+      if (seenByA.length === 10) break;
+    }
+    expect(seenByA.sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    // a left the group on break, committing its position: b starts after it and sees only what is new.
+    const b = await fixture.client([broker.url]);
+    const seenByB: number[] = [];
+    await b.subscribe('feed', (m: Message<{ n: number }>) => void seenByB.push(m.data.n), { group: 'readers', from: 'earliest' });
+    await publisher.publish('feed', { n: 10 });
+    await waitFor(() => seenByB.length > 0, 'b to get the new message');
+    expect(seenByB).toEqual([10]);
+  });
+
   it('refuses a group with a durable name, a member with another pattern, and a bad session timeout', async () => {
     const broker = await fixture.broker();
     const a = await fixture.client([broker.url]);

@@ -280,14 +280,18 @@ class SubscriptionState {
           this.owner.listener.handlerError(outcome.deadLetterError ?? outcome.error, message, outcome.attempts);
         }
         this.owner.counters.delivered++;
-        if (this.membership === undefined || this.membership.handled(message.topic, message.partition, message.offset)) {
-          this.committer?.handled(message.topic, message.partition, message.offset);
-        }
+        this.markHandled(message);
         this.grant(1);
       }
     } finally {
       this.handling = false;
     }
+  }
+
+  /** The message's position may be committed (a group member: only for a partition it still owns). */
+  markHandled(message: Message): void {
+    if (this.membership !== undefined && !this.membership.handled(message.topic, message.partition, message.offset)) return;
+    this.committer?.handled(message.topic, message.partition, message.offset);
   }
 
   /** Resolves once no handler runs for `topic`/`partition` (any partition when omitted). */
@@ -424,7 +428,7 @@ export class Subscriber {
       done = true;
       wake?.();
       // Count the message in hand as handled before unsubscribing commits the positions.
-      if (inHand !== undefined) this.subscriptions.get(subscription.id)?.committer?.handled(inHand.message.topic, inHand.message.partition, inHand.message.offset);
+      if (inHand !== undefined) this.subscriptions.get(subscription.id)?.markHandled(inHand.message);
       inHand?.release();
       inHand = undefined;
       await subscription.unsubscribe();

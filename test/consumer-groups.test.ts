@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
 import type { AssignedEvent, Message, RelayClient, RevokedEvent } from '@relaymq/sdk';
+import { get, getJson, parseMetrics, sample } from './support/admin.js';
 import { Fixture } from './support/cluster.js';
 import { RawClient } from './support/raw-client.js';
 import { waitFor } from './support/wait.js';
@@ -170,6 +171,23 @@ describe('consumer groups', () => {
     await publisher.publish('feed', { n: 10 });
     await waitFor(() => seenByB.length > 0, 'b to get the new message');
     expect(seenByB).toEqual([10]);
+  });
+
+  it('group lag shows in /metrics and /api/cluster: committed position against partition end, per group and partition', async () => {
+    const broker = await fixture.broker({ adminPort: 0 });
+    const publisher = await fixture.client([broker.url]);
+    for (let n = 0; n < 10; n++) await publisher.publish('lagging', { n });
+    const member = await fixture.client([broker.url], { commit: { intervalMs: 0 } });
+    let handled = 0;
+    await member.subscribe('lagging', () => void handled++, { group: 'slow', from: 'earliest' });
+    await waitFor(() => handled === 10, 'the member to handle the 10 messages');
+    await member.close(); // leaves, committing position 10
+    for (let n = 10; n < 14; n++) await publisher.publish('lagging', { n });
+    const admin = broker.adminUrl as string;
+    const lag = async (): Promise<number | undefined> => sample(parseMetrics((await get(`${admin}/metrics`)).body), 'relaymq_consumer_lag_messages', { kind: 'group', consumer: 'slow', topic: 'lagging', partition: '0' });
+    expect(await lag()).toBe(4);
+    const report = await getJson<{ consumers: Array<{ kind: string; consumer: string; lag: number; offset: number; end: number }> }>(`${admin}/api/cluster`);
+    expect(report.consumers).toContainEqual(expect.objectContaining({ kind: 'group', consumer: 'slow', topic: 'lagging', partition: 0, offset: 10, end: 14, lag: 4 }));
   });
 
   it('refuses a group with a durable name, a member with another pattern, and a bad session timeout', async () => {

@@ -2,11 +2,16 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Broker } from '@relaymq/broker';
+import type { Broker, ClusterReport } from '@relaymq/broker';
+import type { Message } from '@relaymq/sdk';
+import { getJson } from './support/admin.js';
+import { BrokerProcess } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
+import { ProcessCluster } from './support/process-cluster.js';
+import { waitFor, waitForAsync } from './support/wait.js';
 
 /** Debian's chromium; `.ci/run` installs it where apt is usable. */
 const CHROMIUM = process.env.RELAYMQ_TEST_CHROMIUM ?? '/usr/bin/chromium';
@@ -16,7 +21,25 @@ if (!hasChromium) {
 }
 
 const fixture = new Fixture();
-afterEach(() => fixture.cleanup());
+afterEach(async () => {
+  await fixture.cleanup();
+  await BrokerProcess.stopAll();
+});
+
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** What a console page shows that must be the same on every broker: brokers and their states, partitions with leader, replica states and status. */
+function shownState(page: Page): Promise<{ brokers: string[]; partitions: string[]; health: string | null }> {
+  return page.evaluate(() => ({
+    health: document.querySelector('#health')?.textContent ?? null,
+    brokers: Array.from(document.querySelectorAll('#brokers tbody tr')).map((r) => `${r.getAttribute('data-broker')} ${r.getAttribute('data-state')} ${r.children[2]?.textContent}`),
+    partitions: Array.from(document.querySelectorAll('#partitions tbody tr')).map(
+      (r) =>
+        `${r.getAttribute('data-partition')} ${r.querySelector('td[data-leader]')?.textContent} ${r.getAttribute('data-status')} ` +
+        Array.from(r.querySelectorAll('[data-replica]')).map((b) => `${b.getAttribute('data-replica')}=${b.getAttribute('data-replica-state')}`).join(','),
+    ),
+  }));
+}
 
 describe('cluster dashboard', () => {
   it.skipIf(!hasChromium)('renders brokers, a leader and live throughput from a real 3-broker cluster in headless Chromium', async () => {
@@ -77,4 +100,137 @@ describe('cluster dashboard', () => {
     expect(png.length).toBeGreaterThan(20_000); // a rendered page, not a blank one
     if (process.env.RELAYMQ_TEST_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.RELAYMQ_TEST_SCREENSHOT, fullPage: true });
   });
+
+  it.skipIf(!hasChromium)('shows the same cluster on every live broker of 5 processes (RF 3) after one is killed, the dead one marked, and browses messages', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'relaymq-console-'));
+    // The processes go before their data directories (closers run together).
+    fixture.defer(async () => {
+      await BrokerProcess.stopAll();
+      await rm(root, { recursive: true, force: true });
+    });
+    const ids = ['b1', 'b2', 'b3', 'b4', 'b5'];
+    const cluster = await ProcessCluster.start(ids, (id) => ['--data-dir', join(root, id), '--replication-factor', '3', '--default-partitions', '5'], 30_000);
+    const urls = ids.map((id) => cluster.get(id).url);
+
+    // Steady keyed traffic on every partition, and a durable consumer that read the first messages and left (its lag grows).
+    const client = await fixture.client(urls, { poolSize: 2 });
+    for (let i = 0; i < 50; i++) await client.publish('shop.orders', { order: i, item: 'book', eur: 12.5 }, { key: `k${i}` });
+    const reader = await fixture.client(urls, { poolSize: 1, commit: { intervalMs: 0 } });
+    let read = 0;
+    await reader.subscribe('shop.orders', (_m: Message) => void read++, { durable: 'billing', from: 'earliest' });
+    await waitFor(() => read === 50, 'the durable consumer to read 50 messages');
+    const first = cluster.get('b1').adminUrl as string;
+    await waitForAsync(async () => (await getJson<ClusterReport>(`${first}/api/cluster`)).consumers.filter((c) => c.consumer === 'billing').reduce((n, c) => n + c.offset, 0) === 50, 'billing to commit 50 positions');
+    await reader.close();
+    let publishing = true;
+    const traffic = (async () => {
+      for (let i = 50; publishing && i < 1_000_000; i++) await Promise.all(Array.from({ length: 10 }, (_, j) => client.publish('shop.orders', { order: i * 10 + j }, { key: `k${j}` })));
+    })().catch(() => {});
+    fixture.defer(async () => {
+      publishing = false;
+      await traffic;
+    });
+
+    // Kill a broker that follows some partition led by another (the case the console used to get wrong).
+    const before = await getJson<ClusterReport>(`${first}/api/cluster`);
+    const victimId = ids.find((id) => id !== 'b1' && before.partitions.some((p) => p.leader !== id && p.replicas.includes(id))) as string;
+    await cluster.get(victimId).signal('SIGKILL');
+    const live = ids.filter((id) => id !== victimId);
+
+    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    fixture.defer(() => browser.close());
+    const pages = await Promise.all(
+      live.map(async (id) => {
+        const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+        await page.goto(`${cluster.get(id).adminUrl}/`);
+        return page;
+      }),
+    );
+
+    // Every live broker's page converges on one state: the victim dead, its partitions under-replicated.
+    let states: Array<Awaited<ReturnType<typeof shownState>>> = [];
+    await waitForAsync(
+      async () => {
+        states = await Promise.all(pages.map(shownState));
+        const [one] = states;
+        return (
+          one !== undefined &&
+          one.brokers.length === 5 &&
+          one.partitions.length === 5 &&
+          one.brokers.includes(`${victimId} dead follower`) &&
+          one.partitions.every((p) => !p.includes(' unknown') && !p.includes(' leaderless')) &&
+          states.every((s) => JSON.stringify(s) === JSON.stringify(one))
+        );
+      },
+      `the ${live.length} live pages to agree that ${victimId} is dead`,
+      45_000,
+    );
+    const [state] = states as [Awaited<ReturnType<typeof shownState>>];
+    expect(state.health).toBe('unhealthy');
+    for (const id of live) expect(state.brokers.some((b) => b.startsWith(`${id} alive `))).toBe(true);
+    const withVictim = state.partitions.filter((p) => p.includes(`${victimId}=`));
+    expect(withVictim.length).toBeGreaterThan(0);
+    for (const p of withVictim) {
+      expect(p).toContain(`${victimId}=dead`);
+      expect(p).toContain(' under-replicated ');
+      expect(p).not.toMatch(new RegExp(`^\\S+ ${victimId} `)); // never led by the dead broker
+    }
+    for (const p of state.partitions.filter((x) => !x.includes(`${victimId}=`))) expect(p).toContain(' ok ');
+
+    const page = pages[0] as Page;
+    // Headline numbers are the chart's last point; the charts have time axes and legends, per-broker series included.
+    await page.waitForFunction(() => Number(document.querySelector('#throughput-in')?.textContent) > 0, undefined, { timeout: 15_000 });
+    expect(await page.$$eval('#throughput-chart .time-label', (labels) => labels.length)).toBeGreaterThan(0);
+    expect(await page.$$eval('#throughput-legend [data-legend]', (items) => items.map((i) => i.textContent))).toEqual(['in (published)', 'out (delivered)']);
+    const brokerLegend = await page.$$eval('#broker-in-legend [data-legend]', (items) => items.map((i) => i.textContent));
+    expect(brokerLegend).toHaveLength(5);
+    expect(brokerLegend.find((l) => l?.startsWith(victimId))).toBe(`${victimId} (dead, no data)`);
+    expect(await page.$$eval('#broker-in-chart polyline', (lines) => lines.length)).toBeGreaterThanOrEqual(live.length - 1);
+    // Topics, sizes, disk usage, consumer lag.
+    const topicRow = await page.$eval('#topics tr[data-topic="shop.orders"]', (r) => Array.from(r.children).map((c) => c.textContent));
+    expect(topicRow[1]).toBe('5');
+    expect(topicRow[3]).toMatch(/\d (B|KiB|MiB)$/);
+    const disks = await page.$$eval('#brokers tbody tr', (rows) => rows.map((r) => [r.getAttribute('data-broker'), r.children[7]?.textContent]));
+    for (const [id, disk] of disks) expect(disk, `disk of ${id}`).toMatch(id === victimId ? /^–$/ : /^[\d.]+% of /);
+    const lags = await page.$$eval('#consumers tbody tr', (rows) => rows.map((r) => [r.children[0]?.textContent, Number(r.querySelector('[data-lag]')?.textContent)]));
+    expect(lags.length).toBeGreaterThan(0);
+    expect(lags.every(([name, lag]) => name === 'billing' && (lag as number) >= 0)).toBe(true);
+    // Nothing cut at 1400 px: no horizontal scroll, and every URL cell shows its whole text.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1400);
+    expect(await page.$$eval('#brokers td.url', (cells) => cells.filter((c) => c.scrollWidth > c.clientWidth + 1).length)).toBe(0);
+
+    // The message browser: the last 5 messages of a partition as JSON, then as hex; bad input refused.
+    await page.fill('#browse-topic', 'shop.orders');
+    await page.fill('#browse-partition', '0');
+    await page.fill('#browse-count', '5');
+    await page.click('#browse button[type="submit"]');
+    await page.waitForFunction(() => document.querySelectorAll('#messages tbody tr').length === 5, undefined, { timeout: 10_000 });
+    const json = await page.$$eval('#messages pre', (pres) => pres.map((p) => p.textContent ?? ''));
+    for (const text of json) expect(JSON.parse(text)).toHaveProperty('order');
+    await page.selectOption('#browse-format', 'hex');
+    expect(await page.$eval('#messages pre', (p) => p.textContent)).toMatch(/^000000 {2}([0-9a-f]{2} )+/);
+    await page.selectOption('#browse-mode', 'from');
+    await page.fill('#browse-from', '0');
+    await page.fill('#browse-count', '3');
+    await page.click('#browse button[type="submit"]');
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('#messages tbody tr')).map((r) => r.getAttribute('data-offset')).join() === '0,1,2', undefined, { timeout: 10_000 });
+    await page.fill('#browse-count', '500');
+    await page.click('#browse button[type="submit"]');
+    expect(await page.textContent('#browse-error')).toBe('N: a whole number from 1 to 100');
+    await page.fill('#browse-count', '5');
+    await page.fill('#browse-topic', 'no.such.topic');
+    await page.click('#browse button[type="submit"]');
+    await page.waitForFunction(() => document.querySelector('#browse-error')?.textContent === 'topic no.such.topic does not exist', undefined, { timeout: 10_000 });
+
+    // A screenshot for the README: the browser showing JSON again.
+    await page.fill('#browse-topic', 'shop.orders');
+    await page.selectOption('#browse-mode', 'last');
+    await page.fill('#browse-count', '3');
+    await page.selectOption('#browse-format', 'json');
+    await page.click('#browse button[type="submit"]');
+    await page.waitForFunction(() => document.querySelectorAll('#messages tbody tr').length === 3, undefined, { timeout: 10_000 });
+    const shot = await page.screenshot({ fullPage: true });
+    expect(shot.readUInt32BE(16)).toBe(1400);
+    if (process.env.RELAYMQ_CONSOLE_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.RELAYMQ_CONSOLE_SCREENSHOT, fullPage: true });
+  }, 150_000);
 });

@@ -8,7 +8,7 @@ import { nextEvent, waitFor, waitForAsync, within } from './support/wait.js';
 
 const PARTITIONS = 3;
 
-/** The part of `/api/cluster` this test reads: the partitions a broker hosts. */
+/** The part of `/api/broker` this test reads: the partitions a broker hosts. */
 interface PartitionView {
   topic: string;
   partition: number;
@@ -124,7 +124,7 @@ for (const count of [3, 5]) {
       // Which broker hosts which partition, as each reports the partitions it hosts.
       const hosted = new Map<string, PartitionView[]>();
       await waitForAsync(async () => {
-        for (const b of brokers) hosted.set(b.id, (await getJson<{ partitions: PartitionView[] }>(`${b.adminUrl}/api/cluster`)).partitions.filter((p) => p.topic === 'proc.spread'));
+        for (const b of brokers) hosted.set(b.id, (await getJson<{ partitions: PartitionView[] }>(`${b.adminUrl}/api/broker`)).partitions.filter((p) => p.topic === 'proc.spread'));
         return [...hosted.values()].reduce((n, views) => n + views.length, 0) === PARTITIONS * 3 && [...hosted.values()].flat().every((v) => v.leader !== null);
       }, 'every replica of proc.spread to report a leader', 10_000);
       const hostsOf = (b: BrokerProcess): number[] => (hosted.get(b.id) ?? []).map((v) => v.partition);

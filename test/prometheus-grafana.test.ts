@@ -11,7 +11,7 @@ import { get, parseMetrics } from './support/admin.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 import { metricNames } from './support/promql.js';
-import { waitFor } from './support/wait.js';
+import { waitFor, waitForAsync } from './support/wait.js';
 
 /**
  * The shipped operations parts against the real thing: the alert rules pass
@@ -108,7 +108,7 @@ describe('Grafana dashboard (deploy/grafana/relaymq.json)', () => {
     const graphs = dashboard.panels.filter((p) => p.type !== 'row');
     for (const panel of graphs) expect(panel.targets?.some((t) => (t.expr ?? '') !== ''), panel.title).toBe(true);
     const text = JSON.stringify(dashboard);
-    for (const metric of ['relaymq_messages_in_total', 'relaymq_publish_latency_seconds_bucket', 'relaymq_partition_leader', 'relaymq_replication_lag_entries', 'relaymq_disk_available_bytes', 'ALERTS']) {
+    for (const metric of ['relaymq_messages_in_total', 'relaymq_publish_latency_seconds_bucket', 'relaymq_partition_leader', 'relaymq_replication_lag_entries', 'relaymq_disk_available_bytes', 'relaymq_consumer_lag_messages', 'ALERTS']) {
       expect(text, metric).toContain(metric);
     }
     expect(text).toContain('sum by (broker)'); // per-broker series
@@ -133,9 +133,14 @@ describe('metric names of the rules and the Grafana dashboard', () => {
     const publisher = await fixture.client([g1.url], { poolSize: 1, discovery: false });
     const subscriber = await fixture.client([g2.url], { poolSize: 1, discovery: false });
     let received = 0;
-    await subscriber.subscribe('ops.grafana', (_m: Message) => void received++, { from: 'earliest' });
+    // Durable, so the partition's leader exports its consumer lag once the position is committed.
+    await subscriber.subscribe('ops.grafana', (_m: Message) => void received++, { from: 'earliest', durable: 'ops-grafana' });
     await Promise.all(Array.from({ length: 20 }, () => publisher.publish('ops.grafana', new Uint8Array(10))));
     await waitFor(() => received === 20, 'the subscriber to get 20 messages');
+    await waitForAsync(
+      async () => (await Promise.all(brokers.map(async (b) => (await get(`${b.adminUrl}/metrics`)).body))).some((body) => body.includes('relaymq_consumer_lag_messages{')),
+      'the leader of ops.grafana/0 to export the durable consumer lag',
+    );
 
     const exported = new Set<string>();
     for (const broker of brokers) {

@@ -2,7 +2,7 @@ import { BrokerProcess } from './broker-process.js';
 import { getJson } from './admin.js';
 import { freePorts } from './ports.js';
 
-/** A partition as one broker's `/api/cluster` reports it. */
+/** A partition as one broker's `/api/broker` reports it. */
 export interface PartitionRow {
   topic: string;
   partition: number;
@@ -52,7 +52,7 @@ export class ProcessCluster {
 
   /** The partitions broker `id` hosts, as its admin port reports them. */
   async partitions(id: string): Promise<PartitionRow[]> {
-    const report = await getJson<{ partitions: PartitionRow[] }>(`${this.get(id).adminUrl}/api/cluster`, 3000);
+    const report = await getJson<{ partitions: PartitionRow[] }>(`${this.get(id).adminUrl}/api/broker`, 3000);
     return report.partitions;
   }
 

@@ -10,6 +10,8 @@ import { Ticker } from './runtime/ticker.js';
 import { raftConfigOf, swimConfigOf } from './tuning.js';
 import { Operations } from './observability/operations.js';
 import { isReady } from './observability/cluster-status.js';
+import type { TopicAssignment } from './observability/broker-report.js';
+import { durablePositionSource, groupPositionSource } from './observability/consumer-lag.js';
 import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { ClientSession } from './server/session.js';
 import { Authenticator } from './security/auth.js';
@@ -121,7 +123,34 @@ class RunningBroker implements Broker {
         const messages = await this.engine.read(topic, partition, Math.max(offset, bounds.start), maxCount, maxBytes);
         return { ...bounds, messages };
       },
+      url: () => this.url,
+      peerTransport: () => this.peers,
+      topics: () => this.topicAssignments(),
+      hostedBounds: (topic, partition) =>
+        (this.replicated === undefined ? (this.engine?.partitionCount(topic) ?? 0) > partition : this.replicated.hostsReplica(topic, partition))
+          ? this.engine.bounds(topic, partition)
+          : undefined,
+      leads: (topic, partition) =>
+        this.replicated === undefined ? (this.engine?.partitionCount(topic) ?? 0) > partition : this.replicated.leaderOf(topic, partition) === this.id && this.replicated.hostsReplica(topic, partition),
+      positionSources: () => [
+        durablePositionSource(() => (this.replicated !== undefined ? this.replicated.appliedMetadata().durables : this.engine instanceof MemoryEngine ? this.engine.appliedPositions() : [])),
+        groupPositionSource(() => this.engine?.consumerGroups.toRecords() ?? []),
+      ],
+      browser: {
+        partitionCount: (topic) => this.engine?.partitionCount(topic),
+        bounds: (topic, partition) => this.engine.currentBounds(topic, partition),
+        read: async (topic, partition, offset, maxCount, maxBytes) => this.engine.read(topic, partition, offset, maxCount, maxBytes),
+      },
     });
+  }
+
+  /** Topics with their replicas, as the metadata applied here says (standalone in memory: all on this broker). */
+  private topicAssignments(): TopicAssignment[] {
+    if (this.replicated !== undefined) {
+      return this.replicated.appliedMetadata().topics.map((t) => ({ topic: t.topic, replicationFactor: t.replicationFactor, partitions: t.partitions.map((p) => [...p.replicas]) }));
+    }
+    if (this.engine === undefined) return [];
+    return [...this.engine.topics()].map((topic) => ({ topic, replicationFactor: 1, partitions: Array.from({ length: this.engine.partitionCount(topic) ?? 0 }, () => [this.id]) }));
   }
 
   get id(): string {

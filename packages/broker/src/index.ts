@@ -20,8 +20,22 @@ export {
 } from './options.js';
 export { PEER_DEFAULTS, RAFT_PRESETS, SWIM_TIMING_PRESETS, TICK_MS } from './tuning.js';
 export type { AlertKind, AlertNotification } from './observability/alerts.js';
-export type { ClusterReport } from './observability/operations.js';
-export type { BrokerView, ClusterStatus, PartitionView } from './observability/cluster-status.js';
+export type {
+  ClusterBroker,
+  ClusterConsumerLag,
+  ClusterEventView,
+  ClusterMemberState,
+  ClusterPartition,
+  ClusterReport,
+  ClusterSeries,
+  ClusterTopic,
+  PartitionStatus,
+  ReplicaState,
+} from './observability/cluster-view.js';
+export type { BrokerDisk, BrokerReport, ReplicaStore, TopicAssignment, TopicRate } from './observability/broker-report.js';
+export type { ConsumerKind, ConsumerLag, ConsumerPosition } from './observability/consumer-lag.js';
+export type { BrowsedMessage, BrowseResult } from './observability/message-browser.js';
+export type { BrokerView, ClusterStatus, MemberView, PartitionView } from './observability/cluster-status.js';
 export type { ClusterEvent, SeriesPoint } from './observability/history.js';
 export type { LogEngine, LogEngineEvents, PartitionBounds } from './engine/engine.js';
 export type { StoredMessage, AppendRequest, AppendOutcome } from './core/partition/partition.js';

@@ -1,36 +1,56 @@
 /**
- * The cluster dashboard: one static page, inline CSS and JS, no build step and
+ * The cluster console: one static page, inline CSS and JS, no build step and
  * nothing fetched from elsewhere (brokers often run without internet). It
- * polls `/api/cluster` and `/api/series` on the admin port that served it.
+ * polls `/api/cluster` on the admin port that served it — the whole cluster,
+ * gathered by that broker from every other one — and reads messages through
+ * `/api/messages`. Everything it shows comes from that one answer, so the
+ * headline numbers are the last points of the charts beside them.
  */
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>relaymq dashboard</title>
+<title>relaymq console</title>
 <style>
-  :root { --bg:#0f1419; --panel:#182029; --text:#e6e6e6; --muted:#8a96a3; --ok:#3fb950; --warn:#d29922; --bad:#f85149; --a:#58a6ff; --b:#bc8cff; }
+  :root { --bg:#0f1419; --panel:#182029; --line:#263140; --text:#e6e6e6; --muted:#8a96a3; --ok:#3fb950; --warn:#d29922; --bad:#f85149; --a:#58a6ff; --b:#bc8cff; }
   * { box-sizing: border-box; }
   body { margin:0; font:14px/1.4 system-ui, sans-serif; background:var(--bg); color:var(--text); }
-  header { display:flex; align-items:center; gap:16px; padding:12px 20px; background:var(--panel); border-bottom:1px solid #263140; }
+  header { display:flex; flex-wrap:wrap; align-items:center; gap:16px; padding:12px 20px; background:var(--panel); border-bottom:1px solid var(--line); }
   header h1 { font-size:18px; margin:0; }
   #health { padding:2px 10px; border-radius:10px; font-weight:600; }
+  .muted { color:var(--muted); }
   .ok { color:var(--ok); } .warn { color:var(--warn); } .bad { color:var(--bad); }
   #health.ok { background:#12361d; } #health.bad { background:#4a1614; }
-  main { display:grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap:16px; padding:16px 20px; }
-  section { background:var(--panel); border-radius:8px; padding:12px 16px; }
+  main { display:grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap:16px; padding:16px 20px; }
+  section { background:var(--panel); border-radius:8px; padding:12px 16px; min-width:0; }
+  section.wide { grid-column: 1 / -1; }
   section h2 { font-size:13px; text-transform:uppercase; letter-spacing:.06em; color:var(--muted); margin:0 0 8px; }
+  .scroll { overflow-x:auto; }
   table { width:100%; border-collapse:collapse; }
-  th, td { text-align:left; padding:4px 6px; border-bottom:1px solid #263140; font-variant-numeric:tabular-nums; }
-  th { color:var(--muted); font-weight:500; }
-  .big { font-size:26px; font-weight:600; font-variant-numeric:tabular-nums; }
-  .legend span { margin-right:12px; }
-  svg { width:100%; height:140px; display:block; }
+  th, td { text-align:left; padding:4px 6px; border-bottom:1px solid var(--line); font-variant-numeric:tabular-nums; vertical-align:top; }
+  th { color:var(--muted); font-weight:500; white-space:nowrap; }
+  td.num, th.num { text-align:right; }
+  td.url { overflow-wrap:anywhere; word-break:break-all; min-width:10ch; }
+  .headline { display:flex; gap:24px; align-items:baseline; margin-bottom:4px; }
+  .headline b { font-size:22px; font-variant-numeric:tabular-nums; }
+  .legend { display:flex; flex-wrap:wrap; gap:4px 14px; font-size:12px; color:var(--muted); margin-top:4px; }
+  .legend i { display:inline-block; width:14px; height:3px; vertical-align:middle; margin-right:5px; }
+  svg.chart { width:100%; height:auto; display:block; }
+  .badge { display:inline-block; padding:0 6px; border-radius:8px; font-size:12px; margin:1px 2px 1px 0; background:#223040; white-space:nowrap; }
+  .badge.ok { background:#12361d; } .badge.warn { background:#3b2e0c; } .badge.bad { background:#4a1614; }
+  .bar { display:inline-block; width:60px; height:8px; background:#263140; border-radius:4px; vertical-align:middle; margin-right:6px; overflow:hidden; }
+  .bar span { display:block; height:100%; background:var(--a); }
   #events { list-style:none; margin:0; padding:0; max-height:260px; overflow:auto; }
-  #events li { padding:3px 0; border-bottom:1px solid #263140; }
+  #events li { padding:3px 0; border-bottom:1px solid var(--line); }
   #events time { color:var(--muted); margin-right:8px; font-variant-numeric:tabular-nums; }
   #problems { margin:0; padding-left:18px; color:var(--bad); }
+  form { display:flex; flex-wrap:wrap; gap:8px; align-items:end; margin-bottom:8px; }
+  label { display:flex; flex-direction:column; font-size:12px; color:var(--muted); gap:2px; }
+  input, select, button { background:#0f1419; color:var(--text); border:1px solid var(--line); border-radius:4px; padding:4px 6px; font:inherit; }
+  button { cursor:pointer; background:#1f6feb; border-color:#1f6feb; }
+  #browse-error { color:var(--bad); }
+  #messages pre { margin:0; white-space:pre-wrap; overflow-wrap:anywhere; max-height:12em; overflow:auto; font:12px/1.35 ui-monospace, monospace; }
   footer { color:var(--muted); padding:0 20px 16px; }
 </style>
 </head>
@@ -39,40 +59,92 @@ export const DASHBOARD_HTML = `<!doctype html>
   <h1>relaymq</h1>
   <span id="health" data-testid="health">loading…</span>
   <span id="reporter" class="muted"></span>
+  <span id="updated" class="muted"></span>
 </header>
 <main>
-  <section>
-    <h2>Brokers</h2>
-    <table id="brokers" data-testid="brokers"><thead><tr><th>broker</th><th>health</th><th>role</th><th>leads</th><th>connections</th><th>url</th></tr></thead><tbody></tbody></table>
+  <section class="wide" id="problems-section" hidden>
+    <h2>Problems</h2>
     <ul id="problems" data-testid="problems"></ul>
   </section>
+  <section class="wide">
+    <h2>Brokers</h2>
+    <div class="scroll"><table id="brokers" data-testid="brokers"><thead><tr><th>broker</th><th>state</th><th>role</th><th class="num">leads</th><th class="num">connections</th><th class="num">in/s</th><th class="num">out/s</th><th>disk used</th><th class="num">data</th><th>url</th></tr></thead><tbody></tbody></table></div>
+  </section>
   <section>
+    <h2>Cluster throughput (messages/s)</h2>
+    <div class="headline"><span>in <b id="throughput-in" data-testid="throughput-in">–</b></span><span>out <b id="throughput-out" data-testid="throughput-out">–</b></span><span class="muted" id="throughput-at"></span></div>
+    <svg id="throughput-chart" class="chart" viewBox="0 0 600 190" role="img" aria-label="cluster throughput chart"></svg>
+    <div class="legend" id="throughput-legend"></div>
+  </section>
+  <section>
+    <h2>Cluster publish latency (ms)</h2>
+    <div class="headline"><span>p50 <b id="latency-p50" data-testid="latency-p50">–</b></span><span>p99 <b id="latency-p99" data-testid="latency-p99">–</b></span><span class="muted" id="latency-at"></span></div>
+    <svg id="latency-chart" class="chart" viewBox="0 0 600 190" role="img" aria-label="cluster latency chart"></svg>
+    <div class="legend" id="latency-legend"></div>
+  </section>
+  <section>
+    <h2>Messages in per broker (messages/s)</h2>
+    <svg id="broker-in-chart" class="chart" viewBox="0 0 600 190" role="img" aria-label="messages in per broker"></svg>
+    <div class="legend" id="broker-in-legend"></div>
+  </section>
+  <section>
+    <h2>Publish latency p99 per broker (ms)</h2>
+    <svg id="broker-p99-chart" class="chart" viewBox="0 0 600 190" role="img" aria-label="publish latency p99 per broker"></svg>
+    <div class="legend" id="broker-p99-legend"></div>
+  </section>
+  <section class="wide">
     <h2>Partitions</h2>
-    <table id="partitions" data-testid="partitions"><thead><tr><th>partition</th><th>leader</th><th>replicas</th><th>commit</th><th>lag</th></tr></thead><tbody></tbody></table>
+    <div class="scroll"><table id="partitions" data-testid="partitions"><thead><tr><th>partition</th><th>leader</th><th>replicas (state, entries behind the leader)</th><th class="num">messages</th><th class="num">end offset</th><th class="num">size on disk</th><th>status</th></tr></thead><tbody></tbody></table></div>
   </section>
   <section>
-    <h2>Throughput (messages/s, this broker)</h2>
-    <div class="legend"><span style="color:var(--a)">in <b id="throughput-in" data-testid="throughput-in">0</b></span><span style="color:var(--b)">out <b id="throughput-out" data-testid="throughput-out">0</b></span></div>
-    <svg id="throughput-chart" viewBox="0 0 400 140" preserveAspectRatio="none" aria-label="throughput chart"></svg>
+    <h2>Topics</h2>
+    <div class="scroll"><table id="topics" data-testid="topics"><thead><tr><th>topic</th><th class="num">partitions</th><th class="num">messages</th><th class="num">size on disk</th><th class="num">all replicas</th><th class="num">in/s</th><th class="num">out/s</th><th>status</th></tr></thead><tbody></tbody></table></div>
   </section>
   <section>
-    <h2>Publish latency (ms, this broker)</h2>
-    <div class="legend"><span style="color:var(--a)">p50 <b id="latency-p50" data-testid="latency-p50">–</b></span><span style="color:var(--b)">p99 <b id="latency-p99" data-testid="latency-p99">–</b></span></div>
-    <svg id="latency-chart" viewBox="0 0 400 140" preserveAspectRatio="none" aria-label="latency chart"></svg>
+    <h2>Consumer lag</h2>
+    <div class="scroll"><table id="consumers" data-testid="consumers"><thead><tr><th>consumer</th><th>kind</th><th>partition</th><th class="num">position</th><th class="num">end</th><th class="num">lag</th></tr></thead><tbody></tbody></table></div>
+    <p id="consumers-empty" class="muted">No committed consumer positions.</p>
   </section>
-  <section style="grid-column: 1 / -1">
+  <section class="wide">
+    <h2>Message browser</h2>
+    <form id="browse" data-testid="browse" novalidate>
+      <label>topic <input id="browse-topic" name="topic" list="topic-names" required maxlength="255" size="24"></label>
+      <datalist id="topic-names"></datalist>
+      <label>partition <input id="browse-partition" name="partition" type="number" min="0" step="1" value="0" required style="width:6em"></label>
+      <label>read <select id="browse-mode"><option value="last">last N</option><option value="from">from offset</option></select></label>
+      <label>offset <input id="browse-from" name="from" type="number" min="0" step="1" value="0" style="width:8em" disabled></label>
+      <label>N <input id="browse-count" name="count" type="number" min="1" max="100" step="1" value="20" required style="width:5em"></label>
+      <label>show as <select id="browse-format"><option value="json">JSON</option><option value="text">text</option><option value="hex">hex</option></select></label>
+      <button type="submit">Read</button>
+      <span id="browse-error" data-testid="browse-error"></span>
+    </form>
+    <div class="scroll"><table id="messages" data-testid="messages"><thead><tr><th class="num">offset</th><th>time</th><th>key</th><th>headers</th><th class="num">bytes</th><th>data</th></tr></thead><tbody></tbody></table></div>
+  </section>
+  <section class="wide">
     <h2>Recent events</h2>
     <ul id="events" data-testid="events"></ul>
   </section>
 </main>
-<footer>Refreshes every second. <span id="updated"></span></footer>
+<footer>Refreshes every second. Charts: the last two minutes, one point per second; cluster figures add up the brokers that answered.</footer>
 <script>
 (() => {
   'use strict';
   const $ = (id) => document.getElementById(id);
   const esc = (v) => String(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
-  const stateClass = (s) => (s === 'alive' ? 'ok' : s === 'suspect' ? 'warn' : 'bad');
-  const fmtTime = (ms) => new Date(ms).toLocaleTimeString();
+  const stateClass = (s) => (s === 'alive' || s === 'ok' || s === 'leader' || s === 'in-sync' ? 'ok' : s === 'suspect' || s === 'lagging' || s === 'under-replicated' || s === 'unknown' ? 'warn' : 'bad');
+  const fmtTime = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
+  const fmtNum = (v) => (v === null || v === undefined ? '–' : String(v));
+  /** Milliseconds with three significant digits at most (latency buckets are 10 % wide anyway). */
+  const fmtMs = (v) => (v === null || v === undefined ? '–' : v >= 100 ? String(Math.round(v)) : String(Number(v.toPrecision(3))));
+  const fmtBytes = (b) => {
+    if (b === null || b === undefined) return '–';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let v = b, u = 0;
+    while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+    return (u === 0 ? v : v.toFixed(1)) + ' ' + units[u];
+  };
+  const PALETTE = ['#58a6ff', '#bc8cff', '#3fb950', '#d29922', '#f778ba', '#39c5cf', '#ff7b72', '#a5d6ff'];
+  let brokerColors = {};
 
   function rows(table, html) { $(table).querySelector('tbody').innerHTML = html.join(''); }
 
@@ -80,56 +152,197 @@ export const DASHBOARD_HTML = `<!doctype html>
     const health = $('health');
     health.textContent = c.healthy ? 'healthy' : 'unhealthy';
     health.className = c.healthy ? 'ok' : 'bad';
-    $('reporter').textContent = 'as seen by ' + c.broker;
-    rows('brokers', c.brokers.map((b) =>
-      '<tr data-broker="' + esc(b.id) + '"><td>' + esc(b.id) + (b.self ? ' ●' : '') + '</td>' +
-      '<td class="' + stateClass(b.state) + '">' + esc(b.state) + '</td>' +
-      '<td data-role="' + esc(b.role) + '">' + esc(b.role) + '</td>' +
-      '<td>' + b.partitionsLed + '</td><td>' + (b.load ? b.load.connections : '–') + '</td><td>' + esc(b.url) + '</td></tr>'));
+    $('reporter').textContent = 'answered by ' + c.broker + ' · gathered from ' + c.reached.length + ' of ' + (c.reached.length + c.unreachable.length) + ' brokers' +
+      (c.unreachable.length ? ' (no answer: ' + c.unreachable.join(', ') + ')' : '');
+    brokerColors = {};
+    c.brokers.forEach((b, i) => { brokerColors[b.id] = PALETTE[i % PALETTE.length]; });
+    rows('brokers', c.brokers.map((b) => {
+      const disk = b.disk ? '<span class="bar"><span style="width:' + Math.min(100, b.disk.usedPercent) + '%"></span></span>' + b.disk.usedPercent + '% of ' + fmtBytes(b.disk.sizeBytes) : '–';
+      return '<tr data-broker="' + esc(b.id) + '" data-state="' + esc(b.state) + '"><td>' + esc(b.id) + (b.self ? ' ●' : '') + '</td>' +
+        '<td class="' + stateClass(b.state) + '" title="' + esc(b.error || '') + '">' + esc(b.state) + '</td>' +
+        '<td data-role="' + esc(b.role) + '">' + esc(b.role) + '</td>' +
+        '<td class="num">' + b.partitionsLed + '</td><td class="num">' + fmtNum(b.connections) + '</td>' +
+        '<td class="num">' + fmtNum(b.inPerSec) + '</td><td class="num">' + fmtNum(b.outPerSec) + '</td>' +
+        '<td>' + disk + '</td><td class="num">' + (b.disk ? fmtBytes(b.disk.dataBytes) : '–') + '</td><td class="url">' + esc(b.url || '–') + '</td></tr>';
+    }));
+    $('problems-section').hidden = c.problems.length === 0;
     $('problems').innerHTML = c.problems.map((p) => '<li>' + esc(p) + '</li>').join('');
     rows('partitions', c.partitions.map((p) => {
-      const lag = p.lag === null ? '–' : Object.entries(p.lag).map(([r, n]) => esc(r) + ':' + n).join(' ');
-      const cls = p.leaderless ? 'bad' : p.underReplicated ? 'warn' : '';
-      return '<tr class="' + cls + '" data-partition="' + esc(p.topic + '/' + p.partition) + '"><td>' + esc(p.topic) + '/' + p.partition + '</td>' +
-        '<td data-leader>' + (p.leader === null ? '<span class="bad">none</span>' : esc(p.leader)) + '</td>' +
-        '<td>' + p.replicas.map(esc).join(', ') + '</td><td>' + p.commit + '</td><td>' + lag + '</td></tr>';
+      const replicas = p.replicas.map((r) => {
+        const s = p.replicaStates[r] || 'unknown';
+        const lag = p.lag && p.lag[r] !== undefined && s !== 'leader' ? ' ' + p.lag[r] : '';
+        return '<span class="badge ' + stateClass(s) + '" data-replica="' + esc(r) + '" data-replica-state="' + esc(s) + '">' + esc(r) + ' ' + esc(s) + lag + '</span>';
+      }).join('');
+      const messages = p.start === null || p.end === null ? '–' : p.end - p.start;
+      return '<tr data-partition="' + esc(p.topic + '/' + p.partition) + '" data-status="' + esc(p.status) + '"><td>' + esc(p.topic) + '/' + p.partition + '</td>' +
+        '<td data-leader>' + (p.leader === null ? '<span class="bad">none</span>' : esc(p.leader) + (p.status === 'unknown' ? '?' : '')) + '</td>' +
+        '<td>' + replicas + '</td><td class="num">' + messages + '</td><td class="num">' + fmtNum(p.end) + '</td><td class="num">' + fmtBytes(p.sizeBytes) + '</td>' +
+        '<td class="' + stateClass(p.status) + '">' + esc(p.status) + '</td></tr>';
     }));
+    rows('topics', c.topics.map((t) => '<tr data-topic="' + esc(t.topic) + '"><td>' + esc(t.topic) + '</td><td class="num">' + t.partitions + '</td><td class="num">' + t.messages + '</td>' +
+      '<td class="num">' + fmtBytes(t.sizeBytes) + '</td><td class="num">' + fmtBytes(t.replicaBytes) + '</td><td class="num">' + t.inPerSec + '</td><td class="num">' + t.outPerSec + '</td>' +
+      '<td class="' + stateClass(t.status) + '">' + esc(t.status) + '</td></tr>'));
+    $('topic-names').innerHTML = c.topics.map((t) => '<option value="' + esc(t.topic) + '">').join('');
+    rows('consumers', c.consumers.map((k) => '<tr data-consumer="' + esc(k.kind + ':' + k.consumer + ':' + k.topic + '/' + k.partition) + '"><td>' + esc(k.consumer) + '</td><td>' + esc(k.kind) + '</td>' +
+      '<td>' + esc(k.topic) + '/' + k.partition + '</td><td class="num">' + k.offset + '</td><td class="num">' + k.end + '</td><td class="num" data-lag>' + k.lag + '</td></tr>'));
+    $('consumers-empty').hidden = c.consumers.length > 0;
     $('events').innerHTML = c.events.slice(0, 50).map((e) =>
-      '<li class="' + (e.kind === 'alert' ? 'bad' : e.kind === 'member-state' && !e.message.endsWith(' joined') ? 'warn' : '') + '"><time>' + fmtTime(e.timeMs) + '</time>' + esc(e.message) + '</li>').join('');
+      '<li class="' + (e.kind === 'alert' ? 'bad' : e.kind === 'member-state' && !e.message.endsWith(' joined') ? 'warn' : '') + '"><time>' + fmtTime(e.timeMs) + '</time>' +
+      '<span class="muted">' + esc(e.broker) + '</span> ' + esc(e.message) + '</li>').join('');
   }
 
-  function chart(svg, series, colors) {
-    const w = 400, h = 140, pad = 4;
-    const n = Math.max(2, ...series.map((s) => s.length));
-    const max = Math.max(1, ...series.flat().filter((v) => v !== null));
-    const paths = series.map((s, i) => {
-      const pts = s.map((v, j) => v === null ? null : (pad + (j * (w - 2 * pad)) / (n - 1)).toFixed(1) + ',' + (h - pad - (v / max) * (h - 2 * pad)).toFixed(1)).filter((p) => p !== null);
-      if (pts.length === 1) pts.push((w - pad) + ',' + pts[0].split(',')[1]); // one sample: a flat line, not nothing
-      return pts.length === 0 ? '' : '<polyline fill="none" stroke-width="2" stroke="' + colors[i] + '" points="' + pts.join(' ') + '"/>';
-    });
-    svg.innerHTML = '<line x1="0" y1="' + (h - pad) + '" x2="' + w + '" y2="' + (h - pad) + '" stroke="#263140"/>' +
-      '<text x="4" y="14" fill="#8a96a3" font-size="11">max ' + (Math.round(max * 100) / 100) + '</text>' + paths.join('');
+  /** Rounds a maximum up to 1, 2 or 5 times a power of ten, for readable axis labels. */
+  function niceMax(v) {
+    if (!(v > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+    return 10 * p;
   }
 
-  function renderSeries(s) {
-    const pts = s.points;
-    const last = pts[pts.length - 1];
-    if (last) {
-      $('throughput-in').textContent = last.inPerSec;
-      $('throughput-out').textContent = last.outPerSec;
-      $('latency-p50').textContent = last.p50Ms === null ? '–' : last.p50Ms;
-      $('latency-p99').textContent = last.p99Ms === null ? '–' : last.p99Ms;
+  /**
+   * A line chart with a time axis (x) and a value axis (y). series: [{ name, color, points: [[timeMs, value|null]] }].
+   * A null value breaks the line (no data that second).
+   */
+  function chart(svg, legend, series, endMs, spanMs) {
+    const W = 600, H = 190, L = 46, R = 8, T = 8, B = 22;
+    const startMs = endMs - spanMs;
+    const values = series.flatMap((s) => s.points.filter((p) => p[0] >= startMs && p[1] !== null).map((p) => p[1]));
+    const max = niceMax(Math.max(0, ...values));
+    const x = (t) => L + ((t - startMs) / spanMs) * (W - L - R);
+    const y = (v) => T + (1 - v / max) * (H - T - B);
+    let out = '';
+    for (let i = 0; i <= 4; i++) {
+      const v = (max * i) / 4;
+      out += '<line x1="' + L + '" x2="' + (W - R) + '" y1="' + y(v).toFixed(1) + '" y2="' + y(v).toFixed(1) + '" stroke="#263140"/>' +
+        '<text x="' + (L - 5) + '" y="' + (y(v) + 4).toFixed(1) + '" fill="#8a96a3" font-size="11" text-anchor="end">' + (Math.round(v * 100) / 100) + '</text>';
     }
-    chart($('throughput-chart'), [pts.map((p) => p.inPerSec), pts.map((p) => p.outPerSec)], ['#58a6ff', '#bc8cff']);
-    chart($('latency-chart'), [pts.map((p) => p.p50Ms), pts.map((p) => p.p99Ms)], ['#58a6ff', '#bc8cff']);
+    const tick = 30000;
+    for (let t = Math.ceil(startMs / tick) * tick; t <= endMs; t += tick) {
+      out += '<line x1="' + x(t).toFixed(1) + '" x2="' + x(t).toFixed(1) + '" y1="' + T + '" y2="' + (H - B) + '" stroke="#1c2633"/>' +
+        '<text class="time-label" x="' + x(t).toFixed(1) + '" y="' + (H - 6) + '" fill="#8a96a3" font-size="11" text-anchor="middle">' + fmtTime(t) + '</text>';
+    }
+    for (const s of series) {
+      let run = [];
+      const flush = () => {
+        if (run.length === 1) out += '<circle cx="' + run[0].split(',')[0] + '" cy="' + run[0].split(',')[1] + '" r="2" fill="' + s.color + '"/>';
+        else if (run.length > 1) out += '<polyline data-series="' + esc(s.name) + '" fill="none" stroke-width="2" stroke="' + s.color + '" points="' + run.join(' ') + '"/>';
+        run = [];
+      };
+      for (const [t, v] of s.points) {
+        if (t < startMs) continue;
+        if (v === null) { flush(); continue; }
+        run.push(x(t).toFixed(1) + ',' + y(v).toFixed(1));
+      }
+      flush();
+    }
+    svg.innerHTML = out;
+    legend.innerHTML = series.map((s) => '<span data-legend="' + esc(s.name) + '"><i style="background:' + s.color + '"></i>' + esc(s.name) + '</span>').join('');
   }
+
+  function renderSeries(c) {
+    const s = c.series;
+    const span = 120 * s.intervalMs;
+    const pts = s.cluster;
+    const last = pts[pts.length - 1];
+    const allLast = Object.values(s.brokers).map((b) => (b.length ? b[b.length - 1].timeMs : 0));
+    const endMs = last ? last.timeMs : Math.max(Date.now(), ...allLast);
+    // The headline is the chart's last point, labelled with its second.
+    $('throughput-in').textContent = last ? last.inPerSec : '–';
+    $('throughput-out').textContent = last ? last.outPerSec : '–';
+    $('latency-p50').textContent = fmtMs(last ? last.p50Ms : null);
+    $('latency-p99').textContent = fmtMs(last ? last.p99Ms : null);
+    $('throughput-at').textContent = $('latency-at').textContent = last ? 'at ' + fmtTime(last.timeMs) : '';
+    chart($('throughput-chart'), $('throughput-legend'), [
+      { name: 'in (published)', color: PALETTE[0], points: pts.map((p) => [p.timeMs, p.inPerSec]) },
+      { name: 'out (delivered)', color: PALETTE[1], points: pts.map((p) => [p.timeMs, p.outPerSec]) },
+    ], endMs, span);
+    chart($('latency-chart'), $('latency-legend'), [
+      { name: 'p50', color: PALETTE[0], points: pts.map((p) => [p.timeMs, p.p50Ms]) },
+      { name: 'p99', color: PALETTE[1], points: pts.map((p) => [p.timeMs, p.p99Ms]) },
+    ], endMs, span);
+    const perBroker = (field) => c.brokers.map((b) => ({
+      name: b.id + (b.reachable ? '' : ' (' + b.state + ', no data)'),
+      color: brokerColors[b.id],
+      points: (s.brokers[b.id] || []).map((p) => [p.timeMs, p[field]]),
+    }));
+    chart($('broker-in-chart'), $('broker-in-legend'), perBroker('inPerSec'), endMs, span);
+    chart($('broker-p99-chart'), $('broker-p99-legend'), perBroker('p99Ms'), endMs, span);
+  }
+
+  // ---- message browser
+  const INTEGER = /^\\d{1,15}$/;
+  const TOPIC = /^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$/;
+  let browsed = [];
+  $('browse-mode').addEventListener('change', () => { $('browse-from').disabled = $('browse-mode').value !== 'from'; });
+  $('browse-format').addEventListener('change', () => renderMessages());
+
+  function hex(b64) {
+    const bin = atob(b64);
+    const lines = [];
+    for (let i = 0; i < bin.length; i += 16) {
+      const chunk = bin.slice(i, i + 16);
+      const bytes = Array.from(chunk, (ch) => ch.charCodeAt(0).toString(16).padStart(2, '0')).join(' ');
+      const ascii = Array.from(chunk, (ch) => (ch.charCodeAt(0) >= 32 && ch.charCodeAt(0) < 127 ? ch : '.')).join('');
+      lines.push(i.toString(16).padStart(6, '0') + '  ' + bytes.padEnd(48) + ' ' + ascii);
+    }
+    return lines.join('\\n');
+  }
+
+  function textOf(m) {
+    if (m.text !== null) return m.text;
+    if (m.json !== null && typeof m.json === 'string') return m.json;
+    try { return new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(atob(m.data), (ch) => ch.charCodeAt(0))); } catch { return '(not UTF-8 text: show as hex)'; }
+  }
+
+  function show(m, format) {
+    if (format === 'hex') return hex(m.data);
+    if (format === 'text') return textOf(m);
+    if (m.json !== null) return JSON.stringify(m.json, null, 2);
+    if (m.text !== null) { try { return JSON.stringify(JSON.parse(m.text), null, 2); } catch { return m.text; } }
+    return '(binary data: show as hex)';
+  }
+
+  function renderMessages() {
+    const format = $('browse-format').value;
+    rows('messages', browsed.map((m) => '<tr data-offset="' + m.offset + '"><td class="num">' + m.offset + '</td><td>' + esc(new Date(m.timestamp).toISOString()) + '</td>' +
+      '<td>' + (m.key === null ? '–' : esc(m.key)) + '</td><td>' + (m.headers === null ? '–' : esc(JSON.stringify(m.headers))) + '</td><td class="num">' + m.size + '</td>' +
+      '<td><pre data-format="' + format + '">' + esc(show(m, format)) + '</pre></td></tr>'));
+  }
+
+  $('browse').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const topic = $('browse-topic').value.trim();
+    const partition = $('browse-partition').value.trim();
+    const count = $('browse-count').value.trim();
+    const fromOffset = $('browse-from').value.trim();
+    const mode = $('browse-mode').value;
+    const error = $('browse-error');
+    error.textContent = '';
+    if (!TOPIC.test(topic) || topic.length > 255) { error.textContent = 'topic: dot-separated segments of letters, digits, _ and -'; return; }
+    if (!INTEGER.test(partition)) { error.textContent = 'partition: a whole number from 0'; return; }
+    if (!INTEGER.test(count) || Number(count) < 1 || Number(count) > 100) { error.textContent = 'N: a whole number from 1 to 100'; return; }
+    if (mode === 'from' && !INTEGER.test(fromOffset)) { error.textContent = 'offset: a whole number from 0'; return; }
+    const q = new URLSearchParams({ topic, partition, count });
+    if (mode === 'from') q.set('from', fromOffset);
+    try {
+      const r = await fetch('api/messages?' + q.toString());
+      const body = await r.json();
+      if (!r.ok) { error.textContent = body.error || ('HTTP ' + r.status); browsed = []; renderMessages(); return; }
+      browsed = body.messages;
+      if (browsed.length === 0) error.textContent = 'no messages there (partition holds offsets ' + body.start + ' to ' + (body.end - 1) + ')';
+      renderMessages();
+    } catch (err) {
+      error.textContent = 'could not read messages: ' + err;
+    }
+  });
 
   async function refresh() {
     try {
-      const [cluster, series] = await Promise.all([fetch('api/cluster').then((r) => r.json()), fetch('api/series').then((r) => r.json())]);
+      const r = await fetch('api/cluster');
+      const cluster = await r.json();
       renderCluster(cluster);
-      renderSeries(series);
-      $('updated').textContent = 'Last update ' + new Date().toLocaleTimeString() + '.';
+      renderSeries(cluster);
+      $('updated').textContent = 'updated ' + fmtTime(cluster.timeMs);
     } catch (err) {
       $('health').textContent = 'unreachable';
       $('health').className = 'bad';

@@ -404,6 +404,16 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.durablePositions.positions(durable, pattern);
   }
 
+  /** The metadata as applied here (topics with their replicas, durable positions), read without a Raft round trip: for operators. */
+  appliedMetadata(): MetadataSnapshot {
+    return this.metadata.snapshot();
+  }
+
+  /** Whether this broker hosts a replica of the partition (its group is open here). */
+  hostsReplica(topic: string, partition: number): boolean {
+    return this.partitions.has(partitionGroupId(topic, partition));
+  }
+
   /** The leader of a partition as this broker knows it. */
   leaderOf(topic: string, partition: number): string | undefined {
     const group = this.groups.get(partitionGroupId(topic, partition));

@@ -102,6 +102,11 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
     return result;
   }
 
+  /** Every durable name with its positions, for operators. */
+  appliedPositions(): Array<{ durable: string; positions: Cursor[] }> {
+    return this.durablePositions.toRecords();
+  }
+
   async close(): Promise<void> {
     this.sessions.stop();
     this.consumerGroupEvents.removeAllListeners();

@@ -1,8 +1,8 @@
 import { RelayError, isErrorCode } from '@relaymq/sdk/protocol';
 import type { PeerTransport } from './peer-transport.js';
 
-/** The channel requests and replies travel on. */
-const CHANNEL = 'rpc';
+/** The channel requests and replies travel on, unless the RPC is given its own. */
+const DEFAULT_CHANNEL = 'rpc';
 
 /** Serves one method: gets the (unvalidated) request body, returns the reply body or throws a RelayError. */
 export type RpcHandler = (from: string, body: unknown) => Promise<unknown>;
@@ -38,7 +38,7 @@ export class PeerRpc {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private readonly onMessage = (from: string, channel: string, payload: unknown): void => {
-    if (channel === CHANNEL) this.receive(from, payload);
+    if (channel === this.channel) this.receive(from, payload);
   };
   /**
    * A peer that went away will not answer: fail its calls now, so that a
@@ -54,7 +54,16 @@ export class PeerRpc {
     }
   };
 
-  constructor(private readonly transport: PeerTransport) {
+  /**
+   * @param channel - the transport channel of this RPC's frames. Request ids
+   * are per instance, so two instances on one transport need two channels
+   * (operations asks peers for their state on its own, see
+   * observability/peer-reports.ts).
+   */
+  constructor(
+    private readonly transport: PeerTransport,
+    private readonly channel: string = DEFAULT_CHANNEL,
+  ) {
     transport.on('message', this.onMessage);
     transport.on('down', this.onDown);
   }
@@ -73,7 +82,7 @@ export class PeerRpc {
       }, timeoutMs);
       this.pending.set(id, { peer, resolve, reject, timer });
       const frame: RpcFrame = { kind: 'req', id, method, body };
-      if (!this.transport.send(peer, CHANNEL, frame)) {
+      if (!this.transport.send(peer, this.channel, frame)) {
         clearTimeout(timer);
         this.pending.delete(id);
         reject(new RelayError('NOT_CONNECTED', `broker ${peer} is not connected`));
@@ -116,7 +125,7 @@ export class PeerRpc {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', 'peer request failed', { cause: err });
       reply = { kind: 'err', id, code: error.code, message: error.message };
     }
-    this.transport.send(from, CHANNEL, reply);
+    this.transport.send(from, this.channel, reply);
   }
 }
 

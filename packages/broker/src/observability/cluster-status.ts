@@ -1,5 +1,8 @@
 import type { BrokerInfo, ClusterView } from '@relaymq/sdk/protocol';
 import type { GroupStatus, ReplicaRead } from '../engine/cluster.js';
+import type { PeerTransport } from '../net/peer-transport.js';
+import { consumerLag, type ConsumerLag, type PositionSource } from './consumer-lag.js';
+import type { BrowseSource } from './message-browser.js';
 
 /**
  * A replica whose peer link is down, or that trails the leader by more than
@@ -8,6 +11,14 @@ import type { GroupStatus, ReplicaRead } from '../engine/cluster.js';
  * this bound is well above that.
  */
 export const OUT_OF_SYNC_LAG_ENTRIES = 1000;
+
+/** A topic as the metadata this broker applied assigns it. */
+export interface TopicAssignment {
+  topic: string;
+  replicationFactor: number;
+  /** Per partition, its replicas (the first is the preferred leader). */
+  partitions: string[][];
+}
 
 /** What operations read from a broker (its composition root provides it). */
 export interface OperationsSource {
@@ -28,6 +39,25 @@ export interface OperationsSource {
   readonly dataDir: string | undefined;
   /** This broker's own replica of a partition (`undefined`: not hosted here); `/api/replica`. */
   readReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<ReplicaRead | undefined>;
+  /** The URL clients dial. */
+  url(): string;
+  /** The peer links (clustered only): the console gathers the other brokers' reports over them. */
+  peerTransport(): PeerTransport | undefined;
+  /** Topics as the metadata applied here assigns them (standalone: every partition on this broker). */
+  topics(): TopicAssignment[];
+  /** Bounds of a partition hosted here; `undefined` when not hosted here. */
+  hostedBounds(topic: string, partition: number): { start: number; end: number } | undefined;
+  /** Whether this broker leads the partition (standalone: every partition it has). */
+  leads(topic: string, partition: number): boolean;
+  /** Committed consumer positions: durable names (consumer groups add a source of theirs). */
+  positionSources(): readonly PositionSource[];
+  /** Any partition of the cluster, for the message browser. */
+  readonly browser: BrowseSource;
+}
+
+/** Consumer lag of the partitions this broker leads (each partition reported by its leader only). */
+export function consumerLagHere(source: Pick<OperationsSource, 'positionSources' | 'leads' | 'hostedBounds'>): ConsumerLag[] {
+  return consumerLag(source.positionSources(), (topic, partition) => (source.leads(topic, partition) ? source.hostedBounds(topic, partition)?.end : undefined));
 }
 
 /** One partition as this broker sees it. */

@@ -10,8 +10,11 @@ export interface ClusterEvent {
   message: string;
 }
 
+import type { LatencyCounts } from './latency-histogram.js';
+
 /** One point of the live charts. */
 export interface SeriesPoint {
+  /** The whole second the interval ends at, so brokers' points of one second line up. */
   timeMs: number;
   /** Messages per second accepted from publishers over the last interval. */
   inPerSec: number;
@@ -20,6 +23,8 @@ export interface SeriesPoint {
   /** Publish latency percentiles over the interval, ms (null: no publish acknowledged). */
   p50Ms: number | null;
   p99Ms: number | null;
+  /** The interval's publish latencies by bucket, to add into cluster-wide percentiles (latency-histogram.ts). */
+  latency: LatencyCounts;
 }
 
 /** A bounded ring of recent items, oldest dropped first. */

@@ -16,6 +16,13 @@ function source(groups: GroupStatus[], brokers: Array<{ id: string; state: 'aliv
     groups: () => groups,
     accepting: () => true,
     readReplica: () => Promise.resolve(undefined),
+    url: () => 'ws://b1',
+    peerTransport: () => undefined,
+    topics: () => [],
+    hostedBounds: () => undefined,
+    leads: () => false,
+    positionSources: () => [],
+    browser: { partitionCount: () => undefined, bounds: () => Promise.resolve({ start: 0, end: 0 }), read: () => Promise.resolve([]) },
   };
 }
 

@@ -1,7 +1,7 @@
 import type { StatsFs } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { partitionViews, type Membership, type OperationsSource } from './cluster-status.js';
+import { consumerLagHere, partitionViews, type Membership, type OperationsSource } from './cluster-status.js';
 import type { BrokerObserver } from './observer.js';
 
 /** Most latencies kept between two samples of the live chart; later ones overwrite a random slot. */
@@ -31,6 +31,8 @@ export class BrokerMetrics implements BrokerObserver {
   private readonly leaderChanges: Counter<'topic' | 'partition'>;
   /** Totals for the live chart (summing prom-client's labelled counters per sample would allocate). */
   readonly totals = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
+  /** Per-topic totals for the dashboard's topic rates (labels bounded like the counters'). */
+  readonly topicTotals = new Map<string, { messagesIn: number; messagesOut: number }>();
   private latencies: number[] = [];
   private readonly labelledTopics = new Set<string>();
 
@@ -74,6 +76,7 @@ export class BrokerMetrics implements BrokerObserver {
     this.bytesIn.inc(labels, bytes);
     this.totals.messagesIn += messages;
     this.totals.bytesIn += bytes;
+    this.topicTotal(labels.topic).messagesIn += messages;
   }
 
   delivered(topic: string, messages: number, bytes: number): void {
@@ -82,6 +85,16 @@ export class BrokerMetrics implements BrokerObserver {
     this.bytesOut.inc(labels, bytes);
     this.totals.messagesOut += messages;
     this.totals.bytesOut += bytes;
+    this.topicTotal(labels.topic).messagesOut += messages;
+  }
+
+  private topicTotal(label: string): { messagesIn: number; messagesOut: number } {
+    let total = this.topicTotals.get(label);
+    if (total === undefined) {
+      total = { messagesIn: 0, messagesOut: 0 };
+      this.topicTotals.set(label, total);
+    }
+    return total;
   }
 
   publishLatency(seconds: number): void {
@@ -159,6 +172,16 @@ export class BrokerMetrics implements BrokerObserver {
     });
     const underReplicated = new Gauge({ name: 'relaymq_under_replicated_partitions', help: 'Partitions led here with a replica out of sync or unreachable', registers });
     const leaderless = new Gauge({ name: 'relaymq_leaderless_partitions', help: 'Partitions hosted here with no known leader', registers });
+    new Gauge({
+      name: 'relaymq_consumer_lag_messages',
+      help: "Messages committed to a partition but not yet consumed: its end minus a consumer's committed position (durable names; reported by the partition's leader)",
+      labelNames: ['kind', 'consumer', 'topic', 'partition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const row of consumerLagHere(source)) this.set({ kind: row.kind, consumer: row.consumer, topic: row.topic, partition: String(row.partition) }, row.lag);
+      },
+    });
     new Gauge({
       name: 'relaymq_metadata_leader_known',
       help: '1 when this broker knows the cluster metadata leader (always 1 standalone)',

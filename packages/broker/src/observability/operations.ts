@@ -2,10 +2,19 @@ import type { ResolvedBrokerOptions } from '../options.js';
 import { DASHBOARD_HTML } from '../dashboard/page.js';
 import { AdminServer, json, type AdminResponse, type AdminRoutes } from './admin-server.js';
 import { AlertRunner, diskUsedPercent, type AlertNotification, type AlertSnapshot } from './alerts.js';
-import { Membership, clusterStatus, isReady, partitionViews, type ClusterStatus, type OperationsSource } from './cluster-status.js';
+import { statfs } from 'node:fs/promises';
+import type { BrokerDisk, BrokerReport, ReplicaStore, TopicRate } from './broker-report.js';
+import { Membership, consumerLagHere, isReady, partitionViews, type OperationsSource, type PartitionView } from './cluster-status.js';
+import { buildClusterView, type ClusterReport, type PeerAnswer } from './cluster-view.js';
 import { MAX_RECENT_EVENTS, MAX_SERIES_POINTS, Ring, quantile, type ClusterEvent, type SeriesPoint } from './history.js';
+import { countLatencies } from './latency-histogram.js';
+import { browse, parseBrowseQuery } from './message-browser.js';
 import { BrokerMetrics } from './metrics.js';
 import type { BrokerObserver } from './observer.js';
+import { PeerReports } from './peer-reports.js';
+import { CachedDiskBytes } from './storage-usage.js';
+
+export type { ClusterReport } from './cluster-view.js';
 
 /** One `/api/replica` page: at most this many messages and (beyond the first) bytes of data. */
 export const REPLICA_PAGE_MAX_MESSAGES = 10_000;
@@ -19,10 +28,8 @@ function nonNegative(value: string | null): number | undefined {
 /** Interval of the live charts' samples and of membership change detection. */
 export const SAMPLE_INTERVAL_MS = 1000;
 
-/** `/api/cluster`: the status plus recent events. */
-export interface ClusterReport extends ClusterStatus {
-  events: ClusterEvent[];
-}
+/** A cluster view is gathered at most this often; requests in between share it (several dashboards, `status` runs). */
+export const CLUSTER_VIEW_MAX_AGE_MS = 500;
 
 /**
  * Everything an operator sees of one broker: metrics, the admin HTTP server
@@ -38,15 +45,21 @@ export class Operations implements BrokerObserver {
   private readonly events = new Ring<ClusterEvent>(MAX_RECENT_EVENTS);
   private readonly series = new Ring<SeriesPoint>(MAX_SERIES_POINTS);
   private admin: AdminServer | undefined;
-  private sampler: ReturnType<typeof setInterval> | undefined;
+  private sampler: ReturnType<typeof setTimeout> | undefined;
   private lastTotals = { messagesIn: 0, messagesOut: 0, timeMs: 0 };
+  private lastTopicTotals = new Map<string, { messagesIn: number; messagesOut: number }>();
+  private topicRates: TopicRate[] = [];
   private memberStates = new Map<string, string>();
+  private peerReports: PeerReports | undefined;
+  private readonly diskBytes: CachedDiskBytes;
+  private lastView: { atMs: number; view: Promise<ClusterReport> } | undefined;
 
   constructor(
     private readonly options: ResolvedBrokerOptions,
     private readonly source: OperationsSource,
   ) {
     this.membership = new Membership(source);
+    this.diskBytes = new CachedDiskBytes(source.dataDir);
     this.metrics = new BrokerMetrics(source, this.membership);
     if (options.alerts !== undefined) {
       this.alerts = new AlertRunner({
@@ -67,17 +80,20 @@ export class Operations implements BrokerObserver {
   /** Starts the admin server (when `adminPort` is set), the sampler and the alert timer. */
   async start(): Promise<void> {
     const { adminPort, adminHost } = this.options;
+    // Every clustered broker answers peers' report requests, admin port or not: any broker's console shows the whole cluster.
+    const transport = this.source.peerTransport();
+    if (transport !== undefined && this.source.clustered) this.peerReports = new PeerReports(transport, () => this.brokerReport());
     if (adminPort !== undefined) this.admin = await AdminServer.listen(adminHost, adminPort, this.routes());
     this.lastTotals = { messagesIn: 0, messagesOut: 0, timeMs: Date.now() };
     this.sampleMembers(Date.now());
-    this.sampler = setInterval(() => this.sample(Date.now()), SAMPLE_INTERVAL_MS);
-    this.sampler.unref();
+    this.scheduleSample();
     this.alerts?.start();
     if (this.admin !== undefined) this.options.log('info', 'admin server listening', { url: `http://${adminHost}:${this.admin.port}` });
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sampler);
+    clearTimeout(this.sampler);
+    this.peerReports?.close();
     this.alerts?.stop();
     await this.admin?.close();
   }
@@ -134,9 +150,87 @@ export class Operations implements BrokerObserver {
     return json({ broker: this.source.id, topic, partition, start: read.start, end: read.end, messages });
   }
 
-  /** `/api/cluster`. */
-  report(): ClusterReport {
-    return { ...clusterStatus(this.source, this.membership, Date.now()), events: this.events.toArray().reverse() };
+  /** `/api/broker`, and this broker's answer to a peer's `console.report`: what it knows first-hand. */
+  async brokerReport(): Promise<BrokerReport> {
+    const nowMs = Date.now();
+    const groups = this.source.groups();
+    const metadataLeader = groups.find((g) => g.group === 'meta')?.leader ?? null;
+    const topics = this.source.topics();
+    const partitions = partitionViews(groups);
+    if (!this.source.clustered && partitions.length === 0) partitions.push(...standalonePartitions(this.source.id, topics));
+    const sizes = await this.diskBytes.get(nowMs);
+    const stores: ReplicaStore[] = [];
+    for (const p of partitions) {
+      const bounds = this.source.hostedBounds(p.topic, p.partition);
+      if (bounds !== undefined) stores.push({ topic: p.topic, partition: p.partition, start: bounds.start, end: bounds.end, bytes: sizes.get(`${p.topic}/${p.partition}`) ?? 0 });
+    }
+    const stats = this.source.stats() as { connections?: number; subscriptions?: number };
+    return {
+      broker: this.source.id,
+      url: this.source.url(),
+      timeMs: nowMs,
+      ready: isReady(this.source, metadataLeader),
+      metadataLeader,
+      members: this.membership.list(),
+      partitions,
+      connections: stats.connections ?? 0,
+      subscriptions: stats.subscriptions ?? 0,
+      series: this.series.toArray(),
+      topicRates: this.topicRates,
+      stores,
+      disk: await this.disk([...sizes.values()].reduce((n, b) => n + b, 0)),
+      consumers: consumerLagHere(this.source),
+      topics,
+      events: this.events.toArray().reverse(),
+    };
+  }
+
+  /**
+   * `/api/cluster`: every broker's report, gathered over the peer links and
+   * combined (cluster-view.ts). Gathered at most every
+   * {@link CLUSTER_VIEW_MAX_AGE_MS}; requests in between share the answer.
+   */
+  report(): Promise<ClusterReport> {
+    const nowMs = Date.now();
+    if (this.lastView === undefined || nowMs - this.lastView.atMs >= CLUSTER_VIEW_MAX_AGE_MS) {
+      const view = this.gather();
+      this.lastView = { atMs: nowMs, view };
+      view.catch(() => {
+        if (this.lastView?.view === view) this.lastView = undefined;
+      });
+    }
+    return this.lastView.view;
+  }
+
+  private async gather(): Promise<ClusterReport> {
+    const others = new Set<string>(this.source.peerIds);
+    for (const b of this.membership.list()) if (b.id !== this.source.id) others.add(b.id);
+    const [self, peers] = await Promise.all([
+      this.brokerReport(),
+      this.peerReports?.gather([...others]) ?? Promise.resolve(new Map<string, PeerAnswer>([...others].map((id) => [id, { error: 'no peer links' }]))),
+    ]);
+    return buildClusterView({ self, peers, clustered: this.source.clustered, intervalMs: SAMPLE_INTERVAL_MS });
+  }
+
+  /** The data directory's file system (null without one, or before it exists). */
+  private async disk(dataBytes: number): Promise<BrokerDisk | null> {
+    const path = this.source.dataDir;
+    if (path === undefined) return null;
+    const s = await statfs(path).catch(() => undefined);
+    if (s === undefined) return null;
+    const sizeBytes = s.blocks * s.bsize;
+    const used = (s.blocks - s.bfree) * s.bsize;
+    // As df counts it: used over what non-root users can have (the disk alert's figure).
+    const usedPercent = used + s.bavail * s.bsize === 0 ? 0 : Math.round((used / (used + s.bavail * s.bsize)) * 1000) / 10;
+    return { path, sizeBytes, availableBytes: s.bavail * s.bsize, usedPercent, dataBytes };
+  }
+
+  /** `/api/messages?topic&partition[&from][&count]`: the message browser. */
+  private async messages(query: URLSearchParams): Promise<AdminResponse> {
+    const request = parseBrowseQuery(query);
+    if (typeof request === 'string') return json({ error: request }, 400);
+    const result = await browse(this.source.browser, request);
+    return typeof result === 'string' ? json({ error: result }, 404) : json(result);
   }
 
   private routes(): AdminRoutes {
@@ -145,7 +239,9 @@ export class Operations implements BrokerObserver {
       '/metrics': async () => ({ status: 200, contentType: this.metrics.registry.contentType, body: await this.metrics.scrape() }),
       '/healthz': () => json({ status: 'ok', broker: this.source.id }),
       '/readyz': () => (isReady(this.source) ? json({ status: 'ready', broker: this.source.id }) : json({ status: 'not ready', broker: this.source.id }, 503)),
-      '/api/cluster': () => json(this.report()),
+      '/api/cluster': async () => json(await this.report()),
+      '/api/broker': async () => json(await this.brokerReport()),
+      '/api/messages': (query) => this.messages(query),
       '/api/series': () => json({ broker: this.source.id, intervalMs: SAMPLE_INTERVAL_MS, points: this.series.toArray() }),
       '/api/replica': (query) => this.replica(query),
     };
@@ -153,18 +249,38 @@ export class Operations implements BrokerObserver {
 
   // ---- sampling --------------------------------------------------------------------
 
+  /** Samples at every whole second of the wall clock, so all brokers' points of one second line up in the cluster chart. */
+  private scheduleSample(): void {
+    const delay = SAMPLE_INTERVAL_MS - (Date.now() % SAMPLE_INTERVAL_MS);
+    this.sampler = setTimeout(() => {
+      this.sample(Date.now());
+      this.scheduleSample();
+    }, delay);
+    this.sampler.unref();
+  }
+
   private sample(nowMs: number): void {
     const { messagesIn, messagesOut } = this.metrics.totals;
     const seconds = Math.max(0.001, (nowMs - this.lastTotals.timeMs) / 1000);
-    const latencies = this.metrics.takeLatencies();
-    const ms = (s: number | null): number | null => (s === null ? null : Math.round(s * 1e6) / 1000);
+    const latencies = this.metrics.takeLatencies().map((s) => s * 1000);
+    const ms = (v: number | null): number | null => (v === null ? null : Math.round(v * 1000) / 1000);
     this.series.push({
-      timeMs: nowMs,
+      timeMs: Math.round(nowMs / SAMPLE_INTERVAL_MS) * SAMPLE_INTERVAL_MS,
       inPerSec: Math.round((messagesIn - this.lastTotals.messagesIn) / seconds),
       outPerSec: Math.round((messagesOut - this.lastTotals.messagesOut) / seconds),
       p50Ms: ms(quantile(latencies, 0.5)),
       p99Ms: ms(quantile(latencies, 0.99)),
+      latency: countLatencies(latencies),
     });
+    const rates: TopicRate[] = [];
+    for (const [topic, total] of this.metrics.topicTotals) {
+      const before = this.lastTopicTotals.get(topic) ?? { messagesIn: 0, messagesOut: 0 };
+      const inPerSec = Math.round((total.messagesIn - before.messagesIn) / seconds);
+      const outPerSec = Math.round((total.messagesOut - before.messagesOut) / seconds);
+      if (inPerSec > 0 || outPerSec > 0) rates.push({ topic, inPerSec, outPerSec });
+    }
+    this.topicRates = rates;
+    this.lastTopicTotals = new Map([...this.metrics.topicTotals].map(([t, v]) => [t, { ...v }]));
     this.lastTotals = { messagesIn, messagesOut, timeMs: nowMs };
     this.sampleMembers(nowMs);
   }
@@ -204,4 +320,24 @@ export class Operations implements BrokerObserver {
     }
     return snapshot;
   }
+}
+
+/** A standalone in-memory broker has no Raft groups: it leads every partition it has, alone. */
+function standalonePartitions(self: string, topics: ReturnType<OperationsSource['topics']>): PartitionView[] {
+  return topics.flatMap((t) =>
+    t.partitions.map((_, partition): PartitionView => ({
+      topic: t.topic,
+      partition,
+      leader: self,
+      replicas: [self],
+      role: 'leader',
+      term: 0,
+      commit: 0,
+      lastIndex: 0,
+      lag: { [self]: 0 },
+      outOfSync: [],
+      leaderless: false,
+      underReplicated: false,
+    })),
+  );
 }

@@ -1,4 +1,4 @@
-import type { ClusterReport } from './operations.js';
+import type { ClusterReport } from './cluster-view.js';
 
 /** Pads columns to their widest cell. */
 function table(header: string[], rows: string[][]): string[] {
@@ -7,18 +7,48 @@ function table(header: string[], rows: string[][]): string[] {
   return [line(header), ...rows.map(line)];
 }
 
+/** Bytes as people read them (1024-based). */
+export function formatBytes(bytes: number | null): string {
+  if (bytes === null) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+const num = (v: number | null): string => (v === null ? '-' : String(v));
+
 /**
- * `relaymq status` output: cluster health, brokers with state and role,
- * partitions with leader, replicas and lag, problems, recent events.
+ * `relaymq status` output: the cluster view of `/api/cluster` — health,
+ * brokers (state, role, rates, disk), partitions with their leader's lag
+ * per replica, topics with size on disk and rates, consumer lag, problems,
+ * recent events.
  */
 export function renderStatus(report: ClusterReport, maxEvents = 10): string {
   const lines: string[] = [];
   lines.push(`cluster as seen by ${report.broker}: ${report.healthy ? 'HEALTHY' : 'UNHEALTHY'}${report.ready ? '' : ' (broker not ready)'}`);
+  const asked = report.reached.length + report.unreachable.length;
+  lines.push(`gathered from ${report.reached.length} of ${asked} brokers${report.unreachable.length > 0 ? ` (no answer: ${report.unreachable.join(', ')})` : ''}`);
   lines.push('');
   lines.push(
     ...table(
-      ['BROKER', 'STATE', 'ROLE', 'LEADS', 'CONNECTIONS', 'URL'],
-      report.brokers.map((b) => [`${b.id}${b.self ? '*' : ''}`, b.state, b.role, String(b.partitionsLed), b.load === undefined ? '-' : String(b.load.connections), b.url || '-']),
+      ['BROKER', 'STATE', 'ROLE', 'LEADS', 'CONNECTIONS', 'IN/S', 'OUT/S', 'DISK USED', 'DATA', 'URL'],
+      report.brokers.map((b) => [
+        `${b.id}${b.self ? '*' : ''}`,
+        b.state,
+        b.role,
+        String(b.partitionsLed),
+        num(b.connections),
+        num(b.inPerSec),
+        num(b.outPerSec),
+        b.disk === null ? '-' : `${b.disk.usedPercent}% of ${formatBytes(b.disk.sizeBytes)}`,
+        b.disk === null ? '-' : formatBytes(b.disk.dataBytes),
+        b.url || '-',
+      ]),
     ),
   );
   lines.push('');
@@ -27,15 +57,31 @@ export function renderStatus(report: ClusterReport, maxEvents = 10): string {
   } else {
     lines.push(
       ...table(
-        ['PARTITION', 'LEADER', 'REPLICAS', 'COMMIT', 'LAG', 'STATUS'],
+        ['PARTITION', 'LEADER', 'REPLICAS (state:lag)', 'END', 'SIZE', 'STATUS'],
         report.partitions.map((p) => [
           `${p.topic}/${p.partition}`,
-          p.leader ?? 'NONE',
-          p.replicas.join(','),
-          String(p.commit),
-          p.lag === null ? `(ask ${p.leader ?? 'the leader'})` : Object.entries(p.lag).map(([r, n]) => `${r}:${n}`).join(' '),
-          p.leaderless ? 'LEADERLESS' : p.underReplicated ? 'UNDER-REPLICATED' : 'ok',
+          p.leader === null ? 'NONE' : p.status === 'unknown' ? `${p.leader}?` : p.leader,
+          p.replicas.map((r) => `${r}:${p.replicaStates[r] === 'leader' ? 'leader' : `${p.replicaStates[r] ?? 'unknown'}${p.lag?.[r] === undefined ? '' : `:${p.lag[r]}`}`}`).join(' '),
+          num(p.end),
+          formatBytes(p.sizeBytes),
+          p.status === 'ok' ? 'ok' : p.status.toUpperCase(),
         ]),
+      ),
+    );
+    lines.push('');
+    lines.push(
+      ...table(
+        ['TOPIC', 'PARTITIONS', 'MESSAGES', 'SIZE', 'ALL REPLICAS', 'IN/S', 'OUT/S'],
+        report.topics.map((t) => [t.topic, String(t.partitions), String(t.messages), formatBytes(t.sizeBytes), formatBytes(t.replicaBytes), String(t.inPerSec), String(t.outPerSec)]),
+      ),
+    );
+  }
+  if (report.consumers.length > 0) {
+    lines.push('');
+    lines.push(
+      ...table(
+        ['CONSUMER', 'KIND', 'PARTITION', 'POSITION', 'END', 'LAG'],
+        report.consumers.map((c) => [c.consumer, c.kind, `${c.topic}/${c.partition}`, String(c.offset), String(c.end), String(c.lag)]),
       ),
     );
   }
@@ -44,7 +90,7 @@ export function renderStatus(report: ClusterReport, maxEvents = 10): string {
   }
   const events = report.events.slice(0, maxEvents);
   if (events.length > 0) {
-    lines.push('', 'recent events:', ...events.map((e) => `  ${new Date(e.timeMs).toISOString()}  ${e.message}`));
+    lines.push('', 'recent events:', ...events.map((e) => `  ${new Date(e.timeMs).toISOString()}  ${e.broker}  ${e.message}`));
   }
   return `${lines.join('\n')}\n`;
 }

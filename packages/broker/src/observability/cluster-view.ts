@@ -1,0 +1,372 @@
+import type { BrokerDisk, BrokerReport, ReplicaStore } from './broker-report.js';
+import { OUT_OF_SYNC_LAG_ENTRIES, type BrokerView, type MemberView, type PartitionView } from './cluster-status.js';
+import { compareLag, type ConsumerLag } from './consumer-lag.js';
+import { MAX_RECENT_EVENTS, type ClusterEvent, type SeriesPoint } from './history.js';
+import { addCounts, countsQuantile } from './latency-histogram.js';
+
+/**
+ * The cluster as one broker's admin port shows it, built from every broker's
+ * own report (broker-report.ts) gathered over the peer links: partition state
+ * and replica lag come from each partition's leader, rates and disk usage
+ * from each broker, and a broker that did not answer is marked so, never
+ * counted as fine. Pure: the same reports give the same view on every broker.
+ */
+
+/** A broker's state in the cluster view: gossip's states, plus `unreachable` (gossip thinks it alive, but it did not answer). */
+export type ClusterMemberState = MemberView['state'] | 'unreachable';
+
+/** One broker in the cluster view. */
+export interface ClusterBroker extends Omit<BrokerView, 'state'> {
+  state: ClusterMemberState;
+  /** Whether it answered this view's request for its report. */
+  reachable: boolean;
+  /** Why it did not answer (null when it did). */
+  error: string | null;
+  connections: number | null;
+  subscriptions: number | null;
+  /** Messages per second received from publishers and delivered to subscribers in the last complete second. */
+  inPerSec: number | null;
+  outPerSec: number | null;
+  disk: BrokerDisk | null;
+}
+
+/**
+ * A replica's state as its partition's leader and the cluster see it:
+ * `lagging` is more than {@link OUT_OF_SYNC_LAG_ENTRIES} behind, `disconnected`
+ * is not linked to the leader, `unknown` when no leader reported.
+ */
+export type ReplicaState = 'leader' | 'in-sync' | 'lagging' | 'disconnected' | 'unknown' | Exclude<ClusterMemberState, 'alive'>;
+
+/** `ok`; `under-replicated` (a replica out of sync or down); `leaderless`; `unknown` (the leader its replicas name did not answer). */
+export type PartitionStatus = 'ok' | 'under-replicated' | 'leaderless' | 'unknown';
+
+/** One partition of the cluster. `lag`, `outOfSync`, `commit` and `term` are the leader's; `role` is the answering broker's. */
+export interface ClusterPartition extends PartitionView {
+  status: PartitionStatus;
+  replicaStates: Record<string, ReplicaState>;
+  /** Committed bounds (offsets) as the leader (else the most advanced replica that answered) stores them; null when none answered. */
+  start: number | null;
+  end: number | null;
+  /** Bytes of one copy on disk (the leader's, else the largest that answered) and of every copy that answered. */
+  sizeBytes: number | null;
+  replicaBytes: number;
+}
+
+/** A topic of the cluster. */
+export interface ClusterTopic {
+  topic: string;
+  partitions: number;
+  replicationFactor: number;
+  /** Messages stored (sum of `end - start` over partitions whose bounds are known). */
+  messages: number;
+  sizeBytes: number;
+  replicaBytes: number;
+  /** Messages per second in and out over every broker that answered, last complete second. */
+  inPerSec: number;
+  outPerSec: number;
+  status: PartitionStatus;
+}
+
+/** A consumer's lag as its partition's leader reported it. */
+export interface ClusterConsumerLag extends ConsumerLag {
+  leader: string;
+}
+
+/** A recent event, with the broker that recorded it. */
+export interface ClusterEventView extends ClusterEvent {
+  broker: string;
+}
+
+/** Chart series of the cluster view. */
+export interface ClusterSeries {
+  intervalMs: number;
+  /** Sums over the brokers that answered, per second; only seconds every one of them has sampled. */
+  cluster: SeriesPoint[];
+  /** Each answering broker's own points. */
+  brokers: Record<string, SeriesPoint[]>;
+}
+
+/** `/api/cluster`: the whole cluster, as gathered by `broker`. */
+export interface ClusterReport {
+  /** The broker that answered and gathered. */
+  broker: string;
+  timeMs: number;
+  /** Whether the answering broker is ready (`/readyz`). */
+  ready: boolean;
+  healthy: boolean;
+  /** Why the cluster is not healthy, one sentence each; empty when healthy. */
+  problems: string[];
+  metadataLeader: string | null;
+  /** Brokers whose report this view is built from, and those that did not answer. */
+  reached: string[];
+  unreachable: string[];
+  brokers: ClusterBroker[];
+  partitions: ClusterPartition[];
+  topics: ClusterTopic[];
+  consumers: ClusterConsumerLag[];
+  series: ClusterSeries;
+  events: ClusterEventView[];
+}
+
+/** A peer's answer: its report, or why there is none. */
+export type PeerAnswer = { report: BrokerReport } | { error: string };
+
+/** What {@link buildClusterView} combines. */
+export interface ClusterViewInput {
+  self: BrokerReport;
+  /** Every other broker asked, by id. */
+  peers: ReadonlyMap<string, PeerAnswer>;
+  clustered: boolean;
+  intervalMs: number;
+}
+
+/** Worst first: the state a broker that did not answer gets when reports disagree. */
+const STATE_RANK: readonly MemberView['state'][] = ['left', 'dead', 'suspect', 'unseen', 'alive'];
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const key = (topic: string, partition: number): string => `${topic}/${partition}`;
+
+export function buildClusterView(input: ClusterViewInput): ClusterReport {
+  const { self, peers, clustered } = input;
+  const reports = new Map<string, BrokerReport>([[self.broker, self]]);
+  const errors = new Map<string, string>();
+  for (const [id, answer] of peers) {
+    if ('report' in answer) reports.set(id, answer.report);
+    else errors.set(id, answer.error);
+  }
+  const metadataLeader = self.metadataLeader ?? mostCommon([...reports.values()].map((r) => r.metadataLeader));
+
+  // ---- brokers
+  const ids = new Set<string>([...reports.keys(), ...errors.keys()]);
+  for (const r of reports.values()) for (const m of r.members) ids.add(m.id);
+  const partitions = clusterPartitions(reports, self.broker, (id) => brokerState(id));
+  const led = new Map<string, number>();
+  for (const p of partitions) if (p.leader !== null && p.status !== 'unknown') led.set(p.leader, (led.get(p.leader) ?? 0) + 1);
+  function brokerState(id: string): ClusterMemberState {
+    if (reports.has(id)) return 'alive';
+    const seen = [...reports.values()].flatMap((r) => r.members.filter((m) => m.id === id).map((m) => m.state));
+    const worst = STATE_RANK.find((s) => seen.includes(s));
+    return worst === undefined ? 'unseen' : worst === 'alive' ? 'unreachable' : worst;
+  }
+  const brokers = [...ids].sort(cmp).map((id): ClusterBroker => {
+    const report = reports.get(id);
+    const member = [...reports.values()].map((r) => r.members.find((m) => m.id === id)).find((m) => m !== undefined && m.url !== '');
+    const last = report?.series[report.series.length - 1];
+    const view: ClusterBroker = {
+      id,
+      url: report?.url ?? member?.url ?? '',
+      state: brokerState(id),
+      role: !clustered ? 'standalone' : id === metadataLeader ? 'leader' : 'follower',
+      partitionsLed: led.get(id) ?? 0,
+      self: id === self.broker,
+      reachable: report !== undefined,
+      error: report === undefined ? (errors.get(id) ?? 'not asked (not a configured peer)') : null,
+      connections: report?.connections ?? null,
+      subscriptions: report?.subscriptions ?? null,
+      inPerSec: last?.inPerSec ?? null,
+      outPerSec: last?.outPerSec ?? null,
+      disk: report?.disk ?? null,
+    };
+    if (member?.load !== undefined && member.load !== null) view.load = member.load;
+    return view;
+  });
+  const stateOf = new Map(brokers.map((b) => [b.id, b.state]));
+
+  // ---- topics, consumers, series, events
+  const series = clusterSeries(reports, input.intervalMs);
+  const topics = clusterTopics(reports, partitions);
+  const leaderOf = new Map(partitions.filter((p) => p.status !== 'unknown' && p.leader !== null).map((p) => [key(p.topic, p.partition), p.leader as string]));
+  const consumers: ClusterConsumerLag[] = [];
+  for (const r of reports.values()) {
+    for (const c of r.consumers) if (leaderOf.get(key(c.topic, c.partition)) === r.broker) consumers.push({ ...c, leader: r.broker });
+  }
+  consumers.sort(compareLag);
+
+  // ---- verdict
+  const problems: string[] = [];
+  if (!self.ready) problems.push(`broker ${self.broker} is not ready (${self.metadataLeader === null && clustered ? 'no metadata leader known' : 'not accepting clients'})`);
+  for (const b of brokers) {
+    if (b.state === 'left') problems.push(`broker ${b.id} left the cluster`);
+    else if (b.state === 'unseen') problems.push(`broker ${b.id} has not joined since ${self.broker} started`);
+    else if (b.state === 'unreachable') problems.push(`broker ${b.id} did not answer ${self.broker} (${b.error ?? 'no answer'})`);
+    else if (b.state !== 'alive') problems.push(`broker ${b.id} is ${b.state}`);
+  }
+  for (const p of partitions) {
+    const name = `${p.topic}/${p.partition}`;
+    if (p.status === 'leaderless') problems.push(`partition ${name} has no leader`);
+    else if (p.status === 'unknown') problems.push(`partition ${name}: its leader ${p.leader ?? '?'} did not answer (${stateOf.get(p.leader ?? '') ?? 'unknown'})`);
+    else if (p.status === 'under-replicated') problems.push(`partition ${name} is under-replicated (out of sync: ${(p.outOfSync ?? []).join(', ')})`);
+  }
+  return {
+    broker: self.broker,
+    timeMs: self.timeMs,
+    ready: self.ready,
+    healthy: problems.length === 0,
+    problems,
+    metadataLeader,
+    reached: [...reports.keys()].sort(cmp),
+    unreachable: [...errors.keys()].sort(cmp),
+    brokers,
+    partitions,
+    topics,
+    consumers,
+    series,
+    events: clusterEvents(reports),
+  };
+}
+
+/** Every partition of the metadata (and any hosted one it does not list yet), judged from its leader's report. */
+function clusterPartitions(reports: ReadonlyMap<string, BrokerReport>, selfId: string, stateOf: (id: string) => ClusterMemberState): ClusterPartition[] {
+  const assigned = new Map<string, { topic: string; partition: number; replicas: string[] }>();
+  for (const r of reports.values()) {
+    for (const t of r.topics) t.partitions.forEach((replicas, partition) => assigned.has(key(t.topic, partition)) || assigned.set(key(t.topic, partition), { topic: t.topic, partition, replicas }));
+    for (const p of r.partitions) if (!assigned.has(key(p.topic, p.partition))) assigned.set(key(p.topic, p.partition), { topic: p.topic, partition: p.partition, replicas: p.replicas });
+  }
+  const hosted = new Map<string, Array<{ broker: string; view: PartitionView }>>();
+  const stores = new Map<string, Array<{ broker: string; store: ReplicaStore }>>();
+  for (const r of reports.values()) {
+    for (const view of r.partitions) hosted.set(key(view.topic, view.partition), [...(hosted.get(key(view.topic, view.partition)) ?? []), { broker: r.broker, view }]);
+    for (const store of r.stores) stores.set(key(store.topic, store.partition), [...(stores.get(key(store.topic, store.partition)) ?? []), { broker: r.broker, store }]);
+  }
+  const out: ClusterPartition[] = [];
+  for (const [k, a] of assigned) {
+    const views = hosted.get(k) ?? [];
+    const leading = views.filter((v) => v.view.role === 'leader').sort((x, y) => y.view.term - x.view.term)[0];
+    const selfView = views.find((v) => v.broker === selfId)?.view;
+    const replicaStates: Record<string, ReplicaState> = {};
+    let status: PartitionStatus;
+    let leader: string | null;
+    let base: PartitionView | undefined;
+    const outOfSync: string[] = [];
+    if (leading !== undefined) {
+      base = leading.view;
+      leader = leading.broker;
+      for (const id of a.replicas) {
+        const s = stateOf(id);
+        let state: ReplicaState;
+        if (id === leader) state = 'leader';
+        else if (s !== 'alive') state = s;
+        else if (base.outOfSync?.includes(id) === true) state = (base.lag?.[id] ?? 0) > OUT_OF_SYNC_LAG_ENTRIES ? 'lagging' : 'disconnected';
+        else state = 'in-sync';
+        replicaStates[id] = state;
+        if (state !== 'leader' && state !== 'in-sync') outOfSync.push(id);
+      }
+      status = outOfSync.length > 0 ? 'under-replicated' : 'ok';
+    } else {
+      // No answering broker leads it: either none knows a leader, or the one they name did not answer.
+      const named = views.filter((v) => v.view.leader !== null).sort((x, y) => y.view.term - x.view.term)[0];
+      base = named?.view ?? views[0]?.view;
+      leader = named?.view.leader ?? null;
+      status = leader === null ? 'leaderless' : 'unknown';
+      for (const id of a.replicas) {
+        const s = stateOf(id);
+        replicaStates[id] = s === 'alive' ? 'unknown' : s;
+        if (s !== 'alive') outOfSync.push(id);
+      }
+    }
+    const copies = stores.get(k) ?? [];
+    const best = copies.find((c) => c.broker === leader) ?? [...copies].sort((x, y) => y.store.end - x.store.end)[0];
+    out.push({
+      topic: a.topic,
+      partition: a.partition,
+      leader,
+      replicas: a.replicas,
+      role: selfView?.role ?? 'none',
+      term: base?.term ?? 0,
+      commit: base?.commit ?? 0,
+      lastIndex: base?.lastIndex ?? 0,
+      lag: leading === undefined ? null : (leading.view.lag ?? null),
+      outOfSync,
+      leaderless: status === 'leaderless',
+      underReplicated: status === 'under-replicated' || (status === 'unknown' && outOfSync.length > 0),
+      status,
+      replicaStates,
+      start: best?.store.start ?? null,
+      end: best?.store.end ?? null,
+      sizeBytes: copies.length === 0 ? null : (copies.find((c) => c.broker === leader)?.store.bytes ?? Math.max(...copies.map((c) => c.store.bytes))),
+      replicaBytes: copies.reduce((n, c) => n + c.store.bytes, 0),
+    });
+  }
+  return out.sort((x, y) => (x.topic === y.topic ? x.partition - y.partition : cmp(x.topic, y.topic)));
+}
+
+const STATUS_RANK: readonly PartitionStatus[] = ['leaderless', 'unknown', 'under-replicated', 'ok'];
+
+function clusterTopics(reports: ReadonlyMap<string, BrokerReport>, partitions: readonly ClusterPartition[]): ClusterTopic[] {
+  const topics = new Map<string, ClusterTopic>();
+  const rf = new Map<string, number>();
+  for (const r of reports.values()) for (const t of r.topics) if (!rf.has(t.topic)) rf.set(t.topic, t.replicationFactor);
+  for (const p of partitions) {
+    const t = topics.get(p.topic) ?? { topic: p.topic, partitions: 0, replicationFactor: rf.get(p.topic) ?? p.replicas.length, messages: 0, sizeBytes: 0, replicaBytes: 0, inPerSec: 0, outPerSec: 0, status: 'ok' };
+    t.partitions++;
+    if (p.start !== null && p.end !== null) t.messages += p.end - p.start;
+    t.sizeBytes += p.sizeBytes ?? 0;
+    t.replicaBytes += p.replicaBytes;
+    if (STATUS_RANK.indexOf(p.status) < STATUS_RANK.indexOf(t.status)) t.status = p.status;
+    topics.set(p.topic, t);
+  }
+  for (const r of reports.values()) {
+    for (const rate of r.topicRates) {
+      const t = topics.get(rate.topic);
+      if (t === undefined) continue;
+      t.inPerSec += rate.inPerSec;
+      t.outPerSec += rate.outPerSec;
+    }
+  }
+  return [...topics.values()].sort((a, b) => cmp(a.topic, b.topic));
+}
+
+/**
+ * Per second, the sum of every answering broker's rates and the percentiles
+ * of their latencies added together. Seconds after the oldest "latest point"
+ * among the brokers are left out: some broker has not sampled them yet, and
+ * a sum without it would dip.
+ */
+export function clusterSeries(reports: ReadonlyMap<string, BrokerReport>, intervalMs: number): ClusterSeries {
+  const brokers: Record<string, SeriesPoint[]> = {};
+  let cutoff = Number.POSITIVE_INFINITY;
+  const bySecond = new Map<number, SeriesPoint[]>();
+  for (const r of reports.values()) {
+    brokers[r.broker] = r.series;
+    const last = r.series[r.series.length - 1];
+    if (last === undefined) continue;
+    cutoff = Math.min(cutoff, last.timeMs);
+    for (const p of r.series) bySecond.set(p.timeMs, [...(bySecond.get(p.timeMs) ?? []), p]);
+  }
+  const cluster = [...bySecond]
+    .filter(([t]) => t <= cutoff)
+    .sort((a, b) => a[0] - b[0])
+    .map(([timeMs, points]): SeriesPoint => {
+      const latency = addCounts(points.map((p) => p.latency));
+      return {
+        timeMs,
+        inPerSec: points.reduce((n, p) => n + p.inPerSec, 0),
+        outPerSec: points.reduce((n, p) => n + p.outPerSec, 0),
+        p50Ms: countsQuantile(latency, 0.5),
+        p99Ms: countsQuantile(latency, 0.99),
+        latency,
+      };
+    });
+  return { intervalMs, cluster, brokers };
+}
+
+/** Events of every broker, newest first; the same message recorded by several brokers within 10 s is shown once. */
+function clusterEvents(reports: ReadonlyMap<string, BrokerReport>): ClusterEventView[] {
+  const all = [...reports.values()].flatMap((r) => r.events.map((e) => ({ ...e, broker: r.broker }))).sort((a, b) => b.timeMs - a.timeMs);
+  const seen = new Map<string, number>();
+  const out: ClusterEventView[] = [];
+  for (const e of all) {
+    const at = seen.get(e.message);
+    if (at !== undefined && at - e.timeMs <= 10_000) continue;
+    seen.set(e.message, e.timeMs);
+    out.push(e);
+    if (out.length >= MAX_RECENT_EVENTS) break;
+  }
+  return out;
+}
+
+function mostCommon(values: ReadonlyArray<string | null>): string | null {
+  const counts = new Map<string, number>();
+  for (const v of values) if (v !== null) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1] || cmp(a[0], b[0]))[0]?.[0] ?? null;
+}

@@ -204,19 +204,30 @@ describe('consumer groups across processes', () => {
     const stoppedBy: Record<string, number> = { m5: killedAt, m6: killedAt, m4: stoppedAt };
     // The bound: a position is committed at most commit.intervalMs after its message was handled, plus a round trip (1 s of slack on a loaded machine).
     const boundMs = COMMIT_INTERVAL_MS + 1000;
+    // A member the group fenced on its own (its lease ran out under load) says so with a `lost` or `fenced` revoke.
+    const fencedAt = (member: string, partition: number, after: number): number | undefined =>
+      members
+        .find((m) => m.name === member)
+        ?.lines.find((l) => l.ev === 'revoked' && l.reason !== 'rebalance' && l.partitions.includes(partition) && l.t >= after)?.t;
     const unexplained = duplicates.filter((list) => {
       const first = [...list].sort((a, b) => a.t - b.t)[0] as Extract<Line, { ev: 'start' }>;
       const stopped = stoppedBy[first.member];
-      return stopped === undefined || first.t < stopped - boundMs;
+      if (stopped !== undefined && first.t >= stopped - boundMs) return false;
+      return fencedAt(first.member, first.p, first.t) === undefined;
     });
+    const fencedOnTheirOwn = duplicates.length - unexplained.length - duplicates.filter((list) => {
+      const first = [...list].sort((a, b) => a.t - b.t)[0] as Extract<Line, { ev: 'start' }>;
+      const stopped = stoppedBy[first.member];
+      return stopped !== undefined && first.t >= stopped - boundMs;
+    }).length;
     const bound = starts.filter((s) => stoppedBy[s.member] !== undefined && s.t >= (stoppedBy[s.member] as number) - boundMs && s.t <= (stoppedBy[s.member] as number)).length;
     console.log(
       `group processes: ${acked.size} acknowledged, ${firstByN.size} handled, ${duplicates.length} handled twice (bound: ${bound} handled by killed/fenced members in the last ${boundMs} ms before they stopped), ` +
         `killed partitions moved in ${killMoveMs} ms, paused partitions in ${pauseMoveMs} ms (session timeout ${SESSION_TIMEOUT_MS} ms), ` +
-        `m4 fenced commits ${m4.fencedCommits}, handlers frozen mid-way by SIGSTOP ${frozenMidHandler}`,
+        `m4 fenced commits ${m4.fencedCommits}, handlers frozen mid-way by SIGSTOP ${frozenMidHandler}, duplicates from members fenced by load ${fencedOnTheirOwn}`,
     );
-    expect(unexplained).toEqual([]);
-    expect(duplicates.length).toBeLessThanOrEqual(bound);
+    expect(unexplained, dump()).toEqual([]);
+    expect(duplicates.length - fencedOnTheirOwn).toBeLessThanOrEqual(bound);
     expect(killMoveMs).toBeLessThanOrEqual(SESSION_TIMEOUT_MS + 2000 + 1000); // + the test's own polling on a loaded machine
     expect(pauseMoveMs).toBeLessThanOrEqual(SESSION_TIMEOUT_MS + 2000 + 1000);
   }, 180_000);

@@ -146,6 +146,9 @@ export class GroupMembership {
         if (owned !== undefined && owned.epoch === entry.epoch && !this.releasing.has(key)) void this.release(key, owned);
         continue;
       }
+      // The same grant seen again (resubscribed on another broker): keep going; the broker resends from the
+      // committed position and what was already received is dropped as a duplicate, so nothing is handled twice.
+      if (owned !== undefined && owned.epoch === entry.epoch && !this.releasing.has(key)) continue;
       if (entry.offset !== undefined || owned === undefined || owned.epoch !== entry.epoch) {
         // A grant (or a grant again): start over from where the broker says.
         if (owned !== undefined) this.hooks.dropPartition(entry.topic, entry.partition);

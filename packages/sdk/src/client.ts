@@ -1,3 +1,5 @@
+import { tracedPublish } from './publish/tracing.js';
+import { tracedHandler } from './subscribe/tracing.js';
 import { EventEmitter } from 'eventemitter3';
 import { RelayError, type DialFailure, type ErrorCode } from './protocol/index.js';
 import { describeFailures, failureOf } from './transport/dial-failure.js';
@@ -87,6 +89,7 @@ export class RelayClient extends EventEmitter<ClientEvents> {
         this.pool.prefer(brokerId);
         return this.pool.connectionTo(brokerId);
       },
+      (brokerId) => this.pool.reach(brokerId),
     );
     this.subscriber = new Subscriber(
       {
@@ -117,12 +120,13 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       },
       brokersChanged: (added, removed) => this.emit('brokers', { added, removed }),
       gaveUp: () => void this.shutdown(this.notConnected('no broker reachable; reconnect attempts exhausted')),
+      connectionOpened: (connection) => this.publisher.connectionOpened(connection),
       connectionClosed: (connection) => this.publisher.connectionClosed(connection),
       awaitsAnswers: (connection) => this.publisher.awaitsAnswersOn(connection),
       frame: (connection, frame) => {
         switch (frame.type) {
           case 'ack':
-            this.publisher.onAck(frame);
+            this.publisher.onAck(frame, connection);
             return;
           case 'nack':
             this.publisher.onNack(frame);
@@ -189,7 +193,8 @@ export class RelayClient extends EventEmitter<ClientEvents> {
    */
   publish(topic: string, data: unknown, options?: PublishOptions): Promise<PublishReceipt> {
     if (this.state === 'closed') return Promise.reject(new RelayError('CLIENT_CLOSED', 'client is closed'));
-    return this.publisher.publish(topic, data, options);
+    // In a PRODUCER span whose context travels in the headers (a no-op without an OpenTelemetry SDK).
+    return tracedPublish(topic, options?.headers, (headers) => this.publisher.publish(topic, data, headers === options?.headers ? options : { ...options, headers }));
   }
 
   /**
@@ -212,7 +217,8 @@ export class RelayClient extends EventEmitter<ClientEvents> {
   ): Promise<Subscription | MessageStream<T>> {
     if (this.state === 'closed') return Promise.reject(new RelayError('CLIENT_CLOSED', 'client is closed'));
     if (typeof handlerOrOptions === 'function') {
-      return this.subscriber.subscribe(pattern, handlerOrOptions as MessageHandler, options);
+      // Each message handled in a CONSUMER span continuing the publisher's trace (no-op without an OpenTelemetry SDK).
+      return this.subscriber.subscribe(pattern, tracedHandler(handlerOrOptions as MessageHandler), options);
     }
     return this.subscriber.stream<T>(pattern, handlerOrOptions);
   }

@@ -34,6 +34,7 @@ export type {
 export { DEAD_LETTER_HEADERS, RETRY_DEFAULTS, type RetryOptions } from './subscribe/failure-policy.js';
 export { DEFAULT_SESSION_TIMEOUT_MS } from './subscribe/subscriber.js';
 export type { AssignedEvent, GroupPartitionRef, RevokedEvent } from './subscribe/group-membership.js';
+export { messageTraceContext } from './subscribe/tracing.js';
 export type { WebSocketConstructor, WebSocketLike } from './transport/websocket.js';
 export {
   RelayError,

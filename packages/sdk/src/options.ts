@@ -121,6 +121,9 @@ export interface ClientOptions {
   tls?: ClientTlsOptions;
   /**
    * Brokers kept connected at once (warm standby); capped by the brokers known.
+   * While a broker refuses a partition and names another as the way to it
+   * (a split between brokers), up to 2 more are dialed for a while (see
+   * docs/reliability.md, "Routing across a split").
    * @defaultValue `2`
    */
   poolSize?: number;

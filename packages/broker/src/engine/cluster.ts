@@ -19,6 +19,7 @@ import { handOverLeadership, rankTargets, type HandoverGroup, type HandoverResul
 import { GroupFactory, META_GROUP, partitionGroupId, type MetadataGroup } from './group-factory.js';
 import type { HostedPartition, PartitionGroup } from './hosted-partition.js';
 import { LeaderForwarding } from './leader-forwarding.js';
+import { LostPeers } from './lost-peers.js';
 import { MetadataCompaction } from './metadata-compaction.js';
 import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
@@ -159,7 +160,16 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.metadata = new MetadataState(options.brokers);
     this.rpc = new PeerRpc(options.transport);
     this.factory = new GroupFactory(options);
-    this.forwarding = new LeaderForwarding({ self: options.self, rpc: this.rpc, requestTimeoutMs: options.requestTimeoutMs, now: options.now });
+    // Links seen to drop: a forward that cannot reach any leader answers at once (leader-forwarding.ts, cutOff).
+    const lostPeers = new LostPeers(options.transport, () => this.forwarding.linksChanged());
+    this.forwarding = new LeaderForwarding({
+      self: options.self,
+      rpc: this.rpc,
+      requestTimeoutMs: options.requestTimeoutMs,
+      now: options.now,
+      lostPeers,
+      votersOf: (group) => this.groups.get(group.id)?.status().voters ?? [],
+    });
     this.metaCompaction = new MetadataCompaction({
       group: () => this.meta,
       storage: () => this.metaStorage,
@@ -188,6 +198,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       rpc: this.rpc,
       requestTimeoutMs: options.requestTimeoutMs,
       whenOpened: () => this.whenOpened(),
+      lostPeers,
       replicasOf: (topic, partition) => this.metadata.get(topic)?.partitions[partition]?.replicas,
       hosts: (topic, partition) => this.hosts(topic, partition),
       publishHosted: async ({ topic, partition, ack, command }) => {

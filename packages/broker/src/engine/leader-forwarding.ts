@@ -23,6 +23,15 @@ export interface LeaderForwardingContext {
   /** How long a request may wait for a leader and its answer. */
   requestTimeoutMs: number;
   now: () => number;
+  /** Peers whose link to this broker went down and has not come back (see lost-peers.ts); absent: none ever. */
+  lostPeers?: { has(peer: NodeId): boolean; readonly size: number };
+  /** The voters of a group hosted here (absent or empty: unknown). */
+  votersOf?: (group: LedGroup) => readonly NodeId[];
+}
+
+/** Carries a cut-off refusal out of a wait (anything else thrown there means: no leader yet). */
+class CutOff {
+  constructor(readonly error: RelayError) {}
 }
 
 export class LeaderForwarding {
@@ -45,7 +54,12 @@ export class LeaderForwarding {
    * leader. When the leader is unknown, unreachable or just lost its role, it
    * waits for the next one (bounded by `requestTimeoutMs`) instead of
    * bouncing the client: only when no leader can be reached in time does it
-   * answer `NO_QUORUM`, which sends the client to another broker.
+   * answer `NO_QUORUM`, which sends the client to another broker. When this
+   * broker has lost its links to so many replicas that no leader it could
+   * reach can exist (a split that put the partition's quorum on the other
+   * side), it answers `NO_QUORUM` at once, naming one of those replicas as
+   * `leader`: the client's own link to it may well be open (see
+   * {@link cutOff}).
    */
   async viaLeader<R>(group: LedGroup, local: () => Promise<R>, method: string, body: unknown): Promise<R> {
     const { self, rpc, requestTimeoutMs, now } = this.ctx;
@@ -56,10 +70,17 @@ export class LeaderForwarding {
       const leader = await waitFor(
         this.leaderChanges,
         'leader',
-        () => (group.leader !== null && group.leader !== avoid ? group.leader : undefined),
+        () => {
+          const cut = this.cutOff(group);
+          if (cut !== undefined) throw cut;
+          return group.leader !== null && group.leader !== avoid ? group.leader : undefined;
+        },
         Math.max(1, deadline - now()),
         `a leader of ${group.id}`,
-      ).catch(() => undefined);
+      ).catch((err: unknown) => {
+        if (err instanceof CutOff) throw err.error; // retriable: nothing (more) was proposed through this broker
+        return undefined;
+      });
       if (leader === undefined) break;
       try {
         if (leader === self) return await local();
@@ -77,6 +98,38 @@ export class LeaderForwarding {
       }
     }
     throw new RelayError('NO_QUORUM', `no reachable leader for ${group.id}: this broker cannot reach a quorum of its replicas`);
+  }
+
+  /**
+   * Why no leader of `group` can be reached from here, when that is certain
+   * from the links alone: the leader this broker names (if any, and not
+   * itself) sits behind a lost link, and so many voters do that those left
+   * (this broker included) are no quorum — no leader can be elected or keep
+   * leading on this side. Only links seen to drop count (never silence, never
+   * a link not yet dialed), so a loaded machine or a starting broker never
+   * gets here. The hint is the leader last named if it is among the lost,
+   * else the first lost voter: any of them reaches the leader of their side.
+   */
+  private cutOff(group: LedGroup): CutOff | undefined {
+    const { self, lostPeers, votersOf } = this.ctx;
+    if (lostPeers === undefined || lostPeers.size === 0 || votersOf === undefined) return undefined;
+    const lost = (peer: NodeId): boolean => lostPeers.has(peer);
+    const leader = group.leader;
+    if (leader !== null && leader !== self && !lost(leader)) return undefined;
+    const voters = votersOf(group);
+    const unreachable = voters.filter((v) => v !== self && lost(v));
+    if (unreachable.length === 0 || voters.length - unreachable.length > voters.length / 2) return undefined;
+    const hint = leader !== null && unreachable.includes(leader) ? leader : (unreachable[0] as NodeId);
+    return new CutOff(
+      new RelayError('NO_QUORUM', `broker ${self} lost its links to ${unreachable.join(', ')} of the replicas of ${group.id}: no leader is reachable from here; try ${hint}`, {
+        leader: hint,
+      }),
+    );
+  }
+
+  /** Peer links came or went: requests waiting for a leader look again (see {@link cutOff}). */
+  linksChanged(): void {
+    this.leaderChanges.emit('leader');
   }
 
   /**

@@ -173,3 +173,41 @@ describe('PublishRouter', () => {
     await expect((routers.get('b1') as PublishRouter).route(publish())).resolves.toEqual({ leader: 'b3', outcomes: [{ kind: 'duplicate', offset: 4 }] });
   });
 });
+
+describe('PublishRouter across a split', () => {
+  it("names a replica behind a lost link when the replica it reached answers NO_QUORUM (peer RPC drops the replica's hint)", async () => {
+    const lost = new Set(['r2', 'r3']);
+    const rpc = {
+      handle: () => {},
+      call: async (peer: string) => {
+        if (lost.has(peer)) throw new RelayError('NOT_CONNECTED', `broker ${peer} is not connected`);
+        throw new RelayError('NO_QUORUM', 'broker old lost its links to r2, r3 of the replicas of p/t/0');
+      },
+    } as unknown as PeerRpc;
+    const router = new PublishRouter({
+      self: 'b1',
+      rpc,
+      requestTimeoutMs: 100,
+      hedgeMs: HEDGE_MS,
+      lostPeers: lost,
+      replicasOf: () => ['old', 'r2', 'r3'],
+      hosts: () => false,
+      publishHosted: async () => ({ leader: undefined, outcomes: [] }),
+    });
+    await expect(router.route(publish())).rejects.toMatchObject({ code: 'NO_QUORUM', details: { leader: 'r2' } });
+    // Without lost links there is nobody better to name: the answer passes as it came.
+    const healed = new PublishRouter({
+      self: 'b1',
+      rpc: { handle: () => {}, call: async () => Promise.reject(new RelayError('NO_QUORUM', 'no leader')) } as unknown as PeerRpc,
+      requestTimeoutMs: 100,
+      hedgeMs: HEDGE_MS,
+      lostPeers: new Set<string>(),
+      replicasOf: () => ['old', 'r2', 'r3'],
+      hosts: () => false,
+      publishHosted: async () => ({ leader: undefined, outcomes: [] }),
+    });
+    const refusal = await healed.route(publish()).catch((err: unknown) => err);
+    expect(refusal).toMatchObject({ code: 'NO_QUORUM' });
+    expect((refusal as RelayError).details.leader).toBeUndefined();
+  });
+});

@@ -64,6 +64,8 @@ export interface RouteContext {
   requestTimeoutMs: number;
   /** Resolves once this broker can serve routed publishes (its logs and metadata are open). */
   whenOpened?: () => Promise<void>;
+  /** Peers whose link to this broker dropped and has not come back (see lost-peers.ts). */
+  lostPeers?: { has(peer: NodeId): boolean };
   /** Overrides {@link ROUTE_HEDGE_MS} (tests). */
   hedgeMs?: number;
 }
@@ -149,7 +151,7 @@ export class PublishRouter {
       };
       const giveUpIfDone = (): void => {
         if (running > 0 || (next < order.length && answered === undefined)) return;
-        if (answered !== undefined) finish(publishFailure(answered.err, attempted, `publish routed to broker ${answered.target}`));
+        if (answered !== undefined) finish(this.withReachableHint(publishFailure(answered.err, attempted, `publish routed to broker ${answered.target}`), replicas, known));
         else finish(new RelayError('NOT_LEADER', `broker ${this.ctx.self} holds no replica of ${topic}/${partition} and reached none (${String(unreachable)})`, hintOf(hint)));
       };
       const launch = (): void => {
@@ -209,6 +211,22 @@ export class PublishRouter {
       };
       launch();
     });
+  }
+
+  /**
+   * A replica answered `NO_QUORUM` (it reaches no leader) without a hint,
+   * which peer RPC does not carry: name a replica whose link from here is
+   * lost (the leader last heard of first), since the leader the answering
+   * replica cannot reach is behind such a link too, and the client's own
+   * link to it may be open.
+   */
+  private withReachableHint(error: RelayError, replicas: readonly NodeId[], known: NodeId | undefined): RelayError {
+    const lost = this.ctx.lostPeers;
+    if (error.code !== 'NO_QUORUM' || error.details.leader !== undefined || lost === undefined) return error;
+    const behind = replicas.filter((r) => r !== this.ctx.self && lost.has(r));
+    const hint = known !== undefined && behind.includes(known) ? known : behind[0];
+    if (hint === undefined) return error;
+    return new RelayError('NO_QUORUM', `${error.message}; broker ${this.ctx.self} lost its links to ${behind.join(', ')}: try ${hint}`, { leader: hint });
   }
 }
 

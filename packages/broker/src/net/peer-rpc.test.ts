@@ -49,6 +49,14 @@ describe('PeerRpc', () => {
     await expect(a.call('b', 'nope', {}, 1000)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
+  it("carries a refusal's leader hint back, so a client hears it through every hop (a split: the hint names the far side)", async () => {
+    const [a, b] = await pair();
+    b.handle('publish', async () => {
+      throw new RelayError('NO_QUORUM', 'no leader reachable from b; try c4', { leader: 'c4' });
+    });
+    await expect(a.call('b', 'publish', {}, 1000)).rejects.toMatchObject({ code: 'NO_QUORUM', details: { leader: 'c4' } });
+  });
+
   it('fails with NOT_CONNECTED for a peer that is down and TIMEOUT for one that never answers', async () => {
     const [a, b, , tb] = await pair();
     b.handle('slow', () => new Promise(() => {}));

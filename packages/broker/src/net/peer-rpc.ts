@@ -19,7 +19,8 @@ interface Pending {
 type RpcFrame =
   | { kind: 'req'; id: number; method: string; body: unknown }
   | { kind: 'res'; id: number; body: unknown }
-  | { kind: 'err'; id: number; code: string; message: string };
+  /** `leader`: the hint a refusal carries (the leader, or a broker that reaches it), passed on hop by hop. */
+  | { kind: 'err'; id: number; code: string; message: string; leader?: string };
 
 /** Most requests awaiting replies at once; beyond it calls fail fast instead of queueing. */
 const MAX_PENDING = 100_000;
@@ -112,7 +113,7 @@ export class PeerRpc {
     this.pending.delete(frame.id);
     clearTimeout(pending.timer);
     if (frame.kind === 'res') pending.resolve(frame.body);
-    else pending.reject(new RelayError(isErrorCode(frame.code) ? frame.code : 'INTERNAL', frame.message));
+    else pending.reject(new RelayError(isErrorCode(frame.code) ? frame.code : 'INTERNAL', frame.message, frame.leader === undefined ? {} : { leader: frame.leader }));
   }
 
   private async serve(from: string, id: number, method: string, body: unknown): Promise<void> {
@@ -124,6 +125,7 @@ export class PeerRpc {
     } catch (err) {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', 'peer request failed', { cause: err });
       reply = { kind: 'err', id, code: error.code, message: error.message };
+      if (error.details.leader !== undefined) reply.leader = error.details.leader;
     }
     this.transport.send(from, this.channel, reply);
   }
@@ -136,7 +138,9 @@ function asFrame(payload: unknown): RpcFrame | undefined {
   if (o.kind === 'req' && typeof o.method === 'string') return { kind: 'req', id: o.id, method: o.method, body: o.body };
   if (o.kind === 'res') return { kind: 'res', id: o.id, body: o.body };
   if (o.kind === 'err' && typeof o.code === 'string' && typeof o.message === 'string') {
-    return { kind: 'err', id: o.id, code: o.code, message: o.message };
+    const frame: RpcFrame = { kind: 'err', id: o.id, code: o.code, message: o.message };
+    if (typeof o.leader === 'string') frame.leader = o.leader;
+    return frame;
   }
   return undefined;
 }

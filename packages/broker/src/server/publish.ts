@@ -1,5 +1,6 @@
 import { RelayError, type Ack, type BrokerFrame, type NackFrame, type PublishBatch, type PublishFrame } from '@relaymq/sdk/protocol';
 import type { AppendOutcome } from '../core/partition/partition.js';
+import { tracedStore } from '../observability/tracing.js';
 import { TokenBucket } from '../security/rate-limit.js';
 import type { ClientAccess } from './client-access.js';
 import { asRelayError, dataBytes, unlessNotReady, type SessionContext } from './session-context.js';
@@ -34,21 +35,37 @@ export class PublishHandler {
   publish(frame: PublishFrame): void {
     const receivedAt = performance.now();
     const answers = frame.batches.map((batch) => this.publishBatch(batch));
-    // Answers go out in the order of the messages: a nack never overtakes the acks before it.
-    void Promise.all(answers).then((groups) => {
-      let acks: Ack[] = [];
-      for (const answer of groups.flat()) {
-        if (!('type' in answer)) {
-          acks.push(answer);
-          continue;
-        }
-        if (acks.length > 0) this.session.send({ type: 'ack', acks });
-        acks = [];
-        this.session.send(answer);
+    // Answers go out in the order of the messages of each partition: a nack never overtakes the acks before it.
+    // Partitions are answered apart, so one whose leader is slow or unreachable holds no other partition's acks
+    // (a client resends its whole outbox in one frame after a failover).
+    const byPartition = new Map<string, Array<Promise<Array<Ack | NackFrame>>>>();
+    frame.batches.forEach((batch, i) => {
+      const key = `${batch.partition}:${batch.topic}`;
+      const list = byPartition.get(key) ?? [];
+      list.push(answers[i] as Promise<Array<Ack | NackFrame>>);
+      byPartition.set(key, list);
+    });
+    for (const group of byPartition.values()) {
+      void Promise.all(group).then((groups) => {
+        this.answer(groups.flat());
+        if (groups.some((g) => g.length > 0)) this.session.ctx.observer?.publishLatency((performance.now() - receivedAt) / 1000);
+      });
+    }
+  }
+
+  /** Sends one partition's answers in message order: runs of acks in one frame, each nack on its own. */
+  private answer(answers: Array<Ack | NackFrame>): void {
+    let acks: Ack[] = [];
+    for (const answer of answers) {
+      if (!('type' in answer)) {
+        acks.push(answer);
+        continue;
       }
       if (acks.length > 0) this.session.send({ type: 'ack', acks });
-      if (groups.some((g) => g.length > 0)) this.session.ctx.observer?.publishLatency((performance.now() - receivedAt) / 1000);
-    });
+      acks = [];
+      this.session.send(answer);
+    }
+    if (acks.length > 0) this.session.send({ type: 'ack', acks });
   }
 
   /** Appends one batch and answers it: ranges of acks, a nack per refused message, nothing for `ack: none`. */
@@ -65,7 +82,7 @@ export class PublishHandler {
         ctx.counters.rateLimited++;
         throw new RelayError('RATE_LIMITED', `publishing faster than ${ctx.options.publishRateLimit} messages/s; retry later`);
       }
-      const outcomes = await this.handOff(batch);
+      const outcomes = await tracedStore(batch.topic, batch.partition, batch.messages, () => this.handOff(batch));
       this.published += batch.messages.length;
       if (ctx.observer !== undefined) ctx.observer.published(batch.topic, batch.messages.length, dataBytes(batch.messages));
       if (batch.ack === 'none') return [];

@@ -100,6 +100,10 @@ interface FakeBroker {
   silent?: boolean;
   /** Open sockets to it, for pushing frames. */
   sockets: Array<{ push(frame: BrokerFrame): void }>;
+  /** Refuses every publish so, naming `leader` (a broker cut off from a partition's leader by a split). */
+  refuse?: { code: string; leader?: string };
+  /** Publishes it acknowledged. */
+  acked?: number;
 }
 
 const view = (broker: FakeBroker, all: FakeBroker[]): ClusterView => ({
@@ -154,7 +158,13 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
         // a paused process answers nothing
       } else if (frame.type === 'metadata') {
         this.push({ type: 'topics', id: frame.id, topics: frame.topics.map((topic) => ({ topic, partitions: 1 })) });
+      } else if (frame.type === 'publish' && broker.refuse !== undefined) {
+        const { code, leader } = broker.refuse;
+        for (const batch of frame.batches) {
+          batch.messages.forEach((_, i) => this.push({ type: 'nack', id: batch.firstId + i, code, message: 'refused', ...(leader === undefined ? {} : { leader }) }));
+        }
       } else if (frame.type === 'publish') {
+        broker.acked = (broker.acked ?? 0) + frame.batches.reduce((n, b) => n + b.messages.length, 0);
         this.push({ type: 'ack', acks: frame.batches.map((batch) => ({ id: batch.firstId, offset: batch.firstSeq, count: batch.messages.length, duplicate: false })) });
       }
     }
@@ -188,6 +198,27 @@ describe('readiness (fake brokers)', () => {
     clients.push(c);
     return c;
   };
+
+  it('dials the broker a NO_QUORUM refusal names, one slot beyond poolSize, and publishes there without failing over', async () => {
+    const brokers = fakeBrokers([{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }]);
+    const [a, b, c, d] = brokers as [FakeBroker, FakeBroker, FakeBroker, FakeBroker];
+    // a and b are on the side of a split without the partition's leader; they name d, across it.
+    a.refuse = { code: 'NO_QUORUM', leader: 'd' };
+    b.refuse = { code: 'NO_QUORUM', leader: 'd' };
+    c.reachable = false;
+    d.reachable = false; // not dialed before it is needed
+    const client_ = client(brokers, [a.url, b.url]);
+    await client_.start();
+    await vi.waitFor(() => expect(client_.stats().connectedBrokers).toHaveLength(2), { timeout: 2000 });
+    d.reachable = true;
+    const failovers: string[] = [];
+    client_.on('failover', ({ reason }) => failovers.push(reason.code));
+    const receipt = await client_.publish('t', 'across the split', { timeoutMs: 3000 });
+    expect(receipt.offset).toBe(0);
+    expect(d.acked).toBe(1);
+    expect(failovers).toEqual([]);
+    expect(client_.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b', 'd']);
+  });
 
   it('moves off an active broker that is not ready once a ready one is pooled (reason NOT_READY)', async () => {
     const [n, a] = fakeBrokers([{ id: 'n', ready: false }, { id: 'a', reachable: false }]) as [FakeBroker, FakeBroker];

@@ -15,6 +15,8 @@ export interface PoolListener {
   brokersChanged(added: string[], removed: string[]): void;
   /** Every slot gave up (only with a finite `reconnect.maxAttempts`). */
   gaveUp(error: RelayError): void;
+  /** A pooled connection opened (active or standby). */
+  connectionOpened?(connection: BrokerConnection): void;
   /** A pooled connection closed (active or standby). */
   connectionClosed(connection: BrokerConnection): void;
   /** Whether publishes sent on `connection` await their answers (absent: none do). */
@@ -27,6 +29,14 @@ export interface PoolListener {
 const REBALANCE_MS = 5000;
 /** A broker counts as a leader in use this long after a publish needed it. */
 const WANTED_MS = 30_000;
+/** How long an urgent request for a broker (see {@link BrokerPool.reach}) stays outstanding. */
+const URGENT_MS = 10_000;
+/** Slots beyond `poolSize` while urgent requests are outstanding: one broker on each side of a split, say. */
+const URGENT_EXTRA_SLOTS = 2;
+/** Least time between two standbys closed for urgent requests once the pool is full. */
+const URGENT_REBALANCE_MS = 1000;
+/** A broker whose dial failed this recently is not dialed first even when asked for urgently. */
+const FRESH_FAILURE_MS = 1000;
 
 function shuffled<T>(items: T[]): T[] {
   const copy = [...items];
@@ -59,7 +69,10 @@ export class BrokerPool {
   private readonly urlsById = new Map<string, string>();
   /** Brokers that lead partitions this client publishes to, and when that was last needed. */
   private readonly wanted = new Map<string, number>();
+  /** Brokers asked for urgently (a refusal named them as the way to a partition), and when. */
+  private readonly urgent = new Map<string, number>();
   private lastRebalanceMs = Number.NEGATIVE_INFINITY;
+  private lastUrgentRebalanceMs = Number.NEGATIVE_INFINITY;
   /** Connections whose broker said it cannot serve (welcome or cluster frame `ready: false`). */
   private readonly notReady = new WeakSet<BrokerConnection>();
   private closed = false;
@@ -102,19 +115,60 @@ export class BrokerPool {
    * leads nothing in use is closed (at most once per {@link REBALANCE_MS})
    * and its slot dials the leader; the active connection is never closed, and
    * the messages in flight on the closed standby are republished.
+   *
+   * `urgent`: see {@link reach}.
    */
-  prefer(id: string): void {
-    if (this.closed || !this.options.discovery) return;
+  prefer(id: string, urgent = false): void {
+    this.reach(id, urgent);
+  }
+
+  /**
+   * {@link prefer}, telling whether a connection to `id` is open or being
+   * dialed now (false: not soon, if ever — discovery off, an unknown broker,
+   * no slot free for it).
+   *
+   * `urgent`: a broker refused a partition and named `id` as the way to it
+   * (the brokers pooled cannot reach its leader, say across a split, while
+   * this client's link to `id` may be open). While such requests are
+   * outstanding (for {@link URGENT_MS}, or until connected) the pool may grow
+   * to `poolSize` + {@link URGENT_EXTRA_SLOTS}, and a free slot dials `id`
+   * first; when it is full, the standby wanted least recently is closed (at
+   * most once per {@link URGENT_REBALANCE_MS}) and its slot dials `id`. The
+   * active connection is never closed. Back to `poolSize` as connections
+   * close (their slots end while no urgent request is outstanding).
+   */
+  reach(id: string, urgent = true): boolean {
+    if (this.closed || !this.options.discovery) return false;
     const now = Date.now();
     this.wanted.set(id, now);
-    if (this.connectionTo(id) !== undefined || now - this.lastRebalanceMs < REBALANCE_MS) return;
+    if (this.connectionTo(id) !== undefined) return true;
     const url = this.urlsById.get(id);
-    if (url === undefined || this.dialingUrls.has(url)) return;
-    if (this.connections.size < this.wantedSlots()) return; // a free slot dials it next (nextCandidate prefers it)
+    if (url === undefined) return false;
+    if (this.dialingUrls.has(url)) return true;
+    if (urgent) {
+      this.urgent.set(id, now);
+      if (this.runningSlots < this.wantedSlots()) {
+        this.fillSlots(); // the new slot dials it first (nextCandidate)
+        return true;
+      }
+      if (this.connections.size >= this.wantedSlots() && now - this.lastUrgentRebalanceMs >= URGENT_REBALANCE_MS) {
+        const standbys = [...this.connections].filter((c) => c !== this.active && c.open);
+        const wantedAt = (c: BrokerConnection): number => this.wanted.get(c.brokerId) ?? Number.NEGATIVE_INFINITY;
+        const victim = standbys.sort((a, b) => wantedAt(a) - wantedAt(b))[0];
+        if (victim !== undefined && wantedAt(victim) < now) {
+          this.lastUrgentRebalanceMs = now;
+          victim.close(new RelayError('NOT_LEADER', `moving this standby to broker ${id}, the way to a partition the pooled brokers cannot reach`));
+          return true;
+        }
+      }
+    }
+    if (now - this.lastRebalanceMs < REBALANCE_MS) return false;
+    if (this.connections.size < this.wantedSlots()) return false; // a free slot dials it next (nextCandidate prefers it)
     const victim = [...this.connections].find((c) => c !== this.active && c.open && !this.isWanted(c.brokerId, now));
-    if (victim === undefined) return;
+    if (victim === undefined) return false;
     this.lastRebalanceMs = now;
     victim.close(new RelayError('NOT_LEADER', `moving this standby to broker ${id}, which leads a partition in use`));
+    return true;
   }
 
   private isWanted(id: string, now: number): boolean {
@@ -157,7 +211,25 @@ export class BrokerPool {
   }
 
   private wantedSlots(): number {
-    return Math.min(this.options.poolSize, this.knownBrokers.length);
+    const { poolSize } = this.options;
+    // A slot per urgent request beyond the connections open, up to URGENT_EXTRA_SLOTS beyond poolSize.
+    const urgent = this.urgentUrls(Date.now()).size;
+    const slots = urgent === 0 ? poolSize : Math.min(poolSize + URGENT_EXTRA_SLOTS, Math.max(poolSize, this.connections.size) + urgent);
+    return Math.min(slots, this.knownBrokers.length);
+  }
+
+  /** URLs of brokers asked for urgently within {@link URGENT_MS} and not connected. */
+  private urgentUrls(now: number): Set<string> {
+    const urls = new Set<string>();
+    for (const [id, since] of this.urgent) {
+      if (now - since >= URGENT_MS || this.connectionTo(id) !== undefined) {
+        this.urgent.delete(id);
+        continue;
+      }
+      const url = this.urlsById.get(id);
+      if (url !== undefined) urls.add(url);
+    }
+    return urls;
   }
 
   private fillSlots(): void {
@@ -249,6 +321,7 @@ export class BrokerPool {
         this.active = connection;
         this.listener.activeChanged(connection, undefined, undefined);
       }
+      this.listener.connectionOpened?.(connection);
       this.leaveIfNotReady();
     });
   }
@@ -298,8 +371,13 @@ export class BrokerPool {
     const candidates = shuffled(free.length > 0 ? free : this.knownBrokers);
     const now = Date.now();
     const wantedUrls = new Set([...this.urlsById].filter(([id]) => this.isWanted(id, now)).map(([, url]) => url));
+    const urgentUrls = this.urgentUrls(now);
+    // Asked for urgently, and not just failed: first, whatever older failures say.
+    const urgentNow = (url: string): number =>
+      Number(urgentUrls.has(url) && now - (this.lastFailureMs.get(url) ?? Number.NEGATIVE_INFINITY) >= FRESH_FAILURE_MS);
     candidates.sort(
       (a, b) =>
+        urgentNow(b) - urgentNow(a) ||
         (this.lastFailureMs.get(a) ?? 0) - (this.lastFailureMs.get(b) ?? 0) ||
         Number(wantedUrls.has(b)) - Number(wantedUrls.has(a)) ||
         (this.loads.get(a) ?? 0) - (this.loads.get(b) ?? 0),

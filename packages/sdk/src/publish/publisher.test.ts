@@ -3,6 +3,7 @@ import { RelayError, type ClientFrame } from '../protocol/index.js';
 import type { BrokerConnection } from '../connection/connection.js';
 import { resolveClientOptions, type OutboxOptions } from '../options.js';
 import { Publisher } from './publisher.js';
+import { ROUTING_LIMITS } from './routing.js';
 
 /** A message as sent: its id and seq, from the batch it travelled in. */
 interface Sent {
@@ -38,10 +39,11 @@ function fakeConnection(partitions = 1): { connection: BrokerConnection; sent: S
 function publisher(
   outbox: OutboxOptions = {},
   pooled: (brokerId: string) => BrokerConnection | undefined = () => undefined,
+  reach?: (brokerId: string) => boolean,
 ): { publisher: Publisher; failovers: RelayError[] } {
   const failovers: RelayError[] = [];
   const options = resolveClientOptions({ brokers: ['ws://127.0.0.1:1'], WebSocket: class {} as never, outbox });
-  return { publisher: new Publisher(options, (reason) => failovers.push(reason), pooled), failovers };
+  return { publisher: new Publisher(options, (reason) => failovers.push(reason), pooled, reach), failovers };
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
@@ -219,6 +221,99 @@ describe('Publisher', () => {
     expect(active.sent.flat().map((m) => m.seq)).toEqual([0, 1]);
     p.onAck({ type: 'ack', acks: [{ id: active.sent[1]?.[0]?.id as number, offset: 1, count: 1, duplicate: false }] });
     await expect(second).resolves.toMatchObject({ offset: 1 });
+  });
+
+  describe('a partition whose brokers cannot reach its leader (a split)', () => {
+    /** Active broker `b1` (two partitions); a refusal of partition 0 names `b4`, which the pool starts dialing. */
+    async function refusedTowardB4(): Promise<{
+      p: Publisher;
+      failovers: RelayError[];
+      active: ReturnType<typeof fakeConnection>;
+      b4: ReturnType<typeof fakeConnection> & { brokerId: string };
+      reached: string[];
+      pooled: { b4: boolean };
+      receipts: Array<Promise<unknown>>;
+    }> {
+      const active = fakeConnection(2);
+      const b4 = { ...fakeConnection(2), brokerId: 'b4' };
+      (b4.connection as unknown as { brokerId: string }).brokerId = 'b4';
+      const pooled = { b4: false };
+      const reached: string[] = [];
+      const { publisher: p, failovers } = publisher(
+        {},
+        (id) => (id === 'b4' && pooled.b4 ? b4.connection : undefined),
+        (id) => {
+          reached.push(id);
+          return id === 'b4';
+        },
+      );
+      p.setConnection(active.connection);
+      // Partitions 0 and 1, round robin.
+      const receipts = [0, 1].map((i) => p.publish('t', i));
+      await tick();
+      const p0 = active.sent[0]?.find((m) => m.partition === 0) as Sent;
+      p.onNack({ type: 'nack', id: p0.id, code: 'NO_QUORUM', message: 'b1 lost its links to b4, b5', leader: 'b4' });
+      return { p, failovers, active, b4, reached, pooled, receipts };
+    }
+
+    it('holds the partition for the broker the refusal named while the pool dials it, then sends it there; no failover', async () => {
+      const { p, failovers, active, b4, reached, pooled, receipts } = await refusedTowardB4();
+      expect(reached).toEqual(['b4']);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Not back through b1, which cannot reach the leader and would refuse it again.
+      expect(active.sent.flat().filter((m) => m.partition === 0)).toHaveLength(1);
+      pooled.b4 = true;
+      p.connectionOpened(b4.connection);
+      await tick();
+      expect(b4.sent.flat().map((m) => [m.partition, m.seq])).toEqual([[0, 0]]);
+      expect(failovers).toEqual([]);
+      // Partition 1 never waited for partition 0.
+      const p1 = active.sent[0]?.find((m) => m.partition === 1) as Sent;
+      p.onAck({ type: 'ack', acks: [{ id: p1.id, offset: 0, count: 1, duplicate: false }] }, active.connection);
+      await expect(receipts[1]).resolves.toMatchObject({ partition: 1, offset: 0 });
+      p.onAck({ type: 'ack', acks: [{ id: b4.sent[0]?.[0]?.id as number, offset: 7, count: 1, duplicate: false, leader: 'b5' }] }, b4.connection);
+      await expect(receipts[0]).resolves.toMatchObject({ partition: 0, offset: 7 });
+      // The ack names b5 (not pooled): the partition stays with b4, which reached it, rather than going back to b1.
+      void p.publish('t', 2);
+      await tick();
+      expect(b4.sent.flat().map((m) => [m.partition, m.seq])).toEqual([[0, 0], [0, 1]]);
+      expect(active.sent.flat().filter((m) => m.partition === 0)).toHaveLength(1);
+    });
+
+    it('goes back through the active broker when the named broker is not reached within the bound', async () => {
+      vi.useFakeTimers({ now: 1_000_000 });
+      try {
+        const { active, failovers } = await (async () => {
+          const r = refusedTowardB4();
+          await vi.advanceTimersByTimeAsync(0);
+          return r;
+        })();
+        await vi.advanceTimersByTimeAsync(ROUTING_LIMITS.dialWaitMs - 10);
+        expect(active.sent.flat().filter((m) => m.partition === 0)).toHaveLength(1);
+        await vi.advanceTimersByTimeAsync(20);
+        expect(active.sent.flat().filter((m) => m.partition === 0).map((m) => m.seq)).toEqual([0, 0]);
+        expect(failovers).toEqual([]);
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+
+    it('a refusal from the broker that served the partition moves it back to the active broker', async () => {
+      const { p, active, b4, pooled } = await refusedTowardB4();
+      pooled.b4 = true;
+      p.connectionOpened(b4.connection);
+      await tick();
+      p.onAck({ type: 'ack', acks: [{ id: b4.sent[0]?.[0]?.id as number, offset: 0, count: 1, duplicate: false, leader: 'b5' }] }, b4.connection);
+      pooled.b4 = false; // b4 is still open, but no longer the pooled leader
+      void p.publish('t', 2);
+      await tick();
+      const sentToB4 = b4.sent.flat();
+      expect(sentToB4.map((m) => m.seq)).toEqual([0, 1]);
+      // b4 cannot reach b5 any more, and names nobody: the partition goes through the active broker.
+      p.onNack({ type: 'nack', id: (sentToB4[1] as Sent).id, code: 'NO_QUORUM', message: 'no leader' });
+      await new Promise((resolve) => setTimeout(resolve, 80));
+      expect(active.sent.flat().filter((m) => m.partition === 0).map((m) => m.seq)).toEqual([0, 1]);
+    });
   });
 
   it('follows at most 3 hints in a row with growing pauses, then fails over, and holds off the next failover', async () => {

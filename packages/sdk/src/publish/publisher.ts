@@ -17,7 +17,7 @@ import type { BrokerConnection } from '../connection/connection.js';
 import type { ResolvedClientOptions } from '../options.js';
 import { Fifo } from './fifo.js';
 import { Outbox, type OutboxEntry, type PublishReceipt } from './outbox.js';
-import { RefusalPolicy } from './routing.js';
+import { ROUTING_LIMITS, RefusalPolicy } from './routing.js';
 
 /** Options of one `publish` call. */
 export interface PublishOptions {
@@ -103,7 +103,12 @@ export class Publisher {
   private readonly streams = new Map<string, { incarnation: number; nextSeq: number }>();
   private readonly roundRobin = new Map<string, number>();
   private readonly inflight = new Map<number, OutboxEntry>();
-  private readonly gapRetryScheduled = new Set<string>();
+  /** Per partition: a resend due after a pause (see {@link resendSoon}); the flush leaves the partition to it meanwhile. */
+  private readonly resendTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Partitions waiting (bounded) for the pool to reach the broker a refusal named (see {@link refused}). */
+  private readonly awaitingRoute = new Map<string, { topic: string; partition: number; broker: string }>();
+  /** Per partition: the connection that acknowledged it last; it keeps the partition while the leader is not pooled. */
+  private readonly servedBy = new Map<string, BrokerConnection>();
   /** Per partition: the first attempt id sent after its latest ack arrived (see {@link onGap}). */
   private readonly ackFences = new Map<string, number>();
   /** Partitions with entries of a newer incarnation held back until the older ones settle (see {@link heldBack}). */
@@ -126,6 +131,11 @@ export class Publisher {
     private readonly requestFailover: (reason: RelayError) => void,
     /** The pooled, open connection to a broker, if any: publishes go straight to partition leaders. */
     private readonly pooledConnection: (brokerId: string) => BrokerConnection | undefined = () => undefined,
+    /**
+     * A refusal named this broker as the way to a partition: the pool should reach it now. True when a
+     * connection to it is open or being dialed ({@link connectionOpened} follows).
+     */
+    private readonly reach: (brokerId: string) => boolean = () => false,
   ) {
     this.outbox = new Outbox(options.outbox.maxMessages, options.outbox.maxBytes);
   }
@@ -185,6 +195,16 @@ export class Publisher {
     return false;
   }
 
+  /** A pooled connection opened: partitions waiting for a route to its broker go there now. */
+  connectionOpened(connection: BrokerConnection): void {
+    for (const [key, waiting] of [...this.awaitingRoute]) {
+      if (waiting.broker !== connection.brokerId) continue;
+      this.awaitingRoute.delete(key);
+      this.cancelResend(waiting.topic, waiting.partition);
+      this.resend(waiting.topic, waiting.partition);
+    }
+  }
+
   /** A pooled connection closed: what was in flight on it is sent again, by the current routes. */
   connectionClosed(connection: BrokerConnection): void {
     for (const entry of this.outbox) {
@@ -195,7 +215,8 @@ export class Publisher {
     }
   }
 
-  onAck(frame: AckFrame): void {
+  /** Acks arrived (on `from`, the connection that acknowledged them). */
+  onAck(frame: AckFrame, from?: BrokerConnection): void {
     for (const ack of frame.acks) {
       const first = this.inflight.get(ack.id);
       if (ack.leader !== undefined && first !== undefined) this.leaders.set(partitionKey(first.topic, first.partition), ack.leader);
@@ -204,6 +225,7 @@ export class Publisher {
         if (entry === undefined) continue; // an earlier attempt, superseded
         this.inflight.delete(ack.id + i);
         this.outbox.delete(entry);
+        if (from !== undefined) this.servedBy.set(partitionKey(entry.topic, entry.partition), from);
         // Attempts sent from now on reach the broker after this store (see onGap).
         this.ackFences.set(partitionKey(entry.topic, entry.partition), this.nextAttemptId);
         this.routing.acknowledged(partitionKey(entry.topic, entry.partition));
@@ -291,14 +313,28 @@ export class Publisher {
     const fromActive = entry.sentOn === undefined || entry.sentOn === this.connection;
     const decision = this.routing.decide({ partition: key, leader, fromActive, nowMs: Date.now() });
     this.withdraw(entry.topic, entry.partition);
+    if (entry.sentOn !== undefined && this.servedBy.get(key) === entry.sentOn) this.servedBy.delete(key); // it serves this partition no longer
+    this.awaitingRoute.delete(key);
     switch (decision.kind) {
-      case 'follow':
+      case 'follow': {
         this.leaders.set(key, decision.leader);
-        this.pooledConnection(decision.leader); // in use from now on: the pool keeps or reaches it
+        // In use from now on: the pool keeps or reaches it — at once, as a refusal named it.
+        const dialing = this.reach(decision.leader);
+        const direct = this.pooledConnection(decision.leader);
+        if (dialing && (direct === undefined || !direct.open)) {
+          // Not pooled yet: through the brokers pooled now it would be refused again (a split keeps them from the
+          // leader; the client's own link to it may be open). The partition waits for the pool to reach the named
+          // broker ({@link connectionOpened}), a bounded while, then goes through the active broker again.
+          this.awaitingRoute.set(key, { topic: entry.topic, partition: entry.partition, broker: decision.leader });
+          this.resendAfter(entry.topic, entry.partition, Math.max(decision.delayMs, ROUTING_LIMITS.dialWaitMs));
+          return;
+        }
         this.resendAfter(entry.topic, entry.partition, decision.delayMs);
         return;
+      }
       case 'retry':
         this.leaders.delete(key); // the active broker forwards it
+        this.servedBy.delete(key);
         this.resendAfter(entry.topic, entry.partition, decision.delayMs);
         return;
       case 'failover':
@@ -315,12 +351,22 @@ export class Publisher {
 
   /** Resends a partition after `delayMs`, once however many nacks ask for it meanwhile. */
   private resendSoon(topic: string, partition: number, delayMs: number): void {
-    if (this.gapRetryScheduled.has(partition + topic)) return;
-    this.gapRetryScheduled.add(partition + topic);
-    setTimeout(() => {
-      this.gapRetryScheduled.delete(partition + topic);
-      this.resend(topic, partition);
-    }, delayMs);
+    const key = partitionKey(topic, partition);
+    if (this.resendTimers.has(key)) return;
+    this.resendTimers.set(
+      key,
+      setTimeout(() => {
+        this.resendTimers.delete(key);
+        this.awaitingRoute.delete(key);
+        this.resend(topic, partition);
+      }, delayMs),
+    );
+  }
+
+  private cancelResend(topic: string, partition: number): void {
+    const key = partitionKey(topic, partition);
+    clearTimeout(this.resendTimers.get(key));
+    this.resendTimers.delete(key);
   }
 
   /**
@@ -369,6 +415,9 @@ export class Publisher {
     for (const entry of [...this.outbox]) this.outbox.delete(entry);
     this.inflight.clear();
     this.sendQueue = [];
+    for (const timer of this.resendTimers.values()) clearTimeout(timer);
+    this.resendTimers.clear();
+    this.awaitingRoute.clear();
     this.checkDrained();
   }
 
@@ -524,15 +573,19 @@ export class Publisher {
       if (entry.attemptId !== 0 || !this.outbox.has(entry)) continue;
       if (this.heldBack(entry, oldest)) continue;
       // A resend of this partition is due: what is newer goes with it, in order, not ahead of it.
-      if (this.gapRetryScheduled.has(entry.partition + entry.topic)) continue;
-      const leader = this.leaders.get(partitionKey(entry.topic, entry.partition));
+      const key = partitionKey(entry.topic, entry.partition);
+      if (this.resendTimers.has(key)) continue;
+      const leader = this.leaders.get(key);
       const routed = leader === undefined ? undefined : this.pooledConnection(leader);
-      const connection = routed !== undefined && routed.open ? routed : active;
+      // Without its leader pooled, a partition stays with the broker that acknowledged it last (one that reached
+      // the leader from the far side of a split, say), else it goes through the active broker.
+      const served = this.servedBy.get(key);
+      const connection = routed !== undefined && routed.open ? routed : served !== undefined && served.open ? served : active;
       let groups = byConnection.get(connection);
       if (groups === undefined) byConnection.set(connection, (groups = new Map()));
-      const key = `${entry.ack}|${entry.incarnation}|${entry.partition}|${entry.topic}`;
-      const group = groups.get(key);
-      if (group === undefined) groups.set(key, [entry]);
+      const batchKey = `${entry.ack}|${entry.incarnation}|${entry.partition}|${entry.topic}`;
+      const group = groups.get(batchKey);
+      if (group === undefined) groups.set(batchKey, [entry]);
       else group.push(entry);
     }
     for (const [connection, groups] of byConnection) this.sendGroups(connection, groups);

@@ -24,6 +24,12 @@ export const ROUTING_LIMITS = {
   failoverHoldMs: 1000,
   /** Longest hold between two failovers caused by refusals. */
   failoverHoldMaxMs: 30_000,
+  /**
+   * How long a partition whose refusal named a broker not pooled yet waits for
+   * the pool to reach it before going through the active broker again (which
+   * refused it, or could not reach that broker).
+   */
+  dialWaitMs: 1000,
 } as const;
 
 /** What to do with a refused partition. */

@@ -1,0 +1,83 @@
+import { EventEmitter } from 'eventemitter3';
+import { describe, expect, it } from 'vitest';
+import { RelayError } from '@relaymq/sdk/protocol';
+import type { PeerRpc } from '../net/peer-rpc.js';
+import { LeaderForwarding, type LedGroup } from './leader-forwarding.js';
+import { LostPeers } from './lost-peers.js';
+
+/** Broker `a` of group g (voters a, b, c), its peer links as a transport double: `drop`/`restore` a link. */
+function setup(leader: string | null, requestTimeoutMs = 400) {
+  const links = new EventEmitter<{ up: (peer: string) => void; down: (peer: string) => void }>();
+  const group: { id: string; leader: string | null } = { id: 'p/t/0', leader };
+  const calls: string[] = [];
+  const rpc = {
+    call: async (peer: string) => {
+      calls.push(peer);
+      if (lost.has(peer)) throw new RelayError('NOT_CONNECTED', `broker ${peer} is not connected`);
+      return [{ kind: 'stored', offset: 3 }];
+    },
+  } as unknown as PeerRpc;
+  const lost: LostPeers = new LostPeers(links, () => forwarding.linksChanged());
+  const forwarding = new LeaderForwarding({ self: 'a', rpc, requestTimeoutMs, now: () => Date.now(), lostPeers: lost, votersOf: () => ['a', 'b', 'c'] });
+  const forward = (): Promise<unknown> => forwarding.viaLeader(group as LedGroup, async () => [{ kind: 'stored', offset: 9 }], 'publish', {});
+  return { links, group, calls, forward, forwarding };
+}
+
+const timed = async (promise: Promise<unknown>): Promise<{ ms: number; outcome: unknown }> => {
+  const started = Date.now();
+  const outcome = await promise.catch((err: unknown) => err);
+  return { ms: Date.now() - started, outcome };
+};
+
+describe('LeaderForwarding', () => {
+  it('answers NO_QUORUM at once, naming a replica across the lost links, when the links left reach no quorum (a split)', async () => {
+    const { links, forward } = setup('b');
+    links.emit('down', 'b');
+    links.emit('down', 'c');
+    const { ms, outcome } = await timed(forward());
+    expect(outcome).toBeInstanceOf(RelayError);
+    expect(outcome).toMatchObject({ code: 'NO_QUORUM', details: { leader: 'b' } });
+    expect(ms).toBeLessThan(100); // before: the whole request timeout (400 ms here, 2 s by default)
+  });
+
+  it('also refuses before proposing when it leads but its links reach no quorum, naming a lost replica', async () => {
+    const { links, forward } = setup('a');
+    links.emit('down', 'b');
+    links.emit('down', 'c');
+    await expect(forward()).rejects.toMatchObject({ code: 'NO_QUORUM', details: { leader: 'b' } });
+  });
+
+  it('keeps waiting for a new leader while a quorum is reachable (the leader alone was lost, as when it is killed)', async () => {
+    const { links, group, forward, forwarding } = setup('b', 2000);
+    links.emit('down', 'b');
+    const pending = timed(forward());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    group.leader = 'c'; // elected by a and c
+    forwarding.leaderChanged();
+    const { ms, outcome } = await pending;
+    expect(outcome).toEqual([{ kind: 'stored', offset: 3 }]);
+    expect(ms).toBeLessThan(1000);
+  });
+
+  it('a forward waiting for a leader answers as soon as the links drop that leave no quorum', async () => {
+    const { links, forward } = setup(null, 5000);
+    const pending = timed(forward());
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    links.emit('down', 'b');
+    links.emit('down', 'c');
+    const { ms, outcome } = await pending;
+    expect(outcome).toMatchObject({ code: 'NO_QUORUM' });
+    expect(ms).toBeLessThan(1000);
+  });
+
+  it('never refuses for links that were never up (a broker starting) or came back', async () => {
+    const started = setup(null, 300);
+    await expect(started.forward()).rejects.toMatchObject({ code: 'NO_QUORUM' });
+    const healed = setup('b');
+    healed.links.emit('down', 'b');
+    healed.links.emit('down', 'c');
+    healed.links.emit('up', 'b');
+    healed.links.emit('up', 'c');
+    await expect(healed.forward()).resolves.toEqual([{ kind: 'stored', offset: 3 }]);
+  });
+});

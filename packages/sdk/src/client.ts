@@ -1,3 +1,5 @@
+import { tracedPublish } from './publish/tracing.js';
+import { tracedHandler } from './subscribe/tracing.js';
 import { EventEmitter } from 'eventemitter3';
 import { RelayError, type DialFailure, type ErrorCode } from './protocol/index.js';
 import { describeFailures, failureOf } from './transport/dial-failure.js';
@@ -186,7 +188,8 @@ export class RelayClient extends EventEmitter<ClientEvents> {
    */
   publish(topic: string, data: unknown, options?: PublishOptions): Promise<PublishReceipt> {
     if (this.state === 'closed') return Promise.reject(new RelayError('CLIENT_CLOSED', 'client is closed'));
-    return this.publisher.publish(topic, data, options);
+    // In a PRODUCER span whose context travels in the headers (a no-op without an OpenTelemetry SDK).
+    return tracedPublish(topic, options?.headers, (headers) => this.publisher.publish(topic, data, headers === options?.headers ? options : { ...options, headers }));
   }
 
   /**
@@ -209,7 +212,8 @@ export class RelayClient extends EventEmitter<ClientEvents> {
   ): Promise<Subscription | MessageStream<T>> {
     if (this.state === 'closed') return Promise.reject(new RelayError('CLIENT_CLOSED', 'client is closed'));
     if (typeof handlerOrOptions === 'function') {
-      return this.subscriber.subscribe(pattern, handlerOrOptions as MessageHandler, options);
+      // Each message handled in a CONSUMER span continuing the publisher's trace (no-op without an OpenTelemetry SDK).
+      return this.subscriber.subscribe(pattern, tracedHandler(handlerOrOptions as MessageHandler), options);
     }
     return this.subscriber.stream<T>(pattern, handlerOrOptions);
   }

@@ -32,6 +32,7 @@ export type {
   Subscription,
 } from './subscribe/subscriber.js';
 export { DEAD_LETTER_HEADERS, RETRY_DEFAULTS, type RetryOptions } from './subscribe/failure-policy.js';
+export { messageTraceContext } from './subscribe/tracing.js';
 export type { WebSocketConstructor, WebSocketLike } from './transport/websocket.js';
 export {
   RelayError,

@@ -1,4 +1,4 @@
-import type { Entry, Message, Snapshot } from '../core/raft/index.js';
+import type { ConfChange, ConfState, Entry, Message, Snapshot } from '../core/raft/index.js';
 
 /**
  * Checks a Raft message that arrived from a peer before the core sees it: the
@@ -60,17 +60,37 @@ function parseSnapshotOf<S>(value: unknown, parseData: (data: unknown) => S | un
   if (typeof meta !== 'object' || meta === null) return undefined;
   const { index, term, conf } = meta as Record<string, unknown>;
   if (!isUint(index) || !isUint(term) || typeof conf !== 'object' || conf === null) return undefined;
-  const voters = (conf as Record<string, unknown>).voters;
-  if (!Array.isArray(voters) || voters.length > 64 || !voters.every(isId)) return undefined;
+  const parsedConf = parseConf(conf);
   const parsed = parseData(data);
-  return parsed === undefined ? undefined : { meta: { index, term, conf: { voters: voters as string[] } }, data: parsed };
+  return parsed === undefined || parsedConf === undefined ? undefined : { meta: { index, term, conf: parsedConf }, data: parsed };
 }
+
+/** A configuration: voters, and learners when there are any (a snapshot from before learners has none). */
+function parseConf(value: unknown): ConfState | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { voters, learners } = value as Record<string, unknown>;
+  if (!isIdList(voters)) return undefined;
+  if (learners === undefined) return { voters };
+  return isIdList(learners) ? { voters, learners } : undefined;
+}
+
+function isIdList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.length <= 64 && value.every(isId);
+}
+
+const CONF_CHANGE_TYPES: ReadonlySet<unknown> = new Set<ConfChange['type']>(['add-learner', 'promote', 'remove']);
 
 function parseEntry<T>(value: unknown, parseData: (data: unknown) => T | undefined): Entry<T> | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const o = value as Record<string, unknown>;
   if (!isUint(o.index) || !isUint(o.term)) return undefined;
   if (o.type === 'noop') return { type: 'noop', index: o.index, term: o.term };
+  if (o.type === 'conf') {
+    const change = o.change as Record<string, unknown> | null | undefined;
+    const conf = parseConf(o.conf);
+    if (typeof change !== 'object' || change === null || !CONF_CHANGE_TYPES.has(change.type) || !isId(change.node) || conf === undefined) return undefined;
+    return { type: 'conf', index: o.index, term: o.term, change: { type: change.type as ConfChange['type'], node: change.node }, conf };
+  }
   if (o.type !== 'normal') return undefined;
   const data = parseData(o.data);
   return data === undefined ? undefined : { type: 'normal', index: o.index, term: o.term, data };

@@ -1,5 +1,6 @@
 import { RelayError, type Ack, type BrokerFrame, type NackFrame, type PublishBatch, type PublishFrame } from '@relaymq/sdk/protocol';
 import type { AppendOutcome } from '../core/partition/partition.js';
+import { tracedStore } from '../observability/tracing.js';
 import { TokenBucket } from '../security/rate-limit.js';
 import type { ClientAccess } from './client-access.js';
 import { asRelayError, dataBytes, unlessNotReady, type SessionContext } from './session-context.js';
@@ -81,7 +82,7 @@ export class PublishHandler {
         ctx.counters.rateLimited++;
         throw new RelayError('RATE_LIMITED', `publishing faster than ${ctx.options.publishRateLimit} messages/s; retry later`);
       }
-      const outcomes = await this.handOff(batch);
+      const outcomes = await tracedStore(batch.topic, batch.partition, batch.messages, () => this.handOff(batch));
       this.published += batch.messages.length;
       if (ctx.observer !== undefined) ctx.observer.published(batch.topic, batch.messages.length, dataBytes(batch.messages));
       if (batch.ack === 'none') return [];

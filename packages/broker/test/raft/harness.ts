@@ -12,6 +12,8 @@
  *   tick b1 [b2 ...] [N]             tick these nodes N times (default 1); timeouts are exactly `election` ticks
  *   propose b1 v1 [v2 ...]           propose values (a batch if several)
  *   transfer b1 b2                   leadership transfer from leader b1 to b2
+ *   add-node b4                      start a node outside the configuration (the cluster's bootstrap one, empty log)
+ *   conf b1 add-learner|promote|remove b4   propose a configuration change on b1
  *   deliver [to=b2,b3] [from=b1] [drop=b3] [type=app,...] [count=N]
  *                                    deliver one round of queued messages (matching the filters);
  *                                    `drop` discards messages to those nodes; `count` limits how many
@@ -27,13 +29,14 @@
  *   queue                            the messages waiting for delivery
  */
 import { formatEntries, formatHardState, formatMessage } from '../../src/core/raft/format.js';
+import { formatConf, sameConf } from '../../src/core/raft/membership.js';
 import { RaftNode } from '../../src/core/raft/node.js';
 import type { RaftTestingKnobs } from '../../src/core/raft/raft.js';
 import { NO_TESTING_KNOBS } from '../../src/core/raft/raft.js';
 import { runReadySync, type ReadyHandlers } from '../../src/core/raft/runner.js';
 import { MemoryStorage } from '../../src/core/raft/storage.js';
 import type { RaftConfigOptions } from '../../src/core/raft/config.js';
-import type { Entry, Message, NodeId, RandomSource } from '../../src/core/raft/types.js';
+import type { ConfChange, Entry, Message, NodeId, RandomSource } from '../../src/core/raft/types.js';
 
 type Value = string;
 /** The state machine: the applied values with their indexes, in order. */
@@ -65,6 +68,8 @@ export class ScenarioCluster {
   private config: RaftConfigOptions = {};
   private readonly jitter = new Map<NodeId, number>();
   private out: string[] = [];
+  /** The bootstrap configuration every node starts from (those added later too). */
+  private bootstrap: NodeId[] = [];
 
   constructor(private readonly knobs: Readonly<RaftTestingKnobs> = NO_TESTING_KNOBS) {}
 
@@ -93,6 +98,22 @@ export class ScenarioCluster {
         const result = this.live(from).transferLeadership(to);
         this.out.push(result.ok ? `${from} transferring to ${to}` : `${from} transfer refused: ${result.reason}`);
         this.drain(from);
+        break;
+      }
+      case 'add-node':
+        for (const id of args) this.addNode(id, new MemoryStorage<Value, SnapshotData>(this.bootstrap));
+        break;
+      case 'conf': {
+        const [id, type, target] = args as [string, string, string];
+        if (type !== 'add-learner' && type !== 'promote' && type !== 'remove') throw new Error(`unknown change ${type}`);
+        const change: ConfChange = { type, node: target };
+        const result = this.live(id).proposeConfChange(change);
+        this.out.push(
+          result.ok
+            ? `${id} proposed conf(${type} ${target}) at ${result.index} term ${result.term}: ${formatConf(result.conf)}`
+            : `${id} conf change refused: ${result.reason}${result.detail === undefined ? '' : ` (${result.detail})`}`,
+        );
+        this.drain(id);
         break;
       }
       case 'deliver':
@@ -204,16 +225,24 @@ export class ScenarioCluster {
       else throw new Error(`unknown cluster option ${arg}`);
     }
     this.config = config;
-    for (const id of ids) {
-      const n: ScriptNode = { id, storage: new MemoryStorage<Value, SnapshotData>(ids), node: undefined, applied: [], shown: '' };
-      this.nodes.set(id, n);
-      this.order.push(id);
-      this.start(n);
-    }
+    this.bootstrap = ids;
+    for (const id of ids) this.addNode(id, new MemoryStorage<Value, SnapshotData>(ids));
+  }
+
+  private addNode(id: NodeId, storage: MemoryStorage<Value, SnapshotData>): void {
+    if (this.nodes.has(id)) throw new Error(`node ${id} exists`);
+    const n: ScriptNode = { id, storage, node: undefined, applied: [], shown: '' };
+    this.nodes.set(id, n);
+    this.order.push(id);
+    this.start(n);
   }
 
   private start(n: ScriptNode): void {
-    n.node = new RaftNode<Value, SnapshotData>({ id: n.id, storage: n.storage, random: fixedRandom(this.jitter.get(n.id) ?? 0), config: this.config }, this.knobs);
+    // `joining`: a node added later, or removed, may be outside the configuration it restarts with.
+    n.node = new RaftNode<Value, SnapshotData>(
+      { id: n.id, storage: n.storage, random: fixedRandom(this.jitter.get(n.id) ?? 0), config: this.config, joining: true },
+      this.knobs,
+    );
     // The in-memory state machine restarts from the stored snapshot.
     n.applied = [...(n.storage.snapshot()?.data ?? [])];
     n.shown = `${n.node.role} ${n.node.leader ?? '-'}`;
@@ -327,13 +356,14 @@ export class ScenarioCluster {
     const node = n.node;
     if (node === undefined) return `${id} down log=${this.logText(n)}`;
     const s = node.status();
-    const progress =
-      s.progress.length > 0
-        ? ` progress=${s.progress.map((p) => `${p.id}:${p.match}/${p.next}${p.state === 'replicate' ? '' : `(${p.state})`}`).join(',')}`
-        : '';
+    const all = [...s.progress, ...s.learnerProgress];
+    const progress = all.length > 0 ? ` progress=${all.map((p) => `${p.id}:${p.match}/${p.next}${p.state === 'replicate' ? '' : `(${p.state})`}`).join(',')}` : '';
+    // The configuration, once it changed (the bootstrap one is the cluster line).
+    const current = { voters: s.voters, learners: s.learners };
+    const conf = sameConf(current, { voters: this.bootstrap }) ? '' : ` conf=${s.confIndex}:{${formatConf(current)}}`;
     return (
       `${id} ${s.role} term=${s.term} vote=${s.vote ?? '-'} leader=${s.leader ?? '-'} commit=${s.commit} applied=${s.applied}` +
-      ` log=${this.logText(n)} sm=[${values(n.applied)}]${progress}`
+      ` log=${this.logText(n)} sm=[${values(n.applied)}]${progress}${conf}`
     );
   }
 }

@@ -15,9 +15,14 @@
  * - no acknowledged proposal lost: an acknowledged value stays at its index
  *   (and, in the liveness phase, reaches every node); one acknowledged with
  *   ack level `all` is durable on every node when it is acknowledged;
- * - no value applied twice, no value at two indexes.
+ * - no value applied twice, no value at two indexes;
+ * - configuration agrees with the log ({@link ConfigChecker}): the
+ *   configuration a node uses is the last one its log holds (or its
+ *   snapshot's), entry for entry.
  */
-import type { Entry, NodeId } from '../../src/core/raft/types.js';
+import { formatConf, sameConf } from '../../src/core/raft/membership.js';
+import { hash32 } from '../../src/core/raft/random.js';
+import type { ConfState, Entry, NodeId } from '../../src/core/raft/types.js';
 
 export class SafetyViolation extends Error {
   override readonly name = 'SafetyViolation';
@@ -29,9 +34,25 @@ export class SafetyViolation extends Error {
   }
 }
 
-/** Entry payload in the simulator: a unique proposal number. A no-op is recorded as -1. */
+/** Entry payload in the simulator: a unique proposal number (from 1). A no-op is recorded as -1. */
 export type Value = number;
 const NOOP = -1;
+
+/**
+ * What the checker records for an entry: its proposal number, -1 for a
+ * no-op, and for a configuration entry a negative number below -1 derived
+ * from the change and the configuration (so log matching compares them too).
+ */
+export function entryValue(entry: Entry<Value>): Value {
+  switch (entry.type) {
+    case 'normal':
+      return entry.data;
+    case 'noop':
+      return NOOP;
+    case 'conf':
+      return -2 - (hash32(`${entry.change.type} ${entry.change.node} ${formatConf(entry.conf)}`) % 0x40000000);
+  }
+}
 
 /** What the checker needs to read from a node. */
 export interface NodeView {
@@ -88,6 +109,8 @@ export class SafetyChecker {
   /** Counters for the summary. */
   leadersSeen = 0;
   entriesApplied = 0;
+  /** Configuration entries in the history. */
+  confEntriesApplied = 0;
 
   get committedIndex(): number {
     return this.maxCommitted;
@@ -149,7 +172,7 @@ export class SafetyChecker {
     for (const e of entries) {
       if (e.term >= TERM_FACTOR) throw new Error(`checker: term ${e.term} too large`);
       const key = e.index * TERM_FACTOR + e.term;
-      const value = e.type === 'normal' ? e.data : NOOP;
+      const value = entryValue(e);
       const prevTerm = e.index === 1 ? 0 : view.termAt(e.index - 1);
       const known = this.entryValue.get(key);
       if (known === undefined) {
@@ -206,13 +229,14 @@ export class SafetyChecker {
     if (entry.index !== life.applied + 1) {
       this.fail('state machine safety', `${node} applied ${entry.index} after ${life.applied} (gap or applied twice)`);
     }
-    const value = entry.type === 'normal' ? entry.data : NOOP;
+    const value = entryValue(entry);
     const digest = mixDigest(life.digest, value);
     const i = entry.index;
     const known = this.historyValue[i];
     if (known === undefined) {
       if (i !== this.historyValue.length) throw new Error(`checker: history gap at ${i}`);
-      if (value !== NOOP) {
+      if (entry.type === 'conf') this.confEntriesApplied++;
+      if (value > 0) {
         const elsewhere = this.valueIndex.get(value);
         if (elsewhere !== undefined) this.fail('no value applied twice', `value ${value} applied at ${i} and at ${elsewhere}`);
         this.valueIndex.set(value, i);
@@ -263,5 +287,71 @@ export class SafetyChecker {
         this.fail('no acknowledged proposal lost', `${node} applied only up to ${applied}; acknowledged values reach ${this.maxAckedIndex}`);
       }
     }
+  }
+}
+
+/** What the configuration check reads of a node: its stored log (after a batch, the node's whole log) and base configuration. */
+export interface LogView {
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  entryAt(index: number): Entry<Value> | undefined;
+  /** The configuration of the stored snapshot, or the bootstrap one. */
+  readonly baseConf: ConfState;
+}
+
+interface ConfScan {
+  confIndex: number;
+  /** Entries in `(confIndex, scannedTo]` were checked to hold no configuration; `scannedTerm` is the term at `scannedTo`. */
+  scannedTo: number;
+  scannedTerm: number | undefined;
+}
+
+/**
+ * Every node's configuration agrees with its log: the configuration it
+ * reports using, with the index it says it comes from, is the one of the
+ * configuration entry at that index (or of its snapshot, or the bootstrap
+ * one, when the entry is compacted away or there was none), and no later
+ * configuration entry is in its log. Incremental: each entry is scanned
+ * once, unless the log is cut back or the node restarts; the entry the
+ * configuration comes from is read again at every check.
+ */
+export class ConfigChecker {
+  private readonly scans = new Map<NodeId, ConfScan>();
+
+  onStart(node: NodeId): void {
+    this.scans.delete(node);
+  }
+
+  private fail(node: NodeId, message: string): never {
+    throw new SafetyViolation('configuration agrees with the log', `${node}: ${message}`);
+  }
+
+  check(node: NodeId, conf: ConfState, confIndex: number, log: LogView): void {
+    let scan = this.scans.get(node);
+    if (scan === undefined || scan.confIndex !== confIndex) {
+      scan = { confIndex, scannedTo: -1, scannedTerm: undefined };
+      this.scans.set(node, scan);
+    }
+    // The entry the configuration comes from (one read: the log may have been cut back and rewritten there).
+    {
+      if (confIndex > log.lastIndex) this.fail(node, `uses the configuration of index ${confIndex}, beyond its log (${log.lastIndex})`);
+      if (confIndex >= log.firstIndex) {
+        const entry = log.entryAt(confIndex);
+        if (entry?.type !== 'conf') this.fail(node, `uses a configuration from index ${confIndex}, which holds a ${entry?.type ?? 'missing'} entry`);
+        if (!sameConf(entry.conf, conf)) this.fail(node, `uses {${formatConf(conf)}} but its entry ${confIndex} holds {${formatConf(entry.conf)}}`);
+      } else if (!sameConf(log.baseConf, conf)) {
+        this.fail(node, `uses {${formatConf(conf)}} from index ${confIndex}, but its snapshot (or bootstrap) configuration is {${formatConf(log.baseConf)}}`);
+      }
+    }
+    // The entries after it, each once: none may hold a configuration.
+    const from = Math.max(confIndex, log.firstIndex - 1);
+    const rewritten = scan.scannedTo > log.lastIndex || (scan.scannedTo >= log.firstIndex && log.entryAt(scan.scannedTo)?.term !== scan.scannedTerm);
+    if (scan.scannedTo < from || rewritten) scan.scannedTo = from;
+    for (let i = scan.scannedTo + 1; i <= log.lastIndex; i++) {
+      const entry = log.entryAt(i);
+      if (entry?.type === 'conf') this.fail(node, `holds configuration entry ${i} ({${formatConf(entry.conf)}}) but uses the one of index ${confIndex}`);
+    }
+    scan.scannedTo = log.lastIndex;
+    scan.scannedTerm = log.lastIndex >= log.firstIndex ? log.entryAt(log.lastIndex)?.term : undefined;
   }
 }

@@ -5,7 +5,9 @@
  * `--seed`), each for K fault-phase steps then the liveness phase. A failing
  * seed prints its fault profile, the violation, the last events and the
  * command that replays it. The last line is a JSON summary: seeds, steps,
- * wall time, and the distribution of ticks to elect a leader after the heal.
+ * wall time, and the distribution of ticks to elect a leader after the heal
+ * (with `--profile reconfig`, also the membership changes accepted, refused
+ * and committed).
  */
 import { NO_TESTING_KNOBS, type RaftTestingKnobs } from '../../src/core/raft/raft.js';
 import { replayCommand, runSimulation, type SimResult } from './sim.js';
@@ -114,6 +116,9 @@ function main(): void {
   let ackedAll = 0;
   let crashes = 0;
   let partitions = 0;
+  let confChanges = 0;
+  let confChangesRefused = 0;
+  let confChangesApplied = 0;
   const knobs = options.bug === undefined ? undefined : { [options.bug]: true };
   for (let k = 0; k < options.seeds; k++) {
     const seed = options.from + k;
@@ -124,6 +129,9 @@ function main(): void {
     ackedAll += result.stats.ackedAll;
     crashes += result.stats.crashes;
     partitions += result.stats.partitions;
+    confChanges += result.stats.confChanges;
+    confChangesRefused += result.stats.confChangesRefused;
+    confChangesApplied += result.stats.confChangesApplied;
     const elected = result.electionTicksAfterHeal;
     if (elected !== undefined) {
       electionTicks.push(elected);
@@ -159,6 +167,7 @@ function main(): void {
     acknowledgedOnAll: ackedAll,
     crashes,
     partitions,
+    ...(options.profile === 'reconfig' ? { confChangesAccepted: confChanges, confChangesRefused, confChangesCommitted: confChangesApplied } : {}),
     electionTicksAfterHeal: distribution(electionTicks),
     electionTicksAfterHealWithoutLeaderAtHeal: distribution(electionTicksNoLeader),
     electionTicksAfterHealPreVoteAndCheckQuorum: distribution(electionTicksPreVote),

@@ -1,8 +1,9 @@
 /**
  * The simulator in CI: hundreds of seeded fault schedules must pass every
- * safety checker and the liveness phase; the same seed must replay exactly;
- * and deliberately injected bugs must be caught, which proves the checkers
- * are not vacuous.
+ * safety checker and the liveness phase, with a static cluster and with
+ * random membership changes; the same seed must replay exactly; and
+ * deliberately injected bugs must be caught, which proves the checkers are
+ * not vacuous.
  */
 import { describe, expect, it } from 'vitest';
 import { ProposalTracker, type ProposalAck, type Settlement } from '../../src/core/raft/proposals.js';
@@ -38,16 +39,20 @@ class AllAtQuorum extends ProposalTracker<Value, Value> {
 
 const CI_SEEDS = 300;
 const CI_STEPS = 10_000;
+const RECONFIG_CI_SEEDS = 300;
+/** Raft's safety properties (a liveness failure alone does not show a safety bug). */
+const SAFETY = ['election safety', 'log matching', 'leader completeness', 'state machine safety', 'acknowledged write'];
 
 function firstFailure(
   knobs: Partial<RaftTestingKnobs>,
   maxSeeds: number,
   params?: Partial<SwarmParams>,
   proposalTracker?: SimOptions['proposalTracker'],
+  properties?: readonly string[],
 ): { seed: number; result: SimResult } | undefined {
   for (let seed = 1; seed <= maxSeeds; seed++) {
     const result = runSimulation({ seed, steps: 4000, knobs, params, proposalTracker });
-    if (!result.ok) return { seed, result };
+    if (!result.ok && (properties === undefined || properties.includes(result.failure?.property ?? ''))) return { seed, result };
   }
   return undefined;
 }
@@ -105,7 +110,55 @@ describe('raft simulator', () => {
     expect(c.trace).not.toEqual(a.trace);
   });
 
+  it(`passes ${RECONFIG_CI_SEEDS} reconfiguration seeds of ${CI_STEPS} steps: random membership changes under every fault, then heals and converges`, () => {
+    const failures: string[] = [];
+    let accepted = 0;
+    let committed = 0;
+    let acked = 0;
+    let crashes = 0;
+    let partitions = 0;
+    let elected = 0;
+    for (let seed = 1; seed <= RECONFIG_CI_SEEDS; seed++) {
+      const result = runSimulation({ seed, steps: CI_STEPS, params: SWARM_PROFILES['reconfig'] });
+      accepted += result.stats.confChanges;
+      committed += result.stats.confChangesApplied;
+      acked += result.stats.acked;
+      crashes += result.stats.crashes;
+      partitions += result.stats.partitions;
+      if (result.electionTicksAfterHeal !== undefined) elected++;
+      if (!result.ok) failures.push(describeFailure(result));
+    }
+    expect(failures.slice(0, 1).join('\n')).toBe('');
+    // Membership did change, a lot, under faults, while clients were acknowledged.
+    expect(accepted).toBeGreaterThan(RECONFIG_CI_SEEDS * 10);
+    expect(committed).toBeGreaterThan(RECONFIG_CI_SEEDS * 10);
+    expect(acked).toBeGreaterThan(RECONFIG_CI_SEEDS * 10);
+    expect(crashes).toBeGreaterThan(RECONFIG_CI_SEEDS);
+    expect(partitions).toBeGreaterThan(RECONFIG_CI_SEEDS);
+    expect(elected).toBe(RECONFIG_CI_SEEDS);
+  }, 120_000);
+
+  it('replays a reconfiguration seed exactly', () => {
+    const a = runSimulation({ seed: 4242, steps: 3000, params: SWARM_PROFILES['reconfig'], keepTrace: true });
+    const b = runSimulation({ seed: 4242, steps: 3000, params: SWARM_PROFILES['reconfig'], keepTrace: true });
+    expect(b.stats).toEqual(a.stats);
+    expect(b.trace).toEqual(a.trace);
+    expect(a.stats.confChanges).toBeGreaterThan(0);
+  });
+
   describe('finds deliberately injected bugs (the checkers are not vacuous)', () => {
+    it('overlapping single-server changes (a second change before the first commits) break safety in the reconfiguration profile', () => {
+      const found = firstFailure({ allowOverlappingConfChanges: true }, 100, SWARM_PROFILES['reconfig'], undefined, SAFETY);
+      expect(found, 'no safety violation in 100 seeds').toBeDefined();
+      expect(SAFETY).toContain(found?.result.failure?.property);
+    }, 60_000);
+
+    it('a node keeping the configuration of a truncated entry is caught by the configuration check', () => {
+      const found = firstFailure({ keepTruncatedConf: true }, 100, SWARM_PROFILES['reconfig']);
+      expect(found, 'no violation in 100 seeds').toBeDefined();
+      expect(found?.result.failure?.property).toBe('configuration agrees with the log');
+    }, 60_000);
+
     it('a follower granting two votes in one term breaks election safety', () => {
       const found = firstFailure({ grantTwoVotesPerTerm: true }, 100);
       expect(found, 'no violation in 100 seeds').toBeDefined();

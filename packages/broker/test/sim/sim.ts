@@ -19,16 +19,17 @@
  * a bounded number of ticks.
  */
 import { formatMessage } from '../../src/core/raft/format.js';
+import { formatConf, isMember, learnersOf } from '../../src/core/raft/membership.js';
 import { RaftNode } from '../../src/core/raft/node.js';
 import { NO_TESTING_KNOBS, type RaftTestingKnobs } from '../../src/core/raft/raft.js';
 import { ProposalTracker, type ProposalAck } from '../../src/core/raft/proposals.js';
 import { deriveRandom, type SeededRandom } from '../../src/core/raft/random.js';
 import { runReadySync, type ReadyHandlers } from '../../src/core/raft/runner.js';
-import type { Entry, Message, NodeId, Role } from '../../src/core/raft/types.js';
-import { SafetyChecker, SafetyViolation, type NodeView, type Value } from './checkers.js';
+import type { ConfChange, ConfState, Entry, Message, NodeId, Role } from '../../src/core/raft/types.js';
+import { ConfigChecker, SafetyChecker, SafetyViolation, type NodeView, type Value } from './checkers.js';
 import { EventHeap, type Timed } from './heap.js';
 import { SimStorage, SimulatedCrash } from './storage.js';
-import { swarmParams, type SwarmParams } from './swarm.js';
+import { resolveReconfig, swarmParams, type ReconfigParams, type SwarmParams } from './swarm.js';
 import { TraceRing } from './trace.js';
 
 /** The simulated state machine's snapshot: the index and the digest of everything applied up to it. */
@@ -79,6 +80,11 @@ export interface SimStats {
   messagesSent: number;
   messagesLost: number;
   snapshotsSent: number;
+  /** Membership changes a leader accepted (appended) and refused. */
+  confChanges: number;
+  confChangesRefused: number;
+  /** Membership changes committed and applied (the history's conf entries). */
+  confChangesApplied: number;
 }
 
 export interface SimResult {
@@ -107,6 +113,7 @@ const enum Kind {
   PartitionEnd,
   SnapshotReport,
   Unreachable,
+  ConfChange,
 }
 
 interface Ev extends Timed {
@@ -154,12 +161,17 @@ const CATCH_UP_TICKS_PER_WINDOW = 4;
 const HEALED_MAX_DELAY_MS = 10;
 
 export class Simulation {
-  readonly params: SwarmParams;
+  params: SwarmParams;
   private readonly rng: SeededRandom;
   private readonly nodes: SimNode[] = [];
   private readonly indexOf = new Map<NodeId, number>();
   private readonly heap = new EventHeap<Ev>(MAX_QUEUED_EVENTS);
   private readonly checker = new SafetyChecker();
+  private readonly configChecker = new ConfigChecker();
+  /** Membership changes, or undefined for a static cluster. */
+  readonly reconfig: ReconfigParams | undefined;
+  /** The configuration every node starts from. */
+  private readonly bootstrap: ConfState;
   private readonly trace: TraceRing;
   private readonly knobs: Readonly<RaftTestingKnobs>;
   /** blocked[from * n + to]: messages on that link are cut. */
@@ -189,6 +201,9 @@ export class Simulation {
     messagesSent: 0,
     messagesLost: 0,
     snapshotsSent: 0,
+    confChanges: 0,
+    confChangesRefused: 0,
+    confChangesApplied: 0,
   };
 
   constructor(private readonly options: SimOptions) {
@@ -199,10 +214,17 @@ export class Simulation {
     this.lossRate = this.params.lossRate;
     this.duplicateRate = this.params.duplicateRate;
     this.maxDelayMs = this.params.maxDelayMs;
-    const n = this.params.nodeCount;
+    this.reconfig = this.params.reconfig === null ? undefined : resolveReconfig(options.seed, this.params.reconfig);
+    // Membership changes need pre-vote (the broker always runs it): without it, a node removed and added back
+    // as a learner before it learns of either keeps campaigning in its old configuration, raising the terms
+    // of voters that must elect someone else, and can keep a group from electing anyone.
+    if (this.reconfig !== undefined) this.params = { ...this.params, raft: { ...this.params.raft, preVote: true } };
+    const n = this.reconfig?.poolSize ?? this.params.nodeCount;
     this.blocked = new Array<boolean>(n * n).fill(false);
     const ids: NodeId[] = [];
     for (let i = 0; i < n; i++) ids.push(`n${i + 1}`);
+    // With reconfiguration, the nodes past the initial voters exist from the start, outside the configuration.
+    this.bootstrap = Object.freeze({ voters: Object.freeze(ids.slice(0, this.reconfig?.initialVoters ?? n)) });
     for (let i = 0; i < n; i++) {
       const id = ids[i] as NodeId;
       this.indexOf.set(id, i);
@@ -212,7 +234,7 @@ export class Simulation {
         life: 0,
         up: false,
         raft: undefined,
-        storage: new SimStorage<Value, SnapData>(ids),
+        storage: new SimStorage<Value, SnapData>(this.bootstrap.voters),
         pausedUntilMs: 0,
         tickMs: this.params.tickMs,
         proposals: this.newTracker(),
@@ -254,7 +276,8 @@ export class Simulation {
       for (const node of this.nodes) this.start(node);
       this.schedule(this.rng.between(1, 2 * p.faultIntervalMs), Kind.Fault, -1, 0);
       this.schedule(this.rng.between(1, 2 * p.proposeIntervalMs), Kind.Propose, -1, 0);
-      this.record('-', 'swarm', JSON.stringify(p));
+      if (this.reconfig !== undefined) this.schedule(this.rng.between(1, 2 * this.reconfig.changeIntervalMs), Kind.ConfChange, -1, 0);
+      this.record('-', 'swarm', JSON.stringify({ ...p, reconfig: this.reconfig ?? null }));
 
       while (this.step < this.options.steps) {
         if (!this.processNext()) break;
@@ -285,7 +308,7 @@ export class Simulation {
           `${Math.round((this.now - healAt) / p.tickMs)} ticks after the heal (bound: ${boundMs / p.tickMs}, for ${windows} windows of backlog), not every acknowledged value is applied everywhere (${this.describeNodes()})`,
         );
       }
-      this.checker.checkAllApplied(this.nodes.map((n) => n.id));
+      this.checker.checkAllApplied(this.members().map((n) => n.id));
       electionTicks = Math.round((electedAt - healAt) / p.tickMs);
       convergeTicks = Math.round((this.now - healAt) / p.tickMs);
     } catch (error) {
@@ -298,6 +321,7 @@ export class Simulation {
     this.stats.applied = this.checker.entriesApplied;
     this.stats.acked = this.checker.acked.size;
     this.stats.ackedAll = this.checker.ackedAll;
+    this.stats.confChangesApplied = this.checker.confEntriesApplied;
     return {
       seed: this.options.seed,
       params: this.params,
@@ -321,7 +345,8 @@ export class Simulation {
       .map((n) => {
         const r = n.raft;
         if (r === undefined) return `${n.id}: down`;
-        return `${n.id}: ${r.role} term=${r.term} leader=${r.leader ?? '-'} commit=${r.commitIndex} applied=${this.checker.appliedIndex(n.id)}`;
+        const conf = this.reconfig === undefined ? '' : ` last=${r.lastIndex} conf=${r.status().confIndex}:{${formatConf(r.confState)}}`;
+        return `${n.id}: ${r.role} term=${r.term} leader=${r.leader ?? '-'} commit=${r.commitIndex} applied=${this.checker.appliedIndex(n.id)}${conf}`;
       })
       .join('; ');
   }
@@ -343,6 +368,12 @@ export class Simulation {
         if (!this.healed) {
           this.injectFault();
           this.schedule(this.now + this.rng.between(1, 2 * this.params.faultIntervalMs), Kind.Fault, -1, 0);
+        }
+        break;
+      case Kind.ConfChange:
+        if (!this.healed && this.reconfig !== undefined) {
+          this.changeMembership();
+          this.schedule(this.now + this.rng.between(1, 2 * this.reconfig.changeIntervalMs), Kind.ConfChange, -1, 0);
         }
         break;
       case Kind.Propose:
@@ -430,14 +461,16 @@ export class Simulation {
     node.proposals = this.newTracker(); // a new life: the old one's callers never hear back
     const skew = this.params.clockSkew;
     node.tickMs = Math.max(1, Math.round(this.params.tickMs * (1 + skew * (2 * this.rng.nextFloat() - 1))));
+    // `joining`: a node may restart outside the configuration (not added yet, or removed).
     const raft = new RaftNode<Value, SnapData>(
-      { id: node.id, storage: node.storage, random: deriveRandom(this.options.seed, `${node.id}/${node.life}`), config: this.params.raft },
+      { id: node.id, storage: node.storage, random: deriveRandom(this.options.seed, `${node.id}/${node.life}`), config: this.params.raft, joining: true },
       this.knobs,
     );
     node.raft = raft;
     const snapshot = node.storage.snapshot();
     node.snapshotIndex = snapshot?.meta.index ?? 0;
     this.checker.onStart(node.id, node.snapshotIndex, snapshot?.data.digest ?? 0, raft.term);
+    this.configChecker.onStart(node.id);
     node.seenRole = raft.role;
     node.seenTerm = raft.term;
     node.seenLeader = raft.leader;
@@ -539,7 +572,9 @@ export class Simulation {
       this.record(node.id, 'ack', `value ${value} committed at ${index}/${term}`);
       return;
     }
-    const missing = this.nodes.filter((n) => !n.storage.durablyHolds(index, term)).map((n) => n.id);
+    // Every voter of the acknowledging leader's configuration (all nodes, in a static cluster).
+    const voters = new Set(node.raft?.status().voters ?? []);
+    const missing = this.nodes.filter((n) => voters.has(n.id) && !n.storage.durablyHolds(index, term)).map((n) => n.id);
     this.checker.onAckAll(value, index, missing);
     this.record(node.id, 'ack', `value ${value} on every node at ${index}/${term}`);
   }
@@ -548,6 +583,13 @@ export class Simulation {
   private observe(node: SimNode): void {
     const raft = node.raft;
     if (raft === undefined) return;
+    const storage = node.storage;
+    this.configChecker.check(node.id, raft.confState, raft.status().confIndex, {
+      firstIndex: storage.firstIndex(),
+      lastIndex: storage.lastIndex(),
+      entryAt: (index) => storage.entries(index, index + 1, 1)[0],
+      baseConf: storage.initialState().confState,
+    });
     if (raft.role !== node.seenRole || raft.term !== node.seenTerm || raft.leader !== node.seenLeader) {
       node.seenRole = raft.role;
       node.seenTerm = raft.term;
@@ -639,6 +681,41 @@ export class Simulation {
     for (let i = 0; i < count; i++) target.proposals.track(result.firstIndex + i, result.term, ackLevelOf(values[i] as Value), values[i] as Value);
     this.record(target.id, 'propose', `${values.join(',')} at ${result.firstIndex}..${result.lastIndex} term ${result.term}`);
     this.afterNodeEvent(target);
+  }
+
+  /**
+   * Asks the leader for a random membership change: a node outside the
+   * configuration added as a learner (a removed one comes back with its old
+   * log and term), a learner promoted, a voter or learner removed (the leader
+   * itself included). Usually one that applies; now and then any (the leader
+   * refuses what does not apply, or what comes too early).
+   */
+  private changeMembership(): void {
+    const leaders = this.nodes.filter((node) => node.up && node.raft?.role === 'leader' && node.pausedUntilMs <= this.now);
+    if (leaders.length === 0) return;
+    const leader = this.rng.pick(leaders);
+    const raft = leader.raft as RaftNode<Value, SnapData>;
+    const conf = raft.confState;
+    const learners = learnersOf(conf);
+    const outside = this.nodes.filter((node) => !isMember(conf, node.id)).map((node) => node.id);
+    const options: ConfChange[] = [
+      ...outside.map((node): ConfChange => ({ type: 'add-learner', node })),
+      ...learners.map((node): ConfChange => ({ type: 'promote', node })),
+      ...learners.map((node): ConfChange => ({ type: 'remove', node })),
+      ...(conf.voters.length > 1 ? conf.voters.map((node): ConfChange => ({ type: 'remove', node })) : []),
+    ];
+    const anyNode = (): NodeId => this.rng.pick(this.nodes).id;
+    const change: ConfChange =
+      options.length === 0 || this.rng.chance(0.05) ? { type: this.rng.pick(['add-learner', 'promote', 'remove'] as const), node: anyNode() } : this.rng.pick(options);
+    const result = raft.proposeConfChange(change);
+    if (result.ok) {
+      this.stats.confChanges++;
+      this.record(leader.id, 'conf', `${change.type} ${change.node} at ${result.index} term ${result.term}: ${formatConf(result.conf)}`);
+    } else {
+      this.stats.confChangesRefused++;
+      this.record(leader.id, 'conf', `${change.type} ${change.node} refused: ${result.reason}${result.detail === undefined ? '' : ` (${result.detail})`}`);
+    }
+    this.afterNodeEvent(leader);
   }
 
   private injectFault(): void {
@@ -733,7 +810,11 @@ export class Simulation {
     }
   }
 
-  /** Entries the most lagging node is behind the longest log, at the heal. */
+  /**
+   * Entries the most lagging node is behind the longest log, at the heal.
+   * With reconfiguration, every node counts: one outside the configuration
+   * at the heal may be in the one the leader elected after it holds.
+   */
   private maxLag(): number {
     let longest = 0;
     let lowest = Number.MAX_SAFE_INTEGER;
@@ -746,17 +827,36 @@ export class Simulation {
     return Math.max(0, longest - lowest);
   }
 
-  private leaderAgreed(): boolean {
+  /**
+   * The leader of the highest term, if any. With reconfiguration, a node cut
+   * off while it was removed may still think it leads an older term: nobody
+   * answers it, it harms no one, and it does not count.
+   */
+  private currentLeader(): SimNode | undefined {
     let leader: SimNode | undefined;
     for (const node of this.nodes) {
-      if (node.raft?.role === 'leader') {
-        if (leader !== undefined) return false;
-        leader = node;
-      }
+      if (node.raft?.role !== 'leader') continue;
+      if (leader === undefined || node.raft.term > (leader.raft as RaftNode<Value, SnapData>).term) leader = node;
     }
+    return leader;
+  }
+
+  /** The nodes that must follow the leader and apply everything: all of them, or with reconfiguration the members of the leader's configuration. */
+  private members(): SimNode[] {
+    if (this.reconfig === undefined) return this.nodes;
+    const conf = this.currentLeader()?.raft?.confState;
+    return conf === undefined ? this.nodes.filter((node) => isMember(node.raft?.confState ?? this.bootstrap, node.id)) : this.nodes.filter((node) => isMember(conf, node.id));
+  }
+
+  private leaderAgreed(): boolean {
+    const leader = this.currentLeader();
     if (leader?.raft === undefined) return false;
     const { id, term } = leader.raft;
     for (const node of this.nodes) {
+      // Another leader: only, with reconfiguration, of an older term (a member stuck there fails below).
+      if (node !== leader && node.raft?.role === 'leader' && (this.reconfig === undefined || node.raft.term === term)) return false;
+    }
+    for (const node of this.members()) {
       if (node.raft === undefined || node.raft.leader !== id || node.raft.term !== term) return false;
     }
     return true;
@@ -764,7 +864,7 @@ export class Simulation {
 
   private allApplied(): boolean {
     const target = this.checker.maxAckedIndex;
-    for (const node of this.nodes) {
+    for (const node of this.members()) {
       if (!node.up || this.checker.appliedIndex(node.id) < target) return false;
     }
     return true;

@@ -15,8 +15,23 @@ export interface FaultWeights {
   transfer: number;
 }
 
+/**
+ * Membership changes under the faults (`--profile reconfig`). A field left
+ * out is drawn per seed (from a stream of its own, so the fault profile a
+ * seed draws is the same with or without reconfiguration).
+ */
+export interface ReconfigParams {
+  /** Nodes that exist, `n1..nP`; the first `initialVoters` bootstrap the cluster, the others wait to be added. */
+  poolSize: number;
+  initialVoters: number;
+  /** Mean time between two membership changes the workload asks the leader for. */
+  changeIntervalMs: number;
+}
+
 export interface SwarmParams {
   nodeCount: 3 | 5;
+  /** Membership changes, or `null` for a static cluster of `nodeCount` voters. */
+  reconfig: Partial<ReconfigParams> | null;
   raft: Required<
     Pick<
       RaftConfigOptions,
@@ -67,6 +82,7 @@ export function swarmParams(seed: number): SwarmParams {
   };
   return {
     nodeCount: r.chance(0.5) ? 3 : 5,
+    reconfig: null,
     raft: {
       electionTicks,
       heartbeatTicks: Math.min(electionTicks - 1, r.pick([1, 1, 2, 3])),
@@ -104,6 +120,12 @@ export function swarmParams(seed: number): SwarmParams {
  * hundred seeds.
  */
 export const SWARM_PROFILES: Readonly<Record<string, Partial<SwarmParams>>> = Object.freeze({
+  /**
+   * Every fault of the swarm (drawn per seed as usual), plus random
+   * membership changes: learners added, promoted, voters and learners
+   * removed (the leader too), nodes added back after their removal.
+   */
+  reconfig: { reconfig: {} },
   churn: {
     nodeCount: 3,
     raft: {
@@ -122,3 +144,13 @@ export const SWARM_PROFILES: Readonly<Record<string, Partial<SwarmParams>>> = Ob
     compactEvery: 0,
   },
 });
+
+/** The membership-change parameters of `seed`: the given fields, the others drawn. */
+export function resolveReconfig(seed: number, given: Partial<ReconfigParams>): ReconfigParams {
+  const r = deriveRandom(seed, 'reconfig');
+  const initialVoters = given.initialVoters ?? r.pick([1, 2, 3, 3, 3, 4, 5]);
+  const poolSize = given.poolSize ?? Math.min(7, initialVoters + r.between(1, 3));
+  const changeIntervalMs = given.changeIntervalMs ?? r.pick([20, 60, 200, 600]);
+  if (initialVoters < 1 || poolSize < initialVoters) throw new RangeError(`reconfig: ${initialVoters} initial voters in a pool of ${poolSize}`);
+  return { poolSize, initialVoters, changeIntervalMs };
+}

@@ -2,6 +2,7 @@
  * One-line renderings of messages and entries, for logs, traces and the
  * golden files of the scenario tests. Stable: tests compare them verbatim.
  */
+import { formatConf } from './membership.js';
 import type { Entry, HardState, Message } from './types.js';
 
 export type DataFormatter<T> = (data: T) => string;
@@ -13,9 +14,19 @@ const defaultData = (data: unknown): string => {
   return '<data>';
 };
 
-/** `index/term` and the payload, e.g. `4/2 v1`; a leader's no-op shows as `4/2 noop`. */
+/**
+ * `index/term` and the payload, e.g. `4/2 v1`; a leader's no-op shows as
+ * `4/2 noop`, a configuration change as `5/2 conf(promote b4)`.
+ */
 export function formatEntry<T>(entry: Entry<T>, formatData: DataFormatter<T> = defaultData): string {
-  return entry.type === 'noop' ? `${entry.index}/${entry.term} noop` : `${entry.index}/${entry.term} ${formatData(entry.data)}`;
+  switch (entry.type) {
+    case 'noop':
+      return `${entry.index}/${entry.term} noop`;
+    case 'conf':
+      return `${entry.index}/${entry.term} conf(${entry.change.type} ${entry.change.node})`;
+    case 'normal':
+      return `${entry.index}/${entry.term} ${formatData(entry.data)}`;
+  }
 }
 
 export function formatEntries<T>(entries: readonly Entry<T>[], formatData: DataFormatter<T> = defaultData): string {
@@ -46,6 +57,6 @@ export function formatMessage<T, S>(m: Message<T, S>, formatData: DataFormatter<
     case 'timeout-now':
       return head;
     case 'snapshot':
-      return `${head} snap=${m.snapshot.meta.index}/${m.snapshot.meta.term} voters=${m.snapshot.meta.conf.voters.join(',')}`;
+      return `${head} snap=${m.snapshot.meta.index}/${m.snapshot.meta.term} ${formatConf(m.snapshot.meta.conf)}`;
   }
 }

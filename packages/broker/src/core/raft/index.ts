@@ -14,10 +14,15 @@ export { SeededRandom, deriveRandom, hash32 } from './random.js';
 export { RaftInvariantError } from './log.js';
 export type { RaftCounters } from './raft.js';
 export { majorityIndex, quorumSize } from './quorum.js';
+export { applyConfChange, formatConf, isMember, isVoter, learnersOf, sameConf } from './membership.js';
 export { formatEntry, formatEntries, formatHardState, formatMessage, type DataFormatter } from './format.js';
 export type {
   AppendMessage,
   AppendResponse,
+  ConfChange,
+  ConfChangeRefusal,
+  ConfChangeResult,
+  ConfEntry,
   ConfState,
   Entry,
   HardState,

@@ -7,7 +7,16 @@
  * term is still known; `[firstIndex(), lastIndex()]` are the entries held.
  */
 import type { Storage } from './storage.js';
-import type { Entry, Snapshot } from './types.js';
+import type { ConfState, Entry, Snapshot } from './types.js';
+
+/** A configuration and where it comes from: a conf entry's index, a snapshot's (or the compaction point), or 0 for the bootstrap one. */
+export interface IndexedConf {
+  readonly index: number;
+  readonly conf: ConfState;
+}
+
+/** Storage entries read per call while looking for configuration entries at startup. */
+const CONF_SCAN_CHUNK = 1024;
 
 /** The tail not yet in stable storage: an optional snapshot, then entries from `offset`. */
 class Unstable<T, S> {
@@ -53,8 +62,16 @@ export class RaftLog<T, S> {
   committed: number;
   /** Highest index applied by the state machine (advanced by the node on `advance()`). */
   applied: number;
+  /**
+   * The configuration from the snapshot (or bootstrap), then every conf entry
+   * of the log after it, in index order: the last one is in effect. A
+   * configuration takes effect when its entry is appended and is undone when
+   * the entry is truncated, so this follows every append and restore.
+   */
+  private confs: IndexedConf[];
 
-  constructor(storage: Storage<T, S>) {
+  /** `bootstrap` is the configuration to start from when the storage holds none (a brand-new node). */
+  constructor(storage: Storage<T, S>, bootstrap?: ConfState) {
     this.storage = storage;
     const first = storage.firstIndex();
     const last = storage.lastIndex();
@@ -65,7 +82,27 @@ export class RaftLog<T, S> {
     if (snapshotIndex > last) throw new RaftInvariantError(`stored snapshot ${snapshotIndex} is beyond the stored last index ${last}`);
     this.committed = Math.max(first - 1, snapshotIndex);
     this.applied = first - 1;
+    // The stored configuration (the snapshot's) holds at the compaction point too: a configuration entry
+    // between the two, still in the log, is the snapshot's own and is found again below.
+    const stored = storage.initialState().confState;
+    this.confs = [{ index: first - 1, conf: stored.voters.length === 0 && bootstrap !== undefined ? bootstrap : stored }];
+    for (let lo = first; lo <= last; lo += CONF_SCAN_CHUNK) {
+      for (const entry of storage.entries(lo, Math.min(last + 1, lo + CONF_SCAN_CHUNK), CONF_SCAN_CHUNK)) {
+        if (entry.type === 'conf') this.confs.push({ index: entry.index, conf: entry.conf });
+      }
+    }
   }
+
+  /** The configuration before the one in effect, if the log still tells it. */
+  previousConf(): IndexedConf | undefined {
+    return this.confs[this.confs.length - 2];
+  }
+
+  /** The configuration in effect: the last one in the log (committed or not), else the snapshot's or bootstrap one. */
+  conf(): IndexedConf {
+    return this.confs[this.confs.length - 1] as IndexedConf;
+  }
+
 
   firstIndex(): number {
     const snapshot = this.unstable.snapshot;
@@ -167,6 +204,9 @@ export class RaftLog<T, S> {
       throw new RaftInvariantError(`append at ${first.index} leaves a gap after ${this.lastIndex()}`);
     }
     this.unstable.truncateAndAppend(entries);
+    // Configurations of truncated entries are undone; appended ones take effect now.
+    while (this.confs.length > 1 && (this.confs[this.confs.length - 1] as IndexedConf).index >= first.index) this.confs.pop();
+    for (const entry of entries) if (entry.type === 'conf') this.confs.push({ index: entry.index, conf: entry.conf });
     return this.lastIndex();
   }
 
@@ -228,6 +268,11 @@ export class RaftLog<T, S> {
     return this.unstable.snapshot;
   }
 
+  /** The last index in stable storage (entries after it are still to be persisted). */
+  lastStableIndex(): number {
+    return this.unstable.entries.length > 0 ? this.unstable.offset - 1 : this.lastIndex();
+  }
+
   hasUnstable(): boolean {
     return this.unstable.entries.length > 0 || this.unstable.snapshot !== undefined;
   }
@@ -252,6 +297,7 @@ export class RaftLog<T, S> {
     this.unstable.snapshot = snapshot;
     this.unstable.entries = [];
     this.unstable.offset = snapshot.meta.index + 1;
+    this.confs = [{ index: snapshot.meta.index, conf: snapshot.meta.conf }];
   }
 
   /** The latest snapshot: the pending one, else the stored one. */

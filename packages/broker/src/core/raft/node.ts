@@ -7,7 +7,11 @@
 import { resolveRaftConfig, type RaftConfig, type RaftConfigOptions } from './config.js';
 import { NO_TESTING_KNOBS, Raft, type RaftCounters, type RaftTestingKnobs } from './raft.js';
 import type { Storage } from './storage.js';
+import { isMember } from './membership.js';
 import type {
+  ConfChange,
+  ConfChangeResult,
+  ConfState,
   HardState,
   Message,
   NodeId,
@@ -21,17 +25,29 @@ import type {
 } from './types.js';
 
 export interface RaftNodeInit<T, S> {
-  /** This node's id; must be one of the voters. */
+  /** This node's id; must be a member of the configuration (a voter or a learner) unless `joining`. */
   readonly id: NodeId;
   /** Stable storage as of the last run (empty for a new node). Read-only for the core. */
   readonly storage: Storage<T, S>;
   /** Election-timeout jitter. In simulation, derive one stream per node from the seed and the id. */
   readonly random: RandomSource;
   /**
-   * The voters of a brand-new cluster (this node included). Omit when the
-   * storage already holds a configuration; if both are given they must agree.
+   * The voters of a brand-new cluster (this node included), its bootstrap
+   * configuration. Omit when the storage already holds a configuration; if
+   * both are given they must agree with the storage's snapshot (or
+   * bootstrap) configuration. Changes made since are read from the log.
    */
   readonly voters?: readonly NodeId[];
+  /**
+   * The node may be outside the configuration it finds: a node waiting to be
+   * added as a learner (started with the cluster's bootstrap configuration
+   * and an empty log, which the leader fills once it is added), or one that
+   * was removed. Such a node never campaigns; it follows whichever leader
+   * sends it appends. Without it, a node absent from the configuration is
+   * refused as a misconfiguration.
+   * @defaultValue false
+   */
+  readonly joining?: boolean;
   readonly config?: RaftConfigOptions;
   /**
    * Highest index the state machine already applied, for a state machine
@@ -77,11 +93,15 @@ export class RaftNode<T, S = unknown> {
       voters = init.voters;
     }
     if (voters.length === 0) throw new RangeError('no voters: pass `voters` for a new cluster, or a storage with a configuration');
-    if (!voters.includes(init.id)) throw new RangeError(`node ${init.id} is not among the voters [${voters.join(', ')}]`);
+    const bootstrap: ConfState = voters === confState.voters ? confState : { voters };
     // An in-memory state machine restarts from the stored snapshot, which may lie past the compaction point.
     const applied = init.applied ?? Math.max(init.storage.firstIndex() - 1, init.storage.snapshot()?.meta.index ?? 0);
     if (!Number.isSafeInteger(applied) || applied < 0) throw new RangeError(`applied must be a non-negative integer, got ${applied}`);
-    this.raft = new Raft<T, S>({ id: init.id, config, storage: init.storage, random: init.random, voters, applied, knobs });
+    this.raft = new Raft<T, S>({ id: init.id, config, storage: init.storage, random: init.random, bootstrap, applied, knobs });
+    // The configuration in effect is the log's last one (conf entries after the snapshot), not only the stored one.
+    if (init.joining !== true && !isMember(this.raft.confState, init.id)) {
+      throw new RangeError(`node ${init.id} is not among the voters [${this.raft.voters.join(', ')}] nor the learners (pass joining: true for a node waiting to be added)`);
+    }
     this.prevHard = hardState;
     this.prevSoft = { role: this.raft.role, leader: this.raft.leader };
   }
@@ -132,7 +152,14 @@ export class RaftNode<T, S = unknown> {
     this.raft.tick();
   }
 
-  /** Processes a message from a peer. Messages for another node or from a non-voter are ignored. */
+  /**
+   * Processes a message from a peer. Ignored: messages for another node, vote
+   * requests from non-voters (a removed node must not disrupt the group), and
+   * heartbeats and answers from non-members other than the leader this node
+   * follows. A leader's appends and snapshots are taken from any node: the
+   * term decides, and a node that lags behind the entry adding a new leader
+   * learns of it only from them.
+   */
   step(message: Message<T, S>): void {
     this.raft.step(message);
   }
@@ -154,6 +181,35 @@ export class RaftNode<T, S = unknown> {
   /** Appends several entries at consecutive indexes, all or none. */
   proposeBatch(data: readonly T[]): ProposeResult {
     return this.raft.propose(data);
+  }
+
+  /**
+   * Proposes a change of membership, if this node is the leader: adds a
+   * learner, promotes a learner to voter, or removes a voter or learner
+   * (this leader included). The change is a log entry; it takes effect on
+   * each node as soon as the entry is in its log, and is committed by a
+   * majority of the voters of the *new* configuration. Like a proposal, it
+   * is done when a `conf` entry shows up in `Ready.committedEntries` with the
+   * returned index and term; another entry there means it was lost with a
+   * leader change (propose it again, if it still applies).
+   *
+   * One change at a time: refused (`change-pending`) until the previous one
+   * committed, and (`term-not-committed`) until this leader committed an
+   * entry of its own term, which a new leader does once its no-op commits.
+   * A leader that removes itself goes on leading (without counting itself
+   * for any majority) until the change commits, then hands over to a voter
+   * holding its whole log and steps down.
+   *
+   * Promote a learner only once it has caught up (see
+   * `status().learnerProgress`): until then the larger quorum waits for it.
+   */
+  proposeConfChange(change: ConfChange): ConfChangeResult {
+    return this.raft.proposeConfChange(change);
+  }
+
+  /** The configuration in effect on this node: the last one in its log, committed or not. */
+  get confState(): ConfState {
+    return this.raft.confState;
   }
 
   /**
@@ -272,8 +328,11 @@ export class RaftNode<T, S = unknown> {
       firstIndex: r.log.firstIndex(),
       lastIndex: r.log.lastIndex(),
       voters: r.voters,
+      learners: r.learners,
+      confIndex: r.confIndex,
       transferee: r.transferee,
       progress: r.progressStatus(),
+      learnerProgress: r.role === 'leader' ? r.progressStatus(r.learners) : [],
     };
   }
 }

@@ -77,6 +77,8 @@ export class Progress {
   probeSent = false;
   /** Tick (leader's clock) at which the snapshot was sent. */
   snapshotSentTick = 0;
+  /** Tick (leader's clock) of the follower's last answer, or of the leader's last forced probe. */
+  lastContactTick = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number) {

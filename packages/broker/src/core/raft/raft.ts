@@ -11,13 +11,17 @@
  * own step function, swapped by `become*`; an illegal transition throws.
  */
 import type { RaftConfig } from './config.js';
-import { RaftInvariantError, RaftLog } from './log.js';
+import { RaftInvariantError, RaftLog, type IndexedConf } from './log.js';
+import { applyConfChange, learnersOf } from './membership.js';
 import { Progress } from './progress.js';
 import { majorityIndex, quorumActive, voteOutcome } from './quorum.js';
 import type { Storage } from './storage.js';
 import type {
   AppendMessage,
   AppendResponse,
+  ConfChange,
+  ConfChangeResult,
+  ConfState,
   Entry,
   HeartbeatMessage,
   Message,
@@ -45,6 +49,12 @@ export interface RaftTestingKnobs {
   skipLogUpToDateCheck: boolean;
   /** `Ready.mustSync` is always false: votes and entries may be acknowledged before they are durable. */
   neverSync: boolean;
+  /** A leader appends a configuration change while an earlier one is not committed (overlapping single-server changes). */
+  allowOverlappingConfChanges: boolean;
+  /** A new leader changes the configuration before it committed an entry of its term (the single-server bug Ongaro found). */
+  confChangeBeforeTermCommitted: boolean;
+  /** A configuration entry truncated from the log is not undone: the node keeps using it. */
+  keepTruncatedConf: boolean;
 }
 
 export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
@@ -52,11 +62,18 @@ export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
   grantTwoVotesPerTerm: false,
   skipLogUpToDateCheck: false,
   neverSync: false,
+  allowOverlappingConfChanges: false,
+  confChangeBeforeTermCommitted: false,
+  keepTruncatedConf: false,
 });
 
 /** Counters for metrics: every message the core dropped on purpose is counted. */
 export interface RaftCounters {
-  /** Messages for another node, from a non-voter, or that make no sense in the current role. */
+  /**
+   * Messages for another node, from a non-member (a vote request from a
+   * non-voter, e.g. a removed node campaigning), or that make no sense in the
+   * current role.
+   */
   messagesIgnored: number;
   /** Messages from an older term. */
   staleMessages: number;
@@ -76,6 +93,10 @@ export interface RaftCounters {
   snapshotsRetried: number;
   /** Leadership transfers aborted after an election timeout. */
   transfersAborted: number;
+  /** Configuration changes this node appended as leader. */
+  confChangesProposed: number;
+  /** Times this node, as leader, stepped down because a committed change removed it. */
+  removedStepDowns: number;
 }
 
 type StepFn<T, S> = (m: Message<T, S>) => void;
@@ -85,7 +106,8 @@ export interface RaftInit<T, S> {
   readonly config: Readonly<RaftConfig>;
   readonly storage: Storage<T, S>;
   readonly random: RandomSource;
-  readonly voters: readonly NodeId[];
+  /** The configuration to start from when the storage holds none (a brand-new node). */
+  readonly bootstrap: ConfState;
   readonly applied: number;
   readonly knobs: Readonly<RaftTestingKnobs>;
 }
@@ -105,13 +127,18 @@ export class Raft<T, S> {
     snapshotsInstalled: 0,
     snapshotsRetried: 0,
     transfersAborted: 0,
+    confChangesProposed: 0,
+    removedStepDowns: 0,
   };
 
   term = 0;
   vote: NodeId | null = null;
   role: Role = 'follower';
   leader: NodeId | null = null;
-  voters: readonly NodeId[];
+  /** The voters of the configuration in effect (the last one in the log). */
+  voters: readonly NodeId[] = [];
+  /** Its learners. */
+  learners: readonly NodeId[] = [];
   /** Target of an ongoing leadership transfer. */
   transferee: NodeId | null = null;
   /** Outgoing messages since the last `takeMessages()`. */
@@ -119,7 +146,11 @@ export class Raft<T, S> {
 
   private readonly random: RandomSource;
   readonly knobs: Readonly<RaftTestingKnobs>;
-  private readonly voterSet: Set<NodeId>;
+  private voterSet = new Set<NodeId>();
+  /** Voters and learners: every node a leader replicates to. */
+  private memberSet = new Set<NodeId>();
+  /** The configuration in effect, as the log holds it (compared by identity to notice a change). */
+  private conf: IndexedConf;
   private readonly progress = new Map<NodeId, Progress>();
   private readonly votes = new Map<NodeId, boolean>();
   /** Ticks since the last election timeout reset (followers: since hearing the leader). */
@@ -135,9 +166,9 @@ export class Raft<T, S> {
     this.config = init.config;
     this.random = init.random;
     this.knobs = init.knobs;
-    this.log = new RaftLog<T, S>(init.storage);
-    this.voters = Object.freeze([...init.voters]);
-    this.voterSet = new Set(this.voters);
+    this.log = new RaftLog<T, S>(init.storage, init.bootstrap);
+    this.conf = this.log.conf();
+    this.setConf(this.conf.conf);
     if (this.voterSet.size !== this.voters.length) throw new RangeError(`duplicate voter in [${this.voters.join(', ')}]`);
 
     const { hardState } = init.storage.initialState();
@@ -161,9 +192,29 @@ export class Raft<T, S> {
     return this.voterSet.has(id);
   }
 
-  /** Whether this node may campaign: it is a voter. */
+  /** Index of the entry (or snapshot) whose configuration is in effect; 0 for the bootstrap one. */
+  get confIndex(): number {
+    return this.conf.index;
+  }
+
+  /** The configuration in effect. */
+  get confState(): ConfState {
+    return this.conf.conf;
+  }
+
+  /**
+   * Whether this node may campaign: it is a voter, or its own removal is not
+   * committed yet. A node that appended its removal holds the longest log
+   * and may be the only one that can win: the others need its vote and it
+   * refuses theirs (their logs are behind). So it campaigns among the voters
+   * of its configuration (those it would leave behind), and if it wins it
+   * leads until its removal commits, then steps down.
+   */
   private promotable(): boolean {
-    return this.voterSet.has(this.id);
+    if (this.voterSet.has(this.id)) return true;
+    if (this.conf.index <= this.log.committed) return false;
+    const previous = this.log.previousConf();
+    return previous !== undefined && previous.conf.voters.includes(this.id);
   }
 
   takeMessages(): Message<T, S>[] {
@@ -176,14 +227,49 @@ export class Raft<T, S> {
     return this.msgs.length > 0;
   }
 
-  progressStatus(): ProgressStatus[] {
+  /** Leader only: the replication state of `ids` (voters, or learners). */
+  progressStatus(ids: readonly NodeId[] = this.voters): ProgressStatus[] {
     if (this.role !== 'leader') return [];
     const out: ProgressStatus[] = [];
-    for (const id of this.voters) {
+    for (const id of ids) {
       const pr = this.progress.get(id) as Progress;
       out.push({ id, match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive, inflight: pr.inflights.size });
     }
     return out;
+  }
+
+  // ---- configuration ----------------------------------------------------------
+
+  private setConf(conf: ConfState): void {
+    this.voters = conf.voters;
+    this.learners = learnersOf(conf);
+    this.voterSet = new Set(this.voters);
+    this.memberSet = new Set([...this.voters, ...this.learners]);
+  }
+
+  /**
+   * Takes on the log's configuration if an append, a truncation or a
+   * snapshot changed it. A leader starts tracking new members (optimistically
+   * active, so a check-quorum round does not count them silent before they
+   * could answer) and forgets removed ones.
+   */
+  private syncConf(): void {
+    const current = this.log.conf();
+    if (current === this.conf) return;
+    if (this.knobs.keepTruncatedConf && current.index < this.conf.index) return;
+    this.conf = current;
+    this.setConf(current.conf);
+    if (this.transferee !== null && !this.voterSet.has(this.transferee)) this.transferee = null;
+    if (this.role !== 'leader') return;
+    const lastIndex = this.log.lastIndex();
+    for (const id of this.memberSet) {
+      if (this.progress.has(id)) continue;
+      const pr = new Progress(lastIndex + 1, this.config.maxInflightAppends);
+      pr.recentActive = true;
+      pr.lastContactTick = this.now;
+      this.progress.set(id, pr);
+    }
+    for (const id of [...this.progress.keys()]) if (!this.memberSet.has(id) && id !== this.id) this.progress.delete(id);
   }
 
   // ---- role transitions -----------------------------------------------------
@@ -201,9 +287,11 @@ export class Raft<T, S> {
     this.votes.clear();
     const lastIndex = this.log.lastIndex();
     this.progress.clear();
-    for (const id of this.voters) {
+    // A leader removing itself keeps its own progress (it holds its log) until it steps down.
+    for (const id of new Set([...this.memberSet, this.id])) {
       const pr = new Progress(lastIndex + 1, this.config.maxInflightAppends);
       if (id === this.id) pr.match = lastIndex;
+      pr.lastContactTick = this.now;
       this.progress.set(id, pr);
     }
   }
@@ -338,7 +426,7 @@ export class Raft<T, S> {
   }
 
   step(m: Message<T, S>): void {
-    if (m.to !== this.id || m.from === this.id || !this.voterSet.has(m.from)) {
+    if (m.to !== this.id || m.from === this.id || !this.acceptsFrom(m)) {
       this.counters.messagesIgnored++;
       return;
     }
@@ -362,14 +450,25 @@ export class Raft<T, S> {
       }
     } else if (m.term < this.term) {
       this.counters.staleMessages++;
-      if ((this.config.checkQuorum || this.config.preVote) && (m.type === 'app' || m.type === 'heartbeat')) {
+      // Whether our own vote requests will tell the sender our term: we campaign, and to it.
+      const campaignsTo = this.voterSet.has(m.from) && this.promotable();
+      const silent = !this.config.checkQuorum && !this.config.preVote && campaignsTo;
+      if (!silent && (m.type === 'app' || m.type === 'heartbeat')) {
         // A leader from an older term (cut off, or paused): tell it our term so
         // it steps down instead of waiting forever; with pre-vote we would
-        // otherwise never raise our term to its notice.
+        // otherwise never raise our term to its notice. Without pre-vote and
+        // check-quorum our vote requests do, but only to the voters of our
+        // configuration: a leader outside it (we lag behind the entry that
+        // made it a voter) hears our term from this answer.
         this.send({ type: 'app-resp', from: this.id, to: m.from, term: this.term, index: 0, reject: false, hintIndex: 0, hintTerm: 0 });
       } else if (m.type === 'pre-vote') {
         // Let a lagging pre-candidate learn our term.
         this.send({ type: 'pre-vote-resp', from: this.id, to: m.from, term: this.term, reject: true });
+      } else if (m.type === 'vote' && !campaignsTo) {
+        // A lagging candidate learns our term from our own vote requests, if we campaign and it is one of
+        // our voters; otherwise (we are a learner, or we lag behind the entry that made it a voter, or it
+        // lags behind its removal) it would never hear of it, and campaign below our term for ever.
+        this.send({ type: 'vote-resp', from: this.id, to: m.from, term: this.term, reject: true });
       }
       return;
     }
@@ -379,6 +478,43 @@ export class Raft<T, S> {
       return;
     }
     this.stepRole(m);
+  }
+
+  /**
+   * Whom a message is taken from.
+   *
+   * Vote requests: from members of this node's configuration, and from
+   * others only when the candidate's log is at least as up to date as ours.
+   * A node removed without learning of it keeps campaigning; its log lacks
+   * the committed entry that removed it, which every member that knows of
+   * the removal holds, so it is always behind them and cannot even raise
+   * their term. A candidate this node does not know as a member yet (it lags
+   * behind the entry that made the candidate a voter) is ahead of it, and is
+   * heard: a lagging voter must be able to elect the voters it has not heard
+   * of, or a group whose voters mostly lag could never elect anyone. (A
+   * learner is a member: it may have been added back after a removal with a
+   * term raised by its campaigns, which, without pre-vote and check-quorum,
+   * only its vote requests make known.)
+   *
+   * A leader's appends and snapshots: from anyone. A leader this node does
+   * not know as a member yet must still be able to bring it up to date — the
+   * term decides, as ever. Heartbeats and timeout-now (which carry no log)
+   * and answers: from members, or from the leader this node follows.
+   */
+  private acceptsFrom(m: Message<T, S>): boolean {
+    switch (m.type) {
+      case 'vote':
+      case 'pre-vote':
+        return this.memberSet.has(m.from) || this.log.isUpToDate(m.lastIndex, m.lastTerm);
+      case 'app':
+      case 'snapshot':
+        return true;
+      case 'heartbeat':
+      case 'timeout-now':
+        return this.memberSet.has(m.from) || this.leader === m.from;
+      default:
+        return this.memberSet.has(m.from);
+    }
   }
 
   private handleVoteRequest(m: VoteRequest): void {
@@ -475,6 +611,7 @@ export class Raft<T, S> {
         const pr = this.progress.get(m.from);
         if (pr === undefined) return;
         pr.recentActive = true;
+        pr.lastContactTick = this.now;
         pr.probeSent = false;
         // A full window may be waiting for acknowledgements of lost appends:
         // free one slot so the stream moves (a rejection then rewinds it).
@@ -506,6 +643,7 @@ export class Raft<T, S> {
     }
     const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
+      this.syncConf();
       this.sendAppendResponse(m.from, lastNew);
       return;
     }
@@ -533,6 +671,7 @@ export class Raft<T, S> {
 
   private handleSnapshot(m: SnapshotMessage<S>): void {
     if (this.restore(m.snapshot)) {
+      this.syncConf();
       this.counters.snapshotsInstalled++;
       this.sendAppendResponse(m.from, this.log.lastIndex());
     } else {
@@ -545,7 +684,9 @@ export class Raft<T, S> {
   private restore(snapshot: SnapshotMessage<S>['snapshot']): boolean {
     const { index, term, conf } = snapshot.meta;
     if (index <= this.log.committed) return false;
-    if (!conf.voters.includes(this.id)) return false;
+    // A snapshot whose configuration lacks this node is installed all the same: a node added after the
+    // snapshot was taken learns of its own membership from the entries that follow it.
+    void conf;
     if (this.log.matchTerm(index, term)) {
       // We hold the snapshot's last entry: everything up to it is committed; keep the log.
       this.log.commitTo(index);
@@ -559,6 +700,7 @@ export class Raft<T, S> {
 
   private handleAppendResponse(m: AppendResponse, pr: Progress): void {
     pr.recentActive = true;
+    pr.lastContactTick = this.now;
     if (m.reject) {
       let nextProbe = m.hintIndex;
       if (m.hintTerm > 0) {
@@ -586,6 +728,7 @@ export class Raft<T, S> {
       pr.inflights.freeLE(m.index);
     }
     if (this.maybeCommit()) {
+      if (this.role !== 'leader') return; // a committed change removed this leader
       this.bcastAppend();
     } else if (wasPaused) {
       this.sendAppend(m.from);
@@ -597,13 +740,35 @@ export class Raft<T, S> {
     if (m.from === this.transferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
   }
 
-  /** Commits the highest index a quorum holds, if it is of this term (older ones follow indirectly). */
+  /**
+   * Commits the highest index a quorum of the voters in effect holds, if it
+   * is of this term (older ones follow indirectly). A leader removing itself
+   * is not among those voters: it manages a configuration it is no longer
+   * part of until the change commits, then steps down.
+   */
   private maybeCommit(): boolean {
     const index = majorityIndex(this.voters, (id) => this.progress.get(id)?.match);
     if (index <= this.log.committed) return false;
     if (!this.knobs.commitEarlierTermByCounting && this.log.term(index) !== this.term) return false;
     this.log.commitTo(index);
+    if (!this.voterSet.has(this.id) && this.log.committed >= this.conf.index) this.stepDownRemoved();
     return true;
+  }
+
+  /**
+   * The change that removed this leader is committed: it tells the followers
+   * so (the commit index rides on the appends), hands over to a voter that
+   * holds its whole log (timeout-now, so the cluster need not wait for an
+   * election timeout), and steps down. It never campaigns again, not being
+   * a voter.
+   */
+  private stepDownRemoved(): void {
+    this.bcastAppend();
+    const lastIndex = this.log.lastIndex();
+    const successor = this.voters.find((id) => (this.progress.get(id)?.match ?? 0) === lastIndex);
+    if (successor !== undefined) this.sendTimeoutNow(successor);
+    this.counters.removedStepDowns++;
+    this.becomeFollower(this.term, null);
   }
 
   private sendAppend(to: NodeId): void {
@@ -632,23 +797,60 @@ export class Raft<T, S> {
       return true;
     }
     if (entries.length === 0 && !sendIfEmpty) return false;
-    this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.log.committed });
+    this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.commitToAnnounce() });
     pr.sentEntries(entries.length, prevIndex + entries.length);
     return true;
   }
 
+  /**
+   * The commit index this leader's appends and heartbeats carry. They may
+   * leave before its own write (see the runner), so they must not announce
+   * as committed what that write covers. With other voters that cannot
+   * happen: their acknowledgements come after the write. A sole voter
+   * commits its entries as it appends them: its learners hear of it once
+   * they are durable here.
+   */
+  private commitToAnnounce(): number {
+    const committed = this.log.committed;
+    return this.voters.length === 1 && this.voters[0] === this.id ? Math.min(committed, this.log.lastStableIndex()) : committed;
+  }
+
   private bcastAppend(): void {
-    for (const id of this.voters) if (id !== this.id) this.sendAppend(id);
+    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id);
   }
 
   private bcastHeartbeat(): void {
-    for (const id of this.voters) {
+    for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
-      const pr = this.progress.get(id) as Progress;
       // Never tell a follower to commit beyond what it is known to hold.
-      const commit = Math.min(pr.match, this.log.committed);
+      const commit = Math.min(pr.match, this.commitToAnnounce());
       this.send({ type: 'heartbeat', from: this.id, to: id, term: this.term, commit });
+      if (pr.state !== 'snapshot' && this.now - pr.lastContactTick >= this.config.electionTicks && (pr.isPaused() || pr.match < this.log.lastIndex())) {
+        this.sendContactProbe(id, pr);
+      }
     }
+  }
+
+  /**
+   * A follower behind us has not answered anything for an election timeout.
+   * It may be down; or it may ignore our heartbeats (which are what unpauses
+   * a stream whose append was lost, and marks a follower active enough to be
+   * sent a snapshot) because it lags behind the entry that made this leader a
+   * member, and does not know it. Only an append reaches such a follower, so
+   * probe it with an empty one, at the compaction boundary if its next entry
+   * was compacted; its answer, accept or reject, gets the stream going.
+   */
+  private sendContactProbe(to: NodeId, pr: Progress): void {
+    pr.lastContactTick = this.now;
+    pr.becomeProbe();
+    let prevIndex = pr.next - 1;
+    let prevTerm = this.log.term(prevIndex);
+    if (prevTerm === undefined) {
+      prevIndex = this.log.firstIndex() - 1;
+      prevTerm = this.log.term(prevIndex) as number;
+    }
+    this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries: [], commit: Math.min(pr.match, this.commitToAnnounce()) });
+    pr.probeSent = true;
   }
 
   private sendTimeoutNow(to: NodeId): void {
@@ -658,6 +860,7 @@ export class Raft<T, S> {
   /** Appends entries of this term, numbered from `lastIndex + 1`, to the leader's own log. */
   private appendEntries(entries: readonly Entry<T>[]): void {
     this.log.append(entries);
+    this.syncConf();
     (this.progress.get(this.id) as Progress).maybeUpdate(this.log.lastIndex());
     // A single-voter cluster commits at once.
     this.maybeCommit();
@@ -674,8 +877,32 @@ export class Raft<T, S> {
     const entries: Array<Entry<T>> = new Array<Entry<T>>(data.length);
     for (let i = 0; i < data.length; i++) entries[i] = { type: 'normal', index: firstIndex + i, term, data: data[i] as T };
     this.appendEntries(entries);
-    this.bcastAppend();
-    return { ok: true, term: this.term, firstIndex, lastIndex: this.log.lastIndex() };
+    if (this.role === 'leader') this.bcastAppend();
+    return { ok: true, term, firstIndex, lastIndex: firstIndex + data.length - 1 };
+  }
+
+  /**
+   * Appends a configuration change (see `RaftNode.proposeConfChange`). One at
+   * a time: refused while an earlier change is uncommitted, and until this
+   * leader committed an entry of its own term.
+   */
+  proposeConfChange(change: ConfChange): ConfChangeResult {
+    if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
+    if (this.transferee !== null) return { ok: false, reason: 'transferring', leader: this.leader };
+    if (!this.knobs.allowOverlappingConfChanges && this.conf.index > this.log.committed) {
+      return { ok: false, reason: 'change-pending', leader: this.leader, detail: `the change at ${this.conf.index} is not committed (commit ${this.log.committed})` };
+    }
+    if (!this.knobs.confChangeBeforeTermCommitted && this.log.term(this.log.committed) !== this.term) {
+      return { ok: false, reason: 'term-not-committed', leader: this.leader, detail: `no entry of term ${this.term} is committed yet` };
+    }
+    const conf = applyConfChange(this.conf.conf, change);
+    if (typeof conf === 'string') return { ok: false, reason: 'invalid', leader: this.leader, detail: conf };
+    const index = this.log.lastIndex() + 1;
+    const entry: Entry<T> = { type: 'conf', index, term: this.term, change: Object.freeze({ type: change.type, node: change.node }), conf };
+    this.counters.confChangesProposed++;
+    this.appendEntries([entry]);
+    if (this.role === 'leader') this.bcastAppend();
+    return { ok: true, term: this.term, index, conf };
   }
 
   transferLeadership(to: NodeId): TransferResult {

@@ -74,4 +74,23 @@ describe('MemoryStorage', () => {
     expect(c.lastIndex()).toBe(1);
     expect(s.lastIndex()).toBe(2);
   });
+
+  it('a snapshot carries the configuration at its index, and a restart after compaction starts from it', () => {
+    const s = new MemoryStorage<string, string>(['a', 'b', 'c']);
+    s.append([
+      { type: 'noop', index: 1, term: 1 },
+      { type: 'conf', index: 2, term: 1, change: { type: 'add-learner', node: 'd' }, conf: { voters: ['a', 'b', 'c'], learners: ['d'] } },
+      { type: 'normal', index: 3, term: 1, data: 'x' },
+      { type: 'conf', index: 4, term: 1, change: { type: 'promote', node: 'd' }, conf: { voters: ['a', 'b', 'c', 'd'], learners: [] } },
+    ]);
+    s.setHardState({ term: 1, vote: 'a', commit: 4 });
+    expect(s.createSnapshot(1, 'sm@1').meta.conf).toEqual({ voters: ['a', 'b', 'c'] });
+    expect(s.createSnapshot(3, 'sm@3').meta.conf).toEqual({ voters: ['a', 'b', 'c'], learners: ['d'] });
+    s.compact(3);
+    // The entry that set it is gone: the stored configuration is the snapshot's.
+    expect(s.initialState().confState).toEqual({ voters: ['a', 'b', 'c'], learners: ['d'] });
+    expect(s.createSnapshot(4, 'sm@4').meta.conf).toEqual({ voters: ['a', 'b', 'c', 'd'], learners: [] });
+    s.compact(4);
+    expect(s.initialState().confState).toEqual({ voters: ['a', 'b', 'c', 'd'], learners: [] });
+  });
 });

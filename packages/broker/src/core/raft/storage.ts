@@ -8,7 +8,11 @@ import type { ConfState, Entry, HardState, NodeId, Snapshot } from './types.js';
 
 /** What the core reads from stable storage. Every method is synchronous and cheap. */
 export interface Storage<T, S> {
-  /** The persisted hard state and the configuration (from the latest snapshot, or the bootstrap one). */
+  /**
+   * The persisted hard state and the configuration of the latest snapshot
+   * (or the bootstrap one); configuration entries after it are in the log,
+   * where the core finds them.
+   */
   initialState(): { readonly hardState: HardState; readonly confState: ConfState };
   /**
    * Entries with indexes in `[lo, hi)`, at most `maxCount` of them.
@@ -154,9 +158,21 @@ export class MemoryStorage<T, S> implements Storage<T, S>, StorageWriter<T, S> {
     if (index > this.hardState.commit) throw new StorageError(`createSnapshot: ${index} is not committed (commit ${this.hardState.commit})`);
     const term = this.term(index);
     if (term === undefined) throw new StorageError(`createSnapshot: ${index} outside [${this.baseIndex}, ${this.lastIndex()}]`);
-    const snapshot: Snapshot<S> = Object.freeze({ meta: Object.freeze({ index, term, conf: this.conf }), data });
+    const conf = this.confAt(index);
+    const snapshot: Snapshot<S> = Object.freeze({ meta: Object.freeze({ index, term, conf }), data });
     this.snap = snapshot;
+    // The configuration a restart starts from is the latest snapshot's: the entries that set it may be compacted next.
+    this.conf = conf;
     return snapshot;
+  }
+
+  /** The configuration in effect at `index`: the last conf entry at or before it, else the snapshot's (or bootstrap) one. */
+  private confAt(index: number): ConfState {
+    for (let i = Math.min(index, this.lastIndex()); i > this.baseIndex; i--) {
+      const entry = this.ents[i - this.baseIndex - 1] as Entry<T>;
+      if (entry.type === 'conf') return entry.conf;
+    }
+    return this.conf;
   }
 
   /**

@@ -37,8 +37,32 @@ export interface NoopEntry extends EntryBase {
   readonly type: 'noop';
 }
 
+/**
+ * A change of membership, proposed with `RaftNode.proposeConfChange`:
+ * - `add-learner`: a node outside the configuration starts receiving the log; it does not vote and does not count for any quorum;
+ * - `promote`: a learner becomes a voter (catch it up first: a lagging new voter can cost the group its quorum);
+ * - `remove`: a voter or a learner leaves (the leader itself included: it steps down once the change is committed).
+ */
+export interface ConfChange {
+  readonly type: 'add-learner' | 'promote' | 'remove';
+  readonly node: NodeId;
+}
+
+/**
+ * An entry that changes the configuration. It carries the change and the
+ * whole configuration it results in, so any one entry tells the
+ * configuration from its index on. The configuration takes effect on every
+ * node as soon as the entry is in its log (appended, not committed: Raft
+ * thesis §4.1), and is undone if a new leader truncates the entry.
+ */
+export interface ConfEntry extends EntryBase {
+  readonly type: 'conf';
+  readonly change: ConfChange;
+  readonly conf: ConfState;
+}
+
 /** A log entry. `T` is the payload type (e.g. a publish batch); the core never inspects it. */
-export type Entry<T> = NormalEntry<T> | NoopEntry;
+export type Entry<T> = NormalEntry<T> | NoopEntry | ConfEntry;
 
 /**
  * The state that must survive a crash, persisted before any message that
@@ -65,11 +89,16 @@ export interface SoftState {
 }
 
 /**
- * The cluster configuration. Static in this version (no joint consensus),
- * but carried in every snapshot so membership changes can be added later.
+ * The cluster configuration: who votes and who only receives the log. It
+ * changes one node at a time through {@link ConfEntry} entries (single-server
+ * changes, no joint consensus: see docs/raft.md) and is carried in every
+ * snapshot.
  */
 export interface ConfState {
+  /** The nodes that vote and count for quorums. */
   readonly voters: readonly NodeId[];
+  /** Nodes that receive the log but neither vote nor count for any quorum. Absent means none (snapshots written before learners existed). */
+  readonly learners?: readonly NodeId[];
 }
 
 export interface SnapshotMeta {
@@ -232,6 +261,10 @@ export interface Status {
   readonly firstIndex: number;
   readonly lastIndex: number;
   readonly voters: readonly NodeId[];
+  /** Members that receive the log without voting. */
+  readonly learners: readonly NodeId[];
+  /** Index of the entry (or snapshot) whose configuration is in effect; 0 for the bootstrap configuration. */
+  readonly confIndex: number;
   /** Target of an ongoing leadership transfer (leader only). */
   readonly transferee: NodeId | null;
   /**
@@ -240,6 +273,8 @@ export interface Status {
    * on a quorum when ≤ `commit`, on all when ≤ every `match`.
    */
   readonly progress: readonly ProgressStatus[];
+  /** Leader only (empty otherwise): every learner's replication state. */
+  readonly learnerProgress: readonly ProgressStatus[];
 }
 
 /** Why a proposal was refused; nothing was appended. */
@@ -256,6 +291,23 @@ export type ProposeRefusal =
 export type ProposeResult =
   | { readonly ok: true; readonly term: number; readonly firstIndex: number; readonly lastIndex: number }
   | { readonly ok: false; readonly reason: ProposeRefusal; readonly leader: NodeId | null };
+
+/**
+ * Why a configuration change was refused; nothing was appended.
+ * - `not-leader`, `transferring`: as for {@link ProposeRefusal};
+ * - `change-pending`: an earlier change is not committed yet (one change at a time, or two overlapping
+ *   single-server changes could let two disjoint majorities form);
+ * - `term-not-committed`: this leader has not committed an entry of its own term yet (until then a change
+ *   appended by a deposed leader of an earlier term may still be in the log and be committed later: the
+ *   single-server bug Ongaro found and fixed this way);
+ * - `invalid`: the change does not apply to the configuration (adding a member, promoting a non-learner,
+ *   removing a non-member or the last voter); `detail` says why.
+ */
+export type ConfChangeRefusal = 'not-leader' | 'transferring' | 'change-pending' | 'term-not-committed' | 'invalid';
+
+export type ConfChangeResult =
+  | { readonly ok: true; readonly term: number; readonly index: number; readonly conf: ConfState }
+  | { readonly ok: false; readonly reason: ConfChangeRefusal; readonly leader: NodeId | null; readonly detail?: string };
 
 export type TransferResult =
   | { readonly ok: true }

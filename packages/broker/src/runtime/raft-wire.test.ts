@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import type { Message } from '../core/raft/index.js';
+import { parseRaftMessage } from './raft-wire.js';
+
+const parseString = (data: unknown): string | undefined => (typeof data === 'string' ? data : undefined);
+
+describe('parseRaftMessage: configuration entries and snapshots', () => {
+  it('takes a conf entry and a snapshot with learners as sent', () => {
+    const app: Message<string, string> = {
+      type: 'app',
+      from: 'b1',
+      to: 'b4',
+      term: 2,
+      prevIndex: 3,
+      prevTerm: 1,
+      commit: 3,
+      entries: [
+        { type: 'conf', index: 4, term: 2, change: { type: 'add-learner', node: 'b4' }, conf: { voters: ['b1', 'b2', 'b3'], learners: ['b4'] } },
+        { type: 'normal', index: 5, term: 2, data: 'x' },
+      ],
+    };
+    expect(parseRaftMessage(structuredClone(app), parseString)).toEqual(app);
+    const snapshot: Message<string, string> = {
+      type: 'snapshot',
+      from: 'b1',
+      to: 'b4',
+      term: 2,
+      snapshot: { meta: { index: 9, term: 2, conf: { voters: ['b1', 'b2'], learners: ['b4'] } }, data: 'sm' },
+    };
+    expect(parseRaftMessage(structuredClone(snapshot), parseString, parseString)).toEqual(snapshot);
+    const old = { ...snapshot, snapshot: { ...snapshot.snapshot, meta: { index: 9, term: 2, conf: { voters: ['b1'] } } } };
+    expect(parseRaftMessage(structuredClone(old), parseString, parseString)).toEqual(old);
+  });
+
+  it('refuses malformed conf entries and configurations', () => {
+    const entry = { type: 'conf', index: 4, term: 2, change: { type: 'add-learner', node: 'b4' }, conf: { voters: ['b1'], learners: ['b4'] } };
+    const app = (e: unknown): unknown => ({ type: 'app', from: 'b1', to: 'b4', term: 2, prevIndex: 3, prevTerm: 1, commit: 3, entries: [e] });
+    expect(parseRaftMessage(app(entry), parseString)).toBeDefined();
+    expect(parseRaftMessage(app({ ...entry, change: { type: 'demote', node: 'b4' } }), parseString)).toBeUndefined();
+    expect(parseRaftMessage(app({ ...entry, change: { type: 'promote', node: '' } }), parseString)).toBeUndefined();
+    expect(parseRaftMessage(app({ ...entry, conf: { voters: 'b1' } }), parseString)).toBeUndefined();
+    expect(parseRaftMessage(app({ ...entry, conf: { voters: ['b1'], learners: [7] } }), parseString)).toBeUndefined();
+    expect(parseRaftMessage(app({ ...entry, change: undefined }), parseString)).toBeUndefined();
+  });
+});

@@ -1,0 +1,35 @@
+import { SpanKind, SpanStatusCode, context, propagation, trace, type TextMapSetter } from '@opentelemetry/api';
+
+/** Name of the tracer the SDK's spans come from. */
+export const TRACER_NAME = '@relaymq/sdk';
+
+const headerSetter: TextMapSetter<Record<string, string>> = {
+  set(carrier, key, value) {
+    carrier[key] = value;
+  },
+};
+
+/**
+ * Runs a publish in a PRODUCER span `<topic> publish` and carries the span's
+ * context in the message headers (W3C `traceparent`/`tracestate` with the
+ * usual propagator), so the broker's and the subscribers' spans join the
+ * publisher's trace. With `@opentelemetry/api` alone (no SDK registered) the
+ * span is a no-op and nothing is added: the headers stay as given.
+ */
+export async function tracedPublish<T>(topic: string, headers: Record<string, string> | undefined, publish: (headers: Record<string, string> | undefined) => Promise<T>): Promise<T> {
+  const span = trace.getTracer(TRACER_NAME).startSpan(`${topic} publish`, {
+    kind: SpanKind.PRODUCER,
+    attributes: { 'messaging.system': 'relaymq', 'messaging.destination.name': topic, 'messaging.operation.type': 'send' },
+  });
+  const carrier: Record<string, string> = { ...headers };
+  propagation.inject(trace.setSpan(context.active(), span), carrier, headerSetter);
+  const traced = Object.keys(carrier).length === Object.keys(headers ?? {}).length ? headers : carrier;
+  try {
+    return await publish(traced);
+  } catch (err) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+    throw err;
+  } finally {
+    span.end();
+  }
+}

@@ -79,7 +79,7 @@ const groups = (b: Broker): GroupRow[] => (b.engine as unknown as { groupStatus(
 const partitionRow = (b: Broker): GroupRow | undefined => groups(b).find((g) => g.group !== 'meta' && g.group.includes(TOPIC));
 
 describe('a majority/minority split at 5 brokers, replication factor 3', () => {
-  it("a producer whose brokers are all on the side without the partition's new leader reaches it within 3 s, without failing over", async () => {
+  it("a producer whose brokers are all on the side without the partition's new leader reaches it within 3 s, without failing over on a refusal", async () => {
     const { brokers, split, heal } = await splittableCluster();
     await waitFor(() => brokers.every((b) => groups(b).find((g) => g.group === 'meta')?.leader != null), 'every broker to know the metadata leader', 15_000);
     const byId = new Map(brokers.map((b) => [b.id, b]));
@@ -138,7 +138,10 @@ describe('a majority/minority split at 5 brokers, replication factor 3', () => {
     console.log(`split-routing: ${waits.length} publishes acknowledged during the split; longest wait ${longest} ms; failovers: ${failovers.join(', ') || 'none'}`);
     // The minority elects its leader within about an election timeout or two; the producer must get there.
     expect(longest).toBeLessThan(3000);
-    expect(failovers).toEqual([]);
+    // No failover on a refusal (before: NO_QUORUM, from one majority broker to another). A move off a broker that
+    // says it is not ready is the readiness rule, not routing: when the metadata group's leader was among the two
+    // split off, the majority's brokers are briefly not ready until they elect another.
+    expect(failovers.filter((f) => !f.endsWith('NOT_READY'))).toEqual([]);
 
     // Nothing lost, nothing stored twice, in order: every replica ends with exactly 0..n-1 after 'create'.
     await waitFor(

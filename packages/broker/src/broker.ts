@@ -11,7 +11,7 @@ import { raftConfigOf, swimConfigOf } from './tuning.js';
 import { Operations } from './observability/operations.js';
 import { isReady } from './observability/cluster-status.js';
 import type { TopicAssignment } from './observability/broker-report.js';
-import { durablePositionSource } from './observability/consumer-lag.js';
+import { durablePositionSource, groupPositionSource } from './observability/consumer-lag.js';
 import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { ClientSession } from './server/session.js';
 import { Authenticator } from './security/auth.js';
@@ -134,6 +134,7 @@ class RunningBroker implements Broker {
         this.replicated === undefined ? (this.engine?.partitionCount(topic) ?? 0) > partition : this.replicated.leaderOf(topic, partition) === this.id && this.replicated.hostsReplica(topic, partition),
       positionSources: () => [
         durablePositionSource(() => (this.replicated !== undefined ? this.replicated.appliedMetadata().durables : this.engine instanceof MemoryEngine ? this.engine.appliedPositions() : [])),
+        groupPositionSource(() => this.engine?.consumerGroups.toRecords() ?? []),
       ],
       browser: {
         partitionCount: (topic) => this.engine?.partitionCount(topic),

@@ -98,6 +98,8 @@ export class RelayClient extends EventEmitter<ClientEvents> {
         commitRefused: (error, durable) => this.reportError(error, { durable }),
         publish: (topic, data, options) => this.publish(topic, data, options),
         deadLetterFailed: (error, message) => this.reportError(error, { message, deadLetter: true }),
+        assigned: (event) => this.emit('assigned', event),
+        revoked: (event) => this.emit('revoked', event),
       },
       this.options.subscriptionCredit,
       this.options.requestTimeoutMs,
@@ -131,6 +133,9 @@ export class RelayClient extends EventEmitter<ClientEvents> {
             return;
           case 'message':
             this.subscriber.onMessage(connection, frame);
+            return;
+          case 'assignment':
+            this.subscriber.onAssignment(connection, frame);
             return;
           case 'cluster':
             this.pool.clusterFrame(connection, frame);

@@ -1,5 +1,6 @@
 import type { DialFailure, RelayError } from './protocol/index.js';
 import type { GapEvent, Message } from './subscribe/subscriber.js';
+import type { AssignedEvent, RevokedEvent } from './subscribe/group-membership.js';
 
 /** What an `error` event is about. */
 export interface ErrorContext {
@@ -50,6 +51,13 @@ export interface ClientEvents {
    * With no listener, the error is printed with `console.error`: never swallowed.
    */
   error: (error: unknown, context?: ErrorContext) => void;
+  /** A consumer-group subscription was granted partitions; their messages follow, from the group's committed position. */
+  assigned: (event: AssignedEvent) => void;
+  /**
+   * A consumer-group subscription no longer handles partitions: released for
+   * another member (`rebalance`), or taken away (`lost`, `fenced`).
+   */
+  revoked: (event: RevokedEvent) => void;
   /** The client is closed and will do nothing more. */
   closed: (event: { reason: RelayError }) => void;
 }

@@ -32,6 +32,8 @@ export type {
   Subscription,
 } from './subscribe/subscriber.js';
 export { DEAD_LETTER_HEADERS, RETRY_DEFAULTS, type RetryOptions } from './subscribe/failure-policy.js';
+export { DEFAULT_SESSION_TIMEOUT_MS } from './subscribe/subscriber.js';
+export type { AssignedEvent, GroupPartitionRef, RevokedEvent } from './subscribe/group-membership.js';
 export { messageTraceContext } from './subscribe/tracing.js';
 export type { WebSocketConstructor, WebSocketLike } from './transport/websocket.js';
 export {

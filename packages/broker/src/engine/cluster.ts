@@ -1,7 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
-import type { CommitPositionsCommand } from '../core/metadata/positions.js';
+import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
 import type { PublishCommand } from '../core/partition/command.js';
 import type { AppendOutcome, AppendRequest, PartitionLog, StoredMessage } from '../core/partition/partition.js';
 import type { NodeId, RaftConfigOptions } from '../core/raft/index.js';
@@ -24,6 +24,8 @@ import { MetadataCompaction } from './metadata-compaction.js';
 import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
+import { GROUP_COMMAND_METHOD, parseForwardedGroupCommand } from './groups/group-commands.js';
+import { GroupSessionTracker } from './groups/session-tracker.js';
 import { PublishRouter } from './routed-publish.js';
 import { waitFor } from './wait-for.js';
 
@@ -136,6 +138,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Runs leader-only requests here or on the leader (leader-forwarding.ts). */
   private readonly forwarding: LeaderForwarding;
   private readonly metaCompaction: MetadataCompaction;
+  /** `changed(group)`: the consumer groups changed in this broker's metadata. */
+  readonly consumerGroupEvents = new EventEmitter<{ changed: (group: string | undefined) => void }>();
+  /** The metadata leader coordinates groups: it expires members whose session timed out. */
+  private readonly groupSessions = new GroupSessionTracker({
+    groups: () => this.metadata.groups,
+    isCoordinator: () => this.meta?.isLeader() === true,
+    expire: (command) => this.groupCommand(command),
+    now: () => this.options.now(),
+  });
   private readonly durablePositions = new ReplicatedPositions((command) =>
     this.forwarding.viaLeader(this.meta, () => this.proposeMeta(command), COMMIT_POSITIONS_METHOD, command),
   );
@@ -181,6 +192,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.handle('publish', afterOpen(async (body) => this.publishHere(parseForwarded(body))));
     this.rpc.handle('partition.fetch', afterOpen(async (body) => this.fetchHere(parseFetch(body))));
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
+    this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedGroupCommand(body))));
     this.router = new PublishRouter({
       self: options.self,
       rpc: this.rpc,
@@ -293,6 +305,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     });
     this.maintenanceTimer = setInterval(() => this.maintain(), MAINTENANCE_MS);
     this.maintenanceTimer.unref();
+    this.groupSessions.start();
   }
 
   // ---- LogEngine ----------------------------------------------------------------
@@ -382,6 +395,18 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return log === undefined ? this.remote.offsetForTime(topic, partition, timeMs) : log.offsetForTime(timeMs);
   }
 
+  get consumerGroups(): ConsumerGroups {
+    return this.metadata.groups;
+  }
+
+  async groupCommand(command: GroupCommand): Promise<GroupResult> {
+    const result = await this.forwarding.viaLeader(this.meta, () => this.proposeMeta(command), GROUP_COMMAND_METHOD, command);
+    // The result crossed the network when the leader is another broker: read it as untrusted.
+    const read = parseGroupResult(result);
+    if (read === undefined) throw new RelayError('INTERNAL', 'malformed answer to a consumer-group command');
+    return read;
+  }
+
   commitPositions(durable: string, positions: readonly Cursor[]): Promise<void> {
     return this.durablePositions.commitPositions(durable, positions);
   }
@@ -461,6 +486,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   async close(): Promise<void> {
+    this.groupSessions.stop();
+    this.consumerGroupEvents.removeAllListeners();
     this.stopTicking?.();
     clearInterval(this.maintenanceTimer);
     this.options.transport.off('message', this.onPeerMessage);
@@ -475,16 +502,23 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   // ---- internals -------------------------------------------------------------------
 
+
   private applyMetadata(command: MetadataCommand): unknown {
     const result = this.metadata.apply(command);
     if (result.kind === 'created') this.hostPartitions(result.topic);
+    if (command.type.startsWith('group-')) {
+      this.groupSessions.applied(command as GroupCommand);
+      this.consumerGroupEvents.emit('changed', (command as GroupCommand).group);
+    } else if (result.kind === 'created') {
+      this.consumerGroupEvents.emit('changed', undefined);
+    }
     this.metaEvents.emit('applied');
     this.announceApplied();
     // Durable position results carry the positions back to the proposer.
     return result.kind === 'created' || result.kind === 'exists' ? result.kind : result;
   }
 
-  private proposeMeta(command: CommitPositionsCommand): Promise<unknown> {
+  private proposeMeta(command: MetadataCommand): Promise<unknown> {
     return this.meta.propose(command, this.options.requestTimeoutMs);
   }
 
@@ -492,6 +526,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private restoreMetadata(snapshot: MetadataSnapshot): void {
     this.metadata.restore(snapshot);
     for (const topic of this.metadata.all()) this.hostPartitions(topic);
+    this.consumerGroupEvents.emit('changed', undefined);
     this.metaEvents.emit('applied');
     this.announceApplied();
   }

@@ -1,4 +1,5 @@
 import type { AckLevel, Cursor, TopicInfo } from '@relaymq/sdk/protocol';
+import type { ConsumerGroups, GroupCommand, GroupResult } from '../core/metadata/groups.js';
 import type { AppendOutcome, AppendRequest, StoredMessage } from '../core/partition/partition.js';
 
 /**
@@ -21,6 +22,26 @@ export interface PartitionBounds {
 export interface LogEngineEvents {
   /** New committed messages are readable in this partition. */
   appended: (topic: string, partition: number) => void;
+}
+
+/**
+ * Where consumer groups live: members, partition owners with epochs, and
+ * committed positions (see core/metadata/groups.ts), ordered like durable
+ * positions (in a cluster: through the metadata Raft group).
+ */
+export interface GroupStore {
+  /** Orders a group command and resolves with its result, as applied by the coordinator. */
+  groupCommand(command: GroupCommand): Promise<GroupResult>;
+  /** The groups as applied on this broker (may lag the coordinator; {@link GroupStore.consumerGroupEvents} say when it moves). */
+  readonly consumerGroups: ConsumerGroups;
+  /** `changed(group)`: group state changed here (a group command or a new topic applied); `undefined`: any group may have. */
+  readonly consumerGroupEvents: GroupEvents;
+}
+
+/** Where a {@link GroupStore} says its groups changed. */
+export interface GroupEvents {
+  on(event: 'changed', listener: (group: string | undefined) => void): unknown;
+  off(event: 'changed', listener: (group: string | undefined) => void): unknown;
 }
 
 /**
@@ -47,7 +68,7 @@ export interface PositionStore {
  *
  * @internal Exported for tests and tools in this repository; not a stable API.
  */
-export interface LogEngine extends PositionStore {
+export interface LogEngine extends PositionStore, GroupStore {
   /**
    * Whether offsets are never reused. True for replicated logs: a resumed
    * position beyond a partition's end means this replica is catching up.

@@ -1,8 +1,10 @@
 import { EventEmitter } from 'eventemitter3';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
+import { ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
 import { DurablePositions } from '../core/metadata/positions.js';
 import { Partition, type AppendOutcome, type AppendRequest, type StoredMessage } from '../core/partition/partition.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
+import { GroupSessionTracker } from './groups/session-tracker.js';
 
 /** Settings of the in-memory engine. */
 export interface MemoryEngineOptions {
@@ -23,9 +25,19 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
   readonly offsetsSurviveRestart = false;
   private readonly partitionsByTopic = new Map<string, Partition[]>();
   private readonly durablePositions = new DurablePositions();
+  readonly consumerGroupEvents = new EventEmitter<{ changed: (group: string | undefined) => void }>();
+  readonly consumerGroups = new ConsumerGroups(() => [...this.partitionsByTopic].map(([topic, partitions]) => ({ topic, partitions: partitions.length })));
+  /** A standalone broker coordinates its groups itself. */
+  private readonly sessions = new GroupSessionTracker({
+    groups: () => this.consumerGroups,
+    isCoordinator: () => true,
+    expire: (command) => this.groupCommand(command),
+    now: () => this.options.now(),
+  });
 
   constructor(private readonly options: MemoryEngineOptions) {
     super();
+    this.sessions.start();
   }
 
   async ensureTopic(topic: string): Promise<TopicInfo> {
@@ -33,6 +45,8 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
     if (partitions === undefined) {
       partitions = Array.from({ length: this.options.defaultPartitions }, () => new Partition(this.options));
       this.partitionsByTopic.set(topic, partitions);
+      this.consumerGroups.topicCreated(topic);
+      this.consumerGroupEvents.emit('changed', undefined);
     }
     return { topic, partitions: partitions.length };
   }
@@ -81,12 +95,21 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
     return this.durablePositions.get(durable).filter((c) => topicMatches(pattern, c.topic));
   }
 
+  async groupCommand(command: GroupCommand): Promise<GroupResult> {
+    const result = this.consumerGroups.apply(command);
+    this.sessions.applied(command);
+    this.consumerGroupEvents.emit('changed', command.group);
+    return result;
+  }
+
   /** Every durable name with its positions, for operators. */
   appliedPositions(): Array<{ durable: string; positions: Cursor[] }> {
     return this.durablePositions.toRecords();
   }
 
   async close(): Promise<void> {
+    this.sessions.stop();
+    this.consumerGroupEvents.removeAllListeners();
     this.removeAllListeners();
   }
 

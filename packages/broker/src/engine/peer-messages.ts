@@ -1,6 +1,7 @@
 import { RelayError, type AckLevel } from '@relaymq/sdk/protocol';
 import type { MetadataCommand } from '../core/metadata/metadata.js';
 import { parseCommitPositions } from '../core/metadata/positions.js';
+import { parseGroupCommand } from '../core/metadata/groups.js';
 import { parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import type { StoredMessage } from '../core/partition/partition.js';
 
@@ -59,6 +60,7 @@ export function parseMetadataCommand(value: unknown): MetadataCommand | undefine
   if (typeof value !== 'object' || value === null) return undefined;
   const o = value as Record<string, unknown>;
   if (o.type === 'commit-positions') return parseCommitPositions(value);
+  if (typeof o.type === 'string' && o.type.startsWith('group-')) return parseGroupCommand(value);
   if (o.type !== 'create-topic' || typeof o.topic !== 'string' || o.topic.length > 255) return undefined;
   if (!Number.isSafeInteger(o.partitions) || (o.partitions as number) < 1 || (o.partitions as number) > 1024) return undefined;
   if (!Number.isSafeInteger(o.replicationFactor) || (o.replicationFactor as number) < 1) return undefined;

@@ -211,3 +211,20 @@ describe('PublishRouter across a split', () => {
     expect((refusal as RelayError).details.leader).toBeUndefined();
   });
 });
+
+describe('PublishRouter over a slow link', () => {
+  it('does not hedge a replica that answers late but steadily (added latency): copies down a second path overtook the first', async () => {
+    const replicas = ['b3', 'b4'];
+    const slow = async (): Promise<unknown> => {
+      await new Promise((resolve) => setTimeout(resolve, 50)); // well over HEDGE_MS (20), under the request timeout (100)
+      return { leader: 'lead', outcomes: [{ kind: 'stored', offset: 7 }] };
+    };
+    const { routers, calls } = network(['b1', 'b3', 'b4'], { b1: replicas, b3: replicas, b4: replicas }, [], slow);
+    const b1 = routers.get('b1') as PublishRouter;
+    await b1.route(publish()); // nothing known of b3 yet: hedged as before
+    calls.splice(0);
+    for (let i = 0; i < 3; i++) await b1.route(publish());
+    // One copy each, to the replica that answers: before, every publish went to both (b3, then b4 after 20 ms).
+    expect(calls).toEqual(['b1->b3', 'b1->b3', 'b1->b3']);
+  });
+});

@@ -36,6 +36,16 @@ export const MAX_ROUTE_HOPS = 2;
  * deduplicated append.
  */
 export const ROUTE_HEDGE_MS = 300;
+/**
+ * A replica's hedge waits this many times its usual answer time when that is
+ * longer than {@link ROUTE_HEDGE_MS}: a slow link (added latency) answers
+ * every publish late but steadily, and hedging each one sent copies down a
+ * second path that overtook the first, so the leader saw seqs out of order
+ * (`SEQUENCE_GAP`, resends, more copies: a 4.1 s wait at 5/3 seed 310).
+ */
+const HEDGE_ANSWER_FACTOR = 2;
+/** Weight of the newest answer time in a replica's running average. */
+const ANSWER_EWMA_WEIGHT = 0.2;
 /** How long a replica that left a routed publish unanswered is tried last (then first again, if it leads). */
 const UNANSWERING_FORGET_MS = 5000;
 
@@ -91,6 +101,8 @@ export class PublishRouter {
   private readonly leaders = new Map<string, NodeId>();
   /** Replicas that left a routed publish unanswered past {@link ROUTE_HEDGE_MS} (paused, stalled), and when; cleared when they answer. */
   private readonly unanswering = new Map<NodeId, number>();
+  /** Each replica's running average time to answer a routed publish, in ms. */
+  private readonly answerMs = new Map<NodeId, number>();
 
   constructor(private readonly ctx: RouteContext) {
     ctx.rpc.handle(ROUTE_METHOD, async (_from, body) => {
@@ -164,13 +176,17 @@ export class PublishRouter {
           hedge = setTimeout(() => {
             this.unanswering.set(target, Date.now());
             launch();
-          }, this.ctx.hedgeMs ?? ROUTE_HEDGE_MS);
+          }, this.hedgeDelay(target));
         }
+        const sentAt = Date.now();
         // Longer than the replica's own bounds (finding a leader, then its forward), so its answer (even TIMEOUT) gets back.
         this.ctx.rpc.call(target, ROUTE_METHOD, body, 2 * this.ctx.requestTimeoutMs + 2000).then(
           (answer) => {
             running--;
             this.unanswering.delete(target);
+            const took = Date.now() - sentAt;
+            const average = this.answerMs.get(target);
+            this.answerMs.set(target, average === undefined ? took : average + ANSWER_EWMA_WEIGHT * (took - average));
             let result: RouteResult;
             try {
               result = parseRouteResult(answer);
@@ -211,6 +227,19 @@ export class PublishRouter {
       };
       launch();
     });
+  }
+
+  /**
+   * How long to wait for `target` before a copy goes to the next replica:
+   * {@link ROUTE_HEDGE_MS}, or {@link HEDGE_ANSWER_FACTOR} times its usual
+   * answer time when that is longer (a slow but steady link), at most the
+   * request timeout. A paused replica was quick before it stopped, so it is
+   * still left after {@link ROUTE_HEDGE_MS}.
+   */
+  private hedgeDelay(target: NodeId): number {
+    const floor = this.ctx.hedgeMs ?? ROUTE_HEDGE_MS;
+    const usual = this.answerMs.get(target) ?? 0;
+    return Math.max(floor, Math.min(this.ctx.requestTimeoutMs, HEDGE_ANSWER_FACTOR * usual));
   }
 
   /**

@@ -77,3 +77,14 @@ export function durablePositionSource(records: () => ReadonlyArray<{ durable: st
     },
   };
 }
+
+/** Positions of consumer groups, from the group table's records (kind `group`, consumer = the group name as stored). */
+export function groupPositionSource(records: () => ReadonlyArray<{ group: string; positions: ReadonlyArray<{ topic: string; partition: number; offset: number }> }>): PositionSource {
+  return {
+    *positions() {
+      for (const { group, positions } of records()) {
+        for (const p of positions) yield { kind: 'group', consumer: group, topic: p.topic, partition: p.partition, offset: p.offset };
+      }
+    },
+  };
+}

@@ -1,4 +1,5 @@
 import {
+  RelayError,
   isWildcard,
   topicMatches,
   type BrokerFrame,
@@ -11,8 +12,11 @@ import {
 import type { StoredMessage } from '../core/partition/partition.js';
 import type { LogEngine } from '../engine/engine.js';
 import type { ClientAccess } from './client-access.js';
+import { GroupMember } from './group-member.js';
 import { asRelayError, dataBytes, type SessionContext } from './session-context.js';
 
+/** Session timeout of a group whose first member named none (the SDK always names one). */
+const GROUP_SESSION_TIMEOUT_MS = 10_000;
 /** Most messages in one `message` frame. */
 const MAX_DELIVERY_BATCH = 1000;
 /** Most data bytes in one `message` frame (a single larger message still goes alone). */
@@ -41,8 +45,15 @@ class Subscription {
     credit: number,
     /** Topics the subscriber may read; the others never match, whatever the pattern says. */
     private readonly mayRead: (topic: string) => boolean = () => true,
+    /** Set for a consumer-group member: only its assigned partitions are delivered. */
+    readonly member?: GroupMember,
   ) {
     this.credit = credit;
+  }
+
+  /** Whether this subscription delivers `topic`/`partition` (a group member: only those assigned to it). */
+  delivers(topic: string, partition: number): boolean {
+    return this.matches(topic) && (this.member === undefined || this.member.owns(topic, partition));
   }
 
   /** Whether `topic` matches the pattern and may be read (memoised; topics are few, lookups many). */
@@ -60,6 +71,8 @@ class Subscription {
    * position when the client knows one, otherwise where `from` says.
    */
   async start(engine: LogEngine, resume: readonly Cursor[]): Promise<{ cursors: Cursor[]; resets: Cursor[] }> {
+    // A group member's cursors follow its assignment (group-member.ts), never the pattern alone.
+    if (this.member !== undefined) return { cursors: [], resets: [] };
     const resets: Cursor[] = [];
     for (const cursor of resume) {
       if (!this.matches(cursor.topic)) continue;
@@ -141,6 +154,7 @@ export class Delivery {
   private readonly reading = new Set<Subscription>();
   private pumpScheduled = false;
   private readonly onAppended = (topic: string, partition: number): void => this.appended(topic, partition);
+  private readonly onGroupsChanged = (group: string | undefined): void => this.groupsChanged(group);
 
   constructor(private readonly session: DeliverySession) {}
 
@@ -152,11 +166,13 @@ export class Delivery {
   /** The session opened: follow the engine's appends. */
   start(): void {
     this.session.ctx.engine.on('appended', this.onAppended);
+    this.session.ctx.engine.consumerGroupEvents.on('changed', this.onGroupsChanged);
   }
 
   /** The session ended: forget every subscription. */
   stop(): void {
     this.session.ctx.engine.off('appended', this.onAppended);
+    this.session.ctx.engine.consumerGroupEvents.off('changed', this.onGroupsChanged);
     this.subscriptions.clear();
     this.starting.clear();
   }
@@ -184,10 +200,13 @@ export class Delivery {
     }
     const credit = Math.min(frame.credit, ctx.options.maxCredit);
     const permissions = access.permissions;
-    const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit, (topic) => permissions.mayRead(topic));
+    const member =
+      frame.group === undefined || frame.member === undefined ? undefined : new GroupMember(access.owned(frame.group), frame.member, frame.from);
+    const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit, (topic) => permissions.mayRead(topic), member);
     this.starting.add(frame.subscription);
     let started: Awaited<ReturnType<Subscription['start']>>;
     try {
+      if (member !== undefined) await this.join(member, frame);
       // Durable: stored positions come first, except where the client resumes from a position of its own.
       const resume =
         frame.durable === undefined
@@ -206,7 +225,39 @@ export class Delivery {
     const reply: BrokerFrame = { type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors };
     if (resets.length > 0) reply.resets = resets;
     this.session.send(reply);
+    if (member !== undefined) this.refreshMember(subscription);
     this.schedulePump();
+  }
+
+  /** Makes the client a member of its group (ordered by the coordinator); throws the refusal. */
+  private async join(member: GroupMember, frame: SubscribeFrame): Promise<void> {
+    const result = await this.session.ctx.engine.groupCommand({
+      type: 'group-join',
+      group: member.group,
+      member: member.member,
+      pattern: frame.pattern,
+      sessionTimeoutMs: frame.sessionTimeoutMs ?? GROUP_SESSION_TIMEOUT_MS,
+    });
+    if (result.kind === 'group-refused') throw new RelayError(result.code, result.message);
+  }
+
+  /** Consumer groups changed in this broker's metadata: members here follow their new assignments. */
+  private groupsChanged(group: string | undefined): void {
+    let changed = false;
+    for (const subscription of this.subscriptions.values()) {
+      if (subscription.member === undefined || (group !== undefined && subscription.member.group !== group)) continue;
+      changed = this.refreshMember(subscription) || changed;
+    }
+    if (changed) this.schedulePump();
+  }
+
+  /** Sends a member its assignment when it changed; the frame precedes any message of a newly granted partition. */
+  private refreshMember(subscription: Subscription): boolean {
+    if (subscription.member === undefined || !this.session.open()) return false;
+    const frame = subscription.member.refresh(this.session.ctx.engine, subscription.id, subscription.cursors);
+    if (frame === undefined) return false;
+    this.session.send(frame);
+    return true;
   }
 
   credit(id: number, credit: number): void {
@@ -238,7 +289,7 @@ export class Delivery {
   private appended(topic: string, partition: number): void {
     let wanted = false;
     for (const subscription of this.subscriptions.values()) {
-      if (!subscription.matches(topic)) continue;
+      if (!subscription.delivers(topic, partition)) continue;
       subscription.cursorFor(this.session.ctx.engine, topic, partition);
       wanted = true;
     }
@@ -286,6 +337,11 @@ export class Delivery {
       (stored) => {
         this.reading.delete(subscription);
         if (!live()) return;
+        // A group member may have lost the partition while the disk was read.
+        if (subscription.member !== undefined && !subscription.member.owns(cursor.topic, cursor.partition)) {
+          this.schedulePump();
+          return;
+        }
         const batch = advance(cursor, stored);
         if (batch !== undefined) this.deliver(subscription, [batch], stored.length);
         this.schedulePump();

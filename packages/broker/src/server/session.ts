@@ -6,8 +6,11 @@ import {
   type BrokerFrame,
   type ClusterView,
   type CommitFrame,
+  type GroupCommitFrame,
+  type GroupHeartbeatFrame,
   type MetadataFrame,
 } from '@relaymq/sdk/protocol';
+import type { GroupCommand } from '../core/metadata/groups.js';
 import { TopicPermissions } from '../security/acl.js';
 import { ClientAccess } from './client-access.js';
 import { Delivery } from './delivery.js';
@@ -127,6 +130,10 @@ export class ClientSession {
           return;
         case 'commit':
           this.commit(frame);
+          return;
+        case 'group-commit':
+        case 'group-heartbeat':
+          this.groupRequest(frame);
           return;
         case 'metadata':
           this.metadata(frame);
@@ -267,6 +274,47 @@ export class ClientSession {
     void this.ctx.engine.commitPositions(this.access.owned(frame.durable), frame.positions).then(
       () => this.send({ type: 'committed', id: frame.id }),
       (err: unknown) => refuse(asRelayError(err)),
+    ).finally(() => this.commitsInFlight--);
+  }
+
+  /**
+   * A member's commit (fenced by its epochs), release, leave or heartbeat,
+   * ordered by the group coordinator. `FENCED` answers a member the group no
+   * longer knows, or positions of partitions it no longer owns (the others are stored).
+   */
+  private groupRequest(frame: GroupCommitFrame | GroupHeartbeatFrame): void {
+    const refuse = (error: RelayError): void => this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
+    if (this.commitsInFlight >= MAX_COMMITS_IN_FLIGHT) {
+      refuse(new RelayError('LIMIT_EXCEEDED', `more than ${MAX_COMMITS_IN_FLIGHT} commits in flight; wait for their answers`));
+      return;
+    }
+    const group = this.access.owned(frame.group);
+    let command: GroupCommand;
+    if (frame.type === 'group-heartbeat') command = { type: 'group-heartbeat', group, member: frame.member };
+    else {
+      const denied = frame.positions.find((p) => !this.access.permissions.mayRead(p.topic));
+      if (denied !== undefined) {
+        this.ctx.counters.denied++;
+        return refuse(new RelayError('FORBIDDEN', `${this.access.describe()} may not read ${denied.topic}`));
+      }
+      command = frame.leave === true
+        ? { type: 'group-leave', group, member: frame.member, positions: frame.positions }
+        : { type: 'group-commit', group, member: frame.member, positions: frame.positions, release: frame.release === true };
+    }
+    this.commitsInFlight++;
+    void this.ctx.engine.groupCommand(command).then(
+      (result) => {
+        if (result.kind === 'group-refused') return refuse(new RelayError(result.code, result.message));
+        if (!result.known && command.type !== 'group-leave') {
+          return refuse(new RelayError('FENCED', `member ${frame.member} is no longer in group ${frame.group} (its session expired); it must join again`));
+        }
+        if (result.fenced.length > 0) {
+          const named = result.fenced.slice(0, 5).map((c) => `${c.topic}/${c.partition}`).join(', ');
+          return refuse(new RelayError('FENCED', `member ${frame.member} of group ${frame.group} no longer owns ${named}${result.fenced.length > 5 ? ', …' : ''}: those positions were not stored`));
+        }
+        this.send({ type: 'committed', id: frame.id });
+      },
+      (err: unknown) => refuse(unlessNotReady(this.ctx, asRelayError(err))),
     ).finally(() => this.commitsInFlight--);
   }
 

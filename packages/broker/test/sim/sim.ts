@@ -372,6 +372,12 @@ export class Simulation {
         break;
       case Kind.ConfChange:
         if (!this.healed && this.reconfig !== undefined) {
+          if (ev.node >= 0) {
+            // A change asked of a new leader at once (see observe); it refuses it until its no-op commits.
+            const node = this.nodes[ev.node] as SimNode;
+            if (node.up && node.life === ev.life && node.raft?.role === 'leader') this.changeMembership(node);
+            break;
+          }
           this.changeMembership();
           this.schedule(this.now + this.rng.between(1, 2 * this.reconfig.changeIntervalMs), Kind.ConfChange, -1, 0);
         }
@@ -596,6 +602,10 @@ export class Simulation {
       node.seenLeader = raft.leader;
       this.record(node.id, 'role', `${raft.role} term=${raft.term} leader=${raft.leader ?? '-'} last=${raft.lastIndex} commit=${raft.commitIndex}`);
       this.checker.onRole(node.id, raft.term, raft.role === 'leader', node.view);
+      // Half the new leaders are asked for a change before their no-op can commit: the window of Ongaro's bug.
+      if (raft.role === 'leader' && this.reconfig !== undefined && !this.healed && this.rng.chance(0.5)) {
+        this.schedule(this.now + this.rng.between(0, 3), Kind.ConfChange, node.index, node.life);
+      }
     }
     if (raft.commitIndex !== node.seenCommit) {
       this.checker.onCommit(node.id, raft.commitIndex, node.view, raft.role === 'leader' ? raft.term : undefined);
@@ -690,8 +700,8 @@ export class Simulation {
    * itself included). Usually one that applies; now and then any (the leader
    * refuses what does not apply, or what comes too early).
    */
-  private changeMembership(): void {
-    const leaders = this.nodes.filter((node) => node.up && node.raft?.role === 'leader' && node.pausedUntilMs <= this.now);
+  private changeMembership(target?: SimNode): void {
+    const leaders = target !== undefined ? [target] : this.nodes.filter((node) => node.up && node.raft?.role === 'leader' && node.pausedUntilMs <= this.now);
     if (leaders.length === 0) return;
     const leader = this.rng.pick(leaders);
     const raft = leader.raft as RaftNode<Value, SnapData>;
@@ -704,6 +714,9 @@ export class Simulation {
       ...learners.map((node): ConfChange => ({ type: 'remove', node })),
       ...(conf.voters.length > 1 ? conf.voters.map((node): ConfChange => ({ type: 'remove', node })) : []),
     ];
+    // A new leader is asked for a change of voters when there is one: the kind that can overlap.
+    const voterChanges = options.filter((c) => c.type === 'promote' || (c.type === 'remove' && conf.voters.includes(c.node)));
+    if (target !== undefined && voterChanges.length > 0) options.splice(0, options.length, ...voterChanges);
     const anyNode = (): NodeId => this.rng.pick(this.nodes).id;
     const change: ConfChange =
       options.length === 0 || this.rng.chance(0.05) ? { type: this.rng.pick(['add-learner', 'promote', 'remove'] as const), node: anyNode() } : this.rng.pick(options);

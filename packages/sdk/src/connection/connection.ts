@@ -17,13 +17,13 @@ import { dialError, socketErrorFailure } from '../transport/dial-failure.js';
 /** Frames that answer a request, by the `id` of that request. */
 type Reply = Extract<BrokerFrame, { type: 'subscribed' | 'unsubscribed' | 'committed' | 'topics' | 'pong' }>;
 /** Requests a connection can correlate. */
-type Request = Extract<ClientFrame, { type: 'subscribe' | 'unsubscribe' | 'commit' | 'metadata' | 'ping' }>;
+type Request = Extract<ClientFrame, { type: 'subscribe' | 'unsubscribe' | 'commit' | 'group-commit' | 'group-heartbeat' | 'metadata' | 'ping' }>;
 
 /** A request before the connection assigns its `id`. */
 type Unsent<T> = T extends unknown ? Omit<T, 'id'> : never;
 
 /** Frames the connection hands up to the client. */
-export type PushFrame = Extract<BrokerFrame, { type: 'ack' | 'nack' | 'message' | 'cluster' | 'goaway' }>;
+export type PushFrame = Extract<BrokerFrame, { type: 'ack' | 'nack' | 'message' | 'cluster' | 'goaway' | 'assignment' }>;
 
 export interface ConnectionEvents {
   frame: (frame: PushFrame) => void;

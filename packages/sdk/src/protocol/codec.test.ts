@@ -163,6 +163,19 @@ const clientFrameArbs = {
   credit: fc.record({ type: fc.constant('credit' as const), subscription: uintArb, credit: uintArb }),
   unsubscribe: fc.record({ type: fc.constant('unsubscribe' as const), id: uintArb, subscription: uintArb }),
   metadata: fc.record({ type: fc.constant('metadata' as const), id: uintArb, topics: fc.array(topicArb, { maxLength: 4 }) }),
+  'group-commit': fc.record(
+    {
+      type: fc.constant('group-commit' as const),
+      id: uintArb,
+      group: durableArb,
+      member: durableArb,
+      positions: fc.array(fc.record({ topic: topicArb, partition: uintArb, offset: uintArb, epoch: uintArb }), { maxLength: 4 }),
+      release: fc.constant(true as const),
+      leave: fc.constant(true as const),
+    },
+    { requiredKeys: ['type', 'id', 'group', 'member', 'positions'] },
+  ),
+  'group-heartbeat': fc.record({ type: fc.constant('group-heartbeat' as const), id: uintArb, group: durableArb, member: durableArb }),
   ping: pingArb,
   pong: pongArb,
 } satisfies { [T in ClientFrame['type']]: fc.Arbitrary<Extract<ClientFrame, { type: T }>> };
@@ -214,6 +227,17 @@ const brokerFrameArbs = {
   }),
   cluster: fc.record({ type: fc.constant('cluster' as const), cluster: clusterArb }),
   goaway: fc.record({ type: fc.constant('goaway' as const), code: codeArb, message: textArb(40) }),
+  assignment: fc.record({
+    type: fc.constant('assignment' as const),
+    subscription: uintArb,
+    partitions: fc.array(
+      fc.record(
+        { topic: topicArb, partition: uintArb, epoch: uintArb, offset: uintArb, revoking: fc.constant(true as const) },
+        { requiredKeys: ['topic', 'partition', 'epoch'] },
+      ),
+      { maxLength: 4 },
+    ),
+  }),
   error: fc.record(
     { type: fc.constant('error' as const), code: codeArb, message: textArb(40), id: uintArb },
     { requiredKeys: ['type', 'code', 'message'] },

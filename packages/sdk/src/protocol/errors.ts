@@ -31,6 +31,7 @@
  * | `STORAGE_FULL` | the partition's disk is full; nothing was stored, reads go on, writes resume once space returns | yes, later (not by the SDK) |
  * | `STORAGE_ERROR` | the partition's disk failed a write or holds damaged data; nothing was stored | maybe, later |
  * | `INTERNAL` | an unexpected failure inside the broker | maybe |
+ * | `FENCED` | a consumer-group member committed for a partition it no longer owns (its epoch is stale), or the group no longer knows it (session expired); nothing of it was stored | no (the member learns its new assignment) |
  */
 export const ErrorCodes = [
   'PROTOCOL_ERROR',
@@ -59,6 +60,7 @@ export const ErrorCodes = [
   'STORAGE_FULL',
   'STORAGE_ERROR',
   'INTERNAL',
+  'FENCED',
 ] as const;
 
 /** A stable, machine-readable error code. See {@link ErrorCodes} for the table. */

@@ -8,6 +8,8 @@
  * requester (unique per connection while outstanding).
  */
 
+import type { AssignmentFrame, GroupCommitFrame, GroupHeartbeatFrame } from './groups.js';
+
 /** Version of the wire protocol spoken by this build. */
 export const PROTOCOL_VERSION = 1;
 
@@ -131,6 +133,16 @@ export interface SubscribeFrame {
    * still overrides it, and `from` applies only where neither is known.
    */
   durable?: string;
+  /**
+   * Name of a consumer group (same grammar as `durable`): the client becomes
+   * member `member` of it, and the broker delivers only the partitions
+   * assigned to the member (see `assignment`). Excludes `durable`.
+   */
+  group?: string;
+  /** The member id, with `group`: chosen by the client, kept through reconnects. */
+  member?: string;
+  /** With `group`: how long the member may go without a heartbeat before it loses its partitions. */
+  sessionTimeoutMs?: number;
 }
 
 /**
@@ -327,6 +339,8 @@ export type ClientFrame =
   | UnsubscribeFrame
   | CommitFrame
   | MetadataFrame
+  | GroupCommitFrame
+  | GroupHeartbeatFrame
   | PingFrame
   | PongFrame;
 
@@ -343,6 +357,7 @@ export type BrokerFrame =
   | ClusterFrame
   | GoawayFrame
   | ErrorFrame
+  | AssignmentFrame
   | PingFrame
   | PongFrame;
 

@@ -9,6 +9,15 @@ export * from './errors.js';
 export * from './frames.js';
 export * from './topic.js';
 export * from './durable.js';
+export {
+  MAX_MEMBER_ID_LENGTH,
+  SESSION_TIMEOUT_BOUNDS,
+  type AssignedPartition,
+  type AssignmentFrame,
+  type GroupCommitFrame,
+  type GroupCursor,
+  type GroupHeartbeatFrame,
+} from './groups.js';
 export * from './partitioner.js';
 export { FRAME_SCAN_LIMITS, PAYLOAD_SCAN_LIMITS, scanMsgpack, type ScanLimits } from './scan.js';
 export { FIELD_LIMITS, validateBrokerFrame, validateClientFrame } from './validate.js';

@@ -18,6 +18,7 @@ import type {
 } from './frames.js';
 import { durableNameProblem } from './durable.js';
 import { patternProblem, topicProblem } from './topic.js';
+import { groupName, memberId, sessionTimeout, validateAssignmentFrame, validateGroupClientFrame } from './groups.js';
 
 /** Bounds on the fields of a frame; everything a frame holds is capped. */
 export const FIELD_LIMITS = Object.freeze({
@@ -276,6 +277,12 @@ export function validateClientFrame(value: unknown): ClientFrame {
         credit: uint(o, 'credit'),
       };
       if (o.durable !== undefined && o.durable !== null) frame.durable = durableName(o, 'durable');
+      if (o.group !== undefined && o.group !== null) {
+        if (frame.durable !== undefined) throw protocolError('a subscription is either durable or in a group, not both');
+        frame.group = groupName(o, 'group');
+        frame.member = memberId(o, 'member');
+        frame.sessionTimeoutMs = sessionTimeout(o, 'sessionTimeoutMs');
+      }
       return frame;
     }
     case 'commit':
@@ -285,6 +292,9 @@ export function validateClientFrame(value: unknown): ClientFrame {
         durable: durableName(o, 'durable'),
         positions: list(o, 'positions', FIELD_LIMITS.maxList).map(cursor),
       };
+    case 'group-commit':
+    case 'group-heartbeat':
+      return validateGroupClientFrame(o, FIELD_LIMITS.maxList);
     case 'credit':
       return { type: 'credit', subscription: uint(o, 'subscription'), credit: uint(o, 'credit') };
     case 'unsubscribe':
@@ -350,6 +360,8 @@ export function validateBrokerFrame(value: unknown): BrokerFrame {
       return { type: 'unsubscribed', id: uint(o, 'id'), subscription: uint(o, 'subscription') };
     case 'committed':
       return { type: 'committed', id: uint(o, 'id') };
+    case 'assignment':
+      return validateAssignmentFrame(o, FIELD_LIMITS.maxList);
     case 'topics':
       return { type: 'topics', id: uint(o, 'id'), topics: list(o, 'topics', FIELD_LIMITS.maxList).map(topicInfo) };
     case 'cluster':

@@ -76,6 +76,11 @@ export class PositionCommitter {
     void this.flush();
   }
 
+  /** Forgets the pending position of one partition (a group member lost it: the position is no longer its to commit). */
+  forget(topic: string, partition: number): void {
+    this.pending.delete(positionKey(topic, partition));
+  }
+
   /** Whether positions wait to be sent or are being sent. */
   get busy(): boolean {
     return this.pending.size > 0 || this.inFlight !== undefined;

@@ -1,8 +1,10 @@
 import {
   RelayError,
   assertDurableName,
+  SESSION_TIMEOUT_BOUNDS,
   assertPattern,
   decodePayload,
+  type AssignmentFrame,
   type Cursor,
   type DeliveryBatch,
   type MessageFrame,
@@ -13,6 +15,7 @@ import type { BrokerConnection } from '../connection/connection.js';
 import { PositionCommitter, type CommitPolicy } from './committer.js';
 import { handleWithPolicy, resolveFailurePolicy, type FailureHooks, type FailurePolicy, type RetryOptions } from './failure-policy.js';
 import type { Message, MessageHandler } from './message.js';
+import { GroupMembership, type AssignedEvent, type MembershipHooks, type RevokedEvent } from './group-membership.js';
 
 export type { Message, MessageHandler } from './message.js';
 
@@ -61,7 +64,27 @@ export interface SubscribeOptions {
    * event reports it (printed with `console.error` when nothing listens).
    */
   deadLetter?: string;
+  /**
+   * Makes the client a member of this consumer group (same grammar as
+   * `durable`, which it excludes): each partition matching the pattern is
+   * delivered to exactly one live member of the group at a time, in offset
+   * order, and the group's positions are committed in the cluster. Members
+   * may be connected to different brokers; they must all use the same
+   * pattern. See docs/consumer-groups.md for the guarantees.
+   */
+  group?: string;
+  /**
+   * With `group`: a member whose heartbeats (sent every third of this) stop
+   * reaching the cluster for this long loses its partitions to the others.
+   * The member itself stops handling once it could not renew its lease for
+   * this long, so it never handles a partition the group gave away.
+   * @defaultValue 10000
+   */
+  sessionTimeoutMs?: number;
 }
+
+/** Default of `SubscribeOptions.sessionTimeoutMs`. */
+export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 
 /** Retention removed messages a subscriber had not yet seen. */
 export interface GapEvent {
@@ -98,6 +121,8 @@ export interface SubscribeStats {
   deadLettered: number;
   /** Messages skipped after their last failed attempt (no dead-letter topic, or it refused them for good). */
   skipped: number;
+  /** Group position commits the broker refused as `FENCED` (the member no longer owned the partition). */
+  fencedCommits: number;
 }
 
 /** What the subscriber reports upward. */
@@ -111,6 +136,10 @@ export interface SubscriberListener {
   publish: FailureHooks['publish'];
   /** A dead-letter publish failed; it is tried again. */
   deadLetterFailed(error: RelayError, message: Message): void;
+  /** A group member was granted partitions. */
+  assigned(event: AssignedEvent): void;
+  /** A group member no longer handles partitions. */
+  revoked(event: RevokedEvent): void;
 }
 
 const cursorKey = (topic: string, partition: number): string => `${partition}:${topic}`;
@@ -137,8 +166,13 @@ class SubscriptionState {
   connection: BrokerConnection | undefined;
   confirmed = false;
   active = true;
-  /** Commits positions; present on durable subscriptions only. */
+  /** Commits positions; present on durable and group subscriptions only. */
   committer: PositionCommitter | undefined;
+  /** Present on consumer-group subscriptions. */
+  membership: GroupMembership | undefined;
+  /** The message whose handler runs now. */
+  private inFlight: Message | undefined;
+  private readonly idleWaiters: Array<() => void> = [];
   private handling = false;
   private consumedSinceGrant = 0;
   /** Aborted when the subscription ends: a handler waiting to be retried is not called again. */
@@ -154,6 +188,7 @@ class SubscriptionState {
     private readonly owner: Subscriber,
     readonly durable: string | undefined,
     private readonly policy: FailurePolicy,
+    readonly group: string | undefined = undefined,
   ) {}
 
   /** The `from` for a resubscribe: partitions without a cursor appeared after we subscribed. */
@@ -168,6 +203,11 @@ class SubscriptionState {
   receive(batches: DeliveryBatch[]): void {
     for (const batch of batches) {
       const key = cursorKey(batch.topic, batch.partition);
+      // A member drops what arrives for a partition it no longer owns (sent before the broker learnt it).
+      if (this.membership !== undefined && !this.membership.owns(batch.topic, batch.partition)) {
+        this.grant(batch.messages.length);
+        continue;
+      }
       batch.messages.forEach((stored, i) => {
         const offset = batch.firstOffset + i;
         const cursor = this.next.get(key);
@@ -215,7 +255,23 @@ class SubscriptionState {
     try {
       while (this.active && this.queue.length > 0) {
         const message = this.queue.shift() as Message;
-        const outcome = await handleWithPolicy(message, this.handler, this.policy, this.failureHooks(message), this.ended.signal, this.durable);
+        if (this.membership !== undefined) {
+          // Never handle past the lease: the group may have given the partition away meanwhile.
+          await this.membership.leaseValid();
+          if (!this.active) break;
+          if (!this.membership.owns(message.topic, message.partition)) {
+            this.grant(1);
+            continue;
+          }
+        }
+        this.inFlight = message;
+        let outcome;
+        try {
+          outcome = await handleWithPolicy(message, this.handler, this.policy, this.failureHooks(message), this.ended.signal, this.durable ?? this.group);
+        } finally {
+          this.inFlight = undefined;
+          for (const waiter of this.idleWaiters.splice(0)) waiter();
+        }
         // Unsubscribed while retrying: the message was not handled, so its position stays where it was.
         if (outcome.kind === 'aborted') break;
         if (outcome.kind === 'dead-lettered') this.owner.counters.deadLettered++;
@@ -224,12 +280,38 @@ class SubscriptionState {
           this.owner.listener.handlerError(outcome.deadLetterError ?? outcome.error, message, outcome.attempts);
         }
         this.owner.counters.delivered++;
-        this.committer?.handled(message.topic, message.partition, message.offset);
+        this.markHandled(message);
         this.grant(1);
       }
     } finally {
       this.handling = false;
     }
+  }
+
+  /** The message's position may be committed (a group member: only for a partition it still owns). */
+  markHandled(message: Message): void {
+    if (this.membership !== undefined && !this.membership.handled(message.topic, message.partition, message.offset)) return;
+    this.committer?.handled(message.topic, message.partition, message.offset);
+  }
+
+  /** Resolves once no handler runs for `topic`/`partition` (any partition when omitted). */
+  idle(topic?: string, partition?: number): Promise<void> {
+    const busy = (): boolean => this.inFlight !== undefined && (topic === undefined || (this.inFlight.topic === topic && this.inFlight.partition === partition));
+    if (!busy()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const check = (): void => (busy() ? void this.idleWaiters.push(check) : resolve());
+      this.idleWaiters.push(check);
+    });
+  }
+
+  /** A group member lost or released a partition: its queued messages go (credit back), its pending position too. */
+  dropPartition(topic: string, partition: number): void {
+    const before = this.queue.length;
+    const kept = this.queue.filter((m) => m.topic !== topic || m.partition !== partition);
+    this.queue.length = 0;
+    this.queue.push(...kept);
+    this.committer?.forget(topic, partition);
+    if (before > kept.length) this.grant(before - kept.length);
   }
 
   private failureHooks(message: Message): FailureHooks {
@@ -263,7 +345,7 @@ class SubscriptionState {
  * new broker repeats; the handler sees each message once, in partition order.
  */
 export class Subscriber {
-  readonly counters = { delivered: 0, duplicatesDropped: 0, gaps: 0, commits: 0, commitFailures: 0, handlerFailures: 0, deadLettered: 0, skipped: 0 };
+  readonly counters = { delivered: 0, duplicatesDropped: 0, gaps: 0, commits: 0, commitFailures: 0, handlerFailures: 0, deadLettered: 0, skipped: 0, fencedCommits: 0 };
   private readonly subscriptions = new Map<number, SubscriptionState>();
   private nextId = 1;
   private connection: BrokerConnection | undefined;
@@ -292,9 +374,21 @@ export class Subscriber {
         throw new RelayError('INVALID_ARGUMENT', `durable ${durable} is already used by a subscription of this client`);
       }
     }
+    const group = options.group;
+    const sessionTimeoutMs = options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
+    if (group !== undefined) {
+      if (durable !== undefined) throw new RelayError('INVALID_ARGUMENT', 'a subscription is either durable or in a group, not both');
+      assertDurableName(group);
+      if (!Number.isInteger(sessionTimeoutMs) || sessionTimeoutMs < SESSION_TIMEOUT_BOUNDS.minMs || sessionTimeoutMs > SESSION_TIMEOUT_BOUNDS.maxMs) {
+        throw new RelayError('INVALID_ARGUMENT', `sessionTimeoutMs must be an integer from ${SESSION_TIMEOUT_BOUNDS.minMs} to ${SESSION_TIMEOUT_BOUNDS.maxMs}`);
+      }
+    } else if (options.sessionTimeoutMs !== undefined) {
+      throw new RelayError('INVALID_ARGUMENT', 'sessionTimeoutMs applies to group subscriptions only');
+    }
     const policy = resolveFailurePolicy(options.retry, options.deadLetter);
-    const state = new SubscriptionState(this.nextId++, pattern, from, credit, handler, this, durable, policy);
+    const state = new SubscriptionState(this.nextId++, pattern, from, credit, handler, this, durable, policy, group);
     if (durable !== undefined) state.committer = this.committerFor(durable);
+    if (group !== undefined) this.makeMember(state, group, sessionTimeoutMs);
     this.subscriptions.set(state.id, state);
     const confirmed = new Promise<void>((resolve, reject) => state.confirmedWaiters.push({ resolve, reject }));
     const timer = setTimeout(() => {
@@ -334,7 +428,7 @@ export class Subscriber {
       done = true;
       wake?.();
       // Count the message in hand as handled before unsubscribing commits the positions.
-      if (inHand !== undefined) this.subscriptions.get(subscription.id)?.committer?.handled(inHand.message.topic, inHand.message.partition, inHand.message.offset);
+      if (inHand !== undefined) this.subscriptions.get(subscription.id)?.markHandled(inHand.message);
       inHand?.release();
       inHand = undefined;
       await subscription.unsubscribe();
@@ -384,6 +478,12 @@ export class Subscriber {
     state.receive(frame.batches);
   }
 
+  onAssignment(connection: BrokerConnection, frame: AssignmentFrame): void {
+    const state = this.subscriptions.get(frame.subscription);
+    if (state === undefined || state.connection !== connection) return;
+    state.membership?.onAssignment(frame);
+  }
+
   /**
    * For a graceful close: stops handing messages to handlers, then commits the
    * positions of durable subscriptions. Resolves once they were stored or their
@@ -391,7 +491,10 @@ export class Subscriber {
    */
   async stopAndCommit(): Promise<void> {
     this.stopDelivery();
-    await Promise.all([...this.subscriptions.values()].map((state) => state.committer?.close()));
+    await Promise.all([...this.subscriptions.values()].map(async (state) => {
+      await state.committer?.close();
+      await state.membership?.leave();
+    }));
   }
 
   /** Stops handing messages to handlers (a handler already running finishes). */
@@ -418,9 +521,20 @@ export class Subscriber {
       resume: state.resumeCursors(),
       credit: state.initialCredit(),
       ...(state.durable === undefined ? {} : { durable: state.durable }),
+      ...(state.membership === undefined
+        ? {}
+        : { group: state.membership.group, member: state.membership.member, sessionTimeoutMs: state.membership.sessionTimeoutMs, resume: [] }),
     };
+    const sentAt = Date.now();
     // Positions are applied synchronously: messages may follow the reply in the same read.
-    connection.request(request, (reply) => this.confirmed(state, reply)).catch((err: unknown) => {
+    connection.request(request, (reply) => {
+      this.confirmed(state, reply);
+      // The join counts as a heartbeat: the lease runs from when it was sent.
+      if (reply.type === 'subscribed') {
+        state.membership?.joined(sentAt);
+        state.membership?.start();
+      }
+    }).catch((err: unknown) => {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
       // A refusal ends the subscription. A lost connection resubscribes on the next one; a broker
       // that is up but briefly unable to answer (a durable lookup without a metadata quorum) is asked again.
@@ -431,6 +545,49 @@ export class Subscriber {
         }, RESUBSCRIBE_RETRY_MS);
       }
     });
+  }
+
+  /** Makes `state` a consumer-group member: its membership, and a committer whose positions carry their epochs. */
+  private makeMember(state: SubscriptionState, group: string, sessionTimeoutMs: number): void {
+    const request = async (frame: Parameters<MembershipHooks['request']>[0]): Promise<void> => {
+      const connection = this.connection;
+      if (connection === undefined || !connection.open) throw new RelayError('NOT_CONNECTED', 'no broker connected for the group request');
+      await connection.request(frame);
+    };
+    const membership = new GroupMembership(group, sessionTimeoutMs, {
+      request,
+      dropPartition: (topic, partition) => state.dropPartition(topic, partition),
+      startPartition: (topic, partition, offset) => {
+        state.next.set(cursorKey(topic, partition), { topic, partition, offset });
+        // Stored at once, so a partition never committed before has a position the next owner starts from.
+        state.committer?.advance([{ topic, partition, offset }]);
+      },
+      idle: (topic, partition) => state.idle(topic, partition),
+      rejoin: () => {
+        const connection = state.connection;
+        if (connection === undefined || !connection.open || !state.active) return;
+        connection.send({ type: 'unsubscribe', id: 0, subscription: state.id });
+        this.register(state, connection);
+      },
+      assigned: (event) => this.listener.assigned(event),
+      revoked: (event) => this.listener.revoked(event),
+    });
+    state.membership = membership;
+    state.committer = new PositionCommitter(
+      this.commitPolicy,
+      {
+        send: async (positions) => {
+          const fenced = membership.fence(positions);
+          if (fenced.length > 0) await request({ type: 'group-commit', group, member: membership.member, positions: fenced });
+        },
+        refused: (error) => {
+          // FENCED: those partitions are another member's now; the assignment that says so follows.
+          if (error.code === 'FENCED') this.counters.fencedCommits++;
+          else this.listener.commitRefused(error, group);
+        },
+      },
+      this.counters,
+    );
   }
 
   /** A committer sending a durable subscription's positions over the active connection. */
@@ -465,7 +622,7 @@ export class Subscriber {
       if (!state.next.has(key)) state.next.set(key, cursor);
     }
     // A new durable subscription stores where it starts, so a restart before its first message misses nothing.
-    if (!state.confirmed) state.committer?.advance(reply.cursors ?? []);
+    if (!state.confirmed && state.membership === undefined) state.committer?.advance(reply.cursors ?? []);
     state.confirmed = true;
     for (const waiter of state.confirmedWaiters.splice(0)) waiter.resolve();
   }
@@ -476,6 +633,8 @@ export class Subscriber {
     state.ended.abort();
     state.queue.length = 0;
     await state.committer?.close();
+    // A member leaves once its in-flight handler finished, with its final positions: its partitions move at once.
+    await state.membership?.leave();
     const connection = state.connection;
     state.connection = undefined;
     if (connection?.open) {
@@ -491,6 +650,7 @@ export class Subscriber {
     state.ended.abort();
     state.queue.length = 0;
     void state.committer?.close(); // a last attempt; nothing waits for it
+    state.membership?.stop();
     state.connection?.send({ type: 'unsubscribe', id: 0, subscription: state.id });
     for (const waiter of state.confirmedWaiters.splice(0)) waiter.reject(error);
   }

@@ -1,5 +1,6 @@
 import type { Cursor } from '@relaymq/sdk/protocol';
 import { DurablePositions, type CommitPositionsCommand, type CommitResult } from './positions.js';
+import { ConsumerGroups, parseGroupRecords, type GroupCommand, type GroupRecord, type GroupResult } from './groups.js';
 
 /**
  * Cluster metadata as a pure, replicated state machine: the topics, their
@@ -35,23 +36,27 @@ export interface CreateTopicCommand {
  * positions (never lowers them); with no positions it is a linearizable read
  * of the durable's positions, since it answers only once ordered in the log.
  */
-export type MetadataCommand = CreateTopicCommand | CommitPositionsCommand;
+export type MetadataCommand = CreateTopicCommand | CommitPositionsCommand | GroupCommand;
 
 /** What creating a topic produced. */
 export type TopicResult = { kind: 'created'; topic: TopicMetadata } | { kind: 'exists'; topic: TopicMetadata };
 
 /** What applying a command produced. */
-export type MetadataResult = TopicResult | CommitResult;
+export type MetadataResult = TopicResult | CommitResult | GroupResult;
 
 /** The whole metadata state, as the metadata group's Raft snapshot. */
 export interface MetadataSnapshot {
   topics: TopicMetadata[];
   durables: Array<{ durable: string; positions: Cursor[] }>;
+  /** Consumer groups (absent in snapshots taken before groups existed). */
+  groups?: GroupRecord[];
 }
 
 export class MetadataState {
   private readonly topics = new Map<string, TopicMetadata>();
   private readonly durablePositions = new DurablePositions();
+  /** Consumer groups: members, partition owners with epochs, committed positions. */
+  readonly groups = new ConsumerGroups(() => this.all().map((t) => ({ topic: t.topic, partitions: t.partitions.length })));
 
   /** @param brokers - ids of the brokers replicas may be placed on. */
   constructor(private readonly brokers: readonly string[]) {
@@ -73,7 +78,7 @@ export class MetadataState {
 
   /** The state, for a snapshot (a copy: later commands do not change it). */
   snapshot(): MetadataSnapshot {
-    return { topics: structuredClone(this.all()), durables: this.durablePositions.toRecords() };
+    return { topics: structuredClone(this.all()), durables: this.durablePositions.toRecords(), groups: this.groups.toRecords() };
   }
 
   /** Replaces the state with a snapshot's. */
@@ -81,15 +86,18 @@ export class MetadataState {
     this.topics.clear();
     for (const topic of structuredClone(snapshot.topics)) this.topics.set(topic.topic, topic);
     this.durablePositions.restore(snapshot.durables);
+    this.groups.restore(snapshot.groups ?? []);
   }
 
   /** Applies a committed command. Deterministic: same commands, same state, on every broker. */
   apply(command: CreateTopicCommand): TopicResult;
   apply(command: CommitPositionsCommand): CommitResult;
+  apply(command: GroupCommand): GroupResult;
   apply(command: MetadataCommand): MetadataResult;
   apply(command: MetadataCommand): MetadataResult {
     if (command.type === 'commit-positions') return this.durablePositions.commit(command.durable, command.positions);
-    return this.createTopic(command);
+    if (command.type === 'create-topic') return this.createTopic(command);
+    return this.groups.apply(command);
   }
 
   private createTopic(command: CreateTopicCommand): TopicResult {
@@ -102,6 +110,7 @@ export class MetadataState {
       partitions: assignReplicas(this.brokers, this.load(), command.partitions, replicationFactor),
     };
     this.topics.set(topic.topic, topic);
+    this.groups.topicCreated(topic.topic);
     return { kind: 'created', topic };
   }
 
@@ -172,8 +181,8 @@ export function assignReplicas(
 /** Reads an untrusted value (a snapshot from a peer) as a {@link MetadataSnapshot}, or `undefined`. */
 export function parseMetadataSnapshot(value: unknown): MetadataSnapshot | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { topics, durables } = value as Record<string, unknown>;
-  if (!Array.isArray(topics) || !Array.isArray(durables)) return undefined;
+  const { topics, durables, groups } = value as Record<string, unknown>;
+  if (!Array.isArray(topics) || !Array.isArray(durables) || parseGroupRecords(groups) === undefined) return undefined;
   const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   for (const t of topics as unknown[]) {
     const topic = (typeof t === 'object' && t !== null ? t : {}) as Record<string, unknown>;

@@ -154,9 +154,9 @@ export class RaftNode<T, S = unknown> {
 
   /**
    * Processes a message from a peer. Ignored: messages for another node, vote
-   * requests from non-voters (a removed node must not disrupt the group), and
-   * heartbeats and answers from non-members other than the leader this node
-   * follows. A leader's appends and snapshots are taken from any node: the
+   * requests from non-members whose log is behind this node's (a removed node
+   * must not disrupt the group), and heartbeats and answers from non-members
+   * other than the leader this node follows. A leader's appends and snapshots are taken from any node: the
    * term decides, and a node that lags behind the entry adding a new leader
    * learns of it only from them.
    */

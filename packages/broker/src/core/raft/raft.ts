@@ -70,8 +70,8 @@ export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
 /** Counters for metrics: every message the core dropped on purpose is counted. */
 export interface RaftCounters {
   /**
-   * Messages for another node, from a non-member (a vote request from a
-   * non-voter, e.g. a removed node campaigning), or that make no sense in the
+   * Messages for another node, from a non-member (e.g. the vote request of a
+   * removed node whose log is behind ours), or that make no sense in the
    * current role.
    */
   messagesIgnored: number;

@@ -1,0 +1,74 @@
+import type { AssignedPartition, BrokerFrame, Cursor, StartPosition } from '@relaymq/sdk/protocol';
+import type { LogEngine } from '../engine/engine.js';
+
+const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
+
+/**
+ * One consumer-group member on this broker (a `subscribe` with `group`): it
+ * turns the group table, as applied here, into the member's delivery cursors
+ * and `assignment` frames. A partition is delivered only while the member
+ * owns it and is not asked to revoke it; a newly granted partition starts at
+ * the group's committed position (or where `from` says when there is none),
+ * and the `assignment` frame that grants it goes out before any of its
+ * messages.
+ */
+export class GroupMember {
+  /** Epoch of each partition delivered now. */
+  private owned = new Map<string, number>();
+  private lastSent = '';
+
+  constructor(
+    /** The group's name as stored (scoped to the principal). */
+    readonly group: string,
+    readonly member: string,
+    private readonly from: StartPosition,
+  ) {}
+
+  /** Whether the member is delivered `topic`/`partition` now. */
+  owns(topic: string, partition: number): boolean {
+    return this.owned.has(partitionKey(topic, partition));
+  }
+
+  /**
+   * Brings `cursors` in line with the member's assignment and returns the
+   * `assignment` frame to send, or `undefined` when nothing changed.
+   */
+  refresh(engine: LogEngine, subscription: number, cursors: Map<string, Cursor>): BrokerFrame | undefined {
+    const groups = engine.consumerGroups;
+    const entries: AssignedPartition[] = [];
+    const next = new Map<string, number>();
+    for (const p of groups.assignmentOf(this.group, this.member)) {
+      const key = partitionKey(p.topic, p.partition);
+      if (p.revoking) {
+        // Nothing more is sent: the member finishes what it holds, commits and releases.
+        cursors.delete(key);
+        entries.push({ topic: p.topic, partition: p.partition, epoch: p.epoch, revoking: true });
+        continue;
+      }
+      next.set(key, p.epoch);
+      const entry: AssignedPartition = { topic: p.topic, partition: p.partition, epoch: p.epoch };
+      if (this.owned.get(key) !== p.epoch) {
+        const offset = groups.position(this.group, p.topic, p.partition) ?? this.startOffset(engine, p.topic, p.partition);
+        cursors.set(key, { topic: p.topic, partition: p.partition, offset });
+        entry.offset = offset;
+      }
+      entries.push(entry);
+    }
+    for (const key of this.owned.keys()) if (!next.has(key)) cursors.delete(key);
+    this.owned = next;
+    // Sent when the assignment changed, or when a partition is granted (again).
+    const text = JSON.stringify(entries.map(({ offset: _offset, ...rest }) => rest));
+    if (text === this.lastSent && !entries.some((e) => e.offset !== undefined)) return undefined;
+    this.lastSent = text;
+    return { type: 'assignment', subscription, partitions: entries };
+  }
+
+  /** Where a partition the group never committed starts, as `from` says (a time starts at the first retained message). */
+  private startOffset(engine: LogEngine, topic: string, partition: number): number {
+    const { start, end } = engine.bounds(topic, partition);
+    const from = this.from;
+    if (from === 'new') return end;
+    if (typeof from === 'object' && 'offset' in from) return Math.max(from.offset, start);
+    return start;
+  }
+}

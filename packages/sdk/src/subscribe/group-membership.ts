@@ -1,0 +1,256 @@
+import { RelayError, type AssignmentFrame, type Cursor, type GroupCursor } from '../protocol/index.js';
+
+/** A partition a group member was given or lost. */
+export interface GroupPartitionRef {
+  topic: string;
+  partition: number;
+}
+
+/** Partitions granted to this client as a group member. */
+export interface AssignedEvent {
+  group: string;
+  partitions: GroupPartitionRef[];
+}
+
+/**
+ * Partitions this client no longer handles as a group member: `rebalance`
+ * (it finished its in-flight message, committed and released them for
+ * another member), `lost` (the group gave them away without a release: the
+ * session expired, e.g. the process was paused) or `fenced` (the broker
+ * refused a commit for them: the positions handled since the last commit
+ * will be handled again by their new owner).
+ */
+export interface RevokedEvent {
+  group: string;
+  partitions: GroupPartitionRef[];
+  reason: 'rebalance' | 'lost' | 'fenced';
+}
+
+/** What a membership needs from its subscription and the client. */
+export interface MembershipHooks {
+  /** Sends a group request over the active connection; rejects when none is open or the broker refuses. */
+  request(frame: { type: 'group-commit'; group: string; member: string; positions: GroupCursor[]; release?: boolean; leave?: boolean } | { type: 'group-heartbeat'; group: string; member: string }): Promise<void>;
+  /** Drops queued messages of a partition and forgets its pending position. */
+  dropPartition(topic: string, partition: number): void;
+  /** A partition was granted from `offset`: delivery restarts there. */
+  startPartition(topic: string, partition: number, offset: number): void;
+  /** Resolves once no handler runs for the partition. */
+  idle(topic: string, partition: number): Promise<void>;
+  /** The group no longer knows the member: subscribe again (a new join). */
+  rejoin(): void;
+  assigned(event: AssignedEvent): void;
+  revoked(event: RevokedEvent): void;
+}
+
+/** Delay before a failed release is sent again. */
+const RELEASE_RETRY_MS = 200;
+
+const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
+
+/**
+ * The client side of one consumer-group member: which partitions it owns
+ * (with their epochs), the position after the last message handled in each,
+ * the release of partitions the coordinator revokes (after their in-flight
+ * handler), heartbeats, and the lease that stops handling when heartbeats
+ * stopped being acknowledged for a session timeout (the coordinator may have
+ * given the partitions to another member meanwhile).
+ */
+export class GroupMembership {
+  readonly member: string;
+  private readonly owned = new Map<string, { topic: string; partition: number; epoch: number }>();
+  /** Next offset to commit per owned partition: after the last handled message, or where the grant started. */
+  private readonly handledNext = new Map<string, number>();
+  private readonly releasing = new Set<string>();
+  private leaseUntilMs = 0;
+  private leaseWaiters: Array<() => void> = [];
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private ended = false;
+
+  constructor(
+    readonly group: string,
+    readonly sessionTimeoutMs: number,
+    private readonly hooks: MembershipHooks,
+    private readonly now: () => number = () => Date.now(),
+  ) {
+    this.member = `${now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
+  }
+
+  /** Heartbeats every third of the session timeout while the membership lasts. */
+  start(): void {
+    this.heartbeatTimer ??= setInterval(() => void this.heartbeat(), Math.max(20, Math.floor(this.sessionTimeoutMs / 3)));
+  }
+
+  /** Whether a message of this partition may be handled now. */
+  owns(topic: string, partition: number): boolean {
+    const key = partitionKey(topic, partition);
+    return this.owned.has(key) && !this.releasing.has(key);
+  }
+
+  /** The join (a subscribe) sent at `sentAtMs` was confirmed: it counts as a heartbeat. */
+  joined(sentAtMs: number): void {
+    this.renewLease(sentAtMs);
+  }
+
+  /** Resolves once the lease is valid (heartbeats acknowledged within the session timeout) or the membership ended. */
+  async leaseValid(): Promise<void> {
+    while (!this.ended && this.now() >= this.leaseUntilMs) {
+      await new Promise<void>((resolve) => {
+        this.leaseWaiters.push(resolve);
+        // Bounded: checked again at the next heartbeat interval at most.
+        setTimeout(resolve, Math.max(20, Math.floor(this.sessionTimeoutMs / 3)));
+      });
+    }
+  }
+
+  /** A message was handled: its position is the partition's next commit. */
+  handled(topic: string, partition: number, offset: number): boolean {
+    const key = partitionKey(topic, partition);
+    if (!this.owned.has(key)) return false;
+    this.handledNext.set(key, offset + 1);
+    return true;
+  }
+
+  /** Attaches the epoch of each owned partition to positions to commit; drops positions of partitions no longer owned. */
+  fence(positions: readonly Cursor[]): GroupCursor[] {
+    const out: GroupCursor[] = [];
+    for (const c of positions) {
+      const owned = this.owned.get(partitionKey(c.topic, c.partition));
+      if (owned !== undefined) out.push({ ...c, epoch: owned.epoch });
+    }
+    return out;
+  }
+
+  /** The broker refused positions as `FENCED`: the member lost those partitions (or the group forgot it). */
+  fenced(positions: readonly GroupCursor[]): void {
+    const lost: GroupPartitionRef[] = [];
+    for (const c of positions) {
+      const key = partitionKey(c.topic, c.partition);
+      const owned = this.owned.get(key);
+      if (owned === undefined || owned.epoch !== c.epoch) continue;
+      this.lose(key, owned);
+      lost.push({ topic: c.topic, partition: c.partition });
+    }
+    if (lost.length > 0) this.hooks.revoked({ group: this.group, partitions: lost, reason: 'fenced' });
+  }
+
+  /** The broker's view of the member's assignment. */
+  onAssignment(frame: AssignmentFrame): void {
+    if (this.ended) return;
+    const seen = new Set<string>();
+    const granted: GroupPartitionRef[] = [];
+    for (const entry of frame.partitions) {
+      const key = partitionKey(entry.topic, entry.partition);
+      seen.add(key);
+      const owned = this.owned.get(key);
+      if (entry.revoking === true) {
+        if (owned !== undefined && owned.epoch === entry.epoch && !this.releasing.has(key)) void this.release(key, owned);
+        continue;
+      }
+      // The same grant seen again (resubscribed on another broker): keep going; the broker resends from the
+      // committed position and what was already received is dropped as a duplicate, so nothing is handled twice.
+      if (owned !== undefined && owned.epoch === entry.epoch && !this.releasing.has(key)) continue;
+      if (entry.offset !== undefined || owned === undefined || owned.epoch !== entry.epoch) {
+        // A grant (or a grant again): start over from where the broker says.
+        if (owned !== undefined) this.hooks.dropPartition(entry.topic, entry.partition);
+        this.releasing.delete(key);
+        const offset = entry.offset ?? this.handledNext.get(key) ?? 0;
+        this.owned.set(key, { topic: entry.topic, partition: entry.partition, epoch: entry.epoch });
+        this.handledNext.set(key, offset);
+        this.hooks.startPartition(entry.topic, entry.partition, offset);
+        granted.push({ topic: entry.topic, partition: entry.partition });
+      }
+    }
+    const lost: GroupPartitionRef[] = [];
+    for (const [key, owned] of [...this.owned]) {
+      if (seen.has(key)) continue;
+      // Gone without a release: expired, or taken while we were cut off.
+      if (this.releasing.has(key)) continue;
+      this.lose(key, owned);
+      lost.push({ topic: owned.topic, partition: owned.partition });
+    }
+    if (lost.length > 0) this.hooks.revoked({ group: this.group, partitions: lost, reason: 'lost' });
+    if (granted.length > 0) this.hooks.assigned({ group: this.group, partitions: granted });
+  }
+
+  /**
+   * Leaves the group (unsubscribe, close): once no handler runs, commits the
+   * final positions and leaves in one request, so the partitions move at once.
+   */
+  async leave(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    clearInterval(this.heartbeatTimer);
+    for (const waiter of this.leaseWaiters.splice(0)) waiter();
+    const owned = [...this.owned.values()];
+    await Promise.all(owned.map((o) => this.hooks.idle(o.topic, o.partition)));
+    const positions = owned.map((o) => ({ topic: o.topic, partition: o.partition, epoch: o.epoch, offset: this.handledNext.get(partitionKey(o.topic, o.partition)) ?? 0 }));
+    await this.hooks.request({ type: 'group-commit', group: this.group, member: this.member, positions, leave: true }).catch(() => {
+      // Not stored: the coordinator expires the member after the session timeout instead.
+    });
+  }
+
+  /** Stops heartbeats without leaving (the client is closing for good after a failure). */
+  stop(): void {
+    this.ended = true;
+    clearInterval(this.heartbeatTimer);
+    for (const waiter of this.leaseWaiters.splice(0)) waiter();
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.ended) return;
+    const sentAt = this.now();
+    try {
+      await this.hooks.request({ type: 'group-heartbeat', group: this.group, member: this.member });
+      this.renewLease(sentAt);
+    } catch (err) {
+      if (!(err instanceof RelayError) || err.code !== 'FENCED' || this.ended) return;
+      // The group forgot us (session expired): everything we owned is someone else's now; join again.
+      const lost = [...this.owned.entries()].map(([key, owned]) => {
+        this.lose(key, owned);
+        return { topic: owned.topic, partition: owned.partition };
+      });
+      if (lost.length > 0) this.hooks.revoked({ group: this.group, partitions: lost, reason: 'lost' });
+      this.hooks.rejoin();
+    }
+  }
+
+  private renewLease(sentAtMs: number): void {
+    // The coordinator saw us at or after `sentAtMs`, so it cannot expire us before this.
+    this.leaseUntilMs = Math.max(this.leaseUntilMs, sentAtMs + this.sessionTimeoutMs);
+    for (const waiter of this.leaseWaiters.splice(0)) waiter();
+  }
+
+  private lose(key: string, owned: { topic: string; partition: number }): void {
+    this.owned.delete(key);
+    this.handledNext.delete(key);
+    this.releasing.delete(key);
+    this.hooks.dropPartition(owned.topic, owned.partition);
+  }
+
+  /** Revoked: finish the in-flight handler, then commit and release in one request. */
+  private async release(key: string, owned: { topic: string; partition: number; epoch: number }): Promise<void> {
+    this.releasing.add(key);
+    this.hooks.dropPartition(owned.topic, owned.partition);
+    await this.hooks.idle(owned.topic, owned.partition);
+    for (;;) {
+      if (this.ended || this.owned.get(key)?.epoch !== owned.epoch || !this.releasing.has(key)) return;
+      const position = { topic: owned.topic, partition: owned.partition, epoch: owned.epoch, offset: this.handledNext.get(key) ?? 0 };
+      try {
+        await this.hooks.request({ type: 'group-commit', group: this.group, member: this.member, positions: [position], release: true });
+        if (this.owned.get(key)?.epoch === owned.epoch) {
+          this.owned.delete(key);
+          this.handledNext.delete(key);
+          this.releasing.delete(key);
+        }
+        this.hooks.revoked({ group: this.group, partitions: [{ topic: owned.topic, partition: owned.partition }], reason: 'rebalance' });
+        return;
+      } catch (err) {
+        if (err instanceof RelayError && err.code === 'FENCED') {
+          this.fenced([position]);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, RELEASE_RETRY_MS));
+      }
+    }
+  }
+}

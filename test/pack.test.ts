@@ -68,12 +68,12 @@ afterAll(async () => {
 });
 
 describe('npm pack', () => {
-  it('ships README, LICENSE, package.json and dist, and no sources or tests', () => {
+  it('ships README, LICENSE, CHANGELOG, package.json and dist, and no sources or tests', () => {
     expect(packed.map((p) => p.name).sort()).toEqual(['@relaymq/broker', '@relaymq/sdk']);
     for (const p of packed) {
       const files = p.files.map((f) => f.path);
-      expect(files, p.name).toEqual(expect.arrayContaining(['README.md', 'LICENSE', 'package.json']));
-      expect(files.every((f) => ['README.md', 'LICENSE', 'package.json', 'bin/relaymq.js'].includes(f) || f.startsWith('dist/')), `${p.name}: ${files.join(' ')}`).toBe(true);
+      expect(files, p.name).toEqual(expect.arrayContaining(['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json']));
+      expect(files.every((f) => ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json', 'bin/relaymq.js'].includes(f) || f.startsWith('dist/')), `${p.name}: ${files.join(' ')}`).toBe(true);
       expect(files.some((f) => f.endsWith('.test.js') || f.startsWith('src/')), p.name).toBe(false);
     }
     const broker = packed.find((p) => p.name === '@relaymq/broker') as PackResult;

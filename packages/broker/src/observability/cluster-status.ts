@@ -115,7 +115,7 @@ export interface BrokerView extends MemberView {
   self: boolean;
 }
 
-/** `/api/cluster`: the cluster as one broker sees it, with a health verdict. */
+/** One broker's first-hand view of the cluster, with a health verdict (part of `/api/broker`; `/api/cluster` combines every broker's, see `ClusterReport`). */
 export interface ClusterStatus {
   /** The broker that answered. */
   broker: string;

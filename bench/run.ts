@@ -50,6 +50,7 @@ import {
   type ScenarioSizes,
   type Throughput,
 } from './scenarios.js';
+import { scale, type ScaleResult, type ScaleSizes } from './scale.js';
 import { summarize, type Summary } from './summary.js';
 
 /** Sizes of one run: the single-broker sizes at the top level, the cluster's under `cluster3`. */
@@ -142,6 +143,8 @@ interface BenchResult {
   cluster3Interval?: Cluster3Result;
   /** Three brokers, R=3, logs in memory only (no `--data`). */
   cluster3Memory?: Cluster3Result;
+  /** `--only scale`: idle cost, creation time and failover at each partition count. */
+  scale?: ScaleResult[];
 }
 
 /** Scenario names, as keys of the result; `--only` picks some. */
@@ -239,6 +242,8 @@ async function singleReplay(connect: typeof Connect, config: RunConfig): Promise
 interface Selection {
   single: Set<Scenario>;
   cluster: Set<ClusterScenario>;
+  /** `scale`: the partition-count figures (issue 13); only when asked for, they take minutes. */
+  scale: boolean;
 }
 
 /**
@@ -246,12 +251,13 @@ interface Selection {
  * (all of them), `cluster3` (every cluster scenario) or `cluster3.<scenario>`.
  */
 function parseOnly(value: string | undefined): Selection {
-  if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS) };
-  const selection: Selection = { single: new Set(), cluster: new Set() };
-  const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`)];
+  if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS), scale: false };
+  const selection: Selection = { single: new Set(), cluster: new Set(), scale: false };
+  const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`), 'scale'];
   for (const name of value.split(',').map((n) => n.trim())) {
     if ((SCENARIOS as readonly string[]).includes(name)) selection.single.add(name as Scenario);
     else if (name === 'singleBroker') for (const s of SCENARIOS) selection.single.add(s);
+    else if (name === 'scale') selection.scale = true;
     else if (name === 'cluster3') for (const s of CLUSTER_SCENARIOS) selection.cluster.add(s);
     else if (name.startsWith('cluster3.') && (CLUSTER_SCENARIOS as readonly string[]).includes(name.slice(9))) selection.cluster.add(name.slice(9) as ClusterScenario);
     else throw new Error(`--only: unknown scenario "${name}"; known: ${known.join(', ')}`);
@@ -273,6 +279,14 @@ function parseStorage(value: string | undefined, fallback: ClusterStorage[]): Cl
   return [...new Set(modes as ClusterStorage[])];
 }
 
+/** `--scale-partitions 100,1000`: the partition counts of the `scale` run. */
+function parsePartitions(value: string | undefined, quick: boolean): number[] {
+  if (value === undefined) return quick ? [100] : [100, 1000];
+  const counts = value.split(',').map((n) => Number(n.trim()));
+  if (counts.some((n) => !Number.isInteger(n) || n < 8 || n > 20_000)) throw new Error(`--scale-partitions: integers from 8 to 20000, got "${value}"`);
+  return counts;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -282,6 +296,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       'cluster-storage': { type: 'string' },
       sdk: { type: 'string', default: 'dist' },
+      'scale-partitions': { type: 'string' },
     },
     strict: true,
   });
@@ -310,6 +325,11 @@ async function main(): Promise<void> {
       else clusters.cluster3Memory = figures;
     }
   }
+  let scaleFigures: ScaleResult[] | undefined;
+  if (selection.scale) {
+    const sizes: ScaleSizes = { partitions: parsePartitions(values['scale-partitions'], quick), settleSeconds: quick ? 5 : 10, idleSeconds: quick ? 5 : 10 };
+    scaleFigures = await scale(sizes);
+  }
   const result: BenchResult = {
     node: process.version,
     cpus: cpus().length,
@@ -321,6 +341,7 @@ async function main(): Promise<void> {
     config,
     singleBroker: single,
     ...clusters,
+    ...(scaleFigures === undefined ? {} : { scale: scaleFigures }),
   };
   progress(`done in ${roundTo(nowSeconds() - started, 1)} s`);
   const json = `${JSON.stringify(result, null, 2)}\n`;

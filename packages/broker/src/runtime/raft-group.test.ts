@@ -8,7 +8,7 @@ import type { PeerTransport } from '../net/peer-transport.js';
 import { nodeFileSystem } from '../storage/fs.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { DurableRaftStorage } from '../storage/raft-storage.js';
-import { RaftGroup } from './raft-group.js';
+import { RaftGroup, firstToCampaign } from './raft-group.js';
 
 const dirs: string[] = [];
 const groups: Array<RaftGroup<string, string>> = [];
@@ -198,5 +198,23 @@ describe('a Raft group that leads', () => {
     // Once `c` installs it, `a` replicates to it again from there.
     group.receive('c', { type: 'app-resp', from: 'c', to: 'a', term, index: last, reject: false, hintIndex: 0, hintTerm: 0 });
     await until(() => group.node.status().progress.find((p) => p.id === 'c')?.match === last, 'c to match the snapshot');
+  });
+});
+
+describe('firstToCampaign: who campaigns at once when a group loses its leader', () => {
+  it('is the same voter on every replica, never the lost leader, and spreads groups over the survivors', () => {
+
+    const voters = ['b3', 'b1', 'b2'];
+    const picks = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      const group = `p/topic${i}/${i % 8}`;
+      const pick = firstToCampaign(group, voters, 'b2');
+      expect(pick).toBe(firstToCampaign(group, [...voters].reverse(), 'b2'));
+      expect(pick === 'b1' || pick === 'b3').toBe(true);
+      picks.set(pick as string, (picks.get(pick as string) ?? 0) + 1);
+    }
+    expect(picks.get('b1')).toBeGreaterThan(100);
+    expect(picks.get('b3')).toBeGreaterThan(100);
+    expect(firstToCampaign('meta', ['b1'], 'b1')).toBeUndefined();
   });
 });

@@ -251,7 +251,7 @@ export class RaftGroup<T, R, S = never> {
    */
   peerDown(peer: NodeId): void {
     if (this.stopped || this.fenced !== undefined) return;
-    if (!this.core.peerDown(peer)) return;
+    if (!this.core.peerDown(peer, firstToCampaign(this.options.id, this.core.status().voters, peer) === this.options.self)) return;
     this.process();
     this.syncClock();
   }
@@ -553,4 +553,19 @@ export class RaftGroup<T, R, S = never> {
     this.options.observer?.leaderChanged(this.options.id, leader, term);
     this.options.onLeaderChange?.(leader);
   }
+}
+
+/**
+ * Which voter of group `groupId` campaigns at once when `lost` (its leader)
+ * is suspected: every replica computes the same one, so they do not all
+ * campaign together and split the vote, and hashing the group id spreads
+ * the new leaders of a lost broker's groups over the survivors.
+ */
+export function firstToCampaign(groupId: string, voters: readonly NodeId[], lost: NodeId): NodeId | undefined {
+  const candidates = voters.filter((v) => v !== lost).sort();
+  if (candidates.length === 0) return undefined;
+  // FNV-1a: stable across processes and versions (a Math.random pick would not agree).
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < groupId.length; i++) hash = Math.imul(hash ^ groupId.charCodeAt(i), 0x01000193) >>> 0;
+  return candidates[hash % candidates.length];
 }

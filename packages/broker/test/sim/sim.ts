@@ -879,7 +879,8 @@ export class Simulation {
 
   private signalPeerDown(node: SimNode, peer: NodeId, why: string): void {
     const raft = node.raft as RaftNode<Value, SnapData>;
-    if (!raft.peerDown(peer)) return;
+    // The broker picks one follower per group to campaign at once; here either may be told to.
+    if (!raft.peerDown(peer, this.rng.chance(0.5))) return;
     this.stats.peerDownSignals++;
     this.record(node.id, 'peer-down', `${peer} (${why}): lease ended`);
     this.afterNodeEvent(node);

@@ -182,12 +182,14 @@ export class RaftNode<T, S = unknown> {
   /**
    * The broker's failure detector suspects `peer` (its broker is suspect,
    * dead or gone). If this node follows `peer`, it wakes and the leader's
-   * lease ends here: it campaigns (pre-vote first) within one election
-   * timeout unless the leader heartbeats meanwhile. Returns whether this
-   * node followed `peer`.
+   * lease no longer holds here (it grants votes again) until it hears from
+   * the leader. With `campaignNow` (the runtime asks one follower per group
+   * so the others do not split the vote) it campaigns at its next tick,
+   * pre-vote first; the others campaign when their election timer runs
+   * out, within two election timeouts. Returns whether this node followed `peer`.
    */
-  peerDown(peer: NodeId): boolean {
-    return this.raft.peerDown(peer);
+  peerDown(peer: NodeId, campaignNow = true): boolean {
+    return this.raft.peerDown(peer, campaignNow);
   }
 
   /** Starts an election now (pre-vote first if enabled). A leader ignores it. */

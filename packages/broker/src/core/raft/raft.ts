@@ -152,6 +152,8 @@ export class Raft<T, S> {
   transferee: NodeId | null = null;
   /** Idle and caught up: ticks do nothing, no heartbeat is sent (see `RaftConfig.quiesce`). */
   private isQuiesced = false;
+  /** The failure detector suspects the leader this node follows: its lease no longer holds here (until it is heard again). */
+  private leaderSuspected = false;
   /** Outgoing messages since the last `takeMessages()`. */
   private msgs: Message<T, S>[] = [];
 
@@ -292,6 +294,7 @@ export class Raft<T, S> {
     }
     this.leader = null;
     this.isQuiesced = false;
+    this.leaderSuspected = false;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
@@ -415,18 +418,21 @@ export class Raft<T, S> {
 
   /**
    * The failure detector suspects `peer`. A follower (quiesced or not) whose
-   * leader it is wakes (and pokes it) and ends that leader's lease: unless
-   * the leader heartbeats again meanwhile, it campaigns once its
-   * randomized election timeout, at most one more election timeout, runs
-   * out (pre-vote first; the others grant it only if their lease ended too).
-   * Returns whether anything changed.
+   * leader it is wakes (and pokes it) and no longer honours that leader's
+   * lease: it grants (pre-)votes again. With `campaignNow` it campaigns at
+   * its next tick (pre-vote first; the others grant it only if their lease
+   * ended too); otherwise its election timer runs as usual, so that when
+   * every follower is told at once only one of them (the runtime picks it)
+   * campaigns first instead of all splitting the vote. Hearing from the
+   * leader again restores its lease. Returns whether this node followed `peer`.
    */
-  peerDown(peer: NodeId): boolean {
+  peerDown(peer: NodeId, campaignNow: boolean): boolean {
     if (this.role === 'leader' || this.leader !== peer) return false;
     // Poked: a leader that is alive and reachable after all heartbeats again, and keeps its lease.
     this.unquiesce(true);
     this.counters.leaderDownSignals++;
-    this.electionElapsed = Math.max(this.electionElapsed, this.config.electionTicks);
+    this.leaderSuspected = true;
+    if (campaignNow) this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - 1);
     return true;
   }
 
@@ -524,7 +530,7 @@ export class Raft<T, S> {
     if (this.isQuiesced && !this.keepsQuiesced(m)) this.unquiesce(m.from !== this.leader);
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'pre-vote') {
-        const inLease = this.config.checkQuorum && this.leader !== null && this.electionElapsed < this.config.electionTicks;
+        const inLease = this.config.checkQuorum && this.leader !== null && !this.leaderSuspected && this.electionElapsed < this.config.electionTicks;
         if (inLease && !m.transfer) {
           // We heard from a leader recently: the candidate is the one cut off.
           this.counters.votesIgnoredInLease++;
@@ -633,16 +639,19 @@ export class Raft<T, S> {
       case 'app':
         this.electionElapsed = 0;
         this.leader = m.from;
+        this.leaderSuspected = false;
         this.handleAppend(m);
         return;
       case 'heartbeat':
         this.electionElapsed = 0;
         this.leader = m.from;
+        this.leaderSuspected = false;
         this.handleHeartbeat(m);
         return;
       case 'snapshot':
         this.electionElapsed = 0;
         this.leader = m.from;
+        this.leaderSuspected = false;
         this.handleSnapshot(m);
         return;
       case 'timeout-now':

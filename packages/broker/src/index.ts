@@ -35,7 +35,7 @@ export type {
 export type { BrokerDisk, BrokerReport, ReplicaStore, TopicAssignment, TopicRate } from './observability/broker-report.js';
 export type { ConsumerKind, ConsumerLag, ConsumerPosition } from './observability/consumer-lag.js';
 export type { BrowsedMessage, BrowseResult } from './observability/message-browser.js';
-export type { BrokerView, ClusterStatus, MemberView, PartitionView } from './observability/cluster-status.js';
+export type { BrokerView, ClusterStatus, ClusterVerdict, MemberView, PartitionView } from './observability/cluster-status.js';
 export type { ClusterEvent, SeriesPoint } from './observability/history.js';
 export type { LogEngine, LogEngineEvents, PartitionBounds } from './engine/engine.js';
 export type { StoredMessage, AppendRequest, AppendOutcome } from './core/partition/partition.js';

@@ -115,16 +115,21 @@ export interface BrokerView extends MemberView {
   self: boolean;
 }
 
-/** One broker's first-hand view of the cluster, with a health verdict (part of `/api/broker`; `/api/cluster` combines every broker's, see `ClusterReport`). */
-export interface ClusterStatus {
+/** Who answered, when, and its health verdict: the head of `/api/broker`'s and `/api/cluster`'s views. */
+export interface ClusterVerdict {
   /** The broker that answered. */
   broker: string;
   timeMs: number;
+  /** Whether the answering broker is ready (`/readyz`). */
   ready: boolean;
   healthy: boolean;
   /** Why the cluster is not healthy, one sentence each; empty when healthy. */
   problems: string[];
   metadataLeader: string | null;
+}
+
+/** One broker's first-hand view of the cluster, with a health verdict (part of `/api/broker`; `/api/cluster` combines every broker's, see `ClusterReport`). */
+export interface ClusterStatus extends ClusterVerdict {
   brokers: BrokerView[];
   partitions: PartitionView[];
 }

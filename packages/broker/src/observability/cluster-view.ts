@@ -1,5 +1,5 @@
 import type { BrokerDisk, BrokerReport, ReplicaStore } from './broker-report.js';
-import { OUT_OF_SYNC_LAG_ENTRIES, type BrokerView, type MemberView, type PartitionView } from './cluster-status.js';
+import { OUT_OF_SYNC_LAG_ENTRIES, type BrokerView, type ClusterVerdict, type MemberView, type PartitionView } from './cluster-status.js';
 import { compareLag, type ConsumerLag } from './consumer-lag.js';
 import { MAX_RECENT_EVENTS, type ClusterEvent, type SeriesPoint } from './history.js';
 import { addCounts, countsQuantile } from './latency-histogram.js';
@@ -87,16 +87,7 @@ export interface ClusterSeries {
 }
 
 /** `/api/cluster`: the whole cluster, as gathered by `broker`. */
-export interface ClusterReport {
-  /** The broker that answered and gathered. */
-  broker: string;
-  timeMs: number;
-  /** Whether the answering broker is ready (`/readyz`). */
-  ready: boolean;
-  healthy: boolean;
-  /** Why the cluster is not healthy, one sentence each; empty when healthy. */
-  problems: string[];
-  metadataLeader: string | null;
+export interface ClusterReport extends ClusterVerdict {
   /** Brokers whose report this view is built from, and those that did not answer. */
   reached: string[];
   unreachable: string[];

@@ -64,7 +64,7 @@ async function createTopics(url: string, topics: readonly string[]): Promise<voi
       const batch = topics.slice(i, i + 25);
       const requestId = id++;
       client.send({ type: 'metadata', id: requestId, topics: [...batch] });
-      const answer = await client.next('topics', 30_000);
+      const answer = await client.next('topics', 90_000);
       expect(answer.id).toBe(requestId);
       expect(answer.topics.map((t) => t.partitions)).toEqual(batch.map(() => PARTITIONS_PER_TOPIC));
     }

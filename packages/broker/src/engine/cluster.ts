@@ -4,7 +4,7 @@ import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type Metada
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
 import type { PublishCommand } from '../core/partition/command.js';
 import type { AppendOutcome, AppendRequest, PartitionLog, StoredMessage } from '../core/partition/partition.js';
-import type { NodeId, RaftConfigOptions } from '../core/raft/index.js';
+import type { ConfChange, ConfState, NodeId, RaftConfigOptions } from '../core/raft/index.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
@@ -20,6 +20,7 @@ import { GroupFactory, META_GROUP, partitionGroupId, type MetadataGroup } from '
 import type { HostedPartition, PartitionGroup } from './hosted-partition.js';
 import { LeaderForwarding } from './leader-forwarding.js';
 import { LostPeers } from './lost-peers.js';
+import { CONF_CHANGE_METHOD, parseConfAnswer, parseConfChangeRequest, type ConfChangeRequest } from './membership-requests.js';
 import { MetadataCompaction } from './metadata-compaction.js';
 import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
@@ -138,6 +139,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Runs leader-only requests here or on the leader (leader-forwarding.ts). */
   private readonly forwarding: LeaderForwarding;
   private readonly metaCompaction: MetadataCompaction;
+  /**
+   * `changed(group, conf, index)`: the configuration of a Raft group hosted
+   * here changed (a `conf` entry reached this broker's log, so it is in
+   * effect here, committed or not; or a truncation undid one).
+   */
+  readonly membershipEvents = new EventEmitter<{ changed: (group: string, conf: ConfState, index: number) => void }>();
   /** `changed(group)`: the consumer groups changed in this broker's metadata. */
   readonly consumerGroupEvents = new EventEmitter<{ changed: (group: string | undefined) => void }>();
   /** The metadata leader coordinates groups: it expires members whose session timed out. */
@@ -193,6 +200,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.handle('partition.fetch', afterOpen(async (body) => this.fetchHere(parseFetch(body))));
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
     this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedGroupCommand(body))));
+    this.rpc.handle(CONF_CHANGE_METHOD, afterOpen(async (body) => this.changeMembershipViaLeader(parseConfChangeRequest(body))));
     this.router = new PublishRouter({
       self: options.self,
       rpc: this.rpc,
@@ -288,12 +296,13 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     // A compacted log starts from its snapshot: the state it covers, then the entries after it.
     const snapshot = storage.memory.snapshot();
     if (snapshot !== undefined) this.restoreMetadata(snapshot.data);
-    this.meta = this.factory.metadataGroup(brokers, storage, {
+    this.meta = this.factory.metadataGroup(storage, {
       applied: snapshot?.meta.index ?? 0,
       parseData: parseMetadataCommand,
       parseSnapshot: parseMetadataSnapshot,
       installSnapshot: async (installed) => this.restoreMetadata(installed.data),
       apply: (command) => this.applyMetadata(command),
+      onConfChange: (conf, index) => this.membershipEvents.emit('changed', META_GROUP, conf, index),
       onLeaderChange: () => {
         this.metaEvents.emit('leader');
         this.forwarding.leaderChanged();
@@ -436,6 +445,48 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return replicas === undefined || replicas.includes(this.options.self);
   }
 
+  /**
+   * Proposes a membership change of a Raft group (`meta`, or a partition's
+   * `p/<topic>/<partition>`) through its leader, wherever it is, and resolves
+   * with the resulting configuration once the change is committed. Hosted
+   * here or not, the request goes to the leader this broker knows of (a
+   * partition it does not host: the first replica in the metadata, which
+   * forwards it on). Refusals: `NOT_READY` while another change of the group
+   * is pending (retry), `INVALID_ARGUMENT` when the change does not apply
+   * (adding a member, promoting a non-learner, removing the last voter).
+   */
+  async changeMembership(group: string, change: ConfChange): Promise<ConfState> {
+    const request: ConfChangeRequest = { group, change };
+    const hosted = this.groups.get(group);
+    if (hosted === undefined) {
+      const target = this.replicasOfGroup(group)?.find((id) => id !== this.options.self);
+      if (target === undefined) throw new RelayError('INVALID_ARGUMENT', `no Raft group ${group} is known to broker ${this.options.self}`);
+      return parseConfAnswer(await this.rpc.call(target, CONF_CHANGE_METHOD, request, this.options.requestTimeoutMs + 1000));
+    }
+    return parseConfAnswer(await this.changeMembershipViaLeader(request));
+  }
+
+  /** The configuration of a Raft group hosted here, as in effect on this broker; `undefined` when not hosted. */
+  membership(group: string): ConfState | undefined {
+    return this.groups.get(group)?.confState;
+  }
+
+  /** Proposes a change of a group hosted here, on this broker when it leads, else on the leader it knows. */
+  private changeMembershipViaLeader(request: ConfChangeRequest): Promise<ConfState> {
+    const hosted = this.groups.get(request.group);
+    // Not hosted here either: refused rather than passed on again (a forward never hops twice blindly).
+    if (hosted === undefined) return Promise.reject(new RelayError('NOT_LEADER', `broker ${this.options.self} hosts no replica of ${request.group}`));
+    return this.forwarding.viaLeader(hosted, () => hosted.proposeConfChange(request.change, this.options.requestTimeoutMs), CONF_CHANGE_METHOD, request);
+  }
+
+  /** The replicas of a group by the metadata (every broker of the metadata group for `meta`). */
+  private replicasOfGroup(group: string): readonly NodeId[] | undefined {
+    if (group === META_GROUP) return this.meta.confState.voters;
+    const match = /^p\/(.+)\/(\d+)$/.exec(group);
+    if (match === null) return undefined;
+    return this.metadata.get(match[1] as string)?.partitions[Number(match[2])]?.replicas;
+  }
+
   /** Calls `listener` whenever the metadata group's leader changes (readiness depends on it). */
   onMetadataLeaderChange(listener: () => void): void {
     this.metaEvents.on('leader', listener);
@@ -487,6 +538,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   async close(): Promise<void> {
     this.groupSessions.stop();
     this.consumerGroupEvents.removeAllListeners();
+    this.membershipEvents.removeAllListeners();
     this.stopTicking?.();
     clearInterval(this.maintenanceTimer);
     this.options.transport.off('message', this.onPeerMessage);
@@ -564,6 +616,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         appended: () => this.emit('appended', topic, partition),
         applied: () => this.announceApplied(),
         leaderChanged: () => this.forwarding.leaderChanged(),
+        confChanged: (conf, index) => this.membershipEvents.emit('changed', id, conf, index),
         fetchFromLeader: (led, offset) => this.forwarding.fetchFromLeader(led, topic, partition, offset),
         retentionFor: (name) => this.retentionFor(name),
       });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { MetadataCommand, MetadataSnapshot } from '../core/metadata/metadata.js';
 import { applyPublish, parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type PartitionLog } from '../core/partition/partition.js';
-import type { NodeId, RaftConfigOptions, Storage } from '../core/raft/index.js';
+import type { ConfState, NodeId, RaftConfigOptions, Storage } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { LogFunction } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
@@ -53,6 +53,8 @@ export interface PartitionHooks {
   /** The group applied entries. */
   applied: () => void;
   leaderChanged: () => void;
+  /** The group's configuration changed here (see `RaftGroupOptions.onConfChange`). */
+  confChanged: (conf: ConfState, index: number) => void;
   /** Messages from `offset`, from the group's leader, for a snapshot install or a repair. */
   fetchFromLeader: (group: PartitionGroup, offset: number) => Promise<FetchResponse>;
   retentionFor: (topic: string) => RetentionPolicy;
@@ -78,13 +80,12 @@ export class GroupFactory {
     return this.storage<MetadataCommand, MetadataSnapshot>(META_GROUP, brokers);
   }
 
-  /** The metadata group over every broker, on `storage`, resuming after `applied`. */
+  /** The metadata group on `storage` (whose configuration says who votes), resuming after `applied`. */
   metadataGroup(
-    brokers: readonly NodeId[],
     storage: DurableRaftStorage<MetadataCommand, MetadataSnapshot>,
-    state: Pick<RaftGroupOptions<MetadataCommand, unknown, MetadataSnapshot>, 'applied' | 'parseData' | 'parseSnapshot' | 'installSnapshot' | 'apply' | 'onLeaderChange'>,
+    state: Pick<RaftGroupOptions<MetadataCommand, unknown, MetadataSnapshot>, 'applied' | 'parseData' | 'parseSnapshot' | 'installSnapshot' | 'apply' | 'onLeaderChange' | 'onConfChange' | 'joining'>,
   ): MetadataGroup {
-    return new RaftGroup<MetadataCommand, unknown, MetadataSnapshot>({ ...this.groupBase(META_GROUP, brokers), storage, ...state });
+    return new RaftGroup<MetadataCommand, unknown, MetadataSnapshot>({ ...this.groupBase(META_GROUP), storage, ...state });
   }
 
   /** Opens a partition's log and Raft log and creates its group; on failure, leaves nothing open. */
@@ -113,7 +114,7 @@ export class GroupFactory {
     }
     const checkpoint = disk?.checkpointed;
     const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
-      ...this.groupBase(id, replicas),
+      ...this.groupBase(id),
       storage,
       applied: checkpoint?.index ?? 0,
       parseData: parsePublishCommand,
@@ -143,6 +144,7 @@ export class GroupFactory {
         return outcomes;
       },
       onLeaderChange: () => hooks.leaderChanged(),
+      onConfChange: (conf, index) => hooks.confChanged(conf, index),
     });
     const hosted =
       disk === undefined
@@ -191,11 +193,8 @@ export class GroupFactory {
     return storage;
   }
 
-  private groupBase(
-    id: string,
-    voters: readonly NodeId[],
-  ): { id: string; self: NodeId; voters: readonly NodeId[]; transport: PeerTransport; config: RaftConfigOptions; log: LogFunction; observer?: BrokerObserver } {
-    const base = { id, self: this.options.self, voters, transport: this.options.transport, config: this.options.raftConfig, log: this.options.log };
+  private groupBase(id: string): { id: string; self: NodeId; transport: PeerTransport; config: RaftConfigOptions; log: LogFunction; observer?: BrokerObserver } {
+    const base = { id, self: this.options.self, transport: this.options.transport, config: this.options.raftConfig, log: this.options.log };
     return this.options.observer === undefined ? base : { ...base, observer: this.options.observer };
   }
 }

@@ -39,7 +39,6 @@ async function replica(options: { apply?: (data: string, index: number) => strin
   const group = new RaftGroup<string, string>({
     id: 'p/t/0',
     self: 'a',
-    voters: ['a', 'b', 'c'],
     transport,
     storage,
     parseData: (data) => (typeof data === 'string' ? data : undefined),
@@ -152,7 +151,6 @@ describe('a Raft group that leads', () => {
     const group = new RaftGroup<string, string, string>({
       id: 'p/t/0',
       self: 'a',
-      voters: ['a', 'b', 'c'],
       transport,
       storage,
       parseData: (data) => (typeof data === 'string' ? data : undefined),
@@ -198,5 +196,101 @@ describe('a Raft group that leads', () => {
     // Once `c` installs it, `a` replicates to it again from there.
     group.receive('c', { type: 'app-resp', from: 'c', to: 'a', term, index: last, reject: false, hintIndex: 0, hintTerm: 0 });
     await until(() => group.node.status().progress.find((p) => p.id === 'c')?.match === last, 'c to match the snapshot');
+  });
+});
+
+describe('a Raft group changing its membership', () => {
+  /** Replica `a` of a group bootstrapped as `voters`, on a log at `path` (reopened as it is when it exists). */
+  async function member(path: string, voters: string[], options: { joining?: boolean } = {}) {
+    const storage = await DurableRaftStorage.open<string, never>(path, voters, { fsync: 'always', fsyncIntervalMs: 1000 });
+    const sent: Array<Message<string, never>> = [];
+    const changes: Array<{ voters: readonly string[]; learners: readonly string[]; index: number }> = [];
+    const transport = { send: (_to: string, _channel: string, message: Message<string, never>) => void sent.push(message) } as unknown as PeerTransport;
+    const group = new RaftGroup<string, string>({
+      id: 'meta',
+      self: 'a',
+      ...(options.joining === undefined ? {} : { joining: options.joining }),
+      transport,
+      storage,
+      parseData: (data) => (typeof data === 'string' ? data : undefined),
+      apply: (data) => data,
+      onConfChange: (conf, index) => changes.push({ voters: conf.voters, learners: conf.learners ?? [], index }),
+      log: () => {},
+    });
+    groups.push(group);
+    return { group, storage, sent, changes };
+  }
+
+  it('proposes and observes changes, and after a restart the stored configuration rules, not the voters it is started with', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
+    dirs.push(dir);
+    const path = join(dir, 'meta.log');
+    const first = await member(path, ['a']);
+    await until(() => first.group.isLeader(), 'a to lead alone');
+    await first.group.propose('x', 2000); // the leader's term is committed: changes may follow
+
+    // A learner commits on the leader alone (learners never count for a quorum).
+    const withLearner = await first.group.proposeConfChange({ type: 'add-learner', node: 'b' }, 2000);
+    expect(withLearner).toEqual({ voters: ['a'], learners: ['b'] });
+    expect(first.group.confState).toEqual({ voters: ['a'], learners: ['b'] });
+    expect(first.changes.at(-1)).toMatchObject({ voters: ['a'], learners: ['b'] });
+    // A second add of the same member is refused for good; a change of a group this broker does not lead, for now.
+    await expect(first.group.proposeConfChange({ type: 'add-learner', node: 'b' }, 2000)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+
+    // Promoting b makes it a voter at once (in the log): the change commits once b acknowledges it.
+    const term = first.group.node.status().term;
+    const promoted = first.group.proposeConfChange({ type: 'promote', node: 'b' }, 5000);
+    await until(() => first.changes.at(-1)?.voters.length === 2, 'the promotion to take effect');
+    expect(first.group.confState.voters).toEqual(['a', 'b']);
+    // Another change while this one is not committed: refused for now (one change at a time).
+    await expect(first.group.proposeConfChange({ type: 'add-learner', node: 'c' }, 2000)).rejects.toMatchObject({ code: 'NOT_READY' });
+    // b (with an empty log) takes every append it is sent.
+    let settled = false;
+    void promoted.finally(() => (settled = true)).catch(() => {});
+    await until(() => {
+      for (const m of first.sent.splice(0)) {
+        if (m.to !== 'b' || (m.type !== 'app' && m.type !== 'heartbeat')) continue;
+        const index = m.type === 'app' ? m.prevIndex + m.entries.length : 0;
+        if (m.type === 'app') first.group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term, index, reject: false, hintIndex: 0, hintTerm: 0 });
+        else first.group.receive('b', { type: 'heartbeat-resp', from: 'b', to: 'a', term });
+      }
+      first.group.tick();
+      return settled;
+    }, 'the promotion to commit');
+    expect(await promoted).toEqual({ voters: ['a', 'b'], learners: [] });
+    first.group.stop();
+    await first.storage.close();
+
+    // Restarted with its old command line (voters a alone): a and b vote, so a no longer leads by itself.
+    const again = await member(path, ['a']);
+    expect(again.group.confState).toEqual({ voters: ['a', 'b'], learners: [] });
+    for (let i = 0; i < 60; i++) again.group.tick();
+    await until(() => again.sent.some((m) => m.to === 'b' && (m.type === 'pre-vote' || m.type === 'vote')), 'a to ask b for its vote');
+    expect(again.group.isLeader()).toBe(false);
+    await again.storage.close();
+  });
+
+  it('a broker outside the stored configuration is refused unless it is joining; a joining one never campaigns', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
+    dirs.push(dir);
+    await expect(member(join(dir, 'refused.log'), ['b', 'c'])).rejects.toThrow(/not among the voters/);
+    const joining = await member(join(dir, 'joining.log'), ['b', 'c'], { joining: true });
+    for (let i = 0; i < 100; i++) joining.group.tick();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(joining.sent.filter((m) => m.type === 'vote' || m.type === 'pre-vote')).toEqual([]);
+    // The leader's appends make it a learner: it follows and acknowledges them.
+    joining.group.receive('b', {
+      type: 'app',
+      from: 'b',
+      to: 'a',
+      term: 1,
+      prevIndex: 0,
+      prevTerm: 0,
+      entries: [{ type: 'conf', index: 1, term: 1, change: { type: 'add-learner', node: 'a' }, conf: { voters: ['b', 'c'], learners: ['a'] } }],
+      commit: 1,
+    });
+    await until(() => joining.changes.some((c) => c.learners.includes('a')), 'a to see itself added');
+    await until(() => joining.sent.some((m) => m.type === 'app-resp' && !m.reject && m.index === 1), 'the ack of the change');
+    await joining.storage.close();
   });
 });

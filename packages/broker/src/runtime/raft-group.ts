@@ -5,6 +5,8 @@ import {
   ProposalTracker,
   type Snapshot,
   runReady,
+  type ConfChange,
+  type ConfState,
   type Entry,
   type Message,
   type NodeId,
@@ -27,8 +29,20 @@ export interface RaftGroupOptions<T, R, S = never> {
   /** Unique name of the group in the cluster, e.g. `meta` or `p/orders/0`. */
   id: string;
   self: NodeId;
-  voters: readonly NodeId[];
+  /**
+   * This broker may be outside the group's stored configuration: it waits to
+   * be added as a learner (a new replica, started with an empty log), or it
+   * was removed. It never campaigns until a configuration makes it a voter.
+   * Without it, a broker absent from the stored configuration is refused.
+   * @defaultValue false
+   */
+  joining?: boolean;
   transport: PeerTransport;
+  /**
+   * The group's Raft log. Its configuration is authoritative: the voters it
+   * was opened with only bootstrap a brand-new group (see
+   * `DurableRaftStorage.open`); changes since are `conf` entries in it.
+   */
   storage: DurableRaftStorage<T, S>;
   config?: RaftConfigOptions;
   /** Index the state machine already holds (its checkpoint): applying resumes after it. @defaultValue 0 */
@@ -63,9 +77,20 @@ export interface RaftGroupOptions<T, R, S = never> {
   fenceRetry?: { minDelayMs: number; maxDelayMs: number };
   /** The role or leader changed. */
   onLeaderChange?: (leader: NodeId | null) => void;
+  /**
+   * The configuration in effect here changed: a `conf` entry reached this
+   * broker's log (it takes effect then, committed or not), or a truncation
+   * undid one. `index` is the entry's (0 for the bootstrap configuration).
+   */
+  onConfChange?: (conf: ConfState, index: number) => void;
   /** Told of fsync durations and leader changes (operations); optional. */
   observer?: Pick<BrokerObserver, 'fsync' | 'leaderChanged'>;
   log: LogFunction;
+}
+
+/** Whether `self` is the only voter (a standalone broker's groups): it leads at once, with nobody to wait for. */
+function isAlone(conf: ConfState, self: NodeId): boolean {
+  return conf.voters.length === 1 && conf.voters[0] === self;
 }
 
 /** A fenced group tries to recover after 100 ms, then doubling up to every 5 s while its storage still fails. */
@@ -102,6 +127,10 @@ export class RaftGroup<T, R, S = never> {
   private core: RaftNode<T, S>;
   private readonly channel: string;
   private readonly proposals = new ProposalTracker<Waiter<R>, R>();
+  /** Configuration changes proposed here, settled when their `conf` entry is applied (or replaced). */
+  private readonly confProposals = new ProposalTracker<Waiter<ConfState>, ConfState>();
+  /** The configuration last reported to `onConfChange` (by the core's identity, compared after each batch). */
+  private knownConf: { conf: ConfState; index: number };
   private processing = false;
   private again = false;
   private stopped = false;
@@ -128,22 +157,24 @@ export class RaftGroup<T, R, S = never> {
     const hard = options.storage.hardState;
     this.appliedIndex = options.applied ?? 0;
     this.core = this.createCore();
+    this.knownConf = { conf: this.core.confState, index: this.core.status().confIndex };
     if (hard.term > 0) this.log('debug', 'raft group recovered', { term: hard.term, vote: hard.vote });
   }
 
   /** A core over the storage as it is now, resuming after `appliedIndex`. */
   private createCore(): RaftNode<T, S> {
+    // No voters passed: the stored configuration (bootstrap, snapshot, conf entries) decides, never the caller's list.
     const core = createRaftNode<T, S>({
       id: this.options.self,
       storage: this.options.storage.reader,
-      voters: this.options.voters,
+      joining: this.options.joining === true,
       // The runtime may use real randomness: it only jitters election timeouts.
       random: { nextInt: (maxExclusive) => Math.floor(Math.random() * maxExclusive) },
       config: this.options.config,
       applied: this.appliedIndex,
     });
     // Alone in its group (a standalone broker): nobody to wait for, lead at once.
-    if (this.alone) {
+    if (isAlone(core.confState, this.options.self)) {
       core.campaign();
       queueMicrotask(() => this.process());
     }
@@ -151,7 +182,62 @@ export class RaftGroup<T, R, S = never> {
   }
 
   private get alone(): boolean {
-    return this.options.voters.length === 1 && this.options.voters[0] === this.options.self;
+    return isAlone(this.core.confState, this.options.self);
+  }
+
+  /** The configuration in effect here: the last one in this broker's log, committed or not. */
+  get confState(): ConfState {
+    return this.core.confState;
+  }
+
+  /**
+   * Proposes a membership change (add a learner, promote one, remove a
+   * member) and resolves with the resulting configuration once its entry is
+   * committed and applied here. Rejects at once with `NOT_LEADER` (with a
+   * leader hint) when this broker does not lead, with `NOT_READY` when the
+   * core refuses it for now (another change pending, the leader's term not
+   * committed yet, a leadership transfer: retriable), and for good (`INVALID_ARGUMENT`: the change does not
+   * apply to the configuration). `TIMEOUT` when not committed in time
+   * (outcome unknown: read {@link confState} before proposing again).
+   */
+  proposeConfChange(change: ConfChange, timeoutMs: number): Promise<ConfState> {
+    if (this.stopReason !== undefined) return Promise.reject(this.stopReason);
+    const fence = this.fenced;
+    if (fence !== undefined) {
+      const hint = fence.leader === null ? {} : { leader: fence.leader };
+      return Promise.reject(new RelayError('NOT_LEADER', `broker ${this.options.self} is fenced from ${this.options.id}: ${fence.reason.message}`, hint));
+    }
+    const result = this.core.proposeConfChange(change);
+    if (!result.ok) {
+      const detail = `${change.type} ${change.node} in ${this.options.id}: ${result.reason}${result.detail === undefined ? '' : ` (${result.detail})`}`;
+      if (result.reason === 'not-leader') {
+        const hint = result.leader === null ? {} : { leader: result.leader };
+        return Promise.reject(new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead ${this.options.id}`, hint));
+      }
+      if (result.reason === 'invalid') return Promise.reject(new RelayError('INVALID_ARGUMENT', detail));
+      return Promise.reject(new RelayError('NOT_READY', detail));
+    }
+    const { index, term } = result;
+    this.noticeConf(); // in effect on the leader from now (it is in its log)
+    const promise = new Promise<ConfState>((resolve, reject) => {
+      const waiter: Waiter<ConfState> = {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      const timer = setTimeout(() => {
+        if (this.confProposals.expire(index, waiter)) reject(new RelayError('TIMEOUT', `configuration change ${index} of ${this.options.id} not committed within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const displaced = this.confProposals.track(index, term, 'quorum', waiter);
+      displaced?.waiter.reject(new RelayError('TIMEOUT', `configuration change ${displaced.index} of ${this.options.id}: its outcome is unknown`));
+    });
+    this.process();
+    return promise;
   }
 
   /**
@@ -309,6 +395,7 @@ export class RaftGroup<T, R, S = never> {
     this.stopped = true;
     clearTimeout(this.fenced?.timer);
     for (const abandoned of this.proposals.abandonAll()) abandoned.waiter.reject(reason);
+    for (const abandoned of this.confProposals.abandonAll()) abandoned.waiter.reject(reason);
     this.compaction.take()?.done(reason);
   }
 
@@ -324,7 +411,8 @@ export class RaftGroup<T, R, S = never> {
         do {
           this.again = false;
           while (!this.stopped && this.fenced === undefined && (await runReady(this.core, this.io))) {
-            // keep going until the core has nothing more
+            // Before anyone awaiting a change hears of it: observers see the configuration first.
+            this.noticeConf();
           }
           const compaction = this.stopped || this.fenced !== undefined ? undefined : this.compaction.take();
           if (compaction !== undefined) {
@@ -346,6 +434,7 @@ export class RaftGroup<T, R, S = never> {
         this.processing = false;
       }
       this.noticeLeader();
+      this.noticeConf();
       this.checkAllReplicas();
       this.endProposalsOfLostLeadership();
     })();
@@ -374,6 +463,9 @@ export class RaftGroup<T, R, S = never> {
       // Committed, but not known to be on every replica: ack `all` cannot be promised.
       const message = committed ? `entry ${index} of ${this.options.id} is committed; whether every replica holds it is unknown` : `entry ${index} of ${this.options.id}: its outcome is unknown (${reason.message})`;
       waiter.reject(new RelayError('TIMEOUT', message));
+    }
+    for (const { waiter, index } of this.confProposals.abandonAll()) {
+      waiter.reject(new RelayError('TIMEOUT', `configuration change ${index} of ${this.options.id}: its outcome is unknown (${reason.message})`));
     }
     this.compaction.take()?.done(reason);
     this.scheduleRecovery();
@@ -461,8 +553,10 @@ export class RaftGroup<T, R, S = never> {
         if (entry.type !== 'normal') {
           this.appliedIndex = entry.index;
           this.settle(this.proposals.onNoopApplied(entry.index));
+          this.settleConf(entry.type === 'conf' ? this.confProposals.onApplied(entry.index, entry.term, entry.conf) : this.confProposals.onNoopApplied(entry.index));
           continue;
         }
+        this.settleConf(this.confProposals.onNoopApplied(entry.index));
         this.applyTorn = true;
         const result = this.options.apply(entry.data, entry.index);
         this.applyTorn = false;
@@ -487,6 +581,14 @@ export class RaftGroup<T, R, S = never> {
     }
   }
 
+  private settleConf(settlement: Settlement<Waiter<ConfState>, ConfState> | undefined): void {
+    if (settlement === undefined) return;
+    const { waiter, index } = settlement;
+    if (settlement.outcome === 'acknowledged') waiter.resolve(settlement.result);
+    else if (settlement.outcome === 'replaced') waiter.reject(new RelayError('NOT_LEADER', `configuration change ${index} of ${this.options.id} was replaced by another leader`));
+    else waiter.reject(new RelayError('TIMEOUT', `configuration change ${index} of ${this.options.id}: its outcome is unknown`));
+  }
+
   /**
    * This broker stopped leading (a minority's leader steps down by
    * check-quorum): its waiting proposals cannot commit here, so their callers
@@ -494,8 +596,12 @@ export class RaftGroup<T, R, S = never> {
    * and the client retries where a leader is.
    */
   private endProposalsOfLostLeadership(): void {
-    if (this.stopped || this.fenced !== undefined || this.proposals.size === 0) return;
-    for (const { waiter, index, committed } of this.proposals.onRole(this.core.status())) {
+    if (this.stopped || this.fenced !== undefined || this.proposals.size + this.confProposals.size === 0) return;
+    const status = this.core.status();
+    for (const { waiter, index } of this.confProposals.onRole(status)) {
+      waiter.reject(new RelayError('TIMEOUT', `configuration change ${index} of ${this.options.id}: its outcome is unknown (broker ${this.options.self} no longer leads)`));
+    }
+    for (const { waiter, index, committed } of this.proposals.onRole(status)) {
       const message = committed
         ? `entry ${index} of ${this.options.id} is committed; whether every replica holds it is unknown (broker ${this.options.self} no longer leads)`
         : `entry ${index} of ${this.options.id}: its outcome is unknown (broker ${this.options.self} no longer leads)`;
@@ -507,6 +613,17 @@ export class RaftGroup<T, R, S = never> {
   private checkAllReplicas(): void {
     if (!this.proposals.waitingForAllReplicas) return;
     for (const settlement of this.proposals.onProgress(this.status())) this.settle(settlement);
+  }
+
+  /** Reports a configuration change (one taking effect, or one undone by a truncation) to `onConfChange`. */
+  private noticeConf(): void {
+    if (this.fenced !== undefined) return;
+    const conf = this.core.confState;
+    if (conf === this.knownConf.conf) return;
+    const index = this.core.status().confIndex;
+    this.knownConf = { conf, index };
+    this.log('info', 'raft group configuration changed', { voters: conf.voters, learners: conf.learners ?? [], index });
+    this.options.onConfChange?.(conf, index);
   }
 
   private noticeLeader(): void {

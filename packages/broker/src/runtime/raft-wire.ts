@@ -66,7 +66,7 @@ function parseSnapshotOf<S>(value: unknown, parseData: (data: unknown) => S | un
 }
 
 /** A configuration: voters, and learners when there are any (a snapshot from before learners has none). */
-function parseConf(value: unknown): ConfState | undefined {
+export function parseConf(value: unknown): ConfState | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const { voters, learners } = value as Record<string, unknown>;
   if (!isIdList(voters)) return undefined;
@@ -80,16 +80,23 @@ function isIdList(value: unknown): value is string[] {
 
 const CONF_CHANGE_TYPES: ReadonlySet<unknown> = new Set<ConfChange['type']>(['add-learner', 'promote', 'remove']);
 
+/** A membership change from a peer (a forwarded proposal), or `undefined` when malformed. */
+export function parseConfChange(value: unknown): ConfChange | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const change = value as Record<string, unknown>;
+  return CONF_CHANGE_TYPES.has(change.type) && isId(change.node) ? { type: change.type as ConfChange['type'], node: change.node } : undefined;
+}
+
 function parseEntry<T>(value: unknown, parseData: (data: unknown) => T | undefined): Entry<T> | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const o = value as Record<string, unknown>;
   if (!isUint(o.index) || !isUint(o.term)) return undefined;
   if (o.type === 'noop') return { type: 'noop', index: o.index, term: o.term };
   if (o.type === 'conf') {
-    const change = o.change as Record<string, unknown> | null | undefined;
+    const change = parseConfChange(o.change);
     const conf = parseConf(o.conf);
-    if (typeof change !== 'object' || change === null || !CONF_CHANGE_TYPES.has(change.type) || !isId(change.node) || conf === undefined) return undefined;
-    return { type: 'conf', index: o.index, term: o.term, change: { type: change.type as ConfChange['type'], node: change.node }, conf };
+    if (change === undefined || conf === undefined) return undefined;
+    return { type: 'conf', index: o.index, term: o.term, change, conf };
   }
   if (o.type !== 'normal') return undefined;
   const data = parseData(o.data);

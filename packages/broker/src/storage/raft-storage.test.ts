@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Entry } from '../core/raft/index.js';
+import type { ConfChange, Entry } from '../core/raft/index.js';
 import { nodeFileSystem } from './fs.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { DurableRaftStorage } from './raft-storage.js';
@@ -82,5 +82,63 @@ describe('DurableRaftStorage', () => {
     const again = await DurableRaftStorage.open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c']);
     expect(again.reader.entries(1, 4, 10).map((e) => (e.type === 'normal' ? e.data : ''))).toEqual(['x', 'y', 'z']);
     await again.close();
+  });
+
+});
+
+describe('DurableRaftStorage: the configuration', () => {
+  const conf = (index: number, term: number, change: ConfChange, voters: string[], learners: string[] = []): Entry<string> => ({
+    type: 'conf',
+    index,
+    term,
+    change,
+    conf: { voters, learners },
+  });
+
+  it('records its bootstrap voters on the first start and keeps them: a later start with other voters changes nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
+    dirs.push(dir);
+    const path = join(dir, 'g.log');
+    const first = await DurableRaftStorage.open<string, never>(path, ['a', 'b', 'c']);
+    first.setHardState({ term: 1, vote: 'a', commit: 0 });
+    await first.sync();
+    await first.close();
+
+    // The broker restarts with a fourth peer on its command line: the group still started from a, b, c.
+    const again = await DurableRaftStorage.open<string, never>(path, ['a', 'b', 'c', 'd']);
+    expect(again.bootstrapVoters).toEqual(['a', 'b', 'c']);
+    expect(again.reader.initialState().confState.voters).toEqual(['a', 'b', 'c']);
+    expect(again.confState.voters).toEqual(['a', 'b', 'c']);
+    await again.close();
+  });
+
+  it('says which configuration its log has in effect (the last conf entry), and a compacted log keeps it in its snapshot', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
+    dirs.push(dir);
+    const path = join(dir, 'g.log');
+    const storage = await DurableRaftStorage.open<string, string>(path, ['a', 'b', 'c']);
+    storage.append([entry(1, 1, 'x'), conf(2, 1, { type: 'add-learner', node: 'd' }, ['a', 'b', 'c'], ['d']), conf(3, 1, { type: 'remove', node: 'c' }, ['a', 'b'], ['d'])]);
+    storage.setHardState({ term: 1, vote: 'a', commit: 3 });
+    await storage.sync();
+    expect(storage.confState).toEqual({ voters: ['a', 'b'], learners: ['d'] });
+    await storage.compact(3, 'state');
+    await storage.close();
+
+    const again = await DurableRaftStorage.open<string, string>(path, ['x', 'y', 'z']);
+    expect(again.bootstrapVoters).toEqual(['a', 'b', 'c']);
+    expect(again.reader.snapshot()?.meta.conf).toEqual({ voters: ['a', 'b'], learners: ['d'] });
+    expect(again.confState).toEqual({ voters: ['a', 'b'], learners: ['d'] });
+    await again.close();
+  });
+
+  it('resumeAt gives a state machine ahead of the log the latest configuration the log knows, not the bootstrap one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
+    dirs.push(dir);
+    const storage = await DurableRaftStorage.open<string, string>(join(dir, 'g.log'), ['a', 'b', 'c']);
+    storage.append([entry(1, 1, 'x'), conf(2, 1, { type: 'remove', node: 'c' }, ['a', 'b'])]);
+    await storage.sync();
+    storage.resumeAt(5, 1, 'checkpoint');
+    expect(storage.reader.snapshot()?.meta).toMatchObject({ index: 5, conf: { voters: ['a', 'b'] } });
+    await storage.close();
   });
 });

@@ -1,11 +1,12 @@
 import { RelayError } from '@relaymq/sdk/protocol';
-import { MemoryStorage, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
+import { MemoryStorage, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
 import type { FileSystem } from './fs.js';
 import { RecordFile } from './record-file.js';
 import { storageRelayError } from './segments/errors.js';
 
 /** Records of a Raft log file, replayed in order on open. */
 type RaftRecord<T, S> =
+  | { r: 'bootstrap'; voters: NodeId[] }
   | { r: 'entries'; entries: Array<Entry<T>> }
   | { r: 'hard'; term: number; vote: NodeId | null; commit: number }
   | { r: 'snapshot'; snapshot: Snapshot<S> };
@@ -36,6 +37,13 @@ const ALWAYS: RaftStorageOptions = { fsync: 'always', fsyncIntervalMs: 1000 };
  * Recovery replays the records: a later `entries` record overwrites a
  * conflicting suffix, exactly as the core's append did. {@link compact}
  * rewrites the file without the entries a snapshot covers.
+ *
+ * The voters given to {@link open} are a **bootstrap** configuration: they
+ * are recorded the first time the log is created and the recorded ones are
+ * used from then on, whatever a later start passes. Membership changes are
+ * `conf` entries in the log (and snapshots carry the configuration they
+ * cover), so after a change the stored configuration, not the broker's
+ * command line, says who votes.
  */
 export class DurableRaftStorage<T, S> {
   private voteChanged = false;
@@ -46,16 +54,41 @@ export class DurableRaftStorage<T, S> {
 
   private constructor(
     private current: MemoryStorage<T, S>,
+    /** The bootstrap voters as recorded in the log (or given, in memory). */
     private readonly voters: readonly NodeId[],
     private readonly file: RecordFile | undefined,
     private readonly options: RaftStorageOptions,
   ) {}
 
-  /** Opens (or creates) the log at `path`; `undefined` keeps it in memory only (tests, in-memory brokers). */
-  static async open<T, S>(path: string | undefined, voters: readonly NodeId[], options: RaftStorageOptions = ALWAYS): Promise<DurableRaftStorage<T, S>> {
-    if (path === undefined) return new DurableRaftStorage(new MemoryStorage<T, S>(voters), voters, undefined, options);
+  /**
+   * Opens (or creates) the log at `path`; `undefined` keeps it in memory only
+   * (tests, in-memory brokers). `bootstrapVoters` is the configuration of a
+   * brand-new group: recorded (durably, with the first sync) when the log is
+   * new, ignored when the log already recorded one.
+   */
+  static async open<T, S>(path: string | undefined, bootstrapVoters: readonly NodeId[], options: RaftStorageOptions = ALWAYS): Promise<DurableRaftStorage<T, S>> {
+    if (path === undefined) return new DurableRaftStorage(new MemoryStorage<T, S>(bootstrapVoters), bootstrapVoters, undefined, options);
     const { file, recovered } = await RecordFile.open(path, options.fs);
+    const recorded = recordedBootstrap(recovered.records);
+    const voters = recorded ?? bootstrapVoters;
+    // A log from before bootstrap records (or a new one) records what it starts from, so a later start cannot change it.
+    if (recorded === undefined) file.append({ r: 'bootstrap', voters: [...voters] } satisfies RaftRecord<T, S>);
     return new DurableRaftStorage(replay<T, S>(recovered.records, voters), voters, file, options);
+  }
+
+  /** The bootstrap voters this log started from (recorded on its first start). */
+  get bootstrapVoters(): readonly NodeId[] {
+    return this.voters;
+  }
+
+  /**
+   * The configuration the stored log has in effect: its last `conf` entry,
+   * else its snapshot's, else the bootstrap one. The Raft core derives the
+   * same from this storage; this is for callers that need it without a core
+   * (e.g. to tell whether this broker is still a member before starting one).
+   */
+  get confState(): ConfState {
+    return this.current.confAt(this.current.lastIndex());
   }
 
   /** The in-memory copy (replaced by {@link reload}). */
@@ -149,7 +182,11 @@ export class DurableRaftStorage<T, S> {
     const hard = this.memory.getHardState();
     const first = this.memory.firstIndex();
     const last = this.memory.lastIndex();
-    const records: Array<RaftRecord<T, S>> = [{ r: 'snapshot', snapshot }, { r: 'hard', term: hard.term, vote: hard.vote, commit: hard.commit }];
+    const records: Array<RaftRecord<T, S>> = [
+      { r: 'bootstrap', voters: [...this.voters] },
+      { r: 'snapshot', snapshot },
+      { r: 'hard', term: hard.term, vote: hard.vote, commit: hard.commit },
+    ];
     if (last >= first) records.push({ r: 'entries', entries: [...this.memory.entries(first, last + 1, Number.MAX_SAFE_INTEGER)] });
     await this.file.rewrite(records);
   }
@@ -172,12 +209,14 @@ export class DurableRaftStorage<T, S> {
    * Lines the log up with a state machine that holds everything up to
    * `index` (term `term`) on its own: a state beyond the log becomes its
    * snapshot (`data`), and a persisted commit below it is raised (the state
-   * machine only holds committed entries).
+   * machine only holds committed entries). The snapshot's configuration is
+   * the latest the stored log knows (never the bootstrap one when the log
+   * holds a change): the leader's later entries bring any change after it.
    */
   resumeAt(index: number, term: number, data: S): void {
     const snapshotIndex = this.current.snapshot()?.meta.index ?? 0;
     if (index < snapshotIndex) throw new RelayError('STORAGE_ERROR', `state machine at ${index} is behind its Raft snapshot ${snapshotIndex}`);
-    if (index > this.current.lastIndex()) this.applySnapshot({ meta: { index, term, conf: { voters: this.voters } }, data });
+    if (index > this.current.lastIndex()) this.applySnapshot({ meta: { index, term, conf: this.confState }, data });
     const hard = this.hardState;
     if (hard.commit < index) this.setHardState({ ...hard, commit: index });
   }
@@ -186,6 +225,12 @@ export class DurableRaftStorage<T, S> {
     clearTimeout(this.fsyncTimer);
     await this.file?.close();
   }
+}
+
+/** The bootstrap voters a record file recorded, if it did (always its first record). */
+function recordedBootstrap(records: readonly unknown[]): NodeId[] | undefined {
+  for (const record of records as Array<RaftRecord<unknown, unknown>>) if (record.r === 'bootstrap') return record.voters;
+  return undefined;
 }
 
 /** The in-memory copy a record file's records describe, replayed in order. */

@@ -167,7 +167,7 @@ export class MemoryStorage<T, S> implements Storage<T, S>, StorageWriter<T, S> {
   }
 
   /** The configuration in effect at `index`: the last conf entry at or before it, else the snapshot's (or bootstrap) one. */
-  private confAt(index: number): ConfState {
+  confAt(index: number): ConfState {
     for (let i = Math.min(index, this.lastIndex()); i > this.baseIndex; i--) {
       const entry = this.ents[i - this.baseIndex - 1] as Entry<T>;
       if (entry.type === 'conf') return entry.conf;

@@ -141,7 +141,9 @@ export class PublishRouter {
     const self = this.ctx.self;
     const replicas = this.ctx.replicasOf(topic, partition);
     if (this.ctx.hosts(topic, partition)) {
-      const leader = this.ctx.hostedLeader(topic, partition);
+      // A follower that stopped hearing its leader (the leader's bytes to it are what a one-way fault loses) knows
+      // none: the leader the last answer named is the one not to send copies to.
+      const leader = this.ctx.hostedLeader(topic, partition) ?? this.leaders.get(partitionKey(topic, partition));
       if (routed.hops > 0 || replicas === undefined || leader === self) return this.ctx.publishHosted(routed);
       // Through this replica (to the leader) first; the other followers when its answer is late. The way through
       // this replica is judged per leader: its link to one leader may be lost while its link to another is not.

@@ -237,11 +237,11 @@ export class GroupMembership {
       const position = { topic: owned.topic, partition: owned.partition, epoch: owned.epoch, offset: this.handledNext.get(key) ?? 0 };
       try {
         await this.hooks.request({ type: 'group-commit', group: this.group, member: this.member, positions: [position], release: true });
-        if (this.owned.get(key)?.epoch === owned.epoch) {
-          this.owned.delete(key);
-          this.handledNext.delete(key);
-          this.releasing.delete(key);
-        }
+        // The coordinator released it even if the revocation was withdrawn meanwhile (a re-grant of the same
+        // epoch arrived while the release was in flight): drop it; a grant under a new epoch follows if it comes back.
+        // Already granted again under a newer epoch: that grant stands, and nothing was revoked.
+        if (this.owned.get(key)?.epoch !== owned.epoch) return;
+        this.lose(key, owned);
         this.hooks.revoked({ group: this.group, partitions: [{ topic: owned.topic, partition: owned.partition }], reason: 'rebalance' });
         return;
       } catch (err) {

@@ -20,6 +20,8 @@ const LOAD_ADVERTISE_MS = 2000;
 export interface GossipEvents {
   /** The member list changed (joined, failed, left, meta updated). */
   changed: () => void;
+  /** Member `id` is suspected, declared dead, or left: Raft groups it leads here must not wait on its lease. */
+  memberDown: (id: string) => void;
 }
 
 export interface GossipOptions {
@@ -108,6 +110,7 @@ export class GossipRunner extends EventEmitter<GossipEvents> {
     let changed = false;
     for (const event of events) {
       if (event.type !== 'updated') this.options.log('info', `member ${event.type}`, { member: event.member.id, state: event.member.state });
+      if (event.type === 'suspected' || event.type === 'failed' || event.type === 'left') this.emit('memberDown', event.member.id);
       changed ||= changesClusterView(event);
     }
     if (changed) this.emit('changed');

@@ -22,6 +22,7 @@ import type { BrokerObserver } from '../observability/observer.js';
 import type { LogFunction } from '../observability/logger.js';
 import type { DurableRaftStorage } from '../storage/raft-storage.js';
 import { storageRelayError } from '../storage/segments/errors.js';
+import type { GroupClock } from './group-clock.js';
 import { parseRaftMessage } from './raft-wire.js';
 
 /** Settings of one group. */
@@ -85,6 +86,12 @@ export interface RaftGroupOptions<T, R, S = never> {
   onConfChange?: (conf: ConfState, index: number) => void;
   /** Told of fsync durations and leader changes (operations); optional. */
   observer?: Pick<BrokerObserver, 'fsync' | 'leaderChanged'>;
+  /**
+   * The broker's clock of its groups: this group is ticked on it while
+   * awake and left out while quiesced, and counts its messages there.
+   * Without it, whoever owns the group calls {@link RaftGroup.tick}.
+   */
+  clock?: GroupClock;
   log: LogFunction;
 }
 
@@ -158,7 +165,16 @@ export class RaftGroup<T, R, S = never> {
     this.appliedIndex = options.applied ?? 0;
     this.core = this.createCore();
     this.knownConf = { conf: this.core.confState, index: this.core.status().confIndex };
+    options.clock?.wake(this);
     if (hard.term > 0) this.log('debug', 'raft group recovered', { term: hard.term, vote: hard.vote });
+  }
+
+  /** Tells the clock whether the core needs ticks (it quiesced, or something woke it). */
+  private syncClock(): void {
+    const clock = this.options.clock;
+    if (clock === undefined || this.stopped) return;
+    if (this.fenced === undefined && this.core.quiesced) clock.sleep(this);
+    else clock.wake(this);
   }
 
   /** A core over the storage as it is now, resuming after `appliedIndex`. */
@@ -311,6 +327,19 @@ export class RaftGroup<T, R, S = never> {
     if (this.stopped || this.fenced !== undefined) return;
     this.core.tick();
     this.process();
+    this.syncClock();
+  }
+
+  /**
+   * The failure detector suspects broker `peer`: if this group follows it,
+   * the leader's lease ends here and the group campaigns within an election
+   * timeout unless the leader shows up (see `RaftNode.peerDown`).
+   */
+  peerDown(peer: NodeId): void {
+    if (this.stopped || this.fenced !== undefined) return;
+    if (!this.core.peerDown(peer, firstToCampaign(this.options.id, this.core.status().voters, peer) === this.options.self)) return;
+    this.process();
+    this.syncClock();
   }
 
   /** A message for this group from a peer. */
@@ -333,6 +362,7 @@ export class RaftGroup<T, R, S = never> {
     }
     this.core.step(message);
     this.process();
+    this.syncClock();
   }
 
   /**
@@ -373,6 +403,7 @@ export class RaftGroup<T, R, S = never> {
       const timer = setTimeout(() => {
         if (this.proposals.expire(index, waiter)) reject(new RelayError('TIMEOUT', `entry ${index} of ${this.options.id} not acknowledged within ${timeoutMs} ms`));
       }, timeoutMs);
+      this.syncClock(); // a proposal wakes a quiesced leader
       const displaced = this.proposals.track(index, result.term, onAllReplicas ? 'all' : 'quorum', waiter);
       if (displaced !== undefined) {
         displaced.waiter.reject(new RelayError('TIMEOUT', `entry ${displaced.index} of ${this.options.id}: its outcome is unknown (this broker's log was cut back and reused the index)`));
@@ -387,12 +418,14 @@ export class RaftGroup<T, R, S = never> {
     if (this.fenced !== undefined) return false;
     const result = this.core.transferLeadership(to);
     this.process();
+    this.syncClock();
     return result.ok;
   }
 
   stop(reason = new RelayError('SHUTTING_DOWN', `group ${this.options.id} stopped`)): void {
     this.stopReason = reason;
     this.stopped = true;
+    this.options.clock?.remove(this);
     clearTimeout(this.fenced?.timer);
     for (const abandoned of this.proposals.abandonAll()) abandoned.waiter.reject(reason);
     for (const abandoned of this.confProposals.abandonAll()) abandoned.waiter.reject(reason);
@@ -520,6 +553,7 @@ export class RaftGroup<T, R, S = never> {
     this.log('info', 'fenced raft group recovered its durable state and rejoins', { applied: this.appliedIndex, lastIndex: this.core.lastIndex });
     this.noticeLeader();
     this.process();
+    this.syncClock();
   }
 
   private readonly io: ReadyHandlers<T, S> = {
@@ -540,6 +574,7 @@ export class RaftGroup<T, R, S = never> {
       },
     },
     send: (messages: readonly Message<T, S>[]): void => {
+      this.options.clock?.sent(messages.length);
       for (const message of messages) this.options.transport.send(message.to, this.channel, message);
     },
     restore: (): void => {
@@ -635,4 +670,19 @@ export class RaftGroup<T, R, S = never> {
     this.options.observer?.leaderChanged(this.options.id, leader, term);
     this.options.onLeaderChange?.(leader);
   }
+}
+
+/**
+ * Which voter of group `groupId` campaigns at once when `lost` (its leader)
+ * is suspected: every replica computes the same one, so they do not all
+ * campaign together and split the vote, and hashing the group id spreads
+ * the new leaders of a lost broker's groups over the survivors.
+ */
+export function firstToCampaign(groupId: string, voters: readonly NodeId[], lost: NodeId): NodeId | undefined {
+  const candidates = voters.filter((v) => v !== lost).sort();
+  if (candidates.length === 0) return undefined;
+  // FNV-1a: stable across processes and versions (a Math.random pick would not agree).
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < groupId.length; i++) hash = Math.imul(hash ^ groupId.charCodeAt(i), 0x01000193) >>> 0;
+  return candidates[hash % candidates.length];
 }

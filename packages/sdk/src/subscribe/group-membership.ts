@@ -61,6 +61,8 @@ export class GroupMembership {
   /** Next offset to commit per owned partition: after the last handled message, or where the grant started. */
   private readonly handledNext = new Map<string, number>();
   private readonly releasing = new Set<string>();
+  /** The last epoch released per partition: a grant under it or an older one is stale. */
+  private readonly releasedEpochs = new Map<string, number>();
   private leaseUntilMs = 0;
   private leaseWaiters: Array<() => void> = [];
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
@@ -148,7 +150,12 @@ export class GroupMembership {
       }
       // The same grant seen again (resubscribed on another broker): keep going; the broker resends from the
       // committed position and what was already received is dropped as a duplicate, so nothing is handled twice.
-      if (owned !== undefined && owned.epoch === entry.epoch && !this.releasing.has(key)) continue;
+      // While releasing it, the revocation may have been withdrawn (the member to get it left): the release still
+      // goes through (the coordinator honours it) and a grant under a new epoch follows; handling it meanwhile
+      // would only hand those messages out twice.
+      if (owned !== undefined && owned.epoch === entry.epoch) continue;
+      // A grant under an epoch already released, from a broker that applied the release later than it answered.
+      if (entry.epoch <= (this.releasedEpochs.get(key) ?? -1)) continue;
       if (entry.offset !== undefined || owned === undefined || owned.epoch !== entry.epoch) {
         // A grant (or a grant again): start over from where the broker says.
         if (owned !== undefined) this.hooks.dropPartition(entry.topic, entry.partition);
@@ -237,11 +244,11 @@ export class GroupMembership {
       const position = { topic: owned.topic, partition: owned.partition, epoch: owned.epoch, offset: this.handledNext.get(key) ?? 0 };
       try {
         await this.hooks.request({ type: 'group-commit', group: this.group, member: this.member, positions: [position], release: true });
-        if (this.owned.get(key)?.epoch === owned.epoch) {
-          this.owned.delete(key);
-          this.handledNext.delete(key);
-          this.releasing.delete(key);
-        }
+        // The coordinator released it, even if the revocation was withdrawn meanwhile; a grant under a new epoch
+        // follows if it comes back. Already granted again under a newer epoch: that grant stands, nothing was revoked.
+        if (this.owned.get(key)?.epoch !== owned.epoch) return;
+        this.releasedEpochs.set(key, owned.epoch);
+        this.lose(key, owned);
         this.hooks.revoked({ group: this.group, partitions: [{ topic: owned.topic, partition: owned.partition }], reason: 'rebalance' });
         return;
       } catch (err) {

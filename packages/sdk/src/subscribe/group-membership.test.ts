@@ -58,4 +58,42 @@ describe('GroupMembership', () => {
     expect(membership.owns('t', 0)).toBe(true);
     expect(revoked).toEqual([]);
   });
+
+  it('a revocation of a partition never granted to it (granted and revoked before its first frame) is released at once at the offset the broker names, silently', async () => {
+    const { membership, pending, revoked, frame, settle } = harness();
+    frame([
+      { topic: 't', partition: 0, epoch: 1, offset: 0 },
+      { topic: 't', partition: 4, epoch: 5, offset: 7, revoking: true },
+    ]);
+    await settle();
+    expect(pending.map((p) => p.frame)).toEqual([{ type: 'group-commit', group: 'g', member: membership.member, positions: [{ topic: 't', partition: 4, epoch: 5, offset: 7 }], release: true }]);
+    expect(membership.owns('t', 4)).toBe(false);
+    // The same frame again (no change) sends no second release.
+    frame([
+      { topic: 't', partition: 0, epoch: 1 },
+      { topic: 't', partition: 4, epoch: 5, offset: 7, revoking: true },
+    ]);
+    await settle();
+    expect(pending).toHaveLength(1);
+    pending[0]?.answer();
+    await settle();
+    expect(membership.owns('t', 4)).toBe(false);
+    expect(membership.owns('t', 0)).toBe(true);
+    // The app was never told of partition 4, so it hears of no revocation either.
+    expect(revoked).toEqual([]);
+    // A broker still showing the released epoch as revoking: already released, nothing sent.
+    frame([
+      { topic: 't', partition: 0, epoch: 1 },
+      { topic: 't', partition: 4, epoch: 5, offset: 7, revoking: true },
+    ]);
+    await settle();
+    expect(pending).toHaveLength(1);
+  });
+
+  it('a revocation without an offset of a partition it does not own is ignored (an older broker: nothing to release at)', async () => {
+    const { pending, frame, settle } = harness();
+    frame([{ topic: 't', partition: 4, epoch: 5, revoking: true }]);
+    await settle();
+    expect(pending).toEqual([]);
+  });
 });

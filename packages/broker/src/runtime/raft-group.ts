@@ -3,6 +3,7 @@ import {
   CompactionGate,
   createRaftNode,
   ProposalTracker,
+  type ProposalAck,
   type Snapshot,
   runReady,
   type ConfChange,
@@ -235,22 +236,9 @@ export class RaftGroup<T, R, S = never> {
     }
     const { index, term } = result;
     this.noticeConf(); // in effect on the leader from now (it is in its log)
-    const promise = new Promise<ConfState>((resolve, reject) => {
-      const waiter: Waiter<ConfState> = {
-        resolve: (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      };
-      const timer = setTimeout(() => {
-        if (this.confProposals.expire(index, waiter)) reject(new RelayError('TIMEOUT', `configuration change ${index} of ${this.options.id} not committed within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const displaced = this.confProposals.track(index, term, 'quorum', waiter);
-      displaced?.waiter.reject(new RelayError('TIMEOUT', `configuration change ${displaced.index} of ${this.options.id}: its outcome is unknown`));
+    const promise = this.awaitEntry(this.confProposals, index, term, 'quorum', timeoutMs, {
+      expired: `configuration change ${index} of ${this.options.id} not committed within ${timeoutMs} ms`,
+      displaced: (displaced) => `configuration change ${displaced} of ${this.options.id}: its outcome is unknown`,
     });
     this.process();
     return promise;
@@ -388,8 +376,31 @@ export class RaftGroup<T, R, S = never> {
       );
     }
     const index = result.lastIndex;
-    const promise = new Promise<R>((resolve, reject) => {
-      const waiter: Waiter<R> = {
+    this.syncClock(); // a proposal wakes a quiesced leader
+    // A leader cut off from its quorum cannot commit; the caller learns it in bounded time (outcome unknown).
+    const promise = this.awaitEntry(this.proposals, index, result.term, onAllReplicas ? 'all' : 'quorum', timeoutMs, {
+      expired: `entry ${index} of ${this.options.id} not acknowledged within ${timeoutMs} ms`,
+      displaced: (displaced) => `entry ${displaced} of ${this.options.id}: its outcome is unknown (this broker's log was cut back and reused the index)`,
+    });
+    this.process();
+    return promise;
+  }
+
+  /**
+   * Waits for entry `index` (of `term`) to be settled by `tracker`, or ends
+   * it with `TIMEOUT` after `timeoutMs`; an entry it displaces (the log was
+   * cut back and the index reused) ends with `TIMEOUT` at once.
+   */
+  private awaitEntry<V>(
+    tracker: ProposalTracker<Waiter<V>, V>,
+    index: number,
+    term: number,
+    ack: ProposalAck,
+    timeoutMs: number,
+    messages: { expired: string; displaced: (index: number) => string },
+  ): Promise<V> {
+    return new Promise<V>((resolve, reject) => {
+      const waiter: Waiter<V> = {
         resolve: (value) => {
           clearTimeout(timer);
           resolve(value);
@@ -399,18 +410,12 @@ export class RaftGroup<T, R, S = never> {
           reject(error);
         },
       };
-      // A leader cut off from its quorum cannot commit; the caller learns it in bounded time (outcome unknown).
       const timer = setTimeout(() => {
-        if (this.proposals.expire(index, waiter)) reject(new RelayError('TIMEOUT', `entry ${index} of ${this.options.id} not acknowledged within ${timeoutMs} ms`));
+        if (tracker.expire(index, waiter)) reject(new RelayError('TIMEOUT', messages.expired));
       }, timeoutMs);
-      this.syncClock(); // a proposal wakes a quiesced leader
-      const displaced = this.proposals.track(index, result.term, onAllReplicas ? 'all' : 'quorum', waiter);
-      if (displaced !== undefined) {
-        displaced.waiter.reject(new RelayError('TIMEOUT', `entry ${displaced.index} of ${this.options.id}: its outcome is unknown (this broker's log was cut back and reused the index)`));
-      }
+      const displaced = tracker.track(index, term, ack, waiter);
+      displaced?.waiter.reject(new RelayError('TIMEOUT', messages.displaced(displaced.index)));
     });
-    this.process();
-    return promise;
   }
 
   /** Hands leadership to `to` (graceful shutdown); false when this broker does not lead. */

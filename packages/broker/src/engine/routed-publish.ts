@@ -97,9 +97,9 @@ function parseRouteResult(body: unknown): RouteResult {
 
 const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
 
-/** Routes publishes for partitions not hosted here, and remembers their leaders as answers name them. */
+/** Routes a client's publishes (hedged unless this replica leads), and remembers partition leaders as answers name them. */
 export class PublishRouter {
-  /** Leaders of partitions not hosted here, as routed answers named them. */
+  /** Partition leaders as answers named them: the way in for partitions not hosted here, the way to spare for hosted ones. */
   private readonly leaders = new Map<string, NodeId>();
   /** Paths (a replica; this replica to a leader) that left a publish unanswered past its hedge delay (paused, stalled, answers lost), and when; cleared when they answer. */
   private readonly unanswering = new Map<string, number>();

@@ -148,7 +148,8 @@ export interface BrokerOptions {
    * covers every publish that arrived meanwhile). `interval`: written before
    * the ack, fsynced every `fsyncIntervalMs`; a power loss or OS crash of a
    * quorum of brokers within that window loses acknowledged publishes (a
-   * process crash loses nothing: the OS has the data).
+   * process crash loses nothing: the OS has the data). Ack `leader` waits
+   * for the leader's own write only, as this policy makes it durable.
    * @defaultValue `"always"`
    */
   fsync?: 'always' | 'interval';

@@ -135,7 +135,9 @@ export interface ClientOptions {
   reconnect?: ReconnectOptions;
   outbox?: OutboxOptions;
   /**
-   * Default ack level of `publish`.
+   * Default ack level of `publish`: `quorum`, `all`, `leader` (acknowledged
+   * on the leader's write alone; lost if the leader fails before it is
+   * replicated) or `none` (see {@link AckLevel}).
    * @defaultValue `"quorum"`
    */
   ack?: AckLevel;

@@ -676,7 +676,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   private async publishHere(forwarded: ForwardedPublish): Promise<AppendOutcome[]> {
     const group = await this.partitionGroup(forwarded.topic, forwarded.partition);
-    const proposal = group.propose(forwarded.command, this.options.requestTimeoutMs, forwarded.ack === 'all');
+    // `none` is not waited for: proposed like `quorum`, which costs the leader no projection.
+    const proposal = group.propose(forwarded.command, this.options.requestTimeoutMs, forwarded.ack === 'none' ? 'quorum' : forwarded.ack);
     if (forwarded.ack === 'none') {
       proposal.catch(() => {}); // fire and forget
       return [];

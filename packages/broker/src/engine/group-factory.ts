@@ -8,6 +8,7 @@ import type { MetadataCommand, MetadataSnapshot } from '../core/metadata/metadat
 import { applyPublish } from '../core/partition/apply.js';
 import { parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type PartitionLog } from '../core/partition/partition.js';
+import { PartitionProjection } from '../core/partition/projection.js';
 import type { ConfState, NodeId, RaftConfigOptions, Storage } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { LogFunction } from '../observability/logger.js';
@@ -147,6 +148,8 @@ export class GroupFactory {
         hooks.applied();
         return outcomes;
       },
+      // The leader's view of its uncommitted tail, for ack `leader` (see RaftGroup.propose).
+      projection: new PartitionProjection(log, dedupeWindow),
       onLeaderChange: () => hooks.leaderChanged(),
       onConfChange: (conf, index) => hooks.confChanged(conf, index),
     });

@@ -199,6 +199,70 @@ describe('a Raft group that leads', () => {
   });
 });
 
+describe('a Raft group acknowledging at the leader', () => {
+  it('answers ack `leader` with the projected result once its own write is done, before any follower has the entry; `quorum` still waits for the commit', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
+    dirs.push(dir);
+    const storage = await DurableRaftStorage.open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000 });
+    const sent: Array<Message<string, never>> = [];
+    const transport = { send: (_to: string, _channel: string, message: Message<string, never>) => void sent.push(message) } as unknown as PeerTransport;
+    // A state machine that numbers what it applies; its projection numbers what is appended but not applied yet.
+    let count = 0;
+    const appliedResults: string[] = [];
+    const projected = new Set<number>();
+    const group = new RaftGroup<string, string>({
+      id: 'p/t/0',
+      self: 'a',
+      transport,
+      storage,
+      parseData: (data) => (typeof data === 'string' ? data : undefined),
+      apply: (data) => {
+        const result = `${data}#${count++}`;
+        appliedResults.push(result);
+        return result;
+      },
+      projection: {
+        project: (data, index) => {
+          projected.add(index);
+          return `${data}#${count + projected.size - 1}`;
+        },
+        applied: (index) => void projected.delete(index),
+        reset: () => projected.clear(),
+      },
+      log: () => {},
+    });
+    groups.push(group);
+    for (let i = 0; i < 40 && !group.isLeader(); i++) {
+      group.tick();
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      for (const m of sent.splice(0)) {
+        if (m.to === 'b' && (m.type === 'vote' || m.type === 'pre-vote')) {
+          group.receive('b', { type: m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp', from: 'b', to: 'a', term: m.term, reject: false });
+        }
+      }
+    }
+    await until(() => group.isLeader(), 'a to lead');
+    const term = group.node.status().term;
+    const settled = new Map<string, string>();
+    const track = (name: string, proposal: Promise<string>): Promise<string> => proposal.then((result) => (settled.set(name, result), result));
+
+    // Nobody answers a's appends: nothing commits, yet `leader` is acknowledged once a's log holds the entry.
+    await expect(track('x', group.propose('x', 5000, 'leader'))).resolves.toBe('x#0');
+    const quorum = track('y', group.propose('y', 5000)); // proposed `quorum`: projected later, when `z` needs it
+    await expect(track('z', group.propose('z', 5000, 'leader'))).resolves.toBe('z#2');
+    expect(group.node.commitIndex).toBeLessThan(group.node.lastIndex);
+    expect(appliedResults).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(settled.has('y')).toBe(false);
+
+    // b acknowledges everything: it commits, `quorum` resolves, and the applied results are the ones foreseen.
+    group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term, index: group.node.lastIndex, reject: false, hintIndex: 0, hintTerm: 0 });
+    await expect(quorum).resolves.toBe('y#1');
+    expect(appliedResults).toEqual(['x#0', 'y#1', 'z#2']);
+    expect(projected.size).toBe(0);
+  });
+});
+
 describe('a Raft group changing its membership', () => {
   /** Replica `a` of a group bootstrapped as `voters`, on a log at `path` (reopened as it is when it exists). */
   async function member(path: string, voters: string[], options: { joining?: boolean } = {}) {

@@ -53,6 +53,13 @@ export interface RaftGroupOptions<T, R, S = never> {
   parseData: (data: unknown) => T | undefined;
   /** Applies a committed payload; its result goes to whoever proposed it here. */
   apply: (data: T, index: number) => R;
+  /**
+   * What applying an entry will return, known while it is still uncommitted:
+   * lets a proposal with ack `leader` be answered once this leader's own
+   * write of it is done (see {@link RaftGroup.propose}). Without it, ack
+   * `leader` waits for the commit like `quorum`.
+   */
+  projection?: Projection<T, R>;
   /** Validates a snapshot payload from a peer; groups without snapshots leave it out (snapshots are then refused). */
   parseSnapshot?: (data: unknown) => S | undefined;
   /**
@@ -94,6 +101,21 @@ export interface RaftGroupOptions<T, R, S = never> {
    */
   clock?: GroupClock;
   log: LogFunction;
+}
+
+/**
+ * A leader's view of its state machine as it will be once every entry in its
+ * log is applied. The group hands it the entries after the applied index in
+ * log order (its predecessors' uncommitted entries included, from its log),
+ * and tells it what was applied; it must answer exactly what `apply` will.
+ */
+export interface Projection<T, R> {
+  /** The result applying `data`, the entry at `index`, will have after every entry projected before it. */
+  project(data: T, index: number): R;
+  /** Every entry up to `index` was applied. */
+  applied(index: number): void;
+  /** Forgets what was projected: the next entry is projected on the state machine as applied. */
+  reset(): void;
 }
 
 /** Whether `self` is the only voter (a standalone broker's groups): it leads at once, with nobody to wait for. */
@@ -158,6 +180,11 @@ export class RaftGroup<T, R, S = never> {
   private failedRecoveries = 0;
   /** An apply started and did not return: the state machine may hold part of an entry. */
   private applyTorn = false;
+  /** The term the projection was last built in (0: to build again), and the last log index it covers. */
+  private projectedTerm = 0;
+  private projectedThrough = 0;
+  /** The last entry handed to the storage and not yet written (its write settles ack `leader`). */
+  private unwritten: { index: number; term: number } | undefined;
 
   constructor(private readonly options: RaftGroupOptions<T, R, S>) {
     this.channel = `raft/${options.id}`;
@@ -354,11 +381,18 @@ export class RaftGroup<T, R, S = never> {
   }
 
   /**
-   * Proposes `data` and resolves with its applied result once committed.
-   * Rejects at once with `NOT_LEADER` (with a leader hint) when this broker
-   * does not lead the group, or `LIMIT_EXCEEDED` when too much is uncommitted.
+   * Proposes `data` and resolves with its applied result: with ack `quorum`
+   * (the default) once committed, `all` once every voter holds it too, and
+   * `leader` as soon as this leader's own write of it is done (as durable as
+   * the storage's fsync policy makes it), before any other replica has it,
+   * with the result its {@link RaftGroupOptions.projection} foresees (no
+   * projection: at commit). A `leader` acknowledgement is lost if this
+   * broker fails before the entry reaches a quorum and another leader's log
+   * replaces it. Rejects at once with `NOT_LEADER` (with a leader hint) when
+   * this broker does not lead the group, or `LIMIT_EXCEEDED` when too much
+   * is uncommitted.
    */
-  propose(data: T, timeoutMs: number, onAllReplicas = false): Promise<R> {
+  propose(data: T, timeoutMs: number, ack: ProposalAck = 'quorum'): Promise<R> {
     if (this.stopReason !== undefined) return Promise.reject(this.stopReason);
     const fence = this.fenced;
     if (fence !== undefined) {
@@ -377,13 +411,56 @@ export class RaftGroup<T, R, S = never> {
     }
     const index = result.lastIndex;
     this.syncClock(); // a proposal wakes a quiesced leader
+    const early = ack === 'leader' ? this.project(data, index, result.term) : undefined;
     // A leader cut off from its quorum cannot commit; the caller learns it in bounded time (outcome unknown).
-    const promise = this.awaitEntry(this.proposals, index, result.term, onAllReplicas ? 'all' : 'quorum', timeoutMs, {
-      expired: `entry ${index} of ${this.options.id} not acknowledged within ${timeoutMs} ms`,
-      displaced: (displaced) => `entry ${displaced} of ${this.options.id}: its outcome is unknown (this broker's log was cut back and reused the index)`,
-    });
+    const promise = this.awaitEntry(
+      this.proposals,
+      index,
+      result.term,
+      ack,
+      timeoutMs,
+      {
+        expired: `entry ${index} of ${this.options.id} not acknowledged within ${timeoutMs} ms`,
+        displaced: (displaced) => `entry ${displaced} of ${this.options.id}: its outcome is unknown (this broker's log was cut back and reused the index)`,
+      },
+      early,
+    );
     this.process();
     return promise;
+  }
+
+  /**
+   * The result entry `index` (`data`, appended by this leader in `term`)
+   * will have once applied, from the projection; undefined without one (or
+   * when the log it needs is gone), and the proposal then waits for its
+   * commit. The projection is built lazily, so groups that never see ack
+   * `leader` pay nothing: on first use in a term, from the applied state;
+   * then each use first projects the entries appended since the last (other
+   * ack levels, a predecessor's uncommitted entries), read from the log.
+   */
+  private project(data: T, index: number, term: number): R | undefined {
+    const projection = this.options.projection;
+    if (projection === undefined) return undefined;
+    try {
+      if (this.projectedTerm !== term || this.projectedThrough < this.appliedIndex) {
+        projection.reset();
+        this.projectedTerm = term;
+        this.projectedThrough = this.appliedIndex;
+      }
+      if (this.projectedThrough < index - 1) {
+        for (const entry of this.core.entries(this.projectedThrough + 1, index)) {
+          if (entry.type === 'normal') projection.project(entry.data, entry.index);
+        }
+      }
+      const result = projection.project(data, index);
+      this.projectedThrough = index;
+      return result;
+    } catch (err) {
+      // Never a wrong answer: this proposal waits for its commit, and the next one builds the projection anew.
+      this.projectedTerm = 0;
+      this.log('warn', 'could not project an uncommitted entry; acknowledging it at commit', { index, error: String(err) });
+      return undefined;
+    }
   }
 
   /**
@@ -398,6 +475,7 @@ export class RaftGroup<T, R, S = never> {
     ack: ProposalAck,
     timeoutMs: number,
     messages: { expired: string; displaced: (index: number) => string },
+    early?: V,
   ): Promise<V> {
     return new Promise<V>((resolve, reject) => {
       const waiter: Waiter<V> = {
@@ -413,7 +491,7 @@ export class RaftGroup<T, R, S = never> {
       const timer = setTimeout(() => {
         if (tracker.expire(index, waiter)) reject(new RelayError('TIMEOUT', messages.expired));
       }, timeoutMs);
-      const displaced = tracker.track(index, term, ack, waiter);
+      const displaced = tracker.track(index, term, ack, waiter, early);
       displaced?.waiter.reject(new RelayError('TIMEOUT', messages.displaced(displaced.index)));
     });
   }
@@ -497,6 +575,9 @@ export class RaftGroup<T, R, S = never> {
       error: reason.message,
     });
     this.fenced = { reason, term: this.core.status().term, leader: null, timer: undefined };
+    // The state machine is rewound and the log reloaded: nothing projected or unwritten holds any more.
+    this.projectedTerm = 0;
+    this.unwritten = undefined;
     for (const { waiter, index, committed } of this.proposals.abandonAll()) {
       // Committed, but not known to be on every replica: ack `all` cannot be promised.
       const message = committed ? `entry ${index} of ${this.options.id} is committed; whether every replica holds it is unknown` : `entry ${index} of ${this.options.id}: its outcome is unknown (${reason.message})`;
@@ -568,14 +649,23 @@ export class RaftGroup<T, R, S = never> {
         await this.options.installSnapshot(snapshot);
         this.options.storage.applySnapshot(snapshot);
         this.appliedIndex = Math.max(this.appliedIndex, snapshot.meta.index);
+        this.projectedTerm = 0; // the state machine was replaced
       },
-      append: (entries: readonly Entry<T>[]): void => this.options.storage.append(entries),
+      append: (entries: readonly Entry<T>[]): void => {
+        this.options.storage.append(entries);
+        const last = entries[entries.length - 1];
+        if (last !== undefined) this.unwritten = { index: last.index, term: last.term };
+      },
       setHardState: (hardState: Parameters<DurableRaftStorage<T, S>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
       sync: async (): Promise<void> => {
         const started = performance.now();
         await this.options.storage.sync();
         this.failedRecoveries = 0; // the disk takes writes again
         this.options.observer?.fsync((performance.now() - started) / 1000);
+        // Written as the fsync policy promises: ack `leader` needs nothing more (the runner's order keeps this before any apply of it).
+        const written = this.unwritten;
+        this.unwritten = undefined;
+        if (written !== undefined) for (const settlement of this.proposals.onWritten(written.index, written.term)) this.settle(settlement);
       },
     },
     send: (messages: readonly Message<T, S>[]): void => {
@@ -602,6 +692,7 @@ export class RaftGroup<T, R, S = never> {
         this.applyTorn = false;
         // Only now: a checkpoint taken at `applied` must hold this entry (one that throws is not applied).
         this.appliedIndex = entry.index;
+        this.options.projection?.applied(entry.index);
         this.settle(this.proposals.onApplied(entry.index, entry.term, result));
       }
     },

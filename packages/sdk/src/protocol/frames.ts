@@ -14,8 +14,23 @@ import type { AssignmentFrame, GroupCommitFrame, GroupHeartbeatFrame } from './g
 export const PROTOCOL_VERSION = 1;
 
 /**
- * How many replicas must store a publish before it is acknowledged.
- * `none` is fire-and-forget: no ack frame is sent.
+ * How many replicas must store a publish before it is acknowledged:
+ *
+ * - `quorum` (the default): a majority of the partition's replicas stored
+ *   it (fsynced, with the brokers' default `fsync: always`). Survives the
+ *   loss of any minority of replicas.
+ * - `all`: every replica stored it.
+ * - `leader`: the partition's leader wrote it to its own log (fsynced with
+ *   `fsync: always`, handed to the OS with `interval`), before any other
+ *   replica has it — like Kafka's `acks=1`. Faster, with a loss window: if
+ *   the leader crashes or is cut off before the message reaches a quorum,
+ *   a new leader may not have it and it is lost although acknowledged. The
+ *   idempotent resend after a failover cannot bring it back (its ack
+ *   removed it from the outbox).
+ * - `none`: fire-and-forget, at most once: no ack frame is sent and it is
+ *   never deduplicated.
+ *
+ * On a single broker `leader`, `quorum` and `all` are the same.
  */
 export type AckLevel = 'none' | 'leader' | 'quorum' | 'all';
 

@@ -25,7 +25,11 @@ export interface PublishOptions {
   key?: string;
   /** String headers delivered with the message. */
   headers?: Record<string, string>;
-  /** Ack level; defaults to the client's `ack` option. */
+  /**
+   * Ack level; defaults to the client's `ack` option. `leader` answers
+   * sooner but loses the message if the leader fails before it is
+   * replicated (see {@link AckLevel}).
+   */
   ack?: AckLevel;
   /** Overrides the client's `publishTimeoutMs` for this call. */
   timeoutMs?: number;

@@ -12,6 +12,7 @@ import type {
   ConfChange,
   ConfChangeResult,
   ConfState,
+  Entry,
   HardState,
   Message,
   NodeId,
@@ -143,6 +144,15 @@ export class RaftNode<T, S = unknown> {
   /** Term of the entry at `index` in this node's log (stable or not), or `undefined` if compacted or absent. */
   termAt(index: number): number | undefined {
     return this.raft.log.term(index);
+  }
+
+  /**
+   * Entries in `[lo, hi)` of this node's log, stable or not (a leader's own
+   * appends before they are persisted included). Throws when the range is
+   * compacted or beyond the last index.
+   */
+  entries(lo: number, hi: number): readonly Entry<T>[] {
+    return this.raft.log.slice(lo, hi, Number.MAX_SAFE_INTEGER);
   }
 
   // ---- inputs -------------------------------------------------------------------

@@ -30,6 +30,47 @@ describe('ProposalTracker', () => {
     expect(tracker.size).toBe(0);
   });
 
+  it('acknowledges a `leader` proposal with its early result once this node wrote it, before any commit', () => {
+    const tracker = new ProposalTracker<string, number>();
+    tracker.track(3, 2, 'leader', 'p3', 30);
+    tracker.track(4, 2, 'quorum', 'p4');
+    tracker.track(5, 2, 'leader', 'p5', 50);
+    expect(tracker.onWritten(2, 2)).toEqual([]); // written below it: not yet
+    expect(tracker.onWritten(4, 2)).toEqual([{ outcome: 'acknowledged', waiter: 'p3', index: 3, term: 2, result: 30 }]);
+    expect(tracker.onWritten(5, 2)).toEqual([{ outcome: 'acknowledged', waiter: 'p5', index: 5, term: 2, result: 50 }]);
+    // A `quorum` proposal is never settled by the write; applying it is.
+    expect(tracker.size).toBe(1);
+    expect(tracker.onApplied(3, 2, 30)).toBeUndefined(); // settled once, already
+    expect(tracker.onApplied(4, 2, 40)).toEqual({ outcome: 'acknowledged', waiter: 'p4', index: 4, term: 2, result: 40 });
+  });
+
+  it('settles a `leader` proposal at its apply when that comes first (a single voter), and never twice', () => {
+    const tracker = new ProposalTracker<string, number>();
+    tracker.track(1, 1, 'leader', 'p1', 10);
+    expect(tracker.onApplied(1, 1, 10)).toEqual({ outcome: 'acknowledged', waiter: 'p1', index: 1, term: 1, result: 10 });
+    expect(tracker.onWritten(1, 1)).toEqual([]);
+  });
+
+  it('treats a `leader` proposal without an early result as `quorum`, and a write of another term acknowledges nothing', () => {
+    const tracker = new ProposalTracker<string, number>();
+    tracker.track(1, 1, 'leader', 'no-result');
+    tracker.track(2, 1, 'leader', 'p2', 20);
+    expect(tracker.onWritten(2, 3)).toEqual([]); // another leader's entries written here: p2 was cut back
+    expect(tracker.onApplied(1, 1, 10)).toEqual({ outcome: 'acknowledged', waiter: 'no-result', index: 1, term: 1, result: 10 });
+    expect(tracker.onApplied(2, 3, 99)).toEqual({ outcome: 'replaced', waiter: 'p2', index: 2, term: 1 });
+  });
+
+  it('forgets a `leader` proposal that timed out or was displaced, so a later write acknowledges only the one at that index now', () => {
+    const tracker = new ProposalTracker<string, number>();
+    tracker.track(4, 1, 'leader', 'a', 1);
+    tracker.track(5, 1, 'leader', 'b', 2);
+    expect(tracker.expire(4, 'a')).toBe(true);
+    // A later term reuses index 5: b is displaced (outcome unknown), c waits for its own write.
+    expect(tracker.track(5, 2, 'leader', 'c', 3)).toEqual({ outcome: 'unknown', waiter: 'b', index: 5, term: 1, committed: false });
+    expect(tracker.onWritten(5, 2)).toEqual([{ outcome: 'acknowledged', waiter: 'c', index: 5, term: 2, result: 3 }]);
+    expect(tracker.size).toBe(0);
+  });
+
   it('acknowledges an `all` proposal only once every voter holds it, seen while leading', () => {
     const tracker = new ProposalTracker<string, number>();
     tracker.track(5, 1, 'all', 'p5');

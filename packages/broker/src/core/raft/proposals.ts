@@ -17,6 +17,11 @@
  *   applied (a retry is safe; deduplication keeps it from being stored twice).
  * - With ack level `all` an applied proposal then waits until every voter's
  *   match index reaches it, as seen by this node while it leads.
+ * - With ack level `leader` and a result known in advance (the leader's
+ *   projection of its log), it is acknowledged as soon as this node's own
+ *   write of the entry is done, before any other replica holds it: a crash
+ *   of this node before the entry reaches a quorum may lose it. Applied
+ *   first (a single voter commits at once), it is acknowledged then.
  * - Its outcome is **unknown** when the group gives up on it (storage failed,
  *   the group stopped, a later proposal took its index on this node, the node
  *   no longer leads): it may
@@ -27,8 +32,12 @@
  */
 import type { Status } from './types.js';
 
-/** `quorum`: acknowledged once applied (committed on a majority); `all`: once every voter holds it too. */
-export type ProposalAck = 'quorum' | 'all';
+/**
+ * `leader`: acknowledged once this node's own write of the entry is done
+ * (needs a result known in advance); `quorum`: once applied (committed on a
+ * majority); `all`: once every voter holds it too.
+ */
+export type ProposalAck = 'leader' | 'quorum' | 'all';
 
 /** How one proposal ends. `W` is whatever the caller waits with (a promise's callbacks, a client value). */
 export type Settlement<W, R> =
@@ -46,10 +55,12 @@ export type Settlement<W, R> =
 /** A proposal given up on: it may be committed by another leader, or (`committed`) is but is not known to be on every replica. */
 export type Abandoned<W, R> = Extract<Settlement<W, R>, { readonly outcome: 'unknown' }>;
 
-interface Appended<W> {
+interface Appended<W, R> {
   readonly term: number;
   readonly ack: ProposalAck;
   readonly waiter: W;
+  /** Ack `leader`: the result applying it will have, known when it was appended. */
+  readonly early?: R;
 }
 
 interface AwaitingAll<W, R> {
@@ -61,7 +72,9 @@ interface AwaitingAll<W, R> {
 
 export class ProposalTracker<W, R> {
   /** Proposals appended and not applied yet, by log index (one per index: a leader's log only grows in its term). */
-  private readonly appended = new Map<number, Appended<W>>();
+  private readonly appended = new Map<number, Appended<W, R>>();
+  /** Indexes of `leader` proposals waiting for this node's write, ascending (appends only grow the log). */
+  private awaitingWrite: number[] = [];
   /** Applied `all` proposals waiting for every voter's match index, in index order. */
   private awaitingAll: AwaitingAll<W, R>[] = [];
 
@@ -78,11 +91,20 @@ export class ProposalTracker<W, R> {
   /**
    * A proposal was appended at (`index`, `term`). Returns the proposal it
    * displaced, if this node had one waiting at the same index from an earlier
-   * term (its log was cut back since): that one's outcome is unknown.
+   * term (its log was cut back since): that one's outcome is unknown. Ack
+   * `leader` needs `early`, the result applying the entry will have; without
+   * it the proposal waits for its commit like `quorum`.
    */
-  track(index: number, term: number, ack: ProposalAck, waiter: W): Abandoned<W, R> | undefined {
+  track(index: number, term: number, ack: ProposalAck, waiter: W, early?: R): Abandoned<W, R> | undefined {
     const displaced = this.appended.get(index);
-    this.appended.set(index, { term, ack, waiter });
+    if (ack === 'leader' && early !== undefined) {
+      this.appended.set(index, { term, ack, waiter, early });
+      // A later term reusing lower indexes: those above it were cut back (their applies settle them).
+      while (this.awaitingWrite.length > 0 && (this.awaitingWrite[this.awaitingWrite.length - 1] as number) >= index) this.awaitingWrite.pop();
+      this.awaitingWrite.push(index);
+    } else {
+      this.appended.set(index, { term, ack: ack === 'leader' ? 'quorum' : ack, waiter });
+    }
     if (displaced === undefined) return undefined;
     return { outcome: 'unknown', waiter: displaced.waiter, index, term: displaced.term, committed: false };
   }
@@ -98,6 +120,26 @@ export class ProposalTracker<W, R> {
       return undefined;
     }
     return { outcome: 'acknowledged', waiter: proposal.waiter, index, term, result };
+  }
+
+  /**
+   * This node's log is written (as durably as its fsync policy makes it) up
+   * to (`index`, `term`), the last entry written: `leader` proposals of that
+   * term up to it are acknowledged with their early result. (An entry of
+   * `term` at `index` means every entry of `term` below it is this node's
+   * own, as its leader appended it: a leader never overwrites its term.)
+   */
+  onWritten(index: number, term: number): Settlement<W, R>[] {
+    const settled: Settlement<W, R>[] = [];
+    while (this.awaitingWrite.length > 0 && (this.awaitingWrite[0] as number) <= index) {
+      const at = this.awaitingWrite.shift() as number;
+      const proposal = this.appended.get(at);
+      if (proposal === undefined || proposal.ack !== 'leader') continue; // settled already (applied, expired, displaced)
+      if (proposal.term !== term) continue; // another term's write: its apply settles it (replaced)
+      this.appended.delete(at);
+      settled.push({ outcome: 'acknowledged', waiter: proposal.waiter, index: at, term, result: proposal.early as R });
+    }
+    return settled;
   }
 
   /** A no-op (a new leader's first entry) was applied at `index`: a proposal waiting there was replaced. */
@@ -156,6 +198,7 @@ export class ProposalTracker<W, R> {
     for (const waiting of this.awaitingAll) settled.push({ outcome: 'unknown', waiter: waiting.waiter, index: waiting.index, term: waiting.term, committed: true });
     this.appended.clear();
     this.awaitingAll = [];
+    this.awaitingWrite = [];
     return settled;
   }
 }

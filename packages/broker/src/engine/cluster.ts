@@ -212,6 +212,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       requestTimeoutMs: options.requestTimeoutMs,
       whenOpened: () => this.whenOpened(),
       lostPeers,
+      brokers: () => this.options.brokers,
       replicasOf: (topic, partition) => this.metadata.get(topic)?.partitions[partition]?.replicas,
       hosts: (topic, partition) => this.hosts(topic, partition),
       hostedLeader: (topic, partition) => this.groups.get(partitionGroupId(topic, partition))?.leader ?? undefined,

@@ -302,6 +302,40 @@ describe('PublishRouter at a replica that does not lead', () => {
     });
     await expect(leading.route(publish())).resolves.toMatchObject({ outcomes: [{ kind: 'stored', offset: 1 }] });
   });
+  it('sends its last copy through a broker that holds no replica when its bytes to every other replica are lost (one-way fault, 5 brokers)', async () => {
+    // Partition t/0 on lead, f1, f2; n1 holds no replica. f1's bytes to lead and f2 are lost; n1 reaches lead.
+    const replicas = ['lead', 'f1', 'f2'];
+    const calls: string[] = [];
+    const routers = new Map<string, PublishRouter>();
+    const make = (self: string, hosts: boolean, publishHosted: () => Promise<RouteResult>): PublishRouter =>
+      new PublishRouter({
+        self,
+        rpc: {
+          handle: () => {},
+          call: async (peer: string, _method: string, body: unknown) => {
+            calls.push(`${self}->${peer}`);
+            if (self === 'f1' && replicas.includes(peer)) return new Promise(() => {});
+            return (routers.get(peer) as PublishRouter).route(structuredClone(body) as RoutedPublish);
+          },
+        } as unknown as PeerRpc,
+        requestTimeoutMs: 1000,
+        hedgeMs: HEDGE_MS,
+        brokers: () => ['lead', 'f1', 'f2', 'n1'],
+        replicasOf: () => replicas,
+        hosts: () => hosts,
+        hostedLeader: () => 'lead',
+        publishHosted,
+      });
+    const stored = async (): Promise<RouteResult> => ({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 9 }] });
+    routers.set('lead', make('lead', true, stored));
+    routers.set('n1', make('n1', false, stored));
+    const f1 = make('f1', true, () => new Promise<RouteResult>(() => {}));
+    const started = Date.now();
+    await expect(f1.route(publish())).resolves.toEqual({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 9 }] });
+    expect(Date.now() - started).toBeLessThan(500);
+    // Own way first, then the other follower, then the broker with no replica, which passes it to the leader.
+    expect(calls).toEqual(['f1->f2', 'f1->n1', 'n1->lead']);
+  });
 });
 
 describe('PublishRouter over a slow link', () => {

@@ -78,6 +78,12 @@ export interface RouteContext {
   whenOpened?: () => Promise<void>;
   /** Peers whose link to this broker dropped and has not come back (see lost-peers.ts). */
   lostPeers?: { has(peer: NodeId): boolean };
+  /**
+   * Every broker of the cluster. A follower's last hedge goes through brokers
+   * that hold no replica: a one-way fault that loses its bytes to every other
+   * replica leaves those ways open in a cluster larger than the replication factor.
+   */
+  brokers?: () => readonly NodeId[];
   /** Overrides {@link ROUTE_HEDGE_MS} (tests). */
   hedgeMs?: number;
 }
@@ -131,9 +137,10 @@ export class PublishRouter {
    * whichever arrives; the first answer wins.
    *
    * A client's publish to a replica that does not lead is hedged the same
-   * way, through the other followers: the leader may be taking the forwards
-   * while its answers are lost on the way back (a one-way partition), which
-   * held the client for the whole fault however long it lasted. A copy that
+   * way, through the other followers, then through brokers that hold no
+   * replica: the leader may be taking the forwards while its answers are lost
+   * on the way back (a one-way partition), which held the client for the
+   * whole fault however long it lasted. A copy that
    * came from another broker is never hedged again, so copies stay bounded.
    */
   async route(routed: RoutedPublish): Promise<RouteResult> {
@@ -148,7 +155,9 @@ export class PublishRouter {
       // Through this replica (to the leader) first; the other followers when its answer is late. The way through
       // this replica is judged per leader: its link to one leader may be lost while its link to another is not.
       const path = (r: NodeId): string => (r === self ? `${self}>${leader ?? ''}` : r);
-      return this.spread(routed, this.inOrder([self, ...replicas.filter((r) => r !== self && r !== leader)], path), undefined, path);
+      // Brokers without a replica last: each passes the copy on to a replica (one hop more, within MAX_ROUTE_HOPS).
+      const beyond = (this.ctx.brokers?.() ?? []).filter((b) => b !== self && !replicas.includes(b));
+      return this.spread(routed, this.inOrder([self, ...replicas.filter((r) => r !== self && r !== leader), ...beyond], path), undefined, path);
     }
     if (replicas === undefined) throw new RelayError('INVALID_PARTITION', `topic ${topic} has no partition ${partition}`);
     const key = partitionKey(topic, partition);

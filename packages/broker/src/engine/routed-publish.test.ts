@@ -336,6 +336,43 @@ describe('PublishRouter at a replica that does not lead', () => {
     // Own way first, then the other follower, then the broker with no replica, which passes it to the leader.
     expect(calls).toEqual(['f1->f2', 'f1->n1', 'n1->lead']);
   });
+  it('ends in TIMEOUT naming the leader it still hears when no way it sent a publish answers (its bytes to every other replica are lost, 3 brokers)', async () => {
+    let heard: string | undefined = 'lead';
+    const calls: string[] = [];
+    const f1 = new PublishRouter({
+      self: 'f1',
+      rpc: {
+        handle: () => {},
+        call: async (peer: string) => {
+          calls.push(`f1->${peer}`);
+          return new Promise(() => {}); // taken, and the answer lost
+        },
+      } as unknown as PeerRpc,
+      requestTimeoutMs: 1000,
+      hedgeMs: HEDGE_MS,
+      brokers: () => ['lead', 'f1', 'f2'],
+      replicasOf: () => ['lead', 'f1', 'f2'],
+      hosts: () => true,
+      hostedLeader: () => 'lead',
+      heardLeader: () => heard,
+      publishHosted: () => new Promise<RouteResult>(() => {}),
+    });
+    const started = Date.now();
+    const error = await f1.route(publish()).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(RelayError);
+    expect((error as RelayError).code).toBe('TIMEOUT'); // outcome unknown: the leader may have stored it
+    expect((error as RelayError).details.leader).toBe('lead'); // the client's own link to it may be open
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(calls).toEqual(['f1->f2']);
+
+    // A leader not heard from (an election, a paused leader): no such answer, the publish keeps waiting.
+    heard = undefined;
+    const waiting = f1.route(publish());
+    const outcome = await Promise.race([waiting.catch((err: unknown) => err), new Promise((resolve) => setTimeout(() => resolve('still waiting'), 10 * HEDGE_MS))]);
+    expect(outcome).toBe('still waiting');
+    heard = 'lead'; // heard again: the next check ends it
+    await expect(waiting).rejects.toMatchObject({ code: 'TIMEOUT', details: { leader: 'lead' } });
+  });
 });
 
 describe('PublishRouter over a slow link', () => {

@@ -70,6 +70,12 @@ export interface RouteContext {
   hosts(topic: string, partition: number): boolean;
   /** The leader of a partition hosted here, as this broker's replica knows it. */
   hostedLeader(topic: string, partition: number): NodeId | undefined;
+  /**
+   * The leader of a partition hosted here if this replica heard from it just
+   * now (see `RaftGroup.heardLeader`): a leader that is heard while nothing
+   * it was sent is answered is losing its answers to this broker.
+   */
+  heardLeader?(topic: string, partition: number): NodeId | undefined;
   /** Publishes through this broker's replica of the partition (to its leader); resolves with that leader too. */
   publishHosted(forwarded: ForwardedPublish): Promise<RouteResult>;
   /** How long a replica may take to get a publish committed (its own bound); a hop waits a little longer. */
@@ -157,7 +163,8 @@ export class PublishRouter {
       const path = (r: NodeId): string => (r === self ? `${self}>${leader ?? ''}` : r);
       // Brokers without a replica last: each passes the copy on to a replica (one hop more, within MAX_ROUTE_HOPS).
       const beyond = (this.ctx.brokers?.() ?? []).filter((b) => b !== self && !replicas.includes(b));
-      return this.spread(routed, this.inOrder([self, ...replicas.filter((r) => r !== self && r !== leader), ...beyond], path), undefined, path);
+      const heard = (): NodeId | undefined => this.ctx.heardLeader?.(topic, partition);
+      return this.spread(routed, this.inOrder([self, ...replicas.filter((r) => r !== self && r !== leader), ...beyond], path), undefined, path, heard);
     }
     if (replicas === undefined) throw new RelayError('INVALID_PARTITION', `topic ${topic} has no partition ${partition}`);
     const key = partitionKey(topic, partition);
@@ -182,8 +189,21 @@ export class PublishRouter {
    * in `order` publishes through this broker's own replica. `hint` is the
    * leader named when nobody could be reached; `path` names the way to a
    * target under which its lateness and answer times are kept.
+   *
+   * When every way is late and `heardLeader` names a leader this broker still
+   * hears, the answers are being lost on the way back (this broker's bytes to
+   * every other one are: a one-way fault in a cluster no larger than the
+   * replication factor). The publish then ends in `TIMEOUT` (outcome unknown)
+   * naming that leader, so the client republishes to it over its own link
+   * instead of waiting out the fault.
    */
-  private spread(routed: RoutedPublish, order: readonly NodeId[], hint: NodeId | undefined, path: (target: NodeId) => string = (target) => target): Promise<RouteResult> {
+  private spread(
+    routed: RoutedPublish,
+    order: readonly NodeId[],
+    hint: NodeId | undefined,
+    path: (target: NodeId) => string = (target) => target,
+    heardLeader?: () => NodeId | undefined,
+  ): Promise<RouteResult> {
     const { topic, partition } = routed;
     const replicas = this.ctx.replicasOf(topic, partition) ?? [];
     const key = partitionKey(topic, partition);
@@ -198,10 +218,12 @@ export class PublishRouter {
       let unreachable: unknown;
       let answered: { err: unknown; target: string } | undefined;
       let hedge: ReturnType<typeof setTimeout> | undefined;
+      let lostAnswers: ReturnType<typeof setTimeout> | undefined;
       const finish = (outcome: RouteResult | RelayError): void => {
         if (settled) return;
         settled = true;
         clearTimeout(hedge);
+        clearTimeout(lostAnswers);
         if (outcome instanceof RelayError) reject(outcome);
         else resolve(outcome);
       };
@@ -221,6 +243,20 @@ export class PublishRouter {
             this.unanswering.set(path(target), Date.now());
             launch();
           }, this.hedgeDelay(path(target)));
+        } else if (heardLeader !== undefined) {
+          const lateAfter = this.hedgeDelay(path(target));
+          const checkAnswersLost = (): void => {
+            if (settled || answered !== undefined) return;
+            const leader = heardLeader();
+            if (leader === undefined || leader === this.ctx.self) {
+              lostAnswers = setTimeout(checkAnswersLost, lateAfter); // an election, or this one leads now: its own bounds end it
+              return;
+            }
+            this.unanswering.set(path(target), Date.now());
+            const message = `broker ${this.ctx.self} hears leader ${leader} of ${topic}/${partition} but no way it sent the publish answered: outcome unknown, publish to ${leader}`;
+            finish(new RelayError('TIMEOUT', message, { leader }));
+          };
+          lostAnswers = setTimeout(checkAnswersLost, lateAfter);
         }
         const sentAt = Date.now();
         const call =

@@ -26,6 +26,9 @@ import { storageRelayError } from '../storage/segments/errors.js';
 import type { GroupClock } from './group-clock.js';
 import { parseRaftMessage } from './raft-wire.js';
 
+
+/** How many heartbeat intervals old a leader's last message may be for {@link RaftGroup.heardLeader}: a heartbeat lost or late under load is not silence. */
+const HEARD_WITHIN_HEARTBEATS = 3;
 /** Settings of one group. */
 export interface RaftGroupOptions<T, R, S = never> {
   /** Unique name of the group in the cluster, e.g. `meta` or `p/orders/0`. */
@@ -299,6 +302,17 @@ export class RaftGroup<T, R, S = never> {
   /** The peer-transport channel of this group. */
   get channelName(): string {
     return this.channel;
+  }
+
+  /**
+   * The leader this follower heard from within {@link HEARD_WITHIN_HEARTBEATS}
+   * heartbeat intervals, if any: proof that the leader is up and its bytes
+   * reach this broker, though not that this broker's reach it.
+   */
+  heardLeader(): NodeId | undefined {
+    const since = this.fenced === undefined ? this.core.ticksSinceLeader : undefined;
+    if (since === undefined || since > HEARD_WITHIN_HEARTBEATS * this.core.config.heartbeatTicks) return undefined;
+    return this.core.leader ?? undefined;
   }
 
   isLeader(): boolean {

@@ -185,6 +185,21 @@ describe('RaftNode', () => {
     expect(c.node('a').counters.checkQuorumStepDowns).toBe(1);
   });
 
+  it('ticksSinceLeader counts the ticks since a follower last heard its leader; undefined off a follower or once the leader is suspected', () => {
+    const c = new Mini(['a', 'b', 'c']);
+    c.elect('a');
+    expect(c.node('a').ticksSinceLeader).toBeUndefined(); // the leader
+    expect(c.node('b').ticksSinceLeader).toBe(0);
+    c.node('b').tick();
+    c.node('b').tick();
+    expect(c.node('b').ticksSinceLeader).toBe(2);
+    c.node('a').tick(); // a heartbeat
+    c.stabilize();
+    expect(c.node('b').ticksSinceLeader).toBe(0);
+    c.node('b').peerDown('a', false);
+    expect(c.node('b').ticksSinceLeader).toBeUndefined();
+  });
+
   it('restarts from storage with its term, vote and log', () => {
     const c = new Mini(['a', 'b', 'c']);
     c.elect('a');

@@ -174,6 +174,15 @@ export class RaftNode<T, S = unknown> {
     return this.raft.quiesced;
   }
 
+  /**
+   * Ticks since this follower last heard its leader (an append, heartbeat or
+   * snapshot); undefined when it is no follower, knows no leader, was told the
+   * leader's broker is down ({@link peerDown}), or is quiesced.
+   */
+  get ticksSinceLeader(): number | undefined {
+    return this.raft.ticksSinceLeader;
+  }
+
   /** Wakes a quiesced node: a leader heartbeats again, a follower runs its election timer and wakes its leader. */
   wake(): void {
     this.raft.wake();

@@ -374,6 +374,16 @@ export class Raft<T, S> {
   }
 
   /**
+   * Ticks since this follower last heard its leader (an append, heartbeat or
+   * snapshot); undefined when it is no follower, knows no leader, was told
+   * the leader's broker is down, or is quiesced (its ticks stopped).
+   */
+  get ticksSinceLeader(): number | undefined {
+    if (this.role !== 'follower' || this.leader === null || this.leaderSuspected || this.isQuiesced) return undefined;
+    return this.electionElapsed;
+  }
+
+  /**
    * A leader may quiesce when nothing is in flight: its whole log is
    * committed, of its term, and durable here; every member (learners too)
    * holds all of it (and is not waiting for a snapshot) and answered

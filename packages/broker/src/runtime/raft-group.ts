@@ -305,14 +305,15 @@ export class RaftGroup<T, R, S = never> {
   }
 
   /**
-   * The leader this follower heard from within {@link HEARD_WITHIN_HEARTBEATS}
-   * heartbeat intervals, if any: proof that the leader is up and its bytes
-   * reach this broker, though not that this broker's reach it.
+   * The leader of the term that reached this replica within
+   * {@link HEARD_WITHIN_HEARTBEATS} heartbeat intervals, if any (suspected by
+   * gossip or not): proof that the leader is up and its bytes reach this
+   * broker, though not that this broker's reach it.
    */
   heardLeader(): NodeId | undefined {
-    const since = this.fenced === undefined ? this.core.ticksSinceLeader : undefined;
-    if (since === undefined || since > HEARD_WITHIN_HEARTBEATS * this.core.config.heartbeatTicks) return undefined;
-    return this.core.leader ?? undefined;
+    const contact = this.fenced === undefined ? this.core.leaderContact : undefined;
+    if (contact === undefined || contact.ticksAgo > HEARD_WITHIN_HEARTBEATS * this.core.config.heartbeatTicks) return undefined;
+    return contact.leader;
   }
 
   isLeader(): boolean {

@@ -174,13 +174,9 @@ export class RaftNode<T, S = unknown> {
     return this.raft.quiesced;
   }
 
-  /**
-   * Ticks since this follower last heard its leader (an append, heartbeat or
-   * snapshot); undefined when it is no follower, knows no leader, was told the
-   * leader's broker is down ({@link peerDown}), or is quiesced.
-   */
-  get ticksSinceLeader(): number | undefined {
-    return this.raft.ticksSinceLeader;
+  /** See {@link Raft.leaderContact}. */
+  get leaderContact(): { leader: NodeId; ticksAgo: number } | undefined {
+    return this.raft.leaderContact;
   }
 
   /** Wakes a quiesced node: a leader heartbeats again, a follower runs its election timer and wakes its leader. */

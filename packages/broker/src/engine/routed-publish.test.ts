@@ -373,6 +373,48 @@ describe('PublishRouter at a replica that does not lead', () => {
     heard = 'lead'; // heard again: the next check ends it
     await expect(waiting).rejects.toMatchObject({ code: 'TIMEOUT', details: { leader: 'lead' } });
   });
+  it('ends a publish it took as the leader in TIMEOUT naming its successor once it has followed that one for a hedge delay with no answer (a one-way fault deposed it)', async () => {
+    let heard: string | undefined; // a leader hears no leader
+    const lead = new PublishRouter({
+      self: 'lead',
+      rpc: { handle: () => {}, call: async () => Promise.reject(new Error('no copy may be sent')) } as unknown as PeerRpc,
+      requestTimeoutMs: 1000,
+      hedgeMs: HEDGE_MS,
+      replicasOf: () => ['lead', 'f1', 'f2'],
+      hosts: () => true,
+      hostedLeader: () => 'lead',
+      heardLeader: () => heard,
+      publishHosted: () => new Promise<RouteResult>(() => {}), // proposed here, then forwarded to the successor: lost
+    });
+    const started = Date.now();
+    const outcome = lead.route(publish()).catch((err: unknown) => err);
+    await new Promise((resolve) => setTimeout(resolve, 3 * HEDGE_MS));
+    heard = 'f1'; // deposed: it follows f1 now
+    const error = (await outcome) as RelayError;
+    expect(error).toBeInstanceOf(RelayError);
+    expect(error.code).toBe('TIMEOUT');
+    expect(error.details.leader).toBe('f1');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(4 * HEDGE_MS); // followed f1 for a whole hedge delay first
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
+  it('answers a publish it took as the leader as usual when the answer comes, deposed or not', async () => {
+    const lead = new PublishRouter({
+      self: 'lead',
+      rpc: { handle: () => {}, call: async () => Promise.reject(new Error('no copy may be sent')) } as unknown as PeerRpc,
+      requestTimeoutMs: 1000,
+      hedgeMs: HEDGE_MS,
+      replicasOf: () => ['lead', 'f1', 'f2'],
+      hosts: () => true,
+      hostedLeader: () => 'lead',
+      heardLeader: () => 'f1',
+      publishHosted: async () => {
+        await new Promise((resolve) => setTimeout(resolve, HEDGE_MS + HEDGE_MS / 2)); // forwarded to f1, answered after one check
+        return { leader: 'f1', outcomes: [{ kind: 'stored', offset: 4 }] };
+      },
+    });
+    await expect(lead.route(publish())).resolves.toEqual({ leader: 'f1', outcomes: [{ kind: 'stored', offset: 4 }] });
+  });
 });
 
 describe('PublishRouter over a slow link', () => {

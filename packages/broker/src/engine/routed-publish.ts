@@ -157,7 +157,8 @@ export class PublishRouter {
       // A follower that stopped hearing its leader (the leader's bytes to it are what a one-way fault loses) knows
       // none: the leader the last answer named is the one not to send copies to.
       const leader = this.ctx.hostedLeader(topic, partition) ?? this.leaders.get(partitionKey(topic, partition));
-      if (routed.hops > 0 || replicas === undefined || leader === self) return this.ctx.publishHosted(routed);
+      if (routed.hops > 0 || replicas === undefined) return this.ctx.publishHosted(routed);
+      if (leader === self) return this.proposeHere(routed);
       // Through this replica (to the leader) first; the other followers when its answer is late. The way through
       // this replica is judged per leader: its link to one leader may be lost while its link to another is not.
       const path = (r: NodeId): string => (r === self ? `${self}>${leader ?? ''}` : r);
@@ -174,6 +175,49 @@ export class PublishRouter {
       throw new RelayError('NOT_LEADER', `broker ${self} holds no replica of ${topic}/${partition} and the publish passed ${routed.hops} brokers already`, hintOf(hint));
     }
     return this.spread(routed, this.inOrder([...(hint === undefined ? [] : [hint]), ...replicas.filter((r) => r !== hint && r !== self)]), hint);
+  }
+
+  /**
+   * A client's publish this replica takes as the leader. If it is deposed
+   * before the publish is answered, its proposal goes on to the new leader
+   * (see `LeaderForwarding`), but a one-way fault that deposed it loses those
+   * bytes too, and the client waited out the fault (3/3 seed 902: 2.9 s). So
+   * once it has followed another leader for a whole hedge delay with the
+   * publish still unanswered, the publish ends in `TIMEOUT` (outcome unknown)
+   * naming that leader, and the client republishes there over its own link.
+   */
+  private proposeHere(routed: RoutedPublish): Promise<RouteResult> {
+    const proposal = this.ctx.publishHosted(routed);
+    const heardLeader = this.ctx.heardLeader;
+    if (heardLeader === undefined) return proposal;
+    const { topic, partition } = routed;
+    const self = this.ctx.self;
+    const lateAfter = this.hedgeDelay(`${self}>${self}`);
+    return new Promise<RouteResult>((resolve, reject) => {
+      let following: NodeId | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const check = (): void => {
+        const leader = heardLeader(topic, partition);
+        const deposed = leader !== undefined && leader !== self ? leader : undefined;
+        if (deposed !== undefined && deposed === following) {
+          reject(new RelayError('TIMEOUT', `broker ${self} led ${topic}/${partition} when it took the publish and follows ${deposed} now, which has not answered: outcome unknown, publish to ${deposed}`, { leader: deposed }));
+          return;
+        }
+        following = deposed;
+        timer = setTimeout(check, lateAfter);
+      };
+      timer = setTimeout(check, lateAfter);
+      proposal.then(
+        (result) => {
+          clearTimeout(timer);
+          resolve(result);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   /** `candidates` with the paths that left a publish unanswered last, until they answer again. */

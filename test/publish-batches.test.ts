@@ -70,8 +70,9 @@ const EXPECTED = [
 ];
 
 /** Per message: the offset its ack named, or the code of its nack. */
-function perMessage(frames: unknown[]): Array<{ id: number; offset?: number; code?: string }> {
-  return (frames as Array<{ type: string; acks?: Array<{ id: number; offset: number; count: number }>; id?: number; code?: string }>).flatMap((f) =>
+type Answer = { id: number; offset: number } | { id: number; code: string };
+function perMessage(frames: unknown[]): Answer[] {
+  return (frames as Array<{ type: string; acks?: Array<{ id: number; offset: number; count: number }>; id?: number; code?: string }>).flatMap((f): Answer[] =>
     f.type === 'ack'
       ? (f.acks ?? []).flatMap((a) => Array.from({ length: a.count }, (_, i) => ({ id: a.id + i, offset: a.offset + i })))
       : [{ id: f.id as number, code: f.code as string }],

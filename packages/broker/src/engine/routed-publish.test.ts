@@ -373,6 +373,36 @@ describe('PublishRouter at a replica that does not lead', () => {
     heard = 'lead'; // heard again: the next check ends it
     await expect(waiting).rejects.toMatchObject({ code: 'TIMEOUT', details: { leader: 'lead' } });
   });
+  it('waits on, without TIMEOUT, while answers to other publishes still come back on those ways (a slow link, not a lost one)', async () => {
+    // A wider hedge delay than the other tests: the answers must keep coming within it even on a loaded machine.
+    const hedgeMs = 250;
+    let calls = 0;
+    let answering = true;
+    const f1 = new PublishRouter({
+      self: 'f1',
+      rpc: { handle: () => {}, call: async () => new Promise(() => {}) } as unknown as PeerRpc,
+      requestTimeoutMs: 1000,
+      hedgeMs,
+      replicasOf: () => ['lead', 'f1', 'f2'],
+      hosts: () => true,
+      hostedLeader: () => 'lead',
+      heardLeader: () => 'lead',
+      publishHosted: async () => {
+        calls++;
+        if (calls === 1 || !answering) return new Promise<RouteResult>(() => {}); // the first publish's answer is slowest
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return { leader: 'lead', outcomes: [{ kind: 'stored', offset: calls }] };
+      },
+    });
+    const slowest = f1.route(publish()).catch((err: unknown) => err);
+    const started = Date.now();
+    while (Date.now() - started < 4 * hedgeMs) await f1.route(publish()); // later publishes are answered on the same way
+    const outcome = await Promise.race([slowest, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 5))]);
+    expect(outcome).toBe('still waiting');
+    answering = false; // the way goes silent: then it is lost
+    await expect(slowest).resolves.toMatchObject({ code: 'TIMEOUT', details: { leader: 'lead' } });
+  });
+
   it('ends a publish it took as the leader in TIMEOUT naming its successor once it has followed that one for a hedge delay with no answer (a one-way fault deposed it)', async () => {
     let heard: string | undefined; // a leader hears no leader
     const lead = new PublishRouter({

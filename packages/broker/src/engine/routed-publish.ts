@@ -117,6 +117,8 @@ export class PublishRouter {
   private readonly unanswering = new Map<string, number>();
   /** Each path's running average time to answer a publish, in ms. */
   private readonly answerMs = new Map<string, number>();
+  /** When each path last answered a publish (any publish): a slow path still answers, a lost one does not. */
+  private readonly answeredAt = new Map<string, number>();
 
   constructor(private readonly ctx: RouteContext) {
     ctx.rpc.handle(ROUTE_METHOD, async (_from, body) => {
@@ -196,13 +198,17 @@ export class PublishRouter {
     return new Promise<RouteResult>((resolve, reject) => {
       let following: NodeId | undefined;
       let timer: ReturnType<typeof setTimeout> | undefined;
+      let followingSince = 0;
       const check = (): void => {
         const leader = heardLeader(topic, partition);
         const deposed = leader !== undefined && leader !== self ? leader : undefined;
-        if (deposed !== undefined && deposed === following) {
+        // Publishes this broker forwards to the successor since are answered: the way is slow, not lost.
+        const answering = (this.answeredAt.get(`${self}>${deposed ?? ''}`) ?? Number.NEGATIVE_INFINITY) > Math.max(followingSince, Date.now() - lateAfter);
+        if (deposed !== undefined && deposed === following && !answering) {
           reject(new RelayError('TIMEOUT', `broker ${self} led ${topic}/${partition} when it took the publish and follows ${deposed} now, which has not answered: outcome unknown, publish to ${deposed}`, { leader: deposed }));
           return;
         }
+        if (deposed !== following) followingSince = Date.now();
         following = deposed;
         timer = setTimeout(check, lateAfter);
       };
@@ -254,6 +260,7 @@ export class PublishRouter {
     const known = this.leaders.get(key);
     const body: RoutedPublish = { ...routed, hops: routed.hops + 1 };
     return new Promise<RouteResult>((resolve, reject) => {
+      const startedAt = Date.now();
       let next = 0;
       let running = 0;
       let settled = false;
@@ -289,11 +296,15 @@ export class PublishRouter {
           }, this.hedgeDelay(path(target)));
         } else if (heardLeader !== undefined) {
           const lateAfter = this.hedgeDelay(path(target));
+          const launched = order.slice(0, next);
           const checkAnswersLost = (): void => {
             if (settled || answered !== undefined) return;
             const leader = heardLeader();
-            if (leader === undefined || leader === this.ctx.self) {
-              lostAnswers = setTimeout(checkAnswersLost, lateAfter); // an election, or this one leads now: its own bounds end it
+            // Answers to other publishes still come back on one of these ways: it is slow (added latency), not lost.
+            const since = Math.max(startedAt, Date.now() - lateAfter);
+            const answering = launched.some((t) => (this.answeredAt.get(path(t)) ?? Number.NEGATIVE_INFINITY) > since);
+            if (leader === undefined || leader === this.ctx.self || answering) {
+              lostAnswers = setTimeout(checkAnswersLost, lateAfter); // an election, this one leads now, or a slow way: wait on
               return;
             }
             this.unanswering.set(path(target), Date.now());
@@ -313,6 +324,7 @@ export class PublishRouter {
             running--;
             this.unanswering.delete(path(target));
             const took = Date.now() - sentAt;
+            this.answeredAt.set(path(target), Date.now());
             const average = this.answerMs.get(path(target));
             this.answerMs.set(path(target), average === undefined ? took : average + ANSWER_EWMA_WEIGHT * (took - average));
             let result: RouteResult;

@@ -1,6 +1,5 @@
-import type { AppendOutcome } from './partition.js';
+import type { AppendOutcome, BatchMessage } from './batch.js';
 import type { PublishCommand } from './command.js';
-import type { BatchMessage } from './batch.js';
 import type { SeqTable } from './producers.js';
 
 /**

@@ -9,6 +9,17 @@ import type { OutgoingMessage } from '@relaymq/sdk/protocol';
 export type BatchMessage = OutgoingMessage;
 
 /**
+ * The outcome of one message of a batch.
+ *
+ * @internal Exported for tests and tools in this repository; not a stable API.
+ */
+export type AppendOutcome =
+  | { kind: 'stored'; offset: number }
+  | { kind: 'duplicate'; offset: number }
+  | { kind: 'gap'; expectedSeq: number }
+  | { kind: 'too-old'; expectedSeq: number };
+
+/**
  * The one shape of a publish between the client session and the partition
  * log: messages from one producer with consecutive seqs (message `i` has
  * `firstSeq + i`). The session builds it from the wire batch, the engines

@@ -5,18 +5,7 @@ import { MessageWindow } from './message-window.js';
 import { ProducerTable } from './producers.js';
 
 export type { StoredMessage } from './message.js';
-export type { BatchMessage, ProducerBatch } from './batch.js';
-
-/**
- * The outcome of one append.
- *
- * @internal Exported for tests and tools in this repository; not a stable API.
- */
-export type AppendOutcome =
-  | { kind: 'stored'; offset: number }
-  | { kind: 'duplicate'; offset: number }
-  | { kind: 'gap'; expectedSeq: number }
-  | { kind: 'too-old'; expectedSeq: number };
+export type { AppendOutcome, BatchMessage, ProducerBatch } from './batch.js';
 
 /**
  * A partition's log as the replicated state machine sees it: publishes are

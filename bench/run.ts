@@ -16,6 +16,7 @@
  *   npm run bench -- --cluster-storage memory   cluster storage modes: fsync, interval, memory, a comma-separated list, or all
  *   npm run bench -- --only groups      consumer groups: the longest delivery pause on partitions that did not move while members join and leave
  *   npm run bench -- --sdk source       drive the SDK sources (through tsx) instead of its build
+ *   npm run bench -- --ack leader       the ack level of every publish (default quorum)
  *
  * Set RELAYMQ_BENCH_BROKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof")
  * to pass flags to the brokers' node processes.
@@ -303,6 +304,7 @@ async function main(): Promise<void> {
       'cluster-storage': { type: 'string' },
       sdk: { type: 'string', default: 'dist' },
       'scale-partitions': { type: 'string' },
+      ack: { type: 'string' },
     },
     strict: true,
   });
@@ -315,6 +317,10 @@ async function main(): Promise<void> {
       throw new Error(`--window must be an integer from 1 to ${OUTBOX.maxMessages}, got "${values.window}"`);
     }
     config.window = window;
+  }
+  if (values.ack !== undefined) {
+    if (!['none', 'leader', 'quorum', 'all'].includes(values.ack)) throw new Error(`--ack must be none, leader, quorum or all, got "${values.ack}"`);
+    config.ack = values.ack as RunConfig['ack'];
   }
   const selection = parseOnly(values.only);
   if (values.sdk !== 'dist' && values.sdk !== 'source') throw new Error(`--sdk must be dist or source, got "${values.sdk}"`);

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
-import pRetry from 'p-retry';
+import pRetry, { AbortError } from 'p-retry';
 import { RelayError, decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
 import type { TlsMaterial } from '../security/tls.js';
 import { listenOn } from './listen.js';
@@ -52,7 +52,22 @@ export interface PeerTransportEvents {
   up: (peer: string) => void;
   /** The connection to `peer` closed; it is redialed with backoff. */
   down: (peer: string) => void;
+  /**
+   * A broker this one was not configured with introduced itself (a new broker
+   * joining the cluster): it is a peer from now on, dialed back like any other.
+   */
+  added: (peer: PeerAddress) => void;
 }
+
+/** At most this many peers (configured and joined): an introduction beyond it is refused. */
+export const MAX_PEERS = 256;
+/**
+ * How long a broker that is not its pair's dialer (the higher id) waits
+ * without a connection before dialing itself to introduce itself: a broker
+ * the other side does not know yet (it joined later) would otherwise never
+ * be dialed.
+ */
+export const INTRODUCE_AFTER_MS = 1000;
 
 /** Peer frames carry Raft batches: deeper than client frames, same other rules. */
 const PEER_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 4_000_000, allowTimestamp: false };
@@ -70,8 +85,15 @@ function frame(channel: string, payload: unknown): Buffer {
 interface Link {
   peer: PeerAddress;
   socket: net.Socket | undefined;
-  /** Whether this side dials (the lower id does), so each pair has one connection. */
+  /**
+   * Whether this side is the pair's dialer (the lower id): its connection is
+   * the one kept. The other side dials only to introduce itself, when it has
+   * had no connection for {@link INTRODUCE_AFTER_MS}, and its connection is
+   * replaced once the dialer's is up.
+   */
   dials: boolean;
+  /** Whether `socket` was dialed by this side. */
+  outbound: boolean;
   dropped: number;
 }
 
@@ -93,7 +115,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     super();
     for (const peer of options.peers) {
       if (peer.id === options.id) continue;
-      this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, dropped: 0 });
+      this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, outbound: false, dropped: 0 });
     }
     const peerTls = options.tls;
     if (peerTls === undefined) {
@@ -121,7 +143,60 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
   async listen(): Promise<void> {
     await listenOn(this.server, 'peer', this.options.host, this.options.port);
     this.boundPort = (this.server.address() as net.AddressInfo).port;
-    for (const link of this.links.values()) if (link.dials) void this.dialLoop(link);
+    for (const link of this.links.values()) void this.dialLoop(link);
+  }
+
+  /** This broker's peer address as others dial it (`host:port`), told in its introduction. */
+  private get address(): string {
+    return `${this.options.host}:${this.boundPort}`;
+  }
+
+  /** Ids of every peer this transport links to (configured, joined or learned). */
+  peerIds(): string[] {
+    return [...this.links.keys()];
+  }
+
+  /**
+   * Links to a peer learned after start (from gossip, or from `--join`): it is
+   * dialed as a configured one would be. False when it was known already
+   * (or is this broker, or the peer limit is reached).
+   */
+  addPeer(peer: PeerAddress): boolean {
+    if (peer.id === this.options.id || this.links.has(peer.id) || this.closed) return false;
+    if (this.links.size >= MAX_PEERS) {
+      this.options.log('warn', 'not linking to a new peer: too many peers', { peer: peer.id, max: MAX_PEERS });
+      return false;
+    }
+    const link: Link = { peer, socket: undefined, dials: this.options.id < peer.id, outbound: false, dropped: 0 };
+    this.links.set(peer.id, link);
+    this.options.log('info', 'linking to a new peer', { peer: peer.id, address: `${peer.host}:${peer.port}` });
+    if (this.boundPort !== 0) void this.dialLoop(link);
+    return true;
+  }
+
+  /**
+   * Asks the broker at `host:port` who it is (for `--join`, which names an
+   * address only): dials it, introduces this broker (so it links back), and
+   * resolves with its id and address from its answer. Rejects with
+   * `NOT_CONNECTED` when it cannot be reached or does not answer in `timeoutMs`.
+   */
+  async introduce(host: string, port: number, timeoutMs: number): Promise<PeerAddress> {
+    const socket = await this.dial({ id: `${host}:${port}`, host, port });
+    try {
+      return await new Promise<PeerAddress>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new RelayError('NOT_CONNECTED', `${host}:${port} did not answer within ${timeoutMs} ms`)), timeoutMs);
+        this.readFrames(socket, (channel, payload) => {
+          const peer = channel === 'welcome' ? parseIntroduction(payload) : undefined;
+          clearTimeout(timer);
+          if (peer === undefined) reject(new RelayError('NOT_CONNECTED', `${host}:${port} is not a relaymq broker's peer port`));
+          else resolve(peer);
+        });
+        socket.once('close', () => reject(new RelayError('NOT_CONNECTED', `${host}:${port} closed the connection`)));
+        socket.write(frame('hello', { id: this.options.id, address: this.address, probe: true }));
+      });
+    } finally {
+      socket.destroy();
+    }
   }
 
   /** Sends a message; returns false when it was dropped (peer down or backlogged). */
@@ -148,24 +223,66 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
+  /**
+   * Keeps `link` connected. The dialer (lower id) dials whenever it has no
+   * connection of its own; the other side dials only after
+   * {@link INTRODUCE_AFTER_MS} without any connection (its peer may not know
+   * it yet), and keeps that connection until the dialer's replaces it.
+   */
   private async dialLoop(link: Link): Promise<void> {
+    const connected = (): boolean => link.socket !== undefined && (link.outbound || !link.dials);
     while (!this.closed) {
+      if (connected()) {
+        await closeOf(link.socket as net.Socket);
+        continue;
+      }
+      if (!link.dials && !(await this.quietFor(link, INTRODUCE_AFTER_MS))) continue;
       let socket: net.Socket;
       try {
-        socket = await pRetry(() => this.dial(link.peer), {
-          retries: Infinity,
-          minTimeout: this.options.reconnect.initialDelayMs,
-          maxTimeout: this.options.reconnect.maxDelayMs,
-          randomize: true,
-          signal: this.abort.signal,
-        });
+        socket = await pRetry(
+          () => {
+            if (connected()) throw new AbortError('connected meanwhile');
+            return this.dial(link.peer);
+          },
+          {
+            retries: Infinity,
+            minTimeout: this.options.reconnect.initialDelayMs,
+            maxTimeout: this.options.reconnect.maxDelayMs,
+            randomize: true,
+            signal: this.abort.signal,
+          },
+        );
       } catch {
-        return; // closed
+        if (this.closed) return;
+        continue; // the other side connected meanwhile
+      }
+      if (connected()) {
+        socket.destroy(); // the other side connected meanwhile: one connection per pair
+        continue;
       }
       // Introduce ourselves with the first frame, then the link is up.
-      socket.write(frame('hello', { id: this.options.id }));
-      await this.attach(link, socket);
+      socket.write(frame('hello', { id: this.options.id, address: this.address }));
+      await this.attach(link, socket, true);
     }
+  }
+
+  /** Waits `ms`; true when `link` had no connection all along (false as soon as one comes up, or on close). */
+  private quietFor(link: Link, ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (quiet: boolean): void => {
+        clearTimeout(timer);
+        this.off('up', onUp);
+        this.abort.signal.removeEventListener('abort', onAbort);
+        resolve(quiet);
+      };
+      const onUp = (peer: string): void => {
+        if (peer === link.peer.id) done(false);
+      };
+      const onAbort = (): void => done(false);
+      const timer = setTimeout(() => done(link.socket === undefined && !this.closed), ms);
+      this.on('up', onUp);
+      this.abort.signal.addEventListener('abort', onAbort);
+    });
   }
 
   private dial(peer: PeerAddress): Promise<net.Socket> {
@@ -187,27 +304,56 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     });
   }
 
-  /** An inbound connection: it must introduce itself as a configured peer that dials us. */
+  /**
+   * An inbound connection: it must introduce itself (`hello` with its id and
+   * peer address). A broker not configured here is a new one joining: it is
+   * added as a peer (and dialed back when this side is the pair's dialer).
+   * A probe (`--join` asking who listens here) is answered and closed.
+   */
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
     const reader = this.readFrames(socket, (channel, payload) => {
-      const id = typeof payload === 'object' && payload !== null ? (payload as { id?: unknown }).id : undefined;
-      const link = typeof id === 'string' ? this.links.get(id) : undefined;
-      if (channel !== 'hello' || link === undefined || link.dials) {
-        this.options.log('warn', 'refusing peer connection', { from: socket.remoteAddress, id: String(id) });
+      const introduced = channel === 'hello' ? parseIntroduction(payload) : undefined;
+      // A broker listening on every interface names none: dial it back where it came from.
+      const unspecified = introduced !== undefined && (introduced.host === '0.0.0.0' || introduced.host === '::') && socket.remoteAddress !== undefined;
+      const hello = unspecified ? { ...introduced, host: (socket.remoteAddress as string).replace(/^::ffff:/, '') } : introduced;
+      const id = hello?.id ?? (typeof payload === 'object' && payload !== null ? String((payload as { id?: unknown }).id) : undefined);
+      if (hello === undefined || hello.id === this.options.id) {
+        this.options.log('warn', 'refusing peer connection: no valid introduction', { from: socket.remoteAddress, id });
         socket.destroy();
         return;
       }
-      link.socket?.destroy(); // a newer connection replaces a stale one
-      void this.attach(link, socket, reader);
+      socket.write(frame('welcome', { id: this.options.id, address: this.address }));
+      let link = this.links.get(hello.id);
+      if (link === undefined) {
+        if (!this.addPeer(hello)) {
+          socket.destroy();
+          return;
+        }
+        link = this.links.get(hello.id) as Link;
+        this.options.log('info', 'a new broker introduced itself; it is a peer from now on', { peer: hello.id, address: `${hello.host}:${hello.port}` });
+        this.emit('added', hello);
+      }
+      if ((payload as { probe?: unknown }).probe === true) return; // it only asked who we are; it dials again
+      // The dialer keeps its own connection; otherwise a newer connection replaces a stale one.
+      if (link.dials && link.socket !== undefined && link.outbound) {
+        socket.destroy();
+        return;
+      }
+      link.socket?.destroy();
+      void this.attach(link, socket, false, reader);
     });
   }
 
   /** Uses `socket` for `link` until it closes. */
-  private attach(link: Link, socket: net.Socket, reader = this.readFrames(socket, () => {})): Promise<void> {
+  private attach(link: Link, socket: net.Socket, outbound: boolean, reader = this.readFrames(socket, () => {})): Promise<void> {
+    const replaced = link.socket;
     link.socket = socket;
+    link.outbound = outbound;
+    if (replaced !== undefined && replaced !== socket) replaced.destroy();
     reader.onFrame = (channel, payload) => {
-      if (link.socket === socket) this.emit('message', link.peer.id, channel, payload);
+      // `welcome` only answers an introduction: nothing above the transport reads it.
+      if (link.socket === socket && channel !== 'welcome') this.emit('message', link.peer.id, channel, payload);
     };
     this.emit('up', link.peer.id);
     return new Promise((resolve) => {
@@ -262,3 +408,23 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
 }
 
 type FrameHandler = (channel: string, payload: unknown) => void;
+
+/** Resolves once `socket` closed. */
+function closeOf(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed) resolve();
+    else socket.once('close', () => resolve());
+  });
+}
+
+/** A broker's introduction (`hello`, `welcome`): its id and peer address `host:port`; `undefined` when malformed. */
+function parseIntroduction(payload: unknown): PeerAddress | undefined {
+  if (typeof payload !== 'object' || payload === null) return undefined;
+  const { id, address } = payload as { id?: unknown; address?: unknown };
+  if (typeof id !== 'string' || typeof address !== 'string') return undefined;
+  try {
+    return parsePeer(`${id}@${address}`);
+  } catch {
+    return undefined;
+  }
+}

@@ -72,3 +72,37 @@ describe('joining a running cluster', () => {
     expect([...read].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
   }, 90_000);
 });
+
+describe('a broker with amnesia', () => {
+  it('is refused by the brokers that knew it when it comes back with an empty data directory, with a clear error on both sides; its old data directory is never used under another id', async () => {
+    const ids = ['a1', 'a2', 'a3'];
+    const peerPorts = await freePorts(3);
+    const dirs = await Promise.all(ids.map(() => tempDir()));
+    const lines: Array<{ broker: string; level: string; message: string; fields?: Record<string, unknown> }> = [];
+    const optionsOf = (i: number, dataDir = dirs[i] as string): BrokerOptions => ({
+      id: ids[i] as string,
+      peerPort: peerPorts[i] as number,
+      peers: ids.flatMap((id, j) => (j === i ? [] : [`${id}@127.0.0.1:${peerPorts[j]}`])),
+      dataDir,
+      log: (level, message, fields) => void lines.push({ broker: ids[i] as string, level, message, ...(fields === undefined ? {} : { fields }) }),
+    });
+    const brokers = await Promise.all([0, 1, 2].map((i) => fixture.broker(optionsOf(i))));
+    const client = await fixture.client([brokers[0]!.url]);
+    await client.publish('kept', 'x');
+    await waitFor(() => brokers.every((b) => (b as unknown as { cluster(): { brokers: Array<{ state: string }> } }).cluster().brokers.filter((m) => m.state === 'alive').length === 3), 'every broker to see the others alive');
+
+    // a3 loses its disk: it restarts under the same id with an empty data directory.
+    await brokers[2]!.close();
+    const amnesiac = await fixture.broker(optionsOf(2, await tempDir()));
+    await waitFor(() => lines.some((l) => l.broker !== 'a3' && l.level === 'error' && l.message === 'refusing a broker with amnesia' && l.fields?.peer === 'a3'), 'a running broker to refuse a3');
+    await waitFor(() => lines.some((l) => l.broker === 'a3' && l.level === 'error' && l.message === 'a peer refused this broker'), 'a3 to log that it was refused');
+    // It gets no link, so no vote: the metadata group of a3 never hears of a leader.
+    expect((amnesiac.engine as unknown as { membership(g: string): { voters: readonly string[] } }).membership('meta')).toBeDefined();
+    expect(brokers.slice(0, 2).every((b) => !(b as unknown as { peers: { connectedPeers(): string[] } }).peers.connectedPeers().includes('a3'))).toBe(true);
+    // The cluster of a1 and a2 serves on.
+    await within(client.publish('kept', 'y'), 'a publish while a3 is refused');
+
+    // A data directory is never used under another id.
+    await expect(fixture.broker({ ...optionsOf(0), id: 'a9', peers: [] })).rejects.toThrow(/belongs to broker a1/);
+  }, 60_000);
+});

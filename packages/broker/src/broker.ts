@@ -17,6 +17,7 @@ import { ClientSession } from './server/session.js';
 import { Authenticator } from './security/auth.js';
 import { newSecurityCounters, type SecurityCounters } from './security/counters.js';
 import { loadTls } from './security/tls.js';
+import { loadIdentity, PeerIncarnations } from './storage/identity.js';
 import { RelayError } from '@relaymq/sdk/protocol';
 
 /** How long `--join` keeps trying to reach one of its brokers before the start fails. */
@@ -94,6 +95,8 @@ class RunningBroker implements Broker {
   private onEmpty: (() => void) | undefined;
   private peers: PeerTransport | undefined;
   private gossip: GossipRunner | undefined;
+  /** Peers' incarnations as first met (with a data directory). */
+  private peerIncarnations: PeerIncarnations | undefined;
   /** Ticks every Raft group and gossip: one clock (see runtime/ticker.ts). */
   private readonly ticker = new Ticker();
   private clusterPushScheduled = false;
@@ -182,7 +185,7 @@ class RunningBroker implements Broker {
    * replicated engine over it, then (once the client port is known) gossip.
    */
   async start(): Promise<void> {
-    const { id, host, peerPort, peers, log, auth, peerTls } = this.options;
+    const { id, host, peerPort, peers, log, auth, peerTls, dataDir } = this.options;
     // Key material is read (and a bad path reported) before anything listens.
     if (auth !== undefined) this.authenticator = new Authenticator(auth);
     const clustered = peers.length > 0 || this.options.join.length > 0;
@@ -193,8 +196,15 @@ class RunningBroker implements Broker {
       if (this.options.dataDir === undefined) {
         log('warn', 'cluster without dataDir: partition logs live in memory and are never compacted, and a restarted broker forgets its votes; for tests only');
       }
+      // The data directory's owner and incarnation, and the peers' as met: a broker with amnesia is refused (storage/identity.ts).
+      const identity = dataDir === undefined ? undefined : await loadIdentity(dataDir, id);
+      const known = identity === undefined ? undefined : await PeerIncarnations.open(dataDir, (err) => log('warn', 'could not record a peer incarnation', { error: String(err) }));
+      this.peerIncarnations = known;
       this.peers = new PeerTransport({
         id,
+        ...(identity === undefined || known === undefined
+          ? {}
+          : { identity: { incarnation: identity.incarnation, known: (peer: string) => known.get(peer), remember: (peer: string, incarnation: string) => known.remember(peer, incarnation) } }),
         host,
         port: clustered ? peerPort : 0,
         peers,
@@ -408,6 +418,7 @@ class RunningBroker implements Broker {
     await this.listener?.close();
     await this.operations?.close();
     await this.peers?.close();
+    await this.peerIncarnations?.flushed();
     await this.engine.close();
     this.options.log('info', 'broker closed', { id: this.id });
   }

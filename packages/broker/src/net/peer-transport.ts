@@ -42,7 +42,23 @@ export interface PeerTransportOptions {
    * checks the dialer's certificate too. Unset: plain TCP.
    */
   tls?: TlsMaterial & { mutual: boolean };
+  /**
+   * This broker's incarnation and the peers' as first met (see
+   * storage/identity.ts): a peer presenting another incarnation than the one
+   * met before lost its data directory, and is refused (Raft amnesia). Unset
+   * (brokers in memory): no incarnation is told, none checked.
+   */
+  identity?: PeerIdentity;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** What the transport needs of broker identities. */
+export interface PeerIdentity {
+  incarnation: string;
+  /** The incarnation `peer` had when first met, if it was. */
+  known(peer: string): string | undefined;
+  /** Records the incarnation of a peer met for the first time. */
+  remember(peer: string, incarnation: string): void;
 }
 
 export interface PeerTransportEvents {
@@ -68,6 +84,8 @@ export const MAX_PEERS = 256;
  * be dialed.
  */
 export const INTRODUCE_AFTER_MS = 1000;
+/** A dialed peer must answer our introduction within this long, or the connection is dropped and dialed again. */
+export const HANDSHAKE_TIMEOUT_MS = 5000;
 
 /** Peer frames carry Raft batches: deeper than client frames, same other rules. */
 const PEER_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 4_000_000, allowTimestamp: false };
@@ -146,6 +164,34 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     for (const link of this.links.values()) void this.dialLoop(link);
   }
 
+  /** What this broker tells a peer it connects to (or accepts): id, peer address, incarnation. */
+  private introduction(): { id: string; address: string; incarnation?: string } {
+    const intro = { id: this.options.id, address: this.address };
+    return this.options.identity === undefined ? intro : { ...intro, incarnation: this.options.identity.incarnation };
+  }
+
+  /**
+   * Why `peer` must be refused, if it must: it presents another incarnation
+   * than the one met before (its data directory is new: Raft amnesia). A peer
+   * met for the first time is remembered. Logged as an error here.
+   */
+  private checkIncarnation(peer: string, incarnation: unknown): string | undefined {
+    const identity = this.options.identity;
+    if (identity === undefined || typeof incarnation !== 'string' || incarnation.length === 0 || incarnation.length > 128) return undefined;
+    const known = identity.known(peer);
+    if (known === undefined) {
+      identity.remember(peer, incarnation);
+      return undefined;
+    }
+    if (known === incarnation) return undefined;
+    const reason =
+      `broker ${peer} presents incarnation ${incarnation}, but this cluster knows ${peer} as incarnation ${known}: ` +
+      `its data directory was lost or replaced, and a broker that forgot its Raft votes must not vote again. ` +
+      `Restore its data directory, or start the new broker under a new id (and remove ${peer})`;
+    this.options.log('error', 'refusing a broker with amnesia', { peer, incarnation, known, reason });
+    return reason;
+  }
+
   /** This broker's peer address as others dial it (`host:port`), told in its introduction. */
   private get address(): string {
     return `${this.options.host}:${this.boundPort}`;
@@ -188,11 +234,12 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         this.readFrames(socket, (channel, payload) => {
           const peer = channel === 'welcome' ? parseIntroduction(payload) : undefined;
           clearTimeout(timer);
-          if (peer === undefined) reject(new RelayError('NOT_CONNECTED', `${host}:${port} is not a relaymq broker's peer port`));
+          if (channel === 'refused') reject(new RelayError('NOT_CONNECTED', `${host}:${port} refused this broker: ${refusalReason(payload)}`));
+          else if (peer === undefined) reject(new RelayError('NOT_CONNECTED', `${host}:${port} is not a relaymq broker's peer port`));
           else resolve(peer);
         });
         socket.once('close', () => reject(new RelayError('NOT_CONNECTED', `${host}:${port} closed the connection`)));
-        socket.write(frame('hello', { id: this.options.id, address: this.address, probe: true }));
+        socket.write(frame('hello', { ...this.introduction(), probe: true }));
       });
     } finally {
       socket.destroy();
@@ -260,10 +307,54 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         socket.destroy(); // the other side connected meanwhile: one connection per pair
         continue;
       }
-      // Introduce ourselves with the first frame, then the link is up.
-      socket.write(frame('hello', { id: this.options.id, address: this.address }));
-      await this.attach(link, socket, true);
+      // Introduce ourselves with the first frame; the link is up once the peer welcomed us (nothing is sent before:
+      // a peer that lost its data must not hear a single Raft message).
+      socket.write(frame('hello', this.introduction()));
+      const welcomed = await this.handshake(link, socket);
+      if (welcomed === undefined) {
+        socket.destroy();
+        await this.quietFor(link, this.options.reconnect.maxDelayMs);
+        continue;
+      }
+      await this.attach(link, socket, true, welcomed.reader, welcomed.early);
     }
+  }
+
+  /**
+   * Waits for the answer to our `hello`: `welcome` (with an incarnation that
+   * matches what we know of the peer) lets the link up; `refused`, another
+   * incarnation, a close or silence for {@link HANDSHAKE_TIMEOUT_MS} do not.
+   * Frames that follow the welcome in the same read are kept for the link.
+   */
+  private handshake(link: Link, socket: net.Socket): Promise<{ reader: { onFrame: FrameHandler }; early: Array<[string, unknown]> } | undefined> {
+    return new Promise((resolve) => {
+      const early: Array<[string, unknown]> = [];
+      let answered = false;
+      const finish = (ok: boolean): void => {
+        clearTimeout(timer);
+        socket.off('close', onClose);
+        resolve(ok ? { reader, early } : undefined);
+      };
+      const onClose = (): void => finish(false);
+      const timer = setTimeout(() => finish(false), HANDSHAKE_TIMEOUT_MS);
+      const reader = this.readFrames(socket, (channel, payload) => {
+        if (answered) {
+          early.push([channel, payload]);
+          return;
+        }
+        answered = true;
+        if (channel === 'refused') {
+          this.options.log('error', 'a peer refused this broker', { peer: link.peer.id, reason: refusalReason(payload) });
+          finish(false);
+        } else if (channel !== 'welcome') {
+          finish(true); // a peer from before welcomes: its first frame is traffic
+          early.push([channel, payload]);
+        } else {
+          finish(this.checkIncarnation(link.peer.id, (payload as { incarnation?: unknown } | null)?.incarnation) === undefined);
+        }
+      });
+      socket.once('close', onClose);
+    });
   }
 
   /** Waits `ms`; true when `link` had no connection all along (false as soon as one comes up, or on close). */
@@ -323,7 +414,13 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         socket.destroy();
         return;
       }
-      socket.write(frame('welcome', { id: this.options.id, address: this.address }));
+      const refusal = this.checkIncarnation(hello.id, (payload as { incarnation?: unknown }).incarnation);
+      if (refusal !== undefined) {
+        socket.end(frame('refused', { reason: refusal }));
+        setTimeout(() => socket.destroy(), 1000).unref();
+        return;
+      }
+      socket.write(frame('welcome', this.introduction()));
       let link = this.links.get(hello.id);
       if (link === undefined) {
         if (!this.addPeer(hello)) {
@@ -346,16 +443,30 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
   }
 
   /** Uses `socket` for `link` until it closes. */
-  private attach(link: Link, socket: net.Socket, outbound: boolean, reader = this.readFrames(socket, () => {})): Promise<void> {
+  private attach(link: Link, socket: net.Socket, outbound: boolean, reader = this.readFrames(socket, () => {}), early: Array<[string, unknown]> = []): Promise<void> {
+    if (socket.destroyed) return Promise.resolve();
     const replaced = link.socket;
     link.socket = socket;
     link.outbound = outbound;
     if (replaced !== undefined && replaced !== socket) replaced.destroy();
     reader.onFrame = (channel, payload) => {
-      // `welcome` only answers an introduction: nothing above the transport reads it.
-      if (link.socket === socket && channel !== 'welcome') this.emit('message', link.peer.id, channel, payload);
+      if (channel === 'welcome' || channel === 'refused') {
+        // Introductions are the transport's own: the peer answering a dial may have lost its data (or we ours).
+        const refusal =
+          channel === 'refused'
+            ? `refused by ${link.peer.id}: ${refusalReason(payload)}`
+            : this.checkIncarnation(link.peer.id, (payload as { incarnation?: unknown } | null)?.incarnation);
+        if (refusal !== undefined) {
+          if (channel === 'refused') this.options.log('error', 'a peer refused this broker', { peer: link.peer.id, reason: refusal });
+          if (link.socket === socket) link.socket = undefined;
+          socket.destroy();
+        }
+        return;
+      }
+      if (link.socket === socket) this.emit('message', link.peer.id, channel, payload);
     };
     this.emit('up', link.peer.id);
+    for (const [channel, payload] of early) reader.onFrame(channel, payload);
     return new Promise((resolve) => {
       socket.once('close', () => {
         if (link.socket === socket) {
@@ -408,6 +519,11 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
 }
 
 type FrameHandler = (channel: string, payload: unknown) => void;
+
+function refusalReason(payload: unknown): string {
+  const reason = typeof payload === 'object' && payload !== null ? (payload as { reason?: unknown }).reason : undefined;
+  return typeof reason === 'string' ? reason.slice(0, 1000) : 'no reason given';
+}
 
 /** Resolves once `socket` closed. */
 function closeOf(socket: net.Socket): Promise<void> {

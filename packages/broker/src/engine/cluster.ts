@@ -231,6 +231,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       lostPeers,
       replicasOf: (topic, partition) => this.metadata.get(topic)?.partitions[partition]?.replicas,
       hosts: (topic, partition) => this.hosts(topic, partition),
+      hostedLeader: (topic, partition) => this.groups.get(partitionGroupId(topic, partition))?.leader ?? undefined,
       publishHosted: async ({ topic, partition, ack, command }) => {
         const forwarded: ForwardedPublish = { topic, partition, ack, command };
         const group = await this.partitionGroup(topic, partition);
@@ -383,9 +384,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         }),
       },
     };
-    if (!this.hosts(topic, partition)) return (await this.router.route({ ...forwarded, hops: 0 })).outcomes;
-    const group = await this.partitionGroup(topic, partition);
-    return this.forwarding.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded) as Promise<AppendOutcome[]>;
+    return (await this.router.route({ ...forwarded, hops: 0 })).outcomes;
   }
 
   /** From this broker's replica where it has one (another replica answers if that read fails), else from a replica elsewhere. */

@@ -47,6 +47,28 @@ describe('LeaderForwarding', () => {
     await expect(forward()).rejects.toMatchObject({ code: 'NO_QUORUM', details: { leader: 'b' } });
   });
 
+  it('a leader whose proposal ends in TIMEOUT once a split leaves it no quorum (check-quorum step-down) names a replica across it, keeping the code', async () => {
+    const { links, group, forwarding } = setup('a');
+    // The proposal was made before the split; the step-down ends it with TIMEOUT (outcome unknown), without a hint.
+    const local = async (): Promise<never> => {
+      links.emit('down', 'b');
+      links.emit('down', 'c');
+      group.leader = null;
+      throw new RelayError('TIMEOUT', 'entry 7 of p/t/0: its outcome is unknown (broker a no longer leads)');
+    };
+    await expect(forwarding.viaLeader(group as LedGroup, local, 'publish', {})).rejects.toMatchObject({ code: 'TIMEOUT', details: { leader: 'b' } });
+  });
+
+  it('a TIMEOUT while a quorum is still reachable names no broker (the client retries where it is)', async () => {
+    const { group, forwarding } = setup('a');
+    const local = async (): Promise<never> => {
+      throw new RelayError('TIMEOUT', 'entry 7 of p/t/0 not acknowledged within 400 ms');
+    };
+    const outcome = await forwarding.viaLeader(group as LedGroup, local, 'publish', {}).catch((err: unknown) => err);
+    expect(outcome).toMatchObject({ code: 'TIMEOUT' });
+    expect((outcome as RelayError).details.leader).toBeUndefined();
+  });
+
   it('keeps waiting for a new leader while a quorum is reachable (the leader alone was lost, as when it is killed)', async () => {
     const { links, group, forward, forwarding } = setup('b', 2000);
     links.emit('down', 'b');

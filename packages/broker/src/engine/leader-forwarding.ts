@@ -91,7 +91,7 @@ export class LeaderForwarding {
         // The leader went away or stepped down between our look and our request: find the next one. A publish
         // it (or an earlier leader) may have proposed is never refused for good: the SDK would store it twice.
         if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') {
-          throw method === 'publish' ? publishFailure(err, attempted, `publish to the leader of ${group.id}`) : err;
+          throw this.routed(group, method === 'publish' ? publishFailure(err, attempted, `publish to the leader of ${group.id}`) : err);
         }
         avoid = leader;
         attempted = true;
@@ -125,6 +125,20 @@ export class LeaderForwarding {
         leader: hint,
       }),
     );
+  }
+
+  /**
+   * A failure that names no leader gets the replica {@link cutOff} would name,
+   * when the links now leave no quorum on this side: a leader that stepped
+   * down by check-quorum in a split ends its waiting proposals with
+   * `TIMEOUT`, and without a hint its client could only fail over to another
+   * broker of the same side. The code is kept (the outcome stays unknown).
+   */
+  private routed(group: LedGroup, err: unknown): unknown {
+    if (!(err instanceof RelayError) || err.details.leader !== undefined || err.code !== 'TIMEOUT') return err;
+    const cut = this.cutOff(group);
+    if (cut === undefined) return err;
+    return new RelayError(err.code, `${err.message}; ${cut.error.message}`, { ...err.details, leader: cut.error.details.leader, cause: err });
   }
 
   /** Peer links came or went: requests waiting for a leader look again (see {@link cutOff}). */

@@ -44,6 +44,7 @@ function network(
         hedgeMs: HEDGE_MS,
         replicasOf: () => replicas,
         hosts: () => replicas.includes(self),
+        hostedLeader: () => 'lead',
         publishHosted: async () => (await answer(self)) as RouteResult,
       }),
     );
@@ -192,6 +193,7 @@ describe('PublishRouter across a split', () => {
       lostPeers: lost,
       replicasOf: () => ['old', 'r2', 'r3'],
       hosts: () => false,
+      hostedLeader: () => undefined,
       publishHosted: async () => ({ leader: undefined, outcomes: [] }),
     });
     await expect(router.route(publish())).rejects.toMatchObject({ code: 'NO_QUORUM', details: { leader: 'r2' } });
@@ -204,11 +206,87 @@ describe('PublishRouter across a split', () => {
       lostPeers: new Set<string>(),
       replicasOf: () => ['old', 'r2', 'r3'],
       hosts: () => false,
+      hostedLeader: () => undefined,
       publishHosted: async () => ({ leader: undefined, outcomes: [] }),
     });
     const refusal = await healed.route(publish()).catch((err: unknown) => err);
     expect(refusal).toMatchObject({ code: 'NO_QUORUM' });
     expect((refusal as RelayError).details.leader).toBeUndefined();
+  });
+});
+
+describe('PublishRouter at a replica that does not lead', () => {
+  /** Followers f1 and f2 of partition t/0 led by `lead`; f1's forward to the leader is answered by `ownPath`. */
+  function followers(ownPath: () => Promise<RouteResult>) {
+    const replicas = ['f1', 'f2', 'lead'];
+    const calls: string[] = [];
+    const router = (self: string, publishHosted: () => Promise<RouteResult>, peers: Map<string, PublishRouter>): PublishRouter =>
+      new PublishRouter({
+        self,
+        rpc: {
+          handle: () => {},
+          call: async (peer: string, _method: string, body: unknown) => {
+            calls.push(`${self}->${peer}`);
+            return (peers.get(peer) as PublishRouter).route(structuredClone(body) as RoutedPublish);
+          },
+        } as unknown as PeerRpc,
+        requestTimeoutMs: 1000,
+        hedgeMs: HEDGE_MS,
+        replicasOf: () => replicas,
+        hosts: () => true,
+        hostedLeader: () => 'lead',
+        publishHosted,
+      });
+    const peers = new Map<string, PublishRouter>();
+    // f2's forward is answered: the leader already stored f1's copy (it only lost its answer to f1).
+    peers.set('f2', router('f2', async () => ({ leader: 'lead', outcomes: [{ kind: 'duplicate', offset: 7 }] }), peers));
+    peers.set('f1', router('f1', ownPath, peers));
+    return { f1: peers.get('f1') as PublishRouter, calls };
+  }
+
+  it('sends a copy through another follower when its own forward to the leader goes unanswered (a one-way partition lost the answers)', async () => {
+    let forwards = 0;
+    const { f1, calls } = followers(() => {
+      forwards++;
+      return new Promise<RouteResult>(() => {});
+    });
+    const started = Date.now();
+    // The client sent it once: the copy's `duplicate` (of f1's own forward) is told as `stored`.
+    await expect(f1.route(publish())).resolves.toEqual({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 7 }] });
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(calls).toEqual(['f1->f2']); // never to the leader, whose answers are what got lost
+    // Its own way to the leader went unanswered: the next publishes go through f2 first, without waiting for a hedge.
+    await f1.route(publish());
+    expect(calls).toEqual(['f1->f2', 'f1->f2']);
+    expect(forwards).toBe(1);
+  });
+
+  it('sends no copy when its own forward is answered in time', async () => {
+    const { f1, calls } = followers(async () => ({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 3 }] }));
+    await expect(f1.route(publish())).resolves.toEqual({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 3 }] });
+    expect(calls).toEqual([]);
+  });
+
+  it('never hedges a copy another broker sent, nor a publish it leads itself: copies stay bounded', async () => {
+    const stuck = followers(() => new Promise<RouteResult>(() => {}));
+    const relayed = stuck.f1.route(publish(1));
+    const outcome = await Promise.race([relayed, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 100))]);
+    expect(outcome).toBe('still waiting');
+    expect(stuck.calls).toEqual([]);
+    const leading = new PublishRouter({
+      self: 'lead',
+      rpc: { handle: () => {}, call: async () => Promise.reject(new Error('no copy may be sent')) } as unknown as PeerRpc,
+      requestTimeoutMs: 1000,
+      hedgeMs: HEDGE_MS,
+      replicasOf: () => ['f1', 'f2', 'lead'],
+      hosts: () => true,
+      hostedLeader: () => 'lead',
+      publishHosted: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 60)); // slower than the hedge, and still answered here
+        return { leader: 'lead', outcomes: [{ kind: 'stored', offset: 1 }] };
+      },
+    });
+    await expect(leading.route(publish())).resolves.toMatchObject({ outcomes: [{ kind: 'stored', offset: 1 }] });
   });
 });
 

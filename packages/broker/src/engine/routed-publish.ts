@@ -68,6 +68,8 @@ export interface RouteContext {
   replicasOf(topic: string, partition: number): readonly NodeId[] | undefined;
   /** Whether a replica of the partition lives here. */
   hosts(topic: string, partition: number): boolean;
+  /** The leader of a partition hosted here, as this broker's replica knows it. */
+  hostedLeader(topic: string, partition: number): NodeId | undefined;
   /** Publishes through this broker's replica of the partition (to its leader); resolves with that leader too. */
   publishHosted(forwarded: ForwardedPublish): Promise<RouteResult>;
   /** How long a replica may take to get a publish committed (its own bound); a hop waits a little longer. */
@@ -99,10 +101,10 @@ const partitionKey = (topic: string, partition: number): string => `${partition}
 export class PublishRouter {
   /** Leaders of partitions not hosted here, as routed answers named them. */
   private readonly leaders = new Map<string, NodeId>();
-  /** Replicas that left a routed publish unanswered past {@link ROUTE_HEDGE_MS} (paused, stalled), and when; cleared when they answer. */
-  private readonly unanswering = new Map<NodeId, number>();
-  /** Each replica's running average time to answer a routed publish, in ms. */
-  private readonly answerMs = new Map<NodeId, number>();
+  /** Paths (a replica; this replica to a leader) that left a publish unanswered past its hedge delay (paused, stalled, answers lost), and when; cleared when they answer. */
+  private readonly unanswering = new Map<string, number>();
+  /** Each path's running average time to answer a publish, in ms. */
+  private readonly answerMs = new Map<string, number>();
 
   constructor(private readonly ctx: RouteContext) {
     ctx.rpc.handle(ROUTE_METHOD, async (_from, body) => {
@@ -119,31 +121,62 @@ export class PublishRouter {
   }
 
   /**
-   * Publishes here when a replica lives here; otherwise passes the publish to
-   * a replica, the leader last heard of first, the next one when a replica
-   * cannot be reached or no longer holds the partition — and the next one as
-   * well when a replica has not answered within {@link ROUTE_HEDGE_MS}: a
-   * paused or stalled broker keeps its connections open and would hold the
-   * publish for the whole peer timeout. Every copy carries the same producer
-   * and seq, so the partition stores it once whichever arrives; the first
-   * answer wins.
+   * Publishes through this broker's replica when one lives here; otherwise
+   * passes the publish to a replica, the leader last heard of first, the next
+   * one when a replica cannot be reached or no longer holds the partition —
+   * and the next one as well when a replica has not answered within
+   * {@link ROUTE_HEDGE_MS}: a paused or stalled broker keeps its connections
+   * open and would hold the publish for the whole peer timeout. Every copy
+   * carries the same producer and seq, so the partition stores it once
+   * whichever arrives; the first answer wins.
+   *
+   * A client's publish to a replica that does not lead is hedged the same
+   * way, through the other followers: the leader may be taking the forwards
+   * while its answers are lost on the way back (a one-way partition), which
+   * held the client for the whole fault however long it lasted. A copy that
+   * came from another broker is never hedged again, so copies stay bounded.
    */
   async route(routed: RoutedPublish): Promise<RouteResult> {
     const { topic, partition } = routed;
-    if (this.ctx.hosts(topic, partition)) return this.ctx.publishHosted(routed);
+    const self = this.ctx.self;
     const replicas = this.ctx.replicasOf(topic, partition);
+    if (this.ctx.hosts(topic, partition)) {
+      const leader = this.ctx.hostedLeader(topic, partition);
+      if (routed.hops > 0 || replicas === undefined || leader === self) return this.ctx.publishHosted(routed);
+      // Through this replica (to the leader) first; the other followers when its answer is late. The way through
+      // this replica is judged per leader: its link to one leader may be lost while its link to another is not.
+      const path = (r: NodeId): string => (r === self ? `${self}>${leader ?? ''}` : r);
+      return this.spread(routed, this.inOrder([self, ...replicas.filter((r) => r !== self && r !== leader)], path), undefined, path);
+    }
     if (replicas === undefined) throw new RelayError('INVALID_PARTITION', `topic ${topic} has no partition ${partition}`);
     const key = partitionKey(topic, partition);
     const known = this.leaders.get(key);
     const hint = known !== undefined && replicas.includes(known) ? known : replicas[0];
     if (routed.hops >= MAX_ROUTE_HOPS) {
-      throw new RelayError('NOT_LEADER', `broker ${this.ctx.self} holds no replica of ${topic}/${partition} and the publish passed ${routed.hops} brokers already`, hintOf(hint));
+      throw new RelayError('NOT_LEADER', `broker ${self} holds no replica of ${topic}/${partition} and the publish passed ${routed.hops} brokers already`, hintOf(hint));
     }
-    const candidates = [...(hint === undefined ? [] : [hint]), ...replicas.filter((r) => r !== hint && r !== this.ctx.self)];
-    // Replicas that left a routed publish unanswered go last until they answer again.
+    return this.spread(routed, this.inOrder([...(hint === undefined ? [] : [hint]), ...replicas.filter((r) => r !== hint && r !== self)]), hint);
+  }
+
+  /** `candidates` with the paths that left a publish unanswered last, until they answer again. */
+  private inOrder(candidates: NodeId[], path: (target: NodeId) => string = (target) => target): NodeId[] {
     const now = Date.now();
-    const demoted = (r: NodeId): boolean => now - (this.unanswering.get(r) ?? Number.NEGATIVE_INFINITY) < UNANSWERING_FORGET_MS;
-    const order = [...candidates.filter((r) => !demoted(r)), ...candidates.filter(demoted)];
+    const demoted = (r: NodeId): boolean => now - (this.unanswering.get(path(r)) ?? Number.NEGATIVE_INFINITY) < UNANSWERING_FORGET_MS;
+    return [...candidates.filter((r) => !demoted(r)), ...candidates.filter(demoted)];
+  }
+
+  /**
+   * Sends `routed` to the brokers of `order` one after the other — the next
+   * when one cannot take it or is late to answer — until one answers; `self`
+   * in `order` publishes through this broker's own replica. `hint` is the
+   * leader named when nobody could be reached; `path` names the way to a
+   * target under which its lateness and answer times are kept.
+   */
+  private spread(routed: RoutedPublish, order: readonly NodeId[], hint: NodeId | undefined, path: (target: NodeId) => string = (target) => target): Promise<RouteResult> {
+    const { topic, partition } = routed;
+    const replicas = this.ctx.replicasOf(topic, partition) ?? [];
+    const key = partitionKey(topic, partition);
+    const known = this.leaders.get(key);
     const body: RoutedPublish = { ...routed, hops: routed.hops + 1 };
     return new Promise<RouteResult>((resolve, reject) => {
       let next = 0;
@@ -164,7 +197,7 @@ export class PublishRouter {
       const giveUpIfDone = (): void => {
         if (running > 0 || (next < order.length && answered === undefined)) return;
         if (answered !== undefined) finish(this.withReachableHint(publishFailure(answered.err, attempted, `publish routed to broker ${answered.target}`), replicas, known));
-        else finish(new RelayError('NOT_LEADER', `broker ${this.ctx.self} holds no replica of ${topic}/${partition} and reached none (${String(unreachable)})`, hintOf(hint)));
+        else finish(new RelayError('NOT_LEADER', `broker ${this.ctx.self} reached no replica of ${topic}/${partition} (${String(unreachable)})`, hintOf(hint)));
       };
       const launch = (): void => {
         clearTimeout(hedge);
@@ -174,19 +207,23 @@ export class PublishRouter {
         running++;
         if (next < order.length) {
           hedge = setTimeout(() => {
-            this.unanswering.set(target, Date.now());
+            this.unanswering.set(path(target), Date.now());
             launch();
-          }, this.hedgeDelay(target));
+          }, this.hedgeDelay(path(target)));
         }
         const sentAt = Date.now();
-        // Longer than the replica's own bounds (finding a leader, then its forward), so its answer (even TIMEOUT) gets back.
-        this.ctx.rpc.call(target, ROUTE_METHOD, body, 2 * this.ctx.requestTimeoutMs + 2000).then(
+        const call =
+          target === this.ctx.self
+            ? this.ctx.publishHosted(routed)
+            : // Longer than the replica's own bounds (finding a leader, then its forward), so its answer (even TIMEOUT) gets back.
+              this.ctx.rpc.call(target, ROUTE_METHOD, body, 2 * this.ctx.requestTimeoutMs + 2000);
+        call.then(
           (answer) => {
             running--;
-            this.unanswering.delete(target);
+            this.unanswering.delete(path(target));
             const took = Date.now() - sentAt;
-            const average = this.answerMs.get(target);
-            this.answerMs.set(target, average === undefined ? took : average + ANSWER_EWMA_WEIGHT * (took - average));
+            const average = this.answerMs.get(path(target));
+            this.answerMs.set(path(target), average === undefined ? took : average + ANSWER_EWMA_WEIGHT * (took - average));
             let result: RouteResult;
             try {
               result = parseRouteResult(answer);
@@ -208,7 +245,7 @@ export class PublishRouter {
           (err: unknown) => {
             running--;
             const code = err instanceof RelayError ? err.code : 'INTERNAL';
-            if (code !== 'TIMEOUT') this.unanswering.delete(target);
+            if (code !== 'TIMEOUT') this.unanswering.delete(path(target));
             // Unreachable, or its metadata says it is no replica: another replica may take it. Anything else is the answer,
             // told as the client must take it: a publish a replica may have proposed is never refused for good.
             if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') {
@@ -230,15 +267,15 @@ export class PublishRouter {
   }
 
   /**
-   * How long to wait for `target` before a copy goes to the next replica:
+   * How long to wait on a path (a replica, or this one to a leader) before a copy goes to the next replica:
    * {@link ROUTE_HEDGE_MS}, or {@link HEDGE_ANSWER_FACTOR} times its usual
    * answer time when that is longer (a slow but steady link), at most the
    * request timeout. A paused replica was quick before it stopped, so it is
    * still left after {@link ROUTE_HEDGE_MS}.
    */
-  private hedgeDelay(target: NodeId): number {
+  private hedgeDelay(path: string): number {
     const floor = this.ctx.hedgeMs ?? ROUTE_HEDGE_MS;
-    const usual = this.answerMs.get(target) ?? 0;
+    const usual = this.answerMs.get(path) ?? 0;
     return Math.max(floor, Math.min(this.ctx.requestTimeoutMs, HEDGE_ANSWER_FACTOR * usual));
   }
 

@@ -43,12 +43,15 @@ export function asRelayError(err: unknown): RelayError {
 /**
  * A broker that cannot serve says so (`NOT_READY`) instead of passing on why
  * it could not (a metadata leader it never found): the client then uses
- * another broker rather than waiting on this one.
+ * another broker rather than waiting on this one. A leader the refusal named
+ * stays named: in a split the brokers without the metadata leader are not
+ * ready, and the broker across is the client's way to the partition.
  */
 export function unlessNotReady(ctx: SessionContext, error: RelayError): RelayError {
   if (error.code !== 'NO_QUORUM' && error.code !== 'TIMEOUT' && error.code !== 'NOT_LEADER') return error;
   if (ctx.draining() || ctx.ready()) return error;
-  return new RelayError('NOT_READY', `broker ${ctx.options.id} is not ready (not joined, or no metadata leader known): ${error.message}`);
+  const { leader } = error.details;
+  return new RelayError('NOT_READY', `broker ${ctx.options.id} is not ready (not joined, or no metadata leader known): ${error.message}`, leader === undefined ? {} : { leader });
 }
 
 /** Data bytes of `messages`, as the observer counts traffic. */

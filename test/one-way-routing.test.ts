@@ -1,0 +1,113 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Broker } from '@relaymq/broker';
+import { decodePayload } from '@relaymq/sdk/protocol';
+import { FaultLink } from './chaos/link.js';
+import { Fixture, readInMemory } from './support/cluster.js';
+import { freePorts } from './support/ports.js';
+import { waitFor, within } from './support/wait.js';
+
+/**
+ * A one-way partition: every byte a partition's leader sends to one follower
+ * is lost, while the follower's own bytes still reach the leader. The leader
+ * keeps its quorum through the other follower, so the partition stays
+ * writable — but a publish the follower forwards to the leader is taken and
+ * stored, and its answer is lost. The chaos suite saw producers on such a
+ * follower wait the whole fault (2.9 s at 5/5, seed 514).
+ */
+
+const fixture = new Fixture();
+afterEach(() => fixture.cleanup());
+
+const TOPIC = 'oneway.orders';
+
+async function faultableCluster(ids: string[]): Promise<{ brokers: Broker[]; links: Map<string, FaultLink> }> {
+  const peerPorts = await freePorts(ids.length);
+  const links = new Map<string, FaultLink>(); // `${from}->${to}`: the connection `from` dials to `to`
+  for (const [i, from] of ids.entries()) {
+    for (const [j, to] of ids.entries()) {
+      if (i === j) continue;
+      const link = await FaultLink.start(`${from}->${to}`, peerPorts[j] as number);
+      fixture.defer(() => link.close());
+      links.set(`${from}->${to}`, link);
+    }
+  }
+  const brokers = await Promise.all(
+    ids.map((id, i) =>
+      fixture.broker({
+        id,
+        peerPort: peerPorts[i],
+        peers: ids.flatMap((other) => (other === id ? [] : [`${other}@127.0.0.1:${(links.get(`${id}->${other}`) as FaultLink).port}`])),
+        replicationFactor: 3,
+        defaultPartitions: 1,
+      }),
+    ),
+  );
+  return { brokers, links };
+}
+
+interface GroupRow {
+  group: string;
+  leader: string | null;
+  voters: string[];
+}
+const groups = (b: Broker): GroupRow[] => (b.engine as unknown as { groupStatus(): GroupRow[] }).groupStatus();
+const partitionRow = (b: Broker): GroupRow | undefined => groups(b).find((g) => g.group !== 'meta' && g.group.includes(TOPIC));
+
+describe('a one-way partition from a leader to a follower', () => {
+  it('a producer connected only to that follower waits well under the fault for each acknowledgement', async () => {
+    const { brokers, links } = await faultableCluster(['w1', 'w2', 'w3']);
+    await waitFor(() => brokers.every((b) => groups(b).find((g) => g.group === 'meta')?.leader != null), 'every broker to know the metadata leader', 15_000);
+    const byId = new Map(brokers.map((b) => [b.id, b]));
+    const seeder = await fixture.client([(brokers[0] as Broker).url]);
+    await within(seeder.publish(TOPIC, 'create'), 'the first publish');
+    await seeder.close();
+    let leader = '';
+    await waitFor(
+      () => {
+        const rows = brokers.map(partitionRow).filter((r): r is GroupRow => r !== undefined);
+        leader = rows[0]?.leader ?? '';
+        return rows.length === 3 && new Set(rows.map((r) => r.leader)).size === 1 && leader !== '';
+      },
+      'the three replicas to agree on a leader',
+      15_000,
+    );
+    const follower = brokers.map((b) => b.id).find((id) => id !== leader) as string;
+    // One connection only, to the follower: every publish is forwarded to the leader.
+    const producer = await fixture.client([(byId.get(follower) as Broker).url], { poolSize: 1, discovery: false, publishTimeoutMs: 20_000 });
+    for (let i = 0; i < 20; i++) await within(producer.publish(TOPIC, { n: i }, { key: 'k' }), `publish ${i} before the fault`);
+
+    // Bytes from the leader to the follower are lost, on whichever connection carries them.
+    const out = links.get(`${leader}->${follower}`) as FaultLink;
+    const back = links.get(`${follower}->${leader}`) as FaultLink;
+    out.drop('forward');
+    back.drop('backward');
+    const faultAt = Date.now();
+    const FAULT_MS = 4000;
+    const waits: number[] = [];
+    let n = 20;
+    try {
+      while (Date.now() - faultAt < FAULT_MS) {
+        const sent = Date.now();
+        await within(producer.publish(TOPIC, { n }, { key: 'k' }), `publish ${n} during the fault`, 20_000);
+        waits.push(Date.now() - sent);
+        n++;
+      }
+    } finally {
+      out.heal();
+      back.heal();
+    }
+    const longest = Math.max(...waits);
+    console.log(`one-way-routing: ${waits.length} publishes acknowledged during a ${FAULT_MS} ms fault; longest wait ${longest} ms`);
+    expect(longest).toBeLessThan(1500);
+
+    await waitFor(
+      () => brokers.every((b) => readInMemory(b.engine, TOPIC, 0).length === n + 1),
+      'every replica to hold every message once after the heal',
+      15_000,
+    );
+    for (const b of brokers) {
+      const ns = readInMemory(b.engine, TOPIC, 0).slice(1).map((m) => (decodePayload(m.data) as { n: number }).n);
+      expect(ns).toEqual(Array.from({ length: n }, (_, i) => i));
+    }
+  }, 90_000);
+});

@@ -420,8 +420,14 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         setTimeout(() => socket.destroy(), 1000).unref();
         return;
       }
-      socket.write(frame('welcome', this.introduction()));
       let link = this.links.get(hello.id);
+      const probe = (payload as { probe?: unknown }).probe === true;
+      // The dialer keeps its own connection: the peer's is dropped before it is welcomed (it waits for ours).
+      if (!probe && link !== undefined && link.dials && link.socket !== undefined && link.outbound) {
+        socket.destroy();
+        return;
+      }
+      socket.write(frame('welcome', this.introduction()));
       if (link === undefined) {
         if (!this.addPeer(hello)) {
           socket.destroy();
@@ -431,12 +437,8 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         this.options.log('info', 'a new broker introduced itself; it is a peer from now on', { peer: hello.id, address: `${hello.host}:${hello.port}` });
         this.emit('added', hello);
       }
-      if ((payload as { probe?: unknown }).probe === true) return; // it only asked who we are; it dials again
-      // The dialer keeps its own connection; otherwise a newer connection replaces a stale one.
-      if (link.dials && link.socket !== undefined && link.outbound) {
-        socket.destroy();
-        return;
-      }
+      if (probe) return; // it only asked who we are; it dials again
+      // A newer connection replaces a stale one.
       link.socket?.destroy();
       void this.attach(link, socket, false, reader);
     });

@@ -202,6 +202,8 @@ class RunningBroker implements Broker {
       this.peerIncarnations = known;
       this.peers = new PeerTransport({
         id,
+        // A broker new to the cluster introduces itself to peers that may not know it; one that belongs never dials against the configured direction.
+        introducing: () => this.replicated?.isNewToCluster() ?? true,
         ...(identity === undefined || known === undefined
           ? {}
           : { identity: { incarnation: identity.incarnation, known: (peer: string) => known.get(peer), remember: (peer: string, incarnation: string) => known.remember(peer, incarnation) } }),

@@ -514,6 +514,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.metadata.get(match[1] as string)?.partitions[Number(match[2])]?.replicas;
   }
 
+  /** Whether this broker is new to its cluster: its metadata log holds nothing yet (nothing ever reached it). */
+  isNewToCluster(): boolean {
+    const reader = this.metaStorage?.reader;
+    return reader === undefined || (reader.lastIndex() === 0 && reader.snapshot() === undefined);
+  }
+
   /** Calls `listener` whenever the metadata group's leader changes (readiness depends on it). */
   onMetadataLeaderChange(listener: () => void): void {
     this.metaEvents.on('leader', listener);

@@ -49,6 +49,15 @@ export interface PeerTransportOptions {
    * (brokers in memory): no incarnation is told, none checked.
    */
   identity?: PeerIdentity;
+  /**
+   * Whether this broker still introduces itself to peers that do not dial it
+   * (see {@link INTRODUCE_AFTER_MS}): only while it is new to the cluster
+   * (its metadata log is empty), so that once it belongs, links follow the
+   * configured direction only and a peer address that is cut off (a network
+   * partition) is never bypassed by a dial the other way.
+   * @defaultValue always
+   */
+  introducing?: () => boolean;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -283,7 +292,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         await closeOf(link.socket as net.Socket);
         continue;
       }
-      if (!link.dials && !(await this.quietFor(link, INTRODUCE_AFTER_MS))) continue;
+      if (!link.dials && !((await this.quietFor(link, INTRODUCE_AFTER_MS)) && (this.options.introducing?.() ?? true))) continue;
       let socket: net.Socket;
       try {
         socket = await pRetry(

@@ -14,6 +14,7 @@
  *   npm run bench -- --only pipelined128B,sequentialPublish   some scenarios only
  *   npm run bench -- --only cluster3    the cluster figures only (or cluster3.failoverStall, singleBroker, ...)
  *   npm run bench -- --cluster-storage memory   cluster storage modes: fsync, interval, memory, a comma-separated list, or all
+ *   npm run bench -- --only groups      consumer groups: the longest delivery pause on partitions that did not move while members join and leave
  *   npm run bench -- --sdk source       drive the SDK sources (through tsx) instead of its build
  *
  * Set RELAYMQ_BENCH_BROKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof")
@@ -50,6 +51,7 @@ import {
   type ScenarioSizes,
   type Throughput,
 } from './scenarios.js';
+import { groupRebalance, type GroupRebalanceResult } from './groups.js';
 import { summarize, type Summary } from './summary.js';
 
 /** Sizes of one run: the single-broker sizes at the top level, the cluster's under `cluster3`. */
@@ -142,6 +144,8 @@ interface BenchResult {
   cluster3Interval?: Cluster3Result;
   /** Three brokers, R=3, logs in memory only (no `--data`). */
   cluster3Memory?: Cluster3Result;
+  /** Consumer groups (issue 15): delivery pauses on unmoved partitions while members join and leave. */
+  groups?: GroupRebalanceResult;
 }
 
 /** Scenario names, as keys of the result; `--only` picks some. */
@@ -239,20 +243,22 @@ async function singleReplay(connect: typeof Connect, config: RunConfig): Promise
 interface Selection {
   single: Set<Scenario>;
   cluster: Set<ClusterScenario>;
+  groups: boolean;
 }
 
 /**
  * `--only` names: a single-broker scenario (`pipelined128B`), `singleBroker`
- * (all of them), `cluster3` (every cluster scenario) or `cluster3.<scenario>`.
+ * (all of them), `cluster3` (every cluster scenario), `cluster3.<scenario>` or `groups`.
  */
 function parseOnly(value: string | undefined): Selection {
-  if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS) };
-  const selection: Selection = { single: new Set(), cluster: new Set() };
-  const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`)];
+  if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS), groups: true };
+  const selection: Selection = { single: new Set(), cluster: new Set(), groups: false };
+  const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`), 'groups'];
   for (const name of value.split(',').map((n) => n.trim())) {
     if ((SCENARIOS as readonly string[]).includes(name)) selection.single.add(name as Scenario);
     else if (name === 'singleBroker') for (const s of SCENARIOS) selection.single.add(s);
     else if (name === 'cluster3') for (const s of CLUSTER_SCENARIOS) selection.cluster.add(s);
+    else if (name === 'groups') selection.groups = true;
     else if (name.startsWith('cluster3.') && (CLUSTER_SCENARIOS as readonly string[]).includes(name.slice(9))) selection.cluster.add(name.slice(9) as ClusterScenario);
     else throw new Error(`--only: unknown scenario "${name}"; known: ${known.join(', ')}`);
   }
@@ -310,6 +316,7 @@ async function main(): Promise<void> {
       else clusters.cluster3Memory = figures;
     }
   }
+  const groups = selection.groups ? await groupRebalance(connect) : undefined;
   const result: BenchResult = {
     node: process.version,
     cpus: cpus().length,
@@ -317,10 +324,11 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     quick,
     sdk: sdkBuild,
-    summary: summarize(clusters),
+    summary: summarize(clusters, groups),
     config,
     singleBroker: single,
     ...clusters,
+    ...(groups === undefined ? {} : { groups }),
   };
   progress(`done in ${roundTo(nowSeconds() - started, 1)} s`);
   const json = `${JSON.stringify(result, null, 2)}\n`;

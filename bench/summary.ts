@@ -1,11 +1,12 @@
 /**
  * The `summary` block of the benchmark's JSON: the headline figures of the
  * cluster runs next to their targets (issue 4: the cluster against NATS
- * JetStream R3; issue 5: durability), and whether each is met. A figure that
+ * JetStream R3; issue 5: durability; issue 15: consumer groups), and whether each is met. A figure that
  * was not measured in this run (`--only`, `--cluster-storage`, `--quick`) is
  * left out rather than reported as missed.
  */
 import type { Cluster3Result } from './cluster.js';
+import type { GroupRebalanceResult } from './groups.js';
 
 /** One headline figure and its target: `atLeast` or `atMost` (never both). */
 export interface SummaryFigure {
@@ -15,7 +16,7 @@ export interface SummaryFigure {
   atMost?: number;
   met: boolean;
   /** Where the target comes from. */
-  issue: 4 | 5;
+  issue: 4 | 5 | 15;
   /** Context: the figures behind a ratio, or why the run behind the figure stopped early. */
   note?: string;
 }
@@ -55,13 +56,13 @@ const ISSUE5 = {
   replayMsgPerSec: 200_000,
 } as const;
 
-export function summarize(results: ClusterResults): Summary {
+export function summarize(results: ClusterResults, groups?: GroupRebalanceResult): Summary {
   const figures: Record<string, SummaryFigure> = {};
-  const atLeast = (name: string, value: number | undefined, unit: SummaryFigure['unit'], target: number, issue: 4 | 5): void => {
+  const atLeast = (name: string, value: number | undefined, unit: SummaryFigure['unit'], target: number, issue: 4 | 5 | 15): void => {
     if (value === undefined || !Number.isFinite(value)) return;
     figures[name] = { value, unit, atLeast: target, met: value >= target, issue };
   };
-  const atMost = (name: string, value: number | undefined, unit: SummaryFigure['unit'], target: number, issue: 4 | 5): void => {
+  const atMost = (name: string, value: number | undefined, unit: SummaryFigure['unit'], target: number, issue: 4 | 5 | 15): void => {
     if (value === undefined || !Number.isFinite(value)) return;
     figures[name] = { value, unit, atMost: target, met: value <= target, issue };
   };
@@ -103,6 +104,9 @@ export function summarize(results: ClusterResults): Summary {
     atMost('cluster3.awaitedP50', always.sequentialPublish?.p50Us, 'µs', ISSUE5.awaitedP50Us, 5);
     atLeast('cluster3.replayFromDisk', always.replayFromDisk?.msgPerSec, 'msg/s', ISSUE5.replayMsgPerSec, 5);
   }
+
+  // Issue 15: consumer groups rebalance without stopping the partitions that stay put.
+  if (groups !== undefined) atMost('groups.maxPauseUnmoved', groups.maxPauseUnmovedMs, 'ms', groups.goalMs, 15);
 
   const all = Object.values(figures);
   const met = all.filter((figure) => figure.met).length;

@@ -6,7 +6,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker, ClusterReport } from '@relaymq/broker';
 import type { Message } from '@relaymq/sdk';
-import { getJson } from './support/admin.js';
+import { get, getJson, parseMetrics } from './support/admin.js';
 import { BrokerProcess } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
@@ -237,4 +237,57 @@ describe('cluster dashboard', () => {
     expect(shot.readUInt32BE(16)).toBe(1400);
     if (process.env.RELAYMQ_CONSOLE_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.RELAYMQ_CONSOLE_SCREENSHOT, fullPage: true });
   }, 150_000);
+  it.skipIf(!hasChromium)('shows consumer-group lag per partition in headless Chromium, equal to /metrics, and follows it as messages arrive', async () => {
+    const ids = ['g1', 'g2', 'g3'];
+    const peerPorts = await freePorts(3);
+    const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
+    const brokers = await Promise.all(
+      ids.map((id, i) => fixture.broker({ id, peerPort: peerPorts[i], peers: peers.filter((_, j) => j !== i), adminPort: 0, defaultPartitions: 3 })),
+    );
+    const [g1, g2] = brokers as [Broker, Broker, Broker];
+    const keys = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const publisher = await fixture.client([g1.url]);
+    for (let n = 0; n < 12; n++) await publisher.publish('invoices', { n }, { key: keys[n % keys.length] as string });
+
+    // A group member on another broker than the page's handles the 12 messages and leaves (committing its positions).
+    const member = await fixture.client([g2.url], { poolSize: 1, discovery: false, commit: { intervalMs: 0 } });
+    let handled = 0;
+    await member.subscribe('invoices', () => void handled++, { group: 'workers', from: 'earliest' });
+    await waitFor(() => handled === 12, 'the member to handle the 12 messages');
+    await member.close();
+    for (let n = 12; n < 17; n++) await publisher.publish('invoices', { n }, { key: keys[n % keys.length] as string });
+
+    /** The group's lag per partition as the brokers export it: each partition is reported by its leader only. */
+    const metricLags = async (): Promise<Record<string, number>> => {
+      const lags: Record<string, number> = {};
+      for (const broker of brokers) {
+        for (const s of parseMetrics((await get(`${broker.adminUrl as string}/metrics`)).body)) {
+          if (s.name === 'relaymq_consumer_lag_messages' && s.labels.kind === 'group' && s.labels.consumer === 'workers') lags[`invoices/${s.labels.partition}`] = s.value;
+        }
+      }
+      return lags;
+    };
+    const total = (lags: Record<string, number>): number => Object.values(lags).reduce((a, b) => a + b, 0);
+    await waitForAsync(async () => total(await metricLags()) === 5, 'the group lag in /metrics to total the 5 messages published after the member left');
+
+    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    fixture.defer(() => browser.close());
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${g1.adminUrl as string}/`);
+    /** The group's rows of the consumer-lag table, by partition. */
+    const shownLags = (): Promise<Record<string, number>> =>
+      page.$$eval('#consumers tbody tr', (rows) =>
+        Object.fromEntries(
+          rows.filter((r) => r.children[0]?.textContent === 'workers' && r.children[1]?.textContent === 'group').map((r) => [r.children[2]?.textContent ?? '', Number(r.querySelector('[data-lag]')?.textContent)]),
+        ),
+      );
+    await waitForAsync(async () => Object.keys(await shownLags()).length === 3 && total(await shownLags()) === 5, 'the page to show the group’s lag in its 3 partitions', 15_000);
+    expect(await shownLags()).toEqual(await metricLags());
+
+    // More messages: the page follows (it refreshes on its own), and still agrees with /metrics.
+    for (let n = 17; n < 20; n++) await publisher.publish('invoices', { n }, { key: keys[n % keys.length] as string });
+    await waitForAsync(async () => total(await shownLags()) === 8, 'the page to show the lag grown to 8', 15_000);
+    await waitForAsync(async () => total(await metricLags()) === 8, '/metrics to show the lag grown to 8');
+    expect(await shownLags()).toEqual(await metricLags());
+  });
 });

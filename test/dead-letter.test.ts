@@ -49,11 +49,13 @@ async function poisonedRun(options: SubscribeOptions, topic: string): Promise<{
 }
 
 describe('failed handlers: retry, then dead letter', () => {
-  for (const kind of ['plain', 'durable'] as const) {
+  for (const kind of ['plain', 'durable', 'group'] as const) {
     it(`${kind}: exactly the failing messages reach the dead-letter topic, once each, after the configured attempts, and the subscription moves on`, async () => {
       const topic = `orders.${kind}`;
       const failing = Array.from({ length: TOTAL }, (_, i) => i).filter((i) => poisoned.has(keyOf(i)));
-      const { client, calls, handled, deadLetters } = await poisonedRun(kind === 'durable' ? { durable: 'billing' } : {}, topic);
+      // A durable name or a group (of one member: it owns every partition) named billing.
+      const named = kind === 'durable' ? { durable: 'billing' } : kind === 'group' ? { group: 'billing' } : {};
+      const { client, calls, handled, deadLetters } = await poisonedRun(named, topic);
       await waitFor(() => handled.length === TOTAL - failing.length && deadLetters.length >= failing.length, 'every message handled or dead-lettered');
 
       expect(deadLetters.map((m) => m.data.i).sort((a, b) => a - b)).toEqual(failing);
@@ -70,7 +72,7 @@ describe('failed handlers: retry, then dead letter', () => {
         expect(letter.headers?.[DEAD_LETTER_HEADERS.errorCode]).toBe(letter.data.i % 2 === 0 ? 'TypeError' : undefined);
         expect(Number(letter.headers?.[DEAD_LETTER_HEADERS.partition])).toBeGreaterThanOrEqual(0);
         expect(Number(letter.headers?.[DEAD_LETTER_HEADERS.offset])).toBeGreaterThanOrEqual(0);
-        if (kind === 'durable') expect(letter.headers?.[DEAD_LETTER_HEADERS.subscription]).toBe('billing');
+        if (kind !== 'plain') expect(letter.headers?.[DEAD_LETTER_HEADERS.subscription]).toBe('billing');
       }
       expect(client.stats().subscribe).toMatchObject({ deadLettered: failing.length, skipped: 0, handlerFailures: failing.length * 3 });
 
@@ -79,12 +81,12 @@ describe('failed handlers: retry, then dead letter', () => {
       await waitFor(() => deadLetters.some((m) => m.data.i === -1), 'the marker on the dead-letter topic');
       expect(deadLetters.length).toBe(failing.length + 1);
 
-      if (kind === 'durable') {
-        // The positions moved past the dead letters: a new subscriber under the name gets nothing again.
+      if (kind !== 'plain') {
+        // The positions moved past the dead letters: a new subscriber under the name (or member of the group) gets nothing again.
         await client.close();
         const again = await fixture.client([client.stats().knownBrokers[0] as string]);
         const seen: number[] = [];
-        await again.subscribe(topic, (m: Message<{ i: number }>) => void seen.push(m.data.i), { durable: 'billing', from: 'earliest' });
+        await again.subscribe(topic, (m: Message<{ i: number }>) => void seen.push(m.data.i), { ...named, from: 'earliest' });
         await again.publish(topic, { i: TOTAL }, { key: 'k0' });
         await waitFor(() => seen.length > 0, 'the message published after the restart');
         expect(seen).toEqual([TOTAL]);

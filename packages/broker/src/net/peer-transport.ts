@@ -93,8 +93,12 @@ export const MAX_PEERS = 256;
  * be dialed.
  */
 export const INTRODUCE_AFTER_MS = 1000;
-/** A dialed peer must answer our introduction within this long, or the connection is dropped and dialed again. */
-export const HANDSHAKE_TIMEOUT_MS = 5000;
+/**
+ * A dialed peer must answer our introduction within this long, or the
+ * connection is dropped and dialed again. Long: a broker that just restarted
+ * may be replaying its logs (its event loop busy) before it can answer.
+ */
+export const HANDSHAKE_TIMEOUT_MS = 60_000;
 
 /** Peer frames carry Raft batches: deeper than client frames, same other rules. */
 const PEER_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 4_000_000, allowTimestamp: false };
@@ -322,7 +326,8 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       const welcomed = await this.handshake(link, socket);
       if (welcomed === undefined) {
         socket.destroy();
-        await this.quietFor(link, this.options.reconnect.maxDelayMs);
+        // Refused or closed before the welcome: back off like any failed dial, then try again.
+        await this.quietFor(link, this.options.reconnect.initialDelayMs);
         continue;
       }
       await this.attach(link, socket, true, welcomed.reader, welcomed.early);

@@ -152,9 +152,11 @@ async function waitFor<V>(check: () => Promise<V | undefined> | V | undefined, w
  * `metadata` request; the `topics` answer carries `leaders`). Kept open so a
  * probe during a failover costs one round trip, not a handshake.
  */
-class LeaderProbe {
+export class LeaderProbe {
   private nextId = 1;
   private readonly waiting = new Map<number, (frame: Extract<BrokerFrame, { type: 'topics' }>) => void>();
+  /** Requests answered with an error frame. */
+  private readonly refused = new Map<number, () => void>();
   private welcomed: (() => void) | undefined;
   private closed = false;
 
@@ -170,6 +172,10 @@ class LeaderProbe {
       if (frame.type === 'topics') {
         this.waiting.get(frame.id)?.(frame);
         this.waiting.delete(frame.id);
+      }
+      if (frame.type === 'error' && frame.id !== undefined) {
+        this.refused.get(frame.id)?.();
+        this.refused.delete(frame.id);
       }
     });
     ws.on('close', () => (this.closed = true));
@@ -203,6 +209,33 @@ class LeaderProbe {
 
   private send(frame: ClientFrame): void {
     this.ws.send(encodeFrame(frame));
+  }
+
+  /**
+   * The `topics` answer for `topics` (a broker creates the ones it does not
+   * know, with its default partition count); undefined on an error or timeout.
+   */
+  async topics(topics: readonly string[], timeoutMs = 30_000): Promise<Extract<BrokerFrame, { type: 'topics' }>['topics'] | undefined> {
+    if (this.closed) return undefined;
+    const id = this.nextId++;
+    const answer = new Promise<Extract<BrokerFrame, { type: 'topics' }>['topics'] | undefined>((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        resolve(undefined);
+      }, timeoutMs);
+      this.waiting.set(id, (frame) => {
+        clearTimeout(timer);
+        this.refused.delete(id);
+        resolve(frame.topics);
+      });
+      this.refused.set(id, () => {
+        clearTimeout(timer);
+        this.waiting.delete(id);
+        resolve(undefined);
+      });
+    });
+    this.send({ type: 'metadata', id, topics: [...topics] });
+    return answer;
   }
 
   /** The leader of partition 0 of `topic` as this broker knows it; undefined when unknown or unreachable. */

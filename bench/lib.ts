@@ -220,7 +220,7 @@ export function spawnBroker(id: string, extraArgs: readonly string[] = [], port 
     child.once('error', (err) => fail(`cannot start: ${err.message}`));
     child.once('exit', (code, signal) => fail(`exited before it was ready (code ${code}, signal ${signal})`));
     createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /^relaymq broker (\S+) listening on (\S+)(?: peers on \d+)?$/.exec(line.trim());
+      const match = /^relaymq broker (\S+) listening on (\S+)(?: peers on \d+)?(?: admin on \S+)?$/.exec(line.trim());
       if (match === null || settled) return;
       settled = true;
       clearTimeout(timer);

@@ -51,6 +51,7 @@ import {
   type ScenarioSizes,
   type Throughput,
 } from './scenarios.js';
+import { scale, type ScaleResult, type ScaleSizes } from './scale.js';
 import { groupRebalance, type GroupRebalanceResult } from './groups.js';
 import { summarize, type Summary } from './summary.js';
 
@@ -144,6 +145,8 @@ interface BenchResult {
   cluster3Interval?: Cluster3Result;
   /** Three brokers, R=3, logs in memory only (no `--data`). */
   cluster3Memory?: Cluster3Result;
+  /** `--only scale`: idle cost, creation time and failover at each partition count. */
+  scale?: ScaleResult[];
   /** Consumer groups (issue 15): delivery pauses on unmoved partitions while members join and leave. */
   groups?: GroupRebalanceResult;
 }
@@ -243,6 +246,8 @@ async function singleReplay(connect: typeof Connect, config: RunConfig): Promise
 interface Selection {
   single: Set<Scenario>;
   cluster: Set<ClusterScenario>;
+  /** `scale`: the partition-count figures (issue 13); only when asked for, they take minutes. */
+  scale: boolean;
   groups: boolean;
 }
 
@@ -251,12 +256,13 @@ interface Selection {
  * (all of them), `cluster3` (every cluster scenario), `cluster3.<scenario>` or `groups`.
  */
 function parseOnly(value: string | undefined): Selection {
-  if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS), groups: true };
-  const selection: Selection = { single: new Set(), cluster: new Set(), groups: false };
-  const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`), 'groups'];
+  if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS), groups: true, scale: false };
+  const selection: Selection = { single: new Set(), cluster: new Set(), groups: false, scale: false };
+  const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`), 'groups', 'scale'];
   for (const name of value.split(',').map((n) => n.trim())) {
     if ((SCENARIOS as readonly string[]).includes(name)) selection.single.add(name as Scenario);
     else if (name === 'singleBroker') for (const s of SCENARIOS) selection.single.add(s);
+    else if (name === 'scale') selection.scale = true;
     else if (name === 'cluster3') for (const s of CLUSTER_SCENARIOS) selection.cluster.add(s);
     else if (name === 'groups') selection.groups = true;
     else if (name.startsWith('cluster3.') && (CLUSTER_SCENARIOS as readonly string[]).includes(name.slice(9))) selection.cluster.add(name.slice(9) as ClusterScenario);
@@ -279,6 +285,14 @@ function parseStorage(value: string | undefined, fallback: ClusterStorage[]): Cl
   return [...new Set(modes as ClusterStorage[])];
 }
 
+/** `--scale-partitions 100,1000`: the partition counts of the `scale` run. */
+function parsePartitions(value: string | undefined, quick: boolean): number[] {
+  if (value === undefined) return quick ? [100] : [100, 1000];
+  const counts = value.split(',').map((n) => Number(n.trim()));
+  if (counts.some((n) => !Number.isInteger(n) || n < 8 || n > 20_000)) throw new Error(`--scale-partitions: integers from 8 to 20000, got "${value}"`);
+  return counts;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -288,6 +302,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       'cluster-storage': { type: 'string' },
       sdk: { type: 'string', default: 'dist' },
+      'scale-partitions': { type: 'string' },
     },
     strict: true,
   });
@@ -316,6 +331,11 @@ async function main(): Promise<void> {
       else clusters.cluster3Memory = figures;
     }
   }
+  let scaleFigures: ScaleResult[] | undefined;
+  if (selection.scale) {
+    const sizes: ScaleSizes = { partitions: parsePartitions(values['scale-partitions'], quick), settleSeconds: quick ? 5 : 10, idleSeconds: quick ? 5 : 10 };
+    scaleFigures = await scale(sizes);
+  }
   const groups = selection.groups ? await groupRebalance(connect) : undefined;
   const result: BenchResult = {
     node: process.version,
@@ -328,6 +348,7 @@ async function main(): Promise<void> {
     config,
     singleBroker: single,
     ...clusters,
+    ...(scaleFigures === undefined ? {} : { scale: scaleFigures }),
     ...(groups === undefined ? {} : { groups }),
   };
   progress(`done in ${roundTo(nowSeconds() - started, 1)} s`);

@@ -144,7 +144,9 @@ describe('consumer groups across processes', () => {
       return member;
     };
     for (let i = 1; i <= 3; i++) add(i);
-    await waitFor(() => members.every((m) => m.owned.size === 4), 'each of 3 members to own 4 partitions', 60_000);
+    await waitFor(() => members.every((m) => m.owned.size === 4), 'each of 3 members to own 4 partitions', 60_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}; ${dump()}`);
+    });
     for (let i = 4; i <= 6; i++) add(i);
     await waitFor(() => members.every((m) => m.owned.size === 2), 'each of 6 members to own 2 partitions', 60_000).catch((err: unknown) => {
       throw new Error(`${String(err)}; ${dump()}`);

@@ -98,7 +98,8 @@ describe('a one-way partition from a leader to a follower', () => {
     }
     const longest = Math.max(...waits);
     console.log(`one-way-routing: ${waits.length} publishes acknowledged during a ${FAULT_MS} ms fault; longest wait ${longest} ms`);
-    expect(longest).toBeLessThan(1500);
+    // The issue's goal for one fault at a time (before the fix: the whole fault, 10-20 s here).
+    expect(longest).toBeLessThan(3000);
 
     await waitFor(
       () => brokers.every((b) => readInMemory(b.engine, TOPIC, 0).length === n + 1),

@@ -6,6 +6,7 @@ import { MemoryEngine } from './engine/memory.js';
 import { listenForClients, type ClientListener } from './server/client-listener.js';
 import { PeerTransport, type PeerAddress } from './net/peer-transport.js';
 import { GossipRunner } from './runtime/gossip.js';
+import type { RaftActivity } from './runtime/group-clock.js';
 import { Ticker } from './runtime/ticker.js';
 import { raftConfigOf, swimConfigOf } from './tuning.js';
 import { Operations } from './observability/operations.js';
@@ -38,6 +39,14 @@ export interface BrokerStats {
   maxConnectionOutboundBytes: number;
   /** Security events since start: denials, auth failures, limits hit. */
   security: SecurityCounters;
+  /** Raft group ticks run since start (a quiesced group is not ticked); 0 without a cluster. */
+  raftTicks: number;
+  /** Raft messages sent to peers since start, every group together; 0 without a cluster. */
+  raftMessagesSent: number;
+  /** Raft groups hosted here (partition replicas and the metadata group). */
+  raftGroups: number;
+  /** Of them, quiesced: idle with every replica caught up, neither ticked nor heartbeating. */
+  raftGroupsQuiesced: number;
 }
 
 /** A running broker. */
@@ -330,6 +339,8 @@ class RunningBroker implements Broker {
       log,
     });
     this.gossip.on('changed', () => this.scheduleClusterPush());
+    // A suspected broker's quiesced groups would otherwise never notice a dead leader.
+    this.gossip.on('memberDown', (member) => this.replicated?.peerDown(member));
     this.gossip.start();
   }
 
@@ -381,6 +392,7 @@ class RunningBroker implements Broker {
       outboundBytes: 0,
       maxConnectionOutboundBytes: 0,
       security: { ...this.counters },
+      ...raftStats(this.replicated?.raftActivity()),
     };
     for (const session of this.sessions) {
       const s = session.stats();
@@ -435,4 +447,10 @@ class RunningBroker implements Broker {
     this.sessions.delete(session);
     if (this.sessions.size === 0) this.onEmpty?.();
   }
+}
+
+/** The Raft part of {@link BrokerStats}. */
+function raftStats(activity: RaftActivity | undefined): Pick<BrokerStats, 'raftTicks' | 'raftMessagesSent' | 'raftGroups' | 'raftGroupsQuiesced'> {
+  if (activity === undefined) return { raftTicks: 0, raftMessagesSent: 0, raftGroups: 0, raftGroupsQuiesced: 0 };
+  return { raftTicks: activity.ticks, raftMessagesSent: activity.messagesSent, raftGroups: activity.groups, raftGroupsQuiesced: activity.quiesced };
 }

@@ -8,6 +8,7 @@ import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfig
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
+import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
 import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
 import type { FileSystem } from '../storage/fs.js';
@@ -175,12 +176,16 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     if (!channel.startsWith('raft/')) return;
     this.groups.get(channel.slice(5))?.receive(from, payload);
   };
+  /** Ticks the groups that are awake (quiesced ones are left out) and counts Raft traffic. */
+  private readonly clock = new GroupClock();
+  /** A peer link closed (a killed broker's sockets close at once): as good a sign as gossip's suspicion. */
+  private readonly onPeerDown = (peer: string): void => this.peerDown(peer);
 
   private constructor(private readonly options: ClusterEngineOptions) {
     super();
     this.metadata = new MetadataState(options.brokers);
     this.rpc = new PeerRpc(options.transport);
-    this.factory = new GroupFactory(options);
+    this.factory = new GroupFactory({ ...options, clock: this.clock });
     // Links seen to drop: a forward that cannot reach any leader answers at once (leader-forwarding.ts, cutOff).
     const lostPeers = new LostPeers(options.transport, () => this.forwarding.linksChanged());
     this.forwarding = new LeaderForwarding({
@@ -337,9 +342,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     });
     this.groups.set(META_GROUP, this.meta as unknown as RaftGroup<unknown, unknown, unknown>);
     transport.on('message', this.onPeerMessage);
-    this.stopTicking = this.options.ticker.add(() => {
-      for (const group of this.groups.values()) group.tick();
-    });
+    transport.on('down', this.onPeerDown);
+    this.stopTicking = this.options.ticker.add(() => this.clock.tick());
     this.maintenanceTimer = setInterval(() => this.maintain(), MAINTENANCE_MS);
     this.maintenanceTimer.unref();
     this.groupSessions.start();
@@ -525,6 +529,22 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.metaEvents.on('leader', listener);
   }
 
+  /**
+   * The failure detector (gossip, or a peer link that closed) suspects
+   * broker `peer`: every group here that follows it stops trusting its lease
+   * and campaigns within an election timeout unless it hears from it (a
+   * quiesced group would otherwise never notice its leader is gone).
+   */
+  peerDown(peer: NodeId): void {
+    if (peer === this.options.self) return;
+    for (const group of this.groups.values()) group.peerDown(peer);
+  }
+
+  /** Raft work of this broker: group ticks and messages sent since start, groups hosted and quiesced now. */
+  raftActivity(): RaftActivity {
+    return this.clock.activity();
+  }
+
   /** How many groups this broker leads (advertised as load). */
   partitionsLed(): number {
     let led = 0;
@@ -575,6 +595,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.stopTicking?.();
     clearInterval(this.maintenanceTimer);
     this.options.transport.off('message', this.onPeerMessage);
+    this.options.transport.off('down', this.onPeerDown);
     this.remote.close();
     this.rpc.close();
     for (const group of this.groups.values()) group.stop();

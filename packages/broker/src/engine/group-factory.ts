@@ -11,6 +11,7 @@ import type { ConfState, NodeId, RaftConfigOptions, Storage } from '../core/raft
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { LogFunction } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
+import type { GroupClock } from '../runtime/group-clock.js';
 import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
@@ -41,6 +42,8 @@ export interface GroupFactoryOptions {
   raftLogMaxBytes: number;
   fileSystem: FileSystem | undefined;
   raftConfig: RaftConfigOptions;
+  /** Ticks the groups that are awake, and counts their Raft traffic. */
+  clock: GroupClock;
   now: () => number;
   observer?: BrokerObserver;
   log: LogFunction;
@@ -193,8 +196,10 @@ export class GroupFactory {
     return storage;
   }
 
-  private groupBase(id: string): { id: string; self: NodeId; transport: PeerTransport; config: RaftConfigOptions; log: LogFunction; observer?: BrokerObserver } {
-    const base = { id, self: this.options.self, transport: this.options.transport, config: this.options.raftConfig, log: this.options.log };
+  private groupBase(id: string): { id: string; self: NodeId; transport: PeerTransport; config: RaftConfigOptions; clock: GroupClock; log: LogFunction; observer?: BrokerObserver } {
+    // Idle groups quiesce unless the settings say otherwise; the broker's failure detector wakes their followers (ClusterEngine.peerDown).
+    const config = { quiesce: true, ...this.options.raftConfig };
+    const base = { id, self: this.options.self, transport: this.options.transport, config, clock: this.options.clock, log: this.options.log };
     return this.options.observer === undefined ? base : { ...base, observer: this.options.observer };
   }
 }

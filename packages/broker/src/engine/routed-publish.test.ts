@@ -217,8 +217,8 @@ describe('PublishRouter across a split', () => {
 
 describe('PublishRouter at a replica that does not lead', () => {
   /** Followers f1 and f2 of partition t/0 led by `lead`; f1's forward to the leader is answered by `ownPath`. */
-  function followers(ownPath: () => Promise<RouteResult>) {
-    const replicas = ['f1', 'f2', 'lead'];
+  function followers(ownPath: () => Promise<RouteResult>, hostedLeader: () => string | undefined = () => 'lead') {
+    const replicas = ['lead', 'f1', 'f2'];
     const calls: string[] = [];
     const router = (self: string, publishHosted: () => Promise<RouteResult>, peers: Map<string, PublishRouter>): PublishRouter =>
       new PublishRouter({
@@ -234,7 +234,7 @@ describe('PublishRouter at a replica that does not lead', () => {
         hedgeMs: HEDGE_MS,
         replicasOf: () => replicas,
         hosts: () => true,
-        hostedLeader: () => 'lead',
+        hostedLeader,
         publishHosted,
       });
     const peers = new Map<string, PublishRouter>();
@@ -259,6 +259,20 @@ describe('PublishRouter at a replica that does not lead', () => {
     await f1.route(publish());
     expect(calls).toEqual(['f1->f2', 'f1->f2']);
     expect(forwards).toBe(1);
+  });
+
+  it('sends no copy to the leader the last answer named when it no longer hears any (a follower the one-way fault cut off campaigns)', async () => {
+    let answering = true;
+    let known: string | undefined = 'lead';
+    const { f1, calls } = followers(
+      () => (answering ? Promise.resolve({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 3 }] }) : new Promise<RouteResult>(() => {})),
+      () => known,
+    );
+    await f1.route(publish()); // answered through its own replica: the answer named `lead`
+    answering = false;
+    known = undefined; // it stopped hearing `lead` and campaigns
+    await expect(f1.route(publish())).resolves.toMatchObject({ leader: 'lead' });
+    expect(calls).toEqual(['f1->f2']); // before: to `lead` first, whose answers to f1 are lost (a 10-17 s wait)
   });
 
   it('sends no copy when its own forward is answered in time', async () => {

@@ -97,9 +97,9 @@ function parseRouteResult(body: unknown): RouteResult {
 
 const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
 
-/** Routes publishes for partitions not hosted here, and remembers their leaders as answers name them. */
+/** Routes a client's publishes (hedged unless this replica leads), and remembers partition leaders as answers name them. */
 export class PublishRouter {
-  /** Leaders of partitions not hosted here, as routed answers named them. */
+  /** Partition leaders as answers named them: the way in for partitions not hosted here, the way to spare for hosted ones. */
   private readonly leaders = new Map<string, NodeId>();
   /** Paths (a replica; this replica to a leader) that left a publish unanswered past its hedge delay (paused, stalled, answers lost), and when; cleared when they answer. */
   private readonly unanswering = new Map<string, number>();
@@ -141,7 +141,9 @@ export class PublishRouter {
     const self = this.ctx.self;
     const replicas = this.ctx.replicasOf(topic, partition);
     if (this.ctx.hosts(topic, partition)) {
-      const leader = this.ctx.hostedLeader(topic, partition);
+      // A follower that stopped hearing its leader (the leader's bytes to it are what a one-way fault loses) knows
+      // none: the leader the last answer named is the one not to send copies to.
+      const leader = this.ctx.hostedLeader(topic, partition) ?? this.leaders.get(partitionKey(topic, partition));
       if (routed.hops > 0 || replicas === undefined || leader === self) return this.ctx.publishHosted(routed);
       // Through this replica (to the leader) first; the other followers when its answer is late. The way through
       // this replica is judged per leader: its link to one leader may be lost while its link to another is not.

@@ -20,6 +20,8 @@ const LOAD_ADVERTISE_MS = 2000;
 export interface GossipEvents {
   /** The member list changed (joined, failed, left, meta updated). */
   changed: () => void;
+  /** Member `id` is suspected, declared dead, or left: Raft groups it leads here must not wait on its lease. */
+  memberDown: (id: string) => void;
 }
 
 export interface GossipOptions {
@@ -129,6 +131,7 @@ export class GossipRunner extends EventEmitter<GossipEvents> {
       if (event.type !== 'updated') this.options.log('info', `member ${event.type}`, { member: event.member.id, state: event.member.state });
       // A member learned from gossip (a broker that joined through another one): link to it too.
       if (event.type === 'joined') this.link(event.member.id, event.member.address);
+      if (event.type === 'suspected' || event.type === 'failed' || event.type === 'left') this.emit('memberDown', event.member.id);
       changed ||= changesClusterView(event);
     }
     if (changed) this.emit('changed');

@@ -8,7 +8,7 @@ import type { PeerTransport } from '../net/peer-transport.js';
 import { nodeFileSystem } from '../storage/fs.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { DurableRaftStorage } from '../storage/raft-storage.js';
-import { RaftGroup } from './raft-group.js';
+import { RaftGroup, firstToCampaign } from './raft-group.js';
 
 const dirs: string[] = [];
 const groups: Array<RaftGroup<string, string>> = [];
@@ -292,5 +292,22 @@ describe('a Raft group changing its membership', () => {
     await until(() => joining.changes.some((c) => c.learners.includes('a')), 'a to see itself added');
     await until(() => joining.sent.some((m) => m.type === 'app-resp' && !m.reject && m.index === 1), 'the ack of the change');
     await joining.storage.close();
+  });
+});
+
+describe('firstToCampaign: who campaigns at once when a group loses its leader', () => {
+  it('is the same voter on every replica, never the lost leader, and spreads groups over the survivors', () => {
+    const voters = ['b3', 'b1', 'b2'];
+    const picks = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      const group = `p/topic${i}/${i % 8}`;
+      const pick = firstToCampaign(group, voters, 'b2');
+      expect(pick).toBe(firstToCampaign(group, [...voters].reverse(), 'b2'));
+      expect(pick === 'b1' || pick === 'b3').toBe(true);
+      picks.set(pick as string, (picks.get(pick as string) ?? 0) + 1);
+    }
+    expect(picks.get('b1')).toBeGreaterThan(100);
+    expect(picks.get('b3')).toBeGreaterThan(100);
+    expect(firstToCampaign('meta', ['b1'], 'b1')).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@ import {
   CompactionGate,
   createRaftNode,
   ProposalTracker,
+  type ProposalAck,
   type Snapshot,
   runReady,
   type ConfChange,
@@ -22,6 +23,7 @@ import type { BrokerObserver } from '../observability/observer.js';
 import type { LogFunction } from '../observability/logger.js';
 import type { DurableRaftStorage } from '../storage/raft-storage.js';
 import { storageRelayError } from '../storage/segments/errors.js';
+import type { GroupClock } from './group-clock.js';
 import { parseRaftMessage } from './raft-wire.js';
 
 /** Settings of one group. */
@@ -85,6 +87,12 @@ export interface RaftGroupOptions<T, R, S = never> {
   onConfChange?: (conf: ConfState, index: number) => void;
   /** Told of fsync durations and leader changes (operations); optional. */
   observer?: Pick<BrokerObserver, 'fsync' | 'leaderChanged'>;
+  /**
+   * The broker's clock of its groups: this group is ticked on it while
+   * awake and left out while quiesced, and counts its messages there.
+   * Without it, whoever owns the group calls {@link RaftGroup.tick}.
+   */
+  clock?: GroupClock;
   log: LogFunction;
 }
 
@@ -158,7 +166,16 @@ export class RaftGroup<T, R, S = never> {
     this.appliedIndex = options.applied ?? 0;
     this.core = this.createCore();
     this.knownConf = { conf: this.core.confState, index: this.core.status().confIndex };
+    options.clock?.wake(this);
     if (hard.term > 0) this.log('debug', 'raft group recovered', { term: hard.term, vote: hard.vote });
+  }
+
+  /** Tells the clock whether the core needs ticks (it quiesced, or something woke it). */
+  private syncClock(): void {
+    const clock = this.options.clock;
+    if (clock === undefined || this.stopped) return;
+    if (this.fenced === undefined && this.core.quiesced) clock.sleep(this);
+    else clock.wake(this);
   }
 
   /** A core over the storage as it is now, resuming after `appliedIndex`. */
@@ -219,22 +236,9 @@ export class RaftGroup<T, R, S = never> {
     }
     const { index, term } = result;
     this.noticeConf(); // in effect on the leader from now (it is in its log)
-    const promise = new Promise<ConfState>((resolve, reject) => {
-      const waiter: Waiter<ConfState> = {
-        resolve: (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      };
-      const timer = setTimeout(() => {
-        if (this.confProposals.expire(index, waiter)) reject(new RelayError('TIMEOUT', `configuration change ${index} of ${this.options.id} not committed within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const displaced = this.confProposals.track(index, term, 'quorum', waiter);
-      displaced?.waiter.reject(new RelayError('TIMEOUT', `configuration change ${displaced.index} of ${this.options.id}: its outcome is unknown`));
+    const promise = this.awaitEntry(this.confProposals, index, term, 'quorum', timeoutMs, {
+      expired: `configuration change ${index} of ${this.options.id} not committed within ${timeoutMs} ms`,
+      displaced: (displaced) => `configuration change ${displaced} of ${this.options.id}: its outcome is unknown`,
     });
     this.process();
     return promise;
@@ -311,6 +315,19 @@ export class RaftGroup<T, R, S = never> {
     if (this.stopped || this.fenced !== undefined) return;
     this.core.tick();
     this.process();
+    this.syncClock();
+  }
+
+  /**
+   * The failure detector suspects broker `peer`: if this group follows it,
+   * the leader's lease ends here and the group campaigns within an election
+   * timeout unless the leader shows up (see `RaftNode.peerDown`).
+   */
+  peerDown(peer: NodeId): void {
+    if (this.stopped || this.fenced !== undefined) return;
+    if (!this.core.peerDown(peer, firstToCampaign(this.options.id, this.core.status().voters, peer) === this.options.self)) return;
+    this.process();
+    this.syncClock();
   }
 
   /** A message for this group from a peer. */
@@ -333,6 +350,7 @@ export class RaftGroup<T, R, S = never> {
     }
     this.core.step(message);
     this.process();
+    this.syncClock();
   }
 
   /**
@@ -358,8 +376,31 @@ export class RaftGroup<T, R, S = never> {
       );
     }
     const index = result.lastIndex;
-    const promise = new Promise<R>((resolve, reject) => {
-      const waiter: Waiter<R> = {
+    this.syncClock(); // a proposal wakes a quiesced leader
+    // A leader cut off from its quorum cannot commit; the caller learns it in bounded time (outcome unknown).
+    const promise = this.awaitEntry(this.proposals, index, result.term, onAllReplicas ? 'all' : 'quorum', timeoutMs, {
+      expired: `entry ${index} of ${this.options.id} not acknowledged within ${timeoutMs} ms`,
+      displaced: (displaced) => `entry ${displaced} of ${this.options.id}: its outcome is unknown (this broker's log was cut back and reused the index)`,
+    });
+    this.process();
+    return promise;
+  }
+
+  /**
+   * Waits for entry `index` (of `term`) to be settled by `tracker`, or ends
+   * it with `TIMEOUT` after `timeoutMs`; an entry it displaces (the log was
+   * cut back and the index reused) ends with `TIMEOUT` at once.
+   */
+  private awaitEntry<V>(
+    tracker: ProposalTracker<Waiter<V>, V>,
+    index: number,
+    term: number,
+    ack: ProposalAck,
+    timeoutMs: number,
+    messages: { expired: string; displaced: (index: number) => string },
+  ): Promise<V> {
+    return new Promise<V>((resolve, reject) => {
+      const waiter: Waiter<V> = {
         resolve: (value) => {
           clearTimeout(timer);
           resolve(value);
@@ -369,17 +410,12 @@ export class RaftGroup<T, R, S = never> {
           reject(error);
         },
       };
-      // A leader cut off from its quorum cannot commit; the caller learns it in bounded time (outcome unknown).
       const timer = setTimeout(() => {
-        if (this.proposals.expire(index, waiter)) reject(new RelayError('TIMEOUT', `entry ${index} of ${this.options.id} not acknowledged within ${timeoutMs} ms`));
+        if (tracker.expire(index, waiter)) reject(new RelayError('TIMEOUT', messages.expired));
       }, timeoutMs);
-      const displaced = this.proposals.track(index, result.term, onAllReplicas ? 'all' : 'quorum', waiter);
-      if (displaced !== undefined) {
-        displaced.waiter.reject(new RelayError('TIMEOUT', `entry ${displaced.index} of ${this.options.id}: its outcome is unknown (this broker's log was cut back and reused the index)`));
-      }
+      const displaced = tracker.track(index, term, ack, waiter);
+      displaced?.waiter.reject(new RelayError('TIMEOUT', messages.displaced(displaced.index)));
     });
-    this.process();
-    return promise;
   }
 
   /** Hands leadership to `to` (graceful shutdown); false when this broker does not lead. */
@@ -387,12 +423,14 @@ export class RaftGroup<T, R, S = never> {
     if (this.fenced !== undefined) return false;
     const result = this.core.transferLeadership(to);
     this.process();
+    this.syncClock();
     return result.ok;
   }
 
   stop(reason = new RelayError('SHUTTING_DOWN', `group ${this.options.id} stopped`)): void {
     this.stopReason = reason;
     this.stopped = true;
+    this.options.clock?.remove(this);
     clearTimeout(this.fenced?.timer);
     for (const abandoned of this.proposals.abandonAll()) abandoned.waiter.reject(reason);
     for (const abandoned of this.confProposals.abandonAll()) abandoned.waiter.reject(reason);
@@ -520,6 +558,7 @@ export class RaftGroup<T, R, S = never> {
     this.log('info', 'fenced raft group recovered its durable state and rejoins', { applied: this.appliedIndex, lastIndex: this.core.lastIndex });
     this.noticeLeader();
     this.process();
+    this.syncClock();
   }
 
   private readonly io: ReadyHandlers<T, S> = {
@@ -540,6 +579,7 @@ export class RaftGroup<T, R, S = never> {
       },
     },
     send: (messages: readonly Message<T, S>[]): void => {
+      this.options.clock?.sent(messages.length);
       for (const message of messages) this.options.transport.send(message.to, this.channel, message);
     },
     restore: (): void => {
@@ -635,4 +675,19 @@ export class RaftGroup<T, R, S = never> {
     this.options.observer?.leaderChanged(this.options.id, leader, term);
     this.options.onLeaderChange?.(leader);
   }
+}
+
+/**
+ * Which voter of group `groupId` campaigns at once when `lost` (its leader)
+ * is suspected: every replica computes the same one, so they do not all
+ * campaign together and split the vote, and hashing the group id spreads
+ * the new leaders of a lost broker's groups over the survivors.
+ */
+export function firstToCampaign(groupId: string, voters: readonly NodeId[], lost: NodeId): NodeId | undefined {
+  const candidates = voters.filter((v) => v !== lost).sort();
+  if (candidates.length === 0) return undefined;
+  // FNV-1a: stable across processes and versions (a Math.random pick would not agree).
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < groupId.length; i++) hash = Math.imul(hash ^ groupId.charCodeAt(i), 0x01000193) >>> 0;
+  return candidates[hash % candidates.length];
 }

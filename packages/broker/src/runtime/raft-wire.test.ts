@@ -43,3 +43,20 @@ describe('parseRaftMessage: configuration entries and snapshots', () => {
     expect(parseRaftMessage(app({ ...entry, change: undefined }), parseString)).toBeUndefined();
   });
 });
+
+describe('parseRaftMessage: quiescence marks', () => {
+  it('keeps the quiesce mark of heartbeats and their answers, and leaves it out when absent', () => {
+    const heartbeat: Message<string, string> = { type: 'heartbeat', from: 'b1', to: 'b2', term: 3, commit: 7, quiesce: true };
+    const answer: Message<string, string> = { type: 'heartbeat-resp', from: 'b2', to: 'b1', term: 3, quiesce: true };
+    expect(parseRaftMessage(structuredClone(heartbeat), parseString)).toEqual(heartbeat);
+    expect(parseRaftMessage(structuredClone(answer), parseString)).toEqual(answer);
+    // A broker without quiescence sends neither mark: the message means what it always did.
+    expect(parseRaftMessage({ type: 'heartbeat', from: 'b1', to: 'b2', term: 3, commit: 7 }, parseString)).toEqual({ type: 'heartbeat', from: 'b1', to: 'b2', term: 3, commit: 7 });
+    expect(parseRaftMessage({ type: 'heartbeat', from: 'b1', to: 'b2', term: 3, commit: 7, quiesce: false }, parseString)).toEqual({ type: 'heartbeat', from: 'b1', to: 'b2', term: 3, commit: 7 });
+  });
+
+  it('refuses a quiesce mark that is not a boolean', () => {
+    expect(parseRaftMessage({ type: 'heartbeat', from: 'b1', to: 'b2', term: 3, commit: 7, quiesce: 1 }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ type: 'heartbeat-resp', from: 'b2', to: 'b1', term: 3, quiesce: 'yes' }, parseString)).toBeUndefined();
+  });
+});

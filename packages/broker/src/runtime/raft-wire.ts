@@ -39,10 +39,11 @@ export function parseRaftMessage<T, S = never>(
       if (typeof o.reject !== 'boolean') return undefined;
       return { ...base, type: o.type, reject: o.reject };
     case 'heartbeat':
-      if (!isUint(o.commit)) return undefined;
-      return { ...base, type: 'heartbeat', commit: o.commit };
+      if (!isUint(o.commit) || (o.quiesce !== undefined && typeof o.quiesce !== 'boolean')) return undefined;
+      return o.quiesce === true ? { ...base, type: 'heartbeat', commit: o.commit, quiesce: true } : { ...base, type: 'heartbeat', commit: o.commit };
     case 'heartbeat-resp':
-      return { ...base, type: 'heartbeat-resp' };
+      if (o.quiesce !== undefined && typeof o.quiesce !== 'boolean') return undefined;
+      return o.quiesce === true ? { ...base, type: 'heartbeat-resp', quiesce: true } : { ...base, type: 'heartbeat-resp' };
     case 'timeout-now':
       return { ...base, type: 'timeout-now' };
     case 'snapshot': {

@@ -42,7 +42,12 @@ export class GroupMember {
       if (p.revoking) {
         // Nothing more is sent: the member finishes what it holds, commits and releases.
         cursors.delete(key);
-        entries.push({ topic: p.topic, partition: p.partition, epoch: p.epoch, revoking: true });
+        const entry: AssignedPartition = { topic: p.topic, partition: p.partition, epoch: p.epoch, revoking: true };
+        // Not delivered in the last frame under this epoch (e.g. granted and revoked before this member's first
+        // frame): the position to release it at, so a member that never saw the grant still releases it rather than
+        // leave it the member's, delivered to nobody. A member that owns it releases at its own position instead.
+        if (this.owned.get(key) !== p.epoch) entry.offset = groups.position(this.group, p.topic, p.partition) ?? this.startOffset(engine, p.topic, p.partition);
+        entries.push(entry);
         continue;
       }
       next.set(key, p.epoch);
@@ -58,7 +63,7 @@ export class GroupMember {
     this.owned = next;
     // Sent when the assignment changed, or when a partition is granted (again).
     const text = JSON.stringify(entries.map(({ offset: _offset, ...rest }) => rest));
-    if (text === this.lastSent && !entries.some((e) => e.offset !== undefined)) return undefined;
+    if (text === this.lastSent && !entries.some((e) => e.offset !== undefined && e.revoking !== true)) return undefined;
     this.lastSent = text;
     return { type: 'assignment', subscription, partitions: entries };
   }

@@ -7,7 +7,7 @@
  * exactly what arrives, what is lost and in which order.
  *
  * Commands (one per line):
- *   cluster b1 b2 b3 [prevote=false] [checkquorum=false] [maxappend=N] [election=N] [heartbeat=N] [jitter=b2:3,b3:5]
+ *   cluster b1 b2 b3 [prevote=false] [checkquorum=false] [quiesce=true] [maxappend=N] [election=N] [heartbeat=N] [jitter=b2:3,b3:5]
  *   campaign b1                      start an election now
  *   tick b1 [b2 ...] [N]             tick these nodes N times (default 1); timeouts are exactly `election` ticks
  *   propose b1 v1 [v2 ...]           propose values (a batch if several)
@@ -25,7 +25,9 @@
  *   crash b1 / restart b1            stop a node (queued messages to it are lost) / restart it from its storage
  *   compact b1 INDEX                 snapshot b1's state machine at INDEX and discard the log up to it
  *   report-snapshot b1 b2 ok|fail    b1's transport reports the snapshot it sent to b2
- *   status [b1 ...]                  role, term, vote, leader, commit, applied and log of each node
+ *   peer-down b2 b1                  b2's failure detector suspects b1 (see RaftNode.peerDown)
+ *   wake b1                          wake a quiesced node
+ *   status [b1 ...]                  role, term, vote, leader, commit, applied and log of each node (and `quiesced`)
  *   queue                            the messages waiting for delivery
  */
 import { formatEntries, formatHardState, formatMessage } from '../../src/core/raft/format.js';
@@ -55,6 +57,8 @@ interface ScriptNode {
   applied: Array<readonly [number, Value]>;
   /** Role and leader last printed. */
   shown: string;
+  /** Whether it was last shown quiesced. */
+  quiesced: boolean;
 }
 
 const MAX_STABILIZE_ROUNDS = 50;
@@ -180,6 +184,19 @@ export class ScenarioCluster {
         this.drain(from);
         break;
       }
+      case 'peer-down': {
+        const [id, peer] = args as [string, string];
+        const followed = this.live(id).peerDown(peer);
+        this.out.push(`${id} told ${peer} is down${followed ? ': its leader, lease ended' : ' (not its leader)'}`);
+        this.drain(id);
+        break;
+      }
+      case 'wake':
+        for (const id of args) {
+          this.live(id).wake();
+          this.drain(id);
+        }
+        break;
       case 'status':
         for (const id of args.length > 0 ? args : this.order) this.out.push(this.describe(id));
         break;
@@ -213,6 +230,7 @@ export class ScenarioCluster {
       if (value === undefined) ids.push(key);
       else if (key === 'prevote') config.preVote = value === 'true';
       else if (key === 'checkquorum') config.checkQuorum = value === 'true';
+      else if (key === 'quiesce') config.quiesce = value === 'true';
       else if (key === 'maxappend') config.maxEntriesPerAppend = Number(value);
       else if (key === 'election') config.electionTicks = Number(value);
       else if (key === 'heartbeat') config.heartbeatTicks = Number(value);
@@ -231,7 +249,7 @@ export class ScenarioCluster {
 
   private addNode(id: NodeId, storage: MemoryStorage<Value, SnapshotData>): void {
     if (this.nodes.has(id)) throw new Error(`node ${id} exists`);
-    const n: ScriptNode = { id, storage, node: undefined, applied: [], shown: '' };
+    const n: ScriptNode = { id, storage, node: undefined, applied: [], shown: '', quiesced: false };
     this.nodes.set(id, n);
     this.order.push(id);
     this.start(n);
@@ -246,6 +264,7 @@ export class ScenarioCluster {
     // The in-memory state machine restarts from the stored snapshot.
     n.applied = [...(n.storage.snapshot()?.data ?? [])];
     n.shown = `${n.node.role} ${n.node.leader ?? '-'}`;
+    n.quiesced = false;
     const hs = n.storage.getHardState();
     this.out.push(`${n.id} started: ${formatHardState(hs)} log=${this.logText(n)}`);
   }
@@ -338,6 +357,10 @@ export class ScenarioCluster {
       n.shown = shown;
       out.push(`  ${id} is ${node.role} term=${node.term} leader=${node.leader ?? '-'}`);
     }
+    if (node.quiesced !== n.quiesced) {
+      n.quiesced = node.quiesced;
+      out.push(`  ${id} ${node.quiesced ? 'quiesced' : 'woke'}`);
+    }
     for (let round = 0; round < MAX_READY_ROUNDS; round++) {
       if (!runReadySync(node, { ...io, storage: wrapStorage(n, out, id) })) return;
     }
@@ -363,7 +386,7 @@ export class ScenarioCluster {
     const conf = sameConf(current, { voters: this.bootstrap }) ? '' : ` conf=${s.confIndex}:{${formatConf(current)}}`;
     return (
       `${id} ${s.role} term=${s.term} vote=${s.vote ?? '-'} leader=${s.leader ?? '-'} commit=${s.commit} applied=${s.applied}` +
-      ` log=${this.logText(n)} sm=[${values(n.applied)}]${progress}${conf}`
+      ` log=${this.logText(n)} sm=[${values(n.applied)}]${progress}${conf}${node.quiesced ? ' quiesced' : ''}`
     );
   }
 }

@@ -119,6 +119,9 @@ function main(): void {
   let confChanges = 0;
   let confChangesRefused = 0;
   let confChangesApplied = 0;
+  let quiesces = 0;
+  let peerDownSignals = 0;
+  const quiescedLeaderReplaced: number[] = [];
   const knobs = options.bug === undefined ? undefined : { [options.bug]: true };
   for (let k = 0; k < options.seeds; k++) {
     const seed = options.from + k;
@@ -132,6 +135,9 @@ function main(): void {
     confChanges += result.stats.confChanges;
     confChangesRefused += result.stats.confChangesRefused;
     confChangesApplied += result.stats.confChangesApplied;
+    quiesces += result.stats.quiesces;
+    peerDownSignals += result.stats.peerDownSignals;
+    if (result.stats.ticksToReplaceQuiescedLeader !== undefined) quiescedLeaderReplaced.push(result.stats.ticksToReplaceQuiescedLeader);
     const elected = result.electionTicksAfterHeal;
     if (elected !== undefined) {
       electionTicks.push(elected);
@@ -172,6 +178,9 @@ function main(): void {
     electionTicksAfterHealWithoutLeaderAtHeal: distribution(electionTicksNoLeader),
     electionTicksAfterHealPreVoteAndCheckQuorum: distribution(electionTicksPreVote),
     convergeTicksAfterHeal: distribution(convergeTicks),
+    quiesces,
+    peerDownSignals,
+    ticksToReplaceQuiescedLeader: distribution(quiescedLeaderReplaced),
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   process.exitCode = failures.length > 0 ? 1 : 0;

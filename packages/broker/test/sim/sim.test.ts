@@ -100,6 +100,25 @@ describe('raft simulator', () => {
     }
   }, 60_000);
 
+  it('passes 300 quiescence seeds: groups quiesce between sparse proposals, false suspicions and random wakes under every fault, and after the heal a quiesced leader dies for good and is replaced', () => {
+    const failures: string[] = [];
+    let quiesces = 0;
+    let signals = 0;
+    const replaced: number[] = [];
+    for (let seed = 1; seed <= 300; seed++) {
+      const result = runSimulation({ seed, steps: CI_STEPS, params: SWARM_PROFILES['quiesce'] });
+      quiesces += result.stats.quiesces;
+      signals += result.stats.peerDownSignals;
+      if (result.stats.ticksToReplaceQuiescedLeader !== undefined) replaced.push(result.stats.ticksToReplaceQuiescedLeader);
+      if (!result.ok) failures.push(describeFailure(result));
+    }
+    expect(failures.slice(0, 1).join('\n')).toBe('');
+    expect(quiesces).toBeGreaterThan(300 * 3);
+    expect(signals).toBeGreaterThan(300);
+    // Every seed lost its quiesced leader after the heal, and replaced it within the bound.
+    expect(replaced.length).toBe(300);
+  }, 120_000);
+
   it('replays a seed exactly', () => {
     const a = runSimulation({ seed: 4242, steps: 3000, keepTrace: true });
     const b = runSimulation({ seed: 4242, steps: 3000, keepTrace: true });

@@ -85,6 +85,13 @@ export interface SimStats {
   confChangesRefused: number;
   /** Membership changes committed and applied (the history's conf entries). */
   confChangesApplied: number;
+  /** Times a node quiesced (counted at its crash or at the end). */
+  quiesces: number;
+  /** Failure-detector signals delivered (true and false suspicions) and random wakes. */
+  peerDownSignals: number;
+  wakes: number;
+  /** With `quiescedLeaderLoss`: ticks from the crash of the quiesced group's leader to a new leader every other node follows. */
+  ticksToReplaceQuiescedLeader: number | undefined;
 }
 
 export interface SimResult {
@@ -114,6 +121,7 @@ const enum Kind {
   SnapshotReport,
   Unreachable,
   ConfChange,
+  Detect,
 }
 
 interface Ev extends Timed {
@@ -204,7 +212,13 @@ export class Simulation {
     confChanges: 0,
     confChangesRefused: 0,
     confChangesApplied: 0,
+    quiesces: 0,
+    peerDownSignals: 0,
+    wakes: 0,
+    ticksToReplaceQuiescedLeader: undefined,
   };
+  /** Nodes crashed for good after the heal (`quiescedLeaderLoss`): no longer expected to follow or apply. */
+  private readonly retired = new Set<SimNode>();
 
   constructor(private readonly options: SimOptions) {
     this.params = { ...swarmParams(options.seed), ...options.params };
@@ -219,6 +233,12 @@ export class Simulation {
     // as a learner before it learns of either keeps campaigning in its old configuration, raising the terms
     // of voters that must elect someone else, and can keep a group from electing anyone.
     if (this.reconfig !== undefined) this.params = { ...this.params, raft: { ...this.params.raft, preVote: true } };
+    // Losing the leader of a quiesced group is about quiescence, in a static cluster: it switches quiescence
+    // on, unless the caller fixed the Raft settings (the churn profile), whose choice stands.
+    if (this.params.quiescedLeaderLoss) {
+      if (this.reconfig !== undefined || (options.params?.raft !== undefined && !options.params.raft.quiesce)) this.params = { ...this.params, quiescedLeaderLoss: false };
+      else this.params = { ...this.params, raft: { ...this.params.raft, quiesce: true } };
+    }
     const n = this.reconfig?.poolSize ?? this.params.nodeCount;
     this.blocked = new Array<boolean>(n * n).fill(false);
     const ids: NodeId[] = [];
@@ -277,6 +297,7 @@ export class Simulation {
       this.schedule(this.rng.between(1, 2 * p.faultIntervalMs), Kind.Fault, -1, 0);
       this.schedule(this.rng.between(1, 2 * p.proposeIntervalMs), Kind.Propose, -1, 0);
       if (this.reconfig !== undefined) this.schedule(this.rng.between(1, 2 * this.reconfig.changeIntervalMs), Kind.ConfChange, -1, 0);
+      if (p.raft.quiesce) this.schedule(this.detectIntervalMs(), Kind.Detect, -1, 0);
       this.record('-', 'swarm', JSON.stringify({ ...p, reconfig: this.reconfig ?? null }));
 
       while (this.step < this.options.steps) {
@@ -311,6 +332,7 @@ export class Simulation {
       this.checker.checkAllApplied(this.members().map((n) => n.id));
       electionTicks = Math.round((electedAt - healAt) / p.tickMs);
       convergeTicks = Math.round((this.now - healAt) / p.tickMs);
+      if (p.quiescedLeaderLoss) this.loseQuiescedLeader();
     } catch (error) {
       const property = error instanceof SafetyViolation ? error.property : 'exception';
       const message = error instanceof Error ? (error instanceof SafetyViolation ? error.message : `${error.name}: ${error.message}`) : String(error);
@@ -322,6 +344,7 @@ export class Simulation {
     this.stats.acked = this.checker.acked.size;
     this.stats.ackedAll = this.checker.ackedAll;
     this.stats.confChangesApplied = this.checker.confEntriesApplied;
+    for (const node of this.nodes) this.countQuiesces(node);
     return {
       seed: this.options.seed,
       params: this.params,
@@ -393,6 +416,10 @@ export class Simulation {
         if (!node.up && node.life === ev.life) this.start(node);
         break;
       }
+      case Kind.Detect:
+        this.detect();
+        this.schedule(this.now + this.detectIntervalMs(), Kind.Detect, -1, 0);
+        break;
       case Kind.PartitionEnd:
         if (ev.gen === this.partitionGen) {
           this.blocked.fill(false);
@@ -488,6 +515,7 @@ export class Simulation {
   }
 
   private crash(node: SimNode, reason: string): void {
+    this.countQuiesces(node);
     const unsynced = node.storage.unsyncedWrites();
     const kept = this.rng.between(0, unsynced);
     node.storage.crash(kept);
@@ -807,6 +835,96 @@ export class Simulation {
     this.schedule(this.now + this.rng.between(10, this.params.maxPartitionMs), Kind.PartitionEnd, -1, 0, undefined, false, this.partitionGen);
   }
 
+  // ---- quiescence -----------------------------------------------------------------
+
+  /** The failure detector's period: one nominal election timeout. */
+  private detectIntervalMs(): number {
+    return this.params.raft.electionTicks * this.params.tickMs;
+  }
+
+  private countQuiesces(node: SimNode): void {
+    if (node.raft !== undefined) this.stats.quiesces += node.raft.counters.quiesces;
+  }
+
+  /**
+   * The failure detector (SWIM in the broker): every running node hears
+   * which peers it cannot hear from (down, or that link cut), plus false
+   * suspicions and random wakes.
+   */
+  private detect(): void {
+    const n = this.nodes.length;
+    for (const node of this.nodes) {
+      if (!node.up || node.raft === undefined || node.pausedUntilMs > this.now) continue;
+      for (const peer of this.nodes) {
+        if (peer === node || (peer.up && this.blocked[peer.index * n + node.index] !== true)) continue;
+        this.signalPeerDown(node, peer.id, 'detector');
+      }
+    }
+    let noise = this.params.falseSuspicions;
+    while (noise > 0 && this.rng.chance(Math.min(1, noise))) {
+      noise -= 1;
+      const node = this.rng.pick(this.nodes);
+      if (!node.up || node.raft === undefined || node.pausedUntilMs > this.now) continue;
+      if (this.rng.chance(0.5)) {
+        const peer = this.rng.pick(this.nodes.filter((x) => x !== node));
+        this.signalPeerDown(node, peer.id, 'false suspicion');
+      } else {
+        this.stats.wakes++;
+        this.record(node.id, 'wake', 'random wake');
+        node.raft.wake();
+        this.afterNodeEvent(node);
+      }
+    }
+  }
+
+  private signalPeerDown(node: SimNode, peer: NodeId, why: string): void {
+    const raft = node.raft as RaftNode<Value, SnapData>;
+    // The broker picks one follower per group to campaign at once; here either may be told to.
+    if (!raft.peerDown(peer, this.rng.chance(0.5))) return;
+    this.stats.peerDownSignals++;
+    this.record(node.id, 'peer-down', `${peer} (${why}): lease ended`);
+    this.afterNodeEvent(node);
+  }
+
+  /**
+   * After convergence: the idle group must quiesce (every node), then its
+   * leader crashes for good; the failure detector alone can wake the others,
+   * and they must elect a new leader within the liveness bound.
+   */
+  private loseQuiescedLeader(): void {
+    const p = this.params;
+    const electionBoundMs = LIVENESS_BOUND_ELECTIONS * p.raft.electionTicks * p.tickMs;
+    // A leader of a new term may still be replicating a long backlog of older entries (one window per round trip).
+    let longest = 0;
+    let lowest = Number.MAX_SAFE_INTEGER;
+    for (const node of this.members()) {
+      longest = Math.max(longest, node.raft?.lastIndex ?? 0);
+      lowest = Math.min(lowest, node.raft?.commitIndex ?? 0);
+    }
+    const window = p.raft.maxEntriesPerAppend * p.raft.maxInflightAppends;
+    const quiesceBoundMs = electionBoundMs + Math.ceil(Math.max(0, longest - lowest) / window) * CATCH_UP_TICKS_PER_WINDOW * p.tickMs;
+    const started = this.now;
+    while (!this.members().every((node) => node.raft?.quiesced === true)) {
+      if (this.now - started > quiesceBoundMs || !this.processNext()) {
+        throw new SafetyViolation('liveness', `${quiesceBoundMs / p.tickMs} ticks after converging, the idle group is not quiesced (${this.describeNodes()})`);
+      }
+    }
+    const leader = this.currentLeader();
+    if (leader === undefined) throw new SafetyViolation('liveness', `quiesced without a leader (${this.describeNodes()})`);
+    this.record('-', 'LEADER-LOSS', `${leader.id} crashes for good while the group is quiesced`);
+    this.crash(leader, 'crashed for good (quiesced leader)');
+    this.retired.add(leader);
+    const crashedAt = this.now;
+    // Detection takes up to one detector period; then the usual election bound.
+    const boundMs = this.detectIntervalMs() + electionBoundMs;
+    while (!(this.leaderAgreed() && this.currentLeader() !== leader)) {
+      if (this.now - crashedAt > boundMs || !this.processNext()) {
+        throw new SafetyViolation('liveness', `${boundMs / p.tickMs} ticks after the quiesced leader ${leader.id} died, no new leader is followed by every other node (${this.describeNodes()})`);
+      }
+    }
+    this.stats.ticksToReplaceQuiescedLeader = Math.round((this.now - crashedAt) / p.tickMs);
+  }
+
   /** End of the fault phase: the network becomes reliable, every node runs. */
   private heal(): void {
     this.healed = true;
@@ -856,7 +974,7 @@ export class Simulation {
 
   /** The nodes that must follow the leader and apply everything: all of them, or with reconfiguration the members of the leader's configuration. */
   private members(): SimNode[] {
-    if (this.reconfig === undefined) return this.nodes;
+    if (this.reconfig === undefined) return this.retired.size === 0 ? this.nodes : this.nodes.filter((node) => !this.retired.has(node));
     const conf = this.currentLeader()?.raft?.confState;
     return conf === undefined ? this.nodes.filter((node) => isMember(node.raft?.confState ?? this.bootstrap, node.id)) : this.nodes.filter((node) => isMember(conf, node.id));
   }

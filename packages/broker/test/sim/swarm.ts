@@ -35,7 +35,7 @@ export interface SwarmParams {
   raft: Required<
     Pick<
       RaftConfigOptions,
-      'electionTicks' | 'heartbeatTicks' | 'preVote' | 'checkQuorum' | 'maxEntriesPerAppend' | 'maxInflightAppends' | 'maxUncommittedEntries'
+      'electionTicks' | 'heartbeatTicks' | 'preVote' | 'checkQuorum' | 'maxEntriesPerAppend' | 'maxInflightAppends' | 'maxUncommittedEntries' | 'quiesce'
     >
   >;
   /** Nominal tick period; each node's clock runs up to `clockSkew` faster or slower. */
@@ -62,6 +62,20 @@ export interface SwarmParams {
   compactKeep: number;
   /** Probability that the transport reports a snapshot delivered although it was lost. */
   wrongSnapshotReportRate: number;
+  /**
+   * With `raft.quiesce`: the simulated failure detector, every election
+   * timeout, tells each running node which peers it cannot hear from (down,
+   * or the link cut); each time it also raises this many false suspicions
+   * and random wakes (on average), at random nodes about random peers.
+   */
+  falseSuspicions: number;
+  /**
+   * With `raft.quiesce` and a static cluster: after the heal and convergence,
+   * the group must quiesce, then its leader crashes for good and the others
+   * must elect a new one within the liveness bound (the failure detector is
+   * all that can wake them).
+   */
+  quiescedLeaderLoss: boolean;
 }
 
 function weight(r: ReturnType<typeof deriveRandom>): number {
@@ -71,6 +85,9 @@ function weight(r: ReturnType<typeof deriveRandom>): number {
 
 export function swarmParams(seed: number): SwarmParams {
   const r = deriveRandom(seed, 'swarm');
+  // From a stream of its own, so every other choice of a seed is what it was before quiescence existed.
+  const q = deriveRandom(seed, 'quiesce');
+  const quiesce = q.chance(0.5);
   const electionTicks = r.between(6, 15);
   const minDelayMs = r.between(0, 5);
   const weights: FaultWeights = {
@@ -91,6 +108,7 @@ export function swarmParams(seed: number): SwarmParams {
       maxEntriesPerAppend: r.pick([1, 2, 4, 16, 64]),
       maxInflightAppends: r.pick([1, 2, 8, 256]),
       maxUncommittedEntries: r.pick([64, 1024, 8192]),
+      quiesce,
     },
     tickMs: 10,
     clockSkew: r.pick([0, 0.05, 0.2]),
@@ -109,6 +127,8 @@ export function swarmParams(seed: number): SwarmParams {
     compactEvery: r.pick([0, 8, 30, 200]),
     compactKeep: r.pick([0, 2, 10]),
     wrongSnapshotReportRate: r.pick([0, 0, 0.3]),
+    falseSuspicions: q.pick([0, 0.2, 1]),
+    quiescedLeaderLoss: quiesce && q.chance(0.5),
   };
 }
 
@@ -126,6 +146,13 @@ export const SWARM_PROFILES: Readonly<Record<string, Partial<SwarmParams>>> = Ob
    * removed (the leader too), nodes added back after their removal.
    */
   reconfig: { reconfig: {} },
+  /**
+   * Quiescence under every fault of the swarm: groups quiesce whenever the
+   * workload pauses (proposals are sparse), false suspicions and random
+   * wakes, and after the heal the leader of the quiesced group dies for
+   * good (see `quiescedLeaderLoss`).
+   */
+  quiesce: { proposeIntervalMs: 150, falseSuspicions: 0.5, quiescedLeaderLoss: true },
   churn: {
     nodeCount: 3,
     raft: {
@@ -136,6 +163,7 @@ export const SWARM_PROFILES: Readonly<Record<string, Partial<SwarmParams>>> = Ob
       maxEntriesPerAppend: 1,
       maxInflightAppends: 1,
       maxUncommittedEntries: 1024,
+      quiesce: false,
     },
     lossRate: 0.3,
     faultIntervalMs: 50,

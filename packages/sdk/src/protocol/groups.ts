@@ -27,7 +27,10 @@ export interface AssignedPartition {
   partition: number;
   /** Epoch of the grant; commits for the partition must carry it. */
   epoch: number;
-  /** Where delivery starts, sent with a partition the member did not own in the previous assignment frame. */
+  /**
+   * Where delivery starts, sent with a partition the member did not own in the previous assignment frame; on a
+   * revoking partition the member was never granted under this epoch, the position to release it at.
+   */
   offset?: number;
   /** The member must finish its in-flight message, commit and release the partition (`group-commit` with `release`). */
   revoking?: boolean;

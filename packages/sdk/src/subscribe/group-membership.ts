@@ -61,6 +61,10 @@ export class GroupMembership {
   /** Next offset to commit per owned partition: after the last handled message, or where the grant started. */
   private readonly handledNext = new Map<string, number>();
   private readonly releasing = new Set<string>();
+  /** The last epoch released per partition: a grant under it or an older one is stale. */
+  private readonly releasedEpochs = new Map<string, number>();
+  /** Partitions taken only to release them (revoked before their grant was seen): the app never heard of them. */
+  private readonly unannounced = new Set<string>();
   private leaseUntilMs = 0;
   private leaseWaiters: Array<() => void> = [];
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
@@ -127,8 +131,9 @@ export class GroupMembership {
       const key = partitionKey(c.topic, c.partition);
       const owned = this.owned.get(key);
       if (owned === undefined || owned.epoch !== c.epoch) continue;
+      const announced = !this.unannounced.has(key);
       this.lose(key, owned);
-      lost.push({ topic: c.topic, partition: c.partition });
+      if (announced) lost.push({ topic: c.topic, partition: c.partition });
     }
     if (lost.length > 0) this.hooks.revoked({ group: this.group, partitions: lost, reason: 'fenced' });
   }
@@ -138,21 +143,47 @@ export class GroupMembership {
     if (this.ended) return;
     const seen = new Set<string>();
     const granted: GroupPartitionRef[] = [];
+    const lostUnseen: GroupPartitionRef[] = [];
     for (const entry of frame.partitions) {
       const key = partitionKey(entry.topic, entry.partition);
       seen.add(key);
       const owned = this.owned.get(key);
       if (entry.revoking === true) {
-        if (owned !== undefined && owned.epoch === entry.epoch && !this.releasing.has(key)) void this.release(key, owned);
+        if (owned !== undefined && owned.epoch === entry.epoch) {
+          if (!this.releasing.has(key)) void this.release(key, owned);
+          continue;
+        }
+        // Granted and revoked before this member saw the grant (its broker applied both before its frame): nothing
+        // was handled under that epoch, so it is released at once at the position the broker names. Ignoring it
+        // would leave it the member's in the table, delivered to nobody, for good.
+        if (entry.offset === undefined || entry.epoch <= (this.releasedEpochs.get(key) ?? -1)) continue;
+        if (owned !== undefined && owned.epoch > entry.epoch) continue;
+        if (owned !== undefined) {
+          // An older grant it still held (or was releasing) was taken meanwhile.
+          const announced = !this.unannounced.has(key);
+          this.lose(key, owned);
+          if (announced) lostUnseen.push({ topic: owned.topic, partition: owned.partition });
+        }
+        const unseen = { topic: entry.topic, partition: entry.partition, epoch: entry.epoch };
+        this.owned.set(key, unseen);
+        this.handledNext.set(key, entry.offset);
+        this.unannounced.add(key);
+        void this.release(key, unseen);
         continue;
       }
       // The same grant seen again (resubscribed on another broker): keep going; the broker resends from the
       // committed position and what was already received is dropped as a duplicate, so nothing is handled twice.
-      if (owned !== undefined && owned.epoch === entry.epoch && !this.releasing.has(key)) continue;
+      // While releasing it, the revocation may have been withdrawn (the member to get it left): the release still
+      // goes through (the coordinator honours it) and a grant under a new epoch follows; handling it meanwhile
+      // would only hand those messages out twice.
+      if (owned !== undefined && owned.epoch === entry.epoch) continue;
+      // A grant under an epoch already released, from a broker that applied the release later than it answered.
+      if (entry.epoch <= (this.releasedEpochs.get(key) ?? -1)) continue;
       if (entry.offset !== undefined || owned === undefined || owned.epoch !== entry.epoch) {
         // A grant (or a grant again): start over from where the broker says.
         if (owned !== undefined) this.hooks.dropPartition(entry.topic, entry.partition);
         this.releasing.delete(key);
+        this.unannounced.delete(key);
         const offset = entry.offset ?? this.handledNext.get(key) ?? 0;
         this.owned.set(key, { topic: entry.topic, partition: entry.partition, epoch: entry.epoch });
         this.handledNext.set(key, offset);
@@ -160,7 +191,7 @@ export class GroupMembership {
         granted.push({ topic: entry.topic, partition: entry.partition });
       }
     }
-    const lost: GroupPartitionRef[] = [];
+    const lost: GroupPartitionRef[] = lostUnseen;
     for (const [key, owned] of [...this.owned]) {
       if (seen.has(key)) continue;
       // Gone without a release: expired, or taken while we were cut off.
@@ -205,10 +236,8 @@ export class GroupMembership {
     } catch (err) {
       if (!(err instanceof RelayError) || err.code !== 'FENCED' || this.ended) return;
       // The group forgot us (session expired): everything we owned is someone else's now; join again.
-      const lost = [...this.owned.entries()].map(([key, owned]) => {
-        this.lose(key, owned);
-        return { topic: owned.topic, partition: owned.partition };
-      });
+      const lost = [...this.owned.entries()].filter(([key]) => !this.unannounced.has(key)).map(([, owned]) => ({ topic: owned.topic, partition: owned.partition }));
+      for (const [key, owned] of [...this.owned.entries()]) this.lose(key, owned);
       if (lost.length > 0) this.hooks.revoked({ group: this.group, partitions: lost, reason: 'lost' });
       this.hooks.rejoin();
     }
@@ -222,6 +251,7 @@ export class GroupMembership {
 
   private lose(key: string, owned: { topic: string; partition: number }): void {
     this.owned.delete(key);
+    this.unannounced.delete(key);
     this.handledNext.delete(key);
     this.releasing.delete(key);
     this.hooks.dropPartition(owned.topic, owned.partition);
@@ -237,12 +267,13 @@ export class GroupMembership {
       const position = { topic: owned.topic, partition: owned.partition, epoch: owned.epoch, offset: this.handledNext.get(key) ?? 0 };
       try {
         await this.hooks.request({ type: 'group-commit', group: this.group, member: this.member, positions: [position], release: true });
-        if (this.owned.get(key)?.epoch === owned.epoch) {
-          this.owned.delete(key);
-          this.handledNext.delete(key);
-          this.releasing.delete(key);
-        }
-        this.hooks.revoked({ group: this.group, partitions: [{ topic: owned.topic, partition: owned.partition }], reason: 'rebalance' });
+        // The coordinator released it, even if the revocation was withdrawn meanwhile; a grant under a new epoch
+        // follows if it comes back. Already granted again under a newer epoch: that grant stands, nothing was revoked.
+        if (this.owned.get(key)?.epoch !== owned.epoch) return;
+        this.releasedEpochs.set(key, owned.epoch);
+        const announced = !this.unannounced.has(key);
+        this.lose(key, owned);
+        if (announced) this.hooks.revoked({ group: this.group, partitions: [{ topic: owned.topic, partition: owned.partition }], reason: 'rebalance' });
         return;
       } catch (err) {
         if (err instanceof RelayError && err.code === 'FENCED') {

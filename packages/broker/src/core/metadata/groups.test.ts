@@ -75,6 +75,77 @@ describe('ConsumerGroups', () => {
     expect(state.groups.assignmentOf('g', 'a')).toHaveLength(4);
   });
 
+  it('a release that lands after its revocation was withdrawn still frees the partition, so the member that stopped on it does not keep it (issue 15: partitions owned by nobody for good)', () => {
+    // The first step of test/group-processes, made deterministic: 12 partitions, m1 alone, then m2 joins and is
+    // expired (its first heartbeat late under load) while m1's release is in flight, then m2 joins again and m3 joins.
+    const g = new ConsumerGroups(() => [{ topic: 'orders', partitions: 12 }]);
+    /**
+     * One member as its broker and SDK see it: the broker sends a grant when a partition is owned, not revoking,
+     * under an epoch it did not deliver before (server/group-member.ts); the SDK handles what it was granted, and
+     * forgets a partition once its release is answered, if it still holds it under the released epoch.
+     */
+    class Member {
+      readonly handles = new Map<number, number>();
+      private delivered = new Map<number, number>();
+      constructor(readonly id: string) {}
+      frame(): void {
+        const next = new Map<number, number>();
+        for (const p of g.assignmentOf('g', this.id)) {
+          if (p.revoking) continue;
+          next.set(p.partition, p.epoch);
+          if (this.delivered.get(p.partition) !== p.epoch) this.handles.set(p.partition, p.epoch);
+        }
+        this.delivered = next;
+      }
+      /** The partitions asked back that it handles: stopped on, to be released. */
+      asked(): Array<{ partition: number; epoch: number }> {
+        return g.assignmentOf('g', this.id).filter((p) => p.revoking && this.handles.get(p.partition) === p.epoch);
+      }
+      release(asked: Array<{ partition: number; epoch: number }>): void {
+        const result = g.apply({ type: 'group-commit', group: 'g', member: this.id, positions: asked.map((p) => ({ topic: 'orders', ...p, offset: 3 })), release: true });
+        expect(result).toEqual({ kind: 'group', known: true, fenced: [] });
+      }
+      released(asked: Array<{ partition: number; epoch: number }>): void {
+        for (const p of asked) if (this.handles.get(p.partition) === p.epoch) this.handles.delete(p.partition);
+      }
+    }
+    const [m1, m2, m3] = [new Member('m1'), new Member('m2'), new Member('m3')];
+    g.apply(join('m1'));
+    m1.frame();
+    g.apply(join('m2'));
+    m1.frame();
+    const asked = m1.asked();
+    expect(asked.map((p) => p.partition).sort((x, y) => x - y)).toEqual([4, 5, 6, 7, 8, 9]);
+    // m1 stops on them and sends its release. Before it is applied, m2's session expires: the revocation is withdrawn
+    // and m1's broker grants them again (same epoch), a frame m1 reads before the answer to its release.
+    g.apply({ type: 'group-expire', group: 'g', member: 'm2' });
+    m1.frame();
+    m1.release(asked);
+    m1.released(asked);
+    // The table does not keep them as m1's under the epoch m1 gave up: they are granted anew (here to m1 again).
+    for (const p of asked) {
+      expect(g.assignmentOf('g', 'm1').find((q) => q.partition === p.partition)?.epoch).toBeGreaterThan(p.epoch);
+      expect(g.position('g', 'orders', p.partition)).toBe(3);
+    }
+    m1.frame();
+    g.apply(join('m2'));
+    g.apply(join('m3'));
+    // Members follow their frames and release what they are asked to, until nothing moves.
+    for (let round = 0; round < 5; round++) {
+      for (const m of [m1, m2, m3]) {
+        m.frame();
+        const back = m.asked();
+        if (back.length === 0) continue;
+        m.release(back);
+        m.released(back);
+      }
+    }
+    // Every partition is handled by the member the table says owns it, under that epoch: 4 each.
+    const byId = new Map([m1, m2, m3].map((m) => [m.id, m]));
+    for (const p of g.get('g')?.partitions ?? []) expect(byId.get(p.owner as string)?.handles.get(p.partition)).toBe(p.epoch);
+    expect([m1, m2, m3].map((m) => m.handles.size)).toEqual([4, 4, 4]);
+  });
+
   it('property: through any sequence of joins, leaves, expiries and releases, no partition has two owners, and a grant always takes a new epoch', () => {
     const members = ['a', 'b', 'c', 'd'];
     const step = fc.oneof(

@@ -92,7 +92,11 @@ export interface GroupHeartbeatCommand {
   member: string;
 }
 
-/** Positions of a member; with `release`, it gives up the listed partitions it was asked to revoke. */
+/**
+ * Positions of a member; with `release`, it gives up the listed partitions it
+ * was asked to revoke (released even if the revocation was withdrawn since:
+ * the member stopped on them, and they are granted again under a new epoch).
+ */
 export interface GroupCommitCommand {
   type: 'group-commit';
   group: string;
@@ -199,7 +203,10 @@ export class ConsumerGroups {
           let released = false;
           for (const c of command.positions) {
             const p = g.partitions.get(key(c.topic, c.partition));
-            if (p === undefined || refused.has(key(c.topic, c.partition)) || !p.revoking) continue;
+            // Released even when no longer revoking (a member left meanwhile and the target moved back): the member
+            // stopped on it once asked, so keeping it as the member's would leave it handled by nobody. The
+            // rebalance grants it again, under a new epoch (to this member too, if it is the target).
+            if (p === undefined || refused.has(key(c.topic, c.partition))) continue;
             delete p.owner;
             p.revoking = false;
             released = true;

@@ -62,6 +62,19 @@ export interface RaftConfig {
    * @defaultValue 1024
    */
   maxCommittedEntriesPerReady: number;
+  /**
+   * Idle groups cost nothing: a leader whose followers all hold its whole,
+   * committed log and that has nothing pending sends one last heartbeat
+   * marked `quiesce` and stops ticking; followers that hold the same log
+   * stop their election timers. Any proposal or message (but the quiesce
+   * heartbeat and its answers) wakes a node, and a woken follower wakes its
+   * leader. A quiesced follower no longer notices a dead leader by itself:
+   * the runtime must call `RaftNode.peerDown` when its failure detector
+   * (SWIM) suspects a peer, which ends the leader's lease on this follower
+   * so that it campaigns (pre-vote first) within an election timeout.
+   * @defaultValue false
+   */
+  quiesce: boolean;
 }
 
 /** The defaults, in ticks: an election timeout of ten heartbeats. */
@@ -74,6 +87,7 @@ export const RAFT_DEFAULTS: Readonly<RaftConfig> = Object.freeze({
   maxInflightAppends: 256,
   maxUncommittedEntries: 8192,
   maxCommittedEntriesPerReady: 1024,
+  quiesce: false,
 });
 
 export type RaftConfigOptions = Partial<RaftConfig>;
@@ -84,7 +98,7 @@ function invalid(field: string, message: string): RelayError {
 }
 
 const FIELDS = Object.keys(RAFT_DEFAULTS) as Array<keyof RaftConfig>;
-const BOOLEAN_FIELDS: ReadonlySet<keyof RaftConfig> = new Set(['preVote', 'checkQuorum']);
+const BOOLEAN_FIELDS: ReadonlySet<keyof RaftConfig> = new Set(['preVote', 'checkQuorum', 'quiesce']);
 
 /** Defaults, then the given fields; throws an `INVALID_ARGUMENT` {@link RelayError} naming the first bad field. */
 export function resolveRaftConfig(options: RaftConfigOptions = {}): Readonly<RaftConfig> {

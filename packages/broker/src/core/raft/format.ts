@@ -52,8 +52,9 @@ export function formatMessage<T, S>(m: Message<T, S>, formatData: DataFormatter<
     case 'pre-vote-resp':
       return `${head} ${m.reject ? 'reject' : 'grant'}`;
     case 'heartbeat':
-      return `${head} commit=${m.commit}`;
+      return `${head} commit=${m.commit}${m.quiesce === true ? ' quiesce' : ''}`;
     case 'heartbeat-resp':
+      return m.quiesce === true ? `${head} quiesce` : head;
     case 'timeout-now':
       return head;
     case 'snapshot':

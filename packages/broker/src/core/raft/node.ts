@@ -164,6 +164,34 @@ export class RaftNode<T, S = unknown> {
     this.raft.step(message);
   }
 
+  /**
+   * Whether this node is quiesced (see `RaftConfig.quiesce`): idle, caught
+   * up, its timers stopped. The runtime need not tick it until it wakes,
+   * which any `step`, proposal, transfer, `campaign`, {@link wake} or
+   * {@link peerDown} does.
+   */
+  get quiesced(): boolean {
+    return this.raft.quiesced;
+  }
+
+  /** Wakes a quiesced node: a leader heartbeats again, a follower runs its election timer and wakes its leader. */
+  wake(): void {
+    this.raft.wake();
+  }
+
+  /**
+   * The broker's failure detector suspects `peer` (its broker is suspect,
+   * dead or gone). If this node follows `peer`, it wakes and the leader's
+   * lease no longer holds here (it grants votes again) until it hears from
+   * the leader. With `campaignNow` (the runtime asks one follower per group
+   * so the others do not split the vote) it campaigns at its next tick,
+   * pre-vote first; the others campaign when their election timer runs
+   * out, within two election timeouts. Returns whether this node followed `peer`.
+   */
+  peerDown(peer: NodeId, campaignNow = true): boolean {
+    return this.raft.peerDown(peer, campaignNow);
+  }
+
   /** Starts an election now (pre-vote first if enabled). A leader ignores it. */
   campaign(): void {
     this.raft.campaign();

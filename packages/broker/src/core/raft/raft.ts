@@ -97,6 +97,12 @@ export interface RaftCounters {
   confChangesProposed: number;
   /** Times this node, as leader, stepped down because a committed change removed it. */
   removedStepDowns: number;
+  /** Times this node quiesced (stopped its timers, idle and caught up). */
+  quiesces: number;
+  /** Times it woke from quiescence. */
+  wakes: number;
+  /** Times the failure detector's word that its leader is down ended the leader's lease here. */
+  leaderDownSignals: number;
 }
 
 type StepFn<T, S> = (m: Message<T, S>) => void;
@@ -129,6 +135,9 @@ export class Raft<T, S> {
     transfersAborted: 0,
     confChangesProposed: 0,
     removedStepDowns: 0,
+    quiesces: 0,
+    wakes: 0,
+    leaderDownSignals: 0,
   };
 
   term = 0;
@@ -141,6 +150,10 @@ export class Raft<T, S> {
   learners: readonly NodeId[] = [];
   /** Target of an ongoing leadership transfer. */
   transferee: NodeId | null = null;
+  /** Idle and caught up: ticks do nothing, no heartbeat is sent (see `RaftConfig.quiesce`). */
+  private isQuiesced = false;
+  /** The failure detector suspects the leader this node follows: its lease no longer holds here (until it is heard again). */
+  private leaderSuspected = false;
   /** Outgoing messages since the last `takeMessages()`. */
   private msgs: Message<T, S>[] = [];
 
@@ -280,6 +293,8 @@ export class Raft<T, S> {
       this.vote = null;
     }
     this.leader = null;
+    this.isQuiesced = false;
+    this.leaderSuspected = false;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
@@ -313,6 +328,7 @@ export class Raft<T, S> {
     this.stepRole = this.stepCandidate;
     this.votes.clear();
     this.leader = null;
+    this.isQuiesced = false;
     this.role = 'pre-candidate';
     this.electionElapsed = 0;
     this.resetRandomizedElectionTimeout();
@@ -344,9 +360,87 @@ export class Raft<T, S> {
   // ---- inputs ---------------------------------------------------------------
 
   tick(): void {
+    // Quiesced: nothing is due until a message, a proposal or the failure detector wakes this node.
+    if (this.isQuiesced) return;
     this.now++;
     if (this.role === 'leader') this.tickHeartbeat();
     else this.tickElection();
+  }
+
+  // ---- quiescence -------------------------------------------------------------
+
+  get quiesced(): boolean {
+    return this.isQuiesced;
+  }
+
+  /**
+   * A leader may quiesce when nothing is in flight: its whole log is
+   * committed, of its term, and durable here; every member (learners too)
+   * holds all of it (and is not waiting for a snapshot) and answered
+   * recently; and no transfer is under way.
+   */
+  private canQuiesce(): boolean {
+    if (!this.config.quiesce || this.transferee !== null) return false;
+    const last = this.log.lastIndex();
+    if (this.log.committed !== last || this.log.lastTerm() !== this.term || this.log.lastStableIndex() !== last) return false;
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) continue;
+      if (pr.match !== last || pr.state === 'snapshot' || !pr.recentActive) return false;
+    }
+    return true;
+  }
+
+  private quiesce(): void {
+    this.isQuiesced = true;
+    this.counters.quiesces++;
+    // Appends whose answers were lost: every follower holds them all, so none is in flight any more.
+    if (this.role === 'leader') for (const pr of this.progress.values()) pr.inflights.freeLE(pr.match);
+  }
+
+  /**
+   * Leaves quiescence. A follower woken by anything but its leader tells
+   * the leader (a heartbeat answer without the quiesce mark), so the leader
+   * heartbeats again before this follower's election timer could fire.
+   */
+  private unquiesce(pokeLeader: boolean): void {
+    if (!this.isQuiesced) return;
+    this.isQuiesced = false;
+    this.counters.wakes++;
+    if (pokeLeader && this.role !== 'leader' && this.leader !== null && this.leader !== this.id) {
+      this.send({ type: 'heartbeat-resp', from: this.id, to: this.leader, term: this.term });
+    }
+  }
+
+  /** Wakes this node (a leader resumes heartbeats, a follower its election timer and wakes its leader). */
+  wake(): void {
+    this.unquiesce(true);
+  }
+
+  /**
+   * The failure detector suspects `peer`. A follower (quiesced or not) whose
+   * leader it is wakes (and pokes it) and no longer honours that leader's
+   * lease: it grants (pre-)votes again. With `campaignNow` it campaigns at
+   * its next tick (pre-vote first; the others grant it only if their lease
+   * ended too); otherwise its election timer runs as usual, so that when
+   * every follower is told at once only one of them (the runtime picks it)
+   * campaigns first instead of all splitting the vote. Hearing from the
+   * leader again restores its lease. Returns whether this node followed `peer`.
+   */
+  peerDown(peer: NodeId, campaignNow: boolean): boolean {
+    if (this.role === 'leader' || this.leader !== peer) return false;
+    // Poked: a leader that is alive and reachable after all heartbeats again, and keeps its lease.
+    this.unquiesce(true);
+    this.counters.leaderDownSignals++;
+    this.leaderSuspected = true;
+    if (campaignNow) this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - 1);
+    return true;
+  }
+
+  /** Whether `m` leaves a quiesced node quiesced: its leader's quiesce heartbeat, or (to a leader) a quiesced follower's answer to it. */
+  private keepsQuiesced(m: Message<T, S>): boolean {
+    if (m.type === 'heartbeat') return m.quiesce === true && m.from === this.leader && m.term === this.term;
+    if (m.type === 'heartbeat-resp') return m.quiesce === true && this.role === 'leader' && m.term === this.term;
+    return false;
   }
 
   private tickElection(): void {
@@ -378,7 +472,9 @@ export class Raft<T, S> {
     }
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat();
+      const quiesce = this.canQuiesce();
+      this.bcastHeartbeat(quiesce);
+      if (quiesce) this.quiesce();
     }
   }
 
@@ -389,6 +485,7 @@ export class Raft<T, S> {
 
   private hup(transfer: boolean): void {
     if (this.role === 'leader' || !this.promotable()) return;
+    this.unquiesce(false);
     this.electionElapsed = 0;
     if (this.config.preVote && !transfer) this.runCampaign('pre-vote', false);
     else this.runCampaign('vote', transfer);
@@ -430,9 +527,10 @@ export class Raft<T, S> {
       this.counters.messagesIgnored++;
       return;
     }
+    if (this.isQuiesced && !this.keepsQuiesced(m)) this.unquiesce(m.from !== this.leader);
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'pre-vote') {
-        const inLease = this.config.checkQuorum && this.leader !== null && this.electionElapsed < this.config.electionTicks;
+        const inLease = this.config.checkQuorum && this.leader !== null && !this.leaderSuspected && this.electionElapsed < this.config.electionTicks;
         if (inLease && !m.transfer) {
           // We heard from a leader recently: the candidate is the one cut off.
           this.counters.votesIgnoredInLease++;
@@ -541,16 +639,19 @@ export class Raft<T, S> {
       case 'app':
         this.electionElapsed = 0;
         this.leader = m.from;
+        this.leaderSuspected = false;
         this.handleAppend(m);
         return;
       case 'heartbeat':
         this.electionElapsed = 0;
         this.leader = m.from;
+        this.leaderSuspected = false;
         this.handleHeartbeat(m);
         return;
       case 'snapshot':
         this.electionElapsed = 0;
         this.leader = m.from;
+        this.leaderSuspected = false;
         this.handleSnapshot(m);
         return;
       case 'timeout-now':
@@ -666,6 +767,12 @@ export class Raft<T, S> {
 
   private handleHeartbeat(m: HeartbeatMessage): void {
     this.log.commitTo(m.commit);
+    // Quiesce only holding exactly the leader's committed log; otherwise the unmarked answer wakes the leader.
+    if (m.quiesce === true && this.config.quiesce && this.log.lastIndex() === m.commit && this.log.committed === m.commit) {
+      if (!this.isQuiesced) this.quiesce();
+      this.send({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term, quiesce: true });
+      return;
+    }
     this.send({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term });
   }
 
@@ -819,12 +926,13 @@ export class Raft<T, S> {
     for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id);
   }
 
-  private bcastHeartbeat(): void {
+  private bcastHeartbeat(quiesce = false): void {
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
       // Never tell a follower to commit beyond what it is known to hold.
       const commit = Math.min(pr.match, this.commitToAnnounce());
-      this.send({ type: 'heartbeat', from: this.id, to: id, term: this.term, commit });
+      if (quiesce) this.send({ type: 'heartbeat', from: this.id, to: id, term: this.term, commit, quiesce: true });
+      else this.send({ type: 'heartbeat', from: this.id, to: id, term: this.term, commit });
       if (pr.state !== 'snapshot' && this.now - pr.lastContactTick >= this.config.electionTicks && (pr.isPaused() || pr.match < this.log.lastIndex())) {
         this.sendContactProbe(id, pr);
       }
@@ -868,6 +976,7 @@ export class Raft<T, S> {
 
   propose(data: readonly T[]): ProposeResult {
     if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
+    this.unquiesce(false);
     if (this.transferee !== null) return { ok: false, reason: 'transferring', leader: this.leader };
     if (data.length === 0) return { ok: false, reason: 'empty', leader: this.leader };
     const uncommitted = this.log.lastIndex() - this.log.committed;
@@ -888,6 +997,7 @@ export class Raft<T, S> {
    */
   proposeConfChange(change: ConfChange): ConfChangeResult {
     if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
+    this.unquiesce(false);
     if (this.transferee !== null) return { ok: false, reason: 'transferring', leader: this.leader };
     if (!this.knobs.allowOverlappingConfChanges && this.conf.index > this.log.committed) {
       return { ok: false, reason: 'change-pending', leader: this.leader, detail: `the change at ${this.conf.index} is not committed (commit ${this.log.committed})` };
@@ -907,6 +1017,7 @@ export class Raft<T, S> {
 
   transferLeadership(to: NodeId): TransferResult {
     if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
+    this.unquiesce(false);
     if (!this.voterSet.has(to)) return { ok: false, reason: 'unknown-node', leader: this.leader };
     if (to === this.id) {
       this.transferee = null;

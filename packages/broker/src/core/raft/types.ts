@@ -166,10 +166,23 @@ export interface VoteResponse extends MessageBase {
 export interface HeartbeatMessage extends MessageBase {
   readonly type: 'heartbeat';
   readonly commit: number;
+  /**
+   * The leader quiesces (see `RaftConfig.quiesce`): every follower holds its
+   * whole log and it stops heartbeating; a follower whose log ends at
+   * `commit` stops its election timer too. Absent means false.
+   */
+  readonly quiesce?: boolean;
 }
 
 export interface HeartbeatResponse extends MessageBase {
   readonly type: 'heartbeat-resp';
+  /**
+   * Set in the answer to a quiesce heartbeat by a follower that quiesced: a
+   * quiesced leader takes it without waking. Any other answer (or message)
+   * wakes it, which is how a follower that cannot quiesce, or that woke,
+   * brings its leader back.
+   */
+  readonly quiesce?: boolean;
 }
 
 /** Leader → follower whose next entry was compacted away. */

@@ -1,0 +1,247 @@
+/**
+ * The `scale` figures (issue 13): what a 3-broker cluster (R=3, `--data`,
+ * fsync always) costs as its partition count grows, with nothing published.
+ * For each size: the time to create the partitions (topics of 8 partitions,
+ * created through `metadata` requests, a few in flight), then each broker's
+ * idle CPU (share of one core, from /proc) and RSS over a quiet window, the
+ * brokers' own Raft counters over that window (ticks, peer messages; read
+ * from `/metrics` when the brokers export them), and the failover: SIGKILL
+ * of the broker leading the most partitions, timed until a surviving broker
+ * names a surviving leader for every partition.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LeaderProbe } from './cluster.js';
+import { freePorts, makeTempDir, nowSeconds, processCpuSeconds, progress, removeTempDir, spawnBroker, type BrokerProcess } from './lib.js';
+import { roundTo } from './scenarios.js';
+
+const BROKER_IDS = ['s1', 's2', 's3'] as const;
+/** Partitions per topic, as in the issue's measurements. */
+const PARTITIONS_PER_TOPIC = 8;
+/** Topics per `metadata` request, and requests in flight while creating. */
+const TOPICS_PER_REQUEST = 8;
+const REQUESTS_IN_FLIGHT = 4;
+
+/** Sizes of one `scale` run. */
+export interface ScaleSizes {
+  /** Partition counts to measure, each on a fresh cluster. */
+  partitions: number[];
+  /** Seconds the cluster is left alone after creation before the idle window (elections settle, groups go quiet). */
+  settleSeconds: number;
+  /** Length of the idle window, in seconds. */
+  idleSeconds: number;
+}
+
+/** One broker over the idle window. */
+export interface IdleBroker {
+  id: string;
+  /** CPU time over wall time, 100 = one core. */
+  cpuPercent: number;
+  rssMiB: number;
+  /** Raft group ticks per second over the window (the broker's `raftTicks` counter), when exported. */
+  raftTicksPerSec?: number;
+  /** Raft messages sent per second over the window (`raftMessagesSent`), when exported. */
+  raftMessagesPerSec?: number;
+  /** Partition groups hosted here that are quiesced at the end of the window, when exported. */
+  raftGroupsQuiesced?: number;
+}
+
+/** The figures at one partition count. */
+export interface ScaleResult {
+  partitions: number;
+  topics: number;
+  /** From the first `metadata` request to the last answer (every partition group created and led). */
+  createSeconds: number;
+  idle: IdleBroker[];
+  /** SIGKILL of the broker leading the most partitions, to a surviving leader named for every partition. */
+  failover?: { killed: string; partitionsLed: number; seconds: number };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function rssMiB(pid: number): number {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match === null ? Number.NaN : roundTo(Number(match[1]) / 1024, 1);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The broker's numeric `relaymq_broker_stat` series from its `/metrics`, by stat name (empty when unavailable). */
+async function brokerStats(adminPort: number): Promise<Map<string, number>> {
+  const stats = new Map<string, number>();
+  try {
+    const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`, { signal: AbortSignal.timeout(5000) });
+    const text = await res.text();
+    for (const line of text.split('\n')) {
+      const match = /^relaymq_broker_stat\{[^}]*stat="([^"]+)"[^}]*\} (\S+)$/.exec(line);
+      if (match !== null) stats.set(match[1] as string, Number(match[2]));
+    }
+  } catch {
+    // An older broker, or none: the counters are left out.
+  }
+  return stats;
+}
+
+interface ScaleNode {
+  id: string;
+  clientPort: number;
+  peerPort: number;
+  adminPort: number;
+  process: BrokerProcess;
+}
+
+async function startCluster(root: string): Promise<ScaleNode[]> {
+  const ports = await freePorts(3 * BROKER_IDS.length);
+  const specs = BROKER_IDS.map((id, i) => ({
+    id,
+    clientPort: ports[i] as number,
+    peerPort: ports[BROKER_IDS.length + i] as number,
+    adminPort: ports[2 * BROKER_IDS.length + i] as number,
+  }));
+  return Promise.all(
+    specs.map(async (spec) => {
+      const peers = specs.filter((other) => other !== spec).map((other) => `${other.id}@127.0.0.1:${other.peerPort}`);
+      const args = ['--peer-port', String(spec.peerPort), '--peers', peers.join(','), '--data', join(root, spec.id)];
+      args.push('--partitions', String(PARTITIONS_PER_TOPIC), '--admin-port', String(spec.adminPort));
+      return { ...spec, process: await spawnBroker(spec.id, args, spec.clientPort) };
+    }),
+  );
+}
+
+async function openProbe(url: string): Promise<LeaderProbe> {
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    const probe = await LeaderProbe.open(url);
+    if (probe !== undefined) return probe;
+    if (performance.now() > deadline) throw new Error(`cannot reach ${url}`);
+    await sleep(200);
+  }
+}
+
+/** Creates `topics` (retrying a refused request: the metadata group may still be electing). */
+async function createTopics(probe: LeaderProbe, topics: readonly string[]): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < topics.length) {
+      const batch = topics.slice(next, next + TOPICS_PER_REQUEST);
+      next += TOPICS_PER_REQUEST;
+      const deadline = performance.now() + 60_000;
+      while ((await probe.topics(batch)) === undefined) {
+        if (performance.now() > deadline) throw new Error(`could not create ${batch.join(', ')}`);
+        await sleep(100);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: REQUESTS_IN_FLIGHT }, worker));
+}
+
+/** Every partition's leader as `probe`'s broker names it ('' when none). */
+async function leaders(probe: LeaderProbe, topics: readonly string[]): Promise<string[] | undefined> {
+  const out: string[] = [];
+  for (let i = 0; i < topics.length; i += 200) {
+    const answer = await probe.topics(topics.slice(i, i + 200), 10_000);
+    if (answer === undefined) return undefined;
+    for (const topic of answer) out.push(...(topic.leaders ?? []));
+  }
+  return out;
+}
+
+async function measureIdle(nodes: readonly ScaleNode[], seconds: number): Promise<IdleBroker[]> {
+  const before = await Promise.all(nodes.map((n) => brokerStats(n.adminPort)));
+  const cpuBefore = nodes.map((n) => processCpuSeconds(n.process.pid) ?? Number.NaN);
+  const started = nowSeconds();
+  await sleep(seconds * 1000);
+  const wall = nowSeconds() - started;
+  const cpuAfter = nodes.map((n) => processCpuSeconds(n.process.pid) ?? Number.NaN);
+  const after = await Promise.all(nodes.map((n) => brokerStats(n.adminPort)));
+  return nodes.map((node, i) => {
+    const figure: IdleBroker = {
+      id: node.id,
+      cpuPercent: roundTo((100 * ((cpuAfter[i] as number) - (cpuBefore[i] as number))) / wall, 1),
+      rssMiB: rssMiB(node.process.pid),
+    };
+    const rate = (name: string): number | undefined => {
+      const a = after[i]?.get(name);
+      const b = before[i]?.get(name);
+      return a === undefined || b === undefined ? undefined : roundTo((a - b) / wall, 1);
+    };
+    const ticks = rate('raftTicks');
+    const messages = rate('raftMessagesSent');
+    const quiesced = after[i]?.get('raftGroupsQuiesced');
+    if (ticks !== undefined) figure.raftTicksPerSec = ticks;
+    if (messages !== undefined) figure.raftMessagesPerSec = messages;
+    if (quiesced !== undefined) figure.raftGroupsQuiesced = quiesced;
+    return figure;
+  });
+}
+
+async function failover(nodes: readonly ScaleNode[], topics: readonly string[]): Promise<ScaleResult['failover']> {
+  const probes = await Promise.all(nodes.map((n) => openProbe(`ws://127.0.0.1:${n.clientPort}`)));
+  try {
+    const current = await leaders(probes[0] as LeaderProbe, topics);
+    if (current === undefined) throw new Error('no leaders to start the failover from');
+    const counts = new Map<string, number>();
+    for (const leader of current) counts.set(leader, (counts.get(leader) ?? 0) + 1);
+    const [killed, partitionsLed] = [...counts.entries()].filter(([id]) => id !== '').sort((a, b) => b[1] - a[1])[0] ?? ['', 0];
+    const victim = nodes.find((n) => n.id === killed);
+    if (victim === undefined) throw new Error(`no broker leads anything (${JSON.stringify([...counts])})`);
+    const surviving = probes[nodes.indexOf(victim) === 0 ? 1 : 0] as LeaderProbe;
+    const started = nowSeconds();
+    await victim.process.kill();
+    const deadline = performance.now() + 60_000;
+    for (;;) {
+      const now = await leaders(surviving, topics);
+      if (now !== undefined && now.every((leader) => leader !== '' && leader !== killed)) break;
+      if (performance.now() > deadline) throw new Error('partitions still without a leader 60 s after the kill');
+      await sleep(50);
+    }
+    return { killed, partitionsLed, seconds: roundTo(nowSeconds() - started, 2) };
+  } finally {
+    for (const probe of probes) probe.close();
+  }
+}
+
+/** Measures one partition count on a fresh cluster. */
+async function scaleOnce(partitions: number, sizes: ScaleSizes, withFailover: boolean): Promise<ScaleResult> {
+  const label = `scale/${partitions}: `;
+  const root = makeTempDir('relaymq-bench-scale-');
+  const nodes = await startCluster(root);
+  try {
+    progress(`${label}brokers ${nodes.map((n) => `${n.id} (pid ${n.process.pid})`).join(', ')}`);
+    const topicCount = Math.ceil(partitions / PARTITIONS_PER_TOPIC);
+    const topics = Array.from({ length: topicCount }, (_, i) => `scale.t${i}`);
+    const probe = await openProbe(`ws://127.0.0.1:${nodes[0]?.clientPort}`);
+    let createSeconds: number;
+    try {
+      // The first request waits for the metadata group's first leader: not counted.
+      await createTopics(probe, ['scale.warmup']);
+      const started = nowSeconds();
+      await createTopics(probe, topics);
+      createSeconds = roundTo(nowSeconds() - started, 2);
+    } finally {
+      probe.close();
+    }
+    progress(`${label}created ${topicCount} topics × ${PARTITIONS_PER_TOPIC} in ${createSeconds} s; settling ${sizes.settleSeconds} s`);
+    await sleep(sizes.settleSeconds * 1000);
+    const idle = await measureIdle(nodes, sizes.idleSeconds);
+    progress(`${label}idle ${JSON.stringify(idle)}`);
+    const result: ScaleResult = { partitions: topicCount * PARTITIONS_PER_TOPIC, topics: topicCount, createSeconds, idle };
+    if (withFailover) {
+      result.failover = await failover(nodes, topics);
+      progress(`${label}failover ${JSON.stringify(result.failover)}`);
+    }
+    return result;
+  } finally {
+    await Promise.all(nodes.map((n) => n.process.stop()));
+    removeTempDir(root);
+  }
+}
+
+/** The `scale` figures at every size of `sizes.partitions`. */
+export async function scale(sizes: ScaleSizes): Promise<ScaleResult[]> {
+  const results: ScaleResult[] = [];
+  for (const partitions of sizes.partitions) results.push(await scaleOnce(partitions, sizes, true));
+  return results;
+}

@@ -125,6 +125,8 @@ interface Link {
   dials: boolean;
   /** Whether `socket` was dialed by this side. */
   outbound: boolean;
+  /** Dials in a row that the peer did not welcome (refused, closed, or another broker answered): the backoff grows with it. */
+  failedHandshakes: number;
   dropped: number;
 }
 
@@ -139,6 +141,8 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
   private readonly links = new Map<string, Link>();
   private readonly server: net.Server;
   private readonly abort = new AbortController();
+  /** Dialed connections waiting for the peer's welcome (not a link's yet): closed with the transport. */
+  private readonly handshaking = new Set<net.Socket>();
   private closed = false;
   private boundPort = 0;
 
@@ -146,7 +150,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     super();
     for (const peer of options.peers) {
       if (peer.id === options.id) continue;
-      this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, outbound: false, dropped: 0 });
+      this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0 });
     }
     const peerTls = options.tls;
     if (peerTls === undefined) {
@@ -226,7 +230,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       this.options.log('warn', 'not linking to a new peer: too many peers', { peer: peer.id, max: MAX_PEERS });
       return false;
     }
-    const link: Link = { peer, socket: undefined, dials: this.options.id < peer.id, outbound: false, dropped: 0 };
+    const link: Link = { peer, socket: undefined, dials: this.options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0 };
     this.links.set(peer.id, link);
     this.options.log('info', 'linking to a new peer', { peer: peer.id, address: `${peer.host}:${peer.port}` });
     if (this.boundPort !== 0) void this.dialLoop(link);
@@ -280,6 +284,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     this.closed = true;
     this.abort.abort();
     for (const link of this.links.values()) link.socket?.destroy();
+    for (const socket of this.handshaking) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
@@ -323,11 +328,20 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       // Introduce ourselves with the first frame; the link is up once the peer welcomed us (nothing is sent before:
       // a peer that lost its data must not hear a single Raft message).
       socket.write(frame('hello', this.introduction()));
+      this.handshaking.add(socket);
       const welcomed = await this.handshake(link, socket);
+      this.handshaking.delete(socket);
       if (welcomed === undefined) {
         socket.destroy();
-        // Refused or closed before the welcome: back off like any failed dial, then try again.
-        await this.quietFor(link, this.options.reconnect.initialDelayMs);
+        // Refused or closed before the welcome: back off like failed dials do (doubling up to the cap), then try again.
+        const { initialDelayMs, maxDelayMs } = this.options.reconnect;
+        await this.quietFor(link, Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(link.failedHandshakes++, 20)));
+        continue;
+      }
+      if (this.closed || (!link.dials && link.socket !== undefined)) {
+        // Our introduction crossed the dialer's own connection, accepted here meanwhile: the dialer's is the one kept
+        // (attaching ours would close it, while the dialer replaces ours with it: both would be lost).
+        socket.destroy();
         continue;
       }
       await this.attach(link, socket, true, welcomed.reader, welcomed.early);
@@ -364,6 +378,14 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
           finish(true); // a peer from before welcomes: its first frame is traffic
           early.push([channel, payload]);
         } else {
+          const welcomer = parseIntroduction(payload);
+          if (welcomer !== undefined && welcomer.id !== link.peer.id) {
+            // Another broker listens at this peer's address (it moved, or its port was reused): not our peer, and its
+            // incarnation must not be recorded as this peer's.
+            this.options.log('warn', 'a peer address is held by another broker', { peer: link.peer.id, address: `${link.peer.host}:${link.peer.port}`, answered: welcomer.id });
+            finish(false);
+            return;
+          }
           finish(this.checkIncarnation(link.peer.id, (payload as { incarnation?: unknown } | null)?.incarnation) === undefined);
         }
       });
@@ -464,6 +486,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     const replaced = link.socket;
     link.socket = socket;
     link.outbound = outbound;
+    link.failedHandshakes = 0;
     if (replaced !== undefined && replaced !== socket) replaced.destroy();
     reader.onFrame = (channel, payload) => {
       if (channel === 'welcome' || channel === 'refused') {

@@ -31,8 +31,8 @@ export async function loadIdentity(dataDir: string, brokerId: string, fs: FileSy
   const path = join(dataDir, 'identity.json');
   const bytes = await readWholeFile(fs, path, MAX_FILE_BYTES);
   if (bytes !== undefined) {
-    const stored = JSON.parse(Buffer.from(bytes).toString('utf8')) as Partial<BrokerIdentity>;
-    if (typeof stored.brokerId !== 'string' || typeof stored.incarnation !== 'string') {
+    const stored = parseJson(path, bytes, 'it must hold { brokerId, incarnation }') as Partial<BrokerIdentity> | null;
+    if (typeof stored?.brokerId !== 'string' || typeof stored.incarnation !== 'string') {
       throw new RelayError('STORAGE_ERROR', `${path} is damaged: it must hold { brokerId, incarnation }`);
     }
     if (stored.brokerId !== brokerId) {
@@ -64,7 +64,10 @@ export class PeerIncarnations {
     if (dataDir === undefined) return new PeerIncarnations(new Map(), undefined, fs, onError);
     const path = join(dataDir, 'peers.json');
     const bytes = await readWholeFile(fs, path, MAX_FILE_BYTES);
-    const stored = bytes === undefined ? {} : (JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>);
+    const stored = bytes === undefined ? {} : parseJson(path, bytes, 'remove it to forget the incarnations recorded there');
+    if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) {
+      throw new RelayError('STORAGE_ERROR', `${path} is damaged: it must map broker ids to incarnations (remove it to forget them)`);
+    }
     const known = new Map(Object.entries(stored).filter((e): e is [string, string] => typeof e[1] === 'string'));
     return new PeerIncarnations(known, path, fs, onError);
   }
@@ -95,5 +98,14 @@ export class PeerIncarnations {
   /** Resolves once every write so far is done. */
   flushed(): Promise<void> {
     return this.writing;
+  }
+}
+
+/** A small JSON file's content; a damaged one is a `STORAGE_ERROR` naming the file and what to do. */
+function parseJson(path: string, bytes: Uint8Array, fix: string): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
+  } catch {
+    throw new RelayError('STORAGE_ERROR', `${path} is damaged (not JSON): ${fix}`);
   }
 }

@@ -4,7 +4,8 @@ import type { Message } from '@relaymq/sdk';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 import { tempDirs } from './support/temp-dirs.js';
-import { waitFor, within } from './support/wait.js';
+import { startProxy } from './support/proxy.js';
+import { waitFor, waitForAsync, within } from './support/wait.js';
 
 /**
  * Brokers joining a running cluster: one started with `peers` naming the
@@ -71,6 +72,42 @@ describe('joining a running cluster', () => {
     await waitFor(() => read.length === 20, 'j5 to deliver the 20 messages published through j4', 20_000);
     expect([...read].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
   }, 90_000);
+});
+
+describe('readiness of a broker that joins', () => {
+  it('reports not ready while it is not admitted (cut off from the cluster), then ready once admitted', async () => {
+    const ids = ['r1', 'r2', 'r3'];
+    const peerPorts = await freePorts(4);
+    const running = await Promise.all(
+      ids.map(async (id, i) =>
+        fixture.broker({ id, peerPort: peerPorts[i] as number, peers: ids.flatMap((other, j) => (j === i ? [] : [`${other}@127.0.0.1:${peerPorts[j]}`])), dataDir: await tempDir() }),
+      ),
+    );
+    const client = await fixture.client([running[0]!.url]);
+    await within(client.publish('before', 'b'), 'a publish to the three brokers');
+    // r4 reaches the running brokers only through proxies that refuse every connection for now.
+    const toRunning = await Promise.all(ids.map((_, i) => startProxy(peerPorts[i] as number)));
+    for (const proxy of toRunning) {
+      proxy.block();
+      fixture.defer(() => proxy.close());
+    }
+    const r4 = await fixture.broker({
+      id: 'r4',
+      peerPort: peerPorts[3] as number,
+      peers: ids.map((id, i) => `${id}@127.0.0.1:${(toRunning[i] as { port: number }).port}`),
+      dataDir: await tempDir(),
+      adminPort: 0,
+    });
+    const readyz = async (): Promise<number> => (await fetch(`${r4.adminUrl as string}/readyz`)).status;
+    // It tried to introduce itself and was cut off: still not admitted, so not ready.
+    await waitFor(() => toRunning.some((p) => p.refused > 0), 'r4 to try to reach the cluster');
+    expect(await readyz()).toBe(503);
+    expect(sorted(membership(running[0]!)?.learners)).toBe('');
+
+    for (const proxy of toRunning) proxy.unblock();
+    await waitFor(() => running.every((b) => sorted(membership(b)?.learners) === 'r4'), 'the running brokers to admit r4 as a learner', 20_000);
+    await waitForAsync(async () => (await readyz()) === 200, 'r4 to report ready once admitted', 20_000);
+  }, 60_000);
 });
 
 describe('a broker with amnesia', () => {

@@ -220,6 +220,7 @@ describe('handshakes that go wrong', () => {
       socket.on('error', () => {});
       accepted.push(socket);
       onSocket(socket);
+      socket.resume(); // read (and so notice the close) even when the test does not look at the bytes
     });
     servers.push(server);
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));

@@ -141,8 +141,8 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
   private readonly links = new Map<string, Link>();
   private readonly server: net.Server;
   private readonly abort = new AbortController();
-  /** Dialed connections waiting for the peer's welcome (not a link's yet): closed with the transport. */
-  private readonly handshaking = new Set<net.Socket>();
+  /** Every connection this side dialed that is still open (under way, waiting for a welcome, or a link's): closed with the transport. */
+  private readonly dialed = new Set<net.Socket>();
   private closed = false;
   private boundPort = 0;
 
@@ -284,7 +284,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     this.closed = true;
     this.abort.abort();
     for (const link of this.links.values()) link.socket?.destroy();
-    for (const socket of this.handshaking) socket.destroy();
+    for (const socket of this.dialed) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
@@ -321,6 +321,10 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         if (this.closed) return;
         continue; // the other side connected meanwhile
       }
+      if (this.closed) {
+        socket.destroy(); // closed while the dial was under way
+        return;
+      }
       if (connected()) {
         socket.destroy(); // the other side connected meanwhile: one connection per pair
         continue;
@@ -328,9 +332,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       // Introduce ourselves with the first frame; the link is up once the peer welcomed us (nothing is sent before:
       // a peer that lost its data must not hear a single Raft message).
       socket.write(frame('hello', this.introduction()));
-      this.handshaking.add(socket);
       const welcomed = await this.handshake(link, socket);
-      this.handshaking.delete(socket);
       if (welcomed === undefined) {
         socket.destroy();
         // Refused or closed before the welcome: back off like failed dials do (doubling up to the cap), then try again.
@@ -419,6 +421,9 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         peerTls === undefined
           ? net.connect({ host: peer.host, port: peer.port, noDelay: true })
           : tls.connect({ host: peer.host, port: peer.port, cert: peerTls.cert, key: peerTls.key, ca: peerTls.ca, rejectUnauthorized: true });
+      if (this.closed) socket.destroy();
+      this.dialed.add(socket);
+      socket.once('close', () => this.dialed.delete(socket));
       socket.once(peerTls === undefined ? 'connect' : 'secureConnect', () => {
         socket.off('error', reject);
         socket.setNoDelay(true);

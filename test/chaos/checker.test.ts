@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { check, type CheckInput, type Replica } from './checker.js';
-import { producerFigures } from './report.js';
+import { longestSingleFaultGap, producerFigures } from './report.js';
 import { Rng } from './rng.js';
 import { FAULT_FAMILIES, planFaults } from './schedule.js';
 import { messageId, type Ack, type SubscriberLog } from './workload.js';
@@ -119,6 +119,9 @@ describe('chaos report figures', () => {
     const figures = producerFigures('p1', [1500, 2000, 9000, 9500].map(ack), [{ id: 'x', code: 'TIMEOUT', atMs: 3000 }], 1000, 11_000, faults);
     expect(figures).toMatchObject({ acked: 4, longestGapMs: 7000, longestGapAtMs: 2000, longestGapOutsideCrashAllMs: 1500, refused: { TIMEOUT: 1 } });
     expect(figures.longestGapByFamily).toEqual({ several: 500, latency: 500, 'crash-all': 7000, kill: 500, none: 1500 });
+    expect(figures.longestGapByFamilyAtMs).toEqual({ several: 1000, latency: 1500, 'crash-all': 2000, kill: 9000, none: 9500 });
+    // The 3 s goal's figure: the longest gap under exactly one fault, crash-all aside, and when it started.
+    expect(longestSingleFaultGap({ producers: [figures] })).toEqual({ producer: 'p1', family: 'latency', ms: 500, atMs: 1500 });
     expect(figures.availability).toBeCloseTo(3 / 10);
   });
 });

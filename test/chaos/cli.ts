@@ -14,7 +14,8 @@ import { runChaos } from './run.js';
 import { FAULT_FAMILIES, type FaultFamily } from './schedule.js';
 
 const USAGE = `usage: npm run chaos -- --brokers 3|5 --replication-factor R --seconds S --seed N
-         [--faults ${FAULT_FAMILIES.join(',')}] [--partitions 6] [--producers 3] [--no-tmpfs] [--keep] [--json FILE]`;
+         [--faults ${FAULT_FAMILIES.join(',')}] [--partitions 6] [--producers 3] [--no-tmpfs] [--keep] [--json FILE]
+environment: CHAOS_BROKER_LOG_LEVEL=info|debug makes the brokers' logs (kept with --keep) trace a slow seed (default warn)`;
 
 function integer(name: string, value: string | undefined, fallback: number | undefined, min: number, max: number): number {
   if (value === undefined) {

@@ -253,7 +253,8 @@ export class ChaosCluster {
         '--default-partitions', String(this.options.partitions),
         '--advertised-url', `ws://127.0.0.1:${(this.clientLinks.get(id) as FaultLink).port}`,
         '--drain-timeout-ms', String(DRAIN_TIMEOUT_MS),
-        '--log-level', 'warn',
+        // Brokers log warnings and errors; CHAOS_BROKER_LOG_LEVEL=info (or debug) traces a slow seed's replay (not RELAYMQ_*: brokers warn about unknown ones).
+        '--log-level', process.env.CHAOS_BROKER_LOG_LEVEL ?? 'warn',
       ];
       const logFile = createWriteStream(join(this.baseDir, 'logs', `${id}.log`), { flags: 'a' });
       const broker = new ChaosBroker(id, port(0, i), port(1, i), port(2, i), dataDir, args, logFile);

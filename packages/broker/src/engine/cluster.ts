@@ -234,9 +234,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       requestTimeoutMs: options.requestTimeoutMs,
       whenOpened: () => this.whenOpened(),
       lostPeers,
+      brokers: () => this.options.brokers,
       replicasOf: (topic, partition) => this.metadata.get(topic)?.partitions[partition]?.replicas,
       hosts: (topic, partition) => this.hosts(topic, partition),
       hostedLeader: (topic, partition) => this.groups.get(partitionGroupId(topic, partition))?.leader ?? undefined,
+      heardLeader: (topic, partition) => this.groups.get(partitionGroupId(topic, partition))?.heardLeader(),
       publishHosted: async ({ topic, partition, ack, command }) => {
         const forwarded: ForwardedPublish = { topic, partition, ack, command };
         const group = await this.partitionGroup(topic, partition);

@@ -302,6 +302,149 @@ describe('PublishRouter at a replica that does not lead', () => {
     });
     await expect(leading.route(publish())).resolves.toMatchObject({ outcomes: [{ kind: 'stored', offset: 1 }] });
   });
+  it('sends its last copy through a broker that holds no replica when its bytes to every other replica are lost (one-way fault, 5 brokers)', async () => {
+    // Partition t/0 on lead, f1, f2; n1 holds no replica. f1's bytes to lead and f2 are lost; n1 reaches lead.
+    const replicas = ['lead', 'f1', 'f2'];
+    const calls: string[] = [];
+    const routers = new Map<string, PublishRouter>();
+    const make = (self: string, hosts: boolean, publishHosted: () => Promise<RouteResult>): PublishRouter =>
+      new PublishRouter({
+        self,
+        rpc: {
+          handle: () => {},
+          call: async (peer: string, _method: string, body: unknown) => {
+            calls.push(`${self}->${peer}`);
+            if (self === 'f1' && replicas.includes(peer)) return new Promise(() => {});
+            return (routers.get(peer) as PublishRouter).route(structuredClone(body) as RoutedPublish);
+          },
+        } as unknown as PeerRpc,
+        requestTimeoutMs: 1000,
+        hedgeMs: HEDGE_MS,
+        brokers: () => ['lead', 'f1', 'f2', 'n1'],
+        replicasOf: () => replicas,
+        hosts: () => hosts,
+        hostedLeader: () => 'lead',
+        publishHosted,
+      });
+    const stored = async (): Promise<RouteResult> => ({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 9 }] });
+    routers.set('lead', make('lead', true, stored));
+    routers.set('n1', make('n1', false, stored));
+    const f1 = make('f1', true, () => new Promise<RouteResult>(() => {}));
+    const started = Date.now();
+    await expect(f1.route(publish())).resolves.toEqual({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 9 }] });
+    expect(Date.now() - started).toBeLessThan(500);
+    // Own way first, then the other follower, then the broker with no replica, which passes it to the leader.
+    expect(calls).toEqual(['f1->f2', 'f1->n1', 'n1->lead']);
+  });
+  it('ends in TIMEOUT naming the leader it still hears when no way it sent a publish answers (its bytes to every other replica are lost, 3 brokers)', async () => {
+    let heard: string | undefined = 'lead';
+    const calls: string[] = [];
+    const f1 = new PublishRouter({
+      self: 'f1',
+      rpc: {
+        handle: () => {},
+        call: async (peer: string) => {
+          calls.push(`f1->${peer}`);
+          return new Promise(() => {}); // taken, and the answer lost
+        },
+      } as unknown as PeerRpc,
+      requestTimeoutMs: 1000,
+      hedgeMs: HEDGE_MS,
+      brokers: () => ['lead', 'f1', 'f2'],
+      replicasOf: () => ['lead', 'f1', 'f2'],
+      hosts: () => true,
+      hostedLeader: () => 'lead',
+      heardLeader: () => heard,
+      publishHosted: () => new Promise<RouteResult>(() => {}),
+    });
+    const started = Date.now();
+    const error = await f1.route(publish()).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(RelayError);
+    expect((error as RelayError).code).toBe('TIMEOUT'); // outcome unknown: the leader may have stored it
+    expect((error as RelayError).details.leader).toBe('lead'); // the client's own link to it may be open
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(calls).toEqual(['f1->f2']);
+
+    // A leader not heard from (an election, a paused leader): no such answer, the publish keeps waiting.
+    heard = undefined;
+    const waiting = f1.route(publish());
+    const outcome = await Promise.race([waiting.catch((err: unknown) => err), new Promise((resolve) => setTimeout(() => resolve('still waiting'), 10 * HEDGE_MS))]);
+    expect(outcome).toBe('still waiting');
+    heard = 'lead'; // heard again: the next check ends it
+    await expect(waiting).rejects.toMatchObject({ code: 'TIMEOUT', details: { leader: 'lead' } });
+  });
+  it('waits on, without TIMEOUT, while answers to other publishes still come back on those ways (a slow link, not a lost one)', async () => {
+    // A wider hedge delay than the other tests: the answers must keep coming within it even on a loaded machine.
+    const hedgeMs = 250;
+    let calls = 0;
+    let answering = true;
+    const f1 = new PublishRouter({
+      self: 'f1',
+      rpc: { handle: () => {}, call: async () => new Promise(() => {}) } as unknown as PeerRpc,
+      requestTimeoutMs: 1000,
+      hedgeMs,
+      replicasOf: () => ['lead', 'f1', 'f2'],
+      hosts: () => true,
+      hostedLeader: () => 'lead',
+      heardLeader: () => 'lead',
+      publishHosted: async () => {
+        calls++;
+        if (calls === 1 || !answering) return new Promise<RouteResult>(() => {}); // the first publish's answer is slowest
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return { leader: 'lead', outcomes: [{ kind: 'stored', offset: calls }] };
+      },
+    });
+    const slowest = f1.route(publish()).catch((err: unknown) => err);
+    const started = Date.now();
+    while (Date.now() - started < 4 * hedgeMs) await f1.route(publish()); // later publishes are answered on the same way
+    const outcome = await Promise.race([slowest, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 5))]);
+    expect(outcome).toBe('still waiting');
+    answering = false; // the way goes silent: then it is lost
+    await expect(slowest).resolves.toMatchObject({ code: 'TIMEOUT', details: { leader: 'lead' } });
+  });
+
+  it('ends a publish it took as the leader in TIMEOUT naming its successor once it has followed that one for a hedge delay with no answer (a one-way fault deposed it)', async () => {
+    let heard: string | undefined; // a leader hears no leader
+    const lead = new PublishRouter({
+      self: 'lead',
+      rpc: { handle: () => {}, call: async () => Promise.reject(new Error('no copy may be sent')) } as unknown as PeerRpc,
+      requestTimeoutMs: 1000,
+      hedgeMs: HEDGE_MS,
+      replicasOf: () => ['lead', 'f1', 'f2'],
+      hosts: () => true,
+      hostedLeader: () => 'lead',
+      heardLeader: () => heard,
+      publishHosted: () => new Promise<RouteResult>(() => {}), // proposed here, then forwarded to the successor: lost
+    });
+    const started = Date.now();
+    const outcome = lead.route(publish()).catch((err: unknown) => err);
+    await new Promise((resolve) => setTimeout(resolve, 3 * HEDGE_MS));
+    heard = 'f1'; // deposed: it follows f1 now
+    const error = (await outcome) as RelayError;
+    expect(error).toBeInstanceOf(RelayError);
+    expect(error.code).toBe('TIMEOUT');
+    expect(error.details.leader).toBe('f1');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(4 * HEDGE_MS); // followed f1 for a whole hedge delay first
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
+  it('answers a publish it took as the leader as usual when the answer comes, deposed or not', async () => {
+    const lead = new PublishRouter({
+      self: 'lead',
+      rpc: { handle: () => {}, call: async () => Promise.reject(new Error('no copy may be sent')) } as unknown as PeerRpc,
+      requestTimeoutMs: 1000,
+      hedgeMs: HEDGE_MS,
+      replicasOf: () => ['lead', 'f1', 'f2'],
+      hosts: () => true,
+      hostedLeader: () => 'lead',
+      heardLeader: () => 'f1',
+      publishHosted: async () => {
+        await new Promise((resolve) => setTimeout(resolve, HEDGE_MS + HEDGE_MS / 2)); // forwarded to f1, answered after one check
+        return { leader: 'f1', outcomes: [{ kind: 'stored', offset: 4 }] };
+      },
+    });
+    await expect(lead.route(publish())).resolves.toEqual({ leader: 'f1', outcomes: [{ kind: 'stored', offset: 4 }] });
+  });
 });
 
 describe('PublishRouter over a slow link', () => {

@@ -70,6 +70,12 @@ export interface RouteContext {
   hosts(topic: string, partition: number): boolean;
   /** The leader of a partition hosted here, as this broker's replica knows it. */
   hostedLeader(topic: string, partition: number): NodeId | undefined;
+  /**
+   * The leader of a partition hosted here if this replica heard from it just
+   * now (see `RaftGroup.heardLeader`): a leader that is heard while nothing
+   * it was sent is answered is losing its answers to this broker.
+   */
+  heardLeader?(topic: string, partition: number): NodeId | undefined;
   /** Publishes through this broker's replica of the partition (to its leader); resolves with that leader too. */
   publishHosted(forwarded: ForwardedPublish): Promise<RouteResult>;
   /** How long a replica may take to get a publish committed (its own bound); a hop waits a little longer. */
@@ -78,6 +84,12 @@ export interface RouteContext {
   whenOpened?: () => Promise<void>;
   /** Peers whose link to this broker dropped and has not come back (see lost-peers.ts). */
   lostPeers?: { has(peer: NodeId): boolean };
+  /**
+   * Every broker of the cluster. A follower's last hedge goes through brokers
+   * that hold no replica: a one-way fault that loses its bytes to every other
+   * replica leaves those ways open in a cluster larger than the replication factor.
+   */
+  brokers?: () => readonly NodeId[];
   /** Overrides {@link ROUTE_HEDGE_MS} (tests). */
   hedgeMs?: number;
 }
@@ -105,6 +117,8 @@ export class PublishRouter {
   private readonly unanswering = new Map<string, number>();
   /** Each path's running average time to answer a publish, in ms. */
   private readonly answerMs = new Map<string, number>();
+  /** When each path last answered a publish (any publish): a slow path still answers, a lost one does not. */
+  private readonly answeredAt = new Map<string, number>();
 
   constructor(private readonly ctx: RouteContext) {
     ctx.rpc.handle(ROUTE_METHOD, async (_from, body) => {
@@ -131,9 +145,10 @@ export class PublishRouter {
    * whichever arrives; the first answer wins.
    *
    * A client's publish to a replica that does not lead is hedged the same
-   * way, through the other followers: the leader may be taking the forwards
-   * while its answers are lost on the way back (a one-way partition), which
-   * held the client for the whole fault however long it lasted. A copy that
+   * way, through the other followers, then through brokers that hold no
+   * replica: the leader may be taking the forwards while its answers are lost
+   * on the way back (a one-way partition), which held the client for the
+   * whole fault however long it lasted. A copy that
    * came from another broker is never hedged again, so copies stay bounded.
    */
   async route(routed: RoutedPublish): Promise<RouteResult> {
@@ -144,11 +159,15 @@ export class PublishRouter {
       // A follower that stopped hearing its leader (the leader's bytes to it are what a one-way fault loses) knows
       // none: the leader the last answer named is the one not to send copies to.
       const leader = this.ctx.hostedLeader(topic, partition) ?? this.leaders.get(partitionKey(topic, partition));
-      if (routed.hops > 0 || replicas === undefined || leader === self) return this.ctx.publishHosted(routed);
+      if (routed.hops > 0 || replicas === undefined) return this.ctx.publishHosted(routed);
+      if (leader === self) return this.proposeHere(routed);
       // Through this replica (to the leader) first; the other followers when its answer is late. The way through
       // this replica is judged per leader: its link to one leader may be lost while its link to another is not.
       const path = (r: NodeId): string => (r === self ? `${self}>${leader ?? ''}` : r);
-      return this.spread(routed, this.inOrder([self, ...replicas.filter((r) => r !== self && r !== leader)], path), undefined, path);
+      // Brokers without a replica last: each passes the copy on to a replica (one hop more, within MAX_ROUTE_HOPS).
+      const beyond = (this.ctx.brokers?.() ?? []).filter((b) => b !== self && !replicas.includes(b));
+      const heard = (): NodeId | undefined => this.ctx.heardLeader?.(topic, partition);
+      return this.spread(routed, this.inOrder([self, ...replicas.filter((r) => r !== self && r !== leader), ...beyond], path), undefined, path, heard);
     }
     if (replicas === undefined) throw new RelayError('INVALID_PARTITION', `topic ${topic} has no partition ${partition}`);
     const key = partitionKey(topic, partition);
@@ -158,6 +177,53 @@ export class PublishRouter {
       throw new RelayError('NOT_LEADER', `broker ${self} holds no replica of ${topic}/${partition} and the publish passed ${routed.hops} brokers already`, hintOf(hint));
     }
     return this.spread(routed, this.inOrder([...(hint === undefined ? [] : [hint]), ...replicas.filter((r) => r !== hint && r !== self)]), hint);
+  }
+
+  /**
+   * A client's publish this replica takes as the leader. If it is deposed
+   * before the publish is answered, its proposal goes on to the new leader
+   * (see `LeaderForwarding`), but a one-way fault that deposed it loses those
+   * bytes too, and the client waited out the fault (3/3 seed 902: 2.9 s). So
+   * once it has followed another leader for a whole hedge delay with the
+   * publish still unanswered, the publish ends in `TIMEOUT` (outcome unknown)
+   * naming that leader, and the client republishes there over its own link.
+   */
+  private proposeHere(routed: RoutedPublish): Promise<RouteResult> {
+    const proposal = this.ctx.publishHosted(routed);
+    const heardLeader = this.ctx.heardLeader;
+    if (heardLeader === undefined) return proposal;
+    const { topic, partition } = routed;
+    const self = this.ctx.self;
+    const lateAfter = this.hedgeDelay(`${self}>${self}`);
+    return new Promise<RouteResult>((resolve, reject) => {
+      let following: NodeId | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let followingSince = 0;
+      const check = (): void => {
+        const leader = heardLeader(topic, partition);
+        const deposed = leader !== undefined && leader !== self ? leader : undefined;
+        // Publishes this broker forwards to the successor since are answered: the way is slow, not lost.
+        const answering = (this.answeredAt.get(`${self}>${deposed ?? ''}`) ?? Number.NEGATIVE_INFINITY) > Math.max(followingSince, Date.now() - lateAfter);
+        if (deposed !== undefined && deposed === following && !answering) {
+          reject(new RelayError('TIMEOUT', `broker ${self} led ${topic}/${partition} when it took the publish and follows ${deposed} now, which has not answered: outcome unknown, publish to ${deposed}`, { leader: deposed }));
+          return;
+        }
+        if (deposed !== following) followingSince = Date.now();
+        following = deposed;
+        timer = setTimeout(check, lateAfter);
+      };
+      timer = setTimeout(check, lateAfter);
+      proposal.then(
+        (result) => {
+          clearTimeout(timer);
+          resolve(result);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   /** `candidates` with the paths that left a publish unanswered last, until they answer again. */
@@ -173,14 +239,28 @@ export class PublishRouter {
    * in `order` publishes through this broker's own replica. `hint` is the
    * leader named when nobody could be reached; `path` names the way to a
    * target under which its lateness and answer times are kept.
+   *
+   * When every way is late and `heardLeader` names a leader this broker still
+   * hears, the answers are being lost on the way back (this broker's bytes to
+   * every other one are: a one-way fault in a cluster no larger than the
+   * replication factor). The publish then ends in `TIMEOUT` (outcome unknown)
+   * naming that leader, so the client republishes to it over its own link
+   * instead of waiting out the fault.
    */
-  private spread(routed: RoutedPublish, order: readonly NodeId[], hint: NodeId | undefined, path: (target: NodeId) => string = (target) => target): Promise<RouteResult> {
+  private spread(
+    routed: RoutedPublish,
+    order: readonly NodeId[],
+    hint: NodeId | undefined,
+    path: (target: NodeId) => string = (target) => target,
+    heardLeader?: () => NodeId | undefined,
+  ): Promise<RouteResult> {
     const { topic, partition } = routed;
     const replicas = this.ctx.replicasOf(topic, partition) ?? [];
     const key = partitionKey(topic, partition);
     const known = this.leaders.get(key);
     const body: RoutedPublish = { ...routed, hops: routed.hops + 1 };
     return new Promise<RouteResult>((resolve, reject) => {
+      const startedAt = Date.now();
       let next = 0;
       let running = 0;
       let settled = false;
@@ -189,10 +269,12 @@ export class PublishRouter {
       let unreachable: unknown;
       let answered: { err: unknown; target: string } | undefined;
       let hedge: ReturnType<typeof setTimeout> | undefined;
+      let lostAnswers: ReturnType<typeof setTimeout> | undefined;
       const finish = (outcome: RouteResult | RelayError): void => {
         if (settled) return;
         settled = true;
         clearTimeout(hedge);
+        clearTimeout(lostAnswers);
         if (outcome instanceof RelayError) reject(outcome);
         else resolve(outcome);
       };
@@ -212,6 +294,24 @@ export class PublishRouter {
             this.unanswering.set(path(target), Date.now());
             launch();
           }, this.hedgeDelay(path(target)));
+        } else if (heardLeader !== undefined) {
+          const lateAfter = this.hedgeDelay(path(target));
+          const launched = order.slice(0, next);
+          const checkAnswersLost = (): void => {
+            if (settled || answered !== undefined) return;
+            const leader = heardLeader();
+            // Answers to other publishes still come back on one of these ways: it is slow (added latency), not lost.
+            const since = Math.max(startedAt, Date.now() - lateAfter);
+            const answering = launched.some((t) => (this.answeredAt.get(path(t)) ?? Number.NEGATIVE_INFINITY) > since);
+            if (leader === undefined || leader === this.ctx.self || answering) {
+              lostAnswers = setTimeout(checkAnswersLost, lateAfter); // an election, this one leads now, or a slow way: wait on
+              return;
+            }
+            this.unanswering.set(path(target), Date.now());
+            const message = `broker ${this.ctx.self} hears leader ${leader} of ${topic}/${partition} but no way it sent the publish answered: outcome unknown, publish to ${leader}`;
+            finish(new RelayError('TIMEOUT', message, { leader }));
+          };
+          lostAnswers = setTimeout(checkAnswersLost, lateAfter);
         }
         const sentAt = Date.now();
         const call =
@@ -224,6 +324,7 @@ export class PublishRouter {
             running--;
             this.unanswering.delete(path(target));
             const took = Date.now() - sentAt;
+            this.answeredAt.set(path(target), Date.now());
             const average = this.answerMs.get(path(target));
             this.answerMs.set(path(target), average === undefined ? took : average + ANSWER_EWMA_WEIGHT * (took - average));
             let result: RouteResult;

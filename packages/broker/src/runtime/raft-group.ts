@@ -26,6 +26,9 @@ import { storageRelayError } from '../storage/segments/errors.js';
 import type { GroupClock } from './group-clock.js';
 import { parseRaftMessage } from './raft-wire.js';
 
+
+/** How many heartbeat intervals old a leader's last message may be for {@link RaftGroup.heardLeader}: a heartbeat lost or late under load is not silence. */
+const HEARD_WITHIN_HEARTBEATS = 3;
 /** Settings of one group. */
 export interface RaftGroupOptions<T, R, S = never> {
   /** Unique name of the group in the cluster, e.g. `meta` or `p/orders/0`. */
@@ -299,6 +302,18 @@ export class RaftGroup<T, R, S = never> {
   /** The peer-transport channel of this group. */
   get channelName(): string {
     return this.channel;
+  }
+
+  /**
+   * The leader of the term that reached this replica within
+   * {@link HEARD_WITHIN_HEARTBEATS} heartbeat intervals, if any (suspected by
+   * gossip or not): proof that the leader is up and its bytes reach this
+   * broker, though not that this broker's reach it.
+   */
+  heardLeader(): NodeId | undefined {
+    const contact = this.fenced === undefined ? this.core.leaderContact : undefined;
+    if (contact === undefined || contact.ticksAgo > HEARD_WITHIN_HEARTBEATS * this.core.config.heartbeatTicks) return undefined;
+    return contact.leader;
   }
 
   isLeader(): boolean {

@@ -185,6 +185,29 @@ describe('RaftNode', () => {
     expect(c.node('a').counters.checkQuorumStepDowns).toBe(1);
   });
 
+  it('leaderContact tells which leader of the term last reached a node and how many ticks ago, suspected or not', () => {
+    const c = new Mini(['a', 'b', 'c']);
+    c.elect('a');
+    expect(c.node('a').leaderContact).toBeUndefined(); // the leader
+    expect(c.node('b').leaderContact).toEqual({ leader: 'a', ticksAgo: 0 });
+    c.node('b').tick();
+    c.node('b').tick();
+    expect(c.node('b').leaderContact).toEqual({ leader: 'a', ticksAgo: 2 });
+    c.node('a').tick(); // a heartbeat
+    c.stabilize();
+    expect(c.node('b').leaderContact).toEqual({ leader: 'a', ticksAgo: 0 });
+    // Suspected by the failure detector while its bytes still arrive (a one-way fault): b campaigns, and still counts.
+    c.node('b').peerDown('a', true);
+    c.node('b').tick();
+    c.drain();
+    expect(c.node('b').role).toBe('pre-candidate');
+    expect(c.node('b').leaderContact).toEqual({ leader: 'a', ticksAgo: 1 });
+    // A new term forgets it.
+    c.queue = [];
+    c.elect('c');
+    expect(c.node('b').leaderContact).toEqual({ leader: 'c', ticksAgo: 0 });
+  });
+
   it('restarts from storage with its term, vote and log', () => {
     const c = new Mini(['a', 'b', 'c']);
     c.elect('a');

@@ -174,6 +174,11 @@ export class RaftNode<T, S = unknown> {
     return this.raft.quiesced;
   }
 
+  /** See {@link Raft.leaderContact}. */
+  get leaderContact(): { leader: NodeId; ticksAgo: number } | undefined {
+    return this.raft.leaderContact;
+  }
+
   /** Wakes a quiesced node: a leader heartbeats again, a follower runs its election timer and wakes its leader. */
   wake(): void {
     this.raft.wake();

@@ -154,6 +154,8 @@ export class Raft<T, S> {
   private isQuiesced = false;
   /** The failure detector suspects the leader this node follows: its lease no longer holds here (until it is heard again). */
   private leaderSuspected = false;
+  /** The leader of this term that last reached this node, and at which tick (`now`); see {@link leaderContact}. */
+  private lastLeaderContact: { leader: NodeId; at: number } | undefined;
   /** Outgoing messages since the last `takeMessages()`. */
   private msgs: Message<T, S>[] = [];
 
@@ -291,6 +293,7 @@ export class Raft<T, S> {
     if (term !== this.term) {
       this.term = term;
       this.vote = null;
+      this.lastLeaderContact = undefined;
     }
     this.leader = null;
     this.isQuiesced = false;
@@ -371,6 +374,20 @@ export class Raft<T, S> {
 
   get quiesced(): boolean {
     return this.isQuiesced;
+  }
+
+  /**
+   * The leader of this node's term that last reached it (an append,
+   * heartbeat or snapshot) and how many ticks ago, whatever this node made of
+   * it since: the failure detector may suspect that leader, and this node
+   * campaign, while the leader's bytes still arrive (a one-way fault).
+   * Undefined when this node leads, heard no leader this term, or is
+   * quiesced (its ticks stopped).
+   */
+  get leaderContact(): { leader: NodeId; ticksAgo: number } | undefined {
+    const contact = this.lastLeaderContact;
+    if (contact === undefined || this.role === 'leader' || this.isQuiesced) return undefined;
+    return { leader: contact.leader, ticksAgo: this.now - contact.at };
   }
 
   /**
@@ -576,6 +593,9 @@ export class Raft<T, S> {
       return;
     }
     this.stepRole(m);
+    if ((m.type === 'app' || m.type === 'heartbeat' || m.type === 'snapshot') && this.role === 'follower' && this.leader === m.from) {
+      this.lastLeaderContact = { leader: m.from, at: this.now };
+    }
   }
 
   /**

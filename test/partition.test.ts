@@ -80,8 +80,8 @@ describe('a partition leader cut off from its followers', () => {
     for (const proxy of proxies) proxy.block();
     fixture.defer(async () => proxies.forEach((proxy) => proxy.unblock())); // before the brokers' shutdown, whatever fails
     const started = Date.now();
-    const request = { producerId: 'cut-off', seq: 0, data: new Uint8Array([1]), encoding: 'raw' as const };
-    const error = await leader.engine.append('stepdown', 0, [request], 'quorum').then(
+    const batch = { producerId: 'cut-off', firstSeq: 0, messages: [{ data: new Uint8Array([1]) }] };
+    const error = await leader.engine.append('stepdown', 0, batch, 'quorum').then(
       () => undefined,
       (err: unknown) => err,
     );

@@ -38,5 +38,5 @@ export type { BrowsedMessage, BrowseResult } from './observability/message-brows
 export type { BrokerView, ClusterStatus, ClusterVerdict, MemberView, PartitionView } from './observability/cluster-status.js';
 export type { ClusterEvent, SeriesPoint } from './observability/history.js';
 export type { LogEngine, LogEngineEvents, PartitionBounds } from './engine/engine.js';
-export type { StoredMessage, AppendRequest, AppendOutcome } from './core/partition/partition.js';
+export type { StoredMessage, BatchMessage, ProducerBatch, AppendOutcome } from './core/partition/partition.js';
 export type { FileSystem, FileHandle, FileStat, OpenMode } from './storage/fs.js';

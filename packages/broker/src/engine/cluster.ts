@@ -2,8 +2,7 @@ import { EventEmitter } from 'eventemitter3';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
-import type { PublishCommand } from '../core/partition/command.js';
-import type { AppendOutcome, AppendRequest, PartitionLog, StoredMessage } from '../core/partition/partition.js';
+import type { AppendOutcome, PartitionLog, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
 import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfigOptions } from '../core/raft/index.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
@@ -370,26 +369,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.metadata.all().map((t) => t.topic);
   }
 
-  async append(topic: string, partition: number, requests: AppendRequest[], ack: AckLevel): Promise<AppendOutcome[]> {
-    const first = requests[0];
-    if (first === undefined) return [];
-    const forwarded: ForwardedPublish = {
-      topic,
-      partition,
-      ack,
-      command: {
-        producerId: first.producerId,
-        timestampMs: this.options.now(),
-        dedupe: ack !== 'none',
-        firstSeq: first.seq,
-        messages: requests.map((r) => {
-          const message: PublishCommand['messages'][number] = { data: r.data, encoding: r.encoding };
-          if (r.key !== undefined) message.key = r.key;
-          if (r.headers !== undefined) message.headers = r.headers;
-          return message;
-        }),
-      },
-    };
+  async append(topic: string, partition: number, batch: ProducerBatch, ack: AckLevel): Promise<AppendOutcome[]> {
+    if (batch.messages.length === 0) return [];
+    // The batch goes into the Raft log as it came from the session, with this broker's time.
+    const { producerId, firstSeq, messages } = batch;
+    const forwarded: ForwardedPublish = { topic, partition, ack, command: { producerId, firstSeq, messages, timestampMs: this.options.now(), dedupe: ack !== 'none' } };
     return (await this.router.route({ ...forwarded, hops: 0 })).outcomes;
   }
 

@@ -1,6 +1,6 @@
 import type { AckLevel, Cursor, TopicInfo } from '@relaymq/sdk/protocol';
 import type { ConsumerGroups, GroupCommand, GroupResult } from '../core/metadata/groups.js';
-import type { AppendOutcome, AppendRequest, StoredMessage } from '../core/partition/partition.js';
+import type { AppendOutcome, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
 
 /**
  * First and next offset of a partition.
@@ -82,11 +82,14 @@ export interface LogEngine extends PositionStore, GroupStore {
   /** Names of all topics. */
   topics(): Iterable<string>;
   /**
-   * Appends `requests` in order to one partition and resolves once each is
-   * stored as `ack` demands (`none` is treated as `leader`: the caller just
-   * does not wait). Requests with `ack` `none` skip deduplication.
+   * Appends one producer's `batch` to one partition and resolves with an
+   * outcome per message once it is stored as `ack` demands. The batch is
+   * handed on as it is (it is what the replicated log carries) and applied
+   * by `applyPublish` (core/partition/apply.ts), which deduplicates it unless
+   * `ack` is `none`. With `none` the engine may resolve at once, with no
+   * outcomes: the caller does not wait.
    */
-  append(topic: string, partition: number, requests: AppendRequest[], ack: AckLevel): Promise<AppendOutcome[]>;
+  append(topic: string, partition: number, batch: ProducerBatch, ack: AckLevel): Promise<AppendOutcome[]>;
   /**
    * Committed messages from `offset`: at most `maxCount`, and at most
    * `maxBytes` of data unless the first alone exceeds it. Synchronous when

@@ -5,7 +5,8 @@
  */
 import { join } from 'node:path';
 import type { MetadataCommand, MetadataSnapshot } from '../core/metadata/metadata.js';
-import { applyPublish, parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
+import { applyPublish } from '../core/partition/apply.js';
+import { parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type PartitionLog } from '../core/partition/partition.js';
 import type { ConfState, NodeId, RaftConfigOptions, Storage } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';

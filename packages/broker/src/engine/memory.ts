@@ -2,7 +2,8 @@ import { EventEmitter } from 'eventemitter3';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
 import { DurablePositions } from '../core/metadata/positions.js';
-import { Partition, type AppendOutcome, type AppendRequest, type StoredMessage } from '../core/partition/partition.js';
+import { applyPublish } from '../core/partition/apply.js';
+import { Partition, type AppendOutcome, type ProducerBatch, type StoredMessage } from '../core/partition/partition.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
 import { GroupSessionTracker } from './groups/session-tracker.js';
 
@@ -59,12 +60,10 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
     return this.partitionsByTopic.keys();
   }
 
-  async append(topic: string, partition: number, requests: AppendRequest[], ack: AckLevel): Promise<AppendOutcome[]> {
+  async append(topic: string, partition: number, batch: ProducerBatch, ack: AckLevel): Promise<AppendOutcome[]> {
     const log = this.partition(topic, partition);
-    const now = this.options.now();
-    const outcomes = requests.map((request) =>
-      ack === 'none' ? log.appendUnchecked(request, now) : log.append(request, now),
-    );
+    // Applied as every replica of a replicated partition applies it (one node: every ack level is met at once).
+    const outcomes = applyPublish(log, { ...batch, timestampMs: this.options.now(), dedupe: ack !== 'none' });
     if (outcomes.some((o) => o.kind === 'stored')) this.emit('appended', topic, partition);
     return outcomes;
   }

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePorts } from '../../../../test/support/ports.js';
+import { applyPublish } from '../core/partition/apply.js';
 import { Partition } from '../core/partition/partition.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import { PeerTransport } from '../net/peer-transport.js';
@@ -78,7 +79,7 @@ async function brokers(leader: string, pollMs = 60_000): Promise<{ r: Node; x: N
 /** Appends `values` to a node's copy of `t/0` (a replica applying committed entries) and tells its readers. */
 function append(node: Node, values: string[]): void {
   const log = node.logs.get('0:t') as Partition;
-  for (const v of values) log.append({ producerId: 'p', seq: log.endOffset, data: new TextEncoder().encode(v), encoding: 'raw' }, 1000 + log.endOffset);
+  for (const v of values) applyPublish(log, { producerId: 'p', firstSeq: log.endOffset, messages: [{ data: new TextEncoder().encode(v) }], timestampMs: 1000 + log.endOffset, dedupe: true });
   node.remote.localAppended('t', 0);
 }
 
@@ -135,7 +136,7 @@ describe('RemotePartitions', () => {
     await expect(r.remote.currentBounds('t', 0)).resolves.toEqual({ start: 0, end: 1 });
     // Grows without a notice (as if it was lost on the way).
     const log = x.logs.get('0:t') as Partition;
-    log.append({ producerId: 'p', seq: 1, data: new TextEncoder().encode('b'), encoding: 'raw' }, 2000);
+    applyPublish(log, { producerId: 'p', firstSeq: 1, messages: [{ data: new TextEncoder().encode('b') }], timestampMs: 2000, dedupe: true });
     await until(() => r.remote.bounds('t', 0).end === 2, 'the poll to see offset 1');
     expect(r.appended).toContain('t/0');
   });

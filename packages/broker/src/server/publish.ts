@@ -135,15 +135,8 @@ export class PublishHandler {
     // Authenticated producers are scoped to their principal: nobody can claim another's producer id to disturb its deduplication.
     const owned = this.session.access().owned(this.session.producerId());
     const producerId = batch.incarnation === undefined ? owned : `${owned}#${batch.incarnation}`;
-    const requests = batch.messages.map((m, i) => ({
-      producerId,
-      seq: batch.firstSeq + i,
-      key: m.key,
-      headers: m.headers,
-      data: m.data,
-      encoding: m.encoding ?? 'raw',
-    }));
-    return this.session.ctx.engine.append(batch.topic, batch.partition, requests, batch.ack);
+    // The wire batch's messages are handed on as they are: one batch shape down to the log.
+    return this.session.ctx.engine.append(batch.topic, batch.partition, { producerId, firstSeq: batch.firstSeq, messages: batch.messages }, batch.ack);
   }
 }
 

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { applyPublish } from '../core/partition/apply.js';
 import { DiskPartition } from './disk-partition.js';
 import { nodeFileSystem } from './fs.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
@@ -23,7 +24,7 @@ async function partition(): Promise<{ partition: DiskPartition; fs: FaultyFileSy
 }
 
 const publish = (p: DiskPartition, seq: number) =>
-  p.append({ producerId: 'p1', seq, data: new TextEncoder().encode(`m${seq}`), encoding: 'raw' }, 1000 + seq);
+  applyPublish(p, { producerId: 'p1', firstSeq: seq, messages: [{ data: new TextEncoder().encode(`m${seq}`) }], timestampMs: 1000 + seq, dedupe: true })[0];
 
 describe('DiskPartition.rewind', () => {
   it('after a failed fsync, goes back to the last durable checkpoint (messages and idempotence table), as a restart would', async () => {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { RelayError } from '@relaymq/sdk/protocol';
-import type { AppendOutcome, AppendRequest, PartitionLog, StoredMessage } from '../core/partition/partition.js';
+import type { BatchMessage, PartitionLog, StoredMessage } from '../core/partition/partition.js';
 import { ProducerTable, type ProducerRecord } from '../core/partition/producers.js';
 import type { FileSystem } from './fs.js';
 import { MetaStore, SegmentLog, storageRelayError, type RetentionPolicy, type RetentionResult, type SegmentLogOptions } from './segments/index.js';
@@ -49,7 +49,8 @@ export type Fetch = (offset: number) => Promise<{ startOffset: number; messages:
  * still holds and applies again.
  */
 export class DiskPartition implements PartitionLog {
-  private readonly producers: ProducerTable;
+  /** The idempotence table, checked and recorded by `applyPublish`; checkpointed with the messages. */
+  readonly producers: ProducerTable;
   private lastCheckpoint: PartitionCheckpoint | undefined;
   /** A repair in progress: appends wait for it. */
   private repairing: Promise<void> | undefined;
@@ -162,19 +163,16 @@ export class DiskPartition implements PartitionLog {
     return this.lastCheckpoint;
   }
 
-  append(request: AppendRequest, nowMs: number): AppendOutcome {
-    const check = this.producers.check(request.producerId, request.seq);
-    if (check.kind !== 'new') return check;
-    const outcome = this.appendUnchecked(request, nowMs);
-    this.producers.record(request.producerId, request.seq, outcome.offset);
-    return outcome;
-  }
-
-  appendUnchecked(request: AppendRequest, nowMs: number): { kind: 'stored'; offset: number } {
-    const message: NewMessage = { timestamp: nowMs, data: request.data, encoding: request.encoding };
-    if (request.key !== undefined) message.key = request.key;
-    if (request.headers !== undefined) message.headers = request.headers;
-    return { kind: 'stored', offset: this.log.append([message]) };
+  /** Stores `messages` at the next offsets (no checks: see `applyPublish`); returns the first. */
+  store(messages: readonly BatchMessage[], timestampMs: number): number {
+    return this.log.append(
+      messages.map((m) => {
+        const message: NewMessage = { timestamp: timestampMs, data: m.data, encoding: m.encoding ?? 'raw' };
+        if (m.key !== undefined) message.key = m.key;
+        if (m.headers !== undefined) message.headers = m.headers;
+        return message;
+      }),
+    );
   }
 
   read(offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]> {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { applyPublish, parsePublishCommand, type PublishCommand } from './command.js';
+import { applyPublish } from './apply.js';
+import { parsePublishCommand, type PublishCommand } from './command.js';
 import { Partition } from './partition.js';
 
 const command = (firstSeq: number, count: number, producerId = 'p'): PublishCommand => ({

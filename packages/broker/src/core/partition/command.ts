@@ -1,13 +1,13 @@
-import { FIELD_LIMITS, type Encoding } from '@relaymq/sdk/protocol';
-import type { AppendOutcome, PartitionLog } from './partition.js';
+import { FIELD_LIMITS } from '@relaymq/sdk/protocol';
+import type { BatchMessage, ProducerBatch } from './batch.js';
 
 /**
- * What a partition's replicated log carries: one batch of publishes from one
- * producer, as the leader accepted it. Every replica applies the same commands
- * in the same order, so offsets, timestamps and deduplication come out the same.
+ * What a partition's replicated log carries: one {@link ProducerBatch} as the
+ * leader accepted it, with the time and whether it is deduplicated. Every
+ * replica applies the same commands in the same order (`applyPublish`,
+ * apply.ts), so offsets, timestamps and deduplication come out the same.
  */
-export interface PublishCommand {
-  producerId: string;
+export interface PublishCommand extends ProducerBatch {
   /**
    * The clock of the broker that took the publish from the client, read before it
    * forwarded the batch to the leader (`ClusterEngine.append`), so not the leader's;
@@ -16,24 +16,6 @@ export interface PublishCommand {
   timestampMs: number;
   /** False for `ack: none` publishes, which are never deduplicated. */
   dedupe: boolean;
-  /** Seq of the first message; message `i` has `firstSeq + i`. */
-  firstSeq: number;
-  messages: Array<{ key?: string; headers?: Record<string, string>; data: Uint8Array; encoding: Encoding }>;
-}
-
-/** Applies a committed command; deterministic, so every replica gets the same outcomes. */
-export function applyPublish(partition: PartitionLog, command: PublishCommand): AppendOutcome[] {
-  return command.messages.map((message, i) => {
-    const request = {
-      producerId: command.producerId,
-      seq: command.firstSeq + i,
-      key: message.key,
-      headers: message.headers,
-      data: message.data,
-      encoding: message.encoding,
-    };
-    return command.dedupe ? partition.append(request, command.timestampMs) : partition.appendUnchecked(request, command.timestampMs);
-  });
 }
 
 /**
@@ -47,12 +29,17 @@ export function parsePublishCommand(value: unknown): PublishCommand | undefined 
   if (typeof o.producerId !== 'string' || o.producerId.length > 256) return undefined;
   if (!isUint(o.timestampMs) || !isUint(o.firstSeq) || typeof o.dedupe !== 'boolean') return undefined;
   if (!Array.isArray(o.messages) || o.messages.length > FIELD_LIMITS.maxBatch) return undefined;
-  const messages: PublishCommand['messages'] = [];
+  const messages: BatchMessage[] = [];
   for (const raw of o.messages as unknown[]) {
     if (typeof raw !== 'object' || raw === null) return undefined;
     const m = raw as Record<string, unknown>;
-    if (!(m.data instanceof Uint8Array) || (m.encoding !== 'raw' && m.encoding !== 'msgpack')) return undefined;
-    const message: PublishCommand['messages'][number] = { data: m.data, encoding: m.encoding };
+    if (!(m.data instanceof Uint8Array)) return undefined;
+    const message: BatchMessage = { data: m.data };
+    // Absent means raw, as on the wire.
+    if (m.encoding !== undefined && m.encoding !== null) {
+      if (m.encoding !== 'raw' && m.encoding !== 'msgpack') return undefined;
+      message.encoding = m.encoding;
+    }
     if (m.key !== undefined && m.key !== null) {
       if (typeof m.key !== 'string') return undefined;
       message.key = m.key;

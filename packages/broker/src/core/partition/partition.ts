@@ -1,49 +1,24 @@
-import type { Encoding } from '@relaymq/sdk/protocol';
+import type { ApplyTarget } from './apply.js';
+import type { BatchMessage } from './batch.js';
 import type { StoredMessage } from './message.js';
 import { MessageWindow } from './message-window.js';
-import { ProducerTable, type SeqCheck } from './producers.js';
+import { ProducerTable } from './producers.js';
 
 export type { StoredMessage } from './message.js';
+export type { AppendOutcome, BatchMessage, ProducerBatch } from './batch.js';
 
 /**
- * A message to append, from producer `producerId` with sequence number `seq`.
- *
- * @internal Exported for tests and tools in this repository; not a stable API.
+ * A partition's log as the replicated state machine sees it: publishes are
+ * applied to it by `applyPublish` (apply.ts), synchronously (deterministic
+ * on every replica), through its idempotence table and `store`; reads may
+ * need the disk. {@link Partition} keeps it in memory, the on-disk one lives
+ * in storage/.
  */
-export interface AppendRequest {
-  producerId: string;
-  seq: number;
-  key?: string;
-  headers?: Record<string, string>;
-  data: Uint8Array;
-  encoding: Encoding;
-}
-
-/**
- * The outcome of one append.
- *
- * @internal Exported for tests and tools in this repository; not a stable API.
- */
-export type AppendOutcome =
-  | { kind: 'stored'; offset: number }
-  | { kind: 'duplicate'; offset: number }
-  | { kind: 'gap'; expectedSeq: number }
-  | { kind: 'too-old'; expectedSeq: number };
-
-/**
- * A partition's log as the replicated state machine sees it: appends are
- * synchronous (deterministic on every replica); reads may need the disk.
- * {@link Partition} keeps it in memory, the on-disk one lives in storage/.
- */
-export interface PartitionLog {
+export interface PartitionLog extends ApplyTarget {
   /** First offset still stored. */
   readonly startOffset: number;
   /** Offset the next message will get. */
   readonly endOffset: number;
-  /** Appends unless the (producerId, seq) was seen before or skips ahead. */
-  append(request: AppendRequest, nowMs: number): AppendOutcome;
-  /** Appends without deduplication: for fire-and-forget (`ack: none`) publishes. */
-  appendUnchecked(request: AppendRequest, nowMs: number): { kind: 'stored'; offset: number };
   /** Messages from `offset`; synchronous when they are in memory. See {@link Partition.read}. */
   read(offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]>;
   /** First offset stored at or after `timeMs` (the end offset if none). */
@@ -65,7 +40,8 @@ export interface PartitionLimits {
  */
 export class Partition implements PartitionLog {
   private readonly window = new MessageWindow(0);
-  private readonly producers: ProducerTable;
+  /** The idempotence table, checked and recorded by `applyPublish`. */
+  readonly producers: ProducerTable;
 
   constructor(private readonly limits: PartitionLimits) {
     this.producers = new ProducerTable(limits.dedupeWindow);
@@ -86,31 +62,24 @@ export class Partition implements PartitionLog {
     return this.window.bytes;
   }
 
-  /** Appends unless the (producerId, seq) was seen before or skips ahead. */
-  append(request: AppendRequest, nowMs: number): AppendOutcome {
-    const check: SeqCheck = this.producers.check(request.producerId, request.seq);
-    if (check.kind !== 'new') return check;
-    const outcome = this.appendUnchecked(request, nowMs);
-    this.producers.record(request.producerId, request.seq, outcome.offset);
-    return outcome;
-  }
-
-  /** Appends without deduplication: for fire-and-forget (`ack: none`) publishes. */
-  appendUnchecked(request: AppendRequest, nowMs: number): { kind: 'stored'; offset: number } {
-    const offset = this.endOffset;
-    const last = this.window.lastTimestamp;
-    const message: StoredMessage = {
-      offset,
-      timestamp: last === undefined ? nowMs : Math.max(nowMs, last),
-      data: request.data,
-      encoding: request.encoding,
-    };
-    if (request.key !== undefined) message.key = request.key;
-    if (request.headers !== undefined) message.headers = request.headers;
-    this.window.push(message);
+  /** Stores `messages` at the next offsets (no checks: see `applyPublish`); returns the first. */
+  store(messages: readonly BatchMessage[], timestampMs: number): number {
+    const first = this.endOffset;
+    for (const m of messages) {
+      const last = this.window.lastTimestamp;
+      const message: StoredMessage = {
+        offset: this.endOffset,
+        timestamp: last === undefined ? timestampMs : Math.max(timestampMs, last),
+        data: m.data,
+        encoding: m.encoding ?? 'raw',
+      };
+      if (m.key !== undefined) message.key = m.key;
+      if (m.headers !== undefined) message.headers = m.headers;
+      this.window.push(message);
+    }
     // The oldest go first, down to `retentionBytes`; the newest always stays.
     while (this.window.bytes > this.limits.retentionBytes && this.window.size > 1) this.window.dropOldest();
-    return { kind: 'stored', offset };
+    return first;
   }
 
   /**

@@ -20,17 +20,27 @@ export interface ProducerRecord {
   recent: number[];
 }
 
+/**
+ * What the apply step asks of an idempotence table: where an incoming
+ * (producerId, seq) stands, and that a new one was stored.
+ */
+export interface SeqTable {
+  check(producerId: string, seq: number): SeqCheck;
+  /** Records that `seq` (which {@link SeqTable.check} called new) was stored at `offset`. */
+  record(producerId: string, seq: number, offset: number): void;
+}
+
 interface ProducerWindow {
   nextSeq: number;
   /** Ring buffer: offsets[seq % window] for the last `window` seqs. */
   offsets: number[];
 }
 
-export class ProducerTable {
+export class ProducerTable implements SeqTable {
   private readonly producers = new Map<string, ProducerWindow>();
 
   /** @param window - how many recent seqs per producer keep their offset. */
-  constructor(private readonly window: number) {}
+  constructor(readonly window: number) {}
 
   check(producerId: string, seq: number): SeqCheck {
     const producer = this.producers.get(producerId);

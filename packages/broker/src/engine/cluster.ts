@@ -153,6 +153,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly metaCompaction: MetadataCompaction;
   /** On the metadata leader: admits brokers that joined (admission.ts). */
   private readonly admission: MetadataAdmission;
+  /** Every broker seen in the metadata group's configuration since start: one no longer in it was removed. */
+  private readonly metaMembersSeen = new Set<NodeId>();
   /**
    * `changed(group, conf, index)`: the configuration of a Raft group hosted
    * here changed (a `conf` entry reached this broker's log, so it is in
@@ -205,7 +207,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.admission = new MetadataAdmission({
       group: () => this.meta,
       connected: () => options.transport.connectedPeers(),
-      excluded: () => new Set(),
+      // A broker taken out of the metadata group (by an operator) is not admitted back while it is still connected.
+      excluded: () => new Set([...this.metaMembersSeen].filter((id) => !isMember(this.meta.confState, id))),
       metadataVoters: options.metadataVoters,
       timeoutMs: options.requestTimeoutMs,
       log: options.log,
@@ -327,6 +330,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     if (snapshot !== undefined) this.restoreMetadata(snapshot.data);
     // Outside the stored configuration: a broker waiting to be admitted (joined, or started with peers that run already).
     const joining = options.joining === true || !isMember(storage.confState, options.self);
+    for (const id of [...storage.confState.voters, ...(storage.confState.learners ?? [])]) this.metaMembersSeen.add(id);
     if (joining) this.options.log('info', 'waiting to be admitted into the metadata group', { members: [...storage.confState.voters, ...(storage.confState.learners ?? [])] });
     this.meta = this.factory.metadataGroup(storage, {
       joining,
@@ -335,7 +339,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       parseSnapshot: parseMetadataSnapshot,
       installSnapshot: async (installed) => this.restoreMetadata(installed.data),
       apply: (command) => this.applyMetadata(command),
-      onConfChange: (conf, index) => this.membershipEvents.emit('changed', META_GROUP, conf, index),
+      onConfChange: (conf, index) => {
+        for (const id of [...conf.voters, ...(conf.learners ?? [])]) this.metaMembersSeen.add(id);
+        this.membershipEvents.emit('changed', META_GROUP, conf, index);
+      },
       onLeaderChange: () => {
         this.metaEvents.emit('leader');
         this.forwarding.leaderChanged();

@@ -65,12 +65,19 @@ describe('routing in a cluster larger than the replication factor (5 brokers, RF
 describe('readiness on the wire', () => {
   it('a client whose first seed has not joined the cluster moves to a ready broker, publishes, and keeps its membership', async () => {
     const [b1, b2, b3] = (await cluster(['b1', 'b2', 'b3'], 1)) as [Broker, Broker, Broker];
-    // b4 names the three as peers, but they do not know it: it never joins, never learns a metadata leader.
+    // b4 names the three as peers but cannot reach them (cut off from the cluster): it is never admitted into the
+    // metadata group, never learns a metadata leader, and serves nobody. (A broker that reaches them is admitted and
+    // becomes ready: test/joining.test.ts.)
+    const cutOff = await Promise.all([b1, b2, b3].map((b) => startProxy(b.peerPort as number)));
+    for (const proxy of cutOff) {
+      proxy.block();
+      fixture.defer(() => proxy.close());
+    }
     const [b4PeerPort] = (await freePorts(1)) as [number];
     const b4 = await fixture.broker({
       id: 'b4',
       peerPort: b4PeerPort,
-      peers: [b1, b2, b3].map((b) => `${b.id}@127.0.0.1:${b.peerPort as number}`),
+      peers: [b1, b2, b3].map((b, i) => `${b.id}@127.0.0.1:${(cutOff[i] as { port: number }).port}`),
       adminPort: 0,
     });
     const readyz = await fetch(`${b4.adminUrl as string}/readyz`);

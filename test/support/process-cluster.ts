@@ -44,6 +44,13 @@ export class ProcessCluster {
     return broker;
   }
 
+  /** The peer port of broker `id` (for a broker that joins the cluster). */
+  peerPortOf(id: string): number {
+    const port = this.peerPorts[this.ids.indexOf(id)];
+    if (port === undefined) throw new Error(`no broker ${id}`);
+    return port;
+  }
+
   get(id: string): BrokerProcess {
     const broker = this.brokers.get(id);
     if (broker === undefined) throw new Error(`no broker ${id}`);

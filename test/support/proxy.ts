@@ -11,6 +11,8 @@ export interface TcpProxy {
   readonly url: string;
   /** Connections currently open through the proxy. */
   readonly openConnections: number;
+  /** Connections refused while blocked, since the start. */
+  readonly refused: number;
   /** Destroys every open connection, both sides. */
   cut(): void;
   /** From now on, bytes from the target back to clients are discarded (replies lost in flight). */
@@ -25,8 +27,10 @@ export async function startProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>();
   let dropping = false;
   let blocked = false;
+  let refused = 0;
   const server = net.createServer((inbound) => {
     if (blocked) {
+      refused++;
       inbound.destroy();
       return;
     }
@@ -52,6 +56,9 @@ export async function startProxy(targetPort: number): Promise<TcpProxy> {
     url: `ws://127.0.0.1:${port}`,
     get openConnections() {
       return pairs.size;
+    },
+    get refused() {
+      return refused;
     },
     cut() {
       for (const [inbound, outbound] of [...pairs]) {

@@ -4,7 +4,7 @@ import type { LogEngine } from './engine/engine.js';
 import { ClusterEngine } from './engine/cluster.js';
 import { MemoryEngine } from './engine/memory.js';
 import { listenForClients, type ClientListener } from './server/client-listener.js';
-import { PeerTransport } from './net/peer-transport.js';
+import { PeerTransport, type PeerAddress } from './net/peer-transport.js';
 import { GossipRunner } from './runtime/gossip.js';
 import type { RaftActivity } from './runtime/group-clock.js';
 import { Ticker } from './runtime/ticker.js';
@@ -18,7 +18,11 @@ import { ClientSession } from './server/session.js';
 import { Authenticator } from './security/auth.js';
 import { newSecurityCounters, type SecurityCounters } from './security/counters.js';
 import { loadTls } from './security/tls.js';
+import { loadIdentity, PeerIncarnations } from './storage/identity.js';
 import { RelayError } from '@relaymq/sdk/protocol';
+
+/** How long `--join` keeps trying to reach one of its brokers before the start fails. */
+export const JOIN_TIMEOUT_MS = 30_000;
 
 /** A snapshot of a broker's counters. */
 export interface BrokerStats {
@@ -100,6 +104,8 @@ class RunningBroker implements Broker {
   private onEmpty: (() => void) | undefined;
   private peers: PeerTransport | undefined;
   private gossip: GossipRunner | undefined;
+  /** Peers' incarnations as first met (with a data directory). */
+  private peerIncarnations: PeerIncarnations | undefined;
   /** Ticks every Raft group and gossip: one clock (see runtime/ticker.ts). */
   private readonly ticker = new Ticker();
   private clusterPushScheduled = false;
@@ -117,7 +123,7 @@ class RunningBroker implements Broker {
     if (options.adminPort === undefined && options.alerts === undefined) return;
     this.operations = new Operations(options, {
       id: options.id,
-      clustered: options.peers.length > 0,
+      clustered: options.peers.length > 0 || options.join.length > 0,
       peerIds: options.peers.map((p) => p.id),
       dataDir: options.dataDir,
       stats: () => this.stats(),
@@ -188,20 +194,30 @@ class RunningBroker implements Broker {
    * replicated engine over it, then (once the client port is known) gossip.
    */
   async start(): Promise<void> {
-    const { id, host, peerPort, peers, log, auth, peerTls } = this.options;
+    const { id, host, peerPort, peers, log, auth, peerTls, dataDir } = this.options;
     // Key material is read (and a bad path reported) before anything listens.
     if (auth !== undefined) this.authenticator = new Authenticator(auth);
-    if (peers.length === 0 && this.options.dataDir === undefined) {
+    const clustered = peers.length > 0 || this.options.join.length > 0;
+    if (!clustered && this.options.dataDir === undefined) {
       this.engine = new MemoryEngine({ ...this.options, now: Date.now });
     } else {
       // A standalone broker with a data directory is a cluster of one: the same durable path, no peers to reach.
       if (this.options.dataDir === undefined) {
         log('warn', 'cluster without dataDir: partition logs live in memory and are never compacted, and a restarted broker forgets its votes; for tests only');
       }
+      // The data directory's owner and incarnation, and the peers' as met: a broker with amnesia is refused (storage/identity.ts).
+      const identity = dataDir === undefined ? undefined : await loadIdentity(dataDir, id);
+      const known = identity === undefined ? undefined : await PeerIncarnations.open(dataDir, (err) => log('warn', 'could not record a peer incarnation', { error: String(err) }));
+      this.peerIncarnations = known;
       this.peers = new PeerTransport({
         id,
+        // A broker new to the cluster introduces itself to peers that may not know it; one that belongs never dials against the configured direction.
+        introducing: () => this.replicated?.isNewToCluster() ?? true,
+        ...(identity === undefined || known === undefined
+          ? {}
+          : { identity: { incarnation: identity.incarnation, known: (peer: string) => known.get(peer), remember: (peer: string, incarnation: string) => known.remember(peer, incarnation) } }),
         host,
-        port: peers.length === 0 ? 0 : peerPort,
+        port: clustered ? peerPort : 0,
         peers,
         maxFrameBytes: this.options.peer.maxFrameBytes,
         maxQueuedBytes: this.options.peer.maxQueuedBytes,
@@ -210,10 +226,13 @@ class RunningBroker implements Broker {
         log,
       });
       await this.peers.listen();
+      const joined = await this.introduceToCluster(this.peers);
       this.replicated = await ClusterEngine.start({
         ...this.options,
         self: id,
-        brokers: [id, ...peers.map((p) => p.id)],
+        // A broker joining through --join bootstraps from the brokers it met, without itself: it waits to be admitted.
+        brokers: joined.length > 0 ? joined.map((p) => p.id) : [id, ...peers.map((p) => p.id)],
+        joining: joined.length > 0,
         transport: this.peers,
         requestTimeoutMs: this.options.peer.requestTimeoutMs,
         readTimeoutMs: this.options.peer.readTimeoutMs,
@@ -226,6 +245,33 @@ class RunningBroker implements Broker {
     }
     await this.listen();
     await this.operations?.start();
+  }
+
+  /**
+   * `--join`: introduces this broker to each address (a running broker's
+   * peer port), which adds it as a peer, and links to the brokers that
+   * answer; the others are learned by gossip. Retried until one answers
+   * (bounded by {@link JOIN_TIMEOUT_MS}), and fails the start with a clear
+   * error if none does.
+   */
+  private async introduceToCluster(transport: PeerTransport): Promise<PeerAddress[]> {
+    const { join, log } = this.options;
+    if (join.length === 0) return [];
+    const deadline = Date.now() + JOIN_TIMEOUT_MS;
+    const errors: string[] = [];
+    for (let attempt = 0; Date.now() < deadline; attempt++) {
+      const answers = await Promise.allSettled(join.map((seed) => transport.introduce(seed.host, seed.port, 2000)));
+      const met = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+      errors.splice(0, errors.length, ...answers.flatMap((a) => (a.status === 'rejected' ? [String((a.reason as Error).message)] : [])));
+      if (met.length > 0) {
+        for (const peer of met) transport.addPeer(peer);
+        log('info', 'joining the cluster', { through: met.map((p) => `${p.id}@${p.host}:${p.port}`) });
+        return met;
+      }
+      log('warn', 'no broker to join answered yet; retrying', { join: join.map((j) => `${j.host}:${j.port}`), errors });
+      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 200 * 2 ** attempt)));
+    }
+    throw new RelayError('NOT_CONNECTED', `could not join: no broker answered at ${join.map((j) => `${j.host}:${j.port}`).join(', ')} within ${JOIN_TIMEOUT_MS} ms (${errors.join('; ')})`);
   }
 
   private async listen(): Promise<void> {
@@ -323,7 +369,7 @@ class RunningBroker implements Broker {
   /** What `/readyz` answers: accepting clients and, in a cluster, a metadata leader known. */
   private ready(): boolean {
     return isReady({
-      clustered: this.options.peers.length > 0,
+      clustered: this.options.peers.length > 0 || this.options.join.length > 0,
       accepting: () => this.listener !== undefined && !this.isDraining,
       groups: () => this.replicated?.groupStatus() ?? [],
     });
@@ -386,6 +432,7 @@ class RunningBroker implements Broker {
     await this.listener?.close();
     await this.operations?.close();
     await this.peers?.close();
+    await this.peerIncarnations?.flushed();
     await this.engine.close();
     this.options.log('info', 'broker closed', { id: this.id });
   }

@@ -48,6 +48,8 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'advertisedUrl', kind: 'string', section: NETWORK, value: '<url>', help: 'URL given to clients', defaultText: 'ws://<host>:<port>' },
   { path: 'peerPort', kind: 'integer', section: NETWORK, help: 'port for other brokers (gossip, replication); 0 picks a free one' },
   { path: 'peers', kind: 'list', section: NETWORK, value: '<id@host:port,...>', help: 'the other brokers\' peer addresses; none: standalone' },
+  { path: 'join', kind: 'list', section: NETWORK, value: '<host:port,...>', help: 'join a running cluster through these brokers\' peer addresses', defaultText: 'none' },
+  { path: 'metadataVoters', kind: 'integer', section: NETWORK, help: 'brokers voting in the metadata group; brokers that join beyond it do not vote' },
   { path: 'replicationFactor', kind: 'integer', section: NETWORK, help: 'replicas per partition, capped by the cluster size' },
   { path: 'defaultPartitions', kind: 'integer', section: NETWORK, aliases: ['partitions'], help: 'partitions of a topic created on first use' },
   { path: 'dataDir', kind: 'string', section: STORAGE, aliases: ['data'], value: '<dir>', help: 'partition logs and Raft logs on disk', defaultText: 'in memory' },
@@ -325,6 +327,7 @@ export function effectiveConfig(resolved: ResolvedBrokerOptions): Record<string,
   for (const [key, value] of Object.entries(resolved)) {
     if (typeof value === 'function' || value === undefined) continue;
     if (key === 'peers') out[key] = resolved.peers.map((p) => `${p.id}@${p.host}:${p.port}`);
+    else if (key === 'join') out[key] = resolved.join.map((p) => `${p.id === undefined ? '' : `${p.id}@`}${p.host}:${p.port}`);
     else if (key === 'alerts' && resolved.alerts !== undefined) out[key] = { ...resolved.alerts, webhooks: resolved.alerts.webhooks.map(redactUrl) };
     else out[key] = redactSecrets(key, value);
   }

@@ -134,6 +134,23 @@ export interface BrokerOptions {
    */
   peers?: string[];
   /**
+   * Peer addresses (`host:port`, or `id@host:port`) of running brokers of a
+   * cluster this broker joins: it introduces itself to them, learns the
+   * others by gossip, and the metadata leader admits it (a learner first,
+   * then a metadata voter while there are fewer than `metadataVoters`).
+   * Use it (instead of `peers`) to add a broker to a running cluster.
+   * @defaultValue `[]`
+   */
+  join?: string[];
+  /**
+   * How many brokers vote in the metadata group. Brokers that join beyond it
+   * are non-voting members (they receive the metadata, host replicas and
+   * serve clients), so a large cluster does not run a large voter group.
+   * Brokers listed in `peers` at a cluster's first start all vote.
+   * @defaultValue `3`
+   */
+  metadataVoters?: number;
+  /**
    * Directory for this broker's data: each partition's segment log and
    * checkpoint, and the Raft logs (term, vote, entries), all surviving a
    * restart. Set on a standalone broker too, it stores topics on disk (a
@@ -397,12 +414,14 @@ export interface RetentionOptions {
 
 /** Options with every default applied. */
 export type ResolvedBrokerOptions = Required<
-  Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'adminPort' | 'adminHost' | 'alerts' | 'log' | 'raft' | 'swim' | 'peer'>
+  Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'join' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'adminPort' | 'adminHost' | 'alerts' | 'log' | 'raft' | 'swim' | 'peer'>
 > & {
   advertisedUrl: string | undefined;
   fileSystem: FileSystem | undefined;
   dataDir: string | undefined;
   peers: PeerAddress[];
+  /** `--join` addresses; `id` when given as `id@host:port`. */
+  join: JoinAddress[];
   tls: ClientTlsOptions | undefined;
   peerTls: PeerTlsOptions | undefined;
   auth: AuthOptions | undefined;
@@ -424,6 +443,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   port: 7401,
   peerPort: 7501,
   replicationFactor: 3,
+  metadataVoters: 3,
   defaultPartitions: 1,
   maxPayload: 1024 * 1024,
   heartbeatMs: 5000,
@@ -473,7 +493,7 @@ function text(field: string, value: unknown, pattern: RegExp, describe: string):
   return value;
 }
 
-const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth', 'adminPort', 'adminHost', 'alerts', 'raft', 'swim', 'peer']);
+const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'join', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth', 'adminPort', 'adminHost', 'alerts', 'raft', 'swim', 'peer']);
 const logLevels = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 
 /**
@@ -492,6 +512,8 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     advertisedUrl: o.advertisedUrl === undefined ? undefined : text('advertisedUrl', o.advertisedUrl, /^wss?:\/\/\S+$/, 'a ws:// or wss:// URL'),
     peerPort: integer('peerPort', o.peerPort, 0, 65535),
     peers: resolvePeers(o.id, o.peers),
+    join: resolveJoin(o.join),
+    metadataVoters: integer('metadataVoters', o.metadataVoters, 1, 9),
     dataDir: o.dataDir === undefined ? undefined : text('dataDir', o.dataDir, /^.{1,4096}$/, 'a directory path'),
     replicationFactor: integer('replicationFactor', o.replicationFactor, 1, 16),
     defaultPartitions: integer('defaultPartitions', o.defaultPartitions, 1, 1024),
@@ -763,6 +785,32 @@ function resolvePeer(value: unknown, resolved: Pick<ResolvedBrokerOptions, 'raft
     throw invalid('peer.reconnectMaxDelayMs', `must be at least peer.reconnectInitialDelayMs (${peer.reconnectInitialDelayMs}), got ${peer.reconnectMaxDelayMs}`);
   }
   return peer;
+}
+
+/** A `--join` address: a running broker's peer port, its id optional. */
+export interface JoinAddress {
+  id?: string;
+  host: string;
+  port: number;
+}
+
+function resolveJoin(join: unknown): JoinAddress[] {
+  if (join === undefined) return [];
+  if (!Array.isArray(join)) throw invalid('join', 'must be an array of "host:port" (or "id@host:port") strings');
+  return join.map((spec) => {
+    if (typeof spec !== 'string') throw invalid('join', `must hold "host:port" strings, got ${JSON.stringify(spec)}`);
+    if (spec.includes('@')) {
+      try {
+        return parsePeer(spec);
+      } catch (err) {
+        throw invalid('join', (err as Error).message);
+      }
+    }
+    const match = /^([^\s:@]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(spec);
+    const port = Number(match?.[2]);
+    if (match === null || port < 1 || port > 65535) throw invalid('join', `"${spec}" must look like host:port (a running broker's peer port, e.g. 127.0.0.1:7501)`);
+    return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port };
+  });
 }
 
 function resolvePeers(id: unknown, peers: unknown): PeerAddress[] {

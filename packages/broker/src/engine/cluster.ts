@@ -3,7 +3,7 @@ import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } 
 import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
 import type { AppendOutcome, PartitionLog, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
-import type { ConfChange, ConfState, NodeId, RaftConfigOptions } from '../core/raft/index.js';
+import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfigOptions } from '../core/raft/index.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
@@ -20,6 +20,7 @@ import { GroupFactory, META_GROUP, partitionGroupId, type MetadataGroup } from '
 import type { HostedPartition, PartitionGroup } from './hosted-partition.js';
 import { LeaderForwarding } from './leader-forwarding.js';
 import { LostPeers } from './lost-peers.js';
+import { MetadataAdmission } from './admission.js';
 import { CONF_CHANGE_METHOD, parseConfAnswer, parseConfChangeRequest, type ConfChangeRequest } from './membership-requests.js';
 import { MetadataCompaction } from './metadata-compaction.js';
 import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
@@ -33,8 +34,19 @@ import { waitFor } from './wait-for.js';
 /** Settings of the replicated engine. */
 export interface ClusterEngineOptions {
   self: NodeId;
-  /** Every voting broker, this one included. */
+  /**
+   * The metadata group's bootstrap voters (this broker and its `peers`), used
+   * only when its log is new; the stored configuration rules afterwards.
+   */
   brokers: readonly NodeId[];
+  /**
+   * This broker joins a running cluster (`--join`): its metadata group starts
+   * outside the configuration and waits to be admitted by the leader.
+   * @defaultValue false
+   */
+  joining?: boolean;
+  /** How many brokers vote in the metadata group; members admitted beyond it do not vote. */
+  metadataVoters: number;
   transport: PeerTransport;
   /** Where Raft logs live; undefined keeps them in memory (tests only: a restart then forgets votes). */
   dataDir: string | undefined;
@@ -139,6 +151,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Runs leader-only requests here or on the leader (leader-forwarding.ts). */
   private readonly forwarding: LeaderForwarding;
   private readonly metaCompaction: MetadataCompaction;
+  /** On the metadata leader: admits brokers that joined (admission.ts). */
+  private readonly admission: MetadataAdmission;
+  /** Every broker seen in the metadata group's configuration since start: one no longer in it was removed. */
+  private readonly metaMembersSeen = new Set<NodeId>();
   /**
    * `changed(group, conf, index)`: the configuration of a Raft group hosted
    * here changed (a `conf` entry reached this broker's log, so it is in
@@ -186,6 +202,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       storage: () => this.metaStorage,
       snapshot: () => this.metadata.snapshot(),
       raftLogMaxBytes: options.raftLogMaxBytes,
+      log: options.log,
+    });
+    this.admission = new MetadataAdmission({
+      group: () => this.meta,
+      connected: () => options.transport.connectedPeers(),
+      // A broker taken out of the metadata group (by an operator) is not admitted back while it is still connected.
+      excluded: () => new Set([...this.metaMembersSeen].filter((id) => !isMember(this.meta.confState, id))),
+      metadataVoters: options.metadataVoters,
+      timeoutMs: options.requestTimeoutMs,
       log: options.log,
     });
     this.opened = new Promise((resolve, reject) => {
@@ -296,19 +321,28 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   private async open(): Promise<void> {
-    const { transport, brokers } = this.options;
+    const { options } = this;
+    const { transport, brokers } = options;
     const storage = await this.factory.openMetadataStorage(brokers);
     this.metaStorage = storage;
     // A compacted log starts from its snapshot: the state it covers, then the entries after it.
     const snapshot = storage.memory.snapshot();
     if (snapshot !== undefined) this.restoreMetadata(snapshot.data);
+    // Outside the stored configuration: a broker waiting to be admitted (joined, or started with peers that run already).
+    const joining = options.joining === true || !isMember(storage.confState, options.self);
+    for (const id of [...storage.confState.voters, ...(storage.confState.learners ?? [])]) this.metaMembersSeen.add(id);
+    if (joining) this.options.log('info', 'waiting to be admitted into the metadata group', { members: [...storage.confState.voters, ...(storage.confState.learners ?? [])] });
     this.meta = this.factory.metadataGroup(storage, {
+      joining,
       applied: snapshot?.meta.index ?? 0,
       parseData: parseMetadataCommand,
       parseSnapshot: parseMetadataSnapshot,
       installSnapshot: async (installed) => this.restoreMetadata(installed.data),
       apply: (command) => this.applyMetadata(command),
-      onConfChange: (conf, index) => this.membershipEvents.emit('changed', META_GROUP, conf, index),
+      onConfChange: (conf, index) => {
+        for (const id of [...conf.voters, ...(conf.learners ?? [])]) this.metaMembersSeen.add(id);
+        this.membershipEvents.emit('changed', META_GROUP, conf, index);
+      },
       onLeaderChange: () => {
         this.metaEvents.emit('leader');
         this.forwarding.leaderChanged();
@@ -475,6 +509,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const match = /^p\/(.+)\/(\d+)$/.exec(group);
     if (match === null) return undefined;
     return this.metadata.get(match[1] as string)?.partitions[Number(match[2])]?.replicas;
+  }
+
+  /** Whether this broker is new to its cluster: its metadata log holds nothing yet (nothing ever reached it). */
+  isNewToCluster(): boolean {
+    const reader = this.metaStorage?.reader;
+    return reader === undefined || (reader.lastIndex() === 0 && reader.snapshot() === undefined);
   }
 
   /** Calls `listener` whenever the metadata group's leader changes (readiness depends on it). */
@@ -652,6 +692,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Keeps partitions on disk bounded (checkpoints, compaction, retention) and repairs damage: see {@link HostedPartition}. */
   private maintain(): void {
     this.metaCompaction.maybeCompact();
+    this.admission.tick();
     this.hostMissing();
     for (const hosted of this.disks.values()) hosted.maintain();
   }
@@ -673,7 +714,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private createTopicHere(topic: string): Promise<unknown> {
     if (this.metadata.get(topic) !== undefined) return Promise.resolve('exists');
     const { defaultPartitions, replicationFactor } = this.options;
-    return this.meta.propose({ type: 'create-topic', topic, partitions: defaultPartitions, replicationFactor }, this.options.requestTimeoutMs);
+    // Placed on the metadata group's members as this leader knows them (brokers that joined included).
+    const conf = this.meta.confState;
+    const brokers = [...conf.voters, ...(conf.learners ?? [])].sort();
+    return this.meta.propose({ type: 'create-topic', topic, partitions: defaultPartitions, replicationFactor, brokers }, this.options.requestTimeoutMs);
   }
 
   private async publishHere(forwarded: ForwardedPublish): Promise<AppendOutcome[]> {

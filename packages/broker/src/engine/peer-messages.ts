@@ -64,7 +64,11 @@ export function parseMetadataCommand(value: unknown): MetadataCommand | undefine
   if (o.type !== 'create-topic' || typeof o.topic !== 'string' || o.topic.length > 255) return undefined;
   if (!Number.isSafeInteger(o.partitions) || (o.partitions as number) < 1 || (o.partitions as number) > 1024) return undefined;
   if (!Number.isSafeInteger(o.replicationFactor) || (o.replicationFactor as number) < 1) return undefined;
-  return { type: 'create-topic', topic: o.topic, partitions: o.partitions as number, replicationFactor: o.replicationFactor as number };
+  const command: MetadataCommand = { type: 'create-topic', topic: o.topic, partitions: o.partitions as number, replicationFactor: o.replicationFactor as number };
+  if (o.brokers === undefined) return command;
+  const ids = o.brokers;
+  if (!Array.isArray(ids) || ids.length > 256 || !ids.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 64)) return undefined;
+  return { ...command, brokers: ids as string[] };
 }
 
 export function parseTopic(body: unknown): string {

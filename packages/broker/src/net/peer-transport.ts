@@ -1,7 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
-import pRetry from 'p-retry';
+import pRetry, { AbortError } from 'p-retry';
 import { RelayError, decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
 import type { TlsMaterial } from '../security/tls.js';
 import { listenOn } from './listen.js';
@@ -42,7 +42,32 @@ export interface PeerTransportOptions {
    * checks the dialer's certificate too. Unset: plain TCP.
    */
   tls?: TlsMaterial & { mutual: boolean };
+  /**
+   * This broker's incarnation and the peers' as first met (see
+   * storage/identity.ts): a peer presenting another incarnation than the one
+   * met before lost its data directory, and is refused (Raft amnesia). Unset
+   * (brokers in memory): no incarnation is told, none checked.
+   */
+  identity?: PeerIdentity;
+  /**
+   * Whether this broker still introduces itself to peers that do not dial it
+   * (see {@link INTRODUCE_AFTER_MS}): only while it is new to the cluster
+   * (its metadata log is empty), so that once it belongs, links follow the
+   * configured direction only and a peer address that is cut off (a network
+   * partition) is never bypassed by a dial the other way.
+   * @defaultValue always
+   */
+  introducing?: () => boolean;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** What the transport needs of broker identities. */
+export interface PeerIdentity {
+  incarnation: string;
+  /** The incarnation `peer` had when first met, if it was. */
+  known(peer: string): string | undefined;
+  /** Records the incarnation of a peer met for the first time. */
+  remember(peer: string, incarnation: string): void;
 }
 
 export interface PeerTransportEvents {
@@ -52,7 +77,28 @@ export interface PeerTransportEvents {
   up: (peer: string) => void;
   /** The connection to `peer` closed; it is redialed with backoff. */
   down: (peer: string) => void;
+  /**
+   * A broker this one was not configured with introduced itself (a new broker
+   * joining the cluster): it is a peer from now on, dialed back like any other.
+   */
+  added: (peer: PeerAddress) => void;
 }
+
+/** At most this many peers (configured and joined): an introduction beyond it is refused. */
+export const MAX_PEERS = 256;
+/**
+ * How long a broker that is not its pair's dialer (the higher id) waits
+ * without a connection before dialing itself to introduce itself: a broker
+ * the other side does not know yet (it joined later) would otherwise never
+ * be dialed.
+ */
+export const INTRODUCE_AFTER_MS = 1000;
+/**
+ * A dialed peer must answer our introduction within this long, or the
+ * connection is dropped and dialed again. Long: a broker that just restarted
+ * may be replaying its logs (its event loop busy) before it can answer.
+ */
+export const HANDSHAKE_TIMEOUT_MS = 60_000;
 
 /** Peer frames carry Raft batches: deeper than client frames, same other rules. */
 const PEER_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 4_000_000, allowTimestamp: false };
@@ -70,8 +116,17 @@ function frame(channel: string, payload: unknown): Buffer {
 interface Link {
   peer: PeerAddress;
   socket: net.Socket | undefined;
-  /** Whether this side dials (the lower id does), so each pair has one connection. */
+  /**
+   * Whether this side is the pair's dialer (the lower id): its connection is
+   * the one kept. The other side dials only to introduce itself, when it has
+   * had no connection for {@link INTRODUCE_AFTER_MS}, and its connection is
+   * replaced once the dialer's is up.
+   */
   dials: boolean;
+  /** Whether `socket` was dialed by this side. */
+  outbound: boolean;
+  /** Dials in a row that the peer did not welcome (refused, closed, or another broker answered): the backoff grows with it. */
+  failedHandshakes: number;
   dropped: number;
 }
 
@@ -86,6 +141,8 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
   private readonly links = new Map<string, Link>();
   private readonly server: net.Server;
   private readonly abort = new AbortController();
+  /** Every connection this side dialed that is still open (under way, waiting for a welcome, or a link's): closed with the transport. */
+  private readonly dialed = new Set<net.Socket>();
   private closed = false;
   private boundPort = 0;
 
@@ -93,7 +150,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     super();
     for (const peer of options.peers) {
       if (peer.id === options.id) continue;
-      this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, dropped: 0 });
+      this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0 });
     }
     const peerTls = options.tls;
     if (peerTls === undefined) {
@@ -121,7 +178,89 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
   async listen(): Promise<void> {
     await listenOn(this.server, 'peer', this.options.host, this.options.port);
     this.boundPort = (this.server.address() as net.AddressInfo).port;
-    for (const link of this.links.values()) if (link.dials) void this.dialLoop(link);
+    for (const link of this.links.values()) void this.dialLoop(link);
+  }
+
+  /** What this broker tells a peer it connects to (or accepts): id, peer address, incarnation. */
+  private introduction(): { id: string; address: string; incarnation?: string } {
+    const intro = { id: this.options.id, address: this.address };
+    return this.options.identity === undefined ? intro : { ...intro, incarnation: this.options.identity.incarnation };
+  }
+
+  /**
+   * Why `peer` must be refused, if it must: it presents another incarnation
+   * than the one met before (its data directory is new: Raft amnesia). A peer
+   * met for the first time is remembered. Logged as an error here.
+   */
+  private checkIncarnation(peer: string, incarnation: unknown): string | undefined {
+    const identity = this.options.identity;
+    if (identity === undefined || typeof incarnation !== 'string' || incarnation.length === 0 || incarnation.length > 128) return undefined;
+    const known = identity.known(peer);
+    if (known === undefined) {
+      identity.remember(peer, incarnation);
+      return undefined;
+    }
+    if (known === incarnation) return undefined;
+    const reason =
+      `broker ${peer} presents incarnation ${incarnation}, but this cluster knows ${peer} as incarnation ${known}: ` +
+      `its data directory was lost or replaced, and a broker that forgot its Raft votes must not vote again. ` +
+      `Restore its data directory, or start the new broker under a new id (and remove ${peer})`;
+    this.options.log('error', 'refusing a broker with amnesia', { peer, incarnation, known, reason });
+    return reason;
+  }
+
+  /** This broker's peer address as others dial it (`host:port`), told in its introduction. */
+  private get address(): string {
+    return `${this.options.host}:${this.boundPort}`;
+  }
+
+  /** Ids of every peer this transport links to (configured, joined or learned). */
+  peerIds(): string[] {
+    return [...this.links.keys()];
+  }
+
+  /**
+   * Links to a peer learned after start (from gossip, or from `--join`): it is
+   * dialed as a configured one would be. False when it was known already
+   * (or is this broker, or the peer limit is reached).
+   */
+  addPeer(peer: PeerAddress): boolean {
+    if (peer.id === this.options.id || this.links.has(peer.id) || this.closed) return false;
+    if (this.links.size >= MAX_PEERS) {
+      this.options.log('warn', 'not linking to a new peer: too many peers', { peer: peer.id, max: MAX_PEERS });
+      return false;
+    }
+    const link: Link = { peer, socket: undefined, dials: this.options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0 };
+    this.links.set(peer.id, link);
+    this.options.log('info', 'linking to a new peer', { peer: peer.id, address: `${peer.host}:${peer.port}` });
+    if (this.boundPort !== 0) void this.dialLoop(link);
+    return true;
+  }
+
+  /**
+   * Asks the broker at `host:port` who it is (for `--join`, which names an
+   * address only): dials it, introduces this broker (so it links back), and
+   * resolves with its id and address from its answer. Rejects with
+   * `NOT_CONNECTED` when it cannot be reached or does not answer in `timeoutMs`.
+   */
+  async introduce(host: string, port: number, timeoutMs: number): Promise<PeerAddress> {
+    const socket = await this.dial({ id: `${host}:${port}`, host, port });
+    try {
+      return await new Promise<PeerAddress>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new RelayError('NOT_CONNECTED', `${host}:${port} did not answer within ${timeoutMs} ms`)), timeoutMs);
+        this.readFrames(socket, (channel, payload) => {
+          const peer = channel === 'welcome' ? parseIntroduction(payload) : undefined;
+          clearTimeout(timer);
+          if (channel === 'refused') reject(new RelayError('NOT_CONNECTED', `${host}:${port} refused this broker: ${refusalReason(payload)}`));
+          else if (peer === undefined) reject(new RelayError('NOT_CONNECTED', `${host}:${port} is not a relaymq broker's peer port`));
+          else resolve(peer);
+        });
+        socket.once('close', () => reject(new RelayError('NOT_CONNECTED', `${host}:${port} closed the connection`)));
+        socket.write(frame('hello', { ...this.introduction(), probe: true }));
+      });
+    } finally {
+      socket.destroy();
+    }
   }
 
   /** Sends a message; returns false when it was dropped (peer down or backlogged). */
@@ -145,27 +284,134 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     this.closed = true;
     this.abort.abort();
     for (const link of this.links.values()) link.socket?.destroy();
+    for (const socket of this.dialed) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
+  /**
+   * Keeps `link` connected. The dialer (lower id) dials whenever it has no
+   * connection of its own; the other side dials only after
+   * {@link INTRODUCE_AFTER_MS} without any connection (its peer may not know
+   * it yet), and keeps that connection until the dialer's replaces it.
+   */
   private async dialLoop(link: Link): Promise<void> {
+    const connected = (): boolean => link.socket !== undefined && (link.outbound || !link.dials);
     while (!this.closed) {
+      if (connected()) {
+        await closeOf(link.socket as net.Socket);
+        continue;
+      }
+      if (!link.dials && !((await this.quietFor(link, INTRODUCE_AFTER_MS)) && (this.options.introducing?.() ?? true))) continue;
       let socket: net.Socket;
       try {
-        socket = await pRetry(() => this.dial(link.peer), {
-          retries: Infinity,
-          minTimeout: this.options.reconnect.initialDelayMs,
-          maxTimeout: this.options.reconnect.maxDelayMs,
-          randomize: true,
-          signal: this.abort.signal,
-        });
+        socket = await pRetry(
+          () => {
+            if (connected()) throw new AbortError('connected meanwhile');
+            return this.dial(link.peer);
+          },
+          {
+            retries: Infinity,
+            minTimeout: this.options.reconnect.initialDelayMs,
+            maxTimeout: this.options.reconnect.maxDelayMs,
+            randomize: true,
+            signal: this.abort.signal,
+          },
+        );
       } catch {
-        return; // closed
+        if (this.closed) return;
+        continue; // the other side connected meanwhile
       }
-      // Introduce ourselves with the first frame, then the link is up.
-      socket.write(frame('hello', { id: this.options.id }));
-      await this.attach(link, socket);
+      if (this.closed) {
+        socket.destroy(); // closed while the dial was under way
+        return;
+      }
+      if (connected()) {
+        socket.destroy(); // the other side connected meanwhile: one connection per pair
+        continue;
+      }
+      // Introduce ourselves with the first frame; the link is up once the peer welcomed us (nothing is sent before:
+      // a peer that lost its data must not hear a single Raft message).
+      socket.write(frame('hello', this.introduction()));
+      const welcomed = await this.handshake(link, socket);
+      if (welcomed === undefined) {
+        socket.destroy();
+        // Refused or closed before the welcome: back off like failed dials do (doubling up to the cap), then try again.
+        const { initialDelayMs, maxDelayMs } = this.options.reconnect;
+        await this.quietFor(link, Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(link.failedHandshakes++, 20)));
+        continue;
+      }
+      if (this.closed || (!link.dials && link.socket !== undefined)) {
+        // Our introduction crossed the dialer's own connection, accepted here meanwhile: the dialer's is the one kept
+        // (attaching ours would close it, while the dialer replaces ours with it: both would be lost).
+        socket.destroy();
+        continue;
+      }
+      await this.attach(link, socket, true, welcomed.reader, welcomed.early);
     }
+  }
+
+  /**
+   * Waits for the answer to our `hello`: `welcome` (with an incarnation that
+   * matches what we know of the peer) lets the link up; `refused`, another
+   * incarnation, a close or silence for {@link HANDSHAKE_TIMEOUT_MS} do not.
+   * Frames that follow the welcome in the same read are kept for the link.
+   */
+  private handshake(link: Link, socket: net.Socket): Promise<{ reader: { onFrame: FrameHandler }; early: Array<[string, unknown]> } | undefined> {
+    return new Promise((resolve) => {
+      const early: Array<[string, unknown]> = [];
+      let answered = false;
+      const finish = (ok: boolean): void => {
+        clearTimeout(timer);
+        socket.off('close', onClose);
+        resolve(ok ? { reader, early } : undefined);
+      };
+      const onClose = (): void => finish(false);
+      const timer = setTimeout(() => finish(false), HANDSHAKE_TIMEOUT_MS);
+      const reader = this.readFrames(socket, (channel, payload) => {
+        if (answered) {
+          early.push([channel, payload]);
+          return;
+        }
+        answered = true;
+        if (channel === 'refused') {
+          this.options.log('error', 'a peer refused this broker', { peer: link.peer.id, reason: refusalReason(payload) });
+          finish(false);
+        } else if (channel !== 'welcome') {
+          finish(true); // a peer from before welcomes: its first frame is traffic
+          early.push([channel, payload]);
+        } else {
+          const welcomer = parseIntroduction(payload);
+          if (welcomer !== undefined && welcomer.id !== link.peer.id) {
+            // Another broker listens at this peer's address (it moved, or its port was reused): not our peer, and its
+            // incarnation must not be recorded as this peer's.
+            this.options.log('warn', 'a peer address is held by another broker', { peer: link.peer.id, address: `${link.peer.host}:${link.peer.port}`, answered: welcomer.id });
+            finish(false);
+            return;
+          }
+          finish(this.checkIncarnation(link.peer.id, (payload as { incarnation?: unknown } | null)?.incarnation) === undefined);
+        }
+      });
+      socket.once('close', onClose);
+    });
+  }
+
+  /** Waits `ms`; true when `link` had no connection all along (false as soon as one comes up, or on close). */
+  private quietFor(link: Link, ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (quiet: boolean): void => {
+        clearTimeout(timer);
+        this.off('up', onUp);
+        this.abort.signal.removeEventListener('abort', onAbort);
+        resolve(quiet);
+      };
+      const onUp = (peer: string): void => {
+        if (peer === link.peer.id) done(false);
+      };
+      const onAbort = (): void => done(false);
+      const timer = setTimeout(() => done(link.socket === undefined && !this.closed), ms);
+      this.on('up', onUp);
+      this.abort.signal.addEventListener('abort', onAbort);
+    });
   }
 
   private dial(peer: PeerAddress): Promise<net.Socket> {
@@ -175,6 +421,9 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         peerTls === undefined
           ? net.connect({ host: peer.host, port: peer.port, noDelay: true })
           : tls.connect({ host: peer.host, port: peer.port, cert: peerTls.cert, key: peerTls.key, ca: peerTls.ca, rejectUnauthorized: true });
+      if (this.closed) socket.destroy();
+      this.dialed.add(socket);
+      socket.once('close', () => this.dialed.delete(socket));
       socket.once(peerTls === undefined ? 'connect' : 'secureConnect', () => {
         socket.off('error', reject);
         socket.setNoDelay(true);
@@ -187,29 +436,81 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     });
   }
 
-  /** An inbound connection: it must introduce itself as a configured peer that dials us. */
+  /**
+   * An inbound connection: it must introduce itself (`hello` with its id and
+   * peer address). A broker not configured here is a new one joining: it is
+   * added as a peer (and dialed back when this side is the pair's dialer).
+   * A probe (`--join` asking who listens here) is answered and closed.
+   */
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
     const reader = this.readFrames(socket, (channel, payload) => {
-      const id = typeof payload === 'object' && payload !== null ? (payload as { id?: unknown }).id : undefined;
-      const link = typeof id === 'string' ? this.links.get(id) : undefined;
-      if (channel !== 'hello' || link === undefined || link.dials) {
-        this.options.log('warn', 'refusing peer connection', { from: socket.remoteAddress, id: String(id) });
+      const introduced = channel === 'hello' ? parseIntroduction(payload) : undefined;
+      // A broker listening on every interface names none: dial it back where it came from.
+      const unspecified = introduced !== undefined && (introduced.host === '0.0.0.0' || introduced.host === '::') && socket.remoteAddress !== undefined;
+      const hello = unspecified ? { ...introduced, host: (socket.remoteAddress as string).replace(/^::ffff:/, '') } : introduced;
+      const id = hello?.id ?? (typeof payload === 'object' && payload !== null ? String((payload as { id?: unknown }).id) : undefined);
+      if (hello === undefined || hello.id === this.options.id) {
+        this.options.log('warn', 'refusing peer connection: no valid introduction', { from: socket.remoteAddress, id });
         socket.destroy();
         return;
       }
-      link.socket?.destroy(); // a newer connection replaces a stale one
-      void this.attach(link, socket, reader);
+      const refusal = this.checkIncarnation(hello.id, (payload as { incarnation?: unknown }).incarnation);
+      if (refusal !== undefined) {
+        socket.end(frame('refused', { reason: refusal }));
+        setTimeout(() => socket.destroy(), 1000).unref();
+        return;
+      }
+      let link = this.links.get(hello.id);
+      const probe = (payload as { probe?: unknown }).probe === true;
+      // The dialer keeps its own connection: the peer's is dropped before it is welcomed (it waits for ours).
+      if (!probe && link !== undefined && link.dials && link.socket !== undefined && link.outbound) {
+        socket.destroy();
+        return;
+      }
+      socket.write(frame('welcome', this.introduction()));
+      if (link === undefined) {
+        if (!this.addPeer(hello)) {
+          socket.destroy();
+          return;
+        }
+        link = this.links.get(hello.id) as Link;
+        this.options.log('info', 'a new broker introduced itself; it is a peer from now on', { peer: hello.id, address: `${hello.host}:${hello.port}` });
+        this.emit('added', hello);
+      }
+      if (probe) return; // it only asked who we are; it dials again
+      // A newer connection replaces a stale one.
+      link.socket?.destroy();
+      void this.attach(link, socket, false, reader);
     });
   }
 
   /** Uses `socket` for `link` until it closes. */
-  private attach(link: Link, socket: net.Socket, reader = this.readFrames(socket, () => {})): Promise<void> {
+  private attach(link: Link, socket: net.Socket, outbound: boolean, reader = this.readFrames(socket, () => {}), early: Array<[string, unknown]> = []): Promise<void> {
+    if (socket.destroyed) return Promise.resolve();
+    const replaced = link.socket;
     link.socket = socket;
+    link.outbound = outbound;
+    link.failedHandshakes = 0;
+    if (replaced !== undefined && replaced !== socket) replaced.destroy();
     reader.onFrame = (channel, payload) => {
+      if (channel === 'welcome' || channel === 'refused') {
+        // Introductions are the transport's own: the peer answering a dial may have lost its data (or we ours).
+        const refusal =
+          channel === 'refused'
+            ? `refused by ${link.peer.id}: ${refusalReason(payload)}`
+            : this.checkIncarnation(link.peer.id, (payload as { incarnation?: unknown } | null)?.incarnation);
+        if (refusal !== undefined) {
+          if (channel === 'refused') this.options.log('error', 'a peer refused this broker', { peer: link.peer.id, reason: refusal });
+          if (link.socket === socket) link.socket = undefined;
+          socket.destroy();
+        }
+        return;
+      }
       if (link.socket === socket) this.emit('message', link.peer.id, channel, payload);
     };
     this.emit('up', link.peer.id);
+    for (const [channel, payload] of early) reader.onFrame(channel, payload);
     return new Promise((resolve) => {
       socket.once('close', () => {
         if (link.socket === socket) {
@@ -262,3 +563,28 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
 }
 
 type FrameHandler = (channel: string, payload: unknown) => void;
+
+function refusalReason(payload: unknown): string {
+  const reason = typeof payload === 'object' && payload !== null ? (payload as { reason?: unknown }).reason : undefined;
+  return typeof reason === 'string' ? reason.slice(0, 1000) : 'no reason given';
+}
+
+/** Resolves once `socket` closed. */
+function closeOf(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed) resolve();
+    else socket.once('close', () => resolve());
+  });
+}
+
+/** A broker's introduction (`hello`, `welcome`): its id and peer address `host:port`; `undefined` when malformed. */
+function parseIntroduction(payload: unknown): PeerAddress | undefined {
+  if (typeof payload !== 'object' || payload === null) return undefined;
+  const { id, address } = payload as { id?: unknown; address?: unknown };
+  if (typeof id !== 'string' || typeof address !== 'string') return undefined;
+  try {
+    return parsePeer(`${id}@${address}`);
+  } catch {
+    return undefined;
+  }
+}

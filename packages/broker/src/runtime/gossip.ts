@@ -9,7 +9,7 @@ import {
   type Swim,
   type SwimConfigOptions,
 } from '../core/swim/index.js';
-import type { PeerAddress, PeerTransport } from '../net/peer-transport.js';
+import { parsePeer, type PeerAddress, type PeerTransport } from '../net/peer-transport.js';
 import type { Ticker } from './ticker.js';
 
 /** The peer-transport channel gossip travels on. */
@@ -59,6 +59,12 @@ export class GossipRunner extends EventEmitter<GossipEvents> {
     this.flush();
   };
 
+  /** A broker not configured here introduced itself on the transport: gossip with it (it learns the others from us). */
+  private readonly onAdded = (peer: PeerAddress): void => {
+    this.swim.join([{ id: peer.id, address: `${peer.host}:${peer.port}` }]);
+    this.flush();
+  };
+
   constructor(private readonly options: GossipOptions) {
     super();
     this.swim = createSwim({
@@ -73,6 +79,7 @@ export class GossipRunner extends EventEmitter<GossipEvents> {
 
   start(): void {
     this.options.transport.on('message', this.onMessage);
+    this.options.transport.on('added', this.onAdded);
     this.swim.join(this.options.peers.filter((p) => p.id !== this.options.id).map((p) => ({ id: p.id, address: `${p.host}:${p.port}` })));
     this.flush();
     this.stopTicking = this.options.ticker.add(() => {
@@ -102,6 +109,18 @@ export class GossipRunner extends EventEmitter<GossipEvents> {
     this.flush();
     this.stopTicking?.();
     this.options.transport.off('message', this.onMessage);
+    this.options.transport.off('added', this.onAdded);
+  }
+
+  private link(id: string, address: string): void {
+    let peer: PeerAddress;
+    try {
+      peer = parsePeer(`${id}@${address}`);
+    } catch {
+      this.options.log('warn', 'gossip named a member with an unusable peer address', { member: id, address });
+      return;
+    }
+    this.options.transport.addPeer(peer);
   }
 
   private flush(): void {
@@ -110,6 +129,8 @@ export class GossipRunner extends EventEmitter<GossipEvents> {
     let changed = false;
     for (const event of events) {
       if (event.type !== 'updated') this.options.log('info', `member ${event.type}`, { member: event.member.id, state: event.member.state });
+      // A member learned from gossip (a broker that joined through another one): link to it too.
+      if (event.type === 'joined') this.link(event.member.id, event.member.address);
       if (event.type === 'suspected' || event.type === 'failed' || event.type === 'left') this.emit('memberDown', event.member.id);
       changed ||= changesClusterView(event);
     }

@@ -29,6 +29,13 @@ export interface CreateTopicCommand {
   partitions: number;
   /** Requested copies; capped by the number of brokers. */
   replicationFactor: number;
+  /**
+   * The brokers replicas may be placed on, chosen by the proposer (the
+   * metadata group's members when it proposed), so every broker computes the
+   * same assignment even while their own broker lists differ (one joined).
+   * Absent (entries from before brokers could join): the configured brokers.
+   */
+  brokers?: string[];
 }
 
 /**
@@ -103,11 +110,12 @@ export class MetadataState {
   private createTopic(command: CreateTopicCommand): TopicResult {
     const existing = this.topics.get(command.topic);
     if (existing !== undefined) return { kind: 'exists', topic: existing };
-    const replicationFactor = Math.max(1, Math.min(command.replicationFactor, this.brokers.length));
+    const brokers = command.brokers !== undefined && command.brokers.length > 0 ? command.brokers : this.brokers;
+    const replicationFactor = Math.max(1, Math.min(command.replicationFactor, brokers.length));
     const topic: TopicMetadata = {
       topic: command.topic,
       replicationFactor,
-      partitions: assignReplicas(this.brokers, this.load(), command.partitions, replicationFactor),
+      partitions: assignReplicas(brokers, this.load(brokers), command.partitions, replicationFactor),
     };
     this.topics.set(topic.topic, topic);
     this.groups.topicCreated(topic.topic);
@@ -115,8 +123,8 @@ export class MetadataState {
   }
 
   /** Replicas and preferred leaderships held by each broker so far. */
-  private load(): Map<string, BrokerLoad> {
-    const load = new Map<string, BrokerLoad>(this.brokers.map((id) => [id, { replicas: 0, leaders: 0 }]));
+  private load(brokers: readonly string[]): Map<string, BrokerLoad> {
+    const load = new Map<string, BrokerLoad>(brokers.map((id) => [id, { replicas: 0, leaders: 0 }]));
     for (const topic of this.topics.values()) {
       for (const partition of topic.partitions) {
         partition.replicas.forEach((id, i) => {

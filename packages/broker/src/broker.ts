@@ -14,6 +14,7 @@ import { isReady } from './observability/cluster-status.js';
 import type { TopicAssignment } from './observability/broker-report.js';
 import { durablePositionSource, groupPositionSource } from './observability/consumer-lag.js';
 import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
+import { Fanout } from './server/fanout.js';
 import { ClientSession } from './server/session.js';
 import { Authenticator } from './security/auth.js';
 import { newSecurityCounters, type SecurityCounters } from './security/counters.js';
@@ -47,6 +48,14 @@ export interface BrokerStats {
   raftGroups: number;
   /** Of them, quiesced: idle with every replica caught up, neither ticked nor heartbeating. */
   raftGroupsQuiesced: number;
+  /**
+   * Client sessions told of an append since start: one per append and session
+   * holding a subscription that delivers its partition (sessions subscribed
+   * elsewhere are not woken).
+   */
+  deliverySessionsWoken: number;
+  /** Subscription cursors read by delivery since start: only those whose partition got messages (or were just placed). */
+  deliveryCursorsVisited: number;
 }
 
 /** A running broker. */
@@ -113,6 +122,8 @@ class RunningBroker implements Broker {
   /** Open connections per remote address, for `maxConnectionsPerIp`. */
   private readonly connectionsByAddress = new Map<string, number>();
   private authenticator: Authenticator | undefined;
+  /** Routes appends to the subscriptions that deliver them; set once the engine exists. */
+  private fanout: Fanout | undefined;
 
   engine!: LogEngine;
   private replicated: ClusterEngine | undefined;
@@ -275,9 +286,12 @@ class RunningBroker implements Broker {
   }
 
   private async listen(): Promise<void> {
+    const fanout = new Fanout(this.engine);
+    this.fanout = fanout;
     const context = {
       options: this.options,
       engine: this.engine,
+      fanout,
       cluster: (): ClusterView => this.cluster(),
       now: Date.now,
       newId: randomUUID,
@@ -393,6 +407,8 @@ class RunningBroker implements Broker {
       maxConnectionOutboundBytes: 0,
       security: { ...this.counters },
       ...raftStats(this.replicated?.raftActivity()),
+      deliverySessionsWoken: this.fanout?.stats.sessionsWoken ?? 0,
+      deliveryCursorsVisited: this.fanout?.stats.cursorsVisited ?? 0,
     };
     for (const session of this.sessions) {
       const s = session.stats();
@@ -433,6 +449,7 @@ class RunningBroker implements Broker {
     await this.operations?.close();
     await this.peers?.close();
     await this.peerIncarnations?.flushed();
+    this.fanout?.close();
     await this.engine.close();
     this.options.log('info', 'broker closed', { id: this.id });
   }

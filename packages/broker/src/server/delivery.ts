@@ -1,19 +1,18 @@
 import {
   RelayError,
   isWildcard,
-  topicMatches,
   type BrokerFrame,
   type Cursor,
   type DeliveryBatch,
-  type StartPosition,
   type StoredMessageFrame,
   type SubscribeFrame,
 } from '@relaymq/sdk/protocol';
 import type { StoredMessage } from '../core/partition/partition.js';
-import type { LogEngine } from '../engine/engine.js';
 import type { ClientAccess } from './client-access.js';
+import type { AppendListener } from './fanout.js';
 import { GroupMember } from './group-member.js';
 import { asRelayError, dataBytes, type SessionContext } from './session-context.js';
+import { Subscription, cursorKey } from './subscription.js';
 
 /** Session timeout of a group whose first member named none (the SDK always names one). */
 const GROUP_SESSION_TIMEOUT_MS = 10_000;
@@ -23,106 +22,6 @@ const MAX_DELIVERY_BATCH = 1000;
 const MAX_DELIVERY_BYTES = 512 * 1024;
 /** A failed disk read for a subscriber is retried after this long. */
 const READ_RETRY_MS = 1000;
-
-const cursorKey = (topic: string, partition: number): string => `${partition}:${topic}`;
-
-/**
- * One client subscription on a broker: a pattern, a cursor per matching
- * partition (the next offset to send) and the credit the client granted.
- * It never holds messages itself; it reads them from the engine when credit
- * allows, so a slow subscriber costs a few numbers, not a queue.
- */
-class Subscription {
-  readonly cursors = new Map<string, Cursor>();
-  /** Messages the broker may still send. */
-  credit: number;
-  private readonly matchCache = new Map<string, boolean>();
-
-  constructor(
-    readonly id: number,
-    readonly pattern: string,
-    private readonly from: StartPosition,
-    credit: number,
-    /** Topics the subscriber may read; the others never match, whatever the pattern says. */
-    private readonly mayRead: (topic: string) => boolean = () => true,
-    /** Set for a consumer-group member: only its assigned partitions are delivered. */
-    readonly member?: GroupMember,
-  ) {
-    this.credit = credit;
-  }
-
-  /** Whether this subscription delivers `topic`/`partition` (a group member: only those assigned to it). */
-  delivers(topic: string, partition: number): boolean {
-    return this.matches(topic) && (this.member === undefined || this.member.owns(topic, partition));
-  }
-
-  /** Whether `topic` matches the pattern and may be read (memoised; topics are few, lookups many). */
-  matches(topic: string): boolean {
-    let hit = this.matchCache.get(topic);
-    if (hit === undefined) {
-      hit = topicMatches(this.pattern, topic) && this.mayRead(topic);
-      if (this.matchCache.size < 100_000) this.matchCache.set(topic, hit);
-    }
-    return hit;
-  }
-
-  /**
-   * Places a cursor on every partition the pattern matches now: a resumed
-   * position when the client knows one, otherwise where `from` says.
-   */
-  async start(engine: LogEngine, resume: readonly Cursor[]): Promise<{ cursors: Cursor[]; resets: Cursor[] }> {
-    // A group member's cursors follow its assignment (group-member.ts), never the pattern alone.
-    if (this.member !== undefined) return { cursors: [], resets: [] };
-    const resets: Cursor[] = [];
-    for (const cursor of resume) {
-      if (!this.matches(cursor.topic)) continue;
-      // Past the end of a log that does not survive restarts: the one the client read was lost.
-      // (A replicated log is merely catching up: keep the position, and ask no replica for bounds.)
-      const bounds = engine.offsetsSurviveRestart ? undefined : await engine.currentBounds(cursor.topic, cursor.partition);
-      const offset = bounds !== undefined && cursor.offset > bounds.end ? bounds.start : cursor.offset;
-      if (offset !== cursor.offset) resets.push({ ...cursor, offset });
-      this.cursors.set(cursorKey(cursor.topic, cursor.partition), { ...cursor, offset });
-    }
-    for (const topic of engine.topics()) {
-      if (!this.matches(topic)) continue;
-      const count = engine.partitionCount(topic) ?? 0;
-      for (let partition = 0; partition < count; partition++) {
-        const key = cursorKey(topic, partition);
-        if (this.cursors.has(key)) continue;
-        const offset = await this.startOffset(engine, topic, partition);
-        if (!this.cursors.has(key)) this.cursors.set(key, { topic, partition, offset });
-      }
-    }
-    return { cursors: [...this.cursors.values()].map((c) => ({ ...c })), resets };
-  }
-
-  /**
-   * The cursor of a partition that appeared after the subscription started:
-   * it is new to the subscriber, so it begins at its start (or at `from`'s
-   * offset, if later).
-   */
-  cursorFor(engine: LogEngine, topic: string, partition: number): Cursor {
-    const key = cursorKey(topic, partition);
-    let cursor = this.cursors.get(key);
-    if (cursor === undefined) {
-      const { start } = engine.bounds(topic, partition);
-      const from = this.from;
-      cursor = { topic, partition, offset: typeof from === 'object' && 'offset' in from ? Math.max(from.offset, start) : start };
-      this.cursors.set(key, cursor);
-    }
-    return cursor;
-  }
-
-  /** Where a partition that exists when the subscription starts begins: where `from` says. */
-  private async startOffset(engine: LogEngine, topic: string, partition: number): Promise<number> {
-    const from = this.from;
-    // An offset retention already removed is kept: delivery starts at the first retained one and the SDK reports the gap.
-    if (typeof from === 'object') return 'offset' in from ? from.offset : engine.offsetForTime(topic, partition, from.time);
-    const { start, end } = await engine.currentBounds(topic, partition);
-    if (from === 'earliest') return start;
-    return end;
-  }
-}
 
 /** What the delivery path needs of its session. */
 export interface DeliverySession {
@@ -140,8 +39,13 @@ export interface DeliverySession {
  * credit, and the pump that reads from the engine and pushes `message`
  * frames. It holds no queue per subscriber: it sends only what credit and
  * the outbound side allow, and reads again from the engine next time.
+ *
+ * Appends reach it through the broker's {@link Fanout} (only those of
+ * partitions its subscriptions deliver), and a pass reads only the cursors
+ * that may have something to send (`Subscription.ready`) of the
+ * subscriptions holding such cursors ({@link pending}).
  */
-export class Delivery {
+export class Delivery implements AppendListener {
   /** Messages pushed since the session opened. */
   delivered = 0;
   private readonly subscriptions = new Map<number, Subscription>();
@@ -152,8 +56,9 @@ export class Delivery {
   private readonly starting = new Set<number>();
   /** Subscriptions waiting for a read from disk. */
   private readonly reading = new Set<Subscription>();
+  /** Subscriptions with cursors that may have something to send; the pump visits these only. */
+  private readonly pending = new Set<Subscription>();
   private pumpScheduled = false;
-  private readonly onAppended = (topic: string, partition: number): void => this.appended(topic, partition);
   private readonly onGroupsChanged = (group: string | undefined): void => this.groupsChanged(group);
 
   constructor(private readonly session: DeliverySession) {}
@@ -163,18 +68,18 @@ export class Delivery {
     return this.subscriptions.size;
   }
 
-  /** The session opened: follow the engine's appends. */
+  /** The session opened: follow consumer-group changes (appends come through the fan-out, per subscription). */
   start(): void {
-    this.session.ctx.engine.on('appended', this.onAppended);
     this.session.ctx.engine.consumerGroupEvents.on('changed', this.onGroupsChanged);
   }
 
   /** The session ended: forget every subscription. */
   stop(): void {
-    this.session.ctx.engine.off('appended', this.onAppended);
     this.session.ctx.engine.consumerGroupEvents.off('changed', this.onGroupsChanged);
+    for (const subscription of this.subscriptions.values()) this.session.ctx.fanout.remove(subscription);
     this.subscriptions.clear();
     this.starting.clear();
+    this.pending.clear();
   }
 
   async subscribe(frame: SubscribeFrame): Promise<void> {
@@ -222,6 +127,8 @@ export class Delivery {
     if (!this.starting.delete(frame.subscription) || !this.session.open()) return;
     const { cursors, resets } = started;
     this.subscriptions.set(frame.subscription, subscription);
+    ctx.fanout.add(subscription, this);
+    this.pending.add(subscription);
     const reply: BrokerFrame = { type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors };
     if (resets.length > 0) reply.resets = resets;
     this.session.send(reply);
@@ -257,6 +164,9 @@ export class Delivery {
     const frame = subscription.member.refresh(this.session.ctx.engine, subscription.id, subscription.cursors);
     if (frame === undefined) return false;
     this.session.send(frame);
+    // Granted partitions have new cursors (revoked ones left: the pump drops their keys).
+    subscription.markAllReady();
+    this.pending.add(subscription);
     return true;
   }
 
@@ -264,11 +174,17 @@ export class Delivery {
     const subscription = this.subscriptions.get(id);
     if (subscription === undefined) return; // credit racing an unsubscribe is harmless
     subscription.credit = Math.min(subscription.credit + credit, this.session.ctx.options.maxCredit);
-    this.schedulePump();
+    // Cursors a lack of credit stopped are still ready; caught-up ones wait for their next append.
+    if (subscription.ready.size > 0) this.schedulePump();
   }
 
   unsubscribe(id: number, subscription: number): void {
-    if (!this.subscriptions.delete(subscription) && !this.starting.delete(subscription)) {
+    const removed = this.subscriptions.get(subscription);
+    if (removed !== undefined) {
+      this.subscriptions.delete(subscription);
+      this.session.ctx.fanout.remove(removed);
+      this.pending.delete(removed);
+    } else if (!this.starting.delete(subscription)) {
       this.session.send({ type: 'error', id, code: 'SUBSCRIPTION_NOT_FOUND', message: `no subscription ${subscription}` });
       return;
     }
@@ -286,39 +202,49 @@ export class Delivery {
     });
   }
 
-  private appended(topic: string, partition: number): void {
-    let wanted = false;
-    for (const subscription of this.subscriptions.values()) {
-      if (!subscription.delivers(topic, partition)) continue;
-      subscription.cursorFor(this.session.ctx.engine, topic, partition);
-      wanted = true;
-    }
-    if (wanted) this.schedulePump();
+  /** The fan-out's call: `topic`/`partition`, which `subscription`'s pattern matches, got messages. */
+  appended(subscription: Subscription, topic: string, partition: number): boolean {
+    if (this.subscriptions.get(subscription.id) !== subscription || !subscription.delivers(topic, partition)) return false;
+    subscription.appended(this.session.ctx.engine, topic, partition);
+    this.pending.add(subscription);
+    this.schedulePump();
+    return true;
   }
 
   /**
    * Sends what credit and the socket allow; never buffers messages of its own.
    * Reads served from memory go out at once; a read that needs the disk
    * pauses its subscription until it completes (one at a time, in order).
+   * Only ready cursors are read: one that has nothing leaves the ready set.
    */
   private pump(): void {
     if (!this.session.open()) return;
-    const { engine } = this.session.ctx;
-    for (const subscription of this.subscriptions.values()) {
-      while (!this.reading.has(subscription) && subscription.credit > 0 && this.session.hasRoom()) {
+    const { engine, fanout } = this.session.ctx;
+    for (const subscription of this.pending) {
+      const { ready, cursors } = subscription;
+      while (ready.size > 0 && !this.reading.has(subscription) && subscription.credit > 0 && this.session.hasRoom()) {
         const batches: DeliveryBatch[] = [];
         let bytes = 0;
         let count = 0;
-        for (const cursor of subscription.cursors.values()) {
+        for (const key of ready) {
           const room = Math.min(subscription.credit, MAX_DELIVERY_BATCH) - count;
           if (room <= 0 || bytes >= MAX_DELIVERY_BYTES) break;
+          const cursor = cursors.get(key);
+          if (cursor === undefined) {
+            ready.delete(key); // revoked from a group member
+            continue;
+          }
+          fanout.stats.cursorsVisited++;
           const stored = engine.read(cursor.topic, cursor.partition, cursor.offset, room, MAX_DELIVERY_BYTES - bytes);
           if (!Array.isArray(stored)) {
             this.readFromDisk(subscription, cursor, stored);
             break;
           }
           const batch = advance(cursor, stored);
-          if (batch === undefined) continue;
+          if (batch === undefined) {
+            ready.delete(key); // caught up: the next append brings it back
+            continue;
+          }
           batches.push(batch);
           for (const message of stored) bytes += message.data.length;
           count += stored.length;
@@ -326,6 +252,7 @@ export class Delivery {
         if (count === 0) break;
         this.deliver(subscription, batches, count);
       }
+      if (ready.size === 0) this.pending.delete(subscription);
     }
   }
 
@@ -343,7 +270,10 @@ export class Delivery {
           return;
         }
         const batch = advance(cursor, stored);
+        const key = cursorKey(cursor.topic, cursor.partition);
         if (batch !== undefined) this.deliver(subscription, [batch], stored.length);
+        // Nothing there (a replica at its end): caught up, like an empty read from memory (unless the cursor was replaced meanwhile).
+        else if (subscription.cursors.get(key) === cursor) subscription.ready.delete(key);
         this.schedulePump();
       },
       (err: unknown) => {

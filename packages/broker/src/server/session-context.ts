@@ -3,6 +3,7 @@ import type { LogEngine } from '../engine/engine.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import type { ResolvedBrokerOptions } from '../options.js';
 import type { Authenticator } from '../security/auth.js';
+import type { Fanout } from './fanout.js';
 import type { SecurityCounters } from '../security/counters.js';
 
 /** What a session needs of the socket under it; `client-listener.ts` adapts `ws` to this. */
@@ -19,6 +20,8 @@ export interface ClientSocket {
 export interface SessionContext {
   readonly options: ResolvedBrokerOptions;
   readonly engine: LogEngine;
+  /** Routes the engine's appends to the subscriptions that deliver them (one per broker, shared by its sessions). */
+  readonly fanout: Fanout;
   cluster(): ClusterView;
   now(): number;
   newId(): string;

@@ -3,6 +3,7 @@ import { PROTOCOL_VERSION, decodeBrokerFrame, encodeFrame, type BrokerFrame, typ
 import { MemoryEngine } from '../engine/memory.js';
 import { resolveBrokerOptions, type BrokerOptions } from '../options.js';
 import { newSecurityCounters } from '../security/counters.js';
+import { Fanout } from './fanout.js';
 import type { ClientSocket } from './session-context.js';
 import { ClientSession } from './session.js';
 
@@ -31,11 +32,13 @@ function session(options: BrokerOptions): { socket: StuckSocket; session: Client
   const resolved = resolveBrokerOptions(options);
   const counters = newSecurityCounters();
   const socket = new StuckSocket();
+  const engine = new MemoryEngine({ ...resolved, now: Date.now });
   const s = new ClientSession(
     socket,
     {
       options: resolved,
-      engine: new MemoryEngine({ ...resolved, now: Date.now }),
+      engine,
+      fanout: new Fanout(engine),
       cluster: () => ({ brokers: [] }),
       now: Date.now,
       newId: () => 'id',

@@ -1,0 +1,120 @@
+import { topicMatches, type Cursor, type StartPosition } from '@relaymq/sdk/protocol';
+import type { LogEngine } from '../engine/engine.js';
+import type { GroupMember } from './group-member.js';
+
+/** The key of a partition's cursor in {@link Subscription.cursors}. */
+export const cursorKey = (topic: string, partition: number): string => `${partition}:${topic}`;
+
+/**
+ * One client subscription on a broker: a pattern, a cursor per matching
+ * partition (the next offset to send) and the credit the client granted.
+ * It never holds messages itself; it reads them from the engine when credit
+ * allows, so a slow subscriber costs a few numbers, not a queue.
+ *
+ * It also remembers which of its cursors may have something to send
+ * ({@link ready}), so a delivery pass reads those and not every partition
+ * the pattern matches: a subscription to `>` over 10,000 partitions costs one
+ * read per partition that got messages, not 10,000 per append.
+ */
+export class Subscription {
+  readonly cursors = new Map<string, Cursor>();
+  /**
+   * Keys of the cursors that may have messages to send: every cursor when the
+   * subscription starts, a cursor whose partition got an append, one granted
+   * to a group member. A cursor leaves once a read finds nothing at it; the
+   * next append to its partition brings it back. At most one entry per cursor.
+   */
+  readonly ready = new Set<string>();
+  /** Messages the broker may still send. */
+  credit: number;
+  private readonly matchCache = new Map<string, boolean>();
+
+  constructor(
+    readonly id: number,
+    readonly pattern: string,
+    private readonly from: StartPosition,
+    credit: number,
+    /** Topics the subscriber may read; the others never match, whatever the pattern says. */
+    private readonly mayRead: (topic: string) => boolean = () => true,
+    /** Set for a consumer-group member: only its assigned partitions are delivered. */
+    readonly member?: GroupMember,
+  ) {
+    this.credit = credit;
+  }
+
+  /** Whether this subscription delivers `topic`/`partition` (a group member: only those assigned to it). */
+  delivers(topic: string, partition: number): boolean {
+    return this.matches(topic) && (this.member === undefined || this.member.owns(topic, partition));
+  }
+
+  /** Whether `topic` matches the pattern and may be read (memoised; topics are few, lookups many). */
+  matches(topic: string): boolean {
+    let hit = this.matchCache.get(topic);
+    if (hit === undefined) {
+      hit = topicMatches(this.pattern, topic) && this.mayRead(topic);
+      if (this.matchCache.size < 100_000) this.matchCache.set(topic, hit);
+    }
+    return hit;
+  }
+
+  /**
+   * Places a cursor on every partition the pattern matches now: a resumed
+   * position when the client knows one, otherwise where `from` says.
+   */
+  async start(engine: LogEngine, resume: readonly Cursor[]): Promise<{ cursors: Cursor[]; resets: Cursor[] }> {
+    // A group member's cursors follow its assignment (group-member.ts), never the pattern alone.
+    if (this.member !== undefined) return { cursors: [], resets: [] };
+    const resets: Cursor[] = [];
+    for (const cursor of resume) {
+      if (!this.matches(cursor.topic)) continue;
+      // Past the end of a log that does not survive restarts: the one the client read was lost.
+      // (A replicated log is merely catching up: keep the position, and ask no replica for bounds.)
+      const bounds = engine.offsetsSurviveRestart ? undefined : await engine.currentBounds(cursor.topic, cursor.partition);
+      const offset = bounds !== undefined && cursor.offset > bounds.end ? bounds.start : cursor.offset;
+      if (offset !== cursor.offset) resets.push({ ...cursor, offset });
+      this.cursors.set(cursorKey(cursor.topic, cursor.partition), { ...cursor, offset });
+    }
+    for (const topic of engine.topics()) {
+      if (!this.matches(topic)) continue;
+      const count = engine.partitionCount(topic) ?? 0;
+      for (let partition = 0; partition < count; partition++) {
+        const key = cursorKey(topic, partition);
+        if (this.cursors.has(key)) continue;
+        const offset = await this.startOffset(engine, topic, partition);
+        if (!this.cursors.has(key)) this.cursors.set(key, { topic, partition, offset });
+      }
+    }
+    this.markAllReady();
+    return { cursors: [...this.cursors.values()].map((c) => ({ ...c })), resets };
+  }
+
+  /**
+   * `topic`/`partition` got messages: its cursor (placed now if the partition
+   * appeared after the subscription started) is read on the next pass.
+   */
+  appended(engine: LogEngine, topic: string, partition: number): void {
+    const key = cursorKey(topic, partition);
+    if (!this.cursors.has(key)) {
+      // New to the subscriber: it begins at the partition's start (or at `from`'s offset, if later).
+      const { start } = engine.bounds(topic, partition);
+      const from = this.from;
+      this.cursors.set(key, { topic, partition, offset: typeof from === 'object' && 'offset' in from ? Math.max(from.offset, start) : start });
+    }
+    this.ready.add(key);
+  }
+
+  /** Every cursor is read on the next pass (they were just placed, or a group member's assignment changed). */
+  markAllReady(): void {
+    for (const key of this.cursors.keys()) this.ready.add(key);
+  }
+
+  /** Where a partition that exists when the subscription starts begins: where `from` says. */
+  private async startOffset(engine: LogEngine, topic: string, partition: number): Promise<number> {
+    const from = this.from;
+    // An offset retention already removed is kept: delivery starts at the first retained one and the SDK reports the gap.
+    if (typeof from === 'object') return 'offset' in from ? from.offset : engine.offsetForTime(topic, partition, from.time);
+    const { start, end } = await engine.currentBounds(topic, partition);
+    if (from === 'earliest') return start;
+    return end;
+  }
+}

@@ -56,6 +56,8 @@ export class Delivery implements AppendListener {
   private readonly starting = new Set<number>();
   /** Subscriptions waiting for a read from disk. */
   private readonly reading = new Set<Subscription>();
+  /** The subscriptions of consumer-group members: group changes concern these only. */
+  private readonly members = new Set<Subscription>();
   /** Subscriptions with cursors that may have something to send; the pump visits these only. */
   private readonly pending = new Set<Subscription>();
   private pumpScheduled = false;
@@ -80,6 +82,7 @@ export class Delivery implements AppendListener {
     this.subscriptions.clear();
     this.starting.clear();
     this.pending.clear();
+    this.members.clear();
   }
 
   async subscribe(frame: SubscribeFrame): Promise<void> {
@@ -129,6 +132,7 @@ export class Delivery implements AppendListener {
     this.subscriptions.set(frame.subscription, subscription);
     ctx.fanout.add(subscription, this);
     this.pending.add(subscription);
+    if (member !== undefined) this.members.add(subscription);
     const reply: BrokerFrame = { type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors };
     if (resets.length > 0) reply.resets = resets;
     this.session.send(reply);
@@ -151,8 +155,8 @@ export class Delivery implements AppendListener {
   /** Consumer groups changed in this broker's metadata: members here follow their new assignments. */
   private groupsChanged(group: string | undefined): void {
     let changed = false;
-    for (const subscription of this.subscriptions.values()) {
-      if (subscription.member === undefined || (group !== undefined && subscription.member.group !== group)) continue;
+    for (const subscription of this.members) {
+      if (group !== undefined && subscription.member?.group !== group) continue;
       changed = this.refreshMember(subscription) || changed;
     }
     if (changed) this.schedulePump();
@@ -184,6 +188,7 @@ export class Delivery implements AppendListener {
       this.subscriptions.delete(subscription);
       this.session.ctx.fanout.remove(removed);
       this.pending.delete(removed);
+      this.members.delete(removed);
     } else if (!this.starting.delete(subscription)) {
       this.session.send({ type: 'error', id, code: 'SUBSCRIPTION_NOT_FOUND', message: `no subscription ${subscription}` });
       return;

@@ -167,6 +167,27 @@ describe('Fanout', () => {
     expect(b.reads.size).toBe(0);
   });
 
+  it('wakes a consumer-group member for the partitions assigned to it, and reads only the one that got messages', async () => {
+    const b = broker(4);
+    for (const topic of ['fan.a', 'fan.b']) await b.engine.ensureTopic(topic);
+    const member = b.connect();
+    const other = b.connect();
+    member.send({ type: 'subscribe', id: 1, subscription: 1, pattern: 'fan.>', from: 'earliest', resume: [], credit: 100, group: 'g', member: 'm1', sessionTimeoutMs: 60_000 });
+    other.send({ type: 'subscribe', id: 1, subscription: 1, pattern: 'fan.b', from: 'earliest', resume: [], credit: 100 });
+    await until(() => subscribed(member, 1) && subscribed(other, 1), 'the subscriptions to start');
+    await until(() => member.socket.frames.some((f) => f.type === 'assignment'), 'the assignment');
+    await settle();
+    const woken = b.fanout.stats.sessionsWoken;
+    b.reads.clear();
+    await b.publish('fan.a', 2);
+    await until(() => member.socket.messages().length === 1, 'the message at the member');
+    await settle();
+    expect(member.socket.messages()[0]?.batches.map((x) => [x.topic, x.partition, x.firstOffset])).toEqual([['fan.a', 2, 0]]);
+    expect(other.socket.messages()).toEqual([]);
+    expect([...b.reads]).toEqual([['fan.a/2', 2]]);
+    expect(b.fanout.stats.sessionsWoken - woken).toBe(1);
+  });
+
   it('places a cursor on a topic created after a wildcard subscription started, and forgets unsubscribed ones', async () => {
     const b = broker(2);
     await b.engine.ensureTopic('fan.a');

@@ -178,8 +178,11 @@ export class Delivery implements AppendListener {
     const subscription = this.subscriptions.get(id);
     if (subscription === undefined) return; // credit racing an unsubscribe is harmless
     subscription.credit = Math.min(subscription.credit + credit, this.session.ctx.options.maxCredit);
-    // Cursors a lack of credit stopped are still ready; caught-up ones wait for their next append.
-    if (subscription.ready.size > 0) this.schedulePump();
+    // New credit reads every cursor of this subscription (as a pass always did): a partition that became readable
+    // without an append being announced (a restart re-applying its log) is found here, as before.
+    subscription.markAllReady();
+    this.pending.add(subscription);
+    this.schedulePump();
   }
 
   unsubscribe(id: number, subscription: number): void {
@@ -275,10 +278,8 @@ export class Delivery implements AppendListener {
           return;
         }
         const batch = advance(cursor, stored);
-        const key = cursorKey(cursor.topic, cursor.partition);
+        // The cursor stays ready: a read that needed the disk (or a replica) and found nothing is tried again, as before.
         if (batch !== undefined) this.deliver(subscription, [batch], stored.length);
-        // Nothing there (a replica at its end): caught up, like an empty read from memory (unless the cursor was replaced meanwhile).
-        else if (subscription.cursors.get(key) === cursor) subscription.ready.delete(key);
         this.schedulePump();
       },
       (err: unknown) => {

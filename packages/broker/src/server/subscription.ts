@@ -21,8 +21,9 @@ export class Subscription {
   /**
    * Keys of the cursors that may have messages to send: every cursor when the
    * subscription starts, a cursor whose partition got an append, one granted
-   * to a group member. A cursor leaves once a read finds nothing at it; the
-   * next append to its partition brings it back. At most one entry per cursor.
+   * to a group member, every cursor again when the client grants credit. A
+   * cursor leaves once a read from memory finds nothing at it; the next append
+   * to its partition (or credit) brings it back. At most one entry per cursor.
    */
   readonly ready = new Set<string>();
   /** Messages the broker may still send. */

@@ -75,6 +75,14 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ file: file({ peer: { requestTimeoutMs: 900 } }), env: {}, flags: {} })).toThrow('config file relaymq.yaml: broker option peer.requestTimeoutMs must be longer');
   });
 
+  it('takes raft.quiesce as true or false from a flag, the environment or a file', () => {
+    expect(resolveConfig({ env: {}, flags: { 'raft-quiesce': 'false' } }).options).toEqual({ raft: { quiesce: false } });
+    expect(resolveConfig({ env: { RELAYMQ_RAFT_QUIESCE: 'false' }, flags: {} }).options).toEqual({ raft: { quiesce: false } });
+    expect(resolveBrokerOptions(resolveConfig({ file: file({ raft: { preset: 'wan', quiesce: false } }), env: {}, flags: {} }).options).raft.quiesce).toBe(false);
+    expect(() => resolveConfig({ env: {}, flags: { 'raft-quiesce': 'off' } })).toThrow('flag --raft-quiesce');
+    expect(() => resolveConfig({ env: {}, flags: { 'raft-quiesce': '"off"' } })).toThrow('raft.quiesce must be true or false');
+  });
+
   it('accepts the old flag spellings --data and --partitions', () => {
     expect(resolveConfig({ env: {}, flags: { data: '/var/lib/relaymq', partitions: '4' } }).options).toEqual({ dataDir: '/var/lib/relaymq', defaultPartitions: 4 });
     expect(() => resolveConfig({ env: {}, flags: { data: '/a', 'data-dir': '/b' } })).toThrow('flag --data: dataDir is also given as --data-dir; give it once');

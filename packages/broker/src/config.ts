@@ -99,6 +99,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'raft.preset', kind: 'string', section: RAFT, value: 'local|lan|wan', help: 'timing preset: one host, a data centre, regions' },
   { path: 'raft.heartbeatMs', kind: 'integer', section: RAFT, help: 'time between two heartbeats of a leader' },
   { path: 'raft.electionTimeoutMs', kind: 'integer', section: RAFT, help: 'silence before a follower campaigns (drawn up to twice this)' },
+  { path: 'raft.quiesce', kind: 'json', section: RAFT, value: 'true|false', help: 'idle groups stop ticking and heartbeating; false: every group ticks (CPU grows with the partitions)', defaultText: 'true' },
   { path: 'swim.preset', kind: 'string', section: SWIM, value: 'local|lan|wan', help: 'timing preset: one host, a data centre, regions' },
   { path: 'swim.probeIntervalMs', kind: 'integer', section: SWIM, help: 'time between two probes' },
   { path: 'swim.probeTimeoutMs', kind: 'integer', section: SWIM, help: 'wait for a direct ack before indirect probes' },

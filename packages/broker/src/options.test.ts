@@ -92,6 +92,17 @@ describe('timing sections: raft, swim, peer', () => {
     expect([again.raft, again.swim, again.peer]).toEqual([once.raft, once.swim, once.peer]);
   });
 
+  it('takes raft.quiesce apart from the timing: unset leaves the groups their default, false reaches their Raft configuration', () => {
+    expect(resolveBrokerOptions().raft.quiesce).toBeUndefined();
+    const off = resolveBrokerOptions({ raft: { preset: 'local', quiesce: false } });
+    expect(off.raft).toEqual({ preset: 'local', ...RAFT_PRESETS.local, quiesce: false });
+    expect(raftConfigOf(off.raft)).toEqual({ ...raftConfigOf(RAFT_PRESETS.local), quiesce: false });
+    expect(raftConfigOf(resolveBrokerOptions({ raft: { quiesce: true } }).raft).quiesce).toBe(true);
+    // What --print-config prints is accepted again.
+    expect(resolveBrokerOptions({ raft: off.raft }).raft).toEqual(off.raft);
+    expect(() => resolveBrokerOptions({ raft: { quiesce: 'no' as never } })).toThrow('raft.quiesce must be true or false, got "no"');
+  });
+
   it('lengthens the default request timeout to outlive a slow preset’s elections', () => {
     expect(resolveBrokerOptions({ raft: { preset: 'local' } }).peer.requestTimeoutMs).toBe(2000);
     expect(resolveBrokerOptions({ raft: { preset: 'wan' } }).peer.requestTimeoutMs).toBe(10_000);

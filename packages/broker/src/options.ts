@@ -722,14 +722,19 @@ function duration(field: string, value: unknown, mayBeOff = false): number {
 }
 
 function resolveRaft(value: unknown): ResolvedRaftOptions {
-  const o = record('raft', value, ['preset', 'heartbeatMs', 'electionTimeoutMs']);
+  const o = record('raft', value, ['preset', 'heartbeatMs', 'electionTimeoutMs', 'quiesce']);
   const preset = oneOf('raft.preset', o.preset ?? 'lan', timingPresets);
-  const t = { ...RAFT_PRESETS[preset], ...stripUndefined(o) };
+  const { quiesce, ...timing } = stripUndefined(o);
+  const t = { ...RAFT_PRESETS[preset], ...timing };
   const raft: ResolvedRaftOptions = {
     preset,
     heartbeatMs: duration('raft.heartbeatMs', t.heartbeatMs),
     electionTimeoutMs: duration('raft.electionTimeoutMs', t.electionTimeoutMs),
   };
+  if (quiesce !== undefined) {
+    if (typeof quiesce !== 'boolean') throw invalid('raft.quiesce', `must be true or false, got ${JSON.stringify(quiesce)}`);
+    raft.quiesce = quiesce;
+  }
   const ticks = raftConfigOf(raft);
   if ((ticks.heartbeatTicks ?? 0) >= (ticks.electionTicks ?? 0)) {
     // Name the field the caller set: that is the one to change.

@@ -79,9 +79,13 @@ function broker(partitions: number) {
     send({ type: 'hello', version: PROTOCOL_VERSION, clientId: '', producerId: '' });
     return { socket, session, send };
   };
-  let seq = 0;
-  const publish = (topic: string, partition: number, count = 1): Promise<unknown> =>
-    engine.append(topic, partition, Array.from({ length: count }, () => ({ producerId: 'p', seq: seq++, data: new TextEncoder().encode('x'), encoding: 'raw' as const })), 'leader');
+  const seqs = new Map<string, number>();
+  const publish = (topic: string, partition: number, count = 1): Promise<unknown> => {
+    const firstSeq = seqs.get(`${topic}/${partition}`) ?? 0;
+    seqs.set(`${topic}/${partition}`, firstSeq + count);
+    const messages = Array.from({ length: count }, () => ({ data: new TextEncoder().encode('x'), encoding: 'raw' as const }));
+    return engine.append(topic, partition, { producerId: 'p', firstSeq, messages }, 'leader');
+  };
   return { engine, fanout, reads, connect, publish };
 }
 

@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RelayError, createClient, type ClientOptions, type DialFailure, type RelayClient } from '@relaymq/sdk';
 import { generatePki, type TestPki } from './support/certs.js';
@@ -59,6 +60,32 @@ describe('connect() over real sockets says why it could not connect', () => {
     expect(error.message).toBe(`no broker reachable within 1500 ms: ${url}: connection refused (ECONNREFUSED)`);
     expect(error.details.dialFailures).toEqual([causes[0]]);
     expect(elapsedMs).toBeLessThan(5000);
+  });
+
+  it('a server that takes the connection and never answers the upgrade: the dial times out, and closing the half-open socket crashes nothing', async () => {
+    // `ws` reports closing a socket still connecting as an 'error' event; with no listener left that was an uncaught
+    // exception, and it took the application down (seen by a benchmark under load).
+    const silent = net.createServer(() => {});
+    const sockets = new Set<net.Socket>();
+    silent.on('connection', (socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+    const url = `ws://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown): void => {
+      uncaught.push(err);
+    };
+    process.on('uncaughtException', onUncaught);
+    try {
+      const { causes, error } = await failedConnect(url, { requestTimeoutMs: 200 });
+      expect(causes[0]?.kind).toBe('timeout');
+      expect(error.code).toBe('NOT_CONNECTED');
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the close's late 'error' event, if any
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 
   it('a broker whose certificate is not trusted: the cause is TLS', async () => {

@@ -127,7 +127,9 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
+        socket.onopen = socket.onmessage = socket.onclose = null;
+        // Closing a socket still connecting makes `ws` emit 'error'; with no listener that is an uncaught exception.
+        socket.onerror = () => {};
         try {
           socket.close();
         } catch {
@@ -319,7 +321,8 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
     if (this.ended !== undefined) return;
     this.ended = error;
     clearInterval(this.pingTimer);
-    this.socket.onmessage = this.socket.onclose = this.socket.onerror = null;
+    this.socket.onmessage = this.socket.onclose = null;
+    this.socket.onerror = () => {}; // a late socket error after the end must not be an uncaught exception (`ws`)
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);
       pending.reject(error);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RelayError } from '@relaymq/sdk/protocol';
 import type { PeerRpc, RpcHandler } from '../net/peer-rpc.js';
-import { MAX_ROUTE_HOPS, PublishRouter, type RouteResult, type RoutedPublish } from './routed-publish.js';
+import { MAX_ROUTE_HOPS, PublishRouter, type RouteContext, type RouteResult, type RoutedPublish } from './routed-publish.js';
 
 /**
  * Routers of brokers on a fake peer network: `replicas` is what each broker's
@@ -61,6 +61,24 @@ const publish = (hops = 0): RoutedPublish => ({
   hops,
   command: { producerId: 'p', timestampMs: 1, dedupe: true, firstSeq: 0, messages: [{ data: new Uint8Array([1]), encoding: 'raw' }] },
 });
+
+/**
+ * A router at `self`, a replica of partition t/0 on lead, f1 and f2 that believes `lead` leads; peer calls are
+ * refused unless `overrides` gives an rpc, and anything else of the context can be overridden too.
+ */
+function hostRouter(self: string, overrides: Partial<RouteContext>): PublishRouter {
+  return new PublishRouter({
+    self,
+    rpc: { handle: () => {}, call: async () => Promise.reject(new Error('no copy may be sent')) } as unknown as PeerRpc,
+    requestTimeoutMs: 1000,
+    hedgeMs: HEDGE_MS,
+    replicasOf: () => ['lead', 'f1', 'f2'],
+    hosts: () => true,
+    hostedLeader: () => 'lead',
+    publishHosted: () => new Promise<RouteResult>(() => {}),
+    ...overrides,
+  });
+}
 
 describe('PublishRouter', () => {
   it('passes a publish for a partition not hosted here to a replica and remembers the leader it names', async () => {
@@ -287,14 +305,7 @@ describe('PublishRouter at a replica that does not lead', () => {
     const outcome = await Promise.race([relayed, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 100))]);
     expect(outcome).toBe('still waiting');
     expect(stuck.calls).toEqual([]);
-    const leading = new PublishRouter({
-      self: 'lead',
-      rpc: { handle: () => {}, call: async () => Promise.reject(new Error('no copy may be sent')) } as unknown as PeerRpc,
-      requestTimeoutMs: 1000,
-      hedgeMs: HEDGE_MS,
-      replicasOf: () => ['f1', 'f2', 'lead'],
-      hosts: () => true,
-      hostedLeader: () => 'lead',
+    const leading = hostRouter('lead', {
       publishHosted: async () => {
         await new Promise((resolve) => setTimeout(resolve, 60)); // slower than the hedge, and still answered here
         return { leader: 'lead', outcomes: [{ kind: 'stored', offset: 1 }] };
@@ -302,6 +313,7 @@ describe('PublishRouter at a replica that does not lead', () => {
     });
     await expect(leading.route(publish())).resolves.toMatchObject({ outcomes: [{ kind: 'stored', offset: 1 }] });
   });
+
   it('sends its last copy through a broker that holds no replica when its bytes to every other replica are lost (one-way fault, 5 brokers)', async () => {
     // Partition t/0 on lead, f1, f2; n1 holds no replica. f1's bytes to lead and f2 are lost; n1 reaches lead.
     const replicas = ['lead', 'f1', 'f2'];
@@ -336,11 +348,11 @@ describe('PublishRouter at a replica that does not lead', () => {
     // Own way first, then the other follower, then the broker with no replica, which passes it to the leader.
     expect(calls).toEqual(['f1->f2', 'f1->n1', 'n1->lead']);
   });
+
   it('ends in TIMEOUT naming the leader it still hears when no way it sent a publish answers (its bytes to every other replica are lost, 3 brokers)', async () => {
     let heard: string | undefined = 'lead';
     const calls: string[] = [];
-    const f1 = new PublishRouter({
-      self: 'f1',
+    const f1 = hostRouter('f1', {
       rpc: {
         handle: () => {},
         call: async (peer: string) => {
@@ -348,14 +360,8 @@ describe('PublishRouter at a replica that does not lead', () => {
           return new Promise(() => {}); // taken, and the answer lost
         },
       } as unknown as PeerRpc,
-      requestTimeoutMs: 1000,
-      hedgeMs: HEDGE_MS,
       brokers: () => ['lead', 'f1', 'f2'],
-      replicasOf: () => ['lead', 'f1', 'f2'],
-      hosts: () => true,
-      hostedLeader: () => 'lead',
       heardLeader: () => heard,
-      publishHosted: () => new Promise<RouteResult>(() => {}),
     });
     const started = Date.now();
     const error = await f1.route(publish()).catch((err: unknown) => err);
@@ -373,19 +379,15 @@ describe('PublishRouter at a replica that does not lead', () => {
     heard = 'lead'; // heard again: the next check ends it
     await expect(waiting).rejects.toMatchObject({ code: 'TIMEOUT', details: { leader: 'lead' } });
   });
+
   it('waits on, without TIMEOUT, while answers to other publishes still come back on those ways (a slow link, not a lost one)', async () => {
     // A wider hedge delay than the other tests: the answers must keep coming within it even on a loaded machine.
     const hedgeMs = 250;
     let calls = 0;
     let answering = true;
-    const f1 = new PublishRouter({
-      self: 'f1',
+    const f1 = hostRouter('f1', {
       rpc: { handle: () => {}, call: async () => new Promise(() => {}) } as unknown as PeerRpc,
-      requestTimeoutMs: 1000,
       hedgeMs,
-      replicasOf: () => ['lead', 'f1', 'f2'],
-      hosts: () => true,
-      hostedLeader: () => 'lead',
       heardLeader: () => 'lead',
       publishHosted: async () => {
         calls++;
@@ -405,17 +407,8 @@ describe('PublishRouter at a replica that does not lead', () => {
 
   it('ends a publish it took as the leader in TIMEOUT naming its successor once it has followed that one for a hedge delay with no answer (a one-way fault deposed it)', async () => {
     let heard: string | undefined; // a leader hears no leader
-    const lead = new PublishRouter({
-      self: 'lead',
-      rpc: { handle: () => {}, call: async () => Promise.reject(new Error('no copy may be sent')) } as unknown as PeerRpc,
-      requestTimeoutMs: 1000,
-      hedgeMs: HEDGE_MS,
-      replicasOf: () => ['lead', 'f1', 'f2'],
-      hosts: () => true,
-      hostedLeader: () => 'lead',
-      heardLeader: () => heard,
-      publishHosted: () => new Promise<RouteResult>(() => {}), // proposed here, then forwarded to the successor: lost
-    });
+    // Proposed here, then forwarded to the successor: lost (the default publishHosted never answers).
+    const lead = hostRouter('lead', { heardLeader: () => heard });
     const started = Date.now();
     const outcome = lead.route(publish()).catch((err: unknown) => err);
     await new Promise((resolve) => setTimeout(resolve, 3 * HEDGE_MS));
@@ -429,14 +422,7 @@ describe('PublishRouter at a replica that does not lead', () => {
   });
 
   it('answers a publish it took as the leader as usual when the answer comes, deposed or not', async () => {
-    const lead = new PublishRouter({
-      self: 'lead',
-      rpc: { handle: () => {}, call: async () => Promise.reject(new Error('no copy may be sent')) } as unknown as PeerRpc,
-      requestTimeoutMs: 1000,
-      hedgeMs: HEDGE_MS,
-      replicasOf: () => ['lead', 'f1', 'f2'],
-      hosts: () => true,
-      hostedLeader: () => 'lead',
+    const lead = hostRouter('lead', {
       heardLeader: () => 'f1',
       publishHosted: async () => {
         await new Promise((resolve) => setTimeout(resolve, HEDGE_MS + HEDGE_MS / 2)); // forwarded to f1, answered after one check

@@ -54,6 +54,21 @@ async function replica(options: { apply?: (data: string, index: number) => strin
 
 const acks = (sent: Array<Message<string, never>>): number[] => sent.flatMap((m) => (m.type === 'app-resp' && !m.reject ? [m.index] : []));
 
+
+/** Ticks group `a` until it leads, `b` granting every (pre-)vote it is asked for; `sent` collects what `a` sends. */
+async function leadWithB(group: Pick<RaftGroup<string, string, unknown>, 'tick' | 'isLeader' | 'receive'>, sent: Message<string, string>[]): Promise<void> {
+  for (let i = 0; i < 40 && !group.isLeader(); i++) {
+    group.tick();
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    for (const m of sent.splice(0)) {
+      if (m.to === 'b' && (m.type === 'vote' || m.type === 'pre-vote')) {
+        group.receive('b', { type: m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp', from: 'b', to: 'a', term: m.term, reject: false });
+      }
+    }
+  }
+  await until(() => group.isLeader(), 'a to lead');
+}
+
 describe('a Raft group whose storage fails', () => {
   it('is fenced: it acknowledges nothing that is not durable, grants no vote and never campaigns; it rejoins by itself once the disk works', async () => {
     const { fs, storage, group, sent, append } = await replica();
@@ -114,16 +129,7 @@ describe('a Raft group that leads', () => {
   it('answers its waiting proposals TIMEOUT (outcome unknown) as soon as check-quorum steps it down, not after their whole timeout', async () => {
     const { group, sent } = await replica();
     // `a` campaigns and `b` grants every (pre-)vote: `a` leads.
-    for (let i = 0; i < 40 && !group.isLeader(); i++) {
-      group.tick();
-      await new Promise((resolve) => setTimeout(resolve, 2));
-      for (const m of sent.splice(0)) {
-        if (m.to === 'b' && (m.type === 'vote' || m.type === 'pre-vote')) {
-          group.receive('b', { type: m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp', from: 'b', to: 'a', term: m.term, reject: false });
-        }
-      }
-    }
-    await until(() => group.isLeader(), 'a to lead');
+    await leadWithB(group, sent);
     const started = Date.now();
     const proposed = group.propose('x', 60_000).then(
       () => undefined,
@@ -162,16 +168,7 @@ describe('a Raft group that leads', () => {
     const to = (peer: string, type: Message<string, string>['type']) => sent.filter((m) => m.to === peer && m.type === type);
 
     // `a` campaigns and `b` grants every (pre-)vote: `a` leads with `b`; `c` is cut off.
-    for (let i = 0; i < 40 && !group.isLeader(); i++) {
-      group.tick();
-      await new Promise((resolve) => setTimeout(resolve, 2));
-      for (const m of sent.splice(0)) {
-        if (m.to === 'b' && (m.type === 'vote' || m.type === 'pre-vote')) {
-          group.receive('b', { type: m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp', from: 'b', to: 'a', term: m.term, reject: false });
-        }
-      }
-    }
-    await until(() => group.isLeader(), 'a to lead');
+    await leadWithB(group, sent);
     const term = group.node.status().term;
     const proposed = [group.propose('x', 5000), group.propose('y', 5000)];
     await until(() => to('b', 'app').some((m) => m.type === 'app' && m.entries.length > 0), 'the entries sent to b');
@@ -232,16 +229,7 @@ describe('a Raft group acknowledging at the leader', () => {
       log: () => {},
     });
     groups.push(group);
-    for (let i = 0; i < 40 && !group.isLeader(); i++) {
-      group.tick();
-      await new Promise((resolve) => setTimeout(resolve, 2));
-      for (const m of sent.splice(0)) {
-        if (m.to === 'b' && (m.type === 'vote' || m.type === 'pre-vote')) {
-          group.receive('b', { type: m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp', from: 'b', to: 'a', term: m.term, reject: false });
-        }
-      }
-    }
-    await until(() => group.isLeader(), 'a to lead');
+    await leadWithB(group, sent);
     const term = group.node.status().term;
     const settled = new Map<string, string>();
     const track = (name: string, proposal: Promise<string>): Promise<string> => proposal.then((result) => (settled.set(name, result), result));

@@ -120,6 +120,26 @@ describe('relaymq broker startup failures exit 2 with one line', () => {
     }
   });
 
+  it('prints only that line at the default log level too (no log line claims it listened or closed)', { timeout: 60_000 }, async () => {
+    const taken = await occupiedPort();
+    held.push(taken.server);
+    const p = taken.port;
+    // With a data directory, so a cluster broker has no in-memory warning to give before it fails.
+    const cases: Array<[string[], string]> = [
+      [['--port', String(p)], `relaymq: client port 127.0.0.1:${p} is already in use (EADDRINUSE)`],
+      [['--port', '0', '--peer-port', String(p), '--peers', 'x2@127.0.0.1:1', '--data-dir', join(dir, 'peer-case')], `relaymq: peer port 127.0.0.1:${p} is already in use (EADDRINUSE)`],
+      [['--port', '0', '--admin-port', String(p)], `relaymq: admin port 127.0.0.1:${p} is already in use (EADDRINUSE)`],
+      [['--port', '0', '--tls-cert', join(dir, 'missing.pem'), '--tls-key', join(dir, 'missing.pem')], `relaymq: broker option tls.cert: cannot read ${join(dir, 'missing.pem')}`],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stdout, stderr } = await relaymq(['broker', ...args]);
+      expect(stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(stderr.startsWith(message), `${args.join(' ')}: ${stderr}`).toBe(true);
+      expect(stdout, args.join(' ')).toBe('');
+      expect(code, args.join(' ')).toBe(2);
+    }
+  });
+
   it('names the file it cannot read: config, TLS material, JWKS, data directory', { timeout: 60_000 }, async () => {
     const aFile = join(dir, 'plain-file');
     await writeFile(aFile, 'not a directory');

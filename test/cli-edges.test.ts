@@ -210,4 +210,55 @@ describe('relaymq dev', () => {
     expect(existsSync(join(data, 'b1'))).toBe(true);
     expect(code).toBe(0);
   });
+
+  /** Whether any process of group `pgid` is still running. */
+  function groupAlive(pgid: number): boolean {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  it('npm run dev prints no build log, and a SIGTERM to npm alone stops the brokers and removes the temporary data', { timeout: 90_000 }, async () => {
+    // Its own process group, as in a terminal: the test signals npm alone, then checks nothing of the group is left.
+    const npm = spawn('npm', ['run', 'dev', '--', '--count', '1', '--port', '0', '--peer-port', '0', '--admin-port', '0', '--log-level', 'warn'], {
+      cwd: new URL('..', import.meta.url),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const pgid = npm.pid as number;
+    let output = '';
+    npm.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    npm.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    /** Resolves once `done()` holds, checked every 100 ms; rejects after `ms`. */
+    const until = (done: () => boolean, ms: number, what: string): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const started = Date.now();
+        const timer = setInterval(() => {
+          if (done()) {
+            clearInterval(timer);
+            resolve();
+          } else if (Date.now() - started > ms) {
+            clearInterval(timer);
+            reject(new Error(`${what} within ${ms} ms; output:\n${output}`));
+          }
+        }, 100);
+      });
+    try {
+      await until(() => /\[b1\] relaymq broker b1 listening on/.test(output), 60_000, 'relaymq dev did not start');
+      const data = /data in (\S+) \(temporary/.exec(output)?.[1] as string;
+      expect(existsSync(data), output).toBe(true);
+      npm.kill('SIGTERM');
+      await until(() => !groupAlive(pgid), 30_000, 'brokers still running after npm was stopped');
+      expect(existsSync(data), output).toBe(false);
+      // Quiet: npm's two header lines, then only relaymq dev's own lines and its brokers' (no build output).
+      const lines = output.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('> '));
+      expect(lines.filter((l) => !/^(relaymq dev: |\[b1\] )/.test(l)), output).toEqual([]);
+      expect(output).not.toMatch(/tsup|Build success|DTS/);
+    } finally {
+      if (groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
+    }
+  });
 });

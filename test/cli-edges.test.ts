@@ -1,9 +1,10 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIG_FIELDS, effectiveConfig, flagName } from '../packages/broker/src/config.js';
@@ -50,6 +51,22 @@ describe('relaymq --version and --help', () => {
     const { version } = JSON.parse(await readFile(new URL('../packages/broker/package.json', import.meta.url), 'utf8')) as { version: string };
     const { code, stdout, stderr } = await relaymq(['--version']);
     expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+
+  it('npx relaymq works from the repository root (the committed launcher npm ci links), and says to build when dist/ is missing', { timeout: 60_000 }, async () => {
+    const { version } = JSON.parse(await readFile(new URL('../packages/broker/package.json', import.meta.url), 'utf8')) as { version: string };
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const npx = await run('npx', ['--no-install', 'relaymq', '--version'], { cwd: root, timeout: 30_000 });
+    expect(npx.stdout).toBe(`${version}\n`);
+    // A fresh clone: the launcher is there (npm links it at npm ci) but the build is not.
+    const clone = join(dir, 'fresh-clone');
+    await mkdir(join(clone, 'bin'), { recursive: true });
+    await copyFile(new URL('../packages/broker/bin/relaymq.js', import.meta.url), join(clone, 'bin', 'relaymq.js'));
+    const fresh = await run(process.execPath, [join(clone, 'bin', 'relaymq.js'), '--version']).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+    );
+    expect(fresh).toEqual({ code: 2, stderr: 'relaymq: the broker is not built (packages/broker/dist/cli.js is missing): run `npm run build` in the repository first\n' });
   });
 
   it('every command takes --help and -h', async () => {

@@ -261,6 +261,7 @@ class RunningBroker implements Broker {
     // Said once every port is bound: a start that fails on the admin port never claims to be listening.
     this.started = true;
     this.options.log('info', 'broker listening', { id: this.id, url: this.url });
+    if (this.adminUrl !== undefined) this.options.log('info', 'admin server listening', { url: this.adminUrl });
   }
 
   /**

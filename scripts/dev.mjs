@@ -37,6 +37,17 @@ if (built < Math.max(...inputs.map(newest), statSync(join(root, 'tsconfig.json')
   process.stdout.write(`relaymq dev: built in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
 }
 
+// npm does not pass a SIGTERM on to its script: once npm is gone (this process's parent changes),
+// stop as on SIGTERM, so the brokers stop and the temporary data is removed. Only under npm run dev:
+// `relaymq dev` started some other way may outlive its parent on purpose (nohup).
+const parent = process.ppid;
+const orphanCheck = setInterval(() => {
+  if (process.ppid === parent) return;
+  clearInterval(orphanCheck);
+  process.kill(process.pid, 'SIGTERM');
+}, 500);
+orphanCheck.unref();
+
 // The CLI reads its arguments from process.argv: `relaymq dev <what npm passed after -->`.
 process.argv = [process.argv[0], join(root, 'packages/broker/dist/cli.js'), 'dev', ...process.argv.slice(2)];
 await import(new URL('../packages/broker/dist/cli.js', import.meta.url).href);

@@ -1,9 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
-/** How often `relaymq dev` checks that the process that started it is still there. */
-const ORPHAN_CHECK_MS = 500;
-
 /** Options of `relaymq dev`. */
 export interface DevClusterOptions {
   /** Brokers to start. */
@@ -67,20 +64,11 @@ export async function runDevCluster(options: DevClusterOptions, write: (line: st
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
-    // npm does not pass a SIGTERM on to its script: once the process that started this one is
-    // gone (its parent id changes), stop as if interrupted rather than leave the brokers running.
-    const parent = process.ppid;
-    const orphaned = setInterval(() => {
-      if (process.ppid !== parent) stop();
-    }, ORPHAN_CHECK_MS);
-    orphaned.unref();
     let running = children.length;
     for (const child of children) {
       child.on('exit', () => {
         running--;
-        if (running > 0) return;
-        clearInterval(orphaned);
-        resolve();
+        if (running === 0) resolve();
       });
     }
   });

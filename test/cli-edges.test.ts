@@ -270,8 +270,8 @@ describe('relaymq dev', () => {
       npm.kill('SIGTERM');
       await until(() => !groupAlive(pgid), 30_000, 'brokers still running after npm was stopped');
       expect(existsSync(data), output).toBe(false);
-      // Quiet: npm's two header lines, then only relaymq dev's own lines and its brokers' (no build output).
-      const lines = output.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('> '));
+      // Quiet: npm's header (and any notice of npm's own), then only relaymq dev's lines and its brokers' (no build output).
+      const lines = output.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('> ') && !/^npm (warn|notice) /.test(l));
       expect(lines.filter((l) => !/^(relaymq dev: |\[b1\] )/.test(l)), output).toEqual([]);
       expect(output).not.toMatch(/tsup|Build success|DTS/);
     } finally {

@@ -129,6 +129,8 @@ class RunningBroker implements Broker {
   private clusterIdRecorded: Promise<void> = Promise.resolve();
   /** Routes appends to the subscriptions that deliver them; set once the engine exists. */
   private fanout: Fanout | undefined;
+  /** Every port is bound and start() returned: what 'broker closed' is logged against. */
+  private started = false;
 
   engine!: LogEngine;
   private replicated: ClusterEngine | undefined;
@@ -343,6 +345,10 @@ class RunningBroker implements Broker {
     }
     await this.listen();
     await this.operations?.start();
+    // Said once every port is bound: a start that fails on the admin port never claims to be listening.
+    this.started = true;
+    this.options.log('info', 'broker listening', { id: this.id, url: this.url });
+    if (this.adminUrl !== undefined) this.options.log('info', 'admin server listening', { url: this.adminUrl });
   }
 
   /** Records the cluster id the metadata names, once (storage/identity.ts). */
@@ -456,7 +462,6 @@ class RunningBroker implements Broker {
       this.gossip?.advertiseLoad({ connections: this.sessions.size, partitionsLed: this.replicated?.partitionsLed() ?? 0 }, now);
     }, this.options.heartbeatMs);
     this.heartbeatTimer.unref();
-    this.options.log('info', 'broker listening', { id: this.id, url: this.url });
   }
 
   /** Gossips membership with the peers; changes are pushed to every client. */
@@ -572,7 +577,8 @@ class RunningBroker implements Broker {
     await this.clusterIdRecorded;
     this.fanout?.close();
     await this.engine.close();
-    this.options.log('info', 'broker closed', { id: this.id });
+    // After a failed start the CLI's one line says why; an info line about closing would only add noise.
+    this.options.log(this.started ? 'info' : 'debug', 'broker closed', { id: this.id });
   }
 
   private forget(session: ClientSession, address: string): void {

@@ -211,6 +211,8 @@ async function runDev(args: string[]): Promise<void> {
   }
   const count = integerFlag('count', text(values, 'count')) as number;
   if (count < 1 || count > 9) throw new RelayError('INVALID_ARGUMENT', '--count must be from 1 to 9');
+  // Output may go to a pipe whose reader is gone (an npm that was killed): cleanup must still run.
+  process.stdout.on('error', () => {});
   const given = text(values, 'data');
   // Without --data the brokers' data is scratch: it lives in a temporary directory removed on exit.
   const dataRoot = given ?? mkdtempSync(join(tmpdir(), 'relaymq-dev-'));

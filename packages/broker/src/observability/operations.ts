@@ -91,7 +91,7 @@ export class Operations implements BrokerObserver {
     this.sampleMembers(Date.now());
     this.scheduleSample();
     this.alerts?.start();
-    if (this.admin !== undefined) this.options.log('info', 'admin server listening', { url: `http://${adminHost}:${this.admin.port}` });
+    // 'admin server listening' is logged by the broker, once every one of its ports is bound.
   }
 
   async close(): Promise<void> {

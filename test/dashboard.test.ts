@@ -237,6 +237,81 @@ describe('cluster dashboard', () => {
     expect(shot.readUInt32BE(16)).toBe(1400);
     if (process.env.RELAYMQ_CONSOLE_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.RELAYMQ_CONSOLE_SCREENSHOT, fullPage: true });
   }, 150_000);
+  it.skipIf(!hasChromium)('asks for the admin token: the message browser needs it, protected reads need it for the whole page; kept for the tab, sent as a bearer header', async () => {
+    const TOKEN = 'dashboard-admin-token-0123456789';
+    // Reads open, a token configured: the cluster shows, the message browser needs the token.
+    const open = await fixture.broker({ id: 't-open', adminPort: 0, adminToken: TOKEN });
+    // Reads protected: everything but the page itself needs it.
+    const closed = await fixture.broker({ id: 't-closed', adminPort: 0, adminToken: TOKEN, adminProtectReads: true });
+    for (const broker of [open, closed]) {
+      const client = await fixture.client([broker.url], { poolSize: 1, discovery: false });
+      for (let i = 0; i < 3; i++) await client.publish('private.notes', { note: `n${i}` });
+    }
+    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    fixture.defer(() => browser.close());
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    /** The Authorization header of every /api request the page makes. */
+    const sent: Array<[string, string | undefined]> = [];
+    context.on('request', (r) => {
+      if (new URL(r.url()).pathname.startsWith('/api/')) sent.push([new URL(r.url()).pathname, r.headers().authorization]);
+    });
+    const browse = async (page: Page): Promise<void> => {
+      await page.fill('#browse-topic', 'private.notes');
+      await page.fill('#browse-count', '3');
+      await page.click('#browse button[type="submit"]');
+    };
+
+    const page = await context.newPage();
+    await page.goto(`${open.adminUrl as string}/`);
+    await page.waitForFunction(() => document.querySelector('#health')?.textContent === 'healthy', undefined, { timeout: 15_000 });
+    expect(await page.textContent('#token-state')).toBe('none');
+    await browse(page);
+    await page.waitForFunction(() => (document.querySelector('#browse-error')?.textContent ?? '') !== '', undefined, { timeout: 10_000 });
+    expect(await page.textContent('#browse-error')).toBe(
+      'The message browser (it shows message contents) needs the admin token (the brokers\' --admin-token): enter it under "admin token" above.',
+    );
+    expect(await page.$$eval('#messages tbody tr', (r) => r.length)).toBe(0);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('admin-token');
+
+    // A wrong token: refused, and said so.
+    await page.fill('#admin-token', 'not-the-admin-token-at-all');
+    await page.click('#token-form button[type="submit"]');
+    await browse(page);
+    await page.waitForFunction(() => (document.querySelector('#browse-error')?.textContent ?? '').startsWith('The admin token was refused'), undefined, { timeout: 10_000 });
+
+    // The right token: the messages; the field is emptied, the token kept in this tab's sessionStorage only.
+    await page.fill('#admin-token', TOKEN);
+    await page.click('#token-form button[type="submit"]');
+    expect(await page.inputValue('#admin-token')).toBe('');
+    expect(await page.textContent('#token-state')).toBe('set for this tab');
+    await browse(page);
+    await page.waitForFunction(() => document.querySelectorAll('#messages tbody tr').length === 3, undefined, { timeout: 10_000 });
+    expect(await page.textContent('#browse-error')).toBe('');
+    expect(await page.evaluate(() => [sessionStorage.getItem('relaymq.adminToken'), localStorage.length, location.search])).toEqual([TOKEN, 0, '']);
+    const messagesCalls = sent.filter(([path]) => path === '/api/messages').map(([, auth]) => auth);
+    expect(messagesCalls).toEqual([undefined, 'Bearer not-the-admin-token-at-all', `Bearer ${TOKEN}`]);
+
+    // Protected reads: the page loads, says what it needs, and shows the cluster once the token is in.
+    const guarded = await context.newPage();
+    await guarded.goto(`${closed.adminUrl as string}/`);
+    await guarded.waitForFunction(() => document.querySelector('#health')?.textContent === 'token needed', undefined, { timeout: 15_000 });
+    expect(await guarded.textContent('#auth')).toBe('This broker\'s console (--admin-protect-reads) needs the admin token (the brokers\' --admin-token): enter it under "admin token" above.');
+    expect(await guarded.$$eval('#brokers tbody tr', (r) => r.length)).toBe(0);
+    await guarded.fill('#admin-token', TOKEN);
+    await guarded.click('#token-form button[type="submit"]');
+    await guarded.waitForFunction(() => document.querySelector('#health')?.textContent === 'healthy', undefined, { timeout: 15_000 });
+    expect(await guarded.textContent('#auth')).toBe('');
+    expect(await guarded.$$eval('#brokers tbody tr', (rows) => rows.map((r) => r.getAttribute('data-broker')))).toEqual(['t-closed']);
+    await browse(guarded);
+    await guarded.waitForFunction(() => document.querySelectorAll('#messages tbody tr').length === 3, undefined, { timeout: 10_000 });
+    // A reload keeps it (same tab); Forget drops it and the page asks again.
+    await guarded.reload();
+    await guarded.waitForFunction(() => document.querySelector('#health')?.textContent === 'healthy', undefined, { timeout: 15_000 });
+    await guarded.click('#token-forget');
+    await guarded.waitForFunction(() => document.querySelector('#health')?.textContent === 'token needed', undefined, { timeout: 15_000 });
+    expect(await guarded.evaluate(() => sessionStorage.getItem('relaymq.adminToken'))).toBeNull();
+  }, 60_000);
+
   it.skipIf(!hasChromium)('shows consumer-group lag per partition in headless Chromium, equal to /metrics, and follows it as messages arrive', async () => {
     const ids = ['g1', 'g2', 'g3'];
     const peerPorts = await freePorts(3);

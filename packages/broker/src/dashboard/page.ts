@@ -303,6 +303,8 @@ export const DASHBOARD_HTML = `<!doctype html>
     $('latency-p50').textContent = fmtMs(last ? last.p50Ms : null);
     $('latency-p99').textContent = fmtMs(last ? last.p99Ms : null);
     $('throughput-at').textContent = $('latency-at').textContent = last ? 'at ' + fmtTime(last.timeMs) : '';
+    // The second as a number too, so a test can find the point the headline shows.
+    for (const id of ['throughput-at', 'latency-at']) $(id).dataset.timeMs = last ? String(last.timeMs) : '';
     chart($('throughput-chart'), $('throughput-legend'), [
       { name: 'in (published)', color: PALETTE[0], points: pts.map((p) => [p.timeMs, p.inPerSec]) },
       { name: 'out (delivered)', color: PALETTE[1], points: pts.map((p) => [p.timeMs, p.outPerSec]) },

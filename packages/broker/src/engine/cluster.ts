@@ -23,12 +23,13 @@ import { LostPeers } from './lost-peers.js';
 import { MetadataAdmission } from './admission.js';
 import { CONF_CHANGE_METHOD, parseConfAnswer, parseConfChangeRequest, type ConfChangeRequest } from './membership-requests.js';
 import { MetadataCompaction } from './metadata-compaction.js';
-import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
+import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, parseTopics, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
 import { GROUP_COMMAND_METHOD, parseForwardedGroupCommand } from './groups/group-commands.js';
 import { GroupSessionTracker } from './groups/session-tracker.js';
 import { PublishRouter } from './routed-publish.js';
+import { CREATE_TOPICS_METHOD, TopicCreation } from './topic-creation.js';
 import { waitFor } from './wait-for.js';
 
 /** Settings of the replicated engine. */
@@ -170,6 +171,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     expire: (command) => this.groupCommand(command),
     now: () => this.options.now(),
   });
+  /** New topics asked for together become one request to the metadata leader and one entry (topic-creation.ts). */
+  private readonly topicCreation = new TopicCreation((topics) =>
+    this.forwarding.viaLeader(this.meta, () => this.createTopicsHere(topics), CREATE_TOPICS_METHOD, topics),
+  );
   private readonly durablePositions = new ReplicatedPositions((command) =>
     this.forwarding.viaLeader(this.meta, () => this.proposeMeta(command), COMMIT_POSITIONS_METHOD, command),
   );
@@ -224,7 +229,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         await this.whenOpened();
         return handler(body);
       };
-    this.rpc.handle('meta.create', afterOpen(async (body) => this.createTopicHere(parseTopic(body))));
+    this.rpc.handle('meta.create', afterOpen(async (body) => this.createTopicsHere([parseTopic(body)])));
+    this.rpc.handle(CREATE_TOPICS_METHOD, afterOpen(async (body) => this.createTopicsHere(parseTopics(body))));
     this.rpc.handle('publish', afterOpen(async (body) => this.publishHere(parseForwarded(body))));
     this.rpc.handle('partition.fetch', afterOpen(async (body) => this.fetchHere(parseFetch(body))));
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
@@ -362,7 +368,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   async ensureTopic(topic: string): Promise<TopicInfo> {
     const known = this.metadata.get(topic);
     if (known !== undefined) return { topic, partitions: known.partitions.length };
-    await this.forwarding.viaLeader(this.meta, () => this.createTopicHere(topic), 'meta.create', topic);
+    await this.topicCreation.create(topic);
     // The leader applied it; wait until this broker did too.
     const created = await waitFor(this.metaEvents, 'applied', () => this.metadata.get(topic), this.options.requestTimeoutMs, `topic ${topic} to reach this broker's metadata`);
     return { topic, partitions: created.partitions.length };
@@ -603,16 +609,18 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   private applyMetadata(command: MetadataCommand): unknown {
     const result = this.metadata.apply(command);
-    if (result.kind === 'created') this.hostPartitions(result.topic);
+    const created = result.kind === 'created' ? [result.topic] : result.kind === 'topics' ? result.results.flatMap((r) => (r.kind === 'created' ? [r.topic] : [])) : [];
+    for (const topic of created) this.hostPartitions(topic);
     if (command.type.startsWith('group-')) {
       this.groupSessions.applied(command as GroupCommand);
       this.consumerGroupEvents.emit('changed', (command as GroupCommand).group);
-    } else if (result.kind === 'created') {
+    } else if (created.length > 0) {
       this.consumerGroupEvents.emit('changed', undefined);
     }
     this.metaEvents.emit('applied');
     this.announceApplied();
     // Durable position results carry the positions back to the proposer.
+    if (result.kind === 'topics') return created.length > 0 ? 'created' : 'exists';
     return result.kind === 'created' || result.kind === 'exists' ? result.kind : result;
   }
 
@@ -711,13 +719,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return { startOffset: log.startOffset, messages: await log.read(request.offset, FETCH_MESSAGES, FETCH_BYTES) };
   }
 
-  private createTopicHere(topic: string): Promise<unknown> {
-    if (this.metadata.get(topic) !== undefined) return Promise.resolve('exists');
-    const { defaultPartitions, replicationFactor } = this.options;
+  /** On the metadata leader: one entry creating those of `topics` that do not exist yet (one topic: the single-topic entry). */
+  private createTopicsHere(topics: readonly string[]): Promise<unknown> {
+    const missing = [...new Set(topics)].filter((topic) => this.metadata.get(topic) === undefined);
+    if (missing.length === 0) return Promise.resolve('exists');
+    const { defaultPartitions: partitions, replicationFactor } = this.options;
     // Placed on the metadata group's members as this leader knows them (brokers that joined included).
     const conf = this.meta.confState;
     const brokers = [...conf.voters, ...(conf.learners ?? [])].sort();
-    return this.meta.propose({ type: 'create-topic', topic, partitions: defaultPartitions, replicationFactor, brokers }, this.options.requestTimeoutMs);
+    const command: MetadataCommand =
+      missing.length === 1
+        ? { type: 'create-topic', topic: missing[0] as string, partitions, replicationFactor, brokers }
+        : { type: 'create-topics', topics: missing.map((topic) => ({ topic, partitions, replicationFactor })), brokers };
+    return this.meta.propose(command, this.options.requestTimeoutMs);
   }
 
   private async publishHere(forwarded: ForwardedPublish): Promise<AppendOutcome[]> {

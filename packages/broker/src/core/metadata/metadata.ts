@@ -39,17 +39,41 @@ export interface CreateTopicCommand {
 }
 
 /**
+ * Creates several topics in one entry, in order, each unless it exists:
+ * what many concurrent requests for new topics become, so that thousands of
+ * partitions take one commit round rather than one per topic.
+ */
+export interface CreateTopicsCommand {
+  type: 'create-topics';
+  topics: NewTopic[];
+  /** The brokers every topic of the entry may be placed on: as {@link CreateTopicCommand.brokers}. */
+  brokers?: string[];
+}
+
+/** One topic of a {@link CreateTopicsCommand}. */
+export type NewTopic = Omit<CreateTopicCommand, 'type' | 'brokers'>;
+
+/** Most topics in one {@link CreateTopicsCommand} (8,192 partitions of 8 topics each would be 65,536 assignments). */
+export const MAX_TOPICS_PER_ENTRY = 1024;
+
+/**
  * Commands the metadata group orders. `commit-positions` raises durable
  * positions (never lowers them); with no positions it is a linearizable read
  * of the durable's positions, since it answers only once ordered in the log.
  */
-export type MetadataCommand = CreateTopicCommand | CommitPositionsCommand | GroupCommand;
+export type MetadataCommand = CreateTopicCommand | CreateTopicsCommand | CommitPositionsCommand | GroupCommand;
 
 /** What creating a topic produced. */
 export type TopicResult = { kind: 'created'; topic: TopicMetadata } | { kind: 'exists'; topic: TopicMetadata };
 
+/** What creating several topics produced, one result per topic in the command's order. */
+export interface TopicsResult {
+  kind: 'topics';
+  results: TopicResult[];
+}
+
 /** What applying a command produced. */
-export type MetadataResult = TopicResult | CommitResult | GroupResult;
+export type MetadataResult = TopicResult | TopicsResult | CommitResult | GroupResult;
 
 /** The whole metadata state, as the metadata group's Raft snapshot. */
 export interface MetadataSnapshot {
@@ -61,6 +85,12 @@ export interface MetadataSnapshot {
 
 export class MetadataState {
   private readonly topics = new Map<string, TopicMetadata>();
+  /**
+   * Replicas and preferred leaderships each broker holds, kept as topics are
+   * created (and recounted on restore), so that placing a topic's partitions
+   * costs its own partitions, not every partition of the cluster.
+   */
+  private readonly brokerLoad = new Map<string, BrokerLoad>();
   private readonly durablePositions = new DurablePositions();
   /** Consumer groups: members, partition owners with epochs, committed positions. */
   readonly groups = new ConsumerGroups(() => this.all().map((t) => ({ topic: t.topic, partitions: t.partitions.length })));
@@ -92,22 +122,28 @@ export class MetadataState {
   restore(snapshot: MetadataSnapshot): void {
     this.topics.clear();
     for (const topic of structuredClone(snapshot.topics)) this.topics.set(topic.topic, topic);
+    this.recountLoad();
     this.durablePositions.restore(snapshot.durables);
     this.groups.restore(snapshot.groups ?? []);
   }
 
   /** Applies a committed command. Deterministic: same commands, same state, on every broker. */
   apply(command: CreateTopicCommand): TopicResult;
+  apply(command: CreateTopicsCommand): TopicsResult;
   apply(command: CommitPositionsCommand): CommitResult;
   apply(command: GroupCommand): GroupResult;
   apply(command: MetadataCommand): MetadataResult;
   apply(command: MetadataCommand): MetadataResult {
     if (command.type === 'commit-positions') return this.durablePositions.commit(command.durable, command.positions);
     if (command.type === 'create-topic') return this.createTopic(command);
+    if (command.type === 'create-topics') {
+      const { brokers } = command;
+      return { kind: 'topics', results: command.topics.map((topic) => this.createTopic(brokers === undefined ? topic : { ...topic, brokers })) };
+    }
     return this.groups.apply(command);
   }
 
-  private createTopic(command: CreateTopicCommand): TopicResult {
+  private createTopic(command: Omit<CreateTopicCommand, 'type'>): TopicResult {
     const existing = this.topics.get(command.topic);
     if (existing !== undefined) return { kind: 'exists', topic: existing };
     const brokers = command.brokers !== undefined && command.brokers.length > 0 ? command.brokers : this.brokers;
@@ -115,27 +151,37 @@ export class MetadataState {
     const topic: TopicMetadata = {
       topic: command.topic,
       replicationFactor,
-      partitions: assignReplicas(brokers, this.load(brokers), command.partitions, replicationFactor),
+      partitions: assignReplicas(brokers, this.brokerLoad, command.partitions, replicationFactor),
     };
     this.topics.set(topic.topic, topic);
+    countLoad(this.brokerLoad, topic.partitions);
     this.groups.topicCreated(topic.topic);
     return { kind: 'created', topic };
   }
 
-  /** Replicas and preferred leaderships held by each broker so far. */
-  private load(brokers: readonly string[]): Map<string, BrokerLoad> {
-    const load = new Map<string, BrokerLoad>(brokers.map((id) => [id, { replicas: 0, leaders: 0 }]));
-    for (const topic of this.topics.values()) {
-      for (const partition of topic.partitions) {
-        partition.replicas.forEach((id, i) => {
-          const entry = load.get(id);
-          if (entry === undefined) return;
-          entry.replicas++;
-          if (i === 0) entry.leaders++;
-        });
+  /** Counts every broker's replicas and preferred leaderships from the topics (at start and after a restore). */
+  private recountLoad(): void {
+    this.brokerLoad.clear();
+    for (const topic of this.topics.values()) countLoad(this.brokerLoad, topic.partitions);
+  }
+}
+
+/**
+ * Adds `partitions` to the replicas and preferred leaderships in `load`. Every
+ * broker named is counted, configured or not: one that joined later is placed
+ * on by the brokers list of later entries, with the load it holds so far.
+ */
+function countLoad(load: Map<string, BrokerLoad>, partitions: readonly PartitionAssignment[]): void {
+  for (const partition of partitions) {
+    partition.replicas.forEach((id, i) => {
+      let entry = load.get(id);
+      if (entry === undefined) {
+        entry = { replicas: 0, leaders: 0 };
+        load.set(id, entry);
       }
-    }
-    return load;
+      entry.replicas++;
+      if (i === 0) entry.leaders++;
+    });
   }
 }
 

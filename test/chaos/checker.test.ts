@@ -124,4 +124,12 @@ describe('chaos report figures', () => {
     expect(longestSingleFaultGap({ producers: [figures] })).toEqual({ producer: 'p1', family: 'latency', ms: 500, atMs: 1500 });
     expect(figures.availability).toBeCloseTo(3 / 10);
   });
+
+  it('keeps the client moves of a producer so the report can say where it went during its longest wait', () => {
+    const ack = (atMs: number): Ack => ({ id: `p1|k|${atMs}`, producer: 'p1', key: 'k', seq: atMs, partition: 0, offset: atMs, duplicate: false, atMs });
+    const moves = [{ atMs: 1800, event: 'failover' as const, from: 'c1', to: 'c2', reason: 'silent' }];
+    const figures = producerFigures('p1', [1000, 4000].map(ack), [], 1000, 4000, [{ family: 'latency', startMs: 1100, endMs: 3000 }], moves);
+    expect(figures.moves).toEqual(moves);
+    expect(longestSingleFaultGap({ producers: [figures] })).toMatchObject({ family: 'latency', ms: 3000, atMs: 1000 });
+  });
 });

@@ -2,7 +2,7 @@ import type { StartFailure } from './cluster.js';
 import type { CheckResult } from './checker.js';
 import type { InjectedFault } from './faults.js';
 import type { FaultFamily } from './schedule.js';
-import type { Ack, Refusal } from './workload.js';
+import type { Ack, ClientMove, Refusal } from './workload.js';
 
 /** A run's settings: exactly what the replay command repeats. */
 export interface RunSettings {
@@ -38,7 +38,12 @@ export interface ProducerFigures {
   longestGapByFamilyAtMs: Partial<Record<FaultFamily | 'none' | 'several', number>>;
   /** Share of whole seconds of the publishing phase with at least one acknowledgement. */
   availability: number;
+  /** The producer's client changing brokers, in order (at most {@link MAX_MOVES_REPORTED}): explains a long wait. */
+  moves: ClientMove[];
 }
+
+/** Client moves kept per producer in the report. */
+export const MAX_MOVES_REPORTED = 500;
 
 /** A fault's window, ms since the run started. */
 export interface FaultWindow {
@@ -88,6 +93,7 @@ export function producerFigures(
   fromMs: number,
   toMs: number,
   faults: readonly FaultWindow[] = [],
+  moves: readonly ClientMove[] = [],
 ): ProducerFigures {
   const crashes = faults.filter((f) => f.family === 'crash-all');
   const longestGapByFamily: Partial<Record<FaultFamily | 'none' | 'several', number>> = {};
@@ -118,7 +124,7 @@ export function producerFigures(
   const covered = new Set(times.filter((t) => t >= fromMs && t < fromMs + seconds * 1000).map((t) => Math.floor((t - fromMs) / 1000)));
   const refused: Record<string, number> = {};
   for (const r of refusals) refused[r.code] = (refused[r.code] ?? 0) + 1;
-  return { producer, acked: acks.length, refused, longestGapMs, longestGapAtMs, longestGapOutsideCrashAllMs, longestGapByFamily, longestGapByFamilyAtMs, availability: covered.size / seconds };
+  return { producer, acked: acks.length, refused, longestGapMs, longestGapAtMs, longestGapOutsideCrashAllMs, longestGapByFamily, longestGapByFamilyAtMs, availability: covered.size / seconds, moves: moves.slice(0, MAX_MOVES_REPORTED) };
 }
 
 /** The human-readable report. */
@@ -141,6 +147,8 @@ export function formatReport(r: ChaosReport): string {
     const fault = r.faults.find((f) => f.family === single.family && f.startMs < single.atMs + single.ms && (f.endMs ?? Number.POSITIVE_INFINITY) > single.atMs);
     const cause = fault === undefined ? single.family : `fault #${fault.index}: ${fault.description}`;
     lines.push(`longest wait under one fault: ${(single.ms / 1000).toFixed(2)} s (${single.producer}, from ${(single.atMs / 1000).toFixed(1)} s, ${cause})`);
+    const moves = r.producers.find((p) => p.producer === single.producer)?.moves ?? [];
+    for (const m of moves.filter((m) => m.atMs >= single.atMs - 1000 && m.atMs <= single.atMs + single.ms)) lines.push(`  ${describeMove(m)}`);
   }
   lines.push(`availability: ${(r.availability * 100).toFixed(1)}% of seconds had an ack, averaged over producers`);
   for (const f of r.startFailures) lines.push(`broker start failure: ${f.broker} at ${(f.atMs / 1000).toFixed(1)} s: ${f.reason.split('\n').slice(0, 3).join(' | ')}`);
@@ -151,6 +159,13 @@ export function formatReport(r: ChaosReport): string {
   lines.push(`took ${(r.durationMs / 1000).toFixed(1)} s`);
   if (!r.ok) lines.push(`replay: ${r.replay}${r.commit === undefined ? '' : `   (at commit ${r.commit})`}`);
   return lines.join('\n');
+}
+
+function describeMove(m: ClientMove): string {
+  const at = `${(m.atMs / 1000).toFixed(2)} s`;
+  if (m.event === 'failover') return `${at} client failover ${m.from} -> ${m.to}: ${m.reason}`;
+  if (m.event === 'disconnected') return `${at} client disconnected from ${m.from}: ${m.reason}`;
+  return `${at} client connected to ${m.to}`;
 }
 
 /** The longest gap of any producer that overlaps exactly one fault (crash-all aside): what the 3 s goal bounds. */

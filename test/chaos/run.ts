@@ -108,7 +108,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
     const result = check({ partitions: options.partitions, replicationFactor: Math.min(options.replicationFactor, options.brokers), replicas, unreadable, acks: workload.acks, subscribers: workload.logs, refusals: workload.refusals });
 
     const windows = injector.injected.map((f) => ({ family: f.family, startMs: f.startMs, endMs: f.endMs ?? publishToMs }));
-    const producers = workload.producers.map((p) => producerFigures(p.name, p.acks, p.refusals, publishFromMs, publishToMs, windows));
+    const producers = workload.producers.map((p) => producerFigures(p.name, p.acks, p.refusals, publishFromMs, publishToMs, windows, p.moves));
     const faultsByFamily: Partial<Record<FaultFamily, number>> = {};
     for (const f of injector.injected) faultsByFamily[f.family] = (faultsByFamily[f.family] ?? 0) + 1;
     for (const f of injector.injected) if (f.note !== undefined) notes.push(`fault #${f.index} (${f.description}): ${f.note}`);

@@ -46,6 +46,17 @@ export interface Refusal {
   message?: string;
 }
 
+/** A change of the broker a producer's client publishes through (its `failover`, `disconnected` and `connected` events). */
+export interface ClientMove {
+  /** Ms since the run started. */
+  atMs: number;
+  event: 'failover' | 'disconnected' | 'connected';
+  /** Broker ids: `from` for failover and disconnected, `to` for failover and connected. */
+  from?: string;
+  to?: string;
+  reason?: string;
+}
+
 /** What one subscriber received. */
 export interface SubscriberLog {
   name: string;
@@ -72,6 +83,7 @@ const clientOptions = (brokers: string[], id: string) => ({
 class Producer {
   readonly acks: Ack[] = [];
   readonly refusals: Refusal[] = [];
+  readonly moves: ClientMove[] = [];
   private readonly nextSeq = new Map<string, number>();
   private inFlight = 0;
   private stopped = false;
@@ -88,6 +100,10 @@ class Producer {
   static async start(name: string, brokers: string[], rng: Rng, startedAtMs: number): Promise<Producer> {
     const client = await connect({ ...clientOptions(brokers, name), producerId: name });
     const producer = new Producer(name, client, rng, startedAtMs);
+    const at = (): number => Date.now() - startedAtMs;
+    client.on('failover', (e) => producer.moves.push({ atMs: at(), event: 'failover', from: e.from.id, to: e.to.id, reason: e.reason.message }));
+    client.on('disconnected', (e) => producer.moves.push({ atMs: at(), event: 'disconnected', from: e.broker.id, reason: e.reason.message }));
+    client.on('connected', (e) => producer.moves.push({ atMs: at(), event: 'connected', to: e.broker.id }));
     void producer.loop();
     return producer;
   }

@@ -198,6 +198,16 @@ export interface BrokerOptions {
    */
   segmentBytes?: number;
   /**
+   * With `dataDir`: segment files the broker keeps open at most, over all its
+   * partitions. Beyond it the least recently used idle ones are closed and
+   * reopened when next read or written; a file being read, written, or
+   * written and not yet fsynced stays open (the bound is exceeded by those
+   * while they are busy). Each partition also keeps its Raft log open: size
+   * `ulimit -n` for the partitions plus this.
+   * @defaultValue `1024`
+   */
+  maxOpenSegmentFiles?: number;
+  /**
    * Replicas of each partition in a cluster, capped by the number of brokers.
    * @defaultValue `3`
    */
@@ -465,6 +475,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   retention: {} as RetentionOptions,
   topicRetention: [] as Array<{ pattern: string } & RetentionOptions>,
   segmentBytes: 64 * 1024 * 1024,
+  maxOpenSegmentFiles: 1024,
   logLevel: 'silent',
   raftLogMaxBytes: 256 * 1024 * 1024,
 });
@@ -541,6 +552,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     retention: resolveRetention('retention', o.retention),
     topicRetention: resolveTopicRetention(o.topicRetention),
     segmentBytes: integer('segmentBytes', o.segmentBytes, 4096, 1024 * 1024 * 1024),
+    maxOpenSegmentFiles: integer('maxOpenSegmentFiles', o.maxOpenSegmentFiles, 1, 1_000_000),
     raftLogMaxBytes: integer('raftLogMaxBytes', o.raftLogMaxBytes, 0, Number.MAX_SAFE_INTEGER),
     fileSystem: o.fileSystem,
     adminPort: o.adminPort === undefined ? undefined : integer('adminPort', o.adminPort, 0, 65535),

@@ -64,6 +64,8 @@ export interface ClusterEngineOptions {
   fsyncIntervalMs: number;
   /** On disk: size at which a partition's segment is sealed and a new one started. */
   segmentBytes: number;
+  /** On disk: segment files kept open over all partitions (idle ones beyond are closed and reopened on use). */
+  maxOpenSegmentFiles: number;
   /** On disk: Raft log bytes a leader keeps for a lagging replica before compacting anyway (that replica then gets a snapshot). */
   raftLogMaxBytes: number;
   /** The file system data is stored through; tests inject faults. @defaultValue node's */

@@ -17,6 +17,7 @@ import type { GroupClock } from '../runtime/group-clock.js';
 import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
+import { OpenFileCache } from '../storage/open-files.js';
 import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { HostedPartition, type PartitionGroup } from './hosted-partition.js';
@@ -41,6 +42,8 @@ export interface GroupFactoryOptions {
   fsync: RaftStorageOptions['fsync'];
   fsyncIntervalMs: number;
   segmentBytes: number;
+  /** Segment files open at most over every partition log (see {@link OpenFileCache}). */
+  maxOpenSegmentFiles: number;
   raftLogMaxBytes: number;
   fileSystem: FileSystem | undefined;
   raftConfig: RaftConfigOptions;
@@ -77,8 +80,12 @@ export type MetadataGroup = RaftGroup<MetadataCommand, unknown, MetadataSnapshot
 export class GroupFactory {
   /** The Raft log of every group, by group id. */
   private readonly storages = new Map<string, DurableRaftStorage<unknown, unknown>>();
+  /** The bound on open segment files, shared by every partition log of this broker. */
+  readonly openSegmentFiles: OpenFileCache;
 
-  constructor(private readonly options: GroupFactoryOptions) {}
+  constructor(private readonly options: GroupFactoryOptions) {
+    this.openSegmentFiles = new OpenFileCache(options.maxOpenSegmentFiles);
+  }
 
   /** Opens the metadata log (on disk, or in memory without `dataDir`). */
   openMetadataStorage(brokers: readonly NodeId[]): Promise<DurableRaftStorage<MetadataCommand, MetadataSnapshot>> {
@@ -102,7 +109,7 @@ export class GroupFactory {
         ? undefined
         : await DiskPartition.open(join(dataDir, 'partitions', fileName(id)), this.options.fileSystem ?? nodeFileSystem, {
             dedupeWindow,
-            segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024 },
+            segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024, openFiles: this.openSegmentFiles },
             report: (message, fields) => this.options.log('error', message, { group: id, ...fields }),
           });
     const log: PartitionLog = disk ?? new Partition({ dedupeWindow, retentionBytes });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OpenFileCache, type CachedFile } from './open-files.js';
+import { OpenFileCache, TRIM_SLACK, type CachedFile } from './open-files.js';
 
 /** A file whose owner says whether it may be closed, and records that it was. */
 class File implements CachedFile {
@@ -87,6 +87,31 @@ describe('OpenFileCache', () => {
     expect(cache.stats().open).toBe(2);
     openIn(cache, c);
     expect([a.open, b.open, c.open]).toEqual([true, false, true]);
+  });
+
+  it(`costs a bounded number of looks per trim while many files are busy (the excess plus ${TRIM_SLACK}), and later trims go on from there`, () => {
+    const cache = new OpenFileCache(450);
+    const files = Array.from({ length: 500 }, (_, i) => new File(`f${i}`));
+    let looks = 0;
+    for (const f of files) {
+      const tryClose = f.tryClose.bind(f);
+      f.tryClose = () => {
+        looks++;
+        return tryClose();
+      };
+      f.busy = true;
+    }
+    for (const f of files) openIn(cache, f);
+    looks = 0;
+    files[499]!.busy = false; // the one idle file is the last one looked at
+    cache.trim();
+    expect(looks).toBe(50 + TRIM_SLACK);
+    expect(files[499]!.open).toBe(true); // not reached yet
+    for (let i = 0; i < 10 && files[499]!.open; i++) cache.trim(); // the busy ones looked at went to the end: the next trims get there
+    expect(files[499]!.open).toBe(false);
+    for (const f of files) f.busy = false;
+    cache.trim();
+    expect(cache.stats().open).toBe(450);
   });
 
   it('refuses a capacity that is not a positive integer', () => {

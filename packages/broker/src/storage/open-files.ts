@@ -22,6 +22,9 @@ export interface CachedFile {
   tryClose(): boolean;
 }
 
+/** Busy files a trim may pass over beyond the excess it has to close. */
+export const TRIM_SLACK = 64;
+
 /** What an {@link OpenFileCache} did, for stats and tests. */
 export interface OpenFileStats {
   /** Files open now (registered and not closed). */
@@ -68,13 +71,20 @@ export class OpenFileCache {
     this.files.delete(file);
   }
 
-  /** Closes idle files beyond the capacity, if some are: after a busy spell, files that had to stay open may be closable now. */
+  /**
+   * Closes idle files beyond the capacity, if some are: after a busy spell,
+   * files that had to stay open may be closable now. Looks at the excess
+   * plus {@link TRIM_SLACK} files at most (a busy one moves to the end, as
+   * just used), so that a trim costs little even while thousands are busy;
+   * the next trims go on from there.
+   */
   trim(keep?: CachedFile): void {
-    if (this.files.size <= this.capacity) return;
-    // Bounded: every file is looked at once at most; a busy one moves to the end, as just used.
-    let candidates = this.files.size;
-    for (const file of [...this.files.keys()]) {
-      if (this.files.size <= this.capacity || candidates-- <= 0) break;
+    const excess = this.files.size - this.capacity;
+    if (excess <= 0) return;
+    let budget = Math.min(this.files.size, excess + TRIM_SLACK); // each file looked at once at most
+    // A Map iterates the entries moved to its end too: `budget` bounds the loop.
+    for (const file of this.files.keys()) {
+      if (this.files.size <= this.capacity || budget-- <= 0) break;
       if (file === keep) {
         this.used(file); // just opened: the newest, whatever was passed over before it
         continue;

@@ -479,10 +479,15 @@ export class SegmentLog {
         this.running--;
       }
     });
-    this.chain = run.then(
-      () => this.options.openFiles.trim(), // handles this task kept open (written, not yet fsynced) may be closable now
-      () => this.options.openFiles.trim(),
-    );
+    // Handles this task kept open (written, not yet fsynced) may be closable now. Never rejects: the chain must go on.
+    const trim = (): void => {
+      try {
+        this.options.openFiles.trim();
+      } catch {
+        // A handle that could not be closed now is closed by a later trim.
+      }
+    };
+    this.chain = run.then(trim, trim);
     return run;
   }
 
@@ -591,7 +596,11 @@ export class SegmentLog {
     segment.handle = undefined;
     segment.handleWritable = false;
     this.openSealed.delete(segment);
-    handle.close().catch(() => {});
+    try {
+      handle.close().catch(() => {});
+    } catch {
+      // Detached either way: a close that failed at once is not this log's to retry.
+    }
     return true;
   }
 
@@ -623,7 +632,9 @@ export class SegmentLog {
 
   private async syncUnsynced(): Promise<void> {
     const segment = (this.unsynced[0] as Batch).segment;
-    await (segment.handle as FileHandle).datasync();
+    // The open-file bound closes a handle only with nothing written and not fsynced (empty batches): nothing to fsync then.
+    if (segment.handle !== undefined) await segment.handle.datasync();
+    else if (segment.written !== segment.durable) throw new LogStorageError('STORAGE_IO', `${segment.logPath}: bytes written through a handle no longer open`);
     segment.durable = segment.written;
     this.durableEnd = this.writtenEnd;
     this.unsynced = [];

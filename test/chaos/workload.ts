@@ -73,7 +73,6 @@ const clientOptions = (brokers: string[], id: string) => ({
   brokers,
   clientId: id,
   connectTimeoutMs: 5000,
-  pingIntervalMs: 1000,
   reconnect: { initialDelayMs: 50, maxDelayMs: 1000 },
   closeTimeoutMs: 2000,
   publishTimeoutMs: 20_000,

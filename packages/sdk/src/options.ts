@@ -158,12 +158,15 @@ export interface ClientOptions {
    */
   connectTimeoutMs?: number;
   /**
-   * Interval of client pings; a broker silent for twice as long is considered dead.
+   * Interval of client pings; an idle broker silent for twice as long is considered dead.
    * While publishes or requests await answers on a connection and another
-   * broker is connected, one interval of silence with a ping unanswered for
-   * half of it is enough (a stopped broker keeps its TCP connection open).
-   * Lower it for faster failover from a stopped broker, at the cost of more
-   * pings and of judging a broker stalled that long (a long GC pause) dead.
+   * broker is connected, a broker silent for 500 ms is probed with a ping, and
+   * judged dead when that ping goes unanswered for 1 s, or three smoothed round
+   * trips on a link that is always slower (a stopped broker keeps its TCP
+   * connection open; a slow one answers late and is kept). An interval below
+   * 1 s shortens both. Lower it for faster failover from a stopped broker, at
+   * the cost of more pings and of judging a broker stalled that long (a long
+   * GC pause) dead.
    * @defaultValue `5000`
    */
   pingIntervalMs?: number;

@@ -41,6 +41,15 @@ export interface ConnectionSettings {
   pingIntervalMs: number;
 }
 
+/** Silence, while answers are owed, after which the broker is probed (or half the ping interval, when lower). */
+const PROBE_AFTER_MS = 500;
+/**
+ * Least time a probe may go unanswered before the broker is judged dead (or
+ * the ping interval, when lower): above the round trip of a link slowed by
+ * 400 ms each way, the worst latency fault the chaos suite injects.
+ */
+const PROBE_TIMEOUT_MS = 1000;
+
 /** Largest frame accepted from a broker: its biggest batch of its biggest messages. */
 const MAX_INBOUND_FRAME = 64 * 1024 * 1024;
 
@@ -68,6 +77,8 @@ function closeError(url: string, code: number, reason: string): RelayError {
 export class BrokerConnection extends EventEmitter<ConnectionEvents> {
   /** Last measured round trip, in ms. */
   rttMs: number | undefined;
+  /** Smoothed round trip (as TCP's SRTT), in ms: how long a probe may take before silence means death. */
+  private smoothedRttMs: number | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private lastInboundMs = Date.now();
@@ -77,8 +88,8 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
   /**
    * Set by the owner: whether this connection owes answers that another
    * broker could give (publishes in flight here, another broker connected).
-   * Then a silent broker is judged dead after one ping interval and an
-   * unanswered probe instead of two intervals (see {@link tick}).
+   * Then a silent broker is probed and judged dead within a couple of
+   * seconds instead of two ping intervals (see {@link tick}).
    */
   awaitingAnswers: () => boolean = () => false;
 
@@ -227,18 +238,20 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
     this.socket.onclose = (event) => this.end(closeError(this.url, event.code, event.reason));
     this.socket.onerror = () => {}; // followed by onclose
     // Silence is judged on a finer tick than pings go out, so a dead broker is noticed at twice the
-    // interval, not up to three times it (the publisher's failover waits on this).
-    this.pingTimer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.settings.pingIntervalMs / 4)));
+    // interval, not up to three times it, and a probe is sent and judged on time (the publisher's failover waits on this).
+    this.pingTimer = setInterval(() => this.tick(), Math.max(10, Math.floor(Math.min(this.settings.pingIntervalMs, PROBE_AFTER_MS) / 4)));
   }
 
   /**
    * Judges silence and sends pings. A broker silent for twice the ping
    * interval is dead. When answers are owed (see {@link awaitingAnswers}), a
-   * healthy broker would have sent something within milliseconds: after half
-   * an interval of silence it is probed with a ping at once, and once it has
-   * been silent a whole interval with that probe unanswered for half of one,
-   * it is judged dead — a stopped broker (SIGSTOP, a frozen VM) keeps its TCP
-   * connection open, and every publish waits for this judgement.
+   * healthy broker would have sent something within milliseconds: after
+   * {@link PROBE_AFTER_MS} of silence it is probed with a ping at once, and
+   * once that probe has gone unanswered for {@link probeTimeoutMs} it is
+   * judged dead — a stopped broker (SIGSTOP, a frozen VM) keeps its TCP
+   * connection open, and every publish waits for this judgement. The probe's
+   * time allows for a slow link (a probe answered late is not a dead broker:
+   * failing over from it would only stall its partitions' publishes longer).
    */
   private tick(): void {
     const now = Date.now();
@@ -248,25 +261,37 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
       this.close(new RelayError('CONNECTION_CLOSED', `broker ${this.url} silent for ${2 * interval} ms`));
       return;
     }
-    if (silentMs >= interval / 2 && this.awaitingAnswers()) {
+    if (silentMs >= Math.min(interval / 2, PROBE_AFTER_MS) && this.awaitingAnswers()) {
       const probed = this.lastPingMs > this.lastInboundMs;
       if (!probed) {
         this.ping(now);
         return;
       }
-      if (silentMs > interval && now - this.lastPingMs >= interval / 2) {
-        this.close(new RelayError('CONNECTION_CLOSED', `broker ${this.url} silent for ${silentMs} ms while answers are owed; a ping went unanswered`));
+      const probeAgeMs = now - this.lastPingMs;
+      if (probeAgeMs >= this.probeTimeoutMs()) {
+        this.close(new RelayError('CONNECTION_CLOSED', `broker ${this.url} silent for ${silentMs} ms while answers are owed; a ping went unanswered for ${probeAgeMs} ms`));
         return;
       }
     }
     if (now - this.lastPingMs >= interval) this.ping(now);
   }
 
+  /**
+   * How long a probe may go unanswered before the broker is judged dead:
+   * {@link PROBE_TIMEOUT_MS} (or the ping interval, when set lower), or three
+   * smoothed round trips on a link that is slow all the time.
+   */
+  private probeTimeoutMs(): number {
+    return Math.max(Math.min(this.settings.pingIntervalMs, PROBE_TIMEOUT_MS), 3 * (this.smoothedRttMs ?? 0));
+  }
+
   private ping(sentMs: number): void {
     this.lastPingMs = sentMs;
     this.request({ type: 'ping' }).then(
       () => {
-        this.rttMs = Date.now() - sentMs;
+        const rtt = Date.now() - sentMs;
+        this.rttMs = rtt;
+        this.smoothedRttMs = this.smoothedRttMs === undefined ? rtt : 0.875 * this.smoothedRttMs + 0.125 * rtt;
       },
       () => {}, // a lost ping is judged by silence above
     );

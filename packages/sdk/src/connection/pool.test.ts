@@ -104,6 +104,8 @@ interface FakeBroker {
   refuse?: { code: string; leader?: string };
   /** Publishes it acknowledged. */
   acked?: number;
+  /** A slow link: pongs and acks reach the client this much later. */
+  delay?: { pongMs: number; ackMs: number };
 }
 
 const view = (broker: FakeBroker, all: FakeBroker[]): ClusterView => ({
@@ -137,6 +139,10 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
     private push(frame: BrokerFrame): void {
       if (this.readyState === 1) this.onmessage?.({ data: encodeFrame(frame) });
     }
+    private pushAfter(delayMs: number | undefined, frame: BrokerFrame): void {
+      if (delayMs === undefined) this.push(frame);
+      else setTimeout(() => this.push(frame), delayMs);
+    }
     send(bytes: Uint8Array): void {
       const broker = this.broker as FakeBroker;
       const frame = decodeClientFrame(bytes, 1024 * 1024);
@@ -153,7 +159,7 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
           heartbeatMs: 60_000,
         });
       } else if (frame.type === 'ping') {
-        if (broker.silent !== true) this.push({ type: 'pong', id: frame.id });
+        if (broker.silent !== true) this.pushAfter(broker.delay?.pongMs, { type: 'pong', id: frame.id });
       } else if (broker.silent === true) {
         // a paused process answers nothing
       } else if (frame.type === 'metadata') {
@@ -165,7 +171,7 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
         }
       } else if (frame.type === 'publish') {
         broker.acked = (broker.acked ?? 0) + frame.batches.reduce((n, b) => n + b.messages.length, 0);
-        this.push({ type: 'ack', acks: frame.batches.map((batch) => ({ id: batch.firstId, offset: batch.firstSeq, count: batch.messages.length, duplicate: false })) });
+        this.pushAfter(broker.delay?.ackMs, { type: 'ack', acks: frame.batches.map((batch) => ({ id: batch.firstId, offset: batch.firstSeq, count: batch.messages.length, duplicate: false })) });
       }
     }
     close(): void {
@@ -337,6 +343,56 @@ describe('silence (fake brokers, fake clock)', () => {
       expect(failedOverAt).toBeDefined();
       // One interval, plus a tick of the silence check (a quarter interval); two intervals before.
       expect((failedOverAt as number) - silentFrom).toBeLessThanOrEqual(1000 + 1000 / 4 + 10);
+      await vi.advanceTimersByTimeAsync(10);
+      await expect(receipt).resolves.toMatchObject({ partition: 0 });
+    } finally {
+      await c.close().catch(() => {});
+    }
+  });
+
+  // Chaos 3/3 seed 906: 349 ms of latency each way on every link of c2; the probe came back after about 700 ms,
+  // the client judged c2 dead at 500 ms and failed over, and its publishes waited 2.3 s instead of a round trip.
+  it('keeps a broker on a slow link: a probe answered after 700 ms and acks after 1.3 s are not death', async () => {
+    const { a, b, c } = await twoPooledBrokers();
+    try {
+      await c.publish('t', 'first');
+      await vi.advanceTimersByTimeAsync(3000);
+      const active = c.stats().activeBroker?.id === 'a' ? a : b;
+      active.delay = { pongMs: 700, ackMs: 1300 };
+      let failovers = 0;
+      c.on('failover', () => failovers++);
+      for (let i = 0; i < 10; i++) {
+        const receipt = c.publish('t', `slow ${i}`);
+        await vi.advanceTimersByTimeAsync(1400);
+        await expect(receipt).resolves.toMatchObject({ partition: 0 });
+      }
+      expect(failovers).toBe(0);
+      expect(c.stats().activeBroker?.id).toBe(active.id);
+    } finally {
+      await c.close().catch(() => {});
+    }
+  });
+
+  it('judges a silent broker owing answers dead within 1.8 s with the default ping interval of 5 s (before: 5 s)', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const [a, b] = fakeBrokers([{ id: 'a' }, { id: 'b' }]) as [FakeBroker, FakeBroker];
+    const c = new RelayClient({ brokers: [a.url, b.url], WebSocket: protocolWebSocket([a, b]), poolSize: 2, closeTimeoutMs: 100, reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false } });
+    await c.start();
+    try {
+      for (let i = 0; i < 100 && c.stats().connectedBrokers.length < 2; i++) await vi.advanceTimersByTimeAsync(10);
+      await c.publish('t', 'first');
+      await vi.advanceTimersByTimeAsync(7000);
+      const active = c.stats().activeBroker?.id === 'a' ? a : b;
+      active.silent = true;
+      const silentFrom = Date.now();
+      let failedOverAt: number | undefined;
+      c.once('failover', () => {
+        failedOverAt = Date.now();
+      });
+      const receipt = c.publish('t', 'during the pause');
+      for (let i = 0; i < 1000 && failedOverAt === undefined; i++) await vi.advanceTimersByTimeAsync(10);
+      // Probed after 500 ms of silence, dead once the probe is 1 s old, each judged on a 125 ms tick (before: 5 s).
+      expect((failedOverAt as number) - silentFrom).toBeLessThanOrEqual(500 + 1000 + 2 * 125 + 10);
       await vi.advanceTimersByTimeAsync(10);
       await expect(receipt).resolves.toMatchObject({ partition: 0 });
     } finally {

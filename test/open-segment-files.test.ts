@@ -2,8 +2,8 @@
  * A broker with more partitions than `maxOpenSegmentFiles` (issue 13: ten
  * thousand partitions must fit a file descriptor limit): the segment files it
  * keeps open, counted from the process's own descriptors, come back under the
- * bound once writes are fsynced; every partition is published to, read back
- * from disk, and read back again after a restart on the same data directory.
+ * bound once writes are fsynced; every partition is published to, read back,
+ * and read back again from disk after a restart on the same data directory.
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -57,7 +57,7 @@ const batch = (id: number, topic: string, partition: number, from: number, count
   messages: Array.from({ length: count }, (_, i) => ({ data: new TextEncoder().encode(body(topic, partition, from + i)) })),
 });
 
-/** Every message of one partition, through the engine (from disk: the segments are read). */
+/** Every message of one partition, through the engine (from disk after a restart; before it the newest 4 MiB come from memory). */
 async function stored(broker: Broker, topic: string, partition: number): Promise<string[]> {
   const out: string[] = [];
   for (let offset = 0, rounds = 0; rounds < 1000; rounds++) {

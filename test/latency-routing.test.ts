@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
 import type { RelayClient } from '@relaymq/sdk';
-import { FaultLink } from './chaos/link.js';
 import { Fixture } from './support/cluster.js';
-import { freePorts } from './support/ports.js';
+import { faultableCluster } from './support/faultable.js';
 import { waitFor, within } from './support/wait.js';
 
 const fixture = new Fixture();
@@ -12,51 +11,6 @@ afterEach(() => fixture.cleanup());
 const TOPIC = 'slow.orders';
 const PARTITIONS = 6;
 const WINDOW = 16;
-
-interface Faultable {
-  brokers: Broker[];
-  urls: string[];
-  /** Every link of `id`: the peer connections it dials and is dialed on, and its client link. */
-  linksOf(id: string): FaultLink[];
-}
-
-async function faultableCluster(ids: string[]): Promise<Faultable> {
-  const peerPorts = await freePorts(ids.length);
-  const clientPorts = await freePorts(ids.length);
-  const peerLinks = new Map<string, FaultLink>();
-  const clientLinks = new Map<string, FaultLink>();
-  for (const [i, from] of ids.entries()) {
-    for (const [j, to] of ids.entries()) {
-      if (i === j) continue;
-      const link = await FaultLink.start(`${from}->${to}`, peerPorts[j] as number);
-      fixture.defer(() => link.close());
-      peerLinks.set(`${from}->${to}`, link);
-    }
-    const link = await FaultLink.start(`client->${from}`, clientPorts[i] as number);
-    fixture.defer(() => link.close());
-    clientLinks.set(from, link);
-  }
-  const urls = ids.map((id) => `ws://127.0.0.1:${(clientLinks.get(id) as FaultLink).port}`);
-  const brokers = await Promise.all(
-    ids.map((id, i) =>
-      fixture.broker({
-        id,
-        port: clientPorts[i],
-        peerPort: peerPorts[i],
-        advertisedUrl: urls[i],
-        peers: ids.flatMap((other) => (other === id ? [] : [`${other}@127.0.0.1:${(peerLinks.get(`${id}->${other}`) as FaultLink).port}`])),
-        replicationFactor: 3,
-        defaultPartitions: PARTITIONS,
-        heartbeatMs: 5000,
-      }),
-    ),
-  );
-  const linksOf = (id: string): FaultLink[] => [
-    ...[...peerLinks.entries()].filter(([name]) => name.startsWith(`${id}->`) || name.endsWith(`->${id}`)).map(([, l]) => l),
-    clientLinks.get(id) as FaultLink,
-  ];
-  return { brokers, urls, linksOf };
-}
 
 const groups = (b: Broker): Array<{ group: string; leader: string | null }> => (b.engine as unknown as { groupStatus(): Array<{ group: string; leader: string | null }> }).groupStatus();
 
@@ -85,7 +39,7 @@ function produce(client: RelayClient, until: () => boolean): { acks: number[]; d
 describe('latency on every link of one broker', () => {
   it('a producer publishing through that broker waits well under 3 s for an acknowledgement', async () => {
     const ids = ['l1', 'l2', 'l3'];
-    const { brokers, urls, linksOf } = await faultableCluster(ids);
+    const { brokers, urls, linksOf } = await faultableCluster(fixture, ids, { defaultPartitions: PARTITIONS, heartbeatMs: 5000 });
     await waitFor(() => brokers.every((b) => groups(b).find((g) => g.group === 'meta')?.leader != null), 'every broker to know the metadata leader', 15_000);
     const client = await fixture.client(urls, { reconnect: { initialDelayMs: 50, maxDelayMs: 1000 }, publishTimeoutMs: 20_000, producerId: 'p' });
     const moves: string[] = [];

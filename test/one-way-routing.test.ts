@@ -3,7 +3,7 @@ import type { Broker } from '@relaymq/broker';
 import { decodePayload } from '@relaymq/sdk/protocol';
 import { FaultLink } from './chaos/link.js';
 import { Fixture, readInMemory } from './support/cluster.js';
-import { freePorts } from './support/ports.js';
+import { faultableCluster } from './support/faultable.js';
 import { waitFor, within } from './support/wait.js';
 
 /**
@@ -19,31 +19,6 @@ const fixture = new Fixture();
 afterEach(() => fixture.cleanup());
 
 const TOPIC = 'oneway.orders';
-
-async function faultableCluster(ids: string[], partitions = 1): Promise<{ brokers: Broker[]; links: Map<string, FaultLink> }> {
-  const peerPorts = await freePorts(ids.length);
-  const links = new Map<string, FaultLink>(); // `${from}->${to}`: the connection `from` dials to `to`
-  for (const [i, from] of ids.entries()) {
-    for (const [j, to] of ids.entries()) {
-      if (i === j) continue;
-      const link = await FaultLink.start(`${from}->${to}`, peerPorts[j] as number);
-      fixture.defer(() => link.close());
-      links.set(`${from}->${to}`, link);
-    }
-  }
-  const brokers = await Promise.all(
-    ids.map((id, i) =>
-      fixture.broker({
-        id,
-        peerPort: peerPorts[i],
-        peers: ids.flatMap((other) => (other === id ? [] : [`${other}@127.0.0.1:${(links.get(`${id}->${other}`) as FaultLink).port}`])),
-        replicationFactor: 3,
-        defaultPartitions: partitions,
-      }),
-    ),
-  );
-  return { brokers, links };
-}
 
 interface GroupRow {
   group: string;
@@ -82,7 +57,7 @@ async function publishThrough(producer: Awaited<ReturnType<Fixture['client']>>, 
 
 describe('a one-way partition from a leader to a follower', () => {
   it('a producer connected only to that follower waits well under the fault for each acknowledgement', async () => {
-    const { brokers, links } = await faultableCluster(['w1', 'w2', 'w3']);
+    const { brokers, peerLinks: links } = await faultableCluster(fixture, ['w1', 'w2', 'w3'], { defaultPartitions: 1 });
     await waitFor(() => brokers.every((b) => groups(b).find((g) => g.group === 'meta')?.leader != null), 'every broker to know the metadata leader', 15_000);
     const byId = new Map(brokers.map((b) => [b.id, b]));
     const seeder = await fixture.client([(brokers[0] as Broker).url]);
@@ -148,7 +123,7 @@ describe("a one-way partition from a follower to every other replica (the follow
    * chaos suite saw such producers wait the whole fault (3/3 seed 224, 5/3 seed 325).
    */
   async function acrossTheFault(ids: string[], busy: boolean): Promise<void> {
-    const { brokers, links } = await faultableCluster(ids);
+    const { brokers, peerLinks: links } = await faultableCluster(fixture, ids, { defaultPartitions: 1 });
     await waitFor(() => brokers.every((b) => groups(b).find((g) => g.group === 'meta')?.leader != null), 'every broker to know the metadata leader', 15_000);
     const byId = new Map(brokers.map((b) => [b.id, b]));
     const seeder = await fixture.client([(brokers[0] as Broker).url]);

@@ -1,9 +1,10 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIG_FIELDS, effectiveConfig, flagName } from '../packages/broker/src/config.js';
@@ -50,6 +51,22 @@ describe('relaymq --version and --help', () => {
     const { version } = JSON.parse(await readFile(new URL('../packages/broker/package.json', import.meta.url), 'utf8')) as { version: string };
     const { code, stdout, stderr } = await relaymq(['--version']);
     expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+
+  it('npx relaymq works from the repository root (the committed launcher npm ci links), and says to build when dist/ is missing', { timeout: 60_000 }, async () => {
+    const { version } = JSON.parse(await readFile(new URL('../packages/broker/package.json', import.meta.url), 'utf8')) as { version: string };
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const npx = await run('npx', ['--no-install', 'relaymq', '--version'], { cwd: root, timeout: 30_000 });
+    expect(npx.stdout).toBe(`${version}\n`);
+    // A fresh clone: the launcher is there (npm links it at npm ci) but the build is not.
+    const clone = join(dir, 'fresh-clone');
+    await mkdir(join(clone, 'bin'), { recursive: true });
+    await copyFile(new URL('../packages/broker/bin/relaymq.js', import.meta.url), join(clone, 'bin', 'relaymq.js'));
+    const fresh = await run(process.execPath, [join(clone, 'bin', 'relaymq.js'), '--version']).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+    );
+    expect(fresh).toEqual({ code: 2, stderr: 'relaymq: the broker is not built (packages/broker/dist/cli.js is missing): run `npm run build` in the repository first\n' });
   });
 
   it('every command takes --help and -h', async () => {
@@ -115,6 +132,26 @@ describe('relaymq broker startup failures exit 2 with one line', () => {
     for (const [args, message] of cases) {
       const { code, stdout, stderr } = await relaymq(['broker', '--log-level', 'silent', ...args]);
       expect(stderr, args.join(' ')).toBe(`${message}\n`);
+      expect(stdout, args.join(' ')).toBe('');
+      expect(code, args.join(' ')).toBe(2);
+    }
+  });
+
+  it('prints only that line at the default log level too (no log line claims it listened or closed)', { timeout: 60_000 }, async () => {
+    const taken = await occupiedPort();
+    held.push(taken.server);
+    const p = taken.port;
+    // With a data directory, so a cluster broker has no in-memory warning to give before it fails.
+    const cases: Array<[string[], string]> = [
+      [['--port', String(p)], `relaymq: client port 127.0.0.1:${p} is already in use (EADDRINUSE)`],
+      [['--port', '0', '--peer-port', String(p), '--peers', 'x2@127.0.0.1:1', '--data-dir', join(dir, 'peer-case')], `relaymq: peer port 127.0.0.1:${p} is already in use (EADDRINUSE)`],
+      [['--port', '0', '--admin-port', String(p)], `relaymq: admin port 127.0.0.1:${p} is already in use (EADDRINUSE)`],
+      [['--port', '0', '--tls-cert', join(dir, 'missing.pem'), '--tls-key', join(dir, 'missing.pem')], `relaymq: broker option tls.cert: cannot read ${join(dir, 'missing.pem')}`],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stdout, stderr } = await relaymq(['broker', ...args]);
+      expect(stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(stderr.startsWith(message), `${args.join(' ')}: ${stderr}`).toBe(true);
       expect(stdout, args.join(' ')).toBe('');
       expect(code, args.join(' ')).toBe(2);
     }
@@ -189,5 +226,56 @@ describe('relaymq dev', () => {
     expect(stdout).not.toContain('removed');
     expect(existsSync(join(data, 'b1'))).toBe(true);
     expect(code).toBe(0);
+  });
+
+  /** Whether any process of group `pgid` is still running. */
+  function groupAlive(pgid: number): boolean {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  it('npm run dev prints no build log, and a SIGTERM to npm alone stops the brokers and removes the temporary data', { timeout: 90_000 }, async () => {
+    // Its own process group, as in a terminal: the test signals npm alone, then checks nothing of the group is left.
+    const npm = spawn('npm', ['run', 'dev', '--', '--count', '1', '--port', '0', '--peer-port', '0', '--admin-port', '0', '--log-level', 'warn'], {
+      cwd: new URL('..', import.meta.url),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const pgid = npm.pid as number;
+    let output = '';
+    npm.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    npm.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    /** Resolves once `done()` holds, checked every 100 ms; rejects after `ms`. */
+    const until = (done: () => boolean, ms: number, what: string): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const started = Date.now();
+        const timer = setInterval(() => {
+          if (done()) {
+            clearInterval(timer);
+            resolve();
+          } else if (Date.now() - started > ms) {
+            clearInterval(timer);
+            reject(new Error(`${what} within ${ms} ms; output:\n${output}`));
+          }
+        }, 100);
+      });
+    try {
+      await until(() => /\[b1\] relaymq broker b1 listening on/.test(output), 60_000, 'relaymq dev did not start');
+      const data = /data in (\S+) \(temporary/.exec(output)?.[1] as string;
+      expect(existsSync(data), output).toBe(true);
+      npm.kill('SIGTERM');
+      await until(() => !groupAlive(pgid), 30_000, 'brokers still running after npm was stopped');
+      expect(existsSync(data), output).toBe(false);
+      // Quiet: npm's header (and any notice of npm's own), then only relaymq dev's lines and its brokers' (no build output).
+      const lines = output.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('> ') && !/^npm (warn|notice) /.test(l));
+      expect(lines.filter((l) => !/^(relaymq dev: |\[b1\] )/.test(l)), output).toEqual([]);
+      expect(output).not.toMatch(/tsup|Build success|DTS/);
+    } finally {
+      if (groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
+    }
   });
 });

@@ -4,12 +4,13 @@ import type { LogEngine } from './engine/engine.js';
 import { ClusterEngine } from './engine/cluster.js';
 import { MemoryEngine } from './engine/memory.js';
 import { listenForClients, type ClientListener } from './server/client-listener.js';
-import { PeerTransport, type PeerAddress } from './net/peer-transport.js';
+import { ForeignClusterError, PeerTransport, type PeerAddress } from './net/peer-transport.js';
 import { GossipRunner } from './runtime/gossip.js';
 import type { RaftActivity } from './runtime/group-clock.js';
 import { Ticker } from './runtime/ticker.js';
 import { raftConfigOf, swimConfigOf } from './tuning.js';
 import { Operations } from './observability/operations.js';
+import type { AdminActions, MemberDescription, MembershipDescription, TopicDescription } from './observability/admin-api.js';
 import { isReady } from './observability/cluster-status.js';
 import type { TopicAssignment } from './observability/broker-report.js';
 import { durablePositionSource, groupPositionSource } from './observability/consumer-lag.js';
@@ -19,11 +20,13 @@ import { ClientSession } from './server/session.js';
 import { Authenticator } from './security/auth.js';
 import { newSecurityCounters, type SecurityCounters } from './security/counters.js';
 import { loadTls } from './security/tls.js';
-import { loadIdentity, PeerIncarnations } from './storage/identity.js';
+import { loadIdentity, PeerIncarnations, recordClusterId, type BrokerIdentity } from './storage/identity.js';
 import { RelayError } from '@relaymq/sdk/protocol';
 
 /** How long `--join` keeps trying to reach one of its brokers before the start fails. */
 export const JOIN_TIMEOUT_MS = 30_000;
+/** A restarting broker gives each configured peer this long to say which cluster it belongs to (see refuseForeignPeers). */
+export const FOREIGN_CHECK_MS = 1000;
 
 /** A snapshot of a broker's counters. */
 export interface BrokerStats {
@@ -122,8 +125,12 @@ class RunningBroker implements Broker {
   /** Open connections per remote address, for `maxConnectionsPerIp`. */
   private readonly connectionsByAddress = new Map<string, number>();
   private authenticator: Authenticator | undefined;
+  /** The write of the cluster id into the data directory, awaited by close(). */
+  private clusterIdRecorded: Promise<void> = Promise.resolve();
   /** Routes appends to the subscriptions that deliver them; set once the engine exists. */
   private fanout: Fanout | undefined;
+  /** Every port is bound and start() returned: what 'broker closed' is logged against. */
+  private started = false;
 
   engine!: LogEngine;
   private replicated: ClusterEngine | undefined;
@@ -167,7 +174,79 @@ class RunningBroker implements Broker {
         bounds: (topic, partition) => this.engine.currentBounds(topic, partition),
         read: async (topic, partition, offset, maxCount, maxBytes) => this.engine.read(topic, partition, offset, maxCount, maxBytes),
       },
+    }, this.adminActions());
+  }
+
+  /** What the admin API's topic and cluster endpoints do on this broker. */
+  private adminActions(): AdminActions {
+    return {
+      topics: () => this.topicAssignments().map((t) => this.describeTopic(t)),
+      createTopic: async (spec) => {
+        const existed = this.engine.partitionCount(spec.topic) !== undefined;
+        const { topic, ...settings } = spec;
+        if (this.engine.createTopic === undefined) throw new RelayError('INVALID_ARGUMENT', 'this broker\'s engine cannot create topics with settings');
+        await this.engine.createTopic(topic, settings);
+        const assignment = this.topicAssignments().find((t) => t.topic === topic);
+        if (assignment === undefined) throw new RelayError('INTERNAL', `topic ${topic} was created but is not in this broker's metadata`);
+        return { created: !existed, topic: this.describeTopic(assignment) };
+      },
+      addPartitions: async (topic, partitions) => {
+        if (this.engine.addPartitions === undefined) throw new RelayError('INVALID_ARGUMENT', 'this broker\'s engine cannot add partitions');
+        await this.engine.addPartitions(topic, partitions);
+        const assignment = this.topicAssignments().find((t) => t.topic === topic);
+        if (assignment === undefined) throw new RelayError('INTERNAL', `topic ${topic} is not in this broker's metadata`);
+        return this.describeTopic(assignment);
+      },
+      membership: () => this.membership(),
+      addBroker: async (broker) => {
+        await this.clusterEngine('add a broker').addBroker(broker);
+        return this.membership();
+      },
+      removeBroker: async (broker) => {
+        await this.clusterEngine('remove a broker').removeBroker(broker);
+        return this.membership();
+      },
+    };
+  }
+
+  /** The replicated engine, for an admin action only a cluster has. */
+  private clusterEngine(action: string): ClusterEngine {
+    if (this.replicated === undefined) throw new RelayError('INVALID_ARGUMENT', `cannot ${action}: broker ${this.id} runs standalone, in memory (no cluster)`);
+    return this.replicated;
+  }
+
+  /** The brokers and the metadata group, as this broker knows them (`GET /api/membership`). */
+  private membership(): MembershipDescription {
+    const meta = this.replicated?.metadataMembership() ?? { voters: [this.id], learners: [], leader: this.id };
+    const gossip = this.cluster().brokers;
+    const topics = this.topicAssignments().map((t) => this.describeTopic(t));
+    const ids = [...new Set([...meta.voters, ...meta.learners, ...gossip.map((b) => b.id)])].sort();
+    const members = ids.map((id): MemberDescription => {
+      const seen = gossip.find((b) => b.id === id);
+      let replicas = 0;
+      let leaders = 0;
+      for (const t of topics) {
+        for (const p of t.partitions) {
+          if (p.replicas.includes(id)) replicas++;
+          if (p.leader === id) leaders++;
+        }
+      }
+      return { id, role: meta.voters.includes(id) ? 'voter' : meta.learners.includes(id) ? 'learner' : 'none', state: seen?.state ?? 'unknown', url: seen?.url ?? null, replicas, leaders };
     });
+    const clusterId = this.replicated?.appliedMetadata().clusterId ?? null;
+    return { broker: this.id, clusterId, metadataLeader: meta.leader, metadataVoters: this.options.metadataVoters, members };
+  }
+
+  private describeTopic(t: TopicAssignment): TopicDescription {
+    return {
+      topic: t.topic,
+      replicationFactor: t.replicationFactor,
+      partitions: t.partitions.map((replicas, partition) => ({
+        partition,
+        replicas,
+        leader: this.replicated === undefined ? this.id : (this.replicated.leaderOf(t.topic, partition) ?? null),
+      })),
+    };
   }
 
   /** Topics with their replicas, as the metadata applied here says (standalone in memory: all on this broker). */
@@ -217,7 +296,7 @@ class RunningBroker implements Broker {
         log('warn', 'cluster without dataDir: partition logs live in memory and are never compacted, and a restarted broker forgets its votes; for tests only');
       }
       // The data directory's owner and incarnation, and the peers' as met: a broker with amnesia is refused (storage/identity.ts).
-      const identity = dataDir === undefined ? undefined : await loadIdentity(dataDir, id);
+      const identity = dataDir === undefined ? undefined : await loadIdentity(dataDir, id, undefined, this.options.clusterId);
       const known = identity === undefined ? undefined : await PeerIncarnations.open(dataDir, (err) => log('warn', 'could not record a peer incarnation', { error: String(err) }));
       this.peerIncarnations = known;
       this.peers = new PeerTransport({
@@ -226,7 +305,14 @@ class RunningBroker implements Broker {
         introducing: () => this.replicated?.isNewToCluster() ?? true,
         ...(identity === undefined || known === undefined
           ? {}
-          : { identity: { incarnation: identity.incarnation, known: (peer: string) => known.get(peer), remember: (peer: string, incarnation: string) => known.remember(peer, incarnation) } }),
+          : {
+              identity: {
+                incarnation: identity.incarnation,
+                clusterId: () => identity.clusterId,
+                known: (peer: string) => known.get(peer),
+                remember: (peer: string, incarnation: string) => known.remember(peer, incarnation),
+              },
+            }),
         host,
         port: clustered ? peerPort : 0,
         peers,
@@ -237,6 +323,7 @@ class RunningBroker implements Broker {
         log,
       });
       await this.peers.listen();
+      if (identity?.clusterId !== undefined && known !== undefined) await this.refuseForeignPeers(this.peers, known);
       const joined = await this.introduceToCluster(this.peers);
       this.replicated = await ClusterEngine.start({
         ...this.options,
@@ -244,6 +331,8 @@ class RunningBroker implements Broker {
         // A broker joining through --join bootstraps from the brokers it met, without itself: it waits to be admitted.
         brokers: joined.length > 0 ? joined.map((p) => p.id) : [id, ...peers.map((p) => p.id)],
         joining: joined.length > 0,
+        ...(identity?.clusterId === undefined ? {} : { clusterId: identity.clusterId }),
+        ...(identity === undefined || dataDir === undefined ? {} : { onClusterId: (clusterId: string) => this.learnedClusterId(dataDir, identity, clusterId) }),
         transport: this.peers,
         requestTimeoutMs: this.options.peer.requestTimeoutMs,
         readTimeoutMs: this.options.peer.readTimeoutMs,
@@ -256,6 +345,40 @@ class RunningBroker implements Broker {
     }
     await this.listen();
     await this.operations?.start();
+    // Said once every port is bound: a start that fails on the admin port never claims to be listening.
+    this.started = true;
+    this.options.log('info', 'broker listening', { id: this.id, url: this.url });
+    if (this.adminUrl !== undefined) this.options.log('info', 'admin server listening', { url: this.adminUrl });
+  }
+
+  /** Records the cluster id the metadata names, once (storage/identity.ts). */
+  private learnedClusterId(dataDir: string, identity: BrokerIdentity, clusterId: string): void {
+    const { log } = this.options;
+    if (identity.clusterId === clusterId) return;
+    if (identity.clusterId !== undefined) {
+      // Peers of another cluster are refused before they link, so this takes an operator's mistake (a copied data directory).
+      log('error', 'the cluster metadata names another cluster than this data directory records', { metadata: clusterId, recorded: identity.clusterId });
+      return;
+    }
+    log('info', 'recording the cluster id in the data directory', { clusterId });
+    this.clusterIdRecorded = recordClusterId(dataDir, identity, clusterId).catch((err: unknown) => log('warn', 'could not record the cluster id', { error: String(err) }));
+  }
+
+  /**
+   * A broker whose data directory names its cluster fails to start when a
+   * configured peer it never met, and that answers within
+   * {@link FOREIGN_CHECK_MS}, belongs to another cluster: it was pointed at
+   * the wrong brokers, or given another cluster's data. Peers met before
+   * (peers.json) are of this cluster, so a plain restart asks nobody and
+   * waits for nothing; a peer that does not answer is not waited for longer.
+   * Either way the peer links of two clusters never come up.
+   */
+  private async refuseForeignPeers(transport: PeerTransport, known: PeerIncarnations): Promise<void> {
+    const strangers = this.options.peers.filter((p) => known.get(p.id) === undefined);
+    const answers = await Promise.allSettled(strangers.map((p) => transport.introduce(p.host, p.port, FOREIGN_CHECK_MS)));
+    for (const answer of answers) {
+      if (answer.status === 'rejected' && answer.reason instanceof ForeignClusterError) throw answer.reason;
+    }
   }
 
   /**
@@ -272,6 +395,9 @@ class RunningBroker implements Broker {
     const errors: string[] = [];
     for (let attempt = 0; Date.now() < deadline; attempt++) {
       const answers = await Promise.allSettled(join.map((seed) => transport.introduce(seed.host, seed.port, 2000)));
+      // Another cluster answering is a mistake no retry mends: fail the start at once.
+      const foreign = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected' && a.reason instanceof ForeignClusterError);
+      if (foreign !== undefined) throw foreign.reason;
       const met = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
       errors.splice(0, errors.length, ...answers.flatMap((a) => (a.status === 'rejected' ? [String((a.reason as Error).message)] : [])));
       if (met.length > 0) {
@@ -336,7 +462,6 @@ class RunningBroker implements Broker {
       this.gossip?.advertiseLoad({ connections: this.sessions.size, partitionsLed: this.replicated?.partitionsLed() ?? 0 }, now);
     }, this.options.heartbeatMs);
     this.heartbeatTimer.unref();
-    this.options.log('info', 'broker listening', { id: this.id, url: this.url });
   }
 
   /** Gossips membership with the peers; changes are pushed to every client. */
@@ -449,9 +574,11 @@ class RunningBroker implements Broker {
     await this.operations?.close();
     await this.peers?.close();
     await this.peerIncarnations?.flushed();
+    await this.clusterIdRecorded;
     this.fanout?.close();
     await this.engine.close();
-    this.options.log('info', 'broker closed', { id: this.id });
+    // After a failed start the CLI's one line says why; an info line about closing would only add noise.
+    this.options.log(this.started ? 'info' : 'debug', 'broker closed', { id: this.id });
   }
 
   private forget(session: ClientSession, address: string): void {

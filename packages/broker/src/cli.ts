@@ -5,6 +5,8 @@
  *   relaymq broker [--config file.yaml] [--print-config] [--<option> value ...]
  *   relaymq status --broker http://host:adminPort
  *   relaymq dev [--count 3]
+ *   relaymq topic create|describe|alter ...    (cli-admin.ts)
+ *   relaymq cluster status|add|remove ...      (cli-admin.ts)
  *   relaymq --version
  *
  * Every command takes --help. Anything that stops a command from starting
@@ -19,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { stringify as toYaml } from 'yaml';
 import { startBroker } from './broker.js';
+import { runAdminCommand } from './cli-admin.js';
 import { brokerOptionsHelp, HELP_OPTION, parseArgsOptions, renderOptions, type CommandOption } from './cli-help.js';
 import { CONFIG_FIELDS, describeSource, effectiveConfig, envName, flagName, readConfigFile, resolveConfig } from './config.js';
 import { runDevCluster } from './dev-cluster.js';
@@ -39,6 +42,8 @@ commands:
   broker    run one broker                          relaymq broker --help
   status    cluster health; exits 1 when unhealthy  relaymq status --help
   dev       a local cluster on loopback             relaymq dev --help
+  topic     create, describe, alter topics          relaymq topic --help
+  cluster   brokers: status, add, remove            relaymq cluster --help
 
   relaymq --version     print the version
   relaymq --help        show this help
@@ -206,6 +211,8 @@ async function runDev(args: string[]): Promise<void> {
   }
   const count = integerFlag('count', text(values, 'count')) as number;
   if (count < 1 || count > 9) throw new RelayError('INVALID_ARGUMENT', '--count must be from 1 to 9');
+  // Output may go to a pipe whose reader is gone (an npm that was killed): cleanup must still run.
+  process.stdout.on('error', () => {});
   const given = text(values, 'data');
   // Without --data the brokers' data is scratch: it lives in a temporary directory removed on exit.
   const dataRoot = given ?? mkdtempSync(join(tmpdir(), 'relaymq-dev-'));
@@ -243,6 +250,10 @@ async function main(argv: string[]): Promise<void> {
       return;
     case 'dev':
       await runDev(rest);
+      return;
+    case 'topic':
+    case 'cluster':
+      process.exitCode = await runAdminCommand(command, rest, { env: process.env, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), fetch });
       return;
     case '--version':
       process.stdout.write(`${packageVersion()}\n`);

@@ -2,6 +2,8 @@ import { RelayError, assertPattern, patternProblem } from '@relaymq/sdk/protocol
 import { parsePeer, type PeerAddress } from './net/peer-transport.js';
 import { createLogger, type LogFunction, type LogLevel } from './observability/logger.js';
 import type { FileSystem } from './storage/fs.js';
+import { MIN_ADMIN_TOKEN_LENGTH } from './security/admin-token.js';
+import { CLUSTER_ID_PATTERN } from './core/metadata/metadata.js';
 import { resolveRaftConfig } from './core/raft/index.js';
 import { resolveSwimConfig } from './core/swim/index.js';
 import {
@@ -332,11 +334,32 @@ export interface BrokerOptions {
    */
   adminPort?: number;
   /**
-   * Interface the admin server listens on. Keep it private: the admin port
-   * has no authentication.
+   * Interface the admin server listens on. Keep it private: without
+   * `adminProtectReads` anyone who reaches it reads the cluster's state.
    * @defaultValue the value of `host`
    */
   adminHost?: string;
+  /**
+   * The cluster this broker belongs to (1-64 of `[A-Za-z0-9_-]`). With a
+   * data directory: recorded there on first use, and the start fails when
+   * the directory records another. Unset: the cluster's metadata leader
+   * names a new cluster (a UUID) and every broker records it. Either way,
+   * brokers of two clusters refuse each other's peer links.
+   */
+  clusterId?: string;
+  /**
+   * The admin token (at least 16 characters): the admin port's mutating
+   * endpoints (creating topics, adding and removing brokers) need it as
+   * `Authorization: Bearer <token>`, compared in constant time. Unset: the
+   * mutating endpoints are disabled (403).
+   */
+  adminToken?: string;
+  /**
+   * Read-only admin endpoints (the dashboard, `/api/*`, `/metrics`) need the
+   * admin token too; `/healthz` and `/readyz` stay open for probes. Needs `adminToken`.
+   * @defaultValue `false`
+   */
+  adminProtectReads?: boolean;
   /** Webhook alerts; unset: none. See {@link AlertOptions}. */
   alerts?: AlertOptions;
   /**
@@ -424,7 +447,7 @@ export interface RetentionOptions {
 
 /** Options with every default applied. */
 export type ResolvedBrokerOptions = Required<
-  Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'join' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'adminPort' | 'adminHost' | 'alerts' | 'log' | 'raft' | 'swim' | 'peer'>
+  Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'join' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'clusterId' | 'adminPort' | 'adminHost' | 'adminToken' | 'adminProtectReads' | 'alerts' | 'log' | 'raft' | 'swim' | 'peer'>
 > & {
   advertisedUrl: string | undefined;
   fileSystem: FileSystem | undefined;
@@ -435,8 +458,11 @@ export type ResolvedBrokerOptions = Required<
   tls: ClientTlsOptions | undefined;
   peerTls: PeerTlsOptions | undefined;
   auth: AuthOptions | undefined;
+  clusterId: string | undefined;
   adminPort: number | undefined;
   adminHost: string;
+  adminToken: string | undefined;
+  adminProtectReads: boolean;
   alerts: ResolvedAlertOptions | undefined;
   /** The `log` option, or the built-in pino logger at `logLevel`. */
   log: LogFunction;
@@ -504,7 +530,21 @@ function text(field: string, value: unknown, pattern: RegExp, describe: string):
   return value;
 }
 
-const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'join', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth', 'adminPort', 'adminHost', 'alerts', 'raft', 'swim', 'peer']);
+function boolean(field: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw invalid(field, `must be true or false, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** The admin token: printable, no white space (it travels in an HTTP header), long enough not to be guessed. */
+function adminTokenOption(value: unknown): string {
+  if (typeof value !== 'string' || !/^[\x21-\x7e]+$/.test(value) || value.length > 4096) {
+    throw invalid('adminToken', 'must be printable ASCII without spaces (at most 4096 characters)');
+  }
+  if (value.length < MIN_ADMIN_TOKEN_LENGTH) throw invalid('adminToken', `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters, got ${value.length}`);
+  return value;
+}
+
+const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'join', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth', 'clusterId', 'adminPort', 'adminHost', 'adminToken', 'adminProtectReads', 'alerts', 'raft', 'swim', 'peer']);
 const logLevels = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 
 /**
@@ -525,6 +565,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     peers: resolvePeers(o.id, o.peers),
     join: resolveJoin(o.join),
     metadataVoters: integer('metadataVoters', o.metadataVoters, 1, 9),
+    clusterId: o.clusterId === undefined ? undefined : text('clusterId', o.clusterId, CLUSTER_ID_PATTERN, '1-64 characters of [A-Za-z0-9_-]'),
     dataDir: o.dataDir === undefined ? undefined : text('dataDir', o.dataDir, /^.{1,4096}$/, 'a directory path'),
     replicationFactor: integer('replicationFactor', o.replicationFactor, 1, 16),
     defaultPartitions: integer('defaultPartitions', o.defaultPartitions, 1, 1024),
@@ -557,6 +598,8 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     fileSystem: o.fileSystem,
     adminPort: o.adminPort === undefined ? undefined : integer('adminPort', o.adminPort, 0, 65535),
     adminHost: o.adminHost === undefined ? (o.host as string) : text('adminHost', o.adminHost, /^\S{1,255}$/, 'a host name or address'),
+    adminToken: o.adminToken === undefined ? undefined : adminTokenOption(o.adminToken),
+    adminProtectReads: o.adminProtectReads === undefined ? false : boolean('adminProtectReads', o.adminProtectReads),
     alerts: o.alerts === undefined ? undefined : resolveAlerts(o.alerts),
     logLevel: oneOf('logLevel', o.logLevel, logLevels),
     log: () => {},
@@ -565,6 +608,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     peer: PEER_DEFAULTS,
   };
   resolved.peer = resolvePeer(o.peer ?? {}, resolved);
+  if (resolved.adminProtectReads && resolved.adminToken === undefined) throw invalid('adminProtectReads', 'needs adminToken: the read endpoints would need a token no one has');
   if (resolved.fsync === 'always' && options.fsyncIntervalMs !== undefined) throw invalid('fsyncIntervalMs', 'is only meaningful with fsync "interval"');
   if (o.log !== undefined && typeof o.log !== 'function') throw invalid('log', 'must be a function');
   if (o.log !== undefined && options.logLevel !== undefined) {

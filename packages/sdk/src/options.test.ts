@@ -89,3 +89,28 @@ describe('resolveClientOptions', () => {
     expect(() => resolveClientOptions({ brokers: base.brokers })).toThrow(/WebSocket/);
   });
 });
+
+describe('the public entry points and a misspelled option', () => {
+  it('createClient() throws and connect() rejects with INVALID_ARGUMENT naming it, before any dial (core and Node builds)', async () => {
+    let dials = 0;
+    const Counting = class {
+      constructor() {
+        dials++;
+        throw new Error('must not dial');
+      }
+    } as unknown as WebSocketConstructor;
+    const misspelled = { brokers: ['ws://127.0.0.1:7401'], WebSocket: Counting, reconect: { maxAttempts: 3 } } as unknown as ClientOptions;
+    const expected = expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('option reconect is not a known option (did you mean reconnect?)') });
+    const core = await import('./index.js');
+    const node = await import('./node.js');
+    for (const entry of [core, node]) {
+      expect(() => entry.createClient(misspelled)).toThrow(expected);
+      await expect(entry.connect(misspelled)).rejects.toThrow(expected);
+    }
+    // The Node build's own TLS option is checked the same way.
+    await expect(node.connect({ brokers: ['wss://127.0.0.1:7401'], tls: { rejectUnathorized: false } } as unknown as ClientOptions)).rejects.toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('tls.rejectUnathorized') }),
+    );
+    expect(dials).toBe(0);
+  });
+});

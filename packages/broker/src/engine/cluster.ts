@@ -1,4 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
+import { ADD_PARTITIONS_METHOD, CREATE_TOPIC_METHOD, parseAddPartitionsRequest, parseAdminMetadataCommand, parseCreateTopicRequest } from './admin-commands.js';
+import { ClusterNaming } from './cluster-naming.js';
+import { removalRefusal } from './decommission.js';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
@@ -13,7 +16,7 @@ import { TICK_MS, type Ticker } from '../runtime/ticker.js';
 import type { FileSystem } from '../storage/fs.js';
 import type { DurableRaftStorage, RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
-import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
+import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from './engine.js';
 import { CreationCache, RECOVERY_TIMEOUT_MS, metadataLagging, settleWithin, throttled } from './startup.js';
 import { handOverLeadership, rankTargets, type HandoverGroup, type HandoverResult } from './handover.js';
 import { GroupFactory, META_GROUP, partitionGroupId, type MetadataGroup } from './group-factory.js';
@@ -46,6 +49,10 @@ export interface ClusterEngineOptions {
    * @defaultValue false
    */
   joining?: boolean;
+  /** The cluster id this broker was given or records; the metadata leader names the cluster with it (cluster-naming.ts). */
+  clusterId?: string;
+  /** Told the cluster id whenever the applied metadata has one; set, this broker names a new cluster (it records the id in its data directory). */
+  onClusterId?: (clusterId: string) => void;
   /** How many brokers vote in the metadata group; members admitted beyond it do not vote. */
   metadataVoters: number;
   transport: PeerTransport;
@@ -122,6 +129,8 @@ export interface ReplicaRead extends PartitionBounds {
 export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogEngine {
   readonly offsetsSurviveRestart = true;
   private readonly metadata: MetadataState;
+  /** Proposes the cluster id while the metadata has none (set once the metadata group exists, with `onClusterId`). */
+  private naming: ClusterNaming | undefined;
   private readonly groups = new Map<string, RaftGroup<unknown, unknown, unknown>>();
   private readonly partitions = new Map<string, PartitionLog>();
   /** Partitions kept on disk, with their Raft log and maintenance state. */
@@ -238,6 +247,14 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
     this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedGroupCommand(body))));
     this.rpc.handle(CONF_CHANGE_METHOD, afterOpen(async (body) => this.changeMembershipViaLeader(parseConfChangeRequest(body))));
+    this.rpc.handle(CREATE_TOPIC_METHOD, afterOpen(async (body) => {
+      const { topic, settings } = parseCreateTopicRequest(body);
+      return this.createTopicWithSettingsHere(topic, settings);
+    }));
+    this.rpc.handle(ADD_PARTITIONS_METHOD, afterOpen(async (body) => {
+      const { topic, partitions } = parseAddPartitionsRequest(body);
+      return this.addPartitionsHere(topic, partitions);
+    }));
     this.router = new PublishRouter({
       self: options.self,
       rpc: this.rpc,
@@ -343,7 +360,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.meta = this.factory.metadataGroup(storage, {
       joining,
       applied: snapshot?.meta.index ?? 0,
-      parseData: parseMetadataCommand,
+      parseData: (value) => parseMetadataCommand(value) ?? parseAdminMetadataCommand(value),
       parseSnapshot: parseMetadataSnapshot,
       installSnapshot: async (installed) => this.restoreMetadata(installed.data),
       apply: (command) => this.applyMetadata(command),
@@ -352,6 +369,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         this.membershipEvents.emit('changed', META_GROUP, conf, index);
       },
       onLeaderChange: () => {
+        // A new leader of a new cluster names it before anything else is proposed.
+        this.naming?.tick();
         this.metaEvents.emit('leader');
         this.forwarding.leaderChanged();
       },
@@ -360,6 +379,17 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     transport.on('message', this.onPeerMessage);
     transport.on('down', this.onPeerDown);
     this.stopTicking = this.options.ticker.add(() => this.clock.tick());
+    // Only brokers that record the cluster id (with a data directory) name the cluster: in memory there is nothing to check it against.
+    if (this.options.onClusterId !== undefined) {
+      this.naming = new ClusterNaming({
+        isLeader: () => this.meta.isLeader(),
+        current: () => this.metadata.clusterId,
+        fresh: () => this.metadata.isEmpty(),
+        preferred: this.options.clusterId,
+        propose: (command) => this.proposeMeta(command),
+        log: this.options.log,
+      });
+    }
     this.maintenanceTimer = setInterval(() => this.maintain(), MAINTENANCE_MS);
     this.maintenanceTimer.unref();
     this.groupSessions.start();
@@ -378,6 +408,42 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   partitionCount(topic: string): number | undefined {
     return this.metadata.get(topic)?.partitions.length;
+  }
+
+  /**
+   * Creates `topic` with an operator's settings through the metadata leader
+   * (an existing topic is answered as it is), and resolves once this broker
+   * applied it.
+   */
+  async createTopic(topic: string, settings: TopicSettings): Promise<TopicInfo> {
+    const known = this.metadata.get(topic);
+    if (known !== undefined) return { topic, partitions: known.partitions.length };
+    await this.forwarding.viaLeader(this.meta, () => this.createTopicWithSettingsHere(topic, settings), CREATE_TOPIC_METHOD, { topic, ...settings });
+    const created = await waitFor(this.metaEvents, 'applied', () => this.metadata.get(topic), this.options.requestTimeoutMs, `topic ${topic} to reach this broker's metadata`);
+    return { topic, partitions: created.partitions.length };
+  }
+
+  /**
+   * Raises `topic`'s partition count to `partitions` through the metadata
+   * leader, and resolves once this broker applied it. The new partitions are
+   * placed over the metadata group's members; existing ones are untouched.
+   * `INVALID_TOPIC` for an unknown topic, `INVALID_ARGUMENT` for a count that is not higher.
+   */
+  async addPartitions(topic: string, partitions: number): Promise<TopicInfo> {
+    const known = this.metadata.get(topic);
+    if (known === undefined) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+    if (partitions <= known.partitions.length) {
+      throw new RelayError('INVALID_ARGUMENT', `topic ${topic} has ${known.partitions.length} partitions; the count can only be raised (asked for ${partitions})`);
+    }
+    await this.forwarding.viaLeader(this.meta, () => this.addPartitionsHere(topic, partitions), ADD_PARTITIONS_METHOD, { topic, partitions });
+    const grown = await waitFor(
+      this.metaEvents,
+      'applied',
+      () => ((this.metadata.get(topic)?.partitions.length ?? 0) >= partitions ? this.metadata.get(topic) : undefined),
+      this.options.requestTimeoutMs,
+      `topic ${topic}'s new partitions to reach this broker's metadata`,
+    );
+    return { topic, partitions: grown.partitions.length };
   }
 
   topics(): Iterable<string> {
@@ -496,6 +562,56 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       return parseConfAnswer(await this.rpc.call(target, CONF_CHANGE_METHOD, request, this.options.requestTimeoutMs + 1000));
     }
     return parseConfAnswer(await this.changeMembershipViaLeader(request));
+  }
+
+  /** The metadata group's voters, learners and leader, as in effect on this broker. */
+  metadataMembership(): { voters: NodeId[]; learners: NodeId[]; leader: NodeId | null } {
+    const conf = this.meta.confState;
+    return { voters: [...conf.voters], learners: [...(conf.learners ?? [])], leader: this.meta.leader };
+  }
+
+  /**
+   * Takes `broker` out of the cluster (the metadata group), once
+   * {@link removalRefusal} allows it: refused (`FORBIDDEN`) while fewer
+   * brokers than the replication factor would remain, or while it holds
+   * replicas. The operator stops the broker afterwards.
+   */
+  async removeBroker(broker: NodeId): Promise<ConfState> {
+    const conf = this.meta.confState;
+    const refusal = removalRefusal({ broker, voters: conf.voters, learners: conf.learners ?? [], replicationFactor: this.options.replicationFactor, topics: this.metadata.all() });
+    if (refusal !== undefined) throw new RelayError(refusal.code, refusal.message);
+    return this.changeMembership(META_GROUP, { type: 'remove', node: broker });
+  }
+
+  /**
+   * Admits `broker` into the metadata group as a learner now (admission
+   * promotes it once caught up, up to `metadataVoters`): for a broker an
+   * operator removed earlier, which admission does not take back by itself.
+   * It must be linked to this broker (started with `--join`).
+   */
+  async addBroker(broker: NodeId): Promise<ConfState> {
+    if (isMember(this.meta.confState, broker)) throw new RelayError('INVALID_ARGUMENT', `broker ${broker} is a member of the cluster already`);
+    if (!this.options.transport.connectedPeers().includes(broker)) {
+      throw new RelayError('INVALID_ARGUMENT', `broker ${broker} is not linked to broker ${this.options.self}: start it with --join <a member's peer address> first`);
+    }
+    return this.changeMembership(META_GROUP, { type: 'add-learner', node: broker });
+  }
+
+  /** Proposes an operator's topic on this broker, the metadata leader. */
+  private createTopicWithSettingsHere(topic: string, settings: TopicSettings): Promise<unknown> {
+    if (this.metadata.get(topic) !== undefined) return Promise.resolve('exists');
+    const conf = this.meta.confState;
+    const brokers = [...conf.voters, ...(conf.learners ?? [])].sort();
+    const partitions = settings.partitions ?? this.options.defaultPartitions;
+    const replicationFactor = settings.replicationFactor ?? this.options.replicationFactor;
+    return this.proposeMeta({ type: 'create-topic', topic, partitions, replicationFactor, brokers });
+  }
+
+  /** Proposes a partition increase on this broker, the metadata leader; placed over the metadata group's members. */
+  private addPartitionsHere(topic: string, partitions: number): Promise<unknown> {
+    const conf = this.meta.confState;
+    const brokers = [...conf.voters, ...(conf.learners ?? [])].sort();
+    return this.proposeMeta({ type: 'add-partitions', topic, partitions, brokers });
   }
 
   /** The configuration of a Raft group hosted here, as in effect on this broker; `undefined` when not hosted. */
@@ -619,6 +735,13 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     } else if (created.length > 0) {
       this.consumerGroupEvents.emit('changed', undefined);
     }
+
+    // The admin's entries (admin-commands.ts): a grown topic's new partitions are hosted like a new topic's.
+    if (result.kind === 'grown') {
+      this.hostPartitions(result.topic);
+      this.consumerGroupEvents.emit('changed', undefined);
+    }
+    if (result.kind === 'cluster-id') this.options.onClusterId?.(result.clusterId);
     this.metaEvents.emit('applied');
     this.announceApplied();
     // Durable position results carry the positions back to the proposer.
@@ -627,12 +750,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   private proposeMeta(command: MetadataCommand): Promise<unknown> {
+    // A new cluster is named before its first other entry (cluster-naming.ts), whatever comes first.
+    this.naming?.tick();
     return this.meta.propose(command, this.options.requestTimeoutMs);
   }
 
   /** Replaces the metadata with a snapshot's (on start, or installed from the leader) and hosts its partitions. */
   private restoreMetadata(snapshot: MetadataSnapshot): void {
     this.metadata.restore(snapshot);
+    if (this.metadata.clusterId !== undefined) this.options.onClusterId?.(this.metadata.clusterId);
     for (const topic of this.metadata.all()) this.hostPartitions(topic);
     this.consumerGroupEvents.emit('changed', undefined);
     this.metaEvents.emit('applied');
@@ -703,6 +829,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private maintain(): void {
     this.metaCompaction.maybeCompact();
     this.admission.tick();
+    this.naming?.tick();
     this.hostMissing();
     for (const hosted of this.disks.values()) hosted.maintain();
   }

@@ -60,6 +60,12 @@ export interface PositionStore {
   positions(durable: string, pattern: string): Promise<Cursor[]>;
 }
 
+/** An operator's settings of a new topic (`relaymq topic create`); unset fields take the broker's defaults. */
+export interface TopicSettings {
+  partitions?: number;
+  replicationFactor?: number;
+}
+
 /**
  * The seam between the broker's client-facing side and where partition logs
  * live. `embedded` engines keep logs on the brokers themselves; a `backbone`
@@ -79,6 +85,18 @@ export interface LogEngine extends PositionStore, GroupStore {
   ensureTopic(topic: string): Promise<TopicInfo>;
   /** Partition count of `topic`, or `undefined` when it does not exist. */
   partitionCount(topic: string): number | undefined;
+  /**
+   * Creates `topic` with an operator's settings unless it exists (then it is
+   * answered as it is, settings aside): `relaymq topic create`.
+   */
+  createTopic?(topic: string, settings: TopicSettings): Promise<TopicInfo>;
+  /**
+   * Raises `topic`'s partition count to `partitions` (`relaymq topic
+   * alter`); `INVALID_TOPIC` when it does not exist, `INVALID_ARGUMENT` when
+   * the count is not higher. Keyed messages may map to other partitions from
+   * then on (the key's hash modulo the count).
+   */
+  addPartitions?(topic: string, partitions: number): Promise<TopicInfo>;
   /** Names of all topics. */
   topics(): Iterable<string>;
   /**

@@ -4,7 +4,7 @@ import { ConsumerGroups, type GroupCommand, type GroupResult } from '../core/met
 import { DurablePositions } from '../core/metadata/positions.js';
 import { applyPublish } from '../core/partition/apply.js';
 import { Partition, type AppendOutcome, type ProducerBatch, type StoredMessage } from '../core/partition/partition.js';
-import type { LogEngine, LogEngineEvents, PartitionBounds } from './engine.js';
+import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from './engine.js';
 import { GroupSessionTracker } from './groups/session-tracker.js';
 
 /** Settings of the in-memory engine. */
@@ -54,6 +54,29 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
 
   partitionCount(topic: string): number | undefined {
     return this.partitionsByTopic.get(topic)?.length;
+  }
+
+  async createTopic(topic: string, settings: TopicSettings): Promise<TopicInfo> {
+    if (this.partitionsByTopic.has(topic)) return this.ensureTopic(topic);
+    // One copy whatever the replication factor: this engine does not replicate.
+    const partitions = Array.from({ length: settings.partitions ?? this.options.defaultPartitions }, () => new Partition(this.options));
+    this.partitionsByTopic.set(topic, partitions);
+    this.consumerGroups.topicCreated(topic);
+    this.consumerGroupEvents.emit('changed', undefined);
+    return { topic, partitions: partitions.length };
+  }
+
+  async addPartitions(topic: string, count: number): Promise<TopicInfo> {
+    const partitions = this.partitionsByTopic.get(topic);
+    if (partitions === undefined) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+    if (count <= partitions.length) throw new RelayError('INVALID_ARGUMENT', `topic ${topic} has ${partitions.length} partitions; the count can only be raised (asked for ${count})`);
+    const before = partitions.length;
+    while (partitions.length < count) partitions.push(new Partition(this.options));
+    this.consumerGroups.topicCreated(topic);
+    this.consumerGroupEvents.emit('changed', undefined);
+    // Subscriptions matching the topic place cursors on the new partitions.
+    for (let p = before; p < count; p++) this.emit('appended', topic, p);
+    return { topic, partitions: partitions.length };
   }
 
   topics(): Iterable<string> {

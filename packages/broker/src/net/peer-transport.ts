@@ -64,6 +64,8 @@ export interface PeerTransportOptions {
 /** What the transport needs of broker identities. */
 export interface PeerIdentity {
   incarnation: string;
+  /** The cluster this broker belongs to, once known: peers of another cluster are refused. Unset: none checked. */
+  clusterId?(): string | undefined;
   /** The incarnation `peer` had when first met, if it was. */
   known(peer: string): string | undefined;
   /** Records the incarnation of a peer met for the first time. */
@@ -83,6 +85,19 @@ export interface PeerTransportEvents {
    */
   added: (peer: PeerAddress) => void;
 }
+
+/**
+ * A peer belongs to another cluster (both know their cluster id, and they
+ * differ): the brokers never link. Fatal for a broker starting up against it.
+ */
+export class ForeignClusterError extends RelayError {
+  constructor(message: string) {
+    super('INVALID_ARGUMENT', message);
+  }
+}
+
+/** The `code` of a `refused` frame sent to a broker of another cluster. */
+const FOREIGN_CLUSTER = 'foreign-cluster';
 
 /** At most this many peers (configured and joined): an introduction beyond it is refused. */
 export const MAX_PEERS = 256;
@@ -181,10 +196,37 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     for (const link of this.links.values()) void this.dialLoop(link);
   }
 
-  /** What this broker tells a peer it connects to (or accepts): id, peer address, incarnation. */
-  private introduction(): { id: string; address: string; incarnation?: string } {
+  /** What this broker tells a peer it connects to (or accepts): id, peer address, incarnation, cluster id. */
+  private introduction(): { id: string; address: string; incarnation?: string; cluster?: string } {
     const intro = { id: this.options.id, address: this.address };
-    return this.options.identity === undefined ? intro : { ...intro, incarnation: this.options.identity.incarnation };
+    const identity = this.options.identity;
+    if (identity === undefined) return intro;
+    const cluster = identity.clusterId?.();
+    return cluster === undefined ? { ...intro, incarnation: identity.incarnation } : { ...intro, incarnation: identity.incarnation, cluster };
+  }
+
+  /**
+   * Why a peer must be refused, if it must: it belongs to another cluster,
+   * or has amnesia (see {@link checkIncarnation}). The cluster comes first, so
+   * a foreign broker's incarnation is never recorded.
+   */
+  private checkPeer(peer: string, payload: unknown): { reason: string; foreign: boolean } | undefined {
+    const intro = (typeof payload === 'object' && payload !== null ? payload : {}) as { incarnation?: unknown; cluster?: unknown };
+    const foreign = this.checkCluster(peer, intro.cluster);
+    if (foreign !== undefined) return { reason: foreign, foreign: true };
+    const amnesia = this.checkIncarnation(peer, intro.incarnation);
+    return amnesia === undefined ? undefined : { reason: amnesia, foreign: false };
+  }
+
+  /** Why `peer` of cluster `cluster` is refused, when both sides know their cluster and they differ. Logged as an error here. */
+  private checkCluster(peer: string, cluster: unknown): string | undefined {
+    const mine = this.options.identity?.clusterId?.();
+    if (mine === undefined || typeof cluster !== 'string' || cluster.length === 0 || cluster === mine) return undefined;
+    const reason =
+      `broker ${peer} belongs to cluster ${cluster.slice(0, 64)}, broker ${this.options.id} to cluster ${mine}: brokers of two clusters never link. ` +
+      `A broker whose data directory is another cluster's must get an empty data directory to join, or be pointed at its own cluster`;
+    this.options.log('error', 'refusing a broker of another cluster', { peer, cluster: cluster.slice(0, 64), mine });
+    return reason;
   }
 
   /**
@@ -251,8 +293,12 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         this.readFrames(socket, (channel, payload) => {
           const peer = channel === 'welcome' ? parseIntroduction(payload) : undefined;
           clearTimeout(timer);
-          if (channel === 'refused') reject(new RelayError('NOT_CONNECTED', `${host}:${port} refused this broker: ${refusalReason(payload)}`));
-          else if (peer === undefined) reject(new RelayError('NOT_CONNECTED', `${host}:${port} is not a relaymq broker's peer port`));
+          const foreign = peer === undefined ? undefined : this.checkCluster(peer.id, (payload as { cluster?: unknown }).cluster);
+          if (channel === 'refused') {
+            const reason = `${host}:${port} refused this broker: ${refusalReason(payload)}`;
+            reject(refusedAsForeign(payload) ? new ForeignClusterError(reason) : new RelayError('NOT_CONNECTED', reason));
+          } else if (peer === undefined) reject(new RelayError('NOT_CONNECTED', `${host}:${port} is not a relaymq broker's peer port`));
+          else if (foreign !== undefined) reject(new ForeignClusterError(`${host}:${port}: ${foreign}`));
           else resolve(peer);
         });
         socket.once('close', () => reject(new RelayError('NOT_CONNECTED', `${host}:${port} closed the connection`)));
@@ -388,7 +434,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
             finish(false);
             return;
           }
-          finish(this.checkIncarnation(link.peer.id, (payload as { incarnation?: unknown } | null)?.incarnation) === undefined);
+          finish(this.checkPeer(link.peer.id, payload) === undefined);
         }
       });
       socket.once('close', onClose);
@@ -455,9 +501,9 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         socket.destroy();
         return;
       }
-      const refusal = this.checkIncarnation(hello.id, (payload as { incarnation?: unknown }).incarnation);
+      const refusal = this.checkPeer(hello.id, payload);
       if (refusal !== undefined) {
-        socket.end(frame('refused', { reason: refusal }));
+        socket.end(frame('refused', refusal.foreign ? { reason: refusal.reason, code: FOREIGN_CLUSTER } : { reason: refusal.reason }));
         setTimeout(() => socket.destroy(), 1000).unref();
         return;
       }
@@ -499,7 +545,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         const refusal =
           channel === 'refused'
             ? `refused by ${link.peer.id}: ${refusalReason(payload)}`
-            : this.checkIncarnation(link.peer.id, (payload as { incarnation?: unknown } | null)?.incarnation);
+            : this.checkPeer(link.peer.id, payload)?.reason;
         if (refusal !== undefined) {
           if (channel === 'refused') this.options.log('error', 'a peer refused this broker', { peer: link.peer.id, reason: refusal });
           if (link.socket === socket) link.socket = undefined;
@@ -563,6 +609,11 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
 }
 
 type FrameHandler = (channel: string, payload: unknown) => void;
+
+/** Whether a `refused` frame says this broker belongs to another cluster. */
+function refusedAsForeign(payload: unknown): boolean {
+  return typeof payload === 'object' && payload !== null && (payload as { code?: unknown }).code === FOREIGN_CLUSTER;
+}
 
 function refusalReason(payload: unknown): string {
   const reason = typeof payload === 'object' && payload !== null ? (payload as { reason?: unknown }).reason : undefined;

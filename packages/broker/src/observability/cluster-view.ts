@@ -32,7 +32,7 @@ export interface ClusterBroker extends Omit<BrokerView, 'state'> {
 
 /**
  * A replica's state as its partition's leader and the cluster see it:
- * `lagging` is more than {@link OUT_OF_SYNC_LAG_ENTRIES} behind, `disconnected`
+ * `lagging` is more than 1,000 entries (`OUT_OF_SYNC_LAG_ENTRIES`) behind, `disconnected`
  * is not linked to the leader, `unknown` when no leader reported.
  */
 export type ReplicaState = 'leader' | 'in-sync' | 'lagging' | 'disconnected' | 'unknown' | Exclude<ClusterMemberState, 'alive'>;

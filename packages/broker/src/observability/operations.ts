@@ -1,5 +1,6 @@
 import type { ResolvedBrokerOptions } from '../options.js';
 import { DASHBOARD_HTML } from '../dashboard/page.js';
+import { adminMutations, adminReadRoutes, type AdminActions } from './admin-api.js';
 import { AdminServer, json, type AdminResponse, type AdminRoutes } from './admin-server.js';
 import { AlertRunner, diskUsedPercent, type AlertNotification, type AlertSnapshot } from './alerts.js';
 import { statfs } from 'node:fs/promises';
@@ -54,9 +55,11 @@ export class Operations implements BrokerObserver {
   private readonly diskBytes: CachedDiskBytes;
   private lastView: { atMs: number; view: Promise<ClusterReport> } | undefined;
 
+  /** @param adminApi - the topic and cluster actions of the admin API (admin-api.ts); none: those endpoints are absent. */
   constructor(
     private readonly options: ResolvedBrokerOptions,
     private readonly source: OperationsSource,
+    private readonly adminApi?: AdminActions,
   ) {
     this.membership = new Membership(source);
     this.diskBytes = new CachedDiskBytes(source.dataDir);
@@ -83,12 +86,12 @@ export class Operations implements BrokerObserver {
     // Every clustered broker answers peers' report requests, admin port or not: any broker's console shows the whole cluster.
     const transport = this.source.peerTransport();
     if (transport !== undefined && this.source.clustered) this.peerReports = new PeerReports(transport, () => this.brokerReport());
-    if (adminPort !== undefined) this.admin = await AdminServer.listen(adminHost, adminPort, this.routes());
+    if (adminPort !== undefined) this.admin = await this.listenAdmin(adminHost, adminPort);
     this.lastTotals = { messagesIn: 0, messagesOut: 0, timeMs: Date.now() };
     this.sampleMembers(Date.now());
     this.scheduleSample();
     this.alerts?.start();
-    if (this.admin !== undefined) this.options.log('info', 'admin server listening', { url: `http://${adminHost}:${this.admin.port}` });
+    // 'admin server listening' is logged by the broker, once every one of its ports is bound.
   }
 
   async close(): Promise<void> {
@@ -231,6 +234,14 @@ export class Operations implements BrokerObserver {
     if (typeof request === 'string') return json({ error: request }, 400);
     const result = await browse(this.source.browser, request);
     return typeof result === 'string' ? json({ error: result }, 404) : json(result);
+  }
+
+  /** The admin server: the read routes, and the admin API's (mutations need the admin token: security/admin-token.ts). */
+  private listenAdmin(host: string, port: number): Promise<AdminServer> {
+    const api = this.adminApi;
+    const routes = api === undefined ? this.routes() : { ...this.routes(), ...adminReadRoutes(api) };
+    const auth = { token: this.options.adminToken, protectReads: this.options.adminProtectReads };
+    return AdminServer.listen(host, port, routes, { auth, mutations: api === undefined ? {} : adminMutations(api) });
   }
 
   private routes(): AdminRoutes {

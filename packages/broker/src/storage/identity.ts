@@ -7,6 +7,11 @@
  * the cluster knows presents a new incarnation: every broker that met the old
  * one refuses its peer links, so it can never vote again in a term it may
  * already have voted in. A data directory is never used under another id.
+ *
+ * `identity.json` also records the cluster the directory belongs to (its
+ * `clusterId`, once the cluster is named: engine/cluster-naming.ts): a broker
+ * never starts under another cluster id (`--cluster-id`), and peers of
+ * another cluster refuse its links (net/peer-transport.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -18,15 +23,19 @@ export interface BrokerIdentity {
   brokerId: string;
   /** Made once, when the data directory is first used; a broker with amnesia has another. */
   incarnation: string;
+  /** The cluster this directory belongs to; absent until the broker learned it (or was given it). */
+  clusterId?: string;
 }
 
 const MAX_FILE_BYTES = 1024 * 1024;
 
 /**
  * The identity recorded in `dataDir`, created on first use. Throws
- * `INVALID_ARGUMENT` when the directory belongs to another broker id.
+ * `INVALID_ARGUMENT` when the directory belongs to another broker id, or to
+ * another cluster than `clusterId` (when given; a directory that records
+ * none is given it).
  */
-export async function loadIdentity(dataDir: string, brokerId: string, fs: FileSystem = nodeFileSystem): Promise<BrokerIdentity> {
+export async function loadIdentity(dataDir: string, brokerId: string, fs: FileSystem = nodeFileSystem, clusterId?: string): Promise<BrokerIdentity> {
   await fs.mkdir(dataDir);
   const path = join(dataDir, 'identity.json');
   const bytes = await readWholeFile(fs, path, MAX_FILE_BYTES);
@@ -38,11 +47,38 @@ export async function loadIdentity(dataDir: string, brokerId: string, fs: FileSy
     if (stored.brokerId !== brokerId) {
       throw new RelayError('INVALID_ARGUMENT', `data directory ${dataDir} belongs to broker ${stored.brokerId}, not ${brokerId}: start ${stored.brokerId} on it, or give ${brokerId} its own directory`);
     }
-    return { brokerId, incarnation: stored.incarnation };
+    if (stored.clusterId !== undefined && typeof stored.clusterId !== 'string') throw new RelayError('STORAGE_ERROR', `${path} is damaged: its clusterId must be a string`);
+    if (clusterId !== undefined && stored.clusterId !== undefined && stored.clusterId !== clusterId) {
+      throw new RelayError('INVALID_ARGUMENT', foreignDataMessage(dataDir, stored.clusterId, clusterId));
+    }
+    const identity: BrokerIdentity = { brokerId, incarnation: stored.incarnation };
+    const cluster = stored.clusterId ?? clusterId;
+    if (cluster !== undefined) identity.clusterId = cluster;
+    if (stored.clusterId === undefined && clusterId !== undefined) await writeIdentity(fs, path, identity);
+    return identity;
   }
-  const identity: BrokerIdentity = { brokerId, incarnation: randomUUID() };
-  await replaceFile(fs, path, `${path}.tmp`, Buffer.from(`${JSON.stringify(identity)}\n`));
+  const identity: BrokerIdentity = clusterId === undefined ? { brokerId, incarnation: randomUUID() } : { brokerId, incarnation: randomUUID(), clusterId };
+  await writeIdentity(fs, path, identity);
   return identity;
+}
+
+/** Why a data directory of cluster `recorded` cannot serve cluster `wanted`. */
+export function foreignDataMessage(dataDir: string, recorded: string, wanted: string): string {
+  return (
+    `data directory ${dataDir} belongs to cluster ${recorded}, not ${wanted}: ` +
+    `a broker never starts against another cluster's data; give it an empty data directory to join cluster ${wanted}, or start it in cluster ${recorded}`
+  );
+}
+
+/** Records the cluster `identity`'s directory belongs to (once: a recorded cluster id never changes). */
+export async function recordClusterId(dataDir: string, identity: BrokerIdentity, clusterId: string, fs: FileSystem = nodeFileSystem): Promise<void> {
+  if (identity.clusterId !== undefined) return;
+  identity.clusterId = clusterId;
+  await writeIdentity(fs, join(dataDir, 'identity.json'), identity);
+}
+
+function writeIdentity(fs: FileSystem, path: string, identity: BrokerIdentity): Promise<void> {
+  return replaceFile(fs, path, `${path}.tmp`, Buffer.from(`${JSON.stringify(identity)}\n`));
 }
 
 /**

@@ -61,7 +61,13 @@ export const MAX_TOPICS_PER_ENTRY = 1024;
  * positions (never lowers them); with no positions it is a linearizable read
  * of the durable's positions, since it answers only once ordered in the log.
  */
-export type MetadataCommand = CreateTopicCommand | CreateTopicsCommand | CommitPositionsCommand | GroupCommand;
+export type MetadataCommand =
+  | CreateTopicCommand
+  | CreateTopicsCommand
+  | CommitPositionsCommand
+  | GroupCommand
+  | SetClusterIdCommand
+  | AddPartitionsCommand;
 
 /** What creating a topic produced. */
 export type TopicResult = { kind: 'created'; topic: TopicMetadata } | { kind: 'exists'; topic: TopicMetadata };
@@ -73,7 +79,7 @@ export interface TopicsResult {
 }
 
 /** What applying a command produced. */
-export type MetadataResult = TopicResult | TopicsResult | CommitResult | GroupResult;
+export type MetadataResult = TopicResult | TopicsResult | CommitResult | GroupResult | ClusterIdResult | AddPartitionsResult;
 
 /** The whole metadata state, as the metadata group's Raft snapshot. */
 export interface MetadataSnapshot {
@@ -81,7 +87,48 @@ export interface MetadataSnapshot {
   durables: Array<{ durable: string; positions: Cursor[] }>;
   /** Consumer groups (absent in snapshots taken before groups existed). */
   groups?: GroupRecord[];
+  /** The cluster id (absent before the cluster was named). */
+  clusterId?: string;
 }
+
+/**
+ * Raises a topic's partition count to `partitions` (never lowers it): the
+ * new partitions are placed like a new topic's, over `brokers` (the
+ * proposer's metadata members), with the topic's replication factor.
+ * Existing partitions keep their replicas and data.
+ */
+export interface AddPartitionsCommand {
+  type: 'add-partitions';
+  topic: string;
+  partitions: number;
+  brokers: string[];
+}
+
+/** What raising a partition count produced. */
+export type AddPartitionsResult =
+  | { kind: 'grown'; topic: TopicMetadata; before: number }
+  | { kind: 'unchanged'; topic: TopicMetadata }
+  | { kind: 'missing'; topic: string };
+
+/**
+ * Names the cluster, once: the first applied wins and later ones change
+ * nothing. The metadata leader proposes it when the metadata has no cluster
+ * id yet; every broker records the applied id in its data directory, and
+ * refuses peers of another cluster (storage/identity.ts, net/peer-transport.ts).
+ */
+export interface SetClusterIdCommand {
+  type: 'set-cluster-id';
+  clusterId: string;
+}
+
+/** What naming the cluster produced: the cluster id in force (the earlier one when it was named already). */
+export interface ClusterIdResult {
+  kind: 'cluster-id';
+  clusterId: string;
+}
+
+/** A cluster id: what `--cluster-id` accepts, and what a metadata leader generates (a UUID). */
+export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class MetadataState {
   private readonly topics = new Map<string, TopicMetadata>();
@@ -92,6 +139,7 @@ export class MetadataState {
    */
   private readonly brokerLoad = new Map<string, BrokerLoad>();
   private readonly durablePositions = new DurablePositions();
+  private namedAs: string | undefined;
   /** Consumer groups: members, partition owners with epochs, committed positions. */
   readonly groups = new ConsumerGroups(() => this.all().map((t) => ({ topic: t.topic, partitions: t.partitions.length })));
 
@@ -108,6 +156,33 @@ export class MetadataState {
     return [...this.topics.values()];
   }
 
+  /** No topic, durable position or consumer group yet. */
+  isEmpty(): boolean {
+    return this.topics.size === 0 && this.durablePositions.toRecords().length === 0 && this.groups.toRecords().length === 0;
+  }
+
+  /** The cluster id, once a `set-cluster-id` was applied. */
+  get clusterId(): string | undefined {
+    return this.namedAs;
+  }
+
+  private addPartitions(command: AddPartitionsCommand): AddPartitionsResult {
+    const topic = this.topics.get(command.topic);
+    if (topic === undefined) return { kind: 'missing', topic: command.topic };
+    const before = topic.partitions.length;
+    if (command.partitions <= before) return { kind: 'unchanged', topic };
+    const brokers = command.brokers.length > 0 ? command.brokers : this.brokers;
+    const replicationFactor = Math.max(1, Math.min(topic.replicationFactor, brokers.length));
+    // Placed by the load of every partition so far, and counted in it, so brokers that applied this entry place
+    // later topics exactly as brokers restored from a snapshot taken after it (which recount).
+    const added = assignReplicas(brokers, this.brokerLoad, command.partitions - before, replicationFactor);
+    topic.partitions.push(...added);
+    countLoad(this.brokerLoad, added);
+    // Consumer groups of the topic spread the new partitions over their members.
+    this.groups.topicCreated(topic.topic);
+    return { kind: 'grown', topic, before };
+  }
+
   /** Stored positions of a durable subscription, as applied on this broker (may lag the leader). */
   positions(durable: string): Cursor[] {
     return this.durablePositions.get(durable);
@@ -115,7 +190,9 @@ export class MetadataState {
 
   /** The state, for a snapshot (a copy: later commands do not change it). */
   snapshot(): MetadataSnapshot {
-    return { topics: structuredClone(this.all()), durables: this.durablePositions.toRecords(), groups: this.groups.toRecords() };
+    const snapshot: MetadataSnapshot = { topics: structuredClone(this.all()), durables: this.durablePositions.toRecords(), groups: this.groups.toRecords() };
+    if (this.namedAs !== undefined) snapshot.clusterId = this.namedAs;
+    return snapshot;
   }
 
   /** Replaces the state with a snapshot's. */
@@ -125,6 +202,7 @@ export class MetadataState {
     this.recountLoad();
     this.durablePositions.restore(snapshot.durables);
     this.groups.restore(snapshot.groups ?? []);
+    this.namedAs = snapshot.clusterId;
   }
 
   /** Applies a committed command. Deterministic: same commands, same state, on every broker. */
@@ -132,8 +210,15 @@ export class MetadataState {
   apply(command: CreateTopicsCommand): TopicsResult;
   apply(command: CommitPositionsCommand): CommitResult;
   apply(command: GroupCommand): GroupResult;
+  apply(command: SetClusterIdCommand): ClusterIdResult;
+  apply(command: AddPartitionsCommand): AddPartitionsResult;
   apply(command: MetadataCommand): MetadataResult;
   apply(command: MetadataCommand): MetadataResult {
+    if (command.type === 'add-partitions') return this.addPartitions(command);
+    if (command.type === 'set-cluster-id') {
+      this.namedAs ??= command.clusterId;
+      return { kind: 'cluster-id', clusterId: this.namedAs };
+    }
     if (command.type === 'commit-positions') return this.durablePositions.commit(command.durable, command.positions);
     if (command.type === 'create-topic') return this.createTopic(command);
     if (command.type === 'create-topics') {
@@ -235,8 +320,9 @@ export function assignReplicas(
 /** Reads an untrusted value (a snapshot from a peer) as a {@link MetadataSnapshot}, or `undefined`. */
 export function parseMetadataSnapshot(value: unknown): MetadataSnapshot | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { topics, durables, groups } = value as Record<string, unknown>;
+  const { topics, durables, groups, clusterId } = value as Record<string, unknown>;
   if (!Array.isArray(topics) || !Array.isArray(durables) || parseGroupRecords(groups) === undefined) return undefined;
+  if (clusterId !== undefined && (typeof clusterId !== 'string' || !CLUSTER_ID_PATTERN.test(clusterId))) return undefined;
   const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   for (const t of topics as unknown[]) {
     const topic = (typeof t === 'object' && t !== null ? t : {}) as Record<string, unknown>;

@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import { commandUsage, groupUsage, renderMembership, renderTopic, runAdminCommand, type AdminCommandIo } from './cli-admin.js';
+import type { MembershipDescription, TopicDescription } from './observability/admin-api.js';
+
+interface Sent {
+  method: string;
+  url: string;
+  authorization: string | undefined;
+  body: unknown;
+}
+
+/** A fake admin port: records requests, answers with `answer`. */
+function io(answer: (sent: Sent) => { status: number; body: unknown }, env: Record<string, string> = {}): AdminCommandIo & { sent: Sent[]; stdout: string[]; stderr: string[] } {
+  const sent: Sent[] = [];
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const fakeFetch = (async (input: URL | string, init?: RequestInit) => {
+    const headers = (init?.headers ?? {}) as Record<string, string>;
+    const request: Sent = { method: init?.method ?? 'GET', url: String(input), authorization: headers.authorization, body: init?.body === undefined ? undefined : JSON.parse(String(init.body)) };
+    sent.push(request);
+    const { status, body } = answer(request);
+    return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+  }) as typeof fetch;
+  return { env: { RELAYMQ_ADMIN_URL: 'http://127.0.0.1:9401', ...env }, out: (t) => stdout.push(t), err: (t) => stderr.push(t), fetch: fakeFetch, sent, stdout, stderr };
+}
+
+const orders: TopicDescription = {
+  topic: 'orders',
+  replicationFactor: 2,
+  partitions: [
+    { partition: 0, replicas: ['b1', 'b2'], leader: 'b1' },
+    { partition: 1, replicas: ['b2', 'b3'], leader: null },
+  ],
+};
+
+const membership: MembershipDescription = {
+  broker: 'b1',
+  clusterId: 'c-1',
+  metadataLeader: 'b2',
+  metadataVoters: 3,
+  members: [
+    { id: 'b1', role: 'voter', state: 'alive', url: 'ws://127.0.0.1:7401', replicas: 4, leaders: 2 },
+    { id: 'b4', role: 'learner', state: 'alive', url: 'ws://127.0.0.1:7404', replicas: 0, leaders: 0 },
+    { id: 'b5', role: 'none', state: 'unknown', url: null, replicas: 0, leaders: 0 },
+  ],
+};
+
+describe('relaymq topic / cluster', () => {
+  it('topic create sends the spec with the admin token and prints the topic', async () => {
+    const port = io(() => ({ status: 201, body: { created: true, topic: orders } }), { RELAYMQ_ADMIN_TOKEN: 'from-env-0123456789' });
+    expect(await runAdminCommand('topic', ['create', 'orders', '--partitions', '2', '--replication-factor', '2'], port)).toBe(0);
+    expect(port.sent).toEqual([{ method: 'POST', url: 'http://127.0.0.1:9401/api/topics', authorization: 'Bearer from-env-0123456789', body: { topic: 'orders', partitions: 2, replicationFactor: 2 } }]);
+    expect(port.stdout.join('')).toBe(
+      'created topic orders: 2 partitions, replication factor 2\nPARTITION  LEADER  REPLICAS\n0          b1      b1,b2\n1          (none)  b2,b3\n',
+    );
+    // The flag wins over the environment.
+    const flagged = io(() => ({ status: 200, body: { created: false, topic: orders } }), { RELAYMQ_ADMIN_TOKEN: 'from-env-0123456789' });
+    await runAdminCommand('topic', ['create', 'orders', '--admin-token', 'from-flag-0123456789', '--broker', 'http://10.0.0.1:9500'], flagged);
+    expect(flagged.sent[0]).toMatchObject({ url: 'http://10.0.0.1:9500/api/topics', authorization: 'Bearer from-flag-0123456789', body: { topic: 'orders' } });
+    expect(flagged.stdout.join('')).toMatch(/^exists already: topic orders/);
+  });
+
+  it('prints JSON with --json, and the broker\'s refusal as one line on stderr with exit 1', async () => {
+    const port = io(() => ({ status: 200, body: orders }));
+    expect(await runAdminCommand('topic', ['describe', 'orders', '--json'], port)).toBe(0);
+    expect(port.sent[0]?.url).toBe('http://127.0.0.1:9401/api/topics?topic=orders');
+    expect(JSON.parse(port.stdout.join(''))).toEqual(orders);
+
+    const refused = io(() => ({ status: 401, body: { error: 'the admin token is not valid', code: 'UNAUTHORIZED' } }));
+    expect(await runAdminCommand('cluster', ['remove', 'b3'], refused)).toBe(1);
+    expect(refused.sent[0]).toMatchObject({ method: 'POST', url: 'http://127.0.0.1:9401/api/cluster/remove', body: { broker: 'b3' } });
+    expect(refused.stderr.join('')).toBe('relaymq: cluster remove: the admin token is not valid (UNAUTHORIZED)\n');
+    expect(refused.stdout).toEqual([]);
+
+    const refusedJson = io(() => ({ status: 409, body: { error: 'broker b3 still holds 2 partition replicas', code: 'FORBIDDEN' } }));
+    expect(await runAdminCommand('cluster', ['remove', 'b3', '--json'], refusedJson)).toBe(1);
+    expect(JSON.parse(refusedJson.stdout.join(''))).toEqual({ error: 'broker b3 still holds 2 partition replicas', code: 'FORBIDDEN', status: 409 });
+  });
+
+  it('reports an unreachable admin port as a failure (exit 1), not a usage error', async () => {
+    const port = io(() => ({ status: 200, body: {} }));
+    port.fetch = (async () => {
+      throw new TypeError('fetch failed');
+    }) as typeof fetch;
+    expect(await runAdminCommand('cluster', ['status'], port)).toBe(1);
+    expect(port.stderr.join('')).toBe('relaymq: cluster status: cannot reach the admin port at http://127.0.0.1:9401: fetch failed\n');
+  });
+
+  it('refuses usage errors (cli.ts exits 2 with them)', async () => {
+    const port = io(() => ({ status: 200, body: {} }));
+    await expect(runAdminCommand('topic', ['create'], port)).rejects.toThrow('topic create needs a topic name');
+    await expect(runAdminCommand('topic', ['alter', 'orders'], port)).rejects.toThrow('topic alter needs --partitions <n>');
+    await expect(runAdminCommand('topic', ['alter', 'orders', '--partitions', '0'], port)).rejects.toThrow('--partitions must be an integer from 1 to 1024, got "0"');
+    await expect(runAdminCommand('topic', ['create', 'a', '--bogus'], port)).rejects.toThrow(/bogus/);
+    await expect(runAdminCommand('topic', ['delete-all'], port)).rejects.toThrow('unknown command "topic delete-all"; try: relaymq topic --help');
+    await expect(runAdminCommand('cluster', ['status'], { ...port, env: {} })).rejects.toThrow('cluster status needs --broker <admin URL>');
+    await expect(runAdminCommand('cluster', ['remove', 'b1', '--broker', 'ws://x:1'], port)).rejects.toThrow('--broker must be the http:// URL of an admin port');
+    expect(port.sent).toEqual([]);
+  });
+
+  it('has help for every group and command, listing the connection options', async () => {
+    const port = io(() => ({ status: 200, body: {} }));
+    expect(await runAdminCommand('cluster', ['--help'], port)).toBe(0);
+    expect(port.stdout.join('')).toBe(groupUsage('cluster'));
+    for (const [group, commands] of [['topic', ['create', 'describe', 'alter']], ['cluster', ['status', 'add', 'remove']]] as const) {
+      expect(groupUsage(group)).toContain(`usage: relaymq ${group} <command>`);
+      for (const name of commands) {
+        const out = io(() => ({ status: 200, body: {} }));
+        expect(await runAdminCommand(group, [name, '--help'], out)).toBe(0);
+        const text = out.stdout.join('');
+        expect(text).toBe(commandUsage(group, name));
+        expect(text).toContain(`usage: relaymq ${group} ${name}`);
+        for (const flag of ['--broker <admin URL>', '--admin-token <token>', '--json', '--timeout-ms <ms>', '-h, --help']) expect(text).toContain(flag);
+      }
+    }
+    expect(commandUsage('topic', 'alter')).toContain('Key order');
+  });
+
+  it('renders the cluster status', () => {
+    expect(renderMembership(membership)).toBe(
+      'cluster c-1 as seen by b1: 3 brokers, metadata leader b2, 1 of at most 3 metadata voters\n' +
+        'BROKER  METADATA      STATE    REPLICAS  LEADS  URL\n' +
+        'b1      voter         alive    4         2      ws://127.0.0.1:7401\n' +
+        'b4      learner       alive    0         0      ws://127.0.0.1:7404\n' +
+        'b5      not admitted  unknown  0         0      -\n',
+    );
+    expect(renderTopic({ topic: 't', replicationFactor: 1, partitions: [{ partition: 0, replicas: ['b1'], leader: 'b1' }] })).toBe('topic t: 1 partition, replication factor 1\nPARTITION  LEADER  REPLICAS\n0          b1      b1\n');
+  });
+});

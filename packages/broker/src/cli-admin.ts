@@ -1,0 +1,342 @@
+/**
+ * `relaymq topic create|describe|alter` and `relaymq cluster
+ * status|add|remove`: admin commands over a broker's admin port
+ * (observability/admin-api.ts). Each takes `--help`, prints for people by
+ * default and JSON with `--json`, and sends the admin token (`--admin-token`
+ * or `RELAYMQ_ADMIN_TOKEN`) with every request. Exit status: 0 done,
+ * 1 refused or failed (the broker's error on stderr), 2 a usage error.
+ *
+ * cli.ts dispatches here; this module reads nothing from the process but
+ * what {@link runAdminCommand} is given.
+ */
+import { parseArgs } from 'node:util';
+import { RelayError } from '@relaymq/sdk/protocol';
+import { HELP_OPTION, parseArgsOptions, renderOptions, type CommandOption } from './cli-help.js';
+import type { MembershipDescription, TopicCreated, TopicDescription } from './observability/admin-api.js';
+
+/** What a command needs from its surroundings; cli.ts passes the process's. */
+export interface AdminCommandIo {
+  env: Readonly<Record<string, string | undefined>>;
+  out: (text: string) => void;
+  err: (text: string) => void;
+  fetch: typeof fetch;
+}
+
+const CONNECTION_OPTIONS: readonly CommandOption[] = [
+  { name: 'broker', value: '<admin URL>', help: 'admin port of any broker, e.g. http://127.0.0.1:9401', defaultText: '$RELAYMQ_ADMIN_URL' },
+  { name: 'admin-token', value: '<token>', help: 'the brokers\' admin token (mutating commands need it)', defaultText: '$RELAYMQ_ADMIN_TOKEN' },
+  { name: 'json', help: 'print the broker\'s answer as JSON' },
+  { name: 'timeout-ms', value: '<ms>', help: 'how long to wait for the answer', default: '30000' },
+  HELP_OPTION,
+];
+
+interface Subcommand {
+  /** `create <topic>`: what follows the command's name in the usage line. */
+  usage: string;
+  summary: string;
+  /** Longer explanation for `--help`. */
+  details?: string;
+  options: readonly CommandOption[];
+  run: (context: RunContext) => Promise<number>;
+}
+
+interface RunContext {
+  positionals: string[];
+  values: Record<string, string | boolean | undefined>;
+  client: AdminClient;
+  io: AdminCommandIo;
+  json: boolean;
+}
+
+/** Exit status of a command the broker refused, or that failed on the way. */
+const FAILED = 1;
+
+/** An admin port's answer that is not a success: its status and the broker's error. */
+export class AdminRequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Talks to one admin port. */
+export class AdminClient {
+  constructor(
+    private readonly base: URL,
+    private readonly token: string | undefined,
+    private readonly timeoutMs: number,
+    private readonly fetchImpl: typeof fetch,
+  ) {}
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const url = new URL(path.replace(/^\//, ''), this.base);
+    const headers: Record<string, string> = {};
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await this.fetchImpl(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (err) {
+      const cause = err instanceof Error ? err.message : String(err);
+      throw new AdminRequestError(0, undefined, `cannot reach the admin port at ${url.origin}: ${cause}`);
+    }
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      throw new AdminRequestError(response.status, undefined, `${url.origin} answered HTTP ${response.status} with something that is not JSON: is it a relaymq admin port?`);
+    }
+    if (!response.ok) {
+      const o = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as { error?: unknown; code?: unknown };
+      const message = typeof o.error === 'string' ? o.error : `HTTP ${response.status}`;
+      throw new AdminRequestError(response.status, typeof o.code === 'string' ? o.code : undefined, message);
+    }
+    return parsed as T;
+  }
+}
+
+// ---- output ----------------------------------------------------------------------
+
+/** Pads columns to their widest cell. */
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ').trimEnd();
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+}
+
+/** A topic as `topic describe` prints it. */
+export function renderTopic(topic: TopicDescription): string {
+  const head = `topic ${topic.topic}: ${topic.partitions.length} partition${topic.partitions.length === 1 ? '' : 's'}, replication factor ${topic.replicationFactor}\n`;
+  return head + table(['PARTITION', 'LEADER', 'REPLICAS'], topic.partitions.map((p) => [String(p.partition), p.leader ?? '(none)', p.replicas.join(',')]));
+}
+
+/** The cluster's brokers as `cluster status` prints them. */
+export function renderMembership(m: MembershipDescription): string {
+  const voters = m.members.filter((b) => b.role === 'voter').length;
+  const head =
+    `cluster ${m.clusterId ?? '(not named yet)'} as seen by ${m.broker}: ${m.members.length} broker${m.members.length === 1 ? '' : 's'}, ` +
+    `metadata leader ${m.metadataLeader ?? '(none)'}, ${voters} of at most ${m.metadataVoters} metadata voters\n`;
+  return (
+    head +
+    table(
+      ['BROKER', 'METADATA', 'STATE', 'REPLICAS', 'LEADS', 'URL'],
+      m.members.map((b) => [b.id, b.role === 'none' ? 'not admitted' : b.role, b.state, String(b.replicas), String(b.leaders), b.url ?? '-']),
+    )
+  );
+}
+
+// ---- commands --------------------------------------------------------------------
+
+const TOPIC_NAME = (verb: string): string => `topic ${verb} needs a topic name, e.g. relaymq topic ${verb} orders`;
+
+/** A positive integer flag (`--partitions 6`), or undefined when absent. */
+function countFlag(values: RunContext['values'], name: string, max: number): number | undefined {
+  const value = values[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
+    throw new RelayError('INVALID_ARGUMENT', `--${name} must be an integer from 1 to ${max}, got "${String(value)}"`);
+  }
+  return Number(value);
+}
+
+function onePositional(context: RunContext, usage: string): string {
+  if (context.positionals.length !== 1) throw new RelayError('INVALID_ARGUMENT', usage);
+  return context.positionals[0] as string;
+}
+
+function print(context: RunContext, value: unknown, human: string): void {
+  context.io.out(context.json ? `${JSON.stringify(value, null, 2)}\n` : human);
+}
+
+const TOPIC_COMMANDS: Record<string, Subcommand> = {
+  create: {
+    usage: 'create <topic> [--partitions <n>] [--replication-factor <n>]',
+    summary: 'create a topic',
+    details:
+      'Creates the topic through the metadata leader. Unset, the partition count and\n' +
+      'replication factor are the brokers\' defaults (--default-partitions,\n' +
+      '--replication-factor); the replication factor is capped by the brokers in the\n' +
+      'cluster. A topic that exists already is printed as it is (exit 0).',
+    options: [
+      { name: 'partitions', value: '<n>', help: 'partition count, 1 to 1024', defaultText: 'the brokers\' --default-partitions' },
+      { name: 'replication-factor', value: '<n>', help: 'copies of each partition, 1 to 16', defaultText: 'the brokers\' --replication-factor' },
+    ],
+    run: async (context) => {
+      const topic = onePositional(context, TOPIC_NAME('create'));
+      const partitions = countFlag(context.values, 'partitions', 1024);
+      const replicationFactor = countFlag(context.values, 'replication-factor', 16);
+      const result = await context.client.request<TopicCreated>('POST', '/api/topics', { topic, ...(partitions === undefined ? {} : { partitions }), ...(replicationFactor === undefined ? {} : { replicationFactor }) });
+      print(context, result, `${result.created ? 'created' : 'exists already:'} ${renderTopic(result.topic)}`);
+      return 0;
+    },
+  },
+  describe: {
+    usage: 'describe [<topic>]',
+    summary: 'a topic\'s partitions, replicas and leaders (every topic without a name)',
+    options: [],
+    run: async (context) => {
+      if (context.positionals.length > 1) throw new RelayError('INVALID_ARGUMENT', 'topic describe takes at most one topic name');
+      const name = context.positionals[0];
+      if (name === undefined) {
+        const { topics } = await context.client.request<{ topics: TopicDescription[] }>('GET', '/api/topics');
+        print(context, { topics }, topics.length === 0 ? 'no topics\n' : topics.map(renderTopic).join('\n'));
+        return 0;
+      }
+      const topic = await context.client.request<TopicDescription>('GET', `/api/topics?topic=${encodeURIComponent(name)}`);
+      print(context, topic, renderTopic(topic));
+      return 0;
+    },
+  },
+  alter: {
+    usage: 'alter <topic> --partitions <n>',
+    summary: 'raise a topic\'s partition count',
+    details:
+      'Adds partitions (a count is never lowered); existing partitions keep their data\n' +
+      'and replicas. Key order: a key is placed by its hash modulo the partition count,\n' +
+      'so after the change most keys map to another partition. Each partition stays in\n' +
+      'order, but a key\'s messages published after the change may be read before its\n' +
+      'earlier ones, which stay in the old partition. Producers pick the new count up\n' +
+      'when they next fetch the topic\'s metadata (a new client, or a reconnect). Raise\n' +
+      'the count while the topic is idle, or where per-key order across the change does\n' +
+      'not matter.',
+    options: [{ name: 'partitions', value: '<n>', help: 'the new partition count, higher than the current one (up to 1024)' }],
+    run: async (context) => {
+      const topic = onePositional(context, TOPIC_NAME('alter'));
+      const partitions = countFlag(context.values, 'partitions', 1024);
+      if (partitions === undefined) throw new RelayError('INVALID_ARGUMENT', 'topic alter needs --partitions <n>, the new (higher) partition count');
+      const result = await context.client.request<TopicDescription>('PATCH', '/api/topics', { topic, partitions });
+      print(context, result, `altered ${renderTopic(result)}`);
+      return 0;
+    },
+  },
+};
+
+const BROKER_ID = (verb: string): string => `cluster ${verb} needs a broker id, e.g. relaymq cluster ${verb} b4`;
+
+const CLUSTER_COMMANDS: Record<string, Subcommand> = {
+  status: {
+    usage: 'status',
+    summary: 'the brokers, their place in the metadata group, replicas and leaderships',
+    options: [],
+    run: async (context) => {
+      if (context.positionals.length > 0) throw new RelayError('INVALID_ARGUMENT', 'cluster status takes no arguments');
+      const membership = await context.client.request<MembershipDescription>('GET', '/api/membership');
+      print(context, membership, renderMembership(membership));
+      return 0;
+    },
+  },
+  add: {
+    usage: 'add <broker>',
+    summary: 'admit a linked broker into the metadata group now',
+    details:
+      'A broker started with --join (or --peers) is admitted by itself; this command\n' +
+      'admits one the cluster does not take by itself: a broker removed earlier and\n' +
+      'started again. It must be linked to the broker asked (--broker). It becomes a\n' +
+      'learner, and a voter once caught up while the group has fewer voters than\n' +
+      '--metadata-voters.',
+    options: [],
+    run: async (context) => {
+      const broker = onePositional(context, BROKER_ID('add'));
+      const membership = await context.client.request<MembershipDescription>('POST', '/api/cluster/add', { broker });
+      print(context, membership, `added ${broker}\n${renderMembership(membership)}`);
+      return 0;
+    },
+  },
+  remove: {
+    usage: 'remove <broker>',
+    summary: 'take a broker out of the cluster (then stop it)',
+    details:
+      'Removes the broker from the metadata group. Refused, with the reason, when fewer\n' +
+      'brokers than the replication factor would remain, when it is the only metadata\n' +
+      'voter, or while it holds partition replicas: moving replicas off a broker is not\n' +
+      'supported yet. Stop the broker once it is removed.',
+    options: [],
+    run: async (context) => {
+      const broker = onePositional(context, BROKER_ID('remove'));
+      const membership = await context.client.request<MembershipDescription>('POST', '/api/cluster/remove', { broker });
+      print(context, membership, `removed ${broker}: stop it now\n${renderMembership(membership)}`);
+      return 0;
+    },
+  },
+};
+
+const GROUPS: Record<string, { commands: Record<string, Subcommand>; summary: string }> = {
+  topic: { commands: TOPIC_COMMANDS, summary: 'create, describe and alter topics' },
+  cluster: { commands: CLUSTER_COMMANDS, summary: 'the cluster\'s brokers: status, add, remove' },
+};
+
+/** `relaymq topic --help` / `relaymq cluster --help`. */
+export function groupUsage(group: string): string {
+  const { commands, summary } = GROUPS[group] as (typeof GROUPS)[string];
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  const list = Object.entries(commands)
+    .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+    .join('\n');
+  return `usage: relaymq ${group} <command> [options]
+
+${summary[0]?.toUpperCase()}${summary.slice(1)}, over a broker's admin port.
+
+commands:
+${list}
+
+Every command takes --help, --broker <admin URL> ($RELAYMQ_ADMIN_URL),
+--admin-token <token> ($RELAYMQ_ADMIN_TOKEN) and --json.
+Exit status: 0 done, 1 refused or failed, 2 a usage error.
+`;
+}
+
+/** `relaymq <group> <command> --help`. */
+export function commandUsage(group: string, name: string): string {
+  const command = (GROUPS[group] as (typeof GROUPS)[string]).commands[name] as Subcommand;
+  const details = command.details === undefined ? '' : `\n${command.details}\n`;
+  return `usage: relaymq ${group} ${command.usage} [options]
+
+${command.summary[0]?.toUpperCase()}${command.summary.slice(1)}.
+${details}
+${renderOptions([...command.options, ...CONNECTION_OPTIONS])}
+
+Exit status: 0 done, 1 refused or failed, 2 a usage error.
+`;
+}
+
+/**
+ * Runs `relaymq <group> <args...>` and resolves with its exit status. Usage
+ * errors throw `INVALID_ARGUMENT` (cli.ts prints them and exits 2); the
+ * broker's refusals and unreachable brokers print one line and resolve 1.
+ */
+export async function runAdminCommand(group: 'topic' | 'cluster', args: string[], io: AdminCommandIo): Promise<number> {
+  const { commands } = GROUPS[group] as (typeof GROUPS)[string];
+  const [name, ...rest] = args;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(groupUsage(group));
+    return 0;
+  }
+  const command = commands[name];
+  if (command === undefined) throw new RelayError('INVALID_ARGUMENT', `unknown command "${group} ${name}"; try: relaymq ${group} --help`);
+  const { values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: parseArgsOptions([...command.options, ...CONNECTION_OPTIONS]) });
+  if (values.help === true) {
+    io.out(commandUsage(group, name));
+    return 0;
+  }
+  const broker = typeof values.broker === 'string' ? values.broker : io.env.RELAYMQ_ADMIN_URL;
+  if (broker === undefined) throw new RelayError('INVALID_ARGUMENT', `${group} ${name} needs --broker <admin URL>, e.g. --broker http://127.0.0.1:9401`);
+  if (!/^https?:\/\/\S+$/.test(broker)) throw new RelayError('INVALID_ARGUMENT', `--broker must be the http:// URL of an admin port, got "${broker}"`);
+  const timeout = values['timeout-ms'] as string;
+  if (!/^\d+$/.test(timeout) || Number(timeout) < 1) throw new RelayError('INVALID_ARGUMENT', `--timeout-ms must be a positive integer, got "${timeout}"`);
+  const token = typeof values['admin-token'] === 'string' ? values['admin-token'] : io.env.RELAYMQ_ADMIN_TOKEN;
+  const client = new AdminClient(new URL(broker.endsWith('/') ? broker : `${broker}/`), token === '' ? undefined : token, Number(timeout), io.fetch);
+  const json = values.json === true;
+  try {
+    return await command.run({ positionals, values, client, io, json });
+  } catch (err) {
+    if (!(err instanceof AdminRequestError)) throw err;
+    const code = err.code === undefined ? '' : ` (${err.code})`;
+    if (json) io.out(`${JSON.stringify({ error: err.message, ...(err.code === undefined ? {} : { code: err.code }), status: err.status }, null, 2)}\n`);
+    io.err(`relaymq: ${group} ${name}: ${err.message}${code}\n`);
+    return FAILED;
+  }
+}

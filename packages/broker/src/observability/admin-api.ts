@@ -1,0 +1,189 @@
+/**
+ * The admin port's topic and cluster endpoints, which `relaymq topic` and
+ * `relaymq cluster` call. This module parses requests and shapes answers;
+ * the broker supplies the actions ({@link AdminActions}). Mutating routes
+ * are authenticated by the admin server (admin-server.ts) before they run.
+ *
+ *   GET   /api/topics[?topic=<name>]   describe one topic, or list them all
+ *   POST  /api/topics                  { topic, partitions?, replicationFactor? }: create
+ *   PATCH /api/topics                  { topic, partitions }: raise the partition count
+ *   GET   /api/membership              the brokers and the metadata group
+ *   POST  /api/cluster/add             { broker }: admit a linked broker into the metadata group
+ *   POST  /api/cluster/remove          { broker }: take a broker out (decommission.ts says when)
+ */
+import { RelayError, topicProblem } from '@relaymq/sdk/protocol';
+import { json, jsonError, type AdminMutations, type AdminResponse, type AdminRoutes } from './admin-server.js';
+
+/** One partition of a described topic. */
+export interface PartitionDescription {
+  partition: number;
+  /** Brokers holding a replica; the first is the preferred leader. */
+  replicas: string[];
+  /** The current leader as this broker knows it, `null` when none is known. */
+  leader: string | null;
+}
+
+/** A topic as `GET /api/topics?topic=` and `relaymq topic describe` show it. */
+export interface TopicDescription {
+  topic: string;
+  replicationFactor: number;
+  partitions: PartitionDescription[];
+}
+
+/** What creating a topic asks for; unset fields take the broker's defaults. */
+export interface TopicSpec {
+  topic: string;
+  partitions?: number;
+  replicationFactor?: number;
+}
+
+/** What `POST /api/topics` answers: the topic, and whether this request created it. */
+export interface TopicCreated {
+  created: boolean;
+  topic: TopicDescription;
+}
+
+/** One broker as `GET /api/membership` and `relaymq cluster status` show it. */
+export interface MemberDescription {
+  id: string;
+  /** Its place in the metadata group: `voter`, `learner`, or `none` (linked or gossiped, not admitted). */
+  role: 'voter' | 'learner' | 'none';
+  /** As gossip sees it; `unknown` when gossip has not met it. */
+  state: string;
+  url: string | null;
+  /** Partition replicas it holds, and partitions it leads (as this broker knows). */
+  replicas: number;
+  leaders: number;
+}
+
+/** `GET /api/membership`. */
+export interface MembershipDescription {
+  /** The answering broker. */
+  broker: string;
+  clusterId: string | null;
+  metadataLeader: string | null;
+  /** Most voters the metadata group takes (`metadataVoters`). */
+  metadataVoters: number;
+  members: MemberDescription[];
+}
+
+/** What the broker does for the admin endpoints. */
+export interface AdminActions {
+  topics(): TopicDescription[];
+  /** Creates a topic (through the metadata leader); an existing topic is answered as it is. */
+  createTopic(spec: TopicSpec): Promise<TopicCreated>;
+  /** Raises a topic's partition count; `INVALID_TOPIC` unknown, `INVALID_ARGUMENT` not higher. */
+  addPartitions(topic: string, partitions: number): Promise<TopicDescription>;
+  membership(): MembershipDescription;
+  /** Admits a linked broker into the metadata group. */
+  addBroker(broker: string): Promise<MembershipDescription>;
+  /** Takes a broker out of the metadata group; `FORBIDDEN` when it may not go (decommission.ts). */
+  removeBroker(broker: string): Promise<MembershipDescription>;
+}
+
+/** Largest partition count a topic may be created with (as `defaultPartitions`). */
+export const MAX_TOPIC_PARTITIONS = 1024;
+/** Largest replication factor (as `replicationFactor`). */
+export const MAX_REPLICATION_FACTOR = 16;
+
+/** Status of an error thrown by an action: the client's mistake or not. */
+function errorResponse(err: unknown): AdminResponse {
+  if (err instanceof RelayError) {
+    const status =
+      err.code === 'INVALID_ARGUMENT' || err.code === 'INVALID_TOPIC'
+        ? 400
+        : err.code === 'FORBIDDEN'
+          ? 409 // refused by the cluster's state (not by authentication, which is 401)
+          : err.code === 'TIMEOUT' || err.code === 'NO_QUORUM' || err.code === 'NOT_READY' || err.code === 'NOT_LEADER'
+            ? 503
+            : 500;
+    return jsonError(status, err.code, err.message);
+  }
+  return jsonError(500, 'INTERNAL', String(err));
+}
+
+function positiveInteger(o: Record<string, unknown>, field: string, max: number): number | undefined {
+  const value = o[field];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new RelayError('INVALID_ARGUMENT', `${field} must be an integer from 1 to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** A request body's topic spec; throws INVALID_ARGUMENT / INVALID_TOPIC naming the bad field. */
+export function parseTopicSpec(body: unknown): TopicSpec {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new RelayError('INVALID_ARGUMENT', 'expected a JSON object { topic, partitions?, replicationFactor? }');
+  const o = body as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (key !== 'topic' && key !== 'partitions' && key !== 'replicationFactor') throw new RelayError('INVALID_ARGUMENT', `unknown field "${key}"; expected topic, partitions, replicationFactor`);
+  }
+  if (typeof o.topic !== 'string') throw new RelayError('INVALID_ARGUMENT', 'topic (a string) is required');
+  const problem = topicProblem(o.topic);
+  if (problem !== undefined) throw new RelayError('INVALID_TOPIC', problem);
+  const spec: TopicSpec = { topic: o.topic };
+  const partitions = positiveInteger(o, 'partitions', MAX_TOPIC_PARTITIONS);
+  const replicationFactor = positiveInteger(o, 'replicationFactor', MAX_REPLICATION_FACTOR);
+  if (partitions !== undefined) spec.partitions = partitions;
+  if (replicationFactor !== undefined) spec.replicationFactor = replicationFactor;
+  return spec;
+}
+
+/** A request body's `{ topic, partitions }` for raising a partition count. */
+export function parseTopicAlteration(body: unknown): { topic: string; partitions: number } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new RelayError('INVALID_ARGUMENT', 'expected a JSON object { topic, partitions }');
+  const o = body as Record<string, unknown>;
+  for (const key of Object.keys(o)) if (key !== 'topic' && key !== 'partitions') throw new RelayError('INVALID_ARGUMENT', `unknown field "${key}"; expected topic, partitions`);
+  if (typeof o.topic !== 'string') throw new RelayError('INVALID_ARGUMENT', 'topic (a string) is required');
+  const partitions = positiveInteger(o, 'partitions', MAX_TOPIC_PARTITIONS);
+  if (partitions === undefined) throw new RelayError('INVALID_ARGUMENT', 'partitions (the new, higher count) is required');
+  return { topic: o.topic, partitions };
+}
+
+/** A request body's `{ broker }`. */
+export function parseBrokerRequest(body: unknown): string {
+  const broker = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).broker : undefined;
+  if (typeof broker !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(broker)) throw new RelayError('INVALID_ARGUMENT', 'expected a JSON object { broker: "<broker id>" }');
+  return broker;
+}
+
+/** Runs an action; a thrown error becomes its JSON answer. */
+async function answering(action: () => Promise<AdminResponse>): Promise<AdminResponse> {
+  try {
+    return await action();
+  } catch (err) {
+    return errorResponse(err);
+  }
+}
+
+/** The read-only routes. */
+export function adminReadRoutes(actions: AdminActions): AdminRoutes {
+  return {
+    '/api/topics': (query) => {
+      const name = query.get('topic');
+      const topics = actions.topics();
+      if (name === null) return json({ topics });
+      const topic = topics.find((t) => t.topic === name);
+      return topic === undefined ? jsonError(404, 'INVALID_TOPIC', `no topic "${name}"`) : json(topic);
+    },
+    '/api/membership': () => json(actions.membership()),
+  };
+}
+
+/** The mutating routes (the admin server checks the token first). */
+export function adminMutations(actions: AdminActions): AdminMutations {
+  return {
+    'POST /api/topics': ({ body }) =>
+      answering(async () => {
+        const result = await actions.createTopic(parseTopicSpec(body));
+        return json(result, result.created ? 201 : 200);
+      }),
+    'PATCH /api/topics': ({ body }) =>
+      answering(async () => {
+        const { topic, partitions } = parseTopicAlteration(body);
+        return json(await actions.addPartitions(topic, partitions));
+      }),
+    'POST /api/cluster/add': ({ body }) => answering(async () => json(await actions.addBroker(parseBrokerRequest(body)))),
+    'POST /api/cluster/remove': ({ body }) => answering(async () => json(await actions.removeBroker(parseBrokerRequest(body)))),
+  };
+}

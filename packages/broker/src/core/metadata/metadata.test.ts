@@ -190,6 +190,32 @@ describe('MetadataState snapshots', () => {
     expect(restored.apply(next)).toEqual(bulk.apply(next));
   });
 
+  it('counts partitions added to a topic in the load: the next topic lands the same applied, restored and recounted', () => {
+    const brokers = ['b1', 'b2', 'b3'];
+    const applied = new MetadataState(brokers);
+    applied.apply({ type: 'create-topic', topic: 'a', partitions: 2, replicationFactor: 2 });
+    // Six more partitions of 'a' placed on b1 and b2 only: b3 holds less than the first topic alone suggests.
+    applied.apply({ type: 'add-partitions', topic: 'a', partitions: 8, brokers: ['b1', 'b2'] });
+    const restored = new MetadataState(brokers);
+    restored.restore(applied.snapshot());
+    const next = { type: 'create-topic' as const, topic: 'b', partitions: 6, replicationFactor: 2 };
+    const placed = applied.apply(next);
+    expect(restored.apply(next)).toEqual(placed);
+    // A fresh count of every replica so far places it the same way too.
+    const load = new Map<string, { replicas: number; leaders: number }>();
+    for (const p of restored.get('a')?.partitions ?? []) {
+      p.replicas.forEach((id, i) => {
+        const entry = load.get(id) ?? { replicas: 0, leaders: 0 };
+        entry.replicas++;
+        if (i === 0) entry.leaders++;
+        load.set(id, entry);
+      });
+    }
+    expect(placed.topic.partitions).toEqual(assignReplicas(brokers, load, 6, 2));
+    // b3 missed the added partitions, so it leads first and most of the new topic.
+    expect(placed.topic.partitions.filter((p) => p.replicas[0] === 'b3').length).toBeGreaterThan(2);
+  });
+
   it('refuses a malformed snapshot from a peer', () => {
     expect(parseMetadataSnapshot(null)).toBeUndefined();
     expect(parseMetadataSnapshot({ topics: [{ topic: 'x', replicationFactor: 1, partitions: [{ replicas: [1] }] }], durables: [] })).toBeUndefined();

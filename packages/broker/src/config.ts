@@ -58,6 +58,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'fsyncIntervalMs', kind: 'integer', section: STORAGE, help: 'with --fsync interval: longest time between a write and its fsync' },
   { path: 'segmentBytes', kind: 'integer', section: STORAGE, help: 'segment file size; retention deletes whole segments' },
   { path: 'maxOpenSegmentFiles', kind: 'integer', section: STORAGE, help: 'segment files kept open over all partitions; idle ones beyond are closed, reopened on use' },
+  { path: 'maxOpenRaftLogFiles', kind: 'integer', section: STORAGE, help: 'Raft log files kept open over all groups; idle ones beyond are closed, reopened on write' },
   { path: 'retention.maxAgeMs', kind: 'integer', section: STORAGE, help: 'per partition: delete segments whose messages are all older', defaultText: 'keep everything' },
   { path: 'retention.maxBytes', kind: 'integer', section: STORAGE, help: 'per partition: delete the oldest segments above this size', defaultText: 'keep everything' },
   { path: 'retention.maxMessages', kind: 'integer', section: STORAGE, help: 'per partition: delete the oldest segments above this count', defaultText: 'keep everything' },

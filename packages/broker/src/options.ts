@@ -204,11 +204,21 @@ export interface BrokerOptions {
    * partitions. Beyond it the least recently used idle ones are closed and
    * reopened when next read or written; a file being read, written, or
    * written and not yet fsynced stays open (the bound is exceeded by those
-   * while they are busy). Each partition also keeps its Raft log open: size
-   * `ulimit -n` for the partitions plus this.
+   * while they are busy). Raft logs have their own bound
+   * ({@link BrokerOptions.maxOpenRaftLogFiles}): size `ulimit -n` for both
+   * plus the connections.
    * @defaultValue `1024`
    */
   maxOpenSegmentFiles?: number;
+  /**
+   * With `dataDir`: Raft log files (one per partition group, and the
+   * metadata group's) the broker keeps open at most. Beyond it the least
+   * recently used idle ones are closed and reopened on the next write; a log
+   * being written, written and not yet fsynced, or recovering from a failed
+   * write stays open (the bound is exceeded by those while they are busy).
+   * @defaultValue `1024`
+   */
+  maxOpenRaftLogFiles?: number;
   /**
    * Replicas of each partition in a cluster, capped by the number of brokers.
    * @defaultValue `3`
@@ -502,6 +512,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   topicRetention: [] as Array<{ pattern: string } & RetentionOptions>,
   segmentBytes: 64 * 1024 * 1024,
   maxOpenSegmentFiles: 1024,
+  maxOpenRaftLogFiles: 1024,
   logLevel: 'silent',
   raftLogMaxBytes: 256 * 1024 * 1024,
 });
@@ -594,6 +605,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     topicRetention: resolveTopicRetention(o.topicRetention),
     segmentBytes: integer('segmentBytes', o.segmentBytes, 4096, 1024 * 1024 * 1024),
     maxOpenSegmentFiles: integer('maxOpenSegmentFiles', o.maxOpenSegmentFiles, 1, 1_000_000),
+    maxOpenRaftLogFiles: integer('maxOpenRaftLogFiles', o.maxOpenRaftLogFiles, 1, 1_000_000),
     raftLogMaxBytes: integer('raftLogMaxBytes', o.raftLogMaxBytes, 0, Number.MAX_SAFE_INTEGER),
     fileSystem: o.fileSystem,
     adminPort: o.adminPort === undefined ? undefined : integer('adminPort', o.adminPort, 0, 65535),

@@ -73,6 +73,8 @@ export interface ClusterEngineOptions {
   segmentBytes: number;
   /** On disk: segment files kept open over all partitions (idle ones beyond are closed and reopened on use). */
   maxOpenSegmentFiles: number;
+  /** On disk: Raft log files open over all groups (idle ones beyond are closed and reopened on write). */
+  maxOpenRaftLogFiles: number;
   /** On disk: Raft log bytes a leader keeps for a lagging replica before compacting anyway (that replica then gets a snapshot). */
   raftLogMaxBytes: number;
   /** The file system data is stored through; tests inject faults. @defaultValue node's */

@@ -44,6 +44,8 @@ export interface GroupFactoryOptions {
   segmentBytes: number;
   /** Segment files open at most over every partition log (see {@link OpenFileCache}). */
   maxOpenSegmentFiles: number;
+  /** Raft log files open at most over every group (see {@link OpenFileCache}). */
+  maxOpenRaftLogFiles: number;
   raftLogMaxBytes: number;
   fileSystem: FileSystem | undefined;
   raftConfig: RaftConfigOptions;
@@ -82,9 +84,12 @@ export class GroupFactory {
   private readonly storages = new Map<string, DurableRaftStorage<unknown, unknown>>();
   /** The bound on open segment files, shared by every partition log of this broker. */
   readonly openSegmentFiles: OpenFileCache;
+  /** The bound on open Raft log files, shared by every group of this broker (a quiesced group writes nothing for long). */
+  readonly openRaftLogFiles: OpenFileCache;
 
   constructor(private readonly options: GroupFactoryOptions) {
     this.openSegmentFiles = new OpenFileCache(options.maxOpenSegmentFiles);
+    this.openRaftLogFiles = new OpenFileCache(options.maxOpenRaftLogFiles);
   }
 
   /** Opens the metadata log (on disk, or in memory without `dataDir`). */
@@ -198,6 +203,7 @@ export class GroupFactory {
       fsync,
       fsyncIntervalMs,
       fs,
+      openFiles: this.openRaftLogFiles,
       onFailure: (failure) =>
         failure === undefined
           ? this.options.log('info', 'Raft log writes work again', { group })

@@ -7,11 +7,12 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StoredMessage } from '../../core/partition/partition.js';
-import type { FileHandle, FileStat, FileSystem, OpenMode } from '../fs.js';
+import type { FileSystem } from '../fs.js';
 import { OpenFileCache } from '../open-files.js';
 import type { SegmentLogOptions } from './options.js';
 import { SegmentLog } from './segment-log.js';
 import type { NewMessage } from './record.js';
+import { CountingFileSystem } from '../../../test/support/counting-fs.js';
 import { FaultyFileSystem } from '../../../test/support/faulty-fs.js';
 import { MemoryFileSystem } from '../../../test/support/memory-fs.js';
 import { ManualTimers } from '../../../test/support/segments.js';
@@ -20,116 +21,6 @@ const logs: SegmentLog[] = [];
 afterEach(async () => {
   await Promise.all(logs.splice(0).map((log) => log.close().catch(() => {})));
 });
-
-/** Counts the handles open, and records misuse: a segment file closed with writes not fsynced, a handle used after its close. */
-class CountingFileSystem implements FileSystem {
-  openNow = 0;
-  opened = 0;
-  readonly misuse: string[] = [];
-  /** Segment (`.log`) handles open now, by path. */
-  readonly segmentHandles = new Map<string, number>();
-
-  constructor(private readonly inner: FileSystem) {}
-
-  async open(path: string, mode: OpenMode): Promise<FileHandle> {
-    const handle = await this.inner.open(path, mode);
-    this.opened++;
-    this.openNow++;
-    if (path.endsWith('.log')) this.segmentHandles.set(path, (this.segmentHandles.get(path) ?? 0) + 1);
-    return new CountingHandle(handle, path, this);
-  }
-
-  closedOne(path: string): void {
-    this.openNow--;
-    if (!path.endsWith('.log')) return;
-    const n = (this.segmentHandles.get(path) ?? 0) - 1;
-    if (n <= 0) this.segmentHandles.delete(path);
-    else this.segmentHandles.set(path, n);
-  }
-
-  /** Segment files open now. */
-  get segmentFilesOpen(): number {
-    let n = 0;
-    for (const count of this.segmentHandles.values()) n += count;
-    return n;
-  }
-
-  readdir(dir: string): Promise<string[]> {
-    return this.inner.readdir(dir);
-  }
-  mkdir(dir: string): Promise<void> {
-    return this.inner.mkdir(dir);
-  }
-  rename(from: string, to: string): Promise<void> {
-    return this.inner.rename(from, to);
-  }
-  unlink(path: string): Promise<void> {
-    return this.inner.unlink(path);
-  }
-  stat(path: string): Promise<FileStat | undefined> {
-    return this.inner.stat(path);
-  }
-  syncDir(dir: string): Promise<void> {
-    return this.inner.syncDir(dir);
-  }
-}
-
-class CountingHandle implements FileHandle {
-  private closed = false;
-  /** Written since the last datasync. */
-  private dirty = false;
-  /** Operations running now. */
-  private busy = 0;
-
-  constructor(
-    private readonly inner: FileHandle,
-    private readonly path: string,
-    private readonly fs: CountingFileSystem,
-  ) {}
-
-  private async run<T>(name: string, op: () => Promise<T>): Promise<T> {
-    if (this.closed) this.fs.misuse.push(`${name} after close: ${this.path}`);
-    this.busy++;
-    try {
-      return await op();
-    } finally {
-      this.busy--;
-    }
-  }
-
-  write(data: Uint8Array, position: number): Promise<void> {
-    this.dirty = true;
-    return this.run('write', () => this.inner.write(data, position));
-  }
-  read(into: Uint8Array, position: number): Promise<number> {
-    return this.run('read', () => this.inner.read(into, position));
-  }
-  size(): Promise<number> {
-    return this.run('size', () => this.inner.size());
-  }
-  truncate(length: number): Promise<void> {
-    return this.run('truncate', () => this.inner.truncate(length));
-  }
-  async datasync(): Promise<void> {
-    const dirty = this.dirty;
-    this.dirty = false;
-    try {
-      await this.run('datasync', () => this.inner.datasync());
-    } catch (err) {
-      this.dirty ||= dirty;
-      throw err;
-    }
-  }
-  async close(): Promise<void> {
-    if (this.closed) return;
-    // Index files are written without an fsync by design (rebuilt when torn); a segment must not be.
-    if (this.path.endsWith('.log') && this.dirty) this.fs.misuse.push(`closed with writes not fsynced: ${this.path}`);
-    if (this.busy > 0) this.fs.misuse.push(`closed during an operation: ${this.path}`);
-    this.closed = true;
-    this.fs.closedOne(this.path);
-    await this.inner.close();
-  }
-}
 
 const text = (log: number, i: number): string => `log ${log} message ${i} ${'x'.repeat(i % 40)}`;
 const record = (body: string): NewMessage => ({ timestamp: 1000, data: new TextEncoder().encode(body), encoding: 'raw' });

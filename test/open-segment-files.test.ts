@@ -1,9 +1,10 @@
 /**
- * A broker with more partitions than `maxOpenSegmentFiles` (issue 13: ten
- * thousand partitions must fit a file descriptor limit): the segment files it
- * keeps open, counted from the process's own descriptors, come back under the
- * bound once writes are fsynced; every partition is published to, read back,
- * and read back again from disk after a restart on the same data directory.
+ * A broker with more partitions than `maxOpenSegmentFiles` and
+ * `maxOpenRaftLogFiles` (issue 13: ten thousand partitions must fit a file
+ * descriptor limit): the segment files and Raft log files it keeps open,
+ * counted from the process's own descriptors, come back under their bounds
+ * once writes are fsynced; every partition is published to, read back, and
+ * read back again from disk after a restart on the same data directory.
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -32,6 +33,16 @@ const PER_PARTITION = 120;
 
 /** Segment files of `dir` this process has open now, from /proc/self/fd (Linux). */
 function openSegmentFiles(dir: string): number {
+  return openLogFiles(join(dir, 'partitions'));
+}
+
+/** Raft log files of `dir` this process has open now (one per group: the partitions' and the metadata's). */
+function openRaftLogFiles(dir: string): number {
+  return openLogFiles(join(dir, 'raft'));
+}
+
+/** `.log` files under `dir` this process has open now, from /proc/self/fd (Linux). */
+function openLogFiles(dir: string): number {
   let count = 0;
   for (const fd of readdirSync('/proc/self/fd')) {
     let target: string;
@@ -40,7 +51,7 @@ function openSegmentFiles(dir: string): number {
     } catch {
       continue; // closed meanwhile
     }
-    if (target.startsWith(join(dir, 'partitions')) && target.endsWith('.log')) count++;
+    if (target.startsWith(`${dir}/`) && target.endsWith('.log')) count++;
   }
   return count;
 }
@@ -79,12 +90,12 @@ async function acks(raw: RawClient, count: number): Promise<Array<{ id: number; 
 
 const expected = (topic: string, partition: number, count: number): string[] => Array.from({ length: count }, (_, i) => body(topic, partition, i));
 
-describe('a broker with more partitions than maxOpenSegmentFiles', () => {
-  it(`hosts ${TOPICS * PARTITIONS} partitions of several segments with at most ${BOUND} segment files open once idle, reads every partition back, and again after a restart`, async () => {
+describe('a broker with more partitions than maxOpenSegmentFiles and maxOpenRaftLogFiles', () => {
+  it(`hosts ${TOPICS * PARTITIONS} partitions of several segments with at most ${BOUND} segment files and ${BOUND} Raft log files open once idle, reads every partition back, and again after a restart`, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-open-segments-'));
     dirs.push(dir);
     const [port] = await freePorts(1);
-    const options: BrokerOptions = { port, dataDir: dir, defaultPartitions: PARTITIONS, segmentBytes: 4096, maxOpenSegmentFiles: BOUND };
+    const options: BrokerOptions = { port, dataDir: dir, defaultPartitions: PARTITIONS, segmentBytes: 4096, maxOpenSegmentFiles: BOUND, maxOpenRaftLogFiles: BOUND };
     const topics = Array.from({ length: TOPICS }, (_, i) => `files.t${i}`);
     let broker = await fixture.broker(options);
 
@@ -101,6 +112,8 @@ describe('a broker with more partitions than maxOpenSegmentFiles', () => {
     raw.close();
     // Written segments stay open until their fsync (the segment logs' interval); then the bound closes the idle ones.
     await waitFor(() => openSegmentFiles(dir) <= BOUND, `at most ${BOUND} segment files open (${openSegmentFiles(dir)})`, 15_000);
+    // Every partition's Raft log was written (and fsynced: fsync always); idle, at most the bound stay open.
+    await waitFor(() => openRaftLogFiles(dir) <= BOUND, `at most ${BOUND} Raft log files open (${openRaftLogFiles(dir)})`, 15_000);
 
     for (const topic of topics) {
       for (let p = 0; p < PARTITIONS; p++) expect(await stored(broker, topic, p)).toEqual(expected(topic, p, PER_PARTITION));
@@ -109,6 +122,7 @@ describe('a broker with more partitions than maxOpenSegmentFiles', () => {
 
     await broker.close();
     expect(openSegmentFiles(dir)).toBe(0);
+    expect(openRaftLogFiles(dir)).toBe(0);
     broker = await fixture.broker(options);
     for (const topic of topics) {
       for (let p = 0; p < PARTITIONS; p++) expect(await stored(broker, topic, p)).toEqual(expected(topic, p, PER_PARTITION));
@@ -125,5 +139,6 @@ describe('a broker with more partitions than maxOpenSegmentFiles', () => {
       for (let p = 0; p < PARTITIONS; p++) expect(await stored(broker, topic, p)).toEqual(expected(topic, p, PER_PARTITION + 1));
     }
     await waitFor(() => openSegmentFiles(dir) <= BOUND, `at most ${BOUND} segment files open after the restart (${openSegmentFiles(dir)})`, 15_000);
+    await waitFor(() => openRaftLogFiles(dir) <= BOUND, `at most ${BOUND} Raft log files open after the restart (${openRaftLogFiles(dir)})`, 15_000);
   }, 120_000);
 });

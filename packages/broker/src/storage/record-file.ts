@@ -158,14 +158,17 @@ export class RecordFile {
       const chunks: Buffer[] = [];
       for (const record of records) chunks.push(...encodeRecord(record));
       const body = Buffer.concat(chunks);
+      let handle: FileHandle;
       try {
         await replaceFile(this.fs, this.path, `${this.path}.tmp`, body);
+        // Opening the new file may fail too (no descriptor left): then `path` is the new file and no handle is.
+        handle = await this.fs.open(this.path, 'write');
       } catch (err) {
         this.stale = true;
         throw err;
       }
       const old = this.handle;
-      this.attach(await this.fs.open(this.path, 'write'));
+      this.attach(handle);
       this.size = this.durableSize = body.length;
       this.unsynced = [];
       this.failed = false;
@@ -196,10 +199,10 @@ export class RecordFile {
       try {
         const bytes = (await readWholeFile(this.fs, this.path, MAX_FILE_BYTES)) ?? new Uint8Array(0);
         const parsed = parseRecords(bytes);
-        if (parsed.validBytes < bytes.length) {
-          await handle.truncate(parsed.validBytes);
-          await handle.datasync();
-        }
+        if (parsed.validBytes < bytes.length) await handle.truncate(parsed.validBytes);
+        // After a failed rewrite the file read may be the old one with a tail written and not fsynced: made durable
+        // before it is returned, so that what a crash leaves is what this returns.
+        if (parsed.validBytes < bytes.length || this.stale) await handle.datasync();
         records = parsed.records;
         this.size = this.durableSize = parsed.validBytes;
       } catch (err) {

@@ -153,6 +153,7 @@ export class RecordFile {
    */
   rewrite(records: readonly unknown[]): Promise<void> {
     return this.exclusive(async () => {
+      this.refuseIfClosed();
       this.pending = [];
       this.pendingBytes = 0;
       const chunks: Buffer[] = [];
@@ -185,6 +186,7 @@ export class RecordFile {
    */
   reload(): Promise<unknown[]> {
     return this.exclusive(async () => {
+      this.refuseIfClosed();
       this.pending = [];
       this.pendingBytes = 0;
       this.unsynced = [];
@@ -218,7 +220,7 @@ export class RecordFile {
     });
   }
 
-  /** Flushes and fsyncs what is queued (a failure is ignored), then closes the file. Later operations fail. */
+  /** Flushes and fsyncs what is queued (a failure is ignored), then closes the file. Later writes, rewrites and reloads fail. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.flush(true).catch(() => {});
@@ -239,7 +241,6 @@ export class RecordFile {
    */
   private exclusive<T>(task: () => Promise<T>): Promise<T> {
     const run = this.chain.then(async () => {
-      if (this.closed) throw new Error(`record file ${this.path} is closed`);
       this.running++;
       try {
         return await task();
@@ -260,6 +261,7 @@ export class RecordFile {
 
   /** The handle, reopened if the open-file bound closed it while idle. */
   private async openHandle(): Promise<FileHandle> {
+    this.refuseIfClosed();
     if (this.handle !== undefined) {
       this.openFiles.used(this.cached);
       return this.handle;
@@ -267,6 +269,11 @@ export class RecordFile {
     const handle = await this.fs.open(this.path, 'write');
     this.attach(handle);
     return handle;
+  }
+
+  /** After {@link close}, nothing opens the file again (a write after it fails, as on a closed descriptor). */
+  private refuseIfClosed(): void {
+    if (this.closed) throw new Error(`record file ${this.path} is closed`);
   }
 
   /** `handle` is now the file's: counted in the open-file bound as just used. */

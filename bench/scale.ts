@@ -46,6 +46,9 @@ export interface IdleBroker {
   raftMessagesPerSec?: number;
   /** Partition groups hosted here that are quiesced at the end of the window, when exported. */
   raftGroupsQuiesced?: number;
+  /** Segment files and Raft log files open at the end of the window (`openSegmentFiles`, `openRaftLogFiles`), when exported. */
+  openSegmentFiles?: number;
+  openRaftLogFiles?: number;
 }
 
 /** The figures at one partition count. */
@@ -188,6 +191,10 @@ async function measureIdle(nodes: readonly ScaleNode[], seconds: number): Promis
     if (ticks !== undefined) figure.raftTicksPerSec = ticks;
     if (messages !== undefined) figure.raftMessagesPerSec = messages;
     if (quiesced !== undefined) figure.raftGroupsQuiesced = quiesced;
+    const segments = after[i]?.get('openSegmentFiles');
+    const raftLogs = after[i]?.get('openRaftLogFiles');
+    if (segments !== undefined) figure.openSegmentFiles = segments;
+    if (raftLogs !== undefined) figure.openRaftLogFiles = raftLogs;
     return figure;
   });
 }

@@ -114,6 +114,9 @@ describe('a broker with more partitions than maxOpenSegmentFiles and maxOpenRaft
     await waitFor(() => openSegmentFiles(dir) <= BOUND, `at most ${BOUND} segment files open (${openSegmentFiles(dir)})`, 15_000);
     // Every partition's Raft log was written (and fsynced: fsync always); idle, at most the bound stay open.
     await waitFor(() => openRaftLogFiles(dir) <= BOUND, `at most ${BOUND} Raft log files open (${openRaftLogFiles(dir)})`, 15_000);
+    // The broker's own stats say the same (what /metrics exports as relaymq_broker_stat).
+    await waitFor(() => broker.stats().openSegmentFiles <= BOUND && broker.stats().openRaftLogFiles <= BOUND, `the broker's stats within the bounds (${JSON.stringify(broker.stats())})`, 15_000);
+    expect(broker.stats().openRaftLogFiles).toBeGreaterThan(0);
 
     for (const topic of topics) {
       for (let p = 0; p < PARTITIONS; p++) expect(await stored(broker, topic, p)).toEqual(expected(topic, p, PER_PARTITION));

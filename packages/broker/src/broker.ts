@@ -59,6 +59,10 @@ export interface BrokerStats {
   deliverySessionsWoken: number;
   /** Subscription cursors read by delivery since start: only those whose partition got messages (or were just placed). */
   deliveryCursorsVisited: number;
+  /** Segment files open now, over every partition (bounded by `maxOpenSegmentFiles` but for those busy); 0 without a cluster. */
+  openSegmentFiles: number;
+  /** Raft log files open now, over every group (bounded by `maxOpenRaftLogFiles` but for those busy); 0 without a cluster. */
+  openRaftLogFiles: number;
 }
 
 /** A running broker. */
@@ -534,6 +538,8 @@ class RunningBroker implements Broker {
       ...raftStats(this.replicated?.raftActivity()),
       deliverySessionsWoken: this.fanout?.stats.sessionsWoken ?? 0,
       deliveryCursorsVisited: this.fanout?.stats.cursorsVisited ?? 0,
+      openSegmentFiles: this.replicated?.openFiles().segments ?? 0,
+      openRaftLogFiles: this.replicated?.openFiles().raftLogs ?? 0,
     };
     for (const session of this.sessions) {
       const s = session.stats();

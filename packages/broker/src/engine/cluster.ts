@@ -664,6 +664,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.clock.activity();
   }
 
+  /** Segment files and Raft log files open now, each kind under its broker-wide bound (`maxOpenSegmentFiles`, `maxOpenRaftLogFiles`). */
+  openFiles(): { segments: number; raftLogs: number } {
+    return { segments: this.factory.openSegmentFiles.stats().open, raftLogs: this.factory.openRaftLogFiles.stats().open };
+  }
+
   /** How many groups this broker leads (advertised as load). */
   partitionsLed(): number {
     let led = 0;

@@ -43,7 +43,7 @@ commands:
   status    cluster health; exits 1 when unhealthy  relaymq status --help
   dev       a local cluster on loopback             relaymq dev --help
   topic     create, describe, alter topics          relaymq topic --help
-  cluster   brokers: status, add, remove            relaymq cluster --help
+  cluster   brokers: status, add, remove, moves     relaymq cluster --help
 
   relaymq --version     print the version
   relaymq --help        show this help

@@ -2,6 +2,18 @@ import { EventEmitter } from 'eventemitter3';
 import { ADD_PARTITIONS_METHOD, CREATE_TOPIC_METHOD, parseAddPartitionsRequest, parseAdminMetadataCommand, parseCreateTopicRequest } from './admin-commands.js';
 import { ClusterNaming } from './cluster-naming.js';
 import { removalRefusal } from './decommission.js';
+import { parseMoveCommand, replicasOn, type MoveCommand } from '../core/metadata/moves.js';
+import {
+  MOVE_COMMAND_METHOD,
+  MOVE_STEP_METHOD,
+  ReplicaMoveCoordinator,
+  nextMoveStep,
+  parseMoveStepAnswer,
+  parseMoveStepRequest,
+  type MoveProgress,
+  type MoveStepAnswer,
+  type MoveStepRequest,
+} from './replica-moves.js';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
@@ -54,6 +66,12 @@ export interface ClusterEngineOptions {
   onClusterId?: (clusterId: string) => void;
   /** How many brokers vote in the metadata group; members admitted beyond it do not vote. */
   metadataVoters: number;
+  /**
+   * Replica moves in progress at once, in all (a decommission starts them
+   * up to this cap).
+   * @defaultValue 4
+   */
+  maxConcurrentMoves?: number;
   transport: PeerTransport;
   /** Where Raft logs live; undefined keeps them in memory (tests only: a restart then forgets votes). */
   dataDir: string | undefined;
@@ -162,6 +180,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly metaCompaction: MetadataCompaction;
   /** On the metadata leader: admits brokers that joined (admission.ts). */
   private readonly admission: MetadataAdmission;
+  /** On the metadata leader: drives replica moves and decommissions (replica-moves.ts). */
+  private readonly moveCoordinator: ReplicaMoveCoordinator;
+  /** Partition replicas being dropped here (moved away): not hosted again until their files are gone. */
+  private readonly dropping = new Set<string>();
   /** Every broker seen in the metadata group's configuration since start: one no longer in it was removed. */
   private readonly metaMembersSeen = new Set<NodeId>();
   /**
@@ -222,6 +244,23 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       timeoutMs: options.requestTimeoutMs,
       log: options.log,
     });
+    this.moveCoordinator = new ReplicaMoveCoordinator({
+      isLeader: () => this.meta?.isLeader() === true,
+      topics: () => this.metadata.all(),
+      moves: () => this.metadata.moves.all(),
+      draining: () => this.metadata.moves.draining,
+      targets: () => {
+        const linked = new Set([options.self, ...options.transport.connectedPeers()]);
+        return this.placementBrokers().filter((id) => linked.has(id));
+      },
+      isMetadataMember: (broker) => isMember(this.meta.confState, broker),
+      propose: (command) => this.proposeMeta(command),
+      step: (request) => this.moveStep(request),
+      removeFromMetadata: (broker) => this.changeMembership(META_GROUP, { type: 'remove', node: broker }),
+      maxMoves: options.maxConcurrentMoves ?? 4,
+      now: options.now,
+      log: options.log,
+    });
     this.opened = new Promise((resolve, reject) => {
       this.markOpened = (error) => (error === undefined ? resolve() : reject(error));
     });
@@ -239,6 +278,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
     this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedGroupCommand(body))));
     this.rpc.handle(CONF_CHANGE_METHOD, afterOpen(async (body) => this.changeMembershipViaLeader(parseConfChangeRequest(body))));
+    this.rpc.handle(MOVE_STEP_METHOD, afterOpen(async (body) => this.moveStepViaLeader(parseMoveStepRequest(body))));
+    this.rpc.handle(MOVE_COMMAND_METHOD, afterOpen(async (body) => {
+      const command = parseMoveCommand(body);
+      if (command === undefined) throw new RelayError('INVALID_ARGUMENT', `${MOVE_COMMAND_METHOD} wants a move command`);
+      return this.proposeMeta(command);
+    }));
     this.rpc.handle(CREATE_TOPIC_METHOD, afterOpen(async (body) => {
       const { topic, settings } = parseCreateTopicRequest(body);
       return this.createTopicWithSettingsHere(topic, settings);
@@ -352,7 +397,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.meta = this.factory.metadataGroup(storage, {
       joining,
       applied: snapshot?.meta.index ?? 0,
-      parseData: (value) => parseMetadataCommand(value) ?? parseAdminMetadataCommand(value),
+      parseData: (value) => parseMetadataCommand(value) ?? parseAdminMetadataCommand(value) ?? parseMoveCommand(value),
       parseSnapshot: parseMetadataSnapshot,
       installSnapshot: async (installed) => this.restoreMetadata(installed.data),
       apply: (command) => this.applyMetadata(command),
@@ -563,16 +608,117 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   /**
-   * Takes `broker` out of the cluster (the metadata group), once
-   * {@link removalRefusal} allows it: refused (`FORBIDDEN`) while fewer
-   * brokers than the replication factor would remain, or while it holds
-   * replicas. The operator stops the broker afterwards.
+   * Takes `broker` out of the cluster (decommission), once
+   * {@link removalRefusal} allows it (`FORBIDDEN` while fewer brokers than
+   * the replication factor would remain). A broker holding no replica leaves
+   * the metadata group at once (`removed`). Otherwise it is marked draining
+   * (`draining`): the metadata leader moves every replica off it, at most
+   * `maxConcurrentMoves` at once, then takes it out of the metadata group;
+   * {@link replicaMoves} shows the progress. The operator stops the broker
+   * once it left the metadata group.
    */
-  async removeBroker(broker: NodeId): Promise<ConfState> {
+  async removeBroker(broker: NodeId): Promise<{ outcome: 'removed' | 'draining'; replicas: number }> {
     const conf = this.meta.confState;
-    const refusal = removalRefusal({ broker, voters: conf.voters, learners: conf.learners ?? [], replicationFactor: this.options.replicationFactor, topics: this.metadata.all() });
+    const refusal = removalRefusal({
+      broker,
+      voters: conf.voters,
+      learners: conf.learners ?? [],
+      draining: this.metadata.moves.draining,
+      replicationFactor: this.options.replicationFactor,
+      topics: this.metadata.all(),
+    });
     if (refusal !== undefined) throw new RelayError(refusal.code, refusal.message);
-    return this.changeMembership(META_GROUP, { type: 'remove', node: broker });
+    const held = replicasOn(broker, this.metadata.all()).length;
+    if (held === 0) {
+      await this.changeMembership(META_GROUP, { type: 'remove', node: broker });
+      return { outcome: 'removed', replicas: 0 };
+    }
+    await this.proposeMove({ type: 'drain-broker', broker, draining: true });
+    return { outcome: 'draining', replicas: held };
+  }
+
+  /** Replica moves in progress (with their last step on the metadata leader) and the brokers being drained. */
+  replicaMoves(): { moves: MoveProgress[]; draining: string[] } {
+    return { moves: this.moveCoordinator.progress(), draining: this.metadata.moves.draining };
+  }
+
+  /**
+   * Moves the replica of `topic/partition` on broker `from` to broker `to`
+   * (a member of the metadata group holding none): the metadata leader
+   * drives it (replica-moves.ts); {@link replicaMoves} shows its progress.
+   * Resolves once the move is recorded, not done. `INVALID_ARGUMENT` when it
+   * does not apply (the partition moves already, `from` holds no replica…).
+   */
+  async moveReplica(topic: string, partition: number, from: NodeId, to: NodeId): Promise<void> {
+    const conf = this.meta.confState;
+    if (!isMember(conf, to)) throw new RelayError('INVALID_ARGUMENT', `broker ${to} is not a member of the cluster`);
+    if (this.metadata.moves.isDraining(to)) throw new RelayError('INVALID_ARGUMENT', `broker ${to} is being decommissioned`);
+    const result = await this.proposeMove({ type: 'move-replica', topic, partition, from, to, atMs: Math.floor(this.options.now()) });
+    const o = (typeof result === 'object' && result !== null ? result : {}) as { kind?: unknown; reason?: unknown };
+    if (o.kind === 'move-refused') throw new RelayError('INVALID_ARGUMENT', `cannot move ${topic}/${partition} from ${from} to ${to}: ${String(o.reason)}`);
+  }
+
+  /** Proposes a move command through the metadata leader, resolves with its result once this broker applied it. */
+  private async proposeMove(command: MoveCommand): Promise<unknown> {
+    const result = await this.forwarding.viaLeader(this.meta, () => this.proposeMeta(command), MOVE_COMMAND_METHOD, command);
+    // Applied on the leader; this broker applies it a moment later (its metadata says so once it is there).
+    const index = this.meta.status().commit;
+    await waitFor(this.metaEvents, 'applied', () => (this.meta.applied >= index ? true : undefined), this.options.requestTimeoutMs, 'a move command to reach this broker').catch(() => undefined);
+    return result;
+  }
+
+  /** One step of a move, run by the partition's leader: here when this broker hosts the group, else through a replica. */
+  private async moveStep(request: MoveStepRequest): Promise<MoveStepAnswer> {
+    const hosted = this.groups.get(request.group);
+    if (hosted !== undefined) return parseMoveStepAnswer(await this.moveStepViaLeader(request));
+    const match = /^p\/(.+)\/(\d+)$/.exec(request.group);
+    const known = match === null ? undefined : this.router.leaderOf(match[1] as string, Number(match[2]));
+    const replicas = this.replicasOfGroup(request.group) ?? [];
+    // The leader this broker heard of first, then any replica (each forwards to the leader it knows).
+    const ordered = [...new Set([...(known !== undefined ? [known] : []), ...replicas])].filter((id) => id !== this.options.self);
+    const target = ordered[Math.floor(Math.random() * Math.min(ordered.length, known !== undefined ? 1 : ordered.length))];
+    if (target === undefined) throw new RelayError('NOT_LEADER', `no replica of ${request.group} to ask`);
+    return parseMoveStepAnswer(await this.rpc.call(target, MOVE_STEP_METHOD, request, this.options.requestTimeoutMs + 1000));
+  }
+
+  private moveStepViaLeader(request: MoveStepRequest): Promise<MoveStepAnswer> {
+    const hosted = this.groups.get(request.group);
+    if (hosted === undefined) return Promise.reject(new RelayError('NOT_LEADER', `broker ${this.options.self} hosts no replica of ${request.group}`));
+    return this.forwarding.viaLeader(hosted, () => this.moveStepHere(request), MOVE_STEP_METHOD, request);
+  }
+
+  /** On the partition's leader: makes the next Raft change of the move (see {@link nextMoveStep}) and says where it stands. */
+  private async moveStepHere(request: MoveStepRequest): Promise<MoveStepAnswer> {
+    const group = this.groups.get(request.group);
+    if (group === undefined) throw new RelayError('NOT_LEADER', `broker ${this.options.self} hosts no replica of ${request.group}`);
+    const status = group.status();
+    if (status.role !== 'leader') throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead ${request.group}`, status.leader === null ? {} : { leader: status.leader });
+    const { self, requestTimeoutMs } = this.options;
+    const { from, to } = request;
+    const answer = (phase: MoveStepAnswer['phase']): MoveStepAnswer => {
+      const now = group.status();
+      const match = [...now.progress, ...now.learnerProgress].find((p) => p.id === to)?.match ?? 0;
+      return { phase, leader: self, match, lastIndex: now.lastIndex };
+    };
+    const step = nextMoveStep({ ...status, self }, request);
+    switch (step.action) {
+      case 'add-learner':
+        await group.proposeConfChange({ type: 'add-learner', node: to }, requestTimeoutMs);
+        return answer('catching-up');
+      case 'wait':
+        return answer('catching-up');
+      case 'promote':
+        await group.proposeConfChange({ type: 'promote', node: to }, requestTimeoutMs);
+        return answer('promoted');
+      case 'transfer':
+        if (!group.transferLeadership(step.target)) throw new RelayError('NOT_LEADER', `broker ${self} could not hand ${request.group} to ${step.target}`);
+        return answer('transferring');
+      case 'remove':
+        await group.proposeConfChange({ type: 'remove', node: from }, requestTimeoutMs);
+        return answer('removed');
+      case 'done':
+        return answer('done');
+    }
   }
 
   /**
@@ -582,6 +728,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * It must be linked to this broker (started with `--join`).
    */
   async addBroker(broker: NodeId): Promise<ConfState> {
+    // An operator adding a decommissioned broker back: it may hold replicas again.
+    if (this.metadata.moves.isDraining(broker)) await this.proposeMove({ type: 'drain-broker', broker, draining: false });
     if (isMember(this.meta.confState, broker)) throw new RelayError('INVALID_ARGUMENT', `broker ${broker} is a member of the cluster already`);
     if (!this.options.transport.connectedPeers().includes(broker)) {
       throw new RelayError('INVALID_ARGUMENT', `broker ${broker} is not linked to broker ${this.options.self}: start it with --join <a member's peer address> first`);
@@ -592,8 +740,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Proposes an operator's topic on this broker, the metadata leader. */
   private createTopicWithSettingsHere(topic: string, settings: TopicSettings): Promise<unknown> {
     if (this.metadata.get(topic) !== undefined) return Promise.resolve('exists');
-    const conf = this.meta.confState;
-    const brokers = [...conf.voters, ...(conf.learners ?? [])].sort();
+    const brokers = this.placementBrokers();
     const partitions = settings.partitions ?? this.options.defaultPartitions;
     const replicationFactor = settings.replicationFactor ?? this.options.replicationFactor;
     return this.proposeMeta({ type: 'create-topic', topic, partitions, replicationFactor, brokers });
@@ -601,9 +748,16 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** Proposes a partition increase on this broker, the metadata leader; placed over the metadata group's members. */
   private addPartitionsHere(topic: string, partitions: number): Promise<unknown> {
-    const conf = this.meta.confState;
-    const brokers = [...conf.voters, ...(conf.learners ?? [])].sort();
+    const brokers = this.placementBrokers();
     return this.proposeMeta({ type: 'add-partitions', topic, partitions, brokers });
+  }
+
+  /** Where new replicas may go: the metadata group's members as this broker knows them, less draining ones (sorted). */
+  private placementBrokers(): string[] {
+    const conf = this.meta.confState;
+    const members = [...conf.voters, ...(conf.learners ?? [])].filter((id) => !this.metadata.moves.isDraining(id)).sort();
+    // Never nothing: a cluster whose every member drains places as before (the refusal rules keep this from happening).
+    return members.length > 0 ? members : [...conf.voters, ...(conf.learners ?? [])].sort();
   }
 
   /** The configuration of a Raft group hosted here, as in effect on this broker; `undefined` when not hosted. */
@@ -699,6 +853,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   async close(): Promise<void> {
     this.groupSessions.stop();
+    this.moveCoordinator.stop();
     this.consumerGroupEvents.removeAllListeners();
     this.membershipEvents.removeAllListeners();
     this.stopTicking?.();
@@ -733,6 +888,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       this.consumerGroupEvents.emit('changed', undefined);
     }
     if (result.kind === 'cluster-id') this.options.onClusterId?.(result.clusterId);
+    // A move's new replica starts its group here; a finished (or cancelled) move drops the replica it replaced.
+    if (result.kind === 'move-started' || result.kind === 'move-finished' || result.kind === 'move-cancelled') {
+      const topic = this.metadata.get(result.move.topic);
+      if (topic !== undefined) this.hostPartitions(topic);
+    }
     this.metaEvents.emit('applied');
     this.announceApplied();
     // Durable position results carry the positions back to the proposer.
@@ -762,12 +922,14 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    */
   private hostPartitions(topic: TopicMetadata): void {
     topic.partitions.forEach((assignment, partition) => {
-      if (!assignment.replicas.includes(this.options.self)) {
+      const id = partitionGroupId(topic.topic, partition);
+      const self = this.options.self;
+      if (!assignment.replicas.includes(self) && !(assignment.learners ?? []).includes(self)) {
+        if (this.creating.has(id)) this.dropPartition(topic.topic, partition);
         this.emit('appended', topic.topic, partition);
         return;
       }
-      const id = partitionGroupId(topic.topic, partition);
-      if (this.creating.has(id)) return;
+      if (this.creating.has(id) || this.dropping.has(id)) return;
       // A failed creation (a full disk) is logged and forgotten; maintenance hosts it again.
       this.partitionGroup(topic.topic, partition).then(
         // Announced once hosted: a subscription that started before the topic reached this broker's metadata places its cursor.
@@ -782,7 +944,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const id = partitionGroupId(topic, partition);
     return this.creating.get(id, async () => {
       const assignment = await this.assignment(topic, partition);
-      if (!assignment.replicas.includes(this.options.self)) {
+      // A move's target hosts the group before it is a replica (it joins as a learner).
+      if (!assignment.replicas.includes(this.options.self) && !(assignment.learners ?? []).includes(this.options.self)) {
         throw new RelayError('NOT_LEADER', `broker ${this.options.self} holds no replica of ${id}`, { leader: assignment.replicas[0] as string });
       }
       const { group, log, hosted } = await this.factory.partition(topic, partition, assignment.replicas, {
@@ -801,12 +964,40 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   /**
+   * Stops and deletes this broker's replica of a partition the metadata no
+   * longer places here (moved to another broker). Readers here go to the
+   * other replicas from now on.
+   */
+  private dropPartition(topic: string, partition: number): void {
+    const id = partitionGroupId(topic, partition);
+    const creating = this.creating.take(id);
+    if (creating === undefined) return;
+    this.dropping.add(id);
+    creating
+      .then(async (group) => {
+        group.stop(new RelayError('NOT_LEADER', `broker ${this.options.self} no longer holds a replica of ${id}`));
+        this.groups.delete(id);
+        this.partitions.delete(id);
+        const hosted = this.disks.get(id);
+        this.disks.delete(id);
+        await hosted?.finish(); // lets a running maintenance step end before the files go
+        await this.factory.dropPartition(topic, partition, hosted?.partition ?? undefined);
+        this.options.log('info', 'replica moved away: group stopped and files deleted', { group: id });
+      })
+      .catch((err: unknown) => this.options.log('warn', 'could not delete a replica moved away', { group: id, error: String(err) }))
+      .finally(() => {
+        this.dropping.delete(id);
+        this.emit('appended', topic, partition); // readers here look again, at another replica
+      });
+  }
+
+  /**
    * A partition's replicas from the metadata. A topic not known here yet
    * (the metadata lags, or this broker is starting) is waited for, bounded,
    * then answered `NOT_LEADER` (retriable), never `INVALID_PARTITION`: the
    * broker that forwarded the publish had it checked against its metadata.
    */
-  private async assignment(topic: string, partition: number): Promise<{ replicas: readonly NodeId[] }> {
+  private async assignment(topic: string, partition: number): Promise<{ replicas: readonly NodeId[]; learners?: readonly NodeId[] }> {
     const waitMs = this.options.requestTimeoutMs;
     const known = await waitFor(this.metaEvents, 'applied', () => this.metadata.get(topic), waitMs, `topic ${topic} in this broker's metadata`).catch(() => undefined);
     if (known === undefined) throw metadataLagging(this.options.self, topic, waitMs);
@@ -817,6 +1008,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** Keeps partitions on disk bounded (checkpoints, compaction, retention) and repairs damage: see {@link HostedPartition}. */
   private maintain(): void {
+    this.moveCoordinator.tick();
     this.metaCompaction.maybeCompact();
     this.admission.tick();
     this.naming?.tick();
@@ -842,8 +1034,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     if (this.metadata.get(topic) !== undefined) return Promise.resolve('exists');
     const { defaultPartitions, replicationFactor } = this.options;
     // Placed on the metadata group's members as this leader knows them (brokers that joined included).
-    const conf = this.meta.confState;
-    const brokers = [...conf.voters, ...(conf.learners ?? [])].sort();
+    const brokers = this.placementBrokers();
     return this.meta.propose({ type: 'create-topic', topic, partitions: defaultPartitions, replicationFactor, brokers }, this.options.requestTimeoutMs);
   }
 

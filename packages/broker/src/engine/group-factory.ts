@@ -3,13 +3,14 @@
  * and each hosted partition's (its log in memory or on disk, its Raft log,
  * the group, and on disk its maintenance). Owns every group's Raft log.
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetadataCommand, MetadataSnapshot } from '../core/metadata/metadata.js';
 import { applyPublish } from '../core/partition/apply.js';
 import { parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type PartitionLog } from '../core/partition/partition.js';
 import { PartitionProjection } from '../core/partition/projection.js';
-import type { ConfState, NodeId, RaftConfigOptions, Storage } from '../core/raft/index.js';
+import { isMember, type ConfState, type NodeId, type RaftConfigOptions, type Storage } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { LogFunction } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
@@ -93,7 +94,12 @@ export class GroupFactory {
     return new RaftGroup<MetadataCommand, unknown, MetadataSnapshot>({ ...this.groupBase(META_GROUP), storage, ...state });
   }
 
-  /** Opens a partition's log and Raft log and creates its group; on failure, leaves nothing open. */
+  /**
+   * Opens a partition's log and Raft log and creates its group; on failure,
+   * leaves nothing open. `replicas` bootstrap a new Raft log; a broker its
+   * stored configuration does not name (a move's new replica, or one removed)
+   * starts the group joining: it never campaigns, and waits to be added.
+   */
   async partition(topic: string, partition: number, replicas: readonly NodeId[], hooks: PartitionHooks): Promise<OpenedPartition> {
     const id = partitionGroupId(topic, partition);
     const { dataDir, dedupeWindow, retentionBytes, segmentBytes } = this.options;
@@ -121,6 +127,7 @@ export class GroupFactory {
     const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
       ...this.groupBase(id),
       storage,
+      joining: !isMember(storage.confState, this.options.self),
       applied: checkpoint?.index ?? 0,
       parseData: parsePublishCommand,
       parseSnapshot: parseCheckpoint,
@@ -177,6 +184,23 @@ export class GroupFactory {
   recoveryTarget(group: { readonly id: string; readonly applied: number; status(): { commit: number } }): number {
     const commit = group.status().commit;
     return lastStateEntry(this.storages.get(group.id)?.reader, group.applied, commit);
+  }
+
+  /**
+   * Deletes a partition replica this broker no longer holds (moved away):
+   * closes its Raft log and its partition log, then removes their files.
+   * The group must be stopped first.
+   */
+  async dropPartition(topic: string, partition: number, log: { close(): Promise<void> } | undefined): Promise<void> {
+    const id = partitionGroupId(topic, partition);
+    const storage = this.storages.get(id);
+    this.storages.delete(id);
+    await Promise.allSettled([storage?.close(), log?.close()]);
+    const { dataDir } = this.options;
+    if (dataDir === undefined) return;
+    // Straight on the node file system: the injectable one has no directory removal, and nothing here needs faults.
+    const raftLog = join(dataDir, 'raft', `${fileName(id)}.log`);
+    await Promise.all([rm(join(dataDir, 'partitions', fileName(id)), { recursive: true, force: true }), rm(raftLog, { force: true }), rm(`${raftLog}.tmp`, { force: true })]);
   }
 
   /** Closes every Raft log. */

@@ -1,6 +1,9 @@
 import type { Cursor } from '@relaymq/sdk/protocol';
 import { DurablePositions, type CommitPositionsCommand, type CommitResult } from './positions.js';
 import { ConsumerGroups, parseGroupRecords, type GroupCommand, type GroupRecord, type GroupResult } from './groups.js';
+import { ReplicaMoves, parseMovesRecord, type MoveCommand, type MoveResult, type PartitionAssignment, type ReplicaMove } from './moves.js';
+
+export type { PartitionAssignment } from './moves.js';
 
 /**
  * Cluster metadata as a pure, replicated state machine: the topics, their
@@ -9,12 +12,6 @@ import { ConsumerGroups, parseGroupRecords, type GroupCommand, type GroupRecord,
  * in the same order on every voting broker (through the metadata Raft group),
  * so every broker computes the same assignment.
  */
-
-/** Where one partition lives. */
-export interface PartitionAssignment {
-  /** Brokers holding a replica; the first is the preferred leader. */
-  replicas: string[];
-}
 
 export interface TopicMetadata {
   topic: string;
@@ -43,13 +40,13 @@ export interface CreateTopicCommand {
  * positions (never lowers them); with no positions it is a linearizable read
  * of the durable's positions, since it answers only once ordered in the log.
  */
-export type MetadataCommand = CreateTopicCommand | CommitPositionsCommand | GroupCommand | SetClusterIdCommand | AddPartitionsCommand;
+export type MetadataCommand = CreateTopicCommand | CommitPositionsCommand | GroupCommand | SetClusterIdCommand | AddPartitionsCommand | MoveCommand;
 
 /** What creating a topic produced. */
 export type TopicResult = { kind: 'created'; topic: TopicMetadata } | { kind: 'exists'; topic: TopicMetadata };
 
 /** What applying a command produced. */
-export type MetadataResult = TopicResult | CommitResult | GroupResult | ClusterIdResult | AddPartitionsResult;
+export type MetadataResult = TopicResult | CommitResult | GroupResult | ClusterIdResult | AddPartitionsResult | MoveResult;
 
 /** The whole metadata state, as the metadata group's Raft snapshot. */
 export interface MetadataSnapshot {
@@ -59,6 +56,10 @@ export interface MetadataSnapshot {
   groups?: GroupRecord[];
   /** The cluster id (absent before the cluster was named). */
   clusterId?: string;
+  /** Replica moves in progress (absent in snapshots taken before moves existed, or with none). */
+  moves?: ReplicaMove[];
+  /** Brokers being emptied (decommissioned); absent when none. */
+  draining?: string[];
 }
 
 /**
@@ -106,6 +107,8 @@ export class MetadataState {
   private namedAs: string | undefined;
   /** Consumer groups: members, partition owners with epochs, committed positions. */
   readonly groups = new ConsumerGroups(() => this.all().map((t) => ({ topic: t.topic, partitions: t.partitions.length })));
+  /** Replica moves in progress and draining brokers (moves.ts). */
+  readonly moves = new ReplicaMoves((topic) => this.topics.get(topic));
 
   /** @param brokers - ids of the brokers replicas may be placed on. */
   constructor(private readonly brokers: readonly string[]) {
@@ -154,6 +157,9 @@ export class MetadataState {
   snapshot(): MetadataSnapshot {
     const snapshot: MetadataSnapshot = { topics: structuredClone(this.all()), durables: this.durablePositions.toRecords(), groups: this.groups.toRecords() };
     if (this.namedAs !== undefined) snapshot.clusterId = this.namedAs;
+    const { moves, draining } = this.moves.toRecord();
+    if (moves.length > 0) snapshot.moves = moves;
+    if (draining.length > 0) snapshot.draining = draining;
     return snapshot;
   }
 
@@ -164,6 +170,7 @@ export class MetadataState {
     this.durablePositions.restore(snapshot.durables);
     this.groups.restore(snapshot.groups ?? []);
     this.namedAs = snapshot.clusterId;
+    this.moves.restore({ moves: snapshot.moves ?? [], draining: snapshot.draining ?? [] });
   }
 
   /** Applies a committed command. Deterministic: same commands, same state, on every broker. */
@@ -172,8 +179,10 @@ export class MetadataState {
   apply(command: GroupCommand): GroupResult;
   apply(command: SetClusterIdCommand): ClusterIdResult;
   apply(command: AddPartitionsCommand): AddPartitionsResult;
+  apply(command: MoveCommand): MoveResult;
   apply(command: MetadataCommand): MetadataResult;
   apply(command: MetadataCommand): MetadataResult {
+    if (command.type === 'move-replica' || command.type === 'finish-move' || command.type === 'cancel-move' || command.type === 'drain-broker') return this.moves.apply(command);
     if (command.type === 'add-partitions') return this.addPartitions(command);
     if (command.type === 'set-cluster-id') {
       this.namedAs ??= command.clusterId;
@@ -266,8 +275,9 @@ export function assignReplicas(
 /** Reads an untrusted value (a snapshot from a peer) as a {@link MetadataSnapshot}, or `undefined`. */
 export function parseMetadataSnapshot(value: unknown): MetadataSnapshot | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { topics, durables, groups, clusterId } = value as Record<string, unknown>;
+  const { topics, durables, groups, clusterId, moves, draining } = value as Record<string, unknown>;
   if (!Array.isArray(topics) || !Array.isArray(durables) || parseGroupRecords(groups) === undefined) return undefined;
+  if (parseMovesRecord(moves, draining) === undefined) return undefined;
   if (clusterId !== undefined && (typeof clusterId !== 'string' || !CLUSTER_ID_PATTERN.test(clusterId))) return undefined;
   const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   for (const t of topics as unknown[]) {
@@ -276,6 +286,7 @@ export function parseMetadataSnapshot(value: unknown): MetadataSnapshot | undefi
     for (const a of topic.partitions as unknown[]) {
       const replicas = (typeof a === 'object' && a !== null ? a : {}) as Record<string, unknown>;
       if (!Array.isArray(replicas.replicas) || !replicas.replicas.every((r) => typeof r === 'string')) return undefined;
+      if (replicas.learners !== undefined && (!Array.isArray(replicas.learners) || !replicas.learners.every((r) => typeof r === 'string'))) return undefined;
     }
   }
   for (const d of durables as unknown[]) {

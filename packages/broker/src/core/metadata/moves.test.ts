@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { MetadataState, parseMetadataSnapshot } from './metadata.js';
+import { parseMoveCommand, planDrainMoves, replicasOn, type MovableTopic } from './moves.js';
+
+/** A metadata state with `orders` (3 partitions, factor 3) on b1..b4. */
+function state(): MetadataState {
+  const metadata = new MetadataState(['b1', 'b2', 'b3', 'b4']);
+  metadata.apply({ type: 'create-topic', topic: 'orders', partitions: 3, replicationFactor: 3, brokers: ['b1', 'b2', 'b3', 'b4'] });
+  return metadata;
+}
+const replicasOf = (m: MetadataState, p: number): string[] => m.get('orders')?.partitions[p]?.replicas ?? [];
+
+describe('replica moves in the metadata', () => {
+  it('a move lists its target as a learner, then puts it in the old replica\'s place (keeping the order), and is gone', () => {
+    const m = state();
+    const before = replicasOf(m, 0);
+    const from = before[0] as string;
+    const to = ['b1', 'b2', 'b3', 'b4'].find((id) => !before.includes(id)) as string;
+    expect(m.apply({ type: 'move-replica', topic: 'orders', partition: 0, from, to, atMs: 1000 })).toEqual({
+      kind: 'move-started',
+      move: { topic: 'orders', partition: 0, from, to, startedAtMs: 1000 },
+    });
+    expect(m.get('orders')?.partitions[0]).toEqual({ replicas: before, learners: [to] });
+    expect(m.moves.all()).toHaveLength(1);
+    // A second move of the same partition waits for this one.
+    expect(m.apply({ type: 'move-replica', topic: 'orders', partition: 0, from: before[1] as string, to, atMs: 1001 })).toMatchObject({ kind: 'move-refused', reason: expect.stringMatching(/moving already/) });
+    // Finishing names the move exactly.
+    expect(m.apply({ type: 'finish-move', topic: 'orders', partition: 0, from: before[1] as string, to })).toMatchObject({ kind: 'move-refused' });
+    expect(m.apply({ type: 'finish-move', topic: 'orders', partition: 0, from, to })).toMatchObject({ kind: 'move-finished' });
+    expect(m.get('orders')?.partitions[0]).toEqual({ replicas: [to, ...before.slice(1)] });
+    expect(m.moves.all()).toEqual([]);
+  });
+
+  it('refuses moves that do not apply', () => {
+    const m = state();
+    const [a, b] = replicasOf(m, 1) as [string, string];
+    const outside = ['b1', 'b2', 'b3', 'b4'].find((id) => !replicasOf(m, 1).includes(id)) as string;
+    expect(m.apply({ type: 'move-replica', topic: 'nope', partition: 0, from: a, to: outside, atMs: 0 })).toMatchObject({ kind: 'move-refused', reason: 'no partition nope/0' });
+    expect(m.apply({ type: 'move-replica', topic: 'orders', partition: 9, from: a, to: outside, atMs: 0 })).toMatchObject({ kind: 'move-refused' });
+    expect(m.apply({ type: 'move-replica', topic: 'orders', partition: 1, from: outside, to: a, atMs: 0 })).toMatchObject({ reason: `${outside} holds no replica of orders/1` });
+    expect(m.apply({ type: 'move-replica', topic: 'orders', partition: 1, from: a, to: b, atMs: 0 })).toMatchObject({ reason: `${b} holds a replica of orders/1 already` });
+    expect(m.moves.all()).toEqual([]);
+    expect(m.get('orders')?.partitions[1]?.learners).toBeUndefined();
+  });
+
+  it('a cancelled move takes its learner away and leaves the replicas as they were', () => {
+    const m = state();
+    const before = replicasOf(m, 2);
+    const to = ['b1', 'b2', 'b3', 'b4'].find((id) => !before.includes(id)) as string;
+    m.apply({ type: 'move-replica', topic: 'orders', partition: 2, from: before[2] as string, to, atMs: 5 });
+    expect(m.apply({ type: 'cancel-move', topic: 'orders', partition: 2, to: 'b9' })).toMatchObject({ kind: 'move-refused' });
+    expect(m.apply({ type: 'cancel-move', topic: 'orders', partition: 2, to })).toMatchObject({ kind: 'move-cancelled' });
+    expect(m.get('orders')?.partitions[2]).toEqual({ replicas: before });
+  });
+
+  it('draining brokers and moves survive a snapshot, which a peer\'s parser accepts; malformed ones are refused', () => {
+    const m = state();
+    const before = replicasOf(m, 0);
+    const to = ['b1', 'b2', 'b3', 'b4'].find((id) => !before.includes(id)) as string;
+    m.apply({ type: 'move-replica', topic: 'orders', partition: 0, from: before[0] as string, to, atMs: 7 });
+    expect(m.apply({ type: 'drain-broker', broker: 'b2', draining: true })).toEqual({ kind: 'draining', brokers: ['b2'] });
+    const snapshot = JSON.parse(JSON.stringify(m.snapshot())) as unknown;
+    const parsed = parseMetadataSnapshot(snapshot);
+    expect(parsed).toBeDefined();
+    const restored = new MetadataState(['b1']);
+    restored.restore(parsed as NonNullable<typeof parsed>);
+    expect(restored.moves.all()).toEqual(m.moves.all());
+    expect(restored.moves.draining).toEqual(['b2']);
+    expect(restored.get('orders')?.partitions[0]?.learners).toEqual([to]);
+    expect(restored.apply({ type: 'finish-move', topic: 'orders', partition: 0, from: before[0] as string, to })).toMatchObject({ kind: 'move-finished' });
+    expect(restored.apply({ type: 'drain-broker', broker: 'b2', draining: false })).toEqual({ kind: 'draining', brokers: [] });
+    // Snapshots without moves (taken before moves existed) still parse; a malformed move does not.
+    expect(parseMetadataSnapshot({ topics: [], durables: [] })).toBeDefined();
+    expect(parseMetadataSnapshot({ topics: [], durables: [], moves: [{ topic: 't', partition: -1, from: 'a', to: 'b', startedAtMs: 0 }] })).toBeUndefined();
+    expect(parseMetadataSnapshot({ topics: [{ topic: 't', replicationFactor: 1, partitions: [{ replicas: ['a'], learners: [3] }] }], durables: [] })).toBeUndefined();
+  });
+
+  it('parses move commands from the log, refusing malformed ones', () => {
+    expect(parseMoveCommand({ type: 'move-replica', topic: 't', partition: 0, from: 'a', to: 'b', atMs: 1 })).toEqual({ type: 'move-replica', topic: 't', partition: 0, from: 'a', to: 'b', atMs: 1 });
+    expect(parseMoveCommand({ type: 'finish-move', topic: 't', partition: 2, from: 'a', to: 'b' })).toEqual({ type: 'finish-move', topic: 't', partition: 2, from: 'a', to: 'b' });
+    expect(parseMoveCommand({ type: 'cancel-move', topic: 't', partition: 2, to: 'b' })).toEqual({ type: 'cancel-move', topic: 't', partition: 2, to: 'b' });
+    expect(parseMoveCommand({ type: 'drain-broker', broker: 'b', draining: true })).toEqual({ type: 'drain-broker', broker: 'b', draining: true });
+    expect(parseMoveCommand({ type: 'move-replica', topic: 't', partition: 0, from: 'a', to: 'b' })).toBeUndefined();
+    expect(parseMoveCommand({ type: 'drain-broker', broker: '', draining: true })).toBeUndefined();
+    expect(parseMoveCommand({ type: 'finish-move', topic: 't', partition: 1.5, from: 'a', to: 'b' })).toBeUndefined();
+    expect(parseMoveCommand({ type: 'create-topic', topic: 't', partition: 0 })).toBeUndefined();
+  });
+});
+
+describe('planDrainMoves', () => {
+  const topic = (name: string, assignments: string[][]): MovableTopic => ({ topic: name, partitions: assignments.map((replicas) => ({ replicas })) });
+
+  it('moves each replica off the draining broker to the least loaded member without one, up to the cap, deterministically', () => {
+    const topics = [topic('a', [['b1', 'b2', 'b3'], ['b1', 'b3', 'b4'], ['b2', 'b3', 'b4']]), topic('b', [['b1', 'b2', 'b4']])];
+    const view = { topics, moves: [], draining: ['b1'], members: ['b1', 'b2', 'b3', 'b4', 'b5'], maxMoves: 2 };
+    expect(planDrainMoves(view)).toEqual([
+      { topic: 'a', partition: 0, from: 'b1', to: 'b5' },
+      { topic: 'a', partition: 1, from: 'b1', to: 'b5' },
+    ]);
+    // b5 now holds two: the next goes to the least loaded of b2..b5 without a replica of b/0 (b3 holds 3, b5 2).
+    expect(planDrainMoves({ ...view, maxMoves: 3 })[2]).toEqual({ topic: 'b', partition: 0, from: 'b1', to: 'b5' });
+    expect(planDrainMoves({ ...view, maxMoves: 10 })).toHaveLength(3);
+  });
+
+  it('counts moves in progress against the cap and leaves their partitions alone; nothing without room, draining or a target', () => {
+    const topics = [topic('a', [['b1', 'b2', 'b3'], ['b1', 'b2', 'b3']])];
+    const moves = [{ topic: 'a', partition: 0, from: 'b1', to: 'b4', startedAtMs: 0 }];
+    const view = { topics, moves, draining: ['b1'], members: ['b1', 'b2', 'b3', 'b4'], maxMoves: 2 };
+    expect(planDrainMoves(view)).toEqual([{ topic: 'a', partition: 1, from: 'b1', to: 'b4' }]);
+    expect(planDrainMoves({ ...view, maxMoves: 1 })).toEqual([]);
+    expect(planDrainMoves({ ...view, draining: [] })).toEqual([]);
+    // No member left without a replica of the partition: nowhere to go.
+    expect(planDrainMoves({ ...view, moves: [], members: ['b1', 'b2', 'b3'] })).toEqual([]);
+    // A draining broker is never a target.
+    expect(planDrainMoves({ ...view, moves: [], draining: ['b1', 'b4'] })).toEqual([]);
+  });
+
+  it('replicasOn counts replicas and move targets', () => {
+    const topics: MovableTopic[] = [{ topic: 't', partitions: [{ replicas: ['b1', 'b2'] }, { replicas: ['b2', 'b3'], learners: ['b1'] }, { replicas: ['b3'] }] }];
+    expect(replicasOn('b1', topics)).toEqual(['t/0', 't/1']);
+    expect(replicasOn('b4', topics)).toEqual([]);
+  });
+});

@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest';
+import type { MoveCommand, MovableTopic, ReplicaMove } from '../core/metadata/moves.js';
+import type { ProgressStatus } from '../core/raft/index.js';
+import { CAUGHT_UP_ENTRIES, ReplicaMoveCoordinator, nextMoveStep, parseMoveStepAnswer, parseMoveStepRequest, type LeaderView, type MoveStepAnswer, type MoveStepRequest } from './replica-moves.js';
+
+const progress = (id: string, match: number): ProgressStatus => ({ id, match, next: match + 1, state: 'replicate', recentActive: true, inflight: 0 });
+
+function view(over: Partial<LeaderView>): LeaderView {
+  return { self: 'b1', voters: ['b1', 'b2', 'b3'], learners: [], commit: 100, lastIndex: 100, progress: [progress('b1', 100), progress('b2', 100), progress('b3', 90)], learnerProgress: [], ...over };
+}
+
+describe('nextMoveStep (on the partition leader)', () => {
+  const move = { from: 'b3', to: 'b4' };
+
+  it('adds the target as a learner, waits until it is caught up, then promotes it', () => {
+    expect(nextMoveStep(view({}), move)).toEqual({ action: 'add-learner' });
+    const learning = view({ learners: ['b4'], learnerProgress: [progress('b4', 10)] });
+    expect(nextMoveStep(learning, move)).toEqual({ action: 'wait', match: 10 });
+    expect(nextMoveStep({ ...learning, learnerProgress: [progress('b4', 100 - CAUGHT_UP_ENTRIES - 1)] }, move)).toMatchObject({ action: 'wait' });
+    expect(nextMoveStep({ ...learning, learnerProgress: [progress('b4', 100 - CAUGHT_UP_ENTRIES)] }, move)).toEqual({ action: 'promote' });
+    // Nothing heard from it yet (an empty group has commit 0 too): not caught up.
+    expect(nextMoveStep(view({ commit: 0, lastIndex: 0, learners: ['b4'], learnerProgress: [progress('b4', 0)] }), move)).toMatchObject({ action: 'wait' });
+  });
+
+  it('removes the old replica once the target votes, and is done when it is gone', () => {
+    expect(nextMoveStep(view({ voters: ['b1', 'b2', 'b3', 'b4'] }), move)).toEqual({ action: 'remove' });
+    expect(nextMoveStep(view({ voters: ['b1', 'b2', 'b4'] }), move)).toEqual({ action: 'done' });
+  });
+
+  it('a leader that is the replica leaving hands leadership to the most caught-up other voter first (the target on a tie)', () => {
+    const leaving = { from: 'b1', to: 'b4' };
+    const four = view({ voters: ['b1', 'b2', 'b3', 'b4'], progress: [progress('b1', 100), progress('b2', 99), progress('b3', 90), progress('b4', 99)] });
+    expect(nextMoveStep(four, leaving)).toEqual({ action: 'transfer', target: 'b4' });
+    expect(nextMoveStep({ ...four, progress: [progress('b1', 100), progress('b2', 100), progress('b4', 98)] }, leaving)).toEqual({ action: 'transfer', target: 'b2' });
+    // A group of one moving: no one to hand over to; the Raft core removes the leader and it hands over itself.
+    expect(nextMoveStep(view({ voters: ['b1', 'b4'], progress: [progress('b1', 5)] }), leaving)).toEqual({ action: 'remove' });
+  });
+
+  it('a repeated step does no harm: each is read from the configuration alone', () => {
+    const steps = [view({}), view({ learners: ['b4'], learnerProgress: [progress('b4', 100)] }), view({ voters: ['b1', 'b2', 'b3', 'b4'] }), view({ voters: ['b1', 'b2', 'b4'] })];
+    expect(steps.map((v) => nextMoveStep(v, move).action)).toEqual(['add-learner', 'promote', 'remove', 'done']);
+  });
+
+  it('reads requests and answers as untrusted input', () => {
+    expect(parseMoveStepRequest({ group: 'p/t/0', from: 'a', to: 'b' })).toEqual({ group: 'p/t/0', from: 'a', to: 'b' });
+    expect(() => parseMoveStepRequest({ group: 'meta', from: 'a', to: 'b' })).toThrow(/wants/);
+    expect(() => parseMoveStepRequest({ group: 'p/t/0', from: 'a', to: 'a' })).toThrow(/wants/);
+    expect(parseMoveStepAnswer({ phase: 'done', leader: 'b2', match: 3, lastIndex: 4 })).toEqual({ phase: 'done', leader: 'b2', match: 3, lastIndex: 4 });
+    expect(() => parseMoveStepAnswer({ phase: 'sideways', leader: 'b2', match: 3, lastIndex: 4 })).toThrow(/malformed/);
+  });
+});
+
+/** A coordinator over a fake engine: metadata in memory, steps answered by a script. */
+function harness(options: { draining?: string[]; maxMoves?: number; leader?: boolean } = {}) {
+  const topics: MovableTopic[] = [{ topic: 't', partitions: [{ replicas: ['b1', 'b2', 'b3'] }, { replicas: ['b1', 'b2', 'b4'] }, { replicas: ['b2', 'b3', 'b4'] }] }];
+  let moves: ReplicaMove[] = [];
+  let draining = options.draining ?? [];
+  let now = 1000;
+  let leader = options.leader ?? true;
+  const metaMembers = new Set(['b1', 'b2', 'b3', 'b4', 'b5']);
+  const proposed: MoveCommand[] = [];
+  const steps: MoveStepRequest[] = [];
+  const removed: string[] = [];
+  const phases = new Map<string, MoveStepAnswer['phase'][]>();
+  const logs: string[] = [];
+  const coordinator = new ReplicaMoveCoordinator({
+    isLeader: () => leader,
+    topics: () => topics,
+    moves: () => moves,
+    draining: () => draining,
+    targets: () => [...metaMembers].filter((id) => !draining.includes(id)),
+    isMetadataMember: (broker) => metaMembers.has(broker),
+    propose: async (command) => {
+      proposed.push(command);
+      if (command.type === 'move-replica') {
+        moves = [...moves, { topic: command.topic, partition: command.partition, from: command.from, to: command.to, startedAtMs: command.atMs }];
+        (topics[0]?.partitions[command.partition] as { learners?: string[] }).learners = [command.to];
+      }
+      if (command.type === 'finish-move') {
+        moves = moves.filter((m) => m.partition !== command.partition);
+        const a = topics[0]?.partitions[command.partition] as { replicas: string[]; learners?: string[] };
+        a.replicas = a.replicas.map((id) => (id === command.from ? command.to : id));
+        delete a.learners;
+      }
+      return { kind: 'ok' };
+    },
+    step: async (request) => {
+      steps.push(request);
+      const script = phases.get(request.group) ?? ['catching-up', 'promoted', 'removed', 'done'];
+      const phase = script.length > 1 ? (script.shift() as MoveStepAnswer['phase']) : (script[0] as MoveStepAnswer['phase']);
+      phases.set(request.group, script);
+      if (phase === 'pending' as never) throw new Error('leader changed');
+      return { phase, leader: 'b2', match: 5, lastIndex: 9 };
+    },
+    removeFromMetadata: async (broker) => {
+      removed.push(broker);
+      metaMembers.delete(broker);
+    },
+    maxMoves: options.maxMoves ?? 2,
+    now: () => now,
+    log: (_level, message) => void logs.push(message),
+  });
+  const settle = async (): Promise<void> => {
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  /** Ticks `n` times, 250 ms apart, letting each tick's work finish. */
+  const run = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) {
+      coordinator.tick();
+      await settle();
+      now += 250;
+    }
+  };
+  return {
+    coordinator, topics, proposed, steps, removed, phases, logs, run,
+    get moves() { return moves; },
+    setLeader: (v: boolean) => { leader = v; },
+    setDraining: (v: string[]) => { draining = v; },
+    addMove: (m: ReplicaMove) => { moves = [...moves, m]; },
+  };
+}
+
+describe('ReplicaMoveCoordinator (on the metadata leader)', () => {
+  it('drains a broker: starts moves up to the cap, steps each to done, finishes them, then takes the emptied broker out', async () => {
+    const h = harness({ draining: ['b1'], maxMoves: 1 });
+    await h.run(1);
+    expect(h.proposed).toEqual([{ type: 'move-replica', topic: 't', partition: 0, from: 'b1', to: 'b5', atMs: 1000 }]);
+    expect(h.moves).toHaveLength(1);
+    await h.run(30);
+    // Both of b1's replicas moved, one at a time.
+    const starts = h.proposed.filter((c) => c.type === 'move-replica');
+    const finishes = h.proposed.filter((c) => c.type === 'finish-move');
+    expect(starts).toHaveLength(2);
+    expect(finishes).toHaveLength(2);
+    expect(h.topics[0]?.partitions.every((p) => !p.replicas.includes('b1'))).toBe(true);
+    expect(h.removed).toEqual(['b1']);
+    // Every step named the partition's group, the draining broker and the target.
+    expect(h.steps.every((s) => s.group.startsWith('p/t/') && s.from === 'b1')).toBe(true);
+    expect(h.coordinator.progress()).toEqual([]);
+  });
+
+  it('shows each move\'s last step and failure; retries a failed step after a pause; does nothing off the metadata leader', async () => {
+    const h = harness({ leader: false });
+    h.addMove({ topic: 't', partition: 2, from: 'b4', to: 'b1', startedAtMs: 500 });
+    h.phases.set('p/t/2', ['pending' as never, 'catching-up', 'catching-up']);
+    await h.run(3);
+    expect(h.steps).toEqual([]);
+    expect(h.coordinator.progress()).toEqual([{ topic: 't', partition: 2, from: 'b4', to: 'b1', startedAtMs: 500, phase: 'pending', match: 0, lastIndex: 0 }]);
+    h.setLeader(true);
+    await h.run(1);
+    expect(h.steps).toHaveLength(1);
+    expect(h.coordinator.progress()[0]).toMatchObject({ phase: 'pending', error: 'leader changed' });
+    expect(h.logs).toContain('replica move step failed; retrying');
+    // Not again before a second has passed (250 ms ticks).
+    await h.run(3);
+    expect(h.steps).toHaveLength(1);
+    await h.run(1);
+    expect(h.steps).toHaveLength(2);
+    expect(h.coordinator.progress()[0]).toEqual({ topic: 't', partition: 2, from: 'b4', to: 'b1', startedAtMs: 500, phase: 'catching-up', match: 5, lastIndex: 9 });
+    // Nothing is proposed for a move still catching up.
+    expect(h.proposed).toEqual([]);
+  });
+});

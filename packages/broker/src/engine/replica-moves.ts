@@ -1,0 +1,276 @@
+/**
+ * Moving partition replicas between brokers, as the metadata leader drives
+ * it. The moves themselves are metadata (core/metadata/moves.ts), so a new
+ * metadata leader resumes every unfinished one; this module holds what runs:
+ *
+ * - {@link nextMoveStep}: on the partition's leader, the one Raft change that
+ *   brings a move closer (add `to` as a learner; promote it once caught up;
+ *   hand leadership away when the leader is `from`; remove `from`), decided
+ *   from the group's configuration alone, so a step repeated after a lost
+ *   answer or a leader change does no harm;
+ * - {@link ReplicaMoveCoordinator}: on the metadata leader, asks the
+ *   partition's leader for the next step of every move until it is done,
+ *   then records `finish-move`; starts the moves that empty draining brokers
+ *   (at most `maxMoves` at once), and takes an emptied broker out of the
+ *   metadata group.
+ */
+import { RelayError } from '@relaymq/sdk/protocol';
+import { planDrainMoves, replicasOn, type MoveCommand, type MovableTopic, type ReplicaMove } from '../core/metadata/moves.js';
+import type { NodeId, ProgressStatus } from '../core/raft/index.js';
+
+/** The peer RPC method of one step of a move, answered by the partition's leader. */
+export const MOVE_STEP_METHOD = 'replica.move-step';
+/** The peer RPC method that carries a move command (a drain) to the metadata leader. */
+export const MOVE_COMMAND_METHOD = 'meta.move';
+
+/** One step of the move of a partition group's replica from `from` to `to`. */
+export interface MoveStepRequest {
+  /** `p/<topic>/<partition>`. */
+  group: string;
+  from: NodeId;
+  to: NodeId;
+}
+
+/** Where a move stands after a step, as the partition's leader saw it. */
+export type MovePhase = 'catching-up' | 'promoted' | 'transferring' | 'removed' | 'done';
+
+export interface MoveStepAnswer {
+  phase: MovePhase;
+  /** The leader that answered. */
+  leader: NodeId;
+  /** The new replica's match index and the leader's last index (what it has to catch up). */
+  match: number;
+  lastIndex: number;
+}
+
+/** A learner within this many entries of the leader's commit index is caught up (under load it never quite is). */
+export const CAUGHT_UP_ENTRIES = 64;
+
+/** What {@link nextMoveStep} reads of a partition group, on its leader. */
+export interface LeaderView {
+  self: NodeId;
+  voters: readonly NodeId[];
+  learners: readonly NodeId[];
+  commit: number;
+  lastIndex: number;
+  progress: readonly ProgressStatus[];
+  learnerProgress: readonly ProgressStatus[];
+}
+
+/** The Raft change a step makes. */
+export type MoveAction =
+  | { action: 'add-learner' }
+  | { action: 'wait'; match: number }
+  | { action: 'promote' }
+  | { action: 'transfer'; target: NodeId }
+  | { action: 'remove' }
+  | { action: 'done' };
+
+/**
+ * The next change of the move `from` → `to`, from the configuration of the
+ * partition's group on its leader. `to` not yet a member: add it as a
+ * learner. A learner: wait until it replicates within
+ * {@link CAUGHT_UP_ENTRIES} of the commit index, then promote it. Both
+ * voters: remove `from` — after handing leadership to the most caught-up
+ * other voter when this leader is `from` (the Raft core could remove a
+ * leader, but a transfer stalls publishing for a heartbeat instead of an
+ * election). `to` votes and `from` is out: done.
+ */
+export function nextMoveStep(view: LeaderView, move: { from: NodeId; to: NodeId }): MoveAction {
+  const { from, to } = move;
+  const toVotes = view.voters.includes(to);
+  const fromIn = view.voters.includes(from) || view.learners.includes(from);
+  if (!toVotes && !view.learners.includes(to)) return { action: 'add-learner' };
+  if (!toVotes) {
+    const match = view.learnerProgress.find((p) => p.id === to)?.match ?? 0;
+    return match + CAUGHT_UP_ENTRIES >= view.commit && match > 0 ? { action: 'promote' } : { action: 'wait', match };
+  }
+  if (!fromIn) return { action: 'done' };
+  if (view.self !== from) return { action: 'remove' };
+  let target: ProgressStatus | undefined;
+  for (const p of view.progress) {
+    if (p.id === from || !view.voters.includes(p.id)) continue;
+    if (target === undefined || p.match > target.match || (p.match === target.match && p.id === to)) target = p;
+  }
+  // No other voter (a group of one moving): the Raft core removes a leader safely; it hands over itself.
+  return target === undefined ? { action: 'remove' } : { action: 'transfer', target: target.id };
+}
+
+const isId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 64;
+
+export function parseMoveStepRequest(body: unknown): MoveStepRequest {
+  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (typeof o.group !== 'string' || !o.group.startsWith('p/') || o.group.length > 300 || !isId(o.from) || !isId(o.to) || o.from === o.to) {
+    throw new RelayError('INVALID_ARGUMENT', `${MOVE_STEP_METHOD} wants { group: 'p/<topic>/<partition>', from, to }`);
+  }
+  return { group: o.group, from: o.from, to: o.to };
+}
+
+const PHASES: readonly MovePhase[] = ['catching-up', 'promoted', 'transferring', 'removed', 'done'];
+
+export function parseMoveStepAnswer(body: unknown): MoveStepAnswer {
+  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  const uint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (!PHASES.includes(o.phase as MovePhase) || !isId(o.leader) || !uint(o.match) || !uint(o.lastIndex)) {
+    throw new RelayError('INTERNAL', `malformed answer to ${MOVE_STEP_METHOD}`);
+  }
+  return { phase: o.phase as MovePhase, leader: o.leader, match: o.match, lastIndex: o.lastIndex };
+}
+
+/** A move as operators see it: the metadata's record and, on the metadata leader, its last step. */
+export interface MoveProgress extends ReplicaMove {
+  /** The last step's answer (`pending` before the first, or off the metadata leader). */
+  phase: MovePhase | 'pending';
+  /** Raft entries the new replica holds, and the leader's last index (0 when unknown). */
+  match: number;
+  lastIndex: number;
+  /** The last step's failure, while it is retried. */
+  error?: string;
+}
+
+/** What the coordinator reads and asks of the engine. */
+export interface MoveCoordinatorContext {
+  /** Whether this broker leads the metadata group. */
+  isLeader: () => boolean;
+  topics: () => readonly MovableTopic[];
+  moves: () => readonly ReplicaMove[];
+  draining: () => readonly NodeId[];
+  /** Brokers replicas may move to: members of the metadata group that are linked to this broker (or are it). */
+  targets: () => readonly NodeId[];
+  /** Whether `broker` is still in the metadata group. */
+  isMetadataMember: (broker: NodeId) => boolean;
+  /** Proposes a move command in the metadata group (this broker leads it). */
+  propose: (command: MoveCommand) => Promise<unknown>;
+  /** Runs one step of a move on the partition's leader. */
+  step: (request: MoveStepRequest) => Promise<MoveStepAnswer>;
+  /** Takes an emptied broker out of the metadata group. */
+  removeFromMetadata: (broker: NodeId) => Promise<unknown>;
+  /** Moves in progress at once, in all. */
+  maxMoves: number;
+  now: () => number;
+  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** A move's next step waits this long after an answer, and after a failure. */
+const STEP_MS = 200;
+const RETRY_MS = 1000;
+
+interface Driving {
+  inFlight: boolean;
+  nextAt: number;
+  last: MoveStepAnswer | undefined;
+  error: string | undefined;
+  failures: number;
+}
+
+const keyOf = (m: { topic: string; partition: number }): string => `${m.topic}\u0000${m.partition}`;
+
+export class ReplicaMoveCoordinator {
+  private readonly driving = new Map<string, Driving>();
+  private planning = false;
+  private readonly removing = new Set<NodeId>();
+  private stopped = false;
+
+  constructor(private readonly ctx: MoveCoordinatorContext) {}
+
+  /** Called often (the engine's maintenance): drives what is due, on the metadata leader only. */
+  tick(): void {
+    if (this.stopped) return;
+    if (!this.ctx.isLeader()) {
+      this.driving.clear(); // a later leadership starts over from the metadata
+      return;
+    }
+    const moves = this.ctx.moves();
+    const live = new Set(moves.map(keyOf));
+    for (const key of this.driving.keys()) if (!live.has(key) && this.driving.get(key)?.inFlight !== true) this.driving.delete(key);
+    for (const move of moves) this.drive(move);
+    this.plan(moves);
+    this.retireDrained();
+  }
+
+  /** Every move in progress with what this broker knows of it. */
+  progress(): MoveProgress[] {
+    return this.ctx.moves().map((move) => {
+      const d = this.driving.get(keyOf(move));
+      const progress: MoveProgress = { ...move, phase: d?.last?.phase ?? 'pending', match: d?.last?.match ?? 0, lastIndex: d?.last?.lastIndex ?? 0 };
+      if (d?.error !== undefined) progress.error = d.error;
+      return progress;
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.driving.clear();
+  }
+
+  private drive(move: ReplicaMove): void {
+    const key = keyOf(move);
+    let d = this.driving.get(key);
+    if (d === undefined) {
+      d = { inFlight: false, nextAt: 0, last: undefined, error: undefined, failures: 0 };
+      this.driving.set(key, d);
+    }
+    const now = this.ctx.now();
+    if (d.inFlight || now < d.nextAt) return;
+    d.inFlight = true;
+    const state = d;
+    const request: MoveStepRequest = { group: `p/${move.topic}/${move.partition}`, from: move.from, to: move.to };
+    this.ctx
+      .step(request)
+      .then(async (answer) => {
+        const before = state.last?.phase;
+        state.last = answer;
+        state.error = undefined;
+        state.failures = 0;
+        if (answer.phase !== before) this.ctx.log('info', 'replica move step', { group: request.group, from: move.from, to: move.to, phase: answer.phase, leader: answer.leader });
+        if (answer.phase === 'done') {
+          await this.ctx.propose({ type: 'finish-move', topic: move.topic, partition: move.partition, from: move.from, to: move.to });
+          this.ctx.log('info', 'replica moved', { group: request.group, from: move.from, to: move.to, ms: this.ctx.now() - move.startedAtMs });
+        }
+      })
+      .catch((err: unknown) => {
+        state.error = err instanceof Error ? err.message : String(err);
+        state.failures++;
+        // Retried for ever: a leader change or a pending change of the group is expected; say so now and then.
+        if (state.failures === 1 || state.failures % 10 === 0) this.ctx.log('warn', 'replica move step failed; retrying', { group: request.group, failures: state.failures, error: state.error });
+      })
+      .finally(() => {
+        state.inFlight = false;
+        state.nextAt = this.ctx.now() + (state.error === undefined ? STEP_MS : RETRY_MS);
+      });
+  }
+
+  private plan(moves: readonly ReplicaMove[]): void {
+    if (this.planning || this.ctx.draining().length === 0) return;
+    const planned = planDrainMoves({ topics: this.ctx.topics(), moves, draining: this.ctx.draining(), members: this.ctx.targets(), maxMoves: this.ctx.maxMoves });
+    if (planned.length === 0) return;
+    this.planning = true;
+    const atMs = Math.max(0, Math.floor(this.ctx.now()));
+    Promise.all(
+      planned.map((m) =>
+        this.ctx.propose({ type: 'move-replica', ...m, atMs }).then(
+          (result) => this.ctx.log('info', 'replica move started', { group: `p/${m.topic}/${m.partition}`, from: m.from, to: m.to, result: (result as { kind?: string } | undefined)?.kind }),
+          (err: unknown) => this.ctx.log('warn', 'could not start a replica move', { group: `p/${m.topic}/${m.partition}`, error: String(err) }),
+        ),
+      ),
+    ).finally(() => {
+      this.planning = false;
+    });
+  }
+
+  /** A draining broker that holds nothing any more leaves the metadata group (it can then be stopped). */
+  private retireDrained(): void {
+    const topics = this.ctx.topics();
+    for (const broker of this.ctx.draining()) {
+      if (this.removing.has(broker) || !this.ctx.isMetadataMember(broker) || replicasOn(broker, topics).length > 0) continue;
+      this.removing.add(broker);
+      this.ctx
+        .removeFromMetadata(broker)
+        .then(
+          () => this.ctx.log('info', 'decommissioned broker left the metadata group', { broker }),
+          (err: unknown) => this.ctx.log('warn', 'could not take a drained broker out of the metadata group; retrying', { broker, error: String(err) }),
+        )
+        .finally(() => this.removing.delete(broker));
+    }
+  }
+}

@@ -210,7 +210,9 @@ class RunningBroker implements Broker {
       moves: () => {
         const meta = this.replicated?.metadataMembership();
         const { moves, draining } = this.replicated?.replicaMoves() ?? { moves: [], draining: [] };
-        return { broker: this.id, metadataLeader: meta?.leader ?? this.id, moves, draining };
+        // A drained broker stays recorded (not placed on again) once it left the metadata group; only those still in it drain.
+        const members = new Set([...(meta?.voters ?? []), ...(meta?.learners ?? [])]);
+        return { broker: this.id, metadataLeader: meta?.leader ?? this.id, moves, draining: draining.filter((id) => members.has(id)) };
       },
     };
   }
@@ -227,7 +229,7 @@ class RunningBroker implements Broker {
     const gossip = this.cluster().brokers;
     const topics = this.topicAssignments().map((t) => this.describeTopic(t));
     const ids = [...new Set([...meta.voters, ...meta.learners, ...gossip.map((b) => b.id)])].sort();
-    const draining = new Set(this.replicated?.appliedMetadata().draining ?? []);
+    const draining = new Set((this.replicated?.appliedMetadata().draining ?? []).filter((id) => meta.voters.includes(id) || meta.learners.includes(id)));
     const members = ids.map((id): MemberDescription => {
       const seen = gossip.find((b) => b.id === id);
       let replicas = 0;

@@ -3,7 +3,6 @@
  * and each hosted partition's (its log in memory or on disk, its Raft log,
  * the group, and on disk its maintenance). Owns every group's Raft log.
  */
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetadataCommand, MetadataSnapshot } from '../core/metadata/metadata.js';
 import { applyPublish } from '../core/partition/apply.js';
@@ -18,6 +17,7 @@ import type { GroupClock } from '../runtime/group-clock.js';
 import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
+import { deleteReplicaFiles } from '../storage/replica-files.js';
 import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { HostedPartition, type PartitionGroup } from './hosted-partition.js';
@@ -198,9 +198,7 @@ export class GroupFactory {
     await Promise.allSettled([storage?.close(), log?.close()]);
     const { dataDir } = this.options;
     if (dataDir === undefined) return;
-    // Straight on the node file system: the injectable one has no directory removal, and nothing here needs faults.
-    const raftLog = join(dataDir, 'raft', `${fileName(id)}.log`);
-    await Promise.all([rm(join(dataDir, 'partitions', fileName(id)), { recursive: true, force: true }), rm(raftLog, { force: true }), rm(`${raftLog}.tmp`, { force: true })]);
+    await deleteReplicaFiles(join(dataDir, 'partitions', fileName(id)), join(dataDir, 'raft', `${fileName(id)}.log`));
   }
 
   /** Closes every Raft log. */

@@ -59,3 +59,34 @@ describe('a hosted partition whose log is damaged', () => {
     await hosted.finish();
   });
 });
+
+describe('a hosted partition checkpointing while a leader snapshot is installed', () => {
+  // Chaos logs showed "createSnapshot: 56 is not newer than the stored snapshot 65": the snapshot landed between
+  // the checkpoint's capture and its compaction, and the compaction failed.
+  it('does not compact to an index the installed snapshot already covers', async () => {
+    let snapshotIndex = 0;
+    const compactStorage = vi.fn(async () => {});
+    const storage = { memory: { snapshot: () => (snapshotIndex === 0 ? undefined : { meta: { index: snapshotIndex } }) }, fileBytes: 0, compact: compactStorage };
+    const group = {
+      isLeader: () => false,
+      status: () => ({ voters: ['a', 'b', 'c'], progress: [] }),
+      fenceReason: undefined,
+      applied: 2500,
+      termOf: () => 1,
+      // The leader's snapshot at 3000 is installed before the compaction runs, between two Readys.
+      compact: async (step: () => Promise<void>) => {
+        snapshotIndex = 3000;
+        await step();
+      },
+    } as unknown as PartitionGroup;
+    const partition = { damaged: false, checkpointed: undefined, capture: (index: number) => ({ index }), writeCheckpoint: vi.fn(async () => {}) } as unknown as DiskPartition;
+    const log = vi.fn();
+    const ctx: UpkeepContext = { self: 'a', now: () => 0, log, raftLogMaxBytes: 0, retentionFor: () => ({}), connectedPeers: () => [], fetchFromLeader: vi.fn() };
+    const hosted = new HostedPartition('p/t/0', 't', partition, group, storage as never, ctx);
+    hosted.maintain(); // 2500 entries applied since no checkpoint: one is due
+    await hosted.finish();
+    expect(partition.writeCheckpoint).toHaveBeenCalled();
+    expect(compactStorage).not.toHaveBeenCalled();
+    expect(log).not.toHaveBeenCalledWith('warn', expect.anything(), expect.anything());
+  });
+});

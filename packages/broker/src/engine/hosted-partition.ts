@@ -142,10 +142,14 @@ export class HostedPartition {
     const checkpoint = partition.capture(index, term);
     await partition.writeCheckpoint(checkpoint);
     this.checkpointedAt = this.ctx.now();
-    if (index <= (storage.memory.snapshot()?.meta.index ?? 0)) return;
+    const covered = (): boolean => index <= (storage.memory.snapshot()?.meta.index ?? 0);
+    if (covered()) return;
     // A leader keeps what a lagging replica still needs, unless the log grew too big: that replica then gets the snapshot.
     const lagging = group.isLeader() && group.status().progress.some((p) => p.match < index);
     if (lagging && storage.fileBytes < this.ctx.raftLogMaxBytes) return;
-    await group.compact(() => storage.compact(index, checkpoint));
+    // Asked again between two Readys: a leader's snapshot installed meanwhile may already cover `index`.
+    await group.compact(async () => {
+      if (!covered()) await storage.compact(index, checkpoint);
+    });
   }
 }

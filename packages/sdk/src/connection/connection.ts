@@ -50,6 +50,9 @@ const PROBE_AFTER_MS = 500;
  */
 const PROBE_TIMEOUT_MS = 1000;
 
+/** Least time a ping may go unanswered before the broker counts as suspect (see {@link BrokerConnection.pingOverdue}). */
+const PING_OVERDUE_MS = 250;
+
 /** Largest frame accepted from a broker: its biggest batch of its biggest messages. */
 const MAX_INBOUND_FRAME = 64 * 1024 * 1024;
 
@@ -86,10 +89,11 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
   private lastPingMs = 0;
   private ended: RelayError | undefined;
   /**
-   * Set by the owner: whether this connection owes answers that another
-   * broker could give (publishes in flight here, another broker connected).
-   * Then a silent broker is probed and judged dead within a couple of
-   * seconds instead of two ping intervals (see {@link tick}).
+   * Set by the owner: whether silence on this connection must be judged
+   * quickly — answers are owed that another broker could give (publishes in
+   * flight here, or in flight elsewhere and about to move here on a
+   * failover). Then a silent broker is probed and judged dead within a
+   * couple of seconds instead of two ping intervals (see {@link tick}).
    */
   awaitingAnswers: () => boolean = () => false;
 
@@ -193,6 +197,16 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
   get requestsPending(): boolean {
     for (const pending of this.pending.values()) if (!pending.ping) return true;
     return false;
+  }
+
+  /**
+   * Whether a ping has gone unanswered for longer than this link's round
+   * trips explain (at least {@link PING_OVERDUE_MS}): the broker may be
+   * stopped. Not yet a judgement of death (see {@link tick}), but reason
+   * enough not to move traffic here while another broker answers.
+   */
+  pingOverdue(now = Date.now()): boolean {
+    return this.lastPingMs > this.lastInboundMs && now - this.lastPingMs >= Math.max(PING_OVERDUE_MS, 2 * (this.smoothedRttMs ?? 0));
   }
 
   /** Sends a frame; returns false when the connection is no longer open. */

@@ -147,6 +147,7 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
       const broker = this.broker as FakeBroker;
       const frame = decodeClientFrame(bytes, 1024 * 1024);
       if (frame.type === 'hello') {
+        if (broker.silent === true) return; // a paused process accepts the connection but never answers the handshake
         this.push({
           type: 'welcome',
           version: PROTOCOL_VERSION,
@@ -390,6 +391,92 @@ describe('silence (fake brokers, fake clock)', () => {
       await expect(receipt).resolves.toMatchObject({ partition: 0 });
     } finally {
       await c.close().catch(() => {});
+    }
+  });
+
+  /** A client with the default ping interval pooled to every broker in `specs` (those reachable), on a fake clock. */
+  async function pooledWithDefaults(specs: Array<Partial<FakeBroker> & { id: string }>): Promise<{ brokers: FakeBroker[]; c: RelayClient }> {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const brokers = fakeBrokers(specs);
+    const reachable = brokers.filter((b) => b.reachable).length;
+    const c = new RelayClient({
+      brokers: brokers.map((b) => b.url),
+      WebSocket: protocolWebSocket(brokers),
+      poolSize: reachable,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    await c.start();
+    for (let i = 0; i < 100 && c.stats().connectedBrokers.length < reachable; i++) await vi.advanceTimersByTimeAsync(10);
+    const first = c.publish('t', 'first');
+    await vi.advanceTimersByTimeAsync(7000); // pings and pongs flow; round trips are measured
+    await first;
+    return { brokers, c };
+  }
+
+  /** Closes `c` on the fake clock: a close waits up to closeTimeoutMs for publishes in flight. */
+  async function closeOnFakeClock(c: RelayClient): Promise<void> {
+    const closing = c.close().catch(() => {});
+    await vi.advanceTimersByTimeAsync(200);
+    await closing;
+  }
+
+  /** Keeps publishes in flight on the active broker (acks come `ackMs` late) while the clock advances `ms`; their receipts. */
+  async function publishWhileAdvancing(c: RelayClient, ms: number, until: () => boolean = () => false): Promise<Array<Promise<unknown>>> {
+    const receipts: Array<Promise<unknown>> = [];
+    for (let waited = 0; waited < ms && !until(); waited += 10) {
+      if (waited % 100 === 0) receipts.push(c.publish('t', `in flight ${waited}`));
+      await vi.advanceTimersByTimeAsync(10);
+    }
+    return receipts;
+  }
+
+  // Chaos 3/3 seed 371: c3 was paused while the client published through c1; when c1 refused, the client failed over
+  // to c3 — an idle standby, judged only after two 5 s ping intervals — and its publishes waited 3.15 s.
+  it('drops a standby that stops answering while publishes await answers elsewhere, within 1.8 s with the default ping interval (before: 10 s)', async () => {
+    const { brokers, c } = await pooledWithDefaults([{ id: 'a' }, { id: 'b' }]);
+    try {
+      const active = brokers.find((b) => b.id === c.stats().activeBroker?.id) as FakeBroker;
+      const standby = brokers.find((b) => b !== active) as FakeBroker;
+      active.delay = { pongMs: 0, ackMs: 300 };
+      standby.silent = true;
+      const from = Date.now();
+      const pooled = (): boolean => c.stats().connectedBrokers.some((x) => x.id === standby.id);
+      const receipts = await publishWhileAdvancing(c, 3000, () => !pooled());
+      // Probed on the first tick with answers owed (its last pong was long ago), dead once the probe is 1 s old.
+      expect(pooled()).toBe(false);
+      expect(Date.now() - from).toBeLessThanOrEqual(125 + 1000 + 2 * 125 + 10);
+      expect(c.stats().activeBroker?.id).toBe(active.id);
+      await vi.advanceTimersByTimeAsync(400);
+      await Promise.all(receipts);
+    } finally {
+      await closeOnFakeClock(c);
+    }
+  });
+
+  it('fails over to a standby that answers, not to one with a ping overdue, even when the stopped one had the shorter round trip', async () => {
+    const { brokers, c } = await pooledWithDefaults([{ id: 'x' }, { id: 'y' }, { id: 'z' }]);
+    try {
+      const active = brokers.find((b) => b.id === c.stats().activeBroker?.id) as FakeBroker;
+      const [stopped, answering] = brokers.filter((b) => b !== active) as [FakeBroker, FakeBroker];
+      // The answering standby's pongs come 50 ms late: before this rule, the stopped standby won on round trip.
+      answering.delay = { pongMs: 50, ackMs: 0 };
+      await vi.advanceTimersByTimeAsync(5100);
+      active.delay = { pongMs: 0, ackMs: 300 };
+      stopped.silent = true;
+      const first = await publishWhileAdvancing(c, 600);
+      expect(c.stats().connectedBrokers.map((x) => x.id)).toContain(stopped.id); // probed, not yet judged dead
+      const movedTo: string[] = [];
+      c.on('failover', ({ to }) => movedTo.push(to.id));
+      active.refuse = { code: 'NOT_READY' };
+      const refused = c.publish('t', 'refused, then moved');
+      for (let i = 0; i < 10 && movedTo.length === 0; i++) await vi.advanceTimersByTimeAsync(10);
+      expect(movedTo).toEqual([answering.id]);
+      await vi.advanceTimersByTimeAsync(400);
+      await expect(refused).resolves.toMatchObject({ partition: 0 });
+      await Promise.all(first);
+    } finally {
+      await closeOnFakeClock(c);
     }
   });
 

@@ -302,9 +302,12 @@ export class BrokerPool {
     return new Promise((resolve) => {
       this.connections.add(connection);
       connection.on('frame', (frame) => this.listener.frame(connection, frame));
-      // Silence is judged sooner while answers are owed and another pooled broker could give them.
-      connection.awaitingAnswers = () =>
-        (connection.requestsPending || this.listener.awaitsAnswers?.(connection) === true) && [...this.connections].some((other) => other !== connection && other.open);
+      // Silence is judged sooner while answers are owed and another pooled broker could take over: answers owed
+      // here, or owed elsewhere — a failover may move them here, so a stopped standby must be found out first.
+      connection.awaitingAnswers = () => {
+        const others = [...this.connections].filter((other) => other !== connection && other.open);
+        return others.length > 0 && (this.owesAnswers(connection) || others.some((other) => this.owesAnswers(other)));
+      };
       connection.once('closed', (reason) => {
         this.connections.delete(connection);
         this.listener.connectionClosed(connection);
@@ -326,6 +329,11 @@ export class BrokerPool {
     });
   }
 
+  /** Whether requests or publishes sent on `connection` await their answers. */
+  private owesAnswers(connection: BrokerConnection): boolean {
+    return connection.requestsPending || this.listener.awaitsAnswers?.(connection) === true;
+  }
+
   /**
    * Moves traffic off an active broker that is not ready once a ready one is
    * pooled: closing it hands over to the best standby, as any failover does.
@@ -341,21 +349,21 @@ export class BrokerPool {
     active.close(new RelayError('NOT_READY', `broker ${active.brokerId} is not ready; moving to broker ${standby.brokerId}`));
   }
 
-  /** The ready standby with the shortest round trip; a broker that is not ready only when no other is left. */
+  /**
+   * The standby to move traffic to: a ready one before one that is not, one
+   * answering its pings before one with a ping overdue (a stopped broker not
+   * yet judged dead), then the shortest round trip.
+   */
   private bestStandby(): BrokerConnection | undefined {
-    let best: BrokerConnection | undefined;
-    const rank = (c: BrokerConnection): [number, number] => [this.notReady.has(c) ? 1 : 0, c.rttMs ?? Infinity];
+    const now = Date.now();
+    const rank = (c: BrokerConnection): number[] => [this.notReady.has(c) ? 1 : 0, c.pingOverdue(now) ? 1 : 0, c.rttMs ?? Infinity];
+    let best: { connection: BrokerConnection; rank: number[] } | undefined;
     for (const connection of this.connections) {
       if (!connection.open) continue;
-      if (best === undefined) {
-        best = connection;
-        continue;
-      }
-      const [notReady, rtt] = rank(connection);
-      const [bestNotReady, bestRtt] = rank(best);
-      if (notReady < bestNotReady || (notReady === bestNotReady && rtt < bestRtt)) best = connection;
+      const candidate = { connection, rank: rank(connection) };
+      if (best === undefined || ranksBefore(candidate.rank, best.rank)) best = candidate;
     }
-    return best;
+    return best?.connection;
   }
 
   /**
@@ -384,6 +392,12 @@ export class BrokerPool {
     );
     return candidates[0] as string;
   }
+}
+
+/** Whether rank `a` comes strictly before `b`, compared element by element. */
+function ranksBefore(a: number[], b: number[]): boolean {
+  for (let i = 0; i < a.length; i++) if ((a[i] as number) !== (b[i] as number)) return (a[i] as number) < (b[i] as number);
+  return false;
 }
 
 function asRelayError(error: unknown): RelayError {

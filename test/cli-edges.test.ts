@@ -6,19 +6,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIG_FIELDS, effectiveConfig, flagName } from '../packages/broker/src/config.js';
 import { resolveBrokerOptions } from '../packages/broker/src/options.js';
 import { CLI } from './support/broker-process.js';
+import { Fixture } from './support/cluster.js';
 
 /** The `relaymq` command's edges: version, help of every command, and startup failures that exit 2 with one line. */
 
 const run = promisify(execFile);
 
 /** Runs the built CLI; resolves with exit code and output (never rejects on a non-zero exit). */
-async function relaymq(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function relaymq(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '' }, timeout: 15_000 });
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 15_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -116,6 +117,39 @@ describe('relaymq --version and --help', () => {
     ] as const) {
       expect(stdout).toMatch(new RegExp(`^  ${flag}\\s.*\\(default ${fallback}\\)$`, 'm'));
     }
+  });
+});
+
+describe('relaymq status and the admin token', () => {
+  const fixture = new Fixture();
+  afterEach(() => fixture.cleanup());
+  const TOKEN = 'status-admin-token-0123456789abc';
+
+  it('sends --admin-token or $RELAYMQ_ADMIN_TOKEN, which a broker with protected reads requires', { timeout: 60_000 }, async () => {
+    const broker = await fixture.broker({ id: 'st1', adminPort: 0, adminToken: TOKEN, adminProtectReads: true });
+    const admin = broker.adminUrl as string;
+
+    // No token: the broker's refusal, on one line naming the URL, exit 1.
+    const refused = await relaymq(['status', '--broker', admin]);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(new RegExp(`^relaymq: cannot read cluster status from ${admin}/api/cluster: this admin endpoint needs the admin token: .*\\(UNAUTHORIZED\\)\n$`));
+    const wrong = await relaymq(['status', '--broker', admin, '--admin-token', 'not-the-admin-token-at-all']);
+    expect(wrong).toEqual({ code: 1, stdout: '', stderr: `relaymq: cannot read cluster status from ${admin}/api/cluster: the admin token is not valid (UNAUTHORIZED)\n` });
+
+    // The flag, then the environment: the whole report, exit 0 (one healthy broker).
+    const flagged = await relaymq(['status', '--broker', admin, '--admin-token', TOKEN]);
+    expect(flagged.stderr).toBe('');
+    expect(flagged.code).toBe(0);
+    expect(flagged.stdout).toMatch(/^cluster as seen by st1: HEALTHY\n/);
+    const fromEnv = await relaymq(['status', '--json'], { RELAYMQ_ADMIN_URL: admin, RELAYMQ_ADMIN_TOKEN: TOKEN });
+    expect(fromEnv.code).toBe(0);
+    expect((JSON.parse(fromEnv.stdout) as { broker: string; healthy: boolean })).toMatchObject({ broker: 'st1', healthy: true });
+    // The flag wins over the environment.
+    expect((await relaymq(['status', '--broker', admin, '--admin-token', 'not-the-admin-token-at-all'], { RELAYMQ_ADMIN_TOKEN: TOKEN })).code).toBe(1);
+
+    const help = await relaymq(['status', '--help']);
+    expect(help.stdout).toMatch(/^ {2}--admin-token <token> .*\(default \$RELAYMQ_ADMIN_TOKEN\)$/m);
   });
 });
 

@@ -6,7 +6,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker, ClusterReport } from '@relaymq/broker';
 import type { Message } from '@relaymq/sdk';
-import { get, getJson, parseMetrics } from './support/admin.js';
+import { eventually, get, getJson, parseMetrics } from './support/admin.js';
 import { BrokerProcess } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
@@ -53,12 +53,27 @@ describe('cluster dashboard', () => {
     const brokers = await Promise.all(ids.map((id, i) => fixture.broker({ id, peerPort: peerPorts[i], peers: peers.filter((_, j) => j !== i), adminPort: 0 })));
     const d1 = brokers[0] as Broker;
 
-    // Steady traffic through d1 for the whole test.
+    // A subscriber, so that "out" has something to show too.
+    const subscriber = await fixture.client([d1.url], { poolSize: 1, discovery: false });
+    let received = 0;
+    await subscriber.subscribe('dash.traffic', () => void received++, { from: 'earliest' });
+    // The traffic starts after d1's first sample, so every message falls in a whole sampled second.
+    await waitForAsync(async () => (await getJson<{ points: unknown[] }>(`${d1.adminUrl as string}/api/series`)).points.length > 0, 'd1 to take its first sample');
+
+    // Steady traffic through d1 until the headline is checked; each publish's round trip measured.
     const client = await fixture.client([d1.url], { poolSize: 1, discovery: false });
     let publishing = true;
+    let acked = 0;
+    let longestRoundTripMs = 0;
+    const timedPublish = async (data: unknown): Promise<void> => {
+      const started = performance.now();
+      await client.publish('dash.traffic', data);
+      longestRoundTripMs = Math.max(longestRoundTripMs, performance.now() - started);
+      acked++;
+    };
     // Caught at once: cleanup closes the client before deferred closers run, which fails the publishes in flight.
     const traffic = (async () => {
-      for (let i = 0; publishing && i < 1_000_000; i++) await Promise.all(Array.from({ length: 20 }, (_, j) => client.publish('dash.traffic', { i, j })));
+      for (let i = 0; publishing && i < 1_000_000; i++) await Promise.all(Array.from({ length: 20 }, (_, j) => timedPublish({ i, j })));
     })().catch(() => {});
     fixture.defer(async () => {
       publishing = false;
@@ -90,6 +105,50 @@ describe('cluster dashboard', () => {
     ]);
     expect(await page.textContent('#health')).toBe('healthy');
     expect(Number(await page.textContent('#latency-p50'))).toBeGreaterThan(0);
+
+    // The headline is the cluster chart's point of the second it names, as /api/cluster has it.
+    const headline = await page.evaluate(() => ({
+      timeMs: Number(document.querySelector<HTMLElement>('#throughput-at')?.dataset.timeMs),
+      latencyTimeMs: Number(document.querySelector<HTMLElement>('#latency-at')?.dataset.timeMs),
+      in: document.querySelector('#throughput-in')?.textContent,
+      out: document.querySelector('#throughput-out')?.textContent,
+      p50: Number(document.querySelector('#latency-p50')?.textContent),
+      p99: Number(document.querySelector('#latency-p99')?.textContent),
+    }));
+    publishing = false;
+    await traffic;
+    expect(headline.latencyTimeMs).toBe(headline.timeMs);
+    const point = (await getJson<ClusterReport>(`${d1.adminUrl as string}/api/cluster`)).series.cluster.find((p) => p.timeMs === headline.timeMs);
+    expect(point, `the cluster series has the headline's second ${headline.timeMs}`).toBeDefined();
+    const shownMs = (v: number | null | undefined): number => (v === null || v === undefined ? Number.NaN : v >= 100 ? Math.round(v) : Number(v.toPrecision(3)));
+    expect([headline.in, headline.out, headline.p50, headline.p99]).toEqual([String(point?.inPerSec), String(point?.outPerSec), shownMs(point?.p50Ms), shownMs(point?.p99Ms)]);
+    // And true to the traffic: the broker's publish latency lies inside the client's round trips (histogram buckets are 10 % wide)…
+    expect(headline.p50).toBeGreaterThan(0);
+    expect(headline.p50).toBeLessThanOrEqual(headline.p99);
+    expect(headline.p99).toBeLessThanOrEqual(longestRoundTripMs * 1.1 + 0.01);
+    // …and what the test published and received: exactly in /metrics, and in the chart's points added up over their seconds.
+    await waitFor(() => received === acked, `the subscriber to receive the ${acked} acknowledged messages`);
+    const counted = async (name: string): Promise<number> => {
+      let total = 0;
+      for (const b of brokers) for (const m of parseMetrics((await get(`${b.adminUrl as string}/metrics`)).body)) if (m.name === name && m.labels.topic === 'dash.traffic') total += m.value;
+      return total;
+    };
+    expect([await counted('relaymq_messages_in_total'), await counted('relaymq_messages_out_total')]).toEqual([acked, received]);
+    const stoppedMs = Date.now();
+    const series = await eventually(
+      async () => (await getJson<ClusterReport>(`${d1.adminUrl as string}/api/cluster`)).series.cluster,
+      (points) => (points[points.length - 1]?.timeMs ?? 0) >= stoppedMs + 2000,
+      'the cluster series to pass the end of the traffic',
+    );
+    const summed = (field: 'inPerSec' | 'outPerSec'): number => series.reduce((n, p, i) => n + p[field] * (i === 0 ? 1 : (p.timeMs - (series[i - 1] as typeof p).timeMs) / 1000), 0);
+    // Rates are rounded per second and divided by the sampler's real interval (a late timer), hence the margin.
+    console.log(
+      `dashboard headline: in ${headline.in} out ${headline.out} p50 ${headline.p50} p99 ${headline.p99} ms at ${headline.timeMs} (longest round trip ${longestRoundTripMs.toFixed(1)} ms); ` +
+        `published ${acked}, received ${received}; chart sums in ${summed('inPerSec').toFixed(0)} out ${summed('outPerSec').toFixed(0)} over ${series.length} points`,
+    );
+    for (const [field, truth] of [['inPerSec', acked], ['outPerSec', received]] as const) {
+      expect(Math.abs(summed(field) - truth), `${field} over the chart's seconds (${summed(field)}) against ${truth}`).toBeLessThanOrEqual(truth * 0.1 + series.length);
+    }
     expect(await page.$$eval('#throughput-chart polyline', (lines) => lines.length)).toBeGreaterThan(0);
     expect(await page.$$eval('#events li', (items) => items.map((i) => i.textContent).join('\n'))).toMatch(/leader d[123]/);
     expect(failedRequests).toEqual([]);
@@ -184,6 +243,10 @@ describe('cluster dashboard', () => {
     const page = pages[0] as Page;
     // Headline numbers are the chart's last point; the charts have time axes and legends, per-broker series included.
     await page.waitForFunction(() => Number(document.querySelector('#throughput-in')?.textContent) > 0, undefined, { timeout: 15_000 });
+    // The figures are those of the second they name in the cluster series the answering broker reports (the dead one not counted).
+    const shown = await page.evaluate(() => [Number(document.querySelector<HTMLElement>('#throughput-at')?.dataset.timeMs), document.querySelector('#throughput-in')?.textContent]);
+    const named = (await getJson<ClusterReport>(`${cluster.get(live[0] as string).adminUrl as string}/api/cluster`)).series.cluster.find((p) => p.timeMs === shown[0]);
+    expect(String(named?.inPerSec)).toBe(shown[1]);
     expect(await page.$$eval('#throughput-chart .time-label', (labels) => labels.length)).toBeGreaterThan(0);
     expect(await page.$$eval('#throughput-legend [data-legend]', (items) => items.map((i) => i.textContent))).toEqual(['in (published)', 'out (delivered)']);
     const brokerLegend = await page.$$eval('#broker-in-legend [data-legend]', (items) => items.map((i) => i.textContent));
@@ -237,6 +300,81 @@ describe('cluster dashboard', () => {
     expect(shot.readUInt32BE(16)).toBe(1400);
     if (process.env.RELAYMQ_CONSOLE_SCREENSHOT !== undefined) await page.screenshot({ path: process.env.RELAYMQ_CONSOLE_SCREENSHOT, fullPage: true });
   }, 150_000);
+  it.skipIf(!hasChromium)('asks for the admin token: the message browser needs it, protected reads need it for the whole page; kept for the tab, sent as a bearer header', async () => {
+    const TOKEN = 'dashboard-admin-token-0123456789';
+    // Reads open, a token configured: the cluster shows, the message browser needs the token.
+    const open = await fixture.broker({ id: 't-open', adminPort: 0, adminToken: TOKEN });
+    // Reads protected: everything but the page itself needs it.
+    const closed = await fixture.broker({ id: 't-closed', adminPort: 0, adminToken: TOKEN, adminProtectReads: true });
+    for (const broker of [open, closed]) {
+      const client = await fixture.client([broker.url], { poolSize: 1, discovery: false });
+      for (let i = 0; i < 3; i++) await client.publish('private.notes', { note: `n${i}` });
+    }
+    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    fixture.defer(() => browser.close());
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    /** The Authorization header of every /api request the page makes. */
+    const sent: Array<[string, string | undefined]> = [];
+    context.on('request', (r) => {
+      if (new URL(r.url()).pathname.startsWith('/api/')) sent.push([new URL(r.url()).pathname, r.headers().authorization]);
+    });
+    const browse = async (page: Page): Promise<void> => {
+      await page.fill('#browse-topic', 'private.notes');
+      await page.fill('#browse-count', '3');
+      await page.click('#browse button[type="submit"]');
+    };
+
+    const page = await context.newPage();
+    await page.goto(`${open.adminUrl as string}/`);
+    await page.waitForFunction(() => document.querySelector('#health')?.textContent === 'healthy', undefined, { timeout: 15_000 });
+    expect(await page.textContent('#token-state')).toBe('none');
+    await browse(page);
+    await page.waitForFunction(() => (document.querySelector('#browse-error')?.textContent ?? '') !== '', undefined, { timeout: 10_000 });
+    expect(await page.textContent('#browse-error')).toBe(
+      'The message browser (it shows message contents) needs the admin token (the brokers\' --admin-token): enter it under "admin token" above.',
+    );
+    expect(await page.$$eval('#messages tbody tr', (r) => r.length)).toBe(0);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('admin-token');
+
+    // A wrong token: refused, and said so.
+    await page.fill('#admin-token', 'not-the-admin-token-at-all');
+    await page.click('#token-form button[type="submit"]');
+    await browse(page);
+    await page.waitForFunction(() => (document.querySelector('#browse-error')?.textContent ?? '').startsWith('The admin token was refused'), undefined, { timeout: 10_000 });
+
+    // The right token: the messages; the field is emptied, the token kept in this tab's sessionStorage only.
+    await page.fill('#admin-token', TOKEN);
+    await page.click('#token-form button[type="submit"]');
+    expect(await page.inputValue('#admin-token')).toBe('');
+    expect(await page.textContent('#token-state')).toBe('set for this tab');
+    await browse(page);
+    await page.waitForFunction(() => document.querySelectorAll('#messages tbody tr').length === 3, undefined, { timeout: 10_000 });
+    expect(await page.textContent('#browse-error')).toBe('');
+    expect(await page.evaluate(() => [sessionStorage.getItem('relaymq.adminToken'), localStorage.length, location.search])).toEqual([TOKEN, 0, '']);
+    const messagesCalls = sent.filter(([path]) => path === '/api/messages').map(([, auth]) => auth);
+    expect(messagesCalls).toEqual([undefined, 'Bearer not-the-admin-token-at-all', `Bearer ${TOKEN}`]);
+
+    // Protected reads: the page loads, says what it needs, and shows the cluster once the token is in.
+    const guarded = await context.newPage();
+    await guarded.goto(`${closed.adminUrl as string}/`);
+    await guarded.waitForFunction(() => document.querySelector('#health')?.textContent === 'token needed', undefined, { timeout: 15_000 });
+    expect(await guarded.textContent('#auth')).toBe('This broker\'s console (--admin-protect-reads) needs the admin token (the brokers\' --admin-token): enter it under "admin token" above.');
+    expect(await guarded.$$eval('#brokers tbody tr', (r) => r.length)).toBe(0);
+    await guarded.fill('#admin-token', TOKEN);
+    await guarded.click('#token-form button[type="submit"]');
+    await guarded.waitForFunction(() => document.querySelector('#health')?.textContent === 'healthy', undefined, { timeout: 15_000 });
+    expect(await guarded.textContent('#auth')).toBe('');
+    expect(await guarded.$$eval('#brokers tbody tr', (rows) => rows.map((r) => r.getAttribute('data-broker')))).toEqual(['t-closed']);
+    await browse(guarded);
+    await guarded.waitForFunction(() => document.querySelectorAll('#messages tbody tr').length === 3, undefined, { timeout: 10_000 });
+    // A reload keeps it (same tab); Forget drops it and the page asks again.
+    await guarded.reload();
+    await guarded.waitForFunction(() => document.querySelector('#health')?.textContent === 'healthy', undefined, { timeout: 15_000 });
+    await guarded.click('#token-forget');
+    await guarded.waitForFunction(() => document.querySelector('#health')?.textContent === 'token needed', undefined, { timeout: 15_000 });
+    expect(await guarded.evaluate(() => sessionStorage.getItem('relaymq.adminToken'))).toBeNull();
+  }, 60_000);
+
   it.skipIf(!hasChromium)('shows consumer-group lag per partition in headless Chromium, equal to /metrics, and follows it as messages arrive', async () => {
     const ids = ['g1', 'g2', 'g3'];
     const peerPorts = await freePorts(3);

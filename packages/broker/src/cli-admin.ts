@@ -22,9 +22,19 @@ export interface AdminCommandIo {
   fetch: typeof fetch;
 }
 
+/** `--broker`: the admin port a command talks to (this module's commands and `relaymq status`). */
+export const BROKER_OPTION: CommandOption = { name: 'broker', value: '<admin URL>', help: 'admin port of any broker, e.g. http://127.0.0.1:9401', defaultText: '$RELAYMQ_ADMIN_URL' };
+/** `--admin-token`: sent with every request of a command that talks to an admin port. */
+export const ADMIN_TOKEN_OPTION: CommandOption = {
+  name: 'admin-token',
+  value: '<token>',
+  help: 'the brokers\' admin token (mutating commands need it; reads too under --admin-protect-reads)',
+  defaultText: '$RELAYMQ_ADMIN_TOKEN',
+};
+
 const CONNECTION_OPTIONS: readonly CommandOption[] = [
-  { name: 'broker', value: '<admin URL>', help: 'admin port of any broker, e.g. http://127.0.0.1:9401', defaultText: '$RELAYMQ_ADMIN_URL' },
-  { name: 'admin-token', value: '<token>', help: 'the brokers\' admin token (mutating commands need it)', defaultText: '$RELAYMQ_ADMIN_TOKEN' },
+  BROKER_OPTION,
+  ADMIN_TOKEN_OPTION,
   { name: 'json', help: 'print the broker\'s answer as JSON' },
   { name: 'timeout-ms', value: '<ms>', help: 'how long to wait for the answer', default: '30000' },
   HELP_OPTION,
@@ -71,8 +81,13 @@ export class AdminClient {
     private readonly fetchImpl: typeof fetch,
   ) {}
 
+  /** The absolute URL of an endpoint, e.g. `/api/cluster`. */
+  url(path: string): string {
+    return new URL(path.replace(/^\//, ''), this.base).toString();
+  }
+
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const url = new URL(path.replace(/^\//, ''), this.base);
+    const url = new URL(this.url(path));
     const headers: Record<string, string> = {};
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -350,6 +365,21 @@ Exit status: 0 done, 1 refused or failed, 2 a usage error.
 }
 
 /**
+ * The admin client a command's options name: `--broker` (else
+ * `$RELAYMQ_ADMIN_URL`), `--admin-token` (else `$RELAYMQ_ADMIN_TOKEN`; empty
+ * is none) and `--timeout-ms`. Usage errors throw `INVALID_ARGUMENT`.
+ */
+export function adminClientOf(command: string, values: Record<string, string | boolean | undefined>, io: Pick<AdminCommandIo, 'env' | 'fetch'>): AdminClient {
+  const broker = typeof values.broker === 'string' ? values.broker : io.env.RELAYMQ_ADMIN_URL;
+  if (broker === undefined) throw new RelayError('INVALID_ARGUMENT', `${command} needs --broker <admin URL>, e.g. --broker http://127.0.0.1:9401`);
+  if (!/^https?:\/\/\S+$/.test(broker)) throw new RelayError('INVALID_ARGUMENT', `--broker must be the http:// URL of an admin port, got "${broker}"`);
+  const timeout = values['timeout-ms'];
+  if (typeof timeout !== 'string' || !/^\d+$/.test(timeout) || Number(timeout) < 1) throw new RelayError('INVALID_ARGUMENT', `--timeout-ms must be a positive integer, got "${String(timeout)}"`);
+  const token = typeof values['admin-token'] === 'string' ? values['admin-token'] : io.env.RELAYMQ_ADMIN_TOKEN;
+  return new AdminClient(new URL(broker.endsWith('/') ? broker : `${broker}/`), token === '' ? undefined : token, Number(timeout), io.fetch);
+}
+
+/**
  * Runs `relaymq <group> <args...>` and resolves with its exit status. Usage
  * errors throw `INVALID_ARGUMENT` (cli.ts prints them and exits 2); the
  * broker's refusals and unreachable brokers print one line and resolve 1.
@@ -368,13 +398,7 @@ export async function runAdminCommand(group: 'topic' | 'cluster', args: string[]
     io.out(commandUsage(group, name));
     return 0;
   }
-  const broker = typeof values.broker === 'string' ? values.broker : io.env.RELAYMQ_ADMIN_URL;
-  if (broker === undefined) throw new RelayError('INVALID_ARGUMENT', `${group} ${name} needs --broker <admin URL>, e.g. --broker http://127.0.0.1:9401`);
-  if (!/^https?:\/\/\S+$/.test(broker)) throw new RelayError('INVALID_ARGUMENT', `--broker must be the http:// URL of an admin port, got "${broker}"`);
-  const timeout = values['timeout-ms'] as string;
-  if (!/^\d+$/.test(timeout) || Number(timeout) < 1) throw new RelayError('INVALID_ARGUMENT', `--timeout-ms must be a positive integer, got "${timeout}"`);
-  const token = typeof values['admin-token'] === 'string' ? values['admin-token'] : io.env.RELAYMQ_ADMIN_TOKEN;
-  const client = new AdminClient(new URL(broker.endsWith('/') ? broker : `${broker}/`), token === '' ? undefined : token, Number(timeout), io.fetch);
+  const client = adminClientOf(`${group} ${name}`, values, io);
   const json = values.json === true;
   try {
     return await command.run({ positionals, values, client, io, json });

@@ -3,7 +3,7 @@
  * The `relaymq` command. The only reader of argv and the environment.
  *
  *   relaymq broker [--config file.yaml] [--print-config] [--<option> value ...]
- *   relaymq status --broker http://host:adminPort
+ *   relaymq status --broker http://host:adminPort       (cli-status.ts)
  *   relaymq dev [--count 3]
  *   relaymq topic create|describe|alter ...    (cli-admin.ts)
  *   relaymq cluster status|add|remove ...      (cli-admin.ts)
@@ -21,13 +21,12 @@ import { parseArgs } from 'node:util';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { stringify as toYaml } from 'yaml';
 import { startBroker } from './broker.js';
-import { runAdminCommand } from './cli-admin.js';
+import { runAdminCommand, type AdminCommandIo } from './cli-admin.js';
 import { brokerOptionsHelp, HELP_OPTION, parseArgsOptions, renderOptions, type CommandOption } from './cli-help.js';
+import { runStatus } from './cli-status.js';
 import { CONFIG_FIELDS, describeSource, effectiveConfig, envName, flagName, readConfigFile, resolveConfig } from './config.js';
 import { runDevCluster } from './dev-cluster.js';
 import { createLogger } from './observability/logger.js';
-import type { ClusterReport } from './observability/operations.js';
-import { renderStatus } from './observability/status-report.js';
 import { resolveBrokerOptions } from './options.js';
 
 /** The version of this package, for `--version`: read from its package.json (`../package.json` from `src/` and from `dist/`). */
@@ -76,21 +75,6 @@ Exit status: 0 after a clean shutdown (SIGTERM, SIGINT), 2 when it cannot
 start (an invalid option, a port in use, an unreadable file).
 `;
 }
-
-const STATUS_OPTIONS: readonly CommandOption[] = [
-  { name: 'broker', value: '<admin URL>', help: 'admin port of any broker, e.g. http://127.0.0.1:9401', defaultText: '$RELAYMQ_ADMIN_URL' },
-  { name: 'json', help: 'print the report as JSON' },
-  { name: 'timeout-ms', value: '<ms>', help: 'how long to wait for the answer', default: '5000' },
-  HELP_OPTION,
-];
-
-const STATUS_USAGE = `usage: relaymq status --broker <admin URL> [--json] [--timeout-ms <ms>]
-
-Prints the health of the cluster as a broker's admin port reports it.
-Exit status: 0 healthy, 1 unhealthy or unreachable, 2 a usage error.
-
-${renderOptions(STATUS_OPTIONS)}
-`;
 
 const DEV_OPTIONS: readonly CommandOption[] = [
   { name: 'count', value: '<n>', help: 'brokers to start, 1 to 9', default: '3' },
@@ -161,36 +145,6 @@ async function runBroker(args: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-/** `relaymq status`: fetches `/api/cluster` from an admin port; exit 0 healthy, 1 unhealthy or unreachable. */
-async function runStatus(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: false,
-    options: parseArgsOptions(STATUS_OPTIONS),
-  });
-  if (values.help === true) {
-    process.stdout.write(STATUS_USAGE);
-    return 0;
-  }
-  const broker = typeof values.broker === 'string' ? values.broker : process.env.RELAYMQ_ADMIN_URL;
-  if (broker === undefined) throw new RelayError('INVALID_ARGUMENT', 'status needs --broker <admin URL>, e.g. --broker http://127.0.0.1:9401');
-  if (!/^https?:\/\/\S+$/.test(broker)) throw new RelayError('INVALID_ARGUMENT', `--broker must be the http:// URL of an admin port, got "${broker}"`);
-  const timeoutMs = integerFlag('timeout-ms', values['timeout-ms'] as string) as number;
-  const url = new URL('api/cluster', broker.endsWith('/') ? broker : `${broker}/`);
-  let report: ClusterReport;
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!response.ok) throw new Error(`answered HTTP ${response.status}`);
-    report = (await response.json()) as ClusterReport;
-  } catch (err) {
-    process.stderr.write(`relaymq: cannot read cluster status from ${url.toString()}: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 1;
-  }
-  process.stdout.write(values.json === true ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
-  return report.healthy ? 0 : 1;
-}
-
 function integerFlag(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value)) throw new RelayError('INVALID_ARGUMENT', `--${name} must be a non-negative integer, got "${value}"`);
@@ -239,6 +193,11 @@ async function runDev(args: string[]): Promise<void> {
   }
 }
 
+/** What the commands that talk to an admin port get of the process. */
+function adminIo(): AdminCommandIo {
+  return { env: process.env, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), fetch };
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -246,14 +205,14 @@ async function main(argv: string[]): Promise<void> {
       await runBroker(rest);
       return;
     case 'status':
-      process.exitCode = await runStatus(rest);
+      process.exitCode = await runStatus(rest, adminIo());
       return;
     case 'dev':
       await runDev(rest);
       return;
     case 'topic':
     case 'cluster':
-      process.exitCode = await runAdminCommand(command, rest, { env: process.env, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), fetch });
+      process.exitCode = await runAdminCommand(command, rest, adminIo());
       return;
     case '--version':
       process.stdout.write(`${packageVersion()}\n`);

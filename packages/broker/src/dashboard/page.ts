@@ -5,6 +5,13 @@
  * gathered by that broker from every other one — and reads messages through
  * `/api/messages`. Everything it shows comes from that one answer, so the
  * headline numbers are the last points of the charts beside them.
+ *
+ * The admin token: the message browser needs it whenever the brokers have
+ * one, and every `/api` call does under `--admin-protect-reads`. The
+ * operator types it into the header; it is kept in sessionStorage (this tab
+ * only, gone when the tab closes, never in the URL) and sent as
+ * `Authorization: Bearer` on every `/api` call. A 401 says which it was:
+ * no token entered, or a token the broker refused.
  */
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
@@ -49,7 +56,10 @@ export const DASHBOARD_HTML = `<!doctype html>
   label { display:flex; flex-direction:column; font-size:12px; color:var(--muted); gap:2px; }
   input, select, button { background:#0f1419; color:var(--text); border:1px solid var(--line); border-radius:4px; padding:4px 6px; font:inherit; }
   button { cursor:pointer; background:#1f6feb; border-color:#1f6feb; }
-  #browse-error { color:var(--bad); }
+  #browse-error, #auth { color:var(--bad); }
+  header form { margin:0 0 0 auto; align-items:center; }
+  header form label { flex-direction:row; align-items:center; gap:6px; }
+  button.plain { background:transparent; border-color:var(--line); }
   #messages pre { margin:0; white-space:pre-wrap; overflow-wrap:anywhere; max-height:12em; overflow:auto; font:12px/1.35 ui-monospace, monospace; }
   footer { color:var(--muted); padding:0 20px 16px; }
 </style>
@@ -60,6 +70,13 @@ export const DASHBOARD_HTML = `<!doctype html>
   <span id="health" data-testid="health">loading…</span>
   <span id="reporter" class="muted"></span>
   <span id="updated" class="muted"></span>
+  <span id="auth" data-testid="auth" role="alert"></span>
+  <form id="token-form" data-testid="token-form" autocomplete="off">
+    <label>admin token <input id="admin-token" type="password" size="18" autocomplete="off" spellcheck="false"></label>
+    <button type="submit">Use</button>
+    <button type="button" id="token-forget" class="plain">Forget</button>
+    <span id="token-state" data-testid="token-state" class="muted"></span>
+  </form>
 </header>
 <main>
   <section class="wide" id="problems-section" hidden>
@@ -147,6 +164,40 @@ export const DASHBOARD_HTML = `<!doctype html>
   let brokerColors = {};
 
   function rows(table, html) { $(table).querySelector('tbody').innerHTML = html.join(''); }
+
+  // ---- the admin token: this tab's sessionStorage, sent as a bearer header on every /api call
+  const TOKEN_KEY = 'relaymq.adminToken';
+  const adminToken = () => sessionStorage.getItem(TOKEN_KEY) || '';
+  function api(path) {
+    const token = adminToken();
+    return fetch(path, token ? { headers: { authorization: 'Bearer ' + token } } : undefined);
+  }
+  /** What a 401 means for the reader: no token entered yet, or one the broker refused. */
+  function tokenNeeded(what) {
+    return adminToken()
+      ? 'The admin token was refused: ' + what + ' needs the brokers\\' --admin-token. Enter it under "admin token" above.'
+      : what[0].toUpperCase() + what.slice(1) + ' needs the admin token (the brokers\\' --admin-token): enter it under "admin token" above.';
+  }
+  function showTokenState() {
+    $('token-state').textContent = adminToken() ? 'set for this tab' : 'none';
+    $('token-forget').hidden = !adminToken();
+  }
+  $('token-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const value = $('admin-token').value.trim();
+    if (value) sessionStorage.setItem(TOKEN_KEY, value); else sessionStorage.removeItem(TOKEN_KEY);
+    $('admin-token').value = '';
+    showTokenState();
+    $('auth').textContent = '';
+    $('browse-error').textContent = '';
+    refresh();
+  });
+  $('token-forget').addEventListener('click', () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showTokenState();
+    refresh();
+  });
+  showTokenState();
 
   function renderCluster(c) {
     const health = $('health');
@@ -252,6 +303,8 @@ export const DASHBOARD_HTML = `<!doctype html>
     $('latency-p50').textContent = fmtMs(last ? last.p50Ms : null);
     $('latency-p99').textContent = fmtMs(last ? last.p99Ms : null);
     $('throughput-at').textContent = $('latency-at').textContent = last ? 'at ' + fmtTime(last.timeMs) : '';
+    // The second as a number too, so a test can find the point the headline shows.
+    for (const id of ['throughput-at', 'latency-at']) $(id).dataset.timeMs = last ? String(last.timeMs) : '';
     chart($('throughput-chart'), $('throughput-legend'), [
       { name: 'in (published)', color: PALETTE[0], points: pts.map((p) => [p.timeMs, p.inPerSec]) },
       { name: 'out (delivered)', color: PALETTE[1], points: pts.map((p) => [p.timeMs, p.outPerSec]) },
@@ -325,8 +378,9 @@ export const DASHBOARD_HTML = `<!doctype html>
     const q = new URLSearchParams({ topic, partition, count });
     if (mode === 'from') q.set('from', fromOffset);
     try {
-      const r = await fetch('api/messages?' + q.toString());
+      const r = await api('api/messages?' + q.toString());
       const body = await r.json();
+      if (r.status === 401) { error.textContent = tokenNeeded('the message browser (it shows message contents)'); browsed = []; renderMessages(); $('admin-token').focus(); return; }
       if (!r.ok) { error.textContent = body.error || ('HTTP ' + r.status); browsed = []; renderMessages(); return; }
       browsed = body.messages;
       if (browsed.length === 0) error.textContent = 'no messages there (partition holds offsets ' + body.start + ' to ' + (body.end - 1) + ')';
@@ -336,10 +390,20 @@ export const DASHBOARD_HTML = `<!doctype html>
     }
   });
 
+  let refreshTimer;
   async function refresh() {
+    clearTimeout(refreshTimer);
     try {
-      const r = await fetch('api/cluster');
+      const r = await api('api/cluster');
+      if (r.status === 401) {
+        $('health').textContent = 'token needed';
+        $('health').className = 'bad';
+        $('auth').textContent = tokenNeeded('this broker\\'s console (--admin-protect-reads)');
+        return;
+      }
+      if (!r.ok) throw new Error('HTTP ' + r.status);
       const cluster = await r.json();
+      $('auth').textContent = '';
       renderCluster(cluster);
       renderSeries(cluster);
       $('updated').textContent = 'updated ' + fmtTime(cluster.timeMs);
@@ -347,7 +411,8 @@ export const DASHBOARD_HTML = `<!doctype html>
       $('health').textContent = 'unreachable';
       $('health').className = 'bad';
     } finally {
-      setTimeout(refresh, 1000);
+      clearTimeout(refreshTimer);
+      refreshTimer = setTimeout(refresh, 1000);
     }
   }
   refresh();

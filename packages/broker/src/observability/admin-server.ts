@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { listenOn } from '../net/listen.js';
-import { ADMIN_AUTH_SCHEME, checkAdminRequest, type AdminAuthPolicy } from '../security/admin-token.js';
+import { ADMIN_AUTH_SCHEME, checkAdminRequest, type AdminAccess, type AdminAuthPolicy } from '../security/admin-token.js';
 
 /** One route's answer. */
 export interface AdminResponse {
@@ -28,13 +28,20 @@ export type AdminMutations = Record<string, (request: AdminRequest) => AdminResp
 export interface AdminServerOptions {
   auth: AdminAuthPolicy;
   mutations?: AdminMutations;
+  /** GET routes that answer with message contents: they need the token whenever one is configured, reads protected or not. */
+  messageRoutes?: ReadonlySet<string>;
 }
 
 /** Largest request body a mutating route reads: admin requests are small JSON objects. */
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 
-/** Routes that stay open even when reads need the token: load balancers and orchestrators probe them. */
-const ALWAYS_OPEN = new Set(['/healthz', '/readyz']);
+/**
+ * Routes that stay open even when reads need the token: load balancers and
+ * orchestrators probe the health routes, and the dashboard's page (`/`) is
+ * static: it holds no data, and a browser cannot send a token to load it.
+ * Its requests for data carry the token the operator enters.
+ */
+const ALWAYS_OPEN = new Set(['/', '/healthz', '/readyz']);
 
 /** A JSON answer. */
 export function json(value: unknown, status = 200): AdminResponse {
@@ -48,8 +55,9 @@ export function jsonError(status: number, code: string, message: string): AdminR
 
 /**
  * The admin HTTP server: fixed routes. GET routes read; mutating routes
- * need the admin token (security/admin-token.ts), and so do GET routes but
- * the health probes when reads are protected.
+ * need the admin token (security/admin-token.ts), message routes need it
+ * whenever one is configured, and so do GET routes but the health probes and
+ * the dashboard's page when reads are protected.
  */
 export class AdminServer {
   private constructor(
@@ -111,7 +119,8 @@ async function route(
     return jsonError(404, 'INVALID_ARGUMENT', `no such endpoint ${method} ${path}`);
   }
   // Authentication comes before the body is read: an unauthenticated client cannot make the server buffer anything.
-  const refusal = ALWAYS_OPEN.has(path) && !mutating ? undefined : checkAdminRequest(options.auth, mutating, req.headers.authorization);
+  const access: AdminAccess = mutating ? 'change' : options.messageRoutes?.has(path) === true ? 'messages' : 'read';
+  const refusal = ALWAYS_OPEN.has(path) && !mutating ? undefined : checkAdminRequest(options.auth, access, req.headers.authorization);
   if (refusal !== undefined) {
     const response = jsonError(refusal.status, refusal.code, refusal.message);
     if (refusal.status === 401) response.headers = { 'www-authenticate': `${ADMIN_AUTH_SCHEME} realm="relaymq admin"` };

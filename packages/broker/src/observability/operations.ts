@@ -26,6 +26,13 @@ function nonNegative(value: string | null): number | undefined {
   return value !== null && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
 }
 
+/**
+ * Routes that answer with the applications' message contents (the message
+ * browser, a replica's messages): they need the admin token whenever one is
+ * configured, even while the cluster's state is open to read.
+ */
+export const MESSAGE_ROUTES: ReadonlySet<string> = new Set(['/api/messages', '/api/replica']);
+
 /** Interval of the live charts' samples and of membership change detection. */
 export const SAMPLE_INTERVAL_MS = 1000;
 
@@ -241,7 +248,7 @@ export class Operations implements BrokerObserver {
     const api = this.adminApi;
     const routes = api === undefined ? this.routes() : { ...this.routes(), ...adminReadRoutes(api) };
     const auth = { token: this.options.adminToken, protectReads: this.options.adminProtectReads };
-    return AdminServer.listen(host, port, routes, { auth, mutations: api === undefined ? {} : adminMutations(api) });
+    return AdminServer.listen(host, port, routes, { auth, mutations: api === undefined ? {} : adminMutations(api), messageRoutes: MESSAGE_ROUTES });
   }
 
   private routes(): AdminRoutes {

@@ -23,21 +23,30 @@ describe('admin token', () => {
 
   it('lets reads through unless protected, and refuses mutations without the right token', () => {
     const open = { token: TOKEN, protectReads: false };
-    expect(checkAdminRequest(open, false, undefined)).toBeUndefined();
-    expect(checkAdminRequest(open, true, undefined)).toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
-    expect(checkAdminRequest(open, true, 'Bearer wrong-token-wrong-token')).toMatchObject({ status: 401, code: 'UNAUTHORIZED', message: 'the admin token is not valid' });
-    expect(checkAdminRequest(open, true, `Bearer ${TOKEN}`)).toBeUndefined();
+    expect(checkAdminRequest(open, 'read', undefined)).toBeUndefined();
+    expect(checkAdminRequest(open, 'change', undefined)).toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
+    expect(checkAdminRequest(open, 'change', 'Bearer wrong-token-wrong-token')).toMatchObject({ status: 401, code: 'UNAUTHORIZED', message: 'the admin token is not valid' });
+    expect(checkAdminRequest(open, 'change', `Bearer ${TOKEN}`)).toBeUndefined();
 
     const closed = { token: TOKEN, protectReads: true };
-    expect(checkAdminRequest(closed, false, undefined)).toMatchObject({ status: 401 });
-    expect(checkAdminRequest(closed, false, `Bearer ${TOKEN}`)).toBeUndefined();
+    expect(checkAdminRequest(closed, 'read', undefined)).toMatchObject({ status: 401 });
+    expect(checkAdminRequest(closed, 'read', `Bearer ${TOKEN}`)).toBeUndefined();
   });
 
   it('disables mutations when no token is configured', () => {
     const none = { token: undefined, protectReads: false };
-    expect(checkAdminRequest(none, false, undefined)).toBeUndefined();
-    const refusal = checkAdminRequest(none, true, `Bearer ${TOKEN}`);
+    expect(checkAdminRequest(none, 'read', undefined)).toBeUndefined();
+    const refusal = checkAdminRequest(none, 'change', `Bearer ${TOKEN}`);
     expect(refusal).toMatchObject({ status: 403, code: 'FORBIDDEN' });
     expect(refusal?.message).toContain('--admin-token');
+  });
+
+  it('guards message contents whenever a token is configured, even with open reads', () => {
+    const open = { token: TOKEN, protectReads: false };
+    expect(checkAdminRequest(open, 'messages', undefined)).toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
+    expect(checkAdminRequest(open, 'messages', 'Bearer wrong-token-wrong-token')).toMatchObject({ status: 401, message: 'the admin token is not valid' });
+    expect(checkAdminRequest(open, 'messages', `Bearer ${TOKEN}`)).toBeUndefined();
+    // No token configured (a development broker): the browser stays open, as every read does.
+    expect(checkAdminRequest({ token: undefined, protectReads: false }, 'messages', undefined)).toBeUndefined();
   });
 });

@@ -1,10 +1,12 @@
 /**
  * Authentication of the admin HTTP port: one shared admin token, presented
  * as `Authorization: Bearer <token>`. Mutating endpoints (anything but GET
- * and HEAD) always need it; read-only endpoints need it only when the
- * operator asks (`adminProtectReads`). Without a configured token the
- * mutating endpoints are refused outright, so an admin port left open on a
- * network cannot change the cluster.
+ * and HEAD) always need it; endpoints that return message contents (the
+ * message browser) need it whenever a token is configured, since the data
+ * is the applications', not the cluster's state; other read-only endpoints
+ * need it only when the operator asks (`adminProtectReads`). Without a
+ * configured token the mutating endpoints are refused outright, so an admin
+ * port left open on a network cannot change the cluster.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 
@@ -15,6 +17,14 @@ export interface AdminAuthPolicy {
   /** Read-only endpoints need the token too. */
   protectReads: boolean;
 }
+
+/**
+ * What a request does, which decides when it needs the token: `read` the
+ * cluster's state (only with `protectReads`), read `messages` (whenever a
+ * token is configured), or `change` something (always; refused without a
+ * configured token).
+ */
+export type AdminAccess = 'read' | 'messages' | 'change';
 
 /** Why a request was refused: an HTTP status and a stable code for scripts. */
 export interface AdminRefusal {
@@ -46,14 +56,11 @@ export function bearerToken(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
-/**
- * Whether a request may proceed: `undefined` when it may, else the refusal.
- * `mutating` is true for every method but GET and HEAD.
- */
-export function checkAdminRequest(policy: AdminAuthPolicy, mutating: boolean, authorization: string | undefined): AdminRefusal | undefined {
-  if (!mutating && !policy.protectReads) return undefined;
+/** Whether a request may proceed: `undefined` when it may, else the refusal. */
+export function checkAdminRequest(policy: AdminAuthPolicy, access: AdminAccess, authorization: string | undefined): AdminRefusal | undefined {
+  if (access === 'read' && !policy.protectReads) return undefined;
   if (policy.token === undefined) {
-    return mutating
+    return access === 'change'
       ? { status: 403, code: 'FORBIDDEN', message: 'mutating admin endpoints are disabled: start the broker with --admin-token (or RELAYMQ_ADMIN_TOKEN) to enable them' }
       : undefined;
   }

@@ -667,16 +667,21 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return result;
   }
 
-  /** One step of a move, run by the partition's leader: here when this broker hosts the group, else through a replica. */
+  /**
+   * One step of a move, run by the partition's leader: through this
+   * broker's group when it is a member that knows a leader, else through a
+   * replica. A move's target is not a member until the step that adds it ran
+   * — its group has heard from no leader — and a replica already removed
+   * hears from none any more: both ask a replica.
+   */
   private async moveStep(request: MoveStepRequest): Promise<MoveStepAnswer> {
     const hosted = this.groups.get(request.group);
-    if (hosted !== undefined) return parseMoveStepAnswer(await this.moveStepViaLeader(request));
-    const match = /^p\/(.+)\/(\d+)$/.exec(request.group);
-    const known = match === null ? undefined : this.router.leaderOf(match[1] as string, Number(match[2]));
-    const replicas = this.replicasOfGroup(request.group) ?? [];
-    // The leader this broker heard of first, then any replica (each forwards to the leader it knows).
-    const ordered = [...new Set([...(known !== undefined ? [known] : []), ...replicas])].filter((id) => id !== this.options.self);
-    const target = ordered[Math.floor(Math.random() * Math.min(ordered.length, known !== undefined ? 1 : ordered.length))];
+    if (hosted !== undefined && isMember(hosted.confState, this.options.self) && hosted.leader !== null) {
+      return parseMoveStepAnswer(await this.moveStepViaLeader(request));
+    }
+    // Any replica forwards to the leader it knows; one picked at random, so a dead one is not asked every time.
+    const others = (this.replicasOfGroup(request.group) ?? []).filter((id) => id !== this.options.self);
+    const target = others[Math.floor(Math.random() * others.length)];
     if (target === undefined) throw new RelayError('NOT_LEADER', `no replica of ${request.group} to ask`);
     return parseMoveStepAnswer(await this.rpc.call(target, MOVE_STEP_METHOD, request, this.options.requestTimeoutMs + 1000));
   }

@@ -10,7 +10,7 @@ import type { RaftActivity } from './runtime/group-clock.js';
 import { Ticker } from './runtime/ticker.js';
 import { raftConfigOf, swimConfigOf } from './tuning.js';
 import { Operations } from './observability/operations.js';
-import type { AdminActions, MemberDescription, MembershipDescription, PartitionDescription, TopicDescription } from './observability/admin-api.js';
+import type { AdminActions, MemberDescription, MembershipDescription, MovesDescription, PartitionDescription, TopicDescription } from './observability/admin-api.js';
 import { isReady } from './observability/cluster-status.js';
 import type { TopicAssignment } from './observability/broker-report.js';
 import type { ReplicaMove } from './core/metadata/moves.js';
@@ -207,14 +207,21 @@ class RunningBroker implements Broker {
         const { outcome, replicas } = await this.clusterEngine('remove a broker').removeBroker(broker);
         return { ...this.membership(), removal: { broker, outcome, replicasToMove: replicas } };
       },
-      moves: () => {
-        const meta = this.replicated?.metadataMembership();
-        const { moves, draining } = this.replicated?.replicaMoves() ?? { moves: [], draining: [] };
-        // A drained broker stays recorded (not placed on again) once it left the metadata group; only those still in it drain.
-        const members = new Set([...(meta?.voters ?? []), ...(meta?.learners ?? [])]);
-        return { broker: this.id, metadataLeader: meta?.leader ?? this.id, moves, draining: draining.filter((id) => members.has(id)) };
+      moves: () => this.movesDescription(),
+      rebalance: async () => {
+        await this.clusterEngine('rebalance').rebalance();
+        return this.movesDescription();
       },
     };
+  }
+
+  /** Replica moves as `GET /api/cluster/moves` answers them. */
+  private movesDescription(): MovesDescription {
+    const meta = this.replicated?.metadataMembership();
+    const { moves, draining, rebalancing } = this.replicated?.replicaMoves() ?? { moves: [], draining: [], rebalancing: false };
+    // A drained broker stays recorded (not placed on again) once it left the metadata group; only those still in it drain.
+    const members = new Set([...(meta?.voters ?? []), ...(meta?.learners ?? [])]);
+    return { broker: this.id, metadataLeader: meta?.leader ?? this.id, moves, draining: draining.filter((id) => members.has(id)), rebalancing };
   }
 
   /** The replicated engine, for an admin action only a cluster has. */

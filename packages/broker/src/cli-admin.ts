@@ -1,6 +1,6 @@
 /**
  * `relaymq topic create|describe|alter` and `relaymq cluster
- * status|add|remove|moves`: admin commands over a broker's admin port
+ * status|add|remove|moves|rebalance`: admin commands over a broker's admin port
  * (observability/admin-api.ts). Each takes `--help`, prints for people by
  * default and JSON with `--json`, and sends the admin token (`--admin-token`
  * or `RELAYMQ_ADMIN_TOKEN`) with every request. Exit status: 0 done,
@@ -135,7 +135,8 @@ export function renderTopic(topic: TopicDescription): string {
 /** Replica moves as `cluster moves` prints them; `nowMs` ages them. */
 export function renderMoves(m: MovesDescription, nowMs: number): string {
   const draining = m.draining.length === 0 ? 'no broker draining' : `draining: ${m.draining.join(', ')}`;
-  const head = `${m.moves.length} replica move${m.moves.length === 1 ? '' : 's'} in progress, ${draining} (as seen by ${m.broker}; metadata leader ${m.metadataLeader ?? '(none)'})\n`;
+  const rebalancing = m.rebalancing ? ', rebalancing' : '';
+  const head = `${m.moves.length} replica move${m.moves.length === 1 ? '' : 's'} in progress, ${draining}${rebalancing} (as seen by ${m.broker}; metadata leader ${m.metadataLeader ?? '(none)'})\n`;
   if (m.moves.length === 0) return head;
   return (
     head +
@@ -323,11 +324,28 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
       return 0;
     },
   },
+  rebalance: {
+    usage: 'rebalance',
+    summary: 'spread partition replicas evenly over the brokers',
+    details:
+      'Asks the metadata leader to move replicas from the brokers holding the most to\n' +
+      'those holding the fewest (a wave of --max-concurrent-moves at a time) until\n' +
+      'counts differ by at most one: after adding brokers, for instance. Returns at\n' +
+      'once; relaymq cluster moves follows it. Brokers started with\n' +
+      '--auto-rebalance true do this by themselves.',
+    options: [],
+    run: async (context) => {
+      if (context.positionals.length > 0) throw new RelayError('INVALID_ARGUMENT', 'cluster rebalance takes no arguments');
+      const moves = await context.client.request<MovesDescription>('POST', '/api/cluster/rebalance', {});
+      print(context, moves, `rebalance asked\n${renderMoves(moves, Date.now())}`);
+      return 0;
+    },
+  },
 };
 
 const GROUPS: Record<string, { commands: Record<string, Subcommand>; summary: string }> = {
   topic: { commands: TOPIC_COMMANDS, summary: 'create, describe and alter topics' },
-  cluster: { commands: CLUSTER_COMMANDS, summary: 'the cluster\'s brokers: status, add, remove, moves' },
+  cluster: { commands: CLUSTER_COMMANDS, summary: 'the cluster\'s brokers: status, add, remove, moves, rebalance' },
 };
 
 /** `relaymq topic --help` / `relaymq cluster --help`. */

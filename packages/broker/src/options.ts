@@ -153,6 +153,28 @@ export interface BrokerOptions {
    */
   metadataVoters?: number;
   /**
+   * Replica moves in progress at once in the cluster (a decommission, a
+   * replacement or a rebalance starts them up to this cap); the metadata
+   * leader's setting counts.
+   * @defaultValue `4`
+   */
+  maxConcurrentMoves?: number;
+  /**
+   * Self-healing: a broker the metadata leader cannot reach for this long
+   * is replaced — its replicas are re-created on the other brokers (every
+   * partition gets back to its replication factor) and it is taken out of
+   * the metadata group. `0` never replaces a broker.
+   * @defaultValue `900000` (15 minutes)
+   */
+  replacementTimeoutMs?: number;
+  /**
+   * Spread partition replicas evenly over the brokers by itself, whenever
+   * their counts differ by more than one (a broker joined or left);
+   * without it, only `relaymq cluster rebalance` does.
+   * @defaultValue `false`
+   */
+  autoRebalance?: boolean;
+  /**
    * Directory for this broker's data: each partition's segment log and
    * checkpoint, and the Raft logs (term, vote, entries), all surviving a
    * restart. Set on a standalone broker too, it stores topics on disk (a
@@ -470,6 +492,9 @@ export const BROKER_DEFAULTS = Object.freeze({
   peerPort: 7501,
   replicationFactor: 3,
   metadataVoters: 3,
+  maxConcurrentMoves: 4,
+  replacementTimeoutMs: 900_000,
+  autoRebalance: false,
   defaultPartitions: 1,
   maxPayload: 1024 * 1024,
   heartbeatMs: 5000,
@@ -554,6 +579,9 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     peers: resolvePeers(o.id, o.peers),
     join: resolveJoin(o.join),
     metadataVoters: integer('metadataVoters', o.metadataVoters, 1, 9),
+    maxConcurrentMoves: integer('maxConcurrentMoves', o.maxConcurrentMoves, 1, 64),
+    replacementTimeoutMs: integer('replacementTimeoutMs', o.replacementTimeoutMs, 0, 30 * 24 * 3_600_000),
+    autoRebalance: boolean('autoRebalance', o.autoRebalance),
     clusterId: o.clusterId === undefined ? undefined : text('clusterId', o.clusterId, CLUSTER_ID_PATTERN, '1-64 characters of [A-Za-z0-9_-]'),
     dataDir: o.dataDir === undefined ? undefined : text('dataDir', o.dataDir, /^.{1,4096}$/, 'a directory path'),
     replicationFactor: integer('replicationFactor', o.replicationFactor, 1, 16),

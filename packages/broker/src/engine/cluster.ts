@@ -72,6 +72,19 @@ export interface ClusterEngineOptions {
    * @defaultValue 4
    */
   maxConcurrentMoves?: number;
+  /**
+   * A member of the metadata group the metadata leader cannot reach for
+   * this long is replaced: drained like a decommissioned broker, so its
+   * replicas are re-created on the others. 0 never replaces one.
+   * @defaultValue 0
+   */
+  replacementTimeoutMs?: number;
+  /**
+   * Spread replicas evenly whenever counts differ by more than one (after a
+   * broker joins or leaves), not only when an operator asks.
+   * @defaultValue false
+   */
+  autoRebalance?: boolean;
   transport: PeerTransport;
   /** Where Raft logs live; undefined keeps them in memory (tests only: a restart then forgets votes). */
   dataDir: string | undefined;
@@ -254,6 +267,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         return this.placementBrokers().filter((id) => linked.has(id));
       },
       isMetadataMember: (broker) => isMember(this.meta.confState, broker),
+      unlinked: () => {
+        const linked = new Set(options.transport.connectedPeers());
+        const conf = this.meta.confState;
+        return [...conf.voters, ...(conf.learners ?? [])].filter((id) => id !== options.self && !linked.has(id));
+      },
+      removalRefusal: (broker) => this.removalRefusalOf(broker)?.message,
+      replacementTimeoutMs: options.replacementTimeoutMs ?? 0,
+      rebalanceAsked: () => this.metadata.moves.rebalancing,
+      autoRebalance: options.autoRebalance === true,
       propose: (command) => this.proposeMeta(command),
       step: (request) => this.moveStep(request),
       removeFromMetadata: (broker) => this.changeMembership(META_GROUP, { type: 'remove', node: broker }),
@@ -618,15 +640,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * once it left the metadata group.
    */
   async removeBroker(broker: NodeId): Promise<{ outcome: 'removed' | 'draining'; replicas: number }> {
-    const conf = this.meta.confState;
-    const refusal = removalRefusal({
-      broker,
-      voters: conf.voters,
-      learners: conf.learners ?? [],
-      draining: this.metadata.moves.draining,
-      replicationFactor: this.options.replicationFactor,
-      topics: this.metadata.all(),
-    });
+    const refusal = this.removalRefusalOf(broker);
     if (refusal !== undefined) throw new RelayError(refusal.code, refusal.message);
     const held = replicasOn(broker, this.metadata.all()).length;
     if (held === 0) {
@@ -637,9 +651,31 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return { outcome: 'draining', replicas: held };
   }
 
+  private removalRefusalOf(broker: NodeId): ReturnType<typeof removalRefusal> {
+    const conf = this.meta.confState;
+    return removalRefusal({
+      broker,
+      voters: conf.voters,
+      learners: conf.learners ?? [],
+      draining: this.metadata.moves.draining,
+      replicationFactor: this.options.replicationFactor,
+      topics: this.metadata.all(),
+    });
+  }
+
+  /**
+   * Asks the metadata leader to spread replicas evenly over the brokers
+   * (by count): it moves them a wave (`maxConcurrentMoves`) at a time from
+   * the brokers holding the most to those holding the fewest, until counts
+   * differ by at most one. Resolves once asked, not done.
+   */
+  async rebalance(): Promise<void> {
+    await this.proposeMove({ type: 'rebalance', on: true });
+  }
+
   /** Replica moves in progress (with their last step on the metadata leader) and the brokers being drained. */
-  replicaMoves(): { moves: MoveProgress[]; draining: string[] } {
-    return { moves: this.moveCoordinator.progress(), draining: this.metadata.moves.draining };
+  replicaMoves(): { moves: MoveProgress[]; draining: string[]; rebalancing: boolean } {
+    return { moves: this.moveCoordinator.progress(), draining: this.metadata.moves.draining, rebalancing: this.metadata.moves.rebalancing || this.options.autoRebalance === true };
   }
 
   /**

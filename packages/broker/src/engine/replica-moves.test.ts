@@ -51,13 +51,16 @@ describe('nextMoveStep (on the partition leader)', () => {
 });
 
 /** A coordinator over a fake engine: metadata in memory, steps answered by a script. */
-function harness(options: { draining?: string[]; maxMoves?: number; leader?: boolean } = {}) {
+function harness(options: { draining?: string[]; maxMoves?: number; leader?: boolean; replacementTimeoutMs?: number; autoRebalance?: boolean } = {}) {
   const topics: MovableTopic[] = [{ topic: 't', partitions: [{ replicas: ['b1', 'b2', 'b3'] }, { replicas: ['b1', 'b2', 'b4'] }, { replicas: ['b2', 'b3', 'b4'] }] }];
   let moves: ReplicaMove[] = [];
   let draining = options.draining ?? [];
   let now = 1000;
   let leader = options.leader ?? true;
   const metaMembers = new Set(['b1', 'b2', 'b3', 'b4', 'b5']);
+  let unlinked: string[] = [];
+  let refusal: string | undefined;
+  let rebalanceAsked = false;
   const proposed: MoveCommand[] = [];
   const steps: MoveStepRequest[] = [];
   const removed: string[] = [];
@@ -68,14 +71,21 @@ function harness(options: { draining?: string[]; maxMoves?: number; leader?: boo
     topics: () => topics,
     moves: () => moves,
     draining: () => draining,
-    targets: () => [...metaMembers].filter((id) => !draining.includes(id)),
+    targets: () => [...metaMembers].filter((id) => !draining.includes(id) && !unlinked.includes(id)),
     isMetadataMember: (broker) => metaMembers.has(broker),
+    unlinked: () => unlinked.filter((id) => metaMembers.has(id)),
+    removalRefusal: () => refusal,
+    replacementTimeoutMs: options.replacementTimeoutMs ?? 0,
+    rebalanceAsked: () => rebalanceAsked,
+    autoRebalance: options.autoRebalance === true,
     propose: async (command) => {
       proposed.push(command);
       if (command.type === 'move-replica') {
         moves = [...moves, { topic: command.topic, partition: command.partition, from: command.from, to: command.to, startedAtMs: command.atMs }];
         (topics[0]?.partitions[command.partition] as { learners?: string[] }).learners = [command.to];
       }
+      if (command.type === 'drain-broker') draining = command.draining ? [...draining, command.broker] : draining.filter((id) => id !== command.broker);
+      if (command.type === 'rebalance') rebalanceAsked = command.on;
       if (command.type === 'finish-move') {
         moves = moves.filter((m) => m.partition !== command.partition);
         const a = topics[0]?.partitions[command.partition] as { replicas: string[]; learners?: string[] };
@@ -118,6 +128,11 @@ function harness(options: { draining?: string[]; maxMoves?: number; leader?: boo
     setLeader: (v: boolean) => { leader = v; },
     setDraining: (v: string[]) => { draining = v; },
     addMove: (m: ReplicaMove) => { moves = [...moves, m]; },
+    setUnlinked: (v: string[]) => { unlinked = v; },
+    setRefusal: (v: string | undefined) => { refusal = v; },
+    askRebalance: () => { rebalanceAsked = true; },
+    get rebalanceAsked() { return rebalanceAsked; },
+    get draining() { return draining; },
   };
 }
 
@@ -160,5 +175,68 @@ describe('ReplicaMoveCoordinator (on the metadata leader)', () => {
     expect(h.coordinator.progress()[0]).toEqual({ topic: 't', partition: 2, from: 'b4', to: 'b1', startedAtMs: 500, phase: 'catching-up', match: 5, lastIndex: 9 });
     // Nothing is proposed for a move still catching up.
     expect(h.proposed).toEqual([]);
+  });
+
+  it('replaces a member unreachable past the replacement timeout: drains it (its replicas re-created elsewhere), then takes it out', async () => {
+    const h = harness({ replacementTimeoutMs: 2000, maxMoves: 4 });
+    h.setUnlinked(['b4']);
+    await h.run(4); // 750 ms: not yet
+    expect(h.proposed).toEqual([]);
+    // Back in time: the clock starts again.
+    h.setUnlinked([]);
+    await h.run(1);
+    h.setUnlinked(['b4']);
+    await h.run(8); // 1750 ms unlinked
+    expect(h.proposed).toEqual([]);
+    await h.run(2);
+    expect(h.proposed[0]).toEqual({ type: 'drain-broker', broker: 'b4', draining: true });
+    expect(h.logs).toContain('replacing a broker unreachable past the replacement timeout: its replicas are re-created on the other brokers');
+    await h.run(40);
+    // b4's two replicas went to b1/b3/b5 (never to b4 itself), and it left the metadata group.
+    expect(h.topics[0]?.partitions.every((p) => p.replicas.length === 3 && !p.replicas.includes('b4'))).toBe(true);
+    expect(h.removed).toEqual(['b4']);
+    expect(h.proposed.filter((c) => c.type === 'drain-broker')).toHaveLength(1);
+  });
+
+  it('does not replace a member it may not take out (too few brokers left), and says so once', async () => {
+    const h = harness({ replacementTimeoutMs: 500 });
+    h.setRefusal('removing broker b4 would leave 2 brokers, fewer than the replication factor (3): add a broker first');
+    h.setUnlinked(['b4']);
+    await h.run(12);
+    expect(h.proposed).toEqual([]);
+    expect(h.logs.filter((l) => l === 'a broker unreachable past the replacement timeout cannot be replaced')).toHaveLength(1);
+    // A new metadata leader times it afresh.
+    h.setLeader(false);
+    await h.run(1);
+    h.setLeader(true);
+    h.setRefusal(undefined);
+    await h.run(1);
+    expect(h.proposed).toEqual([]);
+    await h.run(3);
+    expect(h.proposed[0]).toEqual({ type: 'drain-broker', broker: 'b4', draining: true });
+    expect(h.proposed.filter((c) => c.type === 'drain-broker')).toHaveLength(1);
+  });
+
+  it('rebalances when asked, a wave at a time, and records when it is done; off by default', async () => {
+    const h = harness({ maxMoves: 1 });
+    await h.run(5);
+    expect(h.proposed).toEqual([]); // counts differ (b5 holds none) but nobody asked
+    h.askRebalance();
+    await h.run(40);
+    // b1..b4 held 2-3 replicas and b5 none: moves onto b5 until counts differ by at most one, then the ask is cleared.
+    const counts = ['b1', 'b2', 'b3', 'b4', 'b5'].map((id) => h.topics[0]?.partitions.filter((p) => p.replicas.includes(id)).length);
+    expect(Math.max(...(counts as number[])) - Math.min(...(counts as number[]))).toBeLessThanOrEqual(1);
+    expect(h.proposed.filter((c) => c.type === 'move-replica').every((c) => c.type === 'move-replica' && c.to === 'b5')).toBe(true);
+    expect(h.proposed.at(-1)).toEqual({ type: 'rebalance', on: false });
+    expect(h.rebalanceAsked).toBe(false);
+  });
+
+  it('rebalances by itself with autoRebalance, proposing nothing once even', async () => {
+    const h = harness({ autoRebalance: true, maxMoves: 2 });
+    await h.run(40);
+    expect(h.proposed.some((c) => c.type === 'move-replica')).toBe(true);
+    const before = h.proposed.length;
+    await h.run(10);
+    expect(h.proposed.length).toBe(before);
   });
 });

@@ -12,10 +12,15 @@
  *   partition's leader for the next step of every move until it is done,
  *   then records `finish-move`; starts the moves that empty draining brokers
  *   (at most `maxMoves` at once), and takes an emptied broker out of the
- *   metadata group.
+ *   metadata group. A broker unreachable for longer than the replacement
+ *   timeout is drained like a decommissioned one (self-healing): its
+ *   replicas are re-created on the others, so every partition gets back to
+ *   its replication factor. While rebalancing is asked for (or automatic),
+ *   it moves replicas from the brokers holding the most to those holding
+ *   the fewest, one wave of moves at a time.
  */
 import { RelayError } from '@relaymq/sdk/protocol';
-import { planDrainMoves, replicasOn, type MoveCommand, type MovableTopic, type ReplicaMove } from '../core/metadata/moves.js';
+import { planDrainMoves, planRebalanceMoves, replicasOn, type MoveCommand, type MovableTopic, type PlannedMove, type ReplicaMove } from '../core/metadata/moves.js';
 import type { NodeId, ProgressStatus } from '../core/raft/index.js';
 
 /** The peer RPC method of one step of a move, answered by the partition's leader. */
@@ -139,6 +144,16 @@ export interface MoveCoordinatorContext {
   targets: () => readonly NodeId[];
   /** Whether `broker` is still in the metadata group. */
   isMetadataMember: (broker: NodeId) => boolean;
+  /** Members of the metadata group (other than this broker) not linked to this broker now. */
+  unlinked: () => readonly NodeId[];
+  /** Why `broker` may not be taken out now (decommission.ts), `undefined` when it may. */
+  removalRefusal: (broker: NodeId) => string | undefined;
+  /** A member unlinked this long is replaced (drained); 0 never replaces one. */
+  replacementTimeoutMs: number;
+  /** Whether an operator asked for a rebalance (`relaymq cluster rebalance`), recorded in the metadata until done. */
+  rebalanceAsked: () => boolean;
+  /** Rebalance whenever counts are uneven, asked or not. */
+  autoRebalance: boolean;
   /** Proposes a move command in the metadata group (this broker leads it). */
   propose: (command: MoveCommand) => Promise<unknown>;
   /** Runs one step of a move on the partition's leader. */
@@ -169,6 +184,11 @@ export class ReplicaMoveCoordinator {
   private readonly driving = new Map<string, Driving>();
   private planning = false;
   private readonly removing = new Set<NodeId>();
+  /** When each unlinked member was first seen unlinked, by this leader. */
+  private readonly unlinkedSince = new Map<NodeId, number>();
+  private readonly replacing = new Set<NodeId>();
+  /** Members whose replacement was refused, so it is logged once. */
+  private readonly refusedReplacement = new Set<NodeId>();
   private stopped = false;
 
   constructor(private readonly ctx: MoveCoordinatorContext) {}
@@ -177,13 +197,16 @@ export class ReplicaMoveCoordinator {
   tick(): void {
     if (this.stopped) return;
     if (!this.ctx.isLeader()) {
-      this.driving.clear(); // a later leadership starts over from the metadata
+      // A later leadership starts over from the metadata, and times unreachable brokers afresh.
+      this.driving.clear();
+      this.unlinkedSince.clear();
       return;
     }
     const moves = this.ctx.moves();
     const live = new Set(moves.map(keyOf));
     for (const key of this.driving.keys()) if (!live.has(key) && this.driving.get(key)?.inFlight !== true) this.driving.delete(key);
     for (const move of moves) this.drive(move);
+    this.replaceLost();
     this.plan(moves);
     this.retireDrained();
   }
@@ -240,9 +263,57 @@ export class ReplicaMoveCoordinator {
       });
   }
 
+  /** Drains a member unreachable for longer than the replacement timeout (self-healing). */
+  private replaceLost(): void {
+    const { replacementTimeoutMs } = this.ctx;
+    if (replacementTimeoutMs <= 0) return;
+    const now = this.ctx.now();
+    const unlinked = new Set(this.ctx.unlinked());
+    for (const id of [...this.unlinkedSince.keys()]) {
+      if (unlinked.has(id)) continue;
+      this.unlinkedSince.delete(id);
+      this.refusedReplacement.delete(id);
+    }
+    const draining = new Set(this.ctx.draining());
+    for (const id of unlinked) {
+      const since = this.unlinkedSince.get(id) ?? now;
+      this.unlinkedSince.set(id, since);
+      if (now - since < replacementTimeoutMs || draining.has(id) || this.replacing.has(id)) continue;
+      const refusal = this.ctx.removalRefusal(id);
+      if (refusal !== undefined) {
+        if (!this.refusedReplacement.has(id)) this.ctx.log('warn', 'a broker unreachable past the replacement timeout cannot be replaced', { broker: id, reason: refusal });
+        this.refusedReplacement.add(id);
+        continue;
+      }
+      this.replacing.add(id);
+      this.ctx.log('warn', 'replacing a broker unreachable past the replacement timeout: its replicas are re-created on the other brokers', { broker: id, unreachableMs: now - since });
+      this.ctx
+        .propose({ type: 'drain-broker', broker: id, draining: true })
+        .catch((err: unknown) => this.ctx.log('warn', 'could not start replacing a broker; retrying', { broker: id, error: String(err) }))
+        .finally(() => this.replacing.delete(id));
+    }
+  }
+
   private plan(moves: readonly ReplicaMove[]): void {
-    if (this.planning || this.ctx.draining().length === 0) return;
-    const planned = planDrainMoves({ topics: this.ctx.topics(), moves, draining: this.ctx.draining(), members: this.ctx.targets(), maxMoves: this.ctx.maxMoves });
+    if (this.planning) return;
+    const topics = this.ctx.topics();
+    let planned: PlannedMove[] = [];
+    if (this.ctx.draining().length > 0) {
+      planned = planDrainMoves({ topics, moves, draining: this.ctx.draining(), members: this.ctx.targets(), maxMoves: this.ctx.maxMoves });
+    } else if (moves.length === 0 && (this.ctx.autoRebalance || this.ctx.rebalanceAsked())) {
+      // One wave at a time: counts are planned again once the last wave finished.
+      planned = planRebalanceMoves({ topics, members: this.ctx.targets(), maxMoves: this.ctx.maxMoves });
+      if (planned.length === 0 && this.ctx.rebalanceAsked()) {
+        this.planning = true;
+        this.ctx
+          .propose({ type: 'rebalance', on: false })
+          .catch(() => {}) // asked again next tick
+          .finally(() => {
+            this.planning = false;
+          });
+        return;
+      }
+    }
     if (planned.length === 0) return;
     this.planning = true;
     const atMs = Math.max(0, Math.floor(this.ctx.now()));

@@ -12,6 +12,7 @@
  *   POST  /api/cluster/remove          { broker }: take a broker out (decommission.ts says when); one
  *                                      holding replicas drains first (its replicas are moved off)
  *   GET   /api/cluster/moves           replica moves in progress and draining brokers
+ *   POST  /api/cluster/rebalance       spread replicas evenly (by count) over the brokers
  */
 import { RelayError, topicProblem } from '@relaymq/sdk/protocol';
 import { json, jsonError, type AdminMutations, type AdminResponse, type AdminRoutes } from './admin-server.js';
@@ -97,6 +98,8 @@ export interface MovesDescription {
   moves: MoveDescription[];
   /** Brokers being decommissioned. */
   draining: string[];
+  /** A rebalance is asked for and not done, or rebalancing is automatic (`autoRebalance`). */
+  rebalancing: boolean;
 }
 
 /** `POST /api/cluster/remove`: the membership, and what the removal did. */
@@ -118,6 +121,8 @@ export interface AdminActions {
   removeBroker(broker: string): Promise<RemovalDescription>;
   /** Replica moves in progress. */
   moves(): MovesDescription;
+  /** Asks for replicas to be spread evenly; answers the moves as they stand. */
+  rebalance(): Promise<MovesDescription>;
 }
 
 /** Largest partition count a topic may be created with (as `defaultPartitions`). */
@@ -225,5 +230,6 @@ export function adminMutations(actions: AdminActions): AdminMutations {
       }),
     'POST /api/cluster/add': ({ body }) => answering(async () => json(await actions.addBroker(parseBrokerRequest(body)))),
     'POST /api/cluster/remove': ({ body }) => answering(async () => json(await actions.removeBroker(parseBrokerRequest(body)))),
+    'POST /api/cluster/rebalance': () => answering(async () => json(await actions.rebalance())),
   };
 }

@@ -60,6 +60,8 @@ export interface MetadataSnapshot {
   moves?: ReplicaMove[];
   /** Brokers being emptied (decommissioned); absent when none. */
   draining?: string[];
+  /** An operator asked for a rebalance that is not done yet; absent: no. */
+  rebalance?: boolean;
 }
 
 /**
@@ -157,9 +159,10 @@ export class MetadataState {
   snapshot(): MetadataSnapshot {
     const snapshot: MetadataSnapshot = { topics: structuredClone(this.all()), durables: this.durablePositions.toRecords(), groups: this.groups.toRecords() };
     if (this.namedAs !== undefined) snapshot.clusterId = this.namedAs;
-    const { moves, draining } = this.moves.toRecord();
+    const { moves, draining, rebalance } = this.moves.toRecord();
     if (moves.length > 0) snapshot.moves = moves;
     if (draining.length > 0) snapshot.draining = draining;
+    if (rebalance === true) snapshot.rebalance = true;
     return snapshot;
   }
 
@@ -170,7 +173,7 @@ export class MetadataState {
     this.durablePositions.restore(snapshot.durables);
     this.groups.restore(snapshot.groups ?? []);
     this.namedAs = snapshot.clusterId;
-    this.moves.restore({ moves: snapshot.moves ?? [], draining: snapshot.draining ?? [] });
+    this.moves.restore({ moves: snapshot.moves ?? [], draining: snapshot.draining ?? [], rebalance: snapshot.rebalance === true });
   }
 
   /** Applies a committed command. Deterministic: same commands, same state, on every broker. */
@@ -182,7 +185,9 @@ export class MetadataState {
   apply(command: MoveCommand): MoveResult;
   apply(command: MetadataCommand): MetadataResult;
   apply(command: MetadataCommand): MetadataResult {
-    if (command.type === 'move-replica' || command.type === 'finish-move' || command.type === 'cancel-move' || command.type === 'drain-broker') return this.moves.apply(command);
+    if (command.type === 'move-replica' || command.type === 'finish-move' || command.type === 'cancel-move' || command.type === 'drain-broker' || command.type === 'rebalance') {
+      return this.moves.apply(command);
+    }
     if (command.type === 'add-partitions') return this.addPartitions(command);
     if (command.type === 'set-cluster-id') {
       this.namedAs ??= command.clusterId;
@@ -275,9 +280,9 @@ export function assignReplicas(
 /** Reads an untrusted value (a snapshot from a peer) as a {@link MetadataSnapshot}, or `undefined`. */
 export function parseMetadataSnapshot(value: unknown): MetadataSnapshot | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { topics, durables, groups, clusterId, moves, draining } = value as Record<string, unknown>;
+  const { topics, durables, groups, clusterId, moves, draining, rebalance } = value as Record<string, unknown>;
   if (!Array.isArray(topics) || !Array.isArray(durables) || parseGroupRecords(groups) === undefined) return undefined;
-  if (parseMovesRecord(moves, draining) === undefined) return undefined;
+  if (parseMovesRecord(moves, draining, rebalance) === undefined) return undefined;
   if (clusterId !== undefined && (typeof clusterId !== 'string' || !CLUSTER_ID_PATTERN.test(clusterId))) return undefined;
   const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   for (const t of topics as unknown[]) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MetadataState, parseMetadataSnapshot } from './metadata.js';
-import { parseMoveCommand, planDrainMoves, replicasOn, type MovableTopic } from './moves.js';
+import { parseMoveCommand, planDrainMoves, planRebalanceMoves, replicasOn, type MovableTopic } from './moves.js';
 
 /** A metadata state with `orders` (3 partitions, factor 3) on b1..b4. */
 function state(): MetadataState {
@@ -119,5 +119,60 @@ describe('planDrainMoves', () => {
     const topics: MovableTopic[] = [{ topic: 't', partitions: [{ replicas: ['b1', 'b2'] }, { replicas: ['b2', 'b3'], learners: ['b1'] }, { replicas: ['b3'] }] }];
     expect(replicasOn('b1', topics)).toEqual(['t/0', 't/1']);
     expect(replicasOn('b4', topics)).toEqual([]);
+  });
+});
+
+describe('planRebalanceMoves', () => {
+  const topic = (name: string, assignments: string[][]): MovableTopic => ({ topic: name, partitions: assignments.map((replicas) => ({ replicas })) });
+  const countsAfter = (topics: MovableTopic[], moves: Array<{ topic: string; partition: number; from: string; to: string }>, members: string[]): number[] => {
+    const c = new Map(members.map((id) => [id, 0]));
+    for (const t of topics) {
+      t.partitions.forEach((a, p) => {
+        for (const id of a.replicas) {
+          const move = moves.find((m) => m.topic === t.topic && m.partition === p && m.from === id);
+          const holder = move?.to ?? id;
+          c.set(holder, (c.get(holder) ?? 0) + 1);
+        }
+      });
+    }
+    return members.map((id) => c.get(id) ?? 0);
+  };
+
+  it('moves replicas from the fullest brokers to the emptiest until counts differ by at most one, never two replicas of a partition on one broker', () => {
+    // 6 partitions x 3 replicas on b1..b3 (6 each); b4 and b5 just joined (0 each): 18 over 5 is 4 or 3 each.
+    const topics = [topic('t', Array.from({ length: 6 }, () => ['b1', 'b2', 'b3']))];
+    const members = ['b1', 'b2', 'b3', 'b4', 'b5'];
+    const planned = planRebalanceMoves({ topics, members, maxMoves: 100 });
+    const after = countsAfter(topics, planned, members);
+    expect(Math.max(...after) - Math.min(...after)).toBeLessThanOrEqual(1);
+    expect(after.reduce((a, b) => a + b, 0)).toBe(18);
+    // Each partition moves at most once per wave, and never onto a broker holding it.
+    expect(new Set(planned.map((m) => m.partition)).size).toBe(planned.length);
+    for (const m of planned) expect(topics[0]?.partitions[m.partition]?.replicas.includes(m.to)).toBe(false);
+    // Deterministic, and capped.
+    expect(planRebalanceMoves({ topics, members, maxMoves: 100 })).toEqual(planned);
+    expect(planRebalanceMoves({ topics, members, maxMoves: 2 })).toEqual(planned.slice(0, 2));
+  });
+
+  it('plans nothing when counts already differ by at most one, for a single member, or for a partition already moving', () => {
+    expect(planRebalanceMoves({ topics: [topic('t', [['b1', 'b2'], ['b2', 'b3'], ['b3', 'b1']])], members: ['b1', 'b2', 'b3'], maxMoves: 4 })).toEqual([]);
+    expect(planRebalanceMoves({ topics: [topic('t', [['b1']])], members: ['b1'], maxMoves: 4 })).toEqual([]);
+    const moving: MovableTopic = { topic: 't', partitions: [{ replicas: ['b1', 'b2'], learners: ['b3'] }, { replicas: ['b1', 'b2'] }] };
+    expect(planRebalanceMoves({ topics: [moving], members: ['b1', 'b2', 'b3'], maxMoves: 4 })).toEqual([{ topic: 't', partition: 1, from: 'b2', to: 'b3' }]);
+  });
+
+  it('a rebalance is asked, survives a snapshot, and is recorded done', () => {
+    const m = state();
+    expect(m.apply({ type: 'rebalance', on: true })).toEqual({ kind: 'rebalance', on: true });
+    expect(m.moves.rebalancing).toBe(true);
+    const parsed = parseMetadataSnapshot(JSON.parse(JSON.stringify(m.snapshot())));
+    const restored = new MetadataState(['b1']);
+    restored.restore(parsed as NonNullable<typeof parsed>);
+    expect(restored.moves.rebalancing).toBe(true);
+    restored.apply({ type: 'rebalance', on: false });
+    expect(restored.snapshot().rebalance).toBeUndefined();
+    expect(parseMoveCommand({ type: 'rebalance', on: true })).toEqual({ type: 'rebalance', on: true });
+    expect(parseMoveCommand({ type: 'rebalance', on: 'yes' })).toBeUndefined();
+    expect(parseMetadataSnapshot({ topics: [], durables: [], rebalance: 'yes' })).toBeUndefined();
   });
 });

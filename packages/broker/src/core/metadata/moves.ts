@@ -77,7 +77,13 @@ export interface DrainBrokerCommand {
   draining: boolean;
 }
 
-export type MoveCommand = MoveReplicaCommand | FinishMoveCommand | CancelMoveCommand | DrainBrokerCommand;
+/** Asks for replicas to be spread evenly (`on`), or records that they are (`off`). */
+export interface RebalanceCommand {
+  type: 'rebalance';
+  on: boolean;
+}
+
+export type MoveCommand = MoveReplicaCommand | FinishMoveCommand | CancelMoveCommand | DrainBrokerCommand | RebalanceCommand;
 
 /** What applying a move command produced. */
 export type MoveResult =
@@ -85,7 +91,8 @@ export type MoveResult =
   | { kind: 'move-finished'; move: ReplicaMove }
   | { kind: 'move-cancelled'; move: ReplicaMove }
   | { kind: 'move-refused'; reason: string }
-  | { kind: 'draining'; brokers: string[] };
+  | { kind: 'draining'; brokers: string[] }
+  | { kind: 'rebalance'; on: boolean };
 
 /** The part of a topic the moves read and change. */
 export interface MovableTopic {
@@ -97,6 +104,8 @@ export interface MovableTopic {
 export interface MovesRecord {
   moves: ReplicaMove[];
   draining: string[];
+  /** A rebalance was asked for and is not done (absent: false). */
+  rebalance?: boolean;
 }
 
 const moveKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -105,6 +114,7 @@ const moveKey = (topic: string, partition: number): string => `${topic}\u0000${p
 export class ReplicaMoves {
   private readonly moves = new Map<string, ReplicaMove>();
   private readonly drainingSet = new Set<string>();
+  private rebalanceAsked = false;
 
   /** @param topicOf - the topic's assignment, to read and change. */
   constructor(private readonly topicOf: (topic: string) => MovableTopic | undefined) {}
@@ -128,6 +138,11 @@ export class ReplicaMoves {
     return this.drainingSet.has(broker);
   }
 
+  /** Whether a rebalance was asked for and is not done. */
+  get rebalancing(): boolean {
+    return this.rebalanceAsked;
+  }
+
   apply(command: MoveCommand): MoveResult {
     switch (command.type) {
       case 'move-replica':
@@ -140,12 +155,17 @@ export class ReplicaMoves {
         if (command.draining) this.drainingSet.add(command.broker);
         else this.drainingSet.delete(command.broker);
         return { kind: 'draining', brokers: this.draining };
+      case 'rebalance':
+        this.rebalanceAsked = command.on;
+        return { kind: 'rebalance', on: command.on };
     }
   }
 
   /** The state for a snapshot (a copy). */
   toRecord(): MovesRecord {
-    return { moves: this.all().map((m) => ({ ...m })), draining: this.draining };
+    const record: MovesRecord = { moves: this.all().map((m) => ({ ...m })), draining: this.draining };
+    if (this.rebalanceAsked) record.rebalance = true;
+    return record;
   }
 
   /** Replaces the state with a snapshot's (assignments' `learners` come with the topics). */
@@ -154,6 +174,7 @@ export class ReplicaMoves {
     this.drainingSet.clear();
     for (const move of record?.moves ?? []) this.moves.set(moveKey(move.topic, move.partition), { ...move });
     for (const broker of record?.draining ?? []) this.drainingSet.add(broker);
+    this.rebalanceAsked = record?.rebalance === true;
   }
 
   /** A topic was deleted or is unknown: its moves are forgotten (nothing to finish). */
@@ -256,6 +277,58 @@ export function planDrainMoves(view: DrainView): PlannedMove[] {
   return planned;
 }
 
+/** What the planner of a rebalance reads. */
+export interface BalanceView {
+  topics: readonly MovableTopic[];
+  /** Brokers replicas may be spread over (members of the metadata group, linked, not draining). */
+  members: readonly string[];
+  maxMoves: number;
+}
+
+/**
+ * Moves that even out replica counts over `members`, at most `maxMoves`:
+ * each takes a replica from the broker holding the most to the one holding
+ * the fewest that has none of that partition, while they differ by more than
+ * one. Planned only while no move is in progress (the engine waits for a
+ * wave to finish), so counts are read as they are. Deterministic: ties go to
+ * the smaller id, partitions in topic then partition order.
+ */
+export function planRebalanceMoves(view: BalanceView): PlannedMove[] {
+  const members = [...view.members].sort();
+  if (members.length < 2) return [];
+  const count = new Map(members.map((id) => [id, 0]));
+  for (const topic of view.topics) {
+    for (const assignment of topic.partitions) for (const id of assignment.replicas) if (count.has(id)) count.set(id, (count.get(id) as number) + 1);
+  }
+  const topics = [...view.topics].sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
+  const taken = new Set<string>();
+  const planned: PlannedMove[] = [];
+  while (planned.length < view.maxMoves) {
+    const byLoad = [...members].sort((a, b) => (count.get(a) as number) - (count.get(b) as number) || (a < b ? -1 : 1));
+    const most = byLoad[byLoad.length - 1] as string;
+    let found: PlannedMove | undefined;
+    for (const least of byLoad) {
+      if ((count.get(most) as number) - (count.get(least) as number) <= 1) break;
+      for (const topic of topics) {
+        const partition = topic.partitions.findIndex(
+          (a, p) => !taken.has(moveKey(topic.topic, p)) && a.replicas.includes(most) && !a.replicas.includes(least) && (a.learners ?? []).length === 0,
+        );
+        if (partition >= 0) {
+          found = { topic: topic.topic, partition, from: most, to: least };
+          break;
+        }
+      }
+      if (found !== undefined) break;
+    }
+    if (found === undefined) return planned;
+    taken.add(moveKey(found.topic, found.partition));
+    count.set(found.from, (count.get(found.from) as number) - 1);
+    count.set(found.to, (count.get(found.to) as number) + 1);
+    planned.push(found);
+  }
+  return planned;
+}
+
 /** Replicas (and move targets) still on `broker`: what keeps it from leaving the metadata group. */
 export function replicasOn(broker: string, topics: readonly MovableTopic[]): string[] {
   return topics.flatMap((t) =>
@@ -272,6 +345,7 @@ export function parseMoveCommand(value: unknown): MoveCommand | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const o = value as Record<string, unknown>;
   if (o.type === 'drain-broker') return isId(o.broker) && typeof o.draining === 'boolean' ? { type: 'drain-broker', broker: o.broker, draining: o.draining } : undefined;
+  if (o.type === 'rebalance') return typeof o.on === 'boolean' ? { type: 'rebalance', on: o.on } : undefined;
   if (!isTopic(o.topic) || !isUint(o.partition)) return undefined;
   const { topic, partition } = o;
   if (o.type === 'cancel-move') return isId(o.to) ? { type: 'cancel-move', topic, partition, to: o.to } : undefined;
@@ -282,8 +356,9 @@ export function parseMoveCommand(value: unknown): MoveCommand | undefined {
 }
 
 /** Reads a snapshot's moves (untrusted); `undefined` when malformed. Absent fields are an empty record. */
-export function parseMovesRecord(moves: unknown, draining: unknown): MovesRecord | undefined {
+export function parseMovesRecord(moves: unknown, draining: unknown, rebalance?: unknown): MovesRecord | undefined {
   if (moves !== undefined && !Array.isArray(moves)) return undefined;
+  if (rebalance !== undefined && typeof rebalance !== 'boolean') return undefined;
   if (draining !== undefined && (!Array.isArray(draining) || !draining.every(isId))) return undefined;
   const parsed: ReplicaMove[] = [];
   for (const m of (moves ?? []) as unknown[]) {
@@ -291,5 +366,7 @@ export function parseMovesRecord(moves: unknown, draining: unknown): MovesRecord
     if (!isTopic(o.topic) || !isUint(o.partition) || !isId(o.from) || !isId(o.to) || !isUint(o.startedAtMs)) return undefined;
     parsed.push({ topic: o.topic, partition: o.partition, from: o.from, to: o.to, startedAtMs: o.startedAtMs });
   }
-  return { moves: parsed, draining: (draining ?? []) as string[] };
+  const record: MovesRecord = { moves: parsed, draining: (draining ?? []) as string[] };
+  if (rebalance === true) record.rebalance = true;
+  return record;
 }

@@ -231,6 +231,14 @@ describe('ReplicaMoveCoordinator (on the metadata leader)', () => {
     expect(h.rebalanceAsked).toBe(false);
   });
 
+  it('rebalances once the draining brokers are empty (a drained broker stays recorded as draining)', async () => {
+    const h = harness({ maxMoves: 2, draining: ['b9'] });
+    h.askRebalance();
+    await h.run(40);
+    expect(h.proposed.some((c) => c.type === 'move-replica')).toBe(true);
+    expect(h.rebalanceAsked).toBe(false);
+  });
+
   it('rebalances by itself with autoRebalance, proposing nothing once even', async () => {
     const h = harness({ autoRebalance: true, maxMoves: 2 });
     await h.run(40);

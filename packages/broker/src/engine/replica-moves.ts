@@ -298,8 +298,10 @@ export class ReplicaMoveCoordinator {
     if (this.planning) return;
     const topics = this.ctx.topics();
     let planned: PlannedMove[] = [];
-    if (this.ctx.draining().length > 0) {
-      planned = planDrainMoves({ topics, moves, draining: this.ctx.draining(), members: this.ctx.targets(), maxMoves: this.ctx.maxMoves });
+    // Draining brokers that still hold replicas come first; emptied ones stay recorded (nothing is placed on them again).
+    const draining = this.ctx.draining();
+    if (draining.some((id) => replicasOn(id, topics).length > 0)) {
+      planned = planDrainMoves({ topics, moves, draining, members: this.ctx.targets(), maxMoves: this.ctx.maxMoves });
     } else if (moves.length === 0 && (this.ctx.autoRebalance || this.ctx.rebalanceAsked())) {
       // One wave at a time: counts are planned again once the last wave finished.
       planned = planRebalanceMoves({ topics, members: this.ctx.targets(), maxMoves: this.ctx.maxMoves });

@@ -54,6 +54,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'maxConcurrentMoves', kind: 'integer', section: NETWORK, help: 'replica moves in progress at once (decommission, replacement, rebalance)' },
   { path: 'replacementTimeoutMs', kind: 'integer', section: NETWORK, help: 'a broker unreachable this long is replaced: its replicas are re-created elsewhere; 0: never' },
   { path: 'autoRebalance', kind: 'json', section: NETWORK, value: 'true|false', help: 'spread replicas evenly by itself after a broker joins or leaves' },
+  { path: 'moveBytesPerSecond', kind: 'integer', section: NETWORK, help: 'bytes/s a new replica copies into this broker during a move; 0: unthrottled' },
   { path: 'replicationFactor', kind: 'integer', section: NETWORK, help: 'replicas per partition, capped by the cluster size' },
   { path: 'defaultPartitions', kind: 'integer', section: NETWORK, aliases: ['partitions'], help: 'partitions of a topic created on first use' },
   { path: 'dataDir', kind: 'string', section: STORAGE, aliases: ['data'], value: '<dir>', help: 'partition logs and Raft logs on disk', defaultText: 'in memory' },

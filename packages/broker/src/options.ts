@@ -175,6 +175,13 @@ export interface BrokerOptions {
    */
   autoRebalance?: boolean;
   /**
+   * Bytes per second a new replica copies into this broker while a move
+   * catches it up (the segments it fetches from the partition's leader);
+   * `0` does not throttle.
+   * @defaultValue `0`
+   */
+  moveBytesPerSecond?: number;
+  /**
    * Directory for this broker's data: each partition's segment log and
    * checkpoint, and the Raft logs (term, vote, entries), all surviving a
    * restart. Set on a standalone broker too, it stores topics on disk (a
@@ -495,6 +502,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   maxConcurrentMoves: 4,
   replacementTimeoutMs: 900_000,
   autoRebalance: false,
+  moveBytesPerSecond: 0,
   defaultPartitions: 1,
   maxPayload: 1024 * 1024,
   heartbeatMs: 5000,
@@ -582,6 +590,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     maxConcurrentMoves: integer('maxConcurrentMoves', o.maxConcurrentMoves, 1, 64),
     replacementTimeoutMs: integer('replacementTimeoutMs', o.replacementTimeoutMs, 0, 30 * 24 * 3_600_000),
     autoRebalance: boolean('autoRebalance', o.autoRebalance),
+    moveBytesPerSecond: integer('moveBytesPerSecond', o.moveBytesPerSecond, 0, Number.MAX_SAFE_INTEGER),
     clusterId: o.clusterId === undefined ? undefined : text('clusterId', o.clusterId, CLUSTER_ID_PATTERN, '1-64 characters of [A-Za-z0-9_-]'),
     dataDir: o.dataDir === undefined ? undefined : text('dataDir', o.dataDir, /^.{1,4096}$/, 'a directory path'),
     replicationFactor: integer('replicationFactor', o.replicationFactor, 1, 16),

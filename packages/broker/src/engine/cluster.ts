@@ -14,6 +14,7 @@ import {
   type MoveStepAnswer,
   type MoveStepRequest,
 } from './replica-moves.js';
+import { MoveThrottle, fetchedBytes } from './move-throttle.js';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
@@ -85,6 +86,12 @@ export interface ClusterEngineOptions {
    * @defaultValue false
    */
   autoRebalance?: boolean;
+  /**
+   * Bytes per second a new replica copies into this broker (segments fetched
+   * from the leader while it is a learner); 0 does not throttle.
+   * @defaultValue 0
+   */
+  moveBytesPerSecond?: number;
   transport: PeerTransport;
   /** Where Raft logs live; undefined keeps them in memory (tests only: a restart then forgets votes). */
   dataDir: string | undefined;
@@ -195,6 +202,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly admission: MetadataAdmission;
   /** On the metadata leader: drives replica moves and decommissions (replica-moves.ts). */
   private readonly moveCoordinator: ReplicaMoveCoordinator;
+  /** Paces the segment copies of new replicas into this broker (move-throttle.ts). */
+  private readonly moveThrottle: MoveThrottle;
   /** Partition replicas being dropped here (moved away): not hosted again until their files are gone. */
   private readonly dropping = new Set<string>();
   /** Every broker seen in the metadata group's configuration since start: one no longer in it was removed. */
@@ -257,6 +266,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       timeoutMs: options.requestTimeoutMs,
       log: options.log,
     });
+    this.moveThrottle = new MoveThrottle(options.moveBytesPerSecond ?? 0);
     this.moveCoordinator = new ReplicaMoveCoordinator({
       isLeader: () => this.meta?.isLeader() === true,
       topics: () => this.metadata.all(),
@@ -994,7 +1004,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         applied: () => this.announceApplied(),
         leaderChanged: () => this.forwarding.leaderChanged(),
         confChanged: (conf, index) => this.membershipEvents.emit('changed', id, conf, index),
-        fetchFromLeader: (led, offset) => this.forwarding.fetchFromLeader(led, topic, partition, offset),
+        fetchFromLeader: async (led, offset) => {
+          const fetched = await this.forwarding.fetchFromLeader(led, topic, partition, offset);
+          // A new replica (not a voter yet) copies at the move throttle's rate; a voter repairing itself does not wait.
+          if (!led.confState.voters.includes(this.options.self)) await this.moveThrottle.took(fetchedBytes(fetched.messages));
+          return fetched;
+        },
         retentionFor: (name) => this.retentionFor(name),
       });
       this.partitions.set(id, log);

@@ -27,11 +27,11 @@ describe('nextMoveStep (on the partition leader)', () => {
     expect(nextMoveStep(view({ voters: ['b1', 'b2', 'b4'] }), move)).toEqual({ action: 'done' });
   });
 
-  it('a leader that is the replica leaving hands leadership to the most caught-up other voter first (the target on a tie)', () => {
+  it('a leader that is the replica leaving hands leadership away first: to the new replica when it is caught up, else to the most caught-up voter', () => {
     const leaving = { from: 'b1', to: 'b4' };
-    const four = view({ voters: ['b1', 'b2', 'b3', 'b4'], progress: [progress('b1', 100), progress('b2', 99), progress('b3', 90), progress('b4', 99)] });
+    const four = view({ voters: ['b1', 'b2', 'b3', 'b4'], progress: [progress('b1', 500), progress('b2', 500), progress('b3', 490), progress('b4', 500 - CAUGHT_UP_ENTRIES)] });
     expect(nextMoveStep(four, leaving)).toEqual({ action: 'transfer', target: 'b4' });
-    expect(nextMoveStep({ ...four, progress: [progress('b1', 100), progress('b2', 100), progress('b4', 98)] }, leaving)).toEqual({ action: 'transfer', target: 'b2' });
+    expect(nextMoveStep({ ...four, progress: [progress('b1', 500), progress('b2', 499), progress('b3', 490), progress('b4', 500 - CAUGHT_UP_ENTRIES - 2)] }, leaving)).toEqual({ action: 'transfer', target: 'b2' });
     // A group of one moving: no one to hand over to; the Raft core removes the leader and it hands over itself.
     expect(nextMoveStep(view({ voters: ['b1', 'b4'], progress: [progress('b1', 5)] }), leaving)).toEqual({ action: 'remove' });
   });

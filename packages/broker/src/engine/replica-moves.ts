@@ -76,10 +76,11 @@ export type MoveAction =
  * partition's group on its leader. `to` not yet a member: add it as a
  * learner. A learner: wait until it replicates within
  * {@link CAUGHT_UP_ENTRIES} of the commit index, then promote it. Both
- * voters: remove `from` — after handing leadership to the most caught-up
- * other voter when this leader is `from` (the Raft core could remove a
- * leader, but a transfer stalls publishing for a heartbeat instead of an
- * election). `to` votes and `from` is out: done.
+ * voters: remove `from` — after handing leadership away when this leader is
+ * `from` (the Raft core could remove a leader, but a transfer stalls
+ * publishing for a heartbeat instead of an election): to `to`, which takes
+ * `from`'s place, when it is within {@link CAUGHT_UP_ENTRIES} of the most
+ * caught-up other voter, else to that one. `to` votes and `from` is out: done.
  */
 export function nextMoveStep(view: LeaderView, move: { from: NodeId; to: NodeId }): MoveAction {
   const { from, to } = move;
@@ -92,13 +93,15 @@ export function nextMoveStep(view: LeaderView, move: { from: NodeId; to: NodeId 
   }
   if (!fromIn) return { action: 'done' };
   if (view.self !== from) return { action: 'remove' };
-  let target: ProgressStatus | undefined;
+  let best: ProgressStatus | undefined;
   for (const p of view.progress) {
     if (p.id === from || !view.voters.includes(p.id)) continue;
-    if (target === undefined || p.match > target.match || (p.match === target.match && p.id === to)) target = p;
+    if (best === undefined || p.match > best.match) best = p;
   }
   // No other voter (a group of one moving): the Raft core removes a leader safely; it hands over itself.
-  return target === undefined ? { action: 'remove' } : { action: 'transfer', target: target.id };
+  if (best === undefined) return { action: 'remove' };
+  const target = view.progress.find((p) => p.id === to);
+  return { action: 'transfer', target: target !== undefined && target.match + CAUGHT_UP_ENTRIES >= best.match ? to : best.id };
 }
 
 const isId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 64;

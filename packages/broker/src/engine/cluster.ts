@@ -769,6 +769,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         return answer('removed');
       case 'done':
         return answer('done');
+      case 'remove-learner':
+        await group.proposeConfChange({ type: 'remove', node: to }, requestTimeoutMs);
+        return answer('cancelled');
+      case 'cancelled':
+        return answer('cancelled');
     }
   }
 

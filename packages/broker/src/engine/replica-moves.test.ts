@@ -36,6 +36,15 @@ describe('nextMoveStep (on the partition leader)', () => {
     expect(nextMoveStep(view({ voters: ['b1', 'b4'], progress: [progress('b1', 5)] }), leaving)).toEqual({ action: 'remove' });
   });
 
+  it('gives a move up while its target does not vote: a learner is removed first; one that votes goes on', () => {
+    const cancel = { ...move, cancel: true };
+    expect(nextMoveStep(view({ learners: ['b4'], learnerProgress: [progress('b4', 10)] }), cancel)).toEqual({ action: 'remove-learner' });
+    expect(nextMoveStep(view({}), cancel)).toEqual({ action: 'cancelled' });
+    expect(nextMoveStep(view({ voters: ['b1', 'b2', 'b3', 'b4'] }), cancel)).toEqual({ action: 'remove' });
+    expect(parseMoveStepRequest({ group: 'p/t/0', from: 'a', to: 'b', cancel: true })).toEqual({ group: 'p/t/0', from: 'a', to: 'b', cancel: true });
+    expect(parseMoveStepRequest({ group: 'p/t/0', from: 'a', to: 'b', cancel: 'yes' })).toEqual({ group: 'p/t/0', from: 'a', to: 'b' });
+  });
+
   it('a repeated step does no harm: each is read from the configuration alone', () => {
     const steps = [view({}), view({ learners: ['b4'], learnerProgress: [progress('b4', 100)] }), view({ voters: ['b1', 'b2', 'b3', 'b4'] }), view({ voters: ['b1', 'b2', 'b4'] })];
     expect(steps.map((v) => nextMoveStep(v, move).action)).toEqual(['add-learner', 'promote', 'remove', 'done']);
@@ -86,6 +95,10 @@ function harness(options: { draining?: string[]; maxMoves?: number; leader?: boo
       }
       if (command.type === 'drain-broker') draining = command.draining ? [...draining, command.broker] : draining.filter((id) => id !== command.broker);
       if (command.type === 'rebalance') rebalanceAsked = command.on;
+      if (command.type === 'cancel-move') {
+        moves = moves.filter((m) => m.partition !== command.partition);
+        delete (topics[0]?.partitions[command.partition] as { learners?: string[] }).learners;
+      }
       if (command.type === 'finish-move') {
         moves = moves.filter((m) => m.partition !== command.partition);
         const a = topics[0]?.partitions[command.partition] as { replicas: string[]; learners?: string[] };
@@ -246,5 +259,21 @@ describe('ReplicaMoveCoordinator (on the metadata leader)', () => {
     const before = h.proposed.length;
     await h.run(10);
     expect(h.proposed.length).toBe(before);
+  });
+
+  it('gives up a move whose target is being drained, and moves the replica elsewhere', async () => {
+    const h = harness({ maxMoves: 1 });
+    h.addMove({ topic: 't', partition: 0, from: 'b1', to: 'b5', startedAtMs: 0 });
+    (h.topics[0]?.partitions[0] as { learners?: string[] }).learners = ['b5'];
+    h.phases.set('p/t/0', ['cancelled']);
+    h.setDraining(['b1', 'b5']);
+    await h.run(2);
+    expect(h.steps[0]).toEqual({ group: 'p/t/0', from: 'b1', to: 'b5', cancel: true });
+    expect(h.proposed[0]).toEqual({ type: 'cancel-move', topic: 't', partition: 0, to: 'b5' });
+    expect(h.logs).toContain('replica move given up: its target is being drained');
+    // b1's replica of t/0 is planned again, to a broker not draining.
+    const next = h.proposed.find((c) => c.type === 'move-replica');
+    expect(next).toMatchObject({ topic: 't', from: 'b1' });
+    expect(next?.type === 'move-replica' && next.to).not.toBe('b5');
   });
 });

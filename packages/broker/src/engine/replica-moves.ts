@@ -34,10 +34,16 @@ export interface MoveStepRequest {
   group: string;
   from: NodeId;
   to: NodeId;
+  /**
+   * Give the move up (its target is being drained: gone, or decommissioned):
+   * a learner target is removed from the group; one that votes already
+   * cannot be, and the move goes on (the target is then drained like any replica).
+   */
+  cancel?: boolean;
 }
 
 /** Where a move stands after a step, as the partition's leader saw it. */
-export type MovePhase = 'catching-up' | 'promoted' | 'transferring' | 'removed' | 'done';
+export type MovePhase = 'catching-up' | 'promoted' | 'transferring' | 'removed' | 'done' | 'cancelled';
 
 export interface MoveStepAnswer {
   phase: MovePhase;
@@ -69,7 +75,9 @@ export type MoveAction =
   | { action: 'promote' }
   | { action: 'transfer'; target: NodeId }
   | { action: 'remove' }
-  | { action: 'done' };
+  | { action: 'done' }
+  | { action: 'remove-learner' }
+  | { action: 'cancelled' };
 
 /**
  * The next change of the move `from` → `to`, from the configuration of the
@@ -82,10 +90,12 @@ export type MoveAction =
  * `from`'s place, when it is within {@link CAUGHT_UP_ENTRIES} of the most
  * caught-up other voter, else to that one. `to` votes and `from` is out: done.
  */
-export function nextMoveStep(view: LeaderView, move: { from: NodeId; to: NodeId }): MoveAction {
+export function nextMoveStep(view: LeaderView, move: { from: NodeId; to: NodeId; cancel?: boolean }): MoveAction {
   const { from, to } = move;
   const toVotes = view.voters.includes(to);
   const fromIn = view.voters.includes(from) || view.learners.includes(from);
+  // Giving up: only a target that does not vote yet can be taken back out.
+  if (move.cancel === true && !toVotes) return view.learners.includes(to) ? { action: 'remove-learner' } : { action: 'cancelled' };
   if (!toVotes && !view.learners.includes(to)) return { action: 'add-learner' };
   if (!toVotes) {
     const match = view.learnerProgress.find((p) => p.id === to)?.match ?? 0;
@@ -109,12 +119,12 @@ const isId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 
 export function parseMoveStepRequest(body: unknown): MoveStepRequest {
   const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   if (typeof o.group !== 'string' || !o.group.startsWith('p/') || o.group.length > 300 || !isId(o.from) || !isId(o.to) || o.from === o.to) {
-    throw new RelayError('INVALID_ARGUMENT', `${MOVE_STEP_METHOD} wants { group: 'p/<topic>/<partition>', from, to }`);
+    throw new RelayError('INVALID_ARGUMENT', `${MOVE_STEP_METHOD} wants { group: 'p/<topic>/<partition>', from, to, cancel? }`);
   }
-  return { group: o.group, from: o.from, to: o.to };
+  return o.cancel === true ? { group: o.group, from: o.from, to: o.to, cancel: true } : { group: o.group, from: o.from, to: o.to };
 }
 
-const PHASES: readonly MovePhase[] = ['catching-up', 'promoted', 'transferring', 'removed', 'done'];
+const PHASES: readonly MovePhase[] = ['catching-up', 'promoted', 'transferring', 'removed', 'done', 'cancelled'];
 
 export function parseMoveStepAnswer(body: unknown): MoveStepAnswer {
   const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
@@ -240,7 +250,9 @@ export class ReplicaMoveCoordinator {
     if (d.inFlight || now < d.nextAt) return;
     d.inFlight = true;
     const state = d;
-    const request: MoveStepRequest = { group: `p/${move.topic}/${move.partition}`, from: move.from, to: move.to };
+    // A target being drained (gone past the replacement timeout, or decommissioned) is given up while it does not vote.
+    const cancel = this.ctx.draining().includes(move.to);
+    const request: MoveStepRequest = { group: `p/${move.topic}/${move.partition}`, from: move.from, to: move.to, ...(cancel ? { cancel } : {}) };
     this.ctx
       .step(request)
       .then(async (answer) => {
@@ -252,6 +264,10 @@ export class ReplicaMoveCoordinator {
         if (answer.phase === 'done') {
           await this.ctx.propose({ type: 'finish-move', topic: move.topic, partition: move.partition, from: move.from, to: move.to });
           this.ctx.log('info', 'replica moved', { group: request.group, from: move.from, to: move.to, ms: this.ctx.now() - move.startedAtMs });
+        }
+        if (answer.phase === 'cancelled') {
+          await this.ctx.propose({ type: 'cancel-move', topic: move.topic, partition: move.partition, to: move.to });
+          this.ctx.log('warn', 'replica move given up: its target is being drained', { group: request.group, from: move.from, to: move.to });
         }
       })
       .catch((err: unknown) => {

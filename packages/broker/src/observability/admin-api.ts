@@ -82,7 +82,7 @@ export interface MoveDescription {
   to: string;
   startedAtMs: number;
   /** The last step the metadata leader saw (`pending` before its first, or when another broker answers). */
-  phase: 'pending' | 'catching-up' | 'promoted' | 'transferring' | 'removed' | 'done';
+  phase: 'pending' | 'catching-up' | 'promoted' | 'transferring' | 'removed' | 'done' | 'cancelled';
   /** Raft entries the new replica holds, of the partition leader's `lastIndex` (0 when unknown). */
   match: number;
   lastIndex: number;

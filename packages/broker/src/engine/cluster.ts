@@ -6,13 +6,19 @@ import { parseMoveCommand, replicasOn, type MoveCommand } from '../core/metadata
 import {
   MOVE_COMMAND_METHOD,
   MOVE_STEP_METHOD,
+  PREFER_LEADER_METHOD,
   ReplicaMoveCoordinator,
   nextMoveStep,
   parseMoveStepAnswer,
   parseMoveStepRequest,
+  parsePreferLeaderAnswer,
+  parsePreferLeaderRequest,
+  preferredLeaderStep,
   type MoveProgress,
   type MoveStepAnswer,
   type MoveStepRequest,
+  type PreferLeaderRequest,
+  type PreferLeaderState,
 } from './replica-moves.js';
 import { MoveThrottle, fetchedBytes } from './move-throttle.js';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
@@ -287,7 +293,9 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       rebalanceAsked: () => this.metadata.moves.rebalancing,
       autoRebalance: options.autoRebalance === true,
       propose: (command) => this.proposeMeta(command),
-      step: (request) => this.moveStep(request),
+      step: async (request) => parseMoveStepAnswer(await this.onPartitionLeader(request.group, MOVE_STEP_METHOD, request, () => this.moveStepHere(request))),
+      preferLeader: async (request) =>
+        parsePreferLeaderAnswer(await this.onPartitionLeader(request.group, PREFER_LEADER_METHOD, request, () => this.preferLeaderHere(request))),
       removeFromMetadata: (broker) => this.changeMembership(META_GROUP, { type: 'remove', node: broker }),
       maxMoves: options.maxConcurrentMoves ?? 4,
       now: options.now,
@@ -310,7 +318,14 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
     this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedGroupCommand(body))));
     this.rpc.handle(CONF_CHANGE_METHOD, afterOpen(async (body) => this.changeMembershipViaLeader(parseConfChangeRequest(body))));
-    this.rpc.handle(MOVE_STEP_METHOD, afterOpen(async (body) => this.moveStepViaLeader(parseMoveStepRequest(body))));
+    this.rpc.handle(MOVE_STEP_METHOD, afterOpen(async (body) => {
+      const request = parseMoveStepRequest(body);
+      return this.viaHostedLeader(request.group, MOVE_STEP_METHOD, request, () => this.moveStepHere(request));
+    }));
+    this.rpc.handle(PREFER_LEADER_METHOD, afterOpen(async (body) => {
+      const request = parsePreferLeaderRequest(body);
+      return this.viaHostedLeader(request.group, PREFER_LEADER_METHOD, request, () => this.preferLeaderHere(request));
+    }));
     this.rpc.handle(MOVE_COMMAND_METHOD, afterOpen(async (body) => {
       const command = parseMoveCommand(body);
       if (command === undefined) throw new RelayError('INVALID_ARGUMENT', `${MOVE_COMMAND_METHOD} wants a move command`);
@@ -714,28 +729,37 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   /**
-   * One step of a move, run by the partition's leader: through this
-   * broker's group when it is a member that knows a leader, else through a
-   * replica. A move's target is not a member until the step that adds it ran
-   * — its group has heard from no leader — and a replica already removed
-   * hears from none any more: both ask a replica.
+   * Runs `local` on the leader of partition group `group`: through this
+   * broker's replica when it is a member that knows a leader, else through
+   * another replica (each forwards to the leader it knows). A move's target
+   * is not a member until the step that adds it ran — its group has heard
+   * from no leader — and a replica already removed hears from none any more.
    */
-  private async moveStep(request: MoveStepRequest): Promise<MoveStepAnswer> {
-    const hosted = this.groups.get(request.group);
-    if (hosted !== undefined && isMember(hosted.confState, this.options.self) && hosted.leader !== null) {
-      return parseMoveStepAnswer(await this.moveStepViaLeader(request));
-    }
-    // Any replica forwards to the leader it knows; one picked at random, so a dead one is not asked every time.
-    const others = (this.replicasOfGroup(request.group) ?? []).filter((id) => id !== this.options.self);
+  private async onPartitionLeader(group: string, method: string, body: unknown, local: () => Promise<unknown>): Promise<unknown> {
+    const hosted = this.groups.get(group);
+    if (hosted !== undefined && isMember(hosted.confState, this.options.self) && hosted.leader !== null) return this.viaHostedLeader(group, method, body, local);
+    // One picked at random, so a dead one is not asked every time.
+    const others = (this.replicasOfGroup(group) ?? []).filter((id) => id !== this.options.self);
     const target = others[Math.floor(Math.random() * others.length)];
-    if (target === undefined) throw new RelayError('NOT_LEADER', `no replica of ${request.group} to ask`);
-    return parseMoveStepAnswer(await this.rpc.call(target, MOVE_STEP_METHOD, request, this.options.requestTimeoutMs + 1000));
+    if (target === undefined) throw new RelayError('NOT_LEADER', `no replica of ${group} to ask`);
+    return this.rpc.call(target, method, body, this.options.requestTimeoutMs + 1000);
   }
 
-  private moveStepViaLeader(request: MoveStepRequest): Promise<MoveStepAnswer> {
-    const hosted = this.groups.get(request.group);
-    if (hosted === undefined) return Promise.reject(new RelayError('NOT_LEADER', `broker ${this.options.self} hosts no replica of ${request.group}`));
-    return this.forwarding.viaLeader(hosted, () => this.moveStepHere(request), MOVE_STEP_METHOD, request);
+  /** Runs `local` when this broker leads `group` (hosted here), else forwards `method` to the leader it knows. */
+  private viaHostedLeader<R>(group: string, method: string, body: unknown, local: () => Promise<R>): Promise<R> {
+    const hosted = this.groups.get(group);
+    if (hosted === undefined) return Promise.reject(new RelayError('NOT_LEADER', `broker ${this.options.self} hosts no replica of ${group}`));
+    return this.forwarding.viaLeader(hosted, local, method, body);
+  }
+
+  /** On the partition's leader: hands leadership to the preferred leader when it is caught up (see {@link preferredLeaderStep}). */
+  private async preferLeaderHere(request: PreferLeaderRequest): Promise<PreferLeaderState> {
+    const group = this.groups.get(request.group);
+    const status = group?.status();
+    if (group === undefined || status === undefined || status.role !== 'leader') throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead ${request.group}`);
+    const state = preferredLeaderStep({ ...status, self: this.options.self }, request.preferred);
+    if (state === 'transferring' && !group.transferLeadership(request.preferred)) return 'lagging';
+    return state;
   }
 
   /** On the partition's leader: makes the next Raft change of the move (see {@link nextMoveStep}) and says where it stands. */

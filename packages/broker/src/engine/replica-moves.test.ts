@@ -1,7 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import type { MoveCommand, MovableTopic, ReplicaMove } from '../core/metadata/moves.js';
 import type { ProgressStatus } from '../core/raft/index.js';
-import { CAUGHT_UP_ENTRIES, ReplicaMoveCoordinator, nextMoveStep, parseMoveStepAnswer, parseMoveStepRequest, type LeaderView, type MoveStepAnswer, type MoveStepRequest } from './replica-moves.js';
+import {
+  CAUGHT_UP_ENTRIES,
+  ReplicaMoveCoordinator,
+  nextMoveStep,
+  parseMoveStepAnswer,
+  parseMoveStepRequest,
+  parsePreferLeaderAnswer,
+  parsePreferLeaderRequest,
+  preferredLeaderStep,
+  type LeaderView,
+  type MoveStepAnswer,
+  type MoveStepRequest,
+  type PreferLeaderRequest,
+} from './replica-moves.js';
 
 const progress = (id: string, match: number): ProgressStatus => ({ id, match, next: match + 1, state: 'replicate', recentActive: true, inflight: 0 });
 
@@ -45,6 +58,18 @@ describe('nextMoveStep (on the partition leader)', () => {
     expect(parseMoveStepRequest({ group: 'p/t/0', from: 'a', to: 'b', cancel: 'yes' })).toEqual({ group: 'p/t/0', from: 'a', to: 'b' });
   });
 
+  it('hands leadership to the preferred leader only when it votes and is caught up', () => {
+    const v = view({ lastIndex: 500, progress: [progress('b1', 500), progress('b2', 500 - CAUGHT_UP_ENTRIES), progress('b3', 10)] });
+    expect(preferredLeaderStep(v, 'b1')).toBe('preferred');
+    expect(preferredLeaderStep(v, 'b2')).toBe('transferring');
+    expect(preferredLeaderStep(v, 'b3')).toBe('lagging');
+    expect(preferredLeaderStep(v, 'b9')).toBe('lagging');
+    expect(parsePreferLeaderRequest({ group: 'p/t/1', preferred: 'b2' })).toEqual({ group: 'p/t/1', preferred: 'b2' });
+    expect(() => parsePreferLeaderRequest({ group: 'meta', preferred: 'b2' })).toThrow(/wants/);
+    expect(parsePreferLeaderAnswer('lagging')).toBe('lagging');
+    expect(() => parsePreferLeaderAnswer('sideways')).toThrow(/malformed/);
+  });
+
   it('a repeated step does no harm: each is read from the configuration alone', () => {
     const steps = [view({}), view({ learners: ['b4'], learnerProgress: [progress('b4', 100)] }), view({ voters: ['b1', 'b2', 'b3', 'b4'] }), view({ voters: ['b1', 'b2', 'b4'] })];
     expect(steps.map((v) => nextMoveStep(v, move).action)).toEqual(['add-learner', 'promote', 'remove', 'done']);
@@ -72,6 +97,7 @@ function harness(options: { draining?: string[]; maxMoves?: number; leader?: boo
   let rebalanceAsked = false;
   const proposed: MoveCommand[] = [];
   const steps: MoveStepRequest[] = [];
+  const preferred: PreferLeaderRequest[] = [];
   const removed: string[] = [];
   const phases = new Map<string, MoveStepAnswer['phase'][]>();
   const logs: string[] = [];
@@ -115,6 +141,10 @@ function harness(options: { draining?: string[]; maxMoves?: number; leader?: boo
       if (phase === 'pending' as never) throw new Error('leader changed');
       return { phase, leader: 'b2', match: 5, lastIndex: 9 };
     },
+    preferLeader: async (request) => {
+      preferred.push(request);
+      return 'transferring';
+    },
     removeFromMetadata: async (broker) => {
       removed.push(broker);
       metaMembers.delete(broker);
@@ -136,7 +166,7 @@ function harness(options: { draining?: string[]; maxMoves?: number; leader?: boo
     }
   };
   return {
-    coordinator, topics, proposed, steps, removed, phases, logs, run,
+    coordinator, topics, proposed, steps, removed, phases, logs, run, preferred,
     get moves() { return moves; },
     setLeader: (v: boolean) => { leader = v; },
     setDraining: (v: string[]) => { draining = v; },
@@ -242,6 +272,8 @@ describe('ReplicaMoveCoordinator (on the metadata leader)', () => {
     expect(h.proposed.filter((c) => c.type === 'move-replica').every((c) => c.type === 'move-replica' && c.to === 'b5')).toBe(true);
     expect(h.proposed.at(-1)).toEqual({ type: 'rebalance', on: false });
     expect(h.rebalanceAsked).toBe(false);
+    // Before it was recorded done, every partition's leader was asked (once) to hand over to its first replica.
+    expect(h.preferred).toEqual(h.topics[0]?.partitions.map((a, p) => ({ group: `p/t/${p}`, preferred: a.replicas[0] })));
   });
 
   it('rebalances once the draining brokers are empty (a drained broker stays recorded as draining)', async () => {

@@ -17,7 +17,10 @@
  *   replicas are re-created on the others, so every partition gets back to
  *   its replication factor. While rebalancing is asked for (or automatic),
  *   it moves replicas from the brokers holding the most to those holding
- *   the fewest, one wave of moves at a time.
+ *   the fewest, one wave of moves at a time; once counts are even, it asks
+ *   every partition's leader to hand leadership to the partition's preferred
+ *   leader (its first replica: placement spreads those evenly, and a move
+ *   puts its target in the old replica's place) — {@link preferredLeaderStep}.
  */
 import { RelayError } from '@relaymq/sdk/protocol';
 import { planDrainMoves, planRebalanceMoves, replicasOn, type MoveCommand, type MovableTopic, type PlannedMove, type ReplicaMove } from '../core/metadata/moves.js';
@@ -52,6 +55,43 @@ export interface MoveStepAnswer {
   /** The new replica's match index and the leader's last index (what it has to catch up). */
   match: number;
   lastIndex: number;
+}
+
+/** The peer RPC method that asks a partition's leader to hand leadership to the preferred leader. */
+export const PREFER_LEADER_METHOD = 'replica.prefer-leader';
+
+/** Asks the leader of `group` to hand leadership to `preferred` (its first replica) when that one is caught up. */
+export interface PreferLeaderRequest {
+  group: string;
+  preferred: NodeId;
+}
+
+/** `preferred`: it leads already; `transferring`: handed over; `lagging`: not caught up (or not a voter), left as is. */
+export type PreferLeaderState = 'preferred' | 'transferring' | 'lagging';
+
+/**
+ * On a partition's leader: whether to hand leadership to `preferred`. It
+ * must vote and hold all but {@link CAUGHT_UP_ENTRIES} of the log, or the
+ * transfer would stall publishing while it catches up.
+ */
+export function preferredLeaderStep(view: LeaderView, preferred: NodeId): PreferLeaderState {
+  if (view.self === preferred) return 'preferred';
+  if (!view.voters.includes(preferred)) return 'lagging';
+  const match = view.progress.find((p) => p.id === preferred)?.match ?? 0;
+  return match + CAUGHT_UP_ENTRIES >= view.lastIndex ? 'transferring' : 'lagging';
+}
+
+export function parsePreferLeaderRequest(body: unknown): PreferLeaderRequest {
+  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (typeof o.group !== 'string' || !o.group.startsWith('p/') || o.group.length > 300 || !isId(o.preferred)) {
+    throw new RelayError('INVALID_ARGUMENT', `${PREFER_LEADER_METHOD} wants { group: 'p/<topic>/<partition>', preferred }`);
+  }
+  return { group: o.group, preferred: o.preferred };
+}
+
+export function parsePreferLeaderAnswer(body: unknown): PreferLeaderState {
+  if (body !== 'preferred' && body !== 'transferring' && body !== 'lagging') throw new RelayError('INTERNAL', `malformed answer to ${PREFER_LEADER_METHOD}`);
+  return body;
 }
 
 /** A learner within this many entries of the leader's commit index is caught up (under load it never quite is). */
@@ -171,6 +211,8 @@ export interface MoveCoordinatorContext {
   propose: (command: MoveCommand) => Promise<unknown>;
   /** Runs one step of a move on the partition's leader. */
   step: (request: MoveStepRequest) => Promise<MoveStepAnswer>;
+  /** Asks a partition's leader to hand leadership to its preferred leader. */
+  preferLeader: (request: PreferLeaderRequest) => Promise<PreferLeaderState>;
   /** Takes an emptied broker out of the metadata group. */
   removeFromMetadata: (broker: NodeId) => Promise<unknown>;
   /** Moves in progress at once, in all. */
@@ -202,6 +244,10 @@ export class ReplicaMoveCoordinator {
   private readonly replacing = new Set<NodeId>();
   /** Members whose replacement was refused, so it is logged once. */
   private readonly refusedReplacement = new Set<NodeId>();
+  /** The preferred-leader pass of a rebalance: partitions still to ask, and how many answers are owed. */
+  private leaderPass: { queue: PreferLeaderRequest[]; owed: number } | undefined;
+  /** A move finished since the last preferred-leader pass (automatic rebalancing runs one then). */
+  private leadersUneven = false;
   private stopped = false;
 
   constructor(private readonly ctx: MoveCoordinatorContext) {}
@@ -213,6 +259,7 @@ export class ReplicaMoveCoordinator {
       // A later leadership starts over from the metadata, and times unreachable brokers afresh.
       this.driving.clear();
       this.unlinkedSince.clear();
+      this.leaderPass = undefined;
       return;
     }
     const moves = this.ctx.moves();
@@ -263,6 +310,7 @@ export class ReplicaMoveCoordinator {
         if (answer.phase !== before) this.ctx.log('info', 'replica move step', { group: request.group, from: move.from, to: move.to, phase: answer.phase, leader: answer.leader });
         if (answer.phase === 'done') {
           await this.ctx.propose({ type: 'finish-move', topic: move.topic, partition: move.partition, from: move.from, to: move.to });
+          this.leadersUneven = true;
           this.ctx.log('info', 'replica moved', { group: request.group, from: move.from, to: move.to, ms: this.ctx.now() - move.startedAtMs });
         }
         if (answer.phase === 'cancelled') {
@@ -324,7 +372,11 @@ export class ReplicaMoveCoordinator {
     } else if (moves.length === 0 && (this.ctx.autoRebalance || this.ctx.rebalanceAsked())) {
       // One wave at a time: counts are planned again once the last wave finished.
       planned = planRebalanceMoves({ topics, members: this.ctx.targets(), maxMoves: this.ctx.maxMoves });
-      if (planned.length === 0 && this.ctx.rebalanceAsked()) {
+      // Replica counts are even: leaderships next, then the rebalance is done.
+      if (planned.length === 0 && (this.ctx.rebalanceAsked() || this.leadersUneven || this.leaderPass !== undefined)) {
+        if (this.preferLeaders(topics)) return;
+        this.leadersUneven = false;
+        if (!this.ctx.rebalanceAsked()) return;
         this.planning = true;
         this.ctx
           .propose({ type: 'rebalance', on: false })
@@ -348,6 +400,38 @@ export class ReplicaMoveCoordinator {
     ).finally(() => {
       this.planning = false;
     });
+  }
+
+  /**
+   * One tick of the preferred-leader pass: asks up to `maxMoves` partition
+   * leaders to hand over to their first replica. True while the pass runs,
+   * false once every partition was asked and answered (failures are left:
+   * the next rebalance asks again).
+   */
+  private preferLeaders(topics: readonly MovableTopic[]): boolean {
+    if (this.leaderPass === undefined) {
+      const queue = topics.flatMap((t) => t.partitions.flatMap((a, partition) => (a.replicas[0] === undefined ? [] : [{ group: `p/${t.topic}/${partition}`, preferred: a.replicas[0] }])));
+      this.leaderPass = { queue, owed: 0 };
+    }
+    const pass = this.leaderPass;
+    while (pass.owed < this.ctx.maxMoves && pass.queue.length > 0) {
+      const request = pass.queue.shift() as PreferLeaderRequest;
+      pass.owed++;
+      this.ctx
+        .preferLeader(request)
+        .then(
+          (state) => {
+            if (state === 'transferring') this.ctx.log('info', 'leadership handed to the preferred leader', { group: request.group, leader: request.preferred });
+          },
+          (err: unknown) => this.ctx.log('debug', 'could not ask for the preferred leader', { group: request.group, error: String(err) }),
+        )
+        .finally(() => {
+          pass.owed--;
+        });
+    }
+    if (pass.queue.length > 0 || pass.owed > 0) return true;
+    this.leaderPass = undefined;
+    return false;
   }
 
   /** A draining broker that holds nothing any more leaves the metadata group (it can then be stopped). */

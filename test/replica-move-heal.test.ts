@@ -31,6 +31,8 @@ interface HealEngine {
   appliedMetadata(): { topics: Array<{ topic: string; partitions: Assignment[] }>; moves?: unknown[] };
   metadataMembership(): { voters: string[]; learners: string[]; leader: string | null };
   rebalance(): Promise<void>;
+  partitionsLed(): number;
+  replicaMoves(): { rebalancing: boolean };
 }
 const engineOf = (b: Broker): HealEngine => b.engine as unknown as HealEngine;
 const partitionsOf = (b: Broker, topic: string): Assignment[] => engineOf(b).appliedMetadata().topics.find((t) => t.topic === topic)?.partitions ?? [];
@@ -86,6 +88,9 @@ describe('self-healing and rebalancing', () => {
       90_000,
     );
     expect(counts(partitionsOf(h5, 'heal'), members)).toEqual([6, 6, 6, 6]);
+    // Then leaderships: 8 partitions over four brokers, 2 each.
+    const serving = [h1, left[1] as Broker, left[2] as Broker, h5];
+    await waitFor(() => serving.every((b) => engineOf(b).partitionsLed() === 2) && !engineOf(h5).replicaMoves().rebalancing, 'leaderships to even out (2 each)', 60_000);
     for (let i = 60; i < 80; i++) await within(client.publish('heal', `m${i}`, { key: `k${i}`, ack: 'quorum' }), 'a publish after the rebalance');
   }, 240_000);
 });

@@ -121,6 +121,10 @@ function harness(options: { draining?: string[]; maxMoves?: number; leader?: boo
       }
       if (command.type === 'drain-broker') draining = command.draining ? [...draining, command.broker] : draining.filter((id) => id !== command.broker);
       if (command.type === 'rebalance') rebalanceAsked = command.on;
+      if (command.type === 'prefer-replica') {
+        const a = topics[0]?.partitions[command.partition] as { replicas: string[] };
+        a.replicas = [command.leader, ...a.replicas.filter((id) => id !== command.leader)];
+      }
       if (command.type === 'cancel-move') {
         moves = moves.filter((m) => m.partition !== command.partition);
         delete (topics[0]?.partitions[command.partition] as { learners?: string[] }).learners;
@@ -274,6 +278,9 @@ describe('ReplicaMoveCoordinator (on the metadata leader)', () => {
     expect(h.rebalanceAsked).toBe(false);
     // Before it was recorded done, every partition's leader was asked (once) to hand over to its first replica.
     expect(h.preferred).toEqual(h.topics[0]?.partitions.map((a, p) => ({ group: `p/t/${p}`, preferred: a.replicas[0] })));
+    // Preferred leaders were evened out first: 3 partitions over 5 brokers, no broker preferred twice.
+    const firsts = h.topics[0]?.partitions.map((a) => a.replicas[0]);
+    expect(new Set(firsts).size).toBe(3);
   });
 
   it('rebalances once the draining brokers are empty (a drained broker stays recorded as draining)', async () => {

@@ -17,13 +17,13 @@
  *   replicas are re-created on the others, so every partition gets back to
  *   its replication factor. While rebalancing is asked for (or automatic),
  *   it moves replicas from the brokers holding the most to those holding
- *   the fewest, one wave of moves at a time; once counts are even, it asks
- *   every partition's leader to hand leadership to the partition's preferred
- *   leader (its first replica: placement spreads those evenly, and a move
- *   puts its target in the old replica's place) — {@link preferredLeaderStep}.
+ *   the fewest, one wave of moves at a time; once counts are even, it evens
+ *   out preferred leaders (each partition's first replica) in the metadata,
+ *   then asks every partition's leader to hand leadership to its preferred
+ *   leader — {@link preferredLeaderStep}.
  */
 import { RelayError } from '@relaymq/sdk/protocol';
-import { planDrainMoves, planRebalanceMoves, replicasOn, type MoveCommand, type MovableTopic, type PlannedMove, type ReplicaMove } from '../core/metadata/moves.js';
+import { planDrainMoves, planPreferredLeaders, planRebalanceMoves, replicasOn, type MoveCommand, type MovableTopic, type PlannedMove, type ReplicaMove } from '../core/metadata/moves.js';
 import type { NodeId, ProgressStatus } from '../core/raft/index.js';
 
 /** The peer RPC method of one step of a move, answered by the partition's leader. */
@@ -372,8 +372,16 @@ export class ReplicaMoveCoordinator {
     } else if (moves.length === 0 && (this.ctx.autoRebalance || this.ctx.rebalanceAsked())) {
       // One wave at a time: counts are planned again once the last wave finished.
       planned = planRebalanceMoves({ topics, members: this.ctx.targets(), maxMoves: this.ctx.maxMoves });
-      // Replica counts are even: leaderships next, then the rebalance is done.
+      // Replica counts are even: preferred leaders next (evened out in the metadata), then leaderships, then it is done.
       if (planned.length === 0 && (this.ctx.rebalanceAsked() || this.leadersUneven || this.leaderPass !== undefined)) {
+        const preferences = this.leaderPass === undefined ? planPreferredLeaders({ topics, members: this.ctx.targets() }) : [];
+        if (preferences.length > 0) {
+          this.planning = true;
+          Promise.all(preferences.map((p) => this.ctx.propose({ type: 'prefer-replica', ...p }).catch(() => {}))).finally(() => {
+            this.planning = false;
+          });
+          return;
+        }
         if (this.preferLeaders(topics)) return;
         this.leadersUneven = false;
         if (!this.ctx.rebalanceAsked()) return;

@@ -5,6 +5,10 @@ import { ReplicaMoves, parseMovesRecord, type MoveCommand, type MoveResult, type
 
 export type { PartitionAssignment } from './moves.js';
 
+/** The metadata commands moves.ts applies. */
+const MOVE_COMMAND_TYPES: ReadonlySet<string> = new Set<MoveCommand['type']>(['move-replica', 'finish-move', 'cancel-move', 'drain-broker', 'rebalance', 'prefer-replica']);
+const isMoveCommand = (command: MetadataCommand): command is MoveCommand => MOVE_COMMAND_TYPES.has(command.type);
+
 /**
  * Cluster metadata as a pure, replicated state machine: the topics, their
  * partition counts, which brokers replicate each partition, and the positions
@@ -185,9 +189,7 @@ export class MetadataState {
   apply(command: MoveCommand): MoveResult;
   apply(command: MetadataCommand): MetadataResult;
   apply(command: MetadataCommand): MetadataResult {
-    if (command.type === 'move-replica' || command.type === 'finish-move' || command.type === 'cancel-move' || command.type === 'drain-broker' || command.type === 'rebalance') {
-      return this.moves.apply(command);
-    }
+    if (isMoveCommand(command)) return this.moves.apply(command);
     if (command.type === 'add-partitions') return this.addPartitions(command);
     if (command.type === 'set-cluster-id') {
       this.namedAs ??= command.clusterId;

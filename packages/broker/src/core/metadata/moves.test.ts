@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MetadataState, parseMetadataSnapshot } from './metadata.js';
-import { parseMoveCommand, planDrainMoves, planRebalanceMoves, replicasOn, type MovableTopic } from './moves.js';
+import { parseMoveCommand, planDrainMoves, planPreferredLeaders, planRebalanceMoves, replicasOn, type MovableTopic } from './moves.js';
 
 /** A metadata state with `orders` (3 partitions, factor 3) on b1..b4. */
 function state(): MetadataState {
@@ -174,5 +174,31 @@ describe('planRebalanceMoves', () => {
     expect(parseMoveCommand({ type: 'rebalance', on: true })).toEqual({ type: 'rebalance', on: true });
     expect(parseMoveCommand({ type: 'rebalance', on: 'yes' })).toBeUndefined();
     expect(parseMetadataSnapshot({ topics: [], durables: [], rebalance: 'yes' })).toBeUndefined();
+  });
+});
+
+describe('preferred leaders', () => {
+  const topic = (name: string, assignments: string[][]): MovableTopic => ({ topic: name, partitions: assignments.map((replicas) => ({ replicas })) });
+
+  it('evens out how often each member is the first replica, choosing among each partition\'s replicas', () => {
+    // After a drain: b4 took every preferred slot of b1 and b2 (4 of 6), b3 kept 2, b5 none.
+    const topics = [topic('t', [['b4', 'b3', 'b5'], ['b4', 'b5', 'b3'], ['b3', 'b4', 'b5'], ['b4', 'b3', 'b5'], ['b3', 'b5', 'b4'], ['b4', 'b5', 'b3']])];
+    const planned = planPreferredLeaders({ topics, members: ['b3', 'b4', 'b5'] });
+    const firsts = topics[0]?.partitions.map((a, p) => planned.find((c) => c.partition === p)?.leader ?? a.replicas[0]) ?? [];
+    const per = ['b3', 'b4', 'b5'].map((id) => firsts.filter((f) => f === id).length);
+    expect(per).toEqual([2, 2, 2]);
+    for (const c of planned) expect(topics[0]?.partitions[c.partition]?.replicas).toContain(c.leader);
+    expect(planPreferredLeaders({ topics: [topic('t', [['b1', 'b2'], ['b2', 'b1']])], members: ['b1', 'b2'] })).toEqual([]);
+  });
+
+  it('prefer-replica puts a replica first and keeps the others in order; refuses one that holds none', () => {
+    const m = state();
+    const before = replicasOf(m, 0);
+    const last = before[2] as string;
+    expect(m.apply({ type: 'prefer-replica', topic: 'orders', partition: 0, leader: last })).toEqual({ kind: 'preferred', topic: 'orders', partition: 0, replicas: [last, before[0], before[1]] });
+    const outside = ['b1', 'b2', 'b3', 'b4'].find((id) => !before.includes(id)) as string;
+    expect(m.apply({ type: 'prefer-replica', topic: 'orders', partition: 0, leader: outside })).toMatchObject({ kind: 'move-refused' });
+    expect(parseMoveCommand({ type: 'prefer-replica', topic: 'orders', partition: 0, leader: 'b1' })).toEqual({ type: 'prefer-replica', topic: 'orders', partition: 0, leader: 'b1' });
+    expect(parseMoveCommand({ type: 'prefer-replica', topic: 'orders', partition: 0 })).toBeUndefined();
   });
 });

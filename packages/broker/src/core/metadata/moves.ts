@@ -83,7 +83,15 @@ export interface RebalanceCommand {
   on: boolean;
 }
 
-export type MoveCommand = MoveReplicaCommand | FinishMoveCommand | CancelMoveCommand | DrainBrokerCommand | RebalanceCommand;
+/** Makes `leader` the first replica of `topic/partition` (its preferred leader); the others keep their order. */
+export interface PreferReplicaCommand {
+  type: 'prefer-replica';
+  topic: string;
+  partition: number;
+  leader: string;
+}
+
+export type MoveCommand = MoveReplicaCommand | FinishMoveCommand | CancelMoveCommand | DrainBrokerCommand | RebalanceCommand | PreferReplicaCommand;
 
 /** What applying a move command produced. */
 export type MoveResult =
@@ -92,7 +100,8 @@ export type MoveResult =
   | { kind: 'move-cancelled'; move: ReplicaMove }
   | { kind: 'move-refused'; reason: string }
   | { kind: 'draining'; brokers: string[] }
-  | { kind: 'rebalance'; on: boolean };
+  | { kind: 'rebalance'; on: boolean }
+  | { kind: 'preferred'; topic: string; partition: number; replicas: string[] };
 
 /** The part of a topic the moves read and change. */
 export interface MovableTopic {
@@ -158,6 +167,14 @@ export class ReplicaMoves {
       case 'rebalance':
         this.rebalanceAsked = command.on;
         return { kind: 'rebalance', on: command.on };
+      case 'prefer-replica': {
+        const assignment = this.topicOf(command.topic)?.partitions[command.partition];
+        if (assignment === undefined || !assignment.replicas.includes(command.leader)) {
+          return { kind: 'move-refused', reason: `${command.leader} holds no replica of ${command.topic}/${command.partition}` };
+        }
+        assignment.replicas = [command.leader, ...assignment.replicas.filter((id) => id !== command.leader)];
+        return { kind: 'preferred', topic: command.topic, partition: command.partition, replicas: [...assignment.replicas] };
+      }
     }
   }
 
@@ -329,6 +346,53 @@ export function planRebalanceMoves(view: BalanceView): PlannedMove[] {
   return planned;
 }
 
+/** A partition whose preferred leader (first replica) should become `leader`. */
+export interface PlannedPreference {
+  topic: string;
+  partition: number;
+  leader: string;
+}
+
+/**
+ * Changes of preferred leader (a partition's first replica) that even out
+ * how many partitions each member is preferred for: while the member
+ * preferred most often and the one preferred least differ by more than one,
+ * a partition of the first that the second holds a replica of gets it
+ * first. Leaderships follow (a rebalance asks each leader to hand over to
+ * its preferred one). Deterministic, as {@link planRebalanceMoves}.
+ */
+export function planPreferredLeaders(view: { topics: readonly MovableTopic[]; members: readonly string[] }, limit = 64): PlannedPreference[] {
+  const members = [...view.members].sort();
+  if (members.length < 2) return [];
+  const count = new Map(members.map((id) => [id, 0]));
+  for (const topic of view.topics) for (const a of topic.partitions) if (a.replicas[0] !== undefined && count.has(a.replicas[0])) count.set(a.replicas[0], (count.get(a.replicas[0]) as number) + 1);
+  const topics = [...view.topics].sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
+  const changed = new Set<string>();
+  const planned: PlannedPreference[] = [];
+  while (planned.length < limit) {
+    const byCount = [...members].sort((a, b) => (count.get(a) as number) - (count.get(b) as number) || (a < b ? -1 : 1));
+    const most = byCount[byCount.length - 1] as string;
+    let found: PlannedPreference | undefined;
+    for (const least of byCount) {
+      if ((count.get(most) as number) - (count.get(least) as number) <= 1) break;
+      for (const topic of topics) {
+        const partition = topic.partitions.findIndex((a, p) => !changed.has(moveKey(topic.topic, p)) && a.replicas[0] === most && a.replicas.includes(least));
+        if (partition >= 0) {
+          found = { topic: topic.topic, partition, leader: least };
+          break;
+        }
+      }
+      if (found !== undefined) break;
+    }
+    if (found === undefined) return planned;
+    changed.add(moveKey(found.topic, found.partition));
+    count.set(most, (count.get(most) as number) - 1);
+    count.set(found.leader, (count.get(found.leader) as number) + 1);
+    planned.push(found);
+  }
+  return planned;
+}
+
 /** Replicas (and move targets) still on `broker`: what keeps it from leaving the metadata group. */
 export function replicasOn(broker: string, topics: readonly MovableTopic[]): string[] {
   return topics.flatMap((t) =>
@@ -346,6 +410,7 @@ export function parseMoveCommand(value: unknown): MoveCommand | undefined {
   const o = value as Record<string, unknown>;
   if (o.type === 'drain-broker') return isId(o.broker) && typeof o.draining === 'boolean' ? { type: 'drain-broker', broker: o.broker, draining: o.draining } : undefined;
   if (o.type === 'rebalance') return typeof o.on === 'boolean' ? { type: 'rebalance', on: o.on } : undefined;
+  if (o.type === 'prefer-replica') return isTopic(o.topic) && isUint(o.partition) && isId(o.leader) ? { type: 'prefer-replica', topic: o.topic, partition: o.partition, leader: o.leader } : undefined;
   if (!isTopic(o.topic) || !isUint(o.partition)) return undefined;
   const { topic, partition } = o;
   if (o.type === 'cancel-move') return isId(o.to) ? { type: 'cancel-move', topic, partition, to: o.to } : undefined;

@@ -160,6 +160,11 @@ describe('relaymq topic / cluster', () => {
     for (const name of ['moves', 'rebalance']) expect(commandUsage('cluster', name)).toContain(`usage: relaymq cluster ${name}`);
   });
 
+  it('cluster status marks a broker that drains', () => {
+    const draining: MembershipDescription = { ...membership, members: [{ id: 'b1', role: 'voter', state: 'alive', url: null, replicas: 2, leaders: 0, draining: true }] };
+    expect(renderMembership(draining)).toContain('b1      voter (draining)  alive  2         0      -\n');
+  });
+
   it('topic describe shows a partition that is moving', () => {
     const moving: TopicDescription = { ...orders, partitions: [{ partition: 0, replicas: ['b1', 'b2'], leader: 'b1', moving: { from: 'b2', to: 'b4' } }, { partition: 1, replicas: ['b2', 'b3'], leader: null }] };
     expect(renderTopic(moving)).toBe(

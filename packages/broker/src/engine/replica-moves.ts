@@ -224,6 +224,8 @@ export interface MoveCoordinatorContext {
 /** A move's next step waits this long after an answer, and after a failure. */
 const STEP_MS = 200;
 const RETRY_MS = 1000;
+/** Rounds of the preferred-leader pass before a rebalance gives up on the partitions left. */
+const LEADER_ROUNDS = 10;
 
 interface Driving {
   inFlight: boolean;
@@ -245,7 +247,7 @@ export class ReplicaMoveCoordinator {
   /** Members whose replacement was refused, so it is logged once. */
   private readonly refusedReplacement = new Set<NodeId>();
   /** The preferred-leader pass of a rebalance: partitions still to ask, and how many answers are owed. */
-  private leaderPass: { queue: PreferLeaderRequest[]; owed: number } | undefined;
+  private leaderPass: { queue: PreferLeaderRequest[]; owed: number; again: PreferLeaderRequest[]; round: number; nextAt: number } | undefined;
   /** A move finished since the last preferred-leader pass (automatic rebalancing runs one then). */
   private leadersUneven = false;
   private stopped = false;
@@ -412,16 +414,18 @@ export class ReplicaMoveCoordinator {
 
   /**
    * One tick of the preferred-leader pass: asks up to `maxMoves` partition
-   * leaders to hand over to their first replica. True while the pass runs,
-   * false once every partition was asked and answered (failures are left:
-   * the next rebalance asks again).
+   * leaders to hand over to their first replica. A partition whose leader
+   * did not say `preferred` (it handed over, its preferred one lags, or the
+   * request failed) is asked again a second later, up to
+   * {@link LEADER_ROUNDS} rounds. True while the pass runs.
    */
   private preferLeaders(topics: readonly MovableTopic[]): boolean {
     if (this.leaderPass === undefined) {
       const queue = topics.flatMap((t) => t.partitions.flatMap((a, partition) => (a.replicas[0] === undefined ? [] : [{ group: `p/${t.topic}/${partition}`, preferred: a.replicas[0] }])));
-      this.leaderPass = { queue, owed: 0 };
+      this.leaderPass = { queue, owed: 0, again: [], round: 1, nextAt: 0 };
     }
     const pass = this.leaderPass;
+    if (this.ctx.now() < pass.nextAt) return true;
     while (pass.owed < this.ctx.maxMoves && pass.queue.length > 0) {
       const request = pass.queue.shift() as PreferLeaderRequest;
       pass.owed++;
@@ -430,14 +434,24 @@ export class ReplicaMoveCoordinator {
         .then(
           (state) => {
             if (state === 'transferring') this.ctx.log('info', 'leadership handed to the preferred leader', { group: request.group, leader: request.preferred });
+            if (state !== 'preferred') pass.again.push(request);
           },
-          (err: unknown) => this.ctx.log('debug', 'could not ask for the preferred leader', { group: request.group, error: String(err) }),
+          (err: unknown) => {
+            pass.again.push(request);
+            this.ctx.log('debug', 'could not ask for the preferred leader', { group: request.group, error: String(err) });
+          },
         )
         .finally(() => {
           pass.owed--;
         });
     }
     if (pass.queue.length > 0 || pass.owed > 0) return true;
+    if (pass.again.length > 0 && pass.round < LEADER_ROUNDS) {
+      // A transfer takes a heartbeat or two: look again a second later.
+      this.leaderPass = { queue: pass.again, owed: 0, again: [], round: pass.round + 1, nextAt: this.ctx.now() + RETRY_MS };
+      return true;
+    }
+    if (pass.again.length > 0) this.ctx.log('warn', 'some partitions are not led by their preferred leader after a rebalance', { groups: pass.again.slice(0, 10).map((r) => r.group) });
     this.leaderPass = undefined;
     return false;
   }

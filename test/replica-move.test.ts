@@ -86,6 +86,7 @@ describe('moving a partition replica', () => {
         acked.push(i);
       }
     })();
+    producer.catch(() => {}); // awaited below; a test that fails earlier closes the client under it
     await waitFor(() => acked.length >= 300, 'the producer to get going', 20_000);
 
     await within(engineOf(byId(spectator)).moveReplica('orders', 0, from, to), 'starting the move');

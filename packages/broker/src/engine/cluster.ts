@@ -808,8 +808,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * It must be linked to this broker (started with `--join`).
    */
   async addBroker(broker: NodeId): Promise<ConfState> {
-    // An operator adding a decommissioned broker back: it may hold replicas again.
-    if (this.metadata.moves.isDraining(broker)) await this.proposeMove({ type: 'drain-broker', broker, draining: false });
+    // An operator adding a decommissioned broker back: it may hold replicas again (one still a member: its decommission is called off).
+    if (this.metadata.moves.isDraining(broker)) {
+      await this.proposeMove({ type: 'drain-broker', broker, draining: false });
+      if (isMember(this.meta.confState, broker)) return this.meta.confState;
+    }
     if (isMember(this.meta.confState, broker)) throw new RelayError('INVALID_ARGUMENT', `broker ${broker} is a member of the cluster already`);
     if (!this.options.transport.connectedPeers().includes(broker)) {
       throw new RelayError('INVALID_ARGUMENT', `broker ${broker} is not linked to broker ${this.options.self}: start it with --join <a member's peer address> first`);

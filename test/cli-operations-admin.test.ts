@@ -141,7 +141,8 @@ describe('relaymq topic and cluster (processes)', () => {
 
     // A fourth broker joins; it holds no replica, so it may be removed, and added back.
     const [a4Port] = await freePorts(1);
-    const a4 = await BrokerProcess.start('a4', ['--peer-port', String(a4Port), '--join', `127.0.0.1:${cluster.peerPortOf('a1')}`, '--admin-port', '0', '--data', dirs.get('a4') as string, '--admin-token', TOKEN], 30_000);
+    // a4 keeps running to the end: after a1's drain it holds replicas.
+    await BrokerProcess.start('a4', ['--peer-port', String(a4Port), '--join', `127.0.0.1:${cluster.peerPortOf('a1')}`, '--admin-port', '0', '--data', dirs.get('a4') as string, '--admin-token', TOKEN], 30_000);
     const roleOf = async (id: string, admin = admin1): Promise<string | undefined> => {
       const out = await relaymq(['cluster', 'status', '--json', ...admin]);
       return out.code === 0 ? (JSON.parse(out.stdout) as Membership).members.find((m) => m.id === id)?.role : undefined;
@@ -176,7 +177,6 @@ describe('relaymq topic and cluster (processes)', () => {
     const done = await relaymq(['cluster', 'moves', ...admin2]);
     expect(done.stdout).toMatch(/^0 replica moves in progress, no broker draining/);
     await cluster.get('a1').signal('SIGTERM');
-    void a4; // a4 now holds replicas: it keeps running
 
     // The cluster kept serving throughout.
     await within(after.publish('orders', 'last', { key: 'k0', ack: 'quorum' }), 'a publish at the end', 20_000);

@@ -164,7 +164,13 @@ describe('growing and shrinking a cluster under load (processes)', () => {
     const readReplica = async (broker: BrokerProcess, partition: number): Promise<string[]> => {
       const values: string[] = [];
       for (let from = 0; ; ) {
-        const page = await getJson<ReplicaPage>(`${broker.adminUrl as string}/api/replica?topic=${TOPIC}&partition=${partition}&from=${from}&max=5000`, 10_000);
+        // Message contents: the admin token is needed whenever one is configured.
+        const response = await fetch(`${broker.adminUrl as string}/api/replica?topic=${TOPIC}&partition=${partition}&from=${from}&max=5000`, {
+          headers: { authorization: `Bearer ${TOKEN}` },
+          signal: AbortSignal.timeout(10_000),
+        });
+        expect(response.status).toBe(200);
+        const page = (await response.json()) as ReplicaPage;
         if (page.messages.length === 0) return values;
         for (const m of page.messages) values.push(decodePayload(Buffer.from(m.data, 'base64')) as string);
         from = (page.messages.at(-1) as { offset: number }).offset + 1;

@@ -53,7 +53,7 @@ async function post(adminUrl: string, path: string, body: unknown): Promise<{ st
 }
 
 describe('growing and shrinking a cluster under load (processes)', () => {
-  it('b4 and b5 join, b1 and b2 are decommissioned and stopped, under keyed quorum publishing: nothing acknowledged lost, duplicated or reordered on any replica', { timeout: 300_000 }, async () => {
+  it('b4 and b5 join, b1 and b2 are decommissioned and stopped, under keyed quorum publishing: nothing acknowledged lost, duplicated or reordered on any replica', { timeout: 420_000 }, async () => {
     const dirs = new Map<string, string>();
     for (const id of ['b1', 'b2', 'b3', 'b4', 'b5']) dirs.set(id, await tempDir());
     const common = (id: string): string[] => ['--data', dirs.get(id) as string, '--partitions', String(PARTITIONS), '--replication-factor', '3', '--admin-token', TOKEN];

@@ -13,8 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient, RelayError, type Message, type RelayClient } from '@relaymq/sdk';
-import { encodeFrame, decodeBrokerFrame } from '@relaymq/sdk/protocol';
-import WebSocket from 'ws';
 
 const CLI = fileURLToPath(new URL('../packages/broker/dist/cli.js', import.meta.url));
 const TOPIC = 'demo.payments';
@@ -28,6 +26,8 @@ interface Node {
   id: string;
   peerPort: number;
   url: string;
+  /** The admin port's URL: where the demo asks who leads. */
+  adminUrl: string;
   child: ChildProcess;
 }
 
@@ -43,38 +43,30 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-function startBroker(id: string, port: number, peerPort: number, peers: string, dataDir: string): Promise<Node> {
+function startBroker(id: string, port: number, peerPort: number, adminPort: number, peers: string, dataDir: string): Promise<Node> {
   const child = spawn(
     process.execPath,
-    [CLI, 'broker', '--id', id, '--port', String(port), '--peer-port', String(peerPort), '--peers', peers, '--data', dataDir, '--log-level', 'error'],
+    [CLI, 'broker', '--id', id, '--port', String(port), '--peer-port', String(peerPort), '--admin-port', String(adminPort), '--peers', peers, '--data', dataDir, '--log-level', 'error'],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString();
-      const match = / listening on (ws:\/\/\S+)/.exec(out);
-      if (match !== null) resolve({ id, peerPort, url: match[1] as string, child });
+      const match = / listening on (ws:\/\/\S+) .* admin on (http:\/\/\S+)/.exec(out);
+      if (match !== null) resolve({ id, peerPort, url: match[1] as string, adminUrl: match[2] as string, child });
     });
     child.once('exit', (code) => reject(new Error(`broker ${id} exited (${code}) before listening`)));
   });
 }
 
-/** Asks a broker which broker leads partition 0 of the topic. */
-async function leaderOf(url: string): Promise<string> {
+/** Asks a broker's admin port which broker leads partition 0 of the topic (what `relaymq topic describe` prints). */
+async function leaderOf(adminUrl: string): Promise<string> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const ws = new WebSocket(url);
-    const leader = await new Promise<string>((resolve) => {
-      ws.on('open', () => ws.send(encodeFrame({ type: 'hello', version: 1, clientId: 'demo-probe', producerId: 'demo-probe' })));
-      ws.on('message', (data: Buffer) => {
-        const frame = decodeBrokerFrame(data, 1 << 24);
-        if (frame.type === 'welcome') ws.send(encodeFrame({ type: 'metadata', id: 1, topics: [TOPIC] }));
-        if (frame.type === 'topics') resolve(frame.topics[0]?.leaders?.[0] ?? '');
-      });
-      ws.on('error', () => resolve(''));
-    });
-    ws.terminate();
-    if (leader !== '') return leader;
+    const response = await fetch(`${adminUrl}/api/topics?topic=${TOPIC}`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+    const topic = response?.ok === true ? ((await response.json()) as { partitions: Array<{ leader: string | null }> }) : undefined;
+    const leader = topic?.partitions[0]?.leader;
+    if (leader !== undefined && leader !== null) return leader;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error('no leader elected');
@@ -85,10 +77,10 @@ const describe = (error: unknown): string => (error instanceof RelayError ? `${e
 async function main(): Promise<number> {
   const dataRoot = await mkdtemp(join(tmpdir(), 'relaymq-demo-'));
   const ids = ['b1', 'b2', 'b3'];
-  const [clientPorts, peerPorts] = [await freePorts(3), await freePorts(3)];
+  const [clientPorts, peerPorts, adminPorts] = [await freePorts(3), await freePorts(3), await freePorts(3)];
   const peersOf = (i: number): string => ids.flatMap((id, j) => (j === i ? [] : [`${id}@127.0.0.1:${peerPorts[j]}`])).join(',');
   const start = (i: number): Promise<Node> =>
-    startBroker(ids[i] as string, clientPorts[i] as number, peerPorts[i] as number, peersOf(i), join(dataRoot, ids[i] as string));
+    startBroker(ids[i] as string, clientPorts[i] as number, peerPorts[i] as number, adminPorts[i] as number, peersOf(i), join(dataRoot, ids[i] as string));
   const nodes = await Promise.all(ids.map((_, i) => start(i)));
   const clients: RelayClient[] = [];
   try {
@@ -121,7 +113,7 @@ async function main(): Promise<number> {
     );
 
     await publisher.publish(TOPIC, -1); // creates the topic; not counted
-    const leaderId = await leaderOf(nodes[0]?.url as string);
+    const leaderId = await leaderOf(nodes[0]?.adminUrl as string);
     console.log(`\n  partition leader of ${TOPIC}: ${leaderId}; publishing ${MESSAGES} messages, SIGKILL of ${leaderId} after ${KILL_AT}\n`);
 
     let acknowledged = 0;

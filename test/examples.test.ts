@@ -80,3 +80,11 @@ describe('examples and documentation attach listeners first', () => {
     expect(late).toEqual([]);
   });
 });
+
+describe('examples use the application API', () => {
+  it('imports nothing of the wire protocol (@relaymq/sdk/protocol is for the broker and protocol tools)', async () => {
+    const units = await codeUnits();
+    const protocolImports = units.filter((u) => /from\s+'@relaymq\/sdk\/protocol'/.test(u.code)).map((u) => u.where);
+    expect(protocolImports).toEqual([]);
+  });
+});

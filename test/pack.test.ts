@@ -105,11 +105,20 @@ describe('the installed packages', () => {
   it('a broker started by the installed CLI carries a message from the installed SDK', async () => {
     await writeFile(
       join(app, 'roundtrip.mjs'),
-      `import { connect } from '@relaymq/sdk';
+      `import { connect, RelayError as ApplicationError } from '@relaymq/sdk';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { createClient } from '@relaymq/sdk/core';
 import { startBroker } from '@relaymq/broker';
 if (typeof RelayError !== 'function' || typeof createClient !== 'function' || typeof startBroker !== 'function') throw new Error('missing exports');
+// Why the protocol is an export and not bundled into the broker: one RelayError class for both packages.
+if (RelayError !== ApplicationError) throw new Error('@relaymq/sdk and @relaymq/sdk/protocol export two RelayError classes');
+let refused;
+try {
+  await startBroker({ port: 0, nonsense: true });
+} catch (err) {
+  refused = err;
+}
+if (!(refused instanceof ApplicationError) || refused.code !== 'INVALID_ARGUMENT') throw new Error('the broker threw another error class than the SDK RelayError: ' + refused);
 const client = await connect({ brokers: [process.argv[2]] });
 const receipt = await client.publish('pack.check', { hello: 'from a tarball' });
 let sub;

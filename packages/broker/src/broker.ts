@@ -148,6 +148,7 @@ class RunningBroker implements Broker {
       cluster: () => this.cluster(),
       groups: () => this.replicated?.groupStatus() ?? [],
       accepting: () => this.listener !== undefined && !this.isDraining,
+      metadataLeaderKnown: () => this.replicated?.metadataLeaderKnown() ?? false,
       readReplica: async (topic, partition, offset, maxCount, maxBytes) => {
         if (this.replicated !== undefined) return this.replicated.readReplica(topic, partition, offset, maxCount, maxBytes);
         // Standalone in memory: the one copy there is.
@@ -511,6 +512,7 @@ class RunningBroker implements Broker {
       clustered: this.options.peers.length > 0 || this.options.join.length > 0,
       accepting: () => this.listener !== undefined && !this.isDraining,
       groups: () => this.replicated?.groupStatus() ?? [],
+      metadataLeaderKnown: () => this.replicated?.metadataLeaderKnown() ?? false,
     });
   }
 

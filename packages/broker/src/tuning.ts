@@ -119,7 +119,12 @@ export interface PeerOptions {
   maxQueuedBytes?: number;
   /** First delay before redialing a broker whose link dropped; it doubles up to `reconnectMaxDelayMs`. @defaultValue `50` */
   reconnectInitialDelayMs?: number;
-  /** Longest delay between two redials of a broker. @defaultValue `2000` */
+  /**
+   * Longest delay between two redials of a broker: a healed link is back
+   * within it. Kept short because a link still down after its network healed
+   * keeps the partitions whose replicas it joins unavailable (and a second
+   * fault meanwhile compounds the first). @defaultValue `500`
+   */
   reconnectMaxDelayMs?: number;
 }
 
@@ -192,7 +197,7 @@ export const PEER_DEFAULTS: Readonly<ResolvedPeerOptions> = Object.freeze({
   maxFrameBytes: 64 * 1024 * 1024,
   maxQueuedBytes: 64 * 1024 * 1024,
   reconnectInitialDelayMs: 50,
-  reconnectMaxDelayMs: 2000,
+  reconnectMaxDelayMs: 500,
 });
 
 /** The tick-based Raft configuration of every group (`quiesce` only when the options set it). */

@@ -22,6 +22,7 @@ import { handOverLeadership, rankTargets, type HandoverGroup, type HandoverResul
 import { GroupFactory, META_GROUP, partitionGroupId, type MetadataGroup } from './group-factory.js';
 import type { HostedPartition, PartitionGroup } from './hosted-partition.js';
 import { LeaderForwarding } from './leader-forwarding.js';
+import { LeaderGrace } from './leader-grace.js';
 import { LostPeers } from './lost-peers.js';
 import { MetadataAdmission } from './admission.js';
 import { CONF_CHANGE_METHOD, parseConfAnswer, parseConfChangeRequest, type ConfChangeRequest } from './membership-requests.js';
@@ -34,6 +35,9 @@ import { GroupSessionTracker } from './groups/session-tracker.js';
 import { PublishRouter } from './routed-publish.js';
 import { waitFor } from './wait-for.js';
 
+
+/** Election timeouts a lost metadata leader still counts as known for readiness: an election, a retry, a margin. */
+const READINESS_GRACE_ELECTIONS = 3;
 /** Settings of the replicated engine. */
 export interface ClusterEngineOptions {
   self: NodeId;
@@ -149,6 +153,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly remote: RemotePartitions;
   /** The metadata changed (`applied`), or the metadata group's leader did. */
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
+  /** The metadata leader as readiness sees it: kept through an election (see leader-grace.ts); its expiry is a change too. */
+  private readonly metaLeaderGrace: LeaderGrace;
   /** Some group applied entries (announced only while a recovery waits for it). */
   private readonly groupEvents = new EventEmitter<{ applied: () => void }>();
   private appliedAnnounced = false;
@@ -193,6 +199,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   private constructor(private readonly options: ClusterEngineOptions) {
     super();
+    const electionMs = (options.raftConfig.electionTicks ?? 10) * TICK_MS;
+    this.metaLeaderGrace = new LeaderGrace(READINESS_GRACE_ELECTIONS * electionMs, () => options.now(), () => this.metaEvents.emit('leader'));
     this.metadata = new MetadataState(options.brokers);
     this.rpc = new PeerRpc(options.transport);
     this.factory = new GroupFactory({ ...options, clock: this.clock });
@@ -360,7 +368,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         for (const id of [...conf.voters, ...(conf.learners ?? [])]) this.metaMembersSeen.add(id);
         this.membershipEvents.emit('changed', META_GROUP, conf, index);
       },
-      onLeaderChange: () => {
+      onLeaderChange: (leader) => {
+        this.metaLeaderGrace.observe(leader);
         // A new leader of a new cluster names it before anything else is proposed.
         this.naming?.tick();
         this.metaEvents.emit('leader');
@@ -633,7 +642,16 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return reader === undefined || (reader.lastIndex() === 0 && reader.snapshot() === undefined);
   }
 
-  /** Calls `listener` whenever the metadata group's leader changes (readiness depends on it). */
+  /**
+   * Whether this broker knows a metadata leader, as readiness counts it: one
+   * lost less than {@link READINESS_GRACE_ELECTIONS} election timeouts ago
+   * still counts (every broker loses it for the moment of an election).
+   */
+  metadataLeaderKnown(): boolean {
+    return this.metaLeaderGrace.known(this.meta.leader);
+  }
+
+  /** Calls `listener` whenever the metadata group's leader changes, or a lost one stops counting (readiness depends on it). */
   onMetadataLeaderChange(listener: () => void): void {
     this.metaEvents.on('leader', listener);
   }
@@ -699,6 +717,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   async close(): Promise<void> {
     this.groupSessions.stop();
+    this.metaLeaderGrace.close();
     this.consumerGroupEvents.removeAllListeners();
     this.membershipEvents.removeAllListeners();
     this.stopTicking?.();

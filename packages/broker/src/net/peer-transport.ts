@@ -380,7 +380,9 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       socket.write(frame('hello', this.introduction()));
       const welcomed = await this.handshake(link, socket);
       if (welcomed === undefined) {
-        socket.destroy();
+        // A refusal we sent (socket ended) goes out before the close; the peer hangs up on reading it.
+        if (socket.writableEnded) setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS).unref();
+        else socket.destroy();
         // Refused or closed before the welcome: back off like failed dials do (doubling up to the cap), then try again.
         const { initialDelayMs, maxDelayMs } = this.options.reconnect;
         await this.quietFor(link, Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(link.failedHandshakes++, 20)));
@@ -434,7 +436,11 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
             finish(false);
             return;
           }
-          finish(this.checkPeer(link.peer.id, payload) === undefined);
+          const refusal = this.checkPeer(link.peer.id, payload);
+          // Told, not just hung up on: the peer we dialed may never dial us itself while our dials keep coming (it
+          // waits for a quiet spell to introduce itself), so its operator sees the refusal on its side too.
+          if (refusal !== undefined) socket.end(frame('refused', refusal.foreign ? { reason: refusal.reason, code: FOREIGN_CLUSTER } : { reason: refusal.reason }));
+          finish(refusal === undefined);
         }
       });
       socket.once('close', onClose);

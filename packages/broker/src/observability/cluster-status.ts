@@ -35,6 +35,8 @@ export interface OperationsSource {
   readonly clustered: boolean;
   /** Accepting clients: listening and not draining. */
   accepting(): boolean;
+  /** Whether a metadata leader counts as known for readiness (kept through an election); absent: the group's leader now. */
+  metadataLeaderKnown?(): boolean;
   /** Directory watched by the disk alert, when the broker stores data. */
   readonly dataDir: string | undefined;
   /** This broker's own replica of a partition (`undefined`: not hosted here); `/api/replica`. */
@@ -206,8 +208,15 @@ export function clusterStatus(source: OperationsSource, membership: Membership, 
   return { broker: source.id, timeMs: nowMs, ready, healthy: problems.length === 0, problems, metadataLeader, brokers, partitions };
 }
 
-/** `/readyz`: accepting clients and, in a cluster, a metadata leader known (topics can be created and looked up). */
-export function isReady(source: Pick<OperationsSource, 'accepting' | 'clustered' | 'groups'>, metadataLeader = source.groups().find((g) => g.group === 'meta')?.leader ?? null): boolean {
+/**
+ * `/readyz`: accepting clients and, in a cluster, a metadata leader known
+ * (topics can be created and looked up) — through an election, the one just
+ * lost still counts when the source says so ({@link OperationsSource.metadataLeaderKnown}).
+ */
+export function isReady(
+  source: Pick<OperationsSource, 'accepting' | 'clustered' | 'groups' | 'metadataLeaderKnown'>,
+  metadataLeader = source.groups().find((g) => g.group === 'meta')?.leader ?? null,
+): boolean {
   if (!source.accepting()) return false;
-  return !source.clustered || metadataLeader !== null;
+  return !source.clustered || (source.metadataLeaderKnown?.() ?? metadataLeader !== null);
 }

@@ -100,8 +100,10 @@ interface FakeBroker {
   silent?: boolean;
   /** Open sockets to it, for pushing frames. */
   sockets: Array<{ push(frame: BrokerFrame): void }>;
-  /** Refuses every publish so, naming `leader` (a broker cut off from a partition's leader by a split). */
-  refuse?: { code: string; leader?: string };
+  /** Refuses every publish so, naming `leader` (a broker cut off from a partition's leader by a split), or the one `leaders` names for its partition. */
+  refuse?: { code: string; leader?: string; leaders?: readonly string[] };
+  /** Partitions of every topic, as its metadata answers say (absent: 1). */
+  partitions?: number;
   /** Publishes it acknowledged. */
   acked?: number;
   /** A slow link: pongs and acks reach the client this much later. */
@@ -164,10 +166,11 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
       } else if (broker.silent === true) {
         // a paused process answers nothing
       } else if (frame.type === 'metadata') {
-        this.push({ type: 'topics', id: frame.id, topics: frame.topics.map((topic) => ({ topic, partitions: 1 })) });
+        this.push({ type: 'topics', id: frame.id, topics: frame.topics.map((topic) => ({ topic, partitions: broker.partitions ?? 1 })) });
       } else if (frame.type === 'publish' && broker.refuse !== undefined) {
-        const { code, leader } = broker.refuse;
+        const { code, leader: named, leaders } = broker.refuse;
         for (const batch of frame.batches) {
+          const leader = leaders?.[batch.partition] ?? named;
           batch.messages.forEach((_, i) => this.push({ type: 'nack', id: batch.firstId + i, code, message: 'refused', ...(leader === undefined ? {} : { leader }) }));
         }
       } else if (frame.type === 'publish') {
@@ -225,6 +228,31 @@ describe('readiness (fake brokers)', () => {
     expect(d.acked).toBe(1);
     expect(failovers).toEqual([]);
     expect(client_.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b', 'd']);
+  });
+
+  // Chaos 5/3 seed 361: a split put partitions' quorums behind brokers the client had not pooled; with two slots
+  // beyond poolSize (and one standby moved per second) a broker named was refused a connection, its partition went back
+  // through the brokers that had refused it, used up its hints and failed the client over twice (a 4.05 s wait).
+  it('dials every broker that refusals name across a split, four beyond poolSize, and publishes there without failing over', async () => {
+    const brokers = fakeBrokers([{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }, { id: 'e' }, { id: 'f' }]);
+    const [a, b, ...across] = brokers as [FakeBroker, FakeBroker, ...FakeBroker[]];
+    for (const broker of brokers) broker.partitions = 4;
+    // a and b cannot reach any of the four partitions' leaders: each is on the far side, behind its own broker.
+    a.refuse = { code: 'NO_QUORUM', leaders: ['c', 'd', 'e', 'f'] };
+    b.refuse = { code: 'NO_QUORUM', leaders: ['c', 'd', 'e', 'f'] };
+    for (const broker of across) broker.reachable = false; // not dialed before they are needed
+    const client_ = client(brokers, [a.url, b.url]);
+    await client_.start();
+    await vi.waitFor(() => expect(client_.stats().connectedBrokers).toHaveLength(2), { timeout: 2000 });
+    for (const broker of across) broker.reachable = true;
+    const failovers: string[] = [];
+    client_.on('failover', ({ reason }) => failovers.push(reason.code));
+    // Keyless: round robin, one message to each partition.
+    const receipts = await Promise.all([0, 1, 2, 3].map((n) => client_.publish('t', `across ${n}`, { timeoutMs: 3000 })));
+    expect(receipts.map((r) => r.partition).sort()).toEqual([0, 1, 2, 3]);
+    expect(across.map((broker) => broker.acked)).toEqual([1, 1, 1, 1]);
+    expect(failovers).toEqual([]);
+    expect(client_.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
   });
 
   it('moves off an active broker that is not ready once a ready one is pooled (reason NOT_READY)', async () => {

@@ -31,8 +31,13 @@ const REBALANCE_MS = 5000;
 const WANTED_MS = 30_000;
 /** How long an urgent request for a broker (see {@link BrokerPool.reach}) stays outstanding. */
 const URGENT_MS = 10_000;
-/** Slots beyond `poolSize` while urgent requests are outstanding: one broker on each side of a split, say. */
-const URGENT_EXTRA_SLOTS = 2;
+/**
+ * Slots beyond `poolSize` while urgent requests are outstanding: enough for
+ * every broker of a five-broker cluster, whose split may put the partitions'
+ * quorums behind three different brokers (chaos 5/3 seed 361: with two extra
+ * slots, the third was refused a connection and its partition failed over).
+ */
+const URGENT_EXTRA_SLOTS = 4;
 /** Least time between two standbys closed for urgent requests once the pool is full. */
 const URGENT_REBALANCE_MS = 1000;
 /** A broker whose dial failed this recently is not dialed first even when asked for urgently. */
@@ -151,6 +156,8 @@ export class BrokerPool {
         this.fillSlots(); // the new slot dials it first (nextCandidate)
         return true;
       }
+      // A slot between dials (backing off) dials it next: nextCandidate puts brokers asked for urgently first.
+      if (this.connections.size < this.wantedSlots()) return true;
       if (this.connections.size >= this.wantedSlots() && now - this.lastUrgentRebalanceMs >= URGENT_REBALANCE_MS) {
         const standbys = [...this.connections].filter((c) => c !== this.active && c.open);
         const wantedAt = (c: BrokerConnection): number => this.wanted.get(c.brokerId) ?? Number.NEGATIVE_INFINITY;

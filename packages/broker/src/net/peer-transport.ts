@@ -439,7 +439,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
           const refusal = this.checkPeer(link.peer.id, payload);
           // Told, not just hung up on: the peer we dialed may never dial us itself while our dials keep coming (it
           // waits for a quiet spell to introduce itself), so its operator sees the refusal on its side too.
-          if (refusal !== undefined) socket.end(frame('refused', refusal.foreign ? { reason: refusal.reason, code: FOREIGN_CLUSTER } : { reason: refusal.reason }));
+          if (refusal !== undefined) socket.end(refusedFrame(refusal));
           finish(refusal === undefined);
         }
       });
@@ -509,7 +509,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       }
       const refusal = this.checkPeer(hello.id, payload);
       if (refusal !== undefined) {
-        socket.end(frame('refused', refusal.foreign ? { reason: refusal.reason, code: FOREIGN_CLUSTER } : { reason: refusal.reason }));
+        socket.end(refusedFrame(refusal));
         setTimeout(() => socket.destroy(), 1000).unref();
         return;
       }
@@ -644,4 +644,9 @@ function parseIntroduction(payload: unknown): PeerAddress | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The `refused` frame that tells a peer why this broker will not talk to it (and, for another cluster, so in a code). */
+function refusedFrame(refusal: { reason: string; foreign: boolean }): ReturnType<typeof frame> {
+  return frame('refused', refusal.foreign ? { reason: refusal.reason, code: FOREIGN_CLUSTER } : { reason: refusal.reason });
 }

@@ -4,6 +4,7 @@
  * the group, and on disk its maintenance). Owns every group's Raft log.
  */
 import { join } from 'node:path';
+import { RelayError } from '@relaymq/sdk/protocol';
 import type { MetadataCommand, MetadataSnapshot } from '../core/metadata/metadata.js';
 import { applyPublish } from '../core/partition/apply.js';
 import { parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
@@ -20,6 +21,7 @@ import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { HostedPartition, type PartitionGroup } from './hosted-partition.js';
+import type { LedGroup } from './leader-forwarding.js';
 import type { FetchResponse } from './peer-messages.js';
 
 /** The metadata group's id. */
@@ -60,8 +62,11 @@ export interface PartitionHooks {
   leaderChanged: () => void;
   /** The group's configuration changed here (see `RaftGroupOptions.onConfChange`). */
   confChanged: (conf: ConfState, index: number) => void;
-  /** Messages from `offset`, from the group's leader, for a snapshot install or a repair. */
-  fetchFromLeader: (group: PartitionGroup, offset: number) => Promise<FetchResponse>;
+  /**
+   * Messages from `offset`, from `group.leader`, for a snapshot install or a repair (and, at open, from
+   * another replica named as `leader`: see {@link GroupFactory.partition}).
+   */
+  fetchFromLeader: (group: LedGroup, offset: number) => Promise<FetchResponse>;
   retentionFor: (topic: string) => RetentionPolicy;
 }
 
@@ -77,6 +82,8 @@ export type MetadataGroup = RaftGroup<MetadataCommand, unknown, MetadataSnapshot
 export class GroupFactory {
   /** The Raft log of every group, by group id. */
   private readonly storages = new Map<string, DurableRaftStorage<unknown, unknown>>();
+  /** Groups whose checkpoint was found behind their Raft snapshot (logged once each). */
+  private readonly behindReported = new Set<string>();
 
   constructor(private readonly options: GroupFactoryOptions) {}
 
@@ -109,6 +116,7 @@ export class GroupFactory {
     let storage: DurableRaftStorage<PublishCommand, PartitionCheckpoint> | undefined;
     try {
       storage = await this.storage<PublishCommand, PartitionCheckpoint>(id, replicas);
+      if (disk !== undefined) await this.catchUpToSnapshot(id, disk, storage, hooks);
       const checkpoint = disk?.checkpointed;
       if (checkpoint !== undefined) storage.resumeAt(checkpoint.index, checkpoint.term, checkpoint);
     } catch (err) {
@@ -166,6 +174,57 @@ export class GroupFactory {
             fetchFromLeader: (offset) => hooks.fetchFromLeader(group, offset),
           });
     return { group, log, hosted };
+  }
+
+  /**
+   * A data dir whose segment-log checkpoint is behind its Raft snapshot (the
+   * Raft log was compacted past what the messages made durable: a stale
+   * checkpoint written over a leader's snapshot by a broker before the fix,
+   * see DiskPartition.writeCheckpoint) cannot resume: the entries between
+   * the two are gone from the Raft log, and they cannot be applied again.
+   * The snapshot's data says what the state is at its index, so it is
+   * installed as a follower installs a leader's: the missing messages are
+   * copied from another replica (each holds every committed message), then
+   * the checkpoint is the snapshot's. Until then no group exists here: this
+   * replica neither votes, leads nor serves (the others, a quorum, go on),
+   * and its Raft log — term, vote and entries — is left as it is. If no
+   * other replica can serve yet, this throws and hosting is retried.
+   */
+  private async catchUpToSnapshot(
+    id: string,
+    disk: DiskPartition,
+    storage: DurableRaftStorage<PublishCommand, PartitionCheckpoint>,
+    hooks: PartitionHooks,
+  ): Promise<void> {
+    const snapshot = storage.memory.snapshot();
+    const checkpointIndex = disk.checkpointed?.index ?? 0;
+    if (snapshot === undefined || snapshot.meta.index <= checkpointIndex) return;
+    const data = parseCheckpoint(snapshot.data);
+    if (data === undefined || data.index < snapshot.meta.index) {
+      throw new RelayError('STORAGE_ERROR', `${id}: Raft snapshot ${snapshot.meta.index} holds no usable partition state`);
+    }
+    if (!this.behindReported.has(id)) {
+      this.behindReported.add(id);
+      this.options.log('warn', 'partition checkpoint is behind its Raft snapshot; catching up from another replica before hosting it', {
+        group: id,
+        checkpointIndex,
+        snapshotIndex: snapshot.meta.index,
+      });
+    }
+    const conf = storage.confState;
+    const others = [...conf.voters, ...(conf.learners ?? [])].filter((replica) => replica !== this.options.self);
+    const failures: string[] = [];
+    for (const replica of others) {
+      try {
+        await disk.install(data, (offset) => hooks.fetchFromLeader({ id, leader: replica }, offset));
+        this.behindReported.delete(id);
+        this.options.log('info', 'partition caught up to its Raft snapshot', { group: id, from: replica, index: data.index });
+        return;
+      } catch (err) {
+        failures.push(`${replica}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    throw new RelayError('STORAGE_ERROR', `state machine at ${checkpointIndex} is behind its Raft snapshot ${snapshot.meta.index}; no replica could serve the messages yet (${failures.join('; ') || 'no other replica'})`);
   }
 
   /**

@@ -79,7 +79,7 @@ describe('a hosted partition checkpointing while a leader snapshot is installed'
         await step();
       },
     } as unknown as PartitionGroup;
-    const partition = { damaged: false, checkpointed: undefined, capture: (index: number) => ({ index }), writeCheckpoint: vi.fn(async () => {}) } as unknown as DiskPartition;
+    const partition = { damaged: false, capturable: true, checkpointed: undefined, capture: (index: number) => ({ index }), writeCheckpoint: vi.fn(async () => true) } as unknown as DiskPartition;
     const log = vi.fn();
     const ctx: UpkeepContext = { self: 'a', now: () => 0, log, raftLogMaxBytes: 0, retentionFor: () => ({}), connectedPeers: () => [], fetchFromLeader: vi.fn() };
     const hosted = new HostedPartition('p/t/0', 't', partition, group, storage as never, ctx);

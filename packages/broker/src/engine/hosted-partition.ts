@@ -88,7 +88,7 @@ export class HostedPartition {
     await this.busy;
     const { group, partition } = this;
     const term = group.termOf(group.applied);
-    if (term === undefined || group.applied <= (partition.checkpointed?.index ?? 0) || partition.damaged || group.fenceReason !== undefined) return;
+    if (term === undefined || group.applied <= (partition.checkpointed?.index ?? 0) || !partition.capturable || group.fenceReason !== undefined) return;
     await partition.writeCheckpoint(partition.capture(group.applied, term)).catch((err: unknown) => {
       this.ctx.log('warn', 'final checkpoint failed', { group: this.id, error: String(err) });
     });
@@ -138,18 +138,28 @@ export class HostedPartition {
     const { group, partition, storage } = this;
     const index = group.applied;
     const term = group.termOf(index);
-    if (term === undefined) return;
+    // A leader's snapshot being installed (or a rewind): `applied` is still the old index while the messages are
+    // already (part of) the snapshot's, so no checkpoint now; the install records its own.
+    if (term === undefined || !partition.capturable) return;
     const checkpoint = partition.capture(index, term);
-    await partition.writeCheckpoint(checkpoint);
+    // Refused when an install or rewind replaced the state since the capture: nothing was recorded, nothing to compact.
+    if (!(await partition.writeCheckpoint(checkpoint))) return;
     this.checkpointedAt = this.ctx.now();
     const covered = (): boolean => index <= (storage.memory.snapshot()?.meta.index ?? 0);
     if (covered()) return;
     // A leader keeps what a lagging replica still needs, unless the log grew too big: that replica then gets the snapshot.
     const lagging = group.isLeader() && group.status().progress.some((p) => p.match < index);
     if (lagging && storage.fileBytes < this.ctx.raftLogMaxBytes) return;
-    // Asked again between two Readys: a leader's snapshot installed meanwhile may already cover `index`.
+    // Asked again between two Readys: a leader's snapshot installed meanwhile may already cover `index`. And never
+    // beyond what the segment log has made durable: only up to the checkpoint written and still in force (a rewind
+    // since may have brought back an older one).
     await group.compact(async () => {
-      if (!covered()) await storage.compact(index, checkpoint);
+      if (!covered() && durableUpTo(partition) >= index) await storage.compact(index, checkpoint);
     });
   }
+}
+
+/** The Raft index the partition's durable checkpoint covers (0: none). */
+function durableUpTo(partition: DiskPartition): number {
+  return partition.checkpointed?.index ?? 0;
 }

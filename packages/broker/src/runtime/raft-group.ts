@@ -661,7 +661,10 @@ export class RaftGroup<T, R, S = never> {
     storage: {
       applySnapshot: async (snapshot: Snapshot<S>): Promise<void> => {
         if (this.options.installSnapshot === undefined) throw new Error(`group ${this.options.id} cannot install snapshots`);
+        // An install that fails part way leaves the state machine neither at `applied` nor at the snapshot: recovery rewinds it.
+        this.applyTorn = true;
         await this.options.installSnapshot(snapshot);
+        this.applyTorn = false;
         this.options.storage.applySnapshot(snapshot);
         this.appliedIndex = Math.max(this.appliedIndex, snapshot.meta.index);
         this.projectedTerm = 0; // the state machine was replaced

@@ -58,6 +58,17 @@ export class DiskPartition implements PartitionLog {
   private chain: Promise<unknown> = Promise.resolve();
   /** Closed by a rewind and not opened again yet: reads find nothing meanwhile. */
   private rewinding = false;
+  /** Installs of a leader's snapshot called and not finished: the state is neither the old one nor the snapshot's. */
+  private installing = 0;
+  /** Rewinds called and not finished. */
+  private rewinds = 0;
+  /**
+   * Bumped when the state is replaced behind the appends (an install, a
+   * rewind): a checkpoint captured before is not a state this log holds.
+   */
+  private generation = 0;
+  /** The generation each checkpoint taken by {@link capture} was taken in. */
+  private readonly captured = new WeakMap<PartitionCheckpoint, number>();
 
   private constructor(
     private segments: SegmentLog,
@@ -98,6 +109,9 @@ export class DiskPartition implements PartitionLog {
    * still fails, leaving the partition to a later call.
    */
   rewind(): Promise<PartitionCheckpoint | undefined> {
+    // Before and after: a checkpoint captured meanwhile (while it waits on the chain, or runs) is stale.
+    this.generation++;
+    this.rewinds++;
     return this.exclusive(async () => {
       this.rewinding = true;
       await this.segments.close().catch(() => {}); // whatever it could not write is not durable: dropped
@@ -105,8 +119,18 @@ export class DiskPartition implements PartitionLog {
       this.segments = log;
       this.rewinding = false;
       this.producers.restore(checkpoint?.producers ?? []);
+      // What was read back is on disk, not necessarily durable: a checkpoint write that failed after its rename
+      // (the directory fsync) is readable yet lost by a crash. The caller records it in the Raft log (resumeAt,
+      // a compaction later), so it is made durable first; while the disk still fails this throws and is retried.
+      if (checkpoint !== undefined && !sameCheckpoint(checkpoint, this.lastCheckpoint)) {
+        await this.log.sync();
+        await this.meta.write(CHECKPOINT, checkpoint);
+      }
       this.lastCheckpoint = checkpoint;
       return checkpoint;
+    }).finally(() => {
+      this.rewinds--;
+      this.generation++;
     });
   }
 
@@ -189,16 +213,42 @@ export class DiskPartition implements PartitionLog {
    * {@link writeCheckpoint} makes it durable.
    */
   capture(index: number, term: number): PartitionCheckpoint {
-    return { index, term, startOffset: this.log.startOffset, endOffset: this.log.endOffset, producers: this.producers.toRecords() };
+    const checkpoint = { index, term, startOffset: this.log.startOffset, endOffset: this.log.endOffset, producers: this.producers.toRecords() };
+    this.captured.set(checkpoint, this.generation);
+    return checkpoint;
   }
 
-  /** Fsyncs the segments up to the checkpoint, then records it (atomically). */
-  writeCheckpoint(checkpoint: PartitionCheckpoint): Promise<void> {
-    return this.exclusive(async () => {
-      await this.log.sync();
-      await this.meta.write(CHECKPOINT, checkpoint);
-      this.lastCheckpoint = checkpoint;
-    });
+  /**
+   * Whether a checkpoint can be captured now: not while a leader's snapshot
+   * is being installed or the state rewound (the messages and the
+   * idempotence table are then a mix of two states, and the applied index
+   * the caller knows is the old one).
+   */
+  get capturable(): boolean {
+    return this.installing === 0 && this.rewinds === 0 && !this.damaged;
+  }
+
+  /**
+   * Fsyncs the segments up to the checkpoint, then records it (atomically).
+   * Resolves `false`, writing nothing, when the checkpoint is stale: below
+   * the one recorded, or captured before an install or rewind replaced the
+   * state. A stale checkpoint must never be written: it would move the
+   * durable state back below a Raft snapshot recorded since (the leader's,
+   * installed meanwhile), and a restart could then never line the two up.
+   */
+  writeCheckpoint(checkpoint: PartitionCheckpoint): Promise<boolean> {
+    return this.exclusive(() => this.persistCheckpoint(checkpoint));
+  }
+
+  /** {@link writeCheckpoint}'s work; runs on the chain. */
+  private async persistCheckpoint(checkpoint: PartitionCheckpoint): Promise<boolean> {
+    const generation = this.captured.get(checkpoint);
+    if (generation !== undefined && generation !== this.generation) return false;
+    if (checkpoint.index < (this.lastCheckpoint?.index ?? 0)) return false;
+    await this.log.sync();
+    await this.meta.write(CHECKPOINT, checkpoint);
+    this.lastCheckpoint = checkpoint;
+    return true;
   }
 
   /**
@@ -207,12 +257,23 @@ export class DiskPartition implements PartitionLog {
    * can no longer get are skipped by starting the log at the leader's first
    * retained offset. Resolves once the state is checkpointed at the snapshot.
    */
-  async install(snapshot: PartitionCheckpoint, fetch: Fetch): Promise<void> {
-    if (this.log.endOffset < snapshot.startOffset || this.log.startOffset > snapshot.endOffset) await this.log.reset(snapshot.startOffset);
-    else if (this.log.endOffset > snapshot.endOffset) await this.log.truncateFrom(snapshot.endOffset);
-    await this.copyUpTo(snapshot.endOffset, fetch);
-    this.producers.restore(snapshot.producers);
-    await this.writeCheckpoint(snapshot);
+  install(snapshot: PartitionCheckpoint, fetch: Fetch): Promise<void> {
+    // At once, and again when done: a checkpoint captured meanwhile would mix the two states (see `capturable`).
+    this.installing++;
+    this.generation++;
+    // On the chain: a checkpoint captured before is written first, never after the snapshot's.
+    return this.exclusive(async () => {
+      if (this.log.endOffset < snapshot.startOffset || this.log.startOffset > snapshot.endOffset) await this.log.reset(snapshot.startOffset);
+      else if (this.log.endOffset > snapshot.endOffset) await this.log.truncateFrom(snapshot.endOffset);
+      await this.copyUpTo(snapshot.endOffset, fetch);
+      this.producers.restore(snapshot.producers);
+      if (!(await this.persistCheckpoint(snapshot))) {
+        throw new RelayError('STORAGE_ERROR', `snapshot at ${snapshot.index} is older than the checkpoint at ${this.lastCheckpoint?.index ?? 0}`);
+      }
+    }).finally(() => {
+      this.installing--;
+      this.generation++;
+    });
   }
 
   /**
@@ -265,6 +326,11 @@ export function parseCheckpoint(value: unknown): PartitionCheckpoint | undefined
     endOffset: o.endOffset as number,
     producers,
   };
+}
+
+/** Whether two checkpoints describe the same state (one read back from disk, one held in memory). */
+function sameCheckpoint(a: PartitionCheckpoint, b: PartitionCheckpoint | undefined): boolean {
+  return b !== undefined && a.index === b.index && a.term === b.term && a.startOffset === b.startOffset && a.endOffset === b.endOffset;
 }
 
 function isUint(value: unknown): value is number {

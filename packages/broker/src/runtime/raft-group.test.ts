@@ -125,6 +125,46 @@ describe('a Raft group whose storage fails', () => {
   });
 });
 
+describe('a Raft group whose snapshot install fails part way', () => {
+  it('rewinds its state machine when it recovers, instead of keeping a half-installed state at the old applied index', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
+    dirs.push(dir);
+    const storage = await DurableRaftStorage.open<string, string>(join(dir, 'g.log'), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000 });
+    const transport = { send: () => {} } as unknown as PeerTransport;
+    let installs = 0;
+    const rewinds: number[] = [];
+    const group = new RaftGroup<string, string, string>({
+      id: 'p/t/0',
+      self: 'a',
+      transport,
+      storage,
+      parseData: (data) => (typeof data === 'string' ? data : undefined),
+      parseSnapshot: (data) => (typeof data === 'string' ? data : undefined),
+      apply: (data) => data,
+      // The first install copies part of the state, then its disk fails.
+      installSnapshot: async () => {
+        installs++;
+        if (installs === 1) throw new RelayError('STORAGE_FULL', 'injected: the partition log is full');
+      },
+      recover: async () => {
+        rewinds.push(0);
+        return 0; // back to the durable checkpoint (none here)
+      },
+      fenceRetry: { minDelayMs: 5, maxDelayMs: 20 },
+      log: () => {},
+    });
+    groups.push(group as unknown as RaftGroup<string, string>);
+    const conf = { voters: ['a', 'b', 'c'] };
+    group.receive('b', { type: 'snapshot', from: 'b', to: 'a', term: 1, snapshot: { meta: { index: 10, term: 1, conf }, data: 'state@10' } });
+    await until(() => group.fenceReason !== undefined, 'the fence');
+    await until(() => group.fenceReason === undefined, 'the recovery');
+    // Before: applied 0 and a log holding index 0 counted as "the state machine holds exactly what is applied",
+    // so the half-installed state was kept and never rewound.
+    expect(rewinds).toHaveLength(1);
+    expect(group.applied).toBe(0);
+  });
+});
+
 describe('a Raft group that leads', () => {
   it('answers its waiting proposals TIMEOUT (outcome unknown) as soon as check-quorum steps it down, not after their whole timeout', async () => {
     const { group, sent } = await replica();

@@ -9,7 +9,7 @@ import { applyPublish } from '../core/partition/apply.js';
 import { parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type PartitionLog } from '../core/partition/partition.js';
 import { PartitionProjection } from '../core/partition/projection.js';
-import type { ConfState, NodeId, RaftConfigOptions, Storage } from '../core/raft/index.js';
+import { isMember, type ConfState, type NodeId, type RaftConfigOptions, type Storage } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { LogFunction } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
@@ -17,6 +17,8 @@ import type { GroupClock } from '../runtime/group-clock.js';
 import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
+import { OpenFileCache } from '../storage/open-files.js';
+import { deleteReplicaFiles } from '../storage/replica-files.js';
 import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { HostedPartition, type PartitionGroup } from './hosted-partition.js';
@@ -41,6 +43,10 @@ export interface GroupFactoryOptions {
   fsync: RaftStorageOptions['fsync'];
   fsyncIntervalMs: number;
   segmentBytes: number;
+  /** Segment files open at most over every partition log (see {@link OpenFileCache}). */
+  maxOpenSegmentFiles: number;
+  /** Raft log files open at most over every group (see {@link OpenFileCache}). */
+  maxOpenRaftLogFiles: number;
   raftLogMaxBytes: number;
   fileSystem: FileSystem | undefined;
   raftConfig: RaftConfigOptions;
@@ -77,8 +83,15 @@ export type MetadataGroup = RaftGroup<MetadataCommand, unknown, MetadataSnapshot
 export class GroupFactory {
   /** The Raft log of every group, by group id. */
   private readonly storages = new Map<string, DurableRaftStorage<unknown, unknown>>();
+  /** The bound on open segment files, shared by every partition log of this broker. */
+  readonly openSegmentFiles: OpenFileCache;
+  /** The bound on open Raft log files, shared by every group of this broker (a quiesced group writes nothing for long). */
+  readonly openRaftLogFiles: OpenFileCache;
 
-  constructor(private readonly options: GroupFactoryOptions) {}
+  constructor(private readonly options: GroupFactoryOptions) {
+    this.openSegmentFiles = new OpenFileCache(options.maxOpenSegmentFiles);
+    this.openRaftLogFiles = new OpenFileCache(options.maxOpenRaftLogFiles);
+  }
 
   /** Opens the metadata log (on disk, or in memory without `dataDir`). */
   openMetadataStorage(brokers: readonly NodeId[]): Promise<DurableRaftStorage<MetadataCommand, MetadataSnapshot>> {
@@ -93,7 +106,12 @@ export class GroupFactory {
     return new RaftGroup<MetadataCommand, unknown, MetadataSnapshot>({ ...this.groupBase(META_GROUP), storage, ...state });
   }
 
-  /** Opens a partition's log and Raft log and creates its group; on failure, leaves nothing open. */
+  /**
+   * Opens a partition's log and Raft log and creates its group; on failure,
+   * leaves nothing open. `replicas` bootstrap a new Raft log; a broker its
+   * stored configuration does not name (a move's new replica, or one removed)
+   * starts the group joining: it never campaigns, and waits to be added.
+   */
   async partition(topic: string, partition: number, replicas: readonly NodeId[], hooks: PartitionHooks): Promise<OpenedPartition> {
     const id = partitionGroupId(topic, partition);
     const { dataDir, dedupeWindow, retentionBytes, segmentBytes } = this.options;
@@ -102,7 +120,7 @@ export class GroupFactory {
         ? undefined
         : await DiskPartition.open(join(dataDir, 'partitions', fileName(id)), this.options.fileSystem ?? nodeFileSystem, {
             dedupeWindow,
-            segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024 },
+            segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024, openFiles: this.openSegmentFiles },
             report: (message, fields) => this.options.log('error', message, { group: id, ...fields }),
           });
     const log: PartitionLog = disk ?? new Partition({ dedupeWindow, retentionBytes });
@@ -121,6 +139,7 @@ export class GroupFactory {
     const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
       ...this.groupBase(id),
       storage,
+      joining: !isMember(storage.confState, this.options.self),
       applied: checkpoint?.index ?? 0,
       parseData: parsePublishCommand,
       parseSnapshot: parseCheckpoint,
@@ -179,6 +198,21 @@ export class GroupFactory {
     return lastStateEntry(this.storages.get(group.id)?.reader, group.applied, commit);
   }
 
+  /**
+   * Deletes a partition replica this broker no longer holds (moved away):
+   * closes its Raft log and its partition log, then removes their files.
+   * The group must be stopped first.
+   */
+  async dropPartition(topic: string, partition: number, log: { close(): Promise<void> } | undefined): Promise<void> {
+    const id = partitionGroupId(topic, partition);
+    const storage = this.storages.get(id);
+    this.storages.delete(id);
+    await Promise.allSettled([storage?.close(), log?.close()]);
+    const { dataDir } = this.options;
+    if (dataDir === undefined) return;
+    await deleteReplicaFiles(join(dataDir, 'partitions', fileName(id)), join(dataDir, 'raft', `${fileName(id)}.log`));
+  }
+
   /** Closes every Raft log. */
   async close(): Promise<void> {
     await Promise.all([...this.storages.values()].map((s) => s.close()));
@@ -191,6 +225,7 @@ export class GroupFactory {
       fsync,
       fsyncIntervalMs,
       fs,
+      openFiles: this.openRaftLogFiles,
       onFailure: (failure) =>
         failure === undefined
           ? this.options.log('info', 'Raft log writes work again', { group })

@@ -21,6 +21,8 @@ const PARTITIONS_PER_TOPIC = 8;
 /** Topics per `metadata` request, and requests in flight while creating. */
 const TOPICS_PER_REQUEST = 8;
 const REQUESTS_IN_FLIGHT = 4;
+/** How long `ledSeconds` waits for every partition to have a leader before leaving the figure out. */
+const LED_TIMEOUT_MS = 180_000;
 
 /** Sizes of one `scale` run. */
 export interface ScaleSizes {
@@ -44,14 +46,19 @@ export interface IdleBroker {
   raftMessagesPerSec?: number;
   /** Partition groups hosted here that are quiesced at the end of the window, when exported. */
   raftGroupsQuiesced?: number;
+  /** Segment files and Raft log files open at the end of the window (`openSegmentFiles`, `openRaftLogFiles`), when exported. */
+  openSegmentFiles?: number;
+  openRaftLogFiles?: number;
 }
 
 /** The figures at one partition count. */
 export interface ScaleResult {
   partitions: number;
   topics: number;
-  /** From the first `metadata` request to the last answer (every partition group created and led). */
+  /** From the first `metadata` request to the last answer (every topic committed and assigned in the metadata). */
   createSeconds: number;
+  /** From the first `metadata` request until the first broker names a leader for every partition (absent: not within {@link LED_TIMEOUT_MS}). */
+  ledSeconds?: number;
   idle: IdleBroker[];
   /** SIGKILL of the broker leading the most partitions, to a surviving leader named for every partition. */
   failover?: { killed: string; partitionsLed: number; seconds: number };
@@ -148,6 +155,17 @@ async function leaders(probe: LeaderProbe, topics: readonly string[]): Promise<s
   return out;
 }
 
+/** Seconds from `started` until `probe`'s broker names a leader for every partition; `undefined` after {@link LED_TIMEOUT_MS}. */
+async function everyPartitionLed(probe: LeaderProbe, topics: readonly string[], started: number): Promise<number | undefined> {
+  const deadline = performance.now() + LED_TIMEOUT_MS;
+  for (;;) {
+    const now = await leaders(probe, topics);
+    if (now !== undefined && now.every((leader) => leader !== '')) return roundTo(nowSeconds() - started, 2);
+    if (performance.now() > deadline) return undefined;
+    await sleep(100);
+  }
+}
+
 async function measureIdle(nodes: readonly ScaleNode[], seconds: number): Promise<IdleBroker[]> {
   const before = await Promise.all(nodes.map((n) => brokerStats(n.adminPort)));
   const cpuBefore = nodes.map((n) => processCpuSeconds(n.process.pid) ?? Number.NaN);
@@ -173,6 +191,10 @@ async function measureIdle(nodes: readonly ScaleNode[], seconds: number): Promis
     if (ticks !== undefined) figure.raftTicksPerSec = ticks;
     if (messages !== undefined) figure.raftMessagesPerSec = messages;
     if (quiesced !== undefined) figure.raftGroupsQuiesced = quiesced;
+    const segments = after[i]?.get('openSegmentFiles');
+    const raftLogs = after[i]?.get('openRaftLogFiles');
+    if (segments !== undefined) figure.openSegmentFiles = segments;
+    if (raftLogs !== undefined) figure.openRaftLogFiles = raftLogs;
     return figure;
   });
 }
@@ -214,20 +236,24 @@ async function scaleOnce(partitions: number, sizes: ScaleSizes, withFailover: bo
     const topics = Array.from({ length: topicCount }, (_, i) => `scale.t${i}`);
     const probe = await openProbe(`ws://127.0.0.1:${nodes[0]?.clientPort}`);
     let createSeconds: number;
+    let ledSeconds: number | undefined;
     try {
       // The first request waits for the metadata group's first leader: not counted.
       await createTopics(probe, ['scale.warmup']);
       const started = nowSeconds();
       await createTopics(probe, topics);
       createSeconds = roundTo(nowSeconds() - started, 2);
+      progress(`${label}created ${topicCount} topics × ${PARTITIONS_PER_TOPIC} in ${createSeconds} s (metadata answered); waiting for every leader`);
+      ledSeconds = await everyPartitionLed(probe, topics, started);
     } finally {
       probe.close();
     }
-    progress(`${label}created ${topicCount} topics × ${PARTITIONS_PER_TOPIC} in ${createSeconds} s; settling ${sizes.settleSeconds} s`);
+    progress(`${label}every partition led after ${ledSeconds ?? `more than ${LED_TIMEOUT_MS / 1000}`} s; settling ${sizes.settleSeconds} s`);
     await sleep(sizes.settleSeconds * 1000);
     const idle = await measureIdle(nodes, sizes.idleSeconds);
     progress(`${label}idle ${JSON.stringify(idle)}`);
     const result: ScaleResult = { partitions: topicCount * PARTITIONS_PER_TOPIC, topics: topicCount, createSeconds, idle };
+    if (ledSeconds !== undefined) result.ledSeconds = ledSeconds;
     if (withFailover) {
       result.failover = await failover(nodes, topics);
       progress(`${label}failover ${JSON.stringify(result.failover)}`);

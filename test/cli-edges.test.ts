@@ -11,6 +11,7 @@ import { CONFIG_FIELDS, effectiveConfig, flagName } from '../packages/broker/src
 import { resolveBrokerOptions } from '../packages/broker/src/options.js';
 import { CLI } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
+import { freePorts } from './support/ports.js';
 
 /** The `relaymq` command's edges: version, help of every command, and startup failures that exit 2 with one line. */
 
@@ -213,8 +214,8 @@ describe('relaymq broker startup failures exit 2 with one line', () => {
 
 describe('relaymq dev', () => {
   /** Starts `relaymq dev` with one broker on free ports, waits for it, stops it with SIGINT; resolves with its output. */
-  async function devRun(extra: string[]): Promise<{ code: number | null; stdout: string }> {
-    const child = spawn(process.execPath, [CLI, 'dev', '--count', '1', '--port', '0', '--peer-port', '0', '--admin-port', '0', '--log-level', 'warn', ...extra], {
+  async function devRun(extra: string[], ready = /\[b1\] relaymq broker b1 listening on/, base = ['--count', '1', '--port', '0', '--peer-port', '0', '--admin-port', '0']): Promise<{ code: number | null; stdout: string }> {
+    const child = spawn(process.execPath, [CLI, 'dev', ...base, '--log-level', 'warn', ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -224,7 +225,7 @@ describe('relaymq dev', () => {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`relaymq dev did not start within 15 s: ${stdout}`)), 15_000);
         const check = (): void => {
-          if (/\[b1\] relaymq broker b1 listening on/.test(stdout)) {
+          if (ready.test(stdout)) {
             clearTimeout(timer);
             resolve();
           }
@@ -244,8 +245,26 @@ describe('relaymq dev', () => {
     return { code: await exited, stdout };
   }
 
+  it('gives each broker free ports for 0 and says where they listen once all do; refuses peer port 0 for several', { timeout: 60_000 }, async () => {
+    const [peerPort] = await freePorts(1);
+    const { code, stdout } = await devRun([], /relaymq dev: ready: .*\n/, ['--count', '2', '--port', '0', '--peer-port', String(peerPort), '--admin-port', '0']);
+    expect(code).toBe(0);
+    expect(stdout).toContain('relaymq dev: starting 2 brokers (b1, b2) on 127.0.0.1; Ctrl-C stops them\n');
+    const ready = /relaymq dev: ready: b1 ws:\/\/127\.0\.0\.1:(\d+) \(dashboard http:\/\/127\.0\.0\.1:(\d+)\/\), b2 ws:\/\/127\.0\.0\.1:(\d+) \(dashboard http:\/\/127\.0\.0\.1:(\d+)\/\)\n/.exec(stdout);
+    expect(ready, stdout).not.toBeNull();
+    const ports = (ready as RegExpExecArray).slice(1).map(Number);
+    for (const port of ports) expect(port, stdout).toBeGreaterThan(1024);
+    expect(new Set(ports).size).toBe(4);
+    expect(stdout).not.toMatch(/:0\b/);
+
+    // Several brokers cannot find each other on free peer ports: a usage error, before any directory is made.
+    const refused = await relaymq(['dev', '--count', '2', '--port', '0', '--peer-port', '0']);
+    expect(refused).toEqual({ code: 2, stdout: '', stderr: 'relaymq: --peer-port 0 works with --count 1 only: each broker is told the others\' peer ports before they start\n' });
+  });
+
   it('removes its temporary data directory on exit', { timeout: 60_000 }, async () => {
     const { code, stdout } = await devRun([]);
+    expect(stdout).toContain('relaymq dev: starting 1 broker (b1) on 127.0.0.1');
     const data = /data in (\S+) \(temporary/.exec(stdout)?.[1];
     expect(data, stdout).toBeDefined();
     expect(stdout).toContain(`relaymq dev: removed ${data}`);

@@ -2,8 +2,9 @@
  * `relaymq topic` and `relaymq cluster` against real broker processes, over
  * their admin ports, with the admin token: create, describe and alter a
  * topic (new partitions reach a live subscriber); cluster status; removal
- * refused below the replication factor and while a broker holds replicas;
- * a joined broker removed, then added back.
+ * refused below the replication factor; a joined broker removed, then added
+ * back; a broker holding replicas decommissioned (its replicas moved off,
+ * then out of the metadata group) while the subscriber reads on.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -140,17 +141,13 @@ describe('relaymq topic and cluster (processes)', () => {
 
     // A fourth broker joins; it holds no replica, so it may be removed, and added back.
     const [a4Port] = await freePorts(1);
-    const a4 = await BrokerProcess.start('a4', ['--peer-port', String(a4Port), '--join', `127.0.0.1:${cluster.peerPortOf('a1')}`, '--admin-port', '0', '--data', dirs.get('a4') as string, '--admin-token', TOKEN], 30_000);
-    const roleOf = async (id: string): Promise<string | undefined> => {
-      const out = await relaymq(['cluster', 'status', '--json', ...admin1]);
+    // a4 keeps running to the end: after a1's drain it holds replicas.
+    await BrokerProcess.start('a4', ['--peer-port', String(a4Port), '--join', `127.0.0.1:${cluster.peerPortOf('a1')}`, '--admin-port', '0', '--data', dirs.get('a4') as string, '--admin-token', TOKEN], 30_000);
+    const roleOf = async (id: string, admin = admin1): Promise<string | undefined> => {
+      const out = await relaymq(['cluster', 'status', '--json', ...admin]);
       return out.code === 0 ? (JSON.parse(out.stdout) as Membership).members.find((m) => m.id === id)?.role : undefined;
     };
     await waitForAsync(async () => (await roleOf('a4')) === 'learner', 'a4 to be admitted as a learner', 30_000);
-
-    // a1 holds replicas of orders: with four brokers the factor allows it, the replicas do not.
-    const holds = await relaymq(['cluster', 'remove', 'a1', ...admin2]);
-    expect(holds.code).toBe(1);
-    expect(holds.stderr).toMatch(/^relaymq: cluster remove: broker a1 still holds \d+ partition replicas? \(orders\/\d.*\): moving replicas off a broker is not supported yet/);
 
     const removed = await relaymq(['cluster', 'remove', 'a4', ...admin2]);
     expect(removed.stderr).toBe('');
@@ -164,11 +161,27 @@ describe('relaymq topic and cluster (processes)', () => {
     expect(added.stderr).toBe('');
     expect(added.code).toBe(0);
     await waitForAsync(async () => (await roleOf('a4')) === 'learner', 'a4 to be a learner again', 30_000);
-    await a4.signal('SIGTERM');
+
+    // a1 holds replicas of orders: it drains (each replica moves to another broker), then leaves the metadata group.
+    const drained = await relaymq(['cluster', 'remove', 'a1', ...admin2]);
+    expect(drained.stderr).toBe('');
+    expect(drained.code).toBe(0);
+    expect(drained.stdout).toMatch(/^draining a1: \d+ replicas? to move off, then it leaves the metadata group/);
+    const moving = await relaymq(['cluster', 'moves', '--json', ...admin2]);
+    expect(moving.code).toBe(0);
+    expect(JSON.parse(moving.stdout)).toMatchObject({ broker: 'a2', moves: expect.any(Array), draining: expect.any(Array) });
+    await waitForAsync(async () => (await roleOf('a1', admin2)) === 'none', 'a1 to leave the metadata group once drained', 90_000);
+    const emptied = JSON.parse((await relaymq(['topic', 'describe', 'orders', '--json', ...admin2])).stdout) as { partitions: Array<{ replicas: string[]; moving?: unknown }> };
+    expect(emptied.partitions.map((p) => p.replicas.length)).toEqual([2, 2, 2, 2, 2]);
+    expect(emptied.partitions.some((p) => p.replicas.includes('a1') || p.moving !== undefined)).toBe(false);
+    const done = await relaymq(['cluster', 'moves', ...admin2]);
+    expect(done.stdout).toMatch(/^0 replica moves in progress, no broker draining/);
+    await cluster.get('a1').signal('SIGTERM');
 
     // The cluster kept serving throughout.
     await within(after.publish('orders', 'last', { key: 'k0', ack: 'quorum' }), 'a publish at the end', 20_000);
     await waitFor(() => received.includes('last'), 'the last message', 20_000);
+    expect(new Set(received).size).toBe(received.length);
   });
 
   it('exits 2 on usage errors and prints help', { timeout: 60_000 }, async () => {
@@ -177,7 +190,7 @@ describe('relaymq topic and cluster (processes)', () => {
     expect(help.stdout).toContain('usage: relaymq topic alter <topic> --partitions <n> [options]');
     expect(help.stdout).toContain('Key order');
     const top = await relaymq(['--help'], {});
-    expect(top.stdout).toContain('cluster   brokers: status, add, remove');
+    expect(top.stdout).toContain('cluster   brokers: status, add, remove, moves');
     const usage = await relaymq(['topic', 'create', '--broker', 'http://127.0.0.1:1'], {});
     expect(usage.code).toBe(2);
     expect(usage.stderr).toBe('relaymq: topic create needs a topic name, e.g. relaymq topic create orders\n');

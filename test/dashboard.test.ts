@@ -373,6 +373,8 @@ describe('cluster dashboard', () => {
     await guarded.click('#token-forget');
     await guarded.waitForFunction(() => document.querySelector('#health')?.textContent === 'token needed', undefined, { timeout: 15_000 });
     expect(await guarded.evaluate(() => sessionStorage.getItem('relaymq.adminToken'))).toBeNull();
+    // Nothing read with the token stays on the page: the messages and the cluster's tables are gone.
+    expect(await guarded.$$eval('#messages tbody tr, #brokers tbody tr, #partitions tbody tr, #topics tbody tr', (r) => r.length)).toBe(0);
   }, 60_000);
 
   it.skipIf(!hasChromium)('shows consumer-group lag per partition in headless Chromium, equal to /metrics, and follows it as messages arrive', async () => {

@@ -10,9 +10,10 @@ import type { RaftActivity } from './runtime/group-clock.js';
 import { Ticker } from './runtime/ticker.js';
 import { raftConfigOf, swimConfigOf } from './tuning.js';
 import { Operations } from './observability/operations.js';
-import type { AdminActions, MemberDescription, MembershipDescription, TopicDescription } from './observability/admin-api.js';
+import type { AdminActions, MemberDescription, MembershipDescription, MovesDescription, PartitionDescription, TopicDescription } from './observability/admin-api.js';
 import { isReady } from './observability/cluster-status.js';
 import type { TopicAssignment } from './observability/broker-report.js';
+import type { ReplicaMove } from './core/metadata/moves.js';
 import { durablePositionSource, groupPositionSource } from './observability/consumer-lag.js';
 import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
 import { Fanout } from './server/fanout.js';
@@ -59,6 +60,10 @@ export interface BrokerStats {
   deliverySessionsWoken: number;
   /** Subscription cursors read by delivery since start: only those whose partition got messages (or were just placed). */
   deliveryCursorsVisited: number;
+  /** Segment files open now, over every partition (bounded by `maxOpenSegmentFiles` but for those busy); 0 without a cluster. */
+  openSegmentFiles: number;
+  /** Raft log files open now, over every group (bounded by `maxOpenRaftLogFiles` but for those busy); 0 without a cluster. */
+  openRaftLogFiles: number;
 }
 
 /** A running broker. */
@@ -204,10 +209,24 @@ class RunningBroker implements Broker {
         return this.membership();
       },
       removeBroker: async (broker) => {
-        await this.clusterEngine('remove a broker').removeBroker(broker);
-        return this.membership();
+        const { outcome, replicas } = await this.clusterEngine('remove a broker').removeBroker(broker);
+        return { ...this.membership(), removal: { broker, outcome, replicasToMove: replicas } };
+      },
+      moves: () => this.movesDescription(),
+      rebalance: async () => {
+        await this.clusterEngine('rebalance').rebalance();
+        return this.movesDescription();
       },
     };
+  }
+
+  /** Replica moves as `GET /api/cluster/moves` answers them. */
+  private movesDescription(): MovesDescription {
+    const meta = this.replicated?.metadataMembership();
+    const { moves, draining, rebalancing } = this.replicated?.replicaMoves() ?? { moves: [], draining: [], rebalancing: false };
+    // A drained broker stays recorded (not placed on again) once it left the metadata group; only those still in it drain.
+    const members = new Set([...(meta?.voters ?? []), ...(meta?.learners ?? [])]);
+    return { broker: this.id, metadataLeader: meta?.leader ?? this.id, moves, draining: draining.filter((id) => members.has(id)), rebalancing };
   }
 
   /** The replicated engine, for an admin action only a cluster has. */
@@ -222,6 +241,7 @@ class RunningBroker implements Broker {
     const gossip = this.cluster().brokers;
     const topics = this.topicAssignments().map((t) => this.describeTopic(t));
     const ids = [...new Set([...meta.voters, ...meta.learners, ...gossip.map((b) => b.id)])].sort();
+    const draining = new Set((this.replicated?.appliedMetadata().draining ?? []).filter((id) => meta.voters.includes(id) || meta.learners.includes(id)));
     const members = ids.map((id): MemberDescription => {
       const seen = gossip.find((b) => b.id === id);
       let replicas = 0;
@@ -232,28 +252,37 @@ class RunningBroker implements Broker {
           if (p.leader === id) leaders++;
         }
       }
-      return { id, role: meta.voters.includes(id) ? 'voter' : meta.learners.includes(id) ? 'learner' : 'none', state: seen?.state ?? 'unknown', url: seen?.url ?? null, replicas, leaders };
+      const member: MemberDescription = { id, role: meta.voters.includes(id) ? 'voter' : meta.learners.includes(id) ? 'learner' : 'none', state: seen?.state ?? 'unknown', url: seen?.url ?? null, replicas, leaders };
+      if (draining.has(id)) member.draining = true;
+      return member;
     });
     const clusterId = this.replicated?.appliedMetadata().clusterId ?? null;
     return { broker: this.id, clusterId, metadataLeader: meta.leader, metadataVoters: this.options.metadataVoters, members };
   }
 
-  private describeTopic(t: TopicAssignment): TopicDescription {
+  private describeTopic(t: TopicAssignment & { moves?: ReadonlyArray<{ partition: number; from: string; to: string }> }): TopicDescription {
     return {
       topic: t.topic,
       replicationFactor: t.replicationFactor,
-      partitions: t.partitions.map((replicas, partition) => ({
-        partition,
-        replicas,
-        leader: this.replicated === undefined ? this.id : (this.replicated.leaderOf(t.topic, partition) ?? null),
-      })),
+      partitions: t.partitions.map((replicas, partition) => {
+        const described: PartitionDescription = { partition, replicas, leader: this.replicated === undefined ? this.id : (this.replicated.leaderOf(t.topic, partition) ?? null) };
+        const move = t.moves?.find((m) => m.partition === partition);
+        if (move !== undefined) described.moving = { from: move.from, to: move.to };
+        return described;
+      }),
     };
   }
 
   /** Topics with their replicas, as the metadata applied here says (standalone in memory: all on this broker). */
-  private topicAssignments(): TopicAssignment[] {
+  private topicAssignments(): Array<TopicAssignment & { moves?: ReplicaMove[] }> {
     if (this.replicated !== undefined) {
-      return this.replicated.appliedMetadata().topics.map((t) => ({ topic: t.topic, replicationFactor: t.replicationFactor, partitions: t.partitions.map((p) => [...p.replicas]) }));
+      const metadata = this.replicated.appliedMetadata();
+      return metadata.topics.map((t) => ({
+        topic: t.topic,
+        replicationFactor: t.replicationFactor,
+        partitions: t.partitions.map((p) => [...p.replicas]),
+        moves: (metadata.moves ?? []).filter((m) => m.topic === t.topic),
+      }));
     }
     if (this.engine === undefined) return [];
     return [...this.engine.topics()].map((topic) => ({ topic, replicationFactor: 1, partitions: Array.from({ length: this.engine.partitionCount(topic) ?? 0 }, () => [this.id]) }));
@@ -536,6 +565,8 @@ class RunningBroker implements Broker {
       ...raftStats(this.replicated?.raftActivity()),
       deliverySessionsWoken: this.fanout?.stats.sessionsWoken ?? 0,
       deliveryCursorsVisited: this.fanout?.stats.cursorsVisited ?? 0,
+      openSegmentFiles: this.replicated?.openFiles().segments ?? 0,
+      openRaftLogFiles: this.replicated?.openFiles().raftLogs ?? 0,
     };
     for (const session of this.sessions) {
       const s = session.stats();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { commandUsage, groupUsage, renderMembership, renderTopic, runAdminCommand, type AdminCommandIo } from './cli-admin.js';
-import type { MembershipDescription, TopicDescription } from './observability/admin-api.js';
+import { commandUsage, groupUsage, renderMembership, renderMoves, renderTopic, runAdminCommand, type AdminCommandIo } from './cli-admin.js';
+import type { MembershipDescription, MovesDescription, TopicDescription } from './observability/admin-api.js';
 
 interface Sent {
   method: string;
@@ -125,5 +125,50 @@ describe('relaymq topic / cluster', () => {
         'b5      not admitted  unknown  0         0      -\n',
     );
     expect(renderTopic({ topic: 't', replicationFactor: 1, partitions: [{ partition: 0, replicas: ['b1'], leader: 'b1' }] })).toBe('topic t: 1 partition, replication factor 1\nPARTITION  LEADER  REPLICAS\n0          b1      b1\n');
+  });
+
+  it('cluster remove says whether the broker left or drains; cluster moves and rebalance show the moves', async () => {
+    const draining = io(() => ({ status: 200, body: { ...membership, removal: { broker: 'b1', outcome: 'draining', replicasToMove: 4 } } }));
+    expect(await runAdminCommand('cluster', ['remove', 'b1'], draining)).toBe(0);
+    expect(draining.stdout.join('')).toMatch(/^draining b1: 4 replicas to move off, then it leaves the metadata group; follow with relaymq cluster moves, stop it once it is not admitted\ncluster c-1/);
+    const removed = io(() => ({ status: 200, body: { ...membership, removal: { broker: 'b5', outcome: 'removed', replicasToMove: 0 } } }));
+    expect(await runAdminCommand('cluster', ['remove', 'b5'], removed)).toBe(0);
+    expect(removed.stdout.join('')).toMatch(/^removed b5: stop it now\n/);
+
+    const moves: MovesDescription = {
+      broker: 'b2',
+      metadataLeader: 'b2',
+      moves: [{ topic: 'orders', partition: 3, from: 'b1', to: 'b5', startedAtMs: 1_000, phase: 'catching-up', match: 120, lastIndex: 400, error: 'NOT_READY' }],
+      draining: ['b1'],
+      rebalancing: false,
+    };
+    const shown = io(() => ({ status: 200, body: moves }));
+    expect(await runAdminCommand('cluster', ['moves'], shown)).toBe(0);
+    expect(shown.sent[0]).toMatchObject({ method: 'GET', url: 'http://127.0.0.1:9401/api/cluster/moves' });
+    expect(renderMoves(moves, 13_400)).toBe(
+      '1 replica move in progress, draining: b1 (as seen by b2; metadata leader b2)\n' +
+        'PARTITION  FROM  TO  PHASE        CAUGHT UP  FOR   LAST ERROR\n' +
+        'orders/3   b1    b5  catching-up  120/400    12 s  NOT_READY\n',
+    );
+    expect(renderMoves({ ...moves, moves: [], draining: [], rebalancing: true }, 0)).toBe('0 replica moves in progress, no broker draining, rebalancing (as seen by b2; metadata leader b2)\n');
+
+    const rebalance = io(() => ({ status: 200, body: { ...moves, moves: [], draining: [], rebalancing: true } }), { RELAYMQ_ADMIN_TOKEN: 'from-env-0123456789' });
+    expect(await runAdminCommand('cluster', ['rebalance'], rebalance)).toBe(0);
+    expect(rebalance.sent[0]).toMatchObject({ method: 'POST', url: 'http://127.0.0.1:9401/api/cluster/rebalance', authorization: 'Bearer from-env-0123456789' });
+    expect(rebalance.stdout.join('')).toMatch(/^rebalance asked\n0 replica moves in progress, no broker draining, rebalancing/);
+    await expect(runAdminCommand('cluster', ['moves', 'extra'], shown)).rejects.toThrow('cluster moves takes no arguments');
+    for (const name of ['moves', 'rebalance']) expect(commandUsage('cluster', name)).toContain(`usage: relaymq cluster ${name}`);
+  });
+
+  it('cluster status marks a broker that drains', () => {
+    const draining: MembershipDescription = { ...membership, members: [{ id: 'b1', role: 'voter', state: 'alive', url: null, replicas: 2, leaders: 0, draining: true }] };
+    expect(renderMembership(draining)).toContain('b1      voter (draining)  alive  2         0      -\n');
+  });
+
+  it('topic describe shows a partition that is moving', () => {
+    const moving: TopicDescription = { ...orders, partitions: [{ partition: 0, replicas: ['b1', 'b2'], leader: 'b1', moving: { from: 'b2', to: 'b4' } }, { partition: 1, replicas: ['b2', 'b3'], leader: null }] };
+    expect(renderTopic(moving)).toBe(
+      'topic orders: 2 partitions, replication factor 2\n' + 'PARTITION  LEADER  REPLICAS  MOVING\n' + '0          b1      b1,b2     b2 -> b4\n' + '1          (none)  b2,b3\n',
+    );
   });
 });

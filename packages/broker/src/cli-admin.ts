@@ -1,6 +1,6 @@
 /**
  * `relaymq topic create|describe|alter` and `relaymq cluster
- * status|add|remove`: admin commands over a broker's admin port
+ * status|add|remove|moves|rebalance`: admin commands over a broker's admin port
  * (observability/admin-api.ts). Each takes `--help`, prints for people by
  * default and JSON with `--json`, and sends the admin token (`--admin-token`
  * or `RELAYMQ_ADMIN_TOKEN`) with every request. Exit status: 0 done,
@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { HELP_OPTION, parseArgsOptions, renderOptions, type CommandOption } from './cli-help.js';
-import type { MembershipDescription, TopicCreated, TopicDescription } from './observability/admin-api.js';
+import type { MembershipDescription, MovesDescription, RemovalDescription, TopicCreated, TopicDescription } from './observability/admin-api.js';
 
 /** What a command needs from its surroundings; cli.ts passes the process's. */
 export interface AdminCommandIo {
@@ -126,7 +126,33 @@ function table(header: string[], rows: string[][]): string {
 /** A topic as `topic describe` prints it. */
 export function renderTopic(topic: TopicDescription): string {
   const head = `topic ${topic.topic}: ${topic.partitions.length} partition${topic.partitions.length === 1 ? '' : 's'}, replication factor ${topic.replicationFactor}\n`;
-  return head + table(['PARTITION', 'LEADER', 'REPLICAS'], topic.partitions.map((p) => [String(p.partition), p.leader ?? '(none)', p.replicas.join(',')]));
+  const moving = topic.partitions.some((p) => p.moving !== undefined);
+  const header = ['PARTITION', 'LEADER', 'REPLICAS', ...(moving ? ['MOVING'] : [])];
+  const rows = topic.partitions.map((p) => [String(p.partition), p.leader ?? '(none)', p.replicas.join(','), ...(moving ? [p.moving === undefined ? '' : `${p.moving.from} -> ${p.moving.to}`] : [])]);
+  return head + table(header, rows);
+}
+
+/** Replica moves as `cluster moves` prints them; `nowMs` ages them. */
+export function renderMoves(m: MovesDescription, nowMs: number): string {
+  const draining = m.draining.length === 0 ? 'no broker draining' : `draining: ${m.draining.join(', ')}`;
+  const rebalancing = m.rebalancing ? ', rebalancing' : '';
+  const head = `${m.moves.length} replica move${m.moves.length === 1 ? '' : 's'} in progress, ${draining}${rebalancing} (as seen by ${m.broker}; metadata leader ${m.metadataLeader ?? '(none)'})\n`;
+  if (m.moves.length === 0) return head;
+  return (
+    head +
+    table(
+      ['PARTITION', 'FROM', 'TO', 'PHASE', 'CAUGHT UP', 'FOR', 'LAST ERROR'],
+      m.moves.map((move) => [
+        `${move.topic}/${move.partition}`,
+        move.from,
+        move.to,
+        move.phase,
+        move.lastIndex === 0 ? '-' : `${move.match}/${move.lastIndex}`,
+        `${Math.max(0, Math.round((nowMs - move.startedAtMs) / 1000))} s`,
+        move.error ?? '',
+      ]),
+    )
+  );
 }
 
 /** The cluster's brokers as `cluster status` prints them. */
@@ -139,7 +165,7 @@ export function renderMembership(m: MembershipDescription): string {
     head +
     table(
       ['BROKER', 'METADATA', 'STATE', 'REPLICAS', 'LEADS', 'URL'],
-      m.members.map((b) => [b.id, b.role === 'none' ? 'not admitted' : b.role, b.state, String(b.replicas), String(b.leaders), b.url ?? '-']),
+      m.members.map((b) => [b.id, (b.role === 'none' ? 'not admitted' : b.role) + (b.draining === true ? ' (draining)' : ''), b.state, String(b.replicas), String(b.leaders), b.url ?? '-']),
     )
   );
 }
@@ -263,17 +289,55 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
   },
   remove: {
     usage: 'remove <broker>',
-    summary: 'take a broker out of the cluster (then stop it)',
+    summary: 'decommission a broker: move its replicas off, take it out (then stop it)',
     details:
-      'Removes the broker from the metadata group. Refused, with the reason, when fewer\n' +
-      'brokers than the replication factor would remain, when it is the only metadata\n' +
-      'voter, or while it holds partition replicas: moving replicas off a broker is not\n' +
-      'supported yet. Stop the broker once it is removed.',
+      'A broker that holds partition replicas drains first: the metadata leader moves\n' +
+      'every replica to the other brokers (a few at a time; relaymq cluster moves shows\n' +
+      'them), then takes the broker out of the metadata group. A broker holding none\n' +
+      'leaves the metadata group at once. Refused, with the reason, when fewer brokers\n' +
+      'than the replication factor would remain, or when it is the only metadata voter.\n' +
+      'Stop the broker once relaymq cluster status shows it "not admitted".',
     options: [],
     run: async (context) => {
       const broker = onePositional(context, BROKER_ID('remove'));
-      const membership = await context.client.request<MembershipDescription>('POST', '/api/cluster/remove', { broker });
-      print(context, membership, `removed ${broker}: stop it now\n${renderMembership(membership)}`);
+      const removal = await context.client.request<RemovalDescription>('POST', '/api/cluster/remove', { broker });
+      const draining = removal.removal?.outcome === 'draining';
+      const said = draining
+        ? `draining ${broker}: ${removal.removal.replicasToMove} replica${removal.removal.replicasToMove === 1 ? '' : 's'} to move off, then it leaves the metadata group; follow with relaymq cluster moves, stop it once it is not admitted`
+        : `removed ${broker}: stop it now`;
+      print(context, removal, `${said}\n${renderMembership(removal)}`);
+      return 0;
+    },
+  },
+  moves: {
+    usage: 'moves',
+    summary: 'replica moves in progress, and the brokers being drained',
+    details:
+      'Each move copies a partition replica to a new broker (a Raft learner catching\n' +
+      'up), makes it a voter, then removes the old replica. Only the metadata leader\n' +
+      'knows each move\'s phase; other brokers show "pending".',
+    options: [],
+    run: async (context) => {
+      if (context.positionals.length > 0) throw new RelayError('INVALID_ARGUMENT', 'cluster moves takes no arguments');
+      const moves = await context.client.request<MovesDescription>('GET', '/api/cluster/moves');
+      print(context, moves, renderMoves(moves, Date.now()));
+      return 0;
+    },
+  },
+  rebalance: {
+    usage: 'rebalance',
+    summary: 'spread partition replicas evenly over the brokers',
+    details:
+      'Asks the metadata leader to move replicas from the brokers holding the most to\n' +
+      'those holding the fewest (a wave of --max-concurrent-moves at a time) until\n' +
+      'counts differ by at most one: after adding brokers, for instance. Returns at\n' +
+      'once; relaymq cluster moves follows it. Brokers started with\n' +
+      '--auto-rebalance true do this by themselves.',
+    options: [],
+    run: async (context) => {
+      if (context.positionals.length > 0) throw new RelayError('INVALID_ARGUMENT', 'cluster rebalance takes no arguments');
+      const moves = await context.client.request<MovesDescription>('POST', '/api/cluster/rebalance', {});
+      print(context, moves, `rebalance asked\n${renderMoves(moves, Date.now())}`);
       return 0;
     },
   },
@@ -281,7 +345,7 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
 
 const GROUPS: Record<string, { commands: Record<string, Subcommand>; summary: string }> = {
   topic: { commands: TOPIC_COMMANDS, summary: 'create, describe and alter topics' },
-  cluster: { commands: CLUSTER_COMMANDS, summary: 'the cluster\'s brokers: status, add, remove' },
+  cluster: { commands: CLUSTER_COMMANDS, summary: 'the cluster\'s brokers: status, add, remove, moves, rebalance' },
 };
 
 /** `relaymq topic --help` / `relaymq cluster --help`. */

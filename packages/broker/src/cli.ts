@@ -25,7 +25,7 @@ import { runAdminCommand, type AdminCommandIo } from './cli-admin.js';
 import { brokerOptionsHelp, HELP_OPTION, parseArgsOptions, renderOptions, type CommandOption } from './cli-help.js';
 import { runStatus } from './cli-status.js';
 import { CONFIG_FIELDS, describeSource, effectiveConfig, envName, flagName, readConfigFile, resolveConfig } from './config.js';
-import { runDevCluster } from './dev-cluster.js';
+import { devPorts, runDevCluster } from './dev-cluster.js';
 import { createLogger } from './observability/logger.js';
 import { resolveBrokerOptions } from './options.js';
 
@@ -42,7 +42,7 @@ commands:
   status    cluster health; exits 1 when unhealthy  relaymq status --help
   dev       a local cluster on loopback             relaymq dev --help
   topic     create, describe, alter topics          relaymq topic --help
-  cluster   brokers: status, add, remove            relaymq cluster --help
+  cluster   brokers: status, add, remove, moves     relaymq cluster --help
 
   relaymq --version     print the version
   relaymq --help        show this help
@@ -79,9 +79,9 @@ start (an invalid option, a port in use, an unreadable file).
 const DEV_OPTIONS: readonly CommandOption[] = [
   { name: 'count', value: '<n>', help: 'brokers to start, 1 to 9', default: '3' },
   { name: 'host', value: '<address>', help: 'interface of every port', default: '127.0.0.1' },
-  { name: 'port', value: '<n>', help: 'client port of b1; the others follow', default: '7401' },
-  { name: 'peer-port', value: '<n>', help: 'peer port of b1; the others follow', default: '7501' },
-  { name: 'admin-port', value: '<n>', help: 'admin port (dashboard) of b1; the others follow', default: '9401' },
+  { name: 'port', value: '<n>', help: 'client port of b1; the others follow (0: free ports)', default: '7401' },
+  { name: 'peer-port', value: '<n>', help: 'peer port of b1; the others follow (0: with --count 1 only)', default: '7501' },
+  { name: 'admin-port', value: '<n>', help: 'admin port (dashboard) of b1; the others follow (0: free ports)', default: '9401' },
   { name: 'log-level', value: '<level>', help: 'debug | info | warn | error | silent', default: 'info' },
   { name: 'data', value: '<dir>', help: 'keep the brokers\' data there, and keep it on exit', defaultText: 'a temporary directory, deleted on exit' },
   HELP_OPTION,
@@ -165,6 +165,11 @@ async function runDev(args: string[]): Promise<void> {
   }
   const count = integerFlag('count', text(values, 'count')) as number;
   if (count < 1 || count > 9) throw new RelayError('INVALID_ARGUMENT', '--count must be from 1 to 9');
+  const basePort = integerFlag('port', text(values, 'port')) as number;
+  const basePeerPort = integerFlag('peer-port', text(values, 'peer-port')) as number;
+  const baseAdminPort = integerFlag('admin-port', text(values, 'admin-port')) as number;
+  // Refused before anything is created: a usage error leaves nothing behind.
+  devPorts(count, basePort, basePeerPort, baseAdminPort);
   // Output may go to a pipe whose reader is gone (an npm that was killed): cleanup must still run.
   process.stdout.on('error', () => {});
   const given = text(values, 'data');
@@ -175,9 +180,9 @@ async function runDev(args: string[]): Promise<void> {
       {
         count,
         host: text(values, 'host') as string,
-        basePort: integerFlag('port', text(values, 'port')) as number,
-        basePeerPort: integerFlag('peer-port', text(values, 'peer-port')) as number,
-        baseAdminPort: integerFlag('admin-port', text(values, 'admin-port')) as number,
+        basePort,
+        basePeerPort,
+        baseAdminPort,
         logLevel: text(values, 'log-level') as string,
         dataRoot,
         temporaryData: given === undefined,

@@ -1,15 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { RelayError } from '@relaymq/sdk/protocol';
 
 /** Options of `relaymq dev`. */
 export interface DevClusterOptions {
   /** Brokers to start. */
   count: number;
-  /** Client port of the first broker; the others follow. */
+  /** Client port of the first broker; the others follow (0: each broker a free port). */
   basePort: number;
-  /** Peer port of the first broker; the others follow. */
+  /** Peer port of the first broker; the others follow (0 only with one broker: the others must know it). */
   basePeerPort: number;
-  /** Admin (metrics, dashboard) port of the first broker; the others follow. */
+  /** Admin (metrics, dashboard) port of the first broker; the others follow (0: each broker a free port). */
   baseAdminPort: number;
   host: string;
   logLevel: string;
@@ -21,6 +23,38 @@ export interface DevClusterOptions {
   cliPath: string;
 }
 
+/** Each broker's ports, by index. */
+export interface DevPorts {
+  client: number[];
+  peer: number[];
+  admin: number[];
+}
+
+/**
+ * The ports of `count` brokers from the first broker's: the next ones follow
+ * it, and 0 gives every broker a free port of its own (not ports 1, 2, ...).
+ * Peer ports must be known in advance (each broker is told the others'), so
+ * 0 is refused for more than one broker; so is a range past 65535.
+ */
+export function devPorts(count: number, basePort: number, basePeerPort: number, baseAdminPort: number): DevPorts {
+  const range = (flag: string, base: number): number[] => {
+    if (base !== 0 && base + count - 1 > 65535) throw new RelayError('INVALID_ARGUMENT', `--${flag} ${base} leaves no room for ${count} brokers (the last would be ${base + count - 1}, above 65535)`);
+    return Array.from({ length: count }, (_, i) => (base === 0 ? 0 : base + i));
+  };
+  if (basePeerPort === 0 && count > 1) {
+    throw new RelayError('INVALID_ARGUMENT', '--peer-port 0 works with --count 1 only: each broker is told the others\' peer ports before they start');
+  }
+  return { client: range('port', basePort), peer: range('peer-port', basePeerPort), admin: range('admin-port', baseAdminPort) };
+}
+
+/** `1 broker`, `3 brokers`. */
+function brokers(count: number): string {
+  return `${count} broker${count === 1 ? '' : 's'}`;
+}
+
+/** Where a broker's listening line says it is: its client URL and its dashboard. */
+const LISTENING = /^relaymq broker (\S+) listening on (ws\S*:\/\/\S+)(?:.* admin on (http\S*:\/\/\S+))?/;
+
 /**
  * `relaymq dev`: a local cluster on loopback for development — one child
  * process per broker (so each can be killed alone), output prefixed with its
@@ -28,7 +62,10 @@ export interface DevClusterOptions {
  */
 export async function runDevCluster(options: DevClusterOptions, write: (line: string) => void): Promise<void> {
   const ids = Array.from({ length: options.count }, (_, i) => `b${i + 1}`);
-  const peerOf = (i: number): string => `${ids[i]}@${options.host}:${options.basePeerPort + i}`;
+  const ports = devPorts(options.count, options.basePort, options.basePeerPort, options.baseAdminPort);
+  const peerOf = (i: number): string => `${ids[i]}@${options.host}:${ports.peer[i]}`;
+  /** Each broker's URLs once it said it listens; all of them: the ready line. */
+  const listening = new Map<string, string>();
   const children: ChildProcess[] = ids.map((id, i) => {
     const args = [
       ...process.execArgv,
@@ -36,25 +73,32 @@ export async function runDevCluster(options: DevClusterOptions, write: (line: st
       'broker',
       '--id', id,
       '--host', options.host,
-      '--port', String(options.basePort + i),
-      '--peer-port', String(options.basePeerPort + i),
+      '--port', String(ports.client[i]),
+      '--peer-port', String(ports.peer[i]),
       '--peers', ids.map((_, j) => j).filter((j) => j !== i).map(peerOf).join(','),
-      '--admin-port', String(options.baseAdminPort + i),
+      '--admin-port', String(ports.admin[i]),
       '--log-level', options.logLevel,
       '--data', join(options.dataRoot, id),
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const prefix = (chunk: Buffer): void => {
-      for (const line of chunk.toString().split('\n')) if (line !== '') write(`[${id}] ${line}`);
-    };
-    child.stdout?.on('data', prefix);
-    child.stderr?.on('data', prefix);
-    child.on('exit', (code, signal) => write(`[${id}] exited (${signal ?? code})`));
+    // Whole lines (a chunk may end mid-line), each prefixed with the broker's id.
+    const show = (line: string): void => write(`[${id}] ${line}`);
+    if (child.stderr !== null) createInterface({ input: child.stderr, crlfDelay: Infinity }).on('line', show);
+    if (child.stdout !== null) {
+      createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => {
+        show(line);
+        const match = LISTENING.exec(line);
+        if (match === null || listening.has(id)) return;
+        listening.set(id, `${id} ${match[2]}${match[3] === undefined ? '' : ` (dashboard ${match[3]}/)`}`);
+        if (listening.size === ids.length) write(`relaymq dev: ready: ${ids.map((b) => listening.get(b)).join(', ')}`);
+      });
+    }
+    // 'close' (not 'exit'): after the process's last output lines are written.
+    child.on('close', (code, signal) => write(`[${id}] exited (${signal ?? code})`));
     return child;
   });
-  write(`relaymq dev: ${options.count} brokers on ${ids.map((_, i) => `ws://${options.host}:${options.basePort + i}`).join(', ')}; Ctrl-C stops them`);
+  write(`relaymq dev: starting ${brokers(options.count)} (${ids.join(', ')}) on ${options.host}; Ctrl-C stops them`);
   write(`relaymq dev: data in ${options.dataRoot}${options.temporaryData ? ' (temporary: removed on exit; --data <dir> keeps it)' : ''}`);
-  write(`relaymq dev: dashboards on ${ids.map((_, i) => `http://${options.host}:${options.baseAdminPort + i}/`).join(', ')}`);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (): void => {
@@ -66,7 +110,7 @@ export async function runDevCluster(options: DevClusterOptions, write: (line: st
     process.on('SIGTERM', stop);
     let running = children.length;
     for (const child of children) {
-      child.on('exit', () => {
+      child.on('close', () => {
         running--;
         if (running === 0) resolve();
       });

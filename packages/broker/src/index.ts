@@ -37,7 +37,7 @@ export type { ConsumerKind, ConsumerLag, ConsumerPosition } from './observabilit
 export type { BrowsedMessage, BrowseResult } from './observability/message-browser.js';
 export type { BrokerView, ClusterStatus, ClusterVerdict, MemberView, PartitionView } from './observability/cluster-status.js';
 export type { ClusterEvent, SeriesPoint } from './observability/history.js';
-export type { MemberDescription, MembershipDescription, PartitionDescription, TopicCreated, TopicDescription, TopicSpec } from './observability/admin-api.js';
+export type { MemberDescription, MembershipDescription, MoveDescription, MovesDescription, PartitionDescription, RemovalDescription, TopicCreated, TopicDescription, TopicSpec } from './observability/admin-api.js';
 export type { LogEngine, LogEngineEvents, PartitionBounds } from './engine/engine.js';
 export type { StoredMessage, BatchMessage, ProducerBatch, AppendOutcome } from './core/partition/partition.js';
 export type { FileSystem, FileHandle, FileStat, OpenMode } from './storage/fs.js';

@@ -153,6 +153,35 @@ export interface BrokerOptions {
    */
   metadataVoters?: number;
   /**
+   * Replica moves in progress at once in the cluster (a decommission, a
+   * replacement or a rebalance starts them up to this cap); the metadata
+   * leader's setting counts.
+   * @defaultValue `4`
+   */
+  maxConcurrentMoves?: number;
+  /**
+   * Self-healing: a broker the metadata leader cannot reach for this long
+   * is replaced — its replicas are re-created on the other brokers (every
+   * partition gets back to its replication factor) and it is taken out of
+   * the metadata group. `0` never replaces a broker.
+   * @defaultValue `900000` (15 minutes)
+   */
+  replacementTimeoutMs?: number;
+  /**
+   * Spread partition replicas evenly over the brokers by itself, whenever
+   * their counts differ by more than one (a broker joined or left);
+   * without it, only `relaymq cluster rebalance` does.
+   * @defaultValue `false`
+   */
+  autoRebalance?: boolean;
+  /**
+   * Bytes per second a new replica copies into this broker while a move
+   * catches it up (the segments it fetches from the partition's leader);
+   * `0` does not throttle.
+   * @defaultValue `0`
+   */
+  moveBytesPerSecond?: number;
+  /**
    * Directory for this broker's data: each partition's segment log and
    * checkpoint, and the Raft logs (term, vote, entries), all surviving a
    * restart. Set on a standalone broker too, it stores topics on disk (a
@@ -199,6 +228,26 @@ export interface BrokerOptions {
    * @defaultValue `67108864` (64 MiB)
    */
   segmentBytes?: number;
+  /**
+   * With `dataDir`: segment files the broker keeps open at most, over all its
+   * partitions. Beyond it the least recently used idle ones are closed and
+   * reopened when next read or written; a file being read, written, or
+   * written and not yet fsynced stays open (the bound is exceeded by those
+   * while they are busy). Raft logs have their own bound
+   * ({@link BrokerOptions.maxOpenRaftLogFiles}): size `ulimit -n` for both
+   * plus the connections.
+   * @defaultValue `1024`
+   */
+  maxOpenSegmentFiles?: number;
+  /**
+   * With `dataDir`: Raft log files (one per partition group, and the
+   * metadata group's) the broker keeps open at most. Beyond it the least
+   * recently used idle ones are closed and reopened on the next write; a log
+   * being written, written and not yet fsynced, or recovering from a failed
+   * write stays open (the bound is exceeded by those while they are busy).
+   * @defaultValue `1024`
+   */
+  maxOpenRaftLogFiles?: number;
   /**
    * Replicas of each partition in a cluster, capped by the number of brokers.
    * @defaultValue `3`
@@ -470,6 +519,10 @@ export const BROKER_DEFAULTS = Object.freeze({
   peerPort: 7501,
   replicationFactor: 3,
   metadataVoters: 3,
+  maxConcurrentMoves: 4,
+  replacementTimeoutMs: 900_000,
+  autoRebalance: false,
+  moveBytesPerSecond: 0,
   defaultPartitions: 1,
   maxPayload: 1024 * 1024,
   heartbeatMs: 5000,
@@ -491,6 +544,8 @@ export const BROKER_DEFAULTS = Object.freeze({
   retention: {} as RetentionOptions,
   topicRetention: [] as Array<{ pattern: string } & RetentionOptions>,
   segmentBytes: 64 * 1024 * 1024,
+  maxOpenSegmentFiles: 1024,
+  maxOpenRaftLogFiles: 1024,
   logLevel: 'silent',
   raftLogMaxBytes: 256 * 1024 * 1024,
 });
@@ -554,6 +609,10 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     peers: resolvePeers(o.id, o.peers),
     join: resolveJoin(o.join),
     metadataVoters: integer('metadataVoters', o.metadataVoters, 1, 9),
+    maxConcurrentMoves: integer('maxConcurrentMoves', o.maxConcurrentMoves, 1, 64),
+    replacementTimeoutMs: integer('replacementTimeoutMs', o.replacementTimeoutMs, 0, 30 * 24 * 3_600_000),
+    autoRebalance: boolean('autoRebalance', o.autoRebalance),
+    moveBytesPerSecond: integer('moveBytesPerSecond', o.moveBytesPerSecond, 0, Number.MAX_SAFE_INTEGER),
     clusterId: o.clusterId === undefined ? undefined : text('clusterId', o.clusterId, CLUSTER_ID_PATTERN, '1-64 characters of [A-Za-z0-9_-]'),
     dataDir: o.dataDir === undefined ? undefined : text('dataDir', o.dataDir, /^.{1,4096}$/, 'a directory path'),
     replicationFactor: integer('replicationFactor', o.replicationFactor, 1, 16),
@@ -582,6 +641,8 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     retention: resolveRetention('retention', o.retention),
     topicRetention: resolveTopicRetention(o.topicRetention),
     segmentBytes: integer('segmentBytes', o.segmentBytes, 4096, 1024 * 1024 * 1024),
+    maxOpenSegmentFiles: integer('maxOpenSegmentFiles', o.maxOpenSegmentFiles, 1, 1_000_000),
+    maxOpenRaftLogFiles: integer('maxOpenRaftLogFiles', o.maxOpenRaftLogFiles, 1, 1_000_000),
     raftLogMaxBytes: integer('raftLogMaxBytes', o.raftLogMaxBytes, 0, Number.MAX_SAFE_INTEGER),
     fileSystem: o.fileSystem,
     adminPort: o.adminPort === undefined ? undefined : integer('adminPort', o.adminPort, 0, 65535),

@@ -195,8 +195,18 @@ export const DASHBOARD_HTML = `<!doctype html>
   $('token-forget').addEventListener('click', () => {
     sessionStorage.removeItem(TOKEN_KEY);
     showTokenState();
+    // What was read with the token goes with it.
+    browsed = [];
+    renderMessages();
     refresh();
   });
+  /** Empties what the last /api/cluster answer showed: a page refused its data must not go on showing the old. */
+  function clearCluster() {
+    for (const table of ['brokers', 'partitions', 'topics', 'consumers']) rows(table, []);
+    $('events').innerHTML = '';
+    $('problems-section').hidden = true;
+    $('reporter').textContent = $('updated').textContent = '';
+  }
   showTokenState();
 
   function renderCluster(c) {
@@ -399,6 +409,7 @@ export const DASHBOARD_HTML = `<!doctype html>
         $('health').textContent = 'token needed';
         $('health').className = 'bad';
         $('auth').textContent = tokenNeeded('this broker\\'s console (--admin-protect-reads)');
+        clearCluster();
         return;
       }
       if (!r.ok) throw new Error('HTTP ' + r.status);

@@ -228,6 +228,8 @@ describe('a data dir whose checkpoint is behind its Raft snapshot', () => {
       fsync: 'always',
       fsyncIntervalMs: 1000,
       segmentBytes: 64 * 1024,
+      maxOpenSegmentFiles: 64,
+      maxOpenRaftLogFiles: 64,
       raftLogMaxBytes: 1 << 20,
       fileSystem: fs,
       raftConfig: {},
@@ -254,7 +256,7 @@ describe('a data dir whose checkpoint is behind its Raft snapshot', () => {
     expect(read.map((m) => new TextDecoder().decode(m.data))).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
     // The idempotence table is the snapshot's: seq 19 is a duplicate, 20 new.
     expect(applyPublish(disk, command(19))[0]).toEqual({ kind: 'duplicate', offset: 19 });
-    expect(fetchFromLeader).toHaveBeenCalledWith({ id: 'p/t/0', leader: 'c' }, 10);
+    expect(fetchFromLeader).toHaveBeenCalledWith(expect.objectContaining({ id: 'p/t/0', leader: 'c' }), 10);
     const warnings = logged.filter((l) => l.level === 'warn');
     expect(warnings).toHaveLength(1);
     expect(warnings[0]?.fields).toMatchObject({ group: 'p/t/0', checkpointIndex: 10, snapshotIndex: 20 });
@@ -284,6 +286,8 @@ describe('a data dir whose checkpoint is behind its Raft snapshot', () => {
       fsync: 'always',
       fsyncIntervalMs: 1000,
       segmentBytes: 64 * 1024,
+      maxOpenSegmentFiles: 64,
+      maxOpenRaftLogFiles: 64,
       raftLogMaxBytes: 1 << 20,
       fileSystem: fs,
       raftConfig: {},

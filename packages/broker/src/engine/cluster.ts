@@ -2,6 +2,25 @@ import { EventEmitter } from 'eventemitter3';
 import { ADD_PARTITIONS_METHOD, CREATE_TOPIC_METHOD, parseAddPartitionsRequest, parseAdminMetadataCommand, parseCreateTopicRequest } from './admin-commands.js';
 import { ClusterNaming } from './cluster-naming.js';
 import { removalRefusal } from './decommission.js';
+import { parseMoveCommand, replicasOn, type MoveCommand } from '../core/metadata/moves.js';
+import {
+  MOVE_COMMAND_METHOD,
+  MOVE_STEP_METHOD,
+  PREFER_LEADER_METHOD,
+  ReplicaMoveCoordinator,
+  nextMoveStep,
+  parseMoveStepAnswer,
+  parseMoveStepRequest,
+  parsePreferLeaderAnswer,
+  parsePreferLeaderRequest,
+  preferredLeaderStep,
+  type MoveProgress,
+  type MoveStepAnswer,
+  type MoveStepRequest,
+  type PreferLeaderRequest,
+  type PreferLeaderState,
+} from './replica-moves.js';
+import { MoveThrottle, fetchedBytes } from './move-throttle.js';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
@@ -27,12 +46,13 @@ import { LostPeers } from './lost-peers.js';
 import { MetadataAdmission } from './admission.js';
 import { CONF_CHANGE_METHOD, parseConfAnswer, parseConfChangeRequest, type ConfChangeRequest } from './membership-requests.js';
 import { MetadataCompaction } from './metadata-compaction.js';
-import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
+import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, parseTopics, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
 import { GROUP_COMMAND_METHOD, parseForwardedGroupCommand } from './groups/group-commands.js';
 import { GroupSessionTracker } from './groups/session-tracker.js';
 import { PublishRouter } from './routed-publish.js';
+import { CREATE_TOPICS_METHOD, TopicCreation } from './topic-creation.js';
 import { waitFor } from './wait-for.js';
 
 
@@ -58,6 +78,31 @@ export interface ClusterEngineOptions {
   onClusterId?: (clusterId: string) => void;
   /** How many brokers vote in the metadata group; members admitted beyond it do not vote. */
   metadataVoters: number;
+  /**
+   * Replica moves in progress at once, in all (a decommission starts them
+   * up to this cap).
+   * @defaultValue 4
+   */
+  maxConcurrentMoves?: number;
+  /**
+   * A member of the metadata group the metadata leader cannot reach for
+   * this long is replaced: drained like a decommissioned broker, so its
+   * replicas are re-created on the others. 0 never replaces one.
+   * @defaultValue 0
+   */
+  replacementTimeoutMs?: number;
+  /**
+   * Spread replicas evenly whenever counts differ by more than one (after a
+   * broker joins or leaves), not only when an operator asks.
+   * @defaultValue false
+   */
+  autoRebalance?: boolean;
+  /**
+   * Bytes per second a new replica copies into this broker (segments fetched
+   * from the leader while it is a learner); 0 does not throttle.
+   * @defaultValue 0
+   */
+  moveBytesPerSecond?: number;
   transport: PeerTransport;
   /** Where Raft logs live; undefined keeps them in memory (tests only: a restart then forgets votes). */
   dataDir: string | undefined;
@@ -74,6 +119,10 @@ export interface ClusterEngineOptions {
   fsyncIntervalMs: number;
   /** On disk: size at which a partition's segment is sealed and a new one started. */
   segmentBytes: number;
+  /** On disk: segment files kept open over all partitions (idle ones beyond are closed and reopened on use). */
+  maxOpenSegmentFiles: number;
+  /** On disk: Raft log files open over all groups (idle ones beyond are closed and reopened on write). */
+  maxOpenRaftLogFiles: number;
   /** On disk: Raft log bytes a leader keeps for a lagging replica before compacting anyway (that replica then gets a snapshot). */
   raftLogMaxBytes: number;
   /** The file system data is stored through; tests inject faults. @defaultValue node's */
@@ -168,6 +217,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly metaCompaction: MetadataCompaction;
   /** On the metadata leader: admits brokers that joined (admission.ts). */
   private readonly admission: MetadataAdmission;
+  /** On the metadata leader: drives replica moves and decommissions (replica-moves.ts). */
+  private readonly moveCoordinator: ReplicaMoveCoordinator;
+  /** Paces the segment copies of new replicas into this broker (move-throttle.ts). */
+  private readonly moveThrottle: MoveThrottle;
+  /** Partition replicas being dropped here (moved away): not hosted again until their files are gone. */
+  private readonly dropping = new Set<string>();
   /** Every broker seen in the metadata group's configuration since start: one no longer in it was removed. */
   private readonly metaMembersSeen = new Set<NodeId>();
   /**
@@ -185,6 +240,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     expire: (command) => this.groupCommand(command),
     now: () => this.options.now(),
   });
+  /** New topics asked for together become one request to the metadata leader and one entry (topic-creation.ts). */
+  private readonly topicCreation = new TopicCreation((topics) =>
+    this.forwarding.viaLeader(this.meta, () => this.createTopicsHere(topics), CREATE_TOPICS_METHOD, topics),
+  );
   private readonly durablePositions = new ReplicatedPositions((command) =>
     this.forwarding.viaLeader(this.meta, () => this.proposeMeta(command), COMMIT_POSITIONS_METHOD, command),
   );
@@ -230,6 +289,35 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       timeoutMs: options.requestTimeoutMs,
       log: options.log,
     });
+    this.moveThrottle = new MoveThrottle(options.moveBytesPerSecond ?? 0);
+    this.moveCoordinator = new ReplicaMoveCoordinator({
+      isLeader: () => this.meta?.isLeader() === true,
+      topics: () => this.metadata.all(),
+      moves: () => this.metadata.moves.all(),
+      draining: () => this.metadata.moves.draining,
+      targets: () => {
+        const linked = new Set([options.self, ...options.transport.connectedPeers()]);
+        return this.placementBrokers().filter((id) => linked.has(id));
+      },
+      isMetadataMember: (broker) => isMember(this.meta.confState, broker),
+      unlinked: () => {
+        const linked = new Set(options.transport.connectedPeers());
+        const conf = this.meta.confState;
+        return [...conf.voters, ...(conf.learners ?? [])].filter((id) => id !== options.self && !linked.has(id));
+      },
+      removalRefusal: (broker) => this.removalRefusalOf(broker)?.message,
+      replacementTimeoutMs: options.replacementTimeoutMs ?? 0,
+      rebalanceAsked: () => this.metadata.moves.rebalancing,
+      autoRebalance: options.autoRebalance === true,
+      propose: (command) => this.proposeMeta(command),
+      step: async (request) => parseMoveStepAnswer(await this.onPartitionLeader(request.group, MOVE_STEP_METHOD, request, () => this.moveStepHere(request))),
+      preferLeader: async (request) =>
+        parsePreferLeaderAnswer(await this.onPartitionLeader(request.group, PREFER_LEADER_METHOD, request, () => this.preferLeaderHere(request))),
+      removeFromMetadata: (broker) => this.changeMembership(META_GROUP, { type: 'remove', node: broker }),
+      maxMoves: options.maxConcurrentMoves ?? 4,
+      now: options.now,
+      log: options.log,
+    });
     this.opened = new Promise((resolve, reject) => {
       this.markOpened = (error) => (error === undefined ? resolve() : reject(error));
     });
@@ -241,12 +329,26 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         await this.whenOpened();
         return handler(body);
       };
-    this.rpc.handle('meta.create', afterOpen(async (body) => this.createTopicHere(parseTopic(body))));
+    this.rpc.handle('meta.create', afterOpen(async (body) => this.createTopicsHere([parseTopic(body)])));
+    this.rpc.handle(CREATE_TOPICS_METHOD, afterOpen(async (body) => this.createTopicsHere(parseTopics(body))));
     this.rpc.handle('publish', afterOpen(async (body) => this.publishHere(parseForwarded(body))));
     this.rpc.handle('partition.fetch', afterOpen(async (body) => this.fetchHere(parseFetch(body))));
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
     this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedGroupCommand(body))));
     this.rpc.handle(CONF_CHANGE_METHOD, afterOpen(async (body) => this.changeMembershipViaLeader(parseConfChangeRequest(body))));
+    this.rpc.handle(MOVE_STEP_METHOD, afterOpen(async (body) => {
+      const request = parseMoveStepRequest(body);
+      return this.viaHostedLeader(request.group, MOVE_STEP_METHOD, request, () => this.moveStepHere(request));
+    }));
+    this.rpc.handle(PREFER_LEADER_METHOD, afterOpen(async (body) => {
+      const request = parsePreferLeaderRequest(body);
+      return this.viaHostedLeader(request.group, PREFER_LEADER_METHOD, request, () => this.preferLeaderHere(request));
+    }));
+    this.rpc.handle(MOVE_COMMAND_METHOD, afterOpen(async (body) => {
+      const command = parseMoveCommand(body);
+      if (command === undefined) throw new RelayError('INVALID_ARGUMENT', `${MOVE_COMMAND_METHOD} wants a move command`);
+      return this.proposeMeta(command);
+    }));
     this.rpc.handle(CREATE_TOPIC_METHOD, afterOpen(async (body) => {
       const { topic, settings } = parseCreateTopicRequest(body);
       return this.createTopicWithSettingsHere(topic, settings);
@@ -360,7 +462,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.meta = this.factory.metadataGroup(storage, {
       joining,
       applied: snapshot?.meta.index ?? 0,
-      parseData: (value) => parseMetadataCommand(value) ?? parseAdminMetadataCommand(value),
+      parseData: (value) => parseMetadataCommand(value) ?? parseAdminMetadataCommand(value) ?? parseMoveCommand(value),
       parseSnapshot: parseMetadataSnapshot,
       installSnapshot: async (installed) => this.restoreMetadata(installed.data),
       apply: (command) => this.applyMetadata(command),
@@ -401,7 +503,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   async ensureTopic(topic: string): Promise<TopicInfo> {
     const known = this.metadata.get(topic);
     if (known !== undefined) return { topic, partitions: known.partitions.length };
-    await this.forwarding.viaLeader(this.meta, () => this.createTopicHere(topic), 'meta.create', topic);
+    await this.topicCreation.create(topic);
     // The leader applied it; wait until this broker did too.
     const created = await waitFor(this.metaEvents, 'applied', () => this.metadata.get(topic), this.options.requestTimeoutMs, `topic ${topic} to reach this broker's metadata`);
     return { topic, partitions: created.partitions.length };
@@ -572,16 +674,150 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   /**
-   * Takes `broker` out of the cluster (the metadata group), once
-   * {@link removalRefusal} allows it: refused (`FORBIDDEN`) while fewer
-   * brokers than the replication factor would remain, or while it holds
-   * replicas. The operator stops the broker afterwards.
+   * Takes `broker` out of the cluster (decommission), once
+   * {@link removalRefusal} allows it (`FORBIDDEN` while fewer brokers than
+   * the replication factor would remain). A broker holding no replica leaves
+   * the metadata group at once (`removed`). Otherwise it is marked draining
+   * (`draining`): the metadata leader moves every replica off it, at most
+   * `maxConcurrentMoves` at once, then takes it out of the metadata group;
+   * {@link replicaMoves} shows the progress. The operator stops the broker
+   * once it left the metadata group.
    */
-  async removeBroker(broker: NodeId): Promise<ConfState> {
-    const conf = this.meta.confState;
-    const refusal = removalRefusal({ broker, voters: conf.voters, learners: conf.learners ?? [], replicationFactor: this.options.replicationFactor, topics: this.metadata.all() });
+  async removeBroker(broker: NodeId): Promise<{ outcome: 'removed' | 'draining'; replicas: number }> {
+    const refusal = this.removalRefusalOf(broker);
     if (refusal !== undefined) throw new RelayError(refusal.code, refusal.message);
-    return this.changeMembership(META_GROUP, { type: 'remove', node: broker });
+    const held = replicasOn(broker, this.metadata.all()).length;
+    if (held === 0) {
+      await this.changeMembership(META_GROUP, { type: 'remove', node: broker });
+      return { outcome: 'removed', replicas: 0 };
+    }
+    await this.proposeMove({ type: 'drain-broker', broker, draining: true });
+    return { outcome: 'draining', replicas: held };
+  }
+
+  private removalRefusalOf(broker: NodeId): ReturnType<typeof removalRefusal> {
+    const conf = this.meta.confState;
+    return removalRefusal({
+      broker,
+      voters: conf.voters,
+      learners: conf.learners ?? [],
+      draining: this.metadata.moves.draining,
+      replicationFactor: this.options.replicationFactor,
+      topics: this.metadata.all(),
+    });
+  }
+
+  /**
+   * Asks the metadata leader to spread replicas evenly over the brokers
+   * (by count): it moves them a wave (`maxConcurrentMoves`) at a time from
+   * the brokers holding the most to those holding the fewest, until counts
+   * differ by at most one. Resolves once asked, not done.
+   */
+  async rebalance(): Promise<void> {
+    await this.proposeMove({ type: 'rebalance', on: true });
+  }
+
+  /** Replica moves in progress (with their last step on the metadata leader) and the brokers being drained. */
+  replicaMoves(): { moves: MoveProgress[]; draining: string[]; rebalancing: boolean } {
+    return { moves: this.moveCoordinator.progress(), draining: this.metadata.moves.draining, rebalancing: this.metadata.moves.rebalancing || this.options.autoRebalance === true };
+  }
+
+  /**
+   * Moves the replica of `topic/partition` on broker `from` to broker `to`
+   * (a member of the metadata group holding none): the metadata leader
+   * drives it (replica-moves.ts); {@link replicaMoves} shows its progress.
+   * Resolves once the move is recorded, not done. `INVALID_ARGUMENT` when it
+   * does not apply (the partition moves already, `from` holds no replica…).
+   */
+  async moveReplica(topic: string, partition: number, from: NodeId, to: NodeId): Promise<void> {
+    const conf = this.meta.confState;
+    if (!isMember(conf, to)) throw new RelayError('INVALID_ARGUMENT', `broker ${to} is not a member of the cluster`);
+    if (this.metadata.moves.isDraining(to)) throw new RelayError('INVALID_ARGUMENT', `broker ${to} is being decommissioned`);
+    const result = await this.proposeMove({ type: 'move-replica', topic, partition, from, to, atMs: Math.floor(this.options.now()) });
+    const o = (typeof result === 'object' && result !== null ? result : {}) as { kind?: unknown; reason?: unknown };
+    if (o.kind === 'move-refused') throw new RelayError('INVALID_ARGUMENT', `cannot move ${topic}/${partition} from ${from} to ${to}: ${String(o.reason)}`);
+  }
+
+  /** Proposes a move command through the metadata leader, resolves with its result once this broker applied it. */
+  private async proposeMove(command: MoveCommand): Promise<unknown> {
+    const result = await this.forwarding.viaLeader(this.meta, () => this.proposeMeta(command), MOVE_COMMAND_METHOD, command);
+    // Applied on the leader; this broker applies it a moment later (its metadata says so once it is there).
+    const index = this.meta.status().commit;
+    await waitFor(this.metaEvents, 'applied', () => (this.meta.applied >= index ? true : undefined), this.options.requestTimeoutMs, 'a move command to reach this broker').catch(() => undefined);
+    return result;
+  }
+
+  /**
+   * Runs `local` on the leader of partition group `group`: through this
+   * broker's replica when it is a member that knows a leader, else through
+   * another replica (each forwards to the leader it knows). A move's target
+   * is not a member until the step that adds it ran — its group has heard
+   * from no leader — and a replica already removed hears from none any more.
+   */
+  private async onPartitionLeader(group: string, method: string, body: unknown, local: () => Promise<unknown>): Promise<unknown> {
+    const hosted = this.groups.get(group);
+    if (hosted !== undefined && isMember(hosted.confState, this.options.self) && hosted.leader !== null) return this.viaHostedLeader(group, method, body, local);
+    // One picked at random, so a dead one is not asked every time.
+    const others = (this.replicasOfGroup(group) ?? []).filter((id) => id !== this.options.self);
+    const target = others[Math.floor(Math.random() * others.length)];
+    if (target === undefined) throw new RelayError('NOT_LEADER', `no replica of ${group} to ask`);
+    return this.rpc.call(target, method, body, this.options.requestTimeoutMs + 1000);
+  }
+
+  /** Runs `local` when this broker leads `group` (hosted here), else forwards `method` to the leader it knows. */
+  private viaHostedLeader<R>(group: string, method: string, body: unknown, local: () => Promise<R>): Promise<R> {
+    const hosted = this.groups.get(group);
+    if (hosted === undefined) return Promise.reject(new RelayError('NOT_LEADER', `broker ${this.options.self} hosts no replica of ${group}`));
+    return this.forwarding.viaLeader(hosted, local, method, body);
+  }
+
+  /** On the partition's leader: hands leadership to the preferred leader when it is caught up (see {@link preferredLeaderStep}). */
+  private async preferLeaderHere(request: PreferLeaderRequest): Promise<PreferLeaderState> {
+    const group = this.groups.get(request.group);
+    const status = group?.status();
+    if (group === undefined || status === undefined || status.role !== 'leader') throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead ${request.group}`);
+    const state = preferredLeaderStep({ ...status, self: this.options.self }, request.preferred);
+    if (state === 'transferring' && !group.transferLeadership(request.preferred)) return 'lagging';
+    return state;
+  }
+
+  /** On the partition's leader: makes the next Raft change of the move (see {@link nextMoveStep}) and says where it stands. */
+  private async moveStepHere(request: MoveStepRequest): Promise<MoveStepAnswer> {
+    const group = this.groups.get(request.group);
+    if (group === undefined) throw new RelayError('NOT_LEADER', `broker ${this.options.self} hosts no replica of ${request.group}`);
+    const status = group.status();
+    if (status.role !== 'leader') throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead ${request.group}`, status.leader === null ? {} : { leader: status.leader });
+    const { self, requestTimeoutMs } = this.options;
+    const { from, to } = request;
+    const answer = (phase: MoveStepAnswer['phase']): MoveStepAnswer => {
+      const now = group.status();
+      const match = [...now.progress, ...now.learnerProgress].find((p) => p.id === to)?.match ?? 0;
+      return { phase, leader: self, match, lastIndex: now.lastIndex };
+    };
+    const step = nextMoveStep({ ...status, self }, request);
+    switch (step.action) {
+      case 'add-learner':
+        await group.proposeConfChange({ type: 'add-learner', node: to }, requestTimeoutMs);
+        return answer('catching-up');
+      case 'wait':
+        return answer('catching-up');
+      case 'promote':
+        await group.proposeConfChange({ type: 'promote', node: to }, requestTimeoutMs);
+        return answer('promoted');
+      case 'transfer':
+        if (!group.transferLeadership(step.target)) throw new RelayError('NOT_LEADER', `broker ${self} could not hand ${request.group} to ${step.target}`);
+        return answer('transferring');
+      case 'remove':
+        await group.proposeConfChange({ type: 'remove', node: from }, requestTimeoutMs);
+        return answer('removed');
+      case 'done':
+        return answer('done');
+      case 'remove-learner':
+        await group.proposeConfChange({ type: 'remove', node: to }, requestTimeoutMs);
+        return answer('cancelled');
+      case 'cancelled':
+        return answer('cancelled');
+    }
   }
 
   /**
@@ -591,6 +827,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * It must be linked to this broker (started with `--join`).
    */
   async addBroker(broker: NodeId): Promise<ConfState> {
+    // An operator adding a decommissioned broker back: it may hold replicas again (one still a member: its decommission is called off).
+    if (this.metadata.moves.isDraining(broker)) {
+      await this.proposeMove({ type: 'drain-broker', broker, draining: false });
+      if (isMember(this.meta.confState, broker)) return this.meta.confState;
+    }
     if (isMember(this.meta.confState, broker)) throw new RelayError('INVALID_ARGUMENT', `broker ${broker} is a member of the cluster already`);
     if (!this.options.transport.connectedPeers().includes(broker)) {
       throw new RelayError('INVALID_ARGUMENT', `broker ${broker} is not linked to broker ${this.options.self}: start it with --join <a member's peer address> first`);
@@ -601,8 +842,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Proposes an operator's topic on this broker, the metadata leader. */
   private createTopicWithSettingsHere(topic: string, settings: TopicSettings): Promise<unknown> {
     if (this.metadata.get(topic) !== undefined) return Promise.resolve('exists');
-    const conf = this.meta.confState;
-    const brokers = [...conf.voters, ...(conf.learners ?? [])].sort();
+    const brokers = this.placementBrokers();
     const partitions = settings.partitions ?? this.options.defaultPartitions;
     const replicationFactor = settings.replicationFactor ?? this.options.replicationFactor;
     return this.proposeMeta({ type: 'create-topic', topic, partitions, replicationFactor, brokers });
@@ -610,9 +850,16 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** Proposes a partition increase on this broker, the metadata leader; placed over the metadata group's members. */
   private addPartitionsHere(topic: string, partitions: number): Promise<unknown> {
-    const conf = this.meta.confState;
-    const brokers = [...conf.voters, ...(conf.learners ?? [])].sort();
+    const brokers = this.placementBrokers();
     return this.proposeMeta({ type: 'add-partitions', topic, partitions, brokers });
+  }
+
+  /** Where new replicas may go: the metadata group's members as this broker knows them, less draining ones (sorted). */
+  private placementBrokers(): string[] {
+    const conf = this.meta.confState;
+    const members = [...conf.voters, ...(conf.learners ?? [])].filter((id) => !this.metadata.moves.isDraining(id)).sort();
+    // Never nothing: a cluster whose every member drains places as before (the refusal rules keep this from happening).
+    return members.length > 0 ? members : [...conf.voters, ...(conf.learners ?? [])].sort();
   }
 
   /** The configuration of a Raft group hosted here, as in effect on this broker; `undefined` when not hosted. */
@@ -672,6 +919,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.clock.activity();
   }
 
+  /** Segment files and Raft log files open now, each kind under its broker-wide bound (`maxOpenSegmentFiles`, `maxOpenRaftLogFiles`). */
+  openFiles(): { segments: number; raftLogs: number } {
+    return { segments: this.factory.openSegmentFiles.stats().open, raftLogs: this.factory.openRaftLogFiles.stats().open };
+  }
+
   /** How many groups this broker leads (advertised as load). */
   partitionsLed(): number {
     let led = 0;
@@ -717,6 +969,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   async close(): Promise<void> {
     this.groupSessions.stop();
+    this.moveCoordinator.stop();
     this.metaLeaderGrace.close();
     this.consumerGroupEvents.removeAllListeners();
     this.membershipEvents.removeAllListeners();
@@ -738,11 +991,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   private applyMetadata(command: MetadataCommand): unknown {
     const result = this.metadata.apply(command);
-    if (result.kind === 'created') this.hostPartitions(result.topic);
+    const created = result.kind === 'created' ? [result.topic] : result.kind === 'topics' ? result.results.flatMap((r) => (r.kind === 'created' ? [r.topic] : [])) : [];
+    for (const topic of created) this.hostPartitions(topic);
     if (command.type.startsWith('group-')) {
       this.groupSessions.applied(command as GroupCommand);
       this.consumerGroupEvents.emit('changed', (command as GroupCommand).group);
-    } else if (result.kind === 'created') {
+    } else if (created.length > 0) {
       this.consumerGroupEvents.emit('changed', undefined);
     }
 
@@ -752,9 +1006,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       this.consumerGroupEvents.emit('changed', undefined);
     }
     if (result.kind === 'cluster-id') this.options.onClusterId?.(result.clusterId);
+    // A move's new replica starts its group here; a finished (or cancelled) move drops the replica it replaced.
+    if (result.kind === 'move-started' || result.kind === 'move-finished' || result.kind === 'move-cancelled') {
+      const topic = this.metadata.get(result.move.topic);
+      if (topic !== undefined) this.hostPartitions(topic);
+    }
     this.metaEvents.emit('applied');
     this.announceApplied();
     // Durable position results carry the positions back to the proposer.
+    if (result.kind === 'topics') return created.length > 0 ? 'created' : 'exists';
     return result.kind === 'created' || result.kind === 'exists' ? result.kind : result;
   }
 
@@ -781,12 +1041,14 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    */
   private hostPartitions(topic: TopicMetadata): void {
     topic.partitions.forEach((assignment, partition) => {
-      if (!assignment.replicas.includes(this.options.self)) {
+      const id = partitionGroupId(topic.topic, partition);
+      const self = this.options.self;
+      if (!assignment.replicas.includes(self) && !(assignment.learners ?? []).includes(self)) {
+        if (this.creating.has(id)) this.dropPartition(topic.topic, partition);
         this.emit('appended', topic.topic, partition);
         return;
       }
-      const id = partitionGroupId(topic.topic, partition);
-      if (this.creating.has(id)) return;
+      if (this.creating.has(id) || this.dropping.has(id)) return;
       // A failed creation (a full disk) is logged and forgotten; maintenance hosts it again.
       this.partitionGroup(topic.topic, partition).then(
         // Announced once hosted: a subscription that started before the topic reached this broker's metadata places its cursor.
@@ -801,7 +1063,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const id = partitionGroupId(topic, partition);
     return this.creating.get(id, async () => {
       const assignment = await this.assignment(topic, partition);
-      if (!assignment.replicas.includes(this.options.self)) {
+      // A move's target hosts the group before it is a replica (it joins as a learner).
+      if (!assignment.replicas.includes(this.options.self) && !(assignment.learners ?? []).includes(this.options.self)) {
         throw new RelayError('NOT_LEADER', `broker ${this.options.self} holds no replica of ${id}`, { leader: assignment.replicas[0] as string });
       }
       const { group, log, hosted } = await this.factory.partition(topic, partition, assignment.replicas, {
@@ -809,7 +1072,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         applied: () => this.announceApplied(),
         leaderChanged: () => this.forwarding.leaderChanged(),
         confChanged: (conf, index) => this.membershipEvents.emit('changed', id, conf, index),
-        fetchFromLeader: (led, offset) => this.forwarding.fetchFromLeader(led, topic, partition, offset),
+        fetchFromLeader: async (led, offset) => {
+          const fetched = await this.forwarding.fetchFromLeader(led, topic, partition, offset);
+          // A new replica (not a voter yet) copies at the move throttle's rate; a voter repairing itself does not wait.
+          if (!led.confState.voters.includes(this.options.self)) await this.moveThrottle.took(fetchedBytes(fetched.messages));
+          return fetched;
+        },
         retentionFor: (name) => this.retentionFor(name),
       });
       this.partitions.set(id, log);
@@ -820,12 +1088,40 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   /**
+   * Stops and deletes this broker's replica of a partition the metadata no
+   * longer places here (moved to another broker). Readers here go to the
+   * other replicas from now on.
+   */
+  private dropPartition(topic: string, partition: number): void {
+    const id = partitionGroupId(topic, partition);
+    const creating = this.creating.take(id);
+    if (creating === undefined) return;
+    this.dropping.add(id);
+    creating
+      .then(async (group) => {
+        group.stop(new RelayError('NOT_LEADER', `broker ${this.options.self} no longer holds a replica of ${id}`));
+        this.groups.delete(id);
+        this.partitions.delete(id);
+        const hosted = this.disks.get(id);
+        this.disks.delete(id);
+        await hosted?.finish(); // lets a running maintenance step end before the files go
+        await this.factory.dropPartition(topic, partition, hosted?.partition ?? undefined);
+        this.options.log('info', 'replica moved away: group stopped and files deleted', { group: id });
+      })
+      .catch((err: unknown) => this.options.log('warn', 'could not delete a replica moved away', { group: id, error: String(err) }))
+      .finally(() => {
+        this.dropping.delete(id);
+        this.emit('appended', topic, partition); // readers here look again, at another replica
+      });
+  }
+
+  /**
    * A partition's replicas from the metadata. A topic not known here yet
    * (the metadata lags, or this broker is starting) is waited for, bounded,
    * then answered `NOT_LEADER` (retriable), never `INVALID_PARTITION`: the
    * broker that forwarded the publish had it checked against its metadata.
    */
-  private async assignment(topic: string, partition: number): Promise<{ replicas: readonly NodeId[] }> {
+  private async assignment(topic: string, partition: number): Promise<{ replicas: readonly NodeId[]; learners?: readonly NodeId[] }> {
     const waitMs = this.options.requestTimeoutMs;
     const known = await waitFor(this.metaEvents, 'applied', () => this.metadata.get(topic), waitMs, `topic ${topic} in this broker's metadata`).catch(() => undefined);
     if (known === undefined) throw metadataLagging(this.options.self, topic, waitMs);
@@ -836,6 +1132,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** Keeps partitions on disk bounded (checkpoints, compaction, retention) and repairs damage: see {@link HostedPartition}. */
   private maintain(): void {
+    this.moveCoordinator.tick();
     this.metaCompaction.maybeCompact();
     this.admission.tick();
     this.naming?.tick();
@@ -857,13 +1154,18 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return { startOffset: log.startOffset, messages: await log.read(request.offset, FETCH_MESSAGES, FETCH_BYTES) };
   }
 
-  private createTopicHere(topic: string): Promise<unknown> {
-    if (this.metadata.get(topic) !== undefined) return Promise.resolve('exists');
-    const { defaultPartitions, replicationFactor } = this.options;
+  /** On the metadata leader: one entry creating those of `topics` that do not exist yet (one topic: the single-topic entry). */
+  private createTopicsHere(topics: readonly string[]): Promise<unknown> {
+    const missing = [...new Set(topics)].filter((topic) => this.metadata.get(topic) === undefined);
+    if (missing.length === 0) return Promise.resolve('exists');
+    const { defaultPartitions: partitions, replicationFactor } = this.options;
     // Placed on the metadata group's members as this leader knows them (brokers that joined included).
-    const conf = this.meta.confState;
-    const brokers = [...conf.voters, ...(conf.learners ?? [])].sort();
-    return this.meta.propose({ type: 'create-topic', topic, partitions: defaultPartitions, replicationFactor, brokers }, this.options.requestTimeoutMs);
+    const brokers = this.placementBrokers();
+    const command: MetadataCommand =
+      missing.length === 1
+        ? { type: 'create-topic', topic: missing[0] as string, partitions, replicationFactor, brokers }
+        : { type: 'create-topics', topics: missing.map((topic) => ({ topic, partitions, replicationFactor })), brokers };
+    return this.meta.propose(command, this.options.requestTimeoutMs);
   }
 
   private async publishHere(forwarded: ForwardedPublish): Promise<AppendOutcome[]> {

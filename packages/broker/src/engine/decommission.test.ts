@@ -22,11 +22,15 @@ describe('removalRefusal', () => {
     expect(removalRefusal({ ...three, topics: [], replicationFactor: 2 })).toBeUndefined();
   });
 
-  it('refuses a broker that still holds replicas, naming some of them', () => {
-    const held = removalRefusal({ ...five, broker: 'b2', topics: [topic('t', 3, Array.from({ length: 7 }, () => ['b1', 'b2', 'b3']))] });
-    expect(held?.code).toBe('FORBIDDEN');
-    expect(held?.message).toContain('broker b2 still holds 7 partition replicas (t/0, t/1, t/2, t/3, t/4, and 2 more)');
-    expect(held?.message).toContain('not supported yet');
+  it('lets a broker that holds replicas go (they are moved off it first), counting brokers already draining as gone', () => {
+    const held: RemovalView = { ...five, broker: 'b2', topics: [topic('t', 3, Array.from({ length: 7 }, () => ['b1', 'b2', 'b3']))] };
+    expect(removalRefusal(held)).toBeUndefined();
+    // b4 and b5 drain already: taking b2 too would leave b1 and b3 for a factor of 3.
+    expect(removalRefusal({ ...held, draining: ['b4', 'b5'] })?.message).toBe(
+      'removing broker b2 would leave 2 brokers, fewer than the replication factor (3): add a broker first',
+    );
+    // Asking again for a broker that drains already is no new loss.
+    expect(removalRefusal({ ...held, broker: 'b5', draining: ['b5'] })).toBeUndefined();
   });
 
   it('refuses a broker that is not a member, and the only voter', () => {

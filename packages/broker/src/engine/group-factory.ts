@@ -10,7 +10,7 @@ import { applyPublish } from '../core/partition/apply.js';
 import { parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type PartitionLog } from '../core/partition/partition.js';
 import { PartitionProjection } from '../core/partition/projection.js';
-import type { ConfState, NodeId, RaftConfigOptions, Storage } from '../core/raft/index.js';
+import { isMember, type ConfState, type NodeId, type RaftConfigOptions, type Storage } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { LogFunction } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
@@ -18,6 +18,8 @@ import type { GroupClock } from '../runtime/group-clock.js';
 import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
+import { OpenFileCache } from '../storage/open-files.js';
+import { deleteReplicaFiles } from '../storage/replica-files.js';
 import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { HostedPartition, type PartitionGroup } from './hosted-partition.js';
@@ -43,6 +45,10 @@ export interface GroupFactoryOptions {
   fsync: RaftStorageOptions['fsync'];
   fsyncIntervalMs: number;
   segmentBytes: number;
+  /** Segment files open at most over every partition log (see {@link OpenFileCache}). */
+  maxOpenSegmentFiles: number;
+  /** Raft log files open at most over every group (see {@link OpenFileCache}). */
+  maxOpenRaftLogFiles: number;
   raftLogMaxBytes: number;
   fileSystem: FileSystem | undefined;
   raftConfig: RaftConfigOptions;
@@ -66,7 +72,7 @@ export interface PartitionHooks {
    * Messages from `offset`, from `group.leader`, for a snapshot install or a repair (and, at open, from
    * another replica named as `leader`: see {@link GroupFactory.partition}).
    */
-  fetchFromLeader: (group: LedGroup, offset: number) => Promise<FetchResponse>;
+  fetchFromLeader: (group: LedGroup & { readonly confState: ConfState }, offset: number) => Promise<FetchResponse>;
   retentionFor: (topic: string) => RetentionPolicy;
 }
 
@@ -84,8 +90,15 @@ export class GroupFactory {
   private readonly storages = new Map<string, DurableRaftStorage<unknown, unknown>>();
   /** Groups whose checkpoint was found behind their Raft snapshot (logged once each). */
   private readonly behindReported = new Set<string>();
+  /** The bound on open segment files, shared by every partition log of this broker. */
+  readonly openSegmentFiles: OpenFileCache;
+  /** The bound on open Raft log files, shared by every group of this broker (a quiesced group writes nothing for long). */
+  readonly openRaftLogFiles: OpenFileCache;
 
-  constructor(private readonly options: GroupFactoryOptions) {}
+  constructor(private readonly options: GroupFactoryOptions) {
+    this.openSegmentFiles = new OpenFileCache(options.maxOpenSegmentFiles);
+    this.openRaftLogFiles = new OpenFileCache(options.maxOpenRaftLogFiles);
+  }
 
   /** Opens the metadata log (on disk, or in memory without `dataDir`). */
   openMetadataStorage(brokers: readonly NodeId[]): Promise<DurableRaftStorage<MetadataCommand, MetadataSnapshot>> {
@@ -100,7 +113,12 @@ export class GroupFactory {
     return new RaftGroup<MetadataCommand, unknown, MetadataSnapshot>({ ...this.groupBase(META_GROUP), storage, ...state });
   }
 
-  /** Opens a partition's log and Raft log and creates its group; on failure, leaves nothing open. */
+  /**
+   * Opens a partition's log and Raft log and creates its group; on failure,
+   * leaves nothing open. `replicas` bootstrap a new Raft log; a broker its
+   * stored configuration does not name (a move's new replica, or one removed)
+   * starts the group joining: it never campaigns, and waits to be added.
+   */
   async partition(topic: string, partition: number, replicas: readonly NodeId[], hooks: PartitionHooks): Promise<OpenedPartition> {
     const id = partitionGroupId(topic, partition);
     const { dataDir, dedupeWindow, retentionBytes, segmentBytes } = this.options;
@@ -109,7 +127,7 @@ export class GroupFactory {
         ? undefined
         : await DiskPartition.open(join(dataDir, 'partitions', fileName(id)), this.options.fileSystem ?? nodeFileSystem, {
             dedupeWindow,
-            segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024 },
+            segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024, openFiles: this.openSegmentFiles },
             report: (message, fields) => this.options.log('error', message, { group: id, ...fields }),
           });
     const log: PartitionLog = disk ?? new Partition({ dedupeWindow, retentionBytes });
@@ -129,6 +147,7 @@ export class GroupFactory {
     const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
       ...this.groupBase(id),
       storage,
+      joining: !isMember(storage.confState, this.options.self),
       applied: checkpoint?.index ?? 0,
       parseData: parsePublishCommand,
       parseSnapshot: parseCheckpoint,
@@ -216,7 +235,7 @@ export class GroupFactory {
     const failures: string[] = [];
     for (const replica of others) {
       try {
-        await disk.install(data, (offset) => hooks.fetchFromLeader({ id, leader: replica }, offset));
+        await disk.install(data, (offset) => hooks.fetchFromLeader({ id, leader: replica, confState: conf }, offset));
         this.behindReported.delete(id);
         this.options.log('info', 'partition caught up to its Raft snapshot', { group: id, from: replica, index: data.index });
         return;
@@ -238,6 +257,21 @@ export class GroupFactory {
     return lastStateEntry(this.storages.get(group.id)?.reader, group.applied, commit);
   }
 
+  /**
+   * Deletes a partition replica this broker no longer holds (moved away):
+   * closes its Raft log and its partition log, then removes their files.
+   * The group must be stopped first.
+   */
+  async dropPartition(topic: string, partition: number, log: { close(): Promise<void> } | undefined): Promise<void> {
+    const id = partitionGroupId(topic, partition);
+    const storage = this.storages.get(id);
+    this.storages.delete(id);
+    await Promise.allSettled([storage?.close(), log?.close()]);
+    const { dataDir } = this.options;
+    if (dataDir === undefined) return;
+    await deleteReplicaFiles(join(dataDir, 'partitions', fileName(id)), join(dataDir, 'raft', `${fileName(id)}.log`));
+  }
+
   /** Closes every Raft log. */
   async close(): Promise<void> {
     await Promise.all([...this.storages.values()].map((s) => s.close()));
@@ -250,6 +284,7 @@ export class GroupFactory {
       fsync,
       fsyncIntervalMs,
       fs,
+      openFiles: this.openRaftLogFiles,
       onFailure: (failure) =>
         failure === undefined
           ? this.options.log('info', 'Raft log writes work again', { group })

@@ -1,5 +1,5 @@
 import { RelayError, type AckLevel } from '@relaymq/sdk/protocol';
-import type { MetadataCommand } from '../core/metadata/metadata.js';
+import { MAX_TOPICS_PER_ENTRY, type CreateTopicCommand, type CreateTopicsCommand, type MetadataCommand, type NewTopic } from '../core/metadata/metadata.js';
 import { parseCommitPositions } from '../core/metadata/positions.js';
 import { parseGroupCommand } from '../core/metadata/groups.js';
 import { parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
@@ -61,19 +61,48 @@ export function parseMetadataCommand(value: unknown): MetadataCommand | undefine
   const o = value as Record<string, unknown>;
   if (o.type === 'commit-positions') return parseCommitPositions(value);
   if (typeof o.type === 'string' && o.type.startsWith('group-')) return parseGroupCommand(value);
-  if (o.type !== 'create-topic' || typeof o.topic !== 'string' || o.topic.length > 255) return undefined;
+  if (o.type === 'create-topics') {
+    if (!Array.isArray(o.topics) || o.topics.length === 0 || o.topics.length > MAX_TOPICS_PER_ENTRY) return undefined;
+    const topics: NewTopic[] = [];
+    for (const t of o.topics as unknown[]) {
+      const topic = parseTopicCreation(t);
+      if (topic === undefined) return undefined;
+      topics.push(topic);
+    }
+    return withBrokers({ type: 'create-topics', topics }, o.brokers);
+  }
+  if (o.type !== 'create-topic') return undefined;
+  const topic = parseTopicCreation(value);
+  return topic === undefined ? undefined : withBrokers({ type: 'create-topic', ...topic }, o.brokers);
+}
+
+/** The topic, partition count and replication factor of a topic creation, or `undefined`. */
+function parseTopicCreation(value: unknown): NewTopic | undefined {
+  const o = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  if (typeof o.topic !== 'string' || o.topic.length > 255) return undefined;
   if (!Number.isSafeInteger(o.partitions) || (o.partitions as number) < 1 || (o.partitions as number) > 1024) return undefined;
   if (!Number.isSafeInteger(o.replicationFactor) || (o.replicationFactor as number) < 1) return undefined;
-  const command: MetadataCommand = { type: 'create-topic', topic: o.topic, partitions: o.partitions as number, replicationFactor: o.replicationFactor as number };
-  if (o.brokers === undefined) return command;
-  const ids = o.brokers;
-  if (!Array.isArray(ids) || ids.length > 256 || !ids.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 64)) return undefined;
-  return { ...command, brokers: ids as string[] };
+  return { topic: o.topic, partitions: o.partitions as number, replicationFactor: o.replicationFactor as number };
+}
+
+/** `command` with the brokers list a topic creation may carry (absent in older entries), or `undefined` if malformed. */
+function withBrokers<C extends CreateTopicCommand | CreateTopicsCommand>(command: C, brokers: unknown): C | undefined {
+  if (brokers === undefined) return command;
+  if (!Array.isArray(brokers) || brokers.length > 256 || !brokers.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 64)) return undefined;
+  return { ...command, brokers: brokers as string[] };
 }
 
 export function parseTopic(body: unknown): string {
   if (typeof body !== 'string' || body.length === 0 || body.length > 255) throw new RelayError('INVALID_ARGUMENT', 'meta.create wants a topic name');
   return body;
+}
+
+/** The body of `meta.create-topics`: topic names, at most {@link MAX_TOPICS_PER_ENTRY}. */
+export function parseTopics(body: unknown): string[] {
+  if (!Array.isArray(body) || body.length === 0 || body.length > MAX_TOPICS_PER_ENTRY) {
+    throw new RelayError('INVALID_ARGUMENT', `meta.create-topics wants 1 to ${MAX_TOPICS_PER_ENTRY} topic names`);
+  }
+  return body.map(parseTopic);
 }
 
 export function parseForwarded(body: unknown): ForwardedPublish {

@@ -39,6 +39,13 @@ export class CreationCache<V> {
     return this.entries.has(key);
   }
 
+  /** Forgets `key` (a partition replica dropped), returning its creation if there was one. */
+  take(key: string): Promise<V> | undefined {
+    const known = this.entries.get(key);
+    this.entries.delete(key);
+    return known;
+  }
+
   entriesNow(): Array<[string, Promise<V>]> {
     return [...this.entries];
   }

@@ -9,7 +9,10 @@
  *   PATCH /api/topics                  { topic, partitions }: raise the partition count
  *   GET   /api/membership              the brokers and the metadata group
  *   POST  /api/cluster/add             { broker }: admit a linked broker into the metadata group
- *   POST  /api/cluster/remove          { broker }: take a broker out (decommission.ts says when)
+ *   POST  /api/cluster/remove          { broker }: take a broker out (decommission.ts says when); one
+ *                                      holding replicas drains first (its replicas are moved off)
+ *   GET   /api/cluster/moves           replica moves in progress and draining brokers
+ *   POST  /api/cluster/rebalance       spread replicas evenly (by count) over the brokers
  */
 import { RelayError, topicProblem } from '@relaymq/sdk/protocol';
 import { json, jsonError, type AdminMutations, type AdminResponse, type AdminRoutes } from './admin-server.js';
@@ -21,6 +24,8 @@ export interface PartitionDescription {
   replicas: string[];
   /** The current leader as this broker knows it, `null` when none is known. */
   leader: string | null;
+  /** A replica move of this partition in progress (absent when none). */
+  moving?: { from: string; to: string };
 }
 
 /** A topic as `GET /api/topics?topic=` and `relaymq topic describe` show it. */
@@ -54,6 +59,8 @@ export interface MemberDescription {
   /** Partition replicas it holds, and partitions it leads (as this broker knows). */
   replicas: number;
   leaders: number;
+  /** Present (true) while the broker is decommissioned: its replicas are being moved off. */
+  draining?: true;
 }
 
 /** `GET /api/membership`. */
@@ -67,6 +74,39 @@ export interface MembershipDescription {
   members: MemberDescription[];
 }
 
+/** One replica move as `GET /api/cluster/moves` and `relaymq cluster moves` show it. */
+export interface MoveDescription {
+  topic: string;
+  partition: number;
+  from: string;
+  to: string;
+  startedAtMs: number;
+  /** The last step the metadata leader saw (`pending` before its first, or when another broker answers). */
+  phase: 'pending' | 'catching-up' | 'promoted' | 'transferring' | 'removed' | 'done' | 'cancelled';
+  /** Raft entries the new replica holds, of the partition leader's `lastIndex` (0 when unknown). */
+  match: number;
+  lastIndex: number;
+  /** The last step's failure while it is retried. */
+  error?: string;
+}
+
+/** `GET /api/cluster/moves`. */
+export interface MovesDescription {
+  /** The answering broker, and the metadata leader (only it knows each move's phase). */
+  broker: string;
+  metadataLeader: string | null;
+  moves: MoveDescription[];
+  /** Brokers being decommissioned. */
+  draining: string[];
+  /** A rebalance is asked for and not done, or rebalancing is automatic (`autoRebalance`). */
+  rebalancing: boolean;
+}
+
+/** `POST /api/cluster/remove`: the membership, and what the removal did. */
+export interface RemovalDescription extends MembershipDescription {
+  removal: { broker: string; outcome: 'removed' | 'draining'; replicasToMove: number };
+}
+
 /** What the broker does for the admin endpoints. */
 export interface AdminActions {
   topics(): TopicDescription[];
@@ -77,8 +117,12 @@ export interface AdminActions {
   membership(): MembershipDescription;
   /** Admits a linked broker into the metadata group. */
   addBroker(broker: string): Promise<MembershipDescription>;
-  /** Takes a broker out of the metadata group; `FORBIDDEN` when it may not go (decommission.ts). */
-  removeBroker(broker: string): Promise<MembershipDescription>;
+  /** Takes a broker out (draining it first when it holds replicas); `FORBIDDEN` when it may not go (decommission.ts). */
+  removeBroker(broker: string): Promise<RemovalDescription>;
+  /** Replica moves in progress. */
+  moves(): MovesDescription;
+  /** Asks for replicas to be spread evenly; answers the moves as they stand. */
+  rebalance(): Promise<MovesDescription>;
 }
 
 /** Largest partition count a topic may be created with (as `defaultPartitions`). */
@@ -167,6 +211,7 @@ export function adminReadRoutes(actions: AdminActions): AdminRoutes {
       return topic === undefined ? jsonError(404, 'INVALID_TOPIC', `no topic "${name}"`) : json(topic);
     },
     '/api/membership': () => json(actions.membership()),
+    '/api/cluster/moves': () => json(actions.moves()),
   };
 }
 
@@ -185,5 +230,6 @@ export function adminMutations(actions: AdminActions): AdminMutations {
       }),
     'POST /api/cluster/add': ({ body }) => answering(async () => json(await actions.addBroker(parseBrokerRequest(body)))),
     'POST /api/cluster/remove': ({ body }) => answering(async () => json(await actions.removeBroker(parseBrokerRequest(body)))),
+    'POST /api/cluster/rebalance': () => answering(async () => json(await actions.rebalance())),
   };
 }

@@ -1,6 +1,7 @@
 import { RelayError } from '@relaymq/sdk/protocol';
 import { MemoryStorage, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
 import type { FileSystem } from './fs.js';
+import type { OpenFileCache } from './open-files.js';
 import { RecordFile } from './record-file.js';
 import { storageRelayError } from './segments/errors.js';
 
@@ -23,6 +24,8 @@ export interface RaftStorageOptions {
   fsyncIntervalMs: number;
   /** @defaultValue node's */
   fs?: FileSystem;
+  /** The bound on open files the log's descriptor counts in (idle, it is closed beyond it and reopened on write). @defaultValue unbounded */
+  openFiles?: OpenFileCache;
   /** A write or fsync failed (the group fences itself); `undefined` once one succeeds again. */
   onFailure?: (failure: RelayError | undefined) => void;
 }
@@ -68,7 +71,7 @@ export class DurableRaftStorage<T, S> {
    */
   static async open<T, S>(path: string | undefined, bootstrapVoters: readonly NodeId[], options: RaftStorageOptions = ALWAYS): Promise<DurableRaftStorage<T, S>> {
     if (path === undefined) return new DurableRaftStorage(new MemoryStorage<T, S>(bootstrapVoters), bootstrapVoters, undefined, options);
-    const { file, recovered } = await RecordFile.open(path, options.fs);
+    const { file, recovered } = await RecordFile.open(path, options.fs, options.openFiles);
     const recorded = recordedBootstrap(recovered.records);
     const voters = recorded ?? bootstrapVoters;
     // A log from before bootstrap records (or a new one) records what it starts from, so a later start cannot change it.

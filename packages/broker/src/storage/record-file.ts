@@ -2,6 +2,7 @@ import { crc32 } from 'node:zlib';
 import { dirname } from 'node:path';
 import { decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
 import { nodeFileSystem, readWholeFile, replaceFile, type FileHandle, type FileSystem } from './fs.js';
+import { OpenFileCache, type CachedFile } from './open-files.js';
 
 /** Records are broker-written; they may hold Raft batches, so they nest deeper than client frames. */
 const RECORD_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 16_000_000, allowTimestamp: false };
@@ -26,6 +27,11 @@ export interface Recovered {
  * cut off, so a crash never leaves a half record behind. A failed write or
  * fsync (a full disk) loses nothing queued: the next flush writes the same
  * bytes again at the same place.
+ *
+ * Its descriptor counts in a broker-wide bound on open files (`openFiles`):
+ * beyond the bound, an idle file's descriptor is closed (never while an
+ * operation runs, bytes written through it are not fsynced, or a failure is
+ * being recovered) and reopened by the next operation that needs it.
  */
 export class RecordFile {
   private pending: Buffer[] = [];
@@ -33,31 +39,57 @@ export class RecordFile {
   /** Written since the last fsync: lost if an fsync fails, so kept to write again. */
   private unsynced: Buffer[] = [];
   private durableSize: number;
-  private flushing: Promise<void> = Promise.resolve();
+  /** The last operation (flush, rewrite, reload, close); each runs after the one before. */
+  private chain: Promise<void> = Promise.resolve();
   /** A rewrite failed part way: the file at `path` may be the new one, and `handle` the old, unlinked one. */
   private stale = false;
+  /** A write or fsync failed and nothing has been fsynced since: the retry goes through the descriptor that failed. */
+  private failed = false;
+  /** Operations of the chain running now (0 or 1): while one runs, the bound does not close the handle. */
+  private running = 0;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  /** This file's entry in the bound on open files. */
+  private readonly cached: CachedFile = { tryClose: () => this.closeIfIdle() };
 
   private constructor(
-    private handle: FileHandle,
+    /** Open, or `undefined` once the open-file bound closed it while idle (reopened on use). */
+    private handle: FileHandle | undefined,
     /** Bytes of the file known to be written (and, after a sync, durable). */
     private size: number,
     private readonly path: string,
     private readonly fs: FileSystem,
+    private readonly openFiles: OpenFileCache,
   ) {
     this.durableSize = size;
+    openFiles.opened(this.cached);
   }
 
-  /** Opens (creating) `path` and returns the records it holds. */
-  static async open(path: string, fs: FileSystem = nodeFileSystem): Promise<{ file: RecordFile; recovered: Recovered }> {
+  /**
+   * Opens (creating) `path` and returns the records it holds. `openFiles` is
+   * the bound its descriptor counts in (none: unbounded).
+   */
+  static async open(
+    path: string,
+    fs: FileSystem = nodeFileSystem,
+    openFiles: OpenFileCache = new OpenFileCache(Number.MAX_SAFE_INTEGER),
+  ): Promise<{ file: RecordFile; recovered: Recovered }> {
     await fs.mkdir(dirname(path));
     const existed = (await fs.stat(path)) !== undefined;
     const handle = await fs.open(path, 'write');
-    // A new file's directory entry must be durable too, or a crash could lose the whole file.
-    if (!existed) await fs.syncDir(dirname(path));
-    const bytes = (await readWholeFile(fs, path, MAX_FILE_BYTES)) ?? new Uint8Array(0);
-    const { records, validBytes } = parseRecords(bytes);
-    if (validBytes < bytes.length) await handle.truncate(validBytes);
-    return { file: new RecordFile(handle, validBytes, path, fs), recovered: { records, truncatedBytes: bytes.length - validBytes } };
+    let parsed: { records: unknown[]; validBytes: number; bytes: number };
+    try {
+      // A new file's directory entry must be durable too, or a crash could lose the whole file.
+      if (!existed) await fs.syncDir(dirname(path));
+      const bytes = (await readWholeFile(fs, path, MAX_FILE_BYTES)) ?? new Uint8Array(0);
+      parsed = { ...parseRecords(bytes), bytes: bytes.length };
+      if (parsed.validBytes < bytes.length) await handle.truncate(parsed.validBytes);
+    } catch (err) {
+      await handle.close().catch(() => {});
+      throw err;
+    }
+    const file = new RecordFile(handle, parsed.validBytes, path, fs, openFiles);
+    return { file, recovered: { records: parsed.records, truncatedBytes: parsed.bytes - parsed.validBytes } };
   }
 
   /** Bytes in the file, written or queued. */
@@ -79,7 +111,7 @@ export class RecordFile {
    * anything appended since) and the promise rejects with the file system's error.
    */
   flush(sync: boolean): Promise<void> {
-    const run = this.flushing.catch(() => {}).then(async () => {
+    return this.exclusive(async () => {
       const chunks = this.pending;
       const length = this.pendingBytes;
       this.pending = [];
@@ -88,12 +120,13 @@ export class RecordFile {
       try {
         if (length > 0) {
           // At `size`, not appended: a retry after a failed (maybe partial) write overwrites it.
-          await this.handle.write(Buffer.concat(chunks, length), this.size);
+          await (await this.openHandle()).write(Buffer.concat(chunks, length), this.size);
           this.size += length;
           this.unsynced.push(...chunks);
           written = true;
         }
-        if (sync) {
+        // A handle closed while idle had nothing unsynced: everything written is durable already.
+        if (sync && this.handle !== undefined) {
           await this.handle.datasync();
           this.unsynced = [];
           this.durableSize = this.size;
@@ -105,11 +138,11 @@ export class RecordFile {
         this.pendingBytes = this.pending.reduce((sum, chunk) => sum + chunk.length, 0);
         this.unsynced = [];
         this.size = this.durableSize;
+        this.failed = true;
         throw err;
       }
+      if (this.unsynced.length === 0) this.failed = false;
     });
-    this.flushing = run;
-    return run;
   }
 
   /**
@@ -119,26 +152,29 @@ export class RecordFile {
    * call it when `records` already include them.
    */
   rewrite(records: readonly unknown[]): Promise<void> {
-    const run = this.flushing.catch(() => {}).then(async () => {
+    return this.exclusive(async () => {
+      this.refuseIfClosed();
       this.pending = [];
       this.pendingBytes = 0;
       const chunks: Buffer[] = [];
       for (const record of records) chunks.push(...encodeRecord(record));
       const body = Buffer.concat(chunks);
+      let handle: FileHandle;
       try {
         await replaceFile(this.fs, this.path, `${this.path}.tmp`, body);
+        // Opening the new file may fail too (no descriptor left): then `path` is the new file and no handle is.
+        handle = await this.fs.open(this.path, 'write');
       } catch (err) {
         this.stale = true;
         throw err;
       }
       const old = this.handle;
-      this.handle = await this.fs.open(this.path, 'write');
+      this.attach(handle);
       this.size = this.durableSize = body.length;
       this.unsynced = [];
-      await old.close();
+      this.failed = false;
+      await old?.close();
     });
-    this.flushing = run;
-    return run;
   }
 
   /**
@@ -149,24 +185,26 @@ export class RecordFile {
    * to a later call.
    */
   reload(): Promise<unknown[]> {
-    const run = this.flushing.catch(() => {}).then(async () => {
+    return this.exclusive(async () => {
+      this.refuseIfClosed();
       this.pending = [];
       this.pendingBytes = 0;
       this.unsynced = [];
       if (!this.stale) {
         // Both fsynced files of a failed rewrite are whole; otherwise only the fsynced prefix counts.
-        await this.handle.truncate(this.durableSize);
-        await this.handle.datasync();
+        const current = await this.openHandle();
+        await current.truncate(this.durableSize);
+        await current.datasync();
       }
       const handle = await this.fs.open(this.path, 'write');
       let records: unknown[];
       try {
         const bytes = (await readWholeFile(this.fs, this.path, MAX_FILE_BYTES)) ?? new Uint8Array(0);
         const parsed = parseRecords(bytes);
-        if (parsed.validBytes < bytes.length) {
-          await handle.truncate(parsed.validBytes);
-          await handle.datasync();
-        }
+        if (parsed.validBytes < bytes.length) await handle.truncate(parsed.validBytes);
+        // After a failed rewrite the file read may be the old one with a tail written and not fsynced: made durable
+        // before it is returned, so that what a crash leaves is what this returns.
+        if (parsed.validBytes < bytes.length || this.stale) await handle.datasync();
         records = parsed.records;
         this.size = this.durableSize = parsed.validBytes;
       } catch (err) {
@@ -174,21 +212,90 @@ export class RecordFile {
         throw err;
       }
       const old = this.handle;
-      this.handle = handle;
+      this.attach(handle);
       this.stale = false;
-      await old.close().catch(() => {});
+      this.failed = false;
+      await old?.close().catch(() => {});
       return records;
     });
-    this.flushing = run.then(
-      () => {},
-      () => {},
-    );
+  }
+
+  /** Flushes and fsyncs what is queued (a failure is ignored), then closes the file. Later writes, rewrites and reloads fail. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.flush(true).catch(() => {});
+      await this.exclusive(async () => {
+        this.closed = true;
+        const handle = this.handle;
+        this.handle = undefined;
+        this.openFiles.closed(this.cached);
+        await handle?.close();
+      });
+    })();
+    return this.closing;
+  }
+
+  /**
+   * Runs `task` after every earlier operation (whether it failed or not), then
+   * lets the open-file bound close handles that had to stay open meanwhile.
+   */
+  private exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(async () => {
+      this.running++;
+      try {
+        return await task();
+      } finally {
+        this.running--;
+      }
+    });
+    const trim = (): void => {
+      try {
+        this.openFiles.trim();
+      } catch {
+        // A handle that could not be closed now is closed by a later trim.
+      }
+    };
+    this.chain = run.then(trim, trim);
     return run;
   }
 
-  async close(): Promise<void> {
-    await this.flush(true).catch(() => {});
-    await this.handle.close();
+  /** The handle, reopened if the open-file bound closed it while idle. */
+  private async openHandle(): Promise<FileHandle> {
+    this.refuseIfClosed();
+    if (this.handle !== undefined) {
+      this.openFiles.used(this.cached);
+      return this.handle;
+    }
+    const handle = await this.fs.open(this.path, 'write');
+    this.attach(handle);
+    return handle;
+  }
+
+  /** After {@link close}, nothing opens the file again (a write after it fails, as on a closed descriptor). */
+  private refuseIfClosed(): void {
+    if (this.closed) throw new Error(`record file ${this.path} is closed`);
+  }
+
+  /** `handle` is now the file's: counted in the open-file bound as just used. */
+  private attach(handle: FileHandle): void {
+    this.handle = handle;
+    this.openFiles.opened(this.cached);
+  }
+
+  /**
+   * For the open-file bound: closes the handle unless something needs it. Kept
+   * open while an operation runs, while bytes written through it are not
+   * fsynced (an fsync must go through the descriptor they were written
+   * through, or a write-back error could be missed), and after a failure
+   * until it is recovered (the retry goes through the descriptor that failed).
+   */
+  private closeIfIdle(): boolean {
+    const handle = this.handle;
+    if (handle === undefined) return true;
+    if (this.running > 0 || this.unsynced.length > 0 || this.size !== this.durableSize || this.failed || this.stale) return false;
+    this.handle = undefined;
+    handle.close().catch(() => {});
+    return true;
   }
 }
 

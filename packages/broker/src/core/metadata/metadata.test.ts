@@ -110,6 +110,112 @@ describe('MetadataState snapshots', () => {
     expect(copy.get('later')).toEqual(original.get('later'));
   });
 
+  it('creates several topics in one create-topics entry exactly as one entry per topic would, skipping those that exist', () => {
+    const topics = Array.from({ length: 50 }, (_, i) => ({ topic: `t${i}`, partitions: (i % 8) + 1, replicationFactor: 3 }));
+    const one = new MetadataState(['b1', 'b2', 'b3', 'b4']);
+    const bulk = new MetadataState(['b1', 'b2', 'b3', 'b4']);
+    one.apply({ type: 'create-topic', topic: 't7', partitions: 2, replicationFactor: 1 });
+    bulk.apply({ type: 'create-topic', topic: 't7', partitions: 2, replicationFactor: 1 });
+    for (const topic of topics) one.apply({ type: 'create-topic', ...topic });
+    const result = bulk.apply({ type: 'create-topics', topics });
+    expect(bulk.all()).toEqual(one.all());
+    expect(result.kind).toBe('topics');
+    expect(result.results.map((r) => r.kind)).toEqual(topics.map((t) => (t.topic === 't7' ? 'exists' : 'created')));
+    expect(result.results[7]?.topic.partitions).toHaveLength(2); // the existing topic, unchanged
+  });
+
+  it('places 10,000 partitions (1,250 topics of 8) evenly, in bulk and one by one alike, and goes on the same after a restore', () => {
+    const brokers = ['b1', 'b2', 'b3'];
+    const topics = Array.from({ length: 1250 }, (_, i) => ({ topic: `scale.t${i}`, partitions: 8, replicationFactor: 3 }));
+    const bulk = new MetadataState(brokers);
+    for (let i = 0; i < topics.length; i += 250) bulk.apply({ type: 'create-topics', topics: topics.slice(i, i + 250) });
+    const one = new MetadataState(brokers);
+    for (const topic of topics) one.apply({ type: 'create-topic', ...topic });
+    expect(bulk.all()).toEqual(one.all());
+    const led = new Map<string, number>();
+    for (const topic of bulk.all()) for (const p of topic.partitions) led.set(p.replicas[0] as string, (led.get(p.replicas[0] as string) ?? 0) + 1);
+    for (const id of brokers) expect(Math.abs((led.get(id) ?? 0) - 10_000 / 3)).toBeLessThanOrEqual(1);
+    // The load kept as topics were created is the load a restore counts again: the next topic lands the same.
+    const restored = new MetadataState(brokers);
+    restored.restore(bulk.snapshot());
+    const next = { type: 'create-topic' as const, topic: 'next', partitions: 5, replicationFactor: 2 };
+    expect(restored.apply(next)).toEqual(bulk.apply(next));
+  });
+
+  it('places each entry only on the brokers it names (a broker that joined, one removed), in bulk exactly as one by one and as a fresh count of every replica would', () => {
+    const configured = ['b1', 'b2', 'b3'];
+    // Entries as the metadata leader proposes them while b4 is admitted and then b3 leaves the group.
+    const steps: Array<{ brokers?: string[]; topics: string[] }> = [
+      { topics: ['old1', 'old2'] }, // entries from before brokers could join: the configured brokers
+      { brokers: ['b1', 'b2', 'b3'], topics: ['a1', 'a2', 'a3'] },
+      { brokers: ['b1', 'b2', 'b3', 'b4'], topics: ['j1', 'j2', 'j3', 'j4'] },
+      { brokers: ['b1', 'b2', 'b4'], topics: ['r1', 'r2'] },
+    ];
+    const bulk = new MetadataState(configured);
+    const one = new MetadataState(configured);
+    // The reference: main's placement, each topic on the load counted again from every replica so far.
+    const expected: Array<{ topic: string; replicas: string[][] }> = [];
+    for (const step of steps) {
+      const topics = step.topics.map((topic, i) => ({ topic, partitions: 5 + i, replicationFactor: 3 }));
+      const result = bulk.apply({ type: 'create-topics', topics, ...(step.brokers === undefined ? {} : { brokers: step.brokers }) });
+      expect(result.results.every((r) => r.kind === 'created')).toBe(true);
+      for (const topic of topics) {
+        one.apply({ type: 'create-topic', ...topic, ...(step.brokers === undefined ? {} : { brokers: step.brokers }) });
+        const load = new Map<string, { replicas: number; leaders: number }>();
+        for (const placed of expected) {
+          for (const replicas of placed.replicas) {
+            replicas.forEach((id, i) => {
+              const entry = load.get(id) ?? { replicas: 0, leaders: 0 };
+              entry.replicas++;
+              if (i === 0) entry.leaders++;
+              load.set(id, entry);
+            });
+          }
+        }
+        const eligible = step.brokers ?? configured;
+        expected.push({ topic: topic.topic, replicas: assignReplicas(eligible, load, topic.partitions, 3).map((p) => p.replicas) });
+        const placed = bulk.get(topic.topic)?.partitions.flatMap((p) => p.replicas) ?? [];
+        expect(placed.every((id) => eligible.includes(id))).toBe(true);
+      }
+    }
+    expect(bulk.all()).toEqual(one.all());
+    expect(bulk.all().map((t) => ({ topic: t.topic, replicas: t.partitions.map((p) => p.replicas) }))).toEqual(expected);
+    // The joined broker got its share, and the removed one nothing after it left.
+    expect(bulk.get('j1')?.partitions.some((p) => p.replicas.includes('b4'))).toBe(true);
+    expect(bulk.get('r2')?.partitions.some((p) => p.replicas.includes('b3'))).toBe(false);
+    // A restore counts the joined broker's load again: the next entry lands the same.
+    const restored = new MetadataState(configured);
+    restored.restore(bulk.snapshot());
+    const next = { type: 'create-topics' as const, topics: [{ topic: 'n1', partitions: 7, replicationFactor: 2 }], brokers: ['b1', 'b2', 'b4'] };
+    expect(restored.apply(next)).toEqual(bulk.apply(next));
+  });
+
+  it('counts partitions added to a topic in the load: the next topic lands the same applied, restored and recounted', () => {
+    const brokers = ['b1', 'b2', 'b3'];
+    const applied = new MetadataState(brokers);
+    applied.apply({ type: 'create-topic', topic: 'a', partitions: 2, replicationFactor: 2 });
+    // Six more partitions of 'a' placed on b1 and b2 only: b3 holds less than the first topic alone suggests.
+    applied.apply({ type: 'add-partitions', topic: 'a', partitions: 8, brokers: ['b1', 'b2'] });
+    const restored = new MetadataState(brokers);
+    restored.restore(applied.snapshot());
+    const next = { type: 'create-topic' as const, topic: 'b', partitions: 6, replicationFactor: 2 };
+    const placed = applied.apply(next);
+    expect(restored.apply(next)).toEqual(placed);
+    // A fresh count of every replica so far places it the same way too.
+    const load = new Map<string, { replicas: number; leaders: number }>();
+    for (const p of restored.get('a')?.partitions ?? []) {
+      p.replicas.forEach((id, i) => {
+        const entry = load.get(id) ?? { replicas: 0, leaders: 0 };
+        entry.replicas++;
+        if (i === 0) entry.leaders++;
+        load.set(id, entry);
+      });
+    }
+    expect(placed.topic.partitions).toEqual(assignReplicas(brokers, load, 6, 2));
+    // b3 missed the added partitions, so it leads first and most of the new topic.
+    expect(placed.topic.partitions.filter((p) => p.replicas[0] === 'b3').length).toBeGreaterThan(2);
+  });
+
   it('refuses a malformed snapshot from a peer', () => {
     expect(parseMetadataSnapshot(null)).toBeUndefined();
     expect(parseMetadataSnapshot({ topics: [{ topic: 'x', replicationFactor: 1, partitions: [{ replicas: [1] }] }], durables: [] })).toBeUndefined();

@@ -1,6 +1,13 @@
 import type { Cursor } from '@relaymq/sdk/protocol';
 import { DurablePositions, type CommitPositionsCommand, type CommitResult } from './positions.js';
 import { ConsumerGroups, parseGroupRecords, type GroupCommand, type GroupRecord, type GroupResult } from './groups.js';
+import { ReplicaMoves, parseMovesRecord, type MoveCommand, type MoveResult, type PartitionAssignment, type ReplicaMove } from './moves.js';
+
+export type { PartitionAssignment } from './moves.js';
+
+/** The metadata commands moves.ts applies. */
+const MOVE_COMMAND_TYPES: ReadonlySet<string> = new Set<MoveCommand['type']>(['move-replica', 'finish-move', 'cancel-move', 'drain-broker', 'rebalance', 'prefer-replica']);
+const isMoveCommand = (command: MetadataCommand): command is MoveCommand => MOVE_COMMAND_TYPES.has(command.type);
 
 /**
  * Cluster metadata as a pure, replicated state machine: the topics, their
@@ -9,12 +16,6 @@ import { ConsumerGroups, parseGroupRecords, type GroupCommand, type GroupRecord,
  * in the same order on every voting broker (through the metadata Raft group),
  * so every broker computes the same assignment.
  */
-
-/** Where one partition lives. */
-export interface PartitionAssignment {
-  /** Brokers holding a replica; the first is the preferred leader. */
-  replicas: string[];
-}
 
 export interface TopicMetadata {
   topic: string;
@@ -39,17 +40,48 @@ export interface CreateTopicCommand {
 }
 
 /**
+ * Creates several topics in one entry, in order, each unless it exists:
+ * what many concurrent requests for new topics become, so that thousands of
+ * partitions take one commit round rather than one per topic.
+ */
+export interface CreateTopicsCommand {
+  type: 'create-topics';
+  topics: NewTopic[];
+  /** The brokers every topic of the entry may be placed on: as {@link CreateTopicCommand.brokers}. */
+  brokers?: string[];
+}
+
+/** One topic of a {@link CreateTopicsCommand}. */
+export type NewTopic = Omit<CreateTopicCommand, 'type' | 'brokers'>;
+
+/** Most topics in one {@link CreateTopicsCommand} (8,192 partitions of 8 topics each would be 65,536 assignments). */
+export const MAX_TOPICS_PER_ENTRY = 1024;
+
+/**
  * Commands the metadata group orders. `commit-positions` raises durable
  * positions (never lowers them); with no positions it is a linearizable read
  * of the durable's positions, since it answers only once ordered in the log.
  */
-export type MetadataCommand = CreateTopicCommand | CommitPositionsCommand | GroupCommand | SetClusterIdCommand | AddPartitionsCommand;
+export type MetadataCommand =
+  | CreateTopicCommand
+  | CreateTopicsCommand
+  | CommitPositionsCommand
+  | GroupCommand
+  | SetClusterIdCommand
+  | AddPartitionsCommand
+  | MoveCommand;
 
 /** What creating a topic produced. */
 export type TopicResult = { kind: 'created'; topic: TopicMetadata } | { kind: 'exists'; topic: TopicMetadata };
 
+/** What creating several topics produced, one result per topic in the command's order. */
+export interface TopicsResult {
+  kind: 'topics';
+  results: TopicResult[];
+}
+
 /** What applying a command produced. */
-export type MetadataResult = TopicResult | CommitResult | GroupResult | ClusterIdResult | AddPartitionsResult;
+export type MetadataResult = TopicResult | TopicsResult | CommitResult | GroupResult | ClusterIdResult | AddPartitionsResult | MoveResult;
 
 /** The whole metadata state, as the metadata group's Raft snapshot. */
 export interface MetadataSnapshot {
@@ -59,6 +91,12 @@ export interface MetadataSnapshot {
   groups?: GroupRecord[];
   /** The cluster id (absent before the cluster was named). */
   clusterId?: string;
+  /** Replica moves in progress (absent in snapshots taken before moves existed, or with none). */
+  moves?: ReplicaMove[];
+  /** Brokers being emptied (decommissioned); absent when none. */
+  draining?: string[];
+  /** An operator asked for a rebalance that is not done yet; absent: no. */
+  rebalance?: boolean;
 }
 
 /**
@@ -102,10 +140,18 @@ export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class MetadataState {
   private readonly topics = new Map<string, TopicMetadata>();
+  /**
+   * Replicas and preferred leaderships each broker holds, kept as topics are
+   * created (and recounted on restore), so that placing a topic's partitions
+   * costs its own partitions, not every partition of the cluster.
+   */
+  private readonly brokerLoad = new Map<string, BrokerLoad>();
   private readonly durablePositions = new DurablePositions();
   private namedAs: string | undefined;
   /** Consumer groups: members, partition owners with epochs, committed positions. */
   readonly groups = new ConsumerGroups(() => this.all().map((t) => ({ topic: t.topic, partitions: t.partitions.length })));
+  /** Replica moves in progress and draining brokers (moves.ts). */
+  readonly moves = new ReplicaMoves((topic) => this.topics.get(topic));
 
   /** @param brokers - ids of the brokers replicas may be placed on. */
   constructor(private readonly brokers: readonly string[]) {
@@ -137,9 +183,11 @@ export class MetadataState {
     if (command.partitions <= before) return { kind: 'unchanged', topic };
     const brokers = command.brokers.length > 0 ? command.brokers : this.brokers;
     const replicationFactor = Math.max(1, Math.min(topic.replicationFactor, brokers.length));
-    // Placed by the load of every partition so far; a load kept incrementally must count these new ones too,
-    // or brokers that applied them would place later topics unlike brokers restored from a snapshot.
-    topic.partitions.push(...assignReplicas(brokers, this.load(brokers), command.partitions - before, replicationFactor));
+    // Placed by the load of every partition so far, and counted in it, so brokers that applied this entry place
+    // later topics exactly as brokers restored from a snapshot taken after it (which recount).
+    const added = assignReplicas(brokers, this.brokerLoad, command.partitions - before, replicationFactor);
+    topic.partitions.push(...added);
+    countLoad(this.brokerLoad, added);
     // Consumer groups of the topic spread the new partitions over their members.
     this.groups.topicCreated(topic.topic);
     return { kind: 'grown', topic, before };
@@ -154,6 +202,10 @@ export class MetadataState {
   snapshot(): MetadataSnapshot {
     const snapshot: MetadataSnapshot = { topics: structuredClone(this.all()), durables: this.durablePositions.toRecords(), groups: this.groups.toRecords() };
     if (this.namedAs !== undefined) snapshot.clusterId = this.namedAs;
+    const { moves, draining, rebalance } = this.moves.toRecord();
+    if (moves.length > 0) snapshot.moves = moves;
+    if (draining.length > 0) snapshot.draining = draining;
+    if (rebalance === true) snapshot.rebalance = true;
     return snapshot;
   }
 
@@ -161,19 +213,29 @@ export class MetadataState {
   restore(snapshot: MetadataSnapshot): void {
     this.topics.clear();
     for (const topic of structuredClone(snapshot.topics)) this.topics.set(topic.topic, topic);
+    this.recountLoad();
     this.durablePositions.restore(snapshot.durables);
     this.groups.restore(snapshot.groups ?? []);
     this.namedAs = snapshot.clusterId;
+    this.moves.restore({ moves: snapshot.moves ?? [], draining: snapshot.draining ?? [], rebalance: snapshot.rebalance === true });
   }
 
   /** Applies a committed command. Deterministic: same commands, same state, on every broker. */
   apply(command: CreateTopicCommand): TopicResult;
+  apply(command: CreateTopicsCommand): TopicsResult;
   apply(command: CommitPositionsCommand): CommitResult;
   apply(command: GroupCommand): GroupResult;
   apply(command: SetClusterIdCommand): ClusterIdResult;
   apply(command: AddPartitionsCommand): AddPartitionsResult;
+  apply(command: MoveCommand): MoveResult;
   apply(command: MetadataCommand): MetadataResult;
   apply(command: MetadataCommand): MetadataResult {
+    if (isMoveCommand(command)) {
+      // A move changes replica sets: recount, so later placements match brokers restored from a later snapshot.
+      const result = this.moves.apply(command);
+      this.recountLoad();
+      return result;
+    }
     if (command.type === 'add-partitions') return this.addPartitions(command);
     if (command.type === 'set-cluster-id') {
       this.namedAs ??= command.clusterId;
@@ -181,10 +243,14 @@ export class MetadataState {
     }
     if (command.type === 'commit-positions') return this.durablePositions.commit(command.durable, command.positions);
     if (command.type === 'create-topic') return this.createTopic(command);
+    if (command.type === 'create-topics') {
+      const { brokers } = command;
+      return { kind: 'topics', results: command.topics.map((topic) => this.createTopic(brokers === undefined ? topic : { ...topic, brokers })) };
+    }
     return this.groups.apply(command);
   }
 
-  private createTopic(command: CreateTopicCommand): TopicResult {
+  private createTopic(command: Omit<CreateTopicCommand, 'type'>): TopicResult {
     const existing = this.topics.get(command.topic);
     if (existing !== undefined) return { kind: 'exists', topic: existing };
     const brokers = command.brokers !== undefined && command.brokers.length > 0 ? command.brokers : this.brokers;
@@ -192,27 +258,37 @@ export class MetadataState {
     const topic: TopicMetadata = {
       topic: command.topic,
       replicationFactor,
-      partitions: assignReplicas(brokers, this.load(brokers), command.partitions, replicationFactor),
+      partitions: assignReplicas(brokers, this.brokerLoad, command.partitions, replicationFactor),
     };
     this.topics.set(topic.topic, topic);
+    countLoad(this.brokerLoad, topic.partitions);
     this.groups.topicCreated(topic.topic);
     return { kind: 'created', topic };
   }
 
-  /** Replicas and preferred leaderships held by each broker so far. */
-  private load(brokers: readonly string[]): Map<string, BrokerLoad> {
-    const load = new Map<string, BrokerLoad>(brokers.map((id) => [id, { replicas: 0, leaders: 0 }]));
-    for (const topic of this.topics.values()) {
-      for (const partition of topic.partitions) {
-        partition.replicas.forEach((id, i) => {
-          const entry = load.get(id);
-          if (entry === undefined) return;
-          entry.replicas++;
-          if (i === 0) entry.leaders++;
-        });
+  /** Counts every broker's replicas and preferred leaderships from the topics (at start and after a restore). */
+  private recountLoad(): void {
+    this.brokerLoad.clear();
+    for (const topic of this.topics.values()) countLoad(this.brokerLoad, topic.partitions);
+  }
+}
+
+/**
+ * Adds `partitions` to the replicas and preferred leaderships in `load`. Every
+ * broker named is counted, configured or not: one that joined later is placed
+ * on by the brokers list of later entries, with the load it holds so far.
+ */
+function countLoad(load: Map<string, BrokerLoad>, partitions: readonly PartitionAssignment[]): void {
+  for (const partition of partitions) {
+    partition.replicas.forEach((id, i) => {
+      let entry = load.get(id);
+      if (entry === undefined) {
+        entry = { replicas: 0, leaders: 0 };
+        load.set(id, entry);
       }
-    }
-    return load;
+      entry.replicas++;
+      if (i === 0) entry.leaders++;
+    });
   }
 }
 
@@ -266,8 +342,9 @@ export function assignReplicas(
 /** Reads an untrusted value (a snapshot from a peer) as a {@link MetadataSnapshot}, or `undefined`. */
 export function parseMetadataSnapshot(value: unknown): MetadataSnapshot | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { topics, durables, groups, clusterId } = value as Record<string, unknown>;
+  const { topics, durables, groups, clusterId, moves, draining, rebalance } = value as Record<string, unknown>;
   if (!Array.isArray(topics) || !Array.isArray(durables) || parseGroupRecords(groups) === undefined) return undefined;
+  if (parseMovesRecord(moves, draining, rebalance) === undefined) return undefined;
   if (clusterId !== undefined && (typeof clusterId !== 'string' || !CLUSTER_ID_PATTERN.test(clusterId))) return undefined;
   const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   for (const t of topics as unknown[]) {
@@ -276,6 +353,7 @@ export function parseMetadataSnapshot(value: unknown): MetadataSnapshot | undefi
     for (const a of topic.partitions as unknown[]) {
       const replicas = (typeof a === 'object' && a !== null ? a : {}) as Record<string, unknown>;
       if (!Array.isArray(replicas.replicas) || !replicas.replicas.every((r) => typeof r === 'string')) return undefined;
+      if (replicas.learners !== undefined && (!Array.isArray(replicas.learners) || !replicas.learners.every((r) => typeof r === 'string'))) return undefined;
     }
   }
   for (const d of durables as unknown[]) {

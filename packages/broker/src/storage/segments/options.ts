@@ -1,3 +1,4 @@
+import { OpenFileCache } from '../open-files.js';
 import type { LogStorageError } from './errors.js';
 
 /** When appended records are fsynced. */
@@ -84,6 +85,12 @@ export interface SegmentLogOptions {
   /** Read handles of sealed segments kept open. @defaultValue 8 */
   maxOpenSegments?: number;
   /**
+   * The bound on open segment files shared by every log of a broker: beyond its capacity the least
+   * recently used idle handles (no read in flight, nothing written and not fsynced) are closed, and
+   * reopened when next needed. @defaultValue a bound of this log's own, without limit
+   */
+  openFiles?: OpenFileCache;
+  /**
    * On open, check every record of every segment (`'all'`), or only the active segment's and trust
    * sealed segments' index files, checking their records as they are read (`'active'`). @defaultValue `'all'`
    */
@@ -103,7 +110,7 @@ export type ResolvedSegmentLogOptions = Required<SegmentLogOptions>;
 const MiB = 1024 * 1024;
 
 /** The defaults, in one place. */
-export const SEGMENT_LOG_DEFAULTS: Readonly<Omit<ResolvedSegmentLogOptions, 'timers' | 'onEvent'>> = Object.freeze({
+export const SEGMENT_LOG_DEFAULTS: Readonly<Omit<ResolvedSegmentLogOptions, 'timers' | 'onEvent' | 'openFiles'>> = Object.freeze({
   fsync: 'always',
   fsyncIntervalMs: 1000,
   maxUnsyncedBytes: 64 * MiB,
@@ -137,6 +144,7 @@ export function resolveSegmentLogOptions(options: SegmentLogOptions = {}): Resol
     verifyOnOpen,
     timers: options.timers ?? nodeTimers,
     onEvent: options.onEvent ?? (() => {}),
+    openFiles: options.openFiles ?? new OpenFileCache(Number.MAX_SAFE_INTEGER),
   };
   positiveInt('fsyncIntervalMs', resolved.fsyncIntervalMs);
   positiveInt('maxUnsyncedBytes', resolved.maxUnsyncedBytes);

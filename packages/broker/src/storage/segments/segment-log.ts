@@ -6,6 +6,7 @@
 import { dirname, join } from 'node:path';
 import type { StoredMessage } from '../../core/partition/partition.js';
 import { errorCode, readWholeFile, type FileHandle, type FileSystem } from '../fs.js';
+import type { CachedFile } from '../open-files.js';
 import { LogStorageError, ioError } from './errors.js';
 import { checkFrame, FRAME_HEADER_BYTES } from './frame.js';
 import {
@@ -143,6 +144,10 @@ export class SegmentLog {
   private retryTimer: unknown;
   /** Sealed segments holding a read handle, least recently used first. */
   private readonly openSealed = new Set<Segment>();
+  /** Tasks of the chain running now (0 or 1): while one runs, no handle of this log is closed to honour the open-file bound. */
+  private running = 0;
+  /** Each segment's entry in the broker-wide bound on open files (`options.openFiles`). */
+  private readonly cachedFiles = new WeakMap<Segment, CachedFile>();
 
   private constructor(
     readonly dir: string,
@@ -161,6 +166,7 @@ export class SegmentLog {
     this.durableEnd = active.end;
     for (let i = segments.length - 1; i >= 0 && this.lastTimestamp === undefined; i--) this.lastTimestamp = segments[i]?.lastTimestamp;
     this.cache = new TailCache(active.end);
+    for (const segment of segments) if (segment.handle !== undefined) this.options.openFiles.opened(this.cachedFile(segment));
   }
 
   /**
@@ -465,11 +471,23 @@ export class SegmentLog {
 
   /** Runs `task` after every earlier one on the chain. */
   private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(task);
-    this.chain = run.then(
-      () => {},
-      () => {},
-    );
+    const run = this.chain.then(async () => {
+      this.running++;
+      try {
+        return await task();
+      } finally {
+        this.running--;
+      }
+    });
+    // Handles this task kept open (written, not yet fsynced) may be closable now. Never rejects: the chain must go on.
+    const trim = (): void => {
+      try {
+        this.options.openFiles.trim();
+      } catch {
+        // A handle that could not be closed now is closed by a later trim.
+      }
+    };
+    this.chain = run.then(trim, trim);
     return run;
   }
 
@@ -508,11 +526,9 @@ export class SegmentLog {
 
   private async writeBatch(batch: Batch): Promise<void> {
     const segment = batch.segment;
+    // Opened (creating the file), or reopened after the open-file bound closed it while idle.
+    if (segment.handle === undefined || !segment.handleWritable) await this.openWritable(segment);
     if (!segment.fileCreated) {
-      if (segment.handle === undefined) {
-        segment.handle = await this.fs.open(segment.logPath, 'write');
-        segment.handleWritable = true;
-      }
       // The directory entry must be durable before any record in the file is acknowledged.
       await this.fs.syncDir(this.dir);
       segment.fileCreated = true;
@@ -520,8 +536,72 @@ export class SegmentLog {
     if (batch.bytes === 0) return;
     // One write per batch: a copy of a few MiB at most costs far less than a syscall per arena.
     const data = batch.chunks.length === 1 ? (batch.chunks[0] as Buffer) : Buffer.concat(batch.chunks, batch.bytes);
+    this.options.openFiles.used(this.cachedFile(segment));
     await (segment.handle as FileHandle).write(data, segment.written);
     segment.written += data.length;
+  }
+
+  /** Gives `segment` a writable handle (a read-only one is dropped: retired while reads use it). */
+  private async openWritable(segment: Segment): Promise<void> {
+    if (segment.handle !== undefined) await this.dropHandle(segment);
+    this.attach(segment, await this.fs.open(segment.logPath, 'write'), true);
+  }
+
+  /** `segment` now has `handle`: counted in the open-file bound. */
+  private attach(segment: Segment, handle: FileHandle, writable: boolean): void {
+    const previous = segment.handle;
+    if (previous !== undefined && previous !== handle) {
+      // A read opened one while this handle was being opened (opening takes a turn): closed once no read uses it.
+      if (segment.users > 0) segment.retired.push(previous);
+      else previous.close().catch(() => {});
+    }
+    segment.handle = handle;
+    segment.handleWritable = writable;
+    this.options.openFiles.opened(this.cachedFile(segment));
+  }
+
+  /** `segment`'s handle is no longer its own (closed, or retired until its reads end). */
+  private detach(segment: Segment): FileHandle | undefined {
+    const handle = segment.handle;
+    segment.handle = undefined;
+    segment.handleWritable = false;
+    this.openSealed.delete(segment);
+    this.options.openFiles.closed(this.cachedFile(segment));
+    return handle;
+  }
+
+  private cachedFile(segment: Segment): CachedFile {
+    let file = this.cachedFiles.get(segment);
+    if (file === undefined) {
+      file = { tryClose: () => this.closeIfIdle(segment) };
+      this.cachedFiles.set(segment, file);
+    }
+    return file;
+  }
+
+  /**
+   * For the open-file bound: closes `segment`'s handle unless something needs
+   * it. Kept open while a read uses it, while a task of the chain runs (a
+   * write, fsync, truncation or seal may be using it), and while bytes written
+   * through it are not fsynced: an fsync must go through the descriptor the
+   * bytes were written through, or a write-back error reported on the closed
+   * one could be missed; and while the log is degraded, so that the retry
+   * rewrites and fsyncs through the descriptor that failed. Reopened on
+   * demand (`openWritable`, `readHandle`).
+   */
+  private closeIfIdle(segment: Segment): boolean {
+    const handle = segment.handle;
+    if (handle === undefined) return true;
+    if (segment.users > 0 || this.running > 0 || this.closing || segment.written !== segment.durable || this.writeError !== undefined) return false;
+    segment.handle = undefined;
+    segment.handleWritable = false;
+    this.openSealed.delete(segment);
+    try {
+      handle.close().catch(() => {});
+    } catch {
+      // Detached either way: a close that failed at once is not this log's to retry.
+    }
+    return true;
   }
 
   /** Fsyncs the full segment, writes its index files and closes it for appends. */
@@ -552,7 +632,9 @@ export class SegmentLog {
 
   private async syncUnsynced(): Promise<void> {
     const segment = (this.unsynced[0] as Batch).segment;
-    await (segment.handle as FileHandle).datasync();
+    // The open-file bound closes a handle only with nothing written and not fsynced (empty batches): nothing to fsync then.
+    if (segment.handle !== undefined) await segment.handle.datasync();
+    else if (segment.written !== segment.durable) throw new LogStorageError('STORAGE_IO', `${segment.logPath}: bytes written through a handle no longer open`);
     segment.durable = segment.written;
     this.durableEnd = this.writtenEnd;
     this.unsynced = [];
@@ -829,6 +911,7 @@ export class SegmentLog {
   private async readHandle(segment: Segment): Promise<FileHandle> {
     if (segment.handle !== undefined) {
       if (this.openSealed.delete(segment)) this.openSealed.add(segment); // most recently used
+      this.options.openFiles.used(this.cachedFile(segment));
       return segment.handle;
     }
     const handle = await this.fs.open(segment.logPath, 'read');
@@ -836,8 +919,7 @@ export class SegmentLog {
       await handle.close(); // another read opened it meanwhile
       return segment.handle;
     }
-    segment.handle = handle;
-    segment.handleWritable = false;
+    this.attach(segment, handle, false);
     this.openSealed.add(segment);
     await this.trimOpenHandles();
     return handle;
@@ -848,9 +930,7 @@ export class SegmentLog {
     for (const segment of this.openSealed) {
       if (this.openSealed.size <= this.options.maxOpenSegments) break;
       if (segment.users > 0) continue;
-      this.openSealed.delete(segment);
-      const handle = segment.handle;
-      segment.handle = undefined;
+      const handle = this.detach(segment);
       if (handle !== undefined) await handle.close().catch(() => {});
     }
   }
@@ -858,18 +938,13 @@ export class SegmentLog {
   private async releaseRetired(segment: Segment): Promise<void> {
     const handles = segment.retired;
     segment.retired = [];
-    if (segment.deleted && segment.handle !== undefined) {
-      handles.push(segment.handle);
-      segment.handle = undefined;
-    }
+    if (segment.deleted && segment.handle !== undefined) handles.push(this.detach(segment) as FileHandle);
     for (const handle of handles) await handle.close().catch(() => {});
   }
 
   /** Stops using `segment`'s handle: closed now, or when the reads using it end. */
   private async dropHandle(segment: Segment): Promise<void> {
-    const handle = segment.handle;
-    segment.handle = undefined;
-    this.openSealed.delete(segment);
+    const handle = this.detach(segment);
     if (handle === undefined) return;
     if (segment.users > 0) segment.retired.push(handle);
     else await handle.close().catch(() => {});
@@ -945,8 +1020,7 @@ export class SegmentLog {
           await this.dropHandle(segment);
           await unlinkQuietly(this.fs, segment.idxPath);
           await unlinkQuietly(this.fs, segment.tixPath);
-          segment.handle = await this.fs.open(segment.logPath, 'write');
-          segment.handleWritable = true;
+          this.attach(segment, await this.fs.open(segment.logPath, 'write'), true);
           segment.sealed = false;
         }
         const handle = segment.handle as FileHandle;
@@ -1016,9 +1090,8 @@ export class SegmentLog {
         this.unsyncedBytes = 0;
         while (this.segments.length > 0) await this.deleteSegment(this.segments[0] as Segment, 'reset', true);
         const segment = new Segment(this.dir, offset);
-        segment.handle = await this.fs.open(segment.logPath, 'write');
-        segment.handleWritable = true;
-        await segment.handle.truncate(0);
+        this.attach(segment, await this.fs.open(segment.logPath, 'write'), true);
+        await (segment.handle as FileHandle).truncate(0);
         await this.fs.syncDir(this.dir);
         segment.fileCreated = true;
         this.segments.push(segment);
@@ -1085,10 +1158,10 @@ export class SegmentLog {
       for (const timer of [this.syncTimer, this.retryTimer]) if (timer !== undefined) this.options.timers.clearTimeout(timer);
       this.syncTimer = this.retryTimer = undefined;
       for (const segment of this.segments) {
-        const handles = [...segment.retired, ...(segment.handle === undefined ? [] : [segment.handle])];
+        const handle = this.detach(segment);
+        const handles = [...segment.retired, ...(handle === undefined ? [] : [handle])];
         segment.retired = [];
-        segment.handle = undefined;
-        for (const handle of handles) await handle.close().catch(() => {});
+        for (const h of handles) await h.close().catch(() => {});
       }
       this.openSealed.clear();
       this.closed = true;

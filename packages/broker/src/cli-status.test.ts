@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import type { AdminCommandIo } from './cli-admin.js';
+import { STATUS_USAGE, runStatus } from './cli-status.js';
+
+/** A fake admin port answering `/api/cluster` with `status` and `body`; records each request's URL and Authorization header. */
+function port(status: number, body: unknown, env: Record<string, string> = {}): AdminCommandIo & { sent: Array<[string, string | undefined]>; stdout: string[]; stderr: string[] } {
+  const sent: Array<[string, string | undefined]> = [];
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const fakeFetch = (async (input: URL | string, init?: RequestInit) => {
+    sent.push([String(input), ((init?.headers ?? {}) as Record<string, string>).authorization]);
+    return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+  }) as typeof fetch;
+  return { env, out: (t) => stdout.push(t), err: (t) => stderr.push(t), fetch: fakeFetch, sent, stdout, stderr };
+}
+
+const HEALTHY = { broker: 'b1', healthy: true };
+
+describe('relaymq status', () => {
+  it('sends --admin-token, else $RELAYMQ_ADMIN_TOKEN, as a bearer token; none when neither is set', async () => {
+    const flagged = port(200, HEALTHY, { RELAYMQ_ADMIN_TOKEN: 'from-env-0123456789' });
+    expect(await runStatus(['--broker', 'http://10.0.0.1:9401', '--admin-token', 'from-flag-0123456789', '--json'], flagged)).toBe(0);
+    expect(flagged.sent).toEqual([['http://10.0.0.1:9401/api/cluster', 'Bearer from-flag-0123456789']]);
+    expect(JSON.parse(flagged.stdout.join(''))).toEqual(HEALTHY);
+
+    const fromEnv = port(200, HEALTHY, { RELAYMQ_ADMIN_URL: 'http://10.0.0.2:9401/', RELAYMQ_ADMIN_TOKEN: 'from-env-0123456789' });
+    expect(await runStatus(['--json'], fromEnv)).toBe(0);
+    expect(fromEnv.sent).toEqual([['http://10.0.0.2:9401/api/cluster', 'Bearer from-env-0123456789']]);
+
+    const none = port(200, { broker: 'b1', healthy: false }, { RELAYMQ_ADMIN_URL: 'http://10.0.0.2:9401', RELAYMQ_ADMIN_TOKEN: '' });
+    expect(await runStatus(['--json'], none)).toBe(1); // unhealthy
+    expect(none.sent).toEqual([['http://10.0.0.2:9401/api/cluster', undefined]]);
+  });
+
+  it('prints the broker\'s refusal on one line naming the URL, and exits 1', async () => {
+    const refused = port(401, { error: 'the admin token is not valid', code: 'UNAUTHORIZED' });
+    expect(await runStatus(['--broker', 'http://10.0.0.1:9401', '--admin-token', 'wrong-token-0123456789'], refused)).toBe(1);
+    expect(refused.stdout).toEqual([]);
+    expect(refused.stderr).toEqual(['relaymq: cannot read cluster status from http://10.0.0.1:9401/api/cluster: the admin token is not valid (UNAUTHORIZED)\n']);
+  });
+
+  it('lists --admin-token in its help, and refuses usage errors', async () => {
+    const help = port(200, HEALTHY);
+    expect(await runStatus(['--help'], help)).toBe(0);
+    expect(help.stdout.join('')).toBe(STATUS_USAGE);
+    expect(STATUS_USAGE).toMatch(/^ {2}--admin-token <token> .*\(default \$RELAYMQ_ADMIN_TOKEN\)$/m);
+    await expect(runStatus([], port(200, HEALTHY))).rejects.toThrow('status needs --broker <admin URL>');
+    await expect(runStatus(['--broker', 'ws://x'], port(200, HEALTHY))).rejects.toThrow('--broker must be the http:// URL of an admin port');
+    await expect(runStatus(['--broker', 'http://x', '--timeout-ms', 'soon'], port(200, HEALTHY))).rejects.toThrow('--timeout-ms must be a positive integer');
+  });
+});

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { MoveThrottle, fetchedBytes } from './move-throttle.js';
+
+function clocked(bytesPerSecond: number) {
+  let now = 10_000;
+  const slept: number[] = [];
+  const throttle = new MoveThrottle(
+    bytesPerSecond,
+    () => now,
+    async (ms) => {
+      slept.push(ms);
+      now += ms;
+    },
+  );
+  return { throttle, slept, advance: (ms: number) => (now += ms) };
+}
+
+describe('MoveThrottle', () => {
+  it('makes copies average the rate: each batch waits for the bytes before it and its own', async () => {
+    const { throttle, slept } = clocked(1_000_000); // 1 MB/s
+    await throttle.took(500_000);
+    await throttle.took(500_000);
+    await throttle.took(250_000);
+    expect(slept).toEqual([500, 500, 250]);
+  });
+
+  it('time spent elsewhere counts: a batch after a pause goes at once for what the pause paid', async () => {
+    const { throttle, slept, advance } = clocked(1_000_000);
+    await throttle.took(100_000); // 100 ms
+    advance(1000);
+    await throttle.took(100_000);
+    expect(slept).toEqual([100, 100]);
+    // Idle time is not saved up as a burst beyond the batch itself.
+    advance(5000);
+    await throttle.took(2_000_000);
+    expect(slept).toEqual([100, 100, 2000]);
+  });
+
+  it('does not throttle at 0, nor an empty batch', async () => {
+    const off = clocked(0);
+    await off.throttle.took(1e9);
+    expect(off.slept).toEqual([]);
+    const on = clocked(1000);
+    await on.throttle.took(0);
+    expect(on.slept).toEqual([]);
+  });
+
+  it('counts the payload bytes of a fetched batch', () => {
+    expect(fetchedBytes([{ data: new Uint8Array(3) }, { data: new Uint8Array(7) }])).toBe(10);
+    expect(fetchedBytes([])).toBe(0);
+  });
+});

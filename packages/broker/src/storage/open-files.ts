@@ -1,0 +1,105 @@
+/**
+ * A bound on the files a broker keeps open for its partitions' segments.
+ * Each partition keeps its active segment (and recently read sealed ones)
+ * open; ten thousand mostly idle partitions would need more descriptors than
+ * a default `ulimit -n` allows. The logs register every handle they open
+ * here; beyond the capacity the least recently used handles are closed, each
+ * by its owner and only if the owner says nothing needs it (no read in
+ * flight, no write or fsync running, nothing written and not yet fsynced).
+ * A closed handle is reopened by its owner when next needed.
+ *
+ * The bound is soft: handles that must stay open stay open, so the count may
+ * exceed the capacity by the handles busy at that moment.
+ */
+
+/** An open file as the cache sees it: its owner decides whether it may be closed now. */
+export interface CachedFile {
+  /**
+   * Closes the file now if nothing needs it open, and returns true (also
+   * when it was closed already); returns false to keep it open. Must not
+   * call back into the cache.
+   */
+  tryClose(): boolean;
+}
+
+/** Busy files a trim may pass over beyond the excess it has to close. */
+export const TRIM_SLACK = 64;
+
+/** What an {@link OpenFileCache} did, for stats and tests. */
+export interface OpenFileStats {
+  /** Files open now (registered and not closed). */
+  open: number;
+  /** The capacity. */
+  capacity: number;
+  /** Files closed by the cache to stay within its capacity, since it was made. */
+  evicted: number;
+  /** Times the cache was over capacity and every candidate had to stay open (busy). */
+  overCapacity: number;
+}
+
+/**
+ * Least recently used open files, closed beyond a capacity. One per broker,
+ * shared by every segment log. Synchronous and I/O-free: closing is the
+ * owner's business ({@link CachedFile.tryClose}).
+ */
+export class OpenFileCache {
+  /** Open files, least recently used first (a Map keeps insertion order). */
+  private readonly files = new Map<CachedFile, true>();
+  private evicted = 0;
+  private overCapacity = 0;
+
+  /** @param capacity - files kept open at most, when none of them is busy; at least 1. */
+  constructor(readonly capacity: number) {
+    if (!Number.isSafeInteger(capacity) || capacity < 1) throw new RangeError(`open file capacity must be a positive integer, got ${capacity}`);
+  }
+
+  /** `file` was opened (or reopened): counted as most recently used, and older idle files closed beyond the capacity. */
+  opened(file: CachedFile): void {
+    this.files.delete(file);
+    this.files.set(file, true);
+    this.trim(file);
+  }
+
+  /** `file` was used: most recently used. A file not registered (closed) is ignored. */
+  used(file: CachedFile): void {
+    if (!this.files.delete(file)) return;
+    this.files.set(file, true);
+  }
+
+  /** The owner closed `file` itself (deleted, log closed). Idempotent. */
+  closed(file: CachedFile): void {
+    this.files.delete(file);
+  }
+
+  /**
+   * Closes idle files beyond the capacity, if some are: after a busy spell,
+   * files that had to stay open may be closable now. Looks at the excess
+   * plus {@link TRIM_SLACK} files at most (a busy one moves to the end, as
+   * just used), so that a trim costs little even while thousands are busy;
+   * the next trims go on from there.
+   */
+  trim(keep?: CachedFile): void {
+    const excess = this.files.size - this.capacity;
+    if (excess <= 0) return;
+    let budget = Math.min(this.files.size, excess + TRIM_SLACK); // each file looked at once at most
+    // A Map iterates the entries moved to its end too: `budget` bounds the loop.
+    for (const file of this.files.keys()) {
+      if (this.files.size <= this.capacity || budget-- <= 0) break;
+      if (file === keep) {
+        this.used(file); // just opened: the newest, whatever was passed over before it
+        continue;
+      }
+      if (file.tryClose()) {
+        this.files.delete(file);
+        this.evicted++;
+      } else {
+        this.used(file);
+      }
+    }
+    if (this.files.size > this.capacity) this.overCapacity++;
+  }
+
+  stats(): OpenFileStats {
+    return { open: this.files.size, capacity: this.capacity, evicted: this.evicted, overCapacity: this.overCapacity };
+  }
+}

@@ -331,6 +331,13 @@ export interface ErrorFrame {
   code: string;
   message: string;
   id?: number;
+  /**
+   * Set (without `id`): the broker ended this subscription, e.g. its topic
+   * was deleted (`INVALID_TOPIC`); the connection and its other
+   * subscriptions go on. Without `id` or `subscription` the error concerns
+   * the connection, which closes.
+   */
+  subscription?: number;
 }
 
 // ---- both directions -------------------------------------------------------

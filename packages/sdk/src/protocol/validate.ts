@@ -369,7 +369,7 @@ export function validateBrokerFrame(value: unknown): BrokerFrame {
     case 'goaway':
       return { type: 'goaway', code: code(o), message: str(o, 'message') };
     case 'error':
-      return withOptional({ type: 'error', code: code(o), message: str(o, 'message') }, 'id', optUint(o, 'id'));
+      return withOptional(withOptional({ type: 'error', code: code(o), message: str(o, 'message') }, 'id', optUint(o, 'id')), 'subscription', optUint(o, 'subscription'));
     case 'ping':
       return { type: 'ping', id: uint(o, 'id') };
     case 'pong':

@@ -140,6 +140,8 @@ export interface SubscriberListener {
   assigned(event: AssignedEvent): void;
   /** A group member no longer handles partitions. */
   revoked(event: RevokedEvent): void;
+  /** The broker ended a subscription (its topic was deleted). */
+  ended(error: RelayError, subscription: { id: number; pattern: string }): void;
 }
 
 const cursorKey = (topic: string, partition: number): string => `${partition}:${topic}`;
@@ -642,6 +644,15 @@ export class Subscriber {
         // the connection closed meanwhile: the broker forgot the subscription with it
       });
     }
+  }
+
+  /** The broker ended subscription `id` on `connection` (an `error` frame naming it): it ends here too, and is reported. */
+  onEnded(connection: BrokerConnection, id: number, error: RelayError): void {
+    const state = this.subscriptions.get(id);
+    if (state === undefined || state.connection !== connection) return;
+    state.connection = undefined; // the broker forgot it already: nothing to unsubscribe
+    this.fail(state, error);
+    this.listener.ended(error, { id, pattern: state.pattern });
   }
 
   private fail(state: SubscriptionState, error: RelayError): void {

@@ -140,7 +140,7 @@ export class RelayClient extends EventEmitter<ClientEvents> {
             return;
           case 'error':
             // Only those naming a subscription come here: the broker ended it (its topic was deleted).
-            if (frame.subscription !== undefined) this.subscriber.onEnded(connection, frame.subscription, new RelayError(isErrorCode(frame.code) ? frame.code : 'INTERNAL', frame.message));
+            if (frame.subscription !== undefined) this.subscriber.onEnded(connection, frame.subscription, new RelayError(isErrorCode(frame.code) ? frame.code : 'INTERNAL', frame.message), frame.topic);
             return;
           case 'cluster':
             this.pool.clusterFrame(connection, frame);

@@ -204,7 +204,9 @@ export class Delivery implements AppendListener {
    * A subscription to that topic alone ends: the client is told with an
    * `error` frame naming the subscription (`INVALID_TOPIC`). A wildcard one
    * goes on without the topic's cursors (a topic created again under the
-   * name is new to it, read from its start).
+   * name is new to it, read from its start); the client is told with an
+   * `error` frame naming the subscription and the topic, so it forgets its
+   * positions there as well.
    */
   topicDeleted(subscription: Subscription, topic: string): void {
     if (this.subscriptions.get(subscription.id) !== subscription) return;
@@ -216,11 +218,15 @@ export class Delivery implements AppendListener {
       this.session.send({ type: 'error', code: 'INVALID_TOPIC', message: `topic ${topic} was deleted; subscription ${subscription.id} ended`, subscription: subscription.id });
       return;
     }
+    let had = false;
     for (const [key, cursor] of subscription.cursors) {
       if (cursor.topic !== topic) continue;
       subscription.cursors.delete(key);
       subscription.ready.delete(key);
+      had = true;
     }
+    // The client forgets its positions there too (it would take a new topic's first offsets for duplicates).
+    if (had) this.session.send({ type: 'error', code: 'INVALID_TOPIC', message: `topic ${topic} was deleted; subscription ${subscription.id} goes on without it`, subscription: subscription.id, topic });
   }
 
   /** Delivers soon: new messages, new credit, or room again on the outbound side. */

@@ -338,6 +338,12 @@ export interface ErrorFrame {
    * the connection, which closes.
    */
   subscription?: number;
+  /**
+   * With `subscription`: only this topic of the (wildcard) subscription is
+   * gone (deleted), the subscription goes on. Its positions in the topic are
+   * forgotten: a topic created again under the name is read from its start.
+   */
+  topic?: string;
 }
 
 // ---- both directions -------------------------------------------------------

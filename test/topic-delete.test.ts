@@ -30,12 +30,13 @@ interface Assignment {
   replicas: string[];
 }
 interface DeleteEngine {
-  appliedMetadata(): { topics: Array<{ topic: string; partitions: Assignment[] }> };
+  appliedMetadata(): { topics: Array<{ topic: string; partitions: Assignment[]; incarnation?: number }> };
+  commitPositions(durable: string, positions: Array<{ topic: string; partition: number; offset: number }>): Promise<void>;
   hostsReplica(topic: string, partition: number): boolean;
   readReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<{ start: number; end: number } | undefined>;
 }
 const engineOf = (b: Broker): DeleteEngine => b.engine as unknown as DeleteEngine;
-const topicOf = (b: Broker, topic: string): { topic: string; partitions: Assignment[] } | undefined => engineOf(b).appliedMetadata().topics.find((t) => t.topic === topic);
+const topicOf = (b: Broker, topic: string): { topic: string; partitions: Assignment[]; incarnation?: number } | undefined => engineOf(b).appliedMetadata().topics.find((t) => t.topic === topic);
 const exists = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
 const filesOf = (dir: string, partition: number): string[] => [join(dir, 'partitions', `p~orders~${partition}`), join(dir, 'raft', `p~orders~${partition}.log`)];
 
@@ -156,5 +157,60 @@ describe('deleting a topic', () => {
     // The wildcard subscriber reads the new topic from its start too.
     await waitFor(() => wildcard.length === 21, 'the wildcard subscriber to get the new message');
     expect(wildcard[20]).toMatchObject({ topic: 'orders', offset: 0 });
+  }, 120_000);
+
+  it('a replica down while its topic is deleted and created again catches up from a metadata snapshot: it drops the old replica and serves the new one from offset 0', async () => {
+    const ids = ['s1', 's2', 's3', 's4', 's5'];
+    const dirs = await Promise.all(ids.map(() => tempDir()));
+    const ports = await freePorts(ids.length);
+    const peers = ids.map((id, i) => `${id}@127.0.0.1:${ports[i]}`);
+    const optionsOf = (i: number): BrokerOptions => ({
+      id: ids[i] as string,
+      peerPort: ports[i] as number,
+      peers: peers.filter((_, j) => j !== i),
+      dataDir: dirs[i] as string,
+      replicationFactor: 3,
+      defaultPartitions: 1,
+      // Compacts the metadata log past a broker that is down, so it catches up from a snapshot.
+      raftLogMaxBytes: 1,
+      adminPort: 0,
+      adminToken: TOKEN,
+      log: (level, message, fields) => void lines.push(`${ids[i]} ${level} ${message} ${JSON.stringify(fields ?? {})}`),
+    });
+    const brokers = await Promise.all(ids.map((_, i) => fixture.broker(optionsOf(i))));
+    const byId = (id: string): Broker => brokers[ids.indexOf(id)] as Broker;
+    const client = await fixture.client([(brokers[0] as Broker).url], { discovery: false, poolSize: 1 });
+    for (let i = 0; i < 5; i++) await client.publish('orders', Buffer.from(`old${i}`), { ack: 'quorum' });
+    await waitFor(() => brokers.every((b) => topicOf(b, 'orders') !== undefined), 'every broker to know orders');
+    const replicas = (topicOf(brokers[0] as Broker, 'orders') as { partitions: Assignment[] }).partitions[0]?.replicas as string[];
+    const downId = replicas.find((id) => id !== 's1') as string;
+    await waitForAsync(async () => (await engineOf(byId(downId)).readReplica('orders', 0, 0, 10, 1 << 20))?.end === 5, `${downId} to hold the old messages`);
+    await byId(downId).close();
+    const up = brokers.filter((b) => b !== byId(downId));
+
+    expect((await admin(brokers[0] as Broker, 'DELETE', '/api/topics?topic=orders')).status).toBe(200);
+    const first = await within(client.publish('orders', Buffer.from('new'), { ack: 'quorum' }), 'the publish creating orders again', 15_000);
+    expect(first.offset).toBe(0);
+    await waitFor(() => up.every((b) => topicOf(b, 'orders')?.incarnation === 1), 'every running broker to know the new orders');
+    // Placed by load as the old one was: the broker that is down holds a replica of the new topic too.
+    expect(topicOf(brokers[0] as Broker, 'orders')?.partitions[0]?.replicas).toContain(downId);
+
+    // Enough metadata entries for the running brokers to compact their logs past the broker that is down.
+    const engine = engineOf(brokers[0] as Broker);
+    for (let wave = 0; wave < 11; wave++) {
+      await within(Promise.all(Array.from({ length: 200 }, (_, i) => engine.commitPositions(`filler-${wave}-${i}`, [{ topic: 'filler', partition: 0, offset: 1 }]))), 'filler commits', 20_000);
+    }
+    const snapshotIndex = (b: Broker): number => (b.engine as unknown as { metaStorage: { memory: { snapshot(): { meta: { index: number } } | undefined } } }).metaStorage.memory.snapshot()?.meta.index ?? 0;
+    await waitFor(() => up.every((b) => snapshotIndex(b) > 2000), 'the running brokers to compact their metadata logs', 20_000);
+
+    const back = await fixture.broker(optionsOf(ids.indexOf(downId)));
+    await waitFor(() => topicOf(back, 'orders')?.incarnation === 1, `${downId} to learn the new orders`, 20_000);
+    await waitForAsync(async () => {
+      const read = await engineOf(back).readReplica('orders', 0, 0, 10, 1 << 20);
+      return read?.end === 1 && read.start === 0;
+    }, `${downId} to hold the new orders' one message, not the old five`, 20_000);
+    const read = (await engineOf(back).readReplica('orders', 0, 0, 10, 1 << 20)) as unknown as { start: number; end: number; messages: Array<{ offset: number; data: Uint8Array }> };
+    expect(read.messages.map((m) => [m.offset, Buffer.from(m.data).toString('utf8')])).toEqual([[0, 'new']]);
+    expect(lines.some((l) => l.startsWith(`${downId} info replica no longer held here`) && l.includes('p/orders/0'))).toBe(true);
   }, 120_000);
 });

@@ -235,7 +235,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Paces the segment copies of new replicas into this broker (move-throttle.ts). */
   private readonly moveThrottle: MoveThrottle;
   /** Partition replicas being dropped here (moved away): not hosted again until their files are gone. */
-  private readonly dropping = new Set<string>();
+  private readonly dropping = new Map<string, Promise<void>>();
   /**
    * The incarnation of the topic (see TopicMetadata.incarnation) each hosted
    * group was created for: a group of a topic deleted and created again
@@ -1083,11 +1083,18 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** Replaces the metadata with a snapshot's (on start, or installed from the leader) and hosts its partitions. */
   private restoreMetadata(snapshot: MetadataSnapshot): void {
-    const before = new Set(this.metadata.all().map((t) => t.topic));
+    const before = new Map(this.metadata.all().map((t) => [t.topic, t.incarnation]));
     this.metadata.restore(snapshot);
     // Groups of topics the snapshot no longer has (deleted while this broker was away), or has anew, go first.
     this.dropUnplaced();
-    for (const topic of before) if (this.metadata.get(topic) === undefined) this.topicEvents.emit('deleted', topic);
+    for (const [topic, incarnation] of before) {
+      const now = this.metadata.get(topic);
+      if (now === undefined || now.incarnation !== incarnation) {
+        this.remote.forgetTopic(topic);
+        this.router.forgetTopic(topic);
+        this.topicEvents.emit('deleted', topic);
+      }
+    }
     if (this.metadata.clusterId !== undefined) this.options.onClusterId?.(this.metadata.clusterId);
     for (const topic of this.metadata.all()) this.hostPartitions(topic);
     this.consumerGroupEvents.emit('changed', undefined);
@@ -1101,7 +1108,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * failed), readers elsewhere forget it, subscribers are told.
    */
   private topicDeleted(topic: TopicMetadata): void {
-    this.dropUnplaced();
+    this.dropUnplaced(topic.topic);
     this.remote.forgetTopic(topic.topic);
     this.router.forgetTopic(topic.topic);
     this.sweepFiles(topic.topic);
@@ -1111,22 +1118,30 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   /**
-   * Drops every hosted group the metadata no longer places here: its topic
-   * is gone (deleted), it is another incarnation of the topic (deleted and
+   * Drops every group hosted here (created: one still being created checks
+   * itself once done) that the metadata no longer places here: its topic is
+   * gone (deleted), it is another incarnation of the topic (deleted and
    * created again while this broker was away), or its partition is gone.
+   * `topic`: only that topic's groups.
    */
-  private dropUnplaced(): void {
-    const self = this.options.self;
+  private dropUnplaced(topic?: string): void {
     for (const [id] of this.creating.entriesNow()) {
       const match = /^p\/(.+)\/(\d+)$/.exec(id);
-      if (match === null) continue;
+      if (match === null || !this.hostedIncarnation.has(id)) continue;
       const name = match[1] as string;
+      if (topic !== undefined && name !== topic) continue;
       const partition = Number(match[2]);
-      const topic = this.metadata.get(name);
-      const assignment = topic?.partitions[partition];
-      const placed = assignment !== undefined && (assignment.replicas.includes(self) || (assignment.learners ?? []).includes(self));
-      if (!placed || (this.hostedIncarnation.has(id) && this.hostedIncarnation.get(id) !== topic?.incarnation)) this.dropPartition(name, partition);
+      if (!this.placedHere(name, partition, this.hostedIncarnation.get(id))) this.dropPartition(name, partition);
     }
+  }
+
+  /** Whether the metadata places a replica (or a move's target) of `topic/partition` of that incarnation here. */
+  private placedHere(topic: string, partition: number, incarnation: number | undefined): boolean {
+    const known = this.metadata.get(topic);
+    const assignment = known?.partitions[partition];
+    if (known === undefined || assignment === undefined || known.incarnation !== incarnation) return false;
+    const self = this.options.self;
+    return assignment.replicas.includes(self) || (assignment.learners ?? []).includes(self);
   }
 
   /**
@@ -1148,12 +1163,13 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         const id = partitionGroupId(topic, Number(match[2]));
         // Hosted again (created anew meanwhile) or being dropped: not an orphan.
         if (this.creating.has(id) || this.dropping.has(id)) continue;
-        this.dropping.add(id); // not hosted while its files go (maintenance hosts a new topic's partition after)
-        try {
-          await deleteReplicaFiles(join(dataDir, 'partitions', name), join(dataDir, 'raft', `${name}.log`));
-        } finally {
-          this.dropping.delete(id);
-        }
+        // Not hosted while its files go: a group of a topic created anew waits for them to be gone.
+        const deleting = deleteReplicaFiles(join(dataDir, 'partitions', name), join(dataDir, 'raft', `${name}.log`));
+        const done = deleting.then(() => undefined, () => undefined).finally(() => {
+          if (this.dropping.get(id) === done) this.dropping.delete(id);
+        });
+        this.dropping.set(id, done);
+        await deleting;
       }
     };
     sweep().catch((err: unknown) => this.options.log('warn', 'could not delete the files of a deleted topic', { topic, error: String(err) }));
@@ -1187,6 +1203,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private partitionGroup(topic: string, partition: number): Promise<PartitionGroup> {
     const id = partitionGroupId(topic, partition);
     return this.creating.get(id, async () => {
+      // A replica being dropped (its topic deleted, and now created anew) is gone from the disk before the new one opens.
+      for (let drop = this.dropping.get(id); drop !== undefined; drop = this.dropping.get(id)) await drop;
       const assignment = await this.assignment(topic, partition);
       const incarnation = this.metadata.get(topic)?.incarnation;
       // A move's target hosts the group before it is a replica (it joins as a learner).
@@ -1210,6 +1228,9 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       this.hostedIncarnation.set(id, incarnation);
       if (hosted !== undefined) this.disks.set(id, hosted);
       this.groups.set(id, group as RaftGroup<unknown, unknown, unknown>);
+      // Its topic was deleted (or created anew) while the group was being created: dropped once it is in the cache.
+      const now = this.metadata.get(topic);
+      if (now === undefined || now.incarnation !== incarnation) setImmediate(() => this.dropUnplaced(topic));
       return group;
     });
   }
@@ -1223,8 +1244,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const id = partitionGroupId(topic, partition);
     const creating = this.creating.take(id);
     if (creating === undefined) return;
-    this.dropping.add(id);
-    creating
+    const done: Promise<void> = creating
       .then(async (group) => {
         group.stop(new RelayError('NOT_LEADER', `broker ${this.options.self} no longer holds a replica of ${id}`));
         this.groups.delete(id);
@@ -1238,10 +1258,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       })
       .catch((err: unknown) => this.options.log('warn', 'could not delete a replica moved away', { group: id, error: String(err) }))
       .finally(() => {
-        this.dropping.delete(id);
+        if (this.dropping.get(id) === done) this.dropping.delete(id);
         // Readers here look again, at another replica (none for a deleted topic: they were told it is gone).
         if (this.metadata.get(topic)?.partitions[partition] !== undefined) this.emit('appended', topic, partition);
       });
+    this.dropping.set(id, done);
   }
 
   /**

@@ -268,7 +268,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   );
   private readonly onPeerMessage = (from: string, channel: string, payload: unknown): void => {
     if (!channel.startsWith('raft/')) return;
-    this.groups.get(channel.slice(5))?.receive(from, payload);
+    // A partition's channel may carry its topic's incarnation (`raft/p/t/0#1`): only the group of that incarnation hears it.
+    const hash = channel.indexOf('#');
+    const group = this.groups.get(channel.slice(5, hash < 0 ? undefined : hash));
+    if (group !== undefined && group.channelName === channel) group.receive(from, payload);
   };
   /** Ticks the groups that are awake (quiesced ones are left out) and counts Raft traffic. */
   private readonly clock = new GroupClock();
@@ -1223,7 +1226,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
           return fetched;
         },
         retentionFor: (name) => this.retentionFor(name),
-      });
+      }, incarnation);
       this.partitions.set(id, log);
       this.hostedIncarnation.set(id, incarnation);
       if (hosted !== undefined) this.disks.set(id, hosted);

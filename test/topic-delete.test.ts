@@ -213,4 +213,22 @@ describe('deleting a topic', () => {
     expect(read.messages.map((m) => [m.offset, Buffer.from(m.data).toString('utf8')])).toEqual([[0, 'new']]);
     expect(lines.some((l) => l.startsWith(`${downId} info replica no longer held here`) && l.includes('p/orders/0'))).toBe(true);
   }, 120_000);
+
+  it('a standalone broker (in memory) deletes a topic too: its subscriber is told, a publish creates it anew from offset 0', async () => {
+    const broker = await fixture.broker({ id: 'solo', adminPort: 0, adminToken: TOKEN, defaultPartitions: 1 });
+    const client = await fixture.client([broker.url], { discovery: false });
+    const errors: Array<{ error: unknown; context: ErrorContext | undefined }> = [];
+    client.on('error', (error, context) => void errors.push({ error, context }));
+    const received: Message[] = [];
+    await client.subscribe('orders', (m) => void received.push(m), { from: 'earliest' });
+    for (let i = 0; i < 3; i++) await client.publish('orders', Buffer.from(String(i)));
+    await waitFor(() => received.length === 3, 'the subscriber to get 3 messages');
+    const deleted = await admin(broker, 'DELETE', '/api/topics?topic=orders');
+    expect(deleted).toMatchObject({ status: 200, body: { deleted: true, topic: { topic: 'orders' } } });
+    await waitFor(() => errors.length === 1, 'the subscriber to be told');
+    expect((errors[0]?.error as RelayError).code).toBe('INVALID_TOPIC');
+    expect(errors[0]?.context?.subscription).toMatchObject({ pattern: 'orders' });
+    expect((await admin(broker, 'DELETE', '/api/topics?topic=orders')).status).toBe(404);
+    expect((await client.publish('orders', Buffer.from('new'))).offset).toBe(0);
+  });
 });

@@ -41,9 +41,7 @@ import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
 import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
 import type { FileSystem } from '../storage/fs.js';
-import { deleteReplicaFiles } from '../storage/replica-files.js';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { deleteReplicaFiles, replicaFilesOf } from '../storage/replica-files.js';
 import type { DurableRaftStorage, RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from './engine.js';
@@ -1155,19 +1153,13 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private sweepFiles(topic: string): void {
     const { dataDir } = this.options;
     if (dataDir === undefined) return;
-    const prefix = `p~${topic}~`;
     const sweep = async (): Promise<void> => {
-      const names = new Set<string>();
-      for (const name of await readdir(join(dataDir, 'partitions')).catch(() => [] as string[])) names.add(name);
-      for (const name of await readdir(join(dataDir, 'raft')).catch(() => [] as string[])) if (name.endsWith('.log')) names.add(name.slice(0, -4));
-      for (const name of names) {
-        const match = /^p~(.+)~(\d+)$/.exec(name);
-        if (match === null || !name.startsWith(prefix) || match[1] !== topic) continue;
-        const id = partitionGroupId(topic, Number(match[2]));
+      for (const files of await replicaFilesOf(dataDir, topic)) {
+        const id = partitionGroupId(topic, files.partition);
         // Hosted again (created anew meanwhile) or being dropped: not an orphan.
         if (this.creating.has(id) || this.dropping.has(id)) continue;
         // Not hosted while its files go: a group of a topic created anew waits for them to be gone.
-        const deleting = deleteReplicaFiles(join(dataDir, 'partitions', name), join(dataDir, 'raft', `${name}.log`));
+        const deleting = deleteReplicaFiles(files.partitionDir, files.raftLog);
         const done = deleting.then(() => undefined, () => undefined).finally(() => {
           if (this.dropping.get(id) === done) this.dropping.delete(id);
         });

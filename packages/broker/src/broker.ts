@@ -203,6 +203,14 @@ class RunningBroker implements Broker {
         if (assignment === undefined) throw new RelayError('INTERNAL', `topic ${topic} is not in this broker's metadata`);
         return this.describeTopic(assignment);
       },
+      deleteTopic: async (topic) => {
+        if (this.engine.deleteTopic === undefined) throw new RelayError('INVALID_ARGUMENT', 'this broker\'s engine cannot delete topics');
+        const assignment = this.topicAssignments().find((t) => t.topic === topic);
+        if (assignment === undefined) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+        const described = this.describeTopic(assignment);
+        await this.engine.deleteTopic(topic);
+        return described;
+      },
       membership: () => this.membership(),
       addBroker: async (broker) => {
         await this.clusterEngine('add a broker').addBroker(broker);

@@ -77,6 +77,30 @@ describe('relaymq topic / cluster', () => {
     expect(JSON.parse(refusedJson.stdout.join(''))).toEqual({ error: 'broker b3 still holds 2 partition replicas', code: 'FORBIDDEN', status: 409 });
   });
 
+  it('topic delete sends DELETE with the admin token and prints what was deleted; --json; an unknown topic is exit 1 with the 404', async () => {
+    const port = io(() => ({ status: 200, body: { deleted: true, topic: orders } }), { RELAYMQ_ADMIN_TOKEN: 'from-env-0123456789' });
+    expect(await runAdminCommand('topic', ['delete', 'orders'], port)).toBe(0);
+    expect(port.sent).toEqual([{ method: 'DELETE', url: 'http://127.0.0.1:9401/api/topics?topic=orders', authorization: 'Bearer from-env-0123456789', body: undefined }]);
+    expect(port.stdout.join('')).toBe('deleted topic orders: 2 partitions, replication factor 2\nPARTITION  LEADER  REPLICAS\n0          b1      b1,b2\n1          (none)  b2,b3\n');
+
+    const json = io(() => ({ status: 200, body: { deleted: true, topic: orders } }));
+    expect(await runAdminCommand('topic', ['delete', 'a.b-c_d', '--json', '--admin-token', 'from-flag-0123456789'], json)).toBe(0);
+    expect(json.sent[0]).toMatchObject({ method: 'DELETE', url: 'http://127.0.0.1:9401/api/topics?topic=a.b-c_d', authorization: 'Bearer from-flag-0123456789' });
+    expect(JSON.parse(json.stdout.join(''))).toEqual({ deleted: true, topic: orders });
+
+    const unknown = io(() => ({ status: 404, body: { error: 'no topic "nope"', code: 'INVALID_TOPIC' } }));
+    expect(await runAdminCommand('topic', ['delete', 'nope'], unknown)).toBe(1);
+    expect(unknown.stderr.join('')).toBe('relaymq: topic delete: no topic "nope" (INVALID_TOPIC)\n');
+    expect(unknown.stdout).toEqual([]);
+
+    const usage = io(() => ({ status: 200, body: {} }));
+    await expect(runAdminCommand('topic', ['delete'], usage)).rejects.toThrow('topic delete needs a topic name, e.g. relaymq topic delete orders');
+    await expect(runAdminCommand('topic', ['delete', 'a', 'b'], usage)).rejects.toThrow('topic delete needs a topic name');
+    expect(usage.sent).toEqual([]);
+    expect(commandUsage('topic', 'delete')).toContain('There is no undo');
+    expect(groupUsage('topic')).toMatch(/delete +delete a topic with its messages/);
+  });
+
   it('reports an unreachable admin port as a failure (exit 1), not a usage error', async () => {
     const port = io(() => ({ status: 200, body: {} }));
     port.fetch = (async () => {
@@ -102,7 +126,7 @@ describe('relaymq topic / cluster', () => {
     const port = io(() => ({ status: 200, body: {} }));
     expect(await runAdminCommand('cluster', ['--help'], port)).toBe(0);
     expect(port.stdout.join('')).toBe(groupUsage('cluster'));
-    for (const [group, commands] of [['topic', ['create', 'describe', 'alter']], ['cluster', ['status', 'add', 'remove']]] as const) {
+    for (const [group, commands] of [['topic', ['create', 'describe', 'alter', 'delete']], ['cluster', ['status', 'add', 'remove']]] as const) {
       expect(groupUsage(group)).toContain(`usage: relaymq ${group} <command>`);
       for (const name of commands) {
         const out = io(() => ({ status: 200, body: {} }));

@@ -1,5 +1,5 @@
 /**
- * `relaymq topic create|describe|alter` and `relaymq cluster
+ * `relaymq topic create|describe|alter|delete` and `relaymq cluster
  * status|add|remove|moves|rebalance`: admin commands over a broker's admin port
  * (observability/admin-api.ts). Each takes `--help`, prints for people by
  * default and JSON with `--json`, and sends the admin token (`--admin-token`
@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { HELP_OPTION, parseArgsOptions, renderOptions, type CommandOption } from './cli-help.js';
-import type { MembershipDescription, MovesDescription, RemovalDescription, TopicCreated, TopicDescription } from './observability/admin-api.js';
+import type { MembershipDescription, MovesDescription, RemovalDescription, TopicCreated, TopicDeleted, TopicDescription } from './observability/admin-api.js';
 
 /** What a command needs from its surroundings; cli.ts passes the process's. */
 export interface AdminCommandIo {
@@ -254,6 +254,25 @@ const TOPIC_COMMANDS: Record<string, Subcommand> = {
       return 0;
     },
   },
+  delete: {
+    usage: 'delete <topic>',
+    summary: 'delete a topic with its messages',
+    details:
+      'Deletes the topic through the metadata leader: every broker holding a replica\n' +
+      'stops it and deletes its files (a broker that is down does so when it is back),\n' +
+      'and the topic\'s durable and consumer-group positions are forgotten. Its\n' +
+      'subscribers get an INVALID_TOPIC error; subscriptions to wildcards go on without\n' +
+      'it. A publish to the name afterwards creates the topic again, empty, from offset\n' +
+      '0 (as for any unknown topic). There is no undo. An unknown topic is an error\n' +
+      '(exit 1).',
+    options: [],
+    run: async (context) => {
+      const topic = onePositional(context, TOPIC_NAME('delete'));
+      const result = await context.client.request<TopicDeleted>('DELETE', `/api/topics?topic=${encodeURIComponent(topic)}`);
+      print(context, result, `deleted ${renderTopic(result.topic)}`);
+      return 0;
+    },
+  },
 };
 
 const BROKER_ID = (verb: string): string => `cluster ${verb} needs a broker id, e.g. relaymq cluster ${verb} b4`;
@@ -344,7 +363,7 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
 };
 
 const GROUPS: Record<string, { commands: Record<string, Subcommand>; summary: string }> = {
-  topic: { commands: TOPIC_COMMANDS, summary: 'create, describe and alter topics' },
+  topic: { commands: TOPIC_COMMANDS, summary: 'create, describe, alter and delete topics' },
   cluster: { commands: CLUSTER_COMMANDS, summary: 'the cluster\'s brokers: status, add, remove, moves, rebalance' },
 };
 

@@ -5,7 +5,7 @@
  *   relaymq broker [--config file.yaml] [--print-config] [--<option> value ...]
  *   relaymq status --broker http://host:adminPort       (cli-status.ts)
  *   relaymq dev [--count 3]
- *   relaymq topic create|describe|alter ...    (cli-admin.ts)
+ *   relaymq topic create|describe|alter|delete  (cli-admin.ts)
  *   relaymq cluster status|add|remove ...      (cli-admin.ts)
  *   relaymq --version
  *
@@ -41,7 +41,7 @@ commands:
   broker    run one broker                          relaymq broker --help
   status    cluster health; exits 1 when unhealthy  relaymq status --help
   dev       a local cluster on loopback             relaymq dev --help
-  topic     create, describe, alter topics          relaymq topic --help
+  topic     create, describe, alter, delete topics  relaymq topic --help
   cluster   brokers: status, add, remove, moves     relaymq cluster --help
 
   relaymq --version     print the version

@@ -1,7 +1,7 @@
 import { tracedPublish } from './publish/tracing.js';
 import { tracedHandler } from './subscribe/tracing.js';
 import { EventEmitter } from 'eventemitter3';
-import { RelayError, type DialFailure, type ErrorCode } from './protocol/index.js';
+import { RelayError, isErrorCode, type DialFailure, type ErrorCode } from './protocol/index.js';
 import { describeFailures, failureOf } from './transport/dial-failure.js';
 import { BrokerPool } from './connection/pool.js';
 import type { BrokerConnection } from './connection/connection.js';
@@ -100,6 +100,7 @@ export class RelayClient extends EventEmitter<ClientEvents> {
         deadLetterFailed: (error, message) => this.reportError(error, { message, deadLetter: true }),
         assigned: (event) => this.emit('assigned', event),
         revoked: (event) => this.emit('revoked', event),
+        ended: (error, subscription) => this.reportError(error, { subscription }),
       },
       this.options.subscriptionCredit,
       this.options.requestTimeoutMs,
@@ -136,6 +137,10 @@ export class RelayClient extends EventEmitter<ClientEvents> {
             return;
           case 'assignment':
             this.subscriber.onAssignment(connection, frame);
+            return;
+          case 'error':
+            // Only those naming a subscription come here: the broker ended it (its topic was deleted).
+            if (frame.subscription !== undefined) this.subscriber.onEnded(connection, frame.subscription, new RelayError(isErrorCode(frame.code) ? frame.code : 'INTERNAL', frame.message), frame.topic);
             return;
           case 'cluster':
             this.pool.clusterFrame(connection, frame);

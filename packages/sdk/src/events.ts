@@ -12,6 +12,11 @@ export interface ErrorContext {
   deadLetter?: boolean;
   /** The durable name whose positions the broker refused. */
   durable?: string;
+  /**
+   * The subscription the broker ended (its topic was deleted: code
+   * `INVALID_TOPIC`). It delivers nothing more; subscribe again to go on.
+   */
+  subscription?: { id: number; pattern: string };
 }
 
 /** A broker the client talks to. */

@@ -14,6 +14,9 @@ export const CREATE_TOPIC_METHOD = 'meta.create-topic';
 /** The peer RPC method of a partition increase. */
 export const ADD_PARTITIONS_METHOD = 'meta.add-partitions';
 
+/** The peer RPC method of a topic deletion (`{ topic }`), run on the metadata leader. */
+export const DELETE_TOPIC_METHOD = 'meta.delete-topic';
+
 /** Largest partition count, as `defaultPartitions` and the metadata's create-topic allow. */
 export const MAX_PARTITIONS = 1024;
 /** Largest replication factor, as `replicationFactor` allows. */
@@ -60,4 +63,10 @@ export function parseAddPartitionsRequest(body: unknown): { topic: string; parti
   const topic = topicName(o.topic, ADD_PARTITIONS_METHOD);
   if (!isCount(o.partitions, MAX_PARTITIONS)) throw new RelayError('INVALID_ARGUMENT', `${ADD_PARTITIONS_METHOD}: partitions must be an integer from 1 to ${MAX_PARTITIONS}`);
   return { topic, partitions: o.partitions };
+}
+
+/** {@link DELETE_TOPIC_METHOD}'s body: `{ topic }`. */
+export function parseDeleteTopicRequest(body: unknown): string {
+  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  return topicName(o.topic, DELETE_TOPIC_METHOD);
 }

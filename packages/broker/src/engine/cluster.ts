@@ -1,5 +1,13 @@
 import { EventEmitter } from 'eventemitter3';
-import { ADD_PARTITIONS_METHOD, CREATE_TOPIC_METHOD, parseAddPartitionsRequest, parseAdminMetadataCommand, parseCreateTopicRequest } from './admin-commands.js';
+import {
+  ADD_PARTITIONS_METHOD,
+  CREATE_TOPIC_METHOD,
+  DELETE_TOPIC_METHOD,
+  parseAddPartitionsRequest,
+  parseAdminMetadataCommand,
+  parseCreateTopicRequest,
+  parseDeleteTopicRequest,
+} from './admin-commands.js';
 import { ClusterNaming } from './cluster-naming.js';
 import { removalRefusal } from './decommission.js';
 import { parseMoveCommand, replicasOn, type MoveCommand } from '../core/metadata/moves.js';
@@ -22,7 +30,7 @@ import {
 } from './replica-moves.js';
 import { MoveThrottle, fetchedBytes } from './move-throttle.js';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
-import { MetadataState, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
+import { MetadataState, parseDeleteTopicCommand, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
 import type { AppendOutcome, PartitionLog, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
 import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfigOptions } from '../core/raft/index.js';
@@ -33,6 +41,7 @@ import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
 import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
 import type { FileSystem } from '../storage/fs.js';
+import { deleteReplicaFiles, replicaFilesOf } from '../storage/replica-files.js';
 import type { DurableRaftStorage, RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from './engine.js';
@@ -200,6 +209,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly router: PublishRouter;
   /** Partitions this broker reads from other replicas for its subscribers, and serves to other brokers. */
   private readonly remote: RemotePartitions;
+  /** Topics this broker learnt were deleted (see {@link onTopicDeleted}). */
+  private readonly topicEvents = new EventEmitter<{ deleted: (topic: string) => void }>();
   /** The metadata changed (`applied`), or the metadata group's leader did. */
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
   /** The metadata leader as readiness sees it: kept through an election (see leader-grace.ts); its expiry is a change too. */
@@ -222,7 +233,13 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Paces the segment copies of new replicas into this broker (move-throttle.ts). */
   private readonly moveThrottle: MoveThrottle;
   /** Partition replicas being dropped here (moved away): not hosted again until their files are gone. */
-  private readonly dropping = new Set<string>();
+  private readonly dropping = new Map<string, Promise<void>>();
+  /**
+   * The incarnation of the topic (see TopicMetadata.incarnation) each hosted
+   * group was created for: a group of a topic deleted and created again
+   * under its name is dropped, not served as the new topic's.
+   */
+  private readonly hostedIncarnation = new Map<string, number | undefined>();
   /** Every broker seen in the metadata group's configuration since start: one no longer in it was removed. */
   private readonly metaMembersSeen = new Set<NodeId>();
   /**
@@ -249,7 +266,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   );
   private readonly onPeerMessage = (from: string, channel: string, payload: unknown): void => {
     if (!channel.startsWith('raft/')) return;
-    this.groups.get(channel.slice(5))?.receive(from, payload);
+    // A partition's channel may carry its topic's incarnation (`raft/p/t/0#1`): only the group of that incarnation hears it.
+    const hash = channel.indexOf('#');
+    const group = this.groups.get(channel.slice(5, hash < 0 ? undefined : hash));
+    if (group !== undefined && group.channelName === channel) group.receive(from, payload);
   };
   /** Ticks the groups that are awake (quiesced ones are left out) and counts Raft traffic. */
   private readonly clock = new GroupClock();
@@ -353,6 +373,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       const { topic, settings } = parseCreateTopicRequest(body);
       return this.createTopicWithSettingsHere(topic, settings);
     }));
+    this.rpc.handle(DELETE_TOPIC_METHOD, afterOpen(async (body) => this.deleteTopicHere(parseDeleteTopicRequest(body))));
     this.rpc.handle(ADD_PARTITIONS_METHOD, afterOpen(async (body) => {
       const { topic, partitions } = parseAddPartitionsRequest(body);
       return this.addPartitionsHere(topic, partitions);
@@ -462,7 +483,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.meta = this.factory.metadataGroup(storage, {
       joining,
       applied: snapshot?.meta.index ?? 0,
-      parseData: (value) => parseMetadataCommand(value) ?? parseAdminMetadataCommand(value) ?? parseMoveCommand(value),
+      parseData: (value) => parseMetadataCommand(value) ?? parseAdminMetadataCommand(value) ?? parseMoveCommand(value) ?? parseDeleteTopicCommand(value),
       parseSnapshot: parseMetadataSnapshot,
       installSnapshot: async (installed) => this.restoreMetadata(installed.data),
       apply: (command) => this.applyMetadata(command),
@@ -547,6 +568,41 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       `topic ${topic}'s new partitions to reach this broker's metadata`,
     );
     return { topic, partitions: grown.partitions.length };
+  }
+
+  /**
+   * Deletes `topic` through the metadata leader and resolves, with the
+   * topic as it was, once this broker applied the deletion. Every broker
+   * hosting a replica stops its group and deletes its files when it applies
+   * the entry; subscribers of the topic are told (`INVALID_TOPIC`).
+   * `INVALID_TOPIC` for a topic that does not exist.
+   */
+  async deleteTopic(topic: string): Promise<TopicInfo> {
+    const known = this.metadata.get(topic);
+    if (known === undefined) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+    const result = await this.forwarding.viaLeader(this.meta, () => this.deleteTopicHere(topic), DELETE_TOPIC_METHOD, { topic });
+    const o = (typeof result === 'object' && result !== null ? result : {}) as { kind?: unknown };
+    if (o.kind === 'missing') throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+    // Applied on the leader; this broker applies it a moment later.
+    await waitFor(
+      this.metaEvents,
+      'applied',
+      () => (this.metadata.get(topic) === undefined || this.metadata.get(topic)?.incarnation !== known.incarnation ? true : undefined),
+      this.options.requestTimeoutMs,
+      `the deletion of topic ${topic} to reach this broker's metadata`,
+    );
+    return { topic, partitions: known.partitions.length };
+  }
+
+  /** On the metadata leader: proposes the deletion of `topic` (answered `missing` when there is none). */
+  private deleteTopicHere(topic: string): Promise<unknown> {
+    if (this.metadata.get(topic) === undefined) return Promise.resolve({ kind: 'missing', topic });
+    return this.proposeMeta({ type: 'delete-topic', topic });
+  }
+
+  onTopicDeleted(listener: (topic: string) => void): () => void {
+    this.topicEvents.on('deleted', listener);
+    return () => this.topicEvents.off('deleted', listener);
   }
 
   topics(): Iterable<string> {
@@ -973,6 +1029,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.metaLeaderGrace.close();
     this.consumerGroupEvents.removeAllListeners();
     this.membershipEvents.removeAllListeners();
+    this.topicEvents.removeAllListeners();
     this.stopTicking?.();
     clearInterval(this.maintenanceTimer);
     this.options.transport.off('message', this.onPeerMessage);
@@ -1006,6 +1063,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       this.consumerGroupEvents.emit('changed', undefined);
     }
     if (result.kind === 'cluster-id') this.options.onClusterId?.(result.clusterId);
+    if (result.kind === 'topic-deleted') this.topicDeleted(result.topic);
     // A move's new replica starts its group here; a finished (or cancelled) move drops the replica it replaced.
     if (result.kind === 'move-started' || result.kind === 'move-finished' || result.kind === 'move-cancelled') {
       const topic = this.metadata.get(result.move.topic);
@@ -1026,12 +1084,90 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** Replaces the metadata with a snapshot's (on start, or installed from the leader) and hosts its partitions. */
   private restoreMetadata(snapshot: MetadataSnapshot): void {
+    const before = new Map(this.metadata.all().map((t) => [t.topic, t.incarnation]));
     this.metadata.restore(snapshot);
+    // Groups of topics the snapshot no longer has (deleted while this broker was away), or has anew, go first.
+    this.dropUnplaced();
+    for (const [topic, incarnation] of before) {
+      const now = this.metadata.get(topic);
+      if (now === undefined || now.incarnation !== incarnation) {
+        this.remote.forgetTopic(topic);
+        this.router.forgetTopic(topic);
+        this.topicEvents.emit('deleted', topic);
+      }
+    }
     if (this.metadata.clusterId !== undefined) this.options.onClusterId?.(this.metadata.clusterId);
     for (const topic of this.metadata.all()) this.hostPartitions(topic);
     this.consumerGroupEvents.emit('changed', undefined);
     this.metaEvents.emit('applied');
     this.announceApplied();
+  }
+
+  /**
+   * This broker applied the deletion of `topic`: its hosted groups stop and
+   * their files go (also files of partitions not hosted, e.g. whose creation
+   * failed), readers elsewhere forget it, subscribers are told.
+   */
+  private topicDeleted(topic: TopicMetadata): void {
+    this.dropUnplaced(topic.topic);
+    this.remote.forgetTopic(topic.topic);
+    this.router.forgetTopic(topic.topic);
+    this.sweepFiles(topic.topic);
+    this.consumerGroupEvents.emit('changed', undefined);
+    this.topicEvents.emit('deleted', topic.topic);
+    this.options.log('info', 'topic deleted', { topic: topic.topic, partitions: topic.partitions.length });
+  }
+
+  /**
+   * Drops every group hosted here (created: one still being created checks
+   * itself once done) that the metadata no longer places here: its topic is
+   * gone (deleted), it is another incarnation of the topic (deleted and
+   * created again while this broker was away), or its partition is gone.
+   * `topic`: only that topic's groups.
+   */
+  private dropUnplaced(topic?: string): void {
+    for (const [id] of this.creating.entriesNow()) {
+      const match = /^p\/(.+)\/(\d+)$/.exec(id);
+      if (match === null || !this.hostedIncarnation.has(id)) continue;
+      const name = match[1] as string;
+      if (topic !== undefined && name !== topic) continue;
+      const partition = Number(match[2]);
+      if (!this.placedHere(name, partition, this.hostedIncarnation.get(id))) this.dropPartition(name, partition);
+    }
+  }
+
+  /** Whether the metadata places a replica (or a move's target) of `topic/partition` of that incarnation here. */
+  private placedHere(topic: string, partition: number, incarnation: number | undefined): boolean {
+    const known = this.metadata.get(topic);
+    const assignment = known?.partitions[partition];
+    if (known === undefined || assignment === undefined || known.incarnation !== incarnation) return false;
+    const self = this.options.self;
+    return assignment.replicas.includes(self) || (assignment.learners ?? []).includes(self);
+  }
+
+  /**
+   * Deletes files of `topic`'s partitions no group here holds: a replica
+   * whose group was never created (a failed creation), or left by a crash
+   * in the middle of a deletion. Those being dropped are left to the drop.
+   */
+  private sweepFiles(topic: string): void {
+    const { dataDir } = this.options;
+    if (dataDir === undefined) return;
+    const sweep = async (): Promise<void> => {
+      for (const files of await replicaFilesOf(dataDir, topic)) {
+        const id = partitionGroupId(topic, files.partition);
+        // Hosted again (created anew meanwhile) or being dropped: not an orphan.
+        if (this.creating.has(id) || this.dropping.has(id)) continue;
+        // Not hosted while its files go: a group of a topic created anew waits for them to be gone.
+        const deleting = deleteReplicaFiles(files.partitionDir, files.raftLog);
+        const done = deleting.then(() => undefined, () => undefined).finally(() => {
+          if (this.dropping.get(id) === done) this.dropping.delete(id);
+        });
+        this.dropping.set(id, done);
+        await deleting;
+      }
+    };
+    sweep().catch((err: unknown) => this.options.log('warn', 'could not delete the files of a deleted topic', { topic, error: String(err) }));
   }
 
   /**
@@ -1062,7 +1198,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private partitionGroup(topic: string, partition: number): Promise<PartitionGroup> {
     const id = partitionGroupId(topic, partition);
     return this.creating.get(id, async () => {
+      // A replica being dropped (its topic deleted, and now created anew) is gone from the disk before the new one opens.
+      for (let drop = this.dropping.get(id); drop !== undefined; drop = this.dropping.get(id)) await drop;
       const assignment = await this.assignment(topic, partition);
+      const incarnation = this.metadata.get(topic)?.incarnation;
       // A move's target hosts the group before it is a replica (it joins as a learner).
       if (!assignment.replicas.includes(this.options.self) && !(assignment.learners ?? []).includes(this.options.self)) {
         throw new RelayError('NOT_LEADER', `broker ${this.options.self} holds no replica of ${id}`, { leader: assignment.replicas[0] as string });
@@ -1079,10 +1218,14 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
           return fetched;
         },
         retentionFor: (name) => this.retentionFor(name),
-      });
+      }, incarnation);
       this.partitions.set(id, log);
+      this.hostedIncarnation.set(id, incarnation);
       if (hosted !== undefined) this.disks.set(id, hosted);
       this.groups.set(id, group as RaftGroup<unknown, unknown, unknown>);
+      // Its topic was deleted (or created anew) while the group was being created: dropped once it is in the cache.
+      const now = this.metadata.get(topic);
+      if (now === undefined || now.incarnation !== incarnation) setImmediate(() => this.dropUnplaced(topic));
       return group;
     });
   }
@@ -1096,23 +1239,25 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const id = partitionGroupId(topic, partition);
     const creating = this.creating.take(id);
     if (creating === undefined) return;
-    this.dropping.add(id);
-    creating
+    const done: Promise<void> = creating
       .then(async (group) => {
         group.stop(new RelayError('NOT_LEADER', `broker ${this.options.self} no longer holds a replica of ${id}`));
         this.groups.delete(id);
         this.partitions.delete(id);
+        this.hostedIncarnation.delete(id);
         const hosted = this.disks.get(id);
         this.disks.delete(id);
         await hosted?.finish(); // lets a running maintenance step end before the files go
         await this.factory.dropPartition(topic, partition, hosted?.partition ?? undefined);
-        this.options.log('info', 'replica moved away: group stopped and files deleted', { group: id });
+        this.options.log('info', 'replica no longer held here (moved away, or its topic deleted): group stopped and files deleted', { group: id });
       })
       .catch((err: unknown) => this.options.log('warn', 'could not delete a replica moved away', { group: id, error: String(err) }))
       .finally(() => {
-        this.dropping.delete(id);
-        this.emit('appended', topic, partition); // readers here look again, at another replica
+        if (this.dropping.get(id) === done) this.dropping.delete(id);
+        // Readers here look again, at another replica (none for a deleted topic: they were told it is gone).
+        if (this.metadata.get(topic)?.partitions[partition] !== undefined) this.emit('appended', topic, partition);
       });
+    this.dropping.set(id, done);
   }
 
   /**

@@ -97,6 +97,19 @@ export interface LogEngine extends PositionStore, GroupStore {
    * then on (the key's hash modulo the count).
    */
   addPartitions?(topic: string, partitions: number): Promise<TopicInfo>;
+  /**
+   * Deletes `topic` with its data, positions and consumer-group state
+   * (`relaymq topic delete`); resolves with what it was once this broker
+   * applied the deletion. `INVALID_TOPIC` when it does not exist. A publish
+   * afterwards creates it again, empty, from offset 0 (as any unknown topic).
+   */
+  deleteTopic?(topic: string): Promise<TopicInfo>;
+  /**
+   * Calls `listener` with each topic this broker learns was deleted (applied
+   * the deletion): subscriptions to it end, wildcard ones drop its cursors.
+   * Returns a function that stops the calls.
+   */
+  onTopicDeleted?(listener: (topic: string) => void): () => void;
   /** Names of all topics. */
   topics(): Iterable<string>;
   /**

@@ -32,6 +32,16 @@ export const META_GROUP = 'meta';
 /** A partition group's id. */
 export const partitionGroupId = (topic: string, partition: number): string => `p/${topic}/${partition}`;
 
+/**
+ * The peer-transport channel of a partition group: `raft/<id>`, with the
+ * topic's incarnation (see TopicMetadata.incarnation) when it has one, so
+ * the Raft messages of a deleted topic's group never reach the group of the
+ * topic created again under its name (a broker that was down may still run
+ * the old one until its metadata catches up). Topic names have no `#`.
+ */
+export const partitionChannel = (topic: string, partition: number, incarnation: number | undefined): string =>
+  incarnation === undefined ? `raft/${partitionGroupId(topic, partition)}` : `raft/${partitionGroupId(topic, partition)}#${incarnation}`;
+
 /** A group id as a file name: `/` is not allowed in one. */
 const fileName = (group: string): string => group.replace(/\//g, '~');
 
@@ -119,7 +129,7 @@ export class GroupFactory {
    * stored configuration does not name (a move's new replica, or one removed)
    * starts the group joining: it never campaigns, and waits to be added.
    */
-  async partition(topic: string, partition: number, replicas: readonly NodeId[], hooks: PartitionHooks): Promise<OpenedPartition> {
+  async partition(topic: string, partition: number, replicas: readonly NodeId[], hooks: PartitionHooks, incarnation?: number): Promise<OpenedPartition> {
     const id = partitionGroupId(topic, partition);
     const { dataDir, dedupeWindow, retentionBytes, segmentBytes } = this.options;
     const disk =
@@ -146,6 +156,7 @@ export class GroupFactory {
     const checkpoint = disk?.checkpointed;
     const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
       ...this.groupBase(id),
+      channel: partitionChannel(topic, partition, incarnation),
       storage,
       joining: !isMember(storage.confState, this.options.self),
       applied: checkpoint?.index ?? 0,

@@ -26,6 +26,7 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
   readonly offsetsSurviveRestart = false;
   private readonly partitionsByTopic = new Map<string, Partition[]>();
   private readonly durablePositions = new DurablePositions();
+  private readonly topicEvents = new EventEmitter<{ deleted: (topic: string) => void }>();
   readonly consumerGroupEvents = new EventEmitter<{ changed: (group: string | undefined) => void }>();
   readonly consumerGroups = new ConsumerGroups(() => [...this.partitionsByTopic].map(([topic, partitions]) => ({ topic, partitions: partitions.length })));
   /** A standalone broker coordinates its groups itself. */
@@ -77,6 +78,23 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
     // Subscriptions matching the topic place cursors on the new partitions.
     for (let p = before; p < count; p++) this.emit('appended', topic, p);
     return { topic, partitions: partitions.length };
+  }
+
+  /** Deletes `topic` with its messages and positions, as the replicated engine does (one node: at once). */
+  async deleteTopic(topic: string): Promise<TopicInfo> {
+    const partitions = this.partitionsByTopic.get(topic);
+    if (partitions === undefined) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+    this.partitionsByTopic.delete(topic);
+    this.durablePositions.forgetTopic(topic);
+    this.consumerGroups.topicDeleted(topic);
+    this.consumerGroupEvents.emit('changed', undefined);
+    this.topicEvents.emit('deleted', topic);
+    return { topic, partitions: partitions.length };
+  }
+
+  onTopicDeleted(listener: (topic: string) => void): () => void {
+    this.topicEvents.on('deleted', listener);
+    return () => this.topicEvents.off('deleted', listener);
   }
 
   topics(): Iterable<string> {

@@ -123,6 +123,12 @@ export class RemotePartitions {
     return (await this.fetch(topic, partition, { topic, partition, from: offset, max: maxCount, maxBytes }, false)).messages;
   }
 
+  /** Stops following and serving reads of `topic`'s partitions (it was deleted: one created again starts at 0). */
+  forgetTopic(topic: string): void {
+    for (const [id, followed] of this.followed) if (followed.topic === topic) this.followed.delete(id);
+    for (const [id, watched] of this.watchers) if (watched.topic === topic) this.watchers.delete(id);
+  }
+
   /** Bounds as last known (`0..0` for a partition never read). */
   bounds(topic: string, partition: number): PartitionBounds {
     const followed = this.followed.get(key(topic, partition));

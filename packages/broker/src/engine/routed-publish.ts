@@ -129,6 +129,12 @@ export class PublishRouter {
     });
   }
 
+  /** Forgets the leaders heard of `topic`'s partitions (it was deleted; one created again has new groups). */
+  forgetTopic(topic: string): void {
+    const suffix = `:${topic}`;
+    for (const key of this.leaders.keys()) if (key.endsWith(suffix) && /^\d+$/.test(key.slice(0, -suffix.length))) this.leaders.delete(key);
+  }
+
   /** The leader of a partition not hosted here, as last heard. */
   leaderOf(topic: string, partition: number): NodeId | undefined {
     return this.leaders.get(partitionKey(topic, partition));

@@ -7,6 +7,7 @@
  *   GET   /api/topics[?topic=<name>]   describe one topic, or list them all
  *   POST  /api/topics                  { topic, partitions?, replicationFactor? }: create
  *   PATCH /api/topics                  { topic, partitions }: raise the partition count
+ *   DELETE /api/topics?topic=<name>    delete a topic with its data (404 when there is none)
  *   GET   /api/membership              the brokers and the metadata group
  *   POST  /api/cluster/add             { broker }: admit a linked broker into the metadata group
  *   POST  /api/cluster/remove          { broker }: take a broker out (decommission.ts says when); one
@@ -40,6 +41,12 @@ export interface TopicSpec {
   topic: string;
   partitions?: number;
   replicationFactor?: number;
+}
+
+/** What `DELETE /api/topics?topic=` answers: the topic as it was before the deletion. */
+export interface TopicDeleted {
+  deleted: true;
+  topic: TopicDescription;
 }
 
 /** What `POST /api/topics` answers: the topic, and whether this request created it. */
@@ -112,6 +119,8 @@ export interface AdminActions {
   topics(): TopicDescription[];
   /** Creates a topic (through the metadata leader); an existing topic is answered as it is. */
   createTopic(spec: TopicSpec): Promise<TopicCreated>;
+  /** Deletes a topic with its data and positions; answers it as it was. `INVALID_TOPIC` when it does not exist. */
+  deleteTopic(topic: string): Promise<TopicDescription>;
   /** Raises a topic's partition count; `INVALID_TOPIC` unknown, `INVALID_ARGUMENT` not higher. */
   addPartitions(topic: string, partitions: number): Promise<TopicDescription>;
   membership(): MembershipDescription;
@@ -227,6 +236,20 @@ export function adminMutations(actions: AdminActions): AdminMutations {
       answering(async () => {
         const { topic, partitions } = parseTopicAlteration(body);
         return json(await actions.addPartitions(topic, partitions));
+      }),
+    'DELETE /api/topics': ({ query }) =>
+      answering(async () => {
+        const topic = query.get('topic');
+        if (topic === null || topic === '') throw new RelayError('INVALID_ARGUMENT', 'the topic to delete is required: DELETE /api/topics?topic=<name>');
+        const problem = topicProblem(topic);
+        if (problem !== undefined) throw new RelayError('INVALID_TOPIC', problem);
+        try {
+          return json({ deleted: true, topic: await actions.deleteTopic(topic) } satisfies TopicDeleted);
+        } catch (err) {
+          // No such topic: not found, as a describe of it answers.
+          if (err instanceof RelayError && err.code === 'INVALID_TOPIC') return jsonError(404, err.code, err.message);
+          throw err;
+        }
       }),
     'POST /api/cluster/add': ({ body }) => answering(async () => json(await actions.addBroker(parseBrokerRequest(body)))),
     'POST /api/cluster/remove': ({ body }) => answering(async () => json(await actions.removeBroker(parseBrokerRequest(body)))),

@@ -33,6 +33,13 @@ const HEARD_WITHIN_HEARTBEATS = 3;
 export interface RaftGroupOptions<T, R, S = never> {
   /** Unique name of the group in the cluster, e.g. `meta` or `p/orders/0`. */
   id: string;
+  /**
+   * The peer-transport channel its messages travel on; `raft/<id>` unless
+   * set. A partition of a topic deleted and created again under its name
+   * has another (engine/group-factory.ts), so the old group and the new one
+   * never exchange messages.
+   */
+  channel?: string;
   self: NodeId;
   /**
    * This broker may be outside the group's stored configuration: it waits to
@@ -190,7 +197,7 @@ export class RaftGroup<T, R, S = never> {
   private unwritten: { index: number; term: number } | undefined;
 
   constructor(private readonly options: RaftGroupOptions<T, R, S>) {
-    this.channel = `raft/${options.id}`;
+    this.channel = options.channel ?? `raft/${options.id}`;
     this.log = childLog(options.log, { group: options.id });
     const hard = options.storage.hardState;
     this.appliedIndex = options.applied ?? 0;

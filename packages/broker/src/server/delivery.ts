@@ -199,6 +199,36 @@ export class Delivery implements AppendListener {
     this.session.send({ type: 'unsubscribed', id, subscription });
   }
 
+  /**
+   * The fan-out's call: `topic`, which `subscription` matches, was deleted.
+   * A subscription to that topic alone ends: the client is told with an
+   * `error` frame naming the subscription (`INVALID_TOPIC`). A wildcard one
+   * goes on without the topic's cursors (a topic created again under the
+   * name is new to it, read from its start); the client is told with an
+   * `error` frame naming the subscription and the topic, so it forgets its
+   * positions there as well.
+   */
+  topicDeleted(subscription: Subscription, topic: string): void {
+    if (this.subscriptions.get(subscription.id) !== subscription) return;
+    if (!isWildcard(subscription.pattern)) {
+      this.subscriptions.delete(subscription.id);
+      this.session.ctx.fanout.remove(subscription);
+      this.pending.delete(subscription);
+      this.members.delete(subscription);
+      this.session.send({ type: 'error', code: 'INVALID_TOPIC', message: `topic ${topic} was deleted; subscription ${subscription.id} ended`, subscription: subscription.id });
+      return;
+    }
+    let had = false;
+    for (const [key, cursor] of subscription.cursors) {
+      if (cursor.topic !== topic) continue;
+      subscription.cursors.delete(key);
+      subscription.ready.delete(key);
+      had = true;
+    }
+    // The client forgets its positions there too (it would take a new topic's first offsets for duplicates).
+    if (had) this.session.send({ type: 'error', code: 'INVALID_TOPIC', message: `topic ${topic} was deleted; subscription ${subscription.id} goes on without it`, subscription: subscription.id, topic });
+  }
+
   /** Delivers soon: new messages, new credit, or room again on the outbound side. */
   schedulePump(): void {
     if (this.pumpScheduled || !this.session.open()) return;
@@ -213,6 +243,8 @@ export class Delivery implements AppendListener {
   /** The fan-out's call: `topic`/`partition`, which `subscription`'s pattern matches, got messages. */
   appended(subscription: Subscription, topic: string, partition: number): boolean {
     if (this.subscriptions.get(subscription.id) !== subscription || !subscription.delivers(topic, partition)) return false;
+    // An append announced for a topic deleted meanwhile places no cursor.
+    if ((this.session.ctx.engine.partitionCount(topic) ?? 0) <= partition) return false;
     subscription.appended(this.session.ctx.engine, topic, partition);
     this.pending.add(subscription);
     this.schedulePump();

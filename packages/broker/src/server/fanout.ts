@@ -10,6 +10,8 @@ export interface AppendListener {
    * them (it holds the subscription and the subscription delivers the partition).
    */
   appended(subscription: Subscription, topic: string, partition: number): boolean;
+  /** `topic`, which `subscription` matches, was deleted. */
+  topicDeleted?(subscription: Subscription, topic: string): void;
 }
 
 /** Counters of the fan-out, since the broker started. */
@@ -40,9 +42,18 @@ export class Fanout {
   /** Sessions woken by the append being routed (reused: one append at a time). */
   private readonly woken = new Set<AppendListener>();
   private readonly onAppended = (topic: string, partition: number): void => this.route(topic, partition);
+  private readonly stopDeletions: (() => void) | undefined;
 
-  constructor(private readonly engine: Pick<LogEngine, 'on' | 'off'>) {
+  constructor(private readonly engine: Pick<LogEngine, 'on' | 'off'> & Partial<Pick<LogEngine, 'onTopicDeleted'>>) {
     engine.on('appended', this.onAppended);
+    this.stopDeletions = engine.onTopicDeleted?.((topic) => this.deleted(topic));
+  }
+
+  /** Tells every subscription matching `topic` that it was deleted (an exact one is ended by its session). */
+  private deleted(topic: string): void {
+    const matching = [...(this.exact.get(topic) ?? []), ...[...this.wildcards].filter((subscription) => subscription.matches(topic))];
+    this.wildcardsByTopic.delete(topic);
+    for (const subscription of matching) this.listeners.get(subscription)?.topicDeleted?.(subscription, topic);
   }
 
   /** Routes the appends `subscription` matches to `listener` until {@link remove}. */
@@ -81,6 +92,7 @@ export class Fanout {
   /** Stops following the engine. */
   close(): void {
     this.engine.off('appended', this.onAppended);
+    this.stopDeletions?.();
   }
 
   private route(topic: string, partition: number): void {

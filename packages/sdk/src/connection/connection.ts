@@ -23,7 +23,7 @@ type Request = Extract<ClientFrame, { type: 'subscribe' | 'unsubscribe' | 'commi
 type Unsent<T> = T extends unknown ? Omit<T, 'id'> : never;
 
 /** Frames the connection hands up to the client. */
-export type PushFrame = Extract<BrokerFrame, { type: 'ack' | 'nack' | 'message' | 'cluster' | 'goaway' | 'assignment' }>;
+export type PushFrame = Extract<BrokerFrame, { type: 'ack' | 'nack' | 'message' | 'cluster' | 'goaway' | 'assignment' | 'error' }>;
 
 export interface ConnectionEvents {
   frame: (frame: PushFrame) => void;
@@ -330,6 +330,7 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
         return;
       case 'error':
         if (frame.id !== undefined) this.settle(frame.id, new RelayError(asCode(frame.code), frame.message));
+        else if (frame.subscription !== undefined) this.emit('frame', frame); // one subscription ended (subscriber.ts)
         else this.close(new RelayError(asCode(frame.code), `broker ${this.url}: ${frame.message}`));
         return;
       case 'ping':

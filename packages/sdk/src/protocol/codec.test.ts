@@ -239,7 +239,7 @@ const brokerFrameArbs = {
     ),
   }),
   error: fc.record(
-    { type: fc.constant('error' as const), code: codeArb, message: textArb(40), id: uintArb },
+    { type: fc.constant('error' as const), code: codeArb, message: textArb(40), id: uintArb, subscription: uintArb, topic: textArb(40) },
     { requiredKeys: ['type', 'code', 'message'] },
   ),
   ping: pingArb,
@@ -446,6 +446,14 @@ describe('round trips', () => {
   it('treats nil optional fields as absent', () => {
     const bytes = encodeValue({ type: 'error', code: 'INTERNAL', message: 'x', id: null });
     expect(plain(decodeBrokerFrame(bytes, MAX_PAYLOAD))).toStrictEqual({ type: 'error', code: 'INTERNAL', message: 'x' });
+  });
+
+  it('keeps the subscription (and topic) an error frame names: the broker ended that subscription, or one topic of it', () => {
+    const ended = encodeValue({ type: 'error', code: 'INVALID_TOPIC', message: 'topic orders was deleted', subscription: 7 });
+    expect(plain(decodeBrokerFrame(ended, MAX_PAYLOAD))).toStrictEqual({ type: 'error', code: 'INVALID_TOPIC', message: 'topic orders was deleted', subscription: 7 });
+    const oneTopic = encodeValue({ type: 'error', code: 'INVALID_TOPIC', message: 'm', subscription: 2, topic: 'orders' });
+    expect(plain(decodeBrokerFrame(oneTopic, MAX_PAYLOAD))).toStrictEqual({ type: 'error', code: 'INVALID_TOPIC', message: 'm', subscription: 2, topic: 'orders' });
+    expectRelayError(() => decodeBrokerFrame(encodeValue({ type: 'error', code: 'INVALID_TOPIC', message: 'm', subscription: -1 }), MAX_PAYLOAD));
   });
 
   it('round-trips msgpack payloads, dates of any era included', () => {

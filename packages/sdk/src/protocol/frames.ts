@@ -331,6 +331,19 @@ export interface ErrorFrame {
   code: string;
   message: string;
   id?: number;
+  /**
+   * Set (without `id`): the broker ended this subscription, e.g. its topic
+   * was deleted (`INVALID_TOPIC`); the connection and its other
+   * subscriptions go on. Without `id` or `subscription` the error concerns
+   * the connection, which closes.
+   */
+  subscription?: number;
+  /**
+   * With `subscription`: only this topic of the (wildcard) subscription is
+   * gone (deleted), the subscription goes on. Its positions in the topic are
+   * forgotten: a topic created again under the name is read from its start.
+   */
+  topic?: string;
 }
 
 // ---- both directions -------------------------------------------------------

@@ -369,7 +369,10 @@ export function validateBrokerFrame(value: unknown): BrokerFrame {
     case 'goaway':
       return { type: 'goaway', code: code(o), message: str(o, 'message') };
     case 'error':
-      return withOptional({ type: 'error', code: code(o), message: str(o, 'message') }, 'id', optUint(o, 'id'));
+    {
+      const error: BrokerFrame = withOptional(withOptional({ type: 'error' as const, code: code(o), message: str(o, 'message') }, 'id', optUint(o, 'id')), 'subscription', optUint(o, 'subscription'));
+      return withOptional(error, 'topic', optStr(o, 'topic'));
+    }
     case 'ping':
       return { type: 'ping', id: uint(o, 'id') };
     case 'pong':

@@ -140,6 +140,8 @@ export interface SubscriberListener {
   assigned(event: AssignedEvent): void;
   /** A group member no longer handles partitions. */
   revoked(event: RevokedEvent): void;
+  /** The broker ended a subscription (its topic was deleted). */
+  ended(error: RelayError, subscription: { id: number; pattern: string }): void;
 }
 
 const cursorKey = (topic: string, partition: number): string => `${partition}:${topic}`;
@@ -642,6 +644,28 @@ export class Subscriber {
         // the connection closed meanwhile: the broker forgot the subscription with it
       });
     }
+  }
+
+  /**
+   * The broker ended subscription `id` on `connection` (an `error` frame
+   * naming it; its topic was deleted): it ends here too, and is reported.
+   * With `topic`, only that topic is gone (deleted) and the subscription goes
+   * on: its positions there are forgotten, so a topic created again under
+   * the name is read from offset 0 rather than taken for duplicates.
+   * Either way nothing more is committed for the topic.
+   */
+  onEnded(connection: BrokerConnection, id: number, error: RelayError, topic?: string): void {
+    const state = this.subscriptions.get(id);
+    if (state === undefined || state.connection !== connection) return;
+    for (const [key, cursor] of state.next) {
+      if (topic !== undefined && cursor.topic !== topic) continue;
+      state.dropPartition(cursor.topic, cursor.partition);
+      if (topic !== undefined) state.next.delete(key);
+    }
+    if (topic !== undefined) return;
+    state.connection = undefined; // the broker forgot it already: nothing to unsubscribe
+    this.fail(state, error);
+    this.listener.ended(error, { id, pattern: state.pattern });
   }
 
   private fail(state: SubscriptionState, error: RelayError): void {

@@ -223,6 +223,24 @@ export class ConsumerGroups {
     for (const g of this.groups.values()) if (g.members.size > 0 && topicMatches(g.pattern, topic)) this.rebalance(g);
   }
 
+  /**
+   * A topic was deleted: every group forgets its partitions and committed
+   * positions (a topic created again under the name starts from offset 0),
+   * and groups that had some spread what is left over their members.
+   */
+  topicDeleted(topic: string): void {
+    for (const g of this.groups.values()) {
+      let had = false;
+      for (const [k, p] of g.partitions) {
+        if (p.topic !== topic) continue;
+        g.partitions.delete(k);
+        had = true;
+      }
+      for (const [k, c] of g.positions) if (c.topic === topic) g.positions.delete(k);
+      if (had && g.members.size > 0) this.rebalance(g);
+    }
+  }
+
   private join(command: GroupJoinCommand): GroupResult {
     let g = this.groups.get(command.group);
     if (g === undefined) {

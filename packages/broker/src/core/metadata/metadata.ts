@@ -21,6 +21,14 @@ export interface TopicMetadata {
   topic: string;
   replicationFactor: number;
   partitions: PartitionAssignment[];
+  /**
+   * Which creation of this name the topic is: the number of topics deleted
+   * before it was created (absent: none, every topic of a cluster that never
+   * deleted one). A topic deleted and created again under its name differs
+   * from the old one here, so a broker still holding the old topic's replica
+   * (it was down) drops it instead of serving it as the new topic's.
+   */
+  incarnation?: number;
 }
 
 /** Creates a topic unless it exists. */
@@ -54,6 +62,20 @@ export interface CreateTopicsCommand {
 /** One topic of a {@link CreateTopicsCommand}. */
 export type NewTopic = Omit<CreateTopicCommand, 'type' | 'brokers'>;
 
+/**
+ * Deletes a topic: its partitions' assignments, replica moves in progress,
+ * durable positions and consumer-group partitions and positions. Every broker
+ * hosting a replica stops the partition's group and deletes its files once
+ * it applies the entry (engine/cluster.ts). Deterministic like the rest.
+ */
+export interface DeleteTopicCommand {
+  type: 'delete-topic';
+  topic: string;
+}
+
+/** What deleting a topic produced: the topic as it was, or `missing` when there was none. */
+export type DeleteTopicResult = { kind: 'topic-deleted'; topic: TopicMetadata } | { kind: 'missing'; topic: string };
+
 /** Most topics in one {@link CreateTopicsCommand} (8,192 partitions of 8 topics each would be 65,536 assignments). */
 export const MAX_TOPICS_PER_ENTRY = 1024;
 
@@ -69,6 +91,7 @@ export type MetadataCommand =
   | GroupCommand
   | SetClusterIdCommand
   | AddPartitionsCommand
+  | DeleteTopicCommand
   | MoveCommand;
 
 /** What creating a topic produced. */
@@ -81,7 +104,7 @@ export interface TopicsResult {
 }
 
 /** What applying a command produced. */
-export type MetadataResult = TopicResult | TopicsResult | CommitResult | GroupResult | ClusterIdResult | AddPartitionsResult | MoveResult;
+export type MetadataResult = TopicResult | TopicsResult | CommitResult | GroupResult | ClusterIdResult | AddPartitionsResult | DeleteTopicResult | MoveResult;
 
 /** The whole metadata state, as the metadata group's Raft snapshot. */
 export interface MetadataSnapshot {
@@ -97,6 +120,8 @@ export interface MetadataSnapshot {
   draining?: string[];
   /** An operator asked for a rebalance that is not done yet; absent: no. */
   rebalance?: boolean;
+  /** Topics deleted so far (absent: none): the next topic's {@link TopicMetadata.incarnation}. */
+  topicsDeleted?: number;
 }
 
 /**
@@ -148,6 +173,8 @@ export class MetadataState {
   private readonly brokerLoad = new Map<string, BrokerLoad>();
   private readonly durablePositions = new DurablePositions();
   private namedAs: string | undefined;
+  /** Topics deleted so far: new topics record it as their incarnation. */
+  private topicsDeleted = 0;
   /** Consumer groups: members, partition owners with epochs, committed positions. */
   readonly groups = new ConsumerGroups(() => this.all().map((t) => ({ topic: t.topic, partitions: t.partitions.length })));
   /** Replica moves in progress and draining brokers (moves.ts). */
@@ -206,6 +233,7 @@ export class MetadataState {
     if (moves.length > 0) snapshot.moves = moves;
     if (draining.length > 0) snapshot.draining = draining;
     if (rebalance === true) snapshot.rebalance = true;
+    if (this.topicsDeleted > 0) snapshot.topicsDeleted = this.topicsDeleted;
     return snapshot;
   }
 
@@ -218,6 +246,7 @@ export class MetadataState {
     this.groups.restore(snapshot.groups ?? []);
     this.namedAs = snapshot.clusterId;
     this.moves.restore({ moves: snapshot.moves ?? [], draining: snapshot.draining ?? [], rebalance: snapshot.rebalance === true });
+    this.topicsDeleted = snapshot.topicsDeleted ?? 0;
   }
 
   /** Applies a committed command. Deterministic: same commands, same state, on every broker. */
@@ -227,6 +256,7 @@ export class MetadataState {
   apply(command: GroupCommand): GroupResult;
   apply(command: SetClusterIdCommand): ClusterIdResult;
   apply(command: AddPartitionsCommand): AddPartitionsResult;
+  apply(command: DeleteTopicCommand): DeleteTopicResult;
   apply(command: MoveCommand): MoveResult;
   apply(command: MetadataCommand): MetadataResult;
   apply(command: MetadataCommand): MetadataResult {
@@ -237,6 +267,7 @@ export class MetadataState {
       return result;
     }
     if (command.type === 'add-partitions') return this.addPartitions(command);
+    if (command.type === 'delete-topic') return this.deleteTopic(command.topic);
     if (command.type === 'set-cluster-id') {
       this.namedAs ??= command.clusterId;
       return { kind: 'cluster-id', clusterId: this.namedAs };
@@ -260,10 +291,30 @@ export class MetadataState {
       replicationFactor,
       partitions: assignReplicas(brokers, this.brokerLoad, command.partitions, replicationFactor),
     };
+    if (this.topicsDeleted > 0) topic.incarnation = this.topicsDeleted;
     this.topics.set(topic.topic, topic);
     countLoad(this.brokerLoad, topic.partitions);
     this.groups.topicCreated(topic.topic);
     return { kind: 'created', topic };
+  }
+
+  /**
+   * Removes a topic with everything recorded of it: its moves in progress,
+   * the durable and consumer-group positions of its partitions, and the
+   * groups' partitions (members keep their other partitions; the groups
+   * rebalance what is left). Broker load is recounted, so later placements
+   * match a broker restored from a snapshot taken after the deletion.
+   */
+  private deleteTopic(name: string): DeleteTopicResult {
+    const topic = this.topics.get(name);
+    if (topic === undefined) return { kind: 'missing', topic: name };
+    this.topics.delete(name);
+    this.topicsDeleted++;
+    this.moves.forgetTopic(name);
+    this.durablePositions.forgetTopic(name);
+    this.groups.topicDeleted(name);
+    this.recountLoad();
+    return { kind: 'topic-deleted', topic };
   }
 
   /** Counts every broker's replicas and preferred leaderships from the topics (at start and after a restore). */
@@ -339,17 +390,27 @@ export function assignReplicas(
   return result;
 }
 
+/** Reads an untrusted value (a metadata log entry) as a {@link DeleteTopicCommand}, or `undefined` when it is none. */
+export function parseDeleteTopicCommand(value: unknown): DeleteTopicCommand | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const o = value as Record<string, unknown>;
+  if (o.type !== 'delete-topic' || typeof o.topic !== 'string' || o.topic.length === 0 || o.topic.length > 255) return undefined;
+  return { type: 'delete-topic', topic: o.topic };
+}
+
 /** Reads an untrusted value (a snapshot from a peer) as a {@link MetadataSnapshot}, or `undefined`. */
 export function parseMetadataSnapshot(value: unknown): MetadataSnapshot | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { topics, durables, groups, clusterId, moves, draining, rebalance } = value as Record<string, unknown>;
+  const { topics, durables, groups, clusterId, moves, draining, rebalance, topicsDeleted } = value as Record<string, unknown>;
   if (!Array.isArray(topics) || !Array.isArray(durables) || parseGroupRecords(groups) === undefined) return undefined;
   if (parseMovesRecord(moves, draining, rebalance) === undefined) return undefined;
   if (clusterId !== undefined && (typeof clusterId !== 'string' || !CLUSTER_ID_PATTERN.test(clusterId))) return undefined;
   const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (topicsDeleted !== undefined && !isUint(topicsDeleted)) return undefined;
   for (const t of topics as unknown[]) {
     const topic = (typeof t === 'object' && t !== null ? t : {}) as Record<string, unknown>;
     if (typeof topic.topic !== 'string' || !isUint(topic.replicationFactor) || !Array.isArray(topic.partitions)) return undefined;
+    if (topic.incarnation !== undefined && !isUint(topic.incarnation)) return undefined;
     for (const a of topic.partitions as unknown[]) {
       const replicas = (typeof a === 'object' && a !== null ? a : {}) as Record<string, unknown>;
       if (!Array.isArray(replicas.replicas) || !replicas.replicas.every((r) => typeof r === 'string')) return undefined;

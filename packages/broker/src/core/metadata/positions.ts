@@ -46,6 +46,14 @@ export class DurablePositions {
     }
   }
 
+  /** Forgets every position of `topic`'s partitions (the topic was deleted); a durable left with none is forgotten. */
+  forgetTopic(topic: string): void {
+    for (const [durable, table] of this.byDurable) {
+      for (const [key, cursor] of table) if (cursor.topic === topic) table.delete(key);
+      if (table.size === 0) this.byDurable.delete(durable);
+    }
+  }
+
   /**
    * Raises the positions of `durable` to those committed; a committed offset
    * lower than the stored one is ignored. All or nothing: a commit that would

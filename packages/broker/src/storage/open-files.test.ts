@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OpenFileCache, TRIM_SLACK, type CachedFile } from './open-files.js';
+import { FileTaskChain, OpenFileCache, TRIM_SLACK, type CachedFile } from './open-files.js';
 
 /** A file whose owner says whether it may be closed, and records that it was. */
 class File implements CachedFile {
@@ -148,5 +148,40 @@ describe('OpenFileCache', () => {
         }
       }
     }
+  });
+});
+
+describe('FileTaskChain', () => {
+  it('runs tasks one at a time in order, goes on after a failure, is busy only while one runs, and trims after each', async () => {
+    const cache = new OpenFileCache(1);
+    let idleCloses = 0;
+    const idle: CachedFile = { tryClose: () => (idleCloses++, true) };
+    const chain = new FileTaskChain(cache);
+    const order: string[] = [];
+    let release!: () => void;
+    const first = chain.run(async () => {
+      order.push(`first busy=${chain.busy}`);
+      await new Promise<void>((resolve) => (release = resolve));
+      throw new Error('disk');
+    });
+    const second = chain.run(async () => {
+      order.push(`second busy=${chain.busy}`);
+      return 2;
+    });
+    await Promise.resolve();
+    await Promise.resolve();
+    // Over capacity while the first task runs: the cache is trimmed only once it ends.
+    cache.opened({ tryClose: () => false });
+    cache.opened(idle);
+    expect(cache.stats().open).toBe(2);
+    expect(idleCloses).toBe(0);
+    release();
+    await expect(first).rejects.toThrow('disk');
+    await expect(second).resolves.toBe(2);
+    await chain.settled();
+    expect(order).toEqual(['first busy=true', 'second busy=true']);
+    expect(chain.busy).toBe(false);
+    expect(idleCloses).toBe(1); // the trim after the tasks closed the idle file
+    expect(cache.stats().open).toBe(1);
   });
 });

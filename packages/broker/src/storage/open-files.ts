@@ -103,3 +103,46 @@ export class OpenFileCache {
     return { open: this.files.size, capacity: this.capacity, evicted: this.evicted, overCapacity: this.overCapacity };
   }
 }
+
+/**
+ * One owner's file operations, run one at a time in order (whether the one
+ * before failed or not). After each, the cache trims: handles that had to
+ * stay open while it ran may be closable now.
+ */
+export class FileTaskChain {
+  private tail: Promise<void> = Promise.resolve();
+  private running = 0;
+
+  constructor(private readonly cache: OpenFileCache) {}
+
+  /** A task is running now: its owner keeps every handle open. */
+  get busy(): boolean {
+    return this.running > 0;
+  }
+
+  /** Resolves once every task started so far has finished. Never rejects. */
+  settled(): Promise<void> {
+    return this.tail;
+  }
+
+  /** Runs `task` after every earlier one. */
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(async () => {
+      this.running++;
+      try {
+        return await task();
+      } finally {
+        this.running--;
+      }
+    });
+    const trim = (): void => {
+      try {
+        this.cache.trim();
+      } catch {
+        // A handle that could not be closed now is closed by a later trim.
+      }
+    };
+    this.tail = result.then(trim, trim);
+    return result;
+  }
+}

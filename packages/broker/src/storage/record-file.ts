@@ -2,7 +2,7 @@ import { crc32 } from 'node:zlib';
 import { dirname } from 'node:path';
 import { decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
 import { nodeFileSystem, readWholeFile, replaceFile, type FileHandle, type FileSystem } from './fs.js';
-import { OpenFileCache, type CachedFile } from './open-files.js';
+import { FileTaskChain, OpenFileCache, type CachedFile } from './open-files.js';
 
 /** Records are broker-written; they may hold Raft batches, so they nest deeper than client frames. */
 const RECORD_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 16_000_000, allowTimestamp: false };
@@ -39,14 +39,12 @@ export class RecordFile {
   /** Written since the last fsync: lost if an fsync fails, so kept to write again. */
   private unsynced: Buffer[] = [];
   private durableSize: number;
-  /** The last operation (flush, rewrite, reload, close); each runs after the one before. */
-  private chain: Promise<void> = Promise.resolve();
+  /** Flush, rewrite, reload and close, each after the one before; while one runs, the bound does not close the handle. */
+  private readonly tasks: FileTaskChain;
   /** A rewrite failed part way: the file at `path` may be the new one, and `handle` the old, unlinked one. */
   private stale = false;
   /** A write or fsync failed and nothing has been fsynced since: the retry goes through the descriptor that failed. */
   private failed = false;
-  /** Operations of the chain running now (0 or 1): while one runs, the bound does not close the handle. */
-  private running = 0;
   private closed = false;
   private closing: Promise<void> | undefined;
   /** This file's entry in the bound on open files. */
@@ -62,6 +60,7 @@ export class RecordFile {
     private readonly openFiles: OpenFileCache,
   ) {
     this.durableSize = size;
+    this.tasks = new FileTaskChain(openFiles);
     openFiles.opened(this.cached);
   }
 
@@ -111,7 +110,7 @@ export class RecordFile {
    * anything appended since) and the promise rejects with the file system's error.
    */
   flush(sync: boolean): Promise<void> {
-    return this.exclusive(async () => {
+    return this.tasks.run(async () => {
       const chunks = this.pending;
       const length = this.pendingBytes;
       this.pending = [];
@@ -152,7 +151,7 @@ export class RecordFile {
    * call it when `records` already include them.
    */
   rewrite(records: readonly unknown[]): Promise<void> {
-    return this.exclusive(async () => {
+    return this.tasks.run(async () => {
       this.refuseIfClosed();
       this.pending = [];
       this.pendingBytes = 0;
@@ -185,7 +184,7 @@ export class RecordFile {
    * to a later call.
    */
   reload(): Promise<unknown[]> {
-    return this.exclusive(async () => {
+    return this.tasks.run(async () => {
       this.refuseIfClosed();
       this.pending = [];
       this.pendingBytes = 0;
@@ -224,7 +223,7 @@ export class RecordFile {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.flush(true).catch(() => {});
-      await this.exclusive(async () => {
+      await this.tasks.run(async () => {
         this.closed = true;
         const handle = this.handle;
         this.handle = undefined;
@@ -233,30 +232,6 @@ export class RecordFile {
       });
     })();
     return this.closing;
-  }
-
-  /**
-   * Runs `task` after every earlier operation (whether it failed or not), then
-   * lets the open-file bound close handles that had to stay open meanwhile.
-   */
-  private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(async () => {
-      this.running++;
-      try {
-        return await task();
-      } finally {
-        this.running--;
-      }
-    });
-    const trim = (): void => {
-      try {
-        this.openFiles.trim();
-      } catch {
-        // A handle that could not be closed now is closed by a later trim.
-      }
-    };
-    this.chain = run.then(trim, trim);
-    return run;
   }
 
   /** The handle, reopened if the open-file bound closed it while idle. */
@@ -292,7 +267,7 @@ export class RecordFile {
   private closeIfIdle(): boolean {
     const handle = this.handle;
     if (handle === undefined) return true;
-    if (this.running > 0 || this.unsynced.length > 0 || this.size !== this.durableSize || this.failed || this.stale) return false;
+    if (this.tasks.busy || this.unsynced.length > 0 || this.size !== this.durableSize || this.failed || this.stale) return false;
     this.handle = undefined;
     handle.close().catch(() => {});
     return true;

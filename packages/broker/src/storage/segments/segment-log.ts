@@ -6,7 +6,7 @@
 import { dirname, join } from 'node:path';
 import type { StoredMessage } from '../../core/partition/partition.js';
 import { errorCode, readWholeFile, type FileHandle, type FileSystem } from '../fs.js';
-import type { CachedFile } from '../open-files.js';
+import { FileTaskChain, type CachedFile } from '../open-files.js';
 import { LogStorageError, ioError } from './errors.js';
 import { checkFrame, FRAME_HEADER_BYTES } from './frame.js';
 import {
@@ -136,16 +136,14 @@ export class SegmentLog {
   /** truncateFrom or reset calls queued or running: appends wait for none, they are refused. */
   private truncations = 0;
 
-  /** Every operation that changes files runs on this chain, one at a time. */
-  private chain: Promise<void> = Promise.resolve();
+  /** Every operation that changes files runs on this chain, one at a time; while one runs, no handle of this log is closed to honour the open-file bound. */
+  private readonly tasks: FileTaskChain;
   private queuedFlush: { sync: boolean; promise: Promise<void> } | undefined;
   private inFlight: { sync: boolean; target: number; promise: Promise<void> } | undefined;
   private syncTimer: unknown;
   private retryTimer: unknown;
   /** Sealed segments holding a read handle, least recently used first. */
   private readonly openSealed = new Set<Segment>();
-  /** Tasks of the chain running now (0 or 1): while one runs, no handle of this log is closed to honour the open-file bound. */
-  private running = 0;
   /** Each segment's entry in the broker-wide bound on open files (`options.openFiles`). */
   private readonly cachedFiles = new WeakMap<Segment, CachedFile>();
 
@@ -166,6 +164,7 @@ export class SegmentLog {
     this.durableEnd = active.end;
     for (let i = segments.length - 1; i >= 0 && this.lastTimestamp === undefined; i--) this.lastTimestamp = segments[i]?.lastTimestamp;
     this.cache = new TailCache(active.end);
+    this.tasks = new FileTaskChain(options.openFiles);
     for (const segment of segments) if (segment.handle !== undefined) this.options.openFiles.opened(this.cachedFile(segment));
   }
 
@@ -281,7 +280,7 @@ export class SegmentLog {
 
   /** Resolves once every operation started so far (including timer-driven fsyncs and retries) has finished. */
   settled(): Promise<void> {
-    return this.chain;
+    return this.tasks.settled();
   }
 
   health(): LogHealth {
@@ -455,7 +454,7 @@ export class SegmentLog {
       return this.queuedFlush.promise;
     }
     const entry: { sync: boolean; promise: Promise<void> } = { sync, promise: Promise.resolve() };
-    entry.promise = this.exclusive(async () => {
+    entry.promise = this.tasks.run(async () => {
       if (this.queuedFlush === entry) this.queuedFlush = undefined;
       const run = { sync: entry.sync, target: this.nextOffset, promise: entry.promise };
       this.inFlight = run;
@@ -467,28 +466,6 @@ export class SegmentLog {
     });
     this.queuedFlush = entry;
     return entry.promise;
-  }
-
-  /** Runs `task` after every earlier one on the chain. */
-  private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(async () => {
-      this.running++;
-      try {
-        return await task();
-      } finally {
-        this.running--;
-      }
-    });
-    // Handles this task kept open (written, not yet fsynced) may be closable now. Never rejects: the chain must go on.
-    const trim = (): void => {
-      try {
-        this.options.openFiles.trim();
-      } catch {
-        // A handle that could not be closed now is closed by a later trim.
-      }
-    };
-    this.chain = run.then(trim, trim);
-    return run;
   }
 
   /** Writes the pending batches and fsyncs as asked; on failure rewinds to the last durable byte. */
@@ -592,7 +569,7 @@ export class SegmentLog {
   private closeIfIdle(segment: Segment): boolean {
     const handle = segment.handle;
     if (handle === undefined) return true;
-    if (segment.users > 0 || this.running > 0 || this.closing || segment.written !== segment.durable || this.writeError !== undefined) return false;
+    if (segment.users > 0 || this.tasks.busy || this.closing || segment.written !== segment.durable || this.writeError !== undefined) return false;
     segment.handle = undefined;
     segment.handleWritable = false;
     this.openSealed.delete(segment);
@@ -964,7 +941,7 @@ export class SegmentLog {
         return Promise.reject(new RangeError(`retention ${name} must be a non-negative integer, got ${String(value)}`));
       }
     }
-    return this.exclusive(async () => {
+    return this.tasks.run(async () => {
       this.assertOpen();
       let bytes = this.sizeBytes;
       let count = this.nextOffset - this.startOffset;
@@ -1002,7 +979,7 @@ export class SegmentLog {
   truncateFrom(offset: number): Promise<void> {
     if (!Number.isSafeInteger(offset)) return Promise.reject(new RangeError(`truncateFrom(${offset}): not an integer`));
     this.truncations++;
-    return this.exclusive(async () => {
+    return this.tasks.run(async () => {
       try {
         this.assertOpen();
         if (offset < this.startOffset || offset > this.nextOffset) {
@@ -1081,7 +1058,7 @@ export class SegmentLog {
   reset(offset: number): Promise<void> {
     if (!Number.isSafeInteger(offset) || offset < 0) return Promise.reject(new RangeError(`reset(${offset}): offset must be a non-negative integer`));
     this.truncations++;
-    return this.exclusive(async () => {
+    return this.tasks.run(async () => {
       try {
         this.assertOpen();
         this.closeOpenBatch();
@@ -1149,7 +1126,7 @@ export class SegmentLog {
     if (this.closed || this.closing) return;
     this.closing = true; // appends are refused from now on: none can slip past the last flush
     let failure: unknown;
-    await this.exclusive(async () => {
+    await this.tasks.run(async () => {
       try {
         await this.flushOnce(true);
       } catch (err) {

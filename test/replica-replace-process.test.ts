@@ -4,12 +4,15 @@
  * broker that hosts replicas and leads partitions is killed (-9) and its
  * data directory deleted. Once the (shortened) replacement timeout passes,
  * every partition is back at three replicas on the three live brokers.
- * The same id started again on an empty data directory is refused (Raft
- * amnesia: the brokers that met it know another incarnation), with an error
- * naming why on both sides, and never gets a replica or a place in the
- * metadata group; the replacement an operator starts under a new id with
- * `--join` is admitted and takes replicas on a rebalance. Every acknowledged
- * message is read back exactly once, in per-key order, from every replica.
+ * The same id started again on an empty data directory (the operator's
+ * unchanged command line) is refused (Raft amnesia: the brokers that met it
+ * know another incarnation), with an error naming why on both sides, and
+ * gets no replica, no place in the metadata group and is not ready; a
+ * replacement under a new id (`--join`) is admitted meanwhile. Then the
+ * operator lifts the refusal: `cluster forget` (refused for a broker that
+ * still votes) and `cluster add` bring the same id back, and a rebalance
+ * gives it replicas. Every acknowledged message is read back exactly once,
+ * in per-key order, from every replica.
  */
 import { rm } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -164,42 +167,57 @@ describe('replacing a dead broker (processes)', () => {
     // It is not ready (never admitted), and holds nothing.
     expect((await get(`${amnesiac.adminUrl as string}/readyz`)).status).toBe(503);
 
-    // The replacement, under a new id with --join: admitted; a rebalance gives it its share of the replicas.
+    // The replacement, under a new id with --join, is admitted at once.
     const [b5Port] = await freePorts(1);
     const b5 = await BrokerProcess.start('b5', ['--peer-port', String(b5Port), '--join', `127.0.0.1:${cluster.peerPortOf(live[0] as string)}`, '--admin-port', '0', ...common('b5')], 30_000);
     processes.push(b5);
     await waitForAsync(async () => (await get(`${b5.adminUrl as string}/readyz`, 2000).catch(() => ({ status: 0 }))).status === 200, 'b5 to be admitted', 30_000);
-    const asked = await post(admin(live[0] as string), '/api/cluster/rebalance', {});
-    expect(asked.status, JSON.stringify(asked.body)).toBe(200);
-    const serving = [...live, 'b5'];
-    await waitForAsync(
-      async () => {
-        const t = await topic(live[0] as string);
-        const counts = serving.map((id) => t.partitions.filter((p) => p.replicas.includes(id)).length);
-        return t.partitions.every((p) => p.replicas.length === 3 && p.moving === undefined) && counts.reduce((a, b) => a + b, 0) === PARTITIONS * 3 && Math.max(...counts) - Math.min(...counts) <= 1;
-      },
-      `replicas to spread over ${serving.join(', ')}`,
-      60_000,
-    );
-    const atEnd = total();
-    await waitFor(() => total() >= atEnd + 100, 'publishing to go on after the rebalance', 30_000);
+    const adminOf = (id: string): string => (id === 'b5' ? (b5.adminUrl as string) : admin(id));
 
     // Still refused all along: the amnesiac is no member on any broker, in no partition, hosts none, and is not ready.
-    for (const id of serving) {
-      const m = await getJson<Membership>(`${(id === 'b5' ? b5.adminUrl : admin(id)) as string}/api/membership`);
-      const row = m.members.find((x) => x.id === victimId);
+    for (const id of [...live, 'b5']) {
+      const row = (await getJson<Membership>(`${adminOf(id)}/api/membership`)).members.find((x) => x.id === victimId);
       expect(row === undefined || (row.role === 'none' && row.replicas === 0), JSON.stringify(row)).toBe(true);
     }
     expect((await topic(live[0] as string)).partitions.every((p) => !p.replicas.includes(victimId))).toBe(true);
     expect((await getJson<{ partitions: unknown[] }>(`${amnesiac.adminUrl as string}/api/broker`)).partitions).toEqual([]);
     expect((await get(`${amnesiac.adminUrl as string}/readyz`)).status).toBe(503);
 
+    // The operator's way to bring the same id back: forget its old identity (refused for a broker that still votes), then add it.
+    const refusedForget = await post(admin(live[1] as string), '/api/cluster/forget', { broker: live[2] });
+    expect(refusedForget.status, JSON.stringify(refusedForget.body)).toBe(409);
+    expect(JSON.stringify(refusedForget.body)).toContain('still a member of the metadata group');
+    const forgot = await post(admin(live[1] as string), '/api/cluster/forget', { broker: victimId });
+    expect(forgot.status, JSON.stringify(forgot.body)).toBe(200);
+    const accepted = (id: string): boolean => cluster.get(id).stderr.includes('accepting a new incarnation of a broker an operator let come back');
+    await waitFor(() => live.some(accepted), `a live broker to accept ${victimId}'s new incarnation`, 30_000);
+    // Admitted by the operator once linked to the broker asked (its dials back off while refused: bounded retry).
+    await waitForAsync(async () => (await post(admin(live[0] as string), '/api/cluster/add', { broker: victimId })).status === 200, `${victimId} to be added back`, 30_000);
+    await waitForAsync(async () => (await get(`${amnesiac.adminUrl as string}/readyz`, 2000).catch(() => ({ status: 0 }))).status === 200, `${victimId} to be ready again`, 30_000);
+
+    // A rebalance spreads the replicas over the five brokers; publishing goes on.
+    const asked = await post(admin(live[0] as string), '/api/cluster/rebalance', {});
+    expect(asked.status, JSON.stringify(asked.body)).toBe(200);
+    const serving = [...IDS, 'b5'];
+    let counts: number[] = [];
+    await waitForAsync(
+      async () => {
+        const t = await topic(live[0] as string);
+        counts = serving.map((id) => t.partitions.filter((p) => p.replicas.includes(id)).length);
+        return t.partitions.every((p) => p.replicas.length === 3 && p.moving === undefined) && counts.reduce((a, b) => a + b, 0) === PARTITIONS * 3 && Math.max(...counts) - Math.min(...counts) <= 1;
+      },
+      `replicas to spread over ${serving.join(', ')}`,
+      60_000,
+    );
+    expect(counts[IDS.indexOf(victimId)]).toBeGreaterThan(0);
+    const atEnd = total();
+    await waitFor(() => total() >= atEnd + 100, 'publishing to go on after the rebalance', 30_000);
+
     stop = true;
     await within(Promise.all(loops), 'the producers to stop', 30_000);
     const failures = [...failed.values()].reduce((n, s) => n + s.size, 0);
 
     // Every acknowledged message, from every replica: exactly once, in per-key order, the replicas identical.
-    const adminOf = (id: string): string => (id === 'b5' ? (b5.adminUrl as string) : admin(id));
     const readReplica = async (broker: string, partition: number): Promise<string[]> => {
       const values: string[] = [];
       for (let from = 0; ; ) {

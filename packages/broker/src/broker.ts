@@ -212,6 +212,10 @@ class RunningBroker implements Broker {
         const { outcome, replicas } = await this.clusterEngine('remove a broker').removeBroker(broker);
         return { ...this.membership(), removal: { broker, outcome, replicasToMove: replicas } };
       },
+      forgetBroker: async (broker) => {
+        await this.clusterEngine('forget a broker').forgetBroker(broker);
+        return this.membership();
+      },
       moves: () => this.movesDescription(),
       rebalance: async () => {
         await this.clusterEngine('rebalance').rebalance();
@@ -341,6 +345,9 @@ class RunningBroker implements Broker {
                 clusterId: () => identity.clusterId,
                 known: (peer: string) => known.get(peer),
                 remember: (peer: string, incarnation: string) => known.remember(peer, incarnation),
+                // Another incarnation only of a broker an operator let come back (relaymq cluster forget), until it is added again.
+                replaceable: (peer: string) => this.replicated?.isForgotten(peer) ?? false,
+                replace: (peer: string, incarnation: string) => known.replace(peer, incarnation),
               },
             }),
         host,

@@ -1,6 +1,6 @@
 /**
  * `relaymq topic create|describe|alter` and `relaymq cluster
- * status|add|remove|moves|rebalance`: admin commands over a broker's admin port
+ * status|add|remove|forget|moves|rebalance`: admin commands over a broker's admin port
  * (observability/admin-api.ts). Each takes `--help`, prints for people by
  * default and JSON with `--json`, and sends the admin token (`--admin-token`
  * or `RELAYMQ_ADMIN_TOKEN`) with every request. Exit status: 0 done,
@@ -309,6 +309,25 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
       return 0;
     },
   },
+  forget: {
+    usage: 'forget <broker>',
+    summary: 'let a replaced broker come back under its id on an empty data directory',
+    details:
+      'A broker restarted with an empty data directory under an id the cluster knows\n' +
+      'is refused (it forgot its Raft votes). Once it was replaced (self-healing) or\n' +
+      'removed, so it votes nowhere, this command lets it come back: the brokers accept\n' +
+      'the next incarnation it presents. Start it on an empty data directory with\n' +
+      '--join, then admit it with relaymq cluster add <broker>, which makes the brokers\n' +
+      'refuse any other incarnation again. Refused while it is a member of the\n' +
+      'metadata group or holds partition replicas.',
+    options: [],
+    run: async (context) => {
+      const broker = onePositional(context, BROKER_ID('forget'));
+      const membership = await context.client.request<MembershipDescription>('POST', '/api/cluster/forget', { broker });
+      print(context, membership, `forgot ${broker}'s old data directory: start it on an empty one with --join, then relaymq cluster add ${broker}\n${renderMembership(membership)}`);
+      return 0;
+    },
+  },
   moves: {
     usage: 'moves',
     summary: 'replica moves in progress, and the brokers being drained',
@@ -345,7 +364,7 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
 
 const GROUPS: Record<string, { commands: Record<string, Subcommand>; summary: string }> = {
   topic: { commands: TOPIC_COMMANDS, summary: 'create, describe and alter topics' },
-  cluster: { commands: CLUSTER_COMMANDS, summary: 'the cluster\'s brokers: status, add, remove, moves, rebalance' },
+  cluster: { commands: CLUSTER_COMMANDS, summary: 'the cluster\'s brokers: status, add, remove, forget, moves, rebalance' },
 };
 
 /** `relaymq topic --help` / `relaymq cluster --help`. */

@@ -6,7 +6,7 @@ import { ReplicaMoves, parseMovesRecord, type MoveCommand, type MoveResult, type
 export type { PartitionAssignment } from './moves.js';
 
 /** The metadata commands moves.ts applies. */
-const MOVE_COMMAND_TYPES: ReadonlySet<string> = new Set<MoveCommand['type']>(['move-replica', 'finish-move', 'cancel-move', 'drain-broker', 'rebalance', 'prefer-replica']);
+const MOVE_COMMAND_TYPES: ReadonlySet<string> = new Set<MoveCommand['type']>(['move-replica', 'finish-move', 'cancel-move', 'drain-broker', 'forget-broker', 'rebalance', 'prefer-replica']);
 const isMoveCommand = (command: MetadataCommand): command is MoveCommand => MOVE_COMMAND_TYPES.has(command.type);
 
 /**
@@ -97,6 +97,8 @@ export interface MetadataSnapshot {
   draining?: string[];
   /** An operator asked for a rebalance that is not done yet; absent: no. */
   rebalance?: boolean;
+  /** Brokers an operator let come back on an empty data directory, not admitted again yet; absent when none. */
+  forgotten?: string[];
 }
 
 /**
@@ -202,10 +204,11 @@ export class MetadataState {
   snapshot(): MetadataSnapshot {
     const snapshot: MetadataSnapshot = { topics: structuredClone(this.all()), durables: this.durablePositions.toRecords(), groups: this.groups.toRecords() };
     if (this.namedAs !== undefined) snapshot.clusterId = this.namedAs;
-    const { moves, draining, rebalance } = this.moves.toRecord();
+    const { moves, draining, rebalance, forgotten } = this.moves.toRecord();
     if (moves.length > 0) snapshot.moves = moves;
     if (draining.length > 0) snapshot.draining = draining;
     if (rebalance === true) snapshot.rebalance = true;
+    if (forgotten !== undefined) snapshot.forgotten = forgotten;
     return snapshot;
   }
 
@@ -217,7 +220,7 @@ export class MetadataState {
     this.durablePositions.restore(snapshot.durables);
     this.groups.restore(snapshot.groups ?? []);
     this.namedAs = snapshot.clusterId;
-    this.moves.restore({ moves: snapshot.moves ?? [], draining: snapshot.draining ?? [], rebalance: snapshot.rebalance === true });
+    this.moves.restore({ moves: snapshot.moves ?? [], draining: snapshot.draining ?? [], rebalance: snapshot.rebalance === true, forgotten: snapshot.forgotten ?? [] });
   }
 
   /** Applies a committed command. Deterministic: same commands, same state, on every broker. */
@@ -342,9 +345,9 @@ export function assignReplicas(
 /** Reads an untrusted value (a snapshot from a peer) as a {@link MetadataSnapshot}, or `undefined`. */
 export function parseMetadataSnapshot(value: unknown): MetadataSnapshot | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { topics, durables, groups, clusterId, moves, draining, rebalance } = value as Record<string, unknown>;
+  const { topics, durables, groups, clusterId, moves, draining, rebalance, forgotten } = value as Record<string, unknown>;
   if (!Array.isArray(topics) || !Array.isArray(durables) || parseGroupRecords(groups) === undefined) return undefined;
-  if (parseMovesRecord(moves, draining, rebalance) === undefined) return undefined;
+  if (parseMovesRecord(moves, draining, rebalance, forgotten) === undefined) return undefined;
   if (clusterId !== undefined && (typeof clusterId !== 'string' || !CLUSTER_ID_PATTERN.test(clusterId))) return undefined;
   const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   for (const t of topics as unknown[]) {

@@ -77,6 +77,19 @@ export interface DrainBrokerCommand {
   draining: boolean;
 }
 
+/**
+ * Lets `broker` (out of the metadata group, holding no replica: replaced or
+ * decommissioned) come back on an empty data directory (`forgotten`): the
+ * brokers accept whatever incarnation it presents next, and keep it, until an
+ * operator admits it again (`relaymq cluster add`, which records it
+ * `forgotten: false`). While forgotten it is not admitted by itself.
+ */
+export interface ForgetBrokerCommand {
+  type: 'forget-broker';
+  broker: string;
+  forgotten: boolean;
+}
+
 /** Asks for replicas to be spread evenly (`on`), or records that they are (`off`). */
 export interface RebalanceCommand {
   type: 'rebalance';
@@ -91,7 +104,7 @@ export interface PreferReplicaCommand {
   leader: string;
 }
 
-export type MoveCommand = MoveReplicaCommand | FinishMoveCommand | CancelMoveCommand | DrainBrokerCommand | RebalanceCommand | PreferReplicaCommand;
+export type MoveCommand = MoveReplicaCommand | FinishMoveCommand | CancelMoveCommand | DrainBrokerCommand | ForgetBrokerCommand | RebalanceCommand | PreferReplicaCommand;
 
 /** What applying a move command produced. */
 export type MoveResult =
@@ -100,6 +113,7 @@ export type MoveResult =
   | { kind: 'move-cancelled'; move: ReplicaMove }
   | { kind: 'move-refused'; reason: string }
   | { kind: 'draining'; brokers: string[] }
+  | { kind: 'forgotten'; brokers: string[] }
   | { kind: 'rebalance'; on: boolean }
   | { kind: 'preferred'; topic: string; partition: number; replicas: string[] };
 
@@ -115,6 +129,8 @@ export interface MovesRecord {
   draining: string[];
   /** A rebalance was asked for and is not done (absent: false). */
   rebalance?: boolean;
+  /** Brokers an operator let come back on an empty data directory, not admitted again yet (absent: none). */
+  forgotten?: string[];
 }
 
 const moveKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -123,6 +139,7 @@ const moveKey = (topic: string, partition: number): string => `${topic}\u0000${p
 export class ReplicaMoves {
   private readonly moves = new Map<string, ReplicaMove>();
   private readonly drainingSet = new Set<string>();
+  private readonly forgottenSet = new Set<string>();
   private rebalanceAsked = false;
 
   /** @param topicOf - the topic's assignment, to read and change. */
@@ -147,6 +164,15 @@ export class ReplicaMoves {
     return this.drainingSet.has(broker);
   }
 
+  /** Brokers whose next incarnation is accepted (an operator forgot the old one), sorted. */
+  get forgotten(): string[] {
+    return [...this.forgottenSet].sort();
+  }
+
+  isForgotten(broker: string): boolean {
+    return this.forgottenSet.has(broker);
+  }
+
   /** Whether a rebalance was asked for and is not done. */
   get rebalancing(): boolean {
     return this.rebalanceAsked;
@@ -164,6 +190,10 @@ export class ReplicaMoves {
         if (command.draining) this.drainingSet.add(command.broker);
         else this.drainingSet.delete(command.broker);
         return { kind: 'draining', brokers: this.draining };
+      case 'forget-broker':
+        if (command.forgotten) this.forgottenSet.add(command.broker);
+        else this.forgottenSet.delete(command.broker);
+        return { kind: 'forgotten', brokers: this.forgotten };
       case 'rebalance':
         this.rebalanceAsked = command.on;
         return { kind: 'rebalance', on: command.on };
@@ -182,6 +212,7 @@ export class ReplicaMoves {
   toRecord(): MovesRecord {
     const record: MovesRecord = { moves: this.all().map((m) => ({ ...m })), draining: this.draining };
     if (this.rebalanceAsked) record.rebalance = true;
+    if (this.forgottenSet.size > 0) record.forgotten = this.forgotten;
     return record;
   }
 
@@ -189,6 +220,8 @@ export class ReplicaMoves {
   restore(record: Partial<MovesRecord> | undefined): void {
     this.moves.clear();
     this.drainingSet.clear();
+    this.forgottenSet.clear();
+    for (const broker of record?.forgotten ?? []) this.forgottenSet.add(broker);
     for (const move of record?.moves ?? []) this.moves.set(moveKey(move.topic, move.partition), { ...move });
     for (const broker of record?.draining ?? []) this.drainingSet.add(broker);
     this.rebalanceAsked = record?.rebalance === true;
@@ -409,6 +442,7 @@ export function parseMoveCommand(value: unknown): MoveCommand | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const o = value as Record<string, unknown>;
   if (o.type === 'drain-broker') return isId(o.broker) && typeof o.draining === 'boolean' ? { type: 'drain-broker', broker: o.broker, draining: o.draining } : undefined;
+  if (o.type === 'forget-broker') return isId(o.broker) && typeof o.forgotten === 'boolean' ? { type: 'forget-broker', broker: o.broker, forgotten: o.forgotten } : undefined;
   if (o.type === 'rebalance') return typeof o.on === 'boolean' ? { type: 'rebalance', on: o.on } : undefined;
   if (o.type === 'prefer-replica') return isTopic(o.topic) && isUint(o.partition) && isId(o.leader) ? { type: 'prefer-replica', topic: o.topic, partition: o.partition, leader: o.leader } : undefined;
   if (!isTopic(o.topic) || !isUint(o.partition)) return undefined;
@@ -421,8 +455,9 @@ export function parseMoveCommand(value: unknown): MoveCommand | undefined {
 }
 
 /** Reads a snapshot's moves (untrusted); `undefined` when malformed. Absent fields are an empty record. */
-export function parseMovesRecord(moves: unknown, draining: unknown, rebalance?: unknown): MovesRecord | undefined {
+export function parseMovesRecord(moves: unknown, draining: unknown, rebalance?: unknown, forgotten?: unknown): MovesRecord | undefined {
   if (moves !== undefined && !Array.isArray(moves)) return undefined;
+  if (forgotten !== undefined && (!Array.isArray(forgotten) || !forgotten.every(isId))) return undefined;
   if (rebalance !== undefined && typeof rebalance !== 'boolean') return undefined;
   if (draining !== undefined && (!Array.isArray(draining) || !draining.every(isId))) return undefined;
   const parsed: ReplicaMove[] = [];
@@ -433,5 +468,6 @@ export function parseMovesRecord(moves: unknown, draining: unknown, rebalance?: 
   }
   const record: MovesRecord = { moves: parsed, draining: (draining ?? []) as string[] };
   if (rebalance === true) record.rebalance = true;
+  if (forgotten !== undefined && (forgotten as string[]).length > 0) record.forgotten = [...(forgotten as string[])];
   return record;
 }

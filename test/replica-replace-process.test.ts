@@ -28,7 +28,10 @@ import { waitFor, waitForAsync, within } from './support/wait.js';
 const fixture = new Fixture();
 const tempDir = tempDirs('relaymq-replace-process-');
 const processes: BrokerProcess[] = [];
+/** Ends the producer loops, also when the test failed half-way (else they would publish on, and fail, for ever). */
+const producers = { stop: false };
 afterEach(async (context) => {
+  producers.stop = true;
   if (context.task.result?.state === 'fail') for (const p of processes) console.log(`--- ${p.id} stderr (tail)\n${p.stderr.slice(-4000)}`);
   processes.length = 0;
   await fixture.cleanup();
@@ -94,14 +97,14 @@ describe('replacing a dead broker (processes)', () => {
     const producer = await fixture.client(IDS.map((id) => cluster.get(id).url));
     const acked = new Map<string, number[]>();
     const failed = new Map<string, Set<number>>();
-    let stop = false;
+    producers.stop = false;
     const loops = Array.from({ length: KEYS }, async (_, k) => {
       const key = `k${k}`;
       const seqs: number[] = [];
       const lost = new Set<number>();
       acked.set(key, seqs);
       failed.set(key, lost);
-      for (let seq = 0; !stop; seq++) {
+      for (let seq = 0; !producers.stop; seq++) {
         try {
           await producer.publish(TOPIC, `${key}:${seq}`, { key, ack: 'quorum' });
           seqs.push(seq);
@@ -191,7 +194,8 @@ describe('replacing a dead broker (processes)', () => {
     expect(forgot.status, JSON.stringify(forgot.body)).toBe(200);
     const accepted = (id: string): boolean => cluster.get(id).stderr.includes('accepting a new incarnation of a broker an operator let come back');
     await waitFor(() => live.some(accepted), `a live broker to accept ${victimId}'s new incarnation`, 30_000);
-    // Admitted by the operator once linked to the broker asked (its dials back off while refused: bounded retry).
+    // Admitted by the operator once linked to the broker asked (its dials back off while refused: bounded retry). The
+    // other brokers may not have met the new incarnation yet: the add records it in the metadata, and they take it from there.
     await waitForAsync(async () => (await post(admin(live[0] as string), '/api/cluster/add', { broker: victimId })).status === 200, `${victimId} to be added back`, 30_000);
     await waitForAsync(async () => (await get(`${amnesiac.adminUrl as string}/readyz`, 2000).catch(() => ({ status: 0 }))).status === 200, `${victimId} to be ready again`, 30_000);
 
@@ -213,7 +217,7 @@ describe('replacing a dead broker (processes)', () => {
     const atEnd = total();
     await waitFor(() => total() >= atEnd + 100, 'publishing to go on after the rebalance', 30_000);
 
-    stop = true;
+    producers.stop = true;
     await within(Promise.all(loops), 'the producers to stop', 30_000);
     const failures = [...failed.values()].reduce((n, s) => n + s.size, 0);
 

@@ -370,6 +370,17 @@ class RunningBroker implements Broker {
         joining: joined.length > 0,
         ...(identity?.clusterId === undefined ? {} : { clusterId: identity.clusterId }),
         ...(identity === undefined || dataDir === undefined ? {} : { onClusterId: (clusterId: string) => this.learnedClusterId(dataDir, identity, clusterId) }),
+        ...(known === undefined
+          ? {}
+          : {
+              incarnationOf: (peer: string) => known.get(peer),
+              // An operator admitted a broker that came back on an empty data directory: its admitted incarnation is the one kept here.
+              onIncarnationAdmitted: (peer: string, incarnation: string) => {
+                if (peer === id || known.get(peer) === incarnation) return;
+                log('info', 'recording the incarnation an operator admitted a broker with', { peer, incarnation, known: known.get(peer) });
+                known.replace(peer, incarnation);
+              },
+            }),
         transport: this.peers,
         requestTimeoutMs: this.options.peer.requestTimeoutMs,
         readTimeoutMs: this.options.peer.readTimeoutMs,

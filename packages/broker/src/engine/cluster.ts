@@ -76,6 +76,10 @@ export interface ClusterEngineOptions {
   clusterId?: string;
   /** Told the cluster id whenever the applied metadata has one; set, this broker names a new cluster (it records the id in its data directory). */
   onClusterId?: (clusterId: string) => void;
+  /** The incarnation this broker met `peer` with (storage/identity.ts), recorded when an operator admits a forgotten broker. */
+  incarnationOf?: (peer: NodeId) => string | undefined;
+  /** A broker that came back on an empty data directory was admitted with `incarnation`: take it as the peer's (applied and restored metadata). */
+  onIncarnationAdmitted?: (peer: NodeId, incarnation: string) => void;
   /** How many brokers vote in the metadata group; members admitted beyond it do not vote. */
   metadataVoters: number;
   /**
@@ -833,7 +837,9 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       if (!this.options.transport.connectedPeers().includes(broker)) {
         throw new RelayError('INVALID_ARGUMENT', `broker ${broker} is not linked to broker ${this.options.self}: start it (on an empty data directory, with --join <a member's peer address>) first`);
       }
-      await this.proposeMove({ type: 'forget-broker', broker, forgotten: false });
+      // The incarnation it linked here with becomes every broker's record of it, whether or not a broker met it yet.
+      const incarnation = this.options.incarnationOf?.(broker);
+      await this.proposeMove({ type: 'forget-broker', broker, forgotten: false, ...(incarnation === undefined ? {} : { incarnation }) });
     }
     // An operator adding a decommissioned broker back: it may hold replicas again (one still a member: its decommission is called off).
     if (this.metadata.moves.isDraining(broker)) {
@@ -1044,6 +1050,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       this.consumerGroupEvents.emit('changed', undefined);
     }
     if (result.kind === 'cluster-id') this.options.onClusterId?.(result.clusterId);
+    if (result.kind === 'forgotten' && result.admitted !== undefined) this.options.onIncarnationAdmitted?.(result.admitted.broker, result.admitted.incarnation);
     // A move's new replica starts its group here; a finished (or cancelled) move drops the replica it replaced.
     if (result.kind === 'move-started' || result.kind === 'move-finished' || result.kind === 'move-cancelled') {
       const topic = this.metadata.get(result.move.topic);
@@ -1066,6 +1073,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private restoreMetadata(snapshot: MetadataSnapshot): void {
     this.metadata.restore(snapshot);
     if (this.metadata.clusterId !== undefined) this.options.onClusterId?.(this.metadata.clusterId);
+    for (const [broker, incarnation] of this.metadata.moves.admitted) this.options.onIncarnationAdmitted?.(broker, incarnation);
     for (const topic of this.metadata.all()) this.hostPartitions(topic);
     this.consumerGroupEvents.emit('changed', undefined);
     this.metaEvents.emit('applied');

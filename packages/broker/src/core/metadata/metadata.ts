@@ -99,6 +99,8 @@ export interface MetadataSnapshot {
   rebalance?: boolean;
   /** Brokers an operator let come back on an empty data directory, not admitted again yet; absent when none. */
   forgotten?: string[];
+  /** The incarnation each broker that came back that way was admitted with; absent when none. */
+  admitted?: Record<string, string>;
 }
 
 /**
@@ -204,11 +206,12 @@ export class MetadataState {
   snapshot(): MetadataSnapshot {
     const snapshot: MetadataSnapshot = { topics: structuredClone(this.all()), durables: this.durablePositions.toRecords(), groups: this.groups.toRecords() };
     if (this.namedAs !== undefined) snapshot.clusterId = this.namedAs;
-    const { moves, draining, rebalance, forgotten } = this.moves.toRecord();
+    const { moves, draining, rebalance, forgotten, admitted } = this.moves.toRecord();
     if (moves.length > 0) snapshot.moves = moves;
     if (draining.length > 0) snapshot.draining = draining;
     if (rebalance === true) snapshot.rebalance = true;
     if (forgotten !== undefined) snapshot.forgotten = forgotten;
+    if (admitted !== undefined) snapshot.admitted = admitted;
     return snapshot;
   }
 
@@ -220,7 +223,7 @@ export class MetadataState {
     this.durablePositions.restore(snapshot.durables);
     this.groups.restore(snapshot.groups ?? []);
     this.namedAs = snapshot.clusterId;
-    this.moves.restore({ moves: snapshot.moves ?? [], draining: snapshot.draining ?? [], rebalance: snapshot.rebalance === true, forgotten: snapshot.forgotten ?? [] });
+    this.moves.restore({ moves: snapshot.moves ?? [], draining: snapshot.draining ?? [], rebalance: snapshot.rebalance === true, forgotten: snapshot.forgotten ?? [], admitted: snapshot.admitted ?? {} });
   }
 
   /** Applies a committed command. Deterministic: same commands, same state, on every broker. */
@@ -345,9 +348,9 @@ export function assignReplicas(
 /** Reads an untrusted value (a snapshot from a peer) as a {@link MetadataSnapshot}, or `undefined`. */
 export function parseMetadataSnapshot(value: unknown): MetadataSnapshot | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { topics, durables, groups, clusterId, moves, draining, rebalance, forgotten } = value as Record<string, unknown>;
+  const { topics, durables, groups, clusterId, moves, draining, rebalance, forgotten, admitted } = value as Record<string, unknown>;
   if (!Array.isArray(topics) || !Array.isArray(durables) || parseGroupRecords(groups) === undefined) return undefined;
-  if (parseMovesRecord(moves, draining, rebalance, forgotten) === undefined) return undefined;
+  if (parseMovesRecord(moves, draining, rebalance, forgotten, admitted) === undefined) return undefined;
   if (clusterId !== undefined && (typeof clusterId !== 'string' || !CLUSTER_ID_PATTERN.test(clusterId))) return undefined;
   const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   for (const t of topics as unknown[]) {

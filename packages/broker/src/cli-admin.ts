@@ -278,7 +278,9 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
       'admits one the cluster does not take by itself: a broker removed earlier and\n' +
       'started again. It must be linked to the broker asked (--broker). It becomes a\n' +
       'learner, and a voter once caught up while the group has fewer voters than\n' +
-      '--metadata-voters.',
+      '--metadata-voters. A broker let back on an empty data directory (relaymq\n' +
+      'cluster forget) is admitted the same way; from then on the brokers refuse any\n' +
+      'incarnation of it other than the one it linked with.',
     options: [],
     run: async (context) => {
       const broker = onePositional(context, BROKER_ID('add'));

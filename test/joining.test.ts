@@ -143,3 +143,60 @@ describe('a broker with amnesia', () => {
     await expect(fixture.broker({ ...optionsOf(0), id: 'a9', peers: [] })).rejects.toThrow(/belongs to broker a1/);
   }, 60_000);
 });
+
+describe('a broker an operator lets come back on an empty data directory', () => {
+  it('once removed, the same id is forgotten (refused while it is a member), accepted on its next incarnation, added, and any later incarnation is refused again', async () => {
+    const ids = ['f1', 'f2', 'f3'];
+    const peerPorts = await freePorts(3);
+    const lines: Array<{ broker: string; level: string; message: string; fields?: Record<string, unknown> }> = [];
+    const optionsOf = (i: number, dataDir: string): BrokerOptions => ({
+      id: ids[i] as string,
+      peerPort: peerPorts[i] as number,
+      peers: ids.flatMap((id, j) => (j === i ? [] : [`${id}@127.0.0.1:${peerPorts[j]}`])),
+      dataDir,
+      replicationFactor: 1,
+      log: (level, message, fields) => void lines.push({ broker: ids[i] as string, level, message, ...(fields === undefined ? {} : { fields }) }),
+    });
+    interface Operator {
+      removeBroker(b: string): Promise<{ outcome: string }>;
+      forgetBroker(b: string): Promise<void>;
+      addBroker(b: string): Promise<unknown>;
+      metadataMembership(): { voters: string[]; learners: string[] };
+    }
+    const brokers = await Promise.all([0, 1, 2].map(async (i) => fixture.broker(optionsOf(i, await tempDir()))));
+    const [f1, f2] = brokers as [Broker, Broker, Broker];
+    const op = f1.engine as unknown as Operator;
+    const isMember = (b: Broker, id: string): boolean => {
+      const m = (b.engine as unknown as Operator).metadataMembership();
+      return m.voters.includes(id) || m.learners.includes(id);
+    };
+    const linked = (b: Broker, id: string): boolean => (b as unknown as { peers: { connectedPeers(): string[] } }).peers.connectedPeers().includes(id);
+    await waitFor(() => isMember(f1, 'f3') && linked(f1, 'f3') && linked(f2, 'f3'), 'f3 to be a linked member');
+    const refusals = (): number => lines.filter((l) => l.broker !== 'f3' && l.message === 'refusing a broker with amnesia' && l.fields?.peer === 'f3').length;
+
+    // Not while f3 still votes.
+    await expect(op.forgetBroker('f3')).rejects.toThrow(/still a member of the metadata group/);
+    // f3 holds no replica: removed at once; then its disk is lost and it comes back under its id: refused.
+    await expect(within(op.removeBroker('f3'), 'removing f3')).resolves.toMatchObject({ outcome: 'removed' });
+    await waitFor(() => !isMember(f1, 'f3') && !isMember(f2, 'f3'), 'f3 to leave the metadata group');
+    await brokers[2]!.close();
+    let f3 = await fixture.broker(optionsOf(2, await tempDir()));
+    await waitFor(() => refusals() > 0, 'the brokers to refuse f3 with an empty disk');
+    expect(linked(f1, 'f3') || linked(f2, 'f3')).toBe(false);
+
+    // The operator forgets the old identity: the new incarnation is accepted at f3's next try, and kept; then f3 is added.
+    await within(op.forgetBroker('f3'), 'forgetting f3');
+    await waitFor(() => linked(f1, 'f3') && linked(f2, 'f3'), 'f3 to link again once forgotten', 20_000);
+    expect(lines.some((l) => l.message === 'accepting a new incarnation of a broker an operator let come back on an empty data directory' && l.fields?.peer === 'f3')).toBe(true);
+    await within(op.addBroker('f3'), 'adding f3 back');
+    await waitFor(() => isMember(f1, 'f3') && isMember(f2, 'f3'), 'f3 to be a member again');
+    await waitFor(() => (f3.engine as unknown as Operator).metadataMembership().voters.length > 0 && isMember(f3, 'f3'), 'f3 to learn it is a member');
+
+    // Added: another empty disk under f3 is refused again (forgotten only until added).
+    const before = refusals();
+    await f3.close();
+    f3 = await fixture.broker(optionsOf(2, await tempDir()));
+    await waitFor(() => refusals() > before, 'the brokers to refuse f3 again on another empty disk', 20_000);
+    expect(linked(f1, 'f3') || linked(f2, 'f3')).toBe(false);
+  }, 90_000);
+});

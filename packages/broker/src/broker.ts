@@ -220,6 +220,10 @@ class RunningBroker implements Broker {
         const { outcome, replicas } = await this.clusterEngine('remove a broker').removeBroker(broker);
         return { ...this.membership(), removal: { broker, outcome, replicasToMove: replicas } };
       },
+      forgetBroker: async (broker) => {
+        await this.clusterEngine('forget a broker').forgetBroker(broker);
+        return this.membership();
+      },
       moves: () => this.movesDescription(),
       rebalance: async () => {
         await this.clusterEngine('rebalance').rebalance();
@@ -349,6 +353,9 @@ class RunningBroker implements Broker {
                 clusterId: () => identity.clusterId,
                 known: (peer: string) => known.get(peer),
                 remember: (peer: string, incarnation: string) => known.remember(peer, incarnation),
+                // Another incarnation only of a broker an operator let come back (relaymq cluster forget), until it is added again.
+                replaceable: (peer: string) => this.replicated?.isForgotten(peer) ?? false,
+                replace: (peer: string, incarnation: string) => known.replace(peer, incarnation),
               },
             }),
         host,
@@ -371,6 +378,17 @@ class RunningBroker implements Broker {
         joining: joined.length > 0,
         ...(identity?.clusterId === undefined ? {} : { clusterId: identity.clusterId }),
         ...(identity === undefined || dataDir === undefined ? {} : { onClusterId: (clusterId: string) => this.learnedClusterId(dataDir, identity, clusterId) }),
+        ...(known === undefined
+          ? {}
+          : {
+              incarnationOf: (peer: string) => known.get(peer),
+              // An operator admitted a broker that came back on an empty data directory: its admitted incarnation is the one kept here.
+              onIncarnationAdmitted: (peer: string, incarnation: string) => {
+                if (peer === id || known.get(peer) === incarnation) return;
+                log('info', 'recording the incarnation an operator admitted a broker with', { peer, incarnation, known: known.get(peer) });
+                known.replace(peer, incarnation);
+              },
+            }),
         transport: this.peers,
         requestTimeoutMs: this.options.peer.requestTimeoutMs,
         readTimeoutMs: this.options.peer.readTimeoutMs,

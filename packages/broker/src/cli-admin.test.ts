@@ -101,6 +101,16 @@ describe('relaymq topic / cluster', () => {
     expect(groupUsage('topic')).toMatch(/delete +delete a topic with its messages/);
   });
 
+  it('cluster forget posts the broker and says what to do next; the broker\'s refusal exits 1', async () => {
+    const port = io(() => ({ status: 200, body: membership }));
+    expect(await runAdminCommand('cluster', ['forget', 'b5'], port)).toBe(0);
+    expect(port.sent).toEqual([{ method: 'POST', url: 'http://127.0.0.1:9401/api/cluster/forget', authorization: undefined, body: { broker: 'b5' } }]);
+    expect(port.stdout.join('')).toMatch(/^forgot b5's old data directory: start it on an empty one with --join, then relaymq cluster add b5\n/);
+    const refused = io(() => ({ status: 409, body: { error: 'broker b1 is still a member of the metadata group', code: 'FORBIDDEN' } }));
+    expect(await runAdminCommand('cluster', ['forget', 'b1'], refused)).toBe(1);
+    expect(refused.stderr.join('')).toBe('relaymq: cluster forget: broker b1 is still a member of the metadata group (FORBIDDEN)\n');
+  });
+
   it('reports an unreachable admin port as a failure (exit 1), not a usage error', async () => {
     const port = io(() => ({ status: 200, body: {} }));
     port.fetch = (async () => {

@@ -1,6 +1,6 @@
 /**
  * `relaymq topic create|describe|alter|delete` and `relaymq cluster
- * status|add|remove|moves|rebalance`: admin commands over a broker's admin port
+ * status|add|remove|forget|moves|rebalance`: admin commands over a broker's admin port
  * (observability/admin-api.ts). Each takes `--help`, prints for people by
  * default and JSON with `--json`, and sends the admin token (`--admin-token`
  * or `RELAYMQ_ADMIN_TOKEN`) with every request. Exit status: 0 done,
@@ -297,7 +297,9 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
       'admits one the cluster does not take by itself: a broker removed earlier and\n' +
       'started again. It must be linked to the broker asked (--broker). It becomes a\n' +
       'learner, and a voter once caught up while the group has fewer voters than\n' +
-      '--metadata-voters.',
+      '--metadata-voters. A broker let back on an empty data directory (relaymq\n' +
+      'cluster forget) is admitted the same way; from then on the brokers refuse any\n' +
+      'incarnation of it other than the one it linked with.',
     options: [],
     run: async (context) => {
       const broker = onePositional(context, BROKER_ID('add'));
@@ -325,6 +327,25 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
         ? `draining ${broker}: ${removal.removal.replicasToMove} replica${removal.removal.replicasToMove === 1 ? '' : 's'} to move off, then it leaves the metadata group; follow with relaymq cluster moves, stop it once it is not admitted`
         : `removed ${broker}: stop it now`;
       print(context, removal, `${said}\n${renderMembership(removal)}`);
+      return 0;
+    },
+  },
+  forget: {
+    usage: 'forget <broker>',
+    summary: 'let a replaced broker come back under its id on an empty data directory',
+    details:
+      'A broker restarted with an empty data directory under an id the cluster knows\n' +
+      'is refused (it forgot its Raft votes). Once it was replaced (self-healing) or\n' +
+      'removed, so it votes nowhere, this command lets it come back: the brokers accept\n' +
+      'the next incarnation it presents. Start it on an empty data directory with\n' +
+      '--join, then admit it with relaymq cluster add <broker>, which makes the brokers\n' +
+      'refuse any other incarnation again. Refused while it is a member of the\n' +
+      'metadata group or holds partition replicas.',
+    options: [],
+    run: async (context) => {
+      const broker = onePositional(context, BROKER_ID('forget'));
+      const membership = await context.client.request<MembershipDescription>('POST', '/api/cluster/forget', { broker });
+      print(context, membership, `forgot ${broker}'s old data directory: start it on an empty one with --join, then relaymq cluster add ${broker}\n${renderMembership(membership)}`);
       return 0;
     },
   },
@@ -364,7 +385,7 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
 
 const GROUPS: Record<string, { commands: Record<string, Subcommand>; summary: string }> = {
   topic: { commands: TOPIC_COMMANDS, summary: 'create, describe, alter and delete topics' },
-  cluster: { commands: CLUSTER_COMMANDS, summary: 'the cluster\'s brokers: status, add, remove, moves, rebalance' },
+  cluster: { commands: CLUSTER_COMMANDS, summary: 'the cluster\'s brokers: status, add, remove, forget, moves, rebalance' },
 };
 
 /** `relaymq topic --help` / `relaymq cluster --help`. */

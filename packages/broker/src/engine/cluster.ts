@@ -85,6 +85,10 @@ export interface ClusterEngineOptions {
   clusterId?: string;
   /** Told the cluster id whenever the applied metadata has one; set, this broker names a new cluster (it records the id in its data directory). */
   onClusterId?: (clusterId: string) => void;
+  /** The incarnation this broker met `peer` with (storage/identity.ts), recorded when an operator admits a forgotten broker. */
+  incarnationOf?: (peer: NodeId) => string | undefined;
+  /** A broker that came back on an empty data directory was admitted with `incarnation`: take it as the peer's (applied and restored metadata). */
+  onIncarnationAdmitted?: (peer: NodeId, incarnation: string) => void;
   /** How many brokers vote in the metadata group; members admitted beyond it do not vote. */
   metadataVoters: number;
   /**
@@ -304,7 +308,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       group: () => this.meta,
       connected: () => options.transport.connectedPeers(),
       // A broker taken out of the metadata group (by an operator) is not admitted back while it is still connected.
-      excluded: () => new Set([...this.metaMembersSeen].filter((id) => !isMember(this.meta.confState, id))),
+      // Nor one an operator let come back on an empty data directory (forgotten) before the operator adds it.
+      excluded: () => new Set([...[...this.metaMembersSeen].filter((id) => !isMember(this.meta.confState, id)), ...this.metadata.moves.forgotten]),
       metadataVoters: options.metadataVoters,
       timeoutMs: options.requestTimeoutMs,
       log: options.log,
@@ -883,6 +888,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * It must be linked to this broker (started with `--join`).
    */
   async addBroker(broker: NodeId): Promise<ConfState> {
+    // A broker that came back on an empty data directory keeps the incarnation it linked with from now on (amnesia is refused again).
+    if (this.metadata.moves.isForgotten(broker) && !isMember(this.meta.confState, broker)) {
+      if (!this.options.transport.connectedPeers().includes(broker)) {
+        throw new RelayError('INVALID_ARGUMENT', `broker ${broker} is not linked to broker ${this.options.self}: start it (on an empty data directory, with --join <a member's peer address>) first`);
+      }
+      // The incarnation it linked here with becomes every broker's record of it, whether or not a broker met it yet.
+      const incarnation = this.options.incarnationOf?.(broker);
+      await this.proposeMove({ type: 'forget-broker', broker, forgotten: false, ...(incarnation === undefined ? {} : { incarnation }) });
+    }
     // An operator adding a decommissioned broker back: it may hold replicas again (one still a member: its decommission is called off).
     if (this.metadata.moves.isDraining(broker)) {
       await this.proposeMove({ type: 'drain-broker', broker, draining: false });
@@ -893,6 +907,36 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       throw new RelayError('INVALID_ARGUMENT', `broker ${broker} is not linked to broker ${this.options.self}: start it with --join <a member's peer address> first`);
     }
     return this.changeMembership(META_GROUP, { type: 'add-learner', node: broker });
+  }
+
+  /**
+   * Lets `broker`, which lost its data directory, come back under the same id
+   * on an empty one: every broker accepts the next incarnation it presents
+   * (and keeps that one) instead of refusing it as a broker with amnesia,
+   * until an operator admits it with {@link addBroker}. Safe only once it
+   * votes nowhere: refused (`FORBIDDEN`) while it is a member of the metadata
+   * group or holds (or receives) a partition replica, i.e. until it was
+   * replaced (self-healing) or decommissioned.
+   */
+  async forgetBroker(broker: NodeId): Promise<void> {
+    if (broker === this.options.self) throw new RelayError('INVALID_ARGUMENT', `broker ${broker} cannot forget itself: ask another broker`);
+    if (isMember(this.meta.confState, broker)) {
+      throw new RelayError(
+        'FORBIDDEN',
+        `broker ${broker} is still a member of the metadata group: its votes count, so its identity cannot be forgotten; wait until it is replaced (--replacement-timeout-ms) or remove it (relaymq cluster remove ${broker})`,
+      );
+    }
+    const held = replicasOn(broker, this.metadata.all());
+    if (held.length > 0) {
+      throw new RelayError('FORBIDDEN', `broker ${broker} still holds ${held.length} partition replica${held.length === 1 ? '' : 's'} (${held.slice(0, 3).join(', ')}): wait until they are moved off`);
+    }
+    if (this.metadata.moves.isForgotten(broker)) return;
+    await this.proposeMove({ type: 'forget-broker', broker, forgotten: true });
+  }
+
+  /** Whether an operator let `broker` come back on an empty data directory and did not admit it yet (see {@link forgetBroker}). */
+  isForgotten(broker: NodeId): boolean {
+    return this.metadata.moves.isForgotten(broker);
   }
 
   /** Proposes an operator's topic on this broker, the metadata leader. */
@@ -1064,6 +1108,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     }
     if (result.kind === 'cluster-id') this.options.onClusterId?.(result.clusterId);
     if (result.kind === 'topic-deleted') this.topicDeleted(result.topic);
+    if (result.kind === 'forgotten' && result.admitted !== undefined) this.options.onIncarnationAdmitted?.(result.admitted.broker, result.admitted.incarnation);
     // A move's new replica starts its group here; a finished (or cancelled) move drops the replica it replaced.
     if (result.kind === 'move-started' || result.kind === 'move-finished' || result.kind === 'move-cancelled') {
       const topic = this.metadata.get(result.move.topic);
@@ -1097,6 +1142,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       }
     }
     if (this.metadata.clusterId !== undefined) this.options.onClusterId?.(this.metadata.clusterId);
+    for (const [broker, incarnation] of this.metadata.moves.admitted) this.options.onIncarnationAdmitted?.(broker, incarnation);
     for (const topic of this.metadata.all()) this.hostPartitions(topic);
     this.consumerGroupEvents.emit('changed', undefined);
     this.metaEvents.emit('applied');

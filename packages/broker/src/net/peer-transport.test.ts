@@ -115,7 +115,7 @@ describe('PeerTransport', () => {
 });
 
 describe('peers that join and peers with amnesia', () => {
-  const transport = (id: string, port: number, peers: PeerAddress[], identity?: { incarnation: string; known: Map<string, string> }) => {
+  const transport = (id: string, port: number, peers: PeerAddress[], identity?: { incarnation: string; known: Map<string, string>; replaceable?: () => boolean }) => {
     const t = new PeerTransport({
       id,
       host: '127.0.0.1',
@@ -126,7 +126,14 @@ describe('peers that join and peers with amnesia', () => {
       reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
       ...(identity === undefined
         ? {}
-        : { identity: { incarnation: identity.incarnation, known: (peer: string) => identity.known.get(peer), remember: (peer: string, inc: string) => void identity.known.set(peer, inc) } }),
+        : {
+            identity: {
+              incarnation: identity.incarnation,
+              known: (peer: string) => identity.known.get(peer),
+              remember: (peer: string, inc: string) => void identity.known.set(peer, inc),
+              ...(identity.replaceable === undefined ? {} : { replaceable: identity.replaceable, replace: (peer: string, inc: string) => void identity.known.set(peer, inc) }),
+            },
+          }),
       log: () => {},
     });
     started.push(t);
@@ -167,6 +174,20 @@ describe('peers that join and peers with amnesia', () => {
     expect(a.connectedPeers()).toEqual([]);
     expect(heardByB).toEqual([]);
     expect(knownByA.get('b')).toBe('old-b');
+  });
+
+  it('accepts another incarnation of a peer an operator let come back (replaceable), and keeps the new one', async () => {
+    const [pa, pb] = await freePorts(2);
+    const peers = [
+      { id: 'a', host: '127.0.0.1', port: pa as number },
+      { id: 'b', host: '127.0.0.1', port: pb as number },
+    ];
+    const knownByA = new Map([['b', 'old-b']]);
+    const a = transport('a', pa as number, peers, { incarnation: 'a1', known: knownByA, replaceable: () => true });
+    const b = transport('b', pb as number, peers, { incarnation: 'new-b', known: new Map() });
+    await Promise.all([a.listen(), b.listen()]);
+    await until(() => a.connectedPeers().includes('b') && b.connectedPeers().includes('a'), 'a link between a and the new b', 10_000);
+    expect(knownByA.get('b')).toBe('new-b');
   });
 });
 

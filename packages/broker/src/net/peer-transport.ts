@@ -70,6 +70,14 @@ export interface PeerIdentity {
   known(peer: string): string | undefined;
   /** Records the incarnation of a peer met for the first time. */
   remember(peer: string, incarnation: string): void;
+  /**
+   * Whether `peer` may present another incarnation than the one recorded:
+   * an operator let it come back on an empty data directory (`relaymq
+   * cluster forget`). Unset: never.
+   */
+  replaceable?(peer: string): boolean;
+  /** Records `incarnation` as `peer`'s in place of the one met before (only when {@link replaceable}). */
+  replace?(peer: string, incarnation: string): void;
 }
 
 export interface PeerTransportEvents {
@@ -243,10 +251,15 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       return undefined;
     }
     if (known === incarnation) return undefined;
+    if (identity.replaceable?.(peer) === true && identity.replace !== undefined) {
+      identity.replace(peer, incarnation);
+      this.options.log('warn', 'accepting a new incarnation of a broker an operator let come back on an empty data directory', { peer, incarnation, known });
+      return undefined;
+    }
     const reason =
       `broker ${peer} presents incarnation ${incarnation}, but this cluster knows ${peer} as incarnation ${known}: ` +
       `its data directory was lost or replaced, and a broker that forgot its Raft votes must not vote again. ` +
-      `Restore its data directory, or start the new broker under a new id (and remove ${peer})`;
+      `Restore its data directory, start the new broker under a new id, or once ${peer} was replaced or removed let it come back (relaymq cluster forget ${peer}, then relaymq cluster add ${peer})`;
     this.options.log('error', 'refusing a broker with amnesia', { peer, incarnation, known, reason });
     return reason;
   }

@@ -12,6 +12,8 @@
  *   POST  /api/cluster/add             { broker }: admit a linked broker into the metadata group
  *   POST  /api/cluster/remove          { broker }: take a broker out (decommission.ts says when); one
  *                                      holding replicas drains first (its replicas are moved off)
+ *   POST  /api/cluster/forget          { broker }: let a replaced or removed broker come back under its id on an
+ *                                      empty data directory (refused while it is a member or holds replicas)
  *   GET   /api/cluster/moves           replica moves in progress and draining brokers
  *   POST  /api/cluster/rebalance       spread replicas evenly (by count) over the brokers
  */
@@ -128,6 +130,8 @@ export interface AdminActions {
   addBroker(broker: string): Promise<MembershipDescription>;
   /** Takes a broker out (draining it first when it holds replicas); `FORBIDDEN` when it may not go (decommission.ts). */
   removeBroker(broker: string): Promise<RemovalDescription>;
+  /** Lets a replaced or removed broker come back on an empty data directory (engine/cluster.ts forgetBroker). */
+  forgetBroker(broker: string): Promise<MembershipDescription>;
   /** Replica moves in progress. */
   moves(): MovesDescription;
   /** Asks for replicas to be spread evenly; answers the moves as they stand. */
@@ -253,6 +257,7 @@ export function adminMutations(actions: AdminActions): AdminMutations {
       }),
     'POST /api/cluster/add': ({ body }) => answering(async () => json(await actions.addBroker(parseBrokerRequest(body)))),
     'POST /api/cluster/remove': ({ body }) => answering(async () => json(await actions.removeBroker(parseBrokerRequest(body)))),
+    'POST /api/cluster/forget': ({ body }) => answering(async () => json(await actions.forgetBroker(parseBrokerRequest(body)))),
     'POST /api/cluster/rebalance': () => answering(async () => json(await actions.rebalance())),
   };
 }

@@ -123,6 +123,12 @@ export class PeerIncarnations {
     this.writing = this.writing.then(() => replaceFile(this.fs, path, `${path}.tmp`, data)).catch(this.onError);
   }
 
+  /** Records `incarnation` as `peer`'s in place of the one met before (an operator let it come back on an empty data directory). */
+  replace(peer: string, incarnation: string): void {
+    this.known.delete(peer);
+    this.remember(peer, incarnation);
+  }
+
   /** Forgets `peer` (an operator replaced it): its next incarnation is met as new. */
   forget(peer: string): void {
     if (!this.known.delete(peer) || this.path === undefined) return;

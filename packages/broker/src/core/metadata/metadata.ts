@@ -6,7 +6,7 @@ import { ReplicaMoves, parseMovesRecord, type MoveCommand, type MoveResult, type
 export type { PartitionAssignment } from './moves.js';
 
 /** The metadata commands moves.ts applies. */
-const MOVE_COMMAND_TYPES: ReadonlySet<string> = new Set<MoveCommand['type']>(['move-replica', 'finish-move', 'cancel-move', 'drain-broker', 'rebalance', 'prefer-replica']);
+const MOVE_COMMAND_TYPES: ReadonlySet<string> = new Set<MoveCommand['type']>(['move-replica', 'finish-move', 'cancel-move', 'drain-broker', 'forget-broker', 'rebalance', 'prefer-replica']);
 const isMoveCommand = (command: MetadataCommand): command is MoveCommand => MOVE_COMMAND_TYPES.has(command.type);
 
 /**
@@ -122,6 +122,10 @@ export interface MetadataSnapshot {
   rebalance?: boolean;
   /** Topics deleted so far (absent: none): the next topic's {@link TopicMetadata.incarnation}. */
   topicsDeleted?: number;
+  /** Brokers an operator let come back on an empty data directory, not admitted again yet; absent when none. */
+  forgotten?: string[];
+  /** The incarnation each broker that came back that way was admitted with; absent when none. */
+  admitted?: Record<string, string>;
 }
 
 /**
@@ -229,11 +233,13 @@ export class MetadataState {
   snapshot(): MetadataSnapshot {
     const snapshot: MetadataSnapshot = { topics: structuredClone(this.all()), durables: this.durablePositions.toRecords(), groups: this.groups.toRecords() };
     if (this.namedAs !== undefined) snapshot.clusterId = this.namedAs;
-    const { moves, draining, rebalance } = this.moves.toRecord();
+    const { moves, draining, rebalance, forgotten, admitted } = this.moves.toRecord();
     if (moves.length > 0) snapshot.moves = moves;
     if (draining.length > 0) snapshot.draining = draining;
     if (rebalance === true) snapshot.rebalance = true;
     if (this.topicsDeleted > 0) snapshot.topicsDeleted = this.topicsDeleted;
+    if (forgotten !== undefined) snapshot.forgotten = forgotten;
+    if (admitted !== undefined) snapshot.admitted = admitted;
     return snapshot;
   }
 
@@ -245,7 +251,7 @@ export class MetadataState {
     this.durablePositions.restore(snapshot.durables);
     this.groups.restore(snapshot.groups ?? []);
     this.namedAs = snapshot.clusterId;
-    this.moves.restore({ moves: snapshot.moves ?? [], draining: snapshot.draining ?? [], rebalance: snapshot.rebalance === true });
+    this.moves.restore({ moves: snapshot.moves ?? [], draining: snapshot.draining ?? [], rebalance: snapshot.rebalance === true, forgotten: snapshot.forgotten ?? [], admitted: snapshot.admitted ?? {} });
     this.topicsDeleted = snapshot.topicsDeleted ?? 0;
   }
 
@@ -401,9 +407,9 @@ export function parseDeleteTopicCommand(value: unknown): DeleteTopicCommand | un
 /** Reads an untrusted value (a snapshot from a peer) as a {@link MetadataSnapshot}, or `undefined`. */
 export function parseMetadataSnapshot(value: unknown): MetadataSnapshot | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { topics, durables, groups, clusterId, moves, draining, rebalance, topicsDeleted } = value as Record<string, unknown>;
+  const { topics, durables, groups, clusterId, moves, draining, rebalance, topicsDeleted, forgotten, admitted } = value as Record<string, unknown>;
   if (!Array.isArray(topics) || !Array.isArray(durables) || parseGroupRecords(groups) === undefined) return undefined;
-  if (parseMovesRecord(moves, draining, rebalance) === undefined) return undefined;
+  if (parseMovesRecord(moves, draining, rebalance, forgotten, admitted) === undefined) return undefined;
   if (clusterId !== undefined && (typeof clusterId !== 'string' || !CLUSTER_ID_PATTERN.test(clusterId))) return undefined;
   const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   if (topicsDeleted !== undefined && !isUint(topicsDeleted)) return undefined;

@@ -75,6 +75,34 @@ describe('replica moves in the metadata', () => {
     expect(parseMetadataSnapshot({ topics: [{ topic: 't', replicationFactor: 1, partitions: [{ replicas: ['a'], learners: [3] }] }], durables: [] })).toBeUndefined();
   });
 
+  it('a forgotten broker (let back on an empty data directory) is recorded until added again, and survives a snapshot', () => {
+    const m = state();
+    expect(m.apply({ type: 'forget-broker', broker: 'b4', forgotten: true })).toEqual({ kind: 'forgotten', brokers: ['b4'] });
+    expect(m.moves.isForgotten('b4')).toBe(true);
+    const parsed = parseMetadataSnapshot(JSON.parse(JSON.stringify(m.snapshot())) as unknown);
+    const restored = new MetadataState(['b1']);
+    restored.restore(parsed as NonNullable<typeof parsed>);
+    expect(restored.moves.forgotten).toEqual(['b4']);
+    expect(restored.apply({ type: 'forget-broker', broker: 'b4', forgotten: false, incarnation: 'inc-2' })).toEqual({
+      kind: 'forgotten',
+      brokers: [],
+      admitted: { broker: 'b4', incarnation: 'inc-2' },
+    });
+    expect(restored.snapshot().forgotten).toBeUndefined();
+    // The admitted incarnation survives a snapshot; forgetting the broker again drops it.
+    const again = new MetadataState(['b1']);
+    again.restore(parseMetadataSnapshot(JSON.parse(JSON.stringify(restored.snapshot())) as unknown) as NonNullable<typeof parsed>);
+    expect([...again.moves.admitted]).toEqual([['b4', 'inc-2']]);
+    again.apply({ type: 'forget-broker', broker: 'b4', forgotten: true });
+    expect([...again.moves.admitted]).toEqual([]);
+    expect(parseMetadataSnapshot({ topics: [], durables: [], admitted: { b4: 7 } })).toBeUndefined();
+    expect(parseMoveCommand({ type: 'forget-broker', broker: 'b', forgotten: false, incarnation: 'i' })).toEqual({ type: 'forget-broker', broker: 'b', forgotten: false, incarnation: 'i' });
+    expect(parseMoveCommand({ type: 'forget-broker', broker: 'b', forgotten: true, incarnation: 'i' })).toBeUndefined();
+    expect(parseMetadataSnapshot({ topics: [], durables: [], forgotten: [''] })).toBeUndefined();
+    expect(parseMoveCommand({ type: 'forget-broker', broker: 'b', forgotten: true })).toEqual({ type: 'forget-broker', broker: 'b', forgotten: true });
+    expect(parseMoveCommand({ type: 'forget-broker', broker: 'b' })).toBeUndefined();
+  });
+
   it('parses move commands from the log, refusing malformed ones', () => {
     expect(parseMoveCommand({ type: 'move-replica', topic: 't', partition: 0, from: 'a', to: 'b', atMs: 1 })).toEqual({ type: 'move-replica', topic: 't', partition: 0, from: 'a', to: 'b', atMs: 1 });
     expect(parseMoveCommand({ type: 'finish-move', topic: 't', partition: 2, from: 'a', to: 'b' })).toEqual({ type: 'finish-move', topic: 't', partition: 2, from: 'a', to: 'b' });

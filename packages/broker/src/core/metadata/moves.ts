@@ -77,6 +77,23 @@ export interface DrainBrokerCommand {
   draining: boolean;
 }
 
+/**
+ * Lets `broker` (out of the metadata group, holding no replica: replaced or
+ * decommissioned) come back on an empty data directory (`forgotten`): the
+ * brokers accept whatever incarnation it presents next, until an operator
+ * admits it again (`relaymq cluster add`, which records it `forgotten:
+ * false` with the `incarnation` it linked with: every broker then takes that
+ * one as the broker's, whichever it met, and refuses any other). While
+ * forgotten it is not admitted by itself.
+ */
+export interface ForgetBrokerCommand {
+  type: 'forget-broker';
+  broker: string;
+  forgotten: boolean;
+  /** With `forgotten: false`: the incarnation admitted. */
+  incarnation?: string;
+}
+
 /** Asks for replicas to be spread evenly (`on`), or records that they are (`off`). */
 export interface RebalanceCommand {
   type: 'rebalance';
@@ -91,7 +108,7 @@ export interface PreferReplicaCommand {
   leader: string;
 }
 
-export type MoveCommand = MoveReplicaCommand | FinishMoveCommand | CancelMoveCommand | DrainBrokerCommand | RebalanceCommand | PreferReplicaCommand;
+export type MoveCommand = MoveReplicaCommand | FinishMoveCommand | CancelMoveCommand | DrainBrokerCommand | ForgetBrokerCommand | RebalanceCommand | PreferReplicaCommand;
 
 /** What applying a move command produced. */
 export type MoveResult =
@@ -100,6 +117,7 @@ export type MoveResult =
   | { kind: 'move-cancelled'; move: ReplicaMove }
   | { kind: 'move-refused'; reason: string }
   | { kind: 'draining'; brokers: string[] }
+  | { kind: 'forgotten'; brokers: string[]; admitted?: { broker: string; incarnation: string } }
   | { kind: 'rebalance'; on: boolean }
   | { kind: 'preferred'; topic: string; partition: number; replicas: string[] };
 
@@ -115,6 +133,10 @@ export interface MovesRecord {
   draining: string[];
   /** A rebalance was asked for and is not done (absent: false). */
   rebalance?: boolean;
+  /** Brokers an operator let come back on an empty data directory, not admitted again yet (absent: none). */
+  forgotten?: string[];
+  /** The incarnation each broker that came back that way was admitted with (absent: none). */
+  admitted?: Record<string, string>;
 }
 
 const moveKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -123,6 +145,8 @@ const moveKey = (topic: string, partition: number): string => `${topic}\u0000${p
 export class ReplicaMoves {
   private readonly moves = new Map<string, ReplicaMove>();
   private readonly drainingSet = new Set<string>();
+  private readonly forgottenSet = new Set<string>();
+  private readonly admittedIncarnations = new Map<string, string>();
   private rebalanceAsked = false;
 
   /** @param topicOf - the topic's assignment, to read and change. */
@@ -147,6 +171,20 @@ export class ReplicaMoves {
     return this.drainingSet.has(broker);
   }
 
+  /** Brokers whose next incarnation is accepted (an operator forgot the old one), sorted. */
+  get forgotten(): string[] {
+    return [...this.forgottenSet].sort();
+  }
+
+  isForgotten(broker: string): boolean {
+    return this.forgottenSet.has(broker);
+  }
+
+  /** The incarnation each broker that came back on an empty data directory was admitted with. */
+  get admitted(): ReadonlyMap<string, string> {
+    return this.admittedIncarnations;
+  }
+
   /** Whether a rebalance was asked for and is not done. */
   get rebalancing(): boolean {
     return this.rebalanceAsked;
@@ -164,6 +202,17 @@ export class ReplicaMoves {
         if (command.draining) this.drainingSet.add(command.broker);
         else this.drainingSet.delete(command.broker);
         return { kind: 'draining', brokers: this.draining };
+      case 'forget-broker': {
+        if (command.forgotten) {
+          this.forgottenSet.add(command.broker);
+          this.admittedIncarnations.delete(command.broker);
+          return { kind: 'forgotten', brokers: this.forgotten };
+        }
+        this.forgottenSet.delete(command.broker);
+        if (command.incarnation === undefined) return { kind: 'forgotten', brokers: this.forgotten };
+        this.admittedIncarnations.set(command.broker, command.incarnation);
+        return { kind: 'forgotten', brokers: this.forgotten, admitted: { broker: command.broker, incarnation: command.incarnation } };
+      }
       case 'rebalance':
         this.rebalanceAsked = command.on;
         return { kind: 'rebalance', on: command.on };
@@ -182,6 +231,8 @@ export class ReplicaMoves {
   toRecord(): MovesRecord {
     const record: MovesRecord = { moves: this.all().map((m) => ({ ...m })), draining: this.draining };
     if (this.rebalanceAsked) record.rebalance = true;
+    if (this.forgottenSet.size > 0) record.forgotten = this.forgotten;
+    if (this.admittedIncarnations.size > 0) record.admitted = Object.fromEntries([...this.admittedIncarnations].sort(([a], [b]) => (a < b ? -1 : 1)));
     return record;
   }
 
@@ -189,6 +240,10 @@ export class ReplicaMoves {
   restore(record: Partial<MovesRecord> | undefined): void {
     this.moves.clear();
     this.drainingSet.clear();
+    this.forgottenSet.clear();
+    for (const broker of record?.forgotten ?? []) this.forgottenSet.add(broker);
+    this.admittedIncarnations.clear();
+    for (const [broker, incarnation] of Object.entries(record?.admitted ?? {})) this.admittedIncarnations.set(broker, incarnation);
     for (const move of record?.moves ?? []) this.moves.set(moveKey(move.topic, move.partition), { ...move });
     for (const broker of record?.draining ?? []) this.drainingSet.add(broker);
     this.rebalanceAsked = record?.rebalance === true;
@@ -402,6 +457,7 @@ export function replicasOn(broker: string, topics: readonly MovableTopic[]): str
 
 const isId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 64;
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isIncarnation = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 128;
 const isTopic = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 255;
 
 /** A move command from the metadata log (untrusted), or `undefined` when it is none or malformed. */
@@ -409,6 +465,11 @@ export function parseMoveCommand(value: unknown): MoveCommand | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const o = value as Record<string, unknown>;
   if (o.type === 'drain-broker') return isId(o.broker) && typeof o.draining === 'boolean' ? { type: 'drain-broker', broker: o.broker, draining: o.draining } : undefined;
+  if (o.type === 'forget-broker') {
+    if (!isId(o.broker) || typeof o.forgotten !== 'boolean') return undefined;
+    if (o.incarnation === undefined) return { type: 'forget-broker', broker: o.broker, forgotten: o.forgotten };
+    return isIncarnation(o.incarnation) && !o.forgotten ? { type: 'forget-broker', broker: o.broker, forgotten: false, incarnation: o.incarnation } : undefined;
+  }
   if (o.type === 'rebalance') return typeof o.on === 'boolean' ? { type: 'rebalance', on: o.on } : undefined;
   if (o.type === 'prefer-replica') return isTopic(o.topic) && isUint(o.partition) && isId(o.leader) ? { type: 'prefer-replica', topic: o.topic, partition: o.partition, leader: o.leader } : undefined;
   if (!isTopic(o.topic) || !isUint(o.partition)) return undefined;
@@ -421,8 +482,11 @@ export function parseMoveCommand(value: unknown): MoveCommand | undefined {
 }
 
 /** Reads a snapshot's moves (untrusted); `undefined` when malformed. Absent fields are an empty record. */
-export function parseMovesRecord(moves: unknown, draining: unknown, rebalance?: unknown): MovesRecord | undefined {
+export function parseMovesRecord(moves: unknown, draining: unknown, rebalance?: unknown, forgotten?: unknown, admitted?: unknown): MovesRecord | undefined {
   if (moves !== undefined && !Array.isArray(moves)) return undefined;
+  if (forgotten !== undefined && (!Array.isArray(forgotten) || !forgotten.every(isId))) return undefined;
+  if (admitted !== undefined && (typeof admitted !== 'object' || admitted === null || Array.isArray(admitted))) return undefined;
+  if (admitted !== undefined && !Object.entries(admitted).every(([b, i]) => isId(b) && isIncarnation(i))) return undefined;
   if (rebalance !== undefined && typeof rebalance !== 'boolean') return undefined;
   if (draining !== undefined && (!Array.isArray(draining) || !draining.every(isId))) return undefined;
   const parsed: ReplicaMove[] = [];
@@ -433,5 +497,7 @@ export function parseMovesRecord(moves: unknown, draining: unknown, rebalance?: 
   }
   const record: MovesRecord = { moves: parsed, draining: (draining ?? []) as string[] };
   if (rebalance === true) record.rebalance = true;
+  if (forgotten !== undefined && (forgotten as string[]).length > 0) record.forgotten = [...(forgotten as string[])];
+  if (admitted !== undefined && Object.keys(admitted).length > 0) record.admitted = { ...(admitted as Record<string, string>) };
   return record;
 }

@@ -122,15 +122,25 @@ describe('1,000 idle partitions on three broker processes', () => {
     const survivors = ['z1', 'z2', 'z3'].filter((id) => id !== victim);
     const killedAt = Date.now();
     await cluster.get(victim).signal('SIGKILL');
+    let lastSeen = 'no answer yet';
     await waitForAsync(
       async () => {
         // A survivor busy electing hundreds of leaders may answer slowly: a late answer is a "not yet".
         const reports = await Promise.all(survivors.map((id) => partitionRows(cluster, id)));
+        lastSeen = reports
+          .map((rows, i) => {
+            const leaderless = rows.filter((row) => row.leader === null).length;
+            const stale = rows.filter((row) => row.leader === victim).length;
+            return `${survivors[i]}: ${rows.length} rows, ${leaderless} leaderless, ${stale} still led by ${victim}`;
+          })
+          .join('; ');
         return reports.every((rows) => rows.length === PARTITIONS && rows.every((row) => row.leader !== null && survivors.includes(row.leader)));
       },
       `every partition led by ${survivors.join(' or ')} after ${victim} (leading ${victimLeads}) was killed`,
       FAILOVER_TIMEOUT_MS,
-    );
+    ).catch((err: unknown) => {
+      throw new Error(`${err instanceof Error ? err.message : String(err)}; last seen: ${lastSeen}`);
+    });
     process.stderr.write(`quiescence test: ${victimLeads} partitions led by ${victim} re-led in ${Date.now() - killedAt} ms\n`);
   }, 240_000);
 });

@@ -20,6 +20,22 @@ export function formatBytes(bytes: number | null): string {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
+/** A move's copy as `cluster moves`, `status` and the dashboard show it: `12.3 MiB of 40.0 MiB` (`-` when unknown). */
+export function formatCopied(copied: number | null | undefined, total: number | null | undefined): string {
+  if (copied === null || copied === undefined || total === null || total === undefined) return '-';
+  return `${formatBytes(copied)} of ${formatBytes(total)}`;
+}
+
+/** Time left as people read it: `~8 s`, `~3 min`, `~2 h` (`-` when unknown, `0 s` when done). */
+export function formatTimeLeft(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '-';
+  if (ms <= 0) return '0 s';
+  const s = Math.ceil(ms / 1000);
+  if (s < 120) return `~${s} s`;
+  if (s < 7200) return `~${Math.round(s / 60)} min`;
+  return `~${Math.round(s / 3600)} h`;
+}
+
 const num = (v: number | null): string => (v === null ? '-' : String(v));
 
 /**

@@ -101,6 +101,26 @@ export function renderStatus(report: ClusterReport, maxEvents = 10): string {
       ),
     );
   }
+  // Absent from an older broker's answer.
+  const moves = report.moves ?? [];
+  if (moves.length > 0) {
+    lines.push('', `${moves.length} replica move${moves.length === 1 ? '' : 's'} in progress:`);
+    lines.push(
+      ...table(
+        ['PARTITION', 'FROM', 'TO', 'PHASE', 'COPIED', 'LEFT', 'FOR', 'LAST ERROR'],
+        moves.map((m) => [
+          `${m.topic}/${m.partition}`,
+          m.from,
+          m.to,
+          m.phase,
+          formatCopied(m.copiedBytes, m.totalBytes),
+          formatTimeLeft(m.timeLeftMs),
+          `${Math.max(0, Math.round((report.timeMs - m.startedAtMs) / 1000))} s`,
+          m.error ?? '',
+        ]),
+      ),
+    );
+  }
   if (report.problems.length > 0) {
     lines.push('', 'problems:', ...report.problems.map((p) => `  - ${p}`));
   }

@@ -37,7 +37,7 @@ interface MovesEngine {
   hostsReplica(topic: string, partition: number): boolean;
   leaderOf(topic: string, partition: number): string | undefined;
   readReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<{ start: number; end: number; messages: Array<{ offset: number; data: Uint8Array }> } | undefined>;
-  replicaMoves(): { moves: Array<{ phase: string }>; draining: string[] };
+  replicaMoves(): { moves: Array<{ phase: string; copiedBytes: number | null; totalBytes: number | null }>; draining: string[] };
   metadataMembership(): { leader: string | null };
 }
 const engineOf = (b: Broker): MovesEngine => b.engine as unknown as MovesEngine;
@@ -91,13 +91,27 @@ describe('moving a partition replica', () => {
 
     await within(engineOf(byId(spectator)).moveReplica('orders', 0, from, to), 'starting the move');
     await expect(engineOf(byId(spectator)).moveReplica('orders', 0, from, to)).rejects.toThrow(/moving already/);
-    // Every broker applies the finished move: `to` replaces `from`, no learner, no move left.
+    // Every broker applies the finished move: `to` replaces `from`, no learner, no move left. Meanwhile the metadata
+    // leader (which drives it) reports the bytes the new replica copied, of the partition's size on its leader.
     const expected = replicas.map((id) => (id === from ? to : id));
+    const copied: Array<{ phase: string; copiedBytes: number; totalBytes: number }> = [];
     await waitFor(
-      () => restarted.every((b) => JSON.stringify(assignmentOf(b, 'orders', 0)) === JSON.stringify({ replicas: expected }) && (engineOf(b).appliedMetadata().moves ?? []).length === 0),
+      () => {
+        const move = engineOf(byId(wanted)).replicaMoves().moves[0];
+        if (move !== undefined && move.copiedBytes !== null && move.totalBytes !== null) copied.push({ phase: move.phase, copiedBytes: move.copiedBytes, totalBytes: move.totalBytes });
+        return restarted.every((b) => JSON.stringify(assignmentOf(b, 'orders', 0)) === JSON.stringify({ replicas: expected }) && (engineOf(b).appliedMetadata().moves ?? []).length === 0);
+      },
       'every broker to see the move finished',
       60_000,
     );
+    const first = copied[0];
+    const last = copied.at(-1);
+    expect(first, 'the move\'s copied bytes were reported').toBeDefined();
+    expect(last?.totalBytes).toBeGreaterThan(0);
+    // Growing while it catches up, and all of the partition once the new replica votes.
+    expect(last?.copiedBytes).toBeGreaterThan(first?.copiedBytes ?? Infinity);
+    expect(last?.copiedBytes).toBeGreaterThanOrEqual(last?.totalBytes ?? Infinity);
+    expect(copied.every((c) => c.copiedBytes <= c.totalBytes)).toBe(true);
     const sent = acked.length;
     await waitFor(() => acked.length >= sent + 200, 'the producer to carry on after the move', 20_000);
     stop = true;
@@ -136,7 +150,10 @@ describe('moving a partition replica', () => {
       expect(values.length).toBe(acked.length);
       expect(values).toEqual(acked);
     }
-    console.log(`replica move driven by ${driver}: ${acked.length} acknowledged, longest publish stall ${longestStallMs} ms`);
+    console.log(
+      `replica move driven by ${driver}: ${acked.length} acknowledged, longest publish stall ${longestStallMs} ms; ` +
+        `copied reported ${first?.copiedBytes} (${first?.phase}) to ${last?.copiedBytes} of ${last?.totalBytes} bytes (${last?.phase})`,
+    );
   }, 120_000);
 });
 

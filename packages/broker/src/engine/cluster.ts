@@ -1306,6 +1306,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       .then(async (group) => {
         group.stop(new RelayError('NOT_LEADER', `broker ${this.options.self} no longer holds a replica of ${id}`));
         this.groups.delete(id);
+        this.servedToLearners.delete(id);
         this.partitions.delete(id);
         this.hostedIncarnation.delete(id);
         const hosted = this.disks.get(id);

@@ -21,6 +21,12 @@
  *   out preferred leaders (each partition's first replica) in the metadata,
  *   then asks every partition's leader to hand leadership to its preferred
  *   leader — {@link preferredLeaderStep}.
+ *
+ * How far a move got, for operators: each step's answer carries the bytes
+ * the new replica copied and the partition's size ({@link copiedEstimate},
+ * counted by the partition's leader from the fetches it serves); the
+ * coordinator keeps the last {@link COPY_RATE_WINDOW_MS} of readings for a
+ * rate and the time left ({@link ReplicaMoveCoordinator.progress}).
  */
 import { RelayError } from '@relaymq/sdk/protocol';
 import { planDrainMoves, planPreferredLeaders, planRebalanceMoves, replicasOn, type MoveCommand, type MovableTopic, type PlannedMove, type ReplicaMove } from '../core/metadata/moves.js';

@@ -5,7 +5,9 @@
  * promoted; the old one (the partition's leader, so leadership is handed
  * over first) is removed, stops its group and deletes its files. No
  * acknowledged message is lost or duplicated, and every replica at the end
- * holds the same messages.
+ * holds the same messages. The metadata leader reports the bytes the new
+ * replica copied, counted by the partition's leader from the segment fetches
+ * it serves, up to the partition's size.
  */
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,7 +39,7 @@ interface MovesEngine {
   hostsReplica(topic: string, partition: number): boolean;
   leaderOf(topic: string, partition: number): string | undefined;
   readReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<{ start: number; end: number; messages: Array<{ offset: number; data: Uint8Array }> } | undefined>;
-  replicaMoves(): { moves: Array<{ phase: string }>; draining: string[] };
+  replicaMoves(): { moves: Array<{ phase: string; match: number; copiedBytes: number | null; totalBytes: number | null; timeLeftMs: number | null }>; draining: string[] };
   metadataMembership(): { leader: string | null };
 }
 const engineOf = (b: Broker): MovesEngine => b.engine as unknown as MovesEngine;
@@ -91,13 +93,27 @@ describe('moving a partition replica', () => {
 
     await within(engineOf(byId(spectator)).moveReplica('orders', 0, from, to), 'starting the move');
     await expect(engineOf(byId(spectator)).moveReplica('orders', 0, from, to)).rejects.toThrow(/moving already/);
-    // Every broker applies the finished move: `to` replaces `from`, no learner, no move left.
+    // Every broker applies the finished move: `to` replaces `from`, no learner, no move left. Meanwhile the metadata
+    // leader (which drives it) reports the bytes the new replica copied, of the partition's size on its leader.
     const expected = replicas.map((id) => (id === from ? to : id));
+    const copied: Array<{ phase: string; copiedBytes: number; totalBytes: number }> = [];
     await waitFor(
-      () => restarted.every((b) => JSON.stringify(assignmentOf(b, 'orders', 0)) === JSON.stringify({ replicas: expected }) && (engineOf(b).appliedMetadata().moves ?? []).length === 0),
+      () => {
+        const move = engineOf(byId(wanted)).replicaMoves().moves[0];
+        if (move !== undefined && move.copiedBytes !== null && move.totalBytes !== null) copied.push({ phase: move.phase, copiedBytes: move.copiedBytes, totalBytes: move.totalBytes });
+        return restarted.every((b) => JSON.stringify(assignmentOf(b, 'orders', 0)) === JSON.stringify({ replicas: expected }) && (engineOf(b).appliedMetadata().moves ?? []).length === 0);
+      },
       'every broker to see the move finished',
       60_000,
     );
+    const first = copied[0];
+    const last = copied.at(-1);
+    expect(first, 'the move\'s copied bytes were reported').toBeDefined();
+    expect(last?.totalBytes).toBeGreaterThan(0);
+    // Growing while it catches up, and all of the partition once the new replica votes.
+    expect(last?.copiedBytes).toBeGreaterThan(first?.copiedBytes ?? Infinity);
+    expect(last?.copiedBytes).toBeGreaterThanOrEqual(last?.totalBytes ?? Infinity);
+    expect(copied.every((c) => c.copiedBytes <= c.totalBytes)).toBe(true);
     const sent = acked.length;
     await waitFor(() => acked.length >= sent + 200, 'the producer to carry on after the move', 20_000);
     stop = true;
@@ -136,12 +152,59 @@ describe('moving a partition replica', () => {
       expect(values.length).toBe(acked.length);
       expect(values).toEqual(acked);
     }
-    console.log(`replica move driven by ${driver}: ${acked.length} acknowledged, longest publish stall ${longestStallMs} ms`);
+    console.log(
+      `replica move driven by ${driver}: ${acked.length} acknowledged, longest publish stall ${longestStallMs} ms; ` +
+        `copied reported ${first?.copiedBytes} (${first?.phase}) to ${last?.copiedBytes} of ${last?.totalBytes} bytes (${last?.phase})`,
+    );
+  }, 120_000);
+
+  it('reports the bytes a new replica copies from a compacted leader\'s segments, growing, with the time left, up to the partition\'s size', async () => {
+    // 12 MiB at 4 MiB/s (the move throttle): three fetches of at most 4 MiB, a second or so apart.
+    const dirs = await Promise.all([1, 2, 3, 4].map(() => tempDir()));
+    const brokers = await startOnDisk(dirs, { moveBytesPerSecond: 4 * 1024 * 1024 });
+    const [m1] = brokers as [Broker, Broker, Broker, Broker];
+    const byId = (id: string): Broker => brokers[Number(id.slice(1)) - 1] as Broker;
+    await within(engineOf(m1).createTopic('orders', { partitions: 1, replicationFactor: 3 }), 'creating orders');
+    await waitFor(() => brokers.every((b) => assignmentOf(b, 'orders', 0) !== undefined), 'every broker to know orders');
+    const replicas = (assignmentOf(m1, 'orders', 0) as Assignment).replicas;
+    const to = ['m1', 'm2', 'm3', 'm4'].find((id) => !replicas.includes(id)) as string;
+    await waitFor(() => replicas.some((id) => engineOf(byId(id)).leaderOf('orders', 0) === id), 'a leader of orders/0');
+    const leader = replicas.find((id) => engineOf(byId(id)).leaderOf('orders', 0) === id) as string;
+    const client = await fixture.client([byId(leader).url], { discovery: false, poolSize: 1 });
+    const payload = Buffer.alloc(2048, 7);
+    for (let batch = 0; batch < 12; batch++) await within(Promise.all(Array.from({ length: 500 }, () => client.publish('orders', payload, { ack: 'quorum' }))), 'publishing a batch');
+    // The leader checkpoints past 2,000 entries and compacts its Raft log: the new replica must copy the segments.
+    const snapshotIndex = (): number =>
+      ((byId(leader).engine as unknown as { disks: Map<string, { storage: { memory: { snapshot(): { meta: { index: number } } | undefined } } }> }).disks.get('p/orders/0')?.storage.memory.snapshot()?.meta.index ?? 0);
+    await waitFor(() => snapshotIndex() > 0, 'the leader to compact its Raft log', 20_000);
+
+    const from = replicas.find((id) => id !== leader) as string;
+    await within(engineOf(m1).moveReplica('orders', 0, from, to), 'starting the move');
+    const readings: Array<{ phase: string; match: number; copiedBytes: number; totalBytes: number; timeLeftMs: number | null }> = [];
+    await waitFor(
+      () => {
+        const metaLeader = engineOf(m1).metadataMembership().leader;
+        const move = metaLeader === null ? undefined : engineOf(byId(metaLeader)).replicaMoves().moves[0];
+        if (move !== undefined && move.copiedBytes !== null && move.totalBytes !== null) readings.push({ phase: move.phase, match: move.match, copiedBytes: move.copiedBytes, totalBytes: move.totalBytes, timeLeftMs: move.timeLeftMs });
+        return brokers.every((b) => (engineOf(b).appliedMetadata().moves ?? []).length === 0 && (assignmentOf(b, 'orders', 0) as Assignment).replicas.includes(to));
+      },
+      'the move to finish',
+      60_000,
+    );
+    // While the segments are copied (no Raft entry matched yet), the count comes from the fetches served, and grows.
+    const fetched = [...new Set(readings.filter((r) => r.phase === 'catching-up' && r.match === 0 && r.copiedBytes > 0).map((r) => r.copiedBytes))];
+    expect(fetched.length, `distinct copied figures while fetching: ${fetched.join(', ')}`).toBeGreaterThanOrEqual(2);
+    expect(fetched).toEqual([...fetched].sort((a, b) => a - b));
+    expect(readings.some((r) => r.timeLeftMs !== null && r.timeLeftMs > 0), 'a time left was reported').toBe(true);
+    const last = readings.at(-1) as (typeof readings)[number];
+    expect(last.totalBytes).toBeGreaterThanOrEqual(6000 * 2048);
+    expect(last.copiedBytes).toBe(last.totalBytes);
+    console.log(`copied while fetching: ${fetched.join(', ')} of ${last.totalBytes} bytes; time left readings: ${[...new Set(readings.map((r) => r.timeLeftMs))].join(', ')}`);
   }, 120_000);
 });
 
 /** Four brokers m1..m4, each on its own data directory, knowing each other as peers. */
-async function startOnDisk(dirs: string[]): Promise<Broker[]> {
+async function startOnDisk(dirs: string[], extra: { moveBytesPerSecond?: number } = {}): Promise<Broker[]> {
   const ids = ['m1', 'm2', 'm3', 'm4'];
   const ports = await freePorts(4);
   const peers = ids.map((id, i) => `${id}@127.0.0.1:${ports[i]}`);
@@ -154,6 +217,7 @@ async function startOnDisk(dirs: string[]): Promise<Broker[]> {
         dataDir: dirs[i] as string,
         replicationFactor: 3,
         defaultPartitions: 1,
+        ...extra,
         log: (level, message, fields) => void lines.push(`${id} ${level} ${message} ${JSON.stringify(fields ?? {})}`),
       }),
     ),

@@ -180,6 +180,20 @@ class RunningBroker implements Broker {
         bounds: (topic, partition) => this.engine.currentBounds(topic, partition),
         read: async (topic, partition, offset, maxCount, maxBytes) => this.engine.read(topic, partition, offset, maxCount, maxBytes),
       },
+      moves: () =>
+        (this.replicated?.replicaMoves().moves ?? []).map((m) => ({
+          topic: m.topic,
+          partition: m.partition,
+          from: m.from,
+          to: m.to,
+          startedAtMs: m.startedAtMs,
+          phase: m.phase,
+          copiedBytes: m.copiedBytes,
+          totalBytes: m.totalBytes,
+          bytesPerSecond: m.bytesPerSecond,
+          timeLeftMs: m.timeLeftMs,
+          error: m.error ?? null,
+        })),
     }, this.adminActions());
   }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { commandUsage, groupUsage, renderMembership, renderMoves, renderTopic, runAdminCommand, type AdminCommandIo } from './cli-admin.js';
+import { commandUsage, groupUsage, renderClusterStatus, renderMembership, renderMoves, renderTopic, runAdminCommand, type AdminCommandIo } from './cli-admin.js';
+import { formatCopied, formatTimeLeft } from './observability/status-report.js';
 import type { MembershipDescription, MovesDescription, TopicDescription } from './observability/admin-api.js';
 
 interface Sent {
@@ -179,10 +180,11 @@ describe('relaymq topic / cluster', () => {
     const shown = io(() => ({ status: 200, body: moves }));
     expect(await runAdminCommand('cluster', ['moves'], shown)).toBe(0);
     expect(shown.sent[0]).toMatchObject({ method: 'GET', url: 'http://127.0.0.1:9401/api/cluster/moves' });
+    // An older broker's answer has no byte figures: COPIED and LEFT say so.
     expect(renderMoves(moves, 13_400)).toBe(
       '1 replica move in progress, draining: b1 (as seen by b2; metadata leader b2)\n' +
-        'PARTITION  FROM  TO  PHASE        CAUGHT UP  FOR   LAST ERROR\n' +
-        'orders/3   b1    b5  catching-up  120/400    12 s  NOT_READY\n',
+        'PARTITION  FROM  TO  PHASE        COPIED  LEFT  CAUGHT UP  FOR   LAST ERROR\n' +
+        'orders/3   b1    b5  catching-up  -       -     120/400    12 s  NOT_READY\n',
     );
     expect(renderMoves({ ...moves, moves: [], draining: [], rebalancing: true }, 0)).toBe('0 replica moves in progress, no broker draining, rebalancing (as seen by b2; metadata leader b2)\n');
 
@@ -204,5 +206,70 @@ describe('relaymq topic / cluster', () => {
     expect(renderTopic(moving)).toBe(
       'topic orders: 2 partitions, replication factor 2\n' + 'PARTITION  LEADER  REPLICAS  MOVING\n' + '0          b1      b1,b2     b2 -> b4\n' + '1          (none)  b2,b3\n',
     );
+  });
+
+  it('cluster moves shows the bytes copied and the time left, in text and in --json', async () => {
+    const moves: MovesDescription = {
+      broker: 'b2',
+      metadataLeader: 'b2',
+      moves: [
+        { topic: 'orders', partition: 3, from: 'b1', to: 'b5', startedAtMs: 1_000, phase: 'catching-up', match: 0, lastIndex: 400, copiedBytes: 12_897_485, totalBytes: 41_943_040, bytesPerSecond: 3_500_000, timeLeftMs: 8_300 },
+        { topic: 'orders', partition: 4, from: 'b1', to: 'b5', startedAtMs: 1_000, phase: 'promoted', match: 400, lastIndex: 400, copiedBytes: 2_048, totalBytes: 2_048, bytesPerSecond: null, timeLeftMs: 0 },
+        { topic: 'orders', partition: 5, from: 'b1', to: 'b5', startedAtMs: 1_000, phase: 'catching-up', match: 10, lastIndex: 400, copiedBytes: 100, totalBytes: 4_000, bytesPerSecond: 0, timeLeftMs: null },
+      ],
+      draining: [],
+      rebalancing: false,
+    };
+    expect(renderMoves(moves, 13_400)).toBe(
+      '3 replica moves in progress, no broker draining (as seen by b2; metadata leader b2)\n' +
+        'PARTITION  FROM  TO  PHASE        COPIED                LEFT  CAUGHT UP  FOR   LAST ERROR\n' +
+        'orders/3   b1    b5  catching-up  12.3 MiB of 40.0 MiB  ~9 s  0/400      12 s\n' +
+        'orders/4   b1    b5  promoted     2.0 KiB of 2.0 KiB    0 s   400/400    12 s\n' +
+        'orders/5   b1    b5  catching-up  100 B of 3.9 KiB      -     10/400     12 s\n',
+    );
+    const json = io(() => ({ status: 200, body: moves }));
+    expect(await runAdminCommand('cluster', ['moves', '--json'], json)).toBe(0);
+    expect(JSON.parse(json.stdout.join('')).moves[0]).toMatchObject({ copiedBytes: 12_897_485, totalBytes: 41_943_040, bytesPerSecond: 3_500_000, timeLeftMs: 8_300 });
+    expect(commandUsage('cluster', 'moves')).toContain('COPIED');
+  });
+
+  it('formats bytes copied and the time left', () => {
+    expect(formatCopied(0, 0)).toBe('0 B of 0 B');
+    expect(formatCopied(null, 10)).toBe('-');
+    expect(formatCopied(10, undefined)).toBe('-');
+    expect(formatTimeLeft(undefined)).toBe('-');
+    expect(formatTimeLeft(null)).toBe('-');
+    expect(formatTimeLeft(0)).toBe('0 s');
+    expect(formatTimeLeft(1)).toBe('~1 s');
+    expect(formatTimeLeft(119_000)).toBe('~119 s');
+    expect(formatTimeLeft(150_000)).toBe('~3 min');
+    expect(formatTimeLeft(3 * 3600_000)).toBe('~3 h');
+  });
+
+  it('cluster status adds the moves in progress when there are any', async () => {
+    const moves: MovesDescription = {
+      broker: 'b1',
+      metadataLeader: 'b2',
+      moves: [{ topic: 'orders', partition: 3, from: 'b1', to: 'b4', startedAtMs: 1_000, phase: 'catching-up', match: 0, lastIndex: 400, copiedBytes: 1_048_576, totalBytes: 4_194_304, bytesPerSecond: 1_048_576, timeLeftMs: 3_000 }],
+      draining: [],
+      rebalancing: false,
+    };
+    const section = '\n1 replica move in progress:\nPARTITION  FROM  TO  PHASE        COPIED              LEFT  CAUGHT UP  FOR   LAST ERROR\norders/3   b1    b4  catching-up  1.0 MiB of 4.0 MiB  ~3 s  0/400      12 s\n';
+    expect(renderClusterStatus(membership, moves, 13_400)).toBe(renderMembership(membership) + section);
+    expect(renderClusterStatus(membership, { ...moves, moves: [] }, 13_400)).toBe(renderMembership(membership));
+
+    const port = io((sent) => ({ status: 200, body: sent.url.endsWith('/api/cluster/moves') ? moves : membership }));
+    expect(await runAdminCommand('cluster', ['status'], port)).toBe(0);
+    expect(port.sent.map((s) => s.url)).toEqual(['http://127.0.0.1:9401/api/membership', 'http://127.0.0.1:9401/api/cluster/moves']);
+    expect(port.stdout.join('')).toContain('1 replica move in progress:\n');
+    expect(port.stdout.join('')).toContain('1.0 MiB of 4.0 MiB  ~3 s');
+    const json = io((sent) => ({ status: 200, body: sent.url.endsWith('/api/cluster/moves') ? moves : membership }));
+    expect(await runAdminCommand('cluster', ['status', '--json'], json)).toBe(0);
+    expect(JSON.parse(json.stdout.join(''))).toEqual({ ...membership, moves: moves.moves });
+
+    // Moves that cannot be read (refused, or not answered) leave the brokers shown.
+    const refused = io((sent) => (sent.url.endsWith('/api/cluster/moves') ? { status: 500, body: { error: 'boom' } } : { status: 200, body: membership }));
+    expect(await runAdminCommand('cluster', ['status'], refused)).toBe(0);
+    expect(refused.stdout.join('')).toBe(renderMembership(membership));
   });
 });

@@ -12,7 +12,8 @@
 import { parseArgs } from 'node:util';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { HELP_OPTION, parseArgsOptions, renderOptions, type CommandOption } from './cli-help.js';
-import type { MembershipDescription, MovesDescription, RemovalDescription, TopicCreated, TopicDeleted, TopicDescription } from './observability/admin-api.js';
+import type { MembershipDescription, MoveDescription, MovesDescription, RemovalDescription, TopicCreated, TopicDeleted, TopicDescription } from './observability/admin-api.js';
+import { formatCopied, formatTimeLeft } from './observability/status-report.js';
 
 /** What a command needs from its surroundings; cli.ts passes the process's. */
 export interface AdminCommandIo {
@@ -138,21 +139,32 @@ export function renderMoves(m: MovesDescription, nowMs: number): string {
   const rebalancing = m.rebalancing ? ', rebalancing' : '';
   const head = `${m.moves.length} replica move${m.moves.length === 1 ? '' : 's'} in progress, ${draining}${rebalancing} (as seen by ${m.broker}; metadata leader ${m.metadataLeader ?? '(none)'})\n`;
   if (m.moves.length === 0) return head;
-  return (
-    head +
-    table(
-      ['PARTITION', 'FROM', 'TO', 'PHASE', 'CAUGHT UP', 'FOR', 'LAST ERROR'],
-      m.moves.map((move) => [
-        `${move.topic}/${move.partition}`,
-        move.from,
-        move.to,
-        move.phase,
-        move.lastIndex === 0 ? '-' : `${move.match}/${move.lastIndex}`,
-        `${Math.max(0, Math.round((nowMs - move.startedAtMs) / 1000))} s`,
-        move.error ?? '',
-      ]),
-    )
+  return head + movesTable(m.moves, nowMs);
+}
+
+/** The table of moves: `cluster moves`, and the moves section of `cluster status`. */
+function movesTable(moves: readonly MoveDescription[], nowMs: number): string {
+  return table(
+    ['PARTITION', 'FROM', 'TO', 'PHASE', 'COPIED', 'LEFT', 'CAUGHT UP', 'FOR', 'LAST ERROR'],
+    moves.map((move) => [
+      `${move.topic}/${move.partition}`,
+      move.from,
+      move.to,
+      move.phase,
+      formatCopied(move.copiedBytes, move.totalBytes),
+      formatTimeLeft(move.timeLeftMs),
+      move.lastIndex === 0 ? '-' : `${move.match}/${move.lastIndex}`,
+      `${Math.max(0, Math.round((nowMs - move.startedAtMs) / 1000))} s`,
+      move.error ?? '',
+    ]),
   );
+}
+
+/** `cluster status`: the brokers, then the moves in progress when there are any (`moves` undefined: they could not be read). */
+export function renderClusterStatus(m: MembershipDescription, moves: MovesDescription | undefined, nowMs: number): string {
+  const brokers = renderMembership(m);
+  if (moves === undefined || moves.moves.length === 0) return brokers;
+  return `${brokers}\n${moves.moves.length} replica move${moves.moves.length === 1 ? '' : 's'} in progress:\n${movesTable(moves.moves, nowMs)}`;
 }
 
 /** The cluster's brokers as `cluster status` prints them. */
@@ -280,12 +292,17 @@ const BROKER_ID = (verb: string): string => `cluster ${verb} needs a broker id, 
 const CLUSTER_COMMANDS: Record<string, Subcommand> = {
   status: {
     usage: 'status',
-    summary: 'the brokers, their place in the metadata group, replicas and leaderships',
+    summary: 'the brokers, their place in the metadata group, replicas and leaderships, and moves in progress',
     options: [],
     run: async (context) => {
       if (context.positionals.length > 0) throw new RelayError('INVALID_ARGUMENT', 'cluster status takes no arguments');
       const membership = await context.client.request<MembershipDescription>('GET', '/api/membership');
-      print(context, membership, renderMembership(membership));
+      // The moves are a section of their own: the brokers are shown even when they cannot be read.
+      const moves = await context.client.request<MovesDescription>('GET', '/api/cluster/moves').catch((err: unknown) => {
+        if (err instanceof AdminRequestError) return undefined;
+        throw err;
+      });
+      print(context, moves === undefined ? membership : { ...membership, moves: moves.moves }, renderClusterStatus(membership, moves, Date.now()));
       return 0;
     },
   },
@@ -354,8 +371,11 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
     summary: 'replica moves in progress, and the brokers being drained',
     details:
       'Each move copies a partition replica to a new broker (a Raft learner catching\n' +
-      'up), makes it a voter, then removes the old replica. Only the metadata leader\n' +
-      'knows each move\'s phase; other brokers show "pending".',
+      'up), makes it a voter, then removes the old replica. COPIED is what the new\n' +
+      'replica holds of the partition\'s size on its leader (bytes copied from the\n' +
+      'leader\'s segments, or the share of the Raft log it holds); LEFT is the rest at\n' +
+      'the copy rate of the last 10 s ("-" while unknown). Only the metadata leader\n' +
+      'knows each move\'s phase and figures; other brokers show "pending".',
     options: [],
     run: async (context) => {
       if (context.positionals.length > 0) throw new RelayError('INVALID_ARGUMENT', 'cluster moves takes no arguments');

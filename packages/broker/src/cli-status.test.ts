@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AdminCommandIo } from './cli-admin.js';
 import { STATUS_USAGE, runStatus } from './cli-status.js';
+import type { ClusterReport } from './observability/cluster-view.js';
 
 /** A fake admin port answering `/api/cluster` with `status` and `body`; records each request's URL and Authorization header. */
 function port(status: number, body: unknown, env: Record<string, string> = {}): AdminCommandIo & { sent: Array<[string, string | undefined]>; stdout: string[]; stderr: string[] } {
@@ -47,5 +48,42 @@ describe('relaymq status', () => {
     await expect(runStatus([], port(200, HEALTHY))).rejects.toThrow('status needs --broker <admin URL>');
     await expect(runStatus(['--broker', 'ws://x'], port(200, HEALTHY))).rejects.toThrow('--broker must be the http:// URL of an admin port');
     await expect(runStatus(['--broker', 'http://x', '--timeout-ms', 'soon'], port(200, HEALTHY))).rejects.toThrow('--timeout-ms must be a positive integer');
+  });
+
+  it('prints the moves in progress with bytes copied and time left, and no moves section without moves', async () => {
+    const report: ClusterReport = {
+      broker: 'b1',
+      timeMs: 20_000,
+      ready: true,
+      healthy: true,
+      problems: [],
+      metadataLeader: 'b1',
+      reached: ['b1'],
+      unreachable: [],
+      brokers: [],
+      partitions: [],
+      topics: [],
+      consumers: [],
+      series: { intervalMs: 1000, cluster: [], brokers: {} },
+      events: [],
+      moves: [
+        { topic: 'orders', partition: 3, from: 'b1', to: 'b4', startedAtMs: 8_000, phase: 'catching-up', copiedBytes: 12_897_485, totalBytes: 41_943_040, bytesPerSecond: 3_500_000, timeLeftMs: 8_300, error: null },
+        { topic: 'orders', partition: 5, from: 'b2', to: 'b4', startedAtMs: 19_000, phase: 'pending', copiedBytes: null, totalBytes: null, bytesPerSecond: null, timeLeftMs: null, error: 'NOT_LEADER' },
+      ],
+    };
+    const shown = port(200, report, { RELAYMQ_ADMIN_URL: 'http://10.0.0.1:9401' });
+    expect(await runStatus([], shown)).toBe(0);
+    expect(shown.stdout.join('')).toContain(
+      '2 replica moves in progress:\n' +
+        'PARTITION  FROM  TO  PHASE        COPIED                LEFT  FOR   LAST ERROR\n' +
+        'orders/3   b1    b4  catching-up  12.3 MiB of 40.0 MiB  ~9 s  12 s\n' +
+        'orders/5   b2    b4  pending      -                     -     1 s   NOT_LEADER\n',
+    );
+    // None, or an older broker's report without the field: no section.
+    for (const quiet of [{ ...report, moves: [] }, { ...report, moves: undefined }]) {
+      const out = port(200, quiet, { RELAYMQ_ADMIN_URL: 'http://10.0.0.1:9401' });
+      expect(await runStatus([], out)).toBe(0);
+      expect(out.stdout.join('')).not.toContain('in progress');
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { ClusterReport } from '../observability/cluster-view.js';
 import { DASHBOARD_HTML } from './page.js';
 
 /** The page's one inline script, as the browser gets it (the template literal's escapes applied). */
@@ -7,6 +8,71 @@ function script(): string {
   if (match === null) throw new Error('no <script> in the page');
   return match[1] as string;
 }
+
+/** Just enough of an element for the page's script: what it sets is kept, a table has a tbody. */
+class FakeElement {
+  innerHTML = '';
+  textContent = '';
+  hidden = false;
+  className = '';
+  value = '';
+  disabled = false;
+  readonly dataset: Record<string, string> = {};
+  private tbody: FakeElement | undefined;
+  querySelector(selector: string): FakeElement {
+    if (selector !== 'tbody') throw new Error(`unexpected selector ${selector}`);
+    this.tbody ??= new FakeElement();
+    return this.tbody;
+  }
+  addEventListener(): void {}
+  focus(): void {}
+}
+
+/** Runs the page's script against fake elements, with `/api/cluster` answering `cluster`; resolves with the elements once it rendered. */
+async function renderPage(cluster: Partial<ClusterReport>): Promise<{ element: (id: string) => FakeElement }> {
+  const elements = new Map<string, FakeElement>();
+  const element = (id: string): FakeElement => {
+    let e = elements.get(id);
+    if (e === undefined) elements.set(id, (e = new FakeElement()));
+    return e;
+  };
+  // The page schedules its next refresh once it rendered an answer: that is when it is done.
+  let rendered: () => void = () => {};
+  const done = new Promise<void>((resolve) => (rendered = resolve));
+  const storage = new Map<string, string>();
+  const run = new Function('document', 'sessionStorage', 'fetch', 'setTimeout', 'clearTimeout', script());
+  run(
+    { getElementById: element },
+    { getItem: (k: string) => storage.get(k) ?? null, setItem: (k: string, v: string) => storage.set(k, v), removeItem: (k: string) => storage.delete(k) },
+    async () => new Response(JSON.stringify(cluster), { status: 200 }),
+    // The next refresh (a second later) is never run: each test renders one answer.
+    () => {
+      rendered();
+      return 0;
+    },
+    () => {},
+  );
+  await done;
+  expect(element('health').textContent).toBe('healthy'); // rendered, not failed
+  return { element };
+}
+
+const quietCluster: Partial<ClusterReport> = {
+  broker: 'b1',
+  timeMs: 20_000,
+  ready: true,
+  healthy: true,
+  problems: [],
+  metadataLeader: 'b1',
+  reached: ['b1'],
+  unreachable: [],
+  brokers: [],
+  partitions: [],
+  topics: [],
+  consumers: [],
+  series: { intervalMs: 1000, cluster: [], brokers: {} },
+  events: [],
+};
 
 describe('dashboard page', () => {
   it('has an inline script that parses (a quote escaped once in the template literal ends a JS string early)', () => {
@@ -19,5 +85,29 @@ describe('dashboard page', () => {
     expect(code.match(/\bfetch\(/g)).toHaveLength(1);
     expect(code).toMatch(/function api\(path\) \{[^}]*authorization: 'Bearer ' \+ token/);
     expect(code).not.toMatch(/localStorage|document\.cookie/);
+  });
+
+  it('lists the moves in progress with bytes copied and time left, and hides the section when there are none', async () => {
+    const moves: ClusterReport['moves'] = [
+      { topic: 'orders', partition: 3, from: 'b1', to: 'b4', startedAtMs: 8_000, phase: 'catching-up', copiedBytes: 12_897_485, totalBytes: 41_943_040, bytesPerSecond: 3_500_000, timeLeftMs: 8_300, error: null },
+      { topic: 'orders', partition: 5, from: 'b2', to: 'b4', startedAtMs: 19_000, phase: 'pending', copiedBytes: null, totalBytes: null, bytesPerSecond: null, timeLeftMs: null, error: 'NOT_LEADER <b2>' },
+    ];
+    const page = await renderPage({ ...quietCluster, moves });
+    expect(page.element('moves-section').hidden).toBe(false);
+    const html = page.element('moves').querySelector('tbody').innerHTML;
+    expect(html).toContain('data-move="orders/3" data-phase="catching-up"');
+    expect(html).toContain('12.3 MiB of 40.0 MiB');
+    expect(html).toContain('<td class="num" data-left>~9 s</td>');
+    expect(html).toContain('3.3 MiB/s');
+    expect(html).toContain('12 s</td>'); // moving since 8 s, the answer is of 20 s
+    expect(html).toContain('<td data-copied>–</td>'); // figures not known yet
+    expect(html).toContain('NOT_LEADER &lt;b2&gt;'); // escaped
+
+    // No moves, or an older broker's answer without the field: the section is hidden.
+    for (const cluster of [{ ...quietCluster, moves: [] }, quietCluster]) {
+      const quiet = await renderPage(cluster);
+      expect(quiet.element('moves-section').hidden).toBe(true);
+      expect(quiet.element('moves').querySelector('tbody').innerHTML).toBe('');
+    }
   });
 });

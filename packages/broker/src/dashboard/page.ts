@@ -109,6 +109,10 @@ export const DASHBOARD_HTML = `<!doctype html>
     <svg id="broker-p99-chart" class="chart" viewBox="0 0 600 190" role="img" aria-label="publish latency p99 per broker"></svg>
     <div class="legend" id="broker-p99-legend"></div>
   </section>
+  <section class="wide" id="moves-section" hidden>
+    <h2>Moves in progress</h2>
+    <div class="scroll"><table id="moves" data-testid="moves"><thead><tr><th>partition</th><th>from</th><th>to</th><th>phase</th><th>copied</th><th class="num">rate</th><th class="num">left</th><th class="num">for</th><th>last error</th></tr></thead><tbody></tbody></table></div>
+  </section>
   <section class="wide">
     <h2>Partitions</h2>
     <div class="scroll"><table id="partitions" data-testid="partitions"><thead><tr><th>partition</th><th>leader</th><th>replicas (state, entries behind the leader)</th><th class="num">messages</th><th class="num">end offset</th><th class="num">size on disk</th><th>status</th></tr></thead><tbody></tbody></table></div>
@@ -160,6 +164,14 @@ export const DASHBOARD_HTML = `<!doctype html>
     while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
     return (u === 0 ? v : v.toFixed(1)) + ' ' + units[u];
   };
+  /** A move's copy and time left, as relaymq cluster moves prints them. */
+  const fmtCopied = (m) => (m.copiedBytes === null || m.copiedBytes === undefined || m.totalBytes === null || m.totalBytes === undefined ? '–' : fmtBytes(m.copiedBytes) + ' of ' + fmtBytes(m.totalBytes));
+  const fmtLeft = (ms) => {
+    if (ms === null || ms === undefined) return '–';
+    if (ms <= 0) return '0 s';
+    const s = Math.ceil(ms / 1000);
+    return s < 120 ? '~' + s + ' s' : s < 7200 ? '~' + Math.round(s / 60) + ' min' : '~' + Math.round(s / 3600) + ' h';
+  };
   const PALETTE = ['#58a6ff', '#bc8cff', '#3fb950', '#d29922', '#f778ba', '#39c5cf', '#ff7b72', '#a5d6ff'];
   let brokerColors = {};
 
@@ -202,7 +214,8 @@ export const DASHBOARD_HTML = `<!doctype html>
   });
   /** Empties what the last /api/cluster answer showed: a page refused its data must not go on showing the old. */
   function clearCluster() {
-    for (const table of ['brokers', 'partitions', 'topics', 'consumers']) rows(table, []);
+    for (const table of ['brokers', 'partitions', 'topics', 'consumers', 'moves']) rows(table, []);
+    $('moves-section').hidden = true;
     $('events').innerHTML = '';
     $('problems-section').hidden = true;
     $('reporter').textContent = $('updated').textContent = '';
@@ -228,6 +241,17 @@ export const DASHBOARD_HTML = `<!doctype html>
     }));
     $('problems-section').hidden = c.problems.length === 0;
     $('problems').innerHTML = c.problems.map((p) => '<li>' + esc(p) + '</li>').join('');
+    const moves = c.moves || []; // absent from an older broker's answer
+    $('moves-section').hidden = moves.length === 0;
+    rows('moves', moves.map((m) => {
+      const pct = m.copiedBytes !== null && m.totalBytes ? Math.min(100, Math.floor((m.copiedBytes * 100) / m.totalBytes)) : null;
+      const bar = pct === null ? '' : '<span class="bar"><span style="width:' + pct + '%"></span></span>';
+      return '<tr data-move="' + esc(m.topic + '/' + m.partition) + '" data-phase="' + esc(m.phase) + '"><td>' + esc(m.topic) + '/' + m.partition + '</td>' +
+        '<td>' + esc(m.from) + '</td><td>' + esc(m.to) + '</td><td>' + esc(m.phase) + '</td>' +
+        '<td data-copied>' + bar + esc(fmtCopied(m)) + '</td><td class="num">' + (m.bytesPerSecond === null ? '–' : fmtBytes(m.bytesPerSecond) + '/s') + '</td>' +
+        '<td class="num" data-left>' + esc(fmtLeft(m.timeLeftMs)) + '</td><td class="num">' + Math.max(0, Math.round((c.timeMs - m.startedAtMs) / 1000)) + ' s</td>' +
+        '<td class="bad">' + esc(m.error || '') + '</td></tr>';
+    }));
     rows('partitions', c.partitions.map((p) => {
       const replicas = p.replicas.map((r) => {
         const s = p.replicaStates[r] || 'unknown';

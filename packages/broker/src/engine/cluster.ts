@@ -16,6 +16,7 @@ import {
   MOVE_STEP_METHOD,
   PREFER_LEADER_METHOD,
   ReplicaMoveCoordinator,
+  copiedEstimate,
   nextMoveStep,
   parseMoveStepAnswer,
   parseMoveStepRequest,
@@ -198,6 +199,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly partitions = new Map<string, PartitionLog>();
   /** Partitions kept on disk, with their Raft log and maintenance state. */
   private readonly disks = new Map<string, HostedPartition>();
+  /** On a partition's leader: message bytes its fetches served to each learner of the group (a move's target copying), by group. */
+  private readonly servedToLearners = new Map<string, Map<NodeId, number>>();
   /** Partition groups created or being created; a failed creation is forgotten and retried. */
   private readonly creating = new CreationCache<PartitionGroup>();
   /** Settles once `open()` did: peer requests that arrive before wait for it (bounded). */
@@ -357,7 +360,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.handle('meta.create', afterOpen(async (body) => this.createTopicsHere([parseTopic(body)])));
     this.rpc.handle(CREATE_TOPICS_METHOD, afterOpen(async (body) => this.createTopicsHere(parseTopics(body))));
     this.rpc.handle('publish', afterOpen(async (body) => this.publishHere(parseForwarded(body))));
-    this.rpc.handle('partition.fetch', afterOpen(async (body) => this.fetchHere(parseFetch(body))));
+    this.rpc.handle('partition.fetch', async (from, body) => {
+      await this.whenOpened();
+      return this.fetchHere(parseFetch(body), from);
+    });
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
     this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedGroupCommand(body))));
     this.rpc.handle(CONF_CHANGE_METHOD, afterOpen(async (body) => this.changeMembershipViaLeader(parseConfChangeRequest(body))));
@@ -853,11 +859,22 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const answer = (phase: MoveStepAnswer['phase']): MoveStepAnswer => {
       const now = group.status();
       const match = [...now.progress, ...now.learnerProgress].find((p) => p.id === to)?.match ?? 0;
-      return { phase, leader: self, match, lastIndex: now.lastIndex };
+      const served = this.servedToLearners.get(request.group);
+      const fetched = served?.get(to) ?? 0;
+      // Counted while the target is a learner: once it votes (or is taken back out) the count is done with.
+      if (!now.learners.includes(to) && served !== undefined) {
+        served.delete(to);
+        if (served.size === 0) this.servedToLearners.delete(request.group);
+      }
+      const totalBytes = this.partitions.get(request.group)?.sizeBytes;
+      if (totalBytes === undefined) return { phase, leader: self, match, lastIndex: now.lastIndex };
+      const copiedBytes = copiedEstimate({ fetchedBytes: fetched, match, lastIndex: now.lastIndex, totalBytes, votes: now.voters.includes(to) });
+      return { phase, leader: self, match, lastIndex: now.lastIndex, copiedBytes, totalBytes };
     };
     const step = nextMoveStep({ ...status, self }, request);
     switch (step.action) {
       case 'add-learner':
+        this.servedToLearners.get(request.group)?.delete(to); // a new move counts from nothing
         await group.proposeConfChange({ type: 'add-learner', node: to }, requestTimeoutMs);
         return answer('catching-up');
       case 'wait':
@@ -1289,6 +1306,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       .then(async (group) => {
         group.stop(new RelayError('NOT_LEADER', `broker ${this.options.self} no longer holds a replica of ${id}`));
         this.groups.delete(id);
+        this.servedToLearners.delete(id);
         this.partitions.delete(id);
         this.hostedIncarnation.delete(id);
         const hosted = this.disks.get(id);
@@ -1339,10 +1357,18 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   /** Messages of a partition from `offset`, for a replica installing a snapshot. */
-  private async fetchHere(request: FetchRequest): Promise<FetchResponse> {
-    const log = this.partitions.get(partitionGroupId(request.topic, request.partition));
+  private async fetchHere(request: FetchRequest, from?: NodeId): Promise<FetchResponse> {
+    const id = partitionGroupId(request.topic, request.partition);
+    const log = this.partitions.get(id);
     if (log === undefined) throw new RelayError('NOT_LEADER', `no replica of ${request.topic}/${request.partition} here`);
-    return { startOffset: log.startOffset, messages: await log.read(request.offset, FETCH_MESSAGES, FETCH_BYTES) };
+    const messages = await log.read(request.offset, FETCH_MESSAGES, FETCH_BYTES);
+    // A learner fetching is a move's target copying the partition: counted for the move's progress (moveStepHere).
+    if (from !== undefined && this.groups.get(id)?.status().learners.includes(from) === true) {
+      const served = this.servedToLearners.get(id) ?? new Map<NodeId, number>();
+      served.set(from, (served.get(from) ?? 0) + fetchedBytes(messages));
+      this.servedToLearners.set(id, served);
+    }
+    return { startOffset: log.startOffset, messages };
   }
 
   /** On the metadata leader: one entry creating those of `topics` that do not exist yet (one topic: the single-topic entry). */

@@ -3,13 +3,19 @@ import type { MoveCommand, MovableTopic, ReplicaMove } from '../core/metadata/mo
 import type { ProgressStatus } from '../core/raft/index.js';
 import {
   CAUGHT_UP_ENTRIES,
+  COPY_RATE_WINDOW_MS,
   ReplicaMoveCoordinator,
+  addCopySample,
+  copiedEstimate,
+  copyRate,
   nextMoveStep,
   parseMoveStepAnswer,
   parseMoveStepRequest,
   parsePreferLeaderAnswer,
   parsePreferLeaderRequest,
   preferredLeaderStep,
+  timeLeftMs,
+  type CopySample,
   type LeaderView,
   type MoveStepAnswer,
   type MoveStepRequest,
@@ -81,6 +87,46 @@ describe('nextMoveStep (on the partition leader)', () => {
     expect(() => parseMoveStepRequest({ group: 'p/t/0', from: 'a', to: 'a' })).toThrow(/wants/);
     expect(parseMoveStepAnswer({ phase: 'done', leader: 'b2', match: 3, lastIndex: 4 })).toEqual({ phase: 'done', leader: 'b2', match: 3, lastIndex: 4 });
     expect(() => parseMoveStepAnswer({ phase: 'sideways', leader: 'b2', match: 3, lastIndex: 4 })).toThrow(/malformed/);
+    // The byte figures are optional (older leaders send none), taken as a pair, and checked.
+    expect(parseMoveStepAnswer({ phase: 'catching-up', leader: 'b2', match: 3, lastIndex: 4, copiedBytes: 10, totalBytes: 40 })).toEqual({ phase: 'catching-up', leader: 'b2', match: 3, lastIndex: 4, copiedBytes: 10, totalBytes: 40 });
+    expect(parseMoveStepAnswer({ phase: 'catching-up', leader: 'b2', match: 3, lastIndex: 4, copiedBytes: 10 })).toEqual({ phase: 'catching-up', leader: 'b2', match: 3, lastIndex: 4 });
+    expect(parseMoveStepAnswer({ phase: 'catching-up', leader: 'b2', match: 3, lastIndex: 4, copiedBytes: -1, totalBytes: 40 })).toEqual({ phase: 'catching-up', leader: 'b2', match: 3, lastIndex: 4 });
+  });
+});
+
+describe('bytes copied by a move, its rate and time left', () => {
+  it('estimates the bytes a target holds from the fetches served to it or its match index, whichever is more, at most the size', () => {
+    // A snapshot install: segments fetched, no Raft entry matched yet.
+    expect(copiedEstimate({ fetchedBytes: 300, match: 0, lastIndex: 100, totalBytes: 1000, votes: false })).toBe(300);
+    // Raft catch-up alone (no snapshot needed): the share of the log it holds.
+    expect(copiedEstimate({ fetchedBytes: 0, match: 25, lastIndex: 100, totalBytes: 1000, votes: false })).toBe(250);
+    expect(copiedEstimate({ fetchedBytes: 300, match: 50, lastIndex: 100, totalBytes: 1000, votes: false })).toBe(500);
+    // Fetches retried after a leader change count twice: never more than the size.
+    expect(copiedEstimate({ fetchedBytes: 5000, match: 0, lastIndex: 100, totalBytes: 1000, votes: false })).toBe(1000);
+    // A voter is caught up: all of it.
+    expect(copiedEstimate({ fetchedBytes: 0, match: 0, lastIndex: 0, totalBytes: 1000, votes: true })).toBe(1000);
+    expect(copiedEstimate({ fetchedBytes: 0, match: 0, lastIndex: 0, totalBytes: 1000, votes: false })).toBe(0);
+  });
+
+  it('measures the rate over the last window of readings, and starts over when the count goes back', () => {
+    let samples: CopySample[] = [];
+    for (let t = 0; t <= 30_000; t += 1000) samples = addCopySample(samples, { atMs: t, bytes: t < 15_000 ? t * 100 : 1_500_000 + (t - 15_000) * 10 });
+    // Kept: the window and one reading before it, so the rate is the last 10 s only (10 bytes/ms).
+    expect(samples[0]?.atMs).toBe(30_000 - COPY_RATE_WINDOW_MS);
+    expect(copyRate(samples)).toBe(10_000);
+    expect(copyRate([{ atMs: 0, bytes: 0 }])).toBeNull();
+    expect(copyRate([{ atMs: 0, bytes: 0 }, { atMs: 999, bytes: 10 }])).toBeNull(); // under a second: too noisy
+    expect(addCopySample(samples, { atMs: 31_000, bytes: 5 })).toEqual([{ atMs: 31_000, bytes: 5 }]); // a new leader counting afresh
+  });
+
+  it('gives the time left at the rate: 0 when copied, null when the size or rate is unknown or the copy stalls', () => {
+    expect(timeLeftMs(250, 1000, 100)).toBe(7500);
+    expect(timeLeftMs(1000, 1000, null)).toBe(0);
+    expect(timeLeftMs(1200, 1000, 0)).toBe(0);
+    expect(timeLeftMs(null, 1000, 100)).toBeNull();
+    expect(timeLeftMs(100, null, 100)).toBeNull();
+    expect(timeLeftMs(100, 1000, null)).toBeNull();
+    expect(timeLeftMs(100, 1000, 0)).toBeNull();
   });
 });
 
@@ -100,6 +146,8 @@ function harness(options: { draining?: string[]; maxMoves?: number; leader?: boo
   const preferred: PreferLeaderRequest[] = [];
   const removed: string[] = [];
   const phases = new Map<string, MoveStepAnswer['phase'][]>();
+  /** Bytes each step of a group answers, [copied, total], in turn; none: the answer has no byte figures (an older leader). */
+  const bytes = new Map<string, Array<[number, number]>>();
   const logs: string[] = [];
   const coordinator = new ReplicaMoveCoordinator({
     isLeader: () => leader,
@@ -143,7 +191,8 @@ function harness(options: { draining?: string[]; maxMoves?: number; leader?: boo
       const phase = script.length > 1 ? (script.shift() as MoveStepAnswer['phase']) : (script[0] as MoveStepAnswer['phase']);
       phases.set(request.group, script);
       if (phase === 'pending' as never) throw new Error('leader changed');
-      return { phase, leader: 'b2', match: 5, lastIndex: 9 };
+      const figures = bytes.get(request.group)?.shift();
+      return { phase, leader: 'b2', match: 5, lastIndex: 9, ...(figures === undefined ? {} : { copiedBytes: figures[0], totalBytes: figures[1] }) };
     },
     preferLeader: async (request) => {
       preferred.push(request);
@@ -171,7 +220,7 @@ function harness(options: { draining?: string[]; maxMoves?: number; leader?: boo
     }
   };
   return {
-    coordinator, topics, proposed, steps, removed, phases, logs, run, preferred,
+    coordinator, topics, proposed, steps, removed, phases, bytes, logs, run, preferred,
     get moves() { return moves; },
     setLeader: (v: boolean) => { leader = v; },
     setDraining: (v: string[]) => { draining = v; },
@@ -209,7 +258,7 @@ describe('ReplicaMoveCoordinator (on the metadata leader)', () => {
     h.phases.set('p/t/2', ['pending' as never, 'catching-up', 'catching-up']);
     await h.run(3);
     expect(h.steps).toEqual([]);
-    expect(h.coordinator.progress()).toEqual([{ topic: 't', partition: 2, from: 'b4', to: 'b1', startedAtMs: 500, phase: 'pending', match: 0, lastIndex: 0 }]);
+    expect(h.coordinator.progress()).toEqual([{ topic: 't', partition: 2, from: 'b4', to: 'b1', startedAtMs: 500, phase: 'pending', match: 0, lastIndex: 0, copiedBytes: null, totalBytes: null, bytesPerSecond: null, timeLeftMs: null }]);
     h.setLeader(true);
     await h.run(1);
     expect(h.steps).toHaveLength(1);
@@ -220,9 +269,26 @@ describe('ReplicaMoveCoordinator (on the metadata leader)', () => {
     expect(h.steps).toHaveLength(1);
     await h.run(1);
     expect(h.steps).toHaveLength(2);
-    expect(h.coordinator.progress()[0]).toEqual({ topic: 't', partition: 2, from: 'b4', to: 'b1', startedAtMs: 500, phase: 'catching-up', match: 5, lastIndex: 9 });
+    expect(h.coordinator.progress()[0]).toEqual({ topic: 't', partition: 2, from: 'b4', to: 'b1', startedAtMs: 500, phase: 'catching-up', match: 5, lastIndex: 9, copiedBytes: null, totalBytes: null, bytesPerSecond: null, timeLeftMs: null });
     // Nothing is proposed for a move still catching up.
     expect(h.proposed).toEqual([]);
+  });
+
+  it('shows the bytes a move copied, its recent rate and the time left, from the leader\'s answers', async () => {
+    const h = harness();
+    h.addMove({ topic: 't', partition: 2, from: 'b4', to: 'b1', startedAtMs: 500 });
+    h.phases.set('p/t/2', ['catching-up']);
+    // One step a tick (250 ms apart): 250 kB more each time, of 10 MB, then stalled.
+    h.bytes.set('p/t/2', [0, 1, 2, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4].map((n) => [n * 250_000, 10_000_000]));
+    await h.run(2);
+    // Less than a second of readings: no rate yet.
+    expect(h.coordinator.progress()[0]).toMatchObject({ copiedBytes: 250_000, totalBytes: 10_000_000, bytesPerSecond: null, timeLeftMs: null });
+    await h.run(3);
+    expect(h.steps).toHaveLength(5);
+    expect(h.coordinator.progress()[0]).toMatchObject({ copiedBytes: 1_000_000, totalBytes: 10_000_000, bytesPerSecond: 1_000_000, timeLeftMs: 9_000 });
+    // Stalled for a whole window: the rate falls to 0, the time left is unknown.
+    await h.run(45);
+    expect(h.coordinator.progress()[0]).toMatchObject({ copiedBytes: 1_000_000, bytesPerSecond: 0, timeLeftMs: null });
   });
 
   it('replaces a member unreachable past the replacement timeout: drains it (its replicas re-created elsewhere), then takes it out', async () => {

@@ -21,6 +21,12 @@
  *   out preferred leaders (each partition's first replica) in the metadata,
  *   then asks every partition's leader to hand leadership to its preferred
  *   leader — {@link preferredLeaderStep}.
+ *
+ * How far a move got, for operators: each step's answer carries the bytes
+ * the new replica copied and the partition's size ({@link copiedEstimate},
+ * counted by the partition's leader from the fetches it serves); the
+ * coordinator keeps the last {@link COPY_RATE_WINDOW_MS} of readings for a
+ * rate and the time left ({@link ReplicaMoveCoordinator.progress}).
  */
 import { RelayError } from '@relaymq/sdk/protocol';
 import { planDrainMoves, planPreferredLeaders, planRebalanceMoves, replicasOn, type MoveCommand, type MovableTopic, type PlannedMove, type ReplicaMove } from '../core/metadata/moves.js';
@@ -55,6 +61,67 @@ export interface MoveStepAnswer {
   /** The new replica's match index and the leader's last index (what it has to catch up). */
   match: number;
   lastIndex: number;
+  /**
+   * Bytes the new replica has copied of the partition, and the partition's
+   * size on the leader (see {@link copiedEstimate}). Absent from brokers
+   * older than these fields, and while the leader does not know its size.
+   */
+  copiedBytes?: number;
+  totalBytes?: number;
+}
+
+/**
+ * The bytes a move's target holds of the partition, as its leader estimates
+ * them: the message bytes it served to the target's fetches (the segment
+ * copy of a snapshot install), or the share of `totalBytes` its Raft match
+ * index stands for, whichever is more, at most `totalBytes`; all of it once
+ * the target votes (it is caught up).
+ */
+export function copiedEstimate(input: { fetchedBytes: number; match: number; lastIndex: number; totalBytes: number; votes: boolean }): number {
+  const { fetchedBytes, match, lastIndex, totalBytes, votes } = input;
+  if (votes) return totalBytes;
+  const byIndex = lastIndex > 0 ? Math.floor((totalBytes * Math.min(match, lastIndex)) / lastIndex) : 0;
+  return Math.min(totalBytes, Math.max(fetchedBytes, byIndex));
+}
+
+/** A move's copy rate is measured over this much of its recent progress. */
+export const COPY_RATE_WINDOW_MS = 10_000;
+
+/** One reading of a move's copied bytes. */
+export interface CopySample {
+  atMs: number;
+  bytes: number;
+}
+
+/**
+ * Adds a reading to a move's recent ones (kept within {@link COPY_RATE_WINDOW_MS}
+ * of the newest, plus one older reading to measure from). A reading below
+ * the last (a new leader counting afresh) starts over.
+ */
+export function addCopySample(samples: readonly CopySample[], sample: CopySample): CopySample[] {
+  const last = samples[samples.length - 1];
+  if (last !== undefined && (sample.bytes < last.bytes || sample.atMs < last.atMs)) return [sample];
+  const kept = [...samples, sample];
+  // Keep the newest reading older than the window: the rate spans the whole window.
+  let first = 0;
+  while (first + 1 < kept.length && sample.atMs - (kept[first + 1] as CopySample).atMs >= COPY_RATE_WINDOW_MS) first++;
+  return kept.slice(first);
+}
+
+/** Bytes per second over the readings (null with fewer than two, or none a second apart). */
+export function copyRate(samples: readonly CopySample[]): number | null {
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  if (first === undefined || last === undefined || last.atMs - first.atMs < 1000) return null;
+  return ((last.bytes - first.bytes) * 1000) / (last.atMs - first.atMs);
+}
+
+/** Milliseconds until `total` is copied at `rate` bytes per second: 0 when it is, null when unknown (no size, no rate, or stalled). */
+export function timeLeftMs(copied: number | null, total: number | null, rate: number | null): number | null {
+  if (copied === null || total === null) return null;
+  if (copied >= total) return 0;
+  if (rate === null || rate <= 0) return null;
+  return Math.ceil(((total - copied) * 1000) / rate);
 }
 
 /** The peer RPC method that asks a partition's leader to hand leadership to the preferred leader. */
@@ -172,7 +239,13 @@ export function parseMoveStepAnswer(body: unknown): MoveStepAnswer {
   if (!PHASES.includes(o.phase as MovePhase) || !isId(o.leader) || !uint(o.match) || !uint(o.lastIndex)) {
     throw new RelayError('INTERNAL', `malformed answer to ${MOVE_STEP_METHOD}`);
   }
-  return { phase: o.phase as MovePhase, leader: o.leader, match: o.match, lastIndex: o.lastIndex };
+  const answer: MoveStepAnswer = { phase: o.phase as MovePhase, leader: o.leader, match: o.match, lastIndex: o.lastIndex };
+  // Optional (older brokers send neither); both or none.
+  if (uint(o.copiedBytes) && uint(o.totalBytes)) {
+    answer.copiedBytes = o.copiedBytes;
+    answer.totalBytes = o.totalBytes;
+  }
+  return answer;
 }
 
 /** A move as operators see it: the metadata's record and, on the metadata leader, its last step. */
@@ -182,6 +255,12 @@ export interface MoveProgress extends ReplicaMove {
   /** Raft entries the new replica holds, and the leader's last index (0 when unknown). */
   match: number;
   lastIndex: number;
+  /** Bytes the new replica holds of the partition, and the partition's size (null when unknown: before a step answered, or an older leader). */
+  copiedBytes: number | null;
+  totalBytes: number | null;
+  /** Recent copy rate (bytes per second) and the time left at it (null when unknown). */
+  bytesPerSecond: number | null;
+  timeLeftMs: number | null;
   /** The last step's failure, while it is retried. */
   error?: string;
 }
@@ -233,6 +312,8 @@ interface Driving {
   last: MoveStepAnswer | undefined;
   error: string | undefined;
   failures: number;
+  /** Recent readings of the bytes copied, for the rate. */
+  copied: CopySample[];
 }
 
 const keyOf = (m: { topic: string; partition: number }): string => `${m.topic}\u0000${m.partition}`;
@@ -277,7 +358,20 @@ export class ReplicaMoveCoordinator {
   progress(): MoveProgress[] {
     return this.ctx.moves().map((move) => {
       const d = this.driving.get(keyOf(move));
-      const progress: MoveProgress = { ...move, phase: d?.last?.phase ?? 'pending', match: d?.last?.match ?? 0, lastIndex: d?.last?.lastIndex ?? 0 };
+      const last = d?.last;
+      const copiedBytes = last?.copiedBytes ?? null;
+      const totalBytes = last?.totalBytes ?? null;
+      const bytesPerSecond = d === undefined ? null : copyRate(d.copied);
+      const progress: MoveProgress = {
+        ...move,
+        phase: last?.phase ?? 'pending',
+        match: last?.match ?? 0,
+        lastIndex: last?.lastIndex ?? 0,
+        copiedBytes,
+        totalBytes,
+        bytesPerSecond: bytesPerSecond === null ? null : Math.round(bytesPerSecond),
+        timeLeftMs: timeLeftMs(copiedBytes, totalBytes, bytesPerSecond),
+      };
       if (d?.error !== undefined) progress.error = d.error;
       return progress;
     });
@@ -292,7 +386,7 @@ export class ReplicaMoveCoordinator {
     const key = keyOf(move);
     let d = this.driving.get(key);
     if (d === undefined) {
-      d = { inFlight: false, nextAt: 0, last: undefined, error: undefined, failures: 0 };
+      d = { inFlight: false, nextAt: 0, last: undefined, error: undefined, failures: 0, copied: [] };
       this.driving.set(key, d);
     }
     const now = this.ctx.now();
@@ -307,6 +401,7 @@ export class ReplicaMoveCoordinator {
       .then(async (answer) => {
         const before = state.last?.phase;
         state.last = answer;
+        if (answer.copiedBytes !== undefined) state.copied = addCopySample(state.copied, { atMs: this.ctx.now(), bytes: answer.copiedBytes });
         state.error = undefined;
         state.failures = 0;
         if (answer.phase !== before) this.ctx.log('info', 'replica move step', { group: request.group, from: move.from, to: move.to, phase: answer.phase, leader: answer.leader });

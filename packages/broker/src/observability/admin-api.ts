@@ -95,6 +95,16 @@ export interface MoveDescription {
   /** Raft entries the new replica holds, of the partition leader's `lastIndex` (0 when unknown). */
   match: number;
   lastIndex: number;
+  /**
+   * Bytes the new replica has copied of the partition, and the partition's
+   * size on its leader; null (or absent, from an older broker) until a step
+   * answered with them.
+   */
+  copiedBytes?: number | null;
+  totalBytes?: number | null;
+  /** Recent copy rate, and the time left at that rate; null when unknown (no rate yet, or stalled). */
+  bytesPerSecond?: number | null;
+  timeLeftMs?: number | null;
   /** The last step's failure while it is retried. */
   error?: string;
 }

@@ -67,6 +67,25 @@ export interface BrokerReport {
   topics: TopicAssignment[];
   /** Recent events, newest first. */
   events: ClusterEvent[];
+  /** Replica moves in progress, reported by the metadata leader (the one that drives them; others report none). Absent from older brokers. */
+  moves?: MoveReport[];
+}
+
+/** A replica move in progress, as the metadata leader drives it (engine/replica-moves.ts); null: not known yet. */
+export interface MoveReport {
+  topic: string;
+  partition: number;
+  from: string;
+  to: string;
+  startedAtMs: number;
+  phase: string;
+  /** Bytes the new replica holds of the partition, the partition's size on its leader, the recent copy rate and the time left at it. */
+  copiedBytes: number | null;
+  totalBytes: number | null;
+  bytesPerSecond: number | null;
+  timeLeftMs: number | null;
+  /** The last step's failure while it is retried. */
+  error: string | null;
 }
 
 type Obj = Record<string, unknown>;
@@ -132,6 +151,26 @@ export function parseBrokerReport(value: unknown): BrokerReport {
   );
   const topics = list<TopicAssignment>(o.topics, 'topics', (t) => isStr(t.topic) && isCount(t.replicationFactor) && Array.isArray(t.partitions) && t.partitions.every(strings));
   const events = list<ClusterEvent>(o.events, 'events', (e) => isNum(e.timeMs) && isStr(e.kind) && isStr(e.message));
+  const counted = (v: unknown): boolean => isNullable(v, isCount);
+  const moves =
+    o.moves === undefined
+      ? undefined
+      : list<MoveReport>(
+          o.moves,
+          'moves',
+          (m) =>
+            isStr(m.topic) &&
+            isCount(m.partition) &&
+            isStr(m.from) &&
+            isStr(m.to) &&
+            isNum(m.startedAtMs) &&
+            isStr(m.phase) &&
+            counted(m.copiedBytes) &&
+            counted(m.totalBytes) &&
+            counted(m.bytesPerSecond) &&
+            counted(m.timeLeftMs) &&
+            isNullable(m.error, isStr),
+        );
   return {
     broker: o.broker,
     url: o.url,
@@ -149,5 +188,6 @@ export function parseBrokerReport(value: unknown): BrokerReport {
     consumers,
     topics,
     events,
+    ...(moves === undefined ? {} : { moves }),
   };
 }

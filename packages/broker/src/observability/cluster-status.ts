@@ -1,6 +1,7 @@
 import type { BrokerInfo, ClusterView } from '@relaymq/sdk/protocol';
 import type { GroupStatus, ReplicaRead } from '../engine/cluster.js';
 import type { PeerTransport } from '../net/peer-transport.js';
+import type { MoveReport } from './broker-report.js';
 import { consumerLag, type ConsumerLag, type PositionSource } from './consumer-lag.js';
 import type { BrowseSource } from './message-browser.js';
 
@@ -55,6 +56,8 @@ export interface OperationsSource {
   positionSources(): readonly PositionSource[];
   /** Any partition of the cluster, for the message browser. */
   readonly browser: BrowseSource;
+  /** Replica moves in progress as this broker drives them (figures known on the metadata leader only); absent: none. */
+  moves?(): MoveReport[];
 }
 
 /** Consumer lag of the partitions this broker leads (each partition reported by its leader only). */

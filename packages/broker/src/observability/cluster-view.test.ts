@@ -168,4 +168,14 @@ describe('buildClusterView', () => {
     expect(v.problems).toEqual(['broker b2 left the cluster', 'broker b3 has not joined since b1 started']);
     expect(v.events).toEqual([{ ...event, broker: 'b1' }]);
   });
+
+  it("lists the moves in progress as the metadata leader reported them, none when it did not answer", () => {
+    const move = { topic: 'orders', partition: 0, from: 'b3', to: 'b4', startedAtMs: 1_000, phase: 'catching-up', copiedBytes: 12_900_000, totalBytes: 41_943_040, bytesPerSecond: 4_000_000, timeLeftMs: 7_261, error: null };
+    // b1 leads the metadata: its list is the truth; a follower's (pending, no figures) is not shown.
+    const pending = { ...move, phase: 'pending', copiedBytes: null, totalBytes: null, bytesPerSecond: null, timeLeftMs: null };
+    const peers = new Map<string, PeerAnswer>([['b1', { report: report('b1', { moves: [move] }) }], ['b3', { report: report('b3') }]]);
+    expect(buildClusterView({ self: report('b2', { moves: [pending] }), peers, clustered: true, intervalMs: 1000 }).moves).toEqual([move]);
+    const leaderSilent = new Map<string, PeerAnswer>([['b1', { error: 'timed out' }], ['b3', { report: report('b3') }]]);
+    expect(buildClusterView({ self: report('b2'), peers: leaderSilent, clustered: true, intervalMs: 1000 }).moves).toEqual([]);
+  });
 });

@@ -1,4 +1,4 @@
-import type { BrokerDisk, BrokerReport, ReplicaStore } from './broker-report.js';
+import type { BrokerDisk, BrokerReport, MoveReport, ReplicaStore } from './broker-report.js';
 import { OUT_OF_SYNC_LAG_ENTRIES, type BrokerView, type ClusterVerdict, type MemberView, type PartitionView } from './cluster-status.js';
 import { compareLag, type ConsumerLag } from './consumer-lag.js';
 import { MAX_RECENT_EVENTS, type ClusterEvent, type SeriesPoint } from './history.js';
@@ -97,6 +97,8 @@ export interface ClusterReport extends ClusterVerdict {
   consumers: ClusterConsumerLag[];
   series: ClusterSeries;
   events: ClusterEventView[];
+  /** Replica moves in progress, as the metadata leader reported them (empty when it did not answer, or runs an older version). */
+  moves: MoveReport[];
 }
 
 /** A peer's answer: its report, or why there is none. */
@@ -203,6 +205,7 @@ export function buildClusterView(input: ClusterViewInput): ClusterReport {
     consumers,
     series,
     events: clusterEvents(reports),
+    moves: (metadataLeader === null ? undefined : reports.get(metadataLeader)?.moves) ?? [],
   };
 }
 

@@ -99,4 +99,13 @@ describe('parseBrokerReport', () => {
     expect(() => parseBrokerReport({ broker: 'b2' })).toThrow(/malformed broker report/);
     expect(() => parseBrokerReport(null)).toThrow(/malformed broker report/);
   });
+
+  it('takes the moves of a report when there are any, and a report without them (an older broker)', () => {
+    const base = { broker: 'b1', url: 'ws://b1', timeMs: 1, ready: true, metadataLeader: 'b1', members: [], partitions: [], connections: 0, subscriptions: 0, series: [], topicRates: [], stores: [], disk: null, consumers: [], topics: [], events: [] };
+    expect(parseBrokerReport(base).moves).toBeUndefined();
+    const move = { topic: 'orders', partition: 2, from: 'b1', to: 'b4', startedAtMs: 5, phase: 'catching-up', copiedBytes: 100, totalBytes: 400, bytesPerSecond: 50, timeLeftMs: 6000, error: null };
+    expect(parseBrokerReport({ ...base, moves: [move, { ...move, partition: 3, copiedBytes: null, totalBytes: null, bytesPerSecond: null, timeLeftMs: null, error: 'NOT_LEADER' }] }).moves).toHaveLength(2);
+    expect(() => parseBrokerReport({ ...base, moves: [{ ...move, copiedBytes: -1 }] })).toThrow(/malformed broker report \(moves\)/);
+    expect(() => parseBrokerReport({ ...base, moves: [{ ...move, topic: 7 }] })).toThrow(/malformed broker report \(moves\)/);
+  });
 });

@@ -192,6 +192,8 @@ export class Operations implements BrokerObserver {
       consumers: consumerLagHere(this.source),
       topics,
       events: this.events.toArray().reverse(),
+      // Only the metadata leader drives the moves and knows their figures; the cluster view takes its list.
+      moves: metadataLeader === this.source.id ? (this.source.moves?.() ?? []) : [],
     };
   }
 

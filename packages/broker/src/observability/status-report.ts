@@ -20,6 +20,22 @@ export function formatBytes(bytes: number | null): string {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
+/** A move's copy as `cluster moves`, `status` and the dashboard show it: `12.3 MiB of 40.0 MiB` (`-` when unknown). */
+export function formatCopied(copied: number | null | undefined, total: number | null | undefined): string {
+  if (copied === null || copied === undefined || total === null || total === undefined) return '-';
+  return `${formatBytes(copied)} of ${formatBytes(total)}`;
+}
+
+/** Time left as people read it: `~8 s`, `~3 min`, `~2 h` (`-` when unknown, `0 s` when done). */
+export function formatTimeLeft(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '-';
+  if (ms <= 0) return '0 s';
+  const s = Math.ceil(ms / 1000);
+  if (s < 120) return `~${s} s`;
+  if (s < 7200) return `~${Math.round(s / 60)} min`;
+  return `~${Math.round(s / 3600)} h`;
+}
+
 const num = (v: number | null): string => (v === null ? '-' : String(v));
 
 /**
@@ -82,6 +98,26 @@ export function renderStatus(report: ClusterReport, maxEvents = 10): string {
       ...table(
         ['CONSUMER', 'KIND', 'PARTITION', 'POSITION', 'END', 'LAG'],
         report.consumers.map((c) => [c.consumer, c.kind, `${c.topic}/${c.partition}`, String(c.offset), String(c.end), String(c.lag)]),
+      ),
+    );
+  }
+  // Absent from an older broker's answer.
+  const moves = report.moves ?? [];
+  if (moves.length > 0) {
+    lines.push('', `${moves.length} replica move${moves.length === 1 ? '' : 's'} in progress:`);
+    lines.push(
+      ...table(
+        ['PARTITION', 'FROM', 'TO', 'PHASE', 'COPIED', 'LEFT', 'FOR', 'LAST ERROR'],
+        moves.map((m) => [
+          `${m.topic}/${m.partition}`,
+          m.from,
+          m.to,
+          m.phase,
+          formatCopied(m.copiedBytes, m.totalBytes),
+          formatTimeLeft(m.timeLeftMs),
+          `${Math.max(0, Math.round((report.timeMs - m.startedAtMs) / 1000))} s`,
+          m.error ?? '',
+        ]),
       ),
     );
   }

@@ -199,6 +199,11 @@ export class DiskPartition implements PartitionLog {
     );
   }
 
+  /** Bytes of the segment files. */
+  get sizeBytes(): number {
+    return this.segments.sizeBytes;
+  }
+
   read(offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]> {
     if (this.rewinding) return []; // for a moment; readers wait for the next append
     return this.log.readFromMemory(offset, maxCount, maxBytes) ?? this.log.read(offset, maxCount, maxBytes);

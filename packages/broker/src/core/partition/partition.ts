@@ -23,6 +23,8 @@ export interface PartitionLog extends ApplyTarget {
   read(offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]>;
   /** First offset stored at or after `timeMs` (the end offset if none). */
   offsetForTime(timeMs: number): number | Promise<number>;
+  /** Bytes it holds (segment files on disk; message data in memory): what a new replica copies. */
+  readonly sizeBytes: number;
 }
 
 /** Limits of one partition. */
@@ -59,6 +61,10 @@ export class Partition implements PartitionLog {
 
   /** Bytes of message data held. */
   get dataBytes(): number {
+    return this.window.bytes;
+  }
+
+  get sizeBytes(): number {
     return this.window.bytes;
   }
 

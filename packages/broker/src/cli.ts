@@ -42,7 +42,8 @@ commands:
   status    cluster health; exits 1 when unhealthy  relaymq status --help
   dev       a local cluster on loopback             relaymq dev --help
   topic     create, describe, alter, delete topics  relaymq topic --help
-  cluster   brokers: status, add, remove, moves     relaymq cluster --help
+  cluster   brokers: status, add, remove, forget,   relaymq cluster --help
+            moves, rebalance
 
   relaymq --version     print the version
   relaymq --help        show this help

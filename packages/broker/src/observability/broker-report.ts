@@ -1,5 +1,5 @@
 import { RelayError } from '@relaymq/sdk/protocol';
-import type { MemberView, PartitionView, TopicAssignment } from './cluster-status.js';
+import type { MemberView, MoveReport, PartitionView, TopicAssignment } from './cluster-status.js';
 import type { ConsumerLag } from './consumer-lag.js';
 import type { ClusterEvent, SeriesPoint } from './history.js';
 import { parseCounts } from './latency-histogram.js';
@@ -69,23 +69,6 @@ export interface BrokerReport {
   events: ClusterEvent[];
   /** Replica moves in progress, reported by the metadata leader (the one that drives them; others report none). Absent from older brokers. */
   moves?: MoveReport[];
-}
-
-/** A replica move in progress, as the metadata leader drives it (engine/replica-moves.ts); null: not known yet. */
-export interface MoveReport {
-  topic: string;
-  partition: number;
-  from: string;
-  to: string;
-  startedAtMs: number;
-  phase: string;
-  /** Bytes the new replica holds of the partition, the partition's size on its leader, the recent copy rate and the time left at it. */
-  copiedBytes: number | null;
-  totalBytes: number | null;
-  bytesPerSecond: number | null;
-  timeLeftMs: number | null;
-  /** The last step's failure while it is retried. */
-  error: string | null;
 }
 
 type Obj = Record<string, unknown>;

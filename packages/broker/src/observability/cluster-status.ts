@@ -1,9 +1,25 @@
 import type { BrokerInfo, ClusterView } from '@relaymq/sdk/protocol';
 import type { GroupStatus, ReplicaRead } from '../engine/cluster.js';
 import type { PeerTransport } from '../net/peer-transport.js';
-import type { MoveReport } from './broker-report.js';
 import { consumerLag, type ConsumerLag, type PositionSource } from './consumer-lag.js';
 import type { BrowseSource } from './message-browser.js';
+
+/** A replica move in progress, as the metadata leader drives it (engine/replica-moves.ts); null: not known yet. */
+export interface MoveReport {
+  topic: string;
+  partition: number;
+  from: string;
+  to: string;
+  startedAtMs: number;
+  phase: string;
+  /** Bytes the new replica holds of the partition, the partition's size on its leader, the recent copy rate and the time left at it. */
+  copiedBytes: number | null;
+  totalBytes: number | null;
+  bytesPerSecond: number | null;
+  timeLeftMs: number | null;
+  /** The last step's failure while it is retried. */
+  error: string | null;
+}
 
 /**
  * A replica whose peer link is down, or that trails the leader by more than

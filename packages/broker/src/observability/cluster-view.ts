@@ -1,5 +1,5 @@
-import type { BrokerDisk, BrokerReport, MoveReport, ReplicaStore } from './broker-report.js';
-import { OUT_OF_SYNC_LAG_ENTRIES, type BrokerView, type ClusterVerdict, type MemberView, type PartitionView } from './cluster-status.js';
+import type { BrokerDisk, BrokerReport, ReplicaStore } from './broker-report.js';
+import { OUT_OF_SYNC_LAG_ENTRIES, type BrokerView, type ClusterVerdict, type MemberView, type MoveReport, type PartitionView } from './cluster-status.js';
 import { compareLag, type ConsumerLag } from './consumer-lag.js';
 import { MAX_RECENT_EVENTS, type ClusterEvent, type SeriesPoint } from './history.js';
 import { addCounts, countsQuantile } from './latency-histogram.js';

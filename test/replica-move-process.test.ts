@@ -11,7 +11,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Message } from '@relaymq/sdk';
 import { decodePayload } from '@relaymq/sdk/protocol';
-import { get, getJson } from './support/admin.js';
+import { get, getJson, postAdmin } from './support/admin.js';
 import { BrokerProcess } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
@@ -42,15 +42,7 @@ interface ReplicaPage {
   messages: Array<{ offset: number; key?: string; data: string }>;
 }
 
-async function post(adminUrl: string, path: string, body: unknown): Promise<{ status: number; body: unknown }> {
-  const response = await fetch(`${adminUrl}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { status: response.status, body: (await response.json()) as unknown };
-}
+const post = (adminUrl: string, path: string, body: unknown): Promise<{ status: number; body: unknown }> => postAdmin(adminUrl, path, body, TOKEN);
 
 describe('growing and shrinking a cluster under load (processes)', () => {
   it('b4 and b5 join, b1 and b2 are decommissioned and stopped, under keyed quorum publishing: nothing acknowledged lost, duplicated or reordered on any replica', { timeout: 420_000 }, async () => {

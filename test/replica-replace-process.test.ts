@@ -17,7 +17,7 @@
 import { rm } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodePayload } from '@relaymq/sdk/protocol';
-import { get, getJson } from './support/admin.js';
+import { get, getJson, postAdmin } from './support/admin.js';
 import { BrokerProcess } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
@@ -55,15 +55,7 @@ interface ReplicaPage {
   messages: Array<{ offset: number; data: string }>;
 }
 
-async function post(adminUrl: string, path: string, body: unknown): Promise<{ status: number; body: unknown }> {
-  const response = await fetch(`${adminUrl}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { status: response.status, body: (await response.json()) as unknown };
-}
+const post = (adminUrl: string, path: string, body: unknown): Promise<{ status: number; body: unknown }> => postAdmin(adminUrl, path, body, TOKEN);
 
 describe('replacing a dead broker (processes)', () => {
   it('a broker killed and its data deleted is replaced: every partition back at three replicas; the same id on an empty disk is refused; every acknowledged message kept once, in order, on every replica', { timeout: 150_000 }, async () => {

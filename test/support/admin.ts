@@ -14,6 +14,17 @@ export async function getJson<T>(url: string, timeoutMs = 5000): Promise<T> {
 }
 
 /** One sample of Prometheus text exposition. */
+/** POSTs `body` as JSON to an admin endpoint with the admin token; the status and the parsed answer. */
+export async function postAdmin(adminUrl: string, path: string, body: unknown, token: string, timeoutMs = 30_000): Promise<{ status: number; body: unknown }> {
+  const response = await fetch(`${adminUrl}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  return { status: response.status, body: (await response.json()) as unknown };
+}
+
 export interface Sample {
   name: string;
   labels: Record<string, string>;

@@ -31,6 +31,12 @@ export const META_GROUP = 'meta';
 
 /** A partition group's id. */
 export const partitionGroupId = (topic: string, partition: number): string => `p/${topic}/${partition}`;
+/** Splits a partition group's id (see {@link partitionGroupId}); undefined for other groups (`meta`). */
+export function parsePartitionGroup(group: string): { topic: string; partition: number } | undefined {
+  const match = /^p\/(.+)\/(\d+)$/.exec(group);
+  if (match === null) return undefined;
+  return { topic: match[1] as string, partition: Number(match[2]) };
+}
 
 /**
  * The peer-transport channel of a partition group: `raft/<id>`, with the

@@ -1,5 +1,6 @@
 import type { BrokerInfo, ClusterView } from '@relaymq/sdk/protocol';
 import type { GroupStatus, ReplicaRead } from '../engine/cluster.js';
+import { parsePartitionGroup } from '../engine/group-factory.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import { consumerLag, type ConsumerLag, type PositionSource } from './consumer-lag.js';
 import type { BrowseSource } from './message-browser.js';
@@ -153,13 +154,6 @@ export interface ClusterVerdict {
 export interface ClusterStatus extends ClusterVerdict {
   brokers: BrokerView[];
   partitions: PartitionView[];
-}
-
-/** Splits `p/<topic>/<partition>`; undefined for other groups (`meta`). */
-export function parsePartitionGroup(group: string): { topic: string; partition: number } | undefined {
-  const match = /^p\/(.+)\/(\d+)$/.exec(group);
-  if (match === null) return undefined;
-  return { topic: match[1] as string, partition: Number(match[2]) };
 }
 
 /** Partitions hosted here, with lag and replication health. */

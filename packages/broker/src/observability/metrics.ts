@@ -1,6 +1,7 @@
 import type { StatsFs } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { parsePartitionGroup } from '../engine/group-factory.js';
 import { consumerLagHere, partitionViews, type Membership, type OperationsSource } from './cluster-status.js';
 import type { BrokerObserver } from './observer.js';
 
@@ -108,8 +109,8 @@ export class BrokerMetrics implements BrokerObserver {
   }
 
   leaderChanged(group: string, _leader: string | null, _term: number): void {
-    const match = /^p\/(.+)\/(\d+)$/.exec(group);
-    this.leaderChanges.inc({ topic: match?.[1] ?? '', partition: match?.[2] ?? '' });
+    const parsed = parsePartitionGroup(group);
+    this.leaderChanges.inc({ topic: parsed?.topic ?? '', partition: parsed === undefined ? '' : String(parsed.partition) });
   }
 
   private topicLabel(topic: string): string {

@@ -48,7 +48,7 @@ import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from './engine.js';
 import { CreationCache, RECOVERY_TIMEOUT_MS, metadataLagging, settleWithin, throttled } from './startup.js';
 import { handOverLeadership, rankTargets, type HandoverGroup, type HandoverResult } from './handover.js';
-import { GroupFactory, META_GROUP, partitionGroupId, type MetadataGroup } from './group-factory.js';
+import { GroupFactory, META_GROUP, parsePartitionGroup, partitionGroupId, type MetadataGroup } from './group-factory.js';
 import type { HostedPartition, PartitionGroup } from './hosted-partition.js';
 import { LeaderForwarding } from './leader-forwarding.js';
 import { LeaderGrace } from './leader-grace.js';
@@ -64,7 +64,6 @@ import { GroupSessionTracker } from './groups/session-tracker.js';
 import { PublishRouter } from './routed-publish.js';
 import { CREATE_TOPICS_METHOD, TopicCreation } from './topic-creation.js';
 import { waitFor } from './wait-for.js';
-
 
 /** Election timeouts a lost metadata leader still counts as known for readiness: an election, a retry, a margin. */
 const READINESS_GRACE_ELECTIONS = 3;
@@ -995,9 +994,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** The replicas of a group by the metadata (every broker of the metadata group for `meta`). */
   private replicasOfGroup(group: string): readonly NodeId[] | undefined {
     if (group === META_GROUP) return this.meta.confState.voters;
-    const match = /^p\/(.+)\/(\d+)$/.exec(group);
-    if (match === null) return undefined;
-    return this.metadata.get(match[1] as string)?.partitions[Number(match[2])]?.replicas;
+    const parsed = parsePartitionGroup(group);
+    return parsed === undefined ? undefined : this.metadata.get(parsed.topic)?.partitions[parsed.partition]?.replicas;
   }
 
   /** Whether this broker is new to its cluster: its metadata log holds nothing yet (nothing ever reached it). */
@@ -1152,11 +1150,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.dropUnplaced();
     for (const [topic, incarnation] of before) {
       const now = this.metadata.get(topic);
-      if (now === undefined || now.incarnation !== incarnation) {
-        this.remote.forgetTopic(topic);
-        this.router.forgetTopic(topic);
-        this.topicEvents.emit('deleted', topic);
-      }
+      if (now === undefined || now.incarnation !== incarnation) this.forgetTopic(topic);
     }
     if (this.metadata.clusterId !== undefined) this.options.onClusterId?.(this.metadata.clusterId);
     for (const [broker, incarnation] of this.metadata.moves.admitted) this.options.onIncarnationAdmitted?.(broker, incarnation);
@@ -1173,12 +1167,17 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    */
   private topicDeleted(topic: TopicMetadata): void {
     this.dropUnplaced(topic.topic);
-    this.remote.forgetTopic(topic.topic);
-    this.router.forgetTopic(topic.topic);
+    this.forgetTopic(topic.topic);
     this.sweepFiles(topic.topic);
     this.consumerGroupEvents.emit('changed', undefined);
-    this.topicEvents.emit('deleted', topic.topic);
     this.options.log('info', 'topic deleted', { topic: topic.topic, partitions: topic.partitions.length });
+  }
+
+  /** A topic this broker knew is gone (or created anew): reads and routes of it are forgotten, its subscribers told. */
+  private forgetTopic(topic: string): void {
+    this.remote.forgetTopic(topic);
+    this.router.forgetTopic(topic);
+    this.topicEvents.emit('deleted', topic);
   }
 
   /**
@@ -1190,12 +1189,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    */
   private dropUnplaced(topic?: string): void {
     for (const [id] of this.creating.entriesNow()) {
-      const match = /^p\/(.+)\/(\d+)$/.exec(id);
-      if (match === null || !this.hostedIncarnation.has(id)) continue;
-      const name = match[1] as string;
-      if (topic !== undefined && name !== topic) continue;
-      const partition = Number(match[2]);
-      if (!this.placedHere(name, partition, this.hostedIncarnation.get(id))) this.dropPartition(name, partition);
+      const parsed = parsePartitionGroup(id);
+      if (parsed === undefined || !this.hostedIncarnation.has(id)) continue;
+      if (topic !== undefined && parsed.topic !== topic) continue;
+      if (!this.placedHere(parsed.topic, parsed.partition, this.hostedIncarnation.get(id))) this.dropPartition(parsed.topic, parsed.partition);
     }
   }
 

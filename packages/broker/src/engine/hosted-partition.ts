@@ -154,12 +154,7 @@ export class HostedPartition {
     // beyond what the segment log has made durable: only up to the checkpoint written and still in force (a rewind
     // since may have brought back an older one).
     await group.compact(async () => {
-      if (!covered() && durableUpTo(partition) >= index) await storage.compact(index, checkpoint);
+      if (!covered() && (partition.checkpointed?.index ?? 0) >= index) await storage.compact(index, checkpoint);
     });
   }
-}
-
-/** The Raft index the partition's durable checkpoint covers (0: none). */
-function durableUpTo(partition: DiskPartition): number {
-  return partition.checkpointed?.index ?? 0;
 }

@@ -15,9 +15,10 @@ import type { PublishCommand } from '../core/partition/command.js';
 import type { StoredMessage } from '../core/partition/message.js';
 import type { Entry, Snapshot } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
+import type { LogFunction } from '../observability/logger.js';
 import { GroupClock } from '../runtime/group-clock.js';
 import { DiskPartition, type PartitionCheckpoint } from '../storage/disk-partition.js';
-import { nodeFileSystem } from '../storage/fs.js';
+import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { DurableRaftStorage } from '../storage/raft-storage.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { GroupFactory } from './group-factory.js';
@@ -64,6 +65,29 @@ async function applyEntries(disk: DiskPartition, storage: DurableRaftStorage<Pub
 async function reopen(dir: string, fs: FaultyFileSystem): Promise<{ checkpoint: number; snapshot: number; endOffset: number }> {
   const { disk, storage } = await openReplica(dir, fs);
   return { checkpoint: disk.checkpointed?.index ?? 0, snapshot: storage.memory.snapshot()?.meta.index ?? 0, endOffset: disk.endOffset };
+}
+
+
+/** A broker's group factory over `dir` (broker `a`, no peers linked), logging to `log`. */
+function factoryOn(dir: string, fs: FileSystem, log: LogFunction): GroupFactory {
+  return new GroupFactory({
+    self: 'a',
+    transport: { send: () => {}, connectedPeers: () => [] } as unknown as PeerTransport,
+    dataDir: dir,
+    dedupeWindow: 100,
+    retentionBytes: 0,
+    fsync: 'always',
+    fsyncIntervalMs: 1000,
+    segmentBytes: 64 * 1024,
+    maxOpenSegmentFiles: 64,
+    maxOpenRaftLogFiles: 64,
+    raftLogMaxBytes: 1 << 20,
+    fileSystem: fs,
+    raftConfig: {},
+    clock: new GroupClock(),
+    now: () => 0,
+    log,
+  });
 }
 
 describe('the Raft snapshot never gets ahead of the durable checkpoint', () => {
@@ -219,24 +243,7 @@ describe('a data dir whose checkpoint is behind its Raft snapshot', () => {
     }
 
     const logged: Array<{ level: string; message: string; fields: Record<string, unknown> | undefined }> = [];
-    const factory = new GroupFactory({
-      self: 'a',
-      transport: { send: () => {}, connectedPeers: () => [] } as unknown as PeerTransport,
-      dataDir: dir,
-      dedupeWindow: 100,
-      retentionBytes: 0,
-      fsync: 'always',
-      fsyncIntervalMs: 1000,
-      segmentBytes: 64 * 1024,
-      maxOpenSegmentFiles: 64,
-      maxOpenRaftLogFiles: 64,
-      raftLogMaxBytes: 1 << 20,
-      fileSystem: fs,
-      raftConfig: {},
-      clock: new GroupClock(),
-      now: () => 0,
-      log: (level, message, fields) => void logged.push({ level, message, fields }),
-    });
+    const factory = factoryOn(dir, fs, (level, message, fields) => void logged.push({ level, message, fields }));
     cleanups.push(() => factory.close());
     // b is down (its fetches fail), c serves what it holds.
     const fetchFromLeader = vi.fn(async ({ leader }: { leader: string | null }, offset: number) => {
@@ -277,24 +284,7 @@ describe('a data dir whose checkpoint is behind its Raft snapshot', () => {
       cleanups.splice(0);
     }
     const logged: string[] = [];
-    const factory = new GroupFactory({
-      self: 'a',
-      transport: { send: () => {}, connectedPeers: () => [] } as unknown as PeerTransport,
-      dataDir: dir,
-      dedupeWindow: 100,
-      retentionBytes: 0,
-      fsync: 'always',
-      fsyncIntervalMs: 1000,
-      segmentBytes: 64 * 1024,
-      maxOpenSegmentFiles: 64,
-      maxOpenRaftLogFiles: 64,
-      raftLogMaxBytes: 1 << 20,
-      fileSystem: fs,
-      raftConfig: {},
-      clock: new GroupClock(),
-      now: () => 0,
-      log: (level) => void logged.push(level),
-    });
+    const factory = factoryOn(dir, fs, (level) => void logged.push(level));
     cleanups.push(() => factory.close());
     const hooks = {
       appended: () => {},

@@ -49,25 +49,31 @@ async function admin(broker: Broker, method: string, path: string, body?: unknow
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
+
+/** Five brokers on disk, replication factor 3, admin port with the token, logging to `lines`; `extra` options for all. */
+async function onDisk(ids: string[], extra: Partial<BrokerOptions>) {
+  const dirs = await Promise.all(ids.map(() => tempDir()));
+  const ports = await freePorts(ids.length);
+  const peers = ids.map((id, i) => `${id}@127.0.0.1:${ports[i]}`);
+  const optionsOf = (i: number): BrokerOptions => ({
+    id: ids[i] as string,
+    peerPort: ports[i] as number,
+    peers: peers.filter((_, j) => j !== i),
+    dataDir: dirs[i] as string,
+    replicationFactor: 3,
+    adminPort: 0,
+    adminToken: TOKEN,
+    log: (level, message, fields) => void lines.push(`${ids[i]} ${level} ${message} ${JSON.stringify(fields ?? {})}`),
+    ...extra,
+  });
+  const brokers = await Promise.all(ids.map((_, i) => fixture.broker(optionsOf(i))));
+  const byId = (id: string): Broker => brokers[ids.indexOf(id)] as Broker;
+  return { ids, dirs, brokers, byId, optionsOf };
+}
+
 describe('deleting a topic', () => {
   it('deletes every replica\'s files (a broker down during the deletion too), ends its subscribers with INVALID_TOPIC, answers 404 after, and a publish creates it anew from offset 0', async () => {
-    const ids = ['d1', 'd2', 'd3', 'd4', 'd5'];
-    const dirs = await Promise.all(ids.map(() => tempDir()));
-    const ports = await freePorts(ids.length);
-    const peers = ids.map((id, i) => `${id}@127.0.0.1:${ports[i]}`);
-    const optionsOf = (i: number): BrokerOptions => ({
-      id: ids[i] as string,
-      peerPort: ports[i] as number,
-      peers: peers.filter((_, j) => j !== i),
-      dataDir: dirs[i] as string,
-      replicationFactor: 3,
-      defaultPartitions: 2,
-      adminPort: 0,
-      adminToken: TOKEN,
-      log: (level, message, fields) => void lines.push(`${ids[i]} ${level} ${message} ${JSON.stringify(fields ?? {})}`),
-    });
-    const brokers = await Promise.all(ids.map((_, i) => fixture.broker(optionsOf(i))));
-    const byId = (id: string): Broker => brokers[ids.indexOf(id)] as Broker;
+    const { ids, dirs, brokers, byId, optionsOf } = await onDisk(['d1', 'd2', 'd3', 'd4', 'd5'], { defaultPartitions: 2 });
 
     const created = await admin(brokers[0] as Broker, 'POST', '/api/topics', { topic: 'orders', partitions: 2, replicationFactor: 3 });
     expect(created.status).toBe(201);
@@ -160,25 +166,8 @@ describe('deleting a topic', () => {
   }, 120_000);
 
   it('a replica down while its topic is deleted and created again catches up from a metadata snapshot: it drops the old replica and serves the new one from offset 0', async () => {
-    const ids = ['s1', 's2', 's3', 's4', 's5'];
-    const dirs = await Promise.all(ids.map(() => tempDir()));
-    const ports = await freePorts(ids.length);
-    const peers = ids.map((id, i) => `${id}@127.0.0.1:${ports[i]}`);
-    const optionsOf = (i: number): BrokerOptions => ({
-      id: ids[i] as string,
-      peerPort: ports[i] as number,
-      peers: peers.filter((_, j) => j !== i),
-      dataDir: dirs[i] as string,
-      replicationFactor: 3,
-      defaultPartitions: 1,
-      // Compacts the metadata log past a broker that is down, so it catches up from a snapshot.
-      raftLogMaxBytes: 1,
-      adminPort: 0,
-      adminToken: TOKEN,
-      log: (level, message, fields) => void lines.push(`${ids[i]} ${level} ${message} ${JSON.stringify(fields ?? {})}`),
-    });
-    const brokers = await Promise.all(ids.map((_, i) => fixture.broker(optionsOf(i))));
-    const byId = (id: string): Broker => brokers[ids.indexOf(id)] as Broker;
+    // raftLogMaxBytes 1 compacts the metadata log past a broker that is down, so it catches up from a snapshot.
+    const { ids, brokers, byId, optionsOf } = await onDisk(['s1', 's2', 's3', 's4', 's5'], { defaultPartitions: 1, raftLogMaxBytes: 1 });
     const client = await fixture.client([(brokers[0] as Broker).url], { discovery: false, poolSize: 1 });
     for (let i = 0; i < 5; i++) await client.publish('orders', Buffer.from(`old${i}`), { ack: 'quorum' });
     await waitFor(() => brokers.every((b) => topicOf(b, 'orders') !== undefined), 'every broker to know orders');

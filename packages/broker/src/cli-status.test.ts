@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { AdminCommandIo } from './cli-admin.js';
 import { STATUS_USAGE, runStatus } from './cli-status.js';
 import type { ClusterReport } from './observability/cluster-view.js';
+import { QUIET_CLUSTER } from '../test/support/cluster-report.js';
 
 /** A fake admin port answering `/api/cluster` with `status` and `body`; records each request's URL and Authorization header. */
 function port(status: number, body: unknown, env: Record<string, string> = {}): AdminCommandIo & { sent: Array<[string, string | undefined]>; stdout: string[]; stderr: string[] } {
@@ -52,20 +53,7 @@ describe('relaymq status', () => {
 
   it('prints the moves in progress with bytes copied and time left, and no moves section without moves', async () => {
     const report: ClusterReport = {
-      broker: 'b1',
-      timeMs: 20_000,
-      ready: true,
-      healthy: true,
-      problems: [],
-      metadataLeader: 'b1',
-      reached: ['b1'],
-      unreachable: [],
-      brokers: [],
-      partitions: [],
-      topics: [],
-      consumers: [],
-      series: { intervalMs: 1000, cluster: [], brokers: {} },
-      events: [],
+      ...QUIET_CLUSTER,
       moves: [
         { topic: 'orders', partition: 3, from: 'b1', to: 'b4', startedAtMs: 8_000, phase: 'catching-up', copiedBytes: 12_897_485, totalBytes: 41_943_040, bytesPerSecond: 3_500_000, timeLeftMs: 8_300, error: null },
         { topic: 'orders', partition: 5, from: 'b2', to: 'b4', startedAtMs: 19_000, phase: 'pending', copiedBytes: null, totalBytes: null, bytesPerSecond: null, timeLeftMs: null, error: 'NOT_LEADER' },

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterReport } from '../observability/cluster-view.js';
+import { QUIET_CLUSTER } from '../../test/support/cluster-report.js';
 import { DASHBOARD_HTML } from './page.js';
 
 /** The page's one inline script, as the browser gets it (the template literal's escapes applied). */
@@ -57,22 +58,7 @@ async function renderPage(cluster: Partial<ClusterReport>): Promise<{ element: (
   return { element };
 }
 
-const quietCluster: Partial<ClusterReport> = {
-  broker: 'b1',
-  timeMs: 20_000,
-  ready: true,
-  healthy: true,
-  problems: [],
-  metadataLeader: 'b1',
-  reached: ['b1'],
-  unreachable: [],
-  brokers: [],
-  partitions: [],
-  topics: [],
-  consumers: [],
-  series: { intervalMs: 1000, cluster: [], brokers: {} },
-  events: [],
-};
+const quietCluster: Partial<ClusterReport> = QUIET_CLUSTER;
 
 describe('dashboard page', () => {
   it('has an inline script that parses (a quote escaped once in the template literal ends a JS string early)', () => {

@@ -26,9 +26,16 @@ export class ProcessCluster {
   ) {}
 
   static async start(ids: string[], args: (id: string) => string[] = () => [], timeoutMs = 20_000): Promise<ProcessCluster> {
-    const cluster = new ProcessCluster(ids, await freePorts(ids.length), args);
-    await Promise.all(ids.map((id) => cluster.startOne(id, timeoutMs)));
-    return cluster;
+    // A port free when picked can be taken by another test's process before a broker binds it (EADDRINUSE): the
+    // cluster then starts again on new ports, three times at most.
+    for (let attempt = 1; ; attempt++) {
+      const cluster = new ProcessCluster(ids, await freePorts(ids.length), args);
+      const started = await Promise.allSettled(ids.map((id) => cluster.startOne(id, timeoutMs)));
+      const failure = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failure === undefined) return cluster;
+      await Promise.all([...cluster.brokers.values()].map((b) => b.signal('SIGKILL')));
+      if (attempt >= 3 || !String(failure.reason).includes('EADDRINUSE')) throw failure.reason;
+    }
   }
 
   /** Starts (or restarts, on the same peer port) broker `id`. */

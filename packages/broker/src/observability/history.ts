@@ -27,6 +27,19 @@ export interface SeriesPoint {
   latency: LatencyCounts;
 }
 
+/**
+ * The whole second a sampler firing at `nowMs` closes, or undefined when it
+ * closes none after `lastMs` (the previous sample's second, or the start).
+ * A timer may fire a little before the second it was set for (Date.now and
+ * the timers' monotonic clock drift apart); sampling then would give a second
+ * point for the same second over an interval of about a millisecond, and a
+ * rate a thousand times too high.
+ */
+export function closedSecond(nowMs: number, lastMs: number, intervalMs: number): number | undefined {
+  const second = Math.floor(nowMs / intervalMs) * intervalMs;
+  return second > lastMs ? second : undefined;
+}
+
 /** A bounded ring of recent items, oldest dropped first. */
 export class Ring<T> {
   private readonly items: T[] = [];

@@ -7,7 +7,7 @@ import { statfs } from 'node:fs/promises';
 import type { BrokerDisk, BrokerReport, ReplicaStore, TopicRate } from './broker-report.js';
 import { Membership, consumerLagHere, isReady, partitionViews, type OperationsSource, type PartitionView } from './cluster-status.js';
 import { buildClusterView, type ClusterReport, type PeerAnswer } from './cluster-view.js';
-import { MAX_RECENT_EVENTS, MAX_SERIES_POINTS, Ring, quantile, type ClusterEvent, type SeriesPoint } from './history.js';
+import { MAX_RECENT_EVENTS, MAX_SERIES_POINTS, Ring, closedSecond, quantile, type ClusterEvent, type SeriesPoint } from './history.js';
 import { countLatencies } from './latency-histogram.js';
 import { browse, parseBrowseQuery } from './message-browser.js';
 import { BrokerMetrics } from './metrics.js';
@@ -273,19 +273,21 @@ export class Operations implements BrokerObserver {
   private scheduleSample(): void {
     const delay = SAMPLE_INTERVAL_MS - (Date.now() % SAMPLE_INTERVAL_MS);
     this.sampler = setTimeout(() => {
-      this.sample(Date.now());
+      const second = closedSecond(Date.now(), this.lastTotals.timeMs, SAMPLE_INTERVAL_MS);
+      if (second !== undefined) this.sample(second);
       this.scheduleSample();
     }, delay);
     this.sampler.unref();
   }
 
+  /** Closes the interval ending at the whole second `nowMs`: rates over the time since the last one, so the points add up to the counters. */
   private sample(nowMs: number): void {
     const { messagesIn, messagesOut } = this.metrics.totals;
-    const seconds = Math.max(0.001, (nowMs - this.lastTotals.timeMs) / 1000);
+    const seconds = (nowMs - this.lastTotals.timeMs) / 1000;
     const latencies = this.metrics.takeLatencies().map((s) => s * 1000);
     const ms = (v: number | null): number | null => (v === null ? null : Math.round(v * 1000) / 1000);
     this.series.push({
-      timeMs: Math.round(nowMs / SAMPLE_INTERVAL_MS) * SAMPLE_INTERVAL_MS,
+      timeMs: nowMs,
       inPerSec: Math.round((messagesIn - this.lastTotals.messagesIn) / seconds),
       outPerSec: Math.round((messagesOut - this.lastTotals.messagesOut) / seconds),
       p50Ms: ms(quantile(latencies, 0.5)),
@@ -302,7 +304,7 @@ export class Operations implements BrokerObserver {
     this.topicRates = rates;
     this.lastTopicTotals = new Map([...this.metrics.topicTotals].map(([t, v]) => [t, { ...v }]));
     this.lastTotals = { messagesIn, messagesOut, timeMs: nowMs };
-    this.sampleMembers(nowMs);
+    this.sampleMembers(Date.now());
   }
 
   /** Records members joining, failing and recovering as events. */

@@ -56,7 +56,7 @@ import { LostPeers } from './lost-peers.js';
 import { MetadataAdmission } from './admission.js';
 import { CONF_CHANGE_METHOD, parseConfAnswer, parseConfChangeRequest, type ConfChangeRequest } from './membership-requests.js';
 import { MetadataCompaction } from './metadata-compaction.js';
-import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, parseTopics, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
+import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, parseTopics, sentOnce, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
 import { GROUP_COMMAND_METHOD, parseForwardedGroupCommand } from './groups/group-commands.js';
@@ -402,7 +402,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       publishHosted: async ({ topic, partition, ack, command }) => {
         const forwarded: ForwardedPublish = { topic, partition, ack, command };
         const group = await this.partitionGroup(topic, partition);
-        const outcomes = await this.forwarding.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded);
+        const outcomes = await this.forwarding.viaLeader(group, () => this.publishHere(forwarded), 'publish', forwarded, sentOnce);
         return { leader: group.leader ?? undefined, outcomes };
       },
     });

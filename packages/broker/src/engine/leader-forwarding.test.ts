@@ -1,9 +1,10 @@
 import { EventEmitter } from 'eventemitter3';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RelayError } from '@relaymq/sdk/protocol';
 import type { PeerRpc } from '../net/peer-rpc.js';
 import { LeaderForwarding, type LedGroup } from './leader-forwarding.js';
 import { LostPeers } from './lost-peers.js';
+import { sentOnce } from './peer-messages.js';
 
 /** Broker `a` of group g (voters a, b, c), its peer links as a transport double: `drop`/`restore` a link. */
 function setup(leader: string | null, requestTimeoutMs = 400) {
@@ -101,5 +102,27 @@ describe('LeaderForwarding', () => {
     healed.links.emit('up', 'b');
     healed.links.emit('up', 'c');
     await expect(healed.forward()).resolves.toEqual([{ kind: 'stored', offset: 3 }]);
+  });
+
+  it('a publish resent to the next leader after the first stepped down tells a duplicate as stored: the client sent it once', async () => {
+    const group: { id: string; leader: string | null } = { id: 'p/t/0', leader: 'b' };
+    const calls: string[] = [];
+    const rpc = {
+      // b proposed the entry, then lost its role before answering; c, elected with the entry in its log, finds it stored.
+      call: (peer: string) => {
+        calls.push(peer);
+        return peer === 'b' ? new Promise(() => {}) : Promise.resolve([{ kind: 'duplicate', offset: 7 }]);
+      },
+    } as unknown as PeerRpc;
+    const forwarding = new LeaderForwarding({ self: 'a', rpc, requestTimeoutMs: 2000, now: () => Date.now() });
+    const pending = forwarding.viaLeader(group as LedGroup, async () => [], 'publish', {}, sentOnce);
+    await vi.waitFor(() => expect(calls).toEqual(['b']));
+    group.leader = 'c';
+    forwarding.leaderChanged();
+    await expect(pending).resolves.toEqual([{ kind: 'stored', offset: 7 }]);
+    expect(calls).toEqual(['b', 'c']);
+    // Sent once, a duplicate is the client's own republish, and says so.
+    const once = new LeaderForwarding({ self: 'a', rpc, requestTimeoutMs: 2000, now: () => Date.now() });
+    await expect(once.viaLeader({ id: 'p/t/0', leader: 'c' }, async () => [], 'publish', {}, sentOnce)).resolves.toEqual([{ kind: 'duplicate', offset: 7 }]);
   });
 });

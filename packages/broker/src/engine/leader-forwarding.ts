@@ -60,8 +60,12 @@ export class LeaderForwarding {
    * side), it answers `NO_QUORUM` at once, naming one of those replicas as
    * `leader`: the client's own link to it may well be open (see
    * {@link cutOff}).
+   *
+   * `resent` tells a result whose request went to an earlier leader too (it
+   * may have proposed it before stepping down): a publish's outcomes then
+   * pass through `sentOnce` (peer-messages.ts).
    */
-  async viaLeader<R>(group: LedGroup, local: () => Promise<R>, method: string, body: unknown): Promise<R> {
+  async viaLeader<R>(group: LedGroup, local: () => Promise<R>, method: string, body: unknown, resent: (result: R) => R = (r) => r): Promise<R> {
     const { self, rpc, requestTimeoutMs, now } = this.ctx;
     const deadline = now() + requestTimeoutMs;
     let avoid: NodeId | undefined;
@@ -83,9 +87,9 @@ export class LeaderForwarding {
       });
       if (leader === undefined) break;
       try {
-        if (leader === self) return await local();
         // A little longer than the leader's own commit timeout, so its answer (even TIMEOUT) gets back.
-        return (await this.whileLeading(group, leader, rpc.call(leader, method, body, requestTimeoutMs + 1000))) as R;
+        const result = leader === self ? await local() : ((await this.whileLeading(group, leader, rpc.call(leader, method, body, requestTimeoutMs + 1000))) as R);
+        return attempted ? resent(result) : result;
       } catch (err) {
         const code = err instanceof RelayError ? err.code : 'INTERNAL';
         // The leader went away or stepped down between our look and our request: find the next one. A publish

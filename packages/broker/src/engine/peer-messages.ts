@@ -3,6 +3,7 @@ import { MAX_TOPICS_PER_ENTRY, type CreateTopicCommand, type CreateTopicsCommand
 import { parseCommitPositions } from '../core/metadata/positions.js';
 import { parseGroupCommand } from '../core/metadata/groups.js';
 import { parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
+import type { AppendOutcome } from '../core/partition/batch.js';
 import type { StoredMessage } from '../core/partition/partition.js';
 
 /**
@@ -198,4 +199,14 @@ export function publishFailure(err: unknown, attemptedBefore: boolean, what: str
   }
   const reason = err instanceof RelayError ? `${err.code}: ${err.message}` : String(err);
   return new RelayError('TIMEOUT', `${what} failed (${reason})${attemptedBefore ? ' after an earlier attempt' : ''}; its outcome is unknown`, { cause: err });
+}
+
+/**
+ * The outcomes of a publish this broker sent on more than once (a hedged
+ * copy, or a resend to the next leader after the first stepped down): a
+ * `duplicate` may name this very publish's own earlier copy. The client sent
+ * it once, so it hears `stored` (same offset), not a republish it never made.
+ */
+export function sentOnce(outcomes: AppendOutcome[]): AppendOutcome[] {
+  return outcomes.map((o) => (o.kind === 'duplicate' ? { kind: 'stored', offset: o.offset } : o));
 }

@@ -2,7 +2,7 @@ import { RelayError } from '@relaymq/sdk/protocol';
 import type { AppendOutcome } from '../core/partition/partition.js';
 import type { NodeId } from '../core/raft/index.js';
 import type { PeerRpc } from '../net/peer-rpc.js';
-import { parseForwarded, publishFailure, type ForwardedPublish } from './peer-messages.js';
+import { parseForwarded, publishFailure, sentOnce, type ForwardedPublish } from './peer-messages.js';
 
 /**
  * Publishes to a partition this broker does not host. In a cluster larger
@@ -346,9 +346,7 @@ export class PublishRouter {
             if (settled) return;
             const leader = result.leader ?? target;
             this.leaders.set(key, leader);
-            // With several copies out, a `duplicate` may name this very request's twin, not an earlier send of the
-            // client's: the client sent it once, so it hears `stored` (same offset), not a republish it never made.
-            const outcomes = next > 1 ? result.outcomes.map((o) => (o.kind === 'duplicate' ? { kind: 'stored' as const, offset: o.offset } : o)) : result.outcomes;
+            const outcomes = next > 1 ? sentOnce(result.outcomes) : result.outcomes;
             finish({ leader, outcomes });
           },
           (err: unknown) => {

@@ -220,4 +220,23 @@ describe('deleting a topic', () => {
     expect((await admin(broker, 'DELETE', '/api/topics?topic=orders')).status).toBe(404);
     expect((await client.publish('orders', Buffer.from('new'))).offset).toBe(0);
   });
+
+  it('a subscriber pulling with for await leaves its loop with INVALID_TOPIC when the topic is deleted, after every message', async () => {
+    const broker = await fixture.broker({ id: 'solo', adminPort: 0, adminToken: TOKEN, defaultPartitions: 1 });
+    const client = await fixture.client([broker.url], { discovery: false });
+    client.on('error', () => {}); // reported there too; this test reads the loop
+    for (let i = 0; i < 3; i++) await client.publish('orders', Buffer.from(String(i)));
+    const stream = await client.subscribe('orders', { from: 'earliest' });
+    const pulled: string[] = [];
+    const loop = (async () => {
+      for await (const m of stream) {
+        pulled.push(Buffer.from(m.data as Uint8Array).toString('utf8'));
+        if (pulled.length === 3) void admin(broker, 'DELETE', '/api/topics?topic=orders');
+      }
+    })();
+    const ended = await within(loop.then(() => undefined, (err: unknown) => err), 'the for-await loop to end', 10_000);
+    expect(pulled).toEqual(['0', '1', '2']);
+    expect(ended).toBeInstanceOf(RelayError);
+    expect((ended as RelayError).code).toBe('INVALID_TOPIC');
+  });
 });

@@ -157,7 +157,11 @@ export interface Subscription {
   unsubscribe(): Promise<void>;
 }
 
-/** A subscription consumed with `for await`. */
+/**
+ * A subscription consumed with `for await`. Leaving the loop unsubscribes; a
+ * subscription the broker ends (its topic deleted: `INVALID_TOPIC`) makes the
+ * loop throw that error once the messages already received were pulled.
+ */
 export interface MessageStream<T = unknown> extends Subscription, AsyncIterable<Message<T>> {}
 
 /** Client-side state of one subscription; survives reconnects. */
@@ -425,6 +429,9 @@ export class Subscriber {
         }),
       options,
     );
+    // The broker may end it (its topic deleted): a waiting pull wakes and throws why (see `fail`).
+    const ended = this.subscriptions.get(subscription.id)?.ended.signal;
+    ended?.addEventListener('abort', () => wake?.(), { once: true });
     const finish = async (): Promise<void> => {
       if (done) return;
       done = true;
@@ -449,6 +456,7 @@ export class Subscriber {
               inHand = next;
               return { value: next.message, done: false };
             }
+            if (!done && ended?.reason instanceof RelayError) throw ended.reason;
             if (done || !this.subscriptions.has(subscription.id)) return { value: undefined, done: true };
             await new Promise<void>((resolve) => (wake = resolve));
           }
@@ -671,7 +679,7 @@ export class Subscriber {
   private fail(state: SubscriptionState, error: RelayError): void {
     if (!this.subscriptions.delete(state.id)) return;
     state.active = false;
-    state.ended.abort();
+    state.ended.abort(error); // the reason a pulling stream throws
     state.queue.length = 0;
     void state.committer?.close(); // a last attempt; nothing waits for it
     state.membership?.stop();

@@ -121,7 +121,8 @@ describe('a broker with more partitions than maxOpenSegmentFiles and maxOpenRaft
     for (const topic of topics) {
       for (let p = 0; p < PARTITIONS; p++) expect(await stored(broker, topic, p)).toEqual(expected(topic, p, PER_PARTITION));
     }
-    expect(openSegmentFiles(dir)).toBeLessThanOrEqual(BOUND);
+    // Reading opened sealed segments; the bound closes the idle ones again (asynchronously: 13 were seen under load 15).
+    await waitFor(() => openSegmentFiles(dir) <= BOUND, `at most ${BOUND} segment files open after the reads (${openSegmentFiles(dir)})`, 15_000);
 
     await broker.close();
     expect(openSegmentFiles(dir)).toBe(0);

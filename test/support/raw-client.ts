@@ -27,7 +27,7 @@ export class RawClient {
     });
     if (hello) {
       client.send({ type: 'hello', version: PROTOCOL_VERSION, clientId: 'raw', producerId: 'raw-producer', ...(options.token === undefined ? {} : { token: options.token }) });
-      await client.next('welcome');
+      await client.next('welcome', 15_000); // a broker on a loaded machine (CI under load 15 took over 5 s)
     }
     return client;
   }

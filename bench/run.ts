@@ -17,7 +17,7 @@
  *   npm run bench -- --only groups      consumer groups: the longest delivery pause on partitions that did not move while members join and leave
  *   npm run bench -- --only move        a partition of 1 GiB moved to a new broker, throttle off and on: catch-up rate, publish latency meanwhile
  *   npm run bench -- --only move --move-mib 256   the same with a smaller partition
- *   npm run bench -- --only move --move-throttle-mbps 25   the throttled run's rate (MB/s)
+ *   npm run bench -- --only move --move-throttle-mbps 10   the throttled run's rate (MB/s)
  *   npm run bench -- --sdk source       drive the SDK sources (through tsx) instead of its build
  *   npm run bench -- --ack leader       the ack level of every publish (default quorum)
  *

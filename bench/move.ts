@@ -19,6 +19,7 @@
  * brokers were left alone a while: right after the fill they checkpoint and
  * compact it, and the p99 was 1.2 s) is the baseline.
  */
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { RelayClient, connect as Connect } from '@relaymq/sdk';
 import { freePorts, makeTempDir, nowSeconds, payload, progress, removeTempDir, spawnBroker, summarizeLatency, type BrokerProcess, type LatencySummary } from './lib.js';
@@ -133,12 +134,13 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
   }
 }
 
-async function startNode(id: string, root: string, extra: readonly string[]): Promise<MoveNode> {
-  const [clientPort, peerPort, adminPort] = await freePorts(3);
+/** A broker `id` on `ports` (fresh ones when not given), with `extra` arguments (`--peers` or `--join`, a throttle). */
+async function startNode(id: string, root: string, extra: readonly string[], ports?: readonly number[]): Promise<MoveNode> {
+  const [clientPort, peerPort, adminPort] = (ports ?? (await freePorts(3))) as [number, number, number];
   const args = ['--peer-port', String(peerPort), '--data', join(root, id), '--admin-port', String(adminPort), '--admin-token', TOKEN];
   args.push(...BENCH_BROKER_ARGS, ...extra);
   const process = await spawnBroker(id, args, clientPort);
-  return { id, peerPort: peerPort as number, adminUrl: `http://127.0.0.1:${adminPort}`, process };
+  return { id, peerPort, adminUrl: `http://127.0.0.1:${adminPort}`, process };
 }
 
 /** One publish of 1 KiB at a time, ack quorum, until stopped; the latencies in ms. */
@@ -162,30 +164,21 @@ function probePublisher(client: RelayClient): { stop(): Promise<number[]> } {
   };
 }
 
-const loadAverage = async (): Promise<number> => (await import('node:os')).loadavg()[0] as number;
+const loadAverage = (): number => loadavg()[0] as number;
 
 export async function moveBench(connect: typeof Connect, sizes: MoveSizes = MOVE_SIZES): Promise<MoveBenchResult> {
   const label = 'move: ';
   const root = makeTempDir('relaymq-bench-move-');
   const nodes: MoveNode[] = [];
   const clients: RelayClient[] = [];
-  const loadBefore = await loadAverage();
+  const loadBefore = loadAverage();
   try {
-    // Three brokers that know each other from the start.
-    const ports = await freePorts(9);
+    // Three brokers that know each other from the start: their ports are chosen first (client, peer, admin each).
     const ids = ['m1', 'm2', 'm3'];
-    const peerOf = (i: number): number => ports[3 + i] as number;
-    nodes.push(
-      ...(await Promise.all(
-        ids.map(async (id, i) => {
-          const peers = ids.filter((other) => other !== id).map((other) => `${other}@127.0.0.1:${peerOf(ids.indexOf(other))}`);
-          const args = ['--peer-port', String(peerOf(i)), '--peers', peers.join(','), '--data', join(root, id), '--admin-port', String(ports[6 + i]), '--admin-token', TOKEN];
-          args.push(...BENCH_BROKER_ARGS);
-          const process = await spawnBroker(id, args, ports[i]);
-          return { id, peerPort: peerOf(i), adminUrl: `http://127.0.0.1:${ports[6 + i]}`, process };
-        }),
-      )),
-    );
+    const ports = await freePorts(3 * ids.length);
+    const portsOf = (i: number): number[] => [ports[i], ports[3 + i], ports[6 + i]] as number[];
+    const peersOf = (i: number): string => ids.flatMap((other, j) => (j === i ? [] : [`${other}@127.0.0.1:${portsOf(j)[1]}`])).join(',');
+    nodes.push(...(await Promise.all(ids.map((id, i) => startNode(id, root, ['--peers', peersOf(i)], portsOf(i))))));
     progress(`${label}brokers ${nodes.map((n) => `${n.id} (pid ${n.process.pid})`).join(', ')}`);
     const client = await connect({ brokers: nodes.map((n) => n.process.url), outbox: OUTBOX, publishTimeoutMs: 60_000 });
     clients.push(client);
@@ -225,7 +218,7 @@ export async function moveBench(connect: typeof Connect, sizes: MoveSizes = MOVE
       },
       goalMBps: MOVE_RATE_GOAL_MBPS,
       met: unthrottled.catchUpMBps >= MOVE_RATE_GOAL_MBPS,
-      load: [roundTo(loadBefore, 2), roundTo(await loadAverage(), 2)],
+      load: [roundTo(loadBefore, 2), roundTo(loadAverage(), 2)],
     };
   } finally {
     await Promise.all(clients.map((c) => c.close().catch(() => {})));

@@ -9,7 +9,7 @@
  * joins gets nothing until an operator asks for a rebalance.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Broker } from '@relaymq/broker';
+import type { Broker, BrokerOptions } from '@relaymq/broker';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 import { tempDirs } from './support/temp-dirs.js';
@@ -40,22 +40,28 @@ const engineOf = (b: Broker): HealEngine => b.engine as unknown as HealEngine;
 const partitionsOf = (b: Broker, topic: string): Assignment[] => engineOf(b).appliedMetadata().topics.find((t) => t.topic === topic)?.partitions ?? [];
 const counts = (assignments: Assignment[], ids: string[]): number[] => ids.map((id) => assignments.filter((a) => a.replicas.includes(id)).length);
 
-describe('self-healing and rebalancing', () => {
-  it('re-creates the replicas of a broker gone past the replacement timeout, then spreads replicas evenly over a broker that joins, by itself', async () => {
-    const ids = ['h1', 'h2', 'h3', 'h4', 'h5'];
-    const ports = await freePorts(5);
-    const address = (i: number): string => `${ids[i]}@127.0.0.1:${ports[i]}`;
-    const start = async (i: number, peers: string[]): Promise<Broker> =>
+/** Brokers `ids` on disk (R=3) with `options`: `start(i, peers)` starts the i-th, `address(i)` is its peer address. */
+async function brokersOnDisk(ids: readonly string[], options: BrokerOptions): Promise<{ start(i: number, peers: string[]): Promise<Broker>; address(i: number): string }> {
+  const ports = await freePorts(ids.length);
+  return {
+    address: (i) => `${ids[i]}@127.0.0.1:${ports[i]}`,
+    start: async (i, peers) =>
       fixture.broker({
+        ...options,
         id: ids[i] as string,
         peerPort: ports[i] as number,
         peers,
         dataDir: await tempDir(),
         replicationFactor: 3,
-        defaultPartitions: 4,
-        replacementTimeoutMs: 5000, // shortened from 15 minutes; long enough that no broker is replaced while the cluster starts
         log: (level, message, fields) => void lines.push(`${ids[i]} ${level} ${message} ${JSON.stringify(fields ?? {})}`),
-      });
+      }),
+  };
+}
+
+describe('self-healing and rebalancing', () => {
+  it('re-creates the replicas of a broker gone past the replacement timeout, then spreads replicas evenly over a broker that joins, by itself', async () => {
+    // replacementTimeoutMs shortened from 15 minutes; long enough that no broker is replaced while the cluster starts.
+    const { start, address } = await brokersOnDisk(['h1', 'h2', 'h3', 'h4', 'h5'], { defaultPartitions: 4, replacementTimeoutMs: 5000 });
     const four = await Promise.all([0, 1, 2, 3].map((i) => start(i, [0, 1, 2, 3].filter((j) => j !== i).map(address))));
     const [h1] = four as [Broker, Broker, Broker, Broker];
     await within(engineOf(h1).createTopic('heal', { partitions: 8, replicationFactor: 3 }), 'creating heal');
@@ -112,18 +118,7 @@ describe('self-healing and rebalancing', () => {
 
   it('with autoRebalance false, a broker that joins gets no replica until an operator asks for a rebalance', async () => {
     const ids = ['o1', 'o2', 'o3', 'o4'];
-    const ports = await freePorts(4);
-    const address = (i: number): string => `${ids[i]}@127.0.0.1:${ports[i]}`;
-    const start = async (i: number, peers: string[]): Promise<Broker> =>
-      fixture.broker({
-        id: ids[i] as string,
-        peerPort: ports[i] as number,
-        peers,
-        dataDir: await tempDir(),
-        replicationFactor: 3,
-        autoRebalance: false,
-        log: (level, message, fields) => void lines.push(`${ids[i]} ${level} ${message} ${JSON.stringify(fields ?? {})}`),
-      });
+    const { start, address } = await brokersOnDisk(ids, { autoRebalance: false });
     const three = await Promise.all([0, 1, 2].map((i) => start(i, [0, 1, 2].filter((j) => j !== i).map(address))));
     const o1 = three[0] as Broker;
     await within(engineOf(o1).createTopic('still', { partitions: 6, replicationFactor: 3 }), 'creating still');

@@ -15,6 +15,9 @@
  *   npm run bench -- --only cluster3    the cluster figures only (or cluster3.failoverStall, singleBroker, ...)
  *   npm run bench -- --cluster-storage memory   cluster storage modes: fsync, interval, memory, a comma-separated list, or all
  *   npm run bench -- --only groups      consumer groups: the longest delivery pause on partitions that did not move while members join and leave
+ *   npm run bench -- --only move        a partition of 1 GiB moved to a new broker, throttle off and on: catch-up rate, publish latency meanwhile
+ *   npm run bench -- --only move --move-mib 256   the same with a smaller partition
+ *   npm run bench -- --only move --move-throttle-mbps 10   the throttled run's rate (MB/s)
  *   npm run bench -- --sdk source       drive the SDK sources (through tsx) instead of its build
  *   npm run bench -- --ack leader       the ack level of every publish (default quorum)
  *
@@ -55,6 +58,7 @@ import {
 import { scale, type ScaleResult, type ScaleSizes } from './scale.js';
 import { groupRebalance, type GroupRebalanceResult } from './groups.js';
 import { summarize, type Summary } from './summary.js';
+import { MOVE_SIZES, moveBench, type MoveBenchResult } from './move.js';
 
 /** Sizes of one run: the single-broker sizes at the top level, the cluster's under `cluster3`. */
 interface RunConfig extends ScenarioSizes, PublishSettings {
@@ -150,6 +154,8 @@ interface BenchResult {
   scale?: ScaleResult[];
   /** Consumer groups (issue 15): delivery pauses on unmoved partitions while members join and leave. */
   groups?: GroupRebalanceResult;
+  /** `--only move` (issue 14): a large partition moved to a new broker, throttled and not. */
+  move?: MoveBenchResult;
 }
 
 /** Scenario names, as keys of the result; `--only` picks some. */
@@ -250,6 +256,8 @@ interface Selection {
   /** `scale`: the partition-count figures (issue 13); only when asked for, they take minutes. */
   scale: boolean;
   groups: boolean;
+  /** `move`: the replica-move figures (issue 14); only when asked for, they take minutes and gigabytes. */
+  move: boolean;
 }
 
 /**
@@ -257,13 +265,14 @@ interface Selection {
  * (all of them), `cluster3` (every cluster scenario), `cluster3.<scenario>` or `groups`.
  */
 function parseOnly(value: string | undefined): Selection {
-  if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS), groups: true, scale: false };
-  const selection: Selection = { single: new Set(), cluster: new Set(), groups: false, scale: false };
-  const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`), 'groups', 'scale'];
+  if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS), groups: true, scale: false, move: false };
+  const selection: Selection = { single: new Set(), cluster: new Set(), groups: false, scale: false, move: false };
+  const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`), 'groups', 'scale', 'move'];
   for (const name of value.split(',').map((n) => n.trim())) {
     if ((SCENARIOS as readonly string[]).includes(name)) selection.single.add(name as Scenario);
     else if (name === 'singleBroker') for (const s of SCENARIOS) selection.single.add(s);
     else if (name === 'scale') selection.scale = true;
+    else if (name === 'move') selection.move = true;
     else if (name === 'cluster3') for (const s of CLUSTER_SCENARIOS) selection.cluster.add(s);
     else if (name === 'groups') selection.groups = true;
     else if (name.startsWith('cluster3.') && (CLUSTER_SCENARIOS as readonly string[]).includes(name.slice(9))) selection.cluster.add(name.slice(9) as ClusterScenario);
@@ -294,6 +303,22 @@ function parsePartitions(value: string | undefined, quick: boolean): number[] {
   return counts;
 }
 
+/** `--move-mib` (the partition's size, MiB) and `--move-throttle-mbps` (the throttled run's rate, MB/s). */
+function parseMoveSizes(mib: string | undefined, mbps: string | undefined): typeof MOVE_SIZES {
+  const sizes = { ...MOVE_SIZES };
+  if (mib !== undefined) {
+    const n = Number(mib);
+    if (!Number.isInteger(n) || n < 1 || n > 64 * 1024) throw new Error(`--move-mib: an integer from 1 to 65536, got "${mib}"`);
+    sizes.bytes = n * 1024 * 1024;
+  }
+  if (mbps !== undefined) {
+    const n = Number(mbps);
+    if (!(n > 0)) throw new Error(`--move-throttle-mbps: a positive number, got "${mbps}"`);
+    sizes.throttleBytesPerSecond = Math.round(n * 1e6);
+  }
+  return sizes;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -305,6 +330,8 @@ async function main(): Promise<void> {
       sdk: { type: 'string', default: 'dist' },
       'scale-partitions': { type: 'string' },
       ack: { type: 'string' },
+      'move-mib': { type: 'string' },
+      'move-throttle-mbps': { type: 'string' },
     },
     strict: true,
   });
@@ -343,6 +370,7 @@ async function main(): Promise<void> {
     scaleFigures = await scale(sizes);
   }
   const groups = selection.groups ? await groupRebalance(connect) : undefined;
+  const move = selection.move ? await moveBench(connect, parseMoveSizes(values['move-mib'], values['move-throttle-mbps'])) : undefined;
   const result: BenchResult = {
     node: process.version,
     cpus: cpus().length,
@@ -356,6 +384,7 @@ async function main(): Promise<void> {
     ...clusters,
     ...(scaleFigures === undefined ? {} : { scale: scaleFigures }),
     ...(groups === undefined ? {} : { groups }),
+    ...(move === undefined ? {} : { move }),
   };
   progress(`done in ${roundTo(nowSeconds() - started, 1)} s`);
   const json = `${JSON.stringify(result, null, 2)}\n`;

@@ -47,7 +47,8 @@ describe('relaymq topic and cluster (processes)', () => {
   it('creates, describes and alters a topic; reports, refuses, removes and re-adds brokers', { timeout: 180_000 }, async () => {
     const dirs = new Map<string, string>();
     for (const id of ['a1', 'a2', 'a3', 'a4']) dirs.set(id, await tempDir());
-    const cluster = await ProcessCluster.start(['a1', 'a2', 'a3'], (id) => ['--data', dirs.get(id) as string, '--admin-token', TOKEN], 30_000);
+    // No automatic rebalancing: a4, which joins below, must hold no replica until a1 drains onto it.
+    const cluster = await ProcessCluster.start(['a1', 'a2', 'a3'], (id) => ['--data', dirs.get(id) as string, '--admin-token', TOKEN, '--auto-rebalance', 'false'], 30_000);
     const admin1 = ['--broker', cluster.get('a1').adminUrl as string];
     const admin2 = ['--broker', cluster.get('a2').adminUrl as string];
 
@@ -142,7 +143,7 @@ describe('relaymq topic and cluster (processes)', () => {
     // A fourth broker joins; it holds no replica, so it may be removed, and added back.
     const [a4Port] = await freePorts(1);
     // a4 keeps running to the end: after a1's drain it holds replicas.
-    await BrokerProcess.start('a4', ['--peer-port', String(a4Port), '--join', `127.0.0.1:${cluster.peerPortOf('a1')}`, '--admin-port', '0', '--data', dirs.get('a4') as string, '--admin-token', TOKEN], 30_000);
+    await BrokerProcess.start('a4', ['--peer-port', String(a4Port), '--join', `127.0.0.1:${cluster.peerPortOf('a1')}`, '--admin-port', '0', '--data', dirs.get('a4') as string, '--admin-token', TOKEN, '--auto-rebalance', 'false'], 30_000);
     const roleOf = async (id: string, admin = admin1): Promise<string | undefined> => {
       const out = await relaymq(['cluster', 'status', '--json', ...admin]);
       return out.code === 0 ? (JSON.parse(out.stdout) as Membership).members.find((m) => m.id === id)?.role : undefined;

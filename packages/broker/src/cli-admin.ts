@@ -391,8 +391,8 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
       'Asks the metadata leader to move replicas from the brokers holding the most to\n' +
       'those holding the fewest (a wave of --max-concurrent-moves at a time) until\n' +
       'counts differ by at most one: after adding brokers, for instance. Returns at\n' +
-      'once; relaymq cluster moves follows it. Brokers started with\n' +
-      '--auto-rebalance true do this by themselves.',
+      'once; relaymq cluster moves follows it. Brokers do this by themselves\n' +
+      'unless started with --auto-rebalance false.',
     options: [],
     run: async (context) => {
       if (context.positionals.length > 0) throw new RelayError('INVALID_ARGUMENT', 'cluster rebalance takes no arguments');

@@ -169,9 +169,10 @@ export interface BrokerOptions {
   replacementTimeoutMs?: number;
   /**
    * Spread partition replicas evenly over the brokers by itself, whenever
-   * their counts differ by more than one (a broker joined or left);
-   * without it, only `relaymq cluster rebalance` does.
-   * @defaultValue `false`
+   * their counts differ by more than one (a broker joined or left), then
+   * leaderships; `false`: only `relaymq cluster rebalance` does. The
+   * metadata leader's setting counts: set it on every broker.
+   * @defaultValue `true`
    */
   autoRebalance?: boolean;
   /**
@@ -521,7 +522,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   metadataVoters: 3,
   maxConcurrentMoves: 4,
   replacementTimeoutMs: 900_000,
-  autoRebalance: false,
+  autoRebalance: true,
   moveBytesPerSecond: 0,
   defaultPartitions: 1,
   maxPayload: 1024 * 1024,

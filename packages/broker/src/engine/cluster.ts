@@ -106,7 +106,8 @@ export interface ClusterEngineOptions {
   replacementTimeoutMs?: number;
   /**
    * Spread replicas evenly whenever counts differ by more than one (after a
-   * broker joins or leaves), not only when an operator asks.
+   * broker joins or leaves), not only when an operator asks. The broker's
+   * option (options.ts) turns it on by default; the engine's is off.
    * @defaultValue false
    */
   autoRebalance?: boolean;
@@ -785,7 +786,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** Replica moves in progress (with their last step on the metadata leader) and the brokers being drained. */
   replicaMoves(): { moves: MoveProgress[]; draining: string[]; rebalancing: boolean } {
-    return { moves: this.moveCoordinator.progress(), draining: this.metadata.moves.draining, rebalancing: this.metadata.moves.rebalancing || this.options.autoRebalance === true };
+    return { moves: this.moveCoordinator.progress(), draining: this.metadata.moves.draining, rebalancing: this.moveCoordinator.rebalancing() };
   }
 
   /**

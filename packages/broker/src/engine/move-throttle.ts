@@ -7,9 +7,19 @@
  * shared by every move into it. Raft's own appends are never throttled.
  */
 
+/**
+ * How much of the time since the last batch may pay for the next one: the
+ * fetch of a batch takes time, and that time counts toward the rate (a copy
+ * slower than the rate never waits), but a long idle spell is not saved up
+ * as a burst of more than this.
+ */
+export const MOVE_THROTTLE_CREDIT_MS = 1000;
+
 export class MoveThrottle {
   /** When the bytes taken so far have been paid for at the rate. */
   private paidUntil = 0;
+  /** When the last call returned (the next batch was fetched since), `undefined` before the first. */
+  private lastReturn: number | undefined;
 
   /**
    * @param bytesPerSecond - the rate; 0 does not throttle.
@@ -25,9 +35,11 @@ export class MoveThrottle {
   async took(bytes: number): Promise<void> {
     if (this.bytesPerSecond <= 0 || bytes <= 0) return;
     const now = this.now();
-    this.paidUntil = Math.max(this.paidUntil, now) + (bytes * 1000) / this.bytesPerSecond;
+    const credit = Math.min(now - (this.lastReturn ?? now), MOVE_THROTTLE_CREDIT_MS);
+    this.paidUntil = Math.max(this.paidUntil, now - credit) + (bytes * 1000) / this.bytesPerSecond;
     const wait = this.paidUntil - now;
     if (wait >= 1) await this.sleep(Math.ceil(wait));
+    this.lastReturn = this.now();
   }
 }
 

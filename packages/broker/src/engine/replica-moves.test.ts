@@ -359,13 +359,23 @@ describe('ReplicaMoveCoordinator (on the metadata leader)', () => {
     expect(h.rebalanceAsked).toBe(false);
   });
 
-  it('rebalances by itself with autoRebalance, proposing nothing once even', async () => {
+  it('rebalances by itself with autoRebalance, proposing nothing once even, and says it is rebalancing only until then', async () => {
     const h = harness({ autoRebalance: true, maxMoves: 2 });
+    // b5 holds nothing (counts 2, 3, 2, 2, 0): uneven, so rebalancing, asked or not.
+    expect(h.coordinator.rebalancing()).toBe(true);
     await h.run(40);
     expect(h.proposed.some((c) => c.type === 'move-replica')).toBe(true);
     const before = h.proposed.length;
     await h.run(10);
     expect(h.proposed.length).toBe(before);
+    expect(h.coordinator.rebalancing()).toBe(false);
+  });
+
+  it('without autoRebalance, is rebalancing only while asked', () => {
+    const h = harness();
+    expect(h.coordinator.rebalancing()).toBe(false);
+    h.askRebalance();
+    expect(h.coordinator.rebalancing()).toBe(true);
   });
 
   it('gives up a move whose target is being drained, and moves the replica elsewhere', async () => {

@@ -377,6 +377,17 @@ export class ReplicaMoveCoordinator {
     });
   }
 
+  /**
+   * Whether a rebalance is under way: asked for and not done, or, when
+   * automatic, while replica counts differ by more than one or this
+   * (metadata leader) broker evens out leaderships after a move.
+   */
+  rebalancing(): boolean {
+    if (this.ctx.rebalanceAsked()) return true;
+    if (!this.ctx.autoRebalance) return false;
+    return this.leaderPass !== undefined || planRebalanceMoves({ topics: this.ctx.topics(), members: this.ctx.targets(), maxMoves: 1 }).length > 0;
+  }
+
   stop(): void {
     this.stopped = true;
     this.driving.clear();

@@ -117,7 +117,7 @@ export interface MovesDescription {
   moves: MoveDescription[];
   /** Brokers being decommissioned. */
   draining: string[];
-  /** A rebalance is asked for and not done, or rebalancing is automatic (`autoRebalance`). */
+  /** A rebalance is asked for and not done, or (`autoRebalance`) replica counts differ by more than one. */
   rebalancing: boolean;
 }
 

@@ -27,6 +27,7 @@ import {
   OUTBOX,
   fillTopic,
   pipelined,
+  publishToDeliver,
   replayFromEarliest,
   roundTo,
   sequentialPublish,
@@ -41,7 +42,7 @@ export type ClusterStorage = 'fsync' | 'interval' | 'memory';
 export const CLUSTER_STORAGES: readonly ClusterStorage[] = ['fsync', 'interval', 'memory'];
 
 /** Scenario names of the cluster, as keys of its result. */
-export const CLUSTER_SCENARIOS = ['pipelined128B', 'pipelined1KiB', 'sequentialPublish', 'failoverStall', 'replayFromDisk'] as const;
+export const CLUSTER_SCENARIOS = ['pipelined128B', 'pipelined1KiB', 'sequentialPublish', 'publishToDeliver', 'failoverStall', 'replayFromDisk'] as const;
 export type ClusterScenario = (typeof CLUSTER_SCENARIOS)[number];
 
 /** Sizes of the cluster runs. */
@@ -118,6 +119,8 @@ export interface Cluster3Result {
   pipelined128B?: ClusterThroughput;
   pipelined1KiB?: ClusterThroughput;
   sequentialPublish?: ClusterLatency;
+  /** One message at a time, from `publish()` on one client to the handler of a subscriber on a second client. */
+  publishToDeliver?: ClusterLatency;
   failoverStall?: FailoverStall;
   /** Disk modes only: a fresh subscriber reading a partition from `earliest` after every broker restarted. */
   replayFromDisk?: Replay;
@@ -447,6 +450,22 @@ async function clusterSequential(connect: typeof Connect, cluster: Cluster, size
   }
 }
 
+/** One message at a time from `publish()` on one cluster client to the handler on a second one. */
+async function clusterPublishToDeliver(connect: typeof Connect, cluster: Cluster, sizes: ClusterSizes, settings: PublishSettings, label: string): Promise<ClusterLatency> {
+  const publisher = await clusterClient(connect, cluster);
+  const subscriber = await clusterClient(connect, cluster);
+  try {
+    const topic = 'bench.cluster.deliver';
+    await publisher.publish(topic, new Uint8Array(128));
+    const leader = await cluster.agreedLeader(topic);
+    progress(`${label}leader of ${topic}: ${leader}; publisher connected to ${publisher.stats().connectedBrokers.map((b) => b.id).join(', ')}`);
+    const latency = await publishToDeliver(publisher, subscriber, topic, sizes, settings);
+    return { ...latency, leader, clientConnectedTo: publisher.stats().connectedBrokers.map((b) => b.id).sort() };
+  } finally {
+    await Promise.all([publisher.close(), subscriber.close()]);
+  }
+}
+
 /**
  * Fills a partition with `replayMessages` messages of 128 B, restarts every
  * broker, and times a fresh client reading the partition from `earliest`.
@@ -737,6 +756,9 @@ export async function cluster3(
   }
   if (only.has('sequentialPublish')) {
     result.sequentialPublish = await withCluster('sequentialPublish', (cluster) => clusterSequential(connect, cluster, sizes, settings, label));
+  }
+  if (only.has('publishToDeliver')) {
+    result.publishToDeliver = await withCluster('publishToDeliver', (cluster) => clusterPublishToDeliver(connect, cluster, sizes, settings, label));
   }
   if (only.has('failoverStall') && storage !== 'memory') {
     result.failoverStall = await withCluster('failoverStall', (cluster) => failoverStall(connect, cluster, sizes, settings, label));

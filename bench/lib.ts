@@ -130,6 +130,15 @@ const children = new Set<ChildProcess>();
 /** Temporary directories of this run, removed on exit whatever happens. */
 const tempDirs = new Set<string>();
 
+/**
+ * Registers a child process of this run (a broker, or another system's
+ * server), so that {@link killChildren} kills it if the run is interrupted.
+ */
+export function trackChild(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+}
+
 /** Kills every child still running and removes the temporary directories, synchronously (for exit and signal handlers). */
 export function killChildren(): void {
   for (const child of children) {
@@ -183,9 +192,8 @@ export function spawnBroker(id: string, extraArgs: readonly string[] = [], port 
   const args = [BROKER_CLI, 'broker', '--id', id, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warn', ...extraArgs];
   const nodeArgs = process.env.RELAYMQ_BENCH_BROKER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [];
   const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
+  trackChild(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  void exited.then(() => children.delete(child));
 
   // Broker logs (warn and above) are passed on to stderr, tagged.
   createInterface({ input: child.stderr }).on('line', (line) => process.stderr.write(`[broker ${id}] ${line}\n`));

@@ -31,9 +31,10 @@ export const SUBJECTS = 'bench.>';
 /** The `nats-server` binary and its version, or why there is none. */
 export type NatsServerLookup = { path: string; version: string } | { missing: string };
 
-/** Finds `nats-server`: RELAYMQ_BENCH_NATS_SERVER, then PATH, then /usr/sbin (Debian's package). */
+/** Finds `nats-server`: RELAYMQ_BENCH_NATS_SERVER when set (and nothing else), else PATH, then /usr/sbin (Debian's package). */
 export function findNatsServer(): NatsServerLookup {
-  const candidates = [process.env.RELAYMQ_BENCH_NATS_SERVER, 'nats-server', NATS_SERVER_FALLBACK].filter((c): c is string => c !== undefined && c !== '');
+  const chosen = process.env.RELAYMQ_BENCH_NATS_SERVER;
+  const candidates = chosen !== undefined && chosen !== '' ? [chosen] : ['nats-server', NATS_SERVER_FALLBACK];
   for (const candidate of candidates) {
     if (candidate.includes('/') && !existsSync(candidate)) continue;
     const run = spawnSync(candidate, ['--version'], { encoding: 'utf8', timeout: 5_000 });
@@ -76,7 +77,8 @@ export class JetStreamCluster {
 
   private constructor(
     private readonly binary: string,
-    private readonly root: string,
+    /** The temporary directory holding the servers' configurations and stores; removed by {@link close}. */
+    readonly root: string,
     private readonly specs: readonly ServerSpec[],
   ) {}
 
@@ -144,13 +146,18 @@ export class JetStreamCluster {
         child.kill('SIGKILL');
         reject(new Error(`nats-server ${spec.name}: ${message}`));
       };
-      const timer = setTimeout(() => fail(`not ready within ${READY_TIMEOUT_MS} ms`), READY_TIMEOUT_MS);
+      // nats-server logs to stderr; its last lines say why it would not start (routes refused while peers start are normal).
+      const last: string[] = [];
+      const why = (): string => (last.length === 0 ? '' : `; last log lines:\n${last.join('\n')}`);
+      const timer = setTimeout(() => fail(`not ready within ${READY_TIMEOUT_MS} ms${why()}`), READY_TIMEOUT_MS);
       child.once('error', (err) => fail(`cannot start: ${err.message}`));
-      child.once('exit', (code, signal) => fail(`exited before it was ready (code ${code}, signal ${signal})`));
-      // nats-server logs to stderr; "[FTL]" lines say why it would not start.
+      child.once('exit', (code, signal) => setImmediate(() => fail(`exited before it was ready (code ${code}, signal ${signal})${why()}`)));
       createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => {
-        if (line.includes('[FTL]') || line.includes('[ERR]')) process.stderr.write(`[nats ${spec.name}] ${line}\n`);
-        if (settled || !line.includes('Server is ready')) return;
+        if (line.includes('[FTL]')) process.stderr.write(`[nats ${spec.name}] ${line}\n`);
+        if (settled) return;
+        last.push(line);
+        if (last.length > 5) last.shift();
+        if (!line.includes('Server is ready')) return;
         settled = true;
         clearTimeout(timer);
         resolve();

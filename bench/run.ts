@@ -17,6 +17,7 @@
  *   npm run bench -- --only groups      consumer groups: the longest delivery pause on partitions that did not move while members join and leave
  *   npm run bench -- --sdk source       drive the SDK sources (through tsx) instead of its build
  *   npm run bench -- --ack leader       the ack level of every publish (default quorum)
+ *   npm run bench -- --compare nats     the cluster scenarios (fsync interval and always) and the same against NATS JetStream, with ratios
  *
  * Set RELAYMQ_BENCH_BROKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof")
  * to pass flags to the brokers' node processes.
@@ -55,6 +56,9 @@ import {
 import { scale, type ScaleResult, type ScaleSizes } from './scale.js';
 import { groupRebalance, type GroupRebalanceResult } from './groups.js';
 import { summarize, type Summary } from './summary.js';
+import { compare, type Comparison } from './compare.js';
+import { findNatsServer } from './jetstream-cluster.js';
+import { jetstream, type JetStreamResult } from './jetstream.js';
 
 /** Sizes of one run: the single-broker sizes at the top level, the cluster's under `cluster3`. */
 interface RunConfig extends ScenarioSizes, PublishSettings {
@@ -150,6 +154,10 @@ interface BenchResult {
   scale?: ScaleResult[];
   /** Consumer groups (issue 15): delivery pauses on unmoved partitions while members join and leave. */
   groups?: GroupRebalanceResult;
+  /** `--compare nats`: the same cluster scenarios against NATS JetStream (3 servers, R3 file stream). */
+  jetstream?: JetStreamResult | { skipped: string };
+  /** `--compare nats`: relaymq (fsync interval and always) against JetStream, figure by figure, with issue 12's targets. */
+  comparison?: Comparison;
 }
 
 /** Scenario names, as keys of the result; `--only` picks some. */
@@ -256,7 +264,8 @@ interface Selection {
  * `--only` names: a single-broker scenario (`pipelined128B`), `singleBroker`
  * (all of them), `cluster3` (every cluster scenario), `cluster3.<scenario>` or `groups`.
  */
-function parseOnly(value: string | undefined): Selection {
+function parseOnly(value: string | undefined, compareOnly: boolean): Selection {
+  if (value === undefined && compareOnly) return { single: new Set(), cluster: new Set(CLUSTER_SCENARIOS), groups: false, scale: false };
   if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS), groups: true, scale: false };
   const selection: Selection = { single: new Set(), cluster: new Set(), groups: false, scale: false };
   const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`), 'groups', 'scale'];
@@ -305,12 +314,17 @@ async function main(): Promise<void> {
       sdk: { type: 'string', default: 'dist' },
       'scale-partitions': { type: 'string' },
       ack: { type: 'string' },
+      compare: { type: 'string' },
     },
     strict: true,
   });
   const quick = values.quick === true;
+  if (values.compare !== undefined && values.compare !== 'nats') throw new Error(`--compare: only "nats" is known, got "${values.compare}"`);
+  const compareNats = values.compare === 'nats';
   const base = quick ? QUICK : FULL;
-  const config: RunConfig = { ...base, cluster3: { ...base.cluster3 }, clusterStorage: parseStorage(values['cluster-storage'], base.clusterStorage) };
+  // The comparison runs relaymq with both fsync settings JetStream is compared with, unless --cluster-storage says otherwise.
+  const storages = compareNats ? ['fsync', 'interval'] satisfies ClusterStorage[] : base.clusterStorage;
+  const config: RunConfig = { ...base, cluster3: { ...base.cluster3 }, clusterStorage: parseStorage(values['cluster-storage'], storages) };
   if (values.window !== undefined) {
     const window = Number(values.window);
     if (!Number.isInteger(window) || window < 1 || window > OUTBOX.maxMessages) {
@@ -322,10 +336,12 @@ async function main(): Promise<void> {
     if (!['none', 'leader', 'quorum', 'all'].includes(values.ack)) throw new Error(`--ack must be none, leader, quorum or all, got "${values.ack}"`);
     config.ack = values.ack as RunConfig['ack'];
   }
-  const selection = parseOnly(values.only);
+  const selection = parseOnly(values.only, compareNats);
   if (values.sdk !== 'dist' && values.sdk !== 'source') throw new Error(`--sdk must be dist or source, got "${values.sdk}"`);
   const sdkBuild: SdkBuild = values.sdk;
   const { connect } = await loadSdk(sdkBuild);
+  const natsServer = compareNats ? findNatsServer() : undefined;
+  if (natsServer !== undefined && 'missing' in natsServer) progress(`--compare nats: the JetStream comparison is skipped: ${natsServer.missing}`);
   const started = nowSeconds();
   const single = await singleBroker(connect, config, selection.single);
   const clusters: Pick<BenchResult, 'cluster3' | 'cluster3Interval' | 'cluster3Memory'> = {};
@@ -343,6 +359,12 @@ async function main(): Promise<void> {
     scaleFigures = await scale(sizes);
   }
   const groups = selection.groups ? await groupRebalance(connect) : undefined;
+  let nats: Pick<BenchResult, 'jetstream' | 'comparison'> = {};
+  if (natsServer !== undefined && 'missing' in natsServer) nats = { jetstream: { skipped: natsServer.missing } };
+  else if (natsServer !== undefined) {
+    const figures = await jetstream(natsServer, config.cluster3, config, selection.cluster);
+    nats = { jetstream: figures, comparison: compare(clusters, figures, config.ack) };
+  }
   const result: BenchResult = {
     node: process.version,
     cpus: cpus().length,
@@ -356,6 +378,7 @@ async function main(): Promise<void> {
     ...clusters,
     ...(scaleFigures === undefined ? {} : { scale: scaleFigures }),
     ...(groups === undefined ? {} : { groups }),
+    ...nats,
   };
   progress(`done in ${roundTo(nowSeconds() - started, 1)} s`);
   const json = `${JSON.stringify(result, null, 2)}\n`;

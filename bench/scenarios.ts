@@ -110,10 +110,10 @@ const cpuPercent = (before: number | undefined, after: number | undefined, secon
   before === undefined || after === undefined ? undefined : Math.round((100 * (after - before)) / seconds);
 
 /**
- * Pipelined publishing of `size`-byte messages: a warm-up, then `rounds`
- * rounds of `count`; the median round is reported. CPU is sampled for every
- * broker of `brokers`; the first one's is `brokerCpuPercent` (in a cluster:
- * put the leader first).
+ * Pipelined publishing of `size`-byte messages through the SDK: a warm-up,
+ * then `rounds` rounds of `count`; the median round is reported. CPU is
+ * sampled for every broker of `brokers`; the first one's is
+ * `brokerCpuPercent` (in a cluster: put the leader first).
  */
 export function pipelined(
   client: RelayClient,

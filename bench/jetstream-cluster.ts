@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { RetentionPolicy, StorageType, connect, type ConnectionOptions, type NatsConnection, type StreamInfo } from 'nats';
-import { freePorts, makeTempDir, removeTempDir, trackChild } from './lib.js';
+import { freePorts, makeTempDir, removeTempDir, trackChild, waitFor } from './lib.js';
 
 /** Where `nats-server` is looked for when RELAYMQ_BENCH_NATS_SERVER is not set: PATH, then Debian's location (not on a user's PATH). */
 const NATS_SERVER_FALLBACK = '/usr/sbin/nats-server';
@@ -45,17 +45,9 @@ export function findNatsServer(): NatsServerLookup {
   };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` until it returns a value, or rejects after `timeoutMs`. */
-export async function poll<V>(check: () => Promise<V | undefined>, what: string, timeoutMs = JETSTREAM_TIMEOUT_MS): Promise<V> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(POLL_MS);
-  }
+/** Polls `check` until it returns a value, or rejects after `timeoutMs`; a failing check (a server not answering yet) counts as "not yet". */
+export function poll<V>(check: () => Promise<V | undefined>, what: string, timeoutMs = JETSTREAM_TIMEOUT_MS): Promise<V> {
+  return waitFor(() => check().catch(() => undefined), what, timeoutMs, POLL_MS);
 }
 
 /** One server: fixed ports and store, so a restart comes back at the same address with its data. */

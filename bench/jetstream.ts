@@ -9,7 +9,8 @@
 import { createRequire } from 'node:module';
 import { DeliverPolicy, createInbox, type JetStreamClient, type NatsConnection } from 'nats';
 import { JetStreamCluster, STREAM, poll } from './jetstream-cluster.js';
-import { nowSeconds, ownCpuSeconds, payload, processCpuSeconds, progress, summarizeLatency, type LatencySummary } from './lib.js';
+import { describe, median, nowSeconds, ownCpuSeconds, payload, processCpuSeconds, progress, sleep, summarizeLatency, type LatencySummary } from './lib.js';
+import { AckTimeline, type Sent } from './steady.js';
 import { pipelinedRounds, rate, roundTo, type PublishSettings, type Replay, type Throughput } from './scenarios.js';
 import type { ClusterScenario, ClusterSizes } from './cluster.js';
 
@@ -73,14 +74,6 @@ const ATTEMPT_TIMEOUT_MS = 250;
 const STALL_TIMEOUT_MS = 30_000;
 const READ_TIMEOUT_MS = 120_000;
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
 
 /** The leader's process first, then the others: `brokerCpuPercent` is the leader's. */
 function serversOf(cluster: JetStreamCluster, leader: string): Array<{ id: string; pid: number }> {
@@ -347,30 +340,24 @@ async function replay(cluster: JetStreamCluster, sizes: ClusterSizes, settings: 
   }
 }
 
-/** One logical publish of the failover run. */
-interface Sent {
-  startedAt: number;
-  ackedAt: number | undefined;
-}
-
 /**
  * `window` loops, each publishing one message after another (payload: its
  * sequence number; msgID: the same). An attempt that fails or times out
  * ({@link ATTEMPT_TIMEOUT_MS}) is sent again with the same msgID, which the
  * stream deduplicates, as the relaymq SDK resends with the same producer seq.
+ * A publish counts from its first attempt to its ack.
  */
-class SteadyPublisher {
-  readonly sent: Sent[] = [];
+class SteadyPublisher extends AckTimeline<Sent> {
   retried = 0;
   private stopped = false;
   private readonly loops: Array<Promise<void>>;
-  private onAck: (() => void) | undefined;
 
   constructor(
     private readonly js: JetStreamClient,
     private readonly subject: string,
     window: number,
   ) {
+    super();
     this.loops = Array.from({ length: window }, () => this.loop());
   }
 
@@ -385,46 +372,13 @@ class SteadyPublisher {
         if (attempt > 0) this.retried++;
         try {
           await this.js.publish(this.subject, data, { msgID: String(seq), timeout: ATTEMPT_TIMEOUT_MS });
-          sent.ackedAt = performance.now();
-          this.onAck?.();
+          this.acked(sent);
         } catch {
           // No responders answer at once while the stream has no leader: do not spin.
           await sleep(10);
         }
       }
     }
-  }
-
-  get acknowledged(): number {
-    return this.sent.reduce((n, s) => n + (s.ackedAt === undefined ? 0 : 1), 0);
-  }
-
-  /** Resolves with the ack time of the first publish started at or after `since`. */
-  firstAckStartedAfter(since: number): Promise<number> {
-    const find = (): number | undefined => {
-      let best: number | undefined;
-      for (let i = this.sent.length - 1; i >= 0; i--) {
-        const s = this.sent[i] as Sent;
-        if (s.startedAt < since) break;
-        if (s.ackedAt !== undefined && (best === undefined || s.ackedAt < best)) best = s.ackedAt;
-      }
-      return best;
-    };
-    return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.onAck = undefined;
-        reject(new Error(`no publish started after the kill was acknowledged within ${STALL_TIMEOUT_MS} ms`));
-      }, STALL_TIMEOUT_MS);
-      const check = (): void => {
-        const found = find();
-        if (found === undefined) return;
-        clearTimeout(timer);
-        this.onAck = undefined;
-        resolve(found);
-      };
-      this.onAck = check;
-      check();
-    });
   }
 
   async stop(): Promise<void> {
@@ -460,7 +414,7 @@ async function failoverStall(cluster: JetStreamCluster, sizes: ClusterSizes): Pr
         const now = await cluster.leader();
         return now !== undefined && now !== leader ? performance.now() : undefined;
       }, `another leader of ${STREAM}`, STALL_TIMEOUT_MS);
-      const ackedAt = await publisher.firstAckStartedAfter(killAt);
+      const ackedAt = await publisher.firstAckStartedAfter(killAt, STALL_TIMEOUT_MS);
       await killing;
       const electedAt = await elected;
       stalls.push(roundTo(ackedAt - killAt, 1));

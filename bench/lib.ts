@@ -52,6 +52,30 @@ export function nowSeconds(): number {
   return Number(process.hrtime.bigint()) / 1e9;
 }
 
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** An error's message, for progress lines and the JSON. */
+export const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** Polls `check` every `intervalMs` until it returns a value, or rejects after `timeoutMs`. */
+export async function waitFor<V>(check: () => Promise<V | undefined> | V | undefined, what: string, timeoutMs: number, intervalMs = 10): Promise<V> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** The median of `values` (the mean of the middle two for an even count); NaN for none. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
 /** Latency figures, in microseconds. */
 export interface LatencySummary {
   count: number;

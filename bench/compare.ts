@@ -44,6 +44,9 @@ export interface Comparison {
   fsyncAlways?: ComparedMode;
 }
 
+/** The machine's 1-minute load average when each side of a scenario started (the comparison runs scenario by scenario). */
+export type LoadByScenario = Partial<Record<string, { relaymq: number; jetstream: number }>>;
+
 type Figure = { name: string; unit: ComparedFigure['unit']; better: ComparedFigure['better']; relaymq: (r: Cluster3Result) => number | undefined; jetstream: (j: JetStreamResult) => number | undefined };
 
 const FIGURES: readonly Figure[] = [

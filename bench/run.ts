@@ -23,7 +23,7 @@
  * to pass flags to the brokers' node processes.
  */
 import { writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { RelayClient, connect as Connect } from '@relaymq/sdk';
 import { CLUSTER_SCENARIOS, CLUSTER_STORAGES, cluster3, type Cluster3Result, type ClusterScenario, type ClusterSizes, type ClusterStorage } from './cluster.js';
@@ -56,7 +56,7 @@ import {
 import { scale, type ScaleResult, type ScaleSizes } from './scale.js';
 import { groupRebalance, type GroupRebalanceResult } from './groups.js';
 import { summarize, type Summary } from './summary.js';
-import { compare, type Comparison } from './compare.js';
+import { compare, type Comparison, type LoadByScenario } from './compare.js';
 import { findNatsServer } from './jetstream-cluster.js';
 import { jetstream, type JetStreamResult } from './jetstream.js';
 
@@ -157,7 +157,7 @@ interface BenchResult {
   /** `--compare nats`: the same cluster scenarios against NATS JetStream (3 servers, R3 file stream). */
   jetstream?: JetStreamResult | { skipped: string };
   /** `--compare nats`: relaymq (fsync interval and always) against JetStream, figure by figure, with issue 12's targets. */
-  comparison?: Comparison;
+  comparison?: Comparison & { loadAverage1m: LoadByScenario };
 }
 
 /** Scenario names, as keys of the result; `--only` picks some. */
@@ -345,13 +345,29 @@ async function main(): Promise<void> {
   const started = nowSeconds();
   const single = await singleBroker(connect, config, selection.single);
   const clusters: Pick<BenchResult, 'cluster3' | 'cluster3Interval' | 'cluster3Memory'> = {};
-  if (selection.cluster.size > 0) {
+  const runClusters = async (only: ReadonlySet<ClusterScenario>): Promise<void> => {
     for (const storage of config.clusterStorage) {
-      const figures = await cluster3(connect, storage, config.cluster3, config, selection.cluster);
-      if (storage === 'fsync') clusters.cluster3 = figures;
-      else if (storage === 'interval') clusters.cluster3Interval = figures;
-      else clusters.cluster3Memory = figures;
+      const key = storage === 'fsync' ? 'cluster3' : storage === 'interval' ? 'cluster3Interval' : 'cluster3Memory';
+      clusters[key] = { ...clusters[key], ...(await cluster3(connect, storage, config.cluster3, config, only)) };
     }
+  };
+  let nats: Pick<BenchResult, 'jetstream' | 'comparison'> = {};
+  if (natsServer !== undefined && !('missing' in natsServer)) {
+    // Scenario by scenario, relaymq's storage modes then JetStream, so that both sides of a ratio ran minutes apart at most on this shared machine.
+    let figures: JetStreamResult | undefined;
+    const load: LoadByScenario = {};
+    for (const scenario of CLUSTER_SCENARIOS.filter((name) => selection.cluster.has(name))) {
+      const only = new Set([scenario]);
+      const relaymqLoad = loadavg()[0] as number;
+      await runClusters(only);
+      const jetstreamLoad = loadavg()[0] as number;
+      figures = { ...figures, ...(await jetstream(natsServer, config.cluster3, config, only)) };
+      load[scenario] = { relaymq: roundTo(relaymqLoad, 2), jetstream: roundTo(jetstreamLoad, 2) };
+    }
+    if (figures !== undefined) nats = { jetstream: figures, comparison: { ...compare(clusters, figures, config.ack), loadAverage1m: load } };
+  } else {
+    if (natsServer !== undefined) nats = { jetstream: { skipped: natsServer.missing } };
+    if (selection.cluster.size > 0) await runClusters(selection.cluster);
   }
   let scaleFigures: ScaleResult[] | undefined;
   if (selection.scale) {
@@ -359,12 +375,6 @@ async function main(): Promise<void> {
     scaleFigures = await scale(sizes);
   }
   const groups = selection.groups ? await groupRebalance(connect) : undefined;
-  let nats: Pick<BenchResult, 'jetstream' | 'comparison'> = {};
-  if (natsServer !== undefined && 'missing' in natsServer) nats = { jetstream: { skipped: natsServer.missing } };
-  else if (natsServer !== undefined) {
-    const figures = await jetstream(natsServer, config.cluster3, config, selection.cluster);
-    nats = { jetstream: figures, comparison: compare(clusters, figures, config.ack) };
-  }
   const result: BenchResult = {
     node: process.version,
     cpus: cpus().length,

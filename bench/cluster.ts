@@ -150,7 +150,6 @@ const STALL_TIMEOUT_MS = 30_000;
 /** Poll interval of the leader probes. */
 const PROBE_INTERVAL_MS = 10;
 
-
 /**
  * A bare protocol connection asking one broker for a partition's leader (a
  * `metadata` request; the `topics` answer carries `leaders`). Kept open so a
@@ -405,7 +404,6 @@ class Cluster {
 function clusterClient(connect: typeof Connect, cluster: Cluster): Promise<RelayClient> {
   return connect({ brokers: cluster.urls, outbox: OUTBOX, poolSize: 2 });
 }
-
 
 async function clusterPipelined(
   connect: typeof Connect,

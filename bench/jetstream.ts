@@ -36,7 +36,11 @@ export interface JetStreamFailover {
   stallsMs: number[];
   medianMs: number;
   maxMs: number;
-  /** Per kill: until a surviving server names another stream leader. */
+  /**
+   * Per kill: until a surviving server names another stream leader through the
+   * JetStream API, which also waits for the meta group's leader (killed too
+   * when it was on the same server), so this can come after the first ack.
+   */
   electedMs: number[];
   /** Per kill: from restarting the killed server until the stream has a leader and both replicas current. */
   rejoinMs: number[];

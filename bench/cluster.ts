@@ -22,11 +22,26 @@ import { join } from 'node:path';
 import type { Message, RelayClient, connect as Connect } from '@relaymq/sdk';
 import { PROTOCOL_VERSION, decodeBrokerFrame, encodeFrame, type BrokerFrame, type ClientFrame } from '@relaymq/sdk/protocol';
 import WebSocket from 'ws';
-import { freePorts, makeTempDir, nowSeconds, progress, removeTempDir, spawnBroker, type BrokerProcess, type LatencySummary } from './lib.js';
+import {
+  describe,
+  freePorts,
+  makeTempDir,
+  median,
+  nowSeconds,
+  progress,
+  removeTempDir,
+  sleep,
+  spawnBroker,
+  waitFor,
+  type BrokerProcess,
+  type LatencySummary,
+} from './lib.js';
+import { AckTimeline, type Sent as TimelineEntry } from './steady.js';
 import {
   OUTBOX,
   fillTopic,
   pipelined,
+  publishToDeliver,
   replayFromEarliest,
   roundTo,
   sequentialPublish,
@@ -41,7 +56,7 @@ export type ClusterStorage = 'fsync' | 'interval' | 'memory';
 export const CLUSTER_STORAGES: readonly ClusterStorage[] = ['fsync', 'interval', 'memory'];
 
 /** Scenario names of the cluster, as keys of its result. */
-export const CLUSTER_SCENARIOS = ['pipelined128B', 'pipelined1KiB', 'sequentialPublish', 'failoverStall', 'replayFromDisk'] as const;
+export const CLUSTER_SCENARIOS = ['pipelined128B', 'pipelined1KiB', 'sequentialPublish', 'publishToDeliver', 'failoverStall', 'replayFromDisk'] as const;
 export type ClusterScenario = (typeof CLUSTER_SCENARIOS)[number];
 
 /** Sizes of the cluster runs. */
@@ -118,6 +133,8 @@ export interface Cluster3Result {
   pipelined128B?: ClusterThroughput;
   pipelined1KiB?: ClusterThroughput;
   sequentialPublish?: ClusterLatency;
+  /** One message at a time, from `publish()` on one client to the handler of a subscriber on a second client. */
+  publishToDeliver?: ClusterLatency;
   failoverStall?: FailoverStall;
   /** Disk modes only: a fresh subscriber reading a partition from `earliest` after every broker restarted. */
   replayFromDisk?: Replay;
@@ -132,20 +149,6 @@ const REJOIN_TIMEOUT_MS = 30_000;
 const STALL_TIMEOUT_MS = 30_000;
 /** Poll interval of the leader probes. */
 const PROBE_INTERVAL_MS = 10;
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
-/** Polls `check` until it returns a value, or rejects after `timeoutMs`. */
-async function waitFor<V>(check: () => Promise<V | undefined> | V | undefined, what: string, timeoutMs: number, intervalMs = PROBE_INTERVAL_MS): Promise<V> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}
 
 /**
  * A bare protocol connection asking one broker for a partition's leader (a
@@ -402,13 +405,6 @@ function clusterClient(connect: typeof Connect, cluster: Cluster): Promise<Relay
   return connect({ brokers: cluster.urls, outbox: OUTBOX, poolSize: 2 });
 }
 
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
-
 async function clusterPipelined(
   connect: typeof Connect,
   cluster: Cluster,
@@ -447,6 +443,22 @@ async function clusterSequential(connect: typeof Connect, cluster: Cluster, size
   }
 }
 
+/** One message at a time from `publish()` on one cluster client to the handler on a second one. */
+async function clusterPublishToDeliver(connect: typeof Connect, cluster: Cluster, sizes: ClusterSizes, settings: PublishSettings, label: string): Promise<ClusterLatency> {
+  const publisher = await clusterClient(connect, cluster);
+  const subscriber = await clusterClient(connect, cluster);
+  try {
+    const topic = 'bench.cluster.deliver';
+    await publisher.publish(topic, new Uint8Array(128));
+    const leader = await cluster.agreedLeader(topic);
+    progress(`${label}leader of ${topic}: ${leader}; publisher connected to ${publisher.stats().connectedBrokers.map((b) => b.id).join(', ')}`);
+    const latency = await publishToDeliver(publisher, subscriber, topic, sizes, settings);
+    return { ...latency, leader, clientConnectedTo: publisher.stats().connectedBrokers.map((b) => b.id).sort() };
+  } finally {
+    await Promise.all([publisher.close(), subscriber.close()]);
+  }
+}
+
 /**
  * Fills a partition with `replayMessages` messages of 128 B, restarts every
  * broker, and times a fresh client reading the partition from `earliest`.
@@ -471,10 +483,8 @@ async function clusterReplay(connect: typeof Connect, cluster: Cluster, sizes: C
   }
 }
 
-/** One publish of the failover run. */
-interface Sent {
-  startedAt: number;
-  ackedAt: number | undefined;
+/** One publish of the failover run, with the offset its receipt named. */
+interface Sent extends TimelineEntry {
   offset: number | undefined;
 }
 
@@ -482,14 +492,11 @@ interface Sent {
  * `failoverWindow` loops each awaiting one publish after another (each
  * payload carries its sequence number), until stopped.
  */
-class SteadyPublisher {
-  readonly sent: Sent[] = [];
+class SteadyPublisher extends AckTimeline<Sent> {
   failed = 0;
   firstError: string | undefined;
   private stopped = false;
   private readonly loops: Array<Promise<void>>;
-  /** Woken on every ack. */
-  private onAck: (() => void) | undefined;
 
   constructor(
     private readonly client: RelayClient,
@@ -497,6 +504,7 @@ class SteadyPublisher {
     window: number,
     private readonly settings: PublishSettings,
   ) {
+    super();
     this.loops = Array.from({ length: window }, () => this.loop());
   }
 
@@ -509,46 +517,13 @@ class SteadyPublisher {
       this.sent.push(sent);
       try {
         const receipt = await this.client.publish(this.topic, data, { ack: this.settings.ack });
-        sent.ackedAt = performance.now();
         sent.offset = receipt.offset;
-        this.onAck?.();
+        this.acked(sent);
       } catch (err) {
         this.failed++;
         this.firstError ??= describe(err);
       }
     }
-  }
-
-  get acknowledged(): number {
-    return this.sent.reduce((n, s) => n + (s.ackedAt === undefined ? 0 : 1), 0);
-  }
-
-  /** Resolves with the ack time of the first publish started at or after `since`. */
-  firstAckStartedAfter(since: number, timeoutMs: number): Promise<number> {
-    const find = (): number | undefined => {
-      let best: number | undefined;
-      for (let i = this.sent.length - 1; i >= 0; i--) {
-        const s = this.sent[i] as Sent;
-        if (s.startedAt < since) break;
-        if (s.ackedAt !== undefined && (best === undefined || s.ackedAt < best)) best = s.ackedAt;
-      }
-      return best;
-    };
-    return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.onAck = undefined;
-        reject(new Error(`no publish started after the kill was acknowledged within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const check = (): void => {
-        const found = find();
-        if (found === undefined) return;
-        clearTimeout(timer);
-        this.onAck = undefined;
-        resolve(found);
-      };
-      this.onAck = check;
-      check();
-    });
   }
 
   /** Stops starting publishes and waits for those in flight. */
@@ -642,6 +617,7 @@ async function failoverStall(connect: typeof Connect, cluster: Cluster, sizes: C
         },
         `a new leader of ${topic}`,
         STALL_TIMEOUT_MS,
+        PROBE_INTERVAL_MS,
       ).finally(() => probe.close());
       const ackedAt = await publisher.firstAckStartedAfter(killAt, STALL_TIMEOUT_MS);
       const stall = ackedAt - killAt;
@@ -737,6 +713,9 @@ export async function cluster3(
   }
   if (only.has('sequentialPublish')) {
     result.sequentialPublish = await withCluster('sequentialPublish', (cluster) => clusterSequential(connect, cluster, sizes, settings, label));
+  }
+  if (only.has('publishToDeliver')) {
+    result.publishToDeliver = await withCluster('publishToDeliver', (cluster) => clusterPublishToDeliver(connect, cluster, sizes, settings, label));
   }
   if (only.has('failoverStall') && storage !== 'memory') {
     result.failoverStall = await withCluster('failoverStall', (cluster) => failoverStall(connect, cluster, sizes, settings, label));

@@ -52,6 +52,30 @@ export function nowSeconds(): number {
   return Number(process.hrtime.bigint()) / 1e9;
 }
 
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** An error's message, for progress lines and the JSON. */
+export const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** Polls `check` every `intervalMs` until it returns a value, or rejects after `timeoutMs`. */
+export async function waitFor<V>(check: () => Promise<V | undefined> | V | undefined, what: string, timeoutMs: number, intervalMs = 10): Promise<V> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** The median of `values` (the mean of the middle two for an even count); NaN for none. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
 /** Latency figures, in microseconds. */
 export interface LatencySummary {
   count: number;
@@ -130,6 +154,15 @@ const children = new Set<ChildProcess>();
 /** Temporary directories of this run, removed on exit whatever happens. */
 const tempDirs = new Set<string>();
 
+/**
+ * Registers a child process of this run (a broker, or another system's
+ * server), so that {@link killChildren} kills it if the run is interrupted.
+ */
+export function trackChild(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+}
+
 /** Kills every child still running and removes the temporary directories, synchronously (for exit and signal handlers). */
 export function killChildren(): void {
   for (const child of children) {
@@ -183,9 +216,8 @@ export function spawnBroker(id: string, extraArgs: readonly string[] = [], port 
   const args = [BROKER_CLI, 'broker', '--id', id, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warn', ...extraArgs];
   const nodeArgs = process.env.RELAYMQ_BENCH_BROKER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [];
   const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
+  trackChild(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  void exited.then(() => children.delete(child));
 
   // Broker logs (warn and above) are passed on to stderr, tagged.
   createInterface({ input: child.stderr }).on('line', (line) => process.stderr.write(`[broker ${id}] ${line}\n`));

@@ -20,12 +20,13 @@
  *   npm run bench -- --only move --move-throttle-mbps 10   the throttled run's rate (MB/s)
  *   npm run bench -- --sdk source       drive the SDK sources (through tsx) instead of its build
  *   npm run bench -- --ack leader       the ack level of every publish (default quorum)
+ *   npm run bench -- --compare nats     the cluster scenarios (fsync interval and always) and the same against NATS JetStream, with ratios
  *
  * Set RELAYMQ_BENCH_BROKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof")
  * to pass flags to the brokers' node processes.
  */
 import { writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { RelayClient, connect as Connect } from '@relaymq/sdk';
 import { CLUSTER_SCENARIOS, CLUSTER_STORAGES, cluster3, type Cluster3Result, type ClusterScenario, type ClusterSizes, type ClusterStorage } from './cluster.js';
@@ -59,6 +60,9 @@ import { scale, type ScaleResult, type ScaleSizes } from './scale.js';
 import { groupRebalance, type GroupRebalanceResult } from './groups.js';
 import { summarize, type Summary } from './summary.js';
 import { MOVE_SIZES, moveBench, type MoveBenchResult } from './move.js';
+import { compare, type Comparison, type LoadByScenario } from './compare.js';
+import { findNatsServer } from './jetstream-cluster.js';
+import { jetstream, type JetStreamResult } from './jetstream.js';
 
 /** Sizes of one run: the single-broker sizes at the top level, the cluster's under `cluster3`. */
 interface RunConfig extends ScenarioSizes, PublishSettings {
@@ -156,6 +160,10 @@ interface BenchResult {
   groups?: GroupRebalanceResult;
   /** `--only move` (issue 14): a large partition moved to a new broker, throttled and not. */
   move?: MoveBenchResult;
+  /** `--compare nats`: the same cluster scenarios against NATS JetStream (3 servers, R3 file stream). */
+  jetstream?: JetStreamResult | { skipped: string };
+  /** `--compare nats`: relaymq (fsync interval and always) against JetStream, figure by figure, with issue 12's targets. */
+  comparison?: Comparison & { loadAverage1m: LoadByScenario };
 }
 
 /** Scenario names, as keys of the result; `--only` picks some. */
@@ -264,7 +272,8 @@ interface Selection {
  * `--only` names: a single-broker scenario (`pipelined128B`), `singleBroker`
  * (all of them), `cluster3` (every cluster scenario), `cluster3.<scenario>` or `groups`.
  */
-function parseOnly(value: string | undefined): Selection {
+function parseOnly(value: string | undefined, compareOnly: boolean): Selection {
+  if (value === undefined && compareOnly) return { single: new Set(), cluster: new Set(CLUSTER_SCENARIOS), groups: false, scale: false, move: false };
   if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS), groups: true, scale: false, move: false };
   const selection: Selection = { single: new Set(), cluster: new Set(), groups: false, scale: false, move: false };
   const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`), 'groups', 'scale', 'move'];
@@ -332,12 +341,17 @@ async function main(): Promise<void> {
       ack: { type: 'string' },
       'move-mib': { type: 'string' },
       'move-throttle-mbps': { type: 'string' },
+      compare: { type: 'string' },
     },
     strict: true,
   });
   const quick = values.quick === true;
+  if (values.compare !== undefined && values.compare !== 'nats') throw new Error(`--compare: only "nats" is known, got "${values.compare}"`);
+  const compareNats = values.compare === 'nats';
   const base = quick ? QUICK : FULL;
-  const config: RunConfig = { ...base, cluster3: { ...base.cluster3 }, clusterStorage: parseStorage(values['cluster-storage'], base.clusterStorage) };
+  // The comparison runs relaymq with both fsync settings JetStream is compared with, unless --cluster-storage says otherwise.
+  const storages = compareNats ? ['fsync', 'interval'] satisfies ClusterStorage[] : base.clusterStorage;
+  const config: RunConfig = { ...base, cluster3: { ...base.cluster3 }, clusterStorage: parseStorage(values['cluster-storage'], storages) };
   if (values.window !== undefined) {
     const window = Number(values.window);
     if (!Number.isInteger(window) || window < 1 || window > OUTBOX.maxMessages) {
@@ -349,20 +363,38 @@ async function main(): Promise<void> {
     if (!['none', 'leader', 'quorum', 'all'].includes(values.ack)) throw new Error(`--ack must be none, leader, quorum or all, got "${values.ack}"`);
     config.ack = values.ack as RunConfig['ack'];
   }
-  const selection = parseOnly(values.only);
+  const selection = parseOnly(values.only, compareNats);
   if (values.sdk !== 'dist' && values.sdk !== 'source') throw new Error(`--sdk must be dist or source, got "${values.sdk}"`);
   const sdkBuild: SdkBuild = values.sdk;
   const { connect } = await loadSdk(sdkBuild);
+  const natsServer = compareNats ? findNatsServer() : undefined;
+  if (natsServer !== undefined && 'missing' in natsServer) progress(`--compare nats: the JetStream comparison is skipped: ${natsServer.missing}`);
   const started = nowSeconds();
   const single = await singleBroker(connect, config, selection.single);
   const clusters: Pick<BenchResult, 'cluster3' | 'cluster3Interval' | 'cluster3Memory'> = {};
-  if (selection.cluster.size > 0) {
+  const runClusters = async (only: ReadonlySet<ClusterScenario>): Promise<void> => {
     for (const storage of config.clusterStorage) {
-      const figures = await cluster3(connect, storage, config.cluster3, config, selection.cluster);
-      if (storage === 'fsync') clusters.cluster3 = figures;
-      else if (storage === 'interval') clusters.cluster3Interval = figures;
-      else clusters.cluster3Memory = figures;
+      const key = storage === 'fsync' ? 'cluster3' : storage === 'interval' ? 'cluster3Interval' : 'cluster3Memory';
+      clusters[key] = { ...clusters[key], ...(await cluster3(connect, storage, config.cluster3, config, only)) };
     }
+  };
+  let nats: Pick<BenchResult, 'jetstream' | 'comparison'> = {};
+  if (natsServer !== undefined && !('missing' in natsServer)) {
+    // Scenario by scenario, relaymq's storage modes then JetStream, so that both sides of a ratio ran minutes apart at most on this shared machine.
+    let figures: JetStreamResult | undefined;
+    const load: LoadByScenario = {};
+    for (const scenario of CLUSTER_SCENARIOS.filter((name) => selection.cluster.has(name))) {
+      const only = new Set([scenario]);
+      const relaymqLoad = loadavg()[0] as number;
+      await runClusters(only);
+      const jetstreamLoad = loadavg()[0] as number;
+      figures = { ...figures, ...(await jetstream(natsServer, config.cluster3, config, only)) };
+      load[scenario] = { relaymq: roundTo(relaymqLoad, 2), jetstream: roundTo(jetstreamLoad, 2) };
+    }
+    if (figures !== undefined) nats = { jetstream: figures, comparison: { ...compare(clusters, figures, config.ack), loadAverage1m: load } };
+  } else {
+    if (natsServer !== undefined) nats = { jetstream: { skipped: natsServer.missing } };
+    if (selection.cluster.size > 0) await runClusters(selection.cluster);
   }
   let scaleFigures: ScaleResult[] | undefined;
   if (selection.scale) {
@@ -385,6 +417,7 @@ async function main(): Promise<void> {
     ...(scaleFigures === undefined ? {} : { scale: scaleFigures }),
     ...(groups === undefined ? {} : { groups }),
     ...(move === undefined ? {} : { move }),
+    ...nats,
   };
   progress(`done in ${roundTo(nowSeconds() - started, 1)} s`);
   const json = `${JSON.stringify(result, null, 2)}\n`;

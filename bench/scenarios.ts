@@ -60,7 +60,7 @@ export interface Throughput {
 }
 
 /** Count, size and duration of a run as the figures every throughput result starts with. */
-function rate(count: number, size: number, seconds: number): Pick<Throughput, 'messages' | 'payloadBytes' | 'seconds' | 'msgPerSec' | 'mibPerSec'> {
+export function rate(count: number, size: number, seconds: number): Pick<Throughput, 'messages' | 'payloadBytes' | 'seconds' | 'msgPerSec' | 'mibPerSec'> {
   return {
     messages: count,
     payloadBytes: size,
@@ -110,12 +110,12 @@ const cpuPercent = (before: number | undefined, after: number | undefined, secon
   before === undefined || after === undefined ? undefined : Math.round((100 * (after - before)) / seconds);
 
 /**
- * Pipelined publishing of `size`-byte messages: a warm-up, then `rounds`
- * rounds of `count`; the median round is reported. CPU is sampled for every
- * broker of `brokers`; the first one's is `brokerCpuPercent` (in a cluster:
- * put the leader first).
+ * Pipelined publishing of `size`-byte messages through the SDK: a warm-up,
+ * then `rounds` rounds of `count`; the median round is reported. CPU is
+ * sampled for every broker of `brokers`; the first one's is
+ * `brokerCpuPercent` (in a cluster: put the leader first).
  */
-export async function pipelined(
+export function pipelined(
   client: RelayClient,
   brokers: readonly BrokerProcess[],
   topic: string,
@@ -125,27 +125,45 @@ export async function pipelined(
   settings: PublishSettings,
   label = '',
 ): Promise<Throughput> {
+  const publish = (data: Uint8Array, n: number): Promise<void> => publishWindowed(client, topic, data, n, settings.window, settings.ack);
+  return pipelinedRounds(publish, brokers, size, count, sizes, `${label}pipelined ${size} B: `, `, window ${settings.window}`);
+}
+
+/**
+ * The rounds of a pipelined run, whatever publishes: `publish(data, n)`
+ * resolves once `n` publishes of `data` were acknowledged. CPU is sampled for
+ * every process of `servers`, the first one's is `brokerCpuPercent`.
+ */
+export async function pipelinedRounds(
+  publish: (data: Uint8Array, count: number) => Promise<void>,
+  servers: ReadonlyArray<Pick<BrokerProcess, 'id' | 'pid'>>,
+  size: number,
+  count: number,
+  sizes: ScenarioSizes,
+  label: string,
+  note = '',
+): Promise<Throughput> {
   const data = payload(size);
-  progress(`${label}pipelined ${size} B: warm-up ${sizes.pipelinedWarmup}`);
-  await publishWindowed(client, topic, data, sizes.pipelinedWarmup, settings.window, settings.ack);
+  progress(`${label}warm-up ${sizes.pipelinedWarmup}`);
+  await publish(data, sizes.pipelinedWarmup);
   const rounds: Throughput[] = [];
   for (let round = 1; round <= sizes.rounds; round++) {
-    progress(`${label}pipelined ${size} B: round ${round}/${sizes.rounds}, ${count} messages, window ${settings.window}`);
-    const brokerCpu0 = brokers.map((broker) => processCpuSeconds(broker.pid));
+    progress(`${label}round ${round}/${sizes.rounds}, ${count} messages${note}`);
+    const brokerCpu0 = servers.map((server) => processCpuSeconds(server.pid));
     const clientCpu0 = ownCpuSeconds();
     const start = nowSeconds();
-    await publishWindowed(client, topic, data, count, settings.window, settings.ack);
+    await publish(data, count);
     const seconds = nowSeconds() - start;
     const clientCpu = ownCpuSeconds() - clientCpu0;
-    const brokerCpu = brokers.map((broker, i) => cpuPercent(brokerCpu0[i], processCpuSeconds(broker.pid), seconds));
+    const brokerCpu = servers.map((server, i) => cpuPercent(brokerCpu0[i], processCpuSeconds(server.pid), seconds));
     const result: Throughput = {
       ...rate(count, size, seconds),
       clientCpuPercent: Math.round((100 * clientCpu) / seconds),
       brokerCpuPercent: brokerCpu[0],
       roundsMsgPerSec: [],
     };
-    if (brokers.length > 1) result.brokersCpuPercent = Object.fromEntries(brokers.map((broker, i) => [broker.id, brokerCpu[i]]));
-    const cpuNote = brokers.length > 1 ? brokers.map((b, i) => `${b.id} ${brokerCpu[i] ?? '?'}%`).join(', ') : `broker CPU ${brokerCpu[0] ?? '?'}%`;
+    if (servers.length > 1) result.brokersCpuPercent = Object.fromEntries(servers.map((server, i) => [server.id, brokerCpu[i]]));
+    const cpuNote = servers.length > 1 ? servers.map((b, i) => `${b.id} ${brokerCpu[i] ?? '?'}%`).join(', ') : `broker CPU ${brokerCpu[0] ?? '?'}%`;
     progress(`  ${result.msgPerSec} msg/s (${result.mibPerSec} MiB/s, client CPU ${result.clientCpuPercent}%, ${cpuNote})`);
     rounds.push(result);
   }

@@ -104,6 +104,8 @@ interface FakeBroker {
   refuse?: { code: string; leader?: string; leaders?: readonly string[] };
   /** Partitions of every topic, as its metadata answers say (absent: 1). */
   partitions?: number;
+  /** Each partition's leader, as its metadata answers say (absent: none named). */
+  leaders?: string[];
   /** Publishes it acknowledged. */
   acked?: number;
   /** A slow link: pongs and acks reach the client this much later. */
@@ -166,7 +168,8 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
       } else if (broker.silent === true) {
         // a paused process answers nothing
       } else if (frame.type === 'metadata') {
-        this.push({ type: 'topics', id: frame.id, topics: frame.topics.map((topic) => ({ topic, partitions: broker.partitions ?? 1 })) });
+        const leaders = broker.leaders === undefined ? {} : { leaders: broker.leaders };
+        this.push({ type: 'topics', id: frame.id, topics: frame.topics.map((topic) => ({ topic, partitions: broker.partitions ?? 1, ...leaders })) });
       } else if (frame.type === 'publish' && broker.refuse !== undefined) {
         const { code, leader: named, leaders } = broker.refuse;
         for (const batch of frame.batches) {
@@ -253,6 +256,31 @@ describe('readiness (fake brokers)', () => {
     expect(across.map((broker) => broker.acked)).toEqual([1, 1, 1, 1]);
     expect(failovers).toEqual([]);
     expect(client_.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+  });
+
+  it('keeps a link to the leader of every partition it publishes to, beyond poolSize, one per broker, and publishes there directly', async () => {
+    const brokers = fakeBrokers([{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }, { id: 'e' }, { id: 'f' }]);
+    for (const broker of brokers) {
+      broker.partitions = 4;
+      broker.leaders = ['c', 'd', 'e', 'f'];
+    }
+    const [a] = brokers as [FakeBroker];
+    const client_ = client(brokers, [a.url]);
+    await client_.start();
+    // Keyless: round robin, one message to each partition. The first may go through the active broker meanwhile.
+    await Promise.all([0, 1, 2, 3].map((n) => client_.publish('t', `warm ${n}`, { timeoutMs: 3000 })));
+    await vi.waitFor(() => expect(client_.stats().connectedBrokers.map((x) => x.id)).toEqual(expect.arrayContaining(['c', 'd', 'e', 'f'])), { timeout: 2000 });
+    const acked = brokers.map((broker) => broker.acked ?? 0);
+    const receipts = await Promise.all([0, 1, 2, 3].map((n) => client_.publish('t', `direct ${n}`, { timeoutMs: 3000 })));
+    expect(receipts.map((r) => r.partition).sort()).toEqual([0, 1, 2, 3]);
+    // Each partition straight to its leader; nothing through the active broker (a) or its standby.
+    expect(brokers.map((broker, i) => (broker.acked ?? 0) - (acked[i] as number))).toEqual([0, 0, 1, 1, 1, 1]);
+    const pooled = client_.stats().connectedBrokers.map((x) => x.id);
+    expect(new Set(pooled).size).toBe(pooled.length);
+    // Beyond poolSize (2): the active broker and the four leaders (the standby slot may have found one of them, or b).
+    expect(pooled.length).toBeGreaterThanOrEqual(5);
+    expect(pooled).toEqual(expect.arrayContaining(['a', 'c', 'd', 'e', 'f']));
+    expect(client_.stats().activeBroker?.id).toBe('a');
   });
 
   it('moves off an active broker that is not ready once a ready one is pooled (reason NOT_READY)', async () => {

@@ -144,17 +144,19 @@ export class BrokerPool {
   private async runLeaderLink(id: string, url: string): Promise<void> {
     const { reconnect } = this.options;
     let delayMs = reconnect.initialDelayMs;
+    let attempt = 0;
     while (!this.closed && this.isWanted(id, Date.now()) && this.connectionTo(id) === undefined) {
       if (this.dialingUrls.has(url)) return; // a slot dials it: that connection serves
       this.dialingUrls.add(url);
+      attempt++;
       let connection: BrokerConnection | undefined;
       try {
-        this.listener.dialing(url, 1);
+        this.listener.dialing(url, attempt);
         connection = await this.dial(url);
       } catch (err) {
         if (this.closed) return;
         this.lastFailureMs.set(url, Date.now());
-        this.listener.dialFailed(url, 1, asRelayError(err));
+        this.listener.dialFailed(url, attempt, asRelayError(err));
       } finally {
         this.dialingUrls.delete(url);
       }
@@ -163,6 +165,7 @@ export class BrokerPool {
         await this.hold(connection);
         this.linked.delete(connection);
         delayMs = reconnect.initialDelayMs;
+        attempt = 0;
         continue;
       }
       const waitMs = reconnect.jitter ? delayMs * (1 + Math.random()) : delayMs;

@@ -577,6 +577,21 @@ describe('Publisher: moving a partition to its leader while publishes are in fli
     await expect(next).resolves.toMatchObject({ offset: 4 });
   });
 
+  it('sends a publish admitted while its partition waited once, in seq order, when the wait ends in the same turn', async () => {
+    const { p, active, leader, pending } = await twoInFlightThroughActive();
+    const [m0, m1] = active.sent[0] as [Sent, Sent];
+    p.onAck({ type: 'ack', acks: [{ id: m0.id, offset: 0, count: 1, duplicate: false, leader: 'b2' }] });
+    pending.push(p.publish('t', 2));
+    await tick(); // seq 2 waits
+    pending.push(p.publish('t', 3)); // queued, not flushed yet
+    p.onAck({ type: 'ack', acks: [{ id: m1.id, offset: 1, count: 1, duplicate: false }] }); // the wait ends: seq 2 queued again
+    await tick();
+    expect(leader.sent.flat().map((m) => m.seq)).toEqual([2, 3]);
+    p.onAck({ type: 'ack', acks: [{ id: (leader.sent[0] as [Sent])[0].id, offset: 2, count: 2, duplicate: false }] });
+    expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([0, 1, 2, 3]);
+    expect(p.stats()).toMatchObject({ published: 4, acknowledged: 4, republished: 0 });
+  });
+
   it('bounds the wait: when the old route never answers, the partition is resent on the new one from its oldest unacknowledged seq', async () => {
     const { p, active, leader, pending } = await twoInFlightThroughActive();
     const [m0, m1] = active.sent[0] as [Sent, Sent];

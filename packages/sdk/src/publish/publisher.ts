@@ -641,9 +641,18 @@ export class Publisher {
   /** Queues again the partitions that waited for a route switch and have nothing in flight any more. */
   private releaseSwitches(): void {
     const inFlight = (topic: string, partition: number): boolean => this.outbox.partition(topic, partition).some((e) => e.attemptId !== 0);
-    for (const { topic, partition } of this.switches.release(inFlight)) {
-      for (const entry of this.outbox.partition(topic, partition)) if (entry.attemptId === 0) this.queueSend(entry);
-    }
+    for (const { topic, partition } of this.switches.release(inFlight)) this.requeueUnsent(topic, partition);
+  }
+
+  /**
+   * Queues every unsent message of a partition again, in seq order, in place
+   * of those of its messages queued already (publishes admitted meanwhile):
+   * none is queued twice (it would be sent, and acknowledged, twice) and
+   * none ahead of an older one.
+   */
+  private requeueUnsent(topic: string, partition: number): void {
+    this.sendQueue = this.sendQueue.filter((e) => e.topic !== topic || e.partition !== partition);
+    for (const entry of this.outbox.partition(topic, partition)) if (entry.attemptId === 0) this.queueSend(entry);
   }
 
   /** A partition's leader from fresh information (a metadata answer, a followed hint): acks of earlier attempts no longer change it. */
@@ -732,7 +741,7 @@ export class Publisher {
       if (lowest <= waitingFor) continue;
       this.held.delete(key);
       // The oldest incarnation left goes now; any newer one is held again by the flush.
-      for (const entry of entries) if (entry.attemptId === 0) this.queueSend(entry);
+      this.requeueUnsent(topic, partition);
     }
   }
 

@@ -679,6 +679,7 @@ export class Publisher {
     for (const group of groups.values()) {
       let batch: PublishBatch | undefined;
       for (const entry of group) {
+        if (entry.attemptId !== 0) continue; // queued twice: sent once (a second send would be acknowledged twice)
         if (count >= FIELD_LIMITS.maxBatch || bytes + entry.size > this.maxPayload) {
           sendFrame();
           batch = undefined;

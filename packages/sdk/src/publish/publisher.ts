@@ -677,6 +677,8 @@ export class Publisher {
       bytes = FRAME_OVERHEAD;
     };
     for (const group of groups.values()) {
+      const first = group[0];
+      if (first !== undefined) this.lastSentOn.set(partitionKey(first.topic, first.partition), connection); // a group is one partition's
       let batch: PublishBatch | undefined;
       for (const entry of group) {
         if (entry.attemptId !== 0) continue; // queued twice: sent once (a second send would be acknowledged twice)
@@ -692,7 +694,6 @@ export class Publisher {
         }
         entry.attemptId = this.nextAttemptId++;
         entry.sentOn = connection;
-        this.lastSentOn.set(partitionKey(entry.topic, entry.partition), connection);
         entry.sends++;
         if (entry.sends > 1) this.counters.republished++;
         const message: OutgoingMessage = { data: entry.data };

@@ -61,6 +61,20 @@ describe('publishing to partition leaders directly (5 brokers, RF 3, one seed)',
     expect(new Set(pooled).size).toBe(pooled.length);
     for (const id of leaders) expect(pooled).toContain(id);
 
+    // The counter counts: a client that cannot reach the leaders (no discovery, one connection) has every
+    // publish to a partition the seed does not lead forwarded. Keyless publishes go round robin, 10 per partition.
+    const pinned = await fixture.client([seed.url], { discovery: false, poolSize: 1 });
+    const PINNED = 'shortest.pinned';
+    await Promise.all(Array.from({ length: PARTITIONS }, (_, i) => pinned.publish(PINNED, `first ${i}`))); // creates the topic
+    const pinnedLeader = (p: number): Broker | undefined => brokers.find((b) => b.engine.leaderOf?.(PINNED, p) === b.id);
+    await waitFor(() => [...Array(PARTITIONS).keys()].every((p) => pinnedLeader(p) !== undefined), `a leader for every partition of ${PINNED}`, 10_000);
+    const ledElsewhere = [...Array(PARTITIONS).keys()].filter((p) => pinnedLeader(p) !== seed).length;
+    expect(ledElsewhere).toBeGreaterThan(0);
+    const beforePinned = forwarded(brokers);
+    await Promise.all(Array.from({ length: 10 * PARTITIONS }, (_, i) => pinned.publish(PINNED, `p${i}`)));
+    expect(forwarded(brokers) - beforePinned).toBe(10 * ledElsewhere);
+    await pinned.close();
+
     // The broker leading the most partitions leaves (its leadership moves to other replicas) while publishes flow.
     const count = (b: Broker): number => [...Array(PARTITIONS).keys()].filter((p) => leaderOf(brokers, p) === b).length;
     const leaving = [...brokers].sort((a, b) => count(b) - count(a))[0] as Broker;

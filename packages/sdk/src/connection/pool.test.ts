@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RelayClient } from '../client.js';
 import type { WebSocketConstructor, WebSocketLike } from '../transport/websocket.js';
-import { PROTOCOL_VERSION, decodeClientFrame, encodeFrame, type BrokerFrame, type ClusterView } from '../protocol/index.js';
+import { PROTOCOL_VERSION, decodeClientFrame, encodeFrame, partitionForKey, type BrokerFrame, type ClusterView } from '../protocol/index.js';
 
 /** A WebSocket whose every dial fails right away, recording the URLs dialed. */
 function failingWebSocket(dialed: string[]): WebSocketConstructor {
@@ -331,6 +331,52 @@ describe('readiness (fake brokers)', () => {
     a.members = [a.url, b.url, n.url];
     for (const socket of a.sockets) socket.push({ type: 'cluster', cluster: view(a, [a, b, x, n]) });
     expect(removed).toEqual([x.url]);
+  });
+});
+
+describe('leader links (fake brokers, fake clock)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('closes the link to a broker that led no partition in use for 30 s, and keeps the one in use', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const brokers = fakeBrokers([{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }, { id: 'e' }, { id: 'f' }]);
+    for (const broker of brokers) {
+      broker.partitions = 4;
+      broker.leaders = ['c', 'd', 'e', 'f'];
+    }
+    const c = new RelayClient({
+      brokers: [(brokers[0] as FakeBroker).url],
+      WebSocket: protocolWebSocket(brokers),
+      poolSize: 1,
+      connectTimeoutMs: 2000,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    try {
+      await c.start();
+      const publish = (options: { key?: string } = {}): Promise<unknown> => c.publish('t', 'x', { ...options, timeoutMs: 3000 });
+      const all = Promise.all([0, 1, 2, 3].map(() => publish())); // round robin: every partition
+      await vi.advanceTimersByTimeAsync(100);
+      await all;
+      const linked = async (): Promise<string[]> => {
+        await vi.advanceTimersByTimeAsync(50);
+        return c.stats().connectedBrokers.map((x) => x.id).sort();
+      };
+      await publish(); // the links are open by now: one more round goes direct
+      expect(await linked()).toEqual(['a', 'c', 'd', 'e', 'f']);
+      // Only partition 0 (led by c) in use from now on, for 40 s.
+      const key = Array.from({ length: 100 }, (_, i) => `k${i}`).find((k) => partitionForKey(k, 4) === 0) as string;
+      for (let second = 0; second < 40; second++) {
+        const sent = publish({ key });
+        await vi.advanceTimersByTimeAsync(1000);
+        await sent;
+      }
+      expect(await linked()).toEqual(['a', 'c']);
+    } finally {
+      await c.close();
+    }
   });
 });
 

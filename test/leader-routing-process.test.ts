@@ -3,6 +3,7 @@ import type { Message, PublishReceipt, RelayClient } from '@relaymq/sdk';
 import { get, parseMetrics, sample } from './support/admin.js';
 import { BrokerProcess } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
+import { publishNumbered, readBackProblems } from './support/numbered.js';
 import { ProcessCluster } from './support/process-cluster.js';
 import { waitFor, waitForAsync, within } from './support/wait.js';
 
@@ -38,17 +39,9 @@ async function forwarded(cluster: ProcessCluster, ids: readonly string[]): Promi
   return counts.reduce((a, b) => a + b, 0);
 }
 
-/** Publishes `count` keyed messages numbered from `from`, `window` in flight, recording each receipt. */
-async function publishWindowed(client: RelayClient, from: number, count: number, window: number, acked: Map<number, PublishReceipt>): Promise<void> {
-  let next = from;
-  const lane = async (): Promise<void> => {
-    while (next < from + count) {
-      const n = next++;
-      acked.set(n, await within(client.publish(TOPIC, `m${n}`, { key: `k${n % KEYS}`, headers: { n: String(n) } }), `publish ${n}`, 30_000));
-    }
-  };
-  await Promise.all(Array.from({ length: window }, lane));
-}
+/** Keyed, numbered publishes to TOPIC (see publishNumbered). */
+const publishWindowed = (client: RelayClient, from: number, count: number, window: number, acked: Map<number, PublishReceipt>): Promise<void> =>
+  publishNumbered(client, TOPIC, { from, count, keys: KEYS, window }, acked);
 
 /** Partition leaders the brokers `ids` agree on, once every partition has one. */
 async function agreedLeaders(cluster: ProcessCluster, ids: readonly string[]): Promise<string[]> {
@@ -102,16 +95,6 @@ describe('publishing to partition leaders directly, real processes (5 brokers, R
     const read: Array<Message<string>> = [];
     await reader.subscribe<string>(TOPIC, (m) => void read.push(m), { from: 'earliest' });
     await waitFor(() => read.length >= acked.size, `${acked.size} messages read back`, 30_000);
-    const byNumber = new Map<number, { partition: number; offset: number }>();
-    const lastByKey = new Map<string, number>();
-    for (const m of read) {
-      const n = Number(m.headers?.n);
-      expect(byNumber.has(n), `message ${n} read twice`).toBe(false);
-      byNumber.set(n, { partition: m.partition, offset: m.offset });
-      expect(n, `key ${m.key} out of order`).toBeGreaterThan(lastByKey.get(m.key as string) ?? -1);
-      lastByKey.set(m.key as string, n);
-    }
-    expect(byNumber.size).toBe(acked.size);
-    for (const [n, receipt] of acked) expect(byNumber.get(n), `message ${n}`).toEqual({ partition: receipt.partition, offset: receipt.offset });
+    expect(readBackProblems(read, acked)).toEqual([]);
   }, 150_000);
 });

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
 import type { PublishReceipt, RelayClient } from '@relaymq/sdk';
 import { Fixture } from './support/cluster.js';
-import { waitFor, within } from './support/wait.js';
+import { publishNumbered, readBackProblems, type ReadBack } from './support/numbered.js';
+import { waitFor } from './support/wait.js';
 
 /**
  * Shortest path: a client seeded with one broker of five (replication factor
@@ -24,18 +25,9 @@ const groups = (b: Broker): Array<{ group: string; leader: string | null }> =>
 const forwarded = (brokers: Broker[]): number => brokers.reduce((sum, b) => sum + b.stats().publishedForwarded, 0);
 const leaderOf = (brokers: Broker[], partition: number): Broker | undefined => brokers.find((b) => b.engine.leaderOf?.(TOPIC, partition) === b.id);
 
-/** Publishes `count` keyed messages numbered from `from`, `window` in flight; resolves with what was acknowledged. */
-async function publishWindowed(client: RelayClient, from: number, count: number, window: number, acked: Map<number, PublishReceipt>): Promise<void> {
-  let next = from;
-  const lane = async (): Promise<void> => {
-    while (next < from + count) {
-      const n = next++;
-      const receipt = await within(client.publish(TOPIC, `m${n}`, { key: `k${n % KEYS}`, headers: { n: String(n) } }), `publish ${n}`, 20_000);
-      acked.set(n, receipt);
-    }
-  };
-  await Promise.all(Array.from({ length: window }, lane));
-}
+/** Keyed, numbered publishes to TOPIC (see publishNumbered). */
+const publishWindowed = (client: RelayClient, from: number, count: number, window: number, acked: Map<number, PublishReceipt>): Promise<void> =>
+  publishNumbered(client, TOPIC, { from, count, keys: KEYS, window }, acked);
 
 describe('publishing to partition leaders directly (5 brokers, RF 3, one seed)', () => {
   it('forwards nothing in steady state, and after a leader leaves stores every acknowledged message once, in order', async () => {
@@ -93,22 +85,12 @@ describe('publishing to partition leaders directly (5 brokers, RF 3, one seed)',
 
     // Every acknowledged message is stored once, at the offset its ack named, and each key's messages in publish order.
     expect(acked.size).toBe(2400);
-    const stored = new Map<number, { partition: number; offset: number }>();
+    const read: ReadBack[] = [];
     for (let p = 0; p < PARTITIONS; p++) {
       const leader = leaderOf(staying, p) as Broker;
-      const messages = await leader.engine.read(TOPIC, p, 0, 100_000, Number.MAX_SAFE_INTEGER);
-      const lastByKey = new Map<string, number>();
-      for (const m of messages) {
-        const n = Number(m.headers?.n);
-        expect(stored.has(n), `message ${n} stored twice`).toBe(false);
-        stored.set(n, { partition: p, offset: m.offset });
-        const key = m.key as string;
-        expect(n, `key ${key} out of order`).toBeGreaterThan(lastByKey.get(key) ?? -1);
-        lastByKey.set(key, n);
-      }
+      for (const m of await leader.engine.read(TOPIC, p, 0, 100_000, Number.MAX_SAFE_INTEGER)) read.push({ ...m, partition: p });
     }
-    for (const [n, receipt] of acked) expect(stored.get(n), `message ${n}`).toEqual({ partition: receipt.partition, offset: receipt.offset });
-    expect(stored.size).toBe(acked.size);
+    expect(readBackProblems(read, acked)).toEqual([]);
     expect(client.stats().publish).toMatchObject({ published: 2400, acknowledged: 2400 });
   }, 90_000);
 });

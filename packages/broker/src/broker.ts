@@ -38,9 +38,10 @@ export interface BrokerStats {
   published: number;
   /**
    * Of them, messages of partitions another broker led: forwarded to that
-   * leader (two more hops). Clients route publishes to partition leaders, so
-   * this grows only while leadership moves (exported like every stat, as
-   * `relaymq_broker_stat{stat="publishedForwarded"}`).
+   * leader (two more hops). Clients with discovery publish to partition
+   * leaders directly, so this grows only while leadership moves, or for
+   * clients that cannot reach the leaders (discovery off). Exported like
+   * every stat, as `relaymq_broker_stat{stat="publishedForwarded"}`.
    */
   publishedForwarded: number;
   /** Messages pushed to subscribers since start. */

@@ -32,6 +32,7 @@ import {
   removeTempDir,
   sleep,
   spawnBroker,
+  summarizeLatency,
   waitFor,
   type BrokerProcess,
   type LatencySummary,
@@ -56,7 +57,7 @@ export type ClusterStorage = 'fsync' | 'interval' | 'memory';
 export const CLUSTER_STORAGES: readonly ClusterStorage[] = ['fsync', 'interval', 'memory'];
 
 /** Scenario names of the cluster, as keys of its result. */
-export const CLUSTER_SCENARIOS = ['pipelined128B', 'pipelined1KiB', 'sequentialPublish', 'publishToDeliver', 'failoverStall', 'replayFromDisk'] as const;
+export const CLUSTER_SCENARIOS = ['pipelined128B', 'pipelined1KiB', 'sequentialPublish', 'publishToDeliver', 'followerSeeded', 'failoverStall', 'replayFromDisk'] as const;
 export type ClusterScenario = (typeof CLUSTER_SCENARIOS)[number];
 
 /** Sizes of the cluster runs. */
@@ -128,6 +129,22 @@ export interface ClusterLatency extends LatencySummary {
   clientConnectedTo: string[];
 }
 
+/**
+ * Awaited publish latency of a client seeded with one follower of the
+ * partition: `forwarded` cannot reach the leader (discovery off, one
+ * connection: the follower forwards every publish, two more hops), `direct`
+ * is a default client, which opens a link to the leader and publishes there.
+ * Measured in alternating rounds on one cluster, so the ratio is of one run.
+ */
+export interface FollowerSeeded {
+  leader: string;
+  seed: string;
+  forwarded: LatencySummary & { clientConnectedTo: string[] };
+  direct: LatencySummary & { clientConnectedTo: string[] };
+  /** `direct` p50 over `forwarded` p50. */
+  p50Ratio: number;
+}
+
 export interface Cluster3Result {
   storage: ClusterStorage;
   pipelined128B?: ClusterThroughput;
@@ -135,6 +152,7 @@ export interface Cluster3Result {
   sequentialPublish?: ClusterLatency;
   /** One message at a time, from `publish()` on one client to the handler of a subscriber on a second client. */
   publishToDeliver?: ClusterLatency;
+  followerSeeded?: FollowerSeeded;
   failoverStall?: FailoverStall;
   /** Disk modes only: a fresh subscriber reading a partition from `earliest` after every broker restarted. */
   replayFromDisk?: Replay;
@@ -459,6 +477,41 @@ async function clusterPublishToDeliver(connect: typeof Connect, cluster: Cluster
   }
 }
 
+/** Rounds of {@link followerSeeded}, alternating forwarded and direct. */
+const FOLLOWER_SEEDED_ROUNDS = 4;
+
+async function followerSeeded(connect: typeof Connect, cluster: Cluster, sizes: ClusterSizes, settings: PublishSettings, label: string): Promise<FollowerSeeded> {
+  const topic = 'bench.cluster.follower';
+  const setup = await clusterClient(connect, cluster);
+  await setup.publish(topic, new Uint8Array(128)).finally(() => setup.close());
+  const leader = await cluster.agreedLeader(topic);
+  const seed = cluster.brokers.find((b) => b.id !== leader) as BrokerProcess;
+  progress(`${label}leader of ${topic}: ${leader}; clients seeded with follower ${seed.id}`);
+  const clients = {
+    forwarded: await connect({ brokers: [seed.url], outbox: OUTBOX, poolSize: 1, discovery: false }),
+    direct: await connect({ brokers: [seed.url], outbox: OUTBOX }),
+  };
+  try {
+    const samples = { forwarded: [] as number[], direct: [] as number[] };
+    const perRound = { ...sizes, latencySamples: Math.ceil(sizes.latencySamples / FOLLOWER_SEEDED_ROUNDS) };
+    for (let round = 0; round < FOLLOWER_SEEDED_ROUNDS; round++) {
+      for (const kind of ['forwarded', 'direct'] as const) {
+        await sequentialPublish(clients[kind], topic, perRound, settings, `${label}${kind} round ${round + 1}: `, samples[kind]);
+      }
+    }
+    const summarize = (kind: 'forwarded' | 'direct'): LatencySummary & { clientConnectedTo: string[] } => ({
+      ...summarizeLatency(samples[kind]),
+      clientConnectedTo: clients[kind].stats().connectedBrokers.map((b) => b.id).sort(),
+    });
+    const forwarded = summarize('forwarded');
+    const direct = summarize('direct');
+    progress(`${label}follower-seeded p50: forwarded ${forwarded.p50Us} µs, direct ${direct.p50Us} µs`);
+    return { leader, seed: seed.id, forwarded, direct, p50Ratio: roundTo(direct.p50Us / forwarded.p50Us, 3) };
+  } finally {
+    await Promise.all([clients.forwarded.close(), clients.direct.close()]);
+  }
+}
+
 /**
  * Fills a partition with `replayMessages` messages of 128 B, restarts every
  * broker, and times a fresh client reading the partition from `earliest`.
@@ -716,6 +769,9 @@ export async function cluster3(
   }
   if (only.has('publishToDeliver')) {
     result.publishToDeliver = await withCluster('publishToDeliver', (cluster) => clusterPublishToDeliver(connect, cluster, sizes, settings, label));
+  }
+  if (only.has('followerSeeded')) {
+    result.followerSeeded = await withCluster('followerSeeded', (cluster) => followerSeeded(connect, cluster, sizes, settings, label));
   }
   if (only.has('failoverStall') && storage !== 'memory') {
     result.failoverStall = await withCluster('failoverStall', (cluster) => failoverStall(connect, cluster, sizes, settings, label));

@@ -172,7 +172,15 @@ export async function pipelinedRounds(
 }
 
 /** `await publish()` of 128 B one at a time: call to ack. */
-export async function sequentialPublish(client: RelayClient, topic: string, sizes: ScenarioSizes, settings: PublishSettings, label = ''): Promise<LatencySummary> {
+export async function sequentialPublish(
+  client: RelayClient,
+  topic: string,
+  sizes: ScenarioSizes,
+  settings: PublishSettings,
+  label = '',
+  /** Where the samples (ms) go; the summary covers only this call's. */
+  into: number[] = [],
+): Promise<LatencySummary> {
   const data = payload(128);
   progress(`${label}sequential publish: ${sizes.latencySamples} samples`);
   for (let i = 0; i < sizes.latencyWarmup; i++) await client.publish(topic, data, { ack: settings.ack });
@@ -182,6 +190,7 @@ export async function sequentialPublish(client: RelayClient, topic: string, size
     await client.publish(topic, data, { ack: settings.ack });
     samplesMs.push(performance.now() - start);
   }
+  into.push(...samplesMs);
   const summary = summarizeLatency(samplesMs);
   progress(`  p50 ${summary.p50Us} µs, p99 ${summary.p99Us} µs`);
   return summary;

@@ -36,6 +36,14 @@ export interface BrokerStats {
   subscriptions: number;
   /** Messages accepted by publish frames since start. */
   published: number;
+  /**
+   * Of them, messages of partitions another broker led: forwarded to that
+   * leader (two more hops). Clients with discovery publish to partition
+   * leaders directly, so this grows only while leadership moves, or for
+   * clients that cannot reach the leaders (discovery off). Exported like
+   * every stat, as `relaymq_broker_stat{stat="publishedForwarded"}`.
+   */
+  publishedForwarded: number;
   /** Messages pushed to subscribers since start. */
   delivered: number;
   /** Bytes written to client sockets but not yet flushed, summed over connections. */
@@ -117,7 +125,7 @@ class RunningBroker implements Broker {
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private isDraining = false;
   private closing: Promise<void> | undefined;
-  private endedTotals = { published: 0, delivered: 0 };
+  private endedTotals = { published: 0, forwarded: 0, delivered: 0 };
   private onEmpty: (() => void) | undefined;
   private peers: PeerTransport | undefined;
   private gossip: GossipRunner | undefined;
@@ -598,6 +606,7 @@ class RunningBroker implements Broker {
       connections: this.sessions.size,
       subscriptions: 0,
       published: this.endedTotals.published,
+      publishedForwarded: this.endedTotals.forwarded,
       delivered: this.endedTotals.delivered,
       outboundBytes: 0,
       maxConnectionOutboundBytes: 0,
@@ -612,6 +621,7 @@ class RunningBroker implements Broker {
       const s = session.stats();
       stats.subscriptions += s.subscriptions;
       stats.published += s.published;
+      stats.publishedForwarded += s.forwarded;
       stats.delivered += s.delivered;
       stats.outboundBytes += s.outboundBytes;
       stats.maxConnectionOutboundBytes = Math.max(stats.maxConnectionOutboundBytes, s.outboundBytes);
@@ -660,6 +670,7 @@ class RunningBroker implements Broker {
     else this.connectionsByAddress.set(address, open);
     const s = session.stats();
     this.endedTotals.published += s.published;
+    this.endedTotals.forwarded += s.forwarded;
     this.endedTotals.delivered += s.delivered;
     this.sessions.delete(session);
     if (this.sessions.size === 0) this.onEmpty?.();

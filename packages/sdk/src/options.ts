@@ -121,9 +121,12 @@ export interface ClientOptions {
   tls?: ClientTlsOptions;
   /**
    * Brokers kept connected at once (warm standby); capped by the brokers known.
-   * While a broker refuses a partition and names another as the way to it
-   * (a split between brokers), up to 2 more are dialed for a while (see
-   * docs/reliability.md, "Routing across a split").
+   * With `discovery`, the client also keeps one connection to each other
+   * broker that leads a partition it publishes to, so publishes go to their
+   * leader directly rather than being forwarded. While a broker refuses a
+   * partition and names another as the way to it (a split between brokers),
+   * up to 4 more are dialed for a while (see docs/reliability.md, "Routing
+   * across a split").
    * @defaultValue `2`
    */
   poolSize?: number;

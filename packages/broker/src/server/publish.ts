@@ -22,6 +22,12 @@ export interface PublishSession {
 export class PublishHandler {
   /** Messages accepted since the session opened. */
   published = 0;
+  /**
+   * Of them, messages of partitions another broker leads (as this broker knew
+   * when it answered): stored through that leader, two hops longer than a
+   * publish to the leader itself. A client learns the leader from the answer.
+   */
+  forwarded = 0;
   private readonly bucket: TokenBucket | undefined;
   /** Settles once every batch received so far was handed to the engine (undefined: nothing pending). */
   private handOffChain: Promise<void> | undefined;
@@ -90,6 +96,7 @@ export class PublishHandler {
       // Forwarded: tell the client who leads, so its next publishes go there directly.
       const leader = ctx.engine.leaderOf?.(batch.topic, batch.partition);
       if (leader !== undefined && leader !== ctx.options.id) {
+        this.forwarded += batch.messages.length;
         for (const answer of result) if (!('type' in answer)) answer.leader = leader;
       }
       return result;

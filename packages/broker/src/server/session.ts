@@ -33,6 +33,8 @@ const SLOW_CONSUMER_TERMINATE_MS = 1000;
 /** Counters of one session, summed into broker stats. */
 export interface SessionStats {
   published: number;
+  /** Of them, stored through another broker that led their partition (see `PublishHandler.forwarded`). */
+  forwarded: number;
   delivered: number;
   outboundBytes: number;
   subscriptions: number;
@@ -95,6 +97,7 @@ export class ClientSession {
   stats(): SessionStats {
     return {
       published: this.publishing.published,
+      forwarded: this.publishing.forwarded,
       delivered: this.delivery.delivered,
       outboundBytes: this.outbound.bytes,
       subscriptions: this.delivery.count,

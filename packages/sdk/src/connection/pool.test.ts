@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RelayClient } from '../client.js';
 import type { WebSocketConstructor, WebSocketLike } from '../transport/websocket.js';
-import { PROTOCOL_VERSION, decodeClientFrame, encodeFrame, type BrokerFrame, type ClusterView } from '../protocol/index.js';
+import { PROTOCOL_VERSION, decodeClientFrame, encodeFrame, partitionForKey, type BrokerFrame, type ClusterView } from '../protocol/index.js';
 
 /** A WebSocket whose every dial fails right away, recording the URLs dialed. */
 function failingWebSocket(dialed: string[]): WebSocketConstructor {
@@ -104,6 +104,8 @@ interface FakeBroker {
   refuse?: { code: string; leader?: string; leaders?: readonly string[] };
   /** Partitions of every topic, as its metadata answers say (absent: 1). */
   partitions?: number;
+  /** Each partition's leader, as its metadata answers say (absent: none named). */
+  leaders?: string[];
   /** Publishes it acknowledged. */
   acked?: number;
   /** A slow link: pongs and acks reach the client this much later. */
@@ -166,7 +168,8 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
       } else if (broker.silent === true) {
         // a paused process answers nothing
       } else if (frame.type === 'metadata') {
-        this.push({ type: 'topics', id: frame.id, topics: frame.topics.map((topic) => ({ topic, partitions: broker.partitions ?? 1 })) });
+        const leaders = broker.leaders === undefined ? {} : { leaders: broker.leaders };
+        this.push({ type: 'topics', id: frame.id, topics: frame.topics.map((topic) => ({ topic, partitions: broker.partitions ?? 1, ...leaders })) });
       } else if (frame.type === 'publish' && broker.refuse !== undefined) {
         const { code, leader: named, leaders } = broker.refuse;
         for (const batch of frame.batches) {
@@ -255,6 +258,31 @@ describe('readiness (fake brokers)', () => {
     expect(client_.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
   });
 
+  it('keeps a link to the leader of every partition it publishes to, beyond poolSize, one per broker, and publishes there directly', async () => {
+    const brokers = fakeBrokers([{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }, { id: 'e' }, { id: 'f' }]);
+    for (const broker of brokers) {
+      broker.partitions = 4;
+      broker.leaders = ['c', 'd', 'e', 'f'];
+    }
+    const [a] = brokers as [FakeBroker];
+    const client_ = client(brokers, [a.url]);
+    await client_.start();
+    // Keyless: round robin, one message to each partition. The first may go through the active broker meanwhile.
+    await Promise.all([0, 1, 2, 3].map((n) => client_.publish('t', `warm ${n}`, { timeoutMs: 3000 })));
+    await vi.waitFor(() => expect(client_.stats().connectedBrokers.map((x) => x.id)).toEqual(expect.arrayContaining(['c', 'd', 'e', 'f'])), { timeout: 2000 });
+    const acked = brokers.map((broker) => broker.acked ?? 0);
+    const receipts = await Promise.all([0, 1, 2, 3].map((n) => client_.publish('t', `direct ${n}`, { timeoutMs: 3000 })));
+    expect(receipts.map((r) => r.partition).sort()).toEqual([0, 1, 2, 3]);
+    // Each partition straight to its leader; nothing through the active broker (a) or its standby.
+    expect(brokers.map((broker, i) => (broker.acked ?? 0) - (acked[i] as number))).toEqual([0, 0, 1, 1, 1, 1]);
+    const pooled = client_.stats().connectedBrokers.map((x) => x.id);
+    expect(new Set(pooled).size).toBe(pooled.length);
+    // Beyond poolSize (2): the active broker and the four leaders (the standby slot may have found one of them, or b).
+    expect(pooled.length).toBeGreaterThanOrEqual(5);
+    expect(pooled).toEqual(expect.arrayContaining(['a', 'c', 'd', 'e', 'f']));
+    expect(client_.stats().activeBroker?.id).toBe('a');
+  });
+
   it('moves off an active broker that is not ready once a ready one is pooled (reason NOT_READY)', async () => {
     const [n, a] = fakeBrokers([{ id: 'n', ready: false }, { id: 'a', reachable: false }]) as [FakeBroker, FakeBroker];
     n.members = [n.url];
@@ -303,6 +331,52 @@ describe('readiness (fake brokers)', () => {
     a.members = [a.url, b.url, n.url];
     for (const socket of a.sockets) socket.push({ type: 'cluster', cluster: view(a, [a, b, x, n]) });
     expect(removed).toEqual([x.url]);
+  });
+});
+
+describe('leader links (fake brokers, fake clock)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('closes the link to a broker that led no partition in use for 30 s, and keeps the one in use', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const brokers = fakeBrokers([{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }, { id: 'e' }, { id: 'f' }]);
+    for (const broker of brokers) {
+      broker.partitions = 4;
+      broker.leaders = ['c', 'd', 'e', 'f'];
+    }
+    const c = new RelayClient({
+      brokers: [(brokers[0] as FakeBroker).url],
+      WebSocket: protocolWebSocket(brokers),
+      poolSize: 1,
+      connectTimeoutMs: 2000,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    try {
+      await c.start();
+      const publish = (options: { key?: string } = {}): Promise<unknown> => c.publish('t', 'x', { ...options, timeoutMs: 3000 });
+      const all = Promise.all([0, 1, 2, 3].map(() => publish())); // round robin: every partition
+      await vi.advanceTimersByTimeAsync(100);
+      await all;
+      const linked = async (): Promise<string[]> => {
+        await vi.advanceTimersByTimeAsync(50);
+        return c.stats().connectedBrokers.map((x) => x.id).sort();
+      };
+      await publish(); // the links are open by now: one more round goes direct
+      expect(await linked()).toEqual(['a', 'c', 'd', 'e', 'f']);
+      // Only partition 0 (led by c) in use from now on, for 40 s.
+      const key = Array.from({ length: 100 }, (_, i) => `k${i}`).find((k) => partitionForKey(k, 4) === 0) as string;
+      for (let second = 0; second < 40; second++) {
+        const sent = publish({ key });
+        await vi.advanceTimersByTimeAsync(1000);
+        await sent;
+      }
+      expect(await linked()).toEqual(['a', 'c']);
+    } finally {
+      await c.close();
+    }
   });
 });
 

@@ -74,6 +74,11 @@ export class BrokerPool {
   private readonly urlsById = new Map<string, string>();
   /** Brokers that lead partitions this client publishes to, and when that was last needed. */
   private readonly wanted = new Map<string, number>();
+  /** Brokers with a leader link running (see {@link prefer}). */
+  private readonly leaderLinks = new Set<string>();
+  /** Connections opened by leader links (beyond `poolSize`). */
+  private readonly linked = new Set<BrokerConnection>();
+  private lastLinkSweepMs = Number.NEGATIVE_INFINITY;
   /** Brokers asked for urgently (a refusal named them as the way to a partition), and when. */
   private readonly urgent = new Map<string, number>();
   private lastRebalanceMs = Number.NEGATIVE_INFINITY;
@@ -116,15 +121,74 @@ export class BrokerPool {
   /**
    * Asks for a connection to broker `id`, which leads a partition this client
    * publishes to, so its publishes go there directly instead of being
-   * forwarded by another broker. When the pool is full, one standby that
-   * leads nothing in use is closed (at most once per {@link REBALANCE_MS})
-   * and its slot dials the leader; the active connection is never closed, and
-   * the messages in flight on the closed standby are republished.
-   *
-   * `urgent`: see {@link reach}.
+   * forwarded by another broker. A leader not pooled yet gets a link of its
+   * own, beyond `poolSize` (the active broker and its warm standbys stay as
+   * they are): one connection per broker at most, redialed with the reconnect
+   * backoff while the broker leads partitions in use, and closed once it has
+   * led none for {@link WANTED_MS} (unless it became the active one).
+   * Called on every send that routes by leader; cheap when already pooled.
    */
-  prefer(id: string, urgent = false): void {
-    this.reach(id, urgent);
+  prefer(id: string): void {
+    if (this.closed || !this.options.discovery) return;
+    const now = Date.now();
+    this.wanted.set(id, now);
+    this.closeUnwantedLinks(now);
+    if (this.leaderLinks.has(id) || this.connectionTo(id) !== undefined) return;
+    const url = this.urlsById.get(id);
+    if (url === undefined || this.dialingUrls.has(url)) return;
+    this.leaderLinks.add(id);
+    void this.runLeaderLink(id, url).finally(() => this.leaderLinks.delete(id));
+  }
+
+  /** One leader link: dial `url` (broker `id`) with backoff until connected, hold it, again while `id` is wanted. */
+  private async runLeaderLink(id: string, url: string): Promise<void> {
+    const { reconnect } = this.options;
+    let delayMs = reconnect.initialDelayMs;
+    let attempt = 0;
+    while (!this.closed && this.isWanted(id, Date.now()) && this.connectionTo(id) === undefined) {
+      if (this.dialingUrls.has(url)) return; // a slot dials it: that connection serves
+      this.dialingUrls.add(url);
+      attempt++;
+      let connection: BrokerConnection | undefined;
+      try {
+        this.listener.dialing(url, attempt);
+        connection = await this.dial(url);
+      } catch (err) {
+        if (this.closed) return;
+        this.lastFailureMs.set(url, Date.now());
+        this.listener.dialFailed(url, attempt, asRelayError(err));
+      } finally {
+        this.dialingUrls.delete(url);
+      }
+      if (connection !== undefined) {
+        this.linked.add(connection);
+        await this.hold(connection);
+        this.linked.delete(connection);
+        delayMs = reconnect.initialDelayMs;
+        attempt = 0;
+        continue;
+      }
+      const waitMs = reconnect.jitter ? delayMs * (1 + Math.random()) : delayMs;
+      delayMs = Math.min(reconnect.maxDelayMs, delayMs * reconnect.factor);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(waitMs, reconnect.maxDelayMs));
+        this.abort.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      });
+    }
+  }
+
+  /**
+   * Closes leader links to brokers no partition in use has needed for
+   * {@link WANTED_MS} (looked at once per {@link REBALANCE_MS}); a link that
+   * became the active connection stays.
+   */
+  private closeUnwantedLinks(now: number): void {
+    if (now - this.lastLinkSweepMs < REBALANCE_MS) return;
+    this.lastLinkSweepMs = now;
+    for (const connection of this.linked) {
+      if (connection === this.active || !connection.open || this.isWanted(connection.brokerId, now)) continue;
+      connection.close(new RelayError('NOT_LEADER', `broker ${connection.brokerId} leads no partition in use any more`));
+    }
   }
 
   /**

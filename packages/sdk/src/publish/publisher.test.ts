@@ -533,3 +533,104 @@ describe('Publisher', () => {
     await expect(later).resolves.toMatchObject({ offset: 7 });
   });
 });
+
+describe('Publisher: moving a partition to its leader while publishes are in flight', () => {
+  /** Active broker (forwards) and partition 0's leader b2 pooled; seqs 0 and 1 sent through the active broker. */
+  async function twoInFlightThroughActive(): Promise<{
+    p: Publisher;
+    active: ReturnType<typeof fakeConnection>;
+    leader: ReturnType<typeof fakeConnection>;
+    pending: Array<Promise<{ offset: number; duplicate: boolean }>>;
+  }> {
+    const active = fakeConnection();
+    const leader = fakeConnection();
+    const { publisher: p } = publisher({}, (id) => (id === 'b2' ? leader.connection : undefined));
+    p.setConnection(active.connection);
+    const pending = [p.publish('t', 0), p.publish('t', 1)];
+    await tick();
+    expect(active.sent.map((frame) => frame.map((m) => m.seq))).toEqual([[0, 1]]);
+    return { p, active, leader, pending };
+  }
+
+  it('holds the newer publishes until the older ones are answered on the old route, then sends them to the leader: no gap, no resend', async () => {
+    const { p, active, leader, pending } = await twoInFlightThroughActive();
+    const [m0, m1] = active.sent[0] as [Sent, Sent];
+    // The forwarded seq 0 is acknowledged naming the leader; seq 1 is still on its way through the active broker.
+    p.onAck({ type: 'ack', acks: [{ id: m0.id, offset: 0, count: 1, duplicate: false, leader: 'b2' }] });
+    pending.push(p.publish('t', 2), p.publish('t', 3));
+    await tick();
+    // Sent to the leader now, seqs 2 and 3 could reach it before seq 1 (a gap, a resend): they wait.
+    expect(leader.sent).toEqual([]);
+    expect(active.sent).toHaveLength(1);
+    p.onAck({ type: 'ack', acks: [{ id: m1.id, offset: 1, count: 1, duplicate: false, leader: 'b2' }] });
+    await tick();
+    expect(leader.sent.map((frame) => frame.map((m) => m.seq))).toEqual([[2, 3]]);
+    const [m2] = leader.sent[0] as [Sent];
+    p.onAck({ type: 'ack', acks: [{ id: m2.id, offset: 2, count: 2, duplicate: false }] });
+    expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([0, 1, 2, 3]);
+    expect(p.stats()).toMatchObject({ republished: 0, duplicates: 0 });
+    // From now on straight to the leader, without waiting.
+    const next = p.publish('t', 4);
+    await tick();
+    expect(leader.sent.map((frame) => frame.map((m) => m.seq))).toEqual([[2, 3], [4]]);
+    p.onAck({ type: 'ack', acks: [{ id: (leader.sent[1] as [Sent])[0].id, offset: 4, count: 1, duplicate: false }] });
+    await expect(next).resolves.toMatchObject({ offset: 4 });
+  });
+
+  it('sends a publish admitted while its partition waited once, in seq order, when the wait ends in the same turn', async () => {
+    const { p, active, leader, pending } = await twoInFlightThroughActive();
+    const [m0, m1] = active.sent[0] as [Sent, Sent];
+    p.onAck({ type: 'ack', acks: [{ id: m0.id, offset: 0, count: 1, duplicate: false, leader: 'b2' }] });
+    pending.push(p.publish('t', 2));
+    await tick(); // seq 2 waits
+    pending.push(p.publish('t', 3)); // queued, not flushed yet
+    p.onAck({ type: 'ack', acks: [{ id: m1.id, offset: 1, count: 1, duplicate: false }] }); // the wait ends: seq 2 queued again
+    await tick();
+    expect(leader.sent.flat().map((m) => m.seq)).toEqual([2, 3]);
+    p.onAck({ type: 'ack', acks: [{ id: (leader.sent[0] as [Sent])[0].id, offset: 2, count: 2, duplicate: false }] });
+    expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([0, 1, 2, 3]);
+    expect(p.stats()).toMatchObject({ published: 4, acknowledged: 4, republished: 0 });
+  });
+
+  it('bounds the wait: when the old route never answers, the partition is resent on the new one from its oldest unacknowledged seq', async () => {
+    const { p, active, leader, pending } = await twoInFlightThroughActive();
+    const [m0, m1] = active.sent[0] as [Sent, Sent];
+    p.onAck({ type: 'ack', acks: [{ id: m0.id, offset: 0, count: 1, duplicate: false, leader: 'b2' }] });
+    pending.push(p.publish('t', 2));
+    await tick();
+    expect(leader.sent).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, ROUTING_LIMITS.switchWaitMs + 50));
+    // In order from seq 1; the copy of seq 1 on the old route is deduplicated by the leader.
+    expect(leader.sent.map((frame) => frame.map((m) => m.seq))).toEqual([[1, 2]]);
+    // A late answer on the old route is for a withdrawn attempt: ignored.
+    p.onAck({ type: 'ack', acks: [{ id: m1.id, offset: 1, count: 1, duplicate: false }] });
+    const [r1] = leader.sent[0] as [Sent];
+    p.onAck({ type: 'ack', acks: [{ id: r1.id, offset: 1, count: 2, duplicate: false }] });
+    expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([0, 1, 2]);
+    expect(p.stats()).toMatchObject({ acknowledged: 3, republished: 1 });
+  });
+
+  it('changes a route only on fresher leader information: an ack of an earlier attempt naming another leader is ignored', async () => {
+    const active = fakeConnection();
+    const b2 = fakeConnection();
+    const b3 = fakeConnection();
+    const pooled = (id: string): BrokerConnection | undefined => (id === 'b2' ? b2.connection : id === 'b3' ? b3.connection : undefined);
+    const { publisher: p } = publisher({}, pooled);
+    p.setConnection(active.connection);
+    const first = p.publish('t', 0);
+    await tick();
+    const second = p.publish('t', 1);
+    await tick();
+    const [[m0], [m1]] = active.sent as [[Sent], [Sent]];
+    // Answers over two forwarding paths arrive out of order: the later attempt's (leader b3) first.
+    p.onAck({ type: 'ack', acks: [{ id: m1.id, offset: 1, count: 1, duplicate: false, leader: 'b3' }] });
+    p.onAck({ type: 'ack', acks: [{ id: m0.id, offset: 0, count: 1, duplicate: false, leader: 'b2' }] });
+    await Promise.all([first, second]);
+    const third = p.publish('t', 2);
+    await tick();
+    expect(b3.sent.map((frame) => frame.map((m) => m.seq))).toEqual([[2]]);
+    expect(b2.sent).toEqual([]);
+    p.onAck({ type: 'ack', acks: [{ id: (b3.sent[0] as [Sent])[0].id, offset: 2, count: 1, duplicate: false }] });
+    await expect(third).resolves.toMatchObject({ offset: 2 });
+  });
+});

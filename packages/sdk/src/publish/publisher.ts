@@ -17,6 +17,7 @@ import type { BrokerConnection } from '../connection/connection.js';
 import type { ResolvedClientOptions } from '../options.js';
 import { Fifo } from './fifo.js';
 import { Outbox, type OutboxEntry, type PublishReceipt } from './outbox.js';
+import { RouteSwitches } from './route-switch.js';
 import { ROUTING_LIMITS, RefusalPolicy } from './routing.js';
 
 /** Options of one `publish` call. */
@@ -117,8 +118,19 @@ export class Publisher {
   private readonly ackFences = new Map<string, number>();
   /** Partitions with entries of a newer incarnation held back until the older ones settle (see {@link heldBack}). */
   private readonly held = new Map<string, { topic: string; partition: number; waitingFor: number }>();
-  /** Partition leaders as last heard (metadata answers, NOT_LEADER hints), by partition key. */
+  /** Partition leaders as last heard (metadata answers, NOT_LEADER hints, acks of forwarded publishes), by partition key. */
   private readonly leaders = new Map<string, string>();
+  /**
+   * Per partition: the attempt id its leader was last heard for — the ack's attempt when an ack named it,
+   * the first attempt sent after a metadata answer or a followed hint. An ack naming a leader for an
+   * earlier attempt is older news and changes nothing: a route changes only on fresher information, so
+   * answers arriving out of order over different paths cannot flap it between a stale and a fresh leader.
+   */
+  private readonly leaderHeardAt = new Map<string, number>();
+  /** Per partition: the connection its latest send went on. */
+  private readonly lastSentOn = new Map<string, BrokerConnection>();
+  /** Partitions whose newer publishes wait for the older ones in flight on the route they move off (route-switch.ts). */
+  private readonly switches = new RouteSwitches(ROUTING_LIMITS.switchWaitMs, (topic, partition) => this.resend(topic, partition));
   /** Follows leader hints and holds off failovers caused by refusals (see routing.ts). */
   private readonly routing = new RefusalPolicy();
   private sendQueue: OutboxEntry[] = [];
@@ -186,6 +198,7 @@ export class Publisher {
     // Whatever was in flight went with the old connection: every entry is unsent on the new one.
     this.inflight.clear();
     this.sendQueue = [];
+    this.switches.clear();
     for (const entry of this.outbox) entry.attemptId = 0;
     if (connection === undefined) return;
     this.maxPayload = connection.welcome.limits.maxPayload;
@@ -217,13 +230,20 @@ export class Publisher {
       entry.attemptId = 0;
       this.queueSend(entry);
     }
+    this.releaseSwitches();
   }
 
   /** Acks arrived (on `from`, the connection that acknowledged them). */
   onAck(frame: AckFrame, from?: BrokerConnection): void {
     for (const ack of frame.acks) {
       const first = this.inflight.get(ack.id);
-      if (ack.leader !== undefined && first !== undefined) this.leaders.set(partitionKey(first.topic, first.partition), ack.leader);
+      if (ack.leader !== undefined && first !== undefined) {
+        const key = partitionKey(first.topic, first.partition);
+        if (ack.id >= (this.leaderHeardAt.get(key) ?? 0)) {
+          this.leaders.set(key, ack.leader);
+          this.leaderHeardAt.set(key, ack.id);
+        }
+      }
       for (let i = 0; i < ack.count; i++) {
         const entry = this.inflight.get(ack.id + i);
         if (entry === undefined) continue; // an earlier attempt, superseded
@@ -239,6 +259,7 @@ export class Publisher {
       }
     }
     this.releaseHeld();
+    this.releaseSwitches();
     this.admit();
     this.checkDrained();
   }
@@ -248,6 +269,7 @@ export class Publisher {
     if (entry === undefined) return;
     this.inflight.delete(frame.id);
     entry.attemptId = 0;
+    this.releaseSwitches();
     const code = isErrorCode(frame.code) ? frame.code : 'INTERNAL';
     const error = new RelayError(code, frame.message, frame.leader === undefined ? {} : { leader: frame.leader });
     if (code === 'SEQUENCE_GAP' && frame.expectedSeq !== undefined) {
@@ -321,7 +343,7 @@ export class Publisher {
     this.awaitingRoute.delete(key);
     switch (decision.kind) {
       case 'follow': {
-        this.leaders.set(key, decision.leader);
+        this.setLeader(key, decision.leader);
         // In use from now on: the pool keeps or reaches it — at once, as a refusal named it.
         const dialing = this.reach(decision.leader);
         const direct = this.pooledConnection(decision.leader);
@@ -422,6 +444,7 @@ export class Publisher {
     for (const timer of this.resendTimers.values()) clearTimeout(timer);
     this.resendTimers.clear();
     this.awaitingRoute.clear();
+    this.switches.clear();
     this.checkDrained();
   }
 
@@ -526,7 +549,7 @@ export class Publisher {
           for (const info of reply.topics) {
             if (info.partitions > 0) this.partitionCounts.set(info.topic, info.partitions);
             info.leaders?.forEach((leader, partition) => {
-              if (leader !== '') this.leaders.set(partitionKey(info.topic, partition), leader);
+              if (leader !== '') this.setLeader(partitionKey(info.topic, partition), leader);
             });
           }
         }
@@ -572,6 +595,8 @@ export class Publisher {
     // Each partition goes to its leader when that broker is pooled, otherwise to the active broker (which forwards).
     const byConnection = new Map<BrokerConnection, Map<string, OutboxEntry[]>>();
     const oldest = new Map<string, number>();
+    /** Per partition in this flush: its route, or null while it waits for a route switch. */
+    const routes = new Map<string, BrokerConnection | null>();
     for (const entry of queue) {
       // Skip what is already in flight, and what was acknowledged or refused meanwhile.
       if (entry.attemptId !== 0 || !this.outbox.has(entry)) continue;
@@ -579,12 +604,12 @@ export class Publisher {
       // A resend of this partition is due: what is newer goes with it, in order, not ahead of it.
       const key = partitionKey(entry.topic, entry.partition);
       if (this.resendTimers.has(key)) continue;
-      const leader = this.leaders.get(key);
-      const routed = leader === undefined ? undefined : this.pooledConnection(leader);
-      // Without its leader pooled, a partition stays with the broker that acknowledged it last (one that reached
-      // the leader from the far side of a split, say), else it goes through the active broker.
-      const served = this.servedBy.get(key);
-      const connection = routed !== undefined && routed.open ? routed : served !== undefined && served.open ? served : active;
+      let connection = routes.get(key);
+      if (connection === undefined) {
+        connection = this.route(key, entry.topic, entry.partition, active);
+        routes.set(key, connection);
+      }
+      if (connection === null) continue; // queued again once the older ones are answered (releaseSwitches)
       let groups = byConnection.get(connection);
       if (groups === undefined) byConnection.set(connection, (groups = new Map()));
       const batchKey = `${entry.ack}|${entry.incarnation}|${entry.partition}|${entry.topic}`;
@@ -594,6 +619,46 @@ export class Publisher {
     }
     for (const [connection, groups] of byConnection) this.sendGroups(connection, groups);
     this.admit();
+  }
+
+  /**
+   * The connection a partition's publishes go on: its leader's when pooled;
+   * without it, the broker that acknowledged the partition last (one that
+   * reached the leader from the far side of a split, say); else the active
+   * broker, which forwards. Null while older publishes of the partition are
+   * in flight on another connection (see route-switch.ts).
+   */
+  private route(key: string, topic: string, partition: number, active: BrokerConnection): BrokerConnection | null {
+    const leader = this.leaders.get(key);
+    const routed = leader === undefined ? undefined : this.pooledConnection(leader);
+    const served = this.servedBy.get(key);
+    const connection = routed !== undefined && routed.open ? routed : served !== undefined && served.open ? served : active;
+    // Only a partition last sent elsewhere can have publishes in flight elsewhere (the scan is rare).
+    const elsewhere = this.lastSentOn.get(key) !== connection && this.outbox.partition(topic, partition).some((e) => e.attemptId !== 0 && e.sentOn !== connection);
+    return this.switches.maySend(key, topic, partition, elsewhere) ? connection : null;
+  }
+
+  /** Queues again the partitions that waited for a route switch and have nothing in flight any more. */
+  private releaseSwitches(): void {
+    const inFlight = (topic: string, partition: number): boolean => this.outbox.partition(topic, partition).some((e) => e.attemptId !== 0);
+    for (const { topic, partition } of this.switches.release(inFlight)) this.requeueUnsent(topic, partition);
+  }
+
+  /**
+   * Queues every unsent message of a partition again, in seq order, in place
+   * of those of its messages queued already (publishes admitted meanwhile):
+   * none is queued twice (it would be sent, and acknowledged, twice) and
+   * none ahead of an older one.
+   */
+  private requeueUnsent(topic: string, partition: number): void {
+    this.sendQueue = this.sendQueue.filter((e) => e.topic !== topic || e.partition !== partition);
+    for (const entry of this.outbox.partition(topic, partition)) if (entry.attemptId === 0) this.queueSend(entry);
+  }
+
+  /** A partition's leader from fresh information (a metadata answer, a followed hint): acks of earlier attempts no longer change it. */
+  private setLeader(key: string, leader: string): void {
+    this.leaders.set(key, leader);
+    this.leaderHeardAt.set(key, this.nextAttemptId);
   }
 
   /**
@@ -612,8 +677,11 @@ export class Publisher {
       bytes = FRAME_OVERHEAD;
     };
     for (const group of groups.values()) {
+      const first = group[0];
+      if (first !== undefined) this.lastSentOn.set(partitionKey(first.topic, first.partition), connection); // a group is one partition's
       let batch: PublishBatch | undefined;
       for (const entry of group) {
+        if (entry.attemptId !== 0) continue; // queued twice: sent once (a second send would be acknowledged twice)
         if (count >= FIELD_LIMITS.maxBatch || bytes + entry.size > this.maxPayload) {
           sendFrame();
           batch = undefined;
@@ -675,7 +743,7 @@ export class Publisher {
       if (lowest <= waitingFor) continue;
       this.held.delete(key);
       // The oldest incarnation left goes now; any newer one is held again by the flush.
-      for (const entry of entries) if (entry.attemptId === 0) this.queueSend(entry);
+      this.requeueUnsent(topic, partition);
     }
   }
 

@@ -30,6 +30,12 @@ export const ROUTING_LIMITS = {
    * refused it, or could not reach that broker).
    */
   dialWaitMs: 1000,
+  /**
+   * Longest wait of a partition's newer publishes for its older ones, in
+   * flight on the connection it is moving off, before it is resent on its
+   * new route (see route-switch.ts).
+   */
+  switchWaitMs: 500,
 } as const;
 
 /** What to do with a refused partition. */

@@ -9,8 +9,8 @@
  * of the broker leading the most partitions, timed until a surviving broker
  * names a surviving leader for every partition.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { brokerStats, rssMiB } from './broker-stats.js';
 import { LeaderProbe } from './cluster.js';
 import { freePorts, makeTempDir, nowSeconds, processCpuSeconds, progress, removeTempDir, spawnBroker, type BrokerProcess } from './lib.js';
 import { roundTo } from './scenarios.js';
@@ -65,31 +65,6 @@ export interface ScaleResult {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function rssMiB(pid: number): number {
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match === null ? Number.NaN : roundTo(Number(match[1]) / 1024, 1);
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** The broker's numeric `relaymq_broker_stat` series from its `/metrics`, by stat name (empty when unavailable). */
-async function brokerStats(adminPort: number): Promise<Map<string, number>> {
-  const stats = new Map<string, number>();
-  try {
-    const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`, { signal: AbortSignal.timeout(5000) });
-    const text = await res.text();
-    for (const line of text.split('\n')) {
-      const match = /^relaymq_broker_stat\{[^}]*stat="([^"]+)"[^}]*\} (\S+)$/.exec(line);
-      if (match !== null) stats.set(match[1] as string, Number(match[2]));
-    }
-  } catch {
-    // An older broker, or none: the counters are left out.
-  }
-  return stats;
-}
 
 interface ScaleNode {
   id: string;

@@ -15,6 +15,7 @@
  *   npm run bench -- --only cluster3    the cluster figures only (or cluster3.failoverStall, singleBroker, ...)
  *   npm run bench -- --cluster-storage memory   cluster storage modes: fsync, interval, memory, a comma-separated list, or all
  *   npm run bench -- --only groups      consumer groups: the longest delivery pause on partitions that did not move while members join and leave
+ *   npm run bench -- --only groupMemory heap and external memory per idle partition group (3 in-process brokers; 1,000, 2,000, 4,000 partitions, or --scale-partitions)
  *   npm run bench -- --only delivery    fan-out: 1,000 subscribers, 10,000 subscriptions; deliveries/s, latency, sessions woken per message
  *   npm run bench -- --sdk source       drive the SDK sources (through tsx) instead of its build
  *   npm run bench -- --ack leader       the ack level of every publish (default quorum)
@@ -55,6 +56,7 @@ import {
 } from './scenarios.js';
 import { scale, type ScaleResult, type ScaleSizes } from './scale.js';
 import { DELIVERY_FULL, DELIVERY_QUICK, delivery, type DeliveryResult } from './delivery.js';
+import { groupMemory, type GroupMemoryResult } from './group-memory.js';
 import { groupRebalance, type GroupRebalanceResult } from './groups.js';
 import { summarize, type Summary } from './summary.js';
 
@@ -152,6 +154,8 @@ interface BenchResult {
   scale?: ScaleResult[];
   /** `--only delivery`: fan-out over 1,000 subscribers (issue 13): deliveries/s, latency, sessions woken per message. */
   delivery?: DeliveryResult;
+  /** `--only groupMemory`: memory per idle partition group (issue 13), after a full collection. */
+  groupMemory?: GroupMemoryResult;
   /** Consumer groups (issue 15): delivery pauses on unmoved partitions while members join and leave. */
   groups?: GroupRebalanceResult;
 }
@@ -255,22 +259,25 @@ interface Selection {
   scale: boolean;
   /** `delivery`: the fan-out figures (issue 13); only when asked for. */
   delivery: boolean;
+  /** `groupMemory`: memory per idle partition group (issue 13); only when asked for. */
+  groupMemory: boolean;
   groups: boolean;
 }
 
 /**
  * `--only` names: a single-broker scenario (`pipelined128B`), `singleBroker`
- * (all of them), `cluster3` (every cluster scenario), `cluster3.<scenario>`, `groups`, `scale` or `delivery`.
+ * (all of them), `cluster3` (every cluster scenario), `cluster3.<scenario>`, `groups`, `scale`, `delivery` or `groupMemory`.
  */
 function parseOnly(value: string | undefined): Selection {
-  if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS), groups: true, scale: false, delivery: false };
-  const selection: Selection = { single: new Set(), cluster: new Set(), groups: false, scale: false, delivery: false };
-  const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`), 'groups', 'scale', 'delivery'];
+  if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS), groups: true, scale: false, delivery: false, groupMemory: false };
+  const selection: Selection = { single: new Set(), cluster: new Set(), groups: false, scale: false, delivery: false, groupMemory: false };
+  const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`), 'groups', 'scale', 'delivery', 'groupMemory'];
   for (const name of value.split(',').map((n) => n.trim())) {
     if ((SCENARIOS as readonly string[]).includes(name)) selection.single.add(name as Scenario);
     else if (name === 'singleBroker') for (const s of SCENARIOS) selection.single.add(s);
     else if (name === 'scale') selection.scale = true;
     else if (name === 'delivery') selection.delivery = true;
+    else if (name === 'groupMemory') selection.groupMemory = true;
     else if (name === 'cluster3') for (const s of CLUSTER_SCENARIOS) selection.cluster.add(s);
     else if (name === 'groups') selection.groups = true;
     else if (name.startsWith('cluster3.') && (CLUSTER_SCENARIOS as readonly string[]).includes(name.slice(9))) selection.cluster.add(name.slice(9) as ClusterScenario);
@@ -350,6 +357,9 @@ async function main(): Promise<void> {
     scaleFigures = await scale(sizes);
   }
   const deliveryFigures = selection.delivery ? await delivery(connect, quick ? DELIVERY_QUICK : DELIVERY_FULL) : undefined;
+  const memoryFigures = selection.groupMemory
+    ? await groupMemory(values['scale-partitions'] === undefined ? (quick ? [500, 1000] : [1000, 2000, 4000]) : parsePartitions(values['scale-partitions'], quick))
+    : undefined;
   const groups = selection.groups ? await groupRebalance(connect) : undefined;
   const result: BenchResult = {
     node: process.version,
@@ -364,6 +374,7 @@ async function main(): Promise<void> {
     ...clusters,
     ...(scaleFigures === undefined ? {} : { scale: scaleFigures }),
     ...(deliveryFigures === undefined ? {} : { delivery: deliveryFigures }),
+    ...(memoryFigures === undefined ? {} : { groupMemory: memoryFigures }),
     ...(groups === undefined ? {} : { groups }),
   };
   progress(`done in ${roundTo(nowSeconds() - started, 1)} s`);

@@ -40,6 +40,10 @@ export interface IdleBroker {
   /** CPU time over wall time, 100 = one core. */
   cpuPercent: number;
   rssMiB: number;
+  /** V8 heap in use (live and garbage not yet collected) and reserved, and memory outside it, at the end of the window, when exported. */
+  heapUsedMiB?: number;
+  heapTotalMiB?: number;
+  externalMiB?: number;
   /** Raft group ticks per second over the window (the broker's `raftTicks` counter), when exported. */
   raftTicksPerSec?: number;
   /** Raft messages sent per second over the window (`raftMessagesSent`), when exported. */
@@ -166,6 +170,10 @@ async function measureIdle(nodes: readonly ScaleNode[], seconds: number): Promis
     if (ticks !== undefined) figure.raftTicksPerSec = ticks;
     if (messages !== undefined) figure.raftMessagesPerSec = messages;
     if (quiesced !== undefined) figure.raftGroupsQuiesced = quiesced;
+    for (const [stat, key] of [['heapUsedBytes', 'heapUsedMiB'], ['heapTotalBytes', 'heapTotalMiB'], ['externalBytes', 'externalMiB']] as const) {
+      const bytes = after[i]?.get(stat);
+      if (bytes !== undefined) figure[key] = roundTo(bytes / 2 ** 20, 1);
+    }
     const segments = after[i]?.get('openSegmentFiles');
     const raftLogs = after[i]?.get('openRaftLogFiles');
     if (segments !== undefined) figure.openSegmentFiles = segments;

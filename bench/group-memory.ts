@@ -1,7 +1,7 @@
 /**
  * The `groupMemory` figures (issue 13): what an idle partition group costs a
  * broker's memory, apart from what the garbage collector has not reclaimed
- * yet. Three brokers run in this process (the built `@relaymq/broker`, R=3,
+ * yet. Three brokers run in this process (the built broker library, R=3,
  * a data directory each, 8 partitions per topic); for each size the topics
  * are created in one bulk request, every group quiesces, then a full garbage
  * collection runs and `process.memoryUsage()` is read. A baseline cluster
@@ -18,8 +18,8 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { startBroker, type Broker } from '@relaymq/broker';
-import { freePorts, makeTempDir, nowSeconds, progress, removeTempDir } from './lib.js';
+import type { Broker, startBroker as StartBroker } from '@relaymq/broker';
+import { freePorts, loadBroker, makeTempDir, nowSeconds, progress, removeTempDir } from './lib.js';
 import { roundTo } from './scenarios.js';
 
 const PARTITIONS_PER_TOPIC = 8;
@@ -54,7 +54,7 @@ function collector(): () => void {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function startCluster(root: string): Promise<Broker[]> {
+async function startCluster(startBroker: typeof StartBroker, root: string): Promise<Broker[]> {
   const ids = Array.from({ length: BROKERS }, (_, i) => `m${i + 1}`);
   const peerPorts = await freePorts(BROKERS);
   const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
@@ -86,9 +86,9 @@ async function quiesced(brokers: readonly Broker[], groups: number, what: string
 }
 
 /** Creates `partitions` partitions on a fresh cluster, waits for quiescence, and reads the memory after a full collection. */
-async function measure(partitions: number, gc: () => void): Promise<MemoryAt> {
+async function measure(startBroker: typeof StartBroker, partitions: number, gc: () => void): Promise<MemoryAt> {
   const root = makeTempDir('relaymq-bench-group-memory-');
-  const brokers = await startCluster(root);
+  const brokers = await startCluster(startBroker, root);
   try {
     const topics = Array.from({ length: Math.ceil(partitions / PARTITIONS_PER_TOPIC) }, (_, i) => `mem.t${i}`);
     const started = nowSeconds();
@@ -122,9 +122,10 @@ async function measure(partitions: number, gc: () => void): Promise<MemoryAt> {
 /** The `groupMemory` figures at each of `sizes` (partition counts), over a baseline with no topic. */
 export async function groupMemory(sizes: readonly number[]): Promise<GroupMemoryResult> {
   const gc = collector();
-  const baseline = await measure(0, gc);
+  const { startBroker } = await loadBroker();
+  const baseline = await measure(startBroker, 0, gc);
   const measured: MemoryAt[] = [];
-  for (const partitions of sizes) measured.push(await measure(partitions, gc));
+  for (const partitions of sizes) measured.push(await measure(startBroker, partitions, gc));
   const bytes = (mib: number, base: number, partitions: number): number => Math.round(((mib - base) * 2 ** 20) / (BROKERS * partitions));
   return {
     brokers: BROKERS,

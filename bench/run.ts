@@ -16,7 +16,7 @@
  *   npm run bench -- --cluster-storage memory   cluster storage modes: fsync, interval, memory, a comma-separated list, or all
  *   npm run bench -- --only groups      consumer groups: the longest delivery pause on partitions that did not move while members join and leave
  *   npm run bench -- --only groupMemory heap and external memory per idle partition group (3 in-process brokers; 1,000, 2,000, 4,000 partitions, or --scale-partitions)
- *   npm run bench -- --only delivery    fan-out: 1,000 subscribers, 10,000 subscriptions; deliveries/s, latency, sessions woken per message
+ *   npm run bench -- --only delivery    fan-out: 1,000 subscribers, 11,000 subscriptions; deliveries/s, latency, sessions woken per message
  *   npm run bench -- --sdk source       drive the SDK sources (through tsx) instead of its build
  *   npm run bench -- --ack leader       the ack level of every publish (default quorum)
  *

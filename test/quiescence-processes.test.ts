@@ -12,8 +12,9 @@
  *
  * Why 2,000 only in memory: on disk every group's election fsyncs a vote on
  * the candidate and each voter (a vote is fsynced whatever `--fsync` says),
- * so re-electing 1,000-1,650 groups took 27-36 s on the loaded 2-core
- * machine (3.3 s in memory) and creating them 65 s; see docs/benchmarks.md.
+ * so re-electing 900-1,650 groups took 17-36 s on the loaded 2-core machine
+ * (3.3-6.7 s in memory) and creating 2,000 until every group quiesced 65 s;
+ * see docs/benchmarks.md.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { get, getJson, parseMetrics, sample } from './support/admin.js';

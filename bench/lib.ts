@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type * as Broker from '@relaymq/broker';
 import type * as Sdk from '@relaymq/sdk';
 
 /** Repository root (bench/ sits directly under it). */
@@ -33,6 +34,20 @@ export async function loadSdk(build: SdkBuild): Promise<typeof Sdk> {
   if (build === 'source') return import('@relaymq/sdk');
   if (!existsSync(SDK_DIST)) throw new Error(`${SDK_DIST} is missing: run \`npm run build\` (npm run bench does)`);
   return (await import(pathToFileURL(SDK_DIST).href)) as typeof Sdk;
+}
+
+/** The built broker library (`npm run bench` builds it first). */
+const BROKER_DIST = fileURLToPath(new URL('../packages/broker/dist/index.js', import.meta.url));
+
+/**
+ * Loads the built broker library, for a benchmark that runs brokers in its
+ * own process. Not `import('@relaymq/broker')`: under tsx that resolves, by
+ * the tsconfig paths, to the TypeScript sources, whose transform wraps every
+ * named closure (`__name`) and so changes what each object costs.
+ */
+export async function loadBroker(): Promise<typeof Broker> {
+  if (!existsSync(BROKER_DIST)) throw new Error(`${BROKER_DIST} is missing: run \`npm run build\` (npm run bench does)`);
+  return (await import(pathToFileURL(BROKER_DIST).href)) as typeof Broker;
 }
 
 /** How long a broker may take to print its listening line. */

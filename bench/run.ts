@@ -18,6 +18,8 @@
  *   npm run bench -- --only move        a partition of 1 GiB moved to a new broker, throttle off and on: catch-up rate, publish latency meanwhile
  *   npm run bench -- --only move --move-mib 256   the same with a smaller partition
  *   npm run bench -- --only move --move-throttle-mbps 10   the throttled run's rate (MB/s)
+ *   npm run bench -- --only groupMemory heap and external memory per idle partition group (3 in-process brokers; 1,000, 2,000, 4,000 partitions, or --scale-partitions)
+ *   npm run bench -- --only delivery    fan-out: 1,000 subscribers, 11,000 subscriptions; deliveries/s, latency, sessions woken per message
  *   npm run bench -- --sdk source       drive the SDK sources (through tsx) instead of its build
  *   npm run bench -- --ack leader       the ack level of every publish (default quorum)
  *   npm run bench -- --compare nats     the cluster scenarios (fsync interval and always) and the same against NATS JetStream, with ratios
@@ -57,6 +59,8 @@ import {
   type Throughput,
 } from './scenarios.js';
 import { scale, type ScaleResult, type ScaleSizes } from './scale.js';
+import { DELIVERY_FULL, DELIVERY_QUICK, delivery, type DeliveryResult } from './delivery.js';
+import { groupMemory, type GroupMemoryResult } from './group-memory.js';
 import { groupRebalance, type GroupRebalanceResult } from './groups.js';
 import { summarize, type Summary } from './summary.js';
 import { MOVE_SIZES, moveBench, type MoveBenchResult } from './move.js';
@@ -156,6 +160,10 @@ interface BenchResult {
   cluster3Memory?: Cluster3Result;
   /** `--only scale`: idle cost, creation time and failover at each partition count. */
   scale?: ScaleResult[];
+  /** `--only delivery`: fan-out over 1,000 subscribers (issue 13): deliveries/s, latency, sessions woken per message. */
+  delivery?: DeliveryResult;
+  /** `--only groupMemory`: memory per idle partition group (issue 13), after a full collection. */
+  groupMemory?: GroupMemoryResult;
   /** Consumer groups (issue 15): delivery pauses on unmoved partitions while members join and leave. */
   groups?: GroupRebalanceResult;
   /** `--only move` (issue 14): a large partition moved to a new broker, throttled and not. */
@@ -263,6 +271,10 @@ interface Selection {
   cluster: Set<ClusterScenario>;
   /** `scale`: the partition-count figures (issue 13); only when asked for, they take minutes. */
   scale: boolean;
+  /** `delivery`: the fan-out figures (issue 13); only when asked for. */
+  delivery: boolean;
+  /** `groupMemory`: memory per idle partition group (issue 13); only when asked for. */
+  groupMemory: boolean;
   groups: boolean;
   /** `move`: the replica-move figures (issue 14); only when asked for, they take minutes and gigabytes. */
   move: boolean;
@@ -270,18 +282,21 @@ interface Selection {
 
 /**
  * `--only` names: a single-broker scenario (`pipelined128B`), `singleBroker`
- * (all of them), `cluster3` (every cluster scenario), `cluster3.<scenario>` or `groups`.
+ * (all of them), `cluster3` (every cluster scenario), `cluster3.<scenario>`, `groups`, `scale`, `delivery`, `groupMemory` or `move`.
  */
 function parseOnly(value: string | undefined, compareOnly: boolean): Selection {
-  if (value === undefined && compareOnly) return { single: new Set(), cluster: new Set(CLUSTER_SCENARIOS), groups: false, scale: false, move: false };
-  if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS), groups: true, scale: false, move: false };
-  const selection: Selection = { single: new Set(), cluster: new Set(), groups: false, scale: false, move: false };
-  const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`), 'groups', 'scale', 'move'];
+  const none = { groups: false, scale: false, delivery: false, groupMemory: false, move: false };
+  if (value === undefined && compareOnly) return { single: new Set(), cluster: new Set(CLUSTER_SCENARIOS), ...none };
+  if (value === undefined) return { single: new Set(SCENARIOS), cluster: new Set(CLUSTER_SCENARIOS), ...none, groups: true };
+  const selection: Selection = { single: new Set(), cluster: new Set(), ...none };
+  const known = [...SCENARIOS, 'singleBroker', 'cluster3', ...CLUSTER_SCENARIOS.map((name) => `cluster3.${name}`), 'groups', 'scale', 'delivery', 'groupMemory', 'move'];
   for (const name of value.split(',').map((n) => n.trim())) {
     if ((SCENARIOS as readonly string[]).includes(name)) selection.single.add(name as Scenario);
     else if (name === 'singleBroker') for (const s of SCENARIOS) selection.single.add(s);
     else if (name === 'scale') selection.scale = true;
     else if (name === 'move') selection.move = true;
+    else if (name === 'delivery') selection.delivery = true;
+    else if (name === 'groupMemory') selection.groupMemory = true;
     else if (name === 'cluster3') for (const s of CLUSTER_SCENARIOS) selection.cluster.add(s);
     else if (name === 'groups') selection.groups = true;
     else if (name.startsWith('cluster3.') && (CLUSTER_SCENARIOS as readonly string[]).includes(name.slice(9))) selection.cluster.add(name.slice(9) as ClusterScenario);
@@ -401,6 +416,10 @@ async function main(): Promise<void> {
     const sizes: ScaleSizes = { partitions: parsePartitions(values['scale-partitions'], quick), settleSeconds: quick ? 5 : 10, idleSeconds: quick ? 5 : 10 };
     scaleFigures = await scale(sizes);
   }
+  const deliveryFigures = selection.delivery ? await delivery(connect, quick ? DELIVERY_QUICK : DELIVERY_FULL) : undefined;
+  const memoryFigures = selection.groupMemory
+    ? await groupMemory(values['scale-partitions'] === undefined ? (quick ? [500, 1000] : [1000, 2000, 4000]) : parsePartitions(values['scale-partitions'], quick))
+    : undefined;
   const groups = selection.groups ? await groupRebalance(connect) : undefined;
   const move = selection.move ? await moveBench(connect, parseMoveSizes(values['move-mib'], values['move-throttle-mbps'])) : undefined;
   const result: BenchResult = {
@@ -415,6 +434,8 @@ async function main(): Promise<void> {
     singleBroker: single,
     ...clusters,
     ...(scaleFigures === undefined ? {} : { scale: scaleFigures }),
+    ...(deliveryFigures === undefined ? {} : { delivery: deliveryFigures }),
+    ...(memoryFigures === undefined ? {} : { groupMemory: memoryFigures }),
     ...(groups === undefined ? {} : { groups }),
     ...(move === undefined ? {} : { move }),
     ...nats,

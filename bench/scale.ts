@@ -9,8 +9,8 @@
  * of the broker leading the most partitions, timed until a surviving broker
  * names a surviving leader for every partition.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { brokerStats, rssMiB } from './broker-stats.js';
 import { LeaderProbe } from './cluster.js';
 import { freePorts, makeTempDir, nowSeconds, processCpuSeconds, progress, removeTempDir, spawnBroker, type BrokerProcess } from './lib.js';
 import { roundTo } from './scenarios.js';
@@ -40,6 +40,10 @@ export interface IdleBroker {
   /** CPU time over wall time, 100 = one core. */
   cpuPercent: number;
   rssMiB: number;
+  /** V8 heap in use (live and garbage not yet collected) and reserved, and memory outside it, at the end of the window, when exported. */
+  heapUsedMiB?: number;
+  heapTotalMiB?: number;
+  externalMiB?: number;
   /** Raft group ticks per second over the window (the broker's `raftTicks` counter), when exported. */
   raftTicksPerSec?: number;
   /** Raft messages sent per second over the window (`raftMessagesSent`), when exported. */
@@ -65,31 +69,6 @@ export interface ScaleResult {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function rssMiB(pid: number): number {
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match === null ? Number.NaN : roundTo(Number(match[1]) / 1024, 1);
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** The broker's numeric `relaymq_broker_stat` series from its `/metrics`, by stat name (empty when unavailable). */
-async function brokerStats(adminPort: number): Promise<Map<string, number>> {
-  const stats = new Map<string, number>();
-  try {
-    const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`, { signal: AbortSignal.timeout(5000) });
-    const text = await res.text();
-    for (const line of text.split('\n')) {
-      const match = /^relaymq_broker_stat\{[^}]*stat="([^"]+)"[^}]*\} (\S+)$/.exec(line);
-      if (match !== null) stats.set(match[1] as string, Number(match[2]));
-    }
-  } catch {
-    // An older broker, or none: the counters are left out.
-  }
-  return stats;
-}
 
 interface ScaleNode {
   id: string;
@@ -191,6 +170,10 @@ async function measureIdle(nodes: readonly ScaleNode[], seconds: number): Promis
     if (ticks !== undefined) figure.raftTicksPerSec = ticks;
     if (messages !== undefined) figure.raftMessagesPerSec = messages;
     if (quiesced !== undefined) figure.raftGroupsQuiesced = quiesced;
+    for (const [stat, key] of [['heapUsedBytes', 'heapUsedMiB'], ['heapTotalBytes', 'heapTotalMiB'], ['externalBytes', 'externalMiB']] as const) {
+      const bytes = after[i]?.get(stat);
+      if (bytes !== undefined) figure[key] = roundTo(bytes / 2 ** 20, 1);
+    }
     const segments = after[i]?.get('openSegmentFiles');
     const raftLogs = after[i]?.get('openRaftLogFiles');
     if (segments !== undefined) figure.openSegmentFiles = segments;

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI: multi-process tests run the artifact users run (`npm test` builds first). */
@@ -65,6 +65,22 @@ export class BrokerProcess {
 
   get pid(): number {
     return this.child.pid as number;
+  }
+
+  /**
+   * CPU seconds (user + system) the process used so far, from `/proc/<pid>/stat`
+   * (clock ticks of 10 ms on Linux); undefined off Linux or once it exited.
+   */
+  cpuSeconds(): number | undefined {
+    try {
+      const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+      // The fields after the command name (in parentheses, which may hold spaces): utime and stime are the 12th and 13th.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      return Number.isFinite(ticks) ? ticks / 100 : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Sends a signal and, for SIGKILL and SIGTERM, waits for the exit. */

@@ -6,11 +6,12 @@
  * with sockets that complete every write; reads are counted on the engine
  * itself, so the figures hold whatever the delivery code counts.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PROTOCOL_VERSION, decodeBrokerFrame, encodeFrame, type BrokerFrame, type ClientFrame, type MessageFrame } from '@relaymq/sdk/protocol';
 import { MemoryEngine } from '../engine/memory.js';
 import { resolveBrokerOptions } from '../options.js';
 import { newSecurityCounters } from '../security/counters.js';
+import { Delivery } from './delivery.js';
 import { Fanout } from './fanout.js';
 import type { ClientSocket } from './session-context.js';
 import { ClientSession } from './session.js';
@@ -46,7 +47,36 @@ interface Client {
 const live: ClientSession[] = [];
 afterEach(() => {
   for (const s of live.splice(0)) s.ended();
+  vi.restoreAllMocks();
 });
+
+/**
+ * Counts, per session, the calls the fan-out makes into its delivery
+ * (`appended`) and the delivery passes scheduled on it (`schedulePump`),
+ * on the session code itself: a fan-out that told every session of every
+ * append, even one each session then ignored, shows here whatever the
+ * Fanout's own counters say.
+ */
+function countWakeups(clients: readonly Client[]): { told: () => number[]; pumped: () => number[] } {
+  const told = new Map<Delivery, number>();
+  const pumped = new Map<Delivery, number>();
+  const appended = Delivery.prototype.appended;
+  const schedulePump = Delivery.prototype.schedulePump;
+  vi.spyOn(Delivery.prototype, 'appended').mockImplementation(function (this: Delivery, ...args) {
+    told.set(this, (told.get(this) ?? 0) + 1);
+    return appended.apply(this, args);
+  });
+  vi.spyOn(Delivery.prototype, 'schedulePump').mockImplementation(function (this: Delivery) {
+    pumped.set(this, (pumped.get(this) ?? 0) + 1);
+    schedulePump.apply(this);
+  });
+  // The session's delivery is private; the test reads it to name the sessions the counts belong to.
+  const deliveries = clients.map((client) => (client.session as unknown as { delivery: Delivery }).delivery);
+  return {
+    told: () => deliveries.map((delivery) => told.get(delivery) ?? 0),
+    pumped: () => deliveries.map((delivery) => pumped.get(delivery) ?? 0),
+  };
+}
 
 /** A broker's session side over an in-memory engine, with the engine's reads counted per partition. */
 function broker(partitions: number) {
@@ -118,6 +148,7 @@ describe('Fanout', () => {
     });
     await until(() => clients.every((c) => subscribed(c, 1)), 'every subscription to start');
     await settle();
+    const wakeups = countWakeups(clients);
     const placed = b.fanout.stats.cursorsVisited;
     const woken = b.fanout.stats.sessionsWoken;
     const visited = b.fanout.stats.cursorsVisited;
@@ -128,6 +159,11 @@ describe('Fanout', () => {
     expect(subscribers).toHaveLength(WILDCARD_SESSIONS + 2);
     await until(() => subscribers.every((c) => c.socket.messages().length === 1), 'the message at every subscriber');
     await settle();
+    // Counted on the sessions: the fan-out called into the subscribers' deliveries once each, and no other session's;
+    // a delivery pass was scheduled on the subscribers only.
+    const isSubscriber = clients.map((client) => (subscribers.includes(client) ? 1 : 0));
+    expect(wakeups.told()).toEqual(isSubscriber);
+    expect(wakeups.pumped().map((n) => Math.min(n, 1))).toEqual(isSubscriber);
 
     for (const [i, client] of clients.entries()) {
       const batches = client.socket.messages().flatMap((m) => m.batches);

@@ -81,6 +81,11 @@ export class FaultyFileSystem implements FileSystem {
 
   constructor(readonly inner: FileSystem) {}
 
+  /** Handles opened through this wrapper and not closed (nor lost to a {@link crash}). */
+  get openHandles(): number {
+    return this.handles.size;
+  }
+
   /** The next `count` calls of `op` fail with `code` (e.g. `ENOSPC`, `EIO`). */
   failNext(op: FaultOp, code = 'EIO', count = 1): void {
     this.rules.set(op, { code, remaining: count });

@@ -20,6 +20,27 @@ describe('Inflights', () => {
     expect(inflights.size).toBe(0);
   });
 
+  it('allocates its ring as appends come, keeping their order across growth from a wrapped ring', () => {
+    const inflights = new Inflights(256);
+    expect(inflights.slots).toBe(0);
+    for (const index of [1, 2, 3, 4]) inflights.add(index);
+    expect(inflights.slots).toBe(4);
+    inflights.freeLE(2);
+    for (const index of [5, 6]) inflights.add(index); // wraps: slots 0 and 1
+    inflights.add(7); // full at 4: grows to 8 from a ring starting at slot 2
+    expect(inflights.slots).toBe(8);
+    const freed: number[] = [];
+    for (let index = 3; index <= 7; index++) {
+      const before = inflights.size;
+      inflights.freeLE(index);
+      freed.push(before - inflights.size);
+    }
+    expect(freed).toEqual([1, 1, 1, 1, 1]);
+    for (let index = 8; index < 8 + 256; index++) inflights.add(index);
+    expect(inflights.full()).toBe(true);
+    expect(inflights.slots).toBe(256);
+  });
+
   it('rejects a zero capacity', () => {
     expect(() => new Inflights(0)).toThrow(RangeError);
   });

@@ -16,19 +16,29 @@ import type { ProgressStatus } from './types.js';
 
 export type ProgressState = ProgressStatus['state'];
 
-/** A bounded FIFO of the last index of each append in flight. */
+/**
+ * A bounded FIFO of the last index of each append in flight. Its ring grows
+ * as appends are added, by doubling up to `capacity` (etcd does the same):
+ * every replica keeps a progress per voter, and most groups of a broker
+ * hosting thousands are idle with nothing in flight, so a ring allocated at
+ * full capacity up front (256 slots, 2 KiB) cost 6 KiB per group of three.
+ */
 export class Inflights {
-  private readonly buffer: number[];
+  private buffer: number[] = [];
   private start = 0;
   private count = 0;
 
   constructor(readonly capacity: number) {
     if (!Number.isSafeInteger(capacity) || capacity < 1) throw new RangeError(`inflight capacity must be >= 1, got ${capacity}`);
-    this.buffer = new Array<number>(capacity).fill(0);
   }
 
   get size(): number {
     return this.count;
+  }
+
+  /** Ring slots allocated now: 0 until the first append, at most `capacity`. */
+  get slots(): number {
+    return this.buffer.length;
   }
 
   full(): boolean {
@@ -38,14 +48,15 @@ export class Inflights {
   /** Records an append whose last entry is `lastIndex`; indexes must increase. */
   add(lastIndex: number): void {
     if (this.full()) throw new Error('inflights: add() while full');
-    this.buffer[(this.start + this.count) % this.capacity] = lastIndex;
+    if (this.count === this.buffer.length) this.grow();
+    this.buffer[(this.start + this.count) % this.buffer.length] = lastIndex;
     this.count++;
   }
 
   /** Frees every append whose last index is ≤ `index` (they are acknowledged). */
   freeLE(index: number): void {
     while (this.count > 0 && (this.buffer[this.start] as number) <= index) {
-      this.start = (this.start + 1) % this.capacity;
+      this.start = (this.start + 1) % this.buffer.length;
       this.count--;
     }
   }
@@ -53,13 +64,22 @@ export class Inflights {
   /** Frees the oldest append in flight (a heartbeat answered: the stream may be stuck behind a lost append). */
   freeFirstOne(): void {
     if (this.count === 0) return;
-    this.start = (this.start + 1) % this.capacity;
+    this.start = (this.start + 1) % this.buffer.length;
     this.count--;
   }
 
   reset(): void {
     this.start = 0;
     this.count = 0;
+  }
+
+  /** Doubles the ring (up to `capacity`), its entries moved to the front in order. */
+  private grow(): void {
+    const size = Math.min(this.capacity, Math.max(4, this.buffer.length * 2));
+    const grown = new Array<number>(size).fill(0);
+    for (let i = 0; i < this.count; i++) grown[i] = this.buffer[(this.start + i) % this.buffer.length] as number;
+    this.buffer = grown;
+    this.start = 0;
   }
 }
 

@@ -181,6 +181,13 @@ describe('SegmentLog: append, flush, read', () => {
     expect(offsets(await log.read(0, 10, 100))).toEqual([500]);
   });
 
+  it('closes the new segment it opened when creating a log fails (a directory sync refused, as under EMFILE)', async () => {
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    fs.failNext('syncDir', 'EMFILE');
+    await expect(SegmentLog.open(await temp.make(), fs, {})).rejects.toMatchObject({ code: 'EMFILE' });
+    expect(fs.openHandles).toBe(0);
+  });
+
   it('refuses work once closed', async () => {
     const log = await openLog(await temp.make());
     await log.close();

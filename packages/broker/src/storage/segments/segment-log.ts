@@ -200,9 +200,16 @@ export class SegmentLog {
     const segments: Segment[] = [];
     if (sorted.length === 0) {
       const segment = new Segment(dir, opts.initialOffset);
-      segment.handle = await fs.open(segment.logPath, 'write');
+      const handle = await fs.open(segment.logPath, 'write');
+      segment.handle = handle;
       segment.handleWritable = true;
-      await fs.syncDir(dir);
+      try {
+        await fs.syncDir(dir);
+      } catch (err) {
+        // No log to close it later: a descriptor dropped here stays open until a garbage collection closes it.
+        await handle.close().catch(() => {});
+        throw err;
+      }
       segment.fileCreated = true;
       segments.push(segment);
       report.segments = 1;

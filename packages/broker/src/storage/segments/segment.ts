@@ -32,8 +32,6 @@ export function parseSegmentFileName(name: string): { base: number; kind: Segmen
 
 export class Segment {
   readonly logPath: string;
-  readonly idxPath: string;
-  readonly tixPath: string;
   /** Offset after the last record (appended, not necessarily written). */
   end: number;
   /** Bytes of records appended, written or not: the position of the next record. */
@@ -63,9 +61,20 @@ export class Segment {
     readonly base: number,
   ) {
     this.logPath = join(dir, segmentFileName(base, 'log'));
-    this.idxPath = join(dir, segmentFileName(base, 'idx'));
-    this.tixPath = join(dir, segmentFileName(base, 'tix'));
     this.end = base;
+  }
+
+  /**
+   * The index files' paths, made when needed (sealing, deleting, recovery):
+   * kept as fields, they cost each idle partition 1.2 KiB in a heap snapshot
+   * (two strings `join` left as ropes of their parts).
+   */
+  get idxPath(): string {
+    return `${this.logPath.slice(0, -3)}idx`;
+  }
+
+  get tixPath(): string {
+    return `${this.logPath.slice(0, -3)}tix`;
   }
 
   /** Notes a record at `position` in the index and the bounds. */

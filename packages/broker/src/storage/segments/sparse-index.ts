@@ -21,12 +21,20 @@ import { crc32 } from 'node:zlib';
 const IDX_ENTRY_BYTES = 8;
 const TIX_ENTRY_BYTES = 12;
 const TRAILER_BYTES = 8;
-const INITIAL_CAPACITY = 64;
+/**
+ * Entries an index makes room for at its first entry, doubling from there.
+ * Before it, an index holds no arrays of its own: the active segment of an
+ * idle partition is empty, and a broker hosting thousands of partitions kept
+ * three arrays of 64 entries (1.6 KiB with their buffers) for each.
+ */
+const INITIAL_CAPACITY = 8;
+const NO_U32 = new Uint32Array(0);
+const NO_F64 = new Float64Array(0);
 
 export class SparseIndex {
-  private rel = new Uint32Array(INITIAL_CAPACITY);
-  private pos = new Uint32Array(INITIAL_CAPACITY);
-  private ts = new Float64Array(INITIAL_CAPACITY);
+  private rel = NO_U32;
+  private pos = NO_U32;
+  private ts = NO_F64;
   private count = 0;
 
   get length(): number {
@@ -36,7 +44,7 @@ export class SparseIndex {
   /** Appends an entry; entries come in increasing offset and position. */
   push(relOffset: number, position: number, timestamp: number): void {
     if (this.count === this.rel.length) {
-      const capacity = this.rel.length * 2;
+      const capacity = Math.max(INITIAL_CAPACITY, this.rel.length * 2);
       this.rel = grow(this.rel, new Uint32Array(capacity));
       this.pos = grow(this.pos, new Uint32Array(capacity));
       this.ts = grow(this.ts, new Float64Array(capacity));

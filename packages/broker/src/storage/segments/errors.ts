@@ -12,7 +12,8 @@ import { errorCode } from '../fs.js';
  * | `STORAGE_CORRUPT` | the records asked for are damaged on this replica; read them from another replica | elsewhere |
  * | `STORAGE_CLOSED` | the log was closed | no |
  */
-export type LogStorageErrorCode = 'STORAGE_FULL' | 'STORAGE_IO' | 'STORAGE_CORRUPT' | 'STORAGE_CLOSED';
+/** `STORAGE_LAYOUT`: a data directory of the other partition storage layout (`split` / `unified`, docs/storage.md). */
+export type LogStorageErrorCode = 'STORAGE_FULL' | 'STORAGE_IO' | 'STORAGE_CORRUPT' | 'STORAGE_CLOSED' | 'STORAGE_LAYOUT';
 
 /** Facts attached to a {@link LogStorageError}. */
 export interface LogStorageErrorDetails {

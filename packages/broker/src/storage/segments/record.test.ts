@@ -30,6 +30,22 @@ describe('record format', () => {
     expect(encode(0, 0, cases[0]?.[2] as NewMessage).length).toBe(MIN_RECORD_FRAME_BYTES);
   });
 
+  it('format 2 (a Raft entry) carries the term after the timestamp, 8 bytes more, offset and timestamp where format 1 has them', () => {
+    const message: NewMessage = { timestamp: 0, term: 2 ** 33 + 5, key: 'k', headers: { h: 'v' }, data: Uint8Array.of(7, 8), encoding: 'msgpack' };
+    const buf = encode(2 ** 35 + 1, 1_763_000_000_000, message);
+    const { term: _term, ...format1 } = message;
+    expect(buf.length).toBe(encode(0, 0, format1).length + 8);
+    expect(buf[FRAME_HEADER_BYTES]).toBe(2);
+    expect(peekOffset(buf, FRAME_HEADER_BYTES)).toBe(2 ** 35 + 1);
+    expect(peekTimestamp(buf, FRAME_HEADER_BYTES)).toBe(1_763_000_000_000);
+    const check = checkFrame(buf, 0, 1 << 20);
+    if (check.kind !== 'ok') throw new Error(check.kind);
+    const { timestamp: _ignored, ...rest } = message;
+    expect(decodeRecord(buf, check.bodyStart, check.bodyEnd)).toEqual({ ...rest, offset: 2 ** 35 + 1, timestamp: 1_763_000_000_000 });
+    // A format 1 record has no term.
+    expect(decodeRecord(encode(1, 1, format1), FRAME_HEADER_BYTES, encode(1, 1, format1).length).term).toBeUndefined();
+  });
+
   it('detects a flipped bit, a short buffer and an impossible length', () => {
     const buf = encode(5, 6, { timestamp: 0, data: Uint8Array.of(1, 2, 3), encoding: 'raw' });
     expect(checkFrame(buf.subarray(0, buf.length - 1), 0, 1 << 20)).toEqual({ kind: 'incomplete', frameBytes: buf.length });

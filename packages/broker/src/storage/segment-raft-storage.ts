@@ -176,6 +176,8 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
           await this.meta.writeHardState({ ...this.current.getHardState() });
         }
       } catch (err) {
+        // Not recorded: a later sync (without a reload) must still write and fsync it.
+        this.voteChanged ||= voteChanged;
         this.failed = storageRelayError(err, 'Raft log write failed');
         this.options.onFailure?.(this.failed);
         throw this.failed;

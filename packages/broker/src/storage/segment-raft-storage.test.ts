@@ -1,0 +1,330 @@
+/**
+ * The Raft log over a segment log (layout `unified`) at a crash: a torn tail,
+ * a flipped bit, unsynced bytes lost, a crash between recording an installed
+ * snapshot and resetting the log, a directory of the other layout; and a
+ * property over random appends, conflicting suffixes, votes, commits,
+ * compactions, injected write and fsync failures (then `reload`) and power
+ * losses, checked against a model of what was synced. The contract it shares
+ * with the record file is in raft-storage.test.ts and open-raft-log-files.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Entry } from '../core/raft/index.js';
+import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
+import { MemoryFileSystem } from '../../test/support/memory-fs.js';
+import { readWholeFile } from './fs.js';
+import type { RaftStorageOptions } from './raft-storage.js';
+import { SegmentRaftStorage } from './segment-raft-storage.js';
+import { SegmentLog } from './segments/index.js';
+
+const DIR = '/data/p0';
+const SEGMENT = `${DIR}/log/00000000000000000001.log`;
+const entry = (index: number, term: number, data = `e${index}t${term}`): Entry<string> => ({ type: 'normal', index, term, data });
+const dataOf = (storage: SegmentRaftStorage<string, string>): string[] => {
+  const r = storage.reader;
+  return r.entries(r.firstIndex(), r.lastIndex() + 1, 1e9).map((e) => (e.type === 'normal' ? e.data : e.type));
+};
+
+function open(fs: FaultyFileSystem, options: Partial<RaftStorageOptions> = {}, report?: (m: string) => void): Promise<SegmentRaftStorage<string, string>> {
+  return SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], {
+    fsync: 'always',
+    fsyncIntervalMs: 1000,
+    fs,
+    ...options,
+    ...(report === undefined ? {} : { report: (m: string) => report(m) }),
+  });
+}
+
+/** Flips one bit of the first occurrence of `needle` in the file at `path`. */
+async function flipBitIn(fs: FaultyFileSystem, path: string, needle: string): Promise<void> {
+  const bytes = Buffer.from((await readWholeFile(fs.inner, path, 1 << 30)) as Uint8Array);
+  const at = bytes.indexOf(needle);
+  expect(at).toBeGreaterThan(0);
+  const handle = await fs.inner.open(path, 'write');
+  await handle.write(Uint8Array.of((bytes[at] as number) ^ 0x04), at);
+  await handle.close();
+}
+
+describe('SegmentRaftStorage at a crash', () => {
+  it('keeps what sync() returned for and loses what was appended after it, vote included', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.setHardState({ term: 2, vote: 'b', commit: 0 });
+    storage.append([entry(1, 1), entry(2, 2), entry(3, 2)]);
+    await storage.sync();
+    storage.append([entry(4, 2)]);
+    storage.setHardState({ term: 3, vote: 'c', commit: 3 });
+    await fs.crash();
+    const again = await open(fs);
+    expect(again.hardState).toEqual({ term: 2, vote: 'b', commit: 0 });
+    expect(dataOf(again)).toEqual(['e1t1', 'e2t2', 'e3t2']);
+    await again.close();
+  });
+
+  it('a torn tail (part of the last record reached the disk) is cut; appends go on after the last whole entry', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs, { fsync: 'interval', fsyncIntervalMs: 60_000 });
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 }); // a vote change: fsynced, entries included
+    storage.append([entry(1, 1), entry(2, 1)]);
+    await storage.sync();
+    storage.append([entry(3, 1), entry(4, 1)]);
+    await storage.sync(); // written, not fsynced
+    const record = (await fs.inner.stat(SEGMENT))!.size / 4;
+    await fs.crash({ keepUnsyncedBytes: Math.floor(record * 1.5) }); // entry 3 whole, half of entry 4
+    const reports: string[] = [];
+    const again = await open(fs, {}, (m) => reports.push(m));
+    expect(dataOf(again)).toEqual(['e1t1', 'e2t1', 'e3t1']);
+    again.append([entry(4, 2, 'new 4')]);
+    await again.sync();
+    await again.close();
+    const third = await open(fs);
+    expect(dataOf(third)).toEqual(['e1t1', 'e2t1', 'e3t1', 'new 4']);
+    await third.close();
+  });
+
+  it('a flipped bit in an entry with whole entries after it cuts the log there and says so; the commit is clamped', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.append([1, 2, 3, 4, 5].map((i) => entry(i, 1, `payload-${i}`)));
+    storage.setHardState({ term: 1, vote: 'a', commit: 5 });
+    await storage.sync();
+    await storage.close();
+    await flipBitIn(fs, SEGMENT, 'payload-3');
+    const reports: string[] = [];
+    const again = await open(fs, {}, (m) => reports.push(m));
+    expect(dataOf(again)).toEqual(['payload-1', 'payload-2']);
+    expect(again.hardState).toEqual({ term: 1, vote: 'a', commit: 2 });
+    expect(reports.some((m) => /damaged/.test(m))).toBe(true);
+    // The leader's entries replace the cut ones.
+    again.append([entry(3, 1, 'payload-3'), entry(4, 1, 'payload-4')]);
+    await again.sync();
+    await again.close();
+    const third = await open(fs);
+    expect(dataOf(third)).toEqual(['payload-1', 'payload-2', 'payload-3', 'payload-4']);
+    expect(third.segments.health().status).toBe('ok');
+    await third.close();
+  });
+
+  it('a conflicting suffix is cut on disk: a restart reads the new leader\'s entries, not the old ones', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.append([entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)]);
+    await storage.sync();
+    storage.append([entry(3, 2), entry(4, 2), entry(5, 2)]);
+    storage.append([entry(5, 3)]); // overwritten again before the sync: only the queue changes
+    await storage.sync();
+    await fs.crash();
+    const again = await open(fs);
+    expect(dataOf(again)).toEqual(['e1t1', 'e2t1', 'e3t2', 'e4t2', 'e5t3']);
+    expect(again.reader.term(5)).toBe(3);
+    await again.close();
+  });
+
+  it('compaction keeps the records on disk (they are the partition) and a restart starts its window after the snapshot', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.append([entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)]);
+    storage.setHardState({ term: 1, vote: 'a', commit: 3 });
+    await storage.sync();
+    await storage.compact(3, 'producers at 3');
+    expect(storage.reader.firstIndex()).toBe(4);
+    await fs.crash();
+    const again = await open(fs);
+    expect(again.reader.firstIndex()).toBe(4);
+    expect(again.reader.term(3)).toBe(1);
+    expect(again.reader.snapshot()?.data).toBe('producers at 3');
+    expect(dataOf(again)).toEqual(['e4t1']);
+    expect(again.segments.startOffset).toBe(1);
+    expect((await again.segments.read(1, 10, 1 << 20)).map((r) => r.offset)).toEqual([1, 2, 3, 4]);
+    await again.close();
+  });
+
+  it('a crash after recording an installed snapshot but before the log was reset: the log, not matching it, starts over after it', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.append([entry(1, 1), entry(2, 1), entry(3, 1)]);
+    await storage.sync();
+    // The leader's snapshot at 7 (term 4): this log holds no index 7 with term 4.
+    storage.applySnapshot({ meta: { index: 7, term: 4, conf: { voters: ['a', 'b', 'c'] } }, data: 'leader state at 7' });
+    fs.failNext('unlink', 'EIO', 3); // the reset fails after the snapshot was recorded (the index files' unlinks are quiet)
+    await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    await fs.crash();
+    const reports: string[] = [];
+    const again = await open(fs, {}, (m) => reports.push(m));
+    expect(again.reader.snapshot()?.meta.index).toBe(7);
+    expect(again.reader.firstIndex()).toBe(8);
+    expect(again.reader.lastIndex()).toBe(7);
+    expect(again.segments.startOffset).toBe(8);
+    expect(reports.some((m) => /does not match its snapshot/.test(m))).toBe(true);
+    again.append([entry(8, 4)]);
+    await again.sync();
+    await again.close();
+  });
+
+  it('after a failed fsync under interval, reload() drops the entries written and not fsynced', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs, { fsync: 'interval', fsyncIntervalMs: 60_000 });
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+    storage.append([entry(1, 1)]);
+    await storage.sync(); // fsynced with the vote
+    storage.append([entry(2, 1)]);
+    await storage.sync(); // written only
+    storage.setHardState({ term: 2, vote: 'b', commit: 0 });
+    storage.append([entry(3, 2)]);
+    fs.failNext('datasync', 'EIO');
+    await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    await storage.reload();
+    expect(dataOf(storage)).toEqual(['e1t1']);
+    expect(storage.hardState).toEqual({ term: 1, vote: 'a', commit: 0 });
+    await fs.crash();
+    const again = await open(fs);
+    expect(dataOf(again)).toEqual(['e1t1']);
+    await again.close();
+  });
+
+  it('refuses a partition directory of the split layout with STORAGE_LAYOUT, touching nothing', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const split = await SegmentLog.open(`${DIR}/log`, fs, { fsync: 'always' });
+    split.append([{ timestamp: 1, data: Uint8Array.of(1), encoding: 'raw' }]);
+    await split.close();
+    await expect(open(fs)).rejects.toMatchObject({ code: 'STORAGE_LAYOUT', message: expect.stringMatching(/split layout.*storage\.layout/) });
+    const reopened = await SegmentLog.open(`${DIR}/log`, fs, { fsync: 'always' });
+    expect(reopened.endOffset).toBe(1);
+    await reopened.close();
+  });
+});
+
+/** A small deterministic random stream (mulberry32). */
+function randomStream(seed: number): (n: number) => number {
+  let a = seed >>> 0;
+  return (n) => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
+  };
+}
+
+/** What the storage holds as the model sees it: the log from its first index, the vote, the snapshot. */
+interface Held {
+  log: string[];
+  first: number;
+  term: number;
+  vote: string | null;
+  snapshot: number;
+}
+
+function held(s: SegmentRaftStorage<string, string>): Held {
+  return { log: dataOf(s), first: s.reader.firstIndex(), term: s.hardState.term, vote: s.hardState.vote, snapshot: s.reader.snapshot()?.meta.index ?? 0 };
+}
+
+/** Entries (as `e<index>t<term>`) from index `first` on, by index. */
+const byIndex = (h: Held): Map<number, string> => new Map(h.log.map((e, i) => [h.first + i, e]));
+
+/**
+ * Whether `found` is a state the storage may be in after a failed sync (then a
+ * reload or a power loss): what the last successful sync made durable, or
+ * part of the failed sync's work done: a log that agrees with the attempted
+ * one up to its end and keeps every entry the durable and attempted logs
+ * share (a truncation of the uncommitted suffix is durable once done).
+ */
+function allowedAfterFailure(found: Held, durable: Held, attempted: Held | undefined): boolean {
+  const same = JSON.stringify(found) === JSON.stringify(durable);
+  if (same || attempted === undefined) return same;
+  const want = byIndex(attempted);
+  const was = byIndex(durable);
+  const got = byIndex(found);
+  if (found.snapshot !== durable.snapshot || found.first !== durable.first) return false;
+  for (const [index, e] of got) if (want.get(index) !== e) return false;
+  for (const [index, e] of was) if (want.get(index) === e && got.get(index) !== e) return false;
+  const voteOld = found.term === durable.term && found.vote === durable.vote;
+  const voteNew = found.term === attempted.term && found.vote === attempted.vote;
+  return voteOld || voteNew;
+}
+
+describe('SegmentRaftStorage against a model of what was synced', () => {
+  it.each([1, 2, 3, 4, 5, 6, 7, 8, 1009, 65537])('seed %i: after every power loss or reload the log is what sync() made durable, or part of a failed sync\'s work', async (seed) => {
+    const random = randomStream(seed);
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    // Small segments: appends, truncations and resets cross segment boundaries.
+    const openStorage = (): Promise<SegmentRaftStorage<string, string>> =>
+      SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000, fs, segments: { segmentBytes: 256, indexIntervalBytes: 64 } });
+    let storage = await openStorage();
+    let durable = held(storage);
+    /** The log a sync that failed was writing, until a sync succeeds. */
+    let attempted: Held | undefined;
+    let term = 1;
+    let commit = 0;
+    const recovered = (): void => {
+      const found = held(storage);
+      expect(allowedAfterFailure(found, durable, attempted), JSON.stringify({ found, durable, attempted })).toBe(true);
+      expect(storage.hardState.commit).toBeLessThanOrEqual(storage.reader.lastIndex());
+      // No committed entry is ever lost; the commit index itself may come back lower (the leader tells it again).
+      expect(storage.reader.lastIndex()).toBeGreaterThanOrEqual(commit);
+      storage.setHardState({ ...storage.hardState, commit });
+      durable = found;
+      attempted = undefined;
+      term = Math.max(term, storage.hardState.term);
+    };
+    let crashes = 0;
+    let failures = 0;
+    for (let step = 0; step < 150; step++) {
+      const op = random(12);
+      const first = storage.reader.firstIndex();
+      const last = storage.reader.lastIndex();
+      const floor = Math.max(commit, first - 1);
+      if (op <= 3) {
+        storage.append(Array.from({ length: 1 + random(3) }, (_, i) => entry(last + 1 + i, term)));
+      } else if (op === 4 && last > floor) {
+        // A new leader overwrites an uncommitted suffix.
+        term++;
+        const from = floor + 1 + random(last - floor);
+        storage.append(Array.from({ length: 1 + random(3) }, (_, i) => entry(from + i, term)));
+      } else if (op === 5) {
+        term++;
+        storage.setHardState({ term, vote: ['a', 'b', 'c'][random(3)] as string, commit });
+      } else if (op <= 8) {
+        const fault = random(6);
+        if (fault === 0) fs.failNext('datasync', 'EIO');
+        else if (fault === 1) fs.tearNextWrite(random(40));
+        const wanted = held(storage);
+        try {
+          await storage.sync();
+          durable = wanted;
+          attempted = undefined;
+          // Entries synced may commit now.
+          if (random(2) === 0 && last > commit) {
+            commit += 1 + random(last - commit);
+            storage.setHardState({ ...storage.hardState, commit });
+          }
+        } catch {
+          failures++;
+          attempted = wanted;
+          fs.heal();
+          if (random(2) === 0) {
+            await storage.reload();
+            recovered();
+          }
+        }
+        fs.heal();
+      } else if (op === 9 && attempted === undefined && commit >= first && JSON.stringify(held(storage)) === JSON.stringify(durable)) {
+        const index = first + random(commit - first + 1);
+        await storage.compact(index, `state at ${index}`);
+        durable = held(storage);
+      } else if (op >= 10) {
+        await fs.crash({ keepUnsyncedBytes: random(3) === 0 ? 0 : random(300) });
+        crashes++;
+        storage = await openStorage();
+        recovered();
+        expect(storage.reader.snapshot()?.data ?? 'none').toBe(durable.snapshot === 0 ? 'none' : `state at ${durable.snapshot}`);
+      }
+    }
+    await storage.sync();
+    await storage.close();
+    const final = await openStorage();
+    expect(held(final)).toEqual(held(storage));
+    await final.close();
+    expect(crashes).toBeGreaterThan(5);
+    expect(failures).toBeGreaterThan(0);
+  });
+});

@@ -193,6 +193,9 @@ describe('SegmentRaftStorage at a crash', () => {
   });
 });
 
+/** Messages an entry of the model stores: 0 to 2, from its index and term. */
+const countOf = (e: Entry<string>): number => (e.index * 7 + e.term) % 3;
+
 /** A small deterministic random stream (mulberry32). */
 function randomStream(seed: number): (n: number) => number {
   let a = seed >>> 0;
@@ -248,9 +251,27 @@ describe('SegmentRaftStorage against a model of what was synced', () => {
     const fs = new FaultyFileSystem(new MemoryFileSystem());
     // Small segments: appends, truncations and resets cross segment boundaries.
     const openStorage = (): Promise<SegmentRaftStorage<string, string>> =>
-      SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000, fs, segments: { segmentBytes: 256, indexIntervalBytes: 64 } });
+      SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], {
+        fsync: 'always',
+        fsyncIntervalMs: 1000,
+        fs,
+        segments: { segmentBytes: 256, indexIntervalBytes: 64 },
+        messageCount: countOf,
+      });
     let storage = await openStorage();
     let durable = held(storage);
+    /** The offset after the messages the snapshot covers. */
+    let snapshotEnd = 0;
+    /** Offsets follow the entries of the log: dense from the snapshot's end, whatever was cut or lost. */
+    const checkOffsets = (): void => {
+      const r = storage.reader;
+      let end = snapshotEnd;
+      expect(storage.endOffsetAt(r.firstIndex() - 1)).toBe(end);
+      for (const e of r.entries(r.firstIndex(), r.lastIndex() + 1, 1e9)) {
+        end += countOf(e);
+        expect(storage.endOffsetAt(e.index)).toBe(end);
+      }
+    };
     /** The log a sync that failed was writing, until a sync succeeds. */
     let attempted: Held | undefined;
     let term = 1;
@@ -265,6 +286,7 @@ describe('SegmentRaftStorage against a model of what was synced', () => {
       durable = found;
       attempted = undefined;
       term = Math.max(term, storage.hardState.term);
+      checkOffsets();
     };
     let crashes = 0;
     let failures = 0;
@@ -309,6 +331,7 @@ describe('SegmentRaftStorage against a model of what was synced', () => {
         fs.heal();
       } else if (op === 9 && attempted === undefined && commit >= first && JSON.stringify(held(storage)) === JSON.stringify(durable)) {
         const index = first + random(commit - first + 1);
+        snapshotEnd = storage.endOffsetAt(index);
         await storage.compact(index, `state at ${index}`);
         durable = held(storage);
       } else if (op >= 10) {
@@ -326,5 +349,96 @@ describe('SegmentRaftStorage against a model of what was synced', () => {
     await final.close();
     expect(crashes).toBeGreaterThan(5);
     expect(failures).toBeGreaterThan(0);
+  });
+});
+
+describe('SegmentRaftStorage: partition offsets of its entries', () => {
+  /** Entries whose data says how many messages they store (`m<count>`), as a resolved publish would. */
+  const messages = (index: number, term: number, count: number): Entry<string> => ({ type: 'normal', index, term, data: `m${count}@${index}` });
+  const openCounting = (fs: FaultyFileSystem, segmentBytes = 64 * 1024): Promise<SegmentRaftStorage<string, string>> =>
+    SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], {
+      fsync: 'always',
+      fsyncIntervalMs: 1000,
+      fs,
+      segments: { segmentBytes, indexIntervalBytes: Math.min(4096, segmentBytes) },
+      messageCount: (e) => (e.type === 'normal' ? Number(/^m(\d+)@/.exec(e.data)?.[1] ?? 0) : 0),
+      snapshotEndOffset: (snapshot) => Number(snapshot.data.split(' ')[1]),
+    });
+
+  it('records carry dense offsets across no-ops and conf entries, a conflicting suffix gives its offsets back, and a restart reads them', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await openCounting(fs);
+    storage.append([
+      { type: 'noop', index: 1, term: 1 },
+      messages(2, 1, 3),
+      { type: 'conf', index: 3, term: 1, change: { type: 'add-learner', node: 'd' }, conf: { voters: ['a', 'b', 'c'], learners: ['d'] } },
+      messages(4, 1, 2),
+    ]);
+    storage.setHardState({ term: 1, vote: 'a', commit: 2 });
+    await storage.sync();
+    expect(storage.committedEndOffset).toBe(3); // entry 4 is not committed: offsets 3 and 4 are not visible
+    expect(await storage.indexOfOffset(2)).toBe(2);
+    expect(await storage.indexOfOffset(3)).toBeUndefined();
+    storage.append([messages(4, 2, 1)]); // a new leader replaced entry 4
+    storage.setHardState({ term: 2, vote: 'b', commit: 4 });
+    await storage.sync();
+    await fs.crash();
+    const again = await openCounting(fs);
+    expect(again.committedEndOffset).toBe(4);
+    expect((await again.readCommitted(1, 10, 1 << 20)).map(({ entry, firstOffset, count }) => [entry.index, entry.type, firstOffset, count])).toEqual([
+      [1, 'noop', 0, 0],
+      [2, 'normal', 0, 3],
+      [3, 'conf', 3, 0],
+      [4, 'normal', 3, 1],
+    ]);
+    again.append([messages(5, 2, 2)]);
+    await again.sync();
+    expect(again.endOffsetAt(5)).toBe(6);
+    expect((await again.readCommitted(4, 10, 1 << 20)).map((e) => e.entry.index)).toEqual([4]); // 5 is not committed
+    await again.close();
+  });
+
+  it('finds the entry holding an offset below the in-memory window by searching the records on disk, across segments', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await openCounting(fs, 512);
+    const counts = Array.from({ length: 60 }, (_, i) => i % 3); // 0, 1, 2, 0, 1, 2, ...
+    storage.append(counts.map((c, i) => messages(i + 1, 1, c)));
+    storage.setHardState({ term: 1, vote: 'a', commit: 60 });
+    await storage.sync();
+    await storage.compact(50, 'compacted at 50');
+    expect(storage.segments.segmentCount).toBeGreaterThan(3);
+    await storage.close();
+    const again = await openCounting(fs, 512);
+    expect(again.reader.firstIndex()).toBe(51);
+    expect(again.committedEndOffset).toBe(60);
+    // Each three entries store 3 messages: entry 3k+1 none, entry 3k+2 offset 3k, entry 3k+3 offsets 3k+1 and 3k+2.
+    for (let offset = 0; offset < 60; offset++) {
+      const index = (await again.indexOfOffset(offset)) as number;
+      const [held] = await again.readCommitted(index, 1, 1);
+      expect(held?.entry.index).toBe(index);
+      expect(index).toBe(offset % 3 === 0 ? offset + 2 : offset + 2 - ((offset % 3) - 1));
+      expect(held!.firstOffset <= offset && offset < held!.firstOffset + held!.count).toBe(true);
+    }
+    expect(await again.indexOfOffset(60)).toBeUndefined();
+    await again.close();
+  });
+
+  it('an installed snapshot starts the offsets at its end; its records below come from the leader, never from a guess', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await openCounting(fs);
+    storage.append([messages(1, 1, 2)]);
+    await storage.sync();
+    storage.applySnapshot({ meta: { index: 9, term: 3, conf: { voters: ['a', 'b', 'c'] } }, data: 'end 17' });
+    storage.append([messages(10, 3, 4)]);
+    storage.setHardState({ term: 3, vote: null, commit: 10 });
+    await storage.sync();
+    await fs.crash();
+    const again = await openCounting(fs);
+    expect(again.endOffsetAt(9)).toBe(17);
+    expect(again.committedEndOffset).toBe(21);
+    expect(await again.indexOfOffset(18)).toBe(10);
+    // Offsets the snapshot covers are not held here: the first entry held is the answer (a reader sees a gap).
+    expect(await again.indexOfOffset(3)).toBe(10);
+    await again.close();
   });
 });

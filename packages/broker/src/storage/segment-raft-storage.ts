@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import { decodeValue, encodeValue, RelayError, type ScanLimits } from '@relaymq/sdk/protocol';
 import { MemoryStorage, type ConfChange, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
+import { EntryOffsets } from './entry-offsets.js';
 import { nodeFileSystem, type FileSystem } from './fs.js';
 import type { RaftLogStorage, RaftStorageOptions } from './raft-storage.js';
-import { LogStorageError, MetaStore, SegmentLog, storageRelayError, type NewMessage, type SegmentLogOptions, type StoredRecord } from './segments/index.js';
+import { LogStorageError, MetaStore, SegmentLog, storageRelayError, type NewMessage, type RaftRecordHeader, type SegmentLogOptions, type StoredRecord } from './segments/index.js';
 
 /** Entry payloads are broker-written; a publish batch nests a few levels and holds many elements. */
 const ENTRY_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 16_000_000, allowTimestamp: false };
@@ -20,13 +21,35 @@ const UNIFIED = 'unified';
 type EntryPayload<T> = { t: 'normal'; d: T } | { t: 'noop' } | { t: 'conf'; change: ConfChange; conf: ConfState };
 
 /** Settings of a {@link SegmentRaftStorage}: those of every Raft log, plus the segment log's. */
-export interface SegmentRaftStorageOptions<T> extends RaftStorageOptions {
+export interface SegmentRaftStorageOptions<T, S = unknown> extends RaftStorageOptions {
   /** The segment log's settings (its `fsync` is this storage's). */
   segments?: Omit<SegmentLogOptions, 'fsync' | 'fsyncIntervalMs' | 'initialOffset' | 'openFiles'>;
   /** The timestamp a record of `entry` gets (a publish's time, for reads by time). @defaultValue 0 */
   timestampOf?: (entry: Entry<T>) => number;
   /** Reports what opening found and repaired (a log reset to its snapshot, damage cut off). */
   report?: (message: string, fields: Record<string, unknown>) => void;
+  /**
+   * How many messages `entry` stores at the partition's next offsets (a
+   * publish resolved by its leader: only the messages it stores). Offsets are
+   * assigned in log order, so they are dense and the same on every replica.
+   * @defaultValue 0 for every entry
+   */
+  messageCount?: (entry: Entry<T>) => number;
+  /** The offset after the last message a leader's snapshot covers (from its data). @defaultValue 0 */
+  snapshotEndOffset?: (snapshot: Snapshot<S>) => number;
+}
+
+/** A committed entry read back with the partition offsets of its messages. */
+export interface StoredEntry<T> {
+  entry: Entry<T>;
+  firstOffset: number;
+  count: number;
+}
+
+/** The recorded snapshot: the core's, plus the offset after the messages it covers. */
+interface RecordedSnapshot<S> {
+  snapshot: Snapshot<S>;
+  endOffset: number;
 }
 
 /**
@@ -67,11 +90,13 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   private constructor(
     private log: SegmentLog,
     private current: MemoryStorage<T, S>,
+    /** The offsets of the entries in `current`'s window. */
+    private offsets: EntryOffsets,
     private readonly meta: MetaStore,
     private readonly voters: readonly NodeId[],
     private readonly dir: string,
     private readonly fs: FileSystem,
-    private readonly options: SegmentRaftStorageOptions<T>,
+    private readonly options: SegmentRaftStorageOptions<T, S>,
   ) {}
 
   /**
@@ -80,7 +105,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
    * new, ignored when it already recorded one. Refuses (`STORAGE_LAYOUT`) a
    * directory of the split layout.
    */
-  static async open<T, S>(path: string, bootstrapVoters: readonly NodeId[], options: SegmentRaftStorageOptions<T> = { fsync: 'always', fsyncIntervalMs: 1000 }): Promise<SegmentRaftStorage<T, S>> {
+  static async open<T, S>(path: string, bootstrapVoters: readonly NodeId[], options: SegmentRaftStorageOptions<T, S> = { fsync: 'always', fsyncIntervalMs: 1000 }): Promise<SegmentRaftStorage<T, S>> {
     const fs = options.fs ?? nodeFileSystem;
     const meta = await MetaStore.open(join(path, 'meta'), fs);
     const layout = await meta.read(LAYOUT);
@@ -91,8 +116,8 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     const voters = isVoters(recorded) ? recorded : [...bootstrapVoters];
     if (layout === undefined) await meta.write(LAYOUT, UNIFIED);
     if (recorded === undefined) await meta.write(BOOTSTRAP, voters);
-    const { log, memory } = await load<T, S>(path, fs, meta, voters, options);
-    return new SegmentRaftStorage(log, memory, meta, voters, path, fs, options);
+    const { log, memory, offsets } = await load<T, S>(path, fs, meta, voters, options);
+    return new SegmentRaftStorage(log, memory, offsets, meta, voters, path, fs, options);
   }
 
   get bootstrapVoters(): readonly NodeId[] {
@@ -131,6 +156,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
 
   applySnapshot(snapshot: Snapshot<S>): void {
     this.current.applySnapshot(snapshot);
+    this.offsets.reset(snapshot.meta.index, this.options.snapshotEndOffset?.(snapshot) ?? 0);
     this.pendingSnapshot = snapshot;
     this.pendingTruncate = undefined;
     this.queue = [];
@@ -142,6 +168,8 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     const fresh = entries.filter((e) => e.index > base);
     const first = fresh[0];
     if (first === undefined) return;
+    const count = this.options.messageCount ?? (() => 0);
+    this.offsets.append(first.index, fresh.map(count));
     const queued = this.queue[0];
     if (queued !== undefined && first.index >= queued.index) this.queue.length = first.index - queued.index;
     else {
@@ -203,7 +231,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     if (snapshot !== undefined) {
       // Recorded before the log is reset: a crash between the two leaves a log that does not match the snapshot,
       // which opening resets again (see `load`).
-      await this.meta.write(SNAPSHOT, snapshot);
+      await this.meta.write(SNAPSHOT, { snapshot, endOffset: this.offsets.baseEndOffset } satisfies RecordedSnapshot<S>);
       await this.log.reset(snapshot.meta.index + 1);
       this.pendingSnapshot = undefined;
     }
@@ -213,7 +241,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     }
     if (this.queue.length > 0) {
       const timestampOf = this.options.timestampOf ?? (() => 0);
-      this.log.append(this.queue.map((entry) => toRecord(entry, timestampOf(entry))));
+      this.log.append(this.queue.map((entry) => toRecord(entry, timestampOf(entry), { term: entry.term, ...this.offsets.at(entry.index) })));
       this.queue = [];
     }
     await (fsync ? this.log.sync() : this.log.flush());
@@ -233,10 +261,12 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   compact(index: number, data: S): Promise<void> {
     return this.exclusive(async () => {
       const snapshot = this.current.createSnapshot(index, data);
-      this.current.compact(index);
+      const endOffset = this.offsets.endAt(index);
       // The records up to `index` must be durable before a snapshot says they are the state.
       await this.writeQueued(true);
-      await this.meta.write(SNAPSHOT, snapshot);
+      this.current.compact(index);
+      this.offsets.compact(index);
+      await this.meta.write(SNAPSHOT, { snapshot, endOffset } satisfies RecordedSnapshot<S>);
     });
   }
 
@@ -254,9 +284,10 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       this.pendingTruncate = undefined;
       this.pendingSnapshot = undefined;
       await this.log.close({ dropUnsynced: true }).catch(() => {});
-      const { log, memory } = await load<T, S>(this.dir, this.fs, this.meta, this.voters, this.options);
+      const { log, memory, offsets } = await load<T, S>(this.dir, this.fs, this.meta, this.voters, this.options);
       this.log = log;
       this.current = memory;
+      this.offsets = offsets;
     });
   }
 
@@ -282,6 +313,61 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     });
   }
 
+  /** The offset after the messages of every entry up to `index` (from the snapshot's index to the last). */
+  endOffsetAt(index: number): number {
+    return this.offsets.endAt(index);
+  }
+
+  /** The offset after the last committed message: readers see the offsets below it. */
+  get committedEndOffset(): number {
+    return this.offsets.endAt(Math.max(this.offsets.base, Math.min(this.current.getHardState().commit, this.current.lastIndex())));
+  }
+
+  /**
+   * The first entry whose messages end after `offset` (the one holding it,
+   * or the first held when `offset` is below what this log retains);
+   * `undefined` when `offset` is at or after {@link committedEndOffset}.
+   * Below the in-memory window it searches the records on disk (a binary
+   * search over Raft indexes: records carry their first offset and count).
+   */
+  async indexOfOffset(offset: number): Promise<number | undefined> {
+    if (offset >= this.committedEndOffset) return undefined;
+    const commit = Math.min(this.current.getHardState().commit, this.current.lastIndex());
+    const inWindow = this.offsets.indexOf(offset, commit);
+    if (inWindow !== undefined) return inWindow;
+    // Below the window: the entries up to the snapshot's index, on disk only. Their ends never decrease.
+    let lo = this.log.startOffset;
+    let hi = this.offsets.base;
+    if (hi < lo) return this.offsets.base + 1;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const [record] = await this.log.read(mid, 1, 1);
+      const header = record?.raft;
+      if (record?.offset !== mid || header === undefined) throw new LogStorageError('STORAGE_CORRUPT', `${this.dir}: no Raft record at index ${mid}`, { offset: mid });
+      if (header.firstOffset + header.count > offset) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /**
+   * Committed entries from `fromIndex` (from the first retained when it was
+   * deleted), at most `maxCount` and about `maxBytes` of payload (at least
+   * one), with their offsets: what the read path serves. Never an entry past
+   * the commit index.
+   */
+  async readCommitted(fromIndex: number, maxCount: number, maxBytes: number): Promise<Array<StoredEntry<T>>> {
+    const commit = Math.min(this.current.getHardState().commit, this.current.lastIndex());
+    const from = Math.max(fromIndex, this.log.startOffset);
+    if (from > commit) return [];
+    const records = await this.log.read(from, Math.min(maxCount, commit - from + 1), maxBytes);
+    return records.map((record) => {
+      const { raft } = record;
+      if (raft === undefined) throw new LogStorageError('STORAGE_CORRUPT', `record ${record.offset} is not a Raft entry`, { offset: record.offset });
+      return { entry: fromRecord<T>(record), firstOffset: raft.firstOffset, count: raft.count };
+    });
+  }
+
   /** Where the segment log ends once the queued truncation ran. */
   private diskEnd(): number {
     return Math.min(this.pendingTruncate ?? Number.POSITIVE_INFINITY, this.log.endOffset);
@@ -295,15 +381,16 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
 }
 
 /** The record of `entry`: its index is the record's offset, its term in the header, the rest in the body. */
-function toRecord<T>(entry: Entry<T>, timestamp: number): NewMessage {
+function toRecord<T>(entry: Entry<T>, timestamp: number, raft: RaftRecordHeader): NewMessage {
   const payload: EntryPayload<T> =
     entry.type === 'normal' ? { t: 'normal', d: entry.data } : entry.type === 'conf' ? { t: 'conf', change: entry.change, conf: entry.conf } : { t: 'noop' };
-  return { timestamp, term: entry.term, encoding: 'msgpack', data: encodeValue(payload) };
+  return { timestamp, raft, encoding: 'msgpack', data: encodeValue(payload) };
 }
 
 /** The entry a record holds; throws `STORAGE_CORRUPT` for a record that is not one (format 1, a bad body). */
 function fromRecord<T>(record: StoredRecord): Entry<T> {
-  const { offset: index, term } = record;
+  const { offset: index } = record;
+  const term = record.raft?.term;
   if (term === undefined) throw new LogStorageError('STORAGE_CORRUPT', `record ${index} is a message record (format 1), not a Raft entry`, { offset: index });
   let payload: EntryPayload<T>;
   try {
@@ -337,12 +424,12 @@ async function load<T, S>(
   fs: FileSystem,
   meta: MetaStore,
   voters: readonly NodeId[],
-  options: SegmentRaftStorageOptions<T>,
-): Promise<{ log: SegmentLog; memory: MemoryStorage<T, S> }> {
+  options: SegmentRaftStorageOptions<T, S>,
+): Promise<{ log: SegmentLog; memory: MemoryStorage<T, S>; offsets: EntryOffsets }> {
   const report = options.report ?? (() => {});
   const stored = await meta.read(SNAPSHOT);
-  if (stored !== undefined && !isSnapshot(stored)) throw new LogStorageError('STORAGE_CORRUPT', `${dir}: the recorded Raft snapshot is not one`, { path: dir });
-  const snapshot = stored as Snapshot<S> | undefined;
+  if (stored !== undefined && !isRecordedSnapshot(stored)) throw new LogStorageError('STORAGE_CORRUPT', `${dir}: the recorded Raft snapshot is not one`, { path: dir });
+  const recorded = stored as RecordedSnapshot<S> | undefined;
   const hard = await meta.readHardState();
   const log = await SegmentLog.open(join(dir, 'log'), fs, {
     ...options.segments,
@@ -351,21 +438,26 @@ async function load<T, S>(
     ...(options.openFiles === undefined ? {} : { openFiles: options.openFiles }),
   });
   try {
-    const s = snapshot?.meta.index ?? 0;
-    const t = snapshot?.meta.term ?? 0;
+    const s = recorded?.snapshot.meta.index ?? 0;
+    const t = recorded?.snapshot.meta.term ?? 0;
     const memory = new MemoryStorage<T, S>(voters);
-    if (snapshot !== undefined) memory.applySnapshot(snapshot);
+    if (recorded !== undefined) memory.applySnapshot(recorded.snapshot);
+    const offsets = new EntryOffsets();
+    offsets.reset(s, recorded?.endOffset ?? 0);
     let matches = log.startOffset === s + 1 && log.endOffset >= s + 1;
     if (!matches && log.startOffset <= s && s < log.endOffset) {
-      const [record] = await log.read(s, 1, 1).catch(() => []);
-      matches = record?.offset === s && (record as StoredRecord).term === t;
+      const [record] = await log.read(s, 1, 1).catch((): StoredRecord[] => []);
+      const raft = record?.raft;
+      matches = record?.offset === s && raft?.term === t && raft.firstOffset + raft.count === offsets.baseEndOffset;
     }
     if (!matches) {
       if (log.endOffset > log.startOffset) report('Raft log does not match its snapshot; starting it over after the snapshot', { dir, snapshot: s, start: log.startOffset, end: log.endOffset });
       await log.reset(s + 1);
     }
     const entries: Array<Entry<T>> = [];
+    const counts: number[] = [];
     let next = s + 1;
+    let end = offsets.baseEndOffset;
     while (next < log.endOffset) {
       let records: StoredRecord[];
       let damage: unknown;
@@ -378,7 +470,13 @@ async function load<T, S>(
       for (const record of records) {
         if (record.offset !== next) break;
         try {
-          entries.push(fromRecord<T>(record));
+          const entry = fromRecord<T>(record);
+          const raft = record.raft as RaftRecordHeader;
+          // Offsets are dense: an entry's messages follow the previous entry's.
+          if (raft.firstOffset !== end) throw new LogStorageError('STORAGE_CORRUPT', `record ${next}: first offset ${raft.firstOffset}, expected ${end}`, { offset: next });
+          entries.push(entry);
+          counts.push(raft.count);
+          end += raft.count;
         } catch (err) {
           damage = err;
           break;
@@ -392,17 +490,20 @@ async function load<T, S>(
       }
     }
     memory.append(entries);
+    if (entries.length > 0) offsets.append(s + 1, counts);
     if (hard !== undefined) memory.setHardState({ term: hard.term, vote: hard.vote, commit: Math.min(hard.commit, memory.lastIndex()) });
-    return { log, memory };
+    return { log, memory, offsets };
   } catch (err) {
     await log.close().catch(() => {});
     throw err;
   }
 }
 
-function isSnapshot(value: unknown): boolean {
+function isRecordedSnapshot(value: unknown): boolean {
   if (typeof value !== 'object' || value === null) return false;
-  const meta = (value as { meta?: unknown }).meta;
+  const { snapshot, endOffset } = value as { snapshot?: unknown; endOffset?: unknown };
+  if (!Number.isSafeInteger(endOffset) || (endOffset as number) < 0 || typeof snapshot !== 'object' || snapshot === null) return false;
+  const meta = (snapshot as { meta?: unknown }).meta;
   if (typeof meta !== 'object' || meta === null) return false;
   const m = meta as Record<string, unknown>;
   return Number.isSafeInteger(m.index) && Number.isSafeInteger(m.term) && typeof m.conf === 'object' && m.conf !== null;

@@ -18,5 +18,5 @@ export {
   type StorageEvent,
   type Timers,
 } from './options.js';
-export type { NewMessage, StoredRecord } from './record.js';
+export type { NewMessage, RaftRecordHeader, StoredRecord } from './record.js';
 export { segmentFileName } from './segment.js';

@@ -352,7 +352,7 @@ export class SegmentLog {
       };
       if (message.key !== undefined) stored.key = message.key;
       if (message.headers !== undefined) stored.headers = message.headers;
-      if (message.term !== undefined) (stored as StoredRecord).term = message.term;
+      if (message.raft !== undefined) (stored as StoredRecord).raft = message.raft;
       this.cache.push(stored);
     }
     return first;
@@ -688,9 +688,9 @@ export class SegmentLog {
    * never reused. Reads stop before a damaged range; a read starting inside
    * one throws `STORAGE_CORRUPT`.
    */
-  async read(offset: number, maxCount: number, maxBytes: number): Promise<StoredMessage[]> {
+  async read(offset: number, maxCount: number, maxBytes: number): Promise<StoredRecord[]> {
     this.assertOpen();
-    const out: StoredMessage[] = [];
+    const out: StoredRecord[] = [];
     let next = Math.max(offset, this.startOffset);
     let bytes = 0;
     // Bounded: each turn either reads at least one record, or ends the loop.

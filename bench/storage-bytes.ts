@@ -96,7 +96,7 @@ async function unified(dir: string, cmds: readonly PublishCommand[]): Promise<vo
   const storage = await SegmentRaftStorage.open<PublishCommand, unknown>(join(dir, 'p'), ['b1', 'b2', 'b3'], {
     fsync: 'always',
     fsyncIntervalMs: 1000,
-    messageCount: (e) => (e.type === 'normal' ? e.data.messages.length : 0),
+    counts: { count: (e) => (e.type === 'normal' ? e.data.messages.length : 0), truncated: () => {} },
     timestampOf: (e) => (e.type === 'normal' ? e.data.timestampMs : 0),
   });
   // The snapshot's data: the producer table, as the split checkpoint has it.

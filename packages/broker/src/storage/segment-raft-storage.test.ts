@@ -8,6 +8,10 @@
  * with the record file is in raft-storage.test.ts and open-raft-log-files.test.ts.
  */
 import { describe, expect, it } from 'vitest';
+import { applyPublish } from '../core/partition/apply.js';
+import type { PublishCommand } from '../core/partition/command.js';
+import { Partition } from '../core/partition/partition.js';
+import { StoredCounts } from '../core/partition/stored-counts.js';
 import type { Entry } from '../core/raft/index.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { MemoryFileSystem } from '../../test/support/memory-fs.js';
@@ -256,7 +260,7 @@ describe('SegmentRaftStorage against a model of what was synced', () => {
         fsyncIntervalMs: 1000,
         fs,
         segments: { segmentBytes: 256, indexIntervalBytes: 64 },
-        messageCount: countOf,
+        counts: { count: countOf, truncated: () => {} },
       });
     let storage = await openStorage();
     let durable = held(storage);
@@ -361,7 +365,7 @@ describe('SegmentRaftStorage: partition offsets of its entries', () => {
       fsyncIntervalMs: 1000,
       fs,
       segments: { segmentBytes, indexIntervalBytes: Math.min(4096, segmentBytes) },
-      messageCount: (e) => (e.type === 'normal' ? Number(/^m(\d+)@/.exec(e.data)?.[1] ?? 0) : 0),
+      counts: { count: (e) => (e.type === 'normal' ? Number(/^m(\d+)@/.exec(e.data)?.[1] ?? 0) : 0), truncated: () => {} },
       snapshotEndOffset: (snapshot) => Number(snapshot.data.split(' ')[1]),
     });
 
@@ -440,5 +444,54 @@ describe('SegmentRaftStorage: partition offsets of its entries', () => {
     // Offsets the snapshot covers are not held here: the first entry held is the answer (a reader sees a gap).
     expect(await again.indexOfOffset(3)).toBe(10);
     await again.close();
+  });
+});
+
+describe('SegmentRaftStorage with StoredCounts: the partition a reader sees is the one apply builds', () => {
+  it('offsets in the records equal those applyPublish assigns, through duplicates, a gap, a cut suffix and a restart; the stored messages are each entry\'s last `count`', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const applied = new Partition({ dedupeWindow: 16, retentionBytes: Number.MAX_SAFE_INTEGER });
+    let appliedIndex = 0;
+    let storage: SegmentRaftStorage<PublishCommand, string> | undefined;
+    const counts = new StoredCounts(applied, 16, () => appliedIndex, (lo, hi) => (storage as SegmentRaftStorage<PublishCommand, string>).reader.entries(lo, hi, 1e9));
+    const openIt = (): Promise<SegmentRaftStorage<PublishCommand, string>> =>
+      SegmentRaftStorage.open<PublishCommand, string>(DIR, ['a'], { fsync: 'always', fsyncIntervalMs: 1000, fs, counts, timestampOf: (e) => (e.type === 'normal' ? e.data.timestampMs : 0) });
+    storage = await openIt();
+    const publish = (index: number, term: number, firstSeq: number, n: number): Entry<PublishCommand> => ({
+      type: 'normal',
+      index,
+      term,
+      data: { producerId: 'p', firstSeq, timestampMs: 100 + index, dedupe: true, messages: Array.from({ length: n }, (_, i) => ({ data: Uint8Array.of(firstSeq + i) })) },
+    });
+    const applyUpTo = (index: number): void => {
+      for (const entry of (storage as SegmentRaftStorage<PublishCommand, string>).reader.entries(appliedIndex + 1, index + 1, 1e9)) {
+        const outcomes = entry.type === 'normal' ? applyPublish(applied, entry.data) : [];
+        const { firstOffset, count } = { firstOffset: storage!.endOffsetAt(entry.index - 1), count: storage!.endOffsetAt(entry.index) - storage!.endOffsetAt(entry.index - 1) };
+        // The apply step stores exactly where the record says.
+        expect(outcomes.filter((o) => o.kind === 'stored').map((o) => (o as { offset: number }).offset)).toEqual(Array.from({ length: count }, (_, i) => firstOffset + i));
+        appliedIndex = entry.index;
+        counts.appliedUpTo(entry.index);
+      }
+    };
+    storage.append([publish(1, 1, 0, 3), { type: 'noop', index: 2, term: 1 }, publish(3, 1, 1, 4), publish(4, 1, 9, 1)]); // 3 new; 1..2 dup + 3..4 new; a gap
+    storage.setHardState({ term: 1, vote: 'a', commit: 2 });
+    await storage.sync();
+    applyUpTo(2);
+    storage.append([publish(3, 2, 3, 2), publish(4, 2, 4, 3)]); // a new leader: seqs 3..4 new; 4 dup + 5..6 new
+    storage.setHardState({ term: 2, vote: 'a', commit: 4 });
+    await storage.sync();
+    applyUpTo(4);
+    expect(storage.committedEndOffset).toBe(7);
+    await fs.crash();
+    storage = await openIt();
+    // A reader from offset 4: the entry holding it, and its last `count` messages from there.
+    const index = (await storage.indexOfOffset(4)) as number;
+    const read = await storage.readCommitted(index, 10, 1 << 20);
+    const messages = read.flatMap(({ entry, firstOffset, count }) =>
+      entry.type === 'normal' ? entry.data.messages.slice(entry.data.messages.length - count).map((m, i) => ({ offset: firstOffset + i, data: [...m.data] })) : [],
+    );
+    expect(messages.filter((m) => m.offset >= 4)).toEqual([4, 5, 6].map((offset) => ({ offset, data: [offset] })));
+    expect((applied.read(0, 10, 1 << 20) as Array<{ offset: number; data: Uint8Array }>).map((m) => [m.offset, m.data[0]])).toEqual([0, 1, 2, 3, 4, 5, 6].map((o) => [o, o]));
+    await storage.close();
   });
 });

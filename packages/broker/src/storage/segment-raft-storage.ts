@@ -29,14 +29,23 @@ export interface SegmentRaftStorageOptions<T, S = unknown> extends RaftStorageOp
   /** Reports what opening found and repaired (a log reset to its snapshot, damage cut off). */
   report?: (message: string, fields: Record<string, unknown>) => void;
   /**
-   * How many messages `entry` stores at the partition's next offsets (a
-   * publish resolved by its leader: only the messages it stores). Offsets are
-   * assigned in log order, so they are dense and the same on every replica.
-   * @defaultValue 0 for every entry
+   * How many messages each entry stores at the partition's next offsets,
+   * asked once per entry as it is appended, in log order, and told when a
+   * conflicting suffix is cut (`StoredCounts` in core/partition projects
+   * each entry over the applied state, as the apply step will store it).
+   * Offsets are assigned in log order, so they are dense and the same on
+   * every replica. @defaultValue every entry stores none
    */
-  messageCount?: (entry: Entry<T>) => number;
+  counts?: EntryCounter<T>;
   /** The offset after the last message a leader's snapshot covers (from its data). @defaultValue 0 */
   snapshotEndOffset?: (snapshot: Snapshot<S>) => number;
+}
+
+/** Decides how many messages an entry stores when it is appended (see {@link SegmentRaftStorageOptions.counts}). */
+export interface EntryCounter<T> {
+  count(entry: Entry<T>): number;
+  /** The entries from `index` on were cut. */
+  truncated(index: number): void;
 }
 
 /** A committed entry read back with the partition offsets of its messages. */
@@ -163,13 +172,15 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   }
 
   append(entries: readonly Entry<T>[]): void {
+    const lastBefore = this.current.lastIndex();
     this.current.append(entries);
     const base = this.current.firstIndex() - 1;
     const fresh = entries.filter((e) => e.index > base);
     const first = fresh[0];
     if (first === undefined) return;
-    const count = this.options.messageCount ?? (() => 0);
-    this.offsets.append(first.index, fresh.map(count));
+    const counter = this.options.counts;
+    if (first.index <= lastBefore) counter?.truncated(first.index);
+    this.offsets.append(first.index, counter === undefined ? fresh.map(() => 0) : fresh.map((e) => counter.count(e)));
     const queued = this.queue[0];
     if (queued !== undefined && first.index >= queued.index) this.queue.length = first.index - queued.index;
     else {

@@ -15,6 +15,7 @@ import { StoredCounts } from '../core/partition/stored-counts.js';
 import type { Entry } from '../core/raft/index.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { MemoryFileSystem } from '../../test/support/memory-fs.js';
+import { DiskPartition } from './disk-partition.js';
 import { readWholeFile } from './fs.js';
 import type { RaftStorageOptions } from './raft-storage.js';
 import { SegmentRaftStorage } from './segment-raft-storage.js';
@@ -194,6 +195,21 @@ describe('SegmentRaftStorage at a crash', () => {
     const reopened = await SegmentLog.open(`${DIR}/log`, fs, { fsync: 'always' });
     expect(reopened.endOffset).toBe(1);
     await reopened.close();
+  });
+
+  it('and the split layout (DiskPartition) refuses a unified directory: its records are Raft entries, not messages', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.append([entry(1, 1)]);
+    await storage.sync();
+    await storage.close();
+    await expect(DiskPartition.open(DIR, fs, { dedupeWindow: 8, segments: {}, report: () => {} })).rejects.toMatchObject({
+      code: 'STORAGE_LAYOUT',
+      message: expect.stringMatching(/unified layout.*storage\.layout 'split'/),
+    });
+    const again = await open(fs);
+    expect(dataOf(again)).toEqual(['e1t1']);
+    await again.close();
   });
 });
 

@@ -4,7 +4,7 @@ import { MemoryStorage, type ConfChange, type ConfState, type Entry, type HardSt
 import { EntryOffsets } from './entry-offsets.js';
 import { nodeFileSystem, type FileSystem } from './fs.js';
 import type { RaftLogStorage, RaftStorageOptions } from './raft-storage.js';
-import { LogStorageError, MetaStore, SegmentLog, storageRelayError, type NewMessage, type RaftRecordHeader, type SegmentLogOptions, type StoredRecord } from './segments/index.js';
+import { layoutError, LogStorageError, MetaStore, SegmentLog, storageRelayError, type NewMessage, type RaftRecordHeader, type SegmentLogOptions, type StoredRecord } from './segments/index.js';
 
 /** Entry payloads are broker-written; a publish batch nests a few levels and holds many elements. */
 const ENTRY_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 16_000_000, allowTimestamp: false };
@@ -119,8 +119,8 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     const meta = await MetaStore.open(join(path, 'meta'), fs);
     const layout = await meta.read(LAYOUT);
     // A directory that holds segments or a checkpoint but says no layout is a split one (format 1 records).
-    if (layout === undefined && ((await fs.stat(join(path, 'log'))) !== undefined || (await meta.read('checkpoint')) !== undefined)) throw layoutError(path, 'split');
-    if (layout !== undefined && layout !== UNIFIED) throw layoutError(path, String(layout));
+    if (layout === undefined && ((await fs.stat(join(path, 'log'))) !== undefined || (await meta.read('checkpoint')) !== undefined)) throw layoutError(path, 'split', UNIFIED);
+    if (layout !== undefined && layout !== UNIFIED) throw layoutError(path, String(layout), UNIFIED);
     const recorded = await meta.read(BOOTSTRAP);
     const voters = isVoters(recorded) ? recorded : [...bootstrapVoters];
     if (layout === undefined) await meta.write(LAYOUT, UNIFIED);
@@ -522,12 +522,4 @@ function isRecordedSnapshot(value: unknown): boolean {
 
 function isVoters(value: unknown): value is NodeId[] {
   return Array.isArray(value) && value.every((v) => typeof v === 'string');
-}
-
-function layoutError(path: string, found: string): LogStorageError {
-  return new LogStorageError(
-    'STORAGE_LAYOUT',
-    `${path} holds a partition of the ${found} layout, and this broker runs storage.layout 'unified': start it on an empty data directory (the group repairs it from the other replicas) or keep storage.layout '${found}'`,
-    { path },
-  );
 }

@@ -68,3 +68,15 @@ export function storageRelayError(err: unknown, what: string): RelayError {
   return new RelayError(storage.code === 'STORAGE_FULL' ? 'STORAGE_FULL' : 'STORAGE_ERROR', storage.message, { cause: err });
 }
 
+/**
+ * A partition directory of the other storage layout (docs/storage.md): its
+ * `meta/layout` says `found` (or its files say `split`), and this broker
+ * runs `running`. Nothing in it is touched.
+ */
+export function layoutError(path: string, found: string, running: string): LogStorageError {
+  return new LogStorageError(
+    'STORAGE_LAYOUT',
+    `${path} holds a partition of the ${found} layout, and this broker runs storage.layout '${running}': start it on an empty data directory (the group repairs it from the other replicas) or keep storage.layout '${found}'`,
+    { path },
+  );
+}

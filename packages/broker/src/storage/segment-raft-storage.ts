@@ -63,9 +63,9 @@ interface RecordedSnapshot<S> {
 
 /**
  * A Raft group's stable storage over a segment log: one record per entry,
- * of format 2 (the Raft term in the header; the record's offset is the Raft
- * index), so a partition's Raft log and its message log are one (layout
- * `unified`, docs/storage.md). The hard state, the bootstrap voters and the
+ * of format 2 (the record's offset is the Raft index; its header holds the
+ * term and the partition offsets of the entry's messages), so a partition's
+ * Raft log and its message log are one (layout `unified`, docs/storage.md). The hard state, the bootstrap voters and the
  * latest snapshot are small values beside it (a `MetaStore`, each replaced
  * atomically).
  *

@@ -234,7 +234,10 @@ describe('simulator profile: the unified segment-log storage on disks that lose 
   it('20 seeds x 400 steps: no committed entry lost or replaced, through crashes inside Readys, restarts and snapshots', async () => {
     const totals = { committed: 0, crashes: 0, midReady: 0, snapshots: 0 };
     for (let seed = 1; seed <= 20; seed++) {
-      const r = await runSeed(seed, 400);
+      // A failure names its seed: runSeed(seed, 400) replays it exactly.
+      const r = await runSeed(seed, 400).catch((err: unknown) => {
+        throw new Error(`disk profile seed ${seed} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      });
       for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += r[key];
     }
     // Not vacuous: values were committed, and crashes struck inside Readys.

@@ -11,8 +11,8 @@ import { errorCode } from '../fs.js';
  * | `STORAGE_IO` | a write or fsync failed (EIO, ...); appends fail until a retry succeeds, reads still work | yes, later |
  * | `STORAGE_CORRUPT` | the records asked for are damaged on this replica; read them from another replica | elsewhere |
  * | `STORAGE_CLOSED` | the log was closed | no |
+ * | `STORAGE_LAYOUT` | the partition directory holds the other storage layout (`split` / `unified`); nothing was touched | no: start on an empty directory or keep that layout |
  */
-/** `STORAGE_LAYOUT`: a data directory of the other partition storage layout (`split` / `unified`, docs/storage.md). */
 export type LogStorageErrorCode = 'STORAGE_FULL' | 'STORAGE_IO' | 'STORAGE_CORRUPT' | 'STORAGE_CLOSED' | 'STORAGE_LAYOUT';
 
 /** Facts attached to a {@link LogStorageError}. */

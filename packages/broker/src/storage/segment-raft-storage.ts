@@ -24,7 +24,11 @@ type EntryPayload<T> = { t: 'normal'; d: T } | { t: 'noop' } | { t: 'conf'; chan
 export interface SegmentRaftStorageOptions<T, S = unknown> extends RaftStorageOptions {
   /** The segment log's settings (its `fsync` is this storage's). */
   segments?: Omit<SegmentLogOptions, 'fsync' | 'fsyncIntervalMs' | 'initialOffset' | 'openFiles'>;
-  /** The timestamp a record of `entry` gets (a publish's time, for reads by time). @defaultValue 0 */
+  /**
+   * The timestamp a record of `entry` gets (a publish's time, for reads by
+   * time); raised to the previous record's, as a partition raises its
+   * messages' (entries that store no message get none). @defaultValue 0
+   */
   timestampOf?: (entry: Entry<T>) => number;
   /** Reports what opening found and repaired (a log reset to its snapshot, damage cut off). */
   report?: (message: string, fields: Record<string, unknown>) => void;
@@ -53,6 +57,8 @@ export interface StoredEntry<T> {
   entry: Entry<T>;
   firstOffset: number;
   count: number;
+  /** Its messages' timestamp (never below an earlier message's). */
+  timestamp: number;
 }
 
 /** The recorded snapshot: the core's, plus the offset after the messages it covers. */
@@ -252,7 +258,13 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     }
     if (this.queue.length > 0) {
       const timestampOf = this.options.timestampOf ?? (() => 0);
-      this.log.append(this.queue.map((entry) => toRecord(entry, timestampOf(entry), { term: entry.term, ...this.offsets.at(entry.index) })));
+      this.log.append(
+        this.queue.map((entry) => {
+          const at = this.offsets.at(entry.index);
+          // An entry that stores no message never raises the timestamps of the messages after it (0 is raised to the last).
+          return toRecord(entry, at.count > 0 ? timestampOf(entry) : 0, { term: entry.term, ...at });
+        }),
+      );
       this.queue = [];
     }
     await (fsync ? this.log.sync() : this.log.flush());
@@ -375,7 +387,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     return records.map((record) => {
       const { raft } = record;
       if (raft === undefined) throw new LogStorageError('STORAGE_CORRUPT', `record ${record.offset} is not a Raft entry`, { offset: record.offset });
-      return { entry: fromRecord<T>(record), firstOffset: raft.firstOffset, count: raft.count };
+      return { entry: fromRecord<T>(record), firstOffset: raft.firstOffset, count: raft.count, timestamp: record.timestamp };
     });
   }
 

@@ -19,7 +19,7 @@ import { UnifiedPartitionReader } from './unified-reader.js';
 const plain = (messages: StoredMessage[]): unknown[] => messages.map((m) => ({ ...m, data: [...m.data] }));
 
 describe('UnifiedPartitionReader', () => {
-  it.each([1, 2, 3, 4, 5, 6])('seed %i: reads by offset what applyPublish stored, committed messages only', async (seed) => {
+  it.each([1, 2, 3, 4, 5, 6])('seed %i: reads by offset and finds offsets by time as a partition fed by applyPublish, committed messages only', async (seed) => {
     const stream = deriveRandom(seed, 'unified-reader');
     const random = (n: number): number => stream.nextInt(n);
     const applied = new Partition({ dedupeWindow: 16, retentionBytes: Number.MAX_SAFE_INTEGER });
@@ -92,6 +92,7 @@ describe('UnifiedPartitionReader', () => {
         const maxBytes = 1 + random(120);
         expect(plain(await reader.read(offset, maxCount, maxBytes)), `from ${offset}`).toEqual(plain(applied.read(offset, maxCount, maxBytes)));
       }
+      for (let timeMs = 900; timeMs <= clock + 60; timeMs += 7) expect(await reader.offsetForTime(timeMs), `time ${timeMs}`).toBe(applied.offsetForTime(timeMs));
     };
     // Some entries are not committed yet: not visible.
     await storage.sync();

@@ -21,6 +21,18 @@ export class UnifiedPartitionReader {
   }
 
   /**
+   * The first committed offset whose message is at or after `timeMs`, or
+   * {@link endOffset} if none: the first record at or after it (record
+   * timestamps never decrease; an entry that stores nothing carries its
+   * predecessor's), then that entry's first offset.
+   */
+  async offsetForTime(timeMs: number): Promise<number> {
+    const index = await this.storage.segments.offsetForTime(timeMs);
+    const [held] = await this.storage.readCommitted(index, 1, 1);
+    return held === undefined || held.entry.index !== index ? this.endOffset : Math.min(held.firstOffset, this.endOffset);
+  }
+
+  /**
    * Up to `maxCount` committed messages from `offset` (from the first held
    * when `offset` is not held any more: the reader sees a gap), stopping once
    * `maxBytes` of data is reached (at least one), as `Partition.read` does.

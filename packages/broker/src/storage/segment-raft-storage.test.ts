@@ -443,6 +443,28 @@ describe('SegmentRaftStorage: partition offsets of its entries', () => {
     await again.close();
   });
 
+  it('retention deletes old segments by bytes but never a record after the snapshot; reads then start at the first offset held', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await openCounting(fs, 512);
+    storage.append(Array.from({ length: 60 }, (_, i) => messages(i + 1, 1, 1)));
+    storage.setHardState({ term: 1, vote: 'a', commit: 60 });
+    await storage.sync();
+    await storage.compact(50, 'compacted at 50');
+    const result = await storage.applyRetention({ maxBytes: 0 }, 0);
+    expect(result.deletedSegments).toBeGreaterThan(1);
+    expect(storage.segments.startOffset).toBeGreaterThan(1);
+    expect(storage.segments.startOffset).toBeLessThanOrEqual(51);
+    const first = await storage.firstHeldOffset();
+    expect(first).toBe(storage.segments.startOffset - 1); // entry i holds offset i - 1
+    expect(await storage.indexOfOffset(0)).toBe(storage.segments.startOffset); // gone: the first entry held
+    await expect(storage.applyRetention({ maxMessages: 10 }, 0)).rejects.toThrow(/message count/);
+    await storage.close();
+    const again = await openCounting(fs, 512);
+    expect(again.reader.firstIndex()).toBe(51);
+    expect(dataOf(again)).toEqual(Array.from({ length: 10 }, (_, i) => `m1@${51 + i}`));
+    await again.close();
+  });
+
   it('an installed snapshot starts the offsets at its end; its records below come from the leader, never from a guess', async () => {
     const fs = new FaultyFileSystem(new MemoryFileSystem());
     const storage = await openCounting(fs);

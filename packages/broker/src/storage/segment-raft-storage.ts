@@ -4,7 +4,7 @@ import { MemoryStorage, type ConfChange, type ConfState, type Entry, type HardSt
 import { EntryOffsets } from './entry-offsets.js';
 import { nodeFileSystem, type FileSystem } from './fs.js';
 import type { RaftLogStorage, RaftStorageOptions } from './raft-storage.js';
-import { layoutError, LogStorageError, MetaStore, SegmentLog, storageRelayError, type NewMessage, type RaftRecordHeader, type SegmentLogOptions, type StoredRecord } from './segments/index.js';
+import { layoutError, LogStorageError, MetaStore, SegmentLog, storageRelayError, type NewMessage, type RaftRecordHeader, type RetentionPolicy, type RetentionResult, type SegmentLogOptions, type StoredRecord } from './segments/index.js';
 
 /** Entry payloads are broker-written; a publish batch nests a few levels and holds many elements. */
 const ENTRY_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 16_000_000, allowTimestamp: false };
@@ -389,6 +389,24 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       if (raft === undefined) throw new LogStorageError('STORAGE_CORRUPT', `record ${record.offset} is not a Raft entry`, { offset: record.offset });
       return { entry: fromRecord<T>(record), firstOffset: raft.firstOffset, count: raft.count, timestamp: record.timestamp };
     });
+  }
+
+  /**
+   * Deletes whole sealed segments, oldest first, by age and bytes, never one
+   * holding a record after the snapshot (the window the Raft core reads).
+   * Retention by message count is not supported on this layout yet (records
+   * are entries): `maxMessages` is refused.
+   */
+  applyRetention(policy: RetentionPolicy, nowMs: number): Promise<RetentionResult> {
+    if (policy.maxMessages !== undefined) return Promise.reject(new RangeError('retention by message count is not supported by storage.layout unified yet'));
+    return this.exclusive(() => this.log.applyRetention(policy, nowMs, this.offsets.base + 1));
+  }
+
+  /** The offset of the first message this log still holds (the snapshot's end when it holds none below the window). */
+  async firstHeldOffset(): Promise<number> {
+    if (this.log.startOffset > this.offsets.base) return this.offsets.baseEndOffset;
+    const [record] = await this.log.read(this.log.startOffset, 1, 1);
+    return record?.raft?.firstOffset ?? this.offsets.baseEndOffset;
   }
 
   /** Where the segment log ends once the queued truncation ran. */

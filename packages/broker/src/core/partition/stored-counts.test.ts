@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { deriveRandom } from '../raft/random.js';
 import type { Entry } from '../raft/types.js';
 import { applyPublish } from './apply.js';
 import type { PublishCommand } from './command.js';
@@ -72,11 +73,8 @@ describe('StoredCounts', () => {
 
   it('against apply, over random logs with cuts, duplicates, gaps and three producers: every replica would store what was counted', () => {
     for (let seed = 1; seed <= 300; seed++) {
-      let state = seed;
-      const random = (n: number): number => {
-        state = (state * 1103515245 + 12345) % 2147483648;
-        return state % n;
-      };
+      const stream = deriveRandom(seed, 'stored-counts');
+      const random = (n: number): number => stream.nextInt(n);
       const h = harness();
       const next = new Map<string, number>();
       let term = 1;

@@ -3,7 +3,7 @@ import { RelayError } from '@relaymq/sdk/protocol';
 import type { BatchMessage, PartitionLog, StoredMessage } from '../core/partition/partition.js';
 import { ProducerTable, type ProducerRecord } from '../core/partition/producers.js';
 import type { FileSystem } from './fs.js';
-import { MetaStore, SegmentLog, storageRelayError, type RetentionPolicy, type RetentionResult, type SegmentLogOptions } from './segments/index.js';
+import { layoutError, MetaStore, SegmentLog, storageRelayError, type RetentionPolicy, type RetentionResult, type SegmentLogOptions } from './segments/index.js';
 import type { NewMessage } from './segments/record.js';
 
 /**
@@ -90,6 +90,9 @@ export class DiskPartition implements PartitionLog {
    */
   static async open(dir: string, fs: FileSystem, options: DiskPartitionOptions): Promise<DiskPartition> {
     const meta = await MetaStore.open(join(dir, 'meta'), fs);
+    // A unified partition (its segment log is its Raft log, records of format 2) is not messages of this layout.
+    const layout = await meta.read('layout');
+    if (layout !== undefined) throw layoutError(dir, String(layout), 'split');
     const { log, checkpoint } = await openAtCheckpoint(dir, fs, meta, options);
     return new DiskPartition(log, meta, dir, fs, options, checkpoint);
   }

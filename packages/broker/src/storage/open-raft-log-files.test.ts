@@ -10,7 +10,8 @@ import { CountingFileSystem } from '../../test/support/counting-fs.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { MemoryFileSystem } from '../../test/support/memory-fs.js';
 import { OpenFileCache } from './open-files.js';
-import { DurableRaftStorage } from './raft-storage.js';
+import type { RaftLogStorage } from './raft-storage.js';
+import { RAFT_STORAGES } from '../../test/support/raft-storages.js';
 import { RecordFile } from './record-file.js';
 
 const pathOf = (i: number): string => `/data/raft/g${i}.log`;
@@ -192,13 +193,13 @@ describe('RecordFile.reload after a failed rewrite', () => {
   });
 });
 
-describe('Raft logs under a bound on open files', () => {
+describe.each(RAFT_STORAGES)('Raft logs over a $name under a bound on open files', ({ open: openStorage }) => {
   it('20 groups write, compact and restart through 3 open descriptors, and each holds its own log and vote', async () => {
     const fs = new CountingFileSystem(new MemoryFileSystem());
     const openFiles = new OpenFileCache(3);
-    const open = (g: number): Promise<DurableRaftStorage<string, string>> =>
-      DurableRaftStorage.open<string, string>(pathOf(g), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000, fs, openFiles });
-    const groups: Array<DurableRaftStorage<string, string>> = [];
+    const open = (g: number): Promise<RaftLogStorage<string, string>> =>
+      openStorage<string, string>(pathOf(g), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000, fs, openFiles });
+    const groups: Array<RaftLogStorage<string, string>> = [];
     for (let g = 0; g < 20; g++) groups.push(await open(g));
     for (let index = 1; index <= 6; index++) {
       for (const [g, storage] of groups.entries()) {

@@ -6,6 +6,7 @@ import type { ConfChange, Entry } from '../core/raft/index.js';
 import { nodeFileSystem } from './fs.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { DurableRaftStorage } from './raft-storage.js';
+import { RAFT_STORAGES } from '../../test/support/raft-storages.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -14,12 +15,21 @@ afterEach(async () => {
 
 const entry = (index: number, term: number, data: string): Entry<string> => ({ type: 'normal', index, term, data });
 
-describe('DurableRaftStorage', () => {
+describe('DurableRaftStorage in memory', () => {
+  it('keeps everything in memory when given no path', async () => {
+    const storage = await DurableRaftStorage.open<string, never>(undefined, ['a']);
+    storage.append([entry(1, 1, 'm')]);
+    await storage.sync();
+    expect(storage.reader.lastIndex()).toBe(1);
+  });
+});
+
+describe.each(RAFT_STORAGES)('Raft storage over a $name', ({ open }) => {
   it('survives a restart with term, vote and log, including an overwritten suffix', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
     dirs.push(dir);
     const path = join(dir, 'g.log');
-    const first = await DurableRaftStorage.open<string, never>(path, ['a', 'b', 'c']);
+    const first = await open<string, never>(path, ['a', 'b', 'c']);
     first.setHardState({ term: 2, vote: 'b', commit: 0 });
     first.append([entry(1, 1, 'x'), entry(2, 1, 'y'), entry(3, 2, 'z')]);
     first.append([entry(3, 3, 'z2')]); // a new leader overwrote index 3
@@ -27,7 +37,7 @@ describe('DurableRaftStorage', () => {
     await first.sync();
     await first.close();
 
-    const again = await DurableRaftStorage.open<string, never>(path, ['a', 'b', 'c']);
+    const again = await open<string, never>(path, ['a', 'b', 'c']);
     expect(again.hardState).toEqual({ term: 3, vote: 'c', commit: 2 });
     expect(again.reader.lastIndex()).toBe(3);
     expect(again.reader.entries(1, 4, 10).map((e) => (e.type === 'normal' ? e.data : ''))).toEqual(['x', 'y', 'z2']);
@@ -38,31 +48,24 @@ describe('DurableRaftStorage', () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
     dirs.push(dir);
     const path = join(dir, 'g.log');
-    const storage = await DurableRaftStorage.open<string, never>(path, ['a']);
+    const storage = await open<string, never>(path, ['a']);
     storage.setHardState({ term: 1, vote: 'a', commit: 0 });
     storage.append([entry(1, 1, 'kept')]);
     await storage.sync();
     storage.append([entry(2, 1, 'never synced')]); // no sync: a crash may lose it (and Raft never acted on it)
     // Reopen without closing, as after kill -9.
-    const reopened = await DurableRaftStorage.open<string, never>(path, ['a']);
+    const reopened = await open<string, never>(path, ['a']);
     expect(reopened.hardState.vote).toBe('a');
     expect(reopened.reader.lastIndex()).toBe(1);
     await reopened.close();
     await storage.close();
   });
 
-  it('keeps everything in memory when given no path', async () => {
-    const storage = await DurableRaftStorage.open<string, never>(undefined, ['a']);
-    storage.append([entry(1, 1, 'm')]);
-    await storage.sync();
-    expect(storage.reader.lastIndex()).toBe(1);
-  });
-
   it('after a failed fsync, reload() keeps exactly what was fsynced: what a crash now would leave', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
     dirs.push(dir);
     const fs = new FaultyFileSystem(nodeFileSystem);
-    const storage = await DurableRaftStorage.open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000, fs });
+    const storage = await open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000, fs });
     storage.setHardState({ term: 1, vote: 'b', commit: 0 });
     storage.append([entry(1, 1, 'x'), entry(2, 1, 'y')]);
     await storage.sync();
@@ -79,14 +82,14 @@ describe('DurableRaftStorage', () => {
     await storage.sync();
     expect(storage.failure).toBeUndefined();
     await storage.close();
-    const again = await DurableRaftStorage.open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c']);
+    const again = await open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c']);
     expect(again.reader.entries(1, 4, 10).map((e) => (e.type === 'normal' ? e.data : ''))).toEqual(['x', 'y', 'z']);
     await again.close();
   });
 
 });
 
-describe('DurableRaftStorage: the configuration', () => {
+describe.each(RAFT_STORAGES)('Raft storage over a $name: the configuration', ({ open }) => {
   const conf = (index: number, term: number, change: ConfChange, voters: string[], learners: string[] = []): Entry<string> => ({
     type: 'conf',
     index,
@@ -99,13 +102,13 @@ describe('DurableRaftStorage: the configuration', () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
     dirs.push(dir);
     const path = join(dir, 'g.log');
-    const first = await DurableRaftStorage.open<string, never>(path, ['a', 'b', 'c']);
+    const first = await open<string, never>(path, ['a', 'b', 'c']);
     first.setHardState({ term: 1, vote: 'a', commit: 0 });
     await first.sync();
     await first.close();
 
     // The broker restarts with a fourth peer on its command line: the group still started from a, b, c.
-    const again = await DurableRaftStorage.open<string, never>(path, ['a', 'b', 'c', 'd']);
+    const again = await open<string, never>(path, ['a', 'b', 'c', 'd']);
     expect(again.bootstrapVoters).toEqual(['a', 'b', 'c']);
     expect(again.reader.initialState().confState.voters).toEqual(['a', 'b', 'c']);
     expect(again.confState.voters).toEqual(['a', 'b', 'c']);
@@ -116,7 +119,7 @@ describe('DurableRaftStorage: the configuration', () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
     dirs.push(dir);
     const path = join(dir, 'g.log');
-    const storage = await DurableRaftStorage.open<string, string>(path, ['a', 'b', 'c']);
+    const storage = await open<string, string>(path, ['a', 'b', 'c']);
     storage.append([entry(1, 1, 'x'), conf(2, 1, { type: 'add-learner', node: 'd' }, ['a', 'b', 'c'], ['d']), conf(3, 1, { type: 'remove', node: 'c' }, ['a', 'b'], ['d'])]);
     storage.setHardState({ term: 1, vote: 'a', commit: 3 });
     await storage.sync();
@@ -124,7 +127,7 @@ describe('DurableRaftStorage: the configuration', () => {
     await storage.compact(3, 'state');
     await storage.close();
 
-    const again = await DurableRaftStorage.open<string, string>(path, ['x', 'y', 'z']);
+    const again = await open<string, string>(path, ['x', 'y', 'z']);
     expect(again.bootstrapVoters).toEqual(['a', 'b', 'c']);
     expect(again.reader.snapshot()?.meta.conf).toEqual({ voters: ['a', 'b'], learners: ['d'] });
     expect(again.confState).toEqual({ voters: ['a', 'b'], learners: ['d'] });
@@ -134,7 +137,7 @@ describe('DurableRaftStorage: the configuration', () => {
   it('resumeAt gives a state machine ahead of the log the latest configuration the log knows, not the bootstrap one', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
     dirs.push(dir);
-    const storage = await DurableRaftStorage.open<string, string>(join(dir, 'g.log'), ['a', 'b', 'c']);
+    const storage = await open<string, string>(join(dir, 'g.log'), ['a', 'b', 'c']);
     storage.append([entry(1, 1, 'x'), conf(2, 1, { type: 'remove', node: 'c' }, ['a', 'b'])]);
     await storage.sync();
     storage.resumeAt(5, 1, 'checkpoint');

@@ -30,6 +30,44 @@ export interface RaftStorageOptions {
   onFailure?: (failure: RelayError | undefined) => void;
 }
 
+/**
+ * A Raft group's stable storage as the broker uses it: the read side the
+ * core consumes, the writer a `Ready` is persisted through, and the upkeep
+ * (compaction, reload after a failure). Two implementations:
+ * {@link DurableRaftStorage} (a record file) and `SegmentRaftStorage` (a
+ * partition's segment log, layout `unified`).
+ */
+export interface RaftLogStorage<T, S> {
+  /** The bootstrap voters this log started from (recorded on its first start). */
+  readonly bootstrapVoters: readonly NodeId[];
+  /** The configuration the stored log has in effect: its last `conf` entry, else its snapshot's, else the bootstrap one. */
+  readonly confState: ConfState;
+  /** The in-memory copy the core reads (replaced by {@link reload}). */
+  readonly memory: MemoryStorage<T, S>;
+  /** The read side the core consumes (a new one after {@link reload}). */
+  readonly reader: Storage<T, S>;
+  /** What was persisted before a restart (and written since). */
+  readonly hardState: HardState;
+  /** Bytes of the log on disk (0 in memory). */
+  readonly fileBytes: number;
+  /** The failure of the last write or fsync while the group is fenced by it. */
+  readonly failure: RelayError | undefined;
+  /** Observes every fsync's duration in seconds (metrics). */
+  onFsync: ((seconds: number) => void) | undefined;
+  applySnapshot(snapshot: Snapshot<S>): void;
+  append(entries: readonly Entry<T>[]): void;
+  setHardState(hardState: HardState): void;
+  /** Makes what was written durable as the fsync policy says; rejects (the group fences itself) on a failure. */
+  sync(): Promise<void>;
+  /** Records a snapshot of the state machine at `index` (applied) and drops the entries it covers. */
+  compact(index: number, data: S): Promise<void>;
+  /** After a failed write or fsync: only what is provably durable is left, as a restart would find it. */
+  reload(): Promise<void>;
+  /** Lines the log up with a state machine that holds everything up to `index` on its own. */
+  resumeAt(index: number, term: number, data: S): void;
+  close(): Promise<void>;
+}
+
 const ALWAYS: RaftStorageOptions = { fsync: 'always', fsyncIntervalMs: 1000 };
 
 /**
@@ -48,7 +86,7 @@ const ALWAYS: RaftStorageOptions = { fsync: 'always', fsyncIntervalMs: 1000 };
  * cover), so after a change the stored configuration, not the broker's
  * command line, says who votes.
  */
-export class DurableRaftStorage<T, S> {
+export class DurableRaftStorage<T, S> implements RaftLogStorage<T, S> {
   private voteChanged = false;
   private failed: RelayError | undefined;
   private fsyncTimer: ReturnType<typeof setTimeout> | undefined;

@@ -11,8 +11,9 @@ import { errorCode } from '../fs.js';
  * | `STORAGE_IO` | a write or fsync failed (EIO, ...); appends fail until a retry succeeds, reads still work | yes, later |
  * | `STORAGE_CORRUPT` | the records asked for are damaged on this replica; read them from another replica | elsewhere |
  * | `STORAGE_CLOSED` | the log was closed | no |
+ * | `STORAGE_LAYOUT` | the partition directory holds the other storage layout (`split` / `unified`); nothing was touched | no: start on an empty directory or keep that layout |
  */
-export type LogStorageErrorCode = 'STORAGE_FULL' | 'STORAGE_IO' | 'STORAGE_CORRUPT' | 'STORAGE_CLOSED';
+export type LogStorageErrorCode = 'STORAGE_FULL' | 'STORAGE_IO' | 'STORAGE_CORRUPT' | 'STORAGE_CLOSED' | 'STORAGE_LAYOUT';
 
 /** Facts attached to a {@link LogStorageError}. */
 export interface LogStorageErrorDetails {
@@ -67,3 +68,15 @@ export function storageRelayError(err: unknown, what: string): RelayError {
   return new RelayError(storage.code === 'STORAGE_FULL' ? 'STORAGE_FULL' : 'STORAGE_ERROR', storage.message, { cause: err });
 }
 
+/**
+ * A partition directory of the other storage layout (docs/storage.md): its
+ * `meta/layout` says `found` (or its files say `split`), and this broker
+ * runs `running`. Nothing in it is touched.
+ */
+export function layoutError(path: string, found: string, running: string): LogStorageError {
+  return new LogStorageError(
+    'STORAGE_LAYOUT',
+    `${path} holds a partition of the ${found} layout, and this broker runs storage.layout '${running}': start it on an empty data directory (the group repairs it from the other replicas) or keep storage.layout '${found}'`,
+    { path },
+  );
+}

@@ -6,7 +6,7 @@
  */
 export { SegmentLog, type LogHealth, type RecoveryReport, type RetentionPolicy, type RetentionResult } from './segment-log.js';
 export { MetaStore, type HardStateRecord, type IdempotenceSnapshot, type ProducerRecord } from './meta.js';
-export { LogStorageError, storageRelayError, type LogStorageErrorCode, type LogStorageErrorDetails } from './errors.js';
+export { LogStorageError, layoutError, storageRelayError, type LogStorageErrorCode, type LogStorageErrorDetails } from './errors.js';
 export {
   SEGMENT_LOG_DEFAULTS,
   nodeTimers,
@@ -18,5 +18,5 @@ export {
   type StorageEvent,
   type Timers,
 } from './options.js';
-export type { NewMessage } from './record.js';
+export type { NewMessage, RaftRecordHeader, StoredRecord } from './record.js';
 export { segmentFileName } from './segment.js';

@@ -30,6 +30,24 @@ describe('record format', () => {
     expect(encode(0, 0, cases[0]?.[2] as NewMessage).length).toBe(MIN_RECORD_FRAME_BYTES);
   });
 
+  it('format 2 (a Raft entry) carries term, first offset and count after the timestamp, 20 bytes more, offset and timestamp where format 1 has them', () => {
+    const raft = { term: 2 ** 33 + 5, firstOffset: 2 ** 41 + 3, count: 0xfffffffe };
+    const message: NewMessage = { timestamp: 0, raft, key: 'k', headers: { h: 'v' }, data: Uint8Array.of(7, 8), encoding: 'msgpack' };
+    const buf = encode(2 ** 35 + 1, 1_763_000_000_000, message);
+    const { raft: _raft, ...format1 } = message;
+    expect(buf.length).toBe(encode(0, 0, format1).length + 20);
+    expect(buf[FRAME_HEADER_BYTES]).toBe(2);
+    expect(peekOffset(buf, FRAME_HEADER_BYTES)).toBe(2 ** 35 + 1);
+    expect(peekTimestamp(buf, FRAME_HEADER_BYTES)).toBe(1_763_000_000_000);
+    const check = checkFrame(buf, 0, 1 << 20);
+    if (check.kind !== 'ok') throw new Error(check.kind);
+    const { timestamp: _ignored, ...rest } = message;
+    expect(decodeRecord(buf, check.bodyStart, check.bodyEnd)).toEqual({ ...rest, offset: 2 ** 35 + 1, timestamp: 1_763_000_000_000 });
+    // A format 1 record has none; a header that is not made of non-negative integers is refused.
+    expect(decodeRecord(encode(1, 1, format1), FRAME_HEADER_BYTES, encode(1, 1, format1).length).raft).toBeUndefined();
+    expect(() => measureRecord({ ...message, raft: { ...raft, count: -1 } })).toThrow(RangeError);
+  });
+
   it('detects a flipped bit, a short buffer and an impossible length', () => {
     const buf = encode(5, 6, { timestamp: 0, data: Uint8Array.of(1, 2, 3), encoding: 'raw' });
     expect(checkFrame(buf.subarray(0, buf.length - 1), 0, 1 << 20)).toEqual({ kind: 'incomplete', frameBytes: buf.length });

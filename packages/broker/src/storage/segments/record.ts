@@ -12,6 +12,12 @@
  *          data                                    the rest of the body
  * ```
  *
+ * Format 2 (a partition log that is also its Raft log, layout `unified`:
+ * docs/storage.md) is a Raft entry: its offset field is the Raft index, and
+ * after the timestamp come the Raft term (`u64` at 18), the partition offset
+ * of the entry's first message (`u64` at 26) and its message count (`u32` at
+ * 34), then the key, headers and data as in format 1.
+ *
  * Binary rather than a msgpack map: the offset and the timestamp sit at fixed
  * places, so recovery and index rebuilds read them without decoding, and a
  * replay decodes a record with a few integer reads and one view of `data`
@@ -22,8 +28,12 @@ import type { StoredMessage } from '../../core/partition/partition.js';
 import { FRAME_HEADER_BYTES, sealFrame } from './frame.js';
 
 export const RECORD_FORMAT = 1;
-/** Bytes of the body before the key: format, flags, offset, timestamp. */
+/** The record of a Raft entry in a unified partition log: format 1 plus {@link RaftRecordHeader}. */
+export const RAFT_RECORD_FORMAT = 2;
+/** Bytes of the body before the key: format, flags, offset, timestamp (format 1; format 2 adds {@link RAFT_HEADER_BYTES}). */
 export const RECORD_FIXED_BYTES = 18;
+/** Term (u64), first offset (u64), count (u32). */
+const RAFT_HEADER_BYTES = 20;
 /** The smallest frame a record can be. */
 export const MIN_RECORD_FRAME_BYTES = FRAME_HEADER_BYTES + RECORD_FIXED_BYTES;
 
@@ -36,8 +46,30 @@ const TWO_32 = 2 ** 32;
 /** Headers are a flat map of strings. */
 const HEADER_SCAN_LIMITS: ScanLimits = { maxDepth: 2, maxElements: 1_000_000, allowTimestamp: false };
 
-/** A message to append: a {@link StoredMessage} before it has an offset. */
-export type NewMessage = Omit<StoredMessage, 'offset'>;
+/** What a format 2 record (a Raft entry; its offset field is the Raft index) carries beyond format 1. */
+export interface RaftRecordHeader {
+  term: number;
+  /** The partition offset of the entry's first message (the next offset when it has none). */
+  firstOffset: number;
+  /** Messages the entry stores (0: a no-op, a configuration change, a command that stores none). */
+  count: number;
+}
+
+/** A message to append: a {@link StoredMessage} before it has an offset; with `raft`, a format 2 record (a Raft entry). */
+export type NewMessage = Omit<StoredMessage, 'offset'> & { raft?: RaftRecordHeader };
+
+/** A record read back: format 2 records carry their {@link RaftRecordHeader}. */
+export type StoredRecord = StoredMessage & { raft?: RaftRecordHeader };
+
+/** Whether `format` is a record format this version reads. */
+export function knownFormat(format: number | undefined): boolean {
+  return format === RECORD_FORMAT || format === RAFT_RECORD_FORMAT;
+}
+
+/** Bytes of the fixed part of a body of `format`. */
+function fixedBytes(format: number): number {
+  return format === RAFT_RECORD_FORMAT ? RECORD_FIXED_BYTES + RAFT_HEADER_BYTES : RECORD_FIXED_BYTES;
+}
 
 /** A record body that passed its checksum but cannot be a record: a bug or a foreign file, never served. */
 export class RecordFormatError extends Error {
@@ -58,9 +90,14 @@ export function measureRecord(message: NewMessage): MeasuredRecord {
   const keyBytes = message.key === undefined ? -1 : Buffer.byteLength(message.key, 'utf8');
   if (keyBytes > MAX_KEY_BYTES) throw new RangeError(`key of ${keyBytes} bytes exceeds ${MAX_KEY_BYTES}`);
   const headers = message.headers === undefined ? undefined : encodeValue(message.headers);
+  const raft = message.raft;
+  if (raft !== undefined && (![raft.term, raft.firstOffset, raft.count].every((v) => Number.isSafeInteger(v) && v >= 0) || raft.count > 0xffffffff)) {
+    throw new RangeError(`Raft record header must hold non-negative integers, got ${JSON.stringify(raft)}`);
+  }
   const frameBytes =
     FRAME_HEADER_BYTES +
     RECORD_FIXED_BYTES +
+    (raft === undefined ? 0 : RAFT_HEADER_BYTES) +
     (keyBytes >= 0 ? 2 + keyBytes : 0) +
     (headers === undefined ? 0 : 4 + headers.length) +
     message.data.length;
@@ -82,11 +119,17 @@ export function writeRecord(buf: Buffer, pos: number, offset: number, timestamp:
   let flags = message.encoding === 'msgpack' ? FLAG_MSGPACK : 0;
   if (measured.keyBytes >= 0) flags |= FLAG_KEY;
   if (measured.headers !== undefined) flags |= FLAG_HEADERS;
-  buf[body] = RECORD_FORMAT;
+  const format = message.raft === undefined ? RECORD_FORMAT : RAFT_RECORD_FORMAT;
+  buf[body] = format;
   buf[body + 1] = flags;
   writeU64(buf, body + 2, offset);
   writeU64(buf, body + 10, timestamp);
-  let p = body + RECORD_FIXED_BYTES;
+  if (message.raft !== undefined) {
+    writeU64(buf, body + RECORD_FIXED_BYTES, message.raft.term);
+    writeU64(buf, body + RECORD_FIXED_BYTES + 8, message.raft.firstOffset);
+    buf.writeUInt32BE(message.raft.count, body + RECORD_FIXED_BYTES + 16);
+  }
+  let p = body + fixedBytes(format);
   if (measured.keyBytes >= 0) {
     buf.writeUInt16BE(measured.keyBytes, p);
     buf.write(message.key as string, p + 2, measured.keyBytes, 'utf8');
@@ -113,23 +156,29 @@ export function peekTimestamp(buf: Buffer, bodyStart: number): number {
 
 /** Whether `[bodyStart, bodyEnd)` is long enough and of a known format, so that the peeks are meaningful. */
 export function plausibleBody(buf: Buffer, bodyStart: number, bodyEnd: number): boolean {
-  return bodyEnd - bodyStart >= RECORD_FIXED_BYTES && buf[bodyStart] === RECORD_FORMAT;
+  const format = buf[bodyStart];
+  return bodyEnd - bodyStart >= RECORD_FIXED_BYTES && knownFormat(format) && bodyEnd - bodyStart >= fixedBytes(format as number);
 }
 
 /**
  * Decodes the body `[bodyStart, bodyEnd)` of a checksum-verified record.
  * `data` is a view into `buf` (no copy): `buf` must not be reused.
  */
-export function decodeRecord(buf: Buffer, bodyStart: number, bodyEnd: number): StoredMessage {
-  if (!plausibleBody(buf, bodyStart, bodyEnd)) throw new RecordFormatError(`not a record of format ${RECORD_FORMAT}`);
+export function decodeRecord(buf: Buffer, bodyStart: number, bodyEnd: number): StoredRecord {
+  if (!plausibleBody(buf, bodyStart, bodyEnd)) throw new RecordFormatError(`not a record of format ${RECORD_FORMAT} or ${RAFT_RECORD_FORMAT}`);
+  const format = buf[bodyStart] as number;
   const flags = buf[bodyStart + 1] as number;
-  const message: StoredMessage = {
+  const message: StoredRecord = {
     offset: readU64(buf, bodyStart + 2),
     timestamp: readU64(buf, bodyStart + 10),
     data: EMPTY,
     encoding: (flags & FLAG_MSGPACK) !== 0 ? 'msgpack' : 'raw',
   };
-  let p = bodyStart + RECORD_FIXED_BYTES;
+  if (format === RAFT_RECORD_FORMAT) {
+    const at = bodyStart + RECORD_FIXED_BYTES;
+    message.raft = { term: readU64(buf, at), firstOffset: readU64(buf, at + 8), count: buf.readUInt32BE(at + 16) };
+  }
+  let p = bodyStart + fixedBytes(format);
   if ((flags & FLAG_KEY) !== 0) {
     if (p + 2 > bodyEnd) throw new RecordFormatError('key length past the end of the record');
     const length = buf.readUInt16BE(p);

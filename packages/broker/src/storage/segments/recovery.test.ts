@@ -394,3 +394,20 @@ describe('write faults', () => {
     expect(await contents(again)).toEqual(identity(0, 14));
   });
 });
+
+describe('close({ dropUnsynced }): what a crash now would leave, without a crash', () => {
+  it('under interval, records written and not fsynced are cut from the file and pending ones dropped; fsynced ones stay', async () => {
+    const dir = await temp.make();
+    const { log } = await open(dir, nodeFileSystem, { fsync: 'interval', fsyncIntervalMs: 60_000 });
+    log.append(messages(0, 3, DATA));
+    await log.sync();
+    log.append(messages(3, 6, DATA));
+    await log.flush(); // written, not fsynced
+    log.append(messages(6, 8, DATA)); // not even written
+    await log.close({ dropUnsynced: true });
+    expect((await readFile(segmentPath(dir, 0))).length).toBe(3 * RECORD);
+    const { log: again } = await open(dir);
+    expect(again.endOffset).toBe(3);
+    expect(offsets(await again.read(0, 10, 1 << 20))).toEqual(range(0, 3));
+  });
+});

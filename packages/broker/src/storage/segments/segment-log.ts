@@ -27,6 +27,7 @@ import {
   RecordFormatError,
   type MeasuredRecord,
   type NewMessage,
+  type StoredRecord,
 } from './record.js';
 import { parseSegmentFileName, scanSegment, Segment, type ScanFindings, type ScanLimits } from './segment.js';
 import { SparseIndex } from './sparse-index.js';
@@ -358,6 +359,7 @@ export class SegmentLog {
       };
       if (message.key !== undefined) stored.key = message.key;
       if (message.headers !== undefined) stored.headers = message.headers;
+      if (message.raft !== undefined) (stored as StoredRecord).raft = message.raft;
       this.cache.push(stored);
     }
     return first;
@@ -634,7 +636,7 @@ export class SegmentLog {
    * trusted (after a failed fsync Linux may have dropped the dirty pages), so
    * every record not durable is queued again from memory and the file cut back.
    */
-  private async rewind(): Promise<void> {
+  private async rewind(strict = false): Promise<void> {
     const first = this.unsynced[0] ?? this.pending[0];
     this.pending = [...this.unsynced, ...this.pending];
     this.unsynced = [];
@@ -643,8 +645,14 @@ export class SegmentLog {
     if (first === undefined) return;
     const segment = first.segment;
     segment.written = segment.durable;
-    // Best effort: the rewrite goes to the same position anyway, and recovery cuts a torn tail.
-    if (segment.handle !== undefined && segment.handleWritable) await segment.handle.truncate(segment.durable).catch(() => {});
+    if (segment.handle === undefined || !segment.handleWritable) return;
+    // Best effort: the rewrite goes to the same position anyway, and recovery cuts a torn tail. Strict (a close
+    // that drops what is not durable): the bytes must be gone, or a reopen would read them back.
+    if (!strict) await segment.handle.truncate(segment.durable).catch(() => {});
+    else {
+      await segment.handle.truncate(segment.durable);
+      await segment.handle.datasync();
+    }
   }
 
   private setWriteError(error: LogStorageError | undefined): void {
@@ -687,9 +695,9 @@ export class SegmentLog {
    * never reused. Reads stop before a damaged range; a read starting inside
    * one throws `STORAGE_CORRUPT`.
    */
-  async read(offset: number, maxCount: number, maxBytes: number): Promise<StoredMessage[]> {
+  async read(offset: number, maxCount: number, maxBytes: number): Promise<StoredRecord[]> {
     this.assertOpen();
-    const out: StoredMessage[] = [];
+    const out: StoredRecord[] = [];
     let next = Math.max(offset, this.startOffset);
     let bytes = 0;
     // Bounded: each turn either reads at least one record, or ends the loop.
@@ -1127,15 +1135,23 @@ export class SegmentLog {
   /**
    * Writes and fsyncs what was appended (whatever the policy), then closes
    * every file. Rejects if that last flush failed (the records not durable
-   * are then lost: they were never acknowledged).
+   * are then lost: they were never acknowledged). With `dropUnsynced`, writes
+   * nothing: every record not fsynced is dropped and cut from the file, so
+   * the log left is exactly what a crash now would leave (a Raft log
+   * reloading its durable prefix after a failed write); rejects when that cut fails.
    */
-  async close(): Promise<void> {
+  async close(options: { dropUnsynced?: boolean } = {}): Promise<void> {
     if (this.closed || this.closing) return;
     this.closing = true; // appends are refused from now on: none can slip past the last flush
     let failure: unknown;
     await this.tasks.run(async () => {
       try {
-        await this.flushOnce(true);
+        if (options.dropUnsynced !== true) await this.flushOnce(true);
+        else {
+          this.closeOpenBatch();
+          await this.rewind(true);
+          this.pending = [];
+        }
       } catch (err) {
         failure = err;
       }

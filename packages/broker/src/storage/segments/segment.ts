@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { FileHandle } from '../fs.js';
 import { FRAME_HEADER_BYTES, checkFrame } from './frame.js';
-import { MIN_RECORD_FRAME_BYTES, RECORD_FIXED_BYTES, RECORD_FORMAT, peekOffset, peekTimestamp, plausibleBody } from './record.js';
+import { MIN_RECORD_FRAME_BYTES, RECORD_FIXED_BYTES, knownFormat, peekOffset, peekTimestamp, plausibleBody } from './record.js';
 import { SparseIndex } from './sparse-index.js';
 
 const NAME_DIGITS = 20;
@@ -230,7 +230,7 @@ async function findNextRecord(
       if (bodyLength < RECORD_FIXED_BYTES || bodyLength > limits.maxRecordBytes) continue;
       const bodyStart = q + FRAME_HEADER_BYTES;
       const bodyEnd = bodyStart + bodyLength;
-      if (bodyEnd > read || buf[bodyStart] !== RECORD_FORMAT) continue;
+      if (bodyEnd > read || !knownFormat(buf[bodyStart])) continue;
       const offset = peekOffset(buf, bodyStart);
       if (offset <= expected || offset > maxOffset) continue;
       if (crc32(buf.subarray(bodyStart, bodyEnd)) !== buf.readUInt32BE(q + 4)) continue;

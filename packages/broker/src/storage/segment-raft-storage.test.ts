@@ -1,0 +1,535 @@
+/**
+ * The Raft log over a segment log (layout `unified`) at a crash: a torn tail,
+ * a flipped bit, unsynced bytes lost, a crash between recording an installed
+ * snapshot and resetting the log, a directory of the other layout; and a
+ * property over random appends, conflicting suffixes, votes, commits,
+ * compactions, injected write and fsync failures (then `reload`) and power
+ * losses, checked against a model of what was synced. The contract it shares
+ * with the record file is in raft-storage.test.ts and open-raft-log-files.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { applyPublish } from '../core/partition/apply.js';
+import type { PublishCommand } from '../core/partition/command.js';
+import { Partition } from '../core/partition/partition.js';
+import { StoredCounts } from '../core/partition/stored-counts.js';
+import type { Entry } from '../core/raft/index.js';
+import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
+import { MemoryFileSystem } from '../../test/support/memory-fs.js';
+import { DiskPartition } from './disk-partition.js';
+import { readWholeFile } from './fs.js';
+import type { RaftStorageOptions } from './raft-storage.js';
+import { SegmentRaftStorage } from './segment-raft-storage.js';
+import { SegmentLog } from './segments/index.js';
+
+const DIR = '/data/p0';
+const SEGMENT = `${DIR}/log/00000000000000000001.log`;
+const entry = (index: number, term: number, data = `e${index}t${term}`): Entry<string> => ({ type: 'normal', index, term, data });
+const dataOf = (storage: SegmentRaftStorage<string, string>): string[] => {
+  const r = storage.reader;
+  return r.entries(r.firstIndex(), r.lastIndex() + 1, 1e9).map((e) => (e.type === 'normal' ? e.data : e.type));
+};
+
+function open(fs: FaultyFileSystem, options: Partial<RaftStorageOptions> = {}, report?: (m: string) => void): Promise<SegmentRaftStorage<string, string>> {
+  return SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], {
+    fsync: 'always',
+    fsyncIntervalMs: 1000,
+    fs,
+    ...options,
+    ...(report === undefined ? {} : { report: (m: string) => report(m) }),
+  });
+}
+
+/** Flips one bit of the first occurrence of `needle` in the file at `path`. */
+async function flipBitIn(fs: FaultyFileSystem, path: string, needle: string): Promise<void> {
+  const bytes = Buffer.from((await readWholeFile(fs.inner, path, 1 << 30)) as Uint8Array);
+  const at = bytes.indexOf(needle);
+  expect(at).toBeGreaterThan(0);
+  const handle = await fs.inner.open(path, 'write');
+  await handle.write(Uint8Array.of((bytes[at] as number) ^ 0x04), at);
+  await handle.close();
+}
+
+describe('SegmentRaftStorage at a crash', () => {
+  it('keeps what sync() returned for and loses what was appended after it, vote included', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.setHardState({ term: 2, vote: 'b', commit: 0 });
+    storage.append([entry(1, 1), entry(2, 2), entry(3, 2)]);
+    await storage.sync();
+    storage.append([entry(4, 2)]);
+    storage.setHardState({ term: 3, vote: 'c', commit: 3 });
+    await fs.crash();
+    const again = await open(fs);
+    expect(again.hardState).toEqual({ term: 2, vote: 'b', commit: 0 });
+    expect(dataOf(again)).toEqual(['e1t1', 'e2t2', 'e3t2']);
+    await again.close();
+  });
+
+  it('a torn tail (part of the last record reached the disk) is cut; appends go on after the last whole entry', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs, { fsync: 'interval', fsyncIntervalMs: 60_000 });
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 }); // a vote change: fsynced, entries included
+    storage.append([entry(1, 1), entry(2, 1)]);
+    await storage.sync();
+    storage.append([entry(3, 1), entry(4, 1)]);
+    await storage.sync(); // written, not fsynced
+    const record = (await fs.inner.stat(SEGMENT))!.size / 4;
+    await fs.crash({ keepUnsyncedBytes: Math.floor(record * 1.5) }); // entry 3 whole, half of entry 4
+    const reports: string[] = [];
+    const again = await open(fs, {}, (m) => reports.push(m));
+    expect(dataOf(again)).toEqual(['e1t1', 'e2t1', 'e3t1']);
+    again.append([entry(4, 2, 'new 4')]);
+    await again.sync();
+    await again.close();
+    const third = await open(fs);
+    expect(dataOf(third)).toEqual(['e1t1', 'e2t1', 'e3t1', 'new 4']);
+    await third.close();
+  });
+
+  it('a flipped bit in an entry with whole entries after it cuts the log there and says so; the commit is clamped', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.append([1, 2, 3, 4, 5].map((i) => entry(i, 1, `payload-${i}`)));
+    storage.setHardState({ term: 1, vote: 'a', commit: 5 });
+    await storage.sync();
+    await storage.close();
+    await flipBitIn(fs, SEGMENT, 'payload-3');
+    const reports: string[] = [];
+    const again = await open(fs, {}, (m) => reports.push(m));
+    expect(dataOf(again)).toEqual(['payload-1', 'payload-2']);
+    expect(again.hardState).toEqual({ term: 1, vote: 'a', commit: 2 });
+    expect(reports.some((m) => /damaged/.test(m))).toBe(true);
+    // The leader's entries replace the cut ones.
+    again.append([entry(3, 1, 'payload-3'), entry(4, 1, 'payload-4')]);
+    await again.sync();
+    await again.close();
+    const third = await open(fs);
+    expect(dataOf(third)).toEqual(['payload-1', 'payload-2', 'payload-3', 'payload-4']);
+    expect(third.segments.health().status).toBe('ok');
+    await third.close();
+  });
+
+  it('a conflicting suffix is cut on disk: a restart reads the new leader\'s entries, not the old ones', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.append([entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)]);
+    await storage.sync();
+    storage.append([entry(3, 2), entry(4, 2), entry(5, 2)]);
+    storage.append([entry(5, 3)]); // overwritten again before the sync: only the queue changes
+    await storage.sync();
+    await fs.crash();
+    const again = await open(fs);
+    expect(dataOf(again)).toEqual(['e1t1', 'e2t1', 'e3t2', 'e4t2', 'e5t3']);
+    expect(again.reader.term(5)).toBe(3);
+    await again.close();
+  });
+
+  it('compaction keeps the records on disk (they are the partition) and a restart starts its window after the snapshot', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.append([entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)]);
+    storage.setHardState({ term: 1, vote: 'a', commit: 3 });
+    await storage.sync();
+    await storage.compact(3, 'producers at 3');
+    expect(storage.reader.firstIndex()).toBe(4);
+    await fs.crash();
+    const again = await open(fs);
+    expect(again.reader.firstIndex()).toBe(4);
+    expect(again.reader.term(3)).toBe(1);
+    expect(again.reader.snapshot()?.data).toBe('producers at 3');
+    expect(dataOf(again)).toEqual(['e4t1']);
+    expect(again.segments.startOffset).toBe(1);
+    expect((await again.segments.read(1, 10, 1 << 20)).map((r) => r.offset)).toEqual([1, 2, 3, 4]);
+    await again.close();
+  });
+
+  it('a crash after recording an installed snapshot but before the log was reset: the log, not matching it, starts over after it', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.append([entry(1, 1), entry(2, 1), entry(3, 1)]);
+    await storage.sync();
+    // The leader's snapshot at 7 (term 4): this log holds no index 7 with term 4.
+    storage.applySnapshot({ meta: { index: 7, term: 4, conf: { voters: ['a', 'b', 'c'] } }, data: 'leader state at 7' });
+    fs.failNext('unlink', 'EIO', 3); // the reset fails after the snapshot was recorded (the index files' unlinks are quiet)
+    await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    await fs.crash();
+    const reports: string[] = [];
+    const again = await open(fs, {}, (m) => reports.push(m));
+    expect(again.reader.snapshot()?.meta.index).toBe(7);
+    expect(again.reader.firstIndex()).toBe(8);
+    expect(again.reader.lastIndex()).toBe(7);
+    expect(again.segments.startOffset).toBe(8);
+    expect(reports.some((m) => /does not match its snapshot/.test(m))).toBe(true);
+    again.append([entry(8, 4)]);
+    await again.sync();
+    await again.close();
+  });
+
+  it('after a failed fsync under interval, reload() drops the entries written and not fsynced', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs, { fsync: 'interval', fsyncIntervalMs: 60_000 });
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+    storage.append([entry(1, 1)]);
+    await storage.sync(); // fsynced with the vote
+    storage.append([entry(2, 1)]);
+    await storage.sync(); // written only
+    storage.setHardState({ term: 2, vote: 'b', commit: 0 });
+    storage.append([entry(3, 2)]);
+    fs.failNext('datasync', 'EIO');
+    await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    await storage.reload();
+    expect(dataOf(storage)).toEqual(['e1t1']);
+    expect(storage.hardState).toEqual({ term: 1, vote: 'a', commit: 0 });
+    await fs.crash();
+    const again = await open(fs);
+    expect(dataOf(again)).toEqual(['e1t1']);
+    await again.close();
+  });
+
+  it('refuses a partition directory of the split layout with STORAGE_LAYOUT, touching nothing', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const split = await SegmentLog.open(`${DIR}/log`, fs, { fsync: 'always' });
+    split.append([{ timestamp: 1, data: Uint8Array.of(1), encoding: 'raw' }]);
+    await split.close();
+    await expect(open(fs)).rejects.toMatchObject({ code: 'STORAGE_LAYOUT', message: expect.stringMatching(/split layout.*storage\.layout/) });
+    const reopened = await SegmentLog.open(`${DIR}/log`, fs, { fsync: 'always' });
+    expect(reopened.endOffset).toBe(1);
+    await reopened.close();
+  });
+
+  it('and the split layout (DiskPartition) refuses a unified directory: its records are Raft entries, not messages', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.append([entry(1, 1)]);
+    await storage.sync();
+    await storage.close();
+    await expect(DiskPartition.open(DIR, fs, { dedupeWindow: 8, segments: {}, report: () => {} })).rejects.toMatchObject({
+      code: 'STORAGE_LAYOUT',
+      message: expect.stringMatching(/unified layout.*storage\.layout 'split'/),
+    });
+    const again = await open(fs);
+    expect(dataOf(again)).toEqual(['e1t1']);
+    await again.close();
+  });
+});
+
+/** Messages an entry of the model stores: 0 to 2, from its index and term. */
+const countOf = (e: Entry<string>): number => (e.index * 7 + e.term) % 3;
+
+/** A small deterministic random stream (mulberry32). */
+function randomStream(seed: number): (n: number) => number {
+  let a = seed >>> 0;
+  return (n) => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
+  };
+}
+
+/** What the storage holds as the model sees it: the log from its first index, the vote, the snapshot. */
+interface Held {
+  log: string[];
+  first: number;
+  term: number;
+  vote: string | null;
+  snapshot: number;
+}
+
+function held(s: SegmentRaftStorage<string, string>): Held {
+  return { log: dataOf(s), first: s.reader.firstIndex(), term: s.hardState.term, vote: s.hardState.vote, snapshot: s.reader.snapshot()?.meta.index ?? 0 };
+}
+
+/** Entries (as `e<index>t<term>`) from index `first` on, by index. */
+const byIndex = (h: Held): Map<number, string> => new Map(h.log.map((e, i) => [h.first + i, e]));
+
+/**
+ * Whether `found` is a state the storage may be in after a failed sync (then a
+ * reload or a power loss): what the last successful sync made durable, or
+ * part of the failed sync's work done: a log that agrees with the attempted
+ * one up to its end and keeps every entry the durable and attempted logs
+ * share (a truncation of the uncommitted suffix is durable once done).
+ */
+function allowedAfterFailure(found: Held, durable: Held, attempted: Held | undefined): boolean {
+  const same = JSON.stringify(found) === JSON.stringify(durable);
+  if (same || attempted === undefined) return same;
+  const want = byIndex(attempted);
+  const was = byIndex(durable);
+  const got = byIndex(found);
+  if (found.snapshot !== durable.snapshot || found.first !== durable.first) return false;
+  for (const [index, e] of got) if (want.get(index) !== e) return false;
+  for (const [index, e] of was) if (want.get(index) === e && got.get(index) !== e) return false;
+  const voteOld = found.term === durable.term && found.vote === durable.vote;
+  const voteNew = found.term === attempted.term && found.vote === attempted.vote;
+  return voteOld || voteNew;
+}
+
+describe('SegmentRaftStorage against a model of what was synced', () => {
+  it.each([1, 2, 3, 4, 5, 6, 7, 8, 1009, 65537])('seed %i: after every power loss or reload the log is what sync() made durable, or part of a failed sync\'s work', async (seed) => {
+    const random = randomStream(seed);
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    // Small segments: appends, truncations and resets cross segment boundaries.
+    const openStorage = (): Promise<SegmentRaftStorage<string, string>> =>
+      SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], {
+        fsync: 'always',
+        fsyncIntervalMs: 1000,
+        fs,
+        segments: { segmentBytes: 256, indexIntervalBytes: 64 },
+        counts: { count: countOf, truncated: () => {} },
+      });
+    let storage = await openStorage();
+    let durable = held(storage);
+    /** The offset after the messages the snapshot covers. */
+    let snapshotEnd = 0;
+    /** Offsets follow the entries of the log: dense from the snapshot's end, whatever was cut or lost. */
+    const checkOffsets = (): void => {
+      const r = storage.reader;
+      let end = snapshotEnd;
+      expect(storage.endOffsetAt(r.firstIndex() - 1)).toBe(end);
+      for (const e of r.entries(r.firstIndex(), r.lastIndex() + 1, 1e9)) {
+        end += countOf(e);
+        expect(storage.endOffsetAt(e.index)).toBe(end);
+      }
+    };
+    /** The log a sync that failed was writing, until a sync succeeds. */
+    let attempted: Held | undefined;
+    let term = 1;
+    let commit = 0;
+    const recovered = (): void => {
+      const found = held(storage);
+      expect(allowedAfterFailure(found, durable, attempted), JSON.stringify({ found, durable, attempted })).toBe(true);
+      expect(storage.hardState.commit).toBeLessThanOrEqual(storage.reader.lastIndex());
+      // No committed entry is ever lost; the commit index itself may come back lower (the leader tells it again).
+      expect(storage.reader.lastIndex()).toBeGreaterThanOrEqual(commit);
+      storage.setHardState({ ...storage.hardState, commit });
+      durable = found;
+      attempted = undefined;
+      term = Math.max(term, storage.hardState.term);
+      checkOffsets();
+    };
+    let crashes = 0;
+    let failures = 0;
+    for (let step = 0; step < 150; step++) {
+      const op = random(12);
+      const first = storage.reader.firstIndex();
+      const last = storage.reader.lastIndex();
+      const floor = Math.max(commit, first - 1);
+      if (op <= 3) {
+        storage.append(Array.from({ length: 1 + random(3) }, (_, i) => entry(last + 1 + i, term)));
+      } else if (op === 4 && last > floor) {
+        // A new leader overwrites an uncommitted suffix.
+        term++;
+        const from = floor + 1 + random(last - floor);
+        storage.append(Array.from({ length: 1 + random(3) }, (_, i) => entry(from + i, term)));
+      } else if (op === 5) {
+        term++;
+        storage.setHardState({ term, vote: ['a', 'b', 'c'][random(3)] as string, commit });
+      } else if (op <= 8) {
+        const fault = random(6);
+        if (fault === 0) fs.failNext('datasync', 'EIO');
+        else if (fault === 1) fs.tearNextWrite(random(40));
+        const wanted = held(storage);
+        try {
+          await storage.sync();
+          durable = wanted;
+          attempted = undefined;
+          // Entries synced may commit now.
+          if (random(2) === 0 && last > commit) {
+            commit += 1 + random(last - commit);
+            storage.setHardState({ ...storage.hardState, commit });
+          }
+        } catch {
+          failures++;
+          attempted = wanted;
+          fs.heal();
+          if (random(2) === 0) {
+            await storage.reload();
+            recovered();
+          }
+        }
+        fs.heal();
+      } else if (op === 9 && attempted === undefined && commit >= first && JSON.stringify(held(storage)) === JSON.stringify(durable)) {
+        const index = first + random(commit - first + 1);
+        snapshotEnd = storage.endOffsetAt(index);
+        await storage.compact(index, `state at ${index}`);
+        durable = held(storage);
+      } else if (op >= 10) {
+        await fs.crash({ keepUnsyncedBytes: random(3) === 0 ? 0 : random(300) });
+        crashes++;
+        storage = await openStorage();
+        recovered();
+        expect(storage.reader.snapshot()?.data ?? 'none').toBe(durable.snapshot === 0 ? 'none' : `state at ${durable.snapshot}`);
+      }
+    }
+    await storage.sync();
+    await storage.close();
+    const final = await openStorage();
+    expect(held(final)).toEqual(held(storage));
+    await final.close();
+    expect(crashes).toBeGreaterThan(5);
+    expect(failures).toBeGreaterThan(0);
+  });
+});
+
+describe('SegmentRaftStorage: partition offsets of its entries', () => {
+  /** Entries whose data says how many messages they store (`m<count>`), as a resolved publish would. */
+  const messages = (index: number, term: number, count: number): Entry<string> => ({ type: 'normal', index, term, data: `m${count}@${index}` });
+  const openCounting = (fs: FaultyFileSystem, segmentBytes = 64 * 1024): Promise<SegmentRaftStorage<string, string>> =>
+    SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], {
+      fsync: 'always',
+      fsyncIntervalMs: 1000,
+      fs,
+      segments: { segmentBytes, indexIntervalBytes: Math.min(4096, segmentBytes) },
+      counts: { count: (e) => (e.type === 'normal' ? Number(/^m(\d+)@/.exec(e.data)?.[1] ?? 0) : 0), truncated: () => {} },
+      snapshotEndOffset: (snapshot) => Number(snapshot.data.split(' ')[1]),
+    });
+
+  it('records carry dense offsets across no-ops and conf entries, a conflicting suffix gives its offsets back, and a restart reads them', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await openCounting(fs);
+    storage.append([
+      { type: 'noop', index: 1, term: 1 },
+      messages(2, 1, 3),
+      { type: 'conf', index: 3, term: 1, change: { type: 'add-learner', node: 'd' }, conf: { voters: ['a', 'b', 'c'], learners: ['d'] } },
+      messages(4, 1, 2),
+    ]);
+    storage.setHardState({ term: 1, vote: 'a', commit: 2 });
+    await storage.sync();
+    expect(storage.committedEndOffset).toBe(3); // entry 4 is not committed: offsets 3 and 4 are not visible
+    expect(await storage.indexOfOffset(2)).toBe(2);
+    expect(await storage.indexOfOffset(3)).toBeUndefined();
+    storage.append([messages(4, 2, 1)]); // a new leader replaced entry 4
+    storage.setHardState({ term: 2, vote: 'b', commit: 4 });
+    await storage.sync();
+    await fs.crash();
+    const again = await openCounting(fs);
+    expect(again.committedEndOffset).toBe(4);
+    expect((await again.readCommitted(1, 10, 1 << 20)).map(({ entry, firstOffset, count }) => [entry.index, entry.type, firstOffset, count])).toEqual([
+      [1, 'noop', 0, 0],
+      [2, 'normal', 0, 3],
+      [3, 'conf', 3, 0],
+      [4, 'normal', 3, 1],
+    ]);
+    again.append([messages(5, 2, 2)]);
+    await again.sync();
+    expect(again.endOffsetAt(5)).toBe(6);
+    expect((await again.readCommitted(4, 10, 1 << 20)).map((e) => e.entry.index)).toEqual([4]); // 5 is not committed
+    await again.close();
+  });
+
+  it('finds the entry holding an offset below the in-memory window by searching the records on disk, across segments', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await openCounting(fs, 512);
+    const counts = Array.from({ length: 60 }, (_, i) => i % 3); // 0, 1, 2, 0, 1, 2, ...
+    storage.append(counts.map((c, i) => messages(i + 1, 1, c)));
+    storage.setHardState({ term: 1, vote: 'a', commit: 60 });
+    await storage.sync();
+    await storage.compact(50, 'compacted at 50');
+    expect(storage.segments.segmentCount).toBeGreaterThan(3);
+    await storage.close();
+    const again = await openCounting(fs, 512);
+    expect(again.reader.firstIndex()).toBe(51);
+    expect(again.committedEndOffset).toBe(60);
+    // Each three entries store 3 messages: entry 3k+1 none, entry 3k+2 offset 3k, entry 3k+3 offsets 3k+1 and 3k+2.
+    for (let offset = 0; offset < 60; offset++) {
+      const index = (await again.indexOfOffset(offset)) as number;
+      const [held] = await again.readCommitted(index, 1, 1);
+      expect(held?.entry.index).toBe(index);
+      expect(index).toBe(offset % 3 === 0 ? offset + 2 : offset + 2 - ((offset % 3) - 1));
+      expect(held!.firstOffset <= offset && offset < held!.firstOffset + held!.count).toBe(true);
+    }
+    expect(await again.indexOfOffset(60)).toBeUndefined();
+    await again.close();
+  });
+
+  it('retention deletes old segments by bytes but never a record after the snapshot; reads then start at the first offset held', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await openCounting(fs, 512);
+    storage.append(Array.from({ length: 60 }, (_, i) => messages(i + 1, 1, 1)));
+    storage.setHardState({ term: 1, vote: 'a', commit: 60 });
+    await storage.sync();
+    await storage.compact(50, 'compacted at 50');
+    const result = await storage.applyRetention({ maxBytes: 0 }, 0);
+    expect(result.deletedSegments).toBeGreaterThan(1);
+    expect(storage.segments.startOffset).toBeGreaterThan(1);
+    expect(storage.segments.startOffset).toBeLessThanOrEqual(51);
+    const first = await storage.firstHeldOffset();
+    expect(first).toBe(storage.segments.startOffset - 1); // entry i holds offset i - 1
+    expect(await storage.indexOfOffset(0)).toBe(storage.segments.startOffset); // gone: the first entry held
+    await expect(storage.applyRetention({ maxMessages: 10 }, 0)).rejects.toThrow(/message count/);
+    await storage.close();
+    const again = await openCounting(fs, 512);
+    expect(again.reader.firstIndex()).toBe(51);
+    expect(dataOf(again)).toEqual(Array.from({ length: 10 }, (_, i) => `m1@${51 + i}`));
+    await again.close();
+  });
+
+  it('an installed snapshot starts the offsets at its end; its records below come from the leader, never from a guess', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await openCounting(fs);
+    storage.append([messages(1, 1, 2)]);
+    await storage.sync();
+    storage.applySnapshot({ meta: { index: 9, term: 3, conf: { voters: ['a', 'b', 'c'] } }, data: 'end 17' });
+    storage.append([messages(10, 3, 4)]);
+    storage.setHardState({ term: 3, vote: null, commit: 10 });
+    await storage.sync();
+    await fs.crash();
+    const again = await openCounting(fs);
+    expect(again.endOffsetAt(9)).toBe(17);
+    expect(again.committedEndOffset).toBe(21);
+    expect(await again.indexOfOffset(18)).toBe(10);
+    // Offsets the snapshot covers are not held here: the first entry held is the answer (a reader sees a gap).
+    expect(await again.indexOfOffset(3)).toBe(10);
+    await again.close();
+  });
+});
+
+describe('SegmentRaftStorage with StoredCounts: the partition a reader sees is the one apply builds', () => {
+  it('offsets in the records equal those applyPublish assigns, through duplicates, a gap, a cut suffix and a restart; the stored messages are each entry\'s last `count`', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const applied = new Partition({ dedupeWindow: 16, retentionBytes: Number.MAX_SAFE_INTEGER });
+    let appliedIndex = 0;
+    let storage: SegmentRaftStorage<PublishCommand, string> | undefined;
+    const counts = new StoredCounts(applied, 16, () => appliedIndex, (lo, hi) => (storage as SegmentRaftStorage<PublishCommand, string>).reader.entries(lo, hi, 1e9));
+    const openIt = (): Promise<SegmentRaftStorage<PublishCommand, string>> =>
+      SegmentRaftStorage.open<PublishCommand, string>(DIR, ['a'], { fsync: 'always', fsyncIntervalMs: 1000, fs, counts, timestampOf: (e) => (e.type === 'normal' ? e.data.timestampMs : 0) });
+    storage = await openIt();
+    const publish = (index: number, term: number, firstSeq: number, n: number): Entry<PublishCommand> => ({
+      type: 'normal',
+      index,
+      term,
+      data: { producerId: 'p', firstSeq, timestampMs: 100 + index, dedupe: true, messages: Array.from({ length: n }, (_, i) => ({ data: Uint8Array.of(firstSeq + i) })) },
+    });
+    const applyUpTo = (index: number): void => {
+      for (const entry of (storage as SegmentRaftStorage<PublishCommand, string>).reader.entries(appliedIndex + 1, index + 1, 1e9)) {
+        const outcomes = entry.type === 'normal' ? applyPublish(applied, entry.data) : [];
+        const { firstOffset, count } = { firstOffset: storage!.endOffsetAt(entry.index - 1), count: storage!.endOffsetAt(entry.index) - storage!.endOffsetAt(entry.index - 1) };
+        // The apply step stores exactly where the record says.
+        expect(outcomes.filter((o) => o.kind === 'stored').map((o) => (o as { offset: number }).offset)).toEqual(Array.from({ length: count }, (_, i) => firstOffset + i));
+        appliedIndex = entry.index;
+        counts.appliedUpTo(entry.index);
+      }
+    };
+    storage.append([publish(1, 1, 0, 3), { type: 'noop', index: 2, term: 1 }, publish(3, 1, 1, 4), publish(4, 1, 9, 1)]); // 3 new; 1..2 dup + 3..4 new; a gap
+    storage.setHardState({ term: 1, vote: 'a', commit: 2 });
+    await storage.sync();
+    applyUpTo(2);
+    storage.append([publish(3, 2, 3, 2), publish(4, 2, 4, 3)]); // a new leader: seqs 3..4 new; 4 dup + 5..6 new
+    storage.setHardState({ term: 2, vote: 'a', commit: 4 });
+    await storage.sync();
+    applyUpTo(4);
+    expect(storage.committedEndOffset).toBe(7);
+    await fs.crash();
+    storage = await openIt();
+    // A reader from offset 4: the entry holding it, and its last `count` messages from there.
+    const index = (await storage.indexOfOffset(4)) as number;
+    const read = await storage.readCommitted(index, 10, 1 << 20);
+    const messages = read.flatMap(({ entry, firstOffset, count }) =>
+      entry.type === 'normal' ? entry.data.messages.slice(entry.data.messages.length - count).map((m, i) => ({ offset: firstOffset + i, data: [...m.data] })) : [],
+    );
+    expect(messages.filter((m) => m.offset >= 4)).toEqual([4, 5, 6].map((offset) => ({ offset, data: [offset] })));
+    expect((applied.read(0, 10, 1 << 20) as Array<{ offset: number; data: Uint8Array }>).map((m) => [m.offset, m.data[0]])).toEqual([0, 1, 2, 3, 4, 5, 6].map((o) => [o, o]));
+    await storage.close();
+  });
+});

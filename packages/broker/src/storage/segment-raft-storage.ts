@@ -1,0 +1,555 @@
+import { join } from 'node:path';
+import { decodeValue, encodeValue, RelayError, type ScanLimits } from '@relaymq/sdk/protocol';
+import { MemoryStorage, type ConfChange, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
+import { EntryOffsets } from './entry-offsets.js';
+import { nodeFileSystem, type FileSystem } from './fs.js';
+import type { RaftLogStorage, RaftStorageOptions } from './raft-storage.js';
+import { layoutError, LogStorageError, MetaStore, SegmentLog, storageRelayError, type NewMessage, type RaftRecordHeader, type RetentionPolicy, type RetentionResult, type SegmentLogOptions, type StoredRecord } from './segments/index.js';
+
+/** Entry payloads are broker-written; a publish batch nests a few levels and holds many elements. */
+const ENTRY_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 16_000_000, allowTimestamp: false };
+/** Records read back per read on open. */
+const READ_PAGE = { count: 4096, bytes: 16 * 1024 * 1024 };
+
+const BOOTSTRAP = 'bootstrap';
+const SNAPSHOT = 'snapshot';
+/** The layout a unified directory records; a split partition directory has a `checkpoint` instead. */
+const LAYOUT = 'layout';
+const UNIFIED = 'unified';
+
+/** An entry's record body (the pinned msgpack codec): its type and what it carries. */
+type EntryPayload<T> = { t: 'normal'; d: T } | { t: 'noop' } | { t: 'conf'; change: ConfChange; conf: ConfState };
+
+/** Settings of a {@link SegmentRaftStorage}: those of every Raft log, plus the segment log's. */
+export interface SegmentRaftStorageOptions<T, S = unknown> extends RaftStorageOptions {
+  /** The segment log's settings (its `fsync` is this storage's). */
+  segments?: Omit<SegmentLogOptions, 'fsync' | 'fsyncIntervalMs' | 'initialOffset' | 'openFiles'>;
+  /**
+   * The timestamp a record of `entry` gets (a publish's time, for reads by
+   * time); raised to the previous record's, as a partition raises its
+   * messages' (entries that store no message get none). @defaultValue 0
+   */
+  timestampOf?: (entry: Entry<T>) => number;
+  /** Reports what opening found and repaired (a log reset to its snapshot, damage cut off). */
+  report?: (message: string, fields: Record<string, unknown>) => void;
+  /**
+   * How many messages each entry stores at the partition's next offsets,
+   * asked once per entry as it is appended, in log order, and told when a
+   * conflicting suffix is cut (`StoredCounts` in core/partition projects
+   * each entry over the applied state, as the apply step will store it).
+   * Offsets are assigned in log order, so they are dense and the same on
+   * every replica. @defaultValue every entry stores none
+   */
+  counts?: EntryCounter<T>;
+  /** The offset after the last message a leader's snapshot covers (from its data). @defaultValue 0 */
+  snapshotEndOffset?: (snapshot: Snapshot<S>) => number;
+}
+
+/** Decides how many messages an entry stores when it is appended (see {@link SegmentRaftStorageOptions.counts}). */
+export interface EntryCounter<T> {
+  count(entry: Entry<T>): number;
+  /** The entries from `index` on were cut. */
+  truncated(index: number): void;
+}
+
+/** A committed entry read back with the partition offsets of its messages. */
+export interface StoredEntry<T> {
+  entry: Entry<T>;
+  firstOffset: number;
+  count: number;
+  /** Its messages' timestamp (never below an earlier message's). */
+  timestamp: number;
+}
+
+/** The recorded snapshot: the core's, plus the offset after the messages it covers. */
+interface RecordedSnapshot<S> {
+  snapshot: Snapshot<S>;
+  endOffset: number;
+}
+
+/**
+ * A Raft group's stable storage over a segment log: one record per entry,
+ * of format 2 (the record's offset is the Raft index; its header holds the
+ * term and the partition offsets of the entry's messages), so a partition's
+ * Raft log and its message log are one (layout `unified`, docs/storage.md). The hard state, the bootstrap voters and the
+ * latest snapshot are small values beside it (a `MetaStore`, each replaced
+ * atomically).
+ *
+ * The core reads an in-memory window (the entries after the latest
+ * snapshot); a compaction moves the snapshot and shrinks the window but
+ * deletes nothing on disk (the records are the partition's messages: only
+ * retention deletes them). Writes are queued synchronously, as the core's
+ * `Ready` hands them over, and reach the segment log in order on
+ * {@link sync}: a conflicting suffix is cut (`truncateFrom`), an installed
+ * snapshot resets the log after it, the new records are appended and flushed
+ * per the fsync policy (group commit), and a changed term or vote is then
+ * recorded and fsynced. The same interface and contract as
+ * `DurableRaftStorage`.
+ */
+export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
+  /** Entries appended in memory and not handed to the segment log yet, contiguous. */
+  private queue: Array<Entry<T>> = [];
+  /** The segment log must be cut from this index before the queue is appended. */
+  private pendingTruncate: number | undefined;
+  /** A snapshot applied and not recorded yet; the log is reset after it once recorded. */
+  private pendingSnapshot: Snapshot<S> | undefined;
+  private voteChanged = false;
+  private commitChanged = false;
+  private failed: RelayError | undefined;
+  private commitTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Writes of this storage (sync, compact, reload, close), one at a time. */
+  private chain: Promise<unknown> = Promise.resolve();
+  /** Observes every fsync's duration in seconds (metrics). */
+  onFsync: ((seconds: number) => void) | undefined;
+
+  private constructor(
+    private log: SegmentLog,
+    private current: MemoryStorage<T, S>,
+    /** The offsets of the entries in `current`'s window. */
+    private offsets: EntryOffsets,
+    private readonly meta: MetaStore,
+    private readonly voters: readonly NodeId[],
+    private readonly dir: string,
+    private readonly fs: FileSystem,
+    private readonly options: SegmentRaftStorageOptions<T, S>,
+  ) {}
+
+  /**
+   * Opens (or creates) the log in the directory `path`. `bootstrapVoters` is
+   * the configuration of a brand-new group: recorded when the directory is
+   * new, ignored when it already recorded one. Refuses (`STORAGE_LAYOUT`) a
+   * directory of the split layout.
+   */
+  static async open<T, S>(path: string, bootstrapVoters: readonly NodeId[], options: SegmentRaftStorageOptions<T, S> = { fsync: 'always', fsyncIntervalMs: 1000 }): Promise<SegmentRaftStorage<T, S>> {
+    const fs = options.fs ?? nodeFileSystem;
+    const meta = await MetaStore.open(join(path, 'meta'), fs);
+    const layout = await meta.read(LAYOUT);
+    // A directory that holds segments or a checkpoint but says no layout is a split one (format 1 records).
+    if (layout === undefined && ((await fs.stat(join(path, 'log'))) !== undefined || (await meta.read('checkpoint')) !== undefined)) throw layoutError(path, 'split', UNIFIED);
+    if (layout !== undefined && layout !== UNIFIED) throw layoutError(path, String(layout), UNIFIED);
+    const recorded = await meta.read(BOOTSTRAP);
+    const voters = isVoters(recorded) ? recorded : [...bootstrapVoters];
+    if (layout === undefined) await meta.write(LAYOUT, UNIFIED);
+    if (recorded === undefined) await meta.write(BOOTSTRAP, voters);
+    const { log, memory, offsets } = await load<T, S>(path, fs, meta, voters, options);
+    return new SegmentRaftStorage(log, memory, offsets, meta, voters, path, fs, options);
+  }
+
+  get bootstrapVoters(): readonly NodeId[] {
+    return this.voters;
+  }
+
+  get confState(): ConfState {
+    return this.current.confAt(this.current.lastIndex());
+  }
+
+  get memory(): MemoryStorage<T, S> {
+    return this.current;
+  }
+
+  get reader(): Storage<T, S> {
+    return this.current;
+  }
+
+  get hardState(): HardState {
+    return this.current.getHardState();
+  }
+
+  /** Bytes of the segment files (the partition's messages too). */
+  get fileBytes(): number {
+    return this.log.sizeBytes;
+  }
+
+  /** The segment log (the read path of a unified partition reads it; only this storage writes it). */
+  get segments(): SegmentLog {
+    return this.log;
+  }
+
+  get failure(): RelayError | undefined {
+    return this.failed;
+  }
+
+  applySnapshot(snapshot: Snapshot<S>): void {
+    this.current.applySnapshot(snapshot);
+    this.offsets.reset(snapshot.meta.index, this.options.snapshotEndOffset?.(snapshot) ?? 0);
+    this.pendingSnapshot = snapshot;
+    this.pendingTruncate = undefined;
+    this.queue = [];
+  }
+
+  append(entries: readonly Entry<T>[]): void {
+    const lastBefore = this.current.lastIndex();
+    this.current.append(entries);
+    const base = this.current.firstIndex() - 1;
+    const fresh = entries.filter((e) => e.index > base);
+    const first = fresh[0];
+    if (first === undefined) return;
+    const counter = this.options.counts;
+    if (first.index <= lastBefore) counter?.truncated(first.index);
+    this.offsets.append(first.index, counter === undefined ? fresh.map(() => 0) : fresh.map((e) => counter.count(e)));
+    const queued = this.queue[0];
+    if (queued !== undefined && first.index >= queued.index) this.queue.length = first.index - queued.index;
+    else {
+      this.queue = [];
+      if (this.pendingSnapshot === undefined && first.index < this.diskEnd()) this.pendingTruncate = first.index;
+    }
+    this.queue.push(...fresh);
+  }
+
+  setHardState(hardState: HardState): void {
+    const before = this.current.getHardState();
+    if (before.term !== hardState.term || before.vote !== hardState.vote) this.voteChanged = true;
+    else if (before.commit !== hardState.commit) this.commitChanged = true;
+    this.current.setHardState(hardState);
+  }
+
+  /**
+   * Writes what was queued, in order, and makes it as durable as the fsync
+   * policy says (a term or vote change always). A failure is not retried
+   * here: the group fences itself and later {@link reload}s what is durable.
+   */
+  sync(): Promise<void> {
+    return this.exclusive(async () => {
+      const voteChanged = this.voteChanged;
+      this.voteChanged = false;
+      const fsync = this.options.fsync === 'always' || voteChanged;
+      const started = performance.now();
+      try {
+        await this.writeQueued(fsync);
+        if (voteChanged) {
+          this.commitChanged = false;
+          await this.meta.writeHardState({ ...this.current.getHardState() });
+        }
+      } catch (err) {
+        // Not recorded: a later sync (without a reload) must still write and fsync it.
+        this.voteChanged ||= voteChanged;
+        this.failed = storageRelayError(err, 'Raft log write failed');
+        this.options.onFailure?.(this.failed);
+        throw this.failed;
+      }
+      if (this.failed !== undefined) {
+        this.failed = undefined;
+        this.options.onFailure?.(undefined);
+      }
+      if (fsync) this.onFsync?.((performance.now() - started) / 1000);
+      // A commit index alone needs no fsync (it is recomputed from the leader): recorded now and then.
+      if (this.commitChanged) {
+        this.commitTimer ??= setTimeout(() => {
+          this.commitTimer = undefined;
+          this.exclusive(() => this.writeCommit()).catch(() => {}); // a failure shows on the next sync
+        }, this.options.fsyncIntervalMs).unref();
+      }
+    });
+  }
+
+  /** Hands the queued writes to the segment log and flushes it (fsyncs with `fsync`). */
+  private async writeQueued(fsync: boolean): Promise<void> {
+    const snapshot = this.pendingSnapshot;
+    if (snapshot !== undefined) {
+      // Recorded before the log is reset: a crash between the two leaves a log that does not match the snapshot,
+      // which opening resets again (see `load`).
+      await this.meta.write(SNAPSHOT, { snapshot, endOffset: this.offsets.baseEndOffset } satisfies RecordedSnapshot<S>);
+      await this.log.reset(snapshot.meta.index + 1);
+      this.pendingSnapshot = undefined;
+    }
+    if (this.pendingTruncate !== undefined) {
+      await this.log.truncateFrom(this.pendingTruncate);
+      this.pendingTruncate = undefined;
+    }
+    if (this.queue.length > 0) {
+      const timestampOf = this.options.timestampOf ?? (() => 0);
+      this.log.append(
+        this.queue.map((entry) => {
+          const at = this.offsets.at(entry.index);
+          // An entry that stores no message never raises the timestamps of the messages after it (0 is raised to the last).
+          return toRecord(entry, at.count > 0 ? timestampOf(entry) : 0, { term: entry.term, ...at });
+        }),
+      );
+      this.queue = [];
+    }
+    await (fsync ? this.log.sync() : this.log.flush());
+  }
+
+  private async writeCommit(): Promise<void> {
+    if (!this.commitChanged) return;
+    this.commitChanged = false;
+    await this.meta.writeHardState({ ...this.current.getHardState() });
+  }
+
+  /**
+   * Records a snapshot at `index` (applied, hence committed and stored) and
+   * drops the entries it covers from memory. Their records stay on disk: a
+   * partition's segments are its messages; retention deletes them.
+   */
+  compact(index: number, data: S): Promise<void> {
+    return this.exclusive(async () => {
+      const snapshot = this.current.createSnapshot(index, data);
+      const endOffset = this.offsets.endAt(index);
+      // The records up to `index` must be durable before a snapshot says they are the state.
+      await this.writeQueued(true);
+      this.current.compact(index);
+      this.offsets.compact(index);
+      await this.meta.write(SNAPSHOT, { snapshot, endOffset } satisfies RecordedSnapshot<S>);
+    });
+  }
+
+  /**
+   * After a failed write or fsync: drops everything not fsynced (the segment
+   * log is closed without writing, its unsynced bytes cut) and reads back
+   * what is left, as a restart would.
+   */
+  reload(): Promise<void> {
+    return this.exclusive(async () => {
+      clearTimeout(this.commitTimer);
+      this.commitTimer = undefined;
+      this.voteChanged = this.commitChanged = false;
+      this.queue = [];
+      this.pendingTruncate = undefined;
+      this.pendingSnapshot = undefined;
+      await this.log.close({ dropUnsynced: true }).catch(() => {});
+      const { log, memory, offsets } = await load<T, S>(this.dir, this.fs, this.meta, this.voters, this.options);
+      this.log = log;
+      this.current = memory;
+      this.offsets = offsets;
+    });
+  }
+
+  resumeAt(index: number, term: number, data: S): void {
+    const snapshotIndex = this.current.snapshot()?.meta.index ?? 0;
+    if (index < snapshotIndex) throw new RelayError('STORAGE_ERROR', `state machine at ${index} is behind its Raft snapshot ${snapshotIndex}`);
+    if (index > this.current.lastIndex()) this.applySnapshot({ meta: { index, term, conf: this.confState }, data });
+    const hard = this.hardState;
+    if (hard.commit < index) this.setHardState({ ...hard, commit: index });
+  }
+
+  close(): Promise<void> {
+    return this.exclusive(async () => {
+      clearTimeout(this.commitTimer);
+      this.commitTimer = undefined;
+      try {
+        await this.writeQueued(true);
+        if (this.voteChanged || this.commitChanged) await this.meta.writeHardState({ ...this.current.getHardState() });
+      } catch {
+        // Not durable, never acknowledged: lost like at a crash.
+      }
+      await this.log.close().catch(() => {});
+    });
+  }
+
+  /** The offset after the messages of every entry up to `index` (from the snapshot's index to the last). */
+  endOffsetAt(index: number): number {
+    return this.offsets.endAt(index);
+  }
+
+  /** The offset after the last committed message: readers see the offsets below it. */
+  get committedEndOffset(): number {
+    return this.offsets.endAt(Math.max(this.offsets.base, Math.min(this.current.getHardState().commit, this.current.lastIndex())));
+  }
+
+  /**
+   * The first entry whose messages end after `offset` (the one holding it,
+   * or the first held when `offset` is below what this log retains);
+   * `undefined` when `offset` is at or after {@link committedEndOffset}.
+   * Below the in-memory window it searches the records on disk (a binary
+   * search over Raft indexes: records carry their first offset and count).
+   */
+  async indexOfOffset(offset: number): Promise<number | undefined> {
+    if (offset >= this.committedEndOffset) return undefined;
+    const commit = Math.min(this.current.getHardState().commit, this.current.lastIndex());
+    const inWindow = this.offsets.indexOf(offset, commit);
+    if (inWindow !== undefined) return inWindow;
+    // Below the window: the entries up to the snapshot's index, on disk only. Their ends never decrease.
+    let lo = this.log.startOffset;
+    let hi = this.offsets.base;
+    if (hi < lo) return this.offsets.base + 1;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const [record] = await this.log.read(mid, 1, 1);
+      const header = record?.raft;
+      if (record?.offset !== mid || header === undefined) throw new LogStorageError('STORAGE_CORRUPT', `${this.dir}: no Raft record at index ${mid}`, { offset: mid });
+      if (header.firstOffset + header.count > offset) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /**
+   * Committed entries from `fromIndex` (from the first retained when it was
+   * deleted), at most `maxCount` and about `maxBytes` of payload (at least
+   * one), with their offsets: what the read path serves. Never an entry past
+   * the commit index.
+   */
+  async readCommitted(fromIndex: number, maxCount: number, maxBytes: number): Promise<Array<StoredEntry<T>>> {
+    const commit = Math.min(this.current.getHardState().commit, this.current.lastIndex());
+    const from = Math.max(fromIndex, this.log.startOffset);
+    if (from > commit) return [];
+    const records = await this.log.read(from, Math.min(maxCount, commit - from + 1), maxBytes);
+    return records.map((record) => {
+      const { raft } = record;
+      if (raft === undefined) throw new LogStorageError('STORAGE_CORRUPT', `record ${record.offset} is not a Raft entry`, { offset: record.offset });
+      return { entry: fromRecord<T>(record), firstOffset: raft.firstOffset, count: raft.count, timestamp: record.timestamp };
+    });
+  }
+
+  /**
+   * Deletes whole sealed segments, oldest first, by age and bytes, never one
+   * holding a record after the snapshot (the window the Raft core reads).
+   * Retention by message count is not supported on this layout yet (records
+   * are entries): `maxMessages` is refused.
+   */
+  applyRetention(policy: RetentionPolicy, nowMs: number): Promise<RetentionResult> {
+    if (policy.maxMessages !== undefined) return Promise.reject(new RangeError('retention by message count is not supported by storage.layout unified yet'));
+    return this.exclusive(() => this.log.applyRetention(policy, nowMs, this.offsets.base + 1));
+  }
+
+  /** The offset of the first message this log still holds (the snapshot's end when it holds none below the window). */
+  async firstHeldOffset(): Promise<number> {
+    if (this.log.startOffset > this.offsets.base) return this.offsets.baseEndOffset;
+    const [record] = await this.log.read(this.log.startOffset, 1, 1);
+    return record?.raft?.firstOffset ?? this.offsets.baseEndOffset;
+  }
+
+  /** Where the segment log ends once the queued truncation ran. */
+  private diskEnd(): number {
+    return Math.min(this.pendingTruncate ?? Number.POSITIVE_INFINITY, this.log.endOffset);
+  }
+
+  private exclusive<V>(task: () => Promise<V>): Promise<V> {
+    const run = this.chain.then(task, task);
+    this.chain = run.catch(() => {});
+    return run;
+  }
+}
+
+/** The record of `entry`: its index is the record's offset, its term in the header, the rest in the body. */
+function toRecord<T>(entry: Entry<T>, timestamp: number, raft: RaftRecordHeader): NewMessage {
+  const payload: EntryPayload<T> =
+    entry.type === 'normal' ? { t: 'normal', d: entry.data } : entry.type === 'conf' ? { t: 'conf', change: entry.change, conf: entry.conf } : { t: 'noop' };
+  return { timestamp, raft, encoding: 'msgpack', data: encodeValue(payload) };
+}
+
+/** The entry a record holds; throws `STORAGE_CORRUPT` for a record that is not one (format 1, a bad body). */
+function fromRecord<T>(record: StoredRecord): Entry<T> {
+  const { offset: index } = record;
+  const term = record.raft?.term;
+  if (term === undefined) throw new LogStorageError('STORAGE_CORRUPT', `record ${index} is a message record (format 1), not a Raft entry`, { offset: index });
+  let payload: EntryPayload<T>;
+  try {
+    payload = decodeValue(record.data, ENTRY_SCAN_LIMITS) as EntryPayload<T>;
+  } catch (err) {
+    throw new LogStorageError('STORAGE_CORRUPT', `record ${index}: undecodable entry (${(err as Error).message})`, { offset: index });
+  }
+  switch (payload?.t) {
+    case 'normal':
+      return { type: 'normal', index, term, data: payload.d };
+    case 'noop':
+      return { type: 'noop', index, term };
+    case 'conf':
+      return { type: 'conf', index, term, change: payload.change, conf: payload.conf };
+    default:
+      throw new LogStorageError('STORAGE_CORRUPT', `record ${index}: not an entry`, { offset: index });
+  }
+}
+
+/**
+ * Opens the segment log and lines it up with the recorded snapshot `(s, t)`:
+ * a log holding index `s` with term `t`, or starting right after `s`, keeps
+ * its entries after `s` (Raft's rule for a log that matches a snapshot);
+ * any other (a crash between recording an installed snapshot and the reset)
+ * is reset to start at `s + 1`. The entries after `s` are read back; damage
+ * among them cuts the log at the first damaged index. The commit is clamped
+ * to the last index.
+ */
+async function load<T, S>(
+  dir: string,
+  fs: FileSystem,
+  meta: MetaStore,
+  voters: readonly NodeId[],
+  options: SegmentRaftStorageOptions<T, S>,
+): Promise<{ log: SegmentLog; memory: MemoryStorage<T, S>; offsets: EntryOffsets }> {
+  const report = options.report ?? (() => {});
+  const stored = await meta.read(SNAPSHOT);
+  if (stored !== undefined && !isRecordedSnapshot(stored)) throw new LogStorageError('STORAGE_CORRUPT', `${dir}: the recorded Raft snapshot is not one`, { path: dir });
+  const recorded = stored as RecordedSnapshot<S> | undefined;
+  const hard = await meta.readHardState();
+  const log = await SegmentLog.open(join(dir, 'log'), fs, {
+    ...options.segments,
+    ...(options.fsync === 'always' ? { fsync: 'always' as const } : { fsync: 'interval' as const, fsyncIntervalMs: options.fsyncIntervalMs }),
+    initialOffset: 1,
+    ...(options.openFiles === undefined ? {} : { openFiles: options.openFiles }),
+  });
+  try {
+    const s = recorded?.snapshot.meta.index ?? 0;
+    const t = recorded?.snapshot.meta.term ?? 0;
+    const memory = new MemoryStorage<T, S>(voters);
+    if (recorded !== undefined) memory.applySnapshot(recorded.snapshot);
+    const offsets = new EntryOffsets();
+    offsets.reset(s, recorded?.endOffset ?? 0);
+    let matches = log.startOffset === s + 1 && log.endOffset >= s + 1;
+    if (!matches && log.startOffset <= s && s < log.endOffset) {
+      const [record] = await log.read(s, 1, 1).catch((): StoredRecord[] => []);
+      const raft = record?.raft;
+      matches = record?.offset === s && raft?.term === t && raft.firstOffset + raft.count === offsets.baseEndOffset;
+    }
+    if (!matches) {
+      if (log.endOffset > log.startOffset) report('Raft log does not match its snapshot; starting it over after the snapshot', { dir, snapshot: s, start: log.startOffset, end: log.endOffset });
+      await log.reset(s + 1);
+    }
+    const entries: Array<Entry<T>> = [];
+    const counts: number[] = [];
+    let next = s + 1;
+    let end = offsets.baseEndOffset;
+    while (next < log.endOffset) {
+      let records: StoredRecord[];
+      let damage: unknown;
+      try {
+        records = await log.read(next, READ_PAGE.count, READ_PAGE.bytes);
+      } catch (err) {
+        records = [];
+        damage = err;
+      }
+      for (const record of records) {
+        if (record.offset !== next) break;
+        try {
+          const entry = fromRecord<T>(record);
+          const raft = record.raft as RaftRecordHeader;
+          // Offsets are dense: an entry's messages follow the previous entry's.
+          if (raft.firstOffset !== end) throw new LogStorageError('STORAGE_CORRUPT', `record ${next}: first offset ${raft.firstOffset}, expected ${end}`, { offset: next });
+          entries.push(entry);
+          counts.push(raft.count);
+          end += raft.count;
+        } catch (err) {
+          damage = err;
+          break;
+        }
+        next++;
+      }
+      if (damage !== undefined || records.length === 0) {
+        report('Raft log damaged; cutting it at the first damaged entry', { dir, index: next, end: log.endOffset, error: String(damage) });
+        await log.truncateFrom(next);
+        break;
+      }
+    }
+    memory.append(entries);
+    if (entries.length > 0) offsets.append(s + 1, counts);
+    if (hard !== undefined) memory.setHardState({ term: hard.term, vote: hard.vote, commit: Math.min(hard.commit, memory.lastIndex()) });
+    return { log, memory, offsets };
+  } catch (err) {
+    await log.close().catch(() => {});
+    throw err;
+  }
+}
+
+function isRecordedSnapshot(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const { snapshot, endOffset } = value as { snapshot?: unknown; endOffset?: unknown };
+  if (!Number.isSafeInteger(endOffset) || (endOffset as number) < 0 || typeof snapshot !== 'object' || snapshot === null) return false;
+  const meta = (snapshot as { meta?: unknown }).meta;
+  if (typeof meta !== 'object' || meta === null) return false;
+  const m = meta as Record<string, unknown>;
+  return Number.isSafeInteger(m.index) && Number.isSafeInteger(m.term) && typeof m.conf === 'object' && m.conf !== null;
+}
+
+function isVoters(value: unknown): value is NodeId[] {
+  return Array.isArray(value) && value.every((v) => typeof v === 'string');
+}

@@ -37,9 +37,9 @@ async function answers(broker: Broker): Promise<unknown[]> {
   try {
     raw.send({ type: 'publish', batches: [batch(1, 0, 2), batch(3, 0, 1, 1), batch(4, 1, 2), batch(6, 1, 1, 1), batch(7, 5, 1)] });
     // Its answers first: the second flush republishes what the first stored.
-    await waitFor(() => raw.frames.filter((f) => f.type === 'ack' || f.type === 'nack').length >= 2, 'the answers to the first flush', 10_000);
+    await waitFor(() => raw.frames.filter((f) => f.type === 'ack' || f.type === 'nack').length >= 2, 'the answers to the first flush', 20_000); // topic creation and elections on disk: 2-3 s alone, over 10 s in a loaded full run
     raw.send({ type: 'publish', batches: [batch(8, 0, 2, 1)] });
-    await waitFor(() => raw.frames.filter((f) => f.type === 'ack' || f.type === 'nack').length >= 3, 'the answers to the second flush', 10_000);
+    await waitFor(() => raw.frames.filter((f) => f.type === 'ack' || f.type === 'nack').length >= 3, 'the answers to the second flush', 20_000);
     return raw.frames
       .filter((f): f is Extract<BrokerFrame, { type: 'ack' | 'nack' }> => f.type === 'ack' || f.type === 'nack')
       .map((f) => (f.type === 'ack' ? { type: 'ack', acks: f.acks.map(({ leader: _leader, ...ack }) => ack) } : f));
@@ -111,5 +111,5 @@ describe('a flush mixing producers on one partition', () => {
     expect(perMessage(await answers(brokers[0] as Broker))).toEqual(perMessage(EXPECTED));
     await waitFor(() => brokers.every((b) => b.engine.bounds('mixed', 0).end === 5), 'every replica to apply the five messages', 10_000);
     for (const broker of brokers) expect(await stored(broker)).toEqual(['0:0', '0:1', '1:0', '0:2', '1:1']);
-  }, 30_000);
+  }, 60_000);
 });

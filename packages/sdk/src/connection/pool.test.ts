@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RelayClient } from '../client.js';
 import type { WebSocketConstructor, WebSocketLike } from '../transport/websocket.js';
@@ -376,6 +377,33 @@ describe('leader links (fake brokers, fake clock)', () => {
       expect(await linked()).toEqual(['a', 'c']);
     } finally {
       await c.close();
+    }
+  });
+  it('redials an unreachable leader with backoff, with no listener left behind per failed dial', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const brokers = fakeBrokers([{ id: 'a' }, { id: 'c' }]);
+    for (const broker of brokers) {
+      broker.partitions = 1;
+      broker.leaders = ['c'];
+    }
+    const [a, c] = brokers as [FakeBroker, FakeBroker];
+    c.reachable = false; // the leader: its link is redialed while its partition is in use
+    const client_ = new RelayClient({ brokers: [a.url], WebSocket: protocolWebSocket(brokers), poolSize: 1, connectTimeoutMs: 2000, closeTimeoutMs: 100, reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false } });
+    const dials: string[] = [];
+    client_.on('reconnecting', (info) => void dials.push(String(info.url)));
+    const abort = (client_ as unknown as { pool: { abort: AbortController } }).pool.abort.signal;
+    try {
+      await client_.start();
+      for (let second = 0; second < 5; second++) {
+        const sent = client_.publish('t', 'x', { timeoutMs: 3000 });
+        await vi.advanceTimersByTimeAsync(1000);
+        await sent;
+      }
+      expect(dials.filter((url) => url === c.url).length).toBeGreaterThan(20);
+      // Before: each failed dial's backoff wait left an abort listener on the pool's signal (MaxListenersExceededWarning).
+      expect(getEventListeners(abort, 'abort').length).toBeLessThanOrEqual(2);
+    } finally {
+      await client_.close();
     }
   });
 });

@@ -1,4 +1,4 @@
-import pRetry from 'p-retry';
+import pRetry, { AbortError } from 'p-retry';
 import { RelayError, type ClusterFrame, type ClusterView } from '../protocol/index.js';
 import type { ResolvedClientOptions } from '../options.js';
 import { BrokerConnection, type PushFrame } from './connection.js';
@@ -143,37 +143,41 @@ export class BrokerPool {
   /** One leader link: dial `url` (broker `id`) with backoff until connected, hold it, again while `id` is wanted. */
   private async runLeaderLink(id: string, url: string): Promise<void> {
     const { reconnect } = this.options;
-    let delayMs = reconnect.initialDelayMs;
-    let attempt = 0;
-    while (!this.closed && this.isWanted(id, Date.now()) && this.connectionTo(id) === undefined) {
-      if (this.dialingUrls.has(url)) return; // a slot dials it: that connection serves
-      this.dialingUrls.add(url);
-      attempt++;
-      let connection: BrokerConnection | undefined;
+    const wanted = (): boolean => !this.closed && this.isWanted(id, Date.now()) && this.connectionTo(id) === undefined;
+    while (wanted()) {
+      let connection: BrokerConnection;
       try {
-        this.listener.dialing(url, attempt);
-        connection = await this.dial(url);
-      } catch (err) {
-        if (this.closed) return;
-        this.lastFailureMs.set(url, Date.now());
-        this.listener.dialFailed(url, attempt, asRelayError(err));
-      } finally {
-        this.dialingUrls.delete(url);
+        connection = await pRetry(
+          async (attempt) => {
+            // No longer wanted, or a slot dials it (that connection serves): stop.
+            if (!wanted() || this.dialingUrls.has(url)) throw new AbortError('leader link no longer needed');
+            this.dialingUrls.add(url);
+            this.listener.dialing(url, attempt);
+            try {
+              return await this.dial(url);
+            } finally {
+              this.dialingUrls.delete(url);
+            }
+          },
+          {
+            retries: Infinity,
+            minTimeout: reconnect.initialDelayMs,
+            maxTimeout: reconnect.maxDelayMs,
+            factor: reconnect.factor,
+            randomize: reconnect.jitter,
+            signal: this.abort.signal,
+            onFailedAttempt: ({ error, attemptNumber }) => {
+              this.lastFailureMs.set(url, Date.now());
+              if (!this.closed) this.listener.dialFailed(url, attemptNumber, asRelayError(error));
+            },
+          },
+        );
+      } catch {
+        return; // closed, or no longer needed
       }
-      if (connection !== undefined) {
-        this.linked.add(connection);
-        await this.hold(connection);
-        this.linked.delete(connection);
-        delayMs = reconnect.initialDelayMs;
-        attempt = 0;
-        continue;
-      }
-      const waitMs = reconnect.jitter ? delayMs * (1 + Math.random()) : delayMs;
-      delayMs = Math.min(reconnect.maxDelayMs, delayMs * reconnect.factor);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(waitMs, reconnect.maxDelayMs));
-        this.abort.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-      });
+      this.linked.add(connection);
+      await this.hold(connection);
+      this.linked.delete(connection);
     }
   }
 

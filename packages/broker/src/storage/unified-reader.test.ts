@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { applyPublish } from '../core/partition/apply.js';
 import type { PublishCommand } from '../core/partition/command.js';
 import { Partition, type StoredMessage } from '../core/partition/partition.js';
-import { StoredCounts } from '../core/partition/stored-counts.js';
+import { StoredCounts } from './stored-counts.js';
 import { deriveRandom, type Entry } from '../core/raft/index.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { MemoryFileSystem } from '../../test/support/memory-fs.js';

@@ -1,6 +1,6 @@
-import type { Entry } from '../raft/types.js';
-import type { PublishCommand } from './command.js';
-import { PartitionProjection, type ProjectionBase } from './projection.js';
+import type { Entry } from '../core/raft/types.js';
+import type { PublishCommand } from '../core/partition/command.js';
+import { PartitionProjection, type ProjectionBase } from '../core/partition/projection.js';
 
 /**
  * How many messages each entry of a partition's Raft log stores, decided when

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { deriveRandom } from '../raft/random.js';
-import type { Entry } from '../raft/types.js';
-import { applyPublish } from './apply.js';
-import type { PublishCommand } from './command.js';
-import { Partition } from './partition.js';
+import { deriveRandom } from '../core/raft/random.js';
+import type { Entry } from '../core/raft/types.js';
+import { applyPublish } from '../core/partition/apply.js';
+import type { PublishCommand } from '../core/partition/command.js';
+import { Partition } from '../core/partition/partition.js';
 import { StoredCounts } from './stored-counts.js';
 
 const DEDUPE_WINDOW = 8;

@@ -95,27 +95,14 @@ describe('moving a partition replica', () => {
     // The same move again is refused: while the first runs as "moving already" (moves.test.ts checks that refusal), and
     // once it finished — a small partition moves within a few milliseconds — because `from` holds no replica any more.
     await expect(engineOf(byId(spectator)).moveReplica('orders', 0, from, to)).rejects.toThrow(/moving already|holds no replica/);
-    // Every broker applies the finished move: `to` replaces `from`, no learner, no move left. Meanwhile the metadata
-    // leader (which drives it) reports the bytes the new replica copied, of the partition's size on its leader.
+    // Every broker applies the finished move: `to` replaces `from`, no learner, no move left. (Its progress report is
+    // checked by the throttled case below: a small partition may move between two looks.)
     const expected = replicas.map((id) => (id === from ? to : id));
-    const copied: Array<{ phase: string; copiedBytes: number; totalBytes: number }> = [];
     await waitFor(
-      () => {
-        const move = engineOf(byId(wanted)).replicaMoves().moves[0];
-        if (move !== undefined && move.copiedBytes !== null && move.totalBytes !== null) copied.push({ phase: move.phase, copiedBytes: move.copiedBytes, totalBytes: move.totalBytes });
-        return restarted.every((b) => JSON.stringify(assignmentOf(b, 'orders', 0)) === JSON.stringify({ replicas: expected }) && (engineOf(b).appliedMetadata().moves ?? []).length === 0);
-      },
+      () => restarted.every((b) => JSON.stringify(assignmentOf(b, 'orders', 0)) === JSON.stringify({ replicas: expected }) && (engineOf(b).appliedMetadata().moves ?? []).length === 0),
       'every broker to see the move finished',
       60_000,
     );
-    const first = copied[0];
-    const last = copied.at(-1);
-    expect(first, 'the move\'s copied bytes were reported').toBeDefined();
-    expect(last?.totalBytes).toBeGreaterThan(0);
-    // Growing while it catches up, and all of the partition once the new replica votes.
-    expect(last?.copiedBytes).toBeGreaterThan(first?.copiedBytes ?? Infinity);
-    expect(last?.copiedBytes).toBeGreaterThanOrEqual(last?.totalBytes ?? Infinity);
-    expect(copied.every((c) => c.copiedBytes <= c.totalBytes)).toBe(true);
     const sent = acked.length;
     await waitFor(() => acked.length >= sent + 200, 'the producer to carry on after the move', 20_000);
     stop = true;
@@ -154,10 +141,7 @@ describe('moving a partition replica', () => {
       expect(values.length).toBe(acked.length);
       expect(values).toEqual(acked);
     }
-    console.log(
-      `replica move driven by ${driver}: ${acked.length} acknowledged, longest publish stall ${longestStallMs} ms; ` +
-        `copied reported ${first?.copiedBytes} (${first?.phase}) to ${last?.copiedBytes} of ${last?.totalBytes} bytes (${last?.phase})`,
-    );
+    console.log(`replica move driven by ${driver}: ${acked.length} acknowledged, longest publish stall ${longestStallMs} ms`);
   }, 120_000);
 
   it('reports the bytes a new replica copies from a compacted leader\'s segments, growing, with the time left, up to the partition\'s size', async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyPublish } from '../core/partition/apply.js';
-import { DiskPartition } from './disk-partition.js';
+import { COPY_PAGES_IN_FLIGHT, DiskPartition } from './disk-partition.js';
 import { nodeFileSystem } from './fs.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 
@@ -99,6 +99,34 @@ describe('DiskPartition.install', () => {
     expect(p.checkpointed?.endOffset).toBe(80);
     const strip = (m: { offset: number; timestamp: number; key?: string; data: Uint8Array }) => ({ offset: m.offset, timestamp: m.timestamp, key: m.key, data: Buffer.from(m.data) });
     expect((await p.read(0, 1000, 1 << 30)).map(strip)).toEqual((await source.read(0, 1000, 1 << 30)).map(strip));
+  });
+
+  it('keeps pages asked for ahead while one is written, and copies exactly what the leader holds when its guesses of where pages end are wrong', async () => {
+    const { partition: source } = await partition();
+    // Sizes that vary, so pages of at most 8 KiB hold from 2 to 40 messages: the next page's start is guessed wrong often.
+    for (let seq = 0; seq < 300; seq++) {
+      const bytes = seq % 50 < 25 ? 100 : 3000 + seq;
+      applyPublish(source, { producerId: 'p1', firstSeq: seq, messages: [{ data: new Uint8Array(bytes).fill(seq % 251) }], timestampMs: 1000 + seq, dedupe: true });
+    }
+    const { partition: p } = await partition();
+    let inFlight = 0;
+    let mostInFlight = 0;
+    let fetches = 0;
+    await p.install(source.capture(300, 1), async (offset) => {
+      fetches++;
+      mostInFlight = Math.max(mostInFlight, ++inFlight);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 1)); // a fetch takes a while: the next one is asked meanwhile
+        return { startOffset: source.startOffset, messages: await source.read(offset, 1000, 8 * 1024) };
+      } finally {
+        inFlight--;
+      }
+    });
+    expect(mostInFlight).toBe(COPY_PAGES_IN_FLIGHT);
+    expect(fetches).toBeGreaterThan(10);
+    const digest = async (d: DiskPartition) => (await d.read(0, 1000, 1 << 30)).map((m) => `${m.offset}:${m.timestamp}:${m.data[0]}:${m.data.length}`);
+    expect(await digest(p)).toEqual(await digest(source));
+    expect(p.endOffset).toBe(300);
   });
 
   it('a copy cut short by a crash reopens at the previous checkpoint and copies again to exactly what the leader holds', async () => {

@@ -42,6 +42,13 @@ describe('MoveThrottle', () => {
     expect(slept).toEqual([100, 1000]);
   });
 
+  it('bounds the rate with fetches in flight together (a copy keeps two): their waits add up to all their bytes at the rate', async () => {
+    const { throttle, slept } = clocked(1_000_000);
+    await Promise.all([throttle.took(500_000), throttle.took(500_000)]);
+    await Promise.all([throttle.took(250_000), throttle.took(250_000)]);
+    expect(slept.reduce((a, b) => a + b, 0)).toBe(1500);
+  });
+
   it('does not throttle at 0, nor an empty batch', async () => {
     const off = clocked(0);
     await off.throttle.took(1e9);

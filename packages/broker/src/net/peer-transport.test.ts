@@ -295,6 +295,35 @@ describe('handshakes that go wrong', () => {
     dialed.destroy();
   });
 
+  it('reads frames however the stream splits them: a header cut in two, a large frame in many pieces, several frames in one piece', async () => {
+    const [pa, pz] = await freePorts(2);
+    await listenRaw(pa as number, () => {}); // z's introduction to a goes nowhere
+    const z = transport('z', pz as number, [{ id: 'a', host: '127.0.0.1', port: pa as number }]);
+    const fromA: unknown[] = [];
+    z.on('message', (from, channel, payload) => from === 'a' && channel === 'test' && fromA.push(payload));
+    await z.listen();
+    const dialed = net.connect(pz as number, '127.0.0.1');
+    dialed.on('error', () => {});
+    const dialedFrames = rawFrames(dialed);
+    await new Promise((resolve) => dialed.once('connect', resolve));
+    dialed.write(rawFrame('hello', { id: 'a', address: `127.0.0.1:${pa}` }));
+    await until(() => dialedFrames.some((f) => f.c === 'welcome') && z.connectedPeers().includes('a'), 'z to welcome a');
+    const large = new Uint8Array(700_000).map((_, i) => i % 251);
+    const stream = Buffer.concat([rawFrame('test', { n: 1, data: large }), rawFrame('test', { n: 2 }), rawFrame('test', { n: 3 })]);
+    // Pieces of 3 bytes (the first header cut), then 64 KiB (the large frame in eleven), then the two small frames at once.
+    const cuts = [3, 6, ...Array.from({ length: 11 }, (_, i) => Math.min(6 + (i + 1) * 65_536, stream.length - 40)), stream.length];
+    let at = 0;
+    for (const cut of cuts) {
+      await new Promise((resolve) => dialed.write(stream.subarray(at, cut), resolve));
+      at = cut;
+    }
+    await until(() => fromA.length === 3, 'the three frames');
+    expect(fromA.map((f) => (f as { n: number }).n)).toEqual([1, 2, 3]);
+    expect(Buffer.from((fromA[0] as { data: Uint8Array }).data).equals(Buffer.from(large))).toBe(true);
+    expect(dialed.destroyed).toBe(false);
+    dialed.destroy();
+  });
+
   it('close() ends a dial still waiting for the peer\'s welcome', async () => {
     const [pa, pb] = await freePorts(2);
     const accepted = await listenRaw(pb as number, () => {}); // accepts and never answers

@@ -3,9 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyPublish } from '../core/partition/apply.js';
-import { DiskPartition } from './disk-partition.js';
+import { COPY_PAGES_IN_FLIGHT, DiskPartition } from './disk-partition.js';
 import { nodeFileSystem } from './fs.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
+
+/** Every partition of these tests, opened and reopened alike. */
+const OPTIONS = { dedupeWindow: 100, segments: { segmentBytes: 64 * 1024 }, report: () => {} };
 
 const dirs: string[] = [];
 const open: DiskPartition[] = [];
@@ -18,7 +21,7 @@ async function partition(): Promise<{ partition: DiskPartition; fs: FaultyFileSy
   const dir = await mkdtemp(join(tmpdir(), 'relaymq-disk-partition-'));
   dirs.push(dir);
   const fs = new FaultyFileSystem(nodeFileSystem);
-  const p = await DiskPartition.open(dir, fs, { dedupeWindow: 100, segments: { segmentBytes: 64 * 1024 }, report: () => {} });
+  const p = await DiskPartition.open(dir, fs, OPTIONS);
   open.push(p);
   return { partition: p, fs, dir };
 }
@@ -63,8 +66,94 @@ describe('DiskPartition.rewind', () => {
     expect((await rewinding)?.index).toBe(5);
     expect(p.endOffset).toBe(5);
     await p.close();
-    const again = await DiskPartition.open(dir, fs, { dedupeWindow: 100, segments: { segmentBytes: 64 * 1024 }, report: () => {} });
+    const again = await DiskPartition.open(dir, fs, OPTIONS);
     open.push(again);
     expect(again.endOffset).toBe(5);
+  });
+});
+
+describe('DiskPartition.install', () => {
+  const PAGE = 8;
+  /** Every message's offset, key, timestamp and bytes, to compare two replicas. */
+  const contents = async (d: DiskPartition) =>
+    (await d.read(0, 1000, 1 << 30)).map((m) => `${m.offset}:${m.key}:${m.timestamp}:${Buffer.from(m.data).toString('base64')}`);
+  /** A leader holding `count` messages of 1 KiB, served `PAGE` at a time. */
+  async function leader(count: number) {
+    const { partition: source } = await partition();
+    for (let seq = 0; seq < count; seq++) {
+      applyPublish(source, { producerId: 'p1', firstSeq: seq, messages: [{ data: new Uint8Array(1024).fill(seq % 251), key: `k${seq % 3}` }], timestampMs: 1000 + seq, dedupe: true });
+    }
+    const snapshot = source.capture(count, 1);
+    const fetch = async (offset: number) => ({ startOffset: source.startOffset, messages: await source.read(offset, PAGE, 1 << 20) });
+    return { source, snapshot, fetch };
+  }
+
+  it('writes each page out while the next is fetched: what waits in memory stays under two pages, not the whole copy', async () => {
+    const { source, snapshot, fetch } = await leader(80);
+    const { partition: p } = await partition();
+    let mostPending = 0;
+    const offsets: number[] = [];
+    await p.install(snapshot, async (offset) => {
+      offsets.push(offset);
+      mostPending = Math.max(mostPending, p.log.pendingBytes);
+      return fetch(offset);
+    });
+    expect(offsets).toEqual(Array.from({ length: 10 }, (_, i) => i * PAGE));
+    // Two pages of 8 records of a little over 1 KiB each (the old copy held all 80 until the checkpoint's sync).
+    expect(mostPending).toBeGreaterThan(0);
+    expect(mostPending).toBeLessThan(2 * PAGE * 1200);
+    expect(p.checkpointed?.endOffset).toBe(80);
+    expect(await contents(p)).toEqual(await contents(source));
+  });
+
+  it('keeps pages asked for ahead while one is written, and copies exactly what the leader holds when its guesses of where pages end are wrong', async () => {
+    const { partition: source } = await partition();
+    // Sizes that vary, so pages of at most 8 KiB hold from 2 to 40 messages: the next page's start is guessed wrong often.
+    for (let seq = 0; seq < 300; seq++) {
+      const bytes = seq % 50 < 25 ? 100 : 3000 + seq;
+      applyPublish(source, { producerId: 'p1', firstSeq: seq, messages: [{ data: new Uint8Array(bytes).fill(seq % 251) }], timestampMs: 1000 + seq, dedupe: true });
+    }
+    const { partition: p } = await partition();
+    let inFlight = 0;
+    let mostInFlight = 0;
+    let fetches = 0;
+    await p.install(source.capture(300, 1), async (offset) => {
+      fetches++;
+      mostInFlight = Math.max(mostInFlight, ++inFlight);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 1)); // a fetch takes a while: the next one is asked meanwhile
+        return { startOffset: source.startOffset, messages: await source.read(offset, 1000, 8 * 1024) };
+      } finally {
+        inFlight--;
+      }
+    });
+    expect(mostInFlight).toBe(COPY_PAGES_IN_FLIGHT);
+    // More fetches than pages one at a time would take: some guesses were wrong (dropped, asked again).
+    let pages = 0;
+    for (let offset = 0; offset < 300; pages++) offset += (await source.read(offset, 1000, 8 * 1024)).length;
+    expect(fetches).toBeGreaterThan(pages);
+    expect(await contents(p)).toEqual(await contents(source));
+    expect(p.endOffset).toBe(300);
+  });
+
+  it('a copy cut short by a crash reopens at the previous checkpoint and copies again to exactly what the leader holds', async () => {
+    const { source, snapshot, fetch } = await leader(40);
+    const { partition: p, fs, dir } = await partition();
+    let fetches = 0;
+    const failing = p.install(snapshot, async (offset) => {
+      if (++fetches === 4) throw new Error('leader unreachable');
+      return fetch(offset);
+    });
+    await expect(failing).rejects.toThrow('leader unreachable');
+    expect(p.checkpointed).toBeUndefined();
+    // The crash: whatever the copy wrote is not vouched for by a checkpoint.
+    await p.close();
+    open.splice(open.indexOf(p), 1);
+    const again = await DiskPartition.open(dir, fs, OPTIONS);
+    open.push(again);
+    expect(again.endOffset).toBe(0);
+    await again.install(snapshot, fetch);
+    expect(again.endOffset).toBe(40);
+    expect(await contents(again)).toEqual(await contents(source));
   });
 });

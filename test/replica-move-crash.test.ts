@@ -86,10 +86,9 @@ describe('a move whose new replica crashes mid-copy (processes)', () => {
     );
     await c4.signal('SIGKILL');
     c4 = await BrokerProcess.start('c4', c4Args, 30_000);
-    const restarted = c4;
     // A quiesced metadata leader heartbeats nobody: the restarted learner must still hear from it, at once.
     await waitForAsync(
-      async () => (await getJson<{ metadataLeader: string | null }>(`${restarted.adminUrl as string}/api/broker`)).metadataLeader === metadataLeader,
+      async () => (await getJson<{ metadataLeader: string | null }>(`${c4.adminUrl as string}/api/broker`)).metadataLeader === metadataLeader,
       'the restarted c4 to know the metadata leader',
       10_000,
     );

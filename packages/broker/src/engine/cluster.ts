@@ -282,6 +282,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly clock = new GroupClock();
   /** A peer link closed (a killed broker's sockets close at once): as good a sign as gossip's suspicion. */
   private readonly onPeerDown = (peer: string): void => this.peerDown(peer);
+  /** A peer link came up (again): groups led here that count it wake, so a restarted peer hears its leaders (RaftGroup.peerUp). */
+  private readonly onPeerUp = (peer: string): void => {
+    for (const group of this.groups.values()) group.peerUp(peer);
+  };
 
   private constructor(private readonly options: ClusterEngineOptions) {
     super();
@@ -513,6 +517,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.groups.set(META_GROUP, this.meta as unknown as RaftGroup<unknown, unknown, unknown>);
     transport.on('message', this.onPeerMessage);
     transport.on('down', this.onPeerDown);
+    transport.on('up', this.onPeerUp);
     this.stopTicking = this.options.ticker.add(() => this.clock.tick());
     // Only brokers that record the cluster id (with a data directory) name the cluster: in memory there is nothing to check it against.
     if (this.options.onClusterId !== undefined) {
@@ -1094,6 +1099,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     clearInterval(this.maintenanceTimer);
     this.options.transport.off('message', this.onPeerMessage);
     this.options.transport.off('down', this.onPeerDown);
+    this.options.transport.off('up', this.onPeerUp);
     this.remote.close();
     this.rpc.close();
     for (const group of this.groups.values()) group.stop();

@@ -379,6 +379,18 @@ export class RaftGroup<T, R, S = never> {
     this.syncClock();
   }
 
+  /**
+   * The link to broker `peer` came up (again): if this group leads it, it
+   * wakes and heartbeats until `peer` answers (see `RaftNode.peerUp`), so a
+   * restarted learner learns its leader from a quiesced group too.
+   */
+  peerUp(peer: NodeId): void {
+    if (this.stopped || this.fenced !== undefined) return;
+    if (!this.core.peerUp(peer)) return;
+    this.process();
+    this.syncClock();
+  }
+
   /** A message for this group from a peer. */
   receive(from: string, payload: unknown): void {
     if (this.stopped) return;

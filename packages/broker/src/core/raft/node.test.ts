@@ -208,6 +208,37 @@ describe('RaftNode', () => {
     expect(c.node('b').leaderContact).toEqual({ leader: 'c', ticksAgo: 0 });
   });
 
+  it('a quiesced leader wakes when a peer link comes up, and heartbeats until that peer answers', () => {
+    const c = new Mini(['a', 'b', 'c'], { quiesce: true });
+    c.elect('a');
+    c.node('a').propose('x');
+    c.stabilize();
+    for (let i = 0; i < 5 && !c.node('a').quiesced; i++) {
+      c.node('a').tick();
+      c.stabilize();
+    }
+    expect(c.node('a').quiesced).toBe(true);
+    // b restarts and knows no leader; a quiesced leader sends it nothing, however long it ticks.
+    const b = new RaftNode<string, string>({ id: 'b', storage: c.storages.get('b') as MemoryStorage<string, string>, random: ZERO, config: { quiesce: true } });
+    c.nodes.set('b', b);
+    c.node('a').tick();
+    c.drain();
+    expect(c.queue).toEqual([]);
+    expect(c.node('b').peerUp('a')).toBe(false); // only a leader counting the peer wakes
+    expect(c.node('a').peerUp('b')).toBe(true);
+    expect(c.node('a').quiesced).toBe(false);
+    // b's answers are lost: a keeps heartbeating rather than quiescing again on b's word from before the restart.
+    for (let i = 0; i < 3; i++) {
+      c.node('a').tick();
+      c.stabilize(['b']);
+      expect(c.node('a').quiesced).toBe(false);
+    }
+    c.node('a').tick();
+    c.stabilize();
+    expect(b.leader).toBe('a');
+    expect(b.commitIndex).toBe(c.node('a').commitIndex);
+  });
+
   it('restarts from storage with its term, vote and log', () => {
     const c = new Mini(['a', 'b', 'c']);
     c.elect('a');

@@ -207,6 +207,15 @@ export class RaftNode<T, S = unknown> {
     return this.raft.peerDown(peer, campaignNow);
   }
 
+  /**
+   * The link to broker `peer` came up (again), perhaps after a restart: a
+   * leader that counts it wakes and heartbeats until it answers (see
+   * {@link Raft.peerUp}). Returns whether this node leads a group `peer` belongs to.
+   */
+  peerUp(peer: NodeId): boolean {
+    return this.raft.peerUp(peer);
+  }
+
   /** Starts an election now (pre-vote first if enabled). A leader ignores it. */
   campaign(): void {
     this.raft.campaign();

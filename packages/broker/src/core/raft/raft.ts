@@ -453,6 +453,23 @@ export class Raft<T, S> {
     return true;
   }
 
+  /**
+   * The link to `peer` came up (again): it may have restarted, and forgotten
+   * who leads. A restarted learner, or any member that cannot campaign,
+   * never reaches a quiesced leader by itself (it has no election to run and
+   * no leader to poke), so a leader that counts `peer` wakes, and stops
+   * taking `peer` for active until it answers: it heartbeats, rather than
+   * quiescing again on `peer`'s word from before, until `peer` hears it.
+   * Returns whether this node leads a group `peer` belongs to.
+   */
+  peerUp(peer: NodeId): boolean {
+    const pr = this.role === 'leader' && peer !== this.id ? this.progress.get(peer) : undefined;
+    if (pr === undefined) return false;
+    pr.recentActive = false;
+    this.unquiesce(false);
+    return true;
+  }
+
   /** Whether `m` leaves a quiesced node quiesced: its leader's quiesce heartbeat, or (to a leader) a quiesced follower's answer to it. */
   private keepsQuiesced(m: Message<T, S>): boolean {
     if (m.type === 'heartbeat') return m.quiesce === true && m.from === this.leader && m.term === this.term;

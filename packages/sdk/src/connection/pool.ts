@@ -142,39 +142,11 @@ export class BrokerPool {
 
   /** One leader link: dial `url` (broker `id`) with backoff until connected, hold it, again while `id` is wanted. */
   private async runLeaderLink(id: string, url: string): Promise<void> {
-    const { reconnect } = this.options;
     const wanted = (): boolean => !this.closed && this.isWanted(id, Date.now()) && this.connectionTo(id) === undefined;
     while (wanted()) {
-      let connection: BrokerConnection;
-      try {
-        connection = await pRetry(
-          async (attempt) => {
-            // No longer wanted, or a slot dials it (that connection serves): stop.
-            if (!wanted() || this.dialingUrls.has(url)) throw new AbortError('leader link no longer needed');
-            this.dialingUrls.add(url);
-            this.listener.dialing(url, attempt);
-            try {
-              return await this.dial(url);
-            } finally {
-              this.dialingUrls.delete(url);
-            }
-          },
-          {
-            retries: Infinity,
-            minTimeout: reconnect.initialDelayMs,
-            maxTimeout: reconnect.maxDelayMs,
-            factor: reconnect.factor,
-            randomize: reconnect.jitter,
-            signal: this.abort.signal,
-            onFailedAttempt: ({ error, attemptNumber }) => {
-              this.lastFailureMs.set(url, Date.now());
-              if (!this.closed) this.listener.dialFailed(url, attemptNumber, asRelayError(error));
-            },
-          },
-        );
-      } catch {
-        return; // closed, or no longer needed
-      }
+      // No longer wanted, or a slot dials it (that connection serves): stop.
+      const connection = await this.dialWithBackoff(() => (!wanted() || this.dialingUrls.has(url) ? undefined : url), Infinity);
+      if (connection === undefined) return;
       this.linked.add(connection);
       await this.hold(connection);
       this.linked.delete(connection);
@@ -321,39 +293,51 @@ export class BrokerPool {
 
   /** One slot: dial (with backoff) until connected, hold the connection until it closes, repeat. */
   private async runSlot(): Promise<void> {
-    const { reconnect } = this.options;
+    const { maxAttempts } = this.options.reconnect;
     while (!this.closed && this.runningSlots <= this.wantedSlots()) {
-      let url = '';
-      let connection: BrokerConnection;
-      try {
-        connection = await pRetry(
-          async (attempt) => {
-            url = this.nextCandidate();
-            this.dialingUrls.add(url);
-            this.listener.dialing(url, attempt);
-            try {
-              return await this.dial(url);
-            } finally {
-              this.dialingUrls.delete(url);
-            }
-          },
-          {
-            retries: reconnect.maxAttempts === Infinity ? Infinity : reconnect.maxAttempts - 1,
-            minTimeout: reconnect.initialDelayMs,
-            maxTimeout: reconnect.maxDelayMs,
-            factor: reconnect.factor,
-            randomize: reconnect.jitter,
-            signal: this.abort.signal,
-            onFailedAttempt: ({ error, attemptNumber }) => {
-              this.lastFailureMs.set(url, Date.now());
-              if (!this.closed) this.listener.dialFailed(url, attemptNumber, asRelayError(error));
-            },
-          },
-        );
-      } catch {
-        return; // aborted by close(), or attempts exhausted
-      }
+      const connection = await this.dialWithBackoff(() => this.nextCandidate(), maxAttempts === Infinity ? Infinity : maxAttempts - 1);
+      if (connection === undefined) return; // aborted by close(), or attempts exhausted
       await this.hold(connection);
+    }
+  }
+
+  /**
+   * Dials the URL `next` names, with the reconnect backoff between failed
+   * attempts (p-retry), until one connects; undefined once the pool closed,
+   * `next` names none (no longer needed) or `retries` ran out.
+   */
+  private async dialWithBackoff(next: () => string | undefined, retries: number): Promise<BrokerConnection | undefined> {
+    const { reconnect } = this.options;
+    let url = '';
+    try {
+      return await pRetry(
+        async (attempt) => {
+          const candidate = next();
+          if (candidate === undefined) throw new AbortError('no longer needed');
+          url = candidate;
+          this.dialingUrls.add(url);
+          this.listener.dialing(url, attempt);
+          try {
+            return await this.dial(url);
+          } finally {
+            this.dialingUrls.delete(url);
+          }
+        },
+        {
+          retries,
+          minTimeout: reconnect.initialDelayMs,
+          maxTimeout: reconnect.maxDelayMs,
+          factor: reconnect.factor,
+          randomize: reconnect.jitter,
+          signal: this.abort.signal,
+          onFailedAttempt: ({ error, attemptNumber }) => {
+            this.lastFailureMs.set(url, Date.now());
+            if (!this.closed) this.listener.dialFailed(url, attemptNumber, asRelayError(error));
+          },
+        },
+      );
+    } catch {
+      return undefined;
     }
   }
 

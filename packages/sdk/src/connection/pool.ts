@@ -64,6 +64,8 @@ export class BrokerPool {
   active: BrokerConnection | undefined;
   private readonly discovered = new Set<string>();
   private readonly dialingUrls = new Set<string>();
+  /** Brokers a dial just connected to, until the connection is held: a second dial reaching one is refused (one connection per broker). */
+  private readonly dialedNotHeld = new Set<string>();
   private readonly abort = new AbortController();
   private runningSlots = 0;
   /** When each broker last failed a dial; fresh failures are tried last. */
@@ -353,6 +355,12 @@ export class BrokerPool {
         throw new RelayError('NOT_CONNECTED', `${url} is broker ${connection.brokerId}, already pooled via ${other.url}`);
       }
     }
+    // Another dial reached the same broker and is on its way to being held: one connection per broker.
+    if (this.dialedNotHeld.has(connection.brokerId)) {
+      connection.close();
+      throw new RelayError('NOT_CONNECTED', `${url} is broker ${connection.brokerId}, just connected by another dial`);
+    }
+    this.dialedNotHeld.add(connection.brokerId);
     return connection;
   }
 
@@ -360,6 +368,7 @@ export class BrokerPool {
   private hold(connection: BrokerConnection): Promise<void> {
     return new Promise((resolve) => {
       this.connections.add(connection);
+      this.dialedNotHeld.delete(connection.brokerId);
       connection.on('frame', (frame) => this.listener.frame(connection, frame));
       // Silence is judged sooner while answers are owed and another pooled broker could take over: answers owed
       // here, or owed elsewhere — a failover may move them here, so a stopped standby must be found out first.

@@ -239,6 +239,19 @@ describe('RaftNode', () => {
     expect(b.commitIndex).toBe(c.node('a').commitIndex);
   });
 
+  it('a peer link coming up, however often, never makes a leader step down by check-quorum', () => {
+    const c = new Mini(['a', 'b', 'c'], { quiesce: true });
+    c.elect('a');
+    // c is gone; b answers every heartbeat, but its link flaps up just before each of a's ticks.
+    for (let i = 0; i < 40; i++) {
+      c.node('a').peerUp('b');
+      c.node('a').tick();
+      c.stabilize(['c']);
+    }
+    expect(c.node('a').role).toBe('leader');
+    expect(c.node('a').counters.checkQuorumStepDowns).toBe(0);
+  });
+
   it('restarts from storage with its term, vote and log', () => {
     const c = new Mini(['a', 'b', 'c']);
     c.elect('a');

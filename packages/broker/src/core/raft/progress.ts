@@ -93,6 +93,12 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from since the last check-quorum round (the leader itself always is). */
   recentActive = false;
+  /**
+   * Its link came up again and it has not answered since: it may have
+   * restarted and know no leader, so the leader does not quiesce until it
+   * answers (kept apart from {@link recentActive}, which check-quorum counts).
+   */
+  awaitingContact = false;
   /** In `probe` state: one append sent and not yet answered. */
   probeSent = false;
   /** Tick (leader's clock) at which the snapshot was sent. */

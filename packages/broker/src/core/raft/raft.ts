@@ -402,7 +402,7 @@ export class Raft<T, S> {
     if (this.log.committed !== last || this.log.lastTerm() !== this.term || this.log.lastStableIndex() !== last) return false;
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
-      if (pr.match !== last || pr.state === 'snapshot' || !pr.recentActive) return false;
+      if (pr.match !== last || pr.state === 'snapshot' || !pr.recentActive || pr.awaitingContact) return false;
     }
     return true;
   }
@@ -458,14 +458,15 @@ export class Raft<T, S> {
    * who leads. A restarted learner, or any member that cannot campaign,
    * never reaches a quiesced leader by itself (it has no election to run and
    * no leader to poke), so a leader that counts `peer` wakes, and stops
-   * taking `peer` for active until it answers: it heartbeats, rather than
-   * quiescing again on `peer`'s word from before, until `peer` hears it.
+   * quiescing until it answers: it heartbeats, rather than quiescing again
+   * on `peer`'s word from before, until `peer` hears it. Check-quorum is not
+   * touched (a link coming up never makes a leader step down).
    * Returns whether this node leads a group `peer` belongs to.
    */
   peerUp(peer: NodeId): boolean {
     const pr = this.role === 'leader' && peer !== this.id ? this.progress.get(peer) : undefined;
     if (pr === undefined) return false;
-    pr.recentActive = false;
+    pr.awaitingContact = true;
     this.unquiesce(false);
     return true;
   }
@@ -749,6 +750,7 @@ export class Raft<T, S> {
         const pr = this.progress.get(m.from);
         if (pr === undefined) return;
         pr.recentActive = true;
+        pr.awaitingContact = false;
         pr.lastContactTick = this.now;
         pr.probeSent = false;
         // A full window may be waiting for acknowledgements of lost appends:
@@ -844,6 +846,7 @@ export class Raft<T, S> {
 
   private handleAppendResponse(m: AppendResponse, pr: Progress): void {
     pr.recentActive = true;
+    pr.awaitingContact = false;
     pr.lastContactTick = this.now;
     if (m.reject) {
       let nextProbe = m.hintIndex;

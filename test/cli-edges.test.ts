@@ -228,6 +228,9 @@ describe('relaymq dev', () => {
           if (ready.test(stdout)) {
             clearTimeout(timer);
             resolve();
+          } else if (stdout.includes('EADDRINUSE')) {
+            clearTimeout(timer);
+            reject(new Error(`relaymq dev could not bind a port: ${stdout}`));
           }
         };
         child.stdout.on('data', check);
@@ -246,8 +249,18 @@ describe('relaymq dev', () => {
   }
 
   it('gives each broker free ports for 0 and says where they listen once all do; refuses peer port 0 for several', { timeout: 60_000 }, async () => {
-    const [peerPort] = await freePorts(1);
-    const { code, stdout } = await devRun([], /relaymq dev: ready: .*\n/, ['--count', '2', '--port', '0', '--peer-port', String(peerPort), '--admin-port', '0']);
+    // b2 takes the peer port after b1's, which another test's process may hold by then (CI saw b2 exit 2 with
+    // EADDRINUSE): then the cluster starts again on new ports, three times at most.
+    const start = async (attempt: number): Promise<{ code: number | null; stdout: string }> => {
+      const [peerPort] = await freePorts(1);
+      try {
+        return await devRun([], /relaymq dev: ready: .*\n/, ['--count', '2', '--port', '0', '--peer-port', String(peerPort), '--admin-port', '0']);
+      } catch (err) {
+        if (attempt < 3 && String(err).includes('EADDRINUSE')) return start(attempt + 1);
+        throw err;
+      }
+    };
+    const { code, stdout } = await start(1);
     expect(code).toBe(0);
     expect(stdout).toContain('relaymq dev: starting 2 brokers (b1, b2) on 127.0.0.1; Ctrl-C stops them\n');
     const ready = /relaymq dev: ready: b1 ws:\/\/127\.0\.0\.1:(\d+) \(dashboard http:\/\/127\.0\.0\.1:(\d+)\/\), b2 ws:\/\/127\.0\.0\.1:(\d+) \(dashboard http:\/\/127\.0\.0\.1:(\d+)\/\)\n/.exec(stdout);

@@ -275,6 +275,32 @@ describe('relaymq dev', () => {
     expect(refused).toEqual({ code: 2, stdout: '', stderr: 'relaymq: --peer-port 0 works with --count 1 only: each broker is told the others\' peer ports before they start\n' });
   });
 
+  it('stops every broker and exits 1 when one exits before the cluster is ready', { timeout: 60_000 }, async () => {
+    // b2's peer port (the one after b1's) is held here, so b2 exits with EADDRINUSE while b1 starts.
+    const { port, server } = await occupiedPort();
+    try {
+      const child = spawn(process.execPath, [CLI, 'dev', '--count', '2', '--port', '0', '--peer-port', String(port - 1), '--admin-port', '0', '--log-level', 'warn'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      clearTimeout(killer);
+      expect(code, stdout).toBe(1);
+      // Usually b2; b1 when another process took the port below ours meanwhile. Either way nothing keeps running.
+      expect(stdout).toMatch(/relaymq dev: b[12] exited \(2\) before the cluster was ready; stopping the others\n/);
+      expect(stdout).not.toContain('relaymq dev: ready:');
+      expect(stdout).toMatch(/\[b1\] exited \(/);
+      expect(stdout).toMatch(/\[b2\] exited \(/);
+      const data = /data in (\S+) \(temporary/.exec(stdout)?.[1];
+      expect(data, stdout).toBeDefined();
+      expect(existsSync(data as string)).toBe(false);
+    } finally {
+      server.close();
+    }
+  });
+
   it('removes its temporary data directory on exit', { timeout: 60_000 }, async () => {
     const { code, stdout } = await devRun([]);
     expect(stdout).toContain('relaymq dev: starting 1 broker (b1) on 127.0.0.1');

@@ -177,7 +177,7 @@ async function runDev(args: string[]): Promise<void> {
   // Without --data the brokers' data is scratch: it lives in a temporary directory removed on exit.
   const dataRoot = given ?? mkdtempSync(join(tmpdir(), 'relaymq-dev-'));
   try {
-    await runDevCluster(
+    const end = await runDevCluster(
       {
         count,
         host: text(values, 'host') as string,
@@ -191,6 +191,7 @@ async function runDev(args: string[]): Promise<void> {
       },
       (line) => process.stdout.write(`${line}\n`),
     );
+    if (!end.ok) process.exitCode = 1;
   } finally {
     if (given === undefined) {
       rmSync(dataRoot, { recursive: true, force: true });

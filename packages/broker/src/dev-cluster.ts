@@ -60,7 +60,7 @@ const LISTENING = /^relaymq broker (\S+) listening on (ws\S*:\/\/\S+)(?:.* admin
  * process per broker (so each can be killed alone), output prefixed with its
  * id, all stopped together on SIGINT/SIGTERM.
  */
-export async function runDevCluster(options: DevClusterOptions, write: (line: string) => void): Promise<void> {
+export async function runDevCluster(options: DevClusterOptions, write: (line: string) => void): Promise<DevClusterEnd> {
   const ids = Array.from({ length: options.count }, (_, i) => `b${i + 1}`);
   const ports = devPorts(options.count, options.basePort, options.basePeerPort, options.baseAdminPort);
   const peerOf = (i: number): string => `${ids[i]}@${options.host}:${ports.peer[i]}`;
@@ -99,8 +99,9 @@ export async function runDevCluster(options: DevClusterOptions, write: (line: st
   });
   write(`relaymq dev: starting ${brokers(options.count)} (${ids.join(', ')}) on ${options.host}; Ctrl-C stops them`);
   write(`relaymq dev: data in ${options.dataRoot}${options.temporaryData ? ' (temporary: removed on exit; --data <dir> keeps it)' : ''}`);
-  await new Promise<void>((resolve) => {
+  return new Promise<DevClusterEnd>((resolve) => {
     let stopping = false;
+    let failed: string | undefined;
     const stop = (): void => {
       if (stopping) return;
       stopping = true;
@@ -109,11 +110,22 @@ export async function runDevCluster(options: DevClusterOptions, write: (line: st
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
     let running = children.length;
-    for (const child of children) {
-      child.on('close', () => {
+    children.forEach((child, i) => {
+      child.on('close', (code, signal) => {
         running--;
-        if (running === 0) resolve();
+        // Before every broker listens, one that exits (a port taken, bad data) leaves a cluster
+        // that will never be ready: stop the others rather than run a partial one. Afterwards a
+        // broker that exits was most likely killed on purpose (trying failover), so the rest run on.
+        if (!stopping && listening.size < ids.length && failed === undefined) {
+          failed = `${ids[i]} exited (${signal ?? code}) before the cluster was ready; stopping the others`;
+          write(`relaymq dev: ${failed}`);
+          stop();
+        }
+        if (running === 0) resolve(failed === undefined ? { ok: true } : { ok: false, reason: failed });
       });
-    }
+    });
   });
 }
+
+/** How `relaymq dev` ended: stopped by a signal after it ran, or a broker failed before all were ready. */
+export type DevClusterEnd = { ok: true } | { ok: false; reason: string };

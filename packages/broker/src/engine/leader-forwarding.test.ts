@@ -125,4 +125,42 @@ describe('LeaderForwarding', () => {
     const once = new LeaderForwarding({ self: 'a', rpc, requestTimeoutMs: 2000, now: () => Date.now() });
     await expect(once.viaLeader({ id: 'p/t/0', leader: 'c' }, async () => [], 'publish', {}, sentOnce)).resolves.toEqual([{ kind: 'duplicate', offset: 7 }]);
   });
+  it('a leader that refused a request while handing leadership away runs it itself once the transfer is aborted, without waiting for a leader change', async () => {
+    const { group, forwarding, calls } = setup('a', 2000);
+    const led = group as { id: string; leader: string | null; transferring: string | null };
+    led.transferring = 'b';
+    let tries = 0;
+    const local = async (): Promise<unknown> => {
+      tries++;
+      if (led.transferring !== null) throw new RelayError('NOT_LEADER', 'broker a does not lead p/t/0', { leader: 'a' });
+      return [{ kind: 'stored', offset: 9 }];
+    };
+    const started = Date.now();
+    const answer = forwarding.viaLeader(led as LedGroup, local, 'publish', {});
+    // The transfer times out (the target did not win within an election timeout): a still leads.
+    setTimeout(() => {
+      led.transferring = null;
+      forwarding.leaderChanged();
+    }, 50);
+    await expect(answer).resolves.toEqual([{ kind: 'stored', offset: 9 }]);
+    expect(tries).toBe(2);
+    expect(calls).toEqual([]); // never forwarded: a leads
+    expect(Date.now() - started).toBeLessThan(1000); // before: it waited for a leader other than a until the request timeout (2 s here)
+  });
+
+  it('a request refused for a transfer goes to the new leader once it is elected', async () => {
+    const { group, forwarding, calls } = setup('a', 2000);
+    const led = group as { id: string; leader: string | null; transferring: string | null };
+    led.transferring = 'b';
+    const answer = forwarding.viaLeader(led as LedGroup, async () => {
+      throw new RelayError('NOT_LEADER', 'broker a does not lead p/t/0', { leader: 'a' });
+    }, 'publish', {});
+    setTimeout(() => {
+      led.transferring = null;
+      led.leader = 'b';
+      forwarding.leaderChanged();
+    }, 50);
+    await expect(answer).resolves.toEqual([{ kind: 'stored', offset: 3 }]);
+    expect(calls).toEqual(['b']);
+  });
 });

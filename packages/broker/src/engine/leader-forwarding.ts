@@ -15,6 +15,8 @@ import { waitFor } from './wait-for.js';
 export interface LedGroup {
   readonly id: string;
   readonly leader: NodeId | null;
+  /** The voter this broker, leading, hands leadership to while it does (absent or null: none). */
+  readonly transferring?: NodeId | null;
 }
 
 export interface LeaderForwardingContext {
@@ -70,6 +72,8 @@ export class LeaderForwarding {
     const deadline = now() + requestTimeoutMs;
     let avoid: NodeId | undefined;
     let attempted = false;
+    /** This broker refused it while handing leadership away: wait for the transfer's end, whichever way it goes. */
+    let transferring = false;
     for (let attempt = 0; now() < deadline && attempt < 100; attempt++) {
       const leader = await waitFor(
         this.leaderChanges,
@@ -77,7 +81,10 @@ export class LeaderForwarding {
         () => {
           const cut = this.cutOff(group);
           if (cut !== undefined) throw cut;
-          return group.leader !== null && group.leader !== avoid ? group.leader : undefined;
+          const known = group.leader;
+          if (known === null || known === avoid) return undefined;
+          // An aborted transfer leaves this broker leading: the request runs here again, at once.
+          return transferring && known === self && (group.transferring ?? null) !== null ? undefined : known;
         },
         Math.max(1, deadline - now()),
         `a leader of ${group.id}`,
@@ -97,7 +104,11 @@ export class LeaderForwarding {
         if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') {
           throw this.routed(group, method === 'publish' ? publishFailure(err, attempted, `publish to the leader of ${group.id}`) : err);
         }
-        avoid = leader;
+        // Refused here for a leadership transfer: the new leader takes it once elected (usually within a few
+        // heartbeats); an aborted transfer (this broker still leads) must not leave it waiting for a change
+        // that never comes.
+        transferring = leader === self && code === 'NOT_LEADER' && (group.transferring ?? null) !== null;
+        avoid = transferring ? undefined : leader;
         attempted = true;
       }
     }

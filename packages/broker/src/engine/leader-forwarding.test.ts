@@ -163,4 +163,22 @@ describe('LeaderForwarding', () => {
     await expect(answer).resolves.toEqual([{ kind: 'stored', offset: 3 }]);
     expect(calls).toEqual(['b']);
   });
+  it('a publish whose leader stepped down before committing it is resent to the next leader, not answered TIMEOUT; other requests keep the TIMEOUT', async () => {
+    const { group, forwarding, calls } = setup('a', 2000);
+    const steppedDown = async (): Promise<never> => {
+      group.leader = null; // the transferee's vote request came in: a follower now, no leader known yet
+      setTimeout(() => {
+        group.leader = 'b';
+        forwarding.leaderChanged();
+      }, 20);
+      throw new RelayError('TIMEOUT', 'entry 7 of p/t/0: its outcome is unknown (broker a no longer leads)');
+    };
+    await expect(forwarding.viaLeader(group as LedGroup, steppedDown, 'publish', {}, sentOnce)).resolves.toEqual([{ kind: 'stored', offset: 3 }]);
+    expect(calls).toEqual(['b']);
+    // A TIMEOUT while still leading (no quorum to commit) is the answer; so is any other method's (it may not be idempotent).
+    group.leader = 'a';
+    await expect(forwarding.viaLeader(group as LedGroup, async () => Promise.reject(new RelayError('TIMEOUT', 'entry 8 not acknowledged within 2000 ms')), 'publish', {})).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await expect(forwarding.viaLeader(group as LedGroup, steppedDown, 'meta.move', {})).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(calls).toEqual(['b']);
+  });
 });

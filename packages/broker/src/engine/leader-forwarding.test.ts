@@ -175,10 +175,37 @@ describe('LeaderForwarding', () => {
     };
     await expect(forwarding.viaLeader(group as LedGroup, steppedDown, 'publish', {}, sentOnce)).resolves.toEqual([{ kind: 'stored', offset: 3 }]);
     expect(calls).toEqual(['b']);
-    // A TIMEOUT while still leading (no quorum to commit) is the answer; so is any other method's (it may not be idempotent).
+    // Any other method's TIMEOUT is the answer (it may not be idempotent).
     group.leader = 'a';
-    await expect(forwarding.viaLeader(group as LedGroup, async () => Promise.reject(new RelayError('TIMEOUT', 'entry 8 not acknowledged within 2000 ms')), 'publish', {})).rejects.toMatchObject({ code: 'TIMEOUT' });
     await expect(forwarding.viaLeader(group as LedGroup, steppedDown, 'meta.move', {})).rejects.toMatchObject({ code: 'TIMEOUT' });
     expect(calls).toEqual(['b']);
+    // A TIMEOUT while the same leader leads on (it could not commit in time) stays the answer, at the deadline.
+    const still = setup('a', 300);
+    const { ms, outcome } = await timed(still.forwarding.viaLeader(still.group as LedGroup, async () => Promise.reject(new RelayError('TIMEOUT', 'entry 8 not acknowledged within 300 ms')), 'publish', {}));
+    expect(outcome).toMatchObject({ code: 'TIMEOUT', message: 'entry 8 not acknowledged within 300 ms' });
+    expect(ms).toBeLessThan(1000);
+    expect(still.calls).toEqual([]);
+  });
+
+  it('a forwarded publish answered TIMEOUT by a leader that stepped down goes to the next leader once this broker hears of it', async () => {
+    const { group, forwarding, calls } = setup('b', 2000);
+    let first = true;
+    const rpcCalls: string[] = [];
+    (forwarding as unknown as { ctx: { rpc: { call: (peer: string) => Promise<unknown> } } }).ctx.rpc.call = async (peer: string) => {
+      rpcCalls.push(peer);
+      if (first) {
+        first = false;
+        // b stepped down (a transfer to c) before this broker heard of it: c's first heartbeat comes a moment later.
+        setTimeout(() => {
+          group.leader = 'c';
+          forwarding.leaderChanged();
+        }, 30);
+        throw new RelayError('TIMEOUT', 'entry 7 of p/t/0: its outcome is unknown (broker b no longer leads)');
+      }
+      return [{ kind: 'duplicate', offset: 7 }];
+    };
+    await expect(forwarding.viaLeader(group as LedGroup, async () => [], 'publish', {}, sentOnce)).resolves.toEqual([{ kind: 'stored', offset: 7 }]);
+    expect(rpcCalls).toEqual(['b', 'c']);
+    expect(calls).toEqual([]);
   });
 });

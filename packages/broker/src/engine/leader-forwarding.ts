@@ -105,8 +105,10 @@ export class LeaderForwarding {
         // A publish whose leader stepped down before committing it (a leadership transfer, an election) has an
         // unknown outcome there; the next leader holds it (the resend is a duplicate, told as stored: `resent`) or
         // not (stored now). Resent there, the client hears no TIMEOUT for a leadership change, which it would
-        // answer by resending later or moving its connection to another broker.
-        const stepped = method === 'publish' && code === 'TIMEOUT' && group.leader !== leader;
+        // answer by resending later or moving its connection to another broker. A remote leader's TIMEOUT may come
+        // before this broker heard of the change: it waits for another leader, within the deadline — a leader that
+        // merely could not commit answers TIMEOUT only after its own timeout, as long as this broker's deadline.
+        const stepped = method === 'publish' && code === 'TIMEOUT';
         if (stepped) unknown = err as RelayError;
         // The leader went away or stepped down between our look and our request: find the next one. A publish
         // it (or an earlier leader) may have proposed is never refused for good: the SDK would store it twice.
@@ -117,7 +119,7 @@ export class LeaderForwarding {
         // heartbeats); an aborted transfer (this broker still leads) must not leave it waiting for a change
         // that never comes.
         transferring = leader === self && code === 'NOT_LEADER' && (group.transferring ?? null) !== null;
-        avoid = transferring || stepped ? undefined : leader;
+        avoid = transferring || (stepped && group.leader !== leader) ? undefined : leader;
         attempted = true;
       }
     }

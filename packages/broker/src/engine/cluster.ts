@@ -63,6 +63,7 @@ import { GROUP_COMMAND_METHOD, parseForwardedGroupCommand } from './groups/group
 import { GroupSessionTracker } from './groups/session-tracker.js';
 import { DEFAULT_MAX_CONCURRENT_MOVES, manualMoveRefusal, type MoveRefusedError } from './manual-move.js';
 import { PublishRouter } from './routed-publish.js';
+import { TransferAttempts } from './transfer-attempts.js';
 import { CREATE_TOPICS_METHOD, TopicCreation } from './topic-creation.js';
 import { waitFor } from './wait-for.js';
 
@@ -202,6 +203,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly disks = new Map<string, HostedPartition>();
   /** On a partition's leader: message bytes its fetches served to each learner of the group (a move's target copying), by group. */
   private readonly servedToLearners = new Map<string, Map<NodeId, number>>();
+  /** On a partition's leader: preferred-leader transfers that did not take, so a target that cannot win is not asked again at once. */
+  private readonly transferAttempts: TransferAttempts;
   /** Partition groups created or being created; a failed creation is forgotten and retried. */
   private readonly creating = new CreationCache<PartitionGroup>();
   /** Settles once `open()` did: peer requests that arrive before wait for it (bounded). */
@@ -292,6 +295,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     super();
     const electionMs = (options.raftConfig.electionTicks ?? 10) * TICK_MS;
     this.metaLeaderGrace = new LeaderGrace(READINESS_GRACE_ELECTIONS * electionMs, () => options.now(), () => this.metaEvents.emit('leader'));
+    this.transferAttempts = new TransferAttempts(() => options.now());
     this.metadata = new MetadataState(options.brokers);
     this.rpc = new PeerRpc(options.transport);
     this.factory = new GroupFactory({ ...options, clock: this.clock });
@@ -869,7 +873,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const status = group?.status();
     if (group === undefined || status === undefined || status.role !== 'leader') throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead ${request.group}`);
     const state = preferredLeaderStep({ ...status, self: this.options.self }, request.preferred);
-    if (state === 'transferring' && !group.transferLeadership(request.preferred)) return 'lagging';
+    if (state !== 'transferring') return state;
+    // A target that could not win the last time (not linked to the other voters yet) is left as it is for now.
+    if (!this.transferAttempts.mayTransfer(request.group, request.preferred, status.term) || !group.transferLeadership(request.preferred)) return 'lagging';
+    this.transferAttempts.asking(request.group, request.preferred, status.term);
     return state;
   }
 
@@ -1331,6 +1338,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         group.stop(new RelayError('NOT_LEADER', `broker ${this.options.self} no longer holds a replica of ${id}`));
         this.groups.delete(id);
         this.servedToLearners.delete(id);
+        this.transferAttempts.forget(id);
         this.partitions.delete(id);
         this.hostedIncarnation.delete(id);
         const hosted = this.disks.get(id);

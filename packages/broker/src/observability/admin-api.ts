@@ -232,14 +232,15 @@ export function parseTopicAlteration(body: unknown): { topic: string; partitions
   return { topic: o.topic, partitions };
 }
 
+/** A broker id as the admin requests name one. */
+const BROKER_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 /** A request body's `{ broker }`. */
 export function parseBrokerRequest(body: unknown): string {
   const broker = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).broker : undefined;
   if (typeof broker !== 'string' || !BROKER_ID.test(broker)) throw new RelayError('INVALID_ARGUMENT', 'expected a JSON object { broker: "<broker id>" }');
   return broker;
 }
-
-const BROKER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** A request body's `{ topic, partition, from, to }` for moving a replica. */
 export function parseMoveRequest(body: unknown): MoveRequest {

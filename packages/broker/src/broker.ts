@@ -251,6 +251,10 @@ class RunningBroker implements Broker {
         await this.clusterEngine('rebalance').rebalance();
         return this.movesDescription();
       },
+      moveReplica: async (move) => {
+        await this.clusterEngine('move a replica').moveReplica(move.topic, move.partition, move.from, move.to);
+        return { move, moves: this.movesDescription() };
+      },
     };
   }
 

@@ -196,6 +196,43 @@ describe('relaymq topic / cluster', () => {
     for (const name of ['moves', 'rebalance']) expect(commandUsage('cluster', name)).toContain(`usage: relaymq cluster ${name}`);
   });
 
+  it('cluster move posts the move with the admin token and shows the moves; a refusal exits 1 with its code and reason', async () => {
+    const moves: MovesDescription = {
+      broker: 'b2',
+      metadataLeader: 'b2',
+      moves: [{ topic: 'orders', partition: 3, from: 'b1', to: 'b4', startedAtMs: 1_000, phase: 'pending', match: 0, lastIndex: 0 }],
+      draining: [],
+      rebalancing: false,
+    };
+    const move = { topic: 'orders', partition: 3, from: 'b1', to: 'b4' };
+    const port = io(() => ({ status: 200, body: { move, moves } }), { RELAYMQ_ADMIN_TOKEN: 'from-env-0123456789' });
+    expect(await runAdminCommand('cluster', ['move', 'orders', '3', '--from', 'b1', '--to', 'b4'], port)).toBe(0);
+    expect(port.sent).toEqual([{ method: 'POST', url: 'http://127.0.0.1:9401/api/cluster/move', authorization: 'Bearer from-env-0123456789', body: move }]);
+    expect(port.stdout.join('')).toMatch(/^moving orders\/3 from b1 to b4: follow with relaymq cluster moves\n1 replica move in progress, no broker draining .*\norders\/3   b1    b4  pending /s);
+    const json = io(() => ({ status: 200, body: { move, moves } }));
+    expect(await runAdminCommand('cluster', ['move', 'orders', '3', '--from', 'b1', '--to', 'b4', '--json'], json)).toBe(0);
+    expect(JSON.parse(json.stdout.join(''))).toEqual({ move, moves });
+
+    const refusal = { error: 'broker b2 holds a replica of orders/3 already (replicas: b1, b2, b3): pick a broker without one', code: 'INVALID_ARGUMENT', reason: 'target-is-replica' };
+    const refused = io(() => ({ status: 409, body: refusal }));
+    expect(await runAdminCommand('cluster', ['move', 'orders', '3', '--from', 'b1', '--to', 'b2'], refused)).toBe(1);
+    expect(refused.stderr.join('')).toBe(`relaymq: cluster move: ${refusal.error} (INVALID_ARGUMENT, target-is-replica)\n`);
+    const refusedJson = io(() => ({ status: 409, body: refusal }));
+    expect(await runAdminCommand('cluster', ['move', 'orders', '3', '--from', 'b1', '--to', 'b2', '--json'], refusedJson)).toBe(1);
+    expect(JSON.parse(refusedJson.stdout.join(''))).toEqual({ ...refusal, status: 409 });
+
+    // Usage errors: nothing is sent.
+    const unused = io(() => ({ status: 500, body: {} }));
+    await expect(runAdminCommand('cluster', ['move', 'orders', '--from', 'b1', '--to', 'b4'], unused)).rejects.toThrow(/cluster move needs a topic, a partition and two brokers/);
+    await expect(runAdminCommand('cluster', ['move', 'orders', 'x', '--from', 'b1', '--to', 'b4'], unused)).rejects.toThrow(/the partition must be a number from 0, got "x"/);
+    await expect(runAdminCommand('cluster', ['move', 'orders', '3', '--from', 'b1'], unused)).rejects.toThrow(/--from and --to are required/);
+    expect(unused.sent).toEqual([]);
+    const help = commandUsage('cluster', 'move');
+    expect(help).toContain('usage: relaymq cluster move <topic> <partition> --from <broker> --to <broker> [options]');
+    expect(help).toMatch(/--from <broker> +the broker holding the replica now/);
+    expect(groupUsage('cluster')).toMatch(/\n  move +move one partition replica from a broker to another\n/);
+  });
+
   it('cluster status marks a broker that drains', () => {
     const draining: MembershipDescription = { ...membership, members: [{ id: 'b1', role: 'voter', state: 'alive', url: null, replicas: 2, leaders: 0, draining: true }] };
     expect(renderMembership(draining)).toContain('b1      voter (draining)  alive  2         0      -\n');

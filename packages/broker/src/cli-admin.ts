@@ -1,6 +1,6 @@
 /**
  * `relaymq topic create|describe|alter|delete` and `relaymq cluster
- * status|add|remove|forget|moves|rebalance`: admin commands over a broker's admin port
+ * status|add|remove|forget|moves|rebalance|move`: admin commands over a broker's admin port
  * (observability/admin-api.ts). Each takes `--help`, prints for people by
  * default and JSON with `--json`, and sends the admin token (`--admin-token`
  * or `RELAYMQ_ADMIN_TOKEN`) with every request. Exit status: 0 done,
@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { HELP_OPTION, parseArgsOptions, renderOptions, type CommandOption } from './cli-help.js';
-import type { MembershipDescription, MoveDescription, MovesDescription, RemovalDescription, TopicCreated, TopicDeleted, TopicDescription } from './observability/admin-api.js';
+import type { MembershipDescription, MoveDescription, MovesDescription, MoveStarted, RemovalDescription, TopicCreated, TopicDeleted, TopicDescription } from './observability/admin-api.js';
 import { formatCopied, formatTimeLeft } from './observability/status-report.js';
 
 /** What a command needs from its surroundings; cli.ts passes the process's. */
@@ -68,6 +68,8 @@ export class AdminRequestError extends Error {
     readonly status: number,
     readonly code: string | undefined,
     message: string,
+    /** The finer, stable reason some refusals carry (a replica move's: engine/manual-move.ts). */
+    readonly reason?: string,
   ) {
     super(message);
   }
@@ -107,9 +109,9 @@ export class AdminClient {
       throw new AdminRequestError(response.status, undefined, `${url.origin} answered HTTP ${response.status} with something that is not JSON: is it a relaymq admin port?`);
     }
     if (!response.ok) {
-      const o = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as { error?: unknown; code?: unknown };
+      const o = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as { error?: unknown; code?: unknown; reason?: unknown };
       const message = typeof o.error === 'string' ? o.error : `HTTP ${response.status}`;
-      throw new AdminRequestError(response.status, typeof o.code === 'string' ? o.code : undefined, message);
+      throw new AdminRequestError(response.status, typeof o.code === 'string' ? o.code : undefined, message, typeof o.reason === 'string' ? o.reason : undefined);
     }
     return parsed as T;
   }
@@ -401,11 +403,42 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
       return 0;
     },
   },
+  move: {
+    usage: 'move <topic> <partition> --from <broker> --to <broker>',
+    summary: 'move one partition replica from a broker to another',
+    details:
+      'Records the move with the metadata leader, which runs it as it runs the moves of\n' +
+      'a decommission or a rebalance: the new broker catches up as a Raft learner, is\n' +
+      'made a voter, leadership is handed away when the leaving broker leads, and the\n' +
+      'old replica is removed and its files deleted. Returns once the move is\n' +
+      'recorded; relaymq cluster moves follows it. Refused (exit 1, the reason on\n' +
+      'stderr) for an unknown topic, partition or broker, a --to broker holding a\n' +
+      'replica already or being decommissioned, a --from broker holding none, a\n' +
+      'partition moving already, or when --max-concurrent-moves moves are in progress.\n' +
+      'With automatic rebalancing on, a move that leaves replica counts more than one\n' +
+      'apart is evened out again; start the brokers with --auto-rebalance false to keep\n' +
+      'replicas where you put them.',
+    options: [
+      { name: 'from', value: '<broker>', help: 'the broker holding the replica now' },
+      { name: 'to', value: '<broker>', help: 'the broker to hold it instead (a member holding no replica of the partition)' },
+    ],
+    run: async (context) => {
+      const usage = 'cluster move needs a topic, a partition and two brokers, e.g. relaymq cluster move orders 3 --from b1 --to b4';
+      if (context.positionals.length !== 2) throw new RelayError('INVALID_ARGUMENT', usage);
+      const [topic, partitionText] = context.positionals as [string, string];
+      if (!/^\d+$/.test(partitionText)) throw new RelayError('INVALID_ARGUMENT', `the partition must be a number from 0, got "${partitionText}"; ${usage}`);
+      const { from, to } = context.values;
+      if (typeof from !== 'string' || typeof to !== 'string') throw new RelayError('INVALID_ARGUMENT', `${usage} (--from and --to are required)`);
+      const result = await context.client.request<MoveStarted>('POST', '/api/cluster/move', { topic, partition: Number(partitionText), from, to });
+      print(context, result, `moving ${topic}/${partitionText} from ${from} to ${to}: follow with relaymq cluster moves\n${renderMoves(result.moves, Date.now())}`);
+      return 0;
+    },
+  },
 };
 
 const GROUPS: Record<string, { commands: Record<string, Subcommand>; summary: string }> = {
   topic: { commands: TOPIC_COMMANDS, summary: 'create, describe, alter and delete topics' },
-  cluster: { commands: CLUSTER_COMMANDS, summary: 'the cluster\'s brokers: status, add, remove, forget, moves, rebalance' },
+  cluster: { commands: CLUSTER_COMMANDS, summary: 'the cluster\'s brokers: status, add, remove, forget, moves, rebalance, move' },
 };
 
 /** `relaymq topic --help` / `relaymq cluster --help`. */
@@ -482,8 +515,9 @@ export async function runAdminCommand(group: 'topic' | 'cluster', args: string[]
     return await command.run({ positionals, values, client, io, json });
   } catch (err) {
     if (!(err instanceof AdminRequestError)) throw err;
-    const code = err.code === undefined ? '' : ` (${err.code})`;
-    if (json) io.out(`${JSON.stringify({ error: err.message, ...(err.code === undefined ? {} : { code: err.code }), status: err.status }, null, 2)}\n`);
+    const code = err.code === undefined ? '' : ` (${err.code}${err.reason === undefined ? '' : `, ${err.reason}`})`;
+    const fields = { error: err.message, ...(err.code === undefined ? {} : { code: err.code }), ...(err.reason === undefined ? {} : { reason: err.reason }), status: err.status };
+    if (json) io.out(`${JSON.stringify(fields, null, 2)}\n`);
     io.err(`relaymq: ${group} ${name}: ${err.message}${code}\n`);
     return FAILED;
   }

@@ -51,7 +51,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'join', kind: 'list', section: NETWORK, value: '<host:port,...>', help: 'join a running cluster through these brokers\' peer addresses', defaultText: 'none' },
   { path: 'clusterId', kind: 'string', section: NETWORK, value: '<id>', help: 'the cluster this broker belongs to; its data directory records it, other clusters\' brokers are refused', defaultText: 'named by the cluster' },
   { path: 'metadataVoters', kind: 'integer', section: NETWORK, help: 'brokers voting in the metadata group; brokers that join beyond it do not vote' },
-  { path: 'maxConcurrentMoves', kind: 'integer', section: NETWORK, help: 'replica moves in progress at once (decommission, replacement, rebalance)' },
+  { path: 'maxConcurrentMoves', kind: 'integer', section: NETWORK, help: 'replica moves in progress at once (decommission, replacement, rebalance, relaymq cluster move)' },
   { path: 'replacementTimeoutMs', kind: 'integer', section: NETWORK, help: 'a broker unreachable this long is replaced: its replicas are re-created elsewhere; 0: never' },
   { path: 'autoRebalance', kind: 'json', section: NETWORK, value: 'true|false', help: 'spread replicas evenly by itself after a broker joins or leaves' },
   { path: 'moveBytesPerSecond', kind: 'integer', section: NETWORK, help: 'bytes/s a new replica copies into this broker during a move; 0: unthrottled' },

@@ -155,7 +155,9 @@ export interface BrokerOptions {
   /**
    * Replica moves in progress at once in the cluster (a decommission, a
    * replacement or a rebalance starts them up to this cap); the metadata
-   * leader's setting counts.
+   * leader's setting counts. An operator's `relaymq cluster move` is refused
+   * (`moves-at-cap`) while this many are in progress, by the setting of the
+   * broker asked.
    * @defaultValue `4`
    */
   maxConcurrentMoves?: number;

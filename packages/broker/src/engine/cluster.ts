@@ -61,7 +61,9 @@ import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
 import { GROUP_COMMAND_METHOD, parseForwardedGroupCommand } from './groups/group-commands.js';
 import { GroupSessionTracker } from './groups/session-tracker.js';
+import { DEFAULT_MAX_CONCURRENT_MOVES, manualMoveRefusal, type MoveRefusedError } from './manual-move.js';
 import { PublishRouter } from './routed-publish.js';
+import { TransferAttempts } from './transfer-attempts.js';
 import { CREATE_TOPICS_METHOD, TopicCreation } from './topic-creation.js';
 import { waitFor } from './wait-for.js';
 
@@ -201,6 +203,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly disks = new Map<string, HostedPartition>();
   /** On a partition's leader: message bytes its fetches served to each learner of the group (a move's target copying), by group. */
   private readonly servedToLearners = new Map<string, Map<NodeId, number>>();
+  /** On a partition's leader: preferred-leader transfers that did not take, so a target that cannot win is not asked again at once. */
+  private readonly transferAttempts: TransferAttempts;
   /** Partition groups created or being created; a failed creation is forgotten and retried. */
   private readonly creating = new CreationCache<PartitionGroup>();
   /** Settles once `open()` did: peer requests that arrive before wait for it (bounded). */
@@ -291,6 +295,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     super();
     const electionMs = (options.raftConfig.electionTicks ?? 10) * TICK_MS;
     this.metaLeaderGrace = new LeaderGrace(READINESS_GRACE_ELECTIONS * electionMs, () => options.now(), () => this.metaEvents.emit('leader'));
+    this.transferAttempts = new TransferAttempts(() => options.now());
     this.metadata = new MetadataState(options.brokers);
     this.rpc = new PeerRpc(options.transport);
     this.factory = new GroupFactory({ ...options, clock: this.clock });
@@ -346,7 +351,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       preferLeader: async (request) =>
         parsePreferLeaderAnswer(await this.onPartitionLeader(request.group, PREFER_LEADER_METHOD, request, () => this.preferLeaderHere(request))),
       removeFromMetadata: (broker) => this.changeMembership(META_GROUP, { type: 'remove', node: broker }),
-      maxMoves: options.maxConcurrentMoves ?? 4,
+      maxMoves: options.maxConcurrentMoves ?? DEFAULT_MAX_CONCURRENT_MOVES,
       now: options.now,
       log: options.log,
     });
@@ -513,6 +518,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         this.metaEvents.emit('leader');
         this.forwarding.leaderChanged();
       },
+      onTransferChange: () => this.forwarding.leaderChanged(),
     });
     this.groups.set(META_GROUP, this.meta as unknown as RaftGroup<unknown, unknown, unknown>);
     transport.on('message', this.onPeerMessage);
@@ -798,16 +804,34 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * Moves the replica of `topic/partition` on broker `from` to broker `to`
    * (a member of the metadata group holding none): the metadata leader
    * drives it (replica-moves.ts); {@link replicaMoves} shows its progress.
-   * Resolves once the move is recorded, not done. `INVALID_ARGUMENT` when it
-   * does not apply (the partition moves already, `from` holds no replica…).
+   * Resolves once the move is recorded, not done. Refused with a
+   * {@link MoveRefusedError} (manual-move.ts says when: unknown topic,
+   * partition or broker, `to` a replica already, `from` none, `to` being
+   * decommissioned, the partition moving already, `maxConcurrentMoves`
+   * moves in progress), checked here and again by the metadata leader.
    */
   async moveReplica(topic: string, partition: number, from: NodeId, to: NodeId): Promise<void> {
-    const conf = this.meta.confState;
-    if (!isMember(conf, to)) throw new RelayError('INVALID_ARGUMENT', `broker ${to} is not a member of the cluster`);
-    if (this.metadata.moves.isDraining(to)) throw new RelayError('INVALID_ARGUMENT', `broker ${to} is being decommissioned`);
+    const refusal = (): MoveRefusedError | undefined => {
+      const conf = this.meta.confState;
+      return manualMoveRefusal({
+        topic,
+        partition,
+        from,
+        to,
+        topics: this.metadata.all(),
+        members: [...conf.voters, ...(conf.learners ?? [])],
+        draining: this.metadata.moves.draining,
+        moves: this.metadata.moves.all(),
+        maxMoves: this.options.maxConcurrentMoves ?? DEFAULT_MAX_CONCURRENT_MOVES,
+      });
+    };
+    const before = refusal();
+    if (before !== undefined) throw before;
     const result = await this.proposeMove({ type: 'move-replica', topic, partition, from, to, atMs: Math.floor(this.options.now()) });
     const o = (typeof result === 'object' && result !== null ? result : {}) as { kind?: unknown; reason?: unknown };
-    if (o.kind === 'move-refused') throw new RelayError('INVALID_ARGUMENT', `cannot move ${topic}/${partition} from ${from} to ${to}: ${String(o.reason)}`);
+    if (o.kind !== 'move-refused') return;
+    // The metadata leader knew better (this broker's view was behind): its state, applied here now, says why.
+    throw refusal() ?? new RelayError('INVALID_ARGUMENT', `cannot move ${topic}/${partition} from ${from} to ${to}: ${String(o.reason)}`);
   }
 
   /** Proposes a move command through the metadata leader, resolves with its result once this broker applied it. */
@@ -849,7 +873,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const status = group?.status();
     if (group === undefined || status === undefined || status.role !== 'leader') throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead ${request.group}`);
     const state = preferredLeaderStep({ ...status, self: this.options.self }, request.preferred);
-    if (state === 'transferring' && !group.transferLeadership(request.preferred)) return 'lagging';
+    if (state !== 'transferring') return state;
+    // A target that could not win the last time (not linked to the other voters yet) is left as it is for now.
+    if (!this.transferAttempts.mayTransfer(request.group, request.preferred, status.term) || !group.transferLeadership(request.preferred)) return 'lagging';
+    this.transferAttempts.asking(request.group, request.preferred, status.term);
     return state;
   }
 
@@ -1311,6 +1338,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         group.stop(new RelayError('NOT_LEADER', `broker ${this.options.self} no longer holds a replica of ${id}`));
         this.groups.delete(id);
         this.servedToLearners.delete(id);
+        this.transferAttempts.forget(id);
         this.partitions.delete(id);
         this.hostedIncarnation.delete(id);
         const hosted = this.disks.get(id);

@@ -124,7 +124,7 @@ export class GroupFactory {
   /** The metadata group on `storage` (whose configuration says who votes), resuming after `applied`. */
   metadataGroup(
     storage: DurableRaftStorage<MetadataCommand, MetadataSnapshot>,
-    state: Pick<RaftGroupOptions<MetadataCommand, unknown, MetadataSnapshot>, 'applied' | 'parseData' | 'parseSnapshot' | 'installSnapshot' | 'apply' | 'onLeaderChange' | 'onConfChange' | 'joining'>,
+    state: Pick<RaftGroupOptions<MetadataCommand, unknown, MetadataSnapshot>, 'applied' | 'parseData' | 'parseSnapshot' | 'installSnapshot' | 'apply' | 'onLeaderChange' | 'onTransferChange' | 'onConfChange' | 'joining'>,
   ): MetadataGroup {
     return new RaftGroup<MetadataCommand, unknown, MetadataSnapshot>({ ...this.groupBase(META_GROUP), storage, ...state });
   }
@@ -195,6 +195,7 @@ export class GroupFactory {
       // The leader's view of its uncommitted tail, for ack `leader` (see RaftGroup.propose).
       projection: new PartitionProjection(log, dedupeWindow),
       onLeaderChange: () => hooks.leaderChanged(),
+      onTransferChange: () => hooks.leaderChanged(),
       onConfChange: (conf, index) => hooks.confChanged(conf, index),
     });
     const hosted =

@@ -125,4 +125,87 @@ describe('LeaderForwarding', () => {
     const once = new LeaderForwarding({ self: 'a', rpc, requestTimeoutMs: 2000, now: () => Date.now() });
     await expect(once.viaLeader({ id: 'p/t/0', leader: 'c' }, async () => [], 'publish', {}, sentOnce)).resolves.toEqual([{ kind: 'duplicate', offset: 7 }]);
   });
+  it('a leader that refused a request while handing leadership away runs it itself once the transfer is aborted, without waiting for a leader change', async () => {
+    const { group, forwarding, calls } = setup('a', 2000);
+    const led = group as { id: string; leader: string | null; transferring: string | null };
+    led.transferring = 'b';
+    let tries = 0;
+    const local = async (): Promise<unknown> => {
+      tries++;
+      if (led.transferring !== null) throw new RelayError('NOT_LEADER', 'broker a does not lead p/t/0', { leader: 'a' });
+      return [{ kind: 'stored', offset: 9 }];
+    };
+    const started = Date.now();
+    const answer = forwarding.viaLeader(led as LedGroup, local, 'publish', {});
+    // The transfer times out (the target did not win within an election timeout): a still leads.
+    setTimeout(() => {
+      led.transferring = null;
+      forwarding.leaderChanged();
+    }, 50);
+    await expect(answer).resolves.toEqual([{ kind: 'stored', offset: 9 }]);
+    expect(tries).toBe(2);
+    expect(calls).toEqual([]); // never forwarded: a leads
+    expect(Date.now() - started).toBeLessThan(1000); // before: it waited for a leader other than a until the request timeout (2 s here)
+  });
+
+  it('a request refused for a transfer goes to the new leader once it is elected', async () => {
+    const { group, forwarding, calls } = setup('a', 2000);
+    const led = group as { id: string; leader: string | null; transferring: string | null };
+    led.transferring = 'b';
+    const answer = forwarding.viaLeader(led as LedGroup, async () => {
+      throw new RelayError('NOT_LEADER', 'broker a does not lead p/t/0', { leader: 'a' });
+    }, 'publish', {});
+    setTimeout(() => {
+      led.transferring = null;
+      led.leader = 'b';
+      forwarding.leaderChanged();
+    }, 50);
+    await expect(answer).resolves.toEqual([{ kind: 'stored', offset: 3 }]);
+    expect(calls).toEqual(['b']);
+  });
+  it('a publish whose leader stepped down before committing it is resent to the next leader, not answered TIMEOUT; other requests keep the TIMEOUT', async () => {
+    const { group, forwarding, calls } = setup('a', 2000);
+    const steppedDown = async (): Promise<never> => {
+      group.leader = null; // the transferee's vote request came in: a follower now, no leader known yet
+      setTimeout(() => {
+        group.leader = 'b';
+        forwarding.leaderChanged();
+      }, 20);
+      throw new RelayError('TIMEOUT', 'entry 7 of p/t/0: its outcome is unknown (broker a no longer leads)');
+    };
+    await expect(forwarding.viaLeader(group as LedGroup, steppedDown, 'publish', {}, sentOnce)).resolves.toEqual([{ kind: 'stored', offset: 3 }]);
+    expect(calls).toEqual(['b']);
+    // Any other method's TIMEOUT is the answer (it may not be idempotent).
+    group.leader = 'a';
+    await expect(forwarding.viaLeader(group as LedGroup, steppedDown, 'meta.move', {})).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(calls).toEqual(['b']);
+    // A TIMEOUT while the same leader leads on (it could not commit in time) stays the answer, at the deadline.
+    const still = setup('a', 300);
+    const { ms, outcome } = await timed(still.forwarding.viaLeader(still.group as LedGroup, async () => Promise.reject(new RelayError('TIMEOUT', 'entry 8 not acknowledged within 300 ms')), 'publish', {}));
+    expect(outcome).toMatchObject({ code: 'TIMEOUT', message: 'entry 8 not acknowledged within 300 ms' });
+    expect(ms).toBeLessThan(1000);
+    expect(still.calls).toEqual([]);
+  });
+
+  it('a forwarded publish answered TIMEOUT by a leader that stepped down goes to the next leader once this broker hears of it', async () => {
+    const { group, forwarding, calls } = setup('b', 2000);
+    let first = true;
+    const rpcCalls: string[] = [];
+    (forwarding as unknown as { ctx: { rpc: { call: (peer: string) => Promise<unknown> } } }).ctx.rpc.call = async (peer: string) => {
+      rpcCalls.push(peer);
+      if (first) {
+        first = false;
+        // b stepped down (a transfer to c) before this broker heard of it: c's first heartbeat comes a moment later.
+        setTimeout(() => {
+          group.leader = 'c';
+          forwarding.leaderChanged();
+        }, 30);
+        throw new RelayError('TIMEOUT', 'entry 7 of p/t/0: its outcome is unknown (broker b no longer leads)');
+      }
+      return [{ kind: 'duplicate', offset: 7 }];
+    };
+    await expect(forwarding.viaLeader(group as LedGroup, async () => [], 'publish', {}, sentOnce)).resolves.toEqual([{ kind: 'stored', offset: 7 }]);
+    expect(rpcCalls).toEqual(['b', 'c']);
+    expect(calls).toEqual([]);
+  });
 });

@@ -15,6 +15,8 @@ import { waitFor } from './wait-for.js';
 export interface LedGroup {
   readonly id: string;
   readonly leader: NodeId | null;
+  /** The voter this broker, leading, hands leadership to while it does (absent or null: none). */
+  readonly transferring?: NodeId | null;
 }
 
 export interface LeaderForwardingContext {
@@ -70,6 +72,10 @@ export class LeaderForwarding {
     const deadline = now() + requestTimeoutMs;
     let avoid: NodeId | undefined;
     let attempted = false;
+    /** This broker refused it while handing leadership away: wait for the transfer's end, whichever way it goes. */
+    let transferring = false;
+    /** The TIMEOUT of a publish whose leader stepped down: its outcome, should no next leader answer. */
+    let unknown: RelayError | undefined;
     for (let attempt = 0; now() < deadline && attempt < 100; attempt++) {
       const leader = await waitFor(
         this.leaderChanges,
@@ -77,12 +83,16 @@ export class LeaderForwarding {
         () => {
           const cut = this.cutOff(group);
           if (cut !== undefined) throw cut;
-          return group.leader !== null && group.leader !== avoid ? group.leader : undefined;
+          const known = group.leader;
+          if (known === null || known === avoid) return undefined;
+          // An aborted transfer leaves this broker leading: the request runs here again, at once.
+          return transferring && known === self && (group.transferring ?? null) !== null ? undefined : known;
         },
         Math.max(1, deadline - now()),
         `a leader of ${group.id}`,
       ).catch((err: unknown) => {
-        if (err instanceof CutOff) throw err.error; // retriable: nothing (more) was proposed through this broker
+        // A publish resent after its leader stepped down keeps its unknown outcome (TIMEOUT), with the hint.
+        if (err instanceof CutOff) throw unknown === undefined ? err.error : this.routed(group, unknown); // else retriable: nothing (more) was proposed through this broker
         return undefined;
       });
       if (leader === undefined) break;
@@ -92,15 +102,28 @@ export class LeaderForwarding {
         return attempted ? resent(result) : result;
       } catch (err) {
         const code = err instanceof RelayError ? err.code : 'INTERNAL';
+        // A publish whose leader stepped down before committing it (a leadership transfer, an election) has an
+        // unknown outcome there; the next leader holds it (the resend is a duplicate, told as stored: `resent`) or
+        // not (stored now). Resent there, the client hears no TIMEOUT for a leadership change, which it would
+        // answer by resending later or moving its connection to another broker. A remote leader's TIMEOUT may come
+        // before this broker heard of the change: it waits for another leader, within the deadline — a leader that
+        // merely could not commit answers TIMEOUT only after its own timeout, as long as this broker's deadline.
+        const stepped = method === 'publish' && code === 'TIMEOUT';
+        if (stepped) unknown = err as RelayError;
         // The leader went away or stepped down between our look and our request: find the next one. A publish
         // it (or an earlier leader) may have proposed is never refused for good: the SDK would store it twice.
-        if (code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') {
+        if (!stepped && code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') {
           throw this.routed(group, method === 'publish' ? publishFailure(err, attempted, `publish to the leader of ${group.id}`) : err);
         }
-        avoid = leader;
+        // Refused here for a leadership transfer: the new leader takes it once elected (usually within a few
+        // heartbeats); an aborted transfer (this broker still leads) must not leave it waiting for a change
+        // that never comes.
+        transferring = leader === self && code === 'NOT_LEADER' && (group.transferring ?? null) !== null;
+        avoid = transferring || (stepped && group.leader !== leader) ? undefined : leader;
         attempted = true;
       }
     }
+    if (unknown !== undefined) throw this.routed(group, unknown);
     throw new RelayError('NO_QUORUM', `no reachable leader for ${group.id}: this broker cannot reach a quorum of its replicas`);
   }
 

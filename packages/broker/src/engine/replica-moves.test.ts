@@ -46,11 +46,13 @@ describe('nextMoveStep (on the partition leader)', () => {
     expect(nextMoveStep(view({ voters: ['b1', 'b2', 'b4'] }), move)).toEqual({ action: 'done' });
   });
 
-  it('a leader that is the replica leaving hands leadership away first: to the new replica when it is caught up, else to the most caught-up voter', () => {
+  it('a leader that is the replica leaving hands leadership away first: to the most caught-up voter of before the move (the new replica may not be linked to the others yet), to the new one only when there is none', () => {
     const leaving = { from: 'b1', to: 'b4' };
-    const four = view({ voters: ['b1', 'b2', 'b3', 'b4'], progress: [progress('b1', 500), progress('b2', 500), progress('b3', 490), progress('b4', 500 - CAUGHT_UP_ENTRIES)] });
-    expect(nextMoveStep(four, leaving)).toEqual({ action: 'transfer', target: 'b4' });
+    const four = view({ voters: ['b1', 'b2', 'b3', 'b4'], progress: [progress('b1', 500), progress('b2', 490), progress('b3', 499), progress('b4', 500)] });
+    expect(nextMoveStep(four, leaving)).toEqual({ action: 'transfer', target: 'b3' });
     expect(nextMoveStep({ ...four, progress: [progress('b1', 500), progress('b2', 499), progress('b3', 490), progress('b4', 500 - CAUGHT_UP_ENTRIES - 2)] }, leaving)).toEqual({ action: 'transfer', target: 'b2' });
+    // Replication factor 1: the new replica is the only one to hand over to.
+    expect(nextMoveStep(view({ voters: ['b1', 'b4'], progress: [progress('b1', 5), progress('b4', 5)] }), leaving)).toEqual({ action: 'transfer', target: 'b4' });
     // A group of one moving: no one to hand over to; the Raft core removes the leader and it hands over itself.
     expect(nextMoveStep(view({ voters: ['b1', 'b4'], progress: [progress('b1', 5)] }), leaving)).toEqual({ action: 'remove' });
   });

@@ -16,8 +16,11 @@
  *                                      empty data directory (refused while it is a member or holds replicas)
  *   GET   /api/cluster/moves           replica moves in progress and draining brokers
  *   POST  /api/cluster/rebalance       spread replicas evenly (by count) over the brokers
+ *   POST  /api/cluster/move            { topic, partition, from, to }: move one replica (engine/manual-move.ts
+ *                                      says when it is refused; the error then carries a stable `reason`)
  */
 import { RelayError, topicProblem } from '@relaymq/sdk/protocol';
+import { MoveRefusedError } from '../engine/manual-move.js';
 import { json, jsonError, type AdminMutations, type AdminResponse, type AdminRoutes } from './admin-server.js';
 
 /** One partition of a described topic. */
@@ -126,6 +129,21 @@ export interface RemovalDescription extends MembershipDescription {
   removal: { broker: string; outcome: 'removed' | 'draining'; replicasToMove: number };
 }
 
+/** What moving a replica asks for (`POST /api/cluster/move`). */
+export interface MoveRequest {
+  topic: string;
+  partition: number;
+  /** The broker holding the replica now, and the one to hold it instead. */
+  from: string;
+  to: string;
+}
+
+/** `POST /api/cluster/move`: the move recorded, and the moves as they stand. */
+export interface MoveStarted {
+  move: MoveRequest;
+  moves: MovesDescription;
+}
+
 /** What the broker does for the admin endpoints. */
 export interface AdminActions {
   topics(): TopicDescription[];
@@ -146,6 +164,8 @@ export interface AdminActions {
   moves(): MovesDescription;
   /** Asks for replicas to be spread evenly; answers the moves as they stand. */
   rebalance(): Promise<MovesDescription>;
+  /** Starts moving one replica; a refusal is a `MoveRefusedError` (engine/manual-move.ts). Resolves once recorded, not done. */
+  moveReplica(request: MoveRequest): Promise<MoveStarted>;
 }
 
 /** Largest partition count a topic may be created with (as `defaultPartitions`). */
@@ -155,6 +175,11 @@ export const MAX_REPLICATION_FACTOR = 16;
 
 /** Status of an error thrown by an action: the client's mistake or not. */
 function errorResponse(err: unknown): AdminResponse {
+  if (err instanceof MoveRefusedError) {
+    // Unknown names are not found; the rest is refused by the cluster's state (or names one broker twice).
+    const status = err.reason.startsWith('unknown-') ? 404 : err.reason === 'same-broker' ? 400 : 409;
+    return json({ error: err.message, code: err.code, reason: err.reason }, status);
+  }
   if (err instanceof RelayError) {
     const status =
       err.code === 'INVALID_ARGUMENT' || err.code === 'INVALID_TOPIC'
@@ -207,11 +232,33 @@ export function parseTopicAlteration(body: unknown): { topic: string; partitions
   return { topic: o.topic, partitions };
 }
 
+/** A broker id as the admin requests name one. */
+const BROKER_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 /** A request body's `{ broker }`. */
 export function parseBrokerRequest(body: unknown): string {
   const broker = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).broker : undefined;
-  if (typeof broker !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(broker)) throw new RelayError('INVALID_ARGUMENT', 'expected a JSON object { broker: "<broker id>" }');
+  if (typeof broker !== 'string' || !BROKER_ID.test(broker)) throw new RelayError('INVALID_ARGUMENT', 'expected a JSON object { broker: "<broker id>" }');
   return broker;
+}
+
+/** A request body's `{ topic, partition, from, to }` for moving a replica. */
+export function parseMoveRequest(body: unknown): MoveRequest {
+  const expected = 'expected a JSON object { topic, partition, from, to }';
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new RelayError('INVALID_ARGUMENT', expected);
+  const o = body as Record<string, unknown>;
+  for (const key of Object.keys(o)) if (!['topic', 'partition', 'from', 'to'].includes(key)) throw new RelayError('INVALID_ARGUMENT', `unknown field "${key}"; ${expected}`);
+  if (typeof o.topic !== 'string') throw new RelayError('INVALID_ARGUMENT', `topic (a string) is required; ${expected}`);
+  const problem = topicProblem(o.topic);
+  if (problem !== undefined) throw new RelayError('INVALID_TOPIC', problem);
+  if (typeof o.partition !== 'number' || !Number.isInteger(o.partition) || o.partition < 0 || o.partition >= MAX_TOPIC_PARTITIONS) {
+    throw new RelayError('INVALID_ARGUMENT', `partition must be an integer from 0 to ${MAX_TOPIC_PARTITIONS - 1}, got ${JSON.stringify(o.partition)}`);
+  }
+  for (const field of ['from', 'to'] as const) {
+    const id = o[field];
+    if (typeof id !== 'string' || !BROKER_ID.test(id)) throw new RelayError('INVALID_ARGUMENT', `${field} must be a broker id (letters, digits, _ and -), got ${JSON.stringify(id)}`);
+  }
+  return { topic: o.topic, partition: o.partition, from: o.from as string, to: o.to as string };
 }
 
 /** Runs an action; a thrown error becomes its JSON answer. */
@@ -269,5 +316,6 @@ export function adminMutations(actions: AdminActions): AdminMutations {
     'POST /api/cluster/remove': ({ body }) => answering(async () => json(await actions.removeBroker(parseBrokerRequest(body)))),
     'POST /api/cluster/forget': ({ body }) => answering(async () => json(await actions.forgetBroker(parseBrokerRequest(body)))),
     'POST /api/cluster/rebalance': () => answering(async () => json(await actions.rebalance())),
+    'POST /api/cluster/move': ({ body }) => answering(async () => json(await actions.moveReplica(parseMoveRequest(body)))),
   };
 }

@@ -97,6 +97,12 @@ export interface RaftGroupOptions<T, R, S = never> {
   /** The role or leader changed. */
   onLeaderChange?: (leader: NodeId | null) => void;
   /**
+   * A leadership transfer of this leader began or ended (see
+   * {@link RaftGroup.transferring}); when it ended with a new leader,
+   * `onLeaderChange` is called too.
+   */
+  onTransferChange?: () => void;
+  /**
    * The configuration in effect here changed: a `conf` entry reached this
    * broker's log (it takes effect then, committed or not), or a truncation
    * undid one. `index` is the entry's (0 for the bootstrap configuration).
@@ -178,6 +184,8 @@ export class RaftGroup<T, R, S = never> {
   private stopReason: RelayError | undefined;
   /** The leader last reported to `onLeaderChange`. */
   private knownLeader: NodeId | null = null;
+  /** The transferee last reported to `onTransferChange`. */
+  private knownTransferee: NodeId | null = null;
   /** Every line of this group carries its id (`group`). */
   private readonly log: LogFunction;
   /** Index of the last entry applied (or installed by a snapshot). */
@@ -794,7 +802,22 @@ export class RaftGroup<T, R, S = never> {
     this.options.onConfChange?.(conf, index);
   }
 
+  /**
+   * The voter this leader is handing leadership to, while it does (it
+   * refuses proposals meanwhile, `NOT_LEADER` naming itself); null when none.
+   * A transfer ends within an election timeout: with the transferee leading,
+   * or aborted (this broker leads on).
+   */
+  get transferring(): NodeId | null {
+    return this.fenced === undefined ? this.core.transferee : null;
+  }
+
   private noticeLeader(): void {
+    const transferee = this.transferring;
+    if (transferee !== this.knownTransferee) {
+      this.knownTransferee = transferee;
+      this.options.onTransferChange?.();
+    }
     const leader = this.leader;
     if (leader === this.knownLeader) return;
     this.knownLeader = leader;

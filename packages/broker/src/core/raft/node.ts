@@ -124,6 +124,10 @@ export class RaftNode<T, S = unknown> {
   get leader(): NodeId | null {
     return this.raft.leader;
   }
+  /** The voter a leadership transfer of this leader goes to, while one is under way (as `status().transferee`). */
+  get transferee(): NodeId | null {
+    return this.raft.transferee;
+  }
   get commitIndex(): number {
     return this.raft.log.committed;
   }

@@ -47,17 +47,21 @@ const batch = (firstId: number, firstSeq: number, count: number, topic: string):
   messages: Array.from({ length: count }, (_, i) => ({ data: new TextEncoder().encode(`m${firstSeq + i}`) })),
 });
 
-describe('a standalone broker with a data directory', () => {
+describe.each(['split', 'unified'] as const)('a standalone broker with a data directory (storage.layout %s)', (layout) => {
   it('keeps every message across a restart, in order, replays it from disk, and still recognises republished seqs', async () => {
     const dir = await dataDir();
     const [port] = await freePorts(1);
-    const options: BrokerOptions = { port, dataDir: dir, segmentBytes: 64 * 1024 };
+    const options: BrokerOptions = { port, dataDir: dir, segmentBytes: 64 * 1024, storage: { layout } };
     let broker = await fixture.broker(options);
     const raw = await RawClient.open(broker.url);
     for (let i = 0; i < 20; i++) raw.send({ type: 'publish', batches: [batch(1 + i * 100, i * 100, 100, 'orders')] });
     for (let i = 0; i < 20; i++) expect((await raw.next('ack')).acks).toEqual([{ id: 1 + i * 100, offset: i * 100, count: 100, duplicate: false }]);
     raw.close();
     await broker.close();
+    // One log per partition replica on unified (no Raft record file); two on split.
+    const files = async (...path: string[]): Promise<boolean> => (await stat(join(dir, ...path)).catch(() => undefined)) !== undefined;
+    expect(await files('raft', 'p~orders~0.log')).toBe(layout === 'split');
+    expect(await files('partitions', 'p~orders~0', 'meta', 'layout.meta')).toBe(layout === 'unified');
 
     broker = await fixture.broker(options);
     expect(broker.engine.bounds('orders', 0)).toEqual({ start: 0, end: 2000 });
@@ -81,8 +85,15 @@ describe('a standalone broker with a data directory', () => {
     await client.subscribe('orders', (m: Message) => void fromTime.push(m.offset), { from: { time: 0 } });
     await waitFor(() => fromTime.length === 2002, 'replay from time 0');
     expect(fromTime[0]).toBe(0);
-  });
 
+    // The data directory keeps its layout: a broker given the other one is refused, naming both.
+    await fixture.cleanup();
+    const other = layout === 'split' ? 'unified' : 'split';
+    await expect(fixture.broker({ ...options, storage: { layout: other } })).rejects.toThrow(`holds storage.layout '${layout}', and this broker was started with storage.layout '${other}'`);
+  });
+});
+
+describe('a standalone broker with a data directory', () => {
   it('checkpoints partitions and compacts their Raft logs, so a restart does not replay everything', async () => {
     const dir = await dataDir();
     const [port] = await freePorts(1);

@@ -49,7 +49,7 @@ import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from 
 import { CreationCache, RECOVERY_TIMEOUT_MS, metadataLagging, settleWithin, throttled } from './startup.js';
 import { handOverLeadership, rankTargets, type HandoverGroup, type HandoverResult } from './handover.js';
 import { GroupFactory, META_GROUP, parsePartitionGroup, partitionGroupId, type MetadataGroup } from './group-factory.js';
-import type { HostedPartition, PartitionGroup } from './hosted-partition.js';
+import type { PartitionGroup, PartitionUpkeep } from './hosted-partition.js';
 import { LeaderForwarding } from './leader-forwarding.js';
 import { LeaderGrace } from './leader-grace.js';
 import { LostPeers } from './lost-peers.js';
@@ -139,6 +139,8 @@ export interface ClusterEngineOptions {
   maxOpenRaftLogFiles: number;
   /** On disk: Raft log bytes a leader keeps for a lagging replica before compacting anyway (that replica then gets a snapshot). */
   raftLogMaxBytes: number;
+  /** On disk: how partitions are stored (docs/storage.md). @defaultValue `{ layout: 'split' }` */
+  storage?: { layout: 'split' | 'unified' };
   /** The file system data is stored through; tests inject faults. @defaultValue node's */
   fileSystem: FileSystem | undefined;
   /** How long a publish or topic creation may wait for a leader and a commit, and a peer request for its answer. */
@@ -198,7 +200,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly groups = new Map<string, RaftGroup<unknown, unknown, unknown>>();
   private readonly partitions = new Map<string, PartitionLog>();
   /** Partitions kept on disk, with their Raft log and maintenance state. */
-  private readonly disks = new Map<string, HostedPartition>();
+  private readonly disks = new Map<string, PartitionUpkeep>();
   /** On a partition's leader: message bytes its fetches served to each learner of the group (a move's target copying), by group. */
   private readonly servedToLearners = new Map<string, Map<NodeId, number>>();
   /** Partition groups created or being created; a failed creation is forgotten and retried. */
@@ -1105,7 +1107,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     for (const group of this.groups.values()) group.stop();
     await Promise.all([...this.disks.values()].map((hosted) => hosted.finish()));
     await this.factory.close();
-    await Promise.all([...this.disks.values()].map((d) => d.partition.close()));
+    await Promise.all([...this.disks.values()].map((d) => d.close()));
     this.removeAllListeners();
   }
 
@@ -1316,7 +1318,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         const hosted = this.disks.get(id);
         this.disks.delete(id);
         await hosted?.finish(); // lets a running maintenance step end before the files go
-        await this.factory.dropPartition(topic, partition, hosted?.partition ?? undefined);
+        await this.factory.dropPartition(topic, partition, hosted);
         this.options.log('info', 'replica no longer held here (moved away, or its topic deleted): group stopped and files deleted', { group: id });
       })
       .catch((err: unknown) => this.options.log('warn', 'could not delete a replica moved away', { group: id, error: String(err) }))

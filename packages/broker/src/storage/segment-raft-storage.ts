@@ -336,6 +336,11 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     });
   }
 
+  /** The partition offsets recorded for entry `index` of the window (after the snapshot): its first and how many it stores. */
+  offsetsOf(index: number): { firstOffset: number; count: number } {
+    return this.offsets.at(index);
+  }
+
   /** The offset after the messages of every entry up to `index` (from the snapshot's index to the last). */
   endOffsetAt(index: number): number {
     return this.offsets.endAt(index);

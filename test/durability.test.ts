@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker, BrokerOptions } from '@relaymq/broker';
+import type { GroupStatus } from '../packages/broker/src/engine/cluster.js';
 import { RelayError, type GapEvent, type Message } from '@relaymq/sdk';
 import type { PublishBatch } from '@relaymq/sdk/protocol';
 import { nodeFileSystem } from '../packages/broker/src/storage/fs.js';
@@ -33,6 +34,20 @@ async function stored(broker: Broker, topic: string, partition = 0, from = 0): P
     const last = messages[messages.length - 1];
     if (last === undefined) break;
     for (const m of messages) out.push(Buffer.from(m.data).toString());
+    offset = last.offset + 1;
+  }
+  return out;
+}
+
+/** Reads a whole partition from this broker's own replica, never from another broker. */
+async function storedHere(broker: Broker, topic: string): Promise<string[]> {
+  const engine = broker.engine as unknown as { readReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<{ messages: Array<{ offset: number; data: Uint8Array }> } | undefined> };
+  const out: string[] = [];
+  for (let offset = 0, rounds = 0; rounds < 10_000; rounds++) {
+    const read = await engine.readReplica(topic, 0, offset, 5000, 16 * 1024 * 1024);
+    const last = read?.messages[read.messages.length - 1];
+    if (read === undefined || last === undefined) break;
+    for (const m of read.messages) out.push(Buffer.from(m.data).toString());
     offset = last.offset + 1;
   }
   return out;
@@ -241,10 +256,11 @@ async function clusterOptions(root: string, extra: Partial<BrokerOptions>): Prom
 }
 
 describe('a 3-broker cluster with data directories', () => {
-  it('a replica that was down while the leader compacted its Raft log catches up from a snapshot and holds the same log', async () => {
+  it.each(['split', 'unified'] as const)('a replica that was down while the leader compacted its Raft log catches up from a snapshot and holds the same log (storage.layout %s)', async (layout) => {
     const root = await dataDir();
+    const lines: Array<{ message: string; fields?: Record<string, unknown> }> = [];
     // raftLogMaxBytes 0: compact even though a replica lags, which must then get a snapshot.
-    const options = await clusterOptions(root, { segmentBytes: 64 * 1024, raftLogMaxBytes: 0 });
+    const options = await clusterOptions(root, { segmentBytes: 64 * 1024, raftLogMaxBytes: 0, storage: { layout }, log: (_level, message, fields) => void lines.push({ message, fields }) });
     const brokers = await Promise.all([0, 1, 2].map((i) => fixture.broker(options(i))));
     const client = await fixture.client(brokers.map((b) => b.url));
     const payload = (i: number): string => `v${i}`.padEnd(200, '.');
@@ -252,18 +268,28 @@ describe('a 3-broker cluster with data directories', () => {
     const leaderId = brokers[0]?.engine.leaderOf?.('snap', 0);
     const downIndex = brokers.findIndex((b) => b.id !== leaderId);
     const down = brokers[downIndex] as Broker;
+    const statusOf = (b: Broker): GroupStatus | undefined => (b.engine as unknown as { groupStatus(): GroupStatus[] }).groupStatus().find((g) => g.group === 'p/snap/0');
+    const heldWhenDown = statusOf(down)?.lastIndex ?? 0;
     await down.close();
 
     // Enough entries for checkpoints, and time for the leader to compact past what the replica holds.
     for (let round = 0; round < 10; round++) await Promise.all(Array.from({ length: 300 }, (_, i) => client.publish('snap', payload(200 + round * 300 + i))));
-    const leaderRaftLog = join(root, leaderId as string, 'raft', 'p~snap~0.log');
-    await waitForAsync(async () => (await stat(leaderRaftLog)).size < 64 * 1024, "the leader's Raft log to be compacted", 15_000);
+    const leader = brokers.find((b) => b.id === leaderId) as Broker;
+    if (layout === 'split') {
+      const leaderRaftLog = join(root, leaderId as string, 'raft', 'p~snap~0.log');
+      await waitForAsync(async () => (await stat(leaderRaftLog)).size < 64 * 1024, "the leader's Raft log to be compacted", 15_000);
+    } else {
+      // One log: the leader's snapshot drops the entries from memory only; the replica needs a snapshot, then the records below it.
+      await waitFor(() => (statusOf(leader)?.firstIndex ?? 0) > heldWhenDown + 1, "the leader's log to be compacted past the replica's", 15_000);
+    }
 
     const back = await fixture.broker(options(downIndex));
-    const leader = brokers.find((b) => b.id === leaderId) as Broker;
     await waitFor(() => back.engine.bounds('snap', 0).end === 3200, 'the replica to catch up', 20_000);
-    expect(await stored(back, 'snap')).toEqual(await stored(leader, 'snap'));
-    expect((await stored(back, 'snap')).map((v) => /v\d+/.exec(v)?.[0])).toEqual(Array.from({ length: 3200 }, (_, i) => `v${i}`));
+    // Its own replica (never read from another broker): every message, below the snapshot too.
+    const held = await storedHere(back, 'snap');
+    expect(held).toEqual(await storedHere(leader, 'snap'));
+    expect(held.map((v) => /v\d+/.exec(v)?.[0])).toEqual(Array.from({ length: 3200 }, (_, i) => `v${i}`));
+    if (layout === 'unified') expect(lines.some((l) => l.message === 'installed a leader snapshot: records below it copied' && l.fields?.group === 'p/snap/0')).toBe(true);
   });
 
   it('compacts the metadata log too: a broker that was down learns topics from a snapshot, and a restart keeps them', async () => {

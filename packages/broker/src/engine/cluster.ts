@@ -44,6 +44,7 @@ import { TICK_MS, type Ticker } from '../runtime/ticker.js';
 import type { FileSystem } from '../storage/fs.js';
 import { deleteReplicaFiles, replicaFilesOf } from '../storage/replica-files.js';
 import type { DurableRaftStorage, RaftStorageOptions } from '../storage/raft-storage.js';
+import type { RecordPage } from '../storage/segment-raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from './engine.js';
 import { CreationCache, RECOVERY_TIMEOUT_MS, metadataLagging, settleWithin, throttled } from './startup.js';
@@ -56,7 +57,7 @@ import { LostPeers } from './lost-peers.js';
 import { MetadataAdmission } from './admission.js';
 import { CONF_CHANGE_METHOD, parseConfAnswer, parseConfChangeRequest, type ConfChangeRequest } from './membership-requests.js';
 import { MetadataCompaction } from './metadata-compaction.js';
-import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, parseTopics, sentOnce, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
+import { parseFetch, parseForwarded, parseRecordsRequest, RECORDS_METHOD, type RecordsRequest, parseMetadataCommand, parseTopic, parseTopics, sentOnce, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
 import { GROUP_COMMAND_METHOD, parseForwardedGroupCommand } from './groups/group-commands.js';
@@ -172,6 +173,8 @@ export interface GroupStatus {
   leader: string | null;
   term: number;
   commit: number;
+  /** The first entry the log holds in memory: those below were compacted into a snapshot (a replica behind gets it). */
+  firstIndex: number;
   lastIndex: number;
   /** The group's replicas (voters). */
   voters: string[];
@@ -370,6 +373,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       await this.whenOpened();
       return this.fetchHere(parseFetch(body), from);
     });
+    this.rpc.handle(RECORDS_METHOD, afterOpen(async (body) => this.recordsHere(parseRecordsRequest(body))));
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
     this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedGroupCommand(body))));
     this.rpc.handle(CONF_CHANGE_METHOD, afterOpen(async (body) => this.changeMembershipViaLeader(parseConfChangeRequest(body))));
@@ -1064,7 +1068,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return [...this.groups.values()].map((g) => {
       const s = g.status();
       const replicas = s.progress.map((p) => ({ id: p.id, match: p.match, connected: p.id === this.options.self || connected.has(p.id) }));
-      return { group: g.id, role: s.role, leader: s.leader, term: s.term, commit: s.commit, lastIndex: s.lastIndex, voters: [...s.voters], replicas };
+      return { group: g.id, role: s.role, leader: s.leader, term: s.term, commit: s.commit, firstIndex: s.firstIndex, lastIndex: s.lastIndex, voters: [...s.voters], replicas };
     });
   }
 
@@ -1286,6 +1290,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
           if (!led.confState.voters.includes(this.options.self)) await this.moveThrottle.took(fetchedBytes(fetched.messages));
           return fetched;
         },
+        fetchRecords: (led, fromIndex) => this.forwarding.fetchRecordsFromLeader(led, topic, partition, fromIndex),
         retentionFor: (name) => this.retentionFor(name),
       }, incarnation);
       this.partitions.set(id, log);
@@ -1375,6 +1380,13 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       this.servedToLearners.set(id, served);
     }
     return { startOffset: log.startOffset, messages };
+  }
+
+  /** Committed records of a unified partition hosted here (a replica backfilling below a snapshot copies them). */
+  private recordsHere(request: RecordsRequest): Promise<RecordPage> {
+    const storage = this.factory.unifiedStorage(partitionGroupId(request.topic, request.partition));
+    if (storage === undefined) throw new RelayError('NOT_LEADER', `no unified replica of ${request.topic}/${request.partition} here`);
+    return storage.readRecords(request.fromIndex, FETCH_MESSAGES, FETCH_BYTES);
   }
 
   /** On the metadata leader: one entry creating those of `topics` that do not exist yet (one topic: the single-topic entry). */

@@ -21,7 +21,7 @@ import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { OpenFileCache } from '../storage/open-files.js';
 import { deleteReplicaFiles } from '../storage/replica-files.js';
 import { DurableRaftStorage, type RaftLogStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
-import { SegmentRaftStorage } from '../storage/segment-raft-storage.js';
+import { SegmentRaftStorage, type RecordPage } from '../storage/segment-raft-storage.js';
 import { StoredCounts } from '../storage/stored-counts.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { HostedPartition, type PartitionGroup, type PartitionUpkeep } from './hosted-partition.js';
@@ -94,6 +94,8 @@ export interface PartitionHooks {
    * another replica named as `leader`: see {@link GroupFactory.partition}).
    */
   fetchFromLeader: (group: LedGroup & { readonly confState: ConfState }, offset: number) => Promise<FetchResponse>;
+  /** Committed records of a unified partition from `fromIndex`, from `group.leader` (a backfill below its snapshot). */
+  fetchRecords: (group: LedGroup, fromIndex: number) => Promise<RecordPage>;
   retentionFor: (topic: string) => RetentionPolicy;
 }
 
@@ -284,12 +286,16 @@ export class GroupFactory {
         stored.reset();
         return log.restore(storage.memory.snapshot());
       },
+      // The leader's records up to the snapshot are copied first (this replica serves them too), then its state is the snapshot's.
       installSnapshot: async (snapshot) => {
-        this.options.log('error', 'a leader sent a snapshot: storage.layout unified cannot install one yet (the records below it are not copied); this replica stays behind', {
-          group: id,
-          index: snapshot.meta.index,
-        });
-        throw new RelayError('STORAGE_ERROR', `${id}: installing a leader's snapshot is not supported by storage.layout unified yet`);
+        const led = group as PartitionGroup;
+        await storage.backfill(snapshot, snapshot.data.endOffset, (fromIndex) => hooks.fetchRecords(led, fromIndex));
+        stored.reset();
+        log.restore(snapshot);
+        await log.refreshStart();
+        this.options.log('info', 'installed a leader snapshot: records below it copied', { group: id, index: snapshot.meta.index, start: log.startOffset, end: log.endOffset });
+        hooks.appended(); // subscribers waiting here have new messages to read
+        hooks.applied();
       },
       apply: (command, index) => {
         const outcomes = log.apply(command, index);
@@ -387,6 +393,12 @@ export class GroupFactory {
     const { dataDir } = this.options;
     if (dataDir === undefined) return;
     await deleteReplicaFiles(join(dataDir, 'partitions', fileName(id)), join(dataDir, 'raft', `${fileName(id)}.log`));
+  }
+
+  /** The log of a unified partition hosted here (it serves records to replicas backfilling), if it is one. */
+  unifiedStorage(group: string): UnifiedStorage | undefined {
+    const storage = this.storages.get(group);
+    return storage instanceof SegmentRaftStorage ? (storage as UnifiedStorage) : undefined;
   }
 
   /** Closes every Raft log. */

@@ -127,9 +127,10 @@ function mismatch(index: number, what: string): RelayError {
  * index every {@link CHECKPOINT_ENTRIES} entries or {@link CHECKPOINT_MS}
  * (it drops the entries it covers from memory; the records stay, they are
  * the messages), except on a leader while a replica lags and the window is
- * below `raftLogMaxBytes` (that replica would need a snapshot install, which
- * this layout refuses for now); retention by age and bytes. One step at a
- * time; a failure is logged and retried on the next round.
+ * below `raftLogMaxBytes` (that replica catches up from the entries, which
+ * is cheaper than a snapshot install and its backfill); retention by age and
+ * bytes. One step at a time; a failure is logged and retried on the next
+ * round.
  */
 export class UnifiedUpkeep implements PartitionUpkeep {
   private busy: Promise<void> = Promise.resolve();
@@ -202,7 +203,7 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     const index = group.applied;
     const term = group.termOf(index);
     if (term === undefined) return;
-    // A lagging replica still needs the entries (this layout cannot install a snapshot yet), unless the window grew too big.
+    // A lagging replica still needs the entries (else it gets the snapshot and copies the records below it), unless the window grew too big.
     const lagging = group.isLeader() && group.status().progress.some((p) => p.match < index);
     if (lagging && state.bytesSinceSnapshot < this.ctx.raftLogMaxBytes) return;
     const data = state.capture(index, term);

@@ -225,9 +225,9 @@ export class GroupFactory {
    * is its Raft log, the state machine only its idempotence table (a
    * {@link UnifiedPartition}). Opening applies nothing: the group resumes
    * after the recorded snapshot and applies the entries after it again up
-   * to the commit, which rebuilds the idempotence table. A leader's snapshot
-   * is refused (installing one needs the records below it copied from the
-   * leader, not built yet): the group fences itself and says so.
+   * to the commit, which rebuilds the idempotence table. Installing a
+   * leader's snapshot first copies the leader's records below it (a
+   * backfill), so this replica holds every committed message too.
    */
   private async unifiedPartition(
     dataDir: string,

@@ -48,7 +48,7 @@ export class UnifiedPartition implements PartitionLog {
     startOffset: number,
   ) {
     this.producers = new ProducerTable(dedupeWindow);
-    this.reader = new UnifiedPartitionReader(storage as unknown as SegmentRaftStorage<PublishCommand, unknown>);
+    this.reader = new UnifiedPartitionReader(storage);
     this.start = startOffset;
     this.appliedEnd = 0;
     this.restore(storage.memory.snapshot());

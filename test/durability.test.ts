@@ -192,11 +192,11 @@ describe('a standalone broker with a data directory', () => {
   });
 });
 
-describe('a broker whose disk fills up', () => {
+describe.each(['split', 'unified'] as const)('a broker whose disk fills up (storage.layout %s)', (layout) => {
   it('refuses publishes with STORAGE_FULL, keeps serving reads, loses nothing acknowledged, and recovers by itself when space returns', async () => {
     const dir = await dataDir();
     const fs = new FaultyFileSystem(nodeFileSystem);
-    const broker = await fixture.broker({ dataDir: dir, fileSystem: fs });
+    const broker = await fixture.broker({ dataDir: dir, fileSystem: fs, storage: { layout } });
     const client = await fixture.client([broker.url], { publishTimeoutMs: 5000 });
     for (let i = 0; i < 100; i++) await client.publish('full', `before-${i}`);
 

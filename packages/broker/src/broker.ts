@@ -360,12 +360,12 @@ class RunningBroker implements Broker {
       if (this.options.dataDir === undefined) {
         log('warn', 'cluster without dataDir: partition logs live in memory and are never compacted, and a restarted broker forgets its votes; for tests only');
       }
-      // The data directory's owner and incarnation, and the peers' as met: a broker with amnesia is refused (storage/identity.ts).
       if (dataDir !== undefined) {
         // Before anything opens a partition: a directory of the other layout is refused whole, naming both.
         await checkDataLayout(dataDir, this.options.storage.layout);
         log('info', 'storage layout', { layout: this.options.storage.layout, dataDir });
       }
+      // The data directory's owner and incarnation, and the peers' as met: a broker with amnesia is refused (storage/identity.ts).
       const identity = dataDir === undefined ? undefined : await loadIdentity(dataDir, id, undefined, this.options.clusterId);
       const known = identity === undefined ? undefined : await PeerIncarnations.open(dataDir, (err) => log('warn', 'could not record a peer incarnation', { error: String(err) }));
       this.peerIncarnations = known;

@@ -1,6 +1,7 @@
 import { RelayError, assertPattern, patternProblem } from '@relaymq/sdk/protocol';
 import { parsePeer, type PeerAddress } from './net/peer-transport.js';
 import { createLogger, type LogFunction, type LogLevel } from './observability/logger.js';
+import type { StorageLayout } from './storage/data-layout.js';
 import type { FileSystem } from './storage/fs.js';
 import { MIN_ADMIN_TOKEN_LENGTH } from './security/admin-token.js';
 import { CLUSTER_ID_PATTERN } from './core/metadata/metadata.js';
@@ -503,9 +504,6 @@ export interface StorageOptions {
    */
   layout?: StorageLayout;
 }
-
-/** A data directory's storage layout (see {@link StorageOptions.layout}). */
-export type StorageLayout = 'split' | 'unified';
 
 /** Options with every default applied. */
 export type ResolvedBrokerOptions = Required<

@@ -41,6 +41,7 @@ import type { BrokerObserver } from '../observability/observer.js';
 import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
 import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
+import type { StorageLayout } from '../storage/data-layout.js';
 import type { FileSystem } from '../storage/fs.js';
 import { deleteReplicaFiles, replicaFilesOf } from '../storage/replica-files.js';
 import type { DurableRaftStorage, RaftStorageOptions } from '../storage/raft-storage.js';
@@ -141,7 +142,7 @@ export interface ClusterEngineOptions {
   /** On disk: Raft log bytes a leader keeps for a lagging replica before compacting anyway (that replica then gets a snapshot). */
   raftLogMaxBytes: number;
   /** On disk: how partitions are stored (docs/storage.md). @defaultValue `{ layout: 'split' }` */
-  storage?: { layout: 'split' | 'unified' };
+  storage?: { layout: StorageLayout };
   /** The file system data is stored through; tests inject faults. @defaultValue node's */
   fileSystem: FileSystem | undefined;
   /** How long a publish or topic creation may wait for a leader and a commit, and a peer request for its answer. */
@@ -1383,7 +1384,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   /** Committed records of a unified partition hosted here (a replica backfilling below a snapshot copies them). */
-  private recordsHere(request: RecordsRequest): Promise<RecordPage> {
+  private async recordsHere(request: RecordsRequest): Promise<RecordPage> {
     const storage = this.factory.unifiedStorage(partitionGroupId(request.topic, request.partition));
     if (storage === undefined) throw new RelayError('NOT_LEADER', `no unified replica of ${request.topic}/${request.partition} here`);
     return storage.readRecords(request.fromIndex, FETCH_MESSAGES, FETCH_BYTES);

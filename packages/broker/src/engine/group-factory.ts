@@ -17,6 +17,7 @@ import type { BrokerObserver } from '../observability/observer.js';
 import type { GroupClock } from '../runtime/group-clock.js';
 import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
+import type { StorageLayout } from '../storage/data-layout.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { OpenFileCache } from '../storage/open-files.js';
 import { deleteReplicaFiles } from '../storage/replica-files.js';
@@ -70,7 +71,7 @@ export interface GroupFactoryOptions {
   maxOpenRaftLogFiles: number;
   raftLogMaxBytes: number;
   /** How partitions are stored on disk (docs/storage.md). @defaultValue `{ layout: 'split' }` */
-  storage?: { layout: 'split' | 'unified' };
+  storage?: { layout: StorageLayout };
   fileSystem: FileSystem | undefined;
   raftConfig: RaftConfigOptions;
   /** Ticks the groups that are awake, and counts their Raft traffic. */

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { nodeFileSystem, readWholeFile, replaceFile, type FileSystem } from './fs.js';
 import { LogStorageError } from './segments/errors.js';
 
-/** A data directory's storage layout. */
-export type DataLayout = 'split' | 'unified';
+/** How partitions are stored on disk (`storage.layout`): a Raft log file and a segment log each, or one log. */
+export type StorageLayout = 'split' | 'unified';
 
 const FILE = 'storage-layout';
 
@@ -19,7 +19,7 @@ const FILE = 'storage-layout';
  * partitions or Raft logs predates it and is `split`. Throws
  * `LogStorageError` `STORAGE_LAYOUT` (touching nothing) on a mismatch.
  */
-export async function checkDataLayout(dataDir: string, layout: DataLayout, fs: FileSystem = nodeFileSystem): Promise<void> {
+export async function checkDataLayout(dataDir: string, layout: StorageLayout, fs: FileSystem = nodeFileSystem): Promise<void> {
   await fs.mkdir(dataDir);
   const path = join(dataDir, FILE);
   const bytes = await readWholeFile(fs, path, 64);

@@ -374,7 +374,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       await this.whenOpened();
       return this.fetchHere(parseFetch(body), from);
     });
-    this.rpc.handle(RECORDS_METHOD, afterOpen(async (body) => this.recordsHere(parseRecordsRequest(body))));
+    this.rpc.handle(RECORDS_METHOD, async (from, body) => {
+      await this.whenOpened();
+      return this.recordsHere(parseRecordsRequest(body), from);
+    });
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
     this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedGroupCommand(body))));
     this.rpc.handle(CONF_CHANGE_METHOD, afterOpen(async (body) => this.changeMembershipViaLeader(parseConfChangeRequest(body))));
@@ -1291,7 +1294,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
           if (!led.confState.voters.includes(this.options.self)) await this.moveThrottle.took(fetchedBytes(fetched.messages));
           return fetched;
         },
-        fetchRecords: (led, fromIndex) => this.forwarding.fetchRecordsFromLeader(led, topic, partition, fromIndex),
+        fetchRecords: async (led, fromIndex) => {
+          const page = await this.forwarding.fetchRecordsFromLeader(led, topic, partition, fromIndex);
+          if (!led.confState.voters.includes(this.options.self)) await this.moveThrottle.took(fetchedBytes(page.records));
+          return page;
+        },
         retentionFor: (name) => this.retentionFor(name),
       }, incarnation);
       this.partitions.set(id, log);
@@ -1374,20 +1381,26 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const log = this.partitions.get(id);
     if (log === undefined) throw new RelayError('NOT_LEADER', `no replica of ${request.topic}/${request.partition} here`);
     const messages = await log.read(request.offset, FETCH_MESSAGES, FETCH_BYTES);
-    // A learner fetching is a move's target copying the partition: counted for the move's progress (moveStepHere).
-    if (from !== undefined && this.groups.get(id)?.status().learners.includes(from) === true) {
-      const served = this.servedToLearners.get(id) ?? new Map<NodeId, number>();
-      served.set(from, (served.get(from) ?? 0) + fetchedBytes(messages));
-      this.servedToLearners.set(id, served);
-    }
+    this.countServed(id, from, fetchedBytes(messages));
     return { startOffset: log.startOffset, messages };
   }
 
   /** Committed records of a unified partition hosted here (a replica backfilling below a snapshot copies them). */
-  private async recordsHere(request: RecordsRequest): Promise<RecordPage> {
-    const storage = this.factory.unifiedStorage(partitionGroupId(request.topic, request.partition));
+  private async recordsHere(request: RecordsRequest, from?: NodeId): Promise<RecordPage> {
+    const id = partitionGroupId(request.topic, request.partition);
+    const storage = this.factory.unifiedStorage(id);
     if (storage === undefined) throw new RelayError('NOT_LEADER', `no unified replica of ${request.topic}/${request.partition} here`);
-    return storage.readRecords(request.fromIndex, FETCH_MESSAGES, FETCH_BYTES);
+    const page = await storage.readRecords(request.fromIndex, FETCH_MESSAGES, FETCH_BYTES);
+    this.countServed(id, from, fetchedBytes(page.records));
+    return page;
+  }
+
+  /** A learner fetching is a move's target copying the partition: its bytes count for the move's progress (moveStepHere). */
+  private countServed(id: string, from: NodeId | undefined, bytes: number): void {
+    if (from === undefined || this.groups.get(id)?.status().learners.includes(from) !== true) return;
+    const served = this.servedToLearners.get(id) ?? new Map<NodeId, number>();
+    served.set(from, (served.get(from) ?? 0) + bytes);
+    this.servedToLearners.set(id, served);
   }
 
   /** On the metadata leader: one entry creating those of `topics` that do not exist yet (one topic: the single-topic entry). */

@@ -96,7 +96,7 @@ export interface PartitionHooks {
    */
   fetchFromLeader: (group: LedGroup & { readonly confState: ConfState }, offset: number) => Promise<FetchResponse>;
   /** Committed records of a unified partition from `fromIndex`, from `group.leader` (a backfill below its snapshot). */
-  fetchRecords: (group: LedGroup, fromIndex: number) => Promise<RecordPage>;
+  fetchRecords: (group: LedGroup & { readonly confState: ConfState }, fromIndex: number) => Promise<RecordPage>;
   retentionFor: (topic: string) => RetentionPolicy;
 }
 

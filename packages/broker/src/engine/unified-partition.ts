@@ -128,8 +128,8 @@ function mismatch(index: number, what: string): RelayError {
  * (it drops the entries it covers from memory; the records stay, they are
  * the messages), except on a leader while a replica lags and the window is
  * below `raftLogMaxBytes` (that replica catches up from the entries, which
- * is cheaper than a snapshot install and its backfill); retention by age and
- * bytes. One step at a time; a failure is logged and retried on the next
+ * is cheaper than a snapshot install and its backfill); retention by age,
+ * bytes and message count. One step at a time; a failure is logged and retried on the next
  * round.
  */
 export class UnifiedUpkeep implements PartitionUpkeep {
@@ -137,7 +137,6 @@ export class UnifiedUpkeep implements PartitionUpkeep {
   private running = false;
   private compactedAt: number;
   private retainedAt = 0;
-  private countRefused = false;
 
   constructor(
     readonly id: string,
@@ -155,11 +154,7 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     const now = this.ctx.now();
     const due = this.group.applied - this.snapshotIndex();
     const compact = due >= CHECKPOINT_ENTRIES || (due > 0 && now - this.compactedAt >= CHECKPOINT_MS);
-    const { maxMessages, ...policy } = this.ctx.retentionFor(this.topic);
-    if (maxMessages !== undefined && !this.countRefused) {
-      this.countRefused = true;
-      this.ctx.log('warn', 'retention by message count is not supported by storage.layout unified yet; ignored', { group: this.id, maxMessages });
-    }
+    const policy = this.ctx.retentionFor(this.topic);
     const retain = now - this.retainedAt >= RETENTION_MS && Object.values(policy).some((limit) => limit !== undefined);
     if (!compact && !retain) return;
     this.running = true;

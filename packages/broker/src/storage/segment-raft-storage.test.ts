@@ -457,12 +457,36 @@ describe('SegmentRaftStorage: partition offsets of its entries', () => {
     const first = await storage.firstHeldOffset();
     expect(first).toBe(storage.segments.startOffset - 1); // entry i holds offset i - 1
     expect(await storage.indexOfOffset(0)).toBe(storage.segments.startOffset); // gone: the first entry held
-    await expect(storage.applyRetention({ maxMessages: 10 }, 0)).rejects.toThrow(/message count/);
     await storage.close();
     const again = await openCounting(fs, 512);
     expect(again.reader.firstIndex()).toBe(51);
     expect(dataOf(again)).toEqual(Array.from({ length: 10 }, (_, i) => `m1@${51 + i}`));
     await again.close();
+  });
+
+  it('retention by message count keeps the entries holding the newest messages, counted by whole entries, never one after the snapshot', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await openCounting(fs, 512);
+    // 60 entries of 2 messages: entry i holds offsets 2i - 2 and 2i - 1.
+    storage.append(Array.from({ length: 60 }, (_, i) => messages(i + 1, 1, 2)));
+    storage.setHardState({ term: 1, vote: 'a', commit: 60 });
+    await storage.sync();
+    await storage.compact(50, 'compacted at 50');
+    expect((await storage.applyRetention({ maxMessages: 120 }, 0)).deletedSegments).toBe(0);
+    const result = await storage.applyRetention({ maxMessages: 40 }, 0);
+    expect(result.deletedSegments).toBeGreaterThan(0);
+    // The newest 40 messages (offsets 80-119, entries 41-60) are all still held; only segments wholly before them went.
+    const first = await storage.firstHeldOffset();
+    expect(first).toBeLessThanOrEqual(80);
+    expect(first).toBeGreaterThan(0);
+    expect(storage.segments.startOffset).toBeLessThanOrEqual(41);
+    expect(await storage.applyRetention({ maxMessages: 40 }, 0)).toMatchObject({ deletedSegments: 0 });
+    // Asking for none keeps the records after the snapshot anyway (the window the Raft core reads).
+    await storage.applyRetention({ maxMessages: 0 }, 0);
+    expect(storage.segments.startOffset).toBeGreaterThan(41);
+    expect(storage.segments.startOffset).toBeLessThanOrEqual(51);
+    expect(dataOf(storage)).toEqual(Array.from({ length: 10 }, (_, i) => `m2@${51 + i}`));
+    await storage.close();
   });
 
   it('an installed snapshot starts the offsets at its end; its records below come from the leader, never from a guess', async () => {

@@ -476,14 +476,25 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   }
 
   /**
-   * Deletes whole sealed segments, oldest first, by age and bytes, never one
-   * holding a record after the snapshot (the window the Raft core reads).
-   * Retention by message count is not supported on this layout yet (records
-   * are entries): `maxMessages` is refused.
+   * Deletes whole sealed segments, oldest first, by age and bytes, and by
+   * message count: records are entries, so a segment goes by count when all
+   * its records are older than the entry holding the oldest of the newest
+   * `maxMessages` committed messages (at least `maxMessages` stay). Never a
+   * segment holding a record after the snapshot (the window the Raft core
+   * reads).
    */
-  applyRetention(policy: RetentionPolicy, nowMs: number): Promise<RetentionResult> {
-    if (policy.maxMessages !== undefined) return Promise.reject(new RangeError('retention by message count is not supported by storage.layout unified yet'));
-    return this.exclusive(() => this.log.applyRetention(policy, nowMs, this.offsets.base + 1));
+  async applyRetention(policy: RetentionPolicy, nowMs: number): Promise<RetentionResult> {
+    const { maxMessages, ...rest } = policy;
+    if (maxMessages !== undefined && (!Number.isSafeInteger(maxMessages) || maxMessages < 0)) throw new RangeError(`retention maxMessages must be a non-negative integer, got ${String(maxMessages)}`);
+    const window = this.offsets.base + 1;
+    const byAgeOrBytes = Object.values(rest).some((limit) => limit !== undefined);
+    const first = byAgeOrBytes ? await this.exclusive(() => this.log.applyRetention(rest, nowMs, window)) : { deletedSegments: 0, deletedBytes: 0, startOffset: this.log.startOffset };
+    if (maxMessages === undefined) return first;
+    const keepOffset = this.committedEndOffset - maxMessages;
+    // The entry holding the oldest message to keep (none held below it: nothing to delete by count).
+    const keepIndex = keepOffset <= 0 ? this.log.startOffset : ((await this.indexOfOffset(keepOffset)) ?? this.log.endOffset);
+    const second = await this.exclusive(() => this.log.applyRetention({ maxMessages: 0 }, nowMs, Math.min(window, keepIndex)));
+    return { deletedSegments: first.deletedSegments + second.deletedSegments, deletedBytes: first.deletedBytes + second.deletedBytes, startOffset: second.startOffset };
   }
 
   /** The offset of the first message this log still holds (the snapshot's end when it holds none below the window). */

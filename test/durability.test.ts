@@ -192,6 +192,38 @@ describe('a standalone broker with a data directory', () => {
   });
 });
 
+describe('retention on storage.layout unified', () => {
+  it('deletes whole segments by bytes and by count (at least maxMessages stay), never the newest, and reads start at the first offset held', async () => {
+    const dir = await dataDir();
+    const broker = await fixture.broker({
+      dataDir: dir,
+      storage: { layout: 'unified' },
+      segmentBytes: 8 * 1024,
+      topicRetention: [
+        { pattern: 'bytes', maxBytes: 32 * 1024 },
+        { pattern: 'count', maxMessages: 100 },
+      ],
+    });
+    const client = await fixture.client([broker.url]);
+    const payload = new Uint8Array(500);
+    for (const topic of ['bytes', 'count', 'kept']) {
+      for (let i = 0; i < 4; i++) await Promise.all(Array.from({ length: 100 }, () => client.publish(topic, payload)));
+    }
+    const bounds = (topic: string): { start: number; end: number } => broker.engine.bounds(topic, 0);
+    // Records are entries (here about one per 100 concurrent publishes, a segment of its own beyond 8 KiB), and the
+    // newest segment always stays: at most the limit plus one entry is held. Retention waits for the snapshot (every
+    // 2 s) to pass the records it deletes.
+    await waitFor(() => bounds('bytes').start > 0 && (bounds('bytes').end - bounds('bytes').start) * 500 <= 32 * 1024 + 100 * 500, 'retention by bytes', 20_000);
+    await waitFor(() => bounds('count').start > 0, 'retention by count', 20_000);
+    expect(bounds('count').end - bounds('count').start).toBeGreaterThanOrEqual(100);
+    expect(bounds('count').end).toBe(400);
+    expect(bounds('kept')).toEqual({ start: 0, end: 400 });
+    // Reads from 0 start at the first offset held, and hold everything after it.
+    const held = await storedHere(broker, 'count');
+    expect(held.length).toBe(400 - bounds('count').start);
+  });
+});
+
 describe.each(['split', 'unified'] as const)('a broker whose disk fills up (storage.layout %s)', (layout) => {
   it('refuses publishes with STORAGE_FULL, keeps serving reads, loses nothing acknowledged, and recovers by itself when space returns', async () => {
     const dir = await dataDir();

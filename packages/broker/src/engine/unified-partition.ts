@@ -129,8 +129,8 @@ function mismatch(index: number, what: string): RelayError {
  * the messages), except on a leader while a replica lags and the window is
  * below `raftLogMaxBytes` (that replica catches up from the entries, which
  * is cheaper than a snapshot install and its backfill); retention by age,
- * bytes and message count. One step at a time; a failure is logged and retried on the next
- * round.
+ * bytes and message count. One step at a time; a failure is logged and
+ * retried on the next round.
  */
 export class UnifiedUpkeep implements PartitionUpkeep {
   private busy: Promise<void> = Promise.resolve();

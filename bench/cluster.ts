@@ -8,7 +8,9 @@
  * Storage: `fsync` gives every broker `--data` (Raft and partition logs
  * written and fsynced before the ack, with group commit: `--fsync always`, the
  * production default); `interval` gives `--data --fsync interval` (written
- * before the ack, fsynced on a timer); `memory` gives no `--data` (logs in
+ * before the ack, fsynced on a timer); `unified` is `fsync` with
+ * `--storage-layout unified` (the segment log is the Raft log: each message
+ * written once, docs/storage.md); `memory` gives no `--data` (logs in
  * memory only). The failover run restarts each killed broker, which in memory
  * would come back with amnesia (no log, no vote), which Raft forbids: the
  * broker stops on a RaftInvariantError. So `failoverStall` runs in the disk
@@ -53,7 +55,8 @@ import {
 } from './scenarios.js';
 
 /** Where the brokers keep their logs: on disk fsynced before the ack, on disk fsynced on a timer, or in memory. */
-export type ClusterStorage = 'fsync' | 'interval' | 'memory';
+export type ClusterStorage = 'fsync' | 'interval' | 'memory' | 'unified';
+/** What `--cluster-storage all` runs (`unified` only when asked for by name). */
 export const CLUSTER_STORAGES: readonly ClusterStorage[] = ['fsync', 'interval', 'memory'];
 
 /** Scenario names of the cluster, as keys of its result. */
@@ -330,6 +333,7 @@ class Cluster {
     const args = ['--peer-port', String(spec.peerPort), '--peers', peers.join(',')];
     if (spec.dataDir !== undefined) args.push('--data', spec.dataDir);
     if (this.storage === 'interval') args.push('--fsync', 'interval');
+    if (this.storage === 'unified') args.push('--storage-layout', 'unified');
     const broker = await spawnBroker(spec.id, args, spec.clientPort);
     this.processes.set(spec.id, broker);
     return broker;

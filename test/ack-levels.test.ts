@@ -18,7 +18,7 @@ const fixture = new Fixture();
 afterEach(() => fixture.cleanup());
 
 /** Three brokers on disk whose peer links all pass through a proxy in front of each broker's peer port. */
-async function cutOffableCluster(): Promise<{ brokers: Broker[]; proxies: TcpProxy[] }> {
+async function cutOffableCluster(layout: 'split' | 'unified'): Promise<{ brokers: Broker[]; proxies: TcpProxy[] }> {
   const ids = ['k1', 'k2', 'k3'];
   const peerPorts = await freePorts(3);
   const proxies = await Promise.all(peerPorts.map((port) => startProxy(port)));
@@ -32,15 +32,16 @@ async function cutOffableCluster(): Promise<{ brokers: Broker[]; proxies: TcpPro
         peers: ids.flatMap((other, j) => (j === i ? [] : [`${other}@127.0.0.1:${(proxies[j] as TcpProxy).port}`])),
         dataDir: dirs[i] as string,
         fsync: 'always',
+        storage: { layout },
       }),
     ),
   );
   return { brokers, proxies };
 }
 
-describe('ack levels in a cluster', () => {
+describe.each(['split', 'unified'] as const)('ack levels in a cluster (storage.layout %s)', (layout) => {
   it('`leader` is acknowledged while the followers cannot be reached; the default `quorum` is not', async () => {
-    const { brokers, proxies } = await cutOffableCluster();
+    const { brokers, proxies } = await cutOffableCluster(layout);
     const seeder = await fixture.client(brokers.map((b) => b.url), { poolSize: 1, discovery: false });
     await seeder.publish('acks', 'first');
     await waitFor(() => brokers.some((b) => b.engine.leaderOf?.('acks', 0) === b.id), 'a leader of acks/0');
@@ -70,7 +71,7 @@ describe('ack levels in a cluster', () => {
   }, 30_000);
 
   it('`leader` and `quorum` publishes of one producer, pipelined, are stored in publish order on every replica', async () => {
-    const { brokers } = await cutOffableCluster();
+    const { brokers } = await cutOffableCluster(layout);
     const client = await fixture.client(brokers.map((b) => b.url));
     await client.publish('mixed-acks', 'm0');
     // Pipelined: one flush carries batches of both levels for the partition, in publish order.

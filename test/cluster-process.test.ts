@@ -17,8 +17,10 @@ afterEach(async () => {
   await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-/** How to start (and restart) each of three brokers: peers and a data directory apiece. */
-async function clusterPlan(): Promise<{ ids: string[]; start: (i: number) => Promise<BrokerProcess> }> {
+type Layout = 'split' | 'unified';
+
+/** How to start (and restart) each of three brokers: peers and a data directory apiece, in storage layout `layout`. */
+async function clusterPlan(layout: Layout): Promise<{ ids: string[]; start: (i: number) => Promise<BrokerProcess> }> {
   const ids = ['c1', 'c2', 'c3'];
   const ports = await freePorts(3);
   const peers = ids.map((id, i) => `${id}@127.0.0.1:${ports[i]}`);
@@ -26,14 +28,14 @@ async function clusterPlan(): Promise<{ ids: string[]; start: (i: number) => Pro
   dirs.push(root);
   const start = (i: number): Promise<BrokerProcess> =>
     BrokerProcess.start(ids[i] as string, [
-      '--peer-port', String(ports[i]), '--peers', peers.filter((_, j) => j !== i).join(','), '--data', join(root, ids[i] as string),
+      '--peer-port', String(ports[i]), '--peers', peers.filter((_, j) => j !== i).join(','), '--data', join(root, ids[i] as string), '--storage-layout', layout,
     ]);
   return { ids, start };
 }
 
 /** Three broker processes with peers and data directories. */
-async function startCluster(): Promise<BrokerProcess[]> {
-  const { ids, start } = await clusterPlan();
+async function startCluster(layout: Layout): Promise<BrokerProcess[]> {
+  const { ids, start } = await clusterPlan(layout);
   return Promise.all(ids.map((_, i) => start(i)));
 }
 
@@ -73,9 +75,9 @@ async function readAll(broker: BrokerProcess, count: number, timeoutMs = 30_000)
   return values;
 }
 
-describe('a 3-broker cluster of real processes', () => {
+describe.each(['split', 'unified'] as const)('a 3-broker cluster of real processes (storage.layout %s)', (layout) => {
   it('kill -9 of the partition leader during 10,000 pipelined publishes loses, duplicates and reorders nothing', async () => {
-    const brokers = await startCluster();
+    const brokers = await startCluster(layout);
     const client = await fixture.client(brokers.map((b) => b.url), { poolSize: 2, pingIntervalMs: 200 });
     await client.publish('orders', -1);
     const leader = await leaderOf(brokers, 'orders');
@@ -87,7 +89,7 @@ describe('a 3-broker cluster of real processes', () => {
   }, 90_000);
 
   it('SIGSTOP of the partition leader (a paused broker): the rest elect a leader and nothing is lost', async () => {
-    const brokers = await startCluster();
+    const brokers = await startCluster(layout);
     const client = await fixture.client(brokers.map((b) => b.url), { poolSize: 2, pingIntervalMs: 200 });
     await client.publish('orders', -1);
     const leader = await leaderOf(brokers, 'orders');
@@ -100,7 +102,7 @@ describe('a 3-broker cluster of real processes', () => {
   }, 90_000);
 
   it('kill -9 of all three brokers mid-stream at ack quorum: after a restart every acknowledged message is there, once, in order', async () => {
-    const { ids, start } = await clusterPlan();
+    const { ids, start } = await clusterPlan(layout);
     let brokers = await Promise.all(ids.map((_, i) => start(i)));
     const client = await fixture.client(brokers.map((b) => b.url), { poolSize: 2, pingIntervalMs: 200, publishTimeoutMs: 60_000 });
     const acknowledged: number[] = [];
@@ -134,7 +136,7 @@ describe('a 3-broker cluster of real processes', () => {
   }, 120_000);
 
   it('a rolling restart of all three brokers under load loses and duplicates nothing', async () => {
-    const { ids, start } = await clusterPlan();
+    const { ids, start } = await clusterPlan(layout);
     const brokers = await Promise.all(ids.map((_, i) => start(i)));
     const client = await fixture.client(brokers.map((b) => b.url), { poolSize: 2, pingIntervalMs: 200 });
     await client.publish('orders', -1);

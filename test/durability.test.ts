@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker, BrokerOptions } from '@relaymq/broker';
+import type { GroupStatus } from '../packages/broker/src/engine/cluster.js';
 import { RelayError, type GapEvent, type Message } from '@relaymq/sdk';
 import type { PublishBatch } from '@relaymq/sdk/protocol';
 import { nodeFileSystem } from '../packages/broker/src/storage/fs.js';
@@ -38,6 +39,20 @@ async function stored(broker: Broker, topic: string, partition = 0, from = 0): P
   return out;
 }
 
+/** Reads a whole partition from this broker's own replica, never from another broker. */
+async function storedHere(broker: Broker, topic: string): Promise<string[]> {
+  const engine = broker.engine as unknown as { readReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<{ messages: Array<{ offset: number; data: Uint8Array }> } | undefined> };
+  const out: string[] = [];
+  for (let offset = 0, rounds = 0; rounds < 10_000; rounds++) {
+    const read = await engine.readReplica(topic, 0, offset, 5000, 16 * 1024 * 1024);
+    const last = read?.messages[read.messages.length - 1];
+    if (read === undefined || last === undefined) break;
+    for (const m of read.messages) out.push(Buffer.from(m.data).toString());
+    offset = last.offset + 1;
+  }
+  return out;
+}
+
 const batch = (firstId: number, firstSeq: number, count: number, topic: string): PublishBatch => ({
   topic,
   partition: 0,
@@ -47,17 +62,21 @@ const batch = (firstId: number, firstSeq: number, count: number, topic: string):
   messages: Array.from({ length: count }, (_, i) => ({ data: new TextEncoder().encode(`m${firstSeq + i}`) })),
 });
 
-describe('a standalone broker with a data directory', () => {
+describe.each(['split', 'unified'] as const)('a standalone broker with a data directory (storage.layout %s)', (layout) => {
   it('keeps every message across a restart, in order, replays it from disk, and still recognises republished seqs', async () => {
     const dir = await dataDir();
     const [port] = await freePorts(1);
-    const options: BrokerOptions = { port, dataDir: dir, segmentBytes: 64 * 1024 };
+    const options: BrokerOptions = { port, dataDir: dir, segmentBytes: 64 * 1024, storage: { layout } };
     let broker = await fixture.broker(options);
     const raw = await RawClient.open(broker.url);
     for (let i = 0; i < 20; i++) raw.send({ type: 'publish', batches: [batch(1 + i * 100, i * 100, 100, 'orders')] });
     for (let i = 0; i < 20; i++) expect((await raw.next('ack')).acks).toEqual([{ id: 1 + i * 100, offset: i * 100, count: 100, duplicate: false }]);
     raw.close();
     await broker.close();
+    // One log per partition replica on unified (no Raft record file); two on split.
+    const files = async (...path: string[]): Promise<boolean> => (await stat(join(dir, ...path)).catch(() => undefined)) !== undefined;
+    expect(await files('raft', 'p~orders~0.log')).toBe(layout === 'split');
+    expect(await files('partitions', 'p~orders~0', 'meta', 'layout.meta')).toBe(layout === 'unified');
 
     broker = await fixture.broker(options);
     expect(broker.engine.bounds('orders', 0)).toEqual({ start: 0, end: 2000 });
@@ -81,8 +100,15 @@ describe('a standalone broker with a data directory', () => {
     await client.subscribe('orders', (m: Message) => void fromTime.push(m.offset), { from: { time: 0 } });
     await waitFor(() => fromTime.length === 2002, 'replay from time 0');
     expect(fromTime[0]).toBe(0);
-  });
 
+    // The data directory keeps its layout: a broker given the other one is refused, naming both.
+    await fixture.cleanup();
+    const other = layout === 'split' ? 'unified' : 'split';
+    await expect(fixture.broker({ ...options, storage: { layout: other } })).rejects.toThrow(`holds storage.layout '${layout}', and this broker was started with storage.layout '${other}'`);
+  });
+});
+
+describe('a standalone broker with a data directory', () => {
   it('checkpoints partitions and compacts their Raft logs, so a restart does not replay everything', async () => {
     const dir = await dataDir();
     const [port] = await freePorts(1);
@@ -166,11 +192,43 @@ describe('a standalone broker with a data directory', () => {
   });
 });
 
-describe('a broker whose disk fills up', () => {
+describe('retention on storage.layout unified', () => {
+  it('deletes whole segments by bytes and by count (at least maxMessages stay), never the newest, and reads start at the first offset held', async () => {
+    const dir = await dataDir();
+    const broker = await fixture.broker({
+      dataDir: dir,
+      storage: { layout: 'unified' },
+      segmentBytes: 8 * 1024,
+      topicRetention: [
+        { pattern: 'bytes', maxBytes: 32 * 1024 },
+        { pattern: 'count', maxMessages: 100 },
+      ],
+    });
+    const client = await fixture.client([broker.url]);
+    const payload = new Uint8Array(500);
+    for (const topic of ['bytes', 'count', 'kept']) {
+      for (let i = 0; i < 4; i++) await Promise.all(Array.from({ length: 100 }, () => client.publish(topic, payload)));
+    }
+    const bounds = (topic: string): { start: number; end: number } => broker.engine.bounds(topic, 0);
+    // Records are entries (here about one per 100 concurrent publishes, a segment of its own beyond 8 KiB), and the
+    // newest segment always stays: at most the limit plus one entry is held. Retention waits for the snapshot (every
+    // 2 s) to pass the records it deletes.
+    await waitFor(() => bounds('bytes').start > 0 && (bounds('bytes').end - bounds('bytes').start) * 500 <= 32 * 1024 + 100 * 500, 'retention by bytes', 20_000);
+    await waitFor(() => bounds('count').start > 0, 'retention by count', 20_000);
+    expect(bounds('count').end - bounds('count').start).toBeGreaterThanOrEqual(100);
+    expect(bounds('count').end).toBe(400);
+    expect(bounds('kept')).toEqual({ start: 0, end: 400 });
+    // Reads from 0 start at the first offset held, and hold everything after it.
+    const held = await storedHere(broker, 'count');
+    expect(held.length).toBe(400 - bounds('count').start);
+  });
+});
+
+describe.each(['split', 'unified'] as const)('a broker whose disk fills up (storage.layout %s)', (layout) => {
   it('refuses publishes with STORAGE_FULL, keeps serving reads, loses nothing acknowledged, and recovers by itself when space returns', async () => {
     const dir = await dataDir();
     const fs = new FaultyFileSystem(nodeFileSystem);
-    const broker = await fixture.broker({ dataDir: dir, fileSystem: fs });
+    const broker = await fixture.broker({ dataDir: dir, fileSystem: fs, storage: { layout } });
     const client = await fixture.client([broker.url], { publishTimeoutMs: 5000 });
     for (let i = 0; i < 100; i++) await client.publish('full', `before-${i}`);
 
@@ -230,10 +288,11 @@ async function clusterOptions(root: string, extra: Partial<BrokerOptions>): Prom
 }
 
 describe('a 3-broker cluster with data directories', () => {
-  it('a replica that was down while the leader compacted its Raft log catches up from a snapshot and holds the same log', async () => {
+  it.each(['split', 'unified'] as const)('a replica that was down while the leader compacted its Raft log catches up from a snapshot and holds the same log (storage.layout %s)', async (layout) => {
     const root = await dataDir();
+    const lines: Array<{ message: string; fields?: Record<string, unknown> }> = [];
     // raftLogMaxBytes 0: compact even though a replica lags, which must then get a snapshot.
-    const options = await clusterOptions(root, { segmentBytes: 64 * 1024, raftLogMaxBytes: 0 });
+    const options = await clusterOptions(root, { segmentBytes: 64 * 1024, raftLogMaxBytes: 0, storage: { layout }, log: (_level, message, fields) => void lines.push({ message, fields }) });
     const brokers = await Promise.all([0, 1, 2].map((i) => fixture.broker(options(i))));
     const client = await fixture.client(brokers.map((b) => b.url));
     const payload = (i: number): string => `v${i}`.padEnd(200, '.');
@@ -241,18 +300,28 @@ describe('a 3-broker cluster with data directories', () => {
     const leaderId = brokers[0]?.engine.leaderOf?.('snap', 0);
     const downIndex = brokers.findIndex((b) => b.id !== leaderId);
     const down = brokers[downIndex] as Broker;
+    const statusOf = (b: Broker): GroupStatus | undefined => (b.engine as unknown as { groupStatus(): GroupStatus[] }).groupStatus().find((g) => g.group === 'p/snap/0');
+    const heldWhenDown = statusOf(down)?.lastIndex ?? 0;
     await down.close();
 
     // Enough entries for checkpoints, and time for the leader to compact past what the replica holds.
     for (let round = 0; round < 10; round++) await Promise.all(Array.from({ length: 300 }, (_, i) => client.publish('snap', payload(200 + round * 300 + i))));
-    const leaderRaftLog = join(root, leaderId as string, 'raft', 'p~snap~0.log');
-    await waitForAsync(async () => (await stat(leaderRaftLog)).size < 64 * 1024, "the leader's Raft log to be compacted", 15_000);
+    const leader = brokers.find((b) => b.id === leaderId) as Broker;
+    if (layout === 'split') {
+      const leaderRaftLog = join(root, leaderId as string, 'raft', 'p~snap~0.log');
+      await waitForAsync(async () => (await stat(leaderRaftLog)).size < 64 * 1024, "the leader's Raft log to be compacted", 15_000);
+    } else {
+      // One log: the leader's snapshot drops the entries from memory only; the replica needs a snapshot, then the records below it.
+      await waitFor(() => (statusOf(leader)?.firstIndex ?? 0) > heldWhenDown + 1, "the leader's log to be compacted past the replica's", 15_000);
+    }
 
     const back = await fixture.broker(options(downIndex));
-    const leader = brokers.find((b) => b.id === leaderId) as Broker;
     await waitFor(() => back.engine.bounds('snap', 0).end === 3200, 'the replica to catch up', 20_000);
-    expect(await stored(back, 'snap')).toEqual(await stored(leader, 'snap'));
-    expect((await stored(back, 'snap')).map((v) => /v\d+/.exec(v)?.[0])).toEqual(Array.from({ length: 3200 }, (_, i) => `v${i}`));
+    // Its own replica (never read from another broker): every message, below the snapshot too.
+    const held = await storedHere(back, 'snap');
+    expect(held).toEqual(await storedHere(leader, 'snap'));
+    expect(held.map((v) => /v\d+/.exec(v)?.[0])).toEqual(Array.from({ length: 3200 }, (_, i) => `v${i}`));
+    if (layout === 'unified') expect(lines.some((l) => l.message === 'installed a leader snapshot: records below it copied' && l.fields?.group === 'p/snap/0')).toBe(true);
   });
 
   it('compacts the metadata log too: a broker that was down learns topics from a snapshot, and a restart keeps them', async () => {

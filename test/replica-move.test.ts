@@ -12,7 +12,7 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Broker } from '@relaymq/broker';
+import type { Broker, BrokerOptions } from '@relaymq/broker';
 import { Fixture } from './support/cluster.js';
 import { tempDirs } from './support/temp-dirs.js';
 import { waitFor, waitForAsync, within } from './support/wait.js';
@@ -46,13 +46,13 @@ const engineOf = (b: Broker): MovesEngine => b.engine as unknown as MovesEngine;
 const assignmentOf = (b: Broker, topic: string, partition: number): Assignment | undefined => engineOf(b).appliedMetadata().topics.find((t) => t.topic === topic)?.partitions[partition];
 const exists = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
 
-describe('moving a partition replica', () => {
+describe.each(['split', 'unified'] as const)('moving a partition replica (storage.layout %s)', (layout) => {
   // Who leads the metadata group (and so drives the move) matters: the target's own group knows no leader until it is
   // added, and the leaving replica's hears from none once removed; each must ask a replica instead.
   it.each(['the target', 'the leaving replica'] as const)('moves the leader replica of a partition to a new broker under quorum publishing, driven by %s: nothing acknowledged lost, the new replica identical, the old one deleted', async (driver) => {
     // On disk, each broker with its own data directory (Fixture.cluster shares one option set).
     const dirs = await Promise.all([1, 2, 3, 4].map(() => tempDir()));
-    const restarted = await startOnDisk(dirs);
+    const restarted = await startOnDisk(dirs, { storage: { layout } });
     const [m1] = restarted as [Broker, Broker, Broker, Broker];
     await within(engineOf(m1).createTopic('orders', { partitions: 1, replicationFactor: 3 }), 'creating orders');
     await waitFor(() => restarted.every((b) => assignmentOf(b, 'orders', 0) !== undefined), 'every broker to know orders');
@@ -147,7 +147,7 @@ describe('moving a partition replica', () => {
   it('reports the bytes a new replica copies from a compacted leader\'s segments, growing, with the time left, up to the partition\'s size', async () => {
     // 12 MiB at 4 MiB/s (the move throttle): three fetches of at most 4 MiB, a second or so apart.
     const dirs = await Promise.all([1, 2, 3, 4].map(() => tempDir()));
-    const brokers = await startOnDisk(dirs, { moveBytesPerSecond: 4 * 1024 * 1024 });
+    const brokers = await startOnDisk(dirs, { moveBytesPerSecond: 4 * 1024 * 1024, storage: { layout } });
     const [m1] = brokers as [Broker, Broker, Broker, Broker];
     const byId = (id: string): Broker => brokers[Number(id.slice(1)) - 1] as Broker;
     await within(engineOf(m1).createTopic('orders', { partitions: 1, replicationFactor: 3 }), 'creating orders');
@@ -194,7 +194,7 @@ describe('moving a partition replica', () => {
 });
 
 /** Four brokers m1..m4, each on its own data directory, knowing each other as peers. */
-async function startOnDisk(dirs: string[], extra: { moveBytesPerSecond?: number } = {}): Promise<Broker[]> {
+async function startOnDisk(dirs: string[], extra: Pick<BrokerOptions, 'moveBytesPerSecond' | 'storage'> = {}): Promise<Broker[]> {
   const ids = ['m1', 'm2', 'm3', 'm4'];
   const ports = await freePorts(4);
   const peers = ids.map((id, i) => `${id}@127.0.0.1:${ports[i]}`);

@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- --brokers 3|5 --replication-factor R --seconds S --seed N
- *   [--faults kill,pause,...] [--partitions 6] [--producers 3] [--no-tmpfs] [--keep] [--json FILE]`
+ *   [--faults kill,pause,...] [--partitions 6] [--producers 3] [--storage-layout split|unified] [--no-tmpfs] [--keep] [--json FILE]`
  *
  * Runs one seeded chaos run against real broker processes (see
  * docs/reliability.md) and exits 1 when the checker found a violation,
@@ -14,7 +14,8 @@ import { runChaos } from './run.js';
 import { FAULT_FAMILIES, type FaultFamily } from './schedule.js';
 
 const USAGE = `usage: npm run chaos -- --brokers 3|5 --replication-factor R --seconds S --seed N
-         [--faults ${FAULT_FAMILIES.join(',')}] [--partitions 6] [--producers 3] [--no-tmpfs] [--keep] [--json FILE]
+         [--faults ${FAULT_FAMILIES.join(',')}] [--partitions 6] [--producers 3] [--storage-layout split|unified] [--no-tmpfs] [--keep] [--json FILE]
+--storage-layout: passed to every broker (default split; docs/storage.md)
 environment: CHAOS_BROKER_LOG_LEVEL=info|debug makes the brokers' logs (kept with --keep) trace a slow seed (default warn)`;
 
 function integer(name: string, value: string | undefined, fallback: number | undefined, min: number, max: number): number {
@@ -36,6 +37,7 @@ async function main(): Promise<number> {
       faults: { type: 'string' },
       partitions: { type: 'string' },
       producers: { type: 'string' },
+      'storage-layout': { type: 'string' },
       'no-tmpfs': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       json: { type: 'string' },
@@ -51,6 +53,8 @@ async function main(): Promise<number> {
   const faults = (values.faults?.split(',').map((f) => f.trim()) ?? [...FAULT_FAMILIES]) as FaultFamily[];
   const unknown = faults.filter((f) => !(FAULT_FAMILIES as readonly string[]).includes(f));
   if (unknown.length > 0) throw new Error(`unknown fault families ${unknown.join(', ')}; known: ${FAULT_FAMILIES.join(', ')}`);
+  const storageLayout = values['storage-layout'] ?? 'split';
+  if (storageLayout !== 'split' && storageLayout !== 'unified') throw new Error(`--storage-layout must be split or unified, got "${storageLayout}"`);
   const cleanup = new Cleanup();
   cleanup.handleSignals();
   const started = Date.now();
@@ -63,6 +67,7 @@ async function main(): Promise<number> {
     partitions: integer('partitions', values.partitions, 6, 1, 64),
     producers: integer('producers', values.producers, 3, 1, 16),
     tmpfs: !values['no-tmpfs'],
+    storageLayout,
     keep: values.keep,
     cleanup,
     log: (line) => process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}\n`),

@@ -38,6 +38,8 @@ export interface ClusterOptions {
   tmpfs: boolean;
   /** Keep logs and data (copied off tmpfs) after the run. */
   keep: boolean;
+  /** Every broker's `--storage-layout`. */
+  storageLayout: 'split' | 'unified';
   cleanup: Cleanup;
   /** Progress lines. */
   log: (line: string) => void;
@@ -249,6 +251,7 @@ export class ChaosCluster {
         '--admin-port', String(port(2, i)),
         '--peers', peers.join(','),
         '--data-dir', dataDir,
+        '--storage-layout', this.options.storageLayout,
         '--replication-factor', String(this.options.replicationFactor),
         '--default-partitions', String(this.options.partitions),
         '--advertised-url', `ws://127.0.0.1:${(this.clientLinks.get(id) as FaultLink).port}`,

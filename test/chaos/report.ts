@@ -15,6 +15,8 @@ export interface RunSettings {
   partitions: number;
   producers: number;
   tmpfs: boolean;
+  /** The brokers' `--storage-layout` (docs/storage.md). @defaultValue `split` */
+  storageLayout?: 'split' | 'unified';
 }
 
 /** Per producer: acknowledgements, the longest wait between two, availability. */
@@ -79,6 +81,7 @@ export function replayCommand(s: RunSettings, allFamilies: readonly FaultFamily[
   if (s.partitions !== 6) parts.push('--partitions', String(s.partitions));
   if (s.producers !== 3) parts.push('--producers', String(s.producers));
   if (!s.tmpfs) parts.push('--no-tmpfs');
+  if (s.storageLayout !== undefined && s.storageLayout !== 'split') parts.push('--storage-layout', s.storageLayout);
   return parts.join(' ');
 }
 

@@ -21,6 +21,7 @@ import { ClientSession } from './server/session.js';
 import { Authenticator } from './security/auth.js';
 import { newSecurityCounters, type SecurityCounters } from './security/counters.js';
 import { loadTls } from './security/tls.js';
+import { checkDataLayout } from './storage/data-layout.js';
 import { loadIdentity, PeerIncarnations, recordClusterId, type BrokerIdentity } from './storage/identity.js';
 import { RelayError } from '@relaymq/sdk/protocol';
 
@@ -362,6 +363,11 @@ class RunningBroker implements Broker {
       // A standalone broker with a data directory is a cluster of one: the same durable path, no peers to reach.
       if (this.options.dataDir === undefined) {
         log('warn', 'cluster without dataDir: partition logs live in memory and are never compacted, and a restarted broker forgets its votes; for tests only');
+      }
+      if (dataDir !== undefined) {
+        // Before anything opens a partition: a directory of the other layout is refused whole, naming both.
+        await checkDataLayout(dataDir, this.options.storage.layout);
+        log('info', 'storage layout', { layout: this.options.storage.layout, dataDir });
       }
       // The data directory's owner and incarnation, and the peers' as met: a broker with amnesia is refused (storage/identity.ts).
       const identity = dataDir === undefined ? undefined : await loadIdentity(dataDir, id, undefined, this.options.clusterId);

@@ -51,6 +51,8 @@ describe('resolveConfig', () => {
       retention: { maxAgeMs: 1000, maxBytes: 6000 },
       topicRetention: [{ pattern: 'logs.>', maxAgeMs: 60000 }],
     });
+    expect(resolveConfig({ env: { RELAYMQ_STORAGE_LAYOUT: 'split' }, flags: { 'storage-layout': 'unified', 'data-dir': '/d' } }).options).toEqual({ dataDir: '/d', storage: { layout: 'unified' } });
+    expect(() => resolveConfig({ env: {}, flags: { 'storage-layout': 'unified' } })).toThrow('flag --storage-layout: broker option storage.layout "unified" needs dataDir');
     expect(() => resolveConfig({ env: { RELAYMQ_TOPIC_RETENTION: '[{' }, flags: {} })).toThrow('environment RELAYMQ_TOPIC_RETENTION: topicRetention must be JSON');
     expect(() => resolveConfig({ file: file({ retention: { maxAge: 1 } }), env: {}, flags: {} })).toThrow('config file relaymq.yaml: unknown option retention.maxAge');
   });

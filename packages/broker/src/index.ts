@@ -15,9 +15,11 @@ export {
   type LogLevel,
   type PeerOptions,
   type RaftOptions,
+  type StorageOptions,
   type SwimOptions,
   type TimingPreset,
 } from './options.js';
+export type { StorageLayout } from './storage/data-layout.js';
 export { PEER_DEFAULTS, RAFT_PRESETS, SWIM_TIMING_PRESETS, TICK_MS } from './tuning.js';
 export type { AlertKind, AlertNotification } from './observability/alerts.js';
 export type {

@@ -12,6 +12,9 @@ describe('resolveBrokerOptions', () => {
 
   it.each<[string, BrokerOptions, string]>([
     ['a port out of range', { port: 70000 }, 'port'],
+    ['an unknown storage layout', { dataDir: '/d', storage: { layout: 'merged' as never } }, 'storage.layout must be one of split, unified'],
+    ['an unknown storage option', { storage: { layot: 'unified' } as never }, 'storage.layot'],
+    ['layout unified without a data directory', { storage: { layout: 'unified' } }, 'storage.layout "unified" needs dataDir'],
     ['a fractional port', { port: 1.5 }, 'port'],
     ['zero partitions', { defaultPartitions: 0 }, 'defaultPartitions'],
     ['a tiny maxPayload', { maxPayload: 10 }, 'maxPayload'],
@@ -39,6 +42,12 @@ describe('resolveBrokerOptions', () => {
     ['an outbound cap below high water plus payload', { maxOutboundBytes: 2048 }, 'maxOutboundBytes'],
   ])('rejects %s, naming the option', (_, options, field) => {
     expect(() => resolveBrokerOptions(options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(field) }));
+  });
+
+  it('takes storage.layout, split unless set', () => {
+    expect(resolveBrokerOptions({ dataDir: '/d' }).storage).toEqual({ layout: 'split' });
+    expect(resolveBrokerOptions({ dataDir: '/d', storage: {} }).storage).toEqual({ layout: 'split' });
+    expect(resolveBrokerOptions({ dataDir: '/d', storage: { layout: 'unified' } }).storage).toEqual({ layout: 'unified' });
   });
 
   it('defaults publishBurst to one second of publishRateLimit', () => {

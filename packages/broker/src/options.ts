@@ -1,6 +1,7 @@
 import { RelayError, assertPattern, patternProblem } from '@relaymq/sdk/protocol';
 import { parsePeer, type PeerAddress } from './net/peer-transport.js';
 import { createLogger, type LogFunction, type LogLevel } from './observability/logger.js';
+import type { StorageLayout } from './storage/data-layout.js';
 import type { FileSystem } from './storage/fs.js';
 import { MIN_ADMIN_TOKEN_LENGTH } from './security/admin-token.js';
 import { CLUSTER_ID_PATTERN } from './core/metadata/metadata.js';
@@ -217,6 +218,11 @@ export interface BrokerOptions {
    * @defaultValue `{}` (keep everything)
    */
   retention?: RetentionOptions;
+  /**
+   * With `dataDir`: how partitions are stored (docs/storage.md).
+   * @defaultValue `{ layout: "split" }`
+   */
+  storage?: StorageOptions;
   /** With `dataDir`: retention of the topics matching a pattern (the first match wins) instead of `retention`. @defaultValue `[]` */
   topicRetention?: Array<{ pattern: string } & RetentionOptions>;
   /**
@@ -487,11 +493,26 @@ export interface RetentionOptions {
   maxMessages?: number;
 }
 
+/** How partitions are stored on disk (docs/storage.md). */
+export interface StorageOptions {
+  /**
+   * `split`: each partition replica writes a message twice, into its Raft
+   * log file and, once committed, into its segment log (with checkpoints).
+   * `unified`: the partition's segment log is its Raft log, so a message is
+   * written once (issue 12; opt-in while it matures: see "Not done yet" in
+   * docs/storage.md). A data directory keeps the layout it was created
+   * with: a broker given the other one refuses to start on it.
+   * @defaultValue `"split"`
+   */
+  layout?: StorageLayout;
+}
+
 /** Options with every default applied. */
 export type ResolvedBrokerOptions = Required<
-  Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'join' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'clusterId' | 'adminPort' | 'adminHost' | 'adminToken' | 'adminProtectReads' | 'alerts' | 'log' | 'raft' | 'swim' | 'peer'>
+  Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'join' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'clusterId' | 'adminPort' | 'adminHost' | 'adminToken' | 'adminProtectReads' | 'alerts' | 'log' | 'raft' | 'swim' | 'peer' | 'storage'>
 > & {
   advertisedUrl: string | undefined;
+  storage: Required<StorageOptions>;
   fileSystem: FileSystem | undefined;
   dataDir: string | undefined;
   peers: PeerAddress[];
@@ -546,6 +567,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   fsyncIntervalMs: 1000,
   retention: {} as RetentionOptions,
   topicRetention: [] as Array<{ pattern: string } & RetentionOptions>,
+  storage: { layout: 'split' } as Required<StorageOptions>,
   segmentBytes: 64 * 1024 * 1024,
   maxOpenSegmentFiles: 1024,
   maxOpenRaftLogFiles: 1024,
@@ -643,6 +665,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     fsyncIntervalMs: integer('fsyncIntervalMs', o.fsyncIntervalMs, 1, 3_600_000),
     retention: resolveRetention('retention', o.retention),
     topicRetention: resolveTopicRetention(o.topicRetention),
+    storage: resolveStorage(o.storage),
     segmentBytes: integer('segmentBytes', o.segmentBytes, 4096, 1024 * 1024 * 1024),
     maxOpenSegmentFiles: integer('maxOpenSegmentFiles', o.maxOpenSegmentFiles, 1, 1_000_000),
     maxOpenRaftLogFiles: integer('maxOpenRaftLogFiles', o.maxOpenRaftLogFiles, 1, 1_000_000),
@@ -661,6 +684,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
   };
   resolved.peer = resolvePeer(o.peer ?? {}, resolved);
   if (resolved.adminProtectReads && resolved.adminToken === undefined) throw invalid('adminProtectReads', 'needs adminToken: the read endpoints would need a token no one has');
+  if (resolved.storage.layout === 'unified' && resolved.dataDir === undefined) throw invalid('storage.layout', '"unified" needs dataDir: it is how partitions are stored on disk');
   if (resolved.fsync === 'always' && options.fsyncIntervalMs !== undefined) throw invalid('fsyncIntervalMs', 'is only meaningful with fsync "interval"');
   if (o.log !== undefined && typeof o.log !== 'function') throw invalid('log', 'must be a function');
   if (o.log !== undefined && options.logLevel !== undefined) {
@@ -766,6 +790,12 @@ function resolveAcl(value: unknown): Record<string, PrincipalRules> {
 function oneOf<const V extends string>(field: string, value: unknown, values: readonly V[]): V {
   if (typeof value !== 'string' || !(values as readonly string[]).includes(value)) throw invalid(field, `must be one of ${values.join(', ')}, got ${JSON.stringify(value)}`);
   return value as V;
+}
+
+/** `storage`: only `layout`, one of the two layouts. */
+function resolveStorage(value: unknown): Required<StorageOptions> {
+  const o = record('storage', value, ['layout']);
+  return { layout: o.layout === undefined ? 'split' : oneOf('storage.layout', o.layout, ['split', 'unified'] as const) };
 }
 
 const RETENTION_KEYS = new Set(['maxAgeMs', 'maxBytes', 'maxMessages']);

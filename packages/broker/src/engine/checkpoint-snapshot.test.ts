@@ -250,7 +250,7 @@ describe('a data dir whose checkpoint is behind its Raft snapshot', () => {
       if (leader === 'b') throw new Error('b is unreachable');
       return { startOffset: 0, messages: Array.from({ length: Math.min(5, 20 - offset) }, (_, i) => stored(offset + i)) };
     });
-    const hooks = { appended: () => {}, applied: () => {}, leaderChanged: () => {}, confChanged: () => {}, fetchFromLeader, retentionFor: () => ({}) };
+    const hooks = { appended: () => {}, applied: () => {}, leaderChanged: () => {}, confChanged: () => {}, fetchFromLeader, fetchRecords: () => Promise.reject(new Error('split layout')), retentionFor: () => ({}) };
 
     const opened = await factory.partition('t', 0, ['a', 'b', 'c'], hooks);
     cleanups.push(async () => opened.group.stop());
@@ -294,6 +294,7 @@ describe('a data dir whose checkpoint is behind its Raft snapshot', () => {
       fetchFromLeader: async () => {
         throw new Error('nobody serves');
       },
+      fetchRecords: () => Promise.reject(new Error('split layout')),
       retentionFor: () => ({}),
     };
     for (let attempt = 0; attempt < 3; attempt++) {

@@ -41,22 +41,24 @@ import type { BrokerObserver } from '../observability/observer.js';
 import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
 import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
+import type { StorageLayout } from '../storage/data-layout.js';
 import type { FileSystem } from '../storage/fs.js';
 import { deleteReplicaFiles, replicaFilesOf } from '../storage/replica-files.js';
 import type { DurableRaftStorage, RaftStorageOptions } from '../storage/raft-storage.js';
+import type { RecordPage } from '../storage/segment-raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from './engine.js';
 import { CreationCache, RECOVERY_TIMEOUT_MS, metadataLagging, settleWithin, throttled } from './startup.js';
 import { handOverLeadership, rankTargets, type HandoverGroup, type HandoverResult } from './handover.js';
 import { GroupFactory, META_GROUP, parsePartitionGroup, partitionGroupId, type MetadataGroup } from './group-factory.js';
-import type { HostedPartition, PartitionGroup } from './hosted-partition.js';
+import type { PartitionGroup, PartitionUpkeep } from './hosted-partition.js';
 import { LeaderForwarding } from './leader-forwarding.js';
 import { LeaderGrace } from './leader-grace.js';
 import { LostPeers } from './lost-peers.js';
 import { MetadataAdmission } from './admission.js';
 import { CONF_CHANGE_METHOD, parseConfAnswer, parseConfChangeRequest, type ConfChangeRequest } from './membership-requests.js';
 import { MetadataCompaction } from './metadata-compaction.js';
-import { parseFetch, parseForwarded, parseMetadataCommand, parseTopic, parseTopics, sentOnce, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
+import { parseFetch, parseForwarded, parseRecordsRequest, RECORDS_METHOD, type RecordsRequest, parseMetadataCommand, parseTopic, parseTopics, sentOnce, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
 import { GROUP_COMMAND_METHOD, parseForwardedGroupCommand } from './groups/group-commands.js';
@@ -141,6 +143,8 @@ export interface ClusterEngineOptions {
   maxOpenRaftLogFiles: number;
   /** On disk: Raft log bytes a leader keeps for a lagging replica before compacting anyway (that replica then gets a snapshot). */
   raftLogMaxBytes: number;
+  /** On disk: how partitions are stored (docs/storage.md). @defaultValue `{ layout: 'split' }` */
+  storage?: { layout: StorageLayout };
   /** The file system data is stored through; tests inject faults. @defaultValue node's */
   fileSystem: FileSystem | undefined;
   /** How long a publish or topic creation may wait for a leader and a commit, and a peer request for its answer. */
@@ -172,6 +176,8 @@ export interface GroupStatus {
   leader: string | null;
   term: number;
   commit: number;
+  /** The first entry the log holds in memory: those below were compacted into a snapshot (a replica behind gets it). */
+  firstIndex: number;
   lastIndex: number;
   /** The group's replicas (voters). */
   voters: string[];
@@ -200,7 +206,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly groups = new Map<string, RaftGroup<unknown, unknown, unknown>>();
   private readonly partitions = new Map<string, PartitionLog>();
   /** Partitions kept on disk, with their Raft log and maintenance state. */
-  private readonly disks = new Map<string, HostedPartition>();
+  private readonly disks = new Map<string, PartitionUpkeep>();
   /** On a partition's leader: message bytes its fetches served to each learner of the group (a move's target copying), by group. */
   private readonly servedToLearners = new Map<string, Map<NodeId, number>>();
   /** On a partition's leader: preferred-leader transfers that did not take, so a target that cannot win is not asked again at once. */
@@ -372,6 +378,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.handle('partition.fetch', async (from, body) => {
       await this.whenOpened();
       return this.fetchHere(parseFetch(body), from);
+    });
+    this.rpc.handle(RECORDS_METHOD, async (from, body) => {
+      await this.whenOpened();
+      return this.recordsHere(parseRecordsRequest(body), from);
     });
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
     this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedGroupCommand(body))));
@@ -1089,7 +1099,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return [...this.groups.values()].map((g) => {
       const s = g.status();
       const replicas = s.progress.map((p) => ({ id: p.id, match: p.match, connected: p.id === this.options.self || connected.has(p.id) }));
-      return { group: g.id, role: s.role, leader: s.leader, term: s.term, commit: s.commit, lastIndex: s.lastIndex, voters: [...s.voters], replicas };
+      return { group: g.id, role: s.role, leader: s.leader, term: s.term, commit: s.commit, firstIndex: s.firstIndex, lastIndex: s.lastIndex, voters: [...s.voters], replicas };
     });
   }
 
@@ -1132,7 +1142,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     for (const group of this.groups.values()) group.stop();
     await Promise.all([...this.disks.values()].map((hosted) => hosted.finish()));
     await this.factory.close();
-    await Promise.all([...this.disks.values()].map((d) => d.partition.close()));
+    await Promise.all([...this.disks.values()].map((d) => d.close()));
     this.removeAllListeners();
   }
 
@@ -1311,6 +1321,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
           if (!led.confState.voters.includes(this.options.self)) await this.moveThrottle.took(fetchedBytes(fetched.messages));
           return fetched;
         },
+        fetchRecords: async (led, fromIndex) => {
+          const page = await this.forwarding.fetchRecordsFromLeader(led, topic, partition, fromIndex);
+          if (!led.confState.voters.includes(this.options.self)) await this.moveThrottle.took(fetchedBytes(page.records));
+          return page;
+        },
         retentionFor: (name) => this.retentionFor(name),
       }, incarnation);
       this.partitions.set(id, log);
@@ -1344,7 +1359,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         const hosted = this.disks.get(id);
         this.disks.delete(id);
         await hosted?.finish(); // lets a running maintenance step end before the files go
-        await this.factory.dropPartition(topic, partition, hosted?.partition ?? undefined);
+        await this.factory.dropPartition(topic, partition, hosted);
         this.options.log('info', 'replica no longer held here (moved away, or its topic deleted): group stopped and files deleted', { group: id });
       })
       .catch((err: unknown) => this.options.log('warn', 'could not delete a replica moved away', { group: id, error: String(err) }))
@@ -1394,13 +1409,26 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const log = this.partitions.get(id);
     if (log === undefined) throw new RelayError('NOT_LEADER', `no replica of ${request.topic}/${request.partition} here`);
     const messages = await log.read(request.offset, FETCH_MESSAGES, FETCH_BYTES);
-    // A learner fetching is a move's target copying the partition: counted for the move's progress (moveStepHere).
-    if (from !== undefined && this.groups.get(id)?.status().learners.includes(from) === true) {
-      const served = this.servedToLearners.get(id) ?? new Map<NodeId, number>();
-      served.set(from, (served.get(from) ?? 0) + fetchedBytes(messages));
-      this.servedToLearners.set(id, served);
-    }
+    this.countServed(id, from, fetchedBytes(messages));
     return { startOffset: log.startOffset, messages };
+  }
+
+  /** Committed records of a unified partition hosted here (a replica backfilling below a snapshot copies them). */
+  private async recordsHere(request: RecordsRequest, from?: NodeId): Promise<RecordPage> {
+    const id = partitionGroupId(request.topic, request.partition);
+    const storage = this.factory.unifiedStorage(id);
+    if (storage === undefined) throw new RelayError('NOT_LEADER', `no unified replica of ${request.topic}/${request.partition} here`);
+    const page = await storage.readRecords(request.fromIndex, FETCH_MESSAGES, FETCH_BYTES);
+    this.countServed(id, from, fetchedBytes(page.records));
+    return page;
+  }
+
+  /** A learner fetching is a move's target copying the partition: its bytes count for the move's progress (moveStepHere). */
+  private countServed(id: string, from: NodeId | undefined, bytes: number): void {
+    if (from === undefined || this.groups.get(id)?.status().learners.includes(from) !== true) return;
+    const served = this.servedToLearners.get(id) ?? new Map<NodeId, number>();
+    served.set(from, (served.get(from) ?? 0) + bytes);
+    this.servedToLearners.set(id, served);
   }
 
   /** On the metadata leader: one entry creating those of `topics` that do not exist yet (one topic: the single-topic entry). */

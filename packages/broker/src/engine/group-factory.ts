@@ -17,12 +17,16 @@ import type { BrokerObserver } from '../observability/observer.js';
 import type { GroupClock } from '../runtime/group-clock.js';
 import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
+import type { StorageLayout } from '../storage/data-layout.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { OpenFileCache } from '../storage/open-files.js';
 import { deleteReplicaFiles } from '../storage/replica-files.js';
-import { DurableRaftStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
+import { DurableRaftStorage, type RaftLogStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
+import { SegmentRaftStorage, type RecordPage } from '../storage/segment-raft-storage.js';
+import { StoredCounts } from '../storage/stored-counts.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
-import { HostedPartition, type PartitionGroup } from './hosted-partition.js';
+import { HostedPartition, type PartitionGroup, type PartitionUpkeep } from './hosted-partition.js';
+import { UnifiedPartition, UnifiedUpkeep, type UnifiedStorage } from './unified-partition.js';
 import type { LedGroup } from './leader-forwarding.js';
 import type { FetchResponse } from './peer-messages.js';
 
@@ -66,6 +70,8 @@ export interface GroupFactoryOptions {
   /** Raft log files open at most over every group (see {@link OpenFileCache}). */
   maxOpenRaftLogFiles: number;
   raftLogMaxBytes: number;
+  /** How partitions are stored on disk (docs/storage.md). @defaultValue `{ layout: 'split' }` */
+  storage?: { layout: StorageLayout };
   fileSystem: FileSystem | undefined;
   raftConfig: RaftConfigOptions;
   /** Ticks the groups that are awake, and counts their Raft traffic. */
@@ -89,6 +95,8 @@ export interface PartitionHooks {
    * another replica named as `leader`: see {@link GroupFactory.partition}).
    */
   fetchFromLeader: (group: LedGroup & { readonly confState: ConfState }, offset: number) => Promise<FetchResponse>;
+  /** Committed records of a unified partition from `fromIndex`, from `group.leader` (a backfill below its snapshot). */
+  fetchRecords: (group: LedGroup & { readonly confState: ConfState }, fromIndex: number) => Promise<RecordPage>;
   retentionFor: (topic: string) => RetentionPolicy;
 }
 
@@ -96,14 +104,14 @@ export interface PartitionHooks {
 export interface OpenedPartition {
   group: PartitionGroup;
   log: PartitionLog;
-  hosted: HostedPartition | undefined;
+  hosted: PartitionUpkeep | undefined;
 }
 
 export type MetadataGroup = RaftGroup<MetadataCommand, unknown, MetadataSnapshot>;
 
 export class GroupFactory {
   /** The Raft log of every group, by group id. */
-  private readonly storages = new Map<string, DurableRaftStorage<unknown, unknown>>();
+  private readonly storages = new Map<string, RaftLogStorage<unknown, unknown>>();
   /** Groups whose checkpoint was found behind their Raft snapshot (logged once each). */
   private readonly behindReported = new Set<string>();
   /** The bound on open segment files, shared by every partition log of this broker. */
@@ -138,6 +146,7 @@ export class GroupFactory {
   async partition(topic: string, partition: number, replicas: readonly NodeId[], hooks: PartitionHooks, incarnation?: number): Promise<OpenedPartition> {
     const id = partitionGroupId(topic, partition);
     const { dataDir, dedupeWindow, retentionBytes, segmentBytes } = this.options;
+    if (dataDir !== undefined && this.options.storage?.layout === 'unified') return this.unifiedPartition(dataDir, topic, partition, replicas, hooks, incarnation);
     const disk =
       dataDir === undefined
         ? undefined
@@ -210,6 +219,104 @@ export class GroupFactory {
             connectedPeers: () => this.options.transport.connectedPeers(),
             fetchFromLeader: (offset) => hooks.fetchFromLeader(group, offset),
           });
+    return { group, log, hosted };
+  }
+
+  /**
+   * A partition of layout `unified` (docs/storage.md): one segment log that
+   * is its Raft log, the state machine only its idempotence table (a
+   * {@link UnifiedPartition}). Opening applies nothing: the group resumes
+   * after the recorded snapshot and applies the entries after it again up
+   * to the commit, which rebuilds the idempotence table. Installing a
+   * leader's snapshot first copies the leader's records below it (a
+   * backfill), so this replica holds every committed message too.
+   */
+  private async unifiedPartition(
+    dataDir: string,
+    topic: string,
+    partition: number,
+    replicas: readonly NodeId[],
+    hooks: PartitionHooks,
+    incarnation: number | undefined,
+  ): Promise<OpenedPartition> {
+    const id = partitionGroupId(topic, partition);
+    const { dedupeWindow, segmentBytes, fsync, fsyncIntervalMs } = this.options;
+    // The counts project entries over the applied state, which needs the storage: bound once the state exists (nothing is appended before).
+    let counts: StoredCounts | undefined;
+    const storage: UnifiedStorage = await SegmentRaftStorage.open<PublishCommand, PartitionCheckpoint>(join(dataDir, 'partitions', fileName(id)), replicas, {
+      fsync,
+      fsyncIntervalMs,
+      fs: this.options.fileSystem ?? nodeFileSystem,
+      openFiles: this.openSegmentFiles,
+      // Only the active segment is read whole on open: a restart does not rescan the partition.
+      segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024, verifyOnOpen: 'active' },
+      timestampOf: (entry) => (entry.type === 'normal' ? entry.data.timestampMs : 0),
+      snapshotEndOffset: (snapshot) => snapshot.data.endOffset,
+      counts: {
+        count: (entry) => (counts as StoredCounts).count(entry),
+        truncated: (index) => counts?.truncated(index),
+      },
+      report: (message, fields) => this.options.log('error', message, { group: id, ...fields }),
+      onFailure: (failure) =>
+        failure === undefined
+          ? this.options.log('info', 'partition log writes work again', { group: id })
+          : this.options.log('error', 'partition log write failed; retrying', { group: id, code: failure.code, error: failure.message }),
+    });
+    let log: UnifiedPartition;
+    try {
+      log = new UnifiedPartition(storage, dedupeWindow, await storage.firstHeldOffset());
+    } catch (err) {
+      await storage.close().catch(() => {});
+      throw err;
+    }
+    this.storages.set(id, storage as RaftLogStorage<unknown, unknown>);
+    // The group resumes after the recorded snapshot, whose idempotence table the state holds.
+    const applied = storage.memory.snapshot()?.meta.index ?? 0;
+    let group: PartitionGroup | undefined;
+    const stored = new StoredCounts(log, dedupeWindow, () => group?.applied ?? applied, (lo, hi) => storage.memory.entries(lo, hi, Number.MAX_SAFE_INTEGER));
+    counts = stored;
+    group = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
+      ...this.groupBase(id),
+      channel: partitionChannel(topic, partition, incarnation),
+      storage,
+      joining: !isMember(storage.confState, this.options.self),
+      applied,
+      parseData: parsePublishCommand,
+      parseSnapshot: parseCheckpoint,
+      // Fenced with a state it cannot vouch for: back to the recorded snapshot; the entries after it are applied again.
+      recover: async () => {
+        stored.reset();
+        return log.restore(storage.memory.snapshot());
+      },
+      // The leader's records up to the snapshot are copied first (this replica serves them too), then its state is the snapshot's.
+      installSnapshot: async (snapshot) => {
+        const led = group as PartitionGroup;
+        await storage.backfill(snapshot, snapshot.data.endOffset, (fromIndex) => hooks.fetchRecords(led, fromIndex));
+        stored.reset();
+        log.restore(snapshot);
+        await log.refreshStart();
+        this.options.log('info', 'installed a leader snapshot: records below it copied', { group: id, index: snapshot.meta.index, start: log.startOffset, end: log.endOffset });
+        hooks.appended(); // subscribers waiting here have new messages to read
+        hooks.applied();
+      },
+      apply: (command, index) => {
+        const outcomes = log.apply(command, index);
+        stored.appliedUpTo(index);
+        if (outcomes.some((o) => o.kind === 'stored')) hooks.appended();
+        hooks.applied();
+        return outcomes;
+      },
+      // The leader's view of its uncommitted tail, for ack `leader` (see RaftGroup.propose).
+      projection: new PartitionProjection(log, dedupeWindow),
+      onLeaderChange: () => hooks.leaderChanged(),
+      onConfChange: (conf, index) => hooks.confChanged(conf, index),
+    });
+    const hosted = new UnifiedUpkeep(id, topic, log, group, storage, {
+      now: this.options.now,
+      log: this.options.log,
+      raftLogMaxBytes: this.options.raftLogMaxBytes,
+      retentionFor: hooks.retentionFor,
+    });
     return { group, log, hosted };
   }
 
@@ -288,6 +395,12 @@ export class GroupFactory {
     const { dataDir } = this.options;
     if (dataDir === undefined) return;
     await deleteReplicaFiles(join(dataDir, 'partitions', fileName(id)), join(dataDir, 'raft', `${fileName(id)}.log`));
+  }
+
+  /** The log of a unified partition hosted here (it serves records to replicas backfilling), if it is one. */
+  unifiedStorage(group: string): UnifiedStorage | undefined {
+    const storage = this.storages.get(group);
+    return storage instanceof SegmentRaftStorage ? (storage as UnifiedStorage) : undefined;
   }
 
   /** Closes every Raft log. */

@@ -11,9 +11,19 @@ export type PartitionGroup = RaftGroup<PublishCommand, AppendOutcome[], Partitio
 
 /** A partition is checkpointed once this many entries were applied since the last checkpoint, or after CHECKPOINT_MS. */
 export const CHECKPOINT_ENTRIES = 2000;
-const CHECKPOINT_MS = 2000;
+export const CHECKPOINT_MS = 2000;
 /** Retention runs at most this often per partition. */
-const RETENTION_MS = 1000;
+export const RETENTION_MS = 1000;
+
+/** What the engine drives of a partition replica kept on disk (either layout): its upkeep, and closing its log. */
+export interface PartitionUpkeep {
+  /** Starts the next upkeep step, if one is due and none is running. */
+  maintain(): void;
+  /** After the group stopped: waits for the running step, then records where a restart resumes. */
+  finish(): Promise<void>;
+  /** Closes the partition's log (what the group's Raft log does not close). */
+  close(): Promise<void>;
+}
 
 /** What the upkeep of a partition needs from the engine. */
 export interface UpkeepContext {
@@ -34,7 +44,7 @@ export interface UpkeepContext {
  * the repair of a damaged log. One step at a time; a failure is logged and
  * retried on the next round.
  */
-export class HostedPartition {
+export class HostedPartition implements PartitionUpkeep {
   /** The step running now (resolved when none). */
   private busy: Promise<void> = Promise.resolve();
   private running = false;
@@ -92,6 +102,10 @@ export class HostedPartition {
     await partition.writeCheckpoint(partition.capture(group.applied, term)).catch((err: unknown) => {
       this.ctx.log('warn', 'final checkpoint failed', { group: this.id, error: String(err) });
     });
+  }
+
+  close(): Promise<void> {
+    return this.partition.close();
   }
 
   private run(failure: string, step: () => Promise<void>): void {

@@ -8,7 +8,8 @@ import pRetry from 'p-retry';
 import { RelayError } from '@relaymq/sdk/protocol';
 import type { NodeId } from '../core/raft/index.js';
 import type { PeerRpc } from '../net/peer-rpc.js';
-import { parseFetchResponse, publishFailure, type FetchRequest, type FetchResponse } from './peer-messages.js';
+import type { RecordPage } from '../storage/segment-raft-storage.js';
+import { parseFetchResponse, parseRecordPage, publishFailure, RECORDS_METHOD, type FetchRequest, type FetchResponse, type RecordsRequest } from './peer-messages.js';
 import { waitFor } from './wait-for.js';
 
 /** A group as forwarding sees it: its id and its leader as this broker knows it. */
@@ -209,20 +210,30 @@ export class LeaderForwarding {
   }
 
   /** Fetches a partition's messages from the group's leader, waiting for one and retrying (bounded) while it changes. */
-  async fetchFromLeader(group: LedGroup, topic: string, partition: number, offset: number): Promise<FetchResponse> {
+  fetchFromLeader(group: LedGroup, topic: string, partition: number, offset: number): Promise<FetchResponse> {
     const request: FetchRequest = { topic, partition, offset };
+    return this.callLeader(group, 'partition.fetch', request, parseFetchResponse, `${topic}/${partition} from ${offset}`);
+  }
+
+  /** Fetches committed records of a unified partition from the group's leader (a backfill below a snapshot), as {@link fetchFromLeader}. */
+  fetchRecordsFromLeader(group: LedGroup, topic: string, partition: number, fromIndex: number): Promise<RecordPage> {
+    const request: RecordsRequest = { topic, partition, fromIndex };
+    return this.callLeader(group, RECORDS_METHOD, request, parseRecordPage, `${topic}/${partition} records from ${fromIndex}`);
+  }
+
+  private async callLeader<R>(group: LedGroup, method: string, request: unknown, parse: (body: unknown) => R, what: string): Promise<R> {
     try {
       // About 10 s in all: a leader is usually back within an election timeout.
       return await pRetry(
         async () => {
           const leader = group.leader;
           if (leader === null || leader === this.ctx.self) throw new RelayError('NOT_LEADER', `no other broker leads ${group.id} now`);
-          return parseFetchResponse(await this.ctx.rpc.call(leader, 'partition.fetch', request, this.ctx.requestTimeoutMs));
+          return parse(await this.ctx.rpc.call(leader, method, request, this.ctx.requestTimeoutMs));
         },
         { retries: 50, minTimeout: 200, maxTimeout: 200 },
       );
     } catch (err) {
-      throw new RelayError('NO_QUORUM', `could not fetch ${topic}/${partition} from ${offset}: ${String(err)}`, { cause: err });
+      throw new RelayError('NO_QUORUM', `could not fetch ${what}: ${String(err)}`, { cause: err });
     }
   }
 }

@@ -5,6 +5,7 @@ import { parseGroupCommand } from '../core/metadata/groups.js';
 import { parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import type { AppendOutcome } from '../core/partition/batch.js';
 import type { StoredMessage } from '../core/partition/partition.js';
+import type { RecordCopy, RecordPage } from '../storage/segment-raft-storage.js';
 
 /**
  * What brokers send each other besides Raft messages and gossip: the bodies
@@ -55,6 +56,39 @@ export function parseFetchResponse(body: unknown): FetchResponse {
     messages.push(message);
   }
   return { startOffset: o.startOffset as number, messages };
+}
+
+/** The peer RPC that reads committed records of a unified partition (a replica backfilling below a leader's snapshot). */
+export const RECORDS_METHOD = 'partition.records';
+
+/** Records of a unified partition from a Raft index. */
+export interface RecordsRequest {
+  topic: string;
+  partition: number;
+  fromIndex: number;
+}
+
+export function parseRecordsRequest(body: unknown): RecordsRequest {
+  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (typeof o.topic !== 'string' || !Number.isSafeInteger(o.partition) || !Number.isSafeInteger(o.fromIndex) || (o.fromIndex as number) < 1) {
+    throw new RelayError('INVALID_ARGUMENT', 'malformed partition records request');
+  }
+  return { topic: o.topic, partition: o.partition as number, fromIndex: o.fromIndex as number };
+}
+
+export function parseRecordPage(body: unknown): RecordPage {
+  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (!Number.isSafeInteger(o.startIndex) || !Array.isArray(o.records)) throw new RelayError('PROTOCOL_ERROR', 'malformed partition records answer');
+  const records: RecordCopy[] = [];
+  for (const raw of o.records as unknown[]) {
+    const r = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+    const numbers = [r.index, r.term, r.firstOffset, r.count, r.timestamp];
+    if (!numbers.every((n) => Number.isSafeInteger(n) && (n as number) >= 0) || !(r.data instanceof Uint8Array)) {
+      throw new RelayError('PROTOCOL_ERROR', 'malformed record in a partition records answer');
+    }
+    records.push({ index: r.index as number, term: r.term as number, firstOffset: r.firstOffset as number, count: r.count as number, timestamp: r.timestamp as number, data: r.data });
+  }
+  return { startIndex: o.startIndex as number, records };
 }
 
 export function parseMetadataCommand(value: unknown): MetadataCommand | undefined {

@@ -32,6 +32,7 @@ const group = (overrides: Partial<GroupStatus>): GroupStatus => ({
   leader: 'b2',
   term: 3,
   commit: 90,
+  firstIndex: 1,
   lastIndex: 100,
   voters: ['b1', 'b2', 'b3'],
   replicas: [],

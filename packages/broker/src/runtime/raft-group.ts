@@ -21,7 +21,7 @@ import type { PeerTransport } from '../net/peer-transport.js';
 import { childLog } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import type { LogFunction } from '../observability/logger.js';
-import type { DurableRaftStorage } from '../storage/raft-storage.js';
+import type { RaftLogStorage } from '../storage/raft-storage.js';
 import { storageRelayError } from '../storage/segments/errors.js';
 import type { GroupClock } from './group-clock.js';
 import { parseRaftMessage } from './raft-wire.js';
@@ -55,7 +55,7 @@ export interface RaftGroupOptions<T, R, S = never> {
    * was opened with only bootstrap a brand-new group (see
    * `DurableRaftStorage.open`); changes since are `conf` entries in it.
    */
-  storage: DurableRaftStorage<T, S>;
+  storage: RaftLogStorage<T, S>;
   config?: RaftConfigOptions;
   /** Index the state machine already holds (its checkpoint): applying resumes after it. @defaultValue 0 */
   applied?: number;
@@ -701,7 +701,7 @@ export class RaftGroup<T, R, S = never> {
         const last = entries[entries.length - 1];
         if (last !== undefined) this.unwritten = { index: last.index, term: last.term };
       },
-      setHardState: (hardState: Parameters<DurableRaftStorage<T, S>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
+      setHardState: (hardState: Parameters<RaftLogStorage<T, S>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
       sync: async (): Promise<void> => {
         const started = performance.now();
         await this.options.storage.sync();

@@ -457,12 +457,36 @@ describe('SegmentRaftStorage: partition offsets of its entries', () => {
     const first = await storage.firstHeldOffset();
     expect(first).toBe(storage.segments.startOffset - 1); // entry i holds offset i - 1
     expect(await storage.indexOfOffset(0)).toBe(storage.segments.startOffset); // gone: the first entry held
-    await expect(storage.applyRetention({ maxMessages: 10 }, 0)).rejects.toThrow(/message count/);
     await storage.close();
     const again = await openCounting(fs, 512);
     expect(again.reader.firstIndex()).toBe(51);
     expect(dataOf(again)).toEqual(Array.from({ length: 10 }, (_, i) => `m1@${51 + i}`));
     await again.close();
+  });
+
+  it('retention by message count keeps the entries holding the newest messages, counted by whole entries, never one after the snapshot', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await openCounting(fs, 512);
+    // 60 entries of 2 messages: entry i holds offsets 2i - 2 and 2i - 1.
+    storage.append(Array.from({ length: 60 }, (_, i) => messages(i + 1, 1, 2)));
+    storage.setHardState({ term: 1, vote: 'a', commit: 60 });
+    await storage.sync();
+    await storage.compact(50, 'compacted at 50');
+    expect((await storage.applyRetention({ maxMessages: 120 }, 0)).deletedSegments).toBe(0);
+    const result = await storage.applyRetention({ maxMessages: 40 }, 0);
+    expect(result.deletedSegments).toBeGreaterThan(0);
+    // The newest 40 messages (offsets 80-119, entries 41-60) are all still held; only segments wholly before them went.
+    const first = await storage.firstHeldOffset();
+    expect(first).toBeLessThanOrEqual(80);
+    expect(first).toBeGreaterThan(0);
+    expect(storage.segments.startOffset).toBeLessThanOrEqual(41);
+    expect(await storage.applyRetention({ maxMessages: 40 }, 0)).toMatchObject({ deletedSegments: 0 });
+    // Asking for none keeps the records after the snapshot anyway (the window the Raft core reads).
+    await storage.applyRetention({ maxMessages: 0 }, 0);
+    expect(storage.segments.startOffset).toBeGreaterThan(41);
+    expect(storage.segments.startOffset).toBeLessThanOrEqual(51);
+    expect(dataOf(storage)).toEqual(Array.from({ length: 10 }, (_, i) => `m2@${51 + i}`));
+    await storage.close();
   });
 
   it('an installed snapshot starts the offsets at its end; its records below come from the leader, never from a guess', async () => {
@@ -531,5 +555,82 @@ describe('SegmentRaftStorage with StoredCounts: the partition a reader sees is t
     expect(messages.filter((m) => m.offset >= 4)).toEqual([4, 5, 6].map((offset) => ({ offset, data: [offset] })));
     expect((applied.read(0, 10, 1 << 20) as Array<{ offset: number; data: Uint8Array }>).map((m) => [m.offset, m.data[0]])).toEqual([0, 1, 2, 3, 4, 5, 6].map((o) => [o, o]));
     await storage.close();
+  });
+});
+
+describe('SegmentRaftStorage.backfill: installing a leader snapshot copies the records below it', () => {
+  /** A log where every entry stores one message: entry `i`'s first offset is `i - 1`. */
+  const openOne = (fs: FaultyFileSystem, dir: string): Promise<SegmentRaftStorage<string, string>> =>
+    SegmentRaftStorage.open<string, string>(dir, ['a', 'b', 'c'], {
+      fsync: 'always',
+      fsyncIntervalMs: 1000,
+      fs,
+      counts: { count: () => 1, truncated: () => {} },
+      snapshotEndOffset: (snapshot) => snapshot.meta.index,
+    });
+  const held = async (storage: SegmentRaftStorage<string, string>): Promise<Array<[number, number, string, number]>> =>
+    (await storage.readCommitted(1, 100, 1 << 20)).map(({ entry, firstOffset }) => [entry.index, entry.term, entry.type === 'normal' ? entry.data : entry.type, firstOffset]);
+
+  it('keeps the committed prefix, cuts the uncommitted suffix, copies the rest page by page, and keeps them through the snapshot and a crash', async () => {
+    const leaderFs = new FaultyFileSystem(new MemoryFileSystem());
+    const leader = await openOne(leaderFs, '/leader/p0');
+    leader.setHardState({ term: 2, vote: 'a', commit: 0 });
+    leader.append([1, 2, 3, 4].map((i) => entry(i, 1)));
+    leader.append([5, 6, 7, 8, 9, 10].map((i) => entry(i, 2)));
+    leader.setHardState({ term: 2, vote: 'a', commit: 10 });
+    await leader.sync();
+    await leader.compact(8, 'state at 8');
+    const snapshot = leader.memory.snapshot()!;
+
+    // The follower holds 1-4 committed and 5-6 of an old term, never committed.
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const follower = await openOne(fs, DIR);
+    follower.setHardState({ term: 1, vote: 'b', commit: 0 });
+    follower.append([1, 2, 3, 4, 5, 6].map((i) => entry(i, 1)));
+    follower.setHardState({ term: 1, vote: 'b', commit: 4 });
+    await follower.sync();
+
+    const asked: number[] = [];
+    await follower.backfill(snapshot, 8, (from) => {
+      asked.push(from);
+      return leader.readRecords(from, 2, 1 << 20);
+    });
+    expect(asked).toEqual([5, 7]); // from after its commit, two records a page, up to the snapshot's index
+    follower.applySnapshot(snapshot);
+    follower.setHardState({ term: 2, vote: 'b', commit: 8 });
+    await follower.sync();
+    const expected = (await held(leader)).filter(([index]) => index <= 8);
+    expect(expected.map(([index, term, data, first]) => [index, term, data, first])).toEqual([
+      [1, 1, 'e1t1', 0], [2, 1, 'e2t1', 1], [3, 1, 'e3t1', 2], [4, 1, 'e4t1', 3],
+      [5, 2, 'e5t2', 4], [6, 2, 'e6t2', 5], [7, 2, 'e7t2', 6], [8, 2, 'e8t2', 7],
+    ]);
+    expect(await held(follower)).toEqual(expected);
+    expect(await follower.firstHeldOffset()).toBe(0);
+
+    await fs.crash();
+    const again = await openOne(fs, DIR);
+    expect(again.memory.snapshot()?.meta.index).toBe(8);
+    expect(await held(again)).toEqual(expected);
+    await Promise.all([again.close(), leader.close()]);
+  });
+
+  it('starts at the leader\'s first held record when its retention deleted the ones before', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const follower = await openOne(fs, DIR);
+    const snapshot = { meta: { index: 6, term: 2, conf: { voters: ['a', 'b', 'c'] } }, data: 'state at 6' };
+    const record = (index: number) => ({ index, term: 2, firstOffset: index - 1, count: 1, timestamp: 0, data: new Uint8Array() });
+    // The leader holds from 4 on; records' bodies do not matter below the window (only their headers are checked here).
+    const pages: number[] = [];
+    await follower.backfill(snapshot, 6, async (from) => {
+      pages.push(from);
+      return from < 4 ? { startIndex: 4, records: [] } : { startIndex: 4, records: [4, 5, 6].filter((i) => i >= from).map(record) };
+    });
+    expect(pages).toEqual([1, 4]);
+    follower.applySnapshot(snapshot);
+    follower.setHardState({ term: 2, vote: null, commit: 6 });
+    await follower.sync();
+    expect(follower.segments.startOffset).toBe(4);
+    expect(await follower.firstHeldOffset()).toBe(3);
+    await follower.close();
   });
 });

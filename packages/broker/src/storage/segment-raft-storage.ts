@@ -61,6 +61,23 @@ export interface StoredEntry<T> {
   timestamp: number;
 }
 
+/** A committed record as one replica copies it from another (a backfill below a snapshot): what a format 2 record holds. */
+export interface RecordCopy {
+  index: number;
+  term: number;
+  firstOffset: number;
+  count: number;
+  timestamp: number;
+  /** The entry, encoded as the record stores it. */
+  data: Uint8Array;
+}
+
+/** Committed records from a replica: the first index it still holds, and records from the one asked for. */
+export interface RecordPage {
+  startIndex: number;
+  records: RecordCopy[];
+}
+
 /** The recorded snapshot: the core's, plus the offset after the messages it covers. */
 interface RecordedSnapshot<S> {
   snapshot: Snapshot<S>;
@@ -249,7 +266,11 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       // Recorded before the log is reset: a crash between the two leaves a log that does not match the snapshot,
       // which opening resets again (see `load`).
       await this.meta.write(SNAPSHOT, { snapshot, endOffset: this.offsets.baseEndOffset } satisfies RecordedSnapshot<S>);
-      await this.log.reset(snapshot.meta.index + 1);
+      // A log that holds the snapshot's last entry (backfilled from the leader: see `backfill`) keeps its records up to it.
+      const s = snapshot.meta.index;
+      if (await holdsEntry(this.log, s, snapshot.meta.term, this.offsets.baseEndOffset)) {
+        if (this.log.endOffset > s + 1) await this.log.truncateFrom(s + 1);
+      } else await this.log.reset(s + 1);
       this.pendingSnapshot = undefined;
     }
     if (this.pendingTruncate !== undefined) {
@@ -336,6 +357,69 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     });
   }
 
+  /**
+   * Committed records from `fromIndex` (from the first held when it is
+   * gone), at most `maxCount` and about `maxBytes` (at least one), as stored:
+   * what a replica backfilling below a snapshot copies (see {@link backfill}).
+   */
+  async readRecords(fromIndex: number, maxCount: number, maxBytes: number): Promise<RecordPage> {
+    const startIndex = this.log.startOffset;
+    const commit = Math.min(this.current.getHardState().commit, this.current.lastIndex());
+    const from = Math.max(fromIndex, startIndex);
+    if (from > commit) return { startIndex, records: [] };
+    const records = await this.log.read(from, Math.min(maxCount, commit - from + 1), maxBytes);
+    return {
+      startIndex,
+      records: records.map((record) => {
+        const { raft } = record;
+        if (raft === undefined) throw new LogStorageError('STORAGE_CORRUPT', `record ${record.offset} is not a Raft entry`, { offset: record.offset });
+        return { index: record.offset, term: raft.term, firstOffset: raft.firstOffset, count: raft.count, timestamp: record.timestamp, data: record.data };
+      }),
+    };
+  }
+
+  /**
+   * Before a leader's snapshot at `(s, t)` is applied: makes this log hold
+   * the leader's records up to `s`, with their index, term and offsets, so
+   * that this replica serves the messages below the snapshot too. What this
+   * log holds up to its commit is committed, hence the leader's too, and is
+   * kept; the rest is cut, then the records from there to `s` are copied
+   * with `fetch` (from a replica that holds them; where it no longer does,
+   * retention, the log starts at its first held record). Applying the
+   * snapshot then keeps these records (see `writeQueued`). A crash midway
+   * leaves committed records after the recorded snapshot, which opening
+   * reads back as entries; the install is asked for again.
+   */
+  backfill(snapshot: Snapshot<S>, endOffset: number, fetch: (fromIndex: number) => Promise<RecordPage>): Promise<void> {
+    return this.exclusive(async () => {
+      const { index: s, term: t } = snapshot.meta;
+      const log = this.log;
+      if (await holdsEntry(log, s, t, endOffset)) return;
+      const from = Math.max(Math.min(this.current.getHardState().commit, s) + 1, log.startOffset);
+      if (log.endOffset > from) await log.truncateFrom(from);
+      // Bounded: each round appends at least one record or moves the log's start forward (or throws).
+      while (log.endOffset <= s) {
+        const at = log.endOffset;
+        const { startIndex, records } = await fetch(at);
+        if (startIndex > at) {
+          await log.reset(Math.min(startIndex, s + 1));
+          continue;
+        }
+        const wanted = records.filter((r) => r.index >= at && r.index <= s);
+        if (wanted[0]?.index !== at) throw new LogStorageError('STORAGE_IO', `backfill from ${at}: the replica returned no usable records`);
+        log.append(wanted.map((r) => ({ timestamp: r.timestamp, raft: { term: r.term, firstOffset: r.firstOffset, count: r.count }, encoding: 'msgpack', data: r.data })));
+        await log.flush();
+      }
+      if (!(await holdsEntry(log, s, t, endOffset))) throw new LogStorageError('STORAGE_CORRUPT', `backfill: the copied record ${s} is not the snapshot's (term ${t}, end offset ${endOffset})`);
+      await log.sync();
+    });
+  }
+
+  /** The partition offsets recorded for entry `index` of the window (after the snapshot): its first and how many it stores. */
+  offsetsOf(index: number): { firstOffset: number; count: number } {
+    return this.offsets.at(index);
+  }
+
   /** The offset after the messages of every entry up to `index` (from the snapshot's index to the last). */
   endOffsetAt(index: number): number {
     return this.offsets.endAt(index);
@@ -392,14 +476,25 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   }
 
   /**
-   * Deletes whole sealed segments, oldest first, by age and bytes, never one
-   * holding a record after the snapshot (the window the Raft core reads).
-   * Retention by message count is not supported on this layout yet (records
-   * are entries): `maxMessages` is refused.
+   * Deletes whole sealed segments, oldest first, by age and bytes, and by
+   * message count: records are entries, so a segment goes by count when all
+   * its records are older than the entry holding the oldest of the newest
+   * `maxMessages` committed messages (at least `maxMessages` stay). Never a
+   * segment holding a record after the snapshot (the window the Raft core
+   * reads).
    */
-  applyRetention(policy: RetentionPolicy, nowMs: number): Promise<RetentionResult> {
-    if (policy.maxMessages !== undefined) return Promise.reject(new RangeError('retention by message count is not supported by storage.layout unified yet'));
-    return this.exclusive(() => this.log.applyRetention(policy, nowMs, this.offsets.base + 1));
+  async applyRetention(policy: RetentionPolicy, nowMs: number): Promise<RetentionResult> {
+    const { maxMessages, ...rest } = policy;
+    if (maxMessages !== undefined && (!Number.isSafeInteger(maxMessages) || maxMessages < 0)) throw new RangeError(`retention maxMessages must be a non-negative integer, got ${String(maxMessages)}`);
+    const window = this.offsets.base + 1;
+    const byAgeOrBytes = Object.values(rest).some((limit) => limit !== undefined);
+    const first = byAgeOrBytes ? await this.exclusive(() => this.log.applyRetention(rest, nowMs, window)) : { deletedSegments: 0, deletedBytes: 0, startOffset: this.log.startOffset };
+    if (maxMessages === undefined) return first;
+    const keepOffset = this.committedEndOffset - maxMessages;
+    // The entry holding the oldest message to keep (none held below it: nothing to delete by count).
+    const keepIndex = keepOffset <= 0 ? this.log.startOffset : ((await this.indexOfOffset(keepOffset)) ?? this.log.endOffset);
+    const second = await this.exclusive(() => this.log.applyRetention({ maxMessages: 0 }, nowMs, Math.min(window, keepIndex)));
+    return { deletedSegments: first.deletedSegments + second.deletedSegments, deletedBytes: first.deletedBytes + second.deletedBytes, startOffset: second.startOffset };
   }
 
   /** The offset of the first message this log still holds (the snapshot's end when it holds none below the window). */
@@ -485,12 +580,7 @@ async function load<T, S>(
     if (recorded !== undefined) memory.applySnapshot(recorded.snapshot);
     const offsets = new EntryOffsets();
     offsets.reset(s, recorded?.endOffset ?? 0);
-    let matches = log.startOffset === s + 1 && log.endOffset >= s + 1;
-    if (!matches && log.startOffset <= s && s < log.endOffset) {
-      const [record] = await log.read(s, 1, 1).catch((): StoredRecord[] => []);
-      const raft = record?.raft;
-      matches = record?.offset === s && raft?.term === t && raft.firstOffset + raft.count === offsets.baseEndOffset;
-    }
+    const matches = (log.startOffset === s + 1 && log.endOffset >= s + 1) || (await holdsEntry(log, s, t, offsets.baseEndOffset));
     if (!matches) {
       if (log.endOffset > log.startOffset) report('Raft log does not match its snapshot; starting it over after the snapshot', { dir, snapshot: s, start: log.startOffset, end: log.endOffset });
       await log.reset(s + 1);
@@ -538,6 +628,14 @@ async function load<T, S>(
     await log.close().catch(() => {});
     throw err;
   }
+}
+
+/** Whether `log` holds the entry `index` with `term`, its messages ending at `endOffset` (a snapshot's last entry). */
+async function holdsEntry(log: SegmentLog, index: number, term: number, endOffset: number): Promise<boolean> {
+  if (index < log.startOffset || index >= log.endOffset) return false;
+  const [record] = await log.read(index, 1, 1).catch((): StoredRecord[] => []);
+  const raft = record?.raft;
+  return record?.offset === index && raft?.term === term && raft.firstOffset + raft.count === endOffset;
 }
 
 function isRecordedSnapshot(value: unknown): boolean {

@@ -54,6 +54,12 @@ export class StoredCounts {
     this.rebuildUpTo(index - 1);
   }
 
+  /** The applied state was replaced (rewound to a snapshot): the next entry counted projects again from it. */
+  reset(): void {
+    this.projection.reset();
+    this.projectedThrough = -1;
+  }
+
   /** The applied state took every entry up to `index`: their part of the projection is the base's now. */
   appliedUpTo(index: number): void {
     this.projection.applied(index);

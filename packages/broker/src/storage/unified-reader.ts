@@ -13,7 +13,7 @@ const PAGE_ENTRIES = 256;
  * without a second copy.
  */
 export class UnifiedPartitionReader {
-  constructor(private readonly storage: SegmentRaftStorage<PublishCommand, unknown>) {}
+  constructor(private readonly storage: Pick<SegmentRaftStorage<PublishCommand, unknown>, 'committedEndOffset' | 'segments' | 'readCommitted' | 'indexOfOffset'>) {}
 
   /** The offset after the last committed message. */
   get endOffset(): number {

@@ -1,0 +1,213 @@
+/**
+ * A partition replica of layout `unified` (docs/storage.md): its segment log
+ * is its Raft log (`SegmentRaftStorage`), so a message is written once. The
+ * state machine holds no messages: applying an entry only checks its
+ * offsets against the record and updates the idempotence table; reads go to
+ * the committed records (`UnifiedPartitionReader`). Its upkeep records a
+ * snapshot (the idempotence table at the applied index) now and then, which
+ * bounds the in-memory window of entries and the entries a restart applies
+ * again, and runs retention.
+ */
+import { RelayError } from '@relaymq/sdk/protocol';
+import { applyPublish } from '../core/partition/apply.js';
+import type { PublishCommand } from '../core/partition/command.js';
+import type { AppendOutcome, BatchMessage, PartitionLog, StoredMessage } from '../core/partition/partition.js';
+import { ProducerTable } from '../core/partition/producers.js';
+import type { Snapshot } from '../core/raft/index.js';
+import type { PartitionCheckpoint } from '../storage/disk-partition.js';
+import type { SegmentRaftStorage } from '../storage/segment-raft-storage.js';
+import type { RetentionPolicy } from '../storage/segments/index.js';
+import { UnifiedPartitionReader } from '../storage/unified-reader.js';
+import { CHECKPOINT_ENTRIES, CHECKPOINT_MS, RETENTION_MS, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
+
+/** The unified partition's Raft storage; its snapshots' data is a {@link PartitionCheckpoint} (the table at the index). */
+export type UnifiedStorage = SegmentRaftStorage<PublishCommand, PartitionCheckpoint>;
+
+/**
+ * The state machine of a unified partition, and its read side: the
+ * idempotence table and the offset after the last applied message. `store`
+ * stores nothing: it answers the offsets the entry's record already holds
+ * (decided when the entry was appended, `StoredCounts`); a different count
+ * is a bug, and fences the group (the apply throws).
+ */
+export class UnifiedPartition implements PartitionLog {
+  readonly producers: ProducerTable;
+  private readonly reader: UnifiedPartitionReader;
+  /** The offset after the last applied message. */
+  private appliedEnd: number;
+  /** The entry being applied, and what its record says it stores. */
+  private applying: { index: number; firstOffset: number; count: number; stored: number } | undefined;
+  /** First offset still held (refreshed after retention). */
+  private start: number;
+  /** Message bytes applied since the last snapshot (what the in-memory window holds, about). */
+  bytesSinceSnapshot = 0;
+
+  constructor(
+    private readonly storage: UnifiedStorage,
+    dedupeWindow: number,
+    startOffset: number,
+  ) {
+    this.producers = new ProducerTable(dedupeWindow);
+    this.reader = new UnifiedPartitionReader(storage);
+    this.start = startOffset;
+    this.appliedEnd = 0;
+    this.restore(storage.memory.snapshot());
+  }
+
+  /** Back to a snapshot's state (none: the empty partition). Returns its index. */
+  restore(snapshot: Snapshot<PartitionCheckpoint> | undefined): number {
+    this.producers.restore(snapshot?.data.producers ?? []);
+    this.appliedEnd = snapshot?.data.endOffset ?? 0;
+    this.applying = undefined;
+    this.bytesSinceSnapshot = 0;
+    return snapshot?.meta.index ?? 0;
+  }
+
+  /** Applies the committed publish at `index`: the idempotence table, and the offsets its record holds. */
+  apply(command: PublishCommand, index: number): AppendOutcome[] {
+    const recorded = this.storage.offsetsOf(index);
+    this.applying = { index, ...recorded, stored: 0 };
+    try {
+      const outcomes = applyPublish(this, command);
+      const stored = this.applying.stored;
+      if (stored !== recorded.count) throw mismatch(index, `applying it stores ${stored} messages, its record says ${recorded.count}`);
+      return outcomes;
+    } finally {
+      this.applying = undefined;
+    }
+  }
+
+  store(messages: readonly BatchMessage[]): number {
+    const entry = this.applying;
+    if (entry === undefined) throw new RelayError('STORAGE_ERROR', 'a unified partition stores messages only while applying an entry');
+    if (entry.firstOffset !== this.appliedEnd) throw mismatch(entry.index, `its record starts at offset ${entry.firstOffset}, the partition is at ${this.appliedEnd}`);
+    entry.stored += messages.length;
+    this.appliedEnd += messages.length;
+    for (const m of messages) this.bytesSinceSnapshot += m.data.length;
+    return entry.firstOffset;
+  }
+
+  /** The state as of the applied entry `index` (a snapshot's data). */
+  capture(index: number, term: number): PartitionCheckpoint {
+    return { index, term, startOffset: this.start, endOffset: this.appliedEnd, producers: this.producers.toRecords() };
+  }
+
+  get startOffset(): number {
+    return this.start;
+  }
+
+  get endOffset(): number {
+    return this.appliedEnd;
+  }
+
+  get sizeBytes(): number {
+    return this.storage.fileBytes;
+  }
+
+  read(offset: number, maxCount: number, maxBytes: number): Promise<StoredMessage[]> {
+    return this.reader.read(offset, maxCount, maxBytes);
+  }
+
+  offsetForTime(timeMs: number): Promise<number> {
+    return this.reader.offsetForTime(timeMs);
+  }
+
+  /** Reads the first offset still held again (after retention deleted segments). */
+  async refreshStart(): Promise<void> {
+    this.start = await this.storage.firstHeldOffset();
+  }
+}
+
+function mismatch(index: number, what: string): RelayError {
+  return new RelayError('STORAGE_ERROR', `unified partition entry ${index}: ${what}; the group is fenced`);
+}
+
+/**
+ * The upkeep of a unified partition replica: a snapshot at the applied
+ * index every {@link CHECKPOINT_ENTRIES} entries or {@link CHECKPOINT_MS}
+ * (it drops the entries it covers from memory; the records stay, they are
+ * the messages), except on a leader while a replica lags and the window is
+ * below `raftLogMaxBytes` (that replica catches up from the entries, which
+ * is cheaper than a snapshot install and its backfill); retention by age,
+ * bytes and message count. One step at a time; a failure is logged and
+ * retried on the next round.
+ */
+export class UnifiedUpkeep implements PartitionUpkeep {
+  private busy: Promise<void> = Promise.resolve();
+  private running = false;
+  private compactedAt: number;
+  private retainedAt = 0;
+
+  constructor(
+    readonly id: string,
+    readonly topic: string,
+    readonly state: UnifiedPartition,
+    readonly group: PartitionGroup,
+    readonly storage: UnifiedStorage,
+    private readonly ctx: Pick<UpkeepContext, 'now' | 'log' | 'raftLogMaxBytes' | 'retentionFor'>,
+  ) {
+    this.compactedAt = ctx.now();
+  }
+
+  maintain(): void {
+    if (this.running || this.group.fenceReason !== undefined) return;
+    const now = this.ctx.now();
+    const due = this.group.applied - this.snapshotIndex();
+    const compact = due >= CHECKPOINT_ENTRIES || (due > 0 && now - this.compactedAt >= CHECKPOINT_MS);
+    const policy = this.ctx.retentionFor(this.topic);
+    const retain = now - this.retainedAt >= RETENTION_MS && Object.values(policy).some((limit) => limit !== undefined);
+    if (!compact && !retain) return;
+    this.running = true;
+    this.busy = (async () => {
+      if (compact) await this.compact(now);
+      if (retain) {
+        this.retainedAt = now;
+        const result = await this.storage.applyRetention(policy, now);
+        if (result.deletedSegments > 0) {
+          await this.state.refreshStart();
+          this.ctx.log('debug', 'retention deleted segments', { group: this.id, ...result });
+        }
+      }
+    })()
+      .catch((err: unknown) => this.ctx.log('warn', 'partition maintenance failed', { group: this.id, error: String(err) }))
+      .finally(() => {
+        this.running = false;
+      });
+  }
+
+  /** After the group stopped: a last snapshot at the applied index, so a restart applies nothing again. */
+  async finish(): Promise<void> {
+    await this.busy;
+    const { group } = this;
+    const term = group.termOf(group.applied);
+    if (term === undefined || group.applied <= this.snapshotIndex() || group.fenceReason !== undefined) return;
+    await this.storage.compact(group.applied, this.state.capture(group.applied, term)).catch((err: unknown) => {
+      this.ctx.log('warn', 'final snapshot failed', { group: this.id, error: String(err) });
+    });
+  }
+
+  /** The storage is the group's Raft log: the factory closes it. */
+  async close(): Promise<void> {}
+
+  private snapshotIndex(): number {
+    return this.storage.memory.snapshot()?.meta.index ?? 0;
+  }
+
+  private async compact(now: number): Promise<void> {
+    const { group, state, storage } = this;
+    const index = group.applied;
+    const term = group.termOf(index);
+    if (term === undefined) return;
+    // A lagging replica still needs the entries (else it gets the snapshot and copies the records below it), unless the window grew too big.
+    const lagging = group.isLeader() && group.status().progress.some((p) => p.match < index);
+    if (lagging && state.bytesSinceSnapshot < this.ctx.raftLogMaxBytes) return;
+    const data = state.capture(index, term);
+    const bytes = state.bytesSinceSnapshot;
+    await group.compact(async () => {
+      if (index <= this.snapshotIndex()) return;
+      await storage.compact(index, data);
+      state.bytesSinceSnapshot = Math.max(0, state.bytesSinceSnapshot - bytes);
+    });
+    this.compactedAt = now;
+  }
+}

@@ -367,7 +367,6 @@ class RunningBroker implements Broker {
       if (dataDir !== undefined) {
         // Before anything opens a partition: a directory of the other layout is refused whole, naming both.
         await checkDataLayout(dataDir, this.options.storage.layout);
-        log('info', 'storage layout', { layout: this.options.storage.layout, dataDir });
       }
       // The data directory's owner and incarnation, and the peers' as met: a broker with amnesia is refused (storage/identity.ts).
       const identity = dataDir === undefined ? undefined : await loadIdentity(dataDir, id, undefined, this.options.clusterId);
@@ -435,7 +434,8 @@ class RunningBroker implements Broker {
     await this.operations?.start();
     // Said once every port is bound: a start that fails on the admin port never claims to be listening.
     this.started = true;
-    this.options.log('info', 'broker listening', { id: this.id, url: this.url });
+    // The layout said once the broker serves (a startup failure prints its one line only).
+    this.options.log('info', 'broker listening', { id: this.id, url: this.url, ...(this.options.dataDir === undefined ? {} : { storageLayout: this.options.storage.layout }) });
     if (this.adminUrl !== undefined) this.options.log('info', 'admin server listening', { url: this.adminUrl });
   }
 

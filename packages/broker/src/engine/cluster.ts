@@ -39,6 +39,7 @@ import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
+import { fullCollection, HeapSettle } from '../runtime/heap-settle.js';
 import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
 import type { FileSystem } from '../storage/fs.js';
@@ -280,6 +281,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   };
   /** Ticks the groups that are awake (quiesced ones are left out) and counts Raft traffic. */
   private readonly clock = new GroupClock();
+  /** One full collection once a burst of group creations or removals settles: the burst's garbage would otherwise stay reserved (RSS). */
+  private readonly heapSettle = new HeapSettle({
+    collect: fullCollection(),
+    // Most groups still awake: the elections after a creation are not over.
+    busy: () => {
+      const { groups, quiesced } = this.clock.activity();
+      return groups - quiesced > groups / 10;
+    },
+  });
   /** A peer link closed (a killed broker's sockets close at once): as good a sign as gossip's suspicion. */
   private readonly onPeerDown = (peer: string): void => this.peerDown(peer);
   /** A peer link came up (again): groups led here that count it wake, so a restarted peer hears its leaders (RaftGroup.peerUp). */
@@ -1096,6 +1106,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.membershipEvents.removeAllListeners();
     this.topicEvents.removeAllListeners();
     this.stopTicking?.();
+    this.heapSettle.close();
     clearInterval(this.maintenanceTimer);
     this.options.transport.off('message', this.onPeerMessage);
     this.options.transport.off('down', this.onPeerDown);
@@ -1290,6 +1301,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       this.hostedIncarnation.set(id, incarnation);
       if (hosted !== undefined) this.disks.set(id, hosted);
       this.groups.set(id, group as RaftGroup<unknown, unknown, unknown>);
+      this.heapSettle.changed();
       // Its topic was deleted (or created anew) while the group was being created: dropped once it is in the cache.
       const now = this.metadata.get(topic);
       if (now === undefined || now.incarnation !== incarnation) setImmediate(() => this.dropUnplaced(topic));
@@ -1310,6 +1322,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       .then(async (group) => {
         group.stop(new RelayError('NOT_LEADER', `broker ${this.options.self} no longer holds a replica of ${id}`));
         this.groups.delete(id);
+        this.heapSettle.changed();
         this.servedToLearners.delete(id);
         this.partitions.delete(id);
         this.hostedIncarnation.delete(id);

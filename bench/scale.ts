@@ -64,8 +64,13 @@ export interface ScaleResult {
   /** From the first `metadata` request until the first broker names a leader for every partition (absent: not within {@link LED_TIMEOUT_MS}). */
   ledSeconds?: number;
   idle: IdleBroker[];
-  /** SIGKILL of the broker leading the most partitions, to a surviving leader named for every partition. */
-  failover?: { killed: string; partitionsLed: number; seconds: number };
+  /**
+   * SIGKILL of the broker leading the most partitions, to a surviving leader
+   * named for every partition (`seconds`); when that takes over 60 s, `seconds`
+   * is absent and `unled` says how many partitions were still without one.
+   * `unledEvery5s`: how many were without one 5, 10, 15 s... after the kill.
+   */
+  failover?: { killed: string; partitionsLed: number; seconds?: number; unled?: number; unledEvery5s: number[] };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -196,13 +201,17 @@ async function failover(nodes: readonly ScaleNode[], topics: readonly string[]):
     const started = nowSeconds();
     await victim.process.kill();
     const deadline = performance.now() + 60_000;
+    const unledEvery5s: number[] = [];
     for (;;) {
       const now = await leaders(surviving, topics);
-      if (now !== undefined && now.every((leader) => leader !== '' && leader !== killed)) break;
-      if (performance.now() > deadline) throw new Error('partitions still without a leader 60 s after the kill');
+      const unled = now === undefined ? topics.length * PARTITIONS_PER_TOPIC : now.filter((leader) => leader === '' || leader === killed).length;
+      if (unled === 0) break;
+      const elapsed = nowSeconds() - started;
+      while (elapsed >= 5 * (unledEvery5s.length + 1)) unledEvery5s.push(unled);
+      if (performance.now() > deadline) return { killed, partitionsLed, unled, unledEvery5s };
       await sleep(50);
     }
-    return { killed, partitionsLed, seconds: roundTo(nowSeconds() - started, 2) };
+    return { killed, partitionsLed, seconds: roundTo(nowSeconds() - started, 2), unledEvery5s };
   } finally {
     for (const probe of probes) probe.close();
   }

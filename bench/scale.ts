@@ -53,6 +53,8 @@ export interface IdleBroker {
   /** Segment files and Raft log files open at the end of the window (`openSegmentFiles`, `openRaftLogFiles`), when exported. */
   openSegmentFiles?: number;
   openRaftLogFiles?: number;
+  /** Heap collections the broker ran after bursts of group creations (`heapSettles`), where it exports them. */
+  heapSettles?: number;
 }
 
 /** The figures at one partition count. */
@@ -183,6 +185,8 @@ async function measureIdle(nodes: readonly ScaleNode[], seconds: number): Promis
     const raftLogs = after[i]?.get('openRaftLogFiles');
     if (segments !== undefined) figure.openSegmentFiles = segments;
     if (raftLogs !== undefined) figure.openRaftLogFiles = raftLogs;
+    const settles = after[i]?.get('heapSettles');
+    if (settles !== undefined) figure.heapSettles = settles;
     return figure;
   });
 }

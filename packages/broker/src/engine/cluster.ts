@@ -1050,6 +1050,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.clock.activity();
   }
 
+  /** Full collections run after bursts of group creations or removals (see HeapSettle). */
+  heapSettles(): number {
+    return this.heapSettle.settles;
+  }
+
   /** Segment files and Raft log files open now, each kind under its broker-wide bound (`maxOpenSegmentFiles`, `maxOpenRaftLogFiles`). */
   openFiles(): { segments: number; raftLogs: number } {
     return { segments: this.factory.openSegmentFiles.stats().open, raftLogs: this.factory.openRaftLogFiles.stats().open };

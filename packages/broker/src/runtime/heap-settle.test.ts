@@ -19,6 +19,7 @@ describe('HeapSettle', () => {
     expect(collect).not.toHaveBeenCalled();
     vi.advanceTimersByTime(100);
     expect(collect).toHaveBeenCalledTimes(2); // one settle runs two collections
+    expect(settle.settles).toBe(1);
     vi.advanceTimersByTime(10_000);
     expect(collect).toHaveBeenCalledTimes(2);
     settle.close();

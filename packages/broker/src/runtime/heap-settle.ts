@@ -37,6 +37,7 @@ export class HeapSettle {
   private changes = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private deferrals = 0;
+  private settled = 0;
   private readonly minChanges: number;
   private readonly quietMs: number;
 
@@ -52,6 +53,11 @@ export class HeapSettle {
     if (this.changes < this.minChanges) return;
     this.deferrals = 0;
     this.arm();
+  }
+
+  /** Settles run so far (each two collections). */
+  get settles(): number {
+    return this.settled;
   }
 
   close(): void {
@@ -73,6 +79,7 @@ export class HeapSettle {
       return;
     }
     this.changes = 0;
+    this.settled++;
     // Two: the first frees the garbage, the second releases the pages the first left nearly empty
     // (measured at 2,000 partitions: old space committed 85-96 MiB for 33.5 MiB live before, 81-91 after one, 45-53 after two).
     this.options.collect?.();

@@ -281,10 +281,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   };
   /** Ticks the groups that are awake (quiesced ones are left out) and counts Raft traffic. */
   private readonly clock = new GroupClock();
-  /** One full collection once a burst of group creations or removals settles: the burst's garbage would otherwise stay reserved (RSS). */
+  /** Full collections once a burst of group creations or removals settles: the burst's garbage would otherwise stay reserved (RSS). */
   private readonly heapSettle = new HeapSettle({
     collect: fullCollection(),
-    // Most groups still awake: the elections after a creation are not over.
+    // More than a tenth of the groups awake: the elections after a creation are not over.
     busy: () => {
       const { groups, quiesced } = this.clock.activity();
       return groups - quiesced > groups / 10;

@@ -68,12 +68,18 @@ describe('HeapSettle', () => {
     finish.shift()?.();
     await vi.advanceTimersByTimeAsync(0);
     expect(collect).toHaveBeenCalledTimes(2);
+    expect(settle.settles).toBe(0); // counted once both collections finished
     finish.shift()?.();
     await vi.advanceTimersByTimeAsync(1000);
     expect(collect).toHaveBeenCalledTimes(3);
+    expect(settle.settles).toBe(1);
+    finish.shift()?.();
+    await vi.advanceTimersByTimeAsync(0);
+    finish.shift()?.();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(collect).toHaveBeenCalledTimes(4);
     expect(settle.settles).toBe(2);
     settle.close();
-    finish.forEach((resolve) => resolve());
   });
 
   it('close cancels a pending collection', async () => {

@@ -56,7 +56,7 @@ export class HeapSettle {
     if (this.changes >= this.minChanges) this.arm();
   }
 
-  /** Settles run so far (each two collections). */
+  /** Settles finished so far (each two collections). */
   get settles(): number {
     return this.settled;
   }
@@ -82,13 +82,13 @@ export class HeapSettle {
       return;
     }
     this.changes = 0;
-    this.settled++;
     this.collecting = true;
     try {
       // Two: the first frees the garbage, the second releases the pages the first left nearly empty
       // (measured at 2,000 partitions: old space committed 85-96 MiB for 33.5 MiB live before, 81-91 after one, 45-53 after two).
       await collect();
       await collect();
+      this.settled++;
     } finally {
       this.collecting = false;
     }

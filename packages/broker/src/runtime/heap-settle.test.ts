@@ -82,6 +82,16 @@ describe('HeapSettle', () => {
     settle.close();
   });
 
+  it('a collection that throws is swallowed and not counted', async () => {
+    const collect = vi.fn(() => Promise.reject(new Error('no gc')));
+    const settle = new HeapSettle({ collect, minChanges: 1, quietMs: 1000 });
+    settle.changed();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(collect).toHaveBeenCalledTimes(1);
+    expect(settle.settles).toBe(0);
+    settle.close();
+  });
+
   it('close cancels a pending collection', async () => {
     const collect = vi.fn();
     const settle = new HeapSettle({ collect, minChanges: 1, quietMs: 1000 });

@@ -89,6 +89,8 @@ export class HeapSettle {
       await collect();
       await collect();
       this.settled++;
+    } catch {
+      // Only an optimisation: the heap stays as it was (and a rejection here would be unhandled).
     } finally {
       this.collecting = false;
     }

@@ -6,7 +6,7 @@
  * heap it reserved for the burst stays, and so does the process's RSS
  * (measured at 2,000 partitions on three brokers: 221-226 MiB idle, heap
  * 138-148 MiB reserved for 51-110 MiB in use; with two collections once the
- * groups quiesced, 152-161 MiB; see docs/benchmarks.md).
+ * groups quiesced, 152-172 MiB; see docs/benchmarks.md).
  *
  * The collections are V8's incremental ones (`execution: 'async'`): marking
  * runs in steps and on helper threads, so the event loop stops for a fraction
@@ -35,6 +35,7 @@ export interface HeapSettleOptions {
   quietMs?: number;
 }
 
+/** Decides when a burst of group changes has settled, and then collects the heap (see the module's comment). */
 export class HeapSettle {
   private changes = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;

@@ -68,13 +68,15 @@ interface RaftCounters {
   messages: number;
   groups: number;
   quiesced: number;
+  /** Heap collections after a burst of group creations (HeapSettle). */
+  heapSettles: number;
 }
 
 async function raftCounters(broker: BrokerProcess): Promise<RaftCounters> {
   const { body } = await get(`${broker.adminUrl}/metrics`, 10_000);
   const samples = parseMetrics(body);
   const stat = (name: string): number => sample(samples, 'relaymq_broker_stat', { stat: name }) ?? Number.NaN;
-  return { ticks: stat('raftTicks'), messages: stat('raftMessagesSent'), groups: stat('raftGroups'), quiesced: stat('raftGroupsQuiesced') };
+  return { ticks: stat('raftTicks'), messages: stat('raftMessagesSent'), groups: stat('raftGroups'), quiesced: stat('raftGroupsQuiesced'), heapSettles: stat('heapSettles') };
 }
 
 /** The partitions broker `id` hosts, with their leaders ([] when it does not answer within 10 s). */
@@ -124,6 +126,9 @@ describe.each(CASES)('$topics topics of 8 idle partitions $storage on three brok
       QUIESCE_TIMEOUT_MS,
     );
     lap('every group quiesced');
+    // The creation burst's garbage is collected once the groups settle (5 s after the last creation), before the idle window.
+    await waitForAsync(async () => (await Promise.all(brokers.map(raftCounters))).every((c) => c.heapSettles >= 1), 'a heap collection after the creation burst on every broker', 30_000);
+    lap('heap settled');
     const before = await Promise.all(brokers.map(raftCounters));
     const cpuBefore = brokers.map((b) => b.cpuSeconds());
     const windowStart = performance.now();

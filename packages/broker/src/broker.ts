@@ -73,6 +73,12 @@ export interface BrokerStats {
   openSegmentFiles: number;
   /** Raft log files open now, over every group (bounded by `maxOpenRaftLogFiles` but for those busy); 0 without a cluster. */
   openRaftLogFiles: number;
+  /**
+   * Times the heap was collected after a burst of partition replicas created
+   * or removed here had settled (so the burst's garbage does not stay in the
+   * RSS of an idle broker); 0 without a cluster.
+   */
+  heapSettles: number;
 }
 
 /** A running broker. */
@@ -626,6 +632,7 @@ class RunningBroker implements Broker {
       deliveryCursorsVisited: this.fanout?.stats.cursorsVisited ?? 0,
       openSegmentFiles: this.replicated?.openFiles().segments ?? 0,
       openRaftLogFiles: this.replicated?.openFiles().raftLogs ?? 0,
+      heapSettles: this.replicated?.heapSettles() ?? 0,
     };
     for (const session of this.sessions) {
       const s = session.stats();

@@ -39,6 +39,7 @@ import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
+import { fullCollection, HeapSettle } from '../runtime/heap-settle.js';
 import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
 import type { StorageLayout } from '../storage/data-layout.js';
@@ -290,6 +291,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   };
   /** Ticks the groups that are awake (quiesced ones are left out) and counts Raft traffic. */
   private readonly clock = new GroupClock();
+  /** Full collections once a burst of group creations or removals settles: the burst's garbage would otherwise stay reserved (RSS). */
+  private readonly heapSettle = new HeapSettle({
+    collect: fullCollection(),
+    // More than a tenth of the groups awake: the elections after a creation are not over.
+    busy: () => {
+      const { groups, quiesced } = this.clock.activity();
+      return groups - quiesced > groups / 10;
+    },
+  });
   /** A peer link closed (a killed broker's sockets close at once): as good a sign as gossip's suspicion. */
   private readonly onPeerDown = (peer: string): void => this.peerDown(peer);
   /** A peer link came up (again): groups led here that count it wake, so a restarted peer hears its leaders (RaftGroup.peerUp). */
@@ -1077,6 +1087,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.clock.activity();
   }
 
+  /** Full collections run after bursts of group creations or removals (see HeapSettle). */
+  heapSettles(): number {
+    return this.heapSettle.settles;
+  }
+
   /** Segment files and Raft log files open now, each kind under its broker-wide bound (`maxOpenSegmentFiles`, `maxOpenRaftLogFiles`). */
   openFiles(): { segments: number; raftLogs: number } {
     return { segments: this.factory.openSegmentFiles.stats().open, raftLogs: this.factory.openRaftLogFiles.stats().open };
@@ -1133,6 +1148,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.membershipEvents.removeAllListeners();
     this.topicEvents.removeAllListeners();
     this.stopTicking?.();
+    this.heapSettle.close();
     clearInterval(this.maintenanceTimer);
     this.options.transport.off('message', this.onPeerMessage);
     this.options.transport.off('down', this.onPeerDown);
@@ -1332,6 +1348,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       this.hostedIncarnation.set(id, incarnation);
       if (hosted !== undefined) this.disks.set(id, hosted);
       this.groups.set(id, group as RaftGroup<unknown, unknown, unknown>);
+      this.heapSettle.changed();
       // Its topic was deleted (or created anew) while the group was being created: dropped once it is in the cache.
       const now = this.metadata.get(topic);
       if (now === undefined || now.incarnation !== incarnation) setImmediate(() => this.dropUnplaced(topic));
@@ -1352,6 +1369,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       .then(async (group) => {
         group.stop(new RelayError('NOT_LEADER', `broker ${this.options.self} no longer holds a replica of ${id}`));
         this.groups.delete(id);
+        this.heapSettle.changed();
         this.servedToLearners.delete(id);
         this.transferAttempts.forget(id);
         this.partitions.delete(id);

@@ -84,10 +84,23 @@ export class GroupMembership {
     this.heartbeatTimer ??= setInterval(() => void this.heartbeat(), Math.max(20, Math.floor(this.sessionTimeoutMs / 3)));
   }
 
-  /** Whether a message of this partition may be handled now. */
-  owns(topic: string, partition: number): boolean {
+  /**
+   * The epoch of the grant under which this partition's messages may be
+   * handled now, or `undefined` (not owned, or being released).
+   */
+  grantOf(topic: string, partition: number): number | undefined {
     const key = partitionKey(topic, partition);
-    return this.owned.has(key) && !this.releasing.has(key);
+    return this.releasing.has(key) ? undefined : this.owned.get(key)?.epoch;
+  }
+
+  /**
+   * Whether a message of this partition may be handled now; with `epoch`,
+   * only under that grant (a message received under an earlier grant went
+   * with it: the grant since starts where the group's position says).
+   */
+  owns(topic: string, partition: number, epoch?: number): boolean {
+    const current = this.grantOf(topic, partition);
+    return current !== undefined && (epoch === undefined || epoch === current);
   }
 
   /** The join (a subscribe) sent at `sentAtMs` was confirmed: it counts as a heartbeat. */

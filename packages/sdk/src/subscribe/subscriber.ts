@@ -176,6 +176,13 @@ class SubscriptionState {
   committer: PositionCommitter | undefined;
   /** Present on consumer-group subscriptions. */
   membership: GroupMembership | undefined;
+  /**
+   * Group members: the grant (epoch) each queued message arrived under. A
+   * message held while the lease was invalid is handled only under that grant:
+   * if the partition was lost and granted again meanwhile, another member
+   * handled it and the new grant starts after it.
+   */
+  private readonly grants = new WeakMap<Message, number>();
   /** The message whose handler runs now. */
   private inFlight: Message | undefined;
   private readonly idleWaiters: Array<() => void> = [];
@@ -214,6 +221,7 @@ class SubscriptionState {
         this.grant(batch.messages.length);
         continue;
       }
+      const grant = this.membership?.grantOf(batch.topic, batch.partition);
       batch.messages.forEach((stored, i) => {
         const offset = batch.firstOffset + i;
         const cursor = this.next.get(key);
@@ -227,7 +235,9 @@ class SubscriptionState {
           this.owner.listener.gap(this.gapEvent({ topic: batch.topic, partition: batch.partition, expectedOffset: cursor.offset, firstAvailableOffset: offset }));
         }
         this.next.set(key, { topic: batch.topic, partition: batch.partition, offset: offset + 1 });
-        this.queue.push(this.toMessage(batch, offset, stored));
+        const message = this.toMessage(batch, offset, stored);
+        if (grant !== undefined) this.grants.set(message, grant);
+        this.queue.push(message);
       });
     }
     void this.drain();
@@ -265,7 +275,7 @@ class SubscriptionState {
           // Never handle past the lease: the group may have given the partition away meanwhile.
           await this.membership.leaseValid();
           if (!this.active) break;
-          if (!this.membership.owns(message.topic, message.partition)) {
+          if (!this.membership.owns(message.topic, message.partition, this.grants.get(message))) {
             this.grant(1);
             continue;
           }

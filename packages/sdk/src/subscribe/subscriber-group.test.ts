@@ -1,0 +1,106 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { BrokerConnection } from '../connection/connection.js';
+import { RelayError, type AssignedPartition } from '../protocol/index.js';
+import { Subscriber, type SubscriberListener } from './subscriber.js';
+
+/** A connection whose requests wait until the test answers them; group commits are stored at once. */
+class FakeConnection {
+  readonly open = true;
+  readonly requests: Array<{ frame: { type: string }; onReply?: (reply: unknown) => void; resolve: (reply: unknown) => void; reject: (err: unknown) => void }> = [];
+
+  send(): boolean {
+    return true;
+  }
+
+  request(frame: { type: string }, onReply?: (reply: unknown) => void): Promise<unknown> {
+    if (frame.type === 'group-commit' || frame.type === 'unsubscribe') return Promise.resolve({ type: 'committed' });
+    return new Promise((resolve, reject) => this.requests.push({ frame, onReply, resolve, reject }));
+  }
+
+  /** Answers the oldest pending request of `type`. */
+  answer(type: string, reply?: unknown, error?: RelayError): void {
+    const i = this.requests.findIndex((r) => r.frame.type === type);
+    expect(i, `a pending ${type}`).toBeGreaterThanOrEqual(0);
+    const [request] = this.requests.splice(i, 1);
+    if (error !== undefined) return request?.reject(error);
+    request?.onReply?.(reply);
+    request?.resolve(reply);
+  }
+}
+
+const listener = (events: string[]): SubscriberListener => ({
+  gap: () => {},
+  handlerError: () => {},
+  commitRefused: () => {},
+  publish: async () => {},
+  deadLetterFailed: () => {},
+  assigned: (e) => events.push(`assigned ${e.partitions.map((p) => p.partition).join(',')}`),
+  revoked: (e) => events.push(`revoked ${e.partitions.map((p) => p.partition).join(',')} ${e.reason}`),
+  ended: () => {},
+});
+
+const stored = (n: number) => ({ timestamp: 0, data: new TextEncoder().encode(String(n)) });
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('a consumer-group member whose session lapsed with a message in hand', () => {
+  it('does not handle that message under the grant it rejoins with: the new grant starts at the position the other member committed', async () => {
+    vi.useFakeTimers();
+    const SESSION_MS = 3000;
+    const events: string[] = [];
+    const subscriber = new Subscriber(listener(events), 10, 60_000, { intervalMs: 0, maxMessages: 1 });
+    const connection = new FakeConnection();
+    subscriber.setConnection(connection as unknown as BrokerConnection);
+    const handled: number[] = [];
+    let releaseFirst: () => void = () => {};
+    const subscribing = subscriber.subscribe(
+      't',
+      async (m) => {
+        handled.push(m.offset);
+        // The first handler runs across the lapse (the process was paused in it: m4 under SIGSTOP).
+        if (m.offset === 0) await new Promise<void>((resolve) => (releaseFirst = resolve));
+      },
+      { group: 'g', sessionTimeoutMs: SESSION_MS },
+    );
+    connection.answer('subscribe', { type: 'subscribed', cursors: [] });
+    const { id } = await subscribing;
+    const grant = (partitions: AssignedPartition[]): void => subscriber.onAssignment(connection as unknown as BrokerConnection, { type: 'assignment', subscription: id, partitions });
+    const deliver = (firstOffset: number, count: number): void =>
+      subscriber.onMessage(connection as unknown as BrokerConnection, {
+        type: 'message',
+        subscription: id,
+        batches: [{ topic: 't', partition: 0, firstOffset, messages: Array.from({ length: count }, (_, i) => stored(firstOffset + i)) }],
+      });
+
+    grant([{ topic: 't', partition: 0, epoch: 1, offset: 0 }]);
+    deliver(0, 2);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(handled).toEqual([0]);
+
+    // No heartbeat is answered for longer than the session timeout: the lease runs out while offset 0 is handled
+    // and offset 1 waits. Meanwhile the group gave partition 0 to another member, which handled offset 1, committed 2
+    // and (the member rejoining) released it.
+    await vi.advanceTimersByTimeAsync(SESSION_MS + 100);
+    releaseFirst();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(handled).toEqual([0]); // offset 1 is held until the lease is valid again
+
+    // The next heartbeat answer: the group forgot the member. It loses the partition and joins again.
+    connection.answer('group-heartbeat', undefined, new RelayError('FENCED', 'unknown member'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(events).toEqual(['assigned 0', 'revoked 0 lost']);
+    // The join is granted partition 0 again, under a new epoch, from the position the other member committed.
+    grant([{ topic: 't', partition: 0, epoch: 3, offset: 2 }]);
+    connection.answer('subscribe', { type: 'subscribed', cursors: [] });
+    await vi.advanceTimersByTimeAsync(0);
+    deliver(2, 1);
+    await vi.advanceTimersByTimeAsync(0);
+
+    expect(events).toEqual(['assigned 0', 'revoked 0 lost', 'assigned 0']);
+    // Offset 1 was received under epoch 1 and handled by the other member under epoch 2: not handled here again.
+    expect(handled).toEqual([0, 2]);
+    subscriber.stopDelivery();
+  });
+});

@@ -1,0 +1,352 @@
+import { EventEmitter } from 'eventemitter3';
+import { Offset, type Client, type Consumer, type Publisher } from 'rabbitmq-stream-js-client';
+import { RelayError, type AckLevel } from '@relaymq/sdk/protocol';
+import type { AppendOutcome, ProducerBatch, StoredMessage } from '../../core/partition/partition.js';
+import type { PartitionBounds } from '../engine.js';
+import { waitFor } from '../wait-for.js';
+import { decodeMessage, encodeMessage, headerOptions } from './codec.js';
+import type { BackboneConnection } from './connection.js';
+import { publisherRef } from './naming.js';
+import { TailCache } from './tail-cache.js';
+
+export interface PartitionStreamOptions {
+  stream: string;
+  /** Bytes of the newest messages kept in memory for live subscribers. */
+  cacheBytes: number;
+  /** Recent seqs per producer whose offsets answer a republish. */
+  dedupeWindow: number;
+  /** An append or read not answered by the backbone within this long fails `TIMEOUT`. */
+  requestTimeoutMs: number;
+  now: () => number;
+  /** New messages were read from the stream. */
+  appended: () => void;
+}
+
+/** The publisher of one relaymq producer in this stream, and the seq it sends next. */
+interface ProducerPublisher {
+  publisher: Publisher;
+  nextSeq: number;
+  /** Appends of this producer, one after the other (pipelined batches keep their order). */
+  chain: Promise<unknown>;
+}
+
+/** Producer publishers kept per stream; the least recently used is closed beyond it. */
+const MAX_PUBLISHERS = 64;
+
+/**
+ * One partition stream as a gateway uses it: it tails the stream from its
+ * first message (the {@link TailCache} answers live reads, bounds and
+ * append outcomes), appends through one deduplicating publisher per relaymq
+ * producer (publisher reference from the producer id, publishing id = seq +
+ * 1, RabbitMQ keeping the last id per reference with no time window), and
+ * reads older messages through a short-lived consumer.
+ */
+export class PartitionStream {
+  readonly cache: TailCache;
+  private consumer: Consumer | undefined;
+  private readonly publishers = new Map<string, ProducerPublisher>();
+  private anonymous: Publisher | undefined;
+  /** The last chunk's first offset as found at subscribe time: the tail is caught up once past it. */
+  private caughtUp: Promise<void> | undefined;
+  private closed = false;
+  /** Emits `read` after each message the tail read. */
+  private readonly progress = new EventEmitter<{ read: () => void }>();
+
+  constructor(
+    private readonly connection: BackboneConnection,
+    private readonly options: PartitionStreamOptions,
+  ) {
+    this.cache = new TailCache(options.cacheBytes, options.dedupeWindow);
+  }
+
+  /** Creates the stream with `args` and writes its header (both idempotent: racing gateways create it once). */
+  static async create(connection: BackboneConnection, stream: string, args: Record<string, string | number>): Promise<void> {
+    const client = await connection.ready();
+    await client.createStream({ stream, arguments: args });
+    const publisher = await client.declarePublisher({ stream, publisherRef: 'relaymq-header' });
+    try {
+      if ((await publisher.getLastPublishingId()) >= 1n) return;
+      const confirmed = connection.awaitConfirms(publisher.extendedId, [1n]);
+      await publisher.basicSend(1n, Buffer.from('relaymq partition stream'), headerOptions());
+      await publisher.flush();
+      await confirmed;
+    } finally {
+      await publisher.close().catch(() => undefined);
+    }
+  }
+
+  /** Starts tailing; resolves once everything stored before is read (the stream's last chunk reached). */
+  start(client: Client): Promise<void> {
+    this.caughtUp ??= this.subscribe(client);
+    return this.caughtUp;
+  }
+
+  /** The connection was replaced: tail again from where it stopped, declare publishers anew. */
+  async restart(client: Client): Promise<void> {
+    if (this.closed) return;
+    this.consumer = undefined;
+    this.anonymous = undefined;
+    for (const [, p] of this.publishers) this.connection.failAll(p.publisher.extendedId, new RelayError('NOT_READY', 'the backbone connection was replaced'));
+    this.publishers.clear();
+    if (this.caughtUp === undefined) return;
+    this.caughtUp = this.subscribe(client);
+    await this.caughtUp.catch(() => this.connection.lost(client));
+  }
+
+  bounds(): PartitionBounds {
+    return { start: this.cache.startOffset, end: this.cache.endOffset };
+  }
+
+  async currentBounds(): Promise<PartitionBounds> {
+    await this.ready();
+    return this.bounds();
+  }
+
+  /**
+   * Appends `batch` (see {@link LogEngine.append}): with `none`, sent
+   * without deduplication and not awaited; otherwise through the producer's
+   * publisher, answered once the backbone confirmed (a quorum of the
+   * stream's replicas stored it) and this gateway read it back.
+   */
+  async append(batch: ProducerBatch, ack: AckLevel): Promise<AppendOutcome[]> {
+    await this.ready();
+    const now = this.options.now();
+    if (ack === 'none') {
+      const publisher = await this.anonymousPublisher();
+      for (const m of batch.messages) await publisher.send(Buffer.from(m.data), encodeMessage(m, now));
+      await publisher.flush();
+      return [];
+    }
+    const entry = await this.producerPublisher(batch.producerId);
+    const run = entry.chain.then(() => this.appendInOrder(entry, batch, now));
+    entry.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Messages from `offset`: from memory when held, else read from the backbone. */
+  read(offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]> {
+    const held = this.cache.read(offset, maxCount, maxBytes);
+    if (held !== undefined) return held;
+    return this.readFromBackbone(offset, maxCount, maxBytes);
+  }
+
+  async offsetForTime(timeMs: number): Promise<number> {
+    await this.ready();
+    const held = this.cache.offsetForTime(timeMs);
+    if (held !== undefined) return held;
+    // Older than memory holds: scan from the chunk the backbone finds for a little earlier (its clock and chunk timestamps are not ours).
+    let found: number | undefined;
+    await this.scan(Offset.timestamp(new Date(timeMs - 60_000)), (m) => {
+      if (m.timestamp >= timeMs) found = m.offset;
+      return found === undefined;
+    });
+    return found ?? this.cache.endOffset;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const consumer = this.consumer;
+    this.consumer = undefined;
+    await consumer?.close().catch(() => undefined);
+    for (const [, p] of this.publishers) await p.publisher.close().catch(() => undefined);
+    this.publishers.clear();
+    await this.anonymous?.close().catch(() => undefined);
+  }
+
+  private async ready(): Promise<void> {
+    if (this.caughtUp === undefined) throw new RelayError('INTERNAL', `partition stream ${this.options.stream} used before start`);
+    await this.caughtUp;
+  }
+
+  private async appendInOrder(entry: ProducerPublisher, batch: ProducerBatch, now: number): Promise<AppendOutcome[]> {
+    const { producerId, firstSeq, messages } = batch;
+    const outcomes: AppendOutcome[] = new Array(messages.length);
+    const send: number[] = [];
+    for (let i = 0; i < messages.length; i++) {
+      const seq = firstSeq + i;
+      if (seq > entry.nextSeq) {
+        for (let j = i; j < messages.length; j++) outcomes[j] = { kind: 'gap', expectedSeq: entry.nextSeq };
+        break;
+      }
+      if (seq === entry.nextSeq) {
+        send.push(i);
+        entry.nextSeq++;
+      }
+    }
+    const ids = send.map((i) => BigInt(firstSeq + i + 1));
+    if (send.length > 0) {
+      const confirmed = this.connection.awaitConfirms(entry.publisher.extendedId, ids);
+      try {
+        for (const i of send) {
+          const m = messages[i] as (typeof messages)[number];
+          await entry.publisher.basicSend(BigInt(firstSeq + i + 1), Buffer.from(m.data), encodeMessage(m, now, { id: producerId, seq: firstSeq + i }));
+        }
+        await entry.publisher.flush();
+        await withTimeout(confirmed, this.options.requestTimeoutMs, `the backbone did not confirm ${send.length} message(s) on ${this.options.stream}`);
+      } catch (err) {
+        // What the backbone holds is unknown: the next append asks it again.
+        this.dropPublisher(producerId, entry, err as Error);
+        throw err instanceof RelayError ? err : new RelayError('NOT_READY', `backbone publish failed: ${(err as Error).message}`);
+      }
+    }
+    // Every seq below the next one is stored (now or before): its offset comes from the stream as read here.
+    const lastSeq = firstSeq + messages.length - 1;
+    const known = Math.min(lastSeq, entry.nextSeq - 1);
+    if (known >= firstSeq) {
+      await waitFor(this.progress, 'read', () => (this.cache.nextSeq(producerId) > known ? true : undefined), this.options.requestTimeoutMs, `confirmed messages read back from ${this.options.stream}`);
+    }
+    const sent = new Set(send);
+    for (let i = 0; i < messages.length; i++) {
+      if (outcomes[i] !== undefined) continue;
+      const seq = firstSeq + i;
+      const offset = this.cache.offsetOf(producerId, seq);
+      if (offset === undefined) outcomes[i] = { kind: 'too-old', expectedSeq: entry.nextSeq };
+      else outcomes[i] = sent.has(i) ? { kind: 'stored', offset } : { kind: 'duplicate', offset };
+    }
+    return outcomes;
+  }
+
+  private async producerPublisher(producerId: string): Promise<ProducerPublisher> {
+    const existing = this.publishers.get(producerId);
+    if (existing !== undefined) {
+      // Most recently used last.
+      this.publishers.delete(producerId);
+      this.publishers.set(producerId, existing);
+      return existing;
+    }
+    const client = await this.connection.ready();
+    const publisher = await client.declarePublisher({
+      stream: this.options.stream,
+      publisherRef: publisherRef(producerId),
+      connectionClosedListener: () => {
+        const entry = this.publishers.get(producerId);
+        if (entry !== undefined) this.dropPublisher(producerId, entry, new RelayError('NOT_READY', 'backbone connection closed'));
+      },
+    });
+    // The backbone's last publishing id for the reference is the producer's last stored seq + 1.
+    const entry: ProducerPublisher = { publisher, nextSeq: Number(await publisher.getLastPublishingId()), chain: Promise.resolve() };
+    const raced = this.publishers.get(producerId);
+    if (raced !== undefined) {
+      await publisher.close().catch(() => undefined);
+      return raced;
+    }
+    this.publishers.set(producerId, entry);
+    if (this.publishers.size > MAX_PUBLISHERS) {
+      const [oldestId, oldest] = this.publishers.entries().next().value as [string, ProducerPublisher];
+      this.publishers.delete(oldestId);
+      void oldest.chain.then(() => oldest.publisher.close()).catch(() => undefined);
+    }
+    return entry;
+  }
+
+  private dropPublisher(producerId: string, entry: ProducerPublisher, err: Error): void {
+    if (this.publishers.get(producerId) === entry) this.publishers.delete(producerId);
+    this.connection.failAll(entry.publisher.extendedId, err);
+    void entry.publisher.close().catch(() => undefined);
+  }
+
+  private async anonymousPublisher(): Promise<Publisher> {
+    if (this.anonymous !== undefined && !this.anonymous.closed) return this.anonymous;
+    const client = await this.connection.ready();
+    this.anonymous = await client.declarePublisher({ stream: this.options.stream });
+    return this.anonymous;
+  }
+
+  /** Subscribes the tail from where the cache ends, and resolves once it reached the stream's last chunk. */
+  private async subscribe(client: Client): Promise<void> {
+    const from = this.cache.endOffset === 0 && this.cache.startOffset === 0 ? Offset.first() : Offset.offset(BigInt(this.cache.endOffset + 1));
+    let streamNext = -1n;
+    this.consumer = await client.declareConsumer(
+      {
+        stream: this.options.stream,
+        offset: from,
+        connectionClosedListener: () => this.connection.lost(client),
+      },
+      (message) => {
+        const offset = message.offset ?? 0n;
+        if (offset < streamNext) return;
+        streamNext = offset + 1n;
+        const decoded = decodeMessage(message, offset);
+        if (decoded === undefined) this.cache.skipTo(Number(offset));
+        else this.cache.add(decoded.stored, decoded.producer);
+        this.wake();
+      },
+    );
+    // The last chunk's first offset: every stream holds at least its header, so this always answers.
+    const last = await this.probeLast(client);
+    await waitFor(this.progress, 'read', () => (streamNext > last ? true : undefined), this.options.requestTimeoutMs, `${this.options.stream} read up to its last chunk`);
+  }
+
+  private async probeLast(client: Client): Promise<bigint> {
+    let resolveFirst: (offset: bigint) => void = () => undefined;
+    const first = new Promise<bigint>((resolve) => (resolveFirst = resolve));
+    const probe = await client.declareConsumer({ stream: this.options.stream, offset: Offset.last() }, (m) => resolveFirst(m.offset ?? 0n));
+    try {
+      return await withTimeout(first, this.options.requestTimeoutMs, `${this.options.stream} did not deliver its last chunk`);
+    } finally {
+      void probe.close().catch(() => undefined);
+    }
+  }
+
+  private wake(): void {
+    this.progress.emit('read');
+    this.options.appended();
+  }
+
+  private async readFromBackbone(offset: number, maxCount: number, maxBytes: number): Promise<StoredMessage[]> {
+    const out: StoredMessage[] = [];
+    let bytes = 0;
+    const end = this.cache.endOffset;
+    if (offset >= end) return out;
+    await this.scan(Offset.offset(BigInt(offset + 1)), (m) => {
+      if (m.offset < offset) return true;
+      if (out.length > 0 && bytes + m.data.byteLength > maxBytes) return false;
+      out.push(m);
+      bytes += m.data.byteLength;
+      return out.length < maxCount && m.offset + 1 < end;
+    });
+    return out;
+  }
+
+  /** Reads the stream from `from` with a short-lived consumer, until `each` says stop or the end known here is reached. */
+  private async scan(from: Offset, each: (m: StoredMessage) => boolean): Promise<void> {
+    const end = this.cache.endOffset;
+    if (end === this.cache.startOffset) return;
+    const client = await this.connection.ready();
+    let done: () => void = () => undefined;
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    let stopped = false;
+    const consumer = await client.declareConsumer({ stream: this.options.stream, offset: from }, (message) => {
+      if (stopped) return;
+      const decoded = decodeMessage(message, message.offset ?? 0n);
+      const offset = Number(message.offset ?? 0n) - 1;
+      if (decoded !== undefined && !each(decoded.stored)) stopped = true;
+      if (stopped || offset + 1 >= end) {
+        stopped = true;
+        done();
+      }
+    });
+    try {
+      await withTimeout(finished, this.options.requestTimeoutMs, `reading ${this.options.stream} timed out`);
+    } finally {
+      void consumer.close().catch(() => undefined);
+    }
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new RelayError('TIMEOUT', `${what} within ${ms} ms`)), ms);
+    timer.unref();
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err as Error);
+      },
+    );
+  });
+}

@@ -206,9 +206,10 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
     this.closed = true;
     this.sessions.stop();
     await this.meta.close();
+    // The connection first: closing consumers while it is up would read as a lost backbone and reconnect.
+    await this.connection.close();
     for (const stream of this.streams.values()) await stream.close();
     this.streams.clear();
-    await this.connection.close();
     this.consumerGroupEvents.removeAllListeners();
     this.removeAllListeners();
   }

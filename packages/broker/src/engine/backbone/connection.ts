@@ -55,7 +55,7 @@ export class BackboneConnection extends EventEmitter<BackboneConnectionEvents> {
     throw new RelayError('NOT_READY', 'the backbone (RabbitMQ) is not connected');
   }
 
-  /** Something (a consumer or publisher) saw its connection close: reconnect unless the locator is fine. */
+  /** The client's locator connection closed (its node went away): connect again, to whichever host answers. */
   lost(client: Client): void {
     if (this.closed || client !== this.current) return;
     this.current = undefined;

@@ -109,7 +109,8 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
       {
         stream: this.options.stream,
         offset: this.nextOffset === 0n ? Offset.first() : Offset.offset(this.nextOffset),
-        connectionClosedListener: () => this.connection.lost(client),
+        // The node serving this consumer went away: tail again on whatever connection is current.
+        connectionClosedListener: () => this.tailLost(),
       },
       (message) => {
         const offset = message.offset ?? this.nextOffset;
@@ -126,11 +127,23 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
     if (this.closed) return;
     this.consumer = undefined;
     this.publisher = undefined;
-    try {
-      await this.subscribe(client);
-    } catch (err) {
-      this.connection.lost(client);
-    }
+    await this.subscribe(client).catch(() => this.tailLost());
+  }
+
+  private tailLost(attempt = 0): void {
+    if (this.closed) return;
+    this.consumer = undefined;
+    const retry = setTimeout(() => {
+      if (this.closed) return;
+      let client: Client;
+      try {
+        client = this.connection.client();
+      } catch {
+        return; // reconnecting: resubscribed on the new connection
+      }
+      this.subscribe(client).catch(() => this.tailLost(Math.min(attempt + 1, 5)));
+    }, Math.min(100 * 2 ** attempt, 2000));
+    retry.unref();
   }
 
   private apply(entry: MetaEntry): void {

@@ -90,7 +90,7 @@ export class PartitionStream {
     this.publishers.clear();
     if (this.caughtUp === undefined) return;
     this.caughtUp = this.subscribe(client);
-    await this.caughtUp.catch(() => this.connection.lost(client));
+    await this.caughtUp.catch(() => this.tailLost());
   }
 
   bounds(): PartitionBounds {
@@ -260,7 +260,8 @@ export class PartitionStream {
       {
         stream: this.options.stream,
         offset: from,
-        connectionClosedListener: () => this.connection.lost(client),
+        // The node serving this consumer went away (or the stream was deleted): tail again, on whatever connection is current.
+        connectionClosedListener: () => this.tailLost(),
       },
       (message) => {
         const offset = message.offset ?? 0n;
@@ -275,6 +276,25 @@ export class PartitionStream {
     // The last chunk's first offset: every stream holds at least its header, so this always answers.
     const last = await this.probeLast(client);
     await waitFor(this.progress, 'read', () => (streamNext > last ? true : undefined), this.options.requestTimeoutMs, `${this.options.stream} read up to its last chunk`);
+  }
+
+  private tailLost(attempt = 0): void {
+    if (this.closed || this.caughtUp === undefined) return;
+    this.consumer = undefined;
+    const retry = setTimeout(() => {
+      if (this.closed) return;
+      let client: Client;
+      try {
+        client = this.connection.client();
+      } catch {
+        return; // reconnecting: the engine restarts every stream on the new connection
+      }
+      this.caughtUp = this.subscribe(client);
+      this.caughtUp.catch(() => {
+        if (attempt < 20) this.tailLost(attempt + 1);
+      });
+    }, Math.min(100 * 2 ** attempt, 2000));
+    retry.unref();
   }
 
   private async probeLast(client: Client): Promise<bigint> {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'eventemitter3';
-import { connect, type Client } from 'rabbitmq-stream-js-client';
+import { connect, type Client, type Consumer, type Publisher } from 'rabbitmq-stream-js-client';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { applyClientCompat } from './compat.js';
 import type { BackboneEndpoint } from './url.js';
@@ -104,6 +104,21 @@ export class BackboneConnection extends EventEmitter<BackboneConnectionEvents> {
     const waiting = this.confirms.get(extendedId);
     waiting?.get(id)?.reject(new RelayError('NOT_READY', `the backbone refused a message (stream protocol code ${code})`));
     waiting?.delete(id);
+  }
+
+  /**
+   * Ends a consumer: unsubscribes it and forgets it (the client's
+   * `Consumer.close` only releases its connection, leaving the subscription
+   * delivering and the client closing it again later). A consumer of a
+   * replaced client is gone with it.
+   */
+  async closeConsumer(consumer: Consumer): Promise<void> {
+    await this.current?.closeConsumer(consumer.extendedId).catch(() => undefined);
+  }
+
+  /** Ends a publisher: deletes it on the server and forgets it (see {@link closeConsumer}). */
+  async closePublisher(publisher: Publisher): Promise<void> {
+    await this.current?.deletePublisher(publisher.extendedId).catch(() => undefined);
   }
 
   async close(): Promise<void> {

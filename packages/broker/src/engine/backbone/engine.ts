@@ -148,25 +148,26 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
     return this.meta.state.topics.keys();
   }
 
-  async append(topic: string, partition: number, batch: ProducerBatch, ack: AckLevel): Promise<AppendOutcome[]> {
-    const stream = await this.started(topic, partition);
-    return stream.append(batch, ack);
+  append(topic: string, partition: number, batch: ProducerBatch, ack: AckLevel): Promise<AppendOutcome[]> {
+    // Handed to the partition without an await: a producer's pipelined batches keep their order.
+    try {
+      return this.streamOf(topic, partition).append(batch, ack);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
   read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]> {
     const stream = this.streams.get(this.key(topic, partition));
-    if (stream !== undefined) return stream.read(offset, maxCount, maxBytes);
-    if (this.partitionCount(topic) === undefined || partition >= (this.partitionCount(topic) ?? 0)) return [];
+    if (stream !== undefined && stream.isReady) return stream.read(offset, maxCount, maxBytes);
+    if ((this.partitionCount(topic) ?? 0) <= partition) return [];
     return this.started(topic, partition).then((s) => s.read(offset, maxCount, maxBytes));
   }
 
   bounds(topic: string, partition: number): PartitionBounds {
-    const stream = this.streams.get(this.key(topic, partition));
-    if (stream === undefined) {
-      if ((this.partitionCount(topic) ?? 0) > partition) void this.started(topic, partition).catch(() => undefined);
-      return { start: 0, end: 0 };
-    }
-    return stream.bounds();
+    if ((this.partitionCount(topic) ?? 0) <= partition) return { start: 0, end: 0 };
+    // Known once the tail caught up; until then what it has read (subscriptions place cursors with currentBounds).
+    return this.streamOf(topic, partition).bounds();
   }
 
   async currentBounds(topic: string, partition: number): Promise<PartitionBounds> {
@@ -243,40 +244,50 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
     return result;
   }
 
-  /** The partition's stream, tailing and caught up; `INVALID_TOPIC`/`INVALID_PARTITION` when it does not exist. */
-  private async started(topic: string, partition: number): Promise<PartitionStream> {
+  /**
+   * The partition's stream, created and started (tailing) when missing,
+   * without waiting: callers chain on it in call order.
+   * `INVALID_TOPIC`/`INVALID_PARTITION` when it does not exist.
+   */
+  private streamOf(topic: string, partition: number): PartitionStream {
     const known = this.meta.state.topics.get(topic);
     if (known === undefined) throw new RelayError('INVALID_TOPIC', `topic ${topic} does not exist`);
     if (!Number.isInteger(partition) || partition < 0 || partition >= known.partitions) {
       throw new RelayError('INVALID_PARTITION', `topic ${topic} has ${known.partitions} partitions, not ${partition + 1}`);
     }
     const key = this.key(topic, partition);
-    let stream = this.streams.get(key);
-    if (stream === undefined) {
-      stream = new PartitionStream(this.connection, {
-        stream: this.streamName(topic, known, partition),
-        cacheBytes: this.options.cacheBytes,
-        dedupeWindow: this.options.dedupeWindow,
-        requestTimeoutMs: this.options.requestTimeoutMs,
-        now: this.options.now,
-        appended: () => this.scheduleAppended(topic, partition),
-      });
-      this.streams.set(key, stream);
-    }
-    const s = stream;
-    await s.start(this.connection.client()).catch((err: unknown) => {
-      // A failed start is tried again by the next caller.
-      if (this.streams.get(key) === s) this.streams.delete(key);
-      void s.close();
-      throw err;
+    const existing = this.streams.get(key);
+    if (existing !== undefined) return existing;
+    const stream = new PartitionStream(this.connection, {
+      stream: this.streamName(topic, known, partition),
+      cacheBytes: this.options.cacheBytes,
+      dedupeWindow: this.options.dedupeWindow,
+      requestTimeoutMs: this.options.requestTimeoutMs,
+      now: this.options.now,
+      appended: () => this.scheduleAppended(topic, partition),
     });
-    return s;
+    stream.start(this.connection.client()).catch(() => {
+      // A failed start is tried again by the next caller.
+      if (this.streams.get(key) === stream) this.streams.delete(key);
+      void stream.close();
+    });
+    this.streams.set(key, stream);
+    return stream;
+  }
+
+  /** The partition's stream once its tail has read everything stored before. */
+  private async started(topic: string, partition: number): Promise<PartitionStream> {
+    const stream = this.streamOf(topic, partition);
+    await stream.ready();
+    return stream;
   }
 
   private applied(command: MetaCommand, result: MetaResult): void {
     switch (command.type) {
       case 'topic-create':
         this.consumerGroupEvents.emit('changed', undefined);
+        // Subscriptions matching the new topic (made through any gateway) place cursors on it; reading starts its tails.
+        if (result.kind === 'topic' && result.created) for (let p = 0; p < result.info.partitions; p++) this.emit('appended', command.topic, p);
         return;
       case 'topic-alter':
         this.consumerGroupEvents.emit('changed', undefined);

@@ -24,7 +24,8 @@ export interface PartitionStreamOptions {
 
 /** The publisher of one relaymq producer in this stream, and the seq it sends next. */
 interface ProducerPublisher {
-  publisher: Publisher;
+  /** Undefined until declared, and once dropped (appends still chained on it fail `NOT_READY`). */
+  publisher: Publisher | undefined;
   nextSeq: number;
   /** Appends of this producer, one after the other (pipelined batches keep their order). */
   chain: Promise<unknown>;
@@ -49,6 +50,7 @@ export class PartitionStream {
   /** The last chunk's first offset as found at subscribe time: the tail is caught up once past it. */
   private caughtUp: Promise<void> | undefined;
   private closed = false;
+  private settled = false;
   /** Emits `read` after each message the tail read. */
   private readonly progress = new EventEmitter<{ read: () => void }>();
 
@@ -71,13 +73,15 @@ export class PartitionStream {
       await publisher.flush();
       await confirmed;
     } finally {
-      await publisher.close().catch(() => undefined);
+      await connection.closePublisher(publisher);
     }
   }
 
   /** Starts tailing; resolves once everything stored before is read (the stream's last chunk reached). */
   start(client: Client): Promise<void> {
-    this.caughtUp ??= this.subscribe(client);
+    this.caughtUp ??= this.subscribe(client).then(() => {
+      this.settled = true;
+    });
     return this.caughtUp;
   }
 
@@ -86,7 +90,7 @@ export class PartitionStream {
     if (this.closed) return;
     this.consumer = undefined;
     this.anonymous = undefined;
-    for (const [, p] of this.publishers) this.connection.failAll(p.publisher.extendedId, new RelayError('NOT_READY', 'the backbone connection was replaced'));
+    for (const [, p] of this.publishers) if (p.publisher !== undefined) this.connection.failAll(p.publisher.extendedId, new RelayError('NOT_READY', 'the backbone connection was replaced'));
     this.publishers.clear();
     if (this.caughtUp === undefined) return;
     this.caughtUp = this.subscribe(client);
@@ -108,19 +112,21 @@ export class PartitionStream {
    * publisher, answered once the backbone confirmed (a quorum of the
    * stream's replicas stored it) and this gateway read it back.
    */
-  async append(batch: ProducerBatch, ack: AckLevel): Promise<AppendOutcome[]> {
-    await this.ready();
+  append(batch: ProducerBatch, ack: AckLevel): Promise<AppendOutcome[]> {
     const now = this.options.now();
-    if (ack === 'none') {
-      const publisher = await this.anonymousPublisher();
-      for (const m of batch.messages) await publisher.send(Buffer.from(m.data), encodeMessage(m, now));
-      await publisher.flush();
-      return [];
-    }
-    const entry = await this.producerPublisher(batch.producerId);
+    if (ack === 'none') return this.ready().then(() => this.sendUnconfirmed(batch, now));
+    // Linked to the producer's chain before any await: pipelined batches keep the order they were handed in.
+    const entry = this.producerEntry(batch.producerId);
     const run = entry.chain.then(() => this.appendInOrder(entry, batch, now));
     entry.chain = run.catch(() => undefined);
     return run;
+  }
+
+  private async sendUnconfirmed(batch: ProducerBatch, now: number): Promise<AppendOutcome[]> {
+    const publisher = await this.anonymousPublisher();
+    for (const m of batch.messages) await publisher.send(Buffer.from(m.data), encodeMessage(m, now));
+    await publisher.flush();
+    return [];
   }
 
   /** Messages from `offset`: from memory when held, else read from the backbone. */
@@ -147,19 +153,27 @@ export class PartitionStream {
     this.closed = true;
     const consumer = this.consumer;
     this.consumer = undefined;
-    await consumer?.close().catch(() => undefined);
-    for (const [, p] of this.publishers) await p.publisher.close().catch(() => undefined);
+    if (consumer !== undefined) await this.connection.closeConsumer(consumer);
+    for (const [, p] of this.publishers) if (p.publisher !== undefined) await this.connection.closePublisher(p.publisher);
     this.publishers.clear();
-    await this.anonymous?.close().catch(() => undefined);
+    if (this.anonymous !== undefined) await this.connection.closePublisher(this.anonymous);
   }
 
-  private async ready(): Promise<void> {
+  /** Resolves once the tail has read everything stored before it started. */
+  async ready(): Promise<void> {
     if (this.caughtUp === undefined) throw new RelayError('INTERNAL', `partition stream ${this.options.stream} used before start`);
     await this.caughtUp;
   }
 
+  /** The tail has caught up (reads of recent offsets are answered from memory). */
+  get isReady(): boolean {
+    return this.settled;
+  }
+
   private async appendInOrder(entry: ProducerPublisher, batch: ProducerBatch, now: number): Promise<AppendOutcome[]> {
     const { producerId, firstSeq, messages } = batch;
+    const publisher = entry.publisher;
+    if (publisher === undefined) throw new RelayError('NOT_READY', `the publisher of this producer on ${this.options.stream} was dropped; publish again`);
     const outcomes: AppendOutcome[] = new Array(messages.length);
     const send: number[] = [];
     for (let i = 0; i < messages.length; i++) {
@@ -175,13 +189,13 @@ export class PartitionStream {
     }
     const ids = send.map((i) => BigInt(firstSeq + i + 1));
     if (send.length > 0) {
-      const confirmed = this.connection.awaitConfirms(entry.publisher.extendedId, ids);
+      const confirmed = this.connection.awaitConfirms(publisher.extendedId, ids);
       try {
         for (const i of send) {
           const m = messages[i] as (typeof messages)[number];
-          await entry.publisher.basicSend(BigInt(firstSeq + i + 1), Buffer.from(m.data), encodeMessage(m, now, { id: producerId, seq: firstSeq + i }));
+          await publisher.basicSend(BigInt(firstSeq + i + 1), Buffer.from(m.data), encodeMessage(m, now, { id: producerId, seq: firstSeq + i }));
         }
-        await entry.publisher.flush();
+        await publisher.flush();
         await withTimeout(confirmed, this.options.requestTimeoutMs, `the backbone did not confirm ${send.length} message(s) on ${this.options.stream}`);
       } catch (err) {
         // What the backbone holds is unknown: the next append asks it again.
@@ -206,7 +220,8 @@ export class PartitionStream {
     return outcomes;
   }
 
-  private async producerPublisher(producerId: string): Promise<ProducerPublisher> {
+  /** The producer's publisher entry, created (and its declaration chained first) when missing. */
+  private producerEntry(producerId: string): ProducerPublisher {
     const existing = this.publishers.get(producerId);
     if (existing !== undefined) {
       // Most recently used last.
@@ -214,35 +229,39 @@ export class PartitionStream {
       this.publishers.set(producerId, existing);
       return existing;
     }
-    const client = await this.connection.ready();
-    const publisher = await client.declarePublisher({
-      stream: this.options.stream,
-      publisherRef: publisherRef(producerId),
-      connectionClosedListener: () => {
-        const entry = this.publishers.get(producerId);
-        if (entry !== undefined) this.dropPublisher(producerId, entry, new RelayError('NOT_READY', 'backbone connection closed'));
-      },
-    });
-    // The backbone's last publishing id for the reference is the producer's last stored seq + 1.
-    const entry: ProducerPublisher = { publisher, nextSeq: Number(await publisher.getLastPublishingId()), chain: Promise.resolve() };
-    const raced = this.publishers.get(producerId);
-    if (raced !== undefined) {
-      await publisher.close().catch(() => undefined);
-      return raced;
-    }
+    const entry: ProducerPublisher = { publisher: undefined, nextSeq: 0, chain: Promise.resolve() };
+    entry.chain = this.ready()
+      .then(() => this.connection.ready())
+      .then(async (client) => {
+        const publisher = await client.declarePublisher({
+          stream: this.options.stream,
+          publisherRef: publisherRef(producerId),
+          connectionClosedListener: () => this.dropPublisher(producerId, entry, new RelayError('NOT_READY', 'backbone connection closed')),
+        });
+        entry.publisher = publisher;
+        // The backbone's last publishing id for the reference is the producer's last stored seq + 1.
+        entry.nextSeq = Number(await publisher.getLastPublishingId());
+      })
+      .catch((err: unknown) => {
+        if (this.publishers.get(producerId) === entry) this.publishers.delete(producerId);
+        throw err instanceof RelayError ? err : new RelayError('NOT_READY', `cannot publish to ${this.options.stream}: ${(err as Error).message}`);
+      });
     this.publishers.set(producerId, entry);
     if (this.publishers.size > MAX_PUBLISHERS) {
       const [oldestId, oldest] = this.publishers.entries().next().value as [string, ProducerPublisher];
       this.publishers.delete(oldestId);
-      void oldest.chain.then(() => oldest.publisher.close()).catch(() => undefined);
+      void oldest.chain.then(() => (oldest.publisher === undefined ? undefined : this.connection.closePublisher(oldest.publisher))).catch(() => undefined);
     }
     return entry;
   }
 
   private dropPublisher(producerId: string, entry: ProducerPublisher, err: Error): void {
     if (this.publishers.get(producerId) === entry) this.publishers.delete(producerId);
-    this.connection.failAll(entry.publisher.extendedId, err);
-    void entry.publisher.close().catch(() => undefined);
+    const publisher = entry.publisher;
+    entry.publisher = undefined;
+    if (publisher === undefined) return;
+    this.connection.failAll(publisher.extendedId, err);
+    void this.connection.closePublisher(publisher);
   }
 
   private async anonymousPublisher(): Promise<Publisher> {
@@ -304,7 +323,7 @@ export class PartitionStream {
     try {
       return await withTimeout(first, this.options.requestTimeoutMs, `${this.options.stream} did not deliver its last chunk`);
     } finally {
-      void probe.close().catch(() => undefined);
+      void this.connection.closeConsumer(probe);
     }
   }
 
@@ -349,7 +368,7 @@ export class PartitionStream {
     try {
       await withTimeout(finished, this.options.requestTimeoutMs, `reading ${this.options.stream} timed out`);
     } finally {
-      void consumer.close().catch(() => undefined);
+      void this.connection.closeConsumer(consumer);
     }
   }
 }

@@ -1,0 +1,173 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Broker, BrokerOptions } from '@relaymq/broker';
+import type { Message } from '@relaymq/sdk';
+import type { PublishBatch } from '@relaymq/sdk/protocol';
+import { Fixture } from './support/cluster.js';
+import { freePorts } from './support/ports.js';
+import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
+import { RawClient } from './support/raw-client.js';
+import { waitFor, within } from './support/wait.js';
+
+/**
+ * relaymq brokers as stateless gateways over a real RabbitMQ (one node,
+ * started on loopback ports by the harness): SDK publish and subscribe,
+ * idempotent republish through another gateway, per-partition order,
+ * replay by offset and by time, durable resume, gateway discovery.
+ */
+const availability = rabbitAvailable();
+if (!availability.ok) console.log(`skipping the backbone tests: ${availability.reason}`);
+
+const fixture = new Fixture();
+let rabbit: RabbitCluster;
+let prefixes = 0;
+
+beforeAll(async () => {
+  if (availability.ok) rabbit = await startRabbitCluster({ nodes: 1 });
+}, 120_000);
+afterEach(async () => {
+  await fixture.cleanup();
+}, 60_000);
+afterAll(async () => {
+  await rabbit?.stop();
+}, 60_000);
+
+/** `count` gateways over the RabbitMQ, gossiping with each other, on a stream prefix of their own (tests share the RabbitMQ). */
+async function gateways(count: number, options: BrokerOptions = {}): Promise<Broker[]> {
+  const streamPrefix = `t${process.pid}-${++prefixes}`;
+  const ids = Array.from({ length: count }, (_, i) => `g${i + 1}`);
+  const peerPorts = await freePorts(count);
+  const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
+  return Promise.all(
+    ids.map((id, i) =>
+      fixture.broker({
+        ...options,
+        id,
+        peerPort: peerPorts[i],
+        peers: count > 1 ? peers.filter((_, j) => j !== i) : [],
+        backbone: { kind: 'rabbitmq-stream', urls: [...rabbit.streamUrls], streamPrefix, requestTimeoutMs: 20_000 },
+      }),
+    ),
+  );
+}
+
+const batch = (firstId: number, firstSeq: number, count: number, topic: string): PublishBatch => ({
+  topic,
+  partition: 0,
+  ack: 'quorum',
+  firstId,
+  firstSeq,
+  messages: Array.from({ length: count }, (_, i) => ({ data: new Uint8Array([firstSeq + i]) })),
+});
+
+describe.runIf(availability.ok)('backbone engine over RabbitMQ streams', () => {
+  it('SDK publish and subscribe through two gateways: keyed messages arrive once each, in per-key order, offsets dense per partition', async () => {
+    const [g1, g2] = (await gateways(2, { defaultPartitions: 3 })) as [Broker, Broker];
+    const publisher = await fixture.client([g1.url], { discovery: false, ack: 'quorum' });
+    const subscriber = await fixture.client([g2.url], { discovery: false });
+    const received: Array<Message<{ key: string; n: number }>> = [];
+    await subscriber.subscribe('orders.eu.paid', (m: Message<{ key: string; n: number }>) => void received.push(m), { from: 'earliest' });
+    const keys = Array.from({ length: 6 }, (_, i) => `k${i}`);
+    const total = 300;
+    const acks = [];
+    for (let n = 0; n < total; n++) acks.push(publisher.publish('orders.eu.paid', { key: keys[n % keys.length], n }, { key: keys[n % keys.length] as string }));
+    const results = await within(Promise.all(acks), 'every publish acknowledged', 30_000);
+    await waitFor(() => received.length >= total, `the subscriber to receive ${total} messages`, 30_000);
+    expect(received).toHaveLength(total);
+    for (const key of keys) {
+      const ns = received.filter((m) => m.data.key === key).map((m) => m.data.n);
+      expect(ns).toEqual([...ns].sort((a, b) => a - b));
+      expect(ns).toHaveLength(total / keys.length);
+    }
+    // Per partition, the acknowledged offsets are 0..n-1: the stream's dense offsets.
+    const byPartition = new Map<number, number[]>();
+    for (const r of results) byPartition.set(r.partition, [...(byPartition.get(r.partition) ?? []), r.offset]);
+    expect(byPartition.size).toBeGreaterThan(1);
+    for (const offsets of byPartition.values()) expect([...offsets].sort((a, b) => a - b)).toEqual(offsets.map((_, i) => i));
+  });
+
+  it('a republished (producer, seq) is stored once: answered duplicate with its offset, through the same and another gateway', async () => {
+    const [g1, g2] = (await gateways(2)) as [Broker, Broker];
+    const a = await RawClient.open(g1.url);
+    fixture.defer(async () => a.close());
+    a.send({ type: 'publish', batches: [batch(1, 0, 3, 'idem')] });
+    expect((await a.next('ack', 20_000)).acks).toEqual([{ id: 1, offset: 0, count: 3, duplicate: false }]);
+    a.send({ type: 'publish', batches: [batch(4, 1, 3, 'idem')] });
+    expect((await a.next('ack', 20_000)).acks).toEqual([
+      { id: 4, offset: 1, count: 2, duplicate: true },
+      { id: 6, offset: 3, count: 1, duplicate: false },
+    ]);
+    a.close();
+    // The producer fails over to the other gateway and republishes everything: nothing is stored twice.
+    const b = await RawClient.open(g2.url);
+    fixture.defer(async () => b.close());
+    b.send({ type: 'publish', batches: [batch(10, 0, 5, 'idem')] });
+    expect((await b.next('ack', 20_000)).acks).toEqual([
+      { id: 10, offset: 0, count: 4, duplicate: true },
+      { id: 14, offset: 4, count: 1, duplicate: false },
+    ]);
+    // A seq that skips ahead is refused, as by the embedded engines.
+    b.send({ type: 'publish', batches: [batch(20, 9, 1, 'idem')] });
+    expect(await b.next('nack', 20_000)).toMatchObject({ id: 20, code: 'SEQUENCE_GAP', expectedSeq: 5 });
+    const read = await g1.engine.read('idem', 0, 0, 100, 1 << 20);
+    expect(read.map((m) => [m.offset, m.data[0]])).toEqual([[0, 0], [1, 1], [2, 2], [3, 3], [4, 4]]);
+    expect((await g2.engine.currentBounds('idem', 0)).end).toBe(5);
+  });
+
+  it('replays from an offset and from a time, older messages read from RabbitMQ rather than memory', async () => {
+    // 64 bytes of memory per partition: replays must read the stream.
+    const [g1, g2] = (await gateways(2, { retentionBytes: 64 })) as [Broker, Broker];
+    const publisher = await fixture.client([g1.url], { discovery: false, ack: 'quorum' });
+    const total = 40;
+    const timestamps: number[] = [];
+    for (let n = 0; n < total; n++) {
+      await publisher.publish('replay', { n, pad: 'x'.repeat(20) });
+      if (n === 19) await new Promise((resolve) => setTimeout(resolve, 20)); // a time boundary between n=19 and n=20
+    }
+    const all: Array<Message<{ n: number }>> = [];
+    const reader = await fixture.client([g2.url], { discovery: false });
+    await reader.subscribe('replay', (m: Message<{ n: number }>) => void all.push(m), { from: 'earliest' });
+    await waitFor(() => all.length >= total, 'a replay of everything', 20_000);
+    expect(all.map((m) => m.offset)).toEqual(all.map((_, i) => i));
+    for (const m of all) timestamps.push(m.timestamp);
+
+    const fromOffset: number[] = [];
+    await reader.subscribe('replay', (m: Message<{ n: number }>) => void fromOffset.push(m.data.n), { from: { offset: 7 } });
+    await waitFor(() => fromOffset.length >= total - 7, 'a replay from offset 7', 20_000);
+    expect(fromOffset).toEqual(Array.from({ length: total - 7 }, (_, i) => i + 7));
+
+    const time = timestamps[20] as number;
+    const expectedFirst = timestamps.findIndex((t) => t >= time);
+    const fromTime: number[] = [];
+    await reader.subscribe('replay', (m: Message<{ n: number }>) => void fromTime.push(m.offset), { from: { time } });
+    await waitFor(() => fromTime.length >= total - expectedFirst, 'a replay from a time', 20_000);
+    expect(fromTime[0]).toBe(expectedFirst);
+    expect(fromTime).toEqual(Array.from({ length: total - expectedFirst }, (_, i) => i + expectedFirst));
+  });
+
+  it('a durable subscription resumes on another gateway right after the last handled message', async () => {
+    const [g1, g2] = (await gateways(2)) as [Broker, Broker];
+    const publisher = await fixture.client([g1.url], { discovery: false, ack: 'quorum' });
+    await Promise.all(Array.from({ length: 100 }, (_, n) => publisher.publish('ledger', n)));
+    const first: number[] = [];
+    const a = await fixture.client([g1.url], { discovery: false });
+    await a.subscribe('ledger', (m: Message<number>) => void first.push(m.data), { durable: 'billing', from: 'earliest' });
+    await waitFor(() => first.length >= 30, 'the first subscriber to handle 30 messages', 20_000);
+    await a.close();
+    await Promise.all(Array.from({ length: 50 }, (_, n) => publisher.publish('ledger', 100 + n)));
+    const second: number[] = [];
+    const b = await fixture.client([g2.url], { discovery: false });
+    await b.subscribe('ledger', (m: Message<number>) => void second.push(m.data), { durable: 'billing', from: 'earliest' });
+    await waitFor(() => first.length + second.length >= 150, 'the second subscriber to handle the rest', 20_000);
+    expect([...first, ...second]).toEqual(Array.from({ length: 150 }, (_, n) => n));
+  });
+
+  it('gateways gossip: an SDK given one gateway learns the other', async () => {
+    const [g1, g2] = (await gateways(2)) as [Broker, Broker];
+    const client = await fixture.client([g1.url], { poolSize: 2 });
+    await waitFor(() => client.stats().knownBrokers.length === 2, 'the client to learn both gateways', 15_000);
+    expect(new Set(client.stats().knownBrokers)).toEqual(new Set([g1.url, g2.url]));
+    // Topics created through one gateway are known to the other (the metadata stream).
+    await client.publish('shared.topic', 'x');
+    await waitFor(() => g2.engine.partitionCount('shared.topic') === 1, 'the other gateway to apply the topic', 15_000);
+  });
+});

@@ -13,10 +13,13 @@ import { freePorts } from './ports.js';
  * `rabbitmq_stream` plugin enabled, and a private `epmd` so nothing on the
  * machine (a system RabbitMQ, another test's cluster) is shared or touched.
  *
- * How the nodes start: the nodes boot in parallel as blank standalone nodes,
- * then nodes 2..N join node 1 with one `rabbitmqctl eval` each (stop the
- * app, join, start the app: what `stop_app`, `join_cluster`, `start_app` do,
- * in one CLI run instead of three, since every CLI run boots an Erlang VM).
+ * How the nodes start: all at once; nodes 2..N are configured (classic
+ * config peer discovery) to join node 1 during their first boot, retrying
+ * until node 1's database is up. Booting three standalone nodes and then
+ * joining two with `rabbitmqctl` (stop_app, join_cluster, start_app) is
+ * 1.6 times slower (medians of 3 alternating starts in one run on 2 cores
+ * at a load of 13-24: 21.1 s against 13.3 s): each join restarts the node's
+ * app and each CLI run boots an Erlang VM.
  *
  * Each node's process is the Erlang VM itself (`beam.smp`): the start script
  * is told to exec the VM (`RABBITMQ_ALLOW_INPUT` with `-noinput`), so
@@ -31,6 +34,8 @@ const SERVER = join(SCRIPTS_DIR, 'rabbitmq-server');
 const CTL = join(SCRIPTS_DIR, 'rabbitmqctl');
 /** The line a node logs once every plugin is started and its listeners are open. */
 const STARTED = 'Server startup complete';
+/** The line a blank node logs when peer discovery found the node it joins. */
+const JOINED = 'selected for auto-clustering';
 /** Default bound on starting a cluster: a 3-node start takes about 10 s on an idle 2-core machine; under a load of 10 it takes several times that. */
 const DEFAULT_START_TIMEOUT_MS = 90_000;
 
@@ -173,7 +178,8 @@ class RabbitClusterImpl implements RabbitCluster {
       const nodes: NodeProcess[] = [];
       for (let i = 0; i < count; i++) {
         const [amqpPort, streamPort, distPort] = ports.slice(i * 3, i * 3 + 3) as [number, number, number];
-        const node = new NodeProcess(`rmq-${id}-${i + 1}@localhost`, join(dir, `node-${i + 1}`), amqpPort, streamPort, distPort, username, password, env);
+        const seed = i === 0 ? undefined : `rmq-${id}-1@localhost`;
+        const node = new NodeProcess(`rmq-${id}-${i + 1}@localhost`, join(dir, `node-${i + 1}`), amqpPort, streamPort, distPort, username, password, env, seed);
         await node.writeFiles();
         nodes.push(node);
       }
@@ -193,19 +199,10 @@ class RabbitClusterImpl implements RabbitCluster {
 
   async boot(deadline: number): Promise<void> {
     await Promise.all(this.nodes.map((node) => node.start(deadline - Date.now())));
-    const [first, ...others] = this.nodes as [NodeProcess, ...NodeProcess[]];
-    // Joining one at a time: two nodes joining node 1 at once can race on its schema.
-    for (const node of others) {
-      await this.ctlOn(
-        node,
-        ['eval', `ok = rabbit:stop(), ok = rabbit_mnesia:join_cluster('${first.name}', disc), ok = rabbit:start().`],
-        deadline - Date.now(),
-      );
+    // Each joining node logs which node it clustered with; one that gave up would have started standalone.
+    for (const node of this.nodes.slice(1)) {
+      if (!node.clustered) throw new Error(`${node.name} did not join ${this.nodes[0]?.name}:\n${node.log.slice(-4000)}`);
     }
-    const expected = this.nodes.map((node) => node.name).sort();
-    const running = await this.runningNodes(0);
-    if (running.join() !== expected.join()) throw new Error(`cluster did not form: ${first.name} sees ${running.join(', ')} running, expected ${expected.join(', ')}`);
-    await Promise.all(this.nodes.map((node) => waitForPort(node.streamPort, `${node.name} stream port`, deadline)));
   }
 
   ctl(index: number, args: string[], timeoutMs = 30_000): Promise<string> {
@@ -250,6 +247,8 @@ class NodeProcess implements RabbitNode {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private tail = '';
+  /** Whether the node logged, since its last start, that it joined its seed (the line may be gone from the tail by then). */
+  clustered = false;
 
   constructor(
     readonly name: string,
@@ -260,6 +259,8 @@ class NodeProcess implements RabbitNode {
     private readonly username: string,
     private readonly password: string,
     private readonly env: Record<string, string>,
+    /** The node this one joins on its first boot (undefined for the first node). */
+    private readonly seed: string | undefined,
   ) {}
 
   get streamUrl(): string {
@@ -294,6 +295,16 @@ class NodeProcess implements RabbitNode {
         'log.console = true',
         'log.console.level = info',
         'log.file = false',
+        ...(this.seed === undefined
+          ? []
+          : [
+              // Join the first node while booting: a blank node retries until the seed's database is up
+              // (every 500 ms, bounded by the cluster's start timeout), so all nodes can start at once.
+              'cluster_formation.peer_discovery_backend = classic_config',
+              `cluster_formation.classic_config.nodes.1 = ${this.seed}`,
+              'cluster_formation.discovery_retry_limit = 1000',
+              'cluster_formation.discovery_retry_interval = 500',
+            ]),
         '',
       ].join('\n'),
     );
@@ -322,6 +333,7 @@ class NodeProcess implements RabbitNode {
     });
     this.child = child;
     this.tail = '';
+    this.clustered = false;
     live.add(child);
     this.exited = new Promise((resolve) =>
       child.once('exit', () => {
@@ -333,6 +345,7 @@ class NodeProcess implements RabbitNode {
       const timer = setTimeout(() => reject(new Error(`${this.name} did not start within ${timeoutMs} ms:\n${this.tail.slice(-4000)}`)), timeoutMs);
       const onData = (chunk: Buffer): void => {
         this.tail = (this.tail + chunk.toString()).slice(-20_000);
+        if (this.tail.includes(JOINED)) this.clustered = true;
         if (!this.tail.includes(STARTED)) return;
         clearTimeout(timer);
         resolve();

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -128,11 +128,71 @@ export async function startRabbitCluster(options: RabbitClusterOptions): Promise
   }
 }
 
-/** Everything still running at exit, so a crashed test file leaves no broker behind. */
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of live) killGroup(child, 'SIGKILL');
-});
+/**
+ * Every process the clusters of this test process run and every directory
+ * they use, so nothing outlives the test process: at exit the processes are
+ * killed, and a watchdog (a shell loop, running only while something is
+ * registered) kills them and removes the directories within a second when
+ * this process dies without an exit handler (SIGKILL, an interrupted run).
+ */
+class Leftovers {
+  private readonly children = new Set<ChildProcess>();
+  private readonly dirs = new Set<string>();
+  private readonly file = join(tmpdir(), `relaymq-rabbitmq-watch-${process.pid}`);
+  private watchdog: ChildProcess | undefined;
+
+  constructor() {
+    process.once('exit', () => {
+      for (const child of this.children) killGroup(child, 'SIGKILL');
+    });
+  }
+
+  /** Registers a child spawned `detached` (its own process group) until it exits. */
+  addChild(child: ChildProcess): void {
+    this.children.add(child);
+    child.once('exit', () => {
+      this.children.delete(child);
+      this.sync();
+    });
+    this.sync();
+  }
+
+  addDir(dir: string): void {
+    this.dirs.add(dir);
+    this.sync();
+  }
+
+  deleteDir(dir: string): void {
+    this.dirs.delete(dir);
+    this.sync();
+  }
+
+  private sync(): void {
+    if (this.children.size === 0 && this.dirs.size === 0) {
+      this.watchdog?.kill('SIGKILL');
+      this.watchdog = undefined;
+      rmSync(this.file, { force: true });
+      return;
+    }
+    const pids = [...this.children].map((child) => child.pid).filter((pid) => pid !== undefined);
+    writeFileSync(this.file, [...pids.map((pid) => `pid ${pid}`), ...[...this.dirs].map((dir) => `dir ${dir}`), ''].join('\n'));
+    if (this.watchdog !== undefined) return;
+    this.watchdog = spawn('/bin/sh', ['-c', WATCHDOG, 'relaymq-rabbitmq-watchdog', String(process.pid), this.file], { stdio: 'ignore', detached: true });
+    this.watchdog.unref();
+  }
+}
+
+/** Waits for its parent (`$1`) to die, then kills the process groups and removes the directories listed in `$2`. */
+const WATCHDOG = `
+while kill -0 "$1" 2>/dev/null; do sleep 1; done
+[ -f "$2" ] || exit 0
+while read -r kind value; do [ "$kind" = pid ] && kill -9 "-$value" 2>/dev/null; done < "$2"
+sleep 1
+while read -r kind value; do [ "$kind" = dir ] && rm -rf -- "$value"; done < "$2"
+rm -f -- "$2"
+`;
+
+const leftovers = new Leftovers();
 
 class RabbitClusterImpl implements RabbitCluster {
   startupMs = 0;
@@ -150,6 +210,7 @@ class RabbitClusterImpl implements RabbitCluster {
   /** Writes every node's files and starts the private epmd; the nodes are not started yet. */
   static async prepare(count: number): Promise<RabbitClusterImpl> {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-rabbitmq-'));
+    leftovers.addDir(dir);
     let epmd: ChildProcess | undefined;
     try {
       const id = randomBytes(3).toString('hex');
@@ -172,9 +233,7 @@ class RabbitClusterImpl implements RabbitCluster {
         RABBITMQ_SCHEDULER_BUSY_WAIT_THRESHOLD: 'none',
       };
       epmd = spawn(epmdPath() as string, ['-port', String(epmdPort), '-address', '127.0.0.1'], { stdio: 'ignore', detached: true });
-      const started = epmd;
-      live.add(started);
-      started.once('exit', () => live.delete(started));
+      leftovers.addChild(epmd);
       const nodes: NodeProcess[] = [];
       for (let i = 0; i < count; i++) {
         const [amqpPort, streamPort, distPort] = ports.slice(i * 3, i * 3 + 3) as [number, number, number];
@@ -189,6 +248,7 @@ class RabbitClusterImpl implements RabbitCluster {
     } catch (error) {
       if (epmd !== undefined) await exitOf(epmd, 'SIGKILL');
       await rm(dir, { recursive: true, force: true });
+      leftovers.deleteDir(dir);
       throw error;
     }
   }
@@ -228,6 +288,7 @@ class RabbitClusterImpl implements RabbitCluster {
     await Promise.all(this.nodes.map((node) => node.kill('SIGKILL')));
     await exitOf(this.epmd, 'SIGKILL');
     await rm(this.dir, { recursive: true, force: true });
+    leftovers.deleteDir(this.dir);
   }
 
   private async ctlOn(node: NodeProcess, args: string[], timeoutMs: number): Promise<string> {
@@ -334,13 +395,8 @@ class NodeProcess implements RabbitNode {
     this.child = child;
     this.tail = '';
     this.clustered = false;
-    live.add(child);
-    this.exited = new Promise((resolve) =>
-      child.once('exit', () => {
-        live.delete(child);
-        resolve();
-      }),
-    );
+    leftovers.addChild(child);
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.name} did not start within ${timeoutMs} ms:\n${this.tail.slice(-4000)}`)), timeoutMs);
       const onData = (chunk: Buffer): void => {
@@ -383,14 +439,13 @@ class NodeProcess implements RabbitNode {
 function run(command: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, detached: true });
-    live.add(child);
+    leftovers.addChild(child);
     let out = '';
     child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (out += chunk.toString()));
     const timer = setTimeout(() => killGroup(child, 'SIGKILL'), Math.max(timeoutMs, 1));
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      live.delete(child);
       if (code === 0) resolve(out);
       else reject(new Error(`${command} ${args.join(' ')} failed (${signal ?? code}${signal === 'SIGKILL' ? `, timeout ${timeoutMs} ms` : ''}):\n${out}`));
     });

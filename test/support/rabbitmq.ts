@@ -265,10 +265,13 @@ class RabbitClusterImpl implements RabbitCluster {
     }
   }
 
-  ctl(index: number, args: string[], timeoutMs = 30_000): Promise<string> {
+  async ctl(index: number, args: string[], timeoutMs = 30_000): Promise<string> {
     const node = this.nodes[index];
     if (node === undefined) throw new RangeError(`no node ${index} in a ${this.nodes.length}-node cluster`);
-    return this.ctlOn(node, args, timeoutMs);
+    // The CLI's own distribution port: a free one, so parallel CLI runs (and other clusters) do not collide.
+    const [cliPort] = (await freePorts(1)) as [number];
+    const env = { ...this.env, RABBITMQ_CTL_DIST_PORT_MIN: String(cliPort), RABBITMQ_CTL_DIST_PORT_MAX: String(cliPort) };
+    return run(CTL, ['-n', node.name, '-q', ...args], env, timeoutMs);
   }
 
   async runningNodes(index = 0): Promise<string[]> {
@@ -289,12 +292,6 @@ class RabbitClusterImpl implements RabbitCluster {
     await exitOf(this.epmd, 'SIGKILL');
     await rm(this.dir, { recursive: true, force: true });
     leftovers.deleteDir(this.dir);
-  }
-
-  private async ctlOn(node: NodeProcess, args: string[], timeoutMs: number): Promise<string> {
-    // The CLI's own distribution port: a free one, so parallel CLI runs (and other clusters) do not collide.
-    const [cliPort] = (await freePorts(1)) as [number];
-    return run(CTL, ['-n', node.name, '-q', ...args], { ...this.env, RABBITMQ_CTL_DIST_PORT_MIN: String(cliPort), RABBITMQ_CTL_DIST_PORT_MAX: String(cliPort) }, timeoutMs);
   }
 
   private async waitForEpmd(port: number): Promise<void> {

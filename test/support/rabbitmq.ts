@@ -36,7 +36,7 @@ const CTL = join(SCRIPTS_DIR, 'rabbitmqctl');
 const STARTED = 'Server startup complete';
 /** The line a blank node logs when peer discovery found the node it joins. */
 const JOINED = 'selected for auto-clustering';
-/** Default bound on starting a cluster: a 3-node start takes about 10 s on an idle 2-core machine; under a load of 10 it takes several times that. */
+/** Default bound on starting a cluster: a 3-node start took 9.5-18 s on a 2-core machine at a load of 13-24. */
 const DEFAULT_START_TIMEOUT_MS = 90_000;
 
 /** Whether RabbitMQ can run here: `{ ok: false, reason }` names what is missing, for a printed skip. */

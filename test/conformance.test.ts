@@ -44,6 +44,23 @@ describeEngines('conformance: order, idempotence, replay, durable positions', (_
     for (const [partition, offsets] of byPartition) expect(received.filter((m) => m.partition === partition).map((m) => m.offset)).toEqual(offsets);
   });
 
+  it('offsets stay dense 0..n-1 while the log rolls over to new segments, and a subscriber sees no gap', async () => {
+    // 4096-byte segments (the smallest allowed): 300 messages of 100 bytes fill several.
+    const [b1, b2] = (await brokers(context, 2, { segmentBytes: 4096 })) as [Broker, Broker];
+    const publisher = await fixture.client([b1.url], { discovery: false, ack: 'quorum' });
+    const acked: number[] = [];
+    for (let i = 0; i < 300; i += 20) acked.push(...(await Promise.all(Array.from({ length: 20 }, () => publisher.publish('rolling', new Uint8Array(100))))).map((r) => r.offset));
+    expect(acked).toEqual(range(0, 300));
+    const subscriber = await fixture.client([b2.url], { discovery: false });
+    const gaps: unknown[] = [];
+    subscriber.on('gap', (gap) => gaps.push(gap));
+    const seen: number[] = [];
+    await subscriber.subscribe('rolling', (m) => void seen.push(m.offset), { from: 'earliest' });
+    await waitFor(() => seen.length >= 300, 'the 300 messages', LONG);
+    expect(seen).toEqual(range(0, 300));
+    expect(gaps).toEqual([]);
+  });
+
   it('a (producer, seq) republished through another broker after a reconnect is stored once and answered with its original offsets', async () => {
     const [b1, b2] = (await brokers(context, 2)) as [Broker, Broker];
     const a = await RawClient.open(b1.url);

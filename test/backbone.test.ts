@@ -161,6 +161,31 @@ describe.runIf(availability.ok)('backbone engine over RabbitMQ streams', () => {
     expect([...first, ...second]).toEqual(Array.from({ length: 150 }, (_, n) => n));
   });
 
+  it('consumer groups through two gateways: members share the partitions, every message handled once, keys in order, the rest handed over when a member leaves', async () => {
+    const [g1, g2] = (await gateways(2, { defaultPartitions: 4 })) as [Broker, Broker];
+    const publisher = await fixture.client([g1.url], { discovery: false, ack: 'quorum' });
+    const handled: Array<{ member: string; key: string; n: number; partition: number }> = [];
+    const handler = (member: string) => (m: Message<{ key: string; n: number }>) => void handled.push({ member, ...m.data, partition: m.partition });
+    const a = await fixture.client([g1.url], { discovery: false });
+    const b = await fixture.client([g2.url], { discovery: false });
+    await a.subscribe('jobs', handler('a'), { group: 'workers', from: 'earliest' });
+    await b.subscribe('jobs', handler('b'), { group: 'workers', from: 'earliest' });
+    const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7'];
+    await Promise.all(Array.from({ length: 160 }, (_, n) => publisher.publish('jobs', { key: keys[n % keys.length], n }, { key: keys[n % keys.length] as string })));
+    await waitFor(() => new Set(handled.map((h) => h.n)).size >= 160, 'the group to handle 160 messages', 30_000);
+    // Both members got partitions, and no partition was handled by both at once (each message once here: nobody failed).
+    expect(new Set(handled.map((h) => h.member))).toEqual(new Set(['a', 'b']));
+    expect(handled).toHaveLength(160);
+    for (const key of keys) {
+      const ns = handled.filter((h) => h.key === key).map((h) => h.n);
+      expect(ns).toEqual([...ns].sort((x, y) => x - y));
+    }
+    await a.close();
+    await Promise.all(Array.from({ length: 40 }, (_, n) => publisher.publish('jobs', { key: keys[n % keys.length], n: 160 + n }, { key: keys[n % keys.length] as string })));
+    await waitFor(() => new Set(handled.map((h) => h.n)).size >= 200, 'the remaining member to handle the rest', 30_000);
+    expect(handled.filter((h) => h.n >= 160).every((h) => h.member === 'b')).toBe(true);
+  });
+
   it('gateways gossip: an SDK given one gateway learns the other', async () => {
     const [g1, g2] = (await gateways(2)) as [Broker, Broker];
     const client = await fixture.client([g1.url], { poolSize: 2 });

@@ -177,6 +177,13 @@ export class PartitionStream {
     const { producerId, firstSeq, messages } = batch;
     const publisher = entry.publisher;
     if (publisher === undefined) throw new RelayError('NOT_READY', `the publisher of this producer on ${this.options.stream} was dropped; publish again`);
+    if (firstSeq > entry.nextSeq) {
+      // Looks like a gap, but this gateway's count may be stale (the producer published through another gateway meanwhile):
+      // ask the backbone, which keeps the producer's last seq. Answering a false gap would make the SDK renumber its
+      // messages onto seqs the backbone already holds, and drop them as duplicates.
+      const last = await bounded(publisher.getLastPublishingId(), this.options.requestTimeoutMs, `querying the producer's last seq on ${this.options.stream}`);
+      entry.nextSeq = Math.max(entry.nextSeq, Number(last));
+    }
     const outcomes: AppendOutcome[] = new Array(messages.length);
     const send: number[] = [];
     for (let i = 0; i < messages.length; i++) {

@@ -232,7 +232,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
 
   private async createStream(topic: string, generation: string, partition: number, replicas: number): Promise<void> {
     const stream = partitionStreamName(this.options.streamPrefix, topic, generation, partition);
-    await PartitionStream.create(this.connection, stream, { ...this.options.streamArguments, 'initial-cluster-size': replicas });
+    await PartitionStream.create(this.connection, stream, { ...this.options.streamArguments, 'initial-cluster-size': replicas }, this.options.requestTimeoutMs);
   }
 
   private async propose(command: MetaCommand): Promise<MetaResult> {
@@ -264,6 +264,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       dedupeWindow: this.options.dedupeWindow,
       requestTimeoutMs: this.options.requestTimeoutMs,
       now: this.options.now,
+      log: this.options.log,
       appended: () => this.scheduleAppended(topic, partition),
     });
     stream.start(this.connection.client()).catch(() => {

@@ -2,6 +2,7 @@ import { EventEmitter } from 'eventemitter3';
 import { Offset, type Client, type Consumer, type Publisher } from 'rabbitmq-stream-js-client';
 import { RelayError } from '@relaymq/sdk/protocol';
 import type { BackboneConnection } from './connection.js';
+import { bounded } from './bounded.js';
 import { BackboneMetadata, parseMetaEntry, type MetaCommand, type MetaEntry, type MetaResult } from './metadata.js';
 
 export interface MetaLogEvents {
@@ -41,6 +42,7 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
   private counter = 0;
   private readonly pending = new Map<string, Pending>();
   private closed = false;
+  private resubscribing = false;
 
   constructor(
     private readonly connection: BackboneConnection,
@@ -53,7 +55,7 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
   /** Creates the stream when missing, tails it, and resolves once everything written before is applied here. */
   async start(): Promise<void> {
     const client = this.connection.client();
-    await client.createStream({ stream: this.options.stream, arguments: { 'initial-cluster-size': this.options.replicationFactor } });
+    await bounded(client.createStream({ stream: this.options.stream, arguments: { 'initial-cluster-size': this.options.replicationFactor } }), this.options.requestTimeoutMs, 'creating the metadata stream');
     await this.subscribe(client);
     await this.propose({ type: 'barrier' });
   }
@@ -73,8 +75,7 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
     });
     try {
       const publisher = await this.metaPublisher();
-      await publisher.send(Buffer.from(JSON.stringify(entry)));
-      await publisher.flush();
+      await bounded(publisher.send(Buffer.from(JSON.stringify(entry))).then(() => publisher.flush()), this.options.requestTimeoutMs, 'writing to the metadata stream');
     } catch (err) {
       const pending = this.pending.get(id);
       if (pending !== undefined) {
@@ -100,12 +101,12 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
   private async metaPublisher(): Promise<Publisher> {
     if (this.publisher !== undefined && !this.publisher.closed) return this.publisher;
     const client = await this.connection.ready();
-    this.publisher = await client.declarePublisher({ stream: this.options.stream });
+    this.publisher = await bounded(client.declarePublisher({ stream: this.options.stream }), this.options.requestTimeoutMs, 'declaring a publisher on the metadata stream');
     return this.publisher;
   }
 
   private async subscribe(client: Client): Promise<void> {
-    this.consumer = await client.declareConsumer(
+    this.consumer = await bounded(client.declareConsumer(
       {
         stream: this.options.stream,
         offset: this.nextOffset === 0n ? Offset.first() : Offset.offset(this.nextOffset),
@@ -120,30 +121,35 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
         const entry = parseMetaEntry(message.content);
         if (entry !== undefined) this.apply(entry);
       },
-    );
+    ), this.options.requestTimeoutMs, 'subscribing to the metadata stream');
   }
 
   private async resubscribe(client: Client): Promise<void> {
-    if (this.closed) return;
-    this.consumer = undefined;
     this.publisher = undefined;
-    await this.subscribe(client).catch(() => this.tailLost());
+    this.tailLost(client);
   }
 
-  private tailLost(attempt = 0): void {
-    if (this.closed) return;
+  /** The tail's consumer is gone: subscribe again from the next entry, retrying with capped backoff while open. */
+  private tailLost(client?: Client): void {
+    if (this.closed || this.resubscribing) return;
+    this.resubscribing = true;
+    const old = this.consumer;
     this.consumer = undefined;
-    const retry = setTimeout(() => {
-      if (this.closed) return;
-      let client: Client;
+    if (old !== undefined) void this.connection.closeConsumer(old);
+    void (async () => {
       try {
-        client = this.connection.client();
-      } catch {
-        return; // reconnecting: resubscribed on the new connection
+        for (let attempt = 0; !this.closed; attempt++) {
+          try {
+            await this.subscribe(attempt === 0 && client !== undefined ? client : await this.connection.ready());
+            return;
+          } catch {
+            await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2000)).unref());
+          }
+        }
+      } finally {
+        this.resubscribing = false;
       }
-      this.subscribe(client).catch(() => this.tailLost(Math.min(attempt + 1, 5)));
-    }, Math.min(100 * 2 ** attempt, 2000));
-    retry.unref();
+    })();
   }
 
   private apply(entry: MetaEntry): void {

@@ -4,6 +4,7 @@ import { RelayError, type AckLevel } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, ProducerBatch, StoredMessage } from '../../core/partition/partition.js';
 import type { PartitionBounds } from '../engine.js';
 import { waitFor } from '../wait-for.js';
+import { bounded } from './bounded.js';
 import { decodeMessage, encodeMessage, headerOptions } from './codec.js';
 import type { BackboneConnection } from './connection.js';
 import { publisherRef } from './naming.js';
@@ -18,6 +19,7 @@ export interface PartitionStreamOptions {
   /** An append or read not answered by the backbone within this long fails `TIMEOUT`. */
   requestTimeoutMs: number;
   now: () => number;
+  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
   /** New messages were read from the stream. */
   appended: () => void;
 }
@@ -51,6 +53,7 @@ export class PartitionStream {
   private caughtUp: Promise<void> | undefined;
   private closed = false;
   private settled = false;
+  private resubscribing = false;
   /** Emits `read` after each message the tail read. */
   private readonly progress = new EventEmitter<{ read: () => void }>();
 
@@ -62,16 +65,16 @@ export class PartitionStream {
   }
 
   /** Creates the stream with `args` and writes its header (both idempotent: racing gateways create it once). */
-  static async create(connection: BackboneConnection, stream: string, args: Record<string, string | number>): Promise<void> {
+  static async create(connection: BackboneConnection, stream: string, args: Record<string, string | number>, timeoutMs: number): Promise<void> {
     const client = await connection.ready();
-    await client.createStream({ stream, arguments: args });
-    const publisher = await client.declarePublisher({ stream, publisherRef: 'relaymq-header' });
+    await bounded(client.createStream({ stream, arguments: args }), timeoutMs, `creating stream ${stream}`);
+    const publisher = await bounded(client.declarePublisher({ stream, publisherRef: 'relaymq-header' }), timeoutMs, `declaring a publisher on ${stream}`);
     try {
-      if ((await publisher.getLastPublishingId()) >= 1n) return;
+      if ((await bounded(publisher.getLastPublishingId(), timeoutMs, `querying ${stream}`)) >= 1n) return;
       const confirmed = connection.awaitConfirms(publisher.extendedId, [1n]);
       await publisher.basicSend(1n, Buffer.from('relaymq partition stream'), headerOptions());
       await publisher.flush();
-      await confirmed;
+      await bounded(confirmed, timeoutMs, `writing the header of ${stream}`);
     } finally {
       await connection.closePublisher(publisher);
     }
@@ -93,8 +96,8 @@ export class PartitionStream {
     for (const [, p] of this.publishers) if (p.publisher !== undefined) this.connection.failAll(p.publisher.extendedId, new RelayError('NOT_READY', 'the backbone connection was replaced'));
     this.publishers.clear();
     if (this.caughtUp === undefined) return;
-    this.caughtUp = this.subscribe(client);
-    await this.caughtUp.catch(() => this.tailLost());
+    this.tailLost(client);
+    await this.caughtUp.catch(() => undefined);
   }
 
   bounds(): PartitionBounds {
@@ -162,7 +165,7 @@ export class PartitionStream {
   /** Resolves once the tail has read everything stored before it started. */
   async ready(): Promise<void> {
     if (this.caughtUp === undefined) throw new RelayError('INTERNAL', `partition stream ${this.options.stream} used before start`);
-    await this.caughtUp;
+    await bounded(this.caughtUp, this.options.requestTimeoutMs, `${this.options.stream} is not readable from the backbone`);
   }
 
   /** The tail has caught up (reads of recent offsets are answered from memory). */
@@ -174,6 +177,13 @@ export class PartitionStream {
     const { producerId, firstSeq, messages } = batch;
     const publisher = entry.publisher;
     if (publisher === undefined) throw new RelayError('NOT_READY', `the publisher of this producer on ${this.options.stream} was dropped; publish again`);
+    if (firstSeq > entry.nextSeq) {
+      // Looks like a gap, but this gateway's count may be stale (the producer published through another gateway meanwhile):
+      // ask the backbone, which keeps the producer's last seq. Answering a false gap would make the SDK renumber its
+      // messages onto seqs the backbone already holds, and drop them as duplicates.
+      const last = await bounded(publisher.getLastPublishingId(), this.options.requestTimeoutMs, `querying the producer's last seq on ${this.options.stream}`);
+      entry.nextSeq = Math.max(entry.nextSeq, Number(last));
+    }
     const outcomes: AppendOutcome[] = new Array(messages.length);
     const send: number[] = [];
     for (let i = 0; i < messages.length; i++) {
@@ -191,14 +201,18 @@ export class PartitionStream {
     if (send.length > 0) {
       const confirmed = this.connection.awaitConfirms(publisher.extendedId, ids);
       try {
-        for (const i of send) {
-          const m = messages[i] as (typeof messages)[number];
-          await publisher.basicSend(BigInt(firstSeq + i + 1), Buffer.from(m.data), encodeMessage(m, now, { id: producerId, seq: firstSeq + i }));
-        }
-        await publisher.flush();
-        await withTimeout(confirmed, this.options.requestTimeoutMs, `the backbone did not confirm ${send.length} message(s) on ${this.options.stream}`);
+        const sending = (async () => {
+          for (const i of send) {
+            const m = messages[i] as (typeof messages)[number];
+            await publisher.basicSend(BigInt(firstSeq + i + 1), Buffer.from(m.data), encodeMessage(m, now, { id: producerId, seq: firstSeq + i }));
+          }
+          await publisher.flush();
+        })();
+        await bounded(sending, this.options.requestTimeoutMs, `sending to ${this.options.stream}`);
+        await bounded(confirmed, this.options.requestTimeoutMs, `the backbone did not confirm ${send.length} message(s) on ${this.options.stream}`);
       } catch (err) {
         // What the backbone holds is unknown: the next append asks it again.
+        this.options.log('warn', 'backbone append failed', { stream: this.options.stream, error: (err as Error).message });
         this.dropPublisher(producerId, entry, err as Error);
         throw err instanceof RelayError ? err : new RelayError('NOT_READY', `backbone publish failed: ${(err as Error).message}`);
       }
@@ -233,14 +247,15 @@ export class PartitionStream {
     entry.chain = this.ready()
       .then(() => this.connection.ready())
       .then(async (client) => {
-        const publisher = await client.declarePublisher({
+        const publisher = await bounded(client.declarePublisher({
           stream: this.options.stream,
           publisherRef: publisherRef(producerId),
-          connectionClosedListener: () => this.dropPublisher(producerId, entry, new RelayError('NOT_READY', 'backbone connection closed')),
-        });
+          // Publishers of one stream share a connection and only the first one's listener is called: drop them all.
+          connectionClosedListener: () => this.dropPublishers(new RelayError('NOT_READY', `the backbone connection publishing to ${this.options.stream} closed`)),
+        }), this.options.requestTimeoutMs, `declaring a publisher on ${this.options.stream}`);
         entry.publisher = publisher;
         // The backbone's last publishing id for the reference is the producer's last stored seq + 1.
-        entry.nextSeq = Number(await publisher.getLastPublishingId());
+        entry.nextSeq = Number(await bounded(publisher.getLastPublishingId(), this.options.requestTimeoutMs, `querying the producer's last seq on ${this.options.stream}`));
       })
       .catch((err: unknown) => {
         if (this.publishers.get(producerId) === entry) this.publishers.delete(producerId);
@@ -255,6 +270,12 @@ export class PartitionStream {
     return entry;
   }
 
+  private dropPublishers(err: Error): void {
+    if (this.publishers.size > 0) this.options.log('warn', 'backbone publishers dropped', { stream: this.options.stream, publishers: this.publishers.size, error: err.message });
+    for (const [producerId, entry] of [...this.publishers]) this.dropPublisher(producerId, entry, err);
+    this.anonymous = undefined;
+  }
+
   private dropPublisher(producerId: string, entry: ProducerPublisher, err: Error): void {
     if (this.publishers.get(producerId) === entry) this.publishers.delete(producerId);
     const publisher = entry.publisher;
@@ -267,15 +288,17 @@ export class PartitionStream {
   private async anonymousPublisher(): Promise<Publisher> {
     if (this.anonymous !== undefined && !this.anonymous.closed) return this.anonymous;
     const client = await this.connection.ready();
-    this.anonymous = await client.declarePublisher({ stream: this.options.stream });
+    this.anonymous = await bounded(client.declarePublisher({ stream: this.options.stream }), this.options.requestTimeoutMs, `declaring a publisher on ${this.options.stream}`);
     return this.anonymous;
   }
 
   /** Subscribes the tail from where the cache ends, and resolves once it reached the stream's last chunk. */
   private async subscribe(client: Client): Promise<void> {
-    const from = this.cache.endOffset === 0 && this.cache.startOffset === 0 ? Offset.first() : Offset.offset(BigInt(this.cache.endOffset + 1));
-    let streamNext = -1n;
-    this.consumer = await client.declareConsumer(
+    const fromStart = this.cache.endOffset === 0 && this.cache.startOffset === 0;
+    const from = fromStart ? Offset.first() : Offset.offset(BigInt(this.cache.endOffset + 1));
+    // The stream offset the tail reads next (relaymq offset + 1, the header being stream offset 0).
+    let streamNext = fromStart ? 0n : BigInt(this.cache.endOffset + 1);
+    this.consumer = await bounded(client.declareConsumer(
       {
         stream: this.options.stream,
         offset: from,
@@ -291,37 +314,53 @@ export class PartitionStream {
         else this.cache.add(decoded.stored, decoded.producer);
         this.wake();
       },
-    );
+    ), this.options.requestTimeoutMs, `subscribing to ${this.options.stream}`);
     // The last chunk's first offset: every stream holds at least its header, so this always answers.
     const last = await this.probeLast(client);
     await waitFor(this.progress, 'read', () => (streamNext > last ? true : undefined), this.options.requestTimeoutMs, `${this.options.stream} read up to its last chunk`);
   }
 
-  private tailLost(attempt = 0): void {
-    if (this.closed || this.caughtUp === undefined) return;
+  /**
+   * The tail's consumer is gone (its node died, the stream's leader moved,
+   * the connection was replaced): subscribe again from where it stopped,
+   * retrying with capped backoff for as long as this stream is open.
+   * Readers meanwhile wait on `caughtUp` (bounded by the request timeout).
+   */
+  private tailLost(client?: Client): void {
+    if (this.closed || this.caughtUp === undefined || this.resubscribing) return;
+    this.resubscribing = true;
+    const old = this.consumer;
     this.consumer = undefined;
-    const retry = setTimeout(() => {
-      if (this.closed) return;
-      let client: Client;
+    // Closed in case it still lives (another consumer's connection closed, not its own): one tail per stream.
+    if (old !== undefined) void this.connection.closeConsumer(old);
+    this.options.log('warn', 'backbone partition tail lost; subscribing again', { stream: this.options.stream, from: this.cache.endOffset });
+    this.caughtUp = (async () => {
       try {
-        client = this.connection.client();
-      } catch {
-        return; // reconnecting: the engine restarts every stream on the new connection
+        for (let attempt = 0; ; attempt++) {
+          if (this.closed) throw new RelayError('SHUTTING_DOWN', `${this.options.stream} is closed`);
+          try {
+            await this.subscribe(attempt === 0 && client !== undefined ? client : await this.connection.ready());
+            this.options.log('info', 'backbone partition tail resubscribed', { stream: this.options.stream, from: this.cache.endOffset, attempts: attempt + 1 });
+            return;
+          } catch (err) {
+            if (attempt % 10 === 0) this.options.log('warn', 'backbone partition tail not resubscribed yet', { stream: this.options.stream, error: (err as Error).message });
+            await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2000)).unref());
+          }
+        }
+      } finally {
+        this.resubscribing = false;
       }
-      this.caughtUp = this.subscribe(client);
-      this.caughtUp.catch(() => {
-        if (attempt < 20) this.tailLost(attempt + 1);
-      });
-    }, Math.min(100 * 2 ** attempt, 2000));
-    retry.unref();
+    })();
+    this.caughtUp.catch(() => undefined);
   }
 
   private async probeLast(client: Client): Promise<bigint> {
     let resolveFirst: (offset: bigint) => void = () => undefined;
     const first = new Promise<bigint>((resolve) => (resolveFirst = resolve));
-    const probe = await client.declareConsumer({ stream: this.options.stream, offset: Offset.last() }, (m) => resolveFirst(m.offset ?? 0n));
+    // Consumers of a stream share a connection, and only the listener of the one that opened it is called: this one's says the tail is lost too.
+    const probe = await bounded(client.declareConsumer({ stream: this.options.stream, offset: Offset.last(), connectionClosedListener: () => this.tailLost() }, (m) => resolveFirst(m.offset ?? 0n)), this.options.requestTimeoutMs, `subscribing to ${this.options.stream}`);
     try {
-      return await withTimeout(first, this.options.requestTimeoutMs, `${this.options.stream} did not deliver its last chunk`);
+      return await bounded(first, this.options.requestTimeoutMs, `${this.options.stream} did not deliver its last chunk`);
     } finally {
       void this.connection.closeConsumer(probe);
     }
@@ -355,7 +394,7 @@ export class PartitionStream {
     let done: () => void = () => undefined;
     const finished = new Promise<void>((resolve) => (done = resolve));
     let stopped = false;
-    const consumer = await client.declareConsumer({ stream: this.options.stream, offset: from }, (message) => {
+    const consumer = await bounded(client.declareConsumer({ stream: this.options.stream, offset: from, connectionClosedListener: () => this.tailLost() }, (message) => {
       if (stopped) return;
       const decoded = decodeMessage(message, message.offset ?? 0n);
       const offset = Number(message.offset ?? 0n) - 1;
@@ -364,28 +403,11 @@ export class PartitionStream {
         stopped = true;
         done();
       }
-    });
+    }), this.options.requestTimeoutMs, `reading ${this.options.stream}`);
     try {
-      await withTimeout(finished, this.options.requestTimeoutMs, `reading ${this.options.stream} timed out`);
+      await bounded(finished, this.options.requestTimeoutMs, `reading ${this.options.stream}`);
     } finally {
       void this.connection.closeConsumer(consumer);
     }
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new RelayError('TIMEOUT', `${what} within ${ms} ms`)), ms);
-    timer.unref();
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err as Error);
-      },
-    );
-  });
 }

@@ -254,7 +254,12 @@ export async function rabbitmqBench(
   const availability = rabbitAvailable();
   if (!availability.ok) return { skipped: availability.reason };
   const started = nowSeconds();
-  const rabbit = await startRabbitCluster({ nodes: 3, timeoutMs: 120_000 });
+  // One more try when a start fails: a node joining while the first one still set up its database was seen to stop
+  // with schema_integrity_check_failed (the harness's start is otherwise reliable).
+  const rabbit = await startRabbitCluster({ nodes: 3, timeoutMs: 120_000 }).catch((err: unknown) => {
+    progress(`rabbitmq: the RabbitMQ cluster did not start (${describe(err).split('\n')[0]}); starting it again`);
+    return startRabbitCluster({ nodes: 3, timeoutMs: 120_000 });
+  });
   const result: RabbitBenchResult = { setup: '', startupMs: rabbit.startupMs };
   try {
     const gateways = await Gateways.start(rabbit);

@@ -111,8 +111,20 @@ class Gateways {
     return gateways;
   }
 
-  spawn(i: number): Promise<BrokerProcess> {
-    return spawnBroker(`g${i + 1}`, this.args[i] as string[], this.ports[i]);
+  /**
+   * Starts gateway `i`, three tries: a gateway whose first stream connection is refused exits 2 (seen once right
+   * after the cluster started: `connect ECONNREFUSED` to one node's stream port, the node having logged startup complete).
+   */
+  async spawn(i: number): Promise<BrokerProcess> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await spawnBroker(`g${i + 1}`, this.args[i] as string[], this.ports[i]);
+      } catch (err) {
+        if (attempt === 3) throw err;
+        progress(`rabbitmq: gateway g${i + 1} did not start (${describe(err)}); trying again`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
   }
 
   get urls(): string[] {

@@ -426,12 +426,11 @@ async function main(): Promise<void> {
   }
   let engines: Pick<BenchResult, 'rabbitmq' | 'engineComparison'> = {};
   if (rabbit) {
-    const embeddedLoad = loadBeforeClusters;
     const figures = await rabbitmqBench(connect, config.cluster3, config, selection.cluster as Set<RabbitScenario>);
     const [embeddedKey, embedded] = Object.entries(clusters)[0] ?? [];
     engines = { rabbitmq: figures };
     if (embedded !== undefined && embeddedKey !== undefined && !('skipped' in figures)) {
-      engines.engineComparison = { embeddedKey, figures: compareEngines(embedded, figures), loadAverage1m: { embedded: roundTo(embeddedLoad, 2), rabbitmq: roundTo(loadavg()[0] as number, 2) } };
+      engines.engineComparison = { embeddedKey, figures: compareEngines(embedded, figures), loadAverage1m: { embedded: roundTo(loadBeforeClusters, 2), rabbitmq: roundTo(loadavg()[0] as number, 2) } };
     }
   }
   let scaleFigures: ScaleResult[] | undefined;

@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker, BrokerOptions } from '@relaymq/broker';
-import type { Message } from '@relaymq/sdk';
 import { Fixture } from './support/cluster.js';
 import { backboneBrokerOptions } from './support/engines.js';
 import { freePorts } from './support/ports.js';
 import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
-import { waitFor, within } from './support/wait.js';
+import { expectEachOnceInKeyOrder, keyedSeen, startKeyedLoad } from './support/keyed-load.js';
+import { waitFor } from './support/wait.js';
 
 /**
  * Failover of the backbone engine: 3 RabbitMQ nodes, 2 gateways, keyed
@@ -39,25 +39,10 @@ describe.runIf(availability.ok)('backbone failover (3 RabbitMQ nodes, 2 gateways
     const [g1, g2] = (await gateways(2, options)) as [Broker, Broker];
     const publisher = await fixture.client([g1.url, g2.url], { ack: 'quorum', poolSize: 2, publishTimeoutMs: 60_000 });
     const subscriber = await fixture.client([g2.url, g1.url], { poolSize: 1 });
-    const seen: Array<{ key: string; n: number; offset: number; partition: number }> = [];
-    await subscriber.subscribe('payments', (m: Message<{ key: string; n: number }>) => void seen.push({ ...m.data, offset: m.offset, partition: m.partition }), { from: 'earliest' });
-
-    const keys = ['a', 'b', 'c', 'd'];
-    const acked: Array<{ key: string; n: number }> = [];
-    let stop = false;
-    const sequences = new Map(keys.map((k) => [k, 0]));
-    const publishing = (async () => {
-      while (!stop) {
-        await Promise.all(
-          keys.map(async (key) => {
-            const n = sequences.get(key) as number;
-            sequences.set(key, n + 1);
-            await publisher.publish('payments', { key, n }, { key });
-            acked.push({ key, n });
-          }),
-        );
-      }
-    })();
+    const live = keyedSeen();
+    await subscriber.subscribe('payments', live.handler, { from: 'earliest' });
+    const load = startKeyedLoad(publisher, 'payments', ['a', 'b', 'c', 'd']);
+    const { acked } = load;
     await waitFor(() => acked.length >= 200, '200 acknowledged publishes before any fault', 30_000);
     await rabbit.nodes[0]?.kill('SIGKILL');
     const afterKill = acked.length;
@@ -65,28 +50,18 @@ describe.runIf(availability.ok)('backbone failover (3 RabbitMQ nodes, 2 gateways
     await g1.close();
     const afterClose = acked.length;
     await waitFor(() => acked.length >= afterClose + 200, '200 more acknowledged after gateway g1 shut down', 60_000);
-    stop = true;
-    await within(publishing, 'the publisher loop to end', 60_000);
+    await load.stop();
 
-    // The subscriber: each message once, per key in publish order, and everything acknowledged.
-    await waitFor(() => seen.length >= acked.length, `the subscriber to see all ${acked.length} acknowledged messages`, 60_000);
-    const ids = seen.map((m) => `${m.key}:${m.n}`);
-    expect(new Set(ids).size).toBe(ids.length);
-    for (const key of keys) {
-      const ns = seen.filter((m) => m.key === key).map((m) => m.n);
-      expect(ns).toEqual(ns.map((_, i) => i).slice(0, ns.length));
-    }
-    // Read back through a fresh gateway: every acknowledged message exactly once.
+    // The live subscriber, then a replay through a fresh gateway: each acknowledged message once, per key in publish order.
+    await waitFor(() => live.seen.length >= acked.length, `the subscriber to see all ${acked.length} acknowledged messages`, 60_000);
+    expectEachOnceInKeyOrder(live, acked);
     const [g3] = (await gateways(1, { ...options, peers: [] } as BrokerOptions)) as [Broker];
-    const stored: string[] = [];
-    const reader = await fixture.client([g3.url], { discovery: false });
-    await reader.subscribe('payments', (m: Message<{ key: string; n: number }>) => void stored.push(`${m.data.key}:${m.data.n}`), { from: 'earliest' });
     let total = 0;
     for (let p = 0; p < 2; p++) total += (await g3.engine.currentBounds('payments', p)).end;
-    await waitFor(() => stored.length >= total, `a replay of all ${total} stored messages`, 60_000);
-    expect(new Set(stored).size).toBe(stored.length);
-    const storedSet = new Set(stored);
-    expect(acked.filter((a) => !storedSet.has(`${a.key}:${a.n}`))).toEqual([]);
-    console.log(`backbone failover: ${acked.length} acknowledged, ${stored.length} stored, ${seen.length} delivered live`);
+    const replay = keyedSeen();
+    await (await fixture.client([g3.url], { discovery: false })).subscribe('payments', replay.handler, { from: 'earliest' });
+    await waitFor(() => replay.seen.length >= total, `a replay of all ${total} stored messages`, 60_000);
+    expectEachOnceInKeyOrder(replay, acked);
+    console.log(`backbone failover: ${acked.length} acknowledged, ${total} stored, ${live.seen.length} delivered live`);
   }, 300_000);
 });

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Message } from '@relaymq/sdk';
 import { BrokerProcess, CLI } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
+import { expectEachOnceInKeyOrder, keyedSeen, startKeyedLoad } from './support/keyed-load.js';
 import { waitFor, within } from './support/wait.js';
 
 /**
@@ -55,32 +55,10 @@ describe.runIf(availability.ok)('relaymq broker --backbone (processes)', () => {
     )) as [BrokerProcess, BrokerProcess];
     const publisher = await fixture.client([g1.url, g2.url], { ack: 'quorum', poolSize: 2, publishTimeoutMs: 60_000 });
     const subscriber = await fixture.client([g2.url, g1.url], { poolSize: 1 });
-    const seen: string[] = [];
-    const perKey = new Map<string, number[]>();
-    await subscriber.subscribe(
-      'payments',
-      (m: Message<{ key: string; n: number }>) => {
-        seen.push(`${m.data.key}:${m.data.n}`);
-        perKey.set(m.data.key, [...(perKey.get(m.data.key) ?? []), m.data.n]);
-      },
-      { from: 'earliest' },
-    );
-    const keys = ['a', 'b', 'c', 'd'];
-    const next = new Map(keys.map((k) => [k, 0]));
-    const acked: string[] = [];
-    let stop = false;
-    const publishing = (async () => {
-      while (!stop) {
-        await Promise.all(
-          keys.map(async (key) => {
-            const n = next.get(key) as number;
-            next.set(key, n + 1);
-            await publisher.publish('payments', { key, n }, { key });
-            acked.push(`${key}:${n}`);
-          }),
-        );
-      }
-    })();
+    const live = keyedSeen();
+    await subscriber.subscribe('payments', live.handler, { from: 'earliest' });
+    const load = startKeyedLoad(publisher, 'payments', ['a', 'b', 'c', 'd']);
+    const { acked } = load;
     await waitFor(() => acked.length >= 200, '200 acknowledged before any fault', 30_000);
     await g1.signal('SIGKILL');
     let mark = acked.length;
@@ -88,19 +66,15 @@ describe.runIf(availability.ok)('relaymq broker --backbone (processes)', () => {
     await rabbit.nodes[1]?.kill('SIGKILL');
     mark = acked.length;
     await waitFor(() => acked.length >= mark + 200, '200 more acknowledged after a RabbitMQ node was SIGKILLed', 60_000);
-    stop = true;
-    await within(publishing, 'the publisher loop to end', 60_000);
+    await load.stop();
 
-    await waitFor(() => seen.length >= acked.length, `the live subscriber to see all ${acked.length} acknowledged`, 60_000);
-    expect(new Set(seen).size).toBe(seen.length);
-    for (const [, ns] of perKey) expect(ns).toEqual(ns.map((_, i) => i));
-    const reader = await fixture.client([g2.url], { discovery: false });
-    const stored: string[] = [];
-    await reader.subscribe('payments', (m: Message<{ key: string; n: number }>) => void stored.push(`${m.data.key}:${m.data.n}`), { from: 'earliest' });
-    await waitFor(() => stored.length >= seen.length, 'a replay of everything stored', 60_000);
-    expect(new Set(stored).size).toBe(stored.length);
-    const storedSet = new Set(stored);
-    expect(acked.filter((a) => !storedSet.has(a))).toEqual([]);
-    console.log(`backbone processes: ${acked.length} acknowledged, ${stored.length} stored, ${seen.length} delivered live`);
+    // The live subscriber, then a replay through the surviving gateway: each acknowledged message once, per key in publish order.
+    await waitFor(() => live.seen.length >= acked.length, `the live subscriber to see all ${acked.length} acknowledged`, 60_000);
+    expectEachOnceInKeyOrder(live, acked);
+    const replay = keyedSeen();
+    await (await fixture.client([g2.url], { discovery: false })).subscribe('payments', replay.handler, { from: 'earliest' });
+    await waitFor(() => replay.seen.length >= live.seen.length, 'a replay of everything stored', 60_000);
+    expectEachOnceInKeyOrder(replay, acked);
+    console.log(`backbone processes: ${acked.length} acknowledged, ${replay.seen.length} stored, ${live.seen.length} delivered live`);
   }, 300_000);
 });

@@ -267,7 +267,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       log: this.options.log,
       appended: () => this.scheduleAppended(topic, partition),
     });
-    stream.start(this.connection.client()).catch(() => {
+    stream.start(this.connection.ready()).catch(() => {
       // A failed start is tried again by the next caller.
       if (this.streams.get(key) === stream) this.streams.delete(key);
       void stream.close();

@@ -81,8 +81,8 @@ export class PartitionStream {
   }
 
   /** Starts tailing; resolves once everything stored before is read (the stream's last chunk reached). */
-  start(client: Client): Promise<void> {
-    this.caughtUp ??= this.subscribe(client).then(() => {
+  start(client: Promise<Client>): Promise<void> {
+    this.caughtUp ??= client.then((c) => this.subscribe(c)).then(() => {
       this.settled = true;
     });
     return this.caughtUp;

@@ -137,7 +137,7 @@ class Gateways {
 }
 
 /** The RabbitMQ node (index) leading the stream of `topic`'s partition 0, from `rabbitmqctl list_queues`. */
-async function streamLeader(rabbit: RabbitCluster, topic: string): Promise<number> {
+export async function streamLeader(rabbit: RabbitCluster, topic: string): Promise<number> {
   const alive = rabbit.nodes.findIndex((node) => node.running);
   const out = await rabbit.ctl(alive, ['list_queues', '--quiet', '--no-table-headers', 'name', 'leader']);
   const line = out.split('\n').find((l) => l.includes(`:${topic}:`));

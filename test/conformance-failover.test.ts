@@ -4,6 +4,7 @@ import { RelayError, type GapEvent, type Message } from '@relaymq/sdk';
 import { Fixture } from './support/cluster.js';
 import { engineBrokers, LONG, publishNumbers, range } from './support/conformance.js';
 import { describeEngines, type EngineContext } from './support/engines.js';
+import { streamLeader } from '../bench/rabbitmq.js';
 import { rejection } from './support/rejection.js';
 import { nextEvent, waitFor, waitForAsync, within } from './support/wait.js';
 
@@ -60,6 +61,35 @@ describeEngines('conformance: failover, retention gaps, ACLs', (engine, context)
     await waitFor(() => received.length >= total, 'every message after the failover', LONG);
     // One more: a duplicate delivered late would show up before it.
     await publisher.publish('moving', total);
+    await waitFor(() => received.at(-1) === total, 'the last message', LONG);
+    expect(received).toEqual(range(0, total + 1));
+  });
+
+  it('what holds the partition fails mid-stream (embedded: its leader broker stops; rabbitmq: the stream leader node is SIGKILLed): every acknowledged message is delivered once, in order', { timeout: 90_000 }, async () => {
+    const all = await brokers(context, 3);
+    const [b1, b2] = all as [Broker, Broker, Broker];
+    const publisher = await fixture.client([b1.url], { poolSize: 1, discovery: false, ack: 'quorum' });
+    await publisher.publish('holder', 0);
+    const received: number[] = [];
+    const subscriber = await fixture.client([b2.url], { poolSize: 1, discovery: false });
+    await subscriber.subscribe('holder', (m: Message<number>) => void received.push(m.data), { from: 'earliest' });
+    const total = 900;
+    const publishing = publishNumbers(publisher, 'holder', total - 1, 1);
+    await waitFor(() => received.length >= 200, 'the subscriber to handle 200 messages', LONG);
+    const rabbit = context().rabbit;
+    if (rabbit === undefined) {
+      // The partition's Raft leader; when it is b1 or b2 the SDK clients fail over too.
+      type Status = { group: string; role: string };
+      const leader = all.find((b) => (b.engine as unknown as { groupStatus(): Status[] }).groupStatus().some((s) => s.group === 'p/holder/0' && s.role === 'leader'));
+      await (leader as Broker).close();
+    } else {
+      const node = rabbit.nodes[await streamLeader(rabbit, 'holder')] as (typeof rabbit.nodes)[number];
+      await node.kill('SIGKILL');
+      fixture.defer(() => node.start());
+    }
+    await within(publishing, 'every publish acknowledged', 60_000);
+    await waitFor(() => received.length >= total, 'every message delivered', 60_000);
+    await publisher.publish('holder', total);
     await waitFor(() => received.at(-1) === total, 'the last message', LONG);
     expect(received).toEqual(range(0, total + 1));
   });

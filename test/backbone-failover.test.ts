@@ -8,7 +8,9 @@ import { expectEachOnceInKeyOrder, keyedSeen, startKeyedLoad } from './support/k
 import { waitFor } from './support/wait.js';
 
 /**
- * Failover of the backbone engine: 3 RabbitMQ nodes, 2 gateways, keyed
+ * What only the backbone engine has (the guarantees both engines share are
+ * in conformance.test.ts): gateways that discover each other and share
+ * topics through the metadata stream, and failover of the backbone engine: 3 RabbitMQ nodes, 2 gateways, keyed
  * publishing at ack `quorum` with a live subscriber, while a RabbitMQ node
  * is SIGKILLed and then a gateway shuts down. Every acknowledged message is
  * read back exactly once in per-key order; the subscriber sees no duplicate.
@@ -33,7 +35,17 @@ async function gateways(count: number, options: BrokerOptions): Promise<Broker[]
   return Promise.all(ids.map((id, i) => fixture.broker({ ...options, id, peerPort: peerPorts[i], peers: peers.filter((_, j) => j !== i) })));
 }
 
-describe.runIf(availability.ok)('backbone failover (3 RabbitMQ nodes, 2 gateways)', () => {
+describe.runIf(availability.ok)('backbone gateways (3 RabbitMQ nodes)', () => {
+  it('gateways gossip: an SDK given one gateway learns the other', async () => {
+    const [g1, g2] = (await gateways(2, { ...backboneBrokerOptions(rabbit, `gossip-${process.pid}`) } as BrokerOptions)) as [Broker, Broker];
+    const client = await fixture.client([g1.url], { poolSize: 2 });
+    await waitFor(() => client.stats().knownBrokers.length === 2, 'the client to learn both gateways', 15_000);
+    expect(new Set(client.stats().knownBrokers)).toEqual(new Set([g1.url, g2.url]));
+    // Topics created through one gateway are known to the other (the metadata stream).
+    await client.publish('shared.topic', 'x');
+    await waitFor(() => g2.engine.partitionCount('shared.topic') === 1, 'the other gateway to apply the topic', 15_000);
+  });
+
   it('a RabbitMQ node SIGKILLed and a gateway shut down during keyed quorum publishing: every ack read back once, in per-key order', async () => {
     const options = { ...backboneBrokerOptions(rabbit, `fo-${process.pid}`), defaultPartitions: 2, replicationFactor: 3 } as BrokerOptions;
     const [g1, g2] = (await gateways(2, options)) as [Broker, Broker];

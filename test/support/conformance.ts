@@ -1,12 +1,11 @@
 import type { Broker, BrokerOptions } from '@relaymq/broker';
 import type { RelayClient } from '@relaymq/sdk';
-import type { PublishBatch } from '@relaymq/sdk/protocol';
 import type { Fixture } from './cluster.js';
 import type { EngineContext } from './engines.js';
 
 /**
  * Helpers of the conformance suite (test/conformance*.test.ts): the same
- * brokers, publishing and batches for every engine.
+ * brokers and publishing for every engine.
  */
 
 /** Bound on waits: gateways read every confirmed message back from RabbitMQ, at a load of 10-25 on 2 cores. */
@@ -29,13 +28,3 @@ export async function publishNumbers(client: RelayClient, topic: string, count: 
     await Promise.all(Array.from({ length: Math.min(20, from + count - i) }, (_, j) => client.publish(topic, i + j)));
   }
 }
-
-/** A wire-protocol batch of `count` one-byte messages (byte = seq; the SDK delivers such data as a Uint8Array) at ack `quorum`. */
-export const numberBatch = (firstId: number, firstSeq: number, count: number, topic: string): PublishBatch => ({
-  topic,
-  partition: 0,
-  ack: 'quorum',
-  firstId,
-  firstSeq,
-  messages: Array.from({ length: count }, (_, i) => ({ data: new Uint8Array([firstSeq + i]) })),
-});

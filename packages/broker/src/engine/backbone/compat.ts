@@ -18,7 +18,8 @@ import { createRequire } from 'node:module';
  *   and keeps a connection whose socket died: nodes sharing a host name
  *   (every node on loopback, nodes behind one name) got each other's
  *   connections, and a dead node's connection was handed out forever. The
- *   pool now keys by host and port and skips closed connections.
+ *   pool now keys by host and port and skips closed connections, and
+ *   consumers read from the stream's leader (see patchPool).
  * The engine also never sends `StreamStats` (3.11+).
  */
 let applied = false;
@@ -83,8 +84,10 @@ function patchPool(require: NodeJS.Require): void {
   Client.prototype.getConnection = async function (this: ClientLike, streamName: string, purpose: 'publisher' | 'consumer', listener: unknown) {
     const [metadata] = await this.queryMetadata({ streams: [streamName] });
     const replicas = metadata?.replicas ?? [];
-    // Publishers must reach the stream's leader; consumers any replica.
-    const node = purpose === 'publisher' || replicas.length === 0 ? metadata?.leader : replicas[Math.floor(Math.random() * replicas.length)];
+    // Publishers must reach the stream's leader. Consumers too, while it has one: a replica delivers a chunk only once
+    // it learns the chunk is committed, which can wait for the next write, so a gateway reading from a replica might not
+    // see (and acknowledge) the last messages of a stream that went quiet.
+    const node = metadata?.leader ?? (purpose === 'publisher' ? undefined : replicas[Math.floor(Math.random() * replicas.length)]);
     if (node === undefined) throw new Error('Stream was not found on any node');
     const address = `${node.host}:${node.port}`;
     for (const [key, list] of this.pool.connectionsMap) this.pool.connectionsMap.set(key, list.filter((c) => c.ready && c.getConnectionInfo().writable));

@@ -15,7 +15,7 @@
 import type { RelayClient, connect as Connect } from '@relaymq/sdk';
 import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from '../test/support/rabbitmq.js';
 import type { Cluster3Result, ClusterSizes } from './cluster.js';
-import { describe, freePorts, median, nowSeconds, payload, progress, spawnBroker, waitFor, type BrokerProcess, type LatencySummary } from './lib.js';
+import { describe, freePorts, median, nowSeconds, payload, progress, sleep, spawnBroker, waitFor, type BrokerProcess, type LatencySummary } from './lib.js';
 import { OUTBOX, pipelined, publishToDeliver, roundTo, sequentialPublish, type PublishSettings, type Throughput } from './scenarios.js';
 
 /** The scenarios both engines run under `--engine rabbitmq`. */
@@ -122,7 +122,7 @@ class Gateways {
       } catch (err) {
         if (attempt === 3) throw err;
         progress(`rabbitmq: gateway g${i + 1} did not start (${describe(err)}); trying again`);
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+        await sleep(1000);
       }
     }
   }
@@ -179,10 +179,6 @@ class Load {
     });
   }
 
-  get sent(): number {
-    return this.seq;
-  }
-
   async stallAfter(killedAt: number, timeoutMs: number): Promise<number> {
     const ack = await waitFor(() => this.acks.find((a) => a.start >= killedAt), 'a publish started after the kill to be acknowledged', timeoutMs);
     return roundTo(ack.end - killedAt, 1);
@@ -198,7 +194,6 @@ const stalls = (killed: string[], stallsMs: number[]): RabbitStalls => ({ killed
 
 async function failover(connect: typeof Connect, rabbit: RabbitCluster, gateways: Gateways, sizes: ClusterSizes, settings: PublishSettings): Promise<RabbitFailover> {
   const topic = 'bench.rabbit.failover';
-  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
   const client = await connect({ brokers: gateways.urls, poolSize: 2, discovery: false, outbox: OUTBOX, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
   const result: RabbitFailover = { published: 0, acknowledged: 0, failed: 0, lost: 0, duplicated: 0 };
   const load = new Load(client, topic, sizes.failoverWindow, settings);

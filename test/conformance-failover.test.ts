@@ -67,18 +67,19 @@ describeEngines('conformance: failover, retention gaps, ACLs', (engine, context)
 
   it('what holds the partition fails mid-stream (embedded: its leader broker stops; rabbitmq: the stream leader node is SIGKILLed): every acknowledged message is delivered once, in order', { timeout: 90_000 }, async () => {
     const all = await brokers(context, 3);
-    const [b1, b2] = all as [Broker, Broker, Broker];
-    const publisher = await fixture.client([b1.url], { poolSize: 1, discovery: false, ack: 'quorum' });
+    const [b1, b2, b3] = all as [Broker, Broker, Broker];
+    // Each client lists every broker (its own first): the stopped embedded leader may be the one it uses.
+    const publisher = await fixture.client([b1.url, b2.url, b3.url], { poolSize: 2, discovery: false, ack: 'quorum' });
     await publisher.publish('holder', 0);
     const received: number[] = [];
-    const subscriber = await fixture.client([b2.url], { poolSize: 1, discovery: false });
+    const subscriber = await fixture.client([b2.url, b3.url, b1.url], { poolSize: 2, discovery: false });
     await subscriber.subscribe('holder', (m: Message<number>) => void received.push(m.data), { from: 'earliest' });
     const total = 900;
     const publishing = publishNumbers(publisher, 'holder', total - 1, 1);
     await waitFor(() => received.length >= 200, 'the subscriber to handle 200 messages', LONG);
     const rabbit = context().rabbit;
     if (rabbit === undefined) {
-      // The partition's Raft leader; when it is b1 or b2 the SDK clients fail over too.
+      // The partition's Raft leader, whichever broker it is.
       type Status = { group: string; role: string };
       const leader = all.find((b) => (b.engine as unknown as { groupStatus(): Status[] }).groupStatus().some((s) => s.group === 'p/holder/0' && s.role === 'leader'));
       await (leader as Broker).close();

@@ -44,6 +44,7 @@ export interface BackboneEngineOptions {
  */
 export class BackboneEngine extends EventEmitter<LogEngineEvents> implements LogEngine {
   readonly offsetsSurviveRestart = true;
+  readonly offsetHoles = true;
   readonly consumerGroupEvents = new EventEmitter<{ changed: (group: string | undefined) => void }>();
   private readonly topicEvents = new EventEmitter<{ deleted: (topic: string) => void }>();
   private readonly streams = new Map<string, PartitionStream>();

@@ -383,7 +383,20 @@ export class PartitionStream {
       bytes += m.data.byteLength;
       return out.length < maxCount && m.offset + 1 < end;
     });
+    // Past `offset`: a hole (a segment's tracking chunk) or retention removed it; the stream's first message says which.
+    const first = out[0];
+    if (first !== undefined && first.offset > offset) this.cache.retainedFrom(await this.probeFirst());
     return out;
+  }
+
+  /** Offset of the stream's first message still stored (retention deletes whole segments). */
+  private async probeFirst(): Promise<number> {
+    let found: number | undefined;
+    await this.scan(Offset.first(), (m) => {
+      found = m.offset;
+      return false;
+    });
+    return found ?? this.cache.endOffset;
   }
 
   /** Reads the stream from `from` with a short-lived consumer, until `each` says stop or the end known here is reached. */

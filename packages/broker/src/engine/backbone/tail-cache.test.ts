@@ -59,4 +59,38 @@ describe('backbone tail cache', () => {
     for (let i = 0; i < 4; i++) whole.add(message(i));
     expect(whole.offsetForTime(0)).toBe(0);
   });
+
+  it('reads across holes (offsets taken by a segment tracking chunk): a hole offset reads from the next message', () => {
+    const cache = new TailCache(1000, 10);
+    for (const offset of [0, 1, 2, 4, 5, 9, 10]) cache.add(message(offset), { id: 'p', seq: offset });
+    expect([cache.startOffset, cache.endOffset, cache.cachedFrom]).toEqual([0, 11, 0]);
+    expect(cache.read(2, 10, 100)?.map((m) => m.offset)).toEqual([2, 4, 5, 9, 10]);
+    expect(cache.read(3, 10, 100)?.map((m) => m.offset)).toEqual([4, 5, 9, 10]);
+    expect(cache.read(6, 2, 100)?.map((m) => m.offset)).toEqual([9, 10]);
+    expect(cache.read(10, 10, 100)?.map((m) => m.offset)).toEqual([10]);
+    expect(cache.read(11, 10, 100)).toEqual([]);
+    expect(cache.offsetOf('p', 9)).toBe(9);
+    expect(cache.nextSeq('p')).toBe(11);
+  });
+
+  it('reads across holes once older messages left memory, and sends older offsets to the backbone', () => {
+    const cache = new TailCache(3, 10);
+    for (const offset of [0, 2, 3, 5, 7, 8]) cache.add(message(offset));
+    expect(cache.cachedFrom).toBe(5);
+    expect(cache.read(4, 10, 100)).toBeUndefined();
+    expect(cache.read(5, 10, 100)?.map((m) => m.offset)).toEqual([5, 7, 8]);
+    expect(cache.read(6, 10, 100)?.map((m) => m.offset)).toEqual([7, 8]);
+    expect(cache.endOffset).toBe(9);
+  });
+
+  it('moves its start up when a read of the backbone shows retention removed older messages', () => {
+    const cache = new TailCache(1000, 10);
+    for (let i = 0; i < 5; i++) cache.add(message(i));
+    cache.retainedFrom(3);
+    expect([cache.startOffset, cache.endOffset]).toEqual([3, 5]);
+    cache.retainedFrom(1); // never back down
+    expect(cache.startOffset).toBe(3);
+    cache.retainedFrom(99); // never beyond the end
+    expect(cache.startOffset).toBe(5);
+  });
 });

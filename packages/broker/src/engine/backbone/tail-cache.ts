@@ -6,6 +6,10 @@ import type { StoredMessage } from '../../core/partition/partition.js';
  * last seq seen with the offsets of its recent seqs, so an append's outcome
  * (and a republish's original offset) can be answered from the stream
  * itself. Pure: fed in stream order by partition-stream.ts.
+ *
+ * Offsets rise but may have holes (each new stream segment starts with a
+ * tracking chunk that takes an offset and is never delivered), so nothing
+ * here computes a position from an offset: reads binary-search.
  */
 export class TailCache {
   private readonly messages: StoredMessage[] = [];
@@ -55,6 +59,12 @@ export class TailCache {
     if (producer !== undefined) this.record(producer.id, producer.seq, message.offset);
   }
 
+  /** Learns from a read of the backbone that retention removed everything below `offset`. */
+  retainedFrom(offset: number): void {
+    if (this.first === undefined || offset <= this.first) return;
+    this.first = Math.min(offset, this.next);
+  }
+
   /** Learns that the stream continues at `offset` (its first offset, when nothing was read yet). */
   skipTo(offset: number): void {
     if (offset > this.next) {
@@ -63,13 +73,17 @@ export class TailCache {
     }
   }
 
-  /** Messages from `offset` when they are held, `undefined` when `offset` is older than what is held. */
+  /**
+   * Messages from `offset` (the first at or after it: `offset` may be a
+   * hole) when they are held, `undefined` when `offset` is older than what
+   * is held.
+   */
   read(offset: number, maxCount: number, maxBytes: number): StoredMessage[] | undefined {
     if (offset >= this.next) return [];
     if (offset < this.cachedFrom) return undefined;
     const out: StoredMessage[] = [];
     let bytes = 0;
-    for (let i = this.head + (offset - this.cachedFrom); i < this.messages.length && out.length < maxCount; i++) {
+    for (let i = this.indexAtOrAfter(offset); i < this.messages.length && out.length < maxCount; i++) {
       const m = this.messages[i] as StoredMessage;
       if (out.length > 0 && bytes + m.data.byteLength > maxBytes) break;
       bytes += m.data.byteLength;
@@ -91,6 +105,18 @@ export class TailCache {
       else lo = mid + 1;
     }
     return lo < this.messages.length ? (this.messages[lo] as StoredMessage).offset : this.next;
+  }
+
+  /** Index of the first held message with an offset at or after `offset` (`messages.length` when none). */
+  private indexAtOrAfter(offset: number): number {
+    let lo = this.head;
+    let hi = this.messages.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.messages[mid] as StoredMessage).offset >= offset) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
   }
 
   /** The seq `producerId` sends next, as far as the stream read here says (0 when unseen). */

@@ -70,20 +70,24 @@ describeEngines('SDK guarantees', (engine: EngineUnderTest, context: () => Engin
     for (const offsets of byPartition.values()) expect([...offsets].sort((a, b) => a - b)).toEqual(offsets.map((_, i) => i));
   });
 
-  it('offsets stay dense 0..n-1 while the log rolls over to new segments, and a subscriber sees no gap', async () => {
+  it('offsets rise uniquely while the log rolls over to new segments (embedded: dense 0..n-1), every message arrives once with its acknowledged offset, and a subscriber sees no gap', async () => {
     // 4096-byte segments (the smallest allowed): 300 messages of 100 bytes fill several.
     const [g1, g2] = (await gateways(2, { segmentBytes: 4096 })) as [Broker, Broker];
     const publisher = await fixture.client([g1.url], { discovery: false, ack: 'quorum' });
     const acked: number[] = [];
     for (let i = 0; i < 300; i += 20) acked.push(...(await Promise.all(Array.from({ length: 20 }, () => publisher.publish('rolling', new Uint8Array(100))))).map((r) => r.offset));
-    expect(acked).toEqual(range(0, 300));
+    expect(acked).toHaveLength(300);
+    expect(acked.every((offset, i) => i === 0 || offset > (acked[i - 1] as number))).toBe(true);
+    // RabbitMQ starts each segment with a tracking chunk that takes an offset: holes, never reported as gaps.
+    if (engine.name === 'embedded') expect(acked).toEqual(range(0, 300));
+    else expect(acked.at(-1)).toBeGreaterThan(299);
     const subscriber = await fixture.client([g2.url], { discovery: false });
     const gaps: unknown[] = [];
     subscriber.on('gap', (gap) => gaps.push(gap));
     const seen: number[] = [];
     await subscriber.subscribe('rolling', (m) => void seen.push(m.offset), { from: 'earliest' });
     await waitFor(() => seen.length >= 300, 'the 300 messages', 30_000);
-    expect(seen).toEqual(range(0, 300));
+    expect(seen).toEqual(acked);
     expect(gaps).toEqual([]);
   });
 

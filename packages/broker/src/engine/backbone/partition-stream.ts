@@ -384,8 +384,9 @@ export class PartitionStream {
       return out.length < maxCount && m.offset + 1 < end;
     });
     // Past `offset`: a hole (a segment's tracking chunk) or retention removed it; the stream's first message says which.
+    // One offset skipped is a hole: retention removes whole segments, and a segment starts with its tracking chunk.
     const first = out[0];
-    if (first !== undefined && first.offset > offset) this.cache.retainedFrom(await this.probeFirst());
+    if (first !== undefined && first.offset > offset + 1) this.cache.retainedFrom(await this.probeFirst());
     return out;
   }
 

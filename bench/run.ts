@@ -23,6 +23,7 @@
  *   npm run bench -- --sdk source       drive the SDK sources (through tsx) instead of its build
  *   npm run bench -- --ack leader       the ack level of every publish (default quorum)
  *   npm run bench -- --compare nats     the cluster scenarios (fsync interval and always) and the same against NATS JetStream, with ratios
+ *   npm run bench -- --engine rabbitmq  the cluster scenarios (fsync interval) and the same on 2 gateways over a 3-node RabbitMQ, with ratios
  *
  * Set RELAYMQ_BENCH_BROKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof")
  * to pass flags to the brokers' node processes.
@@ -67,6 +68,7 @@ import { MOVE_SIZES, moveBench, type MoveBenchResult } from './move.js';
 import { compare, type Comparison, type LoadByScenario } from './compare.js';
 import { findNatsServer } from './jetstream-cluster.js';
 import { jetstream, type JetStreamResult } from './jetstream.js';
+import { RABBIT_SCENARIOS, compareEngines, rabbitmqBench, type EngineFigure, type RabbitBenchResult, type RabbitScenario } from './rabbitmq.js';
 
 /** Sizes of one run: the single-broker sizes at the top level, the cluster's under `cluster3`. */
 interface RunConfig extends ScenarioSizes, PublishSettings {
@@ -174,6 +176,10 @@ interface BenchResult {
   jetstream?: JetStreamResult | { skipped: string };
   /** `--compare nats`: relaymq (fsync interval and always) against JetStream, figure by figure, with issue 12's targets. */
   comparison?: Comparison & { loadAverage1m: LoadByScenario };
+  /** `--engine rabbitmq`: the cluster scenarios on 2 gateways over a 3-node RabbitMQ (bench/rabbitmq.ts). */
+  rabbitmq?: RabbitBenchResult | { skipped: string };
+  /** `--engine rabbitmq`: each figure of the embedded cluster (`embeddedKey`) and of the gateways, ratio rabbitmq / embedded. */
+  engineComparison?: { embeddedKey: string; figures: Record<string, EngineFigure>; loadAverage1m: { embedded: number; rabbitmq: number } };
 }
 
 /** Scenario names, as keys of the result; `--only` picks some. */
@@ -359,15 +365,20 @@ async function main(): Promise<void> {
       'move-mib': { type: 'string' },
       'move-throttle-mbps': { type: 'string' },
       compare: { type: 'string' },
+      engine: { type: 'string' },
     },
     strict: true,
   });
   const quick = values.quick === true;
   if (values.compare !== undefined && values.compare !== 'nats') throw new Error(`--compare: only "nats" is known, got "${values.compare}"`);
   const compareNats = values.compare === 'nats';
+  if (values.engine !== undefined && values.engine !== 'rabbitmq') throw new Error(`--engine: only "rabbitmq" is known, got "${values.engine}"`);
+  const rabbit = values.engine === 'rabbitmq';
+  if (rabbit && compareNats) throw new Error('--engine rabbitmq and --compare nats are separate runs');
   const base = quick ? QUICK : FULL;
-  // The comparison runs relaymq with both fsync settings JetStream is compared with, unless --cluster-storage says otherwise.
-  const storages = compareNats ? ['fsync', 'interval'] satisfies ClusterStorage[] : base.clusterStorage;
+  // The comparison runs relaymq with both fsync settings JetStream is compared with, unless --cluster-storage says otherwise;
+  // --engine rabbitmq with fsync interval (RabbitMQ confirms once a quorum wrote a message, without an fsync).
+  const storages = compareNats ? ['fsync', 'interval'] satisfies ClusterStorage[] : rabbit ? (['interval'] satisfies ClusterStorage[]) : base.clusterStorage;
   const config: RunConfig = { ...base, cluster3: { ...base.cluster3 }, clusterStorage: parseStorage(values['cluster-storage'], storages) };
   if (values.window !== undefined) {
     const window = Number(values.window);
@@ -380,7 +391,8 @@ async function main(): Promise<void> {
     if (!['none', 'leader', 'quorum', 'all'].includes(values.ack)) throw new Error(`--ack must be none, leader, quorum or all, got "${values.ack}"`);
     config.ack = values.ack as RunConfig['ack'];
   }
-  const selection = parseOnly(values.only, compareNats);
+  const selection = parseOnly(values.only, compareNats || rabbit);
+  if (rabbit) selection.cluster = new Set([...selection.cluster].filter((name) => (RABBIT_SCENARIOS as readonly string[]).includes(name)));
   if (values.sdk !== 'dist' && values.sdk !== 'source') throw new Error(`--sdk must be dist or source, got "${values.sdk}"`);
   const sdkBuild: SdkBuild = values.sdk;
   const { connect } = await loadSdk(sdkBuild);
@@ -395,6 +407,7 @@ async function main(): Promise<void> {
       clusters[key] = { ...clusters[key], ...(await cluster3(connect, storage, config.cluster3, config, only)) };
     }
   };
+  const loadBeforeClusters = loadavg()[0] as number;
   let nats: Pick<BenchResult, 'jetstream' | 'comparison'> = {};
   if (natsServer !== undefined && !('missing' in natsServer)) {
     // Scenario by scenario, relaymq's storage modes then JetStream, so that both sides of a ratio ran minutes apart at most on this shared machine.
@@ -412,6 +425,15 @@ async function main(): Promise<void> {
   } else {
     if (natsServer !== undefined) nats = { jetstream: { skipped: natsServer.missing } };
     if (selection.cluster.size > 0) await runClusters(selection.cluster);
+  }
+  let engines: Pick<BenchResult, 'rabbitmq' | 'engineComparison'> = {};
+  if (rabbit) {
+    const figures = await rabbitmqBench(connect, config.cluster3, config, selection.cluster as Set<RabbitScenario>);
+    const [embeddedKey, embedded] = Object.entries(clusters)[0] ?? [];
+    engines = { rabbitmq: figures };
+    if (embedded !== undefined && embeddedKey !== undefined && !('skipped' in figures)) {
+      engines.engineComparison = { embeddedKey, figures: compareEngines(embedded, figures), loadAverage1m: { embedded: roundTo(loadBeforeClusters, 2), rabbitmq: roundTo(loadavg()[0] as number, 2) } };
+    }
   }
   let scaleFigures: ScaleResult[] | undefined;
   if (selection.scale) {
@@ -441,6 +463,7 @@ async function main(): Promise<void> {
     ...(groups === undefined ? {} : { groups }),
     ...(move === undefined ? {} : { move }),
     ...nats,
+    ...engines,
   };
   progress(`done in ${roundTo(nowSeconds() - started, 1)} s`);
   const json = `${JSON.stringify(result, null, 2)}\n`;

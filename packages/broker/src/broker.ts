@@ -3,6 +3,7 @@ import type { ClusterView } from '@relaymq/sdk/protocol';
 import type { LogEngine } from './engine/engine.js';
 import { ClusterEngine } from './engine/cluster.js';
 import { MemoryEngine } from './engine/memory.js';
+import { BackboneEngine } from './engine/backbone/engine.js';
 import { listenForClients, type ClientListener } from './server/client-listener.js';
 import { ForeignClusterError, PeerTransport, type PeerAddress } from './net/peer-transport.js';
 import { GossipRunner } from './runtime/gossip.js';
@@ -15,7 +16,7 @@ import { isReady } from './observability/cluster-status.js';
 import type { TopicAssignment } from './observability/broker-report.js';
 import type { ReplicaMove } from './core/metadata/moves.js';
 import { durablePositionSource, groupPositionSource } from './observability/consumer-lag.js';
-import { resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
+import { resolveBrokerOptions, type BrokerOptions, type ResolvedBackboneOptions, type ResolvedBrokerOptions } from './options.js';
 import { Fanout } from './server/fanout.js';
 import { ClientSession } from './server/session.js';
 import { Authenticator } from './security/auth.js';
@@ -161,7 +162,7 @@ class RunningBroker implements Broker {
     if (options.adminPort === undefined && options.alerts === undefined) return;
     this.operations = new Operations(options, {
       id: options.id,
-      clustered: options.peers.length > 0 || options.join.length > 0,
+      clustered: raftClustered(options),
       peerIds: options.peers.map((p) => p.id),
       dataDir: options.dataDir,
       stats: () => this.stats(),
@@ -187,7 +188,7 @@ class RunningBroker implements Broker {
       leads: (topic, partition) =>
         this.replicated === undefined ? (this.engine?.partitionCount(topic) ?? 0) > partition : this.replicated.leaderOf(topic, partition) === this.id && this.replicated.hostsReplica(topic, partition),
       positionSources: () => [
-        durablePositionSource(() => (this.replicated !== undefined ? this.replicated.appliedMetadata().durables : this.engine instanceof MemoryEngine ? this.engine.appliedPositions() : [])),
+        durablePositionSource(() => (this.replicated !== undefined ? this.replicated.appliedMetadata().durables : this.engine instanceof MemoryEngine || this.engine instanceof BackboneEngine ? this.engine.appliedPositions() : [])),
         groupPositionSource(() => this.engine?.consumerGroups.toRecords() ?? []),
       ],
       browser: {
@@ -363,7 +364,9 @@ class RunningBroker implements Broker {
     // Key material is read (and a bad path reported) before anything listens.
     if (auth !== undefined) this.authenticator = new Authenticator(auth);
     const clustered = peers.length > 0 || this.options.join.length > 0;
-    if (!clustered && this.options.dataDir === undefined) {
+    if (this.options.backbone !== undefined) {
+      await this.startGateway(this.options.backbone);
+    } else if (!clustered && this.options.dataDir === undefined) {
       this.engine = new MemoryEngine({ ...this.options, now: Date.now });
     } else {
       // A standalone broker with a data directory is a cluster of one: the same durable path, no peers to reach.
@@ -443,6 +446,45 @@ class RunningBroker implements Broker {
     // The layout said once the broker serves (a startup failure prints its one line only).
     this.options.log('info', 'broker listening', { id: this.id, url: this.url, ...(this.options.dataDir === undefined ? {} : { storageLayout: this.options.storage.layout }) });
     if (this.adminUrl !== undefined) this.options.log('info', 'admin server listening', { url: this.adminUrl });
+  }
+
+  /**
+   * Backbone mode: the engine over RabbitMQ streams, and with peers a peer
+   * transport for gossip only (no Raft group runs), so clients learn every
+   * gateway.
+   */
+  private async startGateway(backbone: ResolvedBackboneOptions): Promise<void> {
+    const { id, host, peerPort, peers, log, peerTls } = this.options;
+    if (peers.length > 0) {
+      this.peers = new PeerTransport({
+        id,
+        introducing: () => true,
+        host,
+        port: peerPort,
+        peers,
+        maxFrameBytes: this.options.peer.maxFrameBytes,
+        maxQueuedBytes: this.options.peer.maxQueuedBytes,
+        reconnect: { initialDelayMs: this.options.peer.reconnectInitialDelayMs, maxDelayMs: this.options.peer.reconnectMaxDelayMs },
+        tls: peerTls === undefined ? undefined : { ...loadTls('peerTls', peerTls), mutual: peerTls.mutual ?? true },
+        log,
+      });
+      await this.peers.listen();
+    }
+    this.engine = await BackboneEngine.start({
+      endpoint: backbone.endpoint,
+      streamPrefix: backbone.streamPrefix,
+      defaultPartitions: this.options.defaultPartitions,
+      replicationFactor: this.options.replicationFactor,
+      dedupeWindow: this.options.dedupeWindow,
+      cacheBytes: this.options.retentionBytes,
+      streamArguments: streamArguments(this.options),
+      requestTimeoutMs: backbone.requestTimeoutMs,
+      now: Date.now,
+      log,
+      // One gateway expires timed-out group members: the lowest id among those alive.
+      isGroupCoordinator: () => this.cluster().brokers.filter((b) => b.state === 'alive').every((b) => b.id >= id),
+    });
+    log('info', 'running as a gateway over the backbone', { kind: backbone.kind, hosts: backbone.endpoint.hosts.map((h) => `${h.host}:${h.port}`), streamPrefix: backbone.streamPrefix });
   }
 
   /** Records the cluster id the metadata names, once (storage/identity.ts). */
@@ -602,7 +644,7 @@ class RunningBroker implements Broker {
   /** What `/readyz` answers: accepting clients and, in a cluster, a metadata leader known. */
   private ready(): boolean {
     return isReady({
-      clustered: this.options.peers.length > 0 || this.options.join.length > 0,
+      clustered: raftClustered(this.options),
       accepting: () => this.listener !== undefined && !this.isDraining,
       groups: () => this.replicated?.groupStatus() ?? [],
       metadataLeaderKnown: () => this.replicated?.metadataLeaderKnown() ?? false,
@@ -692,6 +734,25 @@ class RunningBroker implements Broker {
     this.sessions.delete(session);
     if (this.sessions.size === 0) this.onEmpty?.();
   }
+}
+
+/** Whether the broker runs the embedded Raft cluster (peers or join, and no backbone). */
+function raftClustered(options: ResolvedBrokerOptions): boolean {
+  return options.backbone === undefined && (options.peers.length > 0 || options.join.length > 0);
+}
+
+/**
+ * The arguments of a new partition stream: `retention.maxAgeMs` becomes
+ * `max-age` (in seconds), `retention.maxBytes` `max-length-bytes`, and
+ * `segmentBytes` `stream-max-segment-size-bytes`. RabbitMQ applies retention
+ * per segment, as the embedded engine does; `retention.maxMessages` has no
+ * stream equivalent and is not applied.
+ */
+function streamArguments(options: ResolvedBrokerOptions): Record<string, string | number> {
+  const args: Record<string, string | number> = { 'stream-max-segment-size-bytes': options.segmentBytes };
+  if (options.retention.maxAgeMs !== undefined) args['max-age'] = `${Math.max(1, Math.ceil(options.retention.maxAgeMs / 1000))}s`;
+  if (options.retention.maxBytes !== undefined) args['max-length-bytes'] = options.retention.maxBytes;
+  return args;
 }
 
 /** The Raft part of {@link BrokerStats}. */

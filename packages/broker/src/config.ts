@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { parse as parseYaml } from 'yaml';
+import { redactBackboneUrl } from './engine/backbone/url.js';
 import { redactUrl } from './observability/alerts.js';
 import { optionOfError, resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
 
@@ -39,6 +40,7 @@ const OPERATIONS = 'operations';
 const RAFT = 'Raft timing (ms; fields override the preset)';
 const SWIM = 'gossip (SWIM) timing (ms; fields override the preset)';
 const PEER = 'links between brokers';
+const BACKBONE = 'backbone (stateless gateways over RabbitMQ streams instead of the embedded cluster)';
 
 /** Every option the CLI accepts, in the order `--help` shows them; `--help` and the parser both read this table. */
 export const CONFIG_FIELDS: readonly Field[] = [
@@ -57,6 +59,10 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'moveBytesPerSecond', kind: 'integer', section: NETWORK, help: 'bytes/s a new replica copies into this broker during a move; 0: unthrottled' },
   { path: 'replicationFactor', kind: 'integer', section: NETWORK, help: 'replicas per partition, capped by the cluster size' },
   { path: 'defaultPartitions', kind: 'integer', section: NETWORK, aliases: ['partitions'], help: 'partitions of a topic created on first use' },
+  { path: 'backbone.urls', kind: 'list', section: BACKBONE, aliases: ['backbone'], value: '<rabbitmq-stream://user:pass@h1:5552,h2:5552>', help: 'run as a gateway over these RabbitMQ stream hosts: no Raft, no data directory', defaultText: 'none: the embedded cluster' },
+  { path: 'backbone.kind', kind: 'string', section: BACKBONE, value: 'rabbitmq-stream', help: 'the backbone\'s kind', defaultText: 'rabbitmq-stream' },
+  { path: 'backbone.streamPrefix', kind: 'string', section: BACKBONE, value: '<prefix>', help: 'first part of every stream name (deployments sharing a RabbitMQ differ in it)', defaultText: 'relaymq' },
+  { path: 'backbone.requestTimeoutMs', kind: 'integer', section: BACKBONE, help: 'a publish confirm, metadata command or read the backbone does not answer within this fails TIMEOUT', defaultText: '10000' },
   { path: 'dataDir', kind: 'string', section: STORAGE, aliases: ['data'], value: '<dir>', help: 'partition logs and Raft logs on disk', defaultText: 'in memory' },
   { path: 'fsync', kind: 'string', section: STORAGE, value: 'always|interval', help: 'always: fsynced before the ack; interval: a loss window' },
   { path: 'fsyncIntervalMs', kind: 'integer', section: STORAGE, help: 'with --fsync interval: longest time between a write and its fsync' },
@@ -339,7 +345,10 @@ export function effectiveConfig(resolved: ResolvedBrokerOptions): Record<string,
     if (typeof value === 'function' || value === undefined) continue;
     if (key === 'peers') out[key] = resolved.peers.map((p) => `${p.id}@${p.host}:${p.port}`);
     else if (key === 'join') out[key] = resolved.join.map((p) => `${p.id === undefined ? '' : `${p.id}@`}${p.host}:${p.port}`);
-    else if (key === 'alerts' && resolved.alerts !== undefined) out[key] = { ...resolved.alerts, webhooks: resolved.alerts.webhooks.map(redactUrl) };
+    else if (key === 'backbone' && resolved.backbone !== undefined) {
+      const { endpoint: _endpoint, ...shown } = resolved.backbone;
+      out[key] = { ...shown, urls: resolved.backbone.urls.map(redactBackboneUrl) };
+    } else if (key === 'alerts' && resolved.alerts !== undefined) out[key] = { ...resolved.alerts, webhooks: resolved.alerts.webhooks.map(redactUrl) };
     else out[key] = redactSecrets(key, value);
   }
   return out;

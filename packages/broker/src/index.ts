@@ -10,6 +10,7 @@ export {
   BROKER_DEFAULTS,
   resolveBrokerOptions,
   type AlertOptions,
+  type BackboneOptions,
   type BrokerOptions,
   type LogFunction,
   type LogLevel,

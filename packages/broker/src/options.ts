@@ -5,6 +5,8 @@ import type { StorageLayout } from './storage/data-layout.js';
 import type { FileSystem } from './storage/fs.js';
 import { MIN_ADMIN_TOKEN_LENGTH } from './security/admin-token.js';
 import { CLUSTER_ID_PATTERN } from './core/metadata/metadata.js';
+import { STREAM_PREFIX_PATTERN } from './engine/backbone/naming.js';
+import { parseBackboneUrls, type BackboneEndpoint } from './engine/backbone/url.js';
 import { resolveRaftConfig } from './core/raft/index.js';
 import { resolveSwimConfig } from './core/swim/index.js';
 import {
@@ -396,6 +398,14 @@ export interface BrokerOptions {
    */
   clusterId?: string;
   /**
+   * Run as a stateless gateway over an existing replicated log instead of
+   * the embedded Raft cluster (README "Running on an existing RabbitMQ"):
+   * partitions, topics, durable positions and consumer groups live in
+   * RabbitMQ streams. `peers` then only gossip membership between gateways;
+   * `dataDir` and `join` do not apply.
+   */
+  backbone?: BackboneOptions;
+  /**
    * The admin token (at least 16 characters): the admin port's mutating
    * endpoints (creating topics, adding and removing brokers) need it as
    * `Authorization: Bearer <token>`, compared in constant time. Unset: the
@@ -486,6 +496,31 @@ export const ALERT_DEFAULTS = Object.freeze({
   timeoutMs: 5000,
 });
 
+/** Where a backbone gateway's log lives (see {@link BrokerOptions.backbone}). */
+export interface BackboneOptions {
+  /** The only kind so far. */
+  kind?: 'rabbitmq-stream';
+  /**
+   * `rabbitmq-stream://user:pass@h1:5552,h2:5552/vhost` (one or more; a
+   * list item without `://` is one more host of the URL before it, as a
+   * comma-separated flag splits it).
+   */
+  urls: string[];
+  /** First part of every stream name, so deployments can share a RabbitMQ; default `relaymq`. */
+  streamPrefix?: string;
+  /** A backbone round trip (publish confirm, metadata command, read) not answered within this long fails `TIMEOUT`; default 10000. */
+  requestTimeoutMs?: number;
+}
+
+/** {@link BackboneOptions} resolved: the URLs parsed into hosts and credentials. */
+export interface ResolvedBackboneOptions {
+  kind: 'rabbitmq-stream';
+  urls: string[];
+  endpoint: BackboneEndpoint;
+  streamPrefix: string;
+  requestTimeoutMs: number;
+}
+
 /** Retention limits of a partition on disk; each is optional. */
 export interface RetentionOptions {
   maxAgeMs?: number;
@@ -509,8 +544,13 @@ export interface StorageOptions {
 
 /** Options with every default applied. */
 export type ResolvedBrokerOptions = Required<
+<<<<<<< HEAD
   Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'join' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'clusterId' | 'adminPort' | 'adminHost' | 'adminToken' | 'adminProtectReads' | 'alerts' | 'log' | 'raft' | 'swim' | 'peer' | 'storage'>
+=======
+  Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'join' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'clusterId' | 'adminPort' | 'adminHost' | 'adminToken' | 'adminProtectReads' | 'alerts' | 'log' | 'raft' | 'swim' | 'peer' | 'backbone'>
+>>>>>>> holes
 > & {
+  backbone: ResolvedBackboneOptions | undefined;
   advertisedUrl: string | undefined;
   storage: Required<StorageOptions>;
   fileSystem: FileSystem | undefined;
@@ -613,7 +653,7 @@ function adminTokenOption(value: unknown): string {
   return value;
 }
 
-const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'join', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth', 'clusterId', 'adminPort', 'adminHost', 'adminToken', 'adminProtectReads', 'alerts', 'raft', 'swim', 'peer']);
+const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'join', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth', 'clusterId', 'adminPort', 'adminHost', 'adminToken', 'adminProtectReads', 'alerts', 'raft', 'swim', 'peer', 'backbone']);
 const logLevels = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 
 /**
@@ -676,6 +716,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
     adminToken: o.adminToken === undefined ? undefined : adminTokenOption(o.adminToken),
     adminProtectReads: o.adminProtectReads === undefined ? false : boolean('adminProtectReads', o.adminProtectReads),
     alerts: o.alerts === undefined ? undefined : resolveAlerts(o.alerts),
+    backbone: o.backbone === undefined ? undefined : resolveBackbone(o.backbone),
     logLevel: oneOf('logLevel', o.logLevel, logLevels),
     log: () => {},
     raft: resolveRaft(o.raft ?? {}),
@@ -697,7 +738,37 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
   if (o.publishBurst !== undefined && resolved.publishRateLimit === 0) throw invalid('publishBurst', 'needs publishRateLimit');
   resolved.publishBurst = o.publishBurst === undefined ? resolved.publishRateLimit : integer('publishBurst', o.publishBurst, 1, 100_000_000);
   if (options.acl !== undefined && resolved.auth === undefined) throw invalid('acl', 'needs auth: without authentication there are no principals');
+  if (resolved.backbone !== undefined && resolved.dataDir !== undefined) throw invalid('dataDir', 'does not apply with backbone: a gateway keeps no data (RabbitMQ holds it)');
+  if (resolved.backbone !== undefined && resolved.join.length > 0) throw invalid('join', 'does not apply with backbone: list the other gateways in peers');
   return resolved;
+}
+
+function resolveBackbone(value: unknown): ResolvedBackboneOptions {
+  const o = record('backbone', value, ['kind', 'urls', 'streamPrefix', 'requestTimeoutMs']);
+  if (o.kind !== undefined && o.kind !== 'rabbitmq-stream') throw invalid('backbone.kind', `must be "rabbitmq-stream", got ${JSON.stringify(o.kind)}`);
+  const list = typeof o.urls === 'string' ? [o.urls] : o.urls;
+  if (!Array.isArray(list) || list.length === 0 || !list.every((u) => typeof u === 'string')) {
+    throw invalid('backbone.urls', 'must be a non-empty list of rabbitmq-stream:// URLs');
+  }
+  // A comma-separated flag splits `rabbitmq-stream://u:p@h1,h2` into a URL and a bare host: join them again.
+  const urls: string[] = [];
+  for (const item of list as string[]) {
+    if (item.includes('://') || urls.length === 0) urls.push(item);
+    else urls[urls.length - 1] += `,${item}`;
+  }
+  let endpoint: BackboneEndpoint;
+  try {
+    endpoint = parseBackboneUrls(urls);
+  } catch (err) {
+    throw invalid('backbone.urls', (err as Error).message);
+  }
+  return {
+    kind: 'rabbitmq-stream',
+    urls,
+    endpoint,
+    streamPrefix: o.streamPrefix === undefined ? 'relaymq' : text('backbone.streamPrefix', o.streamPrefix, STREAM_PREFIX_PATTERN, '1-64 characters of [A-Za-z0-9_.-]'),
+    requestTimeoutMs: o.requestTimeoutMs === undefined ? 10_000 : integer('backbone.requestTimeoutMs', o.requestTimeoutMs, 100, 600_000),
+  };
 }
 
 /** Checks that `value` is a plain object holding only `allowed` keys. */

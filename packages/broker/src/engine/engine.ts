@@ -81,6 +81,13 @@ export interface LogEngine extends PositionStore, GroupStore {
    * False for the in-memory engine, whose restart starts every log over.
    */
   readonly offsetsSurviveRestart: boolean;
+  /**
+   * Whether a partition's offsets may have holes: unique and rising, but
+   * some never hold a message (the RabbitMQ backbone: each stream segment
+   * starts with a tracking chunk that takes an offset). Absent or false:
+   * dense, every offset from a partition's start to its end holds one.
+   */
+  readonly offsetHoles?: boolean;
   /** Partition count of `topic`, creating the topic with the default count when missing. */
   ensureTopic(topic: string): Promise<TopicInfo>;
   /** Partition count of `topic`, or `undefined` when it does not exist. */

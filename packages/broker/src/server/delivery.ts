@@ -8,6 +8,7 @@ import {
   type SubscribeFrame,
 } from '@relaymq/sdk/protocol';
 import type { StoredMessage } from '../core/partition/partition.js';
+import type { LogEngine } from '../engine/engine.js';
 import type { ClientAccess } from './client-access.js';
 import type { AppendListener } from './fanout.js';
 import { GroupMember } from './group-member.js';
@@ -280,12 +281,12 @@ export class Delivery implements AppendListener {
             this.readFromDisk(subscription, cursor, stored);
             break;
           }
-          const batch = advance(cursor, stored);
-          if (batch === undefined) {
+          const read = advance(engine, cursor, stored);
+          if (read.length === 0) {
             ready.delete(key); // caught up: the next append brings it back
             continue;
           }
-          batches.push(batch);
+          batches.push(...read);
           for (const message of stored) bytes += message.data.length;
           count += stored.length;
         }
@@ -309,9 +310,9 @@ export class Delivery implements AppendListener {
           this.schedulePump();
           return;
         }
-        const batch = advance(cursor, stored);
+        const read = advance(this.session.ctx.engine, cursor, stored);
         // The cursor stays ready: a read that needed the disk (or a replica) and found nothing is tried again, as before.
-        if (batch !== undefined) this.deliver(subscription, [batch], stored.length);
+        if (read.length > 0) this.deliver(subscription, read, stored.length);
         this.schedulePump();
       },
       (err: unknown) => {
@@ -333,12 +334,28 @@ export class Delivery implements AppendListener {
   }
 }
 
-/** Moves `cursor` past `stored` and returns them as a delivery batch (none when empty). */
-function advance(cursor: Cursor, stored: StoredMessage[]): DeliveryBatch | undefined {
-  const first = stored[0];
-  if (first === undefined) return undefined;
-  cursor.offset = first.offset + stored.length;
-  return { topic: cursor.topic, partition: cursor.partition, firstOffset: first.offset, messages: stored.map(toFrame) };
+/**
+ * Moves `cursor` past `stored` (messages read from it, in offset order) and
+ * returns them as delivery batches: one per run of consecutive offsets, so
+ * a dense read is one batch. A batch starting above the cursor where the
+ * engine's offsets may have holes and the cursor is not below the
+ * partition's start skipped a hole, and says so (`from`); below the start,
+ * retention removed messages: the batch says nothing and the client reports
+ * a gap, as with every engine.
+ */
+export function advance(engine: Pick<LogEngine, 'offsetHoles' | 'bounds'>, cursor: Cursor, stored: readonly StoredMessage[]): DeliveryBatch[] {
+  const batches: DeliveryBatch[] = [];
+  let start = 0;
+  for (let i = 1; i <= stored.length; i++) {
+    if (i < stored.length && (stored[i] as StoredMessage).offset === (stored[i - 1] as StoredMessage).offset + 1) continue;
+    const first = stored[start] as StoredMessage;
+    const batch: DeliveryBatch = { topic: cursor.topic, partition: cursor.partition, firstOffset: first.offset, messages: stored.slice(start, i).map(toFrame) };
+    if (first.offset > cursor.offset && engine.offsetHoles === true && cursor.offset >= engine.bounds(cursor.topic, cursor.partition).start) batch.from = cursor.offset;
+    batches.push(batch);
+    cursor.offset = (stored[i - 1] as StoredMessage).offset + 1;
+    start = i;
+  }
+  return batches;
 }
 
 /** A stored message as it goes on the wire; its offset is implied by its batch. */

@@ -430,6 +430,14 @@ describe('round trips', () => {
     expect(decoded.type === 'message' && Array.from(decoded.batches[0]?.messages[0]?.data ?? [])).toEqual([1, 2]);
   });
 
+  it("carries a delivery batch's hole (from) and refuses one not below firstOffset", () => {
+    const frame = (from: number): Uint8Array =>
+      encodeFrame({ type: 'message', subscription: 1, batches: [{ topic: 't', partition: 0, firstOffset: 41, from, messages: [{ timestamp: 1, data: new Uint8Array([1]) }] }] });
+    const decoded = decodeBrokerFrame(frame(40), MAX_PAYLOAD);
+    expect(decoded.type === 'message' ? decoded.batches[0]?.from : undefined).toBe(40);
+    expect(() => decodeBrokerFrame(frame(41), MAX_PAYLOAD)).toThrow(/from must be below firstOffset/);
+  });
+
   it('lets the broker keep client message bytes as views into the frame (no copy per message)', () => {
     const bytes = Uint8Array.from(encodeFrame(validPublish()));
     const decoded = decodeClientFrame(bytes, MAX_PAYLOAD);

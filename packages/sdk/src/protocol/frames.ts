@@ -273,6 +273,13 @@ export interface DeliveryBatch {
   partition: number;
   firstOffset: number;
   messages: StoredMessageFrame[];
+  /**
+   * Offsets `from` up to `firstOffset` (excluded) hold no message: a hole in
+   * a partition whose offsets are not dense (the RabbitMQ backbone), not a
+   * gap (nothing was removed). Absent when the batch continues where the
+   * previous one of its partition ended, or after a retention gap.
+   */
+  from?: number;
 }
 
 export interface MessageFrame {

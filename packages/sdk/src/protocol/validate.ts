@@ -197,12 +197,18 @@ function publishBatch(value: unknown): PublishBatch {
 
 function deliveryBatch(value: unknown): DeliveryBatch {
   const o = obj(value, 'batch');
-  return {
+  const batch: DeliveryBatch = {
     topic: topic(o, 'topic'),
     partition: uint(o, 'partition'),
     firstOffset: uint(o, 'firstOffset'),
     messages: list(o, 'messages', FIELD_LIMITS.maxBatch).map(storedMessage),
   };
+  const from = optUint(o, 'from');
+  if (from !== undefined) {
+    if (from >= batch.firstOffset) throw protocolError('from must be below firstOffset');
+    batch.from = from;
+  }
+  return batch;
 }
 
 function brokerInfo(value: unknown): BrokerInfo {

@@ -222,6 +222,9 @@ class SubscriptionState {
         continue;
       }
       const grant = this.membership?.grantOf(batch.topic, batch.partition);
+      // A hole (offsets that never held a message) right where we are is no gap: skip it.
+      const at = this.next.get(key);
+      if (batch.from !== undefined && at !== undefined && at.offset === batch.from) this.next.set(key, { ...at, offset: batch.firstOffset });
       batch.messages.forEach((stored, i) => {
         const offset = batch.firstOffset + i;
         const cursor = this.next.get(key);

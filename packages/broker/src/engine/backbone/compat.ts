@@ -1,0 +1,98 @@
+import { createRequire } from 'node:module';
+
+/**
+ * Makes `rabbitmq-stream-js-client` 1.0 usable against RabbitMQ 3.9/3.10
+ * (Debian's 3.10.8 here). The client sends `ExchangeCommandVersions`
+ * (a 3.11 command) on every connection and 3.10 closes a connection on an
+ * unknown command; and a server-sent `Close` frame makes the client throw
+ * from its socket handler, which would end the whole broker process.
+ * Applied once, before the first connection:
+ * - the version exchange is skipped when the server says it is older than 3.11;
+ * - a frame the client cannot decode destroys that connection (its close
+ *   listeners run and the engine reconnects) instead of throwing.
+ * - when a stream's replicas change the client closes its consumers and
+ *   publishers from an event callback whose rejection ("Consumer ... does
+ *   not exist" when the engine closed it first) nobody handles; an
+ *   unhandled rejection would end the process, so it is dropped.
+ * - the client's connection pool keys connections by host without the port
+ *   and keeps a connection whose socket died: nodes sharing a host name
+ *   (every node on loopback, nodes behind one name) got each other's
+ *   connections, and a dead node's connection was handed out forever. The
+ *   pool now keys by host and port and skips closed connections, and
+ *   consumers read from the stream's leader (see patchPool).
+ * The engine also never sends `StreamStats` (3.11+).
+ */
+let applied = false;
+
+interface ConnectionPrototype {
+  exchangeCommandVersions(this: ConnectionLike): Promise<unknown>;
+  received(this: ConnectionLike, data: Buffer): void;
+  registerForClosePublisher(this: ConnectionLike, id: string, stream: string, callback: () => Promise<void>): void;
+  registerForCloseConsumer(this: ConnectionLike, id: string, stream: string, callback: () => Promise<void>): void;
+}
+interface ConnectionLike {
+  peerProperties?: { version?: string };
+  socket?: { destroy(err?: Error): void };
+}
+
+export function applyClientCompat(): void {
+  if (applied) return;
+  applied = true;
+  const require = createRequire(import.meta.url);
+  const { Connection } = require('rabbitmq-stream-js-client/dist/connection.js') as { Connection: { prototype: ConnectionPrototype } };
+  const exchange = Connection.prototype.exchangeCommandVersions;
+  Connection.prototype.exchangeCommandVersions = async function (this: ConnectionLike) {
+    const version = this.peerProperties?.version ?? '';
+    if (/^3\.(9|10)\./.test(version)) return true;
+    return exchange.call(this);
+  };
+  for (const name of ['registerForClosePublisher', 'registerForCloseConsumer'] as const) {
+    const register = Connection.prototype[name];
+    Connection.prototype[name] = function (this: ConnectionLike, id: string, stream: string, callback: () => Promise<void>) {
+      register.call(this, id, stream, () => Promise.resolve().then(callback).catch(() => undefined));
+    };
+  }
+  patchPool(require);
+  const received = Connection.prototype.received;
+  Connection.prototype.received = function (this: ConnectionLike, data: Buffer) {
+    try {
+      received.call(this, data);
+    } catch (err) {
+      this.socket?.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
+  };
+}
+
+interface NodeInfo {
+  host: string;
+  port: number;
+}
+interface PooledConnection {
+  readonly ready: boolean;
+  getConnectionInfo(): { writable: boolean };
+}
+interface ClientLike {
+  queryMetadata(params: { streams: string[] }): Promise<Array<{ leader?: NodeInfo; replicas?: NodeInfo[] }>>;
+  pool: { connectionsMap: Map<string, PooledConnection[]>; getConnection(...args: unknown[]): Promise<PooledConnection> };
+  locatorConnection: { vhost: string };
+  getConnectionOnChosenNode(isPublisher: boolean, stream: string, node: NodeInfo, metadata: unknown, listener: unknown): Promise<PooledConnection>;
+}
+
+/** See {@link applyClientCompat}: connections pooled per host and port, dead ones never handed out. */
+function patchPool(require: NodeJS.Require): void {
+  const { Client } = require('rabbitmq-stream-js-client/dist/client.js') as { Client: { prototype: Record<string, unknown> } };
+  Client.prototype.getConnection = async function (this: ClientLike, streamName: string, purpose: 'publisher' | 'consumer', listener: unknown) {
+    const [metadata] = await this.queryMetadata({ streams: [streamName] });
+    const replicas = metadata?.replicas ?? [];
+    // Publishers must reach the stream's leader. Consumers too, while it has one: a replica delivers a chunk only once
+    // it learns the chunk is committed, which can wait for the next write, so a gateway reading from a replica might not
+    // see (and acknowledge) the last messages of a stream that went quiet.
+    const node = metadata?.leader ?? (purpose === 'publisher' ? undefined : replicas[Math.floor(Math.random() * replicas.length)]);
+    if (node === undefined) throw new Error('Stream was not found on any node');
+    const address = `${node.host}:${node.port}`;
+    for (const [key, list] of this.pool.connectionsMap) this.pool.connectionsMap.set(key, list.filter((c) => c.ready && c.getConnectionInfo().writable));
+    return this.pool.getConnection(purpose, streamName, this.locatorConnection.vhost, address, () =>
+      this.getConnectionOnChosenNode(purpose === 'publisher', streamName, node, metadata, listener),
+    );
+  };
+}

@@ -1,0 +1,336 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'eventemitter3';
+import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
+import type { ConsumerGroups, GroupCommand, GroupResult } from '../../core/metadata/groups.js';
+import type { AppendOutcome, ProducerBatch, StoredMessage } from '../../core/partition/partition.js';
+import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from '../engine.js';
+import { GroupSessionTracker } from '../groups/session-tracker.js';
+import { BackboneConnection } from './connection.js';
+import { MetaLog } from './meta-log.js';
+import type { BackboneTopic, MetaCommand, MetaResult } from './metadata.js';
+import { metaStreamName, newGeneration, partitionStreamName } from './naming.js';
+import { PartitionStream } from './partition-stream.js';
+import type { BackboneEndpoint } from './url.js';
+
+type Log = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+
+/** Settings of the backbone engine (options.ts resolves them from `backbone` and the broker's options). */
+export interface BackboneEngineOptions {
+  endpoint: BackboneEndpoint;
+  /** First part of every stream name (naming.ts). */
+  streamPrefix: string;
+  defaultPartitions: number;
+  /** Replicas of a new stream (`initial-cluster-size`). */
+  replicationFactor: number;
+  dedupeWindow: number;
+  /** Bytes of the newest messages each tailed partition keeps in memory. */
+  cacheBytes: number;
+  /** Arguments of every new partition stream: retention (`max-age`, `max-length-bytes`) and segment size. */
+  streamArguments: Record<string, string | number>;
+  /** A backbone round trip (confirm, metadata proposal, read) not answered within this long fails `TIMEOUT`. */
+  requestTimeoutMs: number;
+  now: () => number;
+  log: Log;
+  /** Whether this gateway expires timed-out consumer-group members (one gateway should: the broker picks the lowest live id). */
+  isGroupCoordinator?: () => boolean;
+}
+
+/**
+ * A {@link LogEngine} over RabbitMQ streams: the broker becomes a stateless
+ * gateway. Each partition is a stream (naming.ts); topics, durable
+ * positions and consumer groups are commands of one metadata stream that
+ * every gateway tails and applies in order (meta-log.ts); appends use
+ * RabbitMQ's publisher deduplication (partition-stream.ts).
+ */
+export class BackboneEngine extends EventEmitter<LogEngineEvents> implements LogEngine {
+  readonly offsetsSurviveRestart = true;
+  readonly offsetHoles = true;
+  readonly consumerGroupEvents = new EventEmitter<{ changed: (group: string | undefined) => void }>();
+  private readonly topicEvents = new EventEmitter<{ deleted: (topic: string) => void }>();
+  private readonly streams = new Map<string, PartitionStream>();
+  private readonly creating = new Map<string, Promise<TopicInfo>>();
+  private readonly appendedScheduled = new Set<string>();
+  private readonly sessions: GroupSessionTracker;
+  private closed = false;
+
+  private constructor(
+    private readonly connection: BackboneConnection,
+    private readonly meta: MetaLog,
+    private readonly options: BackboneEngineOptions,
+  ) {
+    super();
+    meta.on('applied', (entry, result) => this.applied(entry.command, result));
+    connection.on('reconnected', (client) => {
+      for (const stream of this.streams.values()) void stream.restart(client);
+    });
+    this.sessions = new GroupSessionTracker({
+      groups: () => this.consumerGroups,
+      isCoordinator: options.isGroupCoordinator ?? (() => true),
+      expire: (command) => this.groupCommand(command),
+      now: () => options.now(),
+    });
+  }
+
+  /** Connects to the backbone and applies its metadata stream up to now. */
+  static async start(options: BackboneEngineOptions): Promise<BackboneEngine> {
+    const connection = new BackboneConnection(options.endpoint, options.log);
+    await connection.start();
+    const meta = new MetaLog(connection, {
+      stream: metaStreamName(options.streamPrefix),
+      replicationFactor: options.replicationFactor,
+      requestTimeoutMs: options.requestTimeoutMs,
+      incarnation: randomUUID(),
+    });
+    const engine = new BackboneEngine(connection, meta, options);
+    try {
+      await meta.start();
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+    engine.sessions.start();
+    return engine;
+  }
+
+  get consumerGroups(): ConsumerGroups {
+    return this.meta.state.groups;
+  }
+
+  async ensureTopic(topic: string): Promise<TopicInfo> {
+    const known = this.meta.state.topics.get(topic);
+    if (known !== undefined) return { topic, partitions: known.partitions };
+    return this.createTopic(topic, {});
+  }
+
+  partitionCount(topic: string): number | undefined {
+    return this.meta.state.topics.get(topic)?.partitions;
+  }
+
+  createTopic(topic: string, settings: TopicSettings): Promise<TopicInfo> {
+    const known = this.meta.state.topics.get(topic);
+    if (known !== undefined) return Promise.resolve({ topic, partitions: known.partitions });
+    let creating = this.creating.get(topic);
+    if (creating === undefined) {
+      creating = this.create(topic, settings).finally(() => this.creating.delete(topic));
+      this.creating.set(topic, creating);
+    }
+    return creating;
+  }
+
+  async addPartitions(topic: string, partitions: number): Promise<TopicInfo> {
+    const known = this.meta.state.topics.get(topic);
+    if (known === undefined) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+    if (partitions <= known.partitions) {
+      throw new RelayError('INVALID_ARGUMENT', `topic ${topic} has ${known.partitions} partitions; the count can only be raised (asked for ${partitions})`);
+    }
+    for (let p = known.partitions; p < partitions; p++) await this.createStream(topic, known.generation, p, this.options.replicationFactor);
+    const result = await this.propose({ type: 'topic-alter', topic, partitions });
+    if (result.kind !== 'topic') throw new RelayError('INTERNAL', `unexpected metadata result ${result.kind}`);
+    return result.info;
+  }
+
+  async deleteTopic(topic: string): Promise<TopicInfo> {
+    const result = await this.propose({ type: 'topic-delete', topic });
+    if (result.kind !== 'topic-deleted') throw new RelayError('INTERNAL', `unexpected metadata result ${result.kind}`);
+    // Applied everywhere from now on: the streams go (a gateway still tailing one sees it deleted).
+    const client = await this.connection.ready();
+    for (let p = 0; p < result.topic.partitions; p++) {
+      await client.deleteStream({ stream: this.streamName(topic, result.topic, p) }).catch((err: Error) => this.options.log('warn', 'could not delete a partition stream', { topic, partition: p, error: err.message }));
+    }
+    return result.info;
+  }
+
+  onTopicDeleted(listener: (topic: string) => void): () => void {
+    this.topicEvents.on('deleted', listener);
+    return () => this.topicEvents.off('deleted', listener);
+  }
+
+  topics(): Iterable<string> {
+    return this.meta.state.topics.keys();
+  }
+
+  append(topic: string, partition: number, batch: ProducerBatch, ack: AckLevel): Promise<AppendOutcome[]> {
+    // Handed to the partition without an await: a producer's pipelined batches keep their order.
+    try {
+      return this.streamOf(topic, partition).append(batch, ack);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]> {
+    const stream = this.streams.get(this.key(topic, partition));
+    if (stream !== undefined && stream.isReady) return stream.read(offset, maxCount, maxBytes);
+    if ((this.partitionCount(topic) ?? 0) <= partition) return [];
+    return this.started(topic, partition).then((s) => s.read(offset, maxCount, maxBytes));
+  }
+
+  bounds(topic: string, partition: number): PartitionBounds {
+    if ((this.partitionCount(topic) ?? 0) <= partition) return { start: 0, end: 0 };
+    // Known once the tail caught up; until then what it has read (subscriptions place cursors with currentBounds).
+    return this.streamOf(topic, partition).bounds();
+  }
+
+  async currentBounds(topic: string, partition: number): Promise<PartitionBounds> {
+    if ((this.partitionCount(topic) ?? 0) <= partition) return { start: 0, end: 0 };
+    return (await this.started(topic, partition)).currentBounds();
+  }
+
+  async offsetForTime(topic: string, partition: number, timeMs: number): Promise<number> {
+    if ((this.partitionCount(topic) ?? 0) <= partition) return 0;
+    return (await this.started(topic, partition)).offsetForTime(timeMs);
+  }
+
+  async commitPositions(durable: string, positions: readonly Cursor[]): Promise<void> {
+    const result = await this.propose({ type: 'positions', durable, positions: positions.map((c) => ({ ...c })) });
+    if (result.kind === 'refused') throw new RelayError(result.code, result.message);
+  }
+
+  async positions(durable: string, pattern: string): Promise<Cursor[]> {
+    // Commits made through other gateways are applied here before the answer.
+    await this.propose({ type: 'barrier' });
+    return this.meta.state.positions.get(durable).filter((c) => topicMatches(pattern, c.topic));
+  }
+
+  async groupCommand(command: GroupCommand): Promise<GroupResult> {
+    const result = await this.propose({ type: 'group', command });
+    if (result.kind !== 'group') throw new RelayError('INTERNAL', `unexpected metadata result ${result.kind}`);
+    return result.result;
+  }
+
+  /** Every durable name with its positions, for operators. */
+  appliedPositions(): Array<{ durable: string; positions: Cursor[] }> {
+    return this.meta.state.positions.toRecords();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.sessions.stop();
+    await this.meta.close();
+    // The connection first: closing consumers while it is up would read as a lost backbone and reconnect.
+    await this.connection.close();
+    for (const stream of this.streams.values()) await stream.close();
+    this.streams.clear();
+    this.consumerGroupEvents.removeAllListeners();
+    this.removeAllListeners();
+  }
+
+  private async create(topic: string, settings: TopicSettings): Promise<TopicInfo> {
+    const partitions = settings.partitions ?? this.options.defaultPartitions;
+    const generation = newGeneration();
+    const replicas = settings.replicationFactor ?? this.options.replicationFactor;
+    for (let p = 0; p < partitions; p++) await this.createStream(topic, generation, p, replicas);
+    const result = await this.propose({ type: 'topic-create', topic, partitions, generation });
+    if (result.kind !== 'topic') throw new RelayError('INTERNAL', `unexpected metadata result ${result.kind}`);
+    if (result.topic.generation !== generation) {
+      // Another gateway created it first: its streams are the topic's, ours go.
+      const client = await this.connection.ready();
+      for (let p = 0; p < partitions; p++) await client.deleteStream({ stream: partitionStreamName(this.options.streamPrefix, topic, generation, p) }).catch(() => undefined);
+    }
+    return result.info;
+  }
+
+  private async createStream(topic: string, generation: string, partition: number, replicas: number): Promise<void> {
+    const stream = partitionStreamName(this.options.streamPrefix, topic, generation, partition);
+    await PartitionStream.create(this.connection, stream, { ...this.options.streamArguments, 'initial-cluster-size': replicas }, this.options.requestTimeoutMs);
+  }
+
+  private async propose(command: MetaCommand): Promise<MetaResult> {
+    const result = await this.meta.propose(command);
+    if (result.kind === 'refused') {
+      if (command.type === 'positions') return result;
+      throw new RelayError(result.code, result.message);
+    }
+    return result;
+  }
+
+  /**
+   * The partition's stream, created and started (tailing) when missing,
+   * without waiting: callers chain on it in call order.
+   * `INVALID_TOPIC`/`INVALID_PARTITION` when it does not exist.
+   */
+  private streamOf(topic: string, partition: number): PartitionStream {
+    const known = this.meta.state.topics.get(topic);
+    if (known === undefined) throw new RelayError('INVALID_TOPIC', `topic ${topic} does not exist`);
+    if (!Number.isInteger(partition) || partition < 0 || partition >= known.partitions) {
+      throw new RelayError('INVALID_PARTITION', `topic ${topic} has ${known.partitions} partitions, not ${partition + 1}`);
+    }
+    const key = this.key(topic, partition);
+    const existing = this.streams.get(key);
+    if (existing !== undefined) return existing;
+    const stream = new PartitionStream(this.connection, {
+      stream: this.streamName(topic, known, partition),
+      cacheBytes: this.options.cacheBytes,
+      dedupeWindow: this.options.dedupeWindow,
+      requestTimeoutMs: this.options.requestTimeoutMs,
+      now: this.options.now,
+      log: this.options.log,
+      appended: () => this.scheduleAppended(topic, partition),
+    });
+    stream.start(this.connection.ready()).catch(() => {
+      // A failed start is tried again by the next caller.
+      if (this.streams.get(key) === stream) this.streams.delete(key);
+      void stream.close();
+    });
+    this.streams.set(key, stream);
+    return stream;
+  }
+
+  /** The partition's stream once its tail has read everything stored before. */
+  private async started(topic: string, partition: number): Promise<PartitionStream> {
+    const stream = this.streamOf(topic, partition);
+    await stream.ready();
+    return stream;
+  }
+
+  private applied(command: MetaCommand, result: MetaResult): void {
+    switch (command.type) {
+      case 'topic-create':
+        this.consumerGroupEvents.emit('changed', undefined);
+        // Subscriptions matching the new topic (made through any gateway) place cursors on it; reading starts its tails.
+        if (result.kind === 'topic' && result.created) for (let p = 0; p < result.info.partitions; p++) this.emit('appended', command.topic, p);
+        return;
+      case 'topic-alter':
+        this.consumerGroupEvents.emit('changed', undefined);
+        // Subscriptions matching the topic place cursors on the new partitions.
+        if (result.kind === 'topic' && result.addedFrom !== undefined) for (let p = result.addedFrom; p < result.info.partitions; p++) this.emit('appended', command.topic, p);
+        return;
+      case 'topic-delete':
+        if (result.kind !== 'topic-deleted') return;
+        for (let p = 0; p < result.info.partitions; p++) {
+          const key = this.key(command.topic, p);
+          void this.streams.get(key)?.close();
+          this.streams.delete(key);
+        }
+        this.consumerGroupEvents.emit('changed', undefined);
+        this.topicEvents.emit('deleted', command.topic);
+        return;
+      case 'group':
+        this.sessions.applied(command.command);
+        this.consumerGroupEvents.emit('changed', command.command.group);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Coalesces the tail's reads into one `appended` per partition and turn of the event loop. */
+  private scheduleAppended(topic: string, partition: number): void {
+    const key = this.key(topic, partition);
+    if (this.appendedScheduled.has(key)) return;
+    this.appendedScheduled.add(key);
+    setImmediate(() => {
+      this.appendedScheduled.delete(key);
+      if (!this.closed) this.emit('appended', topic, partition);
+    });
+  }
+
+  private streamName(topic: string, known: BackboneTopic, partition: number): string {
+    return partitionStreamName(this.options.streamPrefix, topic, known.generation, partition);
+  }
+
+  private key(topic: string, partition: number): string {
+    return `${partition}:${topic}`;
+  }
+}

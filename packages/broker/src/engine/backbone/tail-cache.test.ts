@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import type { StoredMessage } from '../../core/partition/partition.js';
+import { TailCache } from './tail-cache.js';
+
+const message = (offset: number, timestamp = offset * 10, bytes = 1): StoredMessage => ({ offset, timestamp, data: new Uint8Array(bytes), encoding: 'raw' });
+
+describe('backbone tail cache', () => {
+  it('answers reads from memory and says when an offset is older than it holds', () => {
+    const cache = new TailCache(3, 100);
+    for (let i = 0; i < 5; i++) cache.add(message(i));
+    expect(cache.endOffset).toBe(5);
+    expect(cache.startOffset).toBe(0);
+    expect(cache.cachedFrom).toBe(2);
+    expect(cache.read(3, 10, 100)?.map((m) => m.offset)).toEqual([3, 4]);
+    expect(cache.read(1, 10, 100)).toBeUndefined();
+    expect(cache.read(5, 10, 100)).toEqual([]);
+    expect(cache.read(2, 2, 100)?.map((m) => m.offset)).toEqual([2, 3]);
+  });
+
+  it('tracks per producer the next seq and the offsets of recent seqs, within the window', () => {
+    const cache = new TailCache(1000, 2);
+    cache.add(message(0), { id: 'p', seq: 0 });
+    cache.add(message(1), { id: 'q', seq: 7 });
+    cache.add(message(2), { id: 'p', seq: 1 });
+    cache.add(message(3), { id: 'p', seq: 2 });
+    expect(cache.nextSeq('p')).toBe(3);
+    expect(cache.nextSeq('q')).toBe(8);
+    expect(cache.nextSeq('unknown')).toBe(0);
+    expect(cache.offsetOf('p', 2)).toBe(3);
+    expect(cache.offsetOf('p', 1)).toBe(2);
+    expect(cache.offsetOf('p', 0)).toBeUndefined(); // beyond the window of 2
+    expect(cache.offsetOf('q', 7)).toBe(1);
+  });
+
+  it('ignores messages it already has (a resubscription re-delivers a chunk)', () => {
+    const cache = new TailCache(1000, 10);
+    cache.add(message(0), { id: 'p', seq: 0 });
+    cache.add(message(0), { id: 'p', seq: 0 });
+    expect(cache.endOffset).toBe(1);
+    expect(cache.read(0, 10, 100)).toHaveLength(1);
+  });
+
+  it('starts where retention left the stream', () => {
+    const cache = new TailCache(1000, 10);
+    cache.skipTo(40);
+    expect(cache.startOffset).toBe(40);
+    cache.add(message(40));
+    expect([cache.startOffset, cache.endOffset]).toEqual([40, 41]);
+  });
+
+  it('finds the first offset at or after a time, or says it must read older messages', () => {
+    const cache = new TailCache(2, 10);
+    for (let i = 0; i < 4; i++) cache.add(message(i));
+    expect(cache.offsetForTime(25)).toBe(3);
+    expect(cache.offsetForTime(30)).toBe(3);
+    expect(cache.offsetForTime(31)).toBe(4);
+    expect(cache.offsetForTime(5)).toBeUndefined(); // offsets 0-1 left memory
+    const whole = new TailCache(1000, 10);
+    for (let i = 0; i < 4; i++) whole.add(message(i));
+    expect(whole.offsetForTime(0)).toBe(0);
+  });
+
+  it('reads across holes (offsets taken by a segment tracking chunk): a hole offset reads from the next message', () => {
+    const cache = new TailCache(1000, 10);
+    for (const offset of [0, 1, 2, 4, 5, 9, 10]) cache.add(message(offset), { id: 'p', seq: offset });
+    expect([cache.startOffset, cache.endOffset, cache.cachedFrom]).toEqual([0, 11, 0]);
+    expect(cache.read(2, 10, 100)?.map((m) => m.offset)).toEqual([2, 4, 5, 9, 10]);
+    expect(cache.read(3, 10, 100)?.map((m) => m.offset)).toEqual([4, 5, 9, 10]);
+    expect(cache.read(6, 2, 100)?.map((m) => m.offset)).toEqual([9, 10]);
+    expect(cache.read(10, 10, 100)?.map((m) => m.offset)).toEqual([10]);
+    expect(cache.read(11, 10, 100)).toEqual([]);
+    expect(cache.offsetOf('p', 9)).toBe(9);
+    expect(cache.nextSeq('p')).toBe(11);
+  });
+
+  it('reads across holes once older messages left memory, and sends older offsets to the backbone', () => {
+    const cache = new TailCache(3, 10);
+    for (const offset of [0, 2, 3, 5, 7, 8]) cache.add(message(offset));
+    expect(cache.cachedFrom).toBe(5);
+    expect(cache.read(4, 10, 100)).toBeUndefined();
+    expect(cache.read(5, 10, 100)?.map((m) => m.offset)).toEqual([5, 7, 8]);
+    expect(cache.read(6, 10, 100)?.map((m) => m.offset)).toEqual([7, 8]);
+    expect(cache.endOffset).toBe(9);
+  });
+
+  it('moves its start up when a read of the backbone shows retention removed older messages', () => {
+    const cache = new TailCache(1000, 10);
+    for (let i = 0; i < 5; i++) cache.add(message(i));
+    cache.retainedFrom(3);
+    expect([cache.startOffset, cache.endOffset]).toEqual([3, 5]);
+    cache.retainedFrom(1); // never back down
+    expect(cache.startOffset).toBe(3);
+    cache.retainedFrom(99); // never beyond the end
+    expect(cache.startOffset).toBe(5);
+  });
+});

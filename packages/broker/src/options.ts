@@ -544,11 +544,7 @@ export interface StorageOptions {
 
 /** Options with every default applied. */
 export type ResolvedBrokerOptions = Required<
-<<<<<<< HEAD
-  Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'join' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'clusterId' | 'adminPort' | 'adminHost' | 'adminToken' | 'adminProtectReads' | 'alerts' | 'log' | 'raft' | 'swim' | 'peer' | 'storage'>
-=======
-  Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'join' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'clusterId' | 'adminPort' | 'adminHost' | 'adminToken' | 'adminProtectReads' | 'alerts' | 'log' | 'raft' | 'swim' | 'peer' | 'backbone'>
->>>>>>> holes
+  Omit<BrokerOptions, 'advertisedUrl' | 'peers' | 'join' | 'dataDir' | 'fileSystem' | 'tls' | 'peerTls' | 'auth' | 'clusterId' | 'adminPort' | 'adminHost' | 'adminToken' | 'adminProtectReads' | 'alerts' | 'log' | 'raft' | 'swim' | 'peer' | 'storage' | 'backbone'>
 > & {
   backbone: ResolvedBackboneOptions | undefined;
   advertisedUrl: string | undefined;

@@ -312,11 +312,13 @@ export class Delivery implements AppendListener {
         }
         const read = advance(this.session.ctx.engine, cursor, stored);
         // The cursor stays ready: a read that needed the disk (or a replica) and found nothing is tried again, as before.
+        toBack(subscription, cursor);
         if (read.length > 0) this.deliver(subscription, read, stored.length);
         this.schedulePump();
       },
       (err: unknown) => {
         this.session.ctx.options.log('warn', 'reading for a subscriber failed; retrying', { topic: cursor.topic, partition: cursor.partition, offset: cursor.offset, error: String(err) });
+        toBack(subscription, cursor);
         setTimeout(() => {
           this.reading.delete(subscription);
           if (live()) this.schedulePump();
@@ -332,6 +334,19 @@ export class Delivery implements AppendListener {
     if (observer !== undefined) for (const batch of batches) observer.delivered(batch.topic, batch.messages.length, dataBytes(batch.messages));
     this.session.send({ type: 'message', subscription: subscription.id, batches });
   }
+}
+
+/**
+ * Puts a ready cursor after the subscription's other ready ones, once a read
+ * of it that needed the disk (or a replica) completed: a delivery pass reads
+ * from the first ready cursor, and on a unified partition every read needs the
+ * disk, so a cursor that stays ready (caught up, or its reads failing) would
+ * otherwise be read first forever and the subscription's other partitions
+ * never (chaos seed 712 unified: five of six partitions never delivered).
+ */
+function toBack(subscription: Subscription, cursor: Cursor): void {
+  const key = cursorKey(cursor.topic, cursor.partition);
+  if (subscription.ready.delete(key)) subscription.ready.add(key);
 }
 
 /**

@@ -364,7 +364,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
    */
   async readRecords(fromIndex: number, maxCount: number, maxBytes: number): Promise<RecordPage> {
     const startIndex = this.log.startOffset;
-    const commit = Math.min(this.current.getHardState().commit, this.current.lastIndex());
+    const commit = this.readableIndex();
     const from = Math.max(fromIndex, startIndex);
     if (from > commit) return { startIndex, records: [] };
     const records = await this.log.read(from, Math.min(maxCount, commit - from + 1), maxBytes);
@@ -427,7 +427,23 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
 
   /** The offset after the last committed message: readers see the offsets below it. */
   get committedEndOffset(): number {
-    return this.offsets.endAt(Math.max(this.offsets.base, Math.min(this.current.getHardState().commit, this.current.lastIndex())));
+    return this.offsets.endAt(Math.max(this.offsets.base, this.readableIndex()));
+  }
+
+  /**
+   * The last index readers may see: committed, and already in the segment
+   * log as this log holds it. A follower's `Ready` appends a new leader's
+   * entries over a conflicting suffix and raises the commit over them before
+   * `sync` cuts the old records and writes the new ones: until then the
+   * records at those indexes are the cut entries' (other messages at the same
+   * offsets), and reading them would serve messages that were never committed.
+   */
+  private readableIndex(): number {
+    let last = Math.min(this.current.getHardState().commit, this.current.lastIndex());
+    if (this.pendingTruncate !== undefined) last = Math.min(last, this.pendingTruncate - 1);
+    const queued = this.queue[0];
+    if (queued !== undefined) last = Math.min(last, queued.index - 1);
+    return last;
   }
 
   /**
@@ -439,7 +455,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
    */
   async indexOfOffset(offset: number): Promise<number | undefined> {
     if (offset >= this.committedEndOffset) return undefined;
-    const commit = Math.min(this.current.getHardState().commit, this.current.lastIndex());
+    const commit = this.readableIndex();
     const inWindow = this.offsets.indexOf(offset, commit);
     if (inWindow !== undefined) return inWindow;
     // Below the window: the entries up to the snapshot's index, on disk only. Their ends never decrease.
@@ -464,7 +480,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
    * the commit index.
    */
   async readCommitted(fromIndex: number, maxCount: number, maxBytes: number): Promise<Array<StoredEntry<T>>> {
-    const commit = Math.min(this.current.getHardState().commit, this.current.lastIndex());
+    const commit = this.readableIndex();
     const from = Math.max(fromIndex, this.log.startOffset);
     if (from > commit) return [];
     const records = await this.log.read(from, Math.min(maxCount, commit - from + 1), maxBytes);

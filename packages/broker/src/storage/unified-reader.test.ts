@@ -110,4 +110,34 @@ describe('UnifiedPartitionReader', () => {
     expect(applied.endOffset).toBeGreaterThan(5);
     await storage.close();
   });
+
+  it("never serves a cut entry's records: a follower's commit raised over a new leader's entries before sync writes them", async () => {
+    const storage = await SegmentRaftStorage.open<PublishCommand, unknown>('/data/p', ['a', 'b'], {
+      fsync: 'always',
+      fsyncIntervalMs: 1000,
+      fs: new MemoryFileSystem(),
+      counts: { count: (e) => (e.type === 'normal' ? e.data.messages.length : 0), truncated: () => {} },
+    });
+    const reader = new UnifiedPartitionReader(storage);
+    const publish = (producerId: string, ...data: string[]): PublishCommand => ({ producerId, firstSeq: 0, timestampMs: 1, dedupe: true, messages: data.map((d) => ({ data: new TextEncoder().encode(d) })) });
+    const texts = async (): Promise<string[]> => (await reader.read(0, 100, 1 << 20)).map((m) => `${m.offset}:${new TextDecoder().decode(m.data)}`);
+    // Term 1: entry 1 committed, entry 2 (offsets 1-2) written but never committed.
+    storage.append([
+      { type: 'normal', index: 1, term: 1, data: publish('p1', 'a0') },
+      { type: 'normal', index: 2, term: 1, data: publish('p2', 'old1', 'old2') },
+    ]);
+    storage.setHardState({ term: 1, vote: 'a', commit: 1 });
+    await storage.sync();
+    expect(await texts()).toEqual(['0:a0']);
+    // The new leader's entry 2 (term 2, other messages at offsets 1-2) and a commit over it, in one Ready: the runner sets both before it syncs.
+    storage.append([{ type: 'normal', index: 2, term: 2, data: publish('p3', 'new1', 'new2') }]);
+    storage.setHardState({ term: 2, vote: 'b', commit: 2 });
+    expect(await texts()).toEqual(['0:a0']);
+    expect(reader.endOffset).toBe(1);
+    expect((await storage.readRecords(1, 10, 1 << 20)).records.map((r) => r.term)).toEqual([1]);
+    await storage.sync();
+    expect(await texts()).toEqual(['0:a0', '1:new1', '2:new2']);
+    expect(reader.endOffset).toBe(3);
+    await storage.close();
+  });
 });

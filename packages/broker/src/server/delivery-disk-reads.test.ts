@@ -1,0 +1,88 @@
+/**
+ * Delivery over reads that need the disk: on layout `unified` every read of
+ * a partition returns a promise, and a cursor whose read found nothing stays
+ * ready (it is tried again). The subscription's other partitions must still
+ * be read: the pass goes on to them rather than reading the same caught-up
+ * cursor first forever.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { PROTOCOL_VERSION, decodeBrokerFrame, encodeFrame, type BrokerFrame, type ClientFrame, type MessageFrame } from '@relaymq/sdk/protocol';
+import type { LogEngine } from '../engine/engine.js';
+import { MemoryEngine } from '../engine/memory.js';
+import { resolveBrokerOptions } from '../options.js';
+import { newSecurityCounters } from '../security/counters.js';
+import { Fanout } from './fanout.js';
+import type { ClientSocket } from './session-context.js';
+import { ClientSession } from './session.js';
+
+const WAIT_MS = 10_000;
+
+/** A socket whose writes complete at once; it keeps the frames the broker sent. */
+class RecordingSocket implements ClientSocket {
+  readonly frames: BrokerFrame[] = [];
+  send(bytes: Uint8Array, onWritten: (err?: Error) => void): void {
+    this.frames.push(decodeBrokerFrame(bytes, 64 * 1024 * 1024));
+    onWritten();
+  }
+  close(): void {}
+  terminate(): void {}
+  messages(): MessageFrame[] {
+    return this.frames.filter((f): f is MessageFrame => f.type === 'message');
+  }
+}
+
+const live: ClientSession[] = [];
+afterEach(() => {
+  for (const s of live.splice(0)) s.ended();
+});
+
+/** Turns of the event loop until `done`, bounded. */
+async function until(done: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+describe('Delivery', () => {
+  it.each([
+    ['finds nothing', false],
+    ['fails', true],
+  ])('reads every ready partition when every read needs the disk and the first one %s', async (_what, failing) => {
+    const options = resolveBrokerOptions({ defaultPartitions: 3 });
+    const engine = new MemoryEngine({ ...options, now: Date.now });
+    const read = engine.read.bind(engine);
+    const reads = [0, 0, 0];
+    // As a unified partition: every read is a promise (partition 0 empty: caught up, or its reads failing).
+    (engine as LogEngine).read = (topic, partition, offset, maxCount, maxBytes) => {
+      reads[partition] = (reads[partition] ?? 0) + 1;
+      if (failing && partition === 0) return Promise.reject(new Error('damaged record'));
+      return Promise.resolve(read(topic, partition, offset, maxCount, maxBytes));
+    };
+    await engine.ensureTopic('t');
+    const context = {
+      options,
+      engine,
+      fanout: new Fanout(engine),
+      cluster: () => ({ brokers: [] }),
+      now: Date.now,
+      newId: () => 'id',
+      draining: () => false,
+      ready: () => true,
+      authenticator: undefined,
+      counters: newSecurityCounters(),
+    };
+    for (const partition of [1, 2]) await engine.append('t', partition, { producerId: `p${partition}`, firstSeq: 0, messages: [{ data: Uint8Array.of(partition), encoding: 'raw' }] }, 'leader');
+    const socket = new RecordingSocket();
+    const session = new ClientSession(socket, context, () => {});
+    live.push(session);
+    const send = (frame: ClientFrame): void => session.receive(encodeFrame(frame));
+    send({ type: 'hello', version: PROTOCOL_VERSION, clientId: '', producerId: '' });
+    send({ type: 'subscribe', id: 1, subscription: 1, pattern: 't', from: 'earliest', resume: [], credit: 100 });
+    const delivered = (): number[] => socket.messages().flatMap((m) => m.batches.map((b) => b.partition));
+    await until(() => delivered().length >= 2, 'partitions 1 and 2 to be delivered');
+    expect(delivered().sort()).toEqual([1, 2]);
+    expect(reads[0]).toBeGreaterThan(0);
+  });
+});

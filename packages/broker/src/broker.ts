@@ -360,7 +360,7 @@ class RunningBroker implements Broker {
    * replicated engine over it, then (once the client port is known) gossip.
    */
   async start(): Promise<void> {
-    const { id, host, peerPort, peers, log, auth, peerTls, dataDir } = this.options;
+    const { id, host, peerPort, peers, log, auth, dataDir } = this.options;
     // Key material is read (and a bad path reported) before anything listens.
     if (auth !== undefined) this.authenticator = new Authenticator(auth);
     const clustered = peers.length > 0 || this.options.join.length > 0;
@@ -401,11 +401,7 @@ class RunningBroker implements Broker {
         host,
         port: clustered ? peerPort : 0,
         peers,
-        maxFrameBytes: this.options.peer.maxFrameBytes,
-        maxQueuedBytes: this.options.peer.maxQueuedBytes,
-        reconnect: { initialDelayMs: this.options.peer.reconnectInitialDelayMs, maxDelayMs: this.options.peer.reconnectMaxDelayMs },
-        tls: peerTls === undefined ? undefined : { ...loadTls('peerTls', peerTls), mutual: peerTls.mutual ?? true },
-        log,
+        ...this.peerLinkSettings(),
       });
       await this.peers.listen();
       if (identity?.clusterId !== undefined && known !== undefined) await this.refuseForeignPeers(this.peers, known);
@@ -448,13 +444,25 @@ class RunningBroker implements Broker {
     if (this.adminUrl !== undefined) this.options.log('info', 'admin server listening', { url: this.adminUrl });
   }
 
+  /** How peer links are framed, queued, redialled and secured: the same for cluster brokers and gateways. */
+  private peerLinkSettings() {
+    const { peer, peerTls, log } = this.options;
+    return {
+      maxFrameBytes: peer.maxFrameBytes,
+      maxQueuedBytes: peer.maxQueuedBytes,
+      reconnect: { initialDelayMs: peer.reconnectInitialDelayMs, maxDelayMs: peer.reconnectMaxDelayMs },
+      tls: peerTls === undefined ? undefined : { ...loadTls('peerTls', peerTls), mutual: peerTls.mutual ?? true },
+      log,
+    };
+  }
+
   /**
    * Backbone mode: the engine over RabbitMQ streams, and with peers a peer
    * transport for gossip only (no Raft group runs), so clients learn every
    * gateway.
    */
   private async startGateway(backbone: ResolvedBackboneOptions): Promise<void> {
-    const { id, host, peerPort, peers, log, peerTls } = this.options;
+    const { id, host, peerPort, peers, log } = this.options;
     if (peers.length > 0) {
       this.peers = new PeerTransport({
         id,
@@ -462,11 +470,7 @@ class RunningBroker implements Broker {
         host,
         port: peerPort,
         peers,
-        maxFrameBytes: this.options.peer.maxFrameBytes,
-        maxQueuedBytes: this.options.peer.maxQueuedBytes,
-        reconnect: { initialDelayMs: this.options.peer.reconnectInitialDelayMs, maxDelayMs: this.options.peer.reconnectMaxDelayMs },
-        tls: peerTls === undefined ? undefined : { ...loadTls('peerTls', peerTls), mutual: peerTls.mutual ?? true },
-        log,
+        ...this.peerLinkSettings(),
       });
       await this.peers.listen();
     }

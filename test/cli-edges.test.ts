@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIG_FIELDS, effectiveConfig, flagName } from '../packages/broker/src/config.js';
 import { resolveBrokerOptions } from '../packages/broker/src/options.js';
-import { CLI } from './support/broker-process.js';
+import { CLI, runCli, type CliRun } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 
@@ -18,15 +18,7 @@ import { freePorts } from './support/ports.js';
 const run = promisify(execFile);
 
 /** Runs the built CLI; resolves with exit code and output (never rejects on a non-zero exit). */
-async function relaymq(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 15_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const relaymq = (args: string[], env: Record<string, string> = {}): Promise<CliRun> => runCli(args, env, 15_000);
 
 /** A port held by this test process, so the broker finds it in use. */
 async function occupiedPort(): Promise<{ port: number; server: Server }> {

@@ -6,11 +6,9 @@
  * back; a broker holding replicas decommissioned (its replicas moved off,
  * then out of the metadata group) while the subscriber reads on.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Message } from '@relaymq/sdk';
-import { BrokerProcess, CLI } from './support/broker-process.js';
+import { BrokerProcess, CLI, runCli, type CliRun } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 import { ProcessCluster } from './support/process-cluster.js';
@@ -25,18 +23,9 @@ afterEach(async () => {
 });
 
 const TOKEN = 'cli-admin-token-0123456789abcdef';
-const run = promisify(execFile);
 
 /** Runs the built CLI; resolves with exit code and output (never rejects on a non-zero exit). */
-async function relaymq(args: string[], env: Record<string, string> = { RELAYMQ_ADMIN_TOKEN: TOKEN }): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 40_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const relaymq = (args: string[], env: Record<string, string> = { RELAYMQ_ADMIN_TOKEN: TOKEN }): Promise<CliRun> => runCli(args, env, 40_000);
 
 interface Membership {
   clusterId: string | null;

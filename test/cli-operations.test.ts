@@ -1,16 +1,13 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { get } from './support/admin.js';
-import { BrokerProcess, CLI } from './support/broker-process.js';
+import { BrokerProcess, CLI, runCli, type CliRun } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { waitFor } from './support/wait.js';
 
-const run = promisify(execFile);
 const fixture = new Fixture();
 afterEach(async () => {
   await fixture.cleanup();
@@ -18,15 +15,7 @@ afterEach(async () => {
 });
 
 /** Runs the built CLI; resolves with exit code and output (never rejects on a non-zero exit). */
-async function relaymq(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 15_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const relaymq = (args: string[], env: Record<string, string> = {}): Promise<CliRun> => runCli(args, env, 15_000);
 
 let dir = '';
 beforeAll(async () => {

@@ -8,11 +8,9 @@
  * with their code and stable reason (exit 1), the missing admin token with
  * UNAUTHORIZED.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodePayload, partitionForKey } from '@relaymq/sdk/protocol';
-import { BrokerProcess, CLI } from './support/broker-process.js';
+import { BrokerProcess, CLI, runCli, type CliRun } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { ProcessCluster } from './support/process-cluster.js';
 import { tempDirs } from './support/temp-dirs.js';
@@ -26,18 +24,9 @@ afterEach(async () => {
 });
 
 const TOKEN = 'cluster-move-token-0123456789abcdef';
-const run = promisify(execFile);
 
 /** Runs the built CLI; resolves with exit code and output (never rejects on a non-zero exit). */
-async function relaymq(args: string[], env: Record<string, string> = { RELAYMQ_ADMIN_TOKEN: TOKEN }): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 40_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const relaymq = (args: string[], env: Record<string, string> = { RELAYMQ_ADMIN_TOKEN: TOKEN }): Promise<CliRun> => runCli(args, env, 40_000);
 
 interface Described {
   partitions: Array<{ partition: number; leader: string | null; replicas: string[]; moving?: { from: string; to: string } }>;

@@ -1,9 +1,30 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 /** The built CLI: multi-process tests run the artifact users run (`npm test` builds first). */
 export const CLI = fileURLToPath(new URL('../../packages/broker/dist/cli.js', import.meta.url));
+
+const execFileAsync = promisify(execFile);
+
+/** What a CLI run printed and how it exited. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI with only PATH and `env` set; resolves with exit code and output (never rejects on a non-zero exit). */
+export async function runCli(args: string[], env: Record<string, string>, timeoutMs: number): Promise<CliRun> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: timeoutMs });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as CliRun;
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
 
 /**
  * A broker running as its own OS process, for tests that kill -9 or SIGSTOP

@@ -4,6 +4,7 @@ import type { LogEngine } from './engine/engine.js';
 import { ClusterEngine } from './engine/cluster.js';
 import { MemoryEngine } from './engine/memory.js';
 import { BackboneEngine } from './engine/backbone/engine.js';
+import { streamArguments } from './engine/backbone/retention.js';
 import { listenForClients, type ClientListener } from './server/client-listener.js';
 import { ForeignClusterError, PeerTransport, type PeerAddress } from './net/peer-transport.js';
 import { GossipRunner } from './runtime/gossip.js';
@@ -481,7 +482,7 @@ class RunningBroker implements Broker {
       replicationFactor: this.options.replicationFactor,
       dedupeWindow: this.options.dedupeWindow,
       cacheBytes: this.options.retentionBytes,
-      streamArguments: streamArguments(this.options),
+      streamArguments: (topic) => streamArguments(topic, this.options),
       requestTimeoutMs: backbone.requestTimeoutMs,
       now: Date.now,
       log,
@@ -743,20 +744,6 @@ class RunningBroker implements Broker {
 /** Whether the broker runs the embedded Raft cluster (peers or join, and no backbone). */
 function raftClustered(options: ResolvedBrokerOptions): boolean {
   return options.backbone === undefined && (options.peers.length > 0 || options.join.length > 0);
-}
-
-/**
- * The arguments of a new partition stream: `retention.maxAgeMs` becomes
- * `max-age` (in seconds), `retention.maxBytes` `max-length-bytes`, and
- * `segmentBytes` `stream-max-segment-size-bytes`. RabbitMQ applies retention
- * per segment, as the embedded engine does; `retention.maxMessages` has no
- * stream equivalent and is not applied.
- */
-function streamArguments(options: ResolvedBrokerOptions): Record<string, string | number> {
-  const args: Record<string, string | number> = { 'stream-max-segment-size-bytes': options.segmentBytes };
-  if (options.retention.maxAgeMs !== undefined) args['max-age'] = `${Math.max(1, Math.ceil(options.retention.maxAgeMs / 1000))}s`;
-  if (options.retention.maxBytes !== undefined) args['max-length-bytes'] = options.retention.maxBytes;
-  return args;
 }
 
 /** The Raft part of {@link BrokerStats}. */

@@ -6,6 +6,7 @@ import type { FileSystem } from './storage/fs.js';
 import { MIN_ADMIN_TOKEN_LENGTH } from './security/admin-token.js';
 import { CLUSTER_ID_PATTERN } from './core/metadata/metadata.js';
 import { STREAM_PREFIX_PATTERN } from './engine/backbone/naming.js';
+import { maxMessagesUnsupported } from './engine/backbone/retention.js';
 import { parseBackboneUrls, type BackboneEndpoint } from './engine/backbone/url.js';
 import { resolveRaftConfig } from './core/raft/index.js';
 import { resolveSwimConfig } from './core/swim/index.js';
@@ -217,6 +218,8 @@ export interface BrokerOptions {
    * segments are deleted, oldest first, once every message in them is older
    * than `maxAgeMs`, or while the partition holds more than `maxBytes` or
    * `maxMessages`. Subscribers that needed deleted messages get a `gap` event.
+   * With `backbone`: `maxAgeMs` and `maxBytes` become stream arguments;
+   * `maxMessages` is refused (`INVALID_ARGUMENT`), RabbitMQ streams cannot count messages.
    * @defaultValue `{}` (keep everything)
    */
   retention?: RetentionOptions;
@@ -225,7 +228,7 @@ export interface BrokerOptions {
    * @defaultValue `{ layout: "split" }`
    */
   storage?: StorageOptions;
-  /** With `dataDir`: retention of the topics matching a pattern (the first match wins) instead of `retention`. @defaultValue `[]` */
+  /** With `dataDir` or `backbone`: retention of the topics matching a pattern (the first match wins) instead of `retention`. @defaultValue `[]` */
   topicRetention?: Array<{ pattern: string } & RetentionOptions>;
   /**
    * With `dataDir`: Raft log bytes a partition leader keeps for a replica
@@ -736,6 +739,12 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
   if (options.acl !== undefined && resolved.auth === undefined) throw invalid('acl', 'needs auth: without authentication there are no principals');
   if (resolved.backbone !== undefined && resolved.dataDir !== undefined) throw invalid('dataDir', 'does not apply with backbone: a gateway keeps no data (RabbitMQ holds it)');
   if (resolved.backbone !== undefined && resolved.join.length > 0) throw invalid('join', 'does not apply with backbone: list the other gateways in peers');
+  if (resolved.backbone !== undefined) {
+    // RabbitMQ streams cannot count messages: refused rather than silently not applied.
+    if (resolved.retention.maxMessages !== undefined) throw invalid('retention.maxMessages', maxMessagesUnsupported('retention'));
+    const i = resolved.topicRetention.findIndex((r) => r.maxMessages !== undefined);
+    if (i >= 0) throw invalid(`topicRetention[${i}].maxMessages`, maxMessagesUnsupported(`topicRetention[${i}]`));
+  }
   return resolved;
 }
 

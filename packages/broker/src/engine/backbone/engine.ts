@@ -25,8 +25,8 @@ export interface BackboneEngineOptions {
   dedupeWindow: number;
   /** Bytes of the newest messages each tailed partition keeps in memory. */
   cacheBytes: number;
-  /** Arguments of every new partition stream: retention (`max-age`, `max-length-bytes`) and segment size. */
-  streamArguments: Record<string, string | number>;
+  /** Arguments of a new partition stream of a topic: its retention (`max-age`, `max-length-bytes`) and segment size (retention.ts). */
+  streamArguments: (topic: string) => Record<string, string | number>;
   /** A backbone round trip (confirm, metadata proposal, read) not answered within this long fails `TIMEOUT`. */
   requestTimeoutMs: number;
   now: () => number;
@@ -233,7 +233,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
 
   private async createStream(topic: string, generation: string, partition: number, replicas: number): Promise<void> {
     const stream = partitionStreamName(this.options.streamPrefix, topic, generation, partition);
-    await PartitionStream.create(this.connection, stream, { ...this.options.streamArguments, 'initial-cluster-size': replicas }, this.options.requestTimeoutMs);
+    await PartitionStream.create(this.connection, stream, { ...this.options.streamArguments(topic), 'initial-cluster-size': replicas }, this.options.requestTimeoutMs);
   }
 
   private async propose(command: MetaCommand): Promise<MetaResult> {

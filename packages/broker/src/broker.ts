@@ -188,6 +188,7 @@ class RunningBroker implements Broker {
           : undefined,
       leads: (topic, partition) =>
         this.replicated === undefined ? (this.engine?.partitionCount(topic) ?? 0) > partition : this.replicated.leaderOf(topic, partition) === this.id && this.replicated.hostsReplica(topic, partition),
+      holesBetween: (topic, partition, from, to) => this.engine?.holesBetween?.(topic, partition, from, to) ?? 0,
       positionSources: () => [
         durablePositionSource(() => (this.replicated !== undefined ? this.replicated.appliedMetadata().durables : this.engine instanceof MemoryEngine || this.engine instanceof BackboneEngine ? this.engine.appliedPositions() : [])),
         groupPositionSource(() => this.engine?.consumerGroups.toRecords() ?? []),

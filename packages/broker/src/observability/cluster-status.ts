@@ -67,6 +67,8 @@ export interface OperationsSource {
   topics(): TopicAssignment[];
   /** Bounds of a partition hosted here; `undefined` when not hosted here. */
   hostedBounds(topic: string, partition: number): { start: number; end: number } | undefined;
+  /** Offsets of a partition in `[from, to)` that hold no message (the backbone's offset holes); absent: none. */
+  holesBetween?(topic: string, partition: number, from: number, to: number): number;
   /** Whether this broker leads the partition (standalone: every partition it has). */
   leads(topic: string, partition: number): boolean;
   /** Committed consumer positions: durable names (consumer groups add a source of theirs). */
@@ -77,9 +79,12 @@ export interface OperationsSource {
   moves?(): MoveReport[];
 }
 
-/** Consumer lag of the partitions this broker leads (each partition reported by its leader only). */
-export function consumerLagHere(source: Pick<OperationsSource, 'positionSources' | 'leads' | 'hostedBounds'>): ConsumerLag[] {
-  return consumerLag(source.positionSources(), (topic, partition) => (source.leads(topic, partition) ? source.hostedBounds(topic, partition)?.end : undefined));
+/** Consumer lag of the partitions this broker leads (each partition reported by its leader only), holes in the offsets not counted. */
+export function consumerLagHere(source: Pick<OperationsSource, 'positionSources' | 'leads' | 'hostedBounds' | 'holesBetween'>): ConsumerLag[] {
+  return consumerLag(source.positionSources(), {
+    end: (topic, partition) => (source.leads(topic, partition) ? source.hostedBounds(topic, partition)?.end : undefined),
+    ...(source.holesBetween === undefined ? {} : { holesBetween: source.holesBetween.bind(source) }),
+  });
 }
 
 /** One partition as this broker sees it. */

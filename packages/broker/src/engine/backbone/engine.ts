@@ -176,6 +176,11 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
     return (await this.started(topic, partition)).currentBounds();
   }
 
+  holesBetween(topic: string, partition: number, from: number, to: number): number {
+    // Known for partitions this gateway tails; asking must not start a tail.
+    return this.streams.get(this.key(topic, partition))?.cache.holesBetween(from, to) ?? 0;
+  }
+
   async offsetForTime(topic: string, partition: number, timeMs: number): Promise<number> {
     if ((this.partitionCount(topic) ?? 0) <= partition) return 0;
     return (await this.started(topic, partition)).offsetForTime(timeMs);

@@ -198,6 +198,14 @@ class RunningBroker implements Broker {
         bounds: (topic, partition) => this.engine.currentBounds(topic, partition),
         read: async (topic, partition, offset, maxCount, maxBytes) => this.engine.read(topic, partition, offset, maxCount, maxBytes),
       },
+      ...(options.backbone === undefined
+        ? {}
+        : {
+            backbone: () =>
+              this.engine instanceof BackboneEngine
+                ? this.engine.backboneHealth()
+                : { kind: 'rabbitmq-stream' as const, connected: false, connectedTo: null, connections: 0, nodes: [], partitions: [], lastConfirmMs: null },
+          }),
       moves: () =>
         (this.replicated?.replicaMoves().moves ?? []).map((m) => ({
           topic: m.topic,
@@ -489,6 +497,7 @@ class RunningBroker implements Broker {
       log,
       // One gateway expires timed-out group members: the lowest id among those alive.
       isGroupCoordinator: () => this.cluster().brokers.filter((b) => b.state === 'alive').every((b) => b.id >= id),
+      ...(this.operations === undefined ? {} : { observeRequest: this.operations.backboneRequest.bind(this.operations) }),
     });
     log('info', 'running as a gateway over the backbone', { kind: backbone.kind, hosts: backbone.endpoint.hosts.map((h) => `${h.host}:${h.port}`), streamPrefix: backbone.streamPrefix });
   }

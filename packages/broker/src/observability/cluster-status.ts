@@ -1,4 +1,5 @@
 import type { BrokerInfo, ClusterView } from '@relaymq/sdk/protocol';
+import type { BackboneHealth } from '../engine/backbone/health.js';
 import type { GroupStatus, ReplicaRead } from '../engine/cluster.js';
 import { parsePartitionGroup } from '../engine/group-factory.js';
 import type { PeerTransport } from '../net/peer-transport.js';
@@ -77,6 +78,8 @@ export interface OperationsSource {
   readonly browser: BrowseSource;
   /** Replica moves in progress as this broker drives them (figures known on the metadata leader only); absent: none. */
   moves?(): MoveReport[];
+  /** Backbone mode: the backbone as this gateway sees it (absent for brokers that keep their own log). */
+  backbone?(): BackboneHealth;
 }
 
 /** Consumer lag of the partitions this broker leads (each partition reported by its leader only), holes in the offsets not counted. */

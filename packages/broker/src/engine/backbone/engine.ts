@@ -5,7 +5,9 @@ import type { ConsumerGroups, GroupCommand, GroupResult } from '../../core/metad
 import type { AppendOutcome, ProducerBatch, StoredMessage } from '../../core/partition/partition.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from '../engine.js';
 import { GroupSessionTracker } from '../groups/session-tracker.js';
+import { openConnections } from './compat.js';
 import { BackboneConnection } from './connection.js';
+import { BackboneHealthMonitor, type BackboneHealth } from './health.js';
 import { MetaLog } from './meta-log.js';
 import type { BackboneTopic, MetaCommand, MetaResult } from './metadata.js';
 import { metaStreamName, newGeneration, partitionStreamName } from './naming.js';
@@ -33,6 +35,8 @@ export interface BackboneEngineOptions {
   log: Log;
   /** Whether this gateway expires timed-out consumer-group members (one gateway should: the broker picks the lowest live id). */
   isGroupCoordinator?: () => boolean;
+  /** Told each backbone round trip measured, in seconds (metrics): `probe` per node check, `confirm` per publish. */
+  observeRequest?: (op: 'probe' | 'confirm', seconds: number) => void;
 }
 
 /**
@@ -51,6 +55,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
   private readonly creating = new Map<string, Promise<TopicInfo>>();
   private readonly appendedScheduled = new Set<string>();
   private readonly sessions: GroupSessionTracker;
+  private readonly health: BackboneHealthMonitor;
   private closed = false;
 
   private constructor(
@@ -68,6 +73,21 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       isCoordinator: options.isGroupCoordinator ?? (() => true),
       expire: (command) => this.groupCommand(command),
       now: () => options.now(),
+    });
+    this.health = new BackboneHealthMonitor({
+      endpoint: options.endpoint,
+      client: () => {
+        try {
+          return connection.client();
+        } catch {
+          return undefined;
+        }
+      },
+      streams: () => this.tailedStreams(),
+      openConnections,
+      timeoutMs: options.requestTimeoutMs,
+      now: options.now,
+      ...(options.observeRequest === undefined ? {} : { observe: options.observeRequest }),
     });
   }
 
@@ -89,6 +109,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       throw err;
     }
     engine.sessions.start();
+    engine.health.start();
     return engine;
   }
 
@@ -203,6 +224,11 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
     return result.result;
   }
 
+  /** The backbone as this gateway sees it (the console's backbone section): nodes, connections, stream leaders, confirm round trip. */
+  backboneHealth(): BackboneHealth {
+    return this.health.snapshot();
+  }
+
   /** Every durable name with its positions, for operators. */
   appliedPositions(): Array<{ durable: string; positions: Cursor[] }> {
     return this.meta.state.positions.toRecords();
@@ -212,6 +238,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
     if (this.closed) return;
     this.closed = true;
     this.sessions.stop();
+    await this.health.stop();
     await this.meta.close();
     // The connection first: closing consumers while it is up would read as a lost backbone and reconnect.
     await this.connection.close();
@@ -272,6 +299,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       now: this.options.now,
       log: this.options.log,
       appended: () => this.scheduleAppended(topic, partition),
+      confirmed: (seconds) => this.health.confirmed(seconds),
     });
     stream.start(this.connection.ready()).catch(() => {
       // A failed start is tried again by the next caller.
@@ -329,6 +357,15 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       this.appendedScheduled.delete(key);
       if (!this.closed) this.emit('appended', topic, partition);
     });
+  }
+
+  /** The partition streams this gateway tails (started by a read, an append or the console). */
+  private tailedStreams(): Array<{ topic: string; partition: number; stream: string }> {
+    const out: Array<{ topic: string; partition: number; stream: string }> = [];
+    for (const [topic, known] of this.meta.state.topics) {
+      for (let p = 0; p < known.partitions; p++) if (this.streams.has(this.key(topic, p))) out.push({ topic, partition: p, stream: this.streamName(topic, known, p) });
+    }
+    return out;
   }
 
   private streamName(topic: string, known: BackboneTopic, partition: number): string {

@@ -34,7 +34,7 @@ export interface BackboneHealth {
   kind: 'rabbitmq-stream';
   /** Whether the gateway has a live connection to the backbone (false while it reconnects: it cannot reach it). */
   connected: boolean;
-  /** `host:port` of the node its connection is to; null while not connected. */
+  /** `host:port` of the node its connection is to, as the node advertises itself (behind a proxy or load balancer: not the address dialled); null while not connected. */
   connectedTo: string | null;
   /** Stream protocol connections open: the main one and those of its consumers and publishers. */
   connections: number;

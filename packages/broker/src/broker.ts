@@ -497,6 +497,8 @@ class RunningBroker implements Broker {
       log,
       // One gateway expires timed-out group members: the lowest id among those alive.
       isGroupCoordinator: () => this.cluster().brokers.filter((b) => b.state === 'alive').every((b) => b.id >= id),
+      // The node checks serve the console, metrics and alerts: none without them.
+      healthChecks: this.operations !== undefined,
       ...(this.operations === undefined ? {} : { observeRequest: this.operations.backboneRequest.bind(this.operations) }),
     });
     log('info', 'running as a gateway over the backbone', { kind: backbone.kind, hosts: backbone.endpoint.hosts.map((h) => `${h.host}:${h.port}`), streamPrefix: backbone.streamPrefix });

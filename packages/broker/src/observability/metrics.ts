@@ -3,7 +3,7 @@ import { statfs } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { parsePartitionGroup } from '../engine/group-factory.js';
 import { consumerLagHere, partitionViews, type Membership, type OperationsSource } from './cluster-status.js';
-import type { BackboneHealth } from '../engine/backbone/health.js';
+import type { BackboneHealth, BackboneRequestOp } from '../engine/backbone/health.js';
 import type { BrokerObserver } from './observer.js';
 
 /** Most latencies kept between two samples of the live chart; later ones overwrite a random slot. */
@@ -122,7 +122,7 @@ export class BrokerMetrics implements BrokerObserver {
   }
 
   /** Backbone mode: one round trip to RabbitMQ. */
-  backboneRequest(op: 'probe' | 'confirm', seconds: number): void {
+  backboneRequest(op: BackboneRequestOp, seconds: number): void {
     this.backboneRequests?.observe({ op }, seconds);
   }
 

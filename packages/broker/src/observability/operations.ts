@@ -1,3 +1,4 @@
+import type { BackboneRequestOp } from '../engine/backbone/health.js';
 import type { ResolvedBrokerOptions } from '../options.js';
 import { DASHBOARD_HTML } from '../dashboard/page.js';
 import { adminMutations, adminReadRoutes, type AdminActions } from './admin-api.js';
@@ -127,7 +128,7 @@ export class Operations implements BrokerObserver {
   }
 
   /** Backbone mode: a round trip to RabbitMQ (`probe` of a node, `confirm` of a publish), in seconds. */
-  backboneRequest(op: 'probe' | 'confirm', seconds: number): void {
+  backboneRequest(op: BackboneRequestOp, seconds: number): void {
     this.metrics.backboneRequest(op, seconds);
   }
 

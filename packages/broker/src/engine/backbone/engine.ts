@@ -7,7 +7,7 @@ import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from 
 import { GroupSessionTracker } from '../groups/session-tracker.js';
 import { openConnections } from './compat.js';
 import { BackboneConnection } from './connection.js';
-import { BackboneHealthMonitor, type BackboneHealth } from './health.js';
+import { BackboneHealthMonitor, type BackboneHealth, type BackboneRequestOp } from './health.js';
 import { MetaLog } from './meta-log.js';
 import type { BackboneTopic, MetaCommand, MetaResult } from './metadata.js';
 import { metaStreamName, newGeneration, partitionStreamName } from './naming.js';
@@ -36,7 +36,9 @@ export interface BackboneEngineOptions {
   /** Whether this gateway expires timed-out consumer-group members (one gateway should: the broker picks the lowest live id). */
   isGroupCoordinator?: () => boolean;
   /** Told each backbone round trip measured, in seconds (metrics): `probe` per node check, `confirm` per publish. */
-  observeRequest?: (op: 'probe' | 'confirm', seconds: number) => void;
+  observeRequest?: (op: BackboneRequestOp, seconds: number) => void;
+  /** Whether to check every configured node periodically (health.ts); off when nothing reads the health (no admin port, no alerts). Default true. */
+  healthChecks?: boolean;
 }
 
 /**
@@ -109,7 +111,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       throw err;
     }
     engine.sessions.start();
-    engine.health.start();
+    if (options.healthChecks !== false) engine.health.start();
     return engine;
   }
 

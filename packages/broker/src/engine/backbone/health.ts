@@ -8,7 +8,7 @@ export interface BackboneNodeHealth {
   node: string;
   /** `null` until the first check answered. */
   reachable: boolean | null;
-  /** Why the last check (or the gateway's connection) failed; null once it succeeds again. */
+  /** Why the last check failed; null once one succeeds again. */
   lastError: string | null;
   /** When it was last checked, ms since the epoch (null: not yet). */
   checkedAtMs: number | null;
@@ -46,6 +46,9 @@ export interface BackboneHealth {
   lastConfirmMs: number | null;
 }
 
+/** A timed round trip to the backbone: `probe`, one node check; `confirm`, a publish from send to confirm. */
+export type BackboneRequestOp = 'probe' | 'confirm';
+
 /** What the health monitor reads from the gateway's engine. */
 export interface HealthSources {
   endpoint: BackboneEndpoint;
@@ -59,7 +62,7 @@ export interface HealthSources {
   timeoutMs: number;
   now: () => number;
   /** Told each round trip measured, in seconds: `probe` per node, `confirm` per publish. */
-  observe?: (op: 'probe' | 'confirm', seconds: number) => void;
+  observe?: (op: BackboneRequestOp, seconds: number) => void;
 }
 
 /** How often a gateway checks each configured node and asks for its streams' leaders. */

@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { chromium } from 'playwright-core';
 import { parse as parseYaml } from 'yaml';
 import type { Broker, BrokerOptions, ClusterReport } from '@relaymq/broker';
 import { eventually, get, getJson, parseMetrics, sample } from './support/admin.js';
 import { runCli } from './support/broker-process.js';
+import { CHROMIUM, CHROMIUM_ARGS, hasChromium } from './support/chromium.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 import { GATEWAY_ONLY_METRIC, metricNames } from './support/promql.js';
@@ -16,9 +18,9 @@ import { firing, webhookReceiver } from './support/webhook.js';
  * The backbone in the console, over real sockets (issue 16: "the dashboard
  * shows the backbone's health as the gateways see it"): gateways over a real
  * RabbitMQ node report their connection, each configured node's check, the
- * stream leaders and the confirm round trip through `/api/cluster`,
- * `relaymq status` and `/metrics`; a gateway cut off from RabbitMQ fires
- * `backbone-unreachable`. And consumer lag that does not count the offsets
+ * stream leaders and the confirm round trip through `/api/cluster`, the
+ * console page (headless Chromium), `relaymq status` and `/metrics`; a
+ * gateway cut off from RabbitMQ fires `backbone-unreachable`. And consumer lag that does not count the offsets
  * RabbitMQ's segment tracking chunks take.
  */
 const availability = rabbitAvailable();
@@ -40,7 +42,7 @@ const LONG = 30_000;
 const cluster = (broker: Broker): Promise<ClusterReport> => getJson<ClusterReport>(`${broker.adminUrl}/api/cluster`);
 
 describe.runIf(availability.ok)('the backbone in the console (1 RabbitMQ node)', () => {
-  it('each gateway reports its connection, node checks, stream leaders and confirm round trip (/api/cluster, relaymq status, /metrics); cut off, it fires backbone-unreachable', async () => {
+  it('each gateway reports its connection, node checks, stream leaders and confirm round trip (/api/cluster, console page, relaymq status, /metrics); cut off, it fires backbone-unreachable', async () => {
     const node = rabbit.nodes[0] as RabbitCluster['nodes'][number];
     const rabbitNode = `127.0.0.1:${node.streamPort}`;
     // g1 reaches RabbitMQ through a proxy the test can cut, and lists a second host where nothing listens.
@@ -91,6 +93,29 @@ describe.runIf(availability.ok)('the backbone in the console (1 RabbitMQ node)',
     expect(v2).toMatchObject({ gateway: 'g2', connected: true, connectedTo: rabbitNode, lastConfirmMs: null, nodes: [{ node: rabbitNode, reachable: true, lastError: null }] });
     expect(view.healthy).toBe(false);
     expect(view.problems).toEqual([`gateway g1 cannot reach RabbitMQ node 127.0.0.1:${dead} (${v1.nodes[1]?.lastError})`]);
+
+    // The console page shows the same, in headless Chromium.
+    if (hasChromium) {
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+      fixture.defer(() => browser.close());
+      const page = await browser.newPage();
+      await page.goto(g2.adminUrl as string);
+      await page.waitForFunction(() => document.querySelectorAll('#backbone tbody tr').length === 2 && document.querySelectorAll('#stream-leaders tbody tr').length === 1, undefined, { timeout: LONG });
+      const shown = await page.evaluate(() => ({
+        hidden: (document.getElementById('backbone-section') as HTMLElement).hidden,
+        gateways: Array.from(document.querySelectorAll('#backbone tbody tr')).map((r) => `${r.getAttribute('data-gateway')} ${r.getAttribute('data-connected')}`),
+        nodes: Array.from(document.querySelectorAll('#backbone [data-node]')).map((b) => `${b.getAttribute('data-node')}=${b.getAttribute('data-node-state')}`),
+        leaders: Array.from(document.querySelectorAll('#stream-leaders tbody tr')).map((r) => `${r.getAttribute('data-stream-partition')} ${r.querySelector('[data-leader]')?.textContent}`),
+      }));
+      expect(shown).toEqual({
+        hidden: false,
+        gateways: ['g1 true', 'g2 true'],
+        nodes: [`127.0.0.1:${proxy.port}=reachable`, `127.0.0.1:${dead}=unreachable`, `${rabbitNode}=reachable`],
+        leaders: [`ops.backbone/0 ${rabbitNode}`],
+      });
+    } else {
+      console.warn(`SKIPPED the console page check: no Chromium at ${CHROMIUM}`);
+    }
 
     // relaymq status, as people read it and as JSON.
     const human = await runCli(['status', '--broker', g2.adminUrl as string], {}, LONG);

@@ -92,7 +92,8 @@ describe.runIf(availability.ok)('the backbone in the console (1 RabbitMQ node)',
     expect(v1.partitions).toEqual([{ topic: 'ops.backbone', partition: 0, stream: expect.stringMatching(new RegExp(`^${streamPrefix}:ops\\.backbone:`)) as unknown as string, leader: rabbitNode }]);
     expect(v2).toMatchObject({ gateway: 'g2', connected: true, connectedTo: rabbitNode, lastConfirmMs: null, nodes: [{ node: rabbitNode, reachable: true, lastError: null }] });
     expect(view.healthy).toBe(false);
-    expect(view.problems).toEqual([`gateway g1 cannot reach RabbitMQ node 127.0.0.1:${dead} (${v1.nodes[1]?.lastError})`]);
+    // (Under load gossip may add a suspect gateway for a moment: only the backbone's problems are compared.)
+    expect(view.problems.filter((p) => p.includes('RabbitMQ'))).toEqual([`gateway g1 cannot reach RabbitMQ node 127.0.0.1:${dead} (${v1.nodes[1]?.lastError})`]);
 
     // The console page shows the same, in headless Chromium.
     if (hasChromium) {
@@ -118,13 +119,15 @@ describe.runIf(availability.ok)('the backbone in the console (1 RabbitMQ node)',
     }
 
     // relaymq status, as people read it and as JSON.
-    const human = await runCli(['status', '--broker', g2.adminUrl as string], {}, LONG);
+    // Asked again should g2 not get g1's report in time (1.5 s) at a high load.
+    const status = (args: string[], withG1: RegExp) => eventually(() => runCli(['status', '--broker', g2.adminUrl as string, ...args], {}, LONG), (r) => withG1.test(r.stdout), "a status with g1's backbone in it", LONG);
+    const human = await status([], /^g1 +connected /m);
     expect(human.code, human.stderr).toBe(1); // unhealthy: a configured node is unreachable
     expect(human.stdout).toMatch(new RegExp(`^g1 +connected +${rabbitNode.replace(/\./g, '\\.')} +\\d+ +[\\d.]+ ms$`, 'm'));
     expect(human.stdout).toMatch(new RegExp(`^g1 +127\\.0\\.0\\.1:${dead} +UNREACHABLE +- +.*ECONNREFUSED`, 'm'));
     expect(human.stdout).toMatch(new RegExp(`^g2 +${rabbitNode.replace(/\./g, '\\.')} +reachable +[\\d.]+ ms$`, 'm'));
     expect(human.stdout).toMatch(new RegExp(`^ops\\.backbone/0 +${rabbitNode.replace(/\./g, '\\.')} +${streamPrefix}:ops\\.backbone:`, 'm'));
-    const json = await runCli(['status', '--broker', g2.adminUrl as string, '--json'], {}, LONG);
+    const json = await status(['--json'], /"gateway": "g1"/);
     expect((JSON.parse(json.stdout) as ClusterReport).backbone.map((v) => [v.gateway, v.connected])).toEqual([
       ['g1', true],
       ['g2', true],

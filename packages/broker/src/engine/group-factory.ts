@@ -312,10 +312,13 @@ export class GroupFactory {
       onConfChange: (conf, index) => hooks.confChanged(conf, index),
     });
     const hosted = new UnifiedUpkeep(id, topic, log, group, storage, {
+      self: this.options.self,
       now: this.options.now,
       log: this.options.log,
       raftLogMaxBytes: this.options.raftLogMaxBytes,
       retentionFor: hooks.retentionFor,
+      connectedPeers: () => this.options.transport.connectedPeers(),
+      fetchRecords: (fromIndex) => hooks.fetchRecords(group as PartitionGroup, fromIndex),
     });
     return { group, log, hosted };
   }

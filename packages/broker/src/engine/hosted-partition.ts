@@ -5,6 +5,7 @@ import type { RaftGroup } from '../runtime/raft-group.js';
 import type { DiskPartition, Fetch, PartitionCheckpoint } from '../storage/disk-partition.js';
 import type { DurableRaftStorage } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
+import { DamagedReplica } from './damaged-replica.js';
 
 /** A partition's Raft group on this broker. */
 export type PartitionGroup = RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>;
@@ -50,8 +51,7 @@ export class HostedPartition implements PartitionUpkeep {
   private running = false;
   private checkpointedAt: number;
   private retainedAt = 0;
-  /** The damage of this replica's log was logged (once, until repaired). */
-  private damageReported = false;
+  private readonly damage: DamagedReplica;
 
   constructor(
     readonly id: string,
@@ -62,6 +62,7 @@ export class HostedPartition implements PartitionUpkeep {
     private readonly ctx: UpkeepContext,
   ) {
     this.checkpointedAt = ctx.now();
+    this.damage = new DamagedReplica(id, group, ctx);
   }
 
   /** Starts the next upkeep step, if one is due and none is running. */
@@ -117,33 +118,13 @@ export class HostedPartition implements PartitionUpkeep {
       });
   }
 
-  /**
-   * A replica whose log is damaged never leads: it hands leadership to a
-   * healthy voter, and once another leads, it repairs itself from that leader.
-   * (Alone in its group, it has nobody to repair from: it keeps serving what
-   * is intact, and reads of the damaged range fail with an error.)
-   */
+  /** A damaged replica hands leadership over, and once another broker leads, repairs itself from it (see {@link DamagedReplica}). */
   private repairDamage(): void {
-    const { group, partition } = this;
-    if (!this.damageReported) {
-      this.damageReported = true;
-      this.ctx.log('error', 'partition log damaged; this replica will not lead it until repaired from a healthy one', {
-        group: this.id,
-        corruptions: partition.log.health().corruptions,
-      });
-    }
-    if (group.isLeader()) {
-      const others = group.status().voters.filter((v) => v !== this.ctx.self && this.ctx.connectedPeers().includes(v));
-      const target = others[Math.floor(Math.random() * others.length)];
-      if (target !== undefined) group.transferLeadership(target);
-      return;
-    }
-    const leader = group.leader;
-    if (leader === null || leader === this.ctx.self) return;
+    const leader = this.damage.repairSource({ corruptions: this.partition.log.health().corruptions });
+    if (leader === undefined) return;
     this.run('partition repair failed; retrying', async () => {
-      await partition.repair(this.ctx.fetchFromLeader);
-      this.damageReported = false;
-      this.ctx.log('info', 'partition log repaired from the leader', { group: this.id, leader });
+      await this.partition.repair(this.ctx.fetchFromLeader);
+      this.damage.repaired(leader);
     });
   }
 

@@ -22,7 +22,7 @@ import { ClientSession } from './server/session.js';
 import { Authenticator } from './security/auth.js';
 import { newSecurityCounters, type SecurityCounters } from './security/counters.js';
 import { loadTls } from './security/tls.js';
-import { checkDataLayout } from './storage/data-layout.js';
+import { checkDataLayout, DEFAULT_STORAGE_LAYOUT, type StorageLayout } from './storage/data-layout.js';
 import { loadIdentity, PeerIncarnations, recordClusterId, type BrokerIdentity } from './storage/identity.js';
 import { RelayError } from '@relaymq/sdk/protocol';
 
@@ -155,6 +155,8 @@ class RunningBroker implements Broker {
 
   engine!: LogEngine;
   private replicated: ClusterEngine | undefined;
+  /** The layout of the data directory, once settled at start (none without one, or before). */
+  private storageLayout: StorageLayout | undefined;
   /** Metrics, admin server, alerts: only when `adminPort` or `alerts` is set. */
   private readonly operations: Operations | undefined;
 
@@ -373,10 +375,9 @@ class RunningBroker implements Broker {
       if (this.options.dataDir === undefined) {
         log('warn', 'cluster without dataDir: partition logs live in memory and are never compacted, and a restarted broker forgets its votes; for tests only');
       }
-      if (dataDir !== undefined) {
-        // Before anything opens a partition: a directory of the other layout is refused whole, naming both.
-        await checkDataLayout(dataDir, this.options.storage.layout);
-      }
+      // Before anything opens a partition: the directory's layout (a directory of the other layout than the one given is refused whole, naming both).
+      const layout = dataDir === undefined ? DEFAULT_STORAGE_LAYOUT : await checkDataLayout(dataDir, this.options.storage.layout);
+      this.storageLayout = dataDir === undefined ? undefined : layout;
       // The data directory's owner and incarnation, and the peers' as met: a broker with amnesia is refused (storage/identity.ts).
       const identity = dataDir === undefined ? undefined : await loadIdentity(dataDir, id, undefined, this.options.clusterId);
       const known = identity === undefined ? undefined : await PeerIncarnations.open(dataDir, (err) => log('warn', 'could not record a peer incarnation', { error: String(err) }));
@@ -431,6 +432,7 @@ class RunningBroker implements Broker {
         raftConfig: raftConfigOf(this.options.raft),
         ticker: this.ticker,
         now: Date.now,
+        storage: { layout },
         ...(this.operations === undefined ? {} : { observer: this.operations }),
       });
       this.engine = this.replicated;
@@ -440,7 +442,7 @@ class RunningBroker implements Broker {
     // Said once every port is bound: a start that fails on the admin port never claims to be listening.
     this.started = true;
     // The layout said once the broker serves (a startup failure prints its one line only).
-    this.options.log('info', 'broker listening', { id: this.id, url: this.url, ...(this.options.dataDir === undefined ? {} : { storageLayout: this.options.storage.layout }) });
+    this.options.log('info', 'broker listening', { id: this.id, url: this.url, ...(this.storageLayout === undefined ? {} : { storageLayout: this.storageLayout }) });
     if (this.adminUrl !== undefined) this.options.log('info', 'admin server listening', { url: this.adminUrl });
   }
 

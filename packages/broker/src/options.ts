@@ -222,7 +222,7 @@ export interface BrokerOptions {
   retention?: RetentionOptions;
   /**
    * With `dataDir`: how partitions are stored (docs/storage.md).
-   * @defaultValue `{ layout: "split" }`
+   * @defaultValue `{}` (the layout the data directory records; `unified` for a new one)
    */
   storage?: StorageOptions;
   /** With `dataDir`: retention of the topics matching a pattern (the first match wins) instead of `retention`. @defaultValue `[]` */
@@ -531,13 +531,14 @@ export interface RetentionOptions {
 /** How partitions are stored on disk (docs/storage.md). */
 export interface StorageOptions {
   /**
-   * `split`: each partition replica writes a message twice, into its Raft
-   * log file and, once committed, into its segment log (with checkpoints).
    * `unified`: the partition's segment log is its Raft log, so a message is
-   * written once (issue 12; opt-in while it matures: see "Not done yet" in
-   * docs/storage.md). A data directory keeps the layout it was created
-   * with: a broker given the other one refuses to start on it.
-   * @defaultValue `"split"`
+   * written once (issue 12). `split` (the layout before it): each partition
+   * replica writes a message twice, into its Raft log file and, once
+   * committed, into its segment log (with checkpoints). A data directory
+   * keeps the layout it was created with: a broker given none uses it (a
+   * directory from before `unified` was the default stays `split`), and a
+   * broker given the other one refuses to start on it.
+   * @defaultValue the layout the data directory records; `"unified"` for a new one
    */
   layout?: StorageLayout;
 }
@@ -548,7 +549,8 @@ export type ResolvedBrokerOptions = Required<
 > & {
   backbone: ResolvedBackboneOptions | undefined;
   advertisedUrl: string | undefined;
-  storage: Required<StorageOptions>;
+  /** `layout` as given; the broker settles it against the data directory when it starts (storage/data-layout.ts). */
+  storage: StorageOptions;
   fileSystem: FileSystem | undefined;
   dataDir: string | undefined;
   peers: PeerAddress[];
@@ -603,7 +605,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   fsyncIntervalMs: 1000,
   retention: {} as RetentionOptions,
   topicRetention: [] as Array<{ pattern: string } & RetentionOptions>,
-  storage: { layout: 'split' } as Required<StorageOptions>,
+  storage: {} as StorageOptions,
   segmentBytes: 64 * 1024 * 1024,
   maxOpenSegmentFiles: 1024,
   maxOpenRaftLogFiles: 1024,
@@ -859,10 +861,10 @@ function oneOf<const V extends string>(field: string, value: unknown, values: re
   return value as V;
 }
 
-/** `storage`: only `layout`, one of the two layouts. */
-function resolveStorage(value: unknown): Required<StorageOptions> {
+/** `storage`: only `layout`, one of the two layouts, or none (the data directory's). */
+function resolveStorage(value: unknown): StorageOptions {
   const o = record('storage', value, ['layout']);
-  return { layout: o.layout === undefined ? 'split' : oneOf('storage.layout', o.layout, ['split', 'unified'] as const) };
+  return o.layout === undefined ? {} : { layout: oneOf('storage.layout', o.layout, ['split', 'unified'] as const) };
 }
 
 const RETENTION_KEYS = new Set(['maxAgeMs', 'maxBytes', 'maxMessages']);

@@ -70,8 +70,8 @@ export interface GroupFactoryOptions {
   /** Raft log files open at most over every group (see {@link OpenFileCache}). */
   maxOpenRaftLogFiles: number;
   raftLogMaxBytes: number;
-  /** How partitions are stored on disk (docs/storage.md). @defaultValue `{ layout: 'split' }` */
-  storage?: { layout: StorageLayout };
+  /** How partitions are stored on disk (docs/storage.md), with `dataDir`. */
+  storage: { layout: StorageLayout };
   fileSystem: FileSystem | undefined;
   raftConfig: RaftConfigOptions;
   /** Ticks the groups that are awake, and counts their Raft traffic. */
@@ -146,7 +146,7 @@ export class GroupFactory {
   async partition(topic: string, partition: number, replicas: readonly NodeId[], hooks: PartitionHooks, incarnation?: number): Promise<OpenedPartition> {
     const id = partitionGroupId(topic, partition);
     const { dataDir, dedupeWindow, retentionBytes, segmentBytes } = this.options;
-    if (dataDir !== undefined && this.options.storage?.layout === 'unified') return this.unifiedPartition(dataDir, topic, partition, replicas, hooks, incarnation);
+    if (dataDir !== undefined && this.options.storage.layout === 'unified') return this.unifiedPartition(dataDir, topic, partition, replicas, hooks, incarnation);
     const disk =
       dataDir === undefined
         ? undefined

@@ -91,11 +91,12 @@ async function acks(raw: RawClient, count: number): Promise<Array<{ id: number; 
 const expected = (topic: string, partition: number, count: number): string[] => Array.from({ length: count }, (_, i) => body(topic, partition, i));
 
 describe('a broker with more partitions than maxOpenSegmentFiles and maxOpenRaftLogFiles', () => {
-  it(`hosts ${TOPICS * PARTITIONS} partitions of several segments with at most ${BOUND} segment files and ${BOUND} Raft log files open once idle, reads every partition back, and again after a restart`, async () => {
+  // On split every partition has a Raft log file under raft/ too; on unified its segments are its Raft log (raft/ holds the metadata's only).
+  it.each(['split', 'unified'] as const)(`hosts ${TOPICS * PARTITIONS} partitions of several segments with at most ${BOUND} segment files and ${BOUND} Raft log files open once idle, reads every partition back, and again after a restart (storage.layout %s)`, async (layout) => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-open-segments-'));
     dirs.push(dir);
     const [port] = await freePorts(1);
-    const options: BrokerOptions = { port, dataDir: dir, defaultPartitions: PARTITIONS, segmentBytes: 4096, maxOpenSegmentFiles: BOUND, maxOpenRaftLogFiles: BOUND };
+    const options: BrokerOptions = { port, dataDir: dir, defaultPartitions: PARTITIONS, segmentBytes: 4096, maxOpenSegmentFiles: BOUND, maxOpenRaftLogFiles: BOUND, storage: { layout } };
     const topics = Array.from({ length: TOPICS }, (_, i) => `files.t${i}`);
     let broker = await fixture.broker(options);
 

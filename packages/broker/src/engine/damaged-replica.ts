@@ -4,7 +4,21 @@
  * broker that leads instead.
  */
 import type { NodeId } from '../core/raft/index.js';
-import type { PartitionGroup, UpkeepContext } from './hosted-partition.js';
+
+/** What a damaged replica needs of its partition's Raft group. */
+export interface DamagedGroup {
+  isLeader(): boolean;
+  status(): { voters: readonly NodeId[] };
+  transferLeadership(to: NodeId): boolean;
+  readonly leader: NodeId | null;
+}
+
+/** What a damaged replica needs of the engine (a subset of the upkeep's context). */
+export interface DamageContext {
+  self: NodeId;
+  log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  connectedPeers: () => readonly string[];
+}
 
 /**
  * The leadership side of repairing a damaged replica, one upkeep round at a
@@ -20,8 +34,8 @@ export class DamagedReplica {
 
   constructor(
     private readonly id: string,
-    private readonly group: PartitionGroup,
-    private readonly ctx: Pick<UpkeepContext, 'self' | 'log' | 'connectedPeers'>,
+    private readonly group: DamagedGroup,
+    private readonly ctx: DamageContext,
   ) {}
 
   /**

@@ -186,6 +186,24 @@ describe('SegmentRaftStorage at a crash', () => {
     await again.close();
   });
 
+  it('while a reload has closed the log and not opened it again (it failed: the disk is full), reads find nothing instead of failing; the next reload serves them again', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.append([entry(1, 1), entry(2, 1)]);
+    storage.setHardState({ term: 1, vote: 'a', commit: 2 });
+    await storage.sync();
+    expect((await storage.readCommitted(1, 10, 1 << 20)).map((e) => e.entry.index)).toEqual([1, 2]);
+    fs.failNext('open', 'ENOSPC', 100);
+    await expect(storage.reload()).rejects.toBeDefined();
+    expect(await storage.readCommitted(1, 10, 1 << 20)).toEqual([]);
+    expect((await storage.readRecords(1, 10, 1 << 20)).records).toEqual([]);
+    expect(await storage.indexOfOffset(0)).toBeUndefined();
+    fs.heal();
+    await storage.reload();
+    expect((await storage.readCommitted(1, 10, 1 << 20)).map((e) => e.entry.index)).toEqual([1, 2]);
+    await storage.close();
+  });
+
   it('refuses a partition directory of the split layout with STORAGE_LAYOUT, touching nothing', async () => {
     const fs = new FaultyFileSystem(new MemoryFileSystem());
     const split = await SegmentLog.open(`${DIR}/log`, fs, { fsync: 'always' });

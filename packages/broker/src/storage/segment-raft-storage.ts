@@ -115,6 +115,8 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   private failed: RelayError | undefined;
   /** A repair cut the log here and is copying it back: reads from here fail meanwhile (see {@link repair}). */
   private repairingFrom: number | undefined;
+  /** The log was closed by a reload and not opened again yet: reads find nothing (see {@link reload}). */
+  private reloading = false;
   private commitTimer: ReturnType<typeof setTimeout> | undefined;
   /** Writes of this storage (sync, compact, reload, close), one at a time. */
   private chain: Promise<unknown> = Promise.resolve();
@@ -320,7 +322,10 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   /**
    * After a failed write or fsync: drops everything not fsynced (the segment
    * log is closed without writing, its unsynced bytes cut) and reads back
-   * what is left, as a restart would.
+   * what is left, as a restart would. From the close until a reload
+   * succeeds (a failed one leaves the log closed: the group stays fenced and
+   * tries again), reads find nothing, as the split layout's do while its
+   * partition is rewound.
    */
   reload(): Promise<void> {
     return this.exclusive(async () => {
@@ -332,11 +337,13 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       this.queue = [];
       this.pendingTruncate = undefined;
       this.pendingSnapshot = undefined;
+      this.reloading = true;
       await this.log.close({ dropUnsynced: true }).catch(() => {});
       const { log, memory, offsets } = await load<T, S>(this.dir, this.fs, this.meta, this.voters, this.options);
       this.log = log;
       this.current = memory;
       this.offsets = offsets;
+      this.reloading = false;
     });
   }
 
@@ -371,7 +378,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     const startIndex = this.log.startOffset;
     const from = Math.max(fromIndex, startIndex);
     const commit = this.readableFrom(from);
-    if (from > commit) return { startIndex, records: [] };
+    if (from > commit || this.reloading) return { startIndex, records: [] };
     const records = await this.log.read(from, Math.min(maxCount, commit - from + 1), maxBytes);
     return {
       startIndex,
@@ -548,7 +555,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
    * search over Raft indexes: records carry their first offset and count).
    */
   async indexOfOffset(offset: number): Promise<number | undefined> {
-    if (offset >= this.committedEndOffset) return undefined;
+    if (offset >= this.committedEndOffset || this.reloading) return undefined;
     const commit = this.readableIndex();
     const inWindow = this.offsets.indexOf(offset, commit);
     if (inWindow !== undefined) return inWindow;
@@ -576,7 +583,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   async readCommitted(fromIndex: number, maxCount: number, maxBytes: number): Promise<Array<StoredEntry<T>>> {
     const from = Math.max(fromIndex, this.log.startOffset);
     const commit = this.readableFrom(from);
-    if (from > commit) return [];
+    if (from > commit || this.reloading) return [];
     const records = await this.log.read(from, Math.min(maxCount, commit - from + 1), maxBytes);
     return records.map((record) => {
       const { raft } = record;

@@ -84,7 +84,7 @@ async function stored(broker: Broker, topic: string, partition: number): Promise
 /** The acks of `count` batches: each partition is answered on its own, in any order; sorted by id. */
 async function acks(raw: RawClient, count: number): Promise<Array<{ id: number; offset: number; count: number; duplicate: boolean }>> {
   const got: Array<{ id: number; offset: number; count: number; duplicate: boolean }> = [];
-  for (let frames = 0; got.length < count && frames < count; frames++) got.push(...(await raw.next('ack', 20_000)).acks);
+  for (let frames = 0; got.length < count && frames < count; frames++) got.push(...(await raw.next('ack', 30_000)).acks); // the first publish of a topic creates its 8 partitions: over 20 s seen at load 28
   return got.sort((a, b) => a.id - b.id);
 }
 

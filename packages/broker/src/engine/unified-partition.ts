@@ -19,7 +19,7 @@ import type { RecordPage, SegmentRaftStorage } from '../storage/segment-raft-sto
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { UnifiedPartitionReader } from '../storage/unified-reader.js';
 import { DamagedReplica } from './damaged-replica.js';
-import { CHECKPOINT_ENTRIES, CHECKPOINT_MS, RETENTION_MS, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
+import { CHECKPOINT_ENTRIES, CHECKPOINT_MS, RETENTION_MS, UpkeepSteps, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
 
 /** The unified partition's Raft storage; its snapshots' data is a {@link PartitionCheckpoint} (the table at the index). */
 export type UnifiedStorage = SegmentRaftStorage<PublishCommand, PartitionCheckpoint>;
@@ -143,8 +143,7 @@ function mismatch(index: number, what: string): RelayError {
  * retried on the next round.
  */
 export class UnifiedUpkeep implements PartitionUpkeep {
-  private busy: Promise<void> = Promise.resolve();
-  private running = false;
+  private readonly steps: UpkeepSteps;
   private compactedAt: number;
   private retainedAt = 0;
   private readonly damage: DamagedReplica;
@@ -158,11 +157,12 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     private readonly ctx: UnifiedUpkeepContext,
   ) {
     this.compactedAt = ctx.now();
+    this.steps = new UpkeepSteps(id, ctx.log);
     this.damage = new DamagedReplica(id, group, ctx);
   }
 
   maintain(): void {
-    if (this.running) return;
+    if (this.steps.running) return;
     // Also while fenced: a repair cut short fences the group until it completes.
     if (this.storage.segments.damaged || this.storage.repairPending) {
       this.repairDamage();
@@ -175,7 +175,7 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     const policy = this.ctx.retentionFor(this.topic);
     const retain = now - this.retainedAt >= RETENTION_MS && Object.values(policy).some((limit) => limit !== undefined);
     if (!compact && !retain) return;
-    this.run('partition maintenance failed', async () => {
+    this.steps.run('partition maintenance failed', async () => {
       if (compact) await this.compact(now);
       if (retain) {
         this.retainedAt = now;
@@ -188,20 +188,11 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     });
   }
 
-  private run(failure: string, step: () => Promise<void>): void {
-    this.running = true;
-    this.busy = step()
-      .catch((err: unknown) => this.ctx.log('warn', failure, { group: this.id, error: String(err) }))
-      .finally(() => {
-        this.running = false;
-      });
-  }
-
   /** A damaged replica hands leadership over, and once another broker leads, copies the damaged records back from it. */
   private repairDamage(): void {
     const leader = this.damage.repairSource({ corruptions: this.storage.segments.health().corruptions, repairPending: this.storage.repairPending });
     if (leader === undefined) return;
-    this.run('partition repair failed; retrying', async () => {
+    this.steps.run('partition repair failed; retrying', async () => {
       await this.storage.repair(this.ctx.fetchRecords);
       await this.state.refreshStart(); // the leader's retention may have deleted records this replica held
       this.damage.repaired(leader);
@@ -210,7 +201,7 @@ export class UnifiedUpkeep implements PartitionUpkeep {
 
   /** After the group stopped: a last snapshot at the applied index, so a restart applies nothing again. */
   async finish(): Promise<void> {
-    await this.busy;
+    await this.steps.settled();
     const { group } = this;
     const term = group.termOf(group.applied);
     if (term === undefined || group.applied <= this.snapshotIndex() || group.fenceReason !== undefined) return;

@@ -5,7 +5,7 @@
  * failover stall: SIGKILL of the partition leader under a steady publisher,
  * timed to the first acknowledged publish after it, over repeated kills.
  *
- * Storage: `fsync` gives every broker `--data` (Raft and partition logs
+ * Storage: `fsync` gives every broker `--data --storage-layout split` (Raft and partition logs
  * written and fsynced before the ack, with group commit: `--fsync always`, the
  * production default); `interval` gives `--data --fsync interval` (written
  * before the ack, fsynced on a timer); `unified` is `fsync` with
@@ -333,7 +333,8 @@ class Cluster {
     const args = ['--peer-port', String(spec.peerPort), '--peers', peers.join(',')];
     if (spec.dataDir !== undefined) args.push('--data', spec.dataDir);
     if (this.storage === 'interval') args.push('--fsync', 'interval');
-    if (this.storage === 'unified') args.push('--storage-layout', 'unified');
+    // `fsync` and `interval` are the split layout's figures (unified, the brokers' default, is asked for by name).
+    if (spec.dataDir !== undefined) args.push('--storage-layout', this.storage === 'unified' ? 'unified' : 'split');
     const broker = await spawnBroker(spec.id, args, spec.clientPort);
     this.processes.set(spec.id, broker);
     return broker;

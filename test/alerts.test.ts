@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,41 +7,12 @@ import { eventually, getJson } from './support/admin.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 import { waitFor } from './support/wait.js';
+import { firing, webhookReceiver, type WebhookReceiver } from './support/webhook.js';
 
 const fixture = new Fixture();
 afterEach(() => fixture.cleanup());
 
-/** A real webhook receiver; the first `failFirst` requests are answered 503. */
-async function receiver(failFirst = 0): Promise<{ url: string; received: AlertNotification[]; attempts: number }> {
-  const state = { url: '', received: [] as AlertNotification[], attempts: 0 };
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => {
-      state.attempts++;
-      if (state.attempts <= failFirst) {
-        res.writeHead(503).end();
-        return;
-      }
-      expect(req.method).toBe('POST');
-      expect(req.headers['content-type']).toBe('application/json');
-      state.received.push(JSON.parse(body) as AlertNotification);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-  fixture.defer(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  );
-  return state;
-}
-
-const firing = (r: { received: AlertNotification[] }, key: string): AlertNotification[] => r.received.filter((n) => n.key === key && n.status === 'firing');
+const receiver = (failFirst = 0): Promise<WebhookReceiver> => webhookReceiver(fixture, failFirst);
 
 describe('webhook alerts', () => {
   it('notifies every webhook when a broker goes down and its partitions are under-replicated, retrying a failing receiver', async () => {

@@ -180,7 +180,7 @@ describe('relaymq topic and cluster (processes)', () => {
     expect(help.stdout).toContain('usage: relaymq topic alter <topic> --partitions <n> [options]');
     expect(help.stdout).toContain('Key order');
     const top = await relaymq(['--help'], {});
-    expect(top.stdout).toContain('cluster   brokers: status, add, remove, forget,   relaymq cluster --help\n            moves, rebalance\n');
+    expect(top.stdout).toContain('cluster   brokers: status, add, remove, forget,   relaymq cluster --help\n            moves, rebalance, move\n');
     const usage = await relaymq(['topic', 'create', '--broker', 'http://127.0.0.1:1'], {});
     expect(usage.code).toBe(2);
     expect(usage.stderr).toBe('relaymq: topic create needs a topic name, e.g. relaymq topic create orders\n');

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,14 +7,12 @@ import type { Broker, ClusterReport } from '@relaymq/broker';
 import type { Message } from '@relaymq/sdk';
 import { eventually, get, getJson, parseMetrics } from './support/admin.js';
 import { BrokerProcess } from './support/broker-process.js';
+import { CHROMIUM, CHROMIUM_ARGS, hasChromium } from './support/chromium.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 import { ProcessCluster } from './support/process-cluster.js';
 import { waitFor, waitForAsync } from './support/wait.js';
 
-/** Debian's chromium; `.ci/run` installs it where apt is usable. */
-const CHROMIUM = process.env.RELAYMQ_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) {
   console.warn(`SKIPPED dashboard test: no Chromium at ${CHROMIUM} (install the Debian package "chromium", or set RELAYMQ_TEST_CHROMIUM)`);
 }
@@ -30,7 +27,6 @@ afterEach(async () => {
   }
 });
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** What a console page shows that must be the same on every broker: brokers and their states, partitions with leader, replica states and status. */
 function shownState(page: Page): Promise<{ brokers: string[]; partitions: string[]; health: string | null }> {

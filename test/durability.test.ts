@@ -1,4 +1,4 @@
-import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -25,6 +25,8 @@ async function dataDir(): Promise<string> {
   dirs.push(dir);
   return dir;
 }
+
+const exists = async (path: string): Promise<boolean> => (await stat(path).catch(() => undefined)) !== undefined;
 
 /** Reads a whole partition through the engine (from disk when it must). */
 async function stored(broker: Broker, topic: string, partition = 0, from = 0): Promise<string[]> {
@@ -108,34 +110,70 @@ describe.each(['split', 'unified'] as const)('a standalone broker with a data di
   });
 });
 
-describe('a standalone broker with a data directory', () => {
-  it('checkpoints partitions and compacts their Raft logs, so a restart does not replay everything', async () => {
+describe('a broker given no storage.layout (the default)', () => {
+  it('makes a new data directory unified, and keeps opening a split one as split: no silent conversion', async () => {
+    const [port] = await freePorts(1);
+    const fresh = await dataDir();
+    let broker = await fixture.broker({ port, dataDir: fresh });
+    let client = await fixture.client([broker.url]);
+    await client.publish('orders', 'new');
+    await fixture.cleanup();
+    expect(await readFile(join(fresh, 'storage-layout'), 'utf8')).toBe('unified\n');
+    expect(await exists(join(fresh, 'partitions', 'p~orders~0', 'meta', 'layout.meta'))).toBe(true);
+    expect(await exists(join(fresh, 'raft', 'p~orders~0.log'))).toBe(false);
+
+    // A directory a split broker wrote (as every directory before this default) opens as split, its messages intact.
+    const old = await dataDir();
+    broker = await fixture.broker({ port, dataDir: old, storage: { layout: 'split' } });
+    client = await fixture.client([broker.url]);
+    const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+    for (let i = 0; i < 10; i++) await client.publish('orders', bytes(`m${i}`));
+    await fixture.cleanup();
+    broker = await fixture.broker({ port, dataDir: old });
+    expect(await stored(broker, 'orders')).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`));
+    client = await fixture.client([broker.url]);
+    await client.publish('orders', bytes('m10'));
+    expect(await stored(broker, 'orders')).toHaveLength(11);
+    await fixture.cleanup();
+    expect(await readFile(join(old, 'storage-layout'), 'utf8')).toBe('split\n');
+    expect(await exists(join(old, 'raft', 'p~orders~0.log'))).toBe(true);
+    expect(await exists(join(old, 'partitions', 'p~orders~0', 'meta', 'layout.meta'))).toBe(false);
+  });
+});
+
+describe.each(['split', 'unified'] as const)('a standalone broker with a data directory (storage.layout %s, snapshots)', (layout) => {
+  it('checkpoints (split) or snapshots (unified) partitions and compacts their Raft logs, so a restart does not replay everything', async () => {
     const dir = await dataDir();
     const [port] = await freePorts(1);
-    const options: BrokerOptions = { port, dataDir: dir };
+    const options: BrokerOptions = { port, dataDir: dir, storage: { layout } };
     let broker = await fixture.broker(options);
     const client = await fixture.client([broker.url]);
     const data = new Uint8Array(1024);
     for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 1000 }, () => client.publish('big', data)));
-    const raftLog = join(dir, 'raft', 'p~big~0.log');
-    const checkpoint = join(dir, 'partitions', 'p~big~0', 'meta', 'checkpoint.meta');
-    // 5 MiB went through the Raft log; once checkpointed, it holds only what came after.
-    await waitForAsync(
-      async () => (await stat(checkpoint).catch(() => undefined)) !== undefined && (await stat(raftLog)).size < 1024 * 1024,
-      'a checkpoint and a compacted Raft log',
-      15_000,
-    );
+    if (layout === 'split') {
+      const raftLog = join(dir, 'raft', 'p~big~0.log');
+      const checkpoint = join(dir, 'partitions', 'p~big~0', 'meta', 'checkpoint.meta');
+      // 5 MiB went through the Raft log; once checkpointed, it holds only what came after.
+      await waitForAsync(async () => (await exists(checkpoint)) && (await stat(raftLog)).size < 1024 * 1024, 'a checkpoint and a compacted Raft log', 15_000);
+    } else {
+      // One log: the recorded snapshot (the idempotence table at an index) is what a restart resumes after.
+      await waitForAsync(async () => exists(join(dir, 'partitions', 'p~big~0', 'meta', 'snapshot.meta')), 'a recorded snapshot', 15_000);
+      expect(await exists(join(dir, 'raft', 'p~big~0.log'))).toBe(false);
+    }
     await client.close();
     await broker.close();
     broker = await fixture.broker(options);
     expect(broker.engine.bounds('big', 0)).toEqual({ start: 0, end: 5000 });
     expect((await stored(broker, 'big')).length).toBe(5000);
   });
+});
 
-  it('deletes whole segments by retention (bytes, count, age) and tells a resuming subscriber about the gap', async () => {
+describe('a standalone broker with a data directory', () => {
+  it('deletes whole segments by retention (bytes, count, age) (storage.layout split: a record per message; unified: see below)', async () => {
     const dir = await dataDir();
     const broker = await fixture.broker({
       dataDir: dir,
+      storage: { layout: 'split' },
       segmentBytes: 8 * 1024,
       topicRetention: [
         { pattern: 'bytes', maxBytes: 32 * 1024 },
@@ -158,6 +196,13 @@ describe('a standalone broker with a data directory', () => {
       (await readdir(join(dir, 'partitions', `p~${topic}~0`, 'log'))).filter((f) => f.endsWith('.log')).length;
     await waitForAsync(async () => (await files('age')) === 1, 'every sealed segment of "age" to go', 15_000);
     expect(broker.engine.bounds('kept', 0)).toEqual({ start: 0, end: 400 });
+  });
+
+  it.each(['split', 'unified'] as const)('tells a subscriber resuming behind retention about the gap (storage.layout %s)', async (layout) => {
+    const dir = await dataDir();
+    const broker = await fixture.broker({ dataDir: dir, storage: { layout }, segmentBytes: 8 * 1024, topicRetention: [{ pattern: 'slow', maxMessages: 50 }] });
+    const client = await fixture.client([broker.url]);
+    const payload = new Uint8Array(500);
 
     // A subscriber that falls behind retention gets a gap event, never a silent skip: it holds its
     // first message (so its credit of 10 runs out) while 400 more arrive and old segments go.
@@ -355,20 +400,21 @@ describe('a 3-broker cluster with data directories', () => {
     expect(await again.engine.positions('billing', 'early')).toEqual([{ topic: 'early', partition: 0, offset: 1 }]);
   });
 
-  it('a replica that finds a flipped bit in a sealed segment reports it, does not serve it, and repairs it from a healthy replica', async () => {
+  it.each(['split', 'unified'] as const)('a replica that finds a flipped bit in a sealed segment reports it, does not serve it, and repairs it from a healthy replica (storage.layout %s)', async (layout) => {
     const root = await dataDir();
     const lines: Array<{ message: string; fields?: Record<string, unknown> }> = [];
-    const options = await clusterOptions(root, { segmentBytes: 8 * 1024, log: (_level, message, fields) => void lines.push({ message, fields }) });
+    const options = await clusterOptions(root, { segmentBytes: 8 * 1024, storage: { layout }, log: (_level, message, fields) => void lines.push({ message, fields }) });
     const brokers = await Promise.all([0, 1, 2].map((i) => fixture.broker(options(i))));
     const client = await fixture.client(brokers.map((b) => b.url));
-    await Promise.all(Array.from({ length: 1000 }, (_, i) => client.publish('bits', `m${i}`.padEnd(200, '.'))));
+    // In 20 rounds: at least 20 publish batches (a unified record is a whole batch).
+    for (let round = 0; round < 20; round++) await Promise.all(Array.from({ length: 50 }, (_, i) => client.publish('bits', `m${round * 50 + i}`.padEnd(200, '.'))));
     const leaderId = brokers[0]?.engine.leaderOf?.('bits', 0);
     const victimIndex = brokers.findIndex((b) => b.id !== leaderId);
     const victim = brokers[victimIndex] as Broker;
     const logDir = join(root, victim.id, 'partitions', 'p~bits~0', 'log');
-    // The victim applied every message, in more than ten segments.
+    // The victim applied every message, in more than five segments.
     await waitForAsync(
-      async () => (await readdir(logDir)).filter((f) => f.endsWith('.log')).length > 10 && (await stored(victim, 'bits')).length === 1000,
+      async () => (await readdir(logDir)).filter((f) => f.endsWith('.log')).length > 5 && (await stored(victim, 'bits')).length === 1000,
       'the replica to hold every message in segments',
     );
     await victim.close(); // its last checkpoint puts every segment on disk
@@ -383,6 +429,11 @@ describe('a 3-broker cluster with data directories', () => {
     await file.close();
 
     const back = await fixture.broker(options(victimIndex));
+    // Split checks every segment on open; unified only the active one, so there a read finds the damage: it is served from another replica.
+    if (layout === 'unified') {
+      expect((await stored(back, 'bits')).map((v) => /m\d+/.exec(v)?.[0])).toEqual(Array.from({ length: 1000 }, (_, i) => `m${i}`));
+      expect(lines.some((l) => l.message === 'reading a hosted partition failed; reading another replica')).toBe(true);
+    }
     await waitFor(() => lines.some((l) => l.message.startsWith('partition log damaged') && l.fields?.group === 'p/bits/0'), 'the damage to be reported');
     await waitFor(() => lines.some((l) => l.message === 'partition log repaired from the leader'), 'the repair', 20_000);
     expect(back.engine.leaderOf?.('bits', 0)).not.toBe(back.id);

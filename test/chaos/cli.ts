@@ -15,7 +15,7 @@ import { FAULT_FAMILIES, type FaultFamily } from './schedule.js';
 
 const USAGE = `usage: npm run chaos -- --brokers 3|5 --replication-factor R --seconds S --seed N
          [--faults ${FAULT_FAMILIES.join(',')}] [--partitions 6] [--producers 3] [--storage-layout split|unified] [--no-tmpfs] [--keep] [--json FILE]
---storage-layout: passed to every broker (default split; docs/storage.md)
+--storage-layout: passed to every broker (default unified, the brokers' own default; docs/storage.md)
 environment: CHAOS_BROKER_LOG_LEVEL=info|debug makes the brokers' logs (kept with --keep) trace a slow seed (default warn)`;
 
 function integer(name: string, value: string | undefined, fallback: number | undefined, min: number, max: number): number {
@@ -53,7 +53,7 @@ async function main(): Promise<number> {
   const faults = (values.faults?.split(',').map((f) => f.trim()) ?? [...FAULT_FAMILIES]) as FaultFamily[];
   const unknown = faults.filter((f) => !(FAULT_FAMILIES as readonly string[]).includes(f));
   if (unknown.length > 0) throw new Error(`unknown fault families ${unknown.join(', ')}; known: ${FAULT_FAMILIES.join(', ')}`);
-  const storageLayout = values['storage-layout'] ?? 'split';
+  const storageLayout = values['storage-layout'] ?? 'unified';
   if (storageLayout !== 'split' && storageLayout !== 'unified') throw new Error(`--storage-layout must be split or unified, got "${storageLayout}"`);
   const cleanup = new Cleanup();
   cleanup.handleSignals();

@@ -15,7 +15,7 @@ export interface RunSettings {
   partitions: number;
   producers: number;
   tmpfs: boolean;
-  /** The brokers' `--storage-layout` (docs/storage.md). @defaultValue `split` */
+  /** The brokers' `--storage-layout` (docs/storage.md). @defaultValue `unified` (before issue 12's default switch, `split`) */
   storageLayout?: 'split' | 'unified';
 }
 
@@ -81,7 +81,7 @@ export function replayCommand(s: RunSettings, allFamilies: readonly FaultFamily[
   if (s.partitions !== 6) parts.push('--partitions', String(s.partitions));
   if (s.producers !== 3) parts.push('--producers', String(s.producers));
   if (!s.tmpfs) parts.push('--no-tmpfs');
-  if (s.storageLayout !== undefined && s.storageLayout !== 'split') parts.push('--storage-layout', s.storageLayout);
+  if (s.storageLayout !== undefined && s.storageLayout !== 'unified') parts.push('--storage-layout', s.storageLayout);
   return parts.join(' ');
 }
 

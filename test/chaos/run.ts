@@ -37,7 +37,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
   const settings: RunSettings = {
     brokers: options.brokers, replicationFactor: options.replicationFactor, seconds: options.seconds, seed: options.seed,
     faults: options.faults, partitions: options.partitions, producers: options.producers, tmpfs: options.tmpfs,
-    ...(options.storageLayout === undefined ? {} : { storageLayout: options.storageLayout }),
+    storageLayout: options.storageLayout ?? 'unified',
   };
   const replay = replayCommand(settings, FAULT_FAMILIES);
   const commit = currentCommit();
@@ -46,7 +46,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
   const notes: string[] = [];
   let workload: Workload | undefined;
   try {
-    const cluster = await ChaosCluster.start({ brokers: options.brokers, replicationFactor: options.replicationFactor, partitions: options.partitions, tmpfs: options.tmpfs, keep: options.keep, storageLayout: options.storageLayout ?? 'split', cleanup, log });
+    const cluster = await ChaosCluster.start({ brokers: options.brokers, replicationFactor: options.replicationFactor, partitions: options.partitions, tmpfs: options.tmpfs, keep: options.keep, storageLayout: settings.storageLayout ?? 'unified', cleanup, log });
     const notReady = await cluster.waitReady(READY_TIMEOUT_MS);
     if (notReady.length > 0) throw new Error(`brokers ${notReady.join(', ')} not ready within ${READY_TIMEOUT_MS} ms`);
 

@@ -30,3 +30,11 @@ export function metricNames(expr: string): string[] {
   }
   return [...names].sort();
 }
+
+/**
+ * Metrics only backbone gateways export (`relaymq_backbone_*`): the embedded
+ * cluster's check leaves them to test/backbone-console.test.ts, which checks
+ * them against a live gateway.
+ */
+export const GATEWAY_ONLY_METRIC = /^relaymq_backbone_/;
+

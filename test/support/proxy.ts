@@ -20,6 +20,13 @@ export interface TcpProxy {
   /** A network partition: cuts every connection and refuses new ones until `unblock()`. */
   block(): void;
   unblock(): void;
+  /**
+   * A host down: cuts every connection and stops listening, so new ones are
+   * refused (ECONNREFUSED) rather than accepted and dropped, until `reopen()`
+   * listens on the same port again.
+   */
+  shut(): Promise<void>;
+  reopen(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -78,9 +85,22 @@ export async function startProxy(targetPort: number): Promise<TcpProxy> {
     unblock() {
       blocked = false;
     },
-    close() {
+    shut() {
       proxy.cut();
       return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    reopen() {
+      return new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    },
+    close() {
+      proxy.cut();
+      return new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
     },
   };
   return proxy;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { effectiveConfig, resolveConfig } from './config.js';
-import { resolveBrokerOptions } from './options.js';
+import { optionOfError, resolveBrokerOptions } from './options.js';
 
 const refusal = (run: () => unknown): RelayError => {
   try {
@@ -46,6 +46,22 @@ describe('backbone options', () => {
     expect(refusal(() => resolveBrokerOptions({ dataDir: '/tmp/x', backbone: { urls: ['rabbitmq-stream://h'] } })).message).toMatch(/dataDir does not apply with backbone/);
     const fromFlag = refusal(() => resolveConfig({ env: {}, flags: { backbone: 'rabbitmq-stream://u:p@h1:70000' } }));
     expect(fromFlag.message).toMatch(/--backbone/);
+  });
+
+  it('refuses retention.maxMessages and topicRetention[i].maxMessages with INVALID_ARGUMENT naming maxBytes and maxAgeMs (RabbitMQ streams cannot count messages)', () => {
+    const backbone = { urls: ['rabbitmq-stream://h'] };
+    const global = refusal(() => resolveBrokerOptions({ backbone, retention: { maxAgeMs: 60_000, maxMessages: 1000 } }));
+    expect(global.code).toBe('INVALID_ARGUMENT');
+    expect(global.message).toBe(
+      'broker option retention.maxMessages has no RabbitMQ stream equivalent and is refused with backbone (streams retain by age and size only): use retention.maxBytes (max-length-bytes) or retention.maxAgeMs (max-age)',
+    );
+    expect(optionOfError(global)).toBe('retention.maxMessages');
+    const perTopic = refusal(() => resolveBrokerOptions({ backbone, topicRetention: [{ pattern: 'logs.>', maxBytes: 1 << 20 }, { pattern: 'audit.>', maxMessages: 10 }] }));
+    expect(perTopic.message).toMatch(/^broker option topicRetention\[1\]\.maxMessages has no RabbitMQ stream equivalent .*use topicRetention\[1\]\.maxBytes \(max-length-bytes\) or topicRetention\[1\]\.maxAgeMs \(max-age\)$/);
+    // From the command line too, and the embedded engine keeps the option.
+    expect(() => resolveBrokerOptions(resolveConfig({ env: {}, flags: { backbone: 'rabbitmq-stream://h', 'retention-max-messages': '5' } }).options)).toThrow(/retention\.maxMessages has no RabbitMQ stream equivalent/);
+    expect(resolveBrokerOptions({ retention: { maxMessages: 1000 } }).retention).toEqual({ maxMessages: 1000 });
+    expect(resolveBrokerOptions({ backbone, retention: { maxAgeMs: 60_000, maxBytes: 1 << 30 } }).retention).toEqual({ maxAgeMs: 60_000, maxBytes: 1 << 30 });
   });
 
   it('prints the backbone with its password redacted, in a form accepted again', () => {

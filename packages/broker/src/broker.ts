@@ -4,6 +4,7 @@ import type { LogEngine } from './engine/engine.js';
 import { ClusterEngine } from './engine/cluster.js';
 import { MemoryEngine } from './engine/memory.js';
 import { BackboneEngine } from './engine/backbone/engine.js';
+import { streamArguments } from './engine/backbone/retention.js';
 import { listenForClients, type ClientListener } from './server/client-listener.js';
 import { ForeignClusterError, PeerTransport, type PeerAddress } from './net/peer-transport.js';
 import { GossipRunner } from './runtime/gossip.js';
@@ -22,7 +23,7 @@ import { ClientSession } from './server/session.js';
 import { Authenticator } from './security/auth.js';
 import { newSecurityCounters, type SecurityCounters } from './security/counters.js';
 import { loadTls } from './security/tls.js';
-import { checkDataLayout } from './storage/data-layout.js';
+import { checkDataLayout, DEFAULT_STORAGE_LAYOUT, type StorageLayout } from './storage/data-layout.js';
 import { loadIdentity, PeerIncarnations, recordClusterId, type BrokerIdentity } from './storage/identity.js';
 import { RelayError } from '@relaymq/sdk/protocol';
 
@@ -155,6 +156,8 @@ class RunningBroker implements Broker {
 
   engine!: LogEngine;
   private replicated: ClusterEngine | undefined;
+  /** The layout of the data directory, once settled at start (none without one, or before). */
+  private storageLayout: StorageLayout | undefined;
   /** Metrics, admin server, alerts: only when `adminPort` or `alerts` is set. */
   private readonly operations: Operations | undefined;
 
@@ -187,6 +190,7 @@ class RunningBroker implements Broker {
           : undefined,
       leads: (topic, partition) =>
         this.replicated === undefined ? (this.engine?.partitionCount(topic) ?? 0) > partition : this.replicated.leaderOf(topic, partition) === this.id && this.replicated.hostsReplica(topic, partition),
+      holesBetween: (topic, partition, from, to) => this.engine?.holesBetween?.(topic, partition, from, to) ?? 0,
       positionSources: () => [
         durablePositionSource(() => (this.replicated !== undefined ? this.replicated.appliedMetadata().durables : this.engine instanceof MemoryEngine || this.engine instanceof BackboneEngine ? this.engine.appliedPositions() : [])),
         groupPositionSource(() => this.engine?.consumerGroups.toRecords() ?? []),
@@ -196,6 +200,14 @@ class RunningBroker implements Broker {
         bounds: (topic, partition) => this.engine.currentBounds(topic, partition),
         read: async (topic, partition, offset, maxCount, maxBytes) => this.engine.read(topic, partition, offset, maxCount, maxBytes),
       },
+      ...(options.backbone === undefined
+        ? {}
+        : {
+            backbone: () =>
+              this.engine instanceof BackboneEngine
+                ? this.engine.backboneHealth()
+                : { kind: 'rabbitmq-stream' as const, connected: false, connectedTo: null, connections: 0, nodes: [], partitions: [], lastConfirmMs: null },
+          }),
       moves: () =>
         (this.replicated?.replicaMoves().moves ?? []).map((m) => ({
           topic: m.topic,
@@ -373,10 +385,9 @@ class RunningBroker implements Broker {
       if (this.options.dataDir === undefined) {
         log('warn', 'cluster without dataDir: partition logs live in memory and are never compacted, and a restarted broker forgets its votes; for tests only');
       }
-      if (dataDir !== undefined) {
-        // Before anything opens a partition: a directory of the other layout is refused whole, naming both.
-        await checkDataLayout(dataDir, this.options.storage.layout);
-      }
+      // Before anything opens a partition: the directory's layout (a directory of the other layout than the one given is refused whole, naming both).
+      const layout = dataDir === undefined ? DEFAULT_STORAGE_LAYOUT : await checkDataLayout(dataDir, this.options.storage.layout);
+      this.storageLayout = dataDir === undefined ? undefined : layout;
       // The data directory's owner and incarnation, and the peers' as met: a broker with amnesia is refused (storage/identity.ts).
       const identity = dataDir === undefined ? undefined : await loadIdentity(dataDir, id, undefined, this.options.clusterId);
       const known = identity === undefined ? undefined : await PeerIncarnations.open(dataDir, (err) => log('warn', 'could not record a peer incarnation', { error: String(err) }));
@@ -431,6 +442,7 @@ class RunningBroker implements Broker {
         raftConfig: raftConfigOf(this.options.raft),
         ticker: this.ticker,
         now: Date.now,
+        storage: { layout },
         ...(this.operations === undefined ? {} : { observer: this.operations }),
       });
       this.engine = this.replicated;
@@ -440,7 +452,7 @@ class RunningBroker implements Broker {
     // Said once every port is bound: a start that fails on the admin port never claims to be listening.
     this.started = true;
     // The layout said once the broker serves (a startup failure prints its one line only).
-    this.options.log('info', 'broker listening', { id: this.id, url: this.url, ...(this.options.dataDir === undefined ? {} : { storageLayout: this.options.storage.layout }) });
+    this.options.log('info', 'broker listening', { id: this.id, url: this.url, ...(this.storageLayout === undefined ? {} : { storageLayout: this.storageLayout }) });
     if (this.adminUrl !== undefined) this.options.log('info', 'admin server listening', { url: this.adminUrl });
   }
 
@@ -481,12 +493,15 @@ class RunningBroker implements Broker {
       replicationFactor: this.options.replicationFactor,
       dedupeWindow: this.options.dedupeWindow,
       cacheBytes: this.options.retentionBytes,
-      streamArguments: streamArguments(this.options),
+      streamArguments: (topic) => streamArguments(topic, this.options),
       requestTimeoutMs: backbone.requestTimeoutMs,
       now: Date.now,
       log,
       // One gateway expires timed-out group members: the lowest id among those alive.
       isGroupCoordinator: () => this.cluster().brokers.filter((b) => b.state === 'alive').every((b) => b.id >= id),
+      // The node checks serve the console, metrics and alerts: none without them.
+      healthChecks: this.operations !== undefined,
+      ...(this.operations === undefined ? {} : { observeRequest: this.operations.backboneRequest.bind(this.operations) }),
     });
     log('info', 'running as a gateway over the backbone', { kind: backbone.kind, hosts: backbone.endpoint.hosts.map((h) => `${h.host}:${h.port}`), streamPrefix: backbone.streamPrefix });
   }
@@ -743,20 +758,6 @@ class RunningBroker implements Broker {
 /** Whether the broker runs the embedded Raft cluster (peers or join, and no backbone). */
 function raftClustered(options: ResolvedBrokerOptions): boolean {
   return options.backbone === undefined && (options.peers.length > 0 || options.join.length > 0);
-}
-
-/**
- * The arguments of a new partition stream: `retention.maxAgeMs` becomes
- * `max-age` (in seconds), `retention.maxBytes` `max-length-bytes`, and
- * `segmentBytes` `stream-max-segment-size-bytes`. RabbitMQ applies retention
- * per segment, as the embedded engine does; `retention.maxMessages` has no
- * stream equivalent and is not applied.
- */
-function streamArguments(options: ResolvedBrokerOptions): Record<string, string | number> {
-  const args: Record<string, string | number> = { 'stream-max-segment-size-bytes': options.segmentBytes };
-  if (options.retention.maxAgeMs !== undefined) args['max-age'] = `${Math.max(1, Math.ceil(options.retention.maxAgeMs / 1000))}s`;
-  if (options.retention.maxBytes !== undefined) args['max-length-bytes'] = options.retention.maxBytes;
-  return args;
 }
 
 /** The Raft part of {@link BrokerStats}. */

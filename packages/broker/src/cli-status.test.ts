@@ -54,6 +54,7 @@ describe('relaymq status', () => {
   it('prints the moves in progress with bytes copied and time left, and no moves section without moves', async () => {
     const report: ClusterReport = {
       ...QUIET_CLUSTER,
+      backbone: [],
       moves: [
         { topic: 'orders', partition: 3, from: 'b1', to: 'b4', startedAtMs: 8_000, phase: 'catching-up', copiedBytes: 12_897_485, totalBytes: 41_943_040, bytesPerSecond: 3_500_000, timeLeftMs: 8_300, error: null },
         { topic: 'orders', partition: 5, from: 'b2', to: 'b4', startedAtMs: 19_000, phase: 'pending', copiedBytes: null, totalBytes: null, bytesPerSecond: null, timeLeftMs: null, error: 'NOT_LEADER' },
@@ -72,6 +73,67 @@ describe('relaymq status', () => {
       const out = port(200, quiet, { RELAYMQ_ADMIN_URL: 'http://10.0.0.1:9401' });
       expect(await runStatus([], out)).toBe(0);
       expect(out.stdout.join('')).not.toContain('in progress');
+    }
+  });
+
+  it('prints the backbone as each gateway sees it: connection, nodes with their last error, stream leaders; --json has it whole', async () => {
+    const report: ClusterReport = {
+      ...QUIET_CLUSTER,
+      healthy: false,
+      problems: ['gateway g2 cannot reach RabbitMQ node 10.0.0.9:5552 (connect ECONNREFUSED 10.0.0.9:5552)'],
+      moves: [],
+      backbone: [
+        {
+          gateway: 'g1',
+          kind: 'rabbitmq-stream',
+          connected: true,
+          connectedTo: '10.0.0.7:5552',
+          connections: 3,
+          nodes: [{ node: '10.0.0.7:5552', reachable: true, lastError: null, checkedAtMs: 19_000, roundTripMs: 2.4137 }],
+          partitions: [{ topic: 'orders', partition: 0, stream: 'relaymq:orders:k3x9:0', leader: null }],
+          lastConfirmMs: 3.25,
+        },
+        {
+          gateway: 'g2',
+          kind: 'rabbitmq-stream',
+          connected: false,
+          connectedTo: null,
+          connections: 0,
+          nodes: [
+            { node: '10.0.0.7:5552', reachable: null, lastError: null, checkedAtMs: null, roundTripMs: null },
+            { node: '10.0.0.9:5552', reachable: false, lastError: 'connect ECONNREFUSED 10.0.0.9:5552', checkedAtMs: 19_500, roundTripMs: null },
+          ],
+          partitions: [{ topic: 'orders', partition: 0, stream: 'relaymq:orders:k3x9:0', leader: '10.0.0.8:5552' }],
+          lastConfirmMs: null,
+        },
+      ],
+    };
+    const shown = port(200, report, { RELAYMQ_ADMIN_URL: 'http://10.0.0.1:9401' });
+    expect(await runStatus([], shown)).toBe(1);
+    expect(shown.stdout.join('')).toContain(
+      'backbone (rabbitmq-stream) as the gateways see it:\n' +
+        'GATEWAY  BACKBONE     CONNECTED TO   CONNECTIONS  LAST CONFIRM\n' +
+        'g1       connected    10.0.0.7:5552  3            3.25 ms\n' +
+        'g2       UNREACHABLE  -              0            -\n' +
+        '\n' +
+        'GATEWAY  NODE           STATE        ROUND TRIP  LAST ERROR\n' +
+        'g1       10.0.0.7:5552  reachable    2.41 ms\n' +
+        'g2       10.0.0.7:5552  unchecked    -\n' +
+        'g2       10.0.0.9:5552  UNREACHABLE  -           connect ECONNREFUSED 10.0.0.9:5552\n' +
+        '\n' +
+        'PARTITION  STREAM LEADER  STREAM\n' +
+        'orders/0   10.0.0.8:5552  relaymq:orders:k3x9:0\n' +
+        '\n' +
+        'problems:\n',
+    );
+    const json = port(200, report, { RELAYMQ_ADMIN_URL: 'http://10.0.0.1:9401' });
+    expect(await runStatus(['--json'], json)).toBe(1);
+    expect(JSON.parse(json.stdout.join('')).backbone).toEqual(report.backbone);
+    // An embedded cluster's answer, or an older broker's without the field: no section.
+    for (const quiet of [{ ...report, backbone: [] }, { ...report, backbone: undefined }]) {
+      const out = port(200, quiet, { RELAYMQ_ADMIN_URL: 'http://10.0.0.1:9401' });
+      await runStatus([], out);
+      expect(out.stdout.join('')).not.toContain('backbone');
     }
   });
 });

@@ -43,7 +43,7 @@ commands:
   dev       a local cluster on loopback             relaymq dev --help
   topic     create, describe, alter, delete topics  relaymq topic --help
   cluster   brokers: status, add, remove, forget,   relaymq cluster --help
-            moves, rebalance
+            moves, rebalance, move
 
   relaymq --version     print the version
   relaymq --help        show this help

@@ -73,7 +73,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'retention.maxBytes', kind: 'integer', section: STORAGE, help: 'per partition: delete the oldest segments above this size', defaultText: 'keep everything' },
   { path: 'retention.maxMessages', kind: 'integer', section: STORAGE, help: 'per partition: delete the oldest segments above this count', defaultText: 'keep everything' },
   { path: 'topicRetention', kind: 'json', section: STORAGE, help: '[{"pattern":"logs.>","maxAgeMs":...}]: retention by topic, first match wins' },
-  { path: 'storage.layout', kind: 'string', section: STORAGE, value: 'split|unified', help: 'split: Raft log + segment log per partition; unified: one log, each message written once (opt-in); a data directory keeps its layout' },
+  { path: 'storage.layout', kind: 'string', section: STORAGE, value: 'split|unified', help: 'unified: one log per partition, each message written once; split: Raft log + segment log per partition; a data directory keeps its layout', defaultText: 'the data directory\'s; unified for a new one' },
   { path: 'raftLogMaxBytes', kind: 'integer', section: STORAGE, help: 'Raft log kept for a lagging replica before compacting anyway' },
   { path: 'maxPayload', kind: 'integer', section: CLIENTS, value: '<bytes>', help: 'largest frame accepted from a client' },
   { path: 'heartbeatMs', kind: 'integer', section: CLIENTS, help: 'ping interval; a client silent for twice as long is dropped' },

@@ -37,6 +37,7 @@ export type {
 } from './observability/cluster-view.js';
 export type { BrokerDisk, BrokerReport, ReplicaStore, TopicAssignment, TopicRate } from './observability/broker-report.js';
 export type { ConsumerKind, ConsumerLag, ConsumerPosition } from './observability/consumer-lag.js';
+export type { BackboneHealth, BackboneNodeHealth, BackbonePartitionHealth, GatewayBackbone } from './observability/backbone-health.js';
 export type { BrowsedMessage, BrowseResult } from './observability/message-browser.js';
 export type { BrokerView, ClusterStatus, ClusterVerdict, MemberView, PartitionView } from './observability/cluster-status.js';
 export type { ClusterEvent, SeriesPoint } from './observability/history.js';

@@ -44,10 +44,12 @@ describe('resolveBrokerOptions', () => {
     expect(() => resolveBrokerOptions(options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(field) }));
   });
 
-  it('takes storage.layout, split unless set', () => {
-    expect(resolveBrokerOptions({ dataDir: '/d' }).storage).toEqual({ layout: 'split' });
-    expect(resolveBrokerOptions({ dataDir: '/d', storage: {} }).storage).toEqual({ layout: 'split' });
+  it('takes storage.layout as given, none unless set (the broker takes the data directory\'s, unified for a new one: data-layout.test.ts)', () => {
+    expect(resolveBrokerOptions({ dataDir: '/d' }).storage).toEqual({});
+    expect(resolveBrokerOptions({ dataDir: '/d', storage: {} }).storage).toEqual({});
     expect(resolveBrokerOptions({ dataDir: '/d', storage: { layout: 'unified' } }).storage).toEqual({ layout: 'unified' });
+    expect(resolveBrokerOptions({ dataDir: '/d', storage: { layout: 'split' } }).storage).toEqual({ layout: 'split' });
+    expect(resolveBrokerOptions({}).storage).toEqual({}); // in memory: no layout, and no error
   });
 
   it('defaults publishBurst to one second of publishRateLimit', () => {

@@ -6,6 +6,7 @@ import type { FileSystem } from './storage/fs.js';
 import { MIN_ADMIN_TOKEN_LENGTH } from './security/admin-token.js';
 import { CLUSTER_ID_PATTERN } from './core/metadata/metadata.js';
 import { STREAM_PREFIX_PATTERN } from './engine/backbone/naming.js';
+import { maxMessagesUnsupported } from './engine/backbone/retention.js';
 import { parseBackboneUrls, type BackboneEndpoint } from './engine/backbone/url.js';
 import { resolveRaftConfig } from './core/raft/index.js';
 import { resolveSwimConfig } from './core/swim/index.js';
@@ -217,15 +218,17 @@ export interface BrokerOptions {
    * segments are deleted, oldest first, once every message in them is older
    * than `maxAgeMs`, or while the partition holds more than `maxBytes` or
    * `maxMessages`. Subscribers that needed deleted messages get a `gap` event.
+   * With `backbone`: `maxAgeMs` and `maxBytes` become stream arguments;
+   * `maxMessages` is refused (`INVALID_ARGUMENT`), RabbitMQ streams cannot count messages.
    * @defaultValue `{}` (keep everything)
    */
   retention?: RetentionOptions;
   /**
    * With `dataDir`: how partitions are stored (docs/storage.md).
-   * @defaultValue `{ layout: "split" }`
+   * @defaultValue `{}` (the layout the data directory records; `unified` for a new one)
    */
   storage?: StorageOptions;
-  /** With `dataDir`: retention of the topics matching a pattern (the first match wins) instead of `retention`. @defaultValue `[]` */
+  /** With `dataDir` or `backbone`: retention of the topics matching a pattern (the first match wins) instead of `retention`. @defaultValue `[]` */
   topicRetention?: Array<{ pattern: string } & RetentionOptions>;
   /**
    * With `dataDir`: Raft log bytes a partition leader keeps for a replica
@@ -531,13 +534,14 @@ export interface RetentionOptions {
 /** How partitions are stored on disk (docs/storage.md). */
 export interface StorageOptions {
   /**
-   * `split`: each partition replica writes a message twice, into its Raft
-   * log file and, once committed, into its segment log (with checkpoints).
    * `unified`: the partition's segment log is its Raft log, so a message is
-   * written once (issue 12; opt-in while it matures: see "Not done yet" in
-   * docs/storage.md). A data directory keeps the layout it was created
-   * with: a broker given the other one refuses to start on it.
-   * @defaultValue `"split"`
+   * written once (issue 12). `split` (the layout before it): each partition
+   * replica writes a message twice, into its Raft log file and, once
+   * committed, into its segment log (with checkpoints). A data directory
+   * keeps the layout it was created with: a broker given none uses it (a
+   * directory from before `unified` was the default stays `split`), and a
+   * broker given the other one refuses to start on it.
+   * @defaultValue the layout the data directory records; `"unified"` for a new one
    */
   layout?: StorageLayout;
 }
@@ -548,7 +552,8 @@ export type ResolvedBrokerOptions = Required<
 > & {
   backbone: ResolvedBackboneOptions | undefined;
   advertisedUrl: string | undefined;
-  storage: Required<StorageOptions>;
+  /** `layout` as given; the broker settles it against the data directory when it starts (storage/data-layout.ts). */
+  storage: StorageOptions;
   fileSystem: FileSystem | undefined;
   dataDir: string | undefined;
   peers: PeerAddress[];
@@ -603,7 +608,7 @@ export const BROKER_DEFAULTS = Object.freeze({
   fsyncIntervalMs: 1000,
   retention: {} as RetentionOptions,
   topicRetention: [] as Array<{ pattern: string } & RetentionOptions>,
-  storage: { layout: 'split' } as Required<StorageOptions>,
+  storage: {} as StorageOptions,
   segmentBytes: 64 * 1024 * 1024,
   maxOpenSegmentFiles: 1024,
   maxOpenRaftLogFiles: 1024,
@@ -736,6 +741,12 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
   if (options.acl !== undefined && resolved.auth === undefined) throw invalid('acl', 'needs auth: without authentication there are no principals');
   if (resolved.backbone !== undefined && resolved.dataDir !== undefined) throw invalid('dataDir', 'does not apply with backbone: a gateway keeps no data (RabbitMQ holds it)');
   if (resolved.backbone !== undefined && resolved.join.length > 0) throw invalid('join', 'does not apply with backbone: list the other gateways in peers');
+  if (resolved.backbone !== undefined) {
+    // RabbitMQ streams cannot count messages: refused rather than silently not applied.
+    if (resolved.retention.maxMessages !== undefined) throw invalid('retention.maxMessages', maxMessagesUnsupported('retention'));
+    const i = resolved.topicRetention.findIndex((r) => r.maxMessages !== undefined);
+    if (i >= 0) throw invalid(`topicRetention[${i}].maxMessages`, maxMessagesUnsupported(`topicRetention[${i}]`));
+  }
   return resolved;
 }
 
@@ -859,10 +870,10 @@ function oneOf<const V extends string>(field: string, value: unknown, values: re
   return value as V;
 }
 
-/** `storage`: only `layout`, one of the two layouts. */
-function resolveStorage(value: unknown): Required<StorageOptions> {
+/** `storage`: only `layout`, one of the two layouts, or none (the data directory's). */
+function resolveStorage(value: unknown): StorageOptions {
   const o = record('storage', value, ['layout']);
-  return { layout: o.layout === undefined ? 'split' : oneOf('storage.layout', o.layout, ['split', 'unified'] as const) };
+  return o.layout === undefined ? {} : { layout: oneOf('storage.layout', o.layout, ['split', 'unified'] as const) };
 }
 
 const RETENTION_KEYS = new Set(['maxAgeMs', 'maxBytes', 'maxMessages']);

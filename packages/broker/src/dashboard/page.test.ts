@@ -96,4 +96,50 @@ describe('dashboard page', () => {
       expect(quiet.element('moves').querySelector('tbody').innerHTML).toBe('');
     }
   });
+
+  it('shows the backbone as each gateway sees it, with unreachable nodes and their errors, and hides the section for an embedded cluster', async () => {
+    const backbone: ClusterReport['backbone'] = [
+      {
+        gateway: 'g1',
+        kind: 'rabbitmq-stream',
+        connected: true,
+        connectedTo: '10.0.0.7:5552',
+        connections: 3,
+        nodes: [
+          { node: '10.0.0.7:5552', reachable: true, lastError: null, checkedAtMs: 19_000, roundTripMs: 2.4137 },
+          { node: '10.0.0.9:5552', reachable: false, lastError: 'connect ECONNREFUSED <10.0.0.9>', checkedAtMs: 19_000, roundTripMs: null },
+        ],
+        partitions: [{ topic: 'orders', partition: 0, stream: 'relaymq:orders:k3x9:0', leader: null }],
+        lastConfirmMs: 3.25,
+      },
+      {
+        gateway: 'g2',
+        kind: 'rabbitmq-stream',
+        connected: false,
+        connectedTo: null,
+        connections: 0,
+        nodes: [{ node: '10.0.0.7:5552', reachable: null, lastError: null, checkedAtMs: null, roundTripMs: null }],
+        partitions: [{ topic: 'orders', partition: 0, stream: 'relaymq:orders:k3x9:0', leader: '10.0.0.8:5552' }],
+        lastConfirmMs: null,
+      },
+    ];
+    const page = await renderPage({ ...quietCluster, backbone });
+    expect(page.element('backbone-section').hidden).toBe(false);
+    const html = page.element('backbone').querySelector('tbody').innerHTML;
+    expect(html).toContain('<tr data-gateway="g1" data-connected="true"><td>g1</td><td class="ok">connected</td><td>10.0.0.7:5552</td><td class="num">3</td><td class="num">3.25 ms</td>');
+    expect(html).toContain('data-node="10.0.0.7:5552" data-node-state="reachable">10.0.0.7:5552 reachable 2.41 ms</span>');
+    expect(html).toContain('data-node="10.0.0.9:5552" data-node-state="unreachable">10.0.0.9:5552 unreachable: connect ECONNREFUSED &lt;10.0.0.9&gt;</span>');
+    expect(html).toContain('<tr data-gateway="g2" data-connected="false"><td>g2</td><td class="bad">unreachable</td><td>–</td>');
+    expect(html).toContain('data-node-state="unchecked"');
+    // The leader one gateway knows, though the other does not.
+    expect(page.element('stream-leaders').querySelector('tbody').innerHTML).toBe(
+      '<tr data-stream-partition="orders/0"><td>orders/0</td><td data-leader>10.0.0.8:5552</td><td class="muted">relaymq:orders:k3x9:0</td></tr>',
+    );
+
+    for (const cluster of [{ ...quietCluster, backbone: [] }, quietCluster]) {
+      const embedded = await renderPage(cluster);
+      expect(embedded.element('backbone-section').hidden).toBe(true);
+      expect(embedded.element('backbone').querySelector('tbody').innerHTML).toBe('');
+    }
+  });
 });

@@ -109,6 +109,11 @@ export const DASHBOARD_HTML = `<!doctype html>
     <svg id="broker-p99-chart" class="chart" viewBox="0 0 600 190" role="img" aria-label="publish latency p99 per broker"></svg>
     <div class="legend" id="broker-p99-legend"></div>
   </section>
+  <section class="wide" id="backbone-section" hidden>
+    <h2>Backbone (RabbitMQ) as the gateways see it</h2>
+    <div class="scroll"><table id="backbone" data-testid="backbone"><thead><tr><th>gateway</th><th>backbone</th><th>connected to</th><th class="num">connections</th><th class="num">last confirm</th><th>nodes (last check)</th></tr></thead><tbody></tbody></table></div>
+    <div class="scroll"><table id="stream-leaders" data-testid="stream-leaders"><thead><tr><th>partition</th><th>stream leader</th><th>stream</th></tr></thead><tbody></tbody></table></div>
+  </section>
   <section class="wide" id="moves-section" hidden>
     <h2>Moves in progress</h2>
     <div class="scroll"><table id="moves" data-testid="moves"><thead><tr><th>partition</th><th>from</th><th>to</th><th>phase</th><th>copied</th><th class="num">rate</th><th class="num">left</th><th class="num">for</th><th>last error</th></tr></thead><tbody></tbody></table></div>
@@ -214,8 +219,9 @@ export const DASHBOARD_HTML = `<!doctype html>
   });
   /** Empties what the last /api/cluster answer showed: a page refused its data must not go on showing the old. */
   function clearCluster() {
-    for (const table of ['brokers', 'partitions', 'topics', 'consumers', 'moves']) rows(table, []);
+    for (const table of ['brokers', 'partitions', 'topics', 'consumers', 'moves', 'backbone', 'stream-leaders']) rows(table, []);
     $('moves-section').hidden = true;
+    $('backbone-section').hidden = true;
     $('events').innerHTML = '';
     $('problems-section').hidden = true;
     $('reporter').textContent = $('updated').textContent = '';
@@ -241,6 +247,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     }));
     $('problems-section').hidden = c.problems.length === 0;
     $('problems').innerHTML = c.problems.map((p) => '<li>' + esc(p) + '</li>').join('');
+    renderBackbone(c.backbone || []); // absent from an older broker's answer
     const moves = c.moves || []; // absent from an older broker's answer
     $('moves-section').hidden = moves.length === 0;
     rows('moves', moves.map((m) => {
@@ -274,6 +281,28 @@ export const DASHBOARD_HTML = `<!doctype html>
     $('events').innerHTML = c.events.slice(0, 50).map((e) =>
       '<li class="' + (e.kind === 'alert' ? 'bad' : e.kind === 'member-state' && !e.message.endsWith(' joined') ? 'warn' : '') + '"><time>' + fmtTime(e.timeMs) + '</time>' +
       '<span class="muted">' + esc(e.broker) + '</span> ' + esc(e.message) + '</li>').join('');
+  }
+
+  /** Backbone mode: each gateway's connection and node checks, and the stream leaders they know (relaymq status prints the same). */
+  function renderBackbone(views) {
+    $('backbone-section').hidden = views.length === 0;
+    rows('backbone', views.map((v) => {
+      const nodes = v.nodes.map((n) => {
+        const state = n.reachable === null ? 'unchecked' : n.reachable ? 'reachable' : 'unreachable';
+        const detail = n.reachable ? ' ' + fmtMs(n.roundTripMs) + ' ms' : n.lastError ? ': ' + n.lastError : '';
+        return '<span class="badge ' + (n.reachable === null ? 'warn' : n.reachable ? 'ok' : 'bad') + '" data-node="' + esc(n.node) + '" data-node-state="' + state + '">' + esc(n.node) + ' ' + state + esc(detail) + '</span>';
+      }).join('');
+      return '<tr data-gateway="' + esc(v.gateway) + '" data-connected="' + v.connected + '"><td>' + esc(v.gateway) + '</td>' +
+        '<td class="' + (v.connected ? 'ok' : 'bad') + '">' + (v.connected ? 'connected' : 'unreachable') + '</td><td>' + esc(v.connectedTo || '–') + '</td>' +
+        '<td class="num">' + v.connections + '</td><td class="num">' + (v.lastConfirmMs === null ? '–' : fmtMs(v.lastConfirmMs) + ' ms') + '</td><td>' + nodes + '</td></tr>';
+    }));
+    const leaders = {};
+    for (const v of views) for (const p of v.partitions) {
+      const key = p.topic + '/' + p.partition;
+      if (!leaders[key] || (leaders[key].leader === null && p.leader !== null)) leaders[key] = p;
+    }
+    rows('stream-leaders', Object.keys(leaders).sort().map((key) => '<tr data-stream-partition="' + esc(key) + '"><td>' + esc(key) + '</td>' +
+      '<td data-leader>' + (leaders[key].leader === null ? '<span class="warn">unknown</span>' : esc(leaders[key].leader)) + '</td><td class="muted">' + esc(leaders[key].stream) + '</td></tr>'));
   }
 
   /** Rounds a maximum up to 1, 2 or 5 times a power of ten, for readable axis labels. */

@@ -82,6 +82,7 @@ function factoryOn(dir: string, fs: FileSystem, log: LogFunction): GroupFactory 
     maxOpenSegmentFiles: 64,
     maxOpenRaftLogFiles: 64,
     raftLogMaxBytes: 1 << 20,
+    storage: { layout: 'split' }, // checkpoints are the split layout's
     fileSystem: fs,
     raftConfig: {},
     clock: new GroupClock(),

@@ -144,8 +144,8 @@ export interface ClusterEngineOptions {
   maxOpenRaftLogFiles: number;
   /** On disk: Raft log bytes a leader keeps for a lagging replica before compacting anyway (that replica then gets a snapshot). */
   raftLogMaxBytes: number;
-  /** On disk: how partitions are stored (docs/storage.md). @defaultValue `{ layout: 'split' }` */
-  storage?: { layout: StorageLayout };
+  /** On disk: how partitions are stored (docs/storage.md; the broker settles it against the data directory). */
+  storage: { layout: StorageLayout };
   /** The file system data is stored through; tests inject faults. @defaultValue node's */
   fileSystem: FileSystem | undefined;
   /** How long a publish or topic creation may wait for a leader and a commit, and a peer request for its answer. */

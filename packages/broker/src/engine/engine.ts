@@ -88,6 +88,12 @@ export interface LogEngine extends PositionStore, GroupStore {
    * dense, every offset from a partition's start to its end holds one.
    */
   readonly offsetHoles?: boolean;
+  /**
+   * With {@link LogEngine.offsetHoles}: how many offsets in `[from, to)` of a
+   * partition hold no message, as far as this broker knows without a round
+   * trip (consumer lag subtracts them). Absent: none.
+   */
+  holesBetween?(topic: string, partition: number, from: number, to: number): number;
   /** Partition count of `topic`, creating the topic with the default count when missing. */
   ensureTopic(topic: string): Promise<TopicInfo>;
   /** Partition count of `topic`, or `undefined` when it does not exist. */

@@ -70,8 +70,8 @@ export interface GroupFactoryOptions {
   /** Raft log files open at most over every group (see {@link OpenFileCache}). */
   maxOpenRaftLogFiles: number;
   raftLogMaxBytes: number;
-  /** How partitions are stored on disk (docs/storage.md). @defaultValue `{ layout: 'split' }` */
-  storage?: { layout: StorageLayout };
+  /** How partitions are stored on disk (docs/storage.md), with `dataDir`. */
+  storage: { layout: StorageLayout };
   fileSystem: FileSystem | undefined;
   raftConfig: RaftConfigOptions;
   /** Ticks the groups that are awake, and counts their Raft traffic. */
@@ -146,7 +146,7 @@ export class GroupFactory {
   async partition(topic: string, partition: number, replicas: readonly NodeId[], hooks: PartitionHooks, incarnation?: number): Promise<OpenedPartition> {
     const id = partitionGroupId(topic, partition);
     const { dataDir, dedupeWindow, retentionBytes, segmentBytes } = this.options;
-    if (dataDir !== undefined && this.options.storage?.layout === 'unified') return this.unifiedPartition(dataDir, topic, partition, replicas, hooks, incarnation);
+    if (dataDir !== undefined && this.options.storage.layout === 'unified') return this.unifiedPartition(dataDir, topic, partition, replicas, hooks, incarnation);
     const disk =
       dataDir === undefined
         ? undefined
@@ -312,10 +312,13 @@ export class GroupFactory {
       onConfChange: (conf, index) => hooks.confChanged(conf, index),
     });
     const hosted = new UnifiedUpkeep(id, topic, log, group, storage, {
+      self: this.options.self,
       now: this.options.now,
       log: this.options.log,
       raftLogMaxBytes: this.options.raftLogMaxBytes,
       retentionFor: hooks.retentionFor,
+      connectedPeers: () => this.options.transport.connectedPeers(),
+      fetchRecords: (fromIndex) => hooks.fetchRecords(group as PartitionGroup, fromIndex),
     });
     return { group, log, hosted };
   }

@@ -5,6 +5,7 @@ import type { RaftGroup } from '../runtime/raft-group.js';
 import type { DiskPartition, Fetch, PartitionCheckpoint } from '../storage/disk-partition.js';
 import type { DurableRaftStorage } from '../storage/raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
+import { DamagedReplica } from './damaged-replica.js';
 
 /** A partition's Raft group on this broker. */
 export type PartitionGroup = RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>;
@@ -38,6 +39,38 @@ export interface UpkeepContext {
   fetchFromLeader: (offset: number) => ReturnType<Fetch>;
 }
 
+/** An upkeep's steps, one at a time: a failure is logged, and the next round tries again. */
+export class UpkeepSteps {
+  /** The step running now (resolved when none). */
+  private current: Promise<void> = Promise.resolve();
+  private active = false;
+
+  constructor(
+    private readonly id: string,
+    private readonly log: UpkeepContext['log'],
+  ) {}
+
+  /** Whether a step runs now. */
+  get running(): boolean {
+    return this.active;
+  }
+
+  /** Starts `step`; a failure is logged as `failure`. */
+  run(failure: string, step: () => Promise<void>): void {
+    this.active = true;
+    this.current = step()
+      .catch((err: unknown) => this.log('warn', failure, { group: this.id, error: String(err) }))
+      .finally(() => {
+        this.active = false;
+      });
+  }
+
+  /** Resolves once the running step (if any) ended. */
+  settled(): Promise<void> {
+    return this.current;
+  }
+}
+
 /**
  * One partition replica kept on disk by this broker, and its upkeep:
  * checkpoints (then the Raft entries they cover are dropped), retention, and
@@ -45,13 +78,10 @@ export interface UpkeepContext {
  * retried on the next round.
  */
 export class HostedPartition implements PartitionUpkeep {
-  /** The step running now (resolved when none). */
-  private busy: Promise<void> = Promise.resolve();
-  private running = false;
+  private readonly steps: UpkeepSteps;
   private checkpointedAt: number;
   private retainedAt = 0;
-  /** The damage of this replica's log was logged (once, until repaired). */
-  private damageReported = false;
+  private readonly damage: DamagedReplica;
 
   constructor(
     readonly id: string,
@@ -62,12 +92,14 @@ export class HostedPartition implements PartitionUpkeep {
     private readonly ctx: UpkeepContext,
   ) {
     this.checkpointedAt = ctx.now();
+    this.steps = new UpkeepSteps(id, ctx.log);
+    this.damage = new DamagedReplica(id, group, ctx);
   }
 
   /** Starts the next upkeep step, if one is due and none is running. */
   maintain(): void {
     // Fenced: the state is being rewound to what is durable; a checkpoint now could record a state never durable.
-    if (this.running || this.group.fenceReason !== undefined) return;
+    if (this.steps.running || this.group.fenceReason !== undefined) return;
     if (this.partition.damaged) {
       this.repairDamage();
       return;
@@ -79,7 +111,7 @@ export class HostedPartition implements PartitionUpkeep {
     // Without limits there is nothing to look at (and no segment lock to take).
     const retain = now - this.retainedAt >= RETENTION_MS && Object.values(policy).some((limit) => limit !== undefined);
     if (!checkpoint && !retain) return;
-    this.run('partition maintenance failed', async () => {
+    this.steps.run('partition maintenance failed', async () => {
       if (checkpoint) await this.checkpoint();
       if (retain) {
         this.retainedAt = now;
@@ -95,7 +127,7 @@ export class HostedPartition implements PartitionUpkeep {
    * Raft log again.
    */
   async finish(): Promise<void> {
-    await this.busy;
+    await this.steps.settled();
     const { group, partition } = this;
     const term = group.termOf(group.applied);
     if (term === undefined || group.applied <= (partition.checkpointed?.index ?? 0) || !partition.capturable || group.fenceReason !== undefined) return;
@@ -108,42 +140,13 @@ export class HostedPartition implements PartitionUpkeep {
     return this.partition.close();
   }
 
-  private run(failure: string, step: () => Promise<void>): void {
-    this.running = true;
-    this.busy = step()
-      .catch((err: unknown) => this.ctx.log('warn', failure, { group: this.id, error: String(err) }))
-      .finally(() => {
-        this.running = false;
-      });
-  }
-
-  /**
-   * A replica whose log is damaged never leads: it hands leadership to a
-   * healthy voter, and once another leads, it repairs itself from that leader.
-   * (Alone in its group, it has nobody to repair from: it keeps serving what
-   * is intact, and reads of the damaged range fail with an error.)
-   */
+  /** A damaged replica hands leadership over, and once another broker leads, repairs itself from it (see {@link DamagedReplica}). */
   private repairDamage(): void {
-    const { group, partition } = this;
-    if (!this.damageReported) {
-      this.damageReported = true;
-      this.ctx.log('error', 'partition log damaged; this replica will not lead it until repaired from a healthy one', {
-        group: this.id,
-        corruptions: partition.log.health().corruptions,
-      });
-    }
-    if (group.isLeader()) {
-      const others = group.status().voters.filter((v) => v !== this.ctx.self && this.ctx.connectedPeers().includes(v));
-      const target = others[Math.floor(Math.random() * others.length)];
-      if (target !== undefined) group.transferLeadership(target);
-      return;
-    }
-    const leader = group.leader;
-    if (leader === null || leader === this.ctx.self) return;
-    this.run('partition repair failed; retrying', async () => {
-      await partition.repair(this.ctx.fetchFromLeader);
-      this.damageReported = false;
-      this.ctx.log('info', 'partition log repaired from the leader', { group: this.id, leader });
+    const leader = this.damage.repairSource({ corruptions: this.partition.log.health().corruptions });
+    if (leader === undefined) return;
+    this.steps.run('partition repair failed; retrying', async () => {
+      await this.partition.repair(this.ctx.fetchFromLeader);
+      this.damage.repaired(leader);
     });
   }
 

@@ -15,13 +15,20 @@ import type { AppendOutcome, BatchMessage, PartitionLog, StoredMessage } from '.
 import { ProducerTable } from '../core/partition/producers.js';
 import type { Snapshot } from '../core/raft/index.js';
 import type { PartitionCheckpoint } from '../storage/disk-partition.js';
-import type { SegmentRaftStorage } from '../storage/segment-raft-storage.js';
+import type { RecordPage, SegmentRaftStorage } from '../storage/segment-raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { UnifiedPartitionReader } from '../storage/unified-reader.js';
-import { CHECKPOINT_ENTRIES, CHECKPOINT_MS, RETENTION_MS, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
+import { DamagedReplica } from './damaged-replica.js';
+import { CHECKPOINT_ENTRIES, CHECKPOINT_MS, RETENTION_MS, UpkeepSteps, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
 
 /** The unified partition's Raft storage; its snapshots' data is a {@link PartitionCheckpoint} (the table at the index). */
 export type UnifiedStorage = SegmentRaftStorage<PublishCommand, PartitionCheckpoint>;
+
+/** What the upkeep of a unified partition needs from the engine: the split layout's, with its repair reading records instead of messages. */
+export interface UnifiedUpkeepContext extends Omit<UpkeepContext, 'fetchFromLeader'> {
+  /** Reads committed records of the partition from its current leader (repair). */
+  fetchRecords: (fromIndex: number) => Promise<RecordPage>;
+}
 
 /**
  * The state machine of a unified partition, and its read side: the
@@ -129,14 +136,17 @@ function mismatch(index: number, what: string): RelayError {
  * the messages), except on a leader while a replica lags and the window is
  * below `raftLogMaxBytes` (that replica catches up from the entries, which
  * is cheaper than a snapshot install and its backfill); retention by age,
- * bytes and message count. One step at a time; a failure is logged and
+ * bytes and message count; and the repair of damage a read found, as on the
+ * split layout: a damaged replica hands leadership over, and once another
+ * broker leads, copies the damaged records back from it
+ * (`SegmentRaftStorage.repair`). One step at a time; a failure is logged and
  * retried on the next round.
  */
 export class UnifiedUpkeep implements PartitionUpkeep {
-  private busy: Promise<void> = Promise.resolve();
-  private running = false;
+  private readonly steps: UpkeepSteps;
   private compactedAt: number;
   private retainedAt = 0;
+  private readonly damage: DamagedReplica;
 
   constructor(
     readonly id: string,
@@ -144,21 +154,28 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     readonly state: UnifiedPartition,
     readonly group: PartitionGroup,
     readonly storage: UnifiedStorage,
-    private readonly ctx: Pick<UpkeepContext, 'now' | 'log' | 'raftLogMaxBytes' | 'retentionFor'>,
+    private readonly ctx: UnifiedUpkeepContext,
   ) {
     this.compactedAt = ctx.now();
+    this.steps = new UpkeepSteps(id, ctx.log);
+    this.damage = new DamagedReplica(id, group, ctx);
   }
 
   maintain(): void {
-    if (this.running || this.group.fenceReason !== undefined) return;
+    if (this.steps.running) return;
+    // Also while fenced: a repair cut short fences the group until it completes.
+    if (this.storage.segments.damaged || this.storage.repairPending) {
+      this.repairDamage();
+      return;
+    }
+    if (this.group.fenceReason !== undefined) return;
     const now = this.ctx.now();
     const due = this.group.applied - this.snapshotIndex();
     const compact = due >= CHECKPOINT_ENTRIES || (due > 0 && now - this.compactedAt >= CHECKPOINT_MS);
     const policy = this.ctx.retentionFor(this.topic);
     const retain = now - this.retainedAt >= RETENTION_MS && Object.values(policy).some((limit) => limit !== undefined);
     if (!compact && !retain) return;
-    this.running = true;
-    this.busy = (async () => {
+    this.steps.run('partition maintenance failed', async () => {
       if (compact) await this.compact(now);
       if (retain) {
         this.retainedAt = now;
@@ -168,16 +185,23 @@ export class UnifiedUpkeep implements PartitionUpkeep {
           this.ctx.log('debug', 'retention deleted segments', { group: this.id, ...result });
         }
       }
-    })()
-      .catch((err: unknown) => this.ctx.log('warn', 'partition maintenance failed', { group: this.id, error: String(err) }))
-      .finally(() => {
-        this.running = false;
-      });
+    });
+  }
+
+  /** A damaged replica hands leadership over, and once another broker leads, copies the damaged records back from it. */
+  private repairDamage(): void {
+    const leader = this.damage.repairSource({ corruptions: this.storage.segments.health().corruptions, repairPending: this.storage.repairPending });
+    if (leader === undefined) return;
+    this.steps.run('partition repair failed; retrying', async () => {
+      await this.storage.repair(this.ctx.fetchRecords);
+      await this.state.refreshStart(); // the leader's retention may have deleted records this replica held
+      this.damage.repaired(leader);
+    });
   }
 
   /** After the group stopped: a last snapshot at the applied index, so a restart applies nothing again. */
   async finish(): Promise<void> {
-    await this.busy;
+    await this.steps.settled();
     const { group } = this;
     const term = group.termOf(group.applied);
     if (term === undefined || group.applied <= this.snapshotIndex() || group.fenceReason !== undefined) return;

@@ -27,6 +27,25 @@ describe('evaluateAlerts', () => {
     expect(run([healthy(0), healthy(5000), healthy(100_000)])).toEqual([[], [], []]);
   });
 
+  it('fires backbone-unreachable once a gateway has had no backbone connection for the grace time, naming the nodes\' errors, then resolves', () => {
+    const gateway = (nowMs: number, connected: boolean): AlertSnapshot => ({
+      ...healthy(nowMs),
+      backbone: { gateway: 'g1', connected, errors: connected ? [] : ['10.0.0.7:5552: connect ECONNREFUSED 10.0.0.7:5552'] },
+    });
+    // Cut off for less than the grace time (a node lost and reconnected around): quiet.
+    expect(run([gateway(0, true), gateway(10, false), gateway(500, true)])).toEqual([[], [], []]);
+    expect(run([gateway(0, true), gateway(10, false), gateway(900, false), gateway(1010, false), gateway(2000, false), gateway(3000, true)])).toEqual([
+      [],
+      [],
+      [],
+      ['firing backbone-unreachable:g1'],
+      [],
+      ['resolved backbone-unreachable:g1'],
+    ]);
+    const fired = evaluateAlerts(gateway(5000, false), { since: new Map([['backbone-unreachable:g1', 0]]), firing: new Set() }, thresholds, 'g1').notifications[0];
+    expect(fired).toMatchObject({ alert: 'backbone-unreachable', subject: 'g1', message: 'gateway g1 cannot reach the backbone (RabbitMQ): 10.0.0.7:5552: connect ECONNREFUSED 10.0.0.7:5552', sinceMs: 0 });
+  });
+
   it('fires broker-down at once for a dead or departed broker, once, then resolves', () => {
     const down = (nowMs: number, state: string): AlertSnapshot => ({ ...healthy(nowMs), brokers: [{ id: 'b1', state: 'alive' }, { id: 'b2', state }] });
     expect(run([healthy(0), down(10, 'suspect'), down(20, 'dead'), down(30, 'dead'), down(40, 'left'), healthy(50)])).toEqual([

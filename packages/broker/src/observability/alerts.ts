@@ -3,7 +3,7 @@ import pRetry, { AbortError } from 'p-retry';
 import type { LogFunction, ResolvedAlertOptions } from '../options.js';
 
 /** The kinds of alert, stable names receivers can route on. */
-export type AlertKind = 'broker-down' | 'partition-leaderless' | 'partition-under-replicated' | 'disk-full';
+export type AlertKind = 'broker-down' | 'partition-leaderless' | 'partition-under-replicated' | 'disk-full' | 'backbone-unreachable';
 
 /** What alert evaluation looks at: one moment of the cluster as this broker sees it. */
 export interface AlertSnapshot {
@@ -14,6 +14,8 @@ export interface AlertSnapshot {
   partitions: ReadonlyArray<{ group: string; leaderless: boolean; underReplicated: boolean }>;
   /** Use of the data directory's file system; absent without a data directory. */
   disk?: { path: string; usedPercent: number };
+  /** Backbone mode: whether this gateway has a connection to the backbone, and the nodes' last errors. */
+  backbone?: { gateway: string; connected: boolean; errors: string[] };
 }
 
 /** Thresholds of {@link evaluateAlerts}. */
@@ -94,6 +96,17 @@ function conditions(snapshot: AlertSnapshot, thresholds: AlertThresholds): Condi
       subject: disk.path,
       message: `disk of ${disk.path} is ${disk.usedPercent.toFixed(1)}% full (threshold ${thresholds.diskFullPercent}%)`,
       forMs: 0,
+    });
+  }
+  const backbone = snapshot.backbone;
+  if (backbone !== undefined && !backbone.connected) {
+    // A lost node is reconnected around within a second or two: only a gateway still cut off after the grace time alerts.
+    found.push({
+      key: `backbone-unreachable:${backbone.gateway}`,
+      alert: 'backbone-unreachable',
+      subject: backbone.gateway,
+      message: `gateway ${backbone.gateway} cannot reach the backbone (RabbitMQ)${backbone.errors.length > 0 ? `: ${backbone.errors.join('; ')}` : ''}`,
+      forMs: thresholds.graceMs,
     });
   }
   return found;

@@ -1,5 +1,6 @@
 import { RelayError } from '@relaymq/sdk/protocol';
 import type { MemberView, MoveReport, PartitionView, TopicAssignment } from './cluster-status.js';
+import { parseBackboneHealth, type BackboneHealth } from './backbone-health.js';
 import type { ConsumerLag } from './consumer-lag.js';
 import type { ClusterEvent, SeriesPoint } from './history.js';
 import { parseCounts } from './latency-histogram.js';
@@ -69,6 +70,8 @@ export interface BrokerReport {
   events: ClusterEvent[];
   /** Replica moves in progress, reported by the metadata leader (the one that drives them; others report none). Absent from older brokers. */
   moves?: MoveReport[];
+  /** The backbone as this gateway sees it; absent from brokers that keep their own log (and from older gateways). */
+  backbone?: BackboneHealth;
 }
 
 type Obj = Record<string, unknown>;
@@ -154,6 +157,8 @@ export function parseBrokerReport(value: unknown): BrokerReport {
             counted(m.timeLeftMs) &&
             isNullable(m.error, isStr),
         );
+  const backbone = o.backbone === undefined ? undefined : parseBackboneHealth(o.backbone);
+  if (o.backbone !== undefined && backbone === undefined) throw malformed('backbone');
   return {
     broker: o.broker,
     url: o.url,
@@ -172,5 +177,6 @@ export function parseBrokerReport(value: unknown): BrokerReport {
     topics,
     events,
     ...(moves === undefined ? {} : { moves }),
+    ...(backbone === undefined ? {} : { backbone }),
   };
 }

@@ -1,4 +1,5 @@
 import type { BrokerInfo, ClusterView } from '@relaymq/sdk/protocol';
+import type { BackboneHealth } from '../engine/backbone/health.js';
 import type { GroupStatus, ReplicaRead } from '../engine/cluster.js';
 import { parsePartitionGroup } from '../engine/group-factory.js';
 import type { PeerTransport } from '../net/peer-transport.js';
@@ -67,6 +68,8 @@ export interface OperationsSource {
   topics(): TopicAssignment[];
   /** Bounds of a partition hosted here; `undefined` when not hosted here. */
   hostedBounds(topic: string, partition: number): { start: number; end: number } | undefined;
+  /** Offsets of a partition in `[from, to)` that hold no message (the backbone's offset holes); absent: none. */
+  holesBetween?(topic: string, partition: number, from: number, to: number): number;
   /** Whether this broker leads the partition (standalone: every partition it has). */
   leads(topic: string, partition: number): boolean;
   /** Committed consumer positions: durable names (consumer groups add a source of theirs). */
@@ -75,11 +78,16 @@ export interface OperationsSource {
   readonly browser: BrowseSource;
   /** Replica moves in progress as this broker drives them (figures known on the metadata leader only); absent: none. */
   moves?(): MoveReport[];
+  /** Backbone mode: the backbone as this gateway sees it (absent for brokers that keep their own log). */
+  backbone?(): BackboneHealth;
 }
 
-/** Consumer lag of the partitions this broker leads (each partition reported by its leader only). */
-export function consumerLagHere(source: Pick<OperationsSource, 'positionSources' | 'leads' | 'hostedBounds'>): ConsumerLag[] {
-  return consumerLag(source.positionSources(), (topic, partition) => (source.leads(topic, partition) ? source.hostedBounds(topic, partition)?.end : undefined));
+/** Consumer lag of the partitions this broker leads (each partition reported by its leader only), holes in the offsets not counted. */
+export function consumerLagHere(source: Pick<OperationsSource, 'positionSources' | 'leads' | 'hostedBounds' | 'holesBetween'>): ConsumerLag[] {
+  return consumerLag(source.positionSources(), {
+    end: (topic, partition) => (source.leads(topic, partition) ? source.hostedBounds(topic, partition)?.end : undefined),
+    ...(source.holesBetween === undefined ? {} : { holesBetween: source.holesBetween.bind(source) }),
+  });
 }
 
 /** One partition as this broker sees it. */

@@ -1,3 +1,4 @@
+import { backboneProblems, type GatewayBackbone } from './backbone-health.js';
 import type { BrokerDisk, BrokerReport, ReplicaStore } from './broker-report.js';
 import { OUT_OF_SYNC_LAG_ENTRIES, type BrokerView, type ClusterVerdict, type MemberView, type MoveReport, type PartitionView } from './cluster-status.js';
 import { compareLag, type ConsumerLag } from './consumer-lag.js';
@@ -99,6 +100,8 @@ export interface ClusterReport extends ClusterVerdict {
   events: ClusterEventView[];
   /** Replica moves in progress, as the metadata leader reported them (empty when it did not answer, or runs an older version). */
   moves: MoveReport[];
+  /** The backbone as each answering gateway sees it (backbone mode; empty for brokers that keep their own log). */
+  backbone: GatewayBackbone[];
 }
 
 /** A peer's answer: its report, or why there is none. */
@@ -190,6 +193,8 @@ export function buildClusterView(input: ClusterViewInput): ClusterReport {
     else if (p.status === 'unknown') problems.push(`partition ${name}: its leader ${p.leader ?? '?'} did not answer (${stateOf.get(p.leader ?? '') ?? 'unknown'})`);
     else if (p.status === 'under-replicated') problems.push(`partition ${name} is under-replicated (out of sync: ${(p.outOfSync ?? []).join(', ')})`);
   }
+  const backbone = [...reports.values()].flatMap((r) => (r.backbone === undefined ? [] : [{ gateway: r.broker, ...r.backbone }])).sort((a, b) => cmp(a.gateway, b.gateway));
+  problems.push(...backboneProblems(backbone));
   return {
     broker: self.broker,
     timeMs: self.timeMs,
@@ -206,6 +211,7 @@ export function buildClusterView(input: ClusterViewInput): ClusterReport {
     series,
     events: clusterEvents(reports),
     moves: (metadataLeader === null ? undefined : reports.get(metadataLeader)?.moves) ?? [],
+    backbone,
   };
 }
 

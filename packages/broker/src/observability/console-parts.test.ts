@@ -39,15 +39,27 @@ describe('consumer lag', () => {
 
   it('reports end minus position for partitions led here only, from every source of positions', () => {
     const ledEnd = (topic: string, partition: number): number | undefined => (topic === 'orders' && partition === 0 ? 100 : undefined);
-    expect(consumerLag([durables, groups], ledEnd)).toEqual([
+    expect(consumerLag([durables, groups], { end: ledEnd })).toEqual([
       { kind: 'durable', consumer: 'audit', topic: 'orders', partition: 0, offset: 120, end: 100, lag: 0 },
       { kind: 'durable', consumer: 'billing', topic: 'orders', partition: 0, offset: 40, end: 100, lag: 60 },
       { kind: 'group', consumer: 'g1', topic: 'orders', partition: 0, offset: 99, end: 100, lag: 1 },
     ]);
   });
 
+  it('does not count offsets that hold no message (the backbone\'s holes) between the position and the end', () => {
+    // Holes at offsets 41, 82 and 99 of orders/0 (a tracking chunk at each segment start).
+    const holes = [41, 82, 99];
+    const holesBetween = (_topic: string, _partition: number, from: number, to: number): number => holes.filter((h) => h >= from && h < to).length;
+    const rows = consumerLag([durables, groups], { end: (topic, partition) => (topic === 'orders' && partition === 0 ? 100 : undefined), holesBetween });
+    expect(rows.map((r) => [r.consumer, r.offset, r.lag])).toEqual([
+      ['audit', 120, 0],
+      ['billing', 40, 57],
+      ['g1', 99, 0],
+    ]);
+  });
+
   it('keeps the largest lags when there are more rows than the bound', () => {
-    const rows = consumerLag([durables, groups], () => 100, 2);
+    const rows = consumerLag([durables, groups], { end: () => 100 }, 2);
     expect(rows.map((r) => [r.consumer, r.lag])).toEqual([
       ['billing', 60],
       ['billing', 93],

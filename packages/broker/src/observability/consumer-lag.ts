@@ -27,7 +27,7 @@ export interface PositionSource {
 export interface ConsumerLag extends ConsumerPosition {
   /** The partition's end (the offset the next message will get), as its leader knows it. */
   end: number;
-  /** Messages committed but not yet consumed: `end - offset`, never below 0. */
+  /** Messages committed but not yet consumed: `end - offset` less the offsets between them that hold no message (holes), never below 0. */
   lag: number;
 }
 
@@ -38,20 +38,27 @@ export interface ConsumerLag extends ConsumerPosition {
  */
 export const MAX_LAG_ROWS = 10_000;
 
+/** The partitions a broker reports lag of. */
+export interface LedPartitions {
+  /** The end of a partition this broker leads, `undefined` for others. */
+  end(topic: string, partition: number): number | undefined;
+  /** Offsets in `[from, to)` holding no message (an engine with offset holes); absent: none. */
+  holesBetween?(topic: string, partition: number, from: number, to: number): number;
+}
+
 /**
  * Lag of every position in a partition led here. Only the leader reports a
  * partition, so each (consumer, partition) is counted once in the cluster and
  * its end is the committed end, not a follower's that may trail it.
- *
- * @param ledEnd - the end of a partition this broker leads, `undefined` for others.
  */
-export function consumerLag(sources: readonly PositionSource[], ledEnd: (topic: string, partition: number) => number | undefined, max = MAX_LAG_ROWS): ConsumerLag[] {
+export function consumerLag(sources: readonly PositionSource[], led: LedPartitions, max = MAX_LAG_ROWS): ConsumerLag[] {
   const rows: ConsumerLag[] = [];
   for (const source of sources) {
     for (const p of source.positions()) {
-      const end = ledEnd(p.topic, p.partition);
+      const end = led.end(p.topic, p.partition);
       if (end === undefined) continue;
-      rows.push({ kind: p.kind, consumer: p.consumer, topic: p.topic, partition: p.partition, offset: p.offset, end, lag: Math.max(0, end - p.offset) });
+      const holes = p.offset < end ? (led.holesBetween?.(p.topic, p.partition, p.offset, end) ?? 0) : 0;
+      rows.push({ kind: p.kind, consumer: p.consumer, topic: p.topic, partition: p.partition, offset: p.offset, end, lag: Math.max(0, end - p.offset - holes) });
     }
   }
   if (rows.length > max) rows.sort((a, b) => b.lag - a.lag).splice(max);

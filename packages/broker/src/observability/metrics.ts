@@ -3,6 +3,7 @@ import { statfs } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { parsePartitionGroup } from '../engine/group-factory.js';
 import { consumerLagHere, partitionViews, type Membership, type OperationsSource } from './cluster-status.js';
+import type { BackboneHealth, BackboneRequestOp } from '../engine/backbone/health.js';
 import type { BrokerObserver } from './observer.js';
 
 /** Most latencies kept between two samples of the live chart; later ones overwrite a random slot. */
@@ -30,6 +31,8 @@ export class BrokerMetrics implements BrokerObserver {
   private readonly latency: Histogram;
   private readonly fsyncs: Histogram;
   private readonly leaderChanges: Counter<'topic' | 'partition'>;
+  /** Backbone mode only (absent otherwise, so no embedded broker exports backbone series). */
+  private readonly backboneRequests: Histogram<'op'> | undefined;
   /** Totals for the live chart (summing prom-client's labelled counters per sample would allocate). */
   readonly totals = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
   /** Per-topic totals for the dashboard's topic rates (labels bounded like the counters'). */
@@ -67,6 +70,16 @@ export class BrokerMetrics implements BrokerObserver {
       registers,
     });
     this.defineCollected(registers);
+    if (source.backbone !== undefined) {
+      this.backboneRequests = new Histogram({
+        name: 'relaymq_backbone_request_seconds',
+        help: 'Round trips to the backbone (RabbitMQ): op "confirm" from sending a publish to its confirm, op "probe" a check of one node (connect, authenticate, open the vhost)',
+        labelNames: ['op'],
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers,
+      });
+      defineBackboneGauges(registers, source.backbone.bind(source));
+    }
   }
 
   // ---- BrokerObserver ------------------------------------------------------------
@@ -106,6 +119,11 @@ export class BrokerMetrics implements BrokerObserver {
 
   fsync(seconds: number): void {
     this.fsyncs.observe(seconds);
+  }
+
+  /** Backbone mode: one round trip to RabbitMQ. */
+  backboneRequest(op: BackboneRequestOp, seconds: number): void {
+    this.backboneRequests?.observe({ op }, seconds);
   }
 
   leaderChanged(group: string, _leader: string | null, _term: number): void {
@@ -250,6 +268,50 @@ export class BrokerMetrics implements BrokerObserver {
       },
     });
   }
+}
+
+/**
+ * Gauges of the backbone as this gateway sees it, read at scrape
+ * (engine/backbone/health.ts): whether it is connected, each configured
+ * node's last check, its stream connections, each tailed stream's leader.
+ */
+function defineBackboneGauges(registers: Registry[], health: () => BackboneHealth): void {
+  new Gauge({
+    name: 'relaymq_backbone_connected',
+    help: 'Backbone mode: 1 while this gateway has a connection to the backbone (RabbitMQ), 0 while it cannot reach any node',
+    registers,
+    collect() {
+      this.set(health().connected ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'relaymq_backbone_up',
+    help: "Backbone mode: 1 when this gateway's last check of a configured RabbitMQ node connected and authenticated, 0 when it failed (no series before the first check)",
+    labelNames: ['node'],
+    registers,
+    collect() {
+      this.reset();
+      for (const n of health().nodes) if (n.reachable !== null) this.set({ node: n.node }, n.reachable ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'relaymq_backbone_connections',
+    help: 'Backbone mode: stream protocol connections this gateway has open to RabbitMQ',
+    registers,
+    collect() {
+      this.set(health().connections);
+    },
+  });
+  new Gauge({
+    name: 'relaymq_backbone_stream_leader',
+    help: "Backbone mode: 1 for the RabbitMQ node leading each partition stream this gateway tails, as RabbitMQ's metadata last named it",
+    labelNames: ['topic', 'partition', 'node'],
+    registers,
+    collect() {
+      this.reset();
+      for (const p of health().partitions) if (p.leader !== null) this.set({ topic: p.topic, partition: String(p.partition), node: p.leader }, 1);
+    },
+  });
 }
 
 function numericStats(source: OperationsSource): Record<string, number> {

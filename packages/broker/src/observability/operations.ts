@@ -1,3 +1,4 @@
+import type { BackboneRequestOp } from '../engine/backbone/health.js';
 import type { ResolvedBrokerOptions } from '../options.js';
 import { DASHBOARD_HTML } from '../dashboard/page.js';
 import { adminMutations, adminReadRoutes, type AdminActions } from './admin-api.js';
@@ -90,9 +91,9 @@ export class Operations implements BrokerObserver {
   /** Starts the admin server (when `adminPort` is set), the sampler and the alert timer. */
   async start(): Promise<void> {
     const { adminPort, adminHost } = this.options;
-    // Every clustered broker answers peers' report requests, admin port or not: any broker's console shows the whole cluster.
+    // Every clustered broker and gateway with peers answers peers' report requests, admin port or not: any broker's console shows the whole cluster.
     const transport = this.source.peerTransport();
-    if (transport !== undefined && this.source.clustered) this.peerReports = new PeerReports(transport, () => this.brokerReport());
+    if (transport !== undefined && (this.source.clustered || this.source.backbone !== undefined)) this.peerReports = new PeerReports(transport, () => this.brokerReport());
     if (adminPort !== undefined) this.admin = await this.listenAdmin(adminHost, adminPort);
     this.lastTotals = { messagesIn: 0, messagesOut: 0, timeMs: Date.now() };
     this.sampleMembers(Date.now());
@@ -124,6 +125,11 @@ export class Operations implements BrokerObserver {
 
   fsync(seconds: number): void {
     this.metrics.fsync(seconds);
+  }
+
+  /** Backbone mode: a round trip to RabbitMQ (`probe` of a node, `confirm` of a publish), in seconds. */
+  backboneRequest(op: BackboneRequestOp, seconds: number): void {
+    this.metrics.backboneRequest(op, seconds);
   }
 
   leaderChanged(group: string, leader: string | null, term: number): void {
@@ -194,6 +200,7 @@ export class Operations implements BrokerObserver {
       events: this.events.toArray().reverse(),
       // Only the metadata leader drives the moves and knows their figures; the cluster view takes its list.
       moves: metadataLeader === this.source.id ? (this.source.moves?.() ?? []) : [],
+      ...(this.source.backbone === undefined ? {} : { backbone: this.source.backbone() }),
     };
   }
 
@@ -334,6 +341,8 @@ export class Operations implements BrokerObserver {
       brokers: this.membership.list(),
       partitions: partitionViews(this.source.groups()).map((p) => ({ group: `p/${p.topic}/${p.partition}`, leaderless: p.leaderless, underReplicated: p.underReplicated })),
     };
+    const backbone = this.source.backbone?.();
+    if (backbone !== undefined) snapshot.backbone = { gateway: this.source.id, connected: backbone.connected, errors: backbone.nodes.flatMap((n) => (n.lastError === null ? [] : [`${n.node}: ${n.lastError}`])) };
     const dir = this.source.dataDir;
     if (dir !== undefined) {
       // A data directory not created yet has no disk to report; the other conditions still count.

@@ -1,3 +1,4 @@
+import { renderBackbone } from './backbone-health.js';
 import type { ClusterReport } from './cluster-view.js';
 
 /** Pads columns to their widest cell. */
@@ -42,7 +43,7 @@ const num = (v: number | null): string => (v === null ? '-' : String(v));
  * `relaymq status` output: the cluster view of `/api/cluster` — health,
  * brokers (state, role, rates, disk), partitions with their leader's lag
  * per replica, topics with size on disk and rates, consumer lag, problems,
- * recent events.
+ * the backbone as each gateway sees it (backbone mode), recent events.
  */
 export function renderStatus(report: ClusterReport, maxEvents = 10): string {
   const lines: string[] = [];
@@ -121,6 +122,8 @@ export function renderStatus(report: ClusterReport, maxEvents = 10): string {
       ),
     );
   }
+  // Absent from an older broker's answer.
+  lines.push(...renderBackbone(report.backbone ?? [], table));
   if (report.problems.length > 0) {
     lines.push('', 'problems:', ...report.problems.map((p) => `  - ${p}`));
   }

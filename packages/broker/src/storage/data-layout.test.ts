@@ -19,10 +19,18 @@ describe('checkDataLayout', () => {
   it('records the layout of a new data directory and accepts it again', async () => {
     for (const layout of ['split', 'unified'] as const) {
       const dir = await dataDir();
-      await checkDataLayout(dir, layout);
+      await expect(checkDataLayout(dir, layout)).resolves.toBe(layout);
       expect(await readFile(join(dir, 'storage-layout'), 'utf8')).toBe(`${layout}\n`);
-      await expect(checkDataLayout(dir, layout)).resolves.toBeUndefined();
+      await expect(checkDataLayout(dir, layout)).resolves.toBe(layout);
+      await expect(checkDataLayout(dir, undefined)).resolves.toBe(layout); // given none: the recorded one
     }
+  });
+
+  it('gives a new data directory the default layout, unified, when the broker is given none', async () => {
+    const dir = await dataDir();
+    await expect(checkDataLayout(dir, undefined)).resolves.toBe('unified');
+    expect(await readFile(join(dir, 'storage-layout'), 'utf8')).toBe('unified\n');
+    await expect(checkDataLayout(dir, 'split')).rejects.toThrow("holds storage.layout 'unified'");
   });
 
   it('refuses the other layout with STORAGE_LAYOUT, naming both, and touches nothing', async () => {
@@ -42,12 +50,21 @@ describe('checkDataLayout', () => {
       await writeFile(join(dir, sub, 'x'), '');
       await expect(checkDataLayout(dir, 'unified')).rejects.toThrow("holds storage.layout 'split'");
       expect(await readdir(dir)).not.toContain('storage-layout');
-      await checkDataLayout(dir, 'split');
+      // Given no layout (the default is unified for new directories), it stays split: no silent conversion.
+      await expect(checkDataLayout(dir, undefined)).resolves.toBe('split');
       expect(await readFile(join(dir, 'storage-layout'), 'utf8')).toBe('split\n');
+      await expect(checkDataLayout(dir, 'split')).resolves.toBe('split');
     }
     // Empty directories hold nothing of either layout.
     const empty = await dataDir();
     await mkdir(join(empty, 'partitions'));
-    await checkDataLayout(empty, 'unified');
+    await expect(checkDataLayout(empty, undefined)).resolves.toBe('unified');
+  });
+
+  it('refuses a record it does not know, touching nothing', async () => {
+    const dir = await dataDir();
+    await writeFile(join(dir, 'storage-layout'), 'columnar\n');
+    await expect(checkDataLayout(dir, undefined)).rejects.toMatchObject({ code: 'STORAGE_LAYOUT' });
+    expect(await readFile(join(dir, 'storage-layout'), 'utf8')).toBe('columnar\n');
   });
 });

@@ -186,6 +186,24 @@ describe('SegmentRaftStorage at a crash', () => {
     await again.close();
   });
 
+  it('while a reload has closed the log and not opened it again (it failed: the disk is full), reads find nothing instead of failing; the next reload serves them again', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.append([entry(1, 1), entry(2, 1)]);
+    storage.setHardState({ term: 1, vote: 'a', commit: 2 });
+    await storage.sync();
+    expect((await storage.readCommitted(1, 10, 1 << 20)).map((e) => e.entry.index)).toEqual([1, 2]);
+    fs.failNext('open', 'ENOSPC', 100);
+    await expect(storage.reload()).rejects.toBeDefined();
+    expect(await storage.readCommitted(1, 10, 1 << 20)).toEqual([]);
+    expect((await storage.readRecords(1, 10, 1 << 20)).records).toEqual([]);
+    expect(await storage.indexOfOffset(0)).toBeUndefined();
+    fs.heal();
+    await storage.reload();
+    expect((await storage.readCommitted(1, 10, 1 << 20)).map((e) => e.entry.index)).toEqual([1, 2]);
+    await storage.close();
+  });
+
   it('refuses a partition directory of the split layout with STORAGE_LAYOUT, touching nothing', async () => {
     const fs = new FaultyFileSystem(new MemoryFileSystem());
     const split = await SegmentLog.open(`${DIR}/log`, fs, { fsync: 'always' });
@@ -632,5 +650,146 @@ describe('SegmentRaftStorage.backfill: installing a leader snapshot copies the r
     expect(follower.segments.startOffset).toBe(4);
     expect(await follower.firstHeldOffset()).toBe(3);
     await follower.close();
+  });
+});
+
+describe('SegmentRaftStorage.repair: damage a read finds is repaired from a healthy replica', () => {
+  /** Every entry stores one message (`m1@<index>`); 512-byte segments; sealed segments are checked by reads only, as the broker opens them. */
+  const openSmall = (fs: FaultyFileSystem, dir: string): Promise<SegmentRaftStorage<string, string>> =>
+    SegmentRaftStorage.open<string, string>(dir, ['a', 'b', 'c'], {
+      fsync: 'always',
+      fsyncIntervalMs: 1000,
+      fs,
+      segments: { segmentBytes: 512, indexIntervalBytes: 512, verifyOnOpen: 'active' },
+      counts: { count: () => 1, truncated: () => {} },
+      snapshotEndOffset: (snapshot) => snapshot.meta.index,
+    });
+  const one = (index: number): Entry<string> => ({ type: 'normal', index, term: 1, data: `m1@${index}` });
+  /** A replica holding entries 1..60, committed, with a snapshot at `snapshotAt`, closed and opened again. */
+  async function replica(fs: FaultyFileSystem, dir: string, snapshotAt: number): Promise<SegmentRaftStorage<string, string>> {
+    const storage = await openSmall(fs, dir);
+    storage.append(Array.from({ length: 60 }, (_, i) => one(i + 1)));
+    storage.setHardState({ term: 1, vote: 'a', commit: 60 });
+    await storage.sync();
+    await storage.compact(snapshotAt, `state at ${snapshotAt}`);
+    await storage.close();
+    return openSmall(fs, dir);
+  }
+  /** Every committed entry, page by page from index 1 (a read that meets damage throws). */
+  const readAll = async (storage: SegmentRaftStorage<string, string>): Promise<Array<[number, string, number]>> => {
+    const out: Array<[number, string, number]> = [];
+    for (let next = 1; ; ) {
+      const page = await storage.readCommitted(next, 7, 1 << 20);
+      if (page.length === 0) return out;
+      for (const { entry, firstOffset } of page) out.push([entry.index, entry.type === 'normal' ? entry.data : entry.type, firstOffset]);
+      next = page[page.length - 1]!.entry.index + 1;
+    }
+  };
+  /** Flips a bit in the record of entry `index`, in whichever segment file holds it. */
+  async function damage(fs: FaultyFileSystem, dir: string, index: number): Promise<string> {
+    for (const name of await fs.inner.readdir(`${dir}/log`)) {
+      if (!name.endsWith('.log')) continue;
+      const bytes = Buffer.from((await readWholeFile(fs.inner, `${dir}/log/${name}`, 1 << 30)) as Uint8Array);
+      if (bytes.includes(`m1@${index}`)) {
+        await flipBitIn(fs, `${dir}/log/${name}`, `m1@${index}`);
+        return name;
+      }
+    }
+    throw new Error(`no segment holds entry ${index}`);
+  }
+
+  it('below the snapshot: reads fail, then the damaged index and what follows are copied from the other replica, verified, and served again (also after a restart)', async () => {
+    const leaderFs = new FaultyFileSystem(new MemoryFileSystem());
+    const leader = await replica(leaderFs, '/leader/p0', 50);
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    await (await replica(fs, DIR, 50)).close();
+    const segment = await damage(fs, DIR, 23);
+    const storage = await openSmall(fs, DIR);
+    expect(storage.segments.segmentBases().map((b) => b.toString().padStart(20, '0') + '.log')).toContain(segment);
+    await expect(readAll(storage)).rejects.toMatchObject({ code: 'STORAGE_CORRUPT' });
+    expect(storage.segments.damaged).toBe(true);
+    const firstDamaged = storage.segments.health().corruptions[0]!.offset;
+    expect(firstDamaged).toBeLessThanOrEqual(23);
+
+    const asked: number[] = [];
+    await storage.repair((from) => {
+      asked.push(from);
+      return leader.readRecords(from, 8, 1 << 20);
+    });
+    expect(asked[0]).toBe(firstDamaged);
+    expect(Math.max(...asked)).toBeLessThanOrEqual(50); // the window after the snapshot is written from memory
+    expect(storage.segments.damaged).toBe(false);
+    const expected = await readAll(leader);
+    expect(expected).toEqual(Array.from({ length: 60 }, (_, i) => [i + 1, `m1@${i + 1}`, i]));
+    expect(await readAll(storage)).toEqual(expected);
+
+    // Durable: a restart that checks every segment finds nothing wrong.
+    await fs.crash();
+    const reports: string[] = [];
+    const again = await SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], {
+      fsync: 'always',
+      fsyncIntervalMs: 1000,
+      fs,
+      segments: { segmentBytes: 512, indexIntervalBytes: 512, verifyOnOpen: 'all' },
+      counts: { count: () => 1, truncated: () => {} },
+      snapshotEndOffset: (snapshot) => snapshot.meta.index,
+      report: (m) => reports.push(m),
+    });
+    expect(again.segments.damaged).toBe(false);
+    expect(reports).toEqual([]);
+    expect(await readAll(again)).toEqual(expected);
+    await Promise.all([again.close(), leader.close()]);
+  });
+
+  it('in the window after the snapshot (bit rot while open): rewritten from memory, nothing fetched', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    await (await replica(fs, DIR, 10)).close();
+    // No tail cache: every read goes to the segment files.
+    const storage = await SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], {
+      fsync: 'always',
+      fsyncIntervalMs: 1000,
+      fs,
+      segments: { segmentBytes: 512, indexIntervalBytes: 512, verifyOnOpen: 'active', tailCacheBytes: 1 },
+      counts: { count: () => 1, truncated: () => {} },
+      snapshotEndOffset: (snapshot) => snapshot.meta.index,
+    });
+    const expected = await readAll(storage);
+    expect(storage.reader.firstIndex()).toBe(11);
+    await damage(fs, DIR, 33);
+    await expect(readAll(storage)).rejects.toMatchObject({ code: 'STORAGE_CORRUPT' });
+    expect(storage.segments.damaged).toBe(true);
+    await storage.repair(() => Promise.reject(new Error('nothing to fetch: the window is in memory')));
+    expect(storage.segments.damaged).toBe(false);
+    expect(await readAll(storage)).toEqual(expected);
+    await fs.crash();
+    const again = await openSmall(fs, DIR);
+    expect(await readAll(again)).toEqual(expected);
+    await again.close();
+  });
+
+  it('a copied record whose offsets do not follow the previous record is refused (STORAGE_CORRUPT); until a repair completes, reads of the cut range, writes and reloads fail', async () => {
+    const leaderFs = new FaultyFileSystem(new MemoryFileSystem());
+    const leader = await replica(leaderFs, '/leader/p0', 50);
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    await (await replica(fs, DIR, 50)).close();
+    await damage(fs, DIR, 23);
+    const storage = await openSmall(fs, DIR);
+    await expect(readAll(storage)).rejects.toMatchObject({ code: 'STORAGE_CORRUPT' });
+    const wrong = async (from: number) => {
+      const page = await leader.readRecords(from, 8, 1 << 20);
+      return { ...page, records: page.records.map((r) => ({ ...r, firstOffset: r.firstOffset + 1 })) };
+    };
+    await expect(storage.repair(wrong)).rejects.toMatchObject({ code: 'STORAGE_CORRUPT' });
+    // Cut short and not complete: reads from the cut fail, and so do writes (the group is fenced) and a reload.
+    expect(storage.repairPending).toBe(true);
+    await expect(readAll(storage)).rejects.toMatchObject({ code: 'STORAGE_CORRUPT' });
+    storage.append([one(61)]);
+    await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    await expect(storage.reload()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    await storage.repair((from) => leader.readRecords(from, 8, 1 << 20));
+    expect(storage.repairPending).toBe(false);
+    expect(await storage.segments.read(61, 1, 1 << 20)).toMatchObject([{ offset: 61 }]); // the entry appended meanwhile, written by the repair
+    expect(await readAll(storage)).toEqual(await readAll(leader));
+    await Promise.all([storage.close(), leader.close()]);
   });
 });

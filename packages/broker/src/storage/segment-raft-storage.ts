@@ -113,6 +113,10 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   private voteChanged = false;
   private commitChanged = false;
   private failed: RelayError | undefined;
+  /** A repair cut the log here and is copying it back: reads from here fail meanwhile (see {@link repair}). */
+  private repairingFrom: number | undefined;
+  /** The log was closed by a reload and not opened again yet: reads find nothing (see {@link reload}). */
+  private reloading = false;
   private commitTimer: ReturnType<typeof setTimeout> | undefined;
   /** Writes of this storage (sync, compact, reload, close), one at a time. */
   private chain: Promise<unknown> = Promise.resolve();
@@ -261,6 +265,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
 
   /** Hands the queued writes to the segment log and flushes it (fsyncs with `fsync`). */
   private async writeQueued(fsync: boolean): Promise<void> {
+    if (this.repairingFrom !== undefined) throw new RelayError('STORAGE_ERROR', `${this.dir}: the log is being repaired from index ${this.repairingFrom}`);
     const snapshot = this.pendingSnapshot;
     if (snapshot !== undefined) {
       // Recorded before the log is reset: a crash between the two leaves a log that does not match the snapshot,
@@ -278,17 +283,17 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       this.pendingTruncate = undefined;
     }
     if (this.queue.length > 0) {
-      const timestampOf = this.options.timestampOf ?? (() => 0);
-      this.log.append(
-        this.queue.map((entry) => {
-          const at = this.offsets.at(entry.index);
-          // An entry that stores no message never raises the timestamps of the messages after it (0 is raised to the last).
-          return toRecord(entry, at.count > 0 ? timestampOf(entry) : 0, { term: entry.term, ...at });
-        }),
-      );
+      this.log.append(this.queue.map((entry) => this.recordOf(entry)));
       this.queue = [];
     }
     await (fsync ? this.log.sync() : this.log.flush());
+  }
+
+  /** The record of an entry of the window, with its offsets. */
+  private recordOf(entry: Entry<T>): NewMessage {
+    const at = this.offsets.at(entry.index);
+    // An entry that stores no message never raises the timestamps of the messages after it (0 is raised to the last).
+    return toRecord(entry, at.count > 0 ? (this.options.timestampOf?.(entry) ?? 0) : 0, { term: entry.term, ...at });
   }
 
   private async writeCommit(): Promise<void> {
@@ -317,21 +322,28 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   /**
    * After a failed write or fsync: drops everything not fsynced (the segment
    * log is closed without writing, its unsynced bytes cut) and reads back
-   * what is left, as a restart would.
+   * what is left, as a restart would. From the close until a reload
+   * succeeds (a failed one leaves the log closed: the group stays fenced and
+   * tries again), reads find nothing, as the split layout's do while its
+   * partition is rewound.
    */
   reload(): Promise<void> {
     return this.exclusive(async () => {
+      // Cut for a repair: reading it back now would lose the entries after the cut; the repair completes it.
+      if (this.repairingFrom !== undefined) throw new RelayError('STORAGE_ERROR', `${this.dir}: the log is being repaired from index ${this.repairingFrom}`);
       clearTimeout(this.commitTimer);
       this.commitTimer = undefined;
       this.voteChanged = this.commitChanged = false;
       this.queue = [];
       this.pendingTruncate = undefined;
       this.pendingSnapshot = undefined;
+      this.reloading = true;
       await this.log.close({ dropUnsynced: true }).catch(() => {});
       const { log, memory, offsets } = await load<T, S>(this.dir, this.fs, this.meta, this.voters, this.options);
       this.log = log;
       this.current = memory;
       this.offsets = offsets;
+      this.reloading = false;
     });
   }
 
@@ -364,9 +376,9 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
    */
   async readRecords(fromIndex: number, maxCount: number, maxBytes: number): Promise<RecordPage> {
     const startIndex = this.log.startOffset;
-    const commit = this.readableIndex();
     const from = Math.max(fromIndex, startIndex);
-    if (from > commit) return { startIndex, records: [] };
+    const commit = this.readableFrom(from);
+    if (from > commit || this.reloading) return { startIndex, records: [] };
     const records = await this.log.read(from, Math.min(maxCount, commit - from + 1), maxBytes);
     return {
       startIndex,
@@ -397,22 +409,97 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       if (await holdsEntry(log, s, t, endOffset)) return;
       const from = Math.max(Math.min(this.current.getHardState().commit, s) + 1, log.startOffset);
       if (log.endOffset > from) await log.truncateFrom(from);
-      // Bounded: each round appends at least one record or moves the log's start forward (or throws).
-      while (log.endOffset <= s) {
-        const at = log.endOffset;
-        const { startIndex, records } = await fetch(at);
-        if (startIndex > at) {
-          await log.reset(Math.min(startIndex, s + 1));
-          continue;
-        }
-        const wanted = records.filter((r) => r.index >= at && r.index <= s);
-        if (wanted[0]?.index !== at) throw new LogStorageError('STORAGE_IO', `backfill from ${at}: the replica returned no usable records`);
-        log.append(wanted.map((r) => ({ timestamp: r.timestamp, raft: { term: r.term, firstOffset: r.firstOffset, count: r.count }, encoding: 'msgpack', data: r.data })));
-        await log.flush();
-      }
+      await this.copyRecords(s, fetch, 'backfill');
       if (!(await holdsEntry(log, s, t, endOffset))) throw new LogStorageError('STORAGE_CORRUPT', `backfill: the copied record ${s} is not the snapshot's (term ${t}, end offset ${endOffset})`);
       await log.sync();
     });
+  }
+
+  /**
+   * Repairs the records a read found damaged, from a healthy replica, as
+   * the split layout's `DiskPartition.repair` does: writes what is queued,
+   * cuts the log at the first damaged index, copies the committed records
+   * from there through the snapshot's index with `fetch` (what this log held
+   * there was committed, so the healthy replica holds the same records;
+   * where its retention deleted them, this log starts at its first held
+   * record too), writes the entries of the in-memory window after them
+   * again from memory, and fsyncs. Then it verifies: each copied record's
+   * messages follow the previous one's, the log holds the snapshot's entry
+   * with its term and end offset, and no damage remains; else it throws
+   * `STORAGE_CORRUPT`.
+   *
+   * From the cut until a repair succeeds, reads from the cut index fail
+   * (`STORAGE_CORRUPT`, as they did before), and so do `sync` and `reload`
+   * (`STORAGE_ERROR`): the log is shorter than the entries this replica
+   * acknowledged, so its group is fenced (no acknowledgement, no vote) until
+   * a later call of `repair` completes it. A crash meanwhile leaves a log
+   * that does not reach its snapshot, which opening resets after it: the
+   * leader then sends this replica the snapshot and the entries after it
+   * again, as to a replica whose damaged tail was cut on open.
+   */
+  repair(fetch: (fromIndex: number) => Promise<RecordPage>): Promise<void> {
+    return this.exclusive(async () => {
+      const log = this.log;
+      if (this.repairingFrom === undefined) {
+        if (!log.damaged) return;
+        await this.writeQueued(true);
+        this.repairingFrom = Math.max(log.startOffset, Math.min(...log.health().corruptions.map((c) => c.offset)));
+      }
+      const from = this.repairingFrom;
+      const base = this.offsets.base;
+      const end = this.current.lastIndex() + 1;
+      if (log.endOffset > from) await log.truncateFrom(from);
+      await this.copyRecords(Math.min(base, end - 1), fetch, 'repair');
+      // The window (and whatever the core appended meanwhile): the same records as before, from memory.
+      this.queue = [...this.current.entries(log.endOffset, end, Number.MAX_SAFE_INTEGER)];
+      this.pendingTruncate = undefined;
+      if (this.queue.length > 0) log.append(this.queue.map((entry) => this.recordOf(entry)));
+      this.queue = [];
+      await log.sync();
+      const term = this.current.snapshot()?.meta.term ?? 0;
+      if (base >= log.startOffset && !(await holdsEntry(log, base, term, this.offsets.baseEndOffset))) {
+        throw new LogStorageError('STORAGE_CORRUPT', `repair: the record ${base} is not the snapshot's (term ${term}, end offset ${this.offsets.baseEndOffset})`, { offset: base });
+      }
+      if (log.endOffset !== end || log.damaged) throw new LogStorageError('STORAGE_CORRUPT', `repair: the log ends at ${log.endOffset} (expected ${end}), damaged: ${log.damaged}`, { offset: from });
+      this.repairingFrom = undefined;
+    });
+  }
+
+  /** Whether a repair cut the log and has not completed yet (see {@link repair}). */
+  get repairPending(): boolean {
+    return this.repairingFrom !== undefined;
+  }
+
+  /**
+   * Appends committed records from this log's end through index `last`,
+   * copied page by page with `fetch` from a replica that holds them; where
+   * that replica no longer does (retention), this log starts over at its
+   * first held record. Throws `STORAGE_CORRUPT` when a record's messages do
+   * not follow the previous record's.
+   */
+  private async copyRecords(last: number, fetch: (fromIndex: number) => Promise<RecordPage>, what: string): Promise<void> {
+    const log = this.log;
+    // The offset after the previous record's messages (unknown when there is none, or it cannot be read).
+    const [previous] = log.endOffset > log.startOffset ? await log.read(log.endOffset - 1, 1, 1).catch((): StoredRecord[] => []) : [];
+    let next = previous?.raft === undefined ? undefined : previous.raft.firstOffset + previous.raft.count;
+    // Bounded: each round appends at least one record or moves the log's start forward (or throws).
+    while (log.endOffset <= last) {
+      const at = log.endOffset;
+      const { startIndex, records } = await fetch(at);
+      if (startIndex > at) {
+        await log.reset(Math.min(startIndex, last + 1));
+        next = undefined;
+        continue;
+      }
+      const wanted = records.filter((r) => r.index >= at && r.index <= last);
+      if (wanted.length === 0 || wanted.some((r, i) => r.index !== at + i)) throw new LogStorageError('STORAGE_IO', `${what} from ${at}: the replica returned no usable records`);
+      for (const r of wanted) {
+        if (next !== undefined && r.firstOffset !== next) throw new LogStorageError('STORAGE_CORRUPT', `${what}: the copied record ${r.index} starts at offset ${r.firstOffset}, expected ${next}`, { offset: r.index });
+        next = r.firstOffset + r.count;
+      }
+      log.append(wanted.map((r) => ({ timestamp: r.timestamp, raft: { term: r.term, firstOffset: r.firstOffset, count: r.count }, encoding: 'msgpack', data: r.data })));
+      await log.flush();
+    }
   }
 
   /** The partition offsets recorded for entry `index` of the window (after the snapshot): its first and how many it stores. */
@@ -447,6 +534,20 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   }
 
   /**
+   * The last index a read from `from` may return ({@link readableIndex}),
+   * short of a range being repaired; a read starting in that range throws
+   * `STORAGE_CORRUPT`, as it did before the repair began (the engine reads
+   * another replica).
+   */
+  private readableFrom(from: number): number {
+    const last = this.readableIndex();
+    const repairing = this.repairingFrom;
+    if (repairing === undefined) return last;
+    if (from >= repairing) throw new LogStorageError('STORAGE_CORRUPT', `${this.dir}: records from ${repairing} are being repaired from another replica`, { offset: repairing });
+    return Math.min(last, repairing - 1);
+  }
+
+  /**
    * The first entry whose messages end after `offset` (the one holding it,
    * or the first held when `offset` is below what this log retains);
    * `undefined` when `offset` is at or after {@link committedEndOffset}.
@@ -454,7 +555,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
    * search over Raft indexes: records carry their first offset and count).
    */
   async indexOfOffset(offset: number): Promise<number | undefined> {
-    if (offset >= this.committedEndOffset) return undefined;
+    if (offset >= this.committedEndOffset || this.reloading) return undefined;
     const commit = this.readableIndex();
     const inWindow = this.offsets.indexOf(offset, commit);
     if (inWindow !== undefined) return inWindow;
@@ -480,9 +581,9 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
    * the commit index.
    */
   async readCommitted(fromIndex: number, maxCount: number, maxBytes: number): Promise<Array<StoredEntry<T>>> {
-    const commit = this.readableIndex();
     const from = Math.max(fromIndex, this.log.startOffset);
-    if (from > commit) return [];
+    const commit = this.readableFrom(from);
+    if (from > commit || this.reloading) return [];
     const records = await this.log.read(from, Math.min(maxCount, commit - from + 1), maxBytes);
     return records.map((record) => {
       const { raft } = record;

@@ -1,7 +1,7 @@
 import type { ClusterReport } from '../../src/observability/cluster-view.js';
 
-/** `/api/cluster` of a healthy one-broker view with nothing in it (and no moves field), for tests to add to. */
-export const QUIET_CLUSTER: Omit<ClusterReport, 'moves'> = {
+/** `/api/cluster` of a healthy one-broker view with nothing in it (and no moves or backbone field, as an older broker answers), for tests to add to. */
+export const QUIET_CLUSTER: Omit<ClusterReport, 'moves' | 'backbone'> = {
   broker: 'b1',
   timeMs: 20_000,
   ready: true,

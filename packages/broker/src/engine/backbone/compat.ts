@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import type { Client } from 'rabbitmq-stream-js-client';
 
 /**
  * Makes `rabbitmq-stream-js-client` 1.0 usable against RabbitMQ 3.9/3.10
@@ -95,4 +96,17 @@ function patchPool(require: NodeJS.Require): void {
       this.getConnectionOnChosenNode(purpose === 'publisher', streamName, node, metadata, listener),
     );
   };
+}
+
+/**
+ * Stream protocol connections `client` has open: its main (locator)
+ * connection and the distinct live ones of its pool (consumers and
+ * publishers share them per node and stream). Read from the client's
+ * internals, as {@link patchPool} does; for the console.
+ */
+export function openConnections(client: Client): number {
+  const internals = client as unknown as { locatorConnection?: Partial<PooledConnection>; pool?: Partial<ClientLike['pool']> };
+  const live = new Set<PooledConnection>();
+  for (const list of internals.pool?.connectionsMap?.values() ?? []) for (const c of list) if (c.ready && c.getConnectionInfo().writable) live.add(c);
+  return live.size + (internals.locatorConnection?.ready === true ? 1 : 0);
 }

@@ -5,7 +5,9 @@ import type { ConsumerGroups, GroupCommand, GroupResult } from '../../core/metad
 import type { AppendOutcome, ProducerBatch, StoredMessage } from '../../core/partition/partition.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from '../engine.js';
 import { GroupSessionTracker } from '../groups/session-tracker.js';
+import { openConnections } from './compat.js';
 import { BackboneConnection } from './connection.js';
+import { BackboneHealthMonitor, type BackboneHealth, type BackboneRequestOp } from './health.js';
 import { MetaLog } from './meta-log.js';
 import type { BackboneTopic, MetaCommand, MetaResult } from './metadata.js';
 import { metaStreamName, newGeneration, partitionStreamName } from './naming.js';
@@ -25,14 +27,18 @@ export interface BackboneEngineOptions {
   dedupeWindow: number;
   /** Bytes of the newest messages each tailed partition keeps in memory. */
   cacheBytes: number;
-  /** Arguments of every new partition stream: retention (`max-age`, `max-length-bytes`) and segment size. */
-  streamArguments: Record<string, string | number>;
+  /** Arguments of a new partition stream of a topic: its retention (`max-age`, `max-length-bytes`) and segment size (retention.ts). */
+  streamArguments: (topic: string) => Record<string, string | number>;
   /** A backbone round trip (confirm, metadata proposal, read) not answered within this long fails `TIMEOUT`. */
   requestTimeoutMs: number;
   now: () => number;
   log: Log;
   /** Whether this gateway expires timed-out consumer-group members (one gateway should: the broker picks the lowest live id). */
   isGroupCoordinator?: () => boolean;
+  /** Told each backbone round trip measured, in seconds (metrics): `probe` per node check, `confirm` per publish. */
+  observeRequest?: (op: BackboneRequestOp, seconds: number) => void;
+  /** Whether to check every configured node periodically (health.ts); off when nothing reads the health (no admin port, no alerts). Default true. */
+  healthChecks?: boolean;
 }
 
 /**
@@ -51,6 +57,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
   private readonly creating = new Map<string, Promise<TopicInfo>>();
   private readonly appendedScheduled = new Set<string>();
   private readonly sessions: GroupSessionTracker;
+  private readonly health: BackboneHealthMonitor;
   private closed = false;
 
   private constructor(
@@ -68,6 +75,21 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       isCoordinator: options.isGroupCoordinator ?? (() => true),
       expire: (command) => this.groupCommand(command),
       now: () => options.now(),
+    });
+    this.health = new BackboneHealthMonitor({
+      endpoint: options.endpoint,
+      client: () => {
+        try {
+          return connection.client();
+        } catch {
+          return undefined;
+        }
+      },
+      streams: () => this.tailedStreams(),
+      openConnections,
+      timeoutMs: options.requestTimeoutMs,
+      now: options.now,
+      ...(options.observeRequest === undefined ? {} : { observe: options.observeRequest }),
     });
   }
 
@@ -89,6 +111,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       throw err;
     }
     engine.sessions.start();
+    if (options.healthChecks !== false) engine.health.start();
     return engine;
   }
 
@@ -176,6 +199,11 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
     return (await this.started(topic, partition)).currentBounds();
   }
 
+  holesBetween(topic: string, partition: number, from: number, to: number): number {
+    // Known for partitions this gateway tails; asking must not start a tail.
+    return this.streams.get(this.key(topic, partition))?.cache.holesBetween(from, to) ?? 0;
+  }
+
   async offsetForTime(topic: string, partition: number, timeMs: number): Promise<number> {
     if ((this.partitionCount(topic) ?? 0) <= partition) return 0;
     return (await this.started(topic, partition)).offsetForTime(timeMs);
@@ -198,6 +226,11 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
     return result.result;
   }
 
+  /** The backbone as this gateway sees it (the console's backbone section): nodes, connections, stream leaders, confirm round trip. */
+  backboneHealth(): BackboneHealth {
+    return this.health.snapshot();
+  }
+
   /** Every durable name with its positions, for operators. */
   appliedPositions(): Array<{ durable: string; positions: Cursor[] }> {
     return this.meta.state.positions.toRecords();
@@ -207,6 +240,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
     if (this.closed) return;
     this.closed = true;
     this.sessions.stop();
+    await this.health.stop();
     await this.meta.close();
     // The connection first: closing consumers while it is up would read as a lost backbone and reconnect.
     await this.connection.close();
@@ -233,7 +267,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
 
   private async createStream(topic: string, generation: string, partition: number, replicas: number): Promise<void> {
     const stream = partitionStreamName(this.options.streamPrefix, topic, generation, partition);
-    await PartitionStream.create(this.connection, stream, { ...this.options.streamArguments, 'initial-cluster-size': replicas }, this.options.requestTimeoutMs);
+    await PartitionStream.create(this.connection, stream, { ...this.options.streamArguments(topic), 'initial-cluster-size': replicas }, this.options.requestTimeoutMs);
   }
 
   private async propose(command: MetaCommand): Promise<MetaResult> {
@@ -267,6 +301,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       now: this.options.now,
       log: this.options.log,
       appended: () => this.scheduleAppended(topic, partition),
+      confirmed: (seconds) => this.health.confirmed(seconds),
     });
     stream.start(this.connection.ready()).catch(() => {
       // A failed start is tried again by the next caller.
@@ -324,6 +359,15 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       this.appendedScheduled.delete(key);
       if (!this.closed) this.emit('appended', topic, partition);
     });
+  }
+
+  /** The partition streams this gateway tails (started by a read, an append or the console). */
+  private tailedStreams(): Array<{ topic: string; partition: number; stream: string }> {
+    const out: Array<{ topic: string; partition: number; stream: string }> = [];
+    for (const [topic, known] of this.meta.state.topics) {
+      for (let p = 0; p < known.partitions; p++) if (this.streams.has(this.key(topic, p))) out.push({ topic, partition: p, stream: this.streamName(topic, known, p) });
+    }
+    return out;
   }
 
   private streamName(topic: string, known: BackboneTopic, partition: number): string {

@@ -22,6 +22,8 @@ export interface PartitionStreamOptions {
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
   /** New messages were read from the stream. */
   appended: () => void;
+  /** Told each confirmed send's round trip, from its first message sent to the backbone's confirm, in seconds. */
+  confirmed?: (seconds: number) => void;
 }
 
 /** The publisher of one relaymq producer in this stream, and the seq it sends next. */
@@ -200,6 +202,7 @@ export class PartitionStream {
     const ids = send.map((i) => BigInt(firstSeq + i + 1));
     if (send.length > 0) {
       const confirmed = this.connection.awaitConfirms(publisher.extendedId, ids);
+      const sentAt = performance.now();
       try {
         const sending = (async () => {
           for (const i of send) {
@@ -210,6 +213,7 @@ export class PartitionStream {
         })();
         await bounded(sending, this.options.requestTimeoutMs, `sending to ${this.options.stream}`);
         await bounded(confirmed, this.options.requestTimeoutMs, `the backbone did not confirm ${send.length} message(s) on ${this.options.stream}`);
+        this.options.confirmed?.((performance.now() - sentAt) / 1000);
       } catch (err) {
         // What the backbone holds is unknown: the next append asks it again.
         this.options.log('warn', 'backbone append failed', { stream: this.options.stream, error: (err as Error).message });

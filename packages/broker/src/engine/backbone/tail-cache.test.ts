@@ -93,4 +93,35 @@ describe('backbone tail cache', () => {
     cache.retainedFrom(99); // never beyond the end
     expect(cache.startOffset).toBe(5);
   });
+
+  it('counts the holes between two offsets (segment tracking chunks, foreign messages), forgetting those retention removed', () => {
+    const cache = new TailCache(1000, 10);
+    // Offsets 0-2, hole 3, 4-6, holes 7-8, 9, a foreign message at 10 (skipTo 11), 11.
+    for (const o of [0, 1, 2, 4, 5, 6, 9]) cache.add(message(o));
+    cache.skipTo(11);
+    cache.add(message(11));
+    expect(cache.endOffset).toBe(12);
+    expect(cache.holesBetween(0, 12)).toBe(4);
+    expect(cache.holesBetween(4, 12)).toBe(3);
+    expect(cache.holesBetween(3, 4)).toBe(1);
+    expect(cache.holesBetween(8, 10)).toBe(1);
+    expect(cache.holesBetween(5, 7)).toBe(0);
+    expect(cache.holesBetween(12, 12)).toBe(0);
+    expect(cache.holesBetween(9, 3)).toBe(0);
+    cache.retainedFrom(9);
+    expect(cache.holesBetween(0, 12)).toBe(1);
+    expect(cache.holesBetween(9, 12)).toBe(1);
+  });
+
+  it('knows no holes below the first message it read (retention left the stream there)', () => {
+    const cache = new TailCache(1000, 10);
+    cache.add(message(41));
+    cache.add(message(43));
+    expect(cache.holesBetween(0, 44)).toBe(1);
+    // Where the stream is known to start (skipTo), an offset without a message there is a hole.
+    const skipped = new TailCache(1000, 10);
+    skipped.skipTo(40);
+    skipped.add(message(41));
+    expect(skipped.holesBetween(40, 42)).toBe(1);
+  });
 });

@@ -19,6 +19,13 @@ export class TailCache {
   private first: number | undefined;
   private next = 0;
   private readonly producers = new Map<string, { nextSeq: number; offsets: Map<number, number> }>();
+  /**
+   * The holes read past since the first message, as ranges `[start, end)`
+   * in offset order, and before each the number of hole offsets in the
+   * ranges before it (so counting over any span is two binary searches).
+   * One range per stream segment: retention drops those below the start.
+   */
+  private readonly holes: Array<{ start: number; end: number; before: number }> = [];
 
   constructor(
     private readonly budgetBytes: number,
@@ -45,6 +52,7 @@ export class TailCache {
   add(message: StoredMessage, producer?: { id: string; seq: number }): void {
     if (message.offset < this.next) return;
     if (this.first === undefined) this.first = message.offset;
+    else this.hole(this.next, message.offset);
     this.next = message.offset + 1;
     this.messages.push(message);
     this.bytes += message.data.byteLength;
@@ -63,14 +71,48 @@ export class TailCache {
   retainedFrom(offset: number): void {
     if (this.first === undefined || offset <= this.first) return;
     this.first = Math.min(offset, this.next);
+    const below = this.holes.findIndex((h) => h.end > this.startOffset);
+    this.holes.splice(0, below < 0 ? this.holes.length : below);
   }
 
   /** Learns that the stream continues at `offset` (its first offset, when nothing was read yet). */
   skipTo(offset: number): void {
     if (offset > this.next) {
+      if (this.first !== undefined) this.hole(this.next, offset);
       this.next = offset;
       this.first ??= offset;
     }
+  }
+
+  /**
+   * Offsets in `[from, to)` that hold no message (holes), as far as this
+   * gateway has read: consumer lag is `to - from` minus these. Holes below
+   * the first message it read are not known (and count as none).
+   */
+  holesBetween(from: number, to: number): number {
+    return to <= from ? 0 : this.holesBelow(to) - this.holesBelow(from);
+  }
+
+  /** Hole offsets below `offset`, counted as `before` counts them (from the first range ever recorded). */
+  private holesBelow(offset: number): number {
+    // The last range starting below `offset`.
+    let lo = 0;
+    let hi = this.holes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.holes[mid] as { start: number }).start < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    const range = this.holes[lo - 1];
+    if (range === undefined) return this.holes[0]?.before ?? 0;
+    return range.before + Math.min(range.end, offset) - range.start;
+  }
+
+  /** Records that `[start, end)` holds no message. */
+  private hole(start: number, end: number): void {
+    if (end <= start) return;
+    const last = this.holes[this.holes.length - 1];
+    this.holes.push({ start, end, before: last === undefined ? 0 : last.before + last.end - last.start });
   }
 
   /**

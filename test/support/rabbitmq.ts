@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,13 +13,21 @@ import { freePorts } from './ports.js';
  * `rabbitmq_stream` plugin enabled, and a private `epmd` so nothing on the
  * machine (a system RabbitMQ, another test's cluster) is shared or touched.
  *
- * How the nodes start: all at once; nodes 2..N are configured (classic
- * config peer discovery) to join node 1 during their first boot, retrying
- * until node 1's database is up. Booting three standalone nodes and then
- * joining two with `rabbitmqctl` (stop_app, join_cluster, start_app) is
- * 1.6 times slower (medians of 3 alternating starts in one run on 2 cores
- * at a load of 13-24: 21.1 s against 13.3 s): each join restarts the node's
- * app and each CLI run boots an Erlang VM.
+ * How the nodes start: node 1 first, then nodes 2..N together, configured
+ * (classic config peer discovery) to join node 1 during their first boot. No
+ * node restarts its app and no `rabbitmqctl` runs: booting three standalone
+ * nodes and joining two with `rabbitmqctl` (stop_app, join_cluster,
+ * start_app) was 1.6 times slower than one boot of all three (medians of 3
+ * alternating starts in one run on 2 cores at a load of 13-24: 21.1 s against
+ * 13.3 s). Node 1 must have finished its own first boot before another node
+ * joins it: RabbitMQ 3.10's classic config discovery takes no lock, and a node
+ * that joins while node 1 is still initialising (its tables exist, its
+ * feature flags and default user not yet) copies a half-made state. Seen under
+ * load (a CI run and reproductions at a load of 15-25): node 1 crashed with
+ * `user_already_exists` (a joiner seeded the default user first), and a node
+ * that joined before `stream_queue` was enabled logged "Server startup
+ * complete; 1 plugins started" without opening its stream listener (the
+ * plugin starts none while that flag is off), so clients got ECONNREFUSED.
  *
  * Each node's process is the Erlang VM itself (`beam.smp`): the start script
  * is told to exec the VM (`RABBITMQ_ALLOW_INPUT` with `-noinput`), so
@@ -36,6 +44,8 @@ const CTL = join(SCRIPTS_DIR, 'rabbitmqctl');
 const STARTED = 'Server startup complete';
 /** The line a blank node logs when peer discovery found the node it joins. */
 const JOINED = 'selected for auto-clustering';
+/** The line a node logs when its stream listener is open (before {@link STARTED}); `port` is its stream port. */
+const LISTENING = (port: number): string => `started Stream TCP listener on 127.0.0.1:${port}`;
 /** Default bound on starting a cluster: a 3-node start took 9.5-18 s on a 2-core machine at a load of 13-24. */
 const DEFAULT_START_TIMEOUT_MS = 90_000;
 /** Attempts at starting a node (or, on a first boot, the whole cluster) when a start fails for a transient reason. */
@@ -47,6 +57,8 @@ const START_ATTEMPTS = 3;
  */
 const TRANSIENT_START_FAILURES = [
   /eaddrinuse/i,
+  /user_already_exists/,
+  /without its stream listener/,
   /register\/listen error/,
   /could not start distribution/i,
   /schema_integrity_check_failed/,
@@ -295,15 +307,23 @@ class RabbitClusterImpl implements RabbitCluster {
   }
 
   /**
-   * Starts every node at once and resolves once each logged startup complete, the joining ones
-   * clustered with node 1, and each accepts connections on its stream port. A node that fails for a
+   * Starts node 1, then the other nodes together, and resolves once each logged startup complete with
+   * its stream listener open, the joining ones clustered with node 1. A node that fails for a
    * transient reason fails the attempt: every node is killed, and the cluster boots again on fresh
    * ports and empty data ({@link START_ATTEMPTS} attempts in all, within `deadline`).
    */
   async boot(deadline: number): Promise<void> {
+    const [seed, ...joiners] = this.nodes as [NodeProcess, ...NodeProcess[]];
     for (let attempt = 1; ; attempt++) {
-      const results = await Promise.allSettled(this.nodes.map((node) => node.startOnce(deadline - Date.now())));
-      const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected')?.reason as unknown;
+      // Node 1 completes its first boot before any node joins it (see the top of this file).
+      let failure: unknown;
+      try {
+        await seed.startOnce(deadline - Date.now());
+        const results = await Promise.allSettled(joiners.map((node) => node.startOnce(deadline - Date.now())));
+        failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected')?.reason;
+      } catch (error) {
+        failure = error;
+      }
       if (failure === undefined) break;
       await Promise.all(this.nodes.map((node) => node.kill('SIGKILL')));
       if (!(failure instanceof NodeStartError) || !failure.transient || attempt >= START_ATTEMPTS || Date.now() >= deadline) {
@@ -316,11 +336,6 @@ class RabbitClusterImpl implements RabbitCluster {
     // Each joining node logs which node it clustered with; one that gave up would have started standalone.
     for (const node of this.nodes.slice(1)) {
       if (!node.clustered) throw new Error(`${node.name} did not join ${this.nodes[0]?.name}\n${this.diagnose()}`);
-    }
-    for (const node of this.nodes) {
-      await waitForPort(node.streamPort, `${node.name}'s stream listener`, deadline, () => {
-        if (!node.running) throw new Error(`${node.name} exited after startup complete\n${this.diagnose()}`);
-      });
     }
   }
 
@@ -377,6 +392,8 @@ class NodeProcess implements RabbitNode {
   /** The signal {@link kill} sent to the current process, if any. */
   private sentSignal: NodeJS.Signals | undefined;
   lastExit: NodeExit | undefined;
+  /** Whether the node logged, since its last start, that its stream listener is open. */
+  private listening = false;
   /** Whether the node logged, since its last start, that it joined its seed (the line may be gone from the tail by then). */
   clustered = false;
 
@@ -491,6 +508,7 @@ class NodeProcess implements RabbitNode {
     this.child = child;
     this.tail = '';
     this.clustered = false;
+    this.listening = false;
     this.sentSignal = undefined;
     let startedAt: number | undefined;
     leftovers.addChild(child);
@@ -512,13 +530,23 @@ class NodeProcess implements RabbitNode {
         void this.kill('SIGKILL');
         reject(new NodeStartError(this.name, `did not start within ${timeoutMs} ms`, false, this.tail));
       }, Math.max(timeoutMs, 1));
+      const logFile = process.env.RELAYMQ_RABBITMQ_LOG_DIR === undefined ? undefined : join(process.env.RELAYMQ_RABBITMQ_LOG_DIR, `${this.name}.log`);
       const onData = (chunk: Buffer): void => {
+        if (logFile !== undefined) appendFileSync(logFile, chunk);
         this.tail = (this.tail + chunk.toString()).slice(-20_000);
         if (this.tail.includes(JOINED)) this.clustered = true;
+        if (this.tail.includes(LISTENING(this.streamPort))) this.listening = true;
         if (startedAt !== undefined || !this.tail.includes(STARTED)) return;
         startedAt = Date.now();
         clearTimeout(timer);
-        resolve();
+        if (this.listening) {
+          resolve();
+          return;
+        }
+        // The stream plugin opens no listener while the stream_queue feature flag is off (a node that
+        // joined a half-initialised cluster): a node no client can reach is a failed start.
+        void this.kill('SIGKILL');
+        reject(new NodeStartError(this.name, 'logged startup complete without its stream listener', true, this.tail));
       };
       child.stdout?.on('data', onData);
       child.stderr?.on('data', onData);

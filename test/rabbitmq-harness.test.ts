@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, Offset, type Client, type Publisher } from 'rabbitmq-stream-js-client';
 import { applyClientCompat } from './support/rabbitmq-client-compat.js';
+import { reportRabbitOnFailure } from './support/engines.js';
 import { processAlive, rabbitAvailable, startRabbitCluster, type RabbitCluster, type RabbitNode } from './support/rabbitmq.js';
 import { waitFor, waitForAsync, within } from './support/wait.js';
 
@@ -30,6 +31,8 @@ describe.skipIf(!availability.ok)('RabbitMQ test harness', () => {
     await Promise.all(clients.splice(0).map((client) => client.close().catch(() => undefined)));
     await cluster?.stop();
   }, 30_000);
+  // The tests share one stream and a node restarted in the third: report, do not require running nodes.
+  reportRabbitOnFailure(() => cluster, { requireRunning: false });
 
   async function clientOn(node: RabbitNode): Promise<Client> {
     const client = await within(

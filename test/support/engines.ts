@@ -99,17 +99,19 @@ export function backboneBrokerOptions(cluster: RabbitCluster, streamPrefix: stri
 }
 
 /**
- * Registers, in the current `describe` block, a check before each test that every node of the
- * RabbitMQ cluster runs (a test on a dead cluster fails naming the node and how it exited,
- * not with ECONNREFUSED), and, when a test fails, prints each node's state and log tail.
- * Nodes a test stopped on purpose are restarted by that test's cleanup, before the next test.
+ * Registers, in the current `describe` block, before each test: a check that every node of the
+ * RabbitMQ cluster runs, so a test on a dead cluster fails naming the node and how it exited
+ * instead of with ECONNREFUSED (off with `requireRunning: false`, for tests that depend on the
+ * previous one's nodes); and, when the test fails, a print of each node's state and log tail.
  */
-export function reportRabbitOnFailure(cluster: () => RabbitCluster | undefined): void {
+export function reportRabbitOnFailure(cluster: () => RabbitCluster | undefined, { requireRunning = true } = {}): void {
   beforeEach((context: TestContext) => {
     const rabbit = cluster();
     if (rabbit === undefined) return;
     const dead = rabbit.nodes.filter((node) => !node.running);
-    if (dead.length > 0) throw new Error(`RabbitMQ node(s) ${dead.map((node) => node.name).join(', ')} not running before the test\n${rabbit.diagnose()}`);
+    if (requireRunning && dead.length > 0) {
+      throw new Error(`RabbitMQ node(s) ${dead.map((node) => node.name).join(', ')} not running before the test\n${rabbit.diagnose()}`);
+    }
     context.onTestFailed(() => {
       console.error(`RabbitMQ cluster after the failed test "${context.task.name}":\n${rabbit.diagnose()}`);
     });

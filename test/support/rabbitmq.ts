@@ -53,12 +53,12 @@ const START_ATTEMPTS = 3;
 /**
  * What a node logs before exiting when another start may succeed: a port taken between choosing it
  * and binding it (listener or distribution port), epmd not answering the registration, the
- * cluster's tables or schema not reachable yet (a peer still booting or restarting under load).
+ * cluster's tables or schema not reachable yet (a peer still booting or restarting under load),
+ * the default user seeded twice (a node that joined a half-initialised node 1).
  */
 const TRANSIENT_START_FAILURES = [
   /eaddrinuse/i,
   /user_already_exists/,
-  /without its stream listener/,
   /register\/listen error/,
   /could not start distribution/i,
   /schema_integrity_check_failed/,

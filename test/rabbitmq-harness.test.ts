@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, Offset, type Client, type Publisher } from 'rabbitmq-stream-js-client';
 import { applyClientCompat } from './support/rabbitmq-client-compat.js';
@@ -145,6 +146,24 @@ describe.skipIf(!availability.ok)('RabbitMQ test harness', () => {
       `${leader.name} listed as a replica again`,
       30_000,
     );
+  }, 120_000);
+
+  it('retries a node start that failed for a transient reason: its stream port taken while it was down', async () => {
+    const node = cluster.nodes[2] as RabbitNode;
+    await node.kill('SIGKILL');
+    // Something else listens on the node's stream port: its first start fails (eaddrinuse); the port is freed after that failure.
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(node.streamPort, '127.0.0.1', resolve));
+    const restarted = node.start(90_000);
+    try {
+      await waitFor(() => node.lastExit?.code !== null && node.lastExit?.afterStartupMs === undefined, `${node.name}'s first start to fail`, 60_000);
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+    expect(node.lastExit?.code).not.toBe(0);
+    await restarted;
+    expect(node.running).toBe(true);
+    expect(await cluster.runningNodes(0)).toEqual(cluster.nodes.map((n) => n.name).sort());
   }, 120_000);
 
   it('stop() leaves no process behind', async () => {

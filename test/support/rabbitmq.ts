@@ -530,7 +530,8 @@ class NodeProcess implements RabbitNode {
         void this.kill('SIGKILL');
         reject(new NodeStartError(this.name, `did not start within ${timeoutMs} ms`, false, this.tail));
       }, Math.max(timeoutMs, 1));
-      const logFile = process.env.RELAYMQ_RABBITMQ_LOG_DIR === undefined ? undefined : join(process.env.RELAYMQ_RABBITMQ_LOG_DIR, `${this.name}.log`);
+      const logDir = process.env.RELAYMQ_RABBITMQ_LOG_DIR;
+      const logFile = logDir === undefined || logDir === '' ? undefined : join(logDir, `${this.name}.log`);
       const onData = (chunk: Buffer): void => {
         if (logFile !== undefined) appendFileSync(logFile, chunk);
         this.tail = (this.tail + chunk.toString()).slice(-20_000);

@@ -10,8 +10,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { RetentionPolicy, StorageType, connect, type ConnectionOptions, type NatsConnection, type StreamInfo } from 'nats';
-import { freePorts, makeTempDir, removeTempDir, trackChild, waitFor } from './lib.js';
+import { NatsError, RetentionPolicy, StorageType, connect, type ConnectionOptions, type JetStreamManager, type NatsConnection, type StreamInfo } from 'nats';
+import { freePorts, makeTempDir, removeTempDir, sleep, trackChild, waitFor } from './lib.js';
 
 /** Where `nats-server` is looked for when RELAYMQ_BENCH_NATS_SERVER is not set: PATH, then Debian's location (not on a user's PATH). */
 const NATS_SERVER_FALLBACK = '/usr/sbin/nats-server';
@@ -22,6 +22,8 @@ const JETSTREAM_TIMEOUT_MS = 30_000;
 /** How long a server may take to exit after SIGTERM before it gets SIGKILL. */
 const STOP_TIMEOUT_MS = 5_000;
 const POLL_MS = 50;
+/** JetStream's `err_code` for "no suitable peers for placement": the meta leader does not yet count enough current peers for R3. */
+const NO_PEERS_FOR_PLACEMENT = 10005;
 
 const SERVER_NAMES = ['n1', 'n2', 'n3'] as const;
 /** The benchmark stream and the subjects it stores. */
@@ -55,6 +57,8 @@ interface ServerSpec {
   name: string;
   clientPort: number;
   clusterPort: number;
+  /** The HTTP monitoring port (`/jsz`), for JetStream's meta group state. */
+  monitorPort: number;
   configFile: string;
 }
 
@@ -74,14 +78,15 @@ export class JetStreamCluster {
     private readonly specs: readonly ServerSpec[],
   ) {}
 
-  /** Starts the three servers, waits for JetStream's meta leader, and creates the stream (R3, file storage, limits retention). */
+  /** Starts the three servers, waits for JetStream's meta group to be whole, and creates the stream (R3, file storage, limits retention). */
   static async start(binary: string): Promise<JetStreamCluster> {
-    const ports = await freePorts(2 * SERVER_NAMES.length);
+    const ports = await freePorts(3 * SERVER_NAMES.length);
     const root = makeTempDir('relaymq-bench-nats-');
     const specs = SERVER_NAMES.map((name, i) => ({
       name,
       clientPort: ports[i] as number,
       clusterPort: ports[SERVER_NAMES.length + i] as number,
+      monitorPort: ports[2 * SERVER_NAMES.length + i] as number,
       configFile: join(root, `${name}.conf`),
     }));
     for (const spec of specs) {
@@ -93,6 +98,7 @@ export class JetStreamCluster {
         [
           `server_name: ${spec.name}`,
           `listen: 127.0.0.1:${spec.clientPort}`,
+          `http: 127.0.0.1:${spec.monitorPort}`,
           `jetstream { store_dir: "${store}", max_memory_store: 256MB, max_file_store: 8GB }`,
           `cluster { name: relaymq-bench, listen: 127.0.0.1:${spec.clusterPort}, routes: [${routes.join(', ')}] }`,
           '',
@@ -102,17 +108,12 @@ export class JetStreamCluster {
     const cluster = new JetStreamCluster(binary, root, specs);
     try {
       await Promise.all(specs.map((spec) => cluster.spawn(spec)));
+      await cluster.metaReady();
       const nc = await cluster.connect();
       try {
         // JetStream answers account info (which jetstreamManager() asks for) once its meta group elected a leader.
         const jsm = await poll(() => nc.jetstreamManager({ timeout: 2_000 }), 'the JetStream meta leader');
-        await jsm.streams.add({
-          name: STREAM,
-          subjects: [SUBJECTS],
-          storage: StorageType.File,
-          num_replicas: 3,
-          retention: RetentionPolicy.Limits,
-        });
+        await addStream(jsm);
       } finally {
         await nc.close();
       }
@@ -122,6 +123,32 @@ export class JetStreamCluster {
       throw err;
     }
     return cluster;
+  }
+
+  /**
+   * Resolves once JetStream's meta group is whole: every server names the same meta leader and the
+   * leader reports both other servers as current peers, so an R3 stream can be placed. Servers print
+   * "Server is ready" before their routes and the meta group have formed; on a loaded machine an R3
+   * stream created at that point is refused with "no suitable peers for placement".
+   */
+  private metaReady(timeoutMs = JETSTREAM_TIMEOUT_MS): Promise<void> {
+    let last: unknown;
+    return poll(
+      async () => {
+        const views = await Promise.all(this.specs.map((spec) => jsz(spec.monitorPort)));
+        last = views.map((view, i) => ({ server: this.specs[i]?.name, meta: view.meta_cluster }));
+        const leader = views[0]?.meta_cluster?.leader;
+        if (leader === undefined || leader === '' || !views.every((view) => view.meta_cluster?.leader === leader)) return undefined;
+        const peers = views[this.specs.findIndex((spec) => spec.name === leader)]?.meta_cluster?.replicas ?? [];
+        return peers.length === SERVER_NAMES.length - 1 && peers.every((peer) => peer.current && peer.offline !== true) ? true : undefined;
+      },
+      'the JetStream meta group (a leader named by all 3 servers, both other peers current)',
+      timeoutMs,
+    )
+      .then(() => undefined)
+      .catch((err: unknown) => {
+        throw new Error(`${err instanceof Error ? err.message : String(err)}; last /jsz meta_cluster: ${JSON.stringify(last)}`);
+      });
   }
 
   private spawn(spec: ServerSpec): Promise<void> {
@@ -257,5 +284,36 @@ export class JetStreamCluster {
   async close(): Promise<void> {
     await this.stopAll();
     removeTempDir(this.root);
+  }
+}
+
+/** The part of a server's `/jsz` monitoring answer {@link JetStreamCluster} reads. */
+interface Jsz {
+  meta_cluster?: { leader?: string; cluster_size?: number; replicas?: Array<{ name: string; current: boolean; offline?: boolean }> };
+}
+
+async function jsz(port: number): Promise<Jsz> {
+  const response = await fetch(`http://127.0.0.1:${port}/jsz`, { signal: AbortSignal.timeout(2_000) });
+  if (!response.ok) throw new Error(`/jsz on port ${port}: HTTP ${response.status}`);
+  return (await response.json()) as Jsz;
+}
+
+/**
+ * Creates the benchmark stream (R3, file storage, limits retention). The meta leader may still
+ * refuse placement for a moment after {@link JetStreamCluster.metaReady} (a peer's state not yet
+ * current as the leader sees it): that one refusal is retried, within {@link JETSTREAM_TIMEOUT_MS};
+ * any other error is thrown at once.
+ */
+async function addStream(jsm: JetStreamManager): Promise<void> {
+  const deadline = performance.now() + JETSTREAM_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await jsm.streams.add({ name: STREAM, subjects: [SUBJECTS], storage: StorageType.File, num_replicas: 3, retention: RetentionPolicy.Limits });
+      return;
+    } catch (err) {
+      const noPeers = err instanceof NatsError && err.api_error?.err_code === NO_PEERS_FOR_PLACEMENT;
+      if (!noPeers || performance.now() > deadline) throw err;
+      await sleep(200);
+    }
   }
 }

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker, BrokerOptions } from '@relaymq/broker';
 import { Fixture } from './support/cluster.js';
-import { backboneBrokerOptions } from './support/engines.js';
+import { backboneBrokerOptions, reportRabbitOnFailure } from './support/engines.js';
 import { freePorts } from './support/ports.js';
 import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
 import { expectEachOnceInKeyOrder, keyedSeen, startKeyedLoad } from './support/keyed-load.js';
@@ -36,6 +36,8 @@ async function gateways(count: number, options: BrokerOptions): Promise<Broker[]
 }
 
 describe.runIf(availability.ok)('backbone gateways (3 RabbitMQ nodes)', () => {
+  reportRabbitOnFailure(() => rabbit);
+
   it('gateways gossip: an SDK given one gateway learns the other', async () => {
     const [g1, g2] = (await gateways(2, { ...backboneBrokerOptions(rabbit, `gossip-${process.pid}`) } as BrokerOptions)) as [Broker, Broker];
     const client = await fixture.client([g1.url], { poolSize: 2 });

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerProcess, CLI } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
+import { reportRabbitOnFailure } from './support/engines.js';
 import { freePorts } from './support/ports.js';
 import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
 import { expectEachOnceInKeyOrder, keyedSeen, startKeyedLoad } from './support/keyed-load.js';
@@ -30,6 +31,8 @@ afterAll(async () => {
 }, 60_000);
 
 describe.runIf(availability.ok)('relaymq broker --backbone (processes)', () => {
+  reportRabbitOnFailure(() => rabbit);
+
   it('a bad backbone URL ends the command with status 2 and one line naming the option, never the password', async () => {
     const child = spawn(process.execPath, [CLI, 'broker', '--port', '0', '--backbone', 'amqp://app:s3cret@h1:5552'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';

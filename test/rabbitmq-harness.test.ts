@@ -1,6 +1,8 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, Offset, type Client, type Publisher } from 'rabbitmq-stream-js-client';
 import { applyClientCompat } from './support/rabbitmq-client-compat.js';
+import { reportRabbitOnFailure } from './support/engines.js';
 import { processAlive, rabbitAvailable, startRabbitCluster, type RabbitCluster, type RabbitNode } from './support/rabbitmq.js';
 import { waitFor, waitForAsync, within } from './support/wait.js';
 
@@ -30,6 +32,8 @@ describe.skipIf(!availability.ok)('RabbitMQ test harness', () => {
     await Promise.all(clients.splice(0).map((client) => client.close().catch(() => undefined)));
     await cluster?.stop();
   }, 30_000);
+  // The tests share one stream and a node restarted in the third: report, do not require running nodes.
+  reportRabbitOnFailure(() => cluster, { requireRunning: false });
 
   async function clientOn(node: RabbitNode): Promise<Client> {
     const client = await within(
@@ -142,6 +146,24 @@ describe.skipIf(!availability.ok)('RabbitMQ test harness', () => {
       `${leader.name} listed as a replica again`,
       30_000,
     );
+  }, 120_000);
+
+  it('retries a node start that failed for a transient reason: its stream port taken while it was down', async () => {
+    const node = cluster.nodes[2] as RabbitNode;
+    await node.kill('SIGKILL');
+    // Something else listens on the node's stream port: its first start fails (eaddrinuse); the port is freed after that failure.
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(node.streamPort, '127.0.0.1', resolve));
+    const restarted = node.start(90_000);
+    try {
+      await waitFor(() => node.lastExit?.code !== null && node.lastExit?.afterStartupMs === undefined, `${node.name}'s first start to fail`, 60_000);
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+    expect(node.lastExit?.code).not.toBe(0);
+    await restarted;
+    expect(node.running).toBe(true);
+    expect(await cluster.runningNodes(0)).toEqual(cluster.nodes.map((n) => n.name).sort());
   }, 120_000);
 
   it('stop() leaves no process behind', async () => {

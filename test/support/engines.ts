@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, type TestContext } from 'vitest';
 import type { BrokerOptions } from '@relaymq/broker';
 import { rabbitAvailable, startRabbitCluster, type RabbitAvailability, type RabbitCluster } from './rabbitmq.js';
 
@@ -57,6 +57,7 @@ export const rabbitmq: EngineUnderTest = {
     afterAll(async () => {
       await cluster?.stop();
     }, 30_000);
+    reportRabbitOnFailure(() => cluster);
     beforeEach(() => {
       if (cluster === undefined) throw new Error('the RabbitMQ cluster did not start (see beforeAll)');
       context = { brokerOptions: backboneBrokerOptions(cluster, `t-${randomBytes(4).toString('hex')}`), rabbit: cluster };
@@ -95,4 +96,24 @@ export function describeEngines(title: string, body: (engine: EngineUnderTest, c
 export function backboneBrokerOptions(cluster: RabbitCluster, streamPrefix: string): Partial<BrokerOptions> {
   const backbone = { kind: 'rabbitmq-stream' as const, urls: [...cluster.streamUrls], streamPrefix };
   return { backbone } as Partial<BrokerOptions>;
+}
+
+/**
+ * Registers, in the current `describe` block, before each test: a check that every node of the
+ * RabbitMQ cluster runs, so a test on a dead cluster fails naming the node and how it exited
+ * instead of with ECONNREFUSED (off with `requireRunning: false`, for tests that depend on the
+ * previous one's nodes); and, when the test fails, a print of each node's state and log tail.
+ */
+export function reportRabbitOnFailure(cluster: () => RabbitCluster | undefined, { requireRunning = true } = {}): void {
+  beforeEach((context: TestContext) => {
+    const rabbit = cluster();
+    if (rabbit === undefined) return;
+    const dead = rabbit.nodes.filter((node) => !node.running);
+    if (requireRunning && dead.length > 0) {
+      throw new Error(`RabbitMQ node(s) ${dead.map((node) => node.name).join(', ')} not running before the test\n${rabbit.diagnose()}`);
+    }
+    context.onTestFailed(() => {
+      console.error(`RabbitMQ cluster after the failed test "${context.task.name}":\n${rabbit.diagnose()}`);
+    });
+  });
 }

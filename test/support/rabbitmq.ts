@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,13 +13,21 @@ import { freePorts } from './ports.js';
  * `rabbitmq_stream` plugin enabled, and a private `epmd` so nothing on the
  * machine (a system RabbitMQ, another test's cluster) is shared or touched.
  *
- * How the nodes start: all at once; nodes 2..N are configured (classic
- * config peer discovery) to join node 1 during their first boot, retrying
- * until node 1's database is up. Booting three standalone nodes and then
- * joining two with `rabbitmqctl` (stop_app, join_cluster, start_app) is
- * 1.6 times slower (medians of 3 alternating starts in one run on 2 cores
- * at a load of 13-24: 21.1 s against 13.3 s): each join restarts the node's
- * app and each CLI run boots an Erlang VM.
+ * How the nodes start: node 1 first, then nodes 2..N together, configured
+ * (classic config peer discovery) to join node 1 during their first boot. No
+ * node restarts its app and no `rabbitmqctl` runs: booting three standalone
+ * nodes and joining two with `rabbitmqctl` (stop_app, join_cluster,
+ * start_app) was 1.6 times slower than one boot of all three (medians of 3
+ * alternating starts in one run on 2 cores at a load of 13-24: 21.1 s against
+ * 13.3 s). Node 1 must have finished its own first boot before another node
+ * joins it: RabbitMQ 3.10's classic config discovery takes no lock, and a node
+ * that joins while node 1 is still initialising (its tables exist, its
+ * feature flags and default user not yet) copies a half-made state. Seen under
+ * load (a CI run and reproductions at a load of 15-25): node 1 crashed with
+ * `user_already_exists` (a joiner seeded the default user first), and a node
+ * that joined before `stream_queue` was enabled logged "Server startup
+ * complete; 1 plugins started" without opening its stream listener (the
+ * plugin starts none while that flag is off), so clients got ECONNREFUSED.
  *
  * Each node's process is the Erlang VM itself (`beam.smp`): the start script
  * is told to exec the VM (`RABBITMQ_ALLOW_INPUT` with `-noinput`), so
@@ -36,8 +44,27 @@ const CTL = join(SCRIPTS_DIR, 'rabbitmqctl');
 const STARTED = 'Server startup complete';
 /** The line a blank node logs when peer discovery found the node it joins. */
 const JOINED = 'selected for auto-clustering';
+/** The line a node logs when its stream listener is open (before {@link STARTED}); `port` is its stream port. */
+const LISTENING = (port: number): string => `started Stream TCP listener on 127.0.0.1:${port}`;
 /** Default bound on starting a cluster: a 3-node start took 9.5-18 s on a 2-core machine at a load of 13-24. */
 const DEFAULT_START_TIMEOUT_MS = 90_000;
+/** Attempts at starting a node (or, on a first boot, the whole cluster) when a start fails for a transient reason. */
+const START_ATTEMPTS = 3;
+/**
+ * What a node logs before exiting when another start may succeed: a port taken between choosing it
+ * and binding it (listener or distribution port), epmd not answering the registration, the
+ * cluster's tables or schema not reachable yet (a peer still booting or restarting under load),
+ * the default user seeded twice (a node that joined a half-initialised node 1).
+ */
+const TRANSIENT_START_FAILURES = [
+  /eaddrinuse/i,
+  /user_already_exists/,
+  /register\/listen error/,
+  /could not start distribution/i,
+  /schema_integrity_check_failed/,
+  /timeout_waiting_for_tables/,
+  /timeout_waiting_for_khepri/,
+];
 
 /** Whether RabbitMQ can run here: `{ ok: false, reason }` names what is missing, for a printed skip. */
 export type RabbitAvailability = { ok: true } | { ok: false; reason: string };
@@ -64,6 +91,23 @@ export interface RabbitNode {
   start(timeoutMs?: number): Promise<void>;
   /** The tail (last 20,000 characters) of the node's console log, for failure messages. */
   readonly log: string;
+  /**
+   * How the node's last process ended, once it did: its exit code or signal, whether the harness
+   * sent that signal (an unexpected SIGKILL came from elsewhere) and how long after startup complete.
+   */
+  readonly lastExit: NodeExit | undefined;
+}
+
+/** How a node's process ended; see {@link RabbitNode.lastExit}. */
+export interface NodeExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** The signal the harness itself sent ({@link RabbitNode.kill} / {@link RabbitNode.stop}), if any. */
+  readonly sentByHarness: NodeJS.Signals | undefined;
+  /** Milliseconds from the node's startup-complete line to its exit; undefined when it never got there. */
+  readonly afterStartupMs: number | undefined;
+  /** Wall-clock time of the exit (ISO 8601). */
+  readonly at: string;
 }
 
 /** A running cluster started by {@link startRabbitCluster}. */
@@ -81,6 +125,11 @@ export interface RabbitCluster {
   runningNodes(index?: number): Promise<string[]>;
   /** Every live process the cluster started (each VM, its helper processes, the private epmd). */
   pids(): number[];
+  /**
+   * For a failure message: each node's state (running with its pid, or how it exited) and the
+   * last `lines` lines of its console log.
+   */
+  diagnose(lines?: number): string;
   /** Kills every process the cluster started and removes its temporary directory; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -257,12 +306,47 @@ class RabbitClusterImpl implements RabbitCluster {
     return this.nodes.map((node) => node.streamUrl);
   }
 
+  /**
+   * Starts node 1, then the other nodes together, and resolves once each logged startup complete with
+   * its stream listener open, the joining ones clustered with node 1. A node that fails for a
+   * transient reason fails the attempt: every node is killed, and the cluster boots again on fresh
+   * ports and empty data ({@link START_ATTEMPTS} attempts in all, within `deadline`).
+   */
   async boot(deadline: number): Promise<void> {
-    await Promise.all(this.nodes.map((node) => node.start(deadline - Date.now())));
+    const [seed, ...joiners] = this.nodes as [NodeProcess, ...NodeProcess[]];
+    for (let attempt = 1; ; attempt++) {
+      // Node 1 completes its first boot before any node joins it (see the top of this file).
+      let failure: unknown;
+      try {
+        await seed.startOnce(deadline - Date.now());
+        const results = await Promise.allSettled(joiners.map((node) => node.startOnce(deadline - Date.now())));
+        failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected')?.reason;
+      } catch (error) {
+        failure = error;
+      }
+      if (failure === undefined) break;
+      await Promise.all(this.nodes.map((node) => node.kill('SIGKILL')));
+      if (!(failure instanceof NodeStartError) || !failure.transient || attempt >= START_ATTEMPTS || Date.now() >= deadline) {
+        throw new Error(`the RabbitMQ cluster did not start (attempt ${attempt}/${START_ATTEMPTS}): ${String(failure)}\n${this.diagnose()}`);
+      }
+      console.warn(`rabbitmq harness: cluster start ${attempt}/${START_ATTEMPTS} failed (${failure.node}: ${failure.reason}); starting it again on other ports`);
+      const ports = await freePorts(this.nodes.length * 3);
+      for (const [i, node] of this.nodes.entries()) await node.reset(ports.slice(i * 3, i * 3 + 3) as [number, number, number]);
+    }
     // Each joining node logs which node it clustered with; one that gave up would have started standalone.
     for (const node of this.nodes.slice(1)) {
-      if (!node.clustered) throw new Error(`${node.name} did not join ${this.nodes[0]?.name}:\n${node.log.slice(-4000)}`);
+      if (!node.clustered) throw new Error(`${node.name} did not join ${this.nodes[0]?.name}\n${this.diagnose()}`);
     }
+  }
+
+  diagnose(lines = 30): string {
+    return this.nodes
+      .map((node) => {
+        const state = node.running ? `running (pid ${node.pid})` : node.lastExit === undefined ? 'never started' : describeExit(node.lastExit);
+        const tail = node.log.trimEnd().split('\n').slice(-lines).join('\n');
+        return `--- ${node.name} (stream port ${node.streamPort}): ${state}; last ${lines} log lines:\n${tail}`;
+      })
+      .join('\n');
   }
 
   async ctl(index: number, args: string[], timeoutMs = 30_000): Promise<string> {
@@ -305,15 +389,20 @@ class NodeProcess implements RabbitNode {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private tail = '';
+  /** The signal {@link kill} sent to the current process, if any. */
+  private sentSignal: NodeJS.Signals | undefined;
+  lastExit: NodeExit | undefined;
+  /** Whether the node logged, since its last start, that its stream listener is open. */
+  private listening = false;
   /** Whether the node logged, since its last start, that it joined its seed (the line may be gone from the tail by then). */
   clustered = false;
 
   constructor(
     readonly name: string,
     private readonly dir: string,
-    readonly amqpPort: number,
-    readonly streamPort: number,
-    private readonly distPort: number,
+    public amqpPort: number,
+    public streamPort: number,
+    private distPort: number,
     private readonly username: string,
     private readonly password: string,
     private readonly env: Record<string, string>,
@@ -369,7 +458,34 @@ class NodeProcess implements RabbitNode {
     await writeFile(join(this.dir, 'enabled_plugins'), '[rabbitmq_stream].\n');
   }
 
-  start(timeoutMs = DEFAULT_START_TIMEOUT_MS): Promise<void> {
+  /**
+   * Starts the node and resolves once it logged startup complete. A start that fails for a
+   * reason another attempt may not meet ({@link TRANSIENT_START_FAILURES}: a port taken meanwhile,
+   * the cluster's tables not reachable yet) is tried again, {@link START_ATTEMPTS} times in all,
+   * within the same `timeoutMs`.
+   */
+  async start(timeoutMs = DEFAULT_START_TIMEOUT_MS): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startOnce(deadline - Date.now());
+      } catch (error) {
+        if (!(error instanceof NodeStartError) || !error.transient || attempt >= START_ATTEMPTS || Date.now() >= deadline) throw error;
+        console.warn(`rabbitmq harness: ${this.name} start ${attempt}/${START_ATTEMPTS} failed (${error.reason}); starting it again`);
+      }
+    }
+  }
+
+  /** Picks new ports and forgets the node's data: only for a node that never started (a first boot that failed). */
+  async reset(ports: readonly [number, number, number]): Promise<void> {
+    if (this.running) throw new Error(`${this.name} is running`);
+    [this.amqpPort, this.streamPort, this.distPort] = ports;
+    await rm(join(this.dir, 'mnesia'), { recursive: true, force: true });
+    await this.writeFiles();
+  }
+
+  /** One start: resolves on startup complete, rejects with a {@link NodeStartError} when the node exits first or after `timeoutMs`. */
+  startOnce(timeoutMs: number): Promise<void> {
     if (this.running) return Promise.reject(new Error(`${this.name} is already running`));
     const child = spawn(SERVER, [], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -392,22 +508,54 @@ class NodeProcess implements RabbitNode {
     this.child = child;
     this.tail = '';
     this.clustered = false;
+    this.listening = false;
+    this.sentSignal = undefined;
+    let startedAt: number | undefined;
     leftovers.addChild(child);
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    child.once('exit', (code, signal) => {
+      const exit: NodeExit = {
+        code,
+        signal,
+        sentByHarness: this.sentSignal,
+        afterStartupMs: startedAt === undefined ? undefined : Date.now() - startedAt,
+        at: new Date().toISOString(),
+      };
+      this.lastExit = exit;
+      this.tail = `${this.tail}\n[rabbitmq harness] ${this.name} (pid ${child.pid}) ${describeExit(exit)}\n`.slice(-20_000);
+    });
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name} did not start within ${timeoutMs} ms:\n${this.tail.slice(-4000)}`)), timeoutMs);
+      const timer = setTimeout(() => {
+        // Not left running half-started: the next attempt (or the caller's cleanup) starts from a dead node.
+        void this.kill('SIGKILL');
+        reject(new NodeStartError(this.name, `did not start within ${timeoutMs} ms`, false, this.tail));
+      }, Math.max(timeoutMs, 1));
+      const logDir = process.env.RELAYMQ_RABBITMQ_LOG_DIR;
+      const logFile = logDir === undefined || logDir === '' ? undefined : join(logDir, `${this.name}.log`);
       const onData = (chunk: Buffer): void => {
+        if (logFile !== undefined) appendFileSync(logFile, chunk);
         this.tail = (this.tail + chunk.toString()).slice(-20_000);
         if (this.tail.includes(JOINED)) this.clustered = true;
-        if (!this.tail.includes(STARTED)) return;
+        if (this.tail.includes(LISTENING(this.streamPort))) this.listening = true;
+        if (startedAt !== undefined || !this.tail.includes(STARTED)) return;
+        startedAt = Date.now();
         clearTimeout(timer);
-        resolve();
+        if (this.listening) {
+          resolve();
+          return;
+        }
+        // The stream plugin opens no listener while the stream_queue feature flag is off (a node that
+        // joined a half-initialised cluster): a node no client can reach is a failed start.
+        void this.kill('SIGKILL');
+        reject(new NodeStartError(this.name, 'logged startup complete without its stream listener', true, this.tail));
       };
       child.stdout?.on('data', onData);
       child.stderr?.on('data', onData);
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
-        reject(new Error(`${this.name} exited (${signal ?? code}) before startup complete:\n${this.tail.slice(-4000)}`));
+        if (startedAt !== undefined) return;
+        const transient = TRANSIENT_START_FAILURES.find((pattern) => pattern.test(this.tail));
+        reject(new NodeStartError(this.name, `exited (${signal ?? code}) before startup complete`, transient !== undefined, this.tail, transient?.source));
       });
     });
   }
@@ -415,6 +563,7 @@ class NodeProcess implements RabbitNode {
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (this.child === undefined || !this.running) return;
     const helpers = withDescendants([this.child.pid as number]).slice(1);
+    this.sentSignal = signal;
     this.child.kill(signal);
     await this.exited;
     // erl_child_setup and inet_gethost exit when the VM's pipes close; this makes it immediate.
@@ -430,6 +579,27 @@ class NodeProcess implements RabbitNode {
   stop(): Promise<void> {
     return this.kill('SIGTERM');
   }
+}
+
+/** A node start that failed; `transient` when the log shows a reason another attempt may not meet. */
+class NodeStartError extends Error {
+  constructor(
+    readonly node: string,
+    readonly reason: string,
+    readonly transient: boolean,
+    log: string,
+    matched?: string,
+  ) {
+    super(`${node} ${reason}${matched === undefined ? '' : ` (transient: /${matched}/)`}:\n${log.slice(-4000)}`);
+    this.name = 'NodeStartError';
+  }
+}
+
+/** `exited with code 1`, `killed by SIGKILL (not sent by the harness)`, plus when, for failure messages. */
+function describeExit(exit: NodeExit): string {
+  const how = exit.signal !== null ? `killed by ${exit.signal} (${exit.sentByHarness === exit.signal ? 'sent by the harness' : `not sent by the harness${exit.sentByHarness === undefined ? '' : `, which sent ${exit.sentByHarness}`}`})` : `exited with code ${exit.code}`;
+  const when = exit.afterStartupMs === undefined ? 'before startup complete' : `${exit.afterStartupMs} ms after startup complete`;
+  return `${how} at ${exit.at}, ${when}`;
 }
 
 /** Runs `command` and resolves with its stdout; rejects with its output on a non-zero exit or after `timeoutMs`. */

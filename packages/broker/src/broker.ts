@@ -483,6 +483,8 @@ class RunningBroker implements Broker {
       cacheBytes: this.options.retentionBytes,
       streamArguments: streamArguments(this.options),
       requestTimeoutMs: backbone.requestTimeoutMs,
+      metaSnapshotEveryEntries: backbone.metaSnapshotEveryEntries,
+      metaMaxBytes: backbone.metaMaxBytes,
       now: Date.now,
       log,
       // One gateway expires timed-out group members: the lowest id among those alive.

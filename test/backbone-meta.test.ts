@@ -1,9 +1,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { BrokerOptions } from '@relaymq/broker';
+import { connect as connectStream, Offset } from 'rabbitmq-stream-js-client';
+import type { BackboneOptions, Broker, BrokerOptions } from '@relaymq/broker';
+import type { GroupCommand } from '../packages/broker/src/core/metadata/groups.js';
+import type { BackboneEngine } from '../packages/broker/src/engine/backbone/engine.js';
+import { applyClientCompat } from './support/rabbitmq-client-compat.js';
 import { Fixture } from './support/cluster.js';
 import { backboneBrokerOptions } from './support/engines.js';
 import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
-import { waitFor } from './support/wait.js';
+import { waitFor, within } from './support/wait.js';
 
 /**
  * The backbone's metadata stream and its connection to RabbitMQ, on a real
@@ -28,7 +32,72 @@ afterAll(async () => {
 /** Far below the 10 s request timeout the stall used to take, generous for a loaded 2-core machine. */
 const FIRST_NODE_KILL_BOUND_MS = 5_000;
 
+/** The state a gateway applied from the metadata stream: topics, durable positions, groups. */
+function metadataOf(broker: Broker): unknown {
+  const engine = broker.engine as BackboneEngine;
+  const topics = [...engine.topics()].sort().map((t) => [t, engine.partitionCount(t)]);
+  const positions = engine.appliedPositions().sort((a, b) => a.durable.localeCompare(b.durable));
+  const groups = engine.consumerGroups.toRecords().sort((a, b) => a.group.localeCompare(b.group));
+  return { topics, positions, groups };
+}
+
+/** Offset of the first record RabbitMQ still holds in `stream` (retention deletes whole segments from the start). */
+async function firstRetainedOffset(cluster: RabbitCluster, stream: string): Promise<bigint> {
+  applyClientCompat();
+  const node = cluster.nodes.find((n) => n.running) as RabbitCluster['nodes'][number];
+  const client = await connectStream({ hostname: '127.0.0.1', port: node.streamPort, username: cluster.username, password: cluster.password, vhost: '/', heartbeat: 0 });
+  try {
+    let first: (offset: bigint) => void = () => undefined;
+    const got = new Promise<bigint>((resolve) => (first = resolve));
+    await client.declareConsumer({ stream, offset: Offset.first() }, (m) => first(m.offset ?? 0n));
+    return await within(got, `the first record of ${stream}`, 15_000);
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
 describe.runIf(availability.ok)('backbone metadata and connection (3 RabbitMQ nodes)', () => {
+  it('a gateway started after compaction reads the snapshot, applies only the entries after it, and holds the same topics, positions and groups', async () => {
+    const prefix = `meta-${process.pid}`;
+    const { backbone } = backboneBrokerOptions(rabbit, prefix);
+    // Retention of 256 KiB: segments of 32 KiB, a snapshot after 16 KiB of entries (or 100 entries).
+    const options: BrokerOptions = { backbone: { ...(backbone as BackboneOptions), metaSnapshotEveryEntries: 100, metaMaxBytes: 256 * 1024 } };
+    const g1 = await fixture.broker({ ...options, id: 'g1' });
+    const engine = g1.engine as BackboneEngine;
+    const commands = 2_000;
+    for (let t = 0; t < 8; t++) await engine.createTopic(`orders.eu${t}.paid`, { partitions: 1 + (t % 3) });
+    await engine.addPartitions('orders.eu0.paid', 4);
+    await engine.deleteTopic('orders.eu7.paid');
+    const join = (group: string, member: string): GroupCommand => ({ type: 'group-join', group, member, pattern: 'orders.>', sessionTimeoutMs: 600_000 });
+    for (const [group, member] of [['billing', 'm1'], ['billing', 'm2'], ['audit', 'a1']] as const) await engine.groupCommand(join(group, member));
+    // Durable positions in batches of 20 proposals at a time: 2,000 metadata entries in all.
+    for (let n = 0; n < commands - 14; n += 20) {
+      await Promise.all(Array.from({ length: Math.min(20, commands - 14 - n) }, (_, i) => engine.commitPositions(`durable-${(n + i) % 150}`, [{ topic: `orders.eu${(n + i) % 7}.paid`, partition: 0, offset: n + i }])));
+    }
+    await waitFor(() => (engine.metadataStats().snapshotsWritten ?? 0) >= 3 && !((engine.metadataStats().latestSnapshot?.upTo ?? 0) < 1_500), 'g1 to write snapshots covering the commands', 60_000);
+    const stream = `${prefix}:__meta`;
+    const firstRetained = await firstRetainedOffset(rabbit, stream);
+    // Retention removed the stream's first segments: a replay from offset 0 is no longer possible.
+    expect(firstRetained).toBeGreaterThan(0n);
+
+    const g2 = await fixture.broker({ ...options, id: 'g2' });
+    const stats = (g2.engine as BackboneEngine).metadataStats();
+    const g1Stats = engine.metadataStats();
+    console.log(`metadata compaction: g1 applied ${g1Stats.applied} entries and wrote ${g1Stats.snapshotsWritten} snapshots; first retained offset ${firstRetained}; g2 started from the snapshot at offset ${stats.startedFrom?.offset} (covering up to ${stats.startedFrom?.upTo}) and applied ${stats.applied} entries`);
+    expect(stats.startedFrom).toBeDefined();
+    expect(BigInt(stats.startedFrom?.upTo ?? 0)).toBeGreaterThanOrEqual(firstRetained - 1n);
+    expect(stats.applied).toBeLessThan(commands / 4);
+    expect(g1Stats.applied).toBeGreaterThanOrEqual(commands);
+    // Both answer a barrier, so each applied everything written before it: same state.
+    await (g2.engine as BackboneEngine).positions('durable-0', '>');
+    await engine.positions('durable-0', '>');
+    const state = metadataOf(g1);
+    expect(metadataOf(g2)).toEqual(state);
+    expect((state as { topics: unknown[] }).topics).toHaveLength(7);
+    expect((state as { positions: unknown[] }).positions).toHaveLength(150);
+    expect((state as { groups: unknown[] }).groups).toHaveLength(2);
+  }, 240_000);
+
   it(`SIGKILL of the first URL's node (locator and stream leader): publishing resumes within ${FIRST_NODE_KILL_BOUND_MS} ms, not after the request timeout`, async () => {
     const events: string[] = [];
     let killedAt = 0;

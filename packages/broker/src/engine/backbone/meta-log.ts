@@ -181,7 +181,6 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
         this.nextOffset = offset + 1n;
         const part = parseSnapshotPart(message.applicationProperties, message.content);
         if (part !== undefined) {
-          this.policy.recordRead(message.content.length);
           const snapshot = this.assembler.add(part, offset);
           if (snapshot !== undefined) this.snapshotRead(snapshot);
           return;

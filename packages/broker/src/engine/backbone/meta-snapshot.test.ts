@@ -112,7 +112,7 @@ describe('metadata snapshots', () => {
     expect(metaRetention(256 * 1024 * 1024)).toEqual({
       streamArguments: { 'max-length-bytes': 268_435_456, 'stream-max-segment-size-bytes': 33_554_432 },
       snapshotEveryBytes: 16_777_216,
-      maxSafeSnapshotBytes: 67_108_864,
+      maxSafeSnapshotBytes: 33_554_432,
     });
   });
 });
@@ -191,7 +191,10 @@ describe('metadata stream retention (model)', () => {
           const writer = i === 0 ? coordinatorAlive : true;
           if (writer && g.writing === undefined && g.policy.due(i === 0)) {
             // Captured at this entry; written after a few more entries of other gateways.
-            g.writing = { parts: encodeSnapshot(`g${i}:${n}`, offset, captureState(live), 2048), after: Math.floor(rand() * 30) };
+            const parts = encodeSnapshot(`g${i}:${n}`, offset, captureState(live), 2048);
+            // The regime the sizing is for: snapshots up to B/8.
+            expect(parts.reduce((b, p) => b + p.data.length, 0)).toBeLessThanOrEqual(retention.maxSafeSnapshotBytes);
+            g.writing = { parts, after: Math.floor(rand() * 30) };
           }
         });
         for (const [i, g] of gateways.entries()) {
@@ -201,7 +204,6 @@ describe('metadata stream retention (model)', () => {
             const at = stream.append({ part }, part.data.length);
             first ??= at;
             gateways.forEach((h, j) => {
-              h.policy.recordRead(part.data.length);
               const done = assemblers[j]?.add(part, at);
               if (done !== undefined) h.policy.snapshotRead(done.upTo);
             });

@@ -27,9 +27,12 @@ import type { BackboneMetadata, BackboneTopic } from './metadata.js';
  *   coordinator be gone); counted bytes include a per-record overhead
  *   ({@link RECORD_OVERHEAD_BYTES}) above what RabbitMQ stores;
  * - so what a new gateway needs (entries after the pointed snapshot's
- *   `upTo`, and the snapshot itself) is at most B/8 plus the snapshot and the
- *   entries written while it was being written, within 7B/8 for any
- *   snapshot up to B/4 (a larger one is logged as an error: raise B).
+ *   `upTo`, and the snapshot itself) is at most B/8 of entries, plus the
+ *   entries written while a snapshot was being written, plus the pointed
+ *   snapshot and those written since (one per writer): within 7B/8 for
+ *   snapshots up to B/8 (a larger one is logged as an error: raise B).
+ *   Snapshot bytes do not count toward the next snapshot (a snapshot larger
+ *   than B/16 would otherwise call for the next one at once).
  * Concurrent gateways may snapshot at once: each snapshot is valid on its
  * own (state as of its `upTo`), parts are matched by snapshot id, and the
  * stored pointer only moves forward (a gateway stores it only above the
@@ -156,7 +159,7 @@ export function metaRetention(maxBytes: number): MetaRetention {
   return {
     streamArguments: { 'max-length-bytes': maxBytes, 'stream-max-segment-size-bytes': Math.floor(maxBytes / 8) },
     snapshotEveryBytes: Math.floor(maxBytes / 16),
-    maxSafeSnapshotBytes: Math.floor(maxBytes / 4),
+    maxSafeSnapshotBytes: Math.floor(maxBytes / 8),
   };
 }
 
@@ -189,12 +192,6 @@ export class CompactionPolicy {
     this.marks.push({ offset, entries: this.totalEntries, bytes: this.totalBytes });
     // Only marks after the latest snapshot matter; a few thousand at most (a snapshot is due well before).
     if (this.marks.length > 4 * this.everyEntries) this.marks.splice(0, this.marks.length - 2 * this.everyEntries);
-  }
-
-  /** Any record's bytes (a snapshot part) count toward the byte threshold too: they take room in the stream. */
-  recordRead(bytes: number): void {
-    this.totalBytes += bytes + RECORD_OVERHEAD_BYTES;
-    this.bytes += bytes + RECORD_OVERHEAD_BYTES;
   }
 
   /** A complete snapshot covering entries up to `upTo` was read: count from there. */

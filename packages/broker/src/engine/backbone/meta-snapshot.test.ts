@@ -171,7 +171,7 @@ describe('metadata stream retention (model)', () => {
   for (const seed of [1, 2, 3, 4, 5]) {
     it(`never removes what a starting gateway needs (seed ${seed}): the pointed snapshot and every entry after it survive`, () => {
       const rand = random(seed);
-      const maxBytes = 64 * 1024;
+      const maxBytes = 128 * 1024;
       const retention = metaRetention(maxBytes);
       const stream = new ModelStream(maxBytes, retention.streamArguments['stream-max-segment-size-bytes']);
       const live = new BackboneMetadata();
@@ -180,7 +180,7 @@ describe('metadata stream retention (model)', () => {
       let pointer: bigint | undefined;
       let coordinatorAlive = true;
       let checks = 0;
-      for (let n = 0; n < 5_000; n++) {
+      for (let n = 0; n < 8_000; n++) {
         if (n % 500 === 0) coordinatorAlive = rand() < 0.6;
         const c = command(rand, n);
         const body = Buffer.byteLength(JSON.stringify({ id: `x:${n}`, command: c }));

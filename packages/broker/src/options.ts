@@ -514,7 +514,7 @@ export interface BackboneOptions {
   metaSnapshotEveryEntries?: number;
   /**
    * Retention of the metadata stream (`<prefix>:__meta`) in bytes, B: segments of B/8 and a snapshot after B/16 bytes of
-   * entries keep every entry a starting gateway needs (docs/backbone-testing.md); applies when the stream is created; default 268435456.
+   * entries keep every entry a starting gateway needs (README, "Running on an existing RabbitMQ"); applies when the stream is created; default 268435456.
    */
   metaMaxBytes?: number;
 }

@@ -172,10 +172,10 @@ export function metaRetention(maxBytes: number): MetaRetention {
 export class CompactionPolicy {
   private entries = 0;
   private bytes = 0;
-  /** `upTo` of the newest complete snapshot read, and the counters as they were at that entry. */
+  /** `upTo` of the newest complete snapshot read. */
   private latest: bigint | undefined;
-  private readonly marks: Array<{ offset: bigint; entries: number; bytes: number }> = [];
-  private totalEntries = 0;
+  /** Per entry applied since that snapshot: its offset and the counted bytes before it. */
+  private readonly marks: Array<{ offset: bigint; before: number }> = [];
   private totalBytes = 0;
 
   constructor(
@@ -185,12 +185,11 @@ export class CompactionPolicy {
 
   /** An entry of `payloadBytes` was applied at `offset`. */
   entryApplied(offset: bigint, payloadBytes: number): void {
-    this.totalEntries++;
+    this.marks.push({ offset, before: this.totalBytes });
     this.totalBytes += payloadBytes + RECORD_OVERHEAD_BYTES;
     this.entries++;
     this.bytes += payloadBytes + RECORD_OVERHEAD_BYTES;
-    this.marks.push({ offset, entries: this.totalEntries, bytes: this.totalBytes });
-    // Only marks after the latest snapshot matter; a few thousand at most (a snapshot is due well before).
+    // Only marks after the latest snapshot matter; a snapshot is due well before this many (when none succeeds, the oldest go).
     if (this.marks.length > 4 * this.everyEntries) this.marks.splice(0, this.marks.length - 2 * this.everyEntries);
   }
 
@@ -198,11 +197,10 @@ export class CompactionPolicy {
   snapshotRead(upTo: bigint): void {
     if (this.latest !== undefined && upTo <= this.latest) return;
     this.latest = upTo;
-    const since = this.marks.filter((m) => m.offset > upTo);
-    const at = this.marks.filter((m) => m.offset <= upTo).at(-1);
-    this.entries = since.length;
-    this.bytes = at === undefined ? this.bytes : this.totalBytes - at.bytes;
-    this.marks.splice(0, this.marks.length - since.length);
+    const first = this.marks.findIndex((m) => m.offset > upTo);
+    this.marks.splice(0, first < 0 ? this.marks.length : first);
+    this.entries = this.marks.length;
+    this.bytes = this.marks.length === 0 ? 0 : this.totalBytes - (this.marks[0] as { before: number }).before;
   }
 
   /** Whether a snapshot is due (`coordinator`: this gateway is the one expected to write it). */

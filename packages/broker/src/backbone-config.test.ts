@@ -66,7 +66,14 @@ describe('backbone options', () => {
 
   it('prints the backbone with its password redacted, in a form accepted again', () => {
     const effective = effectiveConfig(resolveBrokerOptions({ backbone: { urls: ['rabbitmq-stream://app:s3cret@h1:5552,h2'] } }));
-    expect(effective.backbone).toEqual({ kind: 'rabbitmq-stream', urls: ['rabbitmq-stream://app:REDACTED@h1:5552,h2'], streamPrefix: 'relaymq', requestTimeoutMs: 10_000 });
+    expect(effective.backbone).toEqual({
+      kind: 'rabbitmq-stream',
+      urls: ['rabbitmq-stream://app:REDACTED@h1:5552,h2'],
+      streamPrefix: 'relaymq',
+      requestTimeoutMs: 10_000,
+      metaSnapshotEveryEntries: 10_000,
+      metaMaxBytes: 268_435_456,
+    });
     expect(JSON.stringify(effective)).not.toContain('s3cret');
     expect(() => resolveConfig({ file: { path: 'printed.json', content: { backbone: JSON.parse(JSON.stringify(effective.backbone)) } }, env: {}, flags: {} })).not.toThrow();
   });

@@ -495,6 +495,8 @@ class RunningBroker implements Broker {
       cacheBytes: this.options.retentionBytes,
       streamArguments: (topic) => streamArguments(topic, this.options),
       requestTimeoutMs: backbone.requestTimeoutMs,
+      metaSnapshotEveryEntries: backbone.metaSnapshotEveryEntries,
+      metaMaxBytes: backbone.metaMaxBytes,
       now: Date.now,
       log,
       // One gateway expires timed-out group members: the lowest id among those alive.

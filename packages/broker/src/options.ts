@@ -513,6 +513,13 @@ export interface BackboneOptions {
   streamPrefix?: string;
   /** A backbone round trip (publish confirm, metadata command, read) not answered within this long fails `TIMEOUT`; default 10000. */
   requestTimeoutMs?: number;
+  /** The metadata stream is compacted: a gateway writes a snapshot of the metadata after this many entries; default 10000. */
+  metaSnapshotEveryEntries?: number;
+  /**
+   * Retention of the metadata stream (`<prefix>:__meta`) in bytes, B: segments of B/8 and a snapshot after B/16 bytes of
+   * entries keep every entry a starting gateway needs (README, "Running on an existing RabbitMQ"); applies when the stream is created; default 268435456.
+   */
+  metaMaxBytes?: number;
 }
 
 /** {@link BackboneOptions} resolved: the URLs parsed into hosts and credentials. */
@@ -522,6 +529,8 @@ export interface ResolvedBackboneOptions {
   endpoint: BackboneEndpoint;
   streamPrefix: string;
   requestTimeoutMs: number;
+  metaSnapshotEveryEntries: number;
+  metaMaxBytes: number;
 }
 
 /** Retention limits of a partition on disk; each is optional. */
@@ -751,7 +760,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
 }
 
 function resolveBackbone(value: unknown): ResolvedBackboneOptions {
-  const o = record('backbone', value, ['kind', 'urls', 'streamPrefix', 'requestTimeoutMs']);
+  const o = record('backbone', value, ['kind', 'urls', 'streamPrefix', 'requestTimeoutMs', 'metaSnapshotEveryEntries', 'metaMaxBytes']);
   if (o.kind !== undefined && o.kind !== 'rabbitmq-stream') throw invalid('backbone.kind', `must be "rabbitmq-stream", got ${JSON.stringify(o.kind)}`);
   const list = typeof o.urls === 'string' ? [o.urls] : o.urls;
   if (!Array.isArray(list) || list.length === 0 || !list.every((u) => typeof u === 'string')) {
@@ -775,6 +784,8 @@ function resolveBackbone(value: unknown): ResolvedBackboneOptions {
     endpoint,
     streamPrefix: o.streamPrefix === undefined ? 'relaymq' : text('backbone.streamPrefix', o.streamPrefix, STREAM_PREFIX_PATTERN, '1-64 characters of [A-Za-z0-9_.-]'),
     requestTimeoutMs: o.requestTimeoutMs === undefined ? 10_000 : integer('backbone.requestTimeoutMs', o.requestTimeoutMs, 100, 600_000),
+    metaSnapshotEveryEntries: o.metaSnapshotEveryEntries === undefined ? 10_000 : integer('backbone.metaSnapshotEveryEntries', o.metaSnapshotEveryEntries, 10, 10_000_000),
+    metaMaxBytes: o.metaMaxBytes === undefined ? 256 * 1024 * 1024 : integer('backbone.metaMaxBytes', o.metaMaxBytes, 64 * 1024, 2 ** 40),
   };
 }
 

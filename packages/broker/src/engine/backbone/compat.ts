@@ -21,19 +21,31 @@ import type { Client } from 'rabbitmq-stream-js-client';
  *   connections, and a dead node's connection was handed out forever. The
  *   pool now keys by host and port and skips closed connections, and
  *   consumers read from the stream's leader (see patchPool).
+ * - a request waits for its response with no bound and nothing answers it
+ *   when the connection's socket closes: a request in flight when a node
+ *   died (a metadata query on the locator connection, a subscribe) hung
+ *   until the engine's request timeout (10 s) ran out, so a SIGKILLed first
+ *   node stalled publishing for 10 s. Requests waiting on a connection now
+ *   fail as soon as its socket closes, and a request on a closed connection
+ *   fails at once (see patchFailFast); the request timeout is left for peers
+ *   that hang with their socket open.
  * The engine also never sends `StreamStats` (3.11+).
  */
 let applied = false;
 
 interface ConnectionPrototype {
   exchangeCommandVersions(this: ConnectionLike): Promise<unknown>;
+  registerSocketListeners(this: ConnectionLike): Promise<unknown>;
+  waitResponse(this: ConnectionLike, params: unknown): Promise<unknown>;
   received(this: ConnectionLike, data: Buffer): void;
   registerForClosePublisher(this: ConnectionLike, id: string, stream: string, callback: () => Promise<void>): void;
   registerForCloseConsumer(this: ConnectionLike, id: string, stream: string, callback: () => Promise<void>): void;
 }
 interface ConnectionLike {
   peerProperties?: { version?: string };
-  socket?: { destroy(err?: Error): void };
+  socket?: { destroy(err?: Error): void; on(event: 'close', listener: () => void): void; emit(event: 'error', err: Error): boolean; destroyed: boolean };
+  waitingResponses: Array<{ promise: { reject(err: unknown): void } }>;
+  params: { hostname: string; port: number };
 }
 
 export function applyClientCompat(): void {
@@ -54,6 +66,7 @@ export function applyClientCompat(): void {
     };
   }
   patchPool(require);
+  patchFailFast(Connection.prototype);
   const received = Connection.prototype.received;
   Connection.prototype.received = function (this: ConnectionLike, data: Buffer) {
     try {
@@ -61,6 +74,32 @@ export function applyClientCompat(): void {
     } catch (err) {
       this.socket?.destroy(err instanceof Error ? err : new Error(String(err)));
     }
+  };
+}
+
+/** See {@link applyClientCompat}: requests of a connection whose socket closed fail at once instead of waiting forever. */
+function patchFailFast(proto: ConnectionPrototype): void {
+  const register = proto.registerSocketListeners;
+  proto.registerSocketListeners = function (this: ConnectionLike) {
+    const started = register.call(this);
+    let established = false;
+    started.then(() => (established = true), () => undefined);
+    const socket = this.socket;
+    socket?.on('close', () => {
+      const lost = new Error(`connection to ${this.params.hostname}:${this.params.port} closed`);
+      // Closed during the handshake: the connect promise fails (its handshake requests stay unanswered; they have no other waiter).
+      if (!established) {
+        socket.emit('error', lost);
+        return;
+      }
+      for (const waiting of this.waitingResponses.splice(0)) waiting.promise.reject(lost);
+    });
+    return started;
+  };
+  const waitResponse = proto.waitResponse;
+  proto.waitResponse = function (this: ConnectionLike, params: unknown) {
+    if (this.socket?.destroyed === true) return Promise.reject(new Error(`connection to ${this.params.hostname}:${this.params.port} closed`));
+    return waitResponse.call(this, params);
   };
 }
 

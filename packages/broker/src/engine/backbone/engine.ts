@@ -8,7 +8,7 @@ import { GroupSessionTracker } from '../groups/session-tracker.js';
 import { openConnections } from './compat.js';
 import { BackboneConnection } from './connection.js';
 import { BackboneHealthMonitor, type BackboneHealth, type BackboneRequestOp } from './health.js';
-import { MetaLog } from './meta-log.js';
+import { MetaLog, type MetaLogStats } from './meta-log.js';
 import type { BackboneTopic, MetaCommand, MetaResult } from './metadata.js';
 import { metaStreamName, newGeneration, partitionStreamName } from './naming.js';
 import { PartitionStream } from './partition-stream.js';
@@ -31,6 +31,10 @@ export interface BackboneEngineOptions {
   streamArguments: (topic: string) => Record<string, string | number>;
   /** A backbone round trip (confirm, metadata proposal, read) not answered within this long fails `TIMEOUT`. */
   requestTimeoutMs: number;
+  /** Metadata compaction (meta-snapshot.ts): a snapshot after this many entries... */
+  metaSnapshotEveryEntries: number;
+  /** ...and the metadata stream's retention in bytes, B: segments of B/8, a snapshot after B/16 bytes. */
+  metaMaxBytes: number;
   now: () => number;
   log: Log;
   /** Whether this gateway expires timed-out consumer-group members (one gateway should: the broker picks the lowest live id). */
@@ -102,6 +106,10 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       replicationFactor: options.replicationFactor,
       requestTimeoutMs: options.requestTimeoutMs,
       incarnation: randomUUID(),
+      snapshotEveryEntries: options.metaSnapshotEveryEntries,
+      maxBytes: options.metaMaxBytes,
+      isCoordinator: () => options.isGroupCoordinator?.() ?? true,
+      log: options.log,
     });
     const engine = new BackboneEngine(connection, meta, options);
     try {
@@ -229,6 +237,11 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
   /** The backbone as this gateway sees it (the console's backbone section): nodes, connections, stream leaders, confirm round trip. */
   backboneHealth(): BackboneHealth {
     return this.health.snapshot();
+  }
+
+  /** What the metadata tail applied and which snapshots it read and wrote (meta-log.ts). */
+  metadataStats(): MetaLogStats {
+    return this.meta.stats();
   }
 
   /** Every durable name with its positions, for operators. */

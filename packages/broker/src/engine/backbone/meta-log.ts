@@ -4,6 +4,22 @@ import { RelayError } from '@relaymq/sdk/protocol';
 import type { BackboneConnection } from './connection.js';
 import { bounded } from './bounded.js';
 import { BackboneMetadata, parseMetaEntry, type MetaCommand, type MetaEntry, type MetaResult } from './metadata.js';
+import {
+  captureState,
+  CompactionPolicy,
+  encodeSnapshot,
+  metaRetention,
+  parseSnapshotPart,
+  partProperties,
+  restoreState,
+  SNAPSHOT_REFERENCE,
+  SnapshotAssembler,
+  type MetaRetention,
+  type Snapshot,
+  type SnapshotData,
+} from './meta-snapshot.js';
+
+type Log = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
 export interface MetaLogEvents {
   /** `entry` was applied here with `result` (by whichever gateway proposed it). */
@@ -18,6 +34,24 @@ export interface MetaLogOptions {
   requestTimeoutMs: number;
   /** Unique per gateway process: makes proposal ids unique. */
   incarnation: string;
+  /** Compaction (meta-snapshot.ts): a snapshot after this many entries, and the stream's retention in bytes. */
+  snapshotEveryEntries: number;
+  maxBytes: number;
+  /** Whether this gateway is the one expected to write snapshots (others do at twice the thresholds). */
+  isCoordinator: () => boolean;
+  log: Log;
+}
+
+/** What this gateway's metadata tail did, for operators and tests. */
+export interface MetaLogStats {
+  /** Entries applied since this gateway started (not counting what its starting snapshot covered). */
+  applied: number;
+  /** The snapshot this gateway started from: the offset of its first part and the last entry it covers. */
+  startedFrom?: { offset: number; upTo: number };
+  /** Snapshots this gateway wrote and stored the pointer of. */
+  snapshotsWritten: number;
+  /** The newest complete snapshot read from the stream. */
+  latestSnapshot?: { offset: number; upTo: number };
 }
 
 interface Pending {
@@ -28,10 +62,13 @@ interface Pending {
 
 /**
  * The metadata stream as a replicated state machine: every gateway tails it
- * from its first entry and applies each entry to its {@link BackboneMetadata}
- * in stream order; a proposal is appended and resolves with its result once
- * this gateway reads it back, so it has applied everything ordered before
- * it. The stream has no retention: it is the deployment's metadata.
+ * and applies each entry to its {@link BackboneMetadata} in stream order; a
+ * proposal is appended and resolves with its result once this gateway reads
+ * it back, so it has applied everything ordered before it. A gateway starts
+ * from the latest snapshot (found through RabbitMQ's offset tracking) and
+ * applies only the entries after it; snapshots are written now and then and
+ * the stream has a size retention (meta-snapshot.ts says why no state is
+ * lost with it).
  */
 export class MetaLog extends EventEmitter<MetaLogEvents> {
   readonly state = new BackboneMetadata();
@@ -43,21 +80,42 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
   private readonly pending = new Map<string, Pending>();
   private closed = false;
   private resubscribing = false;
+  private started = false;
+  private snapshotting = false;
+  private readonly retention: MetaRetention;
+  private readonly policy: CompactionPolicy;
+  private readonly assembler = new SnapshotAssembler();
+  /** Snapshots this gateway wrote, by id, until read back. */
+  private readonly writing = new Map<string, (snapshot: Snapshot) => void>();
+  private readonly counters: MetaLogStats = { applied: 0, snapshotsWritten: 0 };
 
   constructor(
     private readonly connection: BackboneConnection,
     private readonly options: MetaLogOptions,
   ) {
     super();
+    this.retention = metaRetention(options.maxBytes);
+    this.policy = new CompactionPolicy(options.snapshotEveryEntries, this.retention.snapshotEveryBytes);
     connection.on('reconnected', (client) => void this.resubscribe(client));
   }
 
-  /** Creates the stream when missing, tails it, and resolves once everything written before is applied here. */
+  /**
+   * Creates the stream when missing (with its retention), loads the latest
+   * snapshot, tails the stream from the entry after it, and resolves once
+   * everything written before is applied here.
+   */
   async start(): Promise<void> {
     const client = this.connection.client();
-    await bounded(client.createStream({ stream: this.options.stream, arguments: { 'initial-cluster-size': this.options.replicationFactor } }), this.options.requestTimeoutMs, 'creating the metadata stream');
+    const args = { 'initial-cluster-size': this.options.replicationFactor, ...this.retention.streamArguments };
+    await bounded(client.createStream({ stream: this.options.stream, arguments: args }), this.options.requestTimeoutMs, 'creating the metadata stream');
+    await this.loadSnapshot(client);
     await this.subscribe(client);
     await this.propose({ type: 'barrier' });
+    this.started = true;
+  }
+
+  stats(): MetaLogStats {
+    return { ...this.counters };
   }
 
   /** Appends `command` and resolves with its result as applied here. */
@@ -117,9 +175,18 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
         const offset = message.offset ?? this.nextOffset;
         // A resubscription may deliver the start of a chunk again.
         if (offset < this.nextOffset) return;
+        if (this.nextOffset === 0n && offset > 0n) {
+          this.options.log('error', 'the metadata stream no longer holds its first entries and no snapshot covers them: topics, positions or groups may be missing here', { stream: this.options.stream, firstOffset: String(offset) });
+        }
         this.nextOffset = offset + 1n;
+        const part = parseSnapshotPart(message.applicationProperties, message.content);
+        if (part !== undefined) {
+          const snapshot = this.assembler.add(part, offset);
+          if (snapshot !== undefined) this.snapshotRead(snapshot);
+          return;
+        }
         const entry = parseMetaEntry(message.content);
-        if (entry !== undefined) this.apply(entry);
+        if (entry !== undefined) this.apply(entry, offset, message.content.length);
       },
     ), this.options.requestTimeoutMs, 'subscribing to the metadata stream');
   }
@@ -152,14 +219,114 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
     })();
   }
 
-  private apply(entry: MetaEntry): void {
+  private apply(entry: MetaEntry, offset: bigint, bytes: number): void {
     const result = this.state.apply(entry.command);
+    this.counters.applied++;
+    this.policy.entryApplied(offset, bytes);
     this.emit('applied', entry, result);
     const pending = this.pending.get(entry.id);
     if (pending !== undefined) {
       clearTimeout(pending.timer);
       this.pending.delete(entry.id);
       pending.resolve(result);
+    }
+    if (this.started && !this.snapshotting && !this.closed && this.policy.due(this.options.isCoordinator())) {
+      // Captured now, while applying: the state exactly as of this entry.
+      void this.writeSnapshot(offset, captureState(this.state));
+    }
+  }
+
+  /** A complete snapshot was read from the stream (written by any gateway). */
+  private snapshotRead(snapshot: Snapshot): void {
+    this.policy.snapshotRead(snapshot.upTo);
+    const latest = this.counters.latestSnapshot;
+    if (latest === undefined || snapshot.upTo > BigInt(latest.upTo)) this.counters.latestSnapshot = { offset: Number(snapshot.firstOffset), upTo: Number(snapshot.upTo) };
+    this.writing.get(snapshot.id)?.(snapshot);
+  }
+
+  /**
+   * The state as of the entry at `upTo` goes into the stream; once read back
+   * complete, the stored pointer moves to it (forward only: a concurrent
+   * gateway may have stored a newer one).
+   */
+  private async writeSnapshot(upTo: bigint, data: SnapshotData): Promise<void> {
+    this.snapshotting = true;
+    const id = `${this.options.incarnation}:s${++this.counter}`;
+    const parts = encodeSnapshot(id, upTo, data);
+    const bytes = parts.reduce((n, p) => n + p.data.length, 0);
+    const since = this.policy.since();
+    if (bytes > this.retention.maxSafeSnapshotBytes) {
+      this.options.log('error', 'the metadata snapshot is too large for the metadata stream\'s retention; raise backbone.metaMaxBytes', { bytes, metaMaxBytes: this.options.maxBytes });
+    }
+    try {
+      const readBack = bounded(new Promise<Snapshot>((resolve) => this.writing.set(id, resolve)), this.options.requestTimeoutMs, 'reading back the metadata snapshot');
+      readBack.catch(() => undefined);
+      const publisher = await this.metaPublisher();
+      // One part per frame: a frame is at most 1 MiB.
+      for (const part of parts) {
+        await bounded(publisher.send(part.data, { applicationProperties: partProperties(part) }).then(() => publisher.flush()), this.options.requestTimeoutMs, 'writing a metadata snapshot');
+      }
+      const snapshot = await readBack;
+      const client = await this.connection.ready();
+      const stored = await this.storedPointer(client);
+      if (stored === undefined || snapshot.firstOffset > stored) await this.storePointer(client, snapshot.firstOffset);
+      this.counters.snapshotsWritten++;
+      this.options.log('info', 'metadata snapshot written', { upTo: String(upTo), offset: String(snapshot.firstOffset), bytes, parts: parts.length, entriesSince: since.entries });
+    } catch (err) {
+      // The next entry tries again; until then the previous snapshot stands.
+      this.options.log('warn', 'could not write a metadata snapshot', { error: (err as Error).message });
+    } finally {
+      this.writing.delete(id);
+      this.snapshotting = false;
+    }
+  }
+
+  /** The stored offset of the latest snapshot's first part; `undefined` when none was ever stored. */
+  private async storedPointer(client: Client): Promise<bigint | undefined> {
+    try {
+      return await bounded(client.queryOffset({ reference: SNAPSHOT_REFERENCE, stream: this.options.stream }), this.options.requestTimeoutMs, 'querying the metadata snapshot pointer');
+    } catch (err) {
+      // The server answers "no offset" (code 19) for a reference never stored.
+      if (/code 19\b/.test((err as Error).message)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Stores the pointer (a fire-and-forget command) and waits until the server answers it. */
+  private async storePointer(client: Client, offset: bigint): Promise<void> {
+    const locator = (client as unknown as { locatorConnection: { storeOffset(params: { reference: string; stream: string; offsetValue: bigint }): Promise<void> } }).locatorConnection;
+    await locator.storeOffset({ reference: SNAPSHOT_REFERENCE, stream: this.options.stream, offsetValue: offset });
+    const deadline = Date.now() + this.options.requestTimeoutMs;
+    for (;;) {
+      const stored = await this.storedPointer(client);
+      if (stored !== undefined && stored >= offset) return;
+      if (Date.now() > deadline) throw new RelayError('TIMEOUT', 'the metadata snapshot pointer was not stored');
+      await new Promise((resolve) => setTimeout(resolve, 20).unref());
+    }
+  }
+
+  /** Starts this gateway's state from the latest snapshot, when one was stored; the tail then reads from the entry after it. */
+  private async loadSnapshot(client: Client): Promise<void> {
+    const pointer = await this.storedPointer(client);
+    if (pointer === undefined) return;
+    let found: (snapshot: Snapshot) => void = () => undefined;
+    const complete = new Promise<Snapshot>((resolve) => (found = resolve));
+    const assembler = new SnapshotAssembler();
+    const consumer = await bounded(client.declareConsumer({ stream: this.options.stream, offset: Offset.offset(pointer) }, (message) => {
+      const offset = message.offset ?? 0n;
+      if (offset < pointer) return;
+      const part = parseSnapshotPart(message.applicationProperties, message.content);
+      const snapshot = part === undefined ? undefined : assembler.add(part, offset);
+      if (snapshot !== undefined) found(snapshot);
+    }), this.options.requestTimeoutMs, 'subscribing to the metadata snapshot');
+    try {
+      const snapshot = await bounded(complete, this.options.requestTimeoutMs, `reading the metadata snapshot at offset ${pointer}`);
+      restoreState(this.state, snapshot.data);
+      this.nextOffset = snapshot.upTo + 1n;
+      this.counters.startedFrom = { offset: Number(snapshot.firstOffset), upTo: Number(snapshot.upTo) };
+      this.snapshotRead(snapshot);
+    } finally {
+      void this.connection.closeConsumer(consumer);
     }
   }
 }

@@ -39,6 +39,7 @@ import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
+import { startTrace } from '../runtime/failover-trace.js';
 import { fullCollection, HeapSettle } from '../runtime/heap-settle.js';
 import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
@@ -545,6 +546,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     transport.on('down', this.onPeerDown);
     transport.on('up', this.onPeerUp);
     this.stopTicking = this.options.ticker.add(() => this.clock.tick());
+    startTrace(options.self, () => {
+      let leaders = 0;
+      let unled = 0;
+      let candidates = 0;
+      for (const group of this.groups.values()) {
+        const st = group.status();
+        if (st.role === 'leader') leaders++;
+        else if (st.role !== 'follower') candidates++;
+        if (group.leader === null) unled++;
+      }
+      const a = this.clock.activity();
+      return { leaders, unled, candidates, awake: a.groups - a.quiesced };
+    });
     // Only brokers that record the cluster id (with a data directory) name the cluster: in memory there is nothing to check it against.
     if (this.options.onClusterId !== undefined) {
       this.naming = new ClusterNaming({
@@ -1080,6 +1094,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   peerDown(peer: NodeId): void {
     if (peer === this.options.self) return;
     for (const group of this.groups.values()) group.peerDown(peer);
+  }
+
+  /**
+   * The failure detector no longer suspects broker `peer`: leaders here that
+   * quiesced without it and hold entries it lacks wake to catch it up.
+   */
+  peerRecovered(peer: NodeId): void {
+    if (peer === this.options.self) return;
+    for (const group of this.groups.values()) group.peerRecovered(peer);
   }
 
   /** Raft work of this broker: group ticks and messages sent since start, groups hosted and quiesced now. */

@@ -39,7 +39,7 @@ import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
-import { startTrace } from '../runtime/failover-trace.js';
+import { profileAfterPeerDown, startTrace } from '../runtime/failover-trace.js';
 import { fullCollection, HeapSettle } from '../runtime/heap-settle.js';
 import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
@@ -1093,6 +1093,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    */
   peerDown(peer: NodeId): void {
     if (peer === this.options.self) return;
+    profileAfterPeerDown(this.options.self);
     for (const group of this.groups.values()) group.peerDown(peer);
   }
 

@@ -23,3 +23,27 @@ export function startTrace(self: string, snapshot: () => Record<string, number>)
     lag.reset();
   }, 1000).unref();
 }
+
+let profiled = false;
+/** TEMPORARY: CPU profile of the 10 s after the first peer loss (RELAYMQ_TRACE_PROFILE_DIR). */
+export function profileAfterPeerDown(self: string): void {
+  const dir = process.env.RELAYMQ_TRACE_PROFILE_DIR;
+  if (dir === undefined || profiled) return;
+  profiled = true;
+  void import('node:inspector').then(({ Session }) => {
+    const session = new Session();
+    session.connect();
+    session.post('Profiler.enable', () =>
+      session.post('Profiler.setSamplingInterval', { interval: 500 }, () =>
+        session.post('Profiler.start', () => {
+          setTimeout(() => {
+            session.post('Profiler.stop', (err, result) => {
+              if (err === null) void import('node:fs').then((fs) => fs.writeFileSync(`${dir}/${self}.cpuprofile`, JSON.stringify(result.profile)));
+              session.disconnect();
+            });
+          }, 10_000);
+        }),
+      ),
+    );
+  });
+}

@@ -185,6 +185,35 @@ describe('RaftNode', () => {
     expect(c.node('a').counters.checkQuorumStepDowns).toBe(1);
   });
 
+  it('check-quorum counts the votes that elected a leader in its first round: cut off at once, it steps down after two election timeouts', () => {
+    const c = new Mini(['a', 'b', 'c']);
+    c.node('a').campaign();
+    c.drain();
+    // Deliver the (pre-)votes and their grants, until a leads; then nothing more from b or c (their answers to
+    // a's first append lost, or late).
+    for (let round = 0; round < 10 && c.node('a').role !== 'leader'; round++) {
+      const batch = c.queue;
+      c.queue = [];
+      for (const m of batch) {
+        c.node(m.to).step(m);
+        c.drain();
+      }
+    }
+    expect(c.node('a').role).toBe('leader');
+    c.queue = [];
+    for (let i = 0; i < 10; i++) {
+      c.node('a').tick();
+      c.queue = [];
+    }
+    expect(c.node('a').role).toBe('leader');
+    for (let i = 0; i < 10; i++) {
+      c.node('a').tick();
+      c.queue = [];
+    }
+    expect(c.node('a').role).toBe('follower');
+    expect(c.node('a').counters.checkQuorumStepDowns).toBe(1);
+  });
+
   it('leaderContact tells which leader of the term last reached a node and how many ticks ago, suspected or not', () => {
     const c = new Mini(['a', 'b', 'c']);
     c.elect('a');

@@ -354,6 +354,9 @@ export class Raft<T, S> {
 
   becomeLeader(): void {
     if (this.role !== 'candidate') throw new RaftInvariantError(`invalid transition [${this.role} -> leader]`);
+    // Voters whose grant elected it answered within this election timeout (see below).
+    const granted: NodeId[] = [];
+    for (const [id, grant] of this.votes) if (grant && id !== this.id) granted.push(id);
     this.stepRole = this.stepLeader;
     this.reset(this.term);
     this.leader = this.id;
@@ -362,6 +365,15 @@ export class Raft<T, S> {
     const self = this.progress.get(this.id) as Progress;
     self.becomeReplicate();
     self.recentActive = true;
+    // Check-quorum's first round counts the voters that just granted their vote: they answered in this term,
+    // within the election timeout. Otherwise a leader whose followers, busy (thousands of groups electing at once
+    // after a broker's loss), answer its first append a little later than one election timeout steps down at its
+    // first check, and its group campaigns again, adding to the load. A leader cut off right after winning still
+    // steps down, one election timeout later.
+    for (const id of granted) {
+      const pr = this.progress.get(id);
+      if (pr !== undefined) pr.recentActive = true;
+    }
     // The no-op of this term: committing it commits every earlier entry (Figure 8).
     this.appendEntries([{ type: 'noop', index: this.log.lastIndex() + 1, term: this.term }]);
   }

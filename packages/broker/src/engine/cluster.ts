@@ -39,7 +39,6 @@ import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
-import { profileAfterPeerDown, startTrace } from '../runtime/failover-trace.js';
 import { fullCollection, HeapSettle } from '../runtime/heap-settle.js';
 import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
@@ -546,19 +545,6 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     transport.on('down', this.onPeerDown);
     transport.on('up', this.onPeerUp);
     this.stopTicking = this.options.ticker.add(() => this.clock.tick());
-    startTrace(options.self, () => {
-      let leaders = 0;
-      let unled = 0;
-      let candidates = 0;
-      for (const group of this.groups.values()) {
-        const st = group.status();
-        if (st.role === 'leader') leaders++;
-        else if (st.role !== 'follower') candidates++;
-        if (group.leader === null) unled++;
-      }
-      const a = this.clock.activity();
-      return { leaders, unled, candidates, awake: a.groups - a.quiesced };
-    });
     // Only brokers that record the cluster id (with a data directory) name the cluster: in memory there is nothing to check it against.
     if (this.options.onClusterId !== undefined) {
       this.naming = new ClusterNaming({
@@ -1093,7 +1079,6 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    */
   peerDown(peer: NodeId): void {
     if (peer === this.options.self) return;
-    profileAfterPeerDown(this.options.self);
     for (const group of this.groups.values()) group.peerDown(peer);
   }
 

@@ -25,7 +25,6 @@ import type { RaftLogStorage } from '../storage/raft-storage.js';
 import { storageRelayError } from '../storage/segments/errors.js';
 import type { GroupClock } from './group-clock.js';
 import { parseRaftMessage } from './raft-wire.js';
-import { TRACE, traceCount } from './failover-trace.js';
 
 
 /** How many heartbeat intervals old a leader's last message may be for {@link RaftGroup.heardLeader}: a heartbeat lost or late under load is not silence. */
@@ -371,9 +370,7 @@ export class RaftGroup<T, R, S = never> {
 
   tick(): void {
     if (this.stopped || this.fenced !== undefined) return;
-    const wasLeader = TRACE && this.core.role === 'leader';
     this.core.tick();
-    if (wasLeader && this.core.role !== 'leader') traceCount('stepdown.checkQuorum');
     this.process();
     this.syncClock();
   }
@@ -432,11 +429,7 @@ export class RaftGroup<T, R, S = never> {
       }
       return;
     }
-    const before = TRACE ? this.core.role : undefined;
-    if (TRACE) traceCount(`recv.${message.type}`);
     this.core.step(message);
-    if (TRACE && before === 'leader' && this.core.role !== 'leader') traceCount(`stepdown.${message.type}`);
-    if (TRACE && before !== 'leader' && this.core.role === 'leader') traceCount('became.leader');
     this.process();
     this.syncClock();
   }
@@ -734,10 +727,7 @@ export class RaftGroup<T, R, S = never> {
     },
     send: (messages: readonly Message<T, S>[]): void => {
       this.options.clock?.sent(messages.length);
-      for (const message of messages) {
-        if (TRACE) traceCount(`send.${message.type}${this.options.transport.send(message.to, this.channel, message) ? '' : '.dropped'}`);
-        else this.options.transport.send(message.to, this.channel, message);
-      }
+      for (const message of messages) this.options.transport.send(message.to, this.channel, message);
     },
     restore: (): void => {
       // installSnapshot already replaced the state machine, before the log recorded the snapshot.

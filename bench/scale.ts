@@ -157,6 +157,26 @@ async function everyPartitionLed(probe: LeaderProbe, topics: readonly string[], 
   }
 }
 
+/** How long the settle may wait, beyond `settleSeconds`, for every group to quiesce. */
+const QUIESCE_TIMEOUT_MS = 120_000;
+
+/**
+ * Waits until every broker says all its groups are quiesced (the elections
+ * after creation are over), at most {@link QUIESCE_TIMEOUT_MS}; true when
+ * they are, or when the brokers do not export the counters. The idle window
+ * and the failover then start from a quiet cluster, not one still electing.
+ */
+async function allQuiesced(nodes: readonly ScaleNode[]): Promise<boolean> {
+  const deadline = performance.now() + QUIESCE_TIMEOUT_MS;
+  for (;;) {
+    const stats = await Promise.all(nodes.map((n) => brokerStats(n.adminPort)));
+    const quiet = stats.every((s) => s.get('raftGroups') === undefined || s.get('raftGroups') === s.get('raftGroupsQuiesced'));
+    if (quiet) return true;
+    if (performance.now() > deadline) return false;
+    await sleep(1000);
+  }
+}
+
 async function measureIdle(nodes: readonly ScaleNode[], seconds: number): Promise<IdleBroker[]> {
   const before = await Promise.all(nodes.map((n) => brokerStats(n.adminPort)));
   const cpuBefore = nodes.map((n) => processCpuSeconds(n.process.pid) ?? Number.NaN);
@@ -256,6 +276,8 @@ async function scaleOnce(partitions: number, sizes: ScaleSizes, withFailover: bo
     }
     progress(`${label}every partition led after ${ledSeconds ?? `more than ${LED_TIMEOUT_MS / 1000}`} s; settling ${sizes.settleSeconds} s`);
     await sleep(sizes.settleSeconds * 1000);
+    const quiet = await allQuiesced(nodes);
+    progress(`${label}${quiet ? 'every group quiesced on every broker' : `not every group quiesced within ${QUIESCE_TIMEOUT_MS / 1000} s more`}`);
     const idle = await measureIdle(nodes, sizes.idleSeconds);
     progress(`${label}idle ${JSON.stringify(idle)}`);
     const result: ScaleResult = { partitions: topicCount * PARTITIONS_PER_TOPIC, topics: topicCount, createSeconds, idle };

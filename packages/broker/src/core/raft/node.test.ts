@@ -297,7 +297,7 @@ describe('RaftNode', () => {
     expect(c.node('c').commitIndex).toBe(c.node('a').commitIndex);
   });
 
-  it('a leader never quiesces on a minority of unsuspected voters, and hearing from a suspected one undoes its suspicion', () => {
+  it('a leader never quiesces on a minority of unsuspected voters: check-quorum still ends its leadership', () => {
     const c = new Mini(['a', 'b', 'c'], { quiesce: true });
     c.elect('a');
     c.node('a').peerDown('b', true);

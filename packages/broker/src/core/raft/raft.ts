@@ -157,7 +157,8 @@ export class Raft<T, S> {
   /**
    * Peers the failure detector suspects (see {@link peerDown}) and not heard
    * from since: a leader quiesces without waiting for them (see
-   * {@link canQuiesce}). Any message from one, or {@link peerUp}, clears it.
+   * {@link canQuiesce}). Any message from one, {@link peerUp} or
+   * {@link peerRecovered} clears it.
    */
   private readonly suspectedPeers = new Set<NodeId>();
   /** The leader of this term that last reached this node, and at which tick (`now`); see {@link leaderContact}. */
@@ -421,8 +422,9 @@ export class Raft<T, S> {
    * thousands of replicas would spend their time on those heartbeats (at
    * 10,000 partitions, enough to delay their own heartbeats past the
    * election timeout). Quiescence is about liveness only; a suspected member
-   * that comes back (its link up again: {@link peerUp}, or any message from
-   * it) wakes the leader or keeps it awake until it has caught up.
+   * that comes back (its link up again: {@link peerUp}; no longer suspected:
+   * {@link peerRecovered}; or any message from it) wakes the leader or keeps
+   * it awake until it has caught up.
    */
   private canQuiesce(): boolean {
     if (!this.config.quiesce || this.transferee !== null) return false;

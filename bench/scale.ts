@@ -9,6 +9,7 @@
  * of the broker leading the most partitions, timed until a surviving broker
  * names a surviving leader for every partition.
  */
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { brokerStats, rssMiB } from './broker-stats.js';
 import { LeaderProbe } from './cluster.js';
@@ -71,8 +72,12 @@ export interface ScaleResult {
    * named for every partition (`seconds`); when that takes over 60 s, `seconds`
    * is absent and `unled` says how many partitions were still without one.
    * `unledEvery5s`: how many were without one 5, 10, 15 s... after the kill.
+   * `load1`: the machine's one-minute load average at the kill;
+   * `survivorCpuSeconds`: CPU time each surviving broker spent from the kill
+   * until the end (a cost the machine's load does not inflate the way it
+   * does `seconds`).
    */
-  failover?: { killed: string; partitionsLed: number; seconds?: number; unled?: number; unledEvery5s: number[] };
+  failover?: { killed: string; partitionsLed: number; seconds?: number; unled?: number; unledEvery5s: number[]; load1: number; survivorCpuSeconds: number[] };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -152,6 +157,26 @@ async function everyPartitionLed(probe: LeaderProbe, topics: readonly string[], 
   }
 }
 
+/** How long the settle may wait, beyond `settleSeconds`, for every group to quiesce. */
+const QUIESCE_TIMEOUT_MS = 120_000;
+
+/**
+ * Waits until every broker says all its groups are quiesced (the elections
+ * after creation are over), at most {@link QUIESCE_TIMEOUT_MS}; true when
+ * they are, or when the brokers do not export the counters. The idle window
+ * and the failover then start from a quiet cluster, not one still electing.
+ */
+async function allQuiesced(nodes: readonly ScaleNode[]): Promise<boolean> {
+  const deadline = performance.now() + QUIESCE_TIMEOUT_MS;
+  for (;;) {
+    const stats = await Promise.all(nodes.map((n) => brokerStats(n.adminPort)));
+    const quiet = stats.every((s) => s.get('raftGroups') === undefined || s.get('raftGroups') === s.get('raftGroupsQuiesced'));
+    if (quiet) return true;
+    if (performance.now() > deadline) return false;
+    await sleep(1000);
+  }
+}
+
 async function measureIdle(nodes: readonly ScaleNode[], seconds: number): Promise<IdleBroker[]> {
   const before = await Promise.all(nodes.map((n) => brokerStats(n.adminPort)));
   const cpuBefore = nodes.map((n) => processCpuSeconds(n.process.pid) ?? Number.NaN);
@@ -202,6 +227,10 @@ async function failover(nodes: readonly ScaleNode[], topics: readonly string[]):
     const victim = nodes.find((n) => n.id === killed);
     if (victim === undefined) throw new Error(`no broker leads anything (${JSON.stringify([...counts])})`);
     const surviving = probes[nodes.indexOf(victim) === 0 ? 1 : 0] as LeaderProbe;
+    const load1 = roundTo(loadavg()[0] ?? Number.NaN, 1);
+    const survivors = nodes.filter((n) => n !== victim);
+    const cpuBefore = survivors.map((n) => processCpuSeconds(n.process.pid) ?? Number.NaN);
+    const survivorCpu = (): number[] => survivors.map((n, i) => roundTo((processCpuSeconds(n.process.pid) ?? Number.NaN) - (cpuBefore[i] as number), 2));
     const started = nowSeconds();
     await victim.process.kill();
     const deadline = performance.now() + 60_000;
@@ -212,10 +241,11 @@ async function failover(nodes: readonly ScaleNode[], topics: readonly string[]):
       if (unled === 0) break;
       const elapsed = nowSeconds() - started;
       while (elapsed >= 5 * (unledEvery5s.length + 1)) unledEvery5s.push(unled);
-      if (performance.now() > deadline) return { killed, partitionsLed, unled, unledEvery5s };
+      if (performance.now() > deadline) return { killed, partitionsLed, unled, unledEvery5s, load1, survivorCpuSeconds: survivorCpu() };
       await sleep(50);
     }
-    return { killed, partitionsLed, seconds: roundTo(nowSeconds() - started, 2), unledEvery5s };
+    const seconds = roundTo(nowSeconds() - started, 2);
+    return { killed, partitionsLed, seconds, unledEvery5s, load1, survivorCpuSeconds: survivorCpu() };
   } finally {
     for (const probe of probes) probe.close();
   }
@@ -246,6 +276,8 @@ async function scaleOnce(partitions: number, sizes: ScaleSizes, withFailover: bo
     }
     progress(`${label}every partition led after ${ledSeconds ?? `more than ${LED_TIMEOUT_MS / 1000}`} s; settling ${sizes.settleSeconds} s`);
     await sleep(sizes.settleSeconds * 1000);
+    const quiet = await allQuiesced(nodes);
+    progress(`${label}${quiet ? 'every group quiesced on every broker' : `not every group quiesced within ${QUIESCE_TIMEOUT_MS / 1000} s more`}`);
     const idle = await measureIdle(nodes, sizes.idleSeconds);
     progress(`${label}idle ${JSON.stringify(idle)}`);
     const result: ScaleResult = { partitions: topicCount * PARTITIONS_PER_TOPIC, topics: topicCount, createSeconds, idle };

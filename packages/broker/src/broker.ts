@@ -637,6 +637,7 @@ class RunningBroker implements Broker {
     this.gossip.on('changed', () => this.scheduleClusterPush());
     // A suspected broker's quiesced groups would otherwise never notice a dead leader.
     this.gossip.on('memberDown', (member) => this.replicated?.peerDown(member));
+    this.gossip.on('memberUp', (member) => this.replicated?.peerRecovered(member));
     this.gossip.start();
   }
 

@@ -1082,6 +1082,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     for (const group of this.groups.values()) group.peerDown(peer);
   }
 
+  /**
+   * The failure detector no longer suspects broker `peer`: leaders here that
+   * quiesced without it and hold entries it lacks wake to catch it up.
+   */
+  peerRecovered(peer: NodeId): void {
+    if (peer === this.options.self) return;
+    for (const group of this.groups.values()) group.peerRecovered(peer);
+  }
+
   /** Raft work of this broker: group ticks and messages sent since start, groups hosted and quiesced now. */
   raftActivity(): RaftActivity {
     return this.clock.activity();

@@ -22,6 +22,8 @@ export interface GossipEvents {
   changed: () => void;
   /** Member `id` is suspected, declared dead, or left: Raft groups it leads here must not wait on its lease. */
   memberDown: (id: string) => void;
+  /** Member `id`, once suspected or dead, is alive again (it refuted the suspicion, or came back). */
+  memberUp: (id: string) => void;
 }
 
 export interface GossipOptions {
@@ -132,6 +134,7 @@ export class GossipRunner extends EventEmitter<GossipEvents> {
       // A member learned from gossip (a broker that joined through another one): link to it too.
       if (event.type === 'joined') this.link(event.member.id, event.member.address);
       if (event.type === 'suspected' || event.type === 'failed' || event.type === 'left') this.emit('memberDown', event.member.id);
+      if (event.type === 'recovered' || event.type === 'joined') this.emit('memberUp', event.member.id);
       changed ||= changesClusterView(event);
     }
     if (changed) this.emit('changed');

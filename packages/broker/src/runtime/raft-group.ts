@@ -399,6 +399,18 @@ export class RaftGroup<T, R, S = never> {
     this.syncClock();
   }
 
+  /**
+   * The failure detector no longer suspects broker `peer` (gossip: a refuted
+   * suspicion, or the broker back): a quiesced leader here that quiesced
+   * without it wakes if it lacks entries (see `RaftNode.peerRecovered`).
+   */
+  peerRecovered(peer: NodeId): void {
+    if (this.stopped || this.fenced !== undefined) return;
+    if (!this.core.peerRecovered(peer)) return;
+    this.process();
+    this.syncClock();
+  }
+
   /** A message for this group from a peer. */
   receive(from: string, payload: unknown): void {
     if (this.stopped) return;

@@ -22,7 +22,7 @@ export interface CachedFile {
   tryClose(): boolean;
 }
 
-/** Busy files a trim may pass over beyond the excess it has to close. */
+/** Busy files a trim may pass over (it closes as many idle ones as the excess asks). */
 export const TRIM_SLACK = 64;
 
 /** What an {@link OpenFileCache} did, for stats and tests. */
@@ -73,18 +73,21 @@ export class OpenFileCache {
 
   /**
    * Closes idle files beyond the capacity, if some are: after a busy spell,
-   * files that had to stay open may be closable now. Looks at the excess
-   * plus {@link TRIM_SLACK} files at most (a busy one moves to the end, as
-   * just used), so that a trim costs little even while thousands are busy;
-   * the next trims go on from there.
+   * files that had to stay open may be closable now. Passes over
+   * {@link TRIM_SLACK} busy files at most (each moves to the end, as just
+   * used), whatever the excess, so that a trim costs little even while
+   * thousands are busy; the next trims go on from there. (It used to look at
+   * the excess plus that many: with 4,000 groups electing at once after a
+   * broker's loss, 3,000 Raft log files over the bound and busy, every
+   * finished write looked at 3,000 files, a third of the survivors' CPU.)
    */
   trim(keep?: CachedFile): void {
-    const excess = this.files.size - this.capacity;
-    if (excess <= 0) return;
-    let budget = Math.min(this.files.size, excess + TRIM_SLACK); // each file looked at once at most
-    // A Map iterates the entries moved to its end too: `budget` bounds the loop.
+    if (this.files.size <= this.capacity) return;
+    let passes = TRIM_SLACK;
+    let looks = this.files.size; // each file looked at once at most
+    // A Map iterates the entries moved to its end too: `looks` and `passes` bound the loop.
     for (const file of this.files.keys()) {
-      if (this.files.size <= this.capacity || budget-- <= 0) break;
+      if (this.files.size <= this.capacity || looks-- <= 0) break;
       if (file === keep) {
         this.used(file); // just opened: the newest, whatever was passed over before it
         continue;
@@ -94,6 +97,7 @@ export class OpenFileCache {
         this.evicted++;
       } else {
         this.used(file);
+        if (--passes <= 0) break;
       }
     }
     if (this.files.size > this.capacity) this.overCapacity++;

@@ -121,6 +121,8 @@ function main(): void {
   let confChangesApplied = 0;
   let quiesces = 0;
   let peerDownSignals = 0;
+  let peerRecoveries = 0;
+  let recoveryWakes = 0;
   const quiescedLeaderReplaced: number[] = [];
   const knobs = options.bug === undefined ? undefined : { [options.bug]: true };
   for (let k = 0; k < options.seeds; k++) {
@@ -137,6 +139,8 @@ function main(): void {
     confChangesApplied += result.stats.confChangesApplied;
     quiesces += result.stats.quiesces;
     peerDownSignals += result.stats.peerDownSignals;
+    peerRecoveries += result.stats.peerRecoveries;
+    recoveryWakes += result.stats.recoveryWakes;
     if (result.stats.ticksToReplaceQuiescedLeader !== undefined) quiescedLeaderReplaced.push(result.stats.ticksToReplaceQuiescedLeader);
     const elected = result.electionTicksAfterHeal;
     if (elected !== undefined) {
@@ -180,6 +184,8 @@ function main(): void {
     convergeTicksAfterHeal: distribution(convergeTicks),
     quiesces,
     peerDownSignals,
+    peerRecoveries,
+    recoveryWakes,
     ticksToReplaceQuiescedLeader: distribution(quiescedLeaderReplaced),
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);

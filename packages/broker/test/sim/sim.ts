@@ -89,6 +89,9 @@ export interface SimStats {
   quiesces: number;
   /** Failure-detector signals delivered (true and false suspicions) and random wakes. */
   peerDownSignals: number;
+  /** Suspicions the failure detector withdrew (the peer reachable again), and of them those that woke a quiesced leader. */
+  peerRecoveries: number;
+  recoveryWakes: number;
   wakes: number;
   /** With `quiescedLeaderLoss`: ticks from the crash of the quiesced group's leader to a new leader every other node follows. */
   ticksToReplaceQuiescedLeader: number | undefined;
@@ -146,6 +149,8 @@ interface SimNode {
   proposals: ProposalTracker<Value, Value>;
   snapshotIndex: number;
   seenRole: Role;
+  /** Peers the failure detector told this life's core are down, until it tells it they recovered. */
+  suspects: Set<NodeId>;
   seenTerm: number;
   seenLeader: NodeId | null;
   seenCommit: number;
@@ -214,6 +219,8 @@ export class Simulation {
     confChangesApplied: 0,
     quiesces: 0,
     peerDownSignals: 0,
+    peerRecoveries: 0,
+    recoveryWakes: 0,
     wakes: 0,
     ticksToReplaceQuiescedLeader: undefined,
   };
@@ -260,6 +267,7 @@ export class Simulation {
         proposals: this.newTracker(),
         snapshotIndex: 0,
         seenRole: 'follower',
+        suspects: new Set(),
         seenTerm: 0,
         seenLeader: null,
         seenCommit: 0,
@@ -500,6 +508,7 @@ export class Simulation {
       this.knobs,
     );
     node.raft = raft;
+    node.suspects.clear();
     const snapshot = node.storage.snapshot();
     node.snapshotIndex = snapshot?.meta.index ?? 0;
     this.checker.onStart(node.id, node.snapshotIndex, snapshot?.data.digest ?? 0, raft.term);
@@ -856,8 +865,9 @@ export class Simulation {
     for (const node of this.nodes) {
       if (!node.up || node.raft === undefined || node.pausedUntilMs > this.now) continue;
       for (const peer of this.nodes) {
-        if (peer === node || (peer.up && this.blocked[peer.index * n + node.index] !== true)) continue;
-        this.signalPeerDown(node, peer.id, 'detector');
+        if (peer === node) continue;
+        if (peer.up && this.blocked[peer.index * n + node.index] !== true) this.signalPeerRecovered(node, peer.id);
+        else this.signalPeerDown(node, peer.id, 'detector');
       }
     }
     let noise = this.params.falseSuspicions;
@@ -879,10 +889,27 @@ export class Simulation {
 
   private signalPeerDown(node: SimNode, peer: NodeId, why: string): void {
     const raft = node.raft as RaftNode<Value, SnapData>;
+    node.suspects.add(peer);
     // The broker picks one follower per group to campaign at once; here either may be told to.
     if (!raft.peerDown(peer, this.rng.chance(0.5))) return;
     this.stats.peerDownSignals++;
     this.record(node.id, 'peer-down', `${peer} (${why}): lease ended`);
+    this.afterNodeEvent(node);
+  }
+
+  /**
+   * A peer the detector suspected is reachable again: the broker hears it
+   * from gossip (a refuted suspicion: `peerRecovered`) or from its link
+   * coming up (`peerUp`); either is told here.
+   */
+  private signalPeerRecovered(node: SimNode, peer: NodeId): void {
+    if (!node.suspects.delete(peer)) return;
+    const raft = node.raft as RaftNode<Value, SnapData>;
+    this.stats.peerRecoveries++;
+    const woke = this.rng.chance(0.5) ? raft.peerUp(peer) : raft.peerRecovered(peer);
+    if (!woke) return;
+    this.stats.recoveryWakes++;
+    this.record(node.id, 'peer-up', `${peer}: suspicion withdrawn`);
     this.afterNodeEvent(node);
   }
 

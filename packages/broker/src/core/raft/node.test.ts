@@ -185,6 +185,35 @@ describe('RaftNode', () => {
     expect(c.node('a').counters.checkQuorumStepDowns).toBe(1);
   });
 
+  it('check-quorum counts the votes that elected a leader in its first round: cut off at once, it steps down after two election timeouts', () => {
+    const c = new Mini(['a', 'b', 'c']);
+    c.node('a').campaign();
+    c.drain();
+    // Deliver the (pre-)votes and their grants, until a leads; then nothing more from b or c (their answers to
+    // a's first append lost, or late).
+    for (let round = 0; round < 10 && c.node('a').role !== 'leader'; round++) {
+      const batch = c.queue;
+      c.queue = [];
+      for (const m of batch) {
+        c.node(m.to).step(m);
+        c.drain();
+      }
+    }
+    expect(c.node('a').role).toBe('leader');
+    c.queue = [];
+    for (let i = 0; i < 10; i++) {
+      c.node('a').tick();
+      c.queue = [];
+    }
+    expect(c.node('a').role).toBe('leader');
+    for (let i = 0; i < 10; i++) {
+      c.node('a').tick();
+      c.queue = [];
+    }
+    expect(c.node('a').role).toBe('follower');
+    expect(c.node('a').counters.checkQuorumStepDowns).toBe(1);
+  });
+
   it('leaderContact tells which leader of the term last reached a node and how many ticks ago, suspected or not', () => {
     const c = new Mini(['a', 'b', 'c']);
     c.elect('a');
@@ -237,6 +266,66 @@ describe('RaftNode', () => {
     c.stabilize();
     expect(b.leader).toBe('a');
     expect(b.commitIndex).toBe(c.node('a').commitIndex);
+  });
+
+  it('a leader quiesces without a replica the failure detector suspects, and waits for it again once its link comes up', () => {
+    const c = new Mini(['a', 'b', 'c'], { quiesce: true });
+    c.elect('a');
+    const tickUntilQuiet = (isolated: string[]): void => {
+      for (let i = 0; i < 5 && !c.node('a').quiesced; i++) {
+        c.node('a').tick();
+        c.stabilize(isolated);
+      }
+    };
+    // c's broker dies: x reaches b only, and a heartbeats for as long as it waits for c.
+    c.node('a').propose('x');
+    c.stabilize(['c']);
+    tickUntilQuiet(['c']);
+    expect(c.node('a').quiesced).toBe(false);
+    // Suspected (a leader is told too, though it follows no one): b and a, holding a quorum, quiesce.
+    expect(c.node('a').peerDown('c', true)).toBe(false);
+    expect(c.node('b').peerDown('c', true)).toBe(false);
+    tickUntilQuiet(['c']);
+    expect(c.node('a').quiesced).toBe(true);
+    expect(c.node('b').quiesced).toBe(true);
+    expect(c.node('a').role).toBe('leader');
+    // c comes back: its link up wakes a, which heartbeats and catches it up before quiescing again.
+    expect(c.node('a').peerUp('c')).toBe(true);
+    tickUntilQuiet([]);
+    expect(c.node('a').quiesced).toBe(true);
+    expect(c.applied.get('c')).toEqual(['x']);
+    expect(c.node('c').commitIndex).toBe(c.node('a').commitIndex);
+  });
+
+  it('a leader never quiesces on a minority of unsuspected voters: check-quorum still ends its leadership', () => {
+    const c = new Mini(['a', 'b', 'c'], { quiesce: true });
+    c.elect('a');
+    c.node('a').peerDown('b', true);
+    c.node('a').peerDown('c', true);
+    // Both suspected, both cut off: a keeps ticking, and check-quorum ends its leadership.
+    for (let i = 0; i < 25 && c.node('a').role === 'leader'; i++) {
+      expect(c.node('a').quiesced).toBe(false);
+      c.node('a').tick();
+      c.stabilize(['b', 'c']);
+    }
+    expect(c.node('a').counters.checkQuorumStepDowns).toBe(1);
+  });
+
+  it('a suspected replica heard from again is waited for before quiescing', () => {
+    const c = new Mini(['a', 'b', 'c'], { quiesce: true });
+    c.elect('a');
+    // A false suspicion: c answers the next heartbeat, which undoes it.
+    c.node('a').peerDown('c', true);
+    c.node('a').tick();
+    c.stabilize();
+    // Then c is cut off for real, unsuspected: a does not quiesce while c lacks z.
+    c.node('a').propose('z');
+    c.stabilize(['c']);
+    for (let i = 0; i < 5; i++) {
+      c.node('a').tick();
+      c.stabilize(['c']);
+    }
+    expect(c.node('a').quiesced).toBe(false);
   });
 
   it('a peer link coming up, however often, never makes a leader step down by check-quorum', () => {

@@ -220,6 +220,15 @@ export class RaftNode<T, S = unknown> {
     return this.raft.peerUp(peer);
   }
 
+  /**
+   * The failure detector no longer suspects `peer` (see
+   * {@link Raft.peerRecovered}): a quiesced leader that lacks it in its
+   * quorum wakes to catch it up. Returns whether this node woke.
+   */
+  peerRecovered(peer: NodeId): boolean {
+    return this.raft.peerRecovered(peer);
+  }
+
   /** Starts an election now (pre-vote first if enabled). A leader ignores it. */
   campaign(): void {
     this.raft.campaign();

@@ -154,6 +154,13 @@ export class Raft<T, S> {
   private isQuiesced = false;
   /** The failure detector suspects the leader this node follows: its lease no longer holds here (until it is heard again). */
   private leaderSuspected = false;
+  /**
+   * Peers the failure detector suspects (see {@link peerDown}) and not heard
+   * from since: a leader quiesces without waiting for them (see
+   * {@link canQuiesce}). Any message from one, {@link peerUp} or
+   * {@link peerRecovered} clears it.
+   */
+  private readonly suspectedPeers = new Set<NodeId>();
   /** The leader of this term that last reached this node, and at which tick (`now`); see {@link leaderContact}. */
   private lastLeaderContact: { leader: NodeId; at: number } | undefined;
   /** Outgoing messages since the last `takeMessages()`. */
@@ -348,6 +355,9 @@ export class Raft<T, S> {
 
   becomeLeader(): void {
     if (this.role !== 'candidate') throw new RaftInvariantError(`invalid transition [${this.role} -> leader]`);
+    // Voters whose grant elected it answered within this election timeout (see below).
+    const granted: NodeId[] = [];
+    for (const [id, grant] of this.votes) if (grant && id !== this.id) granted.push(id);
     this.stepRole = this.stepLeader;
     this.reset(this.term);
     this.leader = this.id;
@@ -356,6 +366,15 @@ export class Raft<T, S> {
     const self = this.progress.get(this.id) as Progress;
     self.becomeReplicate();
     self.recentActive = true;
+    // Check-quorum's first round counts the voters that just granted their vote: they answered in this term,
+    // within the election timeout. Otherwise a leader whose followers, busy (thousands of groups electing at once
+    // after a broker's loss), answer its first append a little later than one election timeout steps down at its
+    // first check, and its group campaigns again, adding to the load. A leader cut off right after winning still
+    // steps down, one election timeout later.
+    for (const id of granted) {
+      const pr = this.progress.get(id);
+      if (pr !== undefined) pr.recentActive = true;
+    }
     // The no-op of this term: committing it commits every earlier entry (Figure 8).
     this.appendEntries([{ type: 'noop', index: this.log.lastIndex() + 1, term: this.term }]);
   }
@@ -395,16 +414,27 @@ export class Raft<T, S> {
    * committed, of its term, and durable here; every member (learners too)
    * holds all of it (and is not waiting for a snapshot) and answered
    * recently; and no transfer is under way.
+   *
+   * Members the failure detector suspects (and that were not heard from
+   * since) are not waited for, as long as the others hold a quorum of the
+   * voters: a group that lost a replica's broker would otherwise heartbeat
+   * until that broker returns, and the survivors of a broker hosting
+   * thousands of replicas would spend their time on those heartbeats (at
+   * 10,000 partitions, enough to delay their own heartbeats past the
+   * election timeout). Quiescence is about liveness only; a suspected member
+   * that comes back (its link up again: {@link peerUp}; no longer suspected:
+   * {@link peerRecovered}; or any message from it) wakes the leader or keeps
+   * it awake until it has caught up.
    */
   private canQuiesce(): boolean {
     if (!this.config.quiesce || this.transferee !== null) return false;
     const last = this.log.lastIndex();
     if (this.log.committed !== last || this.log.lastTerm() !== this.term || this.log.lastStableIndex() !== last) return false;
     for (const [id, pr] of this.progress) {
-      if (id === this.id) continue;
+      if (id === this.id || this.suspectedPeers.has(id)) continue;
       if (pr.match !== last || pr.state === 'snapshot' || !pr.recentActive || pr.awaitingContact) return false;
     }
-    return true;
+    return this.suspectedPeers.size === 0 || quorumActive(this.voters, (id) => !this.suspectedPeers.has(id));
   }
 
   private quiesce(): void {
@@ -441,9 +471,12 @@ export class Raft<T, S> {
    * ended too); otherwise its election timer runs as usual, so that when
    * every follower is told at once only one of them (the runtime picks it)
    * campaigns first instead of all splitting the vote. Hearing from the
-   * leader again restores its lease. Returns whether this node followed `peer`.
+   * leader again restores its lease. A leader, now or later, quiesces
+   * without waiting for `peer` until it hears from it (see
+   * {@link canQuiesce}). Returns whether this node followed `peer`.
    */
   peerDown(peer: NodeId, campaignNow: boolean): boolean {
+    if (peer !== this.id) this.suspectedPeers.add(peer);
     if (this.role === 'leader' || this.leader !== peer) return false;
     // Poked: a leader that is alive and reachable after all heartbeats again, and keeps its lease.
     this.unquiesce(true);
@@ -460,13 +493,30 @@ export class Raft<T, S> {
    * no leader to poke), so a leader that counts `peer` wakes, and stops
    * quiescing until it answers: it heartbeats, rather than quiescing again
    * on `peer`'s word from before, until `peer` hears it. Check-quorum is not
-   * touched (a link coming up never makes a leader step down).
+   * touched (a link coming up never makes a leader step down). `peer` is no
+   * longer suspected (see {@link peerDown}).
    * Returns whether this node leads a group `peer` belongs to.
    */
   peerUp(peer: NodeId): boolean {
+    this.suspectedPeers.delete(peer);
     const pr = this.role === 'leader' && peer !== this.id ? this.progress.get(peer) : undefined;
     if (pr === undefined) return false;
     pr.awaitingContact = true;
+    this.unquiesce(false);
+    return true;
+  }
+
+  /**
+   * The failure detector no longer suspects `peer` (it refuted a suspicion,
+   * or came back): a leader that may have quiesced without it (see
+   * {@link canQuiesce}) wakes if `peer` lacks part of its log, and heartbeats
+   * until it has caught up; one it holds everything of stays quiesced.
+   * Returns whether this node woke.
+   */
+  peerRecovered(peer: NodeId): boolean {
+    if (!this.suspectedPeers.delete(peer) || this.role !== 'leader' || !this.isQuiesced) return false;
+    const pr = this.progress.get(peer);
+    if (pr === undefined || pr.match === this.log.lastIndex()) return false;
     this.unquiesce(false);
     return true;
   }
@@ -562,6 +612,8 @@ export class Raft<T, S> {
       this.counters.messagesIgnored++;
       return;
     }
+    // Heard from: no longer suspected (a leader waits for it again before quiescing).
+    this.suspectedPeers.delete(m.from);
     if (this.isQuiesced && !this.keepsQuiesced(m)) this.unquiesce(m.from !== this.leader);
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'pre-vote') {

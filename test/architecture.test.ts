@@ -297,10 +297,11 @@ function packagesLoadedBy(graph: Graph, entry: string, dynamic: boolean): Set<st
 
 /**
  * Packages a broker loads only when its options use them (backbone mode, an
- * admin port or alerts, auth, a YAML config file): importing them was a third
- * of an empty broker's start (issue 12, docs/benchmarks.md).
+ * admin port or alerts, auth, a YAML config file) or a publisher traces:
+ * importing them was a third of an empty broker's start (issue 12,
+ * docs/benchmarks.md).
  */
-const LOADED_ON_DEMAND = ['rabbitmq-stream-js-client', 'prom-client', 'jose', 'yaml'];
+const LOADED_ON_DEMAND = ['rabbitmq-stream-js-client', 'prom-client', 'jose', 'yaml', '@opentelemetry/api'];
 
 const NODE_BUILTINS = new Set(builtinModules);
 const isNodeOnly = (specifier: string): boolean =>
@@ -380,7 +381,7 @@ describe('architecture: imports', () => {
     expect(offenders.map((edge) => `${edge.from}:${edge.line} ${edge.specifier}`)).toEqual([]);
   });
 
-  it('broker: the command loads the RabbitMQ client, prom-client, jose and yaml only when a start needs them', () => {
+  it('broker: the command loads the RabbitMQ client, prom-client, jose, yaml and OpenTelemetry only when a start needs them', () => {
     const atStart = packagesLoadedBy(broker, 'cli.ts', false);
     expect(LOADED_ON_DEMAND.filter((p) => atStart.has(p)), 'packages every start would load: import them with import() where they are needed').toEqual([]);
     // Not vacuous: the walk reaches what every start needs, and each of these packages once dynamic imports are followed.

@@ -13,6 +13,7 @@ import { raftConfigOf, swimConfigOf } from './tuning.js';
 import type { Operations } from './observability/operations.js';
 import type { AdminActions, MemberDescription, MembershipDescription, MovesDescription, PartitionDescription, TopicDescription } from './observability/admin-api.js';
 import { isReady } from './observability/cluster-status.js';
+import { loadTracing } from './observability/tracing.js';
 import type { TopicAssignment } from './observability/broker-report.js';
 import type { ReplicaMove } from './core/metadata/moves.js';
 import { durablePositionSource, groupPositionSource } from './observability/consumer-lag.js';
@@ -372,6 +373,9 @@ class RunningBroker implements Broker {
    */
   async start(): Promise<void> {
     const { id, host, peerPort, peers, log, auth, dataDir } = this.options;
+    // Loads while the engine recovers; awaited before listening (a start that fails first leaves no rejection unhandled).
+    const tracing = loadTracing();
+    tracing.catch(() => {});
     this.operations = await this.createOperations();
     // Key material is read (and a bad path reported) before anything listens; the JWT library is loaded only then.
     if (auth !== undefined) this.authenticator = new (await import('./security/auth.js')).Authenticator(auth);
@@ -447,6 +451,7 @@ class RunningBroker implements Broker {
       });
       this.engine = this.replicated;
     }
+    await tracing;
     await this.listen();
     await this.operations?.start();
     // Said once every port is bound: a start that fails on the admin port never claims to be listening.

@@ -63,9 +63,10 @@ async function replica(dedupeWindow: number) {
       state.apply(command, entry.index);
       applied = entry.index;
     },
-    /** Runs one round of upkeep; resolves once the snapshot it started (if any) is recorded. */
-    async maintain(): Promise<void> {
-      upkeep.maintain();
+    /** Runs one round of upkeep (or its check after an apply); resolves once the snapshot it started (if any) is recorded. */
+    async maintain(afterApply = false): Promise<void> {
+      if (afterApply) upkeep.applied();
+      else upkeep.maintain();
       await recording;
       await new Promise((resolve) => setImmediate(resolve)); // the upkeep's step ends in the microtasks after it
     },
@@ -86,6 +87,16 @@ describe('UnifiedUpkeep: when a snapshot is due', () => {
     await r.publish('p', 4, MIB / 4);
     await r.maintain();
     expect(r.snapshots).toEqual([8]);
+    await r.close();
+  });
+
+  it('starts one right after the apply that made it due by bytes (the group calls applied()), and only then', async () => {
+    const r = await replica(16_384);
+    for (let i = 0; i < 8; i++) {
+      await r.publish('p', 4, MIB / 4);
+      await r.maintain(true);
+      expect(r.snapshots).toEqual(i < 7 ? [] : [8]);
+    }
     await r.close();
   });
 

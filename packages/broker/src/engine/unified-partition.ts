@@ -168,8 +168,7 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     if (this.running || this.group.fenceReason !== undefined) return;
     const now = this.ctx.now();
     const due = this.group.applied - this.snapshotIndex();
-    const bytesDue = this.state.bytesSinceSnapshot >= Math.max(SNAPSHOT_BYTES, SNAPSHOT_TABLE_RATIO * this.tableBytes);
-    const compact = due >= CHECKPOINT_ENTRIES || (due > 0 && (bytesDue || now - this.compactedAt >= CHECKPOINT_MS));
+    const compact = due >= CHECKPOINT_ENTRIES || (due > 0 && (this.bytesDue() || now - this.compactedAt >= CHECKPOINT_MS));
     const policy = this.ctx.retentionFor(this.topic);
     const retain = now - this.retainedAt >= RETENTION_MS && Object.values(policy).some((limit) => limit !== undefined);
     if (!compact && !retain) return;
@@ -191,6 +190,15 @@ export class UnifiedUpkeep implements PartitionUpkeep {
       });
   }
 
+  /**
+   * After an apply: a snapshot due by bytes starts now, not at the next
+   * round (a round is 250 ms, which a busy partition fills with more than
+   * {@link SNAPSHOT_BYTES}). Outside the apply loop: the caller defers it.
+   */
+  applied(): void {
+    if (!this.running && this.bytesDue()) this.maintain();
+  }
+
   /** After the group stopped: a last snapshot at the applied index, so a restart applies nothing again. */
   async finish(): Promise<void> {
     await this.busy;
@@ -204,6 +212,10 @@ export class UnifiedUpkeep implements PartitionUpkeep {
 
   /** The storage is the group's Raft log: the factory closes it. */
   async close(): Promise<void> {}
+
+  private bytesDue(): boolean {
+    return this.state.bytesSinceSnapshot >= Math.max(SNAPSHOT_BYTES, SNAPSHOT_TABLE_RATIO * this.tableBytes);
+  }
 
   private snapshotIndex(): number {
     return this.storage.memory.snapshot()?.meta.index ?? 0;

@@ -138,12 +138,12 @@ function mismatch(index: number, what: string): RelayError {
 /**
  * The upkeep of a unified partition replica: a snapshot at the applied
  * index every {@link CHECKPOINT_ENTRIES} entries, {@link SNAPSHOT_BYTES} of
- * messages or {@link CHECKPOINT_MS} (it drops the entries it covers from memory; the records stay, they are
- * the messages), except on a leader while a replica lags and the window is
- * below `raftLogMaxBytes` (that replica catches up from the entries, which
- * is cheaper than a snapshot install and its backfill); retention by age,
- * bytes and message count. One step at a time; a failure is logged and
- * retried on the next round.
+ * messages or {@link CHECKPOINT_MS} (it drops the entries it covers from
+ * memory; the records stay, they are the messages), except on a leader
+ * while a replica lags and the window is below `raftLogMaxBytes` (that
+ * replica catches up from the entries, which is cheaper than a snapshot
+ * install and its backfill); retention by age, bytes and message count. One
+ * step at a time; a failure is logged and retried on the next round.
  */
 export class UnifiedUpkeep implements PartitionUpkeep {
   private busy: Promise<void> = Promise.resolve();

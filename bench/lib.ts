@@ -228,7 +228,8 @@ export async function freePorts(count: number): Promise<number[]> {
  * port) and resolves once it printed `relaymq broker <id> listening on <url>`.
  */
 export function spawnBroker(id: string, extraArgs: readonly string[] = [], port = 0): Promise<BrokerProcess> {
-  const args = [BROKER_CLI, 'broker', '--id', id, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warn', ...extraArgs];
+  // RELAYMQ_BENCH_BROKER_CLI: another build's dist/cli.js (restart.ts --clis compares builds in one run).
+  const args = [process.env.RELAYMQ_BENCH_BROKER_CLI ?? BROKER_CLI, 'broker', '--id', id, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warn', ...extraArgs];
   const nodeArgs = process.env.RELAYMQ_BENCH_BROKER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [];
   const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   trackChild(child);

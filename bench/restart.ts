@@ -7,12 +7,16 @@
  * stopped (SIGTERM) and started again. Each start is timed from the spawn to
  * its listening line, to a fresh client's publish being acknowledged, and to
  * that client reading the last message filled; the first start, on the
- * empty directory, is the baseline (`emptyListeningMs`).
+ * empty directory, is the baseline (`emptyListeningMs`). `--clis
+ * before=<path>/dist/cli.js,after=packages/broker/dist/cli.js` runs every
+ * layout with each build in turn (results keyed `<name>/<layout>`), for a
+ * before/after in one run at one load.
  *
- *   npm run build && npx tsx bench/restart.ts [--mib 1024] [--bytes 1024] [--layouts split,unified]
+ *   npm run build && npx tsx bench/restart.ts [--mib 1024] [--bytes 1024] [--layouts split,unified] [--clis name=path,...]
  *
  * Prints one JSON object; progress goes to stderr.
  */
+import { loadavg } from 'node:os';
 import { killChildren, loadSdk, makeTempDir, nowSeconds, payload, progress, removeTempDir, spawnBroker, type BrokerProcess } from './lib.js';
 
 function arg(name: string, fallback: string): string {
@@ -33,6 +37,15 @@ async function main(): Promise<void> {
   const mib = Number(arg('mib', '1024'));
   const bytes = Number(arg('bytes', '1024'));
   const layouts = arg('layouts', 'split,unified').split(',') as Array<'split' | 'unified'>;
+  const clis = arg('clis', '')
+    .split(',')
+    .filter((c) => c !== '')
+    .map((c) => {
+      const [name, path] = c.split('=');
+      if (name === undefined || path === undefined) throw new Error(`--clis takes name=path pairs, got ${c}`);
+      return { name, path };
+    });
+  const loadAtStart = loadavg()[0] as number;
   const count = Math.floor((mib * 1024 * 1024) / bytes);
   const sdk = await loadSdk('dist');
   const data = payload(bytes);
@@ -66,7 +79,10 @@ async function main(): Promise<void> {
     }
   };
 
-  for (const layout of layouts) {
+  const runs = layouts.flatMap((layout) => (clis.length === 0 ? [{ layout, key: layout as string, cli: undefined as string | undefined }] : clis.map((c) => ({ layout, key: `${c.name}/${layout}`, cli: c.path }))));
+  for (const { layout, key, cli } of runs) {
+    if (cli === undefined) delete process.env.RELAYMQ_BENCH_BROKER_CLI;
+    else process.env.RELAYMQ_BENCH_BROKER_CLI = cli;
     const dir = makeTempDir(`relaymq-restart-${layout}-`);
     const args = ['--data', dir, '--storage-layout', layout];
     try {
@@ -75,7 +91,7 @@ async function main(): Promise<void> {
       let broker = await spawnBroker(`r-${layout}`, args);
       const emptyListeningMs = Math.round((nowSeconds() - spawned) * 1000);
       const client = await sdk.connect({ brokers: [broker.url] });
-      progress(`${layout}: filling ${count} messages of ${bytes} B (${mib} MiB)`);
+      progress(`${key}: filling ${count} messages of ${bytes} B (${mib} MiB)`);
       const fillStart = nowSeconds();
       let pending: Array<Promise<unknown>> = [];
       for (let i = 0; i < count; i++) {
@@ -88,21 +104,22 @@ async function main(): Promise<void> {
       await Promise.all(pending);
       const fillSeconds = nowSeconds() - fillStart;
       await client.close();
-      progress(`${layout}: filled in ${fillSeconds.toFixed(1)} s; SIGKILL and restart`);
+      progress(`${key}: filled in ${fillSeconds.toFixed(1)} s; SIGKILL and restart`);
       await broker.kill();
       const afterKill = await timedStart(`r-${layout}`, args, count - 1);
       broker = afterKill.broker;
-      progress(`${layout}: after SIGKILL ${JSON.stringify(afterKill.times)}; SIGTERM and restart`);
+      progress(`${key}: after SIGKILL ${JSON.stringify(afterKill.times)}; SIGTERM and restart`);
       await broker.stop();
       const afterStop = await timedStart(`r-${layout}`, args, count - 1);
-      progress(`${layout}: after SIGTERM ${JSON.stringify(afterStop.times)}`);
+      progress(`${key}: after SIGTERM ${JSON.stringify(afterStop.times)}`);
       await afterStop.broker.stop();
-      results[layout] = { messages: count, emptyListeningMs, fillMsgPerSec: Math.round(count / fillSeconds), afterSigkill: afterKill.times, afterSigterm: afterStop.times };
+      results[key] = { messages: count, emptyListeningMs, fillMsgPerSec: Math.round(count / fillSeconds), afterSigkill: afterKill.times, afterSigterm: afterStop.times };
     } finally {
       removeTempDir(dir);
     }
   }
-  process.stdout.write(`${JSON.stringify({ mib, bytes, results }, null, 2)}\n`);
+  const load = { start: Math.round(loadAtStart * 100) / 100, end: Math.round((loadavg()[0] as number) * 100) / 100 };
+  process.stdout.write(`${JSON.stringify({ mib, bytes, load, results }, null, 2)}\n`);
 }
 
 main().then(

@@ -32,6 +32,8 @@ interface Edge {
   to?: string;
   /** Erased at runtime: `import type`, `export type … from`, or every named binding marked `type`. */
   typeOnly: boolean;
+  /** An `import()` or `require()`: loaded when that code runs, not with the file. */
+  dynamic?: boolean;
   line: number;
 }
 
@@ -60,11 +62,12 @@ function importsOf(srcDir: string, file: string): Edge[] {
   const text = readFileSync(join(srcDir, file), 'utf8');
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const edges: Edge[] = [];
-  const add = (literal: ts.Expression, typeOnly: boolean): void => {
+  const add = (literal: ts.Expression, typeOnly: boolean, dynamic = false): void => {
     if (!ts.isStringLiteralLike(literal)) return;
     const specifier = literal.text;
     const line = source.getLineAndCharacterOfPosition(literal.getStart(source)).line + 1;
     const edge: Edge = { from: file, specifier, typeOnly, line };
+    if (dynamic) edge.dynamic = true;
     if (specifier.startsWith('.')) edge.to = resolveRelative(srcDir, file, specifier);
     edges.push(edge);
   };
@@ -84,7 +87,7 @@ function importsOf(srcDir: string, file: string): Edge[] {
     } else if (ts.isCallExpression(node) && node.arguments[0] !== undefined) {
       const isDynamicImport = node.expression.kind === ts.SyntaxKind.ImportKeyword;
       const isRequire = ts.isIdentifier(node.expression) && node.expression.text === 'require';
-      if (isDynamicImport || isRequire) add(node.arguments[0], false);
+      if (isDynamicImport || isRequire) add(node.arguments[0], false, true);
     }
     ts.forEachChild(node, visit);
   };
@@ -274,6 +277,32 @@ function layerViolations(graph: Graph, levels: Layer[][], allowed: typeof ALLOWE
   return { violations, unused };
 }
 
+/** The packages `entry` loads at runtime: through value imports, and with `dynamic` through `import()` too. */
+function packagesLoadedBy(graph: Graph, entry: string, dynamic: boolean): Set<string> {
+  const packages = new Set<string>();
+  const seen = new Set([entry]);
+  const queue = [entry];
+  for (let i = 0; i < queue.length; i++) {
+    for (const edge of graph.edges) {
+      if (edge.from !== queue[i] || edge.typeOnly || (edge.dynamic === true && !dynamic)) continue;
+      if (edge.to === undefined) packages.add(edge.specifier);
+      else if (!seen.has(edge.to)) {
+        seen.add(edge.to);
+        queue.push(edge.to);
+      }
+    }
+  }
+  return packages;
+}
+
+/**
+ * Packages a broker loads only when its options use them (backbone mode, an
+ * admin port or alerts, auth, a YAML config file) or a publisher traces:
+ * importing them was a third of an empty broker's start (issue 12,
+ * docs/benchmarks.md).
+ */
+const LOADED_ON_DEMAND = ['rabbitmq-stream-js-client', 'prom-client', 'jose', 'yaml', '@opentelemetry/api'];
+
 const NODE_BUILTINS = new Set(builtinModules);
 const isNodeOnly = (specifier: string): boolean =>
   specifier.startsWith('node:') || NODE_BUILTINS.has(specifier.split('/')[0] as string) || specifier === 'ws' || specifier.startsWith('ws/');
@@ -350,6 +379,15 @@ describe('architecture: imports', () => {
     const IO = /^(node:)?(fs|fs\/promises|net|tls|http|https|http2|dgram|child_process|worker_threads)$|^ws$/;
     const offenders = broker.edges.filter((edge) => /^(engine|runtime)\//.test(edge.from) && IO.test(edge.specifier));
     expect(offenders.map((edge) => `${edge.from}:${edge.line} ${edge.specifier}`)).toEqual([]);
+  });
+
+  it('broker: the command loads the RabbitMQ client, prom-client, jose, yaml and OpenTelemetry only when a start needs them', () => {
+    const atStart = packagesLoadedBy(broker, 'cli.ts', false);
+    expect(LOADED_ON_DEMAND.filter((p) => atStart.has(p)), 'packages every start would load: import them with import() where they are needed').toEqual([]);
+    // Not vacuous: the walk reaches what every start needs, and each of these packages once dynamic imports are followed.
+    expect(atStart.has('ws') && atStart.has('pino')).toBe(true);
+    const whenNeeded = packagesLoadedBy(broker, 'cli.ts', true);
+    expect(LOADED_ON_DEMAND.filter((p) => !whenNeeded.has(p))).toEqual([]);
   });
 
   it('sdk: only the Node entry point imports Node built-ins or ws (type imports included)', () => {

@@ -3,7 +3,7 @@ import type { ClusterView } from '@relaymq/sdk/protocol';
 import type { LogEngine } from './engine/engine.js';
 import { ClusterEngine } from './engine/cluster.js';
 import { MemoryEngine } from './engine/memory.js';
-import { BackboneEngine } from './engine/backbone/engine.js';
+import type { BackboneEngine } from './engine/backbone/engine.js';
 import { streamArguments } from './engine/backbone/retention.js';
 import { listenForClients, type ClientListener } from './server/client-listener.js';
 import { ForeignClusterError, PeerTransport, type PeerAddress } from './net/peer-transport.js';
@@ -11,16 +11,17 @@ import { GossipRunner } from './runtime/gossip.js';
 import type { RaftActivity } from './runtime/group-clock.js';
 import { Ticker } from './runtime/ticker.js';
 import { raftConfigOf, swimConfigOf } from './tuning.js';
-import { Operations } from './observability/operations.js';
+import type { Operations } from './observability/operations.js';
 import type { AdminActions, MemberDescription, MembershipDescription, MovesDescription, PartitionDescription, TopicDescription } from './observability/admin-api.js';
 import { isReady } from './observability/cluster-status.js';
+import { loadTracing } from './observability/tracing.js';
 import type { TopicAssignment } from './observability/broker-report.js';
 import type { ReplicaMove } from './core/metadata/moves.js';
 import { durablePositionSource, groupPositionSource } from './observability/consumer-lag.js';
 import { resolveBrokerOptions, type BrokerOptions, type ResolvedBackboneOptions, type ResolvedBrokerOptions } from './options.js';
 import { Fanout } from './server/fanout.js';
 import { ClientSession } from './server/session.js';
-import { Authenticator } from './security/auth.js';
+import type { Authenticator } from './security/auth.js';
 import { newSecurityCounters, type SecurityCounters } from './security/counters.js';
 import { loadTls } from './security/tls.js';
 import { checkDataLayout, DEFAULT_STORAGE_LAYOUT, type StorageLayout } from './storage/data-layout.js';
@@ -158,12 +159,23 @@ class RunningBroker implements Broker {
   private replicated: ClusterEngine | undefined;
   /** The layout of the data directory, once settled at start (none without one, or before). */
   private storageLayout: StorageLayout | undefined;
-  /** Metrics, admin server, alerts: only when `adminPort` or `alerts` is set. */
-  private readonly operations: Operations | undefined;
+  /** The engine over RabbitMQ streams, in backbone mode. */
+  private backbone: BackboneEngine | undefined;
+  /** Metrics, admin server, alerts: only when `adminPort` or `alerts` is set (created by start()). */
+  private operations: Operations | undefined;
 
-  constructor(private readonly options: ResolvedBrokerOptions) {
-    if (options.adminPort === undefined && options.alerts === undefined) return;
-    this.operations = new Operations(options, {
+  constructor(private readonly options: ResolvedBrokerOptions) {}
+
+  /**
+   * Metrics, the admin server and alerts, when `adminPort` or `alerts` is
+   * set. Loaded only then: prom-client and the console's assets are no part
+   * of a broker's start without them.
+   */
+  private async createOperations(): Promise<Operations | undefined> {
+    const { options } = this;
+    if (options.adminPort === undefined && options.alerts === undefined) return undefined;
+    const { Operations } = await import('./observability/operations.js');
+    return new Operations(options, {
       id: options.id,
       clustered: raftClustered(options),
       peerIds: options.peers.map((p) => p.id),
@@ -192,7 +204,7 @@ class RunningBroker implements Broker {
         this.replicated === undefined ? (this.engine?.partitionCount(topic) ?? 0) > partition : this.replicated.leaderOf(topic, partition) === this.id && this.replicated.hostsReplica(topic, partition),
       holesBetween: (topic, partition, from, to) => this.engine?.holesBetween?.(topic, partition, from, to) ?? 0,
       positionSources: () => [
-        durablePositionSource(() => (this.replicated !== undefined ? this.replicated.appliedMetadata().durables : this.engine instanceof MemoryEngine || this.engine instanceof BackboneEngine ? this.engine.appliedPositions() : [])),
+        durablePositionSource(() => (this.replicated !== undefined ? this.replicated.appliedMetadata().durables : this.engine instanceof MemoryEngine ? this.engine.appliedPositions() : (this.backbone?.appliedPositions() ?? []))),
         groupPositionSource(() => this.engine?.consumerGroups.toRecords() ?? []),
       ],
       browser: {
@@ -204,8 +216,8 @@ class RunningBroker implements Broker {
         ? {}
         : {
             backbone: () =>
-              this.engine instanceof BackboneEngine
-                ? this.engine.backboneHealth()
+              this.backbone !== undefined
+                ? this.backbone.backboneHealth()
                 : { kind: 'rabbitmq-stream' as const, connected: false, connectedTo: null, connections: 0, nodes: [], partitions: [], lastConfirmMs: null },
           }),
       moves: () =>
@@ -373,8 +385,12 @@ class RunningBroker implements Broker {
    */
   async start(): Promise<void> {
     const { id, host, peerPort, peers, log, auth, dataDir } = this.options;
-    // Key material is read (and a bad path reported) before anything listens.
-    if (auth !== undefined) this.authenticator = new Authenticator(auth);
+    // Loads while the engine recovers; awaited before listening (a start that fails first leaves no rejection unhandled).
+    const tracing = loadTracing();
+    tracing.catch(() => {});
+    this.operations = await this.createOperations();
+    // Key material is read (and a bad path reported) before anything listens; the JWT library is loaded only then.
+    if (auth !== undefined) this.authenticator = new (await import('./security/auth.js')).Authenticator(auth);
     const clustered = peers.length > 0 || this.options.join.length > 0;
     if (this.options.backbone !== undefined) {
       await this.startGateway(this.options.backbone);
@@ -447,6 +463,7 @@ class RunningBroker implements Broker {
       });
       this.engine = this.replicated;
     }
+    await tracing;
     await this.listen();
     await this.operations?.start();
     // Said once every port is bound: a start that fails on the admin port never claims to be listening.
@@ -486,7 +503,9 @@ class RunningBroker implements Broker {
       });
       await this.peers.listen();
     }
-    this.engine = await BackboneEngine.start({
+    // The RabbitMQ client is loaded only in backbone mode: it is no part of any other broker's start.
+    const { BackboneEngine } = await import('./engine/backbone/engine.js');
+    this.engine = this.backbone = await BackboneEngine.start({
       endpoint: backbone.endpoint,
       streamPrefix: backbone.streamPrefix,
       defaultPartitions: this.options.defaultPartitions,

@@ -19,7 +19,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RelayError } from '@relaymq/sdk/protocol';
-import { stringify as toYaml } from 'yaml';
 import { startBroker } from './broker.js';
 import { runAdminCommand, type AdminCommandIo } from './cli-admin.js';
 import { brokerOptionsHelp, HELP_OPTION, parseArgsOptions, renderOptions, type CommandOption } from './cli-help.js';
@@ -119,6 +118,7 @@ async function runBroker(args: string[]): Promise<void> {
 
   if (values['print-config'] === true) {
     const effective = effectiveConfig(resolveBrokerOptions(options));
+    const { stringify: toYaml } = await import('yaml');
     const origins = [...config.sources].map(([path, source]) => `#   ${path}: ${describeSource(source)}`);
     process.stdout.write(`# effective relaymq broker configuration (secrets redacted)\n${toYaml(effective)}`);
     process.stdout.write(origins.length === 0 ? '# every value is a default\n' : `# set explicitly (everything else is a default):\n${origins.join('\n')}\n`);

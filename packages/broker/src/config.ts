@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { RelayError } from '@relaymq/sdk/protocol';
-import { parse as parseYaml } from 'yaml';
 import { redactBackboneUrl } from './engine/backbone/url.js';
 import { redactUrl } from './observability/alerts.js';
 import { optionOfError, resolveBrokerOptions, type BrokerOptions, type ResolvedBrokerOptions } from './options.js';
@@ -326,8 +325,10 @@ export async function readConfigFile(path: string): Promise<{ path: string; cont
   } catch (err) {
     throw new RelayError('INVALID_ARGUMENT', `config file ${path}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
+  // The YAML parser is loaded only for a YAML file: it is no part of a start without one.
+  const parse: (text: string) => unknown = path.endsWith('.json') ? (t) => JSON.parse(t) : (await import('yaml')).parse;
   try {
-    return { path, content: path.endsWith('.json') ? JSON.parse(text) : parseYaml(text) };
+    return { path, content: parse(text) };
   } catch (err) {
     throw new RelayError('INVALID_ARGUMENT', `config file ${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
   }

@@ -6,7 +6,6 @@ import type { FileSystem } from './storage/fs.js';
 import { MIN_ADMIN_TOKEN_LENGTH } from './security/admin-token.js';
 import { CLUSTER_ID_PATTERN } from './core/metadata/metadata.js';
 import { STREAM_PREFIX_PATTERN } from './engine/backbone/naming.js';
-import { maxMessagesUnsupported } from './engine/backbone/retention.js';
 import { parseBackboneUrls, type BackboneEndpoint } from './engine/backbone/url.js';
 import { resolveRaftConfig } from './core/raft/index.js';
 import { resolveSwimConfig } from './core/swim/index.js';
@@ -665,6 +664,16 @@ function adminTokenOption(value: unknown): string {
 
 const knownOptions = new Set([...Object.keys(BROKER_DEFAULTS), 'advertisedUrl', 'peers', 'join', 'dataDir', 'fileSystem', 'log', 'publishBurst', 'tls', 'peerTls', 'auth', 'clusterId', 'adminPort', 'adminHost', 'adminToken', 'adminProtectReads', 'alerts', 'raft', 'swim', 'peer', 'backbone']);
 const logLevels = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+
+/**
+ * Why a gateway refuses `<field>.maxMessages` (to follow the option's name):
+ * RabbitMQ streams retain by age (`max-age`) and size (`max-length-bytes`)
+ * only, and a limit silently not applied would keep data an operator
+ * expects deleted. `field` names the option (`retention`, `topicRetention[2]`).
+ */
+function maxMessagesUnsupported(field: string): string {
+  return `has no RabbitMQ stream equivalent and is refused with backbone (streams retain by age and size only): use ${field}.maxBytes (max-length-bytes) or ${field}.maxAgeMs (max-age)`;
+}
 
 /**
  * Applies defaults and validates every option, naming the first bad field.

@@ -304,6 +304,8 @@ export class GroupFactory {
         stored.appliedUpTo(index);
         if (outcomes.some((o) => o.kind === 'stored')) hooks.appended();
         hooks.applied();
+        // A snapshot due by bytes starts at once, out of the apply loop (it bounds what a restart after a crash reads back).
+        queueMicrotask(() => hosted.applied());
         return outcomes;
       },
       // The leader's view of its uncommitted tail, for ack `leader` (see RaftGroup.propose).

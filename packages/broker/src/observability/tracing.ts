@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type Span, type TextMapGetter } from '@opentelemetry/api';
+import type { Span, TextMapGetter } from '@opentelemetry/api';
 
 /** Name of the tracer the broker's spans come from. */
 export const TRACER_NAME = '@relaymq/broker';
@@ -12,6 +12,20 @@ const headerGetter: TextMapGetter<Record<string, string>> = {
   get: (carrier, key) => carrier[key],
 };
 
+/** The OpenTelemetry API, once {@link loadTracing} loaded it. */
+let api: typeof import('@opentelemetry/api') | undefined;
+
+/**
+ * Loads the OpenTelemetry API. A broker starts this first and awaits it just
+ * before it listens, so the load (its ESM build is 51 modules) overlaps the
+ * recovery's disk waits instead of adding to the static imports of every
+ * start. A tracer provider registered by the embedding application is found
+ * either way: the API keeps it in a process global.
+ */
+export async function loadTracing(): Promise<void> {
+  api ??= await import('@opentelemetry/api');
+}
+
 /** What a traced message looks like to the broker: its headers, where the publisher's trace context travels. */
 export interface TracedMessage {
   headers?: Record<string, string> | undefined;
@@ -23,9 +37,12 @@ export interface TracedMessage {
  * the publisher's span read from the message headers (W3C trace context): a
  * trace goes from publish through the broker to delivery. Untraced messages
  * cost a header lookup; with `@opentelemetry/api` alone (no SDK registered
- * in the broker's process) the spans are no-ops.
+ * in the broker's process) the spans are no-ops. Nothing is traced before
+ * {@link loadTracing} resolved (a broker listens only after).
  */
 export async function tracedStore<T>(topic: string, partition: number, messages: readonly TracedMessage[], store: () => Promise<T>): Promise<T> {
+  if (api === undefined) return store();
+  const { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace } = api;
   let spans: Span[] | undefined;
   for (const m of messages) {
     if (m.headers?.[TRACEPARENT] === undefined) continue;

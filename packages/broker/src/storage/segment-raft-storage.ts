@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { decodeValue, encodeValue, RelayError, type ScanLimits } from '@relaymq/sdk/protocol';
+import { decodeValueInPlace, encodeValue, RelayError, type ScanLimits } from '@relaymq/sdk/protocol';
 import { MemoryStorage, type ConfChange, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
 import { EntryOffsets } from './entry-offsets.js';
 import { nodeFileSystem, type FileSystem } from './fs.js';
@@ -640,14 +640,19 @@ function toRecord<T>(entry: Entry<T>, timestamp: number, raft: RaftRecordHeader)
   return { timestamp, raft, encoding: 'msgpack', data: encodeValue(payload) };
 }
 
-/** The entry a record holds; throws `STORAGE_CORRUPT` for a record that is not one (format 1, a bad body). */
+/**
+ * The entry a record holds; throws `STORAGE_CORRUPT` for a record that is
+ * not one (format 1, a bad body). Its messages' bytes are views into the
+ * buffer read (never reused), not copies: a copy per message was most of
+ * the cost of reading entries back (a restart's tail, a replay).
+ */
 function fromRecord<T>(record: StoredRecord): Entry<T> {
   const { offset: index } = record;
   const term = record.raft?.term;
   if (term === undefined) throw new LogStorageError('STORAGE_CORRUPT', `record ${index} is a message record (format 1), not a Raft entry`, { offset: index });
   let payload: EntryPayload<T>;
   try {
-    payload = decodeValue(record.data, ENTRY_SCAN_LIMITS) as EntryPayload<T>;
+    payload = decodeValueInPlace(record.data, ENTRY_SCAN_LIMITS) as EntryPayload<T>;
   } catch (err) {
     throw new LogStorageError('STORAGE_CORRUPT', `record ${index}: undecodable entry (${(err as Error).message})`, { offset: index });
   }

@@ -13,12 +13,17 @@ function harness() {
   const base = new Partition({ dedupeWindow: DEDUPE_WINDOW, retentionBytes: Number.MAX_SAFE_INTEGER });
   const log: Array<Entry<PublishCommand>> = [];
   let applied = 0;
-  const counts = new StoredCounts(base, DEDUPE_WINDOW, () => applied, (lo, hi) => log.slice(lo - 1, hi - 1));
+  const projected = { entriesRead: 0 };
+  const counts = new StoredCounts(base, DEDUPE_WINDOW, () => applied, (lo, hi) => {
+    projected.entriesRead += hi - lo;
+    return log.slice(lo - 1, hi - 1);
+  });
   const stored: number[] = [];
   return {
     base,
     log,
     stored,
+    projected,
     /** Appends at `index`, cutting what follows (as a follower does for a new leader's entries). */
     append(entries: Array<Entry<PublishCommand>>): void {
       const first = entries[0] as Entry<PublishCommand>;
@@ -69,6 +74,20 @@ describe('StoredCounts', () => {
     h.append([publish(2, 2, 'p', 2, 2), publish(3, 2, 'p', 2, 4)]);
     expect(h.stored).toEqual([2, 2, 2]);
     expect([2, ...h.apply(3)]).toEqual(h.stored);
+  });
+
+  it("a restarted leader's first entry (a noop) projects none of the window before it; the next publish only what is not applied yet", () => {
+    const h = harness();
+    // Read back on open: in the log, never counted here.
+    h.log.push(publish(1, 1, 'p', 0, 3), publish(2, 1, 'p', 3, 3), publish(3, 1, 'p', 3, 4));
+    h.append([{ type: 'noop', index: 4, term: 2 }]);
+    expect(h.projected.entriesRead).toBe(0);
+    expect(h.apply(2)).toEqual([3, 3]);
+    h.append([publish(5, 2, 'p', 7, 2)]);
+    // Entries 3 and 4 (not applied yet) are projected for it, not the window from 1.
+    expect(h.projected.entriesRead).toBe(2);
+    expect(h.stored).toEqual([0, 2]);
+    expect(h.apply(5)).toEqual([1, 0, 2]);
   });
 
   it('against apply, over random logs with cuts, duplicates, gaps and three producers: every replica would store what was counted', () => {

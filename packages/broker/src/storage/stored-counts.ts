@@ -38,12 +38,16 @@ export class StoredCounts {
 
   /** Messages `entry` (just appended, after every entry before it) stores. */
   count(entry: Entry<PublishCommand>): number {
-    // Appended again at an index already projected (a cut not reported), or the base went past the projection: start over.
-    if (entry.index <= this.projectedThrough || this.projectedThrough < this.applied()) this.rebuild();
+    // Appended again at an index already projected (a cut not reported): start over.
+    if (entry.index <= this.projectedThrough) this.rebuild();
+    // An entry that is no publish stores nothing, whatever precedes it: the entries before it are projected once a publish
+    // needs them. A restarted leader's first entry follows the whole window, which the apply step has mostly taken by then.
+    if (entry.type !== 'normal') return 0;
+    // The base went past the projection: start over from it.
+    if (this.projectedThrough < this.applied()) this.rebuild();
     this.rebuildUpTo(entry.index - 1);
     if (entry.index !== this.projectedThrough + 1) throw new RangeError(`entry ${entry.index} does not follow ${this.projectedThrough}`);
     this.projectedThrough = entry.index;
-    if (entry.type !== 'normal') return 0;
     return this.projection.project(entry.data, entry.index).filter((o) => o.kind === 'stored').length;
   }
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decodeBrokerFrame, decodeClientFrame, decodePayload, decodeValue, encodeFrame, encodePayload, encodeValue } from './codec.js';
+import { decodeBrokerFrame, decodeClientFrame, decodePayload, decodeValue, decodeValueInPlace, encodeFrame, encodePayload, encodeValue } from './codec.js';
 import { ErrorCodes, RelayError } from './errors.js';
 import type {
   AckFrame,
@@ -411,6 +411,19 @@ describe('round trips', () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it('decodeValueInPlace gives byte strings as views into the bytes (decodeValue copies them), after the same structure check', () => {
+    const value = { t: 'normal', d: { messages: [{ data: Uint8Array.of(1, 2, 3) }, { data: Uint8Array.of(4) }] } };
+    const bytes = encodeValue(value);
+    const inPlace = decodeValueInPlace(bytes) as typeof value;
+    const copied = decodeValue(bytes) as typeof value;
+    expect(plain(inPlace)).toStrictEqual(plain(value));
+    expect(plain(copied)).toStrictEqual(plain(value));
+    for (const m of inPlace.d.messages) expect(m.data.buffer).toBe(bytes.buffer);
+    for (const m of copied.d.messages) expect(m.data.buffer).not.toBe(bytes.buffer);
+    expectRelayError(() => decodeValueInPlace(new Packr({ useRecords: true }).pack({ type: 'ping', id: 1 })));
+    expectRelayError(() => decodeValueInPlace(concat(new Uint8Array(100).fill(0x91), Uint8Array.of(0xc0))));
   });
 
   it('decodes a frame that sits inside a larger buffer', () => {

@@ -37,6 +37,7 @@ export {
   decodeClientFrame,
   decodePayload,
   decodeValue,
+  decodeValueInPlace,
   encodeFrame,
   encodePayload,
   encodeValue,

@@ -366,9 +366,23 @@ export class PartitionStream {
   /** Subscribes the tail from where the cache ends (near the stream's end when new), and resolves once it reached the stream's last chunk. */
   private async subscribe(client: Client): Promise<void> {
     const fresh = this.cache.endOffset === 0 && this.cache.startOffset === 0;
-    // The stream offset the tail reads next (relaymq offset + 1, the header being stream offset 0).
-    let streamNext = fresh ? await this.tailStart(client) : BigInt(this.cache.endOffset + 1);
-    const from = streamNext === 0n ? Offset.first() : Offset.offset(streamNext);
+    // Probes are closed once the tail holds the connection they share: closing the last consumer of a connection closes it,
+    // under a consumer being declared on it.
+    const probes: Array<() => void> = [];
+    try {
+      await this.subscribeFrom(client, fresh ? await this.tailStart(client, probes) : BigInt(this.cache.endOffset + 1));
+    } finally {
+      for (const close of probes) close();
+    }
+    // The last chunk's first offset: every stream holds at least its header, so this always answers.
+    await this.readUpTo(await this.probe(client, Offset.last()));
+  }
+
+  /** Declares the tail's consumer, reading from stream offset `start` (relaymq offset + 1, the header being stream offset 0). */
+  private async subscribeFrom(client: Client, start: bigint): Promise<void> {
+    // The stream offset the tail reads next.
+    let streamNext = start;
+    const from = start === 0n ? Offset.first() : Offset.offset(start);
     this.consumer = await bounded(client.declareConsumer(
       {
         stream: this.options.stream,
@@ -389,8 +403,6 @@ export class PartitionStream {
       },
     ), this.options.requestTimeoutMs, `subscribing to ${this.options.stream}`);
     this.tailNext = () => streamNext;
-    // The last chunk's first offset: every stream holds at least its header, so this always answers.
-    await this.readUpTo(await this.probe(client, Offset.last()));
   }
 
   /**
@@ -399,10 +411,10 @@ export class PartitionStream {
    * of the stream's length; the stream's start (0) when it holds fewer.
    * The cache learns the stream's first offset (its bounds) either way.
    */
-  private async tailStart(client: Client): Promise<bigint> {
-    const from = (await this.probe(client, Offset.last())) - BigInt(this.options.tailStartMessages);
+  private async tailStart(client: Client, probes: Array<() => void>): Promise<bigint> {
+    const from = (await this.probe(client, Offset.last(), probes)) - BigInt(this.options.tailStartMessages);
     if (from <= 1n) return 0n;
-    const first = await this.probe(client, Offset.first());
+    const first = await this.probe(client, Offset.first(), probes);
     if (first >= from) return 0n;
     this.cache.startAt(first === 0n ? 0 : Number(first) - 1, Number(from) - 1);
     return from;
@@ -447,8 +459,12 @@ export class PartitionStream {
     this.caughtUp.catch(() => undefined);
   }
 
-  /** Stream offset of the first message a consumer from `offset` is delivered (a chunk's first message for `Offset.last()`). */
-  private async probe(client: Client, offset: Offset): Promise<bigint> {
+  /**
+   * Stream offset of the first message a consumer from `offset` is
+   * delivered (a chunk's first message for `Offset.last()`). The consumer
+   * is closed at once, or by the caller when it passes `closers`.
+   */
+  private async probe(client: Client, offset: Offset, closers?: Array<() => void>): Promise<bigint> {
     let resolveFirst: (offset: bigint) => void = () => undefined;
     const first = new Promise<bigint>((resolve) => (resolveFirst = resolve));
     // Consumers of a stream share a connection, and only the listener of the one that opened it is called: this one's says the tail is lost too.
@@ -456,7 +472,9 @@ export class PartitionStream {
     try {
       return await bounded(first, this.options.requestTimeoutMs, `${this.options.stream} did not deliver a message`);
     } finally {
-      void this.connection.closeConsumer(probe);
+      const close = (): void => void this.connection.closeConsumer(probe);
+      if (closers === undefined) close();
+      else closers.push(close);
     }
   }
 

@@ -380,13 +380,13 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
     });
   }
 
-  /** The partition streams this gateway tails (started by a read, an append or the console). */
   /** Messages a partition's stream read from the backbone since this gateway started tailing it; `undefined` when it does not tail it. */
   partitionStats(topic: string, partition: number): PartitionStreamStats | undefined {
     const stats = this.streams.get(this.key(topic, partition))?.stats;
     return stats === undefined ? undefined : { ...stats };
   }
 
+  /** The partition streams this gateway tails (started by a read, an append or the console). */
   private tailedStreams(): Array<{ topic: string; partition: number; stream: string }> {
     const out: Array<{ topic: string; partition: number; stream: string }> = [];
     for (const [topic, known] of this.meta.state.topics) {

@@ -15,7 +15,7 @@ export class TailCache {
   private readonly messages: StoredMessage[] = [];
   private head = 0;
   private bytes = 0;
-  /** First offset this gateway saw in the stream (what retention left); the end until one was seen. */
+  /** First offset stored in the stream (what retention left) as this gateway saw or probed it; the end until known. */
   private first: number | undefined;
   private next = 0;
   /** Offset the tail began reading at: every message from here on was added (the stream's start unless {@link startAt}). */

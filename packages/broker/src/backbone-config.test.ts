@@ -71,6 +71,8 @@ describe('backbone options', () => {
       urls: ['rabbitmq-stream://app:REDACTED@h1:5552,h2'],
       streamPrefix: 'relaymq',
       requestTimeoutMs: 10_000,
+      tailStartMessages: 10_000,
+      republishLookbackMessages: 100_000,
       metaSnapshotEveryEntries: 10_000,
       metaMaxBytes: 268_435_456,
     });

@@ -514,6 +514,8 @@ class RunningBroker implements Broker {
       cacheBytes: this.options.retentionBytes,
       streamArguments: (topic) => streamArguments(topic, this.options),
       requestTimeoutMs: backbone.requestTimeoutMs,
+      tailStartMessages: backbone.tailStartMessages,
+      republishLookbackMessages: backbone.republishLookbackMessages,
       metaSnapshotEveryEntries: backbone.metaSnapshotEveryEntries,
       metaMaxBytes: backbone.metaMaxBytes,
       now: Date.now,

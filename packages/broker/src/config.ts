@@ -62,6 +62,8 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { path: 'backbone.kind', kind: 'string', section: BACKBONE, value: 'rabbitmq-stream', help: 'the backbone\'s kind', defaultText: 'rabbitmq-stream' },
   { path: 'backbone.streamPrefix', kind: 'string', section: BACKBONE, value: '<prefix>', help: 'first part of every stream name (deployments sharing a RabbitMQ differ in it)', defaultText: 'relaymq' },
   { path: 'backbone.requestTimeoutMs', kind: 'integer', section: BACKBONE, help: 'a publish confirm, metadata command or read the backbone does not answer within this fails TIMEOUT', defaultText: '10000' },
+  { path: 'backbone.tailStartMessages', kind: 'integer', section: BACKBONE, help: 'a gateway tails each partition stream from this many messages before its end, not from its start; older reads go to RabbitMQ', defaultText: '10000' },
+  { path: 'backbone.republishLookbackMessages', kind: 'integer', section: BACKBONE, help: 'a republished seq stored before the tail\'s start is looked for this far back (answered duplicate), else SEQUENCE_TOO_OLD', defaultText: '100000' },
   { path: 'backbone.metaSnapshotEveryEntries', kind: 'integer', section: BACKBONE, help: 'a gateway snapshots the metadata after this many entries of the metadata stream; new gateways start from the snapshot', defaultText: '10000' },
   { path: 'backbone.metaMaxBytes', kind: 'integer', section: BACKBONE, help: 'retention of the metadata stream when created: segments of 1/8, a snapshot after 1/16 of it', defaultText: '268435456' },
   { path: 'dataDir', kind: 'string', section: STORAGE, aliases: ['data'], value: '<dir>', help: 'partition logs and Raft logs on disk', defaultText: 'in memory' },

@@ -512,6 +512,17 @@ export interface BackboneOptions {
   streamPrefix?: string;
   /** A backbone round trip (publish confirm, metadata command, read) not answered within this long fails `TIMEOUT`; default 10000. */
   requestTimeoutMs?: number;
+  /**
+   * A gateway tails each partition stream from this many messages before its last chunk, not from its first message, so
+   * it serves a partition in a time independent of the stream's length; reads of older offsets go to RabbitMQ. Default
+   * 10000 (an SDK's whole default outbox, so a failover republish is normally answered from the tail).
+   */
+  tailStartMessages?: number;
+  /**
+   * A republished seq whose offset the tail did not read (stored before it started) is looked for up to this many offsets
+   * further back in the stream and answered `duplicate` with it; beyond, the publish fails `SEQUENCE_TOO_OLD`. Default 100000.
+   */
+  republishLookbackMessages?: number;
   /** The metadata stream is compacted: a gateway writes a snapshot of the metadata after this many entries; default 10000. */
   metaSnapshotEveryEntries?: number;
   /**
@@ -528,6 +539,8 @@ export interface ResolvedBackboneOptions {
   endpoint: BackboneEndpoint;
   streamPrefix: string;
   requestTimeoutMs: number;
+  tailStartMessages: number;
+  republishLookbackMessages: number;
   metaSnapshotEveryEntries: number;
   metaMaxBytes: number;
 }
@@ -769,7 +782,7 @@ export function resolveBrokerOptions(options: BrokerOptions = {}): ResolvedBroke
 }
 
 function resolveBackbone(value: unknown): ResolvedBackboneOptions {
-  const o = record('backbone', value, ['kind', 'urls', 'streamPrefix', 'requestTimeoutMs', 'metaSnapshotEveryEntries', 'metaMaxBytes']);
+  const o = record('backbone', value, ['kind', 'urls', 'streamPrefix', 'requestTimeoutMs', 'tailStartMessages', 'republishLookbackMessages', 'metaSnapshotEveryEntries', 'metaMaxBytes']);
   if (o.kind !== undefined && o.kind !== 'rabbitmq-stream') throw invalid('backbone.kind', `must be "rabbitmq-stream", got ${JSON.stringify(o.kind)}`);
   const list = typeof o.urls === 'string' ? [o.urls] : o.urls;
   if (!Array.isArray(list) || list.length === 0 || !list.every((u) => typeof u === 'string')) {
@@ -793,6 +806,8 @@ function resolveBackbone(value: unknown): ResolvedBackboneOptions {
     endpoint,
     streamPrefix: o.streamPrefix === undefined ? 'relaymq' : text('backbone.streamPrefix', o.streamPrefix, STREAM_PREFIX_PATTERN, '1-64 characters of [A-Za-z0-9_.-]'),
     requestTimeoutMs: o.requestTimeoutMs === undefined ? 10_000 : integer('backbone.requestTimeoutMs', o.requestTimeoutMs, 100, 600_000),
+    tailStartMessages: o.tailStartMessages === undefined ? 10_000 : integer('backbone.tailStartMessages', o.tailStartMessages, 0, 100_000_000),
+    republishLookbackMessages: o.republishLookbackMessages === undefined ? 100_000 : integer('backbone.republishLookbackMessages', o.republishLookbackMessages, 0, 100_000_000),
     metaSnapshotEveryEntries: o.metaSnapshotEveryEntries === undefined ? 10_000 : integer('backbone.metaSnapshotEveryEntries', o.metaSnapshotEveryEntries, 10, 10_000_000),
     metaMaxBytes: o.metaMaxBytes === undefined ? 256 * 1024 * 1024 : integer('backbone.metaMaxBytes', o.metaMaxBytes, 64 * 1024, 2 ** 40),
   };

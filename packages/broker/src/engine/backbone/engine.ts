@@ -11,7 +11,7 @@ import { BackboneHealthMonitor, type BackboneHealth, type BackboneRequestOp } fr
 import { MetaLog, type MetaLogStats } from './meta-log.js';
 import type { BackboneTopic, MetaCommand, MetaResult } from './metadata.js';
 import { metaStreamName, newGeneration, partitionStreamName } from './naming.js';
-import { PartitionStream } from './partition-stream.js';
+import { PartitionStream, type PartitionStreamStats } from './partition-stream.js';
 import type { BackboneEndpoint } from './url.js';
 
 type Log = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
@@ -31,6 +31,10 @@ export interface BackboneEngineOptions {
   streamArguments: (topic: string) => Record<string, string | number>;
   /** A backbone round trip (confirm, metadata proposal, read) not answered within this long fails `TIMEOUT`. */
   requestTimeoutMs: number;
+  /** A partition's tail starts this many messages before the stream's last chunk (partition-stream.ts). */
+  tailStartMessages: number;
+  /** A republished seq the tail did not read is looked for this many offsets back before it is answered `too-old`. */
+  republishLookbackMessages: number;
   /** Metadata compaction (meta-snapshot.ts): a snapshot after this many entries... */
   metaSnapshotEveryEntries: number;
   /** ...and the metadata stream's retention in bytes, B: segments of B/8, a snapshot after B/16 bytes. */
@@ -311,6 +315,8 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       cacheBytes: this.options.cacheBytes,
       dedupeWindow: this.options.dedupeWindow,
       requestTimeoutMs: this.options.requestTimeoutMs,
+      tailStartMessages: this.options.tailStartMessages,
+      republishLookbackMessages: this.options.republishLookbackMessages,
       now: this.options.now,
       log: this.options.log,
       appended: () => this.scheduleAppended(topic, partition),
@@ -372,6 +378,12 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       this.appendedScheduled.delete(key);
       if (!this.closed) this.emit('appended', topic, partition);
     });
+  }
+
+  /** Messages a partition's stream read from the backbone since this gateway started tailing it; `undefined` when it does not tail it. */
+  partitionStats(topic: string, partition: number): PartitionStreamStats | undefined {
+    const stats = this.streams.get(this.key(topic, partition))?.stats;
+    return stats === undefined ? undefined : { ...stats };
   }
 
   /** The partition streams this gateway tails (started by a read, an append or the console). */

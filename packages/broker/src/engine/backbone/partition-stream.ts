@@ -18,6 +18,10 @@ export interface PartitionStreamOptions {
   dedupeWindow: number;
   /** An append or read not answered by the backbone within this long fails `TIMEOUT`. */
   requestTimeoutMs: number;
+  /** A starting tail reads this many messages before the stream's last chunk, not the whole stream. */
+  tailStartMessages: number;
+  /** A republished seq the tail did not read is looked for this many offsets back before it is answered `too-old`. */
+  republishLookbackMessages: number;
   now: () => number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
   /** New messages were read from the stream. */
@@ -35,19 +39,32 @@ interface ProducerPublisher {
   chain: Promise<unknown>;
 }
 
+/** Messages read from the backbone by one partition stream since it started (`BackboneEngine.partitionStats`). */
+export interface PartitionStreamStats {
+  /** Read by the tail (a starting tail reads `tailStartMessages` plus the last chunk, whatever the stream's length). */
+  tailRead: number;
+  /** Read looking back for the offset of a republished seq the tail did not read. */
+  lookbackRead: number;
+}
+
+/** Messages a republish's first look back reads; each further one reads twice as many, further back. */
+const LOOKBACK_FIRST_STEP = 1024;
+
 /** Producer publishers kept per stream; the least recently used is closed beyond it. */
 const MAX_PUBLISHERS = 64;
 
 /**
  * One partition stream as a gateway uses it: it tails the stream from its
- * first message (the {@link TailCache} answers live reads, bounds and
- * append outcomes), appends through one deduplicating publisher per relaymq
+ * newest `tailStartMessages` (the {@link TailCache} answers live reads,
+ * bounds and append outcomes; older reads and republishes of older seqs go
+ * to the backbone), appends through one deduplicating publisher per relaymq
  * producer (publisher reference from the producer id, publishing id = seq +
  * 1, RabbitMQ keeping the last id per reference with no time window), and
  * reads older messages through a short-lived consumer.
  */
 export class PartitionStream {
   readonly cache: TailCache;
+  readonly stats: PartitionStreamStats = { tailRead: 0, lookbackRead: 0 };
   private consumer: Consumer | undefined;
   private readonly publishers = new Map<string, ProducerPublisher>();
   private anonymous: Publisher | undefined;
@@ -56,6 +73,8 @@ export class PartitionStream {
   private closed = false;
   private settled = false;
   private resubscribing = false;
+  /** The stream offset the current tail reads next. */
+  private tailNext: () => bigint = () => 0n;
   /** Emits `read` after each message the tail read. */
   private readonly progress = new EventEmitter<{ read: () => void }>();
 
@@ -224,18 +243,66 @@ export class PartitionStream {
     // Every seq below the next one is stored (now or before): its offset comes from the stream as read here.
     const lastSeq = firstSeq + messages.length - 1;
     const known = Math.min(lastSeq, entry.nextSeq - 1);
-    if (known >= firstSeq) {
-      await waitFor(this.progress, 'read', () => (this.cache.nextSeq(producerId) > known ? true : undefined), this.options.requestTimeoutMs, `confirmed messages read back from ${this.options.stream}`);
-    }
+    if (known >= firstSeq) await this.readBack(producerId, known, send.length > 0);
     const sent = new Set(send);
+    // Republished seqs stored before the tail started (or beyond the window it keeps): their offsets are looked for further back.
+    const unseen: number[] = [];
+    for (let i = 0; i < messages.length; i++) if (outcomes[i] === undefined && this.cache.offsetOf(producerId, firstSeq + i) === undefined) unseen.push(firstSeq + i);
+    const older = unseen.length === 0 ? undefined : await this.lookBack(producerId, unseen);
     for (let i = 0; i < messages.length; i++) {
       if (outcomes[i] !== undefined) continue;
       const seq = firstSeq + i;
-      const offset = this.cache.offsetOf(producerId, seq);
+      const offset = this.cache.offsetOf(producerId, seq) ?? older?.get(seq);
       if (offset === undefined) outcomes[i] = { kind: 'too-old', expectedSeq: entry.nextSeq };
       else outcomes[i] = sent.has(i) ? { kind: 'stored', offset } : { kind: 'duplicate', offset };
     }
     return outcomes;
+  }
+
+  /**
+   * Waits until the tail read the producer's seqs up to `known` (all stored):
+   * those just sent arrive on the tail; when only republished seqs are
+   * asked, they may be stored before the tail started, so it waits for the
+   * tail to reach the stream's end as of now instead.
+   */
+  private async readBack(producerId: string, known: number, sentAny: boolean): Promise<void> {
+    if (this.cache.nextSeq(producerId) > known) return;
+    if (sentAny) {
+      await waitFor(this.progress, 'read', () => (this.cache.nextSeq(producerId) > known ? true : undefined), this.options.requestTimeoutMs, `confirmed messages read back from ${this.options.stream}`);
+      return;
+    }
+    const client = await this.connection.ready();
+    await this.readUpTo(await this.probe(client, Offset.last()), () => this.cache.nextSeq(producerId) > known);
+  }
+
+  /**
+   * Offsets of `seqs` of `producerId` that the tail did not read: the
+   * stream is read backwards from where the tail's knowledge of the
+   * producer starts, in ranges of growing size, at most
+   * `republishLookbackMessages` offsets (or to the stream's start). Seqs
+   * rise with offsets, so it stops at the first range holding an older seq.
+   */
+  private async lookBack(producerId: string, seqs: number[]): Promise<Map<number, number>> {
+    const wanted = new Set(seqs);
+    const lowest = Math.min(...seqs);
+    const found = new Map<number, number>();
+    let hi = this.cache.searchBelow(producerId);
+    const floor = Math.max(this.cache.startOffset, hi - this.options.republishLookbackMessages);
+    let below = false;
+    for (let step = LOOKBACK_FIRST_STEP; hi > floor && !below && found.size < wanted.size; step *= 2) {
+      const lo = Math.max(floor, hi - step);
+      await this.scan(Offset.offset(BigInt(lo + 1)), (m, producer) => {
+        this.stats.lookbackRead++;
+        if (producer?.id === producerId) {
+          if (wanted.has(producer.seq)) found.set(producer.seq, m.offset);
+          if (producer.seq < lowest) below = true;
+        }
+        return m.offset + 1 < hi;
+      }, hi);
+      hi = lo;
+    }
+    if (found.size < wanted.size) this.options.log('info', 'republished seqs not found looking back', { stream: this.options.stream, producerId, missing: wanted.size - found.size, lookedBackTo: hi });
+    return found;
   }
 
   /** The producer's publisher entry, created (and its declaration chained first) when missing. */
@@ -296,12 +363,26 @@ export class PartitionStream {
     return this.anonymous;
   }
 
-  /** Subscribes the tail from where the cache ends, and resolves once it reached the stream's last chunk. */
+  /** Subscribes the tail from where the cache ends (near the stream's end when new), and resolves once it reached the stream's last chunk. */
   private async subscribe(client: Client): Promise<void> {
-    const fromStart = this.cache.endOffset === 0 && this.cache.startOffset === 0;
-    const from = fromStart ? Offset.first() : Offset.offset(BigInt(this.cache.endOffset + 1));
-    // The stream offset the tail reads next (relaymq offset + 1, the header being stream offset 0).
-    let streamNext = fromStart ? 0n : BigInt(this.cache.endOffset + 1);
+    const fresh = this.cache.endOffset === 0 && this.cache.startOffset === 0;
+    // Probes are closed once the tail holds the connection they share: closing the last consumer of a connection closes it,
+    // under a consumer being declared on it.
+    const probes: Array<() => void> = [];
+    try {
+      await this.subscribeFrom(client, fresh ? await this.tailStart(client, probes) : BigInt(this.cache.endOffset + 1));
+    } finally {
+      for (const close of probes) close();
+    }
+    // The last chunk's first offset: every stream holds at least its header, so this always answers.
+    await this.readUpTo(await this.probe(client, Offset.last()));
+  }
+
+  /** Declares the tail's consumer, reading from stream offset `start` (relaymq offset + 1, the header being stream offset 0). */
+  private async subscribeFrom(client: Client, start: bigint): Promise<void> {
+    // The stream offset the tail reads next.
+    let streamNext = start;
+    const from = start === 0n ? Offset.first() : Offset.offset(start);
     this.consumer = await bounded(client.declareConsumer(
       {
         stream: this.options.stream,
@@ -311,17 +392,37 @@ export class PartitionStream {
       },
       (message) => {
         const offset = message.offset ?? 0n;
+        // A subscription starts at its offset's chunk: the messages before it in the chunk were read already (or are not wanted).
         if (offset < streamNext) return;
         streamNext = offset + 1n;
+        this.stats.tailRead++;
         const decoded = decodeMessage(message, offset);
         if (decoded === undefined) this.cache.skipTo(Number(offset));
         else this.cache.add(decoded.stored, decoded.producer);
         this.wake();
       },
     ), this.options.requestTimeoutMs, `subscribing to ${this.options.stream}`);
-    // The last chunk's first offset: every stream holds at least its header, so this always answers.
-    const last = await this.probeLast(client);
-    await waitFor(this.progress, 'read', () => (streamNext > last ? true : undefined), this.options.requestTimeoutMs, `${this.options.stream} read up to its last chunk`);
+    this.tailNext = () => streamNext;
+  }
+
+  /**
+   * Where a new tail starts reading (a stream offset): `tailStartMessages`
+   * before the last chunk, so that a gateway serves in a time independent
+   * of the stream's length; the stream's start (0) when it holds fewer.
+   * The cache learns the stream's first offset (its bounds) either way.
+   */
+  private async tailStart(client: Client, probes: Array<() => void>): Promise<bigint> {
+    const from = (await this.probe(client, Offset.last(), probes)) - BigInt(this.options.tailStartMessages);
+    if (from <= 1n) return 0n;
+    const first = await this.probe(client, Offset.first(), probes);
+    if (first >= from) return 0n;
+    this.cache.startAt(first === 0n ? 0 : Number(first) - 1, Number(from) - 1);
+    return from;
+  }
+
+  /** Resolves once the tail read the message at stream offset `last` (or past it), or `enough()` says it need not wait longer. */
+  private async readUpTo(last: bigint, enough: () => boolean = () => false): Promise<void> {
+    await waitFor(this.progress, 'read', () => (this.tailNext() > last || enough() ? true : undefined), this.options.requestTimeoutMs, `${this.options.stream} read up to its last chunk`);
   }
 
   /**
@@ -358,15 +459,22 @@ export class PartitionStream {
     this.caughtUp.catch(() => undefined);
   }
 
-  private async probeLast(client: Client): Promise<bigint> {
+  /**
+   * Stream offset of the first message a consumer from `offset` is
+   * delivered (a chunk's first message for `Offset.last()`). The consumer
+   * is closed at once, or by the caller when it passes `closers`.
+   */
+  private async probe(client: Client, offset: Offset, closers?: Array<() => void>): Promise<bigint> {
     let resolveFirst: (offset: bigint) => void = () => undefined;
     const first = new Promise<bigint>((resolve) => (resolveFirst = resolve));
     // Consumers of a stream share a connection, and only the listener of the one that opened it is called: this one's says the tail is lost too.
-    const probe = await bounded(client.declareConsumer({ stream: this.options.stream, offset: Offset.last(), connectionClosedListener: () => this.tailLost() }, (m) => resolveFirst(m.offset ?? 0n)), this.options.requestTimeoutMs, `subscribing to ${this.options.stream}`);
+    const probe = await bounded(client.declareConsumer({ stream: this.options.stream, offset, connectionClosedListener: () => this.tailLost() }, (m) => resolveFirst(m.offset ?? 0n)), this.options.requestTimeoutMs, `subscribing to ${this.options.stream}`);
     try {
-      return await bounded(first, this.options.requestTimeoutMs, `${this.options.stream} did not deliver its last chunk`);
+      return await bounded(first, this.options.requestTimeoutMs, `${this.options.stream} did not deliver a message`);
     } finally {
-      void this.connection.closeConsumer(probe);
+      const close = (): void => void this.connection.closeConsumer(probe);
+      if (closers === undefined) close();
+      else closers.push(close);
     }
   }
 
@@ -404,10 +512,9 @@ export class PartitionStream {
     return found ?? this.cache.endOffset;
   }
 
-  /** Reads the stream from `from` with a short-lived consumer, until `each` says stop or the end known here is reached. */
-  private async scan(from: Offset, each: (m: StoredMessage) => boolean): Promise<void> {
-    const end = this.cache.endOffset;
-    if (end === this.cache.startOffset) return;
+  /** Reads the stream from `from` with a short-lived consumer, until `each` says stop or the message before `end` (default: the end known here) is read. */
+  private async scan(from: Offset, each: (m: StoredMessage, producer?: { id: string; seq: number }) => boolean, end = this.cache.endOffset): Promise<void> {
+    if (end <= this.cache.startOffset) return;
     const client = await this.connection.ready();
     let done: () => void = () => undefined;
     const finished = new Promise<void>((resolve) => (done = resolve));
@@ -416,7 +523,7 @@ export class PartitionStream {
       if (stopped) return;
       const decoded = decodeMessage(message, message.offset ?? 0n);
       const offset = Number(message.offset ?? 0n) - 1;
-      if (decoded !== undefined && !each(decoded.stored)) stopped = true;
+      if (decoded !== undefined && !each(decoded.stored, decoded.producer)) stopped = true;
       if (stopped || offset + 1 >= end) {
         stopped = true;
         done();

@@ -32,6 +32,42 @@ describe('backbone tail cache', () => {
     expect(cache.offsetOf('q', 7)).toBe(1);
   });
 
+  it('started near the end: bounds from the stream\'s first offset, older reads and times left to the backbone, no holes invented below the tail', () => {
+    const cache = new TailCache(1000, 10);
+    cache.startAt(3, 1000);
+    expect({ start: cache.startOffset, end: cache.endOffset, cachedFrom: cache.cachedFrom }).toEqual({ start: 3, end: 1000, cachedFrom: 1000 });
+    expect(cache.read(500, 10, 100)).toBeUndefined();
+    expect(cache.offsetForTime(0)).toBeUndefined();
+    cache.add(message(1000), { id: 'p', seq: 40 });
+    cache.add(message(1002), { id: 'p', seq: 41 }); // 1001 a hole
+    expect(cache.startOffset).toBe(3);
+    expect(cache.holesBetween(3, 1003)).toBe(1);
+    expect(cache.read(999, 10, 100)).toBeUndefined(); // 999 is below the tail: the backbone has it
+    expect(cache.read(1001, 10, 100)?.map((m) => m.offset)).toEqual([1002]);
+    expect(cache.offsetForTime(0)).toBeUndefined(); // older messages may be earlier in time
+    expect(cache.offsetForTime(10_001)).toBe(1002);
+    cache.retainedFrom(50);
+    expect(cache.startOffset).toBe(50);
+    // Started once: a later call changes nothing.
+    cache.startAt(0, 0);
+    expect({ start: cache.startOffset, end: cache.endOffset }).toEqual({ start: 50, end: 1003 });
+  });
+
+  it('says below which offset a producer\'s unheld seqs are: its oldest held offset, else where the tail began', () => {
+    const cache = new TailCache(1000, 2);
+    cache.startAt(0, 100);
+    cache.add(message(100), { id: 'q', seq: 0 });
+    cache.add(message(101), { id: 'p', seq: 7 });
+    cache.add(message(102), { id: 'p', seq: 8 });
+    cache.add(message(103), { id: 'p', seq: 9 });
+    expect(cache.searchBelow('p')).toBe(102); // seq 7 beyond the window of 2
+    expect(cache.searchBelow('q')).toBe(100);
+    expect(cache.searchBelow('unseen')).toBe(100);
+    const fromStart = new TailCache(1000, 2);
+    fromStart.add(message(4));
+    expect(fromStart.searchBelow('unseen')).toBe(4);
+  });
+
   it('ignores messages it already has (a resubscription re-delivers a chunk)', () => {
     const cache = new TailCache(1000, 10);
     cache.add(message(0), { id: 'p', seq: 0 });

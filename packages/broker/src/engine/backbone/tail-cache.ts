@@ -15,9 +15,11 @@ export class TailCache {
   private readonly messages: StoredMessage[] = [];
   private head = 0;
   private bytes = 0;
-  /** First offset this gateway saw in the stream (what retention left); the end until one was seen. */
+  /** First offset stored in the stream (what retention left) as this gateway saw or probed it; the end until known. */
   private first: number | undefined;
   private next = 0;
+  /** Offset the tail began reading at: every message from here on was added (the stream's start unless {@link startAt}). */
+  private readFrom: number | undefined;
   private readonly producers = new Map<string, { nextSeq: number; offsets: Map<number, number> }>();
   /**
    * The holes read past since the first message, as ranges `[start, end)`
@@ -51,6 +53,7 @@ export class TailCache {
   /** Adds the next message read from the stream, with the producer and seq it was published with (absent for ack `none`). */
   add(message: StoredMessage, producer?: { id: string; seq: number }): void {
     if (message.offset < this.next) return;
+    this.readFrom ??= message.offset;
     if (this.first === undefined) this.first = message.offset;
     else this.hole(this.next, message.offset);
     this.next = message.offset + 1;
@@ -73,6 +76,29 @@ export class TailCache {
     this.first = Math.min(offset, this.next);
     const below = this.holes.findIndex((h) => h.end > this.startOffset);
     this.holes.splice(0, below < 0 ? this.holes.length : below);
+  }
+
+  /**
+   * Before anything was added: the stream holds messages from `storedFrom`
+   * but the tail reads from `readFrom` on (a starting gateway tails the
+   * stream's newest messages only). Offsets below `readFrom` are read from
+   * the backbone; holes among them are not known (and count as none).
+   */
+  startAt(storedFrom: number, readFrom: number): void {
+    if (this.first !== undefined || this.next !== 0) return;
+    this.first = storedFrom;
+    this.next = readFrom;
+    this.readFrom = readFrom;
+  }
+
+  /**
+   * Offset below which the seqs of `producerId` this cache does not hold
+   * must be looked for: the oldest offset held for it, or where the tail
+   * began reading when it holds none (every later message was added).
+   */
+  searchBelow(producerId: string): number {
+    const oldest = this.producers.get(producerId)?.offsets.values().next().value;
+    return oldest ?? this.readFrom ?? this.next;
   }
 
   /** Learns that the stream continues at `offset` (its first offset, when nothing was read yet). */

@@ -29,6 +29,13 @@ import type { Client } from 'rabbitmq-stream-js-client';
  *   fail as soon as its socket closes, and a request on a closed connection
  *   fails at once (see patchFailFast); the request timeout is left for peers
  *   that hang with their socket open.
+ * - the heartbeat runs from a timer as an async function whose failure
+ *   nobody handles: after missed heartbeats it closes the connection, and
+ *   that close's write to a reset socket (ECONNRESET) was an unhandled
+ *   rejection, ending the process (seen in a test cutting a gateway off
+ *   through a proxy). A failed heartbeat now destroys the connection's
+ *   socket, so its close listeners run and the engine reconnects
+ *   (patchHeartbeat).
  * The engine also never sends `StreamStats` (3.11+).
  */
 let applied = false;
@@ -67,6 +74,7 @@ export function applyClientCompat(): void {
   }
   patchPool(require);
   patchFailFast(Connection.prototype);
+  patchHeartbeat(require);
   const received = Connection.prototype.received;
   Connection.prototype.received = function (this: ConnectionLike, data: Buffer) {
     try {
@@ -75,6 +83,21 @@ export function applyClientCompat(): void {
       this.socket?.destroy(err instanceof Error ? err : new Error(String(err)));
     }
   };
+}
+
+/** See {@link applyClientCompat}: a failed heartbeat ends its connection instead of rejecting unhandled. */
+function patchHeartbeat(require: NodeRequire): void {
+  const { Heartbeat } = require('rabbitmq-stream-js-client/dist/heartbeat.js') as { Heartbeat: { prototype: HeartbeatLike } };
+  const heartbeat = Heartbeat.prototype.heartbeat;
+  Heartbeat.prototype.heartbeat = function (this: HeartbeatLike) {
+    return heartbeat.call(this).catch((err: unknown) => {
+      this.connection.socket?.destroy(err instanceof Error ? err : new Error(String(err)));
+    });
+  };
+}
+interface HeartbeatLike {
+  connection: ConnectionLike;
+  heartbeat(this: HeartbeatLike): Promise<void>;
 }
 
 /** See {@link applyClientCompat}: requests of a connection whose socket closed fail at once instead of waiting forever. */

@@ -1,0 +1,36 @@
+import { createRequire } from 'node:module';
+import { afterEach, describe, expect, it } from 'vitest';
+import { applyClientCompat } from './compat.js';
+
+interface HeartbeatClass {
+  new (connection: unknown, logger: unknown): { interval: number; idleCounter: number; MAX_HEARTBEATS_MISSED: number; lastMessageSent: Date; lastMessageReceived: Date; heartbeat(): Promise<void> };
+}
+
+describe('the stream client with the compat patches (compat.ts)', () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  afterEach(() => void process.off('unhandledRejection', onUnhandled));
+
+  it('a heartbeat whose write to a reset connection fails (ECONNRESET) destroys the socket instead of rejecting unhandled (which ends the process)', async () => {
+    applyClientCompat();
+    process.on('unhandledRejection', onUnhandled);
+    const { Heartbeat } = createRequire(import.meta.url)('rabbitmq-stream-js-client/dist/heartbeat.js') as { Heartbeat: HeartbeatClass };
+    const destroyed: unknown[] = [];
+    const reset = Object.assign(new Error('write ECONNRESET'), { code: 'ECONNRESET' });
+    const connection = {
+      send: async () => Promise.reject(reset),
+      close: async () => undefined,
+      socket: { destroy: (err: unknown) => void destroyed.push(err) },
+    };
+    const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+    const beat = new Heartbeat(connection, logger);
+    // Nothing sent for a while: this beat writes a heartbeat, and the write fails.
+    beat.lastMessageSent = beat.lastMessageReceived = new Date(Date.now() - 60_000);
+    beat.interval = 1_000;
+    // The client calls it from a timer and drops the promise, as here.
+    void beat.heartbeat();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(destroyed).toEqual([reset]);
+    expect(unhandled).toEqual([]);
+  });
+});

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { chromium } from 'playwright-core';
 import { parse as parseYaml } from 'yaml';
 import type { Broker, BrokerOptions, ClusterReport } from '@relaymq/broker';
@@ -7,10 +7,11 @@ import { eventually, get, getJson, parseMetrics, sample } from './support/admin.
 import { runCli } from './support/broker-process.js';
 import { CHROMIUM, CHROMIUM_ARGS, hasChromium } from './support/chromium.js';
 import { Fixture } from './support/cluster.js';
+import { rabbitClusterForFile } from './support/engines.js';
 import { freePorts } from './support/ports.js';
 import { GATEWAY_ONLY_METRIC, metricNames } from './support/promql.js';
 import { startProxy } from './support/proxy.js';
-import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
+import type { RabbitCluster } from './support/rabbitmq.js';
 import { waitFor } from './support/wait.js';
 import { firing, webhookReceiver } from './support/webhook.js';
 
@@ -23,27 +24,18 @@ import { firing, webhookReceiver } from './support/webhook.js';
  * gateway cut off from RabbitMQ fires `backbone-unreachable`. And consumer lag that does not count the offsets
  * RabbitMQ's segment tracking chunks take.
  */
-const availability = rabbitAvailable();
-if (!availability.ok) console.log(`skipping the backbone console tests: ${availability.reason}`);
-
+const rabbitmq = rabbitClusterForFile('the backbone console tests', 1);
 const fixture = new Fixture();
-let rabbit: RabbitCluster;
-beforeAll(async () => {
-  if (availability.ok) rabbit = await startRabbitCluster({ nodes: 1, timeoutMs: 120_000 });
-}, 130_000);
 afterEach(() => fixture.cleanup(), 60_000);
-afterAll(async () => {
-  await rabbit?.stop();
-}, 60_000);
 
 /** Bound on each wait: gateways, RabbitMQ and the CLI share 2 cores at a load of 10-25. */
 const LONG = 30_000;
 
 const cluster = (broker: Broker): Promise<ClusterReport> => getJson<ClusterReport>(`${broker.adminUrl}/api/cluster`);
 
-describe.runIf(availability.ok)('the backbone in the console (1 RabbitMQ node)', () => {
+describe.runIf(rabbitmq.available)('the backbone in the console (1 RabbitMQ node)', () => {
   it('each gateway reports its connection, node checks, stream leaders and confirm round trip (/api/cluster, console page, relaymq status, /metrics); cut off, it fires backbone-unreachable', async () => {
-    const node = rabbit.nodes[0] as RabbitCluster['nodes'][number];
+    const node = rabbitmq.cluster().nodes[0] as RabbitCluster['nodes'][number];
     const rabbitNode = `127.0.0.1:${node.streamPort}`;
     // g1 reaches RabbitMQ through a proxy the test can cut, and lists a second host where nothing listens.
     const proxy = await startProxy(node.streamPort);
@@ -53,7 +45,7 @@ describe.runIf(availability.ok)('the backbone in the console (1 RabbitMQ node)',
     const streamPrefix = `console-${process.pid}`;
     const g1 = await fixture.broker({
       id: 'g1',
-      backbone: { urls: [`rabbitmq-stream://${rabbit.username}:${rabbit.password}@127.0.0.1:${proxy.port},127.0.0.1:${dead}`], streamPrefix },
+      backbone: { urls: [`rabbitmq-stream://${rabbitmq.cluster().username}:${rabbitmq.cluster().password}@127.0.0.1:${proxy.port},127.0.0.1:${dead}`], streamPrefix },
       adminPort: 0,
       peerPort: p1,
       peers: [`g2@127.0.0.1:${p2}`],
@@ -166,7 +158,7 @@ describe.runIf(availability.ok)('the backbone in the console (1 RabbitMQ node)',
   }, 240_000);
 
   it('consumer lag does not count the offsets RabbitMQ gives segment tracking chunks (holes)', async () => {
-    const node = rabbit.nodes[0] as RabbitCluster['nodes'][number];
+    const node = rabbitmq.cluster().nodes[0] as RabbitCluster['nodes'][number];
     // 4 KiB segments: the stream rolls over every few dozen messages, and each new segment's tracking chunk takes an offset.
     const g1 = await fixture.broker({ id: 'g1', backbone: { urls: [node.streamUrl], streamPrefix: `lag-${process.pid}` }, adminPort: 0, segmentBytes: 4096 } as BrokerOptions);
     const client = await fixture.client([g1.url], { ack: 'quorum', poolSize: 1, discovery: false });

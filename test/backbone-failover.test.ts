@@ -1,9 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker, BrokerOptions } from '@relaymq/broker';
 import { Fixture } from './support/cluster.js';
-import { backboneBrokerOptions, reportRabbitOnFailure } from './support/engines.js';
+import { backboneBrokerOptions, rabbitClusterForFile, reportRabbitOnFailure } from './support/engines.js';
 import { freePorts } from './support/ports.js';
-import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
 import { expectEachOnceInKeyOrder, keyedSeen, startKeyedLoad } from './support/keyed-load.js';
 import { waitFor } from './support/wait.js';
 
@@ -15,18 +14,9 @@ import { waitFor } from './support/wait.js';
  * is SIGKILLed and then a gateway shuts down. Every acknowledged message is
  * read back exactly once in per-key order; the subscriber sees no duplicate.
  */
-const availability = rabbitAvailable();
-if (!availability.ok) console.log(`skipping the backbone failover test: ${availability.reason}`);
-
+const rabbitmq = rabbitClusterForFile('the backbone failover test', 3);
 const fixture = new Fixture();
-let rabbit: RabbitCluster;
-beforeAll(async () => {
-  if (availability.ok) rabbit = await startRabbitCluster({ nodes: 3, timeoutMs: 120_000 });
-}, 130_000);
 afterEach(() => fixture.cleanup(), 60_000);
-afterAll(async () => {
-  await rabbit?.stop();
-}, 60_000);
 
 async function gateways(count: number, options: BrokerOptions): Promise<Broker[]> {
   const ids = Array.from({ length: count }, (_, i) => `g${i + 1}`);
@@ -35,11 +25,11 @@ async function gateways(count: number, options: BrokerOptions): Promise<Broker[]
   return Promise.all(ids.map((id, i) => fixture.broker({ ...options, id, peerPort: peerPorts[i], peers: peers.filter((_, j) => j !== i) })));
 }
 
-describe.runIf(availability.ok)('backbone gateways (3 RabbitMQ nodes)', () => {
-  reportRabbitOnFailure(() => rabbit);
+describe.runIf(rabbitmq.available)('backbone gateways (3 RabbitMQ nodes)', () => {
+  reportRabbitOnFailure(rabbitmq.cluster);
 
   it('gateways gossip: an SDK given one gateway learns the other', async () => {
-    const [g1, g2] = (await gateways(2, { ...backboneBrokerOptions(rabbit, `gossip-${process.pid}`) } as BrokerOptions)) as [Broker, Broker];
+    const [g1, g2] = (await gateways(2, { ...backboneBrokerOptions(rabbitmq.cluster(), `gossip-${process.pid}`) } as BrokerOptions)) as [Broker, Broker];
     const client = await fixture.client([g1.url], { poolSize: 2 });
     await waitFor(() => client.stats().knownBrokers.length === 2, 'the client to learn both gateways', 15_000);
     expect(new Set(client.stats().knownBrokers)).toEqual(new Set([g1.url, g2.url]));
@@ -49,7 +39,7 @@ describe.runIf(availability.ok)('backbone gateways (3 RabbitMQ nodes)', () => {
   });
 
   it('a RabbitMQ node SIGKILLed and a gateway shut down during keyed quorum publishing: every ack read back once, in per-key order', async () => {
-    const options = { ...backboneBrokerOptions(rabbit, `fo-${process.pid}`), defaultPartitions: 2, replicationFactor: 3 } as BrokerOptions;
+    const options = { ...backboneBrokerOptions(rabbitmq.cluster(), `fo-${process.pid}`), defaultPartitions: 2, replicationFactor: 3 } as BrokerOptions;
     const [g1, g2] = (await gateways(2, options)) as [Broker, Broker];
     const publisher = await fixture.client([g1.url, g2.url], { ack: 'quorum', poolSize: 2, publishTimeoutMs: 60_000 });
     const subscriber = await fixture.client([g2.url, g1.url], { poolSize: 1 });
@@ -58,7 +48,7 @@ describe.runIf(availability.ok)('backbone gateways (3 RabbitMQ nodes)', () => {
     const load = startKeyedLoad(publisher, 'payments', ['a', 'b', 'c', 'd']);
     const { acked } = load;
     await waitFor(() => acked.length >= 200, '200 acknowledged publishes before any fault', 30_000);
-    await rabbit.nodes[0]?.kill('SIGKILL');
+    await rabbitmq.cluster().nodes[0]?.kill('SIGKILL');
     const afterKill = acked.length;
     await waitFor(() => acked.length >= afterKill + 200, '200 more acknowledged after a RabbitMQ node was killed', 60_000);
     await g1.close();

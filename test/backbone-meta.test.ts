@@ -1,12 +1,12 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { connect as connectStream, Offset } from 'rabbitmq-stream-js-client';
 import type { BackboneOptions, Broker, BrokerOptions } from '@relaymq/broker';
 import type { GroupCommand } from '../packages/broker/src/core/metadata/groups.js';
 import type { BackboneEngine } from '../packages/broker/src/engine/backbone/engine.js';
 import { applyClientCompat } from './support/rabbitmq-client-compat.js';
 import { Fixture } from './support/cluster.js';
-import { backboneBrokerOptions } from './support/engines.js';
-import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
+import { backboneBrokerOptions, rabbitClusterForFile } from './support/engines.js';
+import type { RabbitCluster } from './support/rabbitmq.js';
 import { waitFor, waitForAsync, within } from './support/wait.js';
 
 /**
@@ -16,18 +16,9 @@ import { waitFor, waitForAsync, within } from './support/wait.js';
  * gateway connected to first (the first URL) does not stall publishing for
  * the request timeout.
  */
-const availability = rabbitAvailable();
-if (!availability.ok) console.log(`skipping the backbone metadata tests: ${availability.reason}`);
-
+const rabbitmq = rabbitClusterForFile('the backbone metadata tests', 3);
 const fixture = new Fixture();
-let rabbit: RabbitCluster;
-beforeAll(async () => {
-  if (availability.ok) rabbit = await startRabbitCluster({ nodes: 3, timeoutMs: 120_000 });
-}, 130_000);
 afterEach(() => fixture.cleanup(), 60_000);
-afterAll(async () => {
-  await rabbit?.stop();
-}, 60_000);
 
 /** Far below the 10 s request timeout the stall used to take, generous for a loaded 2-core machine. */
 const FIRST_NODE_KILL_BOUND_MS = 5_000;
@@ -56,10 +47,10 @@ async function firstRetainedOffset(cluster: RabbitCluster, stream: string): Prom
   }
 }
 
-describe.runIf(availability.ok)('backbone metadata and connection (3 RabbitMQ nodes)', () => {
+describe.runIf(rabbitmq.available)('backbone metadata and connection (3 RabbitMQ nodes)', () => {
   it('a gateway started after compaction reads the snapshot, applies only the entries after it, and holds the same topics, positions and groups', async () => {
     const prefix = `meta-${process.pid}`;
-    const { backbone } = backboneBrokerOptions(rabbit, prefix);
+    const { backbone } = backboneBrokerOptions(rabbitmq.cluster(), prefix);
     // Retention of 256 KiB: segments of 32 KiB, a snapshot after 16 KiB of entries (or 100 entries).
     const options: BrokerOptions = { backbone: { ...(backbone as BackboneOptions), metaSnapshotEveryEntries: 100, metaMaxBytes: 256 * 1024 } };
     const g1 = await fixture.broker({ ...options, id: 'g1' });
@@ -76,7 +67,7 @@ describe.runIf(availability.ok)('backbone metadata and connection (3 RabbitMQ no
     }
     await waitFor(() => (engine.metadataStats().snapshotsWritten ?? 0) >= 3 && !((engine.metadataStats().latestSnapshot?.upTo ?? 0) < 1_500), 'g1 to write snapshots covering the commands', 60_000);
     const stream = `${prefix}:__meta`;
-    const firstRetained = await firstRetainedOffset(rabbit, stream);
+    const firstRetained = await firstRetainedOffset(rabbitmq.cluster(), stream);
     // Retention removed the stream's first segments: a replay from offset 0 is no longer possible.
     expect(firstRetained).toBeGreaterThan(0n);
 
@@ -123,7 +114,7 @@ describe.runIf(availability.ok)('backbone metadata and connection (3 RabbitMQ no
     const log = (level: string, message: string, fields?: Record<string, unknown>): void => {
       if (killedAt > 0 && level !== 'debug') events.push(`+${Date.now() - killedAt} ms ${level} ${message} ${JSON.stringify(fields ?? {})}`);
     };
-    const gateway = await fixture.broker({ ...backboneBrokerOptions(rabbit, `kill-${process.pid}`), id: 'g1', replicationFactor: 3, log } as BrokerOptions);
+    const gateway = await fixture.broker({ ...backboneBrokerOptions(rabbitmq.cluster(), `kill-${process.pid}`), id: 'g1', replicationFactor: 3, log } as BrokerOptions);
     const client = await fixture.client([gateway.url], { ack: 'quorum', poolSize: 1, publishTimeoutMs: 60_000 });
     // Four publishing loops, each awaiting its publish: one publish caught in the kill does not hold up the measurement.
     const acks: Array<{ start: number; end: number }> = [];
@@ -145,12 +136,12 @@ describe.runIf(availability.ok)('backbone metadata and connection (3 RabbitMQ no
       // RabbitMQ elects a new stream leader only among running members: a young stream whose third replica had not
       // started yet stayed leaderless for over 30 s after the kill (2 of 14 runs), which no gateway can shorten.
       await waitForAsync(async () => {
-        const out = await rabbit.ctl(1, ['list_queues', '--quiet', '--no-table-headers', 'name', 'online']);
+        const out = await rabbitmq.cluster().ctl(1, ['list_queues', '--quiet', '--no-table-headers', 'name', 'online']);
         const line = out.split('\n').find((l) => l.includes(':kill.first:')) ?? '';
         return (line.match(/@/g) ?? []).length === 3;
       }, 'the stream to have its 3 members online', 60_000);
       killedAt = Date.now();
-      await rabbit.nodes[0]?.kill('SIGKILL');
+      await rabbitmq.cluster().nodes[0]?.kill('SIGKILL');
       await waitFor(() => acks.some((a) => a.start >= killedAt), 'a publish started after the kill to be acknowledged', 30_000);
       const first = acks.find((a) => a.start >= killedAt) as { end: number };
       const stall = first.end - killedAt;
@@ -160,12 +151,12 @@ describe.runIf(availability.ok)('backbone metadata and connection (3 RabbitMQ no
       console.log(`first-URL node kill: ${acks.length} acknowledged, ${failed} failed; the gateway's log after the kill:\n${events.join('\n')}`);
       if (!acks.some((a) => a.start >= killedAt)) {
         // What RabbitMQ made of the stream: its leader and members as a surviving node sees them, and that node's log.
-        console.log(await rabbit.ctl(1, ['list_queues', '--quiet', 'name', 'leader', 'members', 'online']).catch((err: Error) => err.message));
-        console.log(rabbit.nodes[1]?.log.slice(-6000));
+        console.log(await rabbitmq.cluster().ctl(1, ['list_queues', '--quiet', 'name', 'leader', 'members', 'online']).catch((err: Error) => err.message));
+        console.log(rabbitmq.cluster().nodes[1]?.log.slice(-6000));
       }
       running = false;
       await within(Promise.all(loops), 'the publishing loops to end', 70_000);
-      await rabbit.nodes[0]?.start();
+      await rabbitmq.cluster().nodes[0]?.start();
     }
   }, 180_000);
 });

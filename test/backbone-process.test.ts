@@ -1,10 +1,9 @@
 import { spawn } from 'node:child_process';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { BrokerProcess, CLI } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
-import { reportRabbitOnFailure } from './support/engines.js';
+import { rabbitClusterForFile, reportRabbitOnFailure } from './support/engines.js';
 import { freePorts } from './support/ports.js';
-import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
 import { expectEachOnceInKeyOrder, keyedSeen, startKeyedLoad } from './support/keyed-load.js';
 import { waitFor, within } from './support/wait.js';
 
@@ -14,24 +13,15 @@ import { waitFor, within } from './support/wait.js';
  * keyed publishing at ack `quorum` with a live subscriber; SIGKILL of a
  * gateway and of a RabbitMQ node during the load.
  */
-const availability = rabbitAvailable();
-if (!availability.ok) console.log(`skipping the backbone process tests: ${availability.reason}`);
-
+const rabbitmq = rabbitClusterForFile('the backbone process tests', 3);
 const fixture = new Fixture();
-let rabbit: RabbitCluster;
-beforeAll(async () => {
-  if (availability.ok) rabbit = await startRabbitCluster({ nodes: 3, timeoutMs: 120_000 });
-}, 130_000);
 afterEach(async () => {
   await fixture.cleanup();
   await BrokerProcess.stopAll();
 }, 60_000);
-afterAll(async () => {
-  await rabbit?.stop();
-}, 60_000);
 
-describe.runIf(availability.ok)('relaymq broker --backbone (processes)', () => {
-  reportRabbitOnFailure(() => rabbit);
+describe.runIf(rabbitmq.available)('relaymq broker --backbone (processes)', () => {
+  reportRabbitOnFailure(rabbitmq.cluster);
 
   it('a bad backbone URL ends the command with status 2 and one line naming the option, never the password', async () => {
     const child = spawn(process.execPath, [CLI, 'broker', '--port', '0', '--backbone', 'amqp://app:s3cret@h1:5552'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -51,7 +41,7 @@ describe.runIf(availability.ok)('relaymq broker --backbone (processes)', () => {
       ids.map((id, i) =>
         BrokerProcess.start(
           id,
-          ['--peer-port', String(ports[i]), '--peers', peers.filter((_, j) => j !== i).join(','), '--backbone', rabbit.streamUrls.join(','), '--default-partitions', '2', '--replication-factor', '3'],
+          ['--peer-port', String(ports[i]), '--peers', peers.filter((_, j) => j !== i).join(','), '--backbone', rabbitmq.cluster().streamUrls.join(','), '--default-partitions', '2', '--replication-factor', '3'],
           30_000,
         ),
       ),
@@ -66,7 +56,7 @@ describe.runIf(availability.ok)('relaymq broker --backbone (processes)', () => {
     await g1.signal('SIGKILL');
     let mark = acked.length;
     await waitFor(() => acked.length >= mark + 200, '200 more acknowledged after gateway g1 was SIGKILLed', 60_000);
-    await rabbit.nodes[1]?.kill('SIGKILL');
+    await rabbitmq.cluster().nodes[1]?.kill('SIGKILL');
     mark = acked.length;
     await waitFor(() => acked.length >= mark + 200, '200 more acknowledged after a RabbitMQ node was SIGKILLed', 60_000);
     await load.stop();

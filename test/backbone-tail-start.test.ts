@@ -1,10 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { BackboneOptions, Broker } from '@relaymq/broker';
 import type { AppendOutcome, ProducerBatch } from '../packages/broker/src/core/partition/partition.js';
 import type { BackboneEngine } from '../packages/broker/src/engine/backbone/engine.js';
 import { Fixture } from './support/cluster.js';
-import { backboneBrokerOptions, reportRabbitOnFailure } from './support/engines.js';
-import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from './support/rabbitmq.js';
+import { backboneBrokerOptions, rabbitClusterForFile, reportRabbitOnFailure } from './support/engines.js';
 
 /**
  * A gateway starting over a long partition stream tails only its newest
@@ -14,18 +13,9 @@ import { rabbitAvailable, startRabbitCluster, type RabbitCluster } from './suppo
  * its original offset, found by looking back (`republishLookbackMessages`),
  * and `too-old` only beyond that bound.
  */
-const availability = rabbitAvailable();
-if (!availability.ok) console.log(`skipping the backbone tail start test: ${availability.reason}`);
-
+const rabbitmq = rabbitClusterForFile('the backbone tail start test', 1);
 const fixture = new Fixture();
-let rabbit: RabbitCluster;
-beforeAll(async () => {
-  if (availability.ok) rabbit = await startRabbitCluster({ nodes: 1, timeoutMs: 120_000 });
-}, 130_000);
 afterEach(() => fixture.cleanup(), 60_000);
-afterAll(async () => {
-  await rabbit?.stop();
-}, 60_000);
 
 const TOPIC = 'history.long';
 const EARLY = 100;
@@ -37,13 +27,13 @@ function batch(producerId: string, firstSeq: number, count: number): ProducerBat
 }
 
 async function gateway(prefix: string, id: string, extra: Partial<BackboneOptions> = {}): Promise<{ broker: Broker; engine: BackboneEngine }> {
-  const { backbone } = backboneBrokerOptions(rabbit, prefix);
+  const { backbone } = backboneBrokerOptions(rabbitmq.cluster(), prefix);
   const broker = await fixture.broker({ id, backbone: { ...(backbone as BackboneOptions), tailStartMessages: TAIL_START, ...extra } });
   return { broker, engine: broker.engine as BackboneEngine };
 }
 
-describe.runIf(availability.ok)('backbone tail start (1 RabbitMQ node)', () => {
-  reportRabbitOnFailure(() => rabbit);
+describe.runIf(rabbitmq.available)('backbone tail start (1 RabbitMQ node)', () => {
+  reportRabbitOnFailure(rabbitmq.cluster);
 
   it('a gateway over a 50k-message stream serves its first publish after a bounded read, and answers old republishes duplicate with their offsets', async () => {
     const prefix = `tail-${process.pid}`;

@@ -69,6 +69,32 @@ export const rabbitmq: EngineUnderTest = {
   },
 };
 
+/**
+ * One RabbitMQ cluster of `nodes` for a test file that runs only over
+ * RabbitMQ: started before the file's tests (beforeAll) and stopped after
+ * them. `available` says whether RabbitMQ runs here (run the tests with
+ * `describe.runIf(rabbit.available)`; the reason is printed when not), and
+ * `cluster()` is the running cluster inside a test.
+ */
+export function rabbitClusterForFile(what: string, nodes: 1 | 3): { readonly available: boolean; cluster: () => RabbitCluster } {
+  const availability = rabbitAvailable();
+  if (!availability.ok) console.log(`skipping ${what}: ${availability.reason}`);
+  let running: RabbitCluster | undefined;
+  beforeAll(async () => {
+    if (availability.ok) running = await startRabbitCluster({ nodes, timeoutMs: RABBIT_START_TIMEOUT_MS });
+  }, RABBIT_START_TIMEOUT_MS + 10_000);
+  afterAll(async () => {
+    await running?.stop();
+  }, 60_000);
+  return {
+    available: availability.ok,
+    cluster: () => {
+      if (running === undefined) throw new Error('the RabbitMQ cluster did not start (see beforeAll)');
+      return running;
+    },
+  };
+}
+
 /** Every engine, in the order the suite runs them. */
 export const engines: readonly EngineUnderTest[] = [embedded, rabbitmq];
 

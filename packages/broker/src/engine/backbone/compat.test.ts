@@ -33,4 +33,20 @@ describe('the stream client with the compat patches (compat.ts)', () => {
     expect(destroyed).toEqual([reset]);
     expect(unhandled).toEqual([]);
   });
+
+  it('a delivery whose credit request cannot be written (EPIPE: the socket closing under it) does not reject unhandled', async () => {
+    applyClientCompat();
+    process.on('unhandledRejection', onUnhandled);
+    const { Client } = createRequire(import.meta.url)('rabbitmq-stream-js-client/dist/client.js') as {
+      Client: { prototype: { getDeliverV1Callback(this: unknown, connectionId: string): (response: unknown) => Promise<void> } };
+    };
+    const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+    // The client's delivery handler asks for credit first; on a closing socket that write fails.
+    const client = { handleDelivery: async () => Promise.reject(epipe) };
+    const deliver = Client.prototype.getDeliverV1Callback.call(client, 'connection-1');
+    // The socket decoder calls it and drops the promise, as here.
+    void deliver({ messages: [], subscriptionId: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(unhandled).toEqual([]);
+  });
 });

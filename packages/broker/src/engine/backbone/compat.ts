@@ -35,7 +35,9 @@ import type { Client } from 'rabbitmq-stream-js-client';
  *   rejection, ending the process (seen in a test cutting a gateway off
  *   through a proxy). A failed heartbeat now destroys the connection's
  *   socket, so its close listeners run and the engine reconnects
- *   (patchHeartbeat).
+ *   (patchHeartbeat). The same for the async callbacks it runs for each
+ *   delivery (a credit write to a closing socket, EPIPE) and consumer update
+ *   (patchDeliveryCallbacks).
  * The engine also never sends `StreamStats` (3.11+).
  */
 let applied = false;
@@ -75,6 +77,7 @@ export function applyClientCompat(): void {
   patchPool(require);
   patchFailFast(Connection.prototype);
   patchHeartbeat(require);
+  patchDeliveryCallbacks(require);
   const received = Connection.prototype.received;
   Connection.prototype.received = function (this: ConnectionLike, data: Buffer) {
     try {
@@ -83,6 +86,25 @@ export function applyClientCompat(): void {
       this.socket?.destroy(err instanceof Error ? err : new Error(String(err)));
     }
   };
+}
+
+/**
+ * See {@link applyClientCompat}: the client hands its socket decoder async
+ * callbacks for deliveries (which write credit requests) and consumer
+ * updates, and drops their promises; a credit write to a socket closing under
+ * it (EPIPE, seen when a short-lived read consumer was closed mid-delivery)
+ * rejected unhandled, which ends the process. Their failures are dropped: the
+ * connection is going away, and its close listeners take it from there.
+ */
+function patchDeliveryCallbacks(require: NodeRequire): void {
+  const { Client } = require('rabbitmq-stream-js-client/dist/client.js') as { Client: { prototype: Record<string, unknown> } };
+  for (const name of ['getDeliverV1Callback', 'getDeliverV2Callback', 'getConsumerUpdateCallback']) {
+    const factory = Client.prototype[name] as (this: unknown, connectionId: string) => (response: unknown) => Promise<unknown>;
+    Client.prototype[name] = function (this: unknown, connectionId: string) {
+      const callback = factory.call(this, connectionId);
+      return (response: unknown) => callback(response).catch(() => undefined);
+    };
+  }
 }
 
 /** See {@link applyClientCompat}: a failed heartbeat ends its connection instead of rejecting unhandled. */

@@ -15,10 +15,10 @@ export async function waitFor(condition: () => boolean, what: string, timeoutMs 
 }
 
 /** Like {@link waitFor} with an asynchronous condition (e.g. one that reads files), checked every 20 ms. */
-export async function waitForAsync(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+export async function waitForAsync(condition: () => Promise<boolean>, what: string | (() => string), timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

@@ -25,7 +25,7 @@ import { DurableRaftStorage, type RaftLogStorage, type RaftStorageOptions } from
 import { SegmentRaftStorage, type RecordPage } from '../storage/segment-raft-storage.js';
 import { StoredCounts } from '../storage/stored-counts.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
-import { HostedPartition, type PartitionGroup, type PartitionUpkeep } from './hosted-partition.js';
+import { HostedPartition, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
 import { UnifiedPartition, UnifiedUpkeep, type UnifiedStorage } from './unified-partition.js';
 import type { LedGroup } from './leader-forwarding.js';
 import type { FetchResponse } from './peer-messages.js';
@@ -203,20 +203,13 @@ export class GroupFactory {
       },
       // The leader's view of its uncommitted tail, for ack `leader` (see RaftGroup.propose).
       projection: new PartitionProjection(log, dedupeWindow),
-      onLeaderChange: () => hooks.leaderChanged(),
-      onTransferChange: () => hooks.leaderChanged(),
-      onConfChange: (conf, index) => hooks.confChanged(conf, index),
+      ...this.partitionEvents(hooks),
     });
     const hosted =
       disk === undefined
         ? undefined
         : new HostedPartition(id, topic, disk, group, storage, {
-            self: this.options.self,
-            now: this.options.now,
-            log: this.options.log,
-            raftLogMaxBytes: this.options.raftLogMaxBytes,
-            retentionFor: hooks.retentionFor,
-            connectedPeers: () => this.options.transport.connectedPeers(),
+            ...this.upkeepContext(hooks),
             fetchFromLeader: (offset) => hooks.fetchFromLeader(group, offset),
           });
     return { group, log, hosted };
@@ -310,16 +303,10 @@ export class GroupFactory {
       },
       // The leader's view of its uncommitted tail, for ack `leader` (see RaftGroup.propose).
       projection: new PartitionProjection(log, dedupeWindow),
-      onLeaderChange: () => hooks.leaderChanged(),
-      onConfChange: (conf, index) => hooks.confChanged(conf, index),
+      ...this.partitionEvents(hooks),
     });
     const hosted = new UnifiedUpkeep(id, topic, log, group, storage, {
-      self: this.options.self,
-      now: this.options.now,
-      log: this.options.log,
-      raftLogMaxBytes: this.options.raftLogMaxBytes,
-      retentionFor: hooks.retentionFor,
-      connectedPeers: () => this.options.transport.connectedPeers(),
+      ...this.upkeepContext(hooks),
       fetchRecords: (fromIndex) => hooks.fetchRecords(group as PartitionGroup, fromIndex),
     });
     return { group, log, hosted };
@@ -428,6 +415,30 @@ export class GroupFactory {
     });
     this.storages.set(group, storage as DurableRaftStorage<unknown, unknown>);
     return storage;
+  }
+
+  /**
+   * A partition group's leader, transfer and configuration changes, told to the engine: the same for both layouts
+   * (a request refused during a transfer waits for its end, which only `onTransferChange` tells).
+   */
+  private partitionEvents(hooks: PartitionHooks): Pick<RaftGroupOptions<PublishCommand, AppendOutcome[], PartitionCheckpoint>, 'onLeaderChange' | 'onTransferChange' | 'onConfChange'> {
+    return {
+      onLeaderChange: () => hooks.leaderChanged(),
+      onTransferChange: () => hooks.leaderChanged(),
+      onConfChange: (conf, index) => hooks.confChanged(conf, index),
+    };
+  }
+
+  /** What the upkeep of a partition of either layout needs from the engine, but for how it reads from the leader. */
+  private upkeepContext(hooks: PartitionHooks): Omit<UpkeepContext, 'fetchFromLeader'> {
+    return {
+      self: this.options.self,
+      now: this.options.now,
+      log: this.options.log,
+      raftLogMaxBytes: this.options.raftLogMaxBytes,
+      retentionFor: hooks.retentionFor,
+      connectedPeers: () => this.options.transport.connectedPeers(),
+    };
   }
 
   private groupBase(id: string): { id: string; self: NodeId; transport: PeerTransport; config: RaftConfigOptions; clock: GroupClock; log: LogFunction; observer?: BrokerObserver } {

@@ -221,6 +221,8 @@ export class PartitionStream {
     const ids = send.map((i) => BigInt(firstSeq + i + 1));
     if (send.length > 0) {
       const confirmed = this.connection.awaitConfirms(publisher.extendedId, ids);
+      // Awaited after the sends: a dropped publisher may reject it before then, which must not be an unhandled rejection.
+      confirmed.catch(() => undefined);
       const sentAt = performance.now();
       try {
         const sending = (async () => {

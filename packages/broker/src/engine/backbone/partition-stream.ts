@@ -93,6 +93,7 @@ export class PartitionStream {
     try {
       if ((await bounded(publisher.getLastPublishingId(), timeoutMs, `querying ${stream}`)) >= 1n) return;
       const confirmed = connection.awaitConfirms(publisher.extendedId, [1n]);
+      confirmed.catch(() => undefined); // as in appendInOrder: a send that throws leaves it unawaited
       await publisher.basicSend(1n, Buffer.from('relaymq partition stream'), headerOptions());
       await publisher.flush();
       await bounded(confirmed, timeoutMs, `writing the header of ${stream}`);

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Client } from 'rabbitmq-stream-js-client';
+import { RelayError } from '@relaymq/sdk/protocol';
 
 /**
  * Makes `rabbitmq-stream-js-client` 1.0 usable against RabbitMQ 3.9/3.10
@@ -131,7 +132,7 @@ function patchFailFast(proto: ConnectionPrototype): void {
     started.then(() => (established = true), () => undefined);
     const socket = this.socket;
     socket?.on('close', () => {
-      const lost = new Error(`connection to ${this.params.hostname}:${this.params.port} closed`);
+      const lost = connectionClosed(this.params);
       // Closed during the handshake: the connect promise fails (its handshake requests stay unanswered; they have no other waiter).
       if (!established) {
         socket.emit('error', lost);
@@ -143,9 +144,14 @@ function patchFailFast(proto: ConnectionPrototype): void {
   };
   const waitResponse = proto.waitResponse;
   proto.waitResponse = function (this: ConnectionLike, params: unknown) {
-    if (this.socket?.destroyed === true) return Promise.reject(new Error(`connection to ${this.params.hostname}:${this.params.port} closed`));
+    if (this.socket?.destroyed === true) return Promise.reject(connectionClosed(this.params));
     return waitResponse.call(this, params);
   };
+}
+
+/** `NOT_READY`: the request may succeed again on the connection that replaces this one. */
+function connectionClosed(params: { hostname: string; port: number }): RelayError {
+  return new RelayError('NOT_READY', `the backbone connection to ${params.hostname}:${params.port} closed`);
 }
 
 interface NodeInfo {

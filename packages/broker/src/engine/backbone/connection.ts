@@ -1,4 +1,5 @@
 import { EventEmitter } from 'eventemitter3';
+import pRetry from 'p-retry';
 import { connect, type Client, type Consumer, type Publisher } from 'rabbitmq-stream-js-client';
 import { RelayError } from '@relaymq/sdk/protocol';
 import { applyClientCompat } from './compat.js';
@@ -53,6 +54,22 @@ export class BackboneConnection extends EventEmitter<BackboneConnectionEvents> {
     if (this.current !== undefined) return this.current;
     if (this.reconnecting !== undefined) return this.reconnecting;
     throw new RelayError('NOT_READY', 'the backbone (RabbitMQ) is not connected');
+  }
+
+  /**
+   * Runs `request` on the client, and again (with backoff) while it fails
+   * because a backbone connection closed (`NOT_READY`: a node restarting, a
+   * reconnect in progress), for at most `ms`. Only for requests that may run
+   * twice: stream creation, reads, subscriptions that replace themselves.
+   */
+  async retrying<T>(ms: number, request: (client: Client) => Promise<T>): Promise<T> {
+    return pRetry(async () => request(await this.ready()), {
+      retries: 30,
+      minTimeout: RETRY_MIN_MS,
+      maxTimeout: RETRY_MAX_MS,
+      maxRetryTime: ms,
+      shouldRetry: ({ error }) => !this.closed && error instanceof RelayError && error.code === 'NOT_READY',
+    });
   }
 
   /** The client's locator connection closed (its node went away): connect again, to whichever host answers. */

@@ -105,12 +105,13 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
    * everything written before is applied here.
    */
   async start(): Promise<void> {
-    const client = this.connection.client();
     const args = { 'initial-cluster-size': this.options.replicationFactor, ...this.retention.streamArguments };
-    await bounded(client.createStream({ stream: this.options.stream, arguments: args }), this.options.requestTimeoutMs, 'creating the metadata stream');
-    await this.loadSnapshot(client);
-    await this.subscribe(client);
-    await this.propose({ type: 'barrier' });
+    // Each step may run again on the next connection when one closes midway (a node restarting under the gateway's start).
+    const retrying = <T>(step: (client: Client) => Promise<T>): Promise<T> => this.connection.retrying(this.options.requestTimeoutMs, step);
+    await retrying((client) => bounded(client.createStream({ stream: this.options.stream, arguments: args }), this.options.requestTimeoutMs, 'creating the metadata stream'));
+    await retrying((client) => this.loadSnapshot(client));
+    await retrying((client) => this.subscribe(client));
+    await retrying(() => this.propose({ type: 'barrier' }));
     this.started = true;
   }
 

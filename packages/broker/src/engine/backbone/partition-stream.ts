@@ -87,7 +87,11 @@ export class PartitionStream {
 
   /** Creates the stream with `args` and writes its header (both idempotent: racing gateways create it once). */
   static async create(connection: BackboneConnection, stream: string, args: Record<string, string | number>, timeoutMs: number): Promise<void> {
-    const client = await connection.ready();
+    // Both steps may run again: a connection that closes midway (a node restarting) is retried on the next one.
+    await connection.retrying(timeoutMs, (client) => PartitionStream.createOn(client, connection, stream, args, timeoutMs));
+  }
+
+  private static async createOn(client: Client, connection: BackboneConnection, stream: string, args: Record<string, string | number>, timeoutMs: number): Promise<void> {
     await bounded(client.createStream({ stream, arguments: args }), timeoutMs, `creating stream ${stream}`);
     const publisher = await bounded(client.declarePublisher({ stream, publisherRef: 'relaymq-header' }), timeoutMs, `declaring a publisher on ${stream}`);
     try {

@@ -104,6 +104,7 @@ describe('dashboard page', () => {
         kind: 'rabbitmq-stream',
         connected: true,
         connectedTo: '10.0.0.7:5552',
+        advertisedAs: 'rabbit-0:5552',
         connections: 3,
         nodes: [
           { node: '10.0.0.7:5552', reachable: true, lastError: null, checkedAtMs: 19_000, roundTripMs: 2.4137 },
@@ -117,6 +118,7 @@ describe('dashboard page', () => {
         kind: 'rabbitmq-stream',
         connected: false,
         connectedTo: null,
+        advertisedAs: null,
         connections: 0,
         nodes: [{ node: '10.0.0.7:5552', reachable: null, lastError: null, checkedAtMs: null, roundTripMs: null }],
         partitions: [{ topic: 'orders', partition: 0, stream: 'relaymq:orders:k3x9:0', leader: '10.0.0.8:5552' }],
@@ -126,7 +128,7 @@ describe('dashboard page', () => {
     const page = await renderPage({ ...quietCluster, backbone });
     expect(page.element('backbone-section').hidden).toBe(false);
     const html = page.element('backbone').querySelector('tbody').innerHTML;
-    expect(html).toContain('<tr data-gateway="g1" data-connected="true"><td>g1</td><td class="ok">connected</td><td>10.0.0.7:5552</td><td class="num">3</td><td class="num">3.25 ms</td>');
+    expect(html).toContain('<tr data-gateway="g1" data-connected="true"><td>g1</td><td class="ok">connected</td><td>10.0.0.7:5552 <span class="muted">(advertised rabbit-0:5552)</span></td><td class="num">3</td><td class="num">3.25 ms</td>');
     expect(html).toContain('data-node="10.0.0.7:5552" data-node-state="reachable">10.0.0.7:5552 reachable 2.41 ms</span>');
     expect(html).toContain('data-node="10.0.0.9:5552" data-node-state="unreachable">10.0.0.9:5552 unreachable: connect ECONNREFUSED &lt;10.0.0.9&gt;</span>');
     expect(html).toContain('<tr data-gateway="g2" data-connected="false"><td>g2</td><td class="bad">unreachable</td><td>–</td>');

@@ -62,15 +62,16 @@ export async function handOverLeadership(groups: () => Iterable<HandoverGroup>, 
   for (;;) {
     const leading: HandoverGroup[] = [];
     for (const g of groups()) {
-      if (!g.isLeader()) continue;
-      if (g.targets().length > 0) leading.push(g);
+      if (!g.isLeader() || alone.has(g.id)) continue;
+      // Asked once per group (ranking targets reads the group's progress); a group being handed over has had some.
+      if (attempts.has(g.id) || g.targets().length > 0) leading.push(g);
       else alone.add(g.id);
     }
     const now = options.now();
     if (leading.length === 0 || now >= deadline) {
       const kept = leading.map((g) => ({ group: g.id, tried: attempts.get(g.id)?.tried ?? [] }));
       const stillLed = new Set(kept.map((k) => k.group));
-      const handedOver = [...attempts.keys()].filter((id) => !stillLed.has(id) && !alone.has(id));
+      const handedOver = [...attempts.keys()].filter((id) => !stillLed.has(id));
       if (kept.length > 0) {
         options.log('warn', 'some groups kept their leader at shutdown', {
           groups: kept.map((k) => k.group),
@@ -81,7 +82,7 @@ export async function handOverLeadership(groups: () => Iterable<HandoverGroup>, 
         options.log('info', 'leadership handed over', { groups: handedOver.length });
       }
       if (alone.size > 0) options.log('debug', 'groups without another voter keep their leader at shutdown', { groups: alone.size });
-      return { handedOver, kept, alone: [...alone].filter((id) => !stillLed.has(id)) };
+      return { handedOver, kept, alone: [...alone] };
     }
     for (const group of leading) {
       const attempt = attempts.get(group.id) ?? { target: undefined, startedMs: now, tried: [] };

@@ -95,6 +95,9 @@ export function streamLeaders(views: readonly GatewayBackbone[]): Array<{ topic:
   return [...byKey.values()].sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
 }
 
+/** A gateway's role: in the cluster view's brokers, and in its report's partitions (it serves them, RabbitMQ leads them). */
+export const GATEWAY_ROLE = 'gateway';
+
 /**
  * A gateway's partitions in its report. A gateway leads nothing and holds no
  * replica: each partition is a RabbitMQ stream, led by the RabbitMQ node
@@ -122,9 +125,6 @@ export function gatewayPartitions(topics: readonly TopicAssignment[], health: Ba
     })),
   );
 }
-
-/** A gateway's role: in the cluster view's brokers, and in its report's partitions (it serves them, RabbitMQ leads them). */
-export const GATEWAY_ROLE = 'gateway';
 
 /** `relaymq status`'s backbone section: a row per gateway, a row per gateway and node, and the stream leaders. Empty without gateways. */
 export function renderBackbone(views: readonly GatewayBackbone[], table: (header: string[], rows: string[][]) => string[]): string[] {

@@ -1,4 +1,4 @@
-import { renderBackbone } from './backbone-health.js';
+import { GATEWAY_ROLE, renderBackbone } from './backbone-health.js';
 import type { ClusterReport } from './cluster-view.js';
 
 /** Pads columns to their widest cell. */
@@ -64,7 +64,7 @@ export function renderStatus(report: ClusterReport, maxEvents = 10): string {
         `${b.id}${b.self ? '*' : ''}`,
         b.state,
         b.role,
-        b.role === 'gateway' ? '-' : String(b.partitionsLed),
+        b.role === GATEWAY_ROLE ? '-' : String(b.partitionsLed),
         num(b.connections),
         num(b.inPerSec),
         num(b.outPerSec),

@@ -70,8 +70,8 @@ describe.runIf(rabbitmq.available)('the backbone in the console (1 RabbitMQ node
     );
     expect(view.unreachable).toEqual([]);
     const [v1, v2] = view.backbone as [ClusterReport['backbone'][number], ClusterReport['backbone'][number]];
-    // Connected through the proxy, to the node as it advertises itself.
-    expect(v1).toMatchObject({ gateway: 'g1', kind: 'rabbitmq-stream', connected: true, connectedTo: rabbitNode });
+    // Connected through the proxy: the configured node dialled, and the node as it advertises itself.
+    expect(v1).toMatchObject({ gateway: 'g1', kind: 'rabbitmq-stream', connected: true, connectedTo: `127.0.0.1:${proxy.port}`, advertisedAs: rabbitNode });
     expect(v1.nodes.map((n) => [n.node, n.reachable])).toEqual([
       [`127.0.0.1:${proxy.port}`, true],
       [`127.0.0.1:${dead}`, false],
@@ -82,7 +82,13 @@ describe.runIf(rabbitmq.available)('the backbone in the console (1 RabbitMQ node
     // The main connection and at least one for the partition stream's tail and publisher.
     expect(v1.connections).toBeGreaterThanOrEqual(2);
     expect(v1.partitions).toEqual([{ topic: 'ops.backbone', partition: 0, stream: expect.stringMatching(new RegExp(`^${streamPrefix}:ops\\.backbone:`)) as unknown as string, leader: rabbitNode }]);
-    expect(v2).toMatchObject({ gateway: 'g2', connected: true, connectedTo: rabbitNode, lastConfirmMs: null, nodes: [{ node: rabbitNode, reachable: true, lastError: null }] });
+    expect(v2).toMatchObject({ gateway: 'g2', connected: true, connectedTo: rabbitNode, advertisedAs: rabbitNode, lastConfirmMs: null, nodes: [{ node: rabbitNode, reachable: true, lastError: null }] });
+    // Gateways lead nothing: the partition's leader is its stream's RabbitMQ leader.
+    expect(view.brokers.filter((b) => b.id === 'g1' || b.id === 'g2').map((b) => [b.id, b.role, b.partitionsLed])).toEqual([
+      ['g1', 'gateway', 0],
+      ['g2', 'gateway', 0],
+    ]);
+    expect(view.partitions.map((p) => [`${p.topic}/${p.partition}`, p.leader, p.stream, p.replicas, p.status])).toEqual([['ops.backbone/0', rabbitNode, v1.partitions[0]?.stream, [], 'ok']]);
     expect(view.healthy).toBe(false);
     // (Under load gossip may add a suspect gateway for a moment: only the backbone's problems are compared.)
     expect(view.problems.filter((p) => p.includes('RabbitMQ'))).toEqual([`gateway g1 cannot reach RabbitMQ node 127.0.0.1:${dead} (${v1.nodes[1]?.lastError})`]);
@@ -115,7 +121,8 @@ describe.runIf(rabbitmq.available)('the backbone in the console (1 RabbitMQ node
     const status = (args: string[], withG1: RegExp) => eventually(() => runCli(['status', '--broker', g2.adminUrl as string, ...args], {}, LONG), (r) => withG1.test(r.stdout), "a status with g1's backbone in it", LONG);
     const human = await status([], /^g1 +connected /m);
     expect(human.code, human.stderr).toBe(1); // unhealthy: a configured node is unreachable
-    expect(human.stdout).toMatch(new RegExp(`^g1 +connected +${rabbitNode.replace(/\./g, '\\.')} +\\d+ +[\\d.]+ ms$`, 'm'));
+    expect(human.stdout).toMatch(new RegExp(`^g1 +connected +127\\.0\\.0\\.1:${proxy.port} \\(advertised ${rabbitNode.replace(/\./g, '\\.')}\\) +\\d+ +[\\d.]+ ms$`, 'm'));
+    expect(human.stdout).toMatch(/^g1 +alive +gateway +- /m);
     expect(human.stdout).toMatch(new RegExp(`^g1 +127\\.0\\.0\\.1:${dead} +UNREACHABLE +- +.*ECONNREFUSED`, 'm'));
     expect(human.stdout).toMatch(new RegExp(`^g2 +${rabbitNode.replace(/\./g, '\\.')} +reachable +[\\d.]+ ms$`, 'm'));
     expect(human.stdout).toMatch(new RegExp(`^ops\\.backbone/0 +${rabbitNode.replace(/\./g, '\\.')} +${streamPrefix}:ops\\.backbone:`, 'm'));

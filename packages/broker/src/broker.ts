@@ -218,7 +218,7 @@ class RunningBroker implements Broker {
             backbone: () =>
               this.backbone !== undefined
                 ? this.backbone.backboneHealth()
-                : { kind: 'rabbitmq-stream' as const, connected: false, connectedTo: null, connections: 0, nodes: [], partitions: [], lastConfirmMs: null },
+                : { kind: 'rabbitmq-stream' as const, connected: false, connectedTo: null, advertisedAs: null, connections: 0, nodes: [], partitions: [], lastConfirmMs: null },
           }),
       moves: () =>
         (this.replicated?.replicaMoves().moves ?? []).map((m) => ({

@@ -88,6 +88,7 @@ describe('relaymq status', () => {
           kind: 'rabbitmq-stream',
           connected: true,
           connectedTo: '10.0.0.7:5552',
+          advertisedAs: 'rabbit-0:5552', // behind a proxy or NAT: the node advertises another address than the one dialled
           connections: 3,
           nodes: [{ node: '10.0.0.7:5552', reachable: true, lastError: null, checkedAtMs: 19_000, roundTripMs: 2.4137 }],
           partitions: [{ topic: 'orders', partition: 0, stream: 'relaymq:orders:k3x9:0', leader: null }],
@@ -98,6 +99,7 @@ describe('relaymq status', () => {
           kind: 'rabbitmq-stream',
           connected: false,
           connectedTo: null,
+          advertisedAs: null,
           connections: 0,
           nodes: [
             { node: '10.0.0.7:5552', reachable: null, lastError: null, checkedAtMs: null, roundTripMs: null },
@@ -112,9 +114,9 @@ describe('relaymq status', () => {
     expect(await runStatus([], shown)).toBe(1);
     expect(shown.stdout.join('')).toContain(
       'backbone (rabbitmq-stream) as the gateways see it:\n' +
-        'GATEWAY  BACKBONE     CONNECTED TO   CONNECTIONS  LAST CONFIRM\n' +
-        'g1       connected    10.0.0.7:5552  3            3.25 ms\n' +
-        'g2       UNREACHABLE  -              0            -\n' +
+        'GATEWAY  BACKBONE     CONNECTED TO                              CONNECTIONS  LAST CONFIRM\n' +
+        'g1       connected    10.0.0.7:5552 (advertised rabbit-0:5552)  3            3.25 ms\n' +
+        'g2       UNREACHABLE  -                                         0            -\n' +
         '\n' +
         'GATEWAY  NODE           STATE        ROUND TRIP  LAST ERROR\n' +
         'g1       10.0.0.7:5552  reachable    2.41 ms\n' +

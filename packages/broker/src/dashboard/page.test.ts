@@ -97,6 +97,24 @@ describe('dashboard page', () => {
     }
   });
 
+  it('shows gateways leading nothing, and each backbone partition led by its stream\'s RabbitMQ leader', async () => {
+    const gateway = (id: string): ClusterReport['brokers'][number] => ({
+      id, url: `ws://${id}`, state: 'alive', role: 'gateway', partitionsLed: 0, self: id === 'g1', reachable: true, error: null,
+      connections: 1, subscriptions: 0, inPerSec: 0, outPerSec: 0, disk: null,
+    });
+    const partition = (n: number, stream: string | null, leader: string | null): ClusterReport['partitions'][number] => ({
+      topic: 'orders', partition: n, stream, leader, replicas: [], role: 'gateway', term: 0, commit: 0, lastIndex: 0, lag: null, outOfSync: [],
+      leaderless: false, underReplicated: false, status: leader === null ? 'unknown' : 'ok', replicaStates: {}, start: 0, end: 40, sizeBytes: null, replicaBytes: 0,
+    });
+    const page = await renderPage({ ...quietCluster, brokers: [gateway('g1'), gateway('g2')], partitions: [partition(0, 'relaymq:orders:k3x9:0', 'rabbit-1:5552'), partition(1, null, null)] });
+    const brokers = page.element('brokers').querySelector('tbody').innerHTML;
+    expect(brokers).toContain('<td data-role="gateway">gateway</td><td class="num">–</td>');
+    expect(brokers).not.toContain('standalone');
+    const partitions = page.element('partitions').querySelector('tbody').innerHTML;
+    expect(partitions).toContain('<tr data-partition="orders/0" data-status="ok"><td>orders/0</td><td data-leader>rabbit-1:5552 <span class="muted">RabbitMQ</span></td><td><span class="muted">RabbitMQ stream relaymq:orders:k3x9:0</span></td>');
+    expect(partitions).toContain('<tr data-partition="orders/1" data-status="unknown"><td>orders/1</td><td data-leader><span class="warn">unknown</span></td><td><span class="muted">RabbitMQ stream</span></td>');
+  });
+
   it('shows the backbone as each gateway sees it, with unreachable nodes and their errors, and hides the section for an embedded cluster', async () => {
     const backbone: ClusterReport['backbone'] = [
       {
@@ -104,6 +122,7 @@ describe('dashboard page', () => {
         kind: 'rabbitmq-stream',
         connected: true,
         connectedTo: '10.0.0.7:5552',
+        advertisedAs: 'rabbit-0:5552',
         connections: 3,
         nodes: [
           { node: '10.0.0.7:5552', reachable: true, lastError: null, checkedAtMs: 19_000, roundTripMs: 2.4137 },
@@ -117,6 +136,7 @@ describe('dashboard page', () => {
         kind: 'rabbitmq-stream',
         connected: false,
         connectedTo: null,
+        advertisedAs: null,
         connections: 0,
         nodes: [{ node: '10.0.0.7:5552', reachable: null, lastError: null, checkedAtMs: null, roundTripMs: null }],
         partitions: [{ topic: 'orders', partition: 0, stream: 'relaymq:orders:k3x9:0', leader: '10.0.0.8:5552' }],
@@ -126,7 +146,7 @@ describe('dashboard page', () => {
     const page = await renderPage({ ...quietCluster, backbone });
     expect(page.element('backbone-section').hidden).toBe(false);
     const html = page.element('backbone').querySelector('tbody').innerHTML;
-    expect(html).toContain('<tr data-gateway="g1" data-connected="true"><td>g1</td><td class="ok">connected</td><td>10.0.0.7:5552</td><td class="num">3</td><td class="num">3.25 ms</td>');
+    expect(html).toContain('<tr data-gateway="g1" data-connected="true"><td>g1</td><td class="ok">connected</td><td>10.0.0.7:5552 <span class="muted">(advertised rabbit-0:5552)</span></td><td class="num">3</td><td class="num">3.25 ms</td>');
     expect(html).toContain('data-node="10.0.0.7:5552" data-node-state="reachable">10.0.0.7:5552 reachable 2.41 ms</span>');
     expect(html).toContain('data-node="10.0.0.9:5552" data-node-state="unreachable">10.0.0.9:5552 unreachable: connect ECONNREFUSED &lt;10.0.0.9&gt;</span>');
     expect(html).toContain('<tr data-gateway="g2" data-connected="false"><td>g2</td><td class="bad">unreachable</td><td>–</td>');

@@ -241,7 +241,7 @@ export const DASHBOARD_HTML = `<!doctype html>
       return '<tr data-broker="' + esc(b.id) + '" data-state="' + esc(b.state) + '"><td>' + esc(b.id) + (b.self ? ' ●' : '') + '</td>' +
         '<td class="' + stateClass(b.state) + '" title="' + esc(b.error || '') + '">' + esc(b.state) + '</td>' +
         '<td data-role="' + esc(b.role) + '">' + esc(b.role) + '</td>' +
-        '<td class="num">' + b.partitionsLed + '</td><td class="num">' + fmtNum(b.connections) + '</td>' +
+        '<td class="num">' + (b.role === 'gateway' ? '–' : b.partitionsLed) + '</td><td class="num">' + fmtNum(b.connections) + '</td>' +
         '<td class="num">' + fmtNum(b.inPerSec) + '</td><td class="num">' + fmtNum(b.outPerSec) + '</td>' +
         '<td>' + disk + '</td><td class="num">' + (b.disk ? fmtBytes(b.disk.dataBytes) : '–') + '</td><td class="url">' + esc(b.url || '–') + '</td></tr>';
     }));
@@ -260,14 +260,17 @@ export const DASHBOARD_HTML = `<!doctype html>
         '<td class="bad">' + esc(m.error || '') + '</td></tr>';
     }));
     rows('partitions', c.partitions.map((p) => {
-      const replicas = p.replicas.map((r) => {
+      // Backbone mode (p.stream present, absent from an older broker's answer): RabbitMQ leads and replicates the stream, no gateway does.
+      const backbone = p.stream !== undefined;
+      const replicas = backbone ? '<span class="muted">RabbitMQ stream' + (p.stream ? ' ' + esc(p.stream) : '') + '</span>' : p.replicas.map((r) => {
         const s = p.replicaStates[r] || 'unknown';
         const lag = p.lag && p.lag[r] !== undefined && s !== 'leader' ? ' ' + p.lag[r] : '';
         return '<span class="badge ' + stateClass(s) + '" data-replica="' + esc(r) + '" data-replica-state="' + esc(s) + '">' + esc(r) + ' ' + esc(s) + lag + '</span>';
       }).join('');
       const messages = p.start === null || p.end === null ? '–' : p.end - p.start;
       return '<tr data-partition="' + esc(p.topic + '/' + p.partition) + '" data-status="' + esc(p.status) + '"><td>' + esc(p.topic) + '/' + p.partition + '</td>' +
-        '<td data-leader>' + (p.leader === null ? '<span class="bad">none</span>' : esc(p.leader) + (p.status === 'unknown' ? '?' : '')) + '</td>' +
+        '<td data-leader>' + (backbone ? (p.leader === null ? '<span class="warn">unknown</span>' : esc(p.leader) + ' <span class="muted">RabbitMQ</span>') :
+          p.leader === null ? '<span class="bad">none</span>' : esc(p.leader) + (p.status === 'unknown' ? '?' : '')) + '</td>' +
         '<td>' + replicas + '</td><td class="num">' + messages + '</td><td class="num">' + fmtNum(p.end) + '</td><td class="num">' + fmtBytes(p.sizeBytes) + '</td>' +
         '<td class="' + stateClass(p.status) + '">' + esc(p.status) + '</td></tr>';
     }));
@@ -293,7 +296,8 @@ export const DASHBOARD_HTML = `<!doctype html>
         return '<span class="badge ' + (n.reachable === null ? 'warn' : n.reachable ? 'ok' : 'bad') + '" data-node="' + esc(n.node) + '" data-node-state="' + state + '">' + esc(n.node) + ' ' + state + esc(detail) + '</span>';
       }).join('');
       return '<tr data-gateway="' + esc(v.gateway) + '" data-connected="' + v.connected + '"><td>' + esc(v.gateway) + '</td>' +
-        '<td class="' + (v.connected ? 'ok' : 'bad') + '">' + (v.connected ? 'connected' : 'unreachable') + '</td><td>' + esc(v.connectedTo || '–') + '</td>' +
+        '<td class="' + (v.connected ? 'ok' : 'bad') + '">' + (v.connected ? 'connected' : 'unreachable') + '</td><td>' + esc(v.connectedTo || '–') +
+          (v.connectedTo && v.advertisedAs && v.advertisedAs !== v.connectedTo ? ' <span class="muted">(advertised ' + esc(v.advertisedAs) + ')</span>' : '') + '</td>' +
         '<td class="num">' + v.connections + '</td><td class="num">' + (v.lastConfirmMs === null ? '–' : fmtMs(v.lastConfirmMs) + ' ms') + '</td><td>' + nodes + '</td></tr>';
     }));
     const leaders = {};

@@ -67,11 +67,33 @@ describe('handOverLeadership', () => {
     expect(late.transfers).toEqual(['b2']);
   });
 
-  it('returns at once when nothing is led, and keeps a group that has no other voter', async () => {
-    expect(await handOverLeadership(() => [], { ...quiet, timeoutMs: 5000, attemptMs: 30 })).toEqual({ handedOver: [], kept: [] });
-    const alone = group('meta', [], new Set());
-    const result = await handOverLeadership(() => [alone], { ...quiet, timeoutMs: 50, attemptMs: 10 });
-    expect(result.kept).toEqual([{ group: 'meta', tried: [] }]);
+  it('returns at once when nothing is led', async () => {
+    expect(await handOverLeadership(() => [], { ...quiet, timeoutMs: 5000, attemptMs: 30 })).toEqual({ handedOver: [], kept: [], alone: [] });
+  });
+
+  it("does not wait for groups without another voter (a standalone broker: a cluster of one), nor warn that they kept their leader", async () => {
+    const lines: Array<{ level: string; message: string }> = [];
+    const meta = group('meta', [], new Set());
+    const partition = group('p/orders/0', [], new Set());
+    let checks = 0;
+    let clockMs = 0; // advances 5 ms per reading: a handover that waited would check 40 times within its 200 ms budget
+    const result = await handOverLeadership(
+      () => {
+        checks++;
+        return [meta, partition];
+      },
+      { now: () => (clockMs += 5), timeoutMs: 200, attemptMs: 40, log: (level, message) => lines.push({ level, message }) },
+    );
+    expect(checks).toBe(1);
+    expect(result).toEqual({ handedOver: [], kept: [], alone: ['meta', 'p/orders/0'] });
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+
+  it('still hands over the groups that have another voter when some have none (a topic of replication factor 1 in a cluster)', async () => {
+    const single = group('p/rf1/0', [], new Set());
+    const replicated = group('p/rf3/0', ['b2'], new Set(['b2']));
+    const result = await handOverLeadership(() => [single, replicated], { ...quiet, timeoutMs: 2000, attemptMs: 30 });
+    expect(result).toEqual({ handedOver: ['p/rf3/0'], kept: [], alone: ['p/rf1/0'] });
   });
 });
 

@@ -6,14 +6,16 @@ import type { NodeId } from '../core/raft/index.js';
  * timeout. One transfer can fail silently (the target is paused, lagging, or
  * its own group is stopped, and the Raft core aborts the transfer after an
  * election timeout), so each group tries its targets in turn until the budget
- * is spent, and the groups still led then are logged by name.
+ * is spent, and the groups still led then are logged by name. A group with no
+ * other voter (a standalone broker's groups: a cluster of one; a topic of
+ * replication factor 1) has nobody to hand over to: it is not waited for.
  */
 
 /** One Raft group as the handover sees it. */
 export interface HandoverGroup {
   readonly id: string;
   isLeader(): boolean;
-  /** Voters that could take over, best first (connected and caught up first); never this broker. */
+  /** Voters that could take over, best first (connected and caught up first); never this broker. Empty: none (this broker is its only voter). */
   targets(): readonly NodeId[];
   /** Starts handing the group to `to`; false when this broker no longer leads it. */
   transferLeadership(to: NodeId): boolean;
@@ -35,6 +37,8 @@ export interface HandoverResult {
   handedOver: string[];
   /** Groups this broker still leads when the budget ran out (each with the targets it tried). */
   kept: Array<{ group: string; tried: NodeId[] }>;
+  /** Groups led here that have no other voter to hand over to (not waited for, not counted in `kept`). */
+  alone: string[];
 }
 
 interface Attempt {
@@ -47,13 +51,22 @@ interface Attempt {
  * Hands over every group of `groups()` that this broker leads (re-read on
  * every check: a group may gain a leader during the handover), retrying
  * another target after `attemptMs`, until none is led or `timeoutMs` passed.
+ * Groups without another voter are skipped: when no led group has one, it
+ * returns at once (a standalone broker's shutdown does not wait).
  */
 export async function handOverLeadership(groups: () => Iterable<HandoverGroup>, options: HandoverOptions): Promise<HandoverResult> {
   const pollMs = options.pollMs ?? 10;
   const deadline = options.now() + options.timeoutMs;
   const attempts = new Map<string, Attempt>();
+  const alone = new Set<string>();
   for (;;) {
-    const leading = [...groups()].filter((g) => g.isLeader());
+    const leading: HandoverGroup[] = [];
+    for (const g of groups()) {
+      if (!g.isLeader() || alone.has(g.id)) continue;
+      // Asked once per group (ranking targets reads the group's progress); a group being handed over has had some.
+      if (attempts.has(g.id) || g.targets().length > 0) leading.push(g);
+      else alone.add(g.id);
+    }
     const now = options.now();
     if (leading.length === 0 || now >= deadline) {
       const kept = leading.map((g) => ({ group: g.id, tried: attempts.get(g.id)?.tried ?? [] }));
@@ -68,7 +81,8 @@ export async function handOverLeadership(groups: () => Iterable<HandoverGroup>, 
       } else if (handedOver.length > 0) {
         options.log('info', 'leadership handed over', { groups: handedOver.length });
       }
-      return { handedOver, kept };
+      if (alone.size > 0) options.log('debug', 'groups without another voter keep their leader at shutdown', { groups: alone.size });
+      return { handedOver, kept, alone: [...alone] };
     }
     for (const group of leading) {
       const attempt = attempts.get(group.id) ?? { target: undefined, startedMs: now, tried: [] };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backboneProblems, formatRoundTrip, parseBackboneHealth, streamLeaders, type GatewayBackbone } from './backbone-health.js';
+import { backboneProblems, connectedTo, formatRoundTrip, parseBackboneHealth, streamLeaders, type GatewayBackbone } from './backbone-health.js';
 import { parseBrokerReport } from './broker-report.js';
 
 const gateway = (over: Partial<GatewayBackbone> = {}): GatewayBackbone => ({
@@ -7,6 +7,7 @@ const gateway = (over: Partial<GatewayBackbone> = {}): GatewayBackbone => ({
   kind: 'rabbitmq-stream',
   connected: true,
   connectedTo: '10.0.0.7:5552',
+  advertisedAs: 'rabbit-0:5552',
   connections: 2,
   nodes: [
     { node: '10.0.0.7:5552', reachable: true, lastError: null, checkedAtMs: 1000, roundTripMs: 1.5 },
@@ -27,6 +28,7 @@ describe('backbone health', () => {
       gateway: 'g2',
       connected: false,
       connectedTo: null,
+      advertisedAs: null,
       nodes: [
         { node: '10.0.0.7:5552', reachable: false, lastError: 'connect ECONNREFUSED 10.0.0.7:5552', checkedAtMs: 1000, roundTripMs: null },
         { node: '10.0.0.8:5552', reachable: false, lastError: 'TIMEOUT: connecting', checkedAtMs: 1000, roundTripMs: null },
@@ -66,5 +68,15 @@ describe('backbone health', () => {
     expect(parseBrokerReport(report).backbone).toBeUndefined();
     expect(parseBrokerReport({ ...report, backbone: health }).backbone).toEqual(health);
     expect(() => parseBrokerReport({ ...report, backbone: { ...health, kind: 'kafka' } })).toThrow('malformed broker report (backbone)');
+    // An older gateway's report has no advertisedAs (its connectedTo was the advertised address).
+    const { advertisedAs: _advertised, ...older } = health;
+    expect(parseBackboneHealth(older)).toEqual({ ...older, advertisedAs: null });
+  });
+
+  it('shows the node dialled, and the address it advertises when that differs (behind a proxy, a load balancer or NAT)', () => {
+    expect(connectedTo({ connectedTo: '10.0.0.7:5552', advertisedAs: 'rabbit-0:5552' })).toBe('10.0.0.7:5552 (advertised rabbit-0:5552)');
+    expect(connectedTo({ connectedTo: '10.0.0.7:5552', advertisedAs: '10.0.0.7:5552' })).toBe('10.0.0.7:5552');
+    expect(connectedTo({ connectedTo: '10.0.0.7:5552', advertisedAs: null })).toBe('10.0.0.7:5552');
+    expect(connectedTo({ connectedTo: null, advertisedAs: null })).toBe('-');
   });
 });

@@ -1,4 +1,5 @@
 import type { BackboneHealth, BackboneNodeHealth, BackbonePartitionHealth } from '../engine/backbone/health.js';
+import type { PartitionView, TopicAssignment } from './cluster-status.js';
 
 export type { BackboneHealth, BackboneNodeHealth, BackbonePartitionHealth } from '../engine/backbone/health.js';
 
@@ -37,6 +38,8 @@ export function parseBackboneHealth(value: unknown): BackboneHealth | undefined 
     kind: 'rabbitmq-stream',
     connected: value.connected,
     connectedTo: value.connectedTo as string | null,
+    // Absent from an older gateway's report (whose connectedTo was the advertised address).
+    advertisedAs: isStr(value.advertisedAs) ? value.advertisedAs : null,
     connections: value.connections,
     nodes: nodes as BackboneNodeHealth[],
     partitions: partitions as BackbonePartitionHealth[],
@@ -68,6 +71,12 @@ export function formatRoundTrip(ms: number | null): string {
   return `${ms >= 100 ? Math.round(ms) : Number(ms.toPrecision(3))} ms`;
 }
 
+/** The node a gateway is connected to as dialled, and as it advertises itself when that differs (behind a proxy): `10.0.0.5:5552 (advertised rabbit-0:5552)`; `-` when not connected. */
+export function connectedTo(v: Pick<BackboneHealth, 'connectedTo' | 'advertisedAs'>): string {
+  if (v.connectedTo === null) return '-';
+  return v.advertisedAs === null || v.advertisedAs === v.connectedTo ? v.connectedTo : `${v.connectedTo} (advertised ${v.advertisedAs})`;
+}
+
 /** A node's state as the status and the console show it. */
 export function nodeState(n: Pick<BackboneNodeHealth, 'reachable'>): 'reachable' | 'UNREACHABLE' | 'unchecked' {
   return n.reachable === null ? 'unchecked' : n.reachable ? 'reachable' : 'UNREACHABLE';
@@ -86,6 +95,37 @@ export function streamLeaders(views: readonly GatewayBackbone[]): Array<{ topic:
   return [...byKey.values()].sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
 }
 
+/** A gateway's role: in the cluster view's brokers, and in its report's partitions (it serves them, RabbitMQ leads them). */
+export const GATEWAY_ROLE = 'gateway';
+
+/**
+ * A gateway's partitions in its report. A gateway leads nothing and holds no
+ * replica: each partition is a RabbitMQ stream, led by the RabbitMQ node
+ * RabbitMQ elected (as this gateway last asked it: `leader` is that node's
+ * `host:port`, null while not known) and replicated by RabbitMQ, so the
+ * gateway's role is `gateway` and `replicas` is empty. Lag and replica
+ * health are RabbitMQ's, not known here (null).
+ */
+export function gatewayPartitions(topics: readonly TopicAssignment[], health: BackboneHealth): PartitionView[] {
+  const leaders = new Map(health.partitions.map((p) => [`${p.topic}/${p.partition}`, p.leader]));
+  return topics.flatMap((t) =>
+    t.partitions.map((_, partition): PartitionView => ({
+      topic: t.topic,
+      partition,
+      leader: leaders.get(`${t.topic}/${partition}`) ?? null,
+      replicas: [],
+      role: GATEWAY_ROLE,
+      term: 0,
+      commit: 0,
+      lastIndex: 0,
+      lag: null,
+      outOfSync: null,
+      leaderless: false,
+      underReplicated: false,
+    })),
+  );
+}
+
 /** `relaymq status`'s backbone section: a row per gateway, a row per gateway and node, and the stream leaders. Empty without gateways. */
 export function renderBackbone(views: readonly GatewayBackbone[], table: (header: string[], rows: string[][]) => string[]): string[] {
   if (views.length === 0) return [];
@@ -93,7 +133,7 @@ export function renderBackbone(views: readonly GatewayBackbone[], table: (header
   lines.push(
     ...table(
       ['GATEWAY', 'BACKBONE', 'CONNECTED TO', 'CONNECTIONS', 'LAST CONFIRM'],
-      views.map((v) => [v.gateway, v.connected ? 'connected' : 'UNREACHABLE', v.connectedTo ?? '-', String(v.connections), formatRoundTrip(v.lastConfirmMs)]),
+      views.map((v) => [v.gateway, v.connected ? 'connected' : 'UNREACHABLE', connectedTo(v), String(v.connections), formatRoundTrip(v.lastConfirmMs)]),
     ),
   );
   lines.push('');

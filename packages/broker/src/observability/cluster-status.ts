@@ -137,9 +137,13 @@ export class Membership {
 
 /** One broker as the cluster endpoint shows it. */
 export interface BrokerView extends MemberView {
-  /** `leader` of the cluster metadata, `follower`, or `standalone`. */
-  role: 'leader' | 'follower' | 'standalone';
-  /** Partitions this broker leads, as far as the reporting broker knows. */
+  /**
+   * `leader` of the cluster metadata, `follower`, `standalone`, or `gateway`
+   * (backbone mode: a stateless gateway over RabbitMQ streams; it leads no
+   * partition, RabbitMQ's nodes lead the streams).
+   */
+  role: 'leader' | 'follower' | 'standalone' | 'gateway';
+  /** Partitions this broker leads, as far as the reporting broker knows (a gateway: 0). */
   partitionsLed: number;
   /** Whether this entry is the broker that answered. */
   self: boolean;
@@ -209,7 +213,7 @@ export function clusterStatus(source: OperationsSource, membership: Membership, 
   const brokers = membership.list().map(
     (b): BrokerView => ({
       ...b,
-      role: !source.clustered ? 'standalone' : b.id === metadataLeader ? 'leader' : 'follower',
+      role: source.backbone !== undefined ? 'gateway' : !source.clustered ? 'standalone' : b.id === metadataLeader ? 'leader' : 'follower',
       partitionsLed: led.get(b.id) ?? 0,
       self: b.id === source.id,
     }),

@@ -1,4 +1,4 @@
-import { backboneProblems, type GatewayBackbone } from './backbone-health.js';
+import { GATEWAY_ROLE, backboneProblems, streamLeaders, type GatewayBackbone } from './backbone-health.js';
 import type { BrokerDisk, BrokerReport, ReplicaStore } from './broker-report.js';
 import { OUT_OF_SYNC_LAG_ENTRIES, type BrokerView, type ClusterVerdict, type MemberView, type MoveReport, type PartitionView } from './cluster-status.js';
 import { compareLag, type ConsumerLag } from './consumer-lag.js';
@@ -11,6 +11,9 @@ import { addCounts, countsQuantile } from './latency-histogram.js';
  * and replica lag come from each partition's leader, rates and disk usage
  * from each broker, and a broker that did not answer is marked so, never
  * counted as fine. Pure: the same reports give the same view on every broker.
+ * In backbone mode the brokers are gateways (role `gateway`): they lead no
+ * partition; each partition is a RabbitMQ stream whose leader is the RabbitMQ
+ * node the gateways last learned (see {@link ClusterPartition.stream}).
  */
 
 /** A broker's state in the cluster view: gossip's states, plus `unreachable` (gossip thinks it alive, but it did not answer). */
@@ -43,6 +46,16 @@ export type PartitionStatus = 'ok' | 'under-replicated' | 'leaderless' | 'unknow
 
 /** One partition of the cluster. `lag`, `outOfSync`, `commit` and `term` are the leader's; `role` is the answering broker's. */
 export interface ClusterPartition extends PartitionView {
+  /**
+   * Backbone mode: the RabbitMQ stream that holds the partition (null while
+   * no answering gateway tails it). `leader` is then the stream's leader node
+   * (`host:port`) as the gateways last learned it from RabbitMQ, not a broker
+   * (null while not known: status `unknown`, which is no problem of its own);
+   * `replicas` is empty (RabbitMQ replicates the stream), `start`/`end` are
+   * the most advanced gateway's, and sizes are not known (null, 0). Absent
+   * for partitions the brokers hold.
+   */
+  stream?: string | null;
   status: PartitionStatus;
   replicaStates: Record<string, ReplicaState>;
   /** Committed bounds (offsets) as the leader (else the most advanced replica that answered) stores them; null when none answered. */
@@ -70,6 +83,7 @@ export interface ClusterTopic {
 
 /** A consumer's lag as its partition's leader reported it. */
 export interface ClusterConsumerLag extends ConsumerLag {
+  /** The broker that reported it: the partition's leader; in backbone mode, the gateway whose `end` the partition shows. */
   leader: string;
 }
 
@@ -135,9 +149,11 @@ export function buildClusterView(input: ClusterViewInput): ClusterReport {
   // ---- brokers
   const ids = new Set<string>([...reports.keys(), ...errors.keys()]);
   for (const r of reports.values()) for (const m of r.members) ids.add(m.id);
-  const partitions = clusterPartitions(reports, self.broker, (id) => brokerState(id));
+  const { partitions, reporters } = clusterPartitions(reports, self.broker, (id) => brokerState(id));
   const led = new Map<string, number>();
-  for (const p of partitions) if (p.leader !== null && p.status !== 'unknown') led.set(p.leader, (led.get(p.leader) ?? 0) + 1);
+  for (const p of partitions) if (p.leader !== null && p.status !== 'unknown' && p.stream === undefined) led.set(p.leader, (led.get(p.leader) ?? 0) + 1);
+  // Backbone mode: a gateway that did not answer is a gateway too (gateways peer with gateways only).
+  const isGateway = (id: string): boolean => (reports.get(id) ?? self).backbone !== undefined;
   function brokerState(id: string): ClusterMemberState {
     if (reports.has(id)) return 'alive';
     const seen = [...reports.values()].flatMap((r) => r.members.filter((m) => m.id === id).map((m) => m.state));
@@ -152,7 +168,7 @@ export function buildClusterView(input: ClusterViewInput): ClusterReport {
       id,
       url: report?.url ?? member?.url ?? '',
       state: brokerState(id),
-      role: !clustered ? 'standalone' : id === metadataLeader ? 'leader' : 'follower',
+      role: isGateway(id) ? GATEWAY_ROLE : !clustered ? 'standalone' : id === metadataLeader ? 'leader' : 'follower',
       partitionsLed: led.get(id) ?? 0,
       self: id === self.broker,
       reachable: report !== undefined,
@@ -171,10 +187,9 @@ export function buildClusterView(input: ClusterViewInput): ClusterReport {
   // ---- topics, consumers, series, events
   const series = clusterSeries(reports, input.intervalMs);
   const topics = clusterTopics(reports, partitions);
-  const leaderOf = new Map(partitions.filter((p) => p.status !== 'unknown' && p.leader !== null).map((p) => [key(p.topic, p.partition), p.leader as string]));
   const consumers: ClusterConsumerLag[] = [];
   for (const r of reports.values()) {
-    for (const c of r.consumers) if (leaderOf.get(key(c.topic, c.partition)) === r.broker) consumers.push({ ...c, leader: r.broker });
+    for (const c of r.consumers) if (reporters.get(key(c.topic, c.partition)) === r.broker) consumers.push({ ...c, leader: r.broker });
   }
   consumers.sort(compareLag);
 
@@ -189,6 +204,8 @@ export function buildClusterView(input: ClusterViewInput): ClusterReport {
   }
   for (const p of partitions) {
     const name = `${p.topic}/${p.partition}`;
+    // A stream leader not known yet is no problem of its own: the gateways' checks of RabbitMQ judge the backbone (backboneProblems).
+    if (p.stream !== undefined) continue;
     if (p.status === 'leaderless') problems.push(`partition ${name} has no leader`);
     else if (p.status === 'unknown') problems.push(`partition ${name}: its leader ${p.leader ?? '?'} did not answer (${stateOf.get(p.leader ?? '') ?? 'unknown'})`);
     else if (p.status === 'under-replicated') problems.push(`partition ${name} is under-replicated (out of sync: ${(p.outOfSync ?? []).join(', ')})`);
@@ -215,8 +232,16 @@ export function buildClusterView(input: ClusterViewInput): ClusterReport {
   };
 }
 
-/** Every partition of the metadata (and any hosted one it does not list yet), judged from its leader's report. */
-function clusterPartitions(reports: ReadonlyMap<string, BrokerReport>, selfId: string, stateOf: (id: string) => ClusterMemberState): ClusterPartition[] {
+/**
+ * Every partition of the metadata (and any hosted one it does not list yet),
+ * judged from its leader's report; with `reporters`, the broker whose
+ * consumer lag counts for each (its leader; in backbone mode the gateway whose bounds are shown).
+ */
+function clusterPartitions(
+  reports: ReadonlyMap<string, BrokerReport>,
+  selfId: string,
+  stateOf: (id: string) => ClusterMemberState,
+): { partitions: ClusterPartition[]; reporters: Map<string, string> } {
   const assigned = new Map<string, { topic: string; partition: number; replicas: string[] }>();
   for (const r of reports.values()) {
     for (const t of r.topics) t.partitions.forEach((replicas, partition) => assigned.has(key(t.topic, partition)) || assigned.set(key(t.topic, partition), { topic: t.topic, partition, replicas }));
@@ -228,9 +253,17 @@ function clusterPartitions(reports: ReadonlyMap<string, BrokerReport>, selfId: s
     for (const view of r.partitions) hosted.set(key(view.topic, view.partition), [...(hosted.get(key(view.topic, view.partition)) ?? []), { broker: r.broker, view }]);
     for (const store of r.stores) stores.set(key(store.topic, store.partition), [...(stores.get(key(store.topic, store.partition)) ?? []), { broker: r.broker, store }]);
   }
+  const streams = new Map(
+    streamLeaders([...reports.values()].flatMap((r) => (r.backbone === undefined ? [] : [{ gateway: r.broker, ...r.backbone }]))).map((s) => [key(s.topic, s.partition), s]),
+  );
   const out: ClusterPartition[] = [];
+  const reporters = new Map<string, string>();
   for (const [k, a] of assigned) {
     const views = hosted.get(k) ?? [];
+    if (views.some((v) => v.view.role === GATEWAY_ROLE)) {
+      out.push(backbonePartition(a, views, stores.get(k) ?? [], streams.get(k), selfId, reporters));
+      continue;
+    }
     const leading = views.filter((v) => v.view.role === 'leader').sort((x, y) => y.view.term - x.view.term)[0];
     const selfView = views.find((v) => v.broker === selfId)?.view;
     const replicaStates: Record<string, ReplicaState> = {};
@@ -266,6 +299,7 @@ function clusterPartitions(reports: ReadonlyMap<string, BrokerReport>, selfId: s
     }
     const copies = stores.get(k) ?? [];
     const best = copies.find((c) => c.broker === leader) ?? [...copies].sort((x, y) => y.store.end - x.store.end)[0];
+    if (leading !== undefined) reporters.set(k, leading.broker);
     out.push({
       topic: a.topic,
       partition: a.partition,
@@ -287,7 +321,47 @@ function clusterPartitions(reports: ReadonlyMap<string, BrokerReport>, selfId: s
       replicaBytes: copies.reduce((n, c) => n + c.store.bytes, 0),
     });
   }
-  return out.sort((x, y) => (x.topic === y.topic ? x.partition - y.partition : cmp(x.topic, y.topic)));
+  return { partitions: out.sort((x, y) => (x.topic === y.topic ? x.partition - y.partition : cmp(x.topic, y.topic))), reporters };
+}
+
+/**
+ * A partition the gateways serve from a RabbitMQ stream: led by the stream's
+ * leader node as the gateways know it (`ok` when one does, `unknown` until
+ * then), no broker replica; bounds (and consumer lag) from the gateway whose
+ * tail is furthest, the answering one first on a tie.
+ */
+function backbonePartition(
+  a: { topic: string; partition: number },
+  views: ReadonlyArray<{ broker: string; view: PartitionView }>,
+  copies: ReadonlyArray<{ broker: string; store: ReplicaStore }>,
+  stream: { stream: string; leader: string | null } | undefined,
+  selfId: string,
+  reporters: Map<string, string>,
+): ClusterPartition {
+  const best = [...copies].sort((x, y) => y.store.end - x.store.end || Number(y.broker === selfId) - Number(x.broker === selfId) || cmp(x.broker, y.broker))[0];
+  if (best !== undefined) reporters.set(key(a.topic, a.partition), best.broker);
+  const leader = stream?.leader ?? null;
+  return {
+    topic: a.topic,
+    partition: a.partition,
+    stream: stream?.stream ?? null,
+    leader,
+    replicas: [],
+    role: views.find((v) => v.broker === selfId)?.view.role ?? 'none',
+    term: 0,
+    commit: 0,
+    lastIndex: 0,
+    lag: null,
+    outOfSync: [],
+    leaderless: false,
+    underReplicated: false,
+    status: leader === null ? 'unknown' : 'ok',
+    replicaStates: {},
+    start: best?.store.start ?? null,
+    end: best?.store.end ?? null,
+    sizeBytes: null,
+    replicaBytes: 0,
+  };
 }
 
 const STATUS_RANK: readonly PartitionStatus[] = ['leaderless', 'unknown', 'under-replicated', 'ok'];

@@ -4,6 +4,7 @@ import { DASHBOARD_HTML } from '../dashboard/page.js';
 import { adminMutations, adminReadRoutes, type AdminActions } from './admin-api.js';
 import { AdminServer, json, type AdminResponse, type AdminRoutes } from './admin-server.js';
 import { AlertRunner, diskUsedPercent, type AlertNotification, type AlertSnapshot } from './alerts.js';
+import { gatewayPartitions } from './backbone-health.js';
 import { statfs } from 'node:fs/promises';
 import type { BrokerDisk, BrokerReport, ReplicaStore, TopicRate } from './broker-report.js';
 import { Membership, consumerLagHere, isReady, partitionViews, type OperationsSource, type PartitionView } from './cluster-status.js';
@@ -171,9 +172,12 @@ export class Operations implements BrokerObserver {
     const nowMs = Date.now();
     const groups = this.source.groups();
     const metadataLeader = groups.find((g) => g.group === 'meta')?.leader ?? null;
-    const topics = this.source.topics();
+    const backbone = this.source.backbone?.();
+    // A gateway's topics live in RabbitMQ streams: no broker holds a replica (gatewayPartitions).
+    const topics = backbone === undefined ? this.source.topics() : this.source.topics().map((t) => ({ ...t, partitions: t.partitions.map((): string[] => []) }));
     const partitions = partitionViews(groups);
-    if (!this.source.clustered && partitions.length === 0) partitions.push(...standalonePartitions(this.source.id, topics));
+    if (backbone !== undefined) partitions.push(...gatewayPartitions(topics, backbone));
+    else if (!this.source.clustered && partitions.length === 0) partitions.push(...standalonePartitions(this.source.id, topics));
     const sizes = await this.diskBytes.get(nowMs);
     const stores: ReplicaStore[] = [];
     for (const p of partitions) {
@@ -200,7 +204,7 @@ export class Operations implements BrokerObserver {
       events: this.events.toArray().reverse(),
       // Only the metadata leader drives the moves and knows their figures; the cluster view takes its list.
       moves: metadataLeader === this.source.id ? (this.source.moves?.() ?? []) : [],
-      ...(this.source.backbone === undefined ? {} : { backbone: this.source.backbone() }),
+      ...(backbone === undefined ? {} : { backbone }),
     };
   }
 

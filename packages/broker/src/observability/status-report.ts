@@ -1,4 +1,4 @@
-import { renderBackbone } from './backbone-health.js';
+import { GATEWAY_ROLE, renderBackbone } from './backbone-health.js';
 import type { ClusterReport } from './cluster-view.js';
 
 /** Pads columns to their widest cell. */
@@ -39,6 +39,12 @@ export function formatTimeLeft(ms: number | null | undefined): string {
 
 const num = (v: number | null): string => (v === null ? '-' : String(v));
 
+/** A partition's leader: a broker (`?` when it did not answer), or in backbone mode the stream's RabbitMQ node. */
+function partitionLeader(p: ClusterReport['partitions'][number]): string {
+  if (p.stream !== undefined) return p.leader === null ? 'unknown' : `${p.leader} (RabbitMQ)`;
+  return p.leader === null ? 'NONE' : p.status === 'unknown' ? `${p.leader}?` : p.leader;
+}
+
 /**
  * `relaymq status` output: the cluster view of `/api/cluster` — health,
  * brokers (state, role, rates, disk), partitions with their leader's lag
@@ -58,7 +64,7 @@ export function renderStatus(report: ClusterReport, maxEvents = 10): string {
         `${b.id}${b.self ? '*' : ''}`,
         b.state,
         b.role,
-        String(b.partitionsLed),
+        b.role === GATEWAY_ROLE ? '-' : String(b.partitionsLed),
         num(b.connections),
         num(b.inPerSec),
         num(b.outPerSec),
@@ -77,8 +83,10 @@ export function renderStatus(report: ClusterReport, maxEvents = 10): string {
         ['PARTITION', 'LEADER', 'REPLICAS (state:lag)', 'END', 'SIZE', 'STATUS'],
         report.partitions.map((p) => [
           `${p.topic}/${p.partition}`,
-          p.leader === null ? 'NONE' : p.status === 'unknown' ? `${p.leader}?` : p.leader,
-          p.replicas.map((r) => `${r}:${p.replicaStates[r] === 'leader' ? 'leader' : `${p.replicaStates[r] ?? 'unknown'}${p.lag?.[r] === undefined ? '' : `:${p.lag[r]}`}`}`).join(' '),
+          partitionLeader(p),
+          p.stream !== undefined
+            ? `RabbitMQ stream${p.stream === null ? '' : ` ${p.stream}`}`
+            : p.replicas.map((r) => `${r}:${p.replicaStates[r] === 'leader' ? 'leader' : `${p.replicaStates[r] ?? 'unknown'}${p.lag?.[r] === undefined ? '' : `:${p.lag[r]}`}`}`).join(' '),
           num(p.end),
           formatBytes(p.sizeBytes),
           p.status === 'ok' ? 'ok' : p.status.toUpperCase(),

@@ -24,6 +24,8 @@ const RETRY_MAX_MS = 2000;
  */
 export class BackboneConnection extends EventEmitter<BackboneConnectionEvents> {
   private current: Client | undefined;
+  /** `host:port` (as configured) the current client was dialled at. */
+  private currentNode: string | undefined;
   private next = 0;
   private closed = false;
   private reconnecting: Promise<Client> | undefined;
@@ -47,6 +49,11 @@ export class BackboneConnection extends EventEmitter<BackboneConnectionEvents> {
   client(): Client {
     if (this.current === undefined) throw new RelayError('NOT_READY', 'the backbone (RabbitMQ) is not connected; reconnecting');
     return this.current;
+  }
+
+  /** `host:port` as configured of the node the live client was dialled at (not the node's advertised address); undefined while reconnecting. */
+  dialled(): string | undefined {
+    return this.current === undefined ? undefined : this.currentNode;
   }
 
   /** The client, waiting for a reconnect in progress. */
@@ -193,6 +200,7 @@ export class BackboneConnection extends EventEmitter<BackboneConnectionEvents> {
           throw new RelayError('SHUTTING_DOWN', 'backbone connection closed');
         }
         this.current = client;
+        this.currentNode = `${host.host}:${host.port}`;
         return client;
       } catch (err) {
         errors.push(`${host.host}:${host.port}: ${(err as Error).message ?? String(err)}`);

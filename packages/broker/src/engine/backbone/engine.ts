@@ -93,6 +93,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
           return undefined;
         }
       },
+      dialled: () => connection.dialled(),
       streams: () => this.tailedStreams(),
       openConnections,
       timeoutMs: options.requestTimeoutMs,

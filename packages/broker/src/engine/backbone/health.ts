@@ -34,8 +34,19 @@ export interface BackboneHealth {
   kind: 'rabbitmq-stream';
   /** Whether the gateway has a live connection to the backbone (false while it reconnects: it cannot reach it). */
   connected: boolean;
-  /** `host:port` of the node its connection is to, as the node advertises itself (behind a proxy or load balancer: not the address dialled); null while not connected. */
+  /**
+   * `host:port` the live connection was dialled at: one of the configured
+   * nodes (`nodes[].node`, from `backbone.urls`), so behind a proxy or load
+   * balancer the proxy's address; null while not connected.
+   */
   connectedTo: string | null;
+  /**
+   * `host:port` of the node that connection reached, as the node advertises
+   * itself (its `advertised_host`/`advertised_port`: how stream leaders are
+   * named); differs from `connectedTo` behind a proxy, a load balancer or
+   * NAT. Null while not connected.
+   */
+  advertisedAs: string | null;
   /** Stream protocol connections open: the main one and those of its consumers and publishers. */
   connections: number;
   /** Every configured node, in configuration order. */
@@ -54,6 +65,8 @@ export interface HealthSources {
   endpoint: BackboneEndpoint;
   /** The live client, or undefined while reconnecting. */
   client(): Client | undefined;
+  /** `host:port` (as configured) the live client was dialled at; undefined while reconnecting. */
+  dialled(): string | undefined;
   /** Partition streams tailed here. */
   streams(): Array<{ topic: string; partition: number; stream: string }>;
   /** Stream protocol connections open (compat.ts counts the client's pool). */
@@ -124,7 +137,8 @@ export class BackboneHealthMonitor {
     return {
       kind: 'rabbitmq-stream',
       connected: client !== undefined,
-      connectedTo: info === undefined ? null : `${info.host}:${info.port}`,
+      connectedTo: client === undefined ? null : (this.sources.dialled() ?? null),
+      advertisedAs: info === undefined ? null : `${info.host}:${info.port}`,
       connections: client === undefined ? 0 : this.sources.openConnections(client),
       nodes: [...this.nodes.values()].map((n) => ({ ...n })),
       partitions: this.sources

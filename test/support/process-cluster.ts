@@ -10,6 +10,8 @@ export interface PartitionRow {
   replicas: string[];
   /** This broker's role in the partition's group (a broker lists only partitions it hosts). */
   role: string;
+  /** The first Raft index its log holds (above 1 once it recorded a snapshot). */
+  firstIndex?: number;
 }
 
 /**

@@ -100,6 +100,12 @@ export interface PartitionView {
   role: string;
   term: number;
   commit: number;
+  /**
+   * The first Raft index this replica's log still holds: above 1 once it
+   * recorded a snapshot (a replica added now gets the snapshot and copies
+   * the segments below it, at `moveBytesPerSecond`). Absent when unknown.
+   */
+  firstIndex?: number;
   lastIndex: number;
   /** Entries each replica trails the leader by; known on the leader only (`null` elsewhere). */
   lag: Record<string, number> | null;
@@ -193,6 +199,7 @@ export function partitionViews(groups: readonly GroupStatus[]): PartitionView[] 
       role: g.role,
       term: g.term,
       commit: g.commit,
+      firstIndex: g.firstIndex,
       lastIndex: g.lastIndex,
       lag,
       outOfSync,

@@ -1,9 +1,21 @@
 import type { PublishCommand } from '../core/partition/command.js';
 import type { StoredMessage } from '../core/partition/partition.js';
+import { encodedBytes, locateMessages, writeMessages, type EncodedMessages, type MessageSpans } from './encoded-messages.js';
 import type { SegmentRaftStorage } from './segment-raft-storage.js';
 
 /** Entries read from the log per page. */
 const PAGE_ENTRIES = 256;
+/** Where recent encoded reads ended, remembered for the next read from there (each subscriber reads on where it stopped). */
+const MAX_HINTS = 64;
+
+/** One entry's part of an encoded read. */
+interface EntryPart {
+  entry: Buffer;
+  timestamp: number;
+  /** Its spans in the read's {@link MessageSpans}: `from … to - 1`. */
+  from: number;
+  to: number;
+}
 
 /**
  * The read side of a unified partition (docs/storage.md): messages by
@@ -13,7 +25,15 @@ const PAGE_ENTRIES = 256;
  * without a second copy.
  */
 export class UnifiedPartitionReader {
-  constructor(private readonly storage: Pick<SegmentRaftStorage<PublishCommand, unknown>, 'committedEndOffset' | 'segments' | 'readCommitted' | 'indexOfOffset'>) {}
+  /**
+   * The entry holding an offset where an encoded read ended, by offset: the
+   * next read of that subscriber starts there instead of searching the log
+   * (a binary search over the records on disk below the in-memory window).
+   * A committed entry's offsets never change, so a hint stays true.
+   */
+  private readonly hints = new Map<number, number>();
+
+  constructor(private readonly storage: Pick<SegmentRaftStorage<PublishCommand, unknown>, 'committedEndOffset' | 'segments' | 'readCommitted' | 'readRecords' | 'indexOfOffset'>) {}
 
   /** The offset after the last committed message. */
   get endOffset(): number {
@@ -64,4 +84,66 @@ export class UnifiedPartitionReader {
     }
     return out;
   }
+
+  /**
+   * Like {@link read}, but the messages as a delivery frame carries them
+   * (`StoredMessageFrame` maps), copied from the stored entries without
+   * decoding them (see `encoded-messages.ts`): consecutive offsets from the
+   * first returned, `count` 0 when there is nothing to read.
+   */
+  async readEncoded(offset: number, maxCount: number, maxBytes: number): Promise<EncodedMessages> {
+    let index = this.hints.get(offset) ?? (await this.storage.indexOfOffset(offset));
+    const spans: MessageSpans = { bodies: [], ends: [], fields: [], dataBytes: [] };
+    const parts: EntryPart[] = [];
+    let firstOffset = offset;
+    let bytes = 0;
+    let next = -1; // the offset after the last message taken
+    let nextIndex = index;
+    // Bounded: each page moves `index` past at least one entry, or ends the loop.
+    read: while (index !== undefined && spans.bodies.length < maxCount) {
+      const { records } = await this.storage.readRecords(index, PAGE_ENTRIES, Math.max(maxBytes, 1));
+      if (records.length === 0) break;
+      for (const record of records) {
+        index = record.index + 1;
+        const skip = Math.max(0, offset - record.firstOffset);
+        if (record.count <= skip) continue;
+        const at = record.firstOffset + skip;
+        if (next < 0) firstOffset = at;
+        else if (at !== next) break read; // offsets are dense; stop at anything else
+        const from = spans.bodies.length;
+        locateMessages(record.data, record.count, skip, Math.min(record.count - skip, maxCount - from), spans, record.index);
+        let to = from;
+        while (to < spans.bodies.length) {
+          const data = spans.dataBytes[to] as number;
+          if (to > 0 && bytes + data > maxBytes) break;
+          bytes += data;
+          to++;
+        }
+        if (to > from) parts.push({ entry: asBuffer(record.data), timestamp: record.timestamp, from, to });
+        next = at + to - from;
+        // The next read starts in this entry when it was not read to its end.
+        nextIndex = to - from < record.count - skip ? record.index : record.index + 1;
+        if (to < spans.bodies.length) {
+          spans.bodies.length = to;
+          break read;
+        }
+        if (to >= maxCount) break read;
+      }
+    }
+    const count = next < 0 ? 0 : next - firstOffset;
+    if (count === 0) return { firstOffset: offset, count: 0, dataBytes: 0, bytes: new Uint8Array(0) };
+    const out = Buffer.allocUnsafe(encodedBytes(spans, 0, count));
+    let pos = 0;
+    for (const part of parts) pos = writeMessages(out, pos, part.entry, spans, part.from, part.to, part.timestamp);
+    if (nextIndex !== undefined) {
+      if (this.hints.size >= MAX_HINTS) this.hints.clear();
+      this.hints.delete(offset);
+      this.hints.set(next, nextIndex);
+    }
+    return { firstOffset, count, dataBytes: bytes, bytes: out };
+  }
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }

@@ -7,12 +7,9 @@
  * and encoding them again, the read path finds each stored message's bytes
  * (a structural walk, no objects) and copies them behind a new map header
  * and the record's timestamp: one copy of the payload, no allocation per
- * message.
+ * message. The result is an `EncodedMessages` (core/partition/message.ts).
  */
-import type { EncodedMessages } from '../core/partition/message.js';
 import { LogStorageError } from './segments/index.js';
-
-export type { EncodedMessages };
 
 /** Where one stored entry's messages are, found by {@link locateMessages}. */
 export interface MessageSpans {

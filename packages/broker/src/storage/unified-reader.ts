@@ -1,6 +1,6 @@
 import type { PublishCommand } from '../core/partition/command.js';
-import type { StoredMessage } from '../core/partition/partition.js';
-import { encodedBytes, locateMessages, writeMessages, type EncodedMessages, type MessageSpans } from './encoded-messages.js';
+import type { EncodedMessages, StoredMessage } from '../core/partition/partition.js';
+import { encodedBytes, locateMessages, writeMessages, type MessageSpans } from './encoded-messages.js';
 import type { RecordCopy, SegmentRaftStorage } from './segment-raft-storage.js';
 
 /** Most entries read from the log per page. */

@@ -446,7 +446,8 @@ describe('round trips', () => {
   it('packs small delivered data into shared 8 KiB chunks and gives large data a copy of its own: a message kept pins neither its frame nor more than 8 KiB', () => {
     const sizes = [0, 1, 100, 4096, 4097, 9000, ...Array.from({ length: 200 }, (_, i) => 1 + ((i * 37) % 300))];
     const messages = sizes.map((size, i) => ({ timestamp: i, data: Uint8Array.from({ length: size }, (_, k) => (i + k) & 0xff) }));
-    const bytes = Uint8Array.from(encodeFrame({ type: 'message', subscription: 1, batches: [{ topic: 't', partition: 0, firstOffset: 0, messages }] }));
+    // A Node Buffer, as a socket hands over: its `slice` is a view, so copies must not use it.
+    const bytes = Buffer.from(encodeFrame({ type: 'message', subscription: 1, batches: [{ topic: 't', partition: 0, firstOffset: 0, messages }] }));
     const decoded = decodeBrokerFrame(bytes, MAX_PAYLOAD);
     const data = decoded.type === 'message' ? (decoded.batches[0]?.messages ?? []).map((m) => m.data) : [];
     bytes.fill(0);

@@ -33,7 +33,7 @@ import { MoveThrottle, fetchedBytes } from './move-throttle.js';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, parseDeleteTopicCommand, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
-import type { AppendOutcome, PartitionLog, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
+import type { AppendOutcome, EncodedMessages, PartitionLog, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
 import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfigOptions } from '../core/raft/index.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
@@ -673,6 +673,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     } catch (err) {
       return elsewhere(err);
     }
+  }
+
+  /** From this broker's replica when it stores its messages encoded (layout `unified`); else `undefined` (see {@link LogEngine.readEncoded}). */
+  readEncoded(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<EncodedMessages> | undefined {
+    const log = this.partitions.get(partitionGroupId(topic, partition));
+    return log?.readEncoded?.(offset, maxCount, maxBytes);
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { AckLevel, Cursor, TopicInfo } from '@relaymq/sdk/protocol';
 import type { ConsumerGroups, GroupCommand, GroupResult } from '../core/metadata/groups.js';
-import type { AppendOutcome, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
+import type { AppendOutcome, EncodedMessages, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
 
 /**
  * First and next offset of a partition.
@@ -141,6 +141,15 @@ export interface LogEngine extends PositionStore, GroupStore {
    * must be read from disk.
    */
   read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]>;
+  /**
+   * Like {@link read}, when this broker's own replica stores the messages
+   * encoded (layout `unified`): the messages as a delivery frame carries
+   * them, copied from the stored bytes without decoding them. `undefined`
+   * when it cannot (no such replica here): the caller uses {@link read}; a
+   * promise that rejects when the read failed (the caller may then {@link read},
+   * which tries another replica).
+   */
+  readEncoded?(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<EncodedMessages> | undefined;
   /** Bounds as this broker knows them now, without waiting (a partition read from another broker: as last reported). */
   bounds(topic: string, partition: number): PartitionBounds;
   /**

@@ -11,7 +11,7 @@
 import { RelayError } from '@relaymq/sdk/protocol';
 import { applyPublish } from '../core/partition/apply.js';
 import type { PublishCommand } from '../core/partition/command.js';
-import type { AppendOutcome, BatchMessage, PartitionLog, StoredMessage } from '../core/partition/partition.js';
+import type { AppendOutcome, BatchMessage, EncodedMessages, PartitionLog, StoredMessage } from '../core/partition/partition.js';
 import { ProducerTable } from '../core/partition/producers.js';
 import type { Snapshot } from '../core/raft/index.js';
 import type { PartitionCheckpoint } from '../storage/disk-partition.js';
@@ -113,6 +113,10 @@ export class UnifiedPartition implements PartitionLog {
 
   read(offset: number, maxCount: number, maxBytes: number): Promise<StoredMessage[]> {
     return this.reader.read(offset, maxCount, maxBytes);
+  }
+
+  readEncoded(offset: number, maxCount: number, maxBytes: number): Promise<EncodedMessages> {
+    return this.reader.readEncoded(offset, maxCount, maxBytes);
   }
 
   offsetForTime(timeMs: number): Promise<number> {

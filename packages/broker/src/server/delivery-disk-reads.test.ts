@@ -6,7 +6,7 @@
  * cursor first forever.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, decodeBrokerFrame, encodeFrame, type BrokerFrame, type ClientFrame, type MessageFrame } from '@relaymq/sdk/protocol';
+import { PROTOCOL_VERSION, decodeBrokerFrame, encodeFrame, encodeValue, type BrokerFrame, type ClientFrame, type MessageFrame } from '@relaymq/sdk/protocol';
 import type { LogEngine } from '../engine/engine.js';
 import { MemoryEngine } from '../engine/memory.js';
 import { resolveBrokerOptions } from '../options.js';
@@ -45,7 +45,63 @@ async function until(done: () => boolean, what: string): Promise<void> {
   }
 }
 
+/** What a session needs around it, over `engine`. */
+function sessionContext(options: ReturnType<typeof resolveBrokerOptions>, engine: MemoryEngine): ConstructorParameters<typeof ClientSession>[1] {
+  return {
+    options,
+    engine,
+    fanout: new Fanout(engine),
+    cluster: () => ({ brokers: [] }),
+    now: Date.now,
+    newId: () => 'id',
+    draining: () => false,
+    ready: () => true,
+    authenticator: undefined,
+    counters: newSecurityCounters(),
+  };
+}
+
 describe('Delivery', () => {
+  it('sends encoded reads as they are, and reads again the usual way when an encoded read fails', async () => {
+    const options = resolveBrokerOptions({ defaultPartitions: 3 });
+    const engine = new MemoryEngine({ ...options, now: Date.now });
+    const encodedReads = [0, 0, 0];
+    const reads = [0, 0, 0];
+    const read = engine.read.bind(engine);
+    (engine as LogEngine).read = (topic, partition, offset, maxCount, maxBytes) => {
+      reads[partition] = (reads[partition] ?? 0) + 1;
+      return read(topic, partition, offset, maxCount, maxBytes);
+    };
+    // As a unified replica: messages encoded as a delivery frame carries them; partition 1's encoded reads fail.
+    (engine as LogEngine).readEncoded = (topic, partition, offset, maxCount, maxBytes) => {
+      encodedReads[partition] = (encodedReads[partition] ?? 0) + 1;
+      if (partition === 1) return Promise.reject(new Error('damaged record'));
+      const stored = read(topic, partition, offset, maxCount, maxBytes) as Awaited<ReturnType<MemoryEngine['read']>>;
+      const maps = encodeValue(stored.map((m) => ({ timestamp: m.timestamp, data: m.data, key: `k${m.offset}` })));
+      // The array's header is one byte (fewer than 16 messages here): the elements follow it.
+      return Promise.resolve({ firstOffset: stored[0]?.offset ?? offset, count: stored.length, dataBytes: stored.reduce((n, m) => n + m.data.length, 0), bytes: maps.subarray(1) });
+    };
+    await engine.ensureTopic('t');
+    for (const partition of [1, 2]) {
+      await engine.append('t', partition, { producerId: `p${partition}`, firstSeq: 0, messages: [0, 1, 2].map((i) => ({ data: Uint8Array.of(partition, i), encoding: 'raw' as const })) }, 'leader');
+    }
+    const socket = new RecordingSocket();
+    const session = new ClientSession(socket, sessionContext(options, engine), () => {});
+    live.push(session);
+    const send = (frame: ClientFrame): void => session.receive(encodeFrame(frame));
+    send({ type: 'hello', version: PROTOCOL_VERSION, clientId: '', producerId: '' });
+    send({ type: 'subscribe', id: 1, subscription: 1, pattern: 't', from: 'earliest', resume: [], credit: 100 });
+    const delivered = (partition: number): unknown[] =>
+      socket.messages().flatMap((m) => m.batches.filter((b) => b.partition === partition).flatMap((b) => b.messages.map((x, i) => ({ offset: b.firstOffset + i, data: [...x.data], key: x.key }))));
+    await until(() => delivered(1).length >= 3 && delivered(2).length >= 3, 'partitions 1 and 2 to be delivered');
+    // Partition 2 from its encoded reads (the key only they carry), partition 1 read again the usual way.
+    expect(delivered(2)).toEqual([0, 1, 2].map((i) => ({ offset: i, data: [2, i], key: `k${i}` })));
+    expect(delivered(1)).toEqual([0, 1, 2].map((i) => ({ offset: i, data: [1, i], key: undefined })));
+    expect(encodedReads[1]).toBeGreaterThan(0);
+    expect(reads[1]).toBeGreaterThan(0);
+    expect(reads[2]).toBe(0);
+  });
+
   it.each([
     ['finds nothing', false],
     ['fails', true],
@@ -61,21 +117,9 @@ describe('Delivery', () => {
       return Promise.resolve(read(topic, partition, offset, maxCount, maxBytes));
     };
     await engine.ensureTopic('t');
-    const context = {
-      options,
-      engine,
-      fanout: new Fanout(engine),
-      cluster: () => ({ brokers: [] }),
-      now: Date.now,
-      newId: () => 'id',
-      draining: () => false,
-      ready: () => true,
-      authenticator: undefined,
-      counters: newSecurityCounters(),
-    };
     for (const partition of [1, 2]) await engine.append('t', partition, { producerId: `p${partition}`, firstSeq: 0, messages: [{ data: Uint8Array.of(partition), encoding: 'raw' }] }, 'leader');
     const socket = new RecordingSocket();
-    const session = new ClientSession(socket, context, () => {});
+    const session = new ClientSession(socket, sessionContext(options, engine), () => {});
     live.push(session);
     const send = (frame: ClientFrame): void => session.receive(encodeFrame(frame));
     send({ type: 'hello', version: PROTOCOL_VERSION, clientId: '', producerId: '' });

@@ -7,10 +7,11 @@ import {
   type StoredMessageFrame,
   type SubscribeFrame,
 } from '@relaymq/sdk/protocol';
-import type { StoredMessage } from '../core/partition/partition.js';
+import type { EncodedMessages, StoredMessage } from '../core/partition/partition.js';
 import type { LogEngine } from '../engine/engine.js';
 import type { ClientAccess } from './client-access.js';
 import type { AppendListener } from './fanout.js';
+import { encodeMessageFrame } from './encoded-delivery.js';
 import { GroupMember } from './group-member.js';
 import { asRelayError, dataBytes, type SessionContext } from './session-context.js';
 import { Subscription, cursorKey } from './subscription.js';
@@ -31,6 +32,8 @@ export interface DeliverySession {
   open(): boolean;
   access(): ClientAccess;
   send(frame: BrokerFrame): void;
+  /** Sends a frame already encoded (a `message` frame built from stored bytes). */
+  sendEncoded(bytes: Uint8Array): void;
   /** Whether the outbound side takes more (below its high-water mark). */
   hasRoom(): boolean;
 }
@@ -276,6 +279,12 @@ export class Delivery implements AppendListener {
             continue;
           }
           fanout.stats.cursorsVisited++;
+          // A replica storing its messages encoded serves them as stored (issue 12, "encode once").
+          const encoded = engine.readEncoded?.(cursor.topic, cursor.partition, cursor.offset, room, MAX_DELIVERY_BYTES - bytes);
+          if (encoded !== undefined) {
+            this.readEncoded(subscription, cursor, encoded, room, MAX_DELIVERY_BYTES - bytes);
+            break;
+          }
           const stored = engine.read(cursor.topic, cursor.partition, cursor.offset, room, MAX_DELIVERY_BYTES - bytes);
           if (!Array.isArray(stored)) {
             this.readFromDisk(subscription, cursor, stored);
@@ -297,19 +306,55 @@ export class Delivery implements AppendListener {
     }
   }
 
+  /** Whether `subscription` is still this session's and open; a group member must still own `cursor`'s partition. */
+  private stillDelivers(subscription: Subscription, cursor: Cursor): boolean {
+    if (!this.session.open() || this.subscriptions.get(subscription.id) !== subscription) return false;
+    // A group member may have lost the partition while the disk was read.
+    if (subscription.member !== undefined && !subscription.member.owns(cursor.topic, cursor.partition)) {
+      this.schedulePump();
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Delivers an encoded read (messages as stored, see {@link LogEngine.readEncoded})
+   * once it completes, then pumps again; a failed one is read again the
+   * usual way ({@link readFromDisk}: the engine may read another replica).
+   */
+  private readEncoded(subscription: Subscription, cursor: Cursor, reading: Promise<EncodedMessages>, maxCount: number, maxBytes: number): void {
+    this.reading.add(subscription);
+    reading.then(
+      (messages) => {
+        this.reading.delete(subscription);
+        if (!this.stillDelivers(subscription, cursor)) return;
+        // As after any read that needed the disk: the cursor stays ready, behind the others.
+        toBack(subscription, cursor);
+        if (messages.count > 0) {
+          cursor.offset = messages.firstOffset + messages.count;
+          subscription.credit -= messages.count;
+          this.delivered += messages.count;
+          this.session.ctx.observer?.delivered(cursor.topic, messages.count, messages.dataBytes);
+          this.session.sendEncoded(encodeMessageFrame(subscription.id, cursor.topic, cursor.partition, messages));
+        }
+        this.schedulePump();
+      },
+      () => {
+        this.reading.delete(subscription);
+        if (!this.stillDelivers(subscription, cursor)) return;
+        const { engine } = this.session.ctx;
+        this.readFromDisk(subscription, cursor, Promise.resolve().then(() => engine.read(cursor.topic, cursor.partition, cursor.offset, maxCount, maxBytes)));
+      },
+    );
+  }
+
   /** Delivers a disk read once it completes, then pumps again; a failed read is retried a little later. */
   private readFromDisk(subscription: Subscription, cursor: Cursor, reading: Promise<StoredMessage[]>): void {
     this.reading.add(subscription);
-    const live = (): boolean => this.session.open() && this.subscriptions.get(subscription.id) === subscription;
     reading.then(
       (stored) => {
         this.reading.delete(subscription);
-        if (!live()) return;
-        // A group member may have lost the partition while the disk was read.
-        if (subscription.member !== undefined && !subscription.member.owns(cursor.topic, cursor.partition)) {
-          this.schedulePump();
-          return;
-        }
+        if (!this.stillDelivers(subscription, cursor)) return;
         const read = advance(this.session.ctx.engine, cursor, stored);
         // The cursor stays ready: a read that needed the disk (or a replica) and found nothing is tried again, as before.
         toBack(subscription, cursor);
@@ -321,7 +366,7 @@ export class Delivery implements AppendListener {
         toBack(subscription, cursor);
         setTimeout(() => {
           this.reading.delete(subscription);
-          if (live()) this.schedulePump();
+          if (this.session.open() && this.subscriptions.get(subscription.id) === subscription) this.schedulePump();
         }, READ_RETRY_MS).unref();
       },
     );

@@ -45,7 +45,12 @@ export class Outbound {
 
   send(frame: BrokerFrame): void {
     if (this.hooks.ended()) return;
-    const bytes = encodeFrame(frame);
+    this.sendEncoded(encodeFrame(frame));
+  }
+
+  /** Sends a frame already encoded (a delivery built from stored bytes). */
+  sendEncoded(bytes: Uint8Array): void {
+    if (this.hooks.ended()) return;
     const { outboundHighWaterBytes, maxOutboundBytes, slowConsumerTimeoutMs } = this.limits;
     if (this.unwrittenBytes + bytes.length > maxOutboundBytes) {
       this.hooks.slowConsumer(`more than ${maxOutboundBytes} bytes queued (maxOutboundBytes)`);

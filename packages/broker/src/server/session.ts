@@ -82,7 +82,7 @@ export class ClientSession {
     const send = (frame: BrokerFrame): void => this.send(frame);
     const access = (): ClientAccess => this.access;
     this.publishing = new PublishHandler({ ctx, producerId: () => this.producerId, access, send });
-    this.delivery = new Delivery({ ctx, open: () => this.state === 'open', access, send, hasRoom: () => this.outbound.hasRoom() });
+    this.delivery = new Delivery({ ctx, open: () => this.state === 'open', access, send, sendEncoded: (bytes) => this.outbound.sendEncoded(bytes), hasRoom: () => this.outbound.hasRoom() });
   }
 
   /**

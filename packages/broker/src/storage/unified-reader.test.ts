@@ -5,10 +5,11 @@
  * one log returns what `applyPublish` stored in a partition, offsets,
  * timestamps and bytes included, committed messages only.
  */
+import { decodeValue } from '@relaymq/sdk/protocol';
 import { describe, expect, it } from 'vitest';
 import { applyPublish } from '../core/partition/apply.js';
 import type { PublishCommand } from '../core/partition/command.js';
-import { Partition, type StoredMessage } from '../core/partition/partition.js';
+import { Partition, type EncodedMessages, type StoredMessage } from '../core/partition/partition.js';
 import { StoredCounts } from './stored-counts.js';
 import { deriveRandom, type Entry } from '../core/raft/index.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
@@ -17,6 +18,20 @@ import { SegmentRaftStorage } from './segment-raft-storage.js';
 import { UnifiedPartitionReader } from './unified-reader.js';
 
 const plain = (messages: StoredMessage[]): unknown[] => messages.map((m) => ({ ...m, data: [...m.data] }));
+
+/** What an encoded read decodes to, in the form of {@link plain} (offsets from its first, `raw` where no encoding is named). */
+function plainEncoded(read: EncodedMessages): unknown[] {
+  const header = read.count < 16 ? Uint8Array.of(0x90 | read.count) : Uint8Array.of(0xdc, read.count >> 8, read.count & 0xff);
+  const maps = decodeValue(Buffer.concat([header, read.bytes])) as Array<Record<string, unknown>>;
+  expect(maps).toHaveLength(read.count);
+  expect(read.dataBytes).toBe(maps.reduce((sum, m) => sum + (m.data as Uint8Array).length, 0));
+  return maps.map((m, i) => {
+    const message: Record<string, unknown> = { offset: read.firstOffset + i, timestamp: m.timestamp, data: [...(m.data as Uint8Array)], encoding: m.encoding ?? 'raw' };
+    if (m.key !== undefined) message.key = m.key;
+    if (m.headers !== undefined) message.headers = m.headers;
+    return message;
+  });
+}
 
 describe('UnifiedPartitionReader', () => {
   it.each([1, 2, 3, 4, 5, 6])('seed %i: reads by offset and finds offsets by time as a partition fed by applyPublish, committed messages only', async (seed) => {
@@ -90,8 +105,20 @@ describe('UnifiedPartitionReader', () => {
       for (let offset = 0; offset <= applied.endOffset; offset++) {
         const maxCount = 1 + random(8);
         const maxBytes = 1 + random(120);
-        expect(plain(await reader.read(offset, maxCount, maxBytes)), `from ${offset}`).toEqual(plain(applied.read(offset, maxCount, maxBytes)));
+        const expected = plain(applied.read(offset, maxCount, maxBytes));
+        expect(plain(await reader.read(offset, maxCount, maxBytes)), `from ${offset}`).toEqual(expected);
+        // The same messages served from their stored bytes, without decoding the entries.
+        expect(plainEncoded(await reader.readEncoded(offset, maxCount, maxBytes)), `encoded from ${offset}`).toEqual(expected);
       }
+      // A subscriber reading on from where each read ended (the reader remembers where that is).
+      const all: unknown[] = [];
+      for (let offset = 0, n = 0; n < 10_000; n++) {
+        const read = await reader.readEncoded(offset, 1 + random(8), 1 + random(120));
+        if (read.count === 0) break;
+        all.push(...plainEncoded(read));
+        offset = read.firstOffset + read.count;
+      }
+      expect(all).toEqual(plain(applied.read(0, 1e6, 1 << 30)));
       for (let timeMs = 900; timeMs <= clock + 60; timeMs += 7) expect(await reader.offsetForTime(timeMs), `time ${timeMs}`).toBe(applied.offsetForTime(timeMs));
     };
     // Some entries are not committed yet: not visible.

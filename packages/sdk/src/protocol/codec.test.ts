@@ -443,6 +443,23 @@ describe('round trips', () => {
     expect(decoded.type === 'message' && Array.from(decoded.batches[0]?.messages[0]?.data ?? [])).toEqual([1, 2]);
   });
 
+  it('packs small delivered data into shared 8 KiB chunks and gives large data a copy of its own: a message kept pins neither its frame nor more than 8 KiB', () => {
+    const sizes = [0, 1, 100, 4096, 4097, 9000, ...Array.from({ length: 200 }, (_, i) => 1 + ((i * 37) % 300))];
+    const messages = sizes.map((size, i) => ({ timestamp: i, data: Uint8Array.from({ length: size }, (_, k) => (i + k) & 0xff) }));
+    // A Node Buffer, as a socket hands over: its `slice` is a view, so copies must not use it.
+    const bytes = Buffer.from(encodeFrame({ type: 'message', subscription: 1, batches: [{ topic: 't', partition: 0, firstOffset: 0, messages }] }));
+    const decoded = decodeBrokerFrame(bytes, MAX_PAYLOAD);
+    const data = decoded.type === 'message' ? (decoded.batches[0]?.messages ?? []).map((m) => m.data) : [];
+    bytes.fill(0);
+    expect(data.map((d) => Array.from(d))).toEqual(messages.map((m) => Array.from(m.data)));
+    for (const d of data) {
+      expect(d.buffer).not.toBe(bytes.buffer);
+      expect(d.buffer.byteLength).toBe(d.length > 4096 ? d.length : 8192);
+    }
+    // Shared: far fewer chunks than messages.
+    expect(new Set(data.map((d) => d.buffer)).size).toBeLessThan(20);
+  });
+
   it("carries a delivery batch's hole (from) and refuses one not below firstOffset", () => {
     const frame = (from: number): Uint8Array =>
       encodeFrame({ type: 'message', subscription: 1, batches: [{ topic: 't', partition: 0, firstOffset: 41, from, messages: [{ timestamp: 1, data: new Uint8Array([1]) }] }] });

@@ -1,10 +1,10 @@
 import type { ApplyTarget } from './apply.js';
 import type { BatchMessage } from './batch.js';
-import type { StoredMessage } from './message.js';
+import type { EncodedMessages, StoredMessage } from './message.js';
 import { MessageWindow } from './message-window.js';
 import { ProducerTable } from './producers.js';
 
-export type { StoredMessage } from './message.js';
+export type { EncodedMessages, StoredMessage } from './message.js';
 export type { AppendOutcome, BatchMessage, ProducerBatch } from './batch.js';
 
 /**
@@ -21,6 +21,12 @@ export interface PartitionLog extends ApplyTarget {
   readonly endOffset: number;
   /** Messages from `offset`; synchronous when they are in memory. See {@link Partition.read}. */
   read(offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]>;
+  /**
+   * Like {@link read}, the messages encoded for a delivery frame straight
+   * from their stored bytes; only logs that store their messages encoded
+   * (layout `unified`) have it.
+   */
+  readEncoded?(offset: number, maxCount: number, maxBytes: number): Promise<EncodedMessages>;
   /** First offset stored at or after `timeMs` (the end offset if none). */
   offsetForTime(timeMs: number): number | Promise<number>;
   /** Bytes it holds (segment files on disk; message data in memory): what a new replica copies. */

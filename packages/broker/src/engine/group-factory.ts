@@ -19,6 +19,7 @@ import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
 import type { StorageLayout } from '../storage/data-layout.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
+import { HardStateJournal } from '../storage/hard-state-journal.js';
 import { OpenFileCache } from '../storage/open-files.js';
 import { deleteReplicaFiles } from '../storage/replica-files.js';
 import { DurableRaftStorage, type RaftLogStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
@@ -118,6 +119,8 @@ export class GroupFactory {
   readonly openSegmentFiles: OpenFileCache;
   /** The bound on open Raft log files, shared by every group of this broker (a quiesced group writes nothing for long). */
   readonly openRaftLogFiles: OpenFileCache;
+  /** The hard states of the unified partition groups (opened with the first of them): their votes share fsyncs. */
+  private hardStates: Promise<HardStateJournal> | undefined;
 
   constructor(private readonly options: GroupFactoryOptions) {
     this.openSegmentFiles = new OpenFileCache(options.maxOpenSegmentFiles);
@@ -239,6 +242,7 @@ export class GroupFactory {
     const storage: UnifiedStorage = await SegmentRaftStorage.open<PublishCommand, PartitionCheckpoint>(join(dataDir, 'partitions', fileName(id)), replicas, {
       fsync,
       fsyncIntervalMs,
+      hardStates: { journal: await this.hardStateJournal(dataDir), key: fileName(id) },
       fs: this.options.fileSystem ?? nodeFileSystem,
       openFiles: this.openSegmentFiles,
       // Only the active segment is read whole on open: a restart does not rescan the partition.
@@ -387,6 +391,8 @@ export class GroupFactory {
     const { dataDir } = this.options;
     if (dataDir === undefined) return;
     await deleteReplicaFiles(join(dataDir, 'partitions', fileName(id)), join(dataDir, 'raft', `${fileName(id)}.log`));
+    // Its term and vote go once its files are gone (a replica created again under this name also resets them).
+    if (storage instanceof SegmentRaftStorage) (await this.hardStates)?.release(fileName(id));
   }
 
   /** The log of a unified partition hosted here (it serves records to replicas backfilling), if it is one. */
@@ -398,6 +404,16 @@ export class GroupFactory {
   /** Closes every Raft log. */
   async close(): Promise<void> {
     await Promise.all([...this.storages.values()].map((s) => s.close()));
+    await (await this.hardStates?.catch(() => undefined))?.close();
+  }
+
+  /** The journal of the unified partitions' hard states, `hardstate.journal` in the data directory (opened once; a failed open is tried again). */
+  private hardStateJournal(dataDir: string): Promise<HardStateJournal> {
+    const opening = (this.hardStates ??= HardStateJournal.open(join(dataDir, 'hardstate.journal'), { fs: this.options.fileSystem ?? nodeFileSystem }));
+    opening.catch(() => {
+      if (this.hardStates === opening) this.hardStates = undefined;
+    });
+    return opening;
   }
 
   private async storage<T, S = never>(group: string, voters: readonly NodeId[]): Promise<DurableRaftStorage<T, S>> {

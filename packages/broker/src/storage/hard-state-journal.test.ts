@@ -19,11 +19,11 @@ function openGroup(fs: FaultyFileSystem, journal: HardStateJournal, i: number): 
 }
 
 describe('HardStateJournal', () => {
-  it('the votes of 200 groups made in one turn cost one fsync, and each sync() resolves only after it', async () => {
+  it('the votes of 200 groups made in one turn cost one fsync and open no file, and each sync() resolves only after it', async () => {
     const fs = new FaultyFileSystem(new MemoryFileSystem());
     const journal = await HardStateJournal.open(JOURNAL, { fs });
     const groups = await Promise.all(Array.from({ length: 200 }, (_, i) => openGroup(fs, journal, i)));
-    const before = { journal: journal.stats().fsyncs, datasyncs: fs.calls.datasync, renames: fs.calls.rename };
+    const before = { journal: journal.stats().fsyncs, datasyncs: fs.calls.datasync, renames: fs.calls.rename, opens: fs.calls.open };
     const gate = fs.pauseNext('datasync');
     const synced: number[] = [];
     const syncs = groups.map((storage, i) => {
@@ -38,6 +38,7 @@ describe('HardStateJournal', () => {
     expect(journal.stats().fsyncs - before.journal).toBe(1);
     expect(fs.calls.datasync - before.datasyncs).toBe(1);
     expect(fs.calls.rename - before.renames).toBe(0); // no per-group file replaced
+    expect(fs.calls.open - before.opens).toBe(0); // nor any descriptor opened: the journal's stays open
     // A restart reads every vote back.
     await Promise.all(groups.map((g) => g.close()));
     await journal.close();

@@ -20,7 +20,14 @@ export const RAFT_STORAGES: ReadonlyArray<{ name: string; open: OpenRaftStorage 
     name: 'segment log with a hard state journal',
     open: async (path, voters, options) => {
       const journal = await HardStateJournal.open(`${path}.hardstate`, options?.fs === undefined ? {} : { fs: options.fs });
-      return SegmentRaftStorage.open(path, voters, { ...(options ?? { fsync: 'always', fsyncIntervalMs: 1000 }), hardStates: { journal, key: 'group' } });
+      const storage = await SegmentRaftStorage.open<never, never>(path, voters, { ...(options ?? { fsync: 'always', fsyncIntervalMs: 1000 }), hardStates: { journal, key: 'group' } });
+      // The journal is the broker's: closed with the storage here, which stands for the broker.
+      const close = storage.close.bind(storage);
+      storage.close = async () => {
+        await close();
+        await journal.close();
+      };
+      return storage;
     },
   },
 ];

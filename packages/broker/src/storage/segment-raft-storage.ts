@@ -96,9 +96,10 @@ interface RecordedSnapshot<S> {
  * A Raft group's stable storage over a segment log: one record per entry,
  * of format 2 (the record's offset is the Raft index; its header holds the
  * term and the partition offsets of the entry's messages), so a partition's
- * Raft log and its message log are one (layout `unified`, docs/storage.md). The hard state, the bootstrap voters and the
+ * Raft log and its message log are one (layout `unified`, docs/storage.md). The bootstrap voters and the
  * latest snapshot are small values beside it (a `MetaStore`, each replaced
- * atomically).
+ * atomically); the hard state too, unless the broker's journal of hard
+ * states keeps it (`hardStates`: the votes of many groups share an fsync).
  *
  * The core reads an in-memory window (the entries after the latest
  * snapshot); a compaction moves the snapshot and shrinks the window but

@@ -391,8 +391,10 @@ export class GroupFactory {
     const { dataDir } = this.options;
     if (dataDir === undefined) return;
     await deleteReplicaFiles(join(dataDir, 'partitions', fileName(id)), join(dataDir, 'raft', `${fileName(id)}.log`));
-    // Its term and vote go once its files are gone (a replica created again under this name also resets them).
-    if (storage instanceof SegmentRaftStorage) (await this.hardStates)?.release(fileName(id));
+    // Its term and vote go once its files are gone (a replica created again under this name also resets them),
+    // unless one was opened again meanwhile: it may have voted already.
+    const journal = storage instanceof SegmentRaftStorage ? await this.hardStates : undefined;
+    if (!this.storages.has(id)) journal?.release(fileName(id));
   }
 
   /** The log of a unified partition hosted here (it serves records to replicas backfilling), if it is one. */

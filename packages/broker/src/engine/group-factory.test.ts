@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorage, type Entry } from '../core/raft/index.js';
-import { lastStateEntry } from './group-factory.js';
+import type { PeerTransport } from '../net/peer-transport.js';
+import { GroupClock } from '../runtime/group-clock.js';
+import { HardStateJournal } from '../storage/hard-state-journal.js';
+import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
+import { MemoryFileSystem } from '../../test/support/memory-fs.js';
+import { GroupFactory, lastStateEntry } from './group-factory.js';
 
 const log = (types: Array<'normal' | 'noop'>): MemoryStorage<string, never> => {
   const storage = new MemoryStorage<string, never>(['b1']);
@@ -31,5 +36,71 @@ describe('lastStateEntry (what a restarted group must apply again)', () => {
     storage.compact(2);
     expect(lastStateEntry(storage, 0, 4)).toBe(4);
     expect(lastStateEntry(storage, 2, 4)).toBe(2);
+  });
+});
+
+describe('GroupFactory: unified partitions keep their hard state in the broker\'s journal', () => {
+  const DATA = '/relaymq-group-factory-test/data';
+  const factoryOn = (fs: FaultyFileSystem): GroupFactory =>
+    new GroupFactory({
+      self: 'a',
+      transport: { send: () => {}, connectedPeers: () => [] } as unknown as PeerTransport,
+      dataDir: DATA, // in memory: deleteReplicaFiles (node's fs) finds nothing there to delete
+      dedupeWindow: 100,
+      retentionBytes: 0,
+      fsync: 'always',
+      fsyncIntervalMs: 1000,
+      segmentBytes: 64 * 1024,
+      maxOpenSegmentFiles: 64,
+      maxOpenRaftLogFiles: 64,
+      raftLogMaxBytes: 1 << 20,
+      storage: { layout: 'unified' },
+      fileSystem: fs,
+      raftConfig: {},
+      clock: new GroupClock(),
+      now: () => 0,
+      log: () => {},
+    });
+  const hooks = {
+    appended: () => {},
+    applied: () => {},
+    leaderChanged: () => {},
+    confChanged: () => {},
+    fetchFromLeader: () => Promise.reject(new Error('no leader')),
+    fetchRecords: () => Promise.reject(new Error('no leader')),
+    retentionFor: () => ({}),
+  };
+
+  it('a vote goes to <data dir>/hardstate.journal (no file per group), survives a restart, and a dropped replica created again starts from none', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const factory = factoryOn(fs);
+    const opened = await Promise.all([0, 1, 2].map((p) => factory.partition('t', p, ['a', 'b', 'c'], hooks)));
+    const storage = factory.unifiedStorage('p/t/1');
+    expect(storage).toBeDefined();
+    storage?.setHardState({ term: 4, vote: 'c', commit: 0 });
+    await storage?.sync();
+    expect(await fs.stat(`${DATA}/partitions/p~t~1/meta/hardstate.meta`)).toBeUndefined();
+    for (const { group } of opened) group.stop();
+    await factory.close();
+
+    const journal = await HardStateJournal.open(`${DATA}/hardstate.journal`, { fs });
+    expect(journal.get('p~t~1')).toEqual({ term: 4, vote: 'c', commit: 0 });
+    expect(journal.stats().keys).toBe(3);
+    await journal.close();
+
+    const again = factoryOn(fs);
+    const reopened = await again.partition('t', 1, ['a', 'b', 'c'], hooks);
+    expect(reopened.group.status().term).toBe(4);
+    reopened.group.stop();
+    await again.dropPartition('t', 1, undefined);
+    const recreated = await again.partition('t', 1, ['a', 'b', 'c'], hooks);
+    expect(recreated.group.status().term).toBe(0);
+    recreated.group.stop();
+    await again.close();
+    const after = await HardStateJournal.open(`${DATA}/hardstate.journal`, { fs });
+    // Released by the drop (its directory, in memory here, was not deleted, so its creation did not reset it).
+    expect(after.get('p~t~1')).toBeUndefined();
+    expect(after.get('p~t~0')).toEqual({ term: 0, vote: null, commit: 0 });
+    await after.close();
   });
 });

@@ -19,6 +19,7 @@ import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
 import type { StorageLayout } from '../storage/data-layout.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
+import { HardStateJournal } from '../storage/hard-state-journal.js';
 import { OpenFileCache } from '../storage/open-files.js';
 import { deleteReplicaFiles } from '../storage/replica-files.js';
 import { DurableRaftStorage, type RaftLogStorage, type RaftStorageOptions } from '../storage/raft-storage.js';
@@ -54,6 +55,9 @@ export const partitionChannel = (topic: string, partition: number, incarnation: 
 
 /** A group id as a file name: `/` is not allowed in one. */
 const fileName = (group: string): string => group.replace(/\//g, '~');
+
+/** The part of a group's options that is the broker's (see `GroupFactory.groupOptions`). */
+type GroupBase = Pick<RaftGroupOptions<unknown, unknown, unknown>, 'id' | 'self' | 'transport' | 'config' | 'clock' | 'log' | 'observer'>;
 
 /** What the factory needs of the engine's settings. */
 export interface GroupFactoryOptions {
@@ -118,8 +122,14 @@ export class GroupFactory {
   readonly openSegmentFiles: OpenFileCache;
   /** The bound on open Raft log files, shared by every group of this broker (a quiesced group writes nothing for long). */
   readonly openRaftLogFiles: OpenFileCache;
+  /** Every group's Raft settings (one object for all). */
+  private readonly raftConfig: RaftConfigOptions;
+  /** The hard states of the unified partition groups (opened with the first of them): their votes share fsyncs. */
+  private hardStates: Promise<HardStateJournal> | undefined;
 
   constructor(private readonly options: GroupFactoryOptions) {
+    // Idle groups quiesce unless the settings say otherwise; the broker's failure detector wakes their followers (ClusterEngine.peerDown).
+    this.raftConfig = { quiesce: true, ...options.raftConfig };
     this.openSegmentFiles = new OpenFileCache(options.maxOpenSegmentFiles);
     this.openRaftLogFiles = new OpenFileCache(options.maxOpenRaftLogFiles);
   }
@@ -134,7 +144,7 @@ export class GroupFactory {
     storage: DurableRaftStorage<MetadataCommand, MetadataSnapshot>,
     state: Pick<RaftGroupOptions<MetadataCommand, unknown, MetadataSnapshot>, 'applied' | 'parseData' | 'parseSnapshot' | 'installSnapshot' | 'apply' | 'onLeaderChange' | 'onTransferChange' | 'onConfChange' | 'joining'>,
   ): MetadataGroup {
-    return new RaftGroup<MetadataCommand, unknown, MetadataSnapshot>({ ...this.groupBase(META_GROUP), storage, ...state });
+    return new RaftGroup<MetadataCommand, unknown, MetadataSnapshot>(this.groupOptions<MetadataCommand, unknown, MetadataSnapshot>(META_GROUP, { storage, ...state }));
   }
 
   /**
@@ -169,8 +179,7 @@ export class GroupFactory {
       throw err;
     }
     const checkpoint = disk?.checkpointed;
-    const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
-      ...this.groupBase(id),
+    const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>(this.groupOptions<PublishCommand, AppendOutcome[], PartitionCheckpoint>(id, {
       channel: partitionChannel(topic, partition, incarnation),
       storage,
       joining: !isMember(storage.confState, this.options.self),
@@ -204,14 +213,11 @@ export class GroupFactory {
       // The leader's view of its uncommitted tail, for ack `leader` (see RaftGroup.propose).
       projection: new PartitionProjection(log, dedupeWindow),
       ...this.partitionEvents(hooks),
-    });
+    }));
     const hosted =
       disk === undefined
         ? undefined
-        : new HostedPartition(id, topic, disk, group, storage, {
-            ...this.upkeepContext(hooks),
-            fetchFromLeader: (offset) => hooks.fetchFromLeader(group, offset),
-          });
+        : new HostedPartition(id, topic, disk, group, storage, Object.assign(this.upkeepContext(hooks), { fetchFromLeader: (offset: number) => hooks.fetchFromLeader(group, offset) }));
     return { group, log, hosted };
   }
 
@@ -239,6 +245,7 @@ export class GroupFactory {
     const storage: UnifiedStorage = await SegmentRaftStorage.open<PublishCommand, PartitionCheckpoint>(join(dataDir, 'partitions', fileName(id)), replicas, {
       fsync,
       fsyncIntervalMs,
+      hardStates: { journal: await this.hardStateJournal(dataDir), key: fileName(id) },
       fs: this.options.fileSystem ?? nodeFileSystem,
       openFiles: this.openSegmentFiles,
       // Only the active segment is read whole on open: a restart does not rescan the partition.
@@ -268,8 +275,7 @@ export class GroupFactory {
     let group: PartitionGroup | undefined;
     const stored = new StoredCounts(log, dedupeWindow, () => group?.applied ?? applied, (lo, hi) => storage.memory.entries(lo, hi, Number.MAX_SAFE_INTEGER));
     counts = stored;
-    group = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>({
-      ...this.groupBase(id),
+    group = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>(this.groupOptions<PublishCommand, AppendOutcome[], PartitionCheckpoint>(id, {
       channel: partitionChannel(topic, partition, incarnation),
       storage,
       joining: !isMember(storage.confState, this.options.self),
@@ -304,11 +310,8 @@ export class GroupFactory {
       // The leader's view of its uncommitted tail, for ack `leader` (see RaftGroup.propose).
       projection: new PartitionProjection(log, dedupeWindow),
       ...this.partitionEvents(hooks),
-    });
-    const hosted = new UnifiedUpkeep(id, topic, log, group, storage, {
-      ...this.upkeepContext(hooks),
-      fetchRecords: (fromIndex) => hooks.fetchRecords(group as PartitionGroup, fromIndex),
-    });
+    }));
+    const hosted = new UnifiedUpkeep(id, topic, log, group, storage, Object.assign(this.upkeepContext(hooks), { fetchRecords: (fromIndex: number) => hooks.fetchRecords(group as PartitionGroup, fromIndex) }));
     return { group, log, hosted };
   }
 
@@ -387,6 +390,10 @@ export class GroupFactory {
     const { dataDir } = this.options;
     if (dataDir === undefined) return;
     await deleteReplicaFiles(join(dataDir, 'partitions', fileName(id)), join(dataDir, 'raft', `${fileName(id)}.log`));
+    // Its term and vote go once its files are gone (a replica created again under this name also resets them),
+    // unless one was opened again meanwhile: it may have voted already.
+    const journal = storage instanceof SegmentRaftStorage ? await this.hardStates : undefined;
+    if (!this.storages.has(id)) journal?.release(fileName(id));
   }
 
   /** The log of a unified partition hosted here (it serves records to replicas backfilling), if it is one. */
@@ -398,6 +405,16 @@ export class GroupFactory {
   /** Closes every Raft log. */
   async close(): Promise<void> {
     await Promise.all([...this.storages.values()].map((s) => s.close()));
+    await (await this.hardStates?.catch(() => undefined))?.close();
+  }
+
+  /** The journal of the unified partitions' hard states, `hardstate.journal` in the data directory (opened once; a failed open is tried again). */
+  private hardStateJournal(dataDir: string): Promise<HardStateJournal> {
+    const opening = (this.hardStates ??= HardStateJournal.open(join(dataDir, 'hardstate.journal'), { fs: this.options.fileSystem ?? nodeFileSystem }));
+    opening.catch(() => {
+      if (this.hardStates === opening) this.hardStates = undefined;
+    });
+    return opening;
   }
 
   private async storage<T, S = never>(group: string, voters: readonly NodeId[]): Promise<DurableRaftStorage<T, S>> {
@@ -441,11 +458,15 @@ export class GroupFactory {
     };
   }
 
-  private groupBase(id: string): { id: string; self: NodeId; transport: PeerTransport; config: RaftConfigOptions; clock: GroupClock; log: LogFunction; observer?: BrokerObserver } {
-    // Idle groups quiesce unless the settings say otherwise; the broker's failure detector wakes their followers (ClusterEngine.peerDown).
-    const config = { quiesce: true, ...this.options.raftConfig };
-    const base = { id, self: this.options.self, transport: this.options.transport, config, clock: this.options.clock, log: this.options.log };
-    return this.options.observer === undefined ? base : { ...base, observer: this.options.observer };
+  /**
+   * A group's options: the broker's part, then `own`. Built by adding `own`'s properties to an object literal, not
+   * by a spread: a broker adds properties to empty objects in so many ways that V8 stops sharing their shapes, so an
+   * object built by spreading gets a shape of its own (a hidden class and a descriptor array, about 1 KiB per group,
+   * measured in a heap snapshot); one built from a literal shares its shape with every other group's.
+   */
+  private groupOptions<T, R, S>(id: string, own: Omit<RaftGroupOptions<T, R, S>, keyof GroupBase>): RaftGroupOptions<T, R, S> {
+    const base: GroupBase = { id, self: this.options.self, transport: this.options.transport, config: this.raftConfig, clock: this.options.clock, log: this.options.log, observer: this.options.observer };
+    return Object.assign(base, own);
   }
 }
 

@@ -18,6 +18,7 @@ import { MemoryFileSystem } from '../../test/support/memory-fs.js';
 import { DiskPartition } from './disk-partition.js';
 import { readWholeFile } from './fs.js';
 import type { RaftStorageOptions } from './raft-storage.js';
+import { HardStateJournal } from './hard-state-journal.js';
 import { SegmentRaftStorage } from './segment-raft-storage.js';
 import { SegmentLog } from './segments/index.js';
 
@@ -283,10 +284,16 @@ function allowedAfterFailure(found: Held, durable: Held, attempted: Held | undef
   return voteOld || voteNew;
 }
 
-describe('SegmentRaftStorage against a model of what was synced', () => {
+describe.each([
+  ['in its directory', false],
+  ['in the broker\'s journal', true],
+])('SegmentRaftStorage against a model of what was synced, hard state %s', (_, withJournal) => {
   it.each([1, 2, 3, 4, 5, 6, 7, 8, 1009, 65537])('seed %i: after every power loss or reload the log is what sync() made durable, or part of a failed sync\'s work', async (seed) => {
     const random = randomStream(seed);
     const fs = new FaultyFileSystem(new MemoryFileSystem());
+    /** The broker's journal of hard states, opened again at each power loss as a restarted broker would. */
+    const openJournal = (): Promise<HardStateJournal | undefined> => (withJournal ? HardStateJournal.open('/data/hardstate.journal', { fs }) : Promise.resolve(undefined));
+    let journal = await openJournal();
     // Small segments: appends, truncations and resets cross segment boundaries.
     const openStorage = (): Promise<SegmentRaftStorage<string, string>> =>
       SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], {
@@ -295,6 +302,7 @@ describe('SegmentRaftStorage against a model of what was synced', () => {
         fs,
         segments: { segmentBytes: 256, indexIntervalBytes: 64 },
         counts: { count: countOf, truncated: () => {} },
+        ...(journal === undefined ? {} : { hardStates: { journal, key: 'p0' } }),
       });
     let storage = await openStorage();
     let durable = held(storage);
@@ -375,6 +383,7 @@ describe('SegmentRaftStorage against a model of what was synced', () => {
       } else if (op >= 10) {
         await fs.crash({ keepUnsyncedBytes: random(3) === 0 ? 0 : random(300) });
         crashes++;
+        journal = await openJournal();
         storage = await openStorage();
         recovered();
         expect(storage.reader.snapshot()?.data ?? 'none').toBe(durable.snapshot === 0 ? 'none' : `state at ${durable.snapshot}`);

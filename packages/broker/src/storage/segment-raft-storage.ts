@@ -3,6 +3,7 @@ import { decodeValueInPlace, encodeValue, RelayError, type ScanLimits } from '@r
 import { MemoryStorage, type ConfChange, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
 import { EntryOffsets } from './entry-offsets.js';
 import { nodeFileSystem, type FileSystem } from './fs.js';
+import type { HardStateJournal, HardStateStore } from './hard-state-journal.js';
 import type { RaftLogStorage, RaftStorageOptions } from './raft-storage.js';
 import { layoutError, LogStorageError, MetaStore, SegmentLog, storageRelayError, type NewMessage, type RaftRecordHeader, type RetentionPolicy, type RetentionResult, type SegmentLogOptions, type StoredRecord } from './segments/index.js';
 
@@ -43,6 +44,13 @@ export interface SegmentRaftStorageOptions<T, S = unknown> extends RaftStorageOp
   counts?: EntryCounter<T>;
   /** The offset after the last message a leader's snapshot covers (from its data). @defaultValue 0 */
   snapshotEndOffset?: (snapshot: Snapshot<S>) => number;
+  /**
+   * The broker's journal of hard states and this log's key in it: the term,
+   * vote and commit are written there, batched with the other groups' (one
+   * fsync for the votes of many groups). @defaultValue a `hardstate` value
+   * in the directory's meta store, replaced (and fsynced) on each change
+   */
+  hardStates?: { journal: HardStateJournal; key: string };
 }
 
 /** Decides how many messages an entry stores when it is appended (see {@link SegmentRaftStorageOptions.counts}). */
@@ -88,9 +96,10 @@ interface RecordedSnapshot<S> {
  * A Raft group's stable storage over a segment log: one record per entry,
  * of format 2 (the record's offset is the Raft index; its header holds the
  * term and the partition offsets of the entry's messages), so a partition's
- * Raft log and its message log are one (layout `unified`, docs/storage.md). The hard state, the bootstrap voters and the
+ * Raft log and its message log are one (layout `unified`, docs/storage.md). The bootstrap voters and the
  * latest snapshot are small values beside it (a `MetaStore`, each replaced
- * atomically).
+ * atomically); the hard state too, unless the broker's journal of hard
+ * states keeps it (`hardStates`: the votes of many groups share an fsync).
  *
  * The core reads an in-memory window (the entries after the latest
  * snapshot); a compaction moves the snapshot and shrinks the window but
@@ -129,6 +138,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     /** The offsets of the entries in `current`'s window. */
     private offsets: EntryOffsets,
     private readonly meta: MetaStore,
+    private readonly hard: HardStateStore,
     private readonly voters: readonly NodeId[],
     private readonly dir: string,
     private readonly fs: FileSystem,
@@ -150,10 +160,14 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     if (layout !== undefined && layout !== UNIFIED) throw layoutError(path, String(layout), UNIFIED);
     const recorded = await meta.read(BOOTSTRAP);
     const voters = isVoters(recorded) ? recorded : [...bootstrapVoters];
+    const hard = hardStateStore(meta, options.hardStates);
+    // A new directory starts from no hard state, whatever the journal holds under its key (a deleted replica's, if its
+    // release was lost in a crash): reset before the layout is recorded, so a crash in between resets it again.
+    if (layout === undefined && options.hardStates !== undefined) await hard.write({ term: 0, vote: null, commit: 0 });
     if (layout === undefined) await meta.write(LAYOUT, UNIFIED);
     if (recorded === undefined) await meta.write(BOOTSTRAP, voters);
-    const { log, memory, offsets } = await load<T, S>(path, fs, meta, voters, options);
-    return new SegmentRaftStorage(log, memory, offsets, meta, voters, path, fs, options);
+    const { log, memory, offsets } = await load<T, S>(path, fs, meta, hard, voters, options);
+    return new SegmentRaftStorage(log, memory, offsets, meta, hard, voters, path, fs, options);
   }
 
   get bootstrapVoters(): readonly NodeId[] {
@@ -239,7 +253,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
         await this.writeQueued(fsync);
         if (voteChanged) {
           this.commitChanged = false;
-          await this.meta.writeHardState({ ...this.current.getHardState() });
+          await this.hard.write(this.current.getHardState());
         }
       } catch (err) {
         // Not recorded: a later sync (without a reload) must still write and fsync it.
@@ -299,7 +313,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   private async writeCommit(): Promise<void> {
     if (!this.commitChanged) return;
     this.commitChanged = false;
-    await this.meta.writeHardState({ ...this.current.getHardState() });
+    await this.hard.write(this.current.getHardState());
   }
 
   /**
@@ -339,7 +353,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       this.pendingSnapshot = undefined;
       this.reloading = true;
       await this.log.close({ dropUnsynced: true }).catch(() => {});
-      const { log, memory, offsets } = await load<T, S>(this.dir, this.fs, this.meta, this.voters, this.options);
+      const { log, memory, offsets } = await load<T, S>(this.dir, this.fs, this.meta, this.hard, this.voters, this.options);
       this.log = log;
       this.current = memory;
       this.offsets = offsets;
@@ -361,7 +375,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       this.commitTimer = undefined;
       try {
         await this.writeQueued(true);
-        if (this.voteChanged || this.commitChanged) await this.meta.writeHardState({ ...this.current.getHardState() });
+        if (this.voteChanged || this.commitChanged) await this.hard.write(this.current.getHardState());
       } catch {
         // Not durable, never acknowledged: lost like at a crash.
       }
@@ -681,6 +695,7 @@ async function load<T, S>(
   dir: string,
   fs: FileSystem,
   meta: MetaStore,
+  hardStates: HardStateStore,
   voters: readonly NodeId[],
   options: SegmentRaftStorageOptions<T, S>,
 ): Promise<{ log: SegmentLog; memory: MemoryStorage<T, S>; offsets: EntryOffsets }> {
@@ -688,7 +703,7 @@ async function load<T, S>(
   const stored = await meta.read(SNAPSHOT);
   if (stored !== undefined && !isRecordedSnapshot(stored)) throw new LogStorageError('STORAGE_CORRUPT', `${dir}: the recorded Raft snapshot is not one`, { path: dir });
   const recorded = stored as RecordedSnapshot<S> | undefined;
-  const hard = await meta.readHardState();
+  const hard = await hardStates.read();
   const log = await SegmentLog.open(join(dir, 'log'), fs, {
     ...options.segments,
     ...(options.fsync === 'always' ? { fsync: 'always' as const } : { fsync: 'interval' as const, fsyncIntervalMs: options.fsyncIntervalMs }),
@@ -758,6 +773,13 @@ async function holdsEntry(log: SegmentLog, index: number, term: number, endOffse
   const [record] = await log.read(index, 1, 1).catch((): StoredRecord[] => []);
   const raft = record?.raft;
   return record?.offset === index && raft?.term === term && raft.firstOffset + raft.count === endOffset;
+}
+
+/** Where the hard state of a log in `meta`'s directory is kept: the broker's journal when it has one, else `meta`. */
+function hardStateStore(meta: MetaStore, journal: SegmentRaftStorageOptions<unknown>['hardStates']): HardStateStore {
+  const own: HardStateStore = { read: () => meta.readHardState(), write: (state) => meta.writeHardState(state) };
+  // A directory from before the journal holds its state in `meta` until its first write to the journal.
+  return journal === undefined ? own : journal.journal.store(journal.key, own.read);
 }
 
 function isRecordedSnapshot(value: unknown): boolean {

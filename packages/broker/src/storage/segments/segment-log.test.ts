@@ -167,6 +167,26 @@ describe('SegmentLog: append, flush, read', () => {
     expect(offsets(await log.read(2, 10, 1000))).toEqual([2, 3, 4]);
   });
 
+  it('the tail cache of a log written one small record per flush holds its records in one small buffer, not a 16 KiB arena per flush', async () => {
+    const log = await openLog(await temp.make());
+    for (let i = 0; i < 10; i++) {
+      log.append([message(i)]);
+      await log.flush();
+    }
+    const cached = log.readFromMemory(0, 10, 1 << 20) ?? [];
+    expect(offsets(cached)).toEqual(range(0, 10));
+    const buffers = new Set(cached.map((m) => m.data.buffer));
+    expect(buffers.size).toBe(1);
+    // From Node's shared pool (8 KiB slabs): an idle partition keeps no arena of its own alive.
+    expect([...buffers][0]?.byteLength).toBeLessThanOrEqual(8 * 1024);
+    // A batch of many records still takes a few arenas, doubling, not one per record.
+    log.append(messages(10, 2000));
+    await log.flush();
+    const large = log.readFromMemory(10, 2000, 1 << 30) ?? [];
+    expect(large).toHaveLength(1990);
+    expect(new Set(large.map((m) => m.data.buffer)).size).toBeLessThan(16);
+  });
+
   it('rejects bad appends whole: oversized record, bad timestamp', async () => {
     const log = await openLog(await temp.make(), { maxRecordBytes: 1024 });
     expect(() => log.append([message(0), message(1, { size: 2000 })])).toThrow(RangeError);

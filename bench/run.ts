@@ -1,8 +1,10 @@
 /**
  * `npm run bench`: publish throughput and latency on loopback, against one
  * broker (`singleBroker`) and a 3-broker Raft cluster (R=3) in three storage
- * modes: `cluster3` (fsync always), `cluster3Interval` (fsync interval) and
- * `cluster3Memory` (no data directory); replay from disk; and a `summary` of
+ * modes: `cluster3` (fsync always), `cluster3Interval` (fsync interval), both
+ * on the brokers' default layout (unified), and `cluster3Memory` (no data
+ * directory); the split layout on request (`cluster3Split`,
+ * `cluster3SplitInterval`); replay from disk; and a `summary` of
  * the headline figures against their targets. The brokers run in their own
  * processes; the SDK runs here. One JSON object goes to stdout, progress to
  * stderr.

@@ -339,7 +339,10 @@ describe('a Raft group on the way of an awaited publish', () => {
   it('acknowledges a committed proposal before it tells the followers the new commit index', async () => {
     const { group, events } = await leader();
     const index = group.node.lastIndex + 1;
-    const proposal = group.propose('x', 5000).then((result) => (events.push(`acknowledged ${result}`), result));
+    // The broker's answer reaches the client socket through a chain of promise callbacks (engine, router, session).
+    let chain = group.propose('x', 5000);
+    for (let hop = 0; hop < 30; hop++) chain = chain.then((result) => result);
+    const proposal = chain.then((result) => (events.push(`acknowledged ${result}`), result));
     proposal.catch(() => {}); // (awaited below; a failed expectation stops the group first)
     await until(() => events.some((e) => e.startsWith('own write')), 'the own write');
     await new Promise((resolve) => setTimeout(resolve, 20));

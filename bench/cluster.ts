@@ -5,12 +5,13 @@
  * failover stall: SIGKILL of the partition leader under a steady publisher,
  * timed to the first acknowledged publish after it, over repeated kills.
  *
- * Storage: `fsync` gives every broker `--data --storage-layout split` (Raft and partition logs
- * written and fsynced before the ack, with group commit: `--fsync always`, the
- * production default); `interval` gives `--data --fsync interval` (written
- * before the ack, fsynced on a timer); `unified` is `fsync` with
- * `--storage-layout unified` (the segment log is the Raft log: each message
- * written once, docs/storage.md); `memory` gives no `--data` (logs in
+ * Storage: `fsync` gives every broker `--data` on the default layout,
+ * `unified` (the segment log is the Raft log: each message written once,
+ * docs/storage.md), written and fsynced before the ack with group commit
+ * (`--fsync always`, the production default); `interval` adds `--fsync
+ * interval` (written before the ack, fsynced on a timer); `split` and
+ * `split-interval` are the same on `--storage-layout split` (Raft and
+ * partition logs written separately); `memory` gives no `--data` (logs in
  * memory only). The failover run restarts each killed broker, which in memory
  * would come back with amnesia (no log, no vote), which Raft forbids: the
  * broker stops on a RaftInvariantError. So `failoverStall` runs in the disk
@@ -54,10 +55,24 @@ import {
   type Throughput,
 } from './scenarios.js';
 
-/** Where the brokers keep their logs: on disk fsynced before the ack, on disk fsynced on a timer, or in memory. */
-export type ClusterStorage = 'fsync' | 'interval' | 'memory' | 'unified';
-/** What `--cluster-storage all` runs (`unified` only when asked for by name). */
+/**
+ * Where the brokers keep their logs: on disk fsynced before the ack, on disk
+ * fsynced on a timer (both on the default `unified` layout, or on `split`),
+ * or in memory.
+ */
+export type ClusterStorage = 'fsync' | 'interval' | 'memory' | 'split' | 'split-interval';
+/** Every storage mode, by name. */
+export const ALL_CLUSTER_STORAGES: readonly ClusterStorage[] = ['fsync', 'interval', 'memory', 'split', 'split-interval'];
+/** What `--cluster-storage all` runs (the `split` layout's modes only when asked for by name). */
 export const CLUSTER_STORAGES: readonly ClusterStorage[] = ['fsync', 'interval', 'memory'];
+/** The result key of each storage mode. */
+export const CLUSTER_RESULT_KEYS = {
+  fsync: 'cluster3',
+  interval: 'cluster3Interval',
+  memory: 'cluster3Memory',
+  split: 'cluster3Split',
+  'split-interval': 'cluster3SplitInterval',
+} as const satisfies Record<ClusterStorage, string>;
 
 /** Scenario names of the cluster, as keys of its result. */
 export const CLUSTER_SCENARIOS = ['pipelined128B', 'pipelined1KiB', 'sequentialPublish', 'publishToDeliver', 'followerSeeded', 'failoverStall', 'replayFromDisk'] as const;
@@ -332,9 +347,9 @@ class Cluster {
     const peers = this.specs.filter((other) => other !== spec).map((other) => `${other.id}@127.0.0.1:${other.peerPort}`);
     const args = ['--peer-port', String(spec.peerPort), '--peers', peers.join(',')];
     if (spec.dataDir !== undefined) args.push('--data', spec.dataDir);
-    if (this.storage === 'interval') args.push('--fsync', 'interval');
-    // `fsync` and `interval` are the split layout's figures (unified, the brokers' default, is asked for by name).
-    if (spec.dataDir !== undefined) args.push('--storage-layout', this.storage === 'unified' ? 'unified' : 'split');
+    if (this.storage === 'interval' || this.storage === 'split-interval') args.push('--fsync', 'interval');
+    // `fsync` and `interval` run the brokers' default layout (unified); the split layout is asked for by name.
+    if (this.storage === 'split' || this.storage === 'split-interval') args.push('--storage-layout', 'split');
     const broker = await spawnBroker(spec.id, args, spec.clientPort);
     this.processes.set(spec.id, broker);
     return broker;

@@ -1,8 +1,10 @@
 /**
  * `npm run bench`: publish throughput and latency on loopback, against one
  * broker (`singleBroker`) and a 3-broker Raft cluster (R=3) in three storage
- * modes: `cluster3` (fsync always), `cluster3Interval` (fsync interval) and
- * `cluster3Memory` (no data directory); replay from disk; and a `summary` of
+ * modes: `cluster3` (fsync always), `cluster3Interval` (fsync interval), both
+ * on the brokers' default layout (unified), and `cluster3Memory` (no data
+ * directory); the split layout on request (`cluster3Split`,
+ * `cluster3SplitInterval`); replay from disk; and a `summary` of
  * the headline figures against their targets. The brokers run in their own
  * processes; the SDK runs here. One JSON object goes to stdout, progress to
  * stderr.
@@ -13,7 +15,7 @@
  *   npm run bench -- --window 2000      publishes in flight in pipelined runs
  *   npm run bench -- --only pipelined128B,sequentialPublish   some scenarios only
  *   npm run bench -- --only cluster3    the cluster figures only (or cluster3.failoverStall, singleBroker, ...)
- *   npm run bench -- --cluster-storage memory   cluster storage modes: fsync, interval, memory, unified, a comma-separated list, or all (not unified)
+ *   npm run bench -- --cluster-storage memory   cluster storage modes: fsync, interval, memory (fsync and interval on the default layout, unified), split, split-interval (the split layout), a comma-separated list, or all (not split)
  *   npm run bench -- --only groups      consumer groups: the longest delivery pause on partitions that did not move while members join and leave
  *   npm run bench -- --only move        a partition of 1 GiB moved to a new broker, throttle off and on: catch-up rate, publish latency meanwhile
  *   npm run bench -- --only move --move-mib 256   the same with a smaller partition
@@ -32,7 +34,7 @@ import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { RelayClient, connect as Connect } from '@relaymq/sdk';
-import { CLUSTER_SCENARIOS, CLUSTER_STORAGES, cluster3, type Cluster3Result, type ClusterScenario, type ClusterSizes, type ClusterStorage } from './cluster.js';
+import { ALL_CLUSTER_STORAGES, CLUSTER_RESULT_KEYS, CLUSTER_SCENARIOS, CLUSTER_STORAGES, cluster3, type Cluster3Result, type ClusterScenario, type ClusterSizes, type ClusterStorage } from './cluster.js';
 import {
   freePorts,
   killChildren,
@@ -75,7 +77,7 @@ interface RunConfig extends ScenarioSizes, PublishSettings {
   /** Messages (128 B) stored and then replayed by the single broker's `replayFromDisk`. */
   replayMessages: number;
   cluster3: ClusterSizes;
-  /** Storage modes of the cluster runs: `fsync` is reported as `cluster3`, `interval` as `cluster3Interval`, `memory` as `cluster3Memory`, `unified` as `cluster3Unified`. */
+  /** Storage modes of the cluster runs: `fsync` is reported as `cluster3`, `interval` as `cluster3Interval`, `memory` as `cluster3Memory`, `split` as `cluster3Split`, `split-interval` as `cluster3SplitInterval`. */
   clusterStorage: ClusterStorage[];
 }
 
@@ -154,14 +156,16 @@ interface BenchResult {
   config: RunConfig;
   /** Every scenario unless `--only` picked some. */
   singleBroker: Partial<SingleBrokerResult>;
-  /** Three brokers, R=3, logs on disk fsynced before the ack (`--data`, fsync always). */
+  /** Three brokers, R=3, logs on disk fsynced before the ack (`--data`, fsync always, the default layout: unified). */
   cluster3?: Cluster3Result;
-  /** Three brokers, R=3, logs on disk fsynced on a timer (`--data --fsync interval`). */
+  /** Three brokers, R=3, logs on disk fsynced on a timer (`--data --fsync interval`, unified). */
   cluster3Interval?: Cluster3Result;
   /** Three brokers, R=3, logs in memory only (no `--data`). */
   cluster3Memory?: Cluster3Result;
-  /** Three brokers, R=3, as `cluster3` with `--storage-layout unified` (asked for with `--cluster-storage unified`). */
-  cluster3Unified?: Cluster3Result;
+  /** As `cluster3` with `--storage-layout split` (asked for with `--cluster-storage split`). */
+  cluster3Split?: Cluster3Result;
+  /** As `cluster3Interval` with `--storage-layout split` (asked for with `--cluster-storage split-interval`). */
+  cluster3SplitInterval?: Cluster3Result;
   /** `--only scale`: idle cost, creation time and failover at each partition count. */
   scale?: ScaleResult[];
   /** `--only delivery`: fan-out over 1,000 subscribers (issue 13): deliveries/s, latency, sessions woken per message. */
@@ -320,8 +324,8 @@ function parseStorage(value: string | undefined, fallback: ClusterStorage[]): Cl
   if (value === 'both') return ['fsync', 'memory'];
   const modes = value.split(',').map((mode) => mode.trim());
   for (const mode of modes) {
-    if (![...CLUSTER_STORAGES, 'unified'].includes(mode)) {
-      throw new Error(`--cluster-storage: unknown mode "${mode}"; known: ${CLUSTER_STORAGES.join(', ')}, unified, all, both`);
+    if (!(ALL_CLUSTER_STORAGES as readonly string[]).includes(mode)) {
+      throw new Error(`--cluster-storage: unknown mode "${mode}"; known: ${ALL_CLUSTER_STORAGES.join(', ')}, all, both`);
     }
   }
   return [...new Set(modes as ClusterStorage[])];
@@ -400,10 +404,10 @@ async function main(): Promise<void> {
   if (natsServer !== undefined && 'missing' in natsServer) progress(`--compare nats: the JetStream comparison is skipped: ${natsServer.missing}`);
   const started = nowSeconds();
   const single = await singleBroker(connect, config, selection.single);
-  const clusters: Pick<BenchResult, 'cluster3' | 'cluster3Interval' | 'cluster3Memory' | 'cluster3Unified'> = {};
+  const clusters: Pick<BenchResult, (typeof CLUSTER_RESULT_KEYS)[ClusterStorage]> = {};
   const runClusters = async (only: ReadonlySet<ClusterScenario>): Promise<void> => {
     for (const storage of config.clusterStorage) {
-      const key = ({ fsync: 'cluster3', interval: 'cluster3Interval', memory: 'cluster3Memory', unified: 'cluster3Unified' } as const)[storage];
+      const key = CLUSTER_RESULT_KEYS[storage];
       clusters[key] = { ...clusters[key], ...(await cluster3(connect, storage, config.cluster3, config, only)) };
     }
   };

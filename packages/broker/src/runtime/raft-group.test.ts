@@ -291,6 +291,73 @@ describe('a Raft group acknowledging at the leader', () => {
   });
 });
 
+describe('a Raft group on the way of an awaited publish', () => {
+  /**
+   * Leader `a` of a, b, c on a real Raft log; its transport writes what is
+   * sent in a tick at the end of it, as the peer transport does (`wire`),
+   * and `events` records those writes and the storage's appends in order.
+   */
+  async function leader() {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
+    dirs.push(dir);
+    const storage = await DurableRaftStorage.open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000 });
+    const events: string[] = [];
+    const sent: Array<Message<string, never>> = [];
+    const send = (_to: string, _channel: string, message: Message<string, never>): void => {
+      sent.push(message);
+      const what = message.type === 'app' ? `${message.entries.length > 0 ? 'entries' : 'commit'} to ${message.to}` : `${message.type} to ${message.to}`;
+      process.nextTick(() => events.push(`wire: ${what}`));
+    };
+    const append = storage.append.bind(storage);
+    storage.append = (entries) => {
+      events.push(`own write of ${entries.map((e) => e.index).join(',')}`);
+      append(entries);
+    };
+    const group = new RaftGroup<string, string>({ id: 'p/t/0', self: 'a', transport: { send } as unknown as PeerTransport, storage, parseData: (d) => (typeof d === 'string' ? d : undefined), apply: (d) => d, log: () => {} });
+    groups.push(group);
+    await leadWithB(group, sent);
+    // b and c hold the no-op: it commits, and both followers are in step (each proposal's entries go to both at once).
+    for (const from of ['b', 'c']) group.receive(from, { type: 'app-resp', from, to: 'a', term: group.node.term, index: group.node.lastIndex, reject: false, hintIndex: 0, hintTerm: 0 });
+    await until(() => group.node.commitIndex === group.node.lastIndex, 'the no-op to commit');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    events.length = 0;
+    return { group, events };
+  }
+
+  it("hands a proposal's entries to the followers' sockets before it writes them itself, so their round trip overlaps its own write", async () => {
+    const { group, events } = await leader();
+    const index = group.node.lastIndex + 1;
+    const proposal = group.propose('x', 5000);
+    proposal.catch(() => {}); // (awaited below; a failed expectation stops the group first)
+    await until(() => events.some((e) => e.startsWith('own write')), 'the own write');
+    expect(events.slice(0, 3).sort()).toEqual([`own write of ${index}`, 'wire: entries to b', 'wire: entries to c'].sort());
+    expect(events.indexOf(`own write of ${index}`)).toBe(2);
+    group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term: group.node.term, index, reject: false, hintIndex: 0, hintTerm: 0 });
+    await expect(proposal).resolves.toBe('x');
+  });
+
+  it('acknowledges a committed proposal before it tells the followers the new commit index', async () => {
+    const { group, events } = await leader();
+    const index = group.node.lastIndex + 1;
+    // The broker's answer reaches the client socket through a chain of promise callbacks (engine, router, session).
+    let chain = group.propose('x', 5000);
+    for (let hop = 0; hop < 30; hop++) chain = chain.then((result) => result);
+    const proposal = chain.then((result) => (events.push(`acknowledged ${result}`), result));
+    proposal.catch(() => {}); // (awaited below; a failed expectation stops the group first)
+    await until(() => events.some((e) => e.startsWith('own write')), 'the own write');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    events.length = 0;
+    // From an I/O callback, as the peer transport delivers it: what the transport writes at the end of this callback
+    // goes before any promise callback runs.
+    setImmediate(() => group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term: group.node.term, index, reject: false, hintIndex: 0, hintTerm: 0 }));
+    await proposal;
+    await until(() => events.filter((e) => e.startsWith('wire: commit')).length === 2, 'the commit index to leave');
+    expect(events[0]).toBe('acknowledged x');
+    expect(events.slice(1).sort()).toEqual(['wire: commit to b', 'wire: commit to c']);
+    expect(group.node.commitIndex).toBe(index);
+  });
+});
+
 describe('a Raft group changing its membership', () => {
   /** Replica `a` of a group bootstrapped as `voters`, on a log at `path` (reopened as it is when it exists). */
   async function member(path: string, voters: string[], options: { joining?: boolean } = {}) {

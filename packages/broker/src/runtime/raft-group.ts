@@ -203,6 +203,10 @@ export class RaftGroup<T, R, S = never> {
   private projectedThrough = 0;
   /** The last entry handed to the storage and not yet written (its write settles ack `leader`). */
   private unwritten: { index: number; term: number } | undefined;
+  /** A Ready's appends to followers were handed to the transport: this leader's own write of them waits for them to leave (see `io.storage.append`). */
+  private appendsSent = false;
+  /** Messages held until the acknowledgements this Ready settles went out (see {@link holdsBack}), in order; undefined when none are. */
+  private held: Message<T, S>[] | undefined;
 
   constructor(private readonly options: RaftGroupOptions<T, R, S>) {
     this.channel = options.channel ?? `raft/${options.id}`;
@@ -563,6 +567,7 @@ export class RaftGroup<T, R, S = never> {
     this.stopReason = reason;
     this.stopped = true;
     this.options.clock?.remove(this);
+    this.held = undefined;
     clearTimeout(this.fenced?.timer);
     for (const abandoned of this.proposals.abandonAll()) abandoned.waiter.reject(reason);
     for (const abandoned of this.confProposals.abandonAll()) abandoned.waiter.reject(reason);
@@ -632,6 +637,7 @@ export class RaftGroup<T, R, S = never> {
     // The state machine is rewound and the log reloaded: nothing projected or unwritten holds any more.
     this.projectedTerm = 0;
     this.unwritten = undefined;
+    this.held = undefined; // a fenced group sends nothing
     for (const { waiter, index, committed } of this.proposals.abandonAll()) {
       // Committed, but not known to be on every replica: ack `all` cannot be promised.
       const message = committed ? `entry ${index} of ${this.options.id} is committed; whether every replica holds it is unknown` : `entry ${index} of ${this.options.id}: its outcome is unknown (${reason.message})`;
@@ -708,10 +714,13 @@ export class RaftGroup<T, R, S = never> {
         this.appliedIndex = Math.max(this.appliedIndex, snapshot.meta.index);
         this.projectedTerm = 0; // the state machine was replaced
       },
-      append: (entries: readonly Entry<T>[]): void => {
-        this.options.storage.append(entries);
-        const last = entries[entries.length - 1];
-        if (last !== undefined) this.unwritten = { index: last.index, term: last.term };
+      append: (entries: readonly Entry<T>[]): void | Promise<void> => {
+        if (!this.appendsSent) return this.appendToStorage(entries);
+        this.appendsSent = false;
+        // The transport writes what was sent in this tick at its end (peer-transport.ts): this leader's own write
+        // (encoding its records, handing them to the file) waits for that, so the appends reach the followers first
+        // and their round trip runs alongside this write instead of after it. The runner's order is unchanged.
+        return new Promise<void>((resolve) => process.nextTick(resolve)).then(() => this.appendToStorage(entries));
       },
       setHardState: (hardState: Parameters<RaftLogStorage<T, S>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
       sync: async (): Promise<void> => {
@@ -727,7 +736,8 @@ export class RaftGroup<T, R, S = never> {
     },
     send: (messages: readonly Message<T, S>[]): void => {
       this.options.clock?.sent(messages.length);
-      for (const message of messages) this.options.transport.send(message.to, this.channel, message);
+      if (this.held !== undefined || this.holdsBack(messages)) this.hold(messages);
+      else this.transmit(messages);
     },
     restore: (): void => {
       // installSnapshot already replaced the state machine, before the log recorded the snapshot.
@@ -754,6 +764,58 @@ export class RaftGroup<T, R, S = never> {
       }
     },
   };
+
+  private appendToStorage(entries: readonly Entry<T>[]): void {
+    this.options.storage.append(entries);
+    const last = entries[entries.length - 1];
+    if (last !== undefined) this.unwritten = { index: last.index, term: last.term };
+  }
+
+  /**
+   * Whether `messages` wait until the acknowledgements of this Ready went
+   * out: a leader's messages that carry no entries (its commit index, to the
+   * followers: a heartbeat, an empty append) while proposals wait here. The
+   * Ready that commits a proposal sends them before applying it, and the
+   * transport writes them at the end of the tick, before the promise
+   * callbacks that answer the client run: two socket writes (and, on a busy
+   * machine, the followers they wake) ahead of every acknowledgement. Held
+   * until those callbacks ran (the end of the current microtask queue: see
+   * {@link hold}), they follow it instead, in the same turn of the event
+   * loop, so followers that serve subscribers learn the commit index only
+   * microseconds later. Holding a message is a network delay, which Raft
+   * tolerates.
+   */
+  private holdsBack(messages: readonly Message<T, S>[]): boolean {
+    return this.proposals.size > 0 && messages.length > 0 && messages.every((m) => m.type === 'heartbeat' || (m.type === 'app' && m.entries.length === 0));
+  }
+
+  /** Holds `messages` behind those held already (a peer gets them in order); entries to send flush them all at once. */
+  private hold(messages: readonly Message<T, S>[]): void {
+    const carriesEntries = messages.some((m) => m.type === 'app' && m.entries.length > 0);
+    if (this.held === undefined) {
+      this.held = [];
+      // A tick queued from a microtask runs once the microtask queue is drained, and the promise chain that
+      // writes the acks drains with it, whether this runs in an I/O callback or in a microtask already.
+      queueMicrotask(() => process.nextTick(() => this.releaseHeld()));
+    }
+    this.held.push(...messages);
+    // New entries for the followers do not wait: they leave now, after what was held (their round trip is on the way to an ack).
+    if (carriesEntries) this.releaseHeld();
+  }
+
+  private releaseHeld(): void {
+    const held = this.held;
+    if (held === undefined) return;
+    this.held = undefined;
+    this.transmit(held);
+  }
+
+  private transmit(messages: readonly Message<T, S>[]): void {
+    for (const message of messages) {
+      this.options.transport.send(message.to, this.channel, message);
+      if (message.type === 'app' && message.entries.length > 0) this.appendsSent = true;
+    }
+  }
 
   /** Answers the caller of a proposal that the tracker settled (applied or replaced). */
   private settle(settlement: Settlement<Waiter<R>, R> | undefined): void {

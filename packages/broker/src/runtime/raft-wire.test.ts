@@ -32,6 +32,17 @@ describe('parseRaftMessage: configuration entries and snapshots', () => {
     expect(parseRaftMessage(structuredClone(old), parseString, parseString)).toEqual(old);
   });
 
+  it('keeps the commit-only mark of an empty append, and only there', () => {
+    const carrier = { type: 'app', from: 'b1', to: 'b2', term: 2, prevIndex: 3, prevTerm: 1, commit: 3, entries: [], commitOnly: true };
+    expect(parseRaftMessage(structuredClone(carrier), parseString)).toEqual(carrier);
+    const { commitOnly: _, ...plain } = carrier;
+    expect(parseRaftMessage(structuredClone(plain), parseString)).toEqual(plain);
+    expect(parseRaftMessage({ ...carrier, commitOnly: 'yes' }, parseString)).toBeUndefined();
+    // A mark on an append with entries is dropped: entries are always answered.
+    const withEntries = { ...carrier, entries: [{ type: 'normal', index: 4, term: 2, data: 'x' }] };
+    expect(parseRaftMessage(withEntries, parseString)).not.toHaveProperty('commitOnly');
+  });
+
   it('refuses malformed conf entries and configurations', () => {
     const entry = { type: 'conf', index: 4, term: 2, change: { type: 'add-learner', node: 'b4' }, conf: { voters: ['b1'], learners: ['b4'] } };
     const app = (e: unknown): unknown => ({ type: 'app', from: 'b1', to: 'b4', term: 2, prevIndex: 3, prevTerm: 1, commit: 3, entries: [e] });

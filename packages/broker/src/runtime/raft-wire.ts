@@ -18,14 +18,15 @@ export function parseRaftMessage<T, S = never>(
   const base = { from: o.from, to: o.to, term: o.term };
   switch (o.type) {
     case 'app': {
-      if (!isUint(o.prevIndex) || !isUint(o.prevTerm) || !isUint(o.commit) || !Array.isArray(o.entries)) return undefined;
+      if (!isUint(o.prevIndex) || !isUint(o.prevTerm) || !isUint(o.commit) || !Array.isArray(o.entries) || (o.commitOnly !== undefined && typeof o.commitOnly !== 'boolean')) return undefined;
       const entries: Entry<T>[] = [];
       for (const raw of o.entries as unknown[]) {
         const entry = parseEntry(raw, parseData);
         if (entry === undefined) return undefined;
         entries.push(entry);
       }
-      return { ...base, type: 'app', prevIndex: o.prevIndex, prevTerm: o.prevTerm, commit: o.commit, entries };
+      const app = { ...base, type: 'app' as const, prevIndex: o.prevIndex, prevTerm: o.prevTerm, commit: o.commit, entries };
+      return o.commitOnly === true && entries.length === 0 ? { ...app, commitOnly: true } : app;
     }
     case 'app-resp':
       if (!isUint(o.index) || typeof o.reject !== 'boolean' || !isUint(o.hintIndex) || !isUint(o.hintTerm)) return undefined;

@@ -42,7 +42,7 @@ export function formatMessage<T, S>(m: Message<T, S>, formatData: DataFormatter<
   const head = `${m.from}->${m.to} ${m.type} term=${m.term}`;
   switch (m.type) {
     case 'app':
-      return `${head} prev=${m.prevIndex}/${m.prevTerm} commit=${m.commit} ${formatEntries(m.entries, formatData)}`;
+      return `${head} prev=${m.prevIndex}/${m.prevTerm} commit=${m.commit}${m.commitOnly === true ? ' commit-only' : ''} ${formatEntries(m.entries, formatData)}`;
     case 'app-resp':
       return m.reject ? `${head} reject index=${m.index} hint=${m.hintIndex}/${m.hintTerm}` : `${head} index=${m.index}`;
     case 'vote':

@@ -87,6 +87,38 @@ describe('RaftNode', () => {
     expect(c.node('b').status().progress).toEqual([]);
   });
 
+  it('tells followers that hold every entry of a commit with an append they do not answer; one that lacks them is answered', () => {
+    const c = new Mini(['a', 'b', 'c']);
+    c.elect('a');
+    c.node('a').propose('x');
+    c.drain();
+    // a's append of x reaches b and c; b's answer commits it.
+    const appends = c.queue.splice(0);
+    for (const m of appends) c.node(m.to).step(m);
+    c.drain();
+    const answers = c.queue.splice(0);
+    const fromB = answers.find((m) => m.from === 'b' && m.type === 'app-resp') as Msg;
+    c.node('a').step(fromB);
+    c.drain();
+    const commit = c.queue.splice(0);
+    // b acknowledged x: its commit index comes alone, marked. c's answer is not in yet: a plain append, answered.
+    const toB = commit.find((m) => m.to === 'b' && m.type === 'app');
+    const toC = commit.find((m) => m.to === 'c' && m.type === 'app');
+    expect(toB).toMatchObject({ entries: [], commit: 2, commitOnly: true });
+    expect(toC).toMatchObject({ entries: [], commit: 2 });
+    expect(toC).not.toHaveProperty('commitOnly');
+    for (const m of [toB, toC] as Msg[]) c.node(m.to).step(m);
+    c.drain();
+    expect(c.queue.filter((m) => m.type === 'app-resp').map((m) => m.from)).toEqual(['c']);
+    expect(c.node('b').commitIndex).toBe(2);
+    expect(c.applied.get('b')).toEqual(['x']);
+    // A commit carrier that does not match the follower's log is still answered (rejected).
+    c.queue = [];
+    c.node('b').step({ type: 'app', from: 'a', to: 'b', term: 1, prevIndex: 5, prevTerm: 1, entries: [], commit: 2, commitOnly: true });
+    c.drain();
+    expect(c.queue).toMatchObject([{ type: 'app-resp', from: 'b', reject: true, index: 5 }]);
+  });
+
   it('refuses proposals off the leader, during a transfer, when empty and when overloaded', () => {
     const c = new Mini(['a', 'b', 'c'], { maxUncommittedEntries: 4, maxEntriesPerAppend: 2 });
     c.elect('a');

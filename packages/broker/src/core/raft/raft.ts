@@ -829,14 +829,16 @@ export class Raft<T, S> {
   // ---- follower handlers ----------------------------------------------------
 
   private handleAppend(m: AppendMessage<T>): void {
+    // A commit carrier (see `AppendMessage.commitOnly`) is answered only when rejected.
+    const answer = m.commitOnly !== true || m.entries.length > 0;
     if (m.prevIndex < this.log.committed) {
-      this.sendAppendResponse(m.from, this.log.committed);
+      if (answer) this.sendAppendResponse(m.from, this.log.committed);
       return;
     }
     const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
       this.syncConf();
-      this.sendAppendResponse(m.from, lastNew);
+      if (answer) this.sendAppendResponse(m.from, lastNew);
       return;
     }
     const hint = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
@@ -996,7 +998,11 @@ export class Raft<T, S> {
       return true;
     }
     if (entries.length === 0 && !sendIfEmpty) return false;
-    this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.commitToAnnounce() });
+    const commit = this.commitToAnnounce();
+    // Nothing to send to a follower that acknowledged everything: only the commit index, which needs no answer.
+    if (entries.length === 0 && pr.state === 'replicate' && pr.match === prevIndex) {
+      this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit, commitOnly: true });
+    } else this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit });
     pr.sentEntries(entries.length, prevIndex + entries.length);
     return true;
   }

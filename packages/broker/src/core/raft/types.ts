@@ -132,6 +132,14 @@ export interface AppendMessage<T> extends MessageBase {
   readonly prevTerm: number;
   readonly entries: readonly Entry<T>[];
   readonly commit: number;
+  /**
+   * Set on an empty append that only carries the commit index to a follower
+   * known to hold every entry up to `prevIndex` (its acknowledged match): a
+   * follower that accepts it does not answer, since the answer would tell
+   * the leader nothing (a rejection is still answered). Saves the leader one
+   * message per follower and commit.
+   */
+  readonly commitOnly?: boolean;
 }
 
 /**

@@ -58,6 +58,13 @@ export interface PeerTransportOptions {
    * @defaultValue always
    */
   introducing?: () => boolean;
+  /**
+   * Whether this broker tells peers it accepts batch frames (it reads them
+   * either way). False makes it look like a broker from before batch frames
+   * to its peers, which then send it single frames (tests of mixed versions).
+   * @defaultValue true
+   */
+  batchFrames?: boolean;
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -127,13 +134,66 @@ export const HANDSHAKE_TIMEOUT_MS = 60_000;
 const PEER_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 4_000_000, allowTimestamp: false };
 const HEADER_BYTES = 4;
 
-/** A length-prefixed frame. */
-function frame(channel: string, payload: unknown): Buffer {
-  const body = encodeValue({ c: channel, p: payload });
+/**
+ * Most messages in one batch frame: a turn that queues more to one peer sends
+ * them in several (each flushed as soon as it is full, so the backlog check
+ * of {@link PeerTransport.send} sees the bytes of the earlier ones).
+ */
+export const BATCH_MAX_MESSAGES = 1024;
+
+/** A length-prefixed frame: 4-byte length, then `body`. */
+function framed(body: Uint8Array): Buffer {
   const bytes = Buffer.allocUnsafe(HEADER_BYTES + body.length);
   bytes.writeUInt32BE(body.length, 0);
   bytes.set(body, HEADER_BYTES);
   return bytes;
+}
+
+/** The bytes of a single frame's msgpack map `{ c: channel, p: payload }` before the encoded channel, and between it and the encoded payload. */
+const SINGLE_C = Uint8Array.of(0x82, 0xa1, 0x63);
+const SINGLE_P = Uint8Array.of(0xa1, 0x70);
+/** A batch frame's msgpack array header (array 32: 0xdd and a 4-byte count). */
+const BATCH_HEADER_BYTES = 5;
+
+/** A batch frame of values encoded apart (channel, payload, channel, payload...), `bytes` long together. */
+function batchFrame(values: readonly Uint8Array[], bytes: number): Buffer {
+  const frameBytes = Buffer.allocUnsafe(HEADER_BYTES + BATCH_HEADER_BYTES + bytes);
+  frameBytes.writeUInt32BE(BATCH_HEADER_BYTES + bytes, 0);
+  frameBytes[HEADER_BYTES] = 0xdd;
+  frameBytes.writeUInt32BE(values.length, HEADER_BYTES + 1);
+  let at = HEADER_BYTES + BATCH_HEADER_BYTES;
+  for (const value of values) {
+    frameBytes.set(value, at);
+    at += value.length;
+  }
+  return frameBytes;
+}
+
+/** A frame of one message: a msgpack map `{ c: channel, p: payload }`. */
+function frame(channel: string, payload: unknown): Buffer {
+  return framed(encodeValue({ c: channel, p: payload }));
+}
+
+/**
+ * The largest batch frame this broker accepts, told to peers in its
+ * introduction (`batch`): its frame limit, and no more bytes than the scan
+ * allows elements (every msgpack element takes at least one byte, so a batch
+ * of that many bytes can never hold too many).
+ */
+function batchLimit(maxFrameBytes: number): number {
+  return Math.min(maxFrameBytes, PEER_SCAN_LIMITS.maxElements);
+}
+
+/** The batch frame limit a peer told in its introduction; 0 when it told none (a broker from before batch frames). */
+function toldBatchLimit(introduction: unknown): number {
+  const batch = typeof introduction === 'object' && introduction !== null ? (introduction as { batch?: unknown }).batch : undefined;
+  return typeof batch === 'number' && Number.isSafeInteger(batch) && batch > 0 ? batch : 0;
+}
+
+/** Messages to one peer waiting for the end of the event-loop turn: channel and payload, alternating. */
+interface Outbox {
+  items: unknown[];
+  scheduled: boolean;
 }
 
 interface Link {
@@ -151,12 +211,42 @@ interface Link {
   /** Dials in a row that the peer did not welcome (refused, closed, or another broker answered): the backoff grows with it. */
   failedHandshakes: number;
   dropped: number;
+  /**
+   * The largest batch frame the peer on `socket` accepts (see {@link
+   * batchLimit}), 0 when it accepts single frames only: messages to it are
+   * then written one frame each, as before batch frames.
+   */
+  batchBytes: number;
+  /** Messages queued for the next batch frame (only while `batchBytes` > 0). */
+  outbox: Outbox;
+  /**
+   * The last flush to this peer did not fit a batch frame (a bulk transfer):
+   * flushes write single frames until one is small again, rather than
+   * encoding each batch twice.
+   */
+  bulk: boolean;
+}
+
+/** Frames and messages through the transport since it started, every peer together. */
+export interface PeerTrafficStats {
+  /** Messages handed to peers' sockets (a batch frame carries several). */
+  messagesSent: number;
+  /** Frames written to peers' sockets. */
+  framesSent: number;
+  messagesReceived: number;
+  framesReceived: number;
 }
 
 /**
  * One TCP connection per pair of brokers, multiplexing every protocol
  * (gossip, each Raft group) by channel name. Frames are a 4-byte length and a
- * msgpack map `{ c: channel, p: payload }`. The broker with the lower id dials
+ * msgpack map `{ c: channel, p: payload }` (one message), or a msgpack array
+ * `[channel, payload, channel, payload, ...]` (a batch frame: every message
+ * queued to that peer within one event-loop turn, encoded and written once,
+ * and handed on one `message` event each on the other side). Batch frames go
+ * only to peers that said in their introduction that they accept them
+ * (`batch`: the largest they take), so a broker from before them gets single
+ * frames (rolling upgrades). The broker with the lower id dials
  * and redials with backoff; the other accepts. Sending never blocks: a message
  * to a peer that is down or too far behind is dropped, as the network would.
  */
@@ -168,12 +258,13 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
   private readonly dialed = new Set<net.Socket>();
   private closed = false;
   private boundPort = 0;
+  private readonly traffic: PeerTrafficStats = { messagesSent: 0, framesSent: 0, messagesReceived: 0, framesReceived: 0 };
 
   constructor(private readonly options: PeerTransportOptions) {
     super();
     for (const peer of options.peers) {
       if (peer.id === options.id) continue;
-      this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0 });
+      this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0, batchBytes: 0, outbox: { items: [], scheduled: false }, bulk: false });
     }
     const peerTls = options.tls;
     if (peerTls === undefined) {
@@ -204,9 +295,14 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     for (const link of this.links.values()) void this.dialLoop(link);
   }
 
-  /** What this broker tells a peer it connects to (or accepts): id, peer address, incarnation, cluster id. */
-  private introduction(): { id: string; address: string; incarnation?: string; cluster?: string } {
-    const intro = { id: this.options.id, address: this.address };
+  /** Frames and messages sent and received since start, every peer together. */
+  stats(): PeerTrafficStats {
+    return { ...this.traffic };
+  }
+
+  /** What this broker tells a peer it connects to (or accepts): id, peer address, the batch frames it accepts, incarnation, cluster id. */
+  private introduction(): { id: string; address: string; batch?: number; incarnation?: string; cluster?: string } {
+    const intro = this.options.batchFrames === false ? { id: this.options.id, address: this.address } : { id: this.options.id, address: this.address, batch: batchLimit(this.options.maxFrameBytes) };
     const identity = this.options.identity;
     if (identity === undefined) return intro;
     const cluster = identity.clusterId?.();
@@ -285,7 +381,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       this.options.log('warn', 'not linking to a new peer: too many peers', { peer: peer.id, max: MAX_PEERS });
       return false;
     }
-    const link: Link = { peer, socket: undefined, dials: this.options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0 };
+    const link: Link = { peer, socket: undefined, dials: this.options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0, batchBytes: 0, outbox: { items: [], scheduled: false }, bulk: false };
     this.links.set(peer.id, link);
     this.options.log('info', 'linking to a new peer', { peer: peer.id, address: `${peer.host}:${peer.port}` });
     if (this.boundPort !== 0) void this.dialLoop(link);
@@ -322,7 +418,13 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     }
   }
 
-  /** Sends a message; returns false when it was dropped (peer down or backlogged). */
+  /**
+   * Sends a message; returns false when it was dropped (peer down or
+   * backlogged). To a peer that accepts batch frames it is queued, and
+   * leaves with everything else queued to that peer in this event-loop turn
+   * in one frame; a message queued to a connection that closes before the
+   * turn ends is lost, as the network would lose it.
+   */
   send(to: string, channel: string, payload: unknown): boolean {
     const link = this.links.get(to);
     const socket = link?.socket;
@@ -331,12 +433,82 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       link.dropped++;
       return false;
     }
+    if (link.batchBytes > 0) {
+      const outbox = link.outbox;
+      outbox.items.push(channel, payload);
+      if (outbox.items.length >= 2 * BATCH_MAX_MESSAGES) this.flush(link);
+      else if (!outbox.scheduled) {
+        outbox.scheduled = true;
+        setImmediate(() => {
+          outbox.scheduled = false;
+          this.flush(link);
+        });
+      }
+      return true;
+    }
     if (!socket.writableCorked) {
       socket.cork();
       process.nextTick(() => socket.uncork()); // many sends in one tick leave in one write
     }
     socket.write(frame(channel, payload));
+    this.traffic.messagesSent++;
+    this.traffic.framesSent++;
     return true;
+  }
+
+  /**
+   * Writes what is queued to `link`'s peer: one batch frame, encoded at once.
+   * When that does not fit the peer's batch limit (large messages: a bulk
+   * transfer), each message is encoded alone and the encodings are grouped
+   * into batch frames that fit, and a message that fits none goes in a
+   * single frame, as before batches; the flushes that follow start that way
+   * until one is small again, rather than encoding each batch twice.
+   */
+  private flush(link: Link): void {
+    const items = link.outbox.items;
+    if (items.length === 0) return;
+    link.outbox.items = [];
+    const socket = link.socket;
+    if (socket === undefined || socket.destroyed) return; // closed meanwhile: lost, as on the network
+    const count = items.length / 2;
+    this.traffic.messagesSent += count;
+    if (!link.bulk) {
+      const body = encodeValue(items);
+      if (body.length <= link.batchBytes) {
+        socket.write(framed(body));
+        this.traffic.framesSent++;
+        return;
+      }
+    }
+    let total = 0;
+    let group: Uint8Array[] = [];
+    let groupBytes = 0;
+    const writeGroup = (): void => {
+      if (group.length === 0) return;
+      socket.write(batchFrame(group, groupBytes));
+      this.traffic.framesSent++;
+      group = [];
+      groupBytes = 0;
+    };
+    socket.cork();
+    for (let i = 0; i < items.length; i += 2) {
+      const channel = encodeValue(items[i]);
+      const payload = encodeValue(items[i + 1]);
+      const bytes = channel.length + payload.length;
+      total += bytes;
+      if (BATCH_HEADER_BYTES + bytes > link.batchBytes) {
+        writeGroup();
+        socket.write(framed(Buffer.concat([SINGLE_C, channel, SINGLE_P, payload])));
+        this.traffic.framesSent++;
+        continue;
+      }
+      if (BATCH_HEADER_BYTES + groupBytes + bytes > link.batchBytes) writeGroup();
+      group.push(channel, payload);
+      groupBytes += bytes;
+    }
+    writeGroup();
+    socket.uncork();
+    link.bulk = total > link.batchBytes;
   }
 
   async close(): Promise<void> {
@@ -407,7 +579,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         socket.destroy();
         continue;
       }
-      await this.attach(link, socket, true, welcomed.reader, welcomed.early);
+      await this.attach(link, socket, true, welcomed.batchBytes, welcomed.reader, welcomed.early);
     }
   }
 
@@ -417,14 +589,15 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
    * incarnation, a close or silence for {@link HANDSHAKE_TIMEOUT_MS} do not.
    * Frames that follow the welcome in the same read are kept for the link.
    */
-  private handshake(link: Link, socket: net.Socket): Promise<{ reader: { onFrame: FrameHandler }; early: Array<[string, unknown]> } | undefined> {
+  private handshake(link: Link, socket: net.Socket): Promise<{ reader: { onFrame: FrameHandler }; early: Array<[string, unknown]>; batchBytes: number } | undefined> {
     return new Promise((resolve) => {
       const early: Array<[string, unknown]> = [];
       let answered = false;
+      let batchBytes = 0;
       const finish = (ok: boolean): void => {
         clearTimeout(timer);
         socket.off('close', onClose);
-        resolve(ok ? { reader, early } : undefined);
+        resolve(ok ? { reader, early, batchBytes } : undefined);
       };
       const onClose = (): void => finish(false);
       const timer = setTimeout(() => finish(false), HANDSHAKE_TIMEOUT_MS);
@@ -450,6 +623,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
             return;
           }
           const refusal = this.checkPeer(link.peer.id, payload);
+          batchBytes = toldBatchLimit(payload);
           // Told, not just hung up on: the peer we dialed may never dial us itself while our dials keep coming (it
           // waits for a quiet spell to introduce itself), so its operator sees the refusal on its side too.
           if (refusal !== undefined) socket.end(refusedFrame(refusal));
@@ -546,16 +720,25 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       if (probe) return; // it only asked who we are; it dials again
       // A newer connection replaces a stale one.
       link.socket?.destroy();
-      void this.attach(link, socket, false, reader);
+      void this.attach(link, socket, false, toldBatchLimit(payload), reader);
     });
   }
 
-  /** Uses `socket` for `link` until it closes. */
-  private attach(link: Link, socket: net.Socket, outbound: boolean, reader = this.readFrames(socket, () => {}), early: Array<[string, unknown]> = []): Promise<void> {
+  /** Uses `socket` for `link` until it closes; `batchBytes`: the largest batch frame the peer told it accepts (0: none). */
+  private attach(
+    link: Link,
+    socket: net.Socket,
+    outbound: boolean,
+    batchBytes: number,
+    reader = this.readFrames(socket, () => {}),
+    early: Array<[string, unknown]> = [],
+  ): Promise<void> {
     if (socket.destroyed) return Promise.resolve();
     const replaced = link.socket;
     link.socket = socket;
     link.outbound = outbound;
+    link.batchBytes = batchBytes;
+    link.bulk = false;
     link.failedHandshakes = 0;
     if (replaced !== undefined && replaced !== socket) replaced.destroy();
     reader.onFrame = (channel, payload) => {
@@ -629,11 +812,30 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
           socket.destroy();
           return;
         }
+        this.traffic.framesReceived++;
+        if (Array.isArray(frame)) {
+          // A batch frame: channel, payload, channel, payload...
+          if (frame.length % 2 !== 0 || frame.length === 0) {
+            socket.destroy();
+            return;
+          }
+          for (let i = 0; i < frame.length && !socket.destroyed; i += 2) {
+            const channel: unknown = frame[i];
+            if (typeof channel !== 'string') {
+              socket.destroy();
+              return;
+            }
+            this.traffic.messagesReceived++;
+            reader.onFrame(channel, frame[i + 1]);
+          }
+          continue;
+        }
         const { c, p } = (typeof frame === 'object' && frame !== null ? frame : {}) as { c?: unknown; p?: unknown };
         if (typeof c !== 'string') {
           socket.destroy();
           return;
         }
+        this.traffic.messagesReceived++;
         reader.onFrame(c, p);
       }
       if (buffered.length > 0) {

@@ -60,6 +60,10 @@ export interface BrokerStats {
   raftTicks: number;
   /** Raft messages sent to peers since start, every group together; 0 without a cluster. */
   raftMessagesSent: number;
+  /** Messages sent to peer brokers since start (Raft, gossip, peer requests); 0 without a cluster. */
+  peerMessagesSent: number;
+  /** Frames they went out in: a batch frame carries every message queued to a peer in one event-loop turn. */
+  peerFramesSent: number;
   /** Raft groups hosted here (partition replicas and the metadata group). */
   raftGroups: number;
   /** Of them, quiesced: idle with every replica caught up, neither ticked nor heartbeating. */
@@ -713,6 +717,8 @@ class RunningBroker implements Broker {
       maxConnectionOutboundBytes: 0,
       security: { ...this.counters },
       ...raftStats(this.replicated?.raftActivity()),
+      peerMessagesSent: this.peers?.stats().messagesSent ?? 0,
+      peerFramesSent: this.peers?.stats().framesSent ?? 0,
       deliverySessionsWoken: this.fanout?.stats.sessionsWoken ?? 0,
       deliveryCursorsVisited: this.fanout?.stats.cursorsVisited ?? 0,
       openSegmentFiles: this.replicated?.openFiles().segments ?? 0,

@@ -7,6 +7,7 @@ import type { BackboneEngine } from './engine/backbone/engine.js';
 import { streamArguments } from './engine/backbone/retention.js';
 import { listenForClients, type ClientListener } from './server/client-listener.js';
 import { ForeignClusterError, PeerTransport, type PeerAddress } from './net/peer-transport.js';
+import { COALESCED_HEARTBEATS } from './runtime/heartbeat-coalescer.js';
 import { GossipRunner } from './runtime/gossip.js';
 import type { RaftActivity } from './runtime/group-clock.js';
 import { Ticker } from './runtime/ticker.js';
@@ -416,6 +417,8 @@ class RunningBroker implements Broker {
         id,
         // A broker new to the cluster introduces itself to peers that may not know it; one that belongs never dials against the configured direction.
         introducing: () => this.replicated?.isNewToCluster() ?? true,
+        // Its Raft groups read heartbeats coalesced per peer (runtime/heartbeat-coalescer.ts).
+        features: [COALESCED_HEARTBEATS],
         ...(identity === undefined || known === undefined
           ? {}
           : {

@@ -15,6 +15,7 @@ import type { PeerTransport } from '../net/peer-transport.js';
 import type { LogFunction } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import type { GroupClock } from '../runtime/group-clock.js';
+import type { HeartbeatCoalescer } from '../runtime/heartbeat-coalescer.js';
 import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
 import type { StorageLayout } from '../storage/data-layout.js';
@@ -76,6 +77,8 @@ export interface GroupFactoryOptions {
   raftConfig: RaftConfigOptions;
   /** Ticks the groups that are awake, and counts their Raft traffic. */
   clock: GroupClock;
+  /** The broker's heartbeat coalescer, handed to every group. */
+  heartbeats?: HeartbeatCoalescer;
   now: () => number;
   observer?: BrokerObserver;
   log: LogFunction;
@@ -441,11 +444,21 @@ export class GroupFactory {
     };
   }
 
-  private groupBase(id: string): { id: string; self: NodeId; transport: PeerTransport; config: RaftConfigOptions; clock: GroupClock; log: LogFunction; observer?: BrokerObserver } {
+  private groupBase(id: string): {
+    id: string;
+    self: NodeId;
+    transport: PeerTransport;
+    config: RaftConfigOptions;
+    clock: GroupClock;
+    heartbeats?: HeartbeatCoalescer;
+    log: LogFunction;
+    observer?: BrokerObserver;
+  } {
     // Idle groups quiesce unless the settings say otherwise; the broker's failure detector wakes their followers (ClusterEngine.peerDown).
     const config = { quiesce: true, ...this.options.raftConfig };
-    const base = { id, self: this.options.self, transport: this.options.transport, config, clock: this.options.clock, log: this.options.log };
-    return this.options.observer === undefined ? base : { ...base, observer: this.options.observer };
+    const { heartbeats, observer } = this.options;
+    const base = { id, self: this.options.self, transport: this.options.transport, config, clock: this.options.clock, log: this.options.log, ...(heartbeats === undefined ? {} : { heartbeats }) };
+    return observer === undefined ? base : { ...base, observer };
   }
 }
 

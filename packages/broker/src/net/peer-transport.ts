@@ -65,6 +65,14 @@ export interface PeerTransportOptions {
    * @defaultValue true
    */
   batchFrames?: boolean;
+  /**
+   * Names of what this broker understands beyond the base protocol, told to
+   * peers in its introduction (`features`): a sender uses a message form only
+   * with peers that told they understand it ({@link PeerTransport.understands}),
+   * so brokers of two versions keep talking during a rolling upgrade.
+   * @defaultValue none
+   */
+  features?: readonly string[];
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -184,10 +192,22 @@ function batchLimit(maxFrameBytes: number): number {
   return Math.min(maxFrameBytes, PEER_SCAN_LIMITS.maxElements);
 }
 
-/** The batch frame limit a peer told in its introduction; 0 when it told none (a broker from before batch frames). */
-function toldBatchLimit(introduction: unknown): number {
-  const batch = typeof introduction === 'object' && introduction !== null ? (introduction as { batch?: unknown }).batch : undefined;
-  return typeof batch === 'number' && Number.isSafeInteger(batch) && batch > 0 ? batch : 0;
+/** What a peer told of itself in its introduction, besides who it is. */
+interface Capabilities {
+  /** The largest batch frame it accepts; 0 when it told none (a broker from before batch frames). */
+  batchBytes: number;
+  /** The {@link PeerTransportOptions.features} it told. */
+  features: ReadonlySet<string>;
+}
+
+const NO_FEATURES: ReadonlySet<string> = new Set();
+
+/** Reads a peer's {@link Capabilities} from its `hello` or `welcome`; a broker from before them told none. */
+function toldCapabilities(introduction: unknown): Capabilities {
+  const { batch, features } = (typeof introduction === 'object' && introduction !== null ? introduction : {}) as { batch?: unknown; features?: unknown };
+  const batchBytes = typeof batch === 'number' && Number.isSafeInteger(batch) && batch > 0 ? batch : 0;
+  const told = Array.isArray(features) ? features.filter((f): f is string => typeof f === 'string' && f.length <= 64).slice(0, 64) : [];
+  return { batchBytes, features: told.length === 0 ? NO_FEATURES : new Set(told) };
 }
 
 /** Messages to one peer waiting for the end of the event-loop turn: channel and payload, alternating. */
@@ -217,6 +237,8 @@ interface Link {
    * then written one frame each, as before batch frames.
    */
   batchBytes: number;
+  /** What the peer on `socket` told it understands (see {@link PeerTransportOptions.features}). */
+  features: ReadonlySet<string>;
   /** Messages queued for the next batch frame (only while `batchBytes` > 0). */
   outbox: Outbox;
   /**
@@ -264,7 +286,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     super();
     for (const peer of options.peers) {
       if (peer.id === options.id) continue;
-      this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0, batchBytes: 0, outbox: { items: [], scheduled: false }, bulk: false });
+      this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0, batchBytes: 0, features: NO_FEATURES, outbox: { items: [], scheduled: false }, bulk: false });
     }
     const peerTls = options.tls;
     if (peerTls === undefined) {
@@ -284,6 +306,12 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     return this.boundPort;
   }
 
+  /** Whether `peer`, linked now, told in its introduction that it understands `feature` (see {@link PeerTransportOptions.features}). */
+  understands(peer: string, feature: string): boolean {
+    const link = this.links.get(peer);
+    return link?.socket !== undefined && link.features.has(feature);
+  }
+
   /** Ids of peers with an open connection. */
   connectedPeers(): string[] {
     return [...this.links.values()].filter((l) => l.socket !== undefined).map((l) => l.peer.id);
@@ -301,8 +329,14 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
   }
 
   /** What this broker tells a peer it connects to (or accepts): id, peer address, the batch frames it accepts, incarnation, cluster id. */
-  private introduction(): { id: string; address: string; batch?: number; incarnation?: string; cluster?: string } {
-    const intro = this.options.batchFrames === false ? { id: this.options.id, address: this.address } : { id: this.options.id, address: this.address, batch: batchLimit(this.options.maxFrameBytes) };
+  private introduction(): { id: string; address: string; batch?: number; features?: readonly string[]; incarnation?: string; cluster?: string } {
+    const features = this.options.features ?? [];
+    const intro = {
+      id: this.options.id,
+      address: this.address,
+      ...(this.options.batchFrames === false ? {} : { batch: batchLimit(this.options.maxFrameBytes) }),
+      ...(features.length === 0 ? {} : { features }),
+    };
     const identity = this.options.identity;
     if (identity === undefined) return intro;
     const cluster = identity.clusterId?.();
@@ -381,7 +415,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       this.options.log('warn', 'not linking to a new peer: too many peers', { peer: peer.id, max: MAX_PEERS });
       return false;
     }
-    const link: Link = { peer, socket: undefined, dials: this.options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0, batchBytes: 0, outbox: { items: [], scheduled: false }, bulk: false };
+    const link: Link = { peer, socket: undefined, dials: this.options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0, batchBytes: 0, features: NO_FEATURES, outbox: { items: [], scheduled: false }, bulk: false };
     this.links.set(peer.id, link);
     this.options.log('info', 'linking to a new peer', { peer: peer.id, address: `${peer.host}:${peer.port}` });
     if (this.boundPort !== 0) void this.dialLoop(link);
@@ -579,7 +613,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         socket.destroy();
         continue;
       }
-      await this.attach(link, socket, true, welcomed.batchBytes, welcomed.reader, welcomed.early);
+      await this.attach(link, socket, true, welcomed.told, welcomed.reader, welcomed.early);
     }
   }
 
@@ -589,15 +623,15 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
    * incarnation, a close or silence for {@link HANDSHAKE_TIMEOUT_MS} do not.
    * Frames that follow the welcome in the same read are kept for the link.
    */
-  private handshake(link: Link, socket: net.Socket): Promise<{ reader: { onFrame: FrameHandler }; early: Array<[string, unknown]>; batchBytes: number } | undefined> {
+  private handshake(link: Link, socket: net.Socket): Promise<{ reader: { onFrame: FrameHandler }; early: Array<[string, unknown]>; told: Capabilities } | undefined> {
     return new Promise((resolve) => {
       const early: Array<[string, unknown]> = [];
       let answered = false;
-      let batchBytes = 0;
+      let told = toldCapabilities(undefined);
       const finish = (ok: boolean): void => {
         clearTimeout(timer);
         socket.off('close', onClose);
-        resolve(ok ? { reader, early, batchBytes } : undefined);
+        resolve(ok ? { reader, early, told } : undefined);
       };
       const onClose = (): void => finish(false);
       const timer = setTimeout(() => finish(false), HANDSHAKE_TIMEOUT_MS);
@@ -623,7 +657,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
             return;
           }
           const refusal = this.checkPeer(link.peer.id, payload);
-          batchBytes = toldBatchLimit(payload);
+          told = toldCapabilities(payload);
           // Told, not just hung up on: the peer we dialed may never dial us itself while our dials keep coming (it
           // waits for a quiet spell to introduce itself), so its operator sees the refusal on its side too.
           if (refusal !== undefined) socket.end(refusedFrame(refusal));
@@ -720,16 +754,16 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       if (probe) return; // it only asked who we are; it dials again
       // A newer connection replaces a stale one.
       link.socket?.destroy();
-      void this.attach(link, socket, false, toldBatchLimit(payload), reader);
+      void this.attach(link, socket, false, toldCapabilities(payload), reader);
     });
   }
 
-  /** Uses `socket` for `link` until it closes; `batchBytes`: the largest batch frame the peer told it accepts (0: none). */
+  /** Uses `socket` for `link` until it closes; `told`: what the peer on it told of itself. */
   private attach(
     link: Link,
     socket: net.Socket,
     outbound: boolean,
-    batchBytes: number,
+    told: Capabilities,
     reader = this.readFrames(socket, () => {}),
     early: Array<[string, unknown]> = [],
   ): Promise<void> {
@@ -737,7 +771,8 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     const replaced = link.socket;
     link.socket = socket;
     link.outbound = outbound;
-    link.batchBytes = batchBytes;
+    link.batchBytes = told.batchBytes;
+    link.features = told.features;
     link.bulk = false;
     link.failedHandshakes = 0;
     if (replaced !== undefined && replaced !== socket) replaced.destroy();

@@ -2,9 +2,26 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import pRetry, { AbortError } from 'p-retry';
-import { RelayError, decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
+import { RelayError, decodeValue, encodeValue } from '@relaymq/sdk/protocol';
 import type { TlsMaterial } from '../security/tls.js';
 import { listenOn } from './listen.js';
+import {
+  BATCH_HEADER_BYTES,
+  BATCH_MAX_MESSAGES,
+  HEADER_BYTES,
+  NO_FEATURES,
+  PEER_SCAN_LIMITS,
+  SINGLE_C,
+  SINGLE_P,
+  batchFrame,
+  batchLimit,
+  frame,
+  framed,
+  toldCapabilities,
+  type Capabilities,
+} from './peer-frames.js';
+
+export { BATCH_MAX_MESSAGES } from './peer-frames.js';
 
 /** A peer broker: `id@host:port` on the command line. */
 export interface PeerAddress {
@@ -138,78 +155,6 @@ export const INTRODUCE_AFTER_MS = 1000;
  */
 export const HANDSHAKE_TIMEOUT_MS = 60_000;
 
-/** Peer frames carry Raft batches: deeper than client frames, same other rules. */
-const PEER_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 4_000_000, allowTimestamp: false };
-const HEADER_BYTES = 4;
-
-/**
- * Most messages in one batch frame: a turn that queues more to one peer sends
- * them in several (each flushed as soon as it is full, so the backlog check
- * of {@link PeerTransport.send} sees the bytes of the earlier ones).
- */
-export const BATCH_MAX_MESSAGES = 1024;
-
-/** A length-prefixed frame: 4-byte length, then `body`. */
-function framed(body: Uint8Array): Buffer {
-  const bytes = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-  bytes.writeUInt32BE(body.length, 0);
-  bytes.set(body, HEADER_BYTES);
-  return bytes;
-}
-
-/** The bytes of a single frame's msgpack map `{ c: channel, p: payload }` before the encoded channel, and between it and the encoded payload. */
-const SINGLE_C = Uint8Array.of(0x82, 0xa1, 0x63);
-const SINGLE_P = Uint8Array.of(0xa1, 0x70);
-/** A batch frame's msgpack array header (array 32: 0xdd and a 4-byte count). */
-const BATCH_HEADER_BYTES = 5;
-
-/** A batch frame of values encoded apart (channel, payload, channel, payload...), `bytes` long together. */
-function batchFrame(values: readonly Uint8Array[], bytes: number): Buffer {
-  const frameBytes = Buffer.allocUnsafe(HEADER_BYTES + BATCH_HEADER_BYTES + bytes);
-  frameBytes.writeUInt32BE(BATCH_HEADER_BYTES + bytes, 0);
-  frameBytes[HEADER_BYTES] = 0xdd;
-  frameBytes.writeUInt32BE(values.length, HEADER_BYTES + 1);
-  let at = HEADER_BYTES + BATCH_HEADER_BYTES;
-  for (const value of values) {
-    frameBytes.set(value, at);
-    at += value.length;
-  }
-  return frameBytes;
-}
-
-/** A frame of one message: a msgpack map `{ c: channel, p: payload }`. */
-function frame(channel: string, payload: unknown): Buffer {
-  return framed(encodeValue({ c: channel, p: payload }));
-}
-
-/**
- * The largest batch frame this broker accepts, told to peers in its
- * introduction (`batch`): its frame limit, and no more bytes than the scan
- * allows elements (every msgpack element takes at least one byte, so a batch
- * of that many bytes can never hold too many).
- */
-function batchLimit(maxFrameBytes: number): number {
-  return Math.min(maxFrameBytes, PEER_SCAN_LIMITS.maxElements);
-}
-
-/** What a peer told of itself in its introduction, besides who it is. */
-interface Capabilities {
-  /** The largest batch frame it accepts; 0 when it told none (a broker from before batch frames). */
-  batchBytes: number;
-  /** The {@link PeerTransportOptions.features} it told. */
-  features: ReadonlySet<string>;
-}
-
-const NO_FEATURES: ReadonlySet<string> = new Set();
-
-/** Reads a peer's {@link Capabilities} from its `hello` or `welcome`; a broker from before them told none. */
-function toldCapabilities(introduction: unknown): Capabilities {
-  const { batch, features } = (typeof introduction === 'object' && introduction !== null ? introduction : {}) as { batch?: unknown; features?: unknown };
-  const batchBytes = typeof batch === 'number' && Number.isSafeInteger(batch) && batch > 0 ? batch : 0;
-  const told = Array.isArray(features) ? features.filter((f): f is string => typeof f === 'string' && f.length <= 64).slice(0, 64) : [];
-  return { batchBytes, features: told.length === 0 ? NO_FEATURES : new Set(told) };
-}
-
 /** Messages to one peer waiting for the end of the event-loop turn: channel and payload, alternating. */
 interface Outbox {
   items: unknown[];
@@ -242,9 +187,9 @@ interface Link {
   /** Messages queued for the next batch frame (only while `batchBytes` > 0). */
   outbox: Outbox;
   /**
-   * The last flush to this peer did not fit a batch frame (a bulk transfer):
-   * flushes write single frames until one is small again, rather than
-   * encoding each batch twice.
+   * The last flush to this peer did not fit one batch frame (a bulk
+   * transfer): flushes encode message by message until one is small again,
+   * rather than encoding each batch twice.
    */
   bulk: boolean;
 }

@@ -444,16 +444,7 @@ export class GroupFactory {
     };
   }
 
-  private groupBase(id: string): {
-    id: string;
-    self: NodeId;
-    transport: PeerTransport;
-    config: RaftConfigOptions;
-    clock: GroupClock;
-    heartbeats?: HeartbeatCoalescer;
-    log: LogFunction;
-    observer?: BrokerObserver;
-  } {
+  private groupBase(id: string): { id: string; self: NodeId; transport: PeerTransport; config: RaftConfigOptions; clock: GroupClock; heartbeats?: HeartbeatCoalescer; log: LogFunction; observer?: BrokerObserver } {
     // Idle groups quiesce unless the settings say otherwise; the broker's failure detector wakes their followers (ClusterEngine.peerDown).
     const config = { quiesce: true, ...this.options.raftConfig };
     const { heartbeats, observer } = this.options;

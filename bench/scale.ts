@@ -49,6 +49,9 @@ export interface IdleBroker {
   raftTicksPerSec?: number;
   /** Raft messages sent per second over the window (`raftMessagesSent`), when exported. */
   raftMessagesPerSec?: number;
+  /** Peer messages and frames sent per second over the window (`peerMessagesSent`, `peerFramesSent`), when exported. */
+  peerMessagesPerSec?: number;
+  peerFramesPerSec?: number;
   /** Partition groups hosted here that are quiesced at the end of the window, when exported. */
   raftGroupsQuiesced?: number;
   /** Segment files and Raft log files open at the end of the window (`openSegmentFiles`, `openRaftLogFiles`), when exported. */
@@ -77,7 +80,18 @@ export interface ScaleResult {
    * until the end (a cost the machine's load does not inflate the way it
    * does `seconds`).
    */
-  failover?: { killed: string; partitionsLed: number; seconds?: number; unled?: number; unledEvery5s: number[]; load1: number; survivorCpuSeconds: number[] };
+  failover?: {
+    killed: string;
+    partitionsLed: number;
+    seconds?: number;
+    unled?: number;
+    unledEvery5s: number[];
+    load1: number;
+    survivorCpuSeconds: number[];
+    /** Peer messages and frames each survivor sent from the kill until the end (`peerMessagesSent`, `peerFramesSent`), when exported. */
+    survivorPeerMessages?: number[];
+    survivorPeerFrames?: number[];
+  };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -201,6 +215,9 @@ async function measureIdle(nodes: readonly ScaleNode[], seconds: number): Promis
     const quiesced = after[i]?.get('raftGroupsQuiesced');
     if (ticks !== undefined) figure.raftTicksPerSec = ticks;
     if (messages !== undefined) figure.raftMessagesPerSec = messages;
+    const [peerMessages, peerFrames] = [rate('peerMessagesSent'), rate('peerFramesSent')];
+    if (peerMessages !== undefined) figure.peerMessagesPerSec = peerMessages;
+    if (peerFrames !== undefined) figure.peerFramesPerSec = peerFrames;
     if (quiesced !== undefined) figure.raftGroupsQuiesced = quiesced;
     for (const [stat, key] of [['heapUsedBytes', 'heapUsedMiB'], ['heapTotalBytes', 'heapTotalMiB'], ['externalBytes', 'externalMiB']] as const) {
       const bytes = after[i]?.get(stat);
@@ -231,6 +248,17 @@ async function failover(nodes: readonly ScaleNode[], topics: readonly string[]):
     const survivors = nodes.filter((n) => n !== victim);
     const cpuBefore = survivors.map((n) => processCpuSeconds(n.process.pid) ?? Number.NaN);
     const survivorCpu = (): number[] => survivors.map((n, i) => roundTo((processCpuSeconds(n.process.pid) ?? Number.NaN) - (cpuBefore[i] as number), 2));
+    const peerBefore = await Promise.all(survivors.map((n) => brokerStats(n.adminPort)));
+    /** The survivors' peer traffic since the kill, when they export it. */
+    const peerTraffic = async (): Promise<Pick<NonNullable<ScaleResult['failover']>, 'survivorPeerMessages' | 'survivorPeerFrames'>> => {
+      const after = await Promise.all(survivors.map((n) => brokerStats(n.adminPort)));
+      const delta = (stat: string): number[] | undefined => {
+        const values = after.map((a, i) => (a.get(stat) ?? Number.NaN) - (peerBefore[i]?.get(stat) ?? Number.NaN));
+        return values.every(Number.isFinite) ? values : undefined;
+      };
+      const [messages, frames] = [delta('peerMessagesSent'), delta('peerFramesSent')];
+      return { ...(messages === undefined ? {} : { survivorPeerMessages: messages }), ...(frames === undefined ? {} : { survivorPeerFrames: frames }) };
+    };
     const started = nowSeconds();
     await victim.process.kill();
     const deadline = performance.now() + 60_000;
@@ -241,11 +269,11 @@ async function failover(nodes: readonly ScaleNode[], topics: readonly string[]):
       if (unled === 0) break;
       const elapsed = nowSeconds() - started;
       while (elapsed >= 5 * (unledEvery5s.length + 1)) unledEvery5s.push(unled);
-      if (performance.now() > deadline) return { killed, partitionsLed, unled, unledEvery5s, load1, survivorCpuSeconds: survivorCpu() };
+      if (performance.now() > deadline) return { killed, partitionsLed, unled, unledEvery5s, load1, survivorCpuSeconds: survivorCpu(), ...(await peerTraffic()) };
       await sleep(50);
     }
     const seconds = roundTo(nowSeconds() - started, 2);
-    return { killed, partitionsLed, seconds, unledEvery5s, load1, survivorCpuSeconds: survivorCpu() };
+    return { killed, partitionsLed, seconds, unledEvery5s, load1, survivorCpuSeconds: survivorCpu(), ...(await peerTraffic()) };
   } finally {
     for (const probe of probes) probe.close();
   }

@@ -7,6 +7,7 @@ import type { BackboneEngine } from './engine/backbone/engine.js';
 import { streamArguments } from './engine/backbone/retention.js';
 import { listenForClients, type ClientListener } from './server/client-listener.js';
 import { ForeignClusterError, PeerTransport, type PeerAddress } from './net/peer-transport.js';
+import { COALESCED_HEARTBEATS } from './runtime/heartbeat-coalescer.js';
 import { GossipRunner } from './runtime/gossip.js';
 import type { RaftActivity } from './runtime/group-clock.js';
 import { Ticker } from './runtime/ticker.js';
@@ -60,6 +61,10 @@ export interface BrokerStats {
   raftTicks: number;
   /** Raft messages sent to peers since start, every group together; 0 without a cluster. */
   raftMessagesSent: number;
+  /** Messages sent to peer brokers since start (Raft, gossip, peer requests); 0 without a cluster. */
+  peerMessagesSent: number;
+  /** Frames they went out in: a batch frame carries every message queued to a peer in one event-loop turn. */
+  peerFramesSent: number;
   /** Raft groups hosted here (partition replicas and the metadata group). */
   raftGroups: number;
   /** Of them, quiesced: idle with every replica caught up, neither ticked nor heartbeating. */
@@ -412,6 +417,8 @@ class RunningBroker implements Broker {
         id,
         // A broker new to the cluster introduces itself to peers that may not know it; one that belongs never dials against the configured direction.
         introducing: () => this.replicated?.isNewToCluster() ?? true,
+        // Its Raft groups read heartbeats coalesced per peer (runtime/heartbeat-coalescer.ts).
+        features: [COALESCED_HEARTBEATS],
         ...(identity === undefined || known === undefined
           ? {}
           : {
@@ -713,6 +720,8 @@ class RunningBroker implements Broker {
       maxConnectionOutboundBytes: 0,
       security: { ...this.counters },
       ...raftStats(this.replicated?.raftActivity()),
+      peerMessagesSent: this.peers?.stats().messagesSent ?? 0,
+      peerFramesSent: this.peers?.stats().framesSent ?? 0,
       deliverySessionsWoken: this.fanout?.stats.sessionsWoken ?? 0,
       deliveryCursorsVisited: this.fanout?.stats.cursorsVisited ?? 0,
       openSegmentFiles: this.replicated?.openFiles().segments ?? 0,

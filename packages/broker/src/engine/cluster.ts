@@ -39,6 +39,7 @@ import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
+import { HEARTBEAT_CHANNEL, HeartbeatCoalescer } from '../runtime/heartbeat-coalescer.js';
 import { fullCollection, HeapSettle } from '../runtime/heap-settle.js';
 import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
@@ -283,12 +284,18 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.forwarding.viaLeader(this.meta, () => this.proposeMeta(command), COMMIT_POSITIONS_METHOD, command),
   );
   private readonly onPeerMessage = (from: string, channel: string, payload: unknown): void => {
-    if (!channel.startsWith('raft/')) return;
+    if (channel === HEARTBEAT_CHANNEL) this.heartbeats.receive(from, payload);
+    else if (channel.startsWith('raft/')) this.toGroup(from, channel, payload);
+  };
+  /** Hands a Raft message on `channel` (`raft/<group id>`) to that group, if it is hosted here. */
+  private toGroup(from: string, channel: string, payload: unknown): void {
     // A partition's channel may carry its topic's incarnation (`raft/p/t/0#1`): only the group of that incarnation hears it.
     const hash = channel.indexOf('#');
     const group = this.groups.get(channel.slice(5, hash < 0 ? undefined : hash));
     if (group !== undefined && group.channelName === channel) group.receive(from, payload);
-  };
+  }
+  /** One heartbeat message per peer and tick for every group, to peers that read them (see runtime/heartbeat-coalescer.ts). */
+  private readonly heartbeats: HeartbeatCoalescer;
   /** Ticks the groups that are awake (quiesced ones are left out) and counts Raft traffic. */
   private readonly clock = new GroupClock();
   /** Full collections once a burst of group creations or removals settles: the burst's garbage would otherwise stay reserved (RSS). */
@@ -314,7 +321,14 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.transferAttempts = new TransferAttempts(() => options.now());
     this.metadata = new MetadataState(options.brokers);
     this.rpc = new PeerRpc(options.transport);
-    this.factory = new GroupFactory({ ...options, clock: this.clock });
+    this.heartbeats = new HeartbeatCoalescer({
+      self: options.self,
+      transport: options.transport,
+      deliver: (from, channel, message) => {
+        if (channel.startsWith('raft/')) this.toGroup(from, channel, message);
+      },
+    });
+    this.factory = new GroupFactory({ ...options, clock: this.clock, heartbeats: this.heartbeats });
     // Links seen to drop: a forward that cannot reach any leader answers at once (leader-forwarding.ts, cutOff).
     const lostPeers = new LostPeers(options.transport, () => this.forwarding.linksChanged());
     this.forwarding = new LeaderForwarding({

@@ -15,6 +15,7 @@ import type { PeerTransport } from '../net/peer-transport.js';
 import type { LogFunction } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import type { GroupClock } from '../runtime/group-clock.js';
+import type { HeartbeatCoalescer } from '../runtime/heartbeat-coalescer.js';
 import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
 import type { StorageLayout } from '../storage/data-layout.js';
@@ -57,7 +58,7 @@ export const partitionChannel = (topic: string, partition: number, incarnation: 
 const fileName = (group: string): string => group.replace(/\//g, '~');
 
 /** The part of a group's options that is the broker's (see `GroupFactory.groupOptions`). */
-type GroupBase = Pick<RaftGroupOptions<unknown, unknown, unknown>, 'id' | 'self' | 'transport' | 'config' | 'clock' | 'log' | 'observer'>;
+type GroupBase = Pick<RaftGroupOptions<unknown, unknown, unknown>, 'id' | 'self' | 'transport' | 'config' | 'clock' | 'heartbeats' | 'log' | 'observer'>;
 
 /** What the factory needs of the engine's settings. */
 export interface GroupFactoryOptions {
@@ -80,6 +81,8 @@ export interface GroupFactoryOptions {
   raftConfig: RaftConfigOptions;
   /** Ticks the groups that are awake, and counts their Raft traffic. */
   clock: GroupClock;
+  /** The broker's heartbeat coalescer, handed to every group. */
+  heartbeats?: HeartbeatCoalescer;
   now: () => number;
   observer?: BrokerObserver;
   log: LogFunction;
@@ -465,7 +468,7 @@ export class GroupFactory {
    * measured in a heap snapshot); one built from a literal shares its shape with every other group's.
    */
   private groupOptions<T, R, S>(id: string, own: Omit<RaftGroupOptions<T, R, S>, keyof GroupBase>): RaftGroupOptions<T, R, S> {
-    const base: GroupBase = { id, self: this.options.self, transport: this.options.transport, config: this.raftConfig, clock: this.options.clock, log: this.options.log, observer: this.options.observer };
+    const base: GroupBase = { id, self: this.options.self, transport: this.options.transport, config: this.raftConfig, clock: this.options.clock, heartbeats: this.options.heartbeats, log: this.options.log, observer: this.options.observer };
     return Object.assign(base, own);
   }
 }

@@ -2,9 +2,26 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import pRetry, { AbortError } from 'p-retry';
-import { RelayError, decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
+import { RelayError, decodeValue, encodeValue } from '@relaymq/sdk/protocol';
 import type { TlsMaterial } from '../security/tls.js';
 import { listenOn } from './listen.js';
+import {
+  BATCH_HEADER_BYTES,
+  BATCH_MAX_MESSAGES,
+  HEADER_BYTES,
+  NO_FEATURES,
+  PEER_SCAN_LIMITS,
+  SINGLE_C,
+  SINGLE_P,
+  batchFrame,
+  batchLimit,
+  frame,
+  framed,
+  toldCapabilities,
+  type Capabilities,
+} from './peer-frames.js';
+
+export { BATCH_MAX_MESSAGES } from './peer-frames.js';
 
 /** A peer broker: `id@host:port` on the command line. */
 export interface PeerAddress {
@@ -58,6 +75,21 @@ export interface PeerTransportOptions {
    * @defaultValue always
    */
   introducing?: () => boolean;
+  /**
+   * Whether this broker tells peers it accepts batch frames (it reads them
+   * either way). False makes it look like a broker from before batch frames
+   * to its peers, which then send it single frames (tests of mixed versions).
+   * @defaultValue true
+   */
+  batchFrames?: boolean;
+  /**
+   * Names of what this broker understands beyond the base protocol, told to
+   * peers in its introduction (`features`): a sender uses a message form only
+   * with peers that told they understand it ({@link PeerTransport.understands}),
+   * so brokers of two versions keep talking during a rolling upgrade.
+   * @defaultValue none
+   */
+  features?: readonly string[];
   log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -123,17 +155,10 @@ export const INTRODUCE_AFTER_MS = 1000;
  */
 export const HANDSHAKE_TIMEOUT_MS = 60_000;
 
-/** Peer frames carry Raft batches: deeper than client frames, same other rules. */
-const PEER_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 4_000_000, allowTimestamp: false };
-const HEADER_BYTES = 4;
-
-/** A length-prefixed frame. */
-function frame(channel: string, payload: unknown): Buffer {
-  const body = encodeValue({ c: channel, p: payload });
-  const bytes = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-  bytes.writeUInt32BE(body.length, 0);
-  bytes.set(body, HEADER_BYTES);
-  return bytes;
+/** Messages to one peer waiting for the end of the event-loop turn: channel and payload, alternating. */
+interface Outbox {
+  items: unknown[];
+  scheduled: boolean;
 }
 
 interface Link {
@@ -151,12 +176,44 @@ interface Link {
   /** Dials in a row that the peer did not welcome (refused, closed, or another broker answered): the backoff grows with it. */
   failedHandshakes: number;
   dropped: number;
+  /**
+   * The largest batch frame the peer on `socket` accepts (see {@link
+   * batchLimit}), 0 when it accepts single frames only: messages to it are
+   * then written one frame each, as before batch frames.
+   */
+  batchBytes: number;
+  /** What the peer on `socket` told it understands (see {@link PeerTransportOptions.features}). */
+  features: ReadonlySet<string>;
+  /** Messages queued for the next batch frame (only while `batchBytes` > 0). */
+  outbox: Outbox;
+  /**
+   * The last flush to this peer did not fit one batch frame (a bulk
+   * transfer): flushes encode message by message until one is small again,
+   * rather than encoding each batch twice.
+   */
+  bulk: boolean;
+}
+
+/** Frames and messages through the transport since it started, every peer together. */
+export interface PeerTrafficStats {
+  /** Messages handed to peers' sockets (a batch frame carries several). */
+  messagesSent: number;
+  /** Frames written to peers' sockets. */
+  framesSent: number;
+  messagesReceived: number;
+  framesReceived: number;
 }
 
 /**
  * One TCP connection per pair of brokers, multiplexing every protocol
  * (gossip, each Raft group) by channel name. Frames are a 4-byte length and a
- * msgpack map `{ c: channel, p: payload }`. The broker with the lower id dials
+ * msgpack map `{ c: channel, p: payload }` (one message), or a msgpack array
+ * `[channel, payload, channel, payload, ...]` (a batch frame: every message
+ * queued to that peer within one event-loop turn, encoded and written once,
+ * and handed on one `message` event each on the other side). Batch frames go
+ * only to peers that said in their introduction that they accept them
+ * (`batch`: the largest they take), so a broker from before them gets single
+ * frames (rolling upgrades). The broker with the lower id dials
  * and redials with backoff; the other accepts. Sending never blocks: a message
  * to a peer that is down or too far behind is dropped, as the network would.
  */
@@ -168,12 +225,13 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
   private readonly dialed = new Set<net.Socket>();
   private closed = false;
   private boundPort = 0;
+  private readonly traffic: PeerTrafficStats = { messagesSent: 0, framesSent: 0, messagesReceived: 0, framesReceived: 0 };
 
   constructor(private readonly options: PeerTransportOptions) {
     super();
     for (const peer of options.peers) {
       if (peer.id === options.id) continue;
-      this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0 });
+      this.links.set(peer.id, { peer, socket: undefined, dials: options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0, batchBytes: 0, features: NO_FEATURES, outbox: { items: [], scheduled: false }, bulk: false });
     }
     const peerTls = options.tls;
     if (peerTls === undefined) {
@@ -193,6 +251,12 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     return this.boundPort;
   }
 
+  /** Whether `peer`, linked now, told in its introduction that it understands `feature` (see {@link PeerTransportOptions.features}). */
+  understands(peer: string, feature: string): boolean {
+    const link = this.links.get(peer);
+    return link?.socket !== undefined && link.features.has(feature);
+  }
+
   /** Ids of peers with an open connection. */
   connectedPeers(): string[] {
     return [...this.links.values()].filter((l) => l.socket !== undefined).map((l) => l.peer.id);
@@ -204,9 +268,20 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     for (const link of this.links.values()) void this.dialLoop(link);
   }
 
-  /** What this broker tells a peer it connects to (or accepts): id, peer address, incarnation, cluster id. */
-  private introduction(): { id: string; address: string; incarnation?: string; cluster?: string } {
-    const intro = { id: this.options.id, address: this.address };
+  /** Frames and messages sent and received since start, every peer together. */
+  stats(): PeerTrafficStats {
+    return { ...this.traffic };
+  }
+
+  /** What this broker tells a peer it connects to (or accepts): id, peer address, the batch frames it accepts, incarnation, cluster id. */
+  private introduction(): { id: string; address: string; batch?: number; features?: readonly string[]; incarnation?: string; cluster?: string } {
+    const features = this.options.features ?? [];
+    const intro = {
+      id: this.options.id,
+      address: this.address,
+      ...(this.options.batchFrames === false ? {} : { batch: batchLimit(this.options.maxFrameBytes) }),
+      ...(features.length === 0 ? {} : { features }),
+    };
     const identity = this.options.identity;
     if (identity === undefined) return intro;
     const cluster = identity.clusterId?.();
@@ -285,7 +360,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       this.options.log('warn', 'not linking to a new peer: too many peers', { peer: peer.id, max: MAX_PEERS });
       return false;
     }
-    const link: Link = { peer, socket: undefined, dials: this.options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0 };
+    const link: Link = { peer, socket: undefined, dials: this.options.id < peer.id, outbound: false, failedHandshakes: 0, dropped: 0, batchBytes: 0, features: NO_FEATURES, outbox: { items: [], scheduled: false }, bulk: false };
     this.links.set(peer.id, link);
     this.options.log('info', 'linking to a new peer', { peer: peer.id, address: `${peer.host}:${peer.port}` });
     if (this.boundPort !== 0) void this.dialLoop(link);
@@ -322,7 +397,13 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     }
   }
 
-  /** Sends a message; returns false when it was dropped (peer down or backlogged). */
+  /**
+   * Sends a message; returns false when it was dropped (peer down or
+   * backlogged). To a peer that accepts batch frames it is queued, and
+   * leaves with everything else queued to that peer in this event-loop turn
+   * in one frame; a message queued to a connection that closes before the
+   * turn ends is lost, as the network would lose it.
+   */
   send(to: string, channel: string, payload: unknown): boolean {
     const link = this.links.get(to);
     const socket = link?.socket;
@@ -331,12 +412,82 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       link.dropped++;
       return false;
     }
+    if (link.batchBytes > 0) {
+      const outbox = link.outbox;
+      outbox.items.push(channel, payload);
+      if (outbox.items.length >= 2 * BATCH_MAX_MESSAGES) this.flush(link);
+      else if (!outbox.scheduled) {
+        outbox.scheduled = true;
+        setImmediate(() => {
+          outbox.scheduled = false;
+          this.flush(link);
+        });
+      }
+      return true;
+    }
     if (!socket.writableCorked) {
       socket.cork();
       process.nextTick(() => socket.uncork()); // many sends in one tick leave in one write
     }
     socket.write(frame(channel, payload));
+    this.traffic.messagesSent++;
+    this.traffic.framesSent++;
     return true;
+  }
+
+  /**
+   * Writes what is queued to `link`'s peer: one batch frame, encoded at once.
+   * When that does not fit the peer's batch limit (large messages: a bulk
+   * transfer), each message is encoded alone and the encodings are grouped
+   * into batch frames that fit, and a message that fits none goes in a
+   * single frame, as before batches; the flushes that follow start that way
+   * until one is small again, rather than encoding each batch twice.
+   */
+  private flush(link: Link): void {
+    const items = link.outbox.items;
+    if (items.length === 0) return;
+    link.outbox.items = [];
+    const socket = link.socket;
+    if (socket === undefined || socket.destroyed) return; // closed meanwhile: lost, as on the network
+    const count = items.length / 2;
+    this.traffic.messagesSent += count;
+    if (!link.bulk) {
+      const body = encodeValue(items);
+      if (body.length <= link.batchBytes) {
+        socket.write(framed(body));
+        this.traffic.framesSent++;
+        return;
+      }
+    }
+    let total = 0;
+    let group: Uint8Array[] = [];
+    let groupBytes = 0;
+    const writeGroup = (): void => {
+      if (group.length === 0) return;
+      socket.write(batchFrame(group, groupBytes));
+      this.traffic.framesSent++;
+      group = [];
+      groupBytes = 0;
+    };
+    socket.cork();
+    for (let i = 0; i < items.length; i += 2) {
+      const channel = encodeValue(items[i]);
+      const payload = encodeValue(items[i + 1]);
+      const bytes = channel.length + payload.length;
+      total += bytes;
+      if (BATCH_HEADER_BYTES + bytes > link.batchBytes) {
+        writeGroup();
+        socket.write(framed(Buffer.concat([SINGLE_C, channel, SINGLE_P, payload])));
+        this.traffic.framesSent++;
+        continue;
+      }
+      if (BATCH_HEADER_BYTES + groupBytes + bytes > link.batchBytes) writeGroup();
+      group.push(channel, payload);
+      groupBytes += bytes;
+    }
+    writeGroup();
+    socket.uncork();
+    link.bulk = total > link.batchBytes;
   }
 
   async close(): Promise<void> {
@@ -407,7 +558,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
         socket.destroy();
         continue;
       }
-      await this.attach(link, socket, true, welcomed.reader, welcomed.early);
+      await this.attach(link, socket, true, welcomed.told, welcomed.reader, welcomed.early);
     }
   }
 
@@ -417,14 +568,15 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
    * incarnation, a close or silence for {@link HANDSHAKE_TIMEOUT_MS} do not.
    * Frames that follow the welcome in the same read are kept for the link.
    */
-  private handshake(link: Link, socket: net.Socket): Promise<{ reader: { onFrame: FrameHandler }; early: Array<[string, unknown]> } | undefined> {
+  private handshake(link: Link, socket: net.Socket): Promise<{ reader: { onFrame: FrameHandler }; early: Array<[string, unknown]>; told: Capabilities } | undefined> {
     return new Promise((resolve) => {
       const early: Array<[string, unknown]> = [];
       let answered = false;
+      let told = toldCapabilities(undefined);
       const finish = (ok: boolean): void => {
         clearTimeout(timer);
         socket.off('close', onClose);
-        resolve(ok ? { reader, early } : undefined);
+        resolve(ok ? { reader, early, told } : undefined);
       };
       const onClose = (): void => finish(false);
       const timer = setTimeout(() => finish(false), HANDSHAKE_TIMEOUT_MS);
@@ -450,6 +602,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
             return;
           }
           const refusal = this.checkPeer(link.peer.id, payload);
+          told = toldCapabilities(payload);
           // Told, not just hung up on: the peer we dialed may never dial us itself while our dials keep coming (it
           // waits for a quiet spell to introduce itself), so its operator sees the refusal on its side too.
           if (refusal !== undefined) socket.end(refusedFrame(refusal));
@@ -546,16 +699,26 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       if (probe) return; // it only asked who we are; it dials again
       // A newer connection replaces a stale one.
       link.socket?.destroy();
-      void this.attach(link, socket, false, reader);
+      void this.attach(link, socket, false, toldCapabilities(payload), reader);
     });
   }
 
-  /** Uses `socket` for `link` until it closes. */
-  private attach(link: Link, socket: net.Socket, outbound: boolean, reader = this.readFrames(socket, () => {}), early: Array<[string, unknown]> = []): Promise<void> {
+  /** Uses `socket` for `link` until it closes; `told`: what the peer on it told of itself. */
+  private attach(
+    link: Link,
+    socket: net.Socket,
+    outbound: boolean,
+    told: Capabilities,
+    reader = this.readFrames(socket, () => {}),
+    early: Array<[string, unknown]> = [],
+  ): Promise<void> {
     if (socket.destroyed) return Promise.resolve();
     const replaced = link.socket;
     link.socket = socket;
     link.outbound = outbound;
+    link.batchBytes = told.batchBytes;
+    link.features = told.features;
+    link.bulk = false;
     link.failedHandshakes = 0;
     if (replaced !== undefined && replaced !== socket) replaced.destroy();
     reader.onFrame = (channel, payload) => {
@@ -629,11 +792,30 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
           socket.destroy();
           return;
         }
+        this.traffic.framesReceived++;
+        if (Array.isArray(frame)) {
+          // A batch frame: channel, payload, channel, payload...
+          if (frame.length % 2 !== 0 || frame.length === 0) {
+            socket.destroy();
+            return;
+          }
+          for (let i = 0; i < frame.length && !socket.destroyed; i += 2) {
+            const channel: unknown = frame[i];
+            if (typeof channel !== 'string') {
+              socket.destroy();
+              return;
+            }
+            this.traffic.messagesReceived++;
+            reader.onFrame(channel, frame[i + 1]);
+          }
+          continue;
+        }
         const { c, p } = (typeof frame === 'object' && frame !== null ? frame : {}) as { c?: unknown; p?: unknown };
         if (typeof c !== 'string') {
           socket.destroy();
           return;
         }
+        this.traffic.messagesReceived++;
         reader.onFrame(c, p);
       }
       if (buffered.length > 0) {

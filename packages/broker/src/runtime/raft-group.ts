@@ -24,6 +24,7 @@ import type { LogFunction } from '../observability/logger.js';
 import type { RaftLogStorage } from '../storage/raft-storage.js';
 import { storageRelayError } from '../storage/segments/errors.js';
 import type { GroupClock } from './group-clock.js';
+import type { HeartbeatCoalescer } from './heartbeat-coalescer.js';
 import { parseRaftMessage } from './raft-wire.js';
 
 
@@ -116,6 +117,12 @@ export interface RaftGroupOptions<T, R, S = never> {
    * Without it, whoever owns the group calls {@link RaftGroup.tick}.
    */
   clock?: GroupClock;
+  /**
+   * The broker's heartbeat coalescer: this group's heartbeats and answers to
+   * peers that read them coalesced go through it (one message per peer and
+   * tick for every group). Without it, every message goes on the group's channel.
+   */
+  heartbeats?: HeartbeatCoalescer;
   log: LogFunction;
 }
 
@@ -811,8 +818,10 @@ export class RaftGroup<T, R, S = never> {
   }
 
   private transmit(messages: readonly Message<T, S>[]): void {
+    const { transport, heartbeats } = this.options;
     for (const message of messages) {
-      this.options.transport.send(message.to, this.channel, message);
+      // A heartbeat to a peer that takes them coalesced goes with the other groups' (heartbeat-coalescer.ts).
+      if (heartbeats?.send(this.channel, message) !== true) transport.send(message.to, this.channel, message);
       if (message.type === 'app' && message.entries.length > 0) this.appendsSent = true;
     }
   }

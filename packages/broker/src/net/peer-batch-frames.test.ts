@@ -104,6 +104,15 @@ describe('batch frames between brokers that accept them', () => {
     expect(got.framesReceived - receivedBefore.framesReceived).toBe(1);
   });
 
+  it('sends what the turn queued before closing (a broker leaving says so just before it closes)', async () => {
+    const { byId, received } = await mesh(['a', 'b']);
+    const a = byId.get('a') as PeerTransport;
+    expect(a.send('b', 'gossip', { leave: 'a' })).toBe(true);
+    await a.close();
+    await waitFor(() => received.length === 1, 'the last message before close', 10_000);
+    expect(received[0]).toMatchObject({ at: 'b', from: 'a', channel: 'gossip', payload: { leave: 'a' } });
+  });
+
   it(`splits a turn of more than ${BATCH_MAX_MESSAGES} messages into full frames, keeping the order`, async () => {
     const { byId, received } = await mesh(['a', 'b']);
     const a = byId.get('a') as PeerTransport;

@@ -493,6 +493,8 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
   async close(): Promise<void> {
     this.closed = true;
     this.abort.abort();
+    // What this turn queued leaves first: a broker's last words (its gossip leave) are sent just before it closes.
+    for (const link of this.links.values()) this.flush(link);
     for (const link of this.links.values()) link.socket?.destroy();
     for (const socket of this.dialed) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));

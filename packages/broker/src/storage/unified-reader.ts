@@ -136,7 +136,8 @@ export class UnifiedPartitionReader {
       // Records read ahead by the previous read from here, when they start where this one does.
       let records = ahead === undefined ? undefined : await ahead;
       ahead = undefined;
-      if (records === undefined || records[0]?.index !== index) records = (await this.storage.readRecords(index, this.pageEntries(maxCount - spans.bodies.length), Math.max(maxBytes, 1))).records;
+      // Not when retention deleted them since: the reader must meet the gap (its subscriber is told), not old records.
+      if (records === undefined || records[0]?.index !== index || index < this.storage.segments.startOffset) records = (await this.storage.readRecords(index, this.pageEntries(maxCount - spans.bodies.length), Math.max(maxBytes, 1))).records;
       if (records.length === 0) break;
       this.observe(records);
       for (const record of records) {

@@ -174,6 +174,7 @@ export class Raft<T, S> {
   private memberSet = new Set<NodeId>();
   /** The configuration in effect, as the log holds it (compared by identity to notice a change). */
   private conf: IndexedConf;
+  /** Leader only: each member's replication state (empty in other roles). */
   private readonly progress = new Map<NodeId, Progress>();
   /** Votes answered in this node's current (pre-)election; absent outside one. */
   private votes: Map<NodeId, boolean> | undefined;
@@ -313,8 +314,13 @@ export class Raft<T, S> {
     this.resetRandomizedElectionTimeout();
     this.transferee = null;
     this.votes = undefined;
-    const lastIndex = this.log.lastIndex();
+    // Only a leader tracks its members' progress (see becomeLeader): a follower's would be dead weight, and most groups follow.
     this.progress.clear();
+  }
+
+  /** A new leader's progress of every member, itself included, from its last index. */
+  private trackMembers(): void {
+    const lastIndex = this.log.lastIndex();
     // A leader removing itself keeps its own progress (it holds its log) until it steps down.
     for (const id of new Set([...this.memberSet, this.id])) {
       const pr = new Progress(lastIndex + 1, this.config.maxInflightAppends);
@@ -363,6 +369,7 @@ export class Raft<T, S> {
     for (const [id, grant] of this.votes ?? []) if (grant && id !== this.id) granted.push(id);
     this.stepRole = this.stepLeader;
     this.reset(this.term);
+    this.trackMembers();
     this.leader = this.id;
     this.role = 'leader';
     this.counters.leaderships++;

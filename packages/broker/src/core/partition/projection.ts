@@ -39,11 +39,14 @@ export class PartitionProjection {
   private readonly entries: ProjectedEntry[] = [];
   /** Messages the projected entries store, beyond the base's end. */
   private pendingStored = 0;
-  private readonly seqs = new Map<string, ProjectedSeqs>();
-  private readonly table: SeqTable = {
-    check: (producerId, seq) => this.check(producerId, seq),
-    record: (producerId, seq, offset) => this.record(producerId, seq, offset),
-  };
+  /**
+   * Seqs recorded by projected entries, by producer. Created on the first
+   * record (and dropped again by {@link reset}): a broker holds a projection
+   * per partition it may lead, and most never see a deduplicated publish.
+   */
+  private seqs: Map<string, ProjectedSeqs> | undefined;
+  /** The projected idempotence table `applyPublish` reads and writes; built on the first {@link project}. */
+  private table: SeqTable | undefined;
 
   /** @param dedupeWindow - the base table's window: how far back a seq is still answered as a duplicate. */
   constructor(
@@ -55,7 +58,10 @@ export class PartitionProjection {
   project(command: PublishCommand, index: number): AppendOutcome[] {
     const entry: ProjectedEntry = { index, stored: 0, producerId: command.producerId, recorded: 0 };
     const target: ApplyTarget = {
-      producers: this.table,
+      producers: (this.table ??= {
+        check: (producerId, seq) => this.check(producerId, seq),
+        record: (producerId, seq, offset) => this.record(producerId, seq, offset),
+      }),
       store: (messages) => {
         const first = this.base.endOffset + this.pendingStored;
         this.pendingStored += messages.length;
@@ -75,10 +81,10 @@ export class PartitionProjection {
       const entry = this.entries.shift() as ProjectedEntry;
       this.pendingStored -= entry.stored;
       if (entry.recorded === 0) continue;
-      const seqs = this.seqs.get(entry.producerId) as ProjectedSeqs;
+      const seqs = this.seqs?.get(entry.producerId) as ProjectedSeqs;
       seqs.offsets.splice(0, entry.recorded);
       seqs.firstSeq += entry.recorded;
-      if (seqs.offsets.length === 0) this.seqs.delete(entry.producerId);
+      if (seqs.offsets.length === 0) this.seqs?.delete(entry.producerId);
     }
   }
 
@@ -86,7 +92,7 @@ export class PartitionProjection {
   reset(): void {
     this.entries.length = 0;
     this.pendingStored = 0;
-    this.seqs.clear();
+    this.seqs = undefined;
   }
 
   /** Entries projected and not applied by the base yet (that store something). */
@@ -96,7 +102,7 @@ export class PartitionProjection {
 
   /** The base's answer, with the seqs recorded by projected entries on top (the same rules as `ProducerTable.check`). */
   private check(producerId: string, seq: number): SeqCheck {
-    const seqs = this.seqs.get(producerId);
+    const seqs = this.seqs?.get(producerId);
     if (seqs === undefined) return this.base.producers.check(producerId, seq);
     const nextSeq = seqs.firstSeq + seqs.offsets.length;
     if (seq === nextSeq) return { kind: 'new' };
@@ -108,10 +114,11 @@ export class PartitionProjection {
   }
 
   private record(producerId: string, seq: number, offset: number): void {
-    let seqs = this.seqs.get(producerId);
+    const bySeq = (this.seqs ??= new Map());
+    let seqs = bySeq.get(producerId);
     if (seqs === undefined) {
       seqs = { firstSeq: seq, offsets: [] };
-      this.seqs.set(producerId, seqs);
+      bySeq.set(producerId, seqs);
     }
     if (seq !== seqs.firstSeq + seqs.offsets.length) throw new Error(`projection of producer ${producerId}: recorded seq ${seq}, expected ${seqs.firstSeq + seqs.offsets.length}`);
     seqs.offsets.push(offset);

@@ -71,8 +71,13 @@ interface AwaitingAll<W, R> {
 }
 
 export class ProposalTracker<W, R> {
-  /** Proposals appended and not applied yet, by log index (one per index: a leader's log only grows in its term). */
-  private readonly appended = new Map<number, Appended<W, R>>();
+  /**
+   * Proposals appended and not applied yet, by log index (one per index: a
+   * leader's log only grows in its term). Created on the first proposal
+   * (absent reads as empty): most of a broker's groups never propose
+   * (followers, idle partitions), and at 10,000 groups empty Maps add up.
+   */
+  private appended: Map<number, Appended<W, R>> | undefined;
   /** Indexes of `leader` proposals waiting for this node's write, ascending (appends only grow the log). */
   private awaitingWrite: number[] = [];
   /** Applied `all` proposals waiting for every voter's match index, in index order. */
@@ -80,7 +85,7 @@ export class ProposalTracker<W, R> {
 
   /** Proposals not settled yet. */
   get size(): number {
-    return this.appended.size + this.awaitingAll.length;
+    return (this.appended?.size ?? 0) + this.awaitingAll.length;
   }
 
   /** Whether an `all` acknowledgement waits for the leader's progress (so {@link onProgress} is worth a status). */
@@ -96,14 +101,15 @@ export class ProposalTracker<W, R> {
    * it the proposal waits for its commit like `quorum`.
    */
   track(index: number, term: number, ack: ProposalAck, waiter: W, early?: R): Abandoned<W, R> | undefined {
-    const displaced = this.appended.get(index);
+    const appended = (this.appended ??= new Map());
+    const displaced = appended.get(index);
     if (ack === 'leader' && early !== undefined) {
-      this.appended.set(index, { term, ack, waiter, early });
+      appended.set(index, { term, ack, waiter, early });
       // A later term reusing lower indexes: those above it were cut back (their applies settle them).
       while (this.awaitingWrite.length > 0 && (this.awaitingWrite[this.awaitingWrite.length - 1] as number) >= index) this.awaitingWrite.pop();
       this.awaitingWrite.push(index);
     } else {
-      this.appended.set(index, { term, ack: ack === 'leader' ? 'quorum' : ack, waiter });
+      appended.set(index, { term, ack: ack === 'leader' ? 'quorum' : ack, waiter });
     }
     if (displaced === undefined) return undefined;
     return { outcome: 'unknown', waiter: displaced.waiter, index, term: displaced.term, committed: false };
@@ -111,9 +117,9 @@ export class ProposalTracker<W, R> {
 
   /** The normal entry (`index`, `term`) was applied with `result`. */
   onApplied(index: number, term: number, result: R): Settlement<W, R> | undefined {
-    const proposal = this.appended.get(index);
+    const proposal = this.appended?.get(index);
     if (proposal === undefined) return undefined;
-    this.appended.delete(index);
+    this.appended?.delete(index);
     if (proposal.term !== term) return { outcome: 'replaced', waiter: proposal.waiter, index, term: proposal.term };
     if (proposal.ack === 'all') {
       this.awaitingAll.push({ index, term, waiter: proposal.waiter, result });
@@ -133,10 +139,10 @@ export class ProposalTracker<W, R> {
     const settled: Settlement<W, R>[] = [];
     while (this.awaitingWrite.length > 0 && (this.awaitingWrite[0] as number) <= index) {
       const at = this.awaitingWrite.shift() as number;
-      const proposal = this.appended.get(at);
+      const proposal = this.appended?.get(at);
       if (proposal === undefined || proposal.ack !== 'leader') continue; // settled already (applied, expired, displaced)
       if (proposal.term !== term) continue; // another term's write: its apply settles it (replaced)
-      this.appended.delete(at);
+      this.appended?.delete(at);
       settled.push({ outcome: 'acknowledged', waiter: proposal.waiter, index: at, term, result: proposal.early as R });
     }
     return settled;
@@ -144,9 +150,9 @@ export class ProposalTracker<W, R> {
 
   /** A no-op (a new leader's first entry) was applied at `index`: a proposal waiting there was replaced. */
   onNoopApplied(index: number): Settlement<W, R> | undefined {
-    const proposal = this.appended.get(index);
+    const proposal = this.appended?.get(index);
     if (proposal === undefined) return undefined;
-    this.appended.delete(index);
+    this.appended?.delete(index);
     return { outcome: 'replaced', waiter: proposal.waiter, index, term: proposal.term };
   }
 
@@ -182,7 +188,7 @@ export class ProposalTracker<W, R> {
 
   /** The proposal at `index` waited too long: forgets it. Returns false if it had settled already. */
   expire(index: number, waiter: W): boolean {
-    if (this.appended.get(index)?.waiter === waiter) {
+    if (this.appended?.get(index)?.waiter === waiter) {
       this.appended.delete(index);
       return true;
     }
@@ -194,9 +200,9 @@ export class ProposalTracker<W, R> {
   /** The group gives up on every proposal (storage failed, or it stops): each one's outcome is unknown. */
   abandonAll(): Abandoned<W, R>[] {
     const settled: Abandoned<W, R>[] = [];
-    for (const [index, proposal] of this.appended) settled.push({ outcome: 'unknown', waiter: proposal.waiter, index, term: proposal.term, committed: false });
+    for (const [index, proposal] of this.appended ?? []) settled.push({ outcome: 'unknown', waiter: proposal.waiter, index, term: proposal.term, committed: false });
     for (const waiting of this.awaitingAll) settled.push({ outcome: 'unknown', waiter: waiting.waiter, index: waiting.index, term: waiting.term, committed: true });
-    this.appended.clear();
+    this.appended = undefined;
     this.awaitingAll = [];
     this.awaitingWrite = [];
     return settled;

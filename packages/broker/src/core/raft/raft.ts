@@ -158,9 +158,10 @@ export class Raft<T, S> {
    * Peers the failure detector suspects (see {@link peerDown}) and not heard
    * from since: a leader quiesces without waiting for them (see
    * {@link canQuiesce}). Any message from one, {@link peerUp} or
-   * {@link peerRecovered} clears it.
+   * {@link peerRecovered} clears it. Absent while no peer is suspected (the
+   * usual case: a Set per group costs memory at ten thousand groups).
    */
-  private readonly suspectedPeers = new Set<NodeId>();
+  private suspectedPeers: Set<NodeId> | undefined;
   /** The leader of this term that last reached this node, and at which tick (`now`); see {@link leaderContact}. */
   private lastLeaderContact: { leader: NodeId; at: number } | undefined;
   /** Outgoing messages since the last `takeMessages()`. */
@@ -173,14 +174,17 @@ export class Raft<T, S> {
   private memberSet = new Set<NodeId>();
   /** The configuration in effect, as the log holds it (compared by identity to notice a change). */
   private conf: IndexedConf;
+  /** Leader only: each member's replication state (empty in other roles). */
   private readonly progress = new Map<NodeId, Progress>();
-  private readonly votes = new Map<NodeId, boolean>();
+  /** Votes answered in this node's current (pre-)election; absent outside one. */
+  private votes: Map<NodeId, boolean> | undefined;
   /** Ticks since the last election timeout reset (followers: since hearing the leader). */
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout: number;
   /** Ticks since this node started. */
   private now = 0;
+  /** The current role's handler: one of the step methods, shared by every node (called as `this.stepRole(m)`). */
   private stepRole: StepFn<T, S>;
 
   constructor(init: RaftInit<T, S>) {
@@ -309,9 +313,14 @@ export class Raft<T, S> {
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
     this.transferee = null;
-    this.votes.clear();
-    const lastIndex = this.log.lastIndex();
+    this.votes = undefined;
+    // Only a leader tracks its members' progress (see becomeLeader): a follower's would be dead weight, and most groups follow.
     this.progress.clear();
+  }
+
+  /** A new leader's progress of every member, itself included, from its last index. */
+  private trackMembers(): void {
+    const lastIndex = this.log.lastIndex();
     // A leader removing itself keeps its own progress (it holds its log) until it steps down.
     for (const id of new Set([...this.memberSet, this.id])) {
       const pr = new Progress(lastIndex + 1, this.config.maxInflightAppends);
@@ -336,7 +345,7 @@ export class Raft<T, S> {
     if (this.role === 'leader') throw new RaftInvariantError('invalid transition [leader -> pre-candidate]');
     // Neither the term nor the vote changes: a failed pre-vote disturbs no one.
     this.stepRole = this.stepCandidate;
-    this.votes.clear();
+    this.votes = undefined;
     this.leader = null;
     this.isQuiesced = false;
     this.role = 'pre-candidate';
@@ -357,9 +366,10 @@ export class Raft<T, S> {
     if (this.role !== 'candidate') throw new RaftInvariantError(`invalid transition [${this.role} -> leader]`);
     // Voters whose grant elected it answered within this election timeout (see below).
     const granted: NodeId[] = [];
-    for (const [id, grant] of this.votes) if (grant && id !== this.id) granted.push(id);
+    for (const [id, grant] of this.votes ?? []) if (grant && id !== this.id) granted.push(id);
     this.stepRole = this.stepLeader;
     this.reset(this.term);
+    this.trackMembers();
     this.leader = this.id;
     this.role = 'leader';
     this.counters.leaderships++;
@@ -431,10 +441,10 @@ export class Raft<T, S> {
     const last = this.log.lastIndex();
     if (this.log.committed !== last || this.log.lastTerm() !== this.term || this.log.lastStableIndex() !== last) return false;
     for (const [id, pr] of this.progress) {
-      if (id === this.id || this.suspectedPeers.has(id)) continue;
+      if (id === this.id || this.isSuspected(id)) continue;
       if (pr.match !== last || pr.state === 'snapshot' || !pr.recentActive || pr.awaitingContact) return false;
     }
-    return this.suspectedPeers.size === 0 || quorumActive(this.voters, (id) => !this.suspectedPeers.has(id));
+    return this.suspectedPeers === undefined || quorumActive(this.voters, (id) => !this.isSuspected(id));
   }
 
   private quiesce(): void {
@@ -476,7 +486,7 @@ export class Raft<T, S> {
    * {@link canQuiesce}). Returns whether this node followed `peer`.
    */
   peerDown(peer: NodeId, campaignNow: boolean): boolean {
-    if (peer !== this.id) this.suspectedPeers.add(peer);
+    if (peer !== this.id) (this.suspectedPeers ??= new Set()).add(peer);
     if (this.role === 'leader' || this.leader !== peer) return false;
     // Poked: a leader that is alive and reachable after all heartbeats again, and keeps its lease.
     this.unquiesce(true);
@@ -498,7 +508,7 @@ export class Raft<T, S> {
    * Returns whether this node leads a group `peer` belongs to.
    */
   peerUp(peer: NodeId): boolean {
-    this.suspectedPeers.delete(peer);
+    this.unsuspect(peer);
     const pr = this.role === 'leader' && peer !== this.id ? this.progress.get(peer) : undefined;
     if (pr === undefined) return false;
     pr.awaitingContact = true;
@@ -514,7 +524,7 @@ export class Raft<T, S> {
    * Returns whether this node woke.
    */
   peerRecovered(peer: NodeId): boolean {
-    if (!this.suspectedPeers.delete(peer) || this.role !== 'leader' || !this.isQuiesced) return false;
+    if (!this.unsuspect(peer) || this.role !== 'leader' || !this.isQuiesced) return false;
     const pr = this.progress.get(peer);
     if (pr === undefined || pr.match === this.log.lastIndex()) return false;
     this.unquiesce(false);
@@ -602,9 +612,21 @@ export class Raft<T, S> {
     }
   }
 
+  private isSuspected(peer: NodeId): boolean {
+    return this.suspectedPeers?.has(peer) === true;
+  }
+
+  /** `peer` is no longer suspected; returns whether it was. */
+  private unsuspect(peer: NodeId): boolean {
+    if (this.suspectedPeers?.delete(peer) !== true) return false;
+    if (this.suspectedPeers.size === 0) this.suspectedPeers = undefined;
+    return true;
+  }
+
   private poll(id: NodeId, granted: boolean): ReturnType<typeof voteOutcome> {
-    if (!this.votes.has(id)) this.votes.set(id, granted);
-    return voteOutcome(this.voters, this.votes);
+    const votes = (this.votes ??= new Map());
+    if (!votes.has(id)) votes.set(id, granted);
+    return voteOutcome(this.voters, votes);
   }
 
   step(m: Message<T, S>): void {
@@ -613,7 +635,7 @@ export class Raft<T, S> {
       return;
     }
     // Heard from: no longer suspected (a leader waits for it again before quiescing).
-    this.suspectedPeers.delete(m.from);
+    this.unsuspect(m.from);
     if (this.isQuiesced && !this.keepsQuiesced(m)) this.unquiesce(m.from !== this.leader);
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'pre-vote') {
@@ -724,7 +746,7 @@ export class Raft<T, S> {
     }
   }
 
-  private readonly stepFollower: StepFn<T, S> = (m) => {
+  private stepFollower(m: Message<T, S>): void {
     switch (m.type) {
       case 'app':
         this.electionElapsed = 0;
@@ -751,9 +773,9 @@ export class Raft<T, S> {
       default:
         this.counters.messagesIgnored++;
     }
-  };
+  }
 
-  private readonly stepCandidate: StepFn<T, S> = (m) => {
+  private stepCandidate(m: Message<T, S>): void {
     switch (m.type) {
       case 'app':
         this.becomeFollower(m.term, m.from);
@@ -789,9 +811,9 @@ export class Raft<T, S> {
         break;
     }
     this.counters.messagesIgnored++;
-  };
+  }
 
-  private readonly stepLeader: StepFn<T, S> = (m) => {
+  private stepLeader(m: Message<T, S>): void {
     switch (m.type) {
       case 'app-resp': {
         const pr = this.progress.get(m.from);
@@ -824,7 +846,7 @@ export class Raft<T, S> {
         // (impossible while election safety holds).
         this.counters.messagesIgnored++;
     }
-  };
+  }
 
   // ---- follower handlers ----------------------------------------------------
 

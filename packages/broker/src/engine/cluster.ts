@@ -678,10 +678,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** From this broker's replica where it has one (another replica answers if that read fails), else from a replica elsewhere. */
   read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]> {
-    const log = this.partitions.get(partitionGroupId(topic, partition));
+    const id = partitionGroupId(topic, partition);
+    const log = this.partitions.get(id);
     if (log === undefined) return this.remote.read(topic, partition, offset, maxCount, maxBytes);
     const elsewhere = (err: unknown): Promise<StoredMessage[]> => {
       this.options.log('warn', 'reading a hosted partition failed; reading another replica', { topic, partition, offset, error: String(err) });
+      this.disks.changed(id); // the read may have found damage: the next maintenance round looks at it
       return this.remote.readFromReplica(topic, partition, offset, maxCount, maxBytes);
     };
     try {
@@ -694,8 +696,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** From this broker's replica when it stores its messages encoded (layout `unified`); else `undefined` (see {@link LogEngine.readEncoded}). */
   readEncoded(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<EncodedMessages> | undefined {
-    const log = this.partitions.get(partitionGroupId(topic, partition));
-    return log?.readEncoded?.(offset, maxCount, maxBytes);
+    const id = partitionGroupId(topic, partition);
+    return this.partitions.get(id)?.readEncoded?.(offset, maxCount, maxBytes)?.catch((err: unknown) => {
+      this.disks.changed(id); // the read may have found damage: the next maintenance round looks at it
+      throw err;
+    });
   }
 
   /**

@@ -10,7 +10,7 @@ import type { PartitionUpkeep } from './hosted-partition.js';
  * partition changes) leaves the rounds; {@link changed} (an entry applied, a
  * snapshot installed) brings it back. Every `sweepEvery` rounds all of them
  * are visited anyway, for what no event reports (damage a read found on an
- * idle partition, a fence).
+ * idle partition that no engine read reported, a fence).
  */
 export class UpkeepRounds {
   private readonly upkeeps = new Map<string, PartitionUpkeep>();

@@ -442,7 +442,7 @@ async function main(): Promise<void> {
   let scaleFigures: ScaleResult[] | undefined;
   if (selection.scale) {
     const sizes: ScaleSizes = { partitions: parsePartitions(values['scale-partitions'], quick), settleSeconds: quick ? 5 : 10, idleSeconds: quick ? 5 : 10 };
-    scaleFigures = await scale(sizes);
+    scaleFigures = await scale(connect, sizes);
   }
   const deliveryFigures = selection.delivery ? await delivery(connect, quick ? DELIVERY_QUICK : DELIVERY_FULL) : undefined;
   const memoryFigures = selection.groupMemory

@@ -7,13 +7,16 @@
  * brokers' own Raft counters over that window (ticks, peer messages; read
  * from `/metrics` when the brokers export them), and the failover: SIGKILL
  * of the broker leading the most partitions, timed until a surviving broker
- * names a surviving leader for every partition.
+ * names a surviving leader for every partition. Before the failover, the
+ * awaited publish latency on one partition (128 B, ack quorum, one in flight),
+ * which issue 13 wants within 20% of the smallest size's.
  */
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import type { connect as Connect } from '@relaymq/sdk';
 import { brokerStats, rssMiB } from './broker-stats.js';
 import { LeaderProbe } from './cluster.js';
-import { freePorts, makeTempDir, nowSeconds, processCpuSeconds, progress, removeTempDir, spawnBroker, type BrokerProcess } from './lib.js';
+import { freePorts, makeTempDir, nowSeconds, processCpuSeconds, progress, removeTempDir, spawnBroker, summarizeLatency, type BrokerProcess, type LatencySummary } from './lib.js';
 import { roundTo } from './scenarios.js';
 
 const BROKER_IDS = ['s1', 's2', 's3'] as const;
@@ -24,6 +27,10 @@ const TOPICS_PER_REQUEST = 8;
 const REQUESTS_IN_FLIGHT = 4;
 /** How long `ledSeconds` waits for every partition to have a leader before leaving the figure out. */
 const LED_TIMEOUT_MS = 180_000;
+
+/** Samples (and warm-up publishes) of {@link ScaleResult.awaitedPublish}. */
+const AWAITED_SAMPLES = 1_000;
+const AWAITED_WARMUP = 100;
 
 /** Sizes of one `scale` run. */
 export interface ScaleSizes {
@@ -70,6 +77,12 @@ export interface ScaleResult {
   /** From the first `metadata` request until the first broker names a leader for every partition (absent: not within {@link LED_TIMEOUT_MS}). */
   ledSeconds?: number;
   idle: IdleBroker[];
+  /**
+   * `await publish()` of 128 B to one partition of one topic (a key pins it),
+   * one at a time, after the idle window: the latency a busy partition gets
+   * among this many idle ones.
+   */
+  awaitedPublish?: LatencySummary;
   /**
    * SIGKILL of the broker leading the most partitions, to a surviving leader
    * named for every partition (`seconds`); when that takes over 60 s, `seconds`
@@ -280,7 +293,26 @@ async function failover(nodes: readonly ScaleNode[], topics: readonly string[]):
 }
 
 /** Measures one partition count on a fresh cluster. */
-async function scaleOnce(partitions: number, sizes: ScaleSizes, withFailover: boolean): Promise<ScaleResult> {
+/** {@link ScaleResult.awaitedPublish}: a client of every broker publishes to one partition of `topic`, awaiting each ack. */
+async function awaitedPublish(connect: typeof Connect, nodes: readonly ScaleNode[], topic: string): Promise<LatencySummary> {
+  const client = await connect({ brokers: nodes.map((n) => `ws://127.0.0.1:${n.clientPort}`) });
+  try {
+    const data = new Uint8Array(128);
+    const options = { key: 'scale-latency', ack: 'quorum' } as const;
+    for (let i = 0; i < AWAITED_WARMUP; i++) await client.publish(topic, data, options);
+    const samplesMs: number[] = [];
+    for (let i = 0; i < AWAITED_SAMPLES; i++) {
+      const start = performance.now();
+      await client.publish(topic, data, options);
+      samplesMs.push(performance.now() - start);
+    }
+    return summarizeLatency(samplesMs);
+  } finally {
+    await client.close();
+  }
+}
+
+async function scaleOnce(connect: typeof Connect, partitions: number, sizes: ScaleSizes, withFailover: boolean): Promise<ScaleResult> {
   const label = `scale/${partitions}: `;
   const root = makeTempDir('relaymq-bench-scale-');
   const nodes = await startCluster(root);
@@ -310,6 +342,8 @@ async function scaleOnce(partitions: number, sizes: ScaleSizes, withFailover: bo
     progress(`${label}idle ${JSON.stringify(idle)}`);
     const result: ScaleResult = { partitions: topicCount * PARTITIONS_PER_TOPIC, topics: topicCount, createSeconds, idle };
     if (ledSeconds !== undefined) result.ledSeconds = ledSeconds;
+    result.awaitedPublish = await awaitedPublish(connect, nodes, topics[0] as string);
+    progress(`${label}awaited publish on one partition: p50 ${result.awaitedPublish.p50Us} µs, p99 ${result.awaitedPublish.p99Us} µs`);
     if (withFailover) {
       result.failover = await failover(nodes, topics);
       progress(`${label}failover ${JSON.stringify(result.failover)}`);
@@ -322,8 +356,8 @@ async function scaleOnce(partitions: number, sizes: ScaleSizes, withFailover: bo
 }
 
 /** The `scale` figures at every size of `sizes.partitions`. */
-export async function scale(sizes: ScaleSizes): Promise<ScaleResult[]> {
+export async function scale(connect: typeof Connect, sizes: ScaleSizes): Promise<ScaleResult[]> {
   const results: ScaleResult[] = [];
-  for (const partitions of sizes.partitions) results.push(await scaleOnce(partitions, sizes, true));
+  for (const partitions of sizes.partitions) results.push(await scaleOnce(connect, partitions, sizes, true));
   return results;
 }

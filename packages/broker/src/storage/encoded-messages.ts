@@ -176,8 +176,6 @@ class Walk {
             break;
           case 0xcd:
           case 0xd1:
-            this.advance(2);
-            break;
           case 0xd4:
             this.advance(2);
             break;

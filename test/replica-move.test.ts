@@ -40,6 +40,7 @@ interface MovesEngine {
   leaderOf(topic: string, partition: number): string | undefined;
   readReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<{ start: number; end: number; messages: Array<{ offset: number; data: Uint8Array }> } | undefined>;
   replicaMoves(): { moves: Array<{ phase: string; match: number; copiedBytes: number | null; totalBytes: number | null; timeLeftMs: number | null }>; draining: string[] };
+  replicaMovesOfLeader(): Promise<{ report: { moves: Array<{ phase: string }> }; from: string }>;
   metadataMembership(): { leader: string | null };
 }
 const engineOf = (b: Broker): MovesEngine => b.engine as unknown as MovesEngine;
@@ -166,6 +167,16 @@ describe.each(['split', 'unified'] as const)('moving a partition replica (storag
 
     const from = replicas.find((id) => id !== leader) as string;
     await within(engineOf(m1).moveReplica('orders', 0, from, to), 'starting the move');
+    // Only the metadata leader steps the move; a broker that does not lead the metadata asks it (the admin API's answer).
+    const seenElsewhere: Array<{ from: string; phase: string | undefined }> = [];
+    const askedElsewhere = waitForAsync(async () => {
+      const metaLeader = engineOf(m1).metadataMembership().leader;
+      const other = brokers.find((b) => b.id !== metaLeader);
+      if (metaLeader === null || other === undefined) return false;
+      const { report, from: answeredBy } = await engineOf(other).replicaMovesOfLeader();
+      seenElsewhere.push({ from: answeredBy, phase: report.moves[0]?.phase });
+      return answeredBy === metaLeader && report.moves[0] !== undefined && report.moves[0].phase !== 'pending';
+    }, () => `a broker off the metadata leader to show the move's phase (${JSON.stringify(seenElsewhere.slice(-3))})`, 30_000);
     const readings: Array<{ phase: string; match: number; copiedBytes: number; totalBytes: number; timeLeftMs: number | null }> = [];
     await waitFor(
       () => {
@@ -177,6 +188,7 @@ describe.each(['split', 'unified'] as const)('moving a partition replica (storag
       'the move to finish',
       60_000,
     );
+    await askedElsewhere;
     // While the segments are copied (no Raft entry matched yet), the count comes from the fetches served: part of the
     // size, before the end. How many of the three pages a reading catches depends on the coordinator's step timing (one,
     // in a CI run on a loaded machine), so one partial figure is required, and the figures never go down.

@@ -290,18 +290,19 @@ class RunningBroker implements Broker {
       },
       moveReplica: async (move) => {
         await this.clusterEngine('move a replica').moveReplica(move.topic, move.partition, move.from, move.to);
-        return { move, moves: this.movesDescription() };
+        return { move, moves: await this.movesDescription() };
       },
     };
   }
 
-  /** Replica moves as `GET /api/cluster/moves` answers them. */
-  private movesDescription(): MovesDescription {
+  /** Replica moves as `GET /api/cluster/moves` answers them: as the metadata leader sees them when it can be asked. */
+  private async movesDescription(): Promise<MovesDescription> {
     const meta = this.replicated?.metadataMembership();
-    const { moves, draining, rebalancing } = this.replicated?.replicaMoves() ?? { moves: [], draining: [], rebalancing: false };
+    const { report, from } = (await this.replicated?.replicaMovesOfLeader()) ?? { report: { moves: [], draining: [], rebalancing: false }, from: this.id };
     // A drained broker stays recorded (not placed on again) once it left the metadata group; only those still in it drain.
     const members = new Set([...(meta?.voters ?? []), ...(meta?.learners ?? [])]);
-    return { broker: this.id, metadataLeader: meta?.leader ?? this.id, moves, draining: draining.filter((id) => members.has(id)), rebalancing };
+    const { moves, draining, rebalancing } = report;
+    return { broker: this.id, metadataLeader: meta?.leader ?? this.id, progressFrom: from, moves, draining: draining.filter((id) => members.has(id)), rebalancing };
   }
 
   /** The replicated engine, for an admin action only a cluster has. */

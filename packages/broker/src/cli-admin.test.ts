@@ -187,6 +187,9 @@ describe('relaymq topic / cluster', () => {
         'orders/3   b1    b5  catching-up  -       -     120/400    12 s  NOT_READY\n',
     );
     expect(renderMoves({ ...moves, moves: [], draining: [], rebalancing: true }, 0)).toBe('0 replica moves in progress, no broker draining, rebalancing (as seen by b2; metadata leader b2)\n');
+    // A broker off the metadata leader answers with the leader's view, or says it could not.
+    expect(renderMoves({ ...moves, broker: 'b3', progressFrom: 'b2' }, 13_400)).toMatch(/^1 replica move in progress, draining: b1 \(as seen by b2, asked by b3; metadata leader b2\)\n/);
+    expect(renderMoves({ ...moves, broker: 'b3', progressFrom: 'b3' }, 13_400)).toMatch(/^1 replica move in progress, draining: b1 \(as seen by b3; metadata leader b2; the metadata leader could not be asked: phases unknown\)\n/);
 
     const rebalance = io(() => ({ status: 200, body: { ...moves, moves: [], draining: [], rebalancing: true } }), { RELAYMQ_ADMIN_TOKEN: 'from-env-0123456789' });
     expect(await runAdminCommand('cluster', ['rebalance'], rebalance)).toBe(0);

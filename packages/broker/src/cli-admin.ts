@@ -139,7 +139,10 @@ export function renderTopic(topic: TopicDescription): string {
 export function renderMoves(m: MovesDescription, nowMs: number): string {
   const draining = m.draining.length === 0 ? 'no broker draining' : `draining: ${m.draining.join(', ')}`;
   const rebalancing = m.rebalancing ? ', rebalancing' : '';
-  const head = `${m.moves.length} replica move${m.moves.length === 1 ? '' : 's'} in progress, ${draining}${rebalancing} (as seen by ${m.broker}; metadata leader ${m.metadataLeader ?? '(none)'})\n`;
+  const seenBy = m.progressFrom !== undefined && m.progressFrom !== m.broker ? `${m.progressFrom}, asked by ${m.broker}` : m.broker;
+  // Phases come from the metadata leader only: say so when another broker's view answered.
+  const stale = m.moves.length > 0 && m.metadataLeader !== null && (m.progressFrom ?? m.broker) !== m.metadataLeader ? '; the metadata leader could not be asked: phases unknown' : '';
+  const head = `${m.moves.length} replica move${m.moves.length === 1 ? '' : 's'} in progress, ${draining}${rebalancing} (as seen by ${seenBy}; metadata leader ${m.metadataLeader ?? '(none)'}${stale})\n`;
   if (m.moves.length === 0) return head;
   return head + movesTable(m.moves, nowMs);
 }
@@ -377,7 +380,8 @@ const CLUSTER_COMMANDS: Record<string, Subcommand> = {
       'replica holds of the partition\'s size on its leader (bytes copied from the\n' +
       'leader\'s segments, or the share of the Raft log it holds); LEFT is the rest at\n' +
       'the copy rate of the last 10 s ("-" while unknown). Only the metadata leader\n' +
-      'knows each move\'s phase and figures; other brokers show "pending".',
+      'knows each move\'s phase and figures: another broker asked answers with the\n' +
+      'leader\'s view, or its own ("pending") when it cannot reach the leader.',
     options: [],
     run: async (context) => {
       if (context.positionals.length > 0) throw new RelayError('INVALID_ARGUMENT', 'cluster moves takes no arguments');

@@ -13,6 +13,7 @@ import { removalRefusal } from './decommission.js';
 import { parseMoveCommand, replicasOn, type MoveCommand } from '../core/metadata/moves.js';
 import {
   MOVE_COMMAND_METHOD,
+  MOVE_PROGRESS_METHOD,
   MOVE_STEP_METHOD,
   PREFER_LEADER_METHOD,
   ReplicaMoveCoordinator,
@@ -20,12 +21,14 @@ import {
   nextMoveStep,
   parseMoveStepAnswer,
   parseMoveStepRequest,
+  parseMovesReport,
   parsePreferLeaderAnswer,
   parsePreferLeaderRequest,
   preferredLeaderStep,
   type MoveProgress,
   type MoveStepAnswer,
   type MoveStepRequest,
+  type MovesReport,
   type PreferLeaderRequest,
   type PreferLeaderState,
 } from './replica-moves.js';
@@ -418,6 +421,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       const request = parsePreferLeaderRequest(body);
       return this.viaHostedLeader(request.group, PREFER_LEADER_METHOD, request, () => this.preferLeaderHere(request));
     }));
+    this.rpc.handle(MOVE_PROGRESS_METHOD, afterOpen(async () => this.replicaMoves()));
     this.rpc.handle(MOVE_COMMAND_METHOD, afterOpen(async (body) => {
       const command = parseMoveCommand(body);
       if (command === undefined) throw new RelayError('INVALID_ARGUMENT', `${MOVE_COMMAND_METHOD} wants a move command`);
@@ -835,9 +839,27 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     await this.proposeMove({ type: 'rebalance', on: true });
   }
 
-  /** Replica moves in progress (with their last step on the metadata leader) and the brokers being drained. */
-  replicaMoves(): { moves: MoveProgress[]; draining: string[]; rebalancing: boolean } {
+  /** Replica moves in progress as this broker sees them (their last step only on the metadata leader) and the brokers being drained. */
+  replicaMoves(): MovesReport {
     return { moves: this.moveCoordinator.progress(), draining: this.metadata.moves.draining, rebalancing: this.moveCoordinator.rebalancing() };
+  }
+
+  /**
+   * {@link replicaMoves} as the metadata leader sees it, and which broker
+   * answered: only the leader steps the moves, so another broker asks it.
+   * When the leader is unknown, unreachable or older than this method, this
+   * broker's own view answers (its moves `pending`).
+   */
+  async replicaMovesOfLeader(): Promise<{ report: MovesReport; from: NodeId }> {
+    const leader = this.meta.leader;
+    if (leader !== null && leader !== this.options.self) {
+      try {
+        return { report: parseMovesReport(await this.rpc.call(leader, MOVE_PROGRESS_METHOD, {}, this.options.requestTimeoutMs)), from: leader };
+      } catch (err) {
+        this.options.log('debug', 'the metadata leader did not say how its moves stand; showing this broker\'s view', { leader, error: String(err) });
+      }
+    }
+    return { report: this.replicaMoves(), from: this.options.self };
   }
 
   /**

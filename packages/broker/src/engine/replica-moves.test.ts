@@ -11,6 +11,7 @@ import {
   nextMoveStep,
   parseMoveStepAnswer,
   parseMoveStepRequest,
+  parseMovesReport,
   parsePreferLeaderAnswer,
   parsePreferLeaderRequest,
   preferredLeaderStep,
@@ -19,6 +20,7 @@ import {
   type LeaderView,
   type MoveStepAnswer,
   type MoveStepRequest,
+  type MovesReport,
   type PreferLeaderRequest,
 } from './replica-moves.js';
 
@@ -394,5 +396,31 @@ describe('ReplicaMoveCoordinator (on the metadata leader)', () => {
     const next = h.proposed.find((c) => c.type === 'move-replica');
     expect(next).toMatchObject({ topic: 't', from: 'b1' });
     expect(next?.type === 'move-replica' && next.to).not.toBe('b5');
+  });
+});
+
+describe('parseMovesReport (the metadata leader\'s moves, asked by another broker)', () => {
+  const report: MovesReport = {
+    moves: [
+      { topic: 'orders', partition: 2, from: 'b1', to: 'b4', startedAtMs: 1_700_000_000_000, phase: 'catching-up', match: 40, lastIndex: 90, copiedBytes: 1024, totalBytes: 4096, bytesPerSecond: 512.5, timeLeftMs: 6000, error: 'NOT_READY' },
+      { topic: 'orders', partition: 3, from: 'b2', to: 'b4', startedAtMs: 1_700_000_000_000, phase: 'pending', match: 0, lastIndex: 0, copiedBytes: null, totalBytes: null, bytesPerSecond: null, timeLeftMs: null },
+    ],
+    draining: ['b1'],
+    rebalancing: true,
+  };
+
+  it('reads back what the leader sent', () => {
+    expect(parseMovesReport(JSON.parse(JSON.stringify(report)))).toEqual(report);
+  });
+
+  it.each([
+    ['no moves list', { ...report, moves: undefined }],
+    ['an unknown phase', { ...report, moves: [{ ...report.moves[0], phase: 'teleporting' }] }],
+    ['a negative match', { ...report, moves: [{ ...report.moves[0], match: -1 }] }],
+    ['a copied figure that is text', { ...report, moves: [{ ...report.moves[0], copiedBytes: '12' }] }],
+    ['a draining entry that is no broker id', { ...report, draining: [7] }],
+    ['no rebalancing flag', { ...report, rebalancing: 'yes' }],
+  ])('refuses an answer with %s', (_name, body) => {
+    expect(() => parseMovesReport(body)).toThrow('malformed answer to meta.move-progress');
   });
 });

@@ -273,6 +273,55 @@ export interface MoveProgress extends ReplicaMove {
   error?: string;
 }
 
+/** The peer RPC method that asks the metadata leader how its moves stand (only it steps them). */
+export const MOVE_PROGRESS_METHOD = 'meta.move-progress';
+
+/** The moves in progress, the brokers being drained, and whether a rebalance is under way. */
+export interface MovesReport {
+  moves: MoveProgress[];
+  draining: string[];
+  rebalancing: boolean;
+}
+
+const nullableUint = (v: unknown): v is number | null => v === null || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0);
+const nullableRate = (v: unknown): v is number | null => v === null || (typeof v === 'number' && Number.isFinite(v) && v >= 0);
+
+/** A {@link MovesReport} from a peer, checked field by field. */
+export function parseMovesReport(body: unknown): MovesReport {
+  const malformed = (): RelayError => new RelayError('INTERNAL', `malformed answer to ${MOVE_PROGRESS_METHOD}`);
+  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (!Array.isArray(o.moves) || !Array.isArray(o.draining) || !o.draining.every(isId) || typeof o.rebalancing !== 'boolean') throw malformed();
+  const moves = o.moves.map((raw: unknown): MoveProgress => {
+    const m = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+    const phase = m.phase as MoveProgress['phase'];
+    if (
+      typeof m.topic !== 'string' || !Number.isSafeInteger(m.partition) || !isId(m.from) || !isId(m.to) || !Number.isFinite(m.startedAtMs) ||
+      (phase !== 'pending' && !PHASES.includes(phase)) || !nullableUint(m.match) || m.match === null || !nullableUint(m.lastIndex) || m.lastIndex === null ||
+      !nullableUint(m.copiedBytes) || !nullableUint(m.totalBytes) || !nullableRate(m.bytesPerSecond) || !nullableUint(m.timeLeftMs) ||
+      (m.error !== undefined && typeof m.error !== 'string')
+    ) {
+      throw malformed();
+    }
+    const move: MoveProgress = {
+      topic: m.topic,
+      partition: m.partition as number,
+      from: m.from,
+      to: m.to,
+      startedAtMs: m.startedAtMs as number,
+      phase,
+      match: m.match,
+      lastIndex: m.lastIndex,
+      copiedBytes: m.copiedBytes,
+      totalBytes: m.totalBytes,
+      bytesPerSecond: m.bytesPerSecond,
+      timeLeftMs: m.timeLeftMs,
+    };
+    if (typeof m.error === 'string') move.error = m.error;
+    return move;
+  });
+  return { moves, draining: o.draining, rebalancing: o.rebalancing };
+}
+
 /** What the coordinator reads and asks of the engine. */
 export interface MoveCoordinatorContext {
   /** Whether this broker leads the metadata group. */

@@ -117,6 +117,13 @@ export interface MovesDescription {
   /** The answering broker, and the metadata leader (only it knows each move's phase). */
   broker: string;
   metadataLeader: string | null;
+  /**
+   * The broker whose view the moves are: the metadata leader, asked by the
+   * answering broker; the answering broker itself when it leads, or when the
+   * leader could not be asked (its moves then show `pending`). Absent from
+   * older brokers.
+   */
+  progressFrom?: string;
   moves: MoveDescription[];
   /** Brokers being decommissioned. */
   draining: string[];
@@ -161,7 +168,7 @@ export interface AdminActions {
   /** Lets a replaced or removed broker come back on an empty data directory (engine/cluster.ts forgetBroker). */
   forgetBroker(broker: string): Promise<MembershipDescription>;
   /** Replica moves in progress. */
-  moves(): MovesDescription;
+  moves(): Promise<MovesDescription>;
   /** Asks for replicas to be spread evenly; answers the moves as they stand. */
   rebalance(): Promise<MovesDescription>;
   /** Starts moving one replica; a refusal is a `MoveRefusedError` (engine/manual-move.ts). Resolves once recorded, not done. */
@@ -281,7 +288,7 @@ export function adminReadRoutes(actions: AdminActions): AdminRoutes {
       return topic === undefined ? jsonError(404, 'INVALID_TOPIC', `no topic "${name}"`) : json(topic);
     },
     '/api/membership': () => json(actions.membership()),
-    '/api/cluster/moves': () => json(actions.moves()),
+    '/api/cluster/moves': () => answering(async () => json(await actions.moves())),
   };
 }
 

@@ -245,7 +245,7 @@ class RunningBroker implements Broker {
   /** What the admin API's topic and cluster endpoints do on this broker. */
   private adminActions(): AdminActions {
     return {
-      topics: () => this.topicAssignments().map((t) => this.describeTopic(t)),
+      topics: () => this.describeTopics(this.topicAssignments()),
       createTopic: async (spec) => {
         const existed = this.engine.partitionCount(spec.topic) !== undefined;
         const { topic, ...settings } = spec;
@@ -253,20 +253,20 @@ class RunningBroker implements Broker {
         await this.engine.createTopic(topic, settings);
         const assignment = this.topicAssignments().find((t) => t.topic === topic);
         if (assignment === undefined) throw new RelayError('INTERNAL', `topic ${topic} was created but is not in this broker's metadata`);
-        return { created: !existed, topic: this.describeTopic(assignment) };
+        return { created: !existed, topic: (await this.describeTopics([assignment]))[0] as TopicDescription };
       },
       addPartitions: async (topic, partitions) => {
         if (this.engine.addPartitions === undefined) throw new RelayError('INVALID_ARGUMENT', 'this broker\'s engine cannot add partitions');
         await this.engine.addPartitions(topic, partitions);
         const assignment = this.topicAssignments().find((t) => t.topic === topic);
         if (assignment === undefined) throw new RelayError('INTERNAL', `topic ${topic} is not in this broker's metadata`);
-        return this.describeTopic(assignment);
+        return (await this.describeTopics([assignment]))[0] as TopicDescription;
       },
       deleteTopic: async (topic) => {
         if (this.engine.deleteTopic === undefined) throw new RelayError('INVALID_ARGUMENT', 'this broker\'s engine cannot delete topics');
         const assignment = this.topicAssignments().find((t) => t.topic === topic);
         if (assignment === undefined) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
-        const described = this.describeTopic(assignment);
+        const described = (await this.describeTopics([assignment]))[0] as TopicDescription;
         await this.engine.deleteTopic(topic);
         return described;
       },
@@ -334,6 +334,22 @@ class RunningBroker implements Broker {
     });
     const clusterId = this.replicated?.appliedMetadata().clusterId ?? null;
     return { broker: this.id, clusterId, metadataLeader: meta.leader, metadataVoters: this.options.metadataVoters, members };
+  }
+
+  /** Topics as the admin API describes them; on a gateway, their partitions are the streams where RabbitMQ keeps them. */
+  private async describeTopics(assignments: Array<TopicAssignment & { moves?: ReplicaMove[] }>): Promise<TopicDescription[]> {
+    if (this.backbone === undefined) return assignments.map((t) => this.describeTopic(t));
+    const placements = await this.backbone.streamPlacements(assignments.map((t) => t.topic));
+    return assignments.map((t) => {
+      const streams = placements.get(t.topic) ?? [];
+      // Streams are created with --replication-factor nodes; RabbitMQ's count wins once it answered.
+      const counted = streams.find((s) => s.replicas.length > 0)?.replicas.length;
+      return {
+        topic: t.topic,
+        replicationFactor: counted ?? this.options.replicationFactor,
+        partitions: t.partitions.map((_, partition) => ({ partition, replicas: streams[partition]?.replicas ?? [], leader: streams[partition]?.leader ?? null })),
+      };
+    });
   }
 
   private describeTopic(t: TopicAssignment & { moves?: ReadonlyArray<{ partition: number; from: string; to: string }> }): TopicDescription {

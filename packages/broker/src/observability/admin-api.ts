@@ -26,9 +26,13 @@ import { json, jsonError, type AdminMutations, type AdminResponse, type AdminRou
 /** One partition of a described topic. */
 export interface PartitionDescription {
   partition: number;
-  /** Brokers holding a replica; the first is the preferred leader. */
+  /**
+   * Brokers holding a replica; the first is the preferred leader. On a
+   * gateway: the RabbitMQ nodes holding the partition's stream (`host:port`,
+   * leader first; empty when RabbitMQ could not be asked).
+   */
   replicas: string[];
-  /** The current leader as this broker knows it, `null` when none is known. */
+  /** The current leader as this broker knows it (on a gateway: the stream's leader node), `null` when none is known. */
   leader: string | null;
   /** A replica move of this partition in progress (absent when none). */
   moving?: { from: string; to: string };
@@ -153,7 +157,7 @@ export interface MoveStarted {
 
 /** What the broker does for the admin endpoints. */
 export interface AdminActions {
-  topics(): TopicDescription[];
+  topics(): Promise<TopicDescription[]>;
   /** Creates a topic (through the metadata leader); an existing topic is answered as it is. */
   createTopic(spec: TopicSpec): Promise<TopicCreated>;
   /** Deletes a topic with its data and positions; answers it as it was. `INVALID_TOPIC` when it does not exist. */
@@ -280,13 +284,14 @@ async function answering(action: () => Promise<AdminResponse>): Promise<AdminRes
 /** The read-only routes. */
 export function adminReadRoutes(actions: AdminActions): AdminRoutes {
   return {
-    '/api/topics': (query) => {
-      const name = query.get('topic');
-      const topics = actions.topics();
-      if (name === null) return json({ topics });
-      const topic = topics.find((t) => t.topic === name);
-      return topic === undefined ? jsonError(404, 'INVALID_TOPIC', `no topic "${name}"`) : json(topic);
-    },
+    '/api/topics': (query) =>
+      answering(async () => {
+        const name = query.get('topic');
+        const topics = await actions.topics();
+        if (name === null) return json({ topics });
+        const topic = topics.find((t) => t.topic === name);
+        return topic === undefined ? jsonError(404, 'INVALID_TOPIC', `no topic "${name}"`) : json(topic);
+      }),
     '/api/membership': () => json(actions.membership()),
     '/api/cluster/moves': () => answering(async () => json(await actions.moves())),
   };

@@ -5,6 +5,7 @@ import type { ConsumerGroups, GroupCommand, GroupResult } from '../../core/metad
 import type { AppendOutcome, ProducerBatch, StoredMessage } from '../../core/partition/partition.js';
 import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from '../engine.js';
 import { GroupSessionTracker } from '../groups/session-tracker.js';
+import { bounded } from './bounded.js';
 import { openConnections } from './compat.js';
 import { BackboneConnection } from './connection.js';
 import { BackboneHealthMonitor, type BackboneHealth, type BackboneRequestOp } from './health.js';
@@ -17,6 +18,15 @@ import type { BackboneEndpoint } from './url.js';
 type Log = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
 /** Settings of the backbone engine (options.ts resolves them from `backbone` and the broker's options). */
+/** Where one partition stream lives: its leader node and every node holding it (`host:port`, leader first). */
+export interface StreamPlacement {
+  leader: string | null;
+  replicas: string[];
+}
+
+/** Most streams asked about in one metadata request. */
+const MAX_PLACEMENT_QUERY = 1000;
+
 export interface BackboneEngineOptions {
   endpoint: BackboneEndpoint;
   /** First part of every stream name (naming.ts). */
@@ -242,6 +252,38 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
   /** The backbone as this gateway sees it (the console's backbone section): nodes, connections, stream leaders, confirm round trip. */
   backboneHealth(): BackboneHealth {
     return this.health.snapshot();
+  }
+
+  /**
+   * Where each partition stream of `topics` lives, as RabbitMQ's metadata says
+   * now: its leader node and every node holding it (`host:port`, leader
+   * first; null and empty when unknown). Topics this gateway does not know
+   * are left out. One metadata request per {@link MAX_PLACEMENT_QUERY} streams;
+   * what RabbitMQ does not answer in time is unknown.
+   */
+  async streamPlacements(topics: readonly string[]): Promise<Map<string, StreamPlacement[]>> {
+    const named: Array<{ topic: string; streams: string[] }> = [];
+    for (const topic of topics) {
+      const known = this.meta.state.topics.get(topic);
+      if (known !== undefined) named.push({ topic, streams: Array.from({ length: known.partitions }, (_, p) => this.streamName(topic, known, p)) });
+    }
+    const found = new Map<string, StreamPlacement>();
+    const all = named.flatMap((t) => t.streams);
+    try {
+      const client = await bounded(this.connection.ready(), this.options.requestTimeoutMs, 'connecting to the backbone');
+      for (let at = 0; at < all.length; at += MAX_PLACEMENT_QUERY) {
+        const metadata = await bounded(client.queryMetadata({ streams: all.slice(at, at + MAX_PLACEMENT_QUERY) }), this.options.requestTimeoutMs, 'asking where streams live');
+        for (const m of metadata) {
+          const node = (n: { host: string; port: number } | undefined): string | null => (n === undefined || n.host === '' ? null : `${n.host}:${n.port}`);
+          const leader = node(m.leader);
+          const replicas = [...new Set([leader, ...(m.replicas ?? []).map(node)].filter((n): n is string => n !== null))];
+          found.set(m.streamName, { leader, replicas });
+        }
+      }
+    } catch (err) {
+      this.options.log('debug', 'RabbitMQ did not say where streams live; shown unknown', { error: String(err) });
+    }
+    return new Map(named.map((t) => [t.topic, t.streams.map((s) => found.get(s) ?? { leader: null, replicas: [] })]));
   }
 
   /** What the metadata tail applied and which snapshots it read and wrote (meta-log.ts). */

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { chromium } from 'playwright-core';
 import { parse as parseYaml } from 'yaml';
-import type { Broker, BrokerOptions, ClusterReport, TopicDescription } from '@relaymq/broker';
+import type { Broker, BrokerOptions, ClusterReport, MembershipDescription, TopicDescription } from '@relaymq/broker';
 import { eventually, get, getJson, parseMetrics, sample } from './support/admin.js';
 import { runCli } from './support/broker-process.js';
 import { CHROMIUM, CHROMIUM_ARGS, hasChromium } from './support/chromium.js';
@@ -91,6 +91,8 @@ describe.runIf(rabbitmq.available)('the backbone in the console (1 RabbitMQ node
     expect(view.partitions.map((p) => [`${p.topic}/${p.partition}`, p.leader, p.stream, p.replicas, p.status])).toEqual([['ops.backbone/0', rabbitNode, v1.partitions[0]?.stream, [], 'ok']]);
     // relaymq topic describe on a gateway: where RabbitMQ keeps the partition's stream, not the gateway itself.
     expect(await getJson<TopicDescription>(`${g2.adminUrl}/api/topics?topic=ops.backbone`)).toEqual({ topic: 'ops.backbone', replicationFactor: 1, partitions: [{ partition: 0, replicas: [rabbitNode], leader: rabbitNode }] });
+    const members = (await getJson<MembershipDescription>(`${g1.adminUrl}/api/membership`)).members;
+    expect(members.filter((m) => m.id === 'g1' || m.id === 'g2').map((m) => [m.id, m.replicas, m.leaders])).toEqual([['g1', 0, 0], ['g2', 0, 0]]);
     expect(view.healthy).toBe(false);
     // (Under load gossip may add a suspect gateway for a moment: only the backbone's problems are compared.)
     expect(view.problems.filter((p) => p.includes('RabbitMQ'))).toEqual([`gateway g1 cannot reach RabbitMQ node 127.0.0.1:${dead} (${v1.nodes[1]?.lastError})`]);

@@ -315,7 +315,8 @@ class RunningBroker implements Broker {
   private membership(): MembershipDescription {
     const meta = this.replicated?.metadataMembership() ?? { voters: [this.id], learners: [], leader: this.id };
     const gossip = this.cluster().brokers;
-    const topics = this.topicAssignments().map((t) => this.describeTopic(t));
+    // Gateways hold no replicas and lead nothing: RabbitMQ keeps the partitions.
+    const topics = this.backbone !== undefined ? [] : this.topicAssignments().map((t) => this.describeTopic(t));
     const ids = [...new Set([...meta.voters, ...meta.learners, ...gossip.map((b) => b.id)])].sort();
     const draining = new Set((this.replicated?.appliedMetadata().draining ?? []).filter((id) => meta.voters.includes(id) || meta.learners.includes(id)));
     const members = ids.map((id): MemberDescription => {

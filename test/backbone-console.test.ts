@@ -89,8 +89,9 @@ describe.runIf(rabbitmq.available)('the backbone in the console (1 RabbitMQ node
       ['g2', 'gateway', 0],
     ]);
     expect(view.partitions.map((p) => [`${p.topic}/${p.partition}`, p.leader, p.stream, p.replicas, p.status])).toEqual([['ops.backbone/0', rabbitNode, v1.partitions[0]?.stream, [], 'ok']]);
-    // relaymq topic describe on a gateway: where RabbitMQ keeps the partition's stream, not the gateway itself.
-    expect(await getJson<TopicDescription>(`${g2.adminUrl}/api/topics?topic=ops.backbone`)).toEqual({ topic: 'ops.backbone', replicationFactor: 1, partitions: [{ partition: 0, replicas: [rabbitNode], leader: rabbitNode }] });
+    // relaymq topic describe on a gateway: where RabbitMQ keeps the partition's stream, not the gateway itself; the
+    // replication factor as asked (the default 3), the one node RabbitMQ has as its replicas.
+    expect(await getJson<TopicDescription>(`${g2.adminUrl}/api/topics?topic=ops.backbone`)).toEqual({ topic: 'ops.backbone', replicationFactor: 3, partitions: [{ partition: 0, replicas: [rabbitNode], leader: rabbitNode }] });
     const members = (await getJson<MembershipDescription>(`${g1.adminUrl}/api/membership`)).members;
     expect(members.filter((m) => m.id === 'g1' || m.id === 'g2').map((m) => [m.id, m.replicas, m.leaders])).toEqual([['g1', 0, 0], ['g2', 0, 0]]);
     expect(view.healthy).toBe(false);

@@ -339,15 +339,14 @@ class RunningBroker implements Broker {
 
   /** Topics as the admin API describes them; on a gateway, their partitions are the streams where RabbitMQ keeps them. */
   private async describeTopics(assignments: Array<TopicAssignment & { moves?: ReplicaMove[] }>): Promise<TopicDescription[]> {
-    if (this.backbone === undefined) return assignments.map((t) => this.describeTopic(t));
-    const placements = await this.backbone.streamPlacements(assignments.map((t) => t.topic));
+    const backbone = this.backbone;
+    if (backbone === undefined) return assignments.map((t) => this.describeTopic(t));
+    const placements = await backbone.streamPlacements(assignments.map((t) => t.topic));
     return assignments.map((t) => {
       const streams = placements.get(t.topic) ?? [];
-      // Streams are created with --replication-factor nodes; RabbitMQ's count wins once it answered.
-      const counted = streams.find((s) => s.replicas.length > 0)?.replicas.length;
       return {
         topic: t.topic,
-        replicationFactor: counted ?? this.options.replicationFactor,
+        replicationFactor: backbone.replicationFactorOf(t.topic),
         partitions: t.partitions.map((_, partition) => ({ partition, replicas: streams[partition]?.replicas ?? [], leader: streams[partition]?.leader ?? null })),
       };
     });

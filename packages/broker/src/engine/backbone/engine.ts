@@ -169,7 +169,8 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
     if (partitions <= known.partitions) {
       throw new RelayError('INVALID_ARGUMENT', `topic ${topic} has ${known.partitions} partitions; the count can only be raised (asked for ${partitions})`);
     }
-    for (let p = known.partitions; p < partitions; p++) await this.createStream(topic, known.generation, p, this.options.replicationFactor);
+    // New partitions get the topic's replication factor (the configured one for a topic an older gateway created).
+    for (let p = known.partitions; p < partitions; p++) await this.createStream(topic, known.generation, p, this.replicationFactorOf(topic));
     const result = await this.propose({ type: 'topic-alter', topic, partitions });
     if (result.kind !== 'topic') throw new RelayError('INTERNAL', `unexpected metadata result ${result.kind}`);
     return result.info;
@@ -315,7 +316,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
     const generation = newGeneration();
     const replicas = settings.replicationFactor ?? this.options.replicationFactor;
     for (let p = 0; p < partitions; p++) await this.createStream(topic, generation, p, replicas);
-    const result = await this.propose({ type: 'topic-create', topic, partitions, generation });
+    const result = await this.propose({ type: 'topic-create', topic, partitions, generation, replicationFactor: replicas });
     if (result.kind !== 'topic') throw new RelayError('INTERNAL', `unexpected metadata result ${result.kind}`);
     if (result.topic.generation !== generation) {
       // Another gateway created it first: its streams are the topic's, ours go.
@@ -436,6 +437,11 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       for (let p = 0; p < known.partitions; p++) if (this.streams.has(this.key(topic, p))) out.push({ topic, partition: p, stream: this.streamName(topic, known, p) });
     }
     return out;
+  }
+
+  /** Nodes the streams of `topic` are created on: as recorded at its creation, else the configured factor. */
+  replicationFactorOf(topic: string): number {
+    return this.meta.state.topics.get(topic)?.replicationFactor ?? this.options.replicationFactor;
   }
 
   private streamName(topic: string, known: BackboneTopic, partition: number): string {

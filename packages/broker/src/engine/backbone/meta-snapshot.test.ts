@@ -27,7 +27,7 @@ function random(seed: number): () => number {
 function command(rand: () => number, n: number): MetaCommand {
   const topic = `t${Math.floor(rand() * 6)}`;
   const r = rand();
-  if (r < 0.15) return { type: 'topic-create', topic, partitions: 1 + Math.floor(rand() * 3), generation: `g${n}` };
+  if (r < 0.15) return { type: 'topic-create', topic, partitions: 1 + Math.floor(rand() * 3), generation: `g${n}`, ...(n % 2 === 0 ? { replicationFactor: 1 + (n % 3) } : {}) };
   if (r < 0.2) return { type: 'topic-alter', topic, partitions: 2 + Math.floor(rand() * 4) };
   if (r < 0.23) return { type: 'topic-delete', topic };
   if (r < 0.75) return { type: 'positions', durable: `d${Math.floor(rand() * 40)}`, positions: [{ topic, partition: 0, offset: n }] };

@@ -20,6 +20,19 @@ describe('backbone metadata state machine', () => {
     });
   });
 
+  it('records the replication factor a topic was created with (new partitions get it), and none from an older gateway\'s entry', () => {
+    const state = replay([
+      { type: 'topic-create', topic: 'r3', partitions: 1, generation: 'g', replicationFactor: 3 },
+      { type: 'topic-create', topic: 'old', partitions: 1, generation: 'h' },
+      { type: 'topic-create', topic: 'bad', partitions: 1, generation: 'i', replicationFactor: -2 },
+    ]);
+    expect(state.topics.get('r3')).toEqual({ partitions: 1, generation: 'g', replicationFactor: 3 });
+    expect(state.topics.get('old')).toEqual({ partitions: 1, generation: 'h' });
+    expect(state.topics.get('bad')).toEqual({ partitions: 1, generation: 'i' });
+    state.apply({ type: 'topic-alter', topic: 'r3', partitions: 2 });
+    expect(state.topics.get('r3')?.replicationFactor).toBe(3);
+  });
+
   it('raises partition counts only, and refuses unknown topics', () => {
     const state = replay([{ type: 'topic-create', topic: 't', partitions: 2, generation: 'g' }]);
     expect(state.apply({ type: 'topic-alter', topic: 't', partitions: 2 })).toMatchObject({ kind: 'refused', code: 'INVALID_ARGUMENT' });

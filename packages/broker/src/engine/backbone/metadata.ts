@@ -6,6 +6,8 @@ import { DurablePositions } from '../../core/metadata/positions.js';
 export interface BackboneTopic {
   partitions: number;
   generation: string;
+  /** Nodes each partition stream was created on (`initial-cluster-size`); absent from topics created by older gateways. */
+  replicationFactor?: number;
 }
 
 /**
@@ -15,7 +17,7 @@ export interface BackboneTopic {
  * the stream).
  */
 export type MetaCommand =
-  | { type: 'topic-create'; topic: string; partitions: number; generation: string }
+  | { type: 'topic-create'; topic: string; partitions: number; generation: string; replicationFactor?: number }
   | { type: 'topic-alter'; topic: string; partitions: number }
   | { type: 'topic-delete'; topic: string }
   | { type: 'positions'; durable: string; positions: Cursor[] }
@@ -54,7 +56,8 @@ export class BackboneMetadata {
         const existing = this.topics.get(command.topic);
         // The first create wins; a later one (another gateway raced) is answered with the topic as it is.
         if (existing !== undefined) return topicResult(command.topic, existing, false);
-        const topic = { partitions: command.partitions, generation: command.generation };
+        const topic: BackboneTopic = { partitions: command.partitions, generation: command.generation };
+        if (Number.isSafeInteger(command.replicationFactor) && (command.replicationFactor as number) > 0) topic.replicationFactor = command.replicationFactor;
         this.topics.set(command.topic, topic);
         this.groups.topicCreated(command.topic);
         return topicResult(command.topic, topic, true);

@@ -53,7 +53,8 @@ import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from 
 import { CreationCache, RECOVERY_TIMEOUT_MS, metadataLagging, settleWithin, throttled } from './startup.js';
 import { handOverLeadership, rankTargets, type HandoverGroup, type HandoverResult } from './handover.js';
 import { GroupFactory, META_GROUP, parsePartitionGroup, partitionGroupId, type MetadataGroup } from './group-factory.js';
-import type { PartitionGroup, PartitionUpkeep } from './hosted-partition.js';
+import type { PartitionGroup } from './hosted-partition.js';
+import { UpkeepRounds } from './upkeep-rounds.js';
 import { LeaderForwarding } from './leader-forwarding.js';
 import { LeaderGrace } from './leader-grace.js';
 import { LostPeers } from './lost-peers.js';
@@ -165,6 +166,8 @@ export interface ClusterEngineOptions {
 
 /** How often partitions (and the metadata log) are checkpointed, compacted and trimmed by retention. */
 const MAINTENANCE_MS = 250;
+/** Every this many rounds, maintenance visits every partition, settled or not (see UpkeepRounds): 5 s. */
+const UPKEEP_SWEEP_ROUNDS = 20;
 /** One fetch of a snapshot install: at most this many messages and bytes. */
 const FETCH_MESSAGES = 10_000;
 const FETCH_BYTES = 4 * 1024 * 1024;
@@ -208,7 +211,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly groups = new Map<string, RaftGroup<unknown, unknown, unknown>>();
   private readonly partitions = new Map<string, PartitionLog>();
   /** Partitions kept on disk, with their Raft log and maintenance state. */
-  private readonly disks = new Map<string, PartitionUpkeep>();
+  private readonly disks = new UpkeepRounds(UPKEEP_SWEEP_ROUNDS);
   /** On a partition's leader: message bytes its fetches served to each learner of the group (a move's target copying), by group. */
   private readonly servedToLearners = new Map<string, Map<NodeId, number>>();
   /** On a partition's leader: preferred-leader transfers that did not take, so a target that cannot win is not asked again at once. */
@@ -675,10 +678,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** From this broker's replica where it has one (another replica answers if that read fails), else from a replica elsewhere. */
   read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]> {
-    const log = this.partitions.get(partitionGroupId(topic, partition));
+    const id = partitionGroupId(topic, partition);
+    const log = this.partitions.get(id);
     if (log === undefined) return this.remote.read(topic, partition, offset, maxCount, maxBytes);
     const elsewhere = (err: unknown): Promise<StoredMessage[]> => {
       this.options.log('warn', 'reading a hosted partition failed; reading another replica', { topic, partition, offset, error: String(err) });
+      this.disks.changed(id); // the read may have found damage: the next maintenance round looks at it
       return this.remote.readFromReplica(topic, partition, offset, maxCount, maxBytes);
     };
     try {
@@ -691,8 +696,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** From this broker's replica when it stores its messages encoded (layout `unified`); else `undefined` (see {@link LogEngine.readEncoded}). */
   readEncoded(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<EncodedMessages> | undefined {
-    const log = this.partitions.get(partitionGroupId(topic, partition));
-    return log?.readEncoded?.(offset, maxCount, maxBytes);
+    const id = partitionGroupId(topic, partition);
+    return this.partitions.get(id)?.readEncoded?.(offset, maxCount, maxBytes)?.catch((err: unknown) => {
+      this.disks.changed(id); // the read may have found damage: the next maintenance round looks at it
+      throw err;
+    });
   }
 
   /**
@@ -1357,7 +1365,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       }
       const { group, log, hosted } = await this.factory.partition(topic, partition, assignment.replicas, {
         appended: () => this.emit('appended', topic, partition),
-        applied: () => this.announceApplied(),
+        applied: () => {
+          this.disks.changed(id);
+          this.announceApplied();
+        },
         leaderChanged: () => this.forwarding.leaderChanged(),
         confChanged: (conf, index) => this.membershipEvents.emit('changed', id, conf, index),
         fetchFromLeader: async (led, offset) => {
@@ -1440,7 +1451,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.admission.tick();
     this.naming?.tick();
     this.hostMissing();
-    for (const hosted of this.disks.values()) hosted.maintain();
+    this.disks.run();
   }
 
   private retentionFor(topic: string): RetentionPolicy {

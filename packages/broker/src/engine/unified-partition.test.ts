@@ -51,6 +51,7 @@ async function replica(dedupeWindow: number) {
   const next = new Map<string, number>();
   return {
     snapshots,
+    upkeep,
     /** Publishes `count` messages of `bytes` bytes from `producerId` in one entry, and applies it. */
     async publish(producerId: string, count: number, bytes: number): Promise<void> {
       const firstSeq = next.get(producerId) ?? 0;
@@ -117,6 +118,16 @@ describe('UnifiedUpkeep: when a snapshot is due', () => {
 });
 
 /** A unified partition replica on broker `a` of voters a, b, c whose log a read found damaged, with fakes for its group and storage. */
+describe('UnifiedUpkeep: settled (maintenance rounds leave it until its partition changes)', () => {
+  it('is settled with nothing applied since its snapshot, and not once an entry is applied and no snapshot records it yet', async () => {
+    const r = await replica(16_384);
+    expect(r.upkeep.maintain()).toBe(true);
+    await r.publish('p', 1, 10);
+    expect(r.upkeep.maintain(), 'an applied entry: a snapshot is due within 2 s').toBe(false);
+    await r.close();
+  });
+});
+
 function damagedReplica(role: { leader: string | null }, fenced = false) {
   const transferLeadership = vi.fn(() => true);
   const state = { pending: false, damaged: true };

@@ -19,7 +19,7 @@ import type { RecordPage, SegmentRaftStorage } from '../storage/segment-raft-sto
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { UnifiedPartitionReader } from '../storage/unified-reader.js';
 import { DamagedReplica } from './damaged-replica.js';
-import { CHECKPOINT_ENTRIES, CHECKPOINT_MS, RETENTION_MS, UpkeepSteps, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
+import { CHECKPOINT_ENTRIES, CHECKPOINT_MS, RETENTION_MS, UpkeepSteps, hasLimits, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
 
 /** The unified partition's Raft storage; its snapshots' data is a {@link PartitionCheckpoint} (the table at the index). */
 export type UnifiedStorage = SegmentRaftStorage<PublishCommand, PartitionCheckpoint>;
@@ -180,20 +180,22 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     this.damage = new DamagedReplica(id, group, ctx);
   }
 
-  maintain(): void {
-    if (this.steps.running) return;
+  /** Starts the next upkeep step, if one is due and none is running; true when settled (see {@link PartitionUpkeep.maintain}). */
+  maintain(): boolean {
+    if (this.steps.running) return false;
     // Also while fenced: a repair cut short fences the group until it completes.
     if (this.storage.segments.damaged || this.storage.repairPending) {
       this.repairDamage();
-      return;
+      return false;
     }
-    if (this.group.fenceReason !== undefined) return;
+    if (this.group.fenceReason !== undefined) return false;
     const now = this.ctx.now();
     const due = this.group.applied - this.snapshotIndex();
     const compact = due >= CHECKPOINT_ENTRIES || (due > 0 && (this.bytesDue() || now - this.compactedAt >= CHECKPOINT_MS));
     const policy = this.ctx.retentionFor(this.topic);
-    const retain = now - this.retainedAt >= RETENTION_MS && Object.values(policy).some((limit) => limit !== undefined);
-    if (!compact && !retain) return;
+    const limited = hasLimits(policy);
+    const retain = limited && now - this.retainedAt >= RETENTION_MS;
+    if (!compact && !retain) return due <= 0 && !limited;
     this.steps.run('partition maintenance failed', async () => {
       if (compact) await this.compact(now);
       if (retain) {
@@ -205,6 +207,7 @@ export class UnifiedUpkeep implements PartitionUpkeep {
         }
       }
     });
+    return false;
   }
 
   /** A damaged replica hands leadership over, and once another broker leads, copies the damaged records back from it. */

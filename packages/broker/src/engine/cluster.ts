@@ -166,7 +166,7 @@ export interface ClusterEngineOptions {
 
 /** How often partitions (and the metadata log) are checkpointed, compacted and trimmed by retention. */
 const MAINTENANCE_MS = 250;
-/** Every this many rounds, maintenance visits every partition, settled or not (see UpkeepRounds): 5 s. */
+/** Maintenance visits every partition, settled or not, once in this many rounds, a share each round (see UpkeepRounds): 5 s. */
 const UPKEEP_SWEEP_ROUNDS = 20;
 /** One fetch of a snapshot install: at most this many messages and bytes. */
 const FETCH_MESSAGES = 10_000;
@@ -211,7 +211,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly groups = new Map<string, RaftGroup<unknown, unknown, unknown>>();
   private readonly partitions = new Map<string, PartitionLog>();
   /** Partitions kept on disk, with their Raft log and maintenance state. */
-  private readonly disks = new UpkeepRounds(UPKEEP_SWEEP_ROUNDS);
+  private readonly disks = new UpkeepRounds(UPKEEP_SWEEP_ROUNDS, (id) => this.quiet(id));
   /** On a partition's leader: message bytes its fetches served to each learner of the group (a move's target copying), by group. */
   private readonly servedToLearners = new Map<string, Map<NodeId, number>>();
   /** On a partition's leader: preferred-leader transfers that did not take, so a target that cannot win is not asked again at once. */
@@ -300,7 +300,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** One heartbeat message per peer and tick for every group, to peers that read them (see runtime/heartbeat-coalescer.ts). */
   private readonly heartbeats: HeartbeatCoalescer;
   /** Ticks the groups that are awake (quiesced ones are left out) and counts Raft traffic. */
-  private readonly clock = new GroupClock();
+  /** A group waking may apply entries: its partition's upkeep is visited until it quiesces again (see UpkeepRounds). */
+  private readonly clock = new GroupClock((group) => this.disks.changed(group.id));
   /** Full collections once a burst of group creations or removals settles: the burst's garbage would otherwise stay reserved (RSS). */
   private readonly heapSettle = new HeapSettle({
     collect: fullCollection(),
@@ -1365,10 +1366,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       }
       const { group, log, hosted } = await this.factory.partition(topic, partition, assignment.replicas, {
         appended: () => this.emit('appended', topic, partition),
-        applied: () => {
-          this.disks.changed(id);
-          this.announceApplied();
-        },
+        applied: () => this.announceApplied(),
         leaderChanged: () => this.forwarding.leaderChanged(),
         confChanged: (conf, index) => this.membershipEvents.emit('changed', id, conf, index),
         fetchFromLeader: async (led, offset) => {
@@ -1452,6 +1450,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.naming?.tick();
     this.hostMissing();
     this.disks.run();
+  }
+
+  /** Whether group `id` quiesced with everything it committed applied: until it wakes, it applies nothing (see UpkeepRounds). */
+  private quiet(id: string): boolean {
+    const group = this.groups.get(id);
+    return group !== undefined && this.clock.asleep(group) && group.applied >= group.status().commit;
   }
 
   private retentionFor(topic: string): RetentionPolicy {

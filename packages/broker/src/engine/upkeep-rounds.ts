@@ -6,21 +6,35 @@ import type { PartitionUpkeep } from './hosted-partition.js';
  * partitions, visiting every replica four times a second was most of an
  * idle broker's CPU).
  *
- * An upkeep whose `maintain` says it is settled (nothing due until its
- * partition changes) leaves the rounds; {@link changed} (an entry applied, a
- * snapshot installed) brings it back. Every `sweepEvery` rounds all of them
- * are visited anyway, for what no event reports (damage a read found on an
- * idle partition that no engine read reported, a fence).
+ * An upkeep leaves the rounds once its `maintain` says it is settled
+ * (nothing due until its partition changes) and its group is `quiet`
+ * (quiesced, everything committed applied): a quiesced group applies
+ * nothing, so only its waking can make upkeep due again, and
+ * {@link changed} (the group woke, a read failed) brings it back. Settled
+ * while its group is awake is not enough: a group applies entries the
+ * state machine never sees (a new leader's empty entry, a configuration
+ * change), which make a snapshot due all the same; left to a periodic
+ * sweep, those of every group created or re-elected at once came due
+ * together, a burst of a thousand snapshots in one round of an idle broker.
+ *
+ * Besides, every upkeep is visited once every `sweepRounds` rounds, a share
+ * of them each round (not all at once), for what no event reports (damage
+ * found by a read that did not go through the engine).
  */
 export class UpkeepRounds {
   private readonly upkeeps = new Map<string, PartitionUpkeep>();
   /** Ids of the upkeeps the next round visits. */
   private readonly restless = new Set<string>();
-  private round = 0;
+  /** Where the sweep is in {@link upkeeps}: it goes on from there each round. */
+  private sweep: Iterator<string> | undefined;
   /** How many upkeeps the last round visited. */
   lastVisited = 0;
 
-  constructor(private readonly sweepEvery: number) {}
+  /** `quiet(id)`: whether partition `id`'s group quiesced with everything committed applied. */
+  constructor(
+    private readonly sweepRounds: number,
+    private readonly quiet: (id: string) => boolean,
+  ) {}
 
   /** Adds a partition's upkeep; the next round visits it. */
   set(id: string, upkeep: PartitionUpkeep): void {
@@ -42,21 +56,37 @@ export class UpkeepRounds {
     return this.upkeeps.values();
   }
 
-  /** Partition `id` changed (applied an entry, installed a snapshot): the next round visits it. */
+  /** Partition `id` may have upkeep due (its group woke, a read of it failed): the next round visits it. */
   changed(id: string): void {
     if (this.upkeeps.has(id)) this.restless.add(id);
   }
 
-  /** One round: the restless upkeeps (every one, each `sweepEvery` rounds) start their due step. */
+  /** One round: the restless upkeeps and the sweep's share start their due step. */
   run(): void {
-    this.round += 1;
-    const ids = this.round % this.sweepEvery === 0 ? [...this.upkeeps.keys()] : [...this.restless];
-    for (const id of ids) {
+    const visits = new Set(this.restless);
+    for (const id of this.sweepShare()) visits.add(id);
+    for (const id of visits) {
       const upkeep = this.upkeeps.get(id);
       if (upkeep === undefined) continue;
-      if (upkeep.maintain()) this.restless.delete(id);
+      if (upkeep.maintain() && this.quiet(id)) this.restless.delete(id);
       else this.restless.add(id);
     }
-    this.lastVisited = ids.length;
+    this.lastVisited = visits.size;
+  }
+
+  /** The next `1 / sweepRounds` of the upkeeps, going on where the last round's share ended. */
+  private sweepShare(): string[] {
+    const share: string[] = [];
+    const count = Math.min(Math.ceil(this.upkeeps.size / this.sweepRounds), this.upkeeps.size);
+    while (share.length < count) {
+      this.sweep ??= this.upkeeps.keys();
+      const next = this.sweep.next();
+      if (next.done === true) {
+        this.sweep = undefined;
+        continue;
+      }
+      share.push(next.value);
+    }
+    return share;
   }
 }

@@ -191,11 +191,13 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     if (this.group.fenceReason !== undefined) return false;
     const now = this.ctx.now();
     const due = this.group.applied - this.snapshotIndex();
-    const compact = due >= CHECKPOINT_ENTRIES || (due > 0 && (this.bytesDue() || now - this.compactedAt >= CHECKPOINT_MS));
+    // Kept for a lagging replica: nothing to do until it catches up (its group wakes to send it entries) or more is applied.
+    const kept = due > 0 && this.keptForLagging(this.group.applied);
+    const compact = !kept && (due >= CHECKPOINT_ENTRIES || (due > 0 && (this.bytesDue() || now - this.compactedAt >= CHECKPOINT_MS)));
     const policy = this.ctx.retentionFor(this.topic);
     const limited = hasLimits(policy);
     const retain = limited && now - this.retainedAt >= RETENTION_MS;
-    if (!compact && !retain) return due <= 0 && !limited;
+    if (!compact && !retain) return (due <= 0 || kept) && !limited;
     this.steps.run('partition maintenance failed', async () => {
       if (compact) await this.compact(now);
       if (retain) {
@@ -244,6 +246,12 @@ export class UnifiedUpkeep implements PartitionUpkeep {
   /** The storage is the group's Raft log: the factory closes it. */
   async close(): Promise<void> {}
 
+  /** A lagging replica still needs the entries up to `index` (else it gets the snapshot and copies the records below it), unless the window grew too big. */
+  private keptForLagging(index: number): boolean {
+    const { group } = this;
+    return this.state.bytesSinceSnapshot < this.ctx.raftLogMaxBytes && group.isLeader() && group.status().progress.some((p) => p.match < index);
+  }
+
   private bytesDue(): boolean {
     return this.state.bytesSinceSnapshot >= Math.max(SNAPSHOT_BYTES, SNAPSHOT_TABLE_RATIO * this.tableBytes);
   }
@@ -257,9 +265,7 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     const index = group.applied;
     const term = group.termOf(index);
     if (term === undefined) return;
-    // A lagging replica still needs the entries (else it gets the snapshot and copies the records below it), unless the window grew too big.
-    const lagging = group.isLeader() && group.status().progress.some((p) => p.match < index);
-    if (lagging && state.bytesSinceSnapshot < this.ctx.raftLogMaxBytes) return;
+    if (this.keptForLagging(index)) return;
     const data = state.capture(index, term);
     const bytes = state.bytesSinceSnapshot;
     this.tableBytes = data.producers.reduce((sum, p) => sum + p.producerId.length + TABLE_BYTES_PER_OFFSET * (p.recent.length + 1), 0);

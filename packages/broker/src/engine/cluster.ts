@@ -221,8 +221,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Settles once `open()` did: peer requests that arrive before wait for it (bounded). */
   private readonly opened: Promise<void>;
   private markOpened!: (error?: unknown) => void;
+  /**
+   * Whether a partition of this broker may not be hosted: the metadata changed, a group creation failed, or a
+   * replica's files went (a group of the topic created anew waits for them). Idle, nothing is walked.
+   */
+  private hostingStale = true;
   /** Hosts (again) partitions of this broker whose group creation failed, at most once a second. */
   private readonly hostMissing = throttled(1000, () => this.options.now(), () => {
+    if (!this.hostingStale) return;
+    this.hostingStale = false;
     for (const topic of this.metadata.all()) this.hostPartitions(topic);
   });
   private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
@@ -324,6 +331,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.metaLeaderGrace = new LeaderGrace(READINESS_GRACE_ELECTIONS * electionMs, () => options.now(), () => this.metaEvents.emit('leader'));
     this.transferAttempts = new TransferAttempts(() => options.now());
     this.metadata = new MetadataState(options.brokers);
+    this.metaEvents.on('applied', () => (this.hostingStale = true));
     this.rpc = new PeerRpc(options.transport);
     this.heartbeats = new HeartbeatCoalescer({
       self: options.self,
@@ -1320,6 +1328,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         const deleting = deleteReplicaFiles(files.partitionDir, files.raftLog);
         const done = deleting.then(() => undefined, () => undefined).finally(() => {
           if (this.dropping.get(id) === done) this.dropping.delete(id);
+          this.hostingStale = true;
         });
         this.dropping.set(id, done);
         await deleting;
@@ -1347,7 +1356,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       this.partitionGroup(topic.topic, partition).then(
         // Announced once hosted: a subscription that started before the topic reached this broker's metadata places its cursor.
         () => this.emit('appended', topic.topic, partition),
-        (err: unknown) => this.options.log('error', 'could not host partition; retrying', { group: id, error: err instanceof Error ? err.message : String(err) }),
+        (err: unknown) => {
+          this.hostingStale = true;
+          this.options.log('error', 'could not host partition; retrying', { group: id, error: err instanceof Error ? err.message : String(err) });
+        },
       );
     });
   }
@@ -1421,6 +1433,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       .catch((err: unknown) => this.options.log('warn', 'could not delete a replica moved away', { group: id, error: String(err) }))
       .finally(() => {
         if (this.dropping.get(id) === done) this.dropping.delete(id);
+        this.hostingStale = true;
         // Readers here look again, at another replica (none for a deleted topic: they were told it is gone).
         if (this.metadata.get(topic)?.partitions[partition] !== undefined) this.emit('appended', topic, partition);
       });

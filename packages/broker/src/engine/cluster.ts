@@ -306,8 +306,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
   /** One heartbeat message per peer and tick for every group, to peers that read them (see runtime/heartbeat-coalescer.ts). */
   private readonly heartbeats: HeartbeatCoalescer;
-  /** Ticks the groups that are awake (quiesced ones are left out) and counts Raft traffic. */
-  /** A group waking may apply entries: its partition's upkeep is visited until it quiesces again (see UpkeepRounds). */
+  /**
+   * Ticks the groups that are awake (quiesced ones are left out) and counts Raft traffic. A group waking may apply
+   * entries: its partition's upkeep is visited until it quiesces again (see UpkeepRounds).
+   */
   private readonly clock = new GroupClock((group) => this.disks.changed(group.id));
   /** Full collections once a burst of group creations or removals settles: the burst's garbage would otherwise stay reserved (RSS). */
   private readonly heapSettle = new HeapSettle({

@@ -56,7 +56,8 @@ import type { LogEngine, LogEngineEvents, PartitionBounds, TopicSettings } from 
 import { CreationCache, RECOVERY_TIMEOUT_MS, metadataLagging, settleWithin, throttled } from './startup.js';
 import { handOverLeadership, rankTargets, type HandoverGroup, type HandoverResult } from './handover.js';
 import { GroupFactory, META_GROUP, parsePartitionGroup, partitionGroupId, type MetadataGroup } from './group-factory.js';
-import type { PartitionGroup, PartitionUpkeep } from './hosted-partition.js';
+import type { PartitionGroup } from './hosted-partition.js';
+import { UpkeepRounds } from './upkeep-rounds.js';
 import { LeaderForwarding } from './leader-forwarding.js';
 import { LeaderGrace } from './leader-grace.js';
 import { LostPeers } from './lost-peers.js';
@@ -168,6 +169,8 @@ export interface ClusterEngineOptions {
 
 /** How often partitions (and the metadata log) are checkpointed, compacted and trimmed by retention. */
 const MAINTENANCE_MS = 250;
+/** Maintenance visits every partition, settled or not, once in this many rounds, a share each round (see UpkeepRounds): 5 s. */
+const UPKEEP_SWEEP_ROUNDS = 20;
 /** One fetch of a snapshot install: at most this many messages and bytes. */
 const FETCH_MESSAGES = 10_000;
 const FETCH_BYTES = 4 * 1024 * 1024;
@@ -211,7 +214,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly groups = new Map<string, RaftGroup<unknown, unknown, unknown>>();
   private readonly partitions = new Map<string, PartitionLog>();
   /** Partitions kept on disk, with their Raft log and maintenance state. */
-  private readonly disks = new Map<string, PartitionUpkeep>();
+  private readonly disks = new UpkeepRounds(UPKEEP_SWEEP_ROUNDS, (id) => this.quiet(id));
   /** On a partition's leader: message bytes its fetches served to each learner of the group (a move's target copying), by group. */
   private readonly servedToLearners = new Map<string, Map<NodeId, number>>();
   /** On a partition's leader: preferred-leader transfers that did not take, so a target that cannot win is not asked again at once. */
@@ -221,8 +224,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Settles once `open()` did: peer requests that arrive before wait for it (bounded). */
   private readonly opened: Promise<void>;
   private markOpened!: (error?: unknown) => void;
+  /**
+   * Whether a partition of this broker may not be hosted: the metadata changed, a group creation failed, or a
+   * replica's files went (a group of the topic created anew waits for them). Idle, nothing is walked.
+   */
+  private hostingStale = true;
   /** Hosts (again) partitions of this broker whose group creation failed, at most once a second. */
   private readonly hostMissing = throttled(1000, () => this.options.now(), () => {
+    if (!this.hostingStale) return;
+    this.hostingStale = false;
     for (const topic of this.metadata.all()) this.hostPartitions(topic);
   });
   private maintenanceTimer: ReturnType<typeof setInterval> | undefined;
@@ -299,8 +309,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
   /** One heartbeat message per peer and tick for every group, to peers that read them (see runtime/heartbeat-coalescer.ts). */
   private readonly heartbeats: HeartbeatCoalescer;
-  /** Ticks the groups that are awake (quiesced ones are left out) and counts Raft traffic. */
-  private readonly clock = new GroupClock();
+  /**
+   * Ticks the groups that are awake (quiesced ones are left out) and counts Raft traffic. A group waking may apply
+   * entries: its partition's upkeep is visited until it quiesces again (see UpkeepRounds).
+   */
+  private readonly clock = new GroupClock((group) => this.disks.changed(group.id));
   /** Full collections once a burst of group creations or removals settles: the burst's garbage would otherwise stay reserved (RSS). */
   private readonly heapSettle = new HeapSettle({
     collect: fullCollection(),
@@ -323,6 +336,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.metaLeaderGrace = new LeaderGrace(READINESS_GRACE_ELECTIONS * electionMs, () => options.now(), () => this.metaEvents.emit('leader'));
     this.transferAttempts = new TransferAttempts(() => options.now());
     this.metadata = new MetadataState(options.brokers);
+    this.metaEvents.on('applied', () => (this.hostingStale = true));
     this.rpc = new PeerRpc(options.transport);
     this.heartbeats = new HeartbeatCoalescer({
       self: options.self,
@@ -679,10 +693,12 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** From this broker's replica where it has one (another replica answers if that read fails), else from a replica elsewhere. */
   read(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): StoredMessage[] | Promise<StoredMessage[]> {
-    const log = this.partitions.get(partitionGroupId(topic, partition));
+    const id = partitionGroupId(topic, partition);
+    const log = this.partitions.get(id);
     if (log === undefined) return this.remote.read(topic, partition, offset, maxCount, maxBytes);
     const elsewhere = (err: unknown): Promise<StoredMessage[]> => {
       this.options.log('warn', 'reading a hosted partition failed; reading another replica', { topic, partition, offset, error: String(err) });
+      this.disks.changed(id); // the read may have found damage: the next maintenance round looks at it
       return this.remote.readFromReplica(topic, partition, offset, maxCount, maxBytes);
     };
     try {
@@ -695,8 +711,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
 
   /** From this broker's replica when it stores its messages encoded (layout `unified`); else `undefined` (see {@link LogEngine.readEncoded}). */
   readEncoded(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<EncodedMessages> | undefined {
-    const log = this.partitions.get(partitionGroupId(topic, partition));
-    return log?.readEncoded?.(offset, maxCount, maxBytes);
+    const id = partitionGroupId(topic, partition);
+    return this.partitions.get(id)?.readEncoded?.(offset, maxCount, maxBytes)?.catch((err: unknown) => {
+      this.disks.changed(id); // the read may have found damage: the next maintenance round looks at it
+      throw err;
+    });
   }
 
   /**
@@ -1333,6 +1352,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         const deleting = deleteReplicaFiles(files.partitionDir, files.raftLog);
         const done = deleting.then(() => undefined, () => undefined).finally(() => {
           if (this.dropping.get(id) === done) this.dropping.delete(id);
+          this.hostingStale = true;
         });
         this.dropping.set(id, done);
         await deleting;
@@ -1360,7 +1380,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       this.partitionGroup(topic.topic, partition).then(
         // Announced once hosted: a subscription that started before the topic reached this broker's metadata places its cursor.
         () => this.emit('appended', topic.topic, partition),
-        (err: unknown) => this.options.log('error', 'could not host partition; retrying', { group: id, error: err instanceof Error ? err.message : String(err) }),
+        (err: unknown) => {
+          this.hostingStale = true;
+          this.options.log('error', 'could not host partition; retrying', { group: id, error: err instanceof Error ? err.message : String(err) });
+        },
       );
     });
   }
@@ -1434,6 +1457,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       .catch((err: unknown) => this.options.log('warn', 'could not delete a replica moved away', { group: id, error: String(err) }))
       .finally(() => {
         if (this.dropping.get(id) === done) this.dropping.delete(id);
+        this.hostingStale = true;
         // Readers here look again, at another replica (none for a deleted topic: they were told it is gone).
         if (this.metadata.get(topic)?.partitions[partition] !== undefined) this.emit('appended', topic, partition);
       });
@@ -1462,7 +1486,13 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.admission.tick();
     this.naming?.tick();
     this.hostMissing();
-    for (const hosted of this.disks.values()) hosted.maintain();
+    this.disks.run();
+  }
+
+  /** Whether group `id` quiesced with everything it committed applied: until it wakes, it applies nothing (see UpkeepRounds). */
+  private quiet(id: string): boolean {
+    const group = this.groups.get(id);
+    return group !== undefined && this.clock.asleep(group) && group.applied >= group.status().commit;
   }
 
   private retentionFor(topic: string): RetentionPolicy {

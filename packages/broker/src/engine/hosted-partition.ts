@@ -16,10 +16,20 @@ export const CHECKPOINT_MS = 2000;
 /** Retention runs at most this often per partition. */
 export const RETENTION_MS = 1000;
 
+/** Whether `policy` sets any limit (without one, retention has nothing to do, now or later). */
+export function hasLimits(policy: RetentionPolicy): boolean {
+  return Object.values(policy).some((limit) => limit !== undefined);
+}
+
 /** What the engine drives of a partition replica kept on disk (either layout): its upkeep, and closing its log. */
 export interface PartitionUpkeep {
-  /** Starts the next upkeep step, if one is due and none is running. */
-  maintain(): void;
+  /**
+   * Starts the next upkeep step, if one is due and none is running. True
+   * when settled: nothing is due until the partition changes (no entry
+   * applied since the last checkpoint, no retention limits to apply as time
+   * passes, no step running, not damaged or fenced).
+   */
+  maintain(): boolean;
   /** After the group stopped: waits for the running step, then records where a restart resumes. */
   finish(): Promise<void>;
   /** Closes the partition's log (what the group's Raft log does not close). */
@@ -96,21 +106,22 @@ export class HostedPartition implements PartitionUpkeep {
     this.damage = new DamagedReplica(id, group, ctx);
   }
 
-  /** Starts the next upkeep step, if one is due and none is running. */
-  maintain(): void {
+  /** Starts the next upkeep step, if one is due and none is running; true when settled (see {@link PartitionUpkeep.maintain}). */
+  maintain(): boolean {
     // Fenced: the state is being rewound to what is durable; a checkpoint now could record a state never durable.
-    if (this.steps.running || this.group.fenceReason !== undefined) return;
+    if (this.steps.running || this.group.fenceReason !== undefined) return false;
     if (this.partition.damaged) {
       this.repairDamage();
-      return;
+      return false;
     }
     const now = this.ctx.now();
     const due = this.group.applied - (this.partition.checkpointed?.index ?? 0);
     const checkpoint = due >= CHECKPOINT_ENTRIES || (due > 0 && now - this.checkpointedAt >= CHECKPOINT_MS);
     const policy = this.ctx.retentionFor(this.topic);
     // Without limits there is nothing to look at (and no segment lock to take).
-    const retain = now - this.retainedAt >= RETENTION_MS && Object.values(policy).some((limit) => limit !== undefined);
-    if (!checkpoint && !retain) return;
+    const limited = hasLimits(policy);
+    const retain = limited && now - this.retainedAt >= RETENTION_MS;
+    if (!checkpoint && !retain) return due <= 0 && !limited;
     this.steps.run('partition maintenance failed', async () => {
       if (checkpoint) await this.checkpoint();
       if (retain) {
@@ -119,6 +130,7 @@ export class HostedPartition implements PartitionUpkeep {
         if (result.deletedSegments > 0) this.ctx.log('debug', 'retention deleted segments', { group: this.id, ...result });
       }
     });
+    return false;
   }
 
   /**

@@ -28,6 +28,8 @@ async function replica(dedupeWindow: number) {
   });
   const state = new UnifiedPartition(storage, dedupeWindow, 0);
   let applied = 0;
+  /** The followers' progress as the (leader) group sees it. */
+  const progress: Array<{ match: number }> = [];
   counts = new StoredCounts(state, dedupeWindow, () => applied, (lo, hi) => storage.memory.entries(lo, hi, Number.MAX_SAFE_INTEGER));
   const group = {
     get applied() {
@@ -36,7 +38,7 @@ async function replica(dedupeWindow: number) {
     fenceReason: undefined,
     termOf: () => 1,
     isLeader: () => true,
-    status: () => ({ progress: [] }),
+    status: () => ({ progress }),
     compact: async (run: () => Promise<void>) => run(),
   } as unknown as PartitionGroup;
   const upkeep = new UnifiedUpkeep('p/t/0', 't', state, group, storage, { self: 'a', now: () => 0, log: () => {}, raftLogMaxBytes: 64 * MIB, retentionFor: () => ({}), connectedPeers: () => [], fetchRecords: vi.fn() });
@@ -51,6 +53,8 @@ async function replica(dedupeWindow: number) {
   const next = new Map<string, number>();
   return {
     snapshots,
+    upkeep,
+    progress,
     /** Publishes `count` messages of `bytes` bytes from `producerId` in one entry, and applies it. */
     async publish(producerId: string, count: number, bytes: number): Promise<void> {
       const firstSeq = next.get(producerId) ?? 0;
@@ -112,6 +116,31 @@ describe('UnifiedUpkeep: when a snapshot is due', () => {
     for (let i = 0; i < 3; i++) await r.publish('big', 4, MIB / 4);
     await r.maintain();
     expect(r.snapshots).toEqual([2100, 2112]);
+    await r.close();
+  });
+});
+
+describe('UnifiedUpkeep: settled (maintenance rounds leave it until its partition changes)', () => {
+  it('is settled with nothing applied since its snapshot, and not once an entry is applied and no snapshot records it yet', async () => {
+    const r = await replica(16_384);
+    expect(r.upkeep.maintain()).toBe(true);
+    await r.publish('p', 1, 10);
+    expect(r.upkeep.maintain(), 'an applied entry: a snapshot is due within 2 s').toBe(false);
+    await r.close();
+  });
+
+  it('is settled, snapshotting nothing, while it keeps the entries a lagging replica needs (only that replica catching up changes it)', async () => {
+    const r = await replica(16_384);
+    r.progress.push({ match: 0 });
+    for (let i = 0; i < 2000; i++) await r.publish('p', 1, 10);
+    expect(r.upkeep.maintain(), '2,000 entries due, kept for the replica at 0').toBe(true);
+    await r.maintain();
+    expect(r.snapshots).toEqual([]);
+    (r.progress[0] as { match: number }).match = 2000;
+    expect(r.upkeep.maintain(), 'caught up: the snapshot starts').toBe(false);
+    await r.maintain();
+    expect(r.snapshots).toEqual([2000]);
+    expect(r.upkeep.maintain()).toBe(true);
     await r.close();
   });
 });

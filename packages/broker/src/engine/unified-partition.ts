@@ -19,7 +19,7 @@ import type { RecordPage, SegmentRaftStorage } from '../storage/segment-raft-sto
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { UnifiedPartitionReader } from '../storage/unified-reader.js';
 import { DamagedReplica } from './damaged-replica.js';
-import { CHECKPOINT_ENTRIES, CHECKPOINT_MS, RETENTION_MS, UpkeepSteps, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
+import { CHECKPOINT_ENTRIES, CHECKPOINT_MS, RETENTION_MS, UpkeepSteps, hasLimits, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
 
 /** The unified partition's Raft storage; its snapshots' data is a {@link PartitionCheckpoint} (the table at the index). */
 export type UnifiedStorage = SegmentRaftStorage<PublishCommand, PartitionCheckpoint>;
@@ -180,20 +180,24 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     this.damage = new DamagedReplica(id, group, ctx);
   }
 
-  maintain(): void {
-    if (this.steps.running) return;
+  /** Starts the next upkeep step, if one is due and none is running; true when settled (see {@link PartitionUpkeep.maintain}). */
+  maintain(): boolean {
+    if (this.steps.running) return false;
     // Also while fenced: a repair cut short fences the group until it completes.
     if (this.storage.segments.damaged || this.storage.repairPending) {
       this.repairDamage();
-      return;
+      return false;
     }
-    if (this.group.fenceReason !== undefined) return;
+    if (this.group.fenceReason !== undefined) return false;
     const now = this.ctx.now();
     const due = this.group.applied - this.snapshotIndex();
-    const compact = due >= CHECKPOINT_ENTRIES || (due > 0 && (this.bytesDue() || now - this.compactedAt >= CHECKPOINT_MS));
+    // Kept for a lagging replica: nothing to do until it catches up (its group wakes to send it entries) or more is applied.
+    const kept = due > 0 && this.keptForLagging(this.group.applied);
+    const compact = !kept && (due >= CHECKPOINT_ENTRIES || (due > 0 && (this.bytesDue() || now - this.compactedAt >= CHECKPOINT_MS)));
     const policy = this.ctx.retentionFor(this.topic);
-    const retain = now - this.retainedAt >= RETENTION_MS && Object.values(policy).some((limit) => limit !== undefined);
-    if (!compact && !retain) return;
+    const limited = hasLimits(policy);
+    const retain = limited && now - this.retainedAt >= RETENTION_MS;
+    if (!compact && !retain) return (due <= 0 || kept) && !limited;
     this.steps.run('partition maintenance failed', async () => {
       if (compact) await this.compact(now);
       if (retain) {
@@ -205,6 +209,7 @@ export class UnifiedUpkeep implements PartitionUpkeep {
         }
       }
     });
+    return false;
   }
 
   /** A damaged replica hands leadership over, and once another broker leads, copies the damaged records back from it. */
@@ -241,6 +246,12 @@ export class UnifiedUpkeep implements PartitionUpkeep {
   /** The storage is the group's Raft log: the factory closes it. */
   async close(): Promise<void> {}
 
+  /** A lagging replica still needs the entries up to `index` (else it gets the snapshot and copies the records below it), unless the window grew too big. */
+  private keptForLagging(index: number): boolean {
+    const { group } = this;
+    return this.state.bytesSinceSnapshot < this.ctx.raftLogMaxBytes && group.isLeader() && group.status().progress.some((p) => p.match < index);
+  }
+
   private bytesDue(): boolean {
     return this.state.bytesSinceSnapshot >= Math.max(SNAPSHOT_BYTES, SNAPSHOT_TABLE_RATIO * this.tableBytes);
   }
@@ -254,9 +265,7 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     const index = group.applied;
     const term = group.termOf(index);
     if (term === undefined) return;
-    // A lagging replica still needs the entries (else it gets the snapshot and copies the records below it), unless the window grew too big.
-    const lagging = group.isLeader() && group.status().progress.some((p) => p.match < index);
-    if (lagging && state.bytesSinceSnapshot < this.ctx.raftLogMaxBytes) return;
+    if (this.keptForLagging(index)) return;
     const data = state.capture(index, term);
     const bytes = state.bytesSinceSnapshot;
     this.tableBytes = data.producers.reduce((sum, p) => sum + p.producerId.length + TABLE_BYTES_PER_OFFSET * (p.recent.length + 1), 0);

@@ -8,6 +8,7 @@
 
 /** A group the clock ticks. */
 export interface ClockedGroup {
+  readonly id: string;
   tick(): void;
 }
 
@@ -29,6 +30,9 @@ export class GroupClock {
   private ticks = 0;
   private messagesSent = 0;
 
+  /** `woke` is told of every group that needs ticks again after it quiesced, or is new. */
+  constructor(private readonly woke: (group: ClockedGroup) => void = () => {}) {}
+
   /** Ticks every group that is not asleep. */
   tick(): void {
     for (const group of this.active) {
@@ -39,8 +43,15 @@ export class GroupClock {
 
   /** `group` needs ticks (registers it if new). */
   wake(group: ClockedGroup): void {
+    if (this.active.has(group)) return;
     this.all.add(group);
     this.active.add(group);
+    this.woke(group);
+  }
+
+  /** Whether `group` quiesced: it is not ticked until something wakes it (a group not registered is not asleep). */
+  asleep(group: ClockedGroup): boolean {
+    return this.all.has(group) && !this.active.has(group);
   }
 
   /** `group` quiesced: no ticks until {@link wake}. */

@@ -306,7 +306,8 @@ describe('a Raft group on the way of an awaited publish', () => {
     const send = (_to: string, _channel: string, message: Message<string, never>): void => {
       sent.push(message);
       const what = message.type === 'app' ? `${message.entries.length > 0 ? 'entries' : 'commit'} to ${message.to}` : `${message.type} to ${message.to}`;
-      process.nextTick(() => events.push(`wire: ${what}`));
+      // As the peer transport writes a batch frame (the default between brokers): in a setImmediate.
+      setImmediate(() => events.push(`wire: ${what}`));
     };
     const append = storage.append.bind(storage);
     storage.append = (entries) => {

@@ -724,10 +724,12 @@ export class RaftGroup<T, R, S = never> {
       append: (entries: readonly Entry<T>[]): void | Promise<void> => {
         if (!this.appendsSent) return this.appendToStorage(entries);
         this.appendsSent = false;
-        // The transport writes what was sent in this tick at its end (peer-transport.ts): this leader's own write
-        // (encoding its records, handing them to the file) waits for that, so the appends reach the followers first
-        // and their round trip runs alongside this write instead of after it. The runner's order is unchanged.
-        return new Promise<void>((resolve) => process.nextTick(resolve)).then(() => this.appendToStorage(entries));
+        // The transport writes what was sent in this turn of the event loop in a setImmediate (a batch frame per
+        // peer; a peer without batch frames: at the end of the tick, peer-transport.ts). This leader's own write
+        // (encoding its records, writing them, starting an fsync) waits for that, queued behind it, so the appends
+        // reach the followers first and their round trip runs alongside this write instead of after it. With
+        // process.nextTick the write ran before a batch frame left. The runner's order is unchanged.
+        return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.appendToStorage(entries));
       },
       setHardState: (hardState: Parameters<RaftLogStorage<T, S>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
       sync: async (): Promise<void> => {

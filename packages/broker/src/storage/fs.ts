@@ -8,7 +8,7 @@
  * Writes and reads are positional (`pwrite`/`pread`): a write that failed half
  * way is simply written again at the same position.
  */
-import { constants } from 'node:fs';
+import { constants, writeSync } from 'node:fs';
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle as NodeFileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -20,6 +20,13 @@ import { dirname } from 'node:path';
 export interface FileHandle {
   /** Writes all of `data` at byte `position`, extending the file as needed. */
   write(data: Uint8Array, position: number): Promise<void>;
+  /**
+   * {@link write}, done before returning (a `pwrite` into the page cache on
+   * the calling thread: as durable as an asynchronous write, a killed process
+   * loses nothing, without a hop through the thread pool). Optional: a file
+   * system without it gets asynchronous writes only.
+   */
+  writeSync?(data: Uint8Array, position: number): void;
   /** Reads up to `into.length` bytes at `position` into `into`; returns how many were read (fewer only at the end of the file). */
   read(into: Uint8Array, position: number): Promise<number>;
   /** Current length of the file in bytes. */
@@ -138,6 +145,15 @@ class NodeHandle implements FileHandle {
       const { bytesWritten } = await this.handle.write(data, done, data.length - done, position + done);
       if (bytesWritten <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
       done += bytesWritten;
+    }
+  }
+
+  writeSync(data: Uint8Array, position: number): void {
+    let done = 0;
+    while (done < data.length) {
+      const written = writeSync(this.handle.fd, data, done, data.length - done, position + done);
+      if (written <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+      done += written;
     }
   }
 

@@ -2,7 +2,7 @@ import { readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StoredMessage } from '../../core/partition/partition.js';
-import { nodeFileSystem } from '../fs.js';
+import { nodeFileSystem, type FileHandle, type FileSystem, type OpenMode } from '../fs.js';
 import { FaultyFileSystem } from '../../../test/support/faulty-fs.js';
 import { resolveSegmentLogOptions, type SegmentLogOptions, type StorageEvent } from './options.js';
 import { SegmentLog } from './segment-log.js';
@@ -20,6 +20,42 @@ async function openLog(dir: string, options: SegmentLogOptions = {}, fs = nodeFi
   const log = await SegmentLog.open(dir, fs, options);
   logs.push(log);
   return log;
+}
+
+/** The real file system, counting asynchronous and synchronous writes; a synchronous write can be made to fail once (half written first). */
+class SyncWriteFileSystem implements FileSystem {
+  counts = { write: 0, writeSync: 0 };
+  failNextWriteSync: Error | undefined;
+  readdir = nodeFileSystem.readdir;
+  mkdir = nodeFileSystem.mkdir;
+  rename = nodeFileSystem.rename;
+  unlink = nodeFileSystem.unlink;
+  stat = nodeFileSystem.stat;
+  syncDir = nodeFileSystem.syncDir;
+
+  async open(path: string, mode: OpenMode): Promise<FileHandle> {
+    const inner = await nodeFileSystem.open(path, mode);
+    const writeSync = inner.writeSync?.bind(inner) as NonNullable<FileHandle['writeSync']>;
+    return {
+      write: (data, position) => {
+        this.counts.write++;
+        return inner.write(data, position);
+      },
+      writeSync: (data, position) => {
+        this.counts.writeSync++;
+        const error = this.failNextWriteSync;
+        this.failNextWriteSync = undefined;
+        if (error === undefined) return writeSync(data, position);
+        writeSync(data.subarray(0, data.length >> 1), position);
+        throw error;
+      },
+      read: (into, position) => inner.read(into, position),
+      size: () => inner.size(),
+      truncate: (length) => inner.truncate(length),
+      datasync: () => inner.datasync(),
+      close: () => inner.close(),
+    };
+  }
 }
 
 const offsets = (list: StoredMessage[]): number[] => list.map((m) => m.offset);
@@ -256,6 +292,40 @@ describe('SegmentLog: fsync policy', () => {
     await log.flush();
     expect(fs.calls.datasync).toBe(syncs + 1);
     expect(log.durableOffset).toBe(10);
+  });
+
+  it("'interval': a small batch is written on the calling thread (writeSync), so its flush settles within the turn; a large one goes through the thread pool", async () => {
+    const fs = new SyncWriteFileSystem();
+    const log = await openLog(await temp.make(), { fsync: 'interval', timers: new ManualTimers() }, fs);
+    log.append(messages(0, 3));
+    await log.flush(); // the first flush creates the file
+    fs.counts = { write: 0, writeSync: 0 };
+    log.append(messages(3, 6));
+    // setImmediate runs only after the event loop polled I/O: a flush that waited for the thread pool loses the race.
+    const first = await Promise.race([log.flush().then(() => 'written'), new Promise((resolve) => setImmediate(() => resolve('next turn')))]);
+    expect(first).toBe('written');
+    expect(fs.counts).toEqual({ write: 0, writeSync: 1 });
+    log.append(messages(6, 7, { size: 300 * 1024 }));
+    await log.flush();
+    expect(fs.counts).toEqual({ write: 1, writeSync: 1 });
+    expect(offsets(await log.read(0, 100, 10_000_000))).toEqual(range(0, 7));
+  });
+
+  it('a synchronous write that fails is handled like an asynchronous one: the flush rejects, the retry writes the records again', async () => {
+    const fs = new SyncWriteFileSystem();
+    const dir = await temp.make();
+    const log = await openLog(dir, { fsync: 'always', timers: new ManualTimers() }, fs);
+    log.append(messages(0, 2));
+    await log.flush();
+    fs.failNextWriteSync = Object.assign(new Error('no space'), { code: 'ENOSPC' });
+    log.append(messages(2, 4));
+    await expect(log.flush()).rejects.toMatchObject({ code: 'STORAGE_FULL' });
+    expect(log.durableOffset).toBe(2);
+    await log.sync(); // the retry: writes the records kept in memory again
+    expect(log.durableOffset).toBe(4);
+    await log.close();
+    const again = await openLog(dir);
+    expect(offsets(await again.read(0, 100, 10_000))).toEqual(range(0, 4));
   });
 
   it('sync() fsyncs whatever the policy', async () => {

@@ -98,6 +98,15 @@ type Visit = (buf: Buffer, bodyStart: number, bodyEnd: number, offset: number, p
  */
 const MIN_ARENA_BYTES = 512;
 const MAX_ARENA_BYTES = 1024 * 1024;
+/**
+ * A batch up to this size is written on the event loop's thread when the file
+ * system can (`FileHandle.writeSync`): a copy into the page cache takes a few
+ * microseconds, a hop through the libuv thread pool 150–500 µs under load,
+ * and that hop sat on every acknowledgement's path (a follower answers only
+ * once written). Larger batches (catch-up, a backlog) go through the pool
+ * and do not stall the loop.
+ */
+const SYNC_WRITE_MAX_BYTES = 256 * 1024;
 const MIN_READ_BYTES = 16 * 1024;
 const RESYNC_WINDOW_BYTES = 4 * 1024 * 1024;
 const MAX_INDEX_FILE_BYTES = 64 * 1024 * 1024;
@@ -537,7 +546,9 @@ export class SegmentLog {
     // One write per batch: a copy of a few MiB at most costs far less than a syscall per arena.
     const data = batch.chunks.length === 1 ? (batch.chunks[0] as Buffer) : Buffer.concat(batch.chunks, batch.bytes);
     this.options.openFiles.used(this.cachedFile(segment));
-    await (segment.handle as FileHandle).write(data, segment.written);
+    const handle = segment.handle as FileHandle;
+    if (handle.writeSync !== undefined && data.length <= SYNC_WRITE_MAX_BYTES) handle.writeSync(data, segment.written);
+    else await handle.write(data, segment.written);
     segment.written += data.length;
   }
 

@@ -15,6 +15,7 @@ import {
 } from '../protocol/index.js';
 import type { BrokerConnection } from '../connection/connection.js';
 import type { ResolvedClientOptions } from '../options.js';
+import { Deadlines } from './deadlines.js';
 import { Fifo } from './fifo.js';
 import { Outbox, type OutboxEntry, type PublishReceipt } from './outbox.js';
 import { RouteSwitches } from './route-switch.js';
@@ -140,6 +141,8 @@ export class Publisher {
   private maxPayload = 1024 * 1024;
   private drainWaiters: Array<() => void> = [];
   private readonly counters = { published: 0, acknowledged: 0, duplicates: 0, republished: 0, timeouts: 0 };
+  /** Every unsettled publish's timeout, on one timer. */
+  private readonly deadlines = new Deadlines<OutboxEntry>((entry) => this.timedOut(entry));
 
   constructor(
     private readonly options: ResolvedClientOptions,
@@ -176,13 +179,7 @@ export class Publisher {
         entry.resolve = resolve;
         entry.reject = reject;
       });
-      const timeoutMs = options.timeoutMs ?? this.options.publishTimeoutMs;
-      entry.timer = setTimeout(() => {
-        this.counters.timeouts++;
-        // Still in the outbox: it may yet be stored, but at most once.
-        const last = entry.lastRefusal === undefined ? '' : ` (last refused with ${entry.lastRefusal.code}: ${entry.lastRefusal.message})`;
-        this.settle(entry, new RelayError('TIMEOUT', `publish to ${topic} not acknowledged within ${timeoutMs} ms; its outcome is unknown${last}`));
-      }, timeoutMs);
+      entry.deadline = this.deadlines.add(entry, entry.timeoutMs);
       this.counters.published++;
       this.admission.push(entry);
       this.admit();
@@ -445,6 +442,7 @@ export class Publisher {
     this.resendTimers.clear();
     this.awaitingRoute.clear();
     this.switches.clear();
+    this.deadlines.clear();
     this.checkDrained();
   }
 
@@ -497,7 +495,8 @@ export class Publisher {
       settled: false,
       resolve: () => {},
       reject: () => {},
-      timer: undefined,
+      timeoutMs: options.timeoutMs ?? this.options.publishTimeoutMs,
+      deadline: undefined,
     };
   }
 
@@ -747,10 +746,18 @@ export class Publisher {
     }
   }
 
+  /** A publish not settled within its timeout. */
+  private timedOut(entry: OutboxEntry): void {
+    this.counters.timeouts++;
+    // Still in the outbox: it may yet be stored, but at most once.
+    const last = entry.lastRefusal === undefined ? '' : ` (last refused with ${entry.lastRefusal.code}: ${entry.lastRefusal.message})`;
+    this.settle(entry, new RelayError('TIMEOUT', `publish to ${entry.topic} not acknowledged within ${entry.timeoutMs} ms; its outcome is unknown${last}`));
+  }
+
   private settle(entry: OutboxEntry, outcome: PublishReceipt | RelayError): void {
     if (entry.settled) return;
     entry.settled = true;
-    clearTimeout(entry.timer);
+    this.deadlines.cancel(entry.deadline);
     if (outcome instanceof RelayError) entry.reject(outcome);
     else entry.resolve(outcome);
   }

@@ -91,6 +91,11 @@ function refusesForGood(code: string, sends: number): boolean {
   return sends <= 1 && VALIDATION_CODES.has(code);
 }
 
+/** Ack levels a publish may ask for. */
+const ACK_LEVELS: ReadonlySet<string> = new Set<AckLevel>(['none', 'leader', 'quorum', 'all']);
+
+const RESOLVED = Promise.resolve();
+
 const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
 
 /**
@@ -136,6 +141,7 @@ export class Publisher {
   private readonly routing = new RefusalPolicy();
   private sendQueue: OutboxEntry[] = [];
   private flushScheduled = false;
+  private readonly flushQueued = (): void => this.flush();
   private nextAttemptId = 1;
   private connection: BrokerConnection | undefined;
   private maxPayload = 1024 * 1024;
@@ -246,10 +252,11 @@ export class Publisher {
         if (entry === undefined) continue; // an earlier attempt, superseded
         this.inflight.delete(ack.id + i);
         this.outbox.delete(entry);
-        if (from !== undefined) this.servedBy.set(partitionKey(entry.topic, entry.partition), from);
+        const key = partitionKey(entry.topic, entry.partition);
+        if (from !== undefined) this.servedBy.set(key, from);
         // Attempts sent from now on reach the broker after this store (see onGap).
-        this.ackFences.set(partitionKey(entry.topic, entry.partition), this.nextAttemptId);
-        this.routing.acknowledged(partitionKey(entry.topic, entry.partition));
+        this.ackFences.set(key, this.nextAttemptId);
+        this.routing.acknowledged(key);
         this.counters.acknowledged++;
         if (ack.duplicate) this.counters.duplicates++;
         this.settle(entry, { topic: entry.topic, partition: entry.partition, offset: ack.offset + i, duplicate: ack.duplicate });
@@ -458,7 +465,7 @@ export class Publisher {
       }
     }
     const ack = options.ack ?? this.options.ack;
-    if (!['none', 'leader', 'quorum', 'all'].includes(ack)) throw new RelayError('INVALID_ARGUMENT', `ack must be none, leader, quorum or all`);
+    if (!ACK_LEVELS.has(ack)) throw new RelayError('INVALID_ARGUMENT', `ack must be none, leader, quorum or all`);
     if (options.key !== undefined && (typeof options.key !== 'string' || options.key.length > FIELD_LIMITS.maxString)) {
       throw new RelayError('INVALID_ARGUMENT', `key must be a string of at most ${FIELD_LIMITS.maxString} characters`);
     }
@@ -574,8 +581,9 @@ export class Publisher {
     this.sendQueue.push(entry);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    // Everything published in this tick leaves in as few frames as the size limit allows.
-    queueMicrotask(() => this.flush());
+    // Everything published in this tick leaves in as few frames as the size limit allows. A promise
+    // job, not queueMicrotask: Node wraps each of those in an AsyncResource (a few µs per publish).
+    void RESOLVED.then(this.flushQueued);
   }
 
   /**

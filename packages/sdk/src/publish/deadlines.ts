@@ -8,7 +8,7 @@ export interface DeadlineSlot<T> {
 /** Longest delay a timer takes (about 24.8 days); Node and browsers fire longer ones at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Slots of one timeout length: deadlines in insertion order are also in time order. */
+/** Slots of one timeout length: deadlines in insertion order are also in time order (internal to {@link Deadlines}). */
 export class SlotQueue<T> {
   slots: Array<DeadlineSlot<T>> = [];
   head = 0;
@@ -41,7 +41,8 @@ export class SlotQueue<T> {
  * timer lists, a `clearTimeout` on the ack); here an item costs one small
  * slot, and the timer is armed only for the earliest deadline: with one
  * timeout length (the usual case), an awaited publish after another touches
- * no timer at all. An item expires at its deadline or a little after (never before).
+ * no timer at all. An item expires at its deadline or a little after (never
+ * before), on the monotonic clock (`performance.now()`), as timers do.
  */
 export class Deadlines<T> {
   /** By timeout length. */
@@ -60,7 +61,7 @@ export class Deadlines<T> {
     const delay = ms >= 1 ? Math.min(ms, MAX_TIMER_MS) : 1;
     let queue = this.queues.get(delay);
     if (queue === undefined) this.queues.set(delay, (queue = new SlotQueue()));
-    const slot: DeadlineSlot<T> = { item, at: Date.now() + delay, queue };
+    const slot: DeadlineSlot<T> = { item, at: performance.now() + delay, queue };
     queue.slots.push(slot);
     queue.live++;
     if (slot.at < this.timerAt) this.arm(slot.at);
@@ -87,14 +88,14 @@ export class Deadlines<T> {
   private arm(at: number): void {
     clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.sweep(), Math.max(0, at - Date.now()));
+    this.timer = setTimeout(() => this.sweep(), Math.max(0, at - performance.now()));
   }
 
   /** Expires every item due, then arms the timer for the earliest deadline left (none: the timer stays off). */
   private sweep(): void {
     this.timer = undefined;
     this.timerAt = Number.POSITIVE_INFINITY;
-    const now = Date.now();
+    const now = performance.now();
     const due: T[] = [];
     let next = Number.POSITIVE_INFINITY;
     for (const [ms, queue] of this.queues) {

@@ -1,4 +1,4 @@
-import type { Span, TextMapGetter } from '@opentelemetry/api';
+import type { Span, SpanStatusCode, TextMapGetter } from '@opentelemetry/api';
 
 /** Name of the tracer the broker's spans come from. */
 export const TRACER_NAME = '@relaymq/broker';
@@ -40,7 +40,7 @@ export interface TracedMessage {
  * in the broker's process) the spans are no-ops. Nothing is traced before
  * {@link loadTracing} resolved (a broker listens only after).
  */
-export async function tracedStore<T>(topic: string, partition: number, messages: readonly TracedMessage[], store: () => Promise<T>): Promise<T> {
+export function tracedStore<T>(topic: string, partition: number, messages: readonly TracedMessage[], store: () => Promise<T>): Promise<T> {
   if (api === undefined) return store();
   const { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace } = api;
   let spans: Span[] | undefined;
@@ -59,11 +59,16 @@ export async function tracedStore<T>(topic: string, partition: number, messages:
       ),
     );
   }
+  // Untraced: the store's own promise (an async wrapper would add microtask hops to every publish).
   if (spans === undefined) return store();
+  return endSpans(spans, SpanStatusCode.ERROR, store);
+}
+
+async function endSpans<T>(spans: Span[], errorCode: SpanStatusCode, store: () => Promise<T>): Promise<T> {
   try {
     return await store();
   } catch (err) {
-    for (const span of spans) span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+    for (const span of spans) span.setStatus({ code: errorCode, message: err instanceof Error ? err.message : String(err) });
     throw err;
   } finally {
     for (const span of spans) span.end();

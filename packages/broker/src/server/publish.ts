@@ -40,23 +40,40 @@ export class PublishHandler {
 
   publish(frame: PublishFrame): void {
     const receivedAt = performance.now();
-    const answers = frame.batches.map((batch) => this.publishBatch(batch));
+    const { batches } = frame;
+    // Every partition is answered one microtask after its last batch settled, whatever the frame's shape:
+    // answers to a partition leave in the order its batches were stored, across frames too.
+    if (batches.length === 1) {
+      void this.publishBatch(batches[0] as PublishBatch).then((answers) => this.answered(answers, receivedAt));
+      return;
+    }
     // Answers go out in the order of the messages of each partition: a nack never overtakes the acks before it.
     // Partitions are answered apart, so one whose leader is slow or unreachable holds no other partition's acks
     // (a client resends its whole outbox in one frame after a failover).
     const byPartition = new Map<string, Array<Promise<Array<Ack | NackFrame>>>>();
-    frame.batches.forEach((batch, i) => {
+    for (const batch of batches) {
       const key = `${batch.partition}:${batch.topic}`;
       const list = byPartition.get(key) ?? [];
-      list.push(answers[i] as Promise<Array<Ack | NackFrame>>);
+      list.push(this.publishBatch(batch));
       byPartition.set(key, list);
-    });
+    }
     for (const group of byPartition.values()) {
-      void Promise.all(group).then((groups) => {
-        this.answer(groups.flat());
-        if (groups.some((g) => g.length > 0)) this.session.ctx.observer?.publishLatency((performance.now() - receivedAt) / 1000);
+      const results: Array<Array<Ack | NackFrame>> = [];
+      let left = group.length;
+      group.forEach((answers, i) => {
+        void answers.then((settled) => {
+          results[i] = settled;
+          if (--left === 0) this.answered(results.flat(), receivedAt);
+        });
       });
     }
+  }
+
+  /** Sends one partition's answers and records the latency of what was stored. */
+  private answered(answers: Array<Ack | NackFrame>, receivedAt: number): void {
+    this.answer(answers);
+    const { observer } = this.session.ctx;
+    if (observer !== undefined && answers.length > 0) observer.publishLatency((performance.now() - receivedAt) / 1000);
   }
 
   /** Sends one partition's answers in message order: runs of acks in one frame, each nack on its own. */

@@ -136,7 +136,9 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
         reject(dialError('NOT_CONNECTED', socketErrorFailure(url, err), err));
         return;
       }
-      socket.binaryType = 'arraybuffer';
+      // Binary messages as bytes: `ws` (Node) hands over its Buffers as they are unless asked for an ArrayBuffer,
+      // which costs a copy of every frame; a browser's WebSocket gives Blobs unless asked.
+      if (socket.binaryType !== 'nodebuffer') socket.binaryType = 'arraybuffer';
       let settled = false;
       const fail = (error: RelayError): void => {
         if (settled) return;

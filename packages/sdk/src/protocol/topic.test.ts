@@ -197,3 +197,22 @@ describe('isWildcard', () => {
     expect(isWildcard(pattern)).toBe(expected);
   });
 });
+
+describe('topicProblem agrees with the segment rule it checks in one pass', () => {
+  /** The rule as written: 1-255 characters, every dot-separated segment matching [A-Za-z0-9_-]+. */
+  const valid = (topic: string): boolean => topic.length > 0 && topic.length <= MAX_TOPIC_BYTES && topic.split('.').every((s) => /^[A-Za-z0-9_-]+$/.test(s));
+
+  it('accepts exactly the topics the rule accepts', () => {
+    const unit = fc.constantFrom('a', 'Z', '9', '_', '-', '.', '.', '*', '>', ' ', 'é', '/', '\u0000');
+    fc.assert(
+      fc.property(fc.string({ unit, maxLength: 300 }), (topic) => {
+        expect(topicProblem(topic) === undefined).toBe(valid(topic));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it.each(['', '.', 'a.', '.a', 'a..b', 'a.*', 'a.>', 'a b', `${'a'.repeat(MAX_TOPIC_BYTES)}b`])('refuses %j with a reason', (topic) => {
+    expect(topicProblem(topic)).toEqual(expect.any(String));
+  });
+});

@@ -5,8 +5,36 @@ export const MAX_TOPIC_BYTES = 255;
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
 
+/** Whether `c` (a UTF-16 code unit) may be in a topic segment: [A-Za-z0-9_-]. */
+function isSegmentChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95 || c === 45;
+}
+
+const DOT = 46;
+
+/**
+ * Whether `topic` is a valid publish topic, in one pass without allocating
+ * (it runs on every publish, on the client and on the broker).
+ */
+function isValidTopic(topic: string): boolean {
+  const { length } = topic;
+  if (length === 0 || length > MAX_TOPIC_BYTES) return false;
+  let segmentStart = 0;
+  for (let i = 0; i < length; i++) {
+    const c = topic.charCodeAt(i);
+    if (c === DOT) {
+      if (i === segmentStart) return false; // an empty segment
+      segmentStart = i + 1;
+    } else if (!isSegmentChar(c)) {
+      return false;
+    }
+  }
+  return segmentStart < length;
+}
+
 /** Why `topic` is not a valid publish topic, or `undefined` when it is. */
 export function topicProblem(topic: string): string | undefined {
+  if (isValidTopic(topic)) return undefined;
   if (topic.length === 0) return 'topic is empty';
   if (topic.length > MAX_TOPIC_BYTES) return `topic is longer than ${MAX_TOPIC_BYTES} bytes`;
   for (const segment of topic.split('.')) {

@@ -1,4 +1,5 @@
 import type { AckLevel, Encoding, RelayError } from '../protocol/index.js';
+import type { DeadlineSlot } from './deadlines.js';
 
 /** What `publish` resolves with. */
 export interface PublishReceipt {
@@ -37,7 +38,10 @@ export interface OutboxEntry {
   settled: boolean;
   resolve: (receipt: PublishReceipt) => void;
   reject: (error: Error) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  /** How long the caller waits for the outcome (`publishTimeoutMs` or the call's `timeoutMs`). */
+  timeoutMs: number;
+  /** Its place among the publishes' timeouts (see deadlines.ts). */
+  deadline: DeadlineSlot<OutboxEntry> | undefined;
 }
 
 /**

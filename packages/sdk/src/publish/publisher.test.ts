@@ -517,6 +517,39 @@ describe('Publisher', () => {
     expect(sent.flat().every((m) => m.incarnation === 0 && m.seq === 0)).toBe(true);
   });
 
+  it('times out each unanswered publish at its own timeout, on one timer, and leaves no timer once settled', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    try {
+      const { publisher: p } = publisher();
+      const { connection, sent } = fakeConnection();
+      p.setConnection(connection);
+      const outcomes: string[] = [];
+      const track = (name: string, promise: Promise<unknown>): void => {
+        promise.then(
+          () => outcomes.push(`${name} acked`),
+          (err: RelayError) => outcomes.push(`${name} ${err.code} ${err.message.includes(`within ${name === 'short' ? 100 : 30000} ms`)}`),
+        );
+      };
+      track('default', p.publish('t', 'a'));
+      track('short', p.publish('t', 'b', { timeoutMs: 100 }));
+      const answered = p.publish('t', 'c');
+      await vi.advanceTimersByTimeAsync(0);
+      expect(vi.getTimerCount()).toBe(1);
+      p.onAck({ type: 'ack', acks: [{ id: sent[0]?.[2]?.id as number, offset: 2, count: 1, duplicate: false }] });
+      expect(await answered).toMatchObject({ offset: 2 });
+      await vi.advanceTimersByTimeAsync(99);
+      expect(outcomes).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(outcomes).toEqual(['short TIMEOUT true']);
+      await vi.advanceTimersByTimeAsync(30_000 - 100);
+      expect(outcomes).toEqual(['short TIMEOUT true', 'default TIMEOUT true']);
+      expect(p.stats().timeouts).toBe(2);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('settles SEQUENCE_TOO_OLD with its outcome unknown and keeps the seqs after it (issue 10, chaos: stored twice)', async () => {
     const { publisher: p } = publisher();
     const { connection, sent } = fakeConnection();

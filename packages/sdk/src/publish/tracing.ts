@@ -1,4 +1,4 @@
-import { SpanKind, SpanStatusCode, context, propagation, trace, type TextMapSetter } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, context, propagation, trace, type Span, type TextMapSetter } from '@opentelemetry/api';
 
 /** Name of the tracer the SDK's spans come from. */
 export const TRACER_NAME = '@relaymq/sdk';
@@ -14,9 +14,12 @@ const headerSetter: TextMapSetter<Record<string, string>> = {
  * context in the message headers (W3C `traceparent`/`tracestate` with the
  * usual propagator), so the broker's and the subscribers' spans join the
  * publisher's trace. With `@opentelemetry/api` alone (no SDK registered) the
- * span is a no-op and nothing is added: the headers stay as given.
+ * span is a no-op and nothing is added: the headers stay as given. A span
+ * that records nothing (no SDK, or sampled out) is ended at once and the
+ * publish's own promise is returned: no wrapper promise, no extra microtask
+ * hop on the awaited path.
  */
-export async function tracedPublish<T>(topic: string, headers: Record<string, string> | undefined, publish: (headers: Record<string, string> | undefined) => Promise<T>): Promise<T> {
+export function tracedPublish<T>(topic: string, headers: Record<string, string> | undefined, publish: (headers: Record<string, string> | undefined) => Promise<T>): Promise<T> {
   const span = trace.getTracer(TRACER_NAME).startSpan(`${topic} publish`, {
     kind: SpanKind.PRODUCER,
     attributes: { 'messaging.system': 'relaymq', 'messaging.destination.name': topic, 'messaging.operation.type': 'send' },
@@ -24,8 +27,16 @@ export async function tracedPublish<T>(topic: string, headers: Record<string, st
   const carrier: Record<string, string> = { ...headers };
   propagation.inject(trace.setSpan(context.active(), span), carrier, headerSetter);
   const traced = Object.keys(carrier).length === Object.keys(headers ?? {}).length ? headers : carrier;
+  if (!span.isRecording()) {
+    span.end();
+    return publish(traced);
+  }
+  return recorded(span, publish(traced));
+}
+
+async function recorded<T>(span: Span, outcome: Promise<T>): Promise<T> {
   try {
-    return await publish(traced);
+    return await outcome;
   } catch (err) {
     span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
     throw err;

@@ -13,7 +13,7 @@ import {
 } from '../protocol/index.js';
 import type { BrokerConnection } from '../connection/connection.js';
 import { PositionCommitter, type CommitPolicy } from './committer.js';
-import { handleWithPolicy, resolveFailurePolicy, type FailureHooks, type FailurePolicy, type RetryOptions } from './failure-policy.js';
+import { handleWithPolicy, resolveFailurePolicy, type FailureHooks, type FailurePolicy, type HandlingOutcome, type RetryOptions } from './failure-policy.js';
 import type { Message, MessageHandler } from './message.js';
 import { GroupMembership, type AssignedEvent, type MembershipHooks, type RevokedEvent } from './group-membership.js';
 
@@ -225,23 +225,26 @@ class SubscriptionState {
       // A hole (offsets that never held a message) right where we are is no gap: skip it.
       const at = this.next.get(key);
       if (batch.from !== undefined && at !== undefined && at.offset === batch.from) this.next.set(key, { ...at, offset: batch.firstOffset });
-      batch.messages.forEach((stored, i) => {
-        const offset = batch.firstOffset + i;
-        const cursor = this.next.get(key);
-        if (cursor !== undefined && offset < cursor.offset) {
-          this.owner.counters.duplicatesDropped++;
-          this.grant(1); // the broker spent credit on it; give it back
-          return;
-        }
-        if (cursor !== undefined && offset > cursor.offset) {
-          this.owner.counters.gaps++;
-          this.owner.listener.gap(this.gapEvent({ topic: batch.topic, partition: batch.partition, expectedOffset: cursor.offset, firstAvailableOffset: offset }));
-        }
-        this.next.set(key, { topic: batch.topic, partition: batch.partition, offset: offset + 1 });
-        const message = this.toMessage(batch, offset, stored);
+      // The batch's offsets are consecutive: duplicates can only lead it, a gap only precede it.
+      const expected = this.next.get(key)?.offset;
+      const { messages, firstOffset } = batch;
+      let i = 0;
+      if (expected !== undefined && firstOffset < expected) {
+        i = Math.min(expected - firstOffset, messages.length);
+        this.owner.counters.duplicatesDropped += i;
+        this.grant(i); // the broker spent credit on them; give it back
+      }
+      if (i === messages.length) continue;
+      if (expected !== undefined && firstOffset > expected) {
+        this.owner.counters.gaps++;
+        this.owner.listener.gap(this.gapEvent({ topic: batch.topic, partition: batch.partition, expectedOffset: expected, firstAvailableOffset: firstOffset }));
+      }
+      for (; i < messages.length; i++) {
+        const message = this.toMessage(batch, firstOffset + i, messages[i] as StoredMessageFrame);
         if (grant !== undefined) this.grants.set(message, grant);
         this.queue.push(message);
-      });
+      }
+      this.next.set(key, { topic: batch.topic, partition: batch.partition, offset: firstOffset + messages.length });
     }
     void this.drain();
   }
@@ -284,9 +287,11 @@ class SubscriptionState {
           }
         }
         this.inFlight = message;
-        let outcome;
+        let outcome: HandlingOutcome;
         try {
-          outcome = await handleWithPolicy(message, this.handler, this.policy, this.failureHooks(message), this.ended.signal, this.durable ?? this.group);
+          // A handler that returns normally is not awaited: no promise per message (issue 12: replay).
+          const handling = handleWithPolicy(message, this.handler, this.policy, this.failureHooks, this.ended.signal, this.durable ?? this.group);
+          outcome = handling instanceof Promise ? await handling : handling;
         } finally {
           this.inFlight = undefined;
           for (const waiter of this.idleWaiters.splice(0)) waiter();
@@ -333,14 +338,11 @@ class SubscriptionState {
     if (before > kept.length) this.grant(before - kept.length);
   }
 
-  private failureHooks(message: Message): FailureHooks {
-    const { owner } = this;
-    return {
-      publish: (topic, data, options) => owner.listener.publish(topic, data, options),
-      attemptFailed: () => void owner.counters.handlerFailures++,
-      deadLetterFailed: (error) => owner.listener.deadLetterFailed(error, message),
-    };
-  }
+  private readonly failureHooks: FailureHooks = {
+    publish: (topic, data, options) => this.owner.listener.publish(topic, data, options),
+    attemptFailed: () => void this.owner.counters.handlerFailures++,
+    deadLetterFailed: (error, message) => this.owner.listener.deadLetterFailed(error, message),
+  };
 
   /** Returns credit to the broker in chunks of half the window. */
   private grant(consumed: number): void {

@@ -12,14 +12,14 @@ import { Subscriber, type GapEvent, type SubscriberListener } from './subscriber
 
 async function subscribed(
   startAt: number,
-): Promise<{ deliver: (batches: DeliveryBatch[]) => void; offsets: number[]; gaps: GapEvent[]; subscriber: Subscriber; sent: Array<{ type: string; credit?: number }> }> {
+): Promise<{ deliver: (batches: DeliveryBatch[]) => void; offsets: number[]; gaps: GapEvent[]; subscriber: Subscriber; sent: Array<{ type: string; credit?: number; bytes?: number }> }> {
   const gaps: GapEvent[] = [];
   const offsets: number[] = [];
   const subscriber = new Subscriber({ gap: (event: GapEvent) => gaps.push(event) } as unknown as SubscriberListener, 100, 10_000, { intervalMs: 1000, maxMessages: 100 });
-  const sent: Array<{ type: string; credit?: number }> = [];
+  const sent: Array<{ type: string; credit?: number; bytes?: number }> = [];
   const connection = {
     open: true,
-    send: (frame: { type: string; credit?: number }) => void sent.push(frame),
+    send: (frame: { type: string; credit?: number; bytes?: number }) => void sent.push(frame),
     request: (frame: { subscription: number }, onReply: (reply: unknown) => void) => {
       onReply({ type: 'subscribed', id: 1, subscription: frame.subscription, cursors: [{ topic: 't', partition: 0, offset: startAt }] });
       return Promise.resolve();
@@ -76,7 +76,9 @@ describe('Subscriber receive', () => {
     await settled();
     expect(s.offsets).toEqual(Array.from({ length: 60 }, (_, i) => i));
     expect(s.subscriber.stats()).toMatchObject({ delivered: 60, duplicatesDropped: 15, gaps: 0 });
-    // 75 messages spent credit (window 100): 60 handled plus 15 dropped, returned in halves of the window.
-    expect(s.sent.filter((f) => f.type === 'credit').reduce((sum, f) => sum + (f.credit ?? 0), 0)).toBe(50);
+    // 75 messages (of 1 byte) spent credit (window 100): 60 handled plus 15 dropped, returned a quarter of the window at a time.
+    const grants = s.sent.filter((f) => f.type === 'credit');
+    expect(grants.map((f) => f.credit)).toEqual([25, 25, 25]);
+    expect(grants.map((f) => f.bytes)).toEqual([25, 25, 25]);
   });
 });

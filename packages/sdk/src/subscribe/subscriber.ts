@@ -302,8 +302,10 @@ class SubscriptionState {
         const bytes = this.queue.shiftedBytes;
         if (this.membership !== undefined) {
           // Never handle past the lease: the group may have given the partition away meanwhile.
-          await this.membership.leaseValid();
-          if (!this.active) break;
+          if (!this.membership.leaseHeld()) {
+            await this.membership.leaseValid();
+            if (!this.active) break;
+          }
           if (!this.membership.owns(message.topic, message.partition, this.grants.get(message))) {
             this.grant(1, bytes);
             continue;
@@ -317,7 +319,7 @@ class SubscriptionState {
           outcome = handling instanceof Promise ? await handling : handling;
         } finally {
           this.inFlight = undefined;
-          for (const waiter of this.idleWaiters.splice(0)) waiter();
+          if (this.idleWaiters.length > 0) for (const waiter of this.idleWaiters.splice(0)) waiter();
         }
         // Unsubscribed while retrying: the message was not handled, so its position stays where it was.
         if (outcome.kind === 'aborted') break;

@@ -15,7 +15,7 @@ async function subscribed(
 ): Promise<{ deliver: (batches: DeliveryBatch[]) => void; offsets: number[]; gaps: GapEvent[]; subscriber: Subscriber; sent: Array<{ type: string; credit?: number; bytes?: number }> }> {
   const gaps: GapEvent[] = [];
   const offsets: number[] = [];
-  const subscriber = new Subscriber({ gap: (event: GapEvent) => gaps.push(event) } as unknown as SubscriberListener, 100, 10_000, { intervalMs: 1000, maxMessages: 100 });
+  const subscriber = new Subscriber({ gap: (event: GapEvent) => gaps.push(event) } as unknown as SubscriberListener, 100, 10_000, { intervalMs: 1000, maxMessages: 100 }, 1 << 20);
   const sent: Array<{ type: string; credit?: number; bytes?: number }> = [];
   const connection = {
     open: true,

@@ -155,9 +155,6 @@ export interface SubscriberListener {
 
 const cursorKey = (topic: string, partition: number): string => `${partition}:${topic}`;
 
-/** Default of `ClientOptions.subscriptionCreditBytes`. */
-export const DEFAULT_CREDIT_BYTES = 8 * 1024 * 1024;
-
 /** Payload bytes of `messages[from … to - 1]`, as the broker counts them for byte credit. */
 function payloadBytes(messages: readonly StoredMessageFrame[], from: number, to: number): number {
   let bytes = 0;
@@ -406,7 +403,7 @@ export class Subscriber {
     private readonly defaultCredit: number,
     private readonly requestTimeoutMs: number,
     private readonly commitPolicy: CommitPolicy,
-    private readonly defaultCreditBytes: number = DEFAULT_CREDIT_BYTES,
+    private readonly defaultCreditBytes: number,
   ) {}
 
   stats(): SubscribeStats {

@@ -32,6 +32,9 @@ export type SdkBuild = 'dist' | 'source';
  */
 export async function loadSdk(build: SdkBuild): Promise<typeof Sdk> {
   if (build === 'source') return import('@relaymq/sdk');
+  // RELAYMQ_BENCH_SDK_DIST: another build's dist/node.js (a before/after in one run, with RELAYMQ_BENCH_BROKER_CLI).
+  const other = process.env.RELAYMQ_BENCH_SDK_DIST;
+  if (other !== undefined) return (await import(pathToFileURL(other).href)) as typeof Sdk;
   if (!existsSync(SDK_DIST)) throw new Error(`${SDK_DIST} is missing: run \`npm run build\` (npm run bench does)`);
   return (await import(pathToFileURL(SDK_DIST).href)) as typeof Sdk;
 }

@@ -154,6 +154,32 @@ describe('publish and subscribe over real sockets', () => {
     expect(seen).toEqual([`connecting ${broker.url}`, 'connected b1']);
   });
 
+  it('a stalled subscriber holds at most subscriptionCreditBytes of payload in flight, then gets the rest in order', async () => {
+    const broker = await fixture.broker();
+    const stalled = await fixture.client([broker.url], { subscriptionCreditBytes: 1000 });
+    const seen: number[] = [];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    await stalled.subscribe('bounded', async (m) => {
+      await gate;
+      seen.push(m.offset);
+    }, { from: 'earliest' });
+    // A second subscriber without a byte limit on the same broker: once it has every message, the broker has had its chance to send them all.
+    const witness = await fixture.client([broker.url]);
+    let witnessed = 0;
+    await witness.subscribe('bounded', () => void witnessed++, { from: 'earliest' });
+    const publisher = await fixture.client([broker.url]);
+    await Promise.all(Array.from({ length: 50 }, () => publisher.publish('bounded', new Uint8Array(100))));
+    await waitFor(() => witnessed === 50, 'the witness to get all 50');
+    // 1000 bytes of credit: ten messages of 100 B, not the 50 that message credit (10,000 by default) would allow.
+    await waitFor(() => broker.stats().delivered === 60, 'ten messages to reach the stalled subscriber');
+    expect(broker.stats().delivered).toBe(60);
+    release();
+    await waitFor(() => seen.length === 50, 'the stalled subscriber to get the rest');
+    expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(stalled.stats().subscribe.duplicatesDropped).toBe(0);
+  });
+
   it('a subscriber that falls behind retention gets a gap event, then the retained messages', async () => {
     const broker = await fixture.broker({ retentionBytes: 2000 });
     const subscriber = await fixture.client([broker.url], { subscriptionCredit: 5 });

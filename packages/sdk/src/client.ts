@@ -105,6 +105,7 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       this.options.subscriptionCredit,
       this.options.requestTimeoutMs,
       this.options.commit,
+      this.options.subscriptionCreditBytes,
     );
     this.pool = new BrokerPool(this.options, {
       activeChanged: (next, previous, reason) => this.activeChanged(next, previous, reason),

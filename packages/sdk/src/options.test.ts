@@ -73,6 +73,7 @@ describe('resolveClientOptions', () => {
       connectTimeoutMs: 1,
       pingIntervalMs: 10,
       subscriptionCredit: 1,
+      subscriptionCreditBytes: 1,
       closeTimeoutMs: 0,
       commit: { ...CLIENT_DEFAULTS.commit },
     };

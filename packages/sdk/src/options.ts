@@ -174,10 +174,19 @@ export interface ClientOptions {
    */
   pingIntervalMs?: number;
   /**
-   * Messages a subscription may have in flight to this client (its credit).
-   * @defaultValue `1000`
+   * Messages a subscription may have in flight to this client (its credit):
+   * sent by the broker and not yet handled. Credit goes back to the broker
+   * as messages are handled, a quarter of the window at a time.
+   * @defaultValue `10000`
    */
   subscriptionCredit?: number;
+  /**
+   * Payload bytes a subscription may have in flight to this client, with
+   * `subscriptionCredit`: whichever runs out first pauses the broker, so a
+   * slow handler holds at most this much (plus one message) queued here.
+   * @defaultValue `8388608` (8 MiB)
+   */
+  subscriptionCreditBytes?: number;
   /**
    * How long `close()` waits for the outbox to drain.
    * @defaultValue `5000`
@@ -205,6 +214,7 @@ export interface ResolvedClientOptions {
   connectTimeoutMs: number;
   pingIntervalMs: number;
   subscriptionCredit: number;
+  subscriptionCreditBytes: number;
   closeTimeoutMs: number;
   commit: Required<CommitOptions>;
 }
@@ -220,7 +230,8 @@ export const CLIENT_DEFAULTS = Object.freeze({
   requestTimeoutMs: 10_000,
   connectTimeoutMs: 30_000,
   pingIntervalMs: 5000,
-  subscriptionCredit: 1000,
+  subscriptionCredit: 10_000,
+  subscriptionCreditBytes: 8 * 1024 * 1024,
   closeTimeoutMs: 5000,
   commit: Object.freeze({ intervalMs: 1000, maxMessages: 1000 }),
 });
@@ -347,6 +358,7 @@ export function resolveClientOptions(options: ClientOptions, fallbackWebSocket?:
     connectTimeoutMs: integer('connectTimeoutMs', options.connectTimeoutMs ?? CLIENT_DEFAULTS.connectTimeoutMs, 1),
     pingIntervalMs: integer('pingIntervalMs', options.pingIntervalMs ?? CLIENT_DEFAULTS.pingIntervalMs, 10),
     subscriptionCredit: integer('subscriptionCredit', options.subscriptionCredit ?? CLIENT_DEFAULTS.subscriptionCredit, 1, 1_000_000),
+    subscriptionCreditBytes: integer('subscriptionCreditBytes', options.subscriptionCreditBytes ?? CLIENT_DEFAULTS.subscriptionCreditBytes, 1, Number.MAX_SAFE_INTEGER),
     closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? CLIENT_DEFAULTS.closeTimeoutMs, 0),
     commit: {
       intervalMs: integer('commit.intervalMs', commit.intervalMs, 0, 3_600_000),

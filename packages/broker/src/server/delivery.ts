@@ -18,8 +18,8 @@ import { Subscription, cursorKey } from './subscription.js';
 
 /** Session timeout of a group whose first member named none (the SDK always names one). */
 const GROUP_SESSION_TIMEOUT_MS = 10_000;
-/** Most messages in one `message` frame. */
-const MAX_DELIVERY_BATCH = 1000;
+/** Most messages in one `message` frame (the byte limit below binds first for messages of 128 B and more). */
+const MAX_DELIVERY_BATCH = 4096;
 /** Most data bytes in one `message` frame (a single larger message still goes alone). */
 const MAX_DELIVERY_BYTES = 512 * 1024;
 /** A failed disk read for a subscriber is retried after this long. */
@@ -115,6 +115,7 @@ export class Delivery implements AppendListener {
     const member =
       frame.group === undefined || frame.member === undefined ? undefined : new GroupMember(access.owned(frame.group), frame.member, frame.from);
     const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit, (topic) => permissions.mayRead(topic), member);
+    if (frame.creditBytes !== undefined) subscription.creditBytes = frame.creditBytes;
     this.starting.add(frame.subscription);
     let started: Awaited<ReturnType<Subscription['start']>>;
     try {
@@ -178,10 +179,11 @@ export class Delivery implements AppendListener {
     return true;
   }
 
-  credit(id: number, credit: number): void {
+  credit(id: number, credit: number, bytes = 0): void {
     const subscription = this.subscriptions.get(id);
     if (subscription === undefined) return; // credit racing an unsubscribe is harmless
     subscription.credit = Math.min(subscription.credit + credit, this.session.ctx.options.maxCredit);
+    subscription.creditBytes += bytes; // Infinity (no byte limit) stays so
     // New credit reads every cursor of this subscription (as a pass always did): a partition that became readable
     // without an append being announced (a restart re-applying its log) is found here, as before.
     subscription.markAllReady();
@@ -266,13 +268,15 @@ export class Delivery implements AppendListener {
     const { engine, fanout } = this.session.ctx;
     for (const subscription of this.pending) {
       const { ready, cursors } = subscription;
-      while (ready.size > 0 && !this.reading.has(subscription) && subscription.credit > 0 && this.session.hasRoom()) {
+      while (ready.size > 0 && !this.reading.has(subscription) && subscription.credit > 0 && subscription.creditBytes > 0 && this.session.hasRoom()) {
         const batches: DeliveryBatch[] = [];
         let bytes = 0;
         let count = 0;
+        // The frame's byte limit, or less when the subscription's byte credit is lower (a larger message still goes alone).
+        const frameBytes = Math.min(MAX_DELIVERY_BYTES, subscription.creditBytes);
         for (const key of ready) {
           const room = Math.min(subscription.credit, MAX_DELIVERY_BATCH) - count;
-          if (room <= 0 || bytes >= MAX_DELIVERY_BYTES) break;
+          if (room <= 0 || bytes >= frameBytes) break;
           const cursor = cursors.get(key);
           if (cursor === undefined) {
             ready.delete(key); // revoked from a group member
@@ -280,12 +284,12 @@ export class Delivery implements AppendListener {
           }
           fanout.stats.cursorsVisited++;
           // A replica storing its messages encoded serves them as stored (issue 12, "encode once").
-          const encoded = engine.readEncoded?.(cursor.topic, cursor.partition, cursor.offset, room, MAX_DELIVERY_BYTES - bytes);
+          const encoded = engine.readEncoded?.(cursor.topic, cursor.partition, cursor.offset, room, frameBytes - bytes);
           if (encoded !== undefined) {
-            this.readEncoded(subscription, cursor, encoded, room, MAX_DELIVERY_BYTES - bytes);
+            this.readEncoded(subscription, cursor, encoded, room, frameBytes - bytes);
             break;
           }
-          const stored = engine.read(cursor.topic, cursor.partition, cursor.offset, room, MAX_DELIVERY_BYTES - bytes);
+          const stored = engine.read(cursor.topic, cursor.partition, cursor.offset, room, frameBytes - bytes);
           if (!Array.isArray(stored)) {
             this.readFromDisk(subscription, cursor, stored);
             break;
@@ -300,7 +304,7 @@ export class Delivery implements AppendListener {
           count += stored.length;
         }
         if (count === 0) break;
-        this.deliver(subscription, batches, count);
+        this.deliver(subscription, batches, count, bytes);
       }
       if (ready.size === 0) this.pending.delete(subscription);
     }
@@ -333,6 +337,7 @@ export class Delivery implements AppendListener {
         if (messages.count > 0) {
           cursor.offset = messages.firstOffset + messages.count;
           subscription.credit -= messages.count;
+          subscription.creditBytes -= messages.dataBytes;
           this.delivered += messages.count;
           this.session.ctx.observer?.delivered(cursor.topic, messages.count, messages.dataBytes);
           this.session.sendEncoded(encodeMessageFrame(subscription.id, cursor.topic, cursor.partition, messages));
@@ -358,7 +363,7 @@ export class Delivery implements AppendListener {
         const read = advance(this.session.ctx.engine, cursor, stored);
         // The cursor stays ready: a read that needed the disk (or a replica) and found nothing is tried again, as before.
         toBack(subscription, cursor);
-        if (read.length > 0) this.deliver(subscription, read, stored.length);
+        if (read.length > 0) this.deliver(subscription, read, stored.length, dataBytes(stored));
         this.schedulePump();
       },
       (err: unknown) => {
@@ -372,8 +377,9 @@ export class Delivery implements AppendListener {
     );
   }
 
-  private deliver(subscription: Subscription, batches: DeliveryBatch[], count: number): void {
+  private deliver(subscription: Subscription, batches: DeliveryBatch[], count: number, bytes: number): void {
     subscription.credit -= count;
+    subscription.creditBytes -= bytes;
     this.delivered += count;
     const observer = this.session.ctx.observer;
     if (observer !== undefined) for (const batch of batches) observer.delivered(batch.topic, batch.messages.length, dataBytes(batch.messages));

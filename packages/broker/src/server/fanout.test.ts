@@ -207,6 +207,31 @@ describe('Fanout', () => {
     expect(bystander.socket.messages()).toHaveLength(1);
   });
 
+  it('sends no more payload bytes than a subscription named in creditBytes, and the rest once bytes come back', async () => {
+    const b = broker(1);
+    await b.engine.ensureTopic('fan.bytes');
+    const client = b.connect();
+    client.send({ type: 'subscribe', id: 1, subscription: 1, pattern: 'fan.bytes', from: 'earliest', resume: [], credit: 1000, creditBytes: 3 });
+    await until(() => subscribed(client, 1), 'the subscription to start');
+    await b.publish('fan.bytes', 0, 8); // 8 messages of 1 byte
+    await until(() => client.socket.messages().length === 1, 'the first frame');
+    await settle();
+    const counts = (): number[] => client.socket.messages().map((m) => m.batches.reduce((n, x) => n + x.messages.length, 0));
+    expect(counts()).toEqual([3]);
+    // Message credit alone does not lift the byte limit.
+    client.send({ type: 'credit', subscription: 1, credit: 5 });
+    await settle();
+    expect(counts()).toEqual([3]);
+    client.send({ type: 'credit', subscription: 1, credit: 0, bytes: 4 });
+    await until(() => client.socket.messages().length === 2, 'the second frame');
+    await settle();
+    expect(counts()).toEqual([3, 4]);
+    client.send({ type: 'credit', subscription: 1, credit: 0, bytes: 100 });
+    await until(() => client.socket.messages().length === 3, 'the last frame');
+    expect(counts()).toEqual([3, 4, 1]);
+    expect(client.socket.messages().map((m) => m.batches[0]?.firstOffset)).toEqual([0, 3, 7]);
+  });
+
   it('wakes a consumer-group member for the partitions assigned to it, and reads only the one that got messages', async () => {
     const b = broker(4);
     for (const topic of ['fan.a', 'fan.b']) await b.engine.ensureTopic(topic);

@@ -126,7 +126,7 @@ export class ClientSession {
           void this.delivery.subscribe(frame);
           return;
         case 'credit':
-          this.delivery.credit(frame.subscription, frame.credit);
+          this.delivery.credit(frame.subscription, frame.credit, frame.bytes);
           return;
         case 'unsubscribe':
           this.delivery.unsubscribe(frame.id, frame.subscription);

@@ -28,6 +28,11 @@ export class Subscription {
   readonly ready = new Set<string>();
   /** Messages the broker may still send. */
   credit: number;
+  /**
+   * Payload bytes the broker may still send (`Infinity`: the client named no
+   * byte limit). A delivery may take it below zero by one message.
+   */
+  creditBytes = Infinity;
   private readonly matchCache = new Map<string, boolean>();
 
   constructor(

@@ -143,6 +143,13 @@ export interface SubscribeFrame {
   /** Initial number of messages the broker may send. */
   credit: number;
   /**
+   * Initial payload (`data`) bytes the broker may send; absent: no byte
+   * limit, only `credit`. A message larger than what is left still goes
+   * while any byte credit is left, so a delivery may overshoot by one
+   * message; the credit goes negative and later grants make up for it.
+   */
+  creditBytes?: number;
+  /**
    * Name of a durable subscription (1–128 characters of `[A-Za-z0-9_.-]`).
    * Partitions with a position stored under this name start there; `resume`
    * still overrides it, and `from` applies only where neither is known.
@@ -178,6 +185,8 @@ export interface CreditFrame {
   type: 'credit';
   subscription: number;
   credit: number;
+  /** More payload bytes, for a subscription that named `creditBytes` (ignored by one that did not). */
+  bytes?: number;
 }
 
 export interface UnsubscribeFrame {

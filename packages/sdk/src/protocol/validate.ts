@@ -282,6 +282,7 @@ export function validateClientFrame(value: unknown): ClientFrame {
         resume: list(o, 'resume', FIELD_LIMITS.maxList).map(cursor),
         credit: uint(o, 'credit'),
       };
+      if (o.creditBytes !== undefined && o.creditBytes !== null) frame.creditBytes = uint(o, 'creditBytes');
       if (o.durable !== undefined && o.durable !== null) frame.durable = durableName(o, 'durable');
       if (o.group !== undefined && o.group !== null) {
         if (frame.durable !== undefined) throw protocolError('a subscription is either durable or in a group, not both');
@@ -301,8 +302,11 @@ export function validateClientFrame(value: unknown): ClientFrame {
     case 'group-commit':
     case 'group-heartbeat':
       return validateGroupClientFrame(o, FIELD_LIMITS.maxList);
-    case 'credit':
-      return { type: 'credit', subscription: uint(o, 'subscription'), credit: uint(o, 'credit') };
+    case 'credit': {
+      const frame: ClientFrame = { type: 'credit', subscription: uint(o, 'subscription'), credit: uint(o, 'credit') };
+      if (o.bytes !== undefined && o.bytes !== null) frame.bytes = uint(o, 'bytes');
+      return frame;
+    }
     case 'unsubscribe':
       return { type: 'unsubscribe', id: uint(o, 'id'), subscription: uint(o, 'subscription') };
     case 'metadata': {

@@ -24,6 +24,47 @@ describe('handleWithPolicy', () => {
     expect(h.failures).toEqual(['a string', 'a string']);
   });
 
+  it('settles a handler that returns normally at once, without a promise, and one that resolves with one call', async () => {
+    const h = hooks();
+    expect(handleWithPolicy(message, () => {}, fast, h, new AbortController().signal, undefined)).toEqual({ kind: 'handled', attempts: 1 });
+    const later = handleWithPolicy(message, async () => {}, fast, h, new AbortController().signal, undefined);
+    expect(later).toBeInstanceOf(Promise);
+    expect(await later).toEqual({ kind: 'handled', attempts: 1 });
+    expect(h.failures).toEqual([]);
+    const aborted = new AbortController();
+    aborted.abort();
+    let called = false;
+    expect(handleWithPolicy(message, () => void (called = true), fast, h, aborted.signal, undefined)).toEqual({ kind: 'aborted' });
+    expect(called).toBe(false);
+  });
+
+  it('waits the backoff before the second call after a first call that threw, and before the third', async () => {
+    const calls: number[] = [];
+    const spaced = resolveFailurePolicy({ attempts: 3, minDelayMs: 40, maxDelayMs: 40 }, undefined);
+    const outcome = await handleWithPolicy(message, () => {
+      calls.push(performance.now());
+      throw new Error('no');
+    }, spaced, hooks(), new AbortController().signal, undefined);
+    expect(outcome).toMatchObject({ kind: 'skipped', attempts: 3 });
+    expect(calls).toHaveLength(3);
+    // randomize: each delay is 40 ms (capped by maxDelayMs), never less (timers may fire a millisecond early).
+    expect((calls[1] as number) - (calls[0] as number)).toBeGreaterThanOrEqual(38);
+    expect((calls[2] as number) - (calls[1] as number)).toBeGreaterThanOrEqual(38);
+  });
+
+  it('gives up after the one call of attempts: 1, reporting it', async () => {
+    const h = hooks();
+    const once = resolveFailurePolicy({ attempts: 1 }, undefined);
+    let calls = 0;
+    const outcome = await handleWithPolicy(message, () => {
+      calls++;
+      return Promise.reject(new Error('no'));
+    }, once, h, new AbortController().signal, undefined);
+    expect(outcome).toMatchObject({ kind: 'skipped', attempts: 1 });
+    expect(calls).toBe(1);
+    expect(h.failures).toHaveLength(1);
+  });
+
   it('tries a dead-letter publish again while its outcome is unknown, and gives up on a refusal for good', async () => {
     let sends = 0;
     const flaky = hooks(async () => {

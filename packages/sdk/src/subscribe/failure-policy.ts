@@ -101,8 +101,8 @@ export interface FailureHooks {
   publish(topic: string, data: unknown, options: { key?: string; headers: Record<string, string> }): Promise<unknown>;
   /** A failed attempt (counted; not an `error` event on its own). */
   attemptFailed(error: unknown, attempt: number): void;
-  /** A dead-letter publish failed and will be tried again (so nothing is lost silently). */
-  deadLetterFailed(error: RelayError): void;
+  /** A dead-letter publish of `message` failed and will be tried again (so nothing is lost silently). */
+  deadLetterFailed(error: RelayError, message: Message): void;
 }
 
 /** Thrown to p-retry for a failed handler call: p-retry gives up at once on a `TypeError` or a non-Error, a handler's bug must be retried like any other failure. */
@@ -117,20 +117,56 @@ class AttemptFailed extends Error {
  * backoff, up to `attempts` calls; then dead-letters it (retrying a
  * publish whose outcome is unknown until `signal` aborts) or skips it. It
  * resolves only once the message's fate is settled, so the caller commits
- * its position after a dead letter is stored, never before.
+ * its position after a dead letter is stored, never before. A first call
+ * that returns normally settles it at once: the outcome is returned as is,
+ * not as a promise.
  */
-export async function handleWithPolicy(
+export function handleWithPolicy(
   message: Message,
   handler: MessageHandler,
   policy: FailurePolicy,
   hooks: FailureHooks,
   signal: AbortSignal,
   subscriptionName: string | undefined,
+): HandlingOutcome | Promise<HandlingOutcome> {
+  // The first attempt is a plain call: a handler that returns normally costs no promise and no retry machinery (issue 12: replay).
+  if (signal.aborted) return ABORTED;
+  let result: void | Promise<void>;
+  try {
+    result = handler(message);
+  } catch (err) {
+    return retryAfterFailure(message, handler, policy, hooks, signal, subscriptionName, err);
+  }
+  if (typeof (result as PromiseLike<void> | undefined)?.then !== 'function') return HANDLED_FIRST_TIME;
+  return Promise.resolve(result).then(
+    () => HANDLED_FIRST_TIME,
+    (err: unknown) => retryAfterFailure(message, handler, policy, hooks, signal, subscriptionName, err),
+  );
+}
+
+const HANDLED_FIRST_TIME: HandlingOutcome = Object.freeze({ kind: 'handled', attempts: 1 });
+const ABORTED: HandlingOutcome = Object.freeze({ kind: 'aborted' });
+
+/** The first call failed with `firstError`: the remaining attempts (p-retry, with its backoff), then dead letter or skip. */
+async function retryAfterFailure(
+  message: Message,
+  handler: MessageHandler,
+  policy: FailurePolicy,
+  hooks: FailureHooks,
+  signal: AbortSignal,
+  subscriptionName: string | undefined,
+  firstError: unknown,
 ): Promise<HandlingOutcome> {
-  let attempts = 0;
+  let attempts = 1;
+  let firstReported = false;
   try {
     await pRetry(
       async () => {
+        // p-retry's first attempt reports the call already made, so its backoff schedule is unchanged.
+        if (!firstReported) {
+          firstReported = true;
+          throw new AttemptFailed(firstError);
+        }
         if (signal.aborted) throw new AbortError('subscription ended');
         attempts++;
         try {
@@ -184,7 +220,7 @@ async function publishDeadLetter(
     } catch (err) {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err), { cause: err });
       if (!error.retriable && error.code !== 'TIMEOUT') return error;
-      hooks.deadLetterFailed(error);
+      hooks.deadLetterFailed(error, message);
     }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, delayMs);

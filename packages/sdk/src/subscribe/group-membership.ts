@@ -108,6 +108,11 @@ export class GroupMembership {
     this.renewLease(sentAtMs);
   }
 
+  /** Whether {@link leaseValid} would resolve at once: the lease runs (or the membership ended). No promise, for the per-message path. */
+  leaseHeld(): boolean {
+    return this.ended || this.now() < this.leaseUntilMs;
+  }
+
   /** Resolves once the lease is valid (heartbeats acknowledged within the session timeout) or the membership ended. */
   async leaseValid(): Promise<void> {
     while (!this.ended && this.now() >= this.leaseUntilMs) {

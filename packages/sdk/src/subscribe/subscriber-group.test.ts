@@ -50,7 +50,7 @@ describe('a consumer-group member whose session lapsed with a message in hand', 
     vi.useFakeTimers();
     const SESSION_MS = 3000;
     const events: string[] = [];
-    const subscriber = new Subscriber(listener(events), 10, 60_000, { intervalMs: 0, maxMessages: 1 });
+    const subscriber = new Subscriber(listener(events), 10, 60_000, { intervalMs: 0, maxMessages: 1 }, 1 << 20);
     const connection = new FakeConnection();
     subscriber.setConnection(connection as unknown as BrokerConnection);
     const handled: number[] = [];

@@ -10,13 +10,16 @@ import type { DeliveryBatch } from '../protocol/index.js';
 import type { Message } from './message.js';
 import { Subscriber, type GapEvent, type SubscriberListener } from './subscriber.js';
 
-async function subscribed(startAt: number): Promise<{ deliver: (batches: DeliveryBatch[]) => void; offsets: number[]; gaps: GapEvent[]; subscriber: Subscriber }> {
+async function subscribed(
+  startAt: number,
+): Promise<{ deliver: (batches: DeliveryBatch[]) => void; offsets: number[]; gaps: GapEvent[]; subscriber: Subscriber; sent: Array<{ type: string; credit?: number; bytes?: number }> }> {
   const gaps: GapEvent[] = [];
   const offsets: number[] = [];
-  const subscriber = new Subscriber({ gap: (event: GapEvent) => gaps.push(event) } as unknown as SubscriberListener, 100, 10_000, { intervalMs: 1000, maxMessages: 100 });
+  const subscriber = new Subscriber({ gap: (event: GapEvent) => gaps.push(event) } as unknown as SubscriberListener, 100, 10_000, { intervalMs: 1000, maxMessages: 100 }, 1 << 20);
+  const sent: Array<{ type: string; credit?: number; bytes?: number }> = [];
   const connection = {
     open: true,
-    send: () => true,
+    send: (frame: { type: string; credit?: number; bytes?: number }) => void sent.push(frame),
     request: (frame: { subscription: number }, onReply: (reply: unknown) => void) => {
       onReply({ type: 'subscribed', id: 1, subscription: frame.subscription, cursors: [{ topic: 't', partition: 0, offset: startAt }] });
       return Promise.resolve();
@@ -24,7 +27,7 @@ async function subscribed(startAt: number): Promise<{ deliver: (batches: Deliver
   } as unknown as BrokerConnection;
   subscriber.setConnection(connection);
   const { id } = await subscriber.subscribe('t', (m: Message) => void offsets.push(m.offset));
-  return { deliver: (batches) => subscriber.onMessage(connection, { type: 'message', subscription: id, batches }), offsets, gaps, subscriber };
+  return { deliver: (batches) => subscriber.onMessage(connection, { type: 'message', subscription: id, batches }), offsets, gaps, subscriber, sent };
 }
 
 const batch = (firstOffset: number, count: number, from?: number): DeliveryBatch => ({
@@ -63,5 +66,19 @@ describe('Subscriber receive', () => {
       [10, 20],
     ]);
     expect(s.subscriber.stats().gaps).toBe(2);
+  });
+
+  it('drops the repeated head of a batch that overlaps what was received, hands the rest on in order, and gives the credit back', async () => {
+    const s = await subscribed(0);
+    s.deliver([batch(0, 30)]);
+    s.deliver([batch(20, 40)]); // 20-29 again (a resubscribe after a failover), then 30-59
+    s.deliver([batch(10, 5)]); // all repeated
+    await settled();
+    expect(s.offsets).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    expect(s.subscriber.stats()).toMatchObject({ delivered: 60, duplicatesDropped: 15, gaps: 0 });
+    // 75 messages (of 1 byte) spent credit (window 100): 60 handled plus 15 dropped, returned a quarter of the window at a time.
+    const grants = s.sent.filter((f) => f.type === 'credit');
+    expect(grants.map((f) => f.credit)).toEqual([25, 25, 25]);
+    expect(grants.map((f) => f.bytes)).toEqual([25, 25, 25]);
   });
 });

@@ -13,9 +13,10 @@ import {
 } from '../protocol/index.js';
 import type { BrokerConnection } from '../connection/connection.js';
 import { PositionCommitter, type CommitPolicy } from './committer.js';
-import { handleWithPolicy, resolveFailurePolicy, type FailureHooks, type FailurePolicy, type RetryOptions } from './failure-policy.js';
+import { handleWithPolicy, resolveFailurePolicy, type FailureHooks, type FailurePolicy, type HandlingOutcome, type RetryOptions } from './failure-policy.js';
 import type { Message, MessageHandler } from './message.js';
 import { GroupMembership, type AssignedEvent, type MembershipHooks, type RevokedEvent } from './group-membership.js';
+import { MessageQueue } from './message-queue.js';
 
 export type { Message, MessageHandler } from './message.js';
 
@@ -28,6 +29,14 @@ export interface SubscribeOptions {
   from?: StartPosition;
   /** Messages in flight to this subscription; defaults to the client's `subscriptionCredit`. */
   credit?: number;
+  /**
+   * Payload bytes in flight to this subscription (received, not yet handled);
+   * defaults to the client's `subscriptionCreditBytes`. With `credit`, it
+   * bounds what a slow handler lets pile up in this process: the broker
+   * sends while both allow, a message larger than what is left included.
+   * Brokers before this option ignore it (then `credit` alone applies).
+   */
+  creditBytes?: number;
   /**
    * Makes the subscription durable under this name (1–128 characters of
    * `[A-Za-z0-9_.-]`): the cluster stores, per partition, the position after
@@ -146,6 +155,13 @@ export interface SubscriberListener {
 
 const cursorKey = (topic: string, partition: number): string => `${partition}:${topic}`;
 
+/** Payload bytes of `messages[from … to - 1]`, as the broker counts them for byte credit. */
+function payloadBytes(messages: readonly StoredMessageFrame[], from: number, to: number): number {
+  let bytes = 0;
+  for (let i = from; i < to; i++) bytes += (messages[i] as StoredMessageFrame).data.byteLength;
+  return bytes;
+}
+
 /** Delay before asking again for a subscription a connected broker could not serve yet. */
 const RESUBSCRIBE_RETRY_MS = 250;
 
@@ -168,7 +184,7 @@ export interface MessageStream<T = unknown> extends Subscription, AsyncIterable<
 class SubscriptionState {
   /** Next offset expected per partition: everything below it was received. */
   readonly next = new Map<string, Cursor>();
-  readonly queue: Message[] = [];
+  readonly queue = new MessageQueue();
   connection: BrokerConnection | undefined;
   confirmed = false;
   active = true;
@@ -188,6 +204,7 @@ class SubscriptionState {
   private readonly idleWaiters: Array<() => void> = [];
   private handling = false;
   private consumedSinceGrant = 0;
+  private bytesSinceGrant = 0;
   /** Aborted when the subscription ends: a handler waiting to be retried is not called again. */
   readonly ended = new AbortController();
   readonly confirmedWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
@@ -197,6 +214,7 @@ class SubscriptionState {
     readonly pattern: string,
     private readonly from: StartPosition,
     readonly credit: number,
+    readonly creditBytes: number,
     private readonly handler: MessageHandler,
     private readonly owner: Subscriber,
     readonly durable: string | undefined,
@@ -218,30 +236,34 @@ class SubscriptionState {
       const key = cursorKey(batch.topic, batch.partition);
       // A member drops what arrives for a partition it no longer owns (sent before the broker learnt it).
       if (this.membership !== undefined && !this.membership.owns(batch.topic, batch.partition)) {
-        this.grant(batch.messages.length);
+        this.grant(batch.messages.length, payloadBytes(batch.messages, 0, batch.messages.length));
         continue;
       }
       const grant = this.membership?.grantOf(batch.topic, batch.partition);
       // A hole (offsets that never held a message) right where we are is no gap: skip it.
       const at = this.next.get(key);
       if (batch.from !== undefined && at !== undefined && at.offset === batch.from) this.next.set(key, { ...at, offset: batch.firstOffset });
-      batch.messages.forEach((stored, i) => {
-        const offset = batch.firstOffset + i;
-        const cursor = this.next.get(key);
-        if (cursor !== undefined && offset < cursor.offset) {
-          this.owner.counters.duplicatesDropped++;
-          this.grant(1); // the broker spent credit on it; give it back
-          return;
-        }
-        if (cursor !== undefined && offset > cursor.offset) {
-          this.owner.counters.gaps++;
-          this.owner.listener.gap(this.gapEvent({ topic: batch.topic, partition: batch.partition, expectedOffset: cursor.offset, firstAvailableOffset: offset }));
-        }
-        this.next.set(key, { topic: batch.topic, partition: batch.partition, offset: offset + 1 });
-        const message = this.toMessage(batch, offset, stored);
+      // The batch's offsets are consecutive: duplicates can only lead it, a gap only precede it.
+      const expected = this.next.get(key)?.offset;
+      const { messages, firstOffset } = batch;
+      let i = 0;
+      if (expected !== undefined && firstOffset < expected) {
+        i = Math.min(expected - firstOffset, messages.length);
+        this.owner.counters.duplicatesDropped += i;
+        this.grant(i, payloadBytes(messages, 0, i)); // the broker spent credit on them; give it back
+      }
+      if (i === messages.length) continue;
+      if (expected !== undefined && firstOffset > expected) {
+        this.owner.counters.gaps++;
+        this.owner.listener.gap(this.gapEvent({ topic: batch.topic, partition: batch.partition, expectedOffset: expected, firstAvailableOffset: firstOffset }));
+      }
+      for (; i < messages.length; i++) {
+        const stored = messages[i] as StoredMessageFrame;
+        const message = this.toMessage(batch, firstOffset + i, stored);
         if (grant !== undefined) this.grants.set(message, grant);
-        this.queue.push(message);
-      });
+        this.queue.push(message, stored.data.byteLength);
+      }
+      this.next.set(key, { topic: batch.topic, partition: batch.partition, offset: firstOffset + messages.length });
     }
     void this.drain();
   }
@@ -274,22 +296,27 @@ class SubscriptionState {
     try {
       while (this.active && this.queue.length > 0) {
         const message = this.queue.shift() as Message;
+        const bytes = this.queue.shiftedBytes;
         if (this.membership !== undefined) {
           // Never handle past the lease: the group may have given the partition away meanwhile.
-          await this.membership.leaseValid();
-          if (!this.active) break;
+          if (!this.membership.leaseHeld()) {
+            await this.membership.leaseValid();
+            if (!this.active) break;
+          }
           if (!this.membership.owns(message.topic, message.partition, this.grants.get(message))) {
-            this.grant(1);
+            this.grant(1, bytes);
             continue;
           }
         }
         this.inFlight = message;
-        let outcome;
+        let outcome: HandlingOutcome;
         try {
-          outcome = await handleWithPolicy(message, this.handler, this.policy, this.failureHooks(message), this.ended.signal, this.durable ?? this.group);
+          // A handler that returns normally is not awaited: no promise per message (issue 12: replay).
+          const handling = handleWithPolicy(message, this.handler, this.policy, this.failureHooks, this.ended.signal, this.durable ?? this.group);
+          outcome = handling instanceof Promise ? await handling : handling;
         } finally {
           this.inFlight = undefined;
-          for (const waiter of this.idleWaiters.splice(0)) waiter();
+          if (this.idleWaiters.length > 0) for (const waiter of this.idleWaiters.splice(0)) waiter();
         }
         // Unsubscribed while retrying: the message was not handled, so its position stays where it was.
         if (outcome.kind === 'aborted') break;
@@ -300,7 +327,7 @@ class SubscriptionState {
         }
         this.owner.counters.delivered++;
         this.markHandled(message);
-        this.grant(1);
+        this.grant(1, bytes);
       }
     } finally {
       this.handling = false;
@@ -325,36 +352,38 @@ class SubscriptionState {
 
   /** A group member lost or released a partition: its queued messages go (credit back), its pending position too. */
   dropPartition(topic: string, partition: number): void {
-    const before = this.queue.length;
-    const kept = this.queue.filter((m) => m.topic !== topic || m.partition !== partition);
-    this.queue.length = 0;
-    this.queue.push(...kept);
+    const dropped = this.queue.remove((m) => m.topic === topic && m.partition === partition);
     this.committer?.forget(topic, partition);
-    if (before > kept.length) this.grant(before - kept.length);
+    if (dropped.count > 0) this.grant(dropped.count, dropped.bytes);
   }
 
-  private failureHooks(message: Message): FailureHooks {
-    const { owner } = this;
-    return {
-      publish: (topic, data, options) => owner.listener.publish(topic, data, options),
-      attemptFailed: () => void owner.counters.handlerFailures++,
-      deadLetterFailed: (error) => owner.listener.deadLetterFailed(error, message),
-    };
-  }
+  private readonly failureHooks: FailureHooks = {
+    publish: (topic, data, options) => this.owner.listener.publish(topic, data, options),
+    attemptFailed: () => void this.owner.counters.handlerFailures++,
+    deadLetterFailed: (error, message) => this.owner.listener.deadLetterFailed(error, message),
+  };
 
-  /** Returns credit to the broker in chunks of half the window. */
-  private grant(consumed: number): void {
+  /**
+   * Gives credit back to the broker as messages are handled (or dropped), in
+   * chunks of a quarter of the window, in messages or in bytes, whichever
+   * fills first: the broker keeps sending while earlier frames are handled.
+   */
+  private grant(consumed: number, bytes: number): void {
     this.consumedSinceGrant += consumed;
-    if (this.consumedSinceGrant < Math.max(1, Math.floor(this.credit / 2))) return;
+    this.bytesSinceGrant += bytes;
+    if (this.consumedSinceGrant < Math.max(1, Math.floor(this.credit / 4)) && this.bytesSinceGrant < Math.max(1, Math.floor(this.creditBytes / 4))) return;
     const credit = this.consumedSinceGrant;
+    const grantedBytes = this.bytesSinceGrant;
     this.consumedSinceGrant = 0;
-    this.connection?.send({ type: 'credit', subscription: this.id, credit });
+    this.bytesSinceGrant = 0;
+    this.connection?.send({ type: 'credit', subscription: this.id, credit, bytes: grantedBytes });
   }
 
-  /** Credit for a (re)subscribe: the window minus what is still queued here. */
-  initialCredit(): number {
+  /** Credit for a (re)subscribe: the window minus what is still queued here, in messages and in bytes. */
+  initialCredit(): { credit: number; creditBytes: number } {
     this.consumedSinceGrant = 0;
-    return Math.max(0, this.credit - this.queue.length);
+    this.bytesSinceGrant = 0;
+    return { credit: Math.max(0, this.credit - this.queue.length), creditBytes: Math.max(0, this.creditBytes - this.queue.bytes) };
   }
 }
 
@@ -374,6 +403,7 @@ export class Subscriber {
     private readonly defaultCredit: number,
     private readonly requestTimeoutMs: number,
     private readonly commitPolicy: CommitPolicy,
+    private readonly defaultCreditBytes: number,
   ) {}
 
   stats(): SubscribeStats {
@@ -384,6 +414,8 @@ export class Subscriber {
     assertPattern(pattern);
     const credit = options.credit ?? this.defaultCredit;
     if (!Number.isInteger(credit) || credit < 1) throw new RelayError('INVALID_ARGUMENT', 'credit must be a positive integer');
+    const creditBytes = options.creditBytes ?? this.defaultCreditBytes;
+    if (!Number.isSafeInteger(creditBytes) || creditBytes < 1) throw new RelayError('INVALID_ARGUMENT', 'creditBytes must be a positive integer');
     const from = options.from ?? 'new';
     checkFrom(from);
     const durable = options.durable;
@@ -405,7 +437,7 @@ export class Subscriber {
       throw new RelayError('INVALID_ARGUMENT', 'sessionTimeoutMs applies to group subscriptions only');
     }
     const policy = resolveFailurePolicy(options.retry, options.deadLetter);
-    const state = new SubscriptionState(this.nextId++, pattern, from, credit, handler, this, durable, policy, group);
+    const state = new SubscriptionState(this.nextId++, pattern, from, credit, creditBytes, handler, this, durable, policy, group);
     if (durable !== undefined) state.committer = this.committerFor(durable);
     if (group !== undefined) this.makeMember(state, group, sessionTimeoutMs);
     this.subscriptions.set(state.id, state);
@@ -525,7 +557,7 @@ export class Subscriber {
     for (const state of this.subscriptions.values()) {
       state.active = false;
       state.ended.abort();
-      state.queue.length = 0;
+      state.queue.clear();
     }
   }
 
@@ -542,7 +574,7 @@ export class Subscriber {
       pattern: state.pattern,
       from: state.resumeFrom(),
       resume: state.resumeCursors(),
-      credit: state.initialCredit(),
+      ...state.initialCredit(),
       ...(state.durable === undefined ? {} : { durable: state.durable }),
       ...(state.membership === undefined
         ? {}
@@ -654,7 +686,7 @@ export class Subscriber {
     if (!this.subscriptions.delete(state.id)) return;
     state.active = false;
     state.ended.abort();
-    state.queue.length = 0;
+    state.queue.clear();
     await state.committer?.close();
     // A member leaves once its in-flight handler finished, with its final positions: its partitions move at once.
     await state.membership?.leave();
@@ -693,7 +725,7 @@ export class Subscriber {
     if (!this.subscriptions.delete(state.id)) return;
     state.active = false;
     state.ended.abort(error); // the reason a pulling stream throws
-    state.queue.length = 0;
+    state.queue.clear();
     void state.committer?.close(); // a last attempt; nothing waits for it
     state.membership?.stop();
     state.connection?.send({ type: 'unsubscribe', id: 0, subscription: state.id });

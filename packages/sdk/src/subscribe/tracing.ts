@@ -17,9 +17,11 @@ const headerGetter: TextMapGetter<Record<string, string> | undefined> = {
  * No-op without an OpenTelemetry SDK.
  */
 export function tracedHandler<T>(handler: MessageHandler<T>): MessageHandler<T> {
+  // The API's proxy tracer: it follows a tracer provider registered later, so one per handler is enough.
+  const tracer = trace.getTracer(TRACER_NAME);
   return (message: Message<T>) => {
     const parent = messageTraceContext(message);
-    const span = trace.getTracer(TRACER_NAME).startSpan(
+    const span = tracer.startSpan(
       `${message.topic} process`,
       {
         kind: SpanKind.CONSUMER,
@@ -39,7 +41,9 @@ export function tracedHandler<T>(handler: MessageHandler<T>): MessageHandler<T> 
     };
     let result: ReturnType<MessageHandler<T>>;
     try {
-      result = context.with(trace.setSpan(parent, span), () => handler(message));
+      // Without an OpenTelemetry SDK the span is a no-op with no trace of its own: the handler runs in the message's context, no new context per message.
+      const active = span.isRecording() || trace.isSpanContextValid(span.spanContext()) ? trace.setSpan(parent, span) : parent;
+      result = context.with(active, () => handler(message));
     } catch (err) {
       settle(err);
       throw err;

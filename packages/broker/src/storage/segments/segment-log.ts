@@ -151,10 +151,8 @@ export class SegmentLog {
   private inFlight: { sync: boolean; target: number; promise: Promise<void> } | undefined;
   private syncTimer: unknown;
   private retryTimer: unknown;
-  /** Sealed segments holding a read handle, least recently used first. */
-  private readonly openSealed = new Set<Segment>();
-  /** Each segment's entry in the broker-wide bound on open files (`options.openFiles`). */
-  private readonly cachedFiles = new WeakMap<Segment, CachedFile>();
+  /** Sealed segments holding a read handle, least recently used first (created with the first: an idle partition's log has none). */
+  private openSealed: Set<Segment> | undefined;
 
   private constructor(
     readonly dir: string,
@@ -565,18 +563,14 @@ export class SegmentLog {
     const handle = segment.handle;
     segment.handle = undefined;
     segment.handleWritable = false;
-    this.openSealed.delete(segment);
+    this.openSealed?.delete(segment);
     this.options.openFiles.closed(this.cachedFile(segment));
     return handle;
   }
 
+  /** `segment`'s entry in the broker-wide bound on open files (`options.openFiles`). */
   private cachedFile(segment: Segment): CachedFile {
-    let file = this.cachedFiles.get(segment);
-    if (file === undefined) {
-      file = { tryClose: () => this.closeIfIdle(segment) };
-      this.cachedFiles.set(segment, file);
-    }
-    return file;
+    return (segment.cachedFile ??= { tryClose: () => this.closeIfIdle(segment) });
   }
 
   /**
@@ -595,7 +589,7 @@ export class SegmentLog {
     if (segment.users > 0 || this.tasks.busy || this.closing || segment.written !== segment.durable || this.writeError !== undefined) return false;
     segment.handle = undefined;
     segment.handleWritable = false;
-    this.openSealed.delete(segment);
+    this.openSealed?.delete(segment);
     try {
       handle.close().catch(() => {});
     } catch {
@@ -613,7 +607,7 @@ export class SegmentLog {
     this.unsyncedBytes = 0;
     segment.sealed = true;
     await this.writeIndexFiles(segment);
-    this.openSealed.add(segment);
+    (this.openSealed ??= new Set()).add(segment);
     await this.trimOpenHandles();
   }
 
@@ -916,7 +910,7 @@ export class SegmentLog {
 
   private async readHandle(segment: Segment): Promise<FileHandle> {
     if (segment.handle !== undefined) {
-      if (this.openSealed.delete(segment)) this.openSealed.add(segment); // most recently used
+      if (this.openSealed?.delete(segment)) this.openSealed.add(segment); // most recently used
       this.options.openFiles.used(this.cachedFile(segment));
       return segment.handle;
     }
@@ -926,15 +920,17 @@ export class SegmentLog {
       return segment.handle;
     }
     this.attach(segment, handle, false);
-    this.openSealed.add(segment);
+    (this.openSealed ??= new Set()).add(segment);
     await this.trimOpenHandles();
     return handle;
   }
 
   /** Closes read handles of sealed segments beyond `maxOpenSegments`, least recently used first. */
   private async trimOpenHandles(): Promise<void> {
-    for (const segment of this.openSealed) {
-      if (this.openSealed.size <= this.options.maxOpenSegments) break;
+    const open = this.openSealed;
+    if (open === undefined) return;
+    for (const segment of open) {
+      if (open.size <= this.options.maxOpenSegments) break;
       if (segment.users > 0) continue;
       const handle = this.detach(segment);
       if (handle !== undefined) await handle.close().catch(() => {});
@@ -1177,7 +1173,7 @@ export class SegmentLog {
         segment.retired = [];
         for (const h of handles) await h.close().catch(() => {});
       }
-      this.openSealed.clear();
+      this.openSealed = undefined;
       this.closed = true;
     });
     if (failure !== undefined) throw failure;

@@ -28,7 +28,7 @@ async function replica(dedupeWindow: number) {
   });
   const state = new UnifiedPartition(storage, dedupeWindow, 0);
   let applied = 0;
-  counts = new StoredCounts(state, dedupeWindow, () => applied, (lo, hi) => storage.memory.entries(lo, hi, Number.MAX_SAFE_INTEGER));
+  counts = new StoredCounts(state, dedupeWindow, { appliedIndex: () => applied, entries: (lo, hi) => storage.memory.entries(lo, hi, Number.MAX_SAFE_INTEGER) });
   const group = {
     get applied() {
       return applied;

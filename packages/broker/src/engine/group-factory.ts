@@ -420,7 +420,7 @@ export class GroupFactory {
       now: this.options.now,
       log: this.options.log,
       raftLogMaxBytes: this.options.raftLogMaxBytes,
-      retentionFor: hooks.retentionFor,
+      retentionFor: (topic) => hooks.retentionFor(topic),
       connectedPeers: () => this.options.transport.connectedPeers(),
     };
   }

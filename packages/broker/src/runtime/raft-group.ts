@@ -235,10 +235,8 @@ export class RaftGroup<T, R, S = never> {
   private syncClock(): void {
     const clock = this.options.clock;
     if (clock === undefined || this.stopped) return;
-    if (this.fenced === undefined && this.core.quiesced) {
-      clock.sleep(this);
-      this.handlers = undefined; // made again when it wakes (see {@link io})
-    } else clock.wake(this);
+    if (this.fenced === undefined && this.core.quiesced) clock.sleep(this);
+    else clock.wake(this);
   }
 
   /** A core over the storage as it is now, resuming after `appliedIndex`. */
@@ -595,10 +593,11 @@ export class RaftGroup<T, R, S = never> {
     }
     this.processing = true;
     void (async () => {
+      const io = this.io();
       try {
         do {
           this.again = false;
-          while (!this.stopped && this.fenced === undefined && (await runReady(this.core, this.io()))) {
+          while (!this.stopped && this.fenced === undefined && (await runReady(this.core, io))) {
             // Before anyone awaiting a change hears of it: observers see the configuration first.
             this.noticeConf();
           }
@@ -620,6 +619,7 @@ export class RaftGroup<T, R, S = never> {
         if (!this.stopped) this.fence(err);
       } finally {
         this.processing = false;
+        if (this.core.quiesced) this.handlers = undefined; // made again when it wakes (see {@link io})
       }
       this.noticeLeader();
       this.noticeConf();
@@ -717,7 +717,7 @@ export class RaftGroup<T, R, S = never> {
 
   /**
    * The handlers of this group's Readys, made when it first needs them and
-   * dropped when it quiesces: a broker hosting thousands of quiesced groups
+   * dropped when a drain of its Readys ends with the group quiesced: a broker hosting thousands of quiesced groups
    * kept, for each, two objects and seven closures (about 500 bytes in a heap
    * snapshot) that only an awake group uses.
    */

@@ -54,6 +54,7 @@ try {
   const iEdges = m.node_fields.indexOf('edge_count');
   const edges: number[] = snap.edges;
   const owner = new Map<number, string>();
+  const ownerOf = new Map<number, number>();
   const label = (i: number): string => {
     const type = types[nodes[i + iType]!]!;
     let name = strings[nodes[i + iName]!]!;
@@ -70,11 +71,15 @@ try {
       if (owner.has(to)) continue;
       const en = et === 'element' || et === 'hidden' ? `[${edges[e + iEName]}]` : String(strings[edges[e + iEName]!]);
       owner.set(to, `${label(i)}.${et === 'element' || et === 'hidden' ? '[]' : en.slice(0, 40)}`);
+      ownerOf.set(to, i);
     }
   }
   const agg = new Map<string, { count: number; bytes: number }>();
   for (let i = 0; i < nodes.length; i += nf) {
-    const key = `${label(i)} <- ${owner.get(i) ?? '?'}`;
+    // Backing stores of arrays and property arrays say little by themselves: their owner's owner says whose they are.
+    const parent = ownerOf.get(i);
+    const generic = label(i) === 'array:(object elements)' || label(i) === 'hidden:system / PropertyArray';
+    const key = `${label(i)} <- ${owner.get(i) ?? '?'}${generic && parent !== undefined ? ` <- ${owner.get(parent) ?? '?'}` : ''}`;
     const e = agg.get(key) ?? { count: 0, bytes: 0 };
     e.count++; e.bytes += nodes[i + iSize]!;
     agg.set(key, e);

@@ -245,7 +245,8 @@ export class SegmentLog {
       }
     }
     for (const range of report.corruptions) events.push({ kind: 'corruption', range });
-    const log = new SegmentLog(dir, fs, opts, segments, [...report.corruptions], report);
+    // A copy of exactly its length: the array grown by `push` keeps room for 17 (an idle partition's log has one segment).
+    const log = new SegmentLog(dir, fs, opts, segments.slice(), [...report.corruptions], report);
     for (const event of events) log.emit(event);
     if (report.corruptions.length > 0) log.emit({ kind: 'health', status: 'corrupt', error: undefined });
     return log;

@@ -8,8 +8,7 @@
  * about 1 KiB per replica in a heap snapshot, where methods on a prototype
  * cost nothing per replica.
  */
-import type { PublishCommand } from '../core/partition/command.js';
-import { parsePublishCommand } from '../core/partition/command.js';
+import { parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import type { AppendOutcome } from '../core/partition/partition.js';
 import { PartitionProjection } from '../core/partition/projection.js';
 import type { ConfState, Entry, NodeId, RaftConfigOptions, Snapshot } from '../core/raft/index.js';
@@ -42,9 +41,9 @@ export interface ReplicaBroker {
 
 /**
  * A unified partition replica's callbacks. Created before its storage opens
- * (the storage counts entries through it); {@link bind} then gives it the
- * state, the counts, the group and the upkeep, before the group exists its
- * callbacks are not called.
+ * (the storage counts entries through it, once {@link open} gave it its
+ * counts: nothing is appended before); {@link bind} gives it its group and
+ * upkeep, which call it only once they exist.
  */
 export class UnifiedReplica
   implements RaftGroupOptions<PublishCommand, AppendOutcome[], PartitionCheckpoint>, UnifiedUpkeepContext, EntryCounter<PublishCommand>, CountsSource

@@ -52,7 +52,7 @@ type Storage = SegmentRaftStorage<PublishCommand, unknown>;
 async function fill(dir: string): Promise<void> {
   const applied = new Partition({ dedupeWindow: 16, retentionBytes: Number.MAX_SAFE_INTEGER });
   let storage: Storage | undefined;
-  const counts = new StoredCounts(applied, 16, () => 0, (lo, hi) => (storage as Storage).reader.entries(lo, hi, 1e12));
+  const counts = new StoredCounts(applied, 16, { appliedIndex: () => 0, entries: (lo, hi) => (storage as Storage).reader.entries(lo, hi, 1e12) });
   storage = await SegmentRaftStorage.open<PublishCommand, unknown>(dir, ['a'], { fsync: 'interval', fsyncIntervalMs: 1000, counts, timestampOf: (e) => (e.type === 'normal' ? e.data.timestampMs : 0) });
   const data = new Uint8Array(BYTES).fill(7);
   let index = 0;

@@ -33,6 +33,7 @@ import {
   type PreferLeaderState,
 } from './replica-moves.js';
 import { MoveThrottle, fetchedBytes } from './move-throttle.js';
+import { BoundPartitionHooks, type PartitionEvents } from './partition-hooks.js';
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, parseDeleteTopicCommand, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
@@ -1388,6 +1389,26 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     });
   }
 
+  /** What any hosted partition's group tells the engine, and asks of it (one object for all: see {@link BoundPartitionHooks}). */
+  private readonly partitionEvents: PartitionEvents = {
+    appended: (topic, partition) => this.emit('appended', topic, partition),
+    applied: () => this.announceApplied(),
+    leaderChanged: () => this.forwarding.leaderChanged(),
+    confChanged: (id, conf, index) => this.membershipEvents.emit('changed', id, conf, index),
+    fetchFromLeader: async (led, topic, partition, offset) => {
+      const fetched = await this.forwarding.fetchFromLeader(led, topic, partition, offset);
+      // A new replica (not a voter yet) copies at the move throttle's rate; a voter repairing itself does not wait.
+      if (!led.confState.voters.includes(this.options.self)) await this.moveThrottle.took(fetchedBytes(fetched.messages));
+      return fetched;
+    },
+    fetchRecords: async (led, topic, partition, fromIndex) => {
+      const page = await this.forwarding.fetchRecordsFromLeader(led, topic, partition, fromIndex);
+      if (!led.confState.voters.includes(this.options.self)) await this.moveThrottle.took(fetchedBytes(page.records));
+      return page;
+    },
+    retentionFor: (name) => this.retentionFor(name),
+  };
+
   /** The local group of a partition, created (with its storage) on first need. */
   private partitionGroup(topic: string, partition: number): Promise<PartitionGroup> {
     const id = partitionGroupId(topic, partition);
@@ -1400,24 +1421,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       if (!assignment.replicas.includes(this.options.self) && !(assignment.learners ?? []).includes(this.options.self)) {
         throw new RelayError('NOT_LEADER', `broker ${this.options.self} holds no replica of ${id}`, { leader: assignment.replicas[0] as string });
       }
-      const { group, log, hosted } = await this.factory.partition(topic, partition, assignment.replicas, {
-        appended: () => this.emit('appended', topic, partition),
-        applied: () => this.announceApplied(),
-        leaderChanged: () => this.forwarding.leaderChanged(),
-        confChanged: (conf, index) => this.membershipEvents.emit('changed', id, conf, index),
-        fetchFromLeader: async (led, offset) => {
-          const fetched = await this.forwarding.fetchFromLeader(led, topic, partition, offset);
-          // A new replica (not a voter yet) copies at the move throttle's rate; a voter repairing itself does not wait.
-          if (!led.confState.voters.includes(this.options.self)) await this.moveThrottle.took(fetchedBytes(fetched.messages));
-          return fetched;
-        },
-        fetchRecords: async (led, fromIndex) => {
-          const page = await this.forwarding.fetchRecordsFromLeader(led, topic, partition, fromIndex);
-          if (!led.confState.voters.includes(this.options.self)) await this.moveThrottle.took(fetchedBytes(page.records));
-          return page;
-        },
-        retentionFor: (name) => this.retentionFor(name),
-      }, incarnation);
+      const hooks = new BoundPartitionHooks(this.partitionEvents, id, topic, partition);
+      const { group, log, hosted } = await this.factory.partition(topic, partition, assignment.replicas, hooks, incarnation);
       this.partitions.set(id, log);
       this.hostedIncarnation.set(id, incarnation);
       if (hosted !== undefined) this.disks.set(id, hosted);

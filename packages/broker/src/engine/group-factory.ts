@@ -10,7 +10,7 @@ import { applyPublish } from '../core/partition/apply.js';
 import { parsePublishCommand, type PublishCommand } from '../core/partition/command.js';
 import { Partition, type AppendOutcome, type PartitionLog } from '../core/partition/partition.js';
 import { PartitionProjection } from '../core/partition/projection.js';
-import { isMember, type ConfState, type NodeId, type RaftConfigOptions, type Storage } from '../core/raft/index.js';
+import { isMember, type ConfState, type Entry, type NodeId, type RaftConfigOptions, type Snapshot, type Storage } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { LogFunction } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
@@ -29,6 +29,7 @@ import { StoredCounts } from '../storage/stored-counts.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { HostedPartition, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
 import { UnifiedPartition, UnifiedUpkeep, type UnifiedStorage } from './unified-partition.js';
+import { UnifiedReplica, type ReplicaBroker } from './unified-replica.js';
 import type { LedGroup } from './leader-forwarding.js';
 import type { FetchResponse } from './peer-messages.js';
 
@@ -129,12 +130,16 @@ export class GroupFactory {
   private readonly raftConfig: RaftConfigOptions;
   /** The hard states of the unified partition groups (opened with the first of them): their votes share fsyncs. */
   private hardStates: Promise<HardStateJournal> | undefined;
+  /** The broker's part of every unified partition replica (one object for all). */
+  private readonly replicaBroker: ReplicaBroker;
 
   constructor(private readonly options: GroupFactoryOptions) {
     // Idle groups quiesce unless the settings say otherwise; the broker's failure detector wakes their followers (ClusterEngine.peerDown).
     this.raftConfig = { quiesce: true, ...options.raftConfig };
     this.openSegmentFiles = new OpenFileCache(options.maxOpenSegmentFiles);
     this.openRaftLogFiles = new OpenFileCache(options.maxOpenRaftLogFiles);
+    const { self, transport, clock, heartbeats, log, observer, now, raftLogMaxBytes } = options;
+    this.replicaBroker = { self, transport, config: this.raftConfig, clock, heartbeats, log, observer, now, raftLogMaxBytes };
   }
 
   /** Opens the metadata log (on disk, or in memory without `dataDir`). */
@@ -243,8 +248,8 @@ export class GroupFactory {
   ): Promise<OpenedPartition> {
     const id = partitionGroupId(topic, partition);
     const { dedupeWindow, segmentBytes, fsync, fsyncIntervalMs } = this.options;
-    // The counts project entries over the applied state, which needs the storage: bound once the state exists (nothing is appended before).
-    let counts: StoredCounts | undefined;
+    // The replica counts entries for the storage; its counts project them over the applied state, built once the storage is open (nothing is appended before).
+    const replica = new UnifiedReplica(this.replicaBroker, id, partitionChannel(topic, partition, incarnation), hooks);
     const storage: UnifiedStorage = await SegmentRaftStorage.open<PublishCommand, PartitionCheckpoint>(join(dataDir, 'partitions', fileName(id)), replicas, {
       fsync,
       fsyncIntervalMs,
@@ -253,12 +258,9 @@ export class GroupFactory {
       openFiles: this.openSegmentFiles,
       // Only the active segment is read whole on open: a restart does not rescan the partition.
       segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024, verifyOnOpen: 'active' },
-      timestampOf: (entry) => (entry.type === 'normal' ? entry.data.timestampMs : 0),
-      snapshotEndOffset: (snapshot) => snapshot.data.endOffset,
-      counts: {
-        count: (entry) => (counts as StoredCounts).count(entry),
-        truncated: (index) => counts?.truncated(index),
-      },
+      timestampOf: entryTimestamp,
+      snapshotEndOffset: checkpointEndOffset,
+      counts: replica,
       report: (message, fields) => this.options.log('error', message, { group: id, ...fields }),
       onFailure: (failure) =>
         failure === undefined
@@ -273,48 +275,10 @@ export class GroupFactory {
       throw err;
     }
     this.storages.set(id, storage as RaftLogStorage<unknown, unknown>);
-    // The group resumes after the recorded snapshot, whose idempotence table the state holds.
-    const applied = storage.memory.snapshot()?.meta.index ?? 0;
-    let group: PartitionGroup | undefined;
-    const stored = new StoredCounts(log, dedupeWindow, () => group?.applied ?? applied, (lo, hi) => storage.memory.entries(lo, hi, Number.MAX_SAFE_INTEGER));
-    counts = stored;
-    group = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>(this.groupOptions<PublishCommand, AppendOutcome[], PartitionCheckpoint>(id, {
-      channel: partitionChannel(topic, partition, incarnation),
-      storage,
-      joining: !isMember(storage.confState, this.options.self),
-      applied,
-      parseData: parsePublishCommand,
-      parseSnapshot: parseCheckpoint,
-      // Fenced with a state it cannot vouch for: back to the recorded snapshot; the entries after it are applied again.
-      recover: async () => {
-        stored.reset();
-        return log.restore(storage.memory.snapshot());
-      },
-      // The leader's records up to the snapshot are copied first (this replica serves them too), then its state is the snapshot's.
-      installSnapshot: async (snapshot) => {
-        const led = group as PartitionGroup;
-        await storage.backfill(snapshot, snapshot.data.endOffset, (fromIndex) => hooks.fetchRecords(led, fromIndex));
-        stored.reset();
-        log.restore(snapshot);
-        await log.refreshStart();
-        this.options.log('info', 'installed a leader snapshot: records below it copied', { group: id, index: snapshot.meta.index, start: log.startOffset, end: log.endOffset });
-        hooks.appended(); // subscribers waiting here have new messages to read
-        hooks.applied();
-      },
-      apply: (command, index) => {
-        const outcomes = log.apply(command, index);
-        stored.appliedUpTo(index);
-        if (outcomes.some((o) => o.kind === 'stored')) hooks.appended();
-        hooks.applied();
-        // A snapshot due by bytes starts at once, out of the apply loop (it bounds what a restart after a crash reads back).
-        queueMicrotask(() => hosted.applied());
-        return outcomes;
-      },
-      // The leader's view of its uncommitted tail, for ack `leader` (see RaftGroup.propose).
-      projection: new PartitionProjection(log, dedupeWindow),
-      ...this.partitionEvents(hooks),
-    }));
-    const hosted = new UnifiedUpkeep(id, topic, log, group, storage, Object.assign(this.upkeepContext(hooks), { fetchRecords: (fromIndex: number) => hooks.fetchRecords(group as PartitionGroup, fromIndex) }));
+    replica.open(storage, log, new StoredCounts(log, dedupeWindow, replica), dedupeWindow, !isMember(storage.confState, this.options.self));
+    const group: PartitionGroup = new RaftGroup<PublishCommand, AppendOutcome[], PartitionCheckpoint>(replica);
+    const hosted = new UnifiedUpkeep(id, topic, log, group, storage, replica);
+    replica.bind(group, hosted);
     return { group, log, hosted };
   }
 
@@ -456,7 +420,7 @@ export class GroupFactory {
       now: this.options.now,
       log: this.options.log,
       raftLogMaxBytes: this.options.raftLogMaxBytes,
-      retentionFor: hooks.retentionFor,
+      retentionFor: (topic) => hooks.retentionFor(topic),
       connectedPeers: () => this.options.transport.connectedPeers(),
     };
   }
@@ -472,6 +436,11 @@ export class GroupFactory {
     return Object.assign(base, own);
   }
 }
+
+/** A unified partition entry's timestamp in its record (see `SegmentRaftStorageOptions.timestampOf`). */
+const entryTimestamp = (entry: Entry<PublishCommand>): number => (entry.type === 'normal' ? entry.data.timestampMs : 0);
+/** The offset after a unified partition snapshot's last message. */
+const checkpointEndOffset = (snapshot: Snapshot<PartitionCheckpoint>): number => snapshot.data.endOffset;
 
 /** The last `normal` entry in `(applied, commit]`, or `applied` when there is none. */
 export function lastStateEntry(log: Storage<unknown, unknown> | undefined, applied: number, commit: number): number {

@@ -30,7 +30,7 @@ async function replica(dedupeWindow: number) {
   let applied = 0;
   /** The followers' progress as the (leader) group sees it. */
   const progress: Array<{ match: number }> = [];
-  counts = new StoredCounts(state, dedupeWindow, () => applied, (lo, hi) => storage.memory.entries(lo, hi, Number.MAX_SAFE_INTEGER));
+  counts = new StoredCounts(state, dedupeWindow, { appliedIndex: () => applied, entries: (lo, hi) => storage.memory.entries(lo, hi, Number.MAX_SAFE_INTEGER) });
   const group = {
     get applied() {
       return applied;

@@ -18,7 +18,6 @@ import {
   type Status,
 } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
-import { childLog } from '../observability/logger.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import type { LogFunction } from '../observability/logger.js';
 import type { RaftLogStorage } from '../storage/raft-storage.js';
@@ -30,6 +29,8 @@ import { parseRaftMessage } from './raft-wire.js';
 
 /** How many heartbeat intervals old a leader's last message may be for {@link RaftGroup.heardLeader}: a heartbeat lost or late under load is not silence. */
 const HEARD_WITHIN_HEARTBEATS = 3;
+/** Every group's source of randomness: the runtime may use real randomness, it only jitters election timeouts. */
+const JITTER = { nextInt: (maxExclusive: number): number => Math.floor(Math.random() * maxExclusive) };
 /** Settings of one group. */
 export interface RaftGroupOptions<T, R, S = never> {
   /** Unique name of the group in the cluster, e.g. `meta` or `p/orders/0`. */
@@ -193,8 +194,6 @@ export class RaftGroup<T, R, S = never> {
   private knownLeader: NodeId | null = null;
   /** The transferee last reported to `onTransferChange`. */
   private knownTransferee: NodeId | null = null;
-  /** Every line of this group carries its id (`group`). */
-  private readonly log: LogFunction;
   /** Index of the last entry applied (or installed by a snapshot). */
   private appliedIndex: number;
   /** A compaction waiting for the gap between two Readys. */
@@ -214,16 +213,22 @@ export class RaftGroup<T, R, S = never> {
   private appendsSent = false;
   /** Messages held until the acknowledgements this Ready settles went out (see {@link holdsBack}), in order; undefined when none are. */
   private held: Message<T, S>[] | undefined;
+  /** See {@link io}. */
+  private handlers: ReadyHandlers<T, S> | undefined;
 
   constructor(private readonly options: RaftGroupOptions<T, R, S>) {
     this.channel = options.channel ?? `raft/${options.id}`;
-    this.log = childLog(options.log, { group: options.id });
     const hard = options.storage.hardState;
     this.appliedIndex = options.applied ?? 0;
     this.core = this.createCore();
     this.knownConf = { conf: this.core.confState, index: this.core.status().confIndex };
     options.clock?.wake(this);
     if (hard.term > 0) this.log('debug', 'raft group recovered', { term: hard.term, vote: hard.vote });
+  }
+
+  /** Logs a line of this group: every line carries its id (`group`). */
+  private log(...[level, message, fields]: Parameters<LogFunction>): void {
+    this.options.log(level, message, fields === undefined ? { group: this.options.id } : { group: this.options.id, ...fields });
   }
 
   /** Tells the clock whether the core needs ticks (it quiesced, or something woke it). */
@@ -241,8 +246,7 @@ export class RaftGroup<T, R, S = never> {
       id: this.options.self,
       storage: this.options.storage.reader,
       joining: this.options.joining === true,
-      // The runtime may use real randomness: it only jitters election timeouts.
-      random: { nextInt: (maxExclusive) => Math.floor(Math.random() * maxExclusive) },
+      random: JITTER,
       config: this.options.config,
       applied: this.appliedIndex,
     });
@@ -589,10 +593,11 @@ export class RaftGroup<T, R, S = never> {
     }
     this.processing = true;
     void (async () => {
+      const io = this.io();
       try {
         do {
           this.again = false;
-          while (!this.stopped && this.fenced === undefined && (await runReady(this.core, this.io))) {
+          while (!this.stopped && this.fenced === undefined && (await runReady(this.core, io))) {
             // Before anyone awaiting a change hears of it: observers see the configuration first.
             this.noticeConf();
           }
@@ -614,6 +619,7 @@ export class RaftGroup<T, R, S = never> {
         if (!this.stopped) this.fence(err);
       } finally {
         this.processing = false;
+        if (this.core.quiesced) this.handlers = undefined; // made again when it wakes (see {@link io})
       }
       this.noticeLeader();
       this.noticeConf();
@@ -709,70 +715,82 @@ export class RaftGroup<T, R, S = never> {
     this.syncClock();
   }
 
-  private readonly io: ReadyHandlers<T, S> = {
-    storage: {
-      applySnapshot: async (snapshot: Snapshot<S>): Promise<void> => {
-        if (this.options.installSnapshot === undefined) throw new Error(`group ${this.options.id} cannot install snapshots`);
-        // An install that fails part way leaves the state machine neither at `applied` nor at the snapshot: recovery rewinds it.
-        this.applyTorn = true;
-        await this.options.installSnapshot(snapshot);
-        this.applyTorn = false;
-        this.options.storage.applySnapshot(snapshot);
-        this.appliedIndex = Math.max(this.appliedIndex, snapshot.meta.index);
-        this.projectedTerm = 0; // the state machine was replaced
+  /**
+   * The handlers of this group's Readys, made when it first needs them and
+   * dropped when a drain of its Readys ends with the group quiesced: a broker hosting thousands of quiesced groups
+   * kept, for each, two objects and seven closures (about 500 bytes in a heap
+   * snapshot) that only an awake group uses.
+   */
+  private io(): ReadyHandlers<T, S> {
+    return (this.handlers ??= this.readyHandlers());
+  }
+
+  private readyHandlers(): ReadyHandlers<T, S> {
+    return {
+      storage: {
+        applySnapshot: async (snapshot: Snapshot<S>): Promise<void> => {
+          if (this.options.installSnapshot === undefined) throw new Error(`group ${this.options.id} cannot install snapshots`);
+          // An install that fails part way leaves the state machine neither at `applied` nor at the snapshot: recovery rewinds it.
+          this.applyTorn = true;
+          await this.options.installSnapshot(snapshot);
+          this.applyTorn = false;
+          this.options.storage.applySnapshot(snapshot);
+          this.appliedIndex = Math.max(this.appliedIndex, snapshot.meta.index);
+          this.projectedTerm = 0; // the state machine was replaced
+        },
+        append: (entries: readonly Entry<T>[]): void | Promise<void> => {
+          if (!this.appendsSent) return this.appendToStorage(entries);
+          this.appendsSent = false;
+          // The transport writes what was sent in this turn of the event loop in a setImmediate (a batch frame per
+          // peer; a peer without batch frames: at the end of the tick, peer-transport.ts). This leader's own write
+          // (encoding its records, writing them, starting an fsync) waits for that, queued behind it, so the appends
+          // reach the followers first and their round trip runs alongside this write instead of after it. With
+          // process.nextTick the write ran before a batch frame left. The runner's order is unchanged.
+          return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.appendToStorage(entries));
+        },
+        setHardState: (hardState: Parameters<RaftLogStorage<T, S>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
+        sync: async (): Promise<void> => {
+          const started = performance.now();
+          await this.options.storage.sync();
+          this.failedRecoveries = 0; // the disk takes writes again
+          this.options.observer?.fsync((performance.now() - started) / 1000);
+          // Written as the fsync policy promises: ack `leader` needs nothing more (the runner's order keeps this before any apply of it).
+          const written = this.unwritten;
+          this.unwritten = undefined;
+          if (written !== undefined) for (const settlement of this.proposals.onWritten(written.index, written.term)) this.settle(settlement);
+        },
       },
-      append: (entries: readonly Entry<T>[]): void | Promise<void> => {
-        if (!this.appendsSent) return this.appendToStorage(entries);
-        this.appendsSent = false;
-        // The transport writes what was sent in this turn of the event loop in a setImmediate (a batch frame per
-        // peer; a peer without batch frames: at the end of the tick, peer-transport.ts). This leader's own write
-        // (encoding its records, writing them, starting an fsync) waits for that, queued behind it, so the appends
-        // reach the followers first and their round trip runs alongside this write instead of after it. With
-        // process.nextTick the write ran before a batch frame left. The runner's order is unchanged.
-        return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.appendToStorage(entries));
+      send: (messages: readonly Message<T, S>[]): void => {
+        this.options.clock?.sent(messages.length);
+        if (this.held !== undefined || this.holdsBack(messages)) this.hold(messages);
+        else this.transmit(messages);
       },
-      setHardState: (hardState: Parameters<RaftLogStorage<T, S>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
-      sync: async (): Promise<void> => {
-        const started = performance.now();
-        await this.options.storage.sync();
-        this.failedRecoveries = 0; // the disk takes writes again
-        this.options.observer?.fsync((performance.now() - started) / 1000);
-        // Written as the fsync policy promises: ack `leader` needs nothing more (the runner's order keeps this before any apply of it).
-        const written = this.unwritten;
-        this.unwritten = undefined;
-        if (written !== undefined) for (const settlement of this.proposals.onWritten(written.index, written.term)) this.settle(settlement);
+      restore: (): void => {
+        // installSnapshot already replaced the state machine, before the log recorded the snapshot.
       },
-    },
-    send: (messages: readonly Message<T, S>[]): void => {
-      this.options.clock?.sent(messages.length);
-      if (this.held !== undefined || this.holdsBack(messages)) this.hold(messages);
-      else this.transmit(messages);
-    },
-    restore: (): void => {
-      // installSnapshot already replaced the state machine, before the log recorded the snapshot.
-    },
-    apply: (entries: readonly Entry<T>[]): void => {
-      for (const entry of entries) {
-        // The state machine cannot take it (its disk failed): fence rather than skip it.
-        const failure = this.options.stateFailure?.();
-        if (failure !== undefined) throw failure;
-        if (entry.type !== 'normal') {
+      apply: (entries: readonly Entry<T>[]): void => {
+        for (const entry of entries) {
+          // The state machine cannot take it (its disk failed): fence rather than skip it.
+          const failure = this.options.stateFailure?.();
+          if (failure !== undefined) throw failure;
+          if (entry.type !== 'normal') {
+            this.appliedIndex = entry.index;
+            this.settle(this.proposals.onNoopApplied(entry.index));
+            this.settleConf(entry.type === 'conf' ? this.confProposals.onApplied(entry.index, entry.term, entry.conf) : this.confProposals.onNoopApplied(entry.index));
+            continue;
+          }
+          this.settleConf(this.confProposals.onNoopApplied(entry.index));
+          this.applyTorn = true;
+          const result = this.options.apply(entry.data, entry.index);
+          this.applyTorn = false;
+          // Only now: a checkpoint taken at `applied` must hold this entry (one that throws is not applied).
           this.appliedIndex = entry.index;
-          this.settle(this.proposals.onNoopApplied(entry.index));
-          this.settleConf(entry.type === 'conf' ? this.confProposals.onApplied(entry.index, entry.term, entry.conf) : this.confProposals.onNoopApplied(entry.index));
-          continue;
+          this.options.projection?.applied(entry.index);
+          this.settle(this.proposals.onApplied(entry.index, entry.term, result));
         }
-        this.settleConf(this.confProposals.onNoopApplied(entry.index));
-        this.applyTorn = true;
-        const result = this.options.apply(entry.data, entry.index);
-        this.applyTorn = false;
-        // Only now: a checkpoint taken at `applied` must hold this entry (one that throws is not applied).
-        this.appliedIndex = entry.index;
-        this.options.projection?.applied(entry.index);
-        this.settle(this.proposals.onApplied(entry.index, entry.term, result));
-      }
-    },
-  };
+      },
+    };
+  }
 
   private appendToStorage(entries: readonly Entry<T>[]): void {
     this.options.storage.append(entries);

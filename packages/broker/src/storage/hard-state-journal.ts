@@ -124,11 +124,8 @@ export class HardStateJournal {
   }
 
   /** A {@link HardStateStore} over the key `key`; `legacy` is read when the journal holds nothing for it (a directory from before the journal). */
-  store(key: string, legacy?: () => Promise<HardStateRecord | undefined>): HardStateStore {
-    return {
-      read: async () => this.get(key) ?? (await legacy?.()),
-      write: (state) => this.write(key, state),
-    };
+  store(key: string, legacy?: HardStateStore): HardStateStore {
+    return new JournalKey(this, key, legacy);
   }
 
   stats(): HardStateJournalStats {
@@ -251,4 +248,21 @@ export class HardStateJournal {
 
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** One key of a journal as a {@link HardStateStore} (an object with methods, not closures: a broker holds one per partition). */
+class JournalKey implements HardStateStore {
+  constructor(
+    private readonly journal: HardStateJournal,
+    private readonly key: string,
+    private readonly legacy: HardStateStore | undefined,
+  ) {}
+
+  async read(): Promise<HardStateRecord | undefined> {
+    return this.journal.get(this.key) ?? (await this.legacy?.read());
+  }
+
+  write(state: HardStateRecord): Promise<void> {
+    return this.journal.write(this.key, state);
+  }
 }

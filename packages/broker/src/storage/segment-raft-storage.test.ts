@@ -542,7 +542,7 @@ describe('SegmentRaftStorage with StoredCounts: the partition a reader sees is t
     const applied = new Partition({ dedupeWindow: 16, retentionBytes: Number.MAX_SAFE_INTEGER });
     let appliedIndex = 0;
     let storage: SegmentRaftStorage<PublishCommand, string> | undefined;
-    const counts = new StoredCounts(applied, 16, () => appliedIndex, (lo, hi) => (storage as SegmentRaftStorage<PublishCommand, string>).reader.entries(lo, hi, 1e9));
+    const counts = new StoredCounts(applied, 16, { appliedIndex: () => appliedIndex, entries: (lo, hi) => (storage as SegmentRaftStorage<PublishCommand, string>).reader.entries(lo, hi, 1e9) });
     const openIt = (): Promise<SegmentRaftStorage<PublishCommand, string>> =>
       SegmentRaftStorage.open<PublishCommand, string>(DIR, ['a'], { fsync: 'always', fsyncIntervalMs: 1000, fs, counts, timestampOf: (e) => (e.type === 'normal' ? e.data.timestampMs : 0) });
     storage = await openIt();

@@ -5,7 +5,7 @@ import { EntryOffsets } from './entry-offsets.js';
 import { nodeFileSystem, type FileSystem } from './fs.js';
 import type { HardStateJournal, HardStateStore } from './hard-state-journal.js';
 import type { RaftLogStorage, RaftStorageOptions } from './raft-storage.js';
-import { layoutError, LogStorageError, MetaStore, SegmentLog, storageRelayError, type NewMessage, type RaftRecordHeader, type RetentionPolicy, type RetentionResult, type SegmentLogOptions, type StoredRecord } from './segments/index.js';
+import { layoutError, LogStorageError, MetaStore, SegmentLog, storageRelayError, type HardStateRecord, type NewMessage, type RaftRecordHeader, type RetentionPolicy, type RetentionResult, type SegmentLogOptions, type StoredRecord } from './segments/index.js';
 
 /** Entry payloads are broker-written; a publish batch nests a few levels and holds many elements. */
 const ENTRY_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 16_000_000, allowTimestamp: false };
@@ -777,9 +777,22 @@ async function holdsEntry(log: SegmentLog, index: number, term: number, endOffse
 
 /** Where the hard state of a log in `meta`'s directory is kept: the broker's journal when it has one, else `meta`. */
 function hardStateStore(meta: MetaStore, journal: SegmentRaftStorageOptions<unknown>['hardStates']): HardStateStore {
-  const own: HardStateStore = { read: () => meta.readHardState(), write: (state) => meta.writeHardState(state) };
+  const own = new MetaHardState(meta);
   // A directory from before the journal holds its state in `meta` until its first write to the journal.
-  return journal === undefined ? own : journal.journal.store(journal.key, own.read);
+  return journal === undefined ? own : journal.journal.store(journal.key, own);
+}
+
+/** The hard state kept in a log's own `meta` (an object with methods, not closures: a broker holds one per partition). */
+class MetaHardState implements HardStateStore {
+  constructor(private readonly meta: MetaStore) {}
+
+  read(): Promise<HardStateRecord | undefined> {
+    return this.meta.readHardState();
+  }
+
+  write(state: HardStateRecord): Promise<void> {
+    return this.meta.writeHardState(state);
+  }
 }
 
 function isRecordedSnapshot(value: unknown): boolean {

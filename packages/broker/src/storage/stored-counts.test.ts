@@ -14,9 +14,12 @@ function harness() {
   const log: Array<Entry<PublishCommand>> = [];
   let applied = 0;
   const projected = { entriesRead: 0 };
-  const counts = new StoredCounts(base, DEDUPE_WINDOW, () => applied, (lo, hi) => {
-    projected.entriesRead += hi - lo;
-    return log.slice(lo - 1, hi - 1);
+  const counts = new StoredCounts(base, DEDUPE_WINDOW, {
+    appliedIndex: () => applied,
+    entries: (lo, hi) => {
+      projected.entriesRead += hi - lo;
+      return log.slice(lo - 1, hi - 1);
+    },
   });
   const stored: number[] = [];
   return {

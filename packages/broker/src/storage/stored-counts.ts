@@ -18,20 +18,24 @@ import { PartitionProjection, type ProjectionBase } from '../core/partition/proj
  * After a conflicting suffix was cut, the projection is rebuilt from the
  * applied state over the entries that remain. Pure.
  */
+/** What the counts read of the replica: its last applied index, and its log's entries in `[lo, hi)` (the window after the applied index is always there). */
+export interface CountsSource {
+  appliedIndex(): number;
+  entries(lo: number, hi: number): readonly Entry<PublishCommand>[];
+}
+
 export class StoredCounts {
   private readonly projection: PartitionProjection;
   /** The last index projected on top of the base (the base's applied index after a reset). */
   private projectedThrough = 0;
 
   /**
-   * @param base - the applied partition (its end offset and idempotence table), `applied` its last applied index
-   * @param entries - the log's entries in `[lo, hi)` (the window after the applied index is always there)
+   * @param base - the applied partition (its end offset and idempotence table), `source.appliedIndex()` its last applied index
    */
   constructor(
     base: ProjectionBase,
     dedupeWindow: number,
-    private readonly applied: () => number,
-    private readonly entries: (lo: number, hi: number) => readonly Entry<PublishCommand>[],
+    private readonly source: CountsSource,
   ) {
     this.projection = new PartitionProjection(base, dedupeWindow);
   }
@@ -44,7 +48,7 @@ export class StoredCounts {
     // needs them. A restarted leader's first entry follows the whole window, which the apply step has mostly taken by then.
     if (entry.type !== 'normal') return 0;
     // The base went past the projection: start over from it.
-    if (this.projectedThrough < this.applied()) this.rebuild();
+    if (this.projectedThrough < this.source.appliedIndex()) this.rebuild();
     this.rebuildUpTo(entry.index - 1);
     if (entry.index !== this.projectedThrough + 1) throw new RangeError(`entry ${entry.index} does not follow ${this.projectedThrough}`);
     this.projectedThrough = entry.index;
@@ -71,13 +75,13 @@ export class StoredCounts {
 
   private rebuild(): void {
     this.projection.reset();
-    this.projectedThrough = this.applied();
+    this.projectedThrough = this.source.appliedIndex();
   }
 
   /** Projects the entries after the applied index up to `last` (they are in the log). */
   private rebuildUpTo(last: number): void {
     if (last <= this.projectedThrough) return;
-    for (const entry of this.entries(this.projectedThrough + 1, last + 1)) {
+    for (const entry of this.source.entries(this.projectedThrough + 1, last + 1)) {
       if (entry.type === 'normal') this.projection.project(entry.data, entry.index);
     }
     this.projectedThrough = last;

@@ -40,7 +40,7 @@ describe('UnifiedPartitionReader', () => {
     const applied = new Partition({ dedupeWindow: 16, retentionBytes: Number.MAX_SAFE_INTEGER });
     let appliedIndex = 0;
     let storage: SegmentRaftStorage<PublishCommand, unknown> | undefined;
-    const counts = new StoredCounts(applied, 16, () => appliedIndex, (lo, hi) => (storage as SegmentRaftStorage<PublishCommand, unknown>).reader.entries(lo, hi, 1e9));
+    const counts = new StoredCounts(applied, 16, { appliedIndex: () => appliedIndex, entries: (lo, hi) => (storage as SegmentRaftStorage<PublishCommand, unknown>).reader.entries(lo, hi, 1e9) });
     storage = await SegmentRaftStorage.open<PublishCommand, unknown>('/data/p', ['a'], {
       fsync: 'always',
       fsyncIntervalMs: 1000,

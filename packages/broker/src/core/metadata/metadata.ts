@@ -391,7 +391,8 @@ export function assignReplicas(
       entry.replicas++;
       if (i === 0) entry.leaders++;
     }
-    result.push({ replicas });
+    // A copy of exactly its length: the array grown by `push` keeps room for 17 (kept for every partition of the cluster).
+    result.push({ replicas: replicas.slice() });
   }
   return result;
 }

@@ -169,9 +169,6 @@ export class Raft<T, S> {
 
   private readonly random: RandomSource;
   readonly knobs: Readonly<RaftTestingKnobs>;
-  private voterSet = new Set<NodeId>();
-  /** Voters and learners: every node a leader replicates to. */
-  private memberSet = new Set<NodeId>();
   /** The configuration in effect, as the log holds it (compared by identity to notice a change). */
   private conf: IndexedConf;
   /** Leader only: each member's replication state (empty in other roles). */
@@ -195,7 +192,7 @@ export class Raft<T, S> {
     this.log = new RaftLog<T, S>(init.storage, init.bootstrap);
     this.conf = this.log.conf();
     this.setConf(this.conf.conf);
-    if (this.voterSet.size !== this.voters.length) throw new RangeError(`duplicate voter in [${this.voters.join(', ')}]`);
+    if (new Set(this.voters).size !== this.voters.length) throw new RangeError(`duplicate voter in [${this.voters.join(', ')}]`);
 
     const { hardState } = init.storage.initialState();
     if (hardState.commit > this.log.lastIndex()) {
@@ -215,7 +212,7 @@ export class Raft<T, S> {
   // ---- queries --------------------------------------------------------------
 
   isVoter(id: NodeId): boolean {
-    return this.voterSet.has(id);
+    return this.voters.includes(id);
   }
 
   /** Index of the entry (or snapshot) whose configuration is in effect; 0 for the bootstrap one. */
@@ -237,7 +234,7 @@ export class Raft<T, S> {
    * leads until its removal commits, then steps down.
    */
   private promotable(): boolean {
-    if (this.voterSet.has(this.id)) return true;
+    if (this.isVoter(this.id)) return true;
     if (this.conf.index <= this.log.committed) return false;
     const previous = this.log.previousConf();
     return previous !== undefined && previous.conf.voters.includes(this.id);
@@ -269,8 +266,20 @@ export class Raft<T, S> {
   private setConf(conf: ConfState): void {
     this.voters = conf.voters;
     this.learners = learnersOf(conf);
-    this.voterSet = new Set(this.voters);
-    this.memberSet = new Set([...this.voters, ...this.learners]);
+  }
+
+  /**
+   * Whether `id` is a voter or a learner. Membership is looked up in the configuration's arrays (a group has a
+   * handful of members), not in sets: two sets per group cost a broker hosting thousands of groups about 320 bytes
+   * each (in a heap snapshot).
+   */
+  private isMember(id: NodeId): boolean {
+    return this.voters.includes(id) || this.learners.includes(id);
+  }
+
+  /** Voters and learners: every node a leader replicates to. */
+  private members(): readonly NodeId[] {
+    return this.learners.length === 0 ? this.voters : [...this.voters, ...this.learners];
   }
 
   /**
@@ -285,17 +294,17 @@ export class Raft<T, S> {
     if (this.knobs.keepTruncatedConf && current.index < this.conf.index) return;
     this.conf = current;
     this.setConf(current.conf);
-    if (this.transferee !== null && !this.voterSet.has(this.transferee)) this.transferee = null;
+    if (this.transferee !== null && !this.isVoter(this.transferee)) this.transferee = null;
     if (this.role !== 'leader') return;
     const lastIndex = this.log.lastIndex();
-    for (const id of this.memberSet) {
+    for (const id of this.members()) {
       if (this.progress.has(id)) continue;
       const pr = new Progress(lastIndex + 1, this.config.maxInflightAppends);
       pr.recentActive = true;
       pr.lastContactTick = this.now;
       this.progress.set(id, pr);
     }
-    for (const id of [...this.progress.keys()]) if (!this.memberSet.has(id) && id !== this.id) this.progress.delete(id);
+    for (const id of [...this.progress.keys()]) if (!this.isMember(id) && id !== this.id) this.progress.delete(id);
   }
 
   // ---- role transitions -----------------------------------------------------
@@ -322,7 +331,7 @@ export class Raft<T, S> {
   private trackMembers(): void {
     const lastIndex = this.log.lastIndex();
     // A leader removing itself keeps its own progress (it holds its log) until it steps down.
-    for (const id of new Set([...this.memberSet, this.id])) {
+    for (const id of new Set([...this.members(), this.id])) {
       const pr = new Progress(lastIndex + 1, this.config.maxInflightAppends);
       if (id === this.id) pr.match = lastIndex;
       pr.lastContactTick = this.now;
@@ -658,7 +667,7 @@ export class Raft<T, S> {
     } else if (m.term < this.term) {
       this.counters.staleMessages++;
       // Whether our own vote requests will tell the sender our term: we campaign, and to it.
-      const campaignsTo = this.voterSet.has(m.from) && this.promotable();
+      const campaignsTo = this.isVoter(m.from) && this.promotable();
       const silent = !this.config.checkQuorum && !this.config.preVote && campaignsTo;
       if (!silent && (m.type === 'app' || m.type === 'heartbeat')) {
         // A leader from an older term (cut off, or paused): tell it our term so
@@ -715,15 +724,15 @@ export class Raft<T, S> {
     switch (m.type) {
       case 'vote':
       case 'pre-vote':
-        return this.memberSet.has(m.from) || this.log.isUpToDate(m.lastIndex, m.lastTerm);
+        return this.isMember(m.from) || this.log.isUpToDate(m.lastIndex, m.lastTerm);
       case 'app':
       case 'snapshot':
         return true;
       case 'heartbeat':
       case 'timeout-now':
-        return this.memberSet.has(m.from) || this.leader === m.from;
+        return this.isMember(m.from) || this.leader === m.from;
       default:
-        return this.memberSet.has(m.from);
+        return this.isMember(m.from);
     }
   }
 
@@ -974,7 +983,7 @@ export class Raft<T, S> {
     if (index <= this.log.committed) return false;
     if (!this.knobs.commitEarlierTermByCounting && this.log.term(index) !== this.term) return false;
     this.log.commitTo(index);
-    if (!this.voterSet.has(this.id) && this.log.committed >= this.conf.index) this.stepDownRemoved();
+    if (!this.isVoter(this.id) && this.log.committed >= this.conf.index) this.stepDownRemoved();
     return true;
   }
 
@@ -1138,7 +1147,7 @@ export class Raft<T, S> {
   transferLeadership(to: NodeId): TransferResult {
     if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
     this.unquiesce(false);
-    if (!this.voterSet.has(to)) return { ok: false, reason: 'unknown-node', leader: this.leader };
+    if (!this.isVoter(to)) return { ok: false, reason: 'unknown-node', leader: this.leader };
     if (to === this.id) {
       this.transferee = null;
       return { ok: true };

@@ -160,10 +160,8 @@ export class SegmentLog {
   private inFlight: { sync: boolean; target: number; promise: Promise<void> } | undefined;
   private syncTimer: unknown;
   private retryTimer: unknown;
-  /** Sealed segments holding a read handle, least recently used first. */
-  private readonly openSealed = new Set<Segment>();
-  /** Each segment's entry in the broker-wide bound on open files (`options.openFiles`). */
-  private readonly cachedFiles = new WeakMap<Segment, CachedFile>();
+  /** Sealed segments holding a read handle, least recently used first (created with the first: an idle partition's log has none). */
+  private openSealed: Set<Segment> | undefined;
 
   private constructor(
     readonly dir: string,
@@ -256,7 +254,8 @@ export class SegmentLog {
       }
     }
     for (const range of report.corruptions) events.push({ kind: 'corruption', range });
-    const log = new SegmentLog(dir, fs, opts, segments, [...report.corruptions], report);
+    // A copy of exactly its length: the array grown by `push` keeps room for 17 (an idle partition's log has one segment).
+    const log = new SegmentLog(dir, fs, opts, segments.slice(), [...report.corruptions], report);
     for (const event of events) log.emit(event);
     if (report.corruptions.length > 0) log.emit({ kind: 'health', status: 'corrupt', error: undefined });
     return log;
@@ -576,18 +575,14 @@ export class SegmentLog {
     const handle = segment.handle;
     segment.handle = undefined;
     segment.handleWritable = false;
-    this.openSealed.delete(segment);
+    this.openSealed?.delete(segment);
     this.options.openFiles.closed(this.cachedFile(segment));
     return handle;
   }
 
+  /** `segment`'s entry in the broker-wide bound on open files (`options.openFiles`). */
   private cachedFile(segment: Segment): CachedFile {
-    let file = this.cachedFiles.get(segment);
-    if (file === undefined) {
-      file = { tryClose: () => this.closeIfIdle(segment) };
-      this.cachedFiles.set(segment, file);
-    }
-    return file;
+    return (segment.cachedFile ??= { tryClose: () => this.closeIfIdle(segment) });
   }
 
   /**
@@ -606,7 +601,7 @@ export class SegmentLog {
     if (segment.users > 0 || this.tasks.busy || this.closing || segment.written !== segment.durable || this.writeError !== undefined) return false;
     segment.handle = undefined;
     segment.handleWritable = false;
-    this.openSealed.delete(segment);
+    this.openSealed?.delete(segment);
     try {
       handle.close().catch(() => {});
     } catch {
@@ -624,7 +619,7 @@ export class SegmentLog {
     this.unsyncedBytes = 0;
     segment.sealed = true;
     await this.writeIndexFiles(segment);
-    this.openSealed.add(segment);
+    (this.openSealed ??= new Set()).add(segment);
     await this.trimOpenHandles();
   }
 
@@ -927,7 +922,7 @@ export class SegmentLog {
 
   private async readHandle(segment: Segment): Promise<FileHandle> {
     if (segment.handle !== undefined) {
-      if (this.openSealed.delete(segment)) this.openSealed.add(segment); // most recently used
+      if (this.openSealed?.delete(segment)) this.openSealed.add(segment); // most recently used
       this.options.openFiles.used(this.cachedFile(segment));
       return segment.handle;
     }
@@ -937,15 +932,17 @@ export class SegmentLog {
       return segment.handle;
     }
     this.attach(segment, handle, false);
-    this.openSealed.add(segment);
+    (this.openSealed ??= new Set()).add(segment);
     await this.trimOpenHandles();
     return handle;
   }
 
   /** Closes read handles of sealed segments beyond `maxOpenSegments`, least recently used first. */
   private async trimOpenHandles(): Promise<void> {
-    for (const segment of this.openSealed) {
-      if (this.openSealed.size <= this.options.maxOpenSegments) break;
+    const open = this.openSealed;
+    if (open === undefined) return;
+    for (const segment of open) {
+      if (open.size <= this.options.maxOpenSegments) break;
       if (segment.users > 0) continue;
       const handle = this.detach(segment);
       if (handle !== undefined) await handle.close().catch(() => {});
@@ -1188,7 +1185,7 @@ export class SegmentLog {
         segment.retired = [];
         for (const h of handles) await h.close().catch(() => {});
       }
-      this.openSealed.clear();
+      this.openSealed = undefined;
       this.closed = true;
     });
     if (failure !== undefined) throw failure;

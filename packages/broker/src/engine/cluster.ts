@@ -323,6 +323,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       const { groups, quiesced } = this.clock.activity();
       return groups - quiesced > groups / 10;
     },
+    // At most a hundredth awake (a few partitions with traffic): the elections' garbage is all made.
+    idle: () => {
+      const { groups, quiesced } = this.clock.activity();
+      return groups - quiesced <= groups / 100;
+    },
   });
   /** A peer link closed (a killed broker's sockets close at once): as good a sign as gossip's suspicion. */
   private readonly onPeerDown = (peer: string): void => this.peerDown(peer);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { fullCollection, HeapSettle } from './heap-settle.js';
+import { fullCollection, HEAP_SETTLE_FOLLOW_UP_CHECKS, HeapSettle } from './heap-settle.js';
 
 describe('HeapSettle', () => {
   beforeEach(() => {
@@ -39,6 +39,33 @@ describe('HeapSettle', () => {
     settle.changed();
     await vi.advanceTimersByTimeAsync(5000);
     expect(collect).toHaveBeenCalledTimes(2);
+    settle.close();
+  });
+
+  it('settles once more when the groups still awake at the first settle are idle, and gives up on groups that never are', async () => {
+    const collect = vi.fn();
+    let idle = false;
+    const settle = new HeapSettle({ collect, idle: () => idle, minChanges: 1, quietMs: 1000 });
+    settle.changed();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(collect).toHaveBeenCalledTimes(2); // not busy: the first settle runs with some groups awake
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(collect).toHaveBeenCalledTimes(2); // the follow-up waits for them
+    idle = true;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(collect).toHaveBeenCalledTimes(4);
+    expect(settle.settles).toBe(2);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(collect).toHaveBeenCalledTimes(4); // idle at the follow-up: nothing more
+
+    idle = false;
+    settle.changed();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(collect).toHaveBeenCalledTimes(6);
+    await vi.advanceTimersByTimeAsync(HEAP_SETTLE_FOLLOW_UP_CHECKS * 1000);
+    idle = true;
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(collect).toHaveBeenCalledTimes(6); // never idle within the checks: given up
     settle.close();
   });
 

@@ -31,15 +31,27 @@ export interface HeapSettleOptions {
    * so that it neither pauses them nor misses the elections' garbage.
    */
   busy?: () => boolean;
+  /**
+   * Whether (nearly) every group is idle. A settle that ran while some were
+   * still awake (under the `busy` threshold: their elections and catch-up
+   * still allocate) is followed by one more once they are, checked every
+   * `quietMs` up to {@link HEAP_SETTLE_FOLLOW_UP_CHECKS} times.
+   */
+  idle?: () => boolean;
   minChanges?: number;
   quietMs?: number;
 }
+
+/** How many times a follow-up settle checks for idle groups before giving up. */
+export const HEAP_SETTLE_FOLLOW_UP_CHECKS = 24;
 
 /** Decides when a burst of group changes has settled, and then collects the heap (see the module's comment). */
 export class HeapSettle {
   private changes = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private settled = 0;
+  /** Checks left before a follow-up settle gives up; 0: none is pending. */
+  private followUpChecks = 0;
   private collecting = false;
   private closed = false;
   private readonly minChanges: number;
@@ -54,7 +66,10 @@ export class HeapSettle {
   changed(): void {
     if (this.options.collect === undefined || this.closed) return;
     this.changes++;
-    if (this.changes >= this.minChanges) this.arm();
+    if (this.changes >= this.minChanges) {
+      this.followUpChecks = 0; // a new burst: its own settle comes first
+      this.arm();
+    }
   }
 
   /** Settles finished so far (each two collections). */
@@ -82,7 +97,13 @@ export class HeapSettle {
       this.arm();
       return;
     }
+    const followUp = this.followUpChecks > 0;
+    if (followUp && this.options.idle?.() === false) {
+      if (--this.followUpChecks > 0) this.arm();
+      return;
+    }
     this.changes = 0;
+    this.followUpChecks = 0;
     this.collecting = true;
     try {
       // Two: the first frees the garbage, the second releases the pages the first left nearly empty
@@ -94,6 +115,11 @@ export class HeapSettle {
       // Only an optimisation: the heap stays as it was (and a rejection here would be unhandled).
     } finally {
       this.collecting = false;
+    }
+    // Groups still awake keep allocating (elections, catch-up): once they are idle, one more settle takes that too.
+    if (!followUp && !this.closed && this.options.idle?.() === false) {
+      this.followUpChecks = HEAP_SETTLE_FOLLOW_UP_CHECKS;
+      this.arm();
     }
   }
 }

@@ -217,7 +217,8 @@ export class UnifiedUpkeep implements PartitionUpkeep {
     const leader = this.damage.repairSource({ corruptions: this.storage.segments.health().corruptions, repairPending: this.storage.repairPending });
     if (leader === undefined) return;
     this.steps.run('partition repair failed; retrying', async () => {
-      await this.storage.repair(this.ctx.fetchRecords);
+      // Called, not passed: the context's callbacks are methods (UnifiedReplica), unbound when handed over.
+      await this.storage.repair((fromIndex) => this.ctx.fetchRecords(fromIndex));
       await this.state.refreshStart(); // the leader's retention may have deleted records this replica held
       this.damage.repaired(leader);
     });

@@ -29,6 +29,7 @@ import { StoredCounts } from '../storage/stored-counts.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { HostedPartition, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
 import { UnifiedPartition, UnifiedUpkeep, type UnifiedStorage } from './unified-partition.js';
+import type { PartitionHooks } from './partition-hooks.js';
 import { UnifiedReplica, type ReplicaBroker } from './unified-replica.js';
 import type { LedGroup } from './leader-forwarding.js';
 import type { FetchResponse } from './peer-messages.js';
@@ -87,25 +88,6 @@ export interface GroupFactoryOptions {
   now: () => number;
   observer?: BrokerObserver;
   log: LogFunction;
-}
-
-/** What a partition group tells the engine, and asks of it. */
-export interface PartitionHooks {
-  /** Messages were stored (or a snapshot installed): subscribers have something to read. */
-  appended: () => void;
-  /** The group applied entries. */
-  applied: () => void;
-  leaderChanged: () => void;
-  /** The group's configuration changed here (see `RaftGroupOptions.onConfChange`). */
-  confChanged: (conf: ConfState, index: number) => void;
-  /**
-   * Messages from `offset`, from `group.leader`, for a snapshot install or a repair (and, at open, from
-   * another replica named as `leader`: see {@link GroupFactory.partition}).
-   */
-  fetchFromLeader: (group: LedGroup & { readonly confState: ConfState }, offset: number) => Promise<FetchResponse>;
-  /** Committed records of a unified partition from `fromIndex`, from `group.leader` (a backfill below its snapshot). */
-  fetchRecords: (group: LedGroup & { readonly confState: ConfState }, fromIndex: number) => Promise<RecordPage>;
-  retentionFor: (topic: string) => RetentionPolicy;
 }
 
 /** A partition group as created: its log, and on disk the maintenance that keeps it bounded. */

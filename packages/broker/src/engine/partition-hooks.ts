@@ -8,9 +8,27 @@
 import type { ConfState } from '../core/raft/index.js';
 import type { RecordPage } from '../storage/segment-raft-storage.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
-import type { PartitionHooks } from './group-factory.js';
 import type { LedGroup } from './leader-forwarding.js';
 import type { FetchResponse } from './peer-messages.js';
+
+/** What a partition group tells the engine, and asks of it. */
+export interface PartitionHooks {
+  /** Messages were stored (or a snapshot installed): subscribers have something to read. */
+  appended: () => void;
+  /** The group applied entries. */
+  applied: () => void;
+  leaderChanged: () => void;
+  /** The group's configuration changed here (see `RaftGroupOptions.onConfChange`). */
+  confChanged: (conf: ConfState, index: number) => void;
+  /**
+   * Messages from `offset`, from `group.leader`, for a snapshot install or a repair (and, at open, from
+   * another replica named as `leader`: see `GroupFactory.partition`).
+   */
+  fetchFromLeader: (group: LedGroup & { readonly confState: ConfState }, offset: number) => Promise<FetchResponse>;
+  /** Committed records of a unified partition from `fromIndex`, from `group.leader` (a backfill below its snapshot). */
+  fetchRecords: (group: LedGroup & { readonly confState: ConfState }, fromIndex: number) => Promise<RecordPage>;
+  retentionFor: (topic: string) => RetentionPolicy;
+}
 
 type Led = LedGroup & { readonly confState: ConfState };
 

@@ -203,7 +203,11 @@ describe('a unified partition whose log a read found damaged (as a hosted split 
     role.leader = 'b';
     upkeep.maintain();
     expect(transferLeadership).not.toHaveBeenCalled();
-    expect(repair).toHaveBeenCalledWith(fetchRecords);
+    expect(repair).toHaveBeenCalledTimes(1);
+    // The repair's fetch reaches the context's fetchRecords (called on the context: a UnifiedReplica's is a method).
+    const fetch = (repair.mock.calls as unknown as Array<[(fromIndex: number) => Promise<unknown>]>)[0]?.[0];
+    await fetch?.(7);
+    expect(fetchRecords).toHaveBeenCalledWith(7);
     await upkeep.finish();
     expect(refreshStart).toHaveBeenCalled();
     expect(log).toHaveBeenCalledWith('info', 'partition log repaired from the leader', { group: 'p/t/0', leader: 'b' });

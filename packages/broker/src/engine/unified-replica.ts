@@ -22,7 +22,7 @@ import { parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-parti
 import type { EntryCounter, RecordPage } from '../storage/segment-raft-storage.js';
 import type { CountsSource, StoredCounts } from '../storage/stored-counts.js';
 import type { RetentionPolicy } from '../storage/segments/index.js';
-import type { PartitionHooks } from './group-factory.js';
+import type { PartitionHooks } from './partition-hooks.js';
 import type { PartitionGroup } from './hosted-partition.js';
 import type { UnifiedPartition, UnifiedStorage, UnifiedUpkeep, UnifiedUpkeepContext } from './unified-partition.js';
 

@@ -320,7 +320,12 @@ describe('a Raft group on the way of an awaited publish', () => {
     // b and c hold the no-op: it commits, and both followers are in step (each proposal's entries go to both at once).
     for (const from of ['b', 'c']) group.receive(from, { type: 'app-resp', from, to: 'a', term: group.node.term, index: group.node.lastIndex, reject: false, hintIndex: 0, hintTerm: 0 });
     await until(() => group.node.commitIndex === group.node.lastIndex, 'the no-op to commit');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The no-op applied and its commit index told to both followers: nothing of the election is left to land in the
+    // events the tests read (a fixed 20 ms wait let a slow fsync's commit messages arrive after the reset at load 9+).
+    await until(
+      () => group.applied === group.node.lastIndex && ['b', 'c'].every((to) => events.includes(`wire: commit to ${to}`)),
+      'the no-op applied and its commit sent',
+    );
     events.length = 0;
     return { group, events };
   }

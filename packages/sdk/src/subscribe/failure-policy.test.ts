@@ -92,6 +92,22 @@ describe('handleWithPolicy', () => {
     setTimeout(() => ended.abort(), 5);
     expect(await handling).toEqual({ kind: 'aborted' });
   });
+
+  it('reports a first call that fails after the subscription ended, and calls it no more', async () => {
+    const ended = new AbortController();
+    const h = hooks();
+    let calls = 0;
+    let fail: (err: Error) => void = () => {};
+    const handling = handleWithPolicy(message, () => {
+      calls++;
+      return new Promise<void>((_resolve, reject) => (fail = reject));
+    }, fast, h, ended.signal, undefined);
+    ended.abort();
+    fail(new Error('late'));
+    expect(await handling).toEqual({ kind: 'aborted' });
+    expect(h.failures).toEqual([new Error('late')]);
+    expect(calls).toBe(1);
+  });
 });
 
 describe('deadLetterHeaders', () => {

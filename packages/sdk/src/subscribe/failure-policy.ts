@@ -157,6 +157,11 @@ async function retryAfterFailure(
   subscriptionName: string | undefined,
   firstError: unknown,
 ): Promise<HandlingOutcome> {
+  // Ended during the first call: p-retry would refuse to start and never report it (its failed attempts are counted).
+  if (signal.aborted) {
+    hooks.attemptFailed(firstError, 1);
+    return ABORTED;
+  }
   let attempts = 1;
   let firstReported = false;
   try {

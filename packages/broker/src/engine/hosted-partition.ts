@@ -16,6 +16,18 @@ export const CHECKPOINT_MS = 2000;
 /** Retention runs at most this often per partition. */
 export const RETENTION_MS = 1000;
 
+/**
+ * Whether `group` leads and a replica it sends entries to still needs those up
+ * to `index`: a voter behind, or a learner (the new replica of a move, which
+ * may take longer to install a snapshot than the leader takes to make the
+ * next one: compacting then would send it yet another).
+ */
+export function replicaNeeds(group: Pick<PartitionGroup, 'isLeader' | 'status'>, index: number): boolean {
+  if (!group.isLeader()) return false;
+  const { progress, learnerProgress } = group.status();
+  return progress.some((p) => p.match < index) || (learnerProgress ?? []).some((p) => p.match < index);
+}
+
 /** Whether `policy` sets any limit (without one, retention has nothing to do, now or later). */
 export function hasLimits(policy: RetentionPolicy): boolean {
   return Object.values(policy).some((limit) => limit !== undefined);
@@ -177,7 +189,7 @@ export class HostedPartition implements PartitionUpkeep {
     const covered = (): boolean => index <= (storage.memory.snapshot()?.meta.index ?? 0);
     if (covered()) return;
     // A leader keeps what a lagging replica still needs, unless the log grew too big: that replica then gets the snapshot.
-    const lagging = group.isLeader() && group.status().progress.some((p) => p.match < index);
+    const lagging = replicaNeeds(group, index);
     if (lagging && storage.fileBytes < this.ctx.raftLogMaxBytes) return;
     // Asked again between two Readys: a leader's snapshot installed meanwhile may already cover `index`. And never
     // beyond what the segment log has made durable: only up to the checkpoint written and still in force (a rewind

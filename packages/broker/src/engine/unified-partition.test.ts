@@ -30,6 +30,8 @@ async function replica(dedupeWindow: number) {
   let applied = 0;
   /** The followers' progress as the (leader) group sees it. */
   const progress: Array<{ match: number }> = [];
+  /** The learners' (a move's new replica). */
+  const learnerProgress: Array<{ match: number }> = [];
   counts = new StoredCounts(state, dedupeWindow, { appliedIndex: () => applied, entries: (lo, hi) => storage.memory.entries(lo, hi, Number.MAX_SAFE_INTEGER) });
   const group = {
     get applied() {
@@ -38,7 +40,7 @@ async function replica(dedupeWindow: number) {
     fenceReason: undefined,
     termOf: () => 1,
     isLeader: () => true,
-    status: () => ({ progress }),
+    status: () => ({ progress, learnerProgress }),
     compact: async (run: () => Promise<void>) => run(),
   } as unknown as PartitionGroup;
   const upkeep = new UnifiedUpkeep('p/t/0', 't', state, group, storage, { self: 'a', now: () => 0, log: () => {}, raftLogMaxBytes: 64 * MIB, retentionFor: () => ({}), connectedPeers: () => [], fetchRecords: vi.fn() });
@@ -55,6 +57,7 @@ async function replica(dedupeWindow: number) {
     snapshots,
     upkeep,
     progress,
+    learnerProgress,
     /** Publishes `count` messages of `bytes` bytes from `producerId` in one entry, and applies it. */
     async publish(producerId: string, count: number, bytes: number): Promise<void> {
       const firstSeq = next.get(producerId) ?? 0;
@@ -141,6 +144,18 @@ describe('UnifiedUpkeep: settled (maintenance rounds leave it until its partitio
     await r.maintain();
     expect(r.snapshots).toEqual([2000]);
     expect(r.upkeep.maintain()).toBe(true);
+    await r.close();
+  });
+
+  it('keeps the entries a learner (the new replica of a move) needs too: one slower to install a snapshot than the next is made would get another', async () => {
+    const r = await replica(16_384);
+    r.learnerProgress.push({ match: 0 });
+    for (let i = 0; i < 2000; i++) await r.publish('p', 1, 10);
+    await r.maintain();
+    expect(r.snapshots, 'kept for the learner at 0').toEqual([]);
+    (r.learnerProgress[0] as { match: number }).match = 2000;
+    await r.maintain();
+    expect(r.snapshots).toEqual([2000]);
     await r.close();
   });
 });

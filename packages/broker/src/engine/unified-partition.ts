@@ -19,7 +19,7 @@ import type { RecordPage, SegmentRaftStorage } from '../storage/segment-raft-sto
 import type { RetentionPolicy } from '../storage/segments/index.js';
 import { UnifiedPartitionReader } from '../storage/unified-reader.js';
 import { DamagedReplica } from './damaged-replica.js';
-import { CHECKPOINT_ENTRIES, CHECKPOINT_MS, RETENTION_MS, UpkeepSteps, hasLimits, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
+import { CHECKPOINT_ENTRIES, CHECKPOINT_MS, RETENTION_MS, UpkeepSteps, hasLimits, replicaNeeds, type PartitionGroup, type PartitionUpkeep, type UpkeepContext } from './hosted-partition.js';
 
 /** The unified partition's Raft storage; its snapshots' data is a {@link PartitionCheckpoint} (the table at the index). */
 export type UnifiedStorage = SegmentRaftStorage<PublishCommand, PartitionCheckpoint>;
@@ -250,7 +250,7 @@ export class UnifiedUpkeep implements PartitionUpkeep {
   /** A lagging replica still needs the entries up to `index` (else it gets the snapshot and copies the records below it), unless the window grew too big. */
   private keptForLagging(index: number): boolean {
     const { group } = this;
-    return this.state.bytesSinceSnapshot < this.ctx.raftLogMaxBytes && group.isLeader() && group.status().progress.some((p) => p.match < index);
+    return this.state.bytesSinceSnapshot < this.ctx.raftLogMaxBytes && replicaNeeds(group, index);
   }
 
   private bytesDue(): boolean {

@@ -492,3 +492,38 @@ describe('SegmentLog: indexes', () => {
 function segmentTix(base: number): string {
   return `${String(base).padStart(20, '0')}.tix`;
 }
+
+describe('SegmentLog: the interval fsync runs beside writes', () => {
+  it("'interval': a flush issued while the timer's fsync is in flight is written and resolves before that fsync ends", async () => {
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const timers = new ManualTimers();
+    const dir = await temp.make();
+    const log = await openLog(dir, { fsync: 'interval', fsyncIntervalMs: 200, timers }, fs);
+    log.append(messages(0, 10));
+    await log.flush();
+    const gate = fs.pauseNext('datasync');
+    timers.advance(200);
+    await gate.reached; // the interval fsync is held in its fdatasync
+    log.append(messages(10, 20));
+    let fsyncEnded = false;
+    const flushed = log.flush().then(() => fsyncEnded);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const flushedOrTimeout = await Promise.race([flushed, new Promise<string>((resolve) => (timer = setTimeout(() => resolve('timed out'), 10_000)))]);
+    clearTimeout(timer);
+    if (flushedOrTimeout !== false) gate.release(); // let the log close
+    expect(flushedOrTimeout).toBe(false); // resolved while the fsync was still held
+    expect(log.durableOffset).toBe(0);
+    expect(await log.read(10, 100, 10_000)).toHaveLength(10);
+    fsyncEnded = true;
+    gate.release();
+    await log.settled();
+    // The fsync covered what was written before it started; the rest waits for the next one.
+    expect(log.durableOffset).toBe(10);
+    timers.advance(200);
+    await log.settled();
+    expect(log.durableOffset).toBe(20);
+    await log.close();
+    const again = await openLog(dir, {}, fs);
+    expect(again.endOffset).toBe(20);
+  });
+});

@@ -171,7 +171,7 @@ export class SegmentLog {
   private syncTimer: unknown;
   /** The interval fsync running beside the chain; every chain task that fsyncs, truncates, closes or deletes its file waits for it first. */
   private backgroundSync: BackgroundSync | undefined;
-  /** That fsync failed: the next chain task that fsyncs, or the task it queued, rewinds and reports it. */
+  /** That fsync failed (already reported as the write error): the next flush, or the task queued when it failed, rewinds and arms the retry. */
   private backgroundFailure: LogStorageError | undefined;
   private retryTimer: unknown;
   /** Sealed segments holding a read handle, least recently used first (created with the first: an idle partition's log has none). */
@@ -772,7 +772,10 @@ export class SegmentLog {
     this.durableEnd = Math.max(this.durableEnd, writtenEnd);
     // The batches synced are the first unsynced ones, unless a seal's fsync covered them meanwhile.
     let covered = 0;
-    while (covered < batches.length && this.unsynced[covered] === batches[covered]) this.unsyncedBytes -= (batches[covered] as Batch).bytes, covered++;
+    while (covered < batches.length && this.unsynced[covered] === batches[covered]) {
+      this.unsyncedBytes -= (batches[covered] as Batch).bytes;
+      covered++;
+    }
     if (covered > 0) this.unsynced.splice(0, covered);
     if (this.unsynced.length > 0) this.armSyncTimer(); // written meanwhile: the timer may have fired while this fsync ran
     else if (this.syncTimer !== undefined) {
@@ -805,11 +808,7 @@ export class SegmentLog {
   private async joinBackgroundSync(check = true): Promise<void> {
     const running = this.backgroundSync;
     if (running !== undefined) await running.promise;
-    if (check) this.throwBackgroundFailure();
-  }
-
-  private throwBackgroundFailure(): void {
-    if (this.backgroundFailure !== undefined) throw this.backgroundFailure;
+    if (check && this.backgroundFailure !== undefined) throw this.backgroundFailure;
   }
 
   // ---- reads -----------------------------------------------------------------------

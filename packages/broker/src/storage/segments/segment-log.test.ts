@@ -492,3 +492,106 @@ describe('SegmentLog: indexes', () => {
 function segmentTix(base: number): string {
   return `${String(base).padStart(20, '0')}.tix`;
 }
+
+describe('SegmentLog: the interval fsync runs beside writes', () => {
+  it("'interval': a flush issued while the timer's fsync is in flight is written and resolves before that fsync ends", async () => {
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const timers = new ManualTimers();
+    const dir = await temp.make();
+    const log = await openLog(dir, { fsync: 'interval', fsyncIntervalMs: 200, timers }, fs);
+    log.append(messages(0, 10));
+    await log.flush();
+    const gate = fs.pauseNext('datasync');
+    timers.advance(200);
+    await gate.reached; // the interval fsync is held in its fdatasync
+    log.append(messages(10, 20));
+    let fsyncEnded = false;
+    const flushed = log.flush().then(() => fsyncEnded);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const flushedOrTimeout = await Promise.race([flushed, new Promise<string>((resolve) => (timer = setTimeout(() => resolve('timed out'), 10_000)))]);
+    clearTimeout(timer);
+    if (flushedOrTimeout !== false) gate.release(); // let the log close
+    expect(flushedOrTimeout).toBe(false); // resolved while the fsync was still held
+    expect(log.durableOffset).toBe(0);
+    expect(await log.read(10, 100, 10_000)).toHaveLength(10);
+    fsyncEnded = true;
+    gate.release();
+    await log.settled();
+    // The fsync covered what was written before it started; the rest waits for the next one.
+    expect(log.durableOffset).toBe(10);
+    timers.advance(200);
+    await log.settled();
+    expect(log.durableOffset).toBe(20);
+    await fs.crash(); // both fsyncs together cover all 20
+    const again = await openLog(dir, {}, fs);
+    expect(again.endOffset).toBe(20);
+  });
+
+  /** A log under 'interval' with 10 records written, whose interval fsync is held in its fdatasync; 10 more written meanwhile. */
+  async function heldIntervalSync(options: SegmentLogOptions = {}): Promise<{ log: SegmentLog; fs: FaultyFileSystem; timers: ManualTimers; dir: string; release: () => void; events: StorageEvent[] }> {
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const timers = new ManualTimers();
+    const dir = await temp.make();
+    const events: StorageEvent[] = [];
+    const log = await openLog(dir, { fsync: 'interval', fsyncIntervalMs: 200, timers, onEvent: (e) => events.push(e), ...options }, fs);
+    log.append(messages(0, 10));
+    await log.flush();
+    const gate = fs.pauseNext('datasync');
+    timers.advance(200);
+    await gate.reached;
+    log.append(messages(10, 20));
+    await log.flush();
+    return { log, fs, timers, dir, release: gate.release, events };
+  }
+
+  it("'interval': a failed interval fsync is reported, records written during it are written again, and the retry makes them all durable", async () => {
+    const { log, fs, timers, dir, release, events } = await heldIntervalSync({ retryDelayMs: 1000 });
+    fs.failNext('datasync', 'EIO');
+    release();
+    await log.settled();
+    expect(log.health()).toMatchObject({ status: 'degraded', writeError: { code: 'STORAGE_IO' } });
+    expect(events.filter((e) => e.kind === 'health' && e.status === 'degraded')).toHaveLength(1);
+    expect(log.durableOffset).toBe(0);
+    expect(() => log.append(messages(20, 21))).toThrow(/appends refused/);
+    expect(offsets(await log.read(0, 100, 100_000))).toEqual(range(0, 20));
+    timers.advance(1000); // the retry rewrites and fsyncs
+    await log.settled();
+    expect(log.health().status).toBe('ok');
+    expect(log.durableOffset).toBe(20);
+    await fs.crash();
+    const again = await openLog(dir, {}, fs);
+    expect(offsets(await again.read(0, 100, 100_000))).toEqual(range(0, 20));
+  });
+
+  it("'interval': close, truncateFrom and sync issued during the interval fsync wait for it, then do their work without error", async () => {
+    const closing = await heldIntervalSync();
+    const closed = closing.log.close();
+    closing.release();
+    await closed;
+    const reopened = await openLog(closing.dir, {}, closing.fs);
+    expect(reopened.endOffset).toBe(20);
+
+    const cutting = await heldIntervalSync();
+    const cut = cutting.log.truncateFrom(5);
+    const synced = cutting.log.sync();
+    cutting.release();
+    await Promise.all([cut, synced]);
+    expect([cutting.log.endOffset, cutting.log.durableOffset]).toEqual([5, 5]);
+    expect(offsets(await cutting.log.read(0, 100, 100_000))).toEqual(range(0, 5));
+    await cutting.fs.crash();
+    const after = await openLog(cutting.dir, {}, cutting.fs);
+    expect(after.endOffset).toBe(5);
+  });
+
+  it("'interval': a timer that fires while the interval fsync is still running is not lost: what was written meanwhile is fsynced next", async () => {
+    const { log, timers, release } = await heldIntervalSync();
+    timers.advance(200); // fires during the held fsync
+    await new Promise((resolve) => setImmediate(resolve)); // its task (microtasks on the chain) has run
+    release();
+    await log.settled();
+    expect(log.durableOffset).toBe(10);
+    timers.advance(200);
+    await log.settled();
+    expect(log.durableOffset).toBe(20);
+  });
+});

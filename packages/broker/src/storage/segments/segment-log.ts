@@ -83,6 +83,16 @@ interface Batch {
   seal: boolean;
 }
 
+/**
+ * The interval fsync in flight: it runs beside the task chain, so writes go
+ * on while it runs (an fdatasync covers what was written before it started;
+ * later writes wait for the next one). `promise` never rejects.
+ */
+interface BackgroundSync {
+  segment: Segment;
+  promise: Promise<void>;
+}
+
 /** How {@link SegmentLog.walk} ended. */
 type WalkEnd = { kind: 'end'; nextOffset: number } | { kind: 'stopped' } | { kind: 'corrupt'; range: CorruptRange };
 
@@ -159,6 +169,10 @@ export class SegmentLog {
   private queuedFlush: { sync: boolean; promise: Promise<void> } | undefined;
   private inFlight: { sync: boolean; target: number; promise: Promise<void> } | undefined;
   private syncTimer: unknown;
+  /** The interval fsync running beside the chain; every chain task that fsyncs, truncates, closes or deletes its file waits for it first. */
+  private backgroundSync: BackgroundSync | undefined;
+  /** That fsync failed (already reported as the write error): the next flush, or the task queued when it failed, rewinds and arms the retry. */
+  private backgroundFailure: LogStorageError | undefined;
   private retryTimer: unknown;
   /** Sealed segments holding a read handle, least recently used first (created with the first: an idle partition's log has none). */
   private openSealed: Set<Segment> | undefined;
@@ -303,8 +317,13 @@ export class SegmentLog {
   }
 
   /** Resolves once every operation started so far (including timer-driven fsyncs and retries) has finished. */
-  settled(): Promise<void> {
-    return this.tasks.settled();
+  async settled(): Promise<void> {
+    for (;;) {
+      await this.tasks.settled();
+      const running = this.backgroundSync;
+      if (running === undefined) return;
+      await running.promise;
+    }
   }
 
   health(): LogHealth {
@@ -502,14 +521,18 @@ export class SegmentLog {
   /** Writes the pending batches and fsyncs as asked; on failure rewinds to the last durable byte. */
   private async flushOnce(sync: boolean): Promise<void> {
     this.closeOpenBatch();
+    // As if that fsync had been the flush before this one: what it should have made durable is written again.
+    await this.recoverFromBackgroundFailure();
     try {
       // Bounded by the batches pending when the flush started: appends made meanwhile go to new batches at the end.
       const count = this.pending.length;
       for (let i = 0; i < count && this.pending.length > 0; i++) {
         const batch = this.pending[0] as Batch;
         await this.writeBatch(batch);
-        if (batch.seal) await this.seal(batch.segment);
-        else {
+        if (batch.seal) {
+          await this.joinBackgroundSync();
+          await this.seal(batch.segment);
+        } else {
           this.unsynced.push(batch);
           this.unsyncedBytes += batch.bytes;
         }
@@ -517,12 +540,17 @@ export class SegmentLog {
         this.writtenEnd = batch.endOffset;
       }
       const forced = this.options.fsync === 'interval' && this.unsyncedBytes >= this.options.maxUnsyncedBytes;
-      if ((sync || forced) && this.unsynced.length > 0) await this.syncUnsynced();
+      if (sync || forced) {
+        // An fsync in flight may already cover the bytes; its failure must be seen before a later fsync reports success.
+        await this.joinBackgroundSync();
+        if (this.unsynced.length > 0) await this.syncUnsynced();
+      }
       if (this.unsynced.length > 0) this.armSyncTimer();
     } catch (err) {
       const error = ioError(err, `writing ${this.dir}`);
+      this.backgroundFailure = undefined;
       await this.rewind();
-      this.setWriteError(error);
+      if (error !== this.writeError) this.setWriteError(error); // an interval fsync's failure was reported when it failed
       this.armRetry();
       throw error;
     } finally {
@@ -599,6 +627,7 @@ export class SegmentLog {
     const handle = segment.handle;
     if (handle === undefined) return true;
     if (segment.users > 0 || this.tasks.busy || this.closing || segment.written !== segment.durable || this.writeError !== undefined) return false;
+    if (this.backgroundSync?.segment === segment) return false;
     segment.handle = undefined;
     segment.handleWritable = false;
     this.openSealed?.delete(segment);
@@ -657,6 +686,7 @@ export class SegmentLog {
    * every record not durable is queued again from memory and the file cut back.
    */
   private async rewind(strict = false): Promise<void> {
+    await this.joinBackgroundSync(false);
     const first = this.unsynced[0] ?? this.pending[0];
     this.pending = [...this.unsynced, ...this.pending];
     this.unsynced = [];
@@ -699,8 +729,86 @@ export class SegmentLog {
     this.syncTimer = this.options.timers.setTimeout(() => {
       this.syncTimer = undefined;
       if (this.closed || this.closing) return;
-      this.requestFlush(true).catch(() => {}); // reported as a health event; the retry takes over
+      this.tasks.run(() => this.startBackgroundSync()).catch(() => {}); // reported as a health event; the retry takes over
     }, this.options.fsyncIntervalMs);
+  }
+
+  /**
+   * The interval fsync (a chain task): writes what is pending, then starts
+   * the fdatasync of what is written and returns without waiting for it, so
+   * that the writes after it (the next flushes) need not wait either. While
+   * degraded, or with nothing open to fsync through, it fsyncs on the chain
+   * as any flush does.
+   */
+  private async startBackgroundSync(): Promise<void> {
+    if (this.closed || this.closing || this.backgroundSync !== undefined) return;
+    if (this.writeError !== undefined || this.backgroundFailure !== undefined) return this.flushOnce(true);
+    await this.flushOnce(false);
+    const batches = this.unsynced.slice();
+    const segment = batches[0]?.segment;
+    if (segment === undefined || this.backgroundSync !== undefined) return;
+    const handle = segment.handle;
+    if (handle === undefined) return this.flushOnce(true);
+    const written = segment.written;
+    const writtenEnd = this.writtenEnd;
+    const run: BackgroundSync = { segment, promise: Promise.resolve() };
+    run.promise = handle.datasync().then(
+      () => {
+        this.backgroundSync = undefined;
+        this.backgroundSynced(segment, batches, written, writtenEnd);
+      },
+      (err: unknown) => {
+        this.backgroundSync = undefined;
+        this.backgroundFailed(ioError(err, `writing ${this.dir}`));
+      },
+    );
+    this.backgroundSync = run;
+  }
+
+  /** The interval fsync covered `batches`: up to `written` in `segment`, offsets below `writtenEnd`. */
+  private backgroundSynced(segment: Segment, batches: Batch[], written: number, writtenEnd: number): void {
+    // Whatever lowers these (a rewind, truncation, reset, close) waited for this fsync first: they only go up here.
+    segment.durable = Math.max(segment.durable, written);
+    this.durableEnd = Math.max(this.durableEnd, writtenEnd);
+    // The batches synced are the first unsynced ones, unless a seal's fsync covered them meanwhile.
+    let covered = 0;
+    while (covered < batches.length && this.unsynced[covered] === batches[covered]) {
+      this.unsyncedBytes -= (batches[covered] as Batch).bytes;
+      covered++;
+    }
+    if (covered > 0) this.unsynced.splice(0, covered);
+    if (this.unsynced.length > 0) this.armSyncTimer(); // written meanwhile: the timer may have fired while this fsync ran
+    else if (this.syncTimer !== undefined) {
+      this.options.timers.clearTimeout(this.syncTimer);
+      this.syncTimer = undefined;
+    }
+    this.cache.evict(this.options.tailCacheBytes, this.durableEnd);
+  }
+
+  /**
+   * The interval fsync failed: appends are refused at once, and a chain task
+   * rewinds and arms the retry, as a failed flush does (unless a flush
+   * queued before it meets the failure first and does both).
+   */
+  private backgroundFailed(error: LogStorageError): void {
+    this.backgroundFailure = error;
+    this.setWriteError(error);
+    this.tasks.run(() => this.recoverFromBackgroundFailure()).catch(() => {});
+  }
+
+  /** After a failed interval fsync: every record not durable is queued again and the file cut back, and the retry armed. */
+  private async recoverFromBackgroundFailure(): Promise<void> {
+    if (this.backgroundFailure === undefined || this.closed) return;
+    this.backgroundFailure = undefined;
+    await this.rewind();
+    this.armRetry();
+  }
+
+  /** Waits for the interval fsync in flight, if any; then throws its failure (unless `check` is false). */
+  private async joinBackgroundSync(check = true): Promise<void> {
+    const running = this.backgroundSync;
+    if (running !== undefined) await running.promise;
+    if (check && this.backgroundFailure !== undefined) throw this.backgroundFailure;
   }
 
   // ---- reads -----------------------------------------------------------------------
@@ -958,6 +1066,8 @@ export class SegmentLog {
 
   /** Stops using `segment`'s handle: closed now, or when the reads using it end. */
   private async dropHandle(segment: Segment): Promise<void> {
+    // An fsync in flight goes through this handle: it is closed once that fsync ends.
+    if (this.backgroundSync?.segment === segment) await this.joinBackgroundSync(false);
     const handle = this.detach(segment);
     if (handle === undefined) return;
     if (segment.users > 0) segment.retired.push(handle);
@@ -1024,7 +1134,8 @@ export class SegmentLog {
         }
         if (offset === this.nextOffset) return;
         // Everything on disk and durable first: the cut is then a plain truncate.
-        if (this.pending.length > 0 || this.unsynced.length > 0) await this.flushOnce(true);
+        await this.joinBackgroundSync(false);
+        if (this.pending.length > 0 || this.unsynced.length > 0 || this.backgroundFailure !== undefined) await this.flushOnce(true);
         const keepIndex = this.segments.indexOf(this.segmentFor(offset) as Segment);
         // Newest first: a crash part way leaves a contiguous prefix.
         while (this.segments.length > keepIndex + 1) await this.deleteSegment(this.segments[this.segments.length - 1] as Segment, 'truncate');
@@ -1098,6 +1209,8 @@ export class SegmentLog {
     return this.tasks.run(async () => {
       try {
         this.assertOpen();
+        await this.joinBackgroundSync(false);
+        this.backgroundFailure = undefined; // every record is dropped: nothing left that it concerns
         this.closeOpenBatch();
         this.pending = [];
         this.unsynced = [];
@@ -1168,8 +1281,10 @@ export class SegmentLog {
     let failure: unknown;
     await this.tasks.run(async () => {
       try {
+        await this.joinBackgroundSync(false);
         if (options.dropUnsynced !== true) await this.flushOnce(true);
         else {
+          this.backgroundFailure = undefined; // what it concerns is dropped
           this.closeOpenBatch();
           await this.rewind(true);
           this.pending = [];

@@ -26,18 +26,8 @@ import type { PartitionHooks } from './partition-hooks.js';
 import type { PartitionGroup } from './hosted-partition.js';
 import type { UnifiedPartition, UnifiedStorage, UnifiedUpkeep, UnifiedUpkeepContext } from './unified-partition.js';
 
-/** The broker's part of every replica (one object for all, see `GroupFactory`). */
-export interface ReplicaBroker {
-  readonly self: NodeId;
-  readonly transport: PeerTransport;
-  readonly config: RaftConfigOptions;
-  readonly clock: GroupClock;
-  readonly heartbeats: HeartbeatCoalescer | undefined;
-  readonly log: LogFunction;
-  readonly observer: BrokerObserver | undefined;
-  readonly now: () => number;
-  readonly raftLogMaxBytes: number;
-}
+/** The broker's part of every replica (one object for all, see `GroupFactory`): the fields each replica copies. */
+export type ReplicaBroker = Pick<UnifiedReplica, 'self' | 'transport' | 'config' | 'clock' | 'heartbeats' | 'log' | 'observer' | 'now' | 'raftLogMaxBytes'>;
 
 /**
  * A unified partition replica's callbacks. Created before its storage opens

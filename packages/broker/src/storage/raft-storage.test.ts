@@ -87,6 +87,36 @@ describe.each(RAFT_STORAGES)('Raft storage over a $name', ({ open }) => {
     await again.close();
   });
 
+  it.each(['ENOSPC on write', 'EIO on fsync'])("under interval (an entry is acknowledged once written), reload() after %s keeps the entries written before the failure, durably", async (fault) => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
+    dirs.push(dir);
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const options = { fsync: 'interval' as const, fsyncIntervalMs: 60_000, fs };
+    const storage = await open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c'], options);
+    storage.setHardState({ term: 1, vote: 'b', commit: 0 });
+    storage.append([entry(1, 1, 'x')]);
+    await storage.sync(); // fsynced with the vote
+    storage.append([entry(2, 1, 'y'), entry(3, 1, 'z')]);
+    await storage.sync(); // written only: a follower acknowledges them now
+    storage.append([entry(4, 1, 'w')]);
+    if (fault === 'ENOSPC on write') fs.failNext('write', 'ENOSPC');
+    else {
+      storage.setHardState({ term: 2, vote: 'c', commit: 0 }); // a vote change is fsynced at once: that fsync fails, and the kernel drops the unsynced pages
+      fs.failNext('datasync', 'EIO');
+    }
+    await expect(storage.sync()).rejects.toMatchObject({ code: fault === 'ENOSPC on write' ? 'STORAGE_FULL' : 'STORAGE_ERROR' });
+    await storage.reload();
+    const data = (s: typeof storage): string[] => s.reader.entries(1, s.reader.lastIndex() + 1, 10).map((e) => (e.type === 'normal' ? e.data : ''));
+    // Entry 4 was never acknowledged: lost with the failed write, or kept when the failing sync wrote it whole.
+    expect(data(storage).slice(0, 3)).toEqual(['x', 'y', 'z']);
+    if (fault === 'ENOSPC on write') expect(data(storage)).toEqual(['x', 'y', 'z']);
+    // Reopened without closing (kill -9): the reload made them durable.
+    const again = await open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c'], options);
+    expect(data(again).slice(0, 3)).toEqual(['x', 'y', 'z']);
+    await again.close();
+    await storage.close();
+  });
+
 });
 
 describe.each(RAFT_STORAGES)('Raft storage over a $name: the configuration', ({ open }) => {

@@ -61,7 +61,12 @@ export interface RaftLogStorage<T, S> {
   sync(): Promise<void>;
   /** Records a snapshot of the state machine at `index` (applied) and drops the entries it covers. */
   compact(index: number, data: S): Promise<void>;
-  /** After a failed write or fsync: only what is provably durable is left, as a restart would find it. */
+  /**
+   * After a failed write or fsync: what was never acknowledged is dropped, as
+   * a restart would find the log. With `fsync: 'always'`, everything not
+   * fsynced; with `interval` (an entry is acknowledged once written), only
+   * what the failure kept from being written whole.
+   */
   reload(): Promise<void>;
   /** Lines the log up with a state machine that holds everything up to `index` on its own. */
   resumeAt(index: number, term: number, data: S): void;
@@ -234,16 +239,19 @@ export class DurableRaftStorage<T, S> implements RaftLogStorage<T, S> {
 
   /**
    * After a failed write or fsync: replaces the in-memory copy with what the
-   * file provably holds (its last fsynced prefix, read back), as a restart
-   * would. A core built on the new {@link reader} acknowledges nothing that is
-   * not durable. Throws (and may be called again) while the disk still fails.
+   * file holds of what was acknowledged, read back, as a restart would find
+   * it: with `fsync: 'always'`, its last fsynced prefix; with `interval`,
+   * which acknowledges once written, the records written whole before the
+   * failure too (a leader counted them). A core built on the new
+   * {@link reader} acknowledges nothing the log lost. Throws (and may be
+   * called again) while the disk still fails.
    */
   async reload(): Promise<void> {
     clearTimeout(this.fsyncTimer);
     this.fsyncTimer = undefined;
     this.voteChanged = false;
     if (this.file === undefined) return; // in memory: nothing was lost
-    this.current = replay<T, S>(await this.file.reload(), this.voters);
+    this.current = replay<T, S>(await this.file.reload(this.options.fsync === 'always' ? 'durable' : 'written'), this.voters);
   }
 
   /**

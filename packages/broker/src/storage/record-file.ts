@@ -39,6 +39,12 @@ export class RecordFile {
   /** Written since the last fsync: lost if an fsync fails, so kept to write again. */
   private unsynced: Buffer[] = [];
   private durableSize: number;
+  /**
+   * Bytes at the start of the file holding whole records, fsynced or not:
+   * what a process killed now would leave (see {@link reload}). At least
+   * `durableSize`; above `size` while a failure's rewrite is pending.
+   */
+  private intactSize: number;
   /** Flush, rewrite, reload and close, each after the one before; while one runs, the bound does not close the handle. */
   private readonly tasks: FileTaskChain;
   /** A rewrite failed part way: the file at `path` may be the new one, and `handle` the old, unlinked one. */
@@ -60,6 +66,7 @@ export class RecordFile {
     private readonly openFiles: OpenFileCache,
   ) {
     this.durableSize = size;
+    this.intactSize = size;
     this.tasks = new FileTaskChain(openFiles);
     openFiles.opened(this.cached);
   }
@@ -121,6 +128,7 @@ export class RecordFile {
           // At `size`, not appended: a retry after a failed (maybe partial) write overwrites it.
           await (await this.openHandle()).write(Buffer.concat(chunks, length), this.size);
           this.size += length;
+          this.intactSize = Math.max(this.intactSize, this.size);
           this.unsynced.push(...chunks);
           written = true;
         }
@@ -169,7 +177,7 @@ export class RecordFile {
       }
       const old = this.handle;
       this.attach(handle);
-      this.size = this.durableSize = body.length;
+      this.size = this.durableSize = this.intactSize = body.length;
       this.unsynced = [];
       this.failed = false;
       await old?.close();
@@ -178,21 +186,33 @@ export class RecordFile {
 
   /**
    * After a failed write, fsync or rewrite, whose outcome is unknown: forgets
-   * everything not fsynced (queued or written), cuts the file back to its last
-   * fsynced length, and reads the records back as {@link open} does. What it
-   * returns is exactly what a crash now would leave. A failure leaves the file
-   * to a later call.
+   * everything queued and not written, cuts the file back, and reads the
+   * records back as {@link open} does. What it returns is exactly what a
+   * crash now would leave: with `keep` `durable`, a power loss (the file is
+   * cut at its last fsynced length); with `written`, a killed process (the
+   * records written whole before the failure stay, fsynced or not: what an
+   * `interval` Raft log acknowledged), written again from memory first so
+   * that the fsync after the cut covers them (a failed fsync may have
+   * dropped their pages). A failure leaves the file to a later call.
    */
-  reload(): Promise<unknown[]> {
+  reload(keep: 'durable' | 'written' = 'durable'): Promise<unknown[]> {
     return this.tasks.run(async () => {
       this.refuseIfClosed();
+      const intact = keep === 'written' ? this.intactPrefix() : [];
       this.pending = [];
       this.pendingBytes = 0;
       this.unsynced = [];
       if (!this.stale) {
-        // Both fsynced files of a failed rewrite are whole; otherwise only the fsynced prefix counts.
+        // Both fsynced files of a failed rewrite are whole; otherwise only the fsynced (or whole) prefix counts.
         const current = await this.openHandle();
-        await current.truncate(this.durableSize);
+        let end = this.durableSize;
+        if (intact.length > 0) {
+          const bytes = Buffer.concat(intact);
+          // Best effort: they are in the file already unless an fsync failed.
+          await current.write(bytes, this.durableSize).catch(() => {});
+          end += bytes.length;
+        }
+        await current.truncate(end);
         await current.datasync();
       }
       const handle = await this.fs.open(this.path, 'write');
@@ -205,7 +225,7 @@ export class RecordFile {
         // before it is returned, so that what a crash leaves is what this returns.
         if (parsed.validBytes < bytes.length || this.stale) await handle.datasync();
         records = parsed.records;
-        this.size = this.durableSize = parsed.validBytes;
+        this.size = this.durableSize = this.intactSize = parsed.validBytes;
       } catch (err) {
         await handle.close().catch(() => {});
         throw err;
@@ -217,6 +237,22 @@ export class RecordFile {
       await old?.close().catch(() => {});
       return records;
     });
+  }
+
+  /**
+   * The queued chunks (written again from the last fsynced length after a
+   * failure) that the file held whole before it: the first
+   * `intactSize - durableSize` bytes of them.
+   */
+  private intactPrefix(): Buffer[] {
+    const chunks: Buffer[] = [];
+    let bytes = this.durableSize;
+    for (const chunk of [...this.unsynced, ...this.pending]) {
+      if (bytes + chunk.length > this.intactSize) break;
+      chunks.push(chunk);
+      bytes += chunk.length;
+    }
+    return chunks;
   }
 
   /** Flushes and fsyncs what is queued (a failure is ignored), then closes the file. Later writes, rewrites and reloads fail. */

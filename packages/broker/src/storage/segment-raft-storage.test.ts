@@ -166,24 +166,65 @@ describe('SegmentRaftStorage at a crash', () => {
     await again.close();
   });
 
-  it('after a failed fsync under interval, reload() drops the entries written and not fsynced', async () => {
+  it('after a failed fsync under always, reload() drops the entries written and not fsynced (never acknowledged)', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+    storage.append([entry(1, 1)]);
+    await storage.sync();
+    storage.append([entry(2, 1)]);
+    fs.failNext('datasync', 'EIO');
+    await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    await storage.reload();
+    expect(dataOf(storage)).toEqual(['e1t1']);
+    await fs.crash();
+    const again = await open(fs);
+    expect(dataOf(again)).toEqual(['e1t1']);
+    await again.close();
+  });
+
+  it('under interval (an entry is acknowledged once written), reload() after a failed write keeps the entries written before it, durably', async () => {
     const fs = new FaultyFileSystem(new MemoryFileSystem());
     const storage = await open(fs, { fsync: 'interval', fsyncIntervalMs: 60_000 });
     storage.setHardState({ term: 1, vote: 'a', commit: 0 });
     storage.append([entry(1, 1)]);
     await storage.sync(); // fsynced with the vote
+    storage.append([entry(2, 1), entry(3, 1)]);
+    await storage.sync(); // written only: a follower acknowledges them now
+    storage.append([entry(4, 1)]);
+    fs.failNext('write', 'ENOSPC');
+    await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_FULL' });
+    await storage.reload();
+    expect(dataOf(storage)).toEqual(['e1t1', 'e2t1', 'e3t1']);
+    expect(storage.hardState).toEqual({ term: 1, vote: 'a', commit: 0 });
+    // Made durable by the reload: a power loss now keeps them.
+    await fs.crash();
+    const again = await open(fs, { fsync: 'interval', fsyncIntervalMs: 60_000 });
+    expect(dataOf(again)).toEqual(['e1t1', 'e2t1', 'e3t1']);
+    again.append([entry(4, 1)]);
+    await again.sync();
+    expect(dataOf(again)).toEqual(['e1t1', 'e2t1', 'e3t1', 'e4t1']);
+    await again.close();
+  });
+
+  it('under interval, after a failed fsync (the kernel dropped the pages) reload() writes the entries written again from memory; the vote not recorded stays the old one', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs, { fsync: 'interval', fsyncIntervalMs: 60_000 });
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+    storage.append([entry(1, 1)]);
+    await storage.sync();
     storage.append([entry(2, 1)]);
     await storage.sync(); // written only
     storage.setHardState({ term: 2, vote: 'b', commit: 0 });
-    storage.append([entry(3, 2)]);
+    storage.append([entry(3, 2)]); // written whole by the failing sync (its fsync fails): kept as a crash keeping the page cache would
     fs.failNext('datasync', 'EIO');
     await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
     await storage.reload();
-    expect(dataOf(storage)).toEqual(['e1t1']);
+    expect(dataOf(storage)).toEqual(['e1t1', 'e2t1', 'e3t2']);
     expect(storage.hardState).toEqual({ term: 1, vote: 'a', commit: 0 });
     await fs.crash();
     const again = await open(fs);
-    expect(dataOf(again)).toEqual(['e1t1']);
+    expect(dataOf(again)).toEqual(['e1t1', 'e2t1', 'e3t2']);
     await again.close();
   });
 

@@ -334,9 +334,13 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   }
 
   /**
-   * After a failed write or fsync: drops everything not fsynced (the segment
-   * log is closed without writing, its unsynced bytes cut) and reads back
-   * what is left, as a restart would. From the close until a reload
+   * After a failed write or fsync: drops what was never acknowledged (the
+   * segment log is closed without writing) and reads back what is left, as a
+   * restart would. With `fsync: 'always'` that is everything not fsynced;
+   * with `interval`, which acknowledges an entry once written, only what the
+   * failed write did not write whole: the records written before the
+   * failure stay (a process killed now would keep them too), or a leader
+   * that counted them would find them gone. From the close until a reload
    * succeeds (a failed one leaves the log closed: the group stays fenced and
    * tries again), reads find nothing, as the split layout's do while its
    * partition is rewound.
@@ -352,7 +356,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       this.pendingTruncate = undefined;
       this.pendingSnapshot = undefined;
       this.reloading = true;
-      await this.log.close({ dropUnsynced: true }).catch(() => {});
+      await this.log.close({ drop: this.options.fsync === 'always' ? 'unsynced' : 'unwritten' }).catch(() => {});
       const { log, memory, offsets } = await load<T, S>(this.dir, this.fs, this.meta, this.hard, this.voters, this.options);
       this.log = log;
       this.current = memory;

@@ -395,7 +395,7 @@ describe('write faults', () => {
   });
 });
 
-describe('close({ dropUnsynced }): what a crash now would leave, without a crash', () => {
+describe('close({ drop }): what a crash now would leave, without a crash', () => {
   it('under interval, records written and not fsynced are cut from the file and pending ones dropped; fsynced ones stay', async () => {
     const dir = await temp.make();
     const { log } = await open(dir, nodeFileSystem, { fsync: 'interval', fsyncIntervalMs: 60_000 });
@@ -404,10 +404,81 @@ describe('close({ dropUnsynced }): what a crash now would leave, without a crash
     log.append(messages(3, 6, DATA));
     await log.flush(); // written, not fsynced
     log.append(messages(6, 8, DATA)); // not even written
-    await log.close({ dropUnsynced: true });
+    await log.close({ drop: 'unsynced' });
     expect((await readFile(segmentPath(dir, 0))).length).toBe(3 * RECORD);
     const { log: again } = await open(dir);
     expect(again.endOffset).toBe(3);
     expect(offsets(await again.read(0, 10, 1 << 20))).toEqual(range(0, 3));
+  });
+});
+
+describe("'interval' acknowledges once written: a failure keeps the records written whole", () => {
+  const INTERVAL: SegmentLogOptions = { fsync: 'interval', fsyncIntervalMs: 60_000, segmentBytes: 1024 * 1024 };
+
+  it("a failed write leaves the records written before it in the file, and close({ drop: 'unwritten' }) keeps them", async () => {
+    const dir = await temp.make();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const { log } = await open(dir, fs, INTERVAL);
+    log.append(messages(0, 3, DATA));
+    await log.sync();
+    log.append(messages(3, 6, DATA));
+    await log.flush(); // written, not fsynced: acknowledged under 'interval'
+    log.append(messages(6, 8, DATA));
+    fs.failNext('write', 'ENOSPC');
+    expect(await rejection(log.flush(), LogStorageError)).toMatchObject({ code: 'STORAGE_FULL' });
+    // A process killed now keeps what was written whole: the file is not cut back to the last fsync.
+    expect((await readFile(segmentPath(dir, 0))).length).toBe(6 * RECORD);
+    await log.close({ drop: 'unwritten' });
+    expect((await readFile(segmentPath(dir, 0))).length).toBe(6 * RECORD);
+    const { log: again } = await open(dir);
+    expect(again.recovery).toMatchObject({ truncatedTail: undefined, corruptions: [] });
+    expect(await contents(again)).toEqual(identity(0, 6));
+  });
+
+  it('the torn tail of a failed write is cut; the records before it stay', async () => {
+    const dir = await temp.make();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const { log } = await open(dir, fs, INTERVAL);
+    log.append(messages(0, 4, DATA));
+    await log.flush();
+    log.append(messages(4, 7, DATA));
+    fs.tearNextWrite(RECORD + 10); // record 4 whole, record 5 torn
+    await rejection(log.flush(), LogStorageError);
+    expect((await readFile(segmentPath(dir, 0))).length).toBe(4 * RECORD);
+    await log.close({ drop: 'unwritten' });
+    const { log: again } = await open(dir);
+    expect(again.recovery.truncatedTail).toBeUndefined();
+    expect(await contents(again)).toEqual(identity(0, 4));
+  });
+
+  it('after a failed fsync (the kernel dropped the pages) the records written are written again from memory before the cut', async () => {
+    const dir = await temp.make();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const { log } = await open(dir, fs, INTERVAL);
+    log.append(messages(0, 2, DATA));
+    await log.sync();
+    log.append(messages(2, 5, DATA));
+    await log.flush();
+    fs.failNext('datasync', 'EIO'); // the unsynced bytes now read back as zeros
+    await rejection(log.sync(), LogStorageError);
+    await log.close({ drop: 'unwritten' });
+    const { log: again } = await open(dir);
+    expect(again.recovery).toMatchObject({ truncatedTail: undefined, corruptions: [] });
+    expect(await contents(again)).toEqual(identity(0, 5));
+  });
+
+  it("'always' acknowledges once fsynced: a failed write cuts the file back to the last fsync, whatever the drop", async () => {
+    const dir = await temp.make();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    const { log } = await open(dir, fs, { segmentBytes: 1024 * 1024 });
+    log.append(messages(0, 3, DATA));
+    await log.flush();
+    log.append(messages(3, 6, DATA));
+    fs.failNext('datasync', 'EIO'); // written, never acknowledged
+    await rejection(log.flush(), LogStorageError);
+    expect((await readFile(segmentPath(dir, 0))).length).toBe(3 * RECORD);
+    await log.close({ drop: 'unwritten' });
+    const { log: again } = await open(dir);
+    expect(await contents(again)).toEqual(identity(0, 3));
   });
 });

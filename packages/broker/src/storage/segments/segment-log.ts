@@ -577,6 +577,7 @@ export class SegmentLog {
     if (handle.writeSync !== undefined && data.length <= SYNC_WRITE_MAX_BYTES) handle.writeSync(data, segment.written);
     else await handle.write(data, segment.written);
     segment.written += data.length;
+    if (segment.written > segment.intact) segment.intact = segment.written;
   }
 
   /** Gives `segment` a writable handle (a read-only one is dropped: retired while reads use it). */
@@ -681,11 +682,24 @@ export class SegmentLog {
   }
 
   /**
-   * After a failed write or fsync nothing past the last durable byte can be
-   * trusted (after a failed fsync Linux may have dropped the dirty pages), so
-   * every record not durable is queued again from memory and the file cut back.
+   * After a failed write or fsync, every record not durable is queued again
+   * from memory and written again from the last durable byte by the retry
+   * (after a failed fsync Linux may have dropped the dirty pages: only a
+   * rewrite and a new fsync make them durable). The file is cut back (best
+   * effort: the rewrite goes to the same position anyway, and recovery cuts
+   * a torn tail): under `always` to the last durable byte, since nothing after
+   * it was acknowledged; under `interval`, which acknowledges records once
+   * written, only after the records written whole (a process killed now
+   * keeps them), which cuts the torn tail of a failed write.
+   *
+   * With `drop` (a close that writes nothing), the records not durable are
+   * dropped instead (the caller clears `pending`) and the cut is strict, so a
+   * reopen cannot read them back: `unsynced` cuts at the last durable byte
+   * (what a power loss now would leave); `unwritten` keeps what the file
+   * holds whole (what a killed process would leave), written again from
+   * memory first so that the fsync after the cut covers them.
    */
-  private async rewind(strict = false): Promise<void> {
+  private async rewind(drop?: 'unsynced' | 'unwritten'): Promise<void> {
     await this.joinBackgroundSync(false);
     const first = this.unsynced[0] ?? this.pending[0];
     this.pending = [...this.unsynced, ...this.pending];
@@ -695,13 +709,30 @@ export class SegmentLog {
     if (first === undefined) return;
     const segment = first.segment;
     segment.written = segment.durable;
+    if (drop === 'unsynced' || this.options.fsync === 'always') segment.intact = segment.durable;
     if (segment.handle === undefined || !segment.handleWritable) return;
-    // Best effort: the rewrite goes to the same position anyway, and recovery cuts a torn tail. Strict (a close
-    // that drops what is not durable): the bytes must be gone, or a reopen would read them back.
-    if (!strict) await segment.handle.truncate(segment.durable).catch(() => {});
-    else {
-      await segment.handle.truncate(segment.durable);
-      await segment.handle.datasync();
+    if (drop === undefined) {
+      await segment.handle.truncate(segment.intact).catch(() => {});
+      return;
+    }
+    if (drop === 'unwritten') await this.rewriteIntact(segment);
+    await segment.handle.truncate(segment.intact);
+    await segment.handle.datasync();
+  }
+
+  /**
+   * Writes the queued records of `segment` that its file already holds whole
+   * again, from memory (the same bytes at the same place). Best effort: they
+   * are in the file either way.
+   */
+  private async rewriteIntact(segment: Segment): Promise<void> {
+    for (const batch of this.pending) {
+      if (batch.segment !== segment || segment.written + batch.bytes > segment.intact) return;
+      try {
+        await this.writeBatch(batch);
+      } catch {
+        return;
+      }
     }
   }
 
@@ -1152,7 +1183,7 @@ export class SegmentLog {
         await handle.truncate(cut.position);
         await handle.datasync();
         await this.fs.syncDir(this.dir);
-        segment.size = segment.written = segment.durable = cut.position;
+        segment.size = segment.written = segment.durable = segment.intact = cut.position;
         segment.end = offset;
         segment.index.truncateFrom(offset - segment.base);
         segment.lastIndexedPosition = segment.index.length > 0 ? segment.index.positionAt(segment.index.length - 1) : Number.NEGATIVE_INFINITY;
@@ -1270,23 +1301,27 @@ export class SegmentLog {
   /**
    * Writes and fsyncs what was appended (whatever the policy), then closes
    * every file. Rejects if that last flush failed (the records not durable
-   * are then lost: they were never acknowledged). With `dropUnsynced`, writes
-   * nothing: every record not fsynced is dropped and cut from the file, so
-   * the log left is exactly what a crash now would leave (a Raft log
-   * reloading its durable prefix after a failed write); rejects when that cut fails.
+   * are then lost: they were never acknowledged). With `drop`, writes
+   * nothing new, so that the log left is what a crash now would leave (a
+   * Raft log reloading what it holds after a failed write): `unsynced` drops
+   * every record not fsynced and cuts it from the file (a power loss);
+   * `unwritten` drops only the records not written whole (never written, or
+   * torn by the failed write), keeping those written before the failure,
+   * fsynced or not (a killed process: what `interval` acknowledged). Rejects
+   * when that cut fails.
    */
-  async close(options: { dropUnsynced?: boolean } = {}): Promise<void> {
+  async close(options: { drop?: 'unsynced' | 'unwritten' } = {}): Promise<void> {
     if (this.closed || this.closing) return;
     this.closing = true; // appends are refused from now on: none can slip past the last flush
     let failure: unknown;
     await this.tasks.run(async () => {
       try {
         await this.joinBackgroundSync(false);
-        if (options.dropUnsynced !== true) await this.flushOnce(true);
+        if (options.drop === undefined) await this.flushOnce(true);
         else {
           this.backgroundFailure = undefined; // what it concerns is dropped
           this.closeOpenBatch();
-          await this.rewind(true);
+          await this.rewind(options.drop);
           this.pending = [];
         }
       } catch (err) {
@@ -1340,7 +1375,7 @@ async function loadActive(fs: FileSystem, segment: Segment, limits: ScanLimits, 
   for (const c of findings.corruptions) {
     report.corruptions.push({ segment: segment.logPath, offset: c.offset, endOffset: c.endOffset ?? segment.end, position: c.position, reason: c.reason });
   }
-  segment.size = segment.written = segment.durable = findings.validBytes;
+  segment.size = segment.written = segment.durable = segment.intact = findings.validBytes;
   // The active segment's index lives in memory; files left from an earlier seal would go stale.
   await unlinkQuietly(fs, segment.idxPath);
   await unlinkQuietly(fs, segment.tixPath);
@@ -1358,7 +1393,7 @@ async function loadSealed(
   segment.sealed = true;
   segment.fileCreated = true;
   const fileBytes = (await fs.stat(segment.logPath))?.size ?? 0;
-  segment.size = segment.written = segment.durable = fileBytes;
+  segment.size = segment.written = segment.durable = segment.intact = fileBytes;
   const stored = await loadIndexFiles(fs, segment, fileBytes);
   if (verify === 'active' && stored !== undefined && segment.base + stored.lastRelOffset + 1 === nextBase) {
     segment.index = stored.index;

@@ -40,6 +40,12 @@ export class Segment {
   written = 0;
   /** Bytes known to be on disk (fsynced). */
   durable = 0;
+  /**
+   * Bytes of the file holding whole records, written by this log (or found
+   * on open), fsynced or not: what a process killed now would leave. At
+   * least `durable`; above `written` while a failure's rewrite is pending.
+   */
+  intact = 0;
   index = new SparseIndex();
   lastIndexedPosition = Number.NEGATIVE_INFINITY;
   firstTimestamp: number | undefined;

@@ -117,7 +117,8 @@ export class GroupFactory {
 
   constructor(private readonly options: GroupFactoryOptions) {
     // Idle groups quiesce unless the settings say otherwise; the broker's failure detector wakes their followers (ClusterEngine.peerDown).
-    this.raftConfig = { quiesce: true, ...options.raftConfig };
+    // Under fsync `interval` a replica acknowledges entries before their fsync: a power cut may lose some (RaftConfig.unsyncedAcks).
+    this.raftConfig = { quiesce: true, ...options.raftConfig, ...(options.fsync === 'interval' ? { unsyncedAcks: true } : {}) };
     this.openSegmentFiles = new OpenFileCache(options.maxOpenSegmentFiles);
     this.openRaftLogFiles = new OpenFileCache(options.maxOpenRaftLogFiles);
     const { self, transport, clock, heartbeats, log, observer, now, raftLogMaxBytes } = options;

@@ -71,3 +71,13 @@ describe('parseRaftMessage: quiescence marks', () => {
     expect(parseRaftMessage({ type: 'heartbeat-resp', from: 'b2', to: 'b1', term: 3, quiesce: 'yes' }, parseString)).toBeUndefined();
   });
 });
+
+describe('parseRaftMessage: the lost mark of a rejection', () => {
+  it('keeps `lost` on a rejection, drops it elsewhere, and refuses one that is not a boolean', () => {
+    const lost: Message<string, string> = { type: 'app-resp', from: 'b2', to: 'b1', term: 3, index: 9, reject: true, hintIndex: 4, hintTerm: 0, lost: true };
+    expect(parseRaftMessage(structuredClone(lost), parseString)).toEqual(lost);
+    const accepted = { type: 'app-resp', from: 'b2', to: 'b1', term: 3, index: 9, reject: false, hintIndex: 0, hintTerm: 0 };
+    expect(parseRaftMessage({ ...accepted, lost: true }, parseString)).toEqual(accepted);
+    expect(parseRaftMessage({ ...lost, lost: 1 }, parseString)).toBeUndefined();
+  });
+});

@@ -28,9 +28,11 @@ export function parseRaftMessage<T, S = never>(
       const app = { ...base, type: 'app' as const, prevIndex: o.prevIndex, prevTerm: o.prevTerm, commit: o.commit, entries };
       return o.commitOnly === true && entries.length === 0 ? { ...app, commitOnly: true } : app;
     }
-    case 'app-resp':
-      if (!isUint(o.index) || typeof o.reject !== 'boolean' || !isUint(o.hintIndex) || !isUint(o.hintTerm)) return undefined;
-      return { ...base, type: 'app-resp', index: o.index, reject: o.reject, hintIndex: o.hintIndex, hintTerm: o.hintTerm };
+    case 'app-resp': {
+      if (!isUint(o.index) || typeof o.reject !== 'boolean' || !isUint(o.hintIndex) || !isUint(o.hintTerm) || (o.lost !== undefined && typeof o.lost !== 'boolean')) return undefined;
+      const resp = { ...base, type: 'app-resp' as const, index: o.index, reject: o.reject, hintIndex: o.hintIndex, hintTerm: o.hintTerm };
+      return o.lost === true && o.reject ? { ...resp, lost: true } : resp;
+    }
     case 'vote':
     case 'pre-vote':
       if (!isUint(o.lastIndex) || !isUint(o.lastTerm) || typeof o.transfer !== 'boolean') return undefined;

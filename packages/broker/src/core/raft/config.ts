@@ -75,6 +75,19 @@ export interface RaftConfig {
    * @defaultValue false
    */
   quiesce: boolean;
+  /**
+   * The storage acknowledges entries once written, before their fsync
+   * (the broker's `fsync: interval`), so a follower may lose entries it
+   * acknowledged (a power cut) and its leader then counts them in its match.
+   * A follower told to commit beyond its last index (a heartbeat's commit is
+   * the leader's match for it) then commits nothing on that word and
+   * answers a rejection marked `lost` with its commit, from which the leader
+   * probes it again and sends it what it lacks. Without it, that heartbeat
+   * means the log was lost or truncated under a storage that promised not to
+   * (a bug): the core throws `RaftInvariantError`.
+   * @defaultValue false
+   */
+  unsyncedAcks: boolean;
 }
 
 /** The defaults, in ticks: an election timeout of ten heartbeats. */
@@ -88,6 +101,7 @@ export const RAFT_DEFAULTS: Readonly<RaftConfig> = Object.freeze({
   maxUncommittedEntries: 8192,
   maxCommittedEntriesPerReady: 1024,
   quiesce: false,
+  unsyncedAcks: false,
 });
 
 export type RaftConfigOptions = Partial<RaftConfig>;
@@ -98,7 +112,7 @@ function invalid(field: string, message: string): RelayError {
 }
 
 const FIELDS = Object.keys(RAFT_DEFAULTS) as Array<keyof RaftConfig>;
-const BOOLEAN_FIELDS: ReadonlySet<keyof RaftConfig> = new Set(['preVote', 'checkQuorum', 'quiesce']);
+const BOOLEAN_FIELDS: ReadonlySet<keyof RaftConfig> = new Set(['preVote', 'checkQuorum', 'quiesce', 'unsyncedAcks']);
 
 /** Defaults, then the given fields; throws an `INVALID_ARGUMENT` {@link RelayError} naming the first bad field. */
 export function resolveRaftConfig(options: RaftConfigOptions = {}): Readonly<RaftConfig> {

@@ -113,4 +113,16 @@ describe('Progress', () => {
     expect(pr.match).toBe(9);
     expect(pr.next).toBe(10);
   });
+
+  it('a follower that lost acknowledged entries lowers match below what was counted (a plain rejection there is stale); a report not below match changes nothing', () => {
+    const pr = new Progress(1, 8);
+    pr.maybeUpdate(20);
+    pr.becomeReplicate();
+    pr.sentEntries(5, 25);
+    expect(pr.maybeDecrTo(20, 12)).toBe(false); // a plain rejection at or below match: stale
+    expect(pr.lost(20)).toBe(false);
+    expect(pr.lost(12)).toBe(true);
+    expect(pr).toMatchObject({ match: 12, next: 13, state: 'probe', probeSent: false });
+    expect(pr.inflights.size).toBe(0);
+  });
 });

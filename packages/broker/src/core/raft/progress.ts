@@ -188,6 +188,21 @@ export class Progress {
     return true;
   }
 
+  /**
+   * The follower lost entries it had acknowledged (see
+   * `RaftConfig.unsyncedAcks`) and is sure of its log only up to its commit
+   * `committed`: `match` drops there and the leader probes from after it.
+   * Returns false when `match` is not above it (a stale report: nothing
+   * counted is missing).
+   */
+  lost(committed: number): boolean {
+    if (committed >= this.match) return false;
+    this.resetState('probe');
+    this.match = committed;
+    this.next = committed + 1;
+    return true;
+  }
+
   /** Whether the leader must hold further appends to this follower. */
   isPaused(): boolean {
     switch (this.state) {

@@ -103,6 +103,8 @@ export interface RaftCounters {
   wakes: number;
   /** Times the failure detector's word that its leader is down ended the leader's lease here. */
   leaderDownSignals: number;
+  /** Times this follower told its leader it lost entries it had acknowledged (`RaftConfig.unsyncedAcks`). */
+  lostEntriesReported: number;
 }
 
 type StepFn<T, S> = (m: Message<T, S>) => void;
@@ -138,6 +140,7 @@ export class Raft<T, S> {
     quiesces: 0,
     wakes: 0,
     leaderDownSignals: 0,
+    lostEntriesReported: 0,
   };
 
   term = 0;
@@ -890,7 +893,8 @@ export class Raft<T, S> {
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
-    this.log.commitTo(m.commit);
+    if (m.commit > this.log.lastIndex() && this.config.unsyncedAcks) this.reportLostEntries(m.from, m.commit);
+    else this.log.commitTo(m.commit);
     // Quiesce only holding exactly the leader's committed log; otherwise the unmarked answer wakes the leader.
     if (m.quiesce === true && this.config.quiesce && this.log.lastIndex() === m.commit && this.log.committed === m.commit) {
       if (!this.isQuiesced) this.quiesce();
@@ -898,6 +902,21 @@ export class Raft<T, S> {
       return;
     }
     this.send({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term });
+  }
+
+  /**
+   * The leader's match for this follower (the heartbeat's `commit`) is beyond
+   * its last index: it lost entries it acknowledged, which storage that
+   * acknowledges before its fsync may do (`RaftConfig.unsyncedAcks`). What
+   * it holds after its commit is not known to be the leader's (a lost write
+   * may have been an overwrite), so nothing more is committed on this word:
+   * the leader is told to probe again from this follower's commit, and the
+   * appends that follow commit what they verify.
+   */
+  private reportLostEntries(leader: NodeId, commit: number): void {
+    this.counters.lostEntriesReported++;
+    const committed = this.log.committed;
+    this.send({ type: 'app-resp', from: this.id, to: leader, term: this.term, index: commit, reject: true, hintIndex: committed, hintTerm: 0, lost: true });
   }
 
   private handleSnapshot(m: SnapshotMessage<S>): void {
@@ -933,6 +952,10 @@ export class Raft<T, S> {
     pr.recentActive = true;
     pr.awaitingContact = false;
     pr.lastContactTick = this.now;
+    if (m.reject && m.lost === true) {
+      if (pr.lost(m.hintIndex)) this.sendAppend(m.from);
+      return;
+    }
     if (m.reject) {
       let nextProbe = m.hintIndex;
       if (m.hintTerm > 0) {

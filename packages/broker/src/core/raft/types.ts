@@ -148,6 +148,13 @@ export interface AppendMessage<T> extends MessageBase {
  * `hintTerm`) is the follower's last entry with term ≤ the leader's
  * `prevTerm` at or below it, from which the leader skips a whole term per
  * round trip (fast backtracking).
+ *
+ * `lost` (rejected only; see `RaftConfig.unsyncedAcks`): the follower lost
+ * entries it had acknowledged; its log ends before the commit `index` a
+ * heartbeat told it, and `hintIndex` is its own commit, the last index it
+ * is sure matches the leader. The leader lowers its match for it there,
+ * even below what it counted (a plain rejection below the match is stale and
+ * ignored).
  */
 export interface AppendResponse extends MessageBase {
   readonly type: 'app-resp';
@@ -155,6 +162,7 @@ export interface AppendResponse extends MessageBase {
   readonly reject: boolean;
   readonly hintIndex: number;
   readonly hintTerm: number;
+  readonly lost?: boolean;
 }
 
 /** Candidate → voter. `transfer` marks a campaign started by leadership transfer, which leases do not block. */

@@ -1,0 +1,161 @@
+/**
+ * A follower that lost entries it had acknowledged (storage acknowledging
+ * before its fsync, `fsync: interval`, after a power cut): with
+ * `unsyncedAcks` it tells its leader, which probes it again and sends it what
+ * it lacks; without it, being told to commit beyond its log is a bug and
+ * throws (RaftInvariantError), as before.
+ */
+import { describe, expect, it } from 'vitest';
+import { RaftNode } from './node.js';
+import { drainReady, type ReadyHandlers } from './runner.js';
+import { MemoryStorage } from './storage.js';
+import type { Entry, Message, RandomSource } from './types.js';
+import { RaftInvariantError } from './log.js';
+
+type Msg = Message<string, string>;
+const ZERO: RandomSource = { nextInt: () => 0 };
+const IDS = ['a', 'b', 'c'];
+
+/** Three nodes over memory storages, with a manual message queue. */
+class Trio {
+  readonly storages = new Map<string, MemoryStorage<string, string>>();
+  readonly nodes = new Map<string, RaftNode<string, string>>();
+  readonly applied = new Map<string, string[]>();
+  queue: Msg[] = [];
+
+  constructor(readonly config: { unsyncedAcks?: boolean }) {
+    for (const id of IDS) this.start(id, new MemoryStorage<string, string>(IDS), 0);
+  }
+
+  private start(id: string, storage: MemoryStorage<string, string>, applied: number): void {
+    this.storages.set(id, storage);
+    this.nodes.set(id, new RaftNode<string, string>({ id, storage, random: ZERO, config: this.config, applied }));
+  }
+
+  node(id: string): RaftNode<string, string> {
+    return this.nodes.get(id) as RaftNode<string, string>;
+  }
+
+  io(id: string): ReadyHandlers<string, string> {
+    return {
+      storage: this.storages.get(id) as MemoryStorage<string, string>,
+      send: (ms) => this.queue.push(...ms),
+      restore: () => undefined,
+      apply: (es: readonly Entry<string>[]) => {
+        const applied = this.applied.get(id) ?? [];
+        this.applied.set(id, applied);
+        for (const e of es) if (e.type === 'normal') applied.push(e.data);
+      },
+    };
+  }
+
+  /** Delivers until quiet (bounded), dropping messages to or from `isolated`. */
+  stabilize(isolated: string[] = []): void {
+    for (const id of IDS) drainReady(this.node(id), this.io(id));
+    for (let round = 0; round < 100 && this.queue.length > 0; round++) {
+      const batch = this.queue;
+      this.queue = [];
+      for (const m of batch) {
+        if (isolated.includes(m.to) || isolated.includes(m.from)) continue;
+        this.node(m.to).step(m);
+        drainReady(this.node(m.to), this.io(m.to));
+      }
+    }
+  }
+
+  /** The leader's heartbeat round, delivered. */
+  heartbeat(leader: string, isolated: string[] = []): void {
+    this.node(leader).tick();
+    this.stabilize(isolated);
+  }
+
+  /**
+   * `id` restarts having kept only its entries up to `keep` (the rest were
+   * written, acknowledged and lost before their fsync); its stored commit is
+   * clamped to what it holds, as the storages do on open. It applied nothing
+   * it lost (it applies only what it holds).
+   */
+  restartLosing(id: string, keep: number): void {
+    const old = this.storages.get(id) as MemoryStorage<string, string>;
+    const storage = new MemoryStorage<string, string>(IDS);
+    storage.append(old.entries(1, keep + 1, 1e9));
+    const hard = old.getHardState();
+    storage.setHardState({ ...hard, commit: Math.min(hard.commit, keep) });
+    this.applied.set(id, []);
+    this.start(id, storage, 0);
+  }
+}
+
+/** A leader `a` with five values committed and applied everywhere (indexes 2..6, after a's no-op at 1). */
+function committedFive(config: { unsyncedAcks?: boolean }): Trio {
+  const t = new Trio(config);
+  t.node('a').campaign();
+  t.stabilize();
+  for (const v of ['v1', 'v2', 'v3', 'v4', 'v5']) t.node('a').propose(v);
+  t.stabilize();
+  t.heartbeat('a');
+  expect(t.node('b').commitIndex).toBe(6);
+  return t;
+}
+
+describe('a follower that lost acknowledged entries (unsyncedAcks)', () => {
+  it('is told by a heartbeat to commit beyond its log: it commits nothing more, reports the loss, and the leader sends it what it lacks', () => {
+    const t = committedFive({ unsyncedAcks: true });
+    t.restartLosing('b', 3); // b keeps v1, v2 (index 2, 3); its commit comes back as 3
+    expect(t.node('b').lastIndex).toBe(3);
+    const leaderView = (): number | undefined => t.node('a').status().progress.find((p) => p.id === 'b')?.match;
+    expect(leaderView()).toBe(6);
+    // The heartbeat's commit is min(match 6, commit 6): beyond b's log.
+    t.node('a').tick();
+    drainReady(t.node('a'), t.io('a'));
+    const sent: Msg[] = [];
+    for (const m of t.queue.splice(0)) {
+      if (m.to !== 'b') continue;
+      t.node('b').step(m);
+      drainReady(t.node('b'), { ...t.io('b'), send: (ms) => sent.push(...ms) });
+    }
+    expect(t.node('b').commitIndex).toBe(3); // nothing committed on that word
+    expect(sent).toContainEqual(expect.objectContaining({ type: 'app-resp', to: 'a', reject: true, lost: true, index: 6, hintIndex: 3 }));
+    expect(t.node('b').counters.lostEntriesReported).toBe(1);
+    t.queue.push(...sent);
+    t.stabilize();
+    t.heartbeat('a');
+    expect(t.node('b').lastIndex).toBe(6);
+    expect(t.node('b').commitIndex).toBe(6);
+    expect(t.node('b').entries(1, 7)).toEqual(t.node('a').entries(1, 7));
+    expect(t.applied.get('b')).toEqual(['v1', 'v2', 'v3', 'v4', 'v5']);
+    expect(leaderView()).toBe(6);
+  });
+
+  it('recovers while the leader streams new entries to it, which it rejects (below the match the leader counted, such rejections are ignored as stale)', () => {
+    const t = committedFive({ unsyncedAcks: true });
+    t.restartLosing('b', 4);
+    for (const v of ['w1', 'w2', 'w3']) t.node('a').propose(v);
+    t.stabilize(); // b rejects every append (its log ends at 4); a and c commit them
+    expect(t.node('b').lastIndex).toBe(4);
+    t.heartbeat('a');
+    t.heartbeat('a');
+    expect(t.node('b').lastIndex).toBe(9);
+    expect(t.node('b').commitIndex).toBe(9);
+    expect(t.applied.get('b')).toEqual(['v1', 'v2', 'v3', 'v4', 'v5', 'w1', 'w2', 'w3']);
+  });
+
+  it('the leader ignores a stale report (its match for the follower is not above the commit reported)', () => {
+    const t = committedFive({ unsyncedAcks: true });
+    const before = t.node('a').status().progress.find((p) => p.id === 'b');
+    t.node('a').step({ type: 'app-resp', from: 'b', to: 'a', term: t.node('a').term, index: 6, reject: true, hintIndex: 6, hintTerm: 0, lost: true });
+    expect(t.node('a').status().progress.find((p) => p.id === 'b')).toEqual(before);
+  });
+});
+
+describe('without unsyncedAcks (storage that fsyncs before acknowledging)', () => {
+  it('a follower told to commit beyond its last index throws: its log was lost or truncated, a bug the simulator must catch', () => {
+    const t = committedFive({});
+    t.restartLosing('b', 3);
+    t.node('a').tick();
+    drainReady(t.node('a'), t.io('a'));
+    const heartbeat = t.queue.find((m) => m.to === 'b' && m.type === 'heartbeat');
+    expect(heartbeat).toMatchObject({ commit: 6 });
+    expect(() => t.node('b').step(heartbeat as Msg)).toThrow(RaftInvariantError);
+  });
+});

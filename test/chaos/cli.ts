@@ -1,6 +1,7 @@
 /**
  * `npm run chaos -- --brokers 3|5 --replication-factor R --seconds S --seed N
- *   [--faults kill,pause,...] [--partitions 6] [--producers 3] [--storage-layout split|unified] [--no-tmpfs] [--keep] [--json FILE]`
+ *   [--faults kill,pause,...] [--partitions 6] [--producers 3] [--storage-layout split|unified] [--fsync always|interval]
+ *   [--no-tmpfs] [--keep] [--json FILE]`
  *
  * Runs one seeded chaos run against real broker processes (see
  * docs/reliability.md) and exits 1 when the checker found a violation,
@@ -14,8 +15,11 @@ import { runChaos } from './run.js';
 import { FAULT_FAMILIES, type FaultFamily } from './schedule.js';
 
 const USAGE = `usage: npm run chaos -- --brokers 3|5 --replication-factor R --seconds S --seed N
-         [--faults ${FAULT_FAMILIES.join(',')}] [--partitions 6] [--producers 3] [--storage-layout split|unified] [--no-tmpfs] [--keep] [--json FILE]
+         [--faults ${FAULT_FAMILIES.join(',')}] [--partitions 6] [--producers 3] [--storage-layout split|unified]
+         [--fsync always|interval] [--no-tmpfs] [--keep] [--json FILE]
 --storage-layout: passed to every broker (default unified, the brokers' own default; docs/storage.md)
+--fsync: passed to every broker (default always, the brokers' own default, or RELAYMQ_FSYNC when set; interval
+         acknowledges before the fsync: its loss window opens only on a power cut, which chaos does not inject)
 environment: CHAOS_BROKER_LOG_LEVEL=info|debug makes the brokers' logs (kept with --keep) trace a slow seed (default warn)`;
 
 function integer(name: string, value: string | undefined, fallback: number | undefined, min: number, max: number): number {
@@ -38,6 +42,7 @@ async function main(): Promise<number> {
       partitions: { type: 'string' },
       producers: { type: 'string' },
       'storage-layout': { type: 'string' },
+      fsync: { type: 'string' },
       'no-tmpfs': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       json: { type: 'string' },
@@ -55,6 +60,9 @@ async function main(): Promise<number> {
   if (unknown.length > 0) throw new Error(`unknown fault families ${unknown.join(', ')}; known: ${FAULT_FAMILIES.join(', ')}`);
   const storageLayout = values['storage-layout'] ?? 'unified';
   if (storageLayout !== 'split' && storageLayout !== 'unified') throw new Error(`--storage-layout must be split or unified, got "${storageLayout}"`);
+  // RELAYMQ_FSYNC (which the brokers inherit) was how a run asked for interval before the flag: the replay then names it.
+  const fsync = values.fsync ?? process.env.RELAYMQ_FSYNC ?? 'always';
+  if (fsync !== 'always' && fsync !== 'interval') throw new Error(`--fsync must be always or interval, got "${fsync}"`);
   const cleanup = new Cleanup();
   cleanup.handleSignals();
   const started = Date.now();
@@ -68,6 +76,7 @@ async function main(): Promise<number> {
     producers: integer('producers', values.producers, 3, 1, 16),
     tmpfs: !values['no-tmpfs'],
     storageLayout,
+    fsync,
     keep: values.keep,
     cleanup,
     log: (line) => process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}\n`),

@@ -40,6 +40,8 @@ export interface ClusterOptions {
   keep: boolean;
   /** Every broker's `--storage-layout`. */
   storageLayout: 'split' | 'unified';
+  /** Every broker's `--fsync`. */
+  fsync: 'always' | 'interval';
   cleanup: Cleanup;
   /** Progress lines. */
   log: (line: string) => void;
@@ -252,6 +254,7 @@ export class ChaosCluster {
         '--peers', peers.join(','),
         '--data-dir', dataDir,
         '--storage-layout', this.options.storageLayout,
+        '--fsync', this.options.fsync,
         '--replication-factor', String(this.options.replicationFactor),
         '--default-partitions', String(this.options.partitions),
         '--advertised-url', `ws://127.0.0.1:${(this.clientLinks.get(id) as FaultLink).port}`,

@@ -17,6 +17,8 @@ export interface RunSettings {
   tmpfs: boolean;
   /** The brokers' `--storage-layout` (docs/storage.md). @defaultValue `unified` (before issue 12's default switch, `split`) */
   storageLayout?: 'split' | 'unified';
+  /** The brokers' `--fsync` (docs/storage.md). @defaultValue `always` */
+  fsync?: 'always' | 'interval';
 }
 
 /** Per producer: acknowledgements, the longest wait between two, availability. */
@@ -82,6 +84,7 @@ export function replayCommand(s: RunSettings, allFamilies: readonly FaultFamily[
   if (s.producers !== 3) parts.push('--producers', String(s.producers));
   if (!s.tmpfs) parts.push('--no-tmpfs');
   if (s.storageLayout !== undefined && s.storageLayout !== 'unified') parts.push('--storage-layout', s.storageLayout);
+  if (s.fsync !== undefined && s.fsync !== 'always') parts.push('--fsync', s.fsync);
   return parts.join(' ');
 }
 

@@ -38,6 +38,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
     brokers: options.brokers, replicationFactor: options.replicationFactor, seconds: options.seconds, seed: options.seed,
     faults: options.faults, partitions: options.partitions, producers: options.producers, tmpfs: options.tmpfs,
     storageLayout: options.storageLayout ?? 'unified',
+    fsync: options.fsync ?? 'always',
   };
   const replay = replayCommand(settings, FAULT_FAMILIES);
   const commit = currentCommit();
@@ -46,7 +47,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
   const notes: string[] = [];
   let workload: Workload | undefined;
   try {
-    const cluster = await ChaosCluster.start({ brokers: options.brokers, replicationFactor: options.replicationFactor, partitions: options.partitions, tmpfs: options.tmpfs, keep: options.keep, storageLayout: settings.storageLayout ?? 'unified', cleanup, log });
+    const cluster = await ChaosCluster.start({ brokers: options.brokers, replicationFactor: options.replicationFactor, partitions: options.partitions, tmpfs: options.tmpfs, keep: options.keep, storageLayout: settings.storageLayout ?? 'unified', fsync: settings.fsync ?? 'always', cleanup, log });
     const notReady = await cluster.waitReady(READY_TIMEOUT_MS);
     if (notReady.length > 0) throw new Error(`brokers ${notReady.join(', ')} not ready within ${READY_TIMEOUT_MS} ms`);
 

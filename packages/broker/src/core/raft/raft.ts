@@ -915,8 +915,7 @@ export class Raft<T, S> {
    */
   private reportLostEntries(leader: NodeId, commit: number): void {
     this.counters.lostEntriesReported++;
-    const committed = this.log.committed;
-    this.send({ type: 'app-resp', from: this.id, to: leader, term: this.term, index: commit, reject: true, hintIndex: committed, hintTerm: 0, lost: true });
+    this.send({ type: 'app-resp', from: this.id, to: leader, term: this.term, index: commit, reject: true, hintIndex: this.log.committed, hintTerm: 0, lost: true });
   }
 
   private handleSnapshot(m: SnapshotMessage<S>): void {

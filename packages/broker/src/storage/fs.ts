@@ -203,8 +203,8 @@ let inlineSyncThisTurn = false;
  * (`FileHandle.datasyncSync`); if so, the caller takes this turn's one.
  *
  * Through the thread pool an fdatasync of a few KiB took 340 µs at the
- * median on this 2-core machine alone and 720 µs with three brokers busy,
- * against 66–110 µs on the calling thread: the pool's wake-up and the
+ * median on this 2-core machine alone and 560–720 µs with three processes
+ * doing it, against 66–134 µs on the calling thread: the pool's wake-up and the
  * completion's way back cost more than the disk (a write + fdatasync per
  * acknowledgement sits on every `fsync: always` publish, on the leader and
  * on each follower). But an inline fsync blocks everything else the

@@ -114,7 +114,8 @@ const MAX_ARENA_BYTES = 1024 * 1024;
  * microseconds, a hop through the libuv thread pool 150–500 µs under load,
  * and that hop sat on every acknowledgement's path (a follower answers only
  * once written). Larger batches (catch-up, a backlog) go through the pool
- * and do not stall the loop.
+ * and do not stall the loop. The fdatasync of at most this many unsynced
+ * bytes may run on the loop's thread too (see `takeInlineSync`).
  */
 const SYNC_WRITE_MAX_BYTES = 256 * 1024;
 const MIN_READ_BYTES = 16 * 1024;

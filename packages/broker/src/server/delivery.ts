@@ -332,8 +332,7 @@ export class Delivery implements AppendListener {
       (messages) => {
         this.reading.delete(subscription);
         if (!this.stillDelivers(subscription, cursor)) return;
-        // As after any read that needed the disk: the cursor stays ready, behind the others.
-        toBack(subscription, cursor);
+        const { engine } = this.session.ctx;
         if (messages.count > 0) {
           cursor.offset = messages.firstOffset + messages.count;
           subscription.credit -= messages.count;
@@ -342,6 +341,13 @@ export class Delivery implements AppendListener {
           this.session.ctx.observer?.delivered(cursor.topic, messages.count, messages.dataBytes);
           this.session.sendEncoded(encodeMessageFrame(subscription.id, cursor.topic, cursor.partition, messages));
         }
+        // Caught up with what this replica applied: the cursor leaves the ready set, and the next append brings it
+        // back (an append announced while the read ran has raised the end already). Reading it again at once
+        // looped while the partition was idle: a read per turn of the event loop for every caught-up subscriber,
+        // which took the CPU from the Raft traffic that brings the next message (issue 12, publish → deliver).
+        // Else it stays ready, behind the others, as after any read that needed the disk.
+        if (cursor.offset >= engine.bounds(cursor.topic, cursor.partition).end) subscription.ready.delete(cursorKey(cursor.topic, cursor.partition));
+        else toBack(subscription, cursor);
         this.schedulePump();
       },
       () => {

@@ -1,9 +1,11 @@
 /**
  * Delivery over reads that need the disk: on layout `unified` every read of
  * a partition returns a promise, and a cursor whose read found nothing stays
- * ready (it is tried again). The subscription's other partitions must still
- * be read: the pass goes on to them rather than reading the same caught-up
- * cursor first forever.
+ * ready (it is tried again) unless it is caught up with what the replica
+ * applied. The subscription's other partitions must still be read: the pass
+ * goes on to them rather than reading the same cursor first forever; and a
+ * caught-up cursor is not read again until an append, which is delivered
+ * in the turn it is announced.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, decodeBrokerFrame, encodeFrame, encodeValue, type BrokerFrame, type ClientFrame, type MessageFrame } from '@relaymq/sdk/protocol';
@@ -100,6 +102,79 @@ describe('Delivery', () => {
     expect(encodedReads[1]).toBeGreaterThan(0);
     expect(reads[1]).toBeGreaterThan(0);
     expect(reads[2]).toBe(0);
+  });
+
+  it('stops reading a caught-up partition until an append, when every read is encoded (no read per turn while idle)', async () => {
+    const options = resolveBrokerOptions({ defaultPartitions: 1 });
+    const engine = new MemoryEngine({ ...options, now: Date.now });
+    const read = engine.read.bind(engine);
+    let encodedReads = 0;
+    (engine as LogEngine).readEncoded = (topic, partition, offset, maxCount, maxBytes) => {
+      encodedReads++;
+      const stored = read(topic, partition, offset, maxCount, maxBytes) as Awaited<ReturnType<MemoryEngine['read']>>;
+      const maps = encodeValue(stored.map((m) => ({ timestamp: m.timestamp, data: m.data })));
+      return Promise.resolve({ firstOffset: stored[0]?.offset ?? offset, count: stored.length, dataBytes: stored.reduce((n, m) => n + m.data.length, 0), bytes: maps.subarray(1) });
+    };
+    await engine.ensureTopic('t');
+    const publish = (seq: number): Promise<unknown> => engine.append('t', 0, { producerId: 'p', firstSeq: seq, messages: [{ data: Uint8Array.of(seq), encoding: 'raw' }] }, 'leader');
+    await publish(0);
+    const socket = new RecordingSocket();
+    const session = new ClientSession(socket, sessionContext(options, engine), () => {});
+    live.push(session);
+    const send = (frame: ClientFrame): void => session.receive(encodeFrame(frame));
+    send({ type: 'hello', version: PROTOCOL_VERSION, clientId: '', producerId: '' });
+    send({ type: 'subscribe', id: 1, subscription: 1, pattern: 't', from: 'earliest', resume: [], credit: 100 });
+    const delivered = (): number[] => socket.messages().flatMap((m) => m.batches.flatMap((b) => b.messages.map((x) => x.data[0] as number)));
+    await until(() => delivered().length >= 1, 'the first message');
+    const turns = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    // Idle: the cursor is caught up, so nothing reads it again (before: one read per turn of the event loop).
+    await turns(100);
+    const idleReads = encodedReads;
+    expect(idleReads).toBeLessThanOrEqual(2);
+    await turns(100);
+    expect(encodedReads).toBe(idleReads);
+    // An append brings it back: delivered, then idle again.
+    await publish(1);
+    await until(() => delivered().length >= 2, 'the second message');
+    await turns(100);
+    expect(delivered()).toEqual([0, 1]);
+    expect(encodedReads - idleReads).toBeLessThanOrEqual(2);
+  });
+
+  it.each([
+    ['from memory', false],
+    ['encoded', true],
+  ])('delivers an append in the turn it was announced, before a setImmediate queued ahead of it (read %s)', async (_what, encoded) => {
+    const options = resolveBrokerOptions({ defaultPartitions: 1 });
+    const engine = new MemoryEngine({ ...options, now: Date.now });
+    if (encoded) {
+      const read = engine.read.bind(engine);
+      (engine as LogEngine).readEncoded = (topic, partition, offset, maxCount, maxBytes) => {
+        const stored = read(topic, partition, offset, maxCount, maxBytes) as Awaited<ReturnType<MemoryEngine['read']>>;
+        const maps = encodeValue(stored.map((m) => ({ timestamp: m.timestamp, data: m.data })));
+        return Promise.resolve({ firstOffset: stored[0]?.offset ?? offset, count: stored.length, dataBytes: stored.reduce((n, m) => n + m.data.length, 0), bytes: maps.subarray(1) });
+      };
+    }
+    await engine.ensureTopic('t');
+    const publish = (seq: number): Promise<unknown> => engine.append('t', 0, { producerId: 'p', firstSeq: seq, messages: [{ data: Uint8Array.of(seq), encoding: 'raw' }] }, 'leader');
+    await publish(0);
+    const socket = new RecordingSocket();
+    const session = new ClientSession(socket, sessionContext(options, engine), () => {});
+    live.push(session);
+    const send = (frame: ClientFrame): void => session.receive(encodeFrame(frame));
+    send({ type: 'hello', version: PROTOCOL_VERSION, clientId: '', producerId: '' });
+    send({ type: 'subscribe', id: 1, subscription: 1, pattern: 't', from: 'earliest', resume: [], credit: 100 });
+    const delivered = (): number => socket.messages().reduce((n, m) => n + m.batches.reduce((k, b) => k + b.messages.length, 0), 0);
+    await until(() => delivered() === 1, 'the first message');
+    for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+    let atImmediate: number | undefined;
+    setImmediate(() => (atImmediate = delivered()));
+    await publish(1);
+    await until(() => atImmediate !== undefined, 'the setImmediate');
+    // Before, the delivery pass itself waited for a setImmediate, behind this one.
+    expect(atImmediate).toBe(2);
   });
 
   it.each([

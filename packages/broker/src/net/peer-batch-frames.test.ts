@@ -1,7 +1,8 @@
 /**
  * Batch frames (issue 13): messages queued to a peer within one tick (after
- * the first frame of a turn: within the rest of the turn) leave in one frame, to peers that said they accept them; a peer that
- * did not (a broker from before batch frames) gets one frame per message.
+ * the first frame of a turn: within the rest of the turn) leave in one
+ * frame, to peers that said they accept them; a peer that did not (a broker
+ * from before batch frames) gets one frame per message.
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -1,7 +1,8 @@
 /**
- * Batch frames (issue 13): messages queued to a peer within one event-loop
- * turn leave in one frame, to peers that said they accept them; a peer that
- * did not (a broker from before batch frames) gets one frame per message.
+ * Batch frames (issue 13): messages queued to a peer within one tick (after
+ * the first frame of a turn: within the rest of the turn) leave in one
+ * frame, to peers that said they accept them; a peer that did not (a broker
+ * from before batch frames) gets one frame per message.
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -102,6 +103,35 @@ describe('batch frames between brokers that accept them', () => {
     expect(sent.framesSent - sentBefore.framesSent).toBe(1);
     expect(got.messagesReceived - receivedBefore.messagesReceived).toBe(300);
     expect(got.framesReceived - receivedBefore.framesReceived).toBe(1);
+  });
+
+  it('writes a lone message at the end of its tick, before the turn ends; what follows it in the same turn goes together at the turn\'s end', async () => {
+    const { byId, received } = await mesh(['a', 'b']);
+    const a = byId.get('a') as PeerTransport;
+    const before = a.stats().framesSent;
+    const framesAt: number[] = [];
+    // Queued before the sends: it runs at the end of this turn, after their tick (a flush in a setImmediate would run after it).
+    setImmediate(() => framesAt.push(a.stats().framesSent - before));
+    expect(a.send('b', 'test', 1)).toBe(true);
+    expect(a.send('b', 'test', 2)).toBe(true);
+    // A promise callback of the same tick still goes in the first frame (a Raft group answers from one).
+    await Promise.resolve();
+    expect(a.send('b', 'test', 3)).toBe(true);
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    const afterTick = a.stats().framesSent - before;
+    // The same turn, after the first frame left: these wait for the turn's end and go in one frame, ticks apart.
+    expect(a.send('b', 'test', 4)).toBe(true);
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    expect(a.stats().framesSent - before).toBe(1);
+    expect(a.send('b', 'test', 5)).toBe(true);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await waitFor(() => received.length === 5, '5 messages', 10_000);
+    expect(framesAt).toEqual([1]);
+    expect(afterTick).toBe(1);
+    expect(a.stats().framesSent - before).toBe(2);
+    expect(received.map((r) => r.payload)).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('sends what the turn queued before closing (a broker leaving says so just before it closes)', async () => {

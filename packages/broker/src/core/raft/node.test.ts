@@ -87,7 +87,7 @@ describe('RaftNode', () => {
     expect(c.node('b').status().progress).toEqual([]);
   });
 
-  it('tells followers that hold every entry of a commit with an append they do not answer; one that lacks them is answered', () => {
+  it('tells followers that hold or are being sent every entry of a commit with an append they do not answer; one that lacks them answers', () => {
     const c = new Mini(['a', 'b', 'c']);
     c.elect('a');
     c.node('a').propose('x');
@@ -101,17 +101,22 @@ describe('RaftNode', () => {
     c.node('a').step(fromB);
     c.drain();
     const commit = c.queue.splice(0);
-    // b acknowledged x: its commit index comes alone, marked. c's answer is not in yet: a plain append, answered.
+    // b acknowledged x; c's answer is not in yet, but x was sent to it: both get the commit index alone, marked.
     const toB = commit.find((m) => m.to === 'b' && m.type === 'app');
     const toC = commit.find((m) => m.to === 'c' && m.type === 'app');
     expect(toB).toMatchObject({ entries: [], commit: 2, commitOnly: true });
-    expect(toC).toMatchObject({ entries: [], commit: 2 });
-    expect(toC).not.toHaveProperty('commitOnly');
+    expect(toC).toMatchObject({ entries: [], commit: 2, commitOnly: true });
+    // c's answer to x's append is its only one (it is still in the queue from before): the carriers add none.
+    const answerOfC = answers.find((m) => m.from === 'c' && m.type === 'app-resp') as Msg;
+    expect(answerOfC).toMatchObject({ index: 2, reject: false });
     for (const m of [toB, toC] as Msg[]) c.node(m.to).step(m);
     c.drain();
-    expect(c.queue.filter((m) => m.type === 'app-resp').map((m) => m.from)).toEqual(['c']);
+    expect(c.queue.filter((m) => m.type === 'app-resp')).toEqual([]);
     expect(c.node('b').commitIndex).toBe(2);
+    expect(c.node('c').commitIndex).toBe(2);
     expect(c.applied.get('b')).toEqual(['x']);
+    c.node('a').step(answerOfC);
+    expect(c.node('a').status().progress.find((p) => p.id === 'c')?.match).toBe(2);
     // A commit carrier that does not match the follower's log is still answered (rejected).
     c.queue = [];
     c.node('b').step({ type: 'app', from: 'a', to: 'b', term: 1, prevIndex: 5, prevTerm: 1, entries: [], commit: 2, commitOnly: true });

@@ -983,7 +983,7 @@ export class Raft<T, S> {
     }
     if (this.maybeCommit()) {
       if (this.role !== 'leader') return; // a committed change removed this leader
-      this.bcastAppend();
+      this.bcastAppend(true);
     } else if (wasPaused) {
       this.sendAppend(m.from);
     }
@@ -1025,16 +1025,17 @@ export class Raft<T, S> {
     this.becomeFollower(this.term, null);
   }
 
-  private sendAppend(to: NodeId): void {
-    this.maybeSendAppend(to, true);
+  private sendAppend(to: NodeId, commitCarrier = false): void {
+    this.maybeSendAppend(to, true, commitCarrier);
   }
 
   /**
    * Sends `to` the entries after its `next`, or a snapshot when they were
    * compacted. Returns whether something was sent. `sendIfEmpty` sends an
-   * empty append (a probe, or to carry the commit index).
+   * empty append (a probe, or to carry the commit index); `commitCarrier`:
+   * it is sent because the commit index advanced (see below).
    */
-  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean, commitCarrier = false): boolean {
     const pr = this.progress.get(to);
     if (pr === undefined || pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
@@ -1053,7 +1054,11 @@ export class Raft<T, S> {
     if (entries.length === 0 && !sendIfEmpty) return false;
     const commit = this.commitToAnnounce();
     // Nothing to send to a follower that acknowledged everything: only the commit index, which needs no answer.
-    if (entries.length === 0 && pr.state === 'replicate' && pr.match === prevIndex) {
+    // Nor, when the commit index advanced, to one whose entries are still in flight: it answers their append
+    // (an answer to this too cost every awaited publish one more message and leader wake-up, measured), and
+    // rejects this, answered, if it lacks them. Other empty appends to it (after a heartbeat answer, when its
+    // answer may have been lost) are answered, so the leader learns its match.
+    if (entries.length === 0 && pr.state === 'replicate' && (pr.match === prevIndex || commitCarrier)) {
       this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit, commitOnly: true });
     } else this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit });
     pr.sentEntries(entries.length, prevIndex + entries.length);
@@ -1073,8 +1078,8 @@ export class Raft<T, S> {
     return this.voters.length === 1 && this.voters[0] === this.id ? Math.min(committed, this.log.lastStableIndex()) : committed;
   }
 
-  private bcastAppend(): void {
-    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id);
+  private bcastAppend(commitCarrier = false): void {
+    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id, commitCarrier);
   }
 
   private bcastHeartbeat(quiesce = false): void {

@@ -134,10 +134,11 @@ export interface AppendMessage<T> extends MessageBase {
   readonly commit: number;
   /**
    * Set on an empty append that only carries the commit index to a follower
-   * known to hold every entry up to `prevIndex` (its acknowledged match): a
+   * in replicate state, which holds or is being sent every entry up to
+   * `prevIndex` (acknowledged, or in flight and answered when they arrive): a
    * follower that accepts it does not answer, since the answer would tell
-   * the leader nothing (a rejection is still answered). Saves the leader one
-   * message per follower and commit.
+   * the leader nothing new (a rejection is still answered). Saves the leader
+   * one message per follower and commit.
    */
   readonly commitOnly?: boolean;
 }

@@ -29,6 +29,12 @@ export interface HardStateStore {
   read(): Promise<HardStateRecord | undefined>;
   /** Records `state`; resolves once it is durable. */
   write(state: HardStateRecord): Promise<void>;
+  /**
+   * Writes take effect in the order they were made, whether or not the
+   * earlier ones finished (a journal queues them): a caller that does not
+   * need one durable may go on without waiting for it.
+   */
+  readonly ordered?: boolean;
 }
 
 /** Settings of a {@link HardStateJournal}. */
@@ -252,6 +258,9 @@ function isCount(value: unknown): value is number {
 
 /** One key of a journal as a {@link HardStateStore} (an object with methods, not closures: a broker holds one per partition). */
 class JournalKey implements HardStateStore {
+  /** The journal queues each write in the turn it is made (see {@link HardStateJournal.write}). */
+  readonly ordered = true;
+
   constructor(
     private readonly journal: HardStateJournal,
     private readonly key: string,

@@ -325,6 +325,30 @@ function allowedAfterFailure(found: Held, durable: Held, attempted: Held | undef
   return voteOld || voteNew;
 }
 
+describe("SegmentRaftStorage: the broker's journal of hard states", () => {
+  it("a commit index being recorded in the journal (its fdatasync in flight) holds no sync() of the log behind it; it is recorded all the same", async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const journal = await HardStateJournal.open('/data/hardstate.journal', { fs });
+    const storage = await SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1, fs, hardStates: { journal, key: 'p0' } });
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+    storage.append([entry(1, 1)]);
+    await storage.sync();
+    const journalSync = fs.pauseNext('datasync');
+    storage.setHardState({ term: 1, vote: 'a', commit: 1 });
+    await storage.sync(); // a commit alone: recorded by a timer, after fsyncIntervalMs
+    await journalSync.reached;
+    storage.append([entry(2, 1)]);
+    // Bounded: before, this sync waited for the journal's fsync, released only after the race.
+    const first = await Promise.race([storage.sync().then(() => 'synced'), new Promise((resolve) => setTimeout(() => resolve('held'), 5000))]);
+    journalSync.release();
+    expect(first).toBe('synced');
+    expect(dataOf(storage)).toEqual(['e1t1', 'e2t1']);
+    await storage.close();
+    await journal.close();
+    expect((await HardStateJournal.open('/data/hardstate.journal', { fs })).get('p0')).toEqual({ term: 1, vote: 'a', commit: 1 });
+  });
+});
+
 describe.each([
   ['always', 'in its directory', false],
   ['always', 'in the broker\'s journal', true],

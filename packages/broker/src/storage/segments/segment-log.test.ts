@@ -22,10 +22,16 @@ async function openLog(dir: string, options: SegmentLogOptions = {}, fs = nodeFi
   return log;
 }
 
-/** The real file system, counting asynchronous and synchronous writes; a synchronous write can be made to fail once (half written first). */
+/**
+ * The real file system, counting asynchronous and synchronous writes and
+ * fsyncs; a synchronous write can be made to fail once (half written
+ * first), and a synchronous fsync too.
+ */
 class SyncWriteFileSystem implements FileSystem {
   counts = { write: 0, writeSync: 0 };
+  syncs = { datasync: 0, datasyncSync: 0 };
   failNextWriteSync: Error | undefined;
+  failNextDatasyncSync: Error | undefined;
   readdir = nodeFileSystem.readdir;
   mkdir = nodeFileSystem.mkdir;
   rename = nodeFileSystem.rename;
@@ -36,6 +42,7 @@ class SyncWriteFileSystem implements FileSystem {
   async open(path: string, mode: OpenMode): Promise<FileHandle> {
     const inner = await nodeFileSystem.open(path, mode);
     const writeSync = inner.writeSync?.bind(inner) as NonNullable<FileHandle['writeSync']>;
+    const datasyncSync = inner.datasyncSync?.bind(inner) as NonNullable<FileHandle['datasyncSync']>;
     return {
       write: (data, position) => {
         this.counts.write++;
@@ -52,11 +59,24 @@ class SyncWriteFileSystem implements FileSystem {
       read: (into, position) => inner.read(into, position),
       size: () => inner.size(),
       truncate: (length) => inner.truncate(length),
-      datasync: () => inner.datasync(),
+      datasync: () => {
+        this.syncs.datasync++;
+        return inner.datasync();
+      },
+      datasyncSync: () => {
+        this.syncs.datasyncSync++;
+        const error = this.failNextDatasyncSync;
+        this.failNextDatasyncSync = undefined;
+        if (error !== undefined) throw error;
+        datasyncSync();
+      },
       close: () => inner.close(),
     };
   }
 }
+
+/** Resolves after the current turn of the event loop (a new turn may fsync on the calling thread again). */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const offsets = (list: StoredMessage[]): number[] => list.map((m) => m.offset);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
@@ -321,6 +341,52 @@ describe('SegmentLog: fsync policy', () => {
     log.append(messages(2, 4));
     await expect(log.flush()).rejects.toMatchObject({ code: 'STORAGE_FULL' });
     expect(log.durableOffset).toBe(2);
+    await log.sync(); // the retry: writes the records kept in memory again
+    expect(log.durableOffset).toBe(4);
+    await log.close();
+    const again = await openLog(dir);
+    expect(offsets(await again.read(0, 100, 10_000))).toEqual(range(0, 4));
+  });
+
+  it("'always': a small batch is fsynced on the calling thread, once per turn of the event loop; a second log in the same turn and a large batch go through the thread pool", async () => {
+    const fs = new SyncWriteFileSystem();
+    const [one, two] = [await openLog(await temp.make(), { fsync: 'always' }, fs), await openLog(await temp.make(), { fsync: 'always' }, fs)];
+    one.append(messages(0, 1));
+    two.append(messages(0, 1));
+    await Promise.all([one.flush(), two.flush()]); // the first flushes create the files
+    await nextTurn();
+    fs.syncs = { datasync: 0, datasyncSync: 0 };
+    one.append(messages(1, 3));
+    // setImmediate runs only after the event loop polled I/O: a flush that waited for the thread pool loses the race.
+    const first = await Promise.race([one.flush().then(() => 'durable'), nextTurn().then(() => 'next turn')]);
+    expect(first).toBe('durable');
+    expect(fs.syncs).toEqual({ datasync: 0, datasyncSync: 1 });
+    expect(one.durableOffset).toBe(3);
+    await nextTurn();
+    one.append(messages(3, 4));
+    two.append(messages(1, 2));
+    await Promise.all([one.flush(), two.flush()]);
+    expect(fs.syncs).toEqual({ datasync: 1, datasyncSync: 2 });
+    await nextTurn();
+    one.append(messages(4, 5, { size: 300 * 1024 }));
+    await one.flush();
+    expect(fs.syncs).toEqual({ datasync: 2, datasyncSync: 2 });
+    expect([one.durableOffset, two.durableOffset]).toEqual([5, 2]);
+  });
+
+  it('a synchronous fsync that fails is handled like an asynchronous one: the flush rejects, nothing after the last fsync counts as durable, the retry writes and fsyncs again', async () => {
+    const fs = new SyncWriteFileSystem();
+    const dir = await temp.make();
+    const log = await openLog(dir, { fsync: 'always', timers: new ManualTimers() }, fs);
+    log.append(messages(0, 2));
+    await log.flush();
+    await nextTurn();
+    fs.failNextDatasyncSync = Object.assign(new Error('I/O error'), { code: 'EIO' });
+    log.append(messages(2, 4));
+    await expect(log.flush()).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    expect(log.durableOffset).toBe(2);
+    expect(log.health().status).not.toBe('healthy');
+    await nextTurn();
     await log.sync(); // the retry: writes the records kept in memory again
     expect(log.durableOffset).toBe(4);
     await log.close();

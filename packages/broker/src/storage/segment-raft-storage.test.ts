@@ -347,6 +347,32 @@ describe("SegmentRaftStorage: the broker's journal of hard states", () => {
     await journal.close();
     expect((await HardStateJournal.open('/data/hardstate.journal', { fs })).get('p0')).toEqual({ term: 1, vote: 'a', commit: 1 });
   });
+
+  it.each([
+    ['is durable', undefined],
+    ['fails', 'EIO'],
+  ] as const)('a term and vote written while a commit index not waited for is in the journal (its fsync in flight, then it %s) end there newer than it; no write is lost or reordered', async (_, failure) => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const journal = await HardStateJournal.open('/data/hardstate.journal', { fs });
+    const storage = await SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1, fs, hardStates: { journal, key: 'p0' } });
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+    storage.append([entry(1, 1)]);
+    await storage.sync();
+    const commitSync = fs.pauseNext('datasync');
+    storage.setHardState({ term: 1, vote: 'a', commit: 1 });
+    await storage.sync(); // a commit alone: recorded by a timer, not waited for
+    await commitSync.reached;
+    // A new term and vote while the commit's batch is being fsynced: the next batch, after it.
+    storage.setHardState({ term: 2, vote: 'b', commit: 1 });
+    const voted = storage.sync();
+    if (failure !== undefined) fs.failNext('datasync', failure);
+    commitSync.release();
+    await voted; // the vote's own batch succeeds either way: it resolves only once durable
+    expect(journal.get('p0')).toEqual({ term: 2, vote: 'b', commit: 1 });
+    await storage.close();
+    await journal.close();
+    expect((await HardStateJournal.open('/data/hardstate.journal', { fs })).get('p0')).toEqual({ term: 2, vote: 'b', commit: 1 });
+  });
 });
 
 describe.each([

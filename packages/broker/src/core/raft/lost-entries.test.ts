@@ -28,8 +28,11 @@ class Trio {
   /** Appends delivered to each node. */
   readonly appendsTo = new Map<string, number>();
 
-  constructor(readonly config: RaftConfigOptions) {
-    for (const id of IDS) this.start(id, new MemoryStorage<string, string>(IDS), 0);
+  constructor(
+    readonly config: RaftConfigOptions,
+    readonly ids: readonly string[] = IDS,
+  ) {
+    for (const id of ids) this.start(id, new MemoryStorage<string, string>(ids), 0);
   }
 
   private start(id: string, storage: MemoryStorage<string, string>, applied: number): void {
@@ -56,7 +59,7 @@ class Trio {
 
   /** Delivers until quiet (bounded), dropping messages to or from `isolated`. */
   stabilize(isolated: string[] = []): void {
-    for (const id of IDS) drainReady(this.node(id), this.io(id));
+    for (const id of this.ids) drainReady(this.node(id), this.io(id));
     for (let round = 0; round < 100 && this.queue.length > 0; round++) {
       const batch = this.queue;
       this.queue = [];
@@ -83,7 +86,7 @@ class Trio {
    */
   restartLosing(id: string, keep: number): void {
     const old = this.storages.get(id) as MemoryStorage<string, string>;
-    const storage = new MemoryStorage<string, string>(IDS);
+    const storage = new MemoryStorage<string, string>(this.ids);
     storage.append(old.entries(1, keep + 1, 1e9));
     const hard = old.getHardState();
     storage.setHardState({ ...hard, commit: Math.min(hard.commit, keep) });
@@ -175,6 +178,29 @@ describe('a follower that lost acknowledged entries (unsyncedAcks)', () => {
     expect(t.node('b').entries(1, 8)).toEqual(t.node('a').entries(1, 8));
     expect(t.node('a').commitIndex).toBe(7);
     expect(matchOfB()).toBe(7);
+  });
+
+  it('five voters: a follower that lost entries of the leader\'s log end, not committed, is asked (nothing new to send it, no heartbeat tells it): it is not counted in their commit', () => {
+    const t = new Trio({ unsyncedAcks: true }, ['a', 'b', 'c', 'd', 'e']);
+    t.node('a').campaign();
+    t.stabilize();
+    t.node('a').propose('v1');
+    t.stabilize();
+    for (const v of ['w1', 'w2', 'w3']) t.node('a').propose(v); // 3..5: a and b only, not committed (2 of 5)
+    t.stabilize(['c', 'd', 'e']);
+    const matchOfB = (): number | undefined => t.node('a').status().progress.find((p) => p.id === 'b')?.match;
+    expect([t.node('a').lastIndex, matchOfB(), t.node('a').commitIndex]).toEqual([5, 5, 2]);
+    t.restartLosing('b', 2);
+    t.heartbeat('a', ['c', 'd', 'e']); // its commit, 2, is within b's log: the check at 5 is what tells the leader
+    t.heartbeat('a', ['c', 'd', 'e']);
+    // c back: the commit of 5 counts copies that exist.
+    // Before, b stayed at 2 while a counted its match of 5: with c back, a committed 5 with copies on a and c alone.
+    expect(t.node('b').entries(1, 6)).toEqual(t.node('a').entries(1, 6));
+    expect(t.node('a').commitIndex).toBe(2);
+    for (let i = 0; i < 5 && t.node('a').commitIndex < 5; i++) t.heartbeat('a', ['d', 'e']);
+    expect(t.node('a').commitIndex).toBe(5);
+    expect(['a', 'b', 'c', 'd', 'e'].filter((id) => t.node(id).lastIndex >= 5)).toEqual(['a', 'b', 'c']);
+    expect(t.node('b').entries(1, 6)).toEqual(t.node('a').entries(1, 6));
   });
 
   it('the leader ignores a stale report (its match for the follower is not above the commit reported)', () => {

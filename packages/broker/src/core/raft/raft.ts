@@ -851,6 +851,7 @@ export class Raft<T, S> {
           pr.becomeProbe();
         }
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
+        else if (this.config.unsyncedAcks && pr.state === 'replicate' && pr.match > this.log.committed) this.sendMatchCheck(m.from, pr.match);
         return;
       }
       default:
@@ -1120,6 +1121,22 @@ export class Raft<T, S> {
     }
     this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries: [], commit: Math.min(pr.match, this.commitToAnnounce()) });
     pr.probeSent = true;
+  }
+
+  /**
+   * Under `RaftConfig.unsyncedAcks`: asks a follower whether it still holds
+   * `match`, the leader's last entry, which it acknowledged and which is not
+   * committed, so that no heartbeat (whose commit is at most the commit)
+   * would tell it if it lost the entry, and with nothing new to send no
+   * append would either, while the leader counts it (with five voters, a
+   * commit may count it). An empty append at `match`, answered: a rejection
+   * is taken as the loss it is (see {@link handleAppendResponse}); an
+   * acceptance changes nothing.
+   */
+  private sendMatchCheck(to: NodeId, match: number): void {
+    const prevTerm = this.log.term(match);
+    if (prevTerm === undefined) return;
+    this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex: match, prevTerm, entries: [], commit: Math.min(match, this.commitToAnnounce()) });
   }
 
   private sendTimeoutNow(to: NodeId): void {

@@ -17,7 +17,7 @@ type Msg = Message<string, string>;
 const ZERO: RandomSource = { nextInt: () => 0 };
 const IDS = ['a', 'b', 'c'];
 
-/** Three nodes over memory storages, with a manual message queue. */
+/** Three nodes (or `ids`) over memory storages, with a manual message queue. */
 class Trio {
   readonly storages = new Map<string, MemoryStorage<string, string>>();
   readonly nodes = new Map<string, RaftNode<string, string>>();
@@ -153,7 +153,7 @@ describe('a follower that lost acknowledged entries (unsyncedAcks)', () => {
   it('rejecting an append at an entry it acknowledged (lost) lowers its match: no ping-pong of probes, and it catches up while no commit exceeds its log', () => {
     // b's match sits on entries of an earlier term (not committed by counting) when it loses them, with c down: no
     // heartbeat's commit exceeds b's log, so only its rejections can tell the leader. Before, the leader took them
-    // as stale, probed b at the lost entry again at once (thousands of appends, no tick), and committed nothing.
+    // as stale, probed b at the lost entry again on every answer, without end and without a tick, and committed nothing.
     const t = new Trio({ unsyncedAcks: true, maxEntriesPerAppend: 1, preVote: false, checkQuorum: false });
     t.node('a').campaign();
     t.stabilize();

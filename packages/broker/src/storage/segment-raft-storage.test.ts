@@ -7,7 +7,7 @@
  * losses, checked against a model of what was synced. The contract it shares
  * with the record file is in raft-storage.test.ts and open-raft-log-files.test.ts.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { applyPublish } from '../core/partition/apply.js';
 import type { PublishCommand } from '../core/partition/command.js';
 import { Partition } from '../core/partition/partition.js';
@@ -183,6 +183,38 @@ describe('SegmentRaftStorage at a crash', () => {
     await again.close();
   });
 
+  it('a commit index recorded by its timer while a Ready\'s entries wait to be written is not: a reload (or restart) never reads disk entries their truncation replaces as committed', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const fs = new FaultyFileSystem(new MemoryFileSystem());
+      const storage = await open(fs, { fsyncIntervalMs: 10 });
+      storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+      storage.append([entry(1, 1), entry(2, 1), entry(3, 1)]);
+      await storage.sync();
+      storage.setHardState({ term: 1, vote: 'a', commit: 1 });
+      await storage.sync(); // a commit alone: its timer is armed
+      storage.append([entry(4, 1)]);
+      const fsync = fs.pauseNext('datasync');
+      const written = storage.sync();
+      await fsync.reached;
+      vi.advanceTimersByTime(20); // the commit's write queues behind that sync
+      // The next Ready (a new leader's entry 2 replaces ours, committed at 2) before its sync runs; its truncation fails.
+      storage.append([entry(2, 2)]);
+      storage.setHardState({ term: 2, vote: null, commit: 2 });
+      fs.failNext('truncate', 'EIO');
+      const next = storage.sync();
+      fsync.release();
+      await written;
+      await expect(next).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+      await storage.reload();
+      expect(dataOf(storage)).toEqual(['e1t1', 'e2t1', 'e3t1', 'e4t1']);
+      expect(storage.hardState.commit).toBeLessThanOrEqual(1); // was 2: e2t1, replaced by the leader's e2t2, read as committed
+      await storage.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('under interval (an entry is acknowledged once written), reload() after a failed write keeps the entries written before it, durably', async () => {
     const fs = new FaultyFileSystem(new MemoryFileSystem());
     const storage = await open(fs, { fsync: 'interval', fsyncIntervalMs: 60_000 });
@@ -346,6 +378,32 @@ describe("SegmentRaftStorage: the broker's journal of hard states", () => {
     await storage.close();
     await journal.close();
     expect((await HardStateJournal.open('/data/hardstate.journal', { fs })).get('p0')).toEqual({ term: 1, vote: 'a', commit: 1 });
+  });
+
+  it.each([
+    ['is durable', undefined],
+    ['fails', 'EIO'],
+  ] as const)('a term and vote written while a commit index not waited for is in the journal (its fsync in flight, then it %s) end there newer than it; no write is lost or reordered', async (_, failure) => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const journal = await HardStateJournal.open('/data/hardstate.journal', { fs });
+    const storage = await SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1, fs, hardStates: { journal, key: 'p0' } });
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+    storage.append([entry(1, 1)]);
+    await storage.sync();
+    const commitSync = fs.pauseNext('datasync');
+    storage.setHardState({ term: 1, vote: 'a', commit: 1 });
+    await storage.sync(); // a commit alone: recorded by a timer, not waited for
+    await commitSync.reached;
+    // A new term and vote while the commit's batch is being fsynced: the next batch, after it.
+    storage.setHardState({ term: 2, vote: 'b', commit: 1 });
+    const voted = storage.sync();
+    if (failure !== undefined) fs.failNext('datasync', failure);
+    commitSync.release();
+    await voted; // the vote's own batch succeeds either way: it resolves only once durable
+    expect(journal.get('p0')).toEqual({ term: 2, vote: 'b', commit: 1 });
+    await storage.close();
+    await journal.close();
+    expect((await HardStateJournal.open('/data/hardstate.journal', { fs })).get('p0')).toEqual({ term: 2, vote: 'b', commit: 1 });
   });
 });
 

@@ -312,6 +312,10 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
 
   private async writeCommit(): Promise<void> {
     if (!this.commitChanged) return;
+    // Entries appended and not written yet (a Ready whose sync is queued behind this): the commit may name them, or
+    // entries of the disk that their truncation will replace, which a restart would then read as committed. The
+    // commit stays changed: the sync that writes them records it.
+    if (this.queue.length > 0 || this.pendingTruncate !== undefined || this.pendingSnapshot !== undefined) return;
     this.commitChanged = false;
     const written = this.hard.write(this.current.getHardState());
     // A commit index needs no fsync: with a journal, which keeps the order of writes, the chain does not wait for

@@ -82,7 +82,9 @@ export interface RaftConfig {
    * A follower told to commit beyond its last index (a heartbeat's commit is
    * the leader's match for it) then commits nothing on that word and
    * answers a rejection marked `lost` with its commit, from which the leader
-   * probes it again and sends it what it lacks. Without it, that heartbeat
+   * probes it again and sends it what it lacks; and a leader takes a
+   * rejection at or below a follower's match as such a loss too (not as
+   * stale), lowering the match. Without it, that heartbeat
    * means the log was lost or truncated under a storage that promised not to
    * (a bug): the core throws `RaftInvariantError`.
    * @defaultValue false

@@ -190,16 +190,17 @@ export class Progress {
 
   /**
    * The follower lost entries it had acknowledged (see
-   * `RaftConfig.unsyncedAcks`) and is sure of its log only up to its commit
-   * `committed`: `match` drops there and the leader probes from after it.
+   * `RaftConfig.unsyncedAcks`) and its log is known to match the leader's
+   * only up to `matched` (its commit, or an entry of the same term as the
+   * leader's): `match` drops there and the leader probes from after it.
    * Returns false when `match` is not above it (a stale report: nothing
    * counted is missing).
    */
-  lost(committed: number): boolean {
-    if (committed >= this.match) return false;
+  lost(matched: number): boolean {
+    if (matched >= this.match) return false;
     this.resetState('probe');
-    this.match = committed;
-    this.next = committed + 1;
+    this.match = matched;
+    this.next = matched + 1;
     return true;
   }
 

@@ -851,6 +851,7 @@ export class Raft<T, S> {
           pr.becomeProbe();
         }
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
+        else if (this.config.unsyncedAcks && pr.state === 'replicate' && pr.match > this.log.committed) this.sendMatchCheck(m.from, pr.match);
         return;
       }
       default:
@@ -953,6 +954,16 @@ export class Raft<T, S> {
     pr.lastContactTick = this.now;
     if (m.reject && m.lost === true) {
       if (pr.lost(m.hintIndex)) this.sendAppend(m.from);
+      return;
+    }
+    if (m.reject && this.config.unsyncedAcks && m.index <= pr.match) {
+      // It lacks an entry it acknowledged: it lost it (`RaftConfig.unsyncedAcks`), unless the rejection is stale. Taken
+      // as stale (below), it would leave the match counted and the probe at the lost entry, rejected again at once, for
+      // as long as no heartbeat's commit exceeds the follower's log (a leader whose commit waits for that follower: a
+      // ping-pong and no commit). The match drops to the follower's hint when our entry there has its term (log
+      // matching: the logs agree up to it), else to nothing; a stale rejection only costs a probe.
+      const held = m.hintTerm > 0 && this.log.term(m.hintIndex) === m.hintTerm ? m.hintIndex : 0;
+      if (pr.lost(held)) this.sendAppend(m.from);
       return;
     }
     if (m.reject) {
@@ -1115,6 +1126,22 @@ export class Raft<T, S> {
     }
     this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex, prevTerm, entries: [], commit: Math.min(pr.match, this.commitToAnnounce()) });
     pr.probeSent = true;
+  }
+
+  /**
+   * Under `RaftConfig.unsyncedAcks`: asks a follower whether it still holds
+   * `match`, the leader's last entry, which it acknowledged and which is not
+   * committed, so that no heartbeat (whose commit is at most the commit)
+   * would tell it if it lost the entry, and with nothing new to send no
+   * append would either, while the leader counts it (with five voters, a
+   * commit may count it). An empty append at `match`, answered: a rejection
+   * is taken as the loss it is (see {@link handleAppendResponse}); an
+   * acceptance changes nothing.
+   */
+  private sendMatchCheck(to: NodeId, match: number): void {
+    const prevTerm = this.log.term(match);
+    if (prevTerm === undefined) return;
+    this.send({ type: 'app', from: this.id, to, term: this.term, prevIndex: match, prevTerm, entries: [], commit: Math.min(match, this.commitToAnnounce()) });
   }
 
   private sendTimeoutNow(to: NodeId): void {

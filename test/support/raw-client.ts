@@ -43,7 +43,10 @@ export class RawClient {
   /** The next not-yet-taken frame of `type` (bounded wait). */
   async next<T extends BrokerFrame['type']>(type: T, timeoutMs = 5000): Promise<Extract<BrokerFrame, { type: T }>> {
     let index = -1;
-    await waitFor(() => (index = this.frames.findIndex((f) => f.type === type)) >= 0, `a ${type} frame`, timeoutMs);
+    await waitFor(() => (index = this.frames.findIndex((f) => f.type === type)) >= 0, `a ${type} frame`, timeoutMs).catch((err: Error) => {
+      // Say what came instead (a refusal, say), not only that nothing did.
+      throw new Error(`${err.message}; frames not taken: ${JSON.stringify(this.frames, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)).slice(0, 2000)}`);
+    });
     return this.frames.splice(index, 1)[0] as Extract<BrokerFrame, { type: T }>;
   }
 

@@ -5,6 +5,7 @@ import pRetry, { AbortError } from 'p-retry';
 import { RelayError, decodeValue, encodeValue } from '@relaymq/sdk/protocol';
 import type { TlsMaterial } from '../security/tls.js';
 import { listenOn } from './listen.js';
+import { atEndOfTick } from './end-of-tick.js';
 import {
   BATCH_HEADER_BYTES,
   BATCH_MAX_MESSAGES,
@@ -842,22 +843,6 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
 }
 
 type FrameHandler = (channel: string, payload: unknown) => void;
-
-const RESOLVED = Promise.resolve();
-
-/**
- * Runs `fn` once the current tick is over: after the code running now and
- * every promise callback it queued (a Raft group answers a peer from one),
- * but before the event loop goes on to other I/O. So a lone message (a
- * leader's append, a follower's answer to it) leaves in the turn it was
- * made instead of waiting for every other I/O callback of the turn (a
- * setImmediate did: 10–130 µs on the awaited publish's path, measured);
- * everything sent in one tick still goes in one frame. A promise job rather
- * than queueMicrotask, which Node wraps in an AsyncResource.
- */
-function atEndOfTick(fn: () => void): void {
-  void RESOLVED.then(() => process.nextTick(fn));
-}
 
 /** Whether a `refused` frame says this broker belongs to another cluster. */
 function refusedAsForeign(payload: unknown): boolean {

@@ -9,6 +9,7 @@ import {
 } from '@relaymq/sdk/protocol';
 import type { EncodedMessages, StoredMessage } from '../core/partition/partition.js';
 import type { LogEngine } from '../engine/engine.js';
+import { atEndOfTick } from '../net/end-of-tick.js';
 import type { ClientAccess } from './client-access.js';
 import type { AppendListener } from './fanout.js';
 import { encodeMessageFrame } from './encoded-delivery.js';
@@ -256,7 +257,7 @@ export class Delivery implements AppendListener {
       this.pumpScheduled = false;
       this.pump();
     };
-    if (thisTurn) queueMicrotask(() => process.nextTick(run));
+    if (thisTurn) atEndOfTick(run);
     else setImmediate(run);
   }
 

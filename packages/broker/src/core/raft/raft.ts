@@ -952,17 +952,14 @@ export class Raft<T, S> {
     pr.recentActive = true;
     pr.awaitingContact = false;
     pr.lastContactTick = this.now;
-    if (m.reject && m.lost === true) {
-      if (pr.lost(m.hintIndex)) this.sendAppend(m.from);
-      return;
-    }
-    if (m.reject && this.config.unsyncedAcks && m.index <= pr.match) {
-      // It lacks an entry it acknowledged: it lost it (`RaftConfig.unsyncedAcks`), unless the rejection is stale. Taken
-      // as stale (below), it would leave the match counted and the probe at the lost entry, rejected again at once, for
-      // as long as no heartbeat's commit exceeds the follower's log (a leader whose commit waits for that follower: a
+    if (m.reject && (m.lost === true || (this.config.unsyncedAcks && m.index <= pr.match))) {
+      // It lost entries it acknowledged (`RaftConfig.unsyncedAcks`): it said so (`lost`, with its commit, which
+      // matches ours), or it lacks an entry at or below its match, unless that rejection is stale. Taken as stale
+      // (below), it would leave the match counted and the probe at the lost entry, rejected again at once, for as long
+      // as no heartbeat's commit exceeds the follower's log (a leader whose commit waits for that follower: a
       // ping-pong and no commit). The match drops to the follower's hint when our entry there has its term (log
       // matching: the logs agree up to it), else to nothing; a stale rejection only costs a probe.
-      const held = m.hintTerm > 0 && this.log.term(m.hintIndex) === m.hintTerm ? m.hintIndex : 0;
+      const held = m.lost === true || (m.hintTerm > 0 && this.log.term(m.hintIndex) === m.hintTerm) ? m.hintIndex : 0;
       if (pr.lost(held)) this.sendAppend(m.from);
       return;
     }

@@ -65,6 +65,7 @@ import { scale, type ScaleResult, type ScaleSizes } from './scale.js';
 import { DELIVERY_FULL, DELIVERY_QUICK, delivery, type DeliveryResult } from './delivery.js';
 import { groupMemory, type GroupMemoryResult } from './group-memory.js';
 import { groupRebalance, type GroupRebalanceResult } from './groups.js';
+import { floors, type Floors } from './floors.js';
 import { summarize, type Summary } from './summary.js';
 import { MOVE_SIZES, moveBench, type MoveBenchResult } from './move.js';
 import { compare, type Comparison, type LoadByScenario } from './compare.js';
@@ -151,8 +152,10 @@ interface BenchResult {
   quick: boolean;
   /** The SDK build that ran: `dist` (published build) or `source` (through tsx). */
   sdk: SdkBuild;
-  /** The headline cluster figures against their targets (issues 4 and 5). */
+  /** The headline cluster figures against their targets (issues 4, 5, 12 and 15). */
   summary: Summary;
+  /** What the machine allows (loopback round trip, fdatasync, disk bandwidth), measured before the cluster runs. */
+  floors?: Floors;
   config: RunConfig;
   /** Every scenario unless `--only` picked some. */
   singleBroker: Partial<SingleBrokerResult>;
@@ -411,6 +414,8 @@ async function main(): Promise<void> {
       clusters[key] = { ...clusters[key], ...(await cluster3(connect, storage, config.cluster3, config, only)) };
     }
   };
+  const machineFloors = selection.cluster.size > 0 ? await floors() : undefined;
+  if (machineFloors !== undefined) progress(`floors: ${JSON.stringify(machineFloors)}`);
   const loadBeforeClusters = loadavg()[0] as number;
   let nats: Pick<BenchResult, 'jetstream' | 'comparison'> = {};
   if (natsServer !== undefined && !('missing' in natsServer)) {
@@ -457,8 +462,9 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     quick,
     sdk: sdkBuild,
-    summary: summarize(clusters, groups),
+    summary: summarize(clusters, groups, machineFloors),
     config,
+    ...(machineFloors === undefined ? {} : { floors: machineFloors }),
     singleBroker: single,
     ...clusters,
     ...(scaleFigures === undefined ? {} : { scale: scaleFigures }),

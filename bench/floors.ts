@@ -4,8 +4,9 @@
  * client to leader, leader to follower), one small write + fdatasync (what
  * `fsync: always` adds to an ack), and the disk's bandwidth when written the
  * way a broker writes (batches of up to 256 KiB, each fdatasynced). The three
- * brokers of the cluster runs share this one disk, so a durable publish rate
- * of `bytes written per message × 3` cannot exceed that bandwidth.
+ * brokers of the cluster runs share this one disk: a durable publish writes
+ * its bytes three times to it (several writers may together get more than
+ * one writer's bandwidth).
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';

@@ -81,3 +81,18 @@ describe('parseRaftMessage: the lost mark of a rejection', () => {
     expect(parseRaftMessage({ ...lost, lost: 1 }, parseString)).toBeUndefined();
   });
 });
+
+describe('parseRaftMessage: the unsynced mark of a follower that acknowledges before its fsync', () => {
+  it('keeps `unsynced` on rejections and heartbeat answers, drops it on acceptances, and refuses one that is not a boolean', () => {
+    const rejection: Message<string, string> = { type: 'app-resp', from: 'b2', to: 'b1', term: 3, index: 9, reject: true, hintIndex: 4, hintTerm: 2, unsynced: true };
+    expect(parseRaftMessage(structuredClone(rejection), parseString)).toEqual(rejection);
+    const both: Message<string, string> = { ...rejection, lost: true };
+    expect(parseRaftMessage(structuredClone(both), parseString)).toEqual(both);
+    const accepted = { type: 'app-resp', from: 'b2', to: 'b1', term: 3, index: 9, reject: false, hintIndex: 0, hintTerm: 0 };
+    expect(parseRaftMessage({ ...accepted, unsynced: true }, parseString)).toEqual(accepted);
+    const answer: Message<string, string> = { type: 'heartbeat-resp', from: 'b2', to: 'b1', term: 3, quiesce: true, unsynced: true };
+    expect(parseRaftMessage(structuredClone(answer), parseString)).toEqual(answer);
+    expect(parseRaftMessage({ ...rejection, unsynced: 'yes' }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ ...answer, unsynced: 0 }, parseString)).toBeUndefined();
+  });
+});

@@ -1,4 +1,4 @@
-import type { ConfChange, ConfState, Entry, Message, Snapshot } from '../core/raft/index.js';
+import type { AppendResponse, ConfChange, ConfState, Entry, HeartbeatResponse, Message, Snapshot } from '../core/raft/index.js';
 
 /**
  * Checks a Raft message that arrived from a peer before the core sees it: the
@@ -33,11 +33,14 @@ export function parseRaftMessage<T, S = never>(
         : { from, to, term, type: 'app', prevIndex, prevTerm, commit, entries };
     }
     case 'app-resp': {
-      if (!isUint(o.index) || typeof o.reject !== 'boolean' || !isUint(o.hintIndex) || !isUint(o.hintTerm) || (o.lost !== undefined && typeof o.lost !== 'boolean')) return undefined;
+      if (!isUint(o.index) || typeof o.reject !== 'boolean' || !isUint(o.hintIndex) || !isUint(o.hintTerm) || !optionalBoolean(o.lost) || !optionalBoolean(o.unsynced)) return undefined;
       const { index, reject, hintIndex, hintTerm } = o;
-      return o.lost === true && reject
-        ? { from, to, term, type: 'app-resp', index, reject, hintIndex, hintTerm, lost: true }
-        : { from, to, term, type: 'app-resp', index, reject, hintIndex, hintTerm };
+      // An acceptance (the common answer) keeps one shape; the flags ride on rejections only.
+      if (!reject) return { from, to, term, type: 'app-resp', index, reject, hintIndex, hintTerm };
+      const rejection: { -readonly [K in keyof AppendResponse]: AppendResponse[K] } = { from, to, term, type: 'app-resp', index, reject, hintIndex, hintTerm };
+      if (o.lost === true) rejection.lost = true;
+      if (o.unsynced === true) rejection.unsynced = true;
+      return rejection;
     }
     case 'vote':
     case 'pre-vote':
@@ -50,9 +53,13 @@ export function parseRaftMessage<T, S = never>(
     case 'heartbeat':
       if (!isUint(o.commit) || (o.quiesce !== undefined && typeof o.quiesce !== 'boolean')) return undefined;
       return o.quiesce === true ? { from, to, term, type: 'heartbeat', commit: o.commit, quiesce: true } : { from, to, term, type: 'heartbeat', commit: o.commit };
-    case 'heartbeat-resp':
-      if (o.quiesce !== undefined && typeof o.quiesce !== 'boolean') return undefined;
-      return o.quiesce === true ? { from, to, term, type: 'heartbeat-resp', quiesce: true } : { from, to, term, type: 'heartbeat-resp' };
+    case 'heartbeat-resp': {
+      if (!optionalBoolean(o.quiesce) || !optionalBoolean(o.unsynced)) return undefined;
+      const answer: { -readonly [K in keyof HeartbeatResponse]: HeartbeatResponse[K] } = { from, to, term, type: 'heartbeat-resp' };
+      if (o.quiesce === true) answer.quiesce = true;
+      if (o.unsynced === true) answer.unsynced = true;
+      return answer;
+    }
     case 'timeout-now':
       return { from, to, term, type: 'timeout-now' };
     case 'snapshot': {
@@ -111,6 +118,10 @@ function parseEntry<T>(value: unknown, parseData: (data: unknown) => T | undefin
   if (o.type !== 'normal') return undefined;
   const data = parseData(o.data);
   return data === undefined ? undefined : { type: 'normal', index: o.index, term: o.term, data };
+}
+
+function optionalBoolean(value: unknown): boolean {
+  return value === undefined || typeof value === 'boolean';
 }
 
 function isUint(value: unknown): value is number {

@@ -82,9 +82,11 @@ export interface RaftConfig {
    * A follower told to commit beyond its last index (a heartbeat's commit is
    * the leader's match for it) then commits nothing on that word and
    * answers a rejection marked `lost` with its commit, from which the leader
-   * probes it again and sends it what it lacks; and a leader takes a
-   * rejection at or below a follower's match as such a loss too (not as
-   * stale), lowering the match. Without it, that heartbeat
+   * probes it again and sends it what it lacks. Its rejections and
+   * heartbeat answers say so (`unsynced`), and a leader takes such a
+   * rejection at or below the follower's match as a loss too (not as stale),
+   * lowering the match, whatever its own setting (`fsync` is set per broker:
+   * an `always` leader may have `interval` followers). Without it, that heartbeat
    * means the log was lost or truncated under a storage that promised not to
    * (a bug): the core throws `RaftInvariantError`.
    * @defaultValue false

@@ -28,8 +28,9 @@ class Trio {
   /** Appends delivered to each node. */
   readonly appendsTo = new Map<string, number>();
 
+  /** `config`: every node's options, or each node's (`fsync` is set per broker). */
   constructor(
-    readonly config: RaftConfigOptions,
+    readonly config: RaftConfigOptions | ((id: string) => RaftConfigOptions),
     readonly ids: readonly string[] = IDS,
   ) {
     for (const id of ids) this.start(id, new MemoryStorage<string, string>(ids), 0);
@@ -37,7 +38,8 @@ class Trio {
 
   private start(id: string, storage: MemoryStorage<string, string>, applied: number): void {
     this.storages.set(id, storage);
-    this.nodes.set(id, new RaftNode<string, string>({ id, storage, random: ZERO, config: this.config, applied }));
+    const config = typeof this.config === 'function' ? this.config(id) : this.config;
+    this.nodes.set(id, new RaftNode<string, string>({ id, storage, random: ZERO, config, applied }));
   }
 
   node(id: string): RaftNode<string, string> {
@@ -150,65 +152,73 @@ describe('a follower that lost acknowledged entries (unsyncedAcks)', () => {
     expect(t.applied.get('b')).toEqual(['v1', 'v2', 'v3', 'v4', 'v5', 'w1', 'w2', 'w3']);
   });
 
-  it('rejecting an append at an entry it acknowledged (lost) lowers its match: no ping-pong of probes, and it catches up while no commit exceeds its log', () => {
-    // b's match sits on entries of an earlier term (not committed by counting) when it loses them, with c down: no
-    // heartbeat's commit exceeds b's log, so only its rejections can tell the leader. Before, the leader took them
-    // as stale, probed b at the lost entry again on every answer, without end and without a tick, and committed nothing.
-    const t = new Trio({ unsyncedAcks: true, maxEntriesPerAppend: 1, preVote: false, checkQuorum: false });
-    t.node('a').campaign();
-    t.stabilize();
-    t.node('a').propose('v1');
-    t.stabilize();
-    for (const v of ['w1', 'w2', 'w3']) t.node('a').propose(v); // 3..5, a's alone: uncommitted, term 1
-    t.stabilize(['b', 'c']);
-    t.node('b').campaign(); // lost (a's log is longer), but a steps down to b's term
-    t.stabilize(['c']);
-    // a elected in term 3; b takes 3..5 and acknowledges them, the append of a's no-op (6) loses its entry on the way.
-    t.rewrite = (m) => (m.type === 'app' && m.to === 'b' ? { ...m, entries: m.entries.filter((e) => e.index < 6) } : m);
-    t.node('a').campaign();
-    t.stabilize(['c']);
-    t.rewrite = (m) => m;
-    const matchOfB = (): number | undefined => t.node('a').status().progress.find((p) => p.id === 'b')?.match;
-    expect([t.node('a').status().role, t.node('a').lastIndex, matchOfB(), t.node('a').commitIndex]).toEqual(['leader', 6, 5, 2]);
-    t.restartLosing('b', 2);
-    t.node('a').propose('x'); // 7
-    t.appendsTo.clear();
-    t.stabilize(['c']);
-    expect(t.appendsTo.get('b') ?? 0).toBeLessThan(20); // before: one per round of stabilize, as many as its bound allows
-    expect(t.node('b').entries(1, 8)).toEqual(t.node('a').entries(1, 8));
-    expect(t.node('a').commitIndex).toBe(7);
-    expect(matchOfB()).toBe(7);
-  });
-
-  it('five voters: a follower that lost entries of the leader\'s log end, not committed, is asked (nothing new to send it, no heartbeat tells it): it is not counted in their commit', () => {
-    const t = new Trio({ unsyncedAcks: true }, ['a', 'b', 'c', 'd', 'e']);
-    t.node('a').campaign();
-    t.stabilize();
-    t.node('a').propose('v1');
-    t.stabilize();
-    for (const v of ['w1', 'w2', 'w3']) t.node('a').propose(v); // 3..5: a and b only, not committed (2 of 5)
-    t.stabilize(['c', 'd', 'e']);
-    const matchOfB = (): number | undefined => t.node('a').status().progress.find((p) => p.id === 'b')?.match;
-    expect([t.node('a').lastIndex, matchOfB(), t.node('a').commitIndex]).toEqual([5, 5, 2]);
-    t.restartLosing('b', 2);
-    t.heartbeat('a', ['c', 'd', 'e']); // its commit, 2, is within b's log: the check at 5 is what tells the leader
-    t.heartbeat('a', ['c', 'd', 'e']);
-    // c back: the commit of 5 counts copies that exist.
-    // Before, b stayed at 2 while a counted its match of 5: with c back, a committed 5 with copies on a and c alone.
-    expect(t.node('b').entries(1, 6)).toEqual(t.node('a').entries(1, 6));
-    expect(t.node('a').commitIndex).toBe(2);
-    for (let i = 0; i < 5 && t.node('a').commitIndex < 5; i++) t.heartbeat('a', ['d', 'e']);
-    expect(t.node('a').commitIndex).toBe(5);
-    expect(['a', 'b', 'c', 'd', 'e'].filter((id) => t.node(id).lastIndex >= 5)).toEqual(['a', 'b', 'c']);
-    expect(t.node('b').entries(1, 6)).toEqual(t.node('a').entries(1, 6));
-  });
-
   it('the leader ignores a stale report (its match for the follower is not above the commit reported)', () => {
     const t = committedFive({ unsyncedAcks: true });
     const before = t.node('a').status().progress.find((p) => p.id === 'b');
     t.node('a').step({ type: 'app-resp', from: 'b', to: 'a', term: t.node('a').term, index: 6, reject: true, hintIndex: 6, hintTerm: 0, lost: true });
     expect(t.node('a').status().progress.find((p) => p.id === 'b')).toEqual(before);
   });
+});
+
+/** Every broker with `fsync: interval`, or an `always` leader (`a`) whose followers have `interval`. */
+const MODES: Array<[string, (base: RaftConfigOptions) => (id: string) => RaftConfigOptions]> = [
+  ['every node unsyncedAcks', (base) => () => ({ ...base, unsyncedAcks: true })],
+  ['a leader without unsyncedAcks, followers with it (a rejection and a heartbeat answer say so)', (base) => (id) => (id === 'a' ? base : { ...base, unsyncedAcks: true })],
+];
+
+describe.each(MODES)('a follower whose match the leader counted lost entries: %s', (_name, mode) => {
+    it('rejecting an append at an entry it acknowledged (lost) lowers its match: no ping-pong of probes, and it catches up while no commit exceeds its log', () => {
+      // b's match sits on entries of an earlier term (not committed by counting) when it loses them, with c down: no
+      // heartbeat's commit exceeds b's log, so only its rejections can tell the leader. Before, the leader took them
+      // as stale, probed b at the lost entry again on every answer, without end and without a tick, and committed nothing.
+      const t = new Trio(mode({ maxEntriesPerAppend: 1, preVote: false, checkQuorum: false }));
+      t.node('a').campaign();
+      t.stabilize();
+      t.node('a').propose('v1');
+      t.stabilize();
+      for (const v of ['w1', 'w2', 'w3']) t.node('a').propose(v); // 3..5, a's alone: uncommitted, term 1
+      t.stabilize(['b', 'c']);
+      t.node('b').campaign(); // lost (a's log is longer), but a steps down to b's term
+      t.stabilize(['c']);
+      // a elected in term 3; b takes 3..5 and acknowledges them, the append of a's no-op (6) loses its entry on the way.
+      t.rewrite = (m) => (m.type === 'app' && m.to === 'b' ? { ...m, entries: m.entries.filter((e) => e.index < 6) } : m);
+      t.node('a').campaign();
+      t.stabilize(['c']);
+      t.rewrite = (m) => m;
+      const matchOfB = (): number | undefined => t.node('a').status().progress.find((p) => p.id === 'b')?.match;
+      expect([t.node('a').status().role, t.node('a').lastIndex, matchOfB(), t.node('a').commitIndex]).toEqual(['leader', 6, 5, 2]);
+      t.restartLosing('b', 2);
+      t.node('a').propose('x'); // 7
+      t.appendsTo.clear();
+      t.stabilize(['c']);
+      expect(t.appendsTo.get('b') ?? 0).toBeLessThan(20); // before: one per round of stabilize, as many as its bound allows
+      expect(t.node('b').entries(1, 8)).toEqual(t.node('a').entries(1, 8));
+      expect(t.node('a').commitIndex).toBe(7);
+      expect(matchOfB()).toBe(7);
+    });
+
+    it('five voters: a follower that lost entries of the leader\'s log end, not committed, is asked (nothing new to send it, no heartbeat tells it): it is not counted in their commit', () => {
+      const t = new Trio(mode({}), ['a', 'b', 'c', 'd', 'e']);
+      t.node('a').campaign();
+      t.stabilize();
+      t.node('a').propose('v1');
+      t.stabilize();
+      for (const v of ['w1', 'w2', 'w3']) t.node('a').propose(v); // 3..5: a and b only, not committed (2 of 5)
+      t.stabilize(['c', 'd', 'e']);
+      const matchOfB = (): number | undefined => t.node('a').status().progress.find((p) => p.id === 'b')?.match;
+      expect([t.node('a').lastIndex, matchOfB(), t.node('a').commitIndex]).toEqual([5, 5, 2]);
+      t.restartLosing('b', 2);
+      t.heartbeat('a', ['c', 'd', 'e']); // its commit, 2, is within b's log: the check at 5 is what tells the leader
+      t.heartbeat('a', ['c', 'd', 'e']);
+      // c back: the commit of 5 counts copies that exist.
+      // Before, b stayed at 2 while a counted its match of 5: with c back, a committed 5 with copies on a and c alone.
+      expect(t.node('b').entries(1, 6)).toEqual(t.node('a').entries(1, 6));
+      expect(t.node('a').commitIndex).toBe(2);
+      for (let i = 0; i < 5 && t.node('a').commitIndex < 5; i++) t.heartbeat('a', ['d', 'e']);
+      expect(t.node('a').commitIndex).toBe(5);
+      expect(['a', 'b', 'c', 'd', 'e'].filter((id) => t.node(id).lastIndex >= 5)).toEqual(['a', 'b', 'c']);
+      expect(t.node('b').entries(1, 6)).toEqual(t.node('a').entries(1, 6));
+    });
 });
 
 describe('without unsyncedAcks (storage that fsyncs before acknowledging)', () => {

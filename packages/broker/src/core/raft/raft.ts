@@ -24,6 +24,7 @@ import type {
   ConfState,
   Entry,
   HeartbeatMessage,
+  HeartbeatResponse,
   Message,
   NodeId,
   ProgressStatus,
@@ -851,7 +852,7 @@ export class Raft<T, S> {
           pr.becomeProbe();
         }
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
-        else if (this.config.unsyncedAcks && pr.state === 'replicate' && pr.match > this.log.committed) this.sendMatchCheck(m.from, pr.match);
+        else if ((this.config.unsyncedAcks || m.unsynced === true) && pr.state === 'replicate' && pr.match > this.log.committed) this.sendMatchCheck(m.from, pr.match);
         return;
       }
       default:
@@ -877,16 +878,8 @@ export class Raft<T, S> {
       return;
     }
     const hint = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
-    this.send({
-      type: 'app-resp',
-      from: this.id,
-      to: m.from,
-      term: this.term,
-      index: m.prevIndex,
-      reject: true,
-      hintIndex: hint.index,
-      hintTerm: hint.term,
-    });
+    const rejection: AppendResponse = { type: 'app-resp', from: this.id, to: m.from, term: this.term, index: m.prevIndex, reject: true, hintIndex: hint.index, hintTerm: hint.term };
+    this.send(this.config.unsyncedAcks ? { ...rejection, unsynced: true } : rejection);
   }
 
   private sendAppendResponse(to: NodeId, index: number): void {
@@ -899,10 +892,14 @@ export class Raft<T, S> {
     // Quiesce only holding exactly the leader's committed log; otherwise the unmarked answer wakes the leader.
     if (m.quiesce === true && this.config.quiesce && this.log.lastIndex() === m.commit && this.log.committed === m.commit) {
       if (!this.isQuiesced) this.quiesce();
-      this.send({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term, quiesce: true });
+      this.sendHeartbeatResponse({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term, quiesce: true });
       return;
     }
-    this.send({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term });
+    this.sendHeartbeatResponse({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term });
+  }
+
+  private sendHeartbeatResponse(answer: HeartbeatResponse): void {
+    this.send(this.config.unsyncedAcks ? { ...answer, unsynced: true } : answer);
   }
 
   /**
@@ -952,7 +949,7 @@ export class Raft<T, S> {
     pr.recentActive = true;
     pr.awaitingContact = false;
     pr.lastContactTick = this.now;
-    if (m.reject && (m.lost === true || (this.config.unsyncedAcks && m.index <= pr.match))) {
+    if (m.reject && (m.lost === true || ((this.config.unsyncedAcks || m.unsynced === true) && m.index <= pr.match))) {
       // It lost entries it acknowledged (`RaftConfig.unsyncedAcks`): it said so (`lost`, with its commit, which
       // matches ours), or it lacks an entry at or below its match, unless that rejection is stale. Taken as stale
       // (below), it would leave the match counted and the probe at the lost entry, rejected again at once, for as long

@@ -164,6 +164,12 @@ export interface AppendResponse extends MessageBase {
   readonly hintIndex: number;
   readonly hintTerm: number;
   readonly lost?: boolean;
+  /**
+   * Set on rejections by a follower whose storage acknowledges before its
+   * fsync (`RaftConfig.unsyncedAcks`): a rejection at or below its match is
+   * then a loss, not stale, whatever the leader's own setting. Absent means false.
+   */
+  readonly unsynced?: boolean;
 }
 
 /** Candidate → voter. `transfer` marks a campaign started by leadership transfer, which leases do not block. */
@@ -200,6 +206,12 @@ export interface HeartbeatResponse extends MessageBase {
    * brings its leader back.
    */
   readonly quiesce?: boolean;
+  /**
+   * The follower acknowledges before its fsync (`RaftConfig.unsyncedAcks`):
+   * a leader with nothing new to send it checks that it still holds its
+   * match. Absent means false.
+   */
+  readonly unsynced?: boolean;
 }
 
 /** Leader → follower whose next entry was compacted away. */

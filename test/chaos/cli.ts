@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- --brokers 3|5 --replication-factor R --seconds S --seed N
- *   [--faults kill,pause,...] [--partitions 6] [--producers 3] [--storage-layout split|unified] [--fsync always|interval]
+ *   [--faults kill,pause,...] [--partitions 6] [--producers 3] [--storage-layout split|unified] [--fsync always|interval|mixed]
  *   [--no-tmpfs] [--keep] [--json FILE]`
  *
  * Runs one seeded chaos run against real broker processes (see
@@ -16,10 +16,11 @@ import { FAULT_FAMILIES, type FaultFamily } from './schedule.js';
 
 const USAGE = `usage: npm run chaos -- --brokers 3|5 --replication-factor R --seconds S --seed N
          [--faults ${FAULT_FAMILIES.join(',')}] [--partitions 6] [--producers 3] [--storage-layout split|unified]
-         [--fsync always|interval] [--no-tmpfs] [--keep] [--json FILE]
+         [--fsync always|interval|mixed] [--no-tmpfs] [--keep] [--json FILE]
 --storage-layout: passed to every broker (default unified, the brokers' own default; docs/storage.md)
 --fsync: passed to every broker (default always, the brokers' own default, or RELAYMQ_FSYNC when set; interval
-         acknowledges before the fsync: its loss window opens only on a power cut, which chaos does not inject)
+         acknowledges before the fsync: its loss window opens only on a power cut, which chaos does not inject;
+         mixed: always on c1, c3, ..., interval on the others)
 environment: CHAOS_BROKER_LOG_LEVEL=info|debug makes the brokers' logs (kept with --keep) trace a slow seed (default warn)`;
 
 function integer(name: string, value: string | undefined, fallback: number | undefined, min: number, max: number): number {
@@ -62,7 +63,7 @@ async function main(): Promise<number> {
   if (storageLayout !== 'split' && storageLayout !== 'unified') throw new Error(`--storage-layout must be split or unified, got "${storageLayout}"`);
   // RELAYMQ_FSYNC (which the brokers inherit) was how a run asked for interval before the flag: the replay then names it.
   const fsync = values.fsync ?? process.env.RELAYMQ_FSYNC ?? 'always';
-  if (fsync !== 'always' && fsync !== 'interval') throw new Error(`--fsync must be always or interval, got "${fsync}"`);
+  if (fsync !== 'always' && fsync !== 'interval' && fsync !== 'mixed') throw new Error(`--fsync must be always, interval or mixed, got "${fsync}"`);
   const cleanup = new Cleanup();
   cleanup.handleSignals();
   const started = Date.now();

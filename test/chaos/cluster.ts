@@ -9,6 +9,9 @@ import { mountTmpfs, tmpfsUnavailable } from '../support/tmpfs.js';
 import type { Cleanup } from './cleanup.js';
 import { FaultLink } from './link.js';
 
+/** The brokers' `--fsync` in a run: every broker's, or `mixed`. */
+export type ChaosFsync = 'always' | 'interval' | 'mixed';
+
 /** Size of each broker's tmpfs data directory: small enough that the disk-full fault fills it in a moment. */
 export const TMPFS_SIZE_MB = 64;
 /** Time a broker gets to print its listening line. */
@@ -40,8 +43,8 @@ export interface ClusterOptions {
   keep: boolean;
   /** Every broker's `--storage-layout`. */
   storageLayout: 'split' | 'unified';
-  /** Every broker's `--fsync`. */
-  fsync: 'always' | 'interval';
+  /** The brokers' `--fsync`: every broker's, or `mixed` (`always` on c1, c3, ..., `interval` on the others). */
+  fsync: ChaosFsync;
   cleanup: Cleanup;
   /** Progress lines. */
   log: (line: string) => void;
@@ -254,7 +257,7 @@ export class ChaosCluster {
         '--peers', peers.join(','),
         '--data-dir', dataDir,
         '--storage-layout', this.options.storageLayout,
-        '--fsync', this.options.fsync,
+        '--fsync', this.options.fsync === 'mixed' ? (i % 2 === 0 ? 'always' : 'interval') : this.options.fsync,
         '--replication-factor', String(this.options.replicationFactor),
         '--default-partitions', String(this.options.partitions),
         '--advertised-url', `ws://127.0.0.1:${(this.clientLinks.get(id) as FaultLink).port}`,

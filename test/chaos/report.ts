@@ -1,4 +1,4 @@
-import type { StartFailure } from './cluster.js';
+import type { ChaosFsync, StartFailure } from './cluster.js';
 import type { CheckResult } from './checker.js';
 import type { InjectedFault } from './faults.js';
 import type { FaultFamily } from './schedule.js';
@@ -17,8 +17,8 @@ export interface RunSettings {
   tmpfs: boolean;
   /** The brokers' `--storage-layout` (docs/storage.md). @defaultValue `unified` (before issue 12's default switch, `split`) */
   storageLayout?: 'split' | 'unified';
-  /** The brokers' `--fsync` (docs/storage.md). @defaultValue `always` */
-  fsync?: 'always' | 'interval';
+  /** The brokers' `--fsync` (docs/storage.md); `mixed`: `always` on odd-numbered brokers (c1, c3, ...), `interval` on the others. @defaultValue `always` */
+  fsync?: ChaosFsync;
 }
 
 /** Per producer: acknowledgements, the longest wait between two, availability. */

@@ -28,7 +28,11 @@
  *   npm run bench -- --engine rabbitmq  the cluster scenarios (fsync interval) and the same on 2 gateways over a 3-node RabbitMQ, with ratios
  *
  * Set RELAYMQ_BENCH_BROKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof")
- * to pass flags to the brokers' node processes.
+ * to pass flags to the brokers' node processes, RELAYMQ_BENCH_BROKER_STDOUT
+ * to a directory to keep what they print (--trace-gc writes to stdout), and
+ * RELAYMQ_BENCH_SAMPLES_OUT to a file to get every sequential publish's start
+ * and latency: bench/tail-report.ts (with bench/tail-probe.mjs) tells where
+ * the slow ones' time went.
  */
 import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';

@@ -123,28 +123,3 @@ if (samples.runQueueWaitsUs !== undefined) {
   console.log(`main thread waiting for a CPU, as a share of the slowest ${top} publishes' time: ${columns.join(', ')}`);
 }
 
-// The same percentiles without the time the critical path's processes waited for a CPU (this process,
-// the leader, the follower that waited less): a rough figure, but one that other load on the machine
-// moves much less than the wall-clock one, for comparing two builds on a busy machine.
-const leader = ((): string | undefined => {
-  try {
-    const result = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as Record<string, { sequentialPublish?: { leader?: string } }>;
-    return Object.values(result).find((r) => typeof r === 'object' && r?.sequentialPublish?.leader !== undefined)?.sequentialPublish?.leader;
-  } catch {
-    return undefined;
-  }
-})();
-if (samples.runQueueWaitsUs !== undefined && leader !== undefined) {
-  const ids = (samples.pids ?? []).map((_, k) => nameOf(k));
-  const adjusted = windows
-    .map((w) => {
-      const waits = samples.runQueueWaitsUs?.[w.i] ?? [];
-      const of = (k: number): number => waits[k] ?? 0;
-      const followers = ids.flatMap((id, k) => (k > 0 && id !== leader ? [of(k)] : []));
-      const subtracted = of(0) + of(ids.indexOf(leader)) + (followers.length > 0 ? Math.min(...followers) : 0);
-      return Math.max(0, w.ms * 1000 - subtracted);
-    })
-    .sort((a, b) => a - b);
-  const at = (p: number): number => adjusted[Math.min(count - 1, Math.floor(count * p))] as number;
-  console.log(`without those waits (bench, leader ${leader}, the faster follower): p50 ${at(0.5).toFixed(0)} µs, p90 ${at(0.9).toFixed(0)} µs, p99 ${at(0.99).toFixed(0)} µs`);
-}

@@ -513,7 +513,8 @@ async function followerSeeded(connect: typeof Connect, cluster: Cluster, sizes: 
   };
   try {
     const samples = { forwarded: [] as number[], direct: [] as number[] };
-    const perRound = { ...sizes, latencySamples: Math.ceil(sizes.latencySamples / FOLLOWER_SEEDED_ROUNDS) };
+    // Warm-up spread over the rounds like the samples: the brokers warm up across them.
+    const perRound = { ...sizes, latencySamples: Math.ceil(sizes.latencySamples / FOLLOWER_SEEDED_ROUNDS), latencyWarmup: Math.ceil(sizes.latencyWarmup / FOLLOWER_SEEDED_ROUNDS) };
     for (let round = 0; round < FOLLOWER_SEEDED_ROUNDS; round++) {
       for (const kind of ['forwarded', 'direct'] as const) {
         await sequentialPublish(clients[kind], topic, perRound, settings, `${label}${kind} round ${round + 1}: `, samples[kind]);

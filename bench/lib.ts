@@ -3,7 +3,7 @@
  * timing, percentiles and progress output. Nothing here knows a scenario.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -181,6 +181,25 @@ export function trackChild(child: ChildProcess): void {
   child.once('exit', () => children.delete(child));
 }
 
+/** Pids of the child processes still running (the brokers of a cluster run). */
+export function childPids(): number[] {
+  return [...children].flatMap((child) => (child.pid !== undefined && child.exitCode === null && child.signalCode === null ? [child.pid] : []));
+}
+
+/**
+ * Microseconds that `pid`'s main thread has so far spent runnable but waiting
+ * for a CPU (the second field of Linux's /proc/<pid>/schedstat); undefined
+ * where that file is missing. Time a publish lost to the OS scheduler.
+ */
+export function runQueueWaitUs(pid: number): number | undefined {
+  try {
+    const field = readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1];
+    return field === undefined ? undefined : Number(field) / 1000;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Kills every child still running and removes the temporary directories, synchronously (for exit and signal handlers). */
 export function killChildren(): void {
   for (const child of children) {
@@ -270,7 +289,11 @@ export function spawnBroker(id: string, extraArgs: readonly string[] = [], port 
     const timer = setTimeout(() => fail(`not ready within ${BROKER_READY_TIMEOUT_MS} ms`), BROKER_READY_TIMEOUT_MS);
     child.once('error', (err) => fail(`cannot start: ${err.message}`));
     child.once('exit', (code, signal) => fail(`exited before it was ready (code ${code}, signal ${signal})`));
+    // RELAYMQ_BENCH_BROKER_STDOUT=<dir>: each broker's stdout also goes to <dir>/<id>.stdout (V8 writes
+    // --trace-gc and --trace-gc-nvp there, which would otherwise be read here for the ready line and dropped).
+    const stdoutDir = process.env.RELAYMQ_BENCH_BROKER_STDOUT;
     createInterface({ input: child.stdout }).on('line', (line) => {
+      if (stdoutDir !== undefined) appendFileSync(join(stdoutDir, `${id}.stdout`), `${line}\n`);
       const match = /^relaymq broker (\S+) listening on (\S+)(?: peers on \d+)?(?: admin on \S+)?$/.exec(line.trim());
       if (match === null || settled) return;
       settled = true;

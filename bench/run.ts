@@ -13,6 +13,7 @@
  *   npm run bench -- --quick            a short run, for a smoke test
  *   npm run bench -- --out bench.json   also write the JSON to a file
  *   npm run bench -- --window 2000      publishes in flight in pipelined runs
+ *   npm run bench -- --latency-warmup 5000   unmeasured publishes before each latency run (the brokers' JIT warms up)
  *   npm run bench -- --only pipelined128B,sequentialPublish   some scenarios only
  *   npm run bench -- --only cluster3    the cluster figures only (or cluster3.failoverStall, singleBroker, ...)
  *   npm run bench -- --cluster-storage memory   cluster storage modes: fsync, interval, memory (fsync and interval on the default layout, unified), split, split-interval (the split layout), a comma-separated list, or all (not split)
@@ -28,7 +29,11 @@
  *   npm run bench -- --engine rabbitmq  the cluster scenarios (fsync interval) and the same on 2 gateways over a 3-node RabbitMQ, with ratios
  *
  * Set RELAYMQ_BENCH_BROKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof")
- * to pass flags to the brokers' node processes.
+ * to pass flags to the brokers' node processes, RELAYMQ_BENCH_BROKER_STDOUT
+ * to a directory to keep what they print (--trace-gc writes to stdout), and
+ * RELAYMQ_BENCH_SAMPLES_OUT to a file to get every sequential publish's start
+ * and latency: bench/tail-report.ts (with bench/tail-probe.mjs) tells where
+ * the slow ones' time went.
  */
 import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
@@ -98,7 +103,10 @@ const FULL: RunConfig = {
     pipelinedWarmup: 5_000,
     rounds: 3,
     latencySamples: 2_000,
-    latencyWarmup: 200,
+    // Fresh brokers compile their hot paths while they serve: after 200 publishes the leader still
+    // finished 280 TurboFan compilations during the 2,000 samples, after 5,000 only 2 (docs/benchmarks.md,
+    // "The awaited p99"). The latency runs measure brokers that have warmed up, as JetStream's (no JIT) are.
+    latencyWarmup: 5_000,
     failoverKills: 5,
     failoverWindow: 4,
     failoverSteadyMs: 500,
@@ -364,6 +372,7 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       out: { type: 'string' },
       window: { type: 'string' },
+      'latency-warmup': { type: 'string' },
       only: { type: 'string' },
       'cluster-storage': { type: 'string' },
       sdk: { type: 'string', default: 'dist' },
@@ -393,6 +402,12 @@ async function main(): Promise<void> {
       throw new Error(`--window must be an integer from 1 to ${OUTBOX.maxMessages}, got "${values.window}"`);
     }
     config.window = window;
+  }
+  if (values['latency-warmup'] !== undefined) {
+    const warmup = Number(values['latency-warmup']);
+    if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`--latency-warmup must be a whole number, got "${values['latency-warmup']}"`);
+    config.latencyWarmup = warmup;
+    config.cluster3.latencyWarmup = warmup;
   }
   if (values.ack !== undefined) {
     if (!['none', 'leader', 'quorum', 'all'].includes(values.ack)) throw new Error(`--ack must be none, leader, quorum or all, got "${values.ack}"`);

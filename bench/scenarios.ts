@@ -3,13 +3,16 @@
  * pipelined throughput, awaited publish latency, publish→deliver latency.
  * They know clients and broker processes, not how the brokers were started.
  */
+import { writeFile } from 'node:fs/promises';
 import type { AckLevel, Message, RelayClient } from '@relaymq/sdk';
 import {
+  childPids,
   nowSeconds,
   ownCpuSeconds,
   payload,
   processCpuSeconds,
   progress,
+  runQueueWaitUs,
   summarizeLatency,
   type BrokerProcess,
   type LatencySummary,
@@ -171,6 +174,9 @@ export async function pipelinedRounds(
   return { ...median, roundsMsgPerSec: rounds.map((r) => r.msgPerSec) };
 }
 
+const waitDelta = (before: number | undefined, after: number | undefined): number | null =>
+  before === undefined || after === undefined ? null : Math.round(after - before);
+
 /** `await publish()` of 128 B one at a time: call to ack. */
 export async function sequentialPublish(
   client: RelayClient,
@@ -185,11 +191,22 @@ export async function sequentialPublish(
   progress(`${label}sequential publish: ${sizes.latencySamples} samples`);
   for (let i = 0; i < sizes.latencyWarmup; i++) await client.publish(topic, data, { ack: settings.ack });
   const samplesMs: number[] = [];
+  // RELAYMQ_BENCH_SAMPLES_OUT: also write each sample's start on CLOCK_MONOTONIC (µs, the clock of
+  // --cpu-prof and of process.hrtime in every process) and, per process (this one and the brokers),
+  // how long its main thread waited for a CPU during the sample: bench/tail-report.ts reads them.
+  const samplesOut = process.env.RELAYMQ_BENCH_SAMPLES_OUT;
+  const pids = samplesOut === undefined ? [] : [process.pid, ...childPids()];
+  const startsUs: number[] = [];
+  const runQueueWaitsUs: Array<Array<number | null>> = [];
   for (let i = 0; i < sizes.latencySamples; i++) {
+    const waitsBefore = pids.map(runQueueWaitUs);
+    startsUs.push(Number(process.hrtime.bigint() / 1000n));
     const start = performance.now();
     await client.publish(topic, data, { ack: settings.ack });
     samplesMs.push(performance.now() - start);
+    if (pids.length > 0) runQueueWaitsUs.push(pids.map((pid, k) => waitDelta(waitsBefore[k], runQueueWaitUs(pid))));
   }
+  if (samplesOut !== undefined) await writeFile(samplesOut, JSON.stringify({ startsUs, samplesMs, pids, runQueueWaitsUs }));
   into.push(...samplesMs);
   const summary = summarizeLatency(samplesMs);
   progress(`  p50 ${summary.p50Us} µs, p99 ${summary.p99Us} µs`);

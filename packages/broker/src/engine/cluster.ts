@@ -49,6 +49,7 @@ import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
 import type { StorageLayout } from '../storage/data-layout.js';
 import type { FileSystem } from '../storage/fs.js';
+import type { OpenSync } from '../storage/clean-shutdown.js';
 import { deleteReplicaFiles, replicaFilesOf } from '../storage/replica-files.js';
 import type { DurableRaftStorage, RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RecordPage } from '../storage/segment-raft-storage.js';
@@ -154,6 +155,8 @@ export interface ClusterEngineOptions {
   storage: { layout: StorageLayout };
   /** The file system data is stored through; tests inject faults. @defaultValue node's */
   fileSystem: FileSystem | undefined;
+  /** Whether the logs opened fsync what they take as durable: not after a clean stop (storage/clean-shutdown.ts). @defaultValue they do */
+  openSync?: OpenSync;
   /** How long a publish or topic creation may wait for a leader and a commit, and a peer request for its answer. */
   requestTimeoutMs: number;
   /** A subscriber's read of a partition hosted elsewhere waits at most this long for one replica (capped by `requestTimeoutMs`). */
@@ -254,6 +257,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private stopTicking: (() => void) | undefined;
   private meta!: MetadataGroup;
   private metaStorage!: DurableRaftStorage<MetadataCommand, MetadataSnapshot>;
+  /** Set by {@link close}: see {@link closedDurably}. */
+  private durableAtClose = false;
   /** Creates every Raft group with its storage (group-factory.ts). */
   private readonly factory: GroupFactory;
   /** Runs leader-only requests here or on the leader (leader-forwarding.ts). */
@@ -1217,6 +1222,14 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     });
   }
 
+  /**
+   * Closed, and every Raft log made everything it wrote durable by then: the
+   * broker may leave its clean-stop marker (storage/clean-shutdown.ts).
+   */
+  get closedDurably(): boolean {
+    return this.durableAtClose;
+  }
+
   async close(): Promise<void> {
     this.groupSessions.stop();
     this.moveCoordinator.stop();
@@ -1234,7 +1247,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.close();
     for (const group of this.groups.values()) group.stop();
     await Promise.all([...this.disks.values()].map((hosted) => hosted.finish()));
-    await this.factory.close();
+    this.durableAtClose = await this.factory.close();
     await Promise.all([...this.disks.values()].map((d) => d.close()));
     this.removeAllListeners();
   }

@@ -127,6 +127,9 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   /** The log was closed by a reload and not opened again yet: reads find nothing (see {@link reload}). */
   private reloading = false;
   private commitTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+  /** The close wrote and fsynced everything (see {@link closedDurably}). */
+  private durableAtClose = false;
   /** Writes of this storage (sync, compact, reload, close), one at a time. */
   private chain: Promise<unknown> = Promise.resolve();
   /** Observes every fsync's duration in seconds (metrics). */
@@ -385,14 +388,22 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     return this.exclusive(async () => {
       clearTimeout(this.commitTimer);
       this.commitTimer = undefined;
+      let durable = this.failed === undefined && !this.reloading;
       try {
         await this.writeQueued(true);
         if (this.voteChanged || this.commitChanged) await this.hard.write(this.current.getHardState());
       } catch {
         // Not durable, never acknowledged: lost like at a crash.
+        durable = false;
       }
-      await this.log.close().catch(() => {});
+      await this.log.close().catch(() => (durable = false));
+      this.durableAtClose = durable;
+      this.closed = true;
     });
+  }
+
+  get closedDurably(): boolean {
+    return this.closed && this.durableAtClose;
   }
 
   /**
@@ -721,6 +732,7 @@ async function load<T, S>(
     ...(options.fsync === 'always' ? { fsync: 'always' as const } : { fsync: 'interval' as const, fsyncIntervalMs: options.fsyncIntervalMs }),
     initialOffset: 1,
     ...(options.openFiles === undefined ? {} : { openFiles: options.openFiles }),
+    ...(options.openSync === undefined ? {} : { openSync: options.openSync }),
   });
   try {
     const s = recorded?.snapshot.meta.index ?? 0;

@@ -192,6 +192,7 @@ class RunningBroker implements Broker {
       stats: () => this.stats(),
       cluster: () => this.cluster(),
       groups: () => this.replicated?.groupStatus() ?? [],
+      raftCounters: () => this.replicated?.raftCounters(),
       accepting: () => this.listener !== undefined && !this.isDraining,
       metadataLeaderKnown: () => this.replicated?.metadataLeaderKnown() ?? false,
       readReplica: async (topic, partition, offset, maxCount, maxBytes) => {

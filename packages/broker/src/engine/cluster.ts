@@ -38,7 +38,8 @@ import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } 
 import { MetadataState, parseDeleteTopicCommand, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
 import type { AppendOutcome, EncodedMessages, PartitionLog, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
-import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfigOptions } from '../core/raft/index.js';
+import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfigOptions, type RaftCounters } from '../core/raft/index.js';
+import { addRaftCounters, zeroRaftCounters } from '../runtime/raft-counters.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
@@ -257,6 +258,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private stopTicking: (() => void) | undefined;
   private meta!: MetadataGroup;
   private metaStorage!: DurableRaftStorage<MetadataCommand, MetadataSnapshot>;
+  /** The Raft counters of the groups dropped (their sums stay in {@link raftCounters}). */
+  private readonly droppedRaftCounters = zeroRaftCounters();
   /** Set by {@link close}: see {@link closedDurably}. */
   private durableAtClose = false;
   /** Creates every Raft group with its storage (group-factory.ts). */
@@ -1164,6 +1167,13 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     for (const group of this.groups.values()) group.peerRecovered(peer);
   }
 
+  /** The Raft counters of every group this broker ran since it started (those dropped included), summed (metrics). */
+  raftCounters(): RaftCounters {
+    const sum = { ...this.droppedRaftCounters };
+    for (const group of this.groups.values()) addRaftCounters(sum, group.raftCounters());
+    return sum;
+  }
+
   /** Raft work of this broker: group ticks and messages sent since start, groups hosted and quiesced now. */
   raftActivity(): RaftActivity {
     return this.clock.activity();
@@ -1466,7 +1476,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const done: Promise<void> = creating
       .then(async (group) => {
         group.stop(new RelayError('NOT_LEADER', `broker ${this.options.self} no longer holds a replica of ${id}`));
-        this.groups.delete(id);
+        if (this.groups.delete(id)) addRaftCounters(this.droppedRaftCounters, group.raftCounters());
         this.heapSettle.changed();
         this.servedToLearners.delete(id);
         this.transferAttempts.forget(id);

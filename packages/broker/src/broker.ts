@@ -496,9 +496,13 @@ class RunningBroker implements Broker {
         ...(this.operations === undefined ? {} : { observer: this.operations }),
       });
       this.engine = this.replicated;
-      if (openSync.required) {
-        const synced = openSync.stats();
-        log('info', 'no clean-shutdown marker (the last stop was not clean): fsynced the files opened before taking them as durable', { files: synced.files, fsyncSeconds: Number(synced.seconds.toFixed(3)) });
+      const synced = openSync.stats();
+      // Said only when a file was fsynced: a new data directory has no marker and nothing to fsync.
+      if (synced.files > 0) {
+        log('info', 'no clean-shutdown marker (the last stop was not clean): fsynced the files opened before taking them as durable', {
+          files: synced.files,
+          fsyncSeconds: Number(synced.seconds.toFixed(3)),
+        });
       }
     }
     await tracing;

@@ -25,7 +25,9 @@ import { ClientSession } from './server/session.js';
 import type { Authenticator } from './security/auth.js';
 import { newSecurityCounters, type SecurityCounters } from './security/counters.js';
 import { loadTls } from './security/tls.js';
+import { OpenSync, takeCleanShutdownMarker, writeCleanShutdownMarker } from './storage/clean-shutdown.js';
 import { checkDataLayout, DEFAULT_STORAGE_LAYOUT, type StorageLayout } from './storage/data-layout.js';
+import { nodeFileSystem } from './storage/fs.js';
 import { loadIdentity, PeerIncarnations, recordClusterId, type BrokerIdentity } from './storage/identity.js';
 import { RelayError } from '@relaymq/sdk/protocol';
 
@@ -164,6 +166,8 @@ class RunningBroker implements Broker {
   private replicated: ClusterEngine | undefined;
   /** The layout of the data directory, once settled at start (none without one, or before). */
   private storageLayout: StorageLayout | undefined;
+  /** The start's decision on fsyncs at open (with a data directory): see storage/clean-shutdown.ts. */
+  private openSync: OpenSync | undefined;
   /** The engine over RabbitMQ streams, in backbone mode. */
   private backbone: BackboneEngine | undefined;
   /** Metrics, admin server, alerts: only when `adminPort` or `alerts` is set (created by start()). */
@@ -188,6 +192,7 @@ class RunningBroker implements Broker {
       stats: () => this.stats(),
       cluster: () => this.cluster(),
       groups: () => this.replicated?.groupStatus() ?? [],
+      raftCounters: () => this.replicated?.raftCounters(),
       accepting: () => this.listener !== undefined && !this.isDraining,
       metadataLeaderKnown: () => this.replicated?.metadataLeaderKnown() ?? false,
       readReplica: async (topic, partition, offset, maxCount, maxBytes) => {
@@ -429,6 +434,10 @@ class RunningBroker implements Broker {
       // The data directory's owner and incarnation, and the peers' as met: a broker with amnesia is refused (storage/identity.ts).
       const identity = dataDir === undefined ? undefined : await loadIdentity(dataDir, id, undefined, this.options.clusterId);
       const known = identity === undefined ? undefined : await PeerIncarnations.open(dataDir, (err) => log('warn', 'could not record a peer incarnation', { error: String(err) }));
+      // Taken (removed, durably) before any log is opened: a broker killed from now on leaves none behind.
+      const cleanStop = dataDir !== undefined && (await takeCleanShutdownMarker(dataDir, this.options.fileSystem ?? nodeFileSystem));
+      const openSync = new OpenSync(dataDir !== undefined && !cleanStop);
+      this.openSync = dataDir === undefined ? undefined : openSync;
       this.peerIncarnations = known;
       this.peers = new PeerTransport({
         id,
@@ -483,9 +492,18 @@ class RunningBroker implements Broker {
         ticker: this.ticker,
         now: Date.now,
         storage: { layout },
+        openSync,
         ...(this.operations === undefined ? {} : { observer: this.operations }),
       });
       this.engine = this.replicated;
+      const synced = openSync.stats();
+      // Said only when a file was fsynced: a new data directory has no marker and nothing to fsync.
+      if (synced.files > 0) {
+        log('info', 'no clean-shutdown marker (the last stop was not clean): fsynced the files opened before taking them as durable', {
+          files: synced.files,
+          fsyncSeconds: Number(synced.seconds.toFixed(3)),
+        });
+      }
     }
     await tracing;
     await this.listen();
@@ -788,8 +806,29 @@ class RunningBroker implements Broker {
     await this.clusterIdRecorded;
     this.fanout?.close();
     await this.engine.close();
+    await this.leaveCleanShutdownMarker();
     // After a failed start the CLI's one line says why; an info line about closing would only add noise.
     this.options.log(this.started ? 'info' : 'debug', 'broker closed', { id: this.id });
+  }
+
+  /**
+   * After the engine closed: the marker of a clean stop, when every Raft log
+   * made everything it wrote durable (the next start then fsyncs nothing at
+   * open, storage/clean-shutdown.ts). Never after a failed start or a failed
+   * last fsync: the next start fsyncs what it opens.
+   */
+  private async leaveCleanShutdownMarker(): Promise<void> {
+    const { dataDir, log } = this.options;
+    if (dataDir === undefined || this.openSync === undefined || this.replicated === undefined) return;
+    if (!this.replicated.closedDurably) {
+      log('warn', 'a log could not make everything durable on close: no clean-shutdown marker, the next start fsyncs the files it opens', { dataDir });
+      return;
+    }
+    try {
+      await writeCleanShutdownMarker(dataDir, this.options.fileSystem ?? nodeFileSystem);
+    } catch (err) {
+      log('warn', 'could not write the clean-shutdown marker: the next start fsyncs the files it opens', { dataDir, error: String(err) });
+    }
   }
 
   private forget(session: ClientSession, address: string): void {

@@ -38,7 +38,8 @@ import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } 
 import { MetadataState, parseDeleteTopicCommand, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
 import type { AppendOutcome, EncodedMessages, PartitionLog, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
-import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfigOptions } from '../core/raft/index.js';
+import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfigOptions, type RaftCounters } from '../core/raft/index.js';
+import { addRaftCounters, zeroRaftCounters } from '../runtime/raft-counters.js';
 import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
@@ -49,6 +50,7 @@ import type { RaftGroup } from '../runtime/raft-group.js';
 import { TICK_MS, type Ticker } from '../runtime/ticker.js';
 import type { StorageLayout } from '../storage/data-layout.js';
 import type { FileSystem } from '../storage/fs.js';
+import type { OpenSync } from '../storage/clean-shutdown.js';
 import { deleteReplicaFiles, replicaFilesOf } from '../storage/replica-files.js';
 import type { DurableRaftStorage, RaftStorageOptions } from '../storage/raft-storage.js';
 import type { RecordPage } from '../storage/segment-raft-storage.js';
@@ -154,6 +156,8 @@ export interface ClusterEngineOptions {
   storage: { layout: StorageLayout };
   /** The file system data is stored through; tests inject faults. @defaultValue node's */
   fileSystem: FileSystem | undefined;
+  /** Whether the logs opened fsync what they take as durable: not after a clean stop (storage/clean-shutdown.ts). @defaultValue they do */
+  openSync?: OpenSync;
   /** How long a publish or topic creation may wait for a leader and a commit, and a peer request for its answer. */
   requestTimeoutMs: number;
   /** A subscriber's read of a partition hosted elsewhere waits at most this long for one replica (capped by `requestTimeoutMs`). */
@@ -254,6 +258,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private stopTicking: (() => void) | undefined;
   private meta!: MetadataGroup;
   private metaStorage!: DurableRaftStorage<MetadataCommand, MetadataSnapshot>;
+  /** The Raft counters of the groups dropped (their sums stay in {@link raftCounters}). */
+  private readonly droppedRaftCounters = zeroRaftCounters();
+  /** Set by {@link close}: see {@link closedDurably}. */
+  private durableAtClose = false;
   /** Creates every Raft group with its storage (group-factory.ts). */
   private readonly factory: GroupFactory;
   /** Runs leader-only requests here or on the leader (leader-forwarding.ts). */
@@ -1159,6 +1167,13 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     for (const group of this.groups.values()) group.peerRecovered(peer);
   }
 
+  /** The Raft counters of every group this broker ran since it started (those dropped included), summed (metrics). */
+  raftCounters(): RaftCounters {
+    const sum = { ...this.droppedRaftCounters };
+    for (const group of this.groups.values()) addRaftCounters(sum, group.raftCounters());
+    return sum;
+  }
+
   /** Raft work of this broker: group ticks and messages sent since start, groups hosted and quiesced now. */
   raftActivity(): RaftActivity {
     return this.clock.activity();
@@ -1217,6 +1232,14 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     });
   }
 
+  /**
+   * Closed, and every Raft log made everything it wrote durable by then: the
+   * broker may leave its clean-stop marker (storage/clean-shutdown.ts).
+   */
+  get closedDurably(): boolean {
+    return this.durableAtClose;
+  }
+
   async close(): Promise<void> {
     this.groupSessions.stop();
     this.moveCoordinator.stop();
@@ -1234,7 +1257,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.rpc.close();
     for (const group of this.groups.values()) group.stop();
     await Promise.all([...this.disks.values()].map((hosted) => hosted.finish()));
-    await this.factory.close();
+    this.durableAtClose = await this.factory.close();
     await Promise.all([...this.disks.values()].map((d) => d.close()));
     this.removeAllListeners();
   }
@@ -1453,7 +1476,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     const done: Promise<void> = creating
       .then(async (group) => {
         group.stop(new RelayError('NOT_LEADER', `broker ${this.options.self} no longer holds a replica of ${id}`));
-        this.groups.delete(id);
+        if (this.groups.delete(id)) addRaftCounters(this.droppedRaftCounters, group.raftCounters());
         this.heapSettle.changed();
         this.servedToLearners.delete(id);
         this.transferAttempts.forget(id);

@@ -18,6 +18,7 @@ import type { GroupClock } from '../runtime/group-clock.js';
 import type { HeartbeatCoalescer } from '../runtime/heartbeat-coalescer.js';
 import { RaftGroup, type RaftGroupOptions } from '../runtime/raft-group.js';
 import { DiskPartition, parseCheckpoint, type PartitionCheckpoint } from '../storage/disk-partition.js';
+import type { OpenSync } from '../storage/clean-shutdown.js';
 import type { StorageLayout } from '../storage/data-layout.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fs.js';
 import { HardStateJournal } from '../storage/hard-state-journal.js';
@@ -80,6 +81,8 @@ export interface GroupFactoryOptions {
   /** How partitions are stored on disk (docs/storage.md), with `dataDir`. */
   storage: { layout: StorageLayout };
   fileSystem: FileSystem | undefined;
+  /** Whether the logs opened fsync what they take as durable (after an unclean stop: storage/clean-shutdown.ts). @defaultValue they do */
+  openSync?: OpenSync;
   raftConfig: RaftConfigOptions;
   /** Ticks the groups that are awake, and counts their Raft traffic. */
   clock: GroupClock;
@@ -153,7 +156,7 @@ export class GroupFactory {
         ? undefined
         : await DiskPartition.open(join(dataDir, 'partitions', fileName(id)), this.options.fileSystem ?? nodeFileSystem, {
             dedupeWindow,
-            segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024, openFiles: this.openSegmentFiles },
+            segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024, openFiles: this.openSegmentFiles, ...this.openSyncOption() },
             report: (message, fields) => this.options.log('error', message, { group: id, ...fields }),
           });
     const log: PartitionLog = disk ?? new Partition({ dedupeWindow, retentionBytes });
@@ -239,6 +242,7 @@ export class GroupFactory {
       hardStates: { journal: await this.hardStateJournal(dataDir), key: fileName(id) },
       fs: this.options.fileSystem ?? nodeFileSystem,
       openFiles: this.openSegmentFiles,
+      ...this.openSyncOption(),
       // Only the active segment is read whole on open: a restart does not rescan the partition.
       segments: { segmentBytes, tailCacheBytes: 4 * 1024 * 1024, verifyOnOpen: 'active' },
       timestampOf: entryTimestamp,
@@ -352,15 +356,27 @@ export class GroupFactory {
     return storage instanceof SegmentRaftStorage ? (storage as UnifiedStorage) : undefined;
   }
 
-  /** Closes every Raft log. */
-  async close(): Promise<void> {
-    await Promise.all([...this.storages.values()].map((s) => s.close()));
-    await (await this.hardStates?.catch(() => undefined))?.close();
+  /** The broker's decision on fsyncs at open, for a log's options (none given: each log fsyncs at open). */
+  private openSyncOption(): { openSync?: OpenSync } {
+    return this.options.openSync === undefined ? {} : { openSync: this.options.openSync };
+  }
+
+  /**
+   * Closes every Raft log. Resolves to whether each made everything it wrote
+   * durable (a clean stop: the broker may leave its marker, storage/clean-shutdown.ts).
+   */
+  async close(): Promise<boolean> {
+    const storages = [...this.storages.values()];
+    await Promise.all(storages.map((s) => s.close()));
+    const opening = this.hardStates;
+    const journal = await opening?.catch(() => undefined);
+    await journal?.close().catch(() => {});
+    return storages.every((s) => s.closedDurably) && (opening === undefined || journal?.closedDurably === true);
   }
 
   /** The journal of the unified partitions' hard states, `hardstate.journal` in the data directory (opened once; a failed open is tried again). */
   private hardStateJournal(dataDir: string): Promise<HardStateJournal> {
-    const opening = (this.hardStates ??= HardStateJournal.open(join(dataDir, 'hardstate.journal'), { fs: this.options.fileSystem ?? nodeFileSystem }));
+    const opening = (this.hardStates ??= HardStateJournal.open(join(dataDir, 'hardstate.journal'), { fs: this.options.fileSystem ?? nodeFileSystem, ...this.openSyncOption() }));
     opening.catch(() => {
       if (this.hardStates === opening) this.hardStates = undefined;
     });
@@ -375,6 +391,7 @@ export class GroupFactory {
       fsyncIntervalMs,
       fs,
       openFiles: this.openRaftLogFiles,
+      ...this.openSyncOption(),
       onFailure: (failure) =>
         failure === undefined
           ? this.options.log('info', 'Raft log writes work again', { group })

@@ -1,5 +1,6 @@
 import type { BrokerInfo, ClusterView } from '@relaymq/sdk/protocol';
 import type { BackboneHealth } from '../engine/backbone/health.js';
+import type { RaftCounters } from '../core/raft/index.js';
 import type { GroupStatus, ReplicaRead } from '../engine/cluster.js';
 import { parsePartitionGroup } from '../engine/group-factory.js';
 import type { PeerTransport } from '../net/peer-transport.js';
@@ -50,6 +51,8 @@ export interface OperationsSource {
   readonly peerIds: readonly string[];
   /** Raft groups hosted here; empty for a standalone broker. */
   groups(): GroupStatus[];
+  /** The Raft core's counters summed over every group run here since start (dropped ones included); `undefined` without Raft. */
+  raftCounters?(): RaftCounters | undefined;
   /** Whether a cluster runs under this broker (peers configured). */
   readonly clustered: boolean;
   /** Accepting clients: listening and not draining. */

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { GroupStatus } from '../engine/cluster.js';
 import { Membership, OUT_OF_SYNC_LAG_ENTRIES, clusterStatus, type OperationsSource } from './cluster-status.js';
 import { BrokerMetrics, MAX_TOPIC_LABELS } from './metrics.js';
+import { RAFT_COUNTER_METRICS, zeroRaftCounters } from '../runtime/raft-counters.js';
 
 function source(groups: GroupStatus[], brokers: Array<{ id: string; state: 'alive' | 'suspect' | 'dead' }>, peerIds: string[] = []): OperationsSource {
   return {
@@ -113,5 +114,23 @@ describe('BrokerMetrics', () => {
     const memoryOnly = source([], [{ id: 'b1', state: 'alive' }]);
     const none = await scrape(new BrokerMetrics(memoryOnly, new Membership(memoryOnly)));
     expect(none).not.toMatch(/^relaymq_disk_\w+\{/m);
+  });
+});
+
+describe('the Raft counters', () => {
+  it('are exported summed over the groups, each with its HELP (lost entries reported among them), and read once per scrape', async () => {
+    let reads = 0;
+    const counters = { ...zeroRaftCounters(), lostEntriesReported: 3, elections: 7, checkQuorumStepDowns: 1 };
+    const src: OperationsSource = { ...source([], []), raftCounters: () => (reads++, counters) };
+    const metrics = new BrokerMetrics(src, new Membership(src));
+    const text = await scrape(metrics);
+    expect(text).toContain('# HELP relaymq_raft_lost_entries_reported_total Times a follower here told its leader it lost entries it had acknowledged');
+    expect(text).toContain('# TYPE relaymq_raft_lost_entries_reported_total counter');
+    expect(text).toMatch(/^relaymq_raft_lost_entries_reported_total\{broker="b1"\} 3$/m);
+    expect(text).toMatch(/^relaymq_raft_elections_total\{broker="b1"\} 7$/m);
+    expect(text).toMatch(/^relaymq_raft_check_quorum_step_downs_total\{broker="b1"\} 1$/m);
+    expect(text).toMatch(/^relaymq_raft_snapshots_sent_total\{broker="b1"\} 0$/m);
+    for (const { name } of Object.values(RAFT_COUNTER_METRICS)) expect(text).toContain(`# HELP relaymq_raft_${name}_total `);
+    expect(reads).toBe(1);
   });
 });

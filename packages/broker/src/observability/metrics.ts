@@ -2,6 +2,8 @@ import type { StatsFs } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { parsePartitionGroup } from '../engine/group-factory.js';
+import type { RaftCounters } from '../core/raft/index.js';
+import { RAFT_COUNTER_METRICS } from '../runtime/raft-counters.js';
 import { consumerLagHere, partitionViews, type Membership, type OperationsSource } from './cluster-status.js';
 import type { BackboneHealth, BackboneRequestOp } from '../engine/backbone/health.js';
 import type { BrokerObserver } from './observer.js';
@@ -254,6 +256,7 @@ export class BrokerMetrics implements BrokerObserver {
         },
       });
     };
+    this.defineRaftCounters(registers);
     diskGauge('relaymq_disk_size_bytes', "Size of the data directory's file system", (s) => s.blocks * s.bsize);
     diskGauge('relaymq_disk_available_bytes', "Bytes of the data directory's file system available to the broker (df's Avail)", (s) => s.bavail * s.bsize);
     new Gauge({
@@ -267,6 +270,32 @@ export class BrokerMetrics implements BrokerObserver {
         for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
       },
     });
+  }
+
+  /**
+   * `relaymq_raft_<counter>_total`: each counter of the Raft core summed over
+   * the groups run here since start (runtime/raft-counters.ts). One sum per
+   * scrape: the first counter, collected first, computes it for all. 0
+   * without Raft (standalone in memory, a gateway).
+   */
+  private defineRaftCounters(registers: Registry[]): void {
+    const source = this.source;
+    let sums: RaftCounters | undefined;
+    let first = true;
+    for (const [key, { name, help }] of Object.entries(RAFT_COUNTER_METRICS) as Array<[keyof RaftCounters, { name: string; help: string }]>) {
+      const computes = first;
+      first = false;
+      new Counter({
+        name: `relaymq_raft_${name}_total`,
+        help,
+        registers,
+        collect() {
+          if (computes) sums = source.raftCounters?.();
+          this.reset();
+          if (sums !== undefined) this.inc(sums[key]);
+        },
+      });
+    }
   }
 }
 

@@ -12,6 +12,7 @@ import {
   type Message,
   type NodeId,
   type RaftConfigOptions,
+  type RaftCounters,
   type RaftNode,
   type ReadyHandlers,
   type Settlement,
@@ -24,6 +25,7 @@ import type { RaftLogStorage } from '../storage/raft-storage.js';
 import { storageRelayError } from '../storage/segments/errors.js';
 import type { GroupClock } from './group-clock.js';
 import type { HeartbeatCoalescer } from './heartbeat-coalescer.js';
+import { addRaftCounters, zeroRaftCounters } from './raft-counters.js';
 import { parseRaftMessage } from './raft-wire.js';
 
 
@@ -179,6 +181,8 @@ interface Waiter<R> {
  */
 export class RaftGroup<T, R, S = never> {
   private core: RaftNode<T, S>;
+  /** The counters of the cores this group replaced (a recovery starts a fresh one); none until then. */
+  private retiredCounters: RaftCounters | undefined;
   private readonly channel: string;
   private readonly proposals = new ProposalTracker<Waiter<R>, R>();
   /** Configuration changes proposed here, settled when their `conf` entry is applied (or replaced). */
@@ -310,6 +314,11 @@ export class RaftGroup<T, R, S = never> {
    */
   get node(): RaftNode<T, S> {
     return this.core;
+  }
+
+  /** The Raft counters of this group since it was created, over every core it had (metrics). */
+  raftCounters(): Readonly<RaftCounters> {
+    return this.retiredCounters === undefined ? this.core.counters : addRaftCounters({ ...this.retiredCounters }, this.core.counters);
   }
 
   /**
@@ -702,6 +711,7 @@ export class RaftGroup<T, R, S = never> {
       }
       if (this.stopped) return;
       this.appliedIndex = applied;
+      this.retiredCounters = addRaftCounters(this.retiredCounters ?? zeroRaftCounters(), this.core.counters);
       this.core = this.createCore();
     } catch (err) {
       this.log('warn', 'fenced raft group could not recover yet; retrying', { error: String(err) });

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { RelayError } from '@relaymq/sdk/protocol';
 import type { BatchMessage, PartitionLog, StoredMessage } from '../core/partition/partition.js';
 import { ProducerTable, type ProducerRecord } from '../core/partition/producers.js';
+import { OpenSync } from './clean-shutdown.js';
 import type { FileSystem } from './fs.js';
 import { layoutError, MetaStore, SegmentLog, storageRelayError, type RetentionPolicy, type RetentionResult, type SegmentLogOptions } from './segments/index.js';
 import type { NewMessage } from './segments/record.js';
@@ -124,7 +125,8 @@ export class DiskPartition implements PartitionLog {
     return this.exclusive(async () => {
       this.rewinding = true;
       await this.segments.close().catch(() => {}); // whatever it could not write is not durable: dropped
-      const { log, checkpoint } = await openAtCheckpoint(this.dir, this.fs, this.meta, this.options);
+      // Fsynced at open whatever the broker's start decided: the close may have failed with bytes written and not fsynced.
+      const { log, checkpoint } = await openAtCheckpoint(this.dir, this.fs, this.meta, { ...this.options, segments: { ...this.options.segments, openSync: new OpenSync(true) } });
       this.segments = log;
       this.rewinding = false;
       this.producers.restore(checkpoint?.producers ?? []);

@@ -17,6 +17,7 @@
  * When the file has grown well past its live records it is rewritten with
  * them, atomically (a temporary file renamed over it).
  */
+import type { OpenSync } from './clean-shutdown.js';
 import { nodeFileSystem, type FileSystem } from './fs.js';
 import { OpenFileCache } from './open-files.js';
 import { RecordFile } from './record-file.js';
@@ -43,6 +44,8 @@ export interface HardStateJournalOptions {
   fs?: FileSystem;
   /** The file is rewritten once it exceeds this many bytes and 4 times what its live records take. @defaultValue 1 MiB */
   compactBytes?: number;
+  /** Whether the file is fsynced at open before its states count as durable (see storage/clean-shutdown.ts). @defaultValue it is */
+  openSync?: OpenSync;
 }
 
 /** What a {@link HardStateJournal} did, for stats and tests. */
@@ -95,7 +98,7 @@ export class HardStateJournal {
   /** Opens (creating) the journal at `path` and reads back every key's last durable state. */
   static async open(path: string, options: HardStateJournalOptions = {}): Promise<HardStateJournal> {
     // One descriptor, always open: it is written by every election.
-    const { file, recovered } = await RecordFile.open(path, options.fs ?? nodeFileSystem, new OpenFileCache(1));
+    const { file, recovered } = await RecordFile.open(path, options.fs ?? nodeFileSystem, new OpenFileCache(1), options.openSync);
     const journal = new HardStateJournal(file, path, options.compactBytes ?? 1024 * 1024);
     journal.replay(recovered.records);
     return journal;
@@ -136,6 +139,11 @@ export class HardStateJournal {
 
   stats(): HardStateJournalStats {
     return { keys: this.durable.size, ...this.counts, bytes: this.file.bytes };
+  }
+
+  /** Closed, with every state written fsynced (a clean stop: storage/clean-shutdown.ts). */
+  get closedDurably(): boolean {
+    return this.closed && !this.broken && this.file.closedDurably;
   }
 
   /** Writes what is queued, then closes the file. */

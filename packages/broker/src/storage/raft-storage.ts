@@ -1,5 +1,6 @@
 import { RelayError } from '@relaymq/sdk/protocol';
 import { MemoryStorage, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
+import type { OpenSync } from './clean-shutdown.js';
 import type { FileSystem } from './fs.js';
 import type { OpenFileCache } from './open-files.js';
 import { RecordFile } from './record-file.js';
@@ -26,6 +27,11 @@ export interface RaftStorageOptions {
   fs?: FileSystem;
   /** The bound on open files the log's descriptor counts in (idle, it is closed beyond it and reopened on write). @defaultValue unbounded */
   openFiles?: OpenFileCache;
+  /**
+   * Whether opening fsyncs the log's file before taking what it holds as durable, and how many such fsyncs
+   * run at once (see storage/clean-shutdown.ts). @defaultValue fsync at open
+   */
+  openSync?: OpenSync;
   /** A write or fsync failed (the group fences itself); `undefined` once one succeeds again. */
   onFailure?: (failure: RelayError | undefined) => void;
 }
@@ -71,6 +77,12 @@ export interface RaftLogStorage<T, S> {
   /** Lines the log up with a state machine that holds everything up to `index` on its own. */
   resumeAt(index: number, term: number, data: S): void;
   close(): Promise<void>;
+  /**
+   * Closed, and everything it wrote fsynced by then (a clean stop: a restart
+   * may take its files as durable without an fsync, storage/clean-shutdown.ts).
+   * False while open, or when the close's last write or fsync failed.
+   */
+  readonly closedDurably: boolean;
 }
 
 const ALWAYS: RaftStorageOptions = { fsync: 'always', fsyncIntervalMs: 1000 };
@@ -93,6 +105,7 @@ const ALWAYS: RaftStorageOptions = { fsync: 'always', fsyncIntervalMs: 1000 };
  */
 export class DurableRaftStorage<T, S> implements RaftLogStorage<T, S> {
   private voteChanged = false;
+  private closed = false;
   private failed: RelayError | undefined;
   private fsyncTimer: ReturnType<typeof setTimeout> | undefined;
   /** Observes every fsync's duration in seconds (metrics). */
@@ -114,7 +127,7 @@ export class DurableRaftStorage<T, S> implements RaftLogStorage<T, S> {
    */
   static async open<T, S>(path: string | undefined, bootstrapVoters: readonly NodeId[], options: RaftStorageOptions = ALWAYS): Promise<DurableRaftStorage<T, S>> {
     if (path === undefined) return new DurableRaftStorage(new MemoryStorage<T, S>(bootstrapVoters), bootstrapVoters, undefined, options);
-    const { file, recovered } = await RecordFile.open(path, options.fs, options.openFiles);
+    const { file, recovered } = await RecordFile.open(path, options.fs, options.openFiles, options.openSync);
     const recorded = recordedBootstrap(recovered.records);
     const voters = recorded ?? bootstrapVoters;
     // A log from before bootstrap records (or a new one) records what it starts from, so a later start cannot change it.
@@ -273,6 +286,11 @@ export class DurableRaftStorage<T, S> implements RaftLogStorage<T, S> {
   async close(): Promise<void> {
     clearTimeout(this.fsyncTimer);
     await this.file?.close();
+    this.closed = true;
+  }
+
+  get closedDurably(): boolean {
+    return this.closed && (this.file?.closedDurably ?? true);
   }
 }
 

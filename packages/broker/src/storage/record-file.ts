@@ -1,6 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { dirname } from 'node:path';
 import { decodeValue, encodeValue, type ScanLimits } from '@relaymq/sdk/protocol';
+import { OpenSync } from './clean-shutdown.js';
 import { nodeFileSystem, readWholeFile, replaceFile, type FileHandle, type FileSystem } from './fs.js';
 import { FileTaskChain, OpenFileCache, type CachedFile } from './open-files.js';
 
@@ -53,6 +54,8 @@ export class RecordFile {
   private failed = false;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** The close wrote and fsynced everything (see {@link closedDurably}). */
+  private durableAtClose = false;
   /** This file's entry in the bound on open files. */
   private readonly cached: CachedFile = { tryClose: () => this.closeIfIdle() };
 
@@ -73,12 +76,16 @@ export class RecordFile {
 
   /**
    * Opens (creating) `path` and returns the records it holds. `openFiles` is
-   * the bound its descriptor counts in (none: unbounded).
+   * the bound its descriptor counts in (none: unbounded). The records read
+   * back count as durable: `openSync` says whether the file is fsynced
+   * first (after an unclean stop they may be in the page cache only; see
+   * storage/clean-shutdown.ts; by default it is).
    */
   static async open(
     path: string,
     fs: FileSystem = nodeFileSystem,
     openFiles: OpenFileCache = new OpenFileCache(Number.MAX_SAFE_INTEGER),
+    openSync: OpenSync = new OpenSync(true),
   ): Promise<{ file: RecordFile; recovered: Recovered }> {
     await fs.mkdir(dirname(path));
     const existed = (await fs.stat(path)) !== undefined;
@@ -90,6 +97,7 @@ export class RecordFile {
       const bytes = (await readWholeFile(fs, path, MAX_FILE_BYTES)) ?? new Uint8Array(0);
       parsed = { ...parseRecords(bytes), bytes: bytes.length };
       if (parsed.validBytes < bytes.length) await handle.truncate(parsed.validBytes);
+      if (parsed.validBytes > 0) await openSync.sync(handle);
     } catch (err) {
       await handle.close().catch(() => {});
       throw err;
@@ -258,7 +266,11 @@ export class RecordFile {
   /** Flushes and fsyncs what is queued (a failure is ignored), then closes the file. Later writes, rewrites and reloads fail. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await this.flush(true).catch(() => {});
+      const stale = this.stale;
+      await this.flush(true).then(
+        () => (this.durableAtClose = !stale && !this.stale),
+        () => {},
+      );
       await this.tasks.run(async () => {
         this.closed = true;
         const handle = this.handle;
@@ -268,6 +280,16 @@ export class RecordFile {
       });
     })();
     return this.closing;
+  }
+
+  /**
+   * Closed, and everything written to the file fsynced by then: a restart may
+   * take what it holds as durable without an fsync (see
+   * storage/clean-shutdown.ts). False while open, or when the close's last
+   * flush failed.
+   */
+  get closedDurably(): boolean {
+    return this.closed && this.durableAtClose;
   }
 
   /** The handle, reopened if the open-file bound closed it while idle. */

@@ -183,6 +183,49 @@ describe('SegmentRaftStorage at a crash', () => {
     await again.close();
   });
 
+  it('under always, reload() drops the entries not fsynced even when its close could not cut them (the file still holds them whole), and fsyncs what it keeps', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+    storage.append([entry(1, 1)]);
+    await storage.sync();
+    const record = (await fs.stat(SEGMENT))?.size ?? 0; // entries 2 and 3 take as many bytes each
+    storage.append([entry(2, 1), entry(3, 1)]);
+    fs.tearNextWrite(record + 5); // entry 2 whole, entry 3 torn: never acknowledged
+    fs.failNext('truncate', 'EIO', 2); // the failed sync's cut, then the close's
+    await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    await storage.reload();
+    expect(dataOf(storage)).toEqual(['e1t1']);
+    await fs.crash();
+    const again = await open(fs);
+    expect(dataOf(again)).toEqual(['e1t1']);
+    await again.close();
+  });
+
+  it('a reload whose cut fails again fails (the group stays fenced), and the next reload cuts', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs);
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+    storage.append([entry(1, 1)]);
+    await storage.sync();
+    storage.append([entry(2, 1)]);
+    const record = (await fs.stat(SEGMENT))?.size ?? 0;
+    storage.append([entry(3, 1)]);
+    fs.tearNextWrite(record); // entry 2 whole (written by this sync with entry 3, torn after it)
+    fs.failNext('truncate', 'EIO', 2);
+    await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    fs.failNext('datasync', 'EIO', 1); // the open's fsync of what the failed close left
+    await expect(storage.reload()).rejects.toThrow();
+    await storage.reload();
+    expect(dataOf(storage)).toEqual(['e1t1']);
+    storage.append([entry(2, 2)]);
+    await storage.sync();
+    await fs.crash();
+    const again = await open(fs);
+    expect(dataOf(again)).toEqual(['e1t1', 'e2t2']);
+    await again.close();
+  });
+
   it('a commit index recorded by its timer while a Ready\'s entries wait to be written is not: a reload (or restart) never reads disk entries their truncation replaces as committed', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {

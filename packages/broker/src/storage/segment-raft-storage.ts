@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { decodeValueInPlace, encodeValue, RelayError, type ScanLimits } from '@relaymq/sdk/protocol';
 import { MemoryStorage, type ConfChange, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
+import { OpenSync } from './clean-shutdown.js';
 import { EntryOffsets } from './entry-offsets.js';
 import { nodeFileSystem, type FileSystem } from './fs.js';
 import type { HardStateJournal, HardStateStore } from './hard-state-journal.js';
@@ -126,7 +127,16 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   private repairingFrom: number | undefined;
   /** The log was closed by a reload and not opened again yet: reads find nothing (see {@link reload}). */
   private reloading = false;
+  /**
+   * Under `fsync: 'always'`, a reload's close failed to cut the log back to
+   * its last fsynced entry: the log reopened is cut here (durably) before it
+   * is read, and the reload fails until that cut succeeds.
+   */
+  private pendingCut: number | undefined;
   private commitTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+  /** The close wrote and fsynced everything (see {@link closedDurably}). */
+  private durableAtClose = false;
   /** Writes of this storage (sync, compact, reload, close), one at a time. */
   private chain: Promise<unknown> = Promise.resolve();
   /** Observes every fsync's duration in seconds (metrics). */
@@ -352,6 +362,15 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
    * succeeds (a failed one leaves the log closed: the group stays fenced and
    * tries again), reads find nothing, as the split layout's do while its
    * partition is rewound.
+   *
+   * The close cuts the file; when that cut fails, the file still holds the
+   * entries it should have dropped (readable: after a failed fsync Linux may
+   * keep the pages in its cache), and reading it back as it is would return
+   * them, against this contract. So the log reopened is cut where the close
+   * meant to cut (under `always`, after the last fsynced entry), durably,
+   * before it is read; a failure of that cut fails the reload, and the next
+   * one cuts again. The reopened log is fsynced at open either way: what
+   * the failed close left written is durable before it is reported.
    */
   reload(): Promise<void> {
     return this.exclusive(async () => {
@@ -363,9 +382,15 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       this.queue = [];
       this.pendingTruncate = undefined;
       this.pendingSnapshot = undefined;
+      const always = this.options.fsync === 'always';
+      // Read before the close (a closed log's, after a failed reload, is where that reload's close left it).
+      const durableEnd = this.log.durableOffset;
       this.reloading = true;
-      await this.log.close({ drop: this.options.fsync === 'always' ? 'unsynced' : 'unwritten' }).catch(() => {});
-      const { log, memory, offsets } = await load<T, S>(this.dir, this.fs, this.meta, this.hard, this.voters, this.options);
+      await this.log.close({ drop: always ? 'unsynced' : 'unwritten' }).catch(() => {
+        if (always) this.pendingCut = Math.min(this.pendingCut ?? durableEnd, durableEnd);
+      });
+      const { log, memory, offsets } = await load<T, S>(this.dir, this.fs, this.meta, this.hard, this.voters, { ...this.options, openSync: new OpenSync(true) }, this.pendingCut);
+      this.pendingCut = undefined;
       this.log = log;
       this.current = memory;
       this.offsets = offsets;
@@ -385,14 +410,22 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     return this.exclusive(async () => {
       clearTimeout(this.commitTimer);
       this.commitTimer = undefined;
+      let durable = this.failed === undefined && !this.reloading;
       try {
         await this.writeQueued(true);
         if (this.voteChanged || this.commitChanged) await this.hard.write(this.current.getHardState());
       } catch {
         // Not durable, never acknowledged: lost like at a crash.
+        durable = false;
       }
-      await this.log.close().catch(() => {});
+      await this.log.close().catch(() => (durable = false));
+      this.durableAtClose = durable;
+      this.closed = true;
     });
+  }
+
+  get closedDurably(): boolean {
+    return this.closed && this.durableAtClose;
   }
 
   /**
@@ -710,6 +743,8 @@ async function load<T, S>(
   hardStates: HardStateStore,
   voters: readonly NodeId[],
   options: SegmentRaftStorageOptions<T, S>,
+  /** Entries from this index on are cut (durably) before anything is read: see {@link SegmentRaftStorage.reload}. */
+  cutFrom?: number,
 ): Promise<{ log: SegmentLog; memory: MemoryStorage<T, S>; offsets: EntryOffsets }> {
   const report = options.report ?? (() => {});
   const stored = await meta.read(SNAPSHOT);
@@ -721,8 +756,10 @@ async function load<T, S>(
     ...(options.fsync === 'always' ? { fsync: 'always' as const } : { fsync: 'interval' as const, fsyncIntervalMs: options.fsyncIntervalMs }),
     initialOffset: 1,
     ...(options.openFiles === undefined ? {} : { openFiles: options.openFiles }),
+    ...(options.openSync === undefined ? {} : { openSync: options.openSync }),
   });
   try {
+    if (cutFrom !== undefined && log.endOffset > Math.max(cutFrom, log.startOffset)) await log.truncateFrom(Math.max(cutFrom, log.startOffset));
     const s = recorded?.snapshot.meta.index ?? 0;
     const t = recorded?.snapshot.meta.term ?? 0;
     const memory = new MemoryStorage<T, S>(voters);

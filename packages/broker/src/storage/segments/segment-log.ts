@@ -5,6 +5,7 @@
  */
 import { dirname, join } from 'node:path';
 import type { StoredMessage } from '../../core/partition/partition.js';
+import type { OpenSync } from '../clean-shutdown.js';
 import { errorCode, readWholeFile, takeInlineSync, type FileHandle, type FileSystem } from '../fs.js';
 import { FileTaskChain, type CachedFile } from '../open-files.js';
 import { LogStorageError, ioError } from './errors.js';
@@ -248,7 +249,7 @@ export class SegmentLog {
     for (let i = 0; i < sorted.length; i++) {
       const segment = new Segment(dir, sorted[i] as number);
       const nextBase = sorted[i + 1];
-      if (nextBase === undefined) await loadActive(fs, segment, limits, report, events);
+      if (nextBase === undefined) await loadActive(fs, segment, limits, report, events, opts.openSync);
       else await loadSealed(fs, segment, nextBase, opts.verifyOnOpen, limits, report, events);
       segments.push(segment);
     }
@@ -1357,7 +1358,7 @@ export class SegmentLog {
 
 // ---- opening ----------------------------------------------------------------------------
 
-async function loadActive(fs: FileSystem, segment: Segment, limits: ScanLimits, report: RecoveryReport, events: StorageEvent[]): Promise<void> {
+async function loadActive(fs: FileSystem, segment: Segment, limits: ScanLimits, report: RecoveryReport, events: StorageEvent[], openSync: OpenSync): Promise<void> {
   const handle = await fs.open(segment.logPath, 'write');
   segment.handle = handle;
   segment.handleWritable = true;
@@ -1368,6 +1369,9 @@ async function loadActive(fs: FileSystem, segment: Segment, limits: ScanLimits, 
     if (findings.tail !== undefined) {
       await handle.truncate(findings.validBytes);
       await handle.datasync();
+    } else if (findings.validBytes > 0) {
+      // Its bytes count as durable from now on: after an unclean stop they may be in the page cache only.
+      await openSync.sync(handle);
     }
   } catch (err) {
     await handle.close().catch(() => {});

@@ -28,7 +28,10 @@
  *   npm run bench -- --engine rabbitmq  the cluster scenarios (fsync interval) and the same on 2 gateways over a 3-node RabbitMQ, with ratios
  *
  * Set RELAYMQ_BENCH_BROKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof")
- * to pass flags to the brokers' node processes.
+ * to pass flags to the brokers' node processes, and RELAYMQ_BENCH_SUBSCRIBER
+ * (leader or follower; any, a default client, unless set) to pin the cluster
+ * publish->deliver subscriber to the partition's leader or a follower (its
+ * path differs: the result's `subscriberOn` names the broker).
  */
 import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';

@@ -168,8 +168,8 @@ export interface Cluster3Result {
   pipelined128B?: ClusterThroughput;
   pipelined1KiB?: ClusterThroughput;
   sequentialPublish?: ClusterLatency;
-  /** One message at a time, from `publish()` on one client to the handler of a subscriber on a second client. */
-  publishToDeliver?: ClusterLatency;
+  /** One message at a time, from `publish()` on one client to the handler of a subscriber on a second client (on broker `subscriberOn`). */
+  publishToDeliver?: ClusterLatency & { subscriberOn: string | undefined };
   followerSeeded?: FollowerSeeded;
   failoverStall?: FailoverStall;
   /** Disk modes only: a fresh subscriber reading a partition from `earliest` after every broker restarted. */
@@ -481,19 +481,36 @@ async function clusterSequential(connect: typeof Connect, cluster: Cluster, size
   }
 }
 
-/** One message at a time from `publish()` on one cluster client to the handler on a second one. */
-async function clusterPublishToDeliver(connect: typeof Connect, cluster: Cluster, sizes: ClusterSizes, settings: PublishSettings, label: string): Promise<ClusterLatency> {
+/** Where {@link clusterPublishToDeliver}'s subscriber connects: `any` (a default client: a broker of its pool's choosing), or pinned to the partition's `leader` or a `follower`. */
+type SubscriberPlacement = 'any' | 'leader' | 'follower';
+
+function subscriberPlacement(): SubscriberPlacement {
+  const placement = process.env.RELAYMQ_BENCH_SUBSCRIBER ?? 'any';
+  if (placement !== 'any' && placement !== 'leader' && placement !== 'follower') throw new Error(`RELAYMQ_BENCH_SUBSCRIBER must be any, leader or follower, not ${placement}`);
+  return placement;
+}
+
+/**
+ * One message at a time from `publish()` on one cluster client to the handler on a second one. The
+ * subscriber's broker decides the path (on the leader: delivered once applied there; on a follower:
+ * once the leader's commit notice reached it), so the result names it (`subscriberOn`).
+ */
+async function clusterPublishToDeliver(connect: typeof Connect, cluster: Cluster, sizes: ClusterSizes, settings: PublishSettings, label: string): Promise<ClusterLatency & { subscriberOn: string | undefined }> {
   const publisher = await clusterClient(connect, cluster);
-  const subscriber = await clusterClient(connect, cluster);
+  let subscriber: RelayClient | undefined;
   try {
     const topic = 'bench.cluster.deliver';
     await publisher.publish(topic, new Uint8Array(128));
     const leader = await cluster.agreedLeader(topic);
-    progress(`${label}leader of ${topic}: ${leader}; publisher connected to ${publisher.stats().connectedBrokers.map((b) => b.id).join(', ')}`);
+    const placement = subscriberPlacement();
+    const pinned = placement === 'leader' ? cluster.broker(leader) : placement === 'follower' ? cluster.brokers.find((b) => b.id !== leader) : undefined;
+    subscriber = pinned === undefined ? await clusterClient(connect, cluster) : await connect({ brokers: [pinned.url], outbox: OUTBOX, poolSize: 1, discovery: false });
+    const subscriberOn = subscriber.stats().activeBroker?.id;
+    progress(`${label}leader of ${topic}: ${leader}; publisher connected to ${publisher.stats().connectedBrokers.map((b) => b.id).join(', ')}; subscriber on ${subscriberOn} (${placement})`);
     const latency = await publishToDeliver(publisher, subscriber, topic, sizes, settings);
-    return { ...latency, leader, clientConnectedTo: publisher.stats().connectedBrokers.map((b) => b.id).sort() };
+    return { ...latency, leader, clientConnectedTo: publisher.stats().connectedBrokers.map((b) => b.id).sort(), subscriberOn };
   } finally {
-    await Promise.all([publisher.close(), subscriber.close()]);
+    await Promise.all([publisher.close(), subscriber?.close()]);
   }
 }
 

@@ -30,10 +30,13 @@
  *
  * Set RELAYMQ_BENCH_BROKER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof")
  * to pass flags to the brokers' node processes, RELAYMQ_BENCH_BROKER_STDOUT
- * to a directory to keep what they print (--trace-gc writes to stdout), and
+ * to a directory to keep what they print (--trace-gc writes to stdout),
  * RELAYMQ_BENCH_SAMPLES_OUT to a file to get every sequential publish's start
- * and latency: bench/tail-report.ts (with bench/tail-probe.mjs) tells where
- * the slow ones' time went.
+ * and latency (bench/tail-report.ts, with bench/tail-probe.mjs, tells where
+ * the slow ones' time went), and RELAYMQ_BENCH_SUBSCRIBER (leader or
+ * follower; any, a default client, unless set) to pin the cluster
+ * publish->deliver subscriber to the partition's leader or a follower (its
+ * path differs: the result's `subscriberOn` names the broker).
  */
 import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';

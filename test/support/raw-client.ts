@@ -9,6 +9,8 @@ import { waitFor } from './wait.js';
 export class RawClient {
   readonly frames: BrokerFrame[] = [];
   closed: { code: number; reason: string } | undefined;
+  /** The broker's readiness as its welcome, then its latest cluster frame, said (absent: ready). */
+  ready = false;
 
   private constructor(
     readonly ws: WebSocket,
@@ -17,6 +19,7 @@ export class RawClient {
     ws.on('message', (data: Buffer) => {
       const frame = decodeBrokerFrame(data, 64 * 1024 * 1024);
       this.frames.push(frame);
+      if (frame.type === 'welcome' || frame.type === 'cluster') this.ready = frame.ready !== false;
       // As every client does: a broker drops a client silent for two heartbeat intervals (2 s under the fixture),
       // less than a new cluster under load takes to elect the leaders its first publish waits for.
       if (answerPings && frame.type === 'ping' && ws.readyState === WebSocket.OPEN) this.send({ type: 'pong', id: frame.id });
@@ -42,6 +45,16 @@ export class RawClient {
       await client.next('welcome', 15_000); // a broker on a loaded machine (CI under load 15 took over 5 s)
     }
     return client;
+  }
+
+  /**
+   * Resolves once the broker says it is ready (it knows a metadata leader), as the SDK prefers ready brokers:
+   * before, a publish to a new topic waits for that leader only the peer request timeout (2 s), then is
+   * refused NOT_READY, which a loaded machine's first election can outlast.
+   */
+  async whenReady(timeoutMs = 20_000): Promise<void> {
+    await waitFor(() => this.ready || this.closed !== undefined, 'the broker to say it is ready', timeoutMs);
+    if (!this.ready) throw new Error(`the connection closed (${this.closed?.code} ${this.closed?.reason}) before the broker was ready`);
   }
 
   send(frame: ClientFrame): void {

@@ -12,8 +12,8 @@ afterEach(async () => {
   await fixture.cleanup();
 });
 
-async function raw(broker: Broker, hello = true): Promise<RawClient> {
-  const client = await RawClient.open(broker.url, hello);
+async function raw(broker: Broker, hello = true, options: { answerPings?: boolean } = {}): Promise<RawClient> {
+  const client = await RawClient.open(broker.url, hello, options);
   raws.push(client);
   return client;
 }
@@ -137,7 +137,7 @@ describe('broker: hostile input closes only the offending connection', () => {
 
   it('drops a client that stops answering pings', async () => {
     const broker = await fixture.broker({ heartbeatMs: 50 });
-    const client = await raw(broker);
+    const client = await raw(broker, true, { answerPings: false });
     expect(await client.next('ping')).toMatchObject({ type: 'ping' });
     // Never answer: after two intervals of silence the broker hangs up.
     await client.waitClosed(2000);

@@ -95,6 +95,7 @@ describeEngines('SDK guarantees', (engine: EngineUnderTest, context: () => Engin
     const [g1, g2] = (await gateways(2)) as [Broker, Broker];
     const a = await RawClient.open(g1.url);
     fixture.defer(async () => a.close());
+    await a.whenReady(); // a new cluster: until its broker knows a metadata leader, a publish may be refused NOT_READY
     a.send({ type: 'publish', batches: [batch(1, 0, 3, 'idem')] });
     expect((await a.next('ack', 20_000)).acks).toMatchObject([{ id: 1, offset: 0, count: 3, duplicate: false }]);
     a.send({ type: 'publish', batches: [batch(4, 1, 3, 'idem')] });

@@ -53,6 +53,10 @@ describe('a partition whose group creation failed on one broker', () => {
     await waitFor(() => lines[2]?.some((line) => line.startsWith('could not host partition; retrying')) === true, 'h3 failing to host the partition', 20_000);
     expect(b3?.stats().raftGroups, 'not hosted while the disk refuses').toBe(groupsBefore);
     fs3.heal();
-    await waitFor(() => b3?.stats().raftGroups === groupsBefore + 1, 'h3 hosting the partition once its disk works', 20_000);
+    const healedAt = lines[2]?.length ?? 0;
+    await waitFor(() => b3?.stats().raftGroups === groupsBefore + 1, 'h3 hosting the partition once its disk works', 20_000).catch((err: Error) => {
+      // What h3 did: its retries while the disk refused, and whether any came after the heal.
+      throw new Error(`${err.message}; h3 has ${b3?.stats().raftGroups} groups (${groupsBefore} before); its log, healed at line ${healedAt}:\n${lines[2]?.slice(-40).join('\n')}`);
+    });
   }, 60_000);
 });

@@ -1438,30 +1438,42 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     retentionFor: (name) => this.retentionFor(name),
   };
 
-  /** The local group of a partition, created (with its storage) on first need. */
+  /**
+   * The local group of a partition, created (with its storage) on first need. A failed creation, whoever asked
+   * for it, makes the next hosting pass look again: one asked for by a publish routed here, in flight when a pass
+   * found it and left it alone, was otherwise never retried (a suspected cause of a CI run's replica not hosted
+   * 20 s after its disk healed). A creation refused for a partition not placed here costs one more pass.
+   */
   private partitionGroup(topic: string, partition: number): Promise<PartitionGroup> {
     const id = partitionGroupId(topic, partition);
-    return this.creating.get(id, async () => {
-      // A replica being dropped (its topic deleted, and now created anew) is gone from the disk before the new one opens.
-      for (let drop = this.dropping.get(id); drop !== undefined; drop = this.dropping.get(id)) await drop;
-      const assignment = await this.assignment(topic, partition);
-      const incarnation = this.metadata.get(topic)?.incarnation;
-      // A move's target hosts the group before it is a replica (it joins as a learner).
-      if (!assignment.replicas.includes(this.options.self) && !(assignment.learners ?? []).includes(this.options.self)) {
-        throw new RelayError('NOT_LEADER', `broker ${this.options.self} holds no replica of ${id}`, { leader: assignment.replicas[0] as string });
-      }
-      const hooks = new BoundPartitionHooks(this.partitionEvents, id, topic, partition);
-      const { group, log, hosted } = await this.factory.partition(topic, partition, assignment.replicas, hooks, incarnation);
-      this.partitions.set(id, log);
-      this.hostedIncarnation.set(id, incarnation);
-      if (hosted !== undefined) this.disks.set(id, hosted);
-      this.groups.set(id, group as RaftGroup<unknown, unknown, unknown>);
-      this.heapSettle.changed();
-      // Its topic was deleted (or created anew) while the group was being created: dropped once it is in the cache.
-      const now = this.metadata.get(topic);
-      if (now === undefined || now.incarnation !== incarnation) setImmediate(() => this.dropUnplaced(topic));
-      return group;
-    });
+    return this.creating.get(id, () =>
+      this.createPartitionGroup(id, topic, partition).catch((err: unknown) => {
+        this.hostingStale = true;
+        throw err;
+      }),
+    );
+  }
+
+  private async createPartitionGroup(id: string, topic: string, partition: number): Promise<PartitionGroup> {
+    // A replica being dropped (its topic deleted, and now created anew) is gone from the disk before the new one opens.
+    for (let drop = this.dropping.get(id); drop !== undefined; drop = this.dropping.get(id)) await drop;
+    const assignment = await this.assignment(topic, partition);
+    const incarnation = this.metadata.get(topic)?.incarnation;
+    // A move's target hosts the group before it is a replica (it joins as a learner).
+    if (!assignment.replicas.includes(this.options.self) && !(assignment.learners ?? []).includes(this.options.self)) {
+      throw new RelayError('NOT_LEADER', `broker ${this.options.self} holds no replica of ${id}`, { leader: assignment.replicas[0] as string });
+    }
+    const hooks = new BoundPartitionHooks(this.partitionEvents, id, topic, partition);
+    const { group, log, hosted } = await this.factory.partition(topic, partition, assignment.replicas, hooks, incarnation);
+    this.partitions.set(id, log);
+    this.hostedIncarnation.set(id, incarnation);
+    if (hosted !== undefined) this.disks.set(id, hosted);
+    this.groups.set(id, group as RaftGroup<unknown, unknown, unknown>);
+    this.heapSettle.changed();
+    // Its topic was deleted (or created anew) while the group was being created: dropped once it is in the cache.
+    const now = this.metadata.get(topic);
+    if (now === undefined || now.incarnation !== incarnation) setImmediate(() => this.dropUnplaced(topic));
+    return group;
   }
 
   /**

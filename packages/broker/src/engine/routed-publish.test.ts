@@ -380,6 +380,27 @@ describe('PublishRouter at a replica that does not lead', () => {
     await expect(waiting).rejects.toMatchObject({ code: 'TIMEOUT', details: { leader: 'lead' } });
   });
 
+  it("gives a leader elected while the publish waited a whole hedge delay to answer before TIMEOUT (a new group's first publish; CI: a 2-broker cluster's first publish refused)", async () => {
+    const hedgeMs = 100;
+    let heard: string | undefined; // a new group: no leader yet
+    let answer: (result: RouteResult) => void = () => {};
+    const f1 = hostRouter('f1', {
+      rpc: { handle: () => {}, call: async () => new Promise(() => {}) } as unknown as PeerRpc, // the copy waits at lead for its election
+      hedgeMs,
+      replicasOf: () => ['lead', 'f1'],
+      hostedLeader: () => heard,
+      heardLeader: () => heard,
+      publishHosted: () => new Promise<RouteResult>((resolve) => (answer = resolve)),
+    });
+    const routed = f1.route(publish());
+    // Elected just before the router's first look for lost answers (2 hedge delays in); it commits the publish soon after.
+    setTimeout(() => {
+      heard = 'lead';
+      setTimeout(() => answer({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 0 }] }), 0.8 * hedgeMs);
+    }, 1.5 * hedgeMs);
+    await expect(routed).resolves.toMatchObject({ leader: 'lead', outcomes: [{ kind: 'stored', offset: 0 }] });
+  });
+
   it('waits on, without TIMEOUT, while answers to other publishes still come back on those ways (a slow link, not a lost one)', async () => {
     // A wider hedge delay than the other tests: the answers must keep coming within it even on a loaded machine.
     const hedgeMs = 250;

@@ -267,6 +267,9 @@ export class PublishRouter {
     const body: RoutedPublish = { topic, partition, ack: routed.ack, command: routed.command, hops: routed.hops + 1 };
     return new Promise<RouteResult>((resolve, reject) => {
       const startedAt = Date.now();
+      /** The leader heard when last looked, and since when: a leader heard throughout is judged from the start. */
+      let heard = heardLeader?.();
+      let heardSince = startedAt;
       let next = 0;
       let running = 0;
       let settled = false;
@@ -306,10 +309,17 @@ export class PublishRouter {
           const checkAnswersLost = (): void => {
             if (settled || answered !== undefined) return;
             const leader = heardLeader();
+            if (leader !== heard) {
+              heard = leader;
+              heardSince = Date.now();
+            }
             // Answers to other publishes still come back on one of these ways: it is slow (added latency), not lost.
             const since = Math.max(startedAt, Date.now() - lateAfter);
             const answering = launched.some((t) => (this.answeredAt.get(path(t)) ?? Number.NEGATIVE_INFINITY) > since);
-            if (leader === undefined || leader === this.ctx.self || answering) {
+            // A leader heard for less than a whole delay was just elected: the copies that waited for it reached it
+            // only now (a new group's first publish), and it has had no time to answer them yet.
+            const justElected = Date.now() - heardSince < lateAfter;
+            if (leader === undefined || leader === this.ctx.self || answering || justElected) {
               lostAnswers = setTimeout(checkAnswersLost, lateAfter); // an election, this one leads now, or a slow way: wait on
               return;
             }

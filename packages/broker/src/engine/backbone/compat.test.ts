@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyClientCompat } from './compat.js';
@@ -47,6 +48,43 @@ describe('the stream client with the compat patches (compat.ts)', () => {
     // The socket decoder calls it and drops the promise, as here.
     void deliver({ messages: [], subscriptionId: 1 });
     await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(unhandled).toEqual([]);
+  });
+
+  it('a handshake whose write fails (EPIPE: the server closed a connection it found too slow) fails the connect instead of rejecting unhandled', async () => {
+    applyClientCompat();
+    process.on('unhandledRejection', onUnhandled);
+    const { Connection } = createRequire(import.meta.url)('rabbitmq-stream-js-client/dist/connection.js') as {
+      Connection: { prototype: { registerSocketListeners(this: unknown): Promise<unknown> } };
+    };
+    const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+    // A socket that connected, and whose writes fail: the server closed it before the client's first handshake write.
+    const socket = Object.assign(new EventEmitter(), {
+      destroyed: false,
+      write: (_body: unknown, done: (err?: Error) => void) => void setImmediate(() => done(epipe)),
+      destroy(this: EventEmitter & { destroyed: boolean }, err?: Error) {
+        this.destroyed = true;
+        if (err !== undefined) this.emit('error', err);
+        this.emit('close', err !== undefined);
+      },
+    });
+    const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+    const connection = Object.assign(Object.create(Connection.prototype) as object, {
+      params: { hostname: '127.0.0.1', port: 1, vhost: '/' },
+      logger,
+      socket,
+      waitingResponses: [],
+      receivedResponses: [],
+      correlationId: 0,
+      bufferSizeSettings: {},
+      frameMax: 1_048_576,
+      heartbeat: { reportLastMessageSent: () => undefined, reportLastMessageReceived: () => undefined, started: false },
+    });
+    const connecting = Connection.prototype.registerSocketListeners.call(connection);
+    socket.emit('connect');
+    // Unpatched, the failure went unhandled and the connect waited for ever.
+    const outcome = await Promise.race([connecting.then(() => 'connected', (err: unknown) => err), new Promise((resolve) => setTimeout(() => resolve('still connecting'), 2000))]);
+    expect(outcome).toBe(epipe);
     expect(unhandled).toEqual([]);
   });
 });

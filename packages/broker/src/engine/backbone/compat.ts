@@ -39,6 +39,12 @@ import { RelayError } from '@relaymq/sdk/protocol';
  *   (patchHeartbeat). The same for the async callbacks it runs for each
  *   delivery (a credit write to a closing socket, EPIPE) and consumer update
  *   (patchDeliveryCallbacks).
+ * - the handshake runs in an async 'connect' listener whose failure nobody
+ *   handles: a write to a socket the server closed meanwhile (RabbitMQ
+ *   closes a connection whose handshake it finds too slow, as on a loaded
+ *   machine) was an unhandled rejection (`write EPIPE`, seen failing a CI
+ *   run of backbone-meta.test.ts). A failed handshake step now destroys
+ *   the socket with its error, which fails the connect (patchHandshake).
  * The engine also never sends `StreamStats` (3.11+).
  */
 let applied = false;
@@ -53,7 +59,7 @@ interface ConnectionPrototype {
 }
 interface ConnectionLike {
   peerProperties?: { version?: string };
-  socket?: { destroy(err?: Error): void; on(event: 'close', listener: () => void): void; emit(event: 'error', err: Error): boolean; destroyed: boolean };
+  socket?: { destroy(err?: Error): void; on(event: string, listener: (...args: unknown[]) => unknown): unknown; emit(event: 'error', err: Error): boolean; destroyed: boolean };
   waitingResponses: Array<{ promise: { reject(err: unknown): void } }>;
   params: { hostname: string; port: number };
 }
@@ -77,6 +83,7 @@ export function applyClientCompat(): void {
   }
   patchPool(require);
   patchFailFast(Connection.prototype);
+  patchHandshake(Connection.prototype);
   patchHeartbeat(require);
   patchDeliveryCallbacks(require);
   const received = Connection.prototype.received;
@@ -146,6 +153,29 @@ function patchFailFast(proto: ConnectionPrototype): void {
   proto.waitResponse = function (this: ConnectionLike, params: unknown) {
     if (this.socket?.destroyed === true) return Promise.reject(connectionClosed(this.params));
     return waitResponse.call(this, params);
+  };
+}
+
+/** See {@link applyClientCompat}: a handshake step that fails destroys the socket (failing the connect) instead of rejecting unhandled. */
+function patchHandshake(proto: ConnectionPrototype): void {
+  const register = proto.registerSocketListeners;
+  proto.registerSocketListeners = function (this: ConnectionLike) {
+    const socket = this.socket;
+    if (socket === undefined) return register.call(this);
+    // The client adds its listeners synchronously here: its 'connect' listener (the handshake) is wrapped on the way in.
+    const on = socket.on;
+    socket.on = function (this: unknown, event: string, listener: (...args: unknown[]) => unknown) {
+      if (event !== 'connect') return on.call(this, event, listener);
+      return on.call(this, event, (...args: unknown[]) => {
+        Promise.resolve(listener.apply(this, args)).catch((err: unknown) => socket.destroy(err instanceof Error ? err : new Error(String(err))));
+      });
+    };
+    try {
+      return register.call(this);
+    } finally {
+      delete (socket as { on?: unknown }).on; // the socket's own method again (from its prototype)
+      if (socket.on !== on) socket.on = on;
+    }
   };
 }
 

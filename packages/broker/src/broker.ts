@@ -25,7 +25,7 @@ import { ClientSession } from './server/session.js';
 import type { Authenticator } from './security/auth.js';
 import { newSecurityCounters, type SecurityCounters } from './security/counters.js';
 import { loadTls } from './security/tls.js';
-import { OpenSync, takeCleanShutdownMarker, writeCleanShutdownMarker } from './storage/clean-shutdown.js';
+import { OpenSync, syncDataDirectory, takeCleanShutdownMarker, writeCleanShutdownMarker } from './storage/clean-shutdown.js';
 import { checkDataLayout, DEFAULT_STORAGE_LAYOUT, type StorageLayout } from './storage/data-layout.js';
 import { nodeFileSystem } from './storage/fs.js';
 import { loadIdentity, PeerIncarnations, recordClusterId, type BrokerIdentity } from './storage/identity.js';
@@ -824,8 +824,11 @@ class RunningBroker implements Broker {
       log('warn', 'a log could not make everything durable on close: no clean-shutdown marker, the next start fsyncs the files it opens', { dataDir });
       return;
     }
+    const fs = this.options.fileSystem ?? nodeFileSystem;
     try {
-      await writeCleanShutdownMarker(dataDir, this.options.fileSystem ?? nodeFileSystem);
+      // After an unclean start only the logs opened were fsynced: the marker vouches for every file.
+      if (this.openSync.required) await syncDataDirectory(dataDir, fs);
+      await writeCleanShutdownMarker(dataDir, fs);
     } catch (err) {
       log('warn', 'could not write the clean-shutdown marker: the next start fsyncs the files it opens', { dataDir, error: String(err) });
     }

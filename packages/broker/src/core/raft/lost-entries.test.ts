@@ -232,3 +232,37 @@ describe('without unsyncedAcks (storage that fsyncs before acknowledging)', () =
     expect(() => t.node('b').step(heartbeat as Msg)).toThrow(RaftInvariantError);
   });
 });
+
+describe('a leader without unsyncedAcks and a genuinely stale rejection from a follower with it (review)', () => {
+  it('takes it as a loss: the match drops, but the commit never goes back, the follower keeps its log, and the match comes back at once', () => {
+    const t = new Trio((id) => (id === 'a' ? {} : { unsyncedAcks: true }));
+    t.node('a').campaign();
+    t.stabilize();
+    // An append b rejects (its log ends at 1): held back, delivered after b has caught up (a reordered, stale answer).
+    t.node('a').propose('v1');
+    drainReady(t.node('a'), t.io('a'));
+    const late: Msg = { type: 'app-resp', from: 'b', to: 'a', term: t.node('a').term, index: 2, reject: true, hintIndex: 1, hintTerm: t.node('a').term, unsynced: true };
+    t.stabilize();
+    for (const v of ['v2', 'v3', 'v4']) t.node('a').propose(v);
+    t.stabilize();
+    t.heartbeat('a');
+    const matchOfB = (): number | undefined => t.node('a').status().progress.find((p) => p.id === 'b')?.match;
+    expect([t.node('a').commitIndex, matchOfB(), t.node('b').commitIndex]).toEqual([5, 5, 5]);
+    const commits: number[] = [];
+    t.node('a').step(late);
+    commits.push(t.node('a').commitIndex);
+    expect(matchOfB()).toBe(1); // taken as a loss: b's hint, which a's log matches
+    t.appendsTo.clear();
+    t.stabilize();
+    commits.push(t.node('a').commitIndex, t.node('b').commitIndex);
+    expect(commits).toEqual([5, 5, 5]); // nothing committed goes back
+    expect(matchOfB()).toBe(5); // b answered the probe with the log it holds
+    expect(t.appendsTo.get('b') ?? 0).toBeLessThan(5); // a probe and its answer, no loop
+    expect(t.node('b').entries(1, 6)).toEqual(t.node('a').entries(1, 6));
+    expect(t.applied.get('b')).toEqual(['v1', 'v2', 'v3', 'v4']);
+    // A commit still needs a quorum that holds the entries: c down, a new entry commits once b holds it.
+    t.node('a').propose('v5');
+    t.stabilize(['c']);
+    expect(t.node('a').commitIndex).toBe(6);
+  });
+});

@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { MemoryFileSystem } from '../../test/support/memory-fs.js';
 import { TempDirs, messages } from '../../test/support/segments.js';
-import { CLEAN_SHUTDOWN_FILE, OpenSync, takeCleanShutdownMarker, writeCleanShutdownMarker } from './clean-shutdown.js';
+import { CLEAN_SHUTDOWN_FILE, OpenSync, syncDataDirectory, takeCleanShutdownMarker, writeCleanShutdownMarker } from './clean-shutdown.js';
 import { nodeFileSystem, type FileHandle } from './fs.js';
 import { RecordFile } from './record-file.js';
 import { SegmentLog } from './segments/segment-log.js';
@@ -183,6 +183,23 @@ describe('the clean-shutdown marker', () => {
     await tmp.close();
     expect(await takeCleanShutdownMarker('/data', fs)).toBe(false);
     expect(await fs.readdir('/data')).toEqual([]);
+  });
+});
+
+describe('syncDataDirectory (a clean stop after an unclean start)', () => {
+  it('fsyncs every file under the data directory, nested ones included, and leaves index and temporary files alone', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const written = async (path: string): Promise<void> => {
+      const handle = await fs.open(path, 'write');
+      await handle.write(new Uint8Array(100).fill(1), 0);
+      await handle.close();
+    };
+    await fs.mkdir('/data/partitions/t~0/log');
+    for (const path of ['/data/hardstate.journal', '/data/partitions/t~0/log/00000000000000000001.log', '/data/partitions/t~0/log/00000000000000000001.idx']) await written(path);
+    expect(await syncDataDirectory('/data', fs)).toBe(2);
+    await fs.crash();
+    expect((await fs.stat('/data/hardstate.journal'))?.size).toBe(100);
+    expect((await fs.stat('/data/partitions/t~0/log/00000000000000000001.log'))?.size).toBe(100);
   });
 });
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { errorCode, nodeFileSystem } from '../../src/storage/fs.js';
 import { FaultyFileSystem } from './faulty-fs.js';
+import { MemoryFileSystem } from './memory-fs.js';
 import { rejection } from '../../../../test/support/rejection.js';
 import { tempDirs } from '../../../../test/support/temp-dirs.js';
 
@@ -115,5 +116,48 @@ describe('FaultyFileSystem', () => {
     await handle.write(bytes(1), 0);
     await handle.close();
     expect(fs.calls.write).toBe(1);
+  });
+});
+
+describe('FaultyFileSystem with modelOverwrites', () => {
+  it('offers writeSync over the memory file system; a power cut restores fsynced bytes overwritten since, except a torn prefix; an fdatasync makes overwrites durable', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem(), { modelOverwrites: true });
+    await fs.mkdir('/d');
+    const handle = await fs.open('/d/f', 'write');
+    await fs.syncDir('/d');
+    expect(handle.writeSync).toBeDefined();
+    handle.writeSync?.(new Uint8Array(8), 0); // zeros written ahead
+    await handle.datasync();
+    handle.writeSync?.(bytes(1, 2, 3), 0);
+    await handle.write(bytes(4, 5), 3);
+    await fs.crash({ keepUnsyncedBytes: 2 });
+    const read = async (): Promise<number[]> => {
+      const h = await fs.open('/d/f', 'write');
+      const into = new Uint8Array(8);
+      const n = await h.read(into, 0);
+      await h.close();
+      return [...into.subarray(0, n)];
+    };
+    expect(await read()).toEqual([1, 2, 0, 0, 0, 0, 0, 0]);
+    const again = await fs.open('/d/f', 'write');
+    again.writeSync?.(bytes(9, 9), 4);
+    await again.datasync();
+    await fs.crash();
+    expect(await read()).toEqual([1, 2, 0, 0, 9, 9, 0, 0]);
+  });
+
+  it('a failed fdatasync drops overwritten pages: they read back as before', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem(), { modelOverwrites: true });
+    await fs.mkdir('/d');
+    const handle = await fs.open('/d/f', 'write');
+    await handle.write(bytes(7, 7, 7, 7), 0);
+    await handle.datasync();
+    await handle.write(bytes(1, 1), 1);
+    fs.failNext('datasync', 'EIO');
+    expect(errorCode(await rejection(handle.datasync(), Error))).toBe('EIO');
+    const into = new Uint8Array(4);
+    await handle.read(into, 0);
+    expect([...into]).toEqual([7, 7, 7, 7]);
+    await handle.close();
   });
 });

@@ -28,6 +28,27 @@ interface Tracked {
   entryDurable: boolean;
   /** For a rename whose directory was not synced yet: how to undo it at a crash. */
   renamedFrom?: { path: string; previous: Uint8Array | undefined };
+  /**
+   * With `modelOverwrites`: bytes overwritten below `syncedSize` since the last fdatasync, with what they held
+   * before (oldest first): a power cut restores them, as it would blocks never written back.
+   */
+  overwritten?: Array<{ position: number; previous: Uint8Array; seq: number }>;
+}
+
+/** Options of a {@link FaultyFileSystem}. */
+export interface FaultyOptions {
+  /**
+   * Model overwrites of fsynced bytes: a power cut (or a failed fdatasync) restores what they held unless an
+   * fdatasync covered them; and offer `writeSync` over a wrapped handle that can (the memory file system's
+   * `writeNow`), so storage takes its synchronous path (and, under `fsync: always`, writes zeros ahead).
+   */
+  modelOverwrites?: boolean;
+}
+
+/** A handle of the memory file system, with its synchronous calls. */
+interface SyncCapable {
+  writeNow(data: Uint8Array, position: number): void;
+  readNow(into: Uint8Array, position: number): number;
 }
 
 /** How {@link FaultyFileSystem.crash} treats bytes written but not fsynced. */
@@ -79,7 +100,18 @@ export class FaultyFileSystem implements FileSystem {
     syncDir: 0,
   };
 
-  constructor(readonly inner: FileSystem) {}
+  /** Orders overwrites (see `Tracked.overwritten`) against the fdatasyncs that cover them. */
+  private seq = 0;
+
+  constructor(
+    readonly inner: FileSystem,
+    readonly options: FaultyOptions = {},
+  ) {}
+
+  /** @internal */
+  nextSeq(): number {
+    return ++this.seq;
+  }
 
   /** Handles opened through this wrapper and not closed (nor lost to a {@link crash}). */
   get openHandles(): number {
@@ -240,6 +272,22 @@ export class FaultyFileSystem implements FileSystem {
       }
     }
     for (const [path, file] of [...this.files]) {
+      const overwritten = file.overwritten ?? [];
+      file.overwritten = undefined;
+      if (overwritten.length === 0) continue;
+      const handle = await this.inner.open(path, 'write');
+      // The first `keep` bytes from the lowest one overwritten reached the disk (a torn write); the rest did not.
+      const from = Math.min(...overwritten.map((o) => o.position));
+      const kept = new Uint8Array(Math.max(0, Math.min(keep, file.size - from)));
+      if (kept.length > 0) await handle.read(kept, from);
+      for (const o of [...overwritten].reverse()) {
+        const length = Math.min(o.previous.length, file.size - o.position);
+        if (length > 0) await handle.write(o.previous.subarray(0, length), o.position);
+      }
+      if (kept.length > 0) await handle.write(kept, from);
+      await handle.close();
+    }
+    for (const [path, file] of [...this.files]) {
       if (!file.entryDurable) {
         await this.inner.unlink(path).catch(() => {});
         this.files.delete(path);
@@ -301,7 +349,11 @@ class FaultyHandle implements FileHandle {
     public path: string,
     private readonly handle: FileHandle,
     private readonly file: Tracked,
-  ) {}
+  ) {
+    if (owner.options.modelOverwrites === true && typeof (handle as unknown as Partial<SyncCapable>).writeNow === 'function') {
+      this.writeSync = (data, position) => this.writeNow(data, position);
+    }
+  }
 
   private alive(syscall: string): void {
     if (this.dead) throw fsError('EBADF', syscall, this.path);
@@ -313,7 +365,33 @@ class FaultyHandle implements FileHandle {
     this.alive('write');
     const { bytes, error } = this.owner.beforeWrite(this.path, this.file, data, position);
     if (bytes > 0) {
+      if (this.owner.options.modelOverwrites === true) {
+        const previous = new Uint8Array(Math.max(0, Math.min(position + bytes, this.file.syncedSize) - position));
+        if (previous.length > 0) {
+          await this.handle.read(previous, position);
+          (this.file.overwritten ??= []).push({ position, previous, seq: this.owner.nextSeq() });
+        }
+      }
       await this.handle.write(data.subarray(0, bytes), position);
+      this.file.size = Math.max(this.file.size, position + bytes);
+    }
+    if (error !== undefined) throw error;
+  }
+
+  /** Offered with `modelOverwrites` over a handle that can (see {@link FaultyOptions}). */
+  readonly writeSync?: (data: Uint8Array, position: number) => void;
+
+  private writeNow(data: Uint8Array, position: number): void {
+    this.alive('write');
+    const inner = this.handle as unknown as SyncCapable;
+    const { bytes, error } = this.owner.beforeWrite(this.path, this.file, data, position);
+    if (bytes > 0) {
+      const previous = new Uint8Array(Math.max(0, Math.min(position + bytes, this.file.syncedSize) - position));
+      if (previous.length > 0) {
+        inner.readNow(previous, position);
+        (this.file.overwritten ??= []).push({ position, previous, seq: this.owner.nextSeq() });
+      }
+      inner.writeNow(data.subarray(0, bytes), position);
       this.file.size = Math.max(this.file.size, position + bytes);
     }
     if (error !== undefined) throw error;
@@ -334,6 +412,12 @@ class FaultyHandle implements FileHandle {
     this.alive('ftruncate');
     this.owner.failIfRuled('truncate', this.path);
     await this.handle.truncate(length);
+    if (this.file.overwritten !== undefined) {
+      // Cut bytes are gone whatever they held; the restores below the cut stay.
+      this.file.overwritten = this.file.overwritten
+        .filter((o) => o.position < length)
+        .map((o) => (o.position + o.previous.length <= length ? o : { ...o, previous: o.previous.subarray(0, length - o.position) }));
+    }
     this.file.size = length;
     this.file.syncedSize = Math.min(this.file.syncedSize, length);
   }
@@ -342,6 +426,7 @@ class FaultyHandle implements FileHandle {
     this.alive('fdatasync');
     // What was written before the call; writes made while it runs are not counted as synced (the next fsync covers them).
     const covered = this.file.size;
+    const coveredSeq = this.owner.nextSeq();
     await this.owner.gate('datasync');
     this.alive('fdatasync');
     try {
@@ -350,9 +435,14 @@ class FaultyHandle implements FileHandle {
       // The kernel dropped the dirty pages: what was not synced reads back as zeros.
       const lost = this.file.size - this.file.syncedSize;
       if (lost > 0) await this.handle.write(new Uint8Array(lost), this.file.syncedSize);
+      // Overwritten pages dropped too: they read back as the disk holds them.
+      const overwritten = this.file.overwritten ?? [];
+      this.file.overwritten = undefined;
+      for (const o of [...overwritten].reverse()) await this.handle.write(o.previous, o.position);
       throw err;
     }
     await this.handle.datasync();
+    if (this.file.overwritten !== undefined) this.file.overwritten = this.file.overwritten.filter((o) => o.seq > coveredSeq);
     this.file.syncedSize = Math.max(this.file.syncedSize, Math.min(covered, this.file.size));
   }
 

@@ -37,6 +37,11 @@ class MemoryHandle implements FileHandle {
   }
 
   async write(data: Uint8Array, position: number): Promise<void> {
+    this.writeNow(data, position);
+  }
+
+  /** `write`, synchronously: not `FileHandle.writeSync` (storage would use it); a wrapper may offer it (FaultyFileSystem `modelOverwrites`). */
+  writeNow(data: Uint8Array, position: number): void {
     this.check('write', true);
     const file = this.file;
     file.ensure(position + data.length);
@@ -46,6 +51,11 @@ class MemoryHandle implements FileHandle {
   }
 
   async read(into: Uint8Array, position: number): Promise<number> {
+    return this.readNow(into, position);
+  }
+
+  /** `read`, synchronously (see {@link writeNow}). */
+  readNow(into: Uint8Array, position: number): number {
     this.check('read');
     const n = Math.max(0, Math.min(into.length, this.file.size - position));
     into.set(this.file.bytes.subarray(position, position + n));

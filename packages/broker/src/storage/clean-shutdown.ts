@@ -61,7 +61,7 @@ export async function syncDataDirectory(dataDir: string, fs: FileSystem): Promis
   // Bounded by the tree: each directory is listed once.
   for (let i = 0; i < dirs.length; i++) {
     const dir = dirs[i] as string;
-    for (const name of await fs.readdir(dir)) {
+    for (const name of await fs.readdir(dir).catch(skipDeleted)) {
       const path = join(dir, name);
       const stat = await fs.stat(path);
       if (stat === undefined) continue; // deleted meanwhile
@@ -78,8 +78,8 @@ export async function syncDataDirectory(dataDir: string, fs: FileSystem): Promis
       try {
         handle = await fs.open(path, 'read');
       } catch (err) {
-        if ((err as { code?: unknown }).code === 'ENOENT') continue; // deleted meanwhile: nothing to keep
-        throw err;
+        skipDeleted(err);
+        continue;
       }
       try {
         await handle.datasync();
@@ -89,8 +89,14 @@ export async function syncDataDirectory(dataDir: string, fs: FileSystem): Promis
     }
   };
   await Promise.all(Array.from({ length: Math.min(OPEN_SYNC_PARALLELISM, files.length) }, worker));
-  for (const dir of dirs) await fs.syncDir(dir);
+  for (const dir of dirs) await fs.syncDir(dir).catch(skipDeleted);
   return files.length;
+}
+
+/** A file or directory deleted meanwhile (a drop's files) has nothing to keep: nothing, else the error again. */
+function skipDeleted(err: unknown): never[] {
+  if ((err as { code?: unknown }).code === 'ENOENT') return [];
+  throw err;
 }
 
 /** What an {@link OpenSync} did. */

@@ -814,8 +814,12 @@ class RunningBroker implements Broker {
   /**
    * After the engine closed: the marker of a clean stop, when every Raft log
    * made everything it wrote durable (the next start then fsyncs nothing at
-   * open, storage/clean-shutdown.ts). Never after a failed start or a failed
-   * last fsync: the next start fsyncs what it opens.
+   * open, storage/clean-shutdown.ts). Never after a failed last fsync, nor
+   * after a start that failed before its engine opened: the next start
+   * fsyncs what it opens. (A start that failed later, e.g. at listen, closes
+   * an engine like any other: the marker is as true then.) After a start
+   * without the marker, the whole data directory is fsynced first: that start
+   * fsynced only the logs it opened.
    */
   private async leaveCleanShutdownMarker(): Promise<void> {
     const { dataDir, log } = this.options;

@@ -457,7 +457,7 @@ describe.each([
   ['interval', 'in its directory', false],
   ['interval', 'in the broker\'s journal', true],
 ] as const)('SegmentRaftStorage (fsync %s) against a model of what was synced, hard state %s', (fsync, _, withJournal) => {
-  // Overwrites modelled: storage writes synchronously, and under `always` zeros ahead of its records (preallocateBytes) that later appends overwrite; a power cut restores what an overwrite not fsynced replaced.
+  // Overwrites modelled: storage writes synchronously (its inline path), and a power cut restores what an overwrite not fsynced replaced.
   const seeds = [1, 2, 3, 4, 5, 6, 7, 8, 1009, 65537];
   it.each([...seeds.map((seed) => [seed, false] as const), ...seeds.map((seed) => [seed, true] as const)])('seed %i (overwrites modelled: %s): after every power loss or reload the log is what sync() returned for, or part of a failed sync\'s work', async (seed, modelOverwrites) => {
     const random = randomStream(seed);

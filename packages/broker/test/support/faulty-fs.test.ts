@@ -126,7 +126,7 @@ describe('FaultyFileSystem with modelOverwrites', () => {
     const handle = await fs.open('/d/f', 'write');
     await fs.syncDir('/d');
     expect(handle.writeSync).toBeDefined();
-    handle.writeSync?.(new Uint8Array(8), 0); // zeros written ahead
+    handle.writeSync?.(new Uint8Array(8), 0); // bytes a later write overwrites
     await handle.datasync();
     handle.writeSync?.(bytes(1, 2, 3), 0);
     await handle.write(bytes(4, 5), 3);

@@ -40,7 +40,7 @@ export interface FaultyOptions {
   /**
    * Model overwrites of fsynced bytes: a power cut (or a failed fdatasync) restores what they held unless an
    * fdatasync covered them; and offer `writeSync` over a wrapped handle that can (the memory file system's
-   * `writeNow`), so storage takes its synchronous path (and, under `fsync: always`, writes zeros ahead).
+   * `writeNow`), so storage takes its synchronous path.
    */
   modelOverwrites?: boolean;
 }

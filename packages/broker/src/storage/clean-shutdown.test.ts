@@ -108,16 +108,20 @@ describe('a segment log reopened after a kill', () => {
 });
 
 describe('a record file (a split Raft log, the hard-state journal) reopened after a kill', () => {
-  it('is fsynced at open: the records it read back survive a power cut', async () => {
-    const dir = await temp.make();
-    const path = join(dir, 'raft.log');
+  /** A record file holding {n: 1} fsynced and {n: 2} written, its process killed before that fsync. */
+  const killedBeforeFsync = async (): Promise<{ path: string; fs: FaultyFileSystem }> => {
+    const path = join(await temp.make(), 'raft.log');
     const fs = new FaultyFileSystem(nodeFileSystem);
     const { file } = await RecordFile.open(path, fs);
     file.append({ n: 1 });
     await file.flush(true);
     file.append({ n: 2 });
-    await file.flush(false); // written; killed before its fsync
+    await file.flush(false);
+    return { path, fs };
+  };
 
+  it('is fsynced at open: the records it read back survive a power cut', async () => {
+    const { path, fs } = await killedBeforeFsync();
     const unclean = new OpenSync(true);
     const { recovered } = await RecordFile.open(path, fs, undefined, unclean);
     expect(recovered.records).toEqual([{ n: 1 }, { n: 2 }]);
@@ -129,14 +133,7 @@ describe('a record file (a split Raft log, the hard-state journal) reopened afte
   });
 
   it('without that fsync a power cut loses a record the reopened file returned', async () => {
-    const dir = await temp.make();
-    const path = join(dir, 'raft.log');
-    const fs = new FaultyFileSystem(nodeFileSystem);
-    const { file } = await RecordFile.open(path, fs);
-    file.append({ n: 1 });
-    await file.flush(true);
-    file.append({ n: 2 });
-    await file.flush(false);
+    const { path, fs } = await killedBeforeFsync();
     const { recovered } = await RecordFile.open(path, fs, undefined, new OpenSync(false));
     expect(recovered.records).toHaveLength(2);
     await fs.crash();

@@ -166,29 +166,37 @@ describe('SegmentRaftStorage at a crash', () => {
     await again.close();
   });
 
-  it('after a failed fsync under always, reload() drops the entries written and not fsynced (never acknowledged)', async () => {
+  /** A storage on a crash-model file system holding e1t1, fsynced. */
+  const withOneSynced = async (): Promise<{ fs: FaultyFileSystem; storage: SegmentRaftStorage<string, string> }> => {
     const fs = new FaultyFileSystem(new MemoryFileSystem());
     const storage = await open(fs);
     storage.setHardState({ term: 1, vote: 'a', commit: 0 });
     storage.append([entry(1, 1)]);
     await storage.sync();
+    return { fs, storage };
+  };
+
+  /** What a restart reads back after a power cut. */
+  const afterPowerCut = async (fs: FaultyFileSystem): Promise<string[]> => {
+    await fs.crash();
+    const again = await open(fs);
+    const data = dataOf(again);
+    await again.close();
+    return data;
+  };
+
+  it('after a failed fsync under always, reload() drops the entries written and not fsynced (never acknowledged)', async () => {
+    const { fs, storage } = await withOneSynced();
     storage.append([entry(2, 1)]);
     fs.failNext('datasync', 'EIO');
     await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
     await storage.reload();
     expect(dataOf(storage)).toEqual(['e1t1']);
-    await fs.crash();
-    const again = await open(fs);
-    expect(dataOf(again)).toEqual(['e1t1']);
-    await again.close();
+    expect(await afterPowerCut(fs)).toEqual(['e1t1']);
   });
 
   it('under always, reload() drops the entries not fsynced even when its close could not cut them (the file still holds them whole), and fsyncs what it keeps', async () => {
-    const fs = new FaultyFileSystem(new MemoryFileSystem());
-    const storage = await open(fs);
-    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
-    storage.append([entry(1, 1)]);
-    await storage.sync();
+    const { fs, storage } = await withOneSynced();
     const record = (await fs.stat(SEGMENT))?.size ?? 0; // entries 2 and 3 take as many bytes each
     storage.append([entry(2, 1), entry(3, 1)]);
     fs.tearNextWrite(record + 5); // entry 2 whole, entry 3 torn: never acknowledged
@@ -196,18 +204,11 @@ describe('SegmentRaftStorage at a crash', () => {
     await expect(storage.sync()).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
     await storage.reload();
     expect(dataOf(storage)).toEqual(['e1t1']);
-    await fs.crash();
-    const again = await open(fs);
-    expect(dataOf(again)).toEqual(['e1t1']);
-    await again.close();
+    expect(await afterPowerCut(fs)).toEqual(['e1t1']);
   });
 
   it('a reload whose cut fails again fails (the group stays fenced), and the next reload cuts', async () => {
-    const fs = new FaultyFileSystem(new MemoryFileSystem());
-    const storage = await open(fs);
-    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
-    storage.append([entry(1, 1)]);
-    await storage.sync();
+    const { fs, storage } = await withOneSynced();
     storage.append([entry(2, 1)]);
     const record = (await fs.stat(SEGMENT))?.size ?? 0;
     storage.append([entry(3, 1)]);
@@ -220,10 +221,7 @@ describe('SegmentRaftStorage at a crash', () => {
     expect(dataOf(storage)).toEqual(['e1t1']);
     storage.append([entry(2, 2)]);
     await storage.sync();
-    await fs.crash();
-    const again = await open(fs);
-    expect(dataOf(again)).toEqual(['e1t1', 'e2t2']);
-    await again.close();
+    expect(await afterPowerCut(fs)).toEqual(['e1t1', 'e2t2']);
   });
 
   it('a commit index recorded by its timer while a Ready\'s entries wait to be written is not: a reload (or restart) never reads disk entries their truncation replaces as committed', async () => {

@@ -54,6 +54,14 @@ export interface MetaLogStats {
   latestSnapshot?: { offset: number; upTo: number };
 }
 
+/**
+ * Start barriers tried before giving up. On a stream RabbitMQ has just
+ * created (its members still electing a leader), a consumer or publisher
+ * declared in the first moments can stay silent for good; a barrier not read
+ * back declares both again before the next try.
+ */
+const START_BARRIER_ATTEMPTS = 3;
+
 interface Pending {
   resolve: (result: MetaResult) => void;
   reject: (err: Error) => void;
@@ -111,7 +119,16 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
     await retrying((client) => bounded(client.createStream({ stream: this.options.stream, arguments: args }), this.options.requestTimeoutMs, 'creating the metadata stream'));
     await retrying((client) => this.loadSnapshot(client));
     await retrying((client) => this.subscribe(client));
-    await retrying(() => this.propose({ type: 'barrier' }));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await retrying(() => this.propose({ type: 'barrier' }));
+        break;
+      } catch (err) {
+        if (this.closed || attempt >= START_BARRIER_ATTEMPTS || !(err instanceof RelayError && err.code === 'TIMEOUT')) throw err;
+        this.options.log('warn', 'the metadata stream did not read back the start barrier; declaring its consumer and publisher again', { stream: this.options.stream, attempt });
+        await this.redeclareTail(retrying);
+      }
+    }
     this.started = true;
   }
 
@@ -190,6 +207,17 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
         if (entry !== undefined) this.apply(entry, offset, message.content.length);
       },
     ), this.options.requestTimeoutMs, 'subscribing to the metadata stream');
+  }
+
+  /** Replaces the tail's consumer and drops the publisher (the next proposal declares one). */
+  private async redeclareTail(retrying: <T>(step: (client: Client) => Promise<T>) => Promise<T>): Promise<void> {
+    const [publisher, consumer] = [this.publisher, this.consumer];
+    this.publisher = undefined;
+    this.consumer = undefined;
+    if (publisher !== undefined) void this.connection.closePublisher(publisher);
+    if (consumer !== undefined) void this.connection.closeConsumer(consumer);
+    // Entries the old consumer delivers meanwhile are skipped by offset in the new one.
+    await retrying((client) => this.subscribe(client));
   }
 
   private async resubscribe(client: Client): Promise<void> {

@@ -22,6 +22,7 @@ import { RelayError } from '@relaymq/sdk/protocol';
 import { startBroker } from './broker.js';
 import { runAdminCommand, type AdminCommandIo } from './cli-admin.js';
 import { brokerOptionsHelp, HELP_OPTION, parseArgsOptions, renderOptions, type CommandOption } from './cli-help.js';
+import { serveUntilSignal } from './cli-signals.js';
 import { runStatus } from './cli-status.js';
 import { CONFIG_FIELDS, describeSource, effectiveConfig, envName, flagName, readConfigFile, resolveConfig } from './config.js';
 import { devPorts, runDevCluster } from './dev-cluster.js';
@@ -126,24 +127,11 @@ async function runBroker(args: string[]): Promise<void> {
   }
 
   const log = createLogger({ brokerId: options.id ?? 'b1', level: options.logLevel });
-  const broker = await startBroker({ ...options, logLevel: undefined, log });
+  const broker = await serveUntilSignal(() => startBroker({ ...options, logLevel: undefined, log }), log, process);
   // One machine-readable line on stdout: scripts and tests wait for it.
   const peerNote = broker.peerPort === undefined ? '' : ` peers on ${broker.peerPort}`;
   const adminNote = broker.adminUrl === undefined ? '' : ` admin on ${broker.adminUrl}`;
   process.stdout.write(`relaymq broker ${broker.id} listening on ${broker.url}${peerNote}${adminNote}\n`);
-
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log('info', 'shutting down', { signal });
-    broker.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
 }
 
 function integerFlag(name: string, value: string | undefined): number | undefined {

@@ -185,7 +185,7 @@ interface Layer {
  * sibling. A file matches the layer with the longest matching entry.
  */
 const BROKER_LEVELS: Layer[][] = [
-  [{ name: 'composition', holds: ['broker.ts', 'index.ts', 'cli.ts', 'cli-help.ts', 'cli-admin.ts', 'cli-status.ts', 'dev-cluster.ts', 'config.ts'] }],
+  [{ name: 'composition', holds: ['broker.ts', 'index.ts', 'cli.ts', 'cli-help.ts', 'cli-admin.ts', 'cli-status.ts', 'cli-signals.ts', 'dev-cluster.ts', 'config.ts'] }],
   // The option schema and its timing sections (presets, ms → ticks).
   [{ name: 'options', holds: ['options.ts', 'tuning.ts'], typesFromBelow: true }],
   [{ name: 'server', holds: ['server/'] }],

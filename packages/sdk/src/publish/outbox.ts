@@ -23,6 +23,8 @@ export interface OutboxEntry {
   size: number;
   /** Assigned when admitted to the outbox (-1 before). */
   partition: number;
+  /** `partition:topic`, the key of the publisher's per-partition maps; set with `partition` ('' before). */
+  partitionKey: string;
   /** The producer incarnation the seq belongs to (see `PublishBatch.incarnation`). */
   incarnation: number;
   seq: number;

@@ -59,6 +59,35 @@ describe('Publisher', () => {
     expect(sent[0]?.map((m) => [m.partition, m.seq])).toEqual([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]);
   });
 
+  it('groups one tick by partition and ack level, in first-seen order: a partition of two ack levels is two groups', async () => {
+    const { publisher: p } = publisher();
+    const frames: Array<Array<[string, number, string, number, number]>> = [];
+    const { connection } = fakeConnection();
+    const send = connection.send.bind(connection);
+    connection.send = (frame: ClientFrame) => {
+      if (frame.type === 'publish') frames.push(frame.batches.map((b) => [b.topic, b.partition, b.ack, b.firstSeq, b.messages.length]));
+      return send(frame);
+    };
+    p.setConnection(connection);
+    // Metadata of both topics first: then the next tick is admitted, and flushed, at once.
+    void p.publish('t', 'first');
+    void p.publish('u', 'first');
+    await tick();
+    await tick();
+    frames.length = 0;
+    for (const [topic, ack] of [['t', 'quorum'], ['u', 'quorum'], ['t', 'leader'], ['t', 'quorum'], ['t', 'leader']] as const) void p.publish(topic, 'x', { ack });
+    await tick();
+    expect(frames).toEqual([
+      [
+        ['t', 0, 'quorum', 1, 1],
+        ['t', 0, 'quorum', 3, 1],
+        ['u', 0, 'quorum', 1, 1],
+        ['t', 0, 'leader', 2, 1],
+        ['t', 0, 'leader', 4, 1],
+      ],
+    ]);
+  });
+
   it('republishes the whole outbox in order, with the same seqs, on a new connection', async () => {
     const { publisher: p } = publisher();
     const first = fakeConnection();

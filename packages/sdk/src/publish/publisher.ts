@@ -17,6 +17,7 @@ import type { BrokerConnection } from '../connection/connection.js';
 import type { ResolvedClientOptions } from '../options.js';
 import { Deadlines } from './deadlines.js';
 import { Fifo } from './fifo.js';
+import { FlushScratch } from './flush-scratch.js';
 import { Outbox, type OutboxEntry, type PublishReceipt } from './outbox.js';
 import { RouteSwitches } from './route-switch.js';
 import { ROUTING_LIMITS, RefusalPolicy } from './routing.js';
@@ -110,6 +111,8 @@ export class Publisher {
   private readonly admission = new Fifo<OutboxEntry>();
   private readonly partitionCounts = new Map<string, number>();
   private metadataPending: string | undefined;
+  /** The topic of the latest publish that passed {@link assertTopic}. */
+  private validTopic: string | undefined;
   /** Per partition: the current producer incarnation and its next seq. */
   private readonly streams = new Map<string, { incarnation: number; nextSeq: number }>();
   private readonly roundRobin = new Map<string, number>();
@@ -140,6 +143,8 @@ export class Publisher {
   /** Follows leader hints and holds off failovers caused by refusals (see routing.ts). */
   private readonly routing = new RefusalPolicy();
   private sendQueue: OutboxEntry[] = [];
+  /** Working maps of {@link flush}, emptied after each (see flush-scratch.ts). */
+  private readonly scratch = new FlushScratch<OutboxEntry, BrokerConnection>();
   private flushScheduled = false;
   private readonly flushQueued = (): void => this.flush();
   private nextAttemptId = 1;
@@ -176,7 +181,11 @@ export class Publisher {
 
   publish(topic: string, data: unknown, options: PublishOptions = {}): Promise<PublishReceipt> {
     try {
-      assertTopic(topic);
+      // Checked once per run of publishes to one topic (the check is a pure function of the string).
+      if (topic !== this.validTopic) {
+        assertTopic(topic);
+        this.validTopic = topic;
+      }
       const entry = this.entry(topic, data, options);
       if (this.options.outbox.policy === 'reject' && (this.admission.length > 0 || !this.outbox.hasRoom(entry.size))) {
         throw new RelayError('OUTBOX_FULL', `outbox is full (${this.outbox.size} messages, ${this.outbox.bytes} bytes)`);
@@ -241,7 +250,7 @@ export class Publisher {
     for (const ack of frame.acks) {
       const first = this.inflight.get(ack.id);
       if (ack.leader !== undefined && first !== undefined) {
-        const key = partitionKey(first.topic, first.partition);
+        const key = first.partitionKey;
         if (ack.id >= (this.leaderHeardAt.get(key) ?? 0)) {
           this.leaders.set(key, ack.leader);
           this.leaderHeardAt.set(key, ack.id);
@@ -252,7 +261,7 @@ export class Publisher {
         if (entry === undefined) continue; // an earlier attempt, superseded
         this.inflight.delete(ack.id + i);
         this.outbox.delete(entry);
-        const key = partitionKey(entry.topic, entry.partition);
+        const key = entry.partitionKey;
         if (from !== undefined) this.servedBy.set(key, from);
         // Attempts sent from now on reach the broker after this store (see onGap).
         this.ackFences.set(key, this.nextAttemptId);
@@ -493,6 +502,7 @@ export class Publisher {
       ack,
       size,
       partition: -1,
+      partitionKey: '',
       incarnation: 0,
       seq: -1,
       attemptId: 0,
@@ -522,10 +532,12 @@ export class Publisher {
       }
       this.admission.shift();
       entry.partition = this.pickPartition(entry, partitions);
+      // Built once: the send and the ack look the partition up several times each.
+      entry.partitionKey = partitionKey(entry.topic, entry.partition);
       if (entry.ack === 'none') {
         entry.seq = 0; // fire and forget: never deduplicated
       } else {
-        const key = partitionKey(entry.topic, entry.partition);
+        const key = entry.partitionKey;
         const stream = this.streams.get(key) ?? { incarnation: 0, nextSeq: 0 };
         entry.incarnation = stream.incarnation;
         entry.seq = stream.nextSeq++;
@@ -600,31 +612,38 @@ export class Publisher {
     if (active === undefined || !active.open) return;
 
     // Each partition goes to its leader when that broker is pooled, otherwise to the active broker (which forwards).
-    const byConnection = new Map<BrokerConnection, Map<string, OutboxEntry[]>>();
-    const oldest = new Map<string, number>();
-    /** Per partition in this flush: its route, or null while it waits for a route switch. */
-    const routes = new Map<string, BrokerConnection | null>();
-    for (const entry of queue) {
-      // Skip what is already in flight, and what was acknowledged or refused meanwhile.
-      if (entry.attemptId !== 0 || !this.outbox.has(entry)) continue;
-      if (this.heldBack(entry, oldest)) continue;
-      // A resend of this partition is due: what is newer goes with it, in order, not ahead of it.
-      const key = partitionKey(entry.topic, entry.partition);
-      if (this.resendTimers.has(key)) continue;
-      let connection = routes.get(key);
-      if (connection === undefined) {
-        connection = this.route(key, entry.topic, entry.partition, active);
-        routes.set(key, connection);
+    const { groups, routes, oldest, connections } = this.scratch;
+    try {
+      for (const entry of queue) {
+        // Skip what is already in flight, and what was acknowledged or refused meanwhile.
+        if (entry.attemptId !== 0 || !this.outbox.has(entry)) continue;
+        if (this.heldBack(entry, oldest)) continue;
+        // A resend of this partition is due: what is newer goes with it, in order, not ahead of it.
+        const key = entry.partitionKey;
+        if (this.resendTimers.has(key)) continue;
+        let connection = routes.get(key);
+        if (connection === undefined) {
+          connection = this.route(key, entry.topic, entry.partition, active);
+          routes.set(key, connection);
+          if (connection !== null && !connections.includes(connection)) connections.push(connection);
+        }
+        if (connection === null) continue; // queued again once the older ones are answered (releaseSwitches)
+        // One group per partition, ack level and incarnation. The partition's key names its first group (no
+        // string built per publish); a later one of another ack level or incarnation (rare) gets a longer key.
+        let batchKey = key;
+        let group = groups.get(batchKey);
+        const head = group?.[0];
+        if (head !== undefined && (head.ack !== entry.ack || head.incarnation !== entry.incarnation)) {
+          batchKey = `${entry.ack}|${entry.incarnation}|${key}`;
+          group = groups.get(batchKey);
+        }
+        if (group === undefined) groups.set(batchKey, [entry]);
+        else group.push(entry);
       }
-      if (connection === null) continue; // queued again once the older ones are answered (releaseSwitches)
-      let groups = byConnection.get(connection);
-      if (groups === undefined) byConnection.set(connection, (groups = new Map()));
-      const batchKey = `${entry.ack}|${entry.incarnation}|${entry.partition}|${entry.topic}`;
-      const group = groups.get(batchKey);
-      if (group === undefined) groups.set(batchKey, [entry]);
-      else group.push(entry);
+      for (const connection of connections) this.sendGroups(connection, groups, routes);
+    } finally {
+      this.scratch.reset();
     }
-    for (const [connection, groups] of byConnection) this.sendGroups(connection, groups);
     this.admit();
   }
 
@@ -647,6 +666,7 @@ export class Publisher {
 
   /** Queues again the partitions that waited for a route switch and have nothing in flight any more. */
   private releaseSwitches(): void {
+    if (this.switches.size === 0) return; // the usual case, on every ack
     const inFlight = (topic: string, partition: number): boolean => this.outbox.partition(topic, partition).some((e) => e.attemptId !== 0);
     for (const { topic, partition } of this.switches.release(inFlight)) this.requeueUnsent(topic, partition);
   }
@@ -669,11 +689,11 @@ export class Publisher {
   }
 
   /**
-   * Sends groups of entries (one per partition, ack level and incarnation, in
-   * seq order) as batches with consecutive attempt ids, in frames within the
-   * broker's size and count limits.
+   * Sends the groups routed to `connection` (a group is one partition's
+   * entries of one ack level and incarnation, in seq order) as batches with
+   * consecutive attempt ids, in frames within the broker's size and count limits.
    */
-  private sendGroups(connection: BrokerConnection, groups: Map<string, OutboxEntry[]>): void {
+  private sendGroups(connection: BrokerConnection, groups: Map<string, OutboxEntry[]>, routes: Map<string, BrokerConnection | null>): void {
     let batches: PublishBatch[] = [];
     let count = 0;
     let bytes = FRAME_OVERHEAD;
@@ -685,7 +705,8 @@ export class Publisher {
     };
     for (const group of groups.values()) {
       const first = group[0];
-      if (first !== undefined) this.lastSentOn.set(partitionKey(first.topic, first.partition), connection); // a group is one partition's
+      if (first === undefined || routes.get(first.partitionKey) !== connection) continue; // another connection's
+      this.lastSentOn.set(first.partitionKey, connection); // a group is one partition's
       let batch: PublishBatch | undefined;
       for (const entry of group) {
         if (entry.attemptId !== 0) continue; // queued twice: sent once (a second send would be acknowledged twice)
@@ -731,7 +752,7 @@ export class Publisher {
    */
   private heldBack(entry: OutboxEntry, oldest: Map<string, number>): boolean {
     if (entry.ack === 'none' || entry.incarnation === 0) return false;
-    const key = partitionKey(entry.topic, entry.partition);
+    const key = entry.partitionKey;
     let lowest = oldest.get(key);
     if (lowest === undefined) {
       lowest = Math.min(...this.outbox.partition(entry.topic, entry.partition).filter((e) => e.ack !== 'none').map((e) => e.incarnation));
@@ -744,6 +765,7 @@ export class Publisher {
 
   /** Sends what {@link heldBack} kept, once the incarnation it waited for has settled. */
   private releaseHeld(): void {
+    if (this.held.size === 0) return; // the usual case, on every ack
     for (const [key, { topic, partition, waitingFor }] of this.held) {
       const entries = this.outbox.partition(topic, partition).filter((e) => e.ack !== 'none');
       const lowest = Math.min(...entries.map((e) => e.incarnation));

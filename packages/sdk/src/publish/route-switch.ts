@@ -57,6 +57,11 @@ export class RouteSwitches {
     return released;
   }
 
+  /** How many partitions wait. */
+  get size(): number {
+    return this.waiting.size;
+  }
+
   /** Whether a partition waits for its route to change. */
   has(key: string): boolean {
     return this.waiting.has(key);

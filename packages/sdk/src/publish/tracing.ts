@@ -24,14 +24,26 @@ export function tracedPublish<T>(topic: string, headers: Record<string, string> 
     kind: SpanKind.PRODUCER,
     attributes: { 'messaging.system': 'relaymq', 'messaging.destination.name': topic, 'messaging.operation.type': 'send' },
   });
-  const carrier: Record<string, string> = { ...headers };
-  propagation.inject(trace.setSpan(context.active(), span), carrier, headerSetter);
-  const traced = Object.keys(carrier).length === Object.keys(headers ?? {}).length ? headers : carrier;
+  const traced = injected(span, headers);
   if (!span.isRecording()) {
     span.end();
     return publish(traced);
   }
   return recorded(span, publish(traced));
+}
+
+/**
+ * The headers with the span's context injected by the registered propagator,
+ * or `headers` itself when it adds nothing. Without a propagator (the API's
+ * no-op one declares no fields: a propagator lists every field it may set)
+ * nothing would be injected, so no carrier and no context are built: on every
+ * publish they were a tenth of the client's CPU and allocation.
+ */
+function injected(span: Span, headers: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (propagation.fields().length === 0) return headers;
+  const carrier: Record<string, string> = { ...headers };
+  propagation.inject(trace.setSpan(context.active(), span), carrier, headerSetter);
+  return Object.keys(carrier).length === Object.keys(headers ?? {}).length ? headers : carrier;
 }
 
 async function recorded<T>(span: Span, outcome: Promise<T>): Promise<T> {

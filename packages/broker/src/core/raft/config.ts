@@ -92,6 +92,22 @@ export interface RaftConfig {
    * @defaultValue false
    */
   unsyncedAcks: boolean;
+  /**
+   * The log this node starts from may have been written by a run that
+   * acknowledged before fsync (`unsyncedAcks`: the broker's `fsync` may
+   * have been `interval` before this start, and a data directory does not
+   * say), so it may end below entries this node acknowledged. In the term it
+   * starts in it then acts as a follower under `unsyncedAcks` does (reports
+   * a commit beyond its log as `lost`, marks its rejections and heartbeat
+   * answers `unsynced`); from the next term on it has acknowledged only
+   * what this run wrote. Every acknowledgement of the previous run was sent
+   * in a term up to the stored one: a term is made durable before any
+   * message of it leaves, under either policy. Without it (and without
+   * `unsyncedAcks`) a commit beyond the log throws, as for a storage that
+   * never acknowledged before fsync (the simulator's).
+   * @defaultValue false
+   */
+  unsyncedAcksBeforeStart: boolean;
 }
 
 /** The defaults, in ticks: an election timeout of ten heartbeats. */
@@ -106,6 +122,7 @@ export const RAFT_DEFAULTS: Readonly<RaftConfig> = Object.freeze({
   maxCommittedEntriesPerReady: 1024,
   quiesce: false,
   unsyncedAcks: false,
+  unsyncedAcksBeforeStart: false,
 });
 
 export type RaftConfigOptions = Partial<RaftConfig>;
@@ -116,7 +133,7 @@ function invalid(field: string, message: string): RelayError {
 }
 
 const FIELDS = Object.keys(RAFT_DEFAULTS) as Array<keyof RaftConfig>;
-const BOOLEAN_FIELDS: ReadonlySet<keyof RaftConfig> = new Set(['preVote', 'checkQuorum', 'quiesce', 'unsyncedAcks']);
+const BOOLEAN_FIELDS: ReadonlySet<keyof RaftConfig> = new Set(['preVote', 'checkQuorum', 'quiesce', 'unsyncedAcks', 'unsyncedAcksBeforeStart']);
 
 /** Defaults, then the given fields; throws an `INVALID_ARGUMENT` {@link RelayError} naming the first bad field. */
 export function resolveRaftConfig(options: RaftConfigOptions = {}): Readonly<RaftConfig> {

@@ -187,6 +187,8 @@ export class Raft<T, S> {
   private now = 0;
   /** The current role's handler: one of the step methods, shared by every node (called as `this.stepRole(m)`). */
   private stepRole: StepFn<T, S>;
+  /** The term stored when this node started (see `RaftConfig.unsyncedAcksBeforeStart`). */
+  private readonly startTerm: number;
 
   constructor(init: RaftInit<T, S>) {
     this.id = init.id;
@@ -203,6 +205,7 @@ export class Raft<T, S> {
       throw new RaftInvariantError(`stored commit ${hardState.commit} is beyond the stored last index ${this.log.lastIndex()}`);
     }
     this.term = hardState.term;
+    this.startTerm = hardState.term;
     this.vote = hardState.vote;
     this.log.commitTo(hardState.commit);
     if (init.applied > this.log.committed) throw new RangeError(`applied ${init.applied} is beyond commit ${this.log.committed}`);
@@ -879,7 +882,7 @@ export class Raft<T, S> {
     }
     const hint = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
     const rejection: AppendResponse = { type: 'app-resp', from: this.id, to: m.from, term: this.term, index: m.prevIndex, reject: true, hintIndex: hint.index, hintTerm: hint.term };
-    this.send(this.config.unsyncedAcks ? { ...rejection, unsynced: true } : rejection);
+    this.send(this.mayLackAcknowledged() ? { ...rejection, unsynced: true } : rejection);
   }
 
   private sendAppendResponse(to: NodeId, index: number): void {
@@ -887,7 +890,7 @@ export class Raft<T, S> {
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
-    if (m.commit > this.log.lastIndex() && this.config.unsyncedAcks) this.reportLostEntries(m.from, m.commit);
+    if (m.commit > this.log.lastIndex() && this.mayLackAcknowledged()) this.reportLostEntries(m.from, m.commit);
     else this.log.commitTo(m.commit);
     // Quiesce only holding exactly the leader's committed log; otherwise the unmarked answer wakes the leader.
     if (m.quiesce === true && this.config.quiesce && this.log.lastIndex() === m.commit && this.log.committed === m.commit) {
@@ -899,7 +902,18 @@ export class Raft<T, S> {
   }
 
   private sendHeartbeatResponse(answer: HeartbeatResponse): void {
-    this.send(this.config.unsyncedAcks ? { ...answer, unsynced: true } : answer);
+    this.send(this.mayLackAcknowledged() ? { ...answer, unsynced: true } : answer);
+  }
+
+  /**
+   * Whether this node's log may end below entries it acknowledged to the
+   * leader of its term: under `unsyncedAcks`, or in the term it started in
+   * after a run that may have had it (`unsyncedAcksBeforeStart`). A leader
+   * of a later term counts only answers of its own term, all sent by this
+   * run; under `always` their entries are durable.
+   */
+  private mayLackAcknowledged(): boolean {
+    return this.config.unsyncedAcks || (this.config.unsyncedAcksBeforeStart && this.term === this.startTerm);
   }
 
   /**

@@ -86,9 +86,10 @@ export interface RaftConfig {
    * heartbeat answers say so (`unsynced`), and a leader takes such a
    * rejection at or below the follower's match as a loss too (not as stale),
    * lowering the match, whatever its own setting (`fsync` is set per broker:
-   * an `always` leader may have `interval` followers). Without it, that heartbeat
-   * means the log was lost or truncated under a storage that promised not to
-   * (a bug): the core throws `RaftInvariantError`.
+   * an `always` leader may have `interval` followers). Without it (and outside
+   * `unsyncedAcksBeforeStart`), that heartbeat means the log was lost or
+   * truncated under a storage that promised not to (a bug): the core throws
+   * `RaftInvariantError`.
    * @defaultValue false
    */
   unsyncedAcks: boolean;

@@ -2,8 +2,9 @@
  * A follower that lost entries it had acknowledged (storage acknowledging
  * before its fsync, `fsync: interval`, after a power cut): with
  * `unsyncedAcks` it tells its leader, which probes it again and sends it what
- * it lacks; without it, being told to commit beyond its log is a bug and
- * throws (RaftInvariantError), as before.
+ * it lacks; so does one restarted under `always` (`unsyncedAcksBeforeStart`),
+ * in the term it started in; otherwise, being told to commit beyond its log
+ * is a bug and throws (RaftInvariantError), as before.
  */
 import { describe, expect, it } from 'vitest';
 import type { RaftConfigOptions } from './config.js';

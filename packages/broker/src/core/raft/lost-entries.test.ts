@@ -97,6 +97,18 @@ class Trio {
     this.applied.set(id, []);
     this.start(id, storage, 0, config);
   }
+
+  /**
+   * `id` restarts from `entries` and `hard`, as a storage left them after a power cut (e.g. a record file whose
+   * later records, an overwrite among them, were lost: the entries they replaced are back), applying from scratch.
+   */
+  restartFrom(id: string, entries: readonly Entry<string>[], hard: { term: number; vote: string | null; commit: number }, config?: RaftConfigOptions): void {
+    const storage = new MemoryStorage<string, string>(this.ids);
+    storage.append(entries);
+    storage.setHardState(hard);
+    this.applied.set(id, []);
+    this.start(id, storage, 0, config);
+  }
 }
 
 /** A leader `a` with five values committed and applied everywhere (indexes 2..6, after a's no-op at 1). */
@@ -297,6 +309,49 @@ describe.each([
     expect(answers.filter((m) => (m.type === 'heartbeat-resp' || m.type === 'app-resp') && m.unsynced === true)).toEqual([]);
     // A heartbeat of this term beyond its log: no acknowledgement of this run can explain it (a bug), so it throws.
     expect(() => t.node('b').step({ type: 'heartbeat', from: 'c', to: 'b', term: t.node('c').term, commit: t.node('b').lastIndex + 1 })).toThrow(RaftInvariantError);
+  });
+});
+
+describe.each([
+  ['interval (unsyncedAcks)', INTERVAL, INTERVAL],
+  ['interval, restarted under always (unsyncedAcksBeforeStart)', INTERVAL, ALWAYS],
+])('a follower whose overwrite of an older suffix was lost (a record file under %s: the older entries are back)', (_name, before, after) => {
+  it('is not made to commit, by a heartbeat, entries of its log it has not matched with the leader: it reports them and gets the leader\'s', () => {
+    // Five voters, no leases. a (term 1) sends o1, o2 (3, 4) to b only: never committed. c (term 2, with d and e)
+    // commits its no-op and w1 at 3, 4; b then takes them, cutting o1, o2, and acknowledges 4. Under `interval` that
+    // overwrite is written, not fsynced: a power cut loses it (and what b recorded after it) and b's record file
+    // gives back o1, o2 at 3, 4, with the term 2 fsynced when b took it and the commit of then, 2.
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    const base: RaftConfigOptions = { preVote: false, checkQuorum: false };
+    const t = new Trio({ ...base, ...before }, ids);
+    t.node('a').campaign();
+    t.stabilize();
+    t.node('a').propose('v1');
+    t.stabilize();
+    t.node('a').propose('o1');
+    t.node('a').propose('o2');
+    t.stabilize(['c', 'd', 'e']);
+    const older = t.node('b').entries(1, 5);
+    expect(older.map((e) => e.term)).toEqual([1, 1, 1, 1]);
+    t.node('c').campaign();
+    t.stabilize(['a', 'b']);
+    t.node('c').propose('w1');
+    t.stabilize(['a', 'b']);
+    expect([t.node('c').status().role, t.node('c').term, t.node('c').commitIndex]).toEqual(['leader', 2, 4]);
+    for (let i = 0; i < 5 && t.node('b').commitIndex < 4; i++) t.heartbeat('c', ['a']);
+    expect(t.node('b').entries(1, 5)).toEqual(t.node('c').entries(1, 5));
+    expect(t.node('c').status().progress.find((p) => p.id === 'b')?.match).toBe(4);
+    t.restartFrom('b', older, { term: 2, vote: null, commit: 2 }, { ...base, ...after });
+    // Before: the heartbeat's commit, 4 (c's match for b), is within b's log, and b committed o1, o2 on that word.
+    for (let i = 0; i < 5; i++) t.heartbeat('c', ['a']);
+    expect(t.node('b').commitIndex).toBe(4);
+    expect(t.node('b').entries(1, 5)).toEqual(t.node('c').entries(1, 5));
+    expect(t.applied.get('b')).toEqual(['v1', 'w1']);
+    t.node('c').propose('w2');
+    t.stabilize(['a']);
+    t.heartbeat('c', ['a']);
+    expect([t.node('c').commitIndex, t.node('b').commitIndex]).toEqual([5, 5]);
+    expect(t.applied.get('b')).toEqual(['v1', 'w1', 'w2']);
   });
 });
 

@@ -189,6 +189,11 @@ export class Raft<T, S> {
   private stepRole: StepFn<T, S>;
   /** The term stored when this node started (see `RaftConfig.unsyncedAcksBeforeStart`). */
   private readonly startTerm: number;
+  /**
+   * The last index up to which this node's log is known, in this run, to hold the log of the leader of its term (an
+   * append of that leader matched there); 0 after a term change. See {@link handleHeartbeat}.
+   */
+  private matchedIndex = 0;
 
   constructor(init: RaftInit<T, S>) {
     this.id = init.id;
@@ -321,6 +326,7 @@ export class Raft<T, S> {
       this.term = term;
       this.vote = null;
       this.lastLeaderContact = undefined;
+      this.matchedIndex = 0;
     }
     this.leader = null;
     this.isQuiesced = false;
@@ -876,6 +882,8 @@ export class Raft<T, S> {
     }
     const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
+      // The leader's log in its term only grows: what matched it stays matched.
+      this.matchedIndex = Math.max(this.matchedIndex, lastNew);
       this.syncConf();
       if (answer) this.sendAppendResponse(m.from, lastNew);
       return;
@@ -890,7 +898,13 @@ export class Raft<T, S> {
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
-    if (m.commit > this.log.lastIndex() && this.mayLackAcknowledged()) this.reportLostEntries(m.from, m.commit);
+    // The heartbeat's commit is at most the leader's match for this node, which may count acknowledgements of entries
+    // this log lost. Lost entries may also have been an overwrite: a record file that lost it gives back the older
+    // entries it replaced, at the same indexes. So a log that may lack what it acknowledged commits on a heartbeat's
+    // word only what it holds as the leader's (its commit, or what an append of this term matched), and reports the
+    // rest; the appends that follow commit what they verify. Without that, it would apply the older entries as committed.
+    const held = Math.max(this.log.committed, Math.min(this.matchedIndex, this.log.lastIndex()));
+    if (m.commit > held && this.mayLackAcknowledged()) this.reportLostEntries(m.from, m.commit);
     else this.log.commitTo(m.commit);
     // Quiesce only holding exactly the leader's committed log; otherwise the unmarked answer wakes the leader.
     if (m.quiesce === true && this.config.quiesce && this.log.lastIndex() === m.commit && this.log.committed === m.commit) {
@@ -918,12 +932,14 @@ export class Raft<T, S> {
 
   /**
    * The leader's match for this follower (the heartbeat's `commit`) is beyond
-   * its last index: it lost entries it acknowledged, which storage that
-   * acknowledges before its fsync may do (`RaftConfig.unsyncedAcks`). What
-   * it holds after its commit is not known to be the leader's (a lost write
-   * may have been an overwrite), so nothing more is committed on this word:
-   * the leader is told to probe again from this follower's commit, and the
-   * appends that follow commit what they verify.
+   * its last index, or beyond what it holds as the leader's (see
+   * {@link handleHeartbeat}): it may have lost entries it acknowledged, which
+   * storage that acknowledges before its fsync may do
+   * (`RaftConfig.unsyncedAcks`). What it holds after its commit is not known
+   * to be the leader's (a lost write may have been an overwrite), so nothing
+   * more is committed on this word: the leader is told to probe again from
+   * this follower's commit, and the appends that follow commit what they
+   * verify.
    */
   private reportLostEntries(leader: NodeId, commit: number): void {
     this.counters.lostEntriesReported++;

@@ -80,9 +80,11 @@ export interface RaftConfig {
    * (the broker's `fsync: interval`), so a follower may lose entries it
    * acknowledged (a power cut) and its leader then counts them in its match.
    * A follower told to commit beyond its last index (a heartbeat's commit is
-   * the leader's match for it) then commits nothing on that word and
-   * answers a rejection marked `lost` with its commit, from which the leader
-   * probes it again and sends it what it lacks. Its rejections and
+   * the leader's match for it), or beyond what an append of this term
+   * matched in this run (a lost overwrite may have left older entries
+   * there), then commits nothing on that word and answers a rejection
+   * marked `lost` with its commit, from which the leader probes it again and
+   * sends it what it lacks. Its rejections and
    * heartbeat answers say so (`unsynced`), and a leader takes such a
    * rejection at or below the follower's match as a loss too (not as stale),
    * lowering the match, whatever its own setting (`fsync` is set per broker:

@@ -347,6 +347,8 @@ describe.each([
     expect(t.node('b').commitIndex).toBe(4);
     expect(t.node('b').entries(1, 5)).toEqual(t.node('c').entries(1, 5));
     expect(t.applied.get('b')).toEqual(['v1', 'w1']);
+    // Not counted as a loss (the metric): b could not tell its older entries from the leader's.
+    expect(t.node('b').counters.lostEntriesReported).toBe(0);
     t.node('c').propose('w2');
     t.stabilize(['a']);
     t.heartbeat('c', ['a']);

@@ -942,7 +942,8 @@ export class Raft<T, S> {
    * verify.
    */
   private reportLostEntries(leader: NodeId, commit: number): void {
-    this.counters.lostEntriesReported++;
+    // Counted when the loss is certain (the commit is beyond the log); else it only cannot vouch for its entries (a restart).
+    if (commit > this.log.lastIndex()) this.counters.lostEntriesReported++;
     this.send({ type: 'app-resp', from: this.id, to: leader, term: this.term, index: commit, reject: true, hintIndex: this.log.committed, hintTerm: 0, lost: true });
   }
 

@@ -41,14 +41,14 @@ describe('lastStateEntry (what a restarted group must apply again)', () => {
 
 describe('GroupFactory: unified partitions keep their hard state in the broker\'s journal', () => {
   const DATA = '/relaymq-group-factory-test/data';
-  const factoryOn = (fs: FaultyFileSystem): GroupFactory =>
+  const factoryOn = (fs: FaultyFileSystem, fsync: 'always' | 'interval' = 'always'): GroupFactory =>
     new GroupFactory({
       self: 'a',
       transport: { send: () => {}, connectedPeers: () => [] } as unknown as PeerTransport,
       dataDir: DATA, // in memory: deleteReplicaFiles (node's fs) finds nothing there to delete
       dedupeWindow: 100,
       retentionBytes: 0,
-      fsync: 'always',
+      fsync,
       fsyncIntervalMs: 1000,
       segmentBytes: 64 * 1024,
       maxOpenSegmentFiles: 64,
@@ -102,5 +102,16 @@ describe('GroupFactory: unified partitions keep their hard state in the broker\'
     expect(after.get('p~t~1')).toBeUndefined();
     expect(after.get('p~t~0')).toEqual({ term: 0, vote: null, commit: 0 });
     await after.close();
+  });
+
+  it('under fsync always a group still expects a log an interval run wrote (the data directory does not say): its follower reports lost entries, it does not throw', async () => {
+    for (const fsync of ['always', 'interval'] as const) {
+      const factory = factoryOn(new FaultyFileSystem(new MemoryFileSystem()), fsync);
+      const { group } = await factory.partition('t', 0, ['a', 'b', 'c'], hooks);
+      const { unsyncedAcks, unsyncedAcksBeforeStart } = group.node.config;
+      expect([fsync, unsyncedAcks, unsyncedAcksBeforeStart]).toEqual(fsync === 'always' ? ['always', false, true] : ['interval', true, false]);
+      group.stop();
+      await factory.close();
+    }
   });
 });

@@ -121,7 +121,10 @@ export class GroupFactory {
   constructor(private readonly options: GroupFactoryOptions) {
     // Idle groups quiesce unless the settings say otherwise; the broker's failure detector wakes their followers (ClusterEngine.peerDown).
     // Under fsync `interval` a replica acknowledges entries before their fsync: a power cut may lose some (RaftConfig.unsyncedAcks).
-    this.raftConfig = { quiesce: true, ...options.raftConfig, ...(options.fsync === 'interval' ? { unsyncedAcks: true } : {}) };
+    // Under `always` the data directory may still come from an `interval` run that lost some: the directory does not say
+    // (RaftConfig.unsyncedAcksBeforeStart; without it such a follower's first heartbeat throws, and the broker crash-loops).
+    const fsync = options.fsync === 'interval' ? { unsyncedAcks: true } : { unsyncedAcksBeforeStart: true };
+    this.raftConfig = { quiesce: true, ...options.raftConfig, ...fsync };
     this.openSegmentFiles = new OpenFileCache(options.maxOpenSegmentFiles);
     this.openRaftLogFiles = new OpenFileCache(options.maxOpenRaftLogFiles);
     const { self, transport, clock, heartbeats, log, observer, now, raftLogMaxBytes } = options;

@@ -80,18 +80,37 @@ export interface RaftConfig {
    * (the broker's `fsync: interval`), so a follower may lose entries it
    * acknowledged (a power cut) and its leader then counts them in its match.
    * A follower told to commit beyond its last index (a heartbeat's commit is
-   * the leader's match for it) then commits nothing on that word and
-   * answers a rejection marked `lost` with its commit, from which the leader
-   * probes it again and sends it what it lacks. Its rejections and
+   * the leader's match for it), or beyond what an append of this term
+   * matched in this run (a lost overwrite may have left older entries
+   * there), then commits nothing on that word and answers a rejection
+   * marked `lost` with its commit, from which the leader probes it again and
+   * sends it what it lacks. Its rejections and
    * heartbeat answers say so (`unsynced`), and a leader takes such a
    * rejection at or below the follower's match as a loss too (not as stale),
    * lowering the match, whatever its own setting (`fsync` is set per broker:
-   * an `always` leader may have `interval` followers). Without it, that heartbeat
-   * means the log was lost or truncated under a storage that promised not to
-   * (a bug): the core throws `RaftInvariantError`.
+   * an `always` leader may have `interval` followers). Without it (and outside
+   * `unsyncedAcksBeforeStart`), that heartbeat means the log was lost or
+   * truncated under a storage that promised not to (a bug): the core throws
+   * `RaftInvariantError`.
    * @defaultValue false
    */
   unsyncedAcks: boolean;
+  /**
+   * The log this node starts from may have been written by a run that
+   * acknowledged before fsync (`unsyncedAcks`: the broker's `fsync` may
+   * have been `interval` before this start, and a data directory does not
+   * say), so it may end below entries this node acknowledged. In the term it
+   * starts in it then acts as a follower under `unsyncedAcks` does (reports
+   * a commit beyond its log as `lost`, marks its rejections and heartbeat
+   * answers `unsynced`); from the next term on it has acknowledged only
+   * what this run wrote. Every acknowledgement of the previous run was sent
+   * in a term up to the stored one: a term is made durable before any
+   * message of it leaves, under either policy. Without it (and without
+   * `unsyncedAcks`) a commit beyond the log throws, as for a storage that
+   * never acknowledged before fsync (the simulator's).
+   * @defaultValue false
+   */
+  unsyncedAcksBeforeStart: boolean;
 }
 
 /** The defaults, in ticks: an election timeout of ten heartbeats. */
@@ -106,6 +125,7 @@ export const RAFT_DEFAULTS: Readonly<RaftConfig> = Object.freeze({
   maxCommittedEntriesPerReady: 1024,
   quiesce: false,
   unsyncedAcks: false,
+  unsyncedAcksBeforeStart: false,
 });
 
 export type RaftConfigOptions = Partial<RaftConfig>;
@@ -116,7 +136,7 @@ function invalid(field: string, message: string): RelayError {
 }
 
 const FIELDS = Object.keys(RAFT_DEFAULTS) as Array<keyof RaftConfig>;
-const BOOLEAN_FIELDS: ReadonlySet<keyof RaftConfig> = new Set(['preVote', 'checkQuorum', 'quiesce', 'unsyncedAcks']);
+const BOOLEAN_FIELDS: ReadonlySet<keyof RaftConfig> = new Set(['preVote', 'checkQuorum', 'quiesce', 'unsyncedAcks', 'unsyncedAcksBeforeStart']);
 
 /** Defaults, then the given fields; throws an `INVALID_ARGUMENT` {@link RelayError} naming the first bad field. */
 export function resolveRaftConfig(options: RaftConfigOptions = {}): Readonly<RaftConfig> {

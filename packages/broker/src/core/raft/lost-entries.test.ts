@@ -2,8 +2,9 @@
  * A follower that lost entries it had acknowledged (storage acknowledging
  * before its fsync, `fsync: interval`, after a power cut): with
  * `unsyncedAcks` it tells its leader, which probes it again and sends it what
- * it lacks; without it, being told to commit beyond its log is a bug and
- * throws (RaftInvariantError), as before.
+ * it lacks; so does one restarted under `always` (`unsyncedAcksBeforeStart`),
+ * in the term it started in; otherwise, being told to commit beyond its log
+ * is a bug and throws (RaftInvariantError), as before.
  */
 import { describe, expect, it } from 'vitest';
 import type { RaftConfigOptions } from './config.js';
@@ -36,9 +37,9 @@ class Trio {
     for (const id of ids) this.start(id, new MemoryStorage<string, string>(ids), 0);
   }
 
-  private start(id: string, storage: MemoryStorage<string, string>, applied: number): void {
+  private start(id: string, storage: MemoryStorage<string, string>, applied: number, override?: RaftConfigOptions): void {
     this.storages.set(id, storage);
-    const config = typeof this.config === 'function' ? this.config(id) : this.config;
+    const config = override ?? (typeof this.config === 'function' ? this.config(id) : this.config);
     this.nodes.set(id, new RaftNode<string, string>({ id, storage, random: ZERO, config, applied }));
   }
 
@@ -84,16 +85,29 @@ class Trio {
    * `id` restarts having kept only its entries up to `keep` (the rest were
    * written, acknowledged and lost before their fsync); its stored commit is
    * clamped to what it holds, as the storages do on open. It applied nothing
-   * it lost (it applies only what it holds).
+   * it lost (it applies only what it holds). `config`: its options in the new
+   * run (`fsync` switched), else those it had.
    */
-  restartLosing(id: string, keep: number): void {
+  restartLosing(id: string, keep: number, config?: RaftConfigOptions): void {
     const old = this.storages.get(id) as MemoryStorage<string, string>;
     const storage = new MemoryStorage<string, string>(this.ids);
     storage.append(old.entries(1, keep + 1, 1e9));
     const hard = old.getHardState();
     storage.setHardState({ ...hard, commit: Math.min(hard.commit, keep) });
     this.applied.set(id, []);
-    this.start(id, storage, 0);
+    this.start(id, storage, 0, config);
+  }
+
+  /**
+   * `id` restarts from `entries` and `hard`, as a storage left them after a power cut (e.g. a record file whose
+   * later records, an overwrite among them, were lost: the entries they replaced are back), applying from scratch.
+   */
+  restartFrom(id: string, entries: readonly Entry<string>[], hard: { term: number; vote: string | null; commit: number }, config?: RaftConfigOptions): void {
+    const storage = new MemoryStorage<string, string>(this.ids);
+    storage.append(entries);
+    storage.setHardState(hard);
+    this.applied.set(id, []);
+    this.start(id, storage, 0, config);
   }
 }
 
@@ -160,18 +174,28 @@ describe('a follower that lost acknowledged entries (unsyncedAcks)', () => {
   });
 });
 
-/** Every broker with `fsync: interval`, or an `always` leader (`a`) whose followers have `interval`. */
-const MODES: Array<[string, (base: RaftConfigOptions) => (id: string) => RaftConfigOptions]> = [
-  ['every node unsyncedAcks', (base) => () => ({ ...base, unsyncedAcks: true })],
-  ['a leader without unsyncedAcks, followers with it (a rejection and a heartbeat answer say so)', (base) => (id) => (id === 'a' ? base : { ...base, unsyncedAcks: true })],
+/** The broker's Raft settings under each `fsync` (see `GroupFactory`). */
+const INTERVAL: RaftConfigOptions = { unsyncedAcks: true };
+const ALWAYS: RaftConfigOptions = { unsyncedAcksBeforeStart: true };
+
+/**
+ * Every broker with `fsync: interval`, or an `always` leader (`a`) whose followers have `interval`; then the follower
+ * that loses entries (`b`) restarted under `always` (`restart`: its options in the new run).
+ */
+const MODES: Array<[string, (base: RaftConfigOptions) => (id: string) => RaftConfigOptions, (base: RaftConfigOptions) => RaftConfigOptions | undefined]> = [
+  ['every node unsyncedAcks', (base) => () => ({ ...base, unsyncedAcks: true }), () => undefined],
+  ['a leader without unsyncedAcks, followers with it (a rejection and a heartbeat answer say so)', (base) => (id) => (id === 'a' ? base : { ...base, unsyncedAcks: true }), () => undefined],
+  ['every node interval, the follower restarted under always', (base) => () => ({ ...base, ...INTERVAL }), (base) => ({ ...base, ...ALWAYS })],
+  ['an always leader, the follower interval until its restart under always (it still says so in its start term)', (base) => (id) => ({ ...base, ...(id === 'a' ? ALWAYS : INTERVAL) }), (base) => ({ ...base, ...ALWAYS })],
 ];
 
-describe.each(MODES)('a follower whose match the leader counted lost entries: %s', (_name, mode) => {
+describe.each(MODES)('a follower whose match the leader counted lost entries: %s', (_name, mode, restart) => {
     it('rejecting an append at an entry it acknowledged (lost) lowers its match: no ping-pong of probes, and it catches up while no commit exceeds its log', () => {
       // b's match sits on entries of an earlier term (not committed by counting) when it loses them, with c down: no
       // heartbeat's commit exceeds b's log, so only its rejections can tell the leader. Before, the leader took them
       // as stale, probed b at the lost entry again on every answer, without end and without a tick, and committed nothing.
-      const t = new Trio(mode({ maxEntriesPerAppend: 1, preVote: false, checkQuorum: false }));
+      const base: RaftConfigOptions = { maxEntriesPerAppend: 1, preVote: false, checkQuorum: false };
+      const t = new Trio(mode(base));
       t.node('a').campaign();
       t.stabilize();
       t.node('a').propose('v1');
@@ -187,7 +211,7 @@ describe.each(MODES)('a follower whose match the leader counted lost entries: %s
       t.rewrite = (m) => m;
       const matchOfB = (): number | undefined => t.node('a').status().progress.find((p) => p.id === 'b')?.match;
       expect([t.node('a').status().role, t.node('a').lastIndex, matchOfB(), t.node('a').commitIndex]).toEqual(['leader', 6, 5, 2]);
-      t.restartLosing('b', 2);
+      t.restartLosing('b', 2, restart(base));
       t.node('a').propose('x'); // 7
       t.appendsTo.clear();
       t.stabilize(['c']);
@@ -207,7 +231,7 @@ describe.each(MODES)('a follower whose match the leader counted lost entries: %s
       t.stabilize(['c', 'd', 'e']);
       const matchOfB = (): number | undefined => t.node('a').status().progress.find((p) => p.id === 'b')?.match;
       expect([t.node('a').lastIndex, matchOfB(), t.node('a').commitIndex]).toEqual([5, 5, 2]);
-      t.restartLosing('b', 2);
+      t.restartLosing('b', 2, restart({}));
       t.heartbeat('a', ['c', 'd', 'e']); // its commit, 2, is within b's log: the check at 5 is what tells the leader
       t.heartbeat('a', ['c', 'd', 'e']);
       // c back: the commit of 5 counts copies that exist.
@@ -219,6 +243,118 @@ describe.each(MODES)('a follower whose match the leader counted lost entries: %s
       expect(['a', 'b', 'c', 'd', 'e'].filter((id) => t.node(id).lastIndex >= 5)).toEqual(['a', 'b', 'c']);
       expect(t.node('b').entries(1, 6)).toEqual(t.node('a').entries(1, 6));
     });
+});
+
+describe.each([
+  ['an interval leader', INTERVAL],
+  ['an always leader', ALWAYS],
+])('a follower that lost entries acknowledged under interval, restarted under always (%s)', (_name, leader) => {
+  // No leases: the last test elects another leader while `a` is alive.
+  const base: RaftConfigOptions = { preVote: false, checkQuorum: false };
+  /** Five values committed with every follower under `interval`; then `b` loses 4..6 in a power cut and restarts under `always`. */
+  const switched = (): Trio => {
+    const t = new Trio((id) => ({ ...base, ...(id === 'a' ? leader : INTERVAL) }));
+    t.node('a').campaign();
+    t.stabilize();
+    for (const v of ['v1', 'v2', 'v3', 'v4', 'v5']) t.node('a').propose(v);
+    t.stabilize();
+    t.heartbeat('a');
+    expect(t.node('b').commitIndex).toBe(6);
+    t.restartLosing('b', 3, { ...base, ...ALWAYS });
+    return t;
+  };
+
+  it('is told by a heartbeat to commit beyond its log: it does not throw, commits nothing it lacks, and gets the rest from the leader', () => {
+    // Before: RaftInvariantError at this heartbeat, at every restart (a crash loop).
+    const t = switched();
+    t.node('a').tick();
+    drainReady(t.node('a'), t.io('a'));
+    const sent: Msg[] = [];
+    for (const m of t.queue.splice(0)) {
+      if (m.to !== 'b') continue;
+      expect(m).toMatchObject({ type: 'heartbeat', commit: 6 });
+      t.node('b').step(m);
+      drainReady(t.node('b'), { ...t.io('b'), send: (ms) => sent.push(...ms) });
+    }
+    expect(t.node('b').commitIndex).toBe(3);
+    expect(sent).toContainEqual(expect.objectContaining({ type: 'app-resp', to: 'a', reject: true, lost: true, index: 6, hintIndex: 3 }));
+    t.queue.push(...sent);
+    t.stabilize();
+    t.heartbeat('a');
+    expect([t.node('a').commitIndex, t.node('b').lastIndex, t.node('b').commitIndex]).toEqual([6, 6, 6]);
+    expect(t.node('b').entries(1, 7)).toEqual(t.node('a').entries(1, 7));
+    expect(t.applied.get('b')).toEqual(['v1', 'v2', 'v3', 'v4', 'v5']);
+    // A commit waiting for b (c down) comes once b holds the entry.
+    t.node('a').propose('v6');
+    t.stabilize(['c']);
+    expect([t.node('a').commitIndex, t.node('b').commitIndex]).toEqual([7, 7]);
+  });
+
+  it('says so only in the term it started in: from a later term on, what it acknowledged is durable, and a commit beyond its log throws again', () => {
+    const t = switched();
+    t.heartbeat('a');
+    const answers: Msg[] = [];
+    t.rewrite = (m) => {
+      if (m.from === 'b' && (m.type === 'heartbeat-resp' || m.type === 'app-resp')) answers.push(m);
+      return m;
+    };
+    t.heartbeat('a');
+    expect(answers.some((m) => m.type === 'heartbeat-resp' && m.unsynced === true)).toBe(true);
+    t.node('c').campaign();
+    t.stabilize();
+    expect(t.node('c').status().role).toBe('leader');
+    answers.length = 0;
+    t.heartbeat('c');
+    expect(answers.filter((m) => m.type === 'heartbeat-resp')).not.toHaveLength(0);
+    expect(answers.filter((m) => (m.type === 'heartbeat-resp' || m.type === 'app-resp') && m.unsynced === true)).toEqual([]);
+    // A heartbeat of this term beyond its log: no acknowledgement of this run can explain it (a bug), so it throws.
+    expect(() => t.node('b').step({ type: 'heartbeat', from: 'c', to: 'b', term: t.node('c').term, commit: t.node('b').lastIndex + 1 })).toThrow(RaftInvariantError);
+  });
+});
+
+describe.each([
+  ['interval (unsyncedAcks)', INTERVAL, INTERVAL],
+  ['interval, restarted under always (unsyncedAcksBeforeStart)', INTERVAL, ALWAYS],
+])('a follower whose overwrite of an older suffix was lost (a record file under %s: the older entries are back)', (_name, before, after) => {
+  it('is not made to commit, by a heartbeat, entries of its log it has not matched with the leader: it reports them and gets the leader\'s', () => {
+    // Five voters, no leases. a (term 1) sends o1, o2 (3, 4) to b only: never committed. c (term 2, with d and e)
+    // commits its no-op and w1 at 3, 4; b then takes them, cutting o1, o2, and acknowledges 4. Under `interval` that
+    // overwrite is written, not fsynced: a power cut loses it (and what b recorded after it) and b's record file
+    // gives back o1, o2 at 3, 4, with the term 2 fsynced when b took it and the commit of then, 2.
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    const base: RaftConfigOptions = { preVote: false, checkQuorum: false };
+    const t = new Trio({ ...base, ...before }, ids);
+    t.node('a').campaign();
+    t.stabilize();
+    t.node('a').propose('v1');
+    t.stabilize();
+    t.node('a').propose('o1');
+    t.node('a').propose('o2');
+    t.stabilize(['c', 'd', 'e']);
+    const older = t.node('b').entries(1, 5);
+    expect(older.map((e) => e.term)).toEqual([1, 1, 1, 1]);
+    t.node('c').campaign();
+    t.stabilize(['a', 'b']);
+    t.node('c').propose('w1');
+    t.stabilize(['a', 'b']);
+    expect([t.node('c').status().role, t.node('c').term, t.node('c').commitIndex]).toEqual(['leader', 2, 4]);
+    for (let i = 0; i < 5 && t.node('b').commitIndex < 4; i++) t.heartbeat('c', ['a']);
+    expect(t.node('b').entries(1, 5)).toEqual(t.node('c').entries(1, 5));
+    expect(t.node('c').status().progress.find((p) => p.id === 'b')?.match).toBe(4);
+    t.restartFrom('b', older, { term: 2, vote: null, commit: 2 }, { ...base, ...after });
+    // Before: the heartbeat's commit, 4 (c's match for b), is within b's log, and b committed o1, o2 on that word.
+    for (let i = 0; i < 5; i++) t.heartbeat('c', ['a']);
+    expect(t.node('b').commitIndex).toBe(4);
+    expect(t.node('b').entries(1, 5)).toEqual(t.node('c').entries(1, 5));
+    expect(t.applied.get('b')).toEqual(['v1', 'w1']);
+    // Not counted as a loss (the metric): b could not tell its older entries from the leader's.
+    expect(t.node('b').counters.lostEntriesReported).toBe(0);
+    t.node('c').propose('w2');
+    t.stabilize(['a']);
+    t.heartbeat('c', ['a']);
+    expect([t.node('c').commitIndex, t.node('b').commitIndex]).toEqual([5, 5]);
+    expect(t.applied.get('b')).toEqual(['v1', 'w1', 'w2']);
+  });
 });
 
 describe('without unsyncedAcks (storage that fsyncs before acknowledging)', () => {
@@ -266,3 +402,4 @@ describe('a leader without unsyncedAcks and a genuinely stale rejection from a f
     expect(t.node('a').commitIndex).toBe(6);
   });
 });
+

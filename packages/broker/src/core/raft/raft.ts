@@ -187,6 +187,13 @@ export class Raft<T, S> {
   private now = 0;
   /** The current role's handler: one of the step methods, shared by every node (called as `this.stepRole(m)`). */
   private stepRole: StepFn<T, S>;
+  /** The term stored when this node started (see `RaftConfig.unsyncedAcksBeforeStart`). */
+  private readonly startTerm: number;
+  /**
+   * The last index up to which this node's log is known, in this run, to hold the log of the leader of its term (an
+   * append of that leader matched there); 0 after a term change. See {@link handleHeartbeat}.
+   */
+  private matchedIndex = 0;
 
   constructor(init: RaftInit<T, S>) {
     this.id = init.id;
@@ -203,6 +210,7 @@ export class Raft<T, S> {
       throw new RaftInvariantError(`stored commit ${hardState.commit} is beyond the stored last index ${this.log.lastIndex()}`);
     }
     this.term = hardState.term;
+    this.startTerm = hardState.term;
     this.vote = hardState.vote;
     this.log.commitTo(hardState.commit);
     if (init.applied > this.log.committed) throw new RangeError(`applied ${init.applied} is beyond commit ${this.log.committed}`);
@@ -318,6 +326,7 @@ export class Raft<T, S> {
       this.term = term;
       this.vote = null;
       this.lastLeaderContact = undefined;
+      this.matchedIndex = 0;
     }
     this.leader = null;
     this.isQuiesced = false;
@@ -873,13 +882,15 @@ export class Raft<T, S> {
     }
     const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
+      // The leader's log in its term only grows: what matched it stays matched.
+      this.matchedIndex = Math.max(this.matchedIndex, lastNew);
       this.syncConf();
       if (answer) this.sendAppendResponse(m.from, lastNew);
       return;
     }
     const hint = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
     const rejection: AppendResponse = { type: 'app-resp', from: this.id, to: m.from, term: this.term, index: m.prevIndex, reject: true, hintIndex: hint.index, hintTerm: hint.term };
-    this.send(this.config.unsyncedAcks ? { ...rejection, unsynced: true } : rejection);
+    this.send(this.mayLackAcknowledged() ? { ...rejection, unsynced: true } : rejection);
   }
 
   private sendAppendResponse(to: NodeId, index: number): void {
@@ -887,7 +898,13 @@ export class Raft<T, S> {
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
-    if (m.commit > this.log.lastIndex() && this.config.unsyncedAcks) this.reportLostEntries(m.from, m.commit);
+    // The heartbeat's commit is at most the leader's match for this node, which may count acknowledgements of entries
+    // this log lost. Lost entries may also have been an overwrite: a record file that lost it gives back the older
+    // entries it replaced, at the same indexes. So a log that may lack what it acknowledged commits on a heartbeat's
+    // word only what it holds as the leader's (its commit, or what an append of this term matched), and reports the
+    // rest; the appends that follow commit what they verify. Without that, it would apply the older entries as committed.
+    const held = Math.max(this.log.committed, Math.min(this.matchedIndex, this.log.lastIndex()));
+    if (m.commit > held && this.mayLackAcknowledged()) this.reportLostEntries(m.from, m.commit);
     else this.log.commitTo(m.commit);
     // Quiesce only holding exactly the leader's committed log; otherwise the unmarked answer wakes the leader.
     if (m.quiesce === true && this.config.quiesce && this.log.lastIndex() === m.commit && this.log.committed === m.commit) {
@@ -899,20 +916,34 @@ export class Raft<T, S> {
   }
 
   private sendHeartbeatResponse(answer: HeartbeatResponse): void {
-    this.send(this.config.unsyncedAcks ? { ...answer, unsynced: true } : answer);
+    this.send(this.mayLackAcknowledged() ? { ...answer, unsynced: true } : answer);
+  }
+
+  /**
+   * Whether this node's log may end below entries it acknowledged to the
+   * leader of its term: under `unsyncedAcks`, or in the term it started in
+   * after a run that may have had it (`unsyncedAcksBeforeStart`). A leader
+   * of a later term counts only answers of its own term, all sent by this
+   * run; under `always` their entries are durable.
+   */
+  private mayLackAcknowledged(): boolean {
+    return this.config.unsyncedAcks || (this.config.unsyncedAcksBeforeStart && this.term === this.startTerm);
   }
 
   /**
    * The leader's match for this follower (the heartbeat's `commit`) is beyond
-   * its last index: it lost entries it acknowledged, which storage that
-   * acknowledges before its fsync may do (`RaftConfig.unsyncedAcks`). What
-   * it holds after its commit is not known to be the leader's (a lost write
-   * may have been an overwrite), so nothing more is committed on this word:
-   * the leader is told to probe again from this follower's commit, and the
-   * appends that follow commit what they verify.
+   * its last index, or beyond what it holds as the leader's (see
+   * {@link handleHeartbeat}): it may have lost entries it acknowledged, which
+   * storage that acknowledges before its fsync may do
+   * (`RaftConfig.unsyncedAcks`). What it holds after its commit is not known
+   * to be the leader's (a lost write may have been an overwrite), so nothing
+   * more is committed on this word: the leader is told to probe again from
+   * this follower's commit, and the appends that follow commit what they
+   * verify.
    */
   private reportLostEntries(leader: NodeId, commit: number): void {
-    this.counters.lostEntriesReported++;
+    // Counted when the loss is certain (the commit is beyond the log); else it only cannot vouch for its entries (a restart).
+    if (commit > this.log.lastIndex()) this.counters.lostEntriesReported++;
     this.send({ type: 'app-resp', from: this.id, to: leader, term: this.term, index: commit, reject: true, hintIndex: this.log.committed, hintTerm: 0, lost: true });
   }
 

@@ -1,0 +1,92 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Broker, BrokerOptions, StoredMessage } from '@relaymq/broker';
+import type { PublishReceipt } from '@relaymq/sdk';
+import { nodeFileSystem } from '../packages/broker/src/storage/fs.js';
+import { FaultyFileSystem } from '../packages/broker/test/support/faulty-fs.js';
+import { Fixture } from './support/cluster.js';
+import { freePorts } from './support/ports.js';
+import { waitFor } from './support/wait.js';
+
+/**
+ * An operator switches a broker from fsync `interval` to `always` after a
+ * power cut: the follower lost entries it had acknowledged (written, not
+ * fsynced), and its leader still counts them. It used to throw
+ * `RaftInvariantError` at the leader's first heartbeat, at every start (a
+ * crash loop); now it tells the leader, which sends it what it lacks.
+ */
+
+const fixture = new Fixture();
+const dirs: string[] = [];
+afterEach(async () => {
+  await fixture.cleanup();
+  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+const TOPIC = 'switch';
+
+async function replica(broker: Broker): Promise<string[]> {
+  const out: string[] = [];
+  for (let offset = 0, rounds = 0; rounds < 10_000; rounds++) {
+    const messages: StoredMessage[] = await broker.engine.read(TOPIC, 0, offset, 5000, 16 * 1024 * 1024);
+    const last = messages[messages.length - 1];
+    if (last === undefined) break;
+    for (const m of messages) out.push(`${m.offset}|${Buffer.from(m.data).toString('hex')}`);
+    offset = last.offset + 1;
+  }
+  return out;
+}
+
+describe("a follower power-cut under fsync 'interval', restarted under 'always'", () => {
+  it('catches up from its leader instead of throwing at every start, and nothing acknowledged is lost', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'relaymq-interval-always-'));
+    dirs.push(root);
+    const ids = ['s1', 's2', 's3'];
+    const peerPorts = await freePorts(3);
+    const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
+    const fss = ids.map(() => new FaultyFileSystem(nodeFileSystem));
+    const lines = ids.map((): string[] => []);
+    const options = (i: number, fsync: 'always' | 'interval'): BrokerOptions => ({
+      id: ids[i],
+      peerPort: peerPorts[i],
+      peers: peers.filter((_, j) => j !== i),
+      dataDir: join(root, ids[i] as string),
+      replicationFactor: 3,
+      fsync,
+      // No timer fsync within the test: every entry after the elections' is acknowledged written only.
+      ...(fsync === 'interval' ? { fsyncIntervalMs: 3_600_000 } : {}),
+      fileSystem: fss[i],
+      log: (level, message, fields) => void lines[i]?.push(`${level} ${message} ${String(fields?.group ?? '')} ${String(fields?.error ?? '')}`),
+    });
+    const brokers = await Promise.all([0, 1, 2].map((i) => fixture.broker(options(i, 'interval'))));
+    const client = await fixture.client(brokers.map((b) => b.url), { publishTimeoutMs: 30_000 });
+    const receipts = new Map<string, PublishReceipt>();
+    for (let i = 0; i < 200; i += 20) {
+      await Promise.all(Array.from({ length: 20 }, async (_, j) => receipts.set(`m${i + j}`, await client.publish(TOPIC, `m${i + j}`))));
+    }
+    const leaderId = brokers[0]?.engine.leaderOf?.(TOPIC, 0);
+    const victimIndex = brokers.findIndex((b) => b.id !== leaderId);
+    const victim = brokers[victimIndex] as Broker;
+    const others = brokers.filter((b) => b !== victim);
+    await waitFor(() => victim.engine.bounds(TOPIC, 0).end === 200, 'the follower to apply the 200');
+
+    // The power cut: its disk keeps what was fsynced; the process is gone.
+    const fs = fss[victimIndex] as FaultyFileSystem;
+    await fs.crash();
+    await victim.close().catch(() => undefined);
+    await fs.crash();
+
+    const again = await fixture.broker(options(victimIndex, 'always'));
+    await waitFor(() => again.engine.bounds(TOPIC, 0).end === 200, 'the restarted follower to catch up', 30_000);
+    const reference = await replica(others[0] as Broker);
+    expect(reference).toHaveLength(200);
+    expect(await replica(again)).toEqual(reference);
+    // Every acknowledgement names its own message.
+    const byOffset = new Map(reference.map((line) => [Number(line.split('|')[0]), line.split('|')[1] as string]));
+    for (const [value, receipt] of receipts) expect(Buffer.from(byOffset.get(receipt.offset) ?? '', 'hex').toString().endsWith(value), `${value} at ${receipt.offset}`).toBe(true);
+    expect(receipts.size).toBe(200);
+    expect(lines[victimIndex]?.filter((l) => l.includes('RaftInvariantError'))).toEqual([]);
+  }, 120_000);
+});

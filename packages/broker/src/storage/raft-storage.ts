@@ -278,7 +278,13 @@ export class DurableRaftStorage<T, S> implements RaftLogStorage<T, S> {
   resumeAt(index: number, term: number, data: S): void {
     const snapshotIndex = this.current.snapshot()?.meta.index ?? 0;
     if (index < snapshotIndex) throw new RelayError('STORAGE_ERROR', `state machine at ${index} is behind its Raft snapshot ${snapshotIndex}`);
-    if (index > this.current.lastIndex()) this.applySnapshot({ meta: { index, term, conf: this.confState }, data });
+    // A log holding `index` with another term is not the one the state machine applied: the checkpoint is fsynced
+    // with the partition, not with this file, so under interval a power cut can keep it and lose the new leader's
+    // entries it covers, bringing back the ones they replaced (never committed). As Raft does for a snapshot that
+    // does not match the log, the log starts over after it; a log that holds (index, term) holds the applied
+    // entries up to it (Log Matching: replay yields a prefix of the records, a log this node once had).
+    const matches = index <= this.current.lastIndex() && (index === snapshotIndex || this.current.term(index) === term);
+    if (!matches) this.applySnapshot({ meta: { index, term, conf: this.confState }, data });
     const hard = this.hardState;
     if (hard.commit < index) this.setHardState({ ...hard, commit: index });
   }

@@ -125,6 +125,56 @@ describe('SegmentRaftStorage at a crash', () => {
     await again.close();
   });
 
+  // Under interval the commit index reaches the journal (fsynced with its batch) while the log's newest entries are
+  // written only. A conflict repair must not let a power cut bring back the entries it replaced under that commit: the
+  // cut is durable before the new entries are written (SegmentLog.truncateFrom), so they extend the log past its
+  // durable end, never overwrite fsynced bytes; a cut loses them from the tail and opening clamps the commit.
+  it.each([
+    ['one segment', undefined, 0],
+    ['one segment, part of the new entries reaching the disk', undefined, 40],
+    ['a segment per entry or two', 64, 0],
+  ] as const)("under interval, a commit recorded over a conflict repair's unsynced entries never makes the replaced ones committed after a power cut (%s)", async (_, segmentBytes, keepUnsyncedBytes) => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem(), { modelOverwrites: true });
+    const never = { setTimeout: (): unknown => 0, clearTimeout: (): void => {} }; // the log's interval fsync never runs
+    const options = (journal: HardStateJournal) =>
+      ({
+        fsync: 'interval',
+        fsyncIntervalMs: 1, // the commit's timer
+        fs,
+        hardStates: { journal, key: 'p0' },
+        segments: { timers: never, ...(segmentBytes === undefined ? {} : { segmentBytes, indexIntervalBytes: 32 }) },
+      }) as const;
+    const journal = await HardStateJournal.open('/data/hardstate.journal', { fs });
+    const storage = await SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], options(journal));
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+    storage.append([1, 2, 3, 4, 5].map((i) => entry(i, 1)));
+    await storage.sync(); // fsynced with the vote
+    storage.setHardState({ term: 2, vote: null, commit: 0 });
+    await storage.sync(); // the new term, fsynced before the new leader's entries arrive
+    expect(storage.segments.durableOffset).toBe(6);
+    // The new leader's entries replace 3..5 (same sizes: a stale log would have the right length) and commit them.
+    storage.append([3, 4, 5].map((i) => entry(i, 2)));
+    storage.setHardState({ term: 2, vote: null, commit: 5 });
+    await storage.sync(); // written, not fsynced
+    expect(storage.segments.durableOffset).toBeLessThan(6);
+    // The commit's timer writes it to the journal, whose batch is fsynced (as is any other group's write to it).
+    await vi.waitFor(() => expect(journal.get('p0')).toEqual({ term: 2, vote: null, commit: 5 }), { timeout: 5000, interval: 5 });
+    await journal.write('p1', { term: 7, vote: 'b', commit: 3 });
+    expect(storage.segments.durableOffset).toBeLessThan(6);
+    await fs.crash({ keepUnsyncedBytes });
+    const reopened = await HardStateJournal.open('/data/hardstate.journal', { fs });
+    expect(reopened.get('p0')?.commit).toBe(5); // the commit survived the cut...
+    const again = await SegmentRaftStorage.open<string, string>(DIR, ['a', 'b', 'c'], options(reopened));
+    const committed = dataOf(again).slice(0, again.hardState.commit);
+    // ...and covers only what this log holds of the new leader's (lost from the tail), never a replaced entry.
+    expect(committed).toEqual(['e1t1', 'e2t1', 'e3t2', 'e4t2', 'e5t2'].slice(0, committed.length));
+    expect(dataOf(again)).toEqual(committed);
+    // In one segment nothing of them was fsynced (small segments: a sealed one was, with its entries).
+    if (segmentBytes === undefined && keepUnsyncedBytes === 0) expect(dataOf(again)).toEqual(['e1t1', 'e2t1']);
+    await again.close();
+    await reopened.close();
+  });
+
   it('compaction keeps the records on disk (they are the partition) and a restart starts its window after the snapshot', async () => {
     const fs = new FaultyFileSystem(new MemoryFileSystem());
     const storage = await open(fs);

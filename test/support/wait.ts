@@ -14,6 +14,25 @@ export async function waitFor(condition: () => boolean, what: string, timeoutMs 
   }
 }
 
+/**
+ * Resolves once `count()` reaches `target`. Fails when the count stops growing for `idleMs` (a stall),
+ * or after `totalMs` in all: a loaded machine that is slow but progressing is not mistaken for a stuck one.
+ */
+export async function waitForProgress(count: () => number, target: number, what: string, idleMs: number, totalMs: number): Promise<void> {
+  const started = Date.now();
+  let last = count();
+  let lastProgress = started;
+  while (last < target) {
+    const now = Date.now();
+    if (now - lastProgress > idleMs) throw new Error(`${what}: stuck at ${last} of ${target}, no progress for ${idleMs} ms`);
+    if (now - started > totalMs) throw new Error(`${what}: ${last} of ${target} after ${totalMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const current = count();
+    if (current > last) lastProgress = Date.now();
+    last = current;
+  }
+}
+
 /** Like {@link waitFor} with an asynchronous condition (e.g. one that reads files), checked every 20 ms. */
 export async function waitForAsync(condition: () => Promise<boolean>, what: string | (() => string), timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

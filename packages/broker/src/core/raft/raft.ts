@@ -562,9 +562,18 @@ export class Raft<T, S> {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
-      this.electionElapsed = 0;
-      this.hup(false);
+    if (this.promotable()) {
+      if (this.electionElapsed >= this.randomizedElectionTimeout) {
+        this.electionElapsed = 0;
+        this.hup(false);
+      }
+      return;
+    }
+    // A learner that missed its leader's quiesce heartbeat (and the commit it carried) has no election to wake
+    // a quiesced leader with: once per election timeout without a word from it, it pokes it, and the leader
+    // heartbeats the commit again. `electionElapsed` keeps counting: it also bounds the leader's lease here.
+    if (this.leader !== null && this.leader !== this.id && this.electionElapsed % this.randomizedElectionTimeout === 0) {
+      this.send({ type: 'heartbeat-resp', from: this.id, to: this.leader, term: this.term });
     }
   }
 

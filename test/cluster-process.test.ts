@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -31,6 +31,8 @@ async function clusterPlan(layout: Layout): Promise<{ ids: string[]; root: strin
   const start = (i: number): Promise<BrokerProcess> =>
     BrokerProcess.start(ids[i] as string, [
       '--peer-port', String(ports[i]), '--peers', peers.filter((_, j) => j !== i).join(','), '--data', join(root, ids[i] as string), '--storage-layout', layout,
+      // Diagnosis: RELAYMQ_TEST_BROKER_LOG_LEVEL=info (the last --log-level wins) for the log tails a failure prints.
+      ...(process.env.RELAYMQ_TEST_BROKER_LOG_LEVEL === undefined ? [] : ['--log-level', process.env.RELAYMQ_TEST_BROKER_LOG_LEVEL]),
     ]);
   return { ids, root, start };
 }
@@ -234,7 +236,9 @@ describe.each(['split', 'unified'] as const)('a 3-broker cluster of real process
       }
     })();
     // Bounded on stalls (no new ack for 20 s: election and the first quorum commit included), not on a total that assumes an idle machine.
-    await waitForProgress(() => acknowledged.size, 3000, 'acknowledged publishes', 20_000, 60_000);
+    // Diagnosis: RELAYMQ_TEST_KILL_AFTER_ACKS=15000 crashes later, inside the client's second outbox window (10,000 messages).
+    const killAfter = Number(process.env.RELAYMQ_TEST_KILL_AFTER_ACKS ?? 3000);
+    await waitForProgress(() => acknowledged.size, killAfter, 'acknowledged publishes', 20_000, 60_000);
     const leaderBefore = await topicReport(brokers[1] as BrokerProcess, 'orders');
     stopped = true;
     await Promise.all(brokers.map((b) => b.signal('SIGKILL')));
@@ -251,6 +255,10 @@ describe.each(['split', 'unified'] as const)('a 3-broker cluster of real process
       // Three processes recovering at once on a CI machine busy with other test files: a longer bound.
       const problems = safetyProblems(await readAll(reader, before.keys(), { timeoutMs: 60_000 }), before);
       if (problems.length > 0) report.push(`read through ${reader.id}:`, ...problems.slice(0, 40));
+    }
+    if (process.env.RELAYMQ_TEST_KEEP_DIRS === '1') {
+      // Beside the kept data: what each broker wrote before the crash and after the restart, failing or not.
+      await Promise.all([...crashed.map((b) => [b, 'crashed'] as const), ...brokers.map((b) => [b, 'restarted'] as const)].map(([b, when]) => writeFile(join(root, `${b.id}-${when}.log`), b.stderr)));
     }
     if (report.length > 0) {
       const maxAcked = Math.max(...before.keys());

@@ -246,7 +246,8 @@ describe.each(['split', 'unified'] as const)('a 3-broker cluster of real process
     // Diagnosis: RELAYMQ_TEST_KILL_AFTER_ACKS=15000 crashes later, inside the client's second outbox window (10,000 messages).
     const killAfter = Number(process.env.RELAYMQ_TEST_KILL_AFTER_ACKS ?? 3000);
     await waitForProgress(() => acknowledged.size, killAfter, 'acknowledged publishes', 20_000, 60_000);
-    const leaderBefore = await topicReport(brokers[1] as BrokerProcess, 'orders');
+    // Asked in diagnosis only: a metadata round trip here would move the crash later than the acks that triggered it.
+    const leaderBefore = process.env.RELAYMQ_TEST_READ_EVERY_BROKER === '1' ? await topicReport(brokers[1] as BrokerProcess, 'orders') : 'not asked';
     stopped = true;
     await Promise.all(brokers.map((b) => b.signal('SIGKILL')));
     await load;

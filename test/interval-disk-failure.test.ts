@@ -2,12 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Broker, BrokerOptions, StoredMessage } from '@relaymq/broker';
+import type { Broker, BrokerOptions } from '@relaymq/broker';
 import type { PublishReceipt, RelayClient } from '@relaymq/sdk';
 import { nodeFileSystem } from '../packages/broker/src/storage/fs.js';
 import { FaultyFileSystem } from '../packages/broker/test/support/faulty-fs.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
+import { replicaCopy } from './support/replica-copy.js';
 import { waitFor } from './support/wait.js';
 
 /**
@@ -32,19 +33,6 @@ afterEach(async () => {
 });
 
 const TOPIC = 'ivdisk';
-
-/** One replica's copy of the partition, message by message (offset and data). */
-async function replica(broker: Broker): Promise<string[]> {
-  const out: string[] = [];
-  for (let offset = 0, rounds = 0; rounds < 10_000; rounds++) {
-    const messages: StoredMessage[] = await broker.engine.read(TOPIC, 0, offset, 5000, 16 * 1024 * 1024);
-    const last = messages[messages.length - 1];
-    if (last === undefined) break;
-    for (const m of messages) out.push(`${m.offset}|${Buffer.from(m.data).toString('hex')}`);
-    offset = last.offset + 1;
-  }
-  return out;
-}
 
 /** Three brokers under fsync `interval` with a faulty file system each. */
 async function intervalCluster(): Promise<{ options: (i: number) => BrokerOptions; fss: FaultyFileSystem[]; lines: string[][] }> {
@@ -120,9 +108,9 @@ describe("fsync 'interval': a follower's disk fills up after it acknowledged wri
     await publish(500, 100);
     await waitFor(() => victim.engine.bounds(TOPIC, 0).end === 600, 'the full follower to catch up without a restart', 30_000);
     await waitFor(() => others.every((b) => b.engine.bounds(TOPIC, 0).end === 600), 'every replica to apply everything');
-    const reference = await replica(others[0] as Broker);
+    const reference = await replicaCopy(others[0] as Broker, TOPIC);
     expect(reference).toHaveLength(600);
-    expect(await replica(victim)).toEqual(reference);
+    expect(await replicaCopy(victim, TOPIC)).toEqual(reference);
     expectAcknowledged(reference, receipts);
 
     // A restart starts, listens, and keeps exactly that log.
@@ -130,9 +118,9 @@ describe("fsync 'interval': a follower's disk fills up after it acknowledged wri
     const again = await fixture.broker(options(victimIndex));
     await publish(600, 40);
     await waitFor(() => [again, ...others].every((b) => b.engine.bounds(TOPIC, 0).end === 640), 'the restarted follower to catch up', 30_000);
-    const after = await replica(others[0] as Broker);
+    const after = await replicaCopy(others[0] as Broker, TOPIC);
     expect(after.slice(0, 600)).toEqual(reference);
-    expect(await replica(again)).toEqual(after);
+    expect(await replicaCopy(again, TOPIC)).toEqual(after);
   }, 120_000);
 
   it('when that follower was the only other replica holding them, the acknowledged entries survive the loss of the leader', async () => {
@@ -169,8 +157,8 @@ describe("fsync 'interval': a follower's disk fills up after it acknowledged wri
       30_000,
     );
     await unacknowledged;
-    const reference = await replica(victim);
-    expect(await replica(third)).toEqual(reference);
+    const reference = await replicaCopy(victim, TOPIC);
+    expect(await replicaCopy(third, TOPIC)).toEqual(reference);
     expect(receipts.size).toBe(220);
     expectAcknowledged(reference, receipts);
   }, 120_000);

@@ -2,12 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Broker, BrokerOptions, StoredMessage } from '@relaymq/broker';
+import type { Broker, BrokerOptions } from '@relaymq/broker';
 import type { PublishReceipt } from '@relaymq/sdk';
 import { nodeFileSystem } from '../packages/broker/src/storage/fs.js';
 import { FaultyFileSystem } from '../packages/broker/test/support/faulty-fs.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
+import { replicaCopy } from './support/replica-copy.js';
 import { waitFor } from './support/wait.js';
 
 /**
@@ -26,18 +27,6 @@ afterEach(async () => {
 });
 
 const TOPIC = 'switch';
-
-async function replica(broker: Broker): Promise<string[]> {
-  const out: string[] = [];
-  for (let offset = 0, rounds = 0; rounds < 10_000; rounds++) {
-    const messages: StoredMessage[] = await broker.engine.read(TOPIC, 0, offset, 5000, 16 * 1024 * 1024);
-    const last = messages[messages.length - 1];
-    if (last === undefined) break;
-    for (const m of messages) out.push(`${m.offset}|${Buffer.from(m.data).toString('hex')}`);
-    offset = last.offset + 1;
-  }
-  return out;
-}
 
 describe("a follower power-cut under fsync 'interval', restarted under 'always'", () => {
   it('catches up from its leader instead of throwing at every start, and nothing acknowledged is lost', async () => {
@@ -80,9 +69,9 @@ describe("a follower power-cut under fsync 'interval', restarted under 'always'"
 
     const again = await fixture.broker(options(victimIndex, 'always'));
     await waitFor(() => again.engine.bounds(TOPIC, 0).end === 200, 'the restarted follower to catch up', 30_000);
-    const reference = await replica(others[0] as Broker);
+    const reference = await replicaCopy(others[0] as Broker, TOPIC);
     expect(reference).toHaveLength(200);
-    expect(await replica(again)).toEqual(reference);
+    expect(await replicaCopy(again, TOPIC)).toEqual(reference);
     // Every acknowledgement names its own message.
     const byOffset = new Map(reference.map((line) => [Number(line.split('|')[0]), line.split('|')[1] as string]));
     for (const [value, receipt] of receipts) expect(Buffer.from(byOffset.get(receipt.offset) ?? '', 'hex').toString().endsWith(value), `${value} at ${receipt.offset}`).toBe(true);

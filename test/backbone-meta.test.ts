@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import pRetry from 'p-retry';
 import { connect as connectStream, Offset } from 'rabbitmq-stream-js-client';
 import type { BackboneOptions, Broker, BrokerOptions } from '@relaymq/broker';
 import type { GroupCommand } from '../packages/broker/src/core/metadata/groups.js';
@@ -32,9 +33,16 @@ function metadataOf(broker: Broker): unknown {
   return { topics, positions, groups };
 }
 
-/** Offset of the first record RabbitMQ still holds in `stream` (retention deletes whole segments from the start). */
+/**
+ * Offset of the first record RabbitMQ still holds in `stream` (retention deletes whole segments from the start),
+ * asked again on a fresh connection if the server closed this one under it (`NOT_READY`: a slow handshake on a loaded machine).
+ */
 async function firstRetainedOffset(cluster: RabbitCluster, stream: string): Promise<bigint> {
   applyClientCompat();
+  return pRetry(() => readFirstOffset(cluster, stream), { retries: 2, minTimeout: 200, shouldRetry: ({ error }) => (error as { code?: unknown }).code === 'NOT_READY' });
+}
+
+async function readFirstOffset(cluster: RabbitCluster, stream: string): Promise<bigint> {
   const node = cluster.nodes.find((n) => n.running) as RabbitCluster['nodes'][number];
   const client = await connectStream({ hostname: '127.0.0.1', port: node.streamPort, username: cluster.username, password: cluster.password, vhost: '/', heartbeat: 0 });
   try {

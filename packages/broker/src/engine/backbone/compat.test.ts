@@ -57,7 +57,7 @@ describe('the stream client with the compat patches (compat.ts)', () => {
     const { Connection } = createRequire(import.meta.url)('rabbitmq-stream-js-client/dist/connection.js') as {
       Connection: { prototype: { registerSocketListeners(this: unknown): Promise<unknown> } };
     };
-    const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+    const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE', syscall: 'write' });
     // A socket that connected, and whose writes fail: the server closed it before the client's first handshake write.
     const socket = Object.assign(new EventEmitter(), {
       destroyed: false,
@@ -84,7 +84,32 @@ describe('the stream client with the compat patches (compat.ts)', () => {
     socket.emit('connect');
     // Unpatched, the failure went unhandled and the connect waited for ever.
     const outcome = await Promise.race([connecting.then(() => 'connected', (err: unknown) => err), new Promise((resolve) => setTimeout(() => resolve('still connecting'), 2000))]);
-    expect(outcome).toBe(epipe);
+    expect(outcome).toMatchObject({ code: 'NOT_READY', cause: epipe });
     expect(unhandled).toEqual([]);
+  });
+
+  it('a request whose write fails (EPIPE) fails NOT_READY, as on a closed connection, not with the bare socket error no caller retries', async () => {
+    applyClientCompat();
+    const { Connection } = createRequire(import.meta.url)('rabbitmq-stream-js-client/dist/connection.js') as {
+      Connection: { prototype: { sendAndWait(this: unknown, cmd: unknown): Promise<unknown> } };
+    };
+    const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE', syscall: 'write' });
+    const refused = new Error('Declare Consumer command returned error with code 6 - Stream not available');
+    const connection = (write: (body: unknown, done: (err?: Error) => void) => void, answer: () => Promise<unknown>): object =>
+      Object.assign(Object.create(Connection.prototype) as object, {
+        params: { hostname: '127.0.0.1', port: 1, vhost: '/' },
+        logger: { debug: () => undefined },
+        socket: { destroyed: false, write },
+        correlationId: 0,
+        bufferSizeSettings: {},
+        frameMax: 1_048_576,
+        waitResponse: answer,
+      });
+    const cmd = { key: 0x0d, responseKey: 0x800d, toBuffer: () => Buffer.alloc(8) };
+    const failedWrite = connection((_body, done) => void setImmediate(() => done(epipe)), async () => undefined);
+    await expect(Connection.prototype.sendAndWait.call(failedWrite, cmd)).rejects.toMatchObject({ name: 'RelayError', code: 'NOT_READY', cause: epipe });
+    // The server's own refusal is an answer, not a lost connection: it stays as it was.
+    const answered = connection((_body, done) => void setImmediate(() => done()), async () => Promise.reject(refused));
+    await expect(Connection.prototype.sendAndWait.call(answered, cmd)).rejects.toBe(refused);
   });
 });

@@ -45,6 +45,10 @@ import { RelayError } from '@relaymq/sdk/protocol';
  *   machine) was an unhandled rejection (`write EPIPE`, seen failing a CI
  *   run of backbone-meta.test.ts). A failed handshake step now destroys
  *   the socket with its error, which fails the connect (patchHandshake).
+ * - a request whose socket write fails rejected with the bare socket error
+ *   (`write EPIPE`, which failed a CI run of backbone-meta.test.ts: no
+ *   caller retries it); it now fails `NOT_READY`, as a request on a closed
+ *   connection does (patchFailFast).
  * The engine also never sends `StreamStats` (3.11+).
  */
 let applied = false;
@@ -53,6 +57,7 @@ interface ConnectionPrototype {
   exchangeCommandVersions(this: ConnectionLike): Promise<unknown>;
   registerSocketListeners(this: ConnectionLike): Promise<unknown>;
   waitResponse(this: ConnectionLike, params: unknown): Promise<unknown>;
+  sendAndWait(this: ConnectionLike, cmd: unknown): Promise<unknown>;
   received(this: ConnectionLike, data: Buffer): void;
   registerForClosePublisher(this: ConnectionLike, id: string, stream: string, callback: () => Promise<void>): void;
   registerForCloseConsumer(this: ConnectionLike, id: string, stream: string, callback: () => Promise<void>): void;
@@ -154,6 +159,19 @@ function patchFailFast(proto: ConnectionPrototype): void {
     if (this.socket?.destroyed === true) return Promise.reject(connectionClosed(this.params));
     return waitResponse.call(this, params);
   };
+  // A request whose write fails (EPIPE, ECONNRESET: the server closed the socket under it) failed with the bare socket
+  // error, which no caller retries and which reached a test as `write EPIPE`; it is the same lost connection.
+  const sendAndWait = proto.sendAndWait;
+  proto.sendAndWait = function (this: ConnectionLike, cmd: unknown) {
+    return sendAndWait.call(this, cmd).catch((err: unknown) => {
+      throw isSocketError(err) ? connectionClosed(this.params, err) : err;
+    });
+  };
+}
+
+/** An error of the socket itself (it names the system call that failed), not an answer of the server. */
+function isSocketError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
 }
 
 /** See {@link applyClientCompat}: a handshake step that fails destroys the socket (failing the connect) instead of rejecting unhandled. */
@@ -180,8 +198,9 @@ function patchHandshake(proto: ConnectionPrototype): void {
 }
 
 /** `NOT_READY`: the request may succeed again on the connection that replaces this one. */
-function connectionClosed(params: { hostname: string; port: number }): RelayError {
-  return new RelayError('NOT_READY', `the backbone connection to ${params.hostname}:${params.port} closed`);
+function connectionClosed(params: { hostname: string; port: number }, cause?: Error): RelayError {
+  const why = cause === undefined ? '' : ` (${cause.message})`;
+  return new RelayError('NOT_READY', `the backbone connection to ${params.hostname}:${params.port} closed${why}`, cause === undefined ? {} : { cause });
 }
 
 interface NodeInfo {

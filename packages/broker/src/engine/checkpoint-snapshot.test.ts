@@ -197,6 +197,9 @@ describe('the Raft snapshot never gets ahead of the durable checkpoint', () => {
     hosted.maintain(); // checkpoint and compaction at 10
     await hosted.finish();
     expect(storage.memory.snapshot()?.meta.index).toBe(10);
+    // The checkpoint records the configuration in effect at its index: a restart whose Raft log lost that entry resumes with it.
+    expect(disk.checkpointed?.conf).toEqual(storage.memory.confAt(10));
+    expect(disk.checkpointed?.conf?.voters).toHaveLength(3);
 
     // The disk is full at the next checkpoint: its segment fsync, then its file, fail; nothing may be compacted.
     await applyEntries(disk, storage, 11, 20);

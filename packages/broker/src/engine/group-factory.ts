@@ -168,7 +168,7 @@ export class GroupFactory {
       storage = await this.storage<PublishCommand, PartitionCheckpoint>(id, replicas);
       if (disk !== undefined) await this.catchUpToSnapshot(id, disk, storage, hooks);
       const checkpoint = disk?.checkpointed;
-      if (checkpoint !== undefined) storage.resumeAt(checkpoint.index, checkpoint.term, checkpoint);
+      if (checkpoint !== undefined) storage.resumeAt(checkpoint.index, checkpoint.term, checkpoint, checkpoint.conf);
     } catch (err) {
       // Leave nothing half open: the next attempt opens both again.
       if (storage !== undefined) this.storages.delete(id);
@@ -190,7 +190,7 @@ export class GroupFactory {
           ? undefined
           : async () => {
               const rewound = await disk.rewind();
-              if (rewound !== undefined) storage.resumeAt(rewound.index, rewound.term, rewound);
+              if (rewound !== undefined) storage.resumeAt(rewound.index, rewound.term, rewound, rewound.conf);
               return rewound?.index ?? 0;
             },
       installSnapshot:

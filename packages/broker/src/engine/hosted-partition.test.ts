@@ -66,7 +66,7 @@ describe('a hosted partition checkpointing while a leader snapshot is installed'
   it('does not compact to an index the installed snapshot already covers', async () => {
     let snapshotIndex = 0;
     const compactStorage = vi.fn(async () => {});
-    const storage = { memory: { snapshot: () => (snapshotIndex === 0 ? undefined : { meta: { index: snapshotIndex } }) }, fileBytes: 0, compact: compactStorage };
+    const storage = { memory: { snapshot: () => (snapshotIndex === 0 ? undefined : { meta: { index: snapshotIndex } }), confAt: () => ({ voters: ['a', 'b', 'c'] }) }, fileBytes: 0, compact: compactStorage };
     const group = {
       isLeader: () => false,
       status: () => ({ voters: ['a', 'b', 'c'], progress: [] }),

@@ -155,7 +155,7 @@ export class HostedPartition implements PartitionUpkeep {
     const { group, partition } = this;
     const term = group.termOf(group.applied);
     if (term === undefined || group.applied <= (partition.checkpointed?.index ?? 0) || !partition.capturable || group.fenceReason !== undefined) return;
-    await partition.writeCheckpoint(partition.capture(group.applied, term)).catch((err: unknown) => {
+    await partition.writeCheckpoint(partition.capture(group.applied, term, this.storage.memory.confAt(group.applied))).catch((err: unknown) => {
       this.ctx.log('warn', 'final checkpoint failed', { group: this.id, error: String(err) });
     });
   }
@@ -182,7 +182,7 @@ export class HostedPartition implements PartitionUpkeep {
     // A leader's snapshot being installed (or a rewind): `applied` is still the old index while the messages are
     // already (part of) the snapshot's, so no checkpoint now; the install records its own.
     if (term === undefined || !partition.capturable) return;
-    const checkpoint = partition.capture(index, term);
+    const checkpoint = partition.capture(index, term, storage.memory.confAt(index));
     // Refused when an install or rewind replaced the state since the capture: nothing was recorded, nothing to compact.
     if (!(await partition.writeCheckpoint(checkpoint))) return;
     this.checkpointedAt = this.ctx.now();

@@ -4,8 +4,8 @@
  * and reads the resulting configuration back as untrusted input.
  */
 import { RelayError } from '@relaymq/sdk/protocol';
-import type { ConfChange, ConfState } from '../core/raft/index.js';
-import { parseConf, parseConfChange } from '../runtime/raft-wire.js';
+import { parseConf, type ConfChange, type ConfState } from '../core/raft/index.js';
+import { parseConfChange } from '../runtime/raft-wire.js';
 
 /** The peer RPC method of a forwarded membership change. */
 export const CONF_CHANGE_METHOD = 'raft.conf';

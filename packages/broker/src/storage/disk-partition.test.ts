@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyPublish } from '../core/partition/apply.js';
-import { COPY_PAGES_IN_FLIGHT, DiskPartition } from './disk-partition.js';
+import { COPY_PAGES_IN_FLIGHT, DiskPartition, parseCheckpoint } from './disk-partition.js';
 import { nodeFileSystem } from './fs.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 
@@ -28,6 +28,21 @@ async function partition(): Promise<{ partition: DiskPartition; fs: FaultyFileSy
 
 const publish = (p: DiskPartition, seq: number) =>
   applyPublish(p, { producerId: 'p1', firstSeq: seq, messages: [{ data: new TextEncoder().encode(`m${seq}`) }], timestampMs: 1000 + seq, dedupe: true })[0];
+
+describe('parseCheckpoint (a checkpoint read from disk, or a leader snapshot from a peer)', () => {
+  const base = { index: 7, term: 2, startOffset: 0, endOffset: 7, producers: [] };
+
+  it('keeps the configuration recorded with it, and accepts a checkpoint from before it was recorded', () => {
+    expect(parseCheckpoint({ ...base, conf: { voters: ['a', 'b', 'c'], learners: ['d'] } })?.conf).toEqual({ voters: ['a', 'b', 'c'], learners: ['d'] });
+    expect(parseCheckpoint(base)).toEqual(base);
+  });
+
+  it('refuses a malformed configuration rather than dropping it', () => {
+    expect(parseCheckpoint({ ...base, conf: { voters: 'a,b,c' } })).toBeUndefined();
+    expect(parseCheckpoint({ ...base, conf: { voters: ['a', ''] } })).toBeUndefined();
+    expect(parseCheckpoint({ ...base, conf: null })).toBeUndefined();
+  });
+});
 
 describe('DiskPartition.rewind', () => {
   it('after a failed fsync, goes back to the last durable checkpoint (messages and idempotence table), as a restart would', async () => {

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { RelayError } from '@relaymq/sdk/protocol';
 import type { BatchMessage, PartitionLog, StoredMessage } from '../core/partition/partition.js';
 import { ProducerTable, type ProducerRecord } from '../core/partition/producers.js';
+import { parseConf, type ConfState } from '../core/raft/index.js';
 import { OpenSync } from './clean-shutdown.js';
 import type { FileSystem } from './fs.js';
 import { layoutError, MetaStore, SegmentLog, storageRelayError, type RetentionPolicy, type RetentionResult, type SegmentLogOptions } from './segments/index.js';
@@ -25,6 +26,12 @@ export interface PartitionCheckpoint {
   endOffset: number;
   /** The idempotence table. */
   producers: ProducerRecord[];
+  /**
+   * The Raft configuration in effect at `index`: what a restart whose Raft log
+   * does not hold this entry resumes with (that log's own configurations may
+   * be stale). Absent in checkpoints written before it was recorded.
+   */
+  conf?: ConfState;
 }
 
 /** Settings of a {@link DiskPartition}. */
@@ -225,11 +232,12 @@ export class DiskPartition implements PartitionLog {
   }
 
   /**
-   * The state as of Raft entry `index` (the last one applied), taken now;
-   * {@link writeCheckpoint} makes it durable.
+   * The state as of Raft entry `index` (the last one applied), with the
+   * configuration in effect there (`conf`), taken now; {@link writeCheckpoint}
+   * makes it durable.
    */
-  capture(index: number, term: number): PartitionCheckpoint {
-    const checkpoint = { index, term, startOffset: this.log.startOffset, endOffset: this.log.endOffset, producers: this.producers.toRecords() };
+  capture(index: number, term: number, conf?: ConfState): PartitionCheckpoint {
+    const checkpoint: PartitionCheckpoint = { index, term, startOffset: this.log.startOffset, endOffset: this.log.endOffset, producers: this.producers.toRecords(), ...(conf === undefined ? {} : { conf }) };
     this.captured.set(checkpoint, this.generation);
     return checkpoint;
   }
@@ -369,12 +377,15 @@ export function parseCheckpoint(value: unknown): PartitionCheckpoint | undefined
     if (typeof p.producerId !== 'string' || !isUint(p.nextSeq) || !Array.isArray(p.recent) || !p.recent.every(isUint)) return undefined;
     producers.push({ producerId: p.producerId, nextSeq: p.nextSeq, recent: p.recent as number[] });
   }
+  const conf = o.conf === undefined ? undefined : parseConf(o.conf);
+  if (o.conf !== undefined && conf === undefined) return undefined;
   return {
     index: o.index as number,
     term: o.term as number,
     startOffset: o.startOffset as number,
     endOffset: o.endOffset as number,
     producers,
+    ...(conf === undefined ? {} : { conf }),
   };
 }
 

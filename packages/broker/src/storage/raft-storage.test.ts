@@ -229,4 +229,34 @@ describe.each(RAFT_STORAGES)('Raft storage over a $name: the configuration', ({ 
     for (let i = Math.max(1, r.firstIndex() - 1); i <= commit; i++) expect(r.term(i), `term of ${i}`).toBe(i <= 2 ? 1 : 2);
     await again.close();
   });
+
+  // The same power cut, with a configuration change in the lost tail's place: the log given back ends in e6t1, a conf
+  // entry removing c that was never committed (the new leader of term 2 replaced it). The state machine applied up to
+  // (5, term 2) under {a, b, c}; starting over from there with the stale log's latest configuration would make this
+  // node count a quorum of {a, b} (its own vote and b's) while the group's voters are {a, b, c}.
+  it('resumeAt starts a log that does not hold the checkpoint over with the configuration recorded with it, not a stale tail\'s', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const options = { fsync: 'interval', fsyncIntervalMs: 3_600_000, fs } as const;
+    const powerCut = async (path: string): Promise<Awaited<ReturnType<typeof open<string, string>>>> => {
+      const storage = await open<string, string>(path, ['a', 'b', 'c'], options);
+      storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+      storage.append([...[1, 2, 3, 4, 5].map((i) => entry(i, 1, `e${i}t1`)), conf(6, 1, { type: 'remove', node: 'c' }, ['a', 'b'])]);
+      storage.setHardState({ term: 2, vote: null, commit: 0 });
+      await storage.sync(); // fsynced with the term
+      storage.append([3, 4, 5].map((i) => entry(i, 2, `e${i}t2`)));
+      storage.setHardState({ term: 2, vote: null, commit: 5 });
+      await storage.sync(); // written only
+      await fs.crash();
+      return open<string, string>(path, ['a', 'b', 'c'], options);
+    };
+    const recorded = await powerCut('/data/g');
+    recorded.resumeAt(5, 2, 'checkpoint at 5', { voters: ['a', 'b', 'c'], learners: [] });
+    expect(recorded.confState.voters).toEqual(['a', 'b', 'c']);
+    await recorded.close();
+    // A checkpoint from before the configuration was recorded: the one the log has in effect at its index, not after it.
+    const legacy = await powerCut('/data/h');
+    legacy.resumeAt(5, 2, 'checkpoint at 5');
+    expect(legacy.confState.voters).toEqual(['a', 'b', 'c']);
+    await legacy.close();
+  });
 });

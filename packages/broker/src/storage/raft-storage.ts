@@ -75,7 +75,7 @@ export interface RaftLogStorage<T, S> {
    */
   reload(): Promise<void>;
   /** Lines the log up with a state machine that holds everything up to `index` on its own. */
-  resumeAt(index: number, term: number, data: S): void;
+  resumeAt(index: number, term: number, data: S, conf?: ConfState): void;
   close(): Promise<void>;
   /**
    * Closed, and everything it wrote fsynced by then (a clean stop: a restart
@@ -272,10 +272,12 @@ export class DurableRaftStorage<T, S> implements RaftLogStorage<T, S> {
    * `index` (term `term`) on its own: a state beyond the log becomes its
    * snapshot (`data`), and a persisted commit below it is raised (the state
    * machine only holds committed entries). The snapshot's configuration is
-   * the latest the stored log knows (never the bootstrap one when the log
-   * holds a change): the leader's later entries bring any change after it.
+   * `conf`, the one the state machine recorded as in effect at `index`;
+   * without it (a checkpoint from before it was recorded), the one the
+   * stored log has in effect there (never the bootstrap one when the log
+   * holds a change). The leader's later entries bring any change after it.
    */
-  resumeAt(index: number, term: number, data: S): void {
+  resumeAt(index: number, term: number, data: S, conf?: ConfState): void {
     const snapshotIndex = this.current.snapshot()?.meta.index ?? 0;
     if (index < snapshotIndex) throw new RelayError('STORAGE_ERROR', `state machine at ${index} is behind its Raft snapshot ${snapshotIndex}`);
     // A log holding `index` with another term is not the one the state machine applied: the checkpoint is fsynced
@@ -284,7 +286,8 @@ export class DurableRaftStorage<T, S> implements RaftLogStorage<T, S> {
     // does not match the log, the log starts over after it; a log that holds (index, term) holds the applied
     // entries up to it (Log Matching: replay yields a prefix of the records, a log this node once had).
     const matches = index <= this.current.lastIndex() && (index === snapshotIndex || this.current.term(index) === term);
-    if (!matches) this.applySnapshot({ meta: { index, term, conf: this.confState }, data });
+    // Not the log's latest configuration: a stale tail's may be one that was never committed.
+    if (!matches) this.applySnapshot({ meta: { index, term, conf: conf ?? this.current.confAt(index) }, data });
     const hard = this.hardState;
     if (hard.commit < index) this.setHardState({ ...hard, commit: index });
   }

@@ -398,10 +398,10 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     });
   }
 
-  resumeAt(index: number, term: number, data: S): void {
+  resumeAt(index: number, term: number, data: S, conf?: ConfState): void {
     const snapshotIndex = this.current.snapshot()?.meta.index ?? 0;
     if (index < snapshotIndex) throw new RelayError('STORAGE_ERROR', `state machine at ${index} is behind its Raft snapshot ${snapshotIndex}`);
-    if (index > this.current.lastIndex()) this.applySnapshot({ meta: { index, term, conf: this.confState }, data });
+    if (index > this.current.lastIndex()) this.applySnapshot({ meta: { index, term, conf: conf ?? this.confState }, data });
     const hard = this.hardState;
     if (hard.commit < index) this.setHardState({ ...hard, commit: index });
   }

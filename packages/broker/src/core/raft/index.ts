@@ -14,7 +14,7 @@ export { SeededRandom, deriveRandom, hash32 } from './random.js';
 export { RaftInvariantError } from './log.js';
 export type { RaftCounters } from './raft.js';
 export { majorityIndex, quorumSize } from './quorum.js';
-export { applyConfChange, formatConf, isMember, isVoter, learnersOf, sameConf } from './membership.js';
+export { applyConfChange, formatConf, isMember, isNodeId, isVoter, learnersOf, parseConf, sameConf } from './membership.js';
 export { formatEntry, formatEntries, formatHardState, formatMessage, type DataFormatter } from './format.js';
 export type {
   AppendMessage,

@@ -76,3 +76,21 @@ export function applyConfChange(conf: ConfState, change: ConfChange): ConfState 
 function freezeConf(voters: readonly NodeId[], learners: readonly NodeId[]): ConfState {
   return Object.freeze({ voters: Object.freeze([...voters]), learners: Object.freeze([...learners]) });
 }
+
+/** A configuration read from outside (a peer's message, a stored checkpoint): voters, and learners when there are any; `undefined` when malformed. */
+export function parseConf(value: unknown): ConfState | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { voters, learners } = value as Record<string, unknown>;
+  if (!isIdList(voters)) return undefined;
+  if (learners === undefined) return { voters };
+  return isIdList(learners) ? { voters, learners } : undefined;
+}
+
+/** A member id as the wire carries it: 1 to 64 characters. */
+export function isNodeId(value: unknown): value is NodeId {
+  return typeof value === 'string' && value.length > 0 && value.length <= 64;
+}
+
+function isIdList(value: unknown): value is NodeId[] {
+  return Array.isArray(value) && value.length <= 64 && value.every(isNodeId);
+}

@@ -53,7 +53,9 @@ export interface OutboxOptions {
    * (failover, reconnect) or after a refusal: the rest of the partition's
    * unacknowledged messages follow, in order and with the same seqs, as acks
    * free the window. Without it a client whose connections fail over
-   * repeatedly sends its whole outbox to every next broker.
+   * repeatedly sends its whole outbox to every next broker. Publishing in
+   * steady state is not windowed: the outbox (`maxMessages`, `maxBytes`)
+   * bounds what is in flight there.
    * @defaultValue `1000`
    */
   resendMessages?: number;

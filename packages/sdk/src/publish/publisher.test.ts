@@ -222,6 +222,24 @@ describe('Publisher', () => {
       expect(sent.slice(1).flat().map((m) => m.seq)).toEqual([0, 1, 2]);
     });
 
+    it('a refusal frees room in the window as an ack does: SEQUENCE_TOO_OLD answers do not stall the rest', async () => {
+      const { publisher: p } = publisher({ resendMessages: 2 });
+      const first = fakeConnection();
+      p.setConnection(first.connection);
+      const pending = Array.from({ length: 4 }, (_, i) => p.publish('t', i));
+      const outcomes = Promise.allSettled(pending);
+      await tick();
+      const second = fakeConnection();
+      p.setConnection(second.connection);
+      await tick();
+      expect(second.sent.flat().map((m) => m.seq)).toEqual([0, 1]);
+      for (const m of second.sent[0] ?? []) p.onNack({ type: 'nack', id: m.id, code: 'SEQUENCE_TOO_OLD', message: 'too old', expectedSeq: 9 });
+      await tick();
+      expect(second.sent[1]?.map((m) => m.seq)).toEqual([2, 3]);
+      ackAll(p, second.sent[1]);
+      expect((await outcomes).map((r) => r.status)).toEqual(['rejected', 'rejected', 'fulfilled', 'fulfilled']);
+    });
+
     it('a pooled connection closing with older messages on it does not cut short a resend under way', async () => {
       const leader = fakeConnection();
       const { publisher: p } = publisher({ resendMessages: 2 }, (id) => (id === 'b2' ? leader.connection : undefined));
@@ -241,7 +259,7 @@ describe('Publisher', () => {
       await tick();
       expect(leader.sent.slice(1).flat().map((m) => m.seq)).toEqual([1, 2]);
       // Then the leader's connection closes with that window on it: seqs 1-2 go again, and the resend still ends at seq 6.
-      leader.connection.open = false;
+      (leader.connection as { open: boolean }).open = false;
       p.connectionClosed(leader.connection);
       await tick();
       expect(next.sent.flat().map((m) => m.seq)).toEqual([1, 2]);

@@ -328,6 +328,8 @@ export class Publisher {
       this.admit();
       this.checkDrained();
     }
+    // A refusal frees room in a resend window as an ack does (SEQUENCE_TOO_OLD answers resend nothing).
+    if (this.resending.size > 0) this.refillResend(entry.partitionKey);
   }
 
   /**

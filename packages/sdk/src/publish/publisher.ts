@@ -726,7 +726,10 @@ export class Publisher {
    * `last`; after `last` the resend is over and the rest goes as in steady
    * state. Like Kafka's `max.in.flight` per partition: a client failing over
    * again and again resends a window each time, not its whole outbox. Order
-   * and seqs are the outbox's, so the broker sees no gap.
+   * and seqs are the outbox's, so the broker sees no gap. Steady state is not
+   * windowed: the outbox bounds what is in flight there (a pipelined producer
+   * keeps thousands in flight on purpose), while a resend is repeated on every
+   * connection change, mostly of messages stored already.
    */
   private resendWindow(topic: string, partition: number, last: OutboxEntry): OutboxEntry[] {
     const { resendMessages, resendBytes } = this.options.outbox;

@@ -18,7 +18,7 @@ import type { ResolvedClientOptions } from '../options.js';
 import { Deadlines } from './deadlines.js';
 import { Fifo } from './fifo.js';
 import { FlushScratch } from './flush-scratch.js';
-import { Outbox, type OutboxEntry, type PublishReceipt } from './outbox.js';
+import { Outbox, partitionKey, type OutboxEntry, type PublishReceipt } from './outbox.js';
 import { RouteSwitches } from './route-switch.js';
 import { ROUTING_LIMITS, RefusalPolicy } from './routing.js';
 
@@ -97,7 +97,6 @@ const ACK_LEVELS: ReadonlySet<string> = new Set<AckLevel>(['none', 'leader', 'qu
 
 const RESOLVED = Promise.resolve();
 
-const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
 
 /**
  * Turns `publish()` calls into ordered, idempotent sends: assigns partition

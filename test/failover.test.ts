@@ -43,6 +43,43 @@ describe('failover without loss, duplication or reordering', () => {
     expect(received).toEqual(Array.from({ length: total }, (_, i) => i));
   });
 
+  it('resends a bounded window on each reconnect, the rest as acks free it: exactly once, in order', async () => {
+    const broker = await fixture.broker();
+    const proxy = await startProxy(broker.port);
+    fixture.defer(() => proxy.close());
+    // A stalled store: appends wait at a gate, so nothing is acknowledged until it opens; the broker counts what arrives.
+    let received = 0;
+    let openGate: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    const append = broker.engine.append.bind(broker.engine);
+    broker.engine.append = async (topic, partition, batch, ack) => {
+      received += batch.messages.length;
+      await gate;
+      return append(topic, partition, batch, ack);
+    };
+    const window = 200;
+    const publisher = await fixture.client([proxy.url], { poolSize: 1, outbox: { resendMessages: window } });
+
+    const total = 3000;
+    const receipts = Array.from({ length: total }, (_, i) => publisher.publish('bounded.resend', { i }));
+    void Promise.allSettled(receipts); // a failed assertion below closes the client: its rejections are not the failure
+    await waitFor(() => received === total, 'all 3,000 publishes at the broker');
+    // Each reconnect resends the window (one frame) and no more: nothing is acknowledged to free it.
+    for (let cut = 1; cut <= 3; cut++) {
+      proxy.cut();
+      await waitFor(() => received >= total + cut * window, `the resend after cut ${cut}`);
+      expect(received).toBe(total + cut * window);
+    }
+
+    openGate();
+    const results = await within(Promise.all(receipts), 'all 3,000 publishes to resolve', 20_000);
+    // Every publish resolved to its own offset, in publish order; the last connection sent the rest window by window.
+    expect(results.map((r) => r.offset)).toEqual(Array.from({ length: total }, (_, i) => i));
+    expect(publisher.stats().publish.republished).toBe(3 * window + (total - window));
+    const log = broker.engine.read('bounded.resend', 0, 0, total + 10, Number.MAX_SAFE_INTEGER);
+    expect(log).toHaveLength(total);
+  });
+
   it('resumes a subscription after its connection drops, without duplicates or gaps', async () => {
     const broker = await fixture.broker();
     const proxy = await startProxy(broker.port);

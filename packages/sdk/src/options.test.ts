@@ -25,6 +25,8 @@ describe('resolveClientOptions', () => {
     ['cap below initial delay', { reconnect: { initialDelayMs: 500, maxDelayMs: 100 } }, 'reconnect.maxDelayMs'],
     ['factor below 1', { reconnect: { factor: 0.5 } }, 'reconnect.factor'],
     ['unknown policy', { outbox: { policy: 'drop' as 'block' } }, 'outbox.policy'],
+    ['a resend window of 0 messages', { outbox: { resendMessages: 0 } }, 'outbox.resendMessages must be an integer'],
+    ['a fractional resend window in bytes', { outbox: { resendBytes: 1.5 } }, 'outbox.resendBytes must be an integer'],
     ['unknown ack', { ack: 'some' as 'all' }, 'ack'],
     ['empty producer id', { producerId: '' }, 'producerId'],
     ['empty token', { token: '' }, 'token'],

@@ -48,6 +48,24 @@ export interface OutboxOptions {
    * @defaultValue `"block"`
    */
   policy?: 'block' | 'reject';
+  /**
+   * Most messages of one partition resent at once on a new connection
+   * (failover, reconnect) or after a refusal: the rest of the partition's
+   * unacknowledged messages follow, in order and with the same seqs, as acks
+   * free the window. Without it a client whose connections fail over
+   * repeatedly sends its whole outbox to every next broker. Publishing in
+   * steady state is not windowed: the outbox (`maxMessages`, `maxBytes`)
+   * bounds what is in flight there.
+   * @defaultValue `1000`
+   */
+  resendMessages?: number;
+  /**
+   * Most bytes of one partition resent at once, with `resendMessages`:
+   * whichever is reached first holds the rest back. A single message larger
+   * than this is still sent, alone.
+   * @defaultValue `1048576` (1 MiB)
+   */
+  resendBytes?: number;
 }
 
 /**
@@ -224,7 +242,7 @@ export const CLIENT_DEFAULTS = Object.freeze({
   poolSize: 2,
   discovery: true,
   reconnect: Object.freeze({ initialDelayMs: 100, maxDelayMs: 5000, factor: 2, jitter: true, maxAttempts: Infinity }),
-  outbox: Object.freeze({ maxMessages: 10_000, maxBytes: 64 * 1024 * 1024, policy: 'block' as const }),
+  outbox: Object.freeze({ maxMessages: 10_000, maxBytes: 64 * 1024 * 1024, policy: 'block' as const, resendMessages: 1000, resendBytes: 1024 * 1024 }),
   ack: 'quorum' as const,
   publishTimeoutMs: 30_000,
   requestTimeoutMs: 10_000,
@@ -351,6 +369,8 @@ export function resolveClientOptions(options: ClientOptions, fallbackWebSocket?:
       maxMessages: integer('outbox.maxMessages', outbox.maxMessages, 1),
       maxBytes: integer('outbox.maxBytes', outbox.maxBytes, 1),
       policy: outbox.policy,
+      resendMessages: integer('outbox.resendMessages', outbox.resendMessages, 1),
+      resendBytes: integer('outbox.resendBytes', outbox.resendBytes, 1),
     },
     ack,
     publishTimeoutMs: integer('publishTimeoutMs', options.publishTimeoutMs ?? CLIENT_DEFAULTS.publishTimeoutMs, 1),

@@ -12,6 +12,8 @@ export class FlushScratch<Entry, Connection> {
   readonly routes = new Map<string, Connection | null>();
   /** Per partition key: the oldest incarnation with unsettled entries (publisher `heldBack`). */
   readonly oldest = new Map<string, number>();
+  /** Resending partitions whose window this flush took already (publisher `resendWindow`). */
+  readonly windowed = new Set<string>();
   /** Connections routed to, in first-seen order. */
   readonly connections: Connection[] = [];
 
@@ -20,6 +22,7 @@ export class FlushScratch<Entry, Connection> {
     if (this.groups.size > 0) this.groups.clear();
     if (this.routes.size > 0) this.routes.clear();
     if (this.oldest.size > 0) this.oldest.clear();
+    if (this.windowed.size > 0) this.windowed.clear();
     this.connections.length = 0;
   }
 }

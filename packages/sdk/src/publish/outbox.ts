@@ -50,8 +50,13 @@ export interface OutboxEntry {
  * The bounded set of publishes not yet acknowledged, in publish order. It is
  * what gets republished, in this order, after a reconnect.
  */
+/** The key of a partition in the publisher's per-partition maps (`OutboxEntry.partitionKey`). */
+export const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
+
 export class Outbox {
   private readonly entries = new Set<OutboxEntry>();
+  /** The same entries per partition (by `partitionKey`), in publish order: a partition's are found without a scan of all. */
+  private readonly byPartition = new Map<string, Set<OutboxEntry>>();
   private totalBytes = 0;
 
   constructor(
@@ -73,9 +78,13 @@ export class Outbox {
     return this.entries.size < this.maxMessages && this.totalBytes + size <= this.maxBytes;
   }
 
+  /** Admits `entry`, whose partition is assigned (it must not change while the entry is here). */
   add(entry: OutboxEntry): void {
     this.entries.add(entry);
     this.totalBytes += entry.size;
+    const partition = this.byPartition.get(entry.partitionKey);
+    if (partition === undefined) this.byPartition.set(entry.partitionKey, new Set([entry]));
+    else partition.add(entry);
   }
 
   has(entry: OutboxEntry): boolean {
@@ -85,6 +94,9 @@ export class Outbox {
   delete(entry: OutboxEntry): boolean {
     if (!this.entries.delete(entry)) return false;
     this.totalBytes -= entry.size;
+    const partition = this.byPartition.get(entry.partitionKey);
+    partition?.delete(entry);
+    if (partition?.size === 0) this.byPartition.delete(entry.partitionKey);
     return true;
   }
 
@@ -93,8 +105,8 @@ export class Outbox {
     return this.entries.values();
   }
 
-  /** Entries of one partition, in seq order. */
+  /** Entries of one partition, in seq order (a copy: the caller may settle them while it goes through). */
   partition(topic: string, partition: number): OutboxEntry[] {
-    return [...this.entries].filter((e) => e.topic === topic && e.partition === partition);
+    return [...(this.byPartition.get(partitionKey(topic, partition)) ?? [])];
   }
 }

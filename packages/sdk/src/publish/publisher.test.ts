@@ -113,6 +113,159 @@ describe('Publisher', () => {
     expect(p.stats()).toMatchObject({ republished: 2, duplicates: 1, outboxMessages: 0 });
   });
 
+  describe('a bounded resend (outbox.resendMessages, outbox.resendBytes)', () => {
+    /** Acks every message of `frame` (a list of sent messages), offsets = seqs. */
+    const ackAll = (p: Publisher, frame: Sent[] | undefined): void =>
+      p.onAck({ type: 'ack', acks: (frame ?? []).map((m) => ({ id: m.id, offset: m.seq, count: 1, duplicate: false })) });
+
+    it('on a new connection resends only the window, then the rest in order as acks free it, with the same seqs; newer publishes wait behind', async () => {
+      const { publisher: p } = publisher({ resendMessages: 3 });
+      const first = fakeConnection();
+      p.setConnection(first.connection);
+      const pending = Array.from({ length: 10 }, (_, i) => p.publish('t', i));
+      await tick();
+      // Steady state is not windowed: all ten leave in one frame.
+      expect(first.sent.map((f) => f.length)).toEqual([10]);
+
+      const second = fakeConnection();
+      p.setConnection(second.connection);
+      await tick();
+      expect(second.sent.map((f) => f.map((m) => m.seq))).toEqual([[0, 1, 2]]);
+      // Published during the resend: they get the next seqs and wait behind the older ones (no gap at the broker).
+      for (let i = 10; i < 14; i++) pending.push(p.publish('t', i));
+      await tick();
+      expect(second.sent).toHaveLength(1);
+      // An ack of one frees one place.
+      p.onAck({ type: 'ack', acks: [{ id: second.sent[0]?.[0]?.id as number, offset: 0, count: 1, duplicate: true }] });
+      await tick();
+      expect(second.sent[1]?.map((m) => m.seq)).toEqual([3]);
+      ackAll(p, second.sent[0]?.slice(1));
+      await tick();
+      expect(second.sent[2]?.map((m) => m.seq)).toEqual([4, 5]);
+      ackAll(p, second.sent[1]);
+      ackAll(p, second.sent[2]);
+      await tick();
+      expect(second.sent[3]?.map((m) => m.seq)).toEqual([6, 7, 8]);
+      ackAll(p, second.sent[3]);
+      await tick();
+      // Seq 9, the last message sent before, ends the resend: the newer ones go with it as in steady state, unbounded.
+      expect(second.sent[4]?.map((m) => m.seq)).toEqual([9, 10, 11, 12, 13]);
+      ackAll(p, second.sent[4]);
+      const all = Array.from({ length: 14 }, (_, i) => i);
+      expect((await Promise.all(pending)).map((r) => r.offset)).toEqual(all);
+      // Every message went once on the new connection, in seq order, in the first incarnation.
+      expect(second.sent.flat().map((m) => m.seq)).toEqual(all);
+      expect(second.sent.flat().every((m) => m.incarnation === 0)).toBe(true);
+      expect(p.stats()).toMatchObject({ republished: 10, outboxMessages: 0 });
+    });
+
+    it('resends at most the window on each of repeated failovers, from the oldest unacknowledged seq', async () => {
+      const { publisher: p } = publisher({ resendMessages: 4 });
+      const first = fakeConnection();
+      p.setConnection(first.connection);
+      for (let i = 0; i < 20; i++) void p.publish('t', i);
+      await tick();
+      const next = fakeConnection();
+      p.setConnection(next.connection);
+      await tick();
+      expect(next.sent.flat().map((m) => m.seq)).toEqual([0, 1, 2, 3]);
+      // Two of them acknowledged, then the connection fails over again before the rest are answered.
+      ackAll(p, next.sent[0]?.slice(0, 2));
+      p.setConnection(undefined);
+      for (let round = 0; round < 3; round++) {
+        const again = fakeConnection();
+        p.setConnection(again.connection);
+        await tick();
+        expect(again.sent.flat().map((m) => m.seq)).toEqual([2, 3, 4, 5]);
+      }
+      expect(p.stats().republished).toBe(4 + 3 * 4);
+    });
+
+    it('bounds the window in bytes too, and still sends a message larger than it, alone', async () => {
+      const { publisher: p } = publisher({ resendBytes: 2500 });
+      const first = fakeConnection();
+      p.setConnection(first.connection);
+      const big = new Uint8Array(3000);
+      const small = new Uint8Array(1000);
+      for (const data of [big, small, small, small, small]) void p.publish('t', data);
+      await tick();
+      const second = fakeConnection();
+      p.setConnection(second.connection);
+      await tick();
+      expect(second.sent.flat().map((m) => m.seq)).toEqual([0]);
+      ackAll(p, second.sent[0]);
+      await tick();
+      // 1,000 data bytes plus the per-message overhead each: two fit in 2,500.
+      expect(second.sent[1]?.map((m) => m.seq)).toEqual([1, 2]);
+    });
+
+    it('keeps each partition to its own window', async () => {
+      const { publisher: p } = publisher({ resendMessages: 2 });
+      const first = fakeConnection(2);
+      p.setConnection(first.connection);
+      for (let i = 0; i < 8; i++) void p.publish('t', i);
+      await tick();
+      const second = fakeConnection(2);
+      p.setConnection(second.connection);
+      await tick();
+      expect(second.sent.flat().map((m) => [m.partition, m.seq])).toEqual([[0, 0], [0, 1], [1, 0], [1, 1]]);
+    });
+
+    it('bounds the resend after a gap answer as well, in order', async () => {
+      const { publisher: p } = publisher({ resendMessages: 3 });
+      const { connection, sent } = fakeConnection();
+      p.setConnection(connection);
+      for (let i = 0; i < 6; i++) void p.publish('t', i);
+      await tick();
+      p.onNack({ type: 'nack', id: sent[0]?.[1]?.id as number, code: 'SEQUENCE_GAP', message: 'gap', expectedSeq: 0 });
+      await new Promise((resolve) => setTimeout(resolve, 80));
+      expect(sent.slice(1).flat().map((m) => m.seq)).toEqual([0, 1, 2]);
+    });
+
+    it('a refusal frees room in the window as an ack does: SEQUENCE_TOO_OLD answers do not stall the rest', async () => {
+      const { publisher: p } = publisher({ resendMessages: 2 });
+      const first = fakeConnection();
+      p.setConnection(first.connection);
+      const pending = Array.from({ length: 4 }, (_, i) => p.publish('t', i));
+      const outcomes = Promise.allSettled(pending);
+      await tick();
+      const second = fakeConnection();
+      p.setConnection(second.connection);
+      await tick();
+      expect(second.sent.flat().map((m) => m.seq)).toEqual([0, 1]);
+      for (const m of second.sent[0] ?? []) p.onNack({ type: 'nack', id: m.id, code: 'SEQUENCE_TOO_OLD', message: 'too old', expectedSeq: 9 });
+      await tick();
+      expect(second.sent[1]?.map((m) => m.seq)).toEqual([2, 3]);
+      ackAll(p, second.sent[1]);
+      expect((await outcomes).map((r) => r.status)).toEqual(['rejected', 'rejected', 'fulfilled', 'fulfilled']);
+    });
+
+    it('a pooled connection closing with older messages on it does not cut short a resend under way', async () => {
+      const leader = fakeConnection();
+      const { publisher: p } = publisher({ resendMessages: 2 }, (id) => (id === 'b2' ? leader.connection : undefined));
+      const active = fakeConnection();
+      p.setConnection(active.connection);
+      const first = p.publish('t', 0);
+      await tick();
+      // Forwarded by the active broker: the ack names the leader, which is pooled; the next publishes go there.
+      p.onAck({ type: 'ack', acks: [{ id: active.sent[0]?.[0]?.id as number, offset: 0, count: 1, duplicate: false, leader: 'b2' }] });
+      await first;
+      for (let i = 1; i <= 6; i++) void p.publish('t', i);
+      await tick();
+      expect(leader.sent.flat().map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+      // The active broker fails over: the partition's resend (seqs 1-6) starts with a window on its leader.
+      const next = fakeConnection();
+      p.setConnection(next.connection);
+      await tick();
+      expect(leader.sent.slice(1).flat().map((m) => m.seq)).toEqual([1, 2]);
+      // Then the leader's connection closes with that window on it: seqs 1-2 go again, and the resend still ends at seq 6.
+      (leader.connection as { open: boolean }).open = false;
+      p.connectionClosed(leader.connection);
+      await tick();
+      expect(next.sent.flat().map((m) => m.seq)).toEqual([1, 2]);
+    });
+  });
+
   it('republishes what was in flight when traffic moves straight to a standby (no disconnection between)', async () => {
     const { publisher: p } = publisher();
     const first = fakeConnection();

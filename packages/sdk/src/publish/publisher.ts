@@ -18,7 +18,7 @@ import type { ResolvedClientOptions } from '../options.js';
 import { Deadlines } from './deadlines.js';
 import { Fifo } from './fifo.js';
 import { FlushScratch } from './flush-scratch.js';
-import { Outbox, type OutboxEntry, type PublishReceipt } from './outbox.js';
+import { Outbox, partitionKey, type OutboxEntry, type PublishReceipt } from './outbox.js';
 import { RouteSwitches } from './route-switch.js';
 import { ROUTING_LIMITS, RefusalPolicy } from './routing.js';
 
@@ -97,7 +97,6 @@ const ACK_LEVELS: ReadonlySet<string> = new Set<AckLevel>(['none', 'leader', 'qu
 
 const RESOLVED = Promise.resolve();
 
-const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
 
 /**
  * Turns `publish()` calls into ordered, idempotent sends: assigns partition
@@ -117,6 +116,11 @@ export class Publisher {
   private readonly streams = new Map<string, { incarnation: number; nextSeq: number }>();
   private readonly roundRobin = new Map<string, number>();
   private readonly inflight = new Map<number, OutboxEntry>();
+  /**
+   * Partitions resending (a new connection, a closed one, a refusal): until `last`, the newest of their messages
+   * sent before, is sent again, at most the resend window of them is in flight (see {@link resendWindow}).
+   */
+  private readonly resending = new Map<string, { topic: string; partition: number; last: OutboxEntry }>();
   /** Per partition: a resend due after a pause (see {@link resendSoon}); the flush leaves the partition to it meanwhile. */
   private readonly resendTimers = new Map<string, ReturnType<typeof setTimeout>>();
   /** Partitions waiting (bounded) for the pool to reach the broker a refusal named (see {@link refused}). */
@@ -204,14 +208,17 @@ export class Publisher {
     }
   }
 
-  /** A new active connection (or none): republish the whole outbox there, in order. */
+  /** A new active connection (or none): republish the outbox there, in order, a window per partition at a time. */
   setConnection(connection: BrokerConnection | undefined): void {
     this.connection = connection;
     // Whatever was in flight went with the old connection: every entry is unsent on the new one.
     this.inflight.clear();
     this.sendQueue = [];
     this.switches.clear();
-    for (const entry of this.outbox) entry.attemptId = 0;
+    for (const entry of this.outbox) {
+      entry.attemptId = 0;
+      this.markResend(entry);
+    }
     if (connection === undefined) return;
     this.maxPayload = connection.welcome.limits.maxPayload;
     for (const entry of this.outbox) this.queueSend(entry);
@@ -240,6 +247,7 @@ export class Publisher {
       if (entry.sentOn !== connection || entry.attemptId === 0) continue;
       this.inflight.delete(entry.attemptId);
       entry.attemptId = 0;
+      this.markResend(entry);
       this.queueSend(entry);
     }
     this.releaseSwitches();
@@ -247,6 +255,7 @@ export class Publisher {
 
   /** Acks arrived (on `from`, the connection that acknowledged them). */
   onAck(frame: AckFrame, from?: BrokerConnection): void {
+    let refill: Set<string> | undefined;
     for (const ack of frame.acks) {
       const first = this.inflight.get(ack.id);
       if (ack.leader !== undefined && first !== undefined) {
@@ -266,11 +275,14 @@ export class Publisher {
         // Attempts sent from now on reach the broker after this store (see onGap).
         this.ackFences.set(key, this.nextAttemptId);
         this.routing.acknowledged(key);
+        if (this.resending.size > 0 && this.resending.has(key)) (refill ??= new Set()).add(key);
         this.counters.acknowledged++;
         if (ack.duplicate) this.counters.duplicates++;
         this.settle(entry, { topic: entry.topic, partition: entry.partition, offset: ack.offset + i, duplicate: ack.duplicate });
       }
     }
+    // Acks freed room in a resend window: the flush sends the next of those partitions' messages.
+    if (refill !== undefined) for (const key of refill) this.refillResend(key);
     this.releaseHeld();
     this.releaseSwitches();
     this.admit();
@@ -315,6 +327,8 @@ export class Publisher {
       this.admit();
       this.checkDrained();
     }
+    // A refusal frees room in a resend window as an ack does (SEQUENCE_TOO_OLD answers resend nothing).
+    if (this.resending.size > 0) this.refillResend(entry.partitionKey);
   }
 
   /**
@@ -437,6 +451,7 @@ export class Publisher {
     for (const entry of this.outbox.partition(topic, partition)) {
       if (entry.attemptId !== 0) this.inflight.delete(entry.attemptId);
       entry.attemptId = 0;
+      this.markResend(entry);
     }
     this.sendQueue = this.sendQueue.filter((e) => e.topic !== topic || e.partition !== partition);
   }
@@ -458,6 +473,7 @@ export class Publisher {
     this.resendTimers.clear();
     this.awaitingRoute.clear();
     this.switches.clear();
+    this.resending.clear();
     this.deadlines.clear();
     this.checkDrained();
   }
@@ -612,39 +628,129 @@ export class Publisher {
     if (active === undefined || !active.open) return;
 
     // Each partition goes to its leader when that broker is pooled, otherwise to the active broker (which forwards).
-    const { groups, routes, oldest, connections } = this.scratch;
+    const { groups, routes, oldest, windowed, connections } = this.scratch;
     try {
       for (const entry of queue) {
         // Skip what is already in flight, and what was acknowledged or refused meanwhile.
         if (entry.attemptId !== 0 || !this.outbox.has(entry)) continue;
+        const key = entry.partitionKey;
+        const resend = this.resending.size === 0 ? undefined : this.activeResend(key);
+        if (resend !== undefined) {
+          // Resending: what goes is the partition's window, taken from the outbox in order (not from the queue).
+          if (this.resendTimers.has(key) || windowed.has(key)) continue;
+          windowed.add(key);
+          for (const next of this.resendWindow(resend.topic, resend.partition, resend.last)) {
+            if (this.heldBack(next, oldest) || !this.group(next, active)) break;
+          }
+          continue;
+        }
         if (this.heldBack(entry, oldest)) continue;
         // A resend of this partition is due: what is newer goes with it, in order, not ahead of it.
-        const key = entry.partitionKey;
         if (this.resendTimers.has(key)) continue;
-        let connection = routes.get(key);
-        if (connection === undefined) {
-          connection = this.route(key, entry.topic, entry.partition, active);
-          routes.set(key, connection);
-          if (connection !== null && !connections.includes(connection)) connections.push(connection);
-        }
-        if (connection === null) continue; // queued again once the older ones are answered (releaseSwitches)
-        // One group per partition, ack level and incarnation. The partition's key names its first group (no
-        // string built per publish); a later one of another ack level or incarnation (rare) gets a longer key.
-        let batchKey = key;
-        let group = groups.get(batchKey);
-        const head = group?.[0];
-        if (head !== undefined && (head.ack !== entry.ack || head.incarnation !== entry.incarnation)) {
-          batchKey = `${entry.ack}|${entry.incarnation}|${key}`;
-          group = groups.get(batchKey);
-        }
-        if (group === undefined) groups.set(batchKey, [entry]);
-        else group.push(entry);
+        this.group(entry, active);
       }
       for (const connection of connections) this.sendGroups(connection, groups, routes);
+      // A partition whose resend went out in full is done resending.
+      for (const key of windowed) this.activeResend(key);
     } finally {
       this.scratch.reset();
     }
     this.admit();
+  }
+
+  /**
+   * Adds `entry` to its partition's group in this flush, on the partition's
+   * route; false (and nothing added) while that route waits for a switch.
+   */
+  private group(entry: OutboxEntry, active: BrokerConnection): boolean {
+    const { groups, routes, connections } = this.scratch;
+    const key = entry.partitionKey;
+    let connection = routes.get(key);
+    if (connection === undefined) {
+      connection = this.route(key, entry.topic, entry.partition, active);
+      routes.set(key, connection);
+      if (connection !== null && !connections.includes(connection)) connections.push(connection);
+    }
+    if (connection === null) return false; // queued again once the older ones are answered (releaseSwitches)
+    // One group per partition, ack level and incarnation. The partition's key names its first group (no
+    // string built per publish); a later one of another ack level or incarnation (rare) gets a longer key.
+    let batchKey = key;
+    let group = groups.get(batchKey);
+    const head = group?.[0];
+    if (head !== undefined && (head.ack !== entry.ack || head.incarnation !== entry.incarnation)) {
+      batchKey = `${entry.ack}|${entry.incarnation}|${key}`;
+      group = groups.get(batchKey);
+    }
+    if (group === undefined) groups.set(batchKey, [entry]);
+    else group.push(entry);
+    return true;
+  }
+
+  /**
+   * Marks `entry`'s partition as resending up to `entry` when it was sent
+   * before (a first send is no resend) and is newer than the partition's
+   * current mark: a connection closing with older messages on it must not
+   * shorten a resend under way.
+   */
+  private markResend(entry: OutboxEntry): void {
+    if (entry.sends === 0 || entry.ack === 'none') return;
+    const key = entry.partitionKey;
+    const current = this.activeResend(key);
+    if (current !== undefined) {
+      const last = current.last;
+      if (last.incarnation > entry.incarnation || (last.incarnation === entry.incarnation && last.seq >= entry.seq)) return;
+    }
+    this.resending.set(key, { topic: entry.topic, partition: entry.partition, last: entry });
+  }
+
+  /** A partition's resend while its newest message to resend is still unsent; forgotten once it is sent or settled. */
+  private activeResend(key: string): { topic: string; partition: number; last: OutboxEntry } | undefined {
+    const resend = this.resending.get(key);
+    if (resend === undefined) return undefined;
+    if (resend.last.attemptId === 0 && this.outbox.has(resend.last)) return resend;
+    this.resending.delete(key);
+    return undefined;
+  }
+
+  /** Acks freed room in a partition's resend window: a flush sends what fits now. */
+  private refillResend(key: string): void {
+    const resend = this.activeResend(key);
+    if (resend !== undefined) this.queueSend(resend.last); // the flush takes the window from the outbox
+  }
+
+  /**
+   * The unsent messages of a resending partition that go now, in order: those
+   * that fit beside what is in flight within `outbox.resendMessages` and
+   * `outbox.resendBytes` (at least one when nothing is in flight), up to
+   * `last`; after `last` the resend is over and the rest goes as in steady
+   * state. Like Kafka's `max.in.flight` per partition: a client failing over
+   * again and again resends a window each time, not its whole outbox. Order
+   * and seqs are the outbox's, so the broker sees no gap. Steady state is not
+   * windowed: the outbox bounds what is in flight there (a pipelined producer
+   * keeps thousands in flight on purpose), while a resend is repeated on every
+   * connection change, mostly of messages stored already.
+   */
+  private resendWindow(topic: string, partition: number, last: OutboxEntry): OutboxEntry[] {
+    const { resendMessages, resendBytes } = this.options.outbox;
+    const window: OutboxEntry[] = [];
+    let count = 0;
+    let bytes = 0;
+    let bounded = true;
+    for (const entry of this.outbox.partition(topic, partition)) {
+      if (entry.attemptId !== 0) {
+        count++;
+        bytes += entry.size;
+        continue;
+      }
+      if (bounded) {
+        if (count > 0 && (count >= resendMessages || bytes + entry.size > resendBytes)) break;
+        count++;
+        bytes += entry.size;
+        bounded = entry !== last;
+      }
+      window.push(entry);
+    }
+    return window;
   }
 
   /**

@@ -10,19 +10,29 @@
  *
  * From one seed: message loss, delay and duplication, proposals,
  * compactions, process kills (lose nothing written) and power cuts (lose
- * each node's unsynced bytes, sometimes inside a `Ready`). The contract
- * (README "fsync policy", docs/storage.md): a power cut of a quorum within
- * one interval may lose what was acknowledged in it, nothing else; so two
- * different nodes are never cut within one fsync interval (plus a tick of
- * slack for the fsync itself). Variant: a node restarted after a power cut
- * runs `fsync: 'always'` with `unsyncedAcksBeforeStart` (the broker's
- * interval -> always switch) from then on.
+ * each node's unsynced bytes, sometimes inside a `Ready`). Variant: a node
+ * restarted after a power cut runs `fsync: 'always'` with
+ * `unsyncedAcksBeforeStart` (the broker's interval -> always switch).
  *
- * Checks: after every apply, an index holds one value whoever applies it;
- * no value the leader applied (acknowledged to its client) is ever replaced;
- * after the heal every node applies the same log, holding every value any
- * node applied. RELAYMQ_SIM_SEEDS=<n> runs more seeds per case;
- * RELAYMQ_SIM_SEED=<seed> replays one seed per case and prints its trace.
+ * Two fault models (`IntervalOptions.faults`). `contract`, the promise of
+ * README "fsync policy" (a power cut of a quorum within one interval may
+ * lose what was acknowledged in it): two different nodes are never cut
+ * within one fsync interval (plus slack for the fsync). It fails today:
+ * one power cut of a leader loses acknowledged entries when the other
+ * holder is down or slow, since the cut node still votes for a candidate
+ * that lacks them too (RELAYMQ_SIM_FAULTS=contract RELAYMQ_SIM_SEED=8,
+ * index 22). `oneFailure` (the default, what the suite runs): power cuts of
+ * followers only, and no node stops while another is down or still lacks
+ * what was acknowledged before its cut.
+ *
+ * Checks: after every apply, an index holds one entry whoever applies it
+ * (a no-op there where another node applied a value counts); no value the
+ * leader applied (acknowledged to its client) is ever replaced; within
+ * HEAL_BOUND steps of the heal every node applies the same log, holding
+ * every value any node applied. RELAYMQ_SIM_SEEDS=<n> (from
+ * RELAYMQ_SIM_SEED_FROM) runs more seeds per case and names every failing
+ * one; RELAYMQ_SIM_SEED=<seed> replays one, its whole trace written to
+ * RELAYMQ_SIM_TRACE_FILE if set.
  */
 import { writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -44,12 +54,6 @@ export interface IntervalOptions {
   storage: 'segment' | 'record';
   /** A node restarted after a power cut runs `always` with `unsyncedAcksBeforeStart` (else `interval` with `unsyncedAcks`). */
   alwaysAfterCut: boolean;
-  /**
-   * Least time between power cuts of two different nodes, in ms. @defaultValue
-   * the seed's fsync interval plus two ticks (the contract); lower it to see
-   * the checks catch a quorum's loss.
-   */
-  cutSpacingMs?: number;
   /**
    * `contract`: power cuts keep to the documented contract only (two nodes
    * never cut within one interval; kills any time). `oneFailure`: also, a
@@ -79,6 +83,8 @@ interface Node {
   lastCut: number;
   /** After a power cut: the highest index acknowledged before it, until this node's commit is back there. */
   lacksUpTo: number | undefined;
+  /** The last term it was seen leading (for the trace). */
+  leaderOf: number;
   /** Cut at least once (the `alwaysAfterCut` variant then restarts it under `always`). */
   everCut: boolean;
 }
@@ -86,6 +92,11 @@ interface Node {
 interface InFlight {
   at: number;
   message: Message<string, string>;
+}
+
+/** What an applied entry is, for comparing what two nodes applied at one index. */
+function labelOf(entry: Entry<string>): string {
+  return entry.type === 'normal' ? entry.data : `(${entry.type} of term ${entry.term})`;
 }
 
 export interface IntervalResult {
@@ -96,6 +107,8 @@ export interface IntervalResult {
   kills: number;
   snapshots: number;
   lostReports: number;
+  /** Entries a restarted node's log held where another entry was applied (never applied there: the check says). */
+  staleEntries: number;
   /** Steps from the heal until every node applied the same log. */
   healSteps: number;
 }
@@ -104,7 +117,8 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
   const random: SeededRandom = deriveRandom(seed, `interval-profile/${options.storage}`);
   // Swarm: the seed picks the interval and how harsh the network is.
   const fsyncIntervalMs = TICK_MS * (2 + random.nextInt(20));
-  const spacing = options.cutSpacingMs ?? fsyncIntervalMs + 2 * TICK_MS;
+  // The contract: two nodes are never cut within one interval (plus slack for the fsync, which runs on the next tick).
+  const spacing = fsyncIntervalMs + 2 * TICK_MS;
   const lossRate = 0.02 + random.nextInt(15) / 100;
   const dupRate = random.nextInt(10) / 100;
   const maxDelay = 1 + random.nextInt(6);
@@ -119,9 +133,9 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
   let now = 0;
   let step = 0;
   let proposals = 0;
-  const counts = { cuts: 0, midReady: 0, kills: 0, snapshots: 0, lostReports: 0 };
+  const counts = { cuts: 0, midReady: 0, kills: 0, snapshots: 0, lostReports: 0, staleEntries: 0 };
   let chaos = true;
-  const nodes: Node[] = IDS.map((id) => ({ id, disk: new FaultyFileSystem(new MemoryFileSystem()), incarnation: undefined, storage: undefined, raft: undefined, io: undefined, state: [], restarts: 0, downUntil: 0, lastCut: -Infinity, lacksUpTo: undefined, everCut: false }));
+  const nodes: Node[] = IDS.map((id) => ({ id, disk: new FaultyFileSystem(new MemoryFileSystem()), incarnation: undefined, storage: undefined, raft: undefined, io: undefined, state: [], restarts: 0, downUntil: 0, lastCut: -Infinity, lacksUpTo: undefined, leaderOf: 0, everCut: false }));
   const fail = (message: string): never => {
     const lines = trace.render((d) => JSON.stringify(d));
     const file = process.env['RELAYMQ_SIM_TRACE_FILE'];
@@ -131,7 +145,7 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
 
   const applyOne = (node: Node, entry: Entry<string>, leader: boolean): void => {
     // A no-op or configuration entry counts too: applied where another node applied a value, that value is gone here.
-    const label = entry.type === 'normal' ? entry.data : `(${entry.type} of term ${entry.term})`;
+    const label = labelOf(entry);
     const seen = labels.get(entry.index);
     if (seen !== undefined && seen !== label) fail(`index ${entry.index} applied as ${seen} and as ${label} (${node.id}${acknowledged.has(entry.index) ? `; ${acknowledged.get(entry.index)} was acknowledged` : ''})`);
     labels.set(entry.index, label);
@@ -157,6 +171,15 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
     const storage = await open(node, incarnation, always ? 'always' : 'interval');
     const snapshot = storage.reader.snapshot();
     node.state = snapshot === undefined ? [] : (JSON.parse(snapshot.data) as Array<[number, string]>);
+    // Coverage: a log that came back holding, at an index some node applied, another entry (an uncommitted suffix, or
+    // the older entries a record file's lost overwrite gives back), which it must not apply.
+    const reader = storage.reader;
+    if (reader.lastIndex() >= reader.firstIndex()) {
+      for (const entry of reader.entries(reader.firstIndex(), reader.lastIndex() + 1, Number.MAX_SAFE_INTEGER)) {
+        const applied = labels.get(entry.index);
+        if (applied !== undefined && applied !== labelOf(entry)) counts.staleEntries++;
+      }
+    }
     node.incarnation = incarnation;
     node.storage = storage;
     const raft = createRaftNode<string, string>({
@@ -215,7 +238,7 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
     node.downUntil = now + TICK_MS * (5 + random.nextInt(40));
   };
 
-  /** A power cut may strike `node` now: no other node was cut within the spacing (the contract's minority). */
+  /** A power cut may strike `node` now: no other node was cut within the spacing (the contract's minority), and `mayStop`. */
   const mayCut = (node: Node): boolean => mayStop(node) && (options.faults === 'contract' || node.raft?.status().role !== 'leader') && nodes.every((other) => other === node || now - other.lastCut >= spacing);
   /** Under `oneFailure`, a node may stop only while every other one is up and holds what was acknowledged before its cut. */
   const mayStop = (node: Node): boolean => {
@@ -270,6 +293,13 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
     const live = nodes.filter((n) => n.raft !== undefined);
     const candidate = chaos && live.length > 0 && random.chance(0.03) ? random.pick(live) : undefined;
     await readyRound(candidate !== undefined && mayCut(candidate) ? candidate : undefined);
+    for (const node of nodes) {
+      const status = node.raft?.status();
+      if (status !== undefined && status.role === 'leader' && node.leaderOf !== status.term) {
+        node.leaderOf = status.term;
+        trace.record(now, step, node.id, 'leader', `term ${status.term}, log ..${node.storage?.reader.lastIndex()}, commit ${status.commit}`);
+      }
+    }
     if (chaos && random.chance(0.02)) {
       const target = random.pick(nodes);
       if (target.raft !== undefined && mayStop(target)) {
@@ -305,7 +335,6 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
     if (at >= 0 || node.state.length !== all.length) fail(`after the heal ${node.id} applied ${JSON.stringify(node.state.slice(Math.max(0, at - 1), at + 2))} where the others applied ${JSON.stringify(all.slice(Math.max(0, at - 1), at + 2))} (${node.state.length} vs ${all.length} values)`);
   }
   for (const node of nodes) await node.storage?.close();
-  if (process.env['RELAYMQ_SIM_TRACE'] === '1') console.log(trace.render((d) => JSON.stringify(d)).join('\n'));
   return { committed: committed.size, acknowledged: acknowledged.size, healSteps, ...counts };
 }
 
@@ -336,7 +365,7 @@ describe('simulator profile: fsync interval (unsyncedAcks) over the real storage
   });
 
   it.each(CASES)('%s: nothing acknowledged lost, one value per index, the same log everywhere after the heal', async (_name, options) => {
-    const totals = { committed: 0, acknowledged: 0, cuts: 0, midReady: 0, kills: 0, snapshots: 0, lostReports: 0, healSteps: 0, maxHealSteps: 0 };
+    const totals = { committed: 0, acknowledged: 0, cuts: 0, midReady: 0, kills: 0, snapshots: 0, lostReports: 0, staleEntries: 0, healSteps: 0, maxHealSteps: 0 };
     const seeds = seedsToRun();
     const failed: string[] = [];
     for (const seed of seeds) {
@@ -358,6 +387,7 @@ describe('simulator profile: fsync interval (unsyncedAcks) over the real storage
       expect(totals.cuts).toBeGreaterThan(2 * seeds.length);
       expect(totals.midReady).toBeGreaterThan(0);
       expect(totals.snapshots).toBeGreaterThan(seeds.length);
+      expect(totals.lostReports).toBeGreaterThan(seeds.length);
     }
   }, Math.max(120_000, seedsToRun().length * 2_000));
 });

@@ -136,11 +136,15 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
   const counts = { cuts: 0, midReady: 0, kills: 0, snapshots: 0, lostReports: 0, staleEntries: 0 };
   let chaos = true;
   const nodes: Node[] = IDS.map((id) => ({ id, disk: new FaultyFileSystem(new MemoryFileSystem()), incarnation: undefined, storage: undefined, raft: undefined, io: undefined, state: [], restarts: 0, downUntil: 0, lastCut: -Infinity, lacksUpTo: undefined, leaderOf: 0, everCut: false }));
+  /** Errors `fail` threw (with the trace), told apart from the core's or a storage's. */
+  const failures = new Set<Error>();
   const fail = (message: string): never => {
     const lines = trace.render((d) => JSON.stringify(d));
     const file = process.env['RELAYMQ_SIM_TRACE_FILE'];
     if (file !== undefined) writeFileSync(file, lines.join('\n'));
-    throw new Error(`seed ${seed} (${options.faults}, ${options.storage}${options.alwaysAfterCut ? ', always after a cut' : ''}, interval ${fsyncIntervalMs} ms): ${message}\n${lines.slice(-80).join('\n')}`);
+    const error = new Error(`seed ${seed} (${options.faults}, ${options.storage}${options.alwaysAfterCut ? ', always after a cut' : ''}, interval ${fsyncIntervalMs} ms): ${message}\n${lines.slice(-80).join('\n')}`);
+    failures.add(error);
+    throw error;
   };
 
   const applyOne = (node: Node, entry: Entry<string>, leader: boolean): void => {
@@ -274,56 +278,63 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
 
   for (const node of nodes) await start(node);
   const total = steps + HEAL_BOUND + 1;
-  for (step = 0; step < total; step++) {
-    now += TICK_MS;
-    vi.advanceTimersByTime(TICK_MS);
-    await settle();
-    if (step === steps) chaos = false;
-    for (const node of nodes) if (node.raft === undefined && now >= node.downUntil && (!chaos || random.chance(0.5))) await start(node);
-    for (const node of nodes) node.raft?.tick();
-    const due = network.filter((f) => f.at <= now);
-    for (let i = due.length - 1; i > 0; i--) {
-      const j = random.nextInt(i + 1);
-      [due[i], due[j]] = [due[j] as InFlight, due[i] as InFlight];
-    }
-    network.splice(0, network.length, ...network.filter((f) => f.at > now));
-    for (const { message } of due) nodes.find((n) => n.id === message.to)?.raft?.step(message);
-    const leader = nodes.find((n) => n.raft?.status().role === 'leader');
-    if (leader !== undefined && (chaos ? random.chance(0.6) : proposals < 40 + steps / 2)) leader.raft?.propose(`v${++proposals}`);
-    const live = nodes.filter((n) => n.raft !== undefined);
-    const candidate = chaos && live.length > 0 && random.chance(0.03) ? random.pick(live) : undefined;
-    await readyRound(candidate !== undefined && mayCut(candidate) ? candidate : undefined);
-    for (const node of nodes) {
-      const status = node.raft?.status();
-      if (status !== undefined && status.role === 'leader' && node.leaderOf !== status.term) {
-        node.leaderOf = status.term;
-        trace.record(now, step, node.id, 'leader', `term ${status.term}, log ..${node.storage?.reader.lastIndex()}, commit ${status.commit}`);
+  const run = async (): Promise<void> => {
+    for (step = 0; step < total; step++) {
+      now += TICK_MS;
+      vi.advanceTimersByTime(TICK_MS);
+      await settle();
+      if (step === steps) chaos = false;
+      for (const node of nodes) if (node.raft === undefined && now >= node.downUntil && (!chaos || random.chance(0.5))) await start(node);
+      for (const node of nodes) node.raft?.tick();
+      const due = network.filter((f) => f.at <= now);
+      for (let i = due.length - 1; i > 0; i--) {
+        const j = random.nextInt(i + 1);
+        [due[i], due[j]] = [due[j] as InFlight, due[i] as InFlight];
+      }
+      network.splice(0, network.length, ...network.filter((f) => f.at > now));
+      for (const { message } of due) nodes.find((n) => n.id === message.to)?.raft?.step(message);
+      const leader = nodes.find((n) => n.raft?.status().role === 'leader');
+      if (leader !== undefined && (chaos ? random.chance(0.6) : proposals < 40 + steps / 2)) leader.raft?.propose(`v${++proposals}`);
+      const live = nodes.filter((n) => n.raft !== undefined);
+      const candidate = chaos && live.length > 0 && random.chance(0.03) ? random.pick(live) : undefined;
+      await readyRound(candidate !== undefined && mayCut(candidate) ? candidate : undefined);
+      for (const node of nodes) {
+        const status = node.raft?.status();
+        if (status !== undefined && status.role === 'leader' && node.leaderOf !== status.term) {
+          node.leaderOf = status.term;
+          trace.record(now, step, node.id, 'leader', `term ${status.term}, log ..${node.storage?.reader.lastIndex()}, commit ${status.commit}`);
+        }
+      }
+      if (chaos && random.chance(0.02)) {
+        const target = random.pick(nodes);
+        if (target.raft !== undefined && mayStop(target)) {
+          // Power cuts keep to the contract; a process kill loses nothing written, any time.
+          const power = random.chance(0.7) && mayCut(target);
+          await stop(target, power);
+        }
+      }
+      if (random.chance(0.02)) {
+        const node = random.pick(nodes);
+        const last = node.state[node.state.length - 1];
+        const storage = node.storage;
+        if (storage !== undefined && last !== undefined && last[0] >= storage.reader.firstIndex() && last[0] <= storage.hardState.commit) {
+          await storage.compact(last[0], JSON.stringify(node.state));
+          counts.snapshots++;
+          trace.record(now, step, node.id, 'compact', `at ${last[0]}`);
+        }
+      }
+      // Heartbeats keep the network busy for good: done once every node applied the same log and has nothing to do.
+      if (!chaos && nodes.every((n) => n.raft !== undefined)) {
+        const done = nodes.every((n) => JSON.stringify(n.state) === JSON.stringify(nodes[0]?.state)) && (nodes[0]?.state.length ?? 0) >= committed.size;
+        if (done && nodes.every((n) => !n.raft?.hasReady())) break;
       }
     }
-    if (chaos && random.chance(0.02)) {
-      const target = random.pick(nodes);
-      if (target.raft !== undefined && mayStop(target)) {
-        // Power cuts keep to the contract; a process kill loses nothing written, any time.
-        const power = random.chance(0.7) && mayCut(target);
-        await stop(target, power);
-      }
-    }
-    if (random.chance(0.02)) {
-      const node = random.pick(nodes);
-      const last = node.state[node.state.length - 1];
-      const storage = node.storage;
-      if (storage !== undefined && last !== undefined && last[0] >= storage.reader.firstIndex() && last[0] <= storage.hardState.commit) {
-        await storage.compact(last[0], JSON.stringify(node.state));
-        counts.snapshots++;
-        trace.record(now, step, node.id, 'compact', `at ${last[0]}`);
-      }
-    }
-    // Heartbeats keep the network busy for good: done once every node applied the same log and has nothing to do.
-    if (!chaos && nodes.every((n) => n.raft !== undefined)) {
-      const done = nodes.every((n) => JSON.stringify(n.state) === JSON.stringify(nodes[0]?.state)) && (nodes[0]?.state.length ?? 0) >= committed.size;
-      if (done && nodes.every((n) => !n.raft?.hasReady())) break;
-    }
-  }
+  };
+  // An error of the core (a RaftInvariantError) or of a storage fails the seed with its trace too.
+  await run().catch((err: unknown) => {
+    if (err instanceof Error && failures.has(err)) throw err;
+    fail(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+  });
   const healSteps = step - steps;
   // Liveness: the heal brings every node to the same log within a bound (a ping-pong of probes never gets there).
   if (healSteps > HEAL_BOUND) fail(`not healed within ${HEAL_BOUND} steps: ${nodes.map((n) => `${n.id} applied ${n.state.length}, role ${n.raft?.status().role}, commit ${n.raft?.status().commit}`).join('; ')} (${committed.size} values)`);

@@ -16,62 +16,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createRaftNode, deriveRandom, runReady, type Entry, type Message, type RaftNode, type ReadyHandlers, type SeededRandom } from '../../src/core/raft/index.js';
-import type { FileHandle, FileStat, FileSystem, OpenMode } from '../../src/storage/fs.js';
 import { SegmentRaftStorage } from '../../src/storage/segment-raft-storage.js';
 import { FaultyFileSystem } from '../support/faulty-fs.js';
 import { MemoryFileSystem } from '../support/memory-fs.js';
+import { Incarnation } from './incarnation.js';
 
 const IDS = ['n1', 'n2', 'n3'];
 const DIR = '/data/p';
-
-/** The file system of one incarnation of a node: once it crashed, nothing it still runs reaches the disk. */
-class Incarnation implements FileSystem {
-  alive = true;
-  constructor(private readonly disk: FileSystem) {}
-  private check(): void {
-    if (!this.alive) throw Object.assign(new Error('EIO: the process crashed'), { code: 'EIO' });
-  }
-  async open(path: string, mode: OpenMode): Promise<FileHandle> {
-    this.check();
-    const handle = await this.disk.open(path, mode);
-    const guard = <A extends unknown[], R>(f: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
-      this.check();
-      return f(...args);
-    };
-    return {
-      write: guard((data: Uint8Array, position: number) => handle.write(data, position)),
-      read: guard((into: Uint8Array, position: number) => handle.read(into, position)),
-      size: guard(() => handle.size()),
-      truncate: guard((length: number) => handle.truncate(length)),
-      datasync: guard(() => handle.datasync()),
-      close: () => handle.close().catch(() => {}),
-    };
-  }
-  async readdir(dir: string): Promise<string[]> {
-    this.check();
-    return this.disk.readdir(dir);
-  }
-  async mkdir(dir: string): Promise<void> {
-    this.check();
-    return this.disk.mkdir(dir);
-  }
-  async rename(from: string, to: string): Promise<void> {
-    this.check();
-    return this.disk.rename(from, to);
-  }
-  async unlink(path: string): Promise<void> {
-    this.check();
-    return this.disk.unlink(path);
-  }
-  async stat(path: string): Promise<FileStat | undefined> {
-    this.check();
-    return this.disk.stat(path);
-  }
-  async syncDir(dir: string): Promise<void> {
-    this.check();
-    return this.disk.syncDir(dir);
-  }
-}
 
 interface Node {
   id: string;

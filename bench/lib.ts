@@ -136,6 +136,12 @@ export function payload(size: number): Uint8Array {
  * /proc; undefined where /proc is not available (non-Linux).
  */
 export function processCpuSeconds(pid: number): number | undefined {
+  const split = processCpuSplit(pid);
+  return split === undefined ? undefined : split.user + split.system;
+}
+
+/** CPU seconds used so far by process `pid` in user and in system (kernel) mode, from /proc; undefined where unavailable. */
+export function processCpuSplit(pid: number): { user: number; system: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name, which is in parentheses and may hold spaces.
@@ -144,7 +150,7 @@ export function processCpuSeconds(pid: number): number | undefined {
     const utime = Number(fields[11]);
     const stime = Number(fields[12]);
     if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
-    return (utime + stime) / PROC_TICKS_PER_SECOND;
+    return { user: utime / PROC_TICKS_PER_SECOND, system: stime / PROC_TICKS_PER_SECOND };
   } catch {
     return undefined;
   }

@@ -11,6 +11,7 @@ import {
   ownCpuSeconds,
   payload,
   processCpuSeconds,
+  processCpuSplit,
   progress,
   runQueueWaitUs,
   summarizeLatency,
@@ -153,12 +154,20 @@ export async function pipelinedRounds(
   for (let round = 1; round <= sizes.rounds; round++) {
     progress(`${label}round ${round}/${sizes.rounds}, ${count} messages${note}`);
     const brokerCpu0 = servers.map((server) => processCpuSeconds(server.pid));
+    const brokerSplit0 = servers.map((server) => processCpuSplit(server.pid));
     const clientCpu0 = ownCpuSeconds();
     const start = nowSeconds();
     await publish(data, count);
     const seconds = nowSeconds() - start;
     const clientCpu = ownCpuSeconds() - clientCpu0;
     const brokerCpu = servers.map((server, i) => cpuPercent(brokerCpu0[i], processCpuSeconds(server.pid), seconds));
+    // CPU per message in user and system mode (µs): what a message costs each process, whatever the machine's load.
+    const usPerMessage = servers.map((server, i) => {
+      const before = brokerSplit0[i];
+      const after = processCpuSplit(server.pid);
+      if (before === undefined || after === undefined) return '?';
+      return `${server.id} ${roundTo((1e6 * (after.user - before.user)) / count, 1)}+${roundTo((1e6 * (after.system - before.system)) / count, 1)}`;
+    });
     const result: Throughput = {
       ...rate(count, size, seconds),
       clientCpuPercent: Math.round((100 * clientCpu) / seconds),
@@ -167,7 +176,7 @@ export async function pipelinedRounds(
     };
     if (servers.length > 1) result.brokersCpuPercent = Object.fromEntries(servers.map((server, i) => [server.id, brokerCpu[i]]));
     const cpuNote = servers.length > 1 ? servers.map((b, i) => `${b.id} ${brokerCpu[i] ?? '?'}%`).join(', ') : `broker CPU ${brokerCpu[0] ?? '?'}%`;
-    progress(`  ${result.msgPerSec} msg/s (${result.mibPerSec} MiB/s, client CPU ${result.clientCpuPercent}%, ${cpuNote})`);
+    progress(`  ${result.msgPerSec} msg/s (${result.mibPerSec} MiB/s, client CPU ${result.clientCpuPercent}%, ${cpuNote}; CPU µs/msg user+system ${usPerMessage.join(', ')})`);
     rounds.push(result);
   }
   const median = [...rounds].sort((a, b) => a.msgPerSec - b.msgPerSec)[Math.floor(rounds.length / 2)] as Throughput;

@@ -19,6 +19,7 @@ import { createRaftNode, deriveRandom, runReady, type Entry, type Message, type 
 import { SegmentRaftStorage } from '../../src/storage/segment-raft-storage.js';
 import { FaultyFileSystem } from '../support/faulty-fs.js';
 import { MemoryFileSystem } from '../support/memory-fs.js';
+import { deliverDue, readyRound, type InFlight } from './disk-driver.js';
 import { Incarnation } from './incarnation.js';
 
 const IDS = ['n1', 'n2', 'n3'];
@@ -35,11 +36,6 @@ interface Node {
   state: Array<[number, string]>;
   restarts: number;
   downUntil: number;
-}
-
-interface InFlight {
-  at: number;
-  message: Message<string, string>;
 }
 
 async function runSeed(seed: number, steps: number, fsync: 'always' | 'interval' = 'always'): Promise<{ committed: number; crashes: number; midReady: number; snapshots: number }> {
@@ -116,25 +112,6 @@ async function runSeed(seed: number, steps: number, fsync: 'always' | 'interval'
     crashes++;
   };
 
-  /** One round of Readys on every live node; a crash may strike one of them part way. */
-  const readyRound = async (victim: Node | undefined): Promise<void> => {
-    const runs = nodes.map((node) => {
-      if (node.raft === undefined || node.io === undefined || !node.raft.hasReady()) return undefined;
-      const incarnation = node.incarnation as Incarnation;
-      return Promise.resolve()
-        .then(() => runReady(node.raft as RaftNode<string, string>, node.io as ReadyHandlers<string, string>))
-        .catch((err: unknown) => {
-          if (incarnation.alive) throw err;
-        });
-    });
-    if (victim !== undefined && runs[nodes.indexOf(victim)] !== undefined) {
-      for (let i = random.nextInt(12); i > 0; i--) await Promise.resolve();
-      midReady++;
-      await crash(victim);
-    }
-    await Promise.all(runs);
-  };
-
   for (const node of nodes) await start(node);
   const total = steps + 3000;
   for (let step = 0; step < total; step++) {
@@ -142,19 +119,12 @@ async function runSeed(seed: number, steps: number, fsync: 'always' | 'interval'
     if (step === steps) chaos = false;
     for (const node of nodes) if (node.raft === undefined && now >= node.downUntil && (!chaos || random.chance(0.5))) await start(node);
     for (const node of nodes) node.raft?.tick();
-    // Deliver what is due, in a random order.
-    const due = network.filter((f) => f.at <= now);
-    for (let i = due.length - 1; i > 0; i--) {
-      const j = random.nextInt(i + 1);
-      [due[i], due[j]] = [due[j] as InFlight, due[i] as InFlight];
-    }
-    network.splice(0, network.length, ...network.filter((f) => f.at > now));
-    for (const { message } of due) nodes.find((n) => n.id === message.to)?.raft?.step(message);
+    deliverDue(network, now, random, nodes);
     const leader = nodes.find((n) => n.raft?.status().role === 'leader');
     if (leader !== undefined && (chaos ? random.chance(0.6) : proposals < 40 + steps / 2) ) leader.raft?.propose(`v${++proposals}`);
     const live = nodes.filter((n) => n.raft !== undefined);
     const victim = chaos && live.length > 0 && random.chance(0.02) ? random.pick(live) : undefined;
-    await readyRound(victim);
+    if (await readyRound(nodes, random, victim, (node) => crash(node as Node))) midReady++;
     if (chaos && random.chance(0.01)) {
       const other = nodes.filter((n) => n.raft !== undefined);
       if (other.length > 0) await crash(random.pick(other));

@@ -41,6 +41,7 @@ import { DurableRaftStorage, type RaftLogStorage } from '../../src/storage/raft-
 import { SegmentRaftStorage } from '../../src/storage/segment-raft-storage.js';
 import { FaultyFileSystem } from '../support/faulty-fs.js';
 import { MemoryFileSystem } from '../support/memory-fs.js';
+import { deliverDue, readyRound, type InFlight } from './disk-driver.js';
 import { Incarnation, incarnationTimers } from './incarnation.js';
 import { TraceRing } from './trace.js';
 
@@ -87,11 +88,6 @@ interface Node {
   leaderOf: number;
   /** Cut at least once (the `alwaysAfterCut` variant then restarts it under `always`). */
   everCut: boolean;
-}
-
-interface InFlight {
-  at: number;
-  message: Message<string, string>;
 }
 
 /** What an applied entry is, for comparing what two nodes applied at one index. */
@@ -253,24 +249,6 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
     return nodes.every((other) => other === node || (other.raft !== undefined && other.lacksUpTo === undefined));
   };
 
-  const readyRound = async (victim: Node | undefined): Promise<void> => {
-    const runs = nodes.map((node) => {
-      if (node.raft === undefined || node.io === undefined || !node.raft.hasReady()) return undefined;
-      const incarnation = node.incarnation as Incarnation;
-      return Promise.resolve()
-        .then(() => runReady(node.raft as RaftNode<string, string>, node.io as ReadyHandlers<string, string>))
-        .catch((err: unknown) => {
-          if (incarnation.alive) throw err;
-        });
-    });
-    if (victim !== undefined && runs[nodes.indexOf(victim)] !== undefined) {
-      for (let i = random.nextInt(12); i > 0; i--) await Promise.resolve();
-      counts.midReady++;
-      await stop(victim, true);
-    }
-    await Promise.all(runs);
-  };
-
   /** Lets the timer-driven fsyncs (and any write they wait for) finish: in-memory files settle in a few turns. */
   const settle = async (): Promise<void> => {
     for (let i = 0; i < 4; i++) await new Promise<void>((resolve) => setImmediate(resolve));
@@ -286,18 +264,12 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
       if (step === steps) chaos = false;
       for (const node of nodes) if (node.raft === undefined && now >= node.downUntil && (!chaos || random.chance(0.5))) await start(node);
       for (const node of nodes) node.raft?.tick();
-      const due = network.filter((f) => f.at <= now);
-      for (let i = due.length - 1; i > 0; i--) {
-        const j = random.nextInt(i + 1);
-        [due[i], due[j]] = [due[j] as InFlight, due[i] as InFlight];
-      }
-      network.splice(0, network.length, ...network.filter((f) => f.at > now));
-      for (const { message } of due) nodes.find((n) => n.id === message.to)?.raft?.step(message);
+      deliverDue(network, now, random, nodes);
       const leader = nodes.find((n) => n.raft?.status().role === 'leader');
       if (leader !== undefined && (chaos ? random.chance(0.6) : proposals < 40 + steps / 2)) leader.raft?.propose(`v${++proposals}`);
       const live = nodes.filter((n) => n.raft !== undefined);
       const candidate = chaos && live.length > 0 && random.chance(0.03) ? random.pick(live) : undefined;
-      await readyRound(candidate !== undefined && mayCut(candidate) ? candidate : undefined);
+      if (await readyRound(nodes, random, candidate !== undefined && mayCut(candidate) ? candidate : undefined, (node) => stop(node as Node, true))) counts.midReady++;
       for (const node of nodes) {
         const status = node.raft?.status();
         if (status !== undefined && status.role === 'leader' && node.leaderOf !== status.term) {

@@ -5,6 +5,7 @@
  * may strike part way.
  */
 import { runReady, type Message, type RaftNode, type ReadyHandlers, type SeededRandom } from '../../src/core/raft/index.js';
+import type { FaultyFileSystem } from '../support/faulty-fs.js';
 import type { Incarnation } from './incarnation.js';
 
 /** A message on the simulated network, delivered at `at`. */
@@ -19,6 +20,20 @@ export interface DrivenNode {
   readonly incarnation: Incarnation | undefined;
   readonly raft: RaftNode<string, string> | undefined;
   readonly io: ReadyHandlers<string, string> | undefined;
+}
+
+/** A simulated node of the disk profiles: its disk, its process (when up) and the state machine it applied. */
+export interface DiskNode extends DrivenNode {
+  readonly id: string;
+  disk: FaultyFileSystem;
+  incarnation: Incarnation | undefined;
+  raft: RaftNode<string, string> | undefined;
+  io: ReadyHandlers<string, string> | undefined;
+  /** The state machine: the values applied, by index (JSON in snapshots). */
+  state: Array<[number, string]>;
+  restarts: number;
+  /** Sim time before which it stays down after a crash. */
+  downUntil: number;
 }
 
 /** Hands every message due at `now` to its node, in a random order; the rest stay in flight. */

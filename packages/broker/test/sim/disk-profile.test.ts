@@ -19,23 +19,14 @@ import { createRaftNode, deriveRandom, runReady, type Entry, type Message, type 
 import { SegmentRaftStorage } from '../../src/storage/segment-raft-storage.js';
 import { FaultyFileSystem } from '../support/faulty-fs.js';
 import { MemoryFileSystem } from '../support/memory-fs.js';
-import { deliverDue, readyRound, type InFlight } from './disk-driver.js';
+import { deliverDue, readyRound, type DiskNode, type InFlight } from './disk-driver.js';
 import { Incarnation } from './incarnation.js';
 
 const IDS = ['n1', 'n2', 'n3'];
 const DIR = '/data/p';
 
-interface Node {
-  id: string;
-  disk: FaultyFileSystem;
-  incarnation: Incarnation | undefined;
+interface Node extends DiskNode {
   storage: SegmentRaftStorage<string, string> | undefined;
-  raft: RaftNode<string, string> | undefined;
-  io: ReadyHandlers<string, string> | undefined;
-  /** The state machine: the values applied, by index (JSON in snapshots). */
-  state: Array<[number, string]>;
-  restarts: number;
-  downUntil: number;
 }
 
 async function runSeed(seed: number, steps: number, fsync: 'always' | 'interval' = 'always'): Promise<{ committed: number; crashes: number; midReady: number; snapshots: number }> {

@@ -41,7 +41,7 @@ import { DurableRaftStorage, type RaftLogStorage } from '../../src/storage/raft-
 import { SegmentRaftStorage } from '../../src/storage/segment-raft-storage.js';
 import { FaultyFileSystem } from '../support/faulty-fs.js';
 import { MemoryFileSystem } from '../support/memory-fs.js';
-import { deliverDue, readyRound, type InFlight } from './disk-driver.js';
+import { deliverDue, readyRound, type DiskNode, type InFlight } from './disk-driver.js';
 import { Incarnation, incarnationTimers } from './incarnation.js';
 import { TraceRing } from './trace.js';
 
@@ -69,17 +69,8 @@ export interface IntervalOptions {
   faults: 'contract' | 'oneFailure';
 }
 
-interface Node {
-  id: string;
-  disk: FaultyFileSystem;
-  incarnation: Incarnation | undefined;
+interface Node extends DiskNode {
   storage: RaftLogStorage<string, string> | undefined;
-  raft: RaftNode<string, string> | undefined;
-  io: ReadyHandlers<string, string> | undefined;
-  /** The state machine: the values applied, by index (JSON in snapshots). */
-  state: Array<[number, string]>;
-  restarts: number;
-  downUntil: number;
   /** Sim time of its last power cut. */
   lastCut: number;
   /** After a power cut: the highest index acknowledged before it, until this node's commit is back there. */

@@ -69,12 +69,7 @@ async function runSeed(seed: number, steps: number, fsync: 'always' | 'interval'
       config: { electionTicks: 10, heartbeatTicks: 2, preVote: true, checkQuorum: true },
     });
     node.io = {
-      storage: {
-        applySnapshot: (s) => storage.applySnapshot(s),
-        append: (entries) => storage.append(entries),
-        setHardState: (h) => storage.setHardState(h),
-        sync: () => storage.sync(),
-      },
+      storage, // its applySnapshot, append, setHardState and sync are the runner's ReadyStorage
       send: (messages) => {
         if (!incarnation.alive) return; // a dead process sends nothing
         for (const message of messages) {

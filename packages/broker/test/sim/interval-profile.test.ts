@@ -182,12 +182,7 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
     node.raft = raft;
     trace.record(now, step, node.id, 'start', `${always ? 'always' : 'interval'} term ${storage.hardState.term} commit ${storage.hardState.commit} log ${storage.reader.firstIndex()}..${storage.reader.lastIndex()} applied ${node.state.length}`);
     node.io = {
-      storage: {
-        applySnapshot: (s) => storage.applySnapshot(s),
-        append: (entries) => storage.append(entries),
-        setHardState: (h) => storage.setHardState(h),
-        sync: () => storage.sync(),
-      },
+      storage, // its applySnapshot, append, setHardState and sync are the runner's ReadyStorage
       send: (messages) => {
         if (!incarnation.alive) return; // a dead process sends nothing
         for (const message of messages) {

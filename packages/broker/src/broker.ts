@@ -26,6 +26,7 @@ import type { Authenticator } from './security/auth.js';
 import { newSecurityCounters, type SecurityCounters } from './security/counters.js';
 import { loadTls } from './security/tls.js';
 import { OpenSync, syncDataDirectory, takeCleanShutdownMarker, writeCleanShutdownMarker } from './storage/clean-shutdown.js';
+import { LastRunRecord } from './storage/last-run.js';
 import { checkDataLayout, DEFAULT_STORAGE_LAYOUT, type StorageLayout } from './storage/data-layout.js';
 import { nodeFileSystem } from './storage/fs.js';
 import { loadIdentity, PeerIncarnations, recordClusterId, type BrokerIdentity } from './storage/identity.js';
@@ -168,6 +169,8 @@ class RunningBroker implements Broker {
   private storageLayout: StorageLayout | undefined;
   /** The start's decision on fsyncs at open (with a data directory): see storage/clean-shutdown.ts. */
   private openSync: OpenSync | undefined;
+  /** This start's record (with a data directory): whether its replicas may lack acknowledged entries. */
+  private lastRun: LastRunRecord | undefined;
   /** The engine over RabbitMQ streams, in backbone mode. */
   private backbone: BackboneEngine | undefined;
   /** Metrics, admin server, alerts: only when `adminPort` or `alerts` is set (created by start()). */
@@ -437,6 +440,9 @@ class RunningBroker implements Broker {
       // Taken (removed, durably) before any log is opened: a broker killed from now on leaves none behind.
       const cleanStop = dataDir !== undefined && (await takeCleanShutdownMarker(dataDir, this.options.fileSystem ?? nodeFileSystem));
       const openSync = new OpenSync(dataDir !== undefined && !cleanStop);
+      // Before any log opens: whether a power cut may have cost this broker's replicas entries they acknowledged.
+      this.lastRun = dataDir === undefined ? undefined : await LastRunRecord.begin(dataDir, this.options.fileSystem ?? nodeFileSystem, this.options.fsync, cleanStop);
+      const recoveringAtStart = this.lastRun?.verdict.recovering ?? false;
       this.openSync = dataDir === undefined ? undefined : openSync;
       this.peerIncarnations = known;
       this.peers = new PeerTransport({
@@ -488,7 +494,7 @@ class RunningBroker implements Broker {
         transport: this.peers,
         requestTimeoutMs: this.options.peer.requestTimeoutMs,
         readTimeoutMs: this.options.peer.readTimeoutMs,
-        raftConfig: raftConfigOf(this.options.raft),
+        raftConfig: { ...raftConfigOf(this.options.raft), recoveringAtStart },
         ticker: this.ticker,
         now: Date.now,
         storage: { layout },
@@ -496,6 +502,7 @@ class RunningBroker implements Broker {
         ...(this.operations === undefined ? {} : { observer: this.operations }),
       });
       this.engine = this.replicated;
+      if (recoveringAtStart) this.watchRecovery(this.replicated);
       const synced = openSync.stats();
       // Said only when a file was fsynced: a new data directory has no marker and nothing to fsync.
       if (synced.files > 0) {
@@ -513,6 +520,24 @@ class RunningBroker implements Broker {
     // The layout said once the broker serves (a startup failure prints its one line only).
     this.options.log('info', 'broker listening', { id: this.id, url: this.url, ...(this.storageLayout === undefined ? {} : { storageLayout: this.storageLayout }) });
     if (this.adminUrl !== undefined) this.options.log('info', 'admin server listening', { url: this.adminUrl });
+  }
+
+  /**
+   * After a power cut (storage/last-run.ts) this broker's replicas vote only
+   * as `RaftConfig.recoveringAtStart` allows until a leader caught each up:
+   * said when it starts and once every replica it hosts caught up.
+   */
+  private watchRecovery(engine: ClusterEngine): void {
+    const { log } = this.options;
+    const since = performance.now();
+    log('warn', 'this start may have lost acknowledged entries: its replicas do not count as votes until a leader caught each up', { reason: this.lastRun?.verdict.reason });
+    this.lastRun?.watch(
+      () => engine.replicasRecovered(),
+      (error) => {
+        if (error === undefined) log('info', 'every replica caught up after the power cut', { seconds: Number(((performance.now() - since) / 1000).toFixed(3)) });
+        else log('warn', 'could not record that every replica caught up: the next unclean start recovers again', { error: String(error) });
+      },
+    );
   }
 
   /** How peer links are framed, queued, redialled and secured: the same for cluster brokers and gateways. */
@@ -805,6 +830,7 @@ class RunningBroker implements Broker {
     await this.peerIncarnations?.flushed();
     await this.clusterIdRecorded;
     this.fanout?.close();
+    await this.lastRun?.stop();
     await this.engine.close();
     await this.leaveCleanShutdownMarker();
     // After a failed start the CLI's one line says why; an info line about closing would only add noise.

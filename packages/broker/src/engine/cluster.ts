@@ -1142,6 +1142,26 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.metaLeaderGrace.known(this.meta.leader);
   }
 
+  /**
+   * Whether every replica this broker hosts holds again what it acknowledged
+   * before this start (`RaftConfig.recoveringAtStart`): the metadata applied
+   * what it committed, every partition assigned here has its group, and no
+   * group is recovering. False while a group is still to be created.
+   */
+  replicasRecovered(): boolean {
+    const meta = this.meta.status();
+    if (this.hostingStale || meta.leader === null || this.meta.applied < meta.commit) return false;
+    for (const topic of this.metadata.all()) {
+      for (let partition = 0; partition < topic.partitions.length; partition++) {
+        const assignment = topic.partitions[partition];
+        const here = assignment !== undefined && (assignment.replicas.includes(this.options.self) || (assignment.learners ?? []).includes(this.options.self));
+        if (here && !this.groups.has(partitionGroupId(topic.topic, partition))) return false;
+      }
+    }
+    for (const group of this.groups.values()) if (group.status().recovering) return false;
+    return true;
+  }
+
   /** Calls `listener` whenever the metadata group's leader changes, or a lost one stops counting (readiness depends on it). */
   onMetadataLeaderChange(listener: () => void): void {
     this.metaEvents.on('leader', listener);

@@ -84,6 +84,11 @@ export interface FileSystem {
   stat(path: string): Promise<FileStat | undefined>;
   /** Makes the entries of `dir` durable (fsync of the directory): needed after creating, renaming or removing files in it. */
   syncDir(dir: string): Promise<void>;
+  /**
+   * The boot whose page cache holds what was written and not fsynced (storage/last-run.ts):
+   * a test's file system that models a power cut says the machine restarted. Absent: the machine's (`/proc`).
+   */
+  bootId?(): Promise<string | undefined>;
 }
 
 /** The `code` of a Node-style error, if any. */

@@ -4,6 +4,7 @@
  * `src/` so that it never ships in @relaymq/broker.
  */
 import { dirname } from 'node:path';
+import { readBootId } from '../../src/storage/last-run.js';
 import { readWholeFile, type FileHandle, type FileStat, type FileSystem, type OpenMode } from '../../src/storage/fs.js';
 
 /** Operations {@link FaultyFileSystem} can make fail. */
@@ -156,6 +157,14 @@ export class FaultyFileSystem implements FileSystem {
     await gate.released;
   }
 
+  /** Power cuts so far: each is a new boot of the machine this disk belongs to. */
+  private boots = 0;
+
+  /** The machine's boot, a new one after each {@link crash} (storage/last-run.ts). */
+  async bootId(): Promise<string | undefined> {
+    return `${(await readBootId(this.inner)) ?? 'unknown'}+${this.boots}`;
+  }
+
   /** Stops every injected fault (failures, tears, capacity). */
   heal(): void {
     this.rules.clear();
@@ -254,6 +263,7 @@ export class FaultyFileSystem implements FileSystem {
    */
   async crash(options: CrashOptions = {}): Promise<void> {
     const keep = options.keepUnsyncedBytes ?? 0;
+    this.boots++;
     for (const handle of this.handles) await handle.kill();
     this.handles.clear();
     // Undo renames first (they restore the content `to` had), then cut files.

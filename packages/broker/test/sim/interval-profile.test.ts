@@ -17,13 +17,16 @@
  * Two fault models (`IntervalOptions.faults`). `contract`, the promise of
  * README "fsync policy" (a power cut of a quorum within one interval may
  * lose what was acknowledged in it): two different nodes are never cut
- * within one fsync interval (plus slack for the fsync). It fails today:
+ * within one fsync interval (plus slack for the fsync). It holds only with
+ * the voting rule (a node restarted after a cut starts with
+ * `recoveringAtStart`; docs/raft.md): without it (`RELAYMQ_SIM_RULE=off`)
  * one power cut of a leader loses acknowledged entries when the other
- * holder is down or slow, since the cut node still votes for a candidate
- * that lacks them too (RELAYMQ_SIM_FAULTS=contract RELAYMQ_SIM_SEED=8,
- * index 22). `oneFailure` (the default, what the suite runs): power cuts of
- * followers only, and no node stops while another is down or still lacks
- * what was acknowledged before its cut.
+ * holder is down or slow, since the cut node votes for a candidate that
+ * lacks them too (RELAYMQ_SIM_FAULTS=contract RELAYMQ_SIM_SEED=8, index
+ * 22). `oneFailure`: power cuts of followers only, and no node stops while
+ * another is down or still lacks what was acknowledged before its cut. The
+ * suite runs both, and a `contract` case that also cuts every node at once
+ * now and then (`cutAll`).
  *
  * Checks: after every apply, an index holds one entry whoever applies it
  * (a no-op there where another node applied a value counts); no value the
@@ -61,10 +64,10 @@ export interface IntervalOptions {
    * power cut strikes a follower only, and no node is stopped while another
    * is down or still lacks what was acknowledged before its power cut (it
    * counts as failed until its commit is back there): what the
-   * implementation tolerates today. Under `contract` one power cut of a
-   * leader (or of a follower, with the other holder of an entry down) loses
-   * acknowledged entries: the node that lost them still votes, for a
-   * candidate that lacks them too.
+   * implementation tolerated before the voting rule (`recovering`). Under
+   * `contract` without the rule, one power cut of a leader (or of a
+   * follower, with the other holder of an entry down) loses acknowledged
+   * entries: the node that lost them votes for a candidate that lacks them too.
    */
   faults: 'contract' | 'oneFailure';
   /**
@@ -341,7 +344,7 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
   return { committed: committed.size, acknowledged: acknowledged.size, healSteps, ...counts };
 }
 
-/** `RELAYMQ_SIM_FAULTS=contract` runs the documented contract's faults (it fails today: see IntervalOptions.faults). */
+/** `RELAYMQ_SIM_FAULTS=contract` runs the first four cases under the documented contract's faults too. */
 const FAULTS: IntervalOptions['faults'] = process.env['RELAYMQ_SIM_FAULTS'] === 'contract' ? 'contract' : 'oneFailure';
 
 /** `RELAYMQ_SIM_RULE=off`: no node starts recovering (the contract cases then fail: see `IntervalOptions.recovering`). */

@@ -504,7 +504,13 @@ export class Simulation {
     node.tickMs = Math.max(1, Math.round(this.params.tickMs * (1 + skew * (2 * this.rng.nextFloat() - 1))));
     // `joining`: a node may restart outside the configuration (not added yet, or removed).
     const raft = new RaftNode<Value, SnapData>(
-      { id: node.id, storage: node.storage, random: deriveRandom(this.options.seed, `${node.id}/${node.life}`), config: this.params.raft, joining: true },
+      {
+        id: node.id,
+        storage: node.storage,
+        random: deriveRandom(this.options.seed, `${node.id}/${node.life}`),
+        config: this.params.recoveringRestarts && node.life > 1 ? { ...this.params.raft, recoveringAtStart: true } : this.params.raft,
+        joining: true,
+      },
       this.knobs,
     );
     node.raft = raft;

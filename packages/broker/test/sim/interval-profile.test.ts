@@ -317,8 +317,9 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
           trace.record(now, step, node.id, 'compact', `at ${last[0]}`);
         }
       }
-      // Heartbeats keep the network busy for good: done once every node applied the same log and has nothing to do.
-      if (!chaos && nodes.every((n) => n.raft !== undefined)) {
+      // Heartbeats keep the network busy for good: done once every node applied the same log, no longer recovers
+      // (the rule's liveness), and has nothing to do.
+      if (!chaos && nodes.every((n) => n.raft !== undefined && !n.raft.status().recovering)) {
         const done = nodes.every((n) => JSON.stringify(n.state) === JSON.stringify(nodes[0]?.state)) && (nodes[0]?.state.length ?? 0) >= committed.size;
         if (done && nodes.every((n) => !n.raft?.hasReady())) break;
       }
@@ -330,8 +331,8 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
     fail(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
   });
   const healSteps = step - steps;
-  // Liveness: the heal brings every node to the same log within a bound (a ping-pong of probes never gets there).
-  if (healSteps > HEAL_BOUND) fail(`not healed within ${HEAL_BOUND} steps: ${nodes.map((n) => `${n.id} applied ${n.state.length}, role ${n.raft?.status().role}, commit ${n.raft?.status().commit}`).join('; ')} (${committed.size} values)`);
+  // Liveness: the heal brings every node to the same log, and out of recovery, within a bound (a ping-pong of probes never gets there).
+  if (healSteps > HEAL_BOUND) fail(`not healed within ${HEAL_BOUND} steps: ${nodes.map((n) => `${n.id} applied ${n.state.length}, role ${n.raft?.status().role}, commit ${n.raft?.status().commit}${n.raft?.status().recovering === true ? ', recovering' : ''}`).join('; ')} (${committed.size} values)`);
   // Every node applied every value any node applied, at the same index; every acknowledged value among them.
   const all = [...committed.entries()].sort((a, b) => a[0] - b[0]);
   for (const [index, value] of acknowledged) if (committed.get(index) !== value) fail(`acknowledged ${index}=${value} lost`);

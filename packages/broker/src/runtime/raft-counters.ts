@@ -28,6 +28,14 @@ export const RAFT_COUNTER_METRICS: Readonly<Record<keyof RaftCounters, { name: s
     name: 'lost_entries_reported',
     help: 'Times a follower here told its leader it lost entries it had acknowledged (fsync interval: a power cut or a dropped write); each is a window in which an acknowledged write depended on fewer copies',
   },
+  recoveriesEnded: {
+    name: 'recoveries_ended',
+    help: 'Times a replica here stopped recovering after a power cut under fsync interval (a leader of a later term caught it up); until then it granted no plain votes',
+  },
+  recoveryElections: {
+    name: 'recovery_elections',
+    help: 'Elections a leader here started because a follower recovering since its term could not stop recovering under it',
+  },
 });
 
 const KEYS = Object.keys(RAFT_COUNTER_METRICS) as Array<keyof RaftCounters>;

@@ -96,3 +96,35 @@ describe('parseRaftMessage: the unsynced mark of a follower that acknowledges be
     expect(parseRaftMessage({ ...answer, unsynced: 0 }, parseString)).toBeUndefined();
   });
 });
+
+describe('parseRaftMessage: the marks of a recovering replica (RaftConfig.recoveringAtStart)', () => {
+  it('keeps recovering and wouldGrant on vote answers, absent means not recovering, and refuses malformed ones', () => {
+    const would: Message<string, string> = { type: 'vote-resp', from: 'b2', to: 'b1', term: 3, reject: true, recovering: true, wouldGrant: true };
+    expect(parseRaftMessage(structuredClone(would), parseString)).toEqual(would);
+    const pre: Message<string, string> = { type: 'pre-vote-resp', from: 'b2', to: 'b1', term: 3, reject: true, recovering: true };
+    expect(parseRaftMessage(structuredClone(pre), parseString)).toEqual(pre);
+    const plain = { type: 'vote-resp', from: 'b2', to: 'b1', term: 3, reject: false };
+    expect(parseRaftMessage(plain, parseString)).toEqual(plain);
+    expect(parseRaftMessage({ ...plain, recovering: false, wouldGrant: false }, parseString)).toEqual(plain);
+    expect(parseRaftMessage({ ...would, recovering: 'yes' }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ ...would, wouldGrant: 1 }, parseString)).toBeUndefined();
+    // wouldGrant only on a refusal of a recovering voter.
+    expect(parseRaftMessage({ ...would, reject: false }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ ...would, recovering: undefined }, parseString)).toBeUndefined();
+  });
+
+  it('keeps recovering with its start term on heartbeat answers and rejections, drops it on acceptances, and refuses a bad start term', () => {
+    const answer: Message<string, string> = { type: 'heartbeat-resp', from: 'b2', to: 'b1', term: 3, unsynced: true, recovering: true, startTerm: 3 };
+    expect(parseRaftMessage(structuredClone(answer), parseString)).toEqual(answer);
+    const rejection: Message<string, string> = { type: 'app-resp', from: 'b2', to: 'b1', term: 4, index: 9, reject: true, hintIndex: 4, hintTerm: 0, lost: true, recovering: true, startTerm: 2 };
+    expect(parseRaftMessage(structuredClone(rejection), parseString)).toEqual(rejection);
+    const accepted = { type: 'app-resp', from: 'b2', to: 'b1', term: 3, index: 9, reject: false, hintIndex: 0, hintTerm: 0 };
+    expect(parseRaftMessage({ ...accepted, recovering: true, startTerm: 3 }, parseString)).toEqual(accepted);
+    expect(parseRaftMessage({ type: 'heartbeat-resp', from: 'b2', to: 'b1', term: 3 }, parseString)).toEqual({ type: 'heartbeat-resp', from: 'b2', to: 'b1', term: 3 });
+    expect(parseRaftMessage({ ...answer, startTerm: undefined }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ ...answer, startTerm: 4 }, parseString)).toBeUndefined(); // above its term
+    expect(parseRaftMessage({ ...answer, startTerm: -1 }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ ...answer, recovering: 1 }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ ...rejection, startTerm: 1.5 }, parseString)).toBeUndefined();
+  });
+});

@@ -1,4 +1,4 @@
-import { isNodeId, parseConf, type AppendResponse, type ConfChange, type ConfState, type Entry, type HeartbeatResponse, type Message, type Snapshot } from '../core/raft/index.js';
+import { isNodeId, parseConf, type AppendResponse, type ConfChange, type ConfState, type Entry, type HeartbeatResponse, type Message, type Snapshot, type VoteResponse } from '../core/raft/index.js';
 
 /**
  * Checks a Raft message that arrived from a peer before the core sees it: the
@@ -33,13 +33,17 @@ export function parseRaftMessage<T, S = never>(
         : { from, to, term, type: 'app', prevIndex, prevTerm, commit, entries };
     }
     case 'app-resp': {
-      if (!isUint(o.index) || typeof o.reject !== 'boolean' || !isUint(o.hintIndex) || !isUint(o.hintTerm) || !optionalBoolean(o.lost) || !optionalBoolean(o.unsynced)) return undefined;
+      if (!isUint(o.index) || typeof o.reject !== 'boolean' || !isUint(o.hintIndex) || !isUint(o.hintTerm) || !optionalBoolean(o.lost) || !optionalBoolean(o.unsynced) || !recoveringMarkValid(o)) return undefined;
       const { index, reject, hintIndex, hintTerm } = o;
       // An acceptance (the common answer) keeps one shape; the flags ride on rejections only.
       if (!reject) return { from, to, term, type: 'app-resp', index, reject, hintIndex, hintTerm };
       const rejection: { -readonly [K in keyof AppendResponse]: AppendResponse[K] } = { from, to, term, type: 'app-resp', index, reject, hintIndex, hintTerm };
       if (o.lost === true) rejection.lost = true;
       if (o.unsynced === true) rejection.unsynced = true;
+      if (o.recovering === true) {
+        rejection.recovering = true;
+        rejection.startTerm = o.startTerm as number;
+      }
       return rejection;
     }
     case 'vote':
@@ -47,17 +51,27 @@ export function parseRaftMessage<T, S = never>(
       if (!isUint(o.lastIndex) || !isUint(o.lastTerm) || typeof o.transfer !== 'boolean') return undefined;
       return { from, to, term, type: o.type, lastIndex: o.lastIndex, lastTerm: o.lastTerm, transfer: o.transfer };
     case 'vote-resp':
-    case 'pre-vote-resp':
-      if (typeof o.reject !== 'boolean') return undefined;
-      return { from, to, term, type: o.type, reject: o.reject };
+    case 'pre-vote-resp': {
+      // `wouldGrant` only on a recovering voter's refusal (an older broker sends neither: not recovering).
+      if (typeof o.reject !== 'boolean' || !optionalBoolean(o.recovering) || !optionalBoolean(o.wouldGrant)) return undefined;
+      if (o.wouldGrant === true && (o.reject !== true || o.recovering !== true)) return undefined;
+      if (o.recovering !== true) return { from, to, term, type: o.type, reject: o.reject };
+      const answer: { -readonly [K in keyof VoteResponse]: VoteResponse[K] } = { from, to, term, type: o.type, reject: o.reject, recovering: true };
+      if (o.wouldGrant === true) answer.wouldGrant = true;
+      return answer;
+    }
     case 'heartbeat':
       if (!isUint(o.commit) || (o.quiesce !== undefined && typeof o.quiesce !== 'boolean')) return undefined;
       return o.quiesce === true ? { from, to, term, type: 'heartbeat', commit: o.commit, quiesce: true } : { from, to, term, type: 'heartbeat', commit: o.commit };
     case 'heartbeat-resp': {
-      if (!optionalBoolean(o.quiesce) || !optionalBoolean(o.unsynced)) return undefined;
+      if (!optionalBoolean(o.quiesce) || !optionalBoolean(o.unsynced) || !recoveringMarkValid(o)) return undefined;
       const answer: { -readonly [K in keyof HeartbeatResponse]: HeartbeatResponse[K] } = { from, to, term, type: 'heartbeat-resp' };
       if (o.quiesce === true) answer.quiesce = true;
       if (o.unsynced === true) answer.unsynced = true;
+      if (o.recovering === true) {
+        answer.recovering = true;
+        answer.startTerm = o.startTerm as number;
+      }
       return answer;
     }
     case 'timeout-now':
@@ -105,6 +119,16 @@ function parseEntry<T>(value: unknown, parseData: (data: unknown) => T | undefin
   if (o.type !== 'normal') return undefined;
   const data = parseData(o.data);
   return data === undefined ? undefined : { type: 'normal', index: o.index, term: o.term, data };
+}
+
+/**
+ * A follower's `recovering` mark (`HeartbeatResponse.recovering`): absent, or a boolean; when true, with its start
+ * term, which is at most the answer's term (a node's term never falls below the one it started with).
+ */
+function recoveringMarkValid(o: Record<string, unknown>): boolean {
+  if (!optionalBoolean(o.recovering)) return false;
+  if (o.recovering !== true) return o.startTerm === undefined || isUint(o.startTerm);
+  return isUint(o.startTerm) && o.startTerm <= (o.term as number);
 }
 
 function optionalBoolean(value: unknown): boolean {

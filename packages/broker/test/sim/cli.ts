@@ -123,6 +123,8 @@ function main(): void {
   let peerDownSignals = 0;
   let peerRecoveries = 0;
   let recoveryWakes = 0;
+  let recoveriesEnded = 0;
+  let recoveryElections = 0;
   const quiescedLeaderReplaced: number[] = [];
   const knobs = options.bug === undefined ? undefined : { [options.bug]: true };
   for (let k = 0; k < options.seeds; k++) {
@@ -141,6 +143,8 @@ function main(): void {
     peerDownSignals += result.stats.peerDownSignals;
     peerRecoveries += result.stats.peerRecoveries;
     recoveryWakes += result.stats.recoveryWakes;
+    recoveriesEnded += result.stats.recoveriesEnded;
+    recoveryElections += result.stats.recoveryElections;
     if (result.stats.ticksToReplaceQuiescedLeader !== undefined) quiescedLeaderReplaced.push(result.stats.ticksToReplaceQuiescedLeader);
     const elected = result.electionTicksAfterHeal;
     if (elected !== undefined) {
@@ -178,6 +182,7 @@ function main(): void {
     crashes,
     partitions,
     ...(options.profile === 'reconfig' ? { confChangesAccepted: confChanges, confChangesRefused, confChangesCommitted: confChangesApplied } : {}),
+    ...(options.profile === 'recovering' ? { recoveriesEnded, recoveryElections } : {}),
     electionTicksAfterHeal: distribution(electionTicks),
     electionTicksAfterHealWithoutLeaderAtHeal: distribution(electionTicksNoLeader),
     electionTicksAfterHealPreVoteAndCheckQuorum: distribution(electionTicksPreVote),

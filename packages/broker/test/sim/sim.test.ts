@@ -119,6 +119,22 @@ describe('raft simulator', () => {
     expect(replaced.length).toBe(300);
   }, 120_000);
 
+  it('passes 200 seeds with every restarted node recovering (RaftConfig.recoveringAtStart): elections under the n − quorum + 2 rule, leaders re-electing to end a recovery, then heals and converges', () => {
+    const failures: string[] = [];
+    let ended = 0;
+    let reelections = 0;
+    for (let seed = 1; seed <= 200; seed++) {
+      const result = runSimulation({ seed, steps: 4000, params: SWARM_PROFILES['recovering'] });
+      ended += result.stats.recoveriesEnded;
+      reelections += result.stats.recoveryElections;
+      if (!result.ok) failures.push(describeFailure(result));
+    }
+    expect(failures.slice(0, 1).join('\n')).toBe('');
+    // Not vacuous: restarted nodes recovered, some through their leader's re-election.
+    expect(ended).toBeGreaterThan(200);
+    expect(reelections).toBeGreaterThan(20);
+  }, 60_000);
+
   it('replays a seed exactly', () => {
     const a = runSimulation({ seed: 4242, steps: 3000, keepTrace: true });
     const b = runSimulation({ seed: 4242, steps: 3000, keepTrace: true });

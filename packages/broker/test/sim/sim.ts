@@ -93,6 +93,9 @@ export interface SimStats {
   peerRecoveries: number;
   recoveryWakes: number;
   wakes: number;
+  /** With `recoveringRestarts`: recoveries that ended, and elections leaders started to end one (counted at a crash or at the end). */
+  recoveriesEnded: number;
+  recoveryElections: number;
   /** With `quiescedLeaderLoss`: ticks from the crash of the quiesced group's leader to a new leader every other node follows. */
   ticksToReplaceQuiescedLeader: number | undefined;
 }
@@ -222,6 +225,8 @@ export class Simulation {
     peerRecoveries: 0,
     recoveryWakes: 0,
     wakes: 0,
+    recoveriesEnded: 0,
+    recoveryElections: 0,
     ticksToReplaceQuiescedLeader: undefined,
   };
   /** Nodes crashed for good after the heal (`quiescedLeaderLoss`): no longer expected to follow or apply. */
@@ -504,7 +509,13 @@ export class Simulation {
     node.tickMs = Math.max(1, Math.round(this.params.tickMs * (1 + skew * (2 * this.rng.nextFloat() - 1))));
     // `joining`: a node may restart outside the configuration (not added yet, or removed).
     const raft = new RaftNode<Value, SnapData>(
-      { id: node.id, storage: node.storage, random: deriveRandom(this.options.seed, `${node.id}/${node.life}`), config: this.params.raft, joining: true },
+      {
+        id: node.id,
+        storage: node.storage,
+        random: deriveRandom(this.options.seed, `${node.id}/${node.life}`),
+        config: this.params.recoveringRestarts && node.life > 1 ? { ...this.params.raft, recoveringAtStart: true } : this.params.raft,
+        joining: true,
+      },
       this.knobs,
     );
     node.raft = raft;
@@ -852,7 +863,10 @@ export class Simulation {
   }
 
   private countQuiesces(node: SimNode): void {
-    if (node.raft !== undefined) this.stats.quiesces += node.raft.counters.quiesces;
+    if (node.raft === undefined) return;
+    this.stats.quiesces += node.raft.counters.quiesces;
+    this.stats.recoveriesEnded += node.raft.counters.recoveriesEnded;
+    this.stats.recoveryElections += node.raft.counters.recoveryElections;
   }
 
   /**

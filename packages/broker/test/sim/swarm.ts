@@ -76,6 +76,13 @@ export interface SwarmParams {
    * all that can wake them).
    */
   quiescedLeaderLoss: boolean;
+  /**
+   * Every restart starts with `RaftConfig.recoveringAtStart` (as the broker
+   * does after an unclean stop under `fsync: interval`): the voting rule's
+   * liveness under every fault, with any size, pre-vote and check-quorum on
+   * or off. Not drawn (`--profile recovering`).
+   */
+  recoveringRestarts: boolean;
 }
 
 function weight(r: ReturnType<typeof deriveRandom>): number {
@@ -129,6 +136,7 @@ export function swarmParams(seed: number): SwarmParams {
     wrongSnapshotReportRate: r.pick([0, 0, 0.3]),
     falseSuspicions: q.pick([0, 0.2, 1]),
     quiescedLeaderLoss: quiesce && q.chance(0.5),
+    recoveringRestarts: false,
   };
 }
 
@@ -153,6 +161,13 @@ export const SWARM_PROFILES: Readonly<Record<string, Partial<SwarmParams>>> = Ob
    * good (see `quiescedLeaderLoss`).
    */
   quiesce: { proposeIntervalMs: 150, falseSuspicions: 0.5, quiescedLeaderLoss: true },
+  /**
+   * Every fault of the swarm, every restarted node recovering (see
+   * `recoveringRestarts`). No leader lost for good after the heal: with a
+   * recovering voter among the rest, electing needs every voter, which is
+   * the rule's documented cost.
+   */
+  recovering: { recoveringRestarts: true, quiescedLeaderLoss: false },
   churn: {
     nodeCount: 3,
     raft: {

@@ -12,7 +12,8 @@ describe('resolveRaftConfig', () => {
   });
 
   it('applies overrides', () => {
-    expect(resolveRaftConfig({ electionTicks: 20, preVote: false })).toMatchObject({ electionTicks: 20, preVote: false, heartbeatTicks: 1 });
+    expect(resolveRaftConfig({ electionTicks: 20, preVote: false })).toMatchObject({ electionTicks: 20, preVote: false, heartbeatTicks: 1, recoveringAtStart: false });
+    expect(resolveRaftConfig({ recoveringAtStart: true }).recoveringAtStart).toBe(true);
   });
 
   it.each([
@@ -21,6 +22,7 @@ describe('resolveRaftConfig', () => {
     [{ heartbeatTicks: 1.5 }, 'heartbeatTicks', /integer >= 1/],
     [{ maxInflightAppends: -1 }, 'maxInflightAppends', /integer >= 1/],
     [{ preVote: 'yes' as unknown as boolean }, 'preVote', /boolean/],
+    [{ recoveringAtStart: 1 as unknown as boolean }, 'recoveringAtStart', /boolean/],
     [{ maxUncommittedEntries: 10, maxEntriesPerAppend: 64 }, 'maxUncommittedEntries', /at least maxEntriesPerAppend/],
     [{ electionTick: 10 } as unknown as object, 'electionTick', /unknown option/],
   ])('rejects %j naming %s', (options, field, message) => {

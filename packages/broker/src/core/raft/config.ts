@@ -111,6 +111,20 @@ export interface RaftConfig {
    * @defaultValue false
    */
   unsyncedAcksBeforeStart: boolean;
+  /**
+   * The broker sets it when this start follows a power cut (an unclean stop)
+   * of a run that acknowledged before fsync (`unsyncedAcks`, or the window of
+   * `unsyncedAcksBeforeStart`): the log may lack entries this node helped
+   * commit. The node is then *recovering*: it grants no vote or pre-vote,
+   * answering the ones it would have granted with `wouldGrant` (and
+   * recording such a vote as a grant), and a candidate needs plain grants
+   * from a quorum of voters that are not recovering, or supporters from
+   * `n − quorum + 2` voters (see `quorum.ts`). It ends once a leader of a
+   * term above the one stored at this start brought the node up to an entry
+   * of that leader's term (`Status.recovering`).
+   * @defaultValue false
+   */
+  recoveringAtStart: boolean;
 }
 
 /** The defaults, in ticks: an election timeout of ten heartbeats. */
@@ -126,6 +140,7 @@ export const RAFT_DEFAULTS: Readonly<RaftConfig> = Object.freeze({
   quiesce: false,
   unsyncedAcks: false,
   unsyncedAcksBeforeStart: false,
+  recoveringAtStart: false,
 });
 
 export type RaftConfigOptions = Partial<RaftConfig>;
@@ -136,7 +151,7 @@ function invalid(field: string, message: string): RelayError {
 }
 
 const FIELDS = Object.keys(RAFT_DEFAULTS) as Array<keyof RaftConfig>;
-const BOOLEAN_FIELDS: ReadonlySet<keyof RaftConfig> = new Set(['preVote', 'checkQuorum', 'quiesce', 'unsyncedAcks', 'unsyncedAcksBeforeStart']);
+const BOOLEAN_FIELDS: ReadonlySet<keyof RaftConfig> = new Set(['preVote', 'checkQuorum', 'quiesce', 'unsyncedAcks', 'unsyncedAcksBeforeStart', 'recoveringAtStart']);
 
 /** Defaults, then the given fields; throws an `INVALID_ARGUMENT` {@link RelayError} naming the first bad field. */
 export function resolveRaftConfig(options: RaftConfigOptions = {}): Readonly<RaftConfig> {

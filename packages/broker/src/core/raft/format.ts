@@ -3,7 +3,7 @@
  * golden files of the scenario tests. Stable: tests compare them verbatim.
  */
 import { formatConf } from './membership.js';
-import type { Entry, HardState, Message } from './types.js';
+import type { AppendResponse, Entry, HardState, HeartbeatResponse, Message } from './types.js';
 
 export type DataFormatter<T> = (data: T) => string;
 
@@ -44,20 +44,25 @@ export function formatMessage<T, S>(m: Message<T, S>, formatData: DataFormatter<
     case 'app':
       return `${head} prev=${m.prevIndex}/${m.prevTerm} commit=${m.commit}${m.commitOnly === true ? ' commit-only' : ''} ${formatEntries(m.entries, formatData)}`;
     case 'app-resp':
-      return m.reject ? `${head} reject index=${m.index} hint=${m.hintIndex}/${m.hintTerm}` : `${head} index=${m.index}`;
+      return m.reject ? `${head} reject index=${m.index} hint=${m.hintIndex}/${m.hintTerm}${recoveringMark(m)}` : `${head} index=${m.index}`;
     case 'vote':
     case 'pre-vote':
       return `${head} last=${m.lastIndex}/${m.lastTerm}${m.transfer ? ' transfer' : ''}`;
     case 'vote-resp':
     case 'pre-vote-resp':
-      return `${head} ${m.reject ? 'reject' : 'grant'}`;
+      return `${head} ${m.reject ? 'reject' : 'grant'}${m.recovering === true ? ' recovering' : ''}${m.wouldGrant === true ? ' would-grant' : ''}`;
     case 'heartbeat':
       return `${head} commit=${m.commit}${m.quiesce === true ? ' quiesce' : ''}`;
     case 'heartbeat-resp':
-      return m.quiesce === true ? `${head} quiesce` : head;
+      return `${m.quiesce === true ? `${head} quiesce` : head}${recoveringMark(m)}`;
     case 'timeout-now':
       return head;
     case 'snapshot':
       return `${head} snap=${m.snapshot.meta.index}/${m.snapshot.meta.term} ${formatConf(m.snapshot.meta.conf)}`;
   }
+}
+
+/** ` recovering since=<start term>` on a recovering follower's answer, else nothing. */
+function recoveringMark(m: AppendResponse | HeartbeatResponse): string {
+  return m.recovering === true ? ` recovering since=${m.startTerm ?? '?'}` : '';
 }

@@ -396,6 +396,7 @@ export class RaftNode<T, S = unknown> {
       learners: r.learners,
       confIndex: r.confIndex,
       transferee: r.transferee,
+      recovering: r.recovering,
       progress: r.progressStatus(),
       learnerProgress: r.role === 'leader' ? r.progressStatus(r.learners) : [],
     };

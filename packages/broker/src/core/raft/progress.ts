@@ -99,6 +99,8 @@ export class Progress {
    * answers (kept apart from {@link recentActive}, which check-quorum counts).
    */
   awaitingContact = false;
+  /** Its last heartbeat answer or rejection said it is recovering (`RaftConfig.recoveringAtStart`). */
+  recovering = false;
   /** In `probe` state: one append sent and not yet answered. */
   probeSent = false;
   /** Tick (leader's clock) at which the snapshot was sent. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { majorityIndex, quorumActive, quorumSize, voteOutcome } from './quorum.js';
+import { majorityIndex, quorumActive, quorumSize, supportersToElect, voteOutcome, type VoteAnswer } from './quorum.js';
 
 describe('quorumSize', () => {
   it.each([
@@ -55,6 +55,42 @@ describe('voteOutcome', () => {
 
   it('a single voter wins with its own vote', () => {
     expect(voteOutcome(['a'], new Map([['a', true]]))).toBe('won');
+  });
+});
+
+describe('supportersToElect: n − quorum + 2, capped at n', () => {
+  it.each([
+    [0, 1],
+    [1, 1],
+    [2, 2],
+    [3, 3],
+    [4, 3],
+    [5, 4],
+    [7, 5],
+  ])('%i voters → %i', (n, expected) => {
+    expect(supportersToElect(n)).toBe(expected);
+  });
+});
+
+describe('voteOutcome with would-grants (recovering voters)', () => {
+  const W = 'would-grant';
+  it.each<{ voters: string[]; votes: Record<string, VoteAnswer>; expected: string }>([
+    { voters: ['a', 'b', 'c'], votes: { a: true, b: W }, expected: 'pending' },
+    { voters: ['a', 'b', 'c'], votes: { a: true, b: W, c: W }, expected: 'won' },
+    { voters: ['a', 'b', 'c'], votes: { a: W, b: true, c: true }, expected: 'won' },
+    { voters: ['a', 'b', 'c'], votes: { a: W, b: true }, expected: 'pending' },
+    { voters: ['a', 'b', 'c'], votes: { a: true, b: W, c: false }, expected: 'lost' },
+    { voters: ['a', 'b', 'c'], votes: { a: W, b: W, c: false }, expected: 'lost' },
+    { voters: ['a', 'b', 'c', 'd', 'e'], votes: { a: true, b: W, c: W }, expected: 'pending' },
+    { voters: ['a', 'b', 'c', 'd', 'e'], votes: { a: true, b: W, c: W, d: W }, expected: 'won' },
+    { voters: ['a', 'b', 'c', 'd', 'e'], votes: { a: true, b: true, c: W, d: false }, expected: 'pending' },
+    { voters: ['a', 'b', 'c', 'd', 'e'], votes: { a: true, b: true, c: W, d: false, e: false }, expected: 'lost' },
+    { voters: ['a', 'b', 'c', 'd', 'e'], votes: { a: true, b: W, c: W, d: false }, expected: 'pending' },
+    { voters: ['a', 'b', 'c', 'd', 'e'], votes: { a: true, b: W, c: false, d: false }, expected: 'lost' },
+    { voters: ['a'], votes: { a: W }, expected: 'won' },
+    { voters: ['a', 'b'], votes: { a: true, b: W }, expected: 'won' },
+  ])('$voters: $votes → $expected', ({ voters, votes, expected }) => {
+    expect(voteOutcome(voters, new Map(Object.entries(votes)))).toBe(expected);
   });
 });
 

@@ -35,20 +35,53 @@ export function majorityIndex(voters: readonly NodeId[], matchOf: (id: NodeId) =
 export type VoteOutcome = 'won' | 'lost' | 'pending';
 
 /**
- * Whether an election over `voters` is decided by the `votes` cast so far
- * (`true` granted, `false` refused; votes of non-voters are ignored).
+ * One voter's answer: `true` granted, `false` refused, `'would-grant'` refused
+ * by a recovering voter (`RaftConfig.recoveringAtStart`) that would have
+ * granted it (the candidate's log is up to date, no other vote in the term).
  */
-export function voteOutcome(voters: readonly NodeId[], votes: ReadonlyMap<NodeId, boolean>): VoteOutcome {
+export type VoteAnswer = boolean | 'would-grant';
+
+/**
+ * Supporters (grants and would-grants) that elect a candidate without a
+ * quorum of plain grants: `n − quorum + 2` of `n` voters (3 of 3, 4 of 5,
+ * the voter itself of 1).
+ *
+ * Why it is safe: under `fsync: interval` at most one holder of an
+ * acknowledged entry lost it (two nodes are never cut within one fsync
+ * interval), and its holders are a quorum. Any `n − quorum + 2` voters share
+ * at least two voters with that quorum, so one of them still holds the entry
+ * and refuses a candidate that lacks it. A plain grant comes only from a
+ * voter that is not recovering, so a quorum of them shares with the holders
+ * one that is not the one that lost it.
+ */
+export function supportersToElect(voterCount: number): number {
+  const quorum = quorumSize(voterCount);
+  // Never below a quorum (an empty voter set elects no one).
+  return Math.max(quorum, Math.min(voterCount, voterCount - quorum + 2));
+}
+
+/**
+ * Whether an election over `voters` is decided by the `votes` cast so far
+ * (votes of non-voters are ignored): won with plain grants from a quorum, or
+ * with supporters (grants and would-grants) from {@link supportersToElect}
+ * voters; lost when even every voter yet to answer could bring neither.
+ * Without would-grants this is the plain majority rule.
+ */
+export function voteOutcome(voters: readonly NodeId[], votes: ReadonlyMap<NodeId, VoteAnswer>): VoteOutcome {
   let granted = 0;
+  let wouldGrant = 0;
   let refused = 0;
   for (const id of voters) {
     const vote = votes.get(id);
     if (vote === true) granted++;
+    else if (vote === 'would-grant') wouldGrant++;
     else if (vote === false) refused++;
   }
   const quorum = quorumSize(voters.length);
-  if (granted >= quorum) return 'won';
-  if (voters.length - refused < quorum) return 'lost';
+  const supporters = supportersToElect(voters.length);
+  if (granted >= quorum || granted + wouldGrant >= supporters) return 'won';
+  const outstanding = voters.length - granted - wouldGrant - refused;
+  if (granted + outstanding < quorum && voters.length - refused < supporters) return 'lost';
   return 'pending';
 }
 

@@ -14,7 +14,7 @@ import type { RaftConfig } from './config.js';
 import { RaftInvariantError, RaftLog, type IndexedConf } from './log.js';
 import { applyConfChange, learnersOf } from './membership.js';
 import { Progress } from './progress.js';
-import { majorityIndex, quorumActive, voteOutcome } from './quorum.js';
+import { majorityIndex, quorumActive, voteOutcome, type VoteAnswer } from './quorum.js';
 import type { Storage } from './storage.js';
 import type {
   AppendMessage,
@@ -34,6 +34,7 @@ import type {
   SnapshotMessage,
   TransferResult,
   VoteRequest,
+  VoteResponse,
 } from './types.js';
 
 /**
@@ -106,9 +107,18 @@ export interface RaftCounters {
   leaderDownSignals: number;
   /** Times this follower told its leader it lost entries it had acknowledged (`RaftConfig.unsyncedAcks`). */
   lostEntriesReported: number;
+  /** Times this node stopped recovering (`RaftConfig.recoveringAtStart`): a leader of a later term caught it up. */
+  recoveriesEnded: number;
+  /** Elections this node started as leader because a follower could not stop recovering in its term. */
+  recoveryElections: number;
 }
 
 type StepFn<T, S> = (m: Message<T, S>) => void;
+
+/** Whether a (pre-)vote answer supports the candidate: granted, or refused by a recovering voter that would have granted it. */
+function supports(m: VoteResponse): boolean {
+  return !m.reject || m.wouldGrant === true;
+}
 
 export interface RaftInit<T, S> {
   readonly id: NodeId;
@@ -142,6 +152,8 @@ export class Raft<T, S> {
     wakes: 0,
     leaderDownSignals: 0,
     lostEntriesReported: 0,
+    recoveriesEnded: 0,
+    recoveryElections: 0,
   };
 
   term = 0;
@@ -178,7 +190,7 @@ export class Raft<T, S> {
   /** Leader only: each member's replication state (empty in other roles). */
   private readonly progress = new Map<NodeId, Progress>();
   /** Votes answered in this node's current (pre-)election; absent outside one. */
-  private votes: Map<NodeId, boolean> | undefined;
+  private votes: Map<NodeId, VoteAnswer> | undefined;
   /** Ticks since the last election timeout reset (followers: since hearing the leader). */
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
@@ -194,6 +206,11 @@ export class Raft<T, S> {
    * append of that leader matched there); 0 after a term change. See {@link handleHeartbeat}.
    */
   private matchedIndex = 0;
+  /**
+   * Started with `RaftConfig.recoveringAtStart` and not caught up by a leader of a later term yet: its log may lack
+   * entries it acknowledged, so it grants no vote (see {@link handleVoteRequest}, {@link endRecoveryIfCaughtUp}).
+   */
+  private isRecovering: boolean;
 
   constructor(init: RaftInit<T, S>) {
     this.id = init.id;
@@ -211,6 +228,7 @@ export class Raft<T, S> {
     }
     this.term = hardState.term;
     this.startTerm = hardState.term;
+    this.isRecovering = this.config.recoveringAtStart;
     this.vote = hardState.vote;
     this.log.commitTo(hardState.commit);
     if (init.applied > this.log.committed) throw new RangeError(`applied ${init.applied} is beyond commit ${this.log.committed}`);
@@ -222,6 +240,11 @@ export class Raft<T, S> {
   }
 
   // ---- queries --------------------------------------------------------------
+
+  /** See `Status.recovering`. */
+  get recovering(): boolean {
+    return this.isRecovering;
+  }
 
   isVoter(id: NodeId): boolean {
     return this.voters.includes(id);
@@ -268,7 +291,8 @@ export class Raft<T, S> {
     const out: ProgressStatus[] = [];
     for (const id of ids) {
       const pr = this.progress.get(id) as Progress;
-      out.push({ id, match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive, inflight: pr.inflights.size });
+      const status: ProgressStatus = { id, match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive, inflight: pr.inflights.size };
+      out.push(pr.recovering ? { ...status, recovering: true } : status);
     }
     return out;
   }
@@ -388,7 +412,7 @@ export class Raft<T, S> {
     if (this.role !== 'candidate') throw new RaftInvariantError(`invalid transition [${this.role} -> leader]`);
     // Voters whose grant elected it answered within this election timeout (see below).
     const granted: NodeId[] = [];
-    for (const [id, grant] of this.votes ?? []) if (grant && id !== this.id) granted.push(id);
+    for (const [id, grant] of this.votes ?? []) if (grant !== false && id !== this.id) granted.push(id);
     this.stepRole = this.stepLeader;
     this.reset(this.term);
     this.trackMembers();
@@ -626,7 +650,8 @@ export class Raft<T, S> {
       this.becomeCandidate();
       term = this.term;
     }
-    if (this.poll(this.id, true) === 'won') {
+    // A recovering node may campaign (its log may be the longest), but its own vote is only a would-grant.
+    if (this.poll(this.id, this.isRecovering ? 'would-grant' : true) === 'won') {
       // A single-voter cluster.
       if (type === 'pre-vote') this.runCampaign('vote', false);
       else {
@@ -654,7 +679,7 @@ export class Raft<T, S> {
     return true;
   }
 
-  private poll(id: NodeId, granted: boolean): ReturnType<typeof voteOutcome> {
+  private poll(id: NodeId, granted: VoteAnswer): ReturnType<typeof voteOutcome> {
     const votes = (this.votes ??= new Map());
     if (!votes.has(id)) votes.set(id, granted);
     return voteOutcome(this.voters, votes);
@@ -679,8 +704,8 @@ export class Raft<T, S> {
       }
       if (m.type === 'pre-vote') {
         // A pre-vote never changes our term.
-      } else if (m.type === 'pre-vote-resp' && !m.reject) {
-        // A granted pre-vote carries the term we would campaign in; we move to it only by campaigning.
+      } else if (m.type === 'pre-vote-resp' && supports(m)) {
+        // A granted (or would-grant) pre-vote carries the term we would campaign in; we move to it only by campaigning.
       } else if (m.type === 'app' || m.type === 'heartbeat' || m.type === 'snapshot') {
         this.becomeFollower(m.term, m.from);
       } else {
@@ -718,7 +743,23 @@ export class Raft<T, S> {
     this.stepRole(m);
     if ((m.type === 'app' || m.type === 'heartbeat' || m.type === 'snapshot') && this.role === 'follower' && this.leader === m.from) {
       this.lastLeaderContact = { leader: m.from, at: this.now };
+      this.endRecoveryIfCaughtUp();
     }
+  }
+
+  /**
+   * A recovering node stops recovering once its commit reaches an entry of its term's leader, in a term above the one
+   * it started in: it then holds that leader's log up to there, which holds every entry committed before that term
+   * (leader completeness), and every acknowledgement it sent before its power cut was of a term up to the one stored
+   * at its start (a term is durable before any message of it leaves). A leader of its start term is not enough: the
+   * entries it acknowledged to it may lie beyond any commit it reached since.
+   */
+  private endRecoveryIfCaughtUp(): void {
+    if (!this.isRecovering || this.term <= this.startTerm) return;
+    const committed = this.log.committed;
+    if (committed === 0 || this.log.term(committed) !== this.term) return;
+    this.isRecovering = false;
+    this.counters.recoveriesEnded++;
   }
 
   /**
@@ -767,11 +808,17 @@ export class Raft<T, S> {
     if (this.knobs.grantTwoVotesPerTerm && m.type === 'vote' && this.role === 'follower') canVote = true;
     const upToDate = this.knobs.skipLogUpToDateCheck || this.log.isUpToDate(m.lastIndex, m.lastTerm);
     if (canVote && upToDate) {
-      this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
+      // A recovering node grants nothing, but says it would have: the candidate counts it toward n − quorum + 2
+      // supporters (quorum.ts). A real vote is recorded all the same (persisted before the answer leaves), so it
+      // never supports two candidates of one term.
+      if (this.isRecovering) this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: true, recovering: true, wouldGrant: true });
+      else this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
       if (m.type === 'vote') {
         this.electionElapsed = 0;
         this.vote = m.from;
       }
+    } else if (this.isRecovering) {
+      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true, recovering: true });
     } else {
       this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true });
     }
@@ -824,9 +871,9 @@ export class Raft<T, S> {
       case 'pre-vote-resp': {
         const expected = this.role === 'pre-candidate' ? 'pre-vote-resp' : 'vote-resp';
         if (m.type !== expected) break;
-        // A granted pre-vote is for term + 1; anything else is left over from an earlier round.
-        if (m.type === 'pre-vote-resp' && !m.reject && m.term !== this.term + 1) break;
-        const outcome = this.poll(m.from, !m.reject);
+        // A granted (or would-grant) pre-vote is for term + 1; anything else is left over from an earlier round.
+        if (m.type === 'pre-vote-resp' && supports(m) && m.term !== this.term + 1) break;
+        const outcome = this.poll(m.from, m.reject ? (m.wouldGrant === true ? 'would-grant' : false) : true);
         if (outcome === 'won') {
           if (this.role === 'pre-candidate') this.runCampaign('vote', false);
           else {
@@ -858,6 +905,7 @@ export class Raft<T, S> {
         pr.awaitingContact = false;
         pr.lastContactTick = this.now;
         pr.probeSent = false;
+        if (this.noteRecovering(m, pr)) return;
         // A full window may be waiting for acknowledgements of lost appends:
         // free one slot so the stream moves (a rejection then rewinds it).
         if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
@@ -899,7 +947,12 @@ export class Raft<T, S> {
     }
     const hint = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
     const rejection: AppendResponse = { type: 'app-resp', from: this.id, to: m.from, term: this.term, index: m.prevIndex, reject: true, hintIndex: hint.index, hintTerm: hint.term };
-    this.send(this.mayLackAcknowledged() ? { ...rejection, unsynced: true } : rejection);
+    this.send(this.markRecovering(this.mayLackAcknowledged() ? { ...rejection, unsynced: true } : rejection));
+  }
+
+  /** Marks a rejection or heartbeat answer of a recovering follower (see `HeartbeatResponse.recovering`). */
+  private markRecovering<M extends AppendResponse | HeartbeatResponse>(answer: M): M {
+    return this.isRecovering ? { ...answer, recovering: true, startTerm: this.startTerm } : answer;
   }
 
   private sendAppendResponse(to: NodeId, index: number): void {
@@ -925,7 +978,7 @@ export class Raft<T, S> {
   }
 
   private sendHeartbeatResponse(answer: HeartbeatResponse): void {
-    this.send(this.mayLackAcknowledged() ? { ...answer, unsynced: true } : answer);
+    this.send(this.markRecovering(this.mayLackAcknowledged() ? { ...answer, unsynced: true } : answer));
   }
 
   /**
@@ -953,7 +1006,7 @@ export class Raft<T, S> {
   private reportLostEntries(leader: NodeId, commit: number): void {
     // Counted when the loss is certain (the commit is beyond the log); else it only cannot vouch for its entries (a restart).
     if (commit > this.log.lastIndex()) this.counters.lostEntriesReported++;
-    this.send({ type: 'app-resp', from: this.id, to: leader, term: this.term, index: commit, reject: true, hintIndex: this.log.committed, hintTerm: 0, lost: true });
+    this.send(this.markRecovering<AppendResponse>({ type: 'app-resp', from: this.id, to: leader, term: this.term, index: commit, reject: true, hintIndex: this.log.committed, hintTerm: 0, lost: true }));
   }
 
   private handleSnapshot(m: SnapshotMessage<S>): void {
@@ -989,6 +1042,8 @@ export class Raft<T, S> {
     pr.recentActive = true;
     pr.awaitingContact = false;
     pr.lastContactTick = this.now;
+    // Only rejections carry the mark (acceptances keep their one shape); the heartbeat answers carry it always.
+    if (m.reject && this.noteRecovering(m, pr)) return;
     if (m.reject && (m.lost === true || ((this.config.unsyncedAcks || m.unsynced === true) && m.index <= pr.match))) {
       // It lost entries it acknowledged (`RaftConfig.unsyncedAcks`): it said so (`lost`, with its commit, which
       // matches ours), or it lacks an entry at or below its match, unless that rejection is stale. Taken as stale
@@ -1040,6 +1095,32 @@ export class Raft<T, S> {
   }
 
   /**
+   * Records whether the follower that answered is recovering, and returns whether this leader started an election
+   * because of it. A follower recovering since a term up to this leader's (its term is this leader's, so its start
+   * term is this one) cannot stop recovering under this leader: only a leader of a later term can end it (see
+   * {@link endRecoveryIfCaughtUp}), and while it lasts every election of the group needs more supporters. So this
+   * leader campaigns at once in the next term (a transfer to itself: leases do not block it, and its log is up to
+   * date, so it wins as soon as its supporters answer) — but only if the voters it heard from in this check-quorum
+   * round would elect it, or it would leave a working group leaderless. Once per term at most: it is no longer leader
+   * of this term afterwards.
+   */
+  private noteRecovering(m: AppendResponse | HeartbeatResponse, pr: Progress): boolean {
+    pr.recovering = m.recovering === true;
+    if (!pr.recovering || (m.startTerm ?? 0) < this.term || !this.isVoter(m.from) || !this.isVoter(this.id)) return false;
+    const votes = new Map<NodeId, VoteAnswer>();
+    for (const id of this.voters) {
+      const other = this.progress.get(id);
+      if (id === this.id) votes.set(id, this.isRecovering ? 'would-grant' : true);
+      else if (other !== undefined && other.recentActive) votes.set(id, other.recovering ? 'would-grant' : true);
+    }
+    if (voteOutcome(this.voters, votes) !== 'won') return false;
+    this.counters.recoveryElections++;
+    this.becomeFollower(this.term, null);
+    this.runCampaign('vote', true);
+    return true;
+  }
+
+  /**
    * Commits the highest index a quorum of the voters in effect holds, if it
    * is of this term (older ones follow indirectly). A leader removing itself
    * is not among those voters: it manages a configuration it is no longer
@@ -1050,6 +1131,7 @@ export class Raft<T, S> {
     if (index <= this.log.committed) return false;
     if (!this.knobs.commitEarlierTermByCounting && this.log.term(index) !== this.term) return false;
     this.log.commitTo(index);
+    this.endRecoveryIfCaughtUp();
     if (!this.isVoter(this.id) && this.log.committed >= this.conf.index) this.stepDownRemoved();
     return true;
   }

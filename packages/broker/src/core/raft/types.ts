@@ -170,6 +170,10 @@ export interface AppendResponse extends MessageBase {
    * then a loss, not stale, whatever the leader's own setting. Absent means false.
    */
   readonly unsynced?: boolean;
+  /** Set on rejections by a recovering follower: see {@link HeartbeatResponse.recovering}. */
+  readonly recovering?: boolean;
+  /** With `recovering`: see {@link HeartbeatResponse.startTerm}. */
+  readonly startTerm?: number;
 }
 
 /** Candidate → voter. `transfer` marks a campaign started by leadership transfer, which leases do not block. */
@@ -183,6 +187,20 @@ export interface VoteRequest extends MessageBase {
 export interface VoteResponse extends MessageBase {
   readonly type: 'vote-resp' | 'pre-vote-resp';
   readonly reject: boolean;
+  /**
+   * The voter is recovering (`RaftConfig.recoveringAtStart`): it may have lost
+   * entries it acknowledged, so it grants nothing (`reject` is true). Absent
+   * means false (a voter of an older version is never recovering).
+   */
+  readonly recovering?: boolean;
+  /**
+   * With `recovering`: the voter would have granted this request (the
+   * candidate's log is up to date, no other vote in the term), and for a
+   * `vote-resp` it recorded the vote as a grant. The candidate counts it
+   * toward `n − quorum + 2` supporters (see `quorum.ts`); the term is then
+   * the request's, as for a grant. Absent means false.
+   */
+  readonly wouldGrant?: boolean;
 }
 
 /** Leader → follower: liveness, and the commit index capped at what the follower is known to hold. */
@@ -212,6 +230,17 @@ export interface HeartbeatResponse extends MessageBase {
    * match. Absent means false.
    */
   readonly unsynced?: boolean;
+  /**
+   * The follower is recovering (`RaftConfig.recoveringAtStart`), until a
+   * leader of a term above `startTerm` brought it up to an entry of that
+   * term. A leader whose term is not above `startTerm` would keep it
+   * recovering for ever, so it starts a new election (see
+   * `Raft.maybeEndFollowerRecovery`). Absent means false (a follower of an
+   * older version is never recovering).
+   */
+  readonly recovering?: boolean;
+  /** With `recovering`: the term the follower's storage held when it started. */
+  readonly startTerm?: number;
 }
 
 /** Leader → follower whose next entry was compacted away. */
@@ -287,6 +316,8 @@ export interface ProgressStatus {
   readonly state: 'probe' | 'replicate' | 'snapshot';
   /** Heard from the follower since the last check-quorum round. */
   readonly recentActive: boolean;
+  /** Present (true) while its last heartbeat answer or rejection said it is recovering (see {@link Status.recovering}). */
+  readonly recovering?: true;
   /** Appends in flight (replicate state). */
   readonly inflight: number;
 }
@@ -309,6 +340,13 @@ export interface Status {
   readonly confIndex: number;
   /** Target of an ongoing leadership transfer (leader only). */
   readonly transferee: NodeId | null;
+  /**
+   * Started with `RaftConfig.recoveringAtStart` and not recovered yet: it
+   * grants no vote (it answers `wouldGrant`), and a candidate needs more
+   * supporters (see `quorum.ts`). Ends once a leader of a term above the one
+   * stored at the start brought it up to an entry of that term.
+   */
+  readonly recovering: boolean;
   /**
    * Leader only (empty otherwise): every voter's match index, the leader's
    * own included. An index is stored on the leader when ≤ its `lastIndex`,

@@ -1,0 +1,293 @@
+/**
+ * A replica restarted after a power cut under `fsync: interval`
+ * (`RaftConfig.recoveringAtStart`) may lack entries it acknowledged, so it
+ * must not help elect a candidate that lacks them too: it grants no vote,
+ * answering `wouldGrant` where it would have (and recording a real vote as a
+ * grant), and a candidate wins with plain grants from a quorum or with
+ * supporters from n − quorum + 2 voters. It stops recovering once a leader
+ * of a term above its start term brought it up to an entry of that term; a
+ * leader of its start term starts a new election to get there.
+ */
+import { describe, expect, it } from 'vitest';
+import type { RaftConfigOptions } from './config.js';
+import { RaftNode } from './node.js';
+import { drainReady, type ReadyHandlers } from './runner.js';
+import { MemoryStorage } from './storage.js';
+import type { Entry, Message, RandomSource, VoteResponse } from './types.js';
+
+type Msg = Message<string, string>;
+const ZERO: RandomSource = { nextInt: () => 0 };
+const BASE: RaftConfigOptions = { preVote: false, checkQuorum: false };
+
+/** Nodes over memory storages with a manual message queue. */
+class Cluster {
+  readonly storages = new Map<string, MemoryStorage<string, string>>();
+  readonly nodes = new Map<string, RaftNode<string, string>>();
+  queue: Msg[] = [];
+  /** Every message sent, in order. */
+  readonly sent: Msg[] = [];
+
+  constructor(
+    readonly ids: readonly string[],
+    readonly config: RaftConfigOptions = BASE,
+  ) {
+    for (const id of ids) this.start(id, new MemoryStorage<string, string>(ids), config);
+  }
+
+  start(id: string, storage: MemoryStorage<string, string>, config: RaftConfigOptions): void {
+    this.storages.set(id, storage);
+    this.nodes.set(id, new RaftNode<string, string>({ id, storage, random: ZERO, config, applied: 0 }));
+  }
+
+  node(id: string): RaftNode<string, string> {
+    return this.nodes.get(id) as RaftNode<string, string>;
+  }
+
+  io(id: string): ReadyHandlers<string, string> {
+    return {
+      storage: this.storages.get(id) as MemoryStorage<string, string>,
+      send: (ms) => {
+        this.queue.push(...ms);
+        this.sent.push(...ms);
+      },
+      restore: () => undefined,
+      apply: (_es: readonly Entry<string>[]) => undefined,
+    };
+  }
+
+  /** Delivers until quiet (bounded), dropping messages to or from `isolated`. */
+  stabilize(isolated: readonly string[] = []): void {
+    for (const id of this.ids) drainReady(this.node(id), this.io(id));
+    for (let round = 0; round < 100 && this.queue.length > 0; round++) {
+      const batch = this.queue;
+      this.queue = [];
+      for (const m of batch) {
+        if (isolated.includes(m.to) || isolated.includes(m.from)) continue;
+        this.node(m.to).step(m);
+        drainReady(this.node(m.to), this.io(m.to));
+      }
+    }
+  }
+
+  /** `id` restarts from its durable state (a power cut that lost nothing here), with `config` (recovering). */
+  restart(id: string, config: RaftConfigOptions): void {
+    const old = this.storages.get(id) as MemoryStorage<string, string>;
+    const storage = new MemoryStorage<string, string>(this.ids);
+    const last = old.lastIndex();
+    if (last > 0) storage.append(old.entries(1, last + 1, 1e9));
+    storage.setHardState(old.getHardState());
+    this.start(id, storage, config);
+  }
+}
+
+/** A leader `a` of term 1 with two values committed everywhere. */
+function ledByA(ids: readonly string[], config: RaftConfigOptions = BASE): Cluster {
+  const c = new Cluster(ids, config);
+  c.node('a').campaign();
+  c.stabilize();
+  c.node('a').propose('v1');
+  c.node('a').propose('v2');
+  c.stabilize();
+  c.node('a').tick();
+  c.stabilize();
+  expect(c.node('a').status().role).toBe('leader');
+  return c;
+}
+
+/** What `id` answered to `candidate`'s (pre-)vote request: steps it and takes the answer. */
+function answer(c: Cluster, id: string, request: Msg): VoteResponse {
+  c.node(id).step(request);
+  c.queue = [];
+  const before = c.sent.length;
+  drainReady(c.node(id), c.io(id));
+  const out = c.sent.slice(before).filter((m): m is VoteResponse & Msg => m.type === 'vote-resp' || m.type === 'pre-vote-resp');
+  expect(out).toHaveLength(1);
+  return out[0] as VoteResponse;
+}
+
+describe('a recovering voter', () => {
+  it('refuses a vote it would have granted with wouldGrant, records it (fsynced) and supports no second candidate in the term', () => {
+    const c = ledByA(['a', 'b', 'c']);
+    c.restart('b', { ...BASE, recoveringAtStart: true });
+    expect(c.node('b').status().recovering).toBe(true);
+    const last = c.node('c').lastIndex;
+    // c campaigns in term 2 with b's log: b would grant.
+    c.node('b').step({ type: 'vote', from: 'c', to: 'b', term: 2, lastIndex: last, lastTerm: 1, transfer: false });
+    const ready = c.node('b').ready();
+    expect(ready.hardState).toMatchObject({ term: 2, vote: 'c' });
+    expect(ready.mustSync).toBe(true);
+    expect(ready.messages).toEqual([{ type: 'vote-resp', from: 'b', to: 'c', term: 2, reject: true, recovering: true, wouldGrant: true }]);
+    c.node('b').advance();
+    // Another candidate of the same term: refused, without wouldGrant.
+    expect(answer(c, 'b', { type: 'vote', from: 'a', to: 'b', term: 2, lastIndex: last, lastTerm: 1, transfer: false })).toEqual({ type: 'vote-resp', from: 'b', to: 'a', term: 2, reject: true, recovering: true });
+    // The same candidate again (its request repeated): the same would-grant.
+    expect(answer(c, 'b', { type: 'vote', from: 'c', to: 'b', term: 2, lastIndex: last, lastTerm: 1, transfer: false }).wouldGrant).toBe(true);
+  });
+
+  it('answers a pre-vote it would grant with wouldGrant (the request term), records nothing, and refuses a candidate behind it plainly', () => {
+    const c = ledByA(['a', 'b', 'c']);
+    c.restart('b', { ...BASE, recoveringAtStart: true });
+    const last = c.node('b').lastIndex;
+    expect(answer(c, 'b', { type: 'pre-vote', from: 'c', to: 'b', term: 2, lastIndex: last, lastTerm: 1, transfer: false })).toEqual({
+      type: 'pre-vote-resp',
+      from: 'b',
+      to: 'c',
+      term: 2,
+      reject: true,
+      recovering: true,
+      wouldGrant: true,
+    });
+    expect(c.node('b').status()).toMatchObject({ term: 1, vote: 'a' });
+    // A log behind b's: refused, no wouldGrant.
+    expect(answer(c, 'b', { type: 'pre-vote', from: 'c', to: 'b', term: 2, lastIndex: last - 1, lastTerm: 1, transfer: false })).toEqual({ type: 'pre-vote-resp', from: 'b', to: 'c', term: 1, reject: true, recovering: true });
+    expect(answer(c, 'b', { type: 'vote', from: 'c', to: 'b', term: 2, lastIndex: last - 1, lastTerm: 1, transfer: false })).toEqual({ type: 'vote-resp', from: 'b', to: 'c', term: 2, reject: true, recovering: true });
+  });
+
+  it('a voter that is not recovering grants as before, unmarked', () => {
+    const c = ledByA(['a', 'b', 'c']);
+    c.restart('b', BASE);
+    expect(c.node('b').status().recovering).toBe(false);
+    const last = c.node('b').lastIndex;
+    expect(answer(c, 'b', { type: 'vote', from: 'c', to: 'b', term: 2, lastIndex: last, lastTerm: 1, transfer: false })).toEqual({ type: 'vote-resp', from: 'b', to: 'c', term: 2, reject: false });
+  });
+});
+
+/** `a` campaigns (no pre-vote) among `ids`; returns the term it campaigns in. */
+function campaignA(ids: readonly string[], config: RaftConfigOptions = BASE): { c: Cluster; term: number } {
+  const c = new Cluster(ids, config);
+  c.node('a').campaign();
+  drainReady(c.node('a'), c.io('a'));
+  c.queue = [];
+  return { c, term: c.node('a').status().term };
+}
+
+function vote(from: string, term: number, kind: 'grant' | 'would-grant' | 'refuse'): Msg {
+  if (kind === 'grant') return { type: 'vote-resp', from, to: 'a', term, reject: false };
+  if (kind === 'would-grant') return { type: 'vote-resp', from, to: 'a', term, reject: true, recovering: true, wouldGrant: true };
+  return { type: 'vote-resp', from, to: 'a', term, reject: true, recovering: true };
+}
+
+describe('a candidate counting would-grants', () => {
+  it.each([
+    { ids: ['a', 'b', 'c'], votes: [['b', 'grant']], role: 'leader', why: 'a plain quorum (itself and b)' },
+    { ids: ['a', 'b', 'c'], votes: [['b', 'would-grant']], role: 'candidate', why: '2 supporters of 3: pending' },
+    { ids: ['a', 'b', 'c'], votes: [['b', 'would-grant'], ['c', 'would-grant']], role: 'leader', why: '3 supporters of 3' },
+    { ids: ['a', 'b', 'c'], votes: [['b', 'would-grant'], ['c', 'refuse']], role: 'follower', why: 'neither is reachable: lost' },
+    { ids: ['a', 'b', 'c', 'd', 'e'], votes: [['b', 'would-grant'], ['c', 'would-grant']], role: 'candidate', why: '3 supporters of 5: pending' },
+    { ids: ['a', 'b', 'c', 'd', 'e'], votes: [['b', 'would-grant'], ['c', 'would-grant'], ['d', 'would-grant']], role: 'leader', why: '4 supporters of 5' },
+    { ids: ['a', 'b', 'c', 'd', 'e'], votes: [['b', 'grant'], ['c', 'would-grant'], ['d', 'refuse']], role: 'candidate', why: '2 plain, 3 supporters, e outstanding: pending' },
+    { ids: ['a', 'b', 'c', 'd', 'e'], votes: [['b', 'grant'], ['c', 'would-grant'], ['d', 'refuse'], ['e', 'refuse']], role: 'follower', why: '2 plain, 3 supporters, none outstanding: lost' },
+    { ids: ['a', 'b', 'c', 'd', 'e'], votes: [['b', 'grant'], ['c', 'would-grant'], ['d', 'grant']], role: 'leader', why: '3 plain of 5' },
+  ] as const)('$why', ({ ids, votes, role }) => {
+    const { c, term } = campaignA(ids);
+    for (const [from, kind] of votes) {
+      c.node('a').step(vote(from, term, kind));
+      drainReady(c.node('a'), c.io('a'));
+    }
+    expect(c.node('a').status().role).toBe(role);
+  });
+
+  it('a recovering candidate counts its own vote as a would-grant: plain grants must come from a quorum of the others', () => {
+    const { c, term } = campaignA(['a', 'b', 'c'], { ...BASE, recoveringAtStart: true });
+    c.node('a').step(vote('b', term, 'grant'));
+    expect(c.node('a').status().role).toBe('candidate');
+    c.node('a').step(vote('c', term, 'grant'));
+    expect(c.node('a').status().role).toBe('leader');
+  });
+
+  it('a recovering single voter elects itself', () => {
+    const c = new Cluster(['a'], { ...BASE, recoveringAtStart: true });
+    c.node('a').campaign();
+    expect(c.node('a').status().role).toBe('leader');
+  });
+
+  it('a pre-candidate moves to the real vote on would-grants from n − quorum + 2 voters, without taking their term from the answers', () => {
+    const c = new Cluster(['a', 'b', 'c'], { ...BASE, preVote: true });
+    c.node('a').campaign();
+    expect(c.node('a').status()).toMatchObject({ role: 'pre-candidate', term: 0 });
+    c.node('a').step({ type: 'pre-vote-resp', from: 'b', to: 'a', term: 1, reject: true, recovering: true, wouldGrant: true });
+    expect(c.node('a').status()).toMatchObject({ role: 'pre-candidate', term: 0 });
+    c.node('a').step({ type: 'pre-vote-resp', from: 'c', to: 'a', term: 1, reject: true, recovering: true, wouldGrant: true });
+    expect(c.node('a').status()).toMatchObject({ role: 'candidate', term: 1 });
+  });
+});
+
+describe('the end of recovery', () => {
+  it('a leader of the follower start term re-elects itself once, and the follower recovers when the new term commits an entry there', () => {
+    const c = ledByA(['a', 'b', 'c']);
+    c.restart('b', { ...BASE, recoveringAtStart: true });
+    // a's heartbeat: b answers recovering since term 1, a's term. a campaigns in term 2 (a transfer: no lease blocks it).
+    c.node('a').tick();
+    drainReady(c.node('a'), c.io('a'));
+    for (const m of c.queue.splice(0)) c.node(m.to).step(m);
+    drainReady(c.node('b'), c.io('b'));
+    const hbAnswer = c.queue.find((m) => m.from === 'b' && m.type === 'heartbeat-resp');
+    expect(hbAnswer).toMatchObject({ recovering: true, startTerm: 1 });
+    c.node('c').tick(); // nothing
+    c.queue = c.queue.filter((m) => m.from === 'b');
+    for (const m of c.queue.splice(0)) c.node(m.to).step(m);
+    expect(c.node('a').status()).toMatchObject({ role: 'candidate', term: 2 });
+    expect(c.node('a').counters.recoveryElections).toBe(1);
+    drainReady(c.node('a'), c.io('a'));
+    expect(c.queue.filter((m) => m.type === 'vote')).toHaveLength(2);
+    expect(c.queue.every((m) => m.type !== 'vote' || m.transfer)).toBe(true);
+    // b takes the vote request of term 2: its term is above its start term, but its commit is of term 1: still recovering.
+    const toB = c.queue.find((m) => m.to === 'b') as Msg;
+    c.node('b').step(toB);
+    expect(c.node('b').status()).toMatchObject({ term: 2, recovering: true });
+    c.queue = c.queue.filter((m) => m !== toB);
+    c.stabilize();
+    expect(c.node('a').status()).toMatchObject({ role: 'leader', term: 2 });
+    c.node('a').tick();
+    c.stabilize();
+    expect(c.node('b').commitIndex).toBe(c.node('a').commitIndex);
+    expect(c.node('b').status().recovering).toBe(false);
+    expect(c.node('b').counters.recoveriesEnded).toBe(1);
+    // Once per term: a leads term 2 and b answers unmarked; no further election.
+    for (let i = 0; i < 5; i++) {
+      c.node('a').tick();
+      c.stabilize();
+    }
+    expect(c.node('a').status()).toMatchObject({ role: 'leader', term: 2 });
+    expect(c.node('a').counters.recoveryElections).toBe(1);
+  });
+
+  it('a leader that would not win again (the other voter silent) keeps leading, and the follower stays recovering in its start term however far it commits', () => {
+    const c = ledByA(['a', 'b', 'c'], { ...BASE, checkQuorum: true });
+    // c goes silent; a check-quorum round passes, so only b is recently active: a plain vote and, once b restarted
+    // recovering, a would-grant.
+    for (let i = 0; i < 10; i++) {
+      c.node('a').tick();
+      c.stabilize(['c']);
+    }
+    c.restart('b', { ...BASE, checkQuorum: true, recoveringAtStart: true });
+    c.node('a').propose('v3');
+    c.stabilize(['c']);
+    for (let i = 0; i < 3; i++) {
+      c.node('a').tick();
+      c.stabilize(['c']);
+    }
+    expect(c.node('a').status()).toMatchObject({ role: 'leader', term: 1 });
+    expect(c.node('a').counters.recoveryElections).toBe(0);
+    expect(c.node('b').commitIndex).toBe(c.node('a').commitIndex);
+    expect(c.node('b').status().recovering).toBe(true);
+    expect(c.node('a').status().progress.find((p) => p.id === 'b')?.recovering).toBe(true);
+    // c answers again: the group could elect a at once, and a starts the election that ends b's recovery.
+    for (let i = 0; i < 3; i++) {
+      c.node('a').tick();
+      c.stabilize();
+    }
+    expect(c.node('a').counters.recoveryElections).toBe(1);
+    expect(c.node('a').status()).toMatchObject({ role: 'leader', term: 2 });
+    expect(c.node('b').status().recovering).toBe(false);
+  });
+
+  it('a recovering node elected leader recovers when it commits an entry of its own term', () => {
+    const c = ledByA(['a', 'b', 'c']);
+    c.restart('a', { ...BASE, recoveringAtStart: true });
+    c.node('a').campaign();
+    c.stabilize();
+    expect(c.node('a').status()).toMatchObject({ role: 'leader', term: 2, recovering: false });
+    expect(c.node('a').counters.recoveriesEnded).toBe(1);
+  });
+});

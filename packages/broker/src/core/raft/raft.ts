@@ -512,7 +512,7 @@ export class Raft<T, S> {
     this.isQuiesced = false;
     this.counters.wakes++;
     if (pokeLeader && this.role !== 'leader' && this.leader !== null && this.leader !== this.id) {
-      this.send({ type: 'heartbeat-resp', from: this.id, to: this.leader, term: this.term });
+      this.send(this.markRecovering<HeartbeatResponse>({ type: 'heartbeat-resp', from: this.id, to: this.leader, term: this.term }));
     }
   }
 
@@ -599,7 +599,7 @@ export class Raft<T, S> {
     // a quiesced leader with: once per election timeout without a word from it, it pokes it, and the leader
     // heartbeats the commit again. `electionElapsed` keeps counting: it also bounds the leader's lease here.
     if (this.leader !== null && this.leader !== this.id && this.electionElapsed % this.randomizedElectionTimeout === 0) {
-      this.send({ type: 'heartbeat-resp', from: this.id, to: this.leader, term: this.term });
+      this.send(this.markRecovering<HeartbeatResponse>({ type: 'heartbeat-resp', from: this.id, to: this.leader, term: this.term }));
     }
   }
 

@@ -330,7 +330,8 @@ export class Simulation {
           if (this.leaderAgreed()) electedAt = this.now;
           else if (this.now - healAt > electionBoundMs) break;
         }
-        if (electedAt !== undefined && this.allApplied()) break;
+        // Recovering nodes (`recoveringRestarts`) must also be brought out of recovery within the bound.
+        if (electedAt !== undefined && this.allApplied() && this.recoveringMembers().length === 0) break;
         if (!this.processNext()) break;
       }
       if (electedAt === undefined) {
@@ -341,6 +342,10 @@ export class Simulation {
           'liveness',
           `${Math.round((this.now - healAt) / p.tickMs)} ticks after the heal (bound: ${boundMs / p.tickMs}, for ${windows} windows of backlog), not every acknowledged value is applied everywhere (${this.describeNodes()})`,
         );
+      }
+      const recovering = this.recoveringMembers();
+      if (recovering.length > 0) {
+        throw new SafetyViolation('liveness', `${Math.round((this.now - healAt) / p.tickMs)} ticks after the heal ${recovering.join(', ')} still recovering (${this.describeNodes()})`);
       }
       this.checker.checkAllApplied(this.members().map((n) => n.id));
       electionTicks = Math.round((electedAt - healAt) / p.tickMs);
@@ -1032,6 +1037,13 @@ export class Simulation {
       if (node.raft === undefined || node.raft.leader !== id || node.raft.term !== term) return false;
     }
     return true;
+  }
+
+  /** Members still recovering (`RaftConfig.recoveringAtStart`): none unless `recoveringRestarts`. */
+  private recoveringMembers(): string[] {
+    return this.members()
+      .filter((node) => node.raft?.status().recovering === true)
+      .map((node) => node.id);
   }
 
   private allApplied(): boolean {

@@ -107,6 +107,8 @@ export class Progress {
   snapshotSentTick = 0;
   /** Tick (leader's clock) of the follower's last answer, or of the leader's last forced probe. */
   lastContactTick = 0;
+  /** Tick (leader's clock) of the follower's last answer or vote for it in this term; never heard: -Infinity. */
+  lastHeardTick = Number.NEGATIVE_INFINITY;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number) {

@@ -429,7 +429,9 @@ export class Raft<T, S> {
     // steps down, one election timeout later.
     for (const id of granted) {
       const pr = this.progress.get(id);
-      if (pr !== undefined) pr.recentActive = true;
+      if (pr === undefined) continue;
+      pr.recentActive = true;
+      pr.lastHeardTick = this.now;
     }
     // The no-op of this term: committing it commits every earlier entry (Figure 8).
     this.appendEntries([{ type: 'noop', index: this.log.lastIndex() + 1, term: this.term }]);
@@ -510,7 +512,7 @@ export class Raft<T, S> {
     this.isQuiesced = false;
     this.counters.wakes++;
     if (pokeLeader && this.role !== 'leader' && this.leader !== null && this.leader !== this.id) {
-      this.send({ type: 'heartbeat-resp', from: this.id, to: this.leader, term: this.term });
+      this.send(this.markRecovering<HeartbeatResponse>({ type: 'heartbeat-resp', from: this.id, to: this.leader, term: this.term }));
     }
   }
 
@@ -597,7 +599,7 @@ export class Raft<T, S> {
     // a quiesced leader with: once per election timeout without a word from it, it pokes it, and the leader
     // heartbeats the commit again. `electionElapsed` keeps counting: it also bounds the leader's lease here.
     if (this.leader !== null && this.leader !== this.id && this.electionElapsed % this.randomizedElectionTimeout === 0) {
-      this.send({ type: 'heartbeat-resp', from: this.id, to: this.leader, term: this.term });
+      this.send(this.markRecovering<HeartbeatResponse>({ type: 'heartbeat-resp', from: this.id, to: this.leader, term: this.term }));
     }
   }
 
@@ -904,6 +906,7 @@ export class Raft<T, S> {
         pr.recentActive = true;
         pr.awaitingContact = false;
         pr.lastContactTick = this.now;
+        pr.lastHeardTick = this.now;
         pr.probeSent = false;
         if (this.noteRecovering(m, pr)) return;
         // A full window may be waiting for acknowledgements of lost appends:
@@ -1042,6 +1045,7 @@ export class Raft<T, S> {
     pr.recentActive = true;
     pr.awaitingContact = false;
     pr.lastContactTick = this.now;
+    pr.lastHeardTick = this.now;
     // Only rejections carry the mark (acceptances keep their one shape); the heartbeat answers carry it always.
     if (m.reject && this.noteRecovering(m, pr)) return;
     if (m.reject && (m.lost === true || ((this.config.unsyncedAcks || m.unsynced === true) && m.index <= pr.match))) {
@@ -1100,8 +1104,8 @@ export class Raft<T, S> {
    * term is this one) cannot stop recovering under this leader: only a leader of a later term can end it (see
    * {@link endRecoveryIfCaughtUp}), and while it lasts every election of the group needs more supporters. So this
    * leader campaigns at once in the next term (a transfer to itself: leases do not block it, and its log is up to
-   * date, so it wins as soon as its supporters answer) — but only if the voters it heard from in this check-quorum
-   * round would elect it, or it would leave a working group leaderless. Once per term at most: it is no longer leader
+   * date, so it wins as soon as its supporters answer) — but only if the voters it heard from within an election
+   * timeout would elect it, or it would leave a working group leaderless. Once per term at most: it is no longer leader
    * of this term afterwards.
    */
   private noteRecovering(m: AppendResponse | HeartbeatResponse, pr: Progress): boolean {
@@ -1111,7 +1115,8 @@ export class Raft<T, S> {
     for (const id of this.voters) {
       const other = this.progress.get(id);
       if (id === this.id) votes.set(id, this.isRecovering ? 'would-grant' : true);
-      else if (other !== undefined && other.recentActive) votes.set(id, other.recovering ? 'would-grant' : true);
+      // Heard from within an election timeout (recentActive never lapses without check-quorum).
+      else if (other !== undefined && this.now - other.lastHeardTick < this.config.electionTicks) votes.set(id, other.recovering ? 'would-grant' : true);
     }
     if (voteOutcome(this.voters, votes) !== 'won') return false;
     this.counters.recoveryElections++;

@@ -234,9 +234,9 @@ export interface HeartbeatResponse extends MessageBase {
    * The follower is recovering (`RaftConfig.recoveringAtStart`), until a
    * leader of a term above `startTerm` brought it up to an entry of that
    * term. A leader whose term is not above `startTerm` would keep it
-   * recovering for ever, so it starts a new election (see
-   * `Raft.maybeEndFollowerRecovery`). Absent means false (a follower of an
-   * older version is never recovering).
+   * recovering for ever, so it starts a new election (docs/raft.md,
+   * "recovering"). Absent means false (a follower of an older version is
+   * never recovering).
    */
   readonly recovering?: boolean;
   /** With `recovering`: the term the follower's storage held when it started. */

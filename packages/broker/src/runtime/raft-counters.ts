@@ -36,6 +36,10 @@ export const RAFT_COUNTER_METRICS: Readonly<Record<keyof RaftCounters, { name: s
     name: 'recovery_elections',
     help: 'Elections a leader here started because a follower recovering since its term could not stop recovering under it',
   },
+  votesWithheld: {
+    name: 'votes_withheld',
+    help: 'Votes and pre-votes a recovering replica here would have granted and answered only as would-grant (a candidate then needs more supporters to win)',
+  },
 });
 
 const KEYS = Object.keys(RAFT_COUNTER_METRICS) as Array<keyof RaftCounters>;

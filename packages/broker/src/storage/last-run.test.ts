@@ -30,9 +30,10 @@ describe('judgeStart', () => {
     expect(judgeStart({ bootId: 'b1', fsync: 'always', recovering: true }, false, 'b1').recovering).toBe(true);
   });
 
-  it('assumes the worst of an unclean stop without a record (a directory from before it)', () => {
+  it('assumes the worst of an unclean stop without a record (a directory from before it), not of a new directory', () => {
     expect(judgeStart(undefined, false, 'b1').recovering).toBe(true);
     expect(judgeStart(undefined, true, 'b1').recovering).toBe(false);
+    expect(judgeStart(undefined, false, 'b1', true).recovering).toBe(false);
   });
 });
 
@@ -64,18 +65,16 @@ describe('the record', () => {
   it('a start after a power cut of an interval run records that it recovers, until told every replica caught up', async () => {
     const dir = await temp.make();
     const fs = new FaultyFileSystem(nodeFileSystem);
-    const first = await LastRunRecord.begin(dir, fs, 'interval', false);
-    expect(first.verdict.recovering).toBe(true); // no record yet: assume the worst (the Raft core ignores it for groups with no stored term)
+    const first = await LastRunRecord.begin(dir, fs, 'interval', false, true);
+    expect(first.verdict.recovering).toBe(false); // a new directory
     await first.stop();
-    // That start's replicas caught up.
-    await writeLastRun(dir, fs, { ...((await readLastRun(dir, fs)) as LastRun), recovering: false });
 
     // kill -9: same boot, no marker.
-    const killed = await LastRunRecord.begin(dir, fs, 'interval', false);
+    const killed = await LastRunRecord.begin(dir, fs, 'interval', false, false);
     expect(killed.verdict).toMatchObject({ recovering: false });
 
     await fs.crash(); // a power cut
-    const cut = await LastRunRecord.begin(dir, fs, 'always', false);
+    const cut = await LastRunRecord.begin(dir, fs, 'always', false, false);
     expect(cut.verdict.recovering).toBe(true);
     expect(await readLastRun(dir, fs)).toMatchObject({ fsync: 'always', recovering: true });
 
@@ -95,6 +94,6 @@ describe('the record', () => {
     }
     expect(await readLastRun(dir, fs)).toMatchObject({ fsync: 'always', recovering: false });
     // The next unclean stop on this boot recovers nothing.
-    expect((await LastRunRecord.begin(dir, fs, 'always', false)).verdict.recovering).toBe(false);
+    expect((await LastRunRecord.begin(dir, fs, 'always', false, false)).verdict.recovering).toBe(false);
   });
 });

@@ -45,13 +45,14 @@ export interface StartVerdict {
  * Decides whether this start's replicas may lack acknowledged entries. Pure:
  * `previous` is the record the last start left (`undefined`: none, a data
  * directory from before it existed or a new one), `cleanStop` whether the
- * clean-shutdown marker was there, `bootId` this boot's (`undefined`: unknown).
+ * clean-shutdown marker was there, `bootId` this boot's (`undefined`: unknown),
+ * `fresh` whether the data directory was empty before this start.
  */
-export function judgeStart(previous: LastRun | undefined, cleanStop: boolean, bootId: string | undefined): StartVerdict {
+export function judgeStart(previous: LastRun | undefined, cleanStop: boolean, bootId: string | undefined, fresh = false): StartVerdict {
+  if (fresh) return { recovering: false, reason: 'a new data directory' };
   // A clean stop does not undo a loss: a replica that had not caught up yet still lacks what it lost.
   if (previous?.recovering === true) return { recovering: true, reason: 'the replicas of an earlier start after a power cut had not all caught up' };
   if (cleanStop) return { recovering: false, reason: 'the last stop was clean' };
-  // A new data directory has no record either; its groups have no stored term, which the Raft core takes as nothing acknowledged.
   if (previous === undefined) return { recovering: true, reason: 'no record of the last run (its fsync policy and boot are unknown)' };
   if (previous.fsync === 'always') return { recovering: false, reason: 'the last run acknowledged only what it had fsynced' };
   if (bootId !== undefined && previous.bootId === bootId) return { recovering: false, reason: 'the machine did not restart since the last run: what it wrote was in the page cache' };
@@ -111,10 +112,10 @@ export class LastRunRecord {
   ) {}
 
   /** Judges this start against the last one's record and replaces it, durably, before anything of this start is written. */
-  static async begin(dataDir: string, fs: FileSystem, fsync: LastRun['fsync'], cleanStop: boolean): Promise<LastRunRecord> {
+  static async begin(dataDir: string, fs: FileSystem, fsync: LastRun['fsync'], cleanStop: boolean, fresh: boolean): Promise<LastRunRecord> {
     const previous = await readLastRun(dataDir, fs);
     const bootId = await readBootId(fs);
-    const verdict = judgeStart(previous, cleanStop, bootId);
+    const verdict = judgeStart(previous, cleanStop, bootId, fresh);
     const run: LastRun = { bootId: bootId ?? null, fsync, recovering: verdict.recovering };
     await writeLastRun(dataDir, fs, run);
     return new LastRunRecord(dataDir, fs, run, verdict);

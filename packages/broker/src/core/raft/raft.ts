@@ -111,6 +111,8 @@ export interface RaftCounters {
   recoveriesEnded: number;
   /** Elections this node started as leader because a follower could not stop recovering in its term. */
   recoveryElections: number;
+  /** (Pre-)votes this node would have granted and, recovering, answered only with `wouldGrant`. */
+  votesWithheld: number;
 }
 
 type StepFn<T, S> = (m: Message<T, S>) => void;
@@ -154,6 +156,7 @@ export class Raft<T, S> {
     lostEntriesReported: 0,
     recoveriesEnded: 0,
     recoveryElections: 0,
+    votesWithheld: 0,
   };
 
   term = 0;
@@ -228,7 +231,8 @@ export class Raft<T, S> {
     }
     this.term = hardState.term;
     this.startTerm = hardState.term;
-    this.isRecovering = this.config.recoveringAtStart;
+    // A node that never stored a term acknowledged nothing (a term is durable before any message of it leaves): a new group.
+    this.isRecovering = this.config.recoveringAtStart && hardState.term > 0;
     this.vote = hardState.vote;
     this.log.commitTo(hardState.commit);
     if (init.applied > this.log.committed) throw new RangeError(`applied ${init.applied} is beyond commit ${this.log.committed}`);
@@ -813,8 +817,10 @@ export class Raft<T, S> {
       // A recovering node grants nothing, but says it would have: the candidate counts it toward n − quorum + 2
       // supporters (quorum.ts). A real vote is recorded all the same (persisted before the answer leaves), so it
       // never supports two candidates of one term.
-      if (this.isRecovering) this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: true, recovering: true, wouldGrant: true });
-      else this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
+      if (this.isRecovering) {
+        this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: true, recovering: true, wouldGrant: true });
+        this.counters.votesWithheld++;
+      } else this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
       if (m.type === 'vote') {
         this.electionElapsed = 0;
         this.vote = m.from;

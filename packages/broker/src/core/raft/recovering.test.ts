@@ -106,6 +106,15 @@ function answer(c: Cluster, id: string, request: Msg): VoteResponse {
 }
 
 describe('a recovering voter', () => {
+  it('is not recovering when it never stored a term (a new group acknowledged nothing)', () => {
+    const c = new Cluster(['a', 'b', 'c'], { ...BASE, recoveringAtStart: true });
+    for (const id of c.ids) expect(c.node(id).status().recovering).toBe(false);
+    // All three start "recovering" after a power cut, yet a new group elects with a plain quorum.
+    c.node('a').campaign();
+    c.stabilize(['c']);
+    expect(c.node('a').status().role).toBe('leader');
+  });
+
   it('refuses a vote it would have granted with wouldGrant, records it (fsynced) and supports no second candidate in the term', () => {
     const c = ledByA(['a', 'b', 'c']);
     c.restart('b', { ...BASE, recoveringAtStart: true });
@@ -122,6 +131,8 @@ describe('a recovering voter', () => {
     expect(answer(c, 'b', { type: 'vote', from: 'a', to: 'b', term: 2, lastIndex: last, lastTerm: 1, transfer: false })).toEqual({ type: 'vote-resp', from: 'b', to: 'a', term: 2, reject: true, recovering: true });
     // The same candidate again (its request repeated): the same would-grant.
     expect(answer(c, 'b', { type: 'vote', from: 'c', to: 'b', term: 2, lastIndex: last, lastTerm: 1, transfer: false }).wouldGrant).toBe(true);
+    // Counted for the metrics: the two would-grants, not the refusal.
+    expect(c.node('b').counters.votesWithheld).toBe(2);
   });
 
   it('answers a pre-vote it would grant with wouldGrant (the request term), records nothing, and refuses a candidate behind it plainly', () => {
@@ -154,7 +165,12 @@ describe('a recovering voter', () => {
 
 /** `a` campaigns (no pre-vote) among `ids`; returns the term it campaigns in. */
 function campaignA(ids: readonly string[], config: RaftConfigOptions = BASE): { c: Cluster; term: number } {
-  const c = new Cluster(ids, config);
+  const c = new Cluster(ids, BASE);
+  // Each has stored a term (a node that never did acknowledged nothing and is not recovering).
+  for (const id of ids) {
+    (c.storages.get(id) as MemoryStorage<string, string>).setHardState({ term: 1, vote: null, commit: 0 });
+    c.restart(id, config);
+  }
   c.node('a').campaign();
   drainReady(c.node('a'), c.io('a'));
   c.queue = [];

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,10 +7,11 @@ import type { PublishReceipt } from '@relaymq/sdk';
 import type { ClusterEngine } from '../packages/broker/src/engine/cluster.js';
 import { nodeFileSystem } from '../packages/broker/src/storage/fs.js';
 import { FaultyFileSystem } from '../packages/broker/test/support/faulty-fs.js';
+import { BrokerProcess } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { freePorts } from './support/ports.js';
 import { replicaCopy } from './support/replica-copy.js';
-import { waitFor } from './support/wait.js';
+import { waitFor, within } from './support/wait.js';
 
 /**
  * Under fsync `interval` a replica acknowledges what it wrote before fsyncing
@@ -104,4 +105,29 @@ describe('a power cut under fsync interval, with the replica that kept the ackno
     for (const [value, receipt] of receipts) expect(Buffer.from(byOffset.get(receipt.offset) ?? '', 'hex').toString().endsWith(value), `${value} at ${receipt.offset}`).toBe(true);
     await waitFor(() => lines[leaderIndex]?.some((l) => l.includes('every replica caught up after the power cut')) === true, 'the cut broker to say its replicas caught up', 30_000);
   }, 180_000);
+});
+
+describe('a broker process killed under fsync interval, on the same boot', () => {
+  it('is no power cut: its restart does not recover (the page cache kept what it wrote), and it records its boot', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'relaymq-power-cut-kill-'));
+    dirs.push(dataDir);
+    const args = ['--data', dataDir, '--fsync', 'interval', '--log-level', 'info'];
+    const first = await BrokerProcess.start('k1', args, 30_000);
+    const client = await fixture.client([first.url], { poolSize: 1, discovery: false });
+    await within(client.publish('killed.t', 'before the kill'), 'a publish', 30_000);
+    await client.close();
+    await first.signal('SIGKILL');
+    const record = JSON.parse(await readFile(join(dataDir, 'last-run.json'), 'utf8')) as { bootId: string | null; fsync: string; recovering: boolean };
+    expect(record).toMatchObject({ fsync: 'interval', recovering: false });
+    if (process.platform === 'linux') expect(record.bootId).toBe((await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim());
+
+    const second = await BrokerProcess.start('k1', args, 30_000);
+    await waitFor(() => second.stderr.includes('broker listening'), 'the listening log line');
+    expect(second.stderr).toContain('no clean-shutdown marker'); // an unclean stop all the same
+    expect(second.stderr).not.toContain('may have lost acknowledged entries');
+    const again = await fixture.client([second.url], { poolSize: 1, discovery: false });
+    await within(again.publish('killed.t', 'after the restart'), 'a publish after the restart', 30_000);
+    await again.close();
+    expect(await second.signal('SIGTERM')).toBe(0);
+  }, 120_000);
 });

@@ -1,6 +1,8 @@
-import { open, unlink } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TMPFS_SIZE_MB, type ChaosCluster } from './cluster.js';
+import { LAST_RUN_FILE } from '../../packages/broker/src/storage/last-run.js';
 import type { FaultLink } from './link.js';
 import { describeFault, type FaultEvent, type FaultFamily } from './schedule.js';
 
@@ -88,6 +90,11 @@ export class FaultInjector {
       case 'pause':
         cluster.broker(target).pause();
         return async () => cluster.broker(target).resume();
+      case 'reboot':
+        // A power cut without the loss (chaos cannot drop a page cache): its replicas restart recovering (fsync interval).
+        await cluster.broker(target).kill();
+        await recordOtherBoot(cluster.broker(target).dataDir);
+        return () => this.restart(target);
       case 'restart':
         await cluster.broker(target).terminate();
         await this.restart(target);
@@ -145,6 +152,18 @@ export class FaultInjector {
 }
 
 /** Writes 1 MiB chunks to `path` until the file system is full (bounded); returns how many fit. */
+/**
+ * Makes the killed broker's record of its last run (storage/last-run.ts) name
+ * another boot, as after a power cut: its restart then judges that it may
+ * have lost what it acknowledged before fsync. A broker that left no record yet is left alone.
+ */
+async function recordOtherBoot(dataDir: string): Promise<void> {
+  const path = join(dataDir, LAST_RUN_FILE);
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  if (text === undefined) return;
+  await writeFile(path, JSON.stringify({ ...(JSON.parse(text) as object), bootId: `chaos-reboot-${randomUUID()}` }));
+}
+
 async function fill(path: string): Promise<number> {
   const file = await open(path, 'w');
   const chunk = Buffer.alloc(BALLAST_CHUNK_BYTES, 0xaa);

@@ -13,6 +13,7 @@ export const FAULT_FAMILIES = [
   'client-cut',
   'clock-skew',
   'disk-full',
+  'reboot',
 ] as const;
 export type FaultFamily = (typeof FAULT_FAMILIES)[number];
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker, BrokerOptions } from '@relaymq/broker';
 import type { PublishReceipt } from '@relaymq/sdk';
+import type { ClusterEngine } from '../packages/broker/src/engine/cluster.js';
 import { nodeFileSystem } from '../packages/broker/src/storage/fs.js';
 import { FaultyFileSystem } from '../packages/broker/test/support/faulty-fs.js';
 import { Fixture } from './support/cluster.js';
@@ -77,5 +78,11 @@ describe("a follower power-cut under fsync 'interval', restarted under 'always'"
     for (const [value, receipt] of receipts) expect(Buffer.from(byOffset.get(receipt.offset) ?? '', 'hex').toString().endsWith(value), `${value} at ${receipt.offset}`).toBe(true);
     expect(receipts.size).toBe(200);
     expect(lines[victimIndex]?.filter((l) => l.includes('RaftInvariantError'))).toEqual([]);
+    // Its machine restarted (a power cut) during a run under interval: its replicas recovered, which the leaders of
+    // their start term (their term has not changed: it was a follower) provoke with an election each.
+    expect(lines[victimIndex]?.some((l) => l.includes('may have lost acknowledged entries'))).toBe(true);
+    await waitFor(() => lines[victimIndex]?.some((l) => l.includes('every replica caught up after the power cut')) === true, 'the restarted follower to say its replicas caught up', 30_000);
+    const elections = others.reduce((sum, b) => sum + (b.engine as ClusterEngine).raftCounters().recoveryElections, 0);
+    expect(elections).toBeGreaterThanOrEqual(1);
   }, 120_000);
 });

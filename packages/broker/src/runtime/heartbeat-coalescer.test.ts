@@ -30,6 +30,9 @@ describe('HeartbeatCoalescer', () => {
     // Not heartbeats, or to a peer that did not say it reads them coalesced: the group sends them itself.
     expect(coalescer.send('raft/p/t/0', { type: 'vote', from: 'a', to: 'b', term: 4, lastIndex: 1, lastTerm: 1, transfer: false })).toBe(false);
     expect(coalescer.send('raft/p/t/0', { type: 'heartbeat', from: 'a', to: 'old', term: 3, commit: 1 })).toBe(false);
+    // Answers that say more than their term (fsync interval; a replica recovering after a power cut): sent whole, never stripped.
+    expect(coalescer.send('raft/p/t/0', { type: 'heartbeat-resp', from: 'a', to: 'b', term: 5, unsynced: true })).toBe(false);
+    expect(coalescer.send('raft/p/t/0', { type: 'heartbeat-resp', from: 'a', to: 'b', term: 5, recovering: true, startTerm: 5 })).toBe(false);
     expect(sent).toEqual([]);
     await nextTurn();
     expect(sent.map((s) => [s.to, s.channel])).toEqual([

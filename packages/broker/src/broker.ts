@@ -431,19 +431,20 @@ class RunningBroker implements Broker {
       if (this.options.dataDir === undefined) {
         log('warn', 'cluster without dataDir: partition logs live in memory and are never compacted, and a restarted broker forgets its votes; for tests only');
       }
-      // Before anything opens a partition: the directory's layout (a directory of the other layout than the one given is refused whole, naming both).
+      const fs = this.options.fileSystem ?? nodeFileSystem;
       // Whether the data directory is new, before anything of this start is written to it.
-      const fresh = dataDir === undefined || (await (this.options.fileSystem ?? nodeFileSystem).readdir(dataDir).catch(() => [])).length === 0;
+      const fresh = dataDir === undefined || (await fs.readdir(dataDir).catch(() => [])).length === 0;
+      // Before anything opens a partition: the directory's layout (a directory of the other layout than the one given is refused whole, naming both).
       const layout = dataDir === undefined ? DEFAULT_STORAGE_LAYOUT : await checkDataLayout(dataDir, this.options.storage.layout);
       this.storageLayout = dataDir === undefined ? undefined : layout;
       // The data directory's owner and incarnation, and the peers' as met: a broker with amnesia is refused (storage/identity.ts).
       const identity = dataDir === undefined ? undefined : await loadIdentity(dataDir, id, undefined, this.options.clusterId);
       const known = identity === undefined ? undefined : await PeerIncarnations.open(dataDir, (err) => log('warn', 'could not record a peer incarnation', { error: String(err) }));
       // Taken (removed, durably) before any log is opened: a broker killed from now on leaves none behind.
-      const cleanStop = dataDir !== undefined && (await takeCleanShutdownMarker(dataDir, this.options.fileSystem ?? nodeFileSystem));
+      const cleanStop = dataDir !== undefined && (await takeCleanShutdownMarker(dataDir, fs));
       const openSync = new OpenSync(dataDir !== undefined && !cleanStop);
       // Before any log opens: whether a power cut may have cost this broker's replicas entries they acknowledged.
-      this.lastRun = dataDir === undefined ? undefined : await LastRunRecord.begin(dataDir, this.options.fileSystem ?? nodeFileSystem, this.options.fsync, cleanStop, fresh);
+      this.lastRun = dataDir === undefined ? undefined : await LastRunRecord.begin(dataDir, fs, this.options.fsync, cleanStop, fresh);
       const recoveringAtStart = this.lastRun?.verdict.recovering ?? false;
       this.openSync = dataDir === undefined ? undefined : openSync;
       this.peerIncarnations = known;

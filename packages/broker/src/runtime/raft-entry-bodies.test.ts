@@ -12,6 +12,7 @@ import * as protocol from '@relaymq/sdk/protocol';
 import type { Message } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import { PEER_SCAN_LIMITS } from '../net/peer-frames.js';
+import { normalEntryBody } from '../storage/entry-bodies.js';
 import { SegmentRaftStorage } from '../storage/segment-raft-storage.js';
 import { RaftGroup } from './raft-group.js';
 import { ENTRY_BODIES, parseRaftMessage, withEntryBodies } from './raft-wire.js';
@@ -129,6 +130,9 @@ describe('a leader sending entries to followers that read bodies', () => {
     expect(bodiesEncoded(proposed)).toBe(1);
     a.group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term: a.group.node.term, index, reject: false, hintIndex: 0, hintTerm: 0 });
     await expect(result).resolves.toEqual(proposed);
+    // Applied: the body is not kept for the rest of the in-memory window (a follower lagging gets it encoded again).
+    normalEntryBody(proposed);
+    expect(bodiesEncoded(proposed)).toBe(2);
   });
 
   it('sends a peer that did not tell it reads bodies its entries as before, and still encodes once for the rest', async () => {

@@ -21,6 +21,7 @@ import {
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import type { LogFunction } from '../observability/logger.js';
+import { forgetNormalEntryBody } from '../storage/entry-bodies.js';
 import type { RaftLogStorage } from '../storage/raft-storage.js';
 import { storageRelayError } from '../storage/segments/errors.js';
 import type { GroupClock } from './group-clock.js';
@@ -793,6 +794,7 @@ export class RaftGroup<T, R, S = never> {
           this.applyTorn = true;
           const result = this.options.apply(entry.data, entry.index);
           this.applyTorn = false;
+          forgetNormalEntryBody(entry.data); // sent and recorded: not kept for the rest of the window
           // Only now: a checkpoint taken at `applied` must hold this entry (one that throws is not applied).
           this.appliedIndex = entry.index;
           this.options.projection?.applied(entry.index);

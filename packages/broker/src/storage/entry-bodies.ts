@@ -7,9 +7,10 @@
  * own record; a follower keeps the bytes the append brought for its record and
  * decodes the command from them in place, without encoding it again.
  *
- * Bodies are remembered per command object (weakly: they go with the entry),
- * so a command must not change once it was proposed; none does (the replicas
- * apply the same command, and the leader's log holds the object it proposed).
+ * Bodies are remembered per command object until the entry is applied (see
+ * {@link forgetNormalEntryBody}), so a command must not change once it was
+ * proposed; none does (the replicas apply the same command, and the leader's
+ * log holds the object it proposed).
  */
 import { decodeValueInPlace, encodeValue, protocolError, type ScanLimits } from '@relaymq/sdk/protocol';
 import type { ConfChange, ConfState } from '../core/raft/index.js';
@@ -31,6 +32,17 @@ export function normalEntryBody(data: unknown): Uint8Array {
     bodies.set(data, body);
   }
   return body;
+}
+
+/**
+ * Forgets the body of the normal entry carrying `data`: once the entry is
+ * applied, every follower in step has it and the record is written, and a
+ * leader keeping the bodies of its whole in-memory window (seconds of
+ * entries without a disk) doubled what it holds. A follower that lags is
+ * sent a body encoded again.
+ */
+export function forgetNormalEntryBody(data: unknown): void {
+  if (typeof data === 'object' && data !== null) bodies.delete(data);
 }
 
 /** Remembers `body` as the body of the normal entry carrying `data` (decoded from it): it is not encoded again. */

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { encodeValue, RelayError } from '@relaymq/sdk/protocol';
 import { MemoryStorage, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
 import { OpenSync } from './clean-shutdown.js';
-import { decodeEntryBody, keepNormalEntryBody, normalEntryBody, type EntryPayload } from './entry-bodies.js';
+import { decodeEntryBody, normalEntryBody, type EntryPayload } from './entry-bodies.js';
 import { EntryOffsets } from './entry-offsets.js';
 import { nodeFileSystem, type FileSystem } from './fs.js';
 import type { HardStateJournal, HardStateStore } from './hard-state-journal.js';
@@ -716,8 +716,6 @@ function fromRecord<T>(record: StoredRecord): Entry<T> {
   }
   switch (payload?.t) {
     case 'normal':
-      // A leader sending it to a follower that lags sends these bytes as they are.
-      keepNormalEntryBody(payload.d, record.data);
       return { type: 'normal', index, term, data: payload.d };
     case 'noop':
       return { type: 'noop', index, term };

@@ -10,10 +10,13 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as protocol from '@relaymq/sdk/protocol';
 import type { Message } from '../core/raft/index.js';
-import type { PeerTransport } from '../net/peer-transport.js';
+import { PeerTransport, type PeerAddress } from '../net/peer-transport.js';
 import { PEER_SCAN_LIMITS } from '../net/peer-frames.js';
 import { normalEntryBody } from '../storage/entry-bodies.js';
+import { DurableRaftStorage } from '../storage/raft-storage.js';
 import { SegmentRaftStorage } from '../storage/segment-raft-storage.js';
+import { freePorts } from '../../../../test/support/ports.js';
+import { waitFor } from '../../../../test/support/wait.js';
 import { RaftGroup } from './raft-group.js';
 import { ENTRY_BODIES, parseRaftMessage, withEntryBodies } from './raft-wire.js';
 
@@ -191,5 +194,78 @@ describe('a follower receiving bodies', () => {
     expect(b.group.node.lastIndex).toBe(0);
     b.group.receive('a', overTheWire(good));
     await until(() => b.sent.some((m) => m.type === 'app-resp' && !m.reject && m.index === 1), 'the good append to be taken');
+  });
+});
+
+describe('entries between brokers of two versions, over real sockets', () => {
+  const running: Array<{ transport: PeerTransport; group: RaftGroup<Command, Command>; stop: () => void }> = [];
+  afterEach(async () => {
+    for (const broker of running.splice(0)) {
+      broker.stop();
+      broker.group.stop();
+      await broker.transport.close();
+    }
+  });
+
+  it('a broker that does not read bodies gets entries as before, the others bodies, and all apply the same commands', async () => {
+    const ids = ['a', 'b', 'c'];
+    const ports = await freePorts(3);
+    const peers: PeerAddress[] = ids.map((id, i) => ({ id, host: '127.0.0.1', port: ports[i] as number }));
+    /** c is from before bodies: it does not tell the feature. */
+    const brokers = await Promise.all(
+      peers.map(async (self) => {
+        const transport = new PeerTransport({
+          id: self.id,
+          host: '127.0.0.1',
+          port: self.port,
+          peers,
+          maxFrameBytes: 4 * 1024 * 1024,
+          maxQueuedBytes: 16 * 1024 * 1024,
+          reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+          ...(self.id === 'c' ? {} : { features: [ENTRY_BODIES] }),
+          log: () => {},
+        });
+        const storage = await DurableRaftStorage.open<Command, never>(undefined, ids);
+        const applied: Command[] = [];
+        const group = new RaftGroup<Command, Command>({
+          id: 'p/t/0',
+          self: self.id,
+          transport,
+          storage,
+          config: { electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true },
+          parseData: parseCommand,
+          apply: (command) => (applied.push(command), command),
+          log: () => {},
+        });
+        /** The entries of every append this broker received, as they came off the wire. */
+        const received: Array<Record<string, unknown>> = [];
+        transport.on('message', (from, channel, payload) => {
+          const entries = (payload as { entries?: unknown }).entries;
+          if (Array.isArray(entries)) received.push(...(entries as Array<Record<string, unknown>>).filter((e) => e.type === 'normal'));
+          if (channel === 'raft/p/t/0') group.receive(from, payload);
+        });
+        const ticker = setInterval(() => group.tick(), 10);
+        const broker = { id: self.id, transport, group, applied, received, stop: () => clearInterval(ticker) };
+        running.push(broker);
+        return broker;
+      }),
+    );
+    await Promise.all(brokers.map((b) => b.transport.listen()));
+    const [a, b, c] = brokers as [(typeof brokers)[number], (typeof brokers)[number], (typeof brokers)[number]];
+    await waitFor(() => brokers.some((x) => x.group.isLeader()), 'a leader', 10_000);
+    if (!a.group.isLeader()) {
+      (brokers.find((x) => x.group.isLeader()) as (typeof brokers)[number]).group.transferLeadership('a');
+      await waitFor(() => a.group.isLeader(), 'a to lead', 10_000);
+    }
+    const commands = [command(), command(), command()];
+    for (const proposed of commands) await a.group.propose(proposed, 10_000);
+    await waitFor(() => brokers.every((x) => x.applied.length === commands.length), 'every broker to apply the commands', 10_000);
+    // Decoded byte strings are Buffers: compare the bytes.
+    const bytesOf = (list: Command[]): string[][] => list.map((cmd) => cmd.messages.map((m) => Buffer.from(m.data).toString('hex')));
+    for (const x of brokers) expect(bytesOf(x.applied)).toEqual(bytesOf(commands));
+    expect(c.received.length).toBeGreaterThanOrEqual(commands.length);
+    for (const entry of c.received) expect(Object.keys(entry).sort()).toEqual(['data', 'index', 'term', 'type']);
+    expect(b.received.length).toBeGreaterThanOrEqual(commands.length);
+    for (const entry of b.received) expect(Object.keys(entry).sort()).toEqual(['body', 'index', 'term', 'type']);
   });
 });

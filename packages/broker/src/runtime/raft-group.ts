@@ -794,7 +794,8 @@ export class RaftGroup<T, R, S = never> {
           this.applyTorn = true;
           const result = this.options.apply(entry.data, entry.index);
           this.applyTorn = false;
-          forgetNormalEntryBody(entry.data); // sent and recorded: not kept for the rest of the window
+          // Sent: not kept for the rest of the window (a log of records took it when it wrote the entry).
+          if (this.options.storage.takesEntryBodies !== true) forgetNormalEntryBody(entry.data);
           // Only now: a checkpoint taken at `applied` must hold this entry (one that throws is not applied).
           this.appliedIndex = entry.index;
           this.options.projection?.applied(entry.index);

@@ -7,8 +7,8 @@
  * own record; a follower keeps the bytes the append brought for its record and
  * decodes the command from them in place, without encoding it again.
  *
- * Bodies are remembered per command object until the entry is applied (see
- * {@link forgetNormalEntryBody}), so a command must not change once it was
+ * Bodies are remembered per command object until the entry is written (see
+ * {@link takeNormalEntryBody}) or applied, so a command must not change once it was
  * proposed; none does (the replicas apply the same command, and the leader's
  * log holds the object it proposed).
  */
@@ -35,11 +35,22 @@ export function normalEntryBody(data: unknown): Uint8Array {
 }
 
 /**
- * Forgets the body of the normal entry carrying `data`: once the entry is
- * applied, every follower in step has it and the record is written, and a
- * leader keeping the bodies of its whole in-memory window (seconds of
- * entries without a disk) doubled what it holds. A follower that lags is
- * sent a body encoded again.
+ * The body of the normal entry carrying `data`, for its record: it is not
+ * kept after (the record holds it; the followers in step were sent it
+ * before the leader's own write). A follower that lags is sent a body
+ * encoded again.
+ */
+export function takeNormalEntryBody(data: unknown): Uint8Array {
+  const body = normalEntryBody(data);
+  forgetNormalEntryBody(data);
+  return body;
+}
+
+/**
+ * Forgets the body of the normal entry carrying `data` (a group whose log
+ * keeps no records: once the entry is applied). A leader keeping the bodies
+ * of its whole in-memory window (seconds of entries without a disk) doubled
+ * what it holds.
  */
 export function forgetNormalEntryBody(data: unknown): void {
   if (typeof data === 'object' && data !== null) bodies.delete(data);

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { encodeValue, RelayError } from '@relaymq/sdk/protocol';
 import { MemoryStorage, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
 import { OpenSync } from './clean-shutdown.js';
-import { decodeEntryBody, normalEntryBody, type EntryPayload } from './entry-bodies.js';
+import { decodeEntryBody, takeNormalEntryBody, type EntryPayload } from './entry-bodies.js';
 import { EntryOffsets } from './entry-offsets.js';
 import { nodeFileSystem, type FileSystem } from './fs.js';
 import type { HardStateJournal, HardStateStore } from './hard-state-journal.js';
@@ -110,6 +110,8 @@ interface RecordedSnapshot<S> {
  * `DurableRaftStorage`.
  */
 export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
+  /** A record takes its entry's body (storage/entry-bodies.ts). */
+  readonly takesEntryBodies = true;
   /** Entries appended in memory and not handed to the segment log yet, contiguous. */
   private queue: Array<Entry<T>> = [];
   /** The segment log must be cut from this index before the queue is appended. */
@@ -693,7 +695,7 @@ function toRecord<T>(entry: Entry<T>, timestamp: number, raft: RaftRecordHeader)
   // A normal entry's body is encoded once, for this record and the leader's appends to followers (entry-bodies.ts).
   const data =
     entry.type === 'normal'
-      ? normalEntryBody(entry.data)
+      ? takeNormalEntryBody(entry.data)
       : encodeValue((entry.type === 'conf' ? { t: 'conf', change: entry.change, conf: entry.conf } : { t: 'noop' }) satisfies EntryPayload<T>);
   return { timestamp, raft, encoding: 'msgpack', data };
 }

@@ -8,6 +8,7 @@ import { streamArguments } from './engine/backbone/retention.js';
 import { listenForClients, type ClientListener } from './server/client-listener.js';
 import { ForeignClusterError, PeerTransport, type PeerAddress } from './net/peer-transport.js';
 import { COALESCED_HEARTBEATS } from './runtime/heartbeat-coalescer.js';
+import { ENTRY_BODIES } from './runtime/raft-wire.js';
 import { GossipRunner } from './runtime/gossip.js';
 import type { RaftActivity } from './runtime/group-clock.js';
 import { Ticker } from './runtime/ticker.js';
@@ -452,8 +453,8 @@ class RunningBroker implements Broker {
         id,
         // A broker new to the cluster introduces itself to peers that may not know it; one that belongs never dials against the configured direction.
         introducing: () => this.replicated?.isNewToCluster() ?? true,
-        // Its Raft groups read heartbeats coalesced per peer (runtime/heartbeat-coalescer.ts).
-        features: [COALESCED_HEARTBEATS],
+        // Its Raft groups read heartbeats coalesced per peer (runtime/heartbeat-coalescer.ts), and entries as their encoded bodies (runtime/raft-wire.ts).
+        features: [COALESCED_HEARTBEATS, ENTRY_BODIES],
         ...(identity === undefined || known === undefined
           ? {}
           : {

@@ -72,7 +72,7 @@ async function reopen(dir: string, fs: FaultyFileSystem): Promise<{ checkpoint: 
 function factoryOn(dir: string, fs: FileSystem, log: LogFunction): GroupFactory {
   return new GroupFactory({
     self: 'a',
-    transport: { send: () => {}, connectedPeers: () => [] } as unknown as PeerTransport,
+    transport: { send: () => {}, understands: () => false, connectedPeers: () => [] } as unknown as PeerTransport,
     dataDir: dir,
     dedupeWindow: 100,
     retentionBytes: 0,

@@ -44,7 +44,7 @@ describe('GroupFactory: unified partitions keep their hard state in the broker\'
   const factoryOn = (fs: FaultyFileSystem, fsync: 'always' | 'interval' = 'always'): GroupFactory =>
     new GroupFactory({
       self: 'a',
-      transport: { send: () => {}, connectedPeers: () => [] } as unknown as PeerTransport,
+      transport: { send: () => {}, understands: () => false, connectedPeers: () => [] } as unknown as PeerTransport,
       dataDir: DATA, // in memory: deleteReplicaFiles (node's fs) finds nothing there to delete
       dedupeWindow: 100,
       retentionBytes: 0,

@@ -19,6 +19,7 @@ import {
   frame,
   framed,
   toldCapabilities,
+  writeFramed,
   type Capabilities,
 } from './peer-frames.js';
 
@@ -467,7 +468,7 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
     if (!link.bulk) {
       const body = encodeValue(items);
       if (body.length <= link.batchBytes) {
-        socket.write(framed(body));
+        writeFramed(socket, body);
         this.traffic.framesSent++;
         return;
       }

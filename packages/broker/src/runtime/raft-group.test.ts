@@ -35,7 +35,7 @@ async function replica(options: { apply?: (data: string, index: number) => strin
   const fs = new FaultyFileSystem(nodeFileSystem);
   const storage = await DurableRaftStorage.open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000, fs });
   const sent: Array<Message<string, never>> = [];
-  const transport = { send: (_to: string, _channel: string, message: Message<string, never>) => void sent.push(message) } as unknown as PeerTransport;
+  const transport = { send: (_to: string, _channel: string, message: Message<string, never>) => void sent.push(message), understands: () => false } as unknown as PeerTransport;
   const group = new RaftGroup<string, string>({
     id: 'p/t/0',
     self: 'a',
@@ -130,7 +130,7 @@ describe('a Raft group whose snapshot install fails part way', () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
     dirs.push(dir);
     const storage = await DurableRaftStorage.open<string, string>(join(dir, 'g.log'), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000 });
-    const transport = { send: () => {} } as unknown as PeerTransport;
+    const transport = { send: () => {}, understands: () => false } as unknown as PeerTransport;
     let installs = 0;
     const rewinds: number[] = [];
     const group = new RaftGroup<string, string, string>({
@@ -193,7 +193,7 @@ describe('a Raft group that leads', () => {
     dirs.push(dir);
     const storage = await DurableRaftStorage.open<string, string>(join(dir, 'g.log'), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000 });
     const sent: Array<Message<string, string>> = [];
-    const transport = { send: (_to: string, _channel: string, message: Message<string, string>) => void sent.push(message) } as unknown as PeerTransport;
+    const transport = { send: (_to: string, _channel: string, message: Message<string, string>) => void sent.push(message), understands: () => false } as unknown as PeerTransport;
     const group = new RaftGroup<string, string, string>({
       id: 'p/t/0',
       self: 'a',
@@ -242,7 +242,7 @@ describe('a Raft group acknowledging at the leader', () => {
     dirs.push(dir);
     const storage = await DurableRaftStorage.open<string, never>(join(dir, 'g.log'), ['a', 'b', 'c'], { fsync: 'always', fsyncIntervalMs: 1000 });
     const sent: Array<Message<string, never>> = [];
-    const transport = { send: (_to: string, _channel: string, message: Message<string, never>) => void sent.push(message) } as unknown as PeerTransport;
+    const transport = { send: (_to: string, _channel: string, message: Message<string, never>) => void sent.push(message), understands: () => false } as unknown as PeerTransport;
     // A state machine that numbers what it applies; its projection numbers what is appended but not applied yet.
     let count = 0;
     const appliedResults: string[] = [];
@@ -314,7 +314,7 @@ describe('a Raft group on the way of an awaited publish', () => {
       events.push(`own write of ${entries.map((e) => e.index).join(',')}`);
       append(entries);
     };
-    const group = new RaftGroup<string, string>({ id: 'p/t/0', self: 'a', transport: { send } as unknown as PeerTransport, storage, parseData: (d) => (typeof d === 'string' ? d : undefined), apply: (d) => d, log: () => {} });
+    const group = new RaftGroup<string, string>({ id: 'p/t/0', self: 'a', transport: { send, understands: () => false } as unknown as PeerTransport, storage, parseData: (d) => (typeof d === 'string' ? d : undefined), apply: (d) => d, log: () => {} });
     groups.push(group);
     await leadWithB(group, sent);
     // b and c hold the no-op: it commits, and both followers are in step (each proposal's entries go to both at once).
@@ -370,7 +370,7 @@ describe('a Raft group changing its membership', () => {
     const storage = await DurableRaftStorage.open<string, never>(path, voters, { fsync: 'always', fsyncIntervalMs: 1000 });
     const sent: Array<Message<string, never>> = [];
     const changes: Array<{ voters: readonly string[]; learners: readonly string[]; index: number }> = [];
-    const transport = { send: (_to: string, _channel: string, message: Message<string, never>) => void sent.push(message) } as unknown as PeerTransport;
+    const transport = { send: (_to: string, _channel: string, message: Message<string, never>) => void sent.push(message), understands: () => false } as unknown as PeerTransport;
     const group = new RaftGroup<string, string>({
       id: 'meta',
       self: 'a',

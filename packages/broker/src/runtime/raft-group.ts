@@ -21,12 +21,13 @@ import {
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import type { LogFunction } from '../observability/logger.js';
+import { forgetNormalEntryBody } from '../storage/entry-bodies.js';
 import type { RaftLogStorage } from '../storage/raft-storage.js';
 import { storageRelayError } from '../storage/segments/errors.js';
 import type { GroupClock } from './group-clock.js';
 import type { HeartbeatCoalescer } from './heartbeat-coalescer.js';
 import { addRaftCounters, zeroRaftCounters } from './raft-counters.js';
-import { parseRaftMessage } from './raft-wire.js';
+import { ENTRY_BODIES, parseRaftMessage, withEntryBodies } from './raft-wire.js';
 
 
 /** How many heartbeat intervals old a leader's last message may be for {@link RaftGroup.heardLeader}: a heartbeat lost or late under load is not silence. */
@@ -793,6 +794,8 @@ export class RaftGroup<T, R, S = never> {
           this.applyTorn = true;
           const result = this.options.apply(entry.data, entry.index);
           this.applyTorn = false;
+          // Sent: not kept for the rest of the window (a log of records took it when it wrote the entry).
+          if (this.options.storage.takesEntryBodies !== true) forgetNormalEntryBody(entry.data);
           // Only now: a checkpoint taken at `applied` must hold this entry (one that throws is not applied).
           this.appliedIndex = entry.index;
           this.options.projection?.applied(entry.index);
@@ -851,8 +854,11 @@ export class RaftGroup<T, R, S = never> {
     const { transport, heartbeats } = this.options;
     for (const message of messages) {
       // A heartbeat to a peer that takes them coalesced goes with the other groups' (heartbeat-coalescer.ts).
-      if (heartbeats?.send(this.channel, message) !== true) transport.send(message.to, this.channel, message);
-      if (message.type === 'app' && message.entries.length > 0) this.appendsSent = true;
+      if (heartbeats?.send(this.channel, message) === true) continue;
+      // Entries go as their bodies, encoded once for every follower and this leader's record, to a peer that reads them.
+      const entries = message.type === 'app' && message.entries.length > 0;
+      transport.send(message.to, this.channel, entries && transport.understands(message.to, ENTRY_BODIES) ? withEntryBodies(message) : message);
+      if (entries) this.appendsSent = true;
     }
   }
 

@@ -1,4 +1,24 @@
 import { isNodeId, parseConf, type AppendResponse, type ConfChange, type ConfState, type Entry, type HeartbeatResponse, type Message, type Snapshot, type VoteResponse } from '../core/raft/index.js';
+import { keepNormalEntryBody, normalEntryBody, normalEntryData } from '../storage/entry-bodies.js';
+
+/**
+ * The feature (`PeerTransportOptions.features`) of a broker that reads
+ * normal entries sent as their encoded body (`{ type: 'normal', index, term,
+ * body }`, see {@link withEntryBodies}) besides the plain form (`data`).
+ */
+export const ENTRY_BODIES = 'raft-entry-bodies';
+
+/**
+ * `message` as sent to a peer that told {@link ENTRY_BODIES}: each normal
+ * entry carries its body (storage/entry-bodies.ts), encoded once for every
+ * follower and the leader's own record, which the transport copies into its
+ * frame as one byte string instead of walking the command again.
+ */
+export function withEntryBodies<T, S>(message: Message<T, S>): unknown {
+  if (message.type !== 'app' || message.entries.length === 0) return message;
+  const entries = message.entries.map((entry) => (entry.type === 'normal' ? { type: 'normal', index: entry.index, term: entry.term, body: normalEntryBody(entry.data) } : entry));
+  return { ...message, entries };
+}
 
 /**
  * Checks a Raft message that arrived from a peer before the core sees it: the
@@ -117,6 +137,7 @@ function parseEntry<T>(value: unknown, parseData: (data: unknown) => T | undefin
     return { type: 'conf', index: o.index, term: o.term, change, conf };
   }
   if (o.type !== 'normal') return undefined;
+  if (o.body !== undefined) return parseEntryBody(o.index, o.term, o.body, parseData);
   const data = parseData(o.data);
   return data === undefined ? undefined : { type: 'normal', index: o.index, term: o.term, data };
 }
@@ -129,6 +150,26 @@ function recoveringMarkValid(o: Record<string, unknown>): boolean {
   if (!optionalBoolean(o.recovering)) return false;
   if (o.recovering !== true) return o.startTerm === undefined || isUint(o.startTerm);
   return isUint(o.startTerm) && o.startTerm <= (o.term as number);
+}
+
+/**
+ * A normal entry sent as its body (see {@link withEntryBodies}): the command
+ * is decoded in place (its byte strings are views into `body`, which the
+ * frame's decode copied out of the socket's chunk, so they pin nothing else),
+ * and `body` is kept as the entry's, for its record.
+ */
+function parseEntryBody<T>(index: number, term: number, body: unknown, parseData: (data: unknown) => T | undefined): Entry<T> | undefined {
+  if (!(body instanceof Uint8Array)) return undefined;
+  let decoded: unknown;
+  try {
+    decoded = normalEntryData(body);
+  } catch {
+    return undefined; // not msgpack, or not a normal entry's body: the message is malformed
+  }
+  const data = parseData(decoded);
+  if (data === undefined) return undefined;
+  keepNormalEntryBody(data, body);
+  return { type: 'normal', index, term, data };
 }
 
 function optionalBoolean(value: unknown): boolean {

@@ -60,6 +60,13 @@ export interface RaftLogStorage<T, S> {
   readonly failure: RelayError | undefined;
   /** Observes every fsync's duration in seconds (metrics). */
   onFsync: ((seconds: number) => void) | undefined;
+  /**
+   * Whether writing a normal entry takes its body (storage/entry-bodies.ts),
+   * which then is not kept: the group leaves bodies to its writes instead of
+   * forgetting them once applied (a leader may apply an entry before its own
+   * write of it, which would then encode the body again).
+   */
+  readonly takesEntryBodies?: boolean;
   applySnapshot(snapshot: Snapshot<S>): void;
   append(entries: readonly Entry<T>[]): void;
   setHardState(hardState: HardState): void;

@@ -1,15 +1,14 @@
 import { join } from 'node:path';
-import { decodeValueInPlace, encodeValue, RelayError, type ScanLimits } from '@relaymq/sdk/protocol';
-import { MemoryStorage, type ConfChange, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
+import { encodeValue, RelayError } from '@relaymq/sdk/protocol';
+import { MemoryStorage, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
 import { OpenSync } from './clean-shutdown.js';
+import { decodeEntryBody, takeNormalEntryBody, type EntryPayload } from './entry-bodies.js';
 import { EntryOffsets } from './entry-offsets.js';
 import { nodeFileSystem, type FileSystem } from './fs.js';
 import type { HardStateJournal, HardStateStore } from './hard-state-journal.js';
 import type { RaftLogStorage, RaftStorageOptions } from './raft-storage.js';
 import { layoutError, LogStorageError, MetaStore, SegmentLog, storageRelayError, type HardStateRecord, type NewMessage, type RaftRecordHeader, type RetentionPolicy, type RetentionResult, type SegmentLogOptions, type StoredRecord } from './segments/index.js';
 
-/** Entry payloads are broker-written; a publish batch nests a few levels and holds many elements. */
-const ENTRY_SCAN_LIMITS: ScanLimits = { maxDepth: 16, maxElements: 16_000_000, allowTimestamp: false };
 /** Records read back per read on open. */
 const READ_PAGE = { count: 4096, bytes: 16 * 1024 * 1024 };
 
@@ -18,9 +17,6 @@ const SNAPSHOT = 'snapshot';
 /** The layout a unified directory records; a split partition directory has a `checkpoint` instead. */
 const LAYOUT = 'layout';
 const UNIFIED = 'unified';
-
-/** An entry's record body (the pinned msgpack codec): its type and what it carries. */
-type EntryPayload<T> = { t: 'normal'; d: T } | { t: 'noop' } | { t: 'conf'; change: ConfChange; conf: ConfState };
 
 /** Settings of a {@link SegmentRaftStorage}: those of every Raft log, plus the segment log's. */
 export interface SegmentRaftStorageOptions<T, S = unknown> extends RaftStorageOptions {
@@ -114,6 +110,8 @@ interface RecordedSnapshot<S> {
  * `DurableRaftStorage`.
  */
 export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
+  /** A record takes its entry's body (storage/entry-bodies.ts). */
+  readonly takesEntryBodies = true;
   /** Entries appended in memory and not handed to the segment log yet, contiguous. */
   private queue: Array<Entry<T>> = [];
   /** The segment log must be cut from this index before the queue is appended. */
@@ -694,9 +692,12 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
 
 /** The record of `entry`: its index is the record's offset, its term in the header, the rest in the body. */
 function toRecord<T>(entry: Entry<T>, timestamp: number, raft: RaftRecordHeader): NewMessage {
-  const payload: EntryPayload<T> =
-    entry.type === 'normal' ? { t: 'normal', d: entry.data } : entry.type === 'conf' ? { t: 'conf', change: entry.change, conf: entry.conf } : { t: 'noop' };
-  return { timestamp, raft, encoding: 'msgpack', data: encodeValue(payload) };
+  // A normal entry's body is encoded once, for this record and the leader's appends to followers (entry-bodies.ts).
+  const data =
+    entry.type === 'normal'
+      ? takeNormalEntryBody(entry.data)
+      : encodeValue((entry.type === 'conf' ? { t: 'conf', change: entry.change, conf: entry.conf } : { t: 'noop' }) satisfies EntryPayload<T>);
+  return { timestamp, raft, encoding: 'msgpack', data };
 }
 
 /**
@@ -711,7 +712,7 @@ function fromRecord<T>(record: StoredRecord): Entry<T> {
   if (term === undefined) throw new LogStorageError('STORAGE_CORRUPT', `record ${index} is a message record (format 1), not a Raft entry`, { offset: index });
   let payload: EntryPayload<T>;
   try {
-    payload = decodeValueInPlace(record.data, ENTRY_SCAN_LIMITS) as EntryPayload<T>;
+    payload = decodeEntryBody(record.data) as EntryPayload<T>;
   } catch (err) {
     throw new LogStorageError('STORAGE_CORRUPT', `record ${index}: undecodable entry (${(err as Error).message})`, { offset: index });
   }

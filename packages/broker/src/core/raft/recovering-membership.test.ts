@@ -93,3 +93,63 @@ it.each([true, false])('(b power-cut: %s) a candidate whose uncommitted promote 
   const cHasE = node('c').lastIndex >= eIndex && (storages.get('c') as MemoryStorage<string, string>).entries(eIndex, eIndex + 1, 1e9).some((x) => x.type === 'normal' && x.data === 'e');
   expect({ role: cStatus.role, term: cStatus.term, hasE: cHasE }).not.toMatchObject({ role: 'leader', hasE: false });
 });
+
+it('after a committed remove (4 voters to 3), a candidate that has not seen it wins with 3 supporters of 4, one of them the holder that lost a committed entry', () => {
+  const ids = ['a', 'b', 'c', 'd'];
+  const storages = new Map<string, MemoryStorage<string, string>>();
+  const nodes = new Map<string, RaftNode<string, string>>();
+  let queue: Msg[] = [];
+  const start = (id: string, storage: MemoryStorage<string, string>, config: object): void => {
+    storages.set(id, storage);
+    nodes.set(id, new RaftNode<string, string>({ id, storage, random: ZERO, config, applied: 0 }));
+  };
+  for (const id of ids) start(id, new MemoryStorage<string, string>(ids), BASE);
+  const node = (id: string): RaftNode<string, string> => nodes.get(id) as RaftNode<string, string>;
+  const io = (id: string) => ({
+    storage: storages.get(id) as MemoryStorage<string, string>,
+    send: (ms: readonly Msg[]) => void queue.push(...ms),
+    restore: () => undefined,
+    apply: (_es: readonly Entry<string>[]) => undefined,
+  });
+  const run = (up: readonly string[]): void => {
+    for (const id of up) drainReady(node(id), io(id));
+    for (let round = 0; round < 100 && queue.length > 0; round++) {
+      const batch = queue;
+      queue = [];
+      for (const m of batch) {
+        if (!up.includes(m.to) || !up.includes(m.from)) continue;
+        node(m.to).step(m);
+        drainReady(node(m.to), io(m.to));
+      }
+    }
+  };
+  node('a').campaign();
+  run(ids);
+  node('a').propose('v1');
+  node('a').tick();
+  run(ids);
+  const before = node('a').lastIndex;
+  // a removes d; only b gets it (c and d are slow). {a, b} is a quorum of {a, b, c}: committed. So is "e".
+  expect(node('a').proposeConfChange({ type: 'remove', node: 'd' }).ok).toBe(true);
+  run(['a', 'b']);
+  node('a').propose('e');
+  run(['a', 'b']);
+  node('a').tick();
+  run(['a', 'b']);
+  const eIndex = node('a').lastIndex;
+  expect(node('a').commitIndex).toBe(eIndex);
+  expect(node('a').status().voters).toEqual(['a', 'b', 'c']);
+
+  // b loses power: the remove and "e" were not fsynced. It restarts recovering. a is down; d has not been shut down yet.
+  const old = storages.get('b') as MemoryStorage<string, string>;
+  const cut = new MemoryStorage<string, string>(ids);
+  cut.append(old.entries(1, before + 1, 1e9));
+  cut.setHardState({ ...old.getHardState(), commit: Math.min(old.getHardState().commit, before) });
+  start('b', cut, { ...BASE, recoveringAtStart: true });
+  node('c').campaign();
+  run(['b', 'c', 'd']);
+  const s = node('c').status();
+  const cHasE = (storages.get('c') as MemoryStorage<string, string>).lastIndex() >= eIndex && (storages.get('c') as MemoryStorage<string, string>).entries(eIndex, eIndex + 1, 1e9).some((x) => x.type === 'normal' && x.data === 'e');
+  // Only a holds the acknowledged "e", and a is down: no one may be elected without it.
+  expect({ role: s.role, voters: s.voters, hasE: cHasE }).not.toMatchObject({ role: 'leader', hasE: false });
+});

@@ -816,7 +816,7 @@ export class Raft<T, S> {
     if (this.knobs.grantTwoVotesPerTerm && m.type === 'vote' && this.role === 'follower') canVote = true;
     const upToDate = this.knobs.skipLogUpToDateCheck || this.log.isUpToDate(m.lastIndex, m.lastTerm);
     if (canVote && upToDate) {
-      // A recovering node grants nothing, but says it would have: the candidate counts it toward n − quorum + 2
+      // A recovering node grants nothing, but says it would have: the candidate counts it toward ⌊n/2⌋ + 2
       // supporters (quorum.ts). A real vote is recorded all the same (persisted before the answer leaves), so it
       // never supports two candidates of one term.
       if (this.isRecovering) {

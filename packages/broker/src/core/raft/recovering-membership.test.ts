@@ -1,8 +1,8 @@
 /**
- * Review: the n − quorum + 2 supporters rule across a single-server membership change. The holders of a committed
+ * The supporters rule across a single-server membership change. The holders of a committed
  * entry are a quorum of the configuration that committed it; a candidate counts supporters in its own (latest,
  * possibly uncommitted) configuration. From 3 voters to 4, 3 supporters of 4 may share only one voter with 2 holders
- * of 3 — the one that lost the entry in a power cut.
+ * of 3 — the one that lost the entry in a power cut — which is why a candidate of 4 needs 4 (⌊n/2⌋ + 2, quorum.ts).
  */
 import { expect, it } from 'vitest';
 import { RaftNode } from './node.js';

@@ -446,6 +446,9 @@ class RunningBroker implements Broker {
       const openSync = new OpenSync(dataDir !== undefined && !cleanStop);
       // Before any log opens: whether a power cut may have cost this broker's replicas entries they acknowledged.
       this.lastRun = dataDir === undefined ? undefined : await LastRunRecord.begin(dataDir, fs, this.options.fsync, cleanStop, fresh);
+      if (this.lastRun?.unrecorded !== undefined) {
+        log('warn', 'could not record this start (its boot and fsync policy): the next unclean start recovers as after a power cut', { error: String(this.lastRun.unrecorded) });
+      }
       const recoveringAtStart = this.lastRun?.verdict.recovering ?? false;
       this.openSync = dataDir === undefined ? undefined : openSync;
       this.peerIncarnations = known;

@@ -38,6 +38,35 @@ describe('judgeStart', () => {
 });
 
 describe('the record', () => {
+  it('an interval run killed and restarted under always still counts as interval until a clean stop: a power cut before its logs were all opened and fsynced recovers', async () => {
+    const dir = await temp.make();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    await (await LastRunRecord.begin(dir, fs, 'interval', false, true)).stop();
+    // kill -9 of the interval run (same boot, no marker); the next start runs always and opens its logs after this.
+    const switched = await LastRunRecord.begin(dir, fs, 'always', false, false);
+    expect(switched.verdict.recovering).toBe(false);
+    expect(await readLastRun(dir, fs)).toMatchObject({ fsync: 'interval' });
+    // A power cut now loses what the interval run acknowledged and no log open fsynced yet.
+    await fs.crash();
+    expect((await LastRunRecord.begin(dir, fs, 'always', false, false)).verdict.recovering).toBe(true);
+    // After a clean stop the policy recorded is the run's own.
+    await LastRunRecord.begin(dir, fs, 'always', true, false);
+    expect(await readLastRun(dir, fs)).toMatchObject({ fsync: 'always' });
+  });
+
+  it('a record that cannot be written (a full disk) does not stop the start, and leaves none: the next unclean start recovers', async () => {
+    const dir = await temp.make();
+    const fs = new FaultyFileSystem(nodeFileSystem);
+    await (await LastRunRecord.begin(dir, fs, 'always', false, true)).stop();
+    fs.failNext('write', 'ENOSPC', Infinity);
+    const full = await LastRunRecord.begin(dir, fs, 'interval', false, false);
+    expect(full.verdict.recovering).toBe(false);
+    expect(full.unrecorded).toMatchObject({ code: 'ENOSPC' });
+    fs.heal();
+    expect(await readLastRun(dir, fs)).toBeUndefined();
+    expect((await LastRunRecord.begin(dir, fs, 'interval', false, false)).verdict.recovering).toBe(true);
+  });
+
   it('round-trips, and a malformed one says nothing', async () => {
     const dir = await temp.make();
     expect(await readLastRun(dir, nodeFileSystem)).toBeUndefined();
@@ -76,7 +105,8 @@ describe('the record', () => {
     await fs.crash(); // a power cut
     const cut = await LastRunRecord.begin(dir, fs, 'always', false, false);
     expect(cut.verdict.recovering).toBe(true);
-    expect(await readLastRun(dir, fs)).toMatchObject({ fsync: 'always', recovering: true });
+    // Still `interval`: what the cut run acknowledged may stay unsynced until a clean stop.
+    expect(await readLastRun(dir, fs)).toMatchObject({ fsync: 'interval', recovering: true });
 
     vi.useFakeTimers();
     try {
@@ -92,7 +122,7 @@ describe('the record', () => {
     } finally {
       vi.useRealTimers();
     }
-    expect(await readLastRun(dir, fs)).toMatchObject({ fsync: 'always', recovering: false });
+    expect(await readLastRun(dir, fs)).toMatchObject({ fsync: 'interval', recovering: false });
     // The next unclean stop on this boot recovers nothing.
     expect((await LastRunRecord.begin(dir, fs, 'always', false, false)).verdict.recovering).toBe(false);
   });

@@ -109,6 +109,8 @@ export class LastRunRecord {
     private readonly run: LastRun,
     /** What this start concluded. */
     readonly verdict: StartVerdict,
+    /** Why the record could not be written (none is left then), if it could not. */
+    readonly unrecorded?: unknown,
   ) {}
 
   /** Judges this start against the last one's record and replaces it, durably, before anything of this start is written. */
@@ -116,9 +118,20 @@ export class LastRunRecord {
     const previous = await readLastRun(dataDir, fs);
     const bootId = await readBootId(fs);
     const verdict = judgeStart(previous, cleanStop, bootId, fresh);
-    const run: LastRun = { bootId: bootId ?? null, fsync, recovering: verdict.recovering };
-    await writeLastRun(dataDir, fs, run);
-    return new LastRunRecord(dataDir, fs, run, verdict);
+    // What an interval run acknowledged and a kill left unsynced stays so until each log is opened (and fsynced) or a
+    // clean stop fsyncs the whole directory: until then this run counts as one that acknowledged before fsync.
+    const unsyncedLeft = !cleanStop && !fresh && previous?.fsync !== 'always';
+    const run: LastRun = { bootId: bootId ?? null, fsync: unsyncedLeft ? 'interval' : fsync, recovering: verdict.recovering };
+    let unrecorded: unknown;
+    try {
+      await writeLastRun(dataDir, fs, run);
+    } catch (err) {
+      // A full disk must not keep the broker from starting (it serves reads, and catches up once space returns).
+      // Without a record the next unclean start assumes the worst, so the old one (which may say less) goes.
+      await fs.unlink(join(dataDir, LAST_RUN_FILE)).catch(() => {});
+      unrecorded = err;
+    }
+    return new LastRunRecord(dataDir, fs, run, verdict, unrecorded);
   }
 
   /**

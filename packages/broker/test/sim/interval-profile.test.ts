@@ -367,10 +367,16 @@ const CASES: Array<[string, IntervalOptions]> = [
 
 function seedsToRun(): number[] {
   const one = process.env['RELAYMQ_SIM_SEED'];
-  if (one !== undefined) return [Number(one)];
-  const count = Number(process.env['RELAYMQ_SIM_SEEDS'] ?? 25);
-  const from = Number(process.env['RELAYMQ_SIM_SEED_FROM'] ?? 1);
+  if (one !== undefined) return [wholeNumber('RELAYMQ_SIM_SEED', one)];
+  const count = wholeNumber('RELAYMQ_SIM_SEEDS', process.env['RELAYMQ_SIM_SEEDS'] ?? '25');
+  const from = wholeNumber('RELAYMQ_SIM_SEED_FROM', process.env['RELAYMQ_SIM_SEED_FROM'] ?? '1');
   return Array.from({ length: count }, (_, i) => from + i);
+}
+
+/** A count or seed from the environment; anything else (`1-200`) is refused rather than running no seed at all. */
+function wholeNumber(name: string, value: string): number {
+  if (!/^\d+$/.test(value)) throw new Error(`${name} must be a whole number (a count: RELAYMQ_SIM_SEEDS=200 RELAYMQ_SIM_SEED_FROM=1), got "${value}"`);
+  return Number(value);
 }
 
 describe('simulator profile: fsync interval (unsyncedAcks) over the real storages, power cuts of a minority per interval', () => {

@@ -119,7 +119,7 @@ describe('raft simulator', () => {
     expect(replaced.length).toBe(300);
   }, 120_000);
 
-  it('passes 200 seeds with every restarted node recovering (RaftConfig.recoveringAtStart): elections under the n − quorum + 2 rule, leaders re-electing to end a recovery, then heals and converges', () => {
+  it('passes 200 seeds with every restarted node recovering (RaftConfig.recoveringAtStart): elections under the ⌊n/2⌋ + 2 rule, leaders re-electing to end a recovery, then heals and converges', () => {
     const failures: string[] = [];
     let ended = 0;
     let reelections = 0;

@@ -119,7 +119,7 @@ export interface RaftConfig {
    * answering the ones it would have granted with `wouldGrant` (and
    * recording such a vote as a grant), and a candidate needs plain grants
    * from a quorum of voters that are not recovering, or supporters from
-   * `n − quorum + 2` voters (see `quorum.ts`). It ends once a leader of a
+   * `⌊n/2⌋ + 2` voters (see `quorum.ts`). It ends once a leader of a
    * term above the one stored at this start brought the node up to an entry
    * of that leader's term (`Status.recovering`).
    * @defaultValue false

@@ -58,14 +58,15 @@ describe('voteOutcome', () => {
   });
 });
 
-describe('supportersToElect: n − quorum + 2, capped at n', () => {
+describe('supportersToElect: ⌊n/2⌋ + 2 (two shared with a quorum of a configuration one change away), all of 1 or 2', () => {
   it.each([
     [0, 1],
     [1, 1],
     [2, 2],
     [3, 3],
-    [4, 3],
+    [4, 4],
     [5, 4],
+    [6, 5],
     [7, 5],
   ])('%i voters → %i', (n, expected) => {
     expect(supportersToElect(n)).toBe(expected);
@@ -89,6 +90,11 @@ describe('voteOutcome with would-grants (recovering voters)', () => {
     { voters: ['a', 'b', 'c', 'd', 'e'], votes: { a: true, b: W, c: false, d: false }, expected: 'lost' },
     { voters: ['a'], votes: { a: W }, expected: 'won' },
     { voters: ['a', 'b'], votes: { a: true, b: W }, expected: 'won' },
+    { voters: ['a', 'b', 'c', 'd'], votes: { a: true, b: W, c: true }, expected: 'pending' },
+    { voters: ['a', 'b', 'c', 'd'], votes: { a: true, b: W, c: true, d: true }, expected: 'won' },
+    { voters: ['a', 'b', 'c', 'd'], votes: { a: true, b: W, c: W }, expected: 'pending' },
+    { voters: ['a', 'b', 'c', 'd'], votes: { a: true, b: W, c: W, d: W }, expected: 'won' },
+    { voters: ['a', 'b', 'c', 'd'], votes: { a: true, b: W, c: W, d: false }, expected: 'lost' },
   ])('$voters: $votes → $expected', ({ voters, votes, expected }) => {
     expect(voteOutcome(voters, new Map(Object.entries(votes)))).toBe(expected);
   });

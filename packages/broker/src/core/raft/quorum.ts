@@ -43,21 +43,27 @@ export type VoteAnswer = boolean | 'would-grant';
 
 /**
  * Supporters (grants and would-grants) that elect a candidate without a
- * quorum of plain grants: `n − quorum + 2` of `n` voters (3 of 3, 4 of 5,
- * the voter itself of 1).
+ * quorum of plain grants: `⌊n/2⌋ + 2` of `n` voters (3 of 3, 4 of 4, 4 of 5,
+ * 5 of 6); all of 1 or 2.
  *
  * Why it is safe: under `fsync: interval` at most one holder of an
  * acknowledged entry lost it (two nodes are never cut within one fsync
- * interval), and its holders are a quorum. Any `n − quorum + 2` voters share
- * at least two voters with that quorum, so one of them still holds the entry
- * and refuses a candidate that lacks it. A plain grant comes only from a
- * voter that is not recovering, so a quorum of them shares with the holders
- * one that is not the one that lost it.
+ * interval), and its holders are a quorum of the configuration that
+ * committed it — the candidate's, or one a single-server change away
+ * (one voter more or fewer). `⌊n/2⌋ + 2` of the candidate's voters share
+ * at least two voters with any such quorum, so one of them still holds the
+ * entry and refuses a candidate that lacks it (`n − quorum + 2`, enough
+ * within one configuration, is one short for an even `n` across a change:
+ * 3 of 4 beside a quorum of 5 or of 3). A plain grant comes only from a
+ * voter that is not recovering, so a quorum of them shares with the
+ * holders one that is not the one that lost it. Groups of one or two
+ * voters keep no second copy to protect: a would-grant of the other voter
+ * counts, or a two-voter group with one recovering could never elect.
  */
 export function supportersToElect(voterCount: number): number {
-  const quorum = quorumSize(voterCount);
   // Never below a quorum (an empty voter set elects no one).
-  return Math.max(quorum, Math.min(voterCount, voterCount - quorum + 2));
+  if (voterCount <= 2) return Math.max(quorumSize(voterCount), voterCount);
+  return Math.min(voterCount, Math.floor(voterCount / 2) + 2);
 }
 
 /**

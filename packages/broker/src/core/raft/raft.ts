@@ -515,6 +515,8 @@ export class Raft<T, S> {
     if (!this.isQuiesced) return;
     this.isQuiesced = false;
     this.counters.wakes++;
+    // Its clock stood still: no one it heard from while quiesced (or before) counts as heard within an election timeout (noteRecovering).
+    if (this.role === 'leader') for (const pr of this.progress.values()) pr.lastHeardTick = Number.NEGATIVE_INFINITY;
     if (pokeLeader && this.role !== 'leader' && this.leader !== null && this.leader !== this.id) {
       this.send(this.markRecovering<HeartbeatResponse>({ type: 'heartbeat-resp', from: this.id, to: this.leader, term: this.term }));
     }
@@ -814,7 +816,7 @@ export class Raft<T, S> {
     if (this.knobs.grantTwoVotesPerTerm && m.type === 'vote' && this.role === 'follower') canVote = true;
     const upToDate = this.knobs.skipLogUpToDateCheck || this.log.isUpToDate(m.lastIndex, m.lastTerm);
     if (canVote && upToDate) {
-      // A recovering node grants nothing, but says it would have: the candidate counts it toward n − quorum + 2
+      // A recovering node grants nothing, but says it would have: the candidate counts it toward ⌊n/2⌋ + 2
       // supporters (quorum.ts). A real vote is recorded all the same (persisted before the answer leaves), so it
       // never supports two candidates of one term.
       if (this.isRecovering) {
@@ -1121,8 +1123,8 @@ export class Raft<T, S> {
     for (const id of this.voters) {
       const other = this.progress.get(id);
       if (id === this.id) votes.set(id, this.isRecovering ? 'would-grant' : true);
-      // Heard from within an election timeout (recentActive never lapses without check-quorum).
-      else if (other !== undefined && this.now - other.lastHeardTick < this.config.electionTicks) votes.set(id, other.recovering ? 'would-grant' : true);
+      // Heard from within an election timeout (recentActive never lapses without check-quorum), and not suspected down.
+      else if (other !== undefined && !this.isSuspected(id) && this.now - other.lastHeardTick < this.config.electionTicks) votes.set(id, other.recovering ? 'would-grant' : true);
     }
     if (voteOutcome(this.voters, votes) !== 'won') return false;
     this.counters.recoveryElections++;

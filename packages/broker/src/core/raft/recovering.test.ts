@@ -4,7 +4,7 @@
  * must not help elect a candidate that lacks them too: it grants no vote,
  * answering `wouldGrant` where it would have (and recording a real vote as a
  * grant), and a candidate wins with plain grants from a quorum or with
- * supporters from n − quorum + 2 voters. It stops recovering once a leader
+ * supporters from ⌊n/2⌋ + 2 voters. It stops recovering once a leader
  * of a term above its start term brought it up to an entry of that term; a
  * leader of its start term starts a new election to get there.
  */
@@ -217,7 +217,7 @@ describe('a candidate counting would-grants', () => {
     expect(c.node('a').status().role).toBe('leader');
   });
 
-  it('a pre-candidate moves to the real vote on would-grants from n − quorum + 2 voters, without taking their term from the answers', () => {
+  it('a pre-candidate moves to the real vote on would-grants from ⌊n/2⌋ + 2 voters, without taking their term from the answers', () => {
     const c = new Cluster(['a', 'b', 'c'], { ...BASE, preVote: true });
     c.node('a').campaign();
     expect(c.node('a').status()).toMatchObject({ role: 'pre-candidate', term: 0 });

@@ -197,7 +197,7 @@ export interface VoteResponse extends MessageBase {
    * With `recovering`: the voter would have granted this request (the
    * candidate's log is up to date, no other vote in the term), and for a
    * `vote-resp` it recorded the vote as a grant. The candidate counts it
-   * toward `n − quorum + 2` supporters (see `quorum.ts`); the term is then
+   * toward `⌊n/2⌋ + 2` supporters (see `quorum.ts`); the term is then
    * the request's, as for a grant. Absent means false.
    */
   readonly wouldGrant?: boolean;

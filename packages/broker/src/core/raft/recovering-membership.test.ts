@@ -1,0 +1,155 @@
+/**
+ * The supporters rule across a single-server membership change. The holders of a committed
+ * entry are a quorum of the configuration that committed it; a candidate counts supporters in its own (latest,
+ * possibly uncommitted) configuration. From 3 voters to 4, 3 supporters of 4 may share only one voter with 2 holders
+ * of 3 — the one that lost the entry in a power cut — which is why a candidate of 4 needs 4 (⌊n/2⌋ + 2, quorum.ts).
+ */
+import { expect, it } from 'vitest';
+import { RaftNode } from './node.js';
+import { drainReady } from './runner.js';
+import { MemoryStorage } from './storage.js';
+import type { Entry, Message, RandomSource } from './types.js';
+
+type Msg = Message<string, string>;
+const ZERO: RandomSource = { nextInt: () => 0 };
+const BASE = { preVote: false, checkQuorum: false, unsyncedAcks: true };
+
+it.each([true, false])('(b power-cut: %s) a candidate whose uncommitted promote makes 4 voters does not win with 3 supporters, one of them the holder that lost a committed entry', (powerCut) => {
+  const storages = new Map<string, MemoryStorage<string, string>>();
+  const nodes = new Map<string, RaftNode<string, string>>();
+  let queue: Msg[] = [];
+  const start = (id: string, storage: MemoryStorage<string, string>, config: object): void => {
+    storages.set(id, storage);
+    nodes.set(id, new RaftNode<string, string>({ id, storage, random: ZERO, config, applied: 0, joining: id === 'd' }));
+  };
+  for (const id of ['a', 'b', 'c', 'd']) start(id, new MemoryStorage<string, string>(['a', 'b', 'c']), BASE);
+  const node = (id: string): RaftNode<string, string> => nodes.get(id) as RaftNode<string, string>;
+  const io = (id: string) => ({
+    storage: storages.get(id) as MemoryStorage<string, string>,
+    send: (ms: readonly Msg[]) => void queue.push(...ms),
+    restore: () => undefined,
+    apply: (_es: readonly Entry<string>[]) => undefined,
+  });
+  /** Delivers until quiet, only between the nodes of `up` (every other message is lost). */
+  const run = (up: readonly string[]): void => {
+    for (const id of up) drainReady(node(id), io(id));
+    for (let round = 0; round < 100 && queue.length > 0; round++) {
+      const batch = queue;
+      queue = [];
+      for (const m of batch) {
+        if (!up.includes(m.to) || !up.includes(m.from)) continue;
+        node(m.to).step(m);
+        drainReady(node(m.to), io(m.to));
+      }
+    }
+  };
+  const all = ['a', 'b', 'c', 'd'];
+
+  // Term 1: c leads {a, b, c}, d is added as a learner and caught up.
+  node('c').campaign();
+  run(all);
+  expect(node('c').status().role).toBe('leader');
+  expect(node('c').proposeConfChange({ type: 'add-learner', node: 'd' }).ok).toBe(true);
+  run(all);
+  node('c').propose('v1');
+  node('c').tick();
+  run(all);
+  // c appends "promote d": only d gets it (the appends to a and b are lost). c and d now count 4 voters.
+  expect(node('c').proposeConfChange({ type: 'promote', node: 'd' }).ok).toBe(true);
+  run(['c', 'd']);
+  const j = node('c').lastIndex;
+  expect(node('d').lastIndex).toBe(j);
+  expect(node('a').lastIndex).toBe(j - 1);
+
+  // Term 2: a is elected by b (c and d cut off), commits its no-op and "e" with b: acknowledged under {a, b, c}.
+  node('a').campaign();
+  run(['a', 'b']);
+  expect(node('a').status()).toMatchObject({ role: 'leader', term: 2 });
+  node('a').propose('e');
+  run(['a', 'b']);
+  node('a').tick();
+  run(['a', 'b']);
+  const eIndex = node('a').lastIndex;
+  expect(node('a').commitIndex).toBe(eIndex);
+
+  // b loses power: its term-2 entries were not fsynced (its term and vote were). It restarts recovering.
+  const old = storages.get('b') as MemoryStorage<string, string>;
+  const cut = new MemoryStorage<string, string>(['a', 'b', 'c']);
+  cut.append(old.entries(1, j, 1e9));
+  cut.setHardState({ ...old.getHardState(), commit: Math.min(old.getHardState().commit, j - 1) });
+  // Control (no power cut): b keeps its log, and the election is refused as in plain Raft.
+  if (powerCut) start('b', cut, { ...BASE, recoveringAtStart: true });
+  expect(node('b').status().recovering).toBe(powerCut);
+
+  // a is down. c, the stale leader of term 1, is killed and restarts (its storage lost nothing). It campaigns in term 2
+  // (b already voted for a: refused) and in term 3: b (recovering) would grant, d (a voter in c's log and its own) grants.
+  start('c', storages.get('c') as MemoryStorage<string, string>, BASE);
+  node('c').campaign();
+  run(['b', 'c', 'd']);
+  node('c').campaign();
+  run(['b', 'c', 'd']);
+  // The only holder left of the acknowledged "e" is a, and a is down: no one should be able to elect.
+  const cStatus = node('c').status();
+  const cHasE = node('c').lastIndex >= eIndex && (storages.get('c') as MemoryStorage<string, string>).entries(eIndex, eIndex + 1, 1e9).some((x) => x.type === 'normal' && x.data === 'e');
+  expect({ role: cStatus.role, term: cStatus.term, hasE: cHasE }).not.toMatchObject({ role: 'leader', hasE: false });
+});
+
+it('after a committed remove (4 voters to 3), a candidate that has not seen it does not win with 3 supporters of 4, one of them the holder that lost a committed entry', () => {
+  const ids = ['a', 'b', 'c', 'd'];
+  const storages = new Map<string, MemoryStorage<string, string>>();
+  const nodes = new Map<string, RaftNode<string, string>>();
+  let queue: Msg[] = [];
+  const start = (id: string, storage: MemoryStorage<string, string>, config: object): void => {
+    storages.set(id, storage);
+    nodes.set(id, new RaftNode<string, string>({ id, storage, random: ZERO, config, applied: 0 }));
+  };
+  for (const id of ids) start(id, new MemoryStorage<string, string>(ids), BASE);
+  const node = (id: string): RaftNode<string, string> => nodes.get(id) as RaftNode<string, string>;
+  const io = (id: string) => ({
+    storage: storages.get(id) as MemoryStorage<string, string>,
+    send: (ms: readonly Msg[]) => void queue.push(...ms),
+    restore: () => undefined,
+    apply: (_es: readonly Entry<string>[]) => undefined,
+  });
+  const run = (up: readonly string[]): void => {
+    for (const id of up) drainReady(node(id), io(id));
+    for (let round = 0; round < 100 && queue.length > 0; round++) {
+      const batch = queue;
+      queue = [];
+      for (const m of batch) {
+        if (!up.includes(m.to) || !up.includes(m.from)) continue;
+        node(m.to).step(m);
+        drainReady(node(m.to), io(m.to));
+      }
+    }
+  };
+  node('a').campaign();
+  run(ids);
+  node('a').propose('v1');
+  node('a').tick();
+  run(ids);
+  const before = node('a').lastIndex;
+  // a removes d; only b gets it (c and d are slow). {a, b} is a quorum of {a, b, c}: committed. So is "e".
+  expect(node('a').proposeConfChange({ type: 'remove', node: 'd' }).ok).toBe(true);
+  run(['a', 'b']);
+  node('a').propose('e');
+  run(['a', 'b']);
+  node('a').tick();
+  run(['a', 'b']);
+  const eIndex = node('a').lastIndex;
+  expect(node('a').commitIndex).toBe(eIndex);
+  expect(node('a').status().voters).toEqual(['a', 'b', 'c']);
+
+  // b loses power: the remove and "e" were not fsynced. It restarts recovering. a is down; d has not been shut down yet.
+  const old = storages.get('b') as MemoryStorage<string, string>;
+  const cut = new MemoryStorage<string, string>(ids);
+  cut.append(old.entries(1, before + 1, 1e9));
+  cut.setHardState({ ...old.getHardState(), commit: Math.min(old.getHardState().commit, before) });
+  start('b', cut, { ...BASE, recoveringAtStart: true });
+  node('c').campaign();
+  run(['b', 'c', 'd']);
+  const s = node('c').status();
+  const cHasE = (storages.get('c') as MemoryStorage<string, string>).lastIndex() >= eIndex && (storages.get('c') as MemoryStorage<string, string>).entries(eIndex, eIndex + 1, 1e9).some((x) => x.type === 'normal' && x.data === 'e');
+  // Only a holds the acknowledged "e", and a is down: no one may be elected without it.
+  expect({ role: s.role, voters: s.voters, hasE: cHasE }).not.toMatchObject({ role: 'leader', hasE: false });
+});

@@ -61,6 +61,8 @@ const TRANSIENT_START_FAILURES = [
   /user_already_exists/,
   /register\/listen error/,
   /could not start distribution/i,
+  // Its Erlang distribution port taken meanwhile by another process (not an Erlang node): other ports next time.
+  /dist_port_already_used/,
   /schema_integrity_check_failed/,
   /timeout_waiting_for_tables/,
   /timeout_waiting_for_khepri/,

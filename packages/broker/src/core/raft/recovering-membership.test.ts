@@ -5,44 +5,17 @@
  * of 3 — the one that lost the entry in a power cut — which is why a candidate of 4 needs 4 (⌊n/2⌋ + 2, quorum.ts).
  */
 import { expect, it } from 'vitest';
-import { RaftNode } from './node.js';
-import { drainReady } from './runner.js';
+import { ManualRaftCluster } from '../../../test/support/manual-raft.js';
 import { MemoryStorage } from './storage.js';
-import type { Entry, Message, RandomSource } from './types.js';
-
-type Msg = Message<string, string>;
-const ZERO: RandomSource = { nextInt: () => 0 };
 const BASE = { preVote: false, checkQuorum: false, unsyncedAcks: true };
 
 it.each([true, false])('(b power-cut: %s) a candidate whose uncommitted promote makes 4 voters does not win with 3 supporters, one of them the holder that lost a committed entry', (powerCut) => {
-  const storages = new Map<string, MemoryStorage<string, string>>();
-  const nodes = new Map<string, RaftNode<string, string>>();
-  let queue: Msg[] = [];
-  const start = (id: string, storage: MemoryStorage<string, string>, config: object): void => {
-    storages.set(id, storage);
-    nodes.set(id, new RaftNode<string, string>({ id, storage, random: ZERO, config, applied: 0, joining: id === 'd' }));
-  };
-  for (const id of ['a', 'b', 'c', 'd']) start(id, new MemoryStorage<string, string>(['a', 'b', 'c']), BASE);
-  const node = (id: string): RaftNode<string, string> => nodes.get(id) as RaftNode<string, string>;
-  const io = (id: string) => ({
-    storage: storages.get(id) as MemoryStorage<string, string>,
-    send: (ms: readonly Msg[]) => void queue.push(...ms),
-    restore: () => undefined,
-    apply: (_es: readonly Entry<string>[]) => undefined,
-  });
-  /** Delivers until quiet, only between the nodes of `up` (every other message is lost). */
-  const run = (up: readonly string[]): void => {
-    for (const id of up) drainReady(node(id), io(id));
-    for (let round = 0; round < 100 && queue.length > 0; round++) {
-      const batch = queue;
-      queue = [];
-      for (const m of batch) {
-        if (!up.includes(m.to) || !up.includes(m.from)) continue;
-        node(m.to).step(m);
-        drainReady(node(m.to), io(m.to));
-      }
-    }
-  };
+  // d starts outside the configuration {a, b, c}: a learner to be.
+  const cl = new ManualRaftCluster(['a', 'b', 'c', 'd'], BASE, ['a', 'b', 'c']);
+  const node = (id: string) => cl.node(id);
+  const run = (up: readonly string[]) => cl.run(up);
+  const storages = cl.storages;
+  const start = (id: string, storage: MemoryStorage<string, string>, config: object) => cl.start(id, storage, config);
   const all = ['a', 'b', 'c', 'd'];
 
   // Term 1: c leads {a, b, c}, d is added as a learner and caught up.
@@ -96,33 +69,11 @@ it.each([true, false])('(b power-cut: %s) a candidate whose uncommitted promote 
 
 it('after a committed remove (4 voters to 3), a candidate that has not seen it does not win with 3 supporters of 4, one of them the holder that lost a committed entry', () => {
   const ids = ['a', 'b', 'c', 'd'];
-  const storages = new Map<string, MemoryStorage<string, string>>();
-  const nodes = new Map<string, RaftNode<string, string>>();
-  let queue: Msg[] = [];
-  const start = (id: string, storage: MemoryStorage<string, string>, config: object): void => {
-    storages.set(id, storage);
-    nodes.set(id, new RaftNode<string, string>({ id, storage, random: ZERO, config, applied: 0 }));
-  };
-  for (const id of ids) start(id, new MemoryStorage<string, string>(ids), BASE);
-  const node = (id: string): RaftNode<string, string> => nodes.get(id) as RaftNode<string, string>;
-  const io = (id: string) => ({
-    storage: storages.get(id) as MemoryStorage<string, string>,
-    send: (ms: readonly Msg[]) => void queue.push(...ms),
-    restore: () => undefined,
-    apply: (_es: readonly Entry<string>[]) => undefined,
-  });
-  const run = (up: readonly string[]): void => {
-    for (const id of up) drainReady(node(id), io(id));
-    for (let round = 0; round < 100 && queue.length > 0; round++) {
-      const batch = queue;
-      queue = [];
-      for (const m of batch) {
-        if (!up.includes(m.to) || !up.includes(m.from)) continue;
-        node(m.to).step(m);
-        drainReady(node(m.to), io(m.to));
-      }
-    }
-  };
+  const cl = new ManualRaftCluster(ids, BASE);
+  const node = (id: string) => cl.node(id);
+  const run = (up: readonly string[]) => cl.run(up);
+  const storages = cl.storages;
+  const start = (id: string, storage: MemoryStorage<string, string>, config: object) => cl.start(id, storage, config);
   node('a').campaign();
   run(ids);
   node('a').propose('v1');

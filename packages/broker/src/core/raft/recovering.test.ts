@@ -9,76 +9,13 @@
  * leader of its start term starts a new election to get there.
  */
 import { describe, expect, it } from 'vitest';
+import { ManualRaftCluster as Cluster, type Msg } from '../../../test/support/manual-raft.js';
 import type { RaftConfigOptions } from './config.js';
-import { RaftNode } from './node.js';
-import { drainReady, type ReadyHandlers } from './runner.js';
+import { drainReady } from './runner.js';
 import { MemoryStorage } from './storage.js';
-import type { Entry, Message, RandomSource, VoteResponse } from './types.js';
+import type { VoteResponse } from './types.js';
 
-type Msg = Message<string, string>;
-const ZERO: RandomSource = { nextInt: () => 0 };
 const BASE: RaftConfigOptions = { preVote: false, checkQuorum: false };
-
-/** Nodes over memory storages with a manual message queue. */
-class Cluster {
-  readonly storages = new Map<string, MemoryStorage<string, string>>();
-  readonly nodes = new Map<string, RaftNode<string, string>>();
-  queue: Msg[] = [];
-  /** Every message sent, in order. */
-  readonly sent: Msg[] = [];
-
-  constructor(
-    readonly ids: readonly string[],
-    readonly config: RaftConfigOptions = BASE,
-  ) {
-    for (const id of ids) this.start(id, new MemoryStorage<string, string>(ids), config);
-  }
-
-  start(id: string, storage: MemoryStorage<string, string>, config: RaftConfigOptions): void {
-    this.storages.set(id, storage);
-    this.nodes.set(id, new RaftNode<string, string>({ id, storage, random: ZERO, config, applied: 0 }));
-  }
-
-  node(id: string): RaftNode<string, string> {
-    return this.nodes.get(id) as RaftNode<string, string>;
-  }
-
-  io(id: string): ReadyHandlers<string, string> {
-    return {
-      storage: this.storages.get(id) as MemoryStorage<string, string>,
-      send: (ms) => {
-        this.queue.push(...ms);
-        this.sent.push(...ms);
-      },
-      restore: () => undefined,
-      apply: (_es: readonly Entry<string>[]) => undefined,
-    };
-  }
-
-  /** Delivers until quiet (bounded), dropping messages to or from `isolated`. */
-  stabilize(isolated: readonly string[] = []): void {
-    for (const id of this.ids) drainReady(this.node(id), this.io(id));
-    for (let round = 0; round < 100 && this.queue.length > 0; round++) {
-      const batch = this.queue;
-      this.queue = [];
-      for (const m of batch) {
-        if (isolated.includes(m.to) || isolated.includes(m.from)) continue;
-        this.node(m.to).step(m);
-        drainReady(this.node(m.to), this.io(m.to));
-      }
-    }
-  }
-
-  /** `id` restarts from its durable state (a power cut that lost nothing here), with `config` (recovering). */
-  restart(id: string, config: RaftConfigOptions): void {
-    const old = this.storages.get(id) as MemoryStorage<string, string>;
-    const storage = new MemoryStorage<string, string>(this.ids);
-    const last = old.lastIndex();
-    if (last > 0) storage.append(old.entries(1, last + 1, 1e9));
-    storage.setHardState(old.getHardState());
-    this.start(id, storage, config);
-  }
-}
 
 /** A leader `a` of term 1 with two values committed everywhere. */
 function ledByA(ids: readonly string[], config: RaftConfigOptions = BASE): Cluster {

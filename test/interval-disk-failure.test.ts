@@ -1,13 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Broker, BrokerOptions } from '@relaymq/broker';
+import type { Broker } from '@relaymq/broker';
 import type { PublishReceipt, RelayClient } from '@relaymq/sdk';
-import { nodeFileSystem } from '../packages/broker/src/storage/fs.js';
-import { FaultyFileSystem } from '../packages/broker/test/support/faulty-fs.js';
+import type { FaultyFileSystem } from '../packages/broker/test/support/faulty-fs.js';
 import { Fixture } from './support/cluster.js';
-import { freePorts } from './support/ports.js';
+import { intervalCluster } from './support/interval-cluster.js';
 import { replicaCopy } from './support/replica-copy.js';
 import { waitFor } from './support/wait.js';
 
@@ -34,29 +31,6 @@ afterEach(async () => {
 
 const TOPIC = 'ivdisk';
 
-/** Three brokers under fsync `interval` with a faulty file system each. */
-async function intervalCluster(): Promise<{ options: (i: number) => BrokerOptions; fss: FaultyFileSystem[]; lines: string[][] }> {
-  const root = await mkdtemp(join(tmpdir(), 'relaymq-interval-disk-'));
-  dirs.push(root);
-  const ids = ['v1', 'v2', 'v3'];
-  const peerPorts = await freePorts(3);
-  const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
-  const fss = ids.map(() => new FaultyFileSystem(nodeFileSystem));
-  const lines = ids.map((): string[] => []);
-  const options = (i: number): BrokerOptions => ({
-    id: ids[i],
-    peerPort: peerPorts[i],
-    peers: peers.filter((_, j) => j !== i),
-    dataDir: join(root, ids[i] as string),
-    replicationFactor: 3,
-    // No timer fsync within the test: every entry after the elections' is acknowledged written only.
-    fsync: 'interval',
-    fsyncIntervalMs: 3_600_000,
-    fileSystem: fss[i],
-    log: (level, message, fields) => void lines[i]?.push(`${level} ${message} ${String(fields?.group ?? '')} ${String(fields?.error ?? '')}`),
-  });
-  return { options, fss, lines };
-}
 
 /** Publishes `m<from>`..`m<from + count - 1>` (four keys, in order), 20 at a time, recording each receipt. */
 function publisher(client: RelayClient, receipts: Map<string, PublishReceipt>): (from: number, count: number) => Promise<void> {
@@ -82,7 +56,7 @@ const fencedLine = (line: string): boolean => line.includes('raft group fenced a
 
 describe("fsync 'interval': a follower's disk fills up after it acknowledged written, unsynced entries", () => {
   it('the follower catches up once space returns and after a restart (it used to throw RaftInvariantError), and nothing acknowledged is lost', async () => {
-    const { options, fss, lines } = await intervalCluster();
+    const { options, fss, lines } = await intervalCluster('relaymq-interval-disk-', ['v1', 'v2', 'v3'], dirs);
     const brokers = await Promise.all([0, 1, 2].map((i) => fixture.broker(options(i))));
     const client = await fixture.client(brokers.map((b) => b.url), { publishTimeoutMs: 30_000 });
     const receipts = new Map<string, PublishReceipt>();
@@ -124,7 +98,7 @@ describe("fsync 'interval': a follower's disk fills up after it acknowledged wri
   }, 120_000);
 
   it('when that follower was the only other replica holding them, the acknowledged entries survive the loss of the leader', async () => {
-    const { options, fss, lines } = await intervalCluster();
+    const { options, fss, lines } = await intervalCluster('relaymq-interval-disk-', ['v1', 'v2', 'v3'], dirs);
     const brokers = await Promise.all([0, 1, 2].map((i) => fixture.broker(options(i))));
     const client = await fixture.client(brokers.map((b) => b.url), { publishTimeoutMs: 30_000 });
     const receipts = new Map<string, PublishReceipt>();

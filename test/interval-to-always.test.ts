@@ -1,14 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Broker, BrokerOptions } from '@relaymq/broker';
+import type { Broker } from '@relaymq/broker';
 import type { PublishReceipt } from '@relaymq/sdk';
 import type { ClusterEngine } from '../packages/broker/src/engine/cluster.js';
-import { nodeFileSystem } from '../packages/broker/src/storage/fs.js';
-import { FaultyFileSystem } from '../packages/broker/test/support/faulty-fs.js';
+import type { FaultyFileSystem } from '../packages/broker/test/support/faulty-fs.js';
 import { Fixture } from './support/cluster.js';
-import { freePorts } from './support/ports.js';
+import { intervalCluster } from './support/interval-cluster.js';
 import { replicaCopy } from './support/replica-copy.js';
 import { waitFor } from './support/wait.js';
 
@@ -31,25 +28,7 @@ const TOPIC = 'switch';
 
 describe("a follower power-cut under fsync 'interval', restarted under 'always'", () => {
   it('catches up from its leader instead of throwing at every start, and nothing acknowledged is lost', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'relaymq-interval-always-'));
-    dirs.push(root);
-    const ids = ['s1', 's2', 's3'];
-    const peerPorts = await freePorts(3);
-    const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
-    const fss = ids.map(() => new FaultyFileSystem(nodeFileSystem));
-    const lines = ids.map((): string[] => []);
-    const options = (i: number, fsync: 'always' | 'interval'): BrokerOptions => ({
-      id: ids[i],
-      peerPort: peerPorts[i],
-      peers: peers.filter((_, j) => j !== i),
-      dataDir: join(root, ids[i] as string),
-      replicationFactor: 3,
-      fsync,
-      // No timer fsync within the test: every entry after the elections' is acknowledged written only.
-      ...(fsync === 'interval' ? { fsyncIntervalMs: 3_600_000 } : {}),
-      fileSystem: fss[i],
-      log: (level, message, fields) => void lines[i]?.push(`${level} ${message} ${String(fields?.group ?? '')} ${String(fields?.error ?? '')}`),
-    });
+    const { options, fss, lines } = await intervalCluster('relaymq-interval-always-', ['s1', 's2', 's3'], dirs);
     const brokers = await Promise.all([0, 1, 2].map((i) => fixture.broker(options(i, 'interval'))));
     const client = await fixture.client(brokers.map((b) => b.url), { publishTimeoutMs: 30_000 });
     const receipts = new Map<string, PublishReceipt>();

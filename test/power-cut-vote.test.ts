@@ -2,14 +2,13 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Broker, BrokerOptions } from '@relaymq/broker';
+import type { Broker } from '@relaymq/broker';
 import type { PublishReceipt } from '@relaymq/sdk';
 import type { ClusterEngine } from '../packages/broker/src/engine/cluster.js';
-import { nodeFileSystem } from '../packages/broker/src/storage/fs.js';
-import { FaultyFileSystem } from '../packages/broker/test/support/faulty-fs.js';
+import type { FaultyFileSystem } from '../packages/broker/test/support/faulty-fs.js';
 import { BrokerProcess } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
-import { freePorts } from './support/ports.js';
+import { intervalCluster } from './support/interval-cluster.js';
 import { replicaCopy } from './support/replica-copy.js';
 import { waitFor, within } from './support/wait.js';
 
@@ -37,25 +36,7 @@ const TOPIC = 'cut';
 
 describe('a power cut under fsync interval, with the replica that kept the acknowledged messages down', () => {
   it('elects no leader without that replica, and loses no acknowledged message', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'relaymq-power-cut-vote-'));
-    dirs.push(root);
-    const ids = ['s1', 's2', 's3'];
-    const peerPorts = await freePorts(3);
-    const peers = ids.map((id, i) => `${id}@127.0.0.1:${peerPorts[i]}`);
-    const fss = ids.map(() => new FaultyFileSystem(nodeFileSystem));
-    const lines = ids.map((): string[] => []);
-    const options = (i: number): BrokerOptions => ({
-      id: ids[i],
-      peerPort: peerPorts[i],
-      peers: peers.filter((_, j) => j !== i),
-      dataDir: join(root, ids[i] as string),
-      replicationFactor: 3,
-      fsync: 'interval',
-      // No timer fsync within the test: what is acknowledged after the elections is written only.
-      fsyncIntervalMs: 3_600_000,
-      fileSystem: fss[i],
-      log: (level, message) => void lines[i]?.push(`${level} ${message}`),
-    });
+    const { options, fss, lines } = await intervalCluster('relaymq-power-cut-vote-', ['s1', 's2', 's3'], dirs);
     const brokers = await Promise.all([0, 1, 2].map((i) => fixture.broker(options(i))));
     const client = await fixture.client(brokers.map((b) => b.url), { publishTimeoutMs: 30_000 });
     const receipts = new Map<string, PublishReceipt>();

@@ -55,13 +55,6 @@ afterEach(async () => {
   await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 /** Replica `self` of a, b, c on a unified segment log; its transport records what it sends, and tells `reads` (peers that read bodies). */
 async function replica(self: string, reads: readonly string[]) {
@@ -94,9 +87,9 @@ async function lead(a: Awaited<ReturnType<typeof replica>>): Promise<void> {
       if (m.to === 'b' && (m.type === 'vote' || m.type === 'pre-vote')) group.receive('b', { type: m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp', from: 'b', to: 'a', term: m.term, reject: false });
     }
   }
-  await until(() => group.isLeader(), 'a to lead');
+  await waitFor(() => group.isLeader(), 'a to lead');
   for (const from of ['b', 'c']) group.receive(from, { type: 'app-resp', from, to: 'a', term: group.node.term, index: group.node.lastIndex, reject: false, hintIndex: 0, hintTerm: 0 });
-  await until(() => group.applied === group.node.lastIndex, 'the no-op to apply');
+  await waitFor(() => group.applied === group.node.lastIndex, 'the no-op to apply');
 }
 
 /** A message as it crosses the peer transport: encoded with the pinned codec, decoded with the peer limits. */
@@ -122,7 +115,7 @@ describe('a leader sending entries to followers that read bodies', () => {
     encoded.length = 0;
     const result = a.group.propose(proposed, 5000);
     result.catch(() => {});
-    await until(() => a.storage.segments.durableOffset > index, 'its own record');
+    await waitFor(() => a.storage.segments.durableOffset > index, 'its own record');
     const appends = a.wire.filter((m): m is { to: string; entries: Array<{ body?: Uint8Array; data?: unknown }> } => (m as { type?: string }).type === 'app' && (m as { entries: unknown[] }).entries.length > 0);
     expect(appends.map((m) => m.to).sort()).toEqual(['b', 'c']);
     const [toB, toC] = appends.map((m) => m.entries[0]);
@@ -147,7 +140,7 @@ describe('a leader sending entries to followers that read bodies', () => {
     const index = a.group.node.lastIndex + 1;
     encoded.length = 0;
     a.group.propose(proposed, 5000).catch(() => {});
-    await until(() => a.storage.segments.durableOffset > index, 'its own record');
+    await waitFor(() => a.storage.segments.durableOffset > index, 'its own record');
     const entryTo = (to: string) => (a.wire.find((m) => (m as { to?: string }).to === to && (m as { entries?: unknown[] }).entries?.length) as { entries: Array<Record<string, unknown>> }).entries[0];
     expect(entryTo('c')).toEqual({ type: 'normal', index, term: a.group.node.term, data: proposed });
     expect(entryTo('c')).not.toHaveProperty('body');
@@ -168,10 +161,10 @@ describe('a follower receiving bodies', () => {
     const arrived = overTheWire(sent);
     encoded.length = 0;
     b.group.receive('a', arrived);
-    await until(() => b.storage.segments.durableOffset > 1, 'its record');
+    await waitFor(() => b.storage.segments.durableOffset > 1, 'its record');
     expect(await recordBody(b.storage, 1)).toEqual(leaderBody);
     expect(encoded.filter((v) => (v as { t?: unknown } | null)?.t === 'normal')).toEqual([]);
-    await until(() => b.group.applied === 1, 'the entry to apply');
+    await waitFor(() => b.group.applied === 1, 'the entry to apply');
     const [stored] = await b.storage.readCommitted(1, 1, 1 << 20);
     expect(stored?.entry).toEqual({ type: 'normal', index: 1, term: 1, data: proposed });
     expect(b.sent.some((m) => m.type === 'app-resp' && !m.reject && m.index === 1)).toBe(true);
@@ -193,7 +186,7 @@ describe('a follower receiving bodies', () => {
     expect(b.logged.filter((m) => m === 'dropping malformed raft message')).toHaveLength(broken.length);
     expect(b.group.node.lastIndex).toBe(0);
     b.group.receive('a', overTheWire(good));
-    await until(() => b.sent.some((m) => m.type === 'app-resp' && !m.reject && m.index === 1), 'the good append to be taken');
+    await waitFor(() => b.sent.some((m) => m.type === 'app-resp' && !m.reject && m.index === 1), 'the good append to be taken');
   });
 });
 

@@ -433,8 +433,8 @@ class RunningBroker implements Broker {
         log('warn', 'cluster without dataDir: partition logs live in memory and are never compacted, and a restarted broker forgets its votes; for tests only');
       }
       const fs = this.options.fileSystem ?? nodeFileSystem;
-      // Whether the data directory is new, before anything of this start is written to it.
-      const fresh = dataDir === undefined || (await fs.readdir(dataDir).catch(() => [])).length === 0;
+      // Whether the data directory is new (no broker identity yet: a mount point's lost+found is no data), before this start writes.
+      const fresh = dataDir === undefined || (await fs.stat(join(dataDir, IDENTITY_FILE))) === undefined;
       // Before anything opens a partition: the directory's layout (a directory of the other layout than the one given is refused whole, naming both).
       const layout = dataDir === undefined ? DEFAULT_STORAGE_LAYOUT : await checkDataLayout(dataDir, this.options.storage.layout);
       this.storageLayout = dataDir === undefined ? undefined : layout;

@@ -29,6 +29,9 @@ export interface BrokerIdentity {
 
 const MAX_FILE_BYTES = 1024 * 1024;
 
+/** The identity's name in the data directory: written at the directory's first use. */
+export const IDENTITY_FILE = 'identity.json';
+
 /**
  * The identity recorded in `dataDir`, created on first use. Throws
  * `INVALID_ARGUMENT` when the directory belongs to another broker id, or to
@@ -37,7 +40,7 @@ const MAX_FILE_BYTES = 1024 * 1024;
  */
 export async function loadIdentity(dataDir: string, brokerId: string, fs: FileSystem = nodeFileSystem, clusterId?: string): Promise<BrokerIdentity> {
   await fs.mkdir(dataDir);
-  const path = join(dataDir, 'identity.json');
+  const path = join(dataDir, IDENTITY_FILE);
   const bytes = await readWholeFile(fs, path, MAX_FILE_BYTES);
   if (bytes !== undefined) {
     const stored = parseJson(path, bytes, 'it must hold { brokerId, incarnation }') as Partial<BrokerIdentity> | null;

@@ -54,8 +54,11 @@ import { TraceRing } from './trace.js';
 const IDS = ['n1', 'n2', 'n3'];
 const DIR = '/data/p';
 const TICK_MS = 10;
-/** Voters a membership change leaves at least (see `IntervalOptions.membership`). */
-const MIN_VOTERS = 2;
+/**
+ * Voters a membership change leaves at least: a lone voter's power cut is a quorum's (outside the contract), and two
+ * voters elect with both under any rule; from 3 up, where the count of supporters matters (4 of 4, not 3).
+ */
+const MIN_VOTERS = 3;
 /** Steps the heal may take (seeds 1-40 of each case took at most 69). */
 const HEAL_BOUND = 500;
 
@@ -91,7 +94,8 @@ export interface IntervalOptions {
    * Membership changes under the contract: `poolSize` nodes `n1..nP`, the first `initialVoters` bootstrap the group,
    * and about every `changeIntervalMs` (drawn per seed when left out) the leader is asked for a single-server change
    * (add a learner, promote, remove: the `reconfig` profile's workload, conf-changes.ts), half the new leaders at
-   * once. The contract stays global: two nodes of the pool are never cut within one interval, whatever they are.
+   * once; none leaves fewer than `MIN_VOTERS`. The contract stays global: two nodes of the pool are never cut within
+   * one interval, whatever they are.
    * Undefined: the three fixed voters.
    */
   membership?: Pick<ReconfigParams, 'poolSize' | 'initialVoters'> & Partial<ReconfigParams>;
@@ -321,7 +325,6 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
     const raft = target?.raft;
     if (target === undefined || raft === undefined) return;
     const change = pickConfChange(confRandom, raft.confState, ids, asked !== undefined);
-    // The contract needs a second holder of every entry: a lone voter's power cut is a quorum's (it loses what it acknowledged).
     if (change.type === 'remove' && raft.confState.voters.includes(change.node) && raft.confState.voters.length <= MIN_VOTERS) return;
     const result = raft.proposeConfChange(change);
     if (result.ok) counts.confChanges++;

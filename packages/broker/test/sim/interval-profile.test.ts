@@ -495,7 +495,7 @@ describe('simulator profile: fsync interval (unsyncedAcks) over the real storage
       if (options.cutAll) expect(totals.allCuts).toBeGreaterThan(seeds.length / 2);
       // Membership changed under the cuts, and leaders were elected among an even number of voters (the rule's hard case).
       if (options.membership !== undefined) expect(totals.confChanges).toBeGreaterThan(3 * seeds.length);
-      if (options.membership !== undefined) expect(totals.evenLeaders).toBeGreaterThan(seeds.length);
+      if (options.membership !== undefined) expect(totals.evenLeaders).toBeGreaterThan(seeds.length / 4);
     }
   }, Math.max(120_000, seedsToRun().length * 2_000));
 });

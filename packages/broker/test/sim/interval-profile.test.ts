@@ -25,14 +25,18 @@
  * lacks them too (RELAYMQ_SIM_FAULTS=contract RELAYMQ_SIM_SEED=8, index
  * 22). `oneFailure`: power cuts of followers only, and no node stops while
  * another is down or still lacks what was acknowledged before its cut. The
- * suite runs both, and a `contract` case that also cuts every node at once
- * now and then (`cutAll`).
+ * suite runs both, a `contract` case that also cuts every node at once
+ * now and then (`cutAll`), and `contract` cases whose membership changes
+ * (`membership`: 4 or 5 nodes, the `reconfig` profile's single-server
+ * changes), which the first supporters rule (`n − quorum + 2`: 3 of 4)
+ * fails (seeds 1 and 12; docs/raft.md).
  *
  * Checks: after every apply, an index holds one entry whoever applies it
  * (a no-op there where another node applied a value counts); no value the
  * leader applied (acknowledged to its client) is ever replaced; within
- * HEAL_BOUND steps of the heal every node applies the same log, holding
- * every value any node applied. RELAYMQ_SIM_SEEDS=<n> (from
+ * HEAL_BOUND steps of the heal every node (with membership changes, every
+ * member of the leader's configuration; the others a prefix) applies the
+ * same log, holding every value any node applied. RELAYMQ_SIM_SEEDS=<n> (from
  * RELAYMQ_SIM_SEED_FROM) runs more seeds per case and names every failing
  * one; RELAYMQ_SIM_SEED=<seed> replays one, its whole trace written to
  * RELAYMQ_SIM_TRACE_FILE if set.

@@ -19,13 +19,14 @@
  * a bounded number of ticks.
  */
 import { formatMessage } from '../../src/core/raft/format.js';
-import { formatConf, isMember, learnersOf } from '../../src/core/raft/membership.js';
+import { formatConf, isMember } from '../../src/core/raft/membership.js';
 import { RaftNode } from '../../src/core/raft/node.js';
 import { NO_TESTING_KNOBS, type RaftTestingKnobs } from '../../src/core/raft/raft.js';
 import { ProposalTracker, type ProposalAck } from '../../src/core/raft/proposals.js';
 import { deriveRandom, type SeededRandom } from '../../src/core/raft/random.js';
 import { runReadySync, type ReadyHandlers } from '../../src/core/raft/runner.js';
-import type { ConfChange, ConfState, Entry, Message, NodeId, Role } from '../../src/core/raft/types.js';
+import type { ConfState, Entry, Message, NodeId, Role } from '../../src/core/raft/types.js';
+import { pickConfChange } from './conf-changes.js';
 import { ConfigChecker, SafetyChecker, SafetyViolation, type NodeView, type Value } from './checkers.js';
 import { EventHeap, type Timed } from './heap.js';
 import { SimStorage, SimulatedCrash } from './storage.js';
@@ -746,33 +747,13 @@ export class Simulation {
     this.afterNodeEvent(target);
   }
 
-  /**
-   * Asks the leader for a random membership change: a node outside the
-   * configuration added as a learner (a removed one comes back with its old
-   * log and term), a learner promoted, a voter or learner removed (the leader
-   * itself included). Usually one that applies; now and then any (the leader
-   * refuses what does not apply, or what comes too early).
-   */
+  /** Asks the leader (or `target`, a new leader: a change of voters) for a random membership change (conf-changes.ts). */
   private changeMembership(target?: SimNode): void {
     const leaders = target !== undefined ? [target] : this.nodes.filter((node) => node.up && node.raft?.role === 'leader' && node.pausedUntilMs <= this.now);
     if (leaders.length === 0) return;
     const leader = this.rng.pick(leaders);
     const raft = leader.raft as RaftNode<Value, SnapData>;
-    const conf = raft.confState;
-    const learners = learnersOf(conf);
-    const outside = this.nodes.filter((node) => !isMember(conf, node.id)).map((node) => node.id);
-    const options: ConfChange[] = [
-      ...outside.map((node): ConfChange => ({ type: 'add-learner', node })),
-      ...learners.map((node): ConfChange => ({ type: 'promote', node })),
-      ...learners.map((node): ConfChange => ({ type: 'remove', node })),
-      ...(conf.voters.length > 1 ? conf.voters.map((node): ConfChange => ({ type: 'remove', node })) : []),
-    ];
-    // A new leader is asked for a change of voters when there is one: the kind that can overlap.
-    const voterChanges = options.filter((c) => c.type === 'promote' || (c.type === 'remove' && conf.voters.includes(c.node)));
-    if (target !== undefined && voterChanges.length > 0) options.splice(0, options.length, ...voterChanges);
-    const anyNode = (): NodeId => this.rng.pick(this.nodes).id;
-    const change: ConfChange =
-      options.length === 0 || this.rng.chance(0.05) ? { type: this.rng.pick(['add-learner', 'promote', 'remove'] as const), node: anyNode() } : this.rng.pick(options);
+    const change = pickConfChange(this.rng, raft.confState, this.nodes.map((node) => node.id), target !== undefined);
     const result = raft.proposeConfChange(change);
     if (result.ok) {
       this.stats.confChanges++;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import type { ClusterView } from '@relaymq/sdk/protocol';
 import type { LogEngine } from './engine/engine.js';
 import { ClusterEngine } from './engine/cluster.js';
@@ -30,7 +31,7 @@ import { OpenSync, syncDataDirectory, takeCleanShutdownMarker, writeCleanShutdow
 import { LastRunRecord } from './storage/last-run.js';
 import { checkDataLayout, DEFAULT_STORAGE_LAYOUT, type StorageLayout } from './storage/data-layout.js';
 import { nodeFileSystem } from './storage/fs.js';
-import { loadIdentity, PeerIncarnations, recordClusterId, type BrokerIdentity } from './storage/identity.js';
+import { IDENTITY_FILE, loadIdentity, PeerIncarnations, recordClusterId, type BrokerIdentity } from './storage/identity.js';
 import { RelayError } from '@relaymq/sdk/protocol';
 
 /** How long `--join` keeps trying to reach one of its brokers before the start fails. */

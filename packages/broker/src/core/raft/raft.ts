@@ -1229,7 +1229,11 @@ export class Raft<T, S> {
       const commit = Math.min(pr.match, this.commitToAnnounce());
       if (quiesce) this.send({ type: 'heartbeat', from: this.id, to: id, term: this.term, commit, quiesce: true });
       else this.send({ type: 'heartbeat', from: this.id, to: id, term: this.term, commit });
-      if (pr.state !== 'snapshot' && this.now - pr.lastContactTick >= this.config.electionTicks && (pr.isPaused() || pr.match < this.log.lastIndex())) {
+      // A snapshot unanswered for an election timeout may be lost, to a follower that ignores our heartbeats too (its
+      // configuration, behind ours, does not name us): only the probe's append reaches it, and its answer resends it.
+      const snapshotLost = pr.state === 'snapshot' && this.now - pr.snapshotSentTick >= this.config.electionTicks;
+      if ((pr.state !== 'snapshot' || snapshotLost) && this.now - pr.lastContactTick >= this.config.electionTicks && (pr.isPaused() || pr.match < this.log.lastIndex())) {
+        if (snapshotLost) this.counters.snapshotsRetried++;
         this.sendContactProbe(id, pr);
       }
     }

@@ -46,7 +46,7 @@ export interface StartVerdict {
  * `previous` is the record the last start left (`undefined`: none, a data
  * directory from before it existed or a new one), `cleanStop` whether the
  * clean-shutdown marker was there, `bootId` this boot's (`undefined`: unknown),
- * `fresh` whether the data directory was empty before this start.
+ * `fresh` whether the data directory is new (it held no broker identity before this start).
  */
 export function judgeStart(previous: LastRun | undefined, cleanStop: boolean, bootId: string | undefined, fresh = false): StartVerdict {
   if (fresh) return { recovering: false, reason: 'a new data directory' };

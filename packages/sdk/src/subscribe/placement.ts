@@ -17,7 +17,14 @@
  */
 
 /** Bounds of the placement; times in milliseconds. */
-export const PLACEMENT_LIMITS = {
+export interface PlacementLimits {
+  readonly refreshMs: number;
+  readonly retryBaseMs: number;
+  readonly retryAttempts: number;
+}
+
+/** The placement's bounds. */
+export const PLACEMENT_LIMITS: PlacementLimits = {
   /**
    * How often the leaders of placed topics are looked up again (one metadata
    * request per subscription): a leader that moved without closing a
@@ -29,7 +36,7 @@ export const PLACEMENT_LIMITS = {
   retryBaseMs: 250,
   /** Lookups after a lost leader (an election takes about a second) before waiting for the next refresh. */
   retryAttempts: 5,
-} as const;
+};
 
 /**
  * The broker to serve a subscription to one topic from: the one leading the

@@ -18,7 +18,7 @@ import { handleWithPolicy, resolveFailurePolicy, type FailureHooks, type Failure
 import type { Message, MessageHandler } from './message.js';
 import { GroupMembership, type AssignedEvent, type MembershipHooks, type RevokedEvent } from './group-membership.js';
 import { MessageQueue } from './message-queue.js';
-import { PLACEMENT_LIMITS, homeBroker } from './placement.js';
+import { PLACEMENT_LIMITS, homeBroker, type PlacementLimits } from './placement.js';
 
 export type { Message, MessageHandler } from './message.js';
 
@@ -428,7 +428,7 @@ export class Subscriber {
     private readonly defaultCreditBytes: number,
     /** Absent: every subscription is served by the active broker. */
     private readonly links?: LeaderLinks,
-    private readonly placement: typeof PLACEMENT_LIMITS = PLACEMENT_LIMITS,
+    private readonly placement: PlacementLimits = PLACEMENT_LIMITS,
   ) {}
 
   stats(): SubscribeStats {

@@ -508,10 +508,7 @@ async function clusterPublishToDeliver(connect: typeof Connect, cluster: Cluster
     const subscriberOn = subscriber.stats().activeBroker?.id;
     progress(`${label}leader of ${topic}: ${leader}; publisher connected to ${publisher.stats().connectedBrokers.map((b) => b.id).join(', ')}; subscriber on ${subscriberOn} (${placement})`);
     const latency = await publishToDeliver(publisher, subscriber, topic, sizes, settings);
-    // The broker that served the subscription at the end (an SDK that serves subscriptions from the leader moves them there).
-    const servedBy = subscriber.stats().subscribe.servedBy?.[0]?.broker;
-    if (servedBy !== undefined) progress(`${label}subscription served by ${servedBy}`);
-    return { ...latency, leader, clientConnectedTo: publisher.stats().connectedBrokers.map((b) => b.id).sort(), subscriberOn, servedBy };
+    return { ...latency, leader, clientConnectedTo: publisher.stats().connectedBrokers.map((b) => b.id).sort(), subscriberOn };
   } finally {
     await Promise.all([publisher.close(), subscriber?.close()]);
   }

@@ -118,6 +118,19 @@ describe('Subscriber placement on the leader', () => {
     subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
   });
 
+  it('looks a single broker (no leaders in its metadata) up once, not again', async () => {
+    const single = fakeConnection('solo', { now: [] });
+    const request = single.request.bind(single);
+    (single as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) =>
+      frame.type === 'metadata' ? (single.sent.push(frame), Promise.resolve({ type: 'topics', id: 1, topics: [{ topic: 't', partitions: 1 }] })) : request(frame, onReply)) as typeof request;
+    const subscriber = new Subscriber({} as unknown as SubscriberListener, 100, 10_000, { intervalMs: 1000, maxMessages: 100 }, 1 << 20, { want: () => undefined }, { ...PLACEMENT_LIMITS, refreshMs: 10 });
+    subscriber.setConnection(single);
+    await subscriber.subscribe('t', () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 60)); // several refresh periods
+    expect(single.sent.filter((f) => f.type === 'metadata')).toHaveLength(1);
+    expect(subscriber.stats().servedBy[0]?.broker).toBe('solo');
+  });
+
   it('leaves wildcard subscriptions and subscriptions without leader links on the active broker', async () => {
     const leaders = { now: ['b'] };
     const a = fakeConnection('a', leaders);

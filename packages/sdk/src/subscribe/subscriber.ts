@@ -204,8 +204,10 @@ class SubscriptionState {
   connection: BrokerConnection | undefined;
   /** The broker leading the most of the topic's partitions, which should serve it (see placement.ts). */
   home: string | undefined;
-  /** A leader lookup is under way or waiting its turn (one at a time). */
+  /** A leader lookup is under way (one at a time). */
   placing = false;
+  /** The broker named no leaders (a single broker, not a cluster): nothing to look up again. */
+  noLeaders = false;
   confirmed = false;
   active = true;
   /** Commits positions; present on durable and group subscriptions only. */
@@ -625,7 +627,7 @@ export class Subscriber {
 
   /** Whether `state` may be served by its topic's leader: one exact topic, not a group member, leader links available. */
   private placeable(state: SubscriptionState): boolean {
-    return this.links !== undefined && state.active && state.membership === undefined && !isWildcard(state.pattern);
+    return this.links !== undefined && state.active && !state.noLeaders && state.membership === undefined && !isWildcard(state.pattern);
   }
 
   /**
@@ -645,7 +647,12 @@ export class Subscriber {
       (reply) => {
         state.placing = false;
         if (!this.placeable(state) || reply.type !== 'topics') return;
-        const home = homeBroker(reply.topics.find((info) => info.topic === state.pattern)?.leaders, state.home);
+        const leaders = reply.topics.find((info) => info.topic === state.pattern)?.leaders;
+        if (leaders === undefined) {
+          state.noLeaders = true; // a single broker: every subscription is on the leader already
+          return;
+        }
+        const home = homeBroker(leaders, state.home);
         if (home === undefined || home === lost) {
           this.placeAgain(state, attempt + 1, lost);
           return;

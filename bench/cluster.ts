@@ -168,8 +168,8 @@ export interface Cluster3Result {
   pipelined128B?: ClusterThroughput;
   pipelined1KiB?: ClusterThroughput;
   sequentialPublish?: ClusterLatency;
-  /** One message at a time, from `publish()` on one client to the handler of a subscriber on a second client (on broker `subscriberOn`). */
-  publishToDeliver?: ClusterLatency & { subscriberOn: string | undefined };
+  /** One message at a time, from `publish()` on one client to the handler of a subscriber on a second client (connected to broker `subscriberOn`; the subscription served by `servedBy`). */
+  publishToDeliver?: ClusterLatency & { subscriberOn: string | undefined; servedBy?: string | undefined };
   followerSeeded?: FollowerSeeded;
   failoverStall?: FailoverStall;
   /** Disk modes only: a fresh subscriber reading a partition from `earliest` after every broker restarted. */
@@ -495,7 +495,7 @@ function subscriberPlacement(): SubscriberPlacement {
  * subscriber's broker decides the path (on the leader: delivered once applied there; on a follower:
  * once the leader's commit notice reached it), so the result names it (`subscriberOn`).
  */
-async function clusterPublishToDeliver(connect: typeof Connect, cluster: Cluster, sizes: ClusterSizes, settings: PublishSettings, label: string): Promise<ClusterLatency & { subscriberOn: string | undefined }> {
+async function clusterPublishToDeliver(connect: typeof Connect, cluster: Cluster, sizes: ClusterSizes, settings: PublishSettings, label: string): Promise<ClusterLatency & { subscriberOn: string | undefined; servedBy?: string | undefined }> {
   const publisher = await clusterClient(connect, cluster);
   let subscriber: RelayClient | undefined;
   try {

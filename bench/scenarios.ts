@@ -233,7 +233,7 @@ export async function publishToDeliver(
   topic: string,
   sizes: ScenarioSizes,
   settings: PublishSettings,
-): Promise<LatencySummary> {
+): Promise<LatencySummary & { servedBy?: string }> {
   progress(`publish→deliver: ${sizes.latencySamples} samples`);
   let waiting: { seq: number; delivered: (atMs: number) => void } | undefined;
   const subscription = await subscriber.subscribe<Uint8Array>(
@@ -256,10 +256,12 @@ export async function publishToDeliver(
     const [, atMs] = await Promise.all([publisher.publish(topic, data, { ack: settings.ack }), delivered]);
     if (seq >= sizes.latencyWarmup) samplesMs.push(atMs - start);
   }
+  // The broker that served the subscription (an SDK that serves subscriptions from the leader moves them there).
+  const servedBy = subscriber.stats().subscribe.servedBy?.find((s) => s.subscription === subscription.id)?.broker;
   await subscription.unsubscribe();
   const summary = summarizeLatency(samplesMs);
-  progress(`  p50 ${summary.p50Us} µs, p99 ${summary.p99Us} µs`);
-  return summary;
+  progress(`  p50 ${summary.p50Us} µs, p99 ${summary.p99Us} µs${servedBy === undefined ? '' : `; subscription served by ${servedBy}`}`);
+  return servedBy === undefined ? summary : { ...summary, servedBy };
 }
 
 /** Figures of a replay: a fresh subscriber reading a stored partition from `earliest`. */

@@ -106,6 +106,13 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       this.options.requestTimeoutMs,
       this.options.commit,
       this.options.subscriptionCreditBytes,
+      {
+        want: (brokerId) => {
+          // A leader subscriptions are served from is in use: its connection stays, or a link reaches it.
+          this.pool.prefer(brokerId);
+          return this.pool.connectionTo(brokerId);
+        },
+      },
     );
     this.pool = new BrokerPool(this.options, {
       activeChanged: (next, previous, reason) => this.activeChanged(next, previous, reason),
@@ -122,8 +129,14 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       },
       brokersChanged: (added, removed) => this.emit('brokers', { added, removed }),
       gaveUp: () => void this.shutdown(this.notConnected('no broker reachable; reconnect attempts exhausted')),
-      connectionOpened: (connection) => this.publisher.connectionOpened(connection),
-      connectionClosed: (connection) => this.publisher.connectionClosed(connection),
+      connectionOpened: (connection) => {
+        this.publisher.connectionOpened(connection);
+        this.subscriber.connectionOpened(connection);
+      },
+      connectionClosed: (connection) => {
+        this.publisher.connectionClosed(connection);
+        this.subscriber.connectionClosed(connection);
+      },
       awaitsAnswers: (connection) => this.publisher.awaitsAnswersOn(connection),
       frame: (connection, frame) => {
         switch (frame.type) {

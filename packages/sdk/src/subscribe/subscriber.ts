@@ -3,6 +3,7 @@ import {
   assertDurableName,
   SESSION_TIMEOUT_BOUNDS,
   assertPattern,
+  isWildcard,
   decodePayload,
   type AssignmentFrame,
   type Cursor,
@@ -17,6 +18,7 @@ import { handleWithPolicy, resolveFailurePolicy, type FailureHooks, type Failure
 import type { Message, MessageHandler } from './message.js';
 import { GroupMembership, type AssignedEvent, type MembershipHooks, type RevokedEvent } from './group-membership.js';
 import { MessageQueue } from './message-queue.js';
+import { PLACEMENT_LIMITS, homeBroker, type PlacementLimits } from './placement.js';
 
 export type { Message, MessageHandler } from './message.js';
 
@@ -132,6 +134,20 @@ export interface SubscribeStats {
   skipped: number;
   /** Group position commits the broker refused as `FENCED` (the member no longer owned the partition). */
   fencedCommits: number;
+  /** Subscriptions moved to the broker leading their topic's partitions (see placement.ts). */
+  leaderMoves: number;
+  /** The broker serving each subscription now (`undefined` while none does). */
+  servedBy: Array<{ subscription: number; pattern: string; broker: string | undefined }>;
+}
+
+/** What the subscriber asks of the client to serve subscriptions from partition leaders (see placement.ts). */
+export interface LeaderLinks {
+  /**
+   * The open pooled connection to broker `id`, if any; without one the pool
+   * is asked to open it (then `connectionOpened` follows). Marks `id` as in
+   * use, so the pool keeps that link.
+   */
+  want(id: string): BrokerConnection | undefined;
 }
 
 /** What the subscriber reports upward. */
@@ -186,6 +202,12 @@ class SubscriptionState {
   readonly next = new Map<string, Cursor>();
   readonly queue = new MessageQueue();
   connection: BrokerConnection | undefined;
+  /** The broker leading the most of the topic's partitions, which should serve it (see placement.ts). */
+  home: string | undefined;
+  /** A leader lookup is under way (one at a time). */
+  placing = false;
+  /** The broker named no leaders (a single broker, not a cluster): nothing to look up again. */
+  noLeaders = false;
   confirmed = false;
   active = true;
   /** Commits positions; present on durable and group subscriptions only. */
@@ -393,10 +415,12 @@ class SubscriptionState {
  * new broker repeats; the handler sees each message once, in partition order.
  */
 export class Subscriber {
-  readonly counters = { delivered: 0, duplicatesDropped: 0, gaps: 0, commits: 0, commitFailures: 0, handlerFailures: 0, deadLettered: 0, skipped: 0, fencedCommits: 0 };
+  readonly counters = { delivered: 0, duplicatesDropped: 0, gaps: 0, commits: 0, commitFailures: 0, handlerFailures: 0, deadLettered: 0, skipped: 0, fencedCommits: 0, leaderMoves: 0 };
   private readonly subscriptions = new Map<number, SubscriptionState>();
   private nextId = 1;
   private connection: BrokerConnection | undefined;
+  /** Looks the leaders of placed subscriptions up again (see {@link PLACEMENT_LIMITS}); runs while one exists. */
+  private refreshTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     readonly listener: SubscriberListener,
@@ -404,10 +428,14 @@ export class Subscriber {
     private readonly requestTimeoutMs: number,
     private readonly commitPolicy: CommitPolicy,
     private readonly defaultCreditBytes: number,
+    /** Absent: every subscription is served by the active broker. */
+    private readonly links?: LeaderLinks,
+    private readonly placement: PlacementLimits = PLACEMENT_LIMITS,
   ) {}
 
   stats(): SubscribeStats {
-    return { subscriptions: this.subscriptions.size, ...this.counters };
+    const servedBy = [...this.subscriptions.values()].map((s) => ({ subscription: s.id, pattern: s.pattern, broker: s.connection?.open === true ? s.connection.brokerId : undefined }));
+    return { subscriptions: this.subscriptions.size, ...this.counters, servedBy };
   }
 
   async subscribe(pattern: string, handler: MessageHandler, options: SubscribeOptions = {}): Promise<Subscription> {
@@ -451,6 +479,7 @@ export class Subscriber {
     } finally {
       clearTimeout(timer);
     }
+    this.place(state);
     return { id: state.id, pattern, unsubscribe: () => this.unsubscribe(state) };
   }
 
@@ -514,15 +543,44 @@ export class Subscriber {
     };
   }
 
-  /** A new active connection (or none): resubscribe everything there from the known positions. */
+  /**
+   * A new active connection (or none): resubscribe there from the known
+   * positions, except a subscription a leader's connection still serves.
+   */
   setConnection(connection: BrokerConnection | undefined): void {
+    const previous = this.connection;
     this.connection = connection;
     for (const state of this.subscriptions.values()) {
+      if (state.connection !== undefined && state.connection !== previous && state.connection.open) continue;
       state.connection = undefined;
       if (connection === undefined) continue;
       this.register(state, connection);
       // Commits that failed with the old connection need not wait for their retry timer.
       if (state.committer?.busy === true) void state.committer.flush();
+    }
+  }
+
+  /** A pooled connection opened: subscriptions whose leader it reaches move there. */
+  connectionOpened(connection: BrokerConnection): void {
+    for (const state of this.subscriptions.values()) {
+      if (state.home === connection.brokerId) this.move(state, connection);
+    }
+  }
+
+  /**
+   * A pooled connection closed. Subscriptions it served go back to the active
+   * broker at once, from their positions (nothing lost, repeats dropped), and
+   * look their leader up again: a killed leader's partitions get a new one.
+   * The active connection's own subscriptions move with {@link setConnection}.
+   */
+  connectionClosed(connection: BrokerConnection): void {
+    for (const state of this.subscriptions.values()) {
+      if (state.connection !== connection) continue;
+      state.connection = undefined;
+      if (state.home === connection.brokerId) state.home = undefined;
+      const active = this.connection;
+      if (active !== undefined && active !== connection && active.open) this.register(state, active);
+      this.placeAgain(state, 0, connection.brokerId);
     }
   }
 
@@ -564,6 +622,93 @@ export class Subscriber {
   /** Ends every subscription (on client close). */
   closeAll(error: RelayError): void {
     for (const state of [...this.subscriptions.values()]) this.fail(state, error);
+    this.stopRefresh();
+  }
+
+  /** Whether `state` may be served by its topic's leader: one exact topic, not a group member, leader links available. */
+  private placeable(state: SubscriptionState): boolean {
+    return this.links !== undefined && state.active && !state.noLeaders && state.membership === undefined && !isWildcard(state.pattern);
+  }
+
+  /**
+   * Looks up the leaders of `state`'s topic on the active broker and moves the
+   * subscription to the one leading the most partitions (see placement.ts).
+   * `lost`: a broker whose connection just closed; a lookup still naming it
+   * (no new leader elected yet) is tried again. Only once the topic is known
+   * to exist (a cursor of it): a metadata request creates missing topics.
+   */
+  private place(state: SubscriptionState, attempt: number = this.placement.retryAttempts, lost?: string): void {
+    const connection = this.connection;
+    if (!this.placeable(state) || state.placing || connection === undefined || !connection.open) return;
+    this.startRefresh();
+    if (![...state.next.values()].some((cursor) => cursor.topic === state.pattern)) return;
+    state.placing = true;
+    connection.request({ type: 'metadata', topics: [state.pattern] }).then(
+      (reply) => {
+        state.placing = false;
+        if (!this.placeable(state) || reply.type !== 'topics') return;
+        const leaders = reply.topics.find((info) => info.topic === state.pattern)?.leaders;
+        if (leaders === undefined) {
+          state.noLeaders = true; // a single broker: every subscription is on the leader already
+          return;
+        }
+        const home = homeBroker(leaders, state.home);
+        if (home === undefined || home === lost) {
+          this.placeAgain(state, attempt + 1, lost);
+          return;
+        }
+        state.home = home;
+        const link = this.links?.want(home);
+        // Not pooled yet: the pool dials it, and connectionOpened moves the subscription.
+        if (link !== undefined) this.move(state, link);
+      },
+      () => {
+        state.placing = false;
+        this.placeAgain(state, attempt + 1, lost);
+      },
+    );
+  }
+
+  /** {@link place} after a pause growing with `attempt`; past the last attempt, the periodic refresh does it. */
+  private placeAgain(state: SubscriptionState, attempt: number, lost: string | undefined): void {
+    if (attempt >= this.placement.retryAttempts || !this.placeable(state)) return;
+    setTimeout(() => this.place(state, attempt, lost), this.placement.retryBaseMs * 2 ** attempt).unref?.();
+  }
+
+  /**
+   * Serves `state` from `to` from now on: subscribes there from the positions
+   * received so far and leaves the old connection, whose frames are ignored
+   * from now on (what was in flight there comes again from `to`, and repeats
+   * are dropped by offset), so the handler still sees each message once, in
+   * partition order.
+   */
+  private move(state: SubscriptionState, to: BrokerConnection): void {
+    if (!state.active || !state.confirmed || state.connection === to || !to.open) return;
+    const from = state.connection;
+    if (from?.open === true) from.send({ type: 'unsubscribe', id: 0, subscription: state.id });
+    this.counters.leaderMoves++;
+    this.register(state, to);
+  }
+
+  private startRefresh(): void {
+    if (this.refreshTimer !== undefined) return;
+    this.refreshTimer = setInterval(() => {
+      let placed = 0;
+      for (const state of this.subscriptions.values()) {
+        if (!this.placeable(state)) continue;
+        placed++;
+        // Keeps the link to the leader in use (the pool closes links no one wanted for a while), and follows a moved leader.
+        if (state.home !== undefined) this.links?.want(state.home);
+        this.place(state);
+      }
+      if (placed === 0) this.stopRefresh();
+    }, this.placement.refreshMs);
+    this.refreshTimer.unref?.();
+  }
+
+  private stopRefresh(): void {
+    if (this.refreshTimer !== undefined) clearInterval(this.refreshTimer);
+    this.refreshTimer = undefined;
   }
 
   private register(state: SubscriptionState, connection: BrokerConnection): void {

@@ -1,0 +1,150 @@
+/**
+ * A subscription to one topic moves to the broker leading its partitions
+ * (placement.ts), and back to the active broker when that connection closes,
+ * then on to the new leader: from its positions each time, so the handler
+ * sees every message once, in offset order, whatever the old connection
+ * still sends.
+ */
+import { describe, expect, it } from 'vitest';
+import type { BrokerConnection } from '../connection/connection.js';
+import type { DeliveryBatch } from '../protocol/index.js';
+import type { Message } from './message.js';
+import { PLACEMENT_LIMITS } from './placement.js';
+import { Subscriber, type SubscriberListener } from './subscriber.js';
+
+interface Sent {
+  type: string;
+  subscription?: number;
+  resume?: Array<{ offset: number }>;
+}
+
+/** A fake connection to broker `id`: records what it was sent; `leaders` is what its metadata answers say. */
+function fakeConnection(id: string, leaders: { now: string[] }): BrokerConnection & { sent: Sent[]; open: boolean } {
+  const sent: Sent[] = [];
+  const connection = {
+    open: true,
+    brokerId: id,
+    sent,
+    send: (frame: Sent) => void sent.push(frame),
+    request: (frame: Sent & { topics?: string[] }, onReply?: (reply: unknown) => void) => {
+      sent.push(frame);
+      if (frame.type === 'metadata') return Promise.resolve({ type: 'topics', id: 1, topics: [{ topic: 't', partitions: leaders.now.length, leaders: [...leaders.now] }] });
+      if (frame.type === 'subscribe') {
+        const offset = frame.resume?.[0]?.offset ?? 0;
+        onReply?.({ type: 'subscribed', id: 1, subscription: frame.subscription, cursors: [{ topic: 't', partition: 0, offset }] });
+      }
+      return Promise.resolve({ type: 'unsubscribed' });
+    },
+  };
+  return connection as unknown as BrokerConnection & { sent: Sent[]; open: boolean };
+}
+
+const batch = (firstOffset: number, count: number): DeliveryBatch => ({
+  topic: 't',
+  partition: 0,
+  firstOffset,
+  messages: Array.from({ length: count }, (_, i) => ({ timestamp: i, data: Uint8Array.of(i) })),
+});
+
+/** Waits until `done()` holds (promise jobs and the short timers here), bounded. */
+async function until(done: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe('Subscriber placement on the leader', () => {
+  it('moves to the leader, ignores the old connection, goes back to the active one when the leader goes, then on to the new leader: nothing lost, repeated or reordered', async () => {
+    const leaders = { now: ['b'] };
+    const a = fakeConnection('a', leaders);
+    const b = fakeConnection('b', leaders);
+    const c = fakeConnection('c', leaders);
+    const pooled = new Map<string, BrokerConnection & { open: boolean }>([['a', a], ['b', b]]);
+    const wanted: string[] = [];
+    const limits = { ...PLACEMENT_LIMITS, retryBaseMs: 20 };
+    const subscriber = new Subscriber(
+      {} as unknown as SubscriberListener,
+      100,
+      10_000,
+      { intervalMs: 1000, maxMessages: 100 },
+      1 << 20,
+      {
+        want: (id) => {
+          wanted.push(id);
+          const connection = pooled.get(id);
+          return connection?.open === true ? connection : undefined;
+        },
+      },
+      limits,
+    );
+    subscriber.setConnection(a);
+    const offsets: number[] = [];
+    const { id } = await subscriber.subscribe('t', (m: Message) => void offsets.push(m.offset));
+    const deliver = (connection: BrokerConnection, first: number, count: number): void => subscriber.onMessage(connection, { type: 'message', subscription: id, batches: [batch(first, count)] });
+
+    // Served by b, the leader, from where it stood; a is left.
+    await until(() => b.sent.some((f) => f.type === 'subscribe'));
+    expect(wanted).toContain('b');
+    expect(a.sent.filter((f) => f.type === 'unsubscribe').map((f) => f.subscription)).toEqual([id]);
+    expect(subscriber.stats().servedBy).toEqual([{ subscription: id, pattern: 't', broker: 'b' }]);
+    expect(subscriber.stats().leaderMoves).toBe(1);
+    deliver(a, 0, 5); // in flight on a when it moved: ignored
+    deliver(b, 0, 3);
+    deliver(b, 3, 2);
+
+    // b goes (killed): back to a at once from offset 5; a new leader, c, once it is known.
+    leaders.now = ['b']; // the first lookup still names the lost leader: looked up again
+    b.open = false;
+    pooled.delete('b');
+    subscriber.connectionClosed(b);
+    const onA = a.sent.filter((f) => f.type === 'subscribe');
+    expect(onA.at(-1)?.resume).toEqual([{ topic: 't', partition: 0, offset: 5 }]);
+    expect(subscriber.stats().servedBy[0]?.broker).toBe('a');
+    deliver(a, 5, 3); // 5-7 from a
+    await until(() => a.sent.filter((f) => f.type === 'metadata').length >= 2);
+    leaders.now = ['c'];
+    pooled.set('c', c);
+    subscriber.connectionOpened(c); // the pool reached c (the client calls this)
+    await until(() => c.sent.some((f) => f.type === 'subscribe'));
+    expect(c.sent.find((f) => f.type === 'subscribe')?.resume).toEqual([{ topic: 't', partition: 0, offset: 8 }]);
+    deliver(a, 8, 2); // late from a: ignored
+    deliver(c, 6, 6); // 6-7 again (dropped), then 8-11
+    await until(() => offsets.length >= 12);
+    expect(offsets).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    expect(subscriber.stats()).toMatchObject({ delivered: 12, duplicatesDropped: 2, gaps: 0 });
+    expect(subscriber.stats().servedBy[0]?.broker).toBe('c');
+    subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
+  });
+
+  it('looks a single broker (no leaders in its metadata) up once, not again', async () => {
+    const single = fakeConnection('solo', { now: [] });
+    const request = single.request.bind(single);
+    (single as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) =>
+      frame.type === 'metadata' ? (single.sent.push(frame), Promise.resolve({ type: 'topics', id: 1, topics: [{ topic: 't', partitions: 1 }] })) : request(frame, onReply)) as typeof request;
+    const subscriber = new Subscriber({} as unknown as SubscriberListener, 100, 10_000, { intervalMs: 1000, maxMessages: 100 }, 1 << 20, { want: () => undefined }, { ...PLACEMENT_LIMITS, refreshMs: 10 });
+    subscriber.setConnection(single);
+    await subscriber.subscribe('t', () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 60)); // several refresh periods
+    expect(single.sent.filter((f) => f.type === 'metadata')).toHaveLength(1);
+    expect(subscriber.stats().servedBy[0]?.broker).toBe('solo');
+  });
+
+  it('leaves wildcard subscriptions and subscriptions without leader links on the active broker', async () => {
+    const leaders = { now: ['b'] };
+    const a = fakeConnection('a', leaders);
+    const b = fakeConnection('b', leaders);
+    const withLinks = new Subscriber({} as unknown as SubscriberListener, 100, 10_000, { intervalMs: 1000, maxMessages: 100 }, 1 << 20, { want: () => b });
+    withLinks.setConnection(a);
+    await withLinks.subscribe('t.>', () => undefined);
+    const without = new Subscriber({} as unknown as SubscriberListener, 100, 10_000, { intervalMs: 1000, maxMessages: 100 }, 1 << 20);
+    without.setConnection(a);
+    await without.subscribe('t', () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(a.sent.filter((f) => f.type === 'metadata')).toEqual([]);
+    expect(b.sent).toEqual([]);
+    expect(withLinks.stats().servedBy[0]?.broker).toBe('a');
+    expect(without.stats().servedBy[0]?.broker).toBe('a');
+  });
+});

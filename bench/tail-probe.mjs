@@ -6,7 +6,9 @@
 // process (and of --cpu-prof), so events of four processes line up with the
 // publishes that RELAYMQ_BENCH_SAMPLES_OUT wrote. Plain JS so that the brokers
 // (built code, no tsx) can load it through RELAYMQ_BENCH_BROKER_NODE_ARGS.
-import { writeFileSync } from 'node:fs';
+import fs, { writeFileSync } from 'node:fs';
+import { open as openPromise } from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { PerformanceObserver, monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
@@ -62,6 +64,60 @@ if (dir !== undefined && dir !== '') {
   globalThis.setInterval = wrap(globalThis.setInterval, true);
   globalThis.setTimeout = wrap(globalThis.setTimeout, false);
 
+  /**
+   * [startUs, durationUs (wall), label]: file-system calls that can stall a publish. `writeSync` and
+   * `fdatasyncSync` run on the event loop (kept from IO_FLOOR_US); `datasync`/`sync` of a FileHandle run in
+   * the thread pool beside it (every one kept: the interval fsync, once a second per log).
+   */
+  const IO_FLOOR_US = 100;
+  if (process.env.RELAYMQ_TAIL_PROBE_STACKS) Error.stackTraceLimit = 20;
+  /** With RELAYMQ_TAIL_PROBE_STACKS set, each call's label names its callers (costly: for finding who calls, not for timing). */
+  const caller = (stack) =>
+    (stack ?? '')
+      .split('\n')
+      .slice(2, 14)
+      .map((line) => line.trim().replace(/^at /, '').replace(/\(file:\/\/.*\/(.*?)\)/, '($1)'))
+      .join(' < ');
+  const io = [];
+  // With RELAYMQ_TAIL_PROBE_SCHED set, a slow call's label tells how much of it the thread waited for a CPU
+  // (/proc/thread-self/schedstat's run-queue wait): the rest it ran, or slept in the kernel (a lock, the journal).
+  const sched = process.env.RELAYMQ_TAIL_PROBE_SCHED ? () => Number(fs.readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[1]) / 1000 : undefined;
+  const timeSync = (original, label) =>
+    function (...args) {
+      const waited0 = sched?.();
+      const cpu0 = sched === undefined ? undefined : process.cpuUsage();
+      const startUs = nowUs();
+      try {
+        return original.apply(this, args);
+      } finally {
+        const durationUs = nowUs() - startUs;
+        let name = label;
+        if (sched !== undefined && durationUs >= IO_FLOOR_US) {
+          const cpu = process.cpuUsage(cpu0);
+          name = `${label} [waited for a CPU ${Math.round(sched() - waited0)} µs, ran ${cpu.user + cpu.system} µs]`;
+        }
+        if (durationUs >= IO_FLOOR_US) io.push([startUs, durationUs, process.env.RELAYMQ_TAIL_PROBE_STACKS ? `${name} < ${caller(new Error().stack)}` : name]);
+      }
+    };
+  fs.writeSync = timeSync(fs.writeSync, 'writeSync');
+  fs.fdatasyncSync = timeSync(fs.fdatasyncSync, 'fdatasyncSync');
+  fs.fsyncSync = timeSync(fs.fsyncSync, 'fsyncSync');
+  syncBuiltinESMExports(); // `import { writeSync } from 'node:fs'` in modules loaded after this sees the wrapper
+  const timeAsync = (original, label) =>
+    function (...args) {
+      const startUs = nowUs();
+      const stack = process.env.RELAYMQ_TAIL_PROBE_STACKS ? ` < ${caller(new Error().stack)}` : '';
+      const record = () => io.push([startUs, nowUs() - startUs, label + stack]);
+      const result = original.apply(this, args);
+      result.then(record, record);
+      return result;
+    };
+  const probeHandle = await openPromise(process.execPath, 'r');
+  const handleProto = Object.getPrototypeOf(probeHandle);
+  await probeHandle.close();
+  handleProto.datasync = timeAsync(handleProto.datasync, 'datasync (pool)');
+  handleProto.sync = timeAsync(handleProto.sync, 'fsync (pool)');
+
   /** [us, cpuUs so far] */
   const cpu = [];
   const sampleCpu = () => {
@@ -85,6 +141,7 @@ if (dir !== undefined && dir !== '') {
         pid: process.pid,
         gcs,
         timers,
+        io,
         cpu,
         eventLoopDelayMs: { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) },
       }),

@@ -32,6 +32,8 @@ interface Probe {
   gcs: Array<[startUs: number, durationUs: number, kind: string]>;
   timers: Array<[startUs: number, cpuUs: number, wallUs: number, label: string]>;
   cpu: Array<[us: number, cpuUs: number]>;
+  /** File-system calls: on the event loop from 100 µs (`writeSync`, `fdatasyncSync`), in the pool all (`datasync (pool)`). */
+  io?: Array<[startUs: number, durationUs: number, label: string]>;
   eventLoopDelayMs: { p50: number; p99: number; max: number };
 }
 /** A timer callback counts as loop-blocking work in a slow publish from this much CPU on (µs). */
@@ -70,6 +72,13 @@ for (const probe of probes) {
   console.log(
     `${probe.id}: CPU ${cpuPerPublish.toFixed(0)} µs/publish; GCs ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'} (${(gcs.reduce((s, g) => s + g[1], 0) / 1000).toFixed(1)} ms), overlapping ${hit} publishes; event-loop delay p99 ${probe.eventLoopDelayMs.p99} ms`,
   );
+  const ioByLabel = new Map<string, Array<[number, number, string]>>();
+  for (const call of probe.io ?? []) if (call[0] >= firstUs && call[0] <= lastUs) ioByLabel.set(call[2], [...(ioByLabel.get(call[2]) ?? []), call]);
+  for (const [label, calls] of ioByLabel) {
+    const hitIo = windows.filter((w) => calls.some(([startUs, durationUs]) => overlaps(startUs, durationUs, w))).length;
+    const durations = calls.map((c) => c[1]);
+    console.log(`   ${label}: ${calls.length} in the window, median ${median(durations)} µs, max ${Math.max(...durations)} µs, overlapping ${hitIo} publishes`);
+  }
   const byLabel = new Map<string, number[]>();
   for (const [startUs, cpuUs, , label] of probe.timers) {
     if (startUs < firstUs || startUs > lastUs) continue;
@@ -86,13 +95,20 @@ const slowest = [...windows].sort((a, b) => b.ms - a.ms).slice(0, top);
 const nameOf = (k: number): string => probes.find((p) => p.pid === samples.pids?.[k])?.id ?? (k === 0 ? 'bench' : String(samples.pids?.[k]));
 let withGc = 0;
 let withCallback = 0;
+let withIo = 0;
 let neither = 0;
 console.log(`\nthe ${top} slowest (index, ms, what overlapped it):`);
 for (const w of slowest) {
   const events: string[] = [];
   let gc = false;
   let callback = false;
+  let io = false;
   for (const probe of probes) {
+    for (const [startUs, durationUs, label] of probe.io ?? []) {
+      if (!overlaps(startUs, durationUs, w)) continue;
+      events.push(`${probe.id} ${label} ${(durationUs / 1000).toFixed(2)} ms`);
+      io = true;
+    }
     for (const [startUs, durationUs, kind] of probe.gcs) {
       if (!overlaps(startUs, durationUs, w)) continue;
       events.push(`${probe.id} GC ${kind} ${(durationUs / 1000).toFixed(1)} ms`);
@@ -106,11 +122,12 @@ for (const w of slowest) {
   }
   if (gc) withGc++;
   if (callback) withCallback++;
-  if (!gc && !callback) neither++;
+  if (io) withIo++;
+  if (!gc && !callback && !io) neither++;
   const waits = samples.runQueueWaitsUs?.[w.i]?.map((us, k) => `${nameOf(k)} ${us === null ? '?' : (us / 1000).toFixed(1)}`).join(', ');
   console.log(`  #${w.i} ${w.ms.toFixed(2)}  ${events.join('; ') || '-'}${waits === undefined ? '' : `  | waited for a CPU (ms): ${waits}`}`);
 }
-console.log(`of the ${top}: ${withGc} overlap a GC, ${withCallback} a timer callback of ≥ ${LONG_CALLBACK_CPU_US} µs CPU, ${neither} neither`);
+console.log(`of the ${top}: ${withGc} overlap a GC, ${withCallback} a timer callback of ≥ ${LONG_CALLBACK_CPU_US} µs CPU, ${withIo} a file-system call (fsync in the pool, or a slow one on the loop), ${neither} none of these`);
 
 // Time the slowest and the fastest half spent waiting for a CPU, per process: what the OS scheduler took.
 if (samples.runQueueWaitsUs !== undefined) {

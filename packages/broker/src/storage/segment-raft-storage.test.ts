@@ -448,6 +448,73 @@ function allowedAfterFailure(found: Held, durable: Held, attempted: Held | undef
   return voteOld || voteNew;
 }
 
+describe('SegmentRaftStorage under fsync interval: a snapshot beside the writes', () => {
+  /** Whether `promise` settles within `ms` (bounded: a held write never settles while its gate is closed). */
+  const settlesWithin = (promise: Promise<unknown>, ms: number): Promise<boolean> =>
+    Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
+
+  it("a snapshot's fsync holds no sync() of the next entries behind it; the snapshot is recorded only once its records are durable, and a power loss keeps both", async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs, { fsync: 'interval', fsyncIntervalMs: 60_000 });
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+    storage.append([entry(1, 1)]);
+    await storage.sync(); // a vote: fsynced
+    storage.append([entry(2, 1), entry(3, 1)]);
+    storage.setHardState({ term: 1, vote: 'a', commit: 3 });
+    await storage.sync(); // written, not fsynced
+    const renames = fs.calls.rename;
+    const fsync = fs.pauseNext('datasync');
+    const compacted = storage.compact(3, 'state at 3');
+    await fsync.reached;
+    // The next publish's entry while the snapshot's fsync is in flight: written now (before, it waited for that fsync).
+    storage.append([entry(4, 1)]);
+    const next = storage.sync();
+    const wentOn = await settlesWithin(next, 2000);
+    const recordedEarly = fs.calls.rename !== renames; // the snapshot's file replaced before its records were durable
+    fsync.release();
+    await next;
+    await compacted;
+    expect(wentOn).toBe(true);
+    expect(recordedEarly).toBe(false);
+    expect(storage.reader.firstIndex()).toBe(4);
+    expect(dataOf(storage)).toEqual(['e4t1']);
+    await fs.crash();
+    const again = await open(fs, { fsync: 'interval', fsyncIntervalMs: 60_000 });
+    expect(again.reader.firstIndex()).toBe(4);
+    expect(again.reader.term(3)).toBe(1);
+    // The records the snapshot covers are the partition's messages: kept (a snapshot recorded before them would have been reset past them).
+    expect(again.segments.startOffset).toBeLessThanOrEqual(1);
+    expect(again.segments.endOffset).toBeGreaterThanOrEqual(4);
+    await again.close();
+  });
+
+  it('a failed fsync of its records fails the snapshot, records nothing, and the next one succeeds', async () => {
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const storage = await open(fs, { fsync: 'interval', fsyncIntervalMs: 60_000 });
+    storage.setHardState({ term: 1, vote: 'a', commit: 0 });
+    storage.append([entry(1, 1)]);
+    await storage.sync();
+    storage.append([entry(2, 1), entry(3, 1)]);
+    storage.setHardState({ term: 1, vote: 'a', commit: 3 });
+    await storage.sync();
+    const renames = fs.calls.rename;
+    fs.failNext('datasync', 'EIO');
+    await expect(storage.compact(3, 'state at 3')).rejects.toBeDefined();
+    expect(fs.calls.rename).toBe(renames);
+    expect(storage.reader.firstIndex()).toBe(1);
+    await storage.reload(); // as the group does after a failed write
+    expect(dataOf(storage)).toEqual(['e1t1', 'e2t1', 'e3t1']); // written again from memory by the log's recovery
+    storage.setHardState({ term: 1, vote: 'a', commit: 3 }); // the commit is recorded by a timer: the reload read it back older
+    await storage.sync();
+    await storage.compact(3, 'state at 3');
+    expect(storage.reader.firstIndex()).toBe(4);
+    await storage.close();
+    const again = await open(fs, { fsync: 'interval', fsyncIntervalMs: 60_000 });
+    expect(again.reader.firstIndex()).toBe(4);
+    await again.close();
+  });
+});
+
 describe("SegmentRaftStorage: the broker's journal of hard states", () => {
   it("a commit index being recorded in the journal (its fdatasync in flight) holds no sync() of the log behind it; it is recorded all the same", async () => {
     const fs = new FaultyFileSystem(new MemoryFileSystem());

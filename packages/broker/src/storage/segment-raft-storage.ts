@@ -139,6 +139,8 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   private chain: Promise<unknown> = Promise.resolve();
   /** Observes every fsync's duration in seconds (metrics). */
   onFsync: ((seconds: number) => void) | undefined;
+  /** The last snapshot being recorded beside the writes (see {@link compactBesideWrites}); never rejects. */
+  private snapshotRecording: Promise<void> | undefined;
 
   private constructor(
     private log: SegmentLog,
@@ -338,6 +340,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
    * partition's segments are its messages; retention deletes them.
    */
   compact(index: number, data: S): Promise<void> {
+    if (this.options.fsync !== 'always') return this.compactBesideWrites(index, data);
     return this.exclusive(async () => {
       const snapshot = this.current.createSnapshot(index, data);
       const endOffset = this.offsets.endAt(index);
@@ -347,6 +350,39 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       this.offsets.compact(index);
       await this.meta.write(SNAPSHOT, { snapshot, endOffset } satisfies RecordedSnapshot<S>);
     });
+  }
+
+  /**
+   * {@link compact} under `interval`, where the records are written, not
+   * fsynced, when the entries are acknowledged: the fsync that makes the
+   * records up to `index` durable, and the recording of the snapshot (a file
+   * replaced: two more fsyncs), hold neither this storage's writes (the
+   * `sync` of the next entries, on the path of every acknowledgement) nor
+   * the event loop. The records are fsynced by the segment log's background
+   * fsync, in the thread pool; the snapshot is then taken and its recording
+   * started in order with the other writes, and waited for outside them.
+   * A snapshot installed or taken meanwhile, or a reload, supersedes it.
+   */
+  private async compactBesideWrites(index: number, data: S): Promise<void> {
+    const log = await this.exclusive(async () => {
+      await this.writeQueued(false);
+      return this.log;
+    });
+    await log.syncThrough(index + 1); // a record's offset is its entry's index
+    const recording = await this.exclusive(async () => {
+      if (this.log !== log || this.reloading || this.closed || this.pendingSnapshot !== undefined || index <= (this.current.snapshot()?.meta.index ?? 0)) return undefined;
+      // The records up to `index` must be durable before a snapshot says they are the state (a failed fsync rewound them).
+      if (log.durableOffset <= index) await this.writeQueued(true);
+      const snapshot = this.current.createSnapshot(index, data);
+      const endOffset = this.offsets.endAt(index);
+      this.current.compact(index);
+      this.offsets.compact(index);
+      // The meta store writes in call order: a snapshot installed after this one is recorded after it.
+      const written = this.meta.write(SNAPSHOT, { snapshot, endOffset } satisfies RecordedSnapshot<S>);
+      this.snapshotRecording = written.catch(() => {});
+      return { written };
+    });
+    await recording?.written;
   }
 
   /**
@@ -372,6 +408,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
    */
   reload(): Promise<void> {
     return this.exclusive(async () => {
+      await this.snapshotRecording; // read back as recorded
       // Cut for a repair: reading it back now would lose the entries after the cut; the repair completes it.
       if (this.repairingFrom !== undefined) throw new RelayError('STORAGE_ERROR', `${this.dir}: the log is being repaired from index ${this.repairingFrom}`);
       clearTimeout(this.commitTimer);
@@ -406,6 +443,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
 
   close(): Promise<void> {
     return this.exclusive(async () => {
+      await this.snapshotRecording;
       clearTimeout(this.commitTimer);
       this.commitTimer = undefined;
       let durable = this.failed === undefined && !this.reloading;

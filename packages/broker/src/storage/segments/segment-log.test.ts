@@ -301,6 +301,25 @@ describe('SegmentLog: fsync policy', () => {
     expect(again.endOffset).toBe(10);
   });
 
+  it("'interval': syncThrough fsyncs in the thread pool, beside the writes: never on the event loop's thread, and a flush asked for meanwhile is written without waiting for it", async () => {
+    const fs = new SyncWriteFileSystem();
+    const log = await openLog(await temp.make(), { fsync: 'interval', timers: new ManualTimers() }, fs);
+    log.append(messages(0, 3));
+    await log.flush();
+    fs.syncs = { datasync: 0, datasyncSync: 0 };
+    const synced = log.syncThrough(3);
+    log.append(messages(3, 6));
+    // The fdatasync runs in the pool: the flush behind it writes (writeSync) before it is back.
+    const first = await Promise.race([log.flush().then(() => 'written'), synced.then(() => 'synced')]);
+    expect(first).toBe('written');
+    await synced;
+    expect(fs.syncs).toEqual({ datasync: 1, datasyncSync: 0 });
+    expect(log.durableOffset).toBeGreaterThanOrEqual(3);
+    await log.syncThrough(3); // already durable: nothing to do
+    expect(fs.syncs).toEqual({ datasync: 1, datasyncSync: 0 });
+    await log.close();
+  });
+
   it("'interval': fsyncs early once maxUnsyncedBytes are written", async () => {
     const fs = new FaultyFileSystem(nodeFileSystem);
     const log = await openLog(await temp.make(), { fsync: 'interval', maxUnsyncedBytes: 1000, timers: new ManualTimers() }, fs);

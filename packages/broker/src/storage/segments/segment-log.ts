@@ -418,6 +418,28 @@ export class SegmentLog {
     return this.requestFlush(true);
   }
 
+  /**
+   * Resolves once the records below `offset` (appended before the call) are
+   * fsynced. Under `interval` through the background fsync: its fdatasync
+   * runs in the thread pool, beside the task chain, so flushes asked for
+   * meanwhile (a replica's next appends) are written without waiting for it,
+   * and the event loop is not held either, as {@link sync} would hold both
+   * (a small fdatasync runs on the loop's thread, see `takeInlineSync`).
+   * Falls back to {@link sync} when the background fsync cannot cover them.
+   */
+  async syncThrough(offset: number): Promise<void> {
+    if (this.options.fsync !== 'interval') {
+      if (this.durableEnd < offset) await this.sync();
+      return;
+    }
+    // A background fsync already running covers only what was written before it started: then one more.
+    for (let round = 0; round < 2 && this.durableEnd < offset; round++) {
+      await this.tasks.run(() => this.startBackgroundSync());
+      await this.joinBackgroundSync();
+    }
+    if (this.durableEnd < offset) await this.sync();
+  }
+
   private assertOpen(): void {
     if (this.closed || this.closing) throw new LogStorageError('STORAGE_CLOSED', `log ${this.dir} is closed`);
   }

@@ -75,6 +75,7 @@ describe('subscriptions served by the partition leader, real processes (3 broker
     expect(readBackProblems(read, acked)).toEqual([]);
     expect(read.map((m) => m.offset)).toEqual([...read.keys()]); // offsets 0, 1, 2, ...: none skipped, none twice
     expect(subscriber.stats().subscribe).toMatchObject({ gaps: 0, delivered: acked.size });
-    expect(subscriber.stats().subscribe.leaderMoves).toBeGreaterThanOrEqual(2);
+    // A new leader that is the seed (the active broker) takes the subscription back without a move.
+    expect(subscriber.stats().subscribe.leaderMoves).toBeGreaterThanOrEqual(next === follower ? 1 : 2);
   }, 150_000);
 });

@@ -57,11 +57,11 @@ describe('a learner whose log is ahead', () => {
     return cl;
   }
 
-  it('campaigns one election timeout after a voter would, is elected, commits its no-op, hands over to a voter, and the voters stop recovering', () => {
+  it('campaigns two election timeouts after a voter would, is elected, commits its no-op, hands over to a voter, and the voters stop recovering', () => {
     const cl = stalled(BASE);
     const ids = cl.ids;
-    // One election timeout (10 ticks, no jitter here): the voters campaign and fail; the learner has not campaigned.
-    cl.ticks(10, ids);
+    // Two election timeouts (10 ticks each, no jitter here): the voters campaign and fail; the learner waits.
+    cl.ticks(29, ids);
     expect(cl.node('d').counters.learnerCampaigns).toBe(0);
     for (const id of ids) expect(cl.node(id).status().role).not.toBe('leader');
     // d may lead and hand over within one round of deliveries: its counters tell.

@@ -295,8 +295,8 @@ export class Raft<T, S> {
    * a group stalls where only the learner's log is up to date for every voter
    * and the voters are recovering: the supporters rule needs answers no voter
    * can gather (docs/raft.md, interval profile seed 2036). Only with pre-vote,
-   * so a learner cut off raises no term; it campaigns one election timeout
-   * after a voter would, so a voter that can win wins first.
+   * so a learner cut off raises no term; it campaigns two election timeouts
+   * after a voter would (see {@link tickElection}).
    */
   private learnerMayCampaign(): boolean {
     return this.config.preVote && this.learners.includes(this.id) && this.log.lastIndex() > this.log.committed;
@@ -625,8 +625,10 @@ export class Raft<T, S> {
       }
       return;
     }
-    // A learner that may campaign does so one election timeout after a voter would (it pokes its leader first).
-    if (learnerCampaigns && this.electionElapsed >= this.randomizedElectionTimeout + this.config.electionTicks) {
+    // A learner that may campaign does so two election timeouts after a voter would, once two pokes of its leader
+    // (below) went unanswered: a voter that can win wins first, and a learner that missed a quiesce heartbeat wakes
+    // its leader before it wakes the group.
+    if (learnerCampaigns && this.electionElapsed >= this.randomizedElectionTimeout + 2 * this.config.electionTicks) {
       this.electionElapsed = 0;
       this.counters.learnerCampaigns++;
       this.hup(false);

@@ -80,11 +80,14 @@ describe('a learner whose log is ahead', () => {
     }
   });
 
-  it('never campaigns without pre-vote (a learner cut off would raise terms), and the stall stays', () => {
-    const cl = stalled({ ...BASE, preVote: false });
-    cl.ticks(80, cl.ids);
-    expect(cl.node('d').counters.learnerCampaigns).toBe(0);
-    for (const id of cl.ids) expect(cl.node(id).status().role).not.toBe('leader');
+  it('never campaigns without pre-vote (a learner cut off would raise terms); with it, cut off, raises none', () => {
+    for (const preVote of [false, true]) {
+      const cl = stalled({ ...BASE, preVote });
+      // d alone, cut off from the voters (whose vote requests would otherwise keep raising its term and resetting its timer).
+      cl.ticks(40, ['d']);
+      expect(cl.node('d').counters.learnerCampaigns > 0).toBe(preVote);
+      expect(cl.node('d').status().term).toBe(2);
+    }
   });
 
   it('does not campaign when its log holds nothing above its commit', () => {

@@ -676,6 +676,9 @@ export class Raft<T, S> {
 
   private hup(transfer: boolean): void {
     if (this.role === 'leader' || !this.promotable()) return;
+    // A learner campaigns with pre-vote only (see learnerMayCampaign): a timeout-now, from a leader whose log makes
+    // it a voter where its own does not, must not raise terms past the voters' leases.
+    if (transfer && this.learners.includes(this.id)) return;
     this.unquiesce(false);
     this.electionElapsed = 0;
     if (this.config.preVote && !transfer) this.runCampaign('pre-vote', false);
@@ -1326,6 +1329,9 @@ export class Raft<T, S> {
     if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
     this.unquiesce(false);
     if (this.transferee !== null) return { ok: false, reason: 'transferring', leader: this.leader };
+    // A learner elected leads only to commit its no-op and hand over (see learnerMayCampaign): an entry after the
+    // no-op would leave no voter holding its whole log when the no-op commits, and no one to hand over to.
+    if (this.learners.includes(this.id)) return { ok: false, reason: 'transferring', leader: this.leader };
     if (data.length === 0) return { ok: false, reason: 'empty', leader: this.leader };
     const uncommitted = this.log.lastIndex() - this.log.committed;
     if (uncommitted + data.length > this.config.maxUncommittedEntries) return { ok: false, reason: 'overloaded', leader: this.leader };

@@ -59,10 +59,6 @@ export type VoteAnswer = boolean | 'would-grant';
  * holders one that is not the one that lost it. Groups of one or two
  * voters keep no second copy to protect: a would-grant of the other voter
  * counts, or a two-voter group with one recovering could never elect.
- * Across a change that removed a voter they do share only one (all of
- * {a, c} and 2 of {a, b, c}: a), so a candidate whose configuration is
- * such a change, not committed in its log, wins with plain grants only
- * (`voteOutcome`'s `supportersElect`).
  */
 export function supportersToElect(voterCount: number): number {
   // Never below a quorum (an empty voter set elects no one).
@@ -75,10 +71,9 @@ export function supportersToElect(voterCount: number): number {
  * (votes of non-voters are ignored): won with plain grants from a quorum, or
  * with supporters (grants and would-grants) from {@link supportersToElect}
  * voters; lost when even every voter yet to answer could bring neither.
- * Without would-grants, or without `supportersElect` (would-grants then
- * count for nothing), this is the plain majority rule.
+ * Without would-grants this is the plain majority rule.
  */
-export function voteOutcome(voters: readonly NodeId[], votes: ReadonlyMap<NodeId, VoteAnswer>, supportersElect = true): VoteOutcome {
+export function voteOutcome(voters: readonly NodeId[], votes: ReadonlyMap<NodeId, VoteAnswer>): VoteOutcome {
   let granted = 0;
   let wouldGrant = 0;
   let refused = 0;
@@ -90,9 +85,9 @@ export function voteOutcome(voters: readonly NodeId[], votes: ReadonlyMap<NodeId
   }
   const quorum = quorumSize(voters.length);
   const supporters = supportersToElect(voters.length);
-  if (granted >= quorum || (supportersElect && granted + wouldGrant >= supporters)) return 'won';
+  if (granted >= quorum || granted + wouldGrant >= supporters) return 'won';
   const outstanding = voters.length - granted - wouldGrant - refused;
-  if (granted + outstanding < quorum && (!supportersElect || voters.length - refused < supporters)) return 'lost';
+  if (granted + outstanding < quorum && voters.length - refused < supporters) return 'lost';
   return 'pending';
 }
 

@@ -726,19 +726,7 @@ export class Raft<T, S> {
   private poll(id: NodeId, granted: VoteAnswer): ReturnType<typeof voteOutcome> {
     const votes = (this.votes ??= new Map());
     if (!votes.has(id)) votes.set(id, granted);
-    return voteOutcome(this.voters, votes, this.supportersElect());
-  }
-
-  /**
-   * Whether supporters (would-grants) may elect in this node's configuration (quorum.ts). Not when that configuration,
-   * not committed in this log, removed a voter and leaves 2 or fewer: all of them share only one voter with a quorum
-   * of the configuration before, which may have committed an entry this log lacks — and that one may have lost it.
-   * Once the removal is committed here, every entry committed before it is in this log.
-   */
-  private supportersElect(): boolean {
-    if (this.voters.length > 2 || this.conf.index <= this.log.committed) return true;
-    const previous = this.log.previousConf();
-    return previous === undefined || previous.conf.voters.length <= this.voters.length;
+    return voteOutcome(this.voters, votes);
   }
 
   step(m: Message<T, S>): void {
@@ -1174,7 +1162,7 @@ export class Raft<T, S> {
       // Heard from within an election timeout (recentActive never lapses without check-quorum), and not suspected down.
       else if (other !== undefined && !this.isSuspected(id) && this.now - other.lastHeardTick < this.config.electionTicks) votes.set(id, other.recovering ? 'would-grant' : true);
     }
-    if (voteOutcome(this.voters, votes, this.supportersElect()) !== 'won') return false;
+    if (voteOutcome(this.voters, votes) !== 'won') return false;
     this.counters.recoveryElections++;
     this.becomeFollower(this.term, null);
     this.runCampaign('vote', true);

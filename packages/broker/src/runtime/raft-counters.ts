@@ -40,6 +40,10 @@ export const RAFT_COUNTER_METRICS: Readonly<Record<keyof RaftCounters, { name: s
     name: 'votes_withheld',
     help: 'Votes and pre-votes a recovering replica here would have granted and answered only as would-grant (a candidate then needs more supporters to win)',
   },
+  learnerCampaigns: {
+    name: 'learner_campaigns',
+    help: 'Campaigns started by a learner here whose log held entries above its commit (voters recovering after power cuts may need it to elect)',
+  },
 });
 
 const KEYS = Object.keys(RAFT_COUNTER_METRICS) as Array<keyof RaftCounters>;

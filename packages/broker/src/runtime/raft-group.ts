@@ -49,7 +49,8 @@ export interface RaftGroupOptions<T, R, S = never> {
   /**
    * This broker may be outside the group's stored configuration: it waits to
    * be added as a learner (a new replica, started with an empty log), or it
-   * was removed. It never campaigns until a configuration makes it a voter.
+   * was removed. It never campaigns until a configuration makes it a voter
+   * (or a learner, whose log ahead of its commit may let it: docs/raft.md).
    * Without it, a broker absent from the stored configuration is refused.
    * @defaultValue false
    */

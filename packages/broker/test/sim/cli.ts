@@ -125,6 +125,7 @@ function main(): void {
   let recoveryWakes = 0;
   let recoveriesEnded = 0;
   let recoveryElections = 0;
+  let learnerCampaigns = 0;
   const quiescedLeaderReplaced: number[] = [];
   const knobs = options.bug === undefined ? undefined : { [options.bug]: true };
   for (let k = 0; k < options.seeds; k++) {
@@ -145,6 +146,7 @@ function main(): void {
     recoveryWakes += result.stats.recoveryWakes;
     recoveriesEnded += result.stats.recoveriesEnded;
     recoveryElections += result.stats.recoveryElections;
+    learnerCampaigns += result.stats.learnerCampaigns;
     if (result.stats.ticksToReplaceQuiescedLeader !== undefined) quiescedLeaderReplaced.push(result.stats.ticksToReplaceQuiescedLeader);
     const elected = result.electionTicksAfterHeal;
     if (elected !== undefined) {
@@ -181,7 +183,7 @@ function main(): void {
     acknowledgedOnAll: ackedAll,
     crashes,
     partitions,
-    ...(options.profile === 'reconfig' ? { confChangesAccepted: confChanges, confChangesRefused, confChangesCommitted: confChangesApplied } : {}),
+    ...(options.profile === 'reconfig' ? { confChangesAccepted: confChanges, confChangesRefused, confChangesCommitted: confChangesApplied, learnerCampaigns } : {}),
     ...(options.profile === 'recovering' ? { recoveriesEnded, recoveryElections } : {}),
     electionTicksAfterHeal: distribution(electionTicks),
     electionTicksAfterHealWithoutLeaderAtHeal: distribution(electionTicksNoLeader),

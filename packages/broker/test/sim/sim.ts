@@ -97,6 +97,8 @@ export interface SimStats {
   /** With `recoveringRestarts`: recoveries that ended, and elections leaders started to end one (counted at a crash or at the end). */
   recoveriesEnded: number;
   recoveryElections: number;
+  /** Campaigns of learners whose log held entries above their commit (counted at a crash or at the end). */
+  learnerCampaigns: number;
   /** With `quiescedLeaderLoss`: ticks from the crash of the quiesced group's leader to a new leader every other node follows. */
   ticksToReplaceQuiescedLeader: number | undefined;
 }
@@ -228,6 +230,7 @@ export class Simulation {
     wakes: 0,
     recoveriesEnded: 0,
     recoveryElections: 0,
+    learnerCampaigns: 0,
     ticksToReplaceQuiescedLeader: undefined,
   };
   /** Nodes crashed for good after the heal (`quiescedLeaderLoss`): no longer expected to follow or apply. */
@@ -853,6 +856,7 @@ export class Simulation {
     this.stats.quiesces += node.raft.counters.quiesces;
     this.stats.recoveriesEnded += node.raft.counters.recoveriesEnded;
     this.stats.recoveryElections += node.raft.counters.recoveryElections;
+    this.stats.learnerCampaigns += node.raft.counters.learnerCampaigns;
   }
 
   /**

@@ -113,6 +113,8 @@ export interface RaftCounters {
   recoveryElections: number;
   /** (Pre-)votes this node would have granted and, recovering, answered only with `wouldGrant`. */
   votesWithheld: number;
+  /** Campaigns (pre-vote first) this node started as a learner whose log held entries above its commit. */
+  learnerCampaigns: number;
 }
 
 type StepFn<T, S> = (m: Message<T, S>) => void;
@@ -157,6 +159,7 @@ export class Raft<T, S> {
     recoveriesEnded: 0,
     recoveryElections: 0,
     votesWithheld: 0,
+    learnerCampaigns: 0,
   };
 
   term = 0;
@@ -271,12 +274,32 @@ export class Raft<T, S> {
    * refuses theirs (their logs are behind). So it campaigns among the voters
    * of its configuration (those it would leave behind), and if it wins it
    * leads until its removal commits, then steps down.
+   *
+   * A learner may campaign too, with pre-vote, while its log holds entries
+   * above its commit (see {@link learnerMayCampaign}).
    */
   private promotable(): boolean {
     if (this.isVoter(this.id)) return true;
-    if (this.conf.index <= this.log.committed) return false;
-    const previous = this.log.previousConf();
-    return previous !== undefined && previous.conf.voters.includes(this.id);
+    if (this.conf.index > this.log.committed) {
+      const previous = this.log.previousConf();
+      if (previous !== undefined && previous.conf.voters.includes(this.id)) return true;
+    }
+    return this.learnerMayCampaign();
+  }
+
+  /**
+   * A learner whose log holds entries above its commit may campaign among the
+   * voters of its configuration, counted as any candidate counts them (its
+   * own answer counts for nothing); if it wins it leads until its no-op
+   * commits, then hands over to a voter as a removed leader does. Without it
+   * a group stalls where only the learner's log is up to date for every voter
+   * and the voters are recovering: the supporters rule needs answers no voter
+   * can gather (docs/raft.md, interval profile seed 2036). Only with pre-vote,
+   * so a learner cut off raises no term; it campaigns two election timeouts
+   * after a voter would (see {@link tickElection}).
+   */
+  private learnerMayCampaign(): boolean {
+    return this.config.preVote && this.learners.includes(this.id) && this.log.lastIndex() > this.log.committed;
   }
 
   takeMessages(): Message<T, S>[] {
@@ -594,11 +617,21 @@ export class Raft<T, S> {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.promotable()) {
+    const learnerCampaigns = this.learnerMayCampaign();
+    if (!learnerCampaigns && this.promotable()) {
       if (this.electionElapsed >= this.randomizedElectionTimeout) {
         this.electionElapsed = 0;
         this.hup(false);
       }
+      return;
+    }
+    // A learner that may campaign does so two election timeouts after a voter would, once two pokes of its leader
+    // (below) went unanswered: a voter that can win wins first, and a learner that missed a quiesce heartbeat wakes
+    // its leader before it wakes the group.
+    if (learnerCampaigns && this.electionElapsed >= this.randomizedElectionTimeout + 2 * this.config.electionTicks) {
+      this.electionElapsed = 0;
+      this.counters.learnerCampaigns++;
+      this.hup(false);
       return;
     }
     // A learner that missed its leader's quiesce heartbeat (and the commit it carried) has no election to wake
@@ -643,6 +676,9 @@ export class Raft<T, S> {
 
   private hup(transfer: boolean): void {
     if (this.role === 'leader' || !this.promotable()) return;
+    // A learner campaigns with pre-vote only (see learnerMayCampaign): a timeout-now, from a leader whose log makes
+    // it a voter where its own does not, must not raise terms past the voters' leases.
+    if (transfer && this.learners.includes(this.id)) return;
     this.unquiesce(false);
     this.electionElapsed = 0;
     if (this.config.preVote && !transfer) this.runCampaign('pre-vote', false);
@@ -1150,18 +1186,17 @@ export class Raft<T, S> {
   }
 
   /**
-   * The change that removed this leader is committed: it tells the followers
-   * so (the commit index rides on the appends), hands over to a voter that
-   * holds its whole log (timeout-now, so the cluster need not wait for an
-   * election timeout), and steps down. It never campaigns again, not being
-   * a voter.
+   * The change that removed this leader is committed (or, a learner elected, its no-op is: see
+   * {@link learnerMayCampaign}): it tells the followers so (the commit index rides on the appends), hands over to a
+   * voter that holds its whole log (timeout-now, so the cluster need not wait for an election timeout), and steps
+   * down. A removed node never campaigns again, not being a voter; a learner, only once its log is ahead again.
    */
   private stepDownRemoved(): void {
     this.bcastAppend();
     const lastIndex = this.log.lastIndex();
     const successor = this.voters.find((id) => (this.progress.get(id)?.match ?? 0) === lastIndex);
     if (successor !== undefined) this.sendTimeoutNow(successor);
-    this.counters.removedStepDowns++;
+    if (!this.learners.includes(this.id)) this.counters.removedStepDowns++;
     this.becomeFollower(this.term, null);
   }
 
@@ -1294,6 +1329,9 @@ export class Raft<T, S> {
     if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
     this.unquiesce(false);
     if (this.transferee !== null) return { ok: false, reason: 'transferring', leader: this.leader };
+    // A learner elected leads only to commit its no-op and hand over (see learnerMayCampaign): an entry after the
+    // no-op would leave no voter holding its whole log when the no-op commits, and no one to hand over to.
+    if (this.learners.includes(this.id)) return { ok: false, reason: 'transferring', leader: this.leader };
     if (data.length === 0) return { ok: false, reason: 'empty', leader: this.leader };
     const uncommitted = this.log.lastIndex() - this.log.committed;
     if (uncommitted + data.length > this.config.maxUncommittedEntries) return { ok: false, reason: 'overloaded', leader: this.leader };

@@ -289,7 +289,7 @@ export class Raft<T, S> {
 
   /**
    * A learner whose log holds entries above its commit may campaign among the
-   * voters of its configuration, counted as any candidate counts them (its
+   * voters of its configuration, counted the way every candidate counts them (its
    * own answer counts for nothing); if it wins it leads until its no-op
    * commits, then hands over to a voter as a removed leader does. Without it
    * a group stalls where only the learner's log is up to date for every voter

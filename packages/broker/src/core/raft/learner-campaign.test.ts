@@ -9,34 +9,9 @@
 import { describe, expect, it } from 'vitest';
 import { ManualRaftCluster } from '../../../test/support/manual-raft.js';
 import type { RaftConfigOptions } from './config.js';
-import { MemoryStorage } from './storage.js';
-import type { ConfState, Entry } from './types.js';
+import { conf, holds, noop, storageOf, value } from '../../../test/support/raft-entries.js';
 
 const BASE: RaftConfigOptions = { preVote: true, checkQuorum: true, unsyncedAcks: true };
-
-const noop = (index: number, term: number): Entry<string> => ({ index, term, type: 'noop' });
-const value = (index: number, term: number, data: string): Entry<string> => ({ index, term, type: 'normal', data });
-const conf = (index: number, term: number, type: 'add-learner' | 'promote' | 'remove', node: string, voters: string[], learners: string[] = []): Entry<string> => ({
-  index,
-  term,
-  type: 'conf',
-  change: { type, node },
-  conf: (learners.length === 0 ? { voters } : { voters, learners }) satisfies ConfState,
-});
-
-/** A storage whose bootstrap voters are `voters`, holding `entries`, with term `term` (and `vote` in it) and commit `commit`. */
-function storageOf(voters: string[], entries: Entry<string>[], term: number, commit: number, vote: string | null = null): MemoryStorage<string, string> {
-  const s = new MemoryStorage<string, string>(voters);
-  if (entries.length > 0) s.append(entries);
-  s.setHardState({ term, vote, commit });
-  return s;
-}
-
-/** Whether `id`'s log holds `data` at `index`. */
-function holds(cl: ManualRaftCluster, id: string, index: number, data: string): boolean {
-  const s = cl.storage(id);
-  return s.lastIndex() >= index && s.entries(index, index + 1, 1).some((e) => e.type === 'normal' && e.data === data);
-}
 
 describe('a learner whose log is ahead', () => {
   // Seed 2036 in small. {a, b, c} vote, d learns. c (leader of term 1) appended "promote d" at 4 and lost power: its

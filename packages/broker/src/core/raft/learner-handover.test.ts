@@ -8,27 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { ManualRaftCluster } from '../../../test/support/manual-raft.js';
 import type { RaftConfigOptions } from './config.js';
 import { drainReady } from './runner.js';
-import { MemoryStorage } from './storage.js';
-import type { ConfState, Entry } from './types.js';
+import { conf, noop, storageOf, value } from '../../../test/support/raft-entries.js';
 
 const BASE: RaftConfigOptions = { preVote: true, checkQuorum: true, unsyncedAcks: true };
-
-const noop = (index: number, term: number): Entry<string> => ({ index, term, type: 'noop' });
-const value = (index: number, term: number, data: string): Entry<string> => ({ index, term, type: 'normal', data });
-const addLearner = (index: number, term: number, node: string, voters: string[], learners: string[]): Entry<string> => ({
-  index,
-  term,
-  type: 'conf',
-  change: { type: 'add-learner', node },
-  conf: { voters, learners } satisfies ConfState,
-});
-
-function storageOf(voters: string[], entries: Entry<string>[], term: number, commit: number): MemoryStorage<string, string> {
-  const s = new MemoryStorage<string, string>(voters);
-  if (entries.length > 0) s.append(entries);
-  s.setHardState({ term, vote: null, commit });
-  return s;
-}
 
 /**
  * {a, b, c} vote, d learns; every node holds [noop, add-learner d, v1] with "v1" (3) not known committed, term 1, and
@@ -38,7 +20,7 @@ function storageOf(voters: string[], entries: Entry<string>[], term: number, com
 function cluster(): ManualRaftCluster {
   const ids = ['a', 'b', 'c', 'd'];
   const cl = new ManualRaftCluster(ids, BASE, ['a', 'b', 'c']);
-  const log = [noop(1, 1), addLearner(2, 1, 'd', ['a', 'b', 'c'], ['d']), value(3, 1, 'v1')];
+  const log = [noop(1, 1), conf(2, 1, 'add-learner', 'd', ['a', 'b', 'c'], ['d']), value(3, 1, 'v1')];
   for (const id of ids) cl.start(id, storageOf(['a', 'b', 'c'], log, 1, 2), BASE);
   expect(cl.node('d').status().learners).toEqual(['d']);
   return cl;

@@ -8,32 +8,9 @@
 import { describe, expect, it } from 'vitest';
 import { ManualRaftCluster } from '../../../test/support/manual-raft.js';
 import type { RaftConfigOptions } from './config.js';
-import { MemoryStorage } from './storage.js';
-import type { ConfState, Entry } from './types.js';
+import { conf, holds, noop, storageOf, value } from '../../../test/support/raft-entries.js';
 
 const BASE: RaftConfigOptions = { preVote: true, checkQuorum: true, unsyncedAcks: true };
-
-const noop = (index: number, term: number): Entry<string> => ({ index, term, type: 'noop' });
-const value = (index: number, term: number, data: string): Entry<string> => ({ index, term, type: 'normal', data });
-const conf = (index: number, term: number, type: 'add-learner' | 'remove', node: string, voters: string[], learners: string[]): Entry<string> => ({
-  index,
-  term,
-  type: 'conf',
-  change: { type, node },
-  conf: { voters, learners } satisfies ConfState,
-});
-
-function storageOf(voters: string[], entries: Entry<string>[], term: number, commit: number, vote: string | null = null): MemoryStorage<string, string> {
-  const s = new MemoryStorage<string, string>(voters);
-  if (entries.length > 0) s.append(entries);
-  s.setHardState({ term, vote, commit });
-  return s;
-}
-
-function holds(cl: ManualRaftCluster, id: string, index: number, data: string): boolean {
-  const s = cl.storage(id);
-  return s.lastIndex() >= index && s.entries(index, index + 1, 1).some((e) => e.type === 'normal' && e.data === data);
-}
 
 /**
  * {a, b, c} vote, d learns. c led term 1 and appended "remove b" at 4 (c and d hold it: they count {a, c}). a led

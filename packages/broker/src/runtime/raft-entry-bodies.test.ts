@@ -104,18 +104,24 @@ async function recordBody(storage: SegmentRaftStorage<Command, never>, index: nu
   return Buffer.from(record?.data ?? []);
 }
 
+/** `a` leads and proposes a fresh command, counted from an empty encode log; resolves once its own record is written. */
+async function proposeAsLeader(a: Awaited<ReturnType<typeof replica>>): Promise<{ proposed: Command; index: number; result: Promise<Command> }> {
+  await lead(a);
+  a.sent.length = 0;
+  a.wire.length = 0;
+  const proposed = command();
+  const index = a.group.node.lastIndex + 1;
+  encoded.length = 0;
+  const result = a.group.propose(proposed, 5000);
+  result.catch(() => {});
+  await waitFor(() => a.storage.segments.durableOffset > index, 'its own record');
+  return { proposed, index, result };
+}
+
 describe('a leader sending entries to followers that read bodies', () => {
   it('encodes the body once, for both followers and its own record', async () => {
     const a = await replica('a', ['b', 'c']);
-    await lead(a);
-    a.sent.length = 0;
-    a.wire.length = 0;
-    const proposed = command();
-    const index = a.group.node.lastIndex + 1;
-    encoded.length = 0;
-    const result = a.group.propose(proposed, 5000);
-    result.catch(() => {});
-    await waitFor(() => a.storage.segments.durableOffset > index, 'its own record');
+    const { proposed, index, result } = await proposeAsLeader(a);
     const appends = a.wire.filter((m): m is { to: string; entries: Array<{ body?: Uint8Array; data?: unknown }> } => (m as { type?: string }).type === 'app' && (m as { entries: unknown[] }).entries.length > 0);
     expect(appends.map((m) => m.to).sort()).toEqual(['b', 'c']);
     const [toB, toC] = appends.map((m) => m.entries[0]);
@@ -133,14 +139,7 @@ describe('a leader sending entries to followers that read bodies', () => {
 
   it('sends a peer that did not tell it reads bodies its entries as before, and still encodes once for the rest', async () => {
     const a = await replica('a', ['b']);
-    await lead(a);
-    a.sent.length = 0;
-    a.wire.length = 0;
-    const proposed = command();
-    const index = a.group.node.lastIndex + 1;
-    encoded.length = 0;
-    a.group.propose(proposed, 5000).catch(() => {});
-    await waitFor(() => a.storage.segments.durableOffset > index, 'its own record');
+    const { proposed, index } = await proposeAsLeader(a);
     const entryTo = (to: string) => (a.wire.find((m) => (m as { to?: string }).to === to && (m as { entries?: unknown[] }).entries?.length) as { entries: Array<Record<string, unknown>> }).entries[0];
     expect(entryTo('c')).toEqual({ type: 'normal', index, term: a.group.node.term, data: proposed });
     expect(entryTo('c')).not.toHaveProperty('body');

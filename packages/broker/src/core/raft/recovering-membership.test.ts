@@ -6,15 +6,35 @@
  */
 import { expect, it } from 'vitest';
 import { ManualRaftCluster } from '../../../test/support/manual-raft.js';
+import { holds } from '../../../test/support/raft-entries.js';
 import { MemoryStorage } from './storage.js';
 const BASE = { preVote: false, checkQuorum: false, unsyncedAcks: true };
+
+/** `leader` proposes "e" and commits it with the nodes `up`; returns its index. */
+function commitE(cl: ManualRaftCluster, leader: string, up: readonly string[]): number {
+  cl.node(leader).propose('e');
+  cl.run(up);
+  cl.node(leader).tick();
+  cl.run(up);
+  const index = cl.node(leader).lastIndex;
+  expect(cl.node(leader).commitIndex).toBe(index);
+  return index;
+}
+
+/** What `id`'s storage holds after a power cut that kept its entries up to `through` (term and vote were fsynced). */
+function cutStorage(cl: ManualRaftCluster, id: string, voters: string[], through: number): MemoryStorage<string, string> {
+  const old = cl.storage(id);
+  const cut = new MemoryStorage<string, string>(voters);
+  cut.append(old.entries(1, through + 1, 1e9));
+  cut.setHardState({ ...old.getHardState(), commit: Math.min(old.getHardState().commit, through) });
+  return cut;
+}
 
 it.each([true, false])('(b power-cut: %s) a candidate whose uncommitted promote makes 4 voters does not win with 3 supporters, one of them the holder that lost a committed entry', (powerCut) => {
   // d starts outside the configuration {a, b, c}: a learner to be.
   const cl = new ManualRaftCluster(['a', 'b', 'c', 'd'], BASE, ['a', 'b', 'c']);
   const node = (id: string) => cl.node(id);
   const run = (up: readonly string[]) => cl.run(up);
-  const storages = cl.storages;
   const start = (id: string, storage: MemoryStorage<string, string>, config: object) => cl.start(id, storage, config);
   const all = ['a', 'b', 'c', 'd'];
 
@@ -38,33 +58,24 @@ it.each([true, false])('(b power-cut: %s) a candidate whose uncommitted promote 
   node('a').campaign();
   run(['a', 'b']);
   expect(node('a').status()).toMatchObject({ role: 'leader', term: 2 });
-  node('a').propose('e');
-  run(['a', 'b']);
-  node('a').tick();
-  run(['a', 'b']);
-  const eIndex = node('a').lastIndex;
-  expect(node('a').commitIndex).toBe(eIndex);
+  const eIndex = commitE(cl, 'a', ['a', 'b']);
 
   // b loses power: its term-2 entries were not fsynced (its term and vote were). It restarts recovering.
-  const old = storages.get('b') as MemoryStorage<string, string>;
-  const cut = new MemoryStorage<string, string>(['a', 'b', 'c']);
-  cut.append(old.entries(1, j, 1e9));
-  cut.setHardState({ ...old.getHardState(), commit: Math.min(old.getHardState().commit, j - 1) });
+  const cut = cutStorage(cl, 'b', ['a', 'b', 'c'], j - 1);
   // Control (no power cut): b keeps its log, and the election is refused as in plain Raft.
   if (powerCut) start('b', cut, { ...BASE, recoveringAtStart: true });
   expect(node('b').status().recovering).toBe(powerCut);
 
   // a is down. c, the stale leader of term 1, is killed and restarts (its storage lost nothing). It campaigns in term 2
   // (b already voted for a: refused) and in term 3: b (recovering) would grant, d (a voter in c's log and its own) grants.
-  start('c', storages.get('c') as MemoryStorage<string, string>, BASE);
+  start('c', cl.storage('c'), BASE);
   node('c').campaign();
   run(['b', 'c', 'd']);
   node('c').campaign();
   run(['b', 'c', 'd']);
   // The only holder left of the acknowledged "e" is a, and a is down: no one should be able to elect.
   const cStatus = node('c').status();
-  const cHasE = node('c').lastIndex >= eIndex && (storages.get('c') as MemoryStorage<string, string>).entries(eIndex, eIndex + 1, 1e9).some((x) => x.type === 'normal' && x.data === 'e');
-  expect({ role: cStatus.role, term: cStatus.term, hasE: cHasE }).not.toMatchObject({ role: 'leader', hasE: false });
+  expect({ role: cStatus.role, term: cStatus.term, hasE: holds(cl, 'c', eIndex, 'e') }).not.toMatchObject({ role: 'leader', hasE: false });
 });
 
 it('after a committed remove (4 voters to 3), a candidate that has not seen it does not win with 3 supporters of 4, one of them the holder that lost a committed entry', () => {
@@ -72,7 +83,6 @@ it('after a committed remove (4 voters to 3), a candidate that has not seen it d
   const cl = new ManualRaftCluster(ids, BASE);
   const node = (id: string) => cl.node(id);
   const run = (up: readonly string[]) => cl.run(up);
-  const storages = cl.storages;
   const start = (id: string, storage: MemoryStorage<string, string>, config: object) => cl.start(id, storage, config);
   node('a').campaign();
   run(ids);
@@ -83,24 +93,14 @@ it('after a committed remove (4 voters to 3), a candidate that has not seen it d
   // a removes d; only b gets it (c and d are slow). {a, b} is a quorum of {a, b, c}: committed. So is "e".
   expect(node('a').proposeConfChange({ type: 'remove', node: 'd' }).ok).toBe(true);
   run(['a', 'b']);
-  node('a').propose('e');
-  run(['a', 'b']);
-  node('a').tick();
-  run(['a', 'b']);
-  const eIndex = node('a').lastIndex;
-  expect(node('a').commitIndex).toBe(eIndex);
+  const eIndex = commitE(cl, 'a', ['a', 'b']);
   expect(node('a').status().voters).toEqual(['a', 'b', 'c']);
 
   // b loses power: the remove and "e" were not fsynced. It restarts recovering. a is down; d has not been shut down yet.
-  const old = storages.get('b') as MemoryStorage<string, string>;
-  const cut = new MemoryStorage<string, string>(ids);
-  cut.append(old.entries(1, before + 1, 1e9));
-  cut.setHardState({ ...old.getHardState(), commit: Math.min(old.getHardState().commit, before) });
-  start('b', cut, { ...BASE, recoveringAtStart: true });
+  start('b', cutStorage(cl, 'b', ids, before), { ...BASE, recoveringAtStart: true });
   node('c').campaign();
   run(['b', 'c', 'd']);
   const s = node('c').status();
-  const cHasE = (storages.get('c') as MemoryStorage<string, string>).lastIndex() >= eIndex && (storages.get('c') as MemoryStorage<string, string>).entries(eIndex, eIndex + 1, 1e9).some((x) => x.type === 'normal' && x.data === 'e');
   // Only a holds the acknowledged "e", and a is down: no one may be elected without it.
-  expect({ role: s.role, voters: s.voters, hasE: cHasE }).not.toMatchObject({ role: 'leader', hasE: false });
+  expect({ role: s.role, voters: s.voters, hasE: holds(cl, 'c', eIndex, 'e') }).not.toMatchObject({ role: 'leader', hasE: false });
 });

@@ -23,6 +23,13 @@ export interface Floors {
   fdatasync4KiBP50Us: number;
   /** 256 KiB writes each followed by fdatasync, one writer, MB/s (10^6 bytes). */
   fdatasyncWriteMBps: number;
+  /**
+   * A 4 KiB write then fdatasync on the event loop's thread (as a broker
+   * syncs a small batch), in three processes at once, each its own file:
+   * what each replica of an `fsync: always` ack gets from the one disk the
+   * three brokers share. p50 µs over the three.
+   */
+  fdatasync4KiBThreeAtOnceP50Us?: number;
 }
 
 const ROUND_TRIPS = 2_000;
@@ -110,7 +117,60 @@ async function diskFloors(): Promise<Pick<Floors, 'fdatasync4KiBP50Us' | 'fdatas
   }
 }
 
+/**
+ * A writer in another Node process: once its stdin says go, it writes 4 KiB
+ * and fdatasyncs on its own thread, `count` times or until its time bound,
+ * then prints every sample (µs) as JSON.
+ */
+const SYNC_WRITER = `
+const fs = require('node:fs');
+const [file, count, boundMs] = process.argv.slice(1);
+const fd = fs.openSync(file, 'w');
+const block = Buffer.alloc(4096, 3);
+process.stdout.write('ready\\n');
+process.stdin.once('data', () => {
+  const samples = [];
+  const deadline = performance.now() + Number(boundMs);
+  for (let i = 0; i < Number(count) && performance.now() < deadline; i++) {
+    const started = process.hrtime.bigint();
+    fs.writeSync(fd, block);
+    fs.fdatasyncSync(fd);
+    samples.push(Number(process.hrtime.bigint() - started) / 1000);
+  }
+  fs.closeSync(fd);
+  process.stdout.write(JSON.stringify(samples) + '\\n', () => process.exit(0));
+});
+`;
+
+/** Three processes write + fdatasync at once, each to its own file (see {@link Floors.fdatasync4KiBThreeAtOnceP50Us}). */
+async function concurrentSyncP50Us(writers: number): Promise<number> {
+  const dir = makeTempDir('relaymq-bench-floors-');
+  const children = Array.from({ length: writers }, (_, i) =>
+    spawn(process.execPath, ['-e', SYNC_WRITER, join(dir, `w${i}`), String(SMALL_SYNCS), String(STEP_BOUND_MS)], { stdio: ['pipe', 'pipe', 'inherit'] }),
+  );
+  try {
+    const lines = children.map((child) => createInterface({ input: child.stdout })[Symbol.asyncIterator]());
+    const nextLine = async (it: AsyncIterator<string>): Promise<string> => {
+      const bound = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('a sync writer did not answer in time')), STEP_BOUND_MS + 5_000).unref());
+      const line = await Promise.race([it.next(), bound]);
+      if (line.done === true) throw new Error('a sync writer exited early');
+      return line.value;
+    };
+    await Promise.all(lines.map(nextLine)); // every one ready
+    for (const child of children) child.stdin.write('go\n');
+    const samples = (await Promise.all(lines.map(nextLine))).flatMap((line) => JSON.parse(line) as number[]);
+    return Math.round(percentile(samples.sort((a, b) => a - b), 50));
+  } finally {
+    for (const child of children) child.kill();
+    removeTempDir(dir);
+  }
+}
+
 /** Measures the floors; about 5 s on a quiet machine. */
 export async function floors(): Promise<Floors> {
-  return { loopbackRoundTripP50Us: await loopbackRoundTripP50Us(), ...(await diskFloors()) };
+  return {
+    loopbackRoundTripP50Us: await loopbackRoundTripP50Us(),
+    ...(await diskFloors()),
+    fdatasync4KiBThreeAtOnceP50Us: await concurrentSyncP50Us(3),
+  };
 }

@@ -24,6 +24,9 @@ describe('bench summary', () => {
     expect(figures['cluster3.awaitedP50VsMemory']).toMatchObject({ value: 1.75, atMost: 1.5, met: false, issue: 12 });
     expect(figures['cluster3.awaitedP50VsMemory']?.note).toContain('at least the in-memory p50 plus one: 670 µs, 1.68× in memory');
     expect(figures['cluster3Memory.awaitedP50']).toMatchObject({ value: 400, met: true });
+    // With the three-at-once floor measured, the floor is the in-memory p50 plus one of those.
+    const shared = summarize({ cluster3: always, cluster3Memory: memory }, undefined, { loopbackRoundTripP50Us: 90, fdatasync4KiBP50Us: 270, fdatasyncWriteMBps: 180, fdatasync4KiBThreeAtOnceP50Us: 380 });
+    expect(shared.figures['cluster3.awaitedP50VsMemory']?.note).toContain('three at once, one per broker, as an ack makes them: 380 µs each, so fsync always takes at least the in-memory p50 plus one of those: 780 µs, 1.95× in memory');
     expect(figures['cluster3Memory.awaitedP99']).toMatchObject({ value: 2_000, met: true });
   });
 
@@ -39,5 +42,6 @@ describe('bench summary', () => {
     expect(measured.loopbackRoundTripP50Us).toBeGreaterThan(0);
     expect(measured.fdatasync4KiBP50Us).toBeGreaterThan(0);
     expect(measured.fdatasyncWriteMBps).toBeGreaterThan(0);
+    expect(measured.fdatasync4KiBThreeAtOnceP50Us).toBeGreaterThan(0);
   });
 });

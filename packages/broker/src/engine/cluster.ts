@@ -796,6 +796,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return group === undefined ? this.router.leaderOf(topic, partition) : (group.leader ?? undefined);
   }
 
+  leadersOf(topics: ReadonlyArray<{ topic: string; partitions: number }>): Promise<string[][]> {
+    return this.remote.leadersOf(topics);
+  }
+
   /** Whether a replica of the partition lives here (by the metadata); true for one unknown, so its error comes from the group. */
   private hosts(topic: string, partition: number): boolean {
     const replicas = this.metadata.get(topic)?.partitions[partition]?.replicas;

@@ -160,6 +160,13 @@ export interface LogEngine extends PositionStore, GroupStore {
   currentBounds(topic: string, partition: number): Promise<PartitionBounds>;
   /** The broker leading a partition, when the engine replicates and knows it. */
   leaderOf?(topic: string, partition: number): string | undefined;
+  /**
+   * The leader of each partition of each topic (`partitions` each), for a
+   * client's metadata request (`""` where unknown): asked of other brokers
+   * where this one hosts no replica (bounded in time). Engines that
+   * replicate provide it.
+   */
+  leadersOf?(topics: ReadonlyArray<{ topic: string; partitions: number }>): Promise<string[][]>;
   /** First offset stored at or after `timeMs`. */
   offsetForTime(topic: string, partition: number, timeMs: number): Promise<number>;
   on<E extends keyof LogEngineEvents>(event: E, listener: LogEngineEvents[E]): void;

@@ -207,6 +207,38 @@ export function parsePartitionTime(body: unknown): { topic: string; partition: n
   return { topic: o.topic, partition: o.partition as number, timeMs: o.timeMs as number };
 }
 
+/** At most this many partitions, over all its topics, in one `partition.leaders` request. */
+const LEADERS_MAX_PARTITIONS = 1_000_000;
+
+/** A `partition.leaders` request: for each topic, the partitions whose leaders are asked. */
+export type PartitionLeadersLookup = Array<{ topic: string; partitions: number[] }>;
+
+export function parsePartitionLeaders(body: unknown): PartitionLeadersLookup {
+  const topics = record(body).topics;
+  const malformed = (): RelayError => new RelayError('INVALID_ARGUMENT', 'malformed partition leaders lookup');
+  if (!Array.isArray(topics)) throw malformed();
+  let total = 0;
+  return topics.map((item: unknown) => {
+    const o = record(item);
+    const partitions = o.partitions;
+    if (typeof o.topic !== 'string' || !Array.isArray(partitions) || !partitions.every(offsetLike)) throw malformed();
+    total += partitions.length;
+    if (total > LEADERS_MAX_PARTITIONS) throw malformed();
+    return { topic: o.topic, partitions: partitions as number[] };
+  });
+}
+
+/** The answer to the `partition.leaders` request `asked`: for each topic, one broker id (or `""`) per partition asked. */
+export function parsePartitionLeadersResponse(body: unknown, asked: PartitionLeadersLookup): string[][] {
+  const leaders = record(body).leaders;
+  const malformed = (): RelayError => new RelayError('PROTOCOL_ERROR', 'malformed partition leaders answer');
+  if (!Array.isArray(leaders) || leaders.length !== asked.length) throw malformed();
+  return leaders.map((named: unknown, i) => {
+    if (!Array.isArray(named) || named.length !== (asked[i] as { partitions: number[] }).partitions.length || !named.every((id) => typeof id === 'string')) throw malformed();
+    return named as string[];
+  });
+}
+
 export function parseTailNotice(body: unknown): TailNotice {
   const o = record(body);
   if (typeof o.topic !== 'string' || !offsetLike(o.partition) || !offsetLike(o.end)) throw new RelayError('PROTOCOL_ERROR', 'malformed tail notice');

@@ -4,12 +4,24 @@ import type { NodeId } from '../core/raft/index.js';
 import type { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { PartitionBounds } from './engine.js';
-import { parsePartitionRead, parsePartitionReadResponse, parsePartitionTime, parseTailNotice, type PartitionRead, type PartitionReadResponse, type TailNotice } from './peer-messages.js';
+import {
+  parsePartitionLeaders,
+  parsePartitionLeadersResponse,
+  parsePartitionRead,
+  parsePartitionReadResponse,
+  parsePartitionTime,
+  parseTailNotice,
+  type PartitionRead,
+  type PartitionReadResponse,
+  type TailNotice,
+} from './peer-messages.js';
 
 /** Peer method: committed messages of a partition from an offset, with its bounds. */
 export const READ_METHOD = 'partition.read';
 /** Peer method: the first offset of a partition stored at or after a time. */
 export const TIME_METHOD = 'partition.time';
+/** Peer method: the leaders of partitions as the answering replica knows them (`""` for one it does not host). */
+export const LEADERS_METHOD = 'partition.leaders';
 /** Peer channel: a replica tells the brokers reading from it that a partition grew. */
 export const TAIL_CHANNEL = 'partition.tail';
 
@@ -19,6 +31,8 @@ export const WATCH_LEASE_MS = 10_000;
 export const POLL_MS = 1_000;
 /** A followed partition whose new messages no subscriber here read for this long is no longer followed. */
 export const UNFOLLOW_MS = 30_000;
+/** How long a metadata answer waits for replicas to name the leaders of partitions not hosted here. */
+export const LEADERS_TIMEOUT_MS = 500;
 /** One answer to `partition.read`: at most this many messages and bytes, whatever the reader asked. */
 const READ_MAX_MESSAGES = 10_000;
 const READ_MAX_BYTES = 4 * 1024 * 1024;
@@ -97,6 +111,11 @@ export class RemotePartitions {
       const { topic, partition, timeMs } = parsePartitionTime(body);
       return this.hostedLog(topic, partition).offsetForTime(timeMs);
     });
+    options.rpc.handle(LEADERS_METHOD, async (_from, body) => ({
+      leaders: parsePartitionLeaders(body).map(({ topic, partitions }) =>
+        partitions.map((p) => (this.options.localLog(topic, p) === undefined ? '' : (this.options.leaderOf(topic, p) ?? ''))),
+      ),
+    }));
     options.transport.on('message', this.onMessage);
     this.poller = setInterval(() => this.poll(), options.pollMs ?? POLL_MS);
     this.poller.unref();
@@ -121,6 +140,59 @@ export class RemotePartitions {
   /** Like {@link read}, for a partition hosted here whose own read failed: another replica answers, and nothing is followed. */
   async readFromReplica(topic: string, partition: number, offset: number, maxCount: number, maxBytes: number): Promise<StoredMessage[]> {
     return (await this.fetch(topic, partition, { topic, partition, from: offset, max: maxCount, maxBytes }, false)).messages;
+  }
+
+  /**
+   * The leader of each partition of each topic (`partitions` each), for a
+   * client's metadata request: this broker's own view where it hosts a
+   * replica; for the others, asked of their replicas at once (one call per
+   * broker for all the topics, {@link LEADERS_TIMEOUT_MS} at most), a
+   * replica naming itself preferred, else the leader last heard of (`""`
+   * when none). A broker holds replicas of only some partitions when the
+   * cluster is larger than the replication factor, and otherwise hears of
+   * the others' leaders only from the publishes it routes: a client seeded
+   * with it could not find them.
+   */
+  async leadersOf(topics: ReadonlyArray<{ topic: string; partitions: number }>): Promise<string[][]> {
+    const leaders = topics.map(({ topic, partitions }) => Array.from({ length: partitions }, (_, p) => this.options.leaderOf(topic, p) ?? ''));
+    const connected = new Set(this.options.transport.connectedPeers());
+    /** Per broker, per topic asked (by its index in `topics`), the partitions it holds replicas of. */
+    const asks = new Map<NodeId, Map<number, number[]>>();
+    topics.forEach(({ topic, partitions }, t) => {
+      for (let p = 0; p < partitions; p++) {
+        if (this.options.localLog(topic, p) !== undefined) continue;
+        for (const replica of this.options.replicasOf(topic, p) ?? []) {
+          if (replica === this.options.self || !connected.has(replica)) continue;
+          let byTopic = asks.get(replica);
+          if (byTopic === undefined) asks.set(replica, (byTopic = new Map()));
+          const list = byTopic.get(t);
+          if (list === undefined) byTopic.set(t, [p]);
+          else list.push(p);
+        }
+      }
+    });
+    const selfNamed = new Set<string>();
+    await Promise.all(
+      [...asks].map(async ([peer, byTopic]) => {
+        const asked = [...byTopic].map(([t, partitions]) => ({ topic: (topics[t] as { topic: string }).topic, partitions }));
+        let named: string[][];
+        try {
+          named = parsePartitionLeadersResponse(await this.options.rpc.call(peer, LEADERS_METHOD, { topics: asked }, LEADERS_TIMEOUT_MS), asked);
+        } catch {
+          return; // unreachable or slow: the other replicas answer, or the leader last heard of stays
+        }
+        [...byTopic].forEach(([t, partitions], i) => {
+          partitions.forEach((p, j) => {
+            const leader = (named[i] as string[])[j] as string;
+            const id = `${t}:${p}`;
+            if (leader === '' || selfNamed.has(id)) return;
+            (leaders[t] as string[])[p] = leader;
+            if (leader === peer) selfNamed.add(id);
+          });
+        });
+      }),
+    );
+    return leaders;
   }
 
   /** Stops following and serving reads of `topic`'s partitions (it was deleted: one created again starts at 0). */

@@ -9,6 +9,7 @@ import {
   type GroupCommitFrame,
   type GroupHeartbeatFrame,
   type MetadataFrame,
+  type TopicInfo,
 } from '@relaymq/sdk/protocol';
 import type { GroupCommand } from '../core/metadata/groups.js';
 import { TopicPermissions } from '../security/acl.js';
@@ -330,13 +331,13 @@ export class ClientSession {
       this.send({ type: 'error', id: frame.id, code: 'FORBIDDEN', message: `${this.access.describe()} may not use topic ${denied}` });
       return;
     }
-    Promise.all(frame.topics.map((topic) => engine.ensureTopic(topic))).then(
-      (topics) => {
-        if (engine.leaderOf !== undefined) {
-          for (const info of topics) info.leaders = Array.from({ length: info.partitions }, (_, p) => engine.leaderOf?.(info.topic, p) ?? '');
-        }
-        this.send({ type: 'topics', id: frame.id, topics });
-      },
+    const answer = async (): Promise<TopicInfo[]> => {
+      const topics = await Promise.all(frame.topics.map((topic) => engine.ensureTopic(topic)));
+      const leaders = (await engine.leadersOf?.(topics)) ?? [];
+      return topics.map((info, i) => (leaders[i] === undefined ? info : { ...info, leaders: leaders[i] }));
+    };
+    answer().then(
+      (topics) => this.send({ type: 'topics', id: frame.id, topics }),
       (err: unknown) => {
         const error = unlessNotReady(this.ctx, asRelayError(err));
         this.send({ type: 'error', id: frame.id, code: error.code, message: error.message });

@@ -1329,9 +1329,10 @@ export class Raft<T, S> {
     if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
     this.unquiesce(false);
     if (this.transferee !== null) return { ok: false, reason: 'transferring', leader: this.leader };
-    // A learner elected leads only to commit its no-op and hand over (see learnerMayCampaign): an entry after the
-    // no-op would leave no voter holding its whole log when the no-op commits, and no one to hand over to.
-    if (this.learners.includes(this.id)) return { ok: false, reason: 'transferring', leader: this.leader };
+    // A leader that is no voter (a learner elected: see learnerMayCampaign; or one whose removal is in its log) leads
+    // only to commit that and hand over (stepDownRemoved): an entry after it, lost on its way, would leave no voter
+    // holding the whole log when it commits, and no one to hand over to, so the voters would wait out the lease.
+    if (!this.isVoter(this.id)) return { ok: false, reason: 'transferring', leader: this.leader };
     if (data.length === 0) return { ok: false, reason: 'empty', leader: this.leader };
     const uncommitted = this.log.lastIndex() - this.log.committed;
     if (uncommitted + data.length > this.config.maxUncommittedEntries) return { ok: false, reason: 'overloaded', leader: this.leader };

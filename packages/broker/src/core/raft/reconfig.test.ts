@@ -238,6 +238,31 @@ describe('membership changes', () => {
     expect(c.node(leader).role).toBe('leader');
   });
 
+  it('removing the leader: it refuses proposals meanwhile, so a voter holds its whole log when the removal commits', () => {
+    const c = new Cluster(['a', 'b', 'c'], { checkQuorum: true, preVote: true });
+    c.elect('a');
+    c.node('a').proposeConfChange({ type: 'remove', node: 'a' });
+    c.drain();
+    // An entry after the removal would be lost here on its way to b and c (dropped below): the removal still commits,
+    // and then no voter holds a's whole log, so a would step down without a successor and b and c, in its lease, would
+    // wait out an election timeout.
+    expect(c.node('a').propose('y')).toMatchObject({ ok: false, reason: 'transferring', leader: 'a' });
+    const sent: Msg[] = [];
+    for (let round = 0; round < 100 && c.queue.length > 0; round++) {
+      const batch = c.queue;
+      c.queue = [];
+      for (const m of batch) {
+        sent.push(m);
+        if (m.type === 'app' && m.entries.some((e) => e.type === 'normal' && e.data === 'y')) continue;
+        c.node(m.to).step(m);
+        drainReady(c.node(m.to), c.io(m.to));
+      }
+    }
+    expect(c.node('a').counters.removedStepDowns).toBe(1);
+    expect(sent.some((m) => m.type === 'timeout-now' && m.from === 'a')).toBe(true);
+    expect(['b', 'c'].filter((id) => c.node(id).role === 'leader')).toHaveLength(1);
+  });
+
   it('a restart restores the configuration from the log, a truncation undoes an uncommitted change', () => {
     const c = new Cluster(['a', 'b', 'c'], { checkQuorum: false });
     c.elect('a');

@@ -361,7 +361,7 @@ export interface Status {
 export type ProposeRefusal =
   /** Only the leader appends; `leader` hints where to go. */
   | 'not-leader'
-  /** A leadership transfer is in progress (or a learner elected hands over: docs/raft.md); retry on the new leader. */
+  /** A leadership transfer is in progress (or a leader that is no voter, a learner elected or one being removed, hands over: docs/raft.md); retry on the new leader. */
   | 'transferring'
   /** `maxUncommittedEntries` would be exceeded; back off. */
   | 'overloaded'

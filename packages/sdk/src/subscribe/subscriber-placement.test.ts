@@ -118,6 +118,66 @@ describe('Subscriber placement on the leader', () => {
     subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
   });
 
+  it('back on a connection it left: what that connection still sends for the earlier subscription is ignored until the new one is confirmed (no false gap, nothing lost)', async () => {
+    // The broker handles `unsubscribe` then `subscribe` in order and answers `subscribed` before the new
+    // subscription's first message (delivery.ts), so a message frame before that answer is from the old one.
+    const leaders = { now: ['b'] };
+    const a = fakeConnection('a', leaders);
+    const b = fakeConnection('b', leaders);
+    // a answers a subscribe only when told (the first one at once): frames of its earlier subscription come first.
+    const held: Array<() => void> = [];
+    const request = a.request.bind(a);
+    let subscribes = 0;
+    (a as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) => {
+      if (frame.type !== 'subscribe' || subscribes++ === 0) return request(frame, onReply);
+      a.sent.push(frame);
+      return new Promise((resolve) =>
+        held.push(() => {
+          const reply = { type: 'subscribed', id: 1, subscription: frame.subscription, cursors: [{ topic: 't', partition: 0, offset: frame.resume?.[0]?.offset ?? 0 }] };
+          onReply?.(reply as Parameters<NonNullable<typeof onReply>>[0]);
+          resolve(reply as Awaited<ReturnType<typeof request>>);
+        }),
+      );
+    }) as typeof request;
+    const pooled = new Map<string, BrokerConnection & { open: boolean }>([['a', a]]);
+    const gaps: unknown[] = [];
+    const subscriber = new Subscriber(
+      { gap: (event) => void gaps.push(event) } as unknown as SubscriberListener,
+      100,
+      10_000,
+      { intervalMs: 1000, maxMessages: 100 },
+      1 << 20,
+      { want: (id) => (pooled.get(id)?.open === true ? pooled.get(id) : undefined) },
+      { ...PLACEMENT_LIMITS, retryBaseMs: 20 },
+    );
+    subscriber.setConnection(a);
+    const offsets: number[] = [];
+    const { id } = await subscriber.subscribe('t', (m: Message) => void offsets.push(m.offset));
+    const deliver = (connection: BrokerConnection, first: number, count: number): void => subscriber.onMessage(connection, { type: 'message', subscription: id, batches: [batch(first, count)] });
+    await until(() => a.sent.some((f) => f.type === 'metadata'));
+    deliver(a, 0, 5); // served by a while b, the leader, is not pooled yet
+
+    pooled.set('b', b);
+    subscriber.connectionOpened(b); // moves to b from offset 5
+    expect(b.sent.find((f) => f.type === 'subscribe')?.resume).toEqual([{ topic: 't', partition: 0, offset: 5 }]);
+    deliver(a, 5, 5); // a sent 5-9 before it read the unsubscribe: ignored
+    deliver(b, 5, 2);
+
+    // b's link closes at once: back to a from offset 7, while a's frames of the first subscription are still arriving.
+    b.open = false;
+    pooled.delete('b');
+    subscriber.connectionClosed(b);
+    expect(a.sent.filter((f) => f.type === 'subscribe').at(-1)?.resume).toEqual([{ topic: 't', partition: 0, offset: 7 }]);
+    deliver(a, 10, 5); // still the first subscription on a (sent before the unsubscribe): must be ignored
+    for (const answer of held.splice(0)) answer(); // `subscribed` for the new one
+    deliver(a, 7, 8); // the new subscription on a: 7-14
+    await until(() => offsets.length >= 15 || gaps.length > 0);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // anything else queued is handled too
+    expect(offsets).toEqual(Array.from({ length: 15 }, (_, i) => i));
+    expect(gaps).toEqual([]);
+    subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
+  });
+
   it('looks a single broker (no leaders in its metadata) up once, not again', async () => {
     const single = fakeConnection('solo', { now: [] });
     const request = single.request.bind(single);

@@ -142,7 +142,7 @@ describe('Subscriber placement on the leader', () => {
     const pooled = new Map<string, BrokerConnection & { open: boolean }>([['a', a]]);
     const gaps: unknown[] = [];
     const subscriber = new Subscriber(
-      { gap: (event) => void gaps.push(event) } as unknown as SubscriberListener,
+      { gap: (event: unknown) => void gaps.push(event) } as unknown as SubscriberListener,
       100,
       10_000,
       { intervalMs: 1000, maxMessages: 100 },

@@ -209,6 +209,16 @@ class SubscriptionState {
   /** The broker named no leaders (a single broker, not a cluster): nothing to look up again. */
   noLeaders = false;
   confirmed = false;
+  /**
+   * Counts the subscribe requests sent (see `Subscriber.register`). Message frames
+   * on `connection` are taken only once the latest one is answered: back on a
+   * connection it left (a leader link that closed right after a move), frames of
+   * the subscription there before are still arriving, and the broker answers
+   * `subscribed` after the `unsubscribe` and before the new one's first message.
+   */
+  registrations = 0;
+  /** The latest subscribe request was answered: message frames on `connection` are this subscription's. */
+  accepting = false;
   active = true;
   /** Commits positions; present on durable and group subscriptions only. */
   committer: PositionCommitter | undefined;
@@ -586,8 +596,8 @@ export class Subscriber {
 
   onMessage(connection: BrokerConnection, frame: MessageFrame): void {
     const state = this.subscriptions.get(frame.subscription);
-    // Frames from a connection the subscription has left are stale.
-    if (state === undefined || state.connection !== connection) return;
+    // Frames from a connection the subscription has left are stale, and so are those from before it came back to it.
+    if (state === undefined || state.connection !== connection || !state.accepting) return;
     state.receive(frame.batches);
   }
 
@@ -713,6 +723,8 @@ export class Subscriber {
 
   private register(state: SubscriptionState, connection: BrokerConnection): void {
     state.connection = connection;
+    const registration = ++state.registrations;
+    state.accepting = false;
     const request = {
       type: 'subscribe' as const,
       subscription: state.id,
@@ -728,6 +740,7 @@ export class Subscriber {
     const sentAt = Date.now();
     // Positions are applied synchronously: messages may follow the reply in the same read.
     connection.request(request, (reply) => {
+      if (registration === state.registrations) state.accepting = true;
       this.confirmed(state, reply);
       // The join counts as a heartbeat: the lease runs from when it was sent.
       if (reply.type === 'subscribed') {
@@ -736,6 +749,8 @@ export class Subscriber {
       }
     }).catch((err: unknown) => {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
+      // A confirmation later than the timeout is dropped unseen; frames after it are this subscription's.
+      if (error.code === 'TIMEOUT' && registration === state.registrations) state.accepting = true;
       // A refusal ends the subscription. A lost connection resubscribes on the next one; a broker
       // that is up but briefly unable to answer (a durable lookup without a metadata quorum) is asked again.
       if (!error.retriable && error.code !== 'TIMEOUT') this.fail(state, error);

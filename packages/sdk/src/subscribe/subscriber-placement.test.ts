@@ -178,6 +178,82 @@ describe('Subscriber placement on the leader', () => {
     subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
   });
 
+  it('credit given back while the new broker is still starting the subscription is not lost (the window stays whole; no stall)', async () => {
+    // A broker ignores credit for a subscription it is still starting (delivery.ts: a durable one first reads
+    // its stored positions through the metadata group, a Raft round), so credit sent then would be lost.
+    const leaders = { now: ['b'] };
+    const a = fakeConnection('a', leaders);
+    const total = 300;
+    /** b: answers the subscribe when told; sends while it has credit, as a broker does. */
+    const b = {
+      open: true,
+      brokerId: 'b',
+      sent: [] as Sent[],
+      started: false,
+      credit: 0,
+      cursor: 0,
+      answer: undefined as (() => void) | undefined,
+      send(frame: Sent & { credit?: number }) {
+        b.sent.push(frame);
+        if (frame.type === 'credit' && b.started) b.credit += frame.credit ?? 0; // ignored while starting
+        queueMicrotask(pump);
+        return true;
+      },
+      request(frame: Sent & { credit?: number }, onReply?: (reply: unknown) => void) {
+        b.sent.push(frame);
+        if (frame.type !== 'subscribe') return Promise.resolve({ type: 'ok' });
+        return new Promise((resolve) => {
+          b.answer = () => {
+            b.started = true;
+            b.credit = frame.credit ?? 0;
+            b.cursor = frame.resume?.[0]?.offset ?? 0;
+            const reply = { type: 'subscribed', id: 1, subscription: frame.subscription, cursors: [{ topic: 't', partition: 0, offset: b.cursor }] };
+            onReply?.(reply);
+            resolve(reply);
+            queueMicrotask(pump);
+          };
+        });
+      },
+    };
+    const pooled = new Map<string, unknown>([['a', a]]);
+    const subscriber = new Subscriber(
+      {} as unknown as SubscriberListener,
+      100,
+      10_000,
+      { intervalMs: 1000, maxMessages: 100 },
+      1 << 20,
+      { want: (id) => pooled.get(id) as BrokerConnection | undefined },
+      { ...PLACEMENT_LIMITS, retryBaseMs: 20 },
+    );
+    subscriber.setConnection(a);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const offsets: number[] = [];
+    const { id } = await subscriber.subscribe('t', (m: Message) => {
+      offsets.push(m.offset);
+      return m.offset === 0 ? gate : undefined; // a slow first message: the window fills up
+    });
+    function pump(): void {
+      if (!b.started || b.credit <= 0 || b.cursor >= total) return;
+      const count = Math.min(b.credit, total - b.cursor);
+      b.credit -= count;
+      subscriber.onMessage(b as unknown as BrokerConnection, { type: 'message', subscription: id, batches: [batch(b.cursor, count)] });
+      b.cursor += count;
+    }
+    await until(() => a.sent.some((f) => f.type === 'metadata'));
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [batch(0, 100)] }); // a's whole window: 1 in hand, 99 queued
+
+    pooled.set('b', b);
+    subscriber.connectionOpened(b as unknown as BrokerConnection); // moves to b with credit 100 - 99 queued
+    expect(b.sent.find((f) => f.type === 'subscribe')).toMatchObject({ credit: 1, resume: [{ offset: 100 }] });
+    release(); // the 99 queued are handled while b is still starting
+    await until(() => offsets.length >= 100);
+    b.answer?.();
+    await until(() => offsets.length >= total, 2000).catch(() => undefined);
+    expect(offsets).toEqual(Array.from({ length: total }, (_, i) => i));
+    subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
+  });
+
   it('looks a single broker (no leaders in its metadata) up once, not again', async () => {
     const single = fakeConnection('solo', { now: [] });
     const request = single.request.bind(single);

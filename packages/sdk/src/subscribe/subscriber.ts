@@ -217,7 +217,11 @@ class SubscriptionState {
    * `subscribed` after the `unsubscribe` and before the new one's first message.
    */
   registrations = 0;
-  /** The latest subscribe request was answered: message frames on `connection` are this subscription's. */
+  /**
+   * The latest subscribe request was answered: message frames on `connection`
+   * are this subscription's, and credit may be given back (a broker ignores
+   * credit for a subscription it is still starting, see {@link grant}).
+   */
   accepting = false;
   active = true;
   /** Commits positions; present on durable and group subscriptions only. */
@@ -403,12 +407,25 @@ class SubscriptionState {
   private grant(consumed: number, bytes: number): void {
     this.consumedSinceGrant += consumed;
     this.bytesSinceGrant += bytes;
+    // Until the subscribe is answered the broker may still be starting it (a durable one reads its stored positions
+    // through the metadata group) and would drop the credit: it waits for {@link accepted}.
+    if (!this.accepting) return;
     if (this.consumedSinceGrant < Math.max(1, Math.floor(this.credit / 4)) && this.bytesSinceGrant < Math.max(1, Math.floor(this.creditBytes / 4))) return;
+    this.sendGrant();
+  }
+
+  private sendGrant(): void {
     const credit = this.consumedSinceGrant;
     const grantedBytes = this.bytesSinceGrant;
     this.consumedSinceGrant = 0;
     this.bytesSinceGrant = 0;
     this.connection?.send({ type: 'credit', subscription: this.id, credit, bytes: grantedBytes });
+  }
+
+  /** The latest subscribe was answered: its frames are taken, and credit held meanwhile goes to the broker now. */
+  accepted(): void {
+    this.accepting = true;
+    if (this.consumedSinceGrant > 0 || this.bytesSinceGrant > 0) this.sendGrant();
   }
 
   /** Credit for a (re)subscribe: the window minus what is still queued here, in messages and in bytes. */
@@ -740,8 +757,8 @@ export class Subscriber {
     const sentAt = Date.now();
     // Positions are applied synchronously: messages may follow the reply in the same read.
     connection.request(request, (reply) => {
-      if (registration === state.registrations) state.accepting = true;
       this.confirmed(state, reply);
+      if (registration === state.registrations && reply.type === 'subscribed') state.accepted();
       // The join counts as a heartbeat: the lease runs from when it was sent.
       if (reply.type === 'subscribed') {
         state.membership?.joined(sentAt);
@@ -750,7 +767,7 @@ export class Subscriber {
     }).catch((err: unknown) => {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
       // A confirmation later than the timeout is dropped unseen; frames after it are this subscription's.
-      if (error.code === 'TIMEOUT' && registration === state.registrations) state.accepting = true;
+      if (error.code === 'TIMEOUT' && registration === state.registrations) state.accepted();
       // A refusal ends the subscription. A lost connection resubscribes on the next one; a broker
       // that is up but briefly unable to answer (a durable lookup without a metadata quorum) is asked again.
       if (!error.retriable && error.code !== 'TIMEOUT') this.fail(state, error);

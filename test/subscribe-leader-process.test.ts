@@ -4,7 +4,7 @@ import { BrokerProcess } from './support/broker-process.js';
 import { Fixture } from './support/cluster.js';
 import { publishNumbered, readBackProblems } from './support/numbered.js';
 import { ProcessCluster } from './support/process-cluster.js';
-import { waitFor, waitForAsync, within } from './support/wait.js';
+import { waitFor, waitForAsync, waitForProgress, within } from './support/wait.js';
 
 /**
  * Subscribing on the leader with real broker processes (issue 12, publish →
@@ -26,12 +26,12 @@ afterEach(async () => {
 
 const TOPIC = 'sub.on.leader';
 
-/** The leader of TOPIC's partition that the brokers `ids` agree on. */
-async function agreedLeader(cluster: ProcessCluster, ids: readonly string[]): Promise<string> {
+/** The leader of `topic`'s partition 0 that the brokers `ids` agree on. */
+async function agreedLeader(cluster: ProcessCluster, ids: readonly string[], topic = TOPIC): Promise<string> {
   let leader: string | null | undefined;
   await waitForAsync(
     async () => {
-      leader = (await cluster.leaders(TOPIC, ids)).get(`p/${TOPIC}/0`)?.leader;
+      leader = (await cluster.leaders(topic, ids)).get(`p/${topic}/0`)?.leader;
       return typeof leader === 'string' && ids.includes(leader);
     },
     'a leader the replicas agree on',
@@ -86,9 +86,9 @@ describe('subscriptions served by the partition leader, real processes (RF 3, on
     const ids = ['n1', 'n2', 'n3', 'n4', 'n5'];
     const topic = 'sub.on.leaders';
     const cluster = await ProcessCluster.start(ids, () => ['--replication-factor', '3', '--default-partitions', '12'], 60_000);
-    const publisher = await fixture.client(ids.map((id) => cluster.get(id).url), { producerId: 'sub-on-leaders', publishTimeoutMs: 30_000 });
+    const bootstrap = await fixture.client(ids.map((id) => cluster.get(id).url), { producerId: 'sub-on-leaders-0', publishTimeoutMs: 30_000 });
     const warmup = new Map<number, PublishReceipt>();
-    await publishNumbered(publisher, topic, { from: 0, count: 96, keys: 24, window: 4 }, warmup);
+    await publishNumbered(bootstrap, topic, { from: 0, count: 24, keys: 24, window: 4 }, warmup);
 
     /** Leaders the brokers `among` agree on for all 12 partitions, and the brokers leading the most of them. */
     const leading = async (among: readonly string[]): Promise<{ counts: Map<string, number>; most: Set<string> } | undefined> => {
@@ -108,6 +108,11 @@ describe('subscriptions served by the partition leader, real processes (RF 3, on
     // 12 partitions over 5 brokers never split evenly: some broker leads fewer than the most.
     const seed = [...ids].sort((x, y) => (counts.get(x) ?? 0) - (counts.get(y) ?? 0))[0] as string;
     expect(most.has(seed)).toBe(false);
+    // Publishes go through the seed: a broker knows the leader of a partition it does not host only from the
+    // publishes it routed there, and the subscriber asks the seed where the leaders are.
+    const publisher = await fixture.client([cluster.get(seed).url], { producerId: 'sub-on-leaders', publishTimeoutMs: 30_000, poolSize: 1, discovery: false });
+    await publishNumbered(publisher, topic, { from: 24, count: 72, keys: 24, window: 4 }, warmup);
+    expect(new Set([...warmup.values()].map((r) => r.partition)).size).toBe(12);
 
     const subscriber = await fixture.client([cluster.get(seed).url], { poolSize: 1 });
     const read: Array<Message<string>> = [];
@@ -126,6 +131,7 @@ describe('subscriptions served by the partition leader, real processes (RF 3, on
     await waitFor(() => acked.size > 450, 'publishes to flow before the kill', 15_000);
     await cluster.get(home).signal('SIGKILL');
     await within(during, 'the publishes across the kill', 60_000);
+    await publishNumbered(publisher, topic, { from: 1000, count: 150, keys: 24, window: 4 }, acked);
     await waitForAsync(
       async () => {
         const after = await leading(survivors);
@@ -134,7 +140,7 @@ describe('subscriptions served by the partition leader, real processes (RF 3, on
       () => `the subscription to be served by a survivor leading the most partitions (now ${servedBy(subscriber)})`,
       30_000,
     );
-    await publishNumbered(publisher, topic, { from: 1000, count: 150, keys: 24, window: 4 }, acked);
+    await publishNumbered(publisher, topic, { from: 1150, count: 100, keys: 24, window: 4 }, acked);
     await waitFor(() => read.filter((m) => Number(m.headers?.n) >= 100).length >= acked.size, `${acked.size} messages handled`, 30_000);
 
     // From where it started, each partition's offsets follow one another: nothing skipped, nothing twice.
@@ -146,4 +152,28 @@ describe('subscriptions served by the partition leader, real processes (RF 3, on
     expect(readBackProblems(read.filter((m) => Number(m.headers?.n) >= 100), acked)).toEqual([]);
     expect(subscriber.stats().subscribe).toMatchObject({ gaps: 0 });
   }, 180_000);
+
+  it('a durable subscription whose window is full when it moves keeps its whole window (credit given back while the leader reads its stored positions is not lost)', async () => {
+    const ids = ['c1', 'c2', 'c3'];
+    const topic = 'sub.credit.move';
+    const cluster = await ProcessCluster.start(ids, () => ['--replication-factor', '3', '--default-partitions', '1'], 45_000);
+    const publisher = await fixture.client(ids.map((id) => cluster.get(id).url), { producerId: 'sub-credit-move', publishTimeoutMs: 30_000 });
+    const acked = new Map<number, PublishReceipt>();
+    await publishNumbered(publisher, topic, { from: 0, count: 400, keys: 1, window: 8 }, acked);
+    const leader = await agreedLeader(cluster, ids, topic);
+    const follower = ids.find((id) => id !== leader) as string;
+
+    const subscriber = await fixture.client([cluster.get(follower).url], { poolSize: 1 });
+    const read: Array<Message<string>> = [];
+    const moved = async (): Promise<void> => {
+      // Checked every turn of the event loop, so the queued messages are handled right after the move's subscribe is sent.
+      const deadline = Date.now() + 15_000;
+      while (subscriber.stats().subscribe.leaderMoves === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+    };
+    // The first message is held until the subscription moves: a window of 100 fills up (99 queued).
+    await subscriber.subscribe<string>(topic, (m) => (read.push(m), m.offset === 0 ? moved() : undefined), { from: 'earliest', durable: 'credit-move', credit: 100 });
+    await waitFor(() => servedBy(subscriber) === leader, `the subscription to be served by the leader ${leader}`, 15_000);
+    await waitForProgress(() => read.length, 400, 'messages handled after the move', 5000, 15_000);
+    expect(readBackProblems(read, acked)).toEqual([]);
+  }, 120_000);
 });

@@ -254,6 +254,20 @@ describe('Subscriber placement on the leader', () => {
     subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
   });
 
+  it('stays on the broker serving it when that broker ties for the most partitions led (no needless move)', async () => {
+    const leaders = { now: ['b', 'a'] };
+    const a = fakeConnection('a', leaders);
+    const b = fakeConnection('b', leaders);
+    const subscriber = new Subscriber({} as unknown as SubscriberListener, 100, 10_000, { intervalMs: 1000, maxMessages: 100 }, 1 << 20, { want: (id) => (id === 'a' ? a : b) });
+    subscriber.setConnection(a);
+    await subscriber.subscribe('t', () => undefined);
+    await until(() => a.sent.some((f) => f.type === 'metadata'));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the lookup's answer is applied
+    expect(b.sent).toEqual([]);
+    expect(subscriber.stats()).toMatchObject({ leaderMoves: 0, servedBy: [{ broker: 'a' }] });
+    subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
+  });
+
   it('looks a single broker (no leaders in its metadata) up once, not again', async () => {
     const single = fakeConnection('solo', { now: [] });
     const request = single.request.bind(single);

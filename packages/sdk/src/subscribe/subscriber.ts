@@ -679,7 +679,10 @@ export class Subscriber {
           state.noLeaders = true; // a single broker: every subscription is on the leader already
           return;
         }
-        const home = homeBroker(leaders, state.home);
+        // On a tie the broker serving it now stays (no needless move), else the one it is headed for.
+        const serving = state.connection?.open === true ? state.connection.brokerId : undefined;
+        const stay = serving !== undefined && homeBroker(leaders, serving) === serving;
+        const home = stay ? serving : homeBroker(leaders, state.home);
         if (home === undefined || home === lost) {
           this.placeAgain(state, attempt + 1, lost);
           return;

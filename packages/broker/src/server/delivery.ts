@@ -56,9 +56,11 @@ export class Delivery implements AppendListener {
   private readonly subscriptions = new Map<number, Subscription>();
   /**
    * Subscriptions whose `subscribe` is still placing cursors (a time lookup may read the disk,
-   * a durable one reads stored positions); an unsubscribe that overtakes one removes it.
+   * a durable one reads stored positions); an unsubscribe that overtakes one removes it. Each
+   * start has its own token: one overtaken, then asked again under the same id, completes as
+   * nothing, not as the new one.
    */
-  private readonly starting = new Set<number>();
+  private readonly starting = new Map<number, object>();
   /** Subscriptions waiting for a read from disk. */
   private readonly reading = new Set<Subscription>();
   /** The subscriptions of consumer-group members: group changes concern these only. */
@@ -117,7 +119,9 @@ export class Delivery implements AppendListener {
       frame.group === undefined || frame.member === undefined ? undefined : new GroupMember(access.owned(frame.group), frame.member, frame.from);
     const subscription = new Subscription(frame.subscription, frame.pattern, frame.from, credit, (topic) => permissions.mayRead(topic), member);
     if (frame.creditBytes !== undefined) subscription.creditBytes = frame.creditBytes;
-    this.starting.add(frame.subscription);
+    const token = {};
+    this.starting.set(frame.subscription, token);
+    const stillStarting = (): boolean => this.starting.get(frame.subscription) === token && this.starting.delete(frame.subscription);
     let started: Awaited<ReturnType<Subscription['start']>>;
     try {
       if (member !== undefined) await this.join(member, frame);
@@ -128,12 +132,12 @@ export class Delivery implements AppendListener {
           : withStoredPositions(frame.resume, await ctx.engine.positions(access.owned(frame.durable), frame.pattern));
       started = await subscription.start(ctx.engine, resume);
     } catch (err) {
-      if (!this.starting.delete(frame.subscription)) return; // unsubscribed or closed meanwhile
+      if (!stillStarting()) return; // unsubscribed or closed meanwhile
       const error = asRelayError(err);
       this.session.send({ type: 'error', id: frame.id, code: error.code, message: error.message });
       return;
     }
-    if (!this.starting.delete(frame.subscription) || !this.session.open()) return;
+    if (!stillStarting() || !this.session.open()) return;
     const { cursors, resets } = started;
     this.subscriptions.set(frame.subscription, subscription);
     ctx.fanout.add(subscription, this);

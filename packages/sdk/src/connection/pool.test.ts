@@ -171,6 +171,10 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
       } else if (frame.type === 'metadata') {
         const leaders = broker.leaders === undefined ? {} : { leaders: broker.leaders };
         this.push({ type: 'topics', id: frame.id, topics: frame.topics.map((topic) => ({ topic, partitions: broker.partitions ?? 1, ...leaders })) });
+      } else if (frame.type === 'subscribe') {
+        this.push({ type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors: [{ topic: frame.pattern, partition: 0, offset: 0 }] });
+      } else if (frame.type === 'unsubscribe') {
+        if (frame.id !== 0) this.push({ type: 'unsubscribed', id: frame.id, subscription: frame.subscription });
       } else if (frame.type === 'publish' && broker.refuse !== undefined) {
         const { code, leader: named, leaders } = broker.refuse;
         for (const batch of frame.batches) {
@@ -379,6 +383,36 @@ describe('leader links (fake brokers, fake clock)', () => {
       await c.close();
     }
   });
+  it('closes the link a subscription was served by 30 s after it was unsubscribed, with nothing else asking for a leader', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const brokers = fakeBrokers([{ id: 'a' }, { id: 'b' }]);
+    for (const broker of brokers) broker.leaders = ['b'];
+    const c = new RelayClient({
+      brokers: [(brokers[0] as FakeBroker).url],
+      WebSocket: protocolWebSocket(brokers),
+      poolSize: 1,
+      connectTimeoutMs: 2000,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    try {
+      await c.start();
+      const subscribed = c.subscribe('t', () => undefined);
+      await vi.advanceTimersByTimeAsync(100);
+      const subscription = await subscribed;
+      expect(c.stats().subscribe.servedBy).toEqual([{ subscription: subscription.id, pattern: 't', broker: 'b' }]);
+      expect(c.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b']);
+      const unsubscribed = subscription.unsubscribe();
+      await vi.advanceTimersByTimeAsync(100);
+      await unsubscribed;
+      await vi.advanceTimersByTimeAsync(40_000);
+      expect(c.stats().connectedBrokers.map((x) => x.id)).toEqual(['a']);
+    } finally {
+      await c.close();
+      vi.useRealTimers();
+    }
+  });
+
   it('redials an unreachable leader with backoff, with no listener left behind per failed dial', async () => {
     vi.useFakeTimers({ now: 1_000_000 });
     const brokers = fakeBrokers([{ id: 'a' }, { id: 'c' }]);

@@ -127,7 +127,8 @@ export class BrokerPool {
    * own, beyond `poolSize` (the active broker and its warm standbys stay as
    * they are): one connection per broker at most, redialed with the reconnect
    * backoff while the broker leads partitions in use, and closed once it has
-   * led none for {@link WANTED_MS} (unless it became the active one).
+   * led none for {@link WANTED_MS} (unless it became the active one), looked
+   * at on each call and every {@link REBALANCE_MS} while a link is held.
    * Called on every send that routes by leader; cheap when already pooled.
    */
   prefer(id: string): void {
@@ -150,7 +151,11 @@ export class BrokerPool {
       const connection = await this.dialWithBackoff(() => (!wanted() || this.dialingUrls.has(url) ? undefined : url), Infinity);
       if (connection === undefined) return;
       this.linked.add(connection);
+      // Swept while held too: once nothing uses the leader (its subscriptions ended), nothing calls prefer() again.
+      const sweep = setInterval(() => this.closeUnwantedLinks(Date.now()), REBALANCE_MS);
+      sweep.unref?.();
       await this.hold(connection);
+      clearInterval(sweep);
       this.linked.delete(connection);
     }
   }

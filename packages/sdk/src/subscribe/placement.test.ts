@@ -11,6 +11,7 @@ describe('homeBroker', () => {
     { leaders: ['', 'c'], current: undefined, home: 'c', why: 'an unknown leader is skipped' },
     { leaders: ['a', 'b', 'b'], current: undefined, home: 'b', why: 'the broker leading the most partitions' },
     { leaders: ['a', 'b'], current: undefined, home: 'a', why: 'a tie: the lowest partition' },
+    { leaders: ['a', 'b', 'b', 'a'], current: undefined, home: 'a', why: 'a tie: the lowest partition, not the first to reach the count' },
     { leaders: ['a', 'b'], current: 'b', home: 'b', why: 'a tie: the current one stays (no move)' },
     { leaders: ['a', 'a', 'b'], current: 'b', home: 'a', why: 'the current one leads fewer: move' },
   ])('$why', ({ leaders, current, home }) => {

@@ -47,17 +47,16 @@ export const PLACEMENT_LIMITS: PlacementLimits = {
 export function homeBroker(leaders: readonly string[] | undefined, current: string | undefined): string | undefined {
   if (leaders === undefined) return undefined;
   const led = new Map<string, number>();
-  let best: string | undefined;
   let most = 0;
   for (const leader of leaders) {
     if (leader === '') continue;
     const count = (led.get(leader) ?? 0) + 1;
     led.set(leader, count);
-    if (count > most) {
-      most = count;
-      best = leader;
-    }
+    most = Math.max(most, count);
   }
+  if (most === 0) return undefined;
   if (current !== undefined && led.get(current) === most) return current;
-  return best;
+  // A Map iterates in insertion order: the first leader seen is the lowest partition's.
+  for (const [leader, count] of led) if (count === most) return leader;
+  return undefined;
 }

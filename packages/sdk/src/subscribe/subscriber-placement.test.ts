@@ -118,6 +118,156 @@ describe('Subscriber placement on the leader', () => {
     subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
   });
 
+  it('back on a connection it left: what that connection still sends for the earlier subscription is ignored until the new one is confirmed (no false gap, nothing lost)', async () => {
+    // The broker handles `unsubscribe` then `subscribe` in order and answers `subscribed` before the new
+    // subscription's first message (delivery.ts), so a message frame before that answer is from the old one.
+    const leaders = { now: ['b'] };
+    const a = fakeConnection('a', leaders);
+    const b = fakeConnection('b', leaders);
+    // a answers a subscribe only when told (the first one at once): frames of its earlier subscription come first.
+    const held: Array<() => void> = [];
+    const request = a.request.bind(a);
+    let subscribes = 0;
+    (a as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) => {
+      if (frame.type !== 'subscribe' || subscribes++ === 0) return request(frame, onReply);
+      a.sent.push(frame);
+      return new Promise((resolve) =>
+        held.push(() => {
+          const reply = { type: 'subscribed', id: 1, subscription: frame.subscription, cursors: [{ topic: 't', partition: 0, offset: frame.resume?.[0]?.offset ?? 0 }] };
+          onReply?.(reply as Parameters<NonNullable<typeof onReply>>[0]);
+          resolve(reply as Awaited<ReturnType<typeof request>>);
+        }),
+      );
+    }) as typeof request;
+    const pooled = new Map<string, BrokerConnection & { open: boolean }>([['a', a]]);
+    const gaps: unknown[] = [];
+    const subscriber = new Subscriber(
+      { gap: (event: unknown) => void gaps.push(event) } as unknown as SubscriberListener,
+      100,
+      10_000,
+      { intervalMs: 1000, maxMessages: 100 },
+      1 << 20,
+      { want: (id) => (pooled.get(id)?.open === true ? pooled.get(id) : undefined) },
+      { ...PLACEMENT_LIMITS, retryBaseMs: 20 },
+    );
+    subscriber.setConnection(a);
+    const offsets: number[] = [];
+    const { id } = await subscriber.subscribe('t', (m: Message) => void offsets.push(m.offset));
+    const deliver = (connection: BrokerConnection, first: number, count: number): void => subscriber.onMessage(connection, { type: 'message', subscription: id, batches: [batch(first, count)] });
+    await until(() => a.sent.some((f) => f.type === 'metadata'));
+    deliver(a, 0, 5); // served by a while b, the leader, is not pooled yet
+
+    pooled.set('b', b);
+    subscriber.connectionOpened(b); // moves to b from offset 5
+    expect(b.sent.find((f) => f.type === 'subscribe')?.resume).toEqual([{ topic: 't', partition: 0, offset: 5 }]);
+    deliver(a, 5, 5); // a sent 5-9 before it read the unsubscribe: ignored
+    deliver(b, 5, 2);
+
+    // b's link closes at once: back to a from offset 7, while a's frames of the first subscription are still arriving.
+    b.open = false;
+    pooled.delete('b');
+    subscriber.connectionClosed(b);
+    expect(a.sent.filter((f) => f.type === 'subscribe').at(-1)?.resume).toEqual([{ topic: 't', partition: 0, offset: 7 }]);
+    deliver(a, 10, 5); // still the first subscription on a (sent before the unsubscribe): must be ignored
+    for (const answer of held.splice(0)) answer(); // `subscribed` for the new one
+    deliver(a, 7, 8); // the new subscription on a: 7-14
+    await until(() => offsets.length >= 15 || gaps.length > 0);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // anything else queued is handled too
+    expect(offsets).toEqual(Array.from({ length: 15 }, (_, i) => i));
+    expect(gaps).toEqual([]);
+    subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
+  });
+
+  it('credit given back while the new broker is still starting the subscription is not lost (the window stays whole; no stall)', async () => {
+    // A broker ignores credit for a subscription it is still starting (delivery.ts: a durable one first reads
+    // its stored positions through the metadata group, a Raft round), so credit sent then would be lost.
+    const leaders = { now: ['b'] };
+    const a = fakeConnection('a', leaders);
+    const total = 300;
+    /** b: answers the subscribe when told; sends while it has credit, as a broker does. */
+    const b = {
+      open: true,
+      brokerId: 'b',
+      sent: [] as Sent[],
+      started: false,
+      credit: 0,
+      cursor: 0,
+      answer: undefined as (() => void) | undefined,
+      send(frame: Sent & { credit?: number }) {
+        b.sent.push(frame);
+        if (frame.type === 'credit' && b.started) b.credit += frame.credit ?? 0; // ignored while starting
+        queueMicrotask(pump);
+        return true;
+      },
+      request(frame: Sent & { credit?: number }, onReply?: (reply: unknown) => void) {
+        b.sent.push(frame);
+        if (frame.type !== 'subscribe') return Promise.resolve({ type: 'ok' });
+        return new Promise((resolve) => {
+          b.answer = () => {
+            b.started = true;
+            b.credit = frame.credit ?? 0;
+            b.cursor = frame.resume?.[0]?.offset ?? 0;
+            const reply = { type: 'subscribed', id: 1, subscription: frame.subscription, cursors: [{ topic: 't', partition: 0, offset: b.cursor }] };
+            onReply?.(reply);
+            resolve(reply);
+            queueMicrotask(pump);
+          };
+        });
+      },
+    };
+    const pooled = new Map<string, unknown>([['a', a]]);
+    const subscriber = new Subscriber(
+      {} as unknown as SubscriberListener,
+      100,
+      10_000,
+      { intervalMs: 1000, maxMessages: 100 },
+      1 << 20,
+      { want: (id) => pooled.get(id) as BrokerConnection | undefined },
+      { ...PLACEMENT_LIMITS, retryBaseMs: 20 },
+    );
+    subscriber.setConnection(a);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const offsets: number[] = [];
+    const { id } = await subscriber.subscribe('t', (m: Message) => {
+      offsets.push(m.offset);
+      return m.offset === 0 ? gate : undefined; // a slow first message: the window fills up
+    });
+    function pump(): void {
+      if (!b.started || b.credit <= 0 || b.cursor >= total) return;
+      const count = Math.min(b.credit, total - b.cursor);
+      b.credit -= count;
+      subscriber.onMessage(b as unknown as BrokerConnection, { type: 'message', subscription: id, batches: [batch(b.cursor, count)] });
+      b.cursor += count;
+    }
+    await until(() => a.sent.some((f) => f.type === 'metadata'));
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [batch(0, 100)] }); // a's whole window: 1 in hand, 99 queued
+
+    pooled.set('b', b);
+    subscriber.connectionOpened(b as unknown as BrokerConnection); // moves to b with credit 100 - 99 queued
+    expect(b.sent.find((f) => f.type === 'subscribe')).toMatchObject({ credit: 1, resume: [{ offset: 100 }] });
+    release(); // the 99 queued are handled while b is still starting
+    await until(() => offsets.length >= 100);
+    b.answer?.();
+    await until(() => offsets.length >= total, 2000).catch(() => undefined);
+    expect(offsets).toEqual(Array.from({ length: total }, (_, i) => i));
+    subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
+  });
+
+  it('stays on the broker serving it when that broker ties for the most partitions led (no needless move)', async () => {
+    const leaders = { now: ['b', 'a'] };
+    const a = fakeConnection('a', leaders);
+    const b = fakeConnection('b', leaders);
+    const subscriber = new Subscriber({} as unknown as SubscriberListener, 100, 10_000, { intervalMs: 1000, maxMessages: 100 }, 1 << 20, { want: (id) => (id === 'a' ? a : b) });
+    subscriber.setConnection(a);
+    await subscriber.subscribe('t', () => undefined);
+    await until(() => a.sent.some((f) => f.type === 'metadata'));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the lookup's answer is applied
+    expect(b.sent).toEqual([]);
+    expect(subscriber.stats()).toMatchObject({ leaderMoves: 0, servedBy: [{ broker: 'a' }] });
+    subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
+  });
+
   it('looks a single broker (no leaders in its metadata) up once, not again', async () => {
     const single = fakeConnection('solo', { now: [] });
     const request = single.request.bind(single);

@@ -209,6 +209,20 @@ class SubscriptionState {
   /** The broker named no leaders (a single broker, not a cluster): nothing to look up again. */
   noLeaders = false;
   confirmed = false;
+  /**
+   * Counts the subscribe requests sent (see `Subscriber.register`). Message frames
+   * on `connection` are taken only once the latest one is answered: back on a
+   * connection it left (a leader link that closed right after a move), frames of
+   * the subscription there before are still arriving, and the broker answers
+   * `subscribed` after the `unsubscribe` and before the new one's first message.
+   */
+  registrations = 0;
+  /**
+   * The latest subscribe request was answered: message frames on `connection`
+   * are this subscription's, and credit may be given back (a broker ignores
+   * credit for a subscription it is still starting, see {@link grant}).
+   */
+  accepting = false;
   active = true;
   /** Commits positions; present on durable and group subscriptions only. */
   committer: PositionCommitter | undefined;
@@ -393,12 +407,25 @@ class SubscriptionState {
   private grant(consumed: number, bytes: number): void {
     this.consumedSinceGrant += consumed;
     this.bytesSinceGrant += bytes;
+    // Until the subscribe is answered the broker may still be starting it (a durable one reads its stored positions
+    // through the metadata group) and would drop the credit: it waits for {@link accepted}.
+    if (!this.accepting) return;
     if (this.consumedSinceGrant < Math.max(1, Math.floor(this.credit / 4)) && this.bytesSinceGrant < Math.max(1, Math.floor(this.creditBytes / 4))) return;
+    this.sendGrant();
+  }
+
+  private sendGrant(): void {
     const credit = this.consumedSinceGrant;
     const grantedBytes = this.bytesSinceGrant;
     this.consumedSinceGrant = 0;
     this.bytesSinceGrant = 0;
     this.connection?.send({ type: 'credit', subscription: this.id, credit, bytes: grantedBytes });
+  }
+
+  /** The latest subscribe was answered: its frames are taken, and credit held meanwhile goes to the broker now. */
+  accepted(): void {
+    this.accepting = true;
+    if (this.consumedSinceGrant > 0 || this.bytesSinceGrant > 0) this.sendGrant();
   }
 
   /** Credit for a (re)subscribe: the window minus what is still queued here, in messages and in bytes. */
@@ -586,8 +613,8 @@ export class Subscriber {
 
   onMessage(connection: BrokerConnection, frame: MessageFrame): void {
     const state = this.subscriptions.get(frame.subscription);
-    // Frames from a connection the subscription has left are stale.
-    if (state === undefined || state.connection !== connection) return;
+    // Frames from a connection the subscription has left are stale, and so are those from before it came back to it.
+    if (state === undefined || state.connection !== connection || !state.accepting) return;
     state.receive(frame.batches);
   }
 
@@ -652,7 +679,10 @@ export class Subscriber {
           state.noLeaders = true; // a single broker: every subscription is on the leader already
           return;
         }
-        const home = homeBroker(leaders, state.home);
+        // On a tie the broker serving it now stays (no needless move), else the one it is headed for.
+        const serving = state.connection?.open === true ? state.connection.brokerId : undefined;
+        const stay = serving !== undefined && homeBroker(leaders, serving) === serving;
+        const home = stay ? serving : homeBroker(leaders, state.home);
         if (home === undefined || home === lost) {
           this.placeAgain(state, attempt + 1, lost);
           return;
@@ -713,6 +743,8 @@ export class Subscriber {
 
   private register(state: SubscriptionState, connection: BrokerConnection): void {
     state.connection = connection;
+    const registration = ++state.registrations;
+    state.accepting = false;
     const request = {
       type: 'subscribe' as const,
       subscription: state.id,
@@ -729,6 +761,7 @@ export class Subscriber {
     // Positions are applied synchronously: messages may follow the reply in the same read.
     connection.request(request, (reply) => {
       this.confirmed(state, reply);
+      if (registration === state.registrations && reply.type === 'subscribed') state.accepted();
       // The join counts as a heartbeat: the lease runs from when it was sent.
       if (reply.type === 'subscribed') {
         state.membership?.joined(sentAt);
@@ -736,6 +769,8 @@ export class Subscriber {
       }
     }).catch((err: unknown) => {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
+      // A confirmation later than the timeout is dropped unseen; frames after it are this subscription's.
+      if (error.code === 'TIMEOUT' && registration === state.registrations) state.accepted();
       // A refusal ends the subscription. A lost connection resubscribes on the next one; a broker
       // that is up but briefly unable to answer (a durable lookup without a metadata quorum) is asked again.
       if (!error.retriable && error.code !== 'TIMEOUT') this.fail(state, error);

@@ -91,6 +91,36 @@ export function voteOutcome(voters: readonly NodeId[], votes: ReadonlyMap<NodeId
   return 'pending';
 }
 
+/**
+ * {@link voteOutcome} for a candidate whose configuration (`voters`, at most
+ * two) was reached from `previousVoters` by a removal it does not know is
+ * committed: a quorum of plain grants of `voters` still wins alone, but
+ * supporters of `voters` win only with a win among `previousVoters` too
+ * (plain grants from a quorum, or supporters from {@link supportersToElect}).
+ * All of two supporters share only one voter with a quorum of the three that
+ * may have committed an entry the candidate lacks (docs/raft.md, "Two voters
+ * beside three"). Lost once a plain quorum of `voters` cannot come and
+ * either of the two wins cannot.
+ */
+export function guardedVoteOutcome(voters: readonly NodeId[], previousVoters: readonly NodeId[], votes: ReadonlyMap<NodeId, VoteAnswer>): VoteOutcome {
+  let granted = 0;
+  let refused = 0;
+  for (const id of voters) {
+    const vote = votes.get(id);
+    if (vote === true) granted++;
+    else if (vote !== undefined) refused++;
+  }
+  const quorum = quorumSize(voters.length);
+  if (granted >= quorum) return 'won';
+  const current = voteOutcome(voters, votes);
+  const previous = voteOutcome(previousVoters, votes);
+  if (current === 'won' && previous === 'won') return 'won';
+  // A would-grant is no plain grant: it counts as refused for the plain quorum.
+  const plainPossible = voters.length - refused >= quorum;
+  if (current === 'lost' || (!plainPossible && previous === 'lost')) return 'lost';
+  return 'pending';
+}
+
 /** Whether the voters for which `isActive` holds form a majority. */
 export function quorumActive(voters: readonly NodeId[], isActive: (id: NodeId) => boolean): boolean {
   let active = 0;

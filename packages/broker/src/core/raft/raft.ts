@@ -14,7 +14,7 @@ import type { RaftConfig } from './config.js';
 import { RaftInvariantError, RaftLog, type IndexedConf } from './log.js';
 import { applyConfChange, learnersOf } from './membership.js';
 import { Progress } from './progress.js';
-import { majorityIndex, quorumActive, voteOutcome, type VoteAnswer } from './quorum.js';
+import { guardedVoteOutcome, majorityIndex, quorumActive, voteOutcome, type VoteAnswer } from './quorum.js';
 import type { Storage } from './storage.js';
 import type {
   AppendMessage,
@@ -57,6 +57,8 @@ export interface RaftTestingKnobs {
   confChangeBeforeTermCommitted: boolean;
   /** A configuration entry truncated from the log is not undone: the node keeps using it. */
   keepTruncatedConf: boolean;
+  /** Supporters elect a candidate of at most two voters across a removal not known committed without a win among the previous voters (docs/raft.md, "Two voters beside three"). */
+  skipRemovalGuard: boolean;
 }
 
 export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
@@ -67,6 +69,7 @@ export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
   allowOverlappingConfChanges: false,
   confChangeBeforeTermCommitted: false,
   keepTruncatedConf: false,
+  skipRemovalGuard: false,
 });
 
 /** Counters for metrics: every message the core dropped on purpose is counted. */
@@ -118,6 +121,13 @@ export interface RaftCounters {
 }
 
 type StepFn<T, S> = (m: Message<T, S>) => void;
+
+/** See `Raft.removalGuard`: the previous configuration's voters, and the removal's entry. */
+interface RemovalGuard {
+  readonly voters: readonly NodeId[];
+  readonly index: number;
+  readonly term: number;
+}
 
 /** Whether a (pre-)vote answer supports the candidate: granted, or refused by a recovering voter that would have granted it. */
 function supports(m: VoteResponse): boolean {
@@ -197,6 +207,12 @@ export class Raft<T, S> {
   private readonly progress = new Map<NodeId, Progress>();
   /** Votes answered in this node's current (pre-)election; absent outside one. */
   private votes: Map<NodeId, VoteAnswer> | undefined;
+  /**
+   * In a (pre-)election whose configuration has at most two voters and was reached by a removal not known committed:
+   * the previous configuration's voters (among which supporters must win too) and the removal's entry. Cleared when a
+   * voter attests the removal committed. See {@link removalGuard}.
+   */
+  private electionGuard: RemovalGuard | undefined;
   /** Ticks since the last election timeout reset (followers: since hearing the leader). */
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
@@ -387,6 +403,7 @@ export class Raft<T, S> {
     this.resetRandomizedElectionTimeout();
     this.transferee = null;
     this.votes = undefined;
+    this.electionGuard = undefined;
     // Only a leader tracks its members' progress (see becomeLeader): a follower's would be dead weight, and most groups follow.
     this.progress.clear();
   }
@@ -419,6 +436,7 @@ export class Raft<T, S> {
     // Neither the term nor the vote changes: a failed pre-vote disturbs no one.
     this.stepRole = this.stepCandidate;
     this.votes = undefined;
+    this.electionGuard = undefined;
     this.leader = null;
     this.isQuiesced = false;
     this.role = 'pre-candidate';
@@ -694,6 +712,7 @@ export class Raft<T, S> {
       this.becomeCandidate();
       term = this.term;
     }
+    this.electionGuard = this.removalGuard();
     // A recovering node may campaign (its log may be the longest), but its own vote is only a would-grant.
     if (this.poll(this.id, this.isRecovering ? 'would-grant' : true) === 'won') {
       // A single-voter cluster.
@@ -706,10 +725,41 @@ export class Raft<T, S> {
     }
     const lastIndex = this.log.lastIndex();
     const lastTerm = this.log.lastTerm();
-    for (const id of this.voters) {
-      if (id === this.id) continue;
-      this.send({ type, from: this.id, to: id, term, lastIndex, lastTerm, transfer });
+    const guard = this.electionGuard;
+    if (guard === undefined) {
+      for (const id of this.voters) {
+        if (id === this.id) continue;
+        this.send({ type, from: this.id, to: id, term, lastIndex, lastTerm, transfer });
+      }
+      return;
     }
+    // The removed voter is asked too: its answer counts among the previous configuration's voters only.
+    const confIndex = guard.index;
+    const confTerm = guard.term;
+    for (const id of new Set([...this.voters, ...guard.voters])) {
+      if (id === this.id) continue;
+      this.send({ type, from: this.id, to: id, term, lastIndex, lastTerm, transfer, confIndex, confTerm });
+    }
+  }
+
+  /**
+   * The guard on this node's election, if its configuration has at most two voters and was reached from a larger one
+   * by a removal above its commit. Supporters then elect only with a win among the previous configuration's voters
+   * too (`guardedVoteOutcome`): all of two supporters share only one voter with a quorum of the three that may
+   * have committed an entry the candidate lacks, and that one may have lost it in a power cut (docs/raft.md, "Two
+   * voters beside three"). A committed removal needs no guard: every entry committed under the previous
+   * configuration lies below it and is held by whoever holds it (log matching, leader completeness); so none when
+   * this node's commit reached it (the commit passing a configuration entry is recorded durably), or once a voter
+   * attests it (see {@link handleVoteRequest}). A later configuration entry in the log means the removal committed
+   * (one change at a time), so only the last one matters.
+   */
+  private removalGuard(): RemovalGuard | undefined {
+    const conf = this.conf;
+    if (conf.conf.voters.length > 2 || conf.index <= this.log.committed || this.knobs.skipRemovalGuard) return undefined;
+    const previous = this.log.previousConf();
+    if (previous === undefined || previous.conf.voters.length <= conf.conf.voters.length) return undefined;
+    // Above the commit, hence in the log (0, which no entry has, only if a test knob kept a truncated configuration).
+    return { voters: previous.conf.voters, index: conf.index, term: this.log.term(conf.index) ?? 0 };
   }
 
   private isSuspected(peer: NodeId): boolean {
@@ -726,7 +776,8 @@ export class Raft<T, S> {
   private poll(id: NodeId, granted: VoteAnswer): ReturnType<typeof voteOutcome> {
     const votes = (this.votes ??= new Map());
     if (!votes.has(id)) votes.set(id, granted);
-    return voteOutcome(this.voters, votes);
+    const guard = this.electionGuard;
+    return guard === undefined ? voteOutcome(this.voters, votes) : guardedVoteOutcome(this.voters, guard.voters, votes);
   }
 
   step(m: Message<T, S>): void {
@@ -838,6 +889,10 @@ export class Raft<T, S> {
       case 'heartbeat':
       case 'timeout-now':
         return this.isMember(m.from) || this.leader === m.from;
+      case 'vote-resp':
+      case 'pre-vote-resp':
+        // The voter a guarded election asked beside its configuration's (see removalGuard).
+        return this.isMember(m.from) || this.electionGuard?.voters.includes(m.from) === true;
       default:
         return this.isMember(m.from);
     }
@@ -845,6 +900,10 @@ export class Raft<T, S> {
 
   private handleVoteRequest(m: VoteRequest): void {
     const respType = m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp';
+    // The candidate's removal is committed if this log holds it at or below its commit (log matching): say so.
+    const { confIndex, confTerm } = m;
+    const attest = confIndex !== undefined && confTerm !== undefined && confIndex > 0 && confIndex <= this.log.committed && this.log.term(confIndex) === confTerm;
+    const attestation = attest ? { confCommittedIndex: confIndex, confCommittedTerm: confTerm } : undefined;
     let canVote =
       this.vote === m.from ||
       (this.vote === null && this.leader === null) ||
@@ -856,17 +915,17 @@ export class Raft<T, S> {
       // supporters (quorum.ts). A real vote is recorded all the same (persisted before the answer leaves), so it
       // never supports two candidates of one term.
       if (this.isRecovering) {
-        this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: true, recovering: true, wouldGrant: true });
+        this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: true, recovering: true, wouldGrant: true, ...attestation });
         this.counters.votesWithheld++;
-      } else this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
+      } else this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false, ...attestation });
       if (m.type === 'vote') {
         this.electionElapsed = 0;
         this.vote = m.from;
       }
     } else if (this.isRecovering) {
-      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true, recovering: true });
+      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true, recovering: true, ...attestation });
     } else {
-      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true });
+      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true, ...attestation });
     }
   }
 
@@ -919,6 +978,8 @@ export class Raft<T, S> {
         if (m.type !== expected) break;
         // A granted (or would-grant) pre-vote is for term + 1; anything else is left over from an earlier round.
         if (m.type === 'pre-vote-resp' && supports(m) && m.term !== this.term + 1) break;
+        const guard = this.electionGuard;
+        if (guard !== undefined && m.confCommittedIndex === guard.index && m.confCommittedTerm === guard.term) this.electionGuard = undefined;
         const outcome = this.poll(m.from, m.reject ? (m.wouldGrant === true ? 'would-grant' : false) : true);
         if (outcome === 'won') {
           if (this.role === 'pre-candidate') this.runCampaign('vote', false);
@@ -1155,6 +1216,8 @@ export class Raft<T, S> {
   private noteRecovering(m: AppendResponse | HeartbeatResponse, pr: Progress): boolean {
     pr.recovering = m.recovering === true;
     if (!pr.recovering || (m.startTerm ?? 0) < this.term || !this.isVoter(m.from) || !this.isVoter(this.id)) return false;
+    // A guarded election needs voters this leader does not hear from; its removal commits under it soon anyway.
+    if (this.removalGuard() !== undefined) return false;
     const votes = new Map<NodeId, VoteAnswer>();
     for (const id of this.voters) {
       const other = this.progress.get(id);

@@ -182,6 +182,16 @@ export interface VoteRequest extends MessageBase {
   readonly lastIndex: number;
   readonly lastTerm: number;
   readonly transfer: boolean;
+  /**
+   * The candidate's configuration has at most two voters and was reached by
+   * a removal whose entry, at `confIndex` in `confTerm`, is above its commit:
+   * a voter whose log holds that entry at or below its own commit says so
+   * (`VoteResponse.confCommitted`), and the candidate then needs no win
+   * among the previous configuration's voters (docs/raft.md, "Two voters
+   * beside three"). Both or neither; absent from an older broker.
+   */
+  readonly confIndex?: number;
+  readonly confTerm?: number;
 }
 
 export interface VoteResponse extends MessageBase {
@@ -201,6 +211,13 @@ export interface VoteResponse extends MessageBase {
    * the request's, as for a grant. Absent means false.
    */
   readonly wouldGrant?: boolean;
+  /**
+   * The request's `confIndex` and `confTerm`, echoed by a node whose log
+   * holds that entry and whose commit reached it: the removal is committed.
+   * Any answer may carry it (a refusal too). Absent means no attestation.
+   */
+  readonly confCommittedIndex?: number;
+  readonly confCommittedTerm?: number;
 }
 
 /** Leader → follower: liveness, and the commit index capped at what the follower is known to hold. */

@@ -76,16 +76,16 @@ export function parseRaftMessage<T, S = never>(
     case 'vote-resp':
     case 'pre-vote-resp': {
       // `wouldGrant` only on a recovering voter's refusal (an older broker sends neither: not recovering).
-      if (typeof o.reject !== 'boolean' || !optionalBoolean(o.recovering) || !optionalBoolean(o.wouldGrant) || !entryMarkValid(o.confCommittedIndex, o.confCommittedTerm)) return undefined;
+      if (typeof o.reject !== 'boolean' || !optionalBoolean(o.recovering) || !optionalBoolean(o.wouldGrant) || !entryMarkValid(o.committedIndex, o.committedTerm)) return undefined;
       if (o.wouldGrant === true && (o.reject !== true || o.recovering !== true)) return undefined;
-      if (o.recovering !== true && o.confCommittedIndex === undefined) return { from, to, term, type: o.type, reject: o.reject };
+      if (o.recovering !== true && o.committedIndex === undefined) return { from, to, term, type: o.type, reject: o.reject };
       const answer: { -readonly [K in keyof VoteResponse]: VoteResponse[K] } = { from, to, term, type: o.type, reject: o.reject };
       if (o.recovering === true) answer.recovering = true;
       if (o.wouldGrant === true) answer.wouldGrant = true;
-      // The voter attests the candidate's removal committed (`VoteResponse.confCommittedIndex`).
-      if (o.confCommittedIndex !== undefined) {
-        answer.confCommittedIndex = o.confCommittedIndex as number;
-        answer.confCommittedTerm = o.confCommittedTerm as number;
+      // The voter attests the candidate's removal committed (`VoteResponse.committedIndex`).
+      if (o.committedIndex !== undefined) {
+        answer.committedIndex = o.committedIndex as number;
+        answer.committedTerm = o.committedTerm as number;
       }
       return answer;
     }

@@ -787,6 +787,7 @@ export class Raft<T, S> {
     }
     // Heard from: no longer suspected (a leader waits for it again before quiescing).
     this.unsuspect(m.from);
+    if (m.type === 'vote-resp' || m.type === 'pre-vote-resp') this.learnCommitted(m);
     if (this.isQuiesced && !this.keepsQuiesced(m)) this.unquiesce(m.from !== this.leader);
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'pre-vote') {
@@ -900,10 +901,7 @@ export class Raft<T, S> {
 
   private handleVoteRequest(m: VoteRequest): void {
     const respType = m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp';
-    // The candidate's removal is committed if this log holds it at or below its commit (log matching): say so.
-    const { confIndex, confTerm } = m;
-    const attest = confIndex !== undefined && confTerm !== undefined && confIndex > 0 && confIndex <= this.log.committed && this.log.term(confIndex) === confTerm;
-    const attestation = attest ? { confCommittedIndex: confIndex, confCommittedTerm: confTerm } : undefined;
+    const attestation = this.attestCommitted(m);
     let canVote =
       this.vote === m.from ||
       (this.vote === null && this.leader === null) ||
@@ -927,6 +925,23 @@ export class Raft<T, S> {
     } else {
       this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true, ...attestation });
     }
+  }
+
+  /**
+   * To a guarded election's request (`VoteRequest.confIndex`): an entry this node knows committed that tells the
+   * candidate its removal is committed, if its log holds it (see `VoteResponse.committedIndex`). None when the
+   * commit is below the removal, or when this log holds another entry there (the removal conflicts with a committed
+   * entry).
+   */
+  private attestCommitted(m: VoteRequest): { committedIndex: number; committedTerm: number } | undefined {
+    const { confIndex, confTerm } = m;
+    const committed = this.log.committed;
+    if (confIndex === undefined || confTerm === undefined || confIndex > committed) return undefined;
+    const term = this.log.term(confIndex);
+    if (term !== undefined) return term === confTerm ? { committedIndex: confIndex, committedTerm: confTerm } : undefined;
+    // Compacted past it: the entry at the commit, which a candidate holds only with the committed log up to there.
+    const committedTerm = this.log.term(committed);
+    return committedTerm === undefined ? undefined : { committedIndex: committed, committedTerm };
   }
 
   private stepFollower(m: Message<T, S>): void {
@@ -978,24 +993,41 @@ export class Raft<T, S> {
         if (m.type !== expected) break;
         // A granted (or would-grant) pre-vote is for term + 1; anything else is left over from an earlier round.
         if (m.type === 'pre-vote-resp' && supports(m) && m.term !== this.term + 1) break;
-        const guard = this.electionGuard;
-        if (guard !== undefined && m.confCommittedIndex === guard.index && m.confCommittedTerm === guard.term) this.electionGuard = undefined;
-        const outcome = this.poll(m.from, m.reject ? (m.wouldGrant === true ? 'would-grant' : false) : true);
-        if (outcome === 'won') {
-          if (this.role === 'pre-candidate') this.runCampaign('vote', false);
-          else {
-            this.becomeLeader();
-            this.bcastAppend();
-          }
-        } else if (outcome === 'lost') {
-          this.becomeFollower(this.term, null);
-        }
+        this.decide(this.poll(m.from, m.reject ? (m.wouldGrant === true ? 'would-grant' : false) : true));
         return;
       }
       default:
         break;
     }
     this.counters.messagesIgnored++;
+  }
+
+  /** Acts on a (pre-)election's outcome: campaigns for real after a pre-vote, leads, or gives up. */
+  private decide(outcome: ReturnType<typeof voteOutcome>): void {
+    if (outcome === 'won') {
+      if (this.role === 'pre-candidate') this.runCampaign('vote', false);
+      else {
+        this.becomeLeader();
+        this.bcastAppend();
+      }
+    } else if (outcome === 'lost') {
+      this.becomeFollower(this.term, null);
+    }
+  }
+
+  /**
+   * A vote answer's attestation (`VoteResponse.committedIndex`): the entry it names is committed, so if this log holds
+   * it, this log up to there is the committed one (log matching) and this node commits it — whatever the answer's
+   * term (a refusal carries the voter's, often below a pre-candidate's). Only in a guarded election, the one kind that
+   * asks for it. If its removal is now committed the guard goes, and the answers already in may win it.
+   */
+  private learnCommitted(m: VoteResponse): void {
+    const index = m.committedIndex;
+    if (this.electionGuard === undefined || index === undefined || index <= this.log.committed || index > this.log.lastIndex() || this.log.term(index) !== m.committedTerm) return;
+    this.log.commitTo(index);
+    if (this.electionGuard.index > index) return;
+    this.electionGuard = undefined;
+    if ((this.role === 'candidate' || this.role === 'pre-candidate') && this.votes !== undefined) this.decide(voteOutcome(this.voters, this.votes));
   }
 
   private stepLeader(m: Message<T, S>): void {

@@ -76,7 +76,23 @@ describe('a candidate whose removal is committed (the guard lifted)', () => {
   it('is elected by supporters when a voter attests the removal committed (its own commit stale)', () => {
     const cl = committedRemoval(3, 4);
     campaign(cl, 'c', ['a', 'c']);
-    expect(cl.sent.some((m) => m.from === 'a' && m.type === 'pre-vote-resp' && m.confCommittedIndex === 4 && m.confCommittedTerm === 1)).toBe(true);
+    expect(cl.sent.some((m) => m.from === 'a' && m.type === 'pre-vote-resp' && m.committedIndex === 4 && m.committedTerm === 1)).toBe(true);
+    expect(cl.node('c').counters.leaderships).toBe(1);
+  });
+
+  it('is elected when the removed voter, compacted past the removal, attests its commit instead, on a refusal at its own term', () => {
+    // c and a (both recovering) hold the log to 5, committed to 3 for all they know. b, removed, holds the committed log
+    // to 5 compacted into a snapshot, and a longer tail: it refuses c, at its own term 1, naming its commit 5/1.
+    const cl = new ManualRaftCluster(['a', 'b', 'c'], BASE, ['a', 'b', 'c']);
+    const log = [...prefix, removeB, value(5, 1, 'y')];
+    cl.start('a', storageOf(['a', 'b', 'c'], log, 2, 3, 'c'), RECOVERING);
+    cl.start('c', storageOf(['a', 'b', 'c'], log, 2, 3, 'c'), RECOVERING);
+    const b = storageOf(['a', 'b', 'c'], [...log, value(6, 1, 'z')], 1, 5, 'c');
+    b.createSnapshot(5, 'state at 5');
+    b.compact(5);
+    cl.start('b', b, BASE, true);
+    campaign(cl, 'c', ['a', 'b', 'c']);
+    expect(cl.sent.some((m) => m.from === 'b' && m.type === 'pre-vote-resp' && m.reject && m.term === 1 && m.committedIndex === 5 && m.committedTerm === 1)).toBe(true);
     expect(cl.node('c').counters.leaderships).toBe(1);
   });
 

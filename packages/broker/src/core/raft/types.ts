@@ -186,7 +186,7 @@ export interface VoteRequest extends MessageBase {
    * The candidate's configuration has at most two voters and was reached by
    * a removal whose entry, at `confIndex` in `confTerm`, is above its commit:
    * a voter whose log holds that entry at or below its own commit says so
-   * (`VoteResponse.confCommitted`), and the candidate then needs no win
+   * (`VoteResponse.committedIndex`), and the candidate then needs no win
    * among the previous configuration's voters (docs/raft.md, "Two voters
    * beside three"). Both or neither; absent from an older broker.
    */
@@ -212,12 +212,15 @@ export interface VoteResponse extends MessageBase {
    */
   readonly wouldGrant?: boolean;
   /**
-   * The request's `confIndex` and `confTerm`, echoed by a node whose log
-   * holds that entry and whose commit reached it: the removal is committed.
-   * Any answer may carry it (a refusal too). Absent means no attestation.
+   * To a request with `confIndex`: an entry the voter knows committed, at or
+   * above that index — the request's own entry when its log holds it at or
+   * below its commit, else (compacted past it) its commit and that entry's
+   * term. A candidate whose log holds that entry holds the committed log up
+   * to it (log matching), its removal included. Any answer may carry it (a
+   * refusal too). Both or neither; absent means no attestation.
    */
-  readonly confCommittedIndex?: number;
-  readonly confCommittedTerm?: number;
+  readonly committedIndex?: number;
+  readonly committedTerm?: number;
 }
 
 /** Leader → follower: liveness, and the commit index capped at what the follower is known to hold. */

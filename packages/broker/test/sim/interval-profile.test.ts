@@ -103,6 +103,12 @@ export interface IntervalOptions {
    * Undefined: the three fixed voters.
    */
   membership?: Pick<ReconfigParams, 'poolSize' | 'initialVoters'> & Partial<ReconfigParams>;
+  /**
+   * Voters a removal leaves at least (`MIN_VOTERS` when left out). 2: changes between two voters and three (a
+   * replica move of a partition with replication factor 2), where all of two supporters would elect beside an entry
+   * committed by two of the three (docs/raft.md, "Two voters beside three").
+   */
+  minVoters?: number;
 }
 
 interface Node extends DiskNode {
@@ -332,7 +338,7 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
     const raft = target?.raft;
     if (target === undefined || raft === undefined) return;
     const change = pickConfChange(confRandom, raft.confState, ids, asked !== undefined);
-    if (change.type === 'remove' && raft.confState.voters.includes(change.node) && raft.confState.voters.length <= MIN_VOTERS) return;
+    if (change.type === 'remove' && raft.confState.voters.includes(change.node) && raft.confState.voters.length <= (options.minVoters ?? MIN_VOTERS)) return;
     const result = raft.proposeConfChange(change);
     if (result.ok) counts.confChanges++;
     trace.record(now, step, target.id, 'conf', `${change.type} ${change.node}${result.ok ? ` at ${result.index}: voters ${result.conf.voters.join(' ')}` : ` refused: ${result.reason}`}`);
@@ -449,6 +455,9 @@ const CASES: Array<[string, IntervalOptions]> = [
   ['contract + membership changes, 4 nodes (3 voters at start), record file', { storage: 'record', alwaysAfterCut: false, faults: 'contract', recovering: RULE, cutAll: false, membership: { poolSize: 4, initialVoters: 3 } }],
   ['contract + membership changes, 5 nodes (4 voters at start), segment log', { storage: 'segment', alwaysAfterCut: false, faults: 'contract', recovering: RULE, cutAll: false, membership: { poolSize: 5, initialVoters: 4 } }],
   ['contract + membership changes, 5 nodes (4 voters at start), record file', { storage: 'record', alwaysAfterCut: false, faults: 'contract', recovering: RULE, cutAll: false, membership: { poolSize: 5, initialVoters: 4 } }],
+  // Between two voters and three (a replica move of a replication-factor-2 partition: 2 → 3 → 2).
+  ['contract + membership changes between 2 and 3 voters (3 nodes), segment log', { storage: 'segment', alwaysAfterCut: false, faults: 'contract', recovering: RULE, cutAll: false, membership: { poolSize: 3, initialVoters: 2 }, minVoters: 2 }],
+  ['contract + membership changes between 2 and 3 voters (3 nodes), record file', { storage: 'record', alwaysAfterCut: false, faults: 'contract', recovering: RULE, cutAll: false, membership: { poolSize: 3, initialVoters: 2 }, minVoters: 2 }],
 ];
 
 function seedsToRun(): number[] {

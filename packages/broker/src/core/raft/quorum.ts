@@ -93,16 +93,16 @@ export function voteOutcome(voters: readonly NodeId[], votes: ReadonlyMap<NodeId
 
 /**
  * {@link voteOutcome} for a candidate whose configuration (`voters`, at most
- * two) was reached from `previousVoters` by a removal it does not know is
- * committed: a quorum of plain grants of `voters` still wins alone, but
- * supporters of `voters` win only with a win among `previousVoters` too
- * (plain grants from a quorum, or supporters from {@link supportersToElect}).
- * All of two supporters share only one voter with a quorum of the three that
- * may have committed an entry the candidate lacks (docs/raft.md, "Two voters
- * beside three"). Lost once a plain quorum of `voters` cannot come and
- * either of the two wins cannot.
+ * two) is one voter away from configurations (`neighbours`: the previous one
+ * across a removal not known committed, one per learner promoted) that may
+ * have committed an entry it lacks: a quorum of plain grants of `voters`
+ * still wins alone, but supporters of `voters` win only with a win in every
+ * neighbour too (plain grants from a quorum, or supporters from
+ * {@link supportersToElect}). All of two supporters share only one voter
+ * with a quorum of three (docs/raft.md, "Two voters beside three"). Lost
+ * once a plain quorum of `voters` cannot come and one of those wins cannot.
  */
-export function guardedVoteOutcome(voters: readonly NodeId[], previousVoters: readonly NodeId[], votes: ReadonlyMap<NodeId, VoteAnswer>): VoteOutcome {
+export function guardedVoteOutcome(voters: readonly NodeId[], neighbours: readonly (readonly NodeId[])[], votes: ReadonlyMap<NodeId, VoteAnswer>): VoteOutcome {
   let granted = 0;
   let refused = 0;
   for (const id of voters) {
@@ -113,11 +113,17 @@ export function guardedVoteOutcome(voters: readonly NodeId[], previousVoters: re
   const quorum = quorumSize(voters.length);
   if (granted >= quorum) return 'won';
   const current = voteOutcome(voters, votes);
-  const previous = voteOutcome(previousVoters, votes);
-  if (current === 'won' && previous === 'won') return 'won';
+  if (current === 'lost') return 'lost';
+  let allWon = current === 'won';
+  let oneLost = false;
+  for (const other of neighbours) {
+    const outcome = voteOutcome(other, votes);
+    if (outcome !== 'won') allWon = false;
+    if (outcome === 'lost') oneLost = true;
+  }
+  if (allWon) return 'won';
   // A would-grant is no plain grant: it counts as refused for the plain quorum.
-  const plainPossible = voters.length - refused >= quorum;
-  if (current === 'lost' || (!plainPossible && previous === 'lost')) return 'lost';
+  if (oneLost && voters.length - refused < quorum) return 'lost';
   return 'pending';
 }
 

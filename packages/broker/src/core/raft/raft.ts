@@ -57,8 +57,8 @@ export interface RaftTestingKnobs {
   confChangeBeforeTermCommitted: boolean;
   /** A configuration entry truncated from the log is not undone: the node keeps using it. */
   keepTruncatedConf: boolean;
-  /** Supporters elect a candidate of at most two voters across a removal not known committed without a win among the previous voters (docs/raft.md, "Two voters beside three"). */
-  skipRemovalGuard: boolean;
+  /** Supporters elect a candidate of at most two voters without a win in the configurations one voter away (docs/raft.md, "Two voters beside three"). */
+  skipElectionGuard: boolean;
 }
 
 export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
@@ -69,7 +69,7 @@ export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
   allowOverlappingConfChanges: false,
   confChangeBeforeTermCommitted: false,
   keepTruncatedConf: false,
-  skipRemovalGuard: false,
+  skipElectionGuard: false,
 });
 
 /** Counters for metrics: every message the core dropped on purpose is counted. */
@@ -122,11 +122,14 @@ export interface RaftCounters {
 
 type StepFn<T, S> = (m: Message<T, S>) => void;
 
-/** See `Raft.removalGuard`: the previous configuration's voters, and the removal's entry. */
-interface RemovalGuard {
-  readonly voters: readonly NodeId[];
-  readonly index: number;
-  readonly term: number;
+/** See `Raft.electionGuardOf`: the voters of the configurations one voter away, where supporters must win too. */
+interface ElectionGuard {
+  /** The previous configuration's voters, when the latest change removed a voter and is not known committed. */
+  readonly previous: readonly NodeId[] | undefined;
+  /** That removal's entry. */
+  readonly removal: { readonly index: number; readonly term: number } | undefined;
+  /** Each learner's promotion: the voters and that learner. */
+  readonly promotions: readonly (readonly NodeId[])[];
 }
 
 /** Whether a (pre-)vote answer supports the candidate: granted, or refused by a recovering voter that would have granted it. */
@@ -208,11 +211,10 @@ export class Raft<T, S> {
   /** Votes answered in this node's current (pre-)election; absent outside one. */
   private votes: Map<NodeId, VoteAnswer> | undefined;
   /**
-   * In a (pre-)election whose configuration has at most two voters and was reached by a removal not known committed:
-   * the previous configuration's voters (among which supporters must win too) and the removal's entry. Cleared when a
-   * voter attests the removal committed. See {@link removalGuard}.
+   * In a (pre-)election whose configuration has at most two voters: the configurations one voter away among which
+   * supporters must win too. See {@link electionGuardOf}.
    */
-  private electionGuard: RemovalGuard | undefined;
+  private electionGuard: ElectionGuard | undefined;
   /** Ticks since the last election timeout reset (followers: since hearing the leader). */
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
@@ -712,7 +714,7 @@ export class Raft<T, S> {
       this.becomeCandidate();
       term = this.term;
     }
-    this.electionGuard = this.removalGuard();
+    this.electionGuard = this.electionGuardOf();
     // A recovering node may campaign (its log may be the longest), but its own vote is only a would-grant.
     if (this.poll(this.id, this.isRecovering ? 'would-grant' : true) === 'won') {
       // A single-voter cluster.
@@ -733,33 +735,52 @@ export class Raft<T, S> {
       }
       return;
     }
-    // The removed voter is asked too: its answer counts among the previous configuration's voters only.
-    const confIndex = guard.index;
-    const confTerm = guard.term;
-    for (const id of new Set([...this.voters, ...guard.voters])) {
-      if (id === this.id) continue;
-      this.send({ type, from: this.id, to: id, term, lastIndex, lastTerm, transfer, confIndex, confTerm });
+    // The removed voter and the learners are asked too: their answers count in the configurations one voter away only.
+    const asked = new Set([...this.voters, ...(guard.previous ?? []), ...this.learners]);
+    asked.delete(this.id);
+    const removal = guard.removal;
+    for (const id of asked) {
+      if (removal === undefined) this.send({ type, from: this.id, to: id, term, lastIndex, lastTerm, transfer });
+      else this.send({ type, from: this.id, to: id, term, lastIndex, lastTerm, transfer, confIndex: removal.index, confTerm: removal.term });
     }
   }
 
   /**
-   * The guard on this node's election, if its configuration has at most two voters and was reached from a larger one
-   * by a removal above its commit. Supporters then elect only with a win among the previous configuration's voters
-   * too (`guardedVoteOutcome`): all of two supporters share only one voter with a quorum of the three that may
-   * have committed an entry the candidate lacks, and that one may have lost it in a power cut (docs/raft.md, "Two
-   * voters beside three"). A committed removal needs no guard: every entry committed under the previous
-   * configuration lies below it and is held by whoever holds it (log matching, leader completeness); so none when
-   * this node's commit reached it (the commit passing a configuration entry is recorded durably), or once a voter
-   * attests it (see {@link handleVoteRequest}). A later configuration entry in the log means the removal committed
-   * (one change at a time), so only the last one matters.
+   * The guard on this node's election, if its configuration has at most two voters: supporters (a would-grant among
+   * them) then elect only with a win in each configuration one voter away that may have committed an entry this node
+   * lacks — all of two supporters share only one voter with a quorum of such a configuration of three, and that one
+   * may be the one that lost the entry in a power cut (docs/raft.md, "Two voters beside three"). A plain quorum of
+   * this configuration still elects alone. Those configurations:
+   *
+   * - the previous one, if the latest change removed a voter and is above this node's commit: a committed removal
+   *   needs no guard (every entry committed under the previous configuration lies below it and is held by whoever
+   *   holds it: log matching, leader completeness), so none once a voter attests it (see {@link attestCommitted}). A
+   *   later configuration entry means it committed (one change at a time), so only the last one matters;
+   * - each learner promoted: a leader may have committed entries under it with the learner, in a log this node lacks
+   *   (a learner it lacks the addition of is not one: the addition, committed under this configuration, is held by
+   *   every voter that can support this node).
    */
-  private removalGuard(): RemovalGuard | undefined {
+  private electionGuardOf(): ElectionGuard | undefined {
     const conf = this.conf;
-    if (conf.conf.voters.length > 2 || conf.index <= this.log.committed || this.knobs.skipRemovalGuard) return undefined;
-    const previous = this.log.previousConf();
-    if (previous === undefined || previous.conf.voters.length <= conf.conf.voters.length) return undefined;
-    // Above the commit, hence in the log (0, which no entry has, only if a test knob kept a truncated configuration).
-    return { voters: previous.conf.voters, index: conf.index, term: this.log.term(conf.index) ?? 0 };
+    const voters = conf.conf.voters;
+    if (voters.length > 2 || this.knobs.skipElectionGuard) return undefined;
+    let previous: readonly NodeId[] | undefined;
+    let removal: ElectionGuard['removal'];
+    if (conf.index > this.log.committed) {
+      const before = this.log.previousConf();
+      if (before !== undefined && before.conf.voters.length > voters.length) {
+        previous = before.conf.voters;
+        // Above the commit, hence in the log (0, which no entry has, only if a test knob kept a truncated configuration).
+        removal = { index: conf.index, term: this.log.term(conf.index) ?? 0 };
+      }
+    }
+    if (previous === undefined && this.learners.length === 0) return undefined;
+    return { previous, removal, promotions: this.learners.map((id) => [...voters, id]) };
+  }
+
+  /** The configurations one voter away that `guard` names. */
+  private static neighbours(guard: ElectionGuard): readonly (readonly NodeId[])[] {
+    return guard.previous === undefined ? guard.promotions : [guard.previous, ...guard.promotions];
   }
 
   private isSuspected(peer: NodeId): boolean {
@@ -777,7 +798,7 @@ export class Raft<T, S> {
     const votes = (this.votes ??= new Map());
     if (!votes.has(id)) votes.set(id, granted);
     const guard = this.electionGuard;
-    return guard === undefined ? voteOutcome(this.voters, votes) : guardedVoteOutcome(this.voters, guard.voters, votes);
+    return guard === undefined ? voteOutcome(this.voters, votes) : guardedVoteOutcome(this.voters, Raft.neighbours(guard), votes);
   }
 
   step(m: Message<T, S>): void {
@@ -892,8 +913,8 @@ export class Raft<T, S> {
         return this.isMember(m.from) || this.leader === m.from;
       case 'vote-resp':
       case 'pre-vote-resp':
-        // The voter a guarded election asked beside its configuration's (see removalGuard).
-        return this.isMember(m.from) || this.electionGuard?.voters.includes(m.from) === true;
+        // The removed voter a guarded election asked beside its configuration's (see electionGuardOf).
+        return this.isMember(m.from) || this.electionGuard?.previous?.includes(m.from) === true;
       default:
         return this.isMember(m.from);
     }
@@ -1023,11 +1044,12 @@ export class Raft<T, S> {
    */
   private learnCommitted(m: VoteResponse): void {
     const index = m.committedIndex;
-    if (this.electionGuard === undefined || index === undefined || index <= this.log.committed || index > this.log.lastIndex() || this.log.term(index) !== m.committedTerm) return;
+    const guard = this.electionGuard;
+    if (guard?.removal === undefined || index === undefined || index <= this.log.committed || index > this.log.lastIndex() || this.log.term(index) !== m.committedTerm) return;
     this.log.commitTo(index);
-    if (this.electionGuard.index > index) return;
-    this.electionGuard = undefined;
-    if ((this.role === 'candidate' || this.role === 'pre-candidate') && this.votes !== undefined) this.decide(voteOutcome(this.voters, this.votes));
+    if (guard.removal.index > index) return;
+    this.electionGuard = guard.promotions.length === 0 ? undefined : { previous: undefined, removal: undefined, promotions: guard.promotions };
+    if ((this.role === 'candidate' || this.role === 'pre-candidate') && this.votes !== undefined) this.decide(this.poll(this.id, this.isRecovering ? 'would-grant' : true));
   }
 
   private stepLeader(m: Message<T, S>): void {
@@ -1248,16 +1270,16 @@ export class Raft<T, S> {
   private noteRecovering(m: AppendResponse | HeartbeatResponse, pr: Progress): boolean {
     pr.recovering = m.recovering === true;
     if (!pr.recovering || (m.startTerm ?? 0) < this.term || !this.isVoter(m.from) || !this.isVoter(this.id)) return false;
-    // A guarded election needs voters this leader does not hear from; its removal commits under it soon anyway.
-    if (this.removalGuard() !== undefined) return false;
+    // A guarded election needs answers this leader does not hear (a removed voter's), or that of learners too.
+    const guard = this.electionGuardOf();
     const votes = new Map<NodeId, VoteAnswer>();
-    for (const id of this.voters) {
+    for (const id of guard === undefined ? this.voters : this.members()) {
       const other = this.progress.get(id);
       if (id === this.id) votes.set(id, this.isRecovering ? 'would-grant' : true);
       // Heard from within an election timeout (recentActive never lapses without check-quorum), and not suspected down.
       else if (other !== undefined && !this.isSuspected(id) && this.now - other.lastHeardTick < this.config.electionTicks) votes.set(id, other.recovering ? 'would-grant' : true);
     }
-    if (voteOutcome(this.voters, votes) !== 'won') return false;
+    if ((guard === undefined ? voteOutcome(this.voters, votes) : guardedVoteOutcome(this.voters, Raft.neighbours(guard), votes)) !== 'won') return false;
     this.counters.recoveryElections++;
     this.becomeFollower(this.term, null);
     this.runCampaign('vote', true);

@@ -3,9 +3,11 @@
  * voters with any quorum of a configuration one change away — except for n ≤ 2: {a, c} and the holders {a, b} of an
  * entry committed under {a, b, c} share only a, the one that lost it in a power cut. All of 2 supporters, one a
  * would-grant, would then elect a candidate without it: a voter whose log holds the uncommitted "remove b", and (docs/raft.md,
- * "A learner may campaign") a learner with that log too. The guard (raft.ts `removalGuard`, quorum.ts
- * `guardedVoteOutcome`): such a candidate wins by supporters only with a win among the previous voters too, unless the
- * removal is known committed (its own commit reached it, or a voter attests it).
+ * "A learner may campaign") a learner with that log too. The same across a promote the candidate lacks: {a, b} and
+ * the holders {a, c} of an entry committed under {a, b, c}. The guard (raft.ts `electionGuardOf`, quorum.ts
+ * `guardedVoteOutcome`): a candidate of at most two voters wins by supporters only with a win in each configuration
+ * one voter away too — the previous one across a removal not known committed (its own commit reached it, or a voter
+ * attests it), and each learner promoted.
  */
 import { describe, expect, it } from 'vitest';
 import { ManualRaftCluster } from '../../../test/support/manual-raft.js';
@@ -57,25 +59,30 @@ describe('a candidate whose uncommitted removal leaves 2 voters, beside an entry
     const cl = staged();
     campaign(cl, 'c', ['a', 'b', 'c']);
     expect(cl.node('c').counters.leaderships).toBe(0);
+    // a (a voter), b (removed) and d (a learner, down here).
     const asked = cl.sent.filter((m) => m.from === 'c' && m.type === 'pre-vote').map((m) => m.to);
-    expect(new Set(asked)).toEqual(new Set(['a', 'b']));
+    expect(new Set(asked)).toEqual(new Set(['a', 'b', 'd']));
     expect(cl.sent.some((m) => m.from === 'b' && m.to === 'c' && m.type === 'pre-vote-resp' && m.reject)).toBe(true);
   });
 });
 
 describe('a candidate whose removal is committed (the guard lifted)', () => {
-  /** As staged(), but "remove b" is committed: c and a hold it (c led term 1 and committed it with a); a restarted recovering; b is down. */
+  /**
+   * As staged(), but "remove b" is committed: c, a and d hold it (c led term 1 and committed it with a); a restarted
+   * recovering; b is down. Learner d is up: its support is needed too (a promotion of d is one voter away).
+   */
   function committedRemoval(ownCommit: number, aCommit: number): ManualRaftCluster {
-    const cl = new ManualRaftCluster(['a', 'b', 'c'], BASE, ['a', 'b', 'c']);
+    const cl = new ManualRaftCluster(['a', 'b', 'c', 'd'], BASE, ['a', 'b', 'c']);
     cl.start('a', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, aCommit, 'c'), RECOVERING);
     cl.start('b', storageOf(['a', 'b', 'c'], prefix, 1, 3, 'c'), BASE);
     cl.start('c', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, ownCommit, 'c'), BASE);
+    cl.start('d', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, ownCommit), BASE);
     return cl;
   }
 
   it('is elected by supporters when a voter attests the removal committed (its own commit stale)', () => {
     const cl = committedRemoval(3, 4);
-    campaign(cl, 'c', ['a', 'c']);
+    campaign(cl, 'c', ['a', 'c', 'd']);
     expect(cl.sent.some((m) => m.from === 'a' && m.type === 'pre-vote-resp' && m.committedIndex === 4 && m.committedTerm === 1)).toBe(true);
     expect(cl.node('c').counters.leaderships).toBe(1);
   });
@@ -83,30 +90,31 @@ describe('a candidate whose removal is committed (the guard lifted)', () => {
   it('is elected when the removed voter, compacted past the removal, attests its commit instead, on a refusal at its own term', () => {
     // c and a (both recovering) hold the log to 5, committed to 3 for all they know. b, removed, holds the committed log
     // to 5 compacted into a snapshot, and a longer tail: it refuses c, at its own term 1, naming its commit 5/1.
-    const cl = new ManualRaftCluster(['a', 'b', 'c'], BASE, ['a', 'b', 'c']);
+    const cl = new ManualRaftCluster(['a', 'b', 'c', 'd'], BASE, ['a', 'b', 'c']);
     const log = [...prefix, removeB, value(5, 1, 'y')];
     cl.start('a', storageOf(['a', 'b', 'c'], log, 2, 3, 'c'), RECOVERING);
     cl.start('c', storageOf(['a', 'b', 'c'], log, 2, 3, 'c'), RECOVERING);
+    cl.start('d', storageOf(['a', 'b', 'c'], log, 1, 3), BASE);
     const b = storageOf(['a', 'b', 'c'], [...log, value(6, 1, 'z')], 1, 5, 'c');
     b.createSnapshot(5, 'state at 5');
     b.compact(5);
     cl.start('b', b, BASE, true);
-    campaign(cl, 'c', ['a', 'b', 'c']);
+    campaign(cl, 'c', ['a', 'b', 'c', 'd']);
     expect(cl.sent.some((m) => m.from === 'b' && m.type === 'pre-vote-resp' && m.reject && m.term === 1 && m.committedIndex === 5 && m.committedTerm === 1)).toBe(true);
     expect(cl.node('c').counters.leaderships).toBe(1);
   });
 
   it('is elected by supporters when its own commit reached the removal', () => {
     const cl = committedRemoval(4, 3);
-    campaign(cl, 'c', ['a', 'c']);
-    // No guard: the requests carry no removal, and b (not a voter of {a, c}) is not asked.
+    campaign(cl, 'c', ['a', 'c', 'd']);
+    // No removal guard: the requests carry no removal, and b (not a voter of {a, c}) is not asked.
     expect(cl.sent.some((m) => m.from === 'c' && (m.type === 'pre-vote' || m.type === 'vote') && (m.to === 'b' || m.confIndex !== undefined))).toBe(false);
     expect(cl.node('c').counters.leaderships).toBe(1);
   });
 
   it('is not elected by supporters when no one knows the removal committed and b is down', () => {
     const cl = committedRemoval(3, 3);
-    campaign(cl, 'c', ['a', 'c']);
+    campaign(cl, 'c', ['a', 'c', 'd']);
     expect(cl.node('c').counters.leaderships).toBe(0);
   });
 
@@ -115,6 +123,47 @@ describe('a candidate whose removal is committed (the guard lifted)', () => {
     cl.start('a', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, 3, 'c'), BASE);
     campaign(cl, 'c', ['a', 'c']);
     expect(cl.node('c').counters.leaderships).toBe(1);
+  });
+});
+
+describe('a candidate of 2 voters beside an entry committed after a promote it lacks (interval profile seeds 170, 786)', () => {
+  /**
+   * {a, b} vote, c learns (added at 2). a led term 2, appended "promote c" at 4 and "x" at 5, and committed both with c
+   * (a quorum of {a, b, c}); b has neither. A power cut took a's tail (its log ends at 3, recovering, term 2 kept).
+   */
+  function stagedPromote(): ManualRaftCluster {
+    const pre = [noop(1, 1), conf(2, 1, 'add-learner', 'c', ['a', 'b'], ['c']), value(3, 1, 'v1')];
+    const cl = new ManualRaftCluster(['a', 'b', 'c'], BASE, ['a', 'b']);
+    cl.start('a', storageOf(['a', 'b'], pre, 2, 3, 'a'), RECOVERING);
+    cl.start('b', storageOf(['a', 'b'], pre, 2, 3, 'a'), BASE);
+    cl.start('c', storageOf(['a', 'b'], [...pre, conf(4, 2, 'promote', 'c', ['a', 'b', 'c']), value(5, 2, 'x')], 2, 5, 'a'), BASE);
+    expect(cl.node('a').status().voters).toEqual(['a', 'b']);
+    return cl;
+  }
+
+  for (const candidate of ['a', 'b']) {
+    it(`${candidate} is not elected by a's would-grant and b's grant without it (c, its other holder, down)`, () => {
+      const cl = stagedPromote();
+      campaign(cl, candidate, ['a', 'b']);
+      expect(holds(cl, 'c', 5, 'x')).toBe(true);
+      expect(cl.node(candidate).counters.leaderships).toBe(0);
+    });
+  }
+
+  it('the learner is asked too: up, it refuses the candidate (it holds x), and is elected itself', () => {
+    const cl = stagedPromote();
+    campaign(cl, 'b', ['a', 'b', 'c']);
+    expect(cl.node('b').counters.leaderships).toBe(0);
+    expect(cl.sent.some((m) => m.from === 'c' && m.to === 'b' && m.type === 'pre-vote-resp' && m.reject)).toBe(true);
+    campaign(cl, 'c', ['a', 'b', 'c']);
+    expect(cl.node('c').counters.leaderships).toBe(1);
+  });
+
+  it('a learner that lags grants: elected with it', () => {
+    const cl = stagedPromote();
+    cl.start('c', storageOf(['a', 'b'], [noop(1, 1), conf(2, 1, 'add-learner', 'c', ['a', 'b'], ['c'])], 1, 2), BASE);
+    campaign(cl, 'b', ['a', 'b', 'c']);
+    expect(cl.node('b').counters.leaderships).toBe(1);
   });
 });
 

@@ -12,6 +12,8 @@
 import { describe, expect, it } from 'vitest';
 import { ManualRaftCluster } from '../../../test/support/manual-raft.js';
 import type { RaftConfigOptions } from './config.js';
+import { RaftNode } from './node.js';
+import { MemoryStorage } from './storage.js';
 import { conf, holds, noop, storageOf, value } from '../../../test/support/raft-entries.js';
 
 const BASE: RaftConfigOptions = { preVote: true, checkQuorum: true, unsyncedAcks: true };
@@ -207,5 +209,32 @@ describe('a candidate whose uncommitted removal leaves 1 voter, beside an entry 
     cl.start('a', storageOf(['a', 'b'], pre, 1, 3, 'a'), RECOVERING);
     campaign(cl, 'a', ['a']);
     expect(cl.node('a').counters.leaderships).toBe(1);
+  });
+});
+
+describe('a commit that passes a configuration entry is made durable at once (Ready.commitPassedConf)', () => {
+  it('is marked on the Ready whose commit passes it, with mustSync, and on no other', () => {
+    const storage = new MemoryStorage<string, string>(['a']);
+    const node = new RaftNode<string, string>({ id: 'a', storage, random: { nextInt: () => 0 }, config: BASE });
+    const marks: Array<{ commit: number; passed: boolean; mustSync: boolean }> = [];
+    const drain = (): void => {
+      for (let i = 0; i < 20 && node.hasReady(); i++) {
+        const rd = node.ready();
+        if (rd.entriesToPersist.length > 0) storage.append(rd.entriesToPersist);
+        if (rd.hardState !== undefined) {
+          storage.setHardState(rd.hardState);
+          marks.push({ commit: rd.hardState.commit, passed: rd.commitPassedConf === true, mustSync: rd.mustSync });
+        }
+        node.advance();
+      }
+    };
+    node.campaign();
+    drain();
+    expect(node.proposeConfChange({ type: 'add-learner', node: 'b' })).toMatchObject({ ok: true, index: 2 });
+    drain();
+    expect(node.propose('v')).toMatchObject({ ok: true });
+    drain();
+    expect(marks.filter((m) => m.passed)).toEqual([{ commit: 2, passed: true, mustSync: true }]);
+    expect(marks.some((m) => m.commit === 3 && !m.passed)).toBe(true);
   });
 });

@@ -324,6 +324,15 @@ export interface Ready<T, S> {
   readonly messages: readonly Message<T, S>[];
   /** Whether step 1 must reach durable storage (fsync) before step 2. */
   readonly mustSync: boolean;
+  /**
+   * `hardState`'s commit passed a configuration entry: the hard state must be
+   * durable in step 1 (with `mustSync`) even where a storage records commits
+   * lazily. A candidate whose commit reached a removal needs no win among the
+   * previous voters (docs/raft.md, "Two voters beside three"); after a power
+   * cut it must still know, or a group whose removed voter is gone could
+   * elect only once another voter tells it. Absent means false.
+   */
+  readonly commitPassedConf?: boolean;
 }
 
 /** Per-follower replication state as the leader sees it. */

@@ -510,8 +510,9 @@ describe('simulator profile: fsync interval (unsyncedAcks) over the real storage
       expect(totals.cuts).toBeGreaterThan(2 * seeds.length);
       expect(totals.midReady).toBeGreaterThan(0);
       expect(totals.snapshots).toBeGreaterThan(seeds.length);
-      // (fewer with membership changes: a follower cut while outside the configuration, or whose leader was replaced, reports none)
-      expect(totals.lostReports).toBeGreaterThan(options.membership === undefined ? seeds.length : seeds.length / 2);
+      // (fewer with membership changes: a follower cut while outside the configuration, or whose leader was replaced, reports none;
+      // fewer still with three nodes and two voters: about 0.6 per seed over 2,000 seeds, 4 in seeds 1-25)
+      expect(totals.lostReports).toBeGreaterThan(options.membership === undefined ? seeds.length : options.minVoters === 2 ? seeds.length / 10 : seeds.length / 2);
       // The rule was exercised: nodes started recovering and recovered; whole-cluster cuts struck.
       if (options.recovering) expect(totals.recoveriesEnded).toBeGreaterThan(seeds.length);
       if (options.cutAll) expect(totals.allCuts).toBeGreaterThan(seeds.length / 2);

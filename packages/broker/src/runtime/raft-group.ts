@@ -760,7 +760,7 @@ export class RaftGroup<T, R, S = never> {
           // process.nextTick the write ran before a batch frame left. The runner's order is unchanged.
           return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.appendToStorage(entries));
         },
-        setHardState: (hardState: Parameters<RaftLogStorage<T, S>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
+        setHardState: (hardState: Parameters<RaftLogStorage<T, S>['setHardState']>[0], durable?: boolean): void => this.options.storage.setHardState(hardState, durable),
         sync: async (): Promise<void> => {
           const started = performance.now();
           await this.options.storage.sync();

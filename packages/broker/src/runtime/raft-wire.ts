@@ -68,16 +68,25 @@ export function parseRaftMessage<T, S = never>(
     }
     case 'vote':
     case 'pre-vote':
-      if (!isUint(o.lastIndex) || !isUint(o.lastTerm) || typeof o.transfer !== 'boolean') return undefined;
-      return { from, to, term, type: o.type, lastIndex: o.lastIndex, lastTerm: o.lastTerm, transfer: o.transfer };
+      if (!isUint(o.lastIndex) || !isUint(o.lastTerm) || typeof o.transfer !== 'boolean' || !entryMarkValid(o.confIndex, o.confTerm)) return undefined;
+      // A guarded election's removal (`VoteRequest.confIndex`): an older broker sends none.
+      return o.confIndex === undefined
+        ? { from, to, term, type: o.type, lastIndex: o.lastIndex, lastTerm: o.lastTerm, transfer: o.transfer }
+        : { from, to, term, type: o.type, lastIndex: o.lastIndex, lastTerm: o.lastTerm, transfer: o.transfer, confIndex: o.confIndex as number, confTerm: o.confTerm as number };
     case 'vote-resp':
     case 'pre-vote-resp': {
       // `wouldGrant` only on a recovering voter's refusal (an older broker sends neither: not recovering).
-      if (typeof o.reject !== 'boolean' || !optionalBoolean(o.recovering) || !optionalBoolean(o.wouldGrant)) return undefined;
+      if (typeof o.reject !== 'boolean' || !optionalBoolean(o.recovering) || !optionalBoolean(o.wouldGrant) || !entryMarkValid(o.committedIndex, o.committedTerm)) return undefined;
       if (o.wouldGrant === true && (o.reject !== true || o.recovering !== true)) return undefined;
-      if (o.recovering !== true) return { from, to, term, type: o.type, reject: o.reject };
-      const answer: { -readonly [K in keyof VoteResponse]: VoteResponse[K] } = { from, to, term, type: o.type, reject: o.reject, recovering: true };
+      if (o.recovering !== true && o.committedIndex === undefined) return { from, to, term, type: o.type, reject: o.reject };
+      const answer: { -readonly [K in keyof VoteResponse]: VoteResponse[K] } = { from, to, term, type: o.type, reject: o.reject };
+      if (o.recovering === true) answer.recovering = true;
       if (o.wouldGrant === true) answer.wouldGrant = true;
+      // The voter attests the candidate's removal committed (`VoteResponse.committedIndex`).
+      if (o.committedIndex !== undefined) {
+        answer.committedIndex = o.committedIndex as number;
+        answer.committedTerm = o.committedTerm as number;
+      }
       return answer;
     }
     case 'heartbeat':
@@ -140,6 +149,12 @@ function parseEntry<T>(value: unknown, parseData: (data: unknown) => T | undefin
   if (o.body !== undefined) return parseEntryBody(o.index, o.term, o.body, parseData);
   const data = parseData(o.data);
   return data === undefined ? undefined : { type: 'normal', index: o.index, term: o.term, data };
+}
+
+/** An entry named by index and term on a vote message: both absent, or both with the index at least 1. */
+function entryMarkValid(index: unknown, term: unknown): boolean {
+  if (index === undefined) return term === undefined;
+  return isUint(index) && index > 0 && isUint(term);
 }
 
 /**

@@ -145,6 +145,29 @@ describe.each(RAFT_STORAGES)('Raft storage over a $name under interval, after a 
     expect(again.hardState).toEqual({ term: 2, vote: null, commit: 1 });
     await again.close();
   });
+
+  for (const durable of [true, false]) {
+    it(`a commit that passed a configuration entry ${durable ? 'is durable with the entries under it (Ready.commitPassedConf)' : 'is lost if not set durable, as any commit may be'}`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
+      dirs.push(dir);
+      const fs = new FaultyFileSystem(nodeFileSystem);
+      const options = { fsync: 'interval' as const, fsyncIntervalMs: 60_000, fs };
+      const path = join(dir, 'g.log');
+      const storage = await open<string, never>(path, ['a', 'b', 'c'], options);
+      storage.setHardState({ term: 1, vote: null, commit: 1 });
+      storage.append([entry(1, 1, 'x')]);
+      await storage.sync(); // fsynced with the term
+      const removeB: Entry<string> = { type: 'conf', index: 2, term: 1, change: { type: 'remove', node: 'b' }, conf: { voters: ['a', 'c'], learners: [] } };
+      storage.append([removeB, entry(3, 1, 'y')]);
+      storage.setHardState({ term: 1, vote: null, commit: 3 }, durable);
+      await storage.sync();
+      await fs.crash();
+      const again = await open<string, never>(path, ['a', 'b', 'c'], options);
+      expect(again.hardState.commit).toBe(durable ? 3 : 1);
+      expect(again.reader.lastIndex()).toBe(durable ? 3 : 1);
+      await again.close();
+    });
+  }
 });
 
 describe.each(RAFT_STORAGES)('Raft storage over a $name: the configuration', ({ open }) => {

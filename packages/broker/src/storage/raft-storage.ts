@@ -69,7 +69,8 @@ export interface RaftLogStorage<T, S> {
   readonly takesEntryBodies?: boolean;
   applySnapshot(snapshot: Snapshot<S>): void;
   append(entries: readonly Entry<T>[]): void;
-  setHardState(hardState: HardState): void;
+  /** `durable`: recorded and fsynced at the next sync whatever the policy (a commit that passed a configuration entry: `Ready.commitPassedConf`). */
+  setHardState(hardState: HardState, durable?: boolean): void;
   /** Makes what was written durable as the fsync policy says; rejects (the group fences itself) on a failure. */
   sync(): Promise<void>;
   /** Records a snapshot of the state machine at `index` (applied) and drops the entries it covers. */
@@ -187,9 +188,10 @@ export class DurableRaftStorage<T, S> implements RaftLogStorage<T, S> {
     this.file?.append({ r: 'entries', entries: [...entries] } satisfies RaftRecord<T, S>);
   }
 
-  setHardState(hardState: HardState): void {
+  setHardState(hardState: HardState, durable = false): void {
     const before = this.memory.getHardState();
-    if (before.term !== hardState.term || before.vote !== hardState.vote) this.voteChanged = true;
+    // The hard record follows the entries in the file: fsynced, it is durable with every entry before it.
+    if (durable || before.term !== hardState.term || before.vote !== hardState.vote) this.voteChanged = true;
     this.memory.setHardState(hardState);
     this.file?.append({ r: 'hard', term: hardState.term, vote: hardState.vote, commit: hardState.commit } satisfies RaftRecord<T, S>);
   }

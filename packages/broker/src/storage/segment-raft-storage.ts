@@ -241,9 +241,10 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
     this.queue.push(...fresh);
   }
 
-  setHardState(hardState: HardState): void {
+  setHardState(hardState: HardState, durable = false): void {
     const before = this.current.getHardState();
-    if (before.term !== hardState.term || before.vote !== hardState.vote) this.voteChanged = true;
+    // Written and fsynced as a vote is (after the entries, fsynced first: a restart never reads it beyond them).
+    if (durable || before.term !== hardState.term || before.vote !== hardState.vote) this.voteChanged = true;
     else if (before.commit !== hardState.commit) this.commitChanged = true;
     this.current.setHardState(hardState);
   }

@@ -43,7 +43,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createRaftNode, deriveRandom, isMember, runReady, type Entry, type Message, type RaftNode, type ReadyHandlers, type SeededRandom } from '../../src/core/raft/index.js';
+import { NO_TESTING_KNOBS } from '../../src/core/raft/raft.js';
+import { RaftNode as RaftNodeImpl } from '../../src/core/raft/node.js';
+import { deriveRandom, isMember, runReady, type Entry, type Message, type RaftNode, type ReadyHandlers, type SeededRandom } from '../../src/core/raft/index.js';
 import { DurableRaftStorage, type RaftLogStorage } from '../../src/storage/raft-storage.js';
 import { SegmentRaftStorage } from '../../src/storage/segment-raft-storage.js';
 import { FaultyFileSystem } from '../support/faulty-fs.js';
@@ -103,6 +105,12 @@ export interface IntervalOptions {
    * Undefined: the three fixed voters.
    */
   membership?: Pick<ReconfigParams, 'poolSize' | 'initialVoters'> & Partial<ReconfigParams>;
+  /**
+   * Voters a removal leaves at least (`MIN_VOTERS` when left out). 2: changes between two voters and three (a
+   * replica move of a partition with replication factor 2), where all of two supporters would elect beside an entry
+   * committed by two of the three (docs/raft.md, "Two voters beside three").
+   */
+  minVoters?: number;
 }
 
 interface Node extends DiskNode {
@@ -229,14 +237,14 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
     }
     node.incarnation = incarnation;
     node.storage = storage;
-    const raft = createRaftNode<string, string>({
+    const raft = new RaftNodeImpl<string, string>({
       id: node.id,
       storage: storage.reader,
       random: deriveRandom(seed, `${node.id}/${node.restarts}`),
       config: { electionTicks: 10, heartbeatTicks: 2, preVote: true, checkQuorum: true, unsyncedAcks: !always, unsyncedAcksBeforeStart: always, recoveringAtStart: node.recoverAtStart },
       // With membership changes a node may start outside the configuration (not added yet, or removed).
       joining: reconfig !== undefined,
-    });
+    }, GUARD ? NO_TESTING_KNOBS : { ...NO_TESTING_KNOBS, skipElectionGuard: true });
     node.raft = raft;
     if (node.recoverAtStart) counts.recoveringStarts++;
     trace.record(now, step, node.id, 'start', `${always ? 'always' : 'interval'}${node.recoverAtStart ? ' recovering' : ''} term ${storage.hardState.term} commit ${storage.hardState.commit} log ${storage.reader.firstIndex()}..${storage.reader.lastIndex()} applied ${node.state.length}`);
@@ -332,7 +340,7 @@ export async function runIntervalSeed(seed: number, steps: number, options: Inte
     const raft = target?.raft;
     if (target === undefined || raft === undefined) return;
     const change = pickConfChange(confRandom, raft.confState, ids, asked !== undefined);
-    if (change.type === 'remove' && raft.confState.voters.includes(change.node) && raft.confState.voters.length <= MIN_VOTERS) return;
+    if (change.type === 'remove' && raft.confState.voters.includes(change.node) && raft.confState.voters.length <= (options.minVoters ?? MIN_VOTERS)) return;
     const result = raft.proposeConfChange(change);
     if (result.ok) counts.confChanges++;
     trace.record(now, step, target.id, 'conf', `${change.type} ${change.node}${result.ok ? ` at ${result.index}: voters ${result.conf.voters.join(' ')}` : ` refused: ${result.reason}`}`);
@@ -432,6 +440,9 @@ const FAULTS: IntervalOptions['faults'] = process.env['RELAYMQ_SIM_FAULTS'] === 
 /** `RELAYMQ_SIM_RULE=off`: no node starts recovering (the contract cases then fail: see `IntervalOptions.recovering`). */
 const RULE = process.env['RELAYMQ_SIM_RULE'] !== 'off';
 
+/** `RELAYMQ_SIM_GUARD=off`: supporters elect a candidate of one or two voters without a win one voter away (the 2 ↔ 3 cases then lose values: docs/raft.md, "Two voters beside three"). */
+const GUARD = process.env['RELAYMQ_SIM_GUARD'] !== 'off';
+
 const CASES: Array<[string, IntervalOptions]> = [
   ['segment log (unified)', { storage: 'segment', alwaysAfterCut: false, faults: FAULTS, recovering: RULE, cutAll: false }],
   ['record file (split)', { storage: 'record', alwaysAfterCut: false, faults: FAULTS, recovering: RULE, cutAll: false }],
@@ -449,6 +460,9 @@ const CASES: Array<[string, IntervalOptions]> = [
   ['contract + membership changes, 4 nodes (3 voters at start), record file', { storage: 'record', alwaysAfterCut: false, faults: 'contract', recovering: RULE, cutAll: false, membership: { poolSize: 4, initialVoters: 3 } }],
   ['contract + membership changes, 5 nodes (4 voters at start), segment log', { storage: 'segment', alwaysAfterCut: false, faults: 'contract', recovering: RULE, cutAll: false, membership: { poolSize: 5, initialVoters: 4 } }],
   ['contract + membership changes, 5 nodes (4 voters at start), record file', { storage: 'record', alwaysAfterCut: false, faults: 'contract', recovering: RULE, cutAll: false, membership: { poolSize: 5, initialVoters: 4 } }],
+  // Between two voters and three (a replica move of a replication-factor-2 partition: 2 → 3 → 2).
+  ['contract + membership changes between 2 and 3 voters (3 nodes), segment log', { storage: 'segment', alwaysAfterCut: false, faults: 'contract', recovering: RULE, cutAll: false, membership: { poolSize: 3, initialVoters: 2 }, minVoters: 2 }],
+  ['contract + membership changes between 2 and 3 voters (3 nodes), record file', { storage: 'record', alwaysAfterCut: false, faults: 'contract', recovering: RULE, cutAll: false, membership: { poolSize: 3, initialVoters: 2 }, minVoters: 2 }],
 ];
 
 function seedsToRun(): number[] {
@@ -496,8 +510,9 @@ describe('simulator profile: fsync interval (unsyncedAcks) over the real storage
       expect(totals.cuts).toBeGreaterThan(2 * seeds.length);
       expect(totals.midReady).toBeGreaterThan(0);
       expect(totals.snapshots).toBeGreaterThan(seeds.length);
-      // (fewer with membership changes: a follower cut while outside the configuration, or whose leader was replaced, reports none)
-      expect(totals.lostReports).toBeGreaterThan(options.membership === undefined ? seeds.length : seeds.length / 2);
+      // (fewer with membership changes: a follower cut while outside the configuration, or whose leader was replaced, reports none;
+      // fewer still with three nodes and two voters: about 0.6 per seed over 2,000 seeds, 4 in seeds 1-25)
+      expect(totals.lostReports).toBeGreaterThan(options.membership === undefined ? seeds.length : options.minVoters === 2 ? seeds.length / 10 : seeds.length / 2);
       // The rule was exercised: nodes started recovering and recovered; whole-cluster cuts struck.
       if (options.recovering) expect(totals.recoveriesEnded).toBeGreaterThan(seeds.length);
       if (options.cutAll) expect(totals.allCuts).toBeGreaterThan(seeds.length / 2);
@@ -526,5 +541,17 @@ describe('simulator profile: fsync interval (unsyncedAcks) over the real storage
     const r = await runIntervalSeed(2036, 400, found[1]);
     expect(r.confChanges).toBeGreaterThan(0);
     expect(r.learnerCampaigns).toBeGreaterThan(0);
+  });
+
+  // Voters {n1, n2}, learner n3: leader n1 appends "promote n3" and commits v14 at 16 with n3; a power cut takes both
+  // from n1, which restarts recovering, and n3 is cut too, later. n2 was elected with its grant and n1's would-grant
+  // (all of two) without v14, and applied its no-op there. The election guard asks the learner: n3 refuses. With
+  // RELAYMQ_SIM_GUARD=off this seed fails (seeds 2001-6000: the only one; seeds 1-2000, before the commit that passes a
+  // configuration entry was made durable: 170 and 786).
+  it('seed 2272 with membership changes between 2 and 3 voters: a candidate of two voters is not elected without an entry committed after a promote it lacks', async () => {
+    const found = CASES.find(([name]) => name === 'contract + membership changes between 2 and 3 voters (3 nodes), segment log');
+    if (found === undefined) throw new Error('the 2 and 3 voters segment-log case is gone');
+    const r = await runIntervalSeed(2272, 400, found[1]);
+    expect(r.confChanges).toBeGreaterThan(0);
   });
 });

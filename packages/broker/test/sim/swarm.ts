@@ -168,6 +168,13 @@ export const SWARM_PROFILES: Readonly<Record<string, Partial<SwarmParams>>> = Ob
    * the rule's documented cost.
    */
   recovering: { recoveringRestarts: true, quiescedLeaderLoss: false },
+  /**
+   * Membership changes (as `reconfig`) with every restarted node recovering
+   * (as `recovering`): changes between three voters and two or one, with a
+   * voter recovering, are where the supporters rule must hold without
+   * stalling (docs/raft.md, "Two voters beside three").
+   */
+  'reconfig-recovering': { reconfig: {}, recoveringRestarts: true, quiescedLeaderLoss: false },
   churn: {
     nodeCount: 3,
     raft: {

@@ -47,10 +47,10 @@ export function formatMessage<T, S>(m: Message<T, S>, formatData: DataFormatter<
       return m.reject ? `${head} reject index=${m.index} hint=${m.hintIndex}/${m.hintTerm}${recoveringMark(m)}` : `${head} index=${m.index}`;
     case 'vote':
     case 'pre-vote':
-      return `${head} last=${m.lastIndex}/${m.lastTerm}${m.transfer ? ' transfer' : ''}`;
+      return `${head} last=${m.lastIndex}/${m.lastTerm}${m.transfer ? ' transfer' : ''}${m.confIndex === undefined ? '' : ` removal=${m.confIndex}/${m.confTerm ?? '?'}`}`;
     case 'vote-resp':
     case 'pre-vote-resp':
-      return `${head} ${m.reject ? 'reject' : 'grant'}${m.recovering === true ? ' recovering' : ''}${m.wouldGrant === true ? ' would-grant' : ''}`;
+      return `${head} ${m.reject ? 'reject' : 'grant'}${m.recovering === true ? ' recovering' : ''}${m.wouldGrant === true ? ' would-grant' : ''}${m.committedIndex === undefined ? '' : ` committed=${m.committedIndex}/${m.committedTerm ?? '?'}`}`;
     case 'heartbeat':
       return `${head} commit=${m.commit}${m.quiesce === true ? ' quiesce' : ''}`;
     case 'heartbeat-resp':

@@ -98,6 +98,16 @@ export class RaftLog<T, S> {
     return this.confs[this.confs.length - 2];
   }
 
+  /** Whether a configuration entry (or a snapshot's configuration) lies in (`after`, `upTo`]: a few configurations are held. */
+  holdsConfIn(after: number, upTo: number): boolean {
+    for (let i = this.confs.length - 1; i >= 0; i--) {
+      const index = (this.confs[i] as IndexedConf).index;
+      if (index <= after) return false;
+      if (index <= upTo) return true;
+    }
+    return false;
+  }
+
   /** The configuration in effect: the last one in the log (committed or not), else the snapshot's or bootstrap one. */
   conf(): IndexedConf {
     return this.confs[this.confs.length - 1] as IndexedConf;

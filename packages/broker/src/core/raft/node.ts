@@ -342,7 +342,9 @@ export class RaftNode<T, S = unknown> {
     const snapshot = log.unstableSnapshot();
     const committedEntries = log.nextCommittedEntries(r.config.maxCommittedEntriesPerReady);
     const messages = r.takeMessages();
-    const mustSync = !r.knobs.neverSync && (entriesToPersist.length > 0 || snapshot !== undefined || voteChanged);
+    // Configuration changes are rare: the commit that passes one is made durable at once (see Ready.commitPassedConf).
+    const commitPassedConf = hard.commit > this.prevHard.commit && log.holdsConfIn(this.prevHard.commit, hard.commit);
+    const mustSync = !r.knobs.neverSync && (entriesToPersist.length > 0 || snapshot !== undefined || voteChanged || commitPassedConf);
 
     const lastEntry = entriesToPersist[entriesToPersist.length - 1];
     const lastCommitted = committedEntries[committedEntries.length - 1];
@@ -362,6 +364,7 @@ export class RaftNode<T, S = unknown> {
       committedEntries,
       messages,
       mustSync,
+      ...(commitPassedConf ? { commitPassedConf } : {}),
     };
   }
 

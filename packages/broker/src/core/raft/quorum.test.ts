@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { majorityIndex, quorumActive, quorumSize, supportersToElect, voteOutcome, type VoteAnswer } from './quorum.js';
+import { guardedVoteOutcome, majorityIndex, quorumActive, quorumSize, supportersToElect, voteOutcome, type VoteAnswer } from './quorum.js';
 
 describe('quorumSize', () => {
   it.each([
@@ -97,6 +97,34 @@ describe('voteOutcome with would-grants (recovering voters)', () => {
     { voters: ['a', 'b', 'c', 'd'], votes: { a: true, b: W, c: W, d: false }, expected: 'lost' },
   ])('$voters: $votes → $expected', ({ voters, votes, expected }) => {
     expect(voteOutcome(voters, new Map(Object.entries(votes)))).toBe(expected);
+  });
+});
+
+describe('guardedVoteOutcome: supporters of at most two voters win only with a win one voter away too', () => {
+  const W = 'would-grant';
+  const C = ['a', 'c'];
+  const P = ['a', 'b', 'c'];
+  it.each<{ neighbours: string[][]; votes: Record<string, VoteAnswer>; expected: string }>([
+    // A plain quorum of the two wins alone.
+    { neighbours: [P], votes: { a: true, c: true }, expected: 'won' },
+    // All of two supporters: pending until the previous voters decide.
+    { neighbours: [P], votes: { a: W, c: true }, expected: 'pending' },
+    { neighbours: [P], votes: { a: W, c: true, b: true }, expected: 'won' },
+    { neighbours: [P], votes: { a: W, c: true, b: W }, expected: 'won' },
+    // b refuses: 2 plain of 3 can no longer come, nor 3 supporters, nor a plain quorum of the two.
+    { neighbours: [P], votes: { a: W, c: true, b: false }, expected: 'lost' },
+    { neighbours: [P], votes: { a: W, c: false }, expected: 'lost' },
+    // One neighbour per learner promoted: each must be won.
+    { neighbours: [P, ['a', 'c', 'd']], votes: { a: W, c: true, b: true }, expected: 'pending' },
+    { neighbours: [P, ['a', 'c', 'd']], votes: { a: W, c: true, b: true, d: true }, expected: 'won' },
+    { neighbours: [['a', 'c', 'd']], votes: { a: W, c: true, d: false }, expected: 'lost' },
+    // One voter: its own would-grant wins only with the other neighbour voter.
+    { neighbours: [['a', 'b']], votes: { a: W }, expected: 'pending' },
+    { neighbours: [['a', 'b']], votes: { a: W, b: W }, expected: 'won' },
+    { neighbours: [['a', 'b']], votes: { a: W, b: false }, expected: 'lost' },
+  ])('$neighbours: $votes → $expected', ({ neighbours, votes, expected }) => {
+    const voters = neighbours[0]?.length === 2 ? ['a'] : C;
+    expect(guardedVoteOutcome(voters, neighbours, new Map(Object.entries(votes)))).toBe(expected);
   });
 });
 

@@ -58,7 +58,10 @@ export type VoteAnswer = boolean | 'would-grant';
  * voter that is not recovering, so a quorum of them shares with the
  * holders one that is not the one that lost it. Groups of one or two
  * voters keep no second copy to protect: a would-grant of the other voter
- * counts, or a two-voter group with one recovering could never elect.
+ * counts, or a two-voter group with one recovering could never elect. Beside
+ * a configuration of three one voter away, all of two share only one voter
+ * with its quorums: a candidate of one or two voters then wins by supporters
+ * only with a win there too ({@link guardedVoteOutcome}).
  */
 export function supportersToElect(voterCount: number): number {
   // Never below a quorum (an empty voter set elects no one).
@@ -88,6 +91,42 @@ export function voteOutcome(voters: readonly NodeId[], votes: ReadonlyMap<NodeId
   if (granted >= quorum || granted + wouldGrant >= supporters) return 'won';
   const outstanding = voters.length - granted - wouldGrant - refused;
   if (granted + outstanding < quorum && voters.length - refused < supporters) return 'lost';
+  return 'pending';
+}
+
+/**
+ * {@link voteOutcome} for a candidate whose configuration (`voters`, at most
+ * two) is one voter away from configurations (`neighbours`: the previous one
+ * across a removal not known committed, one per learner promoted) that may
+ * have committed an entry it lacks: a quorum of plain grants of `voters`
+ * still wins alone, but supporters of `voters` win only with a win in every
+ * neighbour too (plain grants from a quorum, or supporters from
+ * {@link supportersToElect}). All of two supporters share only one voter
+ * with a quorum of three (docs/raft.md, "Two voters beside three"). Lost
+ * once a plain quorum of `voters` cannot come and one of those wins cannot.
+ */
+export function guardedVoteOutcome(voters: readonly NodeId[], neighbours: readonly (readonly NodeId[])[], votes: ReadonlyMap<NodeId, VoteAnswer>): VoteOutcome {
+  let granted = 0;
+  let refused = 0;
+  for (const id of voters) {
+    const vote = votes.get(id);
+    if (vote === true) granted++;
+    else if (vote !== undefined) refused++;
+  }
+  const quorum = quorumSize(voters.length);
+  if (granted >= quorum) return 'won';
+  const current = voteOutcome(voters, votes);
+  if (current === 'lost') return 'lost';
+  let allWon = current === 'won';
+  let oneLost = false;
+  for (const other of neighbours) {
+    const outcome = voteOutcome(other, votes);
+    if (outcome !== 'won') allWon = false;
+    if (outcome === 'lost') oneLost = true;
+  }
+  if (allWon) return 'won';
+  // A would-grant is no plain grant: it counts as refused for the plain quorum.
+  if (oneLost && voters.length - refused < quorum) return 'lost';
   return 'pending';
 }
 

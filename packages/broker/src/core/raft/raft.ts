@@ -14,7 +14,7 @@ import type { RaftConfig } from './config.js';
 import { RaftInvariantError, RaftLog, type IndexedConf } from './log.js';
 import { applyConfChange, learnersOf } from './membership.js';
 import { Progress } from './progress.js';
-import { majorityIndex, quorumActive, voteOutcome, type VoteAnswer } from './quorum.js';
+import { guardedVoteOutcome, majorityIndex, quorumActive, voteOutcome, type VoteAnswer } from './quorum.js';
 import type { Storage } from './storage.js';
 import type {
   AppendMessage,
@@ -57,6 +57,8 @@ export interface RaftTestingKnobs {
   confChangeBeforeTermCommitted: boolean;
   /** A configuration entry truncated from the log is not undone: the node keeps using it. */
   keepTruncatedConf: boolean;
+  /** Supporters elect a candidate of at most two voters without a win in the configurations one voter away (docs/raft.md, "Two voters beside three"). */
+  skipElectionGuard: boolean;
 }
 
 export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
@@ -67,6 +69,7 @@ export const NO_TESTING_KNOBS: Readonly<RaftTestingKnobs> = Object.freeze({
   allowOverlappingConfChanges: false,
   confChangeBeforeTermCommitted: false,
   keepTruncatedConf: false,
+  skipElectionGuard: false,
 });
 
 /** Counters for metrics: every message the core dropped on purpose is counted. */
@@ -118,6 +121,16 @@ export interface RaftCounters {
 }
 
 type StepFn<T, S> = (m: Message<T, S>) => void;
+
+/** See `Raft.electionGuardOf`: the voters of the configurations one voter away, where supporters must win too. */
+interface ElectionGuard {
+  /** The previous configuration's voters, when the latest change removed a voter and is not known committed. */
+  readonly previous: readonly NodeId[] | undefined;
+  /** That removal's entry. */
+  readonly removal: { readonly index: number; readonly term: number } | undefined;
+  /** Each learner's promotion: the voters and that learner. */
+  readonly promotions: readonly (readonly NodeId[])[];
+}
 
 /** Whether a (pre-)vote answer supports the candidate: granted, or refused by a recovering voter that would have granted it. */
 function supports(m: VoteResponse): boolean {
@@ -197,6 +210,11 @@ export class Raft<T, S> {
   private readonly progress = new Map<NodeId, Progress>();
   /** Votes answered in this node's current (pre-)election; absent outside one. */
   private votes: Map<NodeId, VoteAnswer> | undefined;
+  /**
+   * In a (pre-)election whose configuration has at most two voters: the configurations one voter away among which
+   * supporters must win too. See {@link electionGuardOf}.
+   */
+  private electionGuard: ElectionGuard | undefined;
   /** Ticks since the last election timeout reset (followers: since hearing the leader). */
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
@@ -387,6 +405,7 @@ export class Raft<T, S> {
     this.resetRandomizedElectionTimeout();
     this.transferee = null;
     this.votes = undefined;
+    this.electionGuard = undefined;
     // Only a leader tracks its members' progress (see becomeLeader): a follower's would be dead weight, and most groups follow.
     this.progress.clear();
   }
@@ -419,6 +438,7 @@ export class Raft<T, S> {
     // Neither the term nor the vote changes: a failed pre-vote disturbs no one.
     this.stepRole = this.stepCandidate;
     this.votes = undefined;
+    this.electionGuard = undefined;
     this.leader = null;
     this.isQuiesced = false;
     this.role = 'pre-candidate';
@@ -694,6 +714,7 @@ export class Raft<T, S> {
       this.becomeCandidate();
       term = this.term;
     }
+    this.electionGuard = this.electionGuardOf();
     // A recovering node may campaign (its log may be the longest), but its own vote is only a would-grant.
     if (this.poll(this.id, this.isRecovering ? 'would-grant' : true) === 'won') {
       // A single-voter cluster.
@@ -706,10 +727,60 @@ export class Raft<T, S> {
     }
     const lastIndex = this.log.lastIndex();
     const lastTerm = this.log.lastTerm();
-    for (const id of this.voters) {
-      if (id === this.id) continue;
-      this.send({ type, from: this.id, to: id, term, lastIndex, lastTerm, transfer });
+    const guard = this.electionGuard;
+    if (guard === undefined) {
+      for (const id of this.voters) {
+        if (id === this.id) continue;
+        this.send({ type, from: this.id, to: id, term, lastIndex, lastTerm, transfer });
+      }
+      return;
     }
+    // The removed voter and the learners are asked too: their answers count in the configurations one voter away only.
+    const asked = new Set([...this.voters, ...(guard.previous ?? []), ...this.learners]);
+    asked.delete(this.id);
+    const removal = guard.removal;
+    for (const id of asked) {
+      if (removal === undefined) this.send({ type, from: this.id, to: id, term, lastIndex, lastTerm, transfer });
+      else this.send({ type, from: this.id, to: id, term, lastIndex, lastTerm, transfer, confIndex: removal.index, confTerm: removal.term });
+    }
+  }
+
+  /**
+   * The guard on this node's election, if its configuration has at most two voters: supporters (a would-grant among
+   * them) then elect only with a win in each configuration one voter away that may have committed an entry this node
+   * lacks — all of two supporters share only one voter with a quorum of such a configuration of three, and that one
+   * may be the one that lost the entry in a power cut (docs/raft.md, "Two voters beside three"). A plain quorum of
+   * this configuration still elects alone. Those configurations:
+   *
+   * - the previous one, if the latest change removed a voter and is above this node's commit: a committed removal
+   *   needs no guard (every entry committed under the previous configuration lies below it and is held by whoever
+   *   holds it: log matching, leader completeness), so none once a voter attests it (see {@link attestCommitted}). A
+   *   later configuration entry means it committed (one change at a time), so only the last one matters;
+   * - each learner promoted: a leader may have committed entries under it with the learner, in a log this node lacks
+   *   (a learner it lacks the addition of is not one: the addition, committed under this configuration, is held by
+   *   every voter that can support this node).
+   */
+  private electionGuardOf(): ElectionGuard | undefined {
+    const conf = this.conf;
+    const voters = conf.conf.voters;
+    if (voters.length > 2 || this.knobs.skipElectionGuard) return undefined;
+    let previous: readonly NodeId[] | undefined;
+    let removal: ElectionGuard['removal'];
+    if (conf.index > this.log.committed) {
+      const before = this.log.previousConf();
+      if (before !== undefined && before.conf.voters.length > voters.length) {
+        previous = before.conf.voters;
+        // Above the commit, hence in the log (0, which no entry has, only if a test knob kept a truncated configuration).
+        removal = { index: conf.index, term: this.log.term(conf.index) ?? 0 };
+      }
+    }
+    if (previous === undefined && this.learners.length === 0) return undefined;
+    return { previous, removal, promotions: this.learners.map((id) => [...voters, id]) };
+  }
+
+  /** The configurations one voter away that `guard` names. */
+  private static neighbours(guard: ElectionGuard): readonly (readonly NodeId[])[] {
+    return guard.previous === undefined ? guard.promotions : [guard.previous, ...guard.promotions];
   }
 
   private isSuspected(peer: NodeId): boolean {
@@ -726,7 +797,8 @@ export class Raft<T, S> {
   private poll(id: NodeId, granted: VoteAnswer): ReturnType<typeof voteOutcome> {
     const votes = (this.votes ??= new Map());
     if (!votes.has(id)) votes.set(id, granted);
-    return voteOutcome(this.voters, votes);
+    const guard = this.electionGuard;
+    return guard === undefined ? voteOutcome(this.voters, votes) : guardedVoteOutcome(this.voters, Raft.neighbours(guard), votes);
   }
 
   step(m: Message<T, S>): void {
@@ -736,6 +808,7 @@ export class Raft<T, S> {
     }
     // Heard from: no longer suspected (a leader waits for it again before quiescing).
     this.unsuspect(m.from);
+    if (m.type === 'vote-resp' || m.type === 'pre-vote-resp') this.learnCommitted(m);
     if (this.isQuiesced && !this.keepsQuiesced(m)) this.unquiesce(m.from !== this.leader);
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'pre-vote') {
@@ -838,6 +911,10 @@ export class Raft<T, S> {
       case 'heartbeat':
       case 'timeout-now':
         return this.isMember(m.from) || this.leader === m.from;
+      case 'vote-resp':
+      case 'pre-vote-resp':
+        // The removed voter a guarded election asked beside its configuration's (see electionGuardOf).
+        return this.isMember(m.from) || this.electionGuard?.previous?.includes(m.from) === true;
       default:
         return this.isMember(m.from);
     }
@@ -845,6 +922,7 @@ export class Raft<T, S> {
 
   private handleVoteRequest(m: VoteRequest): void {
     const respType = m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp';
+    const attestation = this.attestCommitted(m);
     let canVote =
       this.vote === m.from ||
       (this.vote === null && this.leader === null) ||
@@ -856,18 +934,35 @@ export class Raft<T, S> {
       // supporters (quorum.ts). A real vote is recorded all the same (persisted before the answer leaves), so it
       // never supports two candidates of one term.
       if (this.isRecovering) {
-        this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: true, recovering: true, wouldGrant: true });
+        this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: true, recovering: true, wouldGrant: true, ...attestation });
         this.counters.votesWithheld++;
-      } else this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
+      } else this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false, ...attestation });
       if (m.type === 'vote') {
         this.electionElapsed = 0;
         this.vote = m.from;
       }
     } else if (this.isRecovering) {
-      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true, recovering: true });
+      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true, recovering: true, ...attestation });
     } else {
-      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true });
+      this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true, ...attestation });
     }
+  }
+
+  /**
+   * To a guarded election's request (`VoteRequest.confIndex`): an entry this node knows committed that tells the
+   * candidate its removal is committed, if its log holds it (see `VoteResponse.committedIndex`). None when the
+   * commit is below the removal, or when this log holds another entry there (the removal conflicts with a committed
+   * entry).
+   */
+  private attestCommitted(m: VoteRequest): { committedIndex: number; committedTerm: number } | undefined {
+    const { confIndex, confTerm } = m;
+    const committed = this.log.committed;
+    if (confIndex === undefined || confTerm === undefined || confIndex > committed) return undefined;
+    const term = this.log.term(confIndex);
+    if (term !== undefined) return term === confTerm ? { committedIndex: confIndex, committedTerm: confTerm } : undefined;
+    // Compacted past it: the entry at the commit, which a candidate holds only with the committed log up to there.
+    const committedTerm = this.log.term(committed);
+    return committedTerm === undefined ? undefined : { committedIndex: committed, committedTerm };
   }
 
   private stepFollower(m: Message<T, S>): void {
@@ -919,22 +1014,42 @@ export class Raft<T, S> {
         if (m.type !== expected) break;
         // A granted (or would-grant) pre-vote is for term + 1; anything else is left over from an earlier round.
         if (m.type === 'pre-vote-resp' && supports(m) && m.term !== this.term + 1) break;
-        const outcome = this.poll(m.from, m.reject ? (m.wouldGrant === true ? 'would-grant' : false) : true);
-        if (outcome === 'won') {
-          if (this.role === 'pre-candidate') this.runCampaign('vote', false);
-          else {
-            this.becomeLeader();
-            this.bcastAppend();
-          }
-        } else if (outcome === 'lost') {
-          this.becomeFollower(this.term, null);
-        }
+        this.decide(this.poll(m.from, m.reject ? (m.wouldGrant === true ? 'would-grant' : false) : true));
         return;
       }
       default:
         break;
     }
     this.counters.messagesIgnored++;
+  }
+
+  /** Acts on a (pre-)election's outcome: campaigns for real after a pre-vote, leads, or gives up. */
+  private decide(outcome: ReturnType<typeof voteOutcome>): void {
+    if (outcome === 'won') {
+      if (this.role === 'pre-candidate') this.runCampaign('vote', false);
+      else {
+        this.becomeLeader();
+        this.bcastAppend();
+      }
+    } else if (outcome === 'lost') {
+      this.becomeFollower(this.term, null);
+    }
+  }
+
+  /**
+   * A vote answer's attestation (`VoteResponse.committedIndex`): the entry it names is committed, so if this log holds
+   * it, this log up to there is the committed one (log matching) and this node commits it — whatever the answer's
+   * term (a refusal carries the voter's, often below a pre-candidate's). Only in a guarded election, the one kind that
+   * asks for it. If its removal is now committed the guard goes, and the answers already in may win it.
+   */
+  private learnCommitted(m: VoteResponse): void {
+    const index = m.committedIndex;
+    const guard = this.electionGuard;
+    if (guard?.removal === undefined || index === undefined || index <= this.log.committed || index > this.log.lastIndex() || this.log.term(index) !== m.committedTerm) return;
+    this.log.commitTo(index);
+    if (guard.removal.index > index) return;
+    this.electionGuard = guard.promotions.length === 0 ? undefined : { previous: undefined, removal: undefined, promotions: guard.promotions };
+    if ((this.role === 'candidate' || this.role === 'pre-candidate') && this.votes !== undefined) this.decide(this.poll(this.id, this.isRecovering ? 'would-grant' : true));
   }
 
   private stepLeader(m: Message<T, S>): void {
@@ -1155,14 +1270,16 @@ export class Raft<T, S> {
   private noteRecovering(m: AppendResponse | HeartbeatResponse, pr: Progress): boolean {
     pr.recovering = m.recovering === true;
     if (!pr.recovering || (m.startTerm ?? 0) < this.term || !this.isVoter(m.from) || !this.isVoter(this.id)) return false;
+    // A guarded election needs answers this leader does not hear (a removed voter's), or that of learners too.
+    const guard = this.electionGuardOf();
     const votes = new Map<NodeId, VoteAnswer>();
-    for (const id of this.voters) {
+    for (const id of guard === undefined ? this.voters : this.members()) {
       const other = this.progress.get(id);
       if (id === this.id) votes.set(id, this.isRecovering ? 'would-grant' : true);
       // Heard from within an election timeout (recentActive never lapses without check-quorum), and not suspected down.
       else if (other !== undefined && !this.isSuspected(id) && this.now - other.lastHeardTick < this.config.electionTicks) votes.set(id, other.recovering ? 'would-grant' : true);
     }
-    if (voteOutcome(this.voters, votes) !== 'won') return false;
+    if ((guard === undefined ? voteOutcome(this.voters, votes) : guardedVoteOutcome(this.voters, Raft.neighbours(guard), votes)) !== 'won') return false;
     this.counters.recoveryElections++;
     this.becomeFollower(this.term, null);
     this.runCampaign('vote', true);

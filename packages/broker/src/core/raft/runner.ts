@@ -32,7 +32,8 @@ export interface ReadyStorage<T, S> {
   applySnapshot(snapshot: Snapshot<S>): MaybePromise;
   /** Appends `entries`, first discarding any stored entry at or after `entries[0].index`. */
   append(entries: readonly Entry<T>[]): MaybePromise;
-  setHardState(hardState: HardState): MaybePromise;
+  /** `durable`: the commit passed a configuration entry (`Ready.commitPassedConf`), so the next sync makes it durable even where commits are recorded lazily. */
+  setHardState(hardState: HardState, durable?: boolean): MaybePromise;
   /** Makes every write so far durable (fsync); called when `Ready.mustSync`, before any message but a leader's appends is sent. */
   sync(): MaybePromise;
 }
@@ -101,7 +102,7 @@ function* honour<T, S>(rd: Ready<T, S>, io: ReadyHandlers<T, S>): Generator<Mayb
   // 1. Persist, durably if required, before anything that depends on it leaves.
   if (rd.snapshot !== undefined) yield io.storage.applySnapshot(rd.snapshot);
   if (rd.entriesToPersist.length > 0) yield io.storage.append(rd.entriesToPersist);
-  if (rd.hardState !== undefined) yield io.storage.setHardState(rd.hardState);
+  if (rd.hardState !== undefined) yield rd.commitPassedConf === true ? io.storage.setHardState(rd.hardState, true) : io.storage.setHardState(rd.hardState);
   if (rd.mustSync) yield io.storage.sync();
   // 2. Send the rest.
   const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !leavesBeforePersist(m));

@@ -182,6 +182,16 @@ export interface VoteRequest extends MessageBase {
   readonly lastIndex: number;
   readonly lastTerm: number;
   readonly transfer: boolean;
+  /**
+   * The candidate's configuration has at most two voters and was reached by
+   * a removal whose entry, at `confIndex` in `confTerm`, is above its commit:
+   * a voter whose log holds that entry at or below its own commit says so
+   * (`VoteResponse.committedIndex`), and the candidate then needs no win
+   * among the previous configuration's voters (docs/raft.md, "Two voters
+   * beside three"). Both or neither; absent from an older broker.
+   */
+  readonly confIndex?: number;
+  readonly confTerm?: number;
 }
 
 export interface VoteResponse extends MessageBase {
@@ -201,6 +211,16 @@ export interface VoteResponse extends MessageBase {
    * the request's, as for a grant. Absent means false.
    */
   readonly wouldGrant?: boolean;
+  /**
+   * To a request with `confIndex`: an entry the voter knows committed, at or
+   * above that index — the request's own entry when its log holds it at or
+   * below its commit, else (compacted past it) its commit and that entry's
+   * term. A candidate whose log holds that entry holds the committed log up
+   * to it (log matching), its removal included. Any answer may carry it (a
+   * refusal too). Both or neither; absent means no attestation.
+   */
+  readonly committedIndex?: number;
+  readonly committedTerm?: number;
 }
 
 /** Leader → follower: liveness, and the commit index capped at what the follower is known to hold. */
@@ -304,6 +324,15 @@ export interface Ready<T, S> {
   readonly messages: readonly Message<T, S>[];
   /** Whether step 1 must reach durable storage (fsync) before step 2. */
   readonly mustSync: boolean;
+  /**
+   * `hardState`'s commit passed a configuration entry: the hard state must be
+   * durable in step 1 (with `mustSync`) even where a storage records commits
+   * lazily. A candidate whose commit reached a removal needs no win among the
+   * previous voters (docs/raft.md, "Two voters beside three"); after a power
+   * cut it must still know, or a group whose removed voter is gone could
+   * elect only once another voter tells it. Absent means false.
+   */
+  readonly commitPassedConf?: boolean;
 }
 
 /** Per-follower replication state as the leader sees it. */

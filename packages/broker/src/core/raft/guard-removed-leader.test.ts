@@ -1,0 +1,48 @@
+/**
+ * Liveness of the election guard (docs/raft.md, "Two voters beside three") when the removed voter was the leader
+ * that committed its own removal. A leader removing itself steps down once the removal commits: it tells the
+ * followers the commit and sends `timeout-now`, and in the broker its replica then goes away (a replica move's last
+ * step). If that word is lost, no survivor knows the removal committed: none attests it, and a candidate of the two
+ * (or one) voters left wins by supporters only with a win among the previous voters — which needs the removed one.
+ * With a survivor recovering (a power cut meanwhile), the group then elects only if the removed voter answers.
+ * The removal is committed, so electing without the guard is safe: main's rule did (both tests pass there).
+ * `it.fails` stages the stall (found by review of the guard): it turns red once a survivor can learn the commit
+ * without the removed voter (e.g. the stepping-down leader waits for the transferee to acknowledge the commit).
+ */
+import { describe, expect, it } from 'vitest';
+import { ManualRaftCluster } from '../../../test/support/manual-raft.js';
+import type { RaftConfigOptions } from './config.js';
+import { conf, noop, storageOf, value } from '../../../test/support/raft-entries.js';
+
+const BASE: RaftConfigOptions = { preVote: true, checkQuorum: true, unsyncedAcks: true };
+const RECOVERING: RaftConfigOptions = { ...BASE, recoveringAtStart: true };
+
+/** Up to three campaigns of `candidate` with only `up` running. */
+function campaign(cl: ManualRaftCluster, candidate: string, up: readonly string[]): void {
+  for (let i = 0; i < 3 && cl.node(candidate).counters.leaderships === 0; i++) {
+    cl.node(candidate).campaign();
+    cl.run(up);
+  }
+}
+
+describe('a removed leader that committed its own removal, its word of the commit lost, gone for good', () => {
+  const prefix = [noop(1, 1), value(2, 1, 'v1')];
+
+  it.fails('3 → 2: c is elected with a (recovering) once the removal is committed, b gone', () => {
+    // b led term 1 and committed "remove b" at 3 with a and c (a quorum of {a, c}); the commit never reached them.
+    const log = [...prefix, conf(3, 1, 'remove', 'b', ['a', 'c'])];
+    const cl = new ManualRaftCluster(['a', 'b', 'c'], BASE, ['a', 'b', 'c']);
+    cl.start('a', storageOf(['a', 'b', 'c'], log, 1, 2, 'b'), RECOVERING);
+    cl.start('c', storageOf(['a', 'b', 'c'], log, 1, 2, 'b'), BASE);
+    campaign(cl, 'c', ['a', 'c']);
+    expect(cl.node('c').counters.leaderships).toBe(1);
+  });
+
+  it.fails('2 → 1: a (recovering) is elected alone once the removal is committed, b gone', () => {
+    const log = [...prefix, conf(3, 1, 'remove', 'b', ['a'])];
+    const cl = new ManualRaftCluster(['a', 'b'], BASE, ['a', 'b']);
+    cl.start('a', storageOf(['a', 'b'], log, 1, 2, 'b'), RECOVERING);
+    campaign(cl, 'a', ['a']);
+    expect(cl.node('a').counters.leaderships).toBe(1);
+  });
+});

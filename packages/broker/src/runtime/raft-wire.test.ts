@@ -113,6 +113,27 @@ describe('parseRaftMessage: the marks of a recovering replica (RaftConfig.recove
     expect(parseRaftMessage({ ...would, recovering: undefined }, parseString)).toBeUndefined();
   });
 
+  it("keeps a guarded election's removal on vote requests and the attestation on any vote answer, both fields or neither", () => {
+    const request: Message<string, string> = { type: 'pre-vote', from: 'b1', to: 'b2', term: 4, lastIndex: 9, lastTerm: 3, transfer: false, confIndex: 7, confTerm: 2 };
+    expect(parseRaftMessage(structuredClone(request), parseString)).toEqual(request);
+    const older = { type: 'vote', from: 'b1', to: 'b2', term: 4, lastIndex: 9, lastTerm: 3, transfer: false };
+    expect(parseRaftMessage(older, parseString)).toEqual(older);
+    expect(parseRaftMessage({ ...request, confTerm: undefined }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ ...request, confIndex: undefined }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ ...request, confIndex: 0 }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ ...request, confTerm: -1 }, parseString)).toBeUndefined();
+    // On a refusal at the voter's own term, a grant, or a recovering voter's would-grant.
+    const refusal: Message<string, string> = { type: 'pre-vote-resp', from: 'b2', to: 'b1', term: 2, reject: true, committedIndex: 8, committedTerm: 2 };
+    expect(parseRaftMessage(structuredClone(refusal), parseString)).toEqual(refusal);
+    const grant: Message<string, string> = { type: 'vote-resp', from: 'b2', to: 'b1', term: 4, reject: false, committedIndex: 7, committedTerm: 2 };
+    expect(parseRaftMessage(structuredClone(grant), parseString)).toEqual(grant);
+    const would: Message<string, string> = { type: 'vote-resp', from: 'b2', to: 'b1', term: 4, reject: true, recovering: true, wouldGrant: true, committedIndex: 7, committedTerm: 2 };
+    expect(parseRaftMessage(structuredClone(would), parseString)).toEqual(would);
+    expect(parseRaftMessage({ ...refusal, committedTerm: undefined }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ ...refusal, committedIndex: 0 }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ ...refusal, committedIndex: '8' }, parseString)).toBeUndefined();
+  });
+
   it('keeps recovering with its start term on heartbeat answers and rejections, drops it on acceptances, and refuses a bad start term', () => {
     const answer: Message<string, string> = { type: 'heartbeat-resp', from: 'b2', to: 'b1', term: 3, unsynced: true, recovering: true, startTerm: 3 };
     expect(parseRaftMessage(structuredClone(answer), parseString)).toEqual(answer);

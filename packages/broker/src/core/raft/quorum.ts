@@ -58,7 +58,10 @@ export type VoteAnswer = boolean | 'would-grant';
  * voter that is not recovering, so a quorum of them shares with the
  * holders one that is not the one that lost it. Groups of one or two
  * voters keep no second copy to protect: a would-grant of the other voter
- * counts, or a two-voter group with one recovering could never elect.
+ * counts, or a two-voter group with one recovering could never elect. Beside
+ * a configuration of three one voter away, all of two share only one voter
+ * with its quorums: a candidate of one or two voters then wins by supporters
+ * only with a win there too ({@link guardedVoteOutcome}).
  */
 export function supportersToElect(voterCount: number): number {
   // Never below a quorum (an empty voter set elects no one).

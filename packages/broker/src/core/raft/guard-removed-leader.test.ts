@@ -46,3 +46,33 @@ describe('a removed leader that committed its own removal, its word of the commi
     expect(cl.node('a').counters.leaderships).toBe(1);
   });
 });
+
+describe('attestations the guard takes and refuses', () => {
+  const prefix = [noop(1, 1), conf(2, 1, 'add-learner', 'd', ['a', 'b', 'c'], ['d']), value(3, 1, 'v1')];
+  const removeB = conf(4, 1, 'remove', 'b', ['a', 'c'], ['d']);
+
+  it('a learner whose commit reached the removal attests it: c is elected with a (recovering), b gone', () => {
+    const cl = new ManualRaftCluster(['a', 'b', 'c', 'd'], BASE, ['a', 'b', 'c']);
+    cl.start('a', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, 3, 'c'), RECOVERING);
+    cl.start('c', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, 3, 'c'), BASE);
+    cl.start('d', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, 4), BASE);
+    campaign(cl, 'c', ['a', 'c', 'd']);
+    expect(cl.sent.some((m) => m.from === 'd' && m.to === 'c' && m.committedIndex === 4 && m.committedTerm === 1)).toBe(true);
+    expect(cl.node('c').counters.leaderships).toBe(1);
+  });
+
+  it('a voter whose commit passed another entry at the removal\'s index does not attest it: c neither commits the removal nor is elected', () => {
+    // a committed its no-op at 4 and x at 5 in term 2 (with b, down now), where c holds "remove b" in term 1: the
+    // removal conflicts with a committed entry. An attestation of it would have c commit and apply an entry that
+    // never committed.
+    const cl = new ManualRaftCluster(['a', 'b', 'c', 'd'], BASE, ['a', 'b', 'c']);
+    cl.start('a', storageOf(['a', 'b', 'c'], [...prefix, noop(4, 2), value(5, 2, 'x')], 2, 5, 'a'), RECOVERING);
+    cl.start('c', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, 3), BASE);
+    cl.start('d', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, 3), BASE);
+    campaign(cl, 'c', ['a', 'c', 'd']);
+    expect(cl.sent.some((m) => m.from === 'a' && m.committedIndex !== undefined)).toBe(false);
+    expect(cl.node('c').status().commit).toBe(3);
+    expect(cl.node('c').counters.leaderships).toBe(0);
+  });
+});
+

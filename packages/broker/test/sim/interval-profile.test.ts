@@ -510,8 +510,9 @@ describe('simulator profile: fsync interval (unsyncedAcks) over the real storage
       expect(totals.cuts).toBeGreaterThan(2 * seeds.length);
       expect(totals.midReady).toBeGreaterThan(0);
       expect(totals.snapshots).toBeGreaterThan(seeds.length);
-      // (fewer with membership changes: a follower cut while outside the configuration, or whose leader was replaced, reports none)
-      expect(totals.lostReports).toBeGreaterThan(options.membership === undefined ? seeds.length : seeds.length / 2);
+      // (fewer with membership changes: a follower cut while outside the configuration, or whose leader was replaced, reports none;
+      // fewer still with three nodes and two voters: about 0.6 per seed over 2,000 seeds, 4 in seeds 1-25)
+      expect(totals.lostReports).toBeGreaterThan(options.membership === undefined ? seeds.length : options.minVoters === 2 ? seeds.length / 10 : seeds.length / 2);
       // The rule was exercised: nodes started recovering and recovered; whole-cluster cuts struck.
       if (options.recovering) expect(totals.recoveriesEnded).toBeGreaterThan(seeds.length);
       if (options.cutAll) expect(totals.allCuts).toBeGreaterThan(seeds.length / 2);
@@ -540,5 +541,17 @@ describe('simulator profile: fsync interval (unsyncedAcks) over the real storage
     const r = await runIntervalSeed(2036, 400, found[1]);
     expect(r.confChanges).toBeGreaterThan(0);
     expect(r.learnerCampaigns).toBeGreaterThan(0);
+  });
+
+  // Voters {n1, n2}, learner n3: leader n1 appends "promote n3" and commits v14 at 16 with n3; a power cut takes both
+  // from n1, which restarts recovering, and n3 is cut too, later. n2 was elected with its grant and n1's would-grant
+  // (all of two) without v14, and applied its no-op there. The election guard asks the learner: n3 refuses. With
+  // RELAYMQ_SIM_GUARD=off this seed fails (seeds 2001-6000: the only one; seeds 1-2000, before the commit that passes a
+  // configuration entry was made durable: 170 and 786).
+  it('seed 2272 with membership changes between 2 and 3 voters: a candidate of two voters is not elected without an entry committed after a promote it lacks', async () => {
+    const found = CASES.find(([name]) => name === 'contract + membership changes between 2 and 3 voters (3 nodes), segment log');
+    if (found === undefined) throw new Error('the 2 and 3 voters segment-log case is gone');
+    const r = await runIntervalSeed(2272, 400, found[1]);
+    expect(r.confChanges).toBeGreaterThan(0);
   });
 });

@@ -149,3 +149,34 @@ describe('parseRaftMessage: the marks of a recovering replica (RaftConfig.recove
     expect(parseRaftMessage({ ...rejection, startTerm: 1.5 }, parseString)).toBeUndefined();
   });
 });
+
+describe('parseRaftMessage: a guarded election\'s removal and its attestation (docs/raft.md, "Two voters beside three")', () => {
+  it('keeps confIndex and confTerm on vote requests, absent means none (an older broker), and refuses malformed ones', () => {
+    for (const type of ['vote', 'pre-vote'] as const) {
+      const guarded: Message<string, string> = { type, from: 'b1', to: 'b2', term: 4, lastIndex: 9, lastTerm: 3, transfer: false, confIndex: 7, confTerm: 2 };
+      expect(parseRaftMessage(structuredClone(guarded), parseString)).toEqual(guarded);
+      const plain = { type, from: 'b1', to: 'b2', term: 4, lastIndex: 9, lastTerm: 3, transfer: false };
+      expect(parseRaftMessage(plain, parseString)).toEqual(plain);
+      // Both or neither, an index of an entry (at least 1), a term: anything else is refused, never half kept.
+      for (const bad of [{ confTerm: undefined }, { confIndex: undefined }, { confIndex: 0 }, { confIndex: -1 }, { confIndex: 1.5 }, { confIndex: '7' }, { confIndex: null }, { confTerm: -1 }, { confTerm: 'x' }, { confIndex: 2 ** 53 }]) {
+        expect(parseRaftMessage({ ...guarded, ...bad }, parseString)).toBeUndefined();
+      }
+    }
+  });
+
+  it('keeps committedIndex and committedTerm on any vote answer (a grant, a refusal, a would-grant), and refuses malformed ones', () => {
+    const answers: Message<string, string>[] = [
+      { type: 'vote-resp', from: 'b2', to: 'b1', term: 4, reject: false, committedIndex: 7, committedTerm: 2 },
+      { type: 'pre-vote-resp', from: 'b2', to: 'b1', term: 1, reject: true, committedIndex: 9, committedTerm: 1 },
+      { type: 'pre-vote-resp', from: 'b2', to: 'b1', term: 5, reject: true, recovering: true, wouldGrant: true, committedIndex: 7, committedTerm: 2 },
+    ];
+    for (const answer of answers) {
+      expect(parseRaftMessage(structuredClone(answer), parseString)).toEqual(answer);
+      for (const bad of [{ committedTerm: undefined }, { committedIndex: undefined }, { committedIndex: 0 }, { committedIndex: -3 }, { committedIndex: 7.5 }, { committedTerm: '2' }, { committedTerm: null }]) {
+        expect(parseRaftMessage({ ...answer, ...bad }, parseString)).toBeUndefined();
+      }
+    }
+    // An older broker's answer has neither: no attestation, and the shape of an answer without it.
+    expect(parseRaftMessage({ type: 'vote-resp', from: 'b2', to: 'b1', term: 4, reject: false }, parseString)).toEqual({ type: 'vote-resp', from: 'b2', to: 'b1', term: 4, reject: false });
+  });
+});

@@ -113,6 +113,16 @@ describe('parseRaftMessage: the marks of a recovering replica (RaftConfig.recove
     expect(parseRaftMessage({ ...would, recovering: undefined }, parseString)).toBeUndefined();
   });
 
+  it("keeps a timeout-now's commit and its term, both or neither (an older broker sends none)", () => {
+    const handover: Message<string, string> = { type: 'timeout-now', from: 'b1', to: 'b2', term: 4, commit: 9, commitTerm: 4 };
+    expect(parseRaftMessage(structuredClone(handover), parseString)).toEqual(handover);
+    const older = { type: 'timeout-now', from: 'b1', to: 'b2', term: 4 };
+    expect(parseRaftMessage(older, parseString)).toEqual(older);
+    for (const bad of [{ commitTerm: undefined }, { commit: undefined }, { commit: 0 }, { commit: -1 }, { commit: 1.5 }, { commit: '9' }, { commitTerm: 'x' }]) {
+      expect(parseRaftMessage({ ...handover, ...bad }, parseString)).toBeUndefined();
+    }
+  });
+
   it("keeps a guarded election's removal on vote requests and the attestation on any vote answer, both fields or neither", () => {
     const request: Message<string, string> = { type: 'pre-vote', from: 'b1', to: 'b2', term: 4, lastIndex: 9, lastTerm: 3, transfer: false, confIndex: 7, confTerm: 2 };
     expect(parseRaftMessage(structuredClone(request), parseString)).toEqual(request);

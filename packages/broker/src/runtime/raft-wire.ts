@@ -104,7 +104,9 @@ export function parseRaftMessage<T, S = never>(
       return answer;
     }
     case 'timeout-now':
-      return { from, to, term, type: 'timeout-now' };
+      // The leader's commit (`TimeoutNowMessage.commit`): an older broker sends none.
+      if (!entryMarkValid(o.commit, o.commitTerm)) return undefined;
+      return o.commit === undefined ? { from, to, term, type: 'timeout-now' } : { from, to, term, type: 'timeout-now', commit: o.commit as number, commitTerm: o.commitTerm as number };
     case 'snapshot': {
       const snapshot = parseSnapshot === undefined ? undefined : parseSnapshotOf(o.snapshot, parseSnapshot);
       return snapshot === undefined ? undefined : { from, to, term, type: 'snapshot', snapshot };

@@ -56,7 +56,7 @@ export function formatMessage<T, S>(m: Message<T, S>, formatData: DataFormatter<
     case 'heartbeat-resp':
       return `${m.quiesce === true ? `${head} quiesce` : head}${recoveringMark(m)}`;
     case 'timeout-now':
-      return head;
+      return m.commit === undefined ? head : `${head} commit=${m.commit}/${m.commitTerm ?? '?'}`;
     case 'snapshot':
       return `${head} snap=${m.snapshot.meta.index}/${m.snapshot.meta.term} ${formatConf(m.snapshot.meta.conf)}`;
   }

@@ -985,10 +985,14 @@ export class Raft<T, S> {
         this.leaderSuspected = false;
         this.handleSnapshot(m);
         return;
-      case 'timeout-now':
-        // The leader hands over: campaign at once, skipping pre-vote and leases.
+      case 'timeout-now': {
+        // The leader hands over: campaign at once, skipping pre-vote and leases. Its commit first (TimeoutNowMessage.commit):
+        // an entry of its log that this log holds with the same term has the same log before it (log matching).
+        const { commit, commitTerm } = m;
+        if (commit !== undefined && commit > this.log.committed && commit <= this.log.lastIndex() && this.log.term(commit) === commitTerm) this.log.commitTo(commit);
         this.hup(true);
         return;
+      }
       default:
         this.counters.messagesIgnored++;
     }
@@ -1430,7 +1434,10 @@ export class Raft<T, S> {
   }
 
   private sendTimeoutNow(to: NodeId): void {
-    this.send({ type: 'timeout-now', from: this.id, to, term: this.term });
+    const commit = this.commitToAnnounce();
+    const commitTerm = this.log.term(commit);
+    if (commit === 0 || commitTerm === undefined) this.send({ type: 'timeout-now', from: this.id, to, term: this.term });
+    else this.send({ type: 'timeout-now', from: this.id, to, term: this.term, commit, commitTerm });
   }
 
   /** Appends entries of this term, numbered from `lastIndex + 1`, to the leader's own log. */

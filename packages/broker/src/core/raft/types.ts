@@ -272,6 +272,14 @@ export interface SnapshotMessage<S> extends MessageBase {
 /** Leader → transfer target, once it is caught up: campaign now, skipping pre-vote. */
 export interface TimeoutNowMessage extends MessageBase {
   readonly type: 'timeout-now';
+  /**
+   * The leader's commit index and the term of its entry there (absent from an older broker): the target, which holds
+   * the leader's whole log, commits up to it before campaigning. A leader that removed itself steps down right after
+   * sending this; without it, if the appends carrying that commit were lost, no survivor would know the removal
+   * committed, and a guarded election (docs/raft.md, "Two voters beside three") would need the removed voter.
+   */
+  readonly commit?: number;
+  readonly commitTerm?: number;
 }
 
 /** Every message nodes exchange, discriminated by `type`. */

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RelayError } from '@relaymq/sdk/protocol';
 import type { Entry, Message } from '../core/raft/index.js';
 import type { PeerTransport } from '../net/peer-transport.js';
-import { nodeFileSystem, type SyncOptions } from '../storage/fs.js';
+import { nodeFileSystem } from '../storage/fs.js';
 import { FaultyFileSystem } from '../../test/support/faulty-fs.js';
 import { DurableRaftStorage } from '../storage/raft-storage.js';
 import { RaftGroup, firstToCampaign } from './raft-group.js';
@@ -316,13 +316,6 @@ describe('a Raft group on the way of an awaited publish', () => {
       events.push(`own write of ${entries.map((e) => e.index).join(',')}`);
       append(entries);
     };
-    /** Each sync the group asked for: whether `a` led then, and where its fdatasync may run. */
-    const syncs: Array<{ leader: boolean; inline: boolean | undefined }> = [];
-    const sync = storage.sync.bind(storage) as (options?: SyncOptions) => Promise<void>;
-    storage.sync = (options?: SyncOptions) => {
-      syncs.push({ leader: group.isLeader(), inline: options?.inline });
-      return sync(options);
-    };
     const group = new RaftGroup<string, string>({ id: 'p/t/0', self: 'a', transport: { send, understands: () => false } as unknown as PeerTransport, storage, parseData: (d) => (typeof d === 'string' ? d : undefined), apply: (d) => d, log: () => {} });
     groups.push(group);
     await leadWithB(group, sent);
@@ -336,22 +329,8 @@ describe('a Raft group on the way of an awaited publish', () => {
       'the no-op applied and its commit sent',
     );
     events.length = 0;
-    return { group, events, syncs };
+    return { group, events };
   }
-
-  it("syncs a leader's own entries off the event loop's thread (the followers' answers arrive meanwhile), and its campaign's vote on it", async () => {
-    const { group, syncs } = await leader();
-    // The vote for itself was made durable before it led: the default, a small fdatasync on the loop's thread.
-    expect(syncs.some((s) => !s.leader && s.inline === undefined)).toBe(true);
-    syncs.length = 0;
-    const index = group.node.lastIndex + 1;
-    const proposal = group.propose('x', 5000);
-    proposal.catch(() => {}); // (awaited below; a failed expectation stops the group first)
-    await until(() => syncs.length > 0, 'the own sync');
-    group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term: group.node.term, index, reject: false, hintIndex: 0, hintTerm: 0 });
-    await expect(proposal).resolves.toBe('x');
-    expect(syncs).toEqual([{ leader: true, inline: false }]);
-  });
 
   it("hands a proposal's entries to the followers' sockets before it writes them itself, so their round trip overlaps its own write", async () => {
     const { group, events } = await leader();

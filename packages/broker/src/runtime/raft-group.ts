@@ -22,7 +22,6 @@ import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import type { LogFunction } from '../observability/logger.js';
 import { forgetNormalEntryBody } from '../storage/entry-bodies.js';
-import type { SyncOptions } from '../storage/fs.js';
 import type { RaftLogStorage } from '../storage/raft-storage.js';
 import { storageRelayError } from '../storage/segments/errors.js';
 import type { GroupClock } from './group-clock.js';
@@ -30,8 +29,6 @@ import type { HeartbeatCoalescer } from './heartbeat-coalescer.js';
 import { addRaftCounters, zeroRaftCounters } from './raft-counters.js';
 import { ENTRY_BODIES, parseRaftMessage, withEntryBodies } from './raft-wire.js';
 
-/** How a leader syncs its own entries (see the `sync` handler). */
-const OFF_LOOP: SyncOptions = Object.freeze({ inline: false });
 
 /** How many heartbeat intervals old a leader's last message may be for {@link RaftGroup.heardLeader}: a heartbeat lost or late under load is not silence. */
 const HEARD_WITHIN_HEARTBEATS = 3;
@@ -766,10 +763,7 @@ export class RaftGroup<T, R, S = never> {
         setHardState: (hardState: Parameters<RaftLogStorage<T, S>['setHardState']>[0]): void => this.options.storage.setHardState(hardState),
         sync: async (): Promise<void> => {
           const started = performance.now();
-          // A leader's fdatasync goes to the thread pool: its loop stays free for the followers' answers, which
-          // arrive while it runs, and a follower's, which its answer waits for, runs on the loop's thread (see
-          // `takeInlineSync`: the pool's round trip costs more than a small fdatasync).
-          await this.options.storage.sync(this.core.role === 'leader' ? OFF_LOOP : undefined);
+          await this.options.storage.sync();
           this.failedRecoveries = 0; // the disk takes writes again
           this.options.observer?.fsync((performance.now() - started) / 1000);
           // Written as the fsync policy promises: ack `leader` needs nothing more (the runner's order keeps this before any apply of it).

@@ -200,12 +200,6 @@ class NodeHandle implements FileHandle {
   }
 }
 
-/** How a caller wants a sync made. */
-export interface SyncOptions {
-  /** Whether a small fdatasync may run on the event loop's thread ({@link takeInlineSync}); false sends it to the thread pool. @defaultValue true */
-  readonly inline?: boolean;
-}
-
 /** An fsync ran on the event loop's thread in this turn of the loop (see {@link takeInlineSync}). */
 let inlineSyncThisTurn = false;
 

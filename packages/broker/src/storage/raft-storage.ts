@@ -1,7 +1,7 @@
 import { RelayError } from '@relaymq/sdk/protocol';
 import { MemoryStorage, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, type Storage } from '../core/raft/index.js';
 import type { OpenSync } from './clean-shutdown.js';
-import type { FileSystem, SyncOptions } from './fs.js';
+import type { FileSystem } from './fs.js';
 import type { OpenFileCache } from './open-files.js';
 import { RecordFile } from './record-file.js';
 import { storageRelayError } from './segments/errors.js';
@@ -70,12 +70,8 @@ export interface RaftLogStorage<T, S> {
   applySnapshot(snapshot: Snapshot<S>): void;
   append(entries: readonly Entry<T>[]): void;
   setHardState(hardState: HardState): void;
-  /**
-   * Makes what was written durable as the fsync policy says; rejects (the
-   * group fences itself) on a failure. `options` may keep its fdatasync off
-   * the event loop's thread (storages that never fsync there ignore it).
-   */
-  sync(options?: SyncOptions): Promise<void>;
+  /** Makes what was written durable as the fsync policy says; rejects (the group fences itself) on a failure. */
+  sync(): Promise<void>;
   /** Records a snapshot of the state machine at `index` (applied) and drops the entries it covers. */
   compact(index: number, data: S): Promise<void>;
   /**

@@ -4,7 +4,7 @@ import { MemoryStorage, type ConfState, type Entry, type HardState, type NodeId,
 import { OpenSync } from './clean-shutdown.js';
 import { decodeEntryBody, takeNormalEntryBody, type EntryPayload } from './entry-bodies.js';
 import { EntryOffsets } from './entry-offsets.js';
-import { nodeFileSystem, type FileSystem, type SyncOptions } from './fs.js';
+import { nodeFileSystem, type FileSystem } from './fs.js';
 import type { HardStateJournal, HardStateStore } from './hard-state-journal.js';
 import type { RaftLogStorage, RaftStorageOptions } from './raft-storage.js';
 import { layoutError, LogStorageError, MetaStore, SegmentLog, storageRelayError, type HardStateRecord, type NewMessage, type RaftRecordHeader, type RetentionPolicy, type RetentionResult, type SegmentLogOptions, type StoredRecord } from './segments/index.js';
@@ -253,14 +253,14 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
    * policy says (a term or vote change always). A failure is not retried
    * here: the group fences itself and later {@link reload}s what is durable.
    */
-  sync(options?: SyncOptions): Promise<void> {
+  sync(): Promise<void> {
     return this.exclusive(async () => {
       const voteChanged = this.voteChanged;
       this.voteChanged = false;
       const fsync = this.options.fsync === 'always' || voteChanged;
       const started = performance.now();
       try {
-        await this.writeQueued(fsync, options);
+        await this.writeQueued(fsync);
         if (voteChanged) {
           this.commitChanged = false;
           await this.hard.write(this.current.getHardState());
@@ -288,7 +288,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
   }
 
   /** Hands the queued writes to the segment log and flushes it (fsyncs with `fsync`). */
-  private async writeQueued(fsync: boolean, options?: SyncOptions): Promise<void> {
+  private async writeQueued(fsync: boolean): Promise<void> {
     if (this.repairingFrom !== undefined) throw new RelayError('STORAGE_ERROR', `${this.dir}: the log is being repaired from index ${this.repairingFrom}`);
     const snapshot = this.pendingSnapshot;
     if (snapshot !== undefined) {
@@ -310,7 +310,7 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       this.log.append(this.queue.map((entry) => this.recordOf(entry)));
       this.queue = [];
     }
-    await (fsync ? this.log.sync(options) : this.log.flush());
+    await (fsync ? this.log.sync() : this.log.flush());
   }
 
   /** The record of an entry of the window, with its offsets. */

@@ -393,26 +393,6 @@ describe('SegmentLog: fsync policy', () => {
     expect([one.durableOffset, two.durableOffset]).toEqual([5, 2]);
   });
 
-  it("'always': sync({ inline: false }) fsyncs a small batch through the thread pool even first in its turn; a sync asked for meanwhile shares that fsync", async () => {
-    const fs = new SyncWriteFileSystem();
-    const log = await openLog(await temp.make(), { fsync: 'always' }, fs);
-    log.append(messages(0, 1));
-    await log.flush(); // the first flush creates the file
-    await nextTurn();
-    fs.syncs = { datasync: 0, datasyncSync: 0 };
-    log.append(messages(1, 2));
-    const offLoop = log.sync({ inline: false });
-    const queued = log.sync(); // queued behind it: the same fsync, still not on the loop's thread
-    await Promise.all([offLoop, queued]);
-    expect(fs.syncs).toEqual({ datasync: 1, datasyncSync: 0 });
-    expect(log.durableOffset).toBe(2);
-    await nextTurn();
-    log.append(messages(2, 3));
-    await log.sync();
-    expect(fs.syncs).toEqual({ datasync: 1, datasyncSync: 1 });
-    expect(log.durableOffset).toBe(3);
-  });
-
   it('a synchronous fsync that fails is handled like an asynchronous one: the flush rejects, nothing after the last fsync counts as durable, the retry writes and fsyncs again', async () => {
     const fs = new SyncWriteFileSystem();
     const dir = await temp.make();

@@ -6,7 +6,7 @@
 import { dirname, join } from 'node:path';
 import type { StoredMessage } from '../../core/partition/partition.js';
 import type { OpenSync } from '../clean-shutdown.js';
-import { errorCode, readWholeFile, takeInlineSync, type FileHandle, type FileSystem, type SyncOptions } from '../fs.js';
+import { errorCode, readWholeFile, takeInlineSync, type FileHandle, type FileSystem } from '../fs.js';
 import { FileTaskChain, type CachedFile } from '../open-files.js';
 import { LogStorageError, ioError } from './errors.js';
 import { checkFrame, FRAME_HEADER_BYTES } from './frame.js';
@@ -413,13 +413,9 @@ export class SegmentLog {
     return this.requestFlush(this.options.fsync === 'always');
   }
 
-  /**
-   * Like {@link flush}, and fsyncs whatever the policy. With `inline: false`
-   * the fdatasync goes to the thread pool even when small (see
-   * `takeInlineSync`), leaving the event loop free meanwhile.
-   */
-  sync(options?: SyncOptions): Promise<void> {
-    return this.requestFlush(true, options?.inline !== false);
+  /** Like {@link flush}, and fsyncs whatever the policy. */
+  sync(): Promise<void> {
+    return this.requestFlush(true);
   }
 
   /**
@@ -516,7 +512,7 @@ export class SegmentLog {
     return segment;
   }
 
-  private requestFlush(sync: boolean, inline = true): Promise<void> {
+  private requestFlush(sync: boolean): Promise<void> {
     try {
       this.assertOpen();
     } catch (err) {
@@ -529,16 +525,15 @@ export class SegmentLog {
     if (inFlight !== undefined && inFlight.target >= this.nextOffset && (inFlight.sync || !sync) && this.queuedFlush === undefined) return inFlight.promise;
     if (this.queuedFlush !== undefined) {
       this.queuedFlush.sync ||= sync;
-      this.queuedFlush.inline &&= inline;
       return this.queuedFlush.promise;
     }
-    const entry: { sync: boolean; inline: boolean; promise: Promise<void> } = { sync, inline, promise: Promise.resolve() };
+    const entry: { sync: boolean; promise: Promise<void> } = { sync, promise: Promise.resolve() };
     entry.promise = this.tasks.run(async () => {
       if (this.queuedFlush === entry) this.queuedFlush = undefined;
       const run = { sync: entry.sync, target: this.nextOffset, promise: entry.promise };
       this.inFlight = run;
       try {
-        await this.flushOnce(entry.sync, entry.inline);
+        await this.flushOnce(entry.sync);
       } finally {
         if (this.inFlight === run) this.inFlight = undefined;
       }
@@ -548,7 +543,7 @@ export class SegmentLog {
   }
 
   /** Writes the pending batches and fsyncs as asked; on failure rewinds to the last durable byte. */
-  private async flushOnce(sync: boolean, inline = true): Promise<void> {
+  private async flushOnce(sync: boolean): Promise<void> {
     this.closeOpenBatch();
     // As if that fsync had been the flush before this one: what it should have made durable is written again.
     await this.recoverFromBackgroundFailure();
@@ -572,7 +567,7 @@ export class SegmentLog {
       if (sync || forced) {
         // An fsync in flight may already cover the bytes; its failure must be seen before a later fsync reports success.
         await this.joinBackgroundSync();
-        if (this.unsynced.length > 0) await this.syncUnsynced(inline);
+        if (this.unsynced.length > 0) await this.syncUnsynced();
       }
       if (this.unsynced.length > 0) this.armSyncTimer();
     } catch (err) {
@@ -695,13 +690,13 @@ export class SegmentLog {
     }
   }
 
-  private async syncUnsynced(inline = true): Promise<void> {
+  private async syncUnsynced(): Promise<void> {
     const segment = (this.unsynced[0] as Batch).segment;
     // The open-file bound closes a handle only with nothing written and not fsynced (empty batches): nothing to fsync then.
     const handle = segment.handle;
     if (handle !== undefined) {
       // A small batch's fdatasync on the calling thread (see `takeInlineSync`): the pool's hop cost more than the disk.
-      if (inline && handle.datasyncSync !== undefined && this.unsyncedBytes <= SYNC_WRITE_MAX_BYTES && takeInlineSync()) handle.datasyncSync();
+      if (handle.datasyncSync !== undefined && this.unsyncedBytes <= SYNC_WRITE_MAX_BYTES && takeInlineSync()) handle.datasyncSync();
       else await handle.datasync();
     } else if (segment.written !== segment.durable) throw new LogStorageError('STORAGE_IO', `${segment.logPath}: bytes written through a handle no longer open`);
     segment.durable = segment.written;

@@ -43,6 +43,17 @@ async function dialTimes(options: { jitter: boolean; spanMs: number }): Promise<
 
 const gaps = (times: number[]): number[] => times.slice(1).map((t, i) => t - (times[i] as number));
 
+/** A client seeded with the first of `brokers`, one connection of its own: every other link is a leader link. */
+const seededWithFirst = (brokers: FakeBroker[]): RelayClient =>
+  new RelayClient({
+    brokers: [(brokers[0] as FakeBroker).url],
+    WebSocket: protocolWebSocket(brokers),
+    poolSize: 1,
+    connectTimeoutMs: 2000,
+    closeTimeoutMs: 100,
+    reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+  });
+
 describe('reconnect backoff (fake clock)', () => {
   beforeEach(() => {
     vi.useFakeTimers({ now: 1_000_000 });
@@ -351,14 +362,7 @@ describe('leader links (fake brokers, fake clock)', () => {
       broker.partitions = 4;
       broker.leaders = ['c', 'd', 'e', 'f'];
     }
-    const c = new RelayClient({
-      brokers: [(brokers[0] as FakeBroker).url],
-      WebSocket: protocolWebSocket(brokers),
-      poolSize: 1,
-      connectTimeoutMs: 2000,
-      closeTimeoutMs: 100,
-      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
-    });
+    const c = seededWithFirst(brokers);
     try {
       await c.start();
       const publish = (options: { key?: string } = {}): Promise<unknown> => c.publish('t', 'x', { ...options, timeoutMs: 3000 });
@@ -387,14 +391,7 @@ describe('leader links (fake brokers, fake clock)', () => {
     vi.useFakeTimers({ now: 1_000_000 });
     const brokers = fakeBrokers([{ id: 'a' }, { id: 'b' }]);
     for (const broker of brokers) broker.leaders = ['b'];
-    const c = new RelayClient({
-      brokers: [(brokers[0] as FakeBroker).url],
-      WebSocket: protocolWebSocket(brokers),
-      poolSize: 1,
-      connectTimeoutMs: 2000,
-      closeTimeoutMs: 100,
-      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
-    });
+    const c = seededWithFirst(brokers);
     try {
       await c.start();
       const subscribed = c.subscribe('t', () => undefined);

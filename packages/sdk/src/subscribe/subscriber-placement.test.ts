@@ -55,6 +55,10 @@ async function until(done: () => boolean, timeoutMs = 2000): Promise<void> {
   }
 }
 
+/** A subscriber (window 100, commits every second or 100 messages) that places subscriptions through `want`. */
+const placing = (want: (id: string) => BrokerConnection | undefined, limits: typeof PLACEMENT_LIMITS, listener: Partial<SubscriberListener> = {}): Subscriber =>
+  new Subscriber(listener as unknown as SubscriberListener, 100, 10_000, { intervalMs: 1000, maxMessages: 100 }, 1 << 20, { want }, limits);
+
 describe('Subscriber placement on the leader', () => {
   it('moves to the leader, ignores the old connection, goes back to the active one when the leader goes, then on to the new leader: nothing lost, repeated or reordered', async () => {
     const leaders = { now: ['b'] };
@@ -64,21 +68,11 @@ describe('Subscriber placement on the leader', () => {
     const pooled = new Map<string, BrokerConnection & { open: boolean }>([['a', a], ['b', b]]);
     const wanted: string[] = [];
     const limits = { ...PLACEMENT_LIMITS, retryBaseMs: 20 };
-    const subscriber = new Subscriber(
-      {} as unknown as SubscriberListener,
-      100,
-      10_000,
-      { intervalMs: 1000, maxMessages: 100 },
-      1 << 20,
-      {
-        want: (id) => {
-          wanted.push(id);
-          const connection = pooled.get(id);
-          return connection?.open === true ? connection : undefined;
-        },
-      },
-      limits,
-    );
+    const subscriber = placing((id) => {
+      wanted.push(id);
+      const connection = pooled.get(id);
+      return connection?.open === true ? connection : undefined;
+    }, limits);
     subscriber.setConnection(a);
     const offsets: number[] = [];
     const { id } = await subscriber.subscribe('t', (m: Message) => void offsets.push(m.offset));
@@ -141,15 +135,9 @@ describe('Subscriber placement on the leader', () => {
     }) as typeof request;
     const pooled = new Map<string, BrokerConnection & { open: boolean }>([['a', a]]);
     const gaps: unknown[] = [];
-    const subscriber = new Subscriber(
-      { gap: (event: unknown) => void gaps.push(event) } as unknown as SubscriberListener,
-      100,
-      10_000,
-      { intervalMs: 1000, maxMessages: 100 },
-      1 << 20,
-      { want: (id) => (pooled.get(id)?.open === true ? pooled.get(id) : undefined) },
-      { ...PLACEMENT_LIMITS, retryBaseMs: 20 },
-    );
+    const subscriber = placing((id) => (pooled.get(id)?.open === true ? pooled.get(id) : undefined), { ...PLACEMENT_LIMITS, retryBaseMs: 20 }, {
+      gap: (event: unknown) => void gaps.push(event),
+    });
     subscriber.setConnection(a);
     const offsets: number[] = [];
     const { id } = await subscriber.subscribe('t', (m: Message) => void offsets.push(m.offset));
@@ -216,15 +204,7 @@ describe('Subscriber placement on the leader', () => {
       },
     };
     const pooled = new Map<string, unknown>([['a', a]]);
-    const subscriber = new Subscriber(
-      {} as unknown as SubscriberListener,
-      100,
-      10_000,
-      { intervalMs: 1000, maxMessages: 100 },
-      1 << 20,
-      { want: (id) => pooled.get(id) as BrokerConnection | undefined },
-      { ...PLACEMENT_LIMITS, retryBaseMs: 20 },
-    );
+    const subscriber = placing((id) => pooled.get(id) as BrokerConnection | undefined, { ...PLACEMENT_LIMITS, retryBaseMs: 20 });
     subscriber.setConnection(a);
     let release: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => (release = resolve));

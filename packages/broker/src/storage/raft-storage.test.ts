@@ -120,16 +120,21 @@ describe.each(RAFT_STORAGES)('Raft storage over a $name', ({ open }) => {
 
 });
 
+/** A storage under `interval` (never fsynced by its timer in a test) on a file system whose `crash()` is a power cut. */
+async function powerCutStorage(open: (typeof RAFT_STORAGES)[number]['open']) {
+  const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
+  dirs.push(dir);
+  const fs = new FaultyFileSystem(nodeFileSystem);
+  const options = { fsync: 'interval' as const, fsyncIntervalMs: 60_000, fs };
+  const path = join(dir, 'g.log');
+  return { fs, path, options, storage: await open<string, never>(path, ['a', 'b', 'c'], options) };
+}
+
 describe.each(RAFT_STORAGES)('Raft storage over a $name under interval, after a power cut', ({ name, open }) => {
   it('an overwrite written and not fsynced is lost: a record file gives back the entries it replaced, a segment log was cut durably', async () => {
     // What the Raft core must expect of a log that may lack what it acknowledged (raft.ts, handleHeartbeat): past
     // its commit it may hold the entries an acknowledged overwrite had replaced, not the leader's.
-    const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
-    dirs.push(dir);
-    const fs = new FaultyFileSystem(nodeFileSystem);
-    const options = { fsync: 'interval' as const, fsyncIntervalMs: 60_000, fs };
-    const path = join(dir, 'g.log');
-    const storage = await open<string, never>(path, ['a', 'b', 'c'], options);
+    const { fs, path, options, storage } = await powerCutStorage(open);
     storage.setHardState({ term: 1, vote: null, commit: 1 });
     storage.append([entry(1, 1, 'x'), entry(2, 1, 'o1'), entry(3, 1, 'o2')]);
     await storage.sync(); // fsynced with the term
@@ -148,12 +153,7 @@ describe.each(RAFT_STORAGES)('Raft storage over a $name under interval, after a 
 
   for (const durable of [true, false]) {
     it(`a commit that passed a configuration entry ${durable ? 'is durable with the entries under it (Ready.commitPassedConf)' : 'is lost if not set durable, as any commit may be'}`, async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'relaymq-raft-'));
-      dirs.push(dir);
-      const fs = new FaultyFileSystem(nodeFileSystem);
-      const options = { fsync: 'interval' as const, fsyncIntervalMs: 60_000, fs };
-      const path = join(dir, 'g.log');
-      const storage = await open<string, never>(path, ['a', 'b', 'c'], options);
+      const { fs, path, options, storage } = await powerCutStorage(open);
       storage.setHardState({ term: 1, vote: null, commit: 1 });
       storage.append([entry(1, 1, 'x')]);
       await storage.sync(); // fsynced with the term

@@ -112,6 +112,39 @@ describe('Subscriber placement on the leader', () => {
     subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
   });
 
+  it('after a failover of the active broker that served it as leader, looks the leader up again at once, not at the 10 s refresh', async () => {
+    const leaders = { now: ['a'] };
+    const a = fakeConnection('a', leaders);
+    const b = fakeConnection('b', leaders);
+    const c = fakeConnection('c', leaders);
+    const pooled = new Map<string, BrokerConnection & { open: boolean }>([['a', a]]);
+    const subscriber = placing((id) => (pooled.get(id)?.open === true ? pooled.get(id) : undefined), { ...PLACEMENT_LIMITS, retryBaseMs: 20 });
+    subscriber.setConnection(a);
+    const offsets: number[] = [];
+    const { id } = await subscriber.subscribe('t', (m: Message) => void offsets.push(m.offset));
+    await until(() => a.sent.some((f) => f.type === 'metadata')); // a leads: it stays there
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [batch(0, 4)] });
+    expect(subscriber.stats().servedBy[0]?.broker).toBe('a');
+
+    // a dies; the client fails over to b; the first lookup still names a, the next c, which the pool then reaches.
+    a.open = false;
+    pooled.delete('a');
+    subscriber.setConnection(undefined);
+    pooled.set('b', b);
+    subscriber.setConnection(b);
+    expect(b.sent.find((f) => f.type === 'subscribe')?.resume).toEqual([{ topic: 't', partition: 0, offset: 4 }]);
+    await until(() => b.sent.some((f) => f.type === 'metadata'));
+    leaders.now = ['c'];
+    pooled.set('c', c);
+    await until(() => c.sent.some((f) => f.type === 'subscribe'));
+    expect(c.sent.find((f) => f.type === 'subscribe')?.resume).toEqual([{ topic: 't', partition: 0, offset: 4 }]);
+    expect(subscriber.stats().servedBy[0]?.broker).toBe('c');
+    subscriber.onMessage(c, { type: 'message', subscription: id, batches: [batch(4, 2)] });
+    await until(() => offsets.length >= 6);
+    expect(offsets).toEqual([0, 1, 2, 3, 4, 5]);
+    subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
+  });
+
   it('back on a connection it left: what that connection still sends for the earlier subscription is ignored until the new one is confirmed (no false gap, nothing lost)', async () => {
     // The broker handles `unsubscribe` then `subscribe` in order and answers `subscribed` before the new
     // subscription's first message (delivery.ts), so a message frame before that answer is from the old one.

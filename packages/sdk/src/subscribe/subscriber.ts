@@ -573,6 +573,9 @@ export class Subscriber {
   /**
    * A new active connection (or none): resubscribe there from the known
    * positions, except a subscription a leader's connection still serves.
+   * A subscription served by the active broker that went (a failover) looks
+   * its leader up again, as when a leader's link closes, not at the next
+   * periodic refresh.
    */
   setConnection(connection: BrokerConnection | undefined): void {
     const previous = this.connection;
@@ -584,6 +587,10 @@ export class Subscriber {
       this.register(state, connection);
       // Commits that failed with the old connection need not wait for their retry timer.
       if (state.committer?.busy === true) void state.committer.flush();
+      // Its home, if any, was the broker just left (a leader's open link was skipped above): a lookup naming it still is tried again.
+      const lost = state.home;
+      state.home = undefined;
+      if (state.confirmed) this.placeAgain(state, 0, lost);
     }
   }
 

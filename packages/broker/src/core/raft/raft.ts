@@ -988,8 +988,7 @@ export class Raft<T, S> {
       case 'timeout-now': {
         // The leader hands over: campaign at once, skipping pre-vote and leases. Its commit first (TimeoutNowMessage.commit):
         // an entry of its log that this log holds with the same term has the same log before it (log matching).
-        const { commit, commitTerm } = m;
-        if (commit !== undefined && commit > this.log.committed && commit <= this.log.lastIndex() && this.log.term(commit) === commitTerm) this.log.commitTo(commit);
+        this.commitIfHeld(m.commit, m.commitTerm);
         this.hup(true);
         return;
       }
@@ -1049,11 +1048,20 @@ export class Raft<T, S> {
   private learnCommitted(m: VoteResponse): void {
     const index = m.committedIndex;
     const guard = this.electionGuard;
-    if (guard?.removal === undefined || index === undefined || index <= this.log.committed || index > this.log.lastIndex() || this.log.term(index) !== m.committedTerm) return;
-    this.log.commitTo(index);
-    if (guard.removal.index > index) return;
+    if (guard?.removal === undefined || !this.commitIfHeld(index, m.committedTerm)) return;
+    if (guard.removal.index > (index as number)) return;
     this.electionGuard = guard.promotions.length === 0 ? undefined : { previous: undefined, removal: undefined, promotions: guard.promotions };
     if ((this.role === 'candidate' || this.role === 'pre-candidate') && this.votes !== undefined) this.decide(this.poll(this.id, this.isRecovering ? 'would-grant' : true));
+  }
+
+  /**
+   * Commits up to `index`, an entry another node knows committed, if this log holds it with `term` and has not
+   * committed it yet: the log before it is then the same (log matching). Returns whether it committed.
+   */
+  private commitIfHeld(index: number | undefined, term: number | undefined): boolean {
+    if (index === undefined || index <= this.log.committed || index > this.log.lastIndex() || this.log.term(index) !== term) return false;
+    this.log.commitTo(index);
+    return true;
   }
 
   private stepLeader(m: Message<T, S>): void {

@@ -474,6 +474,13 @@ function seedsToRun(): number[] {
 }
 
 /** A count or seed from the environment; anything else (`1-200`) is refused rather than running no seed at all. */
+/** Replays `seed` of the case named `name` (400 steps, as the suite runs it). */
+async function replaySeed(name: string, seed: number): Promise<IntervalResult> {
+  const found = CASES.find(([caseName]) => caseName === name);
+  if (found === undefined) throw new Error(`the case "${name}" is gone`);
+  return runIntervalSeed(seed, 400, found[1]);
+}
+
 function wholeNumber(name: string, value: string): number {
   if (!/^\d+$/.test(value)) throw new Error(`${name} must be a whole number (a count: RELAYMQ_SIM_SEEDS=200 RELAYMQ_SIM_SEED_FROM=1), got "${value}"`);
   return Number(value);
@@ -526,9 +533,7 @@ describe('simulator profile: fsync interval (unsyncedAcks) over the real storage
   // does not name the leader, so it ignores the heartbeats that would retry the snapshot. It healed only once the
   // leader's contact probe (an append, which any node takes) reached a follower in snapshot state too.
   it('seed 973 with membership changes: a snapshot lost to a follower that ignores the leader is sent again, and the group heals', async () => {
-    const found = CASES.find(([name]) => name === 'contract + membership changes, 5 nodes (4 voters at start), record file');
-    if (found === undefined) throw new Error('the 5-node record-file case is gone');
-    const r = await runIntervalSeed(973, 400, found[1]);
+    const r = await replaySeed('contract + membership changes, 5 nodes (4 voters at start), record file', 973);
     expect(r.confChanges).toBeGreaterThan(0);
   });
 
@@ -536,9 +541,7 @@ describe('simulator profile: fsync interval (unsyncedAcks) over the real storage
   // supporters and learner n4 (its log ends in a later term) refuses it; n1 needs 3 and n3 refuses it. Only n4's log
   // every voter accepts: it healed once a learner whose log holds entries above its commit may campaign.
   it('seed 2036 with membership changes: a learner whose log is ahead campaigns when recovering voters cannot elect, and the group heals', async () => {
-    const found = CASES.find(([name]) => name === 'contract + membership changes, 4 nodes (3 voters at start), record file');
-    if (found === undefined) throw new Error('the 4-node record-file case is gone');
-    const r = await runIntervalSeed(2036, 400, found[1]);
+    const r = await replaySeed('contract + membership changes, 4 nodes (3 voters at start), record file', 2036);
     expect(r.confChanges).toBeGreaterThan(0);
     expect(r.learnerCampaigns).toBeGreaterThan(0);
   });
@@ -549,9 +552,7 @@ describe('simulator profile: fsync interval (unsyncedAcks) over the real storage
   // RELAYMQ_SIM_GUARD=off this seed fails (seeds 2001-6000: the only one; seeds 1-2000, before the commit that passes a
   // configuration entry was made durable: 170 and 786).
   it('seed 2272 with membership changes between 2 and 3 voters: a candidate of two voters is not elected without an entry committed after a promote it lacks', async () => {
-    const found = CASES.find(([name]) => name === 'contract + membership changes between 2 and 3 voters (3 nodes), segment log');
-    if (found === undefined) throw new Error('the 2 and 3 voters segment-log case is gone');
-    const r = await runIntervalSeed(2272, 400, found[1]);
+    const r = await replaySeed('contract + membership changes between 2 and 3 voters (3 nodes), segment log', 2272);
     expect(r.confChanges).toBeGreaterThan(0);
   });
 });

@@ -63,6 +63,17 @@ export class ManualRaftCluster {
     this.deliver(up, (id) => up.includes(id));
   }
 
+  /**
+   * Up to three campaigns of `candidate` with only `up` running, until it leads: the first pre-vote may be at a
+   * voter's term (refused), the next above it.
+   */
+  campaign(candidate: string, up: readonly string[]): void {
+    for (let i = 0; i < 3 && this.node(candidate).counters.leaderships === 0; i++) {
+      this.node(candidate).campaign();
+      this.run(up);
+    }
+  }
+
   /** `n` ticks of the nodes of `up`, each followed by {@link run}. */
   ticks(n: number, up: readonly string[]): void {
     for (let i = 0; i < n; i++) {

@@ -25,14 +25,6 @@ const RECOVERING: RaftConfigOptions = { ...BASE, recoveringAtStart: true };
 /** The (pre-)vote answers sent so far. */
 const answers = (cl: ManualRaftCluster): VoteResponse[] => cl.sent.filter((m): m is VoteResponse => m.type === 'vote-resp' || m.type === 'pre-vote-resp');
 
-/** Up to three campaigns of `candidate` with only `up` running. */
-function campaign(cl: ManualRaftCluster, candidate: string, up: readonly string[]): void {
-  for (let i = 0; i < 3 && cl.node(candidate).counters.leaderships === 0; i++) {
-    cl.node(candidate).campaign();
-    cl.run(up);
-  }
-}
-
 describe('a removed leader that committed its own removal, its word of the commit lost, gone for good', () => {
   const prefix = [noop(1, 1), value(2, 1, 'v1')];
 
@@ -42,7 +34,7 @@ describe('a removed leader that committed its own removal, its word of the commi
     const cl = new ManualRaftCluster(['a', 'b', 'c'], BASE, ['a', 'b', 'c']);
     cl.start('a', storageOf(['a', 'b', 'c'], log, 1, 2, 'b'), RECOVERING);
     cl.start('c', storageOf(['a', 'b', 'c'], log, 1, 2, 'b'), BASE);
-    campaign(cl, 'c', ['a', 'c']);
+    cl.campaign('c', ['a', 'c']);
     expect(cl.node('c').counters.leaderships).toBe(1);
   });
 
@@ -50,7 +42,7 @@ describe('a removed leader that committed its own removal, its word of the commi
     const log = [...prefix, conf(3, 1, 'remove', 'b', ['a'])];
     const cl = new ManualRaftCluster(['a', 'b'], BASE, ['a', 'b']);
     cl.start('a', storageOf(['a', 'b'], log, 1, 2, 'b'), RECOVERING);
-    campaign(cl, 'a', ['a']);
+    cl.campaign('a', ['a']);
     expect(cl.node('a').counters.leaderships).toBe(1);
   });
 });
@@ -105,7 +97,7 @@ describe('attestations the guard takes and refuses', () => {
     cl.start('a', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, 3, 'c'), RECOVERING);
     cl.start('c', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, 3, 'c'), BASE);
     cl.start('d', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, 4), BASE);
-    campaign(cl, 'c', ['a', 'c', 'd']);
+    cl.campaign('c', ['a', 'c', 'd']);
     expect(answers(cl).some((m) => m.from === 'd' && m.to === 'c' && m.committedIndex === 4 && m.committedTerm === 1)).toBe(true);
     expect(cl.node('c').counters.leaderships).toBe(1);
   });
@@ -118,7 +110,7 @@ describe('attestations the guard takes and refuses', () => {
     cl.start('a', storageOf(['a', 'b', 'c'], [...prefix, noop(4, 2), value(5, 2, 'x')], 2, 5, 'a'), RECOVERING);
     cl.start('c', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, 3), BASE);
     cl.start('d', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, 3), BASE);
-    campaign(cl, 'c', ['a', 'c', 'd']);
+    cl.campaign('c', ['a', 'c', 'd']);
     expect(answers(cl).some((m) => m.from === 'a' && m.committedIndex !== undefined)).toBe(false);
     expect(cl.node('c').status().commit).toBe(3);
     expect(cl.node('c').counters.leaderships).toBe(0);

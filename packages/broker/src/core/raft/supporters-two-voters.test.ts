@@ -39,19 +39,11 @@ function staged(): ManualRaftCluster {
   return cl;
 }
 
-/** Up to three campaigns of `candidate` with only `up` running: the first pre-vote may be at a voter's term (refused), the next above it. */
-function campaign(cl: ManualRaftCluster, candidate: string, up: readonly string[]): void {
-  for (let i = 0; i < 3 && cl.node(candidate).counters.leaderships === 0; i++) {
-    cl.node(candidate).campaign();
-    cl.run(up);
-  }
-}
-
 describe('a candidate whose uncommitted removal leaves 2 voters, beside an entry committed by 2 of the 3', () => {
   for (const candidate of ['c', 'd']) {
     it(`${candidate} is not elected without it (b, its other holder, down)`, () => {
       const cl = staged();
-      campaign(cl, candidate, ['a', 'c', 'd']);
+      cl.campaign(candidate, ['a', 'c', 'd']);
       expect(holds(cl, 'b', 5, 'x')).toBe(true);
       expect(cl.node(candidate).counters.leaderships).toBe(0);
     });
@@ -59,7 +51,7 @@ describe('a candidate whose uncommitted removal leaves 2 voters, beside an entry
 
   it('the removed voter is asked too, and its refusal (it holds x) is counted among the previous voters', () => {
     const cl = staged();
-    campaign(cl, 'c', ['a', 'b', 'c']);
+    cl.campaign('c', ['a', 'b', 'c']);
     expect(cl.node('c').counters.leaderships).toBe(0);
     // a (a voter), b (removed) and d (a learner, down here).
     const asked = cl.sent.filter((m) => m.from === 'c' && m.type === 'pre-vote').map((m) => m.to);
@@ -84,7 +76,7 @@ describe('a candidate whose removal is committed (the guard lifted)', () => {
 
   it('is elected by supporters when a voter attests the removal committed (its own commit stale)', () => {
     const cl = committedRemoval(3, 4);
-    campaign(cl, 'c', ['a', 'c', 'd']);
+    cl.campaign('c', ['a', 'c', 'd']);
     expect(cl.sent.some((m) => m.from === 'a' && m.type === 'pre-vote-resp' && m.committedIndex === 4 && m.committedTerm === 1)).toBe(true);
     expect(cl.node('c').counters.leaderships).toBe(1);
   });
@@ -101,14 +93,14 @@ describe('a candidate whose removal is committed (the guard lifted)', () => {
     b.createSnapshot(5, 'state at 5');
     b.compact(5);
     cl.start('b', b, BASE, true);
-    campaign(cl, 'c', ['a', 'b', 'c', 'd']);
+    cl.campaign('c', ['a', 'b', 'c', 'd']);
     expect(cl.sent.some((m) => m.from === 'b' && m.type === 'pre-vote-resp' && m.reject && m.term === 1 && m.committedIndex === 5 && m.committedTerm === 1)).toBe(true);
     expect(cl.node('c').counters.leaderships).toBe(1);
   });
 
   it('is elected by supporters when its own commit reached the removal', () => {
     const cl = committedRemoval(4, 3);
-    campaign(cl, 'c', ['a', 'c', 'd']);
+    cl.campaign('c', ['a', 'c', 'd']);
     // No removal guard: the requests carry no removal, and b (not a voter of {a, c}) is not asked.
     expect(cl.sent.some((m) => m.from === 'c' && (m.type === 'pre-vote' || m.type === 'vote') && (m.to === 'b' || m.confIndex !== undefined))).toBe(false);
     expect(cl.node('c').counters.leaderships).toBe(1);
@@ -116,14 +108,14 @@ describe('a candidate whose removal is committed (the guard lifted)', () => {
 
   it('is not elected by supporters when no one knows the removal committed and b is down', () => {
     const cl = committedRemoval(3, 3);
-    campaign(cl, 'c', ['a', 'c', 'd']);
+    cl.campaign('c', ['a', 'c', 'd']);
     expect(cl.node('c').counters.leaderships).toBe(0);
   });
 
   it('is elected by a plain quorum of its two voters, the guard notwithstanding', () => {
     const cl = committedRemoval(3, 3);
     cl.start('a', storageOf(['a', 'b', 'c'], [...prefix, removeB], 1, 3, 'c'), BASE);
-    campaign(cl, 'c', ['a', 'c']);
+    cl.campaign('c', ['a', 'c']);
     expect(cl.node('c').counters.leaderships).toBe(1);
   });
 });
@@ -146,7 +138,7 @@ describe('a candidate of 2 voters beside an entry committed after a promote it l
   for (const candidate of ['a', 'b']) {
     it(`${candidate} is not elected by a's would-grant and b's grant without it (c, its other holder, down)`, () => {
       const cl = stagedPromote();
-      campaign(cl, candidate, ['a', 'b']);
+      cl.campaign(candidate, ['a', 'b']);
       expect(holds(cl, 'c', 5, 'x')).toBe(true);
       expect(cl.node(candidate).counters.leaderships).toBe(0);
     });
@@ -154,17 +146,17 @@ describe('a candidate of 2 voters beside an entry committed after a promote it l
 
   it('the learner is asked too: up, it refuses the candidate (it holds x), and is elected itself', () => {
     const cl = stagedPromote();
-    campaign(cl, 'b', ['a', 'b', 'c']);
+    cl.campaign('b', ['a', 'b', 'c']);
     expect(cl.node('b').counters.leaderships).toBe(0);
     expect(cl.sent.some((m) => m.from === 'c' && m.to === 'b' && m.type === 'pre-vote-resp' && m.reject)).toBe(true);
-    campaign(cl, 'c', ['a', 'b', 'c']);
+    cl.campaign('c', ['a', 'b', 'c']);
     expect(cl.node('c').counters.leaderships).toBe(1);
   });
 
   it('a learner that lags grants: elected with it', () => {
     const cl = stagedPromote();
     cl.start('c', storageOf(['a', 'b'], [noop(1, 1), conf(2, 1, 'add-learner', 'c', ['a', 'b'], ['c'])], 1, 2), BASE);
-    campaign(cl, 'b', ['a', 'b', 'c']);
+    cl.campaign('b', ['a', 'b', 'c']);
     expect(cl.node('b').counters.leaderships).toBe(1);
   });
 });
@@ -187,7 +179,7 @@ describe('a candidate whose uncommitted removal leaves 1 voter, beside an entry 
 
   it('the learner d is not elected with a alone (b, its other holder, down)', () => {
     const cl = staged21();
-    campaign(cl, 'd', ['a', 'd']);
+    cl.campaign('d', ['a', 'd']);
     expect(holds(cl, 'b', 5, 'x')).toBe(true);
     expect(cl.node('d').counters.leaderships).toBe(0);
   });
@@ -199,7 +191,7 @@ describe('a candidate whose uncommitted removal leaves 1 voter, beside an entry 
     cl.start('a', storageOf(['a', 'b'], [...pre, conf(4, 1, 'remove', 'b', ['a'])], 2, 3, 'b'), RECOVERING);
     cl.start('b', storageOf(['a', 'b'], [...pre, noop(4, 2), value(5, 2, 'x')], 2, 5, 'b'), BASE);
     expect(cl.node('a').status().voters).toEqual(['a']);
-    campaign(cl, 'a', ['a']);
+    cl.campaign('a', ['a']);
     expect(cl.node('a').counters.leaderships).toBe(0);
   });
 
@@ -207,7 +199,7 @@ describe('a candidate whose uncommitted removal leaves 1 voter, beside an entry 
     const pre = [noop(1, 1), value(2, 1, 'v1'), conf(3, 1, 'remove', 'b', ['a'])];
     const cl = new ManualRaftCluster(['a', 'b'], BASE, ['a', 'b']);
     cl.start('a', storageOf(['a', 'b'], pre, 1, 3, 'a'), RECOVERING);
-    campaign(cl, 'a', ['a']);
+    cl.campaign('a', ['a']);
     expect(cl.node('a').counters.leaderships).toBe(1);
   });
 });

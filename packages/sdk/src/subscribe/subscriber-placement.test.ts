@@ -267,6 +267,35 @@ describe('Subscriber placement on the leader', () => {
     subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
   });
 
+  it('counts a move (leaderMoves, servedBy) once the new broker answered the subscribe, not when it was sent', async () => {
+    const leaders = { now: ['b'] };
+    const a = fakeConnection('a', leaders);
+    const b = fakeConnection('b', leaders);
+    // b answers the subscribe only when told: a broker still starting it (a durable one reads its stored positions first).
+    let answer: (() => void) | undefined;
+    const request = b.request.bind(b);
+    (b as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) => {
+      if (frame.type !== 'subscribe') return request(frame, onReply);
+      b.sent.push(frame);
+      return new Promise((resolve) => {
+        answer = () => {
+          const reply = { type: 'subscribed', id: 1, subscription: frame.subscription, cursors: [{ topic: 't', partition: 0, offset: 0 }] };
+          onReply?.(reply as Parameters<NonNullable<typeof onReply>>[0]);
+          resolve(reply as Awaited<ReturnType<typeof request>>);
+        };
+      });
+    }) as typeof request;
+    const subscriber = placing((id) => (id === 'b' ? b : a), { ...PLACEMENT_LIMITS, retryBaseMs: 20 });
+    subscriber.setConnection(a);
+    const { id } = await subscriber.subscribe('t', () => undefined);
+    await until(() => b.sent.some((f) => f.type === 'subscribe'));
+    // Sent, not answered: a was left, b does not serve it yet.
+    expect(subscriber.stats()).toMatchObject({ leaderMoves: 0, servedBy: [{ subscription: id, broker: undefined }] });
+    answer?.();
+    expect(subscriber.stats()).toMatchObject({ leaderMoves: 1, servedBy: [{ subscription: id, broker: 'b' }] });
+    subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
+  });
+
   it('stays on the broker serving it when that broker ties for the most partitions led (no needless move)', async () => {
     const leaders = { now: ['b', 'a'] };
     const a = fakeConnection('a', leaders);

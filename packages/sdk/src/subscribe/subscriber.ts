@@ -134,9 +134,9 @@ export interface SubscribeStats {
   skipped: number;
   /** Group position commits the broker refused as `FENCED` (the member no longer owned the partition). */
   fencedCommits: number;
-  /** Subscriptions moved to the broker leading their topic's partitions (see placement.ts). */
+  /** Subscriptions moved to the broker leading their topic's partitions (see placement.ts), counted once that broker answered the subscribe. */
   leaderMoves: number;
-  /** The broker serving each subscription now (`undefined` while none does). */
+  /** The broker serving each subscription now: the one that answered its latest subscribe (`undefined` while none has, e.g. during a move). */
   servedBy: Array<{ subscription: number; pattern: string; broker: string | undefined }>;
 }
 
@@ -461,7 +461,8 @@ export class Subscriber {
   ) {}
 
   stats(): SubscribeStats {
-    const servedBy = [...this.subscriptions.values()].map((s) => ({ subscription: s.id, pattern: s.pattern, broker: s.connection?.open === true ? s.connection.brokerId : undefined }));
+    // Served once the latest subscribe was answered: a move or resubscribe still waiting for it serves from nowhere yet.
+    const servedBy = [...this.subscriptions.values()].map((s) => ({ subscription: s.id, pattern: s.pattern, broker: s.accepting && s.connection?.open === true ? s.connection.brokerId : undefined }));
     return { subscriptions: this.subscriptions.size, ...this.counters, servedBy };
   }
 
@@ -723,8 +724,7 @@ export class Subscriber {
     if (!state.active || !state.confirmed || state.connection === to || !to.open) return;
     const from = state.connection;
     if (from?.open === true) from.send({ type: 'unsubscribe', id: 0, subscription: state.id });
-    this.counters.leaderMoves++;
-    this.register(state, to);
+    this.register(state, to, true);
   }
 
   private startRefresh(): void {
@@ -748,7 +748,8 @@ export class Subscriber {
     this.refreshTimer = undefined;
   }
 
-  private register(state: SubscriptionState, connection: BrokerConnection): void {
+  /** Subscribes `state` on `connection`; `move`: to its topic's leader (counted in `leaderMoves` once answered). */
+  private register(state: SubscriptionState, connection: BrokerConnection, move = false): void {
     state.connection = connection;
     const registration = ++state.registrations;
     state.accepting = false;
@@ -768,7 +769,10 @@ export class Subscriber {
     // Positions are applied synchronously: messages may follow the reply in the same read.
     connection.request(request, (reply) => {
       this.confirmed(state, reply);
-      if (registration === state.registrations && reply.type === 'subscribed') state.accepted();
+      if (registration === state.registrations && reply.type === 'subscribed') {
+        state.accepted();
+        if (move) this.counters.leaderMoves++;
+      }
       // The join counts as a heartbeat: the lease runs from when it was sent.
       if (reply.type === 'subscribed') {
         state.membership?.joined(sentAt);

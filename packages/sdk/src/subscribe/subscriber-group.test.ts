@@ -7,12 +7,15 @@ import { Subscriber, type SubscriberListener } from './subscriber.js';
 class FakeConnection {
   readonly open = true;
   readonly requests: Array<{ frame: { type: string }; onReply?: (reply: unknown) => void; resolve: (reply: unknown) => void; reject: (err: unknown) => void }> = [];
+  /** Every group commit sent. */
+  readonly commits: Array<{ positions: Array<{ partition: number; epoch: number; offset: number }> }> = [];
 
   send(): boolean {
     return true;
   }
 
   request(frame: { type: string }, onReply?: (reply: unknown) => void): Promise<unknown> {
+    if (frame.type === 'group-commit') this.commits.push(frame as unknown as FakeConnection['commits'][number]);
     if (frame.type === 'group-commit' || frame.type === 'unsubscribe') return Promise.resolve({ type: 'committed' });
     return new Promise((resolve, reject) => this.requests.push({ frame, onReply, resolve, reject }));
   }
@@ -91,9 +94,10 @@ describe('a consumer-group member whose session lapsed with a message in hand', 
     connection.answer('group-heartbeat', undefined, new RelayError('FENCED', 'unknown member'));
     await vi.advanceTimersByTimeAsync(0);
     expect(events).toEqual(['assigned 0', 'revoked 0 lost']);
-    // The join is granted partition 0 again, under a new epoch, from the position the other member committed.
-    grant([{ topic: 't', partition: 0, epoch: 3, offset: 2 }]);
+    // The join is granted partition 0 again, under a new epoch, from the position the other member committed
+    // (the broker sends a member's assignment right after `subscribed`, delivery.ts).
     connection.answer('subscribe', { type: 'subscribed', cursors: [] });
+    grant([{ topic: 't', partition: 0, epoch: 3, offset: 2 }]);
     await vi.advanceTimersByTimeAsync(0);
     deliver(2, 1);
     await vi.advanceTimersByTimeAsync(0);
@@ -101,6 +105,45 @@ describe('a consumer-group member whose session lapsed with a message in hand', 
     expect(events).toEqual(['assigned 0', 'revoked 0 lost', 'assigned 0']);
     // Offset 1 was received under epoch 1 and handled by the other member under epoch 2: not handled here again.
     expect(handled).toEqual([0, 2]);
+    subscriber.stopDelivery();
+  });
+});
+
+describe('a consumer-group member that joins again on the same connection', () => {
+  it('ignores an assignment frame of its earlier subscription that arrives before the new subscribe is answered', async () => {
+    // The broker handles `unsubscribe` then the new `subscribe` (the join) in order, and sends the new
+    // subscription's assignment after `subscribed` (delivery.ts): an assignment frame before that answer is
+    // the earlier subscription's, e.g. a grant this broker applied after the coordinator had already expired
+    // the member (the heartbeat answered FENCED reached the member first).
+    vi.useFakeTimers();
+    const SESSION_MS = 3000;
+    const events: string[] = [];
+    const subscriber = new Subscriber(listener(events), 10, 60_000, { intervalMs: 0, maxMessages: 1 }, 1 << 20);
+    const connection = new FakeConnection();
+    subscriber.setConnection(connection as unknown as BrokerConnection);
+    const handled: string[] = [];
+    const subscribing = subscriber.subscribe('t', (m) => void handled.push(`${m.partition}/${m.offset}`), { group: 'g', sessionTimeoutMs: SESSION_MS });
+    connection.answer('subscribe', { type: 'subscribed', cursors: [] });
+    const { id } = await subscribing;
+    const assign = (partitions: AssignedPartition[]): void => subscriber.onAssignment(connection as unknown as BrokerConnection, { type: 'assignment', subscription: id, partitions });
+    assign([{ topic: 't', partition: 0, epoch: 1, offset: 0 }]);
+    await vi.advanceTimersByTimeAsync(SESSION_MS / 3 + 10); // the first heartbeat
+    connection.answer('group-heartbeat', undefined, new RelayError('FENCED', 'unknown member'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(events).toEqual(['assigned 0', 'revoked 0 lost']);
+    expect(connection.requests.filter((r) => r.frame.type === 'subscribe')).toHaveLength(1); // the join again
+
+    // The earlier subscription's last frame: partition 1 under epoch 2, from offset 5 (the member was expired since).
+    assign([{ topic: 't', partition: 1, epoch: 2, offset: 5 }]);
+    await vi.advanceTimersByTimeAsync(0);
+    connection.answer('subscribe', { type: 'subscribed', cursors: [] });
+    assign([{ topic: 't', partition: 0, epoch: 3, offset: 2 }]);
+    await vi.advanceTimersByTimeAsync(0);
+
+    // Partition 1 was never this join's: no `assigned` for it (nor the `revoked` that would follow), and no
+    // position committed under its stale epoch (a commit the coordinator refuses as FENCED).
+    expect(events).toEqual(['assigned 0', 'revoked 0 lost', 'assigned 0']);
+    expect(connection.commits.flatMap((c) => c.positions).filter((p) => p.epoch === 2)).toEqual([]);
     subscriber.stopDelivery();
   });
 });

@@ -210,8 +210,8 @@ class SubscriptionState {
   noLeaders = false;
   confirmed = false;
   /**
-   * Counts the subscribe requests sent (see `Subscriber.register`). Message frames
-   * on `connection` are taken only once the latest one is answered: back on a
+   * Counts the subscribe requests sent (see `Subscriber.register`). Message (and
+   * assignment) frames on `connection` are taken only once the latest one is answered: back on a
    * connection it left (a leader link that closed right after a move), frames of
    * the subscription there before are still arriving, and the broker answers
    * `subscribed` after the `unsubscribe` and before the new one's first message.
@@ -628,7 +628,9 @@ export class Subscriber {
 
   onAssignment(connection: BrokerConnection, frame: AssignmentFrame): void {
     const state = this.subscriptions.get(frame.subscription);
-    if (state === undefined || state.connection !== connection) return;
+    // Gated as message frames are: before the latest subscribe (a join again on the same connection) is answered,
+    // an assignment is the earlier subscription's; the broker sends the new one's right after `subscribed`.
+    if (state === undefined || state.connection !== connection || !state.accepting) return;
     state.membership?.onAssignment(frame);
   }
 

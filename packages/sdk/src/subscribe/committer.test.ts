@@ -70,7 +70,7 @@ describe('PositionCommitter', () => {
     timers.fire();
     expect(broker.sent).toEqual([[at('orders', 0, 49), at('orders', 1, 50)]]);
     await broker.ack();
-    expect(committer.counters).toEqual({ commits: 1, commitFailures: 0 });
+    expect(committer.counters).toEqual({ commits: 1, commitFailures: 0, commitsInFlight: 0 });
     expect(committer.busy).toBe(false);
   });
 
@@ -89,10 +89,13 @@ describe('PositionCommitter', () => {
     for (let offset = 1; offset < 100; offset++) committer.handled('t', 0, offset);
     expect(broker.sent).toEqual([[at('t', 0, 1)]]);
     expect(broker.inFlight).toBe(1);
+    expect(committer.counters.commitsInFlight).toBe(1);
     await broker.ack();
     expect(broker.sent).toEqual([[at('t', 0, 1)], [at('t', 0, 100)]]);
+    expect(committer.counters.commitsInFlight).toBe(1); // the coalesced one, sent once the first was answered
     await broker.ack();
     expect(broker.sent).toHaveLength(2);
+    expect(committer.counters.commitsInFlight).toBe(0);
   });
 
   it('retries a commit that failed on a lost connection, merged with what was handled since', async () => {
@@ -103,6 +106,7 @@ describe('PositionCommitter', () => {
     committer.handled('t', 0, 5);
     await broker.fail(new RelayError('NOT_CONNECTED', 'gone'));
     expect(committer.counters.commitFailures).toBe(1);
+    expect(committer.counters.commitsInFlight).toBe(0);
     expect(timers.armed.size).toBe(1);
     timers.fire();
     expect(broker.sent[1]).toEqual([at('t', 0, 6), at('u', 0, 2)]);

@@ -28,6 +28,8 @@ export interface CommitCounters {
   commits: number;
   /** Commits that failed and were retried or dropped. */
   commitFailures: number;
+  /** Commits sent and not yet answered (at most one per committer). */
+  commitsInFlight: number;
 }
 
 /** Delay before a failed commit is retried when the policy commits after every message. */
@@ -56,7 +58,7 @@ export class PositionCommitter {
   constructor(
     private readonly policy: CommitPolicy,
     private readonly hooks: CommitterHooks,
-    readonly counters: CommitCounters = { commits: 0, commitFailures: 0 },
+    readonly counters: CommitCounters = { commits: 0, commitFailures: 0, commitsInFlight: 0 },
     private readonly timers: CommitTimers = { setTimeout: (cb, ms) => setTimeout(cb, ms), clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>) },
   ) {}
 
@@ -121,11 +123,14 @@ export class PositionCommitter {
     const positions = [...this.pending.values()];
     this.pending.clear();
     this.uncommittedMessages = 0;
+    this.counters.commitsInFlight++;
     const flight = this.hooks.send(positions).then(
       () => {
+        this.counters.commitsInFlight--;
         this.counters.commits++;
       },
       (err: unknown) => {
+        this.counters.commitsInFlight--;
         this.counters.commitFailures++;
         const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err), { cause: err });
         if (!error.retriable && error.code !== 'TIMEOUT') {

@@ -126,6 +126,8 @@ export interface SubscribeStats {
   commits: number;
   /** Position commits that failed (retried, or dropped when refused for good). */
   commitFailures: number;
+  /** Position commits (durable and group) sent and not yet answered. */
+  commitsInFlight: number;
   /** Handler calls that threw or rejected (every attempt counted). */
   handlerFailures: number;
   /** Messages published to a dead-letter topic after their last failed attempt. */
@@ -442,7 +444,7 @@ class SubscriptionState {
  * new broker repeats; the handler sees each message once, in partition order.
  */
 export class Subscriber {
-  readonly counters = { delivered: 0, duplicatesDropped: 0, gaps: 0, commits: 0, commitFailures: 0, handlerFailures: 0, deadLettered: 0, skipped: 0, fencedCommits: 0, leaderMoves: 0 };
+  readonly counters = { delivered: 0, duplicatesDropped: 0, gaps: 0, commits: 0, commitFailures: 0, commitsInFlight: 0, handlerFailures: 0, deadLettered: 0, skipped: 0, fencedCommits: 0, leaderMoves: 0 };
   private readonly subscriptions = new Map<number, SubscriptionState>();
   private nextId = 1;
   private connection: BrokerConnection | undefined;

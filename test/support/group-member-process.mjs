@@ -17,6 +17,15 @@ const client = await connect({
 client.on('assigned', ({ partitions }) => print({ ev: 'assigned', partitions: partitions.map((p) => p.partition) }));
 client.on('revoked', ({ partitions, reason }) => print({ ev: 'revoked', partitions: partitions.map((p) => p.partition), reason }));
 client.on('error', (error) => print({ ev: 'error', message: String(error?.message ?? error) }));
+/** Resolves true once `done()` holds (checked every 2 ms), false after `timeoutMs`. */
+const until = async (done, timeoutMs) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  return true;
+};
 let freezeInNextHandler = false;
 process.on('SIGUSR2', () => (freezeInNextHandler = true));
 await client.subscribe(
@@ -27,8 +36,11 @@ await client.subscribe(
     // Frozen after the handler's last await: once resumed, it returns (and commits) before any socket is read.
     if (freezeInNextHandler) {
       freezeInNextHandler = false;
-      // Let the commit of the previous message be answered first: the one commit in flight would hold the late one back.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Let the commit of the previous message be answered first: the one commit in flight would hold the late one
+      // back (sent after the socket is read, when the member may have learnt it lost the partition: no commit at all).
+      // Waited on, not a fixed pause (under load an answer may take longer); bounded, and said if it ran out.
+      const committed = await until(() => client.stats().subscribe.commitsInFlight === 0, 5000);
+      if (!committed) print({ ev: 'error', message: 'the previous commit was not answered within 5 s before freezing' });
       // stdout to a pipe is synchronous: the test sees this line before the process stops.
       print({ ev: 'freeze', p: m.partition, o: m.offset });
       process.kill(process.pid, 'SIGSTOP');

@@ -17,6 +17,10 @@ export interface TcpProxy {
   cut(): void;
   /** From now on, bytes from the target back to clients are discarded (replies lost in flight). */
   dropReplies(): void;
+  /** From now on, bytes from clients to the target are held back (a slow link), in order, until `releaseRequests()`. */
+  holdRequests(): void;
+  /** Sends what was held, in order, and forwards as usual again. */
+  releaseRequests(): void;
   /** A network partition: cuts every connection and refuses new ones until `unblock()`. */
   block(): void;
   unblock(): void;
@@ -33,6 +37,9 @@ export interface TcpProxy {
 export async function startProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>();
   let dropping = false;
+  let holding = false;
+  /** Bytes from clients held back while `holding`, in arrival order. */
+  const held: Array<[net.Socket, Buffer]> = [];
   let blocked = false;
   let refused = 0;
   const server = net.createServer((inbound) => {
@@ -51,7 +58,10 @@ export async function startProxy(targetPort: number): Promise<TcpProxy> {
     };
     inbound.on('error', drop).on('close', drop);
     outbound.on('error', drop).on('close', drop);
-    inbound.pipe(outbound);
+    inbound.on('data', (chunk: Buffer) => {
+      if (holding) held.push([outbound, chunk]);
+      else outbound.write(chunk);
+    });
     outbound.on('data', (chunk: Buffer) => {
       if (!dropping) inbound.write(chunk);
     });
@@ -77,6 +87,13 @@ export async function startProxy(targetPort: number): Promise<TcpProxy> {
     },
     dropReplies() {
       dropping = true;
+    },
+    holdRequests() {
+      holding = true;
+    },
+    releaseRequests() {
+      holding = false;
+      for (const [outbound, chunk] of held.splice(0)) if (!outbound.destroyed) outbound.write(chunk);
     },
     block() {
       blocked = true;

@@ -332,6 +332,12 @@ export class ClientSession {
       return;
     }
     const answer = async (): Promise<TopicInfo[]> => {
+      // A lookup (a subscription looking for its leaders) never creates a topic: one deleted meanwhile stays deleted.
+      if (frame.create === false) {
+        const missing = frame.topics.find((topic) => engine.partitionCount(topic) === undefined);
+        // A broker not ready may not have applied the topic's creation yet: it does not say the topic is gone.
+        if (missing !== undefined) throw new RelayError(this.ctx.ready() ? 'INVALID_TOPIC' : 'NOT_READY', `topic ${missing} does not exist${this.ctx.ready() ? '' : ' on this broker, which is not ready'}`);
+      }
       const topics = await Promise.all(frame.topics.map((topic) => engine.ensureTopic(topic)));
       const leaders = (await engine.leadersOf?.(topics)) ?? [];
       return topics.map((info, i) => (leaders[i] === undefined ? info : { ...info, leaders: leaders[i] }));

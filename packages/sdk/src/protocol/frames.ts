@@ -195,11 +195,18 @@ export interface UnsubscribeFrame {
   subscription: number;
 }
 
-/** Asks for topic metadata; missing topics are created with the default partition count. */
+/** Asks for topic metadata; missing topics are created with the default partition count, unless `create` is false. */
 export interface MetadataFrame {
   type: 'metadata';
   id: number;
   topics: string[];
+  /**
+   * `false`: a lookup, which never creates a topic (as Kafka's
+   * `allow_auto_topic_creation`): a missing topic is answered with an `error`
+   * `INVALID_TOPIC` naming it. Absent or `true`: missing topics are created.
+   * Brokers before this field ignore it and create them.
+   */
+  create?: boolean;
 }
 
 // ---- broker → client -------------------------------------------------------

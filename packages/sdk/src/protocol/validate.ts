@@ -311,7 +311,9 @@ export function validateClientFrame(value: unknown): ClientFrame {
       return { type: 'unsubscribe', id: uint(o, 'id'), subscription: uint(o, 'subscription') };
     case 'metadata': {
       const topics = list(o, 'topics', FIELD_LIMITS.maxList).map((t, i) => topic({ [`topics[${i}]`]: t }, `topics[${i}]`));
-      return { type: 'metadata', id: uint(o, 'id'), topics };
+      const frame: ClientFrame = { type: 'metadata', id: uint(o, 'id'), topics };
+      if (o.create !== undefined && o.create !== null) frame.create = bool(o, 'create');
+      return frame;
     }
     case 'ping':
       return { type: 'ping', id: uint(o, 'id') };

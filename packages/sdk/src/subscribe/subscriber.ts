@@ -180,6 +180,9 @@ function payloadBytes(messages: readonly StoredMessageFrame[], from: number, to:
   return bytes;
 }
 
+/** A lookup that found the topic missing is confirmed after this many `retryBaseMs` (1 s by default). */
+const MISSING_CONFIRM_FACTOR = 4;
+
 /** Delay before asking again for a subscription a connected broker could not serve yet. */
 const RESUBSCRIBE_RETRY_MS = 250;
 
@@ -210,6 +213,8 @@ class SubscriptionState {
   placing = false;
   /** The broker named no leaders (a single broker, not a cluster): nothing to look up again. */
   noLeaders = false;
+  /** The last leader lookup found the topic missing (deleted); a second in a row ends the subscription. */
+  missing = false;
   confirmed = false;
   /**
    * Counts the subscribe requests sent (see `Subscriber.register`). Message (and
@@ -674,7 +679,12 @@ export class Subscriber {
    * subscription to the one leading the most partitions (see placement.ts).
    * `lost`: a broker whose connection just closed; a lookup still naming it
    * (no new leader elected yet) is tried again. Only once the topic is known
-   * to exist (a cursor of it): a metadata request creates missing topics.
+   * to exist (a cursor of it). The lookup never creates the topic
+   * (`create: false`): one deleted while the subscription moved (the leader
+   * started it after applying the deletion, so nothing told it) ends the
+   * subscription with `INVALID_TOPIC` once a second lookup, a moment later,
+   * confirms it is gone (a broker may apply the topic's creation late).
+   * A broker from before `create` creates it again, as every lookup did.
    */
   private place(state: SubscriptionState, attempt: number = this.placement.retryAttempts, lost?: string): void {
     const connection = this.connection;
@@ -682,9 +692,10 @@ export class Subscriber {
     this.startRefresh();
     if (![...state.next.values()].some((cursor) => cursor.topic === state.pattern)) return;
     state.placing = true;
-    connection.request({ type: 'metadata', topics: [state.pattern] }).then(
+    connection.request({ type: 'metadata', topics: [state.pattern], create: false }).then(
       (reply) => {
         state.placing = false;
+        state.missing = false;
         if (!this.placeable(state) || reply.type !== 'topics') return;
         const leaders = reply.topics.find((info) => info.topic === state.pattern)?.leaders;
         if (leaders === undefined) {
@@ -704,9 +715,19 @@ export class Subscriber {
         // Not pooled yet: the pool dials it, and connectionOpened moves the subscription.
         if (link !== undefined) this.move(state, link);
       },
-      () => {
+      (err: unknown) => {
         state.placing = false;
-        this.placeAgain(state, attempt + 1, lost);
+        if (!(err instanceof RelayError) || err.code !== 'INVALID_TOPIC') {
+          this.placeAgain(state, attempt + 1, lost);
+          return;
+        }
+        if (!this.placeable(state)) return;
+        if (state.missing) {
+          this.endDeleted(state, new RelayError('INVALID_TOPIC', `topic ${state.pattern} was deleted; subscription ${state.id} ended (${err.message})`));
+          return;
+        }
+        state.missing = true;
+        setTimeout(() => this.place(state), this.placement.retryBaseMs * MISSING_CONFIRM_FACTOR).unref?.();
       },
     );
   }
@@ -904,16 +925,27 @@ export class Subscriber {
    */
   onEnded(connection: BrokerConnection, id: number, error: RelayError, topic?: string): void {
     const state = this.subscriptions.get(id);
-    if (state === undefined || state.connection !== connection) return;
-    for (const [key, cursor] of state.next) {
-      if (topic !== undefined && cursor.topic !== topic) continue;
-      state.dropPartition(cursor.topic, cursor.partition);
-      if (topic !== undefined) state.next.delete(key);
+    if (state === undefined) return;
+    if (topic === undefined) {
+      // Whole (its topic deleted): true from any connection it was on, e.g. one it just left to move to the
+      // leader, which may have started it after applying the deletion and so tells it nothing.
+      if (state.connection === connection) state.connection = undefined; // that broker forgot it already
+      this.endDeleted(state, error);
+      return;
     }
-    if (topic !== undefined) return;
-    state.connection = undefined; // the broker forgot it already: nothing to unsubscribe
+    if (state.connection !== connection) return;
+    for (const [key, cursor] of state.next) {
+      if (cursor.topic !== topic) continue;
+      state.dropPartition(cursor.topic, cursor.partition);
+      state.next.delete(key);
+    }
+  }
+
+  /** Ends `state`, whose topic was deleted, and reports it: nothing more is committed for the topic. */
+  private endDeleted(state: SubscriptionState, error: RelayError): void {
+    for (const cursor of state.next.values()) state.dropPartition(cursor.topic, cursor.partition);
     this.fail(state, error);
-    this.listener.ended(error, { id, pattern: state.pattern });
+    this.listener.ended(error, { id: state.id, pattern: state.pattern });
   }
 
   private fail(state: SubscriptionState, error: RelayError): void {

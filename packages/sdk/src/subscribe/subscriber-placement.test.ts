@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { BrokerConnection } from '../connection/connection.js';
-import type { DeliveryBatch } from '../protocol/index.js';
+import { RelayError, type DeliveryBatch } from '../protocol/index.js';
 import type { Message } from './message.js';
 import { PLACEMENT_LIMITS } from './placement.js';
 import { Subscriber, type SubscriberListener } from './subscriber.js';
@@ -294,6 +294,51 @@ describe('Subscriber placement on the leader', () => {
     answer?.();
     expect(subscriber.stats()).toMatchObject({ leaderMoves: 1, servedBy: [{ subscription: id, broker: 'b' }] });
     subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
+  });
+
+  it('a lookup never creates the topic; one finding it missing is confirmed a moment later before the subscription ends with INVALID_TOPIC', async () => {
+    const a = fakeConnection('a', { now: ['a'] });
+    // What each lookup finds, in order: the topic, missing (a broker that applies its creation late), there
+    // again, then missing twice (deleted). Past the script it stays missing.
+    const script = ['there', 'missing', 'there', 'missing', 'missing'];
+    const request = a.request.bind(a);
+    (a as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) => {
+      if (frame.type !== 'metadata') return request(frame, onReply);
+      a.sent.push(frame);
+      if ((script.shift() ?? 'missing') === 'missing') return Promise.reject(new RelayError('INVALID_TOPIC', 'topic t does not exist'));
+      return Promise.resolve({ type: 'topics', id: 1, topics: [{ topic: 't', partitions: 1, leaders: ['a'] }] } as Awaited<ReturnType<typeof request>>);
+    }) as typeof request;
+    const ended: Array<{ code: string; id: number }> = [];
+    const subscriber = placing(() => a, { refreshMs: 40, retryBaseMs: 5, retryAttempts: 5 }, {
+      ended: (error: RelayError, subscription: { id: number }) => void ended.push({ code: error.code, id: subscription.id }),
+    });
+    subscriber.setConnection(a);
+    const { id } = await subscriber.subscribe('t', () => undefined);
+    await until(() => ended.length > 0);
+    const lookups = a.sent.filter((f) => f.type === 'metadata');
+    expect(lookups.length).toBe(5); // the missing one after a lookup that found it again did not end it
+    expect(lookups.every((f) => (f as { create?: boolean }).create === false)).toBe(true);
+    expect(ended).toEqual([{ code: 'INVALID_TOPIC', id }]);
+    expect(subscriber.stats().subscriptions).toBe(0);
+    expect(a.sent.filter((f) => f.type === 'unsubscribe').map((f) => f.subscription)).toEqual([id]);
+  });
+
+  it('a deletion told on the connection it just left in a move ends the subscription (the leader started it after applying the deletion)', async () => {
+    const leaders = { now: ['b'] };
+    const a = fakeConnection('a', leaders);
+    const b = fakeConnection('b', leaders);
+    const ended: string[] = [];
+    const subscriber = placing((id) => (id === 'b' ? b : a), { ...PLACEMENT_LIMITS, retryBaseMs: 20 }, {
+      ended: (error: RelayError) => void ended.push(error.code),
+    });
+    subscriber.setConnection(a);
+    const { id } = await subscriber.subscribe('t', () => undefined);
+    await until(() => subscriber.stats().servedBy[0]?.broker === 'b');
+    // a applied the deletion before it read the unsubscribe: its notice follows the move.
+    subscriber.onEnded(a, id, new RelayError('INVALID_TOPIC', 'topic t was deleted'));
+    expect(ended).toEqual(['INVALID_TOPIC']);
+    expect(subscriber.stats().subscriptions).toBe(0);
+    expect(b.sent.filter((f) => f.type === 'unsubscribe').map((f) => f.subscription)).toEqual([id]); // b holds it still
   });
 
   it('stays on the broker serving it when that broker ties for the most partitions led (no needless move)', async () => {

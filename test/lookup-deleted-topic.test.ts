@@ -66,13 +66,13 @@ describe('leader lookups and deleted topics', () => {
     const broker = await fixture.broker({ id: 'solo' });
     const raw = await RawClient.open(broker.url);
     try {
-      raw.send({ type: 'metadata', id: 1, topics: ['never.made'], create: false } as Parameters<RawClient['send']>[0]);
+      raw.send({ type: 'metadata', id: 1, topics: ['never.made'], create: false });
       expect(await raw.next('error')).toMatchObject({ id: 1, code: 'INVALID_TOPIC' });
       expect(broker.engine.partitionCount('never.made')).toBeUndefined();
       // An existing topic is answered as before.
       raw.send({ type: 'metadata', id: 2, topics: ['made'] });
       expect((await raw.next('topics')).topics).toEqual([expect.objectContaining({ topic: 'made' })]);
-      raw.send({ type: 'metadata', id: 3, topics: ['made'], create: false } as Parameters<RawClient['send']>[0]);
+      raw.send({ type: 'metadata', id: 3, topics: ['made'], create: false });
       expect((await raw.next('topics')).topics).toEqual([expect.objectContaining({ topic: 'made' })]);
       // Hostile input: a flag that is not a boolean is a protocol error (the connection closes).
       raw.send({ type: 'metadata', id: 4, topics: ['never.made'], create: 'no' } as unknown as Parameters<RawClient['send']>[0]);
@@ -95,7 +95,7 @@ describe('leader lookups and deleted topics', () => {
     const subscriber = await fixture.client([proxyOf(follower).url], { poolSize: 3 });
     await waitFor(() => subscriber.stats().connectedBrokers.length === 3, 'links to the 3 brokers', 10_000);
     expect(subscriber.stats().activeBroker?.id).toBe(follower.id);
-    const errors: Array<{ code: string | undefined; context: ErrorContext }> = [];
+    const errors: Array<{ code: string | undefined; context: ErrorContext | undefined }> = [];
     subscriber.on('error', (error, context) => void errors.push({ code: error instanceof RelayError ? error.code : undefined, context }));
     const received: string[] = [];
 

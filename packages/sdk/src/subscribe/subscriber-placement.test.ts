@@ -323,6 +323,28 @@ describe('Subscriber placement on the leader', () => {
     expect(a.sent.filter((f) => f.type === 'unsubscribe').map((f) => f.subscription)).toEqual([id]);
   });
 
+  it('a refresh finding the topic missing before the confirming lookup is due does not end the subscription', async () => {
+    const a = fakeConnection('a', { now: ['a'] });
+    // Refreshes every 10 ms, the confirmation due 40 ms after the first miss: the misses in between change nothing,
+    // and the topic found again (a late broker) clears it. Past the script it stays there.
+    const script = ['there', 'missing', 'missing', 'there'];
+    const request = a.request.bind(a);
+    (a as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) => {
+      if (frame.type !== 'metadata') return request(frame, onReply);
+      a.sent.push(frame);
+      if ((script.shift() ?? 'there') === 'missing') return Promise.reject(new RelayError('INVALID_TOPIC', 'topic t does not exist'));
+      return Promise.resolve({ type: 'topics', id: 1, topics: [{ topic: 't', partitions: 1, leaders: ['a'] }] } as Awaited<ReturnType<typeof request>>);
+    }) as typeof request;
+    const ended: string[] = [];
+    const subscriber = placing(() => a, { refreshMs: 10, retryBaseMs: 10, retryAttempts: 5 }, { ended: (error: RelayError) => void ended.push(error.code) });
+    subscriber.setConnection(a);
+    await subscriber.subscribe('t', () => undefined);
+    await until(() => a.sent.filter((f) => f.type === 'metadata').length >= 8);
+    expect(ended).toEqual([]);
+    expect(subscriber.stats().subscriptions).toBe(1);
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
   it('a deletion told on the connection it just left in a move ends the subscription (the leader started it after applying the deletion)', async () => {
     const leaders = { now: ['b'] };
     const a = fakeConnection('a', leaders);

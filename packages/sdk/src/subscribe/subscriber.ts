@@ -213,8 +213,14 @@ class SubscriptionState {
   placing = false;
   /** The broker named no leaders (a single broker, not a cluster): nothing to look up again. */
   noLeaders = false;
-  /** The last leader lookup found the topic missing (deleted); a second in a row ends the subscription. */
-  missing = false;
+  /**
+   * A leader lookup found the topic missing (deleted): `pending` until the
+   * lookup that confirms it is due (a broker may apply a creation late), then
+   * `due`: a lookup still finding it missing ends the subscription.
+   */
+  missing: 'no' | 'pending' | 'due' = 'no';
+  /** Makes the confirming lookup due; cleared when a lookup finds the topic again. */
+  missingTimer: ReturnType<typeof setTimeout> | undefined;
   confirmed = false;
   /**
    * Counts the subscribe requests sent (see `Subscriber.register`). Message (and
@@ -695,7 +701,8 @@ export class Subscriber {
     connection.request({ type: 'metadata', topics: [state.pattern], create: false }).then(
       (reply) => {
         state.placing = false;
-        state.missing = false;
+        state.missing = 'no';
+        clearTimeout(state.missingTimer);
         if (!this.placeable(state) || reply.type !== 'topics') return;
         const leaders = reply.topics.find((info) => info.topic === state.pattern)?.leaders;
         if (leaders === undefined) {
@@ -722,12 +729,17 @@ export class Subscriber {
           return;
         }
         if (!this.placeable(state)) return;
-        if (state.missing) {
+        if (state.missing === 'due') {
           this.endDeleted(state, new RelayError('INVALID_TOPIC', `topic ${state.pattern} was deleted; subscription ${state.id} ended (${err.message})`));
-          return;
+        } else if (state.missing === 'no') {
+          state.missing = 'pending';
+          state.missingTimer = setTimeout(() => {
+            state.missing = 'due';
+            this.place(state);
+          }, this.placement.retryBaseMs * MISSING_CONFIRM_FACTOR);
+          state.missingTimer.unref?.();
         }
-        state.missing = true;
-        setTimeout(() => this.place(state), this.placement.retryBaseMs * MISSING_CONFIRM_FACTOR).unref?.();
+        // `pending`: a refresh came before the confirmation was due; the scheduled lookup confirms.
       },
     );
   }

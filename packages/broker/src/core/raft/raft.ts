@@ -1278,10 +1278,16 @@ export class Raft<T, S> {
    * date, so it wins as soon as its supporters answer) — but only if the voters it heard from within an election
    * timeout would elect it, or it would leave a working group leaderless. Once per term at most: it is no longer leader
    * of this term afterwards.
+   *
+   * A learner too: its acknowledgements count once it is promoted (this leader counts its match from the promote's
+   * append on, and that match may be one it lost) and, before, in a guarded election's promoting configuration; this
+   * leader cannot tell a match it lost from one it holds (a delayed answer sent before the cut raises it again), and a
+   * leader of a later term counts only answers of its own term. Before, a learner restarted under the leader of its
+   * start term stayed recovering until some other election.
    */
   private noteRecovering(m: AppendResponse | HeartbeatResponse, pr: Progress): boolean {
     pr.recovering = m.recovering === true;
-    if (!pr.recovering || (m.startTerm ?? 0) < this.term || !this.isVoter(m.from) || !this.isVoter(this.id)) return false;
+    if (!pr.recovering || (m.startTerm ?? 0) < this.term || !this.isMember(m.from) || !this.isVoter(this.id)) return false;
     // A guarded election needs answers this leader does not hear (a removed voter's), or that of learners too.
     const guard = this.electionGuardOf();
     const votes = new Map<NodeId, VoteAnswer>();

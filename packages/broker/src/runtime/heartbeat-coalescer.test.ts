@@ -33,6 +33,8 @@ describe('HeartbeatCoalescer', () => {
     // Answers that say more than their term (fsync interval; a replica recovering after a power cut): sent whole, never stripped.
     expect(coalescer.send('raft/p/t/0', { type: 'heartbeat-resp', from: 'a', to: 'b', term: 5, unsynced: true })).toBe(false);
     expect(coalescer.send('raft/p/t/0', { type: 'heartbeat-resp', from: 'a', to: 'b', term: 5, recovering: true, startTerm: 5 })).toBe(false);
+    // Nor the commit a leader that removed itself waits for.
+    expect(coalescer.send('raft/p/t/0', { type: 'heartbeat-resp', from: 'a', to: 'b', term: 5, commit: 9 })).toBe(false);
     expect(sent).toEqual([]);
     await nextTurn();
     expect(sent.map((s) => [s.to, s.channel])).toEqual([

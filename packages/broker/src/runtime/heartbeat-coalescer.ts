@@ -63,8 +63,9 @@ export class HeartbeatCoalescer {
    */
   send(channel: string, message: Message<unknown, unknown>): boolean {
     if (message.type !== 'heartbeat' && message.type !== 'heartbeat-resp') return false;
-    // An answer that says more than its term (`unsynced`, `recovering` and its start term: fsync interval, a power cut) goes as it is.
-    if (message.type === 'heartbeat-resp' && (message.unsynced === true || message.recovering === true)) return false;
+    // An answer that says more than its term (`unsynced`, `recovering` and its start term: fsync interval, a power cut;
+    // `commit`: to a leader that removed itself) goes as it is.
+    if (message.type === 'heartbeat-resp' && (message.unsynced === true || message.recovering === true || message.commit !== undefined)) return false;
     if (!this.options.transport.understands(message.to, COALESCED_HEARTBEATS)) return false;
     let out = this.pending.get(message.to);
     if (out === undefined) {

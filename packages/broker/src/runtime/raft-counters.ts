@@ -21,6 +21,10 @@ export const RAFT_COUNTER_METRICS: Readonly<Record<keyof RaftCounters, { name: s
   transfersAborted: { name: 'transfers_aborted', help: 'Leadership transfers aborted after an election timeout' },
   confChangesProposed: { name: 'conf_changes_proposed', help: 'Configuration changes appended by the leaders here' },
   removedStepDowns: { name: 'removed_step_downs', help: 'Times a leader here stepped down because a committed change removed it' },
+  removalsUnacknowledged: {
+    name: 'removals_unacknowledged',
+    help: 'Of those, times no voter acknowledged the removal commit within an election timeout, so it handed over without knowing that a survivor knew',
+  },
   quiesces: { name: 'quiesces', help: 'Times a group here quiesced (stopped its timers, idle and caught up)' },
   wakes: { name: 'wakes', help: 'Times a group here woke from quiescence' },
   leaderDownSignals: { name: 'leader_down_signals', help: "Times the failure detector's word that a leader is down ended its lease here" },

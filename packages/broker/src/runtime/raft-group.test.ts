@@ -437,6 +437,55 @@ describe('a Raft group changing its membership', () => {
     await again.storage.close();
   });
 
+  it('a leader removing itself resolves only once a voter acknowledged the commit and it handed over (its replica may go then)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
+    dirs.push(dir);
+    const a = await member(join(dir, 'meta.log'), ['a', 'b']);
+    await leadWithB(a.group, a.sent as Message<string, string>[]);
+    const term = a.group.node.status().term;
+    // b takes every append; its heartbeat answers carry its commit (what a heartbeat told it) only once `acknowledge`.
+    let acknowledge = false;
+    const answerAsB = (): void => {
+      for (const m of a.sent.splice(0)) {
+        if (m.to !== 'b') continue;
+        if (m.type === 'app') a.group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term, index: m.prevIndex + m.entries.length, reject: false, hintIndex: 0, hintTerm: 0 });
+        if (m.type === 'heartbeat') a.group.receive('b', acknowledge ? { type: 'heartbeat-resp', from: 'b', to: 'a', term, commit: m.commit } : { type: 'heartbeat-resp', from: 'b', to: 'a', term });
+      }
+    };
+    const x = a.group.propose('x', 5000);
+    await until(() => {
+      answerAsB();
+      a.group.tick();
+      return a.group.node.status().commit >= 2;
+    }, 'the term to commit');
+    await x;
+    let settled = false;
+    const removed = a.group.proposeConfChange({ type: 'remove', node: 'a' }, 10_000);
+    void removed.finally(() => (settled = true)).catch(() => {});
+    const removal = a.group.node.lastIndex;
+    // Committed and applied, but no voter said it knows: a leads on (an election timeout is 10 ticks; 5 here).
+    await until(() => {
+      answerAsB();
+      return a.group.node.status().commit >= removal;
+    }, 'the removal to commit');
+    for (let i = 0; i < 5; i++) {
+      a.group.tick();
+      answerAsB();
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    expect({ settled, leads: a.group.isLeader() }).toEqual({ settled: false, leads: true });
+    acknowledge = true;
+    await until(() => {
+      a.group.tick();
+      answerAsB();
+      return settled;
+    }, 'a to hand over');
+    expect(await removed).toEqual({ voters: ['b'], learners: [] });
+    expect(a.group.isLeader()).toBe(false);
+    expect(a.group.node.counters).toMatchObject({ removedStepDowns: 1, removalsUnacknowledged: 0 });
+    await a.storage.close();
+  });
+
   it('a broker outside the stored configuration is refused unless it is joining; a joining one never campaigns', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
     dirs.push(dir);

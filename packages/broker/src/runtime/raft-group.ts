@@ -198,6 +198,8 @@ export class RaftGroup<T, R, S = never> {
   private stopReason: RelayError | undefined;
   /** The leader last reported to `onLeaderChange`. */
   private knownLeader: NodeId | null = null;
+  /** Ends of {@link handedOver} waits: called once this broker no longer leads (or the group stops). */
+  private readonly leadershipEnds = new Set<() => void>();
   /** The transferee last reported to `onTransferChange`. */
   private knownTransferee: NodeId | null = null;
   /** Index of the last entry applied (or installed by a snapshot). */
@@ -282,6 +284,12 @@ export class RaftGroup<T, R, S = never> {
    * committed yet, a leadership transfer: retriable), and for good (`INVALID_ARGUMENT`: the change does not
    * apply to the configuration). `TIMEOUT` when not committed in time
    * (outcome unknown: read {@link confState} before proposing again).
+   *
+   * A leader removing itself resolves only once it handed over too, within
+   * `timeoutMs` more at most: its core waits (an election timeout at most)
+   * for a voter to acknowledge that the removal committed, and a caller that
+   * goes on to drop this replica or stop this broker must not cut that word
+   * off (docs/raft.md, "Two voters beside three").
    */
   proposeConfChange(change: ConfChange, timeoutMs: number): Promise<ConfState> {
     if (this.stopReason !== undefined) return Promise.reject(this.stopReason);
@@ -307,7 +315,25 @@ export class RaftGroup<T, R, S = never> {
       displaced: (displaced) => `configuration change ${displaced} of ${this.options.id}: its outcome is unknown`,
     });
     this.process();
-    return promise;
+    if (change.type !== 'remove' || change.node !== this.options.self) return promise;
+    return promise.then(async (conf) => {
+      await this.handedOver(timeoutMs);
+      return conf;
+    });
+  }
+
+  /** Resolves once this broker no longer leads the group (at once if it does not), the group stopped, or after `timeoutMs`. */
+  private handedOver(timeoutMs: number): Promise<void> {
+    if (this.stopped || this.fenced !== undefined || this.core.leader !== this.options.self) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const end = (): void => {
+        clearTimeout(timer);
+        this.leadershipEnds.delete(end);
+        resolve();
+      };
+      const timer = setTimeout(end, timeoutMs);
+      this.leadershipEnds.add(end);
+    });
   }
 
   /**
@@ -593,6 +619,7 @@ export class RaftGroup<T, R, S = never> {
     clearTimeout(this.fenced?.timer);
     for (const abandoned of this.proposals.abandonAll()) abandoned.waiter.reject(reason);
     for (const abandoned of this.confProposals.abandonAll()) abandoned.waiter.reject(reason);
+    for (const end of [...this.leadershipEnds]) end();
     this.compaction.take()?.done(reason);
   }
 
@@ -933,6 +960,7 @@ export class RaftGroup<T, R, S = never> {
   }
 
   private noticeLeader(): void {
+    if (this.leadershipEnds.size > 0 && (this.fenced !== undefined || this.core.leader !== this.options.self)) for (const end of [...this.leadershipEnds]) end();
     const transferee = this.transferring;
     if (transferee !== this.knownTransferee) {
       this.knownTransferee = transferee;

@@ -158,6 +158,13 @@ describe('parseRaftMessage: the marks of a recovering replica (RaftConfig.recove
     expect(parseRaftMessage({ ...answer, recovering: 1 }, parseString)).toBeUndefined();
     expect(parseRaftMessage({ ...rejection, startTerm: 1.5 }, parseString)).toBeUndefined();
   });
+
+  it('keeps a heartbeat answer\'s commit (to a leader that removed itself) and refuses a bad one', () => {
+    const answer: Message<string, string> = { type: 'heartbeat-resp', from: 'b2', to: 'b1', term: 3, commit: 7 };
+    expect(parseRaftMessage(structuredClone(answer), parseString)).toEqual(answer);
+    expect(parseRaftMessage({ ...answer, commit: -1 }, parseString)).toBeUndefined();
+    expect(parseRaftMessage({ ...answer, commit: '7' }, parseString)).toBeUndefined();
+  });
 });
 
 describe('parseRaftMessage: a guarded election\'s removal and its attestation (docs/raft.md, "Two voters beside three")', () => {

@@ -94,7 +94,10 @@ export function parseRaftMessage<T, S = never>(
       return o.quiesce === true ? { from, to, term, type: 'heartbeat', commit: o.commit, quiesce: true } : { from, to, term, type: 'heartbeat', commit: o.commit };
     case 'heartbeat-resp': {
       if (!optionalBoolean(o.quiesce) || !optionalBoolean(o.unsynced) || !recoveringMarkValid(o)) return undefined;
+      // The follower's commit (`HeartbeatResponse.commit`), to a leader that removed itself: an older broker sends none.
+      if (o.commit !== undefined && !isUint(o.commit)) return undefined;
       const answer: { -readonly [K in keyof HeartbeatResponse]: HeartbeatResponse[K] } = { from, to, term, type: 'heartbeat-resp' };
+      if (o.commit !== undefined) answer.commit = o.commit as number;
       if (o.quiesce === true) answer.quiesce = true;
       if (o.unsynced === true) answer.unsynced = true;
       if (o.recovering === true) {

@@ -54,7 +54,7 @@ export function formatMessage<T, S>(m: Message<T, S>, formatData: DataFormatter<
     case 'heartbeat':
       return `${head} commit=${m.commit}${m.quiesce === true ? ' quiesce' : ''}`;
     case 'heartbeat-resp':
-      return `${m.quiesce === true ? `${head} quiesce` : head}${recoveringMark(m)}`;
+      return `${m.quiesce === true ? `${head} quiesce` : head}${recoveringMark(m)}${m.commit === undefined ? '' : ` commit=${m.commit}`}`;
     case 'timeout-now':
       return m.commit === undefined ? head : `${head} commit=${m.commit}/${m.commitTerm ?? '?'}`;
     case 'snapshot':

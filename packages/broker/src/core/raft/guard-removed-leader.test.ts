@@ -1,15 +1,16 @@
 /**
  * Liveness of the election guard (docs/raft.md, "Two voters beside three") when the removed voter was the leader
- * that committed its own removal. A leader removing itself steps down once the removal commits: it tells the
- * followers the commit and sends `timeout-now`, and in the broker its replica then goes away (a replica move's last
- * step). If that word is lost, no survivor knows the removal committed: none attests it, and a candidate of the two
- * (or one) voters left wins by supporters only with a win among the previous voters — which needs the removed one.
- * With a survivor recovering (a power cut meanwhile), the group then elects only if the removed voter answers.
- * The removal is committed, so electing without the guard is safe: main's rule did (both tests pass there).
- * `it.fails` stages the stall (found by review of the guard): it turns red once a survivor can learn the commit
- * without the removed voter. The leader's `timeout-now` now carries its commit, so the stall needs that lost too
- * (the last describe: with it delivered the group elects); closing it whole would need the stepping-down leader to
- * wait for a survivor to acknowledge the commit.
+ * that committed its own removal. In the broker its replica goes away once it stepped down (a replica move's last
+ * step, a decommission). If no survivor knows the removal committed, none attests it, and a candidate of the two (or
+ * one) voters left wins by supporters only with a win among the previous voters — which needs the removed one: with a
+ * survivor recovering (a power cut meanwhile), the group then elects only if the removed voter answers. That state
+ * itself cannot elect safely (a survivor's log holding an uncommitted removal looks the same), so the removed leader
+ * must not leave it behind: once its removal commits it heartbeats the commit until a voter answers that it knows
+ * (`HeartbeatResponse.commit`), then hands over; its appends and `timeout-now` carrying the commit may all be lost.
+ * An election timeout without such an answer, it hands over anyway, the `timeout-now` carrying its commit
+ * (`TimeoutNowMessage.commit`): the stall is left only if that is lost too and no voter answered a heartbeat for an
+ * election timeout (`removalsUnacknowledged`). These two stories were `it.fails` (staged as the state they leave)
+ * before the wait.
  */
 import { describe, expect, it } from 'vitest';
 import { ManualRaftCluster } from '../../../test/support/manual-raft.js';
@@ -25,54 +26,100 @@ const RECOVERING: RaftConfigOptions = { ...BASE, recoveringAtStart: true };
 /** The (pre-)vote answers sent so far. */
 const answers = (cl: ManualRaftCluster): VoteResponse[] => cl.sent.filter((m): m is VoteResponse => m.type === 'vote-resp' || m.type === 'pre-vote-resp');
 
-describe('a removed leader that committed its own removal, its word of the commit lost, gone for good', () => {
-  const prefix = [noop(1, 1), value(2, 1, 'v1')];
+/**
+ * `b` leads `all` and removes itself; every message is delivered but those `lost` drops (and the `timeout-now`, held
+ * and returned), until quiet. Returns the removal's index and the held `timeout-now`.
+ */
+function removeLeaderB(cl: ManualRaftCluster, all: readonly string[], lost: (m: Msg, removal: number) => boolean): { removal: number; handover: Msg | undefined } {
+  cl.campaign('b', all);
+  expect(cl.node('b').status().role).toBe('leader');
+  expect(cl.node('b').proposeConfChange({ type: 'remove', node: 'b' })).toMatchObject({ ok: true });
+  const removal = cl.node('b').lastIndex;
+  let handover: Msg | undefined;
+  for (const id of all) drainReady(cl.node(id), cl.io(id));
+  for (let round = 0; round < 100 && cl.queue.length > 0; round++) {
+    const batch = cl.queue;
+    cl.queue = [];
+    for (const m of batch) {
+      if (m.type === 'timeout-now') handover = m;
+      if (m.type === 'timeout-now' || lost(m, removal)) continue;
+      cl.node(m.to).step(m);
+      drainReady(cl.node(m.to), cl.io(m.to));
+    }
+  }
+  return { removal, handover };
+}
 
-  it.fails('3 → 2: c is elected with a (recovering) once the removal is committed, b gone', () => {
-    // b led term 1 and committed "remove b" at 3 with a and c (a quorum of {a, c}); the commit never reached them.
-    const log = [...prefix, conf(3, 1, 'remove', 'b', ['a', 'c'])];
-    const cl = new ManualRaftCluster(['a', 'b', 'c'], BASE, ['a', 'b', 'c']);
-    cl.start('a', storageOf(['a', 'b', 'c'], log, 1, 2, 'b'), RECOVERING);
-    cl.start('c', storageOf(['a', 'b', 'c'], log, 1, 2, 'b'), BASE);
+/** b's appends that carry the removal's commit. */
+const commitCarrier = (m: Msg, removal: number): boolean => m.from === 'b' && m.type === 'app' && m.commit >= removal;
+
+describe('a removed leader that committed its own removal hands over once a survivor knows it, its appends and timeout-now lost', () => {
+  it('3 → 2: a acknowledges the commit (c never hears it), b steps down and goes, a loses power: c is elected with a (recovering)', () => {
+    const all = ['a', 'b', 'c'];
+    const cl = new ManualRaftCluster(all, BASE);
+    // Everything b says to c after the removal commits is lost, and its appends to a carrying the commit.
+    const { removal, handover } = removeLeaderB(cl, all, (m, k) => commitCarrier(m, k) || (m.from === 'b' && m.to === 'c' && m.type === 'heartbeat'));
+    expect(cl.node('b').status().role).toBe('follower');
+    expect(cl.node('b').counters).toMatchObject({ removedStepDowns: 1, removalsUnacknowledged: 0 });
+    expect(handover).toMatchObject({ from: 'b', to: 'a' });
+    expect([cl.node('a').status().commit, cl.node('c').status().commit]).toEqual([removal, removal - 1]);
+    // b is gone for good; a loses power (its commit passed the removal: durable) and restarts recovering.
+    cl.restart('a', RECOVERING);
+    expect(cl.node('a').status()).toMatchObject({ recovering: true, commit: removal });
     cl.campaign('c', ['a', 'c']);
+    expect(answers(cl).some((m) => m.from === 'a' && m.to === 'c' && m.committedIndex === removal)).toBe(true);
     expect(cl.node('c').counters.leaderships).toBe(1);
   });
 
-  it.fails('2 → 1: a (recovering) is elected alone once the removal is committed, b gone', () => {
-    const log = [...prefix, conf(3, 1, 'remove', 'b', ['a'])];
-    const cl = new ManualRaftCluster(['a', 'b'], BASE, ['a', 'b']);
-    cl.start('a', storageOf(['a', 'b'], log, 1, 2, 'b'), RECOVERING);
+  it('2 → 1: a acknowledges the commit, b steps down and goes, a loses power: a (recovering) is elected alone', () => {
+    const all = ['a', 'b'];
+    const cl = new ManualRaftCluster(all, BASE);
+    const { removal, handover } = removeLeaderB(cl, all, commitCarrier);
+    expect(cl.node('b').counters).toMatchObject({ removedStepDowns: 1, removalsUnacknowledged: 0 });
+    expect(handover).toMatchObject({ from: 'b', to: 'a' });
+    expect(cl.node('a').status().commit).toBe(removal);
+    cl.restart('a', RECOVERING);
+    expect(cl.node('a').status().recovering).toBe(true);
     cl.campaign('a', ['a']);
     expect(cl.node('a').counters.leaderships).toBe(1);
+  });
+
+  it('it leads on (refusing proposals and changes) until a voter answers, heartbeating the commit', () => {
+    const all = ['a', 'b', 'c'];
+    const cl = new ManualRaftCluster(all, BASE);
+    // b hears no answer to a heartbeat after the removal commits.
+    const { removal } = removeLeaderB(cl, all, (m, k) => commitCarrier(m, k) || m.type === 'heartbeat-resp');
+    expect(cl.node('b').status().role).toBe('leader');
+    expect(cl.node('b').propose('x')).toMatchObject({ ok: false, reason: 'transferring' });
+    expect(cl.node('b').proposeConfChange({ type: 'add-learner', node: 'd' })).toMatchObject({ ok: false, reason: 'transferring' });
+    const sent = cl.sent.length;
+    cl.node('b').tick();
+    cl.node('b').tick();
+    drainReady(cl.node('b'), cl.io('b'));
+    const heartbeats = cl.sent.slice(sent).filter((m) => m.type === 'heartbeat');
+    expect(new Set(heartbeats.map((m) => m.to))).toEqual(new Set(['a', 'c']));
+    expect(heartbeats.every((m) => m.type === 'heartbeat' && m.commit === removal)).toBe(true);
+    cl.run(all);
+    expect(cl.node('b').status().role).toBe('follower');
+    expect(cl.node('b').counters).toMatchObject({ removedStepDowns: 1, removalsUnacknowledged: 0 });
   });
 });
 
 describe('a removed leader hands over with its commit (TimeoutNowMessage.commit)', () => {
-  it('3 → 2: its commit carriers lost, the timeout-now tells its target the removal committed; elected with the other survivor recovering, b gone', () => {
+  it('3 → 2: no voter acknowledged within an election timeout, it hands over anyway; the timeout-now tells its target the removal committed; elected with the other survivor recovering, b gone', () => {
     const all = ['a', 'b', 'c'];
     const cl = new ManualRaftCluster(all, BASE);
-    cl.node('b').campaign();
-    cl.run(all);
+    // b's appends that announce the removal committed and its heartbeats are lost; its timeout-now is held.
+    const lost = (m: Msg, k: number): boolean => commitCarrier(m, k) || (m.from === 'b' && m.type === 'heartbeat');
+    let { removal, handover } = removeLeaderB(cl, all, lost);
     expect(cl.node('b').status().role).toBe('leader');
-    expect(cl.node('b').proposeConfChange({ type: 'remove', node: 'b' })).toMatchObject({ ok: true });
-    const removal = cl.node('b').lastIndex;
-    // Every message is delivered but b's appends that announce the removal committed, and its timeout-now is held.
-    let handover: Msg | undefined;
-    for (const id of all) drainReady(cl.node(id), cl.io(id));
-    for (let round = 0; round < 100 && cl.queue.length > 0; round++) {
-      const batch = cl.queue;
+    for (let i = 0; i < 10 && handover === undefined; i++) {
+      cl.node('b').tick();
+      drainReady(cl.node('b'), cl.io('b'));
+      handover = cl.queue.find((m) => m.type === 'timeout-now');
       cl.queue = [];
-      for (const m of batch) {
-        if (m.from === 'b' && m.type === 'app' && m.commit >= removal) continue;
-        if (m.type === 'timeout-now') {
-          handover = m;
-          continue;
-        }
-        cl.node(m.to).step(m);
-        drainReady(cl.node(m.to), cl.io(m.to));
-      }
     }
-    expect(cl.node('b').counters.removedStepDowns).toBe(1);
+    expect(cl.node('b').counters).toMatchObject({ removedStepDowns: 1, removalsUnacknowledged: 1 });
     expect(handover).toMatchObject({ from: 'b', commit: removal });
     expect(['a', 'c'].map((id) => cl.node(id).status().commit)).toEqual([removal - 1, removal - 1]);
     // b is gone for good; the other survivor loses power (nothing lost here) and restarts recovering; then the

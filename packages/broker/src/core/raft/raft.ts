@@ -102,6 +102,11 @@ export interface RaftCounters {
   confChangesProposed: number;
   /** Times this node, as leader, stepped down because a committed change removed it. */
   removedStepDowns: number;
+  /**
+   * Of those, times no voter acknowledged the removal's commit within an election timeout (see
+   * `HeartbeatResponse.commit`): it handed over on its `timeout-now` alone.
+   */
+  removalsUnacknowledged: number;
   /** Times this node quiesced (stopped its timers, idle and caught up). */
   quiesces: number;
   /** Times it woke from quiescence. */
@@ -165,6 +170,7 @@ export class Raft<T, S> {
     transfersAborted: 0,
     confChangesProposed: 0,
     removedStepDowns: 0,
+    removalsUnacknowledged: 0,
     quiesces: 0,
     wakes: 0,
     leaderDownSignals: 0,
@@ -235,6 +241,11 @@ export class Raft<T, S> {
    * entries it acknowledged, so it grants no vote (see {@link handleVoteRequest}, {@link endRecoveryIfCaughtUp}).
    */
   private isRecovering: boolean;
+  /**
+   * A leader whose removal committed, waiting (an election timeout at most) for a voter to acknowledge that commit
+   * before it steps down: see {@link awaitRemovalAck}.
+   */
+  private awaitingRemovalAck = false;
 
   constructor(init: RaftInit<T, S>) {
     this.id = init.id;
@@ -404,6 +415,7 @@ export class Raft<T, S> {
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
     this.transferee = null;
+    this.awaitingRemovalAck = false;
     this.votes = undefined;
     this.electionGuard = undefined;
     // Only a leader tracks its members' progress (see becomeLeader): a follower's would be dead weight, and most groups follow.
@@ -532,7 +544,7 @@ export class Raft<T, S> {
    * it awake until it has caught up.
    */
   private canQuiesce(): boolean {
-    if (!this.config.quiesce || this.transferee !== null) return false;
+    if (!this.config.quiesce || this.transferee !== null || this.awaitingRemovalAck) return false;
     const last = this.log.lastIndex();
     if (this.log.committed !== last || this.log.lastTerm() !== this.term || this.log.lastStableIndex() !== last) return false;
     for (const [id, pr] of this.progress) {
@@ -679,6 +691,13 @@ export class Raft<T, S> {
       if (this.transferee !== null) {
         this.counters.transfersAborted++;
         this.transferee = null;
+      }
+      if (this.awaitingRemovalAck) {
+        // No voter said it knows: hand over on the timeout-now's commit alone, as before the wait (an older
+        // broker's voters never say; a group whose voters are all cut off would otherwise keep this lease for ever).
+        this.counters.removalsUnacknowledged++;
+        this.stepDownRemoved();
+        return;
       }
     }
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
@@ -1079,6 +1098,10 @@ export class Raft<T, S> {
         pr.lastContactTick = this.now;
         pr.lastHeardTick = this.now;
         pr.probeSent = false;
+        if (this.awaitingRemovalAck && this.isVoter(m.from) && m.commit !== undefined && m.commit >= this.conf.index) {
+          this.stepDownRemoved(m.from);
+          return;
+        }
         if (this.noteRecovering(m, pr)) return;
         // A full window may be waiting for acknowledgements of lost appends:
         // free one slot so the stream moves (a rejection then rewinds it).
@@ -1148,7 +1171,9 @@ export class Raft<T, S> {
       this.sendHeartbeatResponse({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term, quiesce: true });
       return;
     }
-    this.sendHeartbeatResponse({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term });
+    const answer: HeartbeatResponse = { type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term };
+    // A leader outside our configuration removed itself: it hands over once a voter says it knows the removal committed.
+    this.sendHeartbeatResponse(this.isVoter(m.from) ? answer : { ...answer, commit: this.log.committed });
   }
 
   private sendHeartbeatResponse(answer: HeartbeatResponse): void {
@@ -1278,10 +1303,16 @@ export class Raft<T, S> {
    * date, so it wins as soon as its supporters answer) — but only if the voters it heard from within an election
    * timeout would elect it, or it would leave a working group leaderless. Once per term at most: it is no longer leader
    * of this term afterwards.
+   *
+   * A learner too: its acknowledgements count once it is promoted (this leader counts its match from the promote's
+   * append on, and that match may be one it lost) and, before, in a guarded election's promoting configuration; this
+   * leader cannot tell a match it lost from one it holds (a delayed answer sent before the cut raises it again), and a
+   * leader of a later term counts only answers of its own term. Before, a learner restarted under the leader of its
+   * start term stayed recovering until some other election.
    */
   private noteRecovering(m: AppendResponse | HeartbeatResponse, pr: Progress): boolean {
     pr.recovering = m.recovering === true;
-    if (!pr.recovering || (m.startTerm ?? 0) < this.term || !this.isVoter(m.from) || !this.isVoter(this.id)) return false;
+    if (!pr.recovering || (m.startTerm ?? 0) < this.term || !this.isMember(m.from) || !this.isVoter(this.id)) return false;
     // A guarded election needs answers this leader does not hear (a removed voter's), or that of learners too.
     const guard = this.electionGuardOf();
     const votes = new Map<NodeId, VoteAnswer>();
@@ -1310,8 +1341,29 @@ export class Raft<T, S> {
     if (!this.knobs.commitEarlierTermByCounting && this.log.term(index) !== this.term) return false;
     this.log.commitTo(index);
     this.endRecoveryIfCaughtUp();
-    if (!this.isVoter(this.id) && this.log.committed >= this.conf.index) this.stepDownRemoved();
+    if (!this.isVoter(this.id) && this.log.committed >= this.conf.index) {
+      // A learner elected hands over at once: it stays a member, and answers a guarded election as any.
+      if (this.learners.includes(this.id)) this.stepDownRemoved();
+      else this.awaitRemovalAck();
+    }
     return true;
+  }
+
+  /**
+   * The change that removed this leader committed. Its replica goes away once it stepped down (a replica move's last
+   * step, a broker's decommission), and if no voter left knows that the removal committed, a group of one or two
+   * voters with one recovering can elect only with the removed voter's answer (docs/raft.md, "Two voters beside
+   * three"). The appends and the `timeout-now` that carry the commit may all be lost; so it goes on leading (refusing
+   * proposals, not quiescing) and heartbeating, each heartbeat carrying the commit, until a voter answers with its
+   * commit at or past the removal (`HeartbeatResponse.commit`; durable, since a commit passing a configuration entry
+   * is fsynced before the answer leaves), then hands over. Bounded: after an election timeout it hands over anyway.
+   */
+  private awaitRemovalAck(): void {
+    if (this.awaitingRemovalAck) return;
+    this.awaitingRemovalAck = true;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.bcastHeartbeat();
   }
 
   /**
@@ -1320,10 +1372,12 @@ export class Raft<T, S> {
    * voter that holds its whole log (timeout-now, so the cluster need not wait for an election timeout), and steps
    * down. A removed node never campaigns again, not being a voter; a learner, only once its log is ahead again.
    */
-  private stepDownRemoved(): void {
+  private stepDownRemoved(acknowledged?: NodeId): void {
     this.bcastAppend();
     const lastIndex = this.log.lastIndex();
-    const successor = this.voters.find((id) => (this.progress.get(id)?.match ?? 0) === lastIndex);
+    const holds = (id: NodeId): boolean => (this.progress.get(id)?.match ?? 0) === lastIndex;
+    // The voter that acknowledged the commit first: it holds the removal, and its answer just came.
+    const successor = acknowledged !== undefined && holds(acknowledged) ? acknowledged : this.voters.find(holds);
     if (successor !== undefined) this.sendTimeoutNow(successor);
     if (!this.learners.includes(this.id)) this.counters.removedStepDowns++;
     this.becomeFollower(this.term, null);
@@ -1486,6 +1540,8 @@ export class Raft<T, S> {
     if (this.role !== 'leader') return { ok: false, reason: 'not-leader', leader: this.leader };
     this.unquiesce(false);
     if (this.transferee !== null) return { ok: false, reason: 'transferring', leader: this.leader };
+    // A leader whose removal is in its log only commits it and hands over (as propose, below).
+    if (!this.isVoter(this.id)) return { ok: false, reason: 'transferring', leader: this.leader };
     if (!this.knobs.allowOverlappingConfChanges && this.conf.index > this.log.committed) {
       return { ok: false, reason: 'change-pending', leader: this.leader, detail: `the change at ${this.conf.index} is not committed (commit ${this.log.committed})` };
     }

@@ -235,6 +235,38 @@ describe('the end of recovery', () => {
     expect(c.node('b').status().recovering).toBe(false);
   });
 
+  it('a learner restarted under the leader of its start term: that leader re-elects itself, and the learner recovers in the new term', () => {
+    // Voters {a, b}, c a learner (a move's replica between add-learner and promote) that acknowledged v1..v3 in term 1.
+    const config = { ...BASE, unsyncedAcks: true };
+    const c = new Cluster(['a', 'b', 'c'], config, ['a', 'b']);
+    c.node('a').campaign();
+    c.stabilize();
+    expect(c.node('a').proposeConfChange({ type: 'add-learner', node: 'c' }).ok).toBe(true);
+    c.stabilize();
+    for (const v of ['v1', 'v2', 'v3']) c.node('a').propose(v);
+    c.stabilize();
+    c.node('a').tick();
+    c.stabilize();
+    const last = c.node('a').lastIndex;
+    expect(c.node('c').lastIndex).toBe(last);
+    // A power cut of c loses v2 and v3; it restarts recovering in term 1, a's term.
+    const cut = new MemoryStorage<string, string>(['a', 'b']);
+    cut.append(c.storage('c').entries(1, last - 1, 1e9));
+    cut.setHardState({ ...c.storage('c').getHardState(), commit: last - 2 });
+    c.start('c', cut, { ...config, recoveringAtStart: true });
+    expect(c.node('c').status()).toMatchObject({ term: 1, recovering: true });
+    // a's heartbeats: c answers recovering since term 1; a (b heard from) campaigns in term 2, wins, and catches c up.
+    for (let i = 0; i < 4; i++) {
+      c.node('a').tick();
+      c.stabilize();
+    }
+    expect(c.node('a').counters.recoveryElections).toBe(1);
+    expect(c.node('a').status()).toMatchObject({ role: 'leader', term: 2 });
+    expect(c.node('c').commitIndex).toBe(c.node('a').commitIndex);
+    expect(c.node('c').status()).toMatchObject({ term: 2, recovering: false });
+    expect(c.node('c').counters.recoveriesEnded).toBe(1);
+  });
+
   it('a recovering node elected leader recovers when it commits an entry of its own term', () => {
     const c = ledByA(['a', 'b', 'c']);
     c.restart('a', { ...BASE, recoveringAtStart: true });

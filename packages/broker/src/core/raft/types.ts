@@ -261,6 +261,12 @@ export interface HeartbeatResponse extends MessageBase {
   readonly recovering?: boolean;
   /** With `recovering`: the term the follower's storage held when it started. */
   readonly startTerm?: number;
+  /**
+   * The follower's commit index, on an answer to a leader that is no voter in the follower's configuration (its log
+   * holds the leader's removal): a leader that removed itself hands over only once a voter says it knows the removal
+   * committed (docs/raft.md, "Two voters beside three"). Absent otherwise, and from an older broker.
+   */
+  readonly commit?: number;
 }
 
 /** Leader → follower whose next entry was compacted away. */
@@ -275,7 +281,8 @@ export interface TimeoutNowMessage extends MessageBase {
   /**
    * The leader's commit index and the term of its entry there (absent from an older broker): the target, which holds
    * the leader's whole log, commits up to it before campaigning. A leader that removed itself steps down right after
-   * sending this; without it, if the appends carrying that commit were lost, no survivor would know the removal
+   * sending this (once a voter acknowledged the removal's commit, `HeartbeatResponse.commit`, or an election timeout
+   * after it committed); without it, if the appends carrying that commit were lost, no survivor might know the removal
    * committed, and a guarded election (docs/raft.md, "Two voters beside three") would need the removed voter.
    */
   readonly commit?: number;

@@ -2,10 +2,10 @@
 // is set, SIGUSR2 opens a window and a second SIGUSR2 closes it (bench/scenarios.ts sends both around the
 // measured publishes of `sequentialPublish` when RELAYMQ_BENCH_ALLOC_WINDOW is set). Over the window the
 // process records the bytes it allocated (the heap used at the end minus at the start, plus what every GC
-// freed, from v8.GCProfiler), its GCs by kind, and (RELAYMQ_ALLOC_PROBE_SAMPLING=<bytes>, a sampling
-// interval) a sampling heap profile that keeps the objects GCs collected, so the sites of short-lived
-// garbage show. Written at the window's close to <dir>/alloc-<broker id or "bench">-<pid>.json
-// -<window number> (and .heapprofile). Plain JS so that brokers (built code, no tsx) can load it.
+// freed, from v8.GCProfiler), its GCs by kind and each scavenge's pause, and (RELAYMQ_ALLOC_PROBE_SAMPLING=
+// <bytes>, a sampling interval) a sampling heap profile that keeps the objects GCs collected, so the sites
+// of short-lived garbage show. Written at the window's close to <dir>/alloc-<broker id or "bench">-<pid>-
+// <window number>.json (and .heapprofile). Plain JS so that brokers (built code, no tsx) can load it.
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
@@ -27,6 +27,7 @@ if (dir !== undefined && dir !== '') {
       const kind = gcKinds[entry.detail?.kind ?? entry.kind] ?? 'other';
       window.gcs[kind] = (window.gcs[kind] ?? 0) + 1;
       window.gcPauseUs += entry.duration * 1000;
+      if (kind === 'minor') window.scavengePausesUs.push(Math.round(entry.duration * 1000));
     }
   }).observe({ entryTypes: ['gc'] });
   const session = new Session();
@@ -37,7 +38,7 @@ if (dir !== undefined && dir !== '') {
   process.on('SIGUSR2', () => {
     if (window === undefined) {
       const profiler = new v8.GCProfiler();
-      window = { profiler, gcs: {}, gcPauseUs: 0, startMs: performance.now(), usedStart: v8.getHeapStatistics().used_heap_size };
+      window = { profiler, gcs: {}, gcPauseUs: 0, scavengePausesUs: [], startMs: performance.now(), usedStart: v8.getHeapStatistics().used_heap_size };
       profiler.start();
       if (samplingInterval > 0)
         void post('HeapProfiler.startSampling', { samplingInterval, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
@@ -52,7 +53,7 @@ if (dir !== undefined && dir !== '') {
     const out = join(dir, `alloc-${id}-${process.pid}-${closed++}`);
     writeFileSync(
       `${out}.json`,
-      JSON.stringify({ id, pid: process.pid, windowMs: performance.now() - w.startMs, allocatedBytes: usedEnd - w.usedStart + freed, gcs: w.gcs, gcPauseUs: Math.round(w.gcPauseUs), gcProfilerCount: stats.statistics.length }),
+      JSON.stringify({ id, pid: process.pid, windowMs: performance.now() - w.startMs, allocatedBytes: usedEnd - w.usedStart + freed, gcs: w.gcs, gcPauseUs: Math.round(w.gcPauseUs), scavengePausesUs: w.scavengePausesUs, gcProfilerCount: stats.statistics.length }),
     );
     if (samplingInterval > 0) void post('HeapProfiler.stopSampling').then((r) => writeFileSync(`${out}.heapprofile`, JSON.stringify(r.profile)));
   });

@@ -186,6 +186,15 @@ export async function pipelinedRounds(
 const waitDelta = (before: number | undefined, after: number | undefined): number | null =>
   before === undefined || after === undefined ? null : Math.round(after - before);
 
+/** How long the processes get to open or close an allocation window (a signal is handled on a later turn). */
+const ALLOC_WINDOW_SETTLE_MS = 200;
+
+async function signalAllocWindow(pids: readonly number[]): Promise<void> {
+  if (pids.length === 0) return;
+  for (const pid of pids) process.kill(pid, 'SIGUSR2');
+  await new Promise((resolve) => setTimeout(resolve, ALLOC_WINDOW_SETTLE_MS));
+}
+
 /** `await publish()` of 128 B one at a time: call to ack. */
 export async function sequentialPublish(
   client: RelayClient,
@@ -207,6 +216,10 @@ export async function sequentialPublish(
   const pids = samplesOut === undefined ? [] : [process.pid, ...childPids()];
   const startsUs: number[] = [];
   const runQueueWaitsUs: Array<Array<number | null>> = [];
+  // RELAYMQ_BENCH_ALLOC_WINDOW: SIGUSR2 to this process and the brokers before and after the samples, which
+  // bench/alloc-probe.mjs (preloaded in each) takes as the window to count allocations and GCs in.
+  const allocWindow = process.env.RELAYMQ_BENCH_ALLOC_WINDOW !== undefined ? [process.pid, ...childPids()] : [];
+  await signalAllocWindow(allocWindow);
   for (let i = 0; i < sizes.latencySamples; i++) {
     const waitsBefore = pids.map(runQueueWaitUs);
     startsUs.push(Number(process.hrtime.bigint() / 1000n));
@@ -215,6 +228,7 @@ export async function sequentialPublish(
     samplesMs.push(performance.now() - start);
     if (pids.length > 0) runQueueWaitsUs.push(pids.map((pid, k) => waitDelta(waitsBefore[k], runQueueWaitUs(pid))));
   }
+  await signalAllocWindow(allocWindow);
   if (samplesOut !== undefined) await writeFile(samplesOut, JSON.stringify({ startsUs, samplesMs, pids, runQueueWaitsUs }));
   into.push(...samplesMs);
   const summary = summarizeLatency(samplesMs);

@@ -163,6 +163,9 @@ interface Outbox {
   scheduled: boolean;
   /** A flush to this peer went out in this turn of the event loop already: more wait for its end, to go together. */
   busy: boolean;
+  /** The scheduled flush of this link and the end of its busy turn, made at the first send (not one pair of closures per turn). */
+  flushScheduled?: () => void;
+  endBusy?: () => void;
 }
 
 interface Link {
@@ -426,14 +429,15 @@ export class PeerTransport extends EventEmitter<PeerTransportEvents> {
       if (outbox.items.length >= 2 * BATCH_MAX_MESSAGES) this.flush(link);
       else if (!outbox.scheduled) {
         outbox.scheduled = true;
-        const flush = (): void => {
+        const endBusy = (outbox.endBusy ??= () => void (outbox.busy = false));
+        const flush = (outbox.flushScheduled ??= (): void => {
           outbox.scheduled = false;
           if (!outbox.busy) {
             outbox.busy = true;
-            setImmediate(() => (outbox.busy = false));
+            setImmediate(endBusy);
           }
           this.flush(link);
-        };
+        });
         if (outbox.busy) setImmediate(flush);
         else atEndOfTick(flush);
       }

@@ -920,7 +920,8 @@ export class RaftGroup<T, R, S = never> {
    */
   private endProposalsOfLostLeadership(): void {
     if (this.stopped || this.fenced !== undefined || this.proposals.size + this.confProposals.size === 0) return;
-    const status = this.core.status();
+    // The core answers `role` itself: its status() builds every field and the progress lists, after every drain.
+    const status = this.core;
     for (const { waiter, index } of this.confProposals.onRole(status)) {
       waiter.reject(new RelayError('TIMEOUT', `configuration change ${index} of ${this.options.id}: its outcome is unknown (broker ${this.options.self} no longer leads)`));
     }

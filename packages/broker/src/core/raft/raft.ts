@@ -1315,6 +1315,9 @@ export class Raft<T, S> {
   private noteRecovering(m: AppendResponse | HeartbeatResponse, pr: Progress): boolean {
     pr.recovering = m.recovering === true;
     if (!pr.recovering || (m.startTerm ?? 0) < this.term || !this.isMember(m.from) || !this.isVoter(this.id)) return false;
+    // Handing over already: the transferee's term ends the recovery; campaigning too would split the vote with it (its
+    // timeout-now may be on its way). An aborted transfer leaves the next answer to start the election.
+    if (this.transferee !== null) return false;
     // A guarded election needs answers this leader does not hear (a removed voter's), or that of learners too.
     const guard = this.electionGuardOf();
     const votes = new Map<NodeId, VoteAnswer>();

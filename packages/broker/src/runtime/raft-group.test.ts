@@ -486,6 +486,78 @@ describe('a Raft group changing its membership', () => {
     await a.storage.close();
   });
 
+  it('a leader removing itself that loses its leadership in the wait (a later term) resolves then, not at its timeout', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
+    dirs.push(dir);
+    const a = await member(join(dir, 'meta.log'), ['a', 'b']);
+    await leadWithB(a.group, a.sent as Message<string, string>[]);
+    const term = a.group.node.status().term;
+    // b takes every append and never acknowledges the removal's commit; a is not ticked, so its core's bound never ends the wait.
+    const answerAsB = (): void => {
+      for (const m of a.sent.splice(0)) {
+        if (m.to === 'b' && m.type === 'app') a.group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term, index: m.prevIndex + m.entries.length, reject: false, hintIndex: 0, hintTerm: 0 });
+      }
+    };
+    const x = a.group.propose('x', 5000);
+    await until(() => {
+      answerAsB();
+      a.group.tick();
+      return a.group.node.status().commit >= 2;
+    }, 'the term to commit');
+    await x;
+    let settled = false;
+    const removed = a.group.proposeConfChange({ type: 'remove', node: 'a' }, 60_000);
+    void removed.finally(() => (settled = true)).catch(() => {});
+    const removal = a.group.node.lastIndex;
+    await until(() => {
+      answerAsB();
+      return a.group.node.status().commit >= removal;
+    }, 'the removal to commit');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect({ settled, leads: a.group.isLeader() }).toEqual({ settled: false, leads: true });
+    // b leads a later term (the timeout-now's, or an election): a follows, and the change resolves at once.
+    a.group.receive('b', { type: 'heartbeat', from: 'b', to: 'a', term: term + 1, commit: removal });
+    await until(() => settled, 'the self-removal to resolve once a no longer leads', 3000);
+    expect(await removed).toEqual({ voters: ['b'], learners: [] });
+    expect(a.group.isLeader()).toBe(false);
+    expect(a.group.node.counters).toMatchObject({ removedStepDowns: 0, removalsUnacknowledged: 0 });
+    await a.storage.close();
+  });
+
+  it('a leader removing itself that stops (shutdown) in the wait resolves then, not at its timeout', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
+    dirs.push(dir);
+    const a = await member(join(dir, 'meta.log'), ['a', 'b']);
+    await leadWithB(a.group, a.sent as Message<string, string>[]);
+    const term = a.group.node.status().term;
+    const answerAsB = (): void => {
+      for (const m of a.sent.splice(0)) {
+        if (m.to === 'b' && m.type === 'app') a.group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term, index: m.prevIndex + m.entries.length, reject: false, hintIndex: 0, hintTerm: 0 });
+      }
+    };
+    const x = a.group.propose('x', 5000);
+    await until(() => {
+      answerAsB();
+      a.group.tick();
+      return a.group.node.status().commit >= 2;
+    }, 'the term to commit');
+    await x;
+    let settled = false;
+    const removed = a.group.proposeConfChange({ type: 'remove', node: 'a' }, 60_000);
+    void removed.finally(() => (settled = true)).catch(() => {});
+    const removal = a.group.node.lastIndex;
+    await until(() => {
+      answerAsB();
+      return a.group.node.status().commit >= removal;
+    }, 'the removal to commit');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect({ settled, leads: a.group.isLeader() }).toEqual({ settled: false, leads: true });
+    a.group.stop();
+    await until(() => settled, 'the self-removal to resolve once the group stopped', 3000);
+    expect(await removed).toEqual({ voters: ['b'], learners: [] });
+    await a.storage.close();
+  });
+
   it('a broker outside the stored configuration is refused unless it is joining; a joining one never campaigns', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
     dirs.push(dir);

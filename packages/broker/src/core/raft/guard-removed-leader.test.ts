@@ -164,3 +164,57 @@ describe('attestations the guard takes and refuses', () => {
   });
 });
 
+
+describe('the removed leader\'s wait ends in a handover under check-quorum too', () => {
+  it('3 → 2: a silent since the last quorum check, c\'s answers lost after its acknowledgement of the removal committed it: at the bound b still sends timeout-now (check-quorum does not step it down mute)', () => {
+    const all = ['a', 'b', 'c'];
+    const cl = new ManualRaftCluster(all, BASE);
+    cl.campaign('b', all);
+    const b = cl.node('b');
+    expect(b.status().role).toBe('leader');
+    /** Delivers the queue until quiet (bounded), dropping what `drop` says and holding back what `hold` says. */
+    const deliver = (drop: (m: Msg) => boolean, hold: (m: Msg) => boolean = () => false): Msg[] => {
+      const held: Msg[] = [];
+      for (const id of all) drainReady(cl.node(id), cl.io(id));
+      for (let round = 0; round < 100 && cl.queue.length > 0; round++) {
+        const batch = cl.queue;
+        cl.queue = [];
+        for (const m of batch) {
+          if (drop(m)) continue;
+          if (hold(m)) {
+            held.push(m);
+            continue;
+          }
+          cl.node(m.to).step(m);
+          drainReady(cl.node(m.to), cl.io(m.to));
+        }
+      }
+      return held;
+    };
+    expect(b.proposeConfChange({ type: 'remove', node: 'b' })).toMatchObject({ ok: true });
+    const removal = b.lastIndex;
+    // a acknowledges the removal's append at once; c's acknowledgement is held past b's next quorum check.
+    const held = deliver(() => false, (m) => m.from === 'c' && m.to === 'b' && m.type === 'app-resp');
+    expect(held.length).toBeGreaterThan(0);
+    // From now on nothing reaches b from a or c but c's held acknowledgement; b passes one quorum check (a, c were active).
+    const toB = (m: Msg): boolean => m.to === 'b';
+    for (let i = 0; i < 10; i++) {
+      b.tick();
+      deliver(toB);
+    }
+    expect(b.status().role).toBe('leader');
+    for (const m of held) b.step(m);
+    deliver(toB);
+    expect(b.status().commit).toBe(removal);
+    expect(b.status().role).toBe('leader');
+    // No voter acknowledges (their answers are lost): at the bound b hands over, as it did at once before the wait.
+    const sent = cl.sent.length;
+    for (let i = 0; i < 10 && b.status().role === 'leader'; i++) {
+      b.tick();
+      deliver(toB);
+    }
+    expect(b.status().role).toBe('follower');
+    expect(cl.sent.slice(sent).find((m) => m.type === 'timeout-now')).toMatchObject({ from: 'b', commit: removal });
+    expect(b.counters).toMatchObject({ removedStepDowns: 1, removalsUnacknowledged: 1, checkQuorumStepDowns: 0 });
+  });
+});

@@ -679,6 +679,15 @@ export class Raft<T, S> {
     this.electionElapsed++;
     if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
+      if (this.awaitingRemovalAck) {
+        // No voter said it knows: hand over on the timeout-now's commit alone, as before the wait (an older
+        // broker's voters never say; a group whose voters are all cut off would otherwise keep this lease for ever).
+        // Before check-quorum: with the voters' answers lost, it would step down mute, and they would wait out an
+        // election timeout more.
+        this.counters.removalsUnacknowledged++;
+        this.stepDownRemoved();
+        return;
+      }
       if (this.config.checkQuorum) {
         const active = quorumActive(this.voters, (id) => id === this.id || (this.progress.get(id) as Progress).recentActive);
         if (!active) {
@@ -691,13 +700,6 @@ export class Raft<T, S> {
       if (this.transferee !== null) {
         this.counters.transfersAborted++;
         this.transferee = null;
-      }
-      if (this.awaitingRemovalAck) {
-        // No voter said it knows: hand over on the timeout-now's commit alone, as before the wait (an older
-        // broker's voters never say; a group whose voters are all cut off would otherwise keep this lease for ever).
-        this.counters.removalsUnacknowledged++;
-        this.stepDownRemoved();
-        return;
       }
     }
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
@@ -1313,6 +1315,9 @@ export class Raft<T, S> {
   private noteRecovering(m: AppendResponse | HeartbeatResponse, pr: Progress): boolean {
     pr.recovering = m.recovering === true;
     if (!pr.recovering || (m.startTerm ?? 0) < this.term || !this.isMember(m.from) || !this.isVoter(this.id)) return false;
+    // Handing over already: the transferee's term ends the recovery; campaigning too would split the vote with it (its
+    // timeout-now may be on its way). An aborted transfer leaves the next answer to start the election.
+    if (this.transferee !== null) return false;
     // A guarded election needs answers this leader does not hear (a removed voter's), or that of learners too.
     const guard = this.electionGuardOf();
     const votes = new Map<NodeId, VoteAnswer>();

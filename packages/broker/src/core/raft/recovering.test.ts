@@ -267,6 +267,55 @@ describe('the end of recovery', () => {
     expect(c.node('c').counters.recoveriesEnded).toBe(1);
   });
 
+  it('a leader handing over (its timeout-now on its way) when a recovering learner answers does not re-elect itself too: the transfer ends the recovery, no split vote', () => {
+    // Voters {a, b}, c a learner; a transfers to b; c restarts recovering in term 1 and answers before b's campaign.
+    const config = { ...BASE, unsyncedAcks: true };
+    const c = new Cluster(['a', 'b', 'c'], config, ['a', 'b']);
+    c.node('a').campaign();
+    c.stabilize();
+    expect(c.node('a').proposeConfChange({ type: 'add-learner', node: 'c' }).ok).toBe(true);
+    c.stabilize();
+    c.node('a').propose('v1');
+    c.stabilize();
+    c.node('a').tick();
+    c.stabilize();
+    const last = c.node('a').lastIndex;
+    expect(c.node('c').lastIndex).toBe(last);
+    const cut = new MemoryStorage<string, string>(['a', 'b']);
+    cut.append(c.storage('c').entries(1, last + 1, 1e9));
+    cut.setHardState(c.storage('c').getHardState());
+    c.start('c', cut, { ...config, recoveringAtStart: true });
+    expect(c.node('c').status()).toMatchObject({ term: 1, recovering: true });
+    expect(c.node('a').transferLeadership('b')).toMatchObject({ ok: true });
+    drainReady(c.node('a'), c.io('a'));
+    const handover = c.queue.find((m) => m.type === 'timeout-now');
+    expect(handover).toMatchObject({ from: 'a', to: 'b' });
+    c.queue = [];
+    // a's heartbeat reaches c, whose recovering answer reaches a before the timeout-now reaches b.
+    c.node('a').tick();
+    c.node('a').tick();
+    drainReady(c.node('a'), c.io('a'));
+    const heartbeat = c.queue.find((m) => m.type === 'heartbeat' && m.to === 'c');
+    expect(heartbeat).toBeDefined();
+    c.queue = [];
+    c.node('c').step(heartbeat as Msg);
+    drainReady(c.node('c'), c.io('c'));
+    const recovering = c.queue.filter((m) => m.type === 'heartbeat-resp' && m.from === 'c');
+    expect(recovering).toMatchObject([{ recovering: true, startTerm: 1 }]);
+    c.queue = [];
+    c.node('a').step(recovering[0] as Msg);
+    drainReady(c.node('a'), c.io('a'));
+    c.node('b').step(handover as Msg);
+    drainReady(c.node('b'), c.io('b'));
+    c.stabilize();
+    // Someone leads term 2 at once (no election timeout lost to a split vote), and c recovers under it.
+    const leaders = ['a', 'b'].filter((id) => c.node(id).status().role === 'leader');
+    expect(leaders.map((id) => c.node(id).status().term)).toEqual([2]);
+    c.node(leaders[0] as string).tick();
+    c.stabilize();
+    expect(c.node('c').status()).toMatchObject({ term: 2, recovering: false });
+  });
+
   it('a recovering node elected leader recovers when it commits an entry of its own term', () => {
     const c = ledByA(['a', 'b', 'c']);
     c.restart('a', { ...BASE, recoveringAtStart: true });

@@ -3,8 +3,6 @@
  * of CRC-checked records with a sparse offset and time index. See
  * docs/storage.md for the format, the recovery rules and the fsync policies.
  */
-import { constants as fsConstants } from 'node:fs';
-import { open as openNodeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { StoredMessage } from '../../core/partition/partition.js';
 import type { OpenSync } from '../clean-shutdown.js';
@@ -126,12 +124,6 @@ const RESYNC_WINDOW_BYTES = 4 * 1024 * 1024;
 const MAX_INDEX_FILE_BYTES = 64 * 1024 * 1024;
 /** Bytes of a read budgeted per record beyond its data. */
 const READ_OVERHEAD_BYTES = 64;
-/** SCRATCH (prezero): zero-fill the active segment ahead of the write position. */
-const PREZERO = process.env.RELAYMQ_PREZERO !== '0';
-const PREZERO_LOW_WATER = 1024 * 1024;
-const PREZERO_CHUNK = 2 * 1024 * 1024;
-const PREZERO_PIECE = 256 * 1024;
-let prezeroBuffer: Buffer | undefined;
 
 /**
  * An append-only partition log on disk.
@@ -605,53 +597,11 @@ export class SegmentLog {
     // One write per batch: a copy of a few MiB at most costs far less than a syscall per arena.
     const data = batch.chunks.length === 1 ? (batch.chunks[0] as Buffer) : Buffer.concat(batch.chunks, batch.bytes);
     this.options.openFiles.used(this.cachedFile(segment));
-    // SCRATCH (prezero): never write over a zero fill in flight.
-    if (PREZERO && segment.zeroing !== undefined && segment.written + data.length > segment.zeroedEnd) await segment.zeroing;
     const handle = segment.handle as FileHandle;
     if (handle.writeSync !== undefined && data.length <= SYNC_WRITE_MAX_BYTES) handle.writeSync(data, segment.written);
     else await handle.write(data, segment.written);
     segment.written += data.length;
     if (segment.written > segment.intact) segment.intact = segment.written;
-    if (PREZERO) this.zeroAhead(segment);
-  }
-
-  /**
-   * SCRATCH (prezero): keeps the active segment zero-filled (written with
-   * O_DSYNC, in the thread pool, through a descriptor of its own) at least
-   * PREZERO_LOW_WATER ahead of the write position, so that appends overwrite
-   * allocated blocks and the file size does not change per fdatasync.
-   */
-  private zeroAhead(segment: Segment): void {
-    if (segment.zeroing !== undefined || segment.sealed || segment.deleted) return;
-    const limit = this.options.segmentBytes;
-    if (segment.zeroedEnd >= limit || segment.written + PREZERO_LOW_WATER <= segment.zeroedEnd) return;
-    const start = Math.max(segment.zeroedEnd, segment.written);
-    const target = Math.min(limit, start + PREZERO_CHUNK);
-    segment.zeroedEnd = start;
-    const zeros = (prezeroBuffer ??= Buffer.alloc(PREZERO_PIECE));
-    const path = segment.logPath;
-    segment.zeroing = (async () => {
-      const fh = await openNodeFile(path, fsConstants.O_WRONLY | fsConstants.O_DSYNC);
-      try {
-        // Bounded: each turn advances `zeroedEnd` by one piece or throws.
-        while (segment.zeroedEnd < target && !segment.deleted) {
-          const length = Math.min(PREZERO_PIECE, target - segment.zeroedEnd);
-          let done = 0;
-          while (done < length) {
-            const { bytesWritten } = await fh.write(zeros, done, length - done, segment.zeroedEnd + done);
-            if (bytesWritten <= 0) throw new Error('zero fill made no progress');
-            done += bytesWritten;
-          }
-          segment.zeroedEnd += length;
-        }
-      } finally {
-        await fh.close();
-      }
-    })()
-      .catch(() => {})
-      .finally(() => {
-        segment.zeroing = undefined;
-      });
   }
 
   /** Gives `segment` a writable handle (a read-only one is dropped: retired while reads use it). */

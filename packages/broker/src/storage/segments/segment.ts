@@ -63,10 +63,6 @@ export class Segment {
   deleted = false;
   /** This segment's entry in the broker-wide bound on open files, made when its file is first opened. */
   cachedFile: CachedFile | undefined;
-  /** SCRATCH (prezero): bytes of the file known zero-filled and fsynced ahead of the records. */
-  zeroedEnd = 0;
-  /** SCRATCH (prezero): the zero fill in flight. */
-  zeroing: Promise<void> | undefined;
 
   constructor(
     /** The log's directory (its string, shared by every segment of the log). */

@@ -1347,7 +1347,7 @@ export class Raft<T, S> {
     this.log.commitTo(index);
     this.endRecoveryIfCaughtUp();
     if (!this.isVoter(this.id) && this.log.committed >= this.conf.index) {
-      // A learner elected hands over at once: it stays a member, and answers a guarded election as any.
+      // A learner elected hands over at once: it stays a member, and answers a guarded election as every member does.
       if (this.learners.includes(this.id)) this.stepDownRemoved();
       else this.awaitRemovalAck();
     }

@@ -345,6 +345,38 @@ describe('Subscriber placement on the leader', () => {
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
   });
 
+  it('a lookup sent before the confirmation was due (a slow answer) does not confirm the miss: a lookup sent once it is due does', async () => {
+    const a = fakeConnection('a', { now: ['a'] });
+    // Lookups in order: the topic, missing (the first miss), then one held unanswered across the moment the
+    // confirmation falls due, answered missing; past these, the topic is there (the broker applied its creation).
+    const plan = ['there', 'missing', 'held'];
+    const held: Array<() => void> = [];
+    const request = a.request.bind(a);
+    (a as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) => {
+      if (frame.type !== 'metadata') return request(frame, onReply);
+      a.sent.push(frame);
+      const step = plan.shift() ?? 'there';
+      const missing = (): Error => new RelayError('INVALID_TOPIC', 'topic t does not exist');
+      if (step === 'missing') return Promise.reject(missing());
+      if (step === 'held') return new Promise((_resolve, reject) => held.push(() => reject(missing())));
+      return Promise.resolve({ type: 'topics', id: 1, topics: [{ topic: 't', partitions: 1, leaders: ['a'] }] } as Awaited<ReturnType<typeof request>>);
+    }) as typeof request;
+    const ended: string[] = [];
+    // Refreshes every 20 ms; the confirmation is due 4 × 25 ms after the first miss.
+    const subscriber = placing(() => a, { refreshMs: 20, retryBaseMs: 25, retryAttempts: 5 }, { ended: (error: RelayError) => void ended.push(error.code) });
+    subscriber.setConnection(a);
+    const { id } = await subscriber.subscribe('t', () => undefined);
+    const state = (): { missing: string } | undefined => (subscriber as unknown as { subscriptions: Map<number, { missing: string }> }).subscriptions.get(id);
+    await until(() => held.length === 1 && state()?.missing === 'due');
+    const lookupsBefore = a.sent.filter((f) => f.type === 'metadata').length;
+    held.shift()?.(); // the lookup sent before it was due answers missing, late
+    await until(() => ended.length > 0 || a.sent.filter((f) => f.type === 'metadata').length > lookupsBefore);
+    await until(() => ended.length > 0 || state()?.missing === 'no');
+    expect(ended).toEqual([]);
+    expect(subscriber.stats().subscriptions).toBe(1);
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
   it('a deletion told on the connection it just left in a move ends the subscription (the leader started it after applying the deletion)', async () => {
     const leaders = { now: ['b'] };
     const a = fakeConnection('a', leaders);

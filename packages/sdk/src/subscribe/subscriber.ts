@@ -698,6 +698,8 @@ export class Subscriber {
     this.startRefresh();
     if (![...state.next.values()].some((cursor) => cursor.topic === state.pattern)) return;
     state.placing = true;
+    // Only a lookup sent once the confirmation was due confirms a miss: one sent earlier and answered late saw no later state.
+    const confirming = state.missing === 'due';
     connection.request({ type: 'metadata', topics: [state.pattern], create: false }).then(
       (reply) => {
         state.placing = false;
@@ -729,8 +731,10 @@ export class Subscriber {
           return;
         }
         if (!this.placeable(state)) return;
-        if (state.missing === 'due') {
+        if (state.missing === 'due' && confirming) {
           this.endDeleted(state, new RelayError('INVALID_TOPIC', `topic ${state.pattern} was deleted; subscription ${state.id} ended (${err.message})`));
+        } else if (state.missing === 'due') {
+          this.place(state); // fell due while this one was in flight (the timer's lookup was skipped): confirm now
         } else if (state.missing === 'no') {
           state.missing = 'pending';
           state.missingTimer = setTimeout(() => {

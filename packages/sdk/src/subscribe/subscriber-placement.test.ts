@@ -5,7 +5,7 @@
  * sees every message once, in offset order, whatever the old connection
  * still sends.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { BrokerConnection } from '../connection/connection.js';
 import { RelayError, type DeliveryBatch } from '../protocol/index.js';
 import type { Message } from './message.js';
@@ -375,6 +375,39 @@ describe('Subscriber placement on the leader', () => {
     expect(ended).toEqual([]);
     expect(subscriber.stats().subscriptions).toBe(1);
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
+  it('a subscription ended while a missing topic awaits its confirming lookup leaves no timer behind (unsubscribe, client close)', async () => {
+    vi.useFakeTimers();
+    try {
+      for (const end of ['unsubscribe', 'close'] as const) {
+        const a = fakeConnection('a', { now: ['a'] });
+        const request = a.request.bind(a);
+        // Every lookup finds the topic missing: the first one schedules the confirming lookup.
+        (a as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) => {
+          if (frame.type !== 'metadata') return request(frame, onReply);
+          a.sent.push(frame);
+          return Promise.reject(new RelayError('INVALID_TOPIC', 'topic t does not exist'));
+        }) as typeof request;
+        // The refresh (100 ms) stops before the confirming lookup is due (4 × 250 ms).
+        const limits = { refreshMs: 100, retryBaseMs: 250, retryAttempts: 5 };
+        const subscriber = placing(() => a, limits);
+        subscriber.setConnection(a);
+        const subscription = await subscriber.subscribe('t', () => undefined);
+        await vi.advanceTimersByTimeAsync(0);
+        expect(a.sent.filter((f) => f.type === 'metadata').length).toBe(1);
+        if (end === 'unsubscribe') {
+          await subscription.unsubscribe();
+          await vi.advanceTimersByTimeAsync(limits.refreshMs); // the periodic refresh finds nothing to place and stops
+        } else {
+          subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+        }
+        expect(vi.getTimerCount(), end).toBe(0);
+        vi.clearAllTimers();
+      }
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a deletion told on the connection it just left in a move ends the subscription (the leader started it after applying the deletion)', async () => {

@@ -917,6 +917,7 @@ export class Subscriber {
   private async unsubscribe(state: SubscriptionState): Promise<void> {
     if (!this.subscriptions.delete(state.id)) return;
     state.active = false;
+    clearTimeout(state.missingTimer);
     state.ended.abort();
     state.queue.clear();
     await state.committer?.close();
@@ -967,6 +968,7 @@ export class Subscriber {
   private fail(state: SubscriptionState, error: RelayError): void {
     if (!this.subscriptions.delete(state.id)) return;
     state.active = false;
+    clearTimeout(state.missingTimer);
     state.ended.abort(error); // the reason a pulling stream throws
     state.queue.clear();
     void state.committer?.close(); // a last attempt; nothing waits for it

@@ -296,6 +296,28 @@ describe('Subscriber placement on the leader', () => {
     subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
   });
 
+  it('counts a move whose subscribe the leader first refused as retriable (NO_QUORUM) once its retry is answered', async () => {
+    const leaders = { now: ['b'] };
+    const a = fakeConnection('a', leaders);
+    const b = fakeConnection('b', leaders);
+    // b refuses the first subscribe (a durable lookup without a metadata quorum, say), answers the next.
+    let refusals = 1;
+    const request = b.request.bind(b);
+    (b as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) => {
+      if (frame.type === 'subscribe' && refusals-- > 0) {
+        b.sent.push(frame);
+        return Promise.reject(new RelayError('NO_QUORUM', 'no metadata quorum'));
+      }
+      return request(frame, onReply);
+    }) as typeof request;
+    const subscriber = placing((id) => (id === 'b' ? b : a), { ...PLACEMENT_LIMITS, retryBaseMs: 20 });
+    subscriber.setConnection(a);
+    const { id } = await subscriber.subscribe('t', () => undefined);
+    await until(() => b.sent.filter((f) => f.type === 'subscribe').length === 2 && subscriber.stats().servedBy[0]?.broker === 'b');
+    expect(subscriber.stats()).toMatchObject({ leaderMoves: 1, servedBy: [{ subscription: id, broker: 'b' }] });
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
   it('a lookup never creates the topic; one finding it missing is confirmed a moment later before the subscription ends with INVALID_TOPIC', async () => {
     const a = fakeConnection('a', { now: ['a'] });
     // What each lookup finds, in order: the topic, missing (a broker that applies its creation late), there

@@ -828,7 +828,7 @@ export class Subscriber {
       if (!error.retriable && error.code !== 'TIMEOUT') this.fail(state, error);
       else if (error.code !== 'TIMEOUT' && connection.open) {
         setTimeout(() => {
-          if (state.active && state.connection === connection && connection.open) this.register(state, connection);
+          if (state.active && state.connection === connection && connection.open) this.register(state, connection, move);
         }, RESUBSCRIBE_RETRY_MS);
       }
     });

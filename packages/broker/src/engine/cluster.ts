@@ -3,6 +3,7 @@ import {
   ADD_PARTITIONS_METHOD,
   CREATE_TOPIC_METHOD,
   DELETE_TOPIC_METHOD,
+  TOPIC_MISSING_METHOD,
   parseAddPartitionsRequest,
   parseAdminMetadataCommand,
   parseCreateTopicRequest,
@@ -460,6 +461,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       return this.createTopicWithSettingsHere(topic, settings);
     }));
     this.rpc.handle(DELETE_TOPIC_METHOD, afterOpen(async (body) => this.deleteTopicHere(parseDeleteTopicRequest(body))));
+    this.rpc.handle(TOPIC_MISSING_METHOD, afterOpen(async (body) => this.topicMissingHere(parseDeleteTopicRequest(body))));
     this.rpc.handle(ADD_PARTITIONS_METHOD, afterOpen(async (body) => {
       const { topic, partitions } = parseAddPartitionsRequest(body);
       return this.addPartitionsHere(topic, partitions);
@@ -680,6 +682,23 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       `the deletion of topic ${topic} to reach this broker's metadata`,
     );
     return { topic, partitions: known.partitions.length };
+  }
+
+  /**
+   * Whether `topic` is missing by the metadata leader's state, for a lookup
+   * that must not create it: this broker's own metadata may lag (a follower
+   * behind, which still knows a leader and so counts as ready) and miss a
+   * topic created a moment ago.
+   */
+  async topicMissing(topic: string): Promise<boolean> {
+    if (this.metadata.get(topic) !== undefined) return false;
+    return (await this.forwarding.viaLeader(this.meta, async () => this.topicMissingHere(topic), TOPIC_MISSING_METHOD, { topic })) === true;
+  }
+
+  /** On the metadata leader: whether `topic` is missing (a broker that no longer leads says so, and the request finds the leader). */
+  private topicMissingHere(topic: string): boolean {
+    if (this.meta.leader !== this.options.self) throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead the metadata`);
+    return this.metadata.get(topic) === undefined;
   }
 
   /** On the metadata leader: proposes the deletion of `topic` (answered `missing` when there is none). */

@@ -167,6 +167,12 @@ export interface LogEngine extends PositionStore, GroupStore {
    * replicate provide it.
    */
   leadersOf?(topics: ReadonlyArray<{ topic: string; partitions: number }>): Promise<string[][]>;
+  /**
+   * Whether `topic`, missing here, is missing for the cluster too (asked of
+   * the metadata leader: this broker's metadata may lag). Engines whose
+   * metadata may lag provide it; without it, missing here is missing.
+   */
+  topicMissing?(topic: string): Promise<boolean>;
   /** First offset stored at or after `timeMs`. */
   offsetForTime(topic: string, partition: number, timeMs: number): Promise<number>;
   on<E extends keyof LogEngineEvents>(event: E, listener: LogEngineEvents[E]): void;

@@ -624,6 +624,20 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.metadata.get(topic)?.partitions.length;
   }
 
+  topicIncarnation(topic: string): number | undefined {
+    const known = this.metadata.get(topic);
+    // The first topic of a name has none recorded (no deletion yet): 0, which no later one has.
+    return known === undefined ? undefined : (known.incarnation ?? 0);
+  }
+
+  incarnationStatus(topic: string, incarnation: number): 'current' | 'gone' | 'ahead' {
+    const current = this.topicIncarnation(topic);
+    if (current !== undefined) return current === incarnation ? 'current' : current > incarnation ? 'gone' : 'ahead';
+    // Missing. Incarnation n was created after the n-th deletion (0: before any): a broker that applied a
+    // later deletion applied that creation too, so the topic was deleted since; otherwise it may lag behind it.
+    return this.metadata.deletedSoFar > incarnation ? 'gone' : 'ahead';
+  }
+
   /**
    * Creates `topic` with an operator's settings through the metadata leader
    * (an existing topic is answered as it is), and resolves once this broker

@@ -140,7 +140,8 @@ function durableName(o: Obj, field: string): string {
 
 function cursor(value: unknown): Cursor {
   const o = obj(value, 'cursor');
-  return { topic: topic(o, 'topic'), partition: uint(o, 'partition'), offset: uint(o, 'offset') };
+  const c: Cursor = { topic: topic(o, 'topic'), partition: uint(o, 'partition'), offset: uint(o, 'offset') };
+  return withOptional(c, 'incarnation', optUint(o, 'incarnation'));
 }
 
 function startPosition(value: unknown): StartPosition {

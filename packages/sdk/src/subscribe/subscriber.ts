@@ -205,6 +205,15 @@ export interface MessageStream<T = unknown> extends Subscription, AsyncIterable<
 class SubscriptionState {
   /** Next offset expected per partition: everything below it was received. */
   readonly next = new Map<string, Cursor>();
+  /**
+   * The incarnation of each topic whose positions are in {@link next}, as a
+   * broker told it (`subscribed` cursors): sent back with the resume
+   * positions, so a broker whose topic was deleted and created again since
+   * does not take them for the new topic's. Absent for a topic no broker
+   * told one of (an older broker, an engine without incarnations, a topic
+   * first met in a message frame).
+   */
+  readonly incarnations = new Map<string, number>();
   readonly queue = new MessageQueue();
   connection: BrokerConnection | undefined;
   /** The broker leading the most of the topic's partitions, which should serve it (see placement.ts). */
@@ -277,7 +286,25 @@ class SubscriptionState {
   }
 
   resumeCursors(): Cursor[] {
-    return [...this.next.values()].map((c) => ({ ...c }));
+    return [...this.next.values()].map(({ topic, partition, offset }) => {
+      const incarnation = this.incarnations.get(topic);
+      return incarnation === undefined ? { topic, partition, offset } : { topic, partition, offset, incarnation };
+    });
+  }
+
+  /** A broker answered a (re)subscribe: the incarnations its cursors name are those of the positions from now on. */
+  learnIncarnations(cursors: readonly Cursor[]): void {
+    for (const cursor of cursors) if (cursor.incarnation !== undefined) this.incarnations.set(cursor.topic, cursor.incarnation);
+  }
+
+  /** `topic` was deleted: its positions are forgotten, with their incarnation. */
+  forgetTopic(topic: string): void {
+    for (const [key, cursor] of this.next) {
+      if (cursor.topic !== topic) continue;
+      this.dropPartition(cursor.topic, cursor.partition);
+      this.next.delete(key);
+    }
+    this.incarnations.delete(topic);
   }
 
   receive(batches: DeliveryBatch[]): void {
@@ -904,12 +931,14 @@ export class Subscriber {
       this.counters.gaps++;
       this.listener.gap(state.gapEvent({ topic: reset.topic, partition: reset.partition, expectedOffset: expected, firstAvailableOffset: reset.offset, reset: true }));
     }
-    for (const cursor of reply.cursors ?? []) {
+    const cursors = (reply.cursors ?? []).map(({ topic, partition, offset }) => ({ topic, partition, offset }));
+    for (const cursor of cursors) {
       const key = cursorKey(cursor.topic, cursor.partition);
       if (!state.next.has(key)) state.next.set(key, cursor);
     }
+    state.learnIncarnations(reply.cursors ?? []);
     // A new durable subscription stores where it starts, so a restart before its first message misses nothing.
-    if (!state.confirmed && state.membership === undefined) state.committer?.advance(reply.cursors ?? []);
+    if (!state.confirmed && state.membership === undefined) state.committer?.advance(cursors);
     state.confirmed = true;
     for (const waiter of state.confirmedWaiters.splice(0)) waiter.resolve();
   }
@@ -951,11 +980,7 @@ export class Subscriber {
       return;
     }
     if (state.connection !== connection) return;
-    for (const [key, cursor] of state.next) {
-      if (cursor.topic !== topic) continue;
-      state.dropPartition(cursor.topic, cursor.partition);
-      state.next.delete(key);
-    }
+    state.forgetTopic(topic);
   }
 
   /** Ends `state`, whose topic was deleted, and reports it: nothing more is committed for the topic. */

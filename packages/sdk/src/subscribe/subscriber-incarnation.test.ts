@@ -115,4 +115,19 @@ describe('Subscriber topic incarnations', () => {
     ]);
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
   });
+  it('a topic dropped (error with topic) and then met again in a message frame is resumed with no incarnation, not the dropped one', async () => {
+    const subscriber = newSubscriber();
+    const a = fakeConnection('a', () => [{ topic: 'x.b', partition: 0, offset: 0, incarnation: 0 }]);
+    subscriber.setConnection(a);
+    const { id } = await subscriber.subscribe('x.*', () => undefined, { from: 'earliest' });
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [batch('x.b', 0, 6)] });
+    subscriber.onEnded(a, id, new RelayError('INVALID_TOPIC', 'x.b was deleted'), 'x.b');
+    // Created again after the deletion: its first messages reach the subscription (no `subscribed` names it).
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [batch('x.b', 0, 2)] });
+    await settled();
+    const b = fakeConnection('b', () => []);
+    subscriber.setConnection(b);
+    expect(b.subscribes[0]?.resume).toEqual([{ topic: 'x.b', partition: 0, offset: 2 }]);
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
 });

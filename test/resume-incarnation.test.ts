@@ -76,4 +76,25 @@ describe('resume positions of an earlier topic incarnation', () => {
       raw.close();
     }
   });
+  it("a durable subscription's stored positions of a deleted topic are gone when it is created again: `from` applies", async () => {
+    const broker = await solo();
+    await publish(broker, 'inc.d', 3);
+    let raw = await RawClient.open(broker.url);
+    try {
+      raw.send({ type: 'commit', id: 1, durable: 'keeper', positions: [{ topic: 'inc.d', partition: 0, offset: 3 }] });
+      await raw.next('committed');
+      raw.send({ type: 'subscribe', id: 2, subscription: 1, pattern: 'inc.d', from: 'earliest', resume: [], credit: 0, durable: 'keeper' });
+      expect((await raw.next('subscribed')).cursors).toEqual([{ topic: 'inc.d', partition: 0, offset: 3, incarnation: 0 }]);
+      await (broker.engine as unknown as DeletingEngine).deleteTopic('inc.d');
+      await raw.next('error');
+      raw.close();
+      await publish(broker, 'inc.d', 4);
+      raw = await RawClient.open(broker.url);
+      raw.send({ type: 'subscribe', id: 3, subscription: 2, pattern: 'inc.d', from: 'new', resume: [], credit: 0, durable: 'keeper' });
+      // The old topic's stored position (3) went with it: `from` applies (`new`: the end, 4).
+      expect((await raw.next('subscribed')).cursors).toEqual([{ topic: 'inc.d', partition: 0, offset: 4, incarnation: 1 }]);
+    } finally {
+      raw.close();
+    }
+  });
 });

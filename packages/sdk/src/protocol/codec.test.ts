@@ -906,6 +906,10 @@ describe('frame shape', () => {
     // null reads as absent, as other optional fields.
     const nulled = decodeClientFrame(encodeValue({ type: 'subscribe', id: 1, subscription: 1, pattern: 'a', from: 'new', resume: [{ topic: 'a', partition: 0, offset: 1, incarnation: null }], credit: 1 }), MAX_PAYLOAD);
     expect((nulled as { resume: Cursor[] }).resume[0]).not.toHaveProperty('incarnation');
+    // A commit stores positions only: an incarnation there is dropped (validated all the same).
+    const commit = decodeClientFrame(encodeValue({ type: 'commit', id: 1, durable: 'd', positions: [{ topic: 'a', partition: 0, offset: 1, incarnation: 2 }] }), MAX_PAYLOAD);
+    expect((commit as { positions: Cursor[] }).positions[0]).toStrictEqual({ topic: 'a', partition: 0, offset: 1 });
+    expectRelayError(() => decodeClientFrame(encodeValue({ type: 'commit', id: 1, durable: 'd', positions: [{ topic: 'a', partition: 0, offset: 1, incarnation: -1 }] }), MAX_PAYLOAD));
   });
 
   it.each([-1, 1.5, '2', Number.MAX_SAFE_INTEGER + 2, true])('rejects a cursor incarnation %j (resume, subscribed cursors)', (incarnation) => {

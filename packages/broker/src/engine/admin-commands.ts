@@ -16,6 +16,8 @@ export const ADD_PARTITIONS_METHOD = 'meta.add-partitions';
 
 /** The peer RPC method of a topic deletion (`{ topic }`), run on the metadata leader. */
 export const DELETE_TOPIC_METHOD = 'meta.delete-topic';
+/** The peer RPC method asking the metadata leader whether a topic is missing (`{ topic }`, answered a boolean). */
+export const TOPIC_MISSING_METHOD = 'meta.topic-missing';
 
 /** Largest partition count, as `defaultPartitions` and the metadata's create-topic allow. */
 export const MAX_PARTITIONS = 1024;

@@ -3,6 +3,7 @@ import {
   ADD_PARTITIONS_METHOD,
   CREATE_TOPIC_METHOD,
   DELETE_TOPIC_METHOD,
+  TOPIC_MISSING_METHOD,
   parseAddPartitionsRequest,
   parseAdminMetadataCommand,
   parseCreateTopicRequest,
@@ -460,6 +461,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       return this.createTopicWithSettingsHere(topic, settings);
     }));
     this.rpc.handle(DELETE_TOPIC_METHOD, afterOpen(async (body) => this.deleteTopicHere(parseDeleteTopicRequest(body))));
+    this.rpc.handle(TOPIC_MISSING_METHOD, afterOpen(async (body) => this.topicMissingHere(parseDeleteTopicRequest(body))));
     this.rpc.handle(ADD_PARTITIONS_METHOD, afterOpen(async (body) => {
       const { topic, partitions } = parseAddPartitionsRequest(body);
       return this.addPartitionsHere(topic, partitions);
@@ -622,6 +624,20 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.metadata.get(topic)?.partitions.length;
   }
 
+  topicIncarnation(topic: string): number | undefined {
+    const known = this.metadata.get(topic);
+    // The first topic of a name has none recorded (no deletion yet): 0, which no later one has.
+    return known === undefined ? undefined : (known.incarnation ?? 0);
+  }
+
+  incarnationStatus(topic: string, incarnation: number): 'current' | 'gone' | 'ahead' {
+    const current = this.topicIncarnation(topic);
+    if (current !== undefined) return current === incarnation ? 'current' : current > incarnation ? 'gone' : 'ahead';
+    // Missing. Incarnation n was created after the n-th deletion (0: before any): a broker that applied a
+    // later deletion applied that creation too, so the topic was deleted since; otherwise it may lag behind it.
+    return this.metadata.deletedSoFar > incarnation ? 'gone' : 'ahead';
+  }
+
   /**
    * Creates `topic` with an operator's settings through the metadata leader
    * (an existing topic is answered as it is), and resolves once this broker
@@ -680,6 +696,23 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       `the deletion of topic ${topic} to reach this broker's metadata`,
     );
     return { topic, partitions: known.partitions.length };
+  }
+
+  /**
+   * Whether `topic` is missing by the metadata leader's state, for a lookup
+   * that must not create it: this broker's own metadata may lag (a follower
+   * behind, which still knows a leader and so counts as ready) and miss a
+   * topic created a moment ago.
+   */
+  async topicMissing(topic: string): Promise<boolean> {
+    if (this.metadata.get(topic) !== undefined) return false;
+    return (await this.forwarding.viaLeader(this.meta, async () => this.topicMissingHere(topic), TOPIC_MISSING_METHOD, { topic })) === true;
+  }
+
+  /** On the metadata leader: whether `topic` is missing (a broker that no longer leads says so, and the request finds the leader). */
+  private topicMissingHere(topic: string): boolean {
+    if (this.meta.leader !== this.options.self) throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead the metadata`);
+    return this.metadata.get(topic) === undefined;
   }
 
   /** On the metadata leader: proposes the deletion of `topic` (answered `missing` when there is none). */

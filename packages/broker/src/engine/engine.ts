@@ -99,6 +99,21 @@ export interface LogEngine extends PositionStore, GroupStore {
   /** Partition count of `topic`, or `undefined` when it does not exist. */
   partitionCount(topic: string): number | undefined;
   /**
+   * Which life of `topic` this broker knows (0 for a topic created before any
+   * deletion; each topic created after a deletion has another number), or
+   * `undefined` when it does not exist here. Absent on engines that track no
+   * incarnations (memory, backbone): resume positions are taken as they are.
+   */
+  topicIncarnation?(topic: string): number | undefined;
+  /**
+   * What this broker knows of `incarnation` of `topic` (a client's resume
+   * positions name it): `current`, `gone` (deleted: another incarnation
+   * exists, or the topic is missing and was deleted after that incarnation
+   * was created), or `ahead` (this broker has not applied that incarnation's
+   * creation yet). Absent with {@link topicIncarnation}.
+   */
+  incarnationStatus?(topic: string, incarnation: number): 'current' | 'gone' | 'ahead';
+  /**
    * Creates `topic` with an operator's settings unless it exists (then it is
    * answered as it is, settings aside): `relaymq topic create`.
    */
@@ -167,6 +182,12 @@ export interface LogEngine extends PositionStore, GroupStore {
    * replicate provide it.
    */
   leadersOf?(topics: ReadonlyArray<{ topic: string; partitions: number }>): Promise<string[][]>;
+  /**
+   * Whether `topic`, missing here, is missing for the cluster too (asked of
+   * the metadata leader: this broker's metadata may lag). Engines whose
+   * metadata may lag provide it; without it, missing here is missing.
+   */
+  topicMissing?(topic: string): Promise<boolean>;
   /** First offset stored at or after `timeMs`. */
   offsetForTime(topic: string, partition: number, timeMs: number): Promise<number>;
   on<E extends keyof LogEngineEvents>(event: E, listener: LogEngineEvents[E]): void;

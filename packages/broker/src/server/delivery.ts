@@ -138,7 +138,19 @@ export class Delivery implements AppendListener {
       return;
     }
     if (!stillStarting() || !this.session.open()) return;
-    const { cursors, resets } = started;
+    const { cursors, resets, stale } = started;
+    if (stale.length > 0 && !isWildcard(frame.pattern)) {
+      // Its positions are in a topic deleted since (this one was created again under the name): it ends, as at a deletion.
+      this.session.send({ type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors: [] });
+      const message = `topic ${frame.pattern} was deleted (its resume positions are of an earlier incarnation); subscription ${frame.subscription} ended`;
+      this.session.send({ type: 'error', code: 'INVALID_TOPIC', message, subscription: frame.subscription });
+      return;
+    }
+    // A wildcard one goes on and reads those topics from where `from` says: the client forgets its positions there first.
+    for (const topic of stale) {
+      const message = `topic ${topic} was deleted (the resume positions are of an earlier incarnation); subscription ${frame.subscription} goes on without them`;
+      this.session.send({ type: 'error', code: 'INVALID_TOPIC', message, subscription: frame.subscription, topic });
+    }
     this.subscriptions.set(frame.subscription, subscription);
     ctx.fanout.add(subscription, this);
     this.pending.add(subscription);

@@ -336,7 +336,12 @@ export class ClientSession {
       if (frame.create === false) {
         const missing = frame.topics.find((topic) => engine.partitionCount(topic) === undefined);
         // A broker not ready may not have applied the topic's creation yet: it does not say the topic is gone.
-        if (missing !== undefined) throw new RelayError(this.ctx.ready() ? 'INVALID_TOPIC' : 'NOT_READY', `topic ${missing} does not exist${this.ctx.ready() ? '' : ' on this broker, which is not ready'}`);
+        if (missing !== undefined && !this.ctx.ready()) throw new RelayError('NOT_READY', `topic ${missing} does not exist on this broker, which is not ready`);
+        // Nor does a ready one behind its metadata leader (its peer links slow): the leader says.
+        if (missing !== undefined && !((await engine.topicMissing?.(missing)) ?? true)) {
+          throw new RelayError('NOT_READY', `topic ${missing} exists but this broker has not applied it yet`);
+        }
+        if (missing !== undefined) throw new RelayError('INVALID_TOPIC', `topic ${missing} does not exist`);
       }
       const topics = await Promise.all(frame.topics.map((topic) => engine.ensureTopic(topic)));
       const leaders = (await engine.leadersOf?.(topics)) ?? [];

@@ -1,4 +1,4 @@
-import { topicMatches, type Cursor, type StartPosition } from '@relaymq/sdk/protocol';
+import { RelayError, topicMatches, type Cursor, type StartPosition } from '@relaymq/sdk/protocol';
 import type { LogEngine } from '../engine/engine.js';
 import type { GroupMember } from './group-member.js';
 
@@ -65,20 +65,35 @@ export class Subscription {
 
   /**
    * Places a cursor on every partition the pattern matches now: a resumed
-   * position when the client knows one, otherwise where `from` says.
+   * position when the client knows one, otherwise where `from` says. A
+   * resumed position naming another incarnation of its topic than this
+   * broker's (the topic was deleted and created again) is not taken: its
+   * topic is in `stale`, and its partitions start where `from` says.
+   * The cursors returned carry their topic's incarnation when the engine
+   * tracks them.
    */
-  async start(engine: LogEngine, resume: readonly Cursor[]): Promise<{ cursors: Cursor[]; resets: Cursor[] }> {
+  async start(engine: LogEngine, resume: readonly Cursor[]): Promise<{ cursors: Cursor[]; resets: Cursor[]; stale: string[] }> {
     // A group member's cursors follow its assignment (group-member.ts), never the pattern alone.
-    if (this.member !== undefined) return { cursors: [], resets: [] };
+    if (this.member !== undefined) return { cursors: [], resets: [], stale: [] };
     const resets: Cursor[] = [];
+    const stale = new Set<string>();
     for (const cursor of resume) {
       if (!this.matches(cursor.topic)) continue;
+      const { incarnation, ...position } = cursor;
+      // An engine without incarnations takes the position as before.
+      const status = incarnation === undefined ? undefined : engine.incarnationStatus?.(cursor.topic, incarnation);
+      if (status === 'gone') {
+        stale.add(cursor.topic);
+        continue;
+      }
+      // This broker has not applied the creation of the topic the client read: the client asks again (or another broker).
+      if (status === 'ahead') throw new RelayError('NOT_READY', `topic ${cursor.topic} (incarnation ${incarnation}) is not known to this broker yet`);
       // Past the end of a log that does not survive restarts: the one the client read was lost.
       // (A replicated log is merely catching up: keep the position, and ask no replica for bounds.)
       const bounds = engine.offsetsSurviveRestart ? undefined : await engine.currentBounds(cursor.topic, cursor.partition);
       const offset = bounds !== undefined && cursor.offset > bounds.end ? bounds.start : cursor.offset;
-      if (offset !== cursor.offset) resets.push({ ...cursor, offset });
-      this.cursors.set(cursorKey(cursor.topic, cursor.partition), { ...cursor, offset });
+      if (offset !== cursor.offset) resets.push({ ...position, offset });
+      this.cursors.set(cursorKey(cursor.topic, cursor.partition), { ...position, offset });
     }
     for (const topic of engine.topics()) {
       if (!this.matches(topic)) continue;
@@ -91,7 +106,11 @@ export class Subscription {
       }
     }
     this.markAllReady();
-    return { cursors: [...this.cursors.values()].map((c) => ({ ...c })), resets };
+    const cursors = [...this.cursors.values()].map((c) => {
+      const incarnation = engine.topicIncarnation?.(c.topic);
+      return incarnation === undefined ? { ...c } : { ...c, incarnation };
+    });
+    return { cursors, resets, stale: [...stale] };
   }
 
   /**

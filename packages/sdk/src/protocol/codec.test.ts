@@ -893,4 +893,28 @@ describe('frame shape', () => {
       expectRelayError(() => decodeClientFrame(encodeValue({ type: 'commit', id: 1, durable: 'd', positions: [bad] }), MAX_PAYLOAD));
     }
   });
+  it("carries a cursor's topic incarnation in subscribe resume, subscribed cursors and resets; absent stays absent", () => {
+    const resume: Cursor[] = [{ topic: 'a', partition: 0, offset: 3, incarnation: 2 }, { topic: 'b', partition: 1, offset: 4 }];
+    const subscribe = decodeClientFrame(encodeFrame({ type: 'subscribe', id: 1, subscription: 1, pattern: '>', from: 'new', resume, credit: 1 }), MAX_PAYLOAD);
+    expect(subscribe).toMatchObject({ resume: [{ topic: 'a', partition: 0, offset: 3, incarnation: 2 }, { topic: 'b', partition: 1, offset: 4 }] });
+    expect((subscribe as { resume: Cursor[] }).resume[1]).not.toHaveProperty('incarnation');
+    const subscribed = decodeBrokerFrame(
+      encodeFrame({ type: 'subscribed', id: 1, subscription: 1, cursors: [{ topic: 'a', partition: 0, offset: 0, incarnation: 0 }], resets: [{ topic: 'a', partition: 0, offset: 0, incarnation: 7 }] }),
+      MAX_PAYLOAD,
+    );
+    expect(subscribed).toMatchObject({ cursors: [{ incarnation: 0 }], resets: [{ incarnation: 7 }] });
+    // null reads as absent, as other optional fields.
+    const nulled = decodeClientFrame(encodeValue({ type: 'subscribe', id: 1, subscription: 1, pattern: 'a', from: 'new', resume: [{ topic: 'a', partition: 0, offset: 1, incarnation: null }], credit: 1 }), MAX_PAYLOAD);
+    expect((nulled as { resume: Cursor[] }).resume[0]).not.toHaveProperty('incarnation');
+    // A commit stores positions only: an incarnation there is dropped (validated all the same).
+    const commit = decodeClientFrame(encodeValue({ type: 'commit', id: 1, durable: 'd', positions: [{ topic: 'a', partition: 0, offset: 1, incarnation: 2 }] }), MAX_PAYLOAD);
+    expect((commit as { positions: Cursor[] }).positions[0]).toStrictEqual({ topic: 'a', partition: 0, offset: 1 });
+    expectRelayError(() => decodeClientFrame(encodeValue({ type: 'commit', id: 1, durable: 'd', positions: [{ topic: 'a', partition: 0, offset: 1, incarnation: -1 }] }), MAX_PAYLOAD));
+  });
+
+  it.each([-1, 1.5, '2', Number.MAX_SAFE_INTEGER + 2, true])('rejects a cursor incarnation %j (resume, subscribed cursors)', (incarnation) => {
+    const cursor = { topic: 'a', partition: 0, offset: 0, incarnation };
+    expect(expectRelayError(() => decodeClientFrame(encodeValue({ type: 'subscribe', id: 1, subscription: 1, pattern: 'a', from: 'new', resume: [cursor], credit: 1 }), MAX_PAYLOAD)).message).toMatch(/incarnation/);
+    expect(expectRelayError(() => decodeBrokerFrame(encodeValue({ type: 'subscribed', id: 1, subscription: 1, cursors: [cursor] }), MAX_PAYLOAD)).message).toMatch(/incarnation/);
+  });
 });

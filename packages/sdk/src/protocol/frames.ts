@@ -50,6 +50,15 @@ export interface Cursor {
   topic: string;
   partition: number;
   offset: number;
+  /**
+   * Which life of `topic` the offset belongs to (a topic deleted and created
+   * again under its name is another incarnation, offsets from 0). A broker
+   * tells it in `subscribed` cursors when its engine tracks incarnations; a
+   * client sends it back with `resume` positions, and a broker whose topic
+   * has another incarnation does not resume there (see docs/protocol.md).
+   * Absent: unknown, the offset is taken as it is.
+   */
+  incarnation?: number;
 }
 
 /** Load a broker advertises so clients can spread over the cluster. */

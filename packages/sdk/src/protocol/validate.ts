@@ -140,7 +140,14 @@ function durableName(o: Obj, field: string): string {
 
 function cursor(value: unknown): Cursor {
   const o = obj(value, 'cursor');
-  return { topic: topic(o, 'topic'), partition: uint(o, 'partition'), offset: uint(o, 'offset') };
+  const c: Cursor = { topic: topic(o, 'topic'), partition: uint(o, 'partition'), offset: uint(o, 'offset') };
+  return withOptional(c, 'incarnation', optUint(o, 'incarnation'));
+}
+
+/** A durable position to store: a cursor without `incarnation` (stored positions name none). */
+function position(value: unknown): Cursor {
+  const { topic, partition, offset } = cursor(value);
+  return { topic, partition, offset };
 }
 
 function startPosition(value: unknown): StartPosition {
@@ -297,7 +304,7 @@ export function validateClientFrame(value: unknown): ClientFrame {
         type: 'commit',
         id: uint(o, 'id'),
         durable: durableName(o, 'durable'),
-        positions: list(o, 'positions', FIELD_LIMITS.maxList).map(cursor),
+        positions: list(o, 'positions', FIELD_LIMITS.maxList).map(position),
       };
     case 'group-commit':
     case 'group-heartbeat':

@@ -5,7 +5,7 @@
  * sees every message once, in offset order, whatever the old connection
  * still sends.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { BrokerConnection } from '../connection/connection.js';
 import { RelayError, type DeliveryBatch } from '../protocol/index.js';
 import type { Message } from './message.js';
@@ -296,6 +296,28 @@ describe('Subscriber placement on the leader', () => {
     subscriber.closeAll(new (await import('../protocol/index.js')).RelayError('CLIENT_CLOSED', 'done'));
   });
 
+  it('counts a move whose subscribe the leader first refused as retriable (NO_QUORUM) once its retry is answered', async () => {
+    const leaders = { now: ['b'] };
+    const a = fakeConnection('a', leaders);
+    const b = fakeConnection('b', leaders);
+    // b refuses the first subscribe (a durable lookup without a metadata quorum, say), answers the next.
+    let refusals = 1;
+    const request = b.request.bind(b);
+    (b as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) => {
+      if (frame.type === 'subscribe' && refusals-- > 0) {
+        b.sent.push(frame);
+        return Promise.reject(new RelayError('NO_QUORUM', 'no metadata quorum'));
+      }
+      return request(frame, onReply);
+    }) as typeof request;
+    const subscriber = placing((id) => (id === 'b' ? b : a), { ...PLACEMENT_LIMITS, retryBaseMs: 20 });
+    subscriber.setConnection(a);
+    const { id } = await subscriber.subscribe('t', () => undefined);
+    await until(() => b.sent.filter((f) => f.type === 'subscribe').length === 2 && subscriber.stats().servedBy[0]?.broker === 'b');
+    expect(subscriber.stats()).toMatchObject({ leaderMoves: 1, servedBy: [{ subscription: id, broker: 'b' }] });
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
   it('a lookup never creates the topic; one finding it missing is confirmed a moment later before the subscription ends with INVALID_TOPIC', async () => {
     const a = fakeConnection('a', { now: ['a'] });
     // What each lookup finds, in order: the topic, missing (a broker that applies its creation late), there
@@ -343,6 +365,71 @@ describe('Subscriber placement on the leader', () => {
     expect(ended).toEqual([]);
     expect(subscriber.stats().subscriptions).toBe(1);
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
+  it('a lookup sent before the confirmation was due (a slow answer) does not confirm the miss: a lookup sent once it is due does', async () => {
+    const a = fakeConnection('a', { now: ['a'] });
+    // Lookups in order: the topic, missing (the first miss), then one held unanswered across the moment the
+    // confirmation falls due, answered missing; past these, the topic is there (the broker applied its creation).
+    const plan = ['there', 'missing', 'held'];
+    const held: Array<() => void> = [];
+    const request = a.request.bind(a);
+    (a as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) => {
+      if (frame.type !== 'metadata') return request(frame, onReply);
+      a.sent.push(frame);
+      const step = plan.shift() ?? 'there';
+      const missing = (): Error => new RelayError('INVALID_TOPIC', 'topic t does not exist');
+      if (step === 'missing') return Promise.reject(missing());
+      if (step === 'held') return new Promise((_resolve, reject) => held.push(() => reject(missing())));
+      return Promise.resolve({ type: 'topics', id: 1, topics: [{ topic: 't', partitions: 1, leaders: ['a'] }] } as Awaited<ReturnType<typeof request>>);
+    }) as typeof request;
+    const ended: string[] = [];
+    // Refreshes every 20 ms; the confirmation is due 4 × 25 ms after the first miss.
+    const subscriber = placing(() => a, { refreshMs: 20, retryBaseMs: 25, retryAttempts: 5 }, { ended: (error: RelayError) => void ended.push(error.code) });
+    subscriber.setConnection(a);
+    const { id } = await subscriber.subscribe('t', () => undefined);
+    const state = (): { missing: string } | undefined => (subscriber as unknown as { subscriptions: Map<number, { missing: string }> }).subscriptions.get(id);
+    await until(() => held.length === 1 && state()?.missing === 'due');
+    const lookupsBefore = a.sent.filter((f) => f.type === 'metadata').length;
+    held.shift()?.(); // the lookup sent before it was due answers missing, late
+    await until(() => ended.length > 0 || a.sent.filter((f) => f.type === 'metadata').length > lookupsBefore);
+    await until(() => ended.length > 0 || state()?.missing === 'no');
+    expect(ended).toEqual([]);
+    expect(subscriber.stats().subscriptions).toBe(1);
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
+  it('a subscription ended while a missing topic awaits its confirming lookup leaves no timer behind (unsubscribe, client close)', async () => {
+    vi.useFakeTimers();
+    try {
+      for (const end of ['unsubscribe', 'close'] as const) {
+        const a = fakeConnection('a', { now: ['a'] });
+        const request = a.request.bind(a);
+        // Every lookup finds the topic missing: the first one schedules the confirming lookup.
+        (a as unknown as { request: typeof request }).request = ((frame: Parameters<typeof request>[0], onReply?: Parameters<typeof request>[1]) => {
+          if (frame.type !== 'metadata') return request(frame, onReply);
+          a.sent.push(frame);
+          return Promise.reject(new RelayError('INVALID_TOPIC', 'topic t does not exist'));
+        }) as typeof request;
+        // The refresh (100 ms) stops before the confirming lookup is due (4 × 250 ms).
+        const limits = { refreshMs: 100, retryBaseMs: 250, retryAttempts: 5 };
+        const subscriber = placing(() => a, limits);
+        subscriber.setConnection(a);
+        const subscription = await subscriber.subscribe('t', () => undefined);
+        await vi.advanceTimersByTimeAsync(0);
+        expect(a.sent.filter((f) => f.type === 'metadata').length).toBe(1);
+        if (end === 'unsubscribe') {
+          await subscription.unsubscribe();
+          await vi.advanceTimersByTimeAsync(limits.refreshMs); // the periodic refresh finds nothing to place and stops
+        } else {
+          subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+        }
+        expect(vi.getTimerCount(), end).toBe(0);
+        vi.clearAllTimers();
+      }
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a deletion told on the connection it just left in a move ends the subscription (the leader started it after applying the deletion)', async () => {

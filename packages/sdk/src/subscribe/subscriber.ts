@@ -205,6 +205,15 @@ export interface MessageStream<T = unknown> extends Subscription, AsyncIterable<
 class SubscriptionState {
   /** Next offset expected per partition: everything below it was received. */
   readonly next = new Map<string, Cursor>();
+  /**
+   * The incarnation of each topic whose positions are in {@link next}, as a
+   * broker told it (`subscribed` cursors): sent back with the resume
+   * positions, so a broker whose topic was deleted and created again since
+   * does not take them for the new topic's. Absent for a topic no broker
+   * told one of (an older broker, an engine without incarnations, a topic
+   * first met in a message frame).
+   */
+  readonly incarnations = new Map<string, number>();
   readonly queue = new MessageQueue();
   connection: BrokerConnection | undefined;
   /** The broker leading the most of the topic's partitions, which should serve it (see placement.ts). */
@@ -277,7 +286,25 @@ class SubscriptionState {
   }
 
   resumeCursors(): Cursor[] {
-    return [...this.next.values()].map((c) => ({ ...c }));
+    return [...this.next.values()].map(({ topic, partition, offset }) => {
+      const incarnation = this.incarnations.get(topic);
+      return incarnation === undefined ? { topic, partition, offset } : { topic, partition, offset, incarnation };
+    });
+  }
+
+  /** A broker answered a (re)subscribe: the incarnations its cursors name are those of the positions from now on. */
+  learnIncarnations(cursors: readonly Cursor[]): void {
+    for (const cursor of cursors) if (cursor.incarnation !== undefined) this.incarnations.set(cursor.topic, cursor.incarnation);
+  }
+
+  /** `topic` was deleted: its positions are forgotten, with their incarnation. */
+  forgetTopic(topic: string): void {
+    for (const [key, cursor] of this.next) {
+      if (cursor.topic !== topic) continue;
+      this.dropPartition(cursor.topic, cursor.partition);
+      this.next.delete(key);
+    }
+    this.incarnations.delete(topic);
   }
 
   receive(batches: DeliveryBatch[]): void {
@@ -698,6 +725,8 @@ export class Subscriber {
     this.startRefresh();
     if (![...state.next.values()].some((cursor) => cursor.topic === state.pattern)) return;
     state.placing = true;
+    // Only a lookup sent once the confirmation was due confirms a miss: one sent earlier and answered late saw no later state.
+    const confirming = state.missing === 'due';
     connection.request({ type: 'metadata', topics: [state.pattern], create: false }).then(
       (reply) => {
         state.placing = false;
@@ -729,8 +758,10 @@ export class Subscriber {
           return;
         }
         if (!this.placeable(state)) return;
-        if (state.missing === 'due') {
+        if (state.missing === 'due' && confirming) {
           this.endDeleted(state, new RelayError('INVALID_TOPIC', `topic ${state.pattern} was deleted; subscription ${state.id} ended (${err.message})`));
+        } else if (state.missing === 'due') {
+          this.place(state); // fell due while this one was in flight (the timer's lookup was skipped): confirm now
         } else if (state.missing === 'no') {
           state.missing = 'pending';
           state.missingTimer = setTimeout(() => {
@@ -824,7 +855,7 @@ export class Subscriber {
       if (!error.retriable && error.code !== 'TIMEOUT') this.fail(state, error);
       else if (error.code !== 'TIMEOUT' && connection.open) {
         setTimeout(() => {
-          if (state.active && state.connection === connection && connection.open) this.register(state, connection);
+          if (state.active && state.connection === connection && connection.open) this.register(state, connection, move);
         }, RESUBSCRIBE_RETRY_MS);
       }
     });
@@ -900,12 +931,14 @@ export class Subscriber {
       this.counters.gaps++;
       this.listener.gap(state.gapEvent({ topic: reset.topic, partition: reset.partition, expectedOffset: expected, firstAvailableOffset: reset.offset, reset: true }));
     }
-    for (const cursor of reply.cursors ?? []) {
+    const cursors = (reply.cursors ?? []).map(({ topic, partition, offset }) => ({ topic, partition, offset }));
+    for (const cursor of cursors) {
       const key = cursorKey(cursor.topic, cursor.partition);
       if (!state.next.has(key)) state.next.set(key, cursor);
     }
+    state.learnIncarnations(reply.cursors ?? []);
     // A new durable subscription stores where it starts, so a restart before its first message misses nothing.
-    if (!state.confirmed && state.membership === undefined) state.committer?.advance(reply.cursors ?? []);
+    if (!state.confirmed && state.membership === undefined) state.committer?.advance(cursors);
     state.confirmed = true;
     for (const waiter of state.confirmedWaiters.splice(0)) waiter.resolve();
   }
@@ -913,6 +946,7 @@ export class Subscriber {
   private async unsubscribe(state: SubscriptionState): Promise<void> {
     if (!this.subscriptions.delete(state.id)) return;
     state.active = false;
+    clearTimeout(state.missingTimer);
     state.ended.abort();
     state.queue.clear();
     await state.committer?.close();
@@ -946,11 +980,7 @@ export class Subscriber {
       return;
     }
     if (state.connection !== connection) return;
-    for (const [key, cursor] of state.next) {
-      if (cursor.topic !== topic) continue;
-      state.dropPartition(cursor.topic, cursor.partition);
-      state.next.delete(key);
-    }
+    state.forgetTopic(topic);
   }
 
   /** Ends `state`, whose topic was deleted, and reports it: nothing more is committed for the topic. */
@@ -963,6 +993,7 @@ export class Subscriber {
   private fail(state: SubscriptionState, error: RelayError): void {
     if (!this.subscriptions.delete(state.id)) return;
     state.active = false;
+    clearTimeout(state.missingTimer);
     state.ended.abort(error); // the reason a pulling stream throws
     state.queue.clear();
     void state.committer?.close(); // a last attempt; nothing waits for it

@@ -203,6 +203,11 @@ export class MetadataState {
   }
 
   /** The cluster id, once a `set-cluster-id` was applied. */
+  /** Topics deleted so far: a topic created now gets this as its incarnation (none while 0). */
+  get deletedSoFar(): number {
+    return this.topicsDeleted;
+  }
+
   get clusterId(): string | undefined {
     return this.namedAs;
   }

@@ -1,0 +1,100 @@
+/**
+ * Resume positions naming an earlier incarnation of their topic (deleted,
+ * then created again by a publish), on the wire: a standalone broker with a
+ * data directory (a cluster of one, whose metadata tracks incarnations).
+ * A single-topic subscription is answered `subscribed` with no cursors, then
+ * ended (`error` INVALID_TOPIC naming it); a wildcard one is told the topic
+ * is gone (`error` with `topic`) before `subscribed`, which starts the topic
+ * over from `from`, with its new incarnation. Positions naming none, or the
+ * current incarnation, resume as before.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Broker } from '@relaymq/broker';
+import { Fixture } from './support/cluster.js';
+import { RawClient } from './support/raw-client.js';
+import { tempDirs } from './support/temp-dirs.js';
+
+const fixture = new Fixture();
+afterEach(() => fixture.cleanup());
+const tempDir = tempDirs('relaymq-incarn-');
+
+interface DeletingEngine {
+  deleteTopic(topic: string): Promise<unknown>;
+}
+
+/** Publishes `count` messages to `topic` (the SDK creates it when missing). */
+async function publish(broker: Broker, topic: string, count: number): Promise<void> {
+  const client = await fixture.client([broker.url]);
+  for (let i = 0; i < count; i++) await client.publish(topic, `m${i}`);
+}
+
+async function solo(): Promise<Broker> {
+  return fixture.broker({ id: 'solo', dataDir: await tempDir() });
+}
+
+describe('resume positions of an earlier topic incarnation', () => {
+  it('the current incarnation resumes; an earlier one ends a single-topic subscription and restarts the topic of a wildcard one', async () => {
+    const broker = await solo();
+    let raw = await RawClient.open(broker.url);
+    try {
+      await publish(broker, 'inc.t', 3);
+      raw.send({ type: 'subscribe', id: 1, subscription: 1, pattern: 'inc.t', from: 'earliest', resume: [], credit: 0 });
+      const first = await raw.next('subscribed');
+      expect(first.cursors).toEqual([{ topic: 'inc.t', partition: 0, offset: 0, incarnation: 0 }]);
+      // The same incarnation: resumed where it stood.
+      raw.send({ type: 'subscribe', id: 2, subscription: 2, pattern: 'inc.t', from: 'earliest', resume: [{ topic: 'inc.t', partition: 0, offset: 2, incarnation: 0 }], credit: 0 });
+      expect((await raw.next('subscribed')).cursors).toEqual([{ topic: 'inc.t', partition: 0, offset: 2, incarnation: 0 }]);
+
+      await (broker.engine as unknown as DeletingEngine).deleteTopic('inc.t');
+      expect((await raw.next('error')).code).toBe('INVALID_TOPIC'); // the live subscriptions end
+      raw.close();
+      await publish(broker, 'inc.t', 4); // created again: incarnation 1, offsets from 0
+      raw = await RawClient.open(broker.url);
+
+      // A single-topic subscription resuming at incarnation 0: answered, then ended.
+      raw.send({ type: 'subscribe', id: 3, subscription: 3, pattern: 'inc.t', from: 'earliest', resume: [{ topic: 'inc.t', partition: 0, offset: 3, incarnation: 0 }], credit: 10 });
+      expect(await raw.next('subscribed')).toMatchObject({ id: 3, subscription: 3, cursors: [] });
+      const ended = await raw.next('error');
+      expect(ended).toMatchObject({ code: 'INVALID_TOPIC', subscription: 3 });
+      expect(ended.topic).toBeUndefined();
+
+      // A wildcard one: told the topic is gone first, then started at the new topic's start, and delivered all 4.
+      raw.send({ type: 'subscribe', id: 4, subscription: 4, pattern: 'inc.>', from: 'earliest', resume: [{ topic: 'inc.t', partition: 0, offset: 3, incarnation: 0 }], credit: 10 });
+      const gone = await raw.next('error');
+      expect(gone).toMatchObject({ code: 'INVALID_TOPIC', subscription: 4, topic: 'inc.t' });
+      const restarted = await raw.next('subscribed');
+      expect(raw.frames.indexOf(gone)).toBe(-1); // taken: it came before `subscribed`
+      expect(restarted.cursors).toEqual([{ topic: 'inc.t', partition: 0, offset: 0, incarnation: 1 }]);
+      const message = await raw.next('message');
+      expect(message.batches[0]).toMatchObject({ topic: 'inc.t', firstOffset: 0 });
+      expect(message.batches[0]?.messages).toHaveLength(4);
+
+      // An older client (no incarnation): the offset is taken as it is, as before.
+      raw.send({ type: 'subscribe', id: 5, subscription: 5, pattern: 'inc.t', from: 'earliest', resume: [{ topic: 'inc.t', partition: 0, offset: 3 }], credit: 0 });
+      expect((await raw.next('subscribed')).cursors).toEqual([{ topic: 'inc.t', partition: 0, offset: 3, incarnation: 1 }]);
+    } finally {
+      raw.close();
+    }
+  });
+  it("a durable subscription's stored positions of a deleted topic are gone when it is created again: `from` applies", async () => {
+    const broker = await solo();
+    await publish(broker, 'inc.d', 3);
+    let raw = await RawClient.open(broker.url);
+    try {
+      raw.send({ type: 'commit', id: 1, durable: 'keeper', positions: [{ topic: 'inc.d', partition: 0, offset: 3 }] });
+      await raw.next('committed');
+      raw.send({ type: 'subscribe', id: 2, subscription: 1, pattern: 'inc.d', from: 'earliest', resume: [], credit: 0, durable: 'keeper' });
+      expect((await raw.next('subscribed')).cursors).toEqual([{ topic: 'inc.d', partition: 0, offset: 3, incarnation: 0 }]);
+      await (broker.engine as unknown as DeletingEngine).deleteTopic('inc.d');
+      await raw.next('error');
+      raw.close();
+      await publish(broker, 'inc.d', 4);
+      raw = await RawClient.open(broker.url);
+      raw.send({ type: 'subscribe', id: 3, subscription: 2, pattern: 'inc.d', from: 'new', resume: [], credit: 0, durable: 'keeper' });
+      // The old topic's stored position (3) went with it: `from` applies (`new`: the end, 4).
+      expect((await raw.next('subscribed')).cursors).toEqual([{ topic: 'inc.d', partition: 0, offset: 4, incarnation: 1 }]);
+    } finally {
+      raw.close();
+    }
+  });
+});

@@ -437,19 +437,22 @@ describe('a Raft group changing its membership', () => {
     await again.storage.close();
   });
 
-  it('a leader removing itself resolves only once a voter acknowledged the commit and it handed over (its replica may go then)', async () => {
+  /**
+   * Leader `a` of {a, b} proposes its own removal and the removal commits; b takes every append and answers a
+   * heartbeat with its commit (the acknowledgement the leader waits for) only once `state.acknowledge`.
+   */
+  async function removingItself(timeoutMs: number) {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
     dirs.push(dir);
     const a = await member(join(dir, 'meta.log'), ['a', 'b']);
     await leadWithB(a.group, a.sent as Message<string, string>[]);
     const term = a.group.node.status().term;
-    // b takes every append; its heartbeat answers carry its commit (what a heartbeat told it) only once `acknowledge`.
-    let acknowledge = false;
+    const state = { acknowledge: false, settled: false };
     const answerAsB = (): void => {
       for (const m of a.sent.splice(0)) {
         if (m.to !== 'b') continue;
         if (m.type === 'app') a.group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term, index: m.prevIndex + m.entries.length, reject: false, hintIndex: 0, hintTerm: 0 });
-        if (m.type === 'heartbeat') a.group.receive('b', acknowledge ? { type: 'heartbeat-resp', from: 'b', to: 'a', term, commit: m.commit } : { type: 'heartbeat-resp', from: 'b', to: 'a', term });
+        if (m.type === 'heartbeat') a.group.receive('b', state.acknowledge ? { type: 'heartbeat-resp', from: 'b', to: 'a', term, commit: m.commit } : { type: 'heartbeat-resp', from: 'b', to: 'a', term });
       }
     };
     const x = a.group.propose('x', 5000);
@@ -459,26 +462,30 @@ describe('a Raft group changing its membership', () => {
       return a.group.node.status().commit >= 2;
     }, 'the term to commit');
     await x;
-    let settled = false;
-    const removed = a.group.proposeConfChange({ type: 'remove', node: 'a' }, 10_000);
-    void removed.finally(() => (settled = true)).catch(() => {});
+    const removed = a.group.proposeConfChange({ type: 'remove', node: 'a' }, timeoutMs);
+    void removed.finally(() => (state.settled = true)).catch(() => {});
     const removal = a.group.node.lastIndex;
-    // Committed and applied, but no voter said it knows: a leads on (an election timeout is 10 ticks; 5 here).
     await until(() => {
       answerAsB();
       return a.group.node.status().commit >= removal;
     }, 'the removal to commit');
+    return { a, term, state, answerAsB, removed, removal };
+  }
+
+  it('a leader removing itself resolves only once a voter acknowledged the commit and it handed over (its replica may go then)', async () => {
+    const { a, state, answerAsB, removed } = await removingItself(10_000);
+    // Committed and applied, but no voter said it knows: a leads on (an election timeout is 10 ticks; 5 here).
     for (let i = 0; i < 5; i++) {
       a.group.tick();
       answerAsB();
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
-    expect({ settled, leads: a.group.isLeader() }).toEqual({ settled: false, leads: true });
-    acknowledge = true;
+    expect({ settled: state.settled, leads: a.group.isLeader() }).toEqual({ settled: false, leads: true });
+    state.acknowledge = true;
     await until(() => {
       a.group.tick();
       answerAsB();
-      return settled;
+      return state.settled;
     }, 'a to hand over');
     expect(await removed).toEqual({ voters: ['b'], learners: [] });
     expect(a.group.isLeader()).toBe(false);
@@ -486,38 +493,14 @@ describe('a Raft group changing its membership', () => {
     await a.storage.close();
   });
 
+  // In the two below b never acknowledges the removal's commit, and a is not ticked, so its core's bound never ends the wait.
   it('a leader removing itself that loses its leadership in the wait (a later term) resolves then, not at its timeout', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
-    dirs.push(dir);
-    const a = await member(join(dir, 'meta.log'), ['a', 'b']);
-    await leadWithB(a.group, a.sent as Message<string, string>[]);
-    const term = a.group.node.status().term;
-    // b takes every append and never acknowledges the removal's commit; a is not ticked, so its core's bound never ends the wait.
-    const answerAsB = (): void => {
-      for (const m of a.sent.splice(0)) {
-        if (m.to === 'b' && m.type === 'app') a.group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term, index: m.prevIndex + m.entries.length, reject: false, hintIndex: 0, hintTerm: 0 });
-      }
-    };
-    const x = a.group.propose('x', 5000);
-    await until(() => {
-      answerAsB();
-      a.group.tick();
-      return a.group.node.status().commit >= 2;
-    }, 'the term to commit');
-    await x;
-    let settled = false;
-    const removed = a.group.proposeConfChange({ type: 'remove', node: 'a' }, 60_000);
-    void removed.finally(() => (settled = true)).catch(() => {});
-    const removal = a.group.node.lastIndex;
-    await until(() => {
-      answerAsB();
-      return a.group.node.status().commit >= removal;
-    }, 'the removal to commit');
+    const { a, term, state, removed, removal } = await removingItself(60_000);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect({ settled, leads: a.group.isLeader() }).toEqual({ settled: false, leads: true });
+    expect({ settled: state.settled, leads: a.group.isLeader() }).toEqual({ settled: false, leads: true });
     // b leads a later term (the timeout-now's, or an election): a follows, and the change resolves at once.
     a.group.receive('b', { type: 'heartbeat', from: 'b', to: 'a', term: term + 1, commit: removal });
-    await until(() => settled, 'the self-removal to resolve once a no longer leads', 3000);
+    await until(() => state.settled, 'the self-removal to resolve once a no longer leads', 3000);
     expect(await removed).toEqual({ voters: ['b'], learners: [] });
     expect(a.group.isLeader()).toBe(false);
     expect(a.group.node.counters).toMatchObject({ removedStepDowns: 0, removalsUnacknowledged: 0 });
@@ -525,35 +508,11 @@ describe('a Raft group changing its membership', () => {
   });
 
   it('a leader removing itself that stops (shutdown) in the wait resolves then, not at its timeout', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));
-    dirs.push(dir);
-    const a = await member(join(dir, 'meta.log'), ['a', 'b']);
-    await leadWithB(a.group, a.sent as Message<string, string>[]);
-    const term = a.group.node.status().term;
-    const answerAsB = (): void => {
-      for (const m of a.sent.splice(0)) {
-        if (m.to === 'b' && m.type === 'app') a.group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term, index: m.prevIndex + m.entries.length, reject: false, hintIndex: 0, hintTerm: 0 });
-      }
-    };
-    const x = a.group.propose('x', 5000);
-    await until(() => {
-      answerAsB();
-      a.group.tick();
-      return a.group.node.status().commit >= 2;
-    }, 'the term to commit');
-    await x;
-    let settled = false;
-    const removed = a.group.proposeConfChange({ type: 'remove', node: 'a' }, 60_000);
-    void removed.finally(() => (settled = true)).catch(() => {});
-    const removal = a.group.node.lastIndex;
-    await until(() => {
-      answerAsB();
-      return a.group.node.status().commit >= removal;
-    }, 'the removal to commit');
+    const { a, state, removed } = await removingItself(60_000);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect({ settled, leads: a.group.isLeader() }).toEqual({ settled: false, leads: true });
+    expect({ settled: state.settled, leads: a.group.isLeader() }).toEqual({ settled: false, leads: true });
     a.group.stop();
-    await until(() => settled, 'the self-removal to resolve once the group stopped', 3000);
+    await until(() => state.settled, 'the self-removal to resolve once the group stopped', 3000);
     expect(await removed).toEqual({ voters: ['b'], learners: [] });
     await a.storage.close();
   });

@@ -44,6 +44,20 @@ describe('delete-topic', () => {
     expect(state.groups.assignmentOf('g', 'm1')).toHaveLength(2);
   });
 
+  it('a commit ordered after the deletion (in flight when it was applied) stores nothing: the topic created again starts without it', () => {
+    const state = populated();
+    state.apply({ type: 'delete-topic', topic: 'orders' });
+    // Checked at a broker edge that still had the topic, proposed once the deletion was in the log.
+    const late = state.apply({ type: 'commit-positions', durable: 'only-orders', positions: [{ topic: 'orders', partition: 0, offset: 6 }] });
+    expect(late).toEqual({ kind: 'positions', positions: [] });
+    state.apply({ type: 'commit-positions', durable: 'd1', positions: [{ topic: 'orders', partition: 1, offset: 8 }, { topic: 'audit', partition: 0, offset: 4 }] });
+    state.apply({ type: 'create-topic', topic: 'orders', partitions: 4, replicationFactor: 3 });
+    // Offsets 6 and 8 were the deleted topic's: taken for the new one's, they would skip its first messages unannounced.
+    expect(state.positions('only-orders')).toEqual([]);
+    expect(state.positions('d1')).toEqual([{ topic: 'audit', partition: 0, offset: 4 }]);
+    expect(state.snapshot().durables.map((d) => d.durable)).toEqual(['d1']);
+  });
+
   it('answers missing for an unknown topic and changes nothing', () => {
     const state = populated();
     const before = state.snapshot();

@@ -10,6 +10,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
+import type { Cursor } from '@relaymq/sdk/protocol';
 import { Fixture } from './support/cluster.js';
 import { RawClient } from './support/raw-client.js';
 import { tempDirs } from './support/temp-dirs.js';
@@ -93,6 +94,29 @@ describe('resume positions of an earlier topic incarnation', () => {
       raw.send({ type: 'subscribe', id: 3, subscription: 2, pattern: 'inc.d', from: 'new', resume: [], credit: 0, durable: 'keeper' });
       // The old topic's stored position (3) went with it: `from` applies (`new`: the end, 4).
       expect((await raw.next('subscribed')).cursors).toEqual([{ topic: 'inc.d', partition: 0, offset: 4, incarnation: 1 }]);
+    } finally {
+      raw.close();
+    }
+  });
+  it('a commit names the incarnation its broker checked the topic in (so one ordered after the topic was created again stores nothing)', async () => {
+    const broker = await solo();
+    await publish(broker, 'inc.c', 2);
+    await (broker.engine as unknown as DeletingEngine).deleteTopic('inc.c');
+    await publish(broker, 'inc.c', 1);
+    const engine = broker.engine as unknown as { commitPositions(durable: string, positions: Cursor[]): Promise<void> };
+    const commitPositions = engine.commitPositions.bind(engine);
+    const proposed: Cursor[][] = [];
+    engine.commitPositions = (durable, positions) => {
+      proposed.push(positions);
+      return commitPositions(durable, positions);
+    };
+    const raw = await RawClient.open(broker.url);
+    try {
+      raw.send({ type: 'commit', id: 1, durable: 'named', positions: [{ topic: 'inc.c', partition: 0, offset: 1 }] });
+      await raw.next('committed');
+      expect(proposed).toEqual([[{ topic: 'inc.c', partition: 0, offset: 1, incarnation: 1 }]]);
+      // Stored as before (the current incarnation), without it.
+      expect(await broker.engine.positions('named', 'inc.c')).toEqual([{ topic: 'inc.c', partition: 0, offset: 1 }]);
     } finally {
       raw.close();
     }

@@ -275,7 +275,12 @@ export class ClientSession {
       }
     }
     this.commitsInFlight++;
-    void this.ctx.engine.commitPositions(this.access.owned(frame.durable), frame.positions).then(
+    // Each names the incarnation checked here: ordered after its deletion (and creation again), it stores nothing.
+    const positions = frame.positions.map((p) => {
+      const incarnation = this.ctx.engine.topicIncarnation?.(p.topic);
+      return incarnation === undefined ? p : { ...p, incarnation };
+    });
+    void this.ctx.engine.commitPositions(this.access.owned(frame.durable), positions).then(
       () => this.send({ type: 'committed', id: frame.id }),
       (err: unknown) => refuse(asRelayError(err)),
     ).finally(() => this.commitsInFlight--);

@@ -61,4 +61,26 @@ describe('Subscription.start and topic incarnations', () => {
     expect(await new Subscription(1, 't', 'earliest', 10).start(engine({ t: 3 }, 3), [at('t', 7)])).toEqual({ cursors: [at('t', 7, 3)], resets: [], stale: [] });
     expect(await new Subscription(1, 't', 'earliest', 10).start(engine({ t: 3 }, 3, false), [at('t', 7, 1)])).toEqual({ cursors: [at('t', 7)], resets: [], stale: [] });
   });
+  it('a topic deleted and created again while start awaits (bounds of another topic) is not answered with the old position under its new incarnation', async () => {
+    const topics: Record<string, number> = { 'x.t': 0, 'x.u': 0 };
+    const fake = engine(topics, 0) as unknown as { currentBounds: () => Promise<{ start: number; end: number }>; incarnationStatus: unknown };
+    let deleted = 0;
+    fake.incarnationStatus = (topic: string, incarnation: number) => {
+      const current = topics[topic];
+      if (current !== undefined) return current === incarnation ? 'current' : current > incarnation ? 'gone' : 'ahead';
+      return deleted > incarnation ? 'gone' : 'ahead';
+    };
+    fake.currentBounds = async () => {
+      // Applied while the bounds of x.u are asked (a remote leader's answer): x.t is deleted, then created again.
+      await Promise.resolve();
+      deleted = 1;
+      topics['x.t'] = 1;
+      return { start: 0, end: 10 };
+    };
+    const started = await new Subscription(1, 'x.*', 'earliest', 10).start(fake as unknown as LogEngine, [at('x.t', 7, 0)]).catch((err: unknown) => err);
+    // Offset 7 was the deleted topic's: named incarnation 1, the client would skip the new topic's first 7 messages
+    // unannounced, and resume there as if they were the new one's. The client asks again instead (and then hears stale).
+    expect(started).toBeInstanceOf(RelayError);
+    expect((started as RelayError).code).toBe('NOT_READY');
+  });
 });

@@ -77,6 +77,8 @@ export class Subscription {
     if (this.member !== undefined) return { cursors: [], resets: [], stale: [] };
     const resets: Cursor[] = [];
     const stale = new Set<string>();
+    /** Each placed topic's incarnation when its positions were decided (`undefined`: none tracked). */
+    const seen = new Map<string, number | undefined>();
     for (const cursor of resume) {
       if (!this.matches(cursor.topic)) continue;
       const { incarnation, ...position } = cursor;
@@ -88,6 +90,7 @@ export class Subscription {
       }
       // This broker has not applied the creation of the topic the client read: the client asks again (or another broker).
       if (status === 'ahead') throw new RelayError('NOT_READY', `topic ${cursor.topic} (incarnation ${incarnation}) is not known to this broker yet`);
+      if (!seen.has(cursor.topic)) seen.set(cursor.topic, engine.topicIncarnation?.(cursor.topic));
       // Past the end of a log that does not survive restarts: the one the client read was lost.
       // (A replicated log is merely catching up: keep the position, and ask no replica for bounds.)
       const bounds = engine.offsetsSurviveRestart ? undefined : await engine.currentBounds(cursor.topic, cursor.partition);
@@ -101,13 +104,19 @@ export class Subscription {
       for (let partition = 0; partition < count; partition++) {
         const key = cursorKey(topic, partition);
         if (this.cursors.has(key)) continue;
+        if (!seen.has(topic)) seen.set(topic, engine.topicIncarnation?.(topic));
         const offset = await this.startOffset(engine, topic, partition);
         if (!this.cursors.has(key)) this.cursors.set(key, { topic, partition, offset });
       }
     }
+    // A topic deleted (and maybe created again) while this awaited bounds: its positions are the old topic's, and
+    // this subscription, not yet in the fan-out, heard no deletion. The client asks again and hears it then.
+    for (const [topic, incarnation] of seen) {
+      if (engine.topicIncarnation?.(topic) !== incarnation) throw new RelayError('NOT_READY', `topic ${topic} changed while subscription ${this.id} started`);
+    }
     this.markAllReady();
     const cursors = [...this.cursors.values()].map((c) => {
-      const incarnation = engine.topicIncarnation?.(c.topic);
+      const incarnation = seen.get(c.topic);
       return incarnation === undefined ? { ...c } : { ...c, incarnation };
     });
     return { cursors, resets, stale: [...stale] };

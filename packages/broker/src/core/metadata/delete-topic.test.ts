@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseCommitPositions } from './positions.js';
 import { MetadataState, parseDeleteTopicCommand, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot } from './metadata.js';
 
 const brokers = ['b1', 'b2', 'b3', 'b4', 'b5'];
@@ -42,6 +43,34 @@ describe('delete-topic', () => {
     expect(group?.positions.every((c) => c.topic === 'audit')).toBe(true);
     expect(group?.positions).toHaveLength(2);
     expect(state.groups.assignmentOf('g', 'm1')).toHaveLength(2);
+  });
+
+  it('a commit ordered after the deletion (in flight when it was applied) stores nothing: the topic created again starts without it', () => {
+    const state = populated();
+    state.apply({ type: 'delete-topic', topic: 'orders' });
+    // Checked at a broker edge that still had the topic, proposed once the deletion was in the log.
+    const late = state.apply({ type: 'commit-positions', durable: 'only-orders', positions: [{ topic: 'orders', partition: 0, offset: 6 }] });
+    expect(late).toEqual({ kind: 'positions', positions: [] });
+    state.apply({ type: 'commit-positions', durable: 'd1', positions: [{ topic: 'orders', partition: 1, offset: 8 }, { topic: 'audit', partition: 0, offset: 4 }] });
+    state.apply({ type: 'create-topic', topic: 'orders', partitions: 4, replicationFactor: 3 });
+    // Offsets 6 and 8 were the deleted topic's: taken for the new one's, they would skip its first messages unannounced.
+    expect(state.positions('only-orders')).toEqual([]);
+    expect(state.positions('d1')).toEqual([{ topic: 'audit', partition: 0, offset: 4 }]);
+    expect(state.snapshot().durables.map((d) => d.durable)).toEqual(['d1']);
+  });
+
+  it('a commit checked against an earlier incarnation at its broker edge (a broker behind) stores nothing for the topic created again', () => {
+    const state = populated();
+    state.apply({ type: 'delete-topic', topic: 'orders' });
+    state.apply({ type: 'create-topic', topic: 'orders', partitions: 4, replicationFactor: 3 });
+    // The edge names the incarnation it checked the topic in (0, the deleted one); the log orders it after the new one's creation.
+    const parsed = parseCommitPositions({ type: 'commit-positions', durable: 'only-orders', positions: [{ topic: 'orders', partition: 0, offset: 6, incarnation: 0 }] });
+    expect(parsed?.positions[0]?.incarnation).toBe(0);
+    expect(state.apply(parsed as MetadataCommand)).toEqual({ kind: 'positions', positions: [] });
+    // The current incarnation (1), or none named (an older broker's entry), is stored as before.
+    state.apply({ type: 'commit-positions', durable: 'd1', positions: [{ topic: 'orders', partition: 0, offset: 2, incarnation: 1 }, { topic: 'orders', partition: 1, offset: 3 }] });
+    expect(state.positions('d1')).toEqual([{ topic: 'audit', partition: 0, offset: 3 }, { topic: 'orders', partition: 0, offset: 2 }, { topic: 'orders', partition: 1, offset: 3 }]);
+    expect(state.positions('only-orders')).toEqual([]);
   });
 
   it('answers missing for an unknown topic and changes nothing', () => {

@@ -283,7 +283,16 @@ export class MetadataState {
       this.namedAs ??= command.clusterId;
       return { kind: 'cluster-id', clusterId: this.namedAs };
     }
-    if (command.type === 'commit-positions') return this.durablePositions.commit(command.durable, command.positions);
+    if (command.type === 'commit-positions') {
+      // A commit checked at a broker edge before the topic's deletion may be ordered after it: its offsets are
+      // the deleted topic's, and a topic created again under the name must not start from them.
+      // One checked against an earlier incarnation (a broker behind) is of the deleted topic too.
+      const positions = command.positions.filter((p) => {
+        const topic = this.topics.get(p.topic);
+        return topic !== undefined && (p.incarnation === undefined || p.incarnation === (topic.incarnation ?? 0));
+      });
+      return this.durablePositions.commit(command.durable, positions);
+    }
     if (command.type === 'create-topic') return this.createTopic(command);
     if (command.type === 'create-topics') {
       const { brokers } = command;

@@ -104,7 +104,9 @@ export function parseCommitPositions(value: unknown): CommitPositionsCommand | u
     const c = item as Record<string, unknown>;
     if (typeof c.topic !== 'string' || topicProblem(c.topic) !== undefined) return undefined;
     if (!isOffset(c.partition) || !isOffset(c.offset)) return undefined;
-    positions.push({ topic: c.topic, partition: c.partition, offset: c.offset });
+    // The incarnation the broker taking the commit checked the topic in (absent: an older broker's entry).
+    if (c.incarnation !== undefined && !isOffset(c.incarnation)) return undefined;
+    positions.push(c.incarnation === undefined ? { topic: c.topic, partition: c.partition, offset: c.offset } : { topic: c.topic, partition: c.partition, offset: c.offset, incarnation: c.incarnation });
   }
   return { type: 'commit-positions', durable: o.durable, positions };
 }

@@ -61,6 +61,23 @@ async function proxiedCluster(): Promise<{ brokers: Broker[]; proxyOf: (b: Broke
   return { brokers, proxyOf: (b) => proxies[brokers.indexOf(b)] as TcpProxy };
 }
 
+/**
+ * m0–m2 published on a proxied 3-broker cluster, then a subscriber seeded with a follower, with a link to every
+ * broker (the leader's is open before the subscription moves there).
+ */
+async function movingSetup() {
+  const { brokers, proxyOf } = await proxiedCluster();
+  const publisher = await fixture.client([proxyOf(brokers[0] as Broker).url]);
+  for (let i = 0; i < 3; i++) await publisher.publish(TOPIC, `m${i}`);
+  await waitFor(() => brokers.every((b) => leaderSeenBy(b) !== '' && leaderSeenBy(b) === leaderSeenBy(brokers[0] as Broker)), 'one leader every replica knows', 20_000);
+  const leader = brokers.find((b) => b.id === leaderSeenBy(b)) as Broker;
+  const follower = brokers.find((b) => b !== leader) as Broker;
+  const subscriber = await fixture.client([proxyOf(follower).url], { poolSize: 3 });
+  await waitFor(() => subscriber.stats().connectedBrokers.length === 3, 'links to the 3 brokers', 10_000);
+  expect(subscriber.stats().activeBroker?.id).toBe(follower.id);
+  return { brokers, proxyOf, publisher, leader, follower, subscriber };
+}
+
 describe('leader lookups and deleted topics', () => {
   it('a metadata request with create: false answers INVALID_TOPIC for a missing topic and creates nothing; create must be a boolean', async () => {
     const broker = await fixture.broker({ id: 'solo' });
@@ -84,17 +101,7 @@ describe('leader lookups and deleted topics', () => {
   });
 
   it('a topic deleted while its subscription moves to the leader is not created again by the lookup; the subscription ends with INVALID_TOPIC', async () => {
-    const { brokers, proxyOf } = await proxiedCluster();
-    const publisher = await fixture.client([proxyOf(brokers[0] as Broker).url]);
-    for (let i = 0; i < 3; i++) await publisher.publish(TOPIC, `m${i}`);
-    await waitFor(() => brokers.every((b) => leaderSeenBy(b) !== '' && leaderSeenBy(b) === leaderSeenBy(brokers[0] as Broker)), 'one leader every replica knows', 20_000);
-    const leader = brokers.find((b) => b.id === leaderSeenBy(b)) as Broker;
-    const follower = brokers.find((b) => b !== leader) as Broker;
-
-    // Seeded with a follower, with a link to every broker (the leader's is open before the move).
-    const subscriber = await fixture.client([proxyOf(follower).url], { poolSize: 3 });
-    await waitFor(() => subscriber.stats().connectedBrokers.length === 3, 'links to the 3 brokers', 10_000);
-    expect(subscriber.stats().activeBroker?.id).toBe(follower.id);
+    const { brokers, proxyOf, leader, follower, subscriber } = await movingSetup();
     const errors: Array<{ code: string | undefined; context: ErrorContext | undefined }> = [];
     subscriber.on('error', (error, context) => void errors.push({ code: error instanceof RelayError ? error.code : undefined, context }));
     const received: string[] = [];
@@ -120,16 +127,7 @@ describe('leader lookups and deleted topics', () => {
   });
 
   it('a topic deleted and created again (a publisher) while its subscription moves to the leader: the subscription ends, or reads the new topic from its start; it never resumes there at its old offset', async () => {
-    const { brokers, proxyOf } = await proxiedCluster();
-    const publisher = await fixture.client([proxyOf(brokers[0] as Broker).url]);
-    for (let i = 0; i < 3; i++) await publisher.publish(TOPIC, `m${i}`);
-    await waitFor(() => brokers.every((b) => leaderSeenBy(b) !== '' && leaderSeenBy(b) === leaderSeenBy(brokers[0] as Broker)), 'one leader every replica knows', 20_000);
-    const leader = brokers.find((b) => b.id === leaderSeenBy(b)) as Broker;
-    const follower = brokers.find((b) => b !== leader) as Broker;
-
-    const subscriber = await fixture.client([proxyOf(follower).url], { poolSize: 3 });
-    await waitFor(() => subscriber.stats().connectedBrokers.length === 3, 'links to the 3 brokers', 10_000);
-    expect(subscriber.stats().activeBroker?.id).toBe(follower.id);
+    const { brokers, proxyOf, publisher, leader, follower, subscriber } = await movingSetup();
     const errors: string[] = [];
     subscriber.on('error', (error) => void errors.push(error instanceof RelayError ? error.code : String(error)));
     const received: string[] = [];

@@ -202,12 +202,12 @@ export class MetadataState {
     return this.topics.size === 0 && this.durablePositions.toRecords().length === 0 && this.groups.toRecords().length === 0;
   }
 
-  /** The cluster id, once a `set-cluster-id` was applied. */
   /** Topics deleted so far: a topic created now gets this as its incarnation (none while 0). */
   get deletedSoFar(): number {
     return this.topicsDeleted;
   }
 
+  /** The cluster id, once a `set-cluster-id` was applied. */
   get clusterId(): string | undefined {
     return this.namedAs;
   }

@@ -11,6 +11,15 @@ import { RelayError, type Cursor } from '@relaymq/sdk/protocol';
 import type { LogEngine } from '../engine/engine.js';
 import { Subscription } from './subscription.js';
 
+/** `incarnationStatus` as the cluster engine answers it, over `topics` and the deletions so far. */
+function statusOf(topics: Record<string, number>, deleted: () => number) {
+  return (topic: string, incarnation: number): 'current' | 'gone' | 'ahead' => {
+    const current = topics[topic];
+    if (current !== undefined) return current === incarnation ? 'current' : current > incarnation ? 'gone' : 'ahead';
+    return deleted() > incarnation ? 'gone' : 'ahead';
+  };
+}
+
 /** A replicated engine's view: `topics` with their incarnation, partition 0 holding offsets 0–9; `deleted` deletions so far. */
 function engine(topics: Record<string, number>, deleted: number, tracks = true): LogEngine {
   const fake = {
@@ -22,11 +31,7 @@ function engine(topics: Record<string, number>, deleted: number, tracks = true):
     ...(tracks
       ? {
           topicIncarnation: (topic: string) => topics[topic],
-          incarnationStatus: (topic: string, incarnation: number) => {
-            const current = topics[topic];
-            if (current !== undefined) return current === incarnation ? 'current' : current > incarnation ? 'gone' : 'ahead';
-            return deleted > incarnation ? 'gone' : 'ahead';
-          },
+          incarnationStatus: statusOf(topics, () => deleted),
         }
       : {}),
   };
@@ -61,15 +66,12 @@ describe('Subscription.start and topic incarnations', () => {
     expect(await new Subscription(1, 't', 'earliest', 10).start(engine({ t: 3 }, 3), [at('t', 7)])).toEqual({ cursors: [at('t', 7, 3)], resets: [], stale: [] });
     expect(await new Subscription(1, 't', 'earliest', 10).start(engine({ t: 3 }, 3, false), [at('t', 7, 1)])).toEqual({ cursors: [at('t', 7)], resets: [], stale: [] });
   });
+
   it('a topic deleted and created again while start awaits (bounds of another topic) is not answered with the old position under its new incarnation', async () => {
     const topics: Record<string, number> = { 'x.t': 0, 'x.u': 0 };
     const fake = engine(topics, 0) as unknown as { currentBounds: () => Promise<{ start: number; end: number }>; incarnationStatus: unknown };
     let deleted = 0;
-    fake.incarnationStatus = (topic: string, incarnation: number) => {
-      const current = topics[topic];
-      if (current !== undefined) return current === incarnation ? 'current' : current > incarnation ? 'gone' : 'ahead';
-      return deleted > incarnation ? 'gone' : 'ahead';
-    };
+    fake.incarnationStatus = statusOf(topics, () => deleted);
     fake.currentBounds = async () => {
       // Applied while the bounds of x.u are asked (a remote leader's answer): x.t is deleted, then created again.
       await Promise.resolve();

@@ -17,6 +17,23 @@ import type { VoteResponse } from './types.js';
 
 const BASE: RaftConfigOptions = { preVote: false, checkQuorum: false };
 
+/** Voters {a, b} led by a in term 1, learner c added and caught up with `values` (fsync interval); `last`: the last index. */
+function learnerCaughtUp(values: string[]): { c: Cluster; config: RaftConfigOptions; last: number } {
+  const config = { ...BASE, unsyncedAcks: true };
+  const c = new Cluster(['a', 'b', 'c'], config, ['a', 'b']);
+  c.node('a').campaign();
+  c.stabilize();
+  expect(c.node('a').proposeConfChange({ type: 'add-learner', node: 'c' }).ok).toBe(true);
+  c.stabilize();
+  for (const v of values) c.node('a').propose(v);
+  c.stabilize();
+  c.node('a').tick();
+  c.stabilize();
+  const last = c.node('a').lastIndex;
+  expect(c.node('c').lastIndex).toBe(last);
+  return { c, config, last };
+}
+
 /** A leader `a` of term 1 with two values committed everywhere. */
 function ledByA(ids: readonly string[], config: RaftConfigOptions = BASE): Cluster {
   const c = new Cluster(ids, config);
@@ -237,18 +254,7 @@ describe('the end of recovery', () => {
 
   it('a learner restarted under the leader of its start term: that leader re-elects itself, and the learner recovers in the new term', () => {
     // Voters {a, b}, c a learner (a move's replica between add-learner and promote) that acknowledged v1..v3 in term 1.
-    const config = { ...BASE, unsyncedAcks: true };
-    const c = new Cluster(['a', 'b', 'c'], config, ['a', 'b']);
-    c.node('a').campaign();
-    c.stabilize();
-    expect(c.node('a').proposeConfChange({ type: 'add-learner', node: 'c' }).ok).toBe(true);
-    c.stabilize();
-    for (const v of ['v1', 'v2', 'v3']) c.node('a').propose(v);
-    c.stabilize();
-    c.node('a').tick();
-    c.stabilize();
-    const last = c.node('a').lastIndex;
-    expect(c.node('c').lastIndex).toBe(last);
+    const { c, config, last } = learnerCaughtUp(['v1', 'v2', 'v3']);
     // A power cut of c loses v2 and v3; it restarts recovering in term 1, a's term.
     const cut = new MemoryStorage<string, string>(['a', 'b']);
     cut.append(c.storage('c').entries(1, last - 1, 1e9));
@@ -269,18 +275,7 @@ describe('the end of recovery', () => {
 
   it('a leader handing over (its timeout-now on its way) when a recovering learner answers does not re-elect itself too: the transfer ends the recovery, no split vote', () => {
     // Voters {a, b}, c a learner; a transfers to b; c restarts recovering in term 1 and answers before b's campaign.
-    const config = { ...BASE, unsyncedAcks: true };
-    const c = new Cluster(['a', 'b', 'c'], config, ['a', 'b']);
-    c.node('a').campaign();
-    c.stabilize();
-    expect(c.node('a').proposeConfChange({ type: 'add-learner', node: 'c' }).ok).toBe(true);
-    c.stabilize();
-    c.node('a').propose('v1');
-    c.stabilize();
-    c.node('a').tick();
-    c.stabilize();
-    const last = c.node('a').lastIndex;
-    expect(c.node('c').lastIndex).toBe(last);
+    const { c, config, last } = learnerCaughtUp(['v1']);
     const cut = new MemoryStorage<string, string>(['a', 'b']);
     cut.append(c.storage('c').entries(1, last + 1, 1e9));
     cut.setHardState(c.storage('c').getHardState());

@@ -44,18 +44,26 @@ const listener = (events: string[]): SubscriberListener => ({
 
 const stored = (n: number) => ({ timestamp: 0, data: new TextEncoder().encode(String(n)) });
 
+/** Fake timers on; a subscriber committing after every message, on a fake connection; `events` its group events. */
+function groupMember(): { events: string[]; subscriber: Subscriber; connection: FakeConnection } {
+  vi.useFakeTimers();
+  const events: string[] = [];
+  const subscriber = new Subscriber(listener(events), 10, 60_000, { intervalMs: 0, maxMessages: 1 }, 1 << 20);
+  const connection = new FakeConnection();
+  subscriber.setConnection(connection as unknown as BrokerConnection);
+  return { events, subscriber, connection };
+}
+
+/** The session timeout the members join with. */
+const SESSION_MS = 3000;
+
 afterEach(() => {
   vi.useRealTimers();
 });
 
 describe('a consumer-group member whose session lapsed with a message in hand', () => {
   it('does not handle that message under the grant it rejoins with: the new grant starts at the position the other member committed', async () => {
-    vi.useFakeTimers();
-    const SESSION_MS = 3000;
-    const events: string[] = [];
-    const subscriber = new Subscriber(listener(events), 10, 60_000, { intervalMs: 0, maxMessages: 1 }, 1 << 20);
-    const connection = new FakeConnection();
-    subscriber.setConnection(connection as unknown as BrokerConnection);
+    const { events, subscriber, connection } = groupMember();
     const handled: number[] = [];
     let releaseFirst: () => void = () => {};
     const subscribing = subscriber.subscribe(
@@ -115,12 +123,7 @@ describe('a consumer-group member that joins again on the same connection', () =
     // subscription's assignment after `subscribed` (delivery.ts): an assignment frame before that answer is
     // the earlier subscription's, e.g. a grant this broker applied after the coordinator had already expired
     // the member (the heartbeat answered FENCED reached the member first).
-    vi.useFakeTimers();
-    const SESSION_MS = 3000;
-    const events: string[] = [];
-    const subscriber = new Subscriber(listener(events), 10, 60_000, { intervalMs: 0, maxMessages: 1 }, 1 << 20);
-    const connection = new FakeConnection();
-    subscriber.setConnection(connection as unknown as BrokerConnection);
+    const { events, subscriber, connection } = groupMember();
     const handled: string[] = [];
     const subscribing = subscriber.subscribe('t', (m) => void handled.push(`${m.partition}/${m.offset}`), { group: 'g', sessionTimeoutMs: SESSION_MS });
     connection.answer('subscribe', { type: 'subscribed', cursors: [] });

@@ -10,10 +10,12 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
-import type { Cursor } from '@relaymq/sdk/protocol';
+import type { Message } from '@relaymq/sdk';
+import type { BrokerFrame, Cursor } from '@relaymq/sdk/protocol';
 import { Fixture } from './support/cluster.js';
 import { RawClient } from './support/raw-client.js';
 import { tempDirs } from './support/temp-dirs.js';
+import { waitFor } from './support/wait.js';
 
 const fixture = new Fixture();
 afterEach(() => fixture.cleanup());
@@ -117,6 +119,32 @@ describe('resume positions of an earlier topic incarnation', () => {
       expect(proposed).toEqual([[{ topic: 'inc.c', partition: 0, offset: 1, incarnation: 1 }]]);
       // Stored as before (the current incarnation), without it.
       expect(await broker.engine.positions('named', 'inc.c')).toEqual([{ topic: 'inc.c', partition: 0, offset: 1 }]);
+    } finally {
+      raw.close();
+    }
+  });
+  it("a durable commit of the deleted topic's incarnation arriving after it was created again stores nothing: the new topic's durable subscriber misses no message", async () => {
+    const broker = await solo();
+    await publish(broker, 'inc.s', 3);
+    const raw = await RawClient.open(broker.url);
+    try {
+      // A subscriber of incarnation 0 handled the 3 messages; its commit is still on its way (the SDK names the incarnation).
+      await (broker.engine as unknown as DeletingEngine).deleteTopic('inc.s');
+      await publish(broker, 'inc.s', 4); // created again: incarnation 1, offsets 0..3
+      raw.send({ type: 'commit', id: 1, durable: 'story', positions: [{ topic: 'inc.s', partition: 0, offset: 3, incarnation: 0 }] });
+      let answer: BrokerFrame | undefined;
+      await waitFor(() => (answer = raw.frames.find((f) => 'id' in f && f.id === 1)) !== undefined, 'the answer to the commit');
+      // Refused as a topic that no longer exists (Kafka's UNKNOWN_TOPIC_ID): it is not the new topic's position.
+      expect(answer).toMatchObject({ type: 'error', id: 1, code: 'INVALID_TOPIC' });
+      expect(await broker.engine.positions('story', 'inc.s')).toEqual([]);
+
+      // The new topic's durable subscriber under that name reads it all, from offset 0.
+      const client = await fixture.client([broker.url]);
+      const offsets: number[] = [];
+      await client.subscribe('inc.s', (m: Message) => void offsets.push(m.offset), { durable: 'story', from: 'earliest' });
+      await client.publish('inc.s', 'last'); // offset 4: once it is here, every earlier one the broker sends is too
+      await waitFor(() => offsets.includes(4), 'the last message');
+      expect(offsets).toEqual([0, 1, 2, 3, 4]);
     } finally {
       raw.close();
     }

@@ -6,6 +6,7 @@ import {
   type BrokerFrame,
   type ClusterView,
   type CommitFrame,
+  type Cursor,
   type GroupCommitFrame,
   type GroupHeartbeatFrame,
   type MetadataFrame,
@@ -274,14 +275,41 @@ export class ClientSession {
         return refuse(new RelayError('INVALID_PARTITION', `topic ${position.topic} has ${partitions} partitions; partition ${position.partition} does not exist`));
       }
     }
+    const { engine } = this.ctx;
+    const positions: Cursor[] = [];
+    /** Positions of an incarnation deleted since (the topic was deleted and created again): not stored. */
+    const stale: Cursor[] = [];
+    for (const position of frame.positions) {
+      const { incarnation, ...bare } = position;
+      // An engine tracking no incarnations stores positions as before (and never an incarnation).
+      if (engine.topicIncarnation === undefined) {
+        positions.push(bare);
+        continue;
+      }
+      // No incarnation (an older SDK, a topic the subscription first met in a message): the one checked here.
+      if (incarnation === undefined) {
+        const current = engine.topicIncarnation(position.topic);
+        positions.push(current === undefined ? bare : { ...bare, incarnation: current });
+        continue;
+      }
+      const status = engine.incarnationStatus?.(position.topic, incarnation) ?? 'current';
+      // This broker has not applied that incarnation's creation yet: the SDK retries (here or elsewhere).
+      if (status === 'ahead') return refuse(new RelayError('NOT_READY', `topic ${position.topic} (incarnation ${incarnation}) is not known to this broker yet`));
+      // The SDK's incarnation goes into the entry: one this broker took for current but deleted by the time
+      // the entry is applied (this broker behind) stores nothing there either.
+      if (status === 'current') positions.push(position);
+      else stale.push(position);
+    }
+    const answer = (): void => {
+      if (stale.length === 0) return this.send({ type: 'committed', id: frame.id });
+      // As Kafka's UNKNOWN_TOPIC_ID: the offsets are the deleted topic's, never the new one's starting point.
+      const named = stale.slice(0, 5).map((c) => `${c.topic}/${c.partition} (incarnation ${c.incarnation})`).join(', ');
+      refuse(new RelayError('INVALID_TOPIC', `${named}${stale.length > 5 ? ', …' : ''}: the topic was deleted since (it is another incarnation now); those positions were not stored`));
+    };
+    if (positions.length === 0) return answer();
     this.commitsInFlight++;
-    // Each names the incarnation checked here: ordered after its deletion (and creation again), it stores nothing.
-    const positions = frame.positions.map((p) => {
-      const incarnation = this.ctx.engine.topicIncarnation?.(p.topic);
-      return incarnation === undefined ? p : { ...p, incarnation };
-    });
-    void this.ctx.engine.commitPositions(this.access.owned(frame.durable), positions).then(
-      () => this.send({ type: 'committed', id: frame.id }),
+    void engine.commitPositions(this.access.owned(frame.durable), positions).then(
+      answer,
       (err: unknown) => refuse(asRelayError(err)),
     ).finally(() => this.commitsInFlight--);
   }

@@ -906,10 +906,22 @@ describe('frame shape', () => {
     // null reads as absent, as other optional fields.
     const nulled = decodeClientFrame(encodeValue({ type: 'subscribe', id: 1, subscription: 1, pattern: 'a', from: 'new', resume: [{ topic: 'a', partition: 0, offset: 1, incarnation: null }], credit: 1 }), MAX_PAYLOAD);
     expect((nulled as { resume: Cursor[] }).resume[0]).not.toHaveProperty('incarnation');
-    // A commit stores positions only: an incarnation there is dropped (validated all the same).
-    const commit = decodeClientFrame(encodeValue({ type: 'commit', id: 1, durable: 'd', positions: [{ topic: 'a', partition: 0, offset: 1, incarnation: 2 }] }), MAX_PAYLOAD);
-    expect((commit as { positions: Cursor[] }).positions[0]).toStrictEqual({ topic: 'a', partition: 0, offset: 1 });
-    expectRelayError(() => decodeClientFrame(encodeValue({ type: 'commit', id: 1, durable: 'd', positions: [{ topic: 'a', partition: 0, offset: 1, incarnation: -1 }] }), MAX_PAYLOAD));
+  });
+
+  it("carries a commit position's incarnation (the broker stores none of a deleted one); absent or null stays absent", () => {
+    const positions = [{ topic: 'a', partition: 0, offset: 1, incarnation: 2 }, { topic: 'b', partition: 1, offset: 4 }, { topic: 'c', partition: 0, offset: 0, incarnation: null }];
+    const commit = decodeClientFrame(encodeValue({ type: 'commit', id: 1, durable: 'd', positions }), MAX_PAYLOAD) as { positions: Cursor[] };
+    expect(commit.positions[0]).toStrictEqual({ topic: 'a', partition: 0, offset: 1, incarnation: 2 });
+    expect(commit.positions[1]).toStrictEqual({ topic: 'b', partition: 1, offset: 4 });
+    expect(commit.positions[2]).toStrictEqual({ topic: 'c', partition: 0, offset: 0 });
+    // Round trip through the SDK's encoder too.
+    const sent = decodeClientFrame(encodeFrame({ type: 'commit', id: 2, durable: 'd', positions: [{ topic: 'a', partition: 0, offset: 1, incarnation: 0 }] }), MAX_PAYLOAD);
+    expect((sent as { positions: Cursor[] }).positions).toStrictEqual([{ topic: 'a', partition: 0, offset: 1, incarnation: 0 }]);
+  });
+
+  it.each([-1, 1.5, '2', Number.MAX_SAFE_INTEGER + 2, true])('rejects a commit position incarnation %j (a protocol error: the connection closes)', (incarnation) => {
+    const frame = { type: 'commit', id: 1, durable: 'd', positions: [{ topic: 'a', partition: 0, offset: 1, incarnation }] };
+    expect(expectRelayError(() => decodeClientFrame(encodeValue(frame), MAX_PAYLOAD)).message).toMatch(/incarnation/);
   });
 
   it.each([-1, 1.5, '2', Number.MAX_SAFE_INTEGER + 2, true])('rejects a cursor incarnation %j (resume, subscribed cursors)', (incarnation) => {

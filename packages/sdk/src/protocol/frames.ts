@@ -56,6 +56,7 @@ export interface Cursor {
    * tells it in `subscribed` cursors when its engine tracks incarnations; a
    * client sends it back with `resume` positions, and a broker whose topic
    * has another incarnation does not resume there (see docs/protocol.md).
+   * In a `commit`, a broker stores no position of a deleted incarnation.
    * Absent: unknown, the offset is taken as it is.
    */
   incarnation?: number;
@@ -180,7 +181,9 @@ export interface SubscribeFrame {
  * Stores positions of a durable subscription: for each partition, the next
  * offset to deliver (the last handled offset + 1). The broker keeps the
  * larger of the stored and the committed offset, so a stale or reordered
- * commit never moves a position back.
+ * commit never moves a position back. A position naming an incarnation of
+ * its topic deleted since is not stored: the others are, and the broker
+ * answers `INVALID_TOPIC` naming it (brokers before incarnations ignore the field).
  */
 export interface CommitFrame {
   type: 'commit';

@@ -144,12 +144,6 @@ function cursor(value: unknown): Cursor {
   return withOptional(c, 'incarnation', optUint(o, 'incarnation'));
 }
 
-/** A durable position to store: a cursor without `incarnation` (stored positions name none). */
-function position(value: unknown): Cursor {
-  const { topic, partition, offset } = cursor(value);
-  return { topic, partition, offset };
-}
-
 function startPosition(value: unknown): StartPosition {
   if (value === 'new' || value === 'earliest') return value;
   const o = obj(value, 'from');
@@ -304,7 +298,8 @@ export function validateClientFrame(value: unknown): ClientFrame {
         type: 'commit',
         id: uint(o, 'id'),
         durable: durableName(o, 'durable'),
-        positions: list(o, 'positions', FIELD_LIMITS.maxList).map(position),
+        // Each may name the incarnation its offset belongs to: a broker stores none of a deleted one.
+        positions: list(o, 'positions', FIELD_LIMITS.maxList).map(cursor),
       };
     case 'group-commit':
     case 'group-heartbeat':

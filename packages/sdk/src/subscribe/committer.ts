@@ -62,10 +62,15 @@ export class PositionCommitter {
     private readonly timers: CommitTimers = { setTimeout: (cb, ms) => setTimeout(cb, ms), clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>) },
   ) {}
 
-  /** The handler finished the message at `offset`: the partition's position becomes `offset + 1`. */
-  handled(topic: string, partition: number, offset: number): void {
+  /**
+   * The handler finished the message at `offset`: the partition's position
+   * becomes `offset + 1`. `incarnation`: the topic's, as a broker told it when
+   * the message arrived (sent with the position, so a broker whose topic was
+   * deleted since stores nothing of it); absent when none was told.
+   */
+  handled(topic: string, partition: number, offset: number, incarnation?: number): void {
     if (this.closed) return;
-    this.raise({ topic, partition, offset: offset + 1 });
+    this.raise(incarnation === undefined ? { topic, partition, offset: offset + 1 } : { topic, partition, offset: offset + 1, incarnation });
     this.uncommittedMessages++;
     if (this.policy.intervalMs === 0 || this.uncommittedMessages >= this.policy.maxMessages) void this.flush();
     else this.schedule(this.policy.intervalMs);
@@ -111,11 +116,25 @@ export class PositionCommitter {
     this.cancelTimer();
   }
 
+  /**
+   * Positions only move forward within one incarnation of their topic; a later
+   * incarnation (the topic deleted and created again, offsets from 0) replaces
+   * an earlier one's position whatever its offset, and is never replaced by it
+   * (a failed commit of the old one put back). Unknown incarnations compare as before.
+   */
   private raise(position: Cursor): void {
     const key = positionKey(position.topic, position.partition);
     const current = this.pending.get(key);
-    if (current === undefined) this.pending.set(key, { topic: position.topic, partition: position.partition, offset: position.offset });
-    else if (position.offset > current.offset) current.offset = position.offset;
+    const { incarnation } = position;
+    if (current === undefined || (incarnation !== undefined && current.incarnation !== undefined && incarnation > current.incarnation)) {
+      const fresh: Cursor = { topic: position.topic, partition: position.partition, offset: position.offset };
+      if (incarnation !== undefined) fresh.incarnation = incarnation;
+      this.pending.set(key, fresh);
+      return;
+    }
+    if (incarnation !== undefined && current.incarnation !== undefined && incarnation < current.incarnation) return;
+    if (position.offset > current.offset) current.offset = position.offset;
+    if (current.incarnation === undefined && incarnation !== undefined) current.incarnation = incarnation;
   }
 
   private sendPending(): Promise<void> {

@@ -137,7 +137,8 @@ export class GroupMembership {
     const out: GroupCursor[] = [];
     for (const c of positions) {
       const owned = this.owned.get(partitionKey(c.topic, c.partition));
-      if (owned !== undefined) out.push({ ...c, epoch: owned.epoch });
+      // The epoch fences it (a topic deleted and created again is granted under a new one); no incarnation.
+      if (owned !== undefined) out.push({ topic: c.topic, partition: c.partition, offset: c.offset, epoch: owned.epoch });
     }
     return out;
   }

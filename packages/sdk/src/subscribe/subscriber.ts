@@ -257,6 +257,12 @@ class SubscriptionState {
    * handled it and the new grant starts after it.
    */
   private readonly grants = new WeakMap<Message, number>();
+  /**
+   * The incarnation of its topic each queued message arrived under (as a broker
+   * told it; absent: none told). Its commit names it, so a broker whose topic
+   * was deleted and created again meanwhile stores nothing of it.
+   */
+  private readonly messageIncarnations = new WeakMap<Message, number>();
   /** The message whose handler runs now. */
   private inFlight: Message | undefined;
   private readonly idleWaiters: Array<() => void> = [];
@@ -316,6 +322,7 @@ class SubscriptionState {
         continue;
       }
       const grant = this.membership?.grantOf(batch.topic, batch.partition);
+      const incarnation = this.incarnations.get(batch.topic);
       // A hole (offsets that never held a message) right where we are is no gap: skip it.
       const at = this.next.get(key);
       if (batch.from !== undefined && at !== undefined && at.offset === batch.from) this.next.set(key, { ...at, offset: batch.firstOffset });
@@ -337,6 +344,7 @@ class SubscriptionState {
         const stored = messages[i] as StoredMessageFrame;
         const message = this.toMessage(batch, firstOffset + i, stored);
         if (grant !== undefined) this.grants.set(message, grant);
+        if (incarnation !== undefined) this.messageIncarnations.set(message, incarnation);
         this.queue.push(message, stored.data.byteLength);
       }
       this.next.set(key, { topic: batch.topic, partition: batch.partition, offset: firstOffset + messages.length });
@@ -413,7 +421,11 @@ class SubscriptionState {
   /** The message's position may be committed (a group member: only for a partition it still owns). */
   markHandled(message: Message): void {
     if (this.membership !== undefined && !this.membership.handled(message.topic, message.partition, message.offset)) return;
-    this.committer?.handled(message.topic, message.partition, message.offset);
+    const incarnation = this.messageIncarnations.get(message);
+    // Its topic was deleted while the handler ran (forgotten, maybe told another incarnation since): the position
+    // is the deleted topic's, never the new one's.
+    if (incarnation !== undefined && this.incarnations.get(message.topic) !== incarnation) return;
+    this.committer?.handled(message.topic, message.partition, message.offset, incarnation);
   }
 
   /** Resolves once no handler runs for `topic`/`partition` (any partition when omitted). */
@@ -937,8 +949,9 @@ export class Subscriber {
       if (!state.next.has(key)) state.next.set(key, cursor);
     }
     state.learnIncarnations(reply.cursors ?? []);
-    // A new durable subscription stores where it starts, so a restart before its first message misses nothing.
-    if (!state.confirmed && state.membership === undefined) state.committer?.advance(cursors);
+    // A new durable subscription stores where it starts, so a restart before its first message misses nothing
+    // (with the incarnation the broker named: see markHandled).
+    if (!state.confirmed && state.membership === undefined) state.committer?.advance(reply.cursors ?? []);
     state.confirmed = true;
     for (const waiter of state.confirmedWaiters.splice(0)) waiter.resolve();
   }

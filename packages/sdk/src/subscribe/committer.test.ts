@@ -151,4 +151,22 @@ describe('PositionCommitter', () => {
     expect(broker.sent).toEqual([[at('t', 0, 8), at('t', 1, 0)]]);
     expect(timers.armed.size).toBe(0);
   });
+
+  it("sends each position's incarnation; a later incarnation replaces an earlier one's position, never the reverse", async () => {
+    const { committer, broker } = setup({ intervalMs: 0, maxMessages: 1 });
+    committer.handled('t', 0, 9, 1);
+    expect(broker.sent[0]).toEqual([{ topic: 't', partition: 0, offset: 10, incarnation: 1 }]);
+    // Pending behind the one in flight: the old incarnation at 20, then the topic created again (offsets from 0).
+    committer.handled('t', 0, 19, 1);
+    committer.handled('t', 0, 2, 2);
+    committer.handled('t', 0, 15, 1); // a late one of the deleted topic does not take its place back
+    await broker.fail(new RelayError('NOT_READY', 'retry')); // the first is put back: still incarnation 2's position
+    await settle();
+    expect(broker.sent[1]).toEqual([{ topic: 't', partition: 0, offset: 3, incarnation: 2 }]);
+    // Positions naming none move forward as before.
+    committer.handled('u', 0, 4);
+    await broker.ack();
+    await settle();
+    expect(broker.sent.at(-1)).toEqual([{ topic: 'u', partition: 0, offset: 5 }]);
+  });
 });

@@ -4,7 +4,10 @@
  * so a broker whose topic was deleted and created again does not take them
  * for the new topic's. A broker telling none (older, or an engine without
  * incarnations) gets none back; a topic dropped from a wildcard subscription
- * (`error` with `topic`) loses its incarnation with its positions.
+ * (`error` with `topic`) loses its incarnation with its positions. A
+ * durable subscription's commits name the incarnation each message arrived
+ * under, and commit nothing of a message whose topic was deleted while its
+ * handler ran.
  */
 import { describe, expect, it } from 'vitest';
 import type { BrokerConnection } from '../connection/connection.js';
@@ -128,6 +131,46 @@ describe('Subscriber topic incarnations', () => {
     const b = fakeConnection('b', () => []);
     subscriber.setConnection(b);
     expect(b.subscribes[0]?.resume).toEqual([{ topic: 'x.b', partition: 0, offset: 2 }]);
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
+  it('a durable commit names the incarnation its messages arrived under; a message whose topic was deleted while its handler ran commits nothing', async () => {
+    const subscriber = new Subscriber({} as unknown as SubscriberListener, 100, 10_000, { intervalMs: 0, maxMessages: 1 }, 1 << 20);
+    const commits: Cursor[][] = [];
+    const a = fakeConnection('a', () => [
+      { topic: 'x.a', partition: 0, offset: 0, incarnation: 2 },
+      { topic: 'x.b', partition: 0, offset: 0, incarnation: 5 },
+    ]);
+    const request = a.request.bind(a);
+    a.request = ((frame: { type: string; positions?: Cursor[] }, onReply?: (reply: unknown) => void) => {
+      if (frame.type === 'commit') commits.push(frame.positions ?? []);
+      return request(frame as never, onReply as never);
+    }) as typeof a.request;
+    subscriber.setConnection(a);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const handled: string[] = [];
+    const { id } = await subscriber.subscribe('x.*', async (m) => {
+      if (m.topic === 'x.b') await gate;
+      handled.push(`${m.topic}@${m.offset}`);
+    }, { durable: 'd', from: 'earliest' });
+    await settled();
+    // Where it starts, stored at once, with the incarnations the broker told.
+    expect(commits[0]).toEqual([
+      { topic: 'x.a', partition: 0, offset: 0, incarnation: 2 },
+      { topic: 'x.b', partition: 0, offset: 0, incarnation: 5 },
+    ]);
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [batch('x.a', 0, 1), batch('x.b', 0, 2)] });
+    for (let i = 0; i < 20 && commits.length < 2; i++) await settled();
+    expect(commits[1]).toEqual([{ topic: 'x.a', partition: 0, offset: 1, incarnation: 2 }]);
+
+    // x.b@0's handler runs; the topic is deleted meanwhile (the broker tells it): its position is not committed.
+    subscriber.onEnded(a, id, new RelayError('INVALID_TOPIC', 'x.b was deleted'), 'x.b');
+    release();
+    for (let i = 0; i < 20 && !handled.includes('x.b@0'); i++) await settled();
+    expect(handled).toEqual(['x.a@0', 'x.b@0']);
+    await settled();
+    expect(commits.flat().filter((c) => c.topic === 'x.b' && c.offset > 0)).toEqual([]);
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
   });
 });

@@ -110,6 +110,22 @@ describe('delete-topic', () => {
     expect(restored.snapshot()).toEqual(state.snapshot());
   });
 
+  it("a group member's commit under its grant of the deleted topic is fenced once the topic is created again (the new grant has a new epoch): group commits need no incarnation", () => {
+    const state = populated();
+    const old = state.groups.assignmentOf('g', 'm1').find((p) => p.topic === 'orders' && p.partition === 1);
+    expect(old).toBeDefined();
+    state.apply({ type: 'delete-topic', topic: 'orders' });
+    // In flight at the deletion: no such partition.
+    const late = { type: 'group-commit', group: 'g', member: 'm1', positions: [{ topic: 'orders', partition: 1, offset: 12, epoch: old?.epoch ?? 0 }], release: false } as const;
+    expect(state.apply(late)).toMatchObject({ kind: 'group', known: true, fenced: [{ topic: 'orders', partition: 1, offset: 12 }] });
+    state.apply({ type: 'create-topic', topic: 'orders', partitions: 2, replicationFactor: 3 });
+    const fresh = state.groups.assignmentOf('g', 'm1').find((p) => p.topic === 'orders' && p.partition === 1);
+    expect(fresh?.epoch).toBeGreaterThan(old?.epoch ?? 0);
+    // Ordered after the creation again, to the same member: fenced all the same, and the new topic has no position.
+    expect(state.apply(late)).toMatchObject({ kind: 'group', known: true, fenced: [{ topic: 'orders', partition: 1, offset: 12 }] });
+    expect(state.groups.position('g', 'orders', 1)).toBeUndefined();
+  });
+
   it('snapshot and restore round trip: a restored state deletes exactly as the original, and goes on the same', () => {
     const original = populated();
     const restored = new MetadataState(brokers);

@@ -116,7 +116,7 @@ describe('delete-topic', () => {
     expect(old).toBeDefined();
     state.apply({ type: 'delete-topic', topic: 'orders' });
     // In flight at the deletion: no such partition.
-    const late = { type: 'group-commit', group: 'g', member: 'm1', positions: [{ topic: 'orders', partition: 1, offset: 12, epoch: old?.epoch ?? 0 }], release: false } as const;
+    const late: MetadataCommand = { type: 'group-commit', group: 'g', member: 'm1', positions: [{ topic: 'orders', partition: 1, offset: 12, epoch: old?.epoch ?? 0 }], release: false };
     expect(state.apply(late)).toMatchObject({ kind: 'group', known: true, fenced: [{ topic: 'orders', partition: 1, offset: 12 }] });
     state.apply({ type: 'create-topic', topic: 'orders', partitions: 2, replicationFactor: 3 });
     const fresh = state.groups.assignmentOf('g', 'm1').find((p) => p.topic === 'orders' && p.partition === 1);

@@ -8,7 +8,7 @@
  * | `PROTOCOL_ERROR` | a frame could not be decoded or failed validation; the connection is closed | no |
  * | `UNSUPPORTED_VERSION` | the peer speaks a protocol version this side does not | no |
  * | `PAYLOAD_TOO_LARGE` | a frame or message exceeds `maxPayload` | no |
- * | `INVALID_TOPIC` | a topic or pattern does not follow the grammar (wildcards in a publish topic included); or the topic does not exist where it must (an admin request), or was deleted (its subscription ended) | no |
+ * | `INVALID_TOPIC` | a topic or pattern does not follow the grammar (wildcards in a publish topic included); or the topic does not exist where it must (an admin request), or was deleted (its subscription ended; a commit's positions naming a deleted incarnation of it were not stored) | no |
  * | `INVALID_ARGUMENT` | an option or argument has the wrong type or range | no |
  * | `INVALID_PARTITION` | a partition number is outside the topic's partitions | no |
  * | `SEQUENCE_GAP` | a publish skipped producer sequence numbers; the broker expects an earlier seq first | yes (the SDK resends in order) |

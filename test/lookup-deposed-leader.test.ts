@@ -1,0 +1,69 @@
+/**
+ * "Topic missing" is answered by the metadata leader (`meta.topic-missing`),
+ * and a subscription whose lookup hears it twice, 1 s apart, ends with
+ * `INVALID_TOPIC`. A leader cut off from its peers that has not noticed yet
+ * (another broker leads meanwhile and a topic was created under it) answered
+ * from its stale metadata: the topic, which exists, was "missing". It must
+ * first get an entry of its own through the log (a read barrier), which a
+ * deposed leader cannot: the answer is `NOT_READY` (the SDK asks again),
+ * never "missing".
+ *
+ * Three brokers in this process, every peer connection through a fault link.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Broker } from '@relaymq/broker';
+import { RelayError } from '@relaymq/sdk';
+import { Fixture } from './support/cluster.js';
+import { faultableCluster } from './support/faultable.js';
+import { waitFor } from './support/wait.js';
+
+const fixture = new Fixture();
+afterEach(() => fixture.cleanup());
+
+const TOPIC = 'deposed.lookup';
+
+interface LookupEngine {
+  groupStatus(): Array<{ group: string; leader: string | null }>;
+  partitionCount(topic: string): number | undefined;
+  metadataLeaderKnown(): boolean;
+  topicMissing(topic: string): Promise<boolean>;
+}
+const engineOf = (b: Broker): LookupEngine => b.engine as unknown as LookupEngine;
+const metaLeaderSeenBy = (b: Broker): string | null => engineOf(b).groupStatus().find((g) => g.group === 'meta')?.leader ?? null;
+
+describe('a "topic missing" lookup answered by a deposed metadata leader', () => {
+  it('is not answered "missing" for a topic created under the next leader', async () => {
+    const ids = ['d1', 'd2', 'd3'];
+    const { brokers, peerLinks, urls } = await faultableCluster(fixture, ids, { defaultPartitions: 1 });
+    await waitFor(() => metaLeaderSeenBy(brokers[0] as Broker) !== null && brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
+    const deposed = brokers.find((b) => b.id === metaLeaderSeenBy(brokers[0] as Broker)) as Broker;
+    const others = brokers.filter((b) => b !== deposed);
+
+    // The leader's peer traffic is lost silently (its connections stay up, so it sees no peer lost; its clients
+    // still reach it); the other two elect a leader of their own.
+    const cut = [...peerLinks].filter(([name]) => name.startsWith(`${deposed.id}->`) || name.endsWith(`->${deposed.id}`)).map(([, link]) => link);
+    for (const link of cut) {
+      link.drop('forward');
+      link.drop('backward');
+    }
+    fixture.defer(async () => void cut.forEach((link) => link.heal()));
+    await waitFor(() => others.every((b) => ![null, deposed.id].includes(metaLeaderSeenBy(b))), 'a new metadata leader on the other side', 20_000);
+
+    // The topic is created under the new leader; the deposed one never hears of it.
+    const publisher = await fixture.client([urls[ids.indexOf((others[0] as Broker).id)] as string]);
+    await publisher.publish(TOPIC, 'm0');
+    await waitFor(() => others.every((b) => engineOf(b).partitionCount(TOPIC) !== undefined), 'the topic on the new side', 10_000);
+    expect(engineOf(deposed).partitionCount(TOPIC), 'the deposed leader heard of the topic: no stale state to test').toBeUndefined();
+    expect(metaLeaderSeenBy(deposed), 'the deposed leader noticed already: no stale leader to test').toBe(deposed.id);
+
+    // Asked now, it must not say "missing": only an error (NOT_READY, the lookup is asked again) or "exists".
+    const answer = await engineOf(deposed)
+      .topicMissing(TOPIC)
+      .then(
+        (missing) => (missing ? 'missing' : 'exists'),
+        (err: unknown) => (err instanceof RelayError ? err.code : String(err)),
+      );
+    expect(answer).not.toBe('missing');
+    expect(['NOT_READY', 'NOT_LEADER', 'NO_QUORUM']).toContain(answer);
+  });
+});

@@ -212,6 +212,17 @@ export interface ReplicaRead extends PartitionBounds {
  * replica applies committed batches to its copy of the partition, so any of
  * them serves subscribers.
  */
+/**
+ * The entry of a metadata read barrier: an empty `commit-positions`, which
+ * changes nothing (an empty commit only reads, positions.ts) and which every
+ * broker version parses. A command type of its own would stop the metadata
+ * log's replication to older brokers during a rolling upgrade. A new object
+ * each time: entries' encoded bodies are cached by object (entry-bodies.ts).
+ */
+function readBarrier(): MetadataCommand {
+  return { type: 'commit-positions', durable: '_relaymq.read-barrier', positions: [] };
+}
+
 export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogEngine {
   readonly offsetsSurviveRestart = true;
   private readonly metadata: MetadataState;
@@ -709,10 +720,38 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return (await this.forwarding.viaLeader(this.meta, async () => this.topicMissingHere(topic), TOPIC_MISSING_METHOD, { topic })) === true;
   }
 
-  /** On the metadata leader: whether `topic` is missing (a broker that no longer leads says so, and the request finds the leader). */
-  private topicMissingHere(topic: string): boolean {
+  /**
+   * On the metadata leader: whether `topic` is missing (a broker that no
+   * longer leads says so, and the request finds the leader). Its applied
+   * state may be stale: deposed without having noticed, or elected and not
+   * yet through the entries of earlier terms. So "missing" (which ends a
+   * subscription) is said only after a read barrier; "exists" at once (a
+   * stale one only makes the lookup ask again).
+   */
+  private async topicMissingHere(topic: string): Promise<boolean> {
     if (this.meta.leader !== this.options.self) throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead the metadata`);
+    if (this.metadata.get(topic) !== undefined) return false;
+    await this.metaReadBarrier(`that topic ${topic} is missing`);
     return this.metadata.get(topic) === undefined;
+  }
+
+  /**
+   * A read barrier on the metadata group (Raft thesis §6.4, by way of the
+   * log): an entry proposed here commits only while this broker leads with
+   * a quorum behind it, and is answered once applied here, after every entry
+   * committed before it. Proposed per read, never shared with a read that
+   * came later (acknowledgements gathered before a read arrived prove
+   * nothing about it). Rejects with `NOT_LEADER` (the request finds the
+   * leader) or `NOT_READY` (not through within the request timeout: the
+   * caller asks again).
+   */
+  private async metaReadBarrier(what: string): Promise<void> {
+    try {
+      await this.proposeMeta(readBarrier());
+    } catch (err) {
+      if (err instanceof RelayError && err.code === 'NOT_LEADER') throw err;
+      throw new RelayError('NOT_READY', `the metadata leader could not confirm ${what}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   /** On the metadata leader: proposes the deletion of `topic` (answered `missing` when there is none). */

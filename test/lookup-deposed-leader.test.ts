@@ -23,13 +23,14 @@ afterEach(() => fixture.cleanup());
 const TOPIC = 'deposed.lookup';
 
 interface LookupEngine {
-  groupStatus(): Array<{ group: string; leader: string | null }>;
+  groupStatus(): Array<{ group: string; leader: string | null; lastIndex: number }>;
   partitionCount(topic: string): number | undefined;
   metadataLeaderKnown(): boolean;
   topicMissing(topic: string): Promise<boolean>;
 }
 const engineOf = (b: Broker): LookupEngine => b.engine as unknown as LookupEngine;
-const metaLeaderSeenBy = (b: Broker): string | null => engineOf(b).groupStatus().find((g) => g.group === 'meta')?.leader ?? null;
+const metaOf = (b: Broker): { leader: string | null; lastIndex: number } => engineOf(b).groupStatus().find((g) => g.group === 'meta') ?? { leader: null, lastIndex: 0 };
+const metaLeaderSeenBy = (b: Broker): string | null => metaOf(b).leader;
 
 describe('a "topic missing" lookup answered by a deposed metadata leader', () => {
   it('is not answered "missing" for a topic created under the next leader', async () => {
@@ -66,5 +67,19 @@ describe('a "topic missing" lookup answered by a deposed metadata leader', () =>
       );
     expect(answer).not.toBe('missing');
     expect(['NOT_READY', 'NO_QUORUM']).toContain(answer);
+  });
+
+  it('says "missing" only after an entry of its own went through the log; lookups arriving together share one', async () => {
+    const brokers = await fixture.cluster(3, { prefix: 'r', replicationFactor: 3, defaultPartitions: 1 });
+    await waitFor(() => metaLeaderSeenBy(brokers[0] as Broker) !== null && brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
+    const leader = brokers.find((b) => b.id === metaLeaderSeenBy(brokers[0] as Broker)) as Broker;
+    const before = metaOf(leader).lastIndex;
+    const lookups = 20;
+    const answers = await Promise.all(Array.from({ length: lookups }, (_, i) => engineOf(leader).topicMissing(`never.created.${i}`)));
+    expect(answers).toEqual(Array.from({ length: lookups }, () => true));
+    // One barrier entry for the lot (a second only if the lookups straddled a turn of the event loop).
+    const added = metaOf(leader).lastIndex - before;
+    expect(added, 'no entry went through the metadata log before "missing" was said').toBeGreaterThanOrEqual(1);
+    expect(added, 'lookups arriving together did not share a barrier').toBeLessThanOrEqual(2);
   });
 });

@@ -262,6 +262,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly topicEvents = new EventEmitter<{ deleted: (topic: string) => void }>();
   /** The metadata changed (`applied`), or the metadata group's leader did. */
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
+  /** The read barrier the metadata reads arrived in this turn share, until it is proposed (metaReadBarrier). */
+  private nextReadBarrier: Promise<void> | undefined;
   /** The metadata leader as readiness sees it: kept through an election (see leader-grace.ts); its expiry is a change too. */
   private readonly metaLeaderGrace: LeaderGrace;
   /** Some group applied entries (announced only while a recovery waits for it). */
@@ -731,7 +733,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private async topicMissingHere(topic: string): Promise<boolean> {
     if (this.meta.leader !== this.options.self) throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead the metadata`);
     if (this.metadata.get(topic) !== undefined) return false;
-    await this.metaReadBarrier(`that topic ${topic} is missing`);
+    await this.metaReadBarrier();
     return this.metadata.get(topic) === undefined;
   }
 
@@ -739,19 +741,24 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * A read barrier on the metadata group (Raft thesis §6.4, by way of the
    * log): an entry proposed here commits only while this broker leads with
    * a quorum behind it, and is answered once applied here, after every entry
-   * committed before it. Proposed per read, never shared with a read that
-   * came later (acknowledgements gathered before a read arrived prove
-   * nothing about it). Rejects with `NOT_LEADER` (the request finds the
+   * committed before it. The reads that arrived within one turn of the event
+   * loop share one entry, proposed after the last of them came; never one
+   * proposed before a read arrived (acknowledgements gathered before a read
+   * prove nothing about it). Rejects with `NOT_LEADER` (the request finds the
    * leader) or `NOT_READY` (not through within the request timeout: the
    * caller asks again).
    */
-  private async metaReadBarrier(what: string): Promise<void> {
-    try {
-      await this.proposeMeta(readBarrier());
-    } catch (err) {
-      if (err instanceof RelayError && err.code === 'NOT_LEADER') throw err;
-      throw new RelayError('NOT_READY', `the metadata leader could not confirm ${what}: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  private metaReadBarrier(): Promise<void> {
+    this.nextReadBarrier ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      this.nextReadBarrier = undefined;
+      try {
+        await this.proposeMeta(readBarrier());
+      } catch (err) {
+        if (err instanceof RelayError && err.code === 'NOT_LEADER') throw err;
+        throw new RelayError('NOT_READY', `metadata read barrier of broker ${this.options.self} not through: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
+    return this.nextReadBarrier;
   }
 
   /** On the metadata leader: proposes the deletion of `topic` (answered `missing` when there is none). */

@@ -205,14 +205,6 @@ export interface ReplicaRead extends PartitionBounds {
 }
 
 /**
- * The embedded, replicated engine: cluster metadata in one Raft group over
- * every broker, each partition in its own Raft group over its replicas. A
- * publish is proposed by the partition's leader (brokers that do not lead
- * forward it there) and acknowledged once committed on a quorum; every
- * replica applies committed batches to its copy of the partition, so any of
- * them serves subscribers.
- */
-/**
  * The entry of a metadata read barrier: an empty `commit-positions`, which
  * changes nothing (an empty commit only reads, positions.ts) and which every
  * broker version parses. A command type of its own would stop the metadata
@@ -223,6 +215,14 @@ function readBarrier(): MetadataCommand {
   return { type: 'commit-positions', durable: '_relaymq.read-barrier', positions: [] };
 }
 
+/**
+ * The embedded, replicated engine: cluster metadata in one Raft group over
+ * every broker, each partition in its own Raft group over its replicas. A
+ * publish is proposed by the partition's leader (brokers that do not lead
+ * forward it there) and acknowledged once committed on a quorum; every
+ * replica applies committed batches to its copy of the partition, so any of
+ * them serves subscribers.
+ */
 export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogEngine {
   readonly offsetsSurviveRestart = true;
   private readonly metadata: MetadataState;

@@ -205,6 +205,17 @@ export interface ReplicaRead extends PartitionBounds {
 }
 
 /**
+ * The entry of a metadata read barrier: an empty `commit-positions`, which
+ * changes nothing (an empty commit only reads, positions.ts) and which every
+ * broker version parses. A command type of its own would stop the metadata
+ * log's replication to older brokers during a rolling upgrade. A new object
+ * each time: entries' encoded bodies are cached by object (entry-bodies.ts).
+ */
+function readBarrier(): MetadataCommand {
+  return { type: 'commit-positions', durable: '_relaymq.read-barrier', positions: [] };
+}
+
+/**
  * The embedded, replicated engine: cluster metadata in one Raft group over
  * every broker, each partition in its own Raft group over its replicas. A
  * publish is proposed by the partition's leader (brokers that do not lead
@@ -251,6 +262,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly topicEvents = new EventEmitter<{ deleted: (topic: string) => void }>();
   /** The metadata changed (`applied`), or the metadata group's leader did. */
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
+  /** The read barrier the metadata reads arrived in this turn share, until it is proposed (metaReadBarrier). */
+  private nextReadBarrier: Promise<void> | undefined;
   /** The metadata leader as readiness sees it: kept through an election (see leader-grace.ts); its expiry is a change too. */
   private readonly metaLeaderGrace: LeaderGrace;
   /** Some group applied entries (announced only while a recovery waits for it). */
@@ -709,10 +722,43 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return (await this.forwarding.viaLeader(this.meta, async () => this.topicMissingHere(topic), TOPIC_MISSING_METHOD, { topic })) === true;
   }
 
-  /** On the metadata leader: whether `topic` is missing (a broker that no longer leads says so, and the request finds the leader). */
-  private topicMissingHere(topic: string): boolean {
+  /**
+   * On the metadata leader: whether `topic` is missing (a broker that no
+   * longer leads says so, and the request finds the leader). Its applied
+   * state may be stale: deposed without having noticed, or elected and not
+   * yet through the entries of earlier terms. So "missing" (which ends a
+   * subscription) is said only after a read barrier; "exists" at once (a
+   * stale one only makes the lookup ask again).
+   */
+  private async topicMissingHere(topic: string): Promise<boolean> {
     if (this.meta.leader !== this.options.self) throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead the metadata`);
+    if (this.metadata.get(topic) !== undefined) return false;
+    await this.metaReadBarrier();
     return this.metadata.get(topic) === undefined;
+  }
+
+  /**
+   * A read barrier on the metadata group (Raft thesis §6.4, by way of the
+   * log): an entry proposed here commits only while this broker leads with
+   * a quorum behind it, and is answered once applied here, after every entry
+   * committed before it. The reads that arrived within one turn of the event
+   * loop share one entry, proposed after the last of them came; never one
+   * proposed before a read arrived (acknowledgements gathered before a read
+   * prove nothing about it). Rejects with `NOT_LEADER` (the request finds the
+   * leader) or `NOT_READY` (not through within the request timeout: the
+   * caller asks again).
+   */
+  private metaReadBarrier(): Promise<void> {
+    this.nextReadBarrier ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      this.nextReadBarrier = undefined;
+      try {
+        await this.proposeMeta(readBarrier());
+      } catch (err) {
+        if (err instanceof RelayError && err.code === 'NOT_LEADER') throw err;
+        throw new RelayError('NOT_READY', `metadata read barrier of broker ${this.options.self} not through: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
+    return this.nextReadBarrier;
   }
 
   /** On the metadata leader: proposes the deletion of `topic` (answered `missing` when there is none). */

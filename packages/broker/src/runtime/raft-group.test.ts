@@ -238,6 +238,28 @@ describe('a Raft group that leads', () => {
   });
 });
 
+describe('a Raft group just elected', () => {
+  it('has not applied all its predecessor committed; an entry it proposes resolves only once all of that is applied (the read barrier of meta.topic-missing)', async () => {
+    const applied: string[] = [];
+    const { group, sent, append } = await replica({ apply: (data) => (applied.push(data), data) });
+    // b leads term 1; entries 1-2 reach a, which hears of the commit of entry 1 only (b may have committed 2 with c).
+    append(1, 0, 0, [entry(1, 1), entry(2, 1)], 1);
+    await until(() => acks(sent).includes(2) && applied.length === 1, 'the ack of entries 1-2 and the apply of entry 1');
+    // a is elected: it leads, and its state machine lacks entry 2, which may be committed.
+    await leadWithB(group, sent);
+    expect(group.applied).toBe(1);
+    expect(applied).toEqual(['e1']);
+
+    const term = group.node.status().term;
+    const barrier = group.propose('x', 5000).then(() => [...applied]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(applied, 'nothing commits in the new term before a quorum holds it').toEqual(['e1']);
+    // b acknowledges a's log (its no-op and x): x resolves after entry 2 was applied, never before.
+    group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term, index: group.node.lastIndex, reject: false, hintIndex: 0, hintTerm: 0 });
+    await expect(barrier).resolves.toEqual(['e1', 'e2', 'x']);
+  });
+});
+
 describe('a Raft group acknowledging at the leader', () => {
   it('answers ack `leader` with the projected result once its own write is done, before any follower has the entry; `quorum` still waits for the commit', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaymq-group-'));

@@ -30,7 +30,7 @@ afterEach(() => {
 });
 
 /** A memory engine that tracks incarnations as a clustered one does (`current`: each topic's), recording what it is asked to store. */
-async function setup(current: Record<string, number> | undefined): Promise<{ commit: (positions: Cursor[]) => Promise<BrokerFrame>; stored: Cursor[][] }> {
+async function setup(current: Record<string, number> | undefined, deletedSoFar = 0): Promise<{ commit: (positions: Cursor[]) => Promise<BrokerFrame>; stored: Cursor[][] }> {
   const resolved = resolveBrokerOptions({});
   const engine = new MemoryEngine({ ...resolved, now: Date.now });
   for (const topic of ['a', 'b']) await engine.ensureTopic(topic);
@@ -44,7 +44,9 @@ async function setup(current: Record<string, number> | undefined): Promise<{ com
     const tracking = engine as MemoryEngine & { topicIncarnation?(topic: string): number | undefined; incarnationStatus?(topic: string, incarnation: number): 'current' | 'gone' | 'ahead' };
     tracking.topicIncarnation = (topic) => current[topic];
     tracking.incarnationStatus = (topic, incarnation) => {
-      const now = current[topic] ?? 0;
+      const now = current[topic];
+      // Missing as the cluster engine tells it: gone when a deletion after that incarnation's creation was applied.
+      if (now === undefined) return deletedSoFar > incarnation ? 'gone' : 'ahead';
       return now === incarnation ? 'current' : now > incarnation ? 'gone' : 'ahead';
     };
   }
@@ -99,5 +101,30 @@ describe('durable commits by topic incarnation at the broker edge', () => {
     const { commit, stored } = await setup(undefined);
     expect(await commit([{ topic: 'a', partition: 0, offset: 4, incarnation: 7 }])).toMatchObject({ type: 'committed' });
     expect(stored).toEqual([[{ topic: 'a', partition: 0, offset: 4 }]]);
+  });
+
+  it('a topic missing here: NOT_READY for an incarnation not applied yet (this broker behind), not INVALID_TOPIC', async () => {
+    // `c` was created (incarnation 1) after this broker's metadata: 1 deletion applied here, none since.
+    const { commit, stored } = await setup({ a: 0, b: 0 }, 1);
+    expect(await commit([{ topic: 'c', partition: 0, offset: 4, incarnation: 1 }])).toMatchObject({ type: 'error', code: 'NOT_READY' });
+    expect(stored).toEqual([]);
+  });
+
+  it("a topic missing here, deleted since the commit's incarnation: the others are stored, INVALID_TOPIC names it", async () => {
+    // `c` at incarnation 1 was deleted (the 2nd deletion applied here) and not created again.
+    const { commit, stored } = await setup({ a: 0, b: 0 }, 2);
+    const refused = await commit([{ topic: 'c', partition: 0, offset: 4, incarnation: 1 }, { topic: 'b', partition: 0, offset: 3, incarnation: 0 }]);
+    expect(refused).toMatchObject({ type: 'error', code: 'INVALID_TOPIC' });
+    expect((refused as { message: string }).message).toMatch(/c\/0 \(incarnation 1\)/);
+    expect(stored).toEqual([[{ topic: 'b', partition: 0, offset: 3, incarnation: 0 }]]);
+  });
+
+  it('a position of a deleted incarnation with more partitions than the current one: not stored, the others are (not INVALID_PARTITION for all)', async () => {
+    // `a` had 4 partitions at incarnation 0; it is incarnation 1 now, with 1.
+    const { commit, stored } = await setup({ a: 1, b: 0 }, 1);
+    const refused = await commit([{ topic: 'a', partition: 3, offset: 7, incarnation: 0 }, { topic: 'b', partition: 0, offset: 3, incarnation: 0 }]);
+    expect(refused).toMatchObject({ type: 'error', code: 'INVALID_TOPIC' });
+    expect((refused as { message: string }).message).toMatch(/a\/3 \(incarnation 0\)/);
+    expect(stored).toEqual([[{ topic: 'b', partition: 0, offset: 3, incarnation: 0 }]]);
   });
 });

@@ -269,36 +269,37 @@ export class ClientSession {
         this.ctx.counters.denied++;
         return refuse(new RelayError('FORBIDDEN', `${this.access.describe()} may not read ${position.topic}`));
       }
-      const partitions = this.ctx.engine.partitionCount(position.topic);
+    }
+    const { engine } = this.ctx;
+    const positions: Cursor[] = [];
+    /** Positions of an incarnation deleted since (the topic deleted, maybe created again): not stored. */
+    const stale: Cursor[] = [];
+    for (const position of frame.positions) {
+      const { incarnation, ...bare } = position;
+      // Looked at before the topic's partitions: a topic missing here (or with fewer partitions now) may be one
+      // this broker has not applied yet, or the deleted incarnation's, which refuses only its own positions.
+      const status = incarnation === undefined || engine.topicIncarnation === undefined ? undefined : (engine.incarnationStatus?.(position.topic, incarnation) ?? 'current');
+      // This broker has not applied that incarnation's creation yet: the SDK retries (here or elsewhere).
+      if (status === 'ahead') return refuse(new RelayError('NOT_READY', `topic ${position.topic} (incarnation ${incarnation}) is not known to this broker yet`));
+      if (status === 'gone') {
+        stale.push(position);
+        continue;
+      }
+      const partitions = engine.partitionCount(position.topic);
       if (partitions === undefined) return refuse(new RelayError('INVALID_TOPIC', `topic ${position.topic} does not exist`));
       if (position.partition >= partitions) {
         return refuse(new RelayError('INVALID_PARTITION', `topic ${position.topic} has ${partitions} partitions; partition ${position.partition} does not exist`));
       }
-    }
-    const { engine } = this.ctx;
-    const positions: Cursor[] = [];
-    /** Positions of an incarnation deleted since (the topic was deleted and created again): not stored. */
-    const stale: Cursor[] = [];
-    for (const position of frame.positions) {
-      const { incarnation, ...bare } = position;
       // An engine tracking no incarnations stores positions as before (and never an incarnation).
-      if (engine.topicIncarnation === undefined) {
-        positions.push(bare);
-        continue;
-      }
-      // No incarnation (an older SDK, a topic the subscription first met in a message): the one checked here.
-      if (incarnation === undefined) {
-        const current = engine.topicIncarnation(position.topic);
-        positions.push(current === undefined ? bare : { ...bare, incarnation: current });
-        continue;
-      }
-      const status = engine.incarnationStatus?.(position.topic, incarnation) ?? 'current';
-      // This broker has not applied that incarnation's creation yet: the SDK retries (here or elsewhere).
-      if (status === 'ahead') return refuse(new RelayError('NOT_READY', `topic ${position.topic} (incarnation ${incarnation}) is not known to this broker yet`));
+      if (engine.topicIncarnation === undefined) positions.push(bare);
       // The SDK's incarnation goes into the entry: one this broker took for current but deleted by the time
       // the entry is applied (this broker behind) stores nothing there either.
-      if (status === 'current') positions.push(position);
-      else stale.push(position);
+      else if (incarnation !== undefined) positions.push(position);
+      // No incarnation (an older SDK, a topic the subscription first met in a message): the one checked here.
+      else {
+        const current = engine.topicIncarnation(position.topic);
+        positions.push(current === undefined ? bare : { ...bare, incarnation: current });
+      }
     }
     const answer = (): void => {
       if (stale.length === 0) return this.send({ type: 'committed', id: frame.id });

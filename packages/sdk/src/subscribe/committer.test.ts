@@ -169,4 +169,29 @@ describe('PositionCommitter', () => {
     await settle();
     expect(broker.sent.at(-1)).toEqual([{ topic: 'u', partition: 0, offset: 5 }]);
   });
+
+  it('a failed commit does not put back the position of a partition forgotten while it was in flight (the topic deleted)', async () => {
+    const { committer, broker, timers } = setup({ intervalMs: 500, maxMessages: 1000 });
+    // A wildcard subscription's topic first met in a message frame: no incarnation told.
+    committer.handled('t', 0, 99);
+    committer.handled('u', 0, 4);
+    timers.fire();
+    // In flight: `t` is deleted (forgotten) and created again; the new topic's messages are handled.
+    committer.forget('t', 0);
+    committer.handled('t', 0, 2);
+    await broker.fail(new RelayError('NOT_CONNECTED', 'gone'));
+    timers.fire();
+    // The deleted topic's 100 would be stored as the new topic's position (stamped with its incarnation): a silent skip.
+    expect(broker.sent[1]).toEqual([at('t', 0, 3), at('u', 0, 5)]);
+    await broker.ack();
+
+    // Named incarnations: the old one put back over the new topic's unnamed position would be refused, and that lost.
+    committer.handled('v', 0, 49, 1);
+    timers.fire();
+    committer.forget('v', 0);
+    committer.handled('v', 0, 0);
+    await broker.fail(new RelayError('NOT_READY', 'retry'));
+    timers.fire();
+    expect(broker.sent[3]).toEqual([at('v', 0, 1)]);
+  });
 });

@@ -52,6 +52,11 @@ export class PositionCommitter {
   private timer: unknown;
   private inFlight: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
+  /**
+   * Partitions forgotten while the commit in flight was out (at most one is): should it fail, their positions are
+   * not put back. Those of a deleted topic would otherwise replace the position of the topic created again.
+   */
+  private readonly forgottenInFlight = new Set<string>();
   private closed = false;
 
   /** @param counters - where commits and failures are counted (may be shared by many committers). */
@@ -85,7 +90,9 @@ export class PositionCommitter {
 
   /** Forgets the pending position of one partition (a group member lost it: the position is no longer its to commit). */
   forget(topic: string, partition: number): void {
-    this.pending.delete(positionKey(topic, partition));
+    const key = positionKey(topic, partition);
+    this.pending.delete(key);
+    if (this.inFlight !== undefined) this.forgottenInFlight.add(key);
   }
 
   /** Whether positions wait to be sent or are being sent. */
@@ -141,6 +148,7 @@ export class PositionCommitter {
     if (this.pending.size === 0) return Promise.resolve();
     const positions = [...this.pending.values()];
     this.pending.clear();
+    this.forgottenInFlight.clear();
     this.uncommittedMessages = 0;
     this.counters.commitsInFlight++;
     const flight = this.hooks.send(positions).then(
@@ -157,7 +165,9 @@ export class PositionCommitter {
           return;
         }
         // Not stored (or unknown): keep them, under anything handled since, and try again later.
-        for (const position of positions) this.raise(position);
+        for (const position of positions) {
+          if (!this.forgottenInFlight.has(positionKey(position.topic, position.partition))) this.raise(position);
+        }
         if (!this.closed) this.schedule(Math.max(this.policy.intervalMs, MIN_RETRY_MS));
       },
     );

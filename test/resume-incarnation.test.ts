@@ -123,6 +123,7 @@ describe('resume positions of an earlier topic incarnation', () => {
       raw.close();
     }
   });
+
   it("a durable commit of the deleted topic's incarnation arriving after it was created again stores nothing: the new topic's durable subscriber misses no message", async () => {
     const broker = await solo();
     await publish(broker, 'inc.s', 3);

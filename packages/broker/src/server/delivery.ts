@@ -126,11 +126,13 @@ export class Delivery implements AppendListener {
     try {
       if (member !== undefined) await this.join(member, frame);
       // Durable: stored positions come first, except where the client resumes from a position of its own.
+      // They name no incarnation: a topic deleted and created again here while they were read must not take them.
+      const before = frame.durable === undefined ? undefined : incarnationsOf(ctx.engine, subscription);
       const resume =
         frame.durable === undefined
           ? frame.resume
           : withStoredPositions(frame.resume, await ctx.engine.positions(access.owned(frame.durable), frame.pattern));
-      started = await subscription.start(ctx.engine, resume);
+      started = await subscription.start(ctx.engine, resume, before);
     } catch (err) {
       if (!stillStarting()) return; // unsubscribed or closed meanwhile
       const error = asRelayError(err);
@@ -471,6 +473,17 @@ function toFrame(message: StoredMessage): StoredMessageFrame {
 }
 
 /** The client's resume cursors, plus the stored durable positions of partitions it did not name. */
+/** The incarnation of each topic `subscription` matches now (none when the engine tracks no incarnations). */
+function incarnationsOf(engine: LogEngine, subscription: Subscription): Map<string, number> {
+  const found = new Map<string, number>();
+  if (engine.topicIncarnation === undefined) return found;
+  for (const topic of engine.topics()) {
+    const incarnation = subscription.matches(topic) ? engine.topicIncarnation(topic) : undefined;
+    if (incarnation !== undefined) found.set(topic, incarnation);
+  }
+  return found;
+}
+
 function withStoredPositions(resume: readonly Cursor[], stored: readonly Cursor[]): Cursor[] {
   const named = new Set(resume.map((c) => cursorKey(c.topic, c.partition)));
   return [...resume, ...stored.filter((c) => !named.has(cursorKey(c.topic, c.partition)))];

@@ -70,15 +70,22 @@ export class Subscription {
    * broker's (the topic was deleted and created again) is not taken: its
    * topic is in `stale`, and its partitions start where `from` says.
    * The cursors returned carry their topic's incarnation when the engine
-   * tracks them.
+   * tracks them. `before`: the incarnation of each topic here before
+   * positions in `resume` that name none were read (a durable's stored
+   * ones); a topic changed since is answered `NOT_READY`, as one changed
+   * while this runs.
    */
-  async start(engine: LogEngine, resume: readonly Cursor[]): Promise<{ cursors: Cursor[]; resets: Cursor[]; stale: string[] }> {
+  async start(
+    engine: LogEngine,
+    resume: readonly Cursor[],
+    before: ReadonlyMap<string, number> = new Map(),
+  ): Promise<{ cursors: Cursor[]; resets: Cursor[]; stale: string[] }> {
     // A group member's cursors follow its assignment (group-member.ts), never the pattern alone.
     if (this.member !== undefined) return { cursors: [], resets: [], stale: [] };
     const resets: Cursor[] = [];
     const stale = new Set<string>();
     /** Each placed topic's incarnation when its positions were decided (`undefined`: none tracked). */
-    const seen = new Map<string, number | undefined>();
+    const seen = new Map<string, number | undefined>(before);
     for (const cursor of resume) {
       if (!this.matches(cursor.topic)) continue;
       const { incarnation, ...position } = cursor;

@@ -91,4 +91,17 @@ describe('a "topic missing" lookup answered by a deposed metadata leader', () =>
     expect(added, 'no entry went through the metadata log before "missing" was said').toBeGreaterThanOrEqual(1);
     expect(added, 'lookups arriving together did not share a barrier').toBeLessThanOrEqual(2);
   });
+
+  it('spaces its barriers: lookups one after another add at most one entry per 100 ms', async () => {
+    const brokers = await fixture.cluster(3, { prefix: 'p', replicationFactor: 3, defaultPartitions: 1 });
+    await waitFor(() => metaLeaderSeenBy(brokers[0] as Broker) !== null && brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
+    const leader = brokers.find((b) => b.id === metaLeaderSeenBy(brokers[0] as Broker)) as Broker;
+    const before = metaOf(leader).lastIndex;
+    const started = performance.now();
+    for (let i = 0; i < 8; i++) expect(await engineOf(leader).topicMissing(`never.created.${i}`)).toBe(true);
+    const elapsedMs = performance.now() - started;
+    const added = metaOf(leader).lastIndex - before;
+    expect(added).toBeGreaterThanOrEqual(1);
+    expect(added, `${added} barrier entries in ${elapsedMs.toFixed(0)} ms`).toBeLessThanOrEqual(1 + Math.floor(elapsedMs / 100));
+  });
 });

@@ -211,6 +211,14 @@ export interface ReplicaRead extends PartitionBounds {
  * log's replication to older brokers during a rolling upgrade. A new object
  * each time: entries' encoded bodies are cached by object (entry-bodies.ts).
  */
+/**
+ * The least time between two metadata read barriers: a lookup of a missing
+ * topic (rare: a subscription's, at most once a second) waits at most this,
+ * and a client asking about missing topics in a loop cannot turn its reads
+ * into more than ten replicated writes a second.
+ */
+const READ_BARRIER_SPACING_MS = 100;
+
 function readBarrier(): MetadataCommand {
   return { type: 'commit-positions', durable: '_relaymq.read-barrier', positions: [] };
 }
@@ -264,6 +272,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
   /** The read barrier the metadata reads arrived in this turn share, until it is proposed (metaReadBarrier). */
   private nextReadBarrier: Promise<void> | undefined;
+  /** When the last read barrier was proposed (`performance.now()`): the next waits out {@link READ_BARRIER_SPACING_MS}. */
+  private lastReadBarrierAt = Number.NEGATIVE_INFINITY;
   /** The metadata leader as readiness sees it: kept through an election (see leader-grace.ts); its expiry is a change too. */
   private readonly metaLeaderGrace: LeaderGrace;
   /** Some group applied entries (announced only while a recovery waits for it). */
@@ -744,13 +754,20 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * committed before it. The reads that arrived within one turn of the event
    * loop share one entry, proposed after the last of them came; never one
    * proposed before a read arrived (acknowledgements gathered before a read
-   * prove nothing about it). Rejects with `NOT_LEADER` (the request finds the
+   * prove nothing about it). Barriers are spaced by READ_BARRIER_SPACING_MS,
+   * so clients asking about missing topics, however fast, add at most ten
+   * metadata entries a second. Rejects with `NOT_LEADER` (the request finds the
    * leader) or `NOT_READY` (not through within the request timeout: the
    * caller asks again).
    */
   private metaReadBarrier(): Promise<void> {
-    this.nextReadBarrier ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+    this.nextReadBarrier ??= new Promise<void>((resolve) => {
+      const wait = this.lastReadBarrierAt + READ_BARRIER_SPACING_MS - performance.now();
+      if (wait > 0) setTimeout(resolve, wait);
+      else setImmediate(resolve);
+    }).then(async () => {
       this.nextReadBarrier = undefined;
+      this.lastReadBarrierAt = performance.now();
       try {
         await this.proposeMeta(readBarrier());
       } catch (err) {

@@ -1572,8 +1572,9 @@ export class Raft<T, S> {
       return { ok: true };
     }
     if (this.transferee === to) return { ok: true };
-    // The transfer must complete within one election timeout, or it is aborted.
-    this.electionElapsed = 0;
+    // The transfer must complete within one election timeout, or it is aborted. A removed leader's wait keeps its
+    // own bound (counted from the removal's commit), which hands over anyway.
+    if (!this.awaitingRemovalAck) this.electionElapsed = 0;
     this.transferee = to;
     const pr = this.progress.get(to) as Progress;
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);

@@ -105,6 +105,32 @@ describe('a removed leader that committed its own removal hands over once a surv
   });
 });
 
+describe('the removed leader\'s wait is bounded from its removal\'s commit', () => {
+  /** Ticks `b`, awaiting a voter's acknowledgement that never comes, until it hands over; `transferAt`: a tick to ask it to transfer at. */
+  const ticksToHandover = (transferAt?: number): number => {
+    const all = ['a', 'b', 'c'];
+    const cl = new ManualRaftCluster(all, BASE);
+    const silent = (m: Msg, k: number): boolean => commitCarrier(m, k) || m.type === 'heartbeat-resp';
+    removeLeaderB(cl, all, silent);
+    const b = cl.node('b');
+    let ticks = 0;
+    for (; ticks < 100 && b.status().role === 'leader'; ticks++) {
+      if (ticks === transferAt) expect(b.transferLeadership('a')).toEqual({ ok: true });
+      b.tick();
+      drainReady(b, cl.io('b'));
+      cl.queue = [];
+    }
+    expect(b.counters).toMatchObject({ removedStepDowns: 1, removalsUnacknowledged: 1 });
+    return ticks;
+  };
+
+  it('a transfer asked for during the wait does not restart its election-timeout bound', () => {
+    const bound = ticksToHandover();
+    expect(bound).toBeGreaterThan(3);
+    expect(ticksToHandover(3)).toBe(bound);
+  });
+});
+
 describe('a removed leader hands over with its commit (TimeoutNowMessage.commit)', () => {
   it('3 → 2: no voter acknowledged within an election timeout, it hands over anyway; the timeout-now tells its target the removal committed; elected with the other survivor recovering, b gone', () => {
     const all = ['a', 'b', 'c'];

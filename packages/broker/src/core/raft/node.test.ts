@@ -334,6 +334,37 @@ describe('RaftNode', () => {
     expect(c.node('c').commitIndex).toBe(c.node('a').commitIndex);
   });
 
+  it('a quiesce heartbeat the leader sent before the failure detector suspected it does not put its follower back to sleep', () => {
+    const c = new Mini(['a', 'b', 'c'], { quiesce: true });
+    c.elect('a');
+    // a quiesces its group; its last quiesce heartbeat to b is still on its way when a's link goes silent.
+    c.node('a').propose('x');
+    c.stabilize();
+    let stale: Msg | undefined;
+    for (let i = 0; i < 5 && stale === undefined; i++) {
+      c.node('a').tick();
+      c.drain();
+      stale = c.queue.find((m) => m.type === 'heartbeat' && m.to === 'b' && m.quiesce === true);
+      if (stale === undefined) c.stabilize();
+    }
+    expect(stale).toBeDefined();
+    c.queue = [];
+    // The failure detector tells b and c that a is down; then a's stale heartbeat reaches b.
+    expect(c.node('b').peerDown('a', true)).toBe(true);
+    expect(c.node('c').peerDown('a', false)).toBe(true);
+    c.node('b').step(stale as Msg);
+    c.drain();
+    expect(c.node('b').quiesced).toBe(false);
+    // Its answer is not marked quiesce: a leader still alive heartbeats again (and then quiesces them for good).
+    expect(c.queue.filter((m) => m.type === 'heartbeat-resp' && m.from === 'b').map((m) => m.type === 'heartbeat-resp' && m.quiesce)).toEqual([undefined]);
+    // a stays silent: b's election timer runs (ticks do nothing to a quiesced node), and c, told a is down, elects it.
+    for (let i = 0; i < 50 && c.node('b').role !== 'leader'; i++) {
+      c.node('b').tick();
+      c.stabilize(['a']);
+    }
+    expect(c.node('b').role).toBe('leader');
+  });
+
   it('a leader never quiesces on a minority of unsuspected voters: check-quorum still ends its leadership', () => {
     const c = new Mini(['a', 'b', 'c'], { quiesce: true });
     c.elect('a');

@@ -994,12 +994,16 @@ export class Raft<T, S> {
         this.leaderSuspected = false;
         this.handleAppend(m);
         return;
-      case 'heartbeat':
+      case 'heartbeat': {
+        // A heartbeat sent before the failure detector's word may arrive after it: it restores the lease, but does
+        // not quiesce this node, or a leader that is gone would leave it asleep with no election ever to run.
+        const suspected = this.leaderSuspected;
         this.electionElapsed = 0;
         this.leader = m.from;
         this.leaderSuspected = false;
-        this.handleHeartbeat(m);
+        this.handleHeartbeat(m, suspected);
         return;
+      }
       case 'snapshot':
         this.electionElapsed = 0;
         this.leader = m.from;
@@ -1158,7 +1162,7 @@ export class Raft<T, S> {
     this.send({ type: 'app-resp', from: this.id, to, term: this.term, index, reject: false, hintIndex: 0, hintTerm: 0 });
   }
 
-  private handleHeartbeat(m: HeartbeatMessage): void {
+  private handleHeartbeat(m: HeartbeatMessage, leaderWasSuspected = false): void {
     // The heartbeat's commit is at most the leader's match for this node, which may count acknowledgements of entries
     // this log lost. Lost entries may also have been an overwrite: a record file that lost it gives back the older
     // entries it replaced, at the same indexes. So a log that may lack what it acknowledged commits on a heartbeat's
@@ -1168,7 +1172,7 @@ export class Raft<T, S> {
     if (m.commit > held && this.mayLackAcknowledged()) this.reportLostEntries(m.from, m.commit);
     else this.log.commitTo(m.commit);
     // Quiesce only holding exactly the leader's committed log; otherwise the unmarked answer wakes the leader.
-    if (m.quiesce === true && this.config.quiesce && this.log.lastIndex() === m.commit && this.log.committed === m.commit) {
+    if (m.quiesce === true && this.config.quiesce && !leaderWasSuspected && this.log.lastIndex() === m.commit && this.log.committed === m.commit) {
       if (!this.isQuiesced) this.quiesce();
       this.sendHeartbeatResponse({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term, quiesce: true });
       return;
@@ -1572,8 +1576,9 @@ export class Raft<T, S> {
       return { ok: true };
     }
     if (this.transferee === to) return { ok: true };
-    // The transfer must complete within one election timeout, or it is aborted.
-    this.electionElapsed = 0;
+    // The transfer must complete within one election timeout, or it is aborted. A removed leader's wait keeps its
+    // own bound (counted from the removal's commit), which hands over anyway.
+    if (!this.awaitingRemovalAck) this.electionElapsed = 0;
     this.transferee = to;
     const pr = this.progress.get(to) as Progress;
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);

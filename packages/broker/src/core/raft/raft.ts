@@ -193,7 +193,7 @@ export class Raft<T, S> {
   transferee: NodeId | null = null;
   /** Idle and caught up: ticks do nothing, no heartbeat is sent (see `RaftConfig.quiesce`). */
   private isQuiesced = false;
-  /** The failure detector suspects the leader this node follows: its lease no longer holds here (until it is heard again). */
+  /** The failure detector suspects the leader this node follows (or followed, as a pre-candidate): its lease no longer holds here (until it is heard again). */
   private leaderSuspected = false;
   /**
    * Peers the failure detector suspects (see {@link peerDown}) and not heard
@@ -1028,10 +1028,13 @@ export class Raft<T, S> {
         this.becomeFollower(m.term, m.from);
         this.handleAppend(m);
         return;
-      case 'heartbeat':
+      case 'heartbeat': {
+        // A pre-candidate keeps the term it followed in: this may be the suspected leader's heartbeat (see stepFollower).
+        const suspected = this.leaderSuspected;
         this.becomeFollower(m.term, m.from);
-        this.handleHeartbeat(m);
+        this.handleHeartbeat(m, suspected);
         return;
+      }
       case 'snapshot':
         this.becomeFollower(m.term, m.from);
         this.handleSnapshot(m);
@@ -1162,7 +1165,7 @@ export class Raft<T, S> {
     this.send({ type: 'app-resp', from: this.id, to, term: this.term, index, reject: false, hintIndex: 0, hintTerm: 0 });
   }
 
-  private handleHeartbeat(m: HeartbeatMessage, leaderWasSuspected = false): void {
+  private handleHeartbeat(m: HeartbeatMessage, leaderWasSuspected: boolean): void {
     // The heartbeat's commit is at most the leader's match for this node, which may count acknowledgements of entries
     // this log lost. Lost entries may also have been an overwrite: a record file that lost it gives back the older
     // entries it replaced, at the same indexes. So a log that may lack what it acknowledged commits on a heartbeat's

@@ -393,6 +393,23 @@ describe('RaftNode', () => {
     expect(c.node('b').role).toBe('leader');
   });
 
+  it('nor does a second such heartbeat, behind the first (the first one answered says nothing of when the second was sent)', () => {
+    const { c, stale } = quiescedWithStaleHeartbeat();
+    expect(c.node('b').peerDown('a', false)).toBe(true);
+    expect(c.node('c').peerDown('a', false)).toBe(true);
+    // a heartbeated twice before it died (its heartbeat period is shorter than the network's delay): both land now.
+    c.node('b').step(stale);
+    c.node('b').step(stale);
+    c.drain();
+    expect(c.node('b').quiesced).toBe(false);
+    c.queue = [];
+    for (let i = 0; i < 50 && c.node('b').role !== 'leader'; i++) {
+      c.node('b').tick();
+      c.stabilize(['a']);
+    }
+    expect(c.node('b').role).toBe('leader');
+  });
+
   it('a leader never quiesces on a minority of unsuspected voters: check-quorum still ends its leadership', () => {
     const c = new Mini(['a', 'b', 'c'], { quiesce: true });
     c.elect('a');

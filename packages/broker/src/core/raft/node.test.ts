@@ -410,6 +410,17 @@ describe('RaftNode', () => {
     expect(c.node('b').role).toBe('leader');
   });
 
+  it('a follower told its leader is down quiesces again once the failure detector says it recovered (a false suspicion costs heartbeats until then)', () => {
+    const { c, stale } = quiescedWithStaleHeartbeat();
+    expect(c.node('b').peerDown('a', false)).toBe(true);
+    c.node('b').step(stale);
+    c.node('b').step(stale);
+    expect(c.node('b').quiesced).toBe(false);
+    c.node('b').peerRecovered('a');
+    c.node('b').step(stale);
+    expect(c.node('b').quiesced).toBe(true);
+  });
+
   it('a leader never quiesces on a minority of unsuspected voters: check-quorum still ends its leadership', () => {
     const c = new Mini(['a', 'b', 'c'], { quiesce: true });
     c.elect('a');

@@ -865,8 +865,9 @@ export class Simulation {
    * The failure detector (SWIM in the broker): every running node hears
    * which peers it cannot hear from (down, or that link cut), plus false
    * suspicions and random wakes. It tells of a peer going down once, until
-   * it hears it recovered: the broker's gossip does not repeat its word
-   * either, so a node the core let sleep through it would never wake.
+   * it hears it recovered: the broker's gossip says it at most twice (the
+   * peer suspected, then declared dead), not every period, so a node the
+   * core let sleep through that word may never wake.
    */
   private detect(): void {
     const n = this.nodes.length;

@@ -822,11 +822,12 @@ export class Raft<T, S> {
     return this.suspectedPeers?.has(peer) === true;
   }
 
-  /** `peer` is no longer suspected; returns whether it was. */
+  /** The failure detector says `peer` is up again: its quiesce heartbeats quiesce this node again (see {@link reportedDown}). */
   private reportedUp(peer: NodeId): void {
     if (this.reportedDown?.delete(peer) === true && this.reportedDown.size === 0) this.reportedDown = undefined;
   }
 
+  /** `peer` is no longer suspected; returns whether it was. */
   private unsuspect(peer: NodeId): boolean {
     if (this.suspectedPeers?.delete(peer) !== true) return false;
     if (this.suspectedPeers.size === 0) this.suspectedPeers = undefined;

@@ -66,6 +66,27 @@ class Mini {
   }
 }
 
+/**
+ * a leads a quiesced group of a, b, c; returns the quiesce heartbeat it sent b last, held back (as if still on its
+ * way when a's link went silent), with the queue emptied.
+ */
+function quiescedWithStaleHeartbeat(): { c: Mini; stale: Msg } {
+  const c = new Mini(['a', 'b', 'c'], { quiesce: true });
+  c.elect('a');
+  c.node('a').propose('x');
+  c.stabilize();
+  let stale: Msg | undefined;
+  for (let i = 0; i < 5 && stale === undefined; i++) {
+    c.node('a').tick();
+    c.drain();
+    stale = c.queue.find((m) => m.type === 'heartbeat' && m.to === 'b' && m.quiesce === true);
+    if (stale === undefined) c.stabilize();
+  }
+  if (stale === undefined) throw new Error('a sent b no quiesce heartbeat');
+  c.queue = [];
+  return { c, stale };
+}
+
 describe('RaftNode', () => {
   it('elects a leader, replicates and applies a proposal everywhere', () => {
     const c = new Mini(['a', 'b', 'c']);
@@ -335,24 +356,11 @@ describe('RaftNode', () => {
   });
 
   it('a quiesce heartbeat the leader sent before the failure detector suspected it does not put its follower back to sleep', () => {
-    const c = new Mini(['a', 'b', 'c'], { quiesce: true });
-    c.elect('a');
-    // a quiesces its group; its last quiesce heartbeat to b is still on its way when a's link goes silent.
-    c.node('a').propose('x');
-    c.stabilize();
-    let stale: Msg | undefined;
-    for (let i = 0; i < 5 && stale === undefined; i++) {
-      c.node('a').tick();
-      c.drain();
-      stale = c.queue.find((m) => m.type === 'heartbeat' && m.to === 'b' && m.quiesce === true);
-      if (stale === undefined) c.stabilize();
-    }
-    expect(stale).toBeDefined();
-    c.queue = [];
+    const { c, stale } = quiescedWithStaleHeartbeat();
     // The failure detector tells b and c that a is down; then a's stale heartbeat reaches b.
     expect(c.node('b').peerDown('a', true)).toBe(true);
     expect(c.node('c').peerDown('a', false)).toBe(true);
-    c.node('b').step(stale as Msg);
+    c.node('b').step(stale);
     c.drain();
     expect(c.node('b').quiesced).toBe(false);
     // Its answer is not marked quiesce: a leader still alive heartbeats again (and then quiesces them for good).
@@ -363,6 +371,54 @@ describe('RaftNode', () => {
       c.stabilize(['a']);
     }
     expect(c.node('b').role).toBe('leader');
+  });
+
+  it('nor does that heartbeat put to sleep a follower the suspicion sent campaigning (a pre-candidate keeps its term, so it takes the heartbeat)', () => {
+    const { c, stale } = quiescedWithStaleHeartbeat();
+    expect(c.node('b').peerDown('a', true)).toBe(true);
+    expect(c.node('c').peerDown('a', false)).toBe(true);
+    // b campaigns at its next tick; its pre-votes are still on their way when a's stale heartbeat reaches it.
+    c.node('b').tick();
+    c.drain();
+    expect(c.node('b').role).toBe('pre-candidate');
+    c.queue = [];
+    c.node('b').step(stale);
+    c.drain();
+    expect(c.node('b').role).toBe('follower');
+    expect(c.node('b').quiesced).toBe(false);
+    for (let i = 0; i < 50 && c.node('b').role !== 'leader'; i++) {
+      c.node('b').tick();
+      c.stabilize(['a']);
+    }
+    expect(c.node('b').role).toBe('leader');
+  });
+
+  it('nor does a second such heartbeat, behind the first (the first one answered says nothing of when the second was sent)', () => {
+    const { c, stale } = quiescedWithStaleHeartbeat();
+    expect(c.node('b').peerDown('a', false)).toBe(true);
+    expect(c.node('c').peerDown('a', false)).toBe(true);
+    // a heartbeated twice before it died (its heartbeat period is shorter than the network's delay): both land now.
+    c.node('b').step(stale);
+    c.node('b').step(stale);
+    c.drain();
+    expect(c.node('b').quiesced).toBe(false);
+    c.queue = [];
+    for (let i = 0; i < 50 && c.node('b').role !== 'leader'; i++) {
+      c.node('b').tick();
+      c.stabilize(['a']);
+    }
+    expect(c.node('b').role).toBe('leader');
+  });
+
+  it('a follower told its leader is down quiesces again once the failure detector says it recovered (a false suspicion costs heartbeats until then)', () => {
+    const { c, stale } = quiescedWithStaleHeartbeat();
+    expect(c.node('b').peerDown('a', false)).toBe(true);
+    c.node('b').step(stale);
+    c.node('b').step(stale);
+    expect(c.node('b').quiesced).toBe(false);
+    c.node('b').peerRecovered('a');
+    c.node('b').step(stale);
+    expect(c.node('b').quiesced).toBe(true);
   });
 
   it('a leader never quiesces on a minority of unsuspected voters: check-quorum still ends its leadership', () => {

@@ -196,6 +196,13 @@ export class Raft<T, S> {
   /** The failure detector suspects the leader this node follows: its lease no longer holds here (until it is heard again). */
   private leaderSuspected = false;
   /**
+   * Peers the failure detector said were down and has not said recovered since ({@link peerUp}, {@link peerRecovered}):
+   * their quiesce heartbeats do not quiesce this node. Hearing from one restores its lease, not this: its heartbeats
+   * may have been sent before that word, and a leader gone for good would leave this node asleep, with no further word
+   * to wake it. Absent while there are none (as {@link suspectedPeers}).
+   */
+  private reportedDown: Set<NodeId> | undefined;
+  /**
    * Peers the failure detector suspects (see {@link peerDown}) and not heard
    * from since: a leader quiesces without waiting for them (see
    * {@link canQuiesce}). Any message from one, {@link peerUp} or
@@ -590,12 +597,17 @@ export class Raft<T, S> {
    * ended too); otherwise its election timer runs as usual, so that when
    * every follower is told at once only one of them (the runtime picks it)
    * campaigns first instead of all splitting the vote. Hearing from the
-   * leader again restores its lease. A leader, now or later, quiesces
+   * leader again restores its lease; its quiesce heartbeats quiesce this
+   * node again only once the detector says it recovered (see
+   * {@link reportedDown}). A leader, now or later, quiesces
    * without waiting for `peer` until it hears from it (see
    * {@link canQuiesce}). Returns whether this node followed `peer`.
    */
   peerDown(peer: NodeId, campaignNow: boolean): boolean {
-    if (peer !== this.id) (this.suspectedPeers ??= new Set()).add(peer);
+    if (peer !== this.id) {
+      (this.suspectedPeers ??= new Set()).add(peer);
+      (this.reportedDown ??= new Set()).add(peer);
+    }
     if (this.role === 'leader' || this.leader !== peer) return false;
     // Poked: a leader that is alive and reachable after all heartbeats again, and keeps its lease.
     this.unquiesce(true);
@@ -618,6 +630,7 @@ export class Raft<T, S> {
    */
   peerUp(peer: NodeId): boolean {
     this.unsuspect(peer);
+    this.reportedUp(peer);
     const pr = this.role === 'leader' && peer !== this.id ? this.progress.get(peer) : undefined;
     if (pr === undefined) return false;
     pr.awaitingContact = true;
@@ -633,6 +646,7 @@ export class Raft<T, S> {
    * Returns whether this node woke.
    */
   peerRecovered(peer: NodeId): boolean {
+    this.reportedUp(peer);
     if (!this.unsuspect(peer) || this.role !== 'leader' || !this.isQuiesced) return false;
     const pr = this.progress.get(peer);
     if (pr === undefined || pr.match === this.log.lastIndex()) return false;
@@ -806,6 +820,11 @@ export class Raft<T, S> {
 
   private isSuspected(peer: NodeId): boolean {
     return this.suspectedPeers?.has(peer) === true;
+  }
+
+  /** The failure detector says `peer` is up again: its quiesce heartbeats quiesce this node again (see {@link reportedDown}). */
+  private reportedUp(peer: NodeId): void {
+    if (this.reportedDown?.delete(peer) === true && this.reportedDown.size === 0) this.reportedDown = undefined;
   }
 
   /** `peer` is no longer suspected; returns whether it was. */
@@ -994,16 +1013,12 @@ export class Raft<T, S> {
         this.leaderSuspected = false;
         this.handleAppend(m);
         return;
-      case 'heartbeat': {
-        // A heartbeat sent before the failure detector's word may arrive after it: it restores the lease, but does
-        // not quiesce this node, or a leader that is gone would leave it asleep with no election ever to run.
-        const suspected = this.leaderSuspected;
+      case 'heartbeat':
         this.electionElapsed = 0;
         this.leader = m.from;
         this.leaderSuspected = false;
-        this.handleHeartbeat(m, suspected);
+        this.handleHeartbeat(m);
         return;
-      }
       case 'snapshot':
         this.electionElapsed = 0;
         this.leader = m.from;
@@ -1162,7 +1177,7 @@ export class Raft<T, S> {
     this.send({ type: 'app-resp', from: this.id, to, term: this.term, index, reject: false, hintIndex: 0, hintTerm: 0 });
   }
 
-  private handleHeartbeat(m: HeartbeatMessage, leaderWasSuspected = false): void {
+  private handleHeartbeat(m: HeartbeatMessage): void {
     // The heartbeat's commit is at most the leader's match for this node, which may count acknowledgements of entries
     // this log lost. Lost entries may also have been an overwrite: a record file that lost it gives back the older
     // entries it replaced, at the same indexes. So a log that may lack what it acknowledged commits on a heartbeat's
@@ -1172,7 +1187,7 @@ export class Raft<T, S> {
     if (m.commit > held && this.mayLackAcknowledged()) this.reportLostEntries(m.from, m.commit);
     else this.log.commitTo(m.commit);
     // Quiesce only holding exactly the leader's committed log; otherwise the unmarked answer wakes the leader.
-    if (m.quiesce === true && this.config.quiesce && !leaderWasSuspected && this.log.lastIndex() === m.commit && this.log.committed === m.commit) {
+    if (m.quiesce === true && this.config.quiesce && this.reportedDown?.has(m.from) !== true && this.log.lastIndex() === m.commit && this.log.committed === m.commit) {
       if (!this.isQuiesced) this.quiesce();
       this.sendHeartbeatResponse({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term, quiesce: true });
       return;

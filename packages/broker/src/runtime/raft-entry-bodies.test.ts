@@ -80,9 +80,16 @@ async function replica(self: string, reads: readonly string[]) {
 /** Ticks `a` until it leads (b grants every vote), and commits its no-op on b and c. */
 async function lead(a: Awaited<ReturnType<typeof replica>>): Promise<void> {
   const { group, sent } = a;
-  for (let i = 0; i < 40 && !group.isLeader(); i++) {
-    group.tick();
-    await new Promise((resolve) => setTimeout(resolve, 2));
+  const askedB = (): boolean => sent.some((m) => m.to === 'b' && (m.type === 'vote' || m.type === 'pre-vote'));
+  // A follower is ticked until it campaigns; a (pre-)candidate's request to b leaves once its vote is on disk, and b
+  // grants it (pre-vote, then vote). Not ticked meanwhile: a slow disk must not let its election time out and restart.
+  for (let i = 0; i < 500 && !group.isLeader(); i++) {
+    if (group.node.role === 'follower') {
+      group.tick();
+      await new Promise((resolve) => setImmediate(resolve));
+      continue;
+    }
+    await waitFor(() => group.isLeader() || askedB(), 'a to ask b for its vote');
     for (const m of sent.splice(0)) {
       if (m.to === 'b' && (m.type === 'vote' || m.type === 'pre-vote')) group.receive('b', { type: m.type === 'vote' ? 'vote-resp' : 'pre-vote-resp', from: 'b', to: 'a', term: m.term, reject: false });
     }

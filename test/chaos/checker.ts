@@ -1,5 +1,5 @@
 import { decodePayload } from '@relaymq/sdk/protocol';
-import { parseMessageId, type Ack, type Refusal, type SubscriberLog } from './workload.js';
+import { parseMessageId, type Ack, type GroupMemberLog, type Refusal, type SubscriberLog } from './workload.js';
 
 /** One page of `/api/replica` as the broker answers it. */
 interface ReplicaPage {
@@ -107,6 +107,31 @@ export interface Violations {
   subscriberMismatched: number;
   /** A durable subscriber resumed past the next message it had not received. */
   durableSkipped: number;
+  /** Consumer group: acknowledged (or stored) messages no member handled. */
+  groupLost: number;
+  /** Consumer group: within one member's assignment session of a partition, an offset not above the one before (reorder or in-session duplicate). */
+  groupReordered: number;
+  /** Consumer group: a message handled again in a session that began before its previous handling (no assignment change between the two). */
+  groupDuplicated: number;
+  /** Consumer group: a handled offset holding neither the stored message nor the one acknowledged there. */
+  groupMisplaced: number;
+  /** Consumer group: a message handled by a member that did not hold its partition (no `assigned` since its last `revoked`). */
+  groupUnassigned: number;
+}
+
+/** The consumer group's figures (none of them a violation). */
+export interface GroupFigures {
+  members: number;
+  /** Handler calls, all members. */
+  handled: number;
+  /** Handler calls for a message handled before, in a later assignment session (at-least-once across rebalances). */
+  redeliveredAfterRebalance: number;
+  /** Partition grants past each partition's first (a partition moved or came back). */
+  rebalances: number;
+  /** `revoked` partitions by reason. */
+  revoked: Record<string, number>;
+  /** Events members could not record (their bound): the checks above are then partial. */
+  overflowed: number;
 }
 
 export interface CheckResult {
@@ -119,6 +144,8 @@ export interface CheckResult {
   acked: number;
   /** Acknowledgements that answered a republish with the original offset. */
   duplicateAcks: number;
+  /** The consumer group's figures, when the run had one. */
+  group?: GroupFigures;
 }
 
 export interface CheckInput {
@@ -130,6 +157,8 @@ export interface CheckInput {
   subscribers: SubscriberLog[];
   /** Publishes refused (or timed out): named next to duplicates, whose cause they usually are. */
   refusals?: Refusal[];
+  /** The consumer group's members, when the run had one. */
+  group?: GroupMemberLog[];
 }
 
 /**
@@ -141,6 +170,7 @@ export function check(input: CheckInput): CheckResult {
   const v: Violations = {
     lost: 0, duplicated: 0, misplaced: 0, reordered: 0, divergent: 0, lagging: 0, missingReplicas: 0,
     subscriberMissing: 0, subscriberDuplicated: 0, subscriberReordered: 0, subscriberMismatched: 0, durableSkipped: 0,
+    groupLost: 0, groupReordered: 0, groupDuplicated: 0, groupMisplaced: 0, groupUnassigned: 0,
   };
   const examples: Partial<Record<keyof Violations, string[]>> = {};
   const note = (kind: keyof Violations, text: string, count = 1): void => {
@@ -261,13 +291,109 @@ export function check(input: CheckInput): CheckResult {
     }
   }
 
+  const group = input.group === undefined ? undefined : checkGroup(input.group, reference, input.acks, note);
+
   const ok = Object.values(v).every((n) => n === 0);
   return {
+    ...(group === undefined ? {} : { group }),
     ok,
     violations: v,
     examples,
     stored: Array.from({ length: input.partitions }, (_, p) => reference.get(p)?.ids.length ?? 0),
     acked: input.acks.length,
     duplicateAcks: input.acks.filter((a) => a.duplicate).length,
+  };
+}
+
+/**
+ * The consumer group's rules: (a) every acknowledged or stored message was
+ * handled by some member; (b) within one member's assignment session of a
+ * partition (from its `assigned` to its `revoked`) offsets strictly increase;
+ * (c) a message handled again was handled in a session that began after its
+ * previous handling (a redelivery after a rebalance: counted, allowed);
+ * (d) every handled offset holds what was stored or acknowledged there.
+ * Members share one event counter, so their events merge into one order.
+ */
+export function checkGroup(
+  members: readonly GroupMemberLog[],
+  reference: ReadonlyMap<number, Replica>,
+  acks: readonly Ack[],
+  note: (kind: keyof Violations, text: string, count?: number) => void,
+): GroupFigures {
+  const events = members.flatMap((m) => m.events.map((e) => ({ member: m.name, e }))).sort((a, b) => a.e.at - b.e.at);
+  const ackedAt = new Map(acks.map((a) => [`${a.partition}@${a.offset}`, a.id]));
+  interface Session {
+    key: string;
+    startAt: number;
+    last: number | undefined;
+  }
+  const open = new Map<string, Session>(); // member/partition -> its current session
+  const sessionsOpened = new Map<string, number>();
+  const previous = new Map<string, { at: number; session: string; member: string }>(); // partition@offset -> its last handling
+  const handledIds = new Set<string>();
+  const grantsOf = new Map<number, number>();
+  const revoked: Record<string, number> = {};
+  let handled = 0;
+  let redeliveredAfterRebalance = 0;
+  for (const { member, e } of events) {
+    if (e.kind === 'assigned') {
+      for (const p of e.partitions) {
+        const n = sessionsOpened.get(`${member}/${p}`) ?? 0;
+        sessionsOpened.set(`${member}/${p}`, n + 1);
+        open.set(`${member}/${p}`, { key: `${member}/${p}/${n}`, startAt: e.at, last: undefined });
+        grantsOf.set(p, (grantsOf.get(p) ?? 0) + 1);
+      }
+      continue;
+    }
+    if (e.kind === 'revoked') {
+      for (const p of e.partitions) open.delete(`${member}/${p}`);
+      revoked[e.reason] = (revoked[e.reason] ?? 0) + e.partitions.length;
+      continue;
+    }
+    handled++;
+    handledIds.add(e.id);
+    const where = `${e.partition}@${e.offset}`;
+    let session = open.get(`${member}/${e.partition}`);
+    if (session === undefined) {
+      note('groupUnassigned', `${member} handled ${where} (${e.id}) without holding partition ${e.partition}`);
+      // Its own session, so the rules below still apply to what follows.
+      session = { key: `${member}/${e.partition}/unassigned@${e.at}`, startAt: e.at, last: undefined };
+      open.set(`${member}/${e.partition}`, session);
+    }
+    if (session.last !== undefined && e.offset <= session.last) note('groupReordered', `${member} session ${session.key}: offset ${e.offset} after ${session.last}`);
+    session.last = Math.max(session.last ?? e.offset, e.offset);
+    const before = previous.get(where);
+    if (before !== undefined) {
+      if (before.session === session.key) {
+        // Already a reorder above (an offset not above the last one of its session).
+      } else if (session.startAt > before.at) redeliveredAfterRebalance++;
+      else note('groupDuplicated', `${where} handled by ${before.member} (${before.session}) then by ${member} (${session.key}), whose session began before that first handling`);
+    }
+    previous.set(where, { at: e.at, session: session.key, member });
+    const r = reference.get(e.partition);
+    const stored = r?.ids[e.offset - r.start];
+    if (stored !== e.id && ackedAt.get(where) !== e.id) note('groupMisplaced', `${member} handled ${e.id} at ${where}; stored there: ${stored ?? 'nothing'}, acknowledged there: ${ackedAt.get(where) ?? 'nothing'}`);
+  }
+  for (const a of acks) if (!handledIds.has(a.id)) note('groupLost', `${a.id} acked at ${a.partition}@${a.offset}, handled by no member`);
+  for (const [p, r] of reference) {
+    let missing = 0;
+    let firstMissing: number | undefined;
+    for (let o = r.start; o < r.end; o++) {
+      const id = r.ids[o - r.start] as string;
+      if (!previous.has(`${p}@${o}`) && !ackedAt.has(`${p}@${o}`) && !handledIds.has(id)) {
+        missing++;
+        firstMissing ??= o;
+      }
+    }
+    if (missing > 0) note('groupLost', `partition ${p}: ${missing} stored, unacknowledged messages handled by no member, first at offset ${firstMissing}`, missing);
+  }
+  const grants = [...grantsOf.values()].reduce((a, b) => a + b, 0);
+  return {
+    members: members.length,
+    handled,
+    redeliveredAfterRebalance,
+    rebalances: grants - grantsOf.size,
+    revoked,
+    overflowed: members.reduce((n, m) => n + m.overflowed, 0),
   };
 }

@@ -159,6 +159,11 @@ export function formatReport(r: ChaosReport): string {
   lines.push(`availability: ${(r.availability * 100).toFixed(1)}% of seconds had an ack, averaged over producers`);
   for (const f of r.startFailures) lines.push(`broker start failure: ${f.broker} at ${(f.atMs / 1000).toFixed(1)} s: ${f.reason.split('\n').slice(0, 3).join(' | ')}`);
   const v = r.check.violations;
+  const g = r.check.group;
+  if (g !== undefined) {
+    const revoked = Object.entries(g.revoked).map(([reason, n]) => `${reason} ${n}`).join(', ') || 'none';
+    lines.push(`group: ${g.members} members, ${g.handled} handled, ${r.check.violations.groupLost} lost, ${r.check.violations.groupReordered} reordered, ${g.redeliveredAfterRebalance} redelivered after rebalance, ${g.rebalances} rebalances (revoked: ${revoked})${g.overflowed > 0 ? `, ${g.overflowed} events not recorded` : ''}`);
+  }
   lines.push(`checker: ${Object.entries(v).map(([k, n]) => `${n} ${k}`).join(', ')}`);
   for (const [kind, list] of Object.entries(r.check.examples)) for (const e of list ?? []) lines.push(`  ${kind}: ${e}`);
   for (const n of r.notes) lines.push(`note: ${n}`);

@@ -107,7 +107,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
     if (!(await workload.waitDelivered(ends, DELIVER_TIMEOUT_MS))) notes.push(`subscribers did not reach the end of every partition within ${DELIVER_TIMEOUT_MS / 1000} s`);
 
     const { replicas, unreadable } = await readReplicas(adminUrls, TOPIC, options.partitions);
-    const result = check({ partitions: options.partitions, replicationFactor: Math.min(options.replicationFactor, options.brokers), replicas, unreadable, acks: workload.acks, subscribers: workload.logs, refusals: workload.refusals });
+    const result = check({ partitions: options.partitions, replicationFactor: Math.min(options.replicationFactor, options.brokers), replicas, unreadable, acks: workload.acks, subscribers: workload.logs, refusals: workload.refusals, group: workload.groupLogs });
 
     const windows = injector.injected.map((f) => ({ family: f.family, startMs: f.startMs, endMs: f.endMs ?? publishToMs }));
     const producers = workload.producers.map((p) => producerFigures(p.name, p.acks, p.refusals, publishFromMs, publishToMs, windows, p.moves));

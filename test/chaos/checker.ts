@@ -124,6 +124,8 @@ export interface GroupFigures {
   members: number;
   /** Handler calls, all members. */
   handled: number;
+  /** Handler calls per member, and the broker its client was seeded with. */
+  byMember: Array<{ name: string; broker: string; handled: number; errors: number }>;
   /** Handler calls for a message handled before, in a later assignment session (at-least-once across rebalances). */
   redeliveredAfterRebalance: number;
   /** Partition grants past each partition's first (a partition moved or came back). */
@@ -391,6 +393,7 @@ export function checkGroup(
   return {
     members: members.length,
     handled,
+    byMember: members.map((m) => ({ name: m.name, broker: m.broker, handled: m.events.filter((e) => e.kind === 'handled').length, errors: m.errors.length })),
     redeliveredAfterRebalance,
     rebalances: grants - grantsOf.size,
     revoked,

@@ -109,16 +109,16 @@ class GroupScript {
   }
 
   assigned(member: string, ...partitions: number[]): this {
-    return this.push(member, { kind: 'assigned', at: this.at++, partitions });
+    return this.push(member, { kind: 'assigned', at: this.at, atMs: this.at++, partitions });
   }
 
   revoked(member: string, reason: string, ...partitions: number[]): this {
-    return this.push(member, { kind: 'revoked', at: this.at++, partitions, reason });
+    return this.push(member, { kind: 'revoked', at: this.at, atMs: this.at++, partitions, reason });
   }
 
   /** `member` handles `offsets` of `partition`, with the ids `input`'s replicas store there. */
   handled(member: string, input: CheckInput, partition: number, offsets: number[]): this {
-    for (const offset of offsets) this.push(member, { kind: 'handled', at: this.at++, partition, offset, id: replica(input, 'b1', partition).ids[offset] as string });
+    for (const offset of offsets) this.push(member, { kind: 'handled', at: this.at, atMs: this.at++, partition, offset, id: replica(input, 'b1', partition).ids[offset] as string });
     return this;
   }
 
@@ -150,6 +150,7 @@ describe('chaos checker: the consumer group (each rule fails on a hand-made log 
     const result = check(withGroup());
     expect(result.ok).toBe(true);
     expect(result.group).toMatchObject({ members: 2, handled: 22, redeliveredAfterRebalance: 2, rebalances: 1, revoked: { rebalance: 1 }, overflowed: 0 });
+    expect(result.group?.redeliveries).toEqual([{ member: 'g2', partition: 0, fromOffset: 4, count: 2, sessionStartMs: 19, previousRevoked: 'g1 rebalance at 0.0 s' }]);
     expect(result.group?.byMember).toEqual([
       { name: 'g1', broker: 'c-g1', handled: 6, errors: 0 },
       { name: 'g2', broker: 'c-g2', handled: 16, errors: 0 },

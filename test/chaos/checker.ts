@@ -23,6 +23,8 @@ const PAGE_MESSAGES = 5000;
 const REQUEST_TIMEOUT_MS = 5000;
 /** Examples of each violation kept for the report. */
 const MAX_EXAMPLES = 8;
+/** Sessions with redeliveries described in the group figures. */
+const MAX_REDELIVERY_SESSIONS = 50;
 
 async function page(adminUrl: string, topic: string, partition: number, from: number, max: number): Promise<ReplicaPage | undefined> {
   const response = await fetch(`${adminUrl}/api/replica?topic=${encodeURIComponent(topic)}&partition=${partition}&from=${from}&max=${max}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
@@ -128,6 +130,8 @@ export interface GroupFigures {
   byMember: Array<{ name: string; broker: string; handled: number; errors: number }>;
   /** Handler calls for a message handled before, in a later assignment session (at-least-once across rebalances). */
   redeliveredAfterRebalance: number;
+  /** The sessions that began with redeliveries (at most {@link MAX_REDELIVERY_SESSIONS}): who, which partition, when, how many. */
+  redeliveries: Array<{ member: string; partition: number; fromOffset: number; count: number; sessionStartMs: number; previousRevoked: string | undefined }>;
   /** Partition grants past each partition's first (a partition moved or came back). */
   rebalances: number;
   /** `revoked` partitions by reason. */
@@ -327,8 +331,13 @@ export function checkGroup(
   interface Session {
     key: string;
     startAt: number;
+    startMs: number;
     last: number | undefined;
+    redelivered?: GroupFigures['redeliveries'][number];
   }
+  const redeliveries: GroupFigures['redeliveries'] = [];
+  /** The reason of the last revocation of each partition (any member): says why a redelivery happened. */
+  const lastRevoked = new Map<number, string>();
   const open = new Map<string, Session>(); // member/partition -> its current session
   const sessionsOpened = new Map<string, number>();
   const previous = new Map<string, { at: number; session: string; member: string }>(); // partition@offset -> its last handling
@@ -342,13 +351,13 @@ export function checkGroup(
       for (const p of e.partitions) {
         const n = sessionsOpened.get(`${member}/${p}`) ?? 0;
         sessionsOpened.set(`${member}/${p}`, n + 1);
-        open.set(`${member}/${p}`, { key: `${member}/${p}/${n}`, startAt: e.at, last: undefined });
+        open.set(`${member}/${p}`, { key: `${member}/${p}/${n}`, startAt: e.at, startMs: e.atMs, last: undefined });
         grantsOf.set(p, (grantsOf.get(p) ?? 0) + 1);
       }
       continue;
     }
     if (e.kind === 'revoked') {
-      for (const p of e.partitions) open.delete(`${member}/${p}`);
+      for (const p of e.partitions) open.delete(`${member}/${p}`), lastRevoked.set(p, `${member} ${e.reason} at ${(e.atMs / 1000).toFixed(1)} s`);
       revoked[e.reason] = (revoked[e.reason] ?? 0) + e.partitions.length;
       continue;
     }
@@ -359,7 +368,7 @@ export function checkGroup(
     if (session === undefined) {
       note('groupUnassigned', `${member} handled ${where} (${e.id}) without holding partition ${e.partition}`);
       // Its own session, so the rules below still apply to what follows.
-      session = { key: `${member}/${e.partition}/unassigned@${e.at}`, startAt: e.at, last: undefined };
+      session = { key: `${member}/${e.partition}/unassigned@${e.at}`, startAt: e.at, startMs: e.atMs, last: undefined };
       open.set(`${member}/${e.partition}`, session);
     }
     if (session.last !== undefined && e.offset <= session.last) note('groupReordered', `${member} session ${session.key}: offset ${e.offset} after ${session.last}`);
@@ -368,7 +377,14 @@ export function checkGroup(
     if (before !== undefined) {
       if (before.session === session.key) {
         // Already a reorder above (an offset not above the last one of its session).
-      } else if (session.startAt > before.at) redeliveredAfterRebalance++;
+      } else if (session.startAt > before.at) {
+        redeliveredAfterRebalance++;
+        if (session.redelivered !== undefined) session.redelivered.count++;
+        else if (redeliveries.length < MAX_REDELIVERY_SESSIONS) {
+          session.redelivered = { member, partition: e.partition, fromOffset: e.offset, count: 1, sessionStartMs: session.startMs, previousRevoked: lastRevoked.get(e.partition) };
+          redeliveries.push(session.redelivered);
+        }
+      }
       else note('groupDuplicated', `${where} handled by ${before.member} (${before.session}) then by ${member} (${session.key}), whose session began before that first handling`);
     }
     previous.set(where, { at: e.at, session: session.key, member });
@@ -395,6 +411,7 @@ export function checkGroup(
     handled,
     byMember: members.map((m) => ({ name: m.name, broker: m.broker, handled: m.events.filter((e) => e.kind === 'handled').length, errors: m.errors.length })),
     redeliveredAfterRebalance,
+    redeliveries,
     rebalances: grants - grantsOf.size,
     revoked,
     overflowed: members.reduce((n, m) => n + m.overflowed, 0),

@@ -88,9 +88,9 @@ const MAX_GROUP_EVENTS = 1_000_000;
  * after the assignment change that allows it.
  */
 export type GroupEvent =
-  | { kind: 'assigned'; at: number; partitions: number[] }
-  | { kind: 'revoked'; at: number; partitions: number[]; reason: string }
-  | { kind: 'handled'; at: number; partition: number; offset: number; id: string };
+  | { kind: 'assigned'; at: number; atMs: number; partitions: number[] }
+  | { kind: 'revoked'; at: number; atMs: number; partitions: number[]; reason: string }
+  | { kind: 'handled'; at: number; atMs: number; partition: number; offset: number; id: string };
 
 /** What one consumer-group member saw. */
 export interface GroupMemberLog {
@@ -303,7 +303,7 @@ class GroupMember {
   constructor(
     name: string,
     private readonly broker: string,
-    private readonly clock: { next: () => number },
+    private readonly clock: { next: () => number; ms: () => number },
   ) {
     this.log = { name, broker, events: [], overflowed: 0, errors: [] };
   }
@@ -321,13 +321,13 @@ class GroupMember {
     const client = await connect({ ...clientOptions([this.broker], this.log.name), commit: { intervalMs: GROUP_COMMIT_INTERVAL_MS } });
     this.client = client;
     // Listeners first: the first `assigned` can arrive before subscribe() resolves.
-    client.on('assigned', (e) => this.record({ kind: 'assigned', at: this.clock.next(), partitions: e.partitions.map((p) => p.partition) }));
-    client.on('revoked', (e) => this.record({ kind: 'revoked', at: this.clock.next(), partitions: e.partitions.map((p) => p.partition), reason: e.reason }));
+    client.on('assigned', (e) => this.record({ kind: 'assigned', at: this.clock.next(), atMs: this.clock.ms(), partitions: e.partitions.map((p) => p.partition) }));
+    client.on('revoked', (e) => this.record({ kind: 'revoked', at: this.clock.next(), atMs: this.clock.ms(), partitions: e.partitions.map((p) => p.partition), reason: e.reason }));
     client.on('error', (err) => {
       if (this.log.errors.length < 100) this.log.errors.push(String(err));
     });
     const handler = (message: Message): void => {
-      this.record({ kind: 'handled', at: this.clock.next(), partition: message.partition, offset: message.offset, id: typeof message.data === 'string' ? message.data : JSON.stringify(message.data) });
+      this.record({ kind: 'handled', at: this.clock.next(), atMs: this.clock.ms(), partition: message.partition, offset: message.offset, id: typeof message.data === 'string' ? message.data : JSON.stringify(message.data) });
     };
     await withTimeout(client.subscribe(TOPIC, handler, { group: GROUP, from: 'earliest', sessionTimeoutMs: GROUP_SESSION_TIMEOUT_MS }), SUBSCRIBE_TIMEOUT_MS, `${this.log.name} to join ${GROUP}`);
   }
@@ -386,7 +386,7 @@ export class Workload {
       subscribers.push(new Subscriber('durable', true, options.brokers, options.rng.fork('durable')));
       for (const s of subscribers) await s.start();
       let at = 0;
-      const clock = { next: (): number => at++ };
+      const clock = { next: (): number => at++, ms: (): number => Date.now() - options.startedAtMs };
       for (let i = 0; i < GROUP_MEMBERS; i++) members.push(new GroupMember(`g${i + 1}`, options.brokers[i % options.brokers.length] as string, clock));
       for (const m of members) await m.start();
     } catch (err) {

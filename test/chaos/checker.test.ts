@@ -149,7 +149,7 @@ describe('chaos checker: the consumer group (each rule fails on a hand-made log 
   it('passes a clean group history and counts redeliveries after a rebalance, and rebalances, without failing', () => {
     const result = check(withGroup());
     expect(result.ok).toBe(true);
-    expect(result.group).toMatchObject({ members: 2, handled: 22, redeliveredAfterRebalance: 2, rebalances: 1, revoked: { rebalance: 1 }, overflowed: 0 });
+    expect(result.group).toMatchObject({ members: 2, handled: 22, redeliveredAfterRebalance: 2, rebalances: 1, revoked: { rebalance: 1 }, expiries: [], overflowed: 0 });
     expect(result.group?.redeliveries).toEqual([{ member: 'g2', partition: 0, fromOffset: 4, count: 2, sessionStartMs: 19, previousRevoked: 'g1 rebalance at 0.0 s' }]);
     expect(result.group?.byMember).toEqual([
       { name: 'g1', broker: 'c-g1', handled: 6, errors: 0 },

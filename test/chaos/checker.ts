@@ -136,6 +136,8 @@ export interface GroupFigures {
   rebalances: number;
   /** `revoked` partitions by reason. */
   revoked: Record<string, number>;
+  /** Revocations other than a rebalance (`lost`, `fenced`: the session expired), at most {@link MAX_REDELIVERY_SESSIONS}: when, so the fault is found. */
+  expiries: Array<{ member: string; reason: string; partitions: number[]; atMs: number }>;
   /** Events members could not record (their bound): the checks above are then partial. */
   overflowed: number;
 }
@@ -336,6 +338,7 @@ export function checkGroup(
     redelivered?: GroupFigures['redeliveries'][number];
   }
   const redeliveries: GroupFigures['redeliveries'] = [];
+  const expiries: GroupFigures['expiries'] = [];
   /** The reason of the last revocation of each partition (any member): says why a redelivery happened. */
   const lastRevoked = new Map<number, string>();
   const open = new Map<string, Session>(); // member/partition -> its current session
@@ -359,6 +362,7 @@ export function checkGroup(
     if (e.kind === 'revoked') {
       for (const p of e.partitions) open.delete(`${member}/${p}`), lastRevoked.set(p, `${member} ${e.reason} at ${(e.atMs / 1000).toFixed(1)} s`);
       revoked[e.reason] = (revoked[e.reason] ?? 0) + e.partitions.length;
+      if (e.reason !== 'rebalance' && expiries.length < MAX_REDELIVERY_SESSIONS) expiries.push({ member, reason: e.reason, partitions: e.partitions, atMs: e.atMs });
       continue;
     }
     handled++;
@@ -414,6 +418,7 @@ export function checkGroup(
     redeliveries,
     rebalances: grants - grantsOf.size,
     revoked,
+    expiries,
     overflowed: members.reduce((n, m) => n + m.overflowed, 0),
   };
 }

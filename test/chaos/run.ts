@@ -58,7 +58,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
     const plan = planFaults(rng.fork('faults'), cluster.ids, families, options.seconds * 1000);
     log(`plan: ${plan.length} faults over ${options.seconds} s`);
 
-    workload = await Workload.start({ brokers: cluster.clientUrls, producers: options.producers, rng: rng.fork('workload'), startedAtMs: cluster.startedAtMs });
+    workload = await Workload.start({ brokers: cluster.clientUrls, brokerIds: cluster.ids, producers: options.producers, rng: rng.fork('workload'), startedAtMs: cluster.startedAtMs });
     const publishFromMs = Date.now() - cluster.startedAtMs;
     const injector = new FaultInjector(cluster, faketime, log);
     const phaseStart = Date.now();

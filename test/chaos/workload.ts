@@ -95,7 +95,7 @@ export type GroupEvent =
 /** What one consumer-group member saw. */
 export interface GroupMemberLog {
   name: string;
-  /** The one broker its client was seeded with. */
+  /** The one broker its client was seeded with (its id, or its URL). */
   broker: string;
   events: GroupEvent[];
   /** Events not recorded past {@link MAX_GROUP_EVENTS}. */
@@ -303,9 +303,10 @@ class GroupMember {
   constructor(
     name: string,
     private readonly broker: string,
+    brokerId: string,
     private readonly clock: { next: () => number; ms: () => number },
   ) {
-    this.log = { name, broker, events: [], overflowed: 0, errors: [] };
+    this.log = { name, broker: brokerId, events: [], overflowed: 0, errors: [] };
   }
 
   /** Highest offset + 1 handled per partition (kept as it goes: the final catch-up polls it). */
@@ -356,6 +357,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 
 export interface WorkloadOptions {
   brokers: string[];
+  /** The brokers' ids, in the order of `brokers` (names the broker each group member was seeded with). */
+  brokerIds?: string[];
   producers: number;
   rng: Rng;
   startedAtMs: number;
@@ -387,7 +390,7 @@ export class Workload {
       for (const s of subscribers) await s.start();
       let at = 0;
       const clock = { next: (): number => at++, ms: (): number => Date.now() - options.startedAtMs };
-      for (let i = 0; i < GROUP_MEMBERS; i++) members.push(new GroupMember(`g${i + 1}`, options.brokers[i % options.brokers.length] as string, clock));
+      for (let i = 0; i < GROUP_MEMBERS; i++) members.push(new GroupMember(`g${i + 1}`, options.brokers[i % options.brokers.length] as string, options.brokerIds?.[i % options.brokers.length] ?? options.brokers[i % options.brokers.length] as string, clock));
       for (const m of members) await m.start();
     } catch (err) {
       await workload.close();

@@ -175,8 +175,23 @@ describe('chaos checker: the consumer group (each rule fails on a hand-made log 
       s.assigned('g2', 0); // g2 is granted partition 0 while g1 still holds it and goes on handling it
       s.handled('g1', i, 0, range(3, 6)).handled('g2', i, 0, range(4, 10));
     });
-    expect(groupViolations(input)).toMatchObject({ groupDuplicated: 2, groupReordered: 0, groupLost: 0 });
+    expect(groupViolations(input)).toMatchObject({ groupDuplicated: 2, groupReordered: 0, groupLost: 0, groupOverlap: 3 });
     expect(check(input).group?.redeliveredAfterRebalance).toBe(0);
+  });
+
+  it('catches a member handling a partition after another was shown a later grant of it, and allows the late revocation of an expired owner', () => {
+    const overlap = withGroup((s, i) => {
+      s.assigned('g1', 0, 1).handled('g1', i, 1, range(0, 10)).handled('g1', i, 0, range(0, 4));
+      s.assigned('g2', 0).handled('g2', i, 0, [4]).handled('g1', i, 0, [5]).handled('g2', i, 0, range(5, 10));
+    });
+    expect(groupViolations(overlap)).toMatchObject({ groupOverlap: 1, groupLost: 0 });
+    // g1's session expired: g2 is granted partition 0 before g1 hears of it, and g1 handles nothing of it after that.
+    const expired = withGroup((s, i) => {
+      s.assigned('g1', 0, 1).handled('g1', i, 1, range(0, 10)).handled('g1', i, 0, range(0, 4));
+      s.assigned('g2', 0).handled('g2', i, 0, range(2, 10)).revoked('g1', 'lost', 0, 1);
+    });
+    expect(check(expired).ok).toBe(true);
+    expect(check(expired).group).toMatchObject({ redeliveredAfterRebalance: 2, expiries: [{ member: 'g1', reason: 'lost', partitions: [0, 1] }] });
   });
 
   it('(d) catches a handled offset holding what was neither stored nor acknowledged there', () => {

@@ -119,6 +119,12 @@ export interface Violations {
   groupMisplaced: number;
   /** Consumer group: a message handled by a member that did not hold its partition (no `assigned` since its last `revoked`). */
   groupUnassigned: number;
+  /**
+   * Consumer group: a handler started on a partition after another member had
+   * been shown a later grant of it (two members at once: the old owner's lease
+   * should have stopped it before the partition could be someone else's).
+   */
+  groupOverlap: number;
 }
 
 /** The consumer group's figures (none of them a violation). */
@@ -178,7 +184,7 @@ export function check(input: CheckInput): CheckResult {
   const v: Violations = {
     lost: 0, duplicated: 0, misplaced: 0, reordered: 0, divergent: 0, lagging: 0, missingReplicas: 0,
     subscriberMissing: 0, subscriberDuplicated: 0, subscriberReordered: 0, subscriberMismatched: 0, durableSkipped: 0,
-    groupLost: 0, groupReordered: 0, groupDuplicated: 0, groupMisplaced: 0, groupUnassigned: 0,
+    groupLost: 0, groupReordered: 0, groupDuplicated: 0, groupMisplaced: 0, groupUnassigned: 0, groupOverlap: 0,
   };
   const examples: Partial<Record<keyof Violations, string[]>> = {};
   const note = (kind: keyof Violations, text: string, count = 1): void => {
@@ -341,6 +347,8 @@ export function checkGroup(
   const expiries: GroupFigures['expiries'] = [];
   /** The reason of the last revocation of each partition (any member): says why a redelivery happened. */
   const lastRevoked = new Map<number, string>();
+  /** The latest grant of each partition shown to any member. */
+  const lastGrant = new Map<number, { member: string; at: number; atMs: number }>();
   const open = new Map<string, Session>(); // member/partition -> its current session
   const sessionsOpened = new Map<string, number>();
   const previous = new Map<string, { at: number; session: string; member: string }>(); // partition@offset -> its last handling
@@ -356,6 +364,7 @@ export function checkGroup(
         sessionsOpened.set(`${member}/${p}`, n + 1);
         open.set(`${member}/${p}`, { key: `${member}/${p}/${n}`, startAt: e.at, startMs: e.atMs, last: undefined });
         grantsOf.set(p, (grantsOf.get(p) ?? 0) + 1);
+        lastGrant.set(p, { member, at: e.at, atMs: e.atMs });
       }
       continue;
     }
@@ -374,6 +383,10 @@ export function checkGroup(
       // Its own session, so the rules below still apply to what follows.
       session = { key: `${member}/${e.partition}/unassigned@${e.at}`, startAt: e.at, startMs: e.atMs, last: undefined };
       open.set(`${member}/${e.partition}`, session);
+    }
+    const grant = lastGrant.get(e.partition);
+    if (grant !== undefined && grant.member !== member && grant.at > session.startAt) {
+      note('groupOverlap', `${member} handled ${where} at ${(e.atMs / 1000).toFixed(2)} s under its grant of ${(session.startMs / 1000).toFixed(2)} s, after ${grant.member} was granted partition ${e.partition} at ${(grant.atMs / 1000).toFixed(2)} s`);
     }
     if (session.last !== undefined && e.offset <= session.last) note('groupReordered', `${member} session ${session.key}: offset ${e.offset} after ${session.last}`);
     session.last = Math.max(session.last ?? e.offset, e.offset);

@@ -99,7 +99,7 @@ class GroupScript {
 
   private log(member: string): GroupMemberLog {
     let log = this.logs.get(member);
-    if (log === undefined) this.logs.set(member, (log = { name: member, broker: `c-${member}`, events: [], overflowed: 0, errors: [] }));
+    if (log === undefined) this.logs.set(member, (log = { name: member, broker: `c-${member}`, events: [], overflowed: 0, errors: [], moves: [] }));
     return log;
   }
 
@@ -191,7 +191,7 @@ describe('chaos checker: the consumer group (each rule fails on a hand-made log 
       s.assigned('g2', 0).handled('g2', i, 0, range(2, 10)).revoked('g1', 'lost', 0, 1);
     });
     expect(check(expired).ok).toBe(true);
-    expect(check(expired).group).toMatchObject({ redeliveredAfterRebalance: 2, expiries: [{ member: 'g1', reason: 'lost', partitions: [0, 1] }] });
+    expect(check(expired).group).toMatchObject({ redeliveredAfterRebalance: 2, expiries: [{ member: 'g1', reason: 'lost', partitions: [0, 1], via: undefined }] });
   });
 
   it('(d) catches a handled offset holding what was neither stored nor acknowledged there', () => {

@@ -143,7 +143,7 @@ export interface GroupFigures {
   /** `revoked` partitions by reason. */
   revoked: Record<string, number>;
   /** Revocations other than a rebalance (`lost`, `fenced`: the session expired), at most {@link MAX_REDELIVERY_SESSIONS}: when, so the fault is found. */
-  expiries: Array<{ member: string; reason: string; partitions: number[]; atMs: number }>;
+  expiries: Array<{ member: string; reason: string; partitions: number[]; atMs: number; via: string | undefined }>;
   /** Events members could not record (their bound): the checks above are then partial. */
   overflowed: number;
 }
@@ -345,6 +345,9 @@ export function checkGroup(
   }
   const redeliveries: GroupFigures['redeliveries'] = [];
   const expiries: GroupFigures['expiries'] = [];
+  /** The broker a member's client was last connected to before `atMs` (from its moves). */
+  const brokerBefore = (member: string, atMs: number): string | undefined =>
+    members.find((m) => m.name === member)?.moves.filter((m) => m.atMs <= atMs && m.to !== undefined).at(-1)?.to;
   /** The reason of the last revocation of each partition (any member): says why a redelivery happened. */
   const lastRevoked = new Map<number, string>();
   /** The latest grant of each partition shown to any member. */
@@ -371,7 +374,7 @@ export function checkGroup(
     if (e.kind === 'revoked') {
       for (const p of e.partitions) open.delete(`${member}/${p}`), lastRevoked.set(p, `${member} ${e.reason} at ${(e.atMs / 1000).toFixed(1)} s`);
       revoked[e.reason] = (revoked[e.reason] ?? 0) + e.partitions.length;
-      if (e.reason !== 'rebalance' && expiries.length < MAX_REDELIVERY_SESSIONS) expiries.push({ member, reason: e.reason, partitions: e.partitions, atMs: e.atMs });
+      if (e.reason !== 'rebalance' && expiries.length < MAX_REDELIVERY_SESSIONS) expiries.push({ member, reason: e.reason, partitions: e.partitions, atMs: e.atMs, via: brokerBefore(member, e.atMs) });
       continue;
     }
     handled++;

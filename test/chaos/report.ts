@@ -163,7 +163,7 @@ export function formatReport(r: ChaosReport): string {
   if (g !== undefined) {
     const revoked = Object.entries(g.revoked).map(([reason, n]) => `${reason} ${n}`).join(', ') || 'none';
     lines.push(`group: ${g.members} members, ${g.handled} handled, ${r.check.violations.groupLost} lost, ${r.check.violations.groupReordered} reordered, ${g.redeliveredAfterRebalance} redelivered after rebalance, ${g.rebalances} rebalances (revoked: ${revoked})${g.overflowed > 0 ? `, ${g.overflowed} events not recorded` : ''}`);
-    for (const x of g.expiries) lines.push(`  revoked (${x.reason}): partitions ${x.partitions.join(',')} of ${x.member} at ${(x.atMs / 1000).toFixed(1)} s`);
+    for (const x of g.expiries) lines.push(`  revoked (${x.reason}): partitions ${x.partitions.join(',')} of ${x.member} at ${(x.atMs / 1000).toFixed(1)} s (connected through ${x.via ?? 'unknown'})`);
     for (const d of g.redeliveries) lines.push(`  redelivered: ${d.count} of partition ${d.partition} from offset ${d.fromOffset} to ${d.member}, granted at ${(d.sessionStartMs / 1000).toFixed(1)} s (last revoked: ${d.previousRevoked ?? 'never'})`);
     lines.push(`  ${g.byMember.map((m) => `${m.name} (seeded with ${m.broker}): ${m.handled} handled${m.errors > 0 ? `, ${m.errors} errors` : ''}`).join('; ')}`);
   }

@@ -101,7 +101,12 @@ export interface GroupMemberLog {
   /** Events not recorded past {@link MAX_GROUP_EVENTS}. */
   overflowed: number;
   errors: string[];
+  /** The member's client changing brokers (at most {@link MAX_GROUP_MOVES}): which broker it heartbeated through when it lost its session. */
+  moves: ClientMove[];
 }
+
+/** Client moves kept per group member. */
+const MAX_GROUP_MOVES = 500;
 
 const errorCode = (err: unknown): string => (typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : String(err));
 
@@ -306,7 +311,7 @@ class GroupMember {
     brokerId: string,
     private readonly clock: { next: () => number; ms: () => number },
   ) {
-    this.log = { name, broker: brokerId, events: [], overflowed: 0, errors: [] };
+    this.log = { name, broker: brokerId, events: [], overflowed: 0, errors: [], moves: [] };
   }
 
   /** Highest offset + 1 handled per partition (kept as it goes: the final catch-up polls it). */
@@ -327,6 +332,10 @@ class GroupMember {
     client.on('error', (err) => {
       if (this.log.errors.length < 100) this.log.errors.push(String(err));
     });
+    const move = (m: ClientMove): void => void (this.log.moves.length < MAX_GROUP_MOVES && this.log.moves.push(m));
+    client.on('failover', (e) => move({ atMs: this.clock.ms(), event: 'failover', from: e.from.id, to: e.to.id, reason: e.reason.message }));
+    client.on('disconnected', (e) => move({ atMs: this.clock.ms(), event: 'disconnected', from: e.broker.id, reason: e.reason.message }));
+    client.on('connected', (e) => move({ atMs: this.clock.ms(), event: 'connected', to: e.broker.id }));
     const handler = (message: Message): void => {
       this.record({ kind: 'handled', at: this.clock.next(), atMs: this.clock.ms(), partition: message.partition, offset: message.offset, id: typeof message.data === 'string' ? message.data : JSON.stringify(message.data) });
     };

@@ -151,6 +151,12 @@ describe('chaos checker: the consumer group (each rule fails on a hand-made log 
     expect(result.ok).toBe(true);
     expect(result.group).toMatchObject({ members: 2, handled: 22, redeliveredAfterRebalance: 2, rebalances: 1, revoked: { rebalance: 1 }, expiries: [], overflowed: 0 });
     expect(result.group?.redeliveries).toEqual([{ member: 'g2', partition: 0, fromOffset: 4, count: 2, sessionStartMs: 19, previousRevoked: 'g1 rebalance at 0.0 s' }]);
+    expect(result.group?.assignments).toEqual([
+      { member: 'g1', kind: 'assigned', partitions: [0], atMs: 0 },
+      { member: 'g2', kind: 'assigned', partitions: [1], atMs: 1 },
+      { member: 'g1', kind: 'revoked', partitions: [0], atMs: 18, reason: 'rebalance' },
+      { member: 'g2', kind: 'assigned', partitions: [0], atMs: 19 },
+    ]);
     expect(result.group?.byMember).toEqual([
       { name: 'g1', broker: 'c-g1', handled: 6, errors: 0 },
       { name: 'g2', broker: 'c-g2', handled: 16, errors: 0 },

@@ -23,6 +23,8 @@ const PAGE_MESSAGES = 5000;
 const REQUEST_TIMEOUT_MS = 5000;
 /** Examples of each violation kept for the report. */
 const MAX_EXAMPLES = 8;
+/** Assignment events kept in the group figures. */
+const MAX_ASSIGNMENT_EVENTS = 300;
 /** Sessions with redeliveries described in the group figures. */
 const MAX_REDELIVERY_SESSIONS = 50;
 
@@ -138,6 +140,8 @@ export interface GroupFigures {
   redeliveredAfterRebalance: number;
   /** The sessions that began with redeliveries (at most {@link MAX_REDELIVERY_SESSIONS}): who, which partition, when, how many. */
   redeliveries: Array<{ member: string; partition: number; fromOffset: number; count: number; sessionStartMs: number; previousRevoked: string | undefined }>;
+  /** Every `assigned` and `revoked` of every member in order (at most {@link MAX_ASSIGNMENT_EVENTS}), for the JSON: how the group moved. */
+  assignments: Array<{ member: string; kind: 'assigned' | 'revoked'; partitions: number[]; atMs: number; reason?: string }>;
   /** Partition grants past each partition's first (a partition moved or came back). */
   rebalances: number;
   /** `revoked` partitions by reason. */
@@ -345,6 +349,7 @@ export function checkGroup(
   }
   const redeliveries: GroupFigures['redeliveries'] = [];
   const expiries: GroupFigures['expiries'] = [];
+  const assignments: GroupFigures['assignments'] = [];
   /** The broker a member's client was last connected to before `atMs` (from its moves). */
   const brokerBefore = (member: string, atMs: number): string | undefined =>
     members.find((m) => m.name === member)?.moves.filter((m) => m.atMs <= atMs && m.to !== undefined).at(-1)?.to;
@@ -361,6 +366,7 @@ export function checkGroup(
   let handled = 0;
   let redeliveredAfterRebalance = 0;
   for (const { member, e } of events) {
+    if (e.kind !== 'handled' && assignments.length < MAX_ASSIGNMENT_EVENTS) assignments.push({ member, kind: e.kind, partitions: e.partitions, atMs: e.atMs, ...(e.kind === 'revoked' ? { reason: e.reason } : {}) });
     if (e.kind === 'assigned') {
       for (const p of e.partitions) {
         const n = sessionsOpened.get(`${member}/${p}`) ?? 0;
@@ -432,6 +438,7 @@ export function checkGroup(
     byMember: members.map((m) => ({ name: m.name, broker: m.broker, handled: m.events.filter((e) => e.kind === 'handled').length, errors: m.errors.length })),
     redeliveredAfterRebalance,
     redeliveries,
+    assignments,
     rebalances: grants - grantsOf.size,
     revoked,
     expiries,

@@ -197,7 +197,7 @@ describe('chaos checker: the consumer group (each rule fails on a hand-made log 
       s.assigned('g2', 0).handled('g2', i, 0, range(2, 10)).revoked('g1', 'lost', 0, 1);
     });
     expect(check(expired).ok).toBe(true);
-    expect(check(expired).group).toMatchObject({ redeliveredAfterRebalance: 2, expiries: [{ member: 'g1', reason: 'lost', partitions: [0, 1], via: undefined }] });
+    expect(check(expired).group).toMatchObject({ redeliveredAfterRebalance: 2, expiries: [{ member: 'g1', reason: 'lost', partitions: [0, 1], via: 'c-g1' }] });
   });
 
   it('(d) catches a handled offset holding what was neither stored nor acknowledged there', () => {

@@ -350,9 +350,11 @@ export function checkGroup(
   const redeliveries: GroupFigures['redeliveries'] = [];
   const expiries: GroupFigures['expiries'] = [];
   const assignments: GroupFigures['assignments'] = [];
-  /** The broker a member's client was last connected to before `atMs` (from its moves). */
-  const brokerBefore = (member: string, atMs: number): string | undefined =>
-    members.find((m) => m.name === member)?.moves.filter((m) => m.atMs <= atMs && m.to !== undefined).at(-1)?.to;
+  /** The broker a member's client was last connected to before `atMs` (from its moves; its seed before any: the first connection precedes the listeners). */
+  const brokerBefore = (member: string, atMs: number): string | undefined => {
+    const log = members.find((m) => m.name === member);
+    return log?.moves.filter((m) => m.atMs <= atMs && m.to !== undefined).at(-1)?.to ?? log?.broker;
+  };
   /** The reason of the last revocation of each partition (any member): says why a redelivery happened. */
   const lastRevoked = new Map<number, string>();
   /** The latest grant of each partition shown to any member. */

@@ -104,7 +104,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
       }
       await sleep(250);
     }
-    if (!(await workload.waitDelivered(ends, DELIVER_TIMEOUT_MS))) notes.push(`subscribers did not reach the end of every partition within ${DELIVER_TIMEOUT_MS / 1000} s`);
+    if (!(await workload.waitDelivered(ends, DELIVER_TIMEOUT_MS))) notes.push(`subscribers or the group did not reach the end of every partition within ${DELIVER_TIMEOUT_MS / 1000} s`);
 
     const { replicas, unreadable } = await readReplicas(adminUrls, TOPIC, options.partitions);
     const result = check({ partitions: options.partitions, replicationFactor: Math.min(options.replicationFactor, options.brokers), replicas, unreadable, acks: workload.acks, subscribers: workload.logs, refusals: workload.refusals, group: workload.groupLogs });

@@ -76,7 +76,11 @@ export const GROUP_MEMBERS = 3;
  * seed 4001 (3/3) saw only the 5 rebalances of the members joining.
  */
 const GROUP_SESSION_TIMEOUT_MS = 3000;
-/** Positions are committed this often (the SDK's `commit.intervalMs`): what a member that loses its session handles again. */
+/**
+ * Positions are committed this often (the SDK's `commit.intervalMs`). A member
+ * that dies leaves about this much to be handled again; one cut off from the
+ * coordinator, up to the session timeout more (docs/consumer-groups.md).
+ */
 const GROUP_COMMIT_INTERVAL_MS = 500;
 /** Events one member records (a 100 s run handles a few tens of thousands): past it, the log says it overflowed. */
 const MAX_GROUP_EVENTS = 1_000_000;
@@ -305,6 +309,9 @@ class GroupMember {
   readonly log: GroupMemberLog;
   private client: RelayClient | undefined;
 
+  /** Highest offset + 1 handled per partition (kept as it goes: the final catch-up polls it). */
+  private readonly reachedBy = new Map<number, number>();
+
   constructor(
     name: string,
     private readonly broker: string,
@@ -313,9 +320,6 @@ class GroupMember {
   ) {
     this.log = { name, broker: brokerId, events: [], overflowed: 0, errors: [], moves: [] };
   }
-
-  /** Highest offset + 1 handled per partition (kept as it goes: the final catch-up polls it). */
-  private readonly reachedBy = new Map<number, number>();
 
   private record(event: GroupEvent): void {
     if (event.kind === 'handled') this.reachedBy.set(event.partition, Math.max(this.reachedBy.get(event.partition) ?? 0, event.offset + 1));
@@ -423,7 +427,7 @@ export class Workload {
     return pending.reduce((a, b) => a + b, 0);
   }
 
-  /** Waits (bounded) until every subscriber reached `ends` (per partition); returns whether they did. */
+  /** Waits (bounded) until every subscriber, and the group (some member per partition), reached `ends` (per partition); returns whether they did. */
   async waitDelivered(ends: Map<number, number>, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     const groupReached = (p: number): number => Math.max(0, ...this.members.map((m) => m.reached(p)));

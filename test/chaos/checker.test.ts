@@ -3,7 +3,7 @@ import { check, type CheckInput, type Replica } from './checker.js';
 import { longestSingleFaultGap, producerFigures } from './report.js';
 import { Rng } from './rng.js';
 import { FAULT_FAMILIES, planFaults } from './schedule.js';
-import { messageId, type Ack, type SubscriberLog } from './workload.js';
+import { messageId, type Ack, type GroupEvent, type GroupMemberLog, type SubscriberLog } from './workload.js';
 
 /** A clean history: 2 partitions, 3 replicas each, every ack where it says, subscribers saw everything. */
 function history(): CheckInput {
@@ -89,6 +89,127 @@ describe('chaos checker (each violation it exists for is caught, so it is not va
       subscriberMismatched: 1,
       durableSkipped: 1,
     });
+  });
+});
+
+/** Consumer-group logs written as a script: members' events in one order (the shared counter the workload keeps). */
+class GroupScript {
+  private at = 0;
+  readonly logs = new Map<string, GroupMemberLog>();
+
+  private log(member: string): GroupMemberLog {
+    let log = this.logs.get(member);
+    if (log === undefined) this.logs.set(member, (log = { name: member, broker: `c-${member}`, events: [], overflowed: 0, errors: [], moves: [] }));
+    return log;
+  }
+
+  private push(member: string, event: GroupEvent): this {
+    this.log(member).events.push(event);
+    return this;
+  }
+
+  assigned(member: string, ...partitions: number[]): this {
+    return this.push(member, { kind: 'assigned', at: this.at, atMs: this.at++, partitions });
+  }
+
+  revoked(member: string, reason: string, ...partitions: number[]): this {
+    return this.push(member, { kind: 'revoked', at: this.at, atMs: this.at++, partitions, reason });
+  }
+
+  /** `member` handles `offsets` of `partition`, with the ids `input`'s replicas store there. */
+  handled(member: string, input: CheckInput, partition: number, offsets: number[]): this {
+    for (const offset of offsets) this.push(member, { kind: 'handled', at: this.at, atMs: this.at++, partition, offset, id: replica(input, 'b1', partition).ids[offset] as string });
+    return this;
+  }
+
+  get members(): GroupMemberLog[] {
+    return [...this.logs.values()];
+  }
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+
+describe('chaos checker: the consumer group (each rule fails on a hand-made log that breaks it)', () => {
+  /** g1 holds partition 0 and hands it to g2 after offset 5 (g2 starts again at the committed 4), g2 holds partition 1 throughout. */
+  function withGroup(edit?: (script: GroupScript, input: CheckInput) => void): CheckInput {
+    const input = history();
+    const script = new GroupScript();
+    if (edit !== undefined) edit(script, input);
+    else {
+      script.assigned('g1', 0).assigned('g2', 1).handled('g1', input, 0, range(0, 6)).handled('g2', input, 1, range(0, 10));
+      script.revoked('g1', 'rebalance', 0).assigned('g2', 0).handled('g2', input, 0, range(4, 10));
+    }
+    input.group = script.members;
+    return input;
+  }
+
+  const groupViolations = (input: CheckInput): Record<string, number> =>
+    Object.fromEntries(Object.entries(check(input).violations).filter(([k]) => k.startsWith('group')));
+
+  it('passes a clean group history and counts redeliveries after a rebalance, and rebalances, without failing', () => {
+    const result = check(withGroup());
+    expect(result.ok).toBe(true);
+    expect(result.group).toMatchObject({ members: 2, handled: 22, redeliveredAfterRebalance: 2, rebalances: 1, revoked: { rebalance: 1 }, expiries: [], overflowed: 0 });
+    expect(result.group?.redeliveries).toEqual([{ member: 'g2', partition: 0, fromOffset: 4, count: 2, sessionStartMs: 19, previousRevoked: 'g1 rebalance at 0.0 s' }]);
+    expect(result.group?.assignments).toEqual([
+      { member: 'g1', kind: 'assigned', partitions: [0], atMs: 0 },
+      { member: 'g2', kind: 'assigned', partitions: [1], atMs: 1 },
+      { member: 'g1', kind: 'revoked', partitions: [0], atMs: 18, reason: 'rebalance' },
+      { member: 'g2', kind: 'assigned', partitions: [0], atMs: 19 },
+    ]);
+    expect(result.group?.byMember).toEqual([
+      { name: 'g1', broker: 'c-g1', handled: 6, errors: 0 },
+      { name: 'g2', broker: 'c-g2', handled: 16, errors: 0 },
+    ]);
+  });
+
+  it('(a) catches an acknowledged message no member handled', () => {
+    const input = withGroup((s, i) => s.assigned('g1', 0, 1).handled('g1', i, 0, [...range(0, 4), ...range(5, 10)]).handled('g1', i, 1, range(0, 10)));
+    expect(groupViolations(input)).toMatchObject({ groupLost: 1, groupReordered: 0 });
+  });
+
+  it('(b) catches offsets that go back within one assignment session: a reorder and an in-session duplicate', () => {
+    const reordered = withGroup((s, i) => s.assigned('g1', 0, 1).handled('g1', i, 0, [0, 1, 3, 2, ...range(4, 10)]).handled('g1', i, 1, range(0, 10)));
+    expect(groupViolations(reordered)).toMatchObject({ groupReordered: 1, groupLost: 0, groupDuplicated: 0 });
+    const again = withGroup((s, i) => s.assigned('g1', 0, 1).handled('g1', i, 0, [...range(0, 6), 5, ...range(6, 10)]).handled('g1', i, 1, range(0, 10)));
+    expect(groupViolations(again)).toMatchObject({ groupReordered: 1, groupDuplicated: 0 });
+  });
+
+  it('(c) catches a message handled again by a member whose session began before the first handling (two owners at once)', () => {
+    const input = withGroup((s, i) => {
+      s.assigned('g1', 0, 1).handled('g1', i, 1, range(0, 10)).handled('g1', i, 0, range(0, 3));
+      s.assigned('g2', 0); // g2 is granted partition 0 while g1 still holds it and goes on handling it
+      s.handled('g1', i, 0, range(3, 6)).handled('g2', i, 0, range(4, 10));
+    });
+    expect(groupViolations(input)).toMatchObject({ groupDuplicated: 2, groupReordered: 0, groupLost: 0, groupOverlap: 3 });
+    expect(check(input).group?.redeliveredAfterRebalance).toBe(0);
+  });
+
+  it('catches a member handling a partition after another was shown a later grant of it, and allows the late revocation of an expired owner', () => {
+    const overlap = withGroup((s, i) => {
+      s.assigned('g1', 0, 1).handled('g1', i, 1, range(0, 10)).handled('g1', i, 0, range(0, 4));
+      s.assigned('g2', 0).handled('g2', i, 0, [4]).handled('g1', i, 0, [5]).handled('g2', i, 0, range(5, 10));
+    });
+    expect(groupViolations(overlap)).toMatchObject({ groupOverlap: 1, groupLost: 0 });
+    // g1's session expired: g2 is granted partition 0 before g1 hears of it, and g1 handles nothing of it after that.
+    const expired = withGroup((s, i) => {
+      s.assigned('g1', 0, 1).handled('g1', i, 1, range(0, 10)).handled('g1', i, 0, range(0, 4));
+      s.assigned('g2', 0).handled('g2', i, 0, range(2, 10)).revoked('g1', 'lost', 0, 1);
+    });
+    expect(check(expired).ok).toBe(true);
+    expect(check(expired).group).toMatchObject({ redeliveredAfterRebalance: 2, expiries: [{ member: 'g1', reason: 'lost', partitions: [0, 1], via: 'c-g1' }] });
+  });
+
+  it('(d) catches a handled offset holding what was neither stored nor acknowledged there', () => {
+    const input = withGroup((s, i) => s.assigned('g1', 0, 1).handled('g1', i, 0, range(0, 10)).handled('g1', i, 1, range(0, 10)));
+    const events = (input.group?.[0] as GroupMemberLog).events;
+    (events[3] as Extract<GroupEvent, { kind: 'handled' }>).id = 'p9|x|0';
+    expect(groupViolations(input)).toMatchObject({ groupMisplaced: 1, groupLost: 1 });
+  });
+
+  it('catches a message handled by a member that did not hold its partition', () => {
+    const input = withGroup((s, i) => s.assigned('g1', 1).handled('g1', i, 1, range(0, 10)).handled('g1', i, 0, range(0, 10)));
+    expect(groupViolations(input)).toMatchObject({ groupUnassigned: 1, groupLost: 0 });
   });
 });
 

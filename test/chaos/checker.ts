@@ -1,5 +1,5 @@
 import { decodePayload } from '@relaymq/sdk/protocol';
-import { parseMessageId, type Ack, type Refusal, type SubscriberLog } from './workload.js';
+import { parseMessageId, type Ack, type GroupMemberLog, type Refusal, type SubscriberLog } from './workload.js';
 
 /** One page of `/api/replica` as the broker answers it. */
 interface ReplicaPage {
@@ -23,6 +23,10 @@ const PAGE_MESSAGES = 5000;
 const REQUEST_TIMEOUT_MS = 5000;
 /** Examples of each violation kept for the report. */
 const MAX_EXAMPLES = 8;
+/** Assignment events kept in the group figures. */
+const MAX_ASSIGNMENT_EVENTS = 300;
+/** Sessions with redeliveries described in the group figures. */
+const MAX_REDELIVERY_SESSIONS = 50;
 
 async function page(adminUrl: string, topic: string, partition: number, from: number, max: number): Promise<ReplicaPage | undefined> {
   const response = await fetch(`${adminUrl}/api/replica?topic=${encodeURIComponent(topic)}&partition=${partition}&from=${from}&max=${max}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
@@ -107,6 +111,45 @@ export interface Violations {
   subscriberMismatched: number;
   /** A durable subscriber resumed past the next message it had not received. */
   durableSkipped: number;
+  /** Consumer group: acknowledged (or stored) messages no member handled. */
+  groupLost: number;
+  /** Consumer group: within one member's assignment session of a partition, an offset not above the one before (reorder or in-session duplicate). */
+  groupReordered: number;
+  /** Consumer group: a message handled again in a session that began before its previous handling (no assignment change between the two). */
+  groupDuplicated: number;
+  /** Consumer group: a handled offset holding neither the stored message nor the one acknowledged there. */
+  groupMisplaced: number;
+  /** Consumer group: a message handled by a member that did not hold its partition (no `assigned` since its last `revoked`). */
+  groupUnassigned: number;
+  /**
+   * Consumer group: a handler started on a partition after another member had
+   * been shown a later grant of it (two members at once: the old owner's lease
+   * should have stopped it before the partition could be someone else's).
+   */
+  groupOverlap: number;
+}
+
+/** The consumer group's figures (none of them a violation). */
+export interface GroupFigures {
+  members: number;
+  /** Handler calls, all members. */
+  handled: number;
+  /** Handler calls per member, and the broker its client was seeded with. */
+  byMember: Array<{ name: string; broker: string; handled: number; errors: number }>;
+  /** Handler calls for a message handled before, in a later assignment session (at-least-once across rebalances). */
+  redeliveredAfterRebalance: number;
+  /** The sessions that began with redeliveries (at most {@link MAX_REDELIVERY_SESSIONS}): who, which partition, when, how many. */
+  redeliveries: Array<{ member: string; partition: number; fromOffset: number; count: number; sessionStartMs: number; previousRevoked: string | undefined }>;
+  /** Every `assigned` and `revoked` of every member in order (at most {@link MAX_ASSIGNMENT_EVENTS}), for the JSON: how the group moved. */
+  assignments: Array<{ member: string; kind: 'assigned' | 'revoked'; partitions: number[]; atMs: number; reason?: string }>;
+  /** Partition grants past each partition's first (a partition moved or came back). */
+  rebalances: number;
+  /** `revoked` partitions by reason. */
+  revoked: Record<string, number>;
+  /** Revocations other than a rebalance (`lost`, `fenced`: the session expired), at most {@link MAX_REDELIVERY_SESSIONS}: when, so the fault is found. */
+  expiries: Array<{ member: string; reason: string; partitions: number[]; atMs: number; via: string | undefined }>;
+  /** Events members could not record (their bound): the checks above are then partial. */
+  overflowed: number;
 }
 
 export interface CheckResult {
@@ -119,6 +162,8 @@ export interface CheckResult {
   acked: number;
   /** Acknowledgements that answered a republish with the original offset. */
   duplicateAcks: number;
+  /** The consumer group's figures, when the run had one. */
+  group?: GroupFigures;
 }
 
 export interface CheckInput {
@@ -130,6 +175,8 @@ export interface CheckInput {
   subscribers: SubscriberLog[];
   /** Publishes refused (or timed out): named next to duplicates, whose cause they usually are. */
   refusals?: Refusal[];
+  /** The consumer group's members, when the run had one. */
+  group?: GroupMemberLog[];
 }
 
 /**
@@ -141,6 +188,7 @@ export function check(input: CheckInput): CheckResult {
   const v: Violations = {
     lost: 0, duplicated: 0, misplaced: 0, reordered: 0, divergent: 0, lagging: 0, missingReplicas: 0,
     subscriberMissing: 0, subscriberDuplicated: 0, subscriberReordered: 0, subscriberMismatched: 0, durableSkipped: 0,
+    groupLost: 0, groupReordered: 0, groupDuplicated: 0, groupMisplaced: 0, groupUnassigned: 0, groupOverlap: 0,
   };
   const examples: Partial<Record<keyof Violations, string[]>> = {};
   const note = (kind: keyof Violations, text: string, count = 1): void => {
@@ -261,13 +309,141 @@ export function check(input: CheckInput): CheckResult {
     }
   }
 
+  const group = input.group === undefined ? undefined : checkGroup(input.group, reference, input.acks, note);
+
   const ok = Object.values(v).every((n) => n === 0);
   return {
+    ...(group === undefined ? {} : { group }),
     ok,
     violations: v,
     examples,
     stored: Array.from({ length: input.partitions }, (_, p) => reference.get(p)?.ids.length ?? 0),
     acked: input.acks.length,
     duplicateAcks: input.acks.filter((a) => a.duplicate).length,
+  };
+}
+
+/**
+ * The consumer group's rules: (a) every acknowledged or stored message was
+ * handled by some member; (b) within one member's assignment session of a
+ * partition (from its `assigned` to its `revoked`) offsets strictly increase;
+ * (c) a message handled again was handled in a session that began after its
+ * previous handling (a redelivery after a rebalance: counted, allowed);
+ * (d) every handled offset holds what was stored or acknowledged there.
+ * Members share one event counter, so their events merge into one order.
+ */
+export function checkGroup(
+  members: readonly GroupMemberLog[],
+  reference: ReadonlyMap<number, Replica>,
+  acks: readonly Ack[],
+  note: (kind: keyof Violations, text: string, count?: number) => void,
+): GroupFigures {
+  const events = members.flatMap((m) => m.events.map((e) => ({ member: m.name, e }))).sort((a, b) => a.e.at - b.e.at);
+  const ackedAt = new Map(acks.map((a) => [`${a.partition}@${a.offset}`, a.id]));
+  interface Session {
+    key: string;
+    startAt: number;
+    startMs: number;
+    last: number | undefined;
+    redelivered?: GroupFigures['redeliveries'][number];
+  }
+  const redeliveries: GroupFigures['redeliveries'] = [];
+  const expiries: GroupFigures['expiries'] = [];
+  const assignments: GroupFigures['assignments'] = [];
+  /** The broker a member's client was last connected to before `atMs` (from its moves; its seed before any: the first connection precedes the listeners). */
+  const brokerBefore = (member: string, atMs: number): string | undefined => {
+    const log = members.find((m) => m.name === member);
+    return log?.moves.filter((m) => m.atMs <= atMs && m.to !== undefined).at(-1)?.to ?? log?.broker;
+  };
+  /** The reason of the last revocation of each partition (any member): says why a redelivery happened. */
+  const lastRevoked = new Map<number, string>();
+  /** The latest grant of each partition shown to any member. */
+  const lastGrant = new Map<number, { member: string; at: number; atMs: number }>();
+  const open = new Map<string, Session>(); // member/partition -> its current session
+  const sessionsOpened = new Map<string, number>();
+  const previous = new Map<string, { at: number; session: string; member: string }>(); // partition@offset -> its last handling
+  const handledIds = new Set<string>();
+  const grantsOf = new Map<number, number>();
+  const revoked: Record<string, number> = {};
+  let handled = 0;
+  let redeliveredAfterRebalance = 0;
+  for (const { member, e } of events) {
+    if (e.kind !== 'handled' && assignments.length < MAX_ASSIGNMENT_EVENTS) assignments.push({ member, kind: e.kind, partitions: e.partitions, atMs: e.atMs, ...(e.kind === 'revoked' ? { reason: e.reason } : {}) });
+    if (e.kind === 'assigned') {
+      for (const p of e.partitions) {
+        const n = sessionsOpened.get(`${member}/${p}`) ?? 0;
+        sessionsOpened.set(`${member}/${p}`, n + 1);
+        open.set(`${member}/${p}`, { key: `${member}/${p}/${n}`, startAt: e.at, startMs: e.atMs, last: undefined });
+        grantsOf.set(p, (grantsOf.get(p) ?? 0) + 1);
+        lastGrant.set(p, { member, at: e.at, atMs: e.atMs });
+      }
+      continue;
+    }
+    if (e.kind === 'revoked') {
+      for (const p of e.partitions) open.delete(`${member}/${p}`), lastRevoked.set(p, `${member} ${e.reason} at ${(e.atMs / 1000).toFixed(1)} s`);
+      revoked[e.reason] = (revoked[e.reason] ?? 0) + e.partitions.length;
+      if (e.reason !== 'rebalance' && expiries.length < MAX_REDELIVERY_SESSIONS) expiries.push({ member, reason: e.reason, partitions: e.partitions, atMs: e.atMs, via: brokerBefore(member, e.atMs) });
+      continue;
+    }
+    handled++;
+    handledIds.add(e.id);
+    const where = `${e.partition}@${e.offset}`;
+    let session = open.get(`${member}/${e.partition}`);
+    if (session === undefined) {
+      note('groupUnassigned', `${member} handled ${where} (${e.id}) without holding partition ${e.partition}`);
+      // Its own session, so the rules below still apply to what follows.
+      session = { key: `${member}/${e.partition}/unassigned@${e.at}`, startAt: e.at, startMs: e.atMs, last: undefined };
+      open.set(`${member}/${e.partition}`, session);
+    }
+    const grant = lastGrant.get(e.partition);
+    if (grant !== undefined && grant.member !== member && grant.at > session.startAt) {
+      note('groupOverlap', `${member} handled ${where} at ${(e.atMs / 1000).toFixed(2)} s under its grant of ${(session.startMs / 1000).toFixed(2)} s, after ${grant.member} was granted partition ${e.partition} at ${(grant.atMs / 1000).toFixed(2)} s`);
+    }
+    if (session.last !== undefined && e.offset <= session.last) note('groupReordered', `${member} session ${session.key}: offset ${e.offset} after ${session.last}`);
+    session.last = Math.max(session.last ?? e.offset, e.offset);
+    const before = previous.get(where);
+    if (before !== undefined) {
+      if (before.session === session.key) {
+        // Already a reorder above (an offset not above the last one of its session).
+      } else if (session.startAt > before.at) {
+        redeliveredAfterRebalance++;
+        if (session.redelivered !== undefined) session.redelivered.count++;
+        else if (redeliveries.length < MAX_REDELIVERY_SESSIONS) {
+          session.redelivered = { member, partition: e.partition, fromOffset: e.offset, count: 1, sessionStartMs: session.startMs, previousRevoked: lastRevoked.get(e.partition) };
+          redeliveries.push(session.redelivered);
+        }
+      }
+      else note('groupDuplicated', `${where} handled by ${before.member} (${before.session}) then by ${member} (${session.key}), whose session began before that first handling`);
+    }
+    previous.set(where, { at: e.at, session: session.key, member });
+    const r = reference.get(e.partition);
+    const stored = r?.ids[e.offset - r.start];
+    if (stored !== e.id && ackedAt.get(where) !== e.id) note('groupMisplaced', `${member} handled ${e.id} at ${where}; stored there: ${stored ?? 'nothing'}, acknowledged there: ${ackedAt.get(where) ?? 'nothing'}`);
+  }
+  for (const a of acks) if (!handledIds.has(a.id)) note('groupLost', `${a.id} acked at ${a.partition}@${a.offset}, handled by no member`);
+  for (const [p, r] of reference) {
+    let missing = 0;
+    let firstMissing: number | undefined;
+    for (let o = r.start; o < r.end; o++) {
+      const id = r.ids[o - r.start] as string;
+      if (!previous.has(`${p}@${o}`) && !ackedAt.has(`${p}@${o}`) && !handledIds.has(id)) {
+        missing++;
+        firstMissing ??= o;
+      }
+    }
+    if (missing > 0) note('groupLost', `partition ${p}: ${missing} stored, unacknowledged messages handled by no member, first at offset ${firstMissing}`, missing);
+  }
+  const grants = [...grantsOf.values()].reduce((a, b) => a + b, 0);
+  return {
+    members: members.length,
+    handled,
+    byMember: members.map((m) => ({ name: m.name, broker: m.broker, handled: m.events.filter((e) => e.kind === 'handled').length, errors: m.errors.length })),
+    redeliveredAfterRebalance,
+    redeliveries,
+    assignments,
+    rebalances: grants - grantsOf.size,
+    revoked,
+    expiries,
+    overflowed: members.reduce((n, m) => n + m.overflowed, 0),
   };
 }

@@ -159,6 +159,14 @@ export function formatReport(r: ChaosReport): string {
   lines.push(`availability: ${(r.availability * 100).toFixed(1)}% of seconds had an ack, averaged over producers`);
   for (const f of r.startFailures) lines.push(`broker start failure: ${f.broker} at ${(f.atMs / 1000).toFixed(1)} s: ${f.reason.split('\n').slice(0, 3).join(' | ')}`);
   const v = r.check.violations;
+  const g = r.check.group;
+  if (g !== undefined) {
+    const revoked = Object.entries(g.revoked).map(([reason, n]) => `${reason} ${n}`).join(', ') || 'none';
+    lines.push(`group: ${g.members} members, ${g.handled} handled, ${r.check.violations.groupLost} lost, ${r.check.violations.groupReordered} reordered, ${g.redeliveredAfterRebalance} redelivered after rebalance, ${g.rebalances} rebalances (revoked: ${revoked})${g.overflowed > 0 ? `, ${g.overflowed} events not recorded` : ''}`);
+    for (const x of g.expiries) lines.push(`  revoked (${x.reason}): partitions ${x.partitions.join(',')} of ${x.member} at ${(x.atMs / 1000).toFixed(1)} s (connected through ${x.via ?? 'unknown'})`);
+    for (const d of g.redeliveries) lines.push(`  redelivered: ${d.count} of partition ${d.partition} from offset ${d.fromOffset} to ${d.member}, granted at ${(d.sessionStartMs / 1000).toFixed(1)} s (last revoked: ${d.previousRevoked ?? 'never'})`);
+    lines.push(`  ${g.byMember.map((m) => `${m.name} (seeded with ${m.broker}): ${m.handled} handled${m.errors > 0 ? `, ${m.errors} errors` : ''}`).join('; ')}`);
+  }
   lines.push(`checker: ${Object.entries(v).map(([k, n]) => `${n} ${k}`).join(', ')}`);
   for (const [kind, list] of Object.entries(r.check.examples)) for (const e of list ?? []) lines.push(`  ${kind}: ${e}`);
   for (const n of r.notes) lines.push(`note: ${n}`);

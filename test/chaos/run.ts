@@ -58,7 +58,7 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
     const plan = planFaults(rng.fork('faults'), cluster.ids, families, options.seconds * 1000);
     log(`plan: ${plan.length} faults over ${options.seconds} s`);
 
-    workload = await Workload.start({ brokers: cluster.clientUrls, producers: options.producers, rng: rng.fork('workload'), startedAtMs: cluster.startedAtMs });
+    workload = await Workload.start({ brokers: cluster.clientUrls, brokerIds: cluster.ids, producers: options.producers, rng: rng.fork('workload'), startedAtMs: cluster.startedAtMs });
     const publishFromMs = Date.now() - cluster.startedAtMs;
     const injector = new FaultInjector(cluster, faketime, log);
     const phaseStart = Date.now();
@@ -104,10 +104,10 @@ export async function runChaos(options: RunOptions): Promise<ChaosReport> {
       }
       await sleep(250);
     }
-    if (!(await workload.waitDelivered(ends, DELIVER_TIMEOUT_MS))) notes.push(`subscribers did not reach the end of every partition within ${DELIVER_TIMEOUT_MS / 1000} s`);
+    if (!(await workload.waitDelivered(ends, DELIVER_TIMEOUT_MS))) notes.push(`subscribers or the group did not reach the end of every partition within ${DELIVER_TIMEOUT_MS / 1000} s`);
 
     const { replicas, unreadable } = await readReplicas(adminUrls, TOPIC, options.partitions);
-    const result = check({ partitions: options.partitions, replicationFactor: Math.min(options.replicationFactor, options.brokers), replicas, unreadable, acks: workload.acks, subscribers: workload.logs, refusals: workload.refusals });
+    const result = check({ partitions: options.partitions, replicationFactor: Math.min(options.replicationFactor, options.brokers), replicas, unreadable, acks: workload.acks, subscribers: workload.logs, refusals: workload.refusals, group: workload.groupLogs });
 
     const windows = injector.injected.map((f) => ({ family: f.family, startMs: f.startMs, endMs: f.endMs ?? publishToMs }));
     const producers = workload.producers.map((p) => producerFigures(p.name, p.acks, p.refusals, publishFromMs, publishToMs, windows, p.moves));

@@ -67,6 +67,51 @@ export interface SubscriberLog {
   errors: string[];
 }
 
+/** The consumer group of a run: its name, members (one broker each), session timeout and commit interval. */
+export const GROUP = 'chaos-group';
+export const GROUP_MEMBERS = 3;
+/**
+ * Shorter than the 10 s default (as in test/group-processes.test.ts) so a
+ * member cut off by a fault can lose its partitions within the run: at 6 s,
+ * seed 4001 (3/3) saw only the 5 rebalances of the members joining.
+ */
+const GROUP_SESSION_TIMEOUT_MS = 3000;
+/**
+ * Positions are committed this often (the SDK's `commit.intervalMs`). A member
+ * that dies leaves about this much to be handled again; one cut off from the
+ * coordinator, up to the session timeout more (docs/consumer-groups.md).
+ */
+const GROUP_COMMIT_INTERVAL_MS = 500;
+/** Events one member records (a 100 s run handles a few tens of thousands): past it, the log says it overflowed. */
+const MAX_GROUP_EVENTS = 1_000_000;
+
+/**
+ * One thing a group member saw, in the order it saw it. `at` is one counter
+ * shared by every member of the run (they live in this process), so events of
+ * different members are ordered too: a redelivery can be checked to come
+ * after the assignment change that allows it.
+ */
+export type GroupEvent =
+  | { kind: 'assigned'; at: number; atMs: number; partitions: number[] }
+  | { kind: 'revoked'; at: number; atMs: number; partitions: number[]; reason: string }
+  | { kind: 'handled'; at: number; atMs: number; partition: number; offset: number; id: string };
+
+/** What one consumer-group member saw. */
+export interface GroupMemberLog {
+  name: string;
+  /** The one broker its client was seeded with (its id, or its URL). */
+  broker: string;
+  events: GroupEvent[];
+  /** Events not recorded past {@link MAX_GROUP_EVENTS}. */
+  overflowed: number;
+  errors: string[];
+  /** The member's client changing brokers (at most {@link MAX_GROUP_MOVES}): which broker it heartbeated through when it lost its session. */
+  moves: ClientMove[];
+}
+
+/** Client moves kept per group member. */
+const MAX_GROUP_MOVES = 500;
+
 const errorCode = (err: unknown): string => (typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : String(err));
 
 const clientOptions = (brokers: string[], id: string) => ({
@@ -259,6 +304,60 @@ class Subscriber {
   }
 }
 
+/** A consumer-group member: one client seeded with one broker, in the group for the whole run. */
+class GroupMember {
+  readonly log: GroupMemberLog;
+  private client: RelayClient | undefined;
+
+  /** Highest offset + 1 handled per partition (kept as it goes: the final catch-up polls it). */
+  private readonly reachedBy = new Map<number, number>();
+
+  constructor(
+    name: string,
+    private readonly broker: string,
+    brokerId: string,
+    private readonly clock: { next: () => number; ms: () => number },
+  ) {
+    this.log = { name, broker: brokerId, events: [], overflowed: 0, errors: [], moves: [] };
+  }
+
+  private record(event: GroupEvent): void {
+    if (event.kind === 'handled') this.reachedBy.set(event.partition, Math.max(this.reachedBy.get(event.partition) ?? 0, event.offset + 1));
+    if (this.log.events.length < MAX_GROUP_EVENTS) this.log.events.push(event);
+    else this.log.overflowed++;
+  }
+
+  async start(): Promise<void> {
+    const client = await connect({ ...clientOptions([this.broker], this.log.name), commit: { intervalMs: GROUP_COMMIT_INTERVAL_MS } });
+    this.client = client;
+    // Listeners first: the first `assigned` can arrive before subscribe() resolves.
+    client.on('assigned', (e) => this.record({ kind: 'assigned', at: this.clock.next(), atMs: this.clock.ms(), partitions: e.partitions.map((p) => p.partition) }));
+    client.on('revoked', (e) => this.record({ kind: 'revoked', at: this.clock.next(), atMs: this.clock.ms(), partitions: e.partitions.map((p) => p.partition), reason: e.reason }));
+    client.on('error', (err) => {
+      if (this.log.errors.length < 100) this.log.errors.push(String(err));
+    });
+    const move = (m: ClientMove): void => void (this.log.moves.length < MAX_GROUP_MOVES && this.log.moves.push(m));
+    client.on('failover', (e) => move({ atMs: this.clock.ms(), event: 'failover', from: e.from.id, to: e.to.id, reason: e.reason.message }));
+    client.on('disconnected', (e) => move({ atMs: this.clock.ms(), event: 'disconnected', from: e.broker.id, reason: e.reason.message }));
+    client.on('connected', (e) => move({ atMs: this.clock.ms(), event: 'connected', to: e.broker.id }));
+    const handler = (message: Message): void => {
+      this.record({ kind: 'handled', at: this.clock.next(), atMs: this.clock.ms(), partition: message.partition, offset: message.offset, id: typeof message.data === 'string' ? message.data : JSON.stringify(message.data) });
+    };
+    await withTimeout(client.subscribe(TOPIC, handler, { group: GROUP, from: 'earliest', sessionTimeoutMs: GROUP_SESSION_TIMEOUT_MS }), SUBSCRIBE_TIMEOUT_MS, `${this.log.name} to join ${GROUP}`);
+  }
+
+  /** Highest offset + 1 handled per partition by this member. */
+  reached(partition: number): number {
+    return this.reachedBy.get(partition) ?? 0;
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    await withTimeout(client?.close() ?? Promise.resolve(), CLOSE_TIMEOUT_MS, `${this.log.name} to close`).catch((err: unknown) => this.log.errors.push(String(err)));
+  }
+}
+
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
@@ -271,6 +370,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 
 export interface WorkloadOptions {
   brokers: string[];
+  /** The brokers' ids, in the order of `brokers` (names the broker each group member was seeded with). */
+  brokerIds?: string[];
   producers: number;
   rng: Rng;
   startedAtMs: number;
@@ -281,19 +382,29 @@ export class Workload {
   private constructor(
     readonly producers: Producer[],
     readonly subscribers: Subscriber[],
+    readonly members: GroupMember[],
   ) {}
 
-  /** Starts the producers, waits for the first ack (the topic exists), then one live and one durable subscriber from earliest. */
+  /**
+   * Starts the producers, waits for the first ack (the topic exists), then one
+   * live and one durable subscriber from earliest, and a consumer group of
+   * {@link GROUP_MEMBERS} members, each seeded with a different broker.
+   */
   static async start(options: WorkloadOptions): Promise<Workload> {
     const producers: Producer[] = [];
     const subscribers: Subscriber[] = [];
-    const workload = new Workload(producers, subscribers);
+    const members: GroupMember[] = [];
+    const workload = new Workload(producers, subscribers, members);
     try {
       for (let i = 1; i <= options.producers; i++) producers.push(await Producer.start(`p${i}`, options.brokers, options.rng.fork(`producer-${i}`), options.startedAtMs));
       await withTimeout((producers[0] as Producer).firstAck, 30_000, 'the first acknowledgement');
       subscribers.push(new Subscriber('live', false, options.brokers, options.rng.fork('live')));
       subscribers.push(new Subscriber('durable', true, options.brokers, options.rng.fork('durable')));
       for (const s of subscribers) await s.start();
+      let at = 0;
+      const clock = { next: (): number => at++, ms: (): number => Date.now() - options.startedAtMs };
+      for (let i = 0; i < GROUP_MEMBERS; i++) members.push(new GroupMember(`g${i + 1}`, options.brokers[i % options.brokers.length] as string, options.brokerIds?.[i % options.brokers.length] ?? options.brokers[i % options.brokers.length] as string, clock));
+      for (const m of members) await m.start();
     } catch (err) {
       await workload.close();
       throw err;
@@ -316,10 +427,11 @@ export class Workload {
     return pending.reduce((a, b) => a + b, 0);
   }
 
-  /** Waits (bounded) until every subscriber reached `ends` (per partition); returns whether they did. */
+  /** Waits (bounded) until every subscriber, and the group (some member per partition), reached `ends` (per partition); returns whether they did. */
   async waitDelivered(ends: Map<number, number>, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    const done = (): boolean => this.subscribers.every((s) => [...ends].every(([p, end]) => s.reached(p) >= end));
+    const groupReached = (p: number): number => Math.max(0, ...this.members.map((m) => m.reached(p)));
+    const done = (): boolean => this.subscribers.every((s) => [...ends].every(([p, end]) => s.reached(p) >= end)) && [...ends].every(([p, end]) => groupReached(p) >= end);
     while (!done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     return done();
   }
@@ -328,7 +440,15 @@ export class Workload {
     return this.subscribers.map((s) => s.log);
   }
 
+  get groupLogs(): GroupMemberLog[] {
+    return this.members.map((m) => m.log);
+  }
+
   async close(): Promise<void> {
-    await Promise.all([...this.producers.map((p) => withTimeout(p.close(), CLOSE_TIMEOUT_MS, `${p.name} to close`).catch(() => {})), ...this.subscribers.map((s) => s.close())]);
+    await Promise.all([
+      ...this.producers.map((p) => withTimeout(p.close(), CLOSE_TIMEOUT_MS, `${p.name} to close`).catch(() => {})),
+      ...this.subscribers.map((s) => s.close()),
+      ...this.members.map((m) => m.close()),
+    ]);
   }
 }

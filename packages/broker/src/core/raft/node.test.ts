@@ -66,6 +66,15 @@ class Mini {
   }
 }
 
+/** a stays silent: b's election timer runs (ticks do nothing to a quiesced node), and c, told a is down, elects b (bounded in ticks). */
+function electsBWithoutA(c: Mini): void {
+  for (let i = 0; i < 50 && c.node('b').role !== 'leader'; i++) {
+    c.node('b').tick();
+    c.stabilize(['a']);
+  }
+  expect(c.node('b').role).toBe('leader');
+}
+
 /**
  * a leads a quiesced group of a, b, c; returns the quiesce heartbeat it sent b last, held back (as if still on its
  * way when a's link went silent), with the queue emptied.
@@ -365,12 +374,7 @@ describe('RaftNode', () => {
     expect(c.node('b').quiesced).toBe(false);
     // Its answer is not marked quiesce: a leader still alive heartbeats again (and then quiesces them for good).
     expect(c.queue.filter((m) => m.type === 'heartbeat-resp' && m.from === 'b').map((m) => m.type === 'heartbeat-resp' && m.quiesce)).toEqual([undefined]);
-    // a stays silent: b's election timer runs (ticks do nothing to a quiesced node), and c, told a is down, elects it.
-    for (let i = 0; i < 50 && c.node('b').role !== 'leader'; i++) {
-      c.node('b').tick();
-      c.stabilize(['a']);
-    }
-    expect(c.node('b').role).toBe('leader');
+    electsBWithoutA(c);
   });
 
   it('nor does that heartbeat put to sleep a follower the suspicion sent campaigning (a pre-candidate keeps its term, so it takes the heartbeat)', () => {
@@ -386,11 +390,7 @@ describe('RaftNode', () => {
     c.drain();
     expect(c.node('b').role).toBe('follower');
     expect(c.node('b').quiesced).toBe(false);
-    for (let i = 0; i < 50 && c.node('b').role !== 'leader'; i++) {
-      c.node('b').tick();
-      c.stabilize(['a']);
-    }
-    expect(c.node('b').role).toBe('leader');
+    electsBWithoutA(c);
   });
 
   it('nor does a second such heartbeat, behind the first (the first one answered says nothing of when the second was sent)', () => {
@@ -403,11 +403,7 @@ describe('RaftNode', () => {
     c.drain();
     expect(c.node('b').quiesced).toBe(false);
     c.queue = [];
-    for (let i = 0; i < 50 && c.node('b').role !== 'leader'; i++) {
-      c.node('b').tick();
-      c.stabilize(['a']);
-    }
-    expect(c.node('b').role).toBe('leader');
+    electsBWithoutA(c);
   });
 
   it('a follower told its leader is down quiesces again once the failure detector says it recovered (a false suspicion costs heartbeats until then)', () => {

@@ -472,7 +472,6 @@ function toFrame(message: StoredMessage): StoredMessageFrame {
   return frame;
 }
 
-/** The client's resume cursors, plus the stored durable positions of partitions it did not name. */
 /** The incarnation of each topic `subscription` matches now (none when the engine tracks no incarnations). */
 function incarnationsOf(engine: LogEngine, subscription: Subscription): Map<string, number> {
   const found = new Map<string, number>();
@@ -484,6 +483,7 @@ function incarnationsOf(engine: LogEngine, subscription: Subscription): Map<stri
   return found;
 }
 
+/** The client's resume cursors, plus the stored durable positions of partitions it did not name. */
 function withStoredPositions(resume: readonly Cursor[], stored: readonly Cursor[]): Cursor[] {
   const named = new Set(resume.map((c) => cursorKey(c.topic, c.partition)));
   return [...resume, ...stored.filter((c) => !named.has(cursorKey(c.topic, c.partition)))];

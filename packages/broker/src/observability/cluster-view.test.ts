@@ -127,6 +127,23 @@ describe('buildClusterView', () => {
     expect(Object.keys(series.brokers)).toEqual(['b1', 'b2']);
   });
 
+  it('counts a late sampler\'s point, whose rates average several seconds, at every second it covers', () => {
+    const { b1, b2 } = deadB3();
+    // b2's sampler fired 2 s late: one point at 4000 for the 3 s since 1000, 9 msg/s (27 messages).
+    b1.series = [point(1000, 10), point(2000, 10), point(3000, 10), point(4000, 10)];
+    b2.series = [point(1000, 5, [1]), point(4000, 9, [100])];
+    const { series } = buildClusterView({ self: b1, peers: new Map<string, PeerAnswer>([['b2', { report: b2 }]]), clustered: true, intervalMs: 1000 });
+    expect(series.cluster.map((p) => [p.timeMs, p.inPerSec])).toEqual([
+      [1000, 15],
+      [2000, 19],
+      [3000, 19],
+      [4000, 19],
+    ]);
+    // Its latencies count once, at its own second.
+    expect(series.cluster.map((p) => Object.values(p.latency).reduce((n, c) => n + c, 0))).toEqual([1, 0, 0, 1]);
+    expect(series.brokers.b2).toEqual(b2.series);
+  });
+
   it("marks a partition whose leader did not answer as unknown, never ok, and one nobody leads as leaderless", () => {
     const b1 = report('b1', {
       members: ids.map((id) => ({ id, url: `ws://${id}`, state: 'alive' })),

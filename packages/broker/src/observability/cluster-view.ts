@@ -2,7 +2,7 @@ import { GATEWAY_ROLE, backboneProblems, streamLeaders, type GatewayBackbone } f
 import type { BrokerDisk, BrokerReport, ReplicaStore } from './broker-report.js';
 import { OUT_OF_SYNC_LAG_ENTRIES, type BrokerView, type ClusterVerdict, type MemberView, type MoveReport, type PartitionView } from './cluster-status.js';
 import { compareLag, type ConsumerLag } from './consumer-lag.js';
-import { MAX_RECENT_EVENTS, type ClusterEvent, type SeriesPoint } from './history.js';
+import { MAX_RECENT_EVENTS, MAX_SERIES_POINTS, type ClusterEvent, type SeriesPoint } from './history.js';
 import { addCounts, countsQuantile } from './latency-histogram.js';
 
 /**
@@ -405,7 +405,7 @@ export function clusterSeries(reports: ReadonlyMap<string, BrokerReport>, interv
     const last = r.series[r.series.length - 1];
     if (last === undefined) continue;
     cutoff = Math.min(cutoff, last.timeMs);
-    for (const p of r.series) bySecond.set(p.timeMs, [...(bySecond.get(p.timeMs) ?? []), p]);
+    for (const [timeMs, p] of bySecondCovered(r.series, intervalMs)) bySecond.set(timeMs, [...(bySecond.get(timeMs) ?? []), p]);
   }
   const cluster = [...bySecond]
     .filter(([t]) => t <= cutoff)
@@ -422,6 +422,27 @@ export function clusterSeries(reports: ReadonlyMap<string, BrokerReport>, interv
       };
     });
   return { intervalMs, cluster, brokers };
+}
+
+/**
+ * A broker's points by each second they cover. A sampler that fired late
+ * closes an interval of several seconds with one point at its last second, its
+ * rates averaged over the interval; counted at that second alone, the cluster
+ * sum would lose the other seconds' messages. So the point's rates are counted
+ * at every second of its interval (their sum over the seconds is the
+ * interval's messages), its latencies once, at its own second.
+ */
+function bySecondCovered(series: readonly SeriesPoint[], intervalMs: number): Array<[number, SeriesPoint]> {
+  const covered: Array<[number, SeriesPoint]> = [];
+  let previousMs: number | undefined;
+  for (const p of series) {
+    // Bounded by the chart's length: a gap longer than it (a stopped broker's) is not filled.
+    const firstMs = previousMs === undefined ? p.timeMs : Math.max(previousMs + intervalMs, p.timeMs - (MAX_SERIES_POINTS - 1) * intervalMs);
+    for (let t = firstMs; t < p.timeMs; t += intervalMs) covered.push([t, { ...p, timeMs: t, latency: {} }]);
+    covered.push([p.timeMs, p]);
+    previousMs = p.timeMs;
+  }
+  return covered;
 }
 
 /** Events of every broker, newest first; the same message recorded by several brokers within 10 s is shown once. */

@@ -1,0 +1,90 @@
+/**
+ * A group member whose broker is cut off from the other brokers (its own link
+ * to the member stays up) sees its heartbeats fail (TIMEOUT, NOT_READY,
+ * NO_QUORUM), not FENCED. It must move to another broker and heartbeat there
+ * before its session expires, as Kafka clients look for the coordinator again,
+ * instead of staying and losing its partitions to an expiry.
+ *
+ * Three brokers in this process, every peer connection through a fault link.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Broker } from '@relaymq/broker';
+import type { RevokedEvent } from '@relaymq/sdk';
+import { Fixture } from './support/cluster.js';
+import { faultableCluster } from './support/faultable.js';
+import { waitFor } from './support/wait.js';
+
+const fixture = new Fixture();
+afterEach(() => fixture.cleanup());
+
+const TOPIC = 'hb.move';
+const GROUP = 'hb-movers';
+const SESSION_MS = 3000;
+
+interface GroupEngine {
+  groupStatus(): Array<{ group: string; leader: string | null }>;
+  metadataLeaderKnown(): boolean;
+  consumerGroups: { get(group: string): { members: string[] } | undefined; assignmentOf(group: string, member: string): Array<{ partition: number; revoking?: boolean }> };
+}
+const engineOf = (b: Broker): GroupEngine => b.engine as unknown as GroupEngine;
+
+describe('a group member whose heartbeats fail on a cut-off broker', () => {
+  it('moves to another broker within the session timeout and keeps its partitions', async () => {
+    const ids = ['h1', 'h2', 'h3'];
+    const { brokers, peerLinks, urls } = await faultableCluster(fixture, ids, { defaultPartitions: 4 });
+    const publisher = await fixture.client(urls);
+    await publisher.publish(TOPIC, { n: 0 });
+
+    // X: a broker that is not the metadata leader (the group coordinator), so the coordinator stays put and
+    // expires the member a session timeout after its last heartbeat it heard.
+    await waitFor(() => brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
+    const leader = engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader;
+    const xIndex = brokers.findIndex((b) => b.id !== leader);
+    const x = (brokers[xIndex] as Broker).id;
+    // Seeded with X only: it is the member's first broker; the others are discovered (standbys).
+    const member = await fixture.client([urls[xIndex] as string], { requestTimeoutMs: 500 });
+    const revoked: RevokedEvent[] = [];
+    member.on('revoked', (e) => revoked.push(e));
+    let owned = 0;
+    member.on('assigned', (e) => (owned += e.partitions.length));
+    await member.subscribe(TOPIC, async () => {}, { group: GROUP, sessionTimeoutMs: SESSION_MS, from: 'earliest' });
+    await waitFor(() => owned === 4, 'the member to own the 4 partitions', 10_000);
+    const servedBy = (): string | undefined => member.stats().subscribe.servedBy[0]?.broker;
+    expect(servedBy()).toBe(x);
+    await waitFor(() => member.stats().connectedBrokers.some((c) => c.id !== x), 'a standby connection to another broker', 10_000);
+    const others = brokers.filter((b) => b.id !== x);
+    const memberIds = (b: Broker): string[] => engineOf(b).consumerGroups.get(GROUP)?.members ?? [];
+    await waitFor(() => others.every((b) => memberIds(b).length === 1), 'the member in every other broker table', 10_000);
+    const memberId = memberIds(others[0] as Broker)[0] as string;
+
+    // One way: what X sends its peers is lost silently (its connections stay up, the member's link to it too). X
+    // still hears the metadata leader, so it stays ready (the pool has no reason to leave it), but every group
+    // request it forwards goes unanswered.
+    const cut: Array<() => void> = [];
+    for (const [name, link] of peerLinks) {
+      if (name.startsWith(`${x}->`)) link.drop('forward');
+      else if (name.endsWith(`->${x}`)) link.drop('backward');
+      else continue;
+      cut.push(() => link.heal());
+    }
+    fixture.defer(async () => void cut.forEach((heal) => heal()));
+    const cutAt = Date.now();
+
+    // Its heartbeats fail there: it must serve from (and heartbeat through) another broker before the session expires.
+    await waitFor(() => servedBy() !== undefined && servedBy() !== x, `the member to leave broker ${x}`, 3 * SESSION_MS);
+    const movedAfterMs = Date.now() - cutAt;
+    console.log('hbmove: moved after', movedAfterMs, 'ms', JSON.stringify(member.stats().failoversByReason));
+
+    // For two session timeouts after the cut, the other side's table keeps it with its 4 partitions, and no `lost`.
+    const watchUntil = cutAt + 2 * SESSION_MS + 1000;
+    for (let i = 0; i < 200 && Date.now() < watchUntil; i++) {
+      for (const b of others) {
+        expect(memberIds(b), `the member expired on ${b.id} ${Date.now() - cutAt} ms after the cut`).toEqual([memberId]);
+        expect(engineOf(b).consumerGroups.assignmentOf(GROUP, memberId).length).toBe(4);
+      }
+      expect(revoked.filter((e) => e.reason === 'lost')).toEqual([]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(movedAfterMs).toBeLessThan(SESSION_MS);
+  }, 60_000);
+});

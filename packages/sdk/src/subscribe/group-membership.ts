@@ -40,7 +40,16 @@ export interface MembershipHooks {
   rejoin(): void;
   assigned(event: AssignedEvent): void;
   revoked(event: RevokedEvent): void;
+  /**
+   * A heartbeat failed on a broker that is up but cannot reach the coordinator
+   * (cut off from its peers): move the client's traffic to another broker, as a
+   * failover does, so the next heartbeat goes there before the session expires.
+   */
+  moveAway?(reason: RelayError): void;
 }
+
+/** Heartbeat failures after which another broker may well answer (a closed connection fails over by itself). */
+const MOVE_ON: ReadonlySet<string> = new Set(['TIMEOUT', 'NOT_READY', 'NO_QUORUM', 'NOT_LEADER', 'SHUTTING_DOWN']);
 
 /** Delay before a failed release is sent again. */
 const RELEASE_RETRY_MS = 200;
@@ -68,6 +77,8 @@ export class GroupMembership {
   private leaseUntilMs = 0;
   private leaseWaiters: Array<() => void> = [];
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  /** When a failed heartbeat last moved the client: at most one move per heartbeat interval. */
+  private lastMoveMs = Number.NEGATIVE_INFINITY;
   private ended = false;
 
   constructor(
@@ -81,7 +92,11 @@ export class GroupMembership {
 
   /** Heartbeats every third of the session timeout while the membership lasts. */
   start(): void {
-    this.heartbeatTimer ??= setInterval(() => void this.heartbeat(), Math.max(20, Math.floor(this.sessionTimeoutMs / 3)));
+    this.heartbeatTimer ??= setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs());
+  }
+
+  private heartbeatIntervalMs(): number {
+    return Math.max(20, Math.floor(this.sessionTimeoutMs / 3));
   }
 
   /**
@@ -253,7 +268,15 @@ export class GroupMembership {
       await this.hooks.request({ type: 'group-heartbeat', group: this.group, member: this.member });
       this.renewLease(sentAt);
     } catch (err) {
-      if (!(err instanceof RelayError) || err.code !== 'FENCED' || this.ended) return;
+      if (!(err instanceof RelayError) || this.ended) return;
+      if (err.code !== 'FENCED') {
+        const now = this.now();
+        if (MOVE_ON.has(err.code) && now - this.lastMoveMs >= this.heartbeatIntervalMs()) {
+          this.lastMoveMs = now;
+          this.hooks.moveAway?.(err);
+        }
+        return;
+      }
       // The group forgot us (session expired): everything we owned is someone else's now; join again.
       const lost = [...this.owned.entries()].filter(([key]) => !this.unannounced.has(key)).map(([, owned]) => ({ topic: owned.topic, partition: owned.partition }));
       for (const [key, owned] of [...this.owned.entries()]) this.lose(key, owned);

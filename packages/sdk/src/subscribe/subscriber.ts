@@ -150,6 +150,8 @@ export interface LeaderLinks {
    * use, so the pool keeps that link.
    */
   want(id: string): BrokerConnection | undefined;
+  /** Drops the active connection for `reason`: traffic (group requests included) moves to a standby. */
+  failover?(reason: RelayError): void;
 }
 
 /** What the subscriber reports upward. */
@@ -897,6 +899,7 @@ export class Subscriber {
       },
       assigned: (event) => this.listener.assigned(event),
       revoked: (event) => this.listener.revoked(event),
+      moveAway: (reason) => this.links?.failover?.(reason),
     });
     state.membership = membership;
     state.committer = new PositionCommitter(

@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { RelayError } from '../protocol/index.js';
 import type { AssignedPartition } from '../protocol/index.js';
 import { GroupMembership, type MembershipHooks, type RevokedEvent } from './group-membership.js';
 
@@ -95,5 +96,45 @@ describe('GroupMembership', () => {
     frame([{ topic: 't', partition: 4, epoch: 5, revoking: true }]);
     await settle();
     expect(pending).toEqual([]);
+  });
+
+  it('a heartbeat failing on a broker cut off from the coordinator moves the client, at most once per heartbeat interval; FENCED rejoins instead', async () => {
+    vi.useFakeTimers();
+    try {
+      const pending: Array<(error: RelayError) => void> = [];
+      const moves: string[] = [];
+      let rejoins = 0;
+      const membership = new GroupMembership('g', 3000, {
+        request: () => new Promise<void>((_, reject) => pending.push(reject)),
+        dropPartition: () => {},
+        startPartition: () => {},
+        idle: async () => {},
+        rejoin: () => rejoins++,
+        assigned: () => {},
+        revoked: () => {},
+        moveAway: (reason) => moves.push(reason.code),
+      }, () => Date.now());
+      membership.start();
+      await vi.advanceTimersByTimeAsync(2000); // two heartbeats (every 1000 ms) awaiting answers
+      expect(pending).toHaveLength(2);
+      // Both fail together (the broker answers them at once): one move, not two.
+      for (const reject of pending.splice(0)) reject(new RelayError('TIMEOUT', 'no answer'));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(moves).toEqual(['TIMEOUT']);
+      // A heartbeat interval later, the next failure on the new broker moves again.
+      await vi.advanceTimersByTimeAsync(1000);
+      pending.splice(0).forEach((reject) => reject(new RelayError('NO_QUORUM', 'cut off')));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(moves).toEqual(['TIMEOUT', 'NO_QUORUM']);
+      // FENCED: the group forgot the member; it joins again where it is, no move.
+      await vi.advanceTimersByTimeAsync(1000);
+      pending.splice(0).forEach((reject) => reject(new RelayError('FENCED', 'expired')));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(moves).toHaveLength(2);
+      expect(rejoins).toBe(1);
+      membership.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

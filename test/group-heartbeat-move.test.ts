@@ -42,7 +42,7 @@ describe('a group member whose heartbeats fail on a cut-off broker', () => {
     const xIndex = brokers.findIndex((b) => b.id !== leader);
     const x = (brokers[xIndex] as Broker).id;
     // Seeded with X only: it is the member's first broker; the others are discovered (standbys).
-    const member = await fixture.client([urls[xIndex] as string], { requestTimeoutMs: 300 });
+    const member = await fixture.client([urls[xIndex] as string]); // default request timeout (10 s): not waited for
     const revoked: RevokedEvent[] = [];
     member.on('revoked', (e) => revoked.push(e));
     let owned = 0;
@@ -71,8 +71,8 @@ describe('a group member whose heartbeats fail on a cut-off broker', () => {
     const cutAt = Date.now();
 
     // Its heartbeats fail there: it must serve from (and heartbeat through) another broker before the session
-    // expires: after its next heartbeat (every SESSION_MS / 3) goes unanswered for the request timeout, well before
-    // X, cut off one way, may be judged not ready (2.3 to 5.5 s in runs without the move).
+    // expires: once its next heartbeat (every SESSION_MS / 3) has gone unanswered for an interval (about 2 s after
+    // the cut), before X, cut off one way, is judged not ready (2.8 to 6 s in runs without the move).
     await waitFor(() => servedBy() !== undefined && servedBy() !== x, `the member to leave broker ${x}`, 3 * SESSION_MS);
     const movedAfterMs = Date.now() - cutAt;
 
@@ -86,6 +86,6 @@ describe('a group member whose heartbeats fail on a cut-off broker', () => {
       expect(revoked.filter((e) => e.reason === 'lost')).toEqual([]);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    expect(movedAfterMs, 'ms from the cut to the move').toBeLessThan(2000);
+    expect(movedAfterMs, 'ms from the cut to the move').toBeLessThan(2500);
   }, 60_000);
 });

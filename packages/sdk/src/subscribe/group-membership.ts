@@ -264,17 +264,16 @@ export class GroupMembership {
   private async heartbeat(): Promise<void> {
     if (this.ended) return;
     const sentAt = this.now();
+    // Unanswered for a whole interval (the request timeout may be as long as the session): move without waiting
+    // for the TIMEOUT; an answer arriving later still renews the lease.
+    const unanswered = setTimeout(() => this.moveAway(new RelayError('TIMEOUT', `group-heartbeat unanswered after ${this.heartbeatIntervalMs()} ms`)), this.heartbeatIntervalMs());
     try {
       await this.hooks.request({ type: 'group-heartbeat', group: this.group, member: this.member });
       this.renewLease(sentAt);
     } catch (err) {
       if (!(err instanceof RelayError) || this.ended) return;
       if (err.code !== 'FENCED') {
-        const now = this.now();
-        if (MOVE_ON.has(err.code) && now - this.lastMoveMs >= this.heartbeatIntervalMs()) {
-          this.lastMoveMs = now;
-          this.hooks.moveAway?.(err);
-        }
+        if (MOVE_ON.has(err.code)) this.moveAway(err);
         return;
       }
       // The group forgot us (session expired): everything we owned is someone else's now; join again.
@@ -282,7 +281,17 @@ export class GroupMembership {
       for (const [key, owned] of [...this.owned.entries()]) this.lose(key, owned);
       if (lost.length > 0) this.hooks.revoked({ group: this.group, partitions: lost, reason: 'lost' });
       this.hooks.rejoin();
+    } finally {
+      clearTimeout(unanswered);
     }
+  }
+
+  /** The broker the heartbeat went to cannot reach the coordinator: at most one move per heartbeat interval. */
+  private moveAway(reason: RelayError): void {
+    const now = this.now();
+    if (this.ended || now - this.lastMoveMs < this.heartbeatIntervalMs()) return;
+    this.lastMoveMs = now;
+    this.hooks.moveAway?.(reason);
   }
 
   private renewLease(sentAtMs: number): void {

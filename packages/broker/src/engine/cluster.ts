@@ -205,13 +205,6 @@ export interface ReplicaRead extends PartitionBounds {
 }
 
 /**
- * The entry of a metadata read barrier: an empty `commit-positions`, which
- * changes nothing (an empty commit only reads, positions.ts) and which every
- * broker version parses. A command type of its own would stop the metadata
- * log's replication to older brokers during a rolling upgrade. A new object
- * each time: entries' encoded bodies are cached by object (entry-bodies.ts).
- */
-/**
  * The least time between two metadata read barriers: a lookup of a missing
  * topic (rare: a subscription's, at most once a second) waits at most this,
  * and a client asking about missing topics in a loop cannot turn its reads
@@ -219,6 +212,13 @@ export interface ReplicaRead extends PartitionBounds {
  */
 const READ_BARRIER_SPACING_MS = 100;
 
+/**
+ * The entry of a metadata read barrier: an empty `commit-positions`, which
+ * changes nothing (an empty commit only reads, positions.ts) and which every
+ * broker version parses. A command type of its own would stop the metadata
+ * log's replication to older brokers during a rolling upgrade. A new object
+ * each time: entries' encoded bodies are cached by object (entry-bodies.ts).
+ */
 function readBarrier(): MetadataCommand {
   return { type: 'commit-positions', durable: '_relaymq.read-barrier', positions: [] };
 }

@@ -118,6 +118,7 @@ describe('Subscriber topic incarnations', () => {
     ]);
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
   });
+
   it('a topic dropped (error with topic) and then met again in a message frame is resumed with no incarnation, not the dropped one', async () => {
     const subscriber = newSubscriber();
     const a = fakeConnection('a', () => [{ topic: 'x.b', partition: 0, offset: 0, incarnation: 0 }]);

@@ -122,6 +122,8 @@ interface FakeBroker {
   acked?: number;
   /** A slow link: pongs and acks reach the client this much later. */
   delay?: { pongMs: number; ackMs: number };
+  /** How it answers group heartbeats (absent: acknowledged at once): refused with `code` after `delayMs`, or never (no `code`). */
+  groupHeartbeat?: { code?: string; delayMs?: number };
 }
 
 const view = (broker: FakeBroker, all: FakeBroker[]): ClusterView => ({
@@ -184,6 +186,12 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
         this.push({ type: 'topics', id: frame.id, topics: frame.topics.map((topic) => ({ topic, partitions: broker.partitions ?? 1, ...leaders })) });
       } else if (frame.type === 'subscribe') {
         this.push({ type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors: [{ topic: frame.pattern, partition: 0, offset: 0 }] });
+      } else if (frame.type === 'group-heartbeat') {
+        const answer = broker.groupHeartbeat;
+        if (answer === undefined) this.push({ type: 'committed', id: frame.id });
+        else if (answer.code !== undefined) this.pushAfter(answer.delayMs, { type: 'error', id: frame.id, code: answer.code, message: 'refused' });
+      } else if (frame.type === 'group-commit') {
+        this.push({ type: 'committed', id: frame.id });
       } else if (frame.type === 'unsubscribe') {
         if (frame.id !== 0) this.push({ type: 'unsubscribed', id: frame.id, subscription: frame.subscription });
       } else if (frame.type === 'publish' && broker.refuse !== undefined) {
@@ -435,6 +443,70 @@ describe('leader links (fake brokers, fake clock)', () => {
       expect(getEventListeners(abort, 'abort').length).toBeLessThanOrEqual(2);
     } finally {
       await client_.close();
+    }
+  });
+});
+
+describe('group heartbeats that fail (fake brokers, fake clock)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A started client of `brokers` seeded with the first, with a member (3 s session) in each of `groups`, joined 100 ms apart. */
+  async function memberClient(brokers: FakeBroker[], groups: string[]): Promise<RelayClient> {
+    const c = new RelayClient({
+      brokers: [(brokers[0] as FakeBroker).url],
+      WebSocket: protocolWebSocket(brokers),
+      poolSize: 2,
+      connectTimeoutMs: 2000,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    await c.start();
+    for (let i = 0; i < 100 && c.stats().connectedBrokers.length < Math.min(2, brokers.length); i++) await vi.advanceTimersByTimeAsync(10);
+    for (const group of groups) {
+      const subscribed = c.subscribe('t', () => undefined, { group, sessionTimeoutMs: 3000 });
+      await vi.advanceTimersByTimeAsync(100);
+      await subscribed;
+    }
+    return c;
+  }
+
+  it('never closes and redials the only broker a client knows, whether its heartbeats are refused or go unanswered', async () => {
+    for (const answer of [{ code: 'NO_QUORUM' }, { code: 'NOT_LEADER', delayMs: 300 }, {}]) {
+      vi.useFakeTimers({ now: 1_000_000 });
+      const brokers = fakeBrokers([{ id: 'a', groupHeartbeat: answer }]);
+      const dials: string[] = [];
+      const c = await memberClient(brokers, ['g']);
+      c.on('connecting', ({ url }) => dials.push(url));
+      try {
+        // Ten seconds: every heartbeat fails, the session expires (the member would be FENCED), and nowhere else to go.
+        await vi.advanceTimersByTimeAsync(10_000);
+        expect(dials, JSON.stringify(answer)).toEqual([]);
+        expect(c.stats().connectedBrokers.map((x) => x.id)).toEqual(['a']);
+      } finally {
+        await c.close();
+        vi.useRealTimers();
+      }
+    }
+  });
+
+  it('moves a client once for all its members whose heartbeats fail together, not once per member', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    // a, cut off from the coordinator, refuses group heartbeats after 300 ms (a proposal that timed out there).
+    const brokers = fakeBrokers([{ id: 'a', groupHeartbeat: { code: 'NO_QUORUM', delayMs: 300 } }, { id: 'b' }, { id: 'c' }]);
+    const c = await memberClient(brokers, ['g1', 'g2']);
+    // Every active connection left: a failover to a standby, or a disconnection when none was left.
+    const left: string[] = [];
+    c.on('failover', ({ from }) => left.push(from.id));
+    c.on('disconnected', ({ broker }) => left.push(broker.id));
+    try {
+      expect(c.stats().connectedBrokers.map((x) => x.id)).toContain('a');
+      // g2's heartbeats to a are in flight when g1's move closes that connection, and fail with it: no second move.
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(left).toEqual(['a']);
+    } finally {
+      await c.close();
     }
   });
 });

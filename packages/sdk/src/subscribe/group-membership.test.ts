@@ -98,11 +98,11 @@ describe('GroupMembership', () => {
     expect(pending).toEqual([]);
   });
 
-  it('a heartbeat failing or unanswered on a broker cut off from the coordinator moves the client, at most once per heartbeat interval; FENCED rejoins instead', async () => {
-    vi.useFakeTimers();
+  it('moves only once heartbeats have failed twice in a row (one failure is an election), before the session expires; in-flight ones failing after a move do not move again; FENCED rejoins where it is; stop leaves no timer', async () => {
+    vi.useFakeTimers({ now: 0 });
     try {
       const pending: Array<{ resolve: () => void; reject: (error: RelayError) => void }> = [];
-      const moves: string[] = [];
+      const moves: Array<{ code: string; atMs: number }> = [];
       let rejoins = 0;
       const membership = new GroupMembership('g', 3000, {
         request: () => new Promise<void>((resolve, reject) => pending.push({ resolve, reject })),
@@ -112,28 +112,55 @@ describe('GroupMembership', () => {
         rejoin: () => rejoins++,
         assigned: () => {},
         revoked: () => {},
-        moveAway: (reason) => moves.push(reason.code),
+        moveAway: (reason) => moves.push({ code: reason.code, atMs: Date.now() }),
       }, () => Date.now());
-      membership.start();
-      await vi.advanceTimersByTimeAsync(1999); // heartbeat 1 sent at 1000 ms (every third of the session)
-      pending.shift()?.reject(new RelayError('NO_QUORUM', 'cut off'));
-      await vi.advanceTimersByTimeAsync(1); // heartbeat 2 at 2000 ms
-      pending.shift()?.reject(new RelayError('TIMEOUT', 'no answer'));
+      membership.joined(0);
+      membership.start(); // a heartbeat every 1000 ms
+      // 1000: refused NOT_LEADER (an election under way, every broker says the same): no move.
+      await vi.advanceTimersByTimeAsync(1000);
+      pending.shift()?.reject(new RelayError('NOT_LEADER', 'electing'));
       await vi.advanceTimersByTimeAsync(0);
-      // Two failures 1 ms apart: one move.
-      expect(moves).toEqual(['NO_QUORUM']);
-      // Heartbeat 3 (3000 ms) unanswered for an interval: a move without waiting for the request timeout.
-      await vi.advanceTimersByTimeAsync(1999);
-      expect(moves).toEqual(['NO_QUORUM']);
-      await vi.advanceTimersByTimeAsync(1);
-      expect(moves).toEqual(['NO_QUORUM', 'TIMEOUT']);
-      // FENCED: the group forgot the member; it joins again where it is, no move.
-      pending.shift()?.reject(new RelayError('FENCED', 'expired'));
+      // 2000: slow (the election), answered after 400 ms, past the quarter interval: the answer ends the streak.
+      await vi.advanceTimersByTimeAsync(1400);
       pending.shift()?.resolve();
       await vi.advanceTimersByTimeAsync(0);
-      expect(moves).toEqual(['NO_QUORUM', 'TIMEOUT']);
+      expect(moves).toEqual([]);
+      // 3000 and 4000: refused: the second failure in a row moves (two intervals after the last acknowledged
+      // heartbeat was sent, one before the coordinator could expire the member at 5000).
+      await vi.advanceTimersByTimeAsync(600);
+      pending.shift()?.reject(new RelayError('NO_QUORUM', 'cut off'));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(moves).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1000);
+      pending.shift()?.reject(new RelayError('NO_QUORUM', 'cut off'));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(moves).toEqual([{ code: 'NO_QUORUM', atMs: 4000 }]);
+      membership.joined(4000); // the rejoin through the new broker, confirmed
+      // 5000 and 6000 unanswered: a heartbeat unanswered for a quarter interval has failed; the move comes at 6250,
+      // 750 ms before the session (from the join at 4000) would expire.
+      await vi.advanceTimersByTimeAsync(2249);
+      expect(moves).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(moves).toEqual([{ code: 'NO_QUORUM', atMs: 4000 }, { code: 'TIMEOUT', atMs: 6250 }]);
+      // The move closed the connection those two went on: they fail now, and count for nothing.
+      for (const request of pending.splice(0)) request.reject(new RelayError('TIMEOUT', 'moved'));
+      await vi.advanceTimersByTimeAsync(0);
+      // 7000: FENCED (the group forgot the member): it joins again where it is; 8000: refused once: no move.
+      await vi.advanceTimersByTimeAsync(750);
+      pending.shift()?.reject(new RelayError('FENCED', 'expired'));
+      await vi.advanceTimersByTimeAsync(1000);
+      pending.shift()?.reject(new RelayError('NO_QUORUM', 'cut off'));
+      await vi.advanceTimersByTimeAsync(0);
       expect(rejoins).toBe(1);
+      expect(moves).toHaveLength(2);
+      // 9000: in flight when the membership stops: nothing left to fire, no move.
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(pending).toHaveLength(1);
       membership.stop();
+      expect(vi.getTimerCount()).toBe(0);
+      pending.shift()?.reject(new RelayError('NO_QUORUM', 'cut off'));
+      await vi.advanceTimersByTimeAsync(5000);
+      expect(moves).toHaveLength(2);
     } finally {
       vi.useRealTimers();
     }

@@ -87,6 +87,8 @@ export class BrokerPool {
   private lastUrgentRebalanceMs = Number.NEGATIVE_INFINITY;
   /** Connections whose broker said it cannot serve (welcome or cluster frame `ready: false`). */
   private readonly notReady = new WeakSet<BrokerConnection>();
+  /** When the active connection last changed, for any reason (see {@link moveOff}). */
+  private activeSinceMs = Number.NEGATIVE_INFINITY;
   private closed = false;
 
   constructor(
@@ -106,6 +108,25 @@ export class BrokerPool {
   /** Drops the active connection for `reason`; traffic moves to a standby. */
   failover(reason: RelayError): void {
     this.active?.close(reason);
+  }
+
+  /**
+   * Moves traffic off the active broker, as {@link failover} does, because
+   * something only the cluster behind it answers keeps failing there (a group
+   * member's heartbeats: that broker cannot reach the coordinator). Only when
+   * it can help, else a no-op returning false: a ready standby must be open to
+   * take over (a client that knows one broker would only close and redial it),
+   * and the active connection must have been in place for `settledMs` (it just
+   * changed, for another member or any failover: one move per `settledMs`
+   * for the whole client, and the failures may concern the broker just left).
+   */
+  moveOff(reason: RelayError, settledMs: number): boolean {
+    const active = this.active;
+    if (active === undefined || !active.open || Date.now() - this.activeSinceMs < settledMs) return false;
+    if (![...this.connections].some((c) => c !== active && c.open && !this.notReady.has(c))) return false;
+    this.lastFailureMs.set(active.url, Date.now()); // redialed last, as a standby at most
+    active.close(reason);
+    return true;
   }
 
   close(): void {
@@ -386,6 +407,7 @@ export class BrokerPool {
         this.listener.connectionClosed(connection);
         if (this.active === connection) {
           this.active = this.bestStandby();
+          this.activeSinceMs = Date.now();
           this.listener.activeChanged(this.active, connection, reason);
         }
         resolve();
@@ -395,6 +417,7 @@ export class BrokerPool {
       this.learn(connection.welcome.cluster, ready);
       if (this.active === undefined) {
         this.active = connection;
+        this.activeSinceMs = Date.now();
         this.listener.activeChanged(connection, undefined, undefined);
       }
       this.listener.connectionOpened?.(connection);

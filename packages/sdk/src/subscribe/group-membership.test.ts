@@ -116,36 +116,37 @@ describe('GroupMembership', () => {
       }, () => Date.now());
       membership.joined(0);
       membership.start(); // a heartbeat every 1000 ms
-      // 1000: refused NOT_LEADER (an election under way, every broker says the same): no move.
+      // 1000: refused NOT_LEADER (an election under way, every broker says the same); 2000: answered after 100 ms
+      // (the election is over): no move.
       await vi.advanceTimersByTimeAsync(1000);
       pending.shift()?.reject(new RelayError('NOT_LEADER', 'electing'));
-      await vi.advanceTimersByTimeAsync(0);
-      // 2000: slow (the election), answered after 400 ms, past the quarter interval: the answer ends the streak.
-      await vi.advanceTimersByTimeAsync(1400);
+      await vi.advanceTimersByTimeAsync(1100);
       pending.shift()?.resolve();
-      await vi.advanceTimersByTimeAsync(0);
-      expect(moves).toEqual([]);
-      // 3000 and 4000: refused: the second failure in a row moves (two intervals after the last acknowledged
-      // heartbeat was sent, one before the coordinator could expire the member at 5000).
+      // 3000: answered after 400 ms, past the quarter interval: it had failed, but its answer ends the streak, so
+      // 4000 refused is the first failure again: no move.
+      await vi.advanceTimersByTimeAsync(1300);
+      pending.shift()?.resolve();
       await vi.advanceTimersByTimeAsync(600);
       pending.shift()?.reject(new RelayError('NO_QUORUM', 'cut off'));
       await vi.advanceTimersByTimeAsync(0);
       expect(moves).toEqual([]);
+      // 5000 refused: the second failure in a row moves, two intervals after the last acknowledged heartbeat (3000)
+      // was sent, one before the coordinator could expire the member (6000).
       await vi.advanceTimersByTimeAsync(1000);
       pending.shift()?.reject(new RelayError('NO_QUORUM', 'cut off'));
       await vi.advanceTimersByTimeAsync(0);
-      expect(moves).toEqual([{ code: 'NO_QUORUM', atMs: 4000 }]);
-      membership.joined(4000); // the rejoin through the new broker, confirmed
-      // 5000 and 6000 unanswered: a heartbeat unanswered for a quarter interval has failed; the move comes at 6250,
-      // 750 ms before the session (from the join at 4000) would expire.
+      expect(moves).toEqual([{ code: 'NO_QUORUM', atMs: 5000 }]);
+      membership.joined(5000); // the rejoin through the new broker, confirmed
+      // 6000 and 7000 unanswered: a heartbeat unanswered for a quarter interval has failed; the move comes at 7250,
+      // 750 ms before the session (from the join at 5000) would expire.
       await vi.advanceTimersByTimeAsync(2249);
       expect(moves).toHaveLength(1);
       await vi.advanceTimersByTimeAsync(1);
-      expect(moves).toEqual([{ code: 'NO_QUORUM', atMs: 4000 }, { code: 'TIMEOUT', atMs: 6250 }]);
+      expect(moves).toEqual([{ code: 'NO_QUORUM', atMs: 5000 }, { code: 'TIMEOUT', atMs: 7250 }]);
       // The move closed the connection those two went on: they fail now, and count for nothing.
       for (const request of pending.splice(0)) request.reject(new RelayError('TIMEOUT', 'moved'));
       await vi.advanceTimersByTimeAsync(0);
-      // 7000: FENCED (the group forgot the member): it joins again where it is; 8000: refused once: no move.
+      // 8000: FENCED (the group forgot the member): it joins again where it is; 9000: refused once: no move.
       await vi.advanceTimersByTimeAsync(750);
       pending.shift()?.reject(new RelayError('FENCED', 'expired'));
       await vi.advanceTimersByTimeAsync(1000);
@@ -153,7 +154,7 @@ describe('GroupMembership', () => {
       await vi.advanceTimersByTimeAsync(0);
       expect(rejoins).toBe(1);
       expect(moves).toHaveLength(2);
-      // 9000: in flight when the membership stops: nothing left to fire, no move.
+      // 10000: in flight when the membership stops: nothing left to fire, no move.
       await vi.advanceTimersByTimeAsync(1000);
       expect(pending).toHaveLength(1);
       membership.stop();

@@ -88,4 +88,46 @@ describe('a group member whose heartbeats fail on a cut-off broker', () => {
     }
     expect(movedAfterMs, 'ms from the cut to the move').toBeLessThan(2500);
   }, 60_000);
+
+  it('stays on the one broker it knows (discovery off): no close, no redial, however long its heartbeats fail', async () => {
+    const ids = ['k1', 'k2', 'k3'];
+    const { brokers, peerLinks, urls } = await faultableCluster(fixture, ids, { defaultPartitions: 4 });
+    const publisher = await fixture.client(urls);
+    await publisher.publish(TOPIC, { n: 0 });
+    await waitFor(() => brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
+    const leader = engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader;
+    const xIndex = brokers.findIndex((b) => b.id !== leader);
+    const x = (brokers[xIndex] as Broker).id;
+    const member = await fixture.client([urls[xIndex] as string], { discovery: false });
+    let owned = 0;
+    member.on('assigned', (e) => (owned += e.partitions.length));
+    await member.subscribe(TOPIC, async () => {}, { group: GROUP, sessionTimeoutMs: SESSION_MS, from: 'earliest' });
+    await waitFor(() => owned === 4, 'the member to own the 4 partitions', 10_000);
+    const others = brokers.filter((b) => b.id !== x);
+    const memberIds = (b: Broker): string[] => engineOf(b).consumerGroups.get(GROUP)?.members ?? [];
+    await waitFor(() => others.every((b) => memberIds(b).length === 1), 'the member in every other broker table', 10_000);
+    const memberId = memberIds(others[0] as Broker)[0] as string;
+    const left: string[] = [];
+    member.on('connecting', ({ url }) => left.push(`dial ${url}`));
+    member.on('failover', ({ from }) => left.push(`failover from ${from.id}`));
+    member.on('disconnected', ({ broker }) => left.push(`disconnected from ${broker.id}`));
+
+    // The same one-way cut: every heartbeat through X goes unanswered, and X is the only broker the member knows.
+    const cut: Array<() => void> = [];
+    for (const [name, link] of peerLinks) {
+      if (name.startsWith(`${x}->`)) link.drop('forward');
+      else if (name.endsWith(`->${x}`)) link.drop('backward');
+      else continue;
+      cut.push(() => link.heal());
+    }
+    fixture.defer(async () => void cut.forEach((heal) => heal()));
+
+    // Its heartbeats failed for a whole session: the coordinator expires it (a move would have come two intervals
+    // in). All that time, and a session more, the member's one connection stays: nothing closed, nothing redialed.
+    await waitFor(() => !memberIds(others[0] as Broker).includes(memberId), 'the coordinator to expire the member', 4 * SESSION_MS);
+    const watchUntil = Date.now() + SESSION_MS;
+    for (let i = 0; i < 100 && Date.now() < watchUntil; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(left).toEqual([]);
+    expect(member.stats().connectedBrokers.map((c) => c.id)).toEqual([x]);
+  }, 60_000);
 });

@@ -513,6 +513,26 @@ describe('group heartbeats that fail (fake brokers, fake clock)', () => {
       await c.close();
     }
   });
+
+  it('does not ping-pong a client between two brokers both cut off from the coordinator', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    // Both brokers it knows leave group heartbeats unanswered (both cut off, one way): moving helps nothing, and each
+    // move closes the connection its publishes use. Before the fix: a, b, a, b... every ~2.25 s (8 moves in 20 s).
+    const brokers = fakeBrokers([{ id: 'a', groupHeartbeat: {} }, { id: 'b', groupHeartbeat: {} }]);
+    const c = await memberClient(brokers, ['g']);
+    const left: string[] = [];
+    c.on('failover', ({ from }) => left.push(from.id));
+    c.on('disconnected', ({ broker }) => left.push(broker.id));
+    try {
+      expect(c.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b']);
+      await vi.advanceTimersByTimeAsync(20_000);
+      // One move off the first (it could have been the only one cut off), then none back to it for ten intervals.
+      expect(left.length, JSON.stringify(left)).toBeGreaterThanOrEqual(1);
+      expect(left.length, JSON.stringify(left)).toBeLessThanOrEqual(2);
+    } finally {
+      await c.close();
+    }
+  });
 });
 
 describe('silence (fake brokers, fake clock)', () => {

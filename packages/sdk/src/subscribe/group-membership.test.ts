@@ -166,4 +166,33 @@ describe('GroupMembership', () => {
       vi.useRealTimers();
     }
   });
+
+  it('does not move when every heartbeat is answered, however late up to 1.2 intervals (a slow metadata commit everywhere): an answer ends the streak', async () => {
+    // The unanswered timer fires a quarter interval after each send, but the first failure of a streak only stays
+    // counted until its answer: two in a row need one heartbeat still unanswered 1.25 intervals after it was sent.
+    for (const latencyMs of [260, 500, 900, 1200, 1240]) {
+      vi.useFakeTimers({ now: 0 });
+      try {
+        const moves: number[] = [];
+        const membership = new GroupMembership('g', 3000, {
+          request: () => new Promise<void>((resolve) => setTimeout(resolve, latencyMs)),
+          dropPartition: () => {},
+          startPartition: () => {},
+          idle: async () => {},
+          rejoin: () => {},
+          assigned: () => {},
+          revoked: () => {},
+          moveAway: () => moves.push(Date.now()),
+        }, () => Date.now());
+        membership.joined(0);
+        membership.start();
+        await vi.advanceTimersByTimeAsync(30_000);
+        expect(moves, `${latencyMs} ms`).toEqual([]);
+        expect(membership.leaseHeld(), `${latencyMs} ms`).toBe(true);
+        membership.stop();
+      } finally {
+        vi.useRealTimers();
+      }
+    }
+  });
 });

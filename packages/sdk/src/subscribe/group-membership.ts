@@ -67,6 +67,18 @@ const MOVE_ON: ReadonlySet<string> = new Set(['TIMEOUT', 'NOT_READY', 'NO_QUORUM
  * to 2.25 intervals (unanswered) after the last acknowledged heartbeat was
  * sent: at least three quarters of an interval before the coordinator may
  * expire the member, for the rejoin through the new broker.
+ *
+ * Why a quarter, on a slow cluster (every broker's metadata commits slow:
+ * fsync, load, an election). I = interval, hb0 the last acknowledged, hb1 sent
+ * at I, hb2 at 2I. hb1 counts at 1.25I if unanswered, but its answer, when it
+ * comes, ends the streak; hb2 counts at 2.25I. So a move needs hb1 unanswered
+ * for 1.25I, not 0.25I: heartbeats answered within 1.25I (1.25 s at a 3 s
+ * session) never move anyone, whatever their latency (tested). Half an
+ * interval would tolerate 1.5I but move at 2.5I, leaving half an interval
+ * for the close and the join through the new broker (itself a metadata commit:
+ * ~0.4I seen at a 3 s session on a loaded machine), too tight before expiry
+ * at 3I. Slower than 1.25I everywhere, a move happens, and BrokerPool.moveOff
+ * then bounds the churn (not back to a broker it left for ten intervals).
  */
 const FAILURES_TO_MOVE = 2;
 /** A heartbeat unanswered for this fraction of the heartbeat interval has failed (see {@link FAILURES_TO_MOVE}). */

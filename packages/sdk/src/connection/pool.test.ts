@@ -514,6 +514,26 @@ describe('group heartbeats that fail (fake brokers, fake clock)', () => {
     }
   });
 
+  it('does not move a member onto a standby whose pings went unanswered (maybe stopped) for heartbeats failing on the active one', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const brokers = fakeBrokers([{ id: 'a', groupHeartbeat: {} }, { id: 'b' }]);
+    const c = await memberClient(brokers, ['g']);
+    const moves: string[] = [];
+    c.on('failover', ({ from, to }) => moves.push(`${from.id}->${to.id}`));
+    try {
+      expect(c.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b']);
+      // b stops answering anything (stopped, its socket still open) shortly before a's second heartbeat fails.
+      await vi.advanceTimersByTimeAsync(1250);
+      (brokers[1] as FakeBroker).silent = true;
+      // Probed once a's heartbeat is owed (b silent 500 ms), overdue 250 ms later, judged dead 1 s after the probe: the
+      // move would come (~2.1 s) while b is overdue. Before the fix: a->b, onto a broker about to be judged dead.
+      for (let i = 0; i < 20 && moves.length === 0; i++) await vi.advanceTimersByTimeAsync(50);
+      expect(moves).toEqual([]);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('does not ping-pong a client between two brokers both cut off from the coordinator', async () => {
     vi.useFakeTimers({ now: 1_000_000 });
     // Both brokers it knows leave group heartbeats unanswered (both cut off, one way): moving helps nothing, and each

@@ -135,7 +135,7 @@ export class BrokerPool {
     const now = Date.now();
     if (active === undefined || !active.open || now - this.activeSinceMs < settledMs) return false;
     // Not back to a broker left by a recent move (both cut off: no ping-pong); bestStandby ranks it after this one.
-    if (![...this.connections].some((c) => c !== active && c.open && !this.notReady.has(c) && !this.movedOffRecently(c, now))) return false;
+    if (![...this.connections].some((c) => c !== active && c.open && !this.notReady.has(c) && !c.pingOverdue(now) && !this.movedOffRecently(c, now))) return false;
     this.lastFailureMs.set(active.url, now); // redialed last, as a standby at most
     this.movedOffUntil.set(active.brokerId, now + MOVED_OFF_INTERVALS * settledMs);
     active.close(reason);
@@ -468,16 +468,16 @@ export class BrokerPool {
 
   /**
    * The standby to move traffic to: a ready one before one that is not, one
-   * not left by a recent {@link moveOff} before one that was, one answering
-   * its pings before one with a ping overdue (a stopped broker not yet judged
-   * dead), then the shortest round trip.
+   * answering its pings before one with a ping overdue (a stopped broker not
+   * yet judged dead), one not left by a recent {@link moveOff} before one
+   * that was, then the shortest round trip.
    */
   private bestStandby(): BrokerConnection | undefined {
     const now = Date.now();
     const rank = (c: BrokerConnection): number[] => [
       this.notReady.has(c) ? 1 : 0,
+      c.pingOverdue(now) ? 1 : 0, // a live broker cut off from the coordinator before one that may be dead
       this.movedOffRecently(c, now) ? 1 : 0,
-      c.pingOverdue(now) ? 1 : 0,
       c.rttMs ?? Infinity,
     ];
     let best: { connection: BrokerConnection; rank: number[] } | undefined;

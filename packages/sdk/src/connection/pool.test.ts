@@ -534,6 +534,28 @@ describe('group heartbeats that fail (fake brokers, fake clock)', () => {
     }
   });
 
+  it('closes cleanly when closed from within the move (the failover event): no further move, no error, no timer left', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const brokers = fakeBrokers([{ id: 'a', groupHeartbeat: {} }, { id: 'b' }, { id: 'c' }]);
+    const c = await memberClient(brokers, ['g1', 'g2'], 3);
+    // The pool stays up while closing (the final commits need a broker), so a's slot may redial: not counted.
+    const after: string[] = [];
+    let closing: Promise<void> | undefined;
+    c.on('failover', () => {
+      closing ??= c.close();
+      c.on('failover', ({ from, to }) => after.push(`failover ${from.id}->${to.id}`));
+      c.on('error', (e) => after.push(`error ${e.code}`));
+    });
+    for (let i = 0; i < 100 && closing === undefined; i++) await vi.advanceTimersByTimeAsync(50);
+    expect(closing, 'the move').toBeDefined();
+    await vi.advanceTimersByTimeAsync(1000);
+    await closing;
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(after).toEqual([]);
+    expect(c.stats().connectedBrokers).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('does not ping-pong a client between two brokers both cut off from the coordinator', async () => {
     vi.useFakeTimers({ now: 1_000_000 });
     // Both brokers it knows leave group heartbeats unanswered (both cut off, one way): moving helps nothing, and each

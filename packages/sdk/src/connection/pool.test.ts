@@ -544,7 +544,7 @@ describe('group heartbeats that fail (fake brokers, fake clock)', () => {
     c.on('failover', () => {
       closing ??= c.close();
       c.on('failover', ({ from, to }) => after.push(`failover ${from.id}->${to.id}`));
-      c.on('error', (e) => after.push(`error ${e.code}`));
+      c.on('error', (e) => after.push(`error ${String(e)}`));
     });
     for (let i = 0; i < 100 && closing === undefined; i++) await vi.advanceTimersByTimeAsync(50);
     expect(closing, 'the move').toBeDefined();

@@ -112,6 +112,8 @@ export class RelayClient extends EventEmitter<ClientEvents> {
           this.pool.prefer(brokerId);
           return this.pool.connectionTo(brokerId);
         },
+        // A group member's heartbeats keep failing on a broker cut off from the coordinator: leave it if another can serve.
+        moveOff: (reason, settledMs) => this.pool.moveOff(reason, settledMs),
       },
     );
     this.pool = new BrokerPool(this.options, {

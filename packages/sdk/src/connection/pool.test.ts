@@ -122,6 +122,10 @@ interface FakeBroker {
   acked?: number;
   /** A slow link: pongs and acks reach the client this much later. */
   delay?: { pongMs: number; ackMs: number };
+  /** How it answers group heartbeats (absent: acknowledged at once): refused with `code` after `delayMs`, or never (no `code`). */
+  groupHeartbeat?: { code?: string; delayMs?: number };
+  /** Subscribes are answered this much later (absent: at once). */
+  subscribeDelayMs?: number;
 }
 
 const view = (broker: FakeBroker, all: FakeBroker[]): ClusterView => ({
@@ -183,7 +187,13 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
         const leaders = broker.leaders === undefined ? {} : { leaders: broker.leaders };
         this.push({ type: 'topics', id: frame.id, topics: frame.topics.map((topic) => ({ topic, partitions: broker.partitions ?? 1, ...leaders })) });
       } else if (frame.type === 'subscribe') {
-        this.push({ type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors: [{ topic: frame.pattern, partition: 0, offset: 0 }] });
+        this.pushAfter(broker.subscribeDelayMs, { type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors: [{ topic: frame.pattern, partition: 0, offset: 0 }] });
+      } else if (frame.type === 'group-heartbeat') {
+        const answer = broker.groupHeartbeat;
+        if (answer === undefined) this.push({ type: 'committed', id: frame.id });
+        else if (answer.code !== undefined) this.pushAfter(answer.delayMs, { type: 'error', id: frame.id, code: answer.code, message: 'refused' });
+      } else if (frame.type === 'group-commit') {
+        this.push({ type: 'committed', id: frame.id });
       } else if (frame.type === 'unsubscribe') {
         if (frame.id !== 0) this.push({ type: 'unsubscribed', id: frame.id, subscription: frame.subscription });
       } else if (frame.type === 'publish' && broker.refuse !== undefined) {
@@ -435,6 +445,134 @@ describe('leader links (fake brokers, fake clock)', () => {
       expect(getEventListeners(abort, 'abort').length).toBeLessThanOrEqual(2);
     } finally {
       await client_.close();
+    }
+  });
+});
+
+describe('group heartbeats that fail (fake brokers, fake clock)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A started client of `brokers` seeded with the first, with a member (3 s session) in each of `groups`, joined 100 ms apart. */
+  async function memberClient(brokers: FakeBroker[], groups: string[], poolSize = 2): Promise<RelayClient> {
+    const c = new RelayClient({
+      brokers: [(brokers[0] as FakeBroker).url],
+      WebSocket: protocolWebSocket(brokers),
+      poolSize,
+      connectTimeoutMs: 2000,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    await c.start();
+    for (let i = 0; i < 100 && c.stats().connectedBrokers.length < Math.min(poolSize, brokers.length); i++) await vi.advanceTimersByTimeAsync(10);
+    for (const group of groups) {
+      const subscribed = c.subscribe('t', () => undefined, { group, sessionTimeoutMs: 3000 });
+      await vi.advanceTimersByTimeAsync(100);
+      await subscribed;
+    }
+    return c;
+  }
+
+  it('never closes and redials the only broker a client knows, whether its heartbeats are refused or go unanswered', async () => {
+    for (const answer of [{ code: 'NO_QUORUM' }, { code: 'NOT_LEADER', delayMs: 300 }, {}]) {
+      vi.useFakeTimers({ now: 1_000_000 });
+      const brokers = fakeBrokers([{ id: 'a', groupHeartbeat: answer }]);
+      const dials: string[] = [];
+      const c = await memberClient(brokers, ['g']);
+      c.on('connecting', ({ url }) => dials.push(url));
+      try {
+        // Ten seconds: every heartbeat fails, the session expires (the member would be FENCED), and nowhere else to go.
+        await vi.advanceTimersByTimeAsync(10_000);
+        expect(dials, JSON.stringify(answer)).toEqual([]);
+        expect(c.stats().connectedBrokers.map((x) => x.id)).toEqual(['a']);
+      } finally {
+        await c.close();
+        vi.useRealTimers();
+      }
+    }
+  });
+
+  it('moves a client once for all its members whose heartbeats fail together, not once per member', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    // a, cut off from the coordinator, refuses group heartbeats after 300 ms (a proposal that timed out there).
+    // The others answer joins after 20 ms, as a metadata proposal takes a while.
+    const brokers = fakeBrokers([{ id: 'a', groupHeartbeat: { code: 'NO_QUORUM', delayMs: 300 } }, { id: 'b', subscribeDelayMs: 20 }, { id: 'c', subscribeDelayMs: 20 }]);
+    // Three connections: when g1's move closes a, c is still open for another move.
+    const c = await memberClient(brokers, ['g1', 'g2'], 3);
+    // Every active connection left: a failover to a standby, or a disconnection when none was left.
+    const left: string[] = [];
+    c.on('failover', ({ from }) => left.push(from.id));
+    c.on('disconnected', ({ broker }) => left.push(broker.id));
+    try {
+      expect(c.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b', 'c']);
+      // g2's heartbeats to a are in flight when g1's move closes that connection, and fail with it: no second move.
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(left).toEqual(['a']);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('does not move a member onto a standby whose pings went unanswered (maybe stopped) for heartbeats failing on the active one', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const brokers = fakeBrokers([{ id: 'a', groupHeartbeat: {} }, { id: 'b' }]);
+    const c = await memberClient(brokers, ['g']);
+    const moves: string[] = [];
+    c.on('failover', ({ from, to }) => moves.push(`${from.id}->${to.id}`));
+    try {
+      expect(c.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b']);
+      // b stops answering anything (stopped, its socket still open) shortly before a's second heartbeat fails.
+      await vi.advanceTimersByTimeAsync(1250);
+      (brokers[1] as FakeBroker).silent = true;
+      // Probed once a's heartbeat is owed (b silent 500 ms), overdue 250 ms later, judged dead 1 s after the probe: the
+      // move would come (~2.1 s) while b is overdue. Before the fix: a->b, onto a broker about to be judged dead.
+      for (let i = 0; i < 20 && moves.length === 0; i++) await vi.advanceTimersByTimeAsync(50);
+      expect(moves).toEqual([]);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('closes cleanly when closed from within the move (the failover event): no further move, no error, no timer left', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const brokers = fakeBrokers([{ id: 'a', groupHeartbeat: {} }, { id: 'b' }, { id: 'c' }]);
+    const c = await memberClient(brokers, ['g1', 'g2'], 3);
+    // The pool stays up while closing (the final commits need a broker), so a's slot may redial: not counted.
+    const after: string[] = [];
+    let closing: Promise<void> | undefined;
+    c.on('failover', () => {
+      closing ??= c.close();
+      c.on('failover', ({ from, to }) => after.push(`failover ${from.id}->${to.id}`));
+      c.on('error', (e) => after.push(`error ${String(e)}`));
+    });
+    for (let i = 0; i < 100 && closing === undefined; i++) await vi.advanceTimersByTimeAsync(50);
+    expect(closing, 'the move').toBeDefined();
+    await vi.advanceTimersByTimeAsync(1000);
+    await closing;
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(after).toEqual([]);
+    expect(c.stats().connectedBrokers).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('does not ping-pong a client between two brokers both cut off from the coordinator', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    // Both brokers it knows leave group heartbeats unanswered (both cut off, one way): moving helps nothing, and each
+    // move closes the connection its publishes use. Before the fix: a, b, a, b... every ~2.25 s (8 moves in 20 s).
+    const brokers = fakeBrokers([{ id: 'a', groupHeartbeat: {} }, { id: 'b', groupHeartbeat: {} }]);
+    const c = await memberClient(brokers, ['g']);
+    const left: string[] = [];
+    c.on('failover', ({ from }) => left.push(from.id));
+    c.on('disconnected', ({ broker }) => left.push(broker.id));
+    try {
+      expect(c.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b']);
+      await vi.advanceTimersByTimeAsync(20_000);
+      // One move off the first (it could have been the only one cut off), then none back to it for ten intervals.
+      expect(left.length, JSON.stringify(left)).toBeGreaterThanOrEqual(1);
+      expect(left.length, JSON.stringify(left)).toBeLessThanOrEqual(2);
+    } finally {
+      await c.close();
     }
   });
 });

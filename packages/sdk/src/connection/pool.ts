@@ -42,6 +42,14 @@ const URGENT_EXTRA_SLOTS = 4;
 const URGENT_REBALANCE_MS = 1000;
 /** A broker whose dial failed this recently is not dialed first even when asked for urgently. */
 const FRESH_FAILURE_MS = 1000;
+/**
+ * How many `settledMs` (heartbeat intervals) a broker {@link BrokerPool.moveOff}
+ * left is not moved to again by another move, and comes after the other ready
+ * standbys in any failover: when every broker the client knows is cut off
+ * from the coordinator, a move cannot help, and moving back and forth every
+ * two intervals would cycle the connection its publishes use each time.
+ */
+const MOVED_OFF_INTERVALS = 10;
 
 function shuffled<T>(items: T[]): T[] {
   const copy = [...items];
@@ -87,6 +95,10 @@ export class BrokerPool {
   private lastUrgentRebalanceMs = Number.NEGATIVE_INFINITY;
   /** Connections whose broker said it cannot serve (welcome or cluster frame `ready: false`). */
   private readonly notReady = new WeakSet<BrokerConnection>();
+  /** When the active connection last changed, for any reason (see {@link moveOff}). */
+  private activeSinceMs = Number.NEGATIVE_INFINITY;
+  /** Brokers {@link moveOff} left, by id, until when they are not moved to again (see {@link MOVED_OFF_INTERVALS}). */
+  private readonly movedOffUntil = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -106,6 +118,36 @@ export class BrokerPool {
   /** Drops the active connection for `reason`; traffic moves to a standby. */
   failover(reason: RelayError): void {
     this.active?.close(reason);
+  }
+
+  /**
+   * Moves traffic off the active broker, as {@link failover} does, because
+   * something only the cluster behind it answers keeps failing there (a group
+   * member's heartbeats: that broker cannot reach the coordinator). Only when
+   * it can help, else a no-op returning false: a ready standby must be open to
+   * take over (a client that knows one broker would only close and redial it),
+   * and the active connection must have been in place for `settledMs` (it just
+   * changed, for another member or any failover: one move per `settledMs`
+   * for the whole client, and the failures may concern the broker just left).
+   */
+  moveOff(reason: RelayError, settledMs: number): boolean {
+    const active = this.active;
+    const now = Date.now();
+    if (active === undefined || !active.open || now - this.activeSinceMs < settledMs) return false;
+    // Not back to a broker left by a recent move (both cut off: no ping-pong); bestStandby ranks it after this one.
+    if (![...this.connections].some((c) => c !== active && c.open && !this.notReady.has(c) && !c.pingOverdue(now) && !this.movedOffRecently(c, now))) return false;
+    this.lastFailureMs.set(active.url, now); // redialed last, as a standby at most
+    this.movedOffUntil.set(active.brokerId, now + MOVED_OFF_INTERVALS * settledMs);
+    active.close(reason);
+    return true;
+  }
+
+  private movedOffRecently(connection: BrokerConnection, now: number): boolean {
+    const until = this.movedOffUntil.get(connection.brokerId);
+    if (until === undefined) return false;
+    if (now < until) return true;
+    this.movedOffUntil.delete(connection.brokerId);
+    return false;
   }
 
   close(): void {
@@ -386,6 +428,7 @@ export class BrokerPool {
         this.listener.connectionClosed(connection);
         if (this.active === connection) {
           this.active = this.bestStandby();
+          this.activeSinceMs = Date.now();
           this.listener.activeChanged(this.active, connection, reason);
         }
         resolve();
@@ -395,6 +438,7 @@ export class BrokerPool {
       this.learn(connection.welcome.cluster, ready);
       if (this.active === undefined) {
         this.active = connection;
+        this.activeSinceMs = Date.now();
         this.listener.activeChanged(connection, undefined, undefined);
       }
       this.listener.connectionOpened?.(connection);
@@ -425,11 +469,17 @@ export class BrokerPool {
   /**
    * The standby to move traffic to: a ready one before one that is not, one
    * answering its pings before one with a ping overdue (a stopped broker not
-   * yet judged dead), then the shortest round trip.
+   * yet judged dead), one not left by a recent {@link moveOff} before one
+   * that was, then the shortest round trip.
    */
   private bestStandby(): BrokerConnection | undefined {
     const now = Date.now();
-    const rank = (c: BrokerConnection): number[] => [this.notReady.has(c) ? 1 : 0, c.pingOverdue(now) ? 1 : 0, c.rttMs ?? Infinity];
+    const rank = (c: BrokerConnection): number[] => [
+      this.notReady.has(c) ? 1 : 0,
+      c.pingOverdue(now) ? 1 : 0, // a live broker cut off from the coordinator before one that may be dead
+      this.movedOffRecently(c, now) ? 1 : 0,
+      c.rttMs ?? Infinity,
+    ];
     let best: { connection: BrokerConnection; rank: number[] } | undefined;
     for (const connection of this.connections) {
       if (!connection.open) continue;

@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { RelayError } from '../protocol/index.js';
 import type { AssignedPartition } from '../protocol/index.js';
 import { GroupMembership, type MembershipHooks, type RevokedEvent } from './group-membership.js';
 
@@ -95,5 +96,103 @@ describe('GroupMembership', () => {
     frame([{ topic: 't', partition: 4, epoch: 5, revoking: true }]);
     await settle();
     expect(pending).toEqual([]);
+  });
+
+  it('moves only once heartbeats have failed twice in a row (one failure is an election), before the session expires; in-flight ones failing after a move do not move again; FENCED rejoins where it is; stop leaves no timer', async () => {
+    vi.useFakeTimers({ now: 0 });
+    try {
+      const pending: Array<{ resolve: () => void; reject: (error: RelayError) => void }> = [];
+      const moves: Array<{ code: string; atMs: number }> = [];
+      let rejoins = 0;
+      const membership = new GroupMembership('g', 3000, {
+        request: () => new Promise<void>((resolve, reject) => pending.push({ resolve, reject })),
+        dropPartition: () => {},
+        startPartition: () => {},
+        idle: async () => {},
+        rejoin: () => rejoins++,
+        assigned: () => {},
+        revoked: () => {},
+        moveAway: (reason) => moves.push({ code: reason.code, atMs: Date.now() }),
+      }, () => Date.now());
+      membership.joined(0);
+      membership.start(); // a heartbeat every 1000 ms
+      // 1000: refused NOT_LEADER (an election under way, every broker says the same); 2000: answered after 100 ms
+      // (the election is over): no move.
+      await vi.advanceTimersByTimeAsync(1000);
+      pending.shift()?.reject(new RelayError('NOT_LEADER', 'electing'));
+      await vi.advanceTimersByTimeAsync(1100);
+      pending.shift()?.resolve();
+      // 3000: answered after 400 ms, past the quarter interval: it had failed, but its answer ends the streak, so
+      // 4000 refused is the first failure again: no move.
+      await vi.advanceTimersByTimeAsync(1300);
+      pending.shift()?.resolve();
+      await vi.advanceTimersByTimeAsync(600);
+      pending.shift()?.reject(new RelayError('NO_QUORUM', 'cut off'));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(moves).toEqual([]);
+      // 5000 refused: the second failure in a row moves, two intervals after the last acknowledged heartbeat (3000)
+      // was sent, one before the coordinator could expire the member (6000).
+      await vi.advanceTimersByTimeAsync(1000);
+      pending.shift()?.reject(new RelayError('NO_QUORUM', 'cut off'));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(moves).toEqual([{ code: 'NO_QUORUM', atMs: 5000 }]);
+      membership.joined(5000); // the rejoin through the new broker, confirmed
+      // 6000 and 7000 unanswered: a heartbeat unanswered for a quarter interval has failed; the move comes at 7250,
+      // 750 ms before the session (from the join at 5000) would expire.
+      await vi.advanceTimersByTimeAsync(2249);
+      expect(moves).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(moves).toEqual([{ code: 'NO_QUORUM', atMs: 5000 }, { code: 'TIMEOUT', atMs: 7250 }]);
+      // The move closed the connection those two went on: they fail now, and count for nothing.
+      for (const request of pending.splice(0)) request.reject(new RelayError('TIMEOUT', 'moved'));
+      await vi.advanceTimersByTimeAsync(0);
+      // 8000: FENCED (the group forgot the member): it joins again where it is; 9000: refused once: no move.
+      await vi.advanceTimersByTimeAsync(750);
+      pending.shift()?.reject(new RelayError('FENCED', 'expired'));
+      await vi.advanceTimersByTimeAsync(1000);
+      pending.shift()?.reject(new RelayError('NO_QUORUM', 'cut off'));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(rejoins).toBe(1);
+      expect(moves).toHaveLength(2);
+      // 10000: in flight when the membership stops: nothing left to fire, no move.
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(pending).toHaveLength(1);
+      membership.stop();
+      expect(vi.getTimerCount()).toBe(0);
+      pending.shift()?.reject(new RelayError('NO_QUORUM', 'cut off'));
+      await vi.advanceTimersByTimeAsync(5000);
+      expect(moves).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('does not move when every heartbeat is answered, however late up to 1.2 intervals (a slow metadata commit everywhere): an answer ends the streak', async () => {
+    // The unanswered timer fires a quarter interval after each send, but the first failure of a streak only stays
+    // counted until its answer: two in a row need one heartbeat still unanswered 1.25 intervals after it was sent.
+    for (const latencyMs of [260, 500, 900, 1200, 1240]) {
+      vi.useFakeTimers({ now: 0 });
+      try {
+        const moves: number[] = [];
+        const membership = new GroupMembership('g', 3000, {
+          request: () => new Promise<void>((resolve) => setTimeout(resolve, latencyMs)),
+          dropPartition: () => {},
+          startPartition: () => {},
+          idle: async () => {},
+          rejoin: () => {},
+          assigned: () => {},
+          revoked: () => {},
+          moveAway: () => moves.push(Date.now()),
+        }, () => Date.now());
+        membership.joined(0);
+        membership.start();
+        await vi.advanceTimersByTimeAsync(30_000);
+        expect(moves, `${latencyMs} ms`).toEqual([]);
+        expect(membership.leaseHeld(), `${latencyMs} ms`).toBe(true);
+        membership.stop();
+      } finally {
+        vi.useRealTimers();
+      }
+    }
   });
 });

@@ -40,7 +40,49 @@ export interface MembershipHooks {
   rejoin(): void;
   assigned(event: AssignedEvent): void;
   revoked(event: RevokedEvent): void;
+  /**
+   * Heartbeats keep failing through a broker that is up but cannot reach the
+   * coordinator (cut off from its peers): move the client's traffic to
+   * another broker, as a failover does, so the member rejoins there before
+   * its session expires; a no-op when there is none, or when the client
+   * changed broker less than `settledMs` (a heartbeat interval) ago.
+   */
+  moveAway?(reason: RelayError, settledMs: number): void;
 }
+
+/** Heartbeat failures after which another broker may well answer (a closed connection fails over by itself). */
+const MOVE_ON: ReadonlySet<string> = new Set(['TIMEOUT', 'NOT_READY', 'NO_QUORUM', 'NOT_LEADER', 'SHUTTING_DOWN']);
+
+/**
+ * When failing heartbeats move the member. An ordinary metadata election (a
+ * few hundred ms) fails or slows the heartbeats sent during it on every
+ * broker alike, and the new coordinator restarts every member's session
+ * clock, so one failure is no reason to leave: moving then would cycle the
+ * active connection, publishes included, of every member at once. Two
+ * failures in a row, one interval apart, have outlasted an election and put
+ * the session at risk. A heartbeat fails when refused with a code of
+ * {@link MOVE_ON} or left unanswered for a quarter interval (the request
+ * timeout may be as long as the session; a later answer still renews the
+ * lease and ends the streak). The second failure comes two intervals (refused)
+ * to 2.25 intervals (unanswered) after the last acknowledged heartbeat was
+ * sent: at least three quarters of an interval before the coordinator may
+ * expire the member, for the rejoin through the new broker.
+ *
+ * Why a quarter, on a slow cluster (every broker's metadata commits slow:
+ * fsync, load, an election). I = interval, hb0 the last acknowledged, hb1 sent
+ * at I, hb2 at 2I. hb1 counts at 1.25I if unanswered, but its answer, when it
+ * comes, ends the streak; hb2 counts at 2.25I. So a move needs hb1 unanswered
+ * for 1.25I, not 0.25I: heartbeats answered within 1.25I (1.25 s at a 3 s
+ * session) never move anyone, whatever their latency (tested). Half an
+ * interval would tolerate 1.5I but move at 2.5I, leaving half an interval
+ * for the close and the join through the new broker (itself a metadata commit:
+ * ~0.4I seen at a 3 s session on a loaded machine), too tight before expiry
+ * at 3I. Slower than 1.25I everywhere, a move happens, and BrokerPool.moveOff
+ * then bounds the churn (not back to a broker it left for ten intervals).
+ */
+const FAILURES_TO_MOVE = 2;
+/** A heartbeat unanswered for this fraction of the heartbeat interval has failed (see {@link FAILURES_TO_MOVE}). */
+const UNANSWERED_FRACTION = 0.25;
 
 /** Delay before a failed release is sent again. */
 const RELEASE_RETRY_MS = 200;
@@ -68,6 +110,10 @@ export class GroupMembership {
   private leaseUntilMs = 0;
   private leaseWaiters: Array<() => void> = [];
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  /** Heartbeats failed in a row since the last one acknowledged (or the join, or the last move): see {@link FAILURES_TO_MOVE}. */
+  private failedInARow = 0;
+  /** Timers of heartbeats in flight that judge them unanswered. */
+  private readonly unansweredTimers = new Set<ReturnType<typeof setTimeout>>();
   private ended = false;
 
   constructor(
@@ -81,7 +127,11 @@ export class GroupMembership {
 
   /** Heartbeats every third of the session timeout while the membership lasts. */
   start(): void {
-    this.heartbeatTimer ??= setInterval(() => void this.heartbeat(), Math.max(20, Math.floor(this.sessionTimeoutMs / 3)));
+    this.heartbeatTimer ??= setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs());
+  }
+
+  private heartbeatIntervalMs(): number {
+    return Math.max(20, Math.floor(this.sessionTimeoutMs / 3));
   }
 
   /**
@@ -106,6 +156,7 @@ export class GroupMembership {
   /** The join (a subscribe) sent at `sentAtMs` was confirmed: it counts as a heartbeat. */
   joined(sentAtMs: number): void {
     this.renewLease(sentAtMs);
+    this.failedInARow = 0; // the coordinator answered
   }
 
   /** Whether {@link leaseValid} would resolve at once: the lease runs (or the membership ended). No promise, for the per-message path. */
@@ -228,9 +279,7 @@ export class GroupMembership {
    */
   async leave(): Promise<void> {
     if (this.ended) return;
-    this.ended = true;
-    clearInterval(this.heartbeatTimer);
-    for (const waiter of this.leaseWaiters.splice(0)) waiter();
+    this.stop();
     const owned = [...this.owned.values()];
     await Promise.all(owned.map((o) => this.hooks.idle(o.topic, o.partition)));
     const positions = owned.map((o) => ({ topic: o.topic, partition: o.partition, epoch: o.epoch, offset: this.handledNext.get(partitionKey(o.topic, o.partition)) ?? 0 }));
@@ -243,22 +292,50 @@ export class GroupMembership {
   stop(): void {
     this.ended = true;
     clearInterval(this.heartbeatTimer);
+    for (const timer of this.unansweredTimers) clearTimeout(timer);
+    this.unansweredTimers.clear();
     for (const waiter of this.leaseWaiters.splice(0)) waiter();
   }
 
   private async heartbeat(): Promise<void> {
     if (this.ended) return;
     const sentAt = this.now();
+    // Each heartbeat counts once, by a quarter interval after it was sent (refused, or unanswered by then), and a
+    // move only comes when one counts: every heartbeat in flight then has counted already, so those that fail as
+    // the move closes their connection cannot move the client again.
+    let failed = false;
+    const fail = (reason: RelayError): void => {
+      if (failed || this.ended) return;
+      failed = true;
+      if (++this.failedInARow < FAILURES_TO_MOVE) return;
+      this.failedInARow = 0;
+      this.hooks.moveAway?.(reason, this.heartbeatIntervalMs());
+    };
+    const unansweredMs = Math.floor(this.heartbeatIntervalMs() * UNANSWERED_FRACTION);
+    const unanswered = setTimeout(() => {
+      this.unansweredTimers.delete(unanswered);
+      fail(new RelayError('TIMEOUT', `group-heartbeat unanswered after ${unansweredMs} ms`));
+    }, unansweredMs);
+    this.unansweredTimers.add(unanswered);
     try {
       await this.hooks.request({ type: 'group-heartbeat', group: this.group, member: this.member });
       this.renewLease(sentAt);
+      this.failedInARow = 0;
     } catch (err) {
-      if (!(err instanceof RelayError) || err.code !== 'FENCED' || this.ended) return;
+      if (!(err instanceof RelayError) || this.ended) return;
+      if (err.code !== 'FENCED') {
+        if (MOVE_ON.has(err.code)) fail(err);
+        return;
+      }
+      this.failedInARow = 0; // the coordinator answered
       // The group forgot us (session expired): everything we owned is someone else's now; join again.
       const lost = [...this.owned.entries()].filter(([key]) => !this.unannounced.has(key)).map(([, owned]) => ({ topic: owned.topic, partition: owned.partition }));
       for (const [key, owned] of [...this.owned.entries()]) this.lose(key, owned);
       if (lost.length > 0) this.hooks.revoked({ group: this.group, partitions: lost, reason: 'lost' });
       this.hooks.rejoin();
+    } finally {
+      clearTimeout(unanswered);
+      this.unansweredTimers.delete(unanswered);
     }
   }
 

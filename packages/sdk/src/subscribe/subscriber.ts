@@ -150,6 +150,12 @@ export interface LeaderLinks {
    * use, so the pool keeps that link.
    */
   want(id: string): BrokerConnection | undefined;
+  /**
+   * Moves traffic (group requests included) off the active broker for
+   * `reason`, to a ready standby, unless none is open or the active broker
+   * changed less than `settledMs` ago (see `BrokerPool.moveOff`); whether it moved.
+   */
+  moveOff?(reason: RelayError, settledMs: number): boolean;
 }
 
 /** What the subscriber reports upward. */
@@ -897,6 +903,7 @@ export class Subscriber {
       },
       assigned: (event) => this.listener.assigned(event),
       revoked: (event) => this.listener.revoked(event),
+      moveAway: (reason, settledMs) => void this.links?.moveOff?.(reason, settledMs),
     });
     state.membership = membership;
     state.committer = new PositionCommitter(

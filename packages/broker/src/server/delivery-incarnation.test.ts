@@ -3,7 +3,8 @@
  * incarnation on the first batch of a topic the subscription was not told
  * of in `subscribed` (created after it started, or created again after a
  * deletion), once; a topic `subscribed` named, later batches, and engines
- * that track no incarnations name none. (The encoded path is covered on the
+ * that track no incarnations name none. A disk read of a topic deleted while
+ * it ran delivers nothing. (The encoded path is covered on the
  * wire by test/wildcard-incarnation.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
@@ -42,7 +43,7 @@ function session(logs: Map<string, StoredMessage[]>, incarnations: Map<string, n
     sendEncoded: () => undefined,
     hasRoom: () => true,
   } as unknown as DeliverySession);
-  return { delivery, sent, subscription: () => subscription as Subscription };
+  return { delivery, sent, subscription: () => subscription as Subscription, engine };
 }
 
 const messages = (count: number): StoredMessage[] => Array.from({ length: count }, (_, offset) => ({ offset, timestamp: offset, data: Uint8Array.of(offset), encoding: 'raw' }));
@@ -82,6 +83,31 @@ describe('Delivery names the incarnation of a topic the subscription was not tol
       ['x.old', 1, undefined],
       ['x.new', 0, 6],
     ]);
+    delivery.stop();
+  });
+
+  it("a disk read of a topic deleted (and created again) while it ran delivers nothing: its messages are the old topic's", async () => {
+    const logs = new Map<string, StoredMessage[]>();
+    const incarnations = new Map<string, number>();
+    const { delivery, sent, subscription, engine } = session(logs, incarnations);
+    await delivery.subscribe({ type: 'subscribe', id: 1, subscription: 1, pattern: 'x.*', from: 'earliest', resume: [], credit: 100 });
+    logs.set('x.t', messages(3));
+    incarnations.set('x.t', 0);
+    let completeRead: (stored: StoredMessage[]) => void = () => undefined;
+    const read = engine.read;
+    engine.read = () => new Promise<StoredMessage[]>((resolve) => (completeRead = resolve)) as unknown as StoredMessage[];
+    delivery.appended(subscription(), 'x.t', 0);
+    await pumped();
+    // Deleted and created again while the old topic's read runs.
+    engine.read = read;
+    delivery.topicDeleted(subscription(), 'x.t');
+    logs.set('x.t', messages(1));
+    incarnations.set('x.t', 1);
+    completeRead(messages(3));
+    await pumped();
+    delivery.appended(subscription(), 'x.t', 0);
+    await pumped();
+    expect(batchesOf(sent).map((b) => [b.topic, b.firstOffset, b.messages.length, b.incarnation])).toEqual([['x.t', 0, 1, 1]]);
     delivery.stop();
   });
 

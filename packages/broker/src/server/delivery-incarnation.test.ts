@@ -7,6 +7,7 @@
  * it ran delivers nothing. (The encoded path is covered on the
  * wire by test/wildcard-incarnation.test.ts.)
  */
+import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { BrokerFrame, DeliveryBatch, MessageFrame } from '@relaymq/sdk/protocol';
 import type { StoredMessage } from '../core/partition/message.js';
@@ -108,6 +109,39 @@ describe('Delivery names the incarnation of a topic the subscription was not tol
     delivery.appended(subscription(), 'x.t', 0);
     await pumped();
     expect(batchesOf(sent).map((b) => [b.topic, b.firstOffset, b.messages.length, b.incarnation])).toEqual([['x.t', 0, 1, 1]]);
+    delivery.stop();
+  });
+
+  it("a group member's disk read of a topic deleted and created again while it ran (granted again) delivers nothing", async () => {
+    const logs = new Map<string, StoredMessage[]>([['x.t', messages(3)]]);
+    const { delivery, sent, engine } = session(logs, new Map([['x.t', 0]]));
+    // The group table: x.t/0 is the member's, under `epoch` (none while the topic is gone).
+    let assignment: Array<{ topic: string; partition: number; epoch: number }> = [{ topic: 'x.t', partition: 0, epoch: 1 }];
+    const groupEvents = new EventEmitter<{ changed: [group: string | undefined] }>();
+    Object.assign(engine, {
+      consumerGroupEvents: groupEvents,
+      consumerGroups: { assignmentOf: () => assignment, position: () => undefined },
+      groupCommand: async () => ({ kind: 'joined' }),
+    });
+    delivery.start();
+    let completeRead: (stored: StoredMessage[]) => void = () => undefined;
+    const read = engine.read;
+    engine.read = () => new Promise<StoredMessage[]>((resolve) => (completeRead = resolve)) as unknown as StoredMessage[];
+    await delivery.subscribe({ type: 'subscribe', id: 1, subscription: 1, pattern: 'x.*', from: 'earliest', resume: [], credit: 100, group: 'g', member: 'm' });
+    await pumped(); // the old topic's read runs
+    // Deleted: the member loses the partition; created again: granted again, from the new topic's start.
+    engine.read = read;
+    delivery.topicDeleted(delivery['subscriptions'].get(1) as Subscription, 'x.t');
+    assignment = [];
+    groupEvents.emit('changed', undefined);
+    logs.set('x.t', messages(1));
+    assignment = [{ topic: 'x.t', partition: 0, epoch: 2 }];
+    groupEvents.emit('changed', undefined);
+    completeRead(messages(3));
+    await pumped();
+    await pumped();
+    // Only the new topic's message: the old one's three (offsets 0-2) would make the member drop it as a duplicate.
+    expect(batchesOf(sent).map((b) => [b.topic, b.firstOffset, b.messages.length])).toEqual([['x.t', 0, 1]]);
     delivery.stop();
   });
 

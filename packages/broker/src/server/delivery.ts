@@ -339,17 +339,13 @@ export class Delivery implements AppendListener {
   }
 
   /**
-   * Whether `subscription` is still this session's and open, and `cursor` still its cursor (not one of a topic
-   * deleted while the disk was read: its messages are the old topic's); a group member must still own its partition.
+   * Whether `subscription` is still this session's and open, and `cursor` still its cursor: not one of a topic
+   * deleted while the disk was read (its messages are the old topic's), nor, for a group member, of a partition
+   * revoked meanwhile (granted again, it has a new cursor: the grant's position, maybe of the topic created again).
    */
   private stillDelivers(subscription: Subscription, cursor: Cursor): boolean {
     if (!this.session.open() || this.subscriptions.get(subscription.id) !== subscription) return false;
-    if (subscription.member === undefined && subscription.cursors.get(cursorKey(cursor.topic, cursor.partition)) !== cursor) {
-      this.schedulePump();
-      return false;
-    }
-    // A group member may have lost the partition while the disk was read.
-    if (subscription.member !== undefined && !subscription.member.owns(cursor.topic, cursor.partition)) {
+    if (subscription.cursors.get(cursorKey(cursor.topic, cursor.partition)) !== cursor) {
       this.schedulePump();
       return false;
     }

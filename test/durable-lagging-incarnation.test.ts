@@ -12,7 +12,7 @@
  * the metadata group's Raft messages from it (its heartbeats still come, so
  * it stays ready and knows the leader).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Broker } from '@relaymq/broker';
 import type { BrokerFrame } from '@relaymq/sdk/protocol';
 import { Fixture } from './support/cluster.js';
@@ -95,5 +95,29 @@ describe('a durable subscribe on a broker whose metadata is behind a deletion an
       onLeader.close();
       onLagging?.close();
     }
+  });
+
+  it('many waiting at once cost one check per burst of applied entries (a catch-up applies thousands), and are cleaned up', async () => {
+    const brokers = await fixture.cluster(3, { defaultPartitions: 1 });
+    await waitFor(() => brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
+    const engine = (brokers[0] as Broker).engine as unknown as {
+      meta: { applied: number };
+      metaEvents: { emit(event: 'applied'): boolean; listenerCount(event: 'applied'): number };
+      metaAppliedUpTo(index: number): Promise<void>;
+    };
+    const listeners = engine.metaEvents.listenerCount('applied');
+    // 50 durable subscribes wait for an index this broker does not reach.
+    const waits = Array.from({ length: 50 }, () => engine.metaAppliedUpTo(engine.meta.applied + 1_000_000).then(() => 'applied', (err: { code?: string }) => err.code));
+    const spy = vi.spyOn(globalThis, 'setImmediate');
+    try {
+      // A catch-up's Ready applies its entries in one go, each announced.
+      for (let i = 0; i < 2_000; i++) engine.metaEvents.emit('applied');
+      // Before: a setImmediate per waiter per entry (100,000 here).
+      expect(spy.mock.calls.length).toBeLessThanOrEqual(2_000);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await Promise.all(waits)).toEqual(Array.from({ length: 50 }, () => 'NOT_READY'));
+    expect(engine.metaEvents.listenerCount('applied')).toBe(listeners);
   });
 });

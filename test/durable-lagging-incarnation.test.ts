@@ -117,6 +117,11 @@ describe('a durable subscribe on a broker whose metadata is behind a deletion an
     } finally {
       spy.mockRestore();
     }
+    // One the log reaches (a topic's creation is the next entry) is answered then.
+    const reached = engine.metaAppliedUpTo(engine.meta.applied + 1);
+    const producer = await fixture.client([(brokers[0] as Broker).url]);
+    await producer.publish('lagmany.t', 'x');
+    await reached;
     expect(await Promise.all(waits)).toEqual(Array.from({ length: 50 }, () => 'NOT_READY'));
     expect(engine.metaEvents.listenerCount('applied')).toBe(listeners);
   });

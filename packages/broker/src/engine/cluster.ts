@@ -287,6 +287,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Some group applied entries (announced only while a recovery waits for it). */
   private readonly groupEvents = new EventEmitter<{ applied: () => void }>();
   private appliedAnnounced = false;
+  /** Durable position reads waiting for this broker's metadata to apply an index (see metaAppliedUpTo). */
+  private readonly appliedWaiters = new Set<{ readonly index: number; resolve(): void }>();
+  /** A look at {@link appliedWaiters} is scheduled (see onMetaApplied). */
+  private appliedLookScheduled = false;
   private stopTicking: (() => void) | undefined;
   private meta!: MetadataGroup;
   private metaStorage!: DurableRaftStorage<MetadataCommand, MetadataSnapshot>;
@@ -384,6 +388,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.transferAttempts = new TransferAttempts(() => options.now());
     this.metadata = new MetadataState(options.brokers);
     this.metaEvents.on('applied', () => (this.hostingStale = true));
+    this.metaEvents.on('applied', this.onMetaApplied);
     this.rpc = new PeerRpc(options.transport);
     this.heartbeats = new HeartbeatCoalescer({
       self: options.self,
@@ -806,25 +811,40 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private metaAppliedUpTo(index: number): Promise<void> {
     if (this.meta.applied >= index) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const check = (): void => {
-        // Emitted as an entry applies, before the group counts it applied: look once the apply returned.
-        setImmediate(() => {
-          if (this.meta.applied < index) return;
-          done();
+      const waiter = {
+        index,
+        resolve: (): void => {
+          clearTimeout(timer);
           resolve();
-        });
+        },
       };
       const timer = setTimeout(() => {
-        done();
+        this.appliedWaiters.delete(waiter);
         reject(new RelayError('NOT_READY', `broker ${this.options.self} has not applied the metadata log up to the durable positions read (entry ${index}) yet`));
       }, POSITIONS_CATCH_UP_MS);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.metaEvents.off('applied', check);
-      };
-      this.metaEvents.on('applied', check);
+      this.appliedWaiters.add(waiter);
     });
   }
+
+  /**
+   * The metadata applied an entry: the waiters of {@link metaAppliedUpTo} are looked at once the apply returned
+   * (`applied` is emitted as an entry applies, before the group counts it applied). One look for every entry
+   * announced until then, whatever the waiters: a catch-up applies thousands in one Ready, while as many durable
+   * subscribes may wait.
+   */
+  private readonly onMetaApplied = (): void => {
+    if (this.appliedWaiters.size === 0 || this.appliedLookScheduled) return;
+    this.appliedLookScheduled = true;
+    setImmediate(() => {
+      this.appliedLookScheduled = false;
+      const applied = this.meta.applied;
+      for (const waiter of this.appliedWaiters) {
+        if (applied < waiter.index) continue;
+        this.appliedWaiters.delete(waiter);
+        waiter.resolve();
+      }
+    });
+  };
 
   /** On the metadata leader: proposes the deletion of `topic` (answered `missing` when there is none). */
   private deleteTopicHere(topic: string): Promise<unknown> {

@@ -38,6 +38,7 @@ import { BoundPartitionHooks, type PartitionEvents } from './partition-hooks.js'
 import { RelayError, topicMatches, type AckLevel, type Cursor, type TopicInfo } from '@relaymq/sdk/protocol';
 import { MetadataState, parseDeleteTopicCommand, parseMetadataSnapshot, type MetadataCommand, type MetadataSnapshot, type TopicMetadata } from '../core/metadata/metadata.js';
 import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupResult } from '../core/metadata/groups.js';
+import type { CommitPositionsCommand } from '../core/metadata/positions.js';
 import type { AppendOutcome, EncodedMessages, PartitionLog, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
 import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfigOptions, type RaftCounters } from '../core/raft/index.js';
 import { addRaftCounters, zeroRaftCounters } from '../runtime/raft-counters.js';
@@ -213,6 +214,13 @@ export interface ReplicaRead extends PartitionBounds {
 const READ_BARRIER_SPACING_MS = 100;
 
 /**
+ * How long a broker whose metadata is behind waits to apply the log up to a
+ * durable position read the metadata leader answered (a follower is usually
+ * a heartbeat behind), before it answers `NOT_READY` (the client asks again).
+ */
+const POSITIONS_CATCH_UP_MS = 1000;
+
+/**
  * The entry of a metadata read barrier: an empty `commit-positions`, which
  * changes nothing (an empty commit only reads, positions.ts) and which every
  * broker version parses. A command type of its own would stop the metadata
@@ -279,6 +287,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   /** Some group applied entries (announced only while a recovery waits for it). */
   private readonly groupEvents = new EventEmitter<{ applied: () => void }>();
   private appliedAnnounced = false;
+  /** Durable position reads waiting for this broker's metadata to apply an index (see metaAppliedUpTo). */
+  private readonly appliedWaiters = new Set<{ readonly index: number; resolve(): void }>();
+  /** A look at {@link appliedWaiters} is scheduled (see onMetaApplied). */
+  private appliedLookScheduled = false;
   private stopTicking: (() => void) | undefined;
   private meta!: MetadataGroup;
   private metaStorage!: DurableRaftStorage<MetadataCommand, MetadataSnapshot>;
@@ -326,8 +338,9 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly topicCreation = new TopicCreation((topics) =>
     this.forwarding.viaLeader(this.meta, () => this.createTopicsHere(topics), CREATE_TOPICS_METHOD, topics),
   );
-  private readonly durablePositions = new ReplicatedPositions((command) =>
-    this.forwarding.viaLeader(this.meta, () => this.proposeMeta(command), COMMIT_POSITIONS_METHOD, command),
+  private readonly durablePositions = new ReplicatedPositions(
+    (command) => this.forwarding.viaLeader(this.meta, () => this.positionsHere(command), COMMIT_POSITIONS_METHOD, command),
+    (index) => this.metaAppliedUpTo(index),
   );
   private readonly onPeerMessage = (from: string, channel: string, payload: unknown): void => {
     if (channel === HEARTBEAT_CHANNEL) this.heartbeats.receive(from, payload);
@@ -375,6 +388,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.transferAttempts = new TransferAttempts(() => options.now());
     this.metadata = new MetadataState(options.brokers);
     this.metaEvents.on('applied', () => (this.hostingStale = true));
+    this.metaEvents.on('applied', this.onMetaApplied);
     this.rpc = new PeerRpc(options.transport);
     this.heartbeats = new HeartbeatCoalescer({
       self: options.self,
@@ -462,7 +476,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       await this.whenOpened();
       return this.recordsHere(parseRecordsRequest(body), from);
     });
-    this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedCommit(body))));
+    this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.positionsHere(parseForwardedCommit(body))));
     this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedGroupCommand(body))));
     this.rpc.handle(CONF_CHANGE_METHOD, afterOpen(async (body) => this.changeMembershipViaLeader(parseConfChangeRequest(body))));
     this.rpc.handle(MOVE_STEP_METHOD, afterOpen(async (body) => {
@@ -777,6 +791,60 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     });
     return this.nextReadBarrier;
   }
+
+  /**
+   * On the metadata leader: proposes a durable position commit (or read), and
+   * answers its result with the index applied here once it was applied
+   * (`applied`): the asking broker applies its log that far before it takes
+   * the positions with its own view of the topics (ReplicatedPositions).
+   * Brokers before `applied` ignore it.
+   */
+  private async positionsHere(command: CommitPositionsCommand): Promise<unknown> {
+    const result = await this.proposeMeta(command);
+    return typeof result === 'object' && result !== null ? { ...result, applied: this.meta.applied } : result;
+  }
+
+  /**
+   * Resolves once this broker's metadata applied entry `index`; rejects with
+   * `NOT_READY` when it has not within {@link POSITIONS_CATCH_UP_MS}.
+   */
+  private metaAppliedUpTo(index: number): Promise<void> {
+    if (this.meta.applied >= index) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        index,
+        resolve: (): void => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.appliedWaiters.delete(waiter);
+        reject(new RelayError('NOT_READY', `broker ${this.options.self} has not applied the metadata log up to the durable positions read (entry ${index}) yet`));
+      }, POSITIONS_CATCH_UP_MS);
+      this.appliedWaiters.add(waiter);
+    });
+  }
+
+  /**
+   * The metadata applied an entry: the waiters of {@link metaAppliedUpTo} are looked at once the apply returned
+   * (`applied` is emitted as an entry applies, before the group counts it applied). One look for every entry
+   * announced until then, whatever the waiters: a catch-up applies thousands in one Ready, while as many durable
+   * subscribes may wait.
+   */
+  private readonly onMetaApplied = (): void => {
+    if (this.appliedWaiters.size === 0 || this.appliedLookScheduled) return;
+    this.appliedLookScheduled = true;
+    setImmediate(() => {
+      this.appliedLookScheduled = false;
+      const applied = this.meta.applied;
+      for (const waiter of this.appliedWaiters) {
+        if (applied < waiter.index) continue;
+        this.appliedWaiters.delete(waiter);
+        waiter.resolve();
+      }
+    });
+  };
 
   /** On the metadata leader: proposes the deletion of `topic` (answered `missing` when there is none). */
   private deleteTopicHere(topic: string): Promise<unknown> {

@@ -243,13 +243,8 @@ export class Delivery implements AppendListener {
       this.session.send({ type: 'error', code: 'INVALID_TOPIC', message: `topic ${topic} was deleted; subscription ${subscription.id} ended`, subscription: subscription.id });
       return;
     }
-    let had = false;
-    for (const [key, cursor] of subscription.cursors) {
-      if (cursor.topic !== topic) continue;
-      subscription.cursors.delete(key);
-      subscription.ready.delete(key);
-      had = true;
-    }
+    const had = [...subscription.cursors.values()].some((cursor) => cursor.topic === topic);
+    subscription.forgetTopic(topic);
     // The client forgets its positions there too (it would take a new topic's first offsets for duplicates).
     if (had) this.session.send({ type: 'error', code: 'INVALID_TOPIC', message: `topic ${topic} was deleted; subscription ${subscription.id} goes on without it`, subscription: subscription.id, topic });
   }
@@ -343,11 +338,14 @@ export class Delivery implements AppendListener {
     }
   }
 
-  /** Whether `subscription` is still this session's and open; a group member must still own `cursor`'s partition. */
+  /**
+   * Whether `subscription` is still this session's and open, and `cursor` still its cursor: not one of a topic
+   * deleted while the disk was read (its messages are the old topic's), nor, for a group member, of a partition
+   * revoked meanwhile (granted again, it has a new cursor: the grant's position, maybe of the topic created again).
+   */
   private stillDelivers(subscription: Subscription, cursor: Cursor): boolean {
     if (!this.session.open() || this.subscriptions.get(subscription.id) !== subscription) return false;
-    // A group member may have lost the partition while the disk was read.
-    if (subscription.member !== undefined && !subscription.member.owns(cursor.topic, cursor.partition)) {
+    if (subscription.cursors.get(cursorKey(cursor.topic, cursor.partition)) !== cursor) {
       this.schedulePump();
       return false;
     }
@@ -372,7 +370,8 @@ export class Delivery implements AppendListener {
           subscription.creditBytes -= messages.dataBytes;
           this.delivered += messages.count;
           this.session.ctx.observer?.delivered(cursor.topic, messages.count, messages.dataBytes);
-          this.session.sendEncoded(encodeMessageFrame(subscription.id, cursor.topic, cursor.partition, messages));
+          const incarnation = subscription.untold.size > 0 ? subscription.tell(cursor.topic) : undefined;
+          this.session.sendEncoded(encodeMessageFrame(subscription.id, cursor.topic, cursor.partition, messages, incarnation));
         }
         // Caught up with what this replica applied: the cursor leaves the ready set, and the next append brings it
         // back (an append announced while the read ran has raised the end already). Reading it again at once
@@ -422,6 +421,12 @@ export class Delivery implements AppendListener {
     this.delivered += count;
     const observer = this.session.ctx.observer;
     if (observer !== undefined) for (const batch of batches) observer.delivered(batch.topic, batch.messages.length, dataBytes(batch.messages));
+    if (subscription.untold.size > 0) {
+      for (const batch of batches) {
+        const incarnation = subscription.tell(batch.topic);
+        if (incarnation !== undefined) batch.incarnation = incarnation;
+      }
+    }
     this.session.send({ type: 'message', subscription: subscription.id, batches });
   }
 }

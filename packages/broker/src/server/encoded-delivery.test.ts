@@ -1,9 +1,10 @@
 /**
  * Delivery frames built from stored entry bytes (issue 12, "encode once")
  * decode as the frames the object path encodes, for every shape of message;
- * an entry that is not a publish batch is refused as damage.
+ * with or without the topic's incarnation (told once, before `messages`); an
+ * entry that is not a publish batch is refused as damage.
  */
-import { decodeBrokerFrame, encodeFrame, encodeValue, type StoredMessageFrame } from '@relaymq/sdk/protocol';
+import { decodeBrokerFrame, encodeFrame, encodeValue, type DeliveryBatch, type StoredMessageFrame } from '@relaymq/sdk/protocol';
 import { describe, expect, it } from 'vitest';
 import type { PublishCommand } from '../core/partition/command.js';
 import { deriveRandom } from '../core/raft/index.js';
@@ -18,13 +19,13 @@ function entryBytes(command: PublishCommand): Buffer {
 }
 
 /** Messages `skip … skip + take - 1` of the `stored` last of `entry`, as a frame from their stored bytes. */
-function encodedFrame(entry: Buffer, stored: number, skip: number, take: number, timestamp: number, firstOffset: number): Uint8Array {
+function encodedFrame(entry: Buffer, stored: number, skip: number, take: number, timestamp: number, firstOffset: number, incarnation?: number): Uint8Array {
   const spans: MessageSpans = { bodies: [], ends: [], fields: [], dataBytes: [] };
   locateMessages(entry, stored, skip, take, spans, 7);
   const bytes = Buffer.allocUnsafe(encodedBytes(spans, 0, take));
   expect(writeMessages(bytes, 0, entry, spans, 0, take, timestamp)).toBe(bytes.length);
   const dataBytes = spans.dataBytes.reduce((a, b) => a + b, 0);
-  return encodeMessageFrame(3, 'orders.eu', 2, { firstOffset, count: take, dataBytes, bytes });
+  return encodeMessageFrame(3, 'orders.eu', 2, { firstOffset, count: take, dataBytes, bytes }, incarnation);
 }
 
 describe('encoded delivery', () => {
@@ -53,7 +54,9 @@ describe('encoded delivery', () => {
       // Timestamps below and above 2^32 ms (the `uint 64` field either way).
       const timestamp = random(2) === 0 ? random(2 ** 31) : command.timestampMs;
       const firstOffset = random(2) === 0 ? random(100) : 2 ** 40 + random(100);
-      const frame = decodeBrokerFrame(encodedFrame(entryBytes(command), stored, skip, take, timestamp, firstOffset), MAX_PAYLOAD);
+      // The topic's incarnation, on the first delivery of a topic the subscription was not told of.
+      const incarnation = random(2) === 0 ? undefined : random(2) === 0 ? random(5) : 2 ** 40 + random(100);
+      const frame = decodeBrokerFrame(encodedFrame(entryBytes(command), stored, skip, take, timestamp, firstOffset, incarnation), MAX_PAYLOAD);
       const messages = command.messages.slice(n - stored + skip, n - stored + skip + take).map((m): StoredMessageFrame => {
         const f: StoredMessageFrame = { timestamp, data: m.data };
         if (m.encoding !== undefined) f.encoding = m.encoding;
@@ -61,7 +64,9 @@ describe('encoded delivery', () => {
         if (m.headers !== undefined) f.headers = m.headers;
         return f;
       });
-      const expected = decodeBrokerFrame(encodeFrame({ type: 'message', subscription: 3, batches: [{ topic: 'orders.eu', partition: 2, firstOffset, messages }] }), MAX_PAYLOAD);
+      const batch: DeliveryBatch = { topic: 'orders.eu', partition: 2, firstOffset, messages };
+      if (incarnation !== undefined) batch.incarnation = incarnation;
+      const expected = decodeBrokerFrame(encodeFrame({ type: 'message', subscription: 3, batches: [batch] }), MAX_PAYLOAD);
       expect(frame).toEqual(expected);
     }
   });

@@ -13,8 +13,12 @@ const EMPTY_ARRAY = 0x90;
  * for `messages.count` elements, followed by their bytes. Decodes as the
  * frame `encodeFrame` would give for the same messages as objects.
  */
-export function encodeMessageFrame(subscription: number, topic: string, partition: number, messages: EncodedMessages): Uint8Array {
-  const envelope = encodeFrame({ type: 'message', subscription, batches: [{ topic, partition, firstOffset: messages.firstOffset, messages: [] }] });
+export function encodeMessageFrame(subscription: number, topic: string, partition: number, messages: EncodedMessages, incarnation?: number): Uint8Array {
+  // `incarnation` (the topic's, told once: see DeliveryBatch) goes before `messages`, which must stay last.
+  const batch = incarnation === undefined
+    ? { topic, partition, firstOffset: messages.firstOffset, messages: [] }
+    : { topic, partition, firstOffset: messages.firstOffset, incarnation, messages: [] };
+  const envelope = encodeFrame({ type: 'message', subscription, batches: [batch] });
   const head = envelope.length - 1;
   if (envelope[head] !== EMPTY_ARRAY) throw new Error('a message frame does not end with its messages array');
   const { count } = messages;

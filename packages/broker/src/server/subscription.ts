@@ -33,6 +33,19 @@ export class Subscription {
    * byte limit). A delivery may take it below zero by one message.
    */
   creditBytes = Infinity;
+  /**
+   * The incarnation of each topic the client was told of on this connection
+   * (in `subscribed` cursors, or on a delivery batch); only where the engine
+   * tracks incarnations.
+   */
+  private readonly told = new Map<string, number>();
+  /**
+   * Topics with a cursor whose incarnation the client was not told yet (created
+   * after the subscription started, or created again after a deletion), with
+   * that incarnation: the next delivery of the topic names it ({@link tell}).
+   * Empty on the hot path once told, so a delivery costs one size check.
+   */
+  readonly untold = new Map<string, number>();
   private readonly matchCache = new Map<string, boolean>();
 
   constructor(
@@ -122,6 +135,7 @@ export class Subscription {
       if (engine.topicIncarnation?.(topic) !== incarnation) throw new RelayError('NOT_READY', `topic ${topic} changed while subscription ${this.id} started`);
     }
     this.markAllReady();
+    for (const [topic, incarnation] of seen) if (incarnation !== undefined) this.told.set(topic, incarnation);
     const cursors = [...this.cursors.values()].map((c) => {
       const incarnation = seen.get(c.topic);
       return incarnation === undefined ? { ...c } : { ...c, incarnation };
@@ -140,8 +154,34 @@ export class Subscription {
       const { start } = engine.bounds(topic, partition);
       const from = this.from;
       this.cursors.set(key, { topic, partition, offset: typeof from === 'object' && 'offset' in from ? Math.max(from.offset, start) : start });
+      // No `subscribed` named this topic's incarnation (a group member's positions carry epochs instead).
+      const incarnation = this.member === undefined ? engine.topicIncarnation?.(topic) : undefined;
+      if (incarnation !== undefined && this.told.get(topic) !== incarnation) this.untold.set(topic, incarnation);
     }
     this.ready.add(key);
+  }
+
+  /**
+   * The incarnation to name on a delivery of `topic`, once: the first delivery
+   * of a topic the client was not told of (see {@link untold}); `undefined` after.
+   */
+  tell(topic: string): number | undefined {
+    const incarnation = this.untold.get(topic);
+    if (incarnation === undefined) return undefined;
+    this.untold.delete(topic);
+    this.told.set(topic, incarnation);
+    return incarnation;
+  }
+
+  /** `topic` was deleted: its cursors are gone, and a topic created again under the name is told anew. */
+  forgetTopic(topic: string): void {
+    for (const [key, cursor] of this.cursors) {
+      if (cursor.topic !== topic) continue;
+      this.cursors.delete(key);
+      this.ready.delete(key);
+    }
+    this.told.delete(topic);
+    this.untold.delete(topic);
   }
 
   /** Every cursor is read on the next pass (they were just placed, or a group member's assignment changed). */

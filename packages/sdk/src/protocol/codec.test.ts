@@ -99,7 +99,8 @@ const deliveryBatchArb: fc.Arbitrary<DeliveryBatch> = fc.record({
   partition: uintArb,
   firstOffset: uintArb,
   messages: fc.array(storedMessageArb, { maxLength: 4 }),
-});
+  incarnation: uintArb,
+}, { requiredKeys: ['topic', 'partition', 'firstOffset', 'messages'] });
 
 const cursorArb: fc.Arbitrary<Cursor> = fc.record({ topic: topicArb, partition: uintArb, offset: uintArb });
 
@@ -928,5 +929,23 @@ describe('frame shape', () => {
     const cursor = { topic: 'a', partition: 0, offset: 0, incarnation };
     expect(expectRelayError(() => decodeClientFrame(encodeValue({ type: 'subscribe', id: 1, subscription: 1, pattern: 'a', from: 'new', resume: [cursor], credit: 1 }), MAX_PAYLOAD)).message).toMatch(/incarnation/);
     expect(expectRelayError(() => decodeBrokerFrame(encodeValue({ type: 'subscribed', id: 1, subscription: 1, cursors: [cursor] }), MAX_PAYLOAD)).message).toMatch(/incarnation/);
+  });
+
+  it("carries a delivery batch's topic incarnation (a topic the subscription was not told of); absent or null stays absent", () => {
+    const message = (incarnation: unknown): unknown => ({
+      type: 'message',
+      subscription: 1,
+      batches: [{ topic: 'a', partition: 0, firstOffset: 3, incarnation, messages: [{ timestamp: 1, data: Uint8Array.of(1) }] }],
+    });
+    const told = decodeBrokerFrame(encodeValue(message(4)), MAX_PAYLOAD) as { batches: DeliveryBatch[] };
+    expect(told.batches[0]).toMatchObject({ topic: 'a', firstOffset: 3, incarnation: 4 });
+    for (const absent of [undefined, null]) {
+      expect((decodeBrokerFrame(encodeValue(message(absent)), MAX_PAYLOAD) as { batches: DeliveryBatch[] }).batches[0]).not.toHaveProperty('incarnation');
+    }
+  });
+
+  it.each([-1, 1.5, '2', Number.MAX_SAFE_INTEGER + 2, true])('rejects a delivery batch incarnation %j (a protocol error: the connection closes)', (incarnation) => {
+    const frame = { type: 'message', subscription: 1, batches: [{ topic: 'a', partition: 0, firstOffset: 0, incarnation, messages: [] }] };
+    expect(expectRelayError(() => decodeBrokerFrame(encodeValue(frame), MAX_PAYLOAD)).message).toMatch(/incarnation/);
   });
 });

@@ -308,6 +308,14 @@ export interface DeliveryBatch {
    * previous one of its partition ended, or after a retention gap.
    */
   from?: number;
+  /**
+   * The incarnation of `topic` (see {@link Cursor.incarnation}), on a batch of
+   * a topic whose incarnation the subscription was not told yet on this
+   * connection (one its `subscribed` cursors did not name: created after it
+   * subscribed, or created again after a deletion): the first delivery of it
+   * only. Absent otherwise, and from brokers whose engine tracks none.
+   */
+  incarnation?: number;
 }
 
 export interface MessageFrame {

@@ -209,7 +209,7 @@ function deliveryBatch(value: unknown): DeliveryBatch {
     if (from >= batch.firstOffset) throw protocolError('from must be below firstOffset');
     batch.from = from;
   }
-  return batch;
+  return withOptional(batch, 'incarnation', optUint(o, 'incarnation'));
 }
 
 function brokerInfo(value: unknown): BrokerInfo {

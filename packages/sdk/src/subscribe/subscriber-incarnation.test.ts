@@ -4,7 +4,8 @@
  * so a broker whose topic was deleted and created again does not take them
  * for the new topic's. A broker telling none (older, or an engine without
  * incarnations) gets none back; a topic dropped from a wildcard subscription
- * (`error` with `topic`) loses its incarnation with its positions. A
+ * (`error` with `topic`) loses its incarnation with its positions; a topic
+ * first met in a message frame takes the one its first batch names. A
  * durable subscription's commits name the incarnation each message arrived
  * under, and commit nothing of a message whose topic was deleted while its
  * handler ran.
@@ -132,6 +133,45 @@ describe('Subscriber topic incarnations', () => {
     const b = fakeConnection('b', () => []);
     subscriber.setConnection(b);
     expect(b.subscribes[0]?.resume).toEqual([{ topic: 'x.b', partition: 0, offset: 2 }]);
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
+  it("a topic first met in a message frame takes the incarnation its first batch names: resumed and committed with it, and a message whose topic was deleted meanwhile commits nothing", async () => {
+    const subscriber = new Subscriber({} as unknown as SubscriberListener, 100, 10_000, { intervalMs: 0, maxMessages: 1 }, 1 << 20);
+    const commits: Cursor[][] = [];
+    const a = fakeConnection('a', () => []);
+    const request = a.request.bind(a);
+    a.request = ((frame: { type: string; positions?: Cursor[] }, onReply?: (reply: unknown) => void) => {
+      if (frame.type === 'commit') commits.push(frame.positions ?? []);
+      return request(frame as never, onReply as never);
+    }) as typeof a.request;
+    subscriber.setConnection(a);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const handled: string[] = [];
+    const { id } = await subscriber.subscribe('x.*', async (m) => {
+      if (m.offset === 2) await gate;
+      handled.push(`${m.topic}@${m.offset}`);
+    }, { durable: 'd', from: 'earliest' });
+    // Created after the subscription: its first batch names its incarnation (later ones do not).
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [{ ...batch('x.n', 0, 2), incarnation: 3 }] });
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [batch('x.n', 2, 1)] });
+    for (let i = 0; i < 20 && commits.length < 2; i++) await settled();
+    expect(commits.flat().at(-1)).toEqual({ topic: 'x.n', partition: 0, offset: 2, incarnation: 3 });
+
+    // x.n@2's handler runs; the topic is deleted meanwhile: its position is not committed (it would be the new topic's).
+    subscriber.onEnded(a, id, new RelayError('INVALID_TOPIC', 'x.n was deleted'), 'x.n');
+    release();
+    for (let i = 0; i < 20 && !handled.includes('x.n@2'); i++) await settled();
+    await settled();
+    expect(commits.flat().filter((c) => c.offset > 2)).toEqual([]);
+
+    // Created again: named anew, and a failover resumes with it.
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [{ ...batch('x.n', 0, 1), incarnation: 4 }] });
+    await settled();
+    const b = fakeConnection('b', () => []);
+    subscriber.setConnection(b);
+    expect(b.subscribes[0]?.resume).toEqual([{ topic: 'x.n', partition: 0, offset: 1, incarnation: 4 }]);
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
   });
 

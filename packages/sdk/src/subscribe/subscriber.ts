@@ -216,8 +216,8 @@ class SubscriptionState {
    * broker told it (`subscribed` cursors): sent back with the resume
    * positions, so a broker whose topic was deleted and created again since
    * does not take them for the new topic's. Absent for a topic no broker
-   * told one of (an older broker, an engine without incarnations, a topic
-   * first met in a message frame).
+   * told one of (an older broker, an engine without incarnations). A topic
+   * first met in a message frame is told on that frame's batch.
    */
   readonly incarnations = new Map<string, number>();
   readonly queue = new MessageQueue();
@@ -328,6 +328,8 @@ class SubscriptionState {
         continue;
       }
       const grant = this.membership?.grantOf(batch.topic, batch.partition);
+      // A topic no `subscribed` named (created after the subscription started): its first delivery names it.
+      if (batch.incarnation !== undefined) this.incarnations.set(batch.topic, batch.incarnation);
       const incarnation = this.incarnations.get(batch.topic);
       // A hole (offsets that never held a message) right where we are is no gap: skip it.
       const at = this.next.get(key);

@@ -1,0 +1,105 @@
+/**
+ * "No such topic / partition" is said only once the metadata leader agrees.
+ * A broker behind its metadata leader (its peer links slow, so it still knows
+ * a leader and is ready) lacks a topic, or a partition, created a moment ago
+ * through another broker. Answered from its own metadata, an admin's deletion
+ * of that topic was refused `INVALID_TOPIC` (404), and a durable commit of
+ * the new partition `INVALID_PARTITION` (not retriable: the SDK drops the
+ * position). Now the leader is asked: the deletion goes through, the commit
+ * is answered `NOT_READY` (the SDK's committer retries it) and stored once
+ * asked again. What really is missing is still refused as before.
+ *
+ * Three brokers in this process, every connection through a fault link.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Broker } from '@relaymq/broker';
+import { Fixture } from './support/cluster.js';
+import { faultableCluster } from './support/faultable.js';
+import { RawClient } from './support/raw-client.js';
+import { waitFor } from './support/wait.js';
+
+const fixture = new Fixture();
+afterEach(() => fixture.cleanup());
+
+const TOKEN = 'missing-confirmed-token-0123456789';
+/** How late the broker behind hears its peers: its answers come before it applies what the others did. */
+const LAG_MS = 1000;
+
+interface MetaEngine {
+  groupStatus(): Array<{ group: string; leader: string | null }>;
+  partitionCount(topic: string): number | undefined;
+  metadataLeaderKnown(): boolean;
+}
+const engineOf = (b: Broker): MetaEngine => b.engine as unknown as MetaEngine;
+
+async function admin(broker: Broker, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const init: RequestInit = { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(20_000) };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  const response = await fetch(`${broker.adminUrl as string}${path}`, init);
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** Sends a durable commit of one position and returns the answer: `committed`, or the error's code. */
+async function commit(client: RawClient, id: number, topic: string, partition: number): Promise<string> {
+  client.send({ type: 'commit', id, durable: 'confirmed', positions: [{ topic, partition, offset: 0 }] });
+  await waitFor(() => client.frames.some((f) => 'id' in f && f.id === id && (f.type === 'committed' || f.type === 'error')), `an answer to commit ${id}`, 20_000);
+  const answer = client.frames.find((f) => 'id' in f && f.id === id && (f.type === 'committed' || f.type === 'error'));
+  return answer?.type === 'error' ? answer.code : 'committed';
+}
+
+const options = { defaultPartitions: 1, adminPort: 0, adminToken: TOKEN, peer: { requestTimeoutMs: 8000 } };
+
+describe('a "does not exist" answer of a broker behind its metadata leader', () => {
+  it('deletes a topic created through another broker, and answers NOT_READY (not INVALID_PARTITION / INVALID_TOPIC) to a commit of a partition or topic it has not applied yet', async () => {
+    const ids = ['c1', 'c2', 'c3'];
+    const { brokers, peerLinks, urls } = await faultableCluster(fixture, ids, options);
+    const metaLeader = (): string | null => engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader ?? null;
+    await waitFor(() => metaLeader() !== null && brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
+    const behind = brokers.find((b) => b.id !== metaLeader()) as Broker;
+    const other = brokers.find((b) => b !== behind && b.id !== behind.id) as Broker;
+    const client = await RawClient.open(urls[ids.indexOf(behind.id)] as string);
+    fixture.defer(() => client.ws.close());
+    await client.whenReady();
+
+    for (const [name, link] of peerLinks) if (name.startsWith(`${behind.id}->`) || name.endsWith(`->${behind.id}`)) link.delay(LAG_MS);
+
+    // (b) A partition add-partitions just created.
+    expect((await admin(other, 'POST', '/api/topics', { topic: 'grown', partitions: 1 })).status).toBe(201);
+    await waitFor(() => engineOf(behind).partitionCount('grown') === 1, 'the topic on the broker behind', 20_000);
+    expect((await admin(other, 'PATCH', '/api/topics', { topic: 'grown', partitions: 2 })).status).toBe(200);
+    expect(engineOf(behind).partitionCount('grown'), 'the broker behind has the new partition already: no lag to test').toBe(1);
+    expect(await commit(client, 1, 'grown', 1)).toBe('NOT_READY');
+    // What the SDK's committer does with NOT_READY: it asks again, and once this broker applied the partition, it is stored.
+    await waitFor(() => engineOf(behind).partitionCount('grown') === 2, 'the new partition on the broker behind', 20_000);
+    expect(await commit(client, 2, 'grown', 1)).toBe('committed');
+
+    // (b) A topic just created.
+    expect((await admin(other, 'POST', '/api/topics', { topic: 'fresh', partitions: 1 })).status).toBe(201);
+    expect(engineOf(behind).partitionCount('fresh'), 'the broker behind has the topic already: no lag to test').toBeUndefined();
+    expect(await commit(client, 3, 'fresh', 0)).toBe('NOT_READY');
+
+    // (a) A deletion of a topic created through another broker, asked of the broker behind.
+    expect((await admin(other, 'POST', '/api/topics', { topic: 'doomed', partitions: 1 })).status).toBe(201);
+    expect(engineOf(behind).partitionCount('doomed'), 'the broker behind has the topic already: no lag to test').toBeUndefined();
+    const deleted = await admin(behind, 'DELETE', '/api/topics?topic=doomed');
+    expect(deleted.body).toMatchObject({ deleted: true, topic: { topic: 'doomed' } });
+    expect(deleted.status).toBe(200);
+    await waitFor(() => brokers.every((b) => engineOf(b).partitionCount('doomed') === undefined), 'the deletion on every broker', 20_000);
+  });
+
+  it('still refuses a topic or partition that does not exist: INVALID_TOPIC, INVALID_PARTITION, 404', async () => {
+    const brokers = await fixture.cluster(3, { prefix: 'x', replicationFactor: 3, ...options });
+    await waitFor(() => brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
+    const asked = brokers[2] as Broker;
+    expect((await admin(asked, 'POST', '/api/topics', { topic: 'small', partitions: 2 })).status).toBe(201);
+    const client = await RawClient.open(`ws://127.0.0.1:${asked.port}`);
+    fixture.defer(() => client.ws.close());
+    await client.whenReady();
+    expect(await commit(client, 1, 'small', 2)).toBe('INVALID_PARTITION');
+    expect(await commit(client, 2, 'never.created', 0)).toBe('INVALID_TOPIC');
+    expect(await commit(client, 3, 'small', 1)).toBe('committed');
+    const deleted = await admin(asked, 'DELETE', '/api/topics?topic=never.created');
+    expect(deleted.status).toBe(404);
+    expect(deleted.body).toMatchObject({ code: 'INVALID_TOPIC' });
+  });
+});

@@ -58,7 +58,7 @@ describe('a "does not exist" answer of a broker behind its metadata leader', () 
     const behind = brokers.find((b) => b.id !== metaLeader()) as Broker;
     const other = brokers.find((b) => b !== behind && b.id !== behind.id) as Broker;
     const client = await RawClient.open(urls[ids.indexOf(behind.id)] as string);
-    fixture.defer(() => client.ws.close());
+    fixture.defer(async () => client.ws.close());
     await client.whenReady();
 
     for (const [name, link] of peerLinks) if (name.startsWith(`${behind.id}->`) || name.endsWith(`->${behind.id}`)) link.delay(LAG_MS);
@@ -93,7 +93,7 @@ describe('a "does not exist" answer of a broker behind its metadata leader', () 
     const asked = brokers[2] as Broker;
     expect((await admin(asked, 'POST', '/api/topics', { topic: 'small', partitions: 2 })).status).toBe(201);
     const client = await RawClient.open(`ws://127.0.0.1:${asked.port}`);
-    fixture.defer(() => client.ws.close());
+    fixture.defer(async () => client.ws.close());
     await client.whenReady();
     expect(await commit(client, 1, 'small', 2)).toBe('INVALID_PARTITION');
     expect(await commit(client, 2, 'never.created', 0)).toBe('INVALID_TOPIC');

@@ -3,11 +3,14 @@ import {
   ADD_PARTITIONS_METHOD,
   CREATE_TOPIC_METHOD,
   DELETE_TOPIC_METHOD,
+  PARTITION_COUNT_METHOD,
   TOPIC_MISSING_METHOD,
   parseAddPartitionsRequest,
   parseAdminMetadataCommand,
   parseCreateTopicRequest,
   parseDeleteTopicRequest,
+  parsePartitionCountAnswer,
+  parsePartitionCountRequest,
 } from './admin-commands.js';
 import { ClusterNaming } from './cluster-naming.js';
 import { removalRefusal } from './decommission.js';
@@ -41,7 +44,7 @@ import { parseGroupResult, type ConsumerGroups, type GroupCommand, type GroupRes
 import type { AppendOutcome, EncodedMessages, PartitionLog, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
 import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfigOptions, type RaftCounters } from '../core/raft/index.js';
 import { addRaftCounters, zeroRaftCounters } from '../runtime/raft-counters.js';
-import { PeerRpc } from '../net/peer-rpc.js';
+import { PeerRpc, isUnknownMethod } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
@@ -485,6 +488,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     }));
     this.rpc.handle(DELETE_TOPIC_METHOD, afterOpen(async (body) => this.deleteTopicHere(parseDeleteTopicRequest(body))));
     this.rpc.handle(TOPIC_MISSING_METHOD, afterOpen(async (body) => this.topicMissingHere(parseDeleteTopicRequest(body))));
+    this.rpc.handle(PARTITION_COUNT_METHOD, afterOpen(async (body) => {
+      const { topic, partition } = parsePartitionCountRequest(body);
+      return { partitions: await this.partitionCountHere(topic, partition) };
+    }));
     this.rpc.handle(ADD_PARTITIONS_METHOD, afterOpen(async (body) => {
       const { topic, partitions } = parseAddPartitionsRequest(body);
       return this.addPartitionsHere(topic, partitions);
@@ -681,8 +688,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * `INVALID_TOPIC` for an unknown topic, `INVALID_ARGUMENT` for a count that is not higher.
    */
   async addPartitions(topic: string, partitions: number): Promise<TopicInfo> {
-    const known = this.metadata.get(topic);
-    if (known === undefined) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+    const known = await this.topicToChange(topic);
     if (partitions <= known.partitions.length) {
       throw new RelayError('INVALID_ARGUMENT', `topic ${topic} has ${known.partitions.length} partitions; the count can only be raised (asked for ${partitions})`);
     }
@@ -705,8 +711,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * `INVALID_TOPIC` for a topic that does not exist.
    */
   async deleteTopic(topic: string): Promise<TopicInfo> {
-    const known = this.metadata.get(topic);
-    if (known === undefined) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+    const known = await this.topicToChange(topic);
     const result = await this.forwarding.viaLeader(this.meta, () => this.deleteTopicHere(topic), DELETE_TOPIC_METHOD, { topic });
     const o = (typeof result === 'object' && result !== null ? result : {}) as { kind?: unknown };
     if (o.kind === 'missing') throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
@@ -730,6 +735,57 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   async topicMissing(topic: string): Promise<boolean> {
     if (this.metadata.get(topic) !== undefined) return false;
     return (await this.forwarding.viaLeader(this.meta, async () => this.topicMissingHere(topic), TOPIC_MISSING_METHOD, { topic })) === true;
+  }
+
+  async awaitTopic(topic: string): Promise<void> {
+    await this.topicToChange(topic);
+  }
+
+  /**
+   * `topic` as this broker applied it, for an operator's change: one missing
+   * here that the metadata leader has (this broker behind) is waited for,
+   * bounded. `INVALID_TOPIC` only once the leader confirmed it missing;
+   * `NOT_READY` when the leader cannot tell or this broker does not catch up.
+   */
+  private async topicToChange(topic: string): Promise<TopicMetadata> {
+    const known = this.metadata.get(topic);
+    if (known !== undefined) return known;
+    const missing = await this.topicMissing(topic).catch((err: unknown) => {
+      throw new RelayError('NOT_READY', `topic ${topic} is not in broker ${this.options.self}'s metadata and its metadata leader could not say whether it exists: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    if (missing) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+    return waitFor(this.metaEvents, 'applied', () => this.metadata.get(topic), this.options.requestTimeoutMs, `topic ${topic} to reach this broker's metadata`).catch(() => {
+      throw new RelayError('NOT_READY', `topic ${topic} exists but broker ${this.options.self} has not applied it yet; retry`);
+    });
+  }
+
+  async partitionMissing(topic: string, partition: number): Promise<'topic' | 'partition' | undefined> {
+    const here = this.metadata.get(topic)?.partitions.length;
+    if (here !== undefined && partition < here) return undefined;
+    let partitions: number | null;
+    try {
+      const answer = await this.forwarding.viaLeader(this.meta, async () => ({ partitions: await this.partitionCountHere(topic, partition) }), PARTITION_COUNT_METHOD, { topic, partition });
+      partitions = parsePartitionCountAnswer(answer);
+    } catch (err) {
+      if (!isUnknownMethod(err, PARTITION_COUNT_METHOD)) throw err;
+      // A leader of an older version: the answer before it, for a partition of a topic known here; a topic it can tell.
+      if (here !== undefined) return 'partition';
+      return (await this.topicMissing(topic)) ? 'topic' : undefined;
+    }
+    return partitions === null ? 'topic' : partition >= partitions ? 'partition' : undefined;
+  }
+
+  /**
+   * On the metadata leader: `topic`'s partition count (`null`: no such topic),
+   * at once when it has `partition`, else after a read barrier, as
+   * {@link topicMissingHere} says "missing".
+   */
+  private async partitionCountHere(topic: string, partition: number): Promise<number | null> {
+    if (this.meta.leader !== this.options.self) throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead the metadata`);
+    const before = this.metadata.get(topic)?.partitions.length;
+    if (before !== undefined && partition < before) return before;
+    await this.metaReadBarrier();
+    return this.metadata.get(topic)?.partitions.length ?? null;
   }
 
   /**
@@ -778,9 +834,18 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return this.nextReadBarrier;
   }
 
-  /** On the metadata leader: proposes the deletion of `topic` (answered `missing` when there is none). */
-  private deleteTopicHere(topic: string): Promise<unknown> {
-    if (this.metadata.get(topic) === undefined) return Promise.resolve({ kind: 'missing', topic });
+  /**
+   * On the metadata leader: proposes the deletion of `topic`, answered
+   * `missing` when there is none, which (as {@link topicMissingHere}) is said
+   * only after a read barrier: a leader deposed or just elected may not have
+   * applied a creation yet.
+   */
+  private async deleteTopicHere(topic: string): Promise<unknown> {
+    if (this.metadata.get(topic) === undefined) {
+      if (this.meta.leader !== this.options.self) throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead the metadata`);
+      await this.metaReadBarrier();
+      if (this.metadata.get(topic) === undefined) return { kind: 'missing', topic };
+    }
     return this.proposeMeta({ type: 'delete-topic', topic });
   }
 

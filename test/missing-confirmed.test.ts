@@ -5,9 +5,10 @@
  * through another broker. Answered from its own metadata, an admin's deletion
  * of that topic was refused `INVALID_TOPIC` (404), and a durable commit of
  * the new partition `INVALID_PARTITION` (not retriable: the SDK drops the
- * position). Now the leader is asked: the deletion goes through, the commit
- * is answered `NOT_READY` (the SDK's committer retries it) and stored once
- * asked again. What really is missing is still refused as before.
+ * position), as was a publish to that partition. Now the leader is asked:
+ * the deletion goes through, the commit and the publish are answered
+ * `NOT_READY` (the SDK's committer and publisher retry it) and stored once
+ * sent again. What really is missing is still refused as before.
  *
  * Three brokers in this process, every connection through a fault link.
  */
@@ -47,6 +48,15 @@ async function commit(client: RawClient, id: number, topic: string, partition: n
   return answer?.type === 'error' ? answer.code : 'committed';
 }
 
+/** Publishes one message (ack `quorum`, seq 0: a partition's first, or its resend) and returns the answer: `stored`, or the nack's code. */
+async function publish(client: RawClient, id: number, topic: string, partition: number): Promise<string> {
+  client.send({ type: 'publish', batches: [{ topic, partition, ack: 'quorum', firstId: id, firstSeq: 0, messages: [{ data: new Uint8Array([0]) }] }] });
+  const answered = (f: (typeof client.frames)[number]): boolean => (f.type === 'nack' && f.id === id) || (f.type === 'ack' && f.acks.some((a) => a.id === id));
+  await waitFor(() => client.frames.some(answered), `an answer to publish ${id}`, 20_000);
+  const answer = client.frames.find(answered);
+  return answer?.type === 'nack' ? answer.code : 'stored';
+}
+
 const options = { defaultPartitions: 1, adminPort: 0, adminToken: TOKEN, peer: { requestTimeoutMs: 8000 } };
 
 describe('a "does not exist" answer of a broker behind its metadata leader', () => {
@@ -61,22 +71,10 @@ describe('a "does not exist" answer of a broker behind its metadata leader', () 
     fixture.defer(async () => client.ws.close());
     await client.whenReady();
 
-    for (const [name, link] of peerLinks) if (name.startsWith(`${behind.id}->`) || name.endsWith(`->${behind.id}`)) link.delay(LAG_MS);
-
-    // (b) A partition add-partitions just created.
+    const slowed = [...peerLinks].filter(([name]) => name.startsWith(`${behind.id}->`) || name.endsWith(`->${behind.id}`)).map(([, link]) => link);
+    for (const link of slowed) link.delay(LAG_MS);
     expect((await admin(other, 'POST', '/api/topics', { topic: 'grown', partitions: 1 })).status).toBe(201);
     await waitFor(() => engineOf(behind).partitionCount('grown') === 1, 'the topic on the broker behind', 20_000);
-    expect((await admin(other, 'PATCH', '/api/topics', { topic: 'grown', partitions: 2 })).status).toBe(200);
-    expect(engineOf(behind).partitionCount('grown'), 'the broker behind has the new partition already: no lag to test').toBe(1);
-    expect(await commit(client, 1, 'grown', 1)).toBe('NOT_READY');
-    // What the SDK's committer does with NOT_READY: it asks again, and once this broker applied the partition, it is stored.
-    await waitFor(() => engineOf(behind).partitionCount('grown') === 2, 'the new partition on the broker behind', 20_000);
-    expect(await commit(client, 2, 'grown', 1)).toBe('committed');
-
-    // (b) A topic just created.
-    expect((await admin(other, 'POST', '/api/topics', { topic: 'fresh', partitions: 1 })).status).toBe(201);
-    expect(engineOf(behind).partitionCount('fresh'), 'the broker behind has the topic already: no lag to test').toBeUndefined();
-    expect(await commit(client, 3, 'fresh', 0)).toBe('NOT_READY');
 
     // (a) A deletion of a topic created through another broker, asked of the broker behind.
     expect((await admin(other, 'POST', '/api/topics', { topic: 'doomed', partitions: 1 })).status).toBe(201);
@@ -85,6 +83,27 @@ describe('a "does not exist" answer of a broker behind its metadata leader', () 
     expect(deleted.body).toMatchObject({ deleted: true, topic: { topic: 'doomed' } });
     expect(deleted.status).toBe(200);
     await waitFor(() => brokers.every((b) => engineOf(b).partitionCount('doomed') === undefined), 'the deletion on every broker', 20_000);
+
+    // (b) A commit in a topic just created.
+    expect((await admin(other, 'POST', '/api/topics', { topic: 'fresh', partitions: 1 })).status).toBe(201);
+    expect(engineOf(behind).partitionCount('fresh'), 'the broker behind has the topic already: no lag to test').toBeUndefined();
+    expect(await commit(client, 1, 'fresh', 0)).toBe('NOT_READY');
+
+    // (b) A commit in a partition add-partitions just created, and a publish to it (a client that learned the new
+    // count from a broker that applied it), sent together: both before this broker applies the partition.
+    expect((await admin(other, 'PATCH', '/api/topics', { topic: 'grown', partitions: 2 })).status).toBe(200);
+    expect(engineOf(behind).partitionCount('grown'), 'the broker behind has the new partition already: no lag to test').toBe(1);
+    expect(await Promise.all([commit(client, 2, 'grown', 1), publish(client, 1, 'grown', 1)])).toEqual(['NOT_READY', 'NOT_READY']);
+
+    // What the SDK's committer and publisher do with NOT_READY: send again; once this broker applied the partition,
+    // it is stored. (The links healed first: the new partition's group elects its leader over them.)
+    for (const link of slowed) link.heal();
+    await waitFor(() => engineOf(behind).partitionCount('grown') === 2, 'the new partition on the broker behind', 20_000);
+    expect(await commit(client, 3, 'grown', 1)).toBe('committed');
+    const retriable = ['NOT_READY', 'NOT_LEADER', 'NO_QUORUM', 'TIMEOUT'];
+    let published = 'not sent';
+    for (let id = 2; id < 12 && (published === 'not sent' || retriable.includes(published)); id++) published = await publish(client, id, 'grown', 1);
+    expect(published).toBe('stored');
   });
 
   it('still refuses a topic or partition that does not exist: INVALID_TOPIC, INVALID_PARTITION, 404', async () => {
@@ -98,6 +117,7 @@ describe('a "does not exist" answer of a broker behind its metadata leader', () 
     expect(await commit(client, 1, 'small', 2)).toBe('INVALID_PARTITION');
     expect(await commit(client, 2, 'never.created', 0)).toBe('INVALID_TOPIC');
     expect(await commit(client, 3, 'small', 1)).toBe('committed');
+    expect(await publish(client, 1, 'small', 2)).toBe('INVALID_PARTITION');
     const deleted = await admin(asked, 'DELETE', '/api/topics?topic=never.created');
     expect(deleted.status).toBe(404);
     expect(deleted.body).toMatchObject({ code: 'INVALID_TOPIC' });

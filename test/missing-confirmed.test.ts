@@ -60,7 +60,7 @@ async function publish(client: RawClient, id: number, topic: string, partition: 
 const options = { defaultPartitions: 1, adminPort: 0, adminToken: TOKEN, peer: { requestTimeoutMs: 8000 } };
 
 describe('a "does not exist" answer of a broker behind its metadata leader', () => {
-  it('deletes a topic created through another broker, and answers NOT_READY (not INVALID_PARTITION / INVALID_TOPIC) to a commit of a partition or topic it has not applied yet', async () => {
+  it('deletes or grows a topic created through another broker, and answers NOT_READY (not INVALID_PARTITION / INVALID_TOPIC) to a commit or publish it has not applied yet', async () => {
     const ids = ['c1', 'c2', 'c3'];
     const { brokers, peerLinks, urls } = await faultableCluster(fixture, ids, options);
     const metaLeader = (): string | null => engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader ?? null;
@@ -87,7 +87,10 @@ describe('a "does not exist" answer of a broker behind its metadata leader', () 
     // (b) A commit in a topic just created.
     expect((await admin(other, 'POST', '/api/topics', { topic: 'fresh', partitions: 1 })).status).toBe(201);
     expect(engineOf(behind).partitionCount('fresh'), 'the broker behind has the topic already: no lag to test').toBeUndefined();
-    expect(await commit(client, 1, 'fresh', 0)).toBe('NOT_READY');
+    // With an operator's partition increase of it, asked of this broker at once: done once it applied the topic.
+    const [committed, grown] = await Promise.all([commit(client, 1, 'fresh', 0), admin(behind, 'PATCH', '/api/topics', { topic: 'fresh', partitions: 2 })]);
+    expect(committed).toBe('NOT_READY');
+    expect(grown.body).toMatchObject({ topic: 'fresh' });
 
     // (b) A commit in a partition add-partitions just created, and a publish to it (a client that learned the new
     // count from a broker that applied it), sent together: both before this broker applies the partition.
@@ -106,10 +109,13 @@ describe('a "does not exist" answer of a broker behind its metadata leader', () 
     expect(published).toBe('stored');
   });
 
-  it('still refuses a topic or partition that does not exist: INVALID_TOPIC, INVALID_PARTITION, 404', async () => {
+  it('still refuses a topic or partition that does not exist: INVALID_TOPIC, INVALID_PARTITION, 404 (and so with a leader of an older version)', async () => {
     const brokers = await fixture.cluster(3, { prefix: 'x', replicationFactor: 3, ...options });
     await waitFor(() => brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
-    const asked = brokers[2] as Broker;
+    const metaLeader = (): string | null => engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader ?? null;
+    await waitFor(() => metaLeader() !== null, 'a metadata leader', 20_000);
+    // Not the metadata leader: its questions to the leader go over the peer link.
+    const asked = brokers.find((b) => b.id !== metaLeader()) as Broker;
     expect((await admin(asked, 'POST', '/api/topics', { topic: 'small', partitions: 2 })).status).toBe(201);
     const client = await RawClient.open(`ws://127.0.0.1:${asked.port}`);
     fixture.defer(async () => client.ws.close());
@@ -121,5 +127,12 @@ describe('a "does not exist" answer of a broker behind its metadata leader', () 
     const deleted = await admin(asked, 'DELETE', '/api/topics?topic=never.created');
     expect(deleted.status).toBe(404);
     expect(deleted.body).toMatchObject({ code: 'INVALID_TOPIC' });
+    expect((await admin(asked, 'PATCH', '/api/topics', { topic: 'never.created', partitions: 3 })).body).toMatchObject({ code: 'INVALID_TOPIC' });
+
+    // A leader of an older version, which does not know meta.partition-count: the answers it gave before.
+    for (const b of brokers) (b.engine as unknown as { rpc: { handlers: Map<string, unknown> } }).rpc.handlers.delete('meta.partition-count');
+    expect(await commit(client, 4, 'small', 2)).toBe('INVALID_PARTITION');
+    expect(await commit(client, 5, 'never.created', 0)).toBe('INVALID_TOPIC');
+    expect(await publish(client, 2, 'small', 3)).toBe('INVALID_PARTITION');
   });
 });

@@ -685,7 +685,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * Raises `topic`'s partition count to `partitions` through the metadata
    * leader, and resolves once this broker applied it. The new partitions are
    * placed over the metadata group's members; existing ones are untouched.
-   * `INVALID_TOPIC` for an unknown topic, `INVALID_ARGUMENT` for a count that is not higher.
+   * `INVALID_TOPIC` for an unknown topic (one only this broker lacks is
+   * waited for: {@link topicToChange}), `INVALID_ARGUMENT` for a count that is not higher.
    */
   async addPartitions(topic: string, partitions: number): Promise<TopicInfo> {
     const known = await this.topicToChange(topic);
@@ -708,7 +709,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * topic as it was, once this broker applied the deletion. Every broker
    * hosting a replica stops its group and deletes its files when it applies
    * the entry; subscribers of the topic are told (`INVALID_TOPIC`).
-   * `INVALID_TOPIC` for a topic that does not exist.
+   * `INVALID_TOPIC` for a topic that does not exist (one only this broker
+   * lacks is waited for: {@link topicToChange}).
    */
   async deleteTopic(topic: string): Promise<TopicInfo> {
     const known = await this.topicToChange(topic);
@@ -737,6 +739,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return (await this.forwarding.viaLeader(this.meta, async () => this.topicMissingHere(topic), TOPIC_MISSING_METHOD, { topic })) === true;
   }
 
+  /** See {@link LogEngine.awaitTopic}. */
   async awaitTopic(topic: string): Promise<void> {
     await this.topicToChange(topic);
   }
@@ -759,6 +762,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     });
   }
 
+  /** See {@link LogEngine.partitionMissing}: the leader's count, by {@link PARTITION_COUNT_METHOD}. */
   async partitionMissing(topic: string, partition: number): Promise<'topic' | 'partition' | undefined> {
     const here = this.metadata.get(topic)?.partitions.length;
     if (here !== undefined && partition < here) return undefined;

@@ -96,7 +96,12 @@ describe('a "does not exist" answer of a broker behind its metadata leader', () 
     // count from a broker that applied it), sent together: both before this broker applies the partition.
     expect((await admin(other, 'PATCH', '/api/topics', { topic: 'grown', partitions: 2 })).status).toBe(200);
     expect(engineOf(behind).partitionCount('grown'), 'the broker behind has the new partition already: no lag to test').toBe(1);
-    expect(await Promise.all([commit(client, 2, 'grown', 1), publish(client, 1, 'grown', 1)])).toEqual(['NOT_READY', 'NOT_READY']);
+    // And an operator's move of its replica, asked of this broker: refused for what it is (every broker holds a
+    // replica), not for a partition "unknown".
+    const move = { topic: 'grown', partition: 1, from: behind.id, to: other.id };
+    const [committedGrown, publishedGrown, moved] = await Promise.all([commit(client, 2, 'grown', 1), publish(client, 1, 'grown', 1), admin(behind, 'POST', '/api/cluster/move', move)]);
+    expect([committedGrown, publishedGrown]).toEqual(['NOT_READY', 'NOT_READY']);
+    expect(moved.body).toMatchObject({ reason: 'target-is-replica' });
 
     // What the SDK's committer and publisher do with NOT_READY: send again; once this broker applied the partition,
     // it is stored. (The links healed first: the new partition's group elects its leader over them.)

@@ -133,6 +133,8 @@ describe('a "does not exist" answer of a broker behind its metadata leader', () 
     expect(deleted.status).toBe(404);
     expect(deleted.body).toMatchObject({ code: 'INVALID_TOPIC' });
     expect((await admin(asked, 'PATCH', '/api/topics', { topic: 'never.created', partitions: 3 })).body).toMatchObject({ code: 'INVALID_TOPIC' });
+    const elsewhere = (brokers.find((b) => b !== asked) as Broker).id;
+    expect((await admin(asked, 'POST', '/api/cluster/move', { topic: 'small', partition: 5, from: asked.id, to: elsewhere })).body).toMatchObject({ reason: 'unknown-partition' });
 
     // A leader of an older version, which does not know meta.partition-count: the answers it gave before.
     for (const b of brokers) (b.engine as unknown as { rpc: { handlers: Map<string, unknown> } }).rpc.handlers.delete('meta.partition-count');

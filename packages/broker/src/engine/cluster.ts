@@ -762,6 +762,23 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     });
   }
 
+  /**
+   * Whether `topic`'s partition `partition`, missing here, exists (the
+   * metadata leader has it), then once this broker applied it, bounded; for
+   * an operator's change, as {@link topicToChange}. `NOT_READY` when the
+   * leader cannot tell or this broker does not catch up.
+   */
+  private async partitionToChange(topic: string, partition: number): Promise<boolean> {
+    const missing = await this.partitionMissing(topic, partition).catch((err: unknown) => {
+      throw new RelayError('NOT_READY', `${topic}/${partition} is not in broker ${this.options.self}'s metadata and its metadata leader could not say whether it exists: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    if (missing !== undefined) return false;
+    const applied = (): true | undefined => (this.metadata.get(topic)?.partitions[partition] !== undefined ? true : undefined);
+    return waitFor(this.metaEvents, 'applied', applied, this.options.requestTimeoutMs, `${topic}/${partition} to reach this broker's metadata`).catch(() => {
+      throw new RelayError('NOT_READY', `${topic}/${partition} exists but broker ${this.options.self} has not applied it yet; retry`);
+    });
+  }
+
   /** See {@link LogEngine.partitionMissing}: the leader's count, by {@link PARTITION_COUNT_METHOD}. */
   async partitionMissing(topic: string, partition: number): Promise<'topic' | 'partition' | undefined> {
     const here = this.metadata.get(topic)?.partitions.length;
@@ -1090,7 +1107,9 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         maxMoves: this.options.maxConcurrentMoves ?? DEFAULT_MAX_CONCURRENT_MOVES,
       });
     };
-    const before = refusal();
+    let before = refusal();
+    // Maybe unknown here only (this broker behind its metadata leader): a partition the leader has is waited for.
+    if ((before?.reason === 'unknown-topic' || before?.reason === 'unknown-partition') && (await this.partitionToChange(topic, partition))) before = refusal();
     if (before !== undefined) throw before;
     const result = await this.proposeMove({ type: 'move-replica', topic, partition, from, to, atMs: Math.floor(this.options.now()) });
     const o = (typeof result === 'object' && result !== null ? result : {}) as { kind?: unknown; reason?: unknown };

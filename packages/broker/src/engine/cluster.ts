@@ -215,6 +215,20 @@ export interface ReplicaRead extends PartitionBounds {
  */
 const READ_BARRIER_SPACING_MS = 100;
 
+/** {@link ClusterEngine.leaderPartitionCount}'s questions about one topic. */
+interface PartitionCountAsks {
+  /** The question sent, until answered. */
+  running: Promise<number | null> | undefined;
+  /** The question not sent yet, which questions arriving meanwhile join. */
+  next: NextPartitionCountAsk | undefined;
+}
+
+interface NextPartitionCountAsk {
+  /** The highest partition asked about. */
+  partition: number;
+  answer: Promise<number | null>;
+}
+
 /**
  * The entry of a metadata read barrier: an empty `commit-positions`, which
  * changes nothing (an empty commit only reads, positions.ts) and which every
@@ -277,6 +291,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private nextReadBarrier: Promise<void> | undefined;
   /** When the last read barrier was proposed (`performance.now()`): the next waits out {@link READ_BARRIER_SPACING_MS}. */
   private lastReadBarrierAt = Number.NEGATIVE_INFINITY;
+  /** Per topic, the metadata leader's partition count being asked and the next ask (see {@link leaderPartitionCount}). */
+  private readonly partitionCountAsks = new Map<string, PartitionCountAsks>();
   /** The metadata leader as readiness sees it: kept through an election (see leader-grace.ts); its expiry is a change too. */
   private readonly metaLeaderGrace: LeaderGrace;
   /** Some group applied entries (announced only while a recovery waits for it). */
@@ -785,8 +801,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     if (here !== undefined && partition < here) return undefined;
     let partitions: number | null;
     try {
-      const answer = await this.forwarding.viaLeader(this.meta, async () => ({ partitions: await this.partitionCountHere(topic, partition) }), PARTITION_COUNT_METHOD, { topic, partition });
-      partitions = parsePartitionCountAnswer(answer);
+      partitions = await this.leaderPartitionCount(topic, partition);
     } catch (err) {
       if (!isUnknownMethod(err, PARTITION_COUNT_METHOD)) throw err;
       // A leader of an older version: the answer before it, for a partition of a topic known here; a topic it can tell.
@@ -794,6 +809,48 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       return (await this.topicMissing(topic)) ? 'topic' : undefined;
     }
     return partitions === null ? 'topic' : partition >= partitions ? 'partition' : undefined;
+  }
+
+  /**
+   * The metadata leader's count of `topic`'s partitions, asked (once it has
+   * `partition`, or after its read barrier) by a request sent after this call:
+   * so a "missing" it answers is no older than the question. Questions about
+   * one topic are shared: one in flight, and the next, which every question
+   * arriving meanwhile joins (asked for the highest partition among them: a
+   * leader that has it has the lower ones), sent when the first is answered.
+   * A producer sending to a partition that does not exist, however fast,
+   * costs the leader about one request per round trip, not one per batch.
+   */
+  private leaderPartitionCount(topic: string, partition: number): Promise<number | null> {
+    let asks = this.partitionCountAsks.get(topic);
+    if (asks === undefined) {
+      asks = { running: undefined, next: undefined };
+      this.partitionCountAsks.set(topic, asks);
+    }
+    if (asks.next !== undefined) {
+      asks.next.partition = Math.max(asks.next.partition, partition);
+      return asks.next.answer;
+    }
+    const entry = asks;
+    const next: NextPartitionCountAsk = { partition, answer: Promise.resolve(null) };
+    const settled = (): void => {
+      if (entry.running !== next.answer) return;
+      entry.running = undefined;
+      if (entry.next === undefined && this.partitionCountAsks.get(topic) === entry) this.partitionCountAsks.delete(topic);
+    };
+    next.answer = (entry.running ?? Promise.resolve(null)).then(
+      () => undefined,
+      () => undefined,
+    ).then(async () => {
+      entry.next = undefined;
+      entry.running = next.answer;
+      const body = { topic, partition: next.partition };
+      const answer = await this.forwarding.viaLeader(this.meta, async () => ({ partitions: await this.partitionCountHere(topic, body.partition) }), PARTITION_COUNT_METHOD, body);
+      return parsePartitionCountAnswer(answer);
+    });
+    void next.answer.then(settled, settled);
+    entry.next = next;
+    return next.answer;
   }
 
   /**

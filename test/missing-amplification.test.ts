@@ -10,6 +10,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
 import { Fixture } from './support/cluster.js';
+import { faultableCluster } from './support/faultable.js';
 import { RawClient } from './support/raw-client.js';
 import { waitFor } from './support/wait.js';
 
@@ -25,6 +26,8 @@ interface MetaEngine {
   groupStatus(): Array<{ group: string; leader: string | null }>;
   metadataLeaderKnown(): boolean;
   rpc: { call(peer: string, method: string, body: unknown, timeoutMs: number): Promise<unknown> };
+  partitionCount(topic: string): number | undefined;
+  partitionMissing(topic: string, partition: number): Promise<'topic' | 'partition' | undefined>;
 }
 const engineOf = (b: Broker): MetaEngine => b.engine as unknown as MetaEngine;
 
@@ -88,5 +91,75 @@ describe('publishes and commits to a partition that does not exist', () => {
     expect([...commitCodes]).toEqual(['INVALID_PARTITION']);
     console.log(`160 commits to a missing partition: ${calls.count - before} meta.partition-count requests, ${(performance.now() - commitsStarted).toFixed(0)} ms`);
     expect(calls.count - before).toBeLessThanOrEqual(2 * 10);
+  });
+
+  it('answers a publish that arrived after the partition was created NOT_READY, not with the "missing" of a question in flight since before', async () => {
+    const ids = ['q1', 'q2', 'q3'];
+    const { brokers, peerLinks, urls } = await faultableCluster(fixture, ids, { defaultPartitions: 1, adminPort: 0, adminToken: TOKEN, peer: { requestTimeoutMs: 8000 } });
+    const metaLeader = (): string | null => engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader ?? null;
+    await waitFor(() => metaLeader() !== null && brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
+    const behind = brokers.find((b) => b.id !== metaLeader()) as Broker;
+    const other = brokers.find((b) => b !== behind) as Broker;
+    const admin = async (broker: Broker, method: string, body: unknown): Promise<number> => {
+      const response = await fetch(`${broker.adminUrl as string}/api/topics`, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(20_000),
+      });
+      return response.status;
+    };
+    expect(await admin(other, 'POST', { topic: 'grown', partitions: 1 })).toBe(201);
+    await waitFor(() => engineOf(behind).partitionCount('grown') === 1, 'the topic on every broker', 20_000);
+    const client = await RawClient.open(urls[ids.indexOf(behind.id)] as string);
+    fixture.defer(async () => client.ws.close());
+    await client.whenReady();
+
+    // The first question's answer (no partition 1 yet) is held on its way back until the test lets it go.
+    const engine = engineOf(behind);
+    let release = (): void => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let firstAnswered = false;
+    let asked = 0;
+    const call = engine.rpc.call.bind(engine.rpc);
+    engine.rpc.call = async (peer, method, body, timeoutMs) => {
+      if (method !== 'meta.partition-count' || ++asked > 1) return call(peer, method, body, timeoutMs);
+      const answer = await call(peer, method, body, timeoutMs);
+      firstAnswered = true;
+      await released;
+      return answer;
+    };
+    let checks = 0;
+    const partitionMissing = engine.partitionMissing.bind(engine);
+    engine.partitionMissing = (topic, partition) => {
+      checks++;
+      return partitionMissing(topic, partition);
+    };
+    fixture.defer(async () => release());
+    const publish = (id: number): void => {
+      client.send({ type: 'publish', batches: [{ topic: 'grown', partition: 1, ack: 'quorum', firstId: id, firstSeq: 0, messages: [{ data: new Uint8Array([id]) }] }] });
+    };
+    const answerTo = (id: number): string | undefined => {
+      for (const f of client.frames) {
+        if (f.type === 'nack' && f.id === id) return f.code;
+        if (f.type === 'ack' && f.acks.some((a) => a.id === id)) return 'stored';
+      }
+      return undefined;
+    };
+
+    publish(1);
+    await waitFor(() => firstAnswered, 'the leader\'s answer to the first question', 20_000);
+    // The partition is created now, and the broker asked does not apply it soon (its links are slow).
+    const slowed = [...peerLinks].filter(([name]) => name.startsWith(`${behind.id}->`) || name.endsWith(`->${behind.id}`)).map(([, link]) => link);
+    for (const link of slowed) link.delay(1000);
+    expect(await admin(other, 'PATCH', { topic: 'grown', partitions: 2 })).toBe(200);
+    expect(engine.partitionCount('grown'), 'the broker asked has the new partition already: no lag to test').toBe(1);
+    publish(2);
+    await waitFor(() => checks >= 2, 'the second publish checked', 20_000);
+    release();
+    await waitFor(() => answerTo(1) !== undefined && answerTo(2) !== undefined, 'answers to both publishes', 20_000);
+    expect(answerTo(1)).toBe('INVALID_PARTITION'); // asked, and answered, before the partition existed
+    expect(answerTo(2)).toBe('NOT_READY');
+    for (const link of slowed) link.heal();
   });
 });

@@ -812,44 +812,55 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   /**
-   * The metadata leader's count of `topic`'s partitions, asked (once it has
-   * `partition`, or after its read barrier) by a request sent after this call:
-   * so a "missing" it answers is no older than the question. Questions about
-   * one topic are shared: one in flight, and the next, which every question
-   * arriving meanwhile joins (asked for the highest partition among them: a
-   * leader that has it has the lower ones), sent when the first is answered.
-   * A producer sending to a partition that does not exist, however fast,
-   * costs the leader about one request per round trip, not one per batch.
+   * The metadata leader's count of `topic`'s partitions, as {@link partitionCountHere}
+   * answers it. A "missing" comes from a request sent after this call, so it
+   * is no older than the question. Questions about one topic are shared: one
+   * request in flight, and the next, which every question arriving meanwhile
+   * joins, asked for the highest partition among them (a leader that has it
+   * has the lower ones). When the request in flight is answered, its "it
+   * exists" (or its failure: `NOT_READY` either way) answers the next too;
+   * only its "missing" may predate them, and the next is sent. A producer
+   * sending to a partition that does not exist, however fast, costs the
+   * leader about one request per round trip, not one per batch.
    */
   private leaderPartitionCount(topic: string, partition: number): Promise<number | null> {
-    let asks = this.partitionCountAsks.get(topic);
-    if (asks === undefined) {
-      asks = { running: undefined, next: undefined };
-      this.partitionCountAsks.set(topic, asks);
-    }
+    const asks = this.partitionCountAsks.get(topic) ?? { running: undefined, next: undefined };
+    this.partitionCountAsks.set(topic, asks);
     if (asks.next !== undefined) {
       asks.next.partition = Math.max(asks.next.partition, partition);
       return asks.next.answer;
     }
-    const entry = asks;
+    const inFlight = asks.running;
     const next: NextPartitionCountAsk = { partition, answer: Promise.resolve(null) };
-    const settled = (): void => {
-      if (entry.running !== next.answer) return;
-      entry.running = undefined;
-      if (entry.next === undefined && this.partitionCountAsks.get(topic) === entry) this.partitionCountAsks.delete(topic);
-    };
-    next.answer = (entry.running ?? Promise.resolve(null)).then(
-      () => undefined,
-      () => undefined,
-    ).then(async () => {
-      entry.next = undefined;
-      entry.running = next.answer;
+    next.answer = (async () => {
+      // Questions arriving in this turn join (and wait for the one in flight, if any).
+      let earlier: { count: number | null } | { error: unknown } | undefined;
+      try {
+        earlier = inFlight === undefined ? await undefined : { count: await inFlight };
+      } catch (error) {
+        earlier = { error };
+      }
+      asks.next = undefined;
+      if (earlier !== undefined) {
+        if ('error' in earlier) throw earlier.error;
+        if (earlier.count !== null && earlier.count > next.partition) return earlier.count;
+      }
       const body = { topic, partition: next.partition };
-      const answer = await this.forwarding.viaLeader(this.meta, async () => ({ partitions: await this.partitionCountHere(topic, body.partition) }), PARTITION_COUNT_METHOD, body);
-      return parsePartitionCountAnswer(answer);
-    });
+      const sent = this.forwarding
+        .viaLeader(this.meta, async () => ({ partitions: await this.partitionCountHere(topic, body.partition) }), PARTITION_COUNT_METHOD, body)
+        .then(parsePartitionCountAnswer);
+      asks.running = sent;
+      try {
+        return await sent;
+      } finally {
+        if (asks.running === sent) asks.running = undefined;
+      }
+    })();
+    const settled = (): void => {
+      if (asks.running === undefined && asks.next === undefined && this.partitionCountAsks.get(topic) === asks) this.partitionCountAsks.delete(topic);
+    };
     void next.answer.then(settled, settled);
-    entry.next = next;
+    asks.next = next;
     return next.answer;
   }
 

@@ -6,7 +6,7 @@
  * from its stale metadata: the topic, which exists, was "missing". It must
  * first get an entry of its own through the log (a read barrier), which a
  * deposed leader cannot: the answer is `NOT_READY` (the SDK asks again),
- * never "missing".
+ * never "missing". So is its answer to a deletion of the topic.
  *
  * Three brokers in this process, every peer connection through a fault link.
  */
@@ -27,6 +27,8 @@ interface LookupEngine {
   partitionCount(topic: string): number | undefined;
   metadataLeaderKnown(): boolean;
   topicMissing(topic: string): Promise<boolean>;
+  /** What the metadata leader runs for a deletion (meta.delete-topic): `{ kind: 'missing' }` for no such topic. */
+  deleteTopicHere(topic: string): Promise<unknown>;
   ensureTopic(topic: string): Promise<unknown>;
   raftActivity(): { groups: number; quiesced: number };
   peerDown(peer: string): void;
@@ -68,14 +70,26 @@ describe('a "topic missing" lookup answered by a deposed metadata leader', () =>
 
     // Asked now, it must not say "missing": its barrier cannot commit, so NOT_READY (the lookup is asked again), or
     // NO_QUORUM should it step down first and find no leader within the request timeout.
-    const answer = await engineOf(deposed)
-      .topicMissing(TOPIC)
-      .then(
-        (missing) => (missing ? 'missing' : 'exists'),
-        (err: unknown) => (err instanceof RelayError ? err.code : String(err)),
-      );
+    // Nor may it answer a deletion of the topic (asked by a broker that has it) "missing": same barrier. Both asked
+    // at once, while it still believes it leads.
+    const [answer, deletion] = await Promise.all([
+      engineOf(deposed)
+        .topicMissing(TOPIC)
+        .then(
+          (missing) => (missing ? 'missing' : 'exists'),
+          (err: unknown) => (err instanceof RelayError ? err.code : String(err)),
+        ),
+      engineOf(deposed)
+        .deleteTopicHere(TOPIC)
+        .then(
+          (result) => ((result as { kind?: unknown }).kind === 'missing' ? 'missing' : 'proposed'),
+          (err: unknown) => (err instanceof RelayError ? err.code : String(err)),
+        ),
+    ]);
     expect(answer).not.toBe('missing');
     expect(['NOT_READY', 'NO_QUORUM']).toContain(answer);
+    expect(deletion).not.toBe('missing');
+    expect(['NOT_READY', 'NO_QUORUM', 'NOT_LEADER']).toContain(deletion);
   });
 
   it('says "missing" only after an entry of its own went through the log; lookups arriving together share one', async () => {

@@ -274,7 +274,12 @@ class RunningBroker implements Broker {
       },
       deleteTopic: async (topic) => {
         if (this.engine.deleteTopic === undefined) throw new RelayError('INVALID_ARGUMENT', 'this broker\'s engine cannot delete topics');
-        const assignment = this.topicAssignments().find((t) => t.topic === topic);
+        let assignment = this.topicAssignments().find((t) => t.topic === topic);
+        // Missing here, maybe only because this broker is behind its metadata leader: the engine asks it and waits.
+        if (assignment === undefined && this.engine.awaitTopic !== undefined) {
+          await this.engine.awaitTopic(topic);
+          assignment = this.topicAssignments().find((t) => t.topic === topic);
+        }
         if (assignment === undefined) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
         const described = (await this.describeTopics([assignment]))[0] as TopicDescription;
         await this.engine.deleteTopic(topic);

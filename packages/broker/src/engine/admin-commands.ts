@@ -18,6 +18,12 @@ export const ADD_PARTITIONS_METHOD = 'meta.add-partitions';
 export const DELETE_TOPIC_METHOD = 'meta.delete-topic';
 /** The peer RPC method asking the metadata leader whether a topic is missing (`{ topic }`, answered a boolean). */
 export const TOPIC_MISSING_METHOD = 'meta.topic-missing';
+/**
+ * The peer RPC method asking the metadata leader for a topic's partition count (`{ topic, partition }`,
+ * answered `{ partitions }`, `null` for no topic), at once when it has `partition`, else after a read
+ * barrier. A leader of an older version answers it as an unknown method (see `isUnknownMethod`).
+ */
+export const PARTITION_COUNT_METHOD = 'meta.partition-count';
 
 /** Largest partition count, as `defaultPartitions` and the metadata's create-topic allow. */
 export const MAX_PARTITIONS = 1024;
@@ -71,4 +77,20 @@ export function parseAddPartitionsRequest(body: unknown): { topic: string; parti
 export function parseDeleteTopicRequest(body: unknown): string {
   const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   return topicName(o.topic, DELETE_TOPIC_METHOD);
+}
+
+/** {@link PARTITION_COUNT_METHOD}'s body: `{ topic, partition }`. */
+export function parsePartitionCountRequest(body: unknown): { topic: string; partition: number } {
+  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  const topic = topicName(o.topic, PARTITION_COUNT_METHOD);
+  if (typeof o.partition !== 'number' || !Number.isSafeInteger(o.partition) || o.partition < 0) throw new RelayError('INVALID_ARGUMENT', `${PARTITION_COUNT_METHOD} wants a partition number`);
+  return { topic, partition: o.partition };
+}
+
+/** {@link PARTITION_COUNT_METHOD}'s answer: the leader's partition count, `null` for no such topic. */
+export function parsePartitionCountAnswer(body: unknown): number | null {
+  const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (o.partitions === null) return null;
+  if (!isCount(o.partitions, MAX_PARTITIONS)) throw new RelayError('INTERNAL', `${PARTITION_COUNT_METHOD}: the leader answered no partition count`);
+  return o.partitions;
 }

@@ -3,11 +3,14 @@ import {
   ADD_PARTITIONS_METHOD,
   CREATE_TOPIC_METHOD,
   DELETE_TOPIC_METHOD,
+  PARTITION_COUNT_METHOD,
   TOPIC_MISSING_METHOD,
   parseAddPartitionsRequest,
   parseAdminMetadataCommand,
   parseCreateTopicRequest,
   parseDeleteTopicRequest,
+  parsePartitionCountAnswer,
+  parsePartitionCountRequest,
 } from './admin-commands.js';
 import { ClusterNaming } from './cluster-naming.js';
 import { removalRefusal } from './decommission.js';
@@ -42,7 +45,7 @@ import type { CommitPositionsCommand } from '../core/metadata/positions.js';
 import type { AppendOutcome, EncodedMessages, PartitionLog, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
 import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfigOptions, type RaftCounters } from '../core/raft/index.js';
 import { addRaftCounters, zeroRaftCounters } from '../runtime/raft-counters.js';
-import { PeerRpc } from '../net/peer-rpc.js';
+import { PeerRpc, isUnknownMethod } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
@@ -213,6 +216,20 @@ export interface ReplicaRead extends PartitionBounds {
  */
 const READ_BARRIER_SPACING_MS = 100;
 
+/** {@link ClusterEngine.leaderPartitionCount}'s questions about one topic. */
+interface PartitionCountAsks {
+  /** The question sent, until answered. */
+  running: Promise<number | null> | undefined;
+  /** The question not sent yet, which questions arriving meanwhile join. */
+  next: NextPartitionCountAsk | undefined;
+}
+
+interface NextPartitionCountAsk {
+  /** The highest partition asked about. */
+  partition: number;
+  answer: Promise<number | null>;
+}
+
 /**
  * How long a broker whose metadata is behind waits to apply the log up to a
  * durable position read the metadata leader answered (a follower is usually
@@ -282,6 +299,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private nextReadBarrier: Promise<void> | undefined;
   /** When the last read barrier was proposed (`performance.now()`): the next waits out {@link READ_BARRIER_SPACING_MS}. */
   private lastReadBarrierAt = Number.NEGATIVE_INFINITY;
+  /** Per topic, the metadata leader's partition count being asked and the next ask (see {@link leaderPartitionCount}). */
+  private readonly partitionCountAsks = new Map<string, PartitionCountAsks>();
   /** The metadata leader as readiness sees it: kept through an election (see leader-grace.ts); its expiry is a change too. */
   private readonly metaLeaderGrace: LeaderGrace;
   /** Some group applied entries (announced only while a recovery waits for it). */
@@ -499,6 +518,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     }));
     this.rpc.handle(DELETE_TOPIC_METHOD, afterOpen(async (body) => this.deleteTopicHere(parseDeleteTopicRequest(body))));
     this.rpc.handle(TOPIC_MISSING_METHOD, afterOpen(async (body) => this.topicMissingHere(parseDeleteTopicRequest(body))));
+    this.rpc.handle(PARTITION_COUNT_METHOD, afterOpen(async (body) => {
+      const { topic, partition } = parsePartitionCountRequest(body);
+      return { partitions: await this.partitionCountHere(topic, partition) };
+    }));
     this.rpc.handle(ADD_PARTITIONS_METHOD, afterOpen(async (body) => {
       const { topic, partitions } = parseAddPartitionsRequest(body);
       return this.addPartitionsHere(topic, partitions);
@@ -692,11 +715,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * Raises `topic`'s partition count to `partitions` through the metadata
    * leader, and resolves once this broker applied it. The new partitions are
    * placed over the metadata group's members; existing ones are untouched.
-   * `INVALID_TOPIC` for an unknown topic, `INVALID_ARGUMENT` for a count that is not higher.
+   * `INVALID_TOPIC` for an unknown topic (one only this broker lacks is
+   * waited for: {@link topicToChange}), `INVALID_ARGUMENT` for a count that is not higher.
    */
   async addPartitions(topic: string, partitions: number): Promise<TopicInfo> {
-    const known = this.metadata.get(topic);
-    if (known === undefined) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+    const known = await this.topicToChange(topic);
     if (partitions <= known.partitions.length) {
       throw new RelayError('INVALID_ARGUMENT', `topic ${topic} has ${known.partitions.length} partitions; the count can only be raised (asked for ${partitions})`);
     }
@@ -716,11 +739,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * topic as it was, once this broker applied the deletion. Every broker
    * hosting a replica stops its group and deletes its files when it applies
    * the entry; subscribers of the topic are told (`INVALID_TOPIC`).
-   * `INVALID_TOPIC` for a topic that does not exist.
+   * `INVALID_TOPIC` for a topic that does not exist (one only this broker
+   * lacks is waited for: {@link topicToChange}).
    */
   async deleteTopic(topic: string): Promise<TopicInfo> {
-    const known = this.metadata.get(topic);
-    if (known === undefined) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+    const known = await this.topicToChange(topic);
     const result = await this.forwarding.viaLeader(this.meta, () => this.deleteTopicHere(topic), DELETE_TOPIC_METHOD, { topic });
     const o = (typeof result === 'object' && result !== null ? result : {}) as { kind?: unknown };
     if (o.kind === 'missing') throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
@@ -744,6 +767,128 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   async topicMissing(topic: string): Promise<boolean> {
     if (this.metadata.get(topic) !== undefined) return false;
     return (await this.forwarding.viaLeader(this.meta, async () => this.topicMissingHere(topic), TOPIC_MISSING_METHOD, { topic })) === true;
+  }
+
+  /** See {@link LogEngine.awaitTopic}. */
+  async awaitTopic(topic: string): Promise<void> {
+    await this.topicToChange(topic);
+  }
+
+  /**
+   * `topic` as this broker applied it, for an operator's change: one missing
+   * here that the metadata leader has (this broker behind) is waited for,
+   * bounded. `INVALID_TOPIC` only once the leader confirmed it missing;
+   * `NOT_READY` when the leader cannot tell or this broker does not catch up.
+   */
+  private async topicToChange(topic: string): Promise<TopicMetadata> {
+    const known = this.metadata.get(topic);
+    if (known !== undefined) return known;
+    const missing = await this.topicMissing(topic).catch((err: unknown) => {
+      throw new RelayError('NOT_READY', `topic ${topic} is not in broker ${this.options.self}'s metadata and its metadata leader could not say whether it exists: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    if (missing) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
+    return waitFor(this.metaEvents, 'applied', () => this.metadata.get(topic), this.options.requestTimeoutMs, `topic ${topic} to reach this broker's metadata`).catch(() => {
+      throw new RelayError('NOT_READY', `topic ${topic} exists but broker ${this.options.self} has not applied it yet; retry`);
+    });
+  }
+
+  /**
+   * Whether `topic`'s partition `partition`, missing here, exists (the
+   * metadata leader has it), then once this broker applied it, bounded; for
+   * an operator's change, as {@link topicToChange}. `NOT_READY` when the
+   * leader cannot tell or this broker does not catch up.
+   */
+  private async partitionToChange(topic: string, partition: number): Promise<boolean> {
+    const missing = await this.partitionMissing(topic, partition).catch((err: unknown) => {
+      throw new RelayError('NOT_READY', `${topic}/${partition} is not in broker ${this.options.self}'s metadata and its metadata leader could not say whether it exists: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    if (missing !== undefined) return false;
+    const applied = (): true | undefined => (this.metadata.get(topic)?.partitions[partition] !== undefined ? true : undefined);
+    return waitFor(this.metaEvents, 'applied', applied, this.options.requestTimeoutMs, `${topic}/${partition} to reach this broker's metadata`).catch(() => {
+      throw new RelayError('NOT_READY', `${topic}/${partition} exists but broker ${this.options.self} has not applied it yet; retry`);
+    });
+  }
+
+  /** See {@link LogEngine.partitionMissing}: the leader's count, by {@link PARTITION_COUNT_METHOD}. */
+  async partitionMissing(topic: string, partition: number): Promise<'topic' | 'partition' | undefined> {
+    const here = this.metadata.get(topic)?.partitions.length;
+    if (here !== undefined && partition < here) return undefined;
+    let partitions: number | null;
+    try {
+      partitions = await this.leaderPartitionCount(topic, partition);
+    } catch (err) {
+      if (!isUnknownMethod(err, PARTITION_COUNT_METHOD)) throw err;
+      // A leader of an older version: the answer before it, for a partition of a topic known here; a topic it can tell.
+      if (here !== undefined) return 'partition';
+      return (await this.topicMissing(topic)) ? 'topic' : undefined;
+    }
+    return partitions === null ? 'topic' : partition >= partitions ? 'partition' : undefined;
+  }
+
+  /**
+   * The metadata leader's count of `topic`'s partitions, as {@link partitionCountHere}
+   * answers it. A "missing" comes from a request sent after this call, so it
+   * is no older than the question. Questions about one topic are shared: one
+   * request in flight, and the next, which every question arriving meanwhile
+   * joins, asked for the highest partition among them (a leader that has it
+   * has the lower ones). When the request in flight is answered, its "it
+   * exists" (or its failure: `NOT_READY` either way) answers the next too;
+   * only its "missing" may predate them, and the next is sent. A producer
+   * sending to a partition that does not exist, however fast, costs the
+   * leader about one request per round trip, not one per batch.
+   */
+  private leaderPartitionCount(topic: string, partition: number): Promise<number | null> {
+    const asks = this.partitionCountAsks.get(topic) ?? { running: undefined, next: undefined };
+    this.partitionCountAsks.set(topic, asks);
+    if (asks.next !== undefined) {
+      asks.next.partition = Math.max(asks.next.partition, partition);
+      return asks.next.answer;
+    }
+    const inFlight = asks.running;
+    const next: NextPartitionCountAsk = { partition, answer: Promise.resolve(null) };
+    next.answer = (async () => {
+      // Questions arriving in this turn join (and wait for the one in flight, if any).
+      let earlier: { count: number | null } | { error: unknown } | undefined;
+      try {
+        earlier = inFlight === undefined ? await undefined : { count: await inFlight };
+      } catch (error) {
+        earlier = { error };
+      }
+      asks.next = undefined;
+      if (earlier !== undefined) {
+        if ('error' in earlier) throw earlier.error;
+        if (earlier.count !== null && earlier.count > next.partition) return earlier.count;
+      }
+      const body = { topic, partition: next.partition };
+      const sent = this.forwarding
+        .viaLeader(this.meta, async () => ({ partitions: await this.partitionCountHere(topic, body.partition) }), PARTITION_COUNT_METHOD, body)
+        .then(parsePartitionCountAnswer);
+      asks.running = sent;
+      try {
+        return await sent;
+      } finally {
+        if (asks.running === sent) asks.running = undefined;
+      }
+    })();
+    const settled = (): void => {
+      if (asks.running === undefined && asks.next === undefined && this.partitionCountAsks.get(topic) === asks) this.partitionCountAsks.delete(topic);
+    };
+    void next.answer.then(settled, settled);
+    asks.next = next;
+    return next.answer;
+  }
+
+  /**
+   * On the metadata leader: `topic`'s partition count (`null`: no such topic),
+   * at once when it has `partition`, else after a read barrier, as
+   * {@link topicMissingHere} says "missing".
+   */
+  private async partitionCountHere(topic: string, partition: number): Promise<number | null> {
+    if (this.meta.leader !== this.options.self) throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead the metadata`);
+    const before = this.metadata.get(topic)?.partitions.length;
+    if (before !== undefined && partition < before) return before;
+    await this.metaReadBarrier();
+    return this.metadata.get(topic)?.partitions.length ?? null;
   }
 
   /**
@@ -846,9 +991,18 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     });
   };
 
-  /** On the metadata leader: proposes the deletion of `topic` (answered `missing` when there is none). */
-  private deleteTopicHere(topic: string): Promise<unknown> {
-    if (this.metadata.get(topic) === undefined) return Promise.resolve({ kind: 'missing', topic });
+  /**
+   * On the metadata leader: proposes the deletion of `topic`, answered
+   * `missing` when there is none, which (as {@link topicMissingHere}) is said
+   * only after a read barrier: a leader deposed or just elected may not have
+   * applied a creation yet.
+   */
+  private async deleteTopicHere(topic: string): Promise<unknown> {
+    if (this.metadata.get(topic) === undefined) {
+      if (this.meta.leader !== this.options.self) throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead the metadata`);
+      await this.metaReadBarrier();
+      if (this.metadata.get(topic) === undefined) return { kind: 'missing', topic };
+    }
     return this.proposeMeta({ type: 'delete-topic', topic });
   }
 
@@ -1089,7 +1243,9 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
         maxMoves: this.options.maxConcurrentMoves ?? DEFAULT_MAX_CONCURRENT_MOVES,
       });
     };
-    const before = refusal();
+    let before = refusal();
+    // Maybe unknown here only (this broker behind its metadata leader): a partition the leader has is waited for.
+    if ((before?.reason === 'unknown-topic' || before?.reason === 'unknown-partition') && (await this.partitionToChange(topic, partition))) before = refusal();
     if (before !== undefined) throw before;
     const result = await this.proposeMove({ type: 'move-replica', topic, partition, from, to, atMs: Math.floor(this.options.now()) });
     const o = (typeof result === 'object' && result !== null ? result : {}) as { kind?: unknown; reason?: unknown };

@@ -188,6 +188,22 @@ export interface LogEngine extends PositionStore, GroupStore {
    * metadata may lag provide it; without it, missing here is missing.
    */
   topicMissing?(topic: string): Promise<boolean>;
+  /**
+   * What of `topic`'s partition `partition` is missing for the cluster, asked
+   * when this broker lacks it (its metadata may lag): `'topic'`, `'partition'`,
+   * or `undefined` when the metadata leader has it (this broker is behind;
+   * answer `NOT_READY`). The leader says "missing" only after a read barrier.
+   * Rejects when the leader cannot tell (callers answer `NOT_READY`). Engines
+   * whose metadata may lag provide it; without it, missing here is missing.
+   */
+  partitionMissing?(topic: string, partition: number): Promise<'topic' | 'partition' | undefined>;
+  /**
+   * Resolves once this broker applied `topic`, for an operator's change of
+   * a topic missing here that the metadata leader has (this broker behind);
+   * `INVALID_TOPIC` when the leader confirms it missing, `NOT_READY` when it
+   * cannot be told or this broker does not catch up in time.
+   */
+  awaitTopic?(topic: string): Promise<void>;
   /** First offset stored at or after `timeMs`. */
   offsetForTime(topic: string, partition: number, timeMs: number): Promise<number>;
   on<E extends keyof LogEngineEvents>(event: E, listener: LogEngineEvents[E]): void;

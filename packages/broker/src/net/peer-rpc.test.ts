@@ -1,7 +1,7 @@
 import { freePorts } from '../../../../test/support/ports.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayError } from '@relaymq/sdk/protocol';
-import { PeerRpc } from './peer-rpc.js';
+import { PeerRpc, isUnknownMethod } from './peer-rpc.js';
 import { PeerTransport } from './peer-transport.js';
 
 
@@ -47,6 +47,25 @@ describe('PeerRpc', () => {
     });
     await expect(a.call('b', 'publish', {}, 1000)).rejects.toMatchObject({ code: 'NOT_LEADER', message: 'ask b3' });
     await expect(a.call('b', 'nope', {}, 1000)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
+  it('tells a method the peer does not serve (an older broker) from a refusal of the request by a handler', async () => {
+    const [a, b] = await pair();
+    // A handler's own INVALID_ARGUMENT (a bad topic name, say) is an answer, not an unknown method.
+    b.handle('meta.partition-count', async () => {
+      throw new RelayError('INVALID_ARGUMENT', 'meta.partition-count wants a topic name');
+    });
+    const refused = await a.call('b', 'meta.partition-count', {}, 1000).catch((err: unknown) => err);
+    expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(isUnknownMethod(refused, 'meta.partition-count')).toBe(false);
+    const unknown = await a.call('b', 'meta.other', {}, 1000).catch((err: unknown) => err);
+    expect(isUnknownMethod(unknown, 'meta.other')).toBe(true);
+    expect(isUnknownMethod(unknown, 'meta.partition-count')).toBe(false); // another method's refusal
+    // Even a handler's message that merely starts like it is not taken for it.
+    b.handle('meta.x', async () => {
+      throw new RelayError('INVALID_ARGUMENT', 'unknown peer method meta.x: topic "a b" is not a name');
+    });
+    expect(isUnknownMethod(await a.call('b', 'meta.x', {}, 1000).catch((err: unknown) => err), 'meta.x')).toBe(false);
   });
 
   it("carries a refusal's leader hint back, so a client hears it through every hop (a split: the hint names the far side)", async () => {

@@ -4,6 +4,17 @@ import type { PeerTransport } from './peer-transport.js';
 /** The channel requests and replies travel on, unless the RPC is given its own. */
 const DEFAULT_CHANNEL = 'rpc';
 
+/** How a method this broker does not serve is refused (`INVALID_ARGUMENT`): older brokers say it too, so callers can tell. */
+const UNKNOWN_METHOD = 'unknown peer method';
+
+/**
+ * Whether `err` is a peer's refusal of `method` as unknown: a broker of an older
+ * version, which a caller of a newer method answers the way it did before.
+ */
+export function isUnknownMethod(err: unknown, method: string): boolean {
+  return err instanceof RelayError && err.code === 'INVALID_ARGUMENT' && err.message === `${UNKNOWN_METHOD} ${method}`;
+}
+
 /** Serves one method: gets the (unvalidated) request body, returns the reply body or throws a RelayError. */
 export type RpcHandler = (from: string, body: unknown) => Promise<unknown>;
 
@@ -120,7 +131,7 @@ export class PeerRpc {
     const handler = this.handlers.get(method);
     let reply: RpcFrame;
     try {
-      if (handler === undefined) throw new RelayError('INVALID_ARGUMENT', `unknown peer method ${method}`);
+      if (handler === undefined) throw new RelayError('INVALID_ARGUMENT', `${UNKNOWN_METHOD} ${method}`);
       reply = { kind: 'res', id, body: await handler(from, body) };
     } catch (err) {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', 'peer request failed', { cause: err });

@@ -3,7 +3,7 @@ import type { AppendOutcome } from '../core/partition/partition.js';
 import { tracedStore } from '../observability/tracing.js';
 import { TokenBucket } from '../security/rate-limit.js';
 import type { ClientAccess } from './client-access.js';
-import { asRelayError, dataBytes, unlessNotReady, type SessionContext } from './session-context.js';
+import { asRelayError, dataBytes, missingRefusal, unlessNotReady, type SessionContext } from './session-context.js';
 
 /** What the publish path needs of its session. */
 export interface PublishSession {
@@ -150,10 +150,9 @@ export class PublishHandler {
   }
 
   private append(batch: PublishBatch, partitions: number): Promise<AppendOutcome[]> {
+    // Maybe only missing here (this broker behind its metadata leader, the client told the new count elsewhere).
     if (batch.partition >= partitions) {
-      return Promise.reject(
-        new RelayError('INVALID_PARTITION', `topic ${batch.topic} has ${partitions} partitions; partition ${batch.partition} does not exist`),
-      );
+      return missingRefusal(this.session.ctx, batch.topic, batch.partition, partitions).then((error) => Promise.reject(error));
     }
     // Each incarnation is its own producer for deduplication (see PublishBatch.incarnation).
     // Authenticated producers are scoped to their principal: nobody can claim another's producer id to disturb its deduplication.

@@ -63,3 +63,29 @@ export function dataBytes(messages: ReadonlyArray<{ data: Uint8Array }>): number
   for (const message of messages) bytes += message.data.length;
   return bytes;
 }
+
+/**
+ * The answer to a request naming `topic`'s partition `partition`, which this
+ * broker's metadata lacks (`partitionsHere`: its count here, `undefined` for
+ * no topic). The metadata may lag: the engine asks the metadata leader, and
+ * `INVALID_TOPIC` / `INVALID_PARTITION` (which end the client's work) are
+ * said only once it confirms; one it has, or one it cannot tell of, is
+ * `NOT_READY` (the SDK asks again). Called on the error path only.
+ */
+export async function missingRefusal(ctx: SessionContext, topic: string, partition: number, partitionsHere: number | undefined): Promise<RelayError> {
+  let missing: 'topic' | 'partition' | undefined = partitionsHere === undefined ? 'topic' : 'partition';
+  if (ctx.engine.partitionMissing !== undefined) {
+    try {
+      missing = await ctx.engine.partitionMissing(topic, partition);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      return new RelayError('NOT_READY', `${topic}/${partition} is not in broker ${ctx.options.id}'s metadata and its metadata leader could not say whether it exists: ${why}`);
+    }
+  }
+  if (missing === 'topic') return new RelayError('INVALID_TOPIC', `topic ${topic} does not exist`);
+  if (missing === 'partition') {
+    const has = partitionsHere === undefined ? '' : ` has ${partitionsHere} partitions;`;
+    return new RelayError('INVALID_PARTITION', `topic ${topic}${has} partition ${partition} does not exist`);
+  }
+  return new RelayError('NOT_READY', `${topic}/${partition} exists but broker ${ctx.options.id} has not applied it yet`);
+}

@@ -18,7 +18,7 @@ import { ClientAccess } from './client-access.js';
 import { Delivery } from './delivery.js';
 import { Outbound } from './outbound.js';
 import { PublishHandler } from './publish.js';
-import { asRelayError, unlessNotReady, type ClientSocket, type SessionContext } from './session-context.js';
+import { asRelayError, missingRefusal, unlessNotReady, type ClientSocket, type SessionContext } from './session-context.js';
 
 /** Durable position commits one session may have in flight; the SDK sends one at a time. */
 const MAX_COMMITS_IN_FLIGHT = 16;
@@ -286,9 +286,11 @@ export class ClientSession {
         continue;
       }
       const partitions = engine.partitionCount(position.topic);
-      if (partitions === undefined) return refuse(new RelayError('INVALID_TOPIC', `topic ${position.topic} does not exist`));
-      if (position.partition >= partitions) {
-        return refuse(new RelayError('INVALID_PARTITION', `topic ${position.topic} has ${partitions} partitions; partition ${position.partition} does not exist`));
+      // Missing here, maybe only because this broker is behind: the metadata leader tells (counted in flight).
+      if (partitions === undefined || position.partition >= partitions) {
+        this.commitsInFlight++;
+        void missingRefusal(this.ctx, position.topic, position.partition, partitions).then(refuse).finally(() => this.commitsInFlight--);
+        return;
       }
       // An engine tracking no incarnations stores positions as before (and never an incarnation).
       if (engine.topicIncarnation === undefined) positions.push(bare);

@@ -15,25 +15,14 @@ import type { BrokerFrame, Cursor } from '@relaymq/sdk/protocol';
 import { Fixture } from './support/cluster.js';
 import { RawClient } from './support/raw-client.js';
 import { tempDirs } from './support/temp-dirs.js';
+import { incarnationHelpers } from './support/incarnations.js';
 import { waitFor } from './support/wait.js';
 
 const fixture = new Fixture();
 afterEach(() => fixture.cleanup());
 const tempDir = tempDirs('relaymq-incarn-');
 
-interface DeletingEngine {
-  deleteTopic(topic: string): Promise<unknown>;
-}
-
-/** Publishes `count` messages to `topic` (the SDK creates it when missing). */
-async function publish(broker: Broker, topic: string, count: number): Promise<void> {
-  const client = await fixture.client([broker.url]);
-  for (let i = 0; i < count; i++) await client.publish(topic, `m${i}`);
-}
-
-async function solo(): Promise<Broker> {
-  return fixture.broker({ id: 'solo', dataDir: await tempDir() });
-}
+const { solo, publish, deleteTopic } = incarnationHelpers(fixture, tempDir);
 
 describe('resume positions of an earlier topic incarnation', () => {
   it('the current incarnation resumes; an earlier one ends a single-topic subscription and restarts the topic of a wildcard one', async () => {
@@ -48,7 +37,7 @@ describe('resume positions of an earlier topic incarnation', () => {
       raw.send({ type: 'subscribe', id: 2, subscription: 2, pattern: 'inc.t', from: 'earliest', resume: [{ topic: 'inc.t', partition: 0, offset: 2, incarnation: 0 }], credit: 0 });
       expect((await raw.next('subscribed')).cursors).toEqual([{ topic: 'inc.t', partition: 0, offset: 2, incarnation: 0 }]);
 
-      await (broker.engine as unknown as DeletingEngine).deleteTopic('inc.t');
+      await deleteTopic(broker, 'inc.t');
       expect((await raw.next('error')).code).toBe('INVALID_TOPIC'); // the live subscriptions end
       raw.close();
       await publish(broker, 'inc.t', 4); // created again: incarnation 1, offsets from 0
@@ -88,7 +77,7 @@ describe('resume positions of an earlier topic incarnation', () => {
       await raw.next('committed');
       raw.send({ type: 'subscribe', id: 2, subscription: 1, pattern: 'inc.d', from: 'earliest', resume: [], credit: 0, durable: 'keeper' });
       expect((await raw.next('subscribed')).cursors).toEqual([{ topic: 'inc.d', partition: 0, offset: 3, incarnation: 0 }]);
-      await (broker.engine as unknown as DeletingEngine).deleteTopic('inc.d');
+      await deleteTopic(broker, 'inc.d');
       await raw.next('error');
       raw.close();
       await publish(broker, 'inc.d', 4);
@@ -103,7 +92,7 @@ describe('resume positions of an earlier topic incarnation', () => {
   it('a commit names the incarnation its broker checked the topic in (so one ordered after the topic was created again stores nothing)', async () => {
     const broker = await solo();
     await publish(broker, 'inc.c', 2);
-    await (broker.engine as unknown as DeletingEngine).deleteTopic('inc.c');
+    await deleteTopic(broker, 'inc.c');
     await publish(broker, 'inc.c', 1);
     const engine = broker.engine as unknown as { commitPositions(durable: string, positions: Cursor[]): Promise<void> };
     const commitPositions = engine.commitPositions.bind(engine);
@@ -130,7 +119,7 @@ describe('resume positions of an earlier topic incarnation', () => {
     const raw = await RawClient.open(broker.url);
     try {
       // A subscriber of incarnation 0 handled the 3 messages; its commit is still on its way (the SDK names the incarnation).
-      await (broker.engine as unknown as DeletingEngine).deleteTopic('inc.s');
+      await deleteTopic(broker, 'inc.s');
       await publish(broker, 'inc.s', 4); // created again: incarnation 1, offsets 0..3
       raw.send({ type: 'commit', id: 1, durable: 'story', positions: [{ topic: 'inc.s', partition: 0, offset: 3, incarnation: 0 }] });
       let answer: BrokerFrame | undefined;
@@ -154,7 +143,7 @@ describe('resume positions of an earlier topic incarnation', () => {
   it("a durable subscribe whose stored positions are read before the topic is deleted and created again here does not start the new topic there", async () => {
     const broker = await solo();
     await publish(broker, 'inc.r', 3);
-    type Engine = DeletingEngine & { positions(durable: string, pattern: string): Promise<Cursor[]>; ensureTopic(topic: string): Promise<unknown> };
+    type Engine = { deleteTopic(topic: string): Promise<unknown>; positions(durable: string, pattern: string): Promise<Cursor[]>; ensureTopic(topic: string): Promise<unknown> };
     const engine = broker.engine as unknown as Engine;
     const raw = await RawClient.open(broker.url);
     try {

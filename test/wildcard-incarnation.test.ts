@@ -16,25 +16,14 @@ import type { Message } from '@relaymq/sdk';
 import { Fixture } from './support/cluster.js';
 import { RawClient } from './support/raw-client.js';
 import { tempDirs } from './support/temp-dirs.js';
+import { incarnationHelpers } from './support/incarnations.js';
 import { waitFor } from './support/wait.js';
 
 const fixture = new Fixture();
 afterEach(() => fixture.cleanup());
 const tempDir = tempDirs('relaymq-wildinc-');
 
-interface DeletingEngine {
-  deleteTopic(topic: string): Promise<unknown>;
-}
-
-/** Publishes `count` messages to `topic` (the SDK creates it when missing). */
-async function publish(broker: Broker, topic: string, count: number): Promise<void> {
-  const client = await fixture.client([broker.url]);
-  for (let i = 0; i < count; i++) await client.publish(topic, `m${i}`);
-}
-
-async function solo(): Promise<Broker> {
-  return fixture.broker({ id: 'solo', dataDir: await tempDir() });
-}
+const { solo, publish, deleteTopic } = incarnationHelpers(fixture, tempDir);
 
 describe('a wildcard subscription and topics created after it subscribed', () => {
   it("the first delivery of a new topic names its incarnation; later ones do not; the topic created again is named again", async () => {
@@ -52,7 +41,7 @@ describe('a wildcard subscription and topics created after it subscribed', () =>
       expect(second.batches[0]).toMatchObject({ topic: 'wi.a', firstOffset: 1 });
       expect(second.batches[0]).not.toHaveProperty('incarnation'); // told once: nothing more on the hot path
 
-      await (broker.engine as unknown as DeletingEngine).deleteTopic('wi.a');
+      await deleteTopic(broker, 'wi.a');
       expect(await raw.next('error')).toMatchObject({ code: 'INVALID_TOPIC', subscription: 1, topic: 'wi.a' });
       await publish(broker, 'wi.a', 1); // created again: incarnation 1, offsets from 0
       const again = await raw.next('message');
@@ -83,7 +72,7 @@ describe('a wildcard subscription and topics created after it subscribed', () =>
       await publish(broker, 'wd.t', 3); // created after the subscription: met first in a message frame
       await waitFor(() => entered.length === 3, 'the third message in its handler');
 
-      await (broker.engine as unknown as DeletingEngine).deleteTopic('wd.t');
+      await deleteTopic(broker, 'wd.t');
       await publish(broker, 'wd.t', 4); // created again: incarnation 1, offsets 0..3
       releaseOld(); // the old topic's offset 2 is handled now: its position (3) is the old topic's
       await waitFor(() => entered.length === 4, "the new topic's first message in its handler");

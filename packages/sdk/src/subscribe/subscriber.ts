@@ -860,12 +860,22 @@ export class Subscriber {
       }
     }).catch((err: unknown) => {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
-      // A confirmation later than the timeout is dropped unseen; frames after it are this subscription's.
-      if (error.code === 'TIMEOUT' && registration === state.registrations) state.accepted();
+      if (error.code === 'TIMEOUT') {
+        // The late answer is dropped with the request: it may be a refusal (NOT_READY) or never come, so taking the
+        // subscription as registered could leave it registered nowhere, silently. Asked again instead, as a move is
+        // (the connection keeps no callback past the timeout, and a broker never answering is covered too): left
+        // first, as the broker refuses a second subscribe under the same id, then from the positions received.
+        // Frames stay ignored until the new one is answered, so the late one's are neither taken nor skipped.
+        if (registration === state.registrations && state.active && state.connection === connection && connection.open) {
+          connection.send({ type: 'unsubscribe', id: 0, subscription: state.id });
+          this.register(state, connection, move);
+        }
+        return;
+      }
       // A refusal ends the subscription. A lost connection resubscribes on the next one; a broker
       // that is up but briefly unable to answer (a durable lookup without a metadata quorum) is asked again.
-      if (!error.retriable && error.code !== 'TIMEOUT') this.fail(state, error);
-      else if (error.code !== 'TIMEOUT' && connection.open) {
+      if (!error.retriable) this.fail(state, error);
+      else if (connection.open) {
         setTimeout(() => {
           if (state.active && state.connection === connection && connection.open) this.register(state, connection, move);
         }, RESUBSCRIBE_RETRY_MS);

@@ -6,7 +6,7 @@
  * again after a longer bound. The fake connection times requests out as
  * connection.ts does, after `timeoutMs` (or the client's request timeout).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { BrokerConnection } from '../connection/connection.js';
 import { RelayError, type Cursor, type DeliveryBatch } from '../protocol/index.js';
 import type { Message } from './message.js';
@@ -143,5 +143,25 @@ describe('Subscriber resubscribe answered after the request timeout', () => {
     expect(waited).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_MS * 2);
     expect(b.sent.map((f) => f.type)).toEqual(['subscribe', 'unsubscribe', 'subscribe']);
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
+  it('a group subscribe failed at its timeout, then answered late, starts no heartbeat timer (the member stays ended)', async () => {
+    vi.useFakeTimers();
+    try {
+      const subscriber = new Subscriber({} as unknown as SubscriberListener, 100, REQUEST_TIMEOUT_MS, { intervalMs: 1000, maxMessages: 100 }, 1 << 20);
+      const b = slowBroker(() => subscriber);
+      subscriber.setConnection(b.connection);
+      const joined = subscriber.subscribe('t', () => undefined, { group: 'g', sessionTimeoutMs: 1000 });
+      const refused = expect(joined).rejects.toMatchObject({ code: 'TIMEOUT' });
+      await vi.advanceTimersByTimeAsync(REQUEST_TIMEOUT_MS);
+      await refused;
+      b.subscribes[0]?.settle({ type: 'subscribed', cursors: [] }); // already on its way when the unsubscribe was sent
+      await vi.advanceTimersByTimeAsync(0);
+      subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+      expect(b.sent.map((f) => f.type)).toEqual(['subscribe', 'unsubscribe']);
+      expect(vi.getTimerCount()).toBe(0); // no interval left running for a membership that ended
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

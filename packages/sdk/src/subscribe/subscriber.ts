@@ -185,6 +185,15 @@ const MISSING_CONFIRM_FACTOR = 4;
 
 /** Delay before asking again for a subscription a connected broker could not serve yet. */
 const RESUBSCRIBE_RETRY_MS = 250;
+/**
+ * A subscribe's own timeout, in request timeouts. A broker slower than the
+ * request timeout to accept (a group join or a durable subscribe is a
+ * metadata Raft commit) still answers it, a refusal included, and a dead one
+ * is found by the connection's pings; only a live broker that never answers
+ * is asked again, after this bound. The first subscribe is failed at one
+ * request timeout by {@link Subscriber.subscribe} still.
+ */
+const SUBSCRIBE_TIMEOUT_FACTOR = 3;
 
 /** A live subscription. */
 export interface Subscription {
@@ -848,6 +857,7 @@ export class Subscriber {
     const sentAt = Date.now();
     // Positions are applied synchronously: messages may follow the reply in the same read.
     connection.request(request, (reply) => {
+      if (!state.active) return; // failed meanwhile: a late join must not start its heartbeats
       this.confirmed(state, reply);
       if (registration === state.registrations && reply.type === 'subscribed') {
         state.accepted();
@@ -858,14 +868,13 @@ export class Subscriber {
         state.membership?.joined(sentAt);
         state.membership?.start();
       }
-    }).catch((err: unknown) => {
+    }, this.requestTimeoutMs * SUBSCRIBE_TIMEOUT_FACTOR).catch((err: unknown) => {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
       if (error.code === 'TIMEOUT') {
-        // The late answer is dropped with the request: it may be a refusal (NOT_READY) or never come, so taking the
-        // subscription as registered could leave it registered nowhere, silently. Asked again instead, as a move is
-        // (the connection keeps no callback past the timeout, and a broker never answering is covered too): left
-        // first, as the broker refuses a second subscribe under the same id, then from the positions received.
-        // Frames stay ignored until the new one is answered, so the late one's are neither taken nor skipped.
+        // Unanswered past SUBSCRIBE_TIMEOUT_FACTOR request timeouts by a broker that answers pings: a later answer
+        // is dropped with the request, so taking it as registered could leave it registered nowhere, silently.
+        // Asked again instead, as a move is: left first, as the broker refuses a second subscribe under the same
+        // id, then from the positions received. Frames stay ignored until the new one is answered.
         if (registration === state.registrations && state.active && state.connection === connection && connection.open) {
           connection.send({ type: 'unsubscribe', id: 0, subscription: state.id });
           this.register(state, connection, move);

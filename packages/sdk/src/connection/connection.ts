@@ -222,16 +222,17 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
    * Sends a request and resolves with its reply; rejects on an `error` reply,
    * timeout or close. `onReply` sees the reply synchronously, before any frame
    * after it (a promise callback would run only after frames that arrived in
-   * the same read).
+   * the same read). `timeoutMs`: this request's own bound (the request
+   * timeout unless given).
    */
-  request(frame: Unsent<Request>, onReply?: (frame: Reply) => void): Promise<Reply> {
+  request(frame: Unsent<Request>, onReply?: (frame: Reply) => void, timeoutMs = this.settings.requestTimeoutMs): Promise<Reply> {
     if (this.ended !== undefined) return Promise.reject(this.ended);
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new RelayError('TIMEOUT', `${frame.type} to ${this.url} timed out after ${this.settings.requestTimeoutMs} ms`));
-      }, this.settings.requestTimeoutMs);
+        reject(new RelayError('TIMEOUT', `${frame.type} to ${this.url} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
       this.pending.set(id, { ping: frame.type === 'ping', onReply, resolve, reject, timer });
       this.send({ ...frame, id } as Request);
     });

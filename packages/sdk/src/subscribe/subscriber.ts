@@ -191,6 +191,15 @@ const MISSING_CONFIRM_FACTOR = 4;
 
 /** Delay before asking again for a subscription a connected broker could not serve yet. */
 const RESUBSCRIBE_RETRY_MS = 250;
+/**
+ * A subscribe's own timeout, in request timeouts. A broker slower than the
+ * request timeout to accept (a group join or a durable subscribe is a
+ * metadata Raft commit) still answers it, a refusal included, and a dead one
+ * is found by the connection's pings; only a live broker that never answers
+ * is asked again, after this bound. The first subscribe is failed at one
+ * request timeout by {@link Subscriber.subscribe} still.
+ */
+const SUBSCRIBE_TIMEOUT_FACTOR = 3;
 
 /** A live subscription. */
 export interface Subscription {
@@ -856,6 +865,7 @@ export class Subscriber {
     const sentAt = Date.now();
     // Positions are applied synchronously: messages may follow the reply in the same read.
     connection.request(request, (reply) => {
+      if (!state.active) return; // failed meanwhile: a late join must not start its heartbeats
       this.confirmed(state, reply);
       if (registration === state.registrations && reply.type === 'subscribed') {
         state.accepted();
@@ -866,14 +876,23 @@ export class Subscriber {
         state.membership?.joined(sentAt);
         state.membership?.start();
       }
-    }).catch((err: unknown) => {
+    }, this.requestTimeoutMs * SUBSCRIBE_TIMEOUT_FACTOR).catch((err: unknown) => {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
-      // A confirmation later than the timeout is dropped unseen; frames after it are this subscription's.
-      if (error.code === 'TIMEOUT' && registration === state.registrations) state.accepted();
+      if (error.code === 'TIMEOUT') {
+        // Unanswered past SUBSCRIBE_TIMEOUT_FACTOR request timeouts by a broker that answers pings: a later answer
+        // is dropped with the request, so taking it as registered could leave it registered nowhere, silently.
+        // Asked again instead, as a move is: left first, as the broker refuses a second subscribe under the same
+        // id, then from the positions received. Frames stay ignored until the new one is answered.
+        if (registration === state.registrations && state.active && state.connection === connection && connection.open) {
+          connection.send({ type: 'unsubscribe', id: 0, subscription: state.id });
+          this.register(state, connection, move);
+        }
+        return;
+      }
       // A refusal ends the subscription. A lost connection resubscribes on the next one; a broker
       // that is up but briefly unable to answer (a durable lookup without a metadata quorum) is asked again.
-      if (!error.retriable && error.code !== 'TIMEOUT') this.fail(state, error);
-      else if (error.code !== 'TIMEOUT' && connection.open) {
+      if (!error.retriable) this.fail(state, error);
+      else if (connection.open) {
         setTimeout(() => {
           if (state.active && state.connection === connection && connection.open) this.register(state, connection, move);
         }, RESUBSCRIBE_RETRY_MS);

@@ -157,7 +157,16 @@ export class PublishRouter {
    * whole fault however long it lasted. A copy that
    * came from another broker is never hedged again, so copies stay bounded.
    */
-  async route(routed: RoutedPublish): Promise<RouteResult> {
+  route(routed: RoutedPublish): Promise<RouteResult> {
+    // Not async: the common way (this replica leads) returns the proposal's own promise, with no frame around it.
+    try {
+      return this.routeNow(routed);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private routeNow(routed: RoutedPublish): Promise<RouteResult> {
     const { topic, partition } = routed;
     const self = this.ctx.self;
     const replicas = this.ctx.replicasOf(topic, partition);

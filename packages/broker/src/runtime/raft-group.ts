@@ -24,6 +24,7 @@ import type { LogFunction } from '../observability/logger.js';
 import { forgetNormalEntryBody } from '../storage/entry-bodies.js';
 import type { RaftLogStorage } from '../storage/raft-storage.js';
 import { storageRelayError } from '../storage/segments/errors.js';
+import { DeadlineQueue, type Deadline } from './deadline-queue.js';
 import type { GroupClock } from './group-clock.js';
 import type { HeartbeatCoalescer } from './heartbeat-coalescer.js';
 import { addRaftCounters, zeroRaftCounters } from './raft-counters.js';
@@ -223,6 +224,8 @@ export class RaftGroup<T, R, S = never> {
   private held: Message<T, S>[] | undefined;
   /** See {@link io}. */
   private handlers: ReadyHandlers<T, S> | undefined;
+  /** The timeouts of proposals waiting here (made with the first proposal: an idle replica needs none). */
+  private deadlines: DeadlineQueue | undefined;
 
   constructor(private readonly options: RaftGroupOptions<T, R, S>) {
     this.channel = options.channel ?? `raft/${options.id}`;
@@ -583,20 +586,24 @@ export class RaftGroup<T, R, S = never> {
     messages: { expired: string; displaced: (index: number) => string },
     early?: V,
   ): Promise<V> {
+    // One timer for all of this group's proposals (deadline-queue.ts), not one per proposal.
+    const deadlines = (this.deadlines ??= new DeadlineQueue());
     return new Promise<V>((resolve, reject) => {
-      const waiter: Waiter<V> = {
+      const waiter: Waiter<V> & Deadline = {
+        atMs: deadlines.now() + timeoutMs,
         resolve: (value) => {
-          clearTimeout(timer);
+          deadlines.delete(waiter);
           resolve(value);
         },
         reject: (error) => {
-          clearTimeout(timer);
+          deadlines.delete(waiter);
           reject(error);
         },
+        expire: () => {
+          if (tracker.expire(index, waiter)) reject(new RelayError('TIMEOUT', messages.expired));
+        },
       };
-      const timer = setTimeout(() => {
-        if (tracker.expire(index, waiter)) reject(new RelayError('TIMEOUT', messages.expired));
-      }, timeoutMs);
+      deadlines.add(waiter);
       const displaced = tracker.track(index, term, ack, waiter, early);
       displaced?.waiter.reject(new RelayError('TIMEOUT', messages.displaced(displaced.index)));
     });
@@ -619,6 +626,7 @@ export class RaftGroup<T, R, S = never> {
     clearTimeout(this.fenced?.timer);
     for (const abandoned of this.proposals.abandonAll()) abandoned.waiter.reject(reason);
     for (const abandoned of this.confProposals.abandonAll()) abandoned.waiter.reject(reason);
+    this.deadlines?.clear();
     for (const end of [...this.leadershipEnds]) end();
     this.compaction.take()?.done(reason);
   }

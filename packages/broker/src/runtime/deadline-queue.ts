@@ -1,0 +1,78 @@
+/**
+ * Deadlines that share one timer. A proposal's timeout (seconds) or a
+ * publish's hedge delay almost never fires: each publish used to arm a timer
+ * and clear it a millisecond later, a `Timeout` object and a timer-list
+ * insertion per publish. Here every deadline waits in one set and a single
+ * timer is armed for the earliest; when it fires, the due deadlines expire
+ * and it is armed again for the earliest left. Each deadline still expires at
+ * its own time (as late as a timer of its own would fire, at worst a
+ * millisecond more), whatever order deadlines are added in.
+ */
+
+/** A deadline in a {@link DeadlineQueue}: `expire` runs once `atMs` (on the queue's clock) has passed, unless deleted before. */
+export interface Deadline {
+  readonly atMs: number;
+  expire(): void;
+}
+
+export class DeadlineQueue {
+  /** In the order added; each fire looks at all of them (they are the proposals or publishes in flight). */
+  private readonly waiting = new Set<Deadline>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the armed timer fires (Infinity: none armed). */
+  private armedAtMs = Number.POSITIVE_INFINITY;
+
+  /** `now`: a monotonic clock in ms, the one deadlines' `atMs` are on. */
+  constructor(readonly now: () => number = () => performance.now()) {}
+
+  get size(): number {
+    return this.waiting.size;
+  }
+
+  add(deadline: Deadline): void {
+    this.waiting.add(deadline);
+    if (deadline.atMs < this.armedAtMs) this.arm(deadline.atMs);
+    else if (this.waiting.size === 1) this.timer?.ref();
+  }
+
+  /**
+   * Forgets `deadline` (settled before it). The timer stays armed, even with
+   * nothing left: clearing and arming it again for each of a stream of
+   * publishes is the cost this queue saves; when it fires it finds nothing.
+   * Meanwhile it keeps no process alive (as a timer cleared would not).
+   */
+  delete(deadline: Deadline): void {
+    if (this.waiting.delete(deadline) && this.waiting.size === 0) this.timer?.unref();
+  }
+
+  /** Forgets every deadline and the timer (the owner stopped). */
+  clear(): void {
+    this.waiting.clear();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.armedAtMs = Number.POSITIVE_INFINITY;
+  }
+
+  private arm(atMs: number): void {
+    clearTimeout(this.timer);
+    this.armedAtMs = atMs;
+    // At least 1 ms: a timer's clock may run a little behind `now` (the event loop caches its time).
+    this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(atMs - this.now())));
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    this.armedAtMs = Number.POSITIVE_INFINITY;
+    const now = this.now();
+    let next = Number.POSITIVE_INFINITY;
+    const due: Deadline[] = [];
+    for (const deadline of this.waiting) {
+      if (deadline.atMs <= now) due.push(deadline);
+      else if (deadline.atMs < next) next = deadline.atMs;
+    }
+    for (const deadline of due) this.waiting.delete(deadline);
+    if (next !== Number.POSITIVE_INFINITY) this.arm(next);
+    // After the bookkeeping: an `expire` may add or delete deadlines.
+    for (const deadline of due) deadline.expire();
+  };
+}

@@ -2,7 +2,7 @@ import { RelayError } from '@relaymq/sdk/protocol';
 import type { AppendOutcome } from '../core/partition/partition.js';
 import type { NodeId } from '../core/raft/index.js';
 import type { PeerRpc } from '../net/peer-rpc.js';
-import { DeadlineQueue } from '../runtime/deadline-queue.js';
+import { DeadlineQueue, type Deadline } from '../runtime/deadline-queue.js';
 import { parseForwarded, publishFailure, sentOnce, type ForwardedPublish } from './peer-messages.js';
 
 /**
@@ -221,8 +221,10 @@ export class PublishRouter {
     return new Promise<RouteResult>((resolve, reject) => {
       let following: NodeId | undefined;
       let followingSince = 0;
-      const check = {
+      const check: Deadline = {
         atMs: checks.now() + lateAfter,
+        queuePrev: undefined, // the queue's links, in the literal (see raft-group.ts awaitEntry)
+        queueNext: undefined,
         expire: (): void => {
           const leader = heardLeader(topic, partition);
           const deposed = leader !== undefined && leader !== self ? leader : undefined;

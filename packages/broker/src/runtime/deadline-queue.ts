@@ -11,13 +11,19 @@
 
 /** A deadline in a {@link DeadlineQueue}: `expire` runs once `atMs` (on the queue's clock) has passed, unless deleted before. */
 export interface Deadline {
-  readonly atMs: number;
+  /** Changed only while the deadline is in no queue. */
+  atMs: number;
   expire(): void;
+  /** The queue's links (a deadline is in one queue at most): a list, not a `Set`, which V8 reallocates each time it empties. */
+  queuePrev?: Deadline | undefined;
+  queueNext?: Deadline | undefined;
 }
 
 export class DeadlineQueue {
-  /** In the order added; each fire looks at all of them (they are the proposals or publishes in flight). */
-  private readonly waiting = new Set<Deadline>();
+  /** The deadlines in the order added (each fire looks at all of them: the proposals or publishes in flight), linked through their own fields. */
+  private first: Deadline | undefined;
+  private last: Deadline | undefined;
+  private count = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** When the armed timer fires (Infinity: none armed). */
   private armedAtMs = Number.POSITIVE_INFINITY;
@@ -26,13 +32,19 @@ export class DeadlineQueue {
   constructor(readonly now: () => number = () => performance.now()) {}
 
   get size(): number {
-    return this.waiting.size;
+    return this.count;
   }
 
   add(deadline: Deadline): void {
-    this.waiting.add(deadline);
+    if (this.has(deadline)) return;
+    deadline.queuePrev = this.last;
+    deadline.queueNext = undefined;
+    if (this.last === undefined) this.first = deadline;
+    else this.last.queueNext = deadline;
+    this.last = deadline;
+    this.count++;
     if (deadline.atMs < this.armedAtMs) this.arm(deadline.atMs);
-    else if (this.waiting.size === 1) this.timer?.ref();
+    else if (this.count === 1) this.timer?.ref();
   }
 
   /**
@@ -42,15 +54,27 @@ export class DeadlineQueue {
    * Meanwhile it keeps no process alive (as a timer cleared would not).
    */
   delete(deadline: Deadline): void {
-    if (this.waiting.delete(deadline) && this.waiting.size === 0) this.timer?.unref();
+    if (!this.has(deadline)) return;
+    const { queuePrev: prev, queueNext: next } = deadline;
+    if (prev === undefined) this.first = next;
+    else prev.queueNext = next;
+    if (next === undefined) this.last = prev;
+    else next.queuePrev = prev;
+    deadline.queuePrev = undefined;
+    deadline.queueNext = undefined;
+    if (--this.count === 0) this.timer?.unref();
   }
 
   /** Forgets every deadline and the timer (the owner stopped). */
   clear(): void {
-    this.waiting.clear();
+    while (this.first !== undefined) this.delete(this.first);
     clearTimeout(this.timer);
     this.timer = undefined;
     this.armedAtMs = Number.POSITIVE_INFINITY;
+  }
+
+  private has(deadline: Deadline): boolean {
+    return deadline.queuePrev !== undefined || this.first === deadline;
   }
 
   private arm(atMs: number): void {
@@ -66,11 +90,11 @@ export class DeadlineQueue {
     const now = this.now();
     let next = Number.POSITIVE_INFINITY;
     const due: Deadline[] = [];
-    for (const deadline of this.waiting) {
+    for (let deadline = this.first; deadline !== undefined; deadline = deadline.queueNext) {
       if (deadline.atMs <= now) due.push(deadline);
       else if (deadline.atMs < next) next = deadline.atMs;
     }
-    for (const deadline of due) this.waiting.delete(deadline);
+    for (const deadline of due) this.delete(deadline);
     if (next !== Number.POSITIVE_INFINITY) this.arm(next);
     // After the bookkeeping: an `expire` may add or delete deadlines.
     for (const deadline of due) deadline.expire();

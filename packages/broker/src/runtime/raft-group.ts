@@ -591,6 +591,8 @@ export class RaftGroup<T, R, S = never> {
     return new Promise<V>((resolve, reject) => {
       const waiter: Waiter<V> & Deadline = {
         atMs: deadlines.now() + timeoutMs,
+        queuePrev: undefined, // the queue's links, in the literal: added later, they would move the object's fields out of it
+        queueNext: undefined,
         resolve: (value) => {
           deadlines.delete(waiter);
           resolve(value);

@@ -831,7 +831,16 @@ export class RaftGroup<T, R, S = never> {
           // (encoding its records, writing them, starting an fsync) waits for that, queued behind it, so the appends
           // reach the followers first and their round trip runs alongside this write instead of after it. With
           // process.nextTick the write ran before a batch frame left. The runner's order is unchanged.
-          return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.appendToStorage(entries));
+          return new Promise<void>((resolve, reject) =>
+            setImmediate(() => {
+              try {
+                this.appendToStorage(entries);
+                resolve();
+              } catch (err) {
+                reject(err);
+              }
+            }),
+          );
         },
         setHardState: (hardState: Parameters<RaftLogStorage<T, S>['setHardState']>[0], durable?: boolean): void => this.options.storage.setHardState(hardState, durable),
         sync: async (): Promise<void> => {

@@ -165,6 +165,22 @@ interface Fence {
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
+/** Why a waiting proposal ended without its result: made only when it does (not a string per proposal). */
+interface EntryEnds {
+  expired(group: string, index: number, timeoutMs: number): string;
+  displaced(group: string, index: number): string;
+}
+
+const PROPOSAL_ENDS: EntryEnds = {
+  expired: (group, index, timeoutMs) => `entry ${index} of ${group} not acknowledged within ${timeoutMs} ms`,
+  displaced: (group, index) => `entry ${index} of ${group}: its outcome is unknown (this broker's log was cut back and reused the index)`,
+};
+
+const CONF_CHANGE_ENDS: EntryEnds = {
+  expired: (group, index, timeoutMs) => `configuration change ${index} of ${group} not committed within ${timeoutMs} ms`,
+  displaced: (group, index) => `configuration change ${index} of ${group}: its outcome is unknown`,
+};
+
 /** The caller of one proposal, waiting (its timeout clears once it settles). */
 interface Waiter<R> {
   resolve: (result: R) => void;
@@ -313,10 +329,7 @@ export class RaftGroup<T, R, S = never> {
     }
     const { index, term } = result;
     this.noticeConf(); // in effect on the leader from now (it is in its log)
-    const promise = this.awaitEntry(this.confProposals, index, term, 'quorum', timeoutMs, {
-      expired: `configuration change ${index} of ${this.options.id} not committed within ${timeoutMs} ms`,
-      displaced: (displaced) => `configuration change ${displaced} of ${this.options.id}: its outcome is unknown`,
-    });
+    const promise = this.awaitEntry(this.confProposals, index, term, 'quorum', timeoutMs, CONF_CHANGE_ENDS);
     this.process();
     if (change.type !== 'remove' || change.node !== this.options.self) return promise;
     return promise.then(async (conf) => {
@@ -522,18 +535,7 @@ export class RaftGroup<T, R, S = never> {
     this.syncClock(); // a proposal wakes a quiesced leader
     const early = ack === 'leader' ? this.project(data, index, result.term) : undefined;
     // A leader cut off from its quorum cannot commit; the caller learns it in bounded time (outcome unknown).
-    const promise = this.awaitEntry(
-      this.proposals,
-      index,
-      result.term,
-      ack,
-      timeoutMs,
-      {
-        expired: `entry ${index} of ${this.options.id} not acknowledged within ${timeoutMs} ms`,
-        displaced: (displaced) => `entry ${displaced} of ${this.options.id}: its outcome is unknown (this broker's log was cut back and reused the index)`,
-      },
-      early,
-    );
+    const promise = this.awaitEntry(this.proposals, index, result.term, ack, timeoutMs, PROPOSAL_ENDS, early);
     this.process();
     return promise;
   }
@@ -583,7 +585,7 @@ export class RaftGroup<T, R, S = never> {
     term: number,
     ack: ProposalAck,
     timeoutMs: number,
-    messages: { expired: string; displaced: (index: number) => string },
+    ends: EntryEnds,
     early?: V,
   ): Promise<V> {
     // One timer for all of this group's proposals (deadline-queue.ts), not one per proposal.
@@ -602,12 +604,12 @@ export class RaftGroup<T, R, S = never> {
           reject(error);
         },
         expire: () => {
-          if (tracker.expire(index, waiter)) reject(new RelayError('TIMEOUT', messages.expired));
+          if (tracker.expire(index, waiter)) reject(new RelayError('TIMEOUT', ends.expired(this.options.id, index, timeoutMs)));
         },
       };
       deadlines.add(waiter);
       const displaced = tracker.track(index, term, ack, waiter, early);
-      displaced?.waiter.reject(new RelayError('TIMEOUT', messages.displaced(displaced.index)));
+      displaced?.waiter.reject(new RelayError('TIMEOUT', ends.displaced(this.options.id, displaced.index)));
     });
   }
 

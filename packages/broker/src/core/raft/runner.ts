@@ -57,15 +57,7 @@ export interface ReadyHandlers<T, S> {
  */
 export function runReady<T, S>(node: RaftNode<T, S>, io: ReadyHandlers<T, S>): boolean | Promise<boolean> {
   if (!node.hasReady()) return false;
-  const pending = finish(node.ready(), io, 0);
-  if (pending === undefined) {
-    node.advance();
-    return true;
-  }
-  return pending.then(() => {
-    node.advance();
-    return true;
-  });
+  return finish(node, node.ready(), io, 0);
 }
 
 /**
@@ -135,18 +127,19 @@ function step<T, S>(rd: Ready<T, S>, io: ReadyHandlers<T, S>, n: number): MaybeP
 }
 
 /**
- * Runs the steps from `from` to the end: synchronously while each step
- * finished at once (returns `undefined`), otherwise returns a promise that
- * awaits the step and goes on from there. A throw or a rejection ends the
- * steps where they are.
+ * Runs the steps from `from` to the end, then advances `node`: synchronously
+ * while each step finished at once (returns `true`), otherwise returns a
+ * promise that awaits the step and goes on from there. A throw or a
+ * rejection ends the steps where they are, and `node` is not advanced.
  */
-function finish<T, S>(rd: Ready<T, S>, io: ReadyHandlers<T, S>, from: number): Promise<void> | undefined {
+function finish<T, S>(node: RaftNode<T, S>, rd: Ready<T, S>, io: ReadyHandlers<T, S>, from: number): true | Promise<true> {
   for (let n = from; n < STEPS; n++) {
     const pending = step(rd, io, n);
     // A handler typed to return nothing may still return a value (`() => log.push(x)`): only a thenable is awaited.
-    if (isPromiseLike(pending)) return Promise.resolve(pending).then(() => finish(rd, io, n + 1));
+    if (isPromiseLike(pending)) return Promise.resolve(pending).then(() => finish(node, rd, io, n + 1));
   }
-  return undefined;
+  node.advance();
+  return true;
 }
 
 /** The messages of step 0 (all of them, or none, without a copy in the usual cases). */

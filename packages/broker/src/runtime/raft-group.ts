@@ -734,6 +734,11 @@ export class RaftGroup<T, R, S = never> {
       // Made again when it wakes (see {@link io}).
       this.handlers = undefined;
       this.drainContinuations = undefined;
+      if (this.deadlines?.size === 0) {
+        // Made again with the next proposal: a quiesced replica keeps no queue (nor its armed timer).
+        this.deadlines.clear();
+        this.deadlines = undefined;
+      }
     }
     this.noticeLeader();
     this.noticeConf();

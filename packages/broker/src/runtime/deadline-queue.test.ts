@@ -76,4 +76,41 @@ describe('DeadlineQueue', () => {
     vi.advanceTimersByTime(100);
     expect(expired).toEqual([]);
   });
+
+  it('never expires a deadline that an earlier one, due at the same fire, deleted in its expire', () => {
+    const queue = new DeadlineQueue(() => Date.now());
+    const expired: string[] = [];
+    const second = at(queue, 10, expired, 'second');
+    const first: Deadline = { atMs: queue.now() + 10, expire: () => (expired.push('first'), queue.delete(second)) };
+    queue.add(first);
+    queue.add(second);
+    vi.advanceTimersByTime(10);
+    expect(expired).toEqual(['first']);
+    expect(queue.size).toBe(0);
+  });
+
+  it('still expires, at a next fire, the deadlines due with one whose expire threw', () => {
+    const queue = new DeadlineQueue(() => Date.now());
+    const expired: string[] = [];
+    queue.add({ atMs: queue.now() + 10, expire: () => { throw new Error('expire failed'); } });
+    queue.add(at(queue, 10, expired, 'after'));
+    expect(() => vi.advanceTimersByTime(10)).toThrow('expire failed');
+    vi.advanceTimersByTime(10);
+    expect(expired).toEqual(['after']);
+    expect(queue.size).toBe(0);
+  });
+
+  it('a deadline added in an expire earlier than the armed timer fires at its own time', () => {
+    const queue = new DeadlineQueue(() => Date.now());
+    const expired: string[] = [];
+    queue.add(at(queue, 500, expired, 'late'));
+    queue.add({ atMs: queue.now() + 10, expire: () => (expired.push('first'), queue.add(at(queue, 20, expired, 'added'))) });
+    vi.advanceTimersByTime(29);
+    expect(expired).toEqual(['first']);
+    vi.advanceTimersByTime(1);
+    expect(expired).toEqual(['first', 'added']);
+    vi.advanceTimersByTime(470);
+    expect(expired).toEqual(['first', 'added', 'late']);
+    expect(vi.getTimerCount()).toBe(0);
+  });
 });

@@ -94,9 +94,20 @@ export class DeadlineQueue {
       if (deadline.atMs <= now) due.push(deadline);
       else if (deadline.atMs < next) next = deadline.atMs;
     }
-    for (const deadline of due) this.delete(deadline);
     if (next !== Number.POSITIVE_INFINITY) this.arm(next);
-    // After the bookkeeping: an `expire` may add or delete deadlines.
-    for (const deadline of due) deadline.expire();
+    // After the bookkeeping: an `expire` may add or delete deadlines. Each due one leaves the queue just before its
+    // own expire, so one that an earlier expire deleted (settled meanwhile), or deleted and added anew, is skipped.
+    let i = 0;
+    try {
+      for (; i < due.length; i++) {
+        const deadline = due[i] as Deadline;
+        if (!this.has(deadline) || deadline.atMs > now) continue;
+        this.delete(deadline);
+        deadline.expire();
+      }
+    } finally {
+      // An expire threw: the due ones after it are still queued, and expire at a fire in a millisecond.
+      if (i < due.length - 1 && this.armedAtMs > now) this.arm(now);
+    }
   };
 }

@@ -617,3 +617,36 @@ describe('a Raft group whose Readys drain synchronously', () => {
     expect(yi).toBeGreaterThan(xi as number);
   });
 });
+
+describe("a Raft group's proposal timeouts (one queue, one timer)", () => {
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+  it('ends each waiting proposal TIMEOUT at its own time whatever the order they came in, and leaves no timer once stopped', async () => {
+    const { group, sent } = await replica();
+    await leadWithB(group, sent);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the election's writes settle
+    const before = timers();
+    const started = performance.now();
+    const ended: Array<[string, number, string]> = [];
+    const watch = (name: string, p: Promise<string>): Promise<void> =>
+      p.then(
+        () => void ended.push([name, performance.now() - started, 'resolved']),
+        (err: unknown) => void ended.push([name, performance.now() - started, (err as RelayError).code]),
+      );
+    // Nobody acknowledges: each ends TIMEOUT at its own deadline, the long one first in, the short one last.
+    const long = watch('long', group.propose('x', 600));
+    const short = watch('short', group.propose('y', 100));
+    const kept = watch('kept', group.propose('z', 60_000));
+    await Promise.all([long, short]);
+    expect(ended.map(([name, , how]) => `${name} ${how}`)).toEqual(['short TIMEOUT', 'long TIMEOUT']);
+    const [[, shortMs], [, longMs]] = ended as [[string, number, string], [string, number, string]];
+    expect(shortMs).toBeGreaterThanOrEqual(95);
+    expect(shortMs).toBeLessThan(500);
+    expect(longMs).toBeGreaterThanOrEqual(595);
+    // `kept` still waits; stopping ends it and leaves no timer of this group behind (none to keep a process alive).
+    group.stop();
+    await kept;
+    expect(ended.at(-1)?.[2]).toBe('SHUTTING_DOWN');
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+});

@@ -208,4 +208,40 @@ describe('LeaderForwarding', () => {
     expect(rpcCalls).toEqual(['b', 'c']);
     expect(calls).toEqual([]);
   });
+
+  it('a request run here at once that THROWS (not rejects) NOT_LEADER goes to the next leader; viaLeader itself never throws', async () => {
+    const { group, calls, forwarding } = setup('a');
+    const local = (): Promise<unknown> => {
+      group.leader = 'b'; // lost between the look and the run
+      forwarding.leaderChanged();
+      throw new RelayError('NOT_LEADER', 'broker a no longer leads p/t/0');
+    };
+    let answer: Promise<unknown> | undefined;
+    expect(() => (answer = forwarding.viaLeader(group as LedGroup, local, 'publish', {}))).not.toThrow();
+    await expect(answer).resolves.toEqual([{ kind: 'stored', offset: 3 }]);
+    expect(calls).toEqual(['b']);
+  });
+
+  it('a request run here at once that throws anything else is refused as a rejection, not a throw', async () => {
+    const { group, forwarding } = setup('a');
+    const local = (): Promise<unknown> => {
+      throw new RelayError('INVALID_PARTITION', 'no such partition');
+    };
+    let answer: Promise<unknown> | undefined;
+    expect(() => (answer = forwarding.viaLeader(group as LedGroup, local, 'get', {}))).not.toThrow();
+    await expect(answer).rejects.toMatchObject({ code: 'INVALID_PARTITION' });
+  });
+
+  it('a request that failed here after a while waits for a leader only for what is left of the one deadline, not a new one', async () => {
+    const { group, forwarding } = setup('a', 400);
+    const local = async (): Promise<never> => {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      group.leader = null; // stepped down: no leader follows
+      throw new RelayError('NOT_LEADER', 'broker a no longer leads p/t/0');
+    };
+    const { ms, outcome } = await timed(forwarding.viaLeader(group as LedGroup, local, 'get', {}));
+    expect(outcome).toBeInstanceOf(RelayError);
+    expect(ms).toBeGreaterThanOrEqual(380);
+    expect(ms).toBeLessThan(600); // 250 + a fresh 400 would be 650
+  });
 });

@@ -68,16 +68,70 @@ export class LeaderForwarding {
    * may have proposed it before stepping down): a publish's outcomes then
    * pass through `sentOnce` (peer-messages.ts).
    */
-  async viaLeader<R>(group: LedGroup, local: () => Promise<R>, method: string, body: unknown, resent: (result: R) => R = (r) => r): Promise<R> {
+  viaLeader<R>(group: LedGroup, local: () => Promise<R>, method: string, body: unknown, resent: (result: R) => R = (r) => r): Promise<R> {
+    const { self, now } = this.ctx;
+    const deadline = now() + this.ctx.requestTimeoutMs;
+    // The common case, this broker leading and nothing cutting it off (what the first look of `forward` finds
+    // at once): run `local` with no wait and no async frame around it; only a failure goes through `forward`.
+    if (group.leader !== self || this.ctx.lostPeers?.size) return this.forward(group, local, method, body, resent, deadline);
+    let here: Promise<R>;
+    try {
+      here = local();
+    } catch (err) {
+      here = Promise.reject(err);
+    }
+    return here.then(undefined, (err: unknown) => this.forward(group, local, method, body, resent, deadline, { error: err, leader: self }));
+  }
+
+  /**
+   * {@link viaLeader}'s loop: waits for a leader, runs or forwards there, and
+   * looks again after a failure that allows it (`failed`: the attempt already
+   * made, here, before the loop), until `deadline`.
+   */
+  private async forward<R>(
+    group: LedGroup,
+    local: () => Promise<R>,
+    method: string,
+    body: unknown,
+    resent: (result: R) => R,
+    deadline: number,
+    failed?: { error: unknown; leader: NodeId },
+  ): Promise<R> {
     const { self, rpc, requestTimeoutMs, now } = this.ctx;
-    const deadline = now() + requestTimeoutMs;
     let avoid: NodeId | undefined;
     let attempted = false;
     /** This broker refused it while handing leadership away: wait for the transfer's end, whichever way it goes. */
     let transferring = false;
     /** The TIMEOUT of a publish whose leader stepped down: its outcome, should no next leader answer. */
     let unknown: RelayError | undefined;
-    for (let attempt = 0; now() < deadline && attempt < 100; attempt++) {
+    const failedAt = (err: unknown, leader: NodeId): void => {
+      const code = err instanceof RelayError ? err.code : 'INTERNAL';
+      // A publish whose leader stepped down before committing it (a leadership transfer, an election) has an
+      // unknown outcome there; the next leader holds it (the resend is a duplicate, told as stored: `resent`) or
+      // not (stored now). Resent there, the client hears no TIMEOUT for a leadership change, which it would
+      // answer by resending later or moving its connection to another broker. A remote leader's TIMEOUT may come
+      // before this broker heard of the change: it waits for another leader, within the deadline — a leader that
+      // merely could not commit answers TIMEOUT only after its own timeout, as long as this broker's deadline.
+      const stepped = method === 'publish' && code === 'TIMEOUT';
+      if (stepped) unknown = err as RelayError;
+      // The leader went away or stepped down between our look and our request: find the next one. A publish
+      // it (or an earlier leader) may have proposed is never refused for good: the SDK would store it twice.
+      if (!stepped && code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') {
+        throw this.routed(group, method === 'publish' ? publishFailure(err, attempted, `publish to the leader of ${group.id}`) : err);
+      }
+      // Refused here for a leadership transfer: the new leader takes it once elected (usually within a few
+      // heartbeats); an aborted transfer (this broker still leads) must not leave it waiting for a change
+      // that never comes.
+      transferring = leader === self && code === 'NOT_LEADER' && (group.transferring ?? null) !== null;
+      avoid = transferring || (stepped && group.leader !== leader) ? undefined : leader;
+      attempted = true;
+    };
+    let attempt = 0;
+    if (failed !== undefined) {
+      failedAt(failed.error, failed.leader);
+      attempt = 1;
+    }
+    for (; now() < deadline && attempt < 100; attempt++) {
       const leader = await waitFor(
         this.leaderChanges,
         'leader',
@@ -102,26 +156,7 @@ export class LeaderForwarding {
         const result = leader === self ? await local() : ((await this.whileLeading(group, leader, rpc.call(leader, method, body, requestTimeoutMs + 1000))) as R);
         return attempted ? resent(result) : result;
       } catch (err) {
-        const code = err instanceof RelayError ? err.code : 'INTERNAL';
-        // A publish whose leader stepped down before committing it (a leadership transfer, an election) has an
-        // unknown outcome there; the next leader holds it (the resend is a duplicate, told as stored: `resent`) or
-        // not (stored now). Resent there, the client hears no TIMEOUT for a leadership change, which it would
-        // answer by resending later or moving its connection to another broker. A remote leader's TIMEOUT may come
-        // before this broker heard of the change: it waits for another leader, within the deadline — a leader that
-        // merely could not commit answers TIMEOUT only after its own timeout, as long as this broker's deadline.
-        const stepped = method === 'publish' && code === 'TIMEOUT';
-        if (stepped) unknown = err as RelayError;
-        // The leader went away or stepped down between our look and our request: find the next one. A publish
-        // it (or an earlier leader) may have proposed is never refused for good: the SDK would store it twice.
-        if (!stepped && code !== 'NOT_CONNECTED' && code !== 'NOT_LEADER' && code !== 'SHUTTING_DOWN') {
-          throw this.routed(group, method === 'publish' ? publishFailure(err, attempted, `publish to the leader of ${group.id}`) : err);
-        }
-        // Refused here for a leadership transfer: the new leader takes it once elected (usually within a few
-        // heartbeats); an aborted transfer (this broker still leads) must not leave it waiting for a change
-        // that never comes.
-        transferring = leader === self && code === 'NOT_LEADER' && (group.transferring ?? null) !== null;
-        avoid = transferring || (stepped && group.leader !== leader) ? undefined : leader;
-        attempted = true;
+        failedAt(err, leader);
       }
     }
     if (unknown !== undefined) throw this.routed(group, unknown);

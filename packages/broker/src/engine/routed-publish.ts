@@ -2,6 +2,7 @@ import { RelayError } from '@relaymq/sdk/protocol';
 import type { AppendOutcome } from '../core/partition/partition.js';
 import type { NodeId } from '../core/raft/index.js';
 import type { PeerRpc } from '../net/peer-rpc.js';
+import { DeadlineQueue, type Deadline } from '../runtime/deadline-queue.js';
 import { parseForwarded, publishFailure, sentOnce, type ForwardedPublish } from './peer-messages.js';
 
 /**
@@ -119,8 +120,13 @@ export class PublishRouter {
   private readonly answerMs = new Map<string, number>();
   /** When each path last answered a publish (any publish): a slow path still answers, a lost one does not. */
   private readonly answeredAt = new Map<string, number>();
+  /** The deposition checks of the publishes this broker took as the leader and has not answered (see {@link proposeHere}). */
+  private readonly takenHere = new DeadlineQueue();
+  /** `self>self`, the path of a publish taken here as the leader (made once, not per publish). */
+  private readonly selfPath: string;
 
   constructor(private readonly ctx: RouteContext) {
+    this.selfPath = `${ctx.self}>${ctx.self}`;
     ctx.rpc.handle(ROUTE_METHOD, async (_from, body) => {
       const routed = parseRouted(body);
       // A broker still starting knows no metadata yet: it would take every partition for its own.
@@ -157,7 +163,16 @@ export class PublishRouter {
    * whole fault however long it lasted. A copy that
    * came from another broker is never hedged again, so copies stay bounded.
    */
-  async route(routed: RoutedPublish): Promise<RouteResult> {
+  route(routed: RoutedPublish): Promise<RouteResult> {
+    // Not async: the common way (this replica leads) returns the proposal's own promise, with no frame around it.
+    try {
+      return this.routeNow(routed);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private routeNow(routed: RoutedPublish): Promise<RouteResult> {
     const { topic, partition } = routed;
     const self = this.ctx.self;
     const replicas = this.ctx.replicasOf(topic, partition);
@@ -200,32 +215,39 @@ export class PublishRouter {
     if (heardLeader === undefined) return proposal;
     const { topic, partition } = routed;
     const self = this.ctx.self;
-    const lateAfter = this.hedgeDelay(`${self}>${self}`);
+    const lateAfter = this.hedgeDelay(this.selfPath);
+    // The checks wait in one queue with the other publishes taken here: one timer, not one per publish.
+    const checks = this.takenHere;
     return new Promise<RouteResult>((resolve, reject) => {
       let following: NodeId | undefined;
-      let timer: ReturnType<typeof setTimeout> | undefined;
       let followingSince = 0;
-      const check = (): void => {
-        const leader = heardLeader(topic, partition);
-        const deposed = leader !== undefined && leader !== self ? leader : undefined;
-        // Publishes this broker forwards to the successor since are answered: the way is slow, not lost.
-        const answering = (this.answeredAt.get(`${self}>${deposed ?? ''}`) ?? Number.NEGATIVE_INFINITY) > Math.max(followingSince, Date.now() - lateAfter);
-        if (deposed !== undefined && deposed === following && !answering) {
-          reject(new RelayError('TIMEOUT', `broker ${self} led ${topic}/${partition} when it took the publish and follows ${deposed} now, which has not answered: outcome unknown, publish to ${deposed}`, { leader: deposed }));
-          return;
-        }
-        if (deposed !== following) followingSince = Date.now();
-        following = deposed;
-        timer = setTimeout(check, lateAfter);
+      const check: Deadline = {
+        atMs: checks.now() + lateAfter,
+        queuePrev: undefined, // the queue's links, in the literal (see raft-group.ts awaitEntry)
+        queueNext: undefined,
+        expire: (): void => {
+          const leader = heardLeader(topic, partition);
+          const deposed = leader !== undefined && leader !== self ? leader : undefined;
+          // Publishes this broker forwards to the successor since are answered: the way is slow, not lost.
+          const answering = (this.answeredAt.get(`${self}>${deposed ?? ''}`) ?? Number.NEGATIVE_INFINITY) > Math.max(followingSince, Date.now() - lateAfter);
+          if (deposed !== undefined && deposed === following && !answering) {
+            reject(new RelayError('TIMEOUT', `broker ${self} led ${topic}/${partition} when it took the publish and follows ${deposed} now, which has not answered: outcome unknown, publish to ${deposed}`, { leader: deposed }));
+            return;
+          }
+          if (deposed !== following) followingSince = Date.now();
+          following = deposed;
+          check.atMs = checks.now() + lateAfter;
+          checks.add(check);
+        },
       };
-      timer = setTimeout(check, lateAfter);
+      checks.add(check);
       proposal.then(
         (result) => {
-          clearTimeout(timer);
+          checks.delete(check);
           resolve(result);
         },
         (err: unknown) => {
-          clearTimeout(timer);
+          checks.delete(check);
           reject(err);
         },
       );

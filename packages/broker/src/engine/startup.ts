@@ -23,16 +23,28 @@ export const RECOVERY_TIMEOUT_MS = 30_000;
  */
 export class CreationCache<V> {
   private readonly entries = new Map<string, Promise<V>>();
+  /** What each finished creation made, so the hot path reads it without awaiting a settled promise. */
+  private readonly made = new Map<string, V>();
 
   get(key: string, create: () => Promise<V>): Promise<V> {
     const known = this.entries.get(key);
     if (known !== undefined) return known;
     const creating = create();
     this.entries.set(key, creating);
-    creating.catch(() => {
-      if (this.entries.get(key) === creating) this.entries.delete(key);
-    });
+    creating.then(
+      (value) => {
+        if (this.entries.get(key) === creating) this.made.set(key, value);
+      },
+      () => {
+        if (this.entries.get(key) === creating) this.entries.delete(key);
+      },
+    );
     return creating;
+  }
+
+  /** The value `key`'s creation made, once it finished (undefined while it runs, after it failed, or unknown). */
+  now(key: string): V | undefined {
+    return this.made.get(key);
   }
 
   has(key: string): boolean {
@@ -43,6 +55,7 @@ export class CreationCache<V> {
   take(key: string): Promise<V> | undefined {
     const known = this.entries.get(key);
     this.entries.delete(key);
+    this.made.delete(key);
     return known;
   }
 

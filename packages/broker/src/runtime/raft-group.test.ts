@@ -580,3 +580,73 @@ describe('firstToCampaign: who campaigns at once when a group loses its leader',
     expect(firstToCampaign('meta', ['b1'], 'b1')).toBeUndefined();
   });
 });
+
+describe('a Raft group whose Readys drain synchronously', () => {
+  it('takes a proposal made from inside its own apply (a re-entrant drain): each entry applied once, in order, both answered', async () => {
+    const applied: string[] = [];
+    let again: Promise<string> | undefined;
+    let self: RaftGroup<string, string> | undefined;
+    const { group, sent } = await replica({
+      apply: (data, index) => {
+        applied.push(`${index}:${data}`);
+        // A listener of the apply that publishes again, synchronously, while this group's drain runs.
+        if (data === 'x') again = self?.propose('y', 5000);
+        return data;
+      },
+    });
+    self = group;
+    await leadWithB(group, sent);
+    const first = group.propose('x', 5000);
+    // b acknowledges everything a sends it, until both proposals are answered (bounded).
+    let answered = false;
+    const both = first.then(async (x) => [x, await (again as Promise<string>)]).finally(() => (answered = true));
+    both.catch(() => {});
+    for (let i = 0; i < 2000 && !answered; i++) {
+      for (const m of sent.splice(0)) {
+        if (m.type === 'app' && m.to === 'b') {
+          const index = m.prevIndex + m.entries.length;
+          group.receive('b', { type: 'app-resp', from: 'b', to: 'a', term: m.term, index, reject: false, hintIndex: 0, hintTerm: 0 });
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await expect(both).resolves.toEqual(['x', 'y']);
+    const data = applied.filter((a) => !a.endsWith(':'));
+    expect(data.map((a) => a.split(':')[1])).toEqual(['x', 'y']);
+    const [xi, yi] = data.map((a) => Number(a.split(':')[0]));
+    expect(yi).toBeGreaterThan(xi as number);
+  });
+});
+
+describe("a Raft group's proposal timeouts (one queue, one timer)", () => {
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+  it('ends each waiting proposal TIMEOUT at its own time whatever the order they came in, and leaves no timer once stopped', async () => {
+    const { group, sent } = await replica();
+    await leadWithB(group, sent);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the election's writes settle
+    const before = timers();
+    const started = performance.now();
+    const ended: Array<[string, number, string]> = [];
+    const watch = (name: string, p: Promise<string>): Promise<void> =>
+      p.then(
+        () => void ended.push([name, performance.now() - started, 'resolved']),
+        (err: unknown) => void ended.push([name, performance.now() - started, (err as RelayError).code]),
+      );
+    // Nobody acknowledges: each ends TIMEOUT at its own deadline, the long one first in, the short one last.
+    const long = watch('long', group.propose('x', 600));
+    const short = watch('short', group.propose('y', 100));
+    const kept = watch('kept', group.propose('z', 60_000));
+    await Promise.all([long, short]);
+    expect(ended.map(([name, , how]) => `${name} ${how}`)).toEqual(['short TIMEOUT', 'long TIMEOUT']);
+    const [[, shortMs], [, longMs]] = ended as [[string, number, string], [string, number, string]];
+    expect(shortMs).toBeGreaterThanOrEqual(95);
+    expect(shortMs).toBeLessThan(500);
+    expect(longMs).toBeGreaterThanOrEqual(595);
+    // `kept` still waits; stopping ends it and leaves no timer of this group behind (none to keep a process alive).
+    group.stop();
+    await kept;
+    expect(ended.at(-1)?.[2]).toBe('SHUTTING_DOWN');
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+});

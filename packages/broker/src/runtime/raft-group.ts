@@ -24,6 +24,7 @@ import type { LogFunction } from '../observability/logger.js';
 import { forgetNormalEntryBody } from '../storage/entry-bodies.js';
 import type { RaftLogStorage } from '../storage/raft-storage.js';
 import { storageRelayError } from '../storage/segments/errors.js';
+import { DeadlineQueue, type Deadline } from './deadline-queue.js';
 import type { GroupClock } from './group-clock.js';
 import type { HeartbeatCoalescer } from './heartbeat-coalescer.js';
 import { addRaftCounters, zeroRaftCounters } from './raft-counters.js';
@@ -164,10 +165,64 @@ interface Fence {
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
+/** Why a waiting proposal ended without its result: made only when it does (not a string per proposal). */
+interface EntryEnds {
+  expired(group: string, index: number, timeoutMs: number): string;
+  displaced(group: string, index: number): string;
+}
+
+const PROPOSAL_ENDS: EntryEnds = {
+  expired: (group, index, timeoutMs) => `entry ${index} of ${group} not acknowledged within ${timeoutMs} ms`,
+  displaced: (group, index) => `entry ${index} of ${group}: its outcome is unknown (this broker's log was cut back and reused the index)`,
+};
+
+const CONF_CHANGE_ENDS: EntryEnds = {
+  expired: (group, index, timeoutMs) => `configuration change ${index} of ${group} not committed within ${timeoutMs} ms`,
+  displaced: (group, index) => `configuration change ${index} of ${group}: its outcome is unknown`,
+};
+
 /** The caller of one proposal, waiting (its timeout clears once it settles). */
 interface Waiter<R> {
-  resolve: (result: R) => void;
-  reject: (error: RelayError) => void;
+  resolve(result: R): void;
+  reject(error: RelayError): void;
+}
+
+/**
+ * A proposal waiting for entry `index` in its group's tracker, with its
+ * deadline: one object with methods, where closures for each made four
+ * objects more per proposal.
+ */
+class WaitingEntry<V> implements Waiter<V>, Deadline {
+  readonly atMs: number;
+  queuePrev: Deadline | undefined = undefined;
+  queueNext: Deadline | undefined = undefined;
+
+  constructor(
+    private readonly done: (value: V) => void,
+    private readonly failed: (error: RelayError) => void,
+    private readonly deadlines: DeadlineQueue,
+    private readonly tracker: ProposalTracker<Waiter<V>, V>,
+    private readonly index: number,
+    private readonly timeoutMs: number,
+    private readonly group: string,
+    private readonly ends: EntryEnds,
+  ) {
+    this.atMs = deadlines.now() + timeoutMs;
+  }
+
+  resolve(value: V): void {
+    this.deadlines.delete(this);
+    this.done(value);
+  }
+
+  reject(error: RelayError): void {
+    this.deadlines.delete(this);
+    this.failed(error);
+  }
+
+  expire(): void {
+    if (this.tracker.expire(this.index, this)) this.failed(new RelayError('TIMEOUT', this.ends.expired(this.group, this.index, this.timeoutMs)));
+  }
 }
 
 /**
@@ -223,6 +278,10 @@ export class RaftGroup<T, R, S = never> {
   private held: Message<T, S>[] | undefined;
   /** See {@link io}. */
   private handlers: ReadyHandlers<T, S> | undefined;
+  /** See {@link continuations}. */
+  private drainContinuations: { resumed: () => void; failed: (error: unknown) => void } | undefined;
+  /** The timeouts of proposals waiting here (made with the first proposal: an idle replica needs none). */
+  private deadlines: DeadlineQueue | undefined;
 
   constructor(private readonly options: RaftGroupOptions<T, R, S>) {
     this.channel = options.channel ?? `raft/${options.id}`;
@@ -310,10 +369,7 @@ export class RaftGroup<T, R, S = never> {
     }
     const { index, term } = result;
     this.noticeConf(); // in effect on the leader from now (it is in its log)
-    const promise = this.awaitEntry(this.confProposals, index, term, 'quorum', timeoutMs, {
-      expired: `configuration change ${index} of ${this.options.id} not committed within ${timeoutMs} ms`,
-      displaced: (displaced) => `configuration change ${displaced} of ${this.options.id}: its outcome is unknown`,
-    });
+    const promise = this.awaitEntry(this.confProposals, index, term, 'quorum', timeoutMs, CONF_CHANGE_ENDS);
     this.process();
     if (change.type !== 'remove' || change.node !== this.options.self) return promise;
     return promise.then(async (conf) => {
@@ -519,18 +575,7 @@ export class RaftGroup<T, R, S = never> {
     this.syncClock(); // a proposal wakes a quiesced leader
     const early = ack === 'leader' ? this.project(data, index, result.term) : undefined;
     // A leader cut off from its quorum cannot commit; the caller learns it in bounded time (outcome unknown).
-    const promise = this.awaitEntry(
-      this.proposals,
-      index,
-      result.term,
-      ack,
-      timeoutMs,
-      {
-        expired: `entry ${index} of ${this.options.id} not acknowledged within ${timeoutMs} ms`,
-        displaced: (displaced) => `entry ${displaced} of ${this.options.id}: its outcome is unknown (this broker's log was cut back and reused the index)`,
-      },
-      early,
-    );
+    const promise = this.awaitEntry(this.proposals, index, result.term, ack, timeoutMs, PROPOSAL_ENDS, early);
     this.process();
     return promise;
   }
@@ -580,25 +625,16 @@ export class RaftGroup<T, R, S = never> {
     term: number,
     ack: ProposalAck,
     timeoutMs: number,
-    messages: { expired: string; displaced: (index: number) => string },
+    ends: EntryEnds,
     early?: V,
   ): Promise<V> {
+    // One timer for all of this group's proposals (deadline-queue.ts), not one per proposal.
+    const deadlines = (this.deadlines ??= new DeadlineQueue());
     return new Promise<V>((resolve, reject) => {
-      const waiter: Waiter<V> = {
-        resolve: (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      };
-      const timer = setTimeout(() => {
-        if (tracker.expire(index, waiter)) reject(new RelayError('TIMEOUT', messages.expired));
-      }, timeoutMs);
+      const waiter = new WaitingEntry(resolve, reject, deadlines, tracker, index, timeoutMs, this.options.id, ends);
+      deadlines.add(waiter);
       const displaced = tracker.track(index, term, ack, waiter, early);
-      displaced?.waiter.reject(new RelayError('TIMEOUT', messages.displaced(displaced.index)));
+      displaced?.waiter.reject(new RelayError('TIMEOUT', ends.displaced(this.options.id, displaced.index)));
     });
   }
 
@@ -619,51 +655,95 @@ export class RaftGroup<T, R, S = never> {
     clearTimeout(this.fenced?.timer);
     for (const abandoned of this.proposals.abandonAll()) abandoned.waiter.reject(reason);
     for (const abandoned of this.confProposals.abandonAll()) abandoned.waiter.reject(reason);
+    this.deadlines?.clear();
     for (const end of [...this.leadershipEnds]) end();
     this.compaction.take()?.done(reason);
   }
 
-  /** Drains every Ready, one at a time (the runner's order must never interleave). */
+  /**
+   * Drains every Ready, one at a time (the runner's order must never
+   * interleave): synchronously while a Ready's handlers finish at once (a
+   * commit, an apply), from the settlement of a handler's promise when one
+   * does not (a write, an fsync, a compaction). No promise is made for a
+   * Ready that needs none: an `await` of each cost a leader 1–2 KB per
+   * publish. What leaves, and in which order, is the runner's and `send`'s
+   * business (held commit messages still follow the acks: see {@link hold}).
+   */
   private process(): void {
     if (this.processing) {
       this.again = true;
       return;
     }
     this.processing = true;
-    void (async () => {
+    this.drain(false);
+  }
+
+  /** {@link process}'s loop, entered anew after each handler's promise (`resumed`: a Ready just finished). */
+  private drain(resumed: boolean): void {
+    try {
+      if (resumed) this.noticeConf();
       const io = this.io();
-      try {
-        do {
-          this.again = false;
-          while (!this.stopped && this.fenced === undefined && (await runReady(this.core, io))) {
-            // Before anyone awaiting a change hears of it: observers see the configuration first.
-            this.noticeConf();
+      do {
+        this.again = false;
+        while (!this.stopped && this.fenced === undefined) {
+          const handled = runReady(this.core, io);
+          if (handled === false) break;
+          if (handled !== true) {
+            const { resumed, failed } = this.continuations();
+            handled.then(resumed, failed);
+            return;
           }
-          const compaction = this.stopped || this.fenced !== undefined ? undefined : this.compaction.take();
-          if (compaction !== undefined) {
-            try {
-              await compaction.run();
-            } catch (err) {
-              compaction.done(err);
+          // Before anyone awaiting a change hears of it: observers see the configuration first.
+          this.noticeConf();
+        }
+        const compaction = this.stopped || this.fenced !== undefined ? undefined : this.compaction.take();
+        if (compaction !== undefined) {
+          let run: Promise<void>;
+          try {
+            run = compaction.run();
+          } catch (err) {
+            run = Promise.reject(err);
+          }
+          run.then(
+            () => {
+              compaction.done();
+              this.again = true;
+              this.drain(false);
+            },
+            (error: unknown) => {
+              compaction.done(error);
               // A rewrite of the log that failed part way: what the file holds is unknown.
-              throw err;
-            }
-            compaction.done();
-            this.again = true;
-          }
-        } while (this.again && !this.stopped && this.fenced === undefined);
-      } catch (err) {
-        // Stopping (shutdown) aborts a write: nothing to report.
-        if (!this.stopped) this.fence(err);
-      } finally {
-        this.processing = false;
-        if (this.core.quiesced) this.handlers = undefined; // made again when it wakes (see {@link io})
+              this.drained({ error });
+            },
+          );
+          return;
+        }
+      } while (this.again && !this.stopped && this.fenced === undefined);
+    } catch (error) {
+      this.drained({ error });
+      return;
+    }
+    this.drained();
+  }
+
+  /** The end of a drain: a `failure` (a handler's error) fences the group, unless it stopped (shutdown aborts a write). */
+  private drained(failure?: { error: unknown }): void {
+    if (failure !== undefined && !this.stopped) this.fence(failure.error);
+    this.processing = false;
+    if (this.core.quiesced) {
+      // Made again when it wakes (see {@link io}).
+      this.handlers = undefined;
+      this.drainContinuations = undefined;
+      if (this.deadlines?.size === 0) {
+        // Made again with the next proposal: a quiesced replica keeps no queue (nor its armed timer).
+        this.deadlines.clear();
+        this.deadlines = undefined;
       }
-      this.noticeLeader();
-      this.noticeConf();
-      this.checkAllReplicas();
-      this.endProposalsOfLostLeadership();
-    })();
+    }
+    this.noticeLeader();
+    this.noticeConf();
+    this.checkAllReplicas();
+    this.endProposalsOfLostLeadership();
   }
 
   /**
@@ -760,6 +840,11 @@ export class RaftGroup<T, R, S = never> {
    * kept, for each, two objects and seven closures (about 500 bytes in a heap
    * snapshot) that only an awake group uses.
    */
+  /** What goes on with a drain after a handler's promise: made once while the group is awake, not twice per Ready. */
+  private continuations(): { resumed: () => void; failed: (error: unknown) => void } {
+    return (this.drainContinuations ??= { resumed: () => this.drain(true), failed: (error: unknown) => this.drained({ error }) });
+  }
+
   private io(): ReadyHandlers<T, S> {
     return (this.handlers ??= this.readyHandlers());
   }
@@ -785,18 +870,22 @@ export class RaftGroup<T, R, S = never> {
           // (encoding its records, writing them, starting an fsync) waits for that, queued behind it, so the appends
           // reach the followers first and their round trip runs alongside this write instead of after it. With
           // process.nextTick the write ran before a batch frame left. The runner's order is unchanged.
-          return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.appendToStorage(entries));
+          return new Promise<void>((resolve, reject) =>
+            setImmediate(() => {
+              try {
+                this.appendToStorage(entries);
+                resolve();
+              } catch (err) {
+                reject(err);
+              }
+            }),
+          );
         },
         setHardState: (hardState: Parameters<RaftLogStorage<T, S>['setHardState']>[0], durable?: boolean): void => this.options.storage.setHardState(hardState, durable),
-        sync: async (): Promise<void> => {
+        // A `then`, not an async function: its frame, kept across the fsync, cost more on every proposal's Ready.
+        sync: (): Promise<void> => {
           const started = performance.now();
-          await this.options.storage.sync();
-          this.failedRecoveries = 0; // the disk takes writes again
-          this.options.observer?.fsync((performance.now() - started) / 1000);
-          // Written as the fsync policy promises: ack `leader` needs nothing more (the runner's order keeps this before any apply of it).
-          const written = this.unwritten;
-          this.unwritten = undefined;
-          if (written !== undefined) for (const settlement of this.proposals.onWritten(written.index, written.term)) this.settle(settlement);
+          return this.options.storage.sync().then(() => this.synced(started));
         },
       },
       send: (messages: readonly Message<T, S>[]): void => {
@@ -831,6 +920,16 @@ export class RaftGroup<T, R, S = never> {
         }
       },
     };
+  }
+
+  /** A sync that `started` (performance.now()) finished. */
+  private synced(started: number): void {
+    this.failedRecoveries = 0; // the disk takes writes again
+    this.options.observer?.fsync((performance.now() - started) / 1000);
+    // Written as the fsync policy promises: ack `leader` needs nothing more (the runner's order keeps this before any apply of it).
+    const written = this.unwritten;
+    this.unwritten = undefined;
+    if (written !== undefined) for (const settlement of this.proposals.onWritten(written.index, written.term)) this.settle(settlement);
   }
 
   private appendToStorage(entries: readonly Entry<T>[]): void {

@@ -57,15 +57,7 @@ export interface ReadyHandlers<T, S> {
  */
 export function runReady<T, S>(node: RaftNode<T, S>, io: ReadyHandlers<T, S>): boolean | Promise<boolean> {
   if (!node.hasReady()) return false;
-  const pending = finish(honour(node.ready(), io));
-  if (pending === undefined) {
-    node.advance();
-    return true;
-  }
-  return pending.then(() => {
-    node.advance();
-    return true;
-  });
+  return finish(node, node.ready(), io, 0);
 }
 
 /**
@@ -90,41 +82,85 @@ export function drainReady<T, S>(node: RaftNode<T, S>, io: ReadyHandlers<T, S>, 
   return rounds;
 }
 
-/** The contract's steps in order; each `yield` hands the runner what a handler returned. */
-function* honour<T, S>(rd: Ready<T, S>, io: ReadyHandlers<T, S>): Generator<MaybePromise, void, void> {
-  // 0. A leader's appends may leave before its own write (Raft thesis §10.2.1): followers persist
-  //    in parallel with it. Safe because nothing this write covers can be applied, or its commit
-  //    announced, before the next Ready — which only exists once this one was persisted and advanced.
-  //    Everything else (votes, responses) still waits for the write it depends on. The simulator's
-  //    crashes inside an fsync strike after these left, which is what makes this order safe to rely on.
-  const early = rd.messages.filter(leavesBeforePersist);
-  if (early.length > 0) io.send(early);
-  // 1. Persist, durably if required, before anything that depends on it leaves.
-  if (rd.snapshot !== undefined) yield io.storage.applySnapshot(rd.snapshot);
-  if (rd.entriesToPersist.length > 0) yield io.storage.append(rd.entriesToPersist);
-  if (rd.hardState !== undefined) yield rd.commitPassedConf === true ? io.storage.setHardState(rd.hardState, true) : io.storage.setHardState(rd.hardState);
-  if (rd.mustSync) yield io.storage.sync();
-  // 2. Send the rest.
-  const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !leavesBeforePersist(m));
-  if (late.length > 0) io.send(late);
-  // 3. Apply.
-  if (rd.snapshot !== undefined) yield io.restore(rd.snapshot);
-  if (rd.committedEntries.length > 0) yield io.apply(rd.committedEntries);
+/** How many steps {@link step} has. */
+const STEPS = 8;
+
+/**
+ * Step `n` of the contract, in order; returns what its handler returned. A
+ * numbered step rather than a generator: a Ready (several per publish on a
+ * leader) then allocates no generator and no iterator results.
+ */
+function step<T, S>(rd: Ready<T, S>, io: ReadyHandlers<T, S>, n: number): MaybePromise {
+  switch (n) {
+    // 0. A leader's appends may leave before its own write (Raft thesis §10.2.1): followers persist
+    //    in parallel with it. Safe because nothing this write covers can be applied, or its commit
+    //    announced, before the next Ready — which only exists once this one was persisted and advanced.
+    //    Everything else (votes, responses) still waits for the write it depends on. The simulator's
+    //    crashes inside an fsync strike after these left, which is what makes this order safe to rely on.
+    case 0: {
+      const early = leavingEarly(rd.messages);
+      if (early.length > 0) io.send(early);
+      return;
+    }
+    // 1. Persist, durably if required, before anything that depends on it leaves.
+    case 1:
+      return rd.snapshot === undefined ? undefined : io.storage.applySnapshot(rd.snapshot);
+    case 2:
+      return rd.entriesToPersist.length === 0 ? undefined : io.storage.append(rd.entriesToPersist);
+    case 3:
+      if (rd.hardState === undefined) return;
+      return rd.commitPassedConf === true ? io.storage.setHardState(rd.hardState, true) : io.storage.setHardState(rd.hardState);
+    case 4:
+      return rd.mustSync ? io.storage.sync() : undefined;
+    // 2. Send the rest.
+    case 5: {
+      const late = leavingLate(rd.messages);
+      if (late.length > 0) io.send(late);
+      return;
+    }
+    // 3. Apply.
+    case 6:
+      return rd.snapshot === undefined ? undefined : io.restore(rd.snapshot);
+    default:
+      return rd.committedEntries.length === 0 ? undefined : io.apply(rd.committedEntries);
+  }
 }
 
 /**
- * Runs `steps` to the end: synchronously while each step finished at once
- * (returns `undefined`), otherwise returns a promise that awaits the step and
- * goes on from there. A throw or a rejection ends the steps where they are.
+ * Runs the steps from `from` to the end, then advances `node`: synchronously
+ * while each step finished at once (returns `true`), otherwise returns a
+ * promise that awaits the step and goes on from there. A throw or a
+ * rejection ends the steps where they are, and `node` is not advanced.
  */
-function finish(steps: Generator<MaybePromise, void, void>): Promise<void> | undefined {
-  for (;;) {
-    const step = steps.next();
-    if (step.done === true) return undefined;
+function finish<T, S>(node: RaftNode<T, S>, rd: Ready<T, S>, io: ReadyHandlers<T, S>, from: number): true | Promise<true> {
+  for (let n = from; n < STEPS; n++) {
+    const pending = step(rd, io, n);
     // A handler typed to return nothing may still return a value (`() => log.push(x)`): only a thenable is awaited.
-    if (isPromiseLike(step.value)) return Promise.resolve(step.value).then(() => finish(steps));
+    if (isPromiseLike(pending)) return Promise.resolve(pending).then(() => finish(node, rd, io, n + 1));
   }
+  node.advance();
+  return true;
 }
+
+/** The messages of step 0 (all of them, or none, without a copy in the usual cases). */
+function leavingEarly<T, S>(messages: readonly Message<T, S>[]): readonly Message<T, S>[] {
+  const early = countEarly(messages);
+  return early === messages.length ? messages : early === 0 ? NONE : messages.filter(leavesBeforePersist);
+}
+
+/** The messages of step 5: those step 0 did not send. */
+function leavingLate<T, S>(messages: readonly Message<T, S>[]): readonly Message<T, S>[] {
+  const early = countEarly(messages);
+  return early === 0 ? messages : early === messages.length ? NONE : messages.filter((m) => !leavesBeforePersist(m));
+}
+
+function countEarly<T, S>(messages: readonly Message<T, S>[]): number {
+  let early = 0;
+  for (const m of messages) if (leavesBeforePersist(m)) early++;
+  return early;
+}
+
+const NONE: readonly never[] = Object.freeze([]);
 
 function isPromiseLike(value: unknown): value is PromiseLike<void> {
   return typeof (value as PromiseLike<void> | undefined)?.then === 'function';

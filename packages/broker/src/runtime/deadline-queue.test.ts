@@ -67,6 +67,22 @@ describe('DeadlineQueue', () => {
     expect(checks).toBe(3);
   });
 
+  it('waits for a deadline further away than a timer can take without waking every millisecond', () => {
+    const queue = new DeadlineQueue(() => Date.now());
+    const expired: string[] = [];
+    const arm = vi.spyOn(globalThis, 'setTimeout');
+    const days = 30 * 24 * 3600 * 1000;
+    queue.add(at(queue, days, expired, 'far'));
+    vi.advanceTimersByTime(10_000);
+    expect(arm.mock.calls.length).toBe(1);
+    vi.advanceTimersByTime(days - 10_001);
+    expect(expired).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(expired).toEqual(['far']);
+    expect(arm.mock.calls.length).toBeLessThanOrEqual(3);
+    arm.mockRestore();
+  });
+
   it('clear forgets every deadline and the timer', () => {
     const queue = new DeadlineQueue(() => Date.now());
     const expired: string[] = [];

@@ -19,6 +19,9 @@ export interface Deadline {
   queueNext?: Deadline | undefined;
 }
 
+/** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class DeadlineQueue {
   /** The deadlines in the order added (each fire looks at all of them: the proposals or publishes in flight), linked through their own fields. */
   private first: Deadline | undefined;
@@ -80,8 +83,9 @@ export class DeadlineQueue {
   private arm(atMs: number): void {
     clearTimeout(this.timer);
     this.armedAtMs = atMs;
-    // At least 1 ms: a timer's clock may run a little behind `now` (the event loop caches its time).
-    this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(atMs - this.now())));
+    // At least 1 ms: a timer's clock may run a little behind `now` (the event loop caches its time). At most what a
+    // timer takes (Node fires a longer one after 1 ms): a deadline further away is armed for again when that fires.
+    this.timer = setTimeout(this.fire, Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(atMs - this.now()))));
   }
 
   private readonly fire = (): void => {

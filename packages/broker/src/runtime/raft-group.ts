@@ -834,17 +834,17 @@ export class RaftGroup<T, R, S = never> {
     this.syncClock();
   }
 
+  /** What goes on with a drain after a handler's promise: made once while the group is awake, not twice per Ready. */
+  private continuations(): { resumed: () => void; failed: (error: unknown) => void } {
+    return (this.drainContinuations ??= { resumed: () => this.drain(true), failed: (error: unknown) => this.drained({ error }) });
+  }
+
   /**
    * The handlers of this group's Readys, made when it first needs them and
    * dropped when a drain of its Readys ends with the group quiesced: a broker hosting thousands of quiesced groups
    * kept, for each, two objects and seven closures (about 500 bytes in a heap
    * snapshot) that only an awake group uses.
    */
-  /** What goes on with a drain after a handler's promise: made once while the group is awake, not twice per Ready. */
-  private continuations(): { resumed: () => void; failed: (error: unknown) => void } {
-    return (this.drainContinuations ??= { resumed: () => this.drain(true), failed: (error: unknown) => this.drained({ error }) });
-  }
-
   private io(): ReadyHandlers<T, S> {
     return (this.handlers ??= this.readyHandlers());
   }

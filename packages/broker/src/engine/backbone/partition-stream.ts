@@ -4,7 +4,7 @@ import { RelayError, type AckLevel } from '@relaymq/sdk/protocol';
 import type { AppendOutcome, ProducerBatch, StoredMessage } from '../../core/partition/partition.js';
 import type { PartitionBounds } from '../engine.js';
 import { waitFor } from '../wait-for.js';
-import { bounded } from './bounded.js';
+import { bounded, sentAndConfirmed } from './bounded.js';
 import { decodeMessage, encodeMessage, headerOptions } from './codec.js';
 import type { BackboneConnection } from './connection.js';
 import { publisherRef } from './naming.js';
@@ -226,8 +226,6 @@ export class PartitionStream {
     const ids = send.map((i) => BigInt(firstSeq + i + 1));
     if (send.length > 0) {
       const confirmed = this.connection.awaitConfirms(publisher.extendedId, ids);
-      // Awaited after the sends: a dropped publisher may reject it before then, which must not be an unhandled rejection.
-      confirmed.catch(() => undefined);
       const sentAt = performance.now();
       try {
         const sending = (async () => {
@@ -237,8 +235,7 @@ export class PartitionStream {
           }
           await publisher.flush();
         })();
-        await bounded(sending, this.options.requestTimeoutMs, `sending to ${this.options.stream}`);
-        await bounded(confirmed, this.options.requestTimeoutMs, `the backbone did not confirm ${send.length} message(s) on ${this.options.stream}`);
+        await sentAndConfirmed(sending, confirmed, this.options.requestTimeoutMs, this.options.stream, send.length);
         this.options.confirmed?.((performance.now() - sentAt) / 1000);
       } catch (err) {
         // What the backbone holds is unknown: the next append asks it again.

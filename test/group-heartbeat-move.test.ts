@@ -28,6 +28,14 @@ interface GroupEngine {
 }
 const engineOf = (b: Broker): GroupEngine => b.engine as unknown as GroupEngine;
 
+/** X: a broker that is not the metadata leader (the group coordinator), once every broker knows that leader. */
+async function notCoordinating(brokers: Broker[]): Promise<{ xIndex: number; x: string }> {
+  await waitFor(() => brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
+  const leader = engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader;
+  const xIndex = brokers.findIndex((b) => b.id !== leader);
+  return { xIndex, x: (brokers[xIndex] as Broker).id };
+}
+
 describe('a group member whose heartbeats fail on a cut-off broker', () => {
   it('moves to another broker within the session timeout and keeps its partitions', async () => {
     const ids = ['h1', 'h2', 'h3'];
@@ -37,10 +45,7 @@ describe('a group member whose heartbeats fail on a cut-off broker', () => {
 
     // X: a broker that is not the metadata leader (the group coordinator), so the coordinator stays put and
     // expires the member a session timeout after its last heartbeat it heard.
-    await waitFor(() => brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
-    const leader = engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader;
-    const xIndex = brokers.findIndex((b) => b.id !== leader);
-    const x = (brokers[xIndex] as Broker).id;
+    const { xIndex, x } = await notCoordinating(brokers);
     // Seeded with X only: it is the member's first broker; the others are discovered (standbys).
     const member = await fixture.client([urls[xIndex] as string]); // default request timeout (10 s): not waited for
     const revoked: RevokedEvent[] = [];
@@ -99,10 +104,7 @@ describe('a group member whose heartbeats fail on a cut-off broker', () => {
     const publisher = await fixture.client(urls);
     await publisher.publish(TOPIC, { n: -1 });
     await publisher.publish('hb.plain', { n: -1 });
-    await waitFor(() => brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
-    const leader = engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader;
-    const xIndex = brokers.findIndex((b) => b.id !== leader);
-    const x = (brokers[xIndex] as Broker).id;
+    const { xIndex, x } = await notCoordinating(brokers);
     const member = await fixture.client([urls[xIndex] as string]);
     const grouped: number[] = [];
     const plain: number[] = [];
@@ -170,10 +172,7 @@ describe('a group member whose heartbeats fail on a cut-off broker', () => {
     const { brokers, peerLinks, urls } = await faultableCluster(fixture, ids, { defaultPartitions: 4 });
     const publisher = await fixture.client(urls);
     await publisher.publish(TOPIC, { n: 0 });
-    await waitFor(() => brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
-    const leader = engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader;
-    const xIndex = brokers.findIndex((b) => b.id !== leader);
-    const x = (brokers[xIndex] as Broker).id;
+    const { xIndex, x } = await notCoordinating(brokers);
     const member = await fixture.client([urls[xIndex] as string], { discovery: false });
     let owned = 0;
     member.on('assigned', (e) => (owned += e.partitions.length));

@@ -7,6 +7,7 @@
  * connection.ts does, after `timeoutMs` (or the client's request timeout).
  */
 import { describe, expect, it, vi } from 'vitest';
+import { answering, batch } from '../../test/support/subscriber-fakes.js';
 import type { BrokerConnection } from '../connection/connection.js';
 import { RelayError, type Cursor, type DeliveryBatch } from '../protocol/index.js';
 import type { Message } from './message.js';
@@ -65,25 +66,6 @@ function slowBroker(subscriber: () => Subscriber) {
     subscriber().onMessage(connection, { type: 'message', subscription: id, batches: [batch] });
   return { connection, sent, subscribes, deliver };
 }
-
-function answering(cursors: Cursor[]): BrokerConnection {
-  return {
-    open: true,
-    brokerId: 'a',
-    send: () => undefined,
-    request: (frame: SentFrame, onReply?: (reply: unknown) => void) => {
-      onReply?.({ type: 'subscribed', id: 1, subscription: frame.subscription, cursors });
-      return Promise.resolve({ type: 'subscribed' });
-    },
-  } as unknown as BrokerConnection;
-}
-
-const batch = (firstOffset: number, count: number): DeliveryBatch => ({
-  topic: 't',
-  partition: 0,
-  firstOffset,
-  messages: Array.from({ length: count }, (_, i) => ({ timestamp: i, data: Uint8Array.of(i) })),
-});
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -9,6 +9,7 @@
  * still sees each message once.
  */
 import { describe, expect, it } from 'vitest';
+import { answering, batch } from '../../test/support/subscriber-fakes.js';
 import type { BrokerConnection } from '../connection/connection.js';
 import { RelayError, type Cursor, type DeliveryBatch } from '../protocol/index.js';
 import type { Message } from './message.js';
@@ -92,26 +93,6 @@ function fakeBroker(subscriber: () => Subscriber): {
     },
   };
 }
-
-/** A connection answering every subscribe at once, from `cursors`. */
-function answering(cursors: Cursor[]): BrokerConnection {
-  return {
-    open: true,
-    brokerId: 'a',
-    send: () => undefined,
-    request: (frame: SentFrame, onReply?: (reply: unknown) => void) => {
-      onReply?.({ type: 'subscribed', id: 1, subscription: frame.subscription, cursors });
-      return Promise.resolve({ type: 'subscribed' });
-    },
-  } as unknown as BrokerConnection;
-}
-
-const batch = (firstOffset: number, count: number): DeliveryBatch => ({
-  topic: 't',
-  partition: 0,
-  firstOffset,
-  messages: Array.from({ length: count }, (_, i) => ({ timestamp: i, data: Uint8Array.of(i) })),
-});
 
 const settled = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 

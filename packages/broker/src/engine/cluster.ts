@@ -237,6 +237,11 @@ interface NextPartitionCountAsk {
  */
 const POSITIONS_CATCH_UP_MS = 1000;
 
+/** A routed publish's outcomes (a named function: no closure per publish). */
+function outcomesOf(result: RouteResult): AppendOutcome[] {
+  return result.outcomes;
+}
+
 /**
  * The entry of a metadata read barrier: an empty `commit-positions`, which
  * changes nothing (an empty commit only reads, positions.ts) and which every
@@ -244,11 +249,6 @@ const POSITIONS_CATCH_UP_MS = 1000;
  * log's replication to older brokers during a rolling upgrade. A new object
  * each time: entries' encoded bodies are cached by object (entry-bodies.ts).
  */
-/** A routed publish's outcomes (a named function: no closure per publish). */
-function outcomesOf(result: RouteResult): AppendOutcome[] {
-  return result.outcomes;
-}
-
 function readBarrier(): MetadataCommand {
   return { type: 'commit-positions', durable: '_relaymq.read-barrier', positions: [] };
 }

@@ -103,11 +103,11 @@ describe('a durable subscribe on a broker whose metadata is behind a deletion an
     const engine = (brokers[0] as Broker).engine as unknown as {
       meta: { applied: number };
       metaEvents: { emit(event: 'applied'): boolean; listenerCount(event: 'applied'): number };
-      metaAppliedUpTo(index: number): Promise<void>;
+      reads: { metaAppliedUpTo(index: number): Promise<void> };
     };
     const listeners = engine.metaEvents.listenerCount('applied');
     // 50 durable subscribes wait for an index this broker does not reach.
-    const waits = Array.from({ length: 50 }, () => engine.metaAppliedUpTo(engine.meta.applied + 1_000_000).then(() => 'applied', (err: { code?: string }) => err.code));
+    const waits = Array.from({ length: 50 }, () => engine.reads.metaAppliedUpTo(engine.meta.applied + 1_000_000).then(() => 'applied', (err: { code?: string }) => err.code));
     const spy = vi.spyOn(globalThis, 'setImmediate');
     try {
       // A catch-up's Ready applies its entries in one go, each announced.
@@ -118,7 +118,7 @@ describe('a durable subscribe on a broker whose metadata is behind a deletion an
       spy.mockRestore();
     }
     // One the log reaches (a topic's creation is the next entry) is answered then.
-    const reached = engine.metaAppliedUpTo(engine.meta.applied + 1);
+    const reached = engine.reads.metaAppliedUpTo(engine.meta.applied + 1);
     const producer = await fixture.client([(brokers[0] as Broker).url]);
     await producer.publish('lagmany.t', 'x');
     await reached;

@@ -92,7 +92,7 @@ describe('publishes and commits to a partition that does not exist', () => {
     console.log(`160 commits to a missing partition: ${calls.count - before} meta.partition-count requests, ${(performance.now() - commitsStarted).toFixed(0)} ms`);
     expect(calls.count - before).toBeLessThanOrEqual(2 * 10);
     // Nothing kept once answered: a client naming ever new topics leaves no trace.
-    expect((asked.engine as unknown as { partitionCountAsks: Map<string, unknown> }).partitionCountAsks.size).toBe(0);
+    expect((asked.engine as unknown as { reads: { partitionCountAsks: Map<string, unknown> } }).reads.partitionCountAsks.size).toBe(0);
   });
 
   it('answers a publish that arrived after the partition was created NOT_READY, not with the "missing" of a question in flight since before', async () => {

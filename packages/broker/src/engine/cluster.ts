@@ -9,7 +9,6 @@ import {
   parseAdminMetadataCommand,
   parseCreateTopicRequest,
   parseDeleteTopicRequest,
-  parsePartitionCountAnswer,
   parsePartitionCountRequest,
 } from './admin-commands.js';
 import { ClusterNaming } from './cluster-naming.js';
@@ -45,7 +44,7 @@ import type { CommitPositionsCommand } from '../core/metadata/positions.js';
 import type { AppendOutcome, EncodedMessages, PartitionLog, ProducerBatch, StoredMessage } from '../core/partition/partition.js';
 import { isMember, type ConfChange, type ConfState, type NodeId, type RaftConfigOptions, type RaftCounters } from '../core/raft/index.js';
 import { addRaftCounters, zeroRaftCounters } from '../runtime/raft-counters.js';
-import { PeerRpc, isUnknownMethod } from '../net/peer-rpc.js';
+import { PeerRpc } from '../net/peer-rpc.js';
 import type { PeerTransport } from '../net/peer-transport.js';
 import type { BrokerObserver } from '../observability/observer.js';
 import { GroupClock, type RaftActivity } from '../runtime/group-clock.js';
@@ -72,6 +71,7 @@ import { LostPeers } from './lost-peers.js';
 import { MetadataAdmission } from './admission.js';
 import { CONF_CHANGE_METHOD, parseConfAnswer, parseConfChangeRequest, type ConfChangeRequest } from './membership-requests.js';
 import { MetadataCompaction } from './metadata-compaction.js';
+import { MetadataReads } from './metadata-reads.js';
 import { parseFetch, parseForwarded, parseRecordsRequest, RECORDS_METHOD, type RecordsRequest, parseMetadataCommand, parseTopic, parseTopics, sentOnce, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
@@ -208,49 +208,9 @@ export interface ReplicaRead extends PartitionBounds {
   messages: StoredMessage[];
 }
 
-/**
- * The least time between two metadata read barriers: a lookup of a missing
- * topic (rare: a subscription's, at most once a second) waits at most this,
- * and a client asking about missing topics in a loop cannot turn its reads
- * into more than ten replicated writes a second.
- */
-const READ_BARRIER_SPACING_MS = 100;
-
-/** {@link ClusterEngine.leaderPartitionCount}'s questions about one topic. */
-interface PartitionCountAsks {
-  /** The question sent, until answered. */
-  running: Promise<number | null> | undefined;
-  /** The question not sent yet, which questions arriving meanwhile join. */
-  next: NextPartitionCountAsk | undefined;
-}
-
-interface NextPartitionCountAsk {
-  /** The highest partition asked about. */
-  partition: number;
-  answer: Promise<number | null>;
-}
-
-/**
- * How long a broker whose metadata is behind waits to apply the log up to a
- * durable position read the metadata leader answered (a follower is usually
- * a heartbeat behind), before it answers `NOT_READY` (the client asks again).
- */
-const POSITIONS_CATCH_UP_MS = 1000;
-
 /** A routed publish's outcomes (a named function: no closure per publish). */
 function outcomesOf(result: RouteResult): AppendOutcome[] {
   return result.outcomes;
-}
-
-/**
- * The entry of a metadata read barrier: an empty `commit-positions`, which
- * changes nothing (an empty commit only reads, positions.ts) and which every
- * broker version parses. A command type of its own would stop the metadata
- * log's replication to older brokers during a rolling upgrade. A new object
- * each time: entries' encoded bodies are cached by object (entry-bodies.ts).
- */
-function readBarrier(): MetadataCommand {
-  return { type: 'commit-positions', durable: '_relaymq.read-barrier', positions: [] };
 }
 
 /**
@@ -300,21 +260,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly topicEvents = new EventEmitter<{ deleted: (topic: string) => void }>();
   /** The metadata changed (`applied`), or the metadata group's leader did. */
   private readonly metaEvents = new EventEmitter<{ applied: () => void; leader: () => void }>();
-  /** The read barrier the metadata reads arrived in this turn share, until it is proposed (metaReadBarrier). */
-  private nextReadBarrier: Promise<void> | undefined;
-  /** When the last read barrier was proposed (`performance.now()`): the next waits out {@link READ_BARRIER_SPACING_MS}. */
-  private lastReadBarrierAt = Number.NEGATIVE_INFINITY;
-  /** Per topic, the metadata leader's partition count being asked and the next ask (see {@link leaderPartitionCount}). */
-  private readonly partitionCountAsks = new Map<string, PartitionCountAsks>();
   /** The metadata leader as readiness sees it: kept through an election (see leader-grace.ts); its expiry is a change too. */
   private readonly metaLeaderGrace: LeaderGrace;
   /** Some group applied entries (announced only while a recovery waits for it). */
   private readonly groupEvents = new EventEmitter<{ applied: () => void }>();
   private appliedAnnounced = false;
-  /** Durable position reads waiting for this broker's metadata to apply an index (see metaAppliedUpTo). */
-  private readonly appliedWaiters = new Set<{ readonly index: number; resolve(): void }>();
-  /** A look at {@link appliedWaiters} is scheduled (see onMetaApplied). */
-  private appliedLookScheduled = false;
   private stopTicking: (() => void) | undefined;
   private meta!: MetadataGroup;
   private metaStorage!: DurableRaftStorage<MetadataCommand, MetadataSnapshot>;
@@ -326,6 +276,8 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   private readonly factory: GroupFactory;
   /** Runs leader-only requests here or on the leader (leader-forwarding.ts). */
   private readonly forwarding: LeaderForwarding;
+  /** Missing topics and partitions asked of the metadata leader, and waits for this broker's metadata (metadata-reads.ts). */
+  private readonly reads: MetadataReads;
   private readonly metaCompaction: MetadataCompaction;
   /** On the metadata leader: admits brokers that joined (admission.ts). */
   private readonly admission: MetadataAdmission;
@@ -364,7 +316,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   );
   private readonly durablePositions = new ReplicatedPositions(
     (command) => this.forwarding.viaLeader(this.meta, () => this.positionsHere(command), COMMIT_POSITIONS_METHOD, command),
-    (index) => this.metaAppliedUpTo(index),
+    (index) => this.reads.metaAppliedUpTo(index),
   );
   private readonly onPeerMessage = (from: string, channel: string, payload: unknown): void => {
     if (channel === HEARTBEAT_CHANNEL) this.heartbeats.receive(from, payload);
@@ -412,7 +364,6 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     this.transferAttempts = new TransferAttempts(() => options.now());
     this.metadata = new MetadataState(options.brokers);
     this.metaEvents.on('applied', () => (this.hostingStale = true));
-    this.metaEvents.on('applied', this.onMetaApplied);
     this.rpc = new PeerRpc(options.transport);
     this.heartbeats = new HeartbeatCoalescer({
       self: options.self,
@@ -431,6 +382,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       now: options.now,
       lostPeers,
       votersOf: (group) => this.groups.get(group.id)?.status().voters ?? [],
+    });
+    this.reads = new MetadataReads({
+      self: options.self,
+      group: () => this.meta,
+      topic: (topic) => this.metadata.get(topic),
+      propose: (command) => this.proposeMeta(command),
+      forwarding: this.forwarding,
+      metaEvents: this.metaEvents,
+      requestTimeoutMs: options.requestTimeoutMs,
     });
     this.metaCompaction = new MetadataCompaction({
       group: () => this.meta,
@@ -522,10 +482,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       return this.createTopicWithSettingsHere(topic, settings);
     }));
     this.rpc.handle(DELETE_TOPIC_METHOD, afterOpen(async (body) => this.deleteTopicHere(parseDeleteTopicRequest(body))));
-    this.rpc.handle(TOPIC_MISSING_METHOD, afterOpen(async (body) => this.topicMissingHere(parseDeleteTopicRequest(body))));
+    this.rpc.handle(TOPIC_MISSING_METHOD, afterOpen(async (body) => this.reads.topicMissingHere(parseDeleteTopicRequest(body))));
     this.rpc.handle(PARTITION_COUNT_METHOD, afterOpen(async (body) => {
       const { topic, partition } = parsePartitionCountRequest(body);
-      return { partitions: await this.partitionCountHere(topic, partition) };
+      return { partitions: await this.reads.partitionCountHere(topic, partition) };
     }));
     this.rpc.handle(ADD_PARTITIONS_METHOD, afterOpen(async (body) => {
       const { topic, partitions } = parseAddPartitionsRequest(body);
@@ -725,10 +685,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * leader, and resolves once this broker applied it. The new partitions are
    * placed over the metadata group's members; existing ones are untouched.
    * `INVALID_TOPIC` for an unknown topic (one only this broker lacks is
-   * waited for: {@link topicToChange}), `INVALID_ARGUMENT` for a count that is not higher.
+   * waited for: {@link MetadataReads.topicToChange}), `INVALID_ARGUMENT` for a count that is not higher.
    */
   async addPartitions(topic: string, partitions: number): Promise<TopicInfo> {
-    const known = await this.topicToChange(topic);
+    const known = await this.reads.topicToChange(topic);
     if (partitions <= known.partitions.length) {
       throw new RelayError('INVALID_ARGUMENT', `topic ${topic} has ${known.partitions.length} partitions; the count can only be raised (asked for ${partitions})`);
     }
@@ -749,10 +709,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * hosting a replica stops its group and deletes its files when it applies
    * the entry; subscribers of the topic are told (`INVALID_TOPIC`).
    * `INVALID_TOPIC` for a topic that does not exist (one only this broker
-   * lacks is waited for: {@link topicToChange}).
+   * lacks is waited for: {@link MetadataReads.topicToChange}).
    */
   async deleteTopic(topic: string): Promise<TopicInfo> {
-    const known = await this.topicToChange(topic);
+    const known = await this.reads.topicToChange(topic);
     const result = await this.forwarding.viaLeader(this.meta, () => this.deleteTopicHere(topic), DELETE_TOPIC_METHOD, { topic });
     const o = (typeof result === 'object' && result !== null ? result : {}) as { kind?: unknown };
     if (o.kind === 'missing') throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
@@ -767,183 +727,19 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return { topic, partitions: known.partitions.length };
   }
 
-  /**
-   * Whether `topic` is missing by the metadata leader's state, for a lookup
-   * that must not create it: this broker's own metadata may lag (a follower
-   * behind, which still knows a leader and so counts as ready) and miss a
-   * topic created a moment ago.
-   */
-  async topicMissing(topic: string): Promise<boolean> {
-    if (this.metadata.get(topic) !== undefined) return false;
-    return (await this.forwarding.viaLeader(this.meta, async () => this.topicMissingHere(topic), TOPIC_MISSING_METHOD, { topic })) === true;
+  /** See {@link MetadataReads.topicMissing}. */
+  topicMissing(topic: string): Promise<boolean> {
+    return this.reads.topicMissing(topic);
   }
 
   /** See {@link LogEngine.awaitTopic}. */
   async awaitTopic(topic: string): Promise<void> {
-    await this.topicToChange(topic);
+    await this.reads.topicToChange(topic);
   }
 
-  /**
-   * `topic` as this broker applied it, for an operator's change: one missing
-   * here that the metadata leader has (this broker behind) is waited for,
-   * bounded. `INVALID_TOPIC` only once the leader confirmed it missing;
-   * `NOT_READY` when the leader cannot tell or this broker does not catch up.
-   */
-  private async topicToChange(topic: string): Promise<TopicMetadata> {
-    const known = this.metadata.get(topic);
-    if (known !== undefined) return known;
-    const missing = await this.topicMissing(topic).catch((err: unknown) => {
-      throw new RelayError('NOT_READY', `topic ${topic} is not in broker ${this.options.self}'s metadata and its metadata leader could not say whether it exists: ${err instanceof Error ? err.message : String(err)}`);
-    });
-    if (missing) throw new RelayError('INVALID_TOPIC', `no topic "${topic}"`);
-    return waitFor(this.metaEvents, 'applied', () => this.metadata.get(topic), this.options.requestTimeoutMs, `topic ${topic} to reach this broker's metadata`).catch(() => {
-      throw new RelayError('NOT_READY', `topic ${topic} exists but broker ${this.options.self} has not applied it yet; retry`);
-    });
-  }
-
-  /**
-   * Whether `topic`'s partition `partition`, missing here, exists (the
-   * metadata leader has it), then once this broker applied it, bounded; for
-   * an operator's change, as {@link topicToChange}. `NOT_READY` when the
-   * leader cannot tell or this broker does not catch up.
-   */
-  private async partitionToChange(topic: string, partition: number): Promise<boolean> {
-    const missing = await this.partitionMissing(topic, partition).catch((err: unknown) => {
-      throw new RelayError('NOT_READY', `${topic}/${partition} is not in broker ${this.options.self}'s metadata and its metadata leader could not say whether it exists: ${err instanceof Error ? err.message : String(err)}`);
-    });
-    if (missing !== undefined) return false;
-    const applied = (): true | undefined => (this.metadata.get(topic)?.partitions[partition] !== undefined ? true : undefined);
-    return waitFor(this.metaEvents, 'applied', applied, this.options.requestTimeoutMs, `${topic}/${partition} to reach this broker's metadata`).catch(() => {
-      throw new RelayError('NOT_READY', `${topic}/${partition} exists but broker ${this.options.self} has not applied it yet; retry`);
-    });
-  }
-
-  /** See {@link LogEngine.partitionMissing}: the leader's count, by {@link PARTITION_COUNT_METHOD}. */
-  async partitionMissing(topic: string, partition: number): Promise<'topic' | 'partition' | undefined> {
-    const here = this.metadata.get(topic)?.partitions.length;
-    if (here !== undefined && partition < here) return undefined;
-    let partitions: number | null;
-    try {
-      partitions = await this.leaderPartitionCount(topic, partition);
-    } catch (err) {
-      if (!isUnknownMethod(err, PARTITION_COUNT_METHOD)) throw err;
-      // A leader of an older version: the answer before it, for a partition of a topic known here; a topic it can tell.
-      if (here !== undefined) return 'partition';
-      return (await this.topicMissing(topic)) ? 'topic' : undefined;
-    }
-    return partitions === null ? 'topic' : partition >= partitions ? 'partition' : undefined;
-  }
-
-  /**
-   * The metadata leader's count of `topic`'s partitions, as {@link partitionCountHere}
-   * answers it. A "missing" comes from a request sent after this call, so it
-   * is no older than the question. Questions about one topic are shared: one
-   * request in flight, and the next, which every question arriving meanwhile
-   * joins, asked for the highest partition among them (a leader that has it
-   * has the lower ones). When the request in flight is answered, its "it
-   * exists" (or its failure: `NOT_READY` either way) answers the next too;
-   * only its "missing" may predate them, and the next is sent. A producer
-   * sending to a partition that does not exist, however fast, costs the
-   * leader about one request per round trip, not one per batch.
-   */
-  private leaderPartitionCount(topic: string, partition: number): Promise<number | null> {
-    const asks = this.partitionCountAsks.get(topic) ?? { running: undefined, next: undefined };
-    this.partitionCountAsks.set(topic, asks);
-    if (asks.next !== undefined) {
-      asks.next.partition = Math.max(asks.next.partition, partition);
-      return asks.next.answer;
-    }
-    const inFlight = asks.running;
-    const next: NextPartitionCountAsk = { partition, answer: Promise.resolve(null) };
-    next.answer = (async () => {
-      // Questions arriving in this turn join (and wait for the one in flight, if any).
-      let earlier: { count: number | null } | { error: unknown } | undefined;
-      try {
-        earlier = inFlight === undefined ? await undefined : { count: await inFlight };
-      } catch (error) {
-        earlier = { error };
-      }
-      asks.next = undefined;
-      if (earlier !== undefined) {
-        if ('error' in earlier) throw earlier.error;
-        if (earlier.count !== null && earlier.count > next.partition) return earlier.count;
-      }
-      const body = { topic, partition: next.partition };
-      const sent = this.forwarding
-        .viaLeader(this.meta, async () => ({ partitions: await this.partitionCountHere(topic, body.partition) }), PARTITION_COUNT_METHOD, body)
-        .then(parsePartitionCountAnswer);
-      asks.running = sent;
-      try {
-        return await sent;
-      } finally {
-        if (asks.running === sent) asks.running = undefined;
-      }
-    })();
-    const settled = (): void => {
-      if (asks.running === undefined && asks.next === undefined && this.partitionCountAsks.get(topic) === asks) this.partitionCountAsks.delete(topic);
-    };
-    void next.answer.then(settled, settled);
-    asks.next = next;
-    return next.answer;
-  }
-
-  /**
-   * On the metadata leader: `topic`'s partition count (`null`: no such topic),
-   * at once when it has `partition`, else after a read barrier, as
-   * {@link topicMissingHere} says "missing".
-   */
-  private async partitionCountHere(topic: string, partition: number): Promise<number | null> {
-    if (this.meta.leader !== this.options.self) throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead the metadata`);
-    const before = this.metadata.get(topic)?.partitions.length;
-    if (before !== undefined && partition < before) return before;
-    await this.metaReadBarrier();
-    return this.metadata.get(topic)?.partitions.length ?? null;
-  }
-
-  /**
-   * On the metadata leader: whether `topic` is missing (a broker that no
-   * longer leads says so, and the request finds the leader). Its applied
-   * state may be stale: deposed without having noticed, or elected and not
-   * yet through the entries of earlier terms. So "missing" (which ends a
-   * subscription) is said only after a read barrier; "exists" at once (a
-   * stale one only makes the lookup ask again).
-   */
-  private async topicMissingHere(topic: string): Promise<boolean> {
-    if (this.meta.leader !== this.options.self) throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead the metadata`);
-    if (this.metadata.get(topic) !== undefined) return false;
-    await this.metaReadBarrier();
-    return this.metadata.get(topic) === undefined;
-  }
-
-  /**
-   * A read barrier on the metadata group (Raft thesis §6.4, by way of the
-   * log): an entry proposed here commits only while this broker leads with
-   * a quorum behind it, and is answered once applied here, after every entry
-   * committed before it. The reads that arrived within one turn of the event
-   * loop share one entry, proposed after the last of them came; never one
-   * proposed before a read arrived (acknowledgements gathered before a read
-   * prove nothing about it). Barriers are spaced by READ_BARRIER_SPACING_MS,
-   * so clients asking about missing topics, however fast, add at most ten
-   * metadata entries a second. Rejects with `NOT_LEADER` (the request finds the
-   * leader) or `NOT_READY` (not through within the request timeout: the
-   * caller asks again).
-   */
-  private metaReadBarrier(): Promise<void> {
-    this.nextReadBarrier ??= new Promise<void>((resolve) => {
-      const wait = this.lastReadBarrierAt + READ_BARRIER_SPACING_MS - performance.now();
-      if (wait > 0) setTimeout(resolve, wait);
-      else setImmediate(resolve);
-    }).then(async () => {
-      this.nextReadBarrier = undefined;
-      this.lastReadBarrierAt = performance.now();
-      try {
-        await this.proposeMeta(readBarrier());
-      } catch (err) {
-        if (err instanceof RelayError && err.code === 'NOT_LEADER') throw err;
-        throw new RelayError('NOT_READY', `metadata read barrier of broker ${this.options.self} not through: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    });
-    return this.nextReadBarrier;
+  /** See {@link MetadataReads.partitionMissing}. */
+  partitionMissing(topic: string, partition: number): Promise<'topic' | 'partition' | undefined> {
+    return this.reads.partitionMissing(topic, partition);
   }
 
   /**
@@ -959,57 +755,15 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   /**
-   * Resolves once this broker's metadata applied entry `index`; rejects with
-   * `NOT_READY` when it has not within {@link POSITIONS_CATCH_UP_MS}.
-   */
-  private metaAppliedUpTo(index: number): Promise<void> {
-    if (this.meta.applied >= index) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const waiter = {
-        index,
-        resolve: (): void => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      const timer = setTimeout(() => {
-        this.appliedWaiters.delete(waiter);
-        reject(new RelayError('NOT_READY', `broker ${this.options.self} has not applied the metadata log up to the durable positions read (entry ${index}) yet`));
-      }, POSITIONS_CATCH_UP_MS);
-      this.appliedWaiters.add(waiter);
-    });
-  }
-
-  /**
-   * The metadata applied an entry: the waiters of {@link metaAppliedUpTo} are looked at once the apply returned
-   * (`applied` is emitted as an entry applies, before the group counts it applied). One look for every entry
-   * announced until then, whatever the waiters: a catch-up applies thousands in one Ready, while as many durable
-   * subscribes may wait.
-   */
-  private readonly onMetaApplied = (): void => {
-    if (this.appliedWaiters.size === 0 || this.appliedLookScheduled) return;
-    this.appliedLookScheduled = true;
-    setImmediate(() => {
-      this.appliedLookScheduled = false;
-      const applied = this.meta.applied;
-      for (const waiter of this.appliedWaiters) {
-        if (applied < waiter.index) continue;
-        this.appliedWaiters.delete(waiter);
-        waiter.resolve();
-      }
-    });
-  };
-
-  /**
    * On the metadata leader: proposes the deletion of `topic`, answered
-   * `missing` when there is none, which (as {@link topicMissingHere}) is said
+   * `missing` when there is none, which (as {@link MetadataReads.topicMissingHere}) is said
    * only after a read barrier: a leader deposed or just elected may not have
    * applied a creation yet.
    */
   private async deleteTopicHere(topic: string): Promise<unknown> {
     if (this.metadata.get(topic) === undefined) {
       if (this.meta.leader !== this.options.self) throw new RelayError('NOT_LEADER', `broker ${this.options.self} does not lead the metadata`);
-      await this.metaReadBarrier();
+      await this.reads.metaReadBarrier();
       if (this.metadata.get(topic) === undefined) return { kind: 'missing', topic };
     }
     return this.proposeMeta({ type: 'delete-topic', topic });
@@ -1254,7 +1008,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     };
     let before = refusal();
     // Maybe unknown here only (this broker behind its metadata leader): a partition the leader has is waited for.
-    if ((before?.reason === 'unknown-topic' || before?.reason === 'unknown-partition') && (await this.partitionToChange(topic, partition))) before = refusal();
+    if ((before?.reason === 'unknown-topic' || before?.reason === 'unknown-partition') && (await this.reads.partitionToChange(topic, partition))) before = refusal();
     if (before !== undefined) throw before;
     const result = await this.proposeMove({ type: 'move-replica', topic, partition, from, to, atMs: Math.floor(this.options.now()) });
     const o = (typeof result === 'object' && result !== null ? result : {}) as { kind?: unknown; reason?: unknown };

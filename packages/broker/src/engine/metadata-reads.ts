@@ -14,6 +14,7 @@ import { PARTITION_COUNT_METHOD, TOPIC_MISSING_METHOD, parsePartitionCountAnswer
 import type { LedGroup, LeaderForwarding } from './leader-forwarding.js';
 import { waitFor } from './wait-for.js';
 
+/** What {@link MetadataReads} needs of the engine around it. */
 export interface MetadataReadsContext {
   self: NodeId;
   /** The metadata group: its leader as this broker knows it and the index applied here (read at each use: made on open). */

@@ -20,12 +20,17 @@ export const SESSION_CHECK_INTERVAL_MS = 100;
  * longer than their group's `sessionTimeoutMs`. Every broker records what it
  * applies, but only the coordinator expires; a broker that becomes
  * coordinator starts every member's clock afresh, since what it applied
- * while following says nothing about how recently members were alive.
+ * while following says nothing about how recently members were alive. Time
+ * the coordinator itself stood still (stopped, or its event loop stalled: no
+ * check ran) does not count either: it applied no heartbeat meanwhile, and
+ * those sent then are still queued when its first check runs again.
  */
 export class GroupSessionTracker {
   private readonly lastSeen = new Map<string, number>();
   private readonly expiring = new Set<string>();
   private wasCoordinator = false;
+  /** When {@link check} last ran, to tell a stall of this broker from members' silence. */
+  private lastCheckMs: number | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly hooks: GroupSessionHooks) {}
@@ -54,6 +59,10 @@ export class GroupSessionTracker {
   check(): void {
     const coordinator = this.hooks.isCoordinator();
     const now = this.hooks.now();
+    // Checks more than two intervals apart: this broker stood still; members silent only meanwhile are not.
+    const stalledMs = this.lastCheckMs === undefined ? 0 : now - this.lastCheckMs - SESSION_CHECK_INTERVAL_MS;
+    this.lastCheckMs = now;
+    if (stalledMs > SESSION_CHECK_INTERVAL_MS) for (const [id, seen] of this.lastSeen) this.lastSeen.set(id, Math.min(now, seen + stalledMs));
     if (coordinator && !this.wasCoordinator) for (const id of this.lastSeen.keys()) this.lastSeen.set(id, now);
     this.wasCoordinator = coordinator;
     if (!coordinator) return;

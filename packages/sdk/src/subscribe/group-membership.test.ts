@@ -47,6 +47,25 @@ describe('GroupMembership', () => {
     expect(membership.owns('t', 0)).toBe(true);
   });
 
+  it('an older grant than the one held (a broker behind the coordinator) is ignored: no start over, the newer epoch kept', () => {
+    const started: Array<[number, number]> = [];
+    const assigned: number[] = [];
+    const membership = new GroupMembership('g', 3000, {
+      request: async () => {},
+      dropPartition: () => {},
+      startPartition: (_topic, partition, offset) => started.push([partition, offset]),
+      idle: async () => {},
+      rejoin: () => {},
+      assigned: (event) => assigned.push(...event.partitions.map((p) => p.partition)),
+      revoked: () => {},
+    });
+    membership.onAssignment({ type: 'assignment', subscription: 1, partitions: [{ topic: 't', partition: 0, epoch: 9, offset: 100 }] });
+    membership.onAssignment({ type: 'assignment', subscription: 1, partitions: [{ topic: 't', partition: 0, epoch: 5, offset: 40 }] });
+    expect(started).toEqual([[0, 100]]);
+    expect(assigned).toEqual([0]);
+    expect(membership.grantOf('t', 0)).toBe(9);
+  });
+
   it('a release answered after a newer grant keeps that grant and reports nothing revoked', async () => {
     const { membership, pending, revoked, frame, settle } = harness();
     frame([{ topic: 't', partition: 0, epoch: 5, offset: 0 }]);

@@ -249,6 +249,10 @@ export class GroupMembership {
       if (owned !== undefined && owned.epoch === entry.epoch) continue;
       // A grant under an epoch already released, from a broker that applied the release later than it answered.
       if (entry.epoch <= (this.releasedEpochs.get(key) ?? -1)) continue;
+      // An older grant than the one held, from a broker behind the coordinator (the member subscribed there anew):
+      // the coordinator granted it again since, maybe to another member first; going back would start over from
+      // that grant's position, and its commits would be fenced.
+      if (owned !== undefined && owned.epoch > entry.epoch) continue;
       if (entry.offset !== undefined || owned === undefined || owned.epoch !== entry.epoch) {
         // A grant (or a grant again): start over from where the broker says.
         if (owned !== undefined) this.hooks.dropPartition(entry.topic, entry.partition);

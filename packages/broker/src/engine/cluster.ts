@@ -75,7 +75,7 @@ import { MetadataReads } from './metadata-reads.js';
 import { parseFetch, parseForwarded, parseRecordsRequest, RECORDS_METHOD, type RecordsRequest, parseMetadataCommand, parseTopic, parseTopics, sentOnce, type FetchRequest, type FetchResponse, type ForwardedPublish } from './peer-messages.js';
 import { RemotePartitions } from './remote-partitions.js';
 import { COMMIT_POSITIONS_METHOD, ReplicatedPositions, parseForwardedCommit } from './replicated-positions.js';
-import { GROUP_COMMAND_METHOD, parseForwardedGroupCommand } from './groups/group-commands.js';
+import { GROUP_COMMAND_METHOD, appliedIndexOf, parseForwardedGroupCommand } from './groups/group-commands.js';
 import { GroupSessionTracker } from './groups/session-tracker.js';
 import { DEFAULT_MAX_CONCURRENT_MOVES, manualMoveRefusal, type MoveRefusedError } from './manual-move.js';
 import { PublishRouter, type RouteResult, type RoutedPublish } from './routed-publish.js';
@@ -461,7 +461,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
       return this.recordsHere(parseRecordsRequest(body), from);
     });
     this.rpc.handle(COMMIT_POSITIONS_METHOD, afterOpen(async (body) => this.positionsHere(parseForwardedCommit(body))));
-    this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.proposeMeta(parseForwardedGroupCommand(body))));
+    this.rpc.handle(GROUP_COMMAND_METHOD, afterOpen(async (body) => this.groupCommandHere(parseForwardedGroupCommand(body))));
     this.rpc.handle(CONF_CHANGE_METHOD, afterOpen(async (body) => this.changeMembershipViaLeader(parseConfChangeRequest(body))));
     this.rpc.handle(MOVE_STEP_METHOD, afterOpen(async (body) => {
       const request = parseMoveStepRequest(body);
@@ -846,11 +846,25 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
   }
 
   async groupCommand(command: GroupCommand): Promise<GroupResult> {
-    const result = await this.forwarding.viaLeader(this.meta, () => this.proposeMeta(command), GROUP_COMMAND_METHOD, command);
+    const result = await this.forwarding.viaLeader(this.meta, () => this.groupCommandHere(command), GROUP_COMMAND_METHOD, command);
     // The result crossed the network when the leader is another broker: read it as untrusted.
     const read = parseGroupResult(result);
     if (read === undefined) throw new RelayError('INTERNAL', 'malformed answer to a consumer-group command');
+    // A joined member is shown its assignment from the group table applied here: not one older than its join, which
+    // may still show it a grant the coordinator took back and gave another member since (NOT_READY: the SDK retries).
+    const applied = command.type === 'group-join' && read.kind === 'group' ? appliedIndexOf(result) : undefined;
+    if (applied !== undefined) await this.reads.metaAppliedUpTo(applied, 'the consumer-group join');
     return read;
+  }
+
+  /**
+   * On the metadata leader: proposes a consumer-group command and answers its
+   * result with the index applied here once it was applied (`applied`), as
+   * {@link positionsHere}. Brokers before `applied` ignore it.
+   */
+  private async groupCommandHere(command: GroupCommand): Promise<unknown> {
+    const result = await this.proposeMeta(command);
+    return typeof result === 'object' && result !== null ? { ...result, applied: this.meta.applied } : result;
   }
 
   commitPositions(durable: string, positions: readonly Cursor[]): Promise<void> {

@@ -3,7 +3,7 @@
  * whether a topic or partition is missing (asked of the metadata leader,
  * which says "missing" only after a read barrier), a topic missing here
  * waited for before an operator changes it, and this broker's metadata
- * caught up to an index a durable position read was answered at.
+ * caught up to an index a durable position read or a group join was answered at.
  */
 import type { EventEmitter } from 'eventemitter3';
 import { RelayError } from '@relaymq/sdk/protocol';
@@ -55,8 +55,9 @@ interface NextPartitionCountAsk {
 
 /**
  * How long a broker whose metadata is behind waits to apply the log up to a
- * durable position read the metadata leader answered (a follower is usually
- * a heartbeat behind), before it answers `NOT_READY` (the client asks again).
+ * durable position read or a consumer-group join the metadata leader
+ * answered (a follower is usually a heartbeat behind), before it answers
+ * `NOT_READY` (the client asks again).
  */
 const POSITIONS_CATCH_UP_MS = 1000;
 
@@ -267,10 +268,11 @@ export class MetadataReads {
   }
 
   /**
-   * Resolves once this broker's metadata applied entry `index`; rejects with
-   * `NOT_READY` when it has not within {@link POSITIONS_CATCH_UP_MS}.
+   * Resolves once this broker's metadata applied entry `index` (where the
+   * metadata leader answered `what`); rejects with `NOT_READY` when it has
+   * not within {@link POSITIONS_CATCH_UP_MS}.
    */
-  metaAppliedUpTo(index: number): Promise<void> {
+  metaAppliedUpTo(index: number, what = 'the durable positions read'): Promise<void> {
     if (this.ctx.group().applied >= index) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const waiter = {
@@ -282,7 +284,7 @@ export class MetadataReads {
       };
       const timer = setTimeout(() => {
         this.appliedWaiters.delete(waiter);
-        reject(new RelayError('NOT_READY', `broker ${this.ctx.self} has not applied the metadata log up to the durable positions read (entry ${index}) yet`));
+        reject(new RelayError('NOT_READY', `broker ${this.ctx.self} has not applied the metadata log up to ${what} (entry ${index}) yet`));
       }, POSITIONS_CATCH_UP_MS);
       this.appliedWaiters.add(waiter);
     });

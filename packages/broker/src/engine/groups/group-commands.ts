@@ -10,3 +10,10 @@ export function parseForwardedGroupCommand(body: unknown): GroupCommand {
   if (command === undefined) throw new RelayError('INVALID_ARGUMENT', 'malformed consumer-group command');
   return command;
 }
+
+/** The metadata leader's applied index its answer names (`applied`); undefined from a leader before that field, or malformed. */
+export function appliedIndexOf(answer: unknown): number | undefined {
+  if (typeof answer !== 'object' || answer === null) return undefined;
+  const applied = (answer as Record<string, unknown>).applied;
+  return typeof applied === 'number' && Number.isSafeInteger(applied) && applied >= 0 ? applied : undefined;
+}

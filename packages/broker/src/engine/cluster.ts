@@ -750,7 +750,11 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * Brokers before `applied` ignore it.
    */
   private async positionsHere(command: CommitPositionsCommand): Promise<unknown> {
-    const result = await this.proposeMeta(command);
+    return this.withApplied(await this.proposeMeta(command));
+  }
+
+  /** A metadata leader's result with the index applied here (`applied`), for the asking broker to catch up to. */
+  private withApplied(result: unknown): unknown {
     return typeof result === 'object' && result !== null ? { ...result, applied: this.meta.applied } : result;
   }
 
@@ -863,8 +867,7 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
    * {@link positionsHere}. Brokers before `applied` ignore it.
    */
   private async groupCommandHere(command: GroupCommand): Promise<unknown> {
-    const result = await this.proposeMeta(command);
-    return typeof result === 'object' && result !== null ? { ...result, applied: this.meta.applied } : result;
+    return this.withApplied(await this.proposeMeta(command));
   }
 
   commitPositions(durable: string, positions: readonly Cursor[]): Promise<void> {

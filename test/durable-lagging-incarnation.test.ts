@@ -14,9 +14,9 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Broker } from '@relaymq/broker';
-import type { BrokerFrame } from '@relaymq/sdk/protocol';
 import { Fixture } from './support/cluster.js';
 import { RawClient } from './support/raw-client.js';
+import { answer, holdMetadata } from './support/lagging-metadata.js';
 import { waitFor } from './support/wait.js';
 
 const fixture = new Fixture();
@@ -29,32 +29,8 @@ interface LagEngine {
   metadataLeaderKnown(): boolean;
   topicIncarnation(topic: string): number | undefined;
   deleteTopic(topic: string): Promise<unknown>;
-  toGroup(from: string, channel: string, payload: unknown): void;
 }
 const engineOf = (b: Broker): LagEngine => b.engine as unknown as LagEngine;
-
-/** Keeps the metadata group's Raft messages from `broker` until the returned function hands them over, in order. */
-function holdMetadata(broker: Broker): () => void {
-  const engine = engineOf(broker);
-  const toGroup = engine.toGroup.bind(engine);
-  const held: Array<[string, string, unknown]> = [];
-  engine.toGroup = (from, channel, payload) => {
-    if (channel === 'raft/meta') held.push([from, channel, payload]);
-    else toGroup(from, channel, payload);
-  };
-  return () => {
-    engine.toGroup = toGroup;
-    for (const [from, channel, payload] of held.splice(0)) toGroup(from, channel, payload);
-  };
-}
-
-/** The answer to request `id` on `raw` (bounded wait). */
-async function answer(raw: RawClient, id: number): Promise<BrokerFrame> {
-  let found: BrokerFrame | undefined;
-  const answers = (f: BrokerFrame): boolean => f.type !== 'ping' && f.type !== 'pong' && 'id' in f && f.id === id;
-  await waitFor(() => (found = raw.frames.find(answers)) !== undefined, `the answer to request ${id}`, 15_000);
-  return found as BrokerFrame;
-}
 
 describe('a durable subscribe on a broker whose metadata is behind a deletion and creation again', () => {
   it('is answered NOT_READY (never cursors of the old incarnation), then the new incarnation once the broker caught up', async () => {

@@ -14,9 +14,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
-import type { BrokerFrame } from '@relaymq/sdk/protocol';
 import { Fixture } from './support/cluster.js';
 import { RawClient } from './support/raw-client.js';
+import { answer, holdMetadata } from './support/lagging-metadata.js';
 import { waitFor } from './support/wait.js';
 
 const fixture = new Fixture();
@@ -37,34 +37,10 @@ interface LagEngine {
   groupStatus(): Array<{ group: string; leader: string | null }>;
   metadataLeaderKnown(): boolean;
   topicIncarnation(topic: string): number | undefined;
-  toGroup(from: string, channel: string, payload: unknown): void;
   groupCommand(command: Record<string, unknown>): Promise<{ kind: string }>;
   consumerGroups: { assignmentOf(group: string, member: string): GroupPartitionView[] };
 }
 const engineOf = (b: Broker): LagEngine => b.engine as unknown as LagEngine;
-
-/** Keeps the metadata group's Raft messages from `broker` until the returned function hands them over, in order. */
-function holdMetadata(broker: Broker): () => void {
-  const engine = engineOf(broker);
-  const toGroup = engine.toGroup.bind(engine);
-  const held: Array<[string, string, unknown]> = [];
-  engine.toGroup = (from, channel, payload) => {
-    if (channel === 'raft/meta') held.push([from, channel, payload]);
-    else toGroup(from, channel, payload);
-  };
-  return () => {
-    engine.toGroup = toGroup;
-    for (const [from, channel, payload] of held.splice(0)) toGroup(from, channel, payload);
-  };
-}
-
-/** The answer to request `id` on `raw` (bounded wait). */
-async function answer(raw: RawClient, id: number): Promise<BrokerFrame> {
-  let found: BrokerFrame | undefined;
-  const answers = (f: BrokerFrame): boolean => f.type !== 'ping' && f.type !== 'pong' && 'id' in f && f.id === id;
-  await waitFor(() => (found = raw.frames.find(answers)) !== undefined, `the answer to request ${id}`, 15_000);
-  return found as BrokerFrame;
-}
 
 /** The partitions every `assignment` frame on `raw` showed as granted (not revoking), with their epochs. */
 function grantsShown(raw: RawClient): Array<{ topic: string; partition: number; epoch: number }> {

@@ -41,6 +41,15 @@ function fakeConnection(id: string, cursors: () => Cursor[], beforeReply?: (conn
   return connection as unknown as BrokerConnection & { subscribes: SentSubscribe[] };
 }
 
+/** Records the positions of every `commit` sent on `connection` into `commits`, and sends it on. */
+function recordCommits(connection: BrokerConnection, commits: Cursor[][]): void {
+  const request = connection.request.bind(connection);
+  connection.request = ((frame: { type: string; positions?: Cursor[] }, onReply?: (reply: unknown) => void) => {
+    if (frame.type === 'commit') commits.push(frame.positions ?? []);
+    return request(frame as never, onReply as never);
+  }) as typeof connection.request;
+}
+
 const batch = (topic: string, firstOffset: number, count: number): DeliveryBatch => ({
   topic,
   partition: 0,
@@ -140,11 +149,7 @@ describe('Subscriber topic incarnations', () => {
     const subscriber = new Subscriber({} as unknown as SubscriberListener, 100, 10_000, { intervalMs: 0, maxMessages: 1 }, 1 << 20);
     const commits: Cursor[][] = [];
     const a = fakeConnection('a', () => []);
-    const request = a.request.bind(a);
-    a.request = ((frame: { type: string; positions?: Cursor[] }, onReply?: (reply: unknown) => void) => {
-      if (frame.type === 'commit') commits.push(frame.positions ?? []);
-      return request(frame as never, onReply as never);
-    }) as typeof a.request;
+    recordCommits(a, commits);
     subscriber.setConnection(a);
     let release: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => (release = resolve));
@@ -182,11 +187,7 @@ describe('Subscriber topic incarnations', () => {
       { topic: 'x.a', partition: 0, offset: 0, incarnation: 2 },
       { topic: 'x.b', partition: 0, offset: 0, incarnation: 5 },
     ]);
-    const request = a.request.bind(a);
-    a.request = ((frame: { type: string; positions?: Cursor[] }, onReply?: (reply: unknown) => void) => {
-      if (frame.type === 'commit') commits.push(frame.positions ?? []);
-      return request(frame as never, onReply as never);
-    }) as typeof a.request;
+    recordCommits(a, commits);
     subscriber.setConnection(a);
     let release: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => (release = resolve));

@@ -249,10 +249,10 @@ export class GroupMembership {
       if (owned !== undefined && owned.epoch === entry.epoch) continue;
       // A grant under an epoch already released, from a broker that applied the release later than it answered.
       if (entry.epoch <= (this.releasedEpochs.get(key) ?? -1)) continue;
-      // An older grant than the one held, from a broker behind the coordinator (the member subscribed there anew):
-      // the coordinator granted it again since, maybe to another member first; going back would start over from
-      // that grant's position, and its commits would be fenced.
-      if (owned !== undefined && owned.epoch > entry.epoch) continue;
+      // An older grant than the one held is taken too (started over from its position): a broker shows a member it
+      // subscribed to anew no table older than its join (it waits to apply the coordinator's answer), so that grant
+      // is the group's current one, under an epoch counter that started over (an in-memory broker restarted and
+      // forgot its groups: ignoring it would leave the partition the member's, handled by nobody, for good).
       if (entry.offset !== undefined || owned === undefined || owned.epoch !== entry.epoch) {
         // A grant (or a grant again): start over from where the broker says.
         if (owned !== undefined) this.hooks.dropPartition(entry.topic, entry.partition);

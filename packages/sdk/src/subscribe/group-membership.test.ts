@@ -66,6 +66,27 @@ describe('GroupMembership', () => {
     expect(membership.grantOf('t', 0)).toBe(5);
   });
 
+  it('a join refused twice in a row with NOT_READY moves the member off its broker; a refusal of another kind, or a join confirmed between, does not', () => {
+    const moves: Array<[string, number]> = [];
+    const membership = new GroupMembership('g', 3000, {
+      request: async () => {},
+      dropPartition: () => {},
+      startPartition: () => {},
+      idle: async () => {},
+      rejoin: () => {},
+      assigned: () => {},
+      revoked: () => {},
+      moveAway: (reason, settledMs) => void moves.push([reason.code, settledMs]),
+    });
+    membership.joinRefused(new RelayError('NOT_READY', 'behind'));
+    membership.joined(Date.now());
+    membership.joinRefused(new RelayError('NOT_READY', 'behind'));
+    membership.joinRefused(new RelayError('RATE_LIMITED', 'other'));
+    expect(moves).toEqual([]);
+    membership.joinRefused(new RelayError('NOT_READY', 'behind'));
+    expect(moves).toEqual([['NOT_READY', 1000]]);
+  });
+
   it('a release answered after a newer grant keeps that grant and reports nothing revoked', async () => {
     const { membership, pending, revoked, frame, settle } = harness();
     frame([{ topic: 't', partition: 0, epoch: 5, offset: 0 }]);

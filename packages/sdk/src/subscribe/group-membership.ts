@@ -112,6 +112,8 @@ export class GroupMembership {
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   /** Heartbeats failed in a row since the last one acknowledged (or the join, or the last move): see {@link FAILURES_TO_MOVE}. */
   private failedInARow = 0;
+  /** Joins (subscribes) refused with a code of {@link MOVE_ON} in a row since the last one confirmed: see {@link joinRefused}. */
+  private refusedJoins = 0;
   /** Timers of heartbeats in flight that judge them unanswered. */
   private readonly unansweredTimers = new Set<ReturnType<typeof setTimeout>>();
   private ended = false;
@@ -157,6 +159,23 @@ export class GroupMembership {
   joined(sentAtMs: number): void {
     this.renewLease(sentAtMs);
     this.failedInARow = 0; // the coordinator answered
+    this.refusedJoins = 0;
+  }
+
+  /**
+   * The join (a subscribe) was refused with `reason` and is asked again of the
+   * same broker. Refused twice in a row with a code of {@link MOVE_ON} (its
+   * metadata stays behind the coordinator's: `NOT_READY` once it waited for
+   * the join to apply there), that broker is moved off, as after failing
+   * heartbeats: staying would ask it for good, while every join renews the
+   * member's session and the coordinator keeps the partitions it granted the
+   * member, delivered by nobody.
+   */
+  joinRefused(reason: RelayError): void {
+    if (this.ended || !MOVE_ON.has(reason.code)) return;
+    if (++this.refusedJoins < FAILURES_TO_MOVE) return;
+    this.refusedJoins = 0;
+    this.hooks.moveAway?.(reason, this.heartbeatIntervalMs());
   }
 
   /** Whether {@link leaseValid} would resolve at once: the lease runs (or the membership ended). No promise, for the per-message path. */

@@ -893,6 +893,8 @@ export class Subscriber {
       // that is up but briefly unable to answer (a durable lookup without a metadata quorum) is asked again.
       if (!error.retriable) this.fail(state, error);
       else if (connection.open) {
+        // A member's join refused again and again there (that broker's metadata stays behind): it moves to another.
+        if (registration === state.registrations && state.connection === connection) state.membership?.joinRefused(error);
         setTimeout(() => {
           if (state.active && state.connection === connection && connection.open) this.register(state, connection, move);
         }, RESUBSCRIBE_RETRY_MS);

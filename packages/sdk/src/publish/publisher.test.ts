@@ -712,6 +712,25 @@ describe('Publisher', () => {
     await expect(later).resolves.toMatchObject({ offset: 0 });
   });
 
+  it('keeps the seq when a send between the RATE_LIMITED one and the validation refusal was lost with its connection: it may be stored', async () => {
+    const { publisher: p } = publisher();
+    const first = fakeConnection();
+    p.setConnection(first.connection);
+    const refused = p.publish('t', 'a', { timeoutMs: 600 });
+    await tick();
+    p.onNack({ type: 'nack', id: first.sent[0]?.[0]?.id as number, code: 'RATE_LIMITED', message: 'slow down' });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(first.sent).toHaveLength(2);
+    // The resend's answer is lost with its connection; the next broker refuses the republish.
+    p.setConnection(undefined);
+    const second = fakeConnection();
+    p.setConnection(second.connection);
+    await tick();
+    p.onNack({ type: 'nack', id: second.sent[0]?.[0]?.id as number, code: 'INVALID_PARTITION', message: 'topic t has no partition 0' });
+    await expect(refused).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringContaining('INVALID_PARTITION') });
+    expect([...first.sent, ...second.sent].flat().every((m) => m.incarnation === 0 && m.seq === 0)).toBe(true);
+  });
+
   it.each(['NOT_READY', 'NOT_LEADER', 'NO_QUORUM', 'SHUTTING_DOWN'] as const)(
     'keeps the seq when a validation refusal follows %s: the broker may say it of a publish it proposed',
     async (code) => {

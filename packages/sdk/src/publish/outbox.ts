@@ -34,6 +34,11 @@ export interface OutboxEntry {
   sentOn: object | undefined;
   /** Times sent; above 1 means republished. */
   sends: number;
+  /**
+   * Of `sends`, those answered `RATE_LIMITED`, which a broker says before it
+   * hands a publish to its engine: they stored nothing (see `refusesForGood`).
+   */
+  unproposedSends: number;
   /** The latest refusal that left its outcome unknown: named when the publish times out. */
   lastRefusal: RelayError | undefined;
   /** Whether the caller's promise already settled (ack, refusal or timeout). */

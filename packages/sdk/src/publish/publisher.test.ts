@@ -688,6 +688,66 @@ describe('Publisher', () => {
     expect((await Promise.all(pending)).map((r) => r.offset)).toEqual([0, 1]);
   });
 
+  it('fails at once on a validation refusal when every earlier send was refused RATE_LIMITED, which the broker says before storing anything', async () => {
+    const { publisher: p } = publisher();
+    const { connection, sent } = fakeConnection();
+    p.setConnection(connection);
+    const startedAt = Date.now();
+    const refused = p.publish('t', 'a', { timeoutMs: 5000 });
+    const later = p.publish('t', 'b', { timeoutMs: 5000 });
+    later.catch(() => {}); // awaited below; not an unhandled rejection should an expectation fail first
+    await tick();
+    // Over the session's rate: the whole batch is refused before it reaches the engine.
+    for (const m of sent[0] ?? []) p.onNack({ type: 'nack', id: m.id, code: 'RATE_LIMITED', message: 'slow down' });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(sent[1]?.map((m) => [m.incarnation, m.seq])).toEqual([[0, 0], [0, 1]]);
+    // Meanwhile the partition went (a topic deleted and made again with fewer partitions, say).
+    p.onNack({ type: 'nack', id: sent[1]?.[0]?.id as number, code: 'INVALID_PARTITION', message: 'topic t has no partition 0' });
+    await expect(refused).rejects.toMatchObject({ code: 'INVALID_PARTITION' });
+    expect(Date.now() - startedAt).toBeLessThan(1000);
+    // Nothing of seq 0 can be stored: the message after it moves to a new incarnation.
+    await tick();
+    expect(sent[2]?.map((m) => [m.incarnation, m.seq])).toEqual([[1, 0]]);
+    p.onAck({ type: 'ack', acks: [{ id: sent[2]?.[0]?.id as number, offset: 0, count: 1, duplicate: false }] });
+    await expect(later).resolves.toMatchObject({ offset: 0 });
+  });
+
+  it('keeps the seq when a send between the RATE_LIMITED one and the validation refusal was lost with its connection: it may be stored', async () => {
+    const { publisher: p } = publisher();
+    const first = fakeConnection();
+    p.setConnection(first.connection);
+    const refused = p.publish('t', 'a', { timeoutMs: 600 });
+    await tick();
+    p.onNack({ type: 'nack', id: first.sent[0]?.[0]?.id as number, code: 'RATE_LIMITED', message: 'slow down' });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(first.sent).toHaveLength(2);
+    // The resend's answer is lost with its connection; the next broker refuses the republish.
+    p.setConnection(undefined);
+    const second = fakeConnection();
+    p.setConnection(second.connection);
+    await tick();
+    p.onNack({ type: 'nack', id: second.sent[0]?.[0]?.id as number, code: 'INVALID_PARTITION', message: 'topic t has no partition 0' });
+    await expect(refused).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringContaining('INVALID_PARTITION') });
+    expect([...first.sent, ...second.sent].flat().every((m) => m.incarnation === 0 && m.seq === 0)).toBe(true);
+  });
+
+  it.each(['NOT_READY', 'NOT_LEADER', 'NO_QUORUM', 'SHUTTING_DOWN'] as const)(
+    'keeps the seq when a validation refusal follows %s: the broker may say it of a publish it proposed',
+    async (code) => {
+      const { publisher: p } = publisher();
+      const { connection, sent } = fakeConnection();
+      p.setConnection(connection);
+      const refused = p.publish('t', 'a', { timeoutMs: 400 });
+      await tick();
+      // E.g. NOT_READY: a broker that lost its metadata leader says it for the TIMEOUT of a publish it took (unlessNotReady).
+      p.onNack({ type: 'nack', id: sent[0]?.[0]?.id as number, code, message: 'outcome unknown here' });
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      p.onNack({ type: 'nack', id: sent.at(-1)?.[0]?.id as number, code: 'INVALID_PARTITION', message: 'topic t has no partition 0' });
+      await expect(refused).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringContaining('INVALID_PARTITION') });
+      expect(sent.flat().every((m) => m.incarnation === 0 && m.seq === 0)).toBe(true);
+    },
+  );
+
   it('times out a publish refused with unknown outcome, naming the refusal, and renumbers nothing (issue 10, chaos: stored twice)', async () => {
     const { publisher: p } = publisher();
     const { connection, sent } = fakeConnection();

@@ -80,16 +80,28 @@ const VALIDATION_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Refusals a broker gives only before it hands a publish to its engine (the
+ * session's rate check): the send they answer stored nothing. Every other
+ * retriable code may also answer a publish the broker proposed: `NOT_READY`
+ * (a broker not ready says it for a `TIMEOUT`), `NOT_LEADER` and `NO_QUORUM`
+ * (a routed or forwarded copy may have reached a leader), `SHUTTING_DOWN`
+ * (a stopped group ends its proposals with it).
+ */
+const UNPROPOSED_CODES: ReadonlySet<string> = new Set(['RATE_LIMITED']);
+
+/**
  * Whether a non-retriable refusal proves the message's seq is not stored and
  * never will be, so the messages after it may move to a new incarnation. Only
- * a validation refusal of the first send does: after an earlier send (which
- * may be stored, its answer lost) a refusal says nothing about that copy, and
- * any other code (INTERNAL, PROTOCOL_ERROR, LIMIT_EXCEEDED, STORAGE_ERROR, an
- * unknown one) may come after the broker proposed it. Renumbering a stored
- * message would store it twice.
+ * a validation refusal does, and only when every earlier send is known to
+ * have stored nothing (answered with one of {@link UNPROPOSED_CODES}): an
+ * earlier send whose outcome is unknown (unanswered, lost with its
+ * connection, withdrawn, or refused with any other code) may be stored, and a
+ * refusal says nothing about that copy; any other code (INTERNAL,
+ * PROTOCOL_ERROR, LIMIT_EXCEEDED, STORAGE_ERROR, an unknown one) may come
+ * after the broker proposed it. Renumbering a stored message would store it twice.
  */
-function refusesForGood(code: string, sends: number): boolean {
-  return sends <= 1 && VALIDATION_CODES.has(code);
+function refusesForGood(code: string, entry: OutboxEntry): boolean {
+  return entry.sends - entry.unproposedSends <= 1 && VALIDATION_CODES.has(code);
 }
 
 /** Ack levels a publish may ask for. */
@@ -297,6 +309,8 @@ export class Publisher {
     this.releaseSwitches();
     const code = isErrorCode(frame.code) ? frame.code : 'INTERNAL';
     const error = new RelayError(code, frame.message, frame.leader === undefined ? {} : { leader: frame.leader });
+    // This send stored nothing: a validation refusal of a later one may still fail the publish for good.
+    if (UNPROPOSED_CODES.has(code)) entry.unproposedSends++;
     if (code === 'SEQUENCE_GAP' && frame.expectedSeq !== undefined) {
       this.onGap(entry, frame.expectedSeq, frame.id);
     } else if (code === 'RATE_LIMITED') {
@@ -313,7 +327,7 @@ export class Publisher {
       this.releaseHeld();
       this.admit();
       this.checkDrained();
-    } else if (!refusesForGood(code, entry.sends)) {
+    } else if (!refusesForGood(code, entry)) {
       // The outcome is unknown (an earlier send may be stored, or the broker may have proposed this one): keep
       // the same incarnation and seq and try again; publishTimeoutMs bounds it (outcome unknown).
       entry.lastRefusal = error;
@@ -524,6 +538,7 @@ export class Publisher {
       attemptId: 0,
       sentOn: undefined,
       sends: 0,
+      unproposedSends: 0,
       lastRefusal: undefined,
       settled: false,
       resolve: () => {},

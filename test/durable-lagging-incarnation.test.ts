@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Broker } from '@relaymq/broker';
 import { Fixture } from './support/cluster.js';
 import { RawClient } from './support/raw-client.js';
-import { answer, holdMetadata } from './support/lagging-metadata.js';
+import { answer, holdMetadata, leaderAndFollower } from './support/lagging-metadata.js';
 import { waitFor } from './support/wait.js';
 
 const fixture = new Fixture();
@@ -25,7 +25,6 @@ afterEach(() => fixture.cleanup());
 const TOPIC = 'lagdur.t';
 
 interface LagEngine {
-  groupStatus(): Array<{ group: string; leader: string | null }>;
   metadataLeaderKnown(): boolean;
   topicIncarnation(topic: string): number | undefined;
   deleteTopic(topic: string): Promise<unknown>;
@@ -35,10 +34,7 @@ const engineOf = (b: Broker): LagEngine => b.engine as unknown as LagEngine;
 describe('a durable subscribe on a broker whose metadata is behind a deletion and creation again', () => {
   it('is answered NOT_READY (never cursors of the old incarnation), then the new incarnation once the broker caught up', async () => {
     const brokers = await fixture.cluster(3, { defaultPartitions: 1 });
-    const metaLeader = (): string | null => engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader ?? null;
-    await waitFor(() => metaLeader() !== null && brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
-    const leader = brokers.find((b) => b.id === metaLeader()) as Broker;
-    const lagging = brokers.find((b) => b !== leader) as Broker;
+    const { leader, follower: lagging } = await leaderAndFollower(brokers);
 
     const producer = await fixture.client([leader.url]);
     for (let i = 0; i < 3; i++) await producer.publish(TOPIC, `old${i}`);

@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
 import { Fixture } from './support/cluster.js';
 import { RawClient } from './support/raw-client.js';
-import { answer, holdMetadata } from './support/lagging-metadata.js';
+import { answer, holdMetadata, leaderAndFollower } from './support/lagging-metadata.js';
 import { waitFor } from './support/wait.js';
 
 const fixture = new Fixture();
@@ -34,8 +34,6 @@ interface GroupPartitionView {
   revoking: boolean;
 }
 interface LagEngine {
-  groupStatus(): Array<{ group: string; leader: string | null }>;
-  metadataLeaderKnown(): boolean;
   topicIncarnation(topic: string): number | undefined;
   groupCommand(command: Record<string, unknown>): Promise<{ kind: string }>;
   consumerGroups: { assignmentOf(group: string, member: string): GroupPartitionView[] };
@@ -55,10 +53,7 @@ function grantsShown(raw: RawClient): Array<{ topic: string; partition: number; 
 describe('a group member joining through a broker whose metadata is behind the coordinator', () => {
   it('is never shown a grant another member holds now: NOT_READY while behind, the current assignment once caught up', async () => {
     const brokers = await fixture.cluster(3, { defaultPartitions: 1 });
-    const metaLeader = (): string | null => engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader ?? null;
-    await waitFor(() => metaLeader() !== null && brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
-    const leader = brokers.find((b) => b.id === metaLeader()) as Broker;
-    const lagging = brokers.find((b) => b !== leader) as Broker;
+    const { leader, follower: lagging } = await leaderAndFollower(brokers);
 
     const producer = await fixture.client([leader.url]);
     await producer.publish(TOPIC, 'x');

@@ -4,6 +4,20 @@ import type { BrokerFrame } from '@relaymq/sdk/protocol';
 import type { RawClient } from './raw-client.js';
 import { waitFor } from './wait.js';
 
+interface MetaEngine {
+  groupStatus(): Array<{ group: string; leader: string | null }>;
+  metadataLeaderKnown(): boolean;
+}
+
+/** `brokers`' metadata leader, once every one of them knows it, and another broker (the one to hold behind). */
+export async function leaderAndFollower(brokers: readonly Broker[]): Promise<{ leader: Broker; follower: Broker }> {
+  const engineOf = (b: Broker): MetaEngine => b.engine as unknown as MetaEngine;
+  const metaLeader = (): string | null => engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader ?? null;
+  await waitFor(() => metaLeader() !== null && brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
+  const leader = brokers.find((b) => b.id === metaLeader()) as Broker;
+  return { leader, follower: brokers.find((b) => b !== leader) as Broker };
+}
+
 interface RoutingEngine {
   toGroup(from: string, channel: string, payload: unknown): void;
 }

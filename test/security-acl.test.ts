@@ -83,6 +83,10 @@ describe('topic ACLs', () => {
     const rawAlice = await raw(b, 'token-of-alice');
     rawAlice.send({ type: 'metadata', id: 7, topics: ['orders.created', 'payments.created'] });
     expect(await rawAlice.next('error')).toMatchObject({ id: 7, code: 'FORBIDDEN' });
+    // public.news, which alice may read but not publish to, must exist: metadata does not create it for her.
+    const rawAdmin = await raw(b, 'token-of-admin');
+    rawAdmin.send({ type: 'metadata', id: 1, topics: ['public.news'] });
+    await rawAdmin.next('topics');
     rawAlice.send({ type: 'metadata', id: 8, topics: ['orders.created', 'public.news'] });
     expect(await rawAlice.next('topics')).toMatchObject({ id: 8 });
     expect(b.engine.partitionCount('payments.created')).toBeUndefined();

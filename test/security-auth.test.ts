@@ -53,6 +53,16 @@ async function failedDial(options: ClientOptions): Promise<string> {
 }
 
 describe('authentication', () => {
+  it('keeps a connection whose JWT was accepted within clockToleranceSec open until that tolerance runs out too', async () => {
+    const broker = await authBroker({ auth: { jwt: { secret: SECRET, clockToleranceSec: 60 } } });
+    // Expired 5 s ago by this clock, inside the 60 s of skew allowed: accepted, so not closed as expired at once.
+    const raw = await hello(broker, await jwt('svc-skewed', inSeconds(-5)));
+    await raw.next('welcome');
+    raw.send({ type: 'ping', id: 1 });
+    expect(await raw.next('pong')).toMatchObject({ id: 1 });
+    expect(raw.closed).toBeUndefined();
+  });
+
   it('accepts static tokens and HS256 JWTs, from the SDK', async () => {
     const broker = await authBroker();
     const byToken = await fixture.client([broker.url], { token: 'static-token-alice' });

@@ -429,6 +429,11 @@ class RunningBroker implements Broker {
     // Key material is read (and a bad path reported) before anything listens; the JWT library is loaded only then.
     if (auth !== undefined) this.authenticator = new (await import('./security/auth.js')).Authenticator(auth);
     const clustered = peers.length > 0 || this.options.join.length > 0;
+    // Peer links carry no tokens: only mutual peer TLS keeps a stranger on the peer port from publishing and reading past every ACL.
+    const peersAuthenticated = this.options.peerTls !== undefined && this.options.peerTls.mutual !== false;
+    if (auth !== undefined && clustered && this.options.backbone === undefined && !peersAuthenticated) {
+      log('warn', 'clients authenticate (auth), but the peer port takes any dialer (no peerTls, or peerTls.mutual false): whoever reaches it can publish, read and delete topics past every token and ACL; set peerTls with mutual TLS, or keep the peer port on a private network');
+    }
     if (this.options.backbone !== undefined) {
       await this.startGateway(this.options.backbone);
     } else if (!clustered && this.options.dataDir === undefined) {

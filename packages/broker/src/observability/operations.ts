@@ -260,7 +260,7 @@ export class Operations implements BrokerObserver {
   private listenAdmin(host: string, port: number): Promise<AdminServer> {
     const api = this.adminApi;
     const routes = api === undefined ? this.routes() : { ...this.routes(), ...adminReadRoutes(api) };
-    const auth = { token: this.options.adminToken, protectReads: this.options.adminProtectReads };
+    const auth = { token: this.options.adminToken, protectReads: this.options.adminProtectReads, clientAuth: this.options.auth !== undefined };
     return AdminServer.listen(host, port, routes, { auth, mutations: api === undefined ? {} : adminMutations(api), messageRoutes: MESSAGE_ROUTES });
   }
 

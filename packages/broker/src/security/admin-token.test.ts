@@ -48,5 +48,8 @@ describe('admin token', () => {
     expect(checkAdminRequest(open, 'messages', `Bearer ${TOKEN}`)).toBeUndefined();
     // No token configured (a development broker): the browser stays open, as every read does.
     expect(checkAdminRequest({ token: undefined, protectReads: false }, 'messages', undefined)).toBeUndefined();
+    // Unless the broker's clients authenticate: their messages are behind ACLs, so the browser is refused.
+    expect(checkAdminRequest({ token: undefined, protectReads: false, clientAuth: true }, 'messages', undefined)).toMatchObject({ status: 403, code: 'FORBIDDEN' });
+    expect(checkAdminRequest({ token: undefined, protectReads: false, clientAuth: true }, 'read', undefined)).toBeUndefined();
   });
 });

@@ -3,7 +3,8 @@
  * as `Authorization: Bearer <token>`. Mutating endpoints (anything but GET
  * and HEAD) always need it; endpoints that return message contents (the
  * message browser) need it whenever a token is configured, since the data
- * is the applications', not the cluster's state; other read-only endpoints
+ * is the applications', not the cluster's state (and, on a broker whose
+ * clients authenticate, are refused without one); other read-only endpoints
  * need it only when the operator asks (`adminProtectReads`). Without a
  * configured token the mutating endpoints are refused outright, so an admin
  * port left open on a network cannot change the cluster.
@@ -16,6 +17,12 @@ export interface AdminAuthPolicy {
   token: string | undefined;
   /** Read-only endpoints need the token too. */
   protectReads: boolean;
+  /**
+   * The client port authenticates (`auth`): message contents are guarded by
+   * ACLs there, so without a configured token the message endpoints are
+   * refused rather than open to anyone reaching the admin port.
+   */
+  clientAuth?: boolean;
 }
 
 /**
@@ -60,9 +67,11 @@ export function bearerToken(header: string | undefined): string | undefined {
 export function checkAdminRequest(policy: AdminAuthPolicy, access: AdminAccess, authorization: string | undefined): AdminRefusal | undefined {
   if (access === 'read' && !policy.protectReads) return undefined;
   if (policy.token === undefined) {
-    return access === 'change'
-      ? { status: 403, code: 'FORBIDDEN', message: 'mutating admin endpoints are disabled: start the broker with --admin-token (or RELAYMQ_ADMIN_TOKEN) to enable them' }
-      : undefined;
+    if (access === 'change') return { status: 403, code: 'FORBIDDEN', message: 'mutating admin endpoints are disabled: start the broker with --admin-token (or RELAYMQ_ADMIN_TOKEN) to enable them' };
+    if (access === 'messages' && policy.clientAuth === true) {
+      return { status: 403, code: 'FORBIDDEN', message: 'message contents are disabled on the admin port of a broker whose clients authenticate: start it with --admin-token (or RELAYMQ_ADMIN_TOKEN) to enable them' };
+    }
+    return undefined;
   }
   const given = bearerToken(authorization);
   if (given === undefined) {

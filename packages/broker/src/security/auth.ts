@@ -7,7 +7,7 @@ import type { AuthOptions, JwtAuthOptions } from '../options.js';
 /** Who a connection authenticated as. */
 export interface Principal {
   name: string;
-  /** When its credential expires (JWT `exp`); the connection is closed then. */
+  /** When its credential expires (JWT `exp`, plus `clockToleranceSec` as verification allowed); the connection is closed then. */
   expiresAtMs?: number;
 }
 
@@ -74,7 +74,8 @@ export class Authenticator {
     }
     const name = payload[jwt.principalClaim ?? 'sub'];
     if (typeof name !== 'string' || name === '') throw unauthorized(`token has no "${jwt.principalClaim ?? 'sub'}" claim to name its principal`);
-    return { name, expiresAtMs: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined };
+    // The skew verification allowed holds for the connection's lifetime too: accepted, it is not closed as expired at once.
+    return { name, expiresAtMs: typeof payload.exp === 'number' ? (payload.exp + (jwt.clockToleranceSec ?? 0)) * 1000 : undefined };
   }
 }
 

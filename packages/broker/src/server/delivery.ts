@@ -189,7 +189,7 @@ export class Delivery implements AppendListener {
   /** Sends a member its assignment when it changed; the frame precedes any message of a newly granted partition. */
   private refreshMember(subscription: Subscription): boolean {
     if (subscription.member === undefined || !this.session.open()) return false;
-    const frame = subscription.member.refresh(this.session.ctx.engine, subscription.id, subscription.cursors);
+    const frame = subscription.member.refresh(this.session.ctx.engine, subscription.id, subscription.cursors, (topic) => subscription.matches(topic));
     if (frame === undefined) return false;
     this.session.send(frame);
     // Granted partitions have new cursors (revoked ones left: the pump drops their keys).

@@ -32,12 +32,18 @@ export class GroupMember {
   /**
    * Brings `cursors` in line with the member's assignment and returns the
    * `assignment` frame to send, or `undefined` when nothing changed.
+   * Partitions of topics the member may not read (`readable` false) are left
+   * out, cursor and frame alike: the coordinator knows no ACL and assigns
+   * whatever the group's pattern matches, but no member of the group (all of
+   * one principal, as group names are scoped to it) may read them, so they
+   * stay with their owner unread, and their names are not told.
    */
-  refresh(engine: LogEngine, subscription: number, cursors: Map<string, Cursor>): BrokerFrame | undefined {
+  refresh(engine: LogEngine, subscription: number, cursors: Map<string, Cursor>, readable: (topic: string) => boolean = () => true): BrokerFrame | undefined {
     const groups = engine.consumerGroups;
     const entries: AssignedPartition[] = [];
     const next = new Map<string, number>();
     for (const p of groups.assignmentOf(this.group, this.member)) {
+      if (!readable(p.topic)) continue;
       const key = partitionKey(p.topic, p.partition);
       if (p.revoking) {
         // Nothing more is sent: the member finishes what it holds, commits and releases.

@@ -367,10 +367,12 @@ export class ClientSession {
       this.send({ type: 'error', id: frame.id, code: 'FORBIDDEN', message: `${this.access.describe()} may not use topic ${denied}` });
       return;
     }
+    // Creating a topic is publishing's: one the principal may only read is looked up, never created (as a denied publish creates nothing).
+    const lookups = frame.create === false ? frame.topics : frame.topics.filter((topic) => !permissions.mayPublish(topic));
     const answer = async (): Promise<TopicInfo[]> => {
       // A lookup (a subscription looking for its leaders) never creates a topic: one deleted meanwhile stays deleted.
-      if (frame.create === false) {
-        const missing = frame.topics.find((topic) => engine.partitionCount(topic) === undefined);
+      if (lookups.length > 0) {
+        const missing = lookups.find((topic) => engine.partitionCount(topic) === undefined);
         // A broker not ready may not have applied the topic's creation yet: it does not say the topic is gone.
         if (missing !== undefined && !this.ctx.ready()) throw new RelayError('NOT_READY', `topic ${missing} does not exist on this broker, which is not ready`);
         // Nor does a ready one behind its metadata leader (its peer links slow): the leader says.

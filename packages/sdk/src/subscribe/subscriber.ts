@@ -254,6 +254,8 @@ class SubscriptionState {
    * `subscribed` after the `unsubscribe` and before the new one's first message.
    */
   registrations = 0;
+  /** The `logId` of the broker last subscribed to that named one (an in-memory broker): see `Subscriber.register`. */
+  logId: string | undefined;
   /**
    * The latest subscribe request was answered: message frames on `connection`
    * are this subscription's, and credit may be given back (a broker ignores
@@ -847,6 +849,13 @@ export class Subscriber {
 
   /** Subscribes `state` on `connection`; `move`: to its topic's leader (counted in `leaderMoves` once answered). */
   private register(state: SubscriptionState, connection: BrokerConnection, move = false): void {
+    // A member's grants are of the log they came from: on another (an in-memory broker restarted), they are gone,
+    // before the join or any commit reaches it (a position in the old log under an epoch the new group reuses).
+    const { logId } = connection;
+    if (logId !== undefined) {
+      if (state.logId !== undefined && state.logId !== logId) state.membership?.logLost();
+      state.logId = logId;
+    }
     state.connection = connection;
     const registration = ++state.registrations;
     state.accepting = false;
@@ -916,6 +925,10 @@ export class Subscriber {
         state.next.set(cursorKey(topic, partition), { topic, partition, offset });
         // Stored at once, so a partition never committed before has a position the next owner starts from.
         state.committer?.advance([{ topic, partition, offset }]);
+      },
+      reset: (topic, partition, expectedOffset, firstAvailableOffset) => {
+        this.counters.gaps++;
+        this.listener.gap(state.gapEvent({ topic, partition, expectedOffset, firstAvailableOffset, reset: true }));
       },
       idle: (topic, partition) => state.idle(topic, partition),
       rejoin: () => {

@@ -66,11 +66,11 @@ describe('a group member whose in-memory broker restarted', () => {
   it('follows the new log from its start, with a reset gap, when granted again under the same epoch as the one it held', async () => {
     const [port] = await freePorts(1);
     const first = await fixture.broker({ port, defaultPartitions: 1 });
-    // The member reaches the broker through a proxy, so it rejoins only once the restarted broker has the topic again.
+    // The member reaches the broker only through a proxy (no discovery), so it rejoins once the restarted broker has the topic again.
     const proxy = await startProxy(first.port);
     fixture.defer(() => proxy.close());
     const publisher = await fixture.client([first.url]);
-    const member = await fixture.client([proxy.url], { commit: { intervalMs: 20 } });
+    const member = await fixture.client([proxy.url], { commit: { intervalMs: 20 }, discovery: false });
     const gaps: GapEvent[] = [];
     member.on('gap', (event) => void gaps.push(event));
     const seen: number[] = [];
@@ -104,7 +104,7 @@ describe('a group member whose in-memory broker restarted', () => {
     fixture.defer(() => proxy.close());
     const publisher = await fixture.client([first.url]);
     await publisher.publish(TOPIC, { n: 0 });
-    const a = await fixture.client([proxy.url], { commit: { intervalMs: 20 } });
+    const a = await fixture.client([proxy.url], { commit: { intervalMs: 20 }, discovery: false });
     const handled: Array<{ partition: number; n: number }> = [];
     await a.subscribe(TOPIC, (m: Message<{ n: number }>) => void handled.push({ partition: m.partition, n: m.data.n }), { group: GROUP, from: 'earliest' });
     const table = (engine: typeof first.engine) => engine.consumerGroups.get(GROUP)?.partitions.map((p) => ({ partition: p.partition, epoch: p.epoch, owner: p.owner, revoking: p.revoking === true }));

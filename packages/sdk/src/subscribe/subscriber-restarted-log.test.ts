@@ -102,6 +102,27 @@ describe('Subscriber on a broker naming another log', () => {
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
   });
 
+  it("an older in-memory broker naming no log still resets a position past its new log's end (broker-side `resets`)", async () => {
+    const { subscriber, gaps } = setup();
+    const a = fakeConnection(undefined, () => [{ topic: 't', partition: 0, offset: 0 }]);
+    subscriber.setConnection(a);
+    const offsets: number[] = [];
+    const { id } = await subscriber.subscribe('t', (m) => void offsets.push(m.offset), { from: 'earliest' });
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [batch(0, 3)] });
+    await settled();
+    const b = fakeConnection(undefined, () => [{ topic: 't', partition: 0, offset: 0 }]);
+    const request = b.request.bind(b);
+    b.request = ((frame: SentFrame, onReply?: (reply: unknown) => void) =>
+      request(frame as never, (reply: unknown) => onReply?.({ ...(reply as object), resets: [{ topic: 't', partition: 0, offset: 0 }] }))) as typeof b.request;
+    subscriber.setConnection(b);
+    expect(b.subscribes[0]?.resume).toEqual([{ topic: 't', partition: 0, offset: 3 }]);
+    expect(gaps).toEqual([{ topic: 't', partition: 0, expectedOffset: 3, firstAvailableOffset: 0, reset: true }]);
+    subscriber.onMessage(b, { type: 'message', subscription: id, batches: [batch(0, 1)] });
+    await settled();
+    expect(offsets).toEqual([0, 1, 2, 0]);
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
   it('durable: the lost log\'s messages still queued are handled but never committed; the new log\'s start is stored, then its positions', async () => {
     const { subscriber, gaps } = setup();
     const a = fakeConnection('L1', () => [{ topic: 't', partition: 0, offset: 0 }]);

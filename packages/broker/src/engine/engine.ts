@@ -82,6 +82,13 @@ export interface LogEngine extends PositionStore, GroupStore {
    */
   readonly offsetsSurviveRestart: boolean;
   /**
+   * With `offsetsSurviveRestart` false: names this engine's log, a new one at
+   * each start, told to clients in `welcome` (a group member's grants from
+   * another log are of a group that is gone, epochs and all). Absent where
+   * offsets are never reused.
+   */
+  readonly logId?: string;
+  /**
    * Whether a partition's offsets may have holes: unique and rising, but
    * some never hold a message (the RabbitMQ backbone: each stream segment
    * starts with a tracking chunk that takes an offset). Absent or false:

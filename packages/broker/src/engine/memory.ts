@@ -24,6 +24,8 @@ export interface MemoryEngineOptions {
  */
 export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEngine {
   readonly offsetsSurviveRestart = false;
+  /** A new one at each start: every log, group and epoch counter here starts over with it. */
+  readonly logId: string;
   private readonly partitionsByTopic = new Map<string, Partition[]>();
   private readonly durablePositions = new DurablePositions();
   private readonly topicEvents = new EventEmitter<{ deleted: (topic: string) => void }>();
@@ -39,6 +41,7 @@ export class MemoryEngine extends EventEmitter<LogEngineEvents> implements LogEn
 
   constructor(private readonly options: MemoryEngineOptions) {
     super();
+    this.logId = `${options.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
     this.sessions.start();
   }
 

@@ -244,6 +244,7 @@ export class ClientSession {
     this.state = 'open';
     this.delivery.start();
     const { maxPayload, dedupeWindow, maxCredit, heartbeatMs } = this.ctx.options;
+    const { logId } = this.ctx.engine;
     this.send({
       type: 'welcome',
       version: PROTOCOL_VERSION,
@@ -254,6 +255,7 @@ export class ClientSession {
       ready: this.ctx.ready(),
       limits: { maxPayload, dedupeWindow, maxCredit },
       heartbeatMs,
+      ...(logId === undefined ? {} : { logId }),
     });
   }
 

@@ -111,6 +111,11 @@ export class BrokerConnection extends EventEmitter<ConnectionEvents> {
     return this.welcome.brokerId;
   }
 
+  /** The broker's log when it does not survive a restart (see `WelcomeFrame.logId`). */
+  get logId(): string | undefined {
+    return this.welcome.logId;
+  }
+
   /** Whether the connection is still usable. */
   get open(): boolean {
     return this.ended === undefined && this.socket.readyState === OPEN;

@@ -239,6 +239,14 @@ export interface WelcomeFrame {
   limits: BrokerLimits;
   /** The broker pings at this interval and drops connections silent for twice as long. */
   heartbeatMs: number;
+  /**
+   * Names the broker's log when it does not survive a restart (an in-memory
+   * broker: a new one at each start); absent where offsets are never reused
+   * (a cluster, a backbone). Another `logId` than the one a client's positions
+   * and group grants came from means those are of a log that is gone: its
+   * offsets and the group's epochs started over.
+   */
+  logId?: string;
 }
 
 /**

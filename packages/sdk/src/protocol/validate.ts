@@ -341,7 +341,8 @@ export function validateBrokerFrame(value: unknown): BrokerFrame {
         limits: limits(o.limits),
         heartbeatMs: uint(o, 'heartbeatMs'),
       };
-      return withOptional(welcome, 'ready', optBool(o, 'ready'));
+      withOptional(welcome, 'ready', optBool(o, 'ready'));
+      return withOptional(welcome, 'logId', optStr(o, 'logId'));
     }
     case 'ack': {
       const acks = list(o, 'acks', FIELD_LIMITS.maxBatch).map((a) => {

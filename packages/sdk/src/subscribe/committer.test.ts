@@ -194,4 +194,26 @@ describe('PositionCommitter', () => {
     timers.fire();
     expect(broker.sent[3]).toEqual([at('v', 0, 1)]);
   });
+
+  it('forgetAll drops every pending position, and those of the commit in flight should it fail (their log is gone)', async () => {
+    const { committer, broker, timers } = setup({ intervalMs: 500, maxMessages: 1000 });
+    committer.handled('t', 0, 9);
+    committer.handled('u', 0, 4);
+    timers.fire();
+    committer.handled('t', 0, 10);
+    // The broker restarted with a new log: nothing of the old one, pending or in flight, is committed to it.
+    committer.forgetAll();
+    expect(committer.busy).toBe(true); // the commit in flight, until it settles
+    await broker.fail(new RelayError('NOT_CONNECTED', 'gone'));
+    timers.fire();
+    expect(broker.sent).toEqual([[at('t', 0, 10), at('u', 0, 5)]]);
+    expect(committer.busy).toBe(false);
+    // Positions of the new log are committed as usual, and a later failure puts them back again.
+    committer.handled('t', 0, 0);
+    timers.fire();
+    await broker.fail(new RelayError('NOT_CONNECTED', 'gone'));
+    timers.fire();
+    expect(broker.sent.at(-1)).toEqual([at('t', 0, 1)]);
+    expect(broker.sent).toHaveLength(3);
+  });
 });

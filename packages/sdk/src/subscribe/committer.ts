@@ -57,6 +57,8 @@ export class PositionCommitter {
    * not put back. Those of a deleted topic would otherwise replace the position of the topic created again.
    */
   private readonly forgottenInFlight = new Set<string>();
+  /** Every position of the commit in flight was forgotten ({@link forgetAll}): should it fail, none is put back. */
+  private inFlightForgotten = false;
   private closed = false;
 
   /** @param counters - where commits and failures are counted (may be shared by many committers). */
@@ -93,6 +95,17 @@ export class PositionCommitter {
     const key = positionKey(topic, partition);
     this.pending.delete(key);
     if (this.inFlight !== undefined) this.forgottenInFlight.add(key);
+  }
+
+  /**
+   * Forgets every pending position, and those of the commit in flight should
+   * it fail: they are of a log that is gone (an in-memory broker restarted),
+   * whose offsets mean nothing in the new one.
+   */
+  forgetAll(): void {
+    this.pending.clear();
+    this.uncommittedMessages = 0;
+    if (this.inFlight !== undefined) this.inFlightForgotten = true;
   }
 
   /** Whether positions wait to be sent or are being sent. */
@@ -149,6 +162,7 @@ export class PositionCommitter {
     const positions = [...this.pending.values()];
     this.pending.clear();
     this.forgottenInFlight.clear();
+    this.inFlightForgotten = false;
     this.uncommittedMessages = 0;
     this.counters.commitsInFlight++;
     const flight = this.hooks.send(positions).then(
@@ -166,7 +180,7 @@ export class PositionCommitter {
         }
         // Not stored (or unknown): keep them, under anything handled since, and try again later.
         for (const position of positions) {
-          if (!this.forgottenInFlight.has(positionKey(position.topic, position.partition))) this.raise(position);
+          if (!this.inFlightForgotten && !this.forgottenInFlight.has(positionKey(position.topic, position.partition))) this.raise(position);
         }
         if (!this.closed) this.schedule(Math.max(this.policy.intervalMs, MIN_RETRY_MS));
       },

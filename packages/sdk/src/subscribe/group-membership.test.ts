@@ -66,6 +66,73 @@ describe('GroupMembership', () => {
     expect(membership.grantOf('t', 0)).toBe(5);
   });
 
+  describe('its broker names another log (an in-memory broker restarted: groups and epochs started over)', () => {
+    /** A membership recording what it asks of its subscription. */
+    function recording() {
+      const calls: string[] = [];
+      const requests: Array<Parameters<MembershipHooks['request']>[0]> = [];
+      const membership = new GroupMembership('g', 3000, {
+        request: async (frame) => void requests.push(frame),
+        dropPartition: (_topic, partition) => void calls.push(`drop ${partition}`),
+        startPartition: (_topic, partition, offset) => void calls.push(`start ${partition}@${offset}`),
+        reset: (_topic, partition, expected, first) => void calls.push(`reset ${partition} ${expected}->${first}`),
+        idle: async () => {},
+        rejoin: () => {},
+        assigned: (event) => void calls.push(`assigned ${event.partitions.map((p) => p.partition).join(',')}`),
+        revoked: (event) => void calls.push(`revoked ${event.reason} ${event.partitions.map((p) => p.partition).join(',')}`),
+      });
+      const frame = (partitions: AssignedPartition[]): void => membership.onAssignment({ type: 'assignment', subscription: 1, partitions });
+      return { membership, calls, requests, frame };
+    }
+
+    it('a grant under the epoch it held is a new one: it starts over at the grant, reports the reset, and commits nothing of the old log', () => {
+      const { membership, calls, frame } = recording();
+      frame([{ topic: 't', partition: 0, epoch: 1, offset: 0 }]);
+      membership.handled('t', 0, 2);
+      calls.length = 0;
+      membership.logLost();
+      expect(calls).toEqual(['drop 0', 'revoked lost 0']);
+      expect(membership.owns('t', 0)).toBe(false);
+      expect(membership.fence([{ topic: 't', partition: 0, offset: 3 }])).toEqual([]);
+      calls.length = 0;
+      frame([{ topic: 't', partition: 0, epoch: 1, offset: 0 }]);
+      expect(calls).toEqual(['reset 0 3->0', 'start 0@0', 'assigned 0']);
+      expect(membership.fence([{ topic: 't', partition: 0, offset: 1 }])).toEqual([{ topic: 't', partition: 0, offset: 1, epoch: 1 }]);
+      // Reported once: the same grant seen again (a rejoin to the same log) keeps going.
+      calls.length = 0;
+      frame([{ topic: 't', partition: 0, epoch: 1, offset: 0 }]);
+      expect(calls).toEqual([]);
+    });
+
+    it('a grant under an epoch it released in the old log is taken (on the same log it stays stale)', async () => {
+      const { membership, calls, requests, frame } = recording();
+      frame([{ topic: 't', partition: 0, epoch: 3, offset: 0 }]);
+      frame([{ topic: 't', partition: 0, epoch: 3, revoking: true }]);
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+      expect(requests).toMatchObject([{ type: 'group-commit', release: true, positions: [{ epoch: 3 }] }]);
+      expect(membership.owns('t', 0)).toBe(false);
+      frame([{ topic: 't', partition: 0, epoch: 2, offset: 0 }]);
+      expect(membership.owns('t', 0)).toBe(false);
+      membership.logLost();
+      calls.length = 0;
+      frame([{ topic: 't', partition: 0, epoch: 2, offset: 0 }]);
+      expect(membership.grantOf('t', 0)).toBe(2);
+      // It was not held when the log was lost: nothing of it to report.
+      expect(calls).toEqual(['start 0@0', 'assigned 0']);
+    });
+
+    it('a revocation under a lower epoch than the one it held, of a grant it never saw, is released at the offset named (on the same log it is ignored)', async () => {
+      const { membership, requests, frame } = recording();
+      frame([{ topic: 't', partition: 0, epoch: 4, offset: 0 }]);
+      frame([{ topic: 't', partition: 0, epoch: 1, offset: 0, revoking: true }]);
+      expect(membership.grantOf('t', 0)).toBe(4);
+      membership.logLost();
+      frame([{ topic: 't', partition: 0, epoch: 1, offset: 0, revoking: true }]);
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+      expect(requests).toEqual([{ type: 'group-commit', group: 'g', member: membership.member, positions: [{ topic: 't', partition: 0, epoch: 1, offset: 0 }], release: true }]);
+    });
+  });
+
   it('a join refused twice in a row with NOT_READY moves the member off its broker; a refusal of another kind, or a join confirmed between, does not', () => {
     const moves: Array<[string, number]> = [];
     const membership = new GroupMembership('g', 3000, {

@@ -34,6 +34,12 @@ export interface MembershipHooks {
   dropPartition(topic: string, partition: number): void;
   /** A partition was granted from `offset`: delivery restarts there. */
   startPartition(topic: string, partition: number, offset: number): void;
+  /**
+   * A partition held in a log that is gone (see {@link GroupMembership.logLost})
+   * was granted again in the new one from `firstAvailableOffset`: raise a `gap`
+   * event with `reset: true` (the member expected `expectedOffset` of the old log).
+   */
+  reset?(topic: string, partition: number, expectedOffset: number, firstAvailableOffset: number): void;
   /** Resolves once no handler runs for the partition. */
   idle(topic: string, partition: number): Promise<void>;
   /** The group no longer knows the member: subscribe again (a new join). */
@@ -107,6 +113,12 @@ export class GroupMembership {
   private readonly releasedEpochs = new Map<string, number>();
   /** Partitions taken only to release them (revoked before their grant was seen): the app never heard of them. */
   private readonly unannounced = new Set<string>();
+  /**
+   * Partitions held when their log was lost ({@link logLost}), with the offset
+   * expected next there: their next grant reports the reset. At most one entry
+   * per partition of the group's topics.
+   */
+  private readonly lostLogPositions = new Map<string, number>();
   private leaseUntilMs = 0;
   private leaseWaiters: Array<() => void> = [];
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
@@ -194,6 +206,32 @@ export class GroupMembership {
     }
   }
 
+  /**
+   * The broker names another log than the one this member's grants came from
+   * (an in-memory broker restarted: its logs, groups and epoch counters started
+   * over). Called before anything is sent to it. The group that granted them is
+   * gone, so they are lost (a `revoked` event, reason `lost`; nothing handled
+   * in the old log is committed to the new one) and their epochs mean nothing
+   * any more: a grant in the new log is a new one under whatever epoch, not
+   * one held (the same epoch), older than one held, or released already. A
+   * partition granted again reports the reset (see {@link MembershipHooks.reset}).
+   * Released epochs are forgotten only here, never on a rejoin to the same log:
+   * there a release answered before the rejoin must stay released.
+   */
+  logLost(): void {
+    if (this.ended) return;
+    const lost: GroupPartitionRef[] = [];
+    for (const [key, owned] of [...this.owned]) {
+      if (!this.unannounced.has(key)) {
+        lost.push({ topic: owned.topic, partition: owned.partition });
+        this.lostLogPositions.set(key, this.handledNext.get(key) ?? 0);
+      }
+      this.lose(key, owned);
+    }
+    this.releasedEpochs.clear();
+    if (lost.length > 0) this.hooks.revoked({ group: this.group, partitions: lost, reason: 'lost' });
+  }
+
   /** A message was handled: its position is the partition's next commit. */
   handled(topic: string, partition: number, offset: number): boolean {
     const key = partitionKey(topic, partition);
@@ -253,6 +291,7 @@ export class GroupMembership {
           this.lose(key, owned);
           if (announced) lostUnseen.push({ topic: owned.topic, partition: owned.partition });
         }
+        this.lostLogPositions.delete(key); // another member handles it from here
         const unseen = { topic: entry.topic, partition: entry.partition, epoch: entry.epoch };
         this.owned.set(key, unseen);
         this.handledNext.set(key, entry.offset);
@@ -280,6 +319,11 @@ export class GroupMembership {
         const offset = entry.offset ?? this.handledNext.get(key) ?? 0;
         this.owned.set(key, { topic: entry.topic, partition: entry.partition, epoch: entry.epoch });
         this.handledNext.set(key, offset);
+        const expected = this.lostLogPositions.get(key);
+        if (expected !== undefined) {
+          this.lostLogPositions.delete(key);
+          this.hooks.reset?.(entry.topic, entry.partition, expected, offset);
+        }
         this.hooks.startPartition(entry.topic, entry.partition, offset);
         granted.push({ topic: entry.topic, partition: entry.partition });
       }

@@ -39,6 +39,11 @@ export class MessageQueue {
     return message;
   }
 
+  /** Calls `visit` with each queued message, in order. */
+  forEach(visit: (message: Message) => void): void {
+    for (let i = this.head; i < this.messages.length; i++) visit(this.messages[i] as Message);
+  }
+
   /** Removes the messages `drop` picks; returns how many and their bytes. */
   remove(drop: (message: Message) => boolean): { count: number; bytes: number } {
     const messages: Message[] = [];

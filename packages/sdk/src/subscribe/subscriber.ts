@@ -254,6 +254,24 @@ class SubscriptionState {
    * `subscribed` after the `unsubscribe` and before the new one's first message.
    */
   registrations = 0;
+  /** The `logId` of the broker last subscribed to that named one (an in-memory broker): see `Subscriber.register`. */
+  logId: string | undefined;
+  /**
+   * Partitions whose positions were in a log that is gone ({@link logLost}),
+   * with the offset expected next there: the first position the new log
+   * gives each (a `subscribed` cursor, or the first batch of a partition
+   * that appeared later) reports the reset, once. At most one entry per
+   * partition the subscription had a position in.
+   */
+  private readonly lostLogPositions = new Map<string, Cursor>();
+  /** A log was lost after the subscribe was confirmed: a resubscribe reads the partitions it has no position in from their start. */
+  private followsNewLog = false;
+  /**
+   * Messages of a lost log received and not yet handled: they are handled
+   * still (they were published), but their positions are never committed, as
+   * those are offsets of the old log.
+   */
+  private readonly ofLostLog = new WeakSet<Message>();
   /**
    * The latest subscribe request was answered: message frames on `connection`
    * are this subscription's, and credit may be given back (a broker ignores
@@ -301,9 +319,60 @@ class SubscriptionState {
     readonly group: string | undefined = undefined,
   ) {}
 
-  /** The `from` for a resubscribe: partitions without a cursor appeared after we subscribed. */
+  /**
+   * The `from` for a resubscribe: partitions without a cursor appeared after
+   * we subscribed, or are in a new log that replaced the one read (every
+   * message of it is new to us).
+   */
   resumeFrom(): StartPosition {
-    return this.confirmed && this.from === 'new' ? 'earliest' : this.from;
+    return this.followsNewLog || (this.confirmed && this.from === 'new') ? 'earliest' : this.from;
+  }
+
+  /**
+   * The broker names another log than the one this subscription's positions
+   * are in (an in-memory broker restarted: its offsets start over). Called
+   * before the subscribe is sent to it. The positions are forgotten, so none
+   * is sent as a resume position (one below the new log's end would skip its
+   * messages below it, silently) and the partitions are read from the new
+   * log's start; the messages of the old log still queued are handled but
+   * never committed, nor is any position of the old log still pending.
+   * A consumer-group member drops its grants instead (`GroupMembership.logLost`).
+   */
+  logLost(): void {
+    for (const [key, cursor] of this.next) this.lostLogPositions.set(key, cursor);
+    this.next.clear();
+    this.incarnations.clear();
+    this.queue.forEach((message) => this.ofLostLog.add(message));
+    if (this.inFlight !== undefined) this.ofLostLog.add(this.inFlight);
+    this.committer?.forgetAll();
+    if (this.confirmed) this.followsNewLog = true;
+  }
+
+  /**
+   * The new log's first position for `topic`/`partition` is `offset`: if the
+   * subscription had a position there in a lost log, a `gap` event with
+   * `reset: true` says so (once per partition); whether it had.
+   */
+  private reportLostLog(topic: string, partition: number, offset: number): boolean {
+    const key = cursorKey(topic, partition);
+    const lost = this.lostLogPositions.get(key);
+    if (lost === undefined) return false;
+    this.lostLogPositions.delete(key);
+    this.owner.counters.gaps++;
+    this.owner.listener.gap(this.gapEvent({ topic, partition, expectedOffset: lost.offset, firstAvailableOffset: offset, reset: true }));
+    return true;
+  }
+
+  /**
+   * A broker answered a (re)subscribe with `cursors`: those of partitions read
+   * in a lost log report the reset, and a durable subscription stores them,
+   * as a new one stores where it starts (a restart before its first message
+   * there misses nothing of the new log).
+   */
+  startNewLog(cursors: readonly Cursor[]): void {
+    if (this.lostLogPositions.size === 0) return;
+    const restarted = cursors.filter((cursor) => this.reportLostLog(cursor.topic, cursor.partition, cursor.offset));
+    if (this.membership === undefined) this.committer?.advance(restarted);
   }
 
   resumeCursors(): Cursor[] {
@@ -342,6 +411,8 @@ class SubscriptionState {
       const incarnation = this.incarnations.get(batch.topic);
       // A hole (offsets that never held a message) right where we are is no gap: skip it.
       const at = this.next.get(key);
+      // A partition read in a lost log, first met again here (its topic came back after the resubscribe).
+      if (at === undefined) this.reportLostLog(batch.topic, batch.partition, batch.firstOffset);
       if (batch.from !== undefined && at !== undefined && at.offset === batch.from) this.next.set(key, { ...at, offset: batch.firstOffset });
       // The batch's offsets are consecutive: duplicates can only lead it, a gap only precede it.
       const expected = this.next.get(key)?.offset;
@@ -437,6 +508,7 @@ class SubscriptionState {
 
   /** The message's position may be committed (a group member: only for a partition it still owns). */
   markHandled(message: Message): void {
+    if (this.ofLostLog.has(message)) return; // its offset is of a log that is gone
     if (this.membership !== undefined && !this.membership.handled(message.topic, message.partition, message.offset)) return;
     const incarnation = this.messageIncarnations.get(message);
     // Its topic was deleted while the handler ran (forgotten, maybe told another incarnation since): the position
@@ -847,6 +919,17 @@ export class Subscriber {
 
   /** Subscribes `state` on `connection`; `move`: to its topic's leader (counted in `leaderMoves` once answered). */
   private register(state: SubscriptionState, connection: BrokerConnection, move = false): void {
+    // Positions and a member's grants are of the log they came from: on another (an in-memory broker restarted) they
+    // are gone, before the subscribe or any commit reaches it (a position of the old log would pass for one of the
+    // new log, and a member's under an epoch the new group reuses).
+    const { logId } = connection;
+    if (logId !== undefined) {
+      if (state.logId !== undefined && state.logId !== logId) {
+        if (state.membership !== undefined) state.membership.logLost();
+        else state.logLost();
+      }
+      state.logId = logId;
+    }
     state.connection = connection;
     const registration = ++state.registrations;
     state.accepting = false;
@@ -917,6 +1000,10 @@ export class Subscriber {
         // Stored at once, so a partition never committed before has a position the next owner starts from.
         state.committer?.advance([{ topic, partition, offset }]);
       },
+      reset: (topic, partition, expectedOffset, firstAvailableOffset) => {
+        this.counters.gaps++;
+        this.listener.gap(state.gapEvent({ topic, partition, expectedOffset, firstAvailableOffset, reset: true }));
+      },
       idle: (topic, partition) => state.idle(topic, partition),
       rejoin: () => {
         const connection = state.connection;
@@ -979,6 +1066,7 @@ export class Subscriber {
       if (!state.next.has(key)) state.next.set(key, cursor);
     }
     state.learnIncarnations(reply.cursors ?? []);
+    state.startNewLog(reply.cursors ?? []);
     // A new durable subscription stores where it starts, so a restart before its first message misses nothing
     // (with the incarnation the broker named: see markHandled).
     if (!state.confirmed && state.membership === undefined) state.committer?.advance(reply.cursors ?? []);

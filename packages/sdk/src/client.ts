@@ -114,6 +114,8 @@ export class RelayClient extends EventEmitter<ClientEvents> {
         },
         // A group member's heartbeats keep failing on a broker cut off from the coordinator: leave it if another can serve.
         moveOff: (reason, settledMs) => this.pool.moveOff(reason, settledMs),
+        // A durable subscribe a broker keeps refusing (its metadata behind): that subscription alone goes elsewhere.
+        elsewhere: (brokerId) => this.pool.readyElsewhere(brokerId),
       },
     );
     this.pool = new BrokerPool(this.options, {

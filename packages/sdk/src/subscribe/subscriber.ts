@@ -156,6 +156,12 @@ export interface LeaderLinks {
    * changed less than `settledMs` ago (see `BrokerPool.moveOff`); whether it moved.
    */
   moveOff?(reason: RelayError, settledMs: number): boolean;
+  /**
+   * An open pooled connection to a ready broker other than `brokerId`, the
+   * active one first (see `BrokerPool.readyElsewhere`), marked in use; nothing
+   * is closed. For a durable subscription broker `brokerId` keeps refusing.
+   */
+  elsewhere?(brokerId: string): BrokerConnection | undefined;
 }
 
 /** What the subscriber reports upward. */
@@ -191,6 +197,14 @@ const MISSING_CONFIRM_FACTOR = 4;
 
 /** Delay before asking again for a subscription a connected broker could not serve yet. */
 const RESUBSCRIBE_RETRY_MS = 250;
+/**
+ * `NOT_READY` refusals in a row after which a durable subscribe is sent to
+ * another ready broker (see {@link Subscriber.refusedHere}), as a group
+ * member's join moves (GroupMembership.joinRefused): the broker answers so
+ * once it waited (up to a second) for its metadata to apply the positions
+ * read, so two in a row mean it stays behind, not an election.
+ */
+const REFUSALS_TO_MOVE = 2;
 /**
  * A subscribe's own timeout, in request timeouts. A broker slower than the
  * request timeout to accept (a group join or a durable subscribe is a
@@ -246,6 +260,13 @@ class SubscriptionState {
   /** Makes the confirming lookup due; cleared when a lookup finds the topic again. */
   missingTimer: ReturnType<typeof setTimeout> | undefined;
   confirmed = false;
+  /** Durable subscribes refused `NOT_READY` in a row on `connection`: see {@link REFUSALS_TO_MOVE}. */
+  refusedInARow = 0;
+  /**
+   * A broker that kept refusing this durable subscription, and until when it
+   * is not where the subscription is placed (see `PlacementLimits.refusingAvoidMs`).
+   */
+  avoid: { broker: string; untilMs: number } | undefined;
   /**
    * Counts the subscribe requests sent (see `Subscriber.register`). Message (and
    * assignment) frames on `connection` are taken only once the latest one is answered: back on a
@@ -775,6 +796,8 @@ export class Subscriber {
           this.placeAgain(state, attempt + 1, lost);
           return;
         }
+        // It refused this subscription lately: served where it is until then (the next refresh looks again).
+        if (state.avoid !== undefined && state.avoid.broker === home && Date.now() < state.avoid.untilMs) return;
         state.home = home;
         const link = this.links?.want(home);
         // Not pooled yet: the pool dials it, and connectionOpened moves the subscription.
@@ -847,6 +870,7 @@ export class Subscriber {
 
   /** Subscribes `state` on `connection`; `move`: to its topic's leader (counted in `leaderMoves` once answered). */
   private register(state: SubscriptionState, connection: BrokerConnection, move = false): void {
+    if (state.connection !== connection) state.refusedInARow = 0; // refusals in a row by one broker
     state.connection = connection;
     const registration = ++state.registrations;
     state.accepting = false;
@@ -869,6 +893,7 @@ export class Subscriber {
       this.confirmed(state, reply);
       if (registration === state.registrations && reply.type === 'subscribed') {
         state.accepted();
+        state.refusedInARow = 0;
         if (move) this.counters.leaderMoves++;
       }
       // The join counts as a heartbeat: the lease runs from when it was sent.
@@ -894,12 +919,43 @@ export class Subscriber {
       if (!error.retriable) this.fail(state, error);
       else if (connection.open) {
         // A member's join refused again and again there (that broker's metadata stays behind): it moves to another.
-        if (registration === state.registrations && state.connection === connection) state.membership?.joinRefused(error);
+        if (registration === state.registrations && state.connection === connection) {
+          state.membership?.joinRefused(error);
+          // So does a durable subscribe, alone: the client's other traffic stays where it is.
+          const elsewhere = this.refusedHere(state, connection, error);
+          if (elsewhere !== undefined) {
+            this.register(state, elsewhere);
+            return;
+          }
+        }
         setTimeout(() => {
           if (state.active && state.connection === connection && connection.open) this.register(state, connection, move);
         }, RESUBSCRIBE_RETRY_MS);
       }
     });
+  }
+
+  /**
+   * A durable subscribe of `state` was refused by `connection`'s broker for
+   * `error`, and would be asked there again: the connection to ask instead,
+   * after {@link REFUSALS_TO_MOVE} `NOT_READY` refusals in a row (its metadata
+   * stays behind the metadata leader's, so it refuses every durable subscribe,
+   * until the subscribe times out or for good on a resubscribe), when another
+   * ready broker is pooled. That broker is avoided by the placement for
+   * `refusingAvoidMs` (it may lead the topic). Only that subscription moves: the
+   * broker serves the client's publishes, commits and other subscriptions
+   * (a commit does not wait for its metadata), so the pool's connection to it
+   * stays, unlike a group member's `moveOff`, whose heartbeats go over the
+   * active connection and fail there.
+   */
+  private refusedHere(state: SubscriptionState, connection: BrokerConnection, error: RelayError): BrokerConnection | undefined {
+    if (state.durable === undefined || state.membership !== undefined || error.code !== 'NOT_READY') return undefined;
+    if (++state.refusedInARow < REFUSALS_TO_MOVE) return undefined;
+    const elsewhere = this.links?.elsewhere?.(connection.brokerId);
+    if (elsewhere === undefined) return undefined; // none: asked here again, and the next refusal looks again
+    state.refusedInARow = 0;
+    state.avoid = { broker: connection.brokerId, untilMs: Date.now() + this.placement.refusingAvoidMs };
+    return elsewhere;
   }
 
   /** Makes `state` a consumer-group member: its membership, and a committer whose positions carry their epochs. */

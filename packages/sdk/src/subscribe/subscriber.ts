@@ -282,6 +282,12 @@ class SubscriptionState {
    */
   accepting = false;
   active = true;
+  /**
+   * A group member whose `subscribe()` timed out: it left the group (see
+   * `GroupMembership.abandon`), and each subscribe sent before, answered
+   * since, makes it leave again (see `Subscriber.abandoned`).
+   */
+  abandoned = false;
   /** Commits positions; present on durable and group subscriptions only. */
   committer: PositionCommitter | undefined;
   /** Present on consumer-group subscriptions. */
@@ -589,6 +595,9 @@ export class Subscriber {
     this.subscriptions.set(state.id, state);
     const confirmed = new Promise<void>((resolve, reject) => state.confirmedWaiters.push({ resolve, reject }));
     const timer = setTimeout(() => {
+      // Given up: a member's join may have reached the coordinator all the same, which would keep the member and the
+      // partitions it granted it, delivered by nobody, until its session expired. It leaves (see `fail`).
+      state.abandoned = state.membership !== undefined;
       this.fail(state, new RelayError('TIMEOUT', `subscribe to ${pattern} not confirmed within ${this.requestTimeoutMs} ms`));
     }, this.requestTimeoutMs);
     if (this.connection !== undefined) this.register(state, this.connection);
@@ -889,7 +898,12 @@ export class Subscriber {
     const sentAt = Date.now();
     // Positions are applied synchronously: messages may follow the reply in the same read.
     connection.request(request, (reply) => {
-      if (!state.active) return; // failed meanwhile: a late join must not start its heartbeats
+      if (!state.active) {
+        // Failed meanwhile: a late join must not start its heartbeats. An abandoned member's was ordered by the
+        // coordinator, maybe after the leave sent when it was abandoned: it leaves again.
+        if (state.abandoned && reply.type === 'subscribed') this.abandoned(state, connection, true);
+        return;
+      }
       this.confirmed(state, reply);
       if (registration === state.registrations && reply.type === 'subscribed') {
         state.accepted();
@@ -903,6 +917,11 @@ export class Subscriber {
       }
     }, this.requestTimeoutMs * SUBSCRIBE_TIMEOUT_FACTOR).catch((err: unknown) => {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
+      if (!state.active) {
+        // Refused (a join the coordinator may have ordered: NOT_READY) or unanswered (maybe started there since).
+        if (state.abandoned) this.abandoned(state, connection, error.code === 'TIMEOUT');
+        return;
+      }
       if (error.code === 'TIMEOUT') {
         // Unanswered past SUBSCRIBE_TIMEOUT_FACTOR request timeouts by a broker that answers pings: a later answer
         // is dropped with the request, so taking it as registered could leave it registered nowhere, silently.
@@ -956,6 +975,19 @@ export class Subscriber {
     state.refusedInARow = 0;
     state.avoid = { broker: connection.brokerId, untilMs: Date.now() + this.placement.refusingAvoidMs };
     return elsewhere;
+  }
+
+  /**
+   * A subscribe of `state`, an abandoned group member, sent on `connection`
+   * before it was abandoned, was answered (or timed out) since: the join it
+   * carried may have been ordered by the coordinator after the leave sent
+   * then, so the member leaves again (best effort). `held`: the broker may
+   * hold the subscription (answered `subscribed`, or not answered yet): it
+   * ends it there too.
+   */
+  private abandoned(state: SubscriptionState, connection: BrokerConnection, held: boolean): void {
+    if (held && connection.open) connection.send({ type: 'unsubscribe', id: 0, subscription: state.id });
+    void state.membership?.abandon();
   }
 
   /** Makes `state` a consumer-group member: its membership, and a committer whose positions carry their epochs. */
@@ -1096,8 +1128,14 @@ export class Subscriber {
     state.ended.abort(error); // the reason a pulling stream throws
     state.queue.clear();
     void state.committer?.close(); // a last attempt; nothing waits for it
-    state.membership?.stop();
-    state.connection?.send({ type: 'unsubscribe', id: 0, subscription: state.id });
+    if (state.abandoned) {
+      // Leaves now (a join ordered already); a subscribe still in flight is left alone, so the broker answers it
+      // rather than drop it for the unsubscribe, and its answer makes the member leave again (see `abandoned`).
+      void state.membership?.abandon();
+    } else {
+      state.membership?.stop();
+      state.connection?.send({ type: 'unsubscribe', id: 0, subscription: state.id });
+    }
     for (const waiter of state.confirmedWaiters.splice(0)) waiter.reject(error);
   }
 }

@@ -285,7 +285,7 @@ class SubscriptionState {
   /**
    * A group member whose `subscribe()` timed out: it left the group (see
    * `GroupMembership.abandon`), and each subscribe sent before, answered
-   * since, makes it leave again (see `Subscriber.abandoned`).
+   * since, makes it leave again (see `Subscriber.leaveAgain`).
    */
   abandoned = false;
   /** Commits positions; present on durable and group subscriptions only. */
@@ -901,7 +901,7 @@ export class Subscriber {
       if (!state.active) {
         // Failed meanwhile: a late join must not start its heartbeats. An abandoned member's was ordered by the
         // coordinator, maybe after the leave sent when it was abandoned: it leaves again.
-        if (state.abandoned && reply.type === 'subscribed') this.abandoned(state, connection, true);
+        if (state.abandoned && reply.type === 'subscribed') this.leaveAgain(state, connection, true);
         return;
       }
       this.confirmed(state, reply);
@@ -919,7 +919,7 @@ export class Subscriber {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
       if (!state.active) {
         // Refused (a join the coordinator may have ordered: NOT_READY) or unanswered (maybe started there since).
-        if (state.abandoned) this.abandoned(state, connection, error.code === 'TIMEOUT');
+        if (state.abandoned) this.leaveAgain(state, connection, error.code === 'TIMEOUT');
         return;
       }
       if (error.code === 'TIMEOUT') {
@@ -985,7 +985,7 @@ export class Subscriber {
    * hold the subscription (answered `subscribed`, or not answered yet): it
    * ends it there too.
    */
-  private abandoned(state: SubscriptionState, connection: BrokerConnection, held: boolean): void {
+  private leaveAgain(state: SubscriptionState, connection: BrokerConnection, held: boolean): void {
     if (held && connection.open) connection.send({ type: 'unsubscribe', id: 0, subscription: state.id });
     void state.membership?.abandon();
   }
@@ -1130,7 +1130,7 @@ export class Subscriber {
     void state.committer?.close(); // a last attempt; nothing waits for it
     if (state.abandoned) {
       // Leaves now (a join ordered already); a subscribe still in flight is left alone, so the broker answers it
-      // rather than drop it for the unsubscribe, and its answer makes the member leave again (see `abandoned`).
+      // rather than drop it for the unsubscribe, and its answer makes the member leave again (see `leaveAgain`).
       void state.membership?.abandon();
     } else {
       state.membership?.stop();

@@ -395,6 +395,34 @@ describe('a durable subscribe a broker keeps refusing (fake brokers)', () => {
   });
 });
 
+describe('placement on a leader that is not ready (fake brokers)', () => {
+  it('does not move a subscription to its topic\'s leader while that broker says it cannot serve', async () => {
+    const [a, b] = fakeBrokers([{ id: 'a', leaders: ['b'] }, { id: 'b', ready: false, leaders: ['b'] }]) as [FakeBroker, FakeBroker];
+    const c = new RelayClient({
+      brokers: [a.url],
+      WebSocket: protocolWebSocket([a, b]),
+      poolSize: 2,
+      connectTimeoutMs: 2000,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    try {
+      await c.start();
+      const deadline = Date.now() + 2000;
+      while (c.stats().connectedBrokers.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(c.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b']);
+      await c.subscribe('t', () => undefined);
+      // The lookup (sent as the subscribe resolves) is answered by the fake at once: give it a few turns to act on.
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      // Before the fix: moved to b, a broker that said it cannot serve (a real one refuses, e.g. NOT_READY).
+      expect(c.stats().subscribe.servedBy[0]?.broker).toBe('a');
+      expect(c.stats().subscribe.leaderMoves).toBe(0);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
 describe('leader links (fake brokers, fake clock)', () => {
   afterEach(() => {
     vi.useRealTimers();

@@ -145,9 +145,9 @@ export interface SubscribeStats {
 /** What the subscriber asks of the client to serve subscriptions from partition leaders (see placement.ts). */
 export interface LeaderLinks {
   /**
-   * The open pooled connection to broker `id`, if any; without one the pool
-   * is asked to open it (then `connectionOpened` follows). Marks `id` as in
-   * use, so the pool keeps that link.
+   * The open pooled connection to broker `id`, if any and that broker says it
+   * can serve (ready); without one the pool is asked to open it (then
+   * `connectionOpened` follows). Marks `id` as in use, so the pool keeps that link.
    */
   want(id: string): BrokerConnection | undefined;
   /**

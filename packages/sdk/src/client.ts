@@ -110,10 +110,14 @@ export class RelayClient extends EventEmitter<ClientEvents> {
         want: (brokerId) => {
           // A leader subscriptions are served from is in use: its connection stays, or a link reaches it.
           this.pool.prefer(brokerId);
-          return this.pool.connectionTo(brokerId);
+          const connection = this.pool.connectionTo(brokerId);
+          // One that says it cannot serve (not ready) would refuse them: they stay where they are (the next refresh looks again).
+          return connection !== undefined && this.pool.isReady(connection) ? connection : undefined;
         },
         // A group member's heartbeats keep failing on a broker cut off from the coordinator: leave it if another can serve.
         moveOff: (reason, settledMs) => this.pool.moveOff(reason, settledMs),
+        // A durable subscribe a broker keeps refusing (its metadata behind): that subscription alone goes elsewhere.
+        elsewhere: (brokerId) => this.pool.readyElsewhere(brokerId),
       },
     );
     this.pool = new BrokerPool(this.options, {
@@ -133,7 +137,8 @@ export class RelayClient extends EventEmitter<ClientEvents> {
       gaveUp: () => void this.shutdown(this.notConnected('no broker reachable; reconnect attempts exhausted')),
       connectionOpened: (connection) => {
         this.publisher.connectionOpened(connection);
-        this.subscriber.connectionOpened(connection);
+        // Subscriptions headed for that broker move there once it can serve them (see `want` above).
+        if (this.pool.isReady(connection)) this.subscriber.connectionOpened(connection);
       },
       connectionClosed: (connection) => {
         this.publisher.connectionClosed(connection);

@@ -126,6 +126,10 @@ interface FakeBroker {
   groupHeartbeat?: { code?: string; delayMs?: number };
   /** Subscribes are answered this much later (absent: at once). */
   subscribeDelayMs?: number;
+  /** Durable subscribes are refused with this code (a broker whose metadata stays behind: `NOT_READY`). */
+  refuseDurable?: string;
+  /** Durable subscribes it was sent. */
+  durableSubscribes?: number;
 }
 
 const view = (broker: FakeBroker, all: FakeBroker[]): ClusterView => ({
@@ -186,12 +190,16 @@ function protocolWebSocket(brokers: FakeBroker[]): WebSocketConstructor {
       } else if (frame.type === 'metadata') {
         const leaders = broker.leaders === undefined ? {} : { leaders: broker.leaders };
         this.push({ type: 'topics', id: frame.id, topics: frame.topics.map((topic) => ({ topic, partitions: broker.partitions ?? 1, ...leaders })) });
+      } else if (frame.type === 'subscribe' && frame.durable !== undefined && (broker.durableSubscribes = (broker.durableSubscribes ?? 0) + 1) > 0 && broker.refuseDurable !== undefined) {
+        this.push({ type: 'error', id: frame.id, code: broker.refuseDurable, message: 'refused' });
       } else if (frame.type === 'subscribe') {
         this.pushAfter(broker.subscribeDelayMs, { type: 'subscribed', id: frame.id, subscription: frame.subscription, cursors: [{ topic: frame.pattern, partition: 0, offset: 0 }] });
       } else if (frame.type === 'group-heartbeat') {
         const answer = broker.groupHeartbeat;
         if (answer === undefined) this.push({ type: 'committed', id: frame.id });
         else if (answer.code !== undefined) this.pushAfter(answer.delayMs, { type: 'error', id: frame.id, code: answer.code, message: 'refused' });
+      } else if (frame.type === 'commit') {
+        this.push({ type: 'committed', id: frame.id });
       } else if (frame.type === 'group-commit') {
         this.push({ type: 'committed', id: frame.id });
       } else if (frame.type === 'unsubscribe') {
@@ -357,6 +365,61 @@ describe('readiness (fake brokers)', () => {
     a.members = [a.url, b.url, n.url];
     for (const socket of a.sockets) socket.push({ type: 'cluster', cluster: view(a, [a, b, x, n]) });
     expect(removed).toEqual([x.url]);
+  });
+});
+
+describe('a durable subscribe a broker keeps refusing (fake brokers)', () => {
+  it('goes, alone, to a ready standby after two NOT_READY refusals: not one that is not ready, and the active broker stays', async () => {
+    const [a, n, b] = fakeBrokers([{ id: 'a', refuseDurable: 'NOT_READY' }, { id: 'n', ready: false }, { id: 'b' }]) as [FakeBroker, FakeBroker, FakeBroker];
+    const c = new RelayClient({
+      brokers: [a.url],
+      WebSocket: protocolWebSocket([a, n, b]),
+      poolSize: 3,
+      connectTimeoutMs: 2000,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    try {
+      await c.start();
+      const deadline = Date.now() + 2000;
+      while (c.stats().connectedBrokers.length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(c.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b', 'n']);
+      await c.subscribe('t', () => undefined, { durable: 'd' });
+      expect(c.stats().subscribe.servedBy[0]?.broker).toBe('b');
+      expect([a.durableSubscribes, n.durableSubscribes, b.durableSubscribes]).toEqual([2, undefined, 1]);
+      expect(c.stats().activeBroker?.id).toBe('a');
+      expect(c.stats().failovers).toBe(0);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+describe('placement on a leader that is not ready (fake brokers)', () => {
+  it('does not move a subscription to its topic\'s leader while that broker says it cannot serve', async () => {
+    const [a, b] = fakeBrokers([{ id: 'a', leaders: ['b'] }, { id: 'b', ready: false, leaders: ['b'] }]) as [FakeBroker, FakeBroker];
+    const c = new RelayClient({
+      brokers: [a.url],
+      WebSocket: protocolWebSocket([a, b]),
+      poolSize: 2,
+      connectTimeoutMs: 2000,
+      closeTimeoutMs: 100,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20, jitter: false },
+    });
+    try {
+      await c.start();
+      const deadline = Date.now() + 2000;
+      while (c.stats().connectedBrokers.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(c.stats().connectedBrokers.map((x) => x.id).sort()).toEqual(['a', 'b']);
+      await c.subscribe('t', () => undefined);
+      // The lookup (sent as the subscribe resolves) is answered by the fake at once: give it a few turns to act on.
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      // Before the fix: moved to b, a broker that said it cannot serve (a real one refuses, e.g. NOT_READY).
+      expect(c.stats().subscribe.servedBy[0]?.broker).toBe('a');
+      expect(c.stats().subscribe.leaderMoves).toBe(0);
+    } finally {
+      await c.close();
+    }
   });
 });
 

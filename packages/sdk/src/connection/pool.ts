@@ -142,6 +142,30 @@ export class BrokerPool {
     return true;
   }
 
+  /**
+   * An open pooled connection, other than the one to broker `brokerId`, to a
+   * broker that says it can serve and answers its pings: the active one if it
+   * qualifies, else the standby {@link bestStandby} would pick (one not left
+   * by a recent {@link moveOff} first, then the shortest round trip). For one
+   * subscription that broker `brokerId` keeps refusing while the client's
+   * other traffic is served there (see `LeaderLinks.elsewhere`): nothing is
+   * closed, and the connection returned is marked in use ({@link prefer}).
+   */
+  readyElsewhere(brokerId: string): BrokerConnection | undefined {
+    const now = Date.now();
+    const usable = (c: BrokerConnection): boolean => c.brokerId !== brokerId && c.open && !this.notReady.has(c) && !c.pingOverdue(now);
+    const active = this.active;
+    let found = active !== undefined && usable(active) ? active : undefined;
+    if (found === undefined) {
+      const rank = (c: BrokerConnection): number[] => [this.movedOffRecently(c, now) ? 1 : 0, c.rttMs ?? Infinity];
+      for (const connection of this.connections) {
+        if (usable(connection) && (found === undefined || ranksBefore(rank(connection), rank(found)))) found = connection;
+      }
+    }
+    if (found !== undefined) this.prefer(found.brokerId);
+    return found;
+  }
+
   private movedOffRecently(connection: BrokerConnection, now: number): boolean {
     const until = this.movedOffUntil.get(connection.brokerId);
     if (until === undefined) return false;

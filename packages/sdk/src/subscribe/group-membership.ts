@@ -355,6 +355,23 @@ export class GroupMembership {
     });
   }
 
+  /**
+   * Leaves the group for a join its caller gave up on (the subscribe timed
+   * out, maybe after the coordinator ordered the join and granted the member
+   * partitions, which it would keep until the session expired, delivered by
+   * nobody): stops, and asks the coordinator to forget the member. Nothing was
+   * handled (no grant is taken before the join is confirmed), so no position
+   * goes with it. Best effort, and safe to repeat: a join still on its way may
+   * be ordered after this leave, and is left again once answered (see
+   * `Subscriber`).
+   */
+  async abandon(): Promise<void> {
+    this.stop();
+    await this.hooks.request({ type: 'group-commit', group: this.group, member: this.member, positions: [], leave: true }).catch(() => {
+      // Not stored: the coordinator expires the member after the session timeout instead.
+    });
+  }
+
   /** Stops heartbeats without leaving (the client is closing for good after a failure). */
   stop(): void {
     this.ended = true;

@@ -21,6 +21,7 @@ export interface PlacementLimits {
   readonly refreshMs: number;
   readonly retryBaseMs: number;
   readonly retryAttempts: number;
+  readonly refusingAvoidMs: number;
 }
 
 /** The placement's bounds. */
@@ -36,6 +37,15 @@ export const PLACEMENT_LIMITS: PlacementLimits = {
   retryBaseMs: 250,
   /** Lookups after a lost leader (an election takes about a second) before waiting for the next refresh. */
   retryAttempts: 5,
+  /**
+   * How long a broker that refused a durable subscription twice in a row
+   * (`NOT_READY`: its metadata stays behind the metadata leader's) is not
+   * where the subscription is placed, nor moved back to, once it moved to
+   * another broker: three refreshes, so a broker lagging for good costs one
+   * move (and two refusals) per this long at most, and one that caught up
+   * serves the subscription again (its leader: the fewest hops) soon after.
+   */
+  refusingAvoidMs: 30_000,
 };
 
 /**

@@ -331,7 +331,7 @@ describe('Subscriber placement on the leader', () => {
       return Promise.resolve({ type: 'topics', id: 1, topics: [{ topic: 't', partitions: 1, leaders: ['a'] }] } as Awaited<ReturnType<typeof request>>);
     }) as typeof request;
     const ended: Array<{ code: string; id: number }> = [];
-    const subscriber = placing(() => a, { refreshMs: 40, retryBaseMs: 5, retryAttempts: 5 }, {
+    const subscriber = placing(() => a, { ...PLACEMENT_LIMITS, refreshMs: 40, retryBaseMs: 5, retryAttempts: 5 }, {
       ended: (error: RelayError, subscription: { id: number }) => void ended.push({ code: error.code, id: subscription.id }),
     });
     subscriber.setConnection(a);
@@ -358,7 +358,7 @@ describe('Subscriber placement on the leader', () => {
       return Promise.resolve({ type: 'topics', id: 1, topics: [{ topic: 't', partitions: 1, leaders: ['a'] }] } as Awaited<ReturnType<typeof request>>);
     }) as typeof request;
     const ended: string[] = [];
-    const subscriber = placing(() => a, { refreshMs: 10, retryBaseMs: 10, retryAttempts: 5 }, { ended: (error: RelayError) => void ended.push(error.code) });
+    const subscriber = placing(() => a, { ...PLACEMENT_LIMITS, refreshMs: 10, retryBaseMs: 10, retryAttempts: 5 }, { ended: (error: RelayError) => void ended.push(error.code) });
     subscriber.setConnection(a);
     await subscriber.subscribe('t', () => undefined);
     await until(() => a.sent.filter((f) => f.type === 'metadata').length >= 8);
@@ -385,7 +385,7 @@ describe('Subscriber placement on the leader', () => {
     }) as typeof request;
     const ended: string[] = [];
     // Refreshes every 20 ms; the confirmation is due 4 × 25 ms after the first miss.
-    const subscriber = placing(() => a, { refreshMs: 20, retryBaseMs: 25, retryAttempts: 5 }, { ended: (error: RelayError) => void ended.push(error.code) });
+    const subscriber = placing(() => a, { ...PLACEMENT_LIMITS, refreshMs: 20, retryBaseMs: 25, retryAttempts: 5 }, { ended: (error: RelayError) => void ended.push(error.code) });
     subscriber.setConnection(a);
     const { id } = await subscriber.subscribe('t', () => undefined);
     const state = (): { missing: string } | undefined => (subscriber as unknown as { subscriptions: Map<number, { missing: string }> }).subscriptions.get(id);
@@ -412,7 +412,7 @@ describe('Subscriber placement on the leader', () => {
           return Promise.reject(new RelayError('INVALID_TOPIC', 'topic t does not exist'));
         }) as typeof request;
         // The refresh (100 ms) stops before the confirming lookup is due (4 × 250 ms).
-        const limits = { refreshMs: 100, retryBaseMs: 250, retryAttempts: 5 };
+        const limits = { ...PLACEMENT_LIMITS, refreshMs: 100, retryBaseMs: 250, retryAttempts: 5 };
         const subscriber = placing(() => a, limits);
         subscriber.setConnection(a);
         const subscription = await subscriber.subscribe('t', () => undefined);

@@ -145,9 +145,9 @@ export interface SubscribeStats {
 /** What the subscriber asks of the client to serve subscriptions from partition leaders (see placement.ts). */
 export interface LeaderLinks {
   /**
-   * The open pooled connection to broker `id`, if any; without one the pool
-   * is asked to open it (then `connectionOpened` follows). Marks `id` as in
-   * use, so the pool keeps that link.
+   * The open pooled connection to broker `id`, if any and that broker says it
+   * can serve (ready); without one the pool is asked to open it (then
+   * `connectionOpened` follows). Marks `id` as in use, so the pool keeps that link.
    */
   want(id: string): BrokerConnection | undefined;
   /**
@@ -156,6 +156,12 @@ export interface LeaderLinks {
    * changed less than `settledMs` ago (see `BrokerPool.moveOff`); whether it moved.
    */
   moveOff?(reason: RelayError, settledMs: number): boolean;
+  /**
+   * An open pooled connection to a ready broker other than `brokerId`, the
+   * active one first (see `BrokerPool.readyElsewhere`), marked in use; nothing
+   * is closed. For a durable subscription broker `brokerId` keeps refusing.
+   */
+  elsewhere?(brokerId: string): BrokerConnection | undefined;
 }
 
 /** What the subscriber reports upward. */
@@ -191,6 +197,14 @@ const MISSING_CONFIRM_FACTOR = 4;
 
 /** Delay before asking again for a subscription a connected broker could not serve yet. */
 const RESUBSCRIBE_RETRY_MS = 250;
+/**
+ * `NOT_READY` refusals in a row after which a durable subscribe is sent to
+ * another ready broker (see {@link Subscriber.refusedHere}), as a group
+ * member's join moves (GroupMembership.joinRefused): the broker answers so
+ * once it waited (up to a second) for its metadata to apply the positions
+ * read, so two in a row mean it stays behind, not an election.
+ */
+const REFUSALS_TO_MOVE = 2;
 /**
  * A subscribe's own timeout, in request timeouts. A broker slower than the
  * request timeout to accept (a group join or a durable subscribe is a
@@ -246,6 +260,13 @@ class SubscriptionState {
   /** Makes the confirming lookup due; cleared when a lookup finds the topic again. */
   missingTimer: ReturnType<typeof setTimeout> | undefined;
   confirmed = false;
+  /** Durable subscribes refused `NOT_READY` in a row on `connection`: see {@link REFUSALS_TO_MOVE}. */
+  refusedInARow = 0;
+  /**
+   * A broker that kept refusing this durable subscription, and until when it
+   * is not where the subscription is placed (see `PlacementLimits.refusingAvoidMs`).
+   */
+  avoid: { broker: string; untilMs: number } | undefined;
   /**
    * Counts the subscribe requests sent (see `Subscriber.register`). Message (and
    * assignment) frames on `connection` are taken only once the latest one is answered: back on a
@@ -279,6 +300,12 @@ class SubscriptionState {
    */
   accepting = false;
   active = true;
+  /**
+   * A group member whose `subscribe()` timed out: it left the group (see
+   * `GroupMembership.abandon`), and each subscribe sent before, answered
+   * since, makes it leave again (see `Subscriber.leaveAgain`).
+   */
+  abandoned = false;
   /** Commits positions; present on durable and group subscriptions only. */
   committer: PositionCommitter | undefined;
   /** Present on consumer-group subscriptions. */
@@ -640,6 +667,9 @@ export class Subscriber {
     this.subscriptions.set(state.id, state);
     const confirmed = new Promise<void>((resolve, reject) => state.confirmedWaiters.push({ resolve, reject }));
     const timer = setTimeout(() => {
+      // Given up: a member's join may have reached the coordinator all the same, which would keep the member and the
+      // partitions it granted it, delivered by nobody, until its session expired. It leaves (see `fail`).
+      state.abandoned = state.membership !== undefined;
       this.fail(state, new RelayError('TIMEOUT', `subscribe to ${pattern} not confirmed within ${this.requestTimeoutMs} ms`));
     }, this.requestTimeoutMs);
     if (this.connection !== undefined) this.register(state, this.connection);
@@ -847,6 +877,8 @@ export class Subscriber {
           this.placeAgain(state, attempt + 1, lost);
           return;
         }
+        // It refused this subscription lately: served where it is until then (the next refresh looks again).
+        if (state.avoid !== undefined && state.avoid.broker === home && Date.now() < state.avoid.untilMs) return;
         state.home = home;
         const link = this.links?.want(home);
         // Not pooled yet: the pool dials it, and connectionOpened moves the subscription.
@@ -930,6 +962,7 @@ export class Subscriber {
       }
       state.logId = logId;
     }
+    if (state.connection !== connection) state.refusedInARow = 0; // refusals in a row by one broker
     state.connection = connection;
     const registration = ++state.registrations;
     state.accepting = false;
@@ -948,10 +981,16 @@ export class Subscriber {
     const sentAt = Date.now();
     // Positions are applied synchronously: messages may follow the reply in the same read.
     connection.request(request, (reply) => {
-      if (!state.active) return; // failed meanwhile: a late join must not start its heartbeats
+      if (!state.active) {
+        // Failed meanwhile: a late join must not start its heartbeats. An abandoned member's was ordered by the
+        // coordinator, maybe after the leave sent when it was abandoned: it leaves again.
+        if (state.abandoned && reply.type === 'subscribed') this.leaveAgain(state, connection, true);
+        return;
+      }
       this.confirmed(state, reply);
       if (registration === state.registrations && reply.type === 'subscribed') {
         state.accepted();
+        state.refusedInARow = 0;
         if (move) this.counters.leaderMoves++;
       }
       // The join counts as a heartbeat: the lease runs from when it was sent.
@@ -961,6 +1000,11 @@ export class Subscriber {
       }
     }, this.requestTimeoutMs * SUBSCRIBE_TIMEOUT_FACTOR).catch((err: unknown) => {
       const error = err instanceof RelayError ? err : new RelayError('INTERNAL', String(err));
+      if (!state.active) {
+        // Refused (a join the coordinator may have ordered: NOT_READY) or unanswered (maybe started there since).
+        if (state.abandoned) this.leaveAgain(state, connection, error.code === 'TIMEOUT');
+        return;
+      }
       if (error.code === 'TIMEOUT') {
         // Unanswered past SUBSCRIBE_TIMEOUT_FACTOR request timeouts by a broker that answers pings: a later answer
         // is dropped with the request, so taking it as registered could leave it registered nowhere, silently.
@@ -977,12 +1021,56 @@ export class Subscriber {
       if (!error.retriable) this.fail(state, error);
       else if (connection.open) {
         // A member's join refused again and again there (that broker's metadata stays behind): it moves to another.
-        if (registration === state.registrations && state.connection === connection) state.membership?.joinRefused(error);
+        if (registration === state.registrations && state.connection === connection) {
+          state.membership?.joinRefused(error);
+          // So does a durable subscribe, alone: the client's other traffic stays where it is.
+          const elsewhere = this.refusedHere(state, connection, error);
+          if (elsewhere !== undefined) {
+            this.register(state, elsewhere);
+            return;
+          }
+        }
         setTimeout(() => {
           if (state.active && state.connection === connection && connection.open) this.register(state, connection, move);
         }, RESUBSCRIBE_RETRY_MS);
       }
     });
+  }
+
+  /**
+   * A durable subscribe of `state` was refused by `connection`'s broker for
+   * `error`, and would be asked there again: the connection to ask instead,
+   * after {@link REFUSALS_TO_MOVE} `NOT_READY` refusals in a row (its metadata
+   * stays behind the metadata leader's, so it refuses every durable subscribe,
+   * until the subscribe times out or for good on a resubscribe), when another
+   * ready broker is pooled. That broker is avoided by the placement for
+   * `refusingAvoidMs` (it may lead the topic). Only that subscription moves: the
+   * broker serves the client's publishes, commits and other subscriptions
+   * (a commit does not wait for its metadata), so the pool's connection to it
+   * stays, unlike a group member's `moveOff`, whose heartbeats go over the
+   * active connection and fail there.
+   */
+  private refusedHere(state: SubscriptionState, connection: BrokerConnection, error: RelayError): BrokerConnection | undefined {
+    if (state.durable === undefined || state.membership !== undefined || error.code !== 'NOT_READY') return undefined;
+    if (++state.refusedInARow < REFUSALS_TO_MOVE) return undefined;
+    const elsewhere = this.links?.elsewhere?.(connection.brokerId);
+    if (elsewhere === undefined) return undefined; // none: asked here again, and the next refusal looks again
+    state.refusedInARow = 0;
+    state.avoid = { broker: connection.brokerId, untilMs: Date.now() + this.placement.refusingAvoidMs };
+    return elsewhere;
+  }
+
+  /**
+   * A subscribe of `state`, an abandoned group member, sent on `connection`
+   * before it was abandoned, was answered (or timed out) since: the join it
+   * carried may have been ordered by the coordinator after the leave sent
+   * then, so the member leaves again (best effort). `held`: the broker may
+   * hold the subscription (answered `subscribed`, or not answered yet): it
+   * ends it there too.
+   */
+  private leaveAgain(state: SubscriptionState, connection: BrokerConnection, held: boolean): void {
+    if (held && connection.open) connection.send({ type: 'unsubscribe', id: 0, subscription: state.id });
+    void state.membership?.abandon();
   }
 
   /** Makes `state` a consumer-group member: its membership, and a committer whose positions carry their epochs. */
@@ -1128,8 +1216,14 @@ export class Subscriber {
     state.ended.abort(error); // the reason a pulling stream throws
     state.queue.clear();
     void state.committer?.close(); // a last attempt; nothing waits for it
-    state.membership?.stop();
-    state.connection?.send({ type: 'unsubscribe', id: 0, subscription: state.id });
+    if (state.abandoned) {
+      // Leaves now (a join ordered already); a subscribe still in flight is left alone, so the broker answers it
+      // rather than drop it for the unsubscribe, and its answer makes the member leave again (see `leaveAgain`).
+      void state.membership?.abandon();
+    } else {
+      state.membership?.stop();
+      state.connection?.send({ type: 'unsubscribe', id: 0, subscription: state.id });
+    }
     for (const waiter of state.confirmedWaiters.splice(0)) waiter.reject(error);
   }
 }

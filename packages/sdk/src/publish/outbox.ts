@@ -51,13 +51,13 @@ export interface OutboxEntry {
   deadline: DeadlineSlot<OutboxEntry> | undefined;
 }
 
+/** The key of a partition in the publisher's per-partition maps (`OutboxEntry.partitionKey`). */
+export const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
+
 /**
  * The bounded set of publishes not yet acknowledged, in publish order. It is
  * what gets republished, in this order, after a reconnect.
  */
-/** The key of a partition in the publisher's per-partition maps (`OutboxEntry.partitionKey`). */
-export const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
-
 export class Outbox {
   private readonly entries = new Set<OutboxEntry>();
   /** The same entries per partition (by `partitionKey`), in publish order: a partition's are found without a scan of all. */

@@ -25,6 +25,8 @@ const MAX_DELIVERY_BATCH = 4096;
 const MAX_DELIVERY_BYTES = 512 * 1024;
 /** A failed disk read for a subscriber is retried after this long. */
 const READ_RETRY_MS = 1000;
+/** A member's partition whose bounds no replica gave (see `learnBounds`) is asked for again after this long. */
+const BOUNDS_RETRY_MS = 250;
 
 /** What the delivery path needs of its session. */
 export interface DeliverySession {
@@ -189,13 +191,39 @@ export class Delivery implements AppendListener {
   /** Sends a member its assignment when it changed; the frame precedes any message of a newly granted partition. */
   private refreshMember(subscription: Subscription): boolean {
     if (subscription.member === undefined || !this.session.open()) return false;
-    const frame = subscription.member.refresh(this.session.ctx.engine, subscription.id, subscription.cursors);
+    const { member } = subscription;
+    const frame = member.refresh(this.session.ctx.engine, subscription.id, subscription.cursors);
+    this.learnBounds(subscription, member);
     if (frame === undefined) return false;
     this.session.send(frame);
     // Granted partitions have new cursors (revoked ones left: the pump drops their keys).
     subscription.markAllReady();
     this.pending.add(subscription);
     return true;
+  }
+
+  /**
+   * Asks a replica the bounds of partitions the member was granted but
+   * `refresh` left out (hosted elsewhere, never read here: see
+   * `GroupMember.takeUnknownBounds`), then refreshes it again. A failed ask
+   * is retried after {@link BOUNDS_RETRY_MS} while the subscription lasts.
+   */
+  private learnBounds(subscription: Subscription, member: GroupMember): void {
+    const engine = this.session.ctx.engine;
+    for (const { key, topic, partition } of member.takeUnknownBounds()) {
+      void engine.currentBounds(topic, partition).then(
+        () => {
+          member.learnt(key);
+          if (this.members.has(subscription) && this.refreshMember(subscription)) this.schedulePump();
+        },
+        () => {
+          setTimeout(() => {
+            member.learnt(key);
+            if (this.members.has(subscription) && this.refreshMember(subscription)) this.schedulePump();
+          }, BOUNDS_RETRY_MS).unref();
+        },
+      );
+    }
   }
 
   credit(id: number, credit: number, bytes = 0): void {

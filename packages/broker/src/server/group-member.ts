@@ -46,10 +46,14 @@ export class GroupMember {
         // Not delivered in the last frame under this epoch (e.g. granted and revoked before this member's first
         // frame): the position to release it at, so a member that never saw the grant still releases it rather than
         // leave it the member's, delivered to nobody. A member that owns it releases at its own position instead.
-        if (this.owned.get(key) !== p.epoch) entry.offset = groups.position(this.group, p.topic, p.partition) ?? this.startOffset(engine, p.topic, p.partition);
+        if (this.owned.get(key) !== p.epoch) {
+          if (this.awaitsBounds(engine, p.topic, p.partition, key)) continue;
+          entry.offset = groups.position(this.group, p.topic, p.partition) ?? this.startOffset(engine, p.topic, p.partition);
+        }
         entries.push(entry);
         continue;
       }
+      if (this.awaitsBounds(engine, p.topic, p.partition, key)) continue;
       next.set(key, p.epoch);
       const entry: AssignedPartition = { topic: p.topic, partition: p.partition, epoch: p.epoch };
       if (this.owned.get(key) !== p.epoch) {
@@ -66,6 +70,43 @@ export class GroupMember {
     if (text === this.lastSent && !entries.some((e) => e.offset !== undefined && e.revoking !== true)) return undefined;
     this.lastSent = text;
     return { type: 'assignment', subscription, partitions: entries };
+  }
+
+  /**
+   * Partitions granted to this member whose start `from` decides, hosted
+   * elsewhere and never read here: their bounds are unknown (`0..0`), so
+   * they are left out of the assignment until the caller learned them
+   * ({@link takeUnknownBounds}, `LogEngine.currentBounds`) and refreshes
+   * again; `'new'` would otherwise start at offset 0 (the whole history)
+   * and `'earliest'` below the first retained message (a gap for nothing).
+   */
+  private readonly unknownBounds = new Map<string, { topic: string; partition: number }>();
+  /** Of {@link unknownBounds}, those whose bounds are being asked for now. */
+  private readonly learning = new Set<string>();
+
+  /** Whether `topic`/`partition` waits for its bounds (see {@link unknownBounds}); records it if so. */
+  private awaitsBounds(engine: LogEngine, topic: string, partition: number, key: string): boolean {
+    if (this.owned.has(key) || engine.boundsKnown?.(topic, partition) !== false) return false;
+    if (engine.consumerGroups.position(this.group, topic, partition) !== undefined) return false;
+    this.unknownBounds.set(key, { topic, partition });
+    return true;
+  }
+
+  /** Partitions left out of the assignment for unknown bounds, not asked for yet: the caller learns them, then calls {@link learnt} and refreshes. */
+  takeUnknownBounds(): Array<{ key: string; topic: string; partition: number }> {
+    const taken: Array<{ key: string; topic: string; partition: number }> = [];
+    for (const [key, p] of this.unknownBounds) {
+      if (this.learning.has(key)) continue;
+      this.learning.add(key);
+      taken.push({ key, ...p });
+    }
+    return taken;
+  }
+
+  /** The bounds of the partition `key` were asked for (learnt, or failed: asked again on a later refresh). */
+  learnt(key: string): void {
+    this.learning.delete(key);
+    this.unknownBounds.delete(key);
   }
 
   /** Where a partition the group never committed starts, as `from` says (a time starts at the first retained message). */

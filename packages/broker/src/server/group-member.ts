@@ -86,6 +86,7 @@ export class GroupMember {
 
   /** Whether `topic`/`partition` waits for its bounds (see {@link unknownBounds}); records it if so. */
   private awaitsBounds(engine: LogEngine, topic: string, partition: number, key: string): boolean {
+    if (typeof this.from === 'object' && 'offset' in this.from) return false; // needs no bounds
     if (this.owned.has(key) || engine.boundsKnown?.(topic, partition) !== false) return false;
     if (engine.consumerGroups.position(this.group, topic, partition) !== undefined) return false;
     this.unknownBounds.set(key, { topic, partition });
@@ -114,7 +115,8 @@ export class GroupMember {
     const { start, end } = engine.bounds(topic, partition);
     const from = this.from;
     if (from === 'new') return end;
-    if (typeof from === 'object' && 'offset' in from) return Math.max(from.offset, start);
+    // An offset retention already removed is kept, as for a plain subscription: delivery starts at the first retained one and the SDK reports the gap.
+    if (typeof from === 'object' && 'offset' in from) return from.offset;
     return start;
   }
 }

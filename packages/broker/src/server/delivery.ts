@@ -25,8 +25,8 @@ const MAX_DELIVERY_BATCH = 4096;
 const MAX_DELIVERY_BYTES = 512 * 1024;
 /** A failed disk read for a subscriber is retried after this long. */
 const READ_RETRY_MS = 1000;
-/** A member's partition whose bounds no replica gave (see `learnBounds`) is asked for again after this long. */
-const BOUNDS_RETRY_MS = 250;
+/** A member's partition whose start could not be learnt (see `learnStarts`) is asked for again after this long. */
+const START_RETRY_MS = 250;
 
 /** What the delivery path needs of its session. */
 export interface DeliverySession {
@@ -193,7 +193,7 @@ export class Delivery implements AppendListener {
     if (subscription.member === undefined || !this.session.open()) return false;
     const { member } = subscription;
     const frame = member.refresh(this.session.ctx.engine, subscription.id, subscription.cursors);
-    this.learnBounds(subscription, member);
+    this.learnStarts(subscription, member);
     if (frame === undefined) return false;
     this.session.send(frame);
     // Granted partitions have new cursors (revoked ones left: the pump drops their keys).
@@ -203,26 +203,19 @@ export class Delivery implements AppendListener {
   }
 
   /**
-   * Asks a replica the bounds of partitions the member was granted but
-   * `refresh` left out (hosted elsewhere, never read here: see
-   * `GroupMember.takeUnknownBounds`), then refreshes it again. A failed ask
-   * is retried after {@link BOUNDS_RETRY_MS} while the subscription lasts.
+   * Learns the start of partitions the member was granted but `refresh`
+   * left out (its `from` time's offset, or the bounds of a partition hosted
+   * elsewhere and never read here: see `GroupMember.takeUnknownStarts`),
+   * then refreshes it again; after a failure, once {@link START_RETRY_MS}
+   * passed. Only while the subscription lasts.
    */
-  private learnBounds(subscription: Subscription, member: GroupMember): void {
+  private learnStarts(subscription: Subscription, member: GroupMember): void {
     const engine = this.session.ctx.engine;
-    for (const { key, topic, partition } of member.takeUnknownBounds()) {
-      void engine.currentBounds(topic, partition).then(
-        () => {
-          member.learnt(key);
-          if (this.members.has(subscription) && this.refreshMember(subscription)) this.schedulePump();
-        },
-        () => {
-          setTimeout(() => {
-            member.learnt(key);
-            if (this.members.has(subscription) && this.refreshMember(subscription)) this.schedulePump();
-          }, BOUNDS_RETRY_MS).unref();
-        },
-      );
+    const again = (): void => {
+      if (this.members.has(subscription) && this.refreshMember(subscription)) this.schedulePump();
+    };
+    for (const item of member.takeUnknownStarts()) {
+      member.learnStart(engine, item).then(again, () => setTimeout(again, START_RETRY_MS).unref());
     }
   }
 

@@ -16,6 +16,17 @@ export class GroupMember {
   /** Epoch of each partition delivered now. */
   private owned = new Map<string, number>();
   private lastSent = '';
+  /**
+   * Partitions granted to this member whose start `from` decides but this
+   * broker cannot tell without asking (see {@link awaitsStart}): left out of
+   * the assignment until the caller learnt it ({@link takeUnknownStarts},
+   * {@link learnStart}) and refreshes again.
+   */
+  private readonly unknownStarts = new Map<string, { topic: string; partition: number }>();
+  /** Of {@link unknownStarts}, those being asked for now. */
+  private readonly learning = new Set<string>();
+  /** With `from: { time }`: per partition, the first offset stored at or after that time (`LogEngine.offsetForTime`), until used once. */
+  private readonly timeStarts = new Map<string, number>();
 
   constructor(
     /** The group's name as stored (scoped to the principal). */
@@ -73,18 +84,6 @@ export class GroupMember {
   }
 
   /**
-   * Partitions granted to this member whose start `from` decides but this
-   * broker cannot tell without asking (see {@link awaitsStart}): left out of
-   * the assignment until the caller learnt it ({@link takeUnknownStarts},
-   * {@link learnStart}) and refreshes again.
-   */
-  private readonly unknownStarts = new Map<string, { topic: string; partition: number }>();
-  /** Of {@link unknownStarts}, those being asked for now. */
-  private readonly learning = new Set<string>();
-  /** With `from: { time }`: per partition, the first offset stored at or after that time (`LogEngine.offsetForTime`). */
-  private readonly timeStarts = new Map<string, number>();
-
-  /**
    * Whether a partition granted now waits for its start (and records it if
    * so): the group never committed it and it is not delivered here yet, and
    * `from` is a time whose offset is not known yet, or the partition is
@@ -132,7 +131,13 @@ export class GroupMember {
     if (from === 'new') return end;
     // An offset retention already removed is kept, as for a plain subscription: delivery starts at the first retained one and the SDK reports the gap.
     if (typeof from === 'object' && 'offset' in from) return from.offset;
-    if (typeof from === 'object') return this.timeStarts.get(partitionKey(topic, partition)) ?? start;
+    if (typeof from === 'object') {
+      // Used once: a later grant learns it again (the topic may have been deleted and created again meanwhile).
+      const key = partitionKey(topic, partition);
+      const offset = this.timeStarts.get(key);
+      this.timeStarts.delete(key);
+      return offset ?? start;
+    }
     return start;
   }
 }

@@ -836,6 +836,10 @@ export class ClusterEngine extends EventEmitter<LogEngineEvents> implements LogE
     return log === undefined ? this.remote.bounds(topic, partition) : { start: log.startOffset, end: log.endOffset };
   }
 
+  boundsKnown(topic: string, partition: number): boolean {
+    return this.partitions.has(partitionGroupId(topic, partition)) || this.remote.follows(topic, partition);
+  }
+
   async currentBounds(topic: string, partition: number): Promise<PartitionBounds> {
     return this.partitions.has(partitionGroupId(topic, partition)) ? this.bounds(topic, partition) : this.remote.currentBounds(topic, partition);
   }

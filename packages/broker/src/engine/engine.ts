@@ -180,6 +180,13 @@ export interface LogEngine extends PositionStore, GroupStore {
    * so a partition hosted elsewhere starts where it really does.
    */
   currentBounds(topic: string, partition: number): Promise<PartitionBounds>;
+  /**
+   * Whether {@link bounds} knows the partition's bounds: `false` for a
+   * partition hosted elsewhere that this broker never read (it answers
+   * `0..0` for it); {@link currentBounds} learns them. Engines without it
+   * always know.
+   */
+  boundsKnown?(topic: string, partition: number): boolean;
   /** The broker leading a partition, when the engine replicates and knows it. */
   leaderOf?(topic: string, partition: number): string | undefined;
   /**

@@ -207,6 +207,11 @@ export class RemotePartitions {
     return followed === undefined ? { start: 0, end: 0 } : { start: followed.start, end: followed.end };
   }
 
+  /** Whether `topic`/`partition` is followed: {@link bounds} are a replica's, not `0..0` for a partition never read. */
+  follows(topic: string, partition: number): boolean {
+    return this.followed.has(key(topic, partition));
+  }
+
   /** Bounds as a replica reports them now; the partition is followed from then on. */
   async currentBounds(topic: string, partition: number): Promise<PartitionBounds> {
     const from = this.followed.get(key(topic, partition))?.end ?? 0;

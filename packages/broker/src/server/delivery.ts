@@ -25,6 +25,8 @@ const MAX_DELIVERY_BATCH = 4096;
 const MAX_DELIVERY_BYTES = 512 * 1024;
 /** A failed disk read for a subscriber is retried after this long. */
 const READ_RETRY_MS = 1000;
+/** A member's partition whose start could not be learnt (see `learnStarts`) is asked for again after this long. */
+const START_RETRY_MS = 250;
 
 /** What the delivery path needs of its session. */
 export interface DeliverySession {
@@ -189,13 +191,32 @@ export class Delivery implements AppendListener {
   /** Sends a member its assignment when it changed; the frame precedes any message of a newly granted partition. */
   private refreshMember(subscription: Subscription): boolean {
     if (subscription.member === undefined || !this.session.open()) return false;
-    const frame = subscription.member.refresh(this.session.ctx.engine, subscription.id, subscription.cursors, (topic) => subscription.matches(topic));
+    const { member } = subscription;
+    const frame = member.refresh(this.session.ctx.engine, subscription.id, subscription.cursors, (topic) => subscription.matches(topic));
+    this.learnStarts(subscription, member);
     if (frame === undefined) return false;
     this.session.send(frame);
     // Granted partitions have new cursors (revoked ones left: the pump drops their keys).
     subscription.markAllReady();
     this.pending.add(subscription);
     return true;
+  }
+
+  /**
+   * Learns the start of partitions the member was granted but `refresh`
+   * left out (its `from` time's offset, or the bounds of a partition hosted
+   * elsewhere and never read here: see `GroupMember.takeUnknownStarts`),
+   * then refreshes it again; after a failure, once {@link START_RETRY_MS}
+   * passed. Only while the subscription lasts.
+   */
+  private learnStarts(subscription: Subscription, member: GroupMember): void {
+    const engine = this.session.ctx.engine;
+    const again = (): void => {
+      if (this.members.has(subscription) && this.refreshMember(subscription)) this.schedulePump();
+    };
+    for (const item of member.takeUnknownStarts()) {
+      member.learnStart(engine, item).then(again, () => setTimeout(again, START_RETRY_MS).unref());
+    }
   }
 
   credit(id: number, credit: number, bytes = 0): void {

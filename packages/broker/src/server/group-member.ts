@@ -16,6 +16,17 @@ export class GroupMember {
   /** Epoch of each partition delivered now. */
   private owned = new Map<string, number>();
   private lastSent = '';
+  /**
+   * Partitions granted to this member whose start `from` decides but this
+   * broker cannot tell without asking (see {@link awaitsStart}): left out of
+   * the assignment until the caller learnt it ({@link takeUnknownStarts},
+   * {@link learnStart}) and refreshes again.
+   */
+  private readonly unknownStarts = new Map<string, { topic: string; partition: number }>();
+  /** Of {@link unknownStarts}, those being asked for now. */
+  private readonly learning = new Set<string>();
+  /** With `from: { time }`: per partition, the first offset stored at or after that time (`LogEngine.offsetForTime`), until used once. */
+  private readonly timeStarts = new Map<string, number>();
 
   constructor(
     /** The group's name as stored (scoped to the principal). */
@@ -52,10 +63,14 @@ export class GroupMember {
         // Not delivered in the last frame under this epoch (e.g. granted and revoked before this member's first
         // frame): the position to release it at, so a member that never saw the grant still releases it rather than
         // leave it the member's, delivered to nobody. A member that owns it releases at its own position instead.
-        if (this.owned.get(key) !== p.epoch) entry.offset = groups.position(this.group, p.topic, p.partition) ?? this.startOffset(engine, p.topic, p.partition);
+        if (this.owned.get(key) !== p.epoch) {
+          if (this.awaitsStart(engine, p.topic, p.partition, key)) continue;
+          entry.offset = groups.position(this.group, p.topic, p.partition) ?? this.startOffset(engine, p.topic, p.partition);
+        }
         entries.push(entry);
         continue;
       }
+      if (this.awaitsStart(engine, p.topic, p.partition, key)) continue;
       next.set(key, p.epoch);
       const entry: AssignedPartition = { topic: p.topic, partition: p.partition, epoch: p.epoch };
       if (this.owned.get(key) !== p.epoch) {
@@ -74,12 +89,61 @@ export class GroupMember {
     return { type: 'assignment', subscription, partitions: entries };
   }
 
-  /** Where a partition the group never committed starts, as `from` says (a time starts at the first retained message). */
+  /**
+   * Whether a partition granted now waits for its start (and records it if
+   * so): the group never committed it and it is not delivered here yet, and
+   * `from` is a time whose offset is not known yet, or the partition is
+   * hosted elsewhere and never read here — its bounds are then `0..0`, so
+   * `'new'` would start at offset 0 (the whole history) and `'earliest'`
+   * below the first retained message (a gap for nothing).
+   */
+  private awaitsStart(engine: LogEngine, topic: string, partition: number, key: string): boolean {
+    const from = this.from;
+    if (this.owned.has(key) || (typeof from === 'object' && 'offset' in from)) return false;
+    if (engine.consumerGroups.position(this.group, topic, partition) !== undefined) return false;
+    const known = typeof from === 'object' ? this.timeStarts.has(key) : engine.boundsKnown?.(topic, partition) !== false;
+    if (known) return false;
+    this.unknownStarts.set(key, { topic, partition });
+    return true;
+  }
+
+  /** Partitions left out of the assignment for an unknown start, not asked for yet: the caller passes each to {@link learnStart}, then refreshes. */
+  takeUnknownStarts(): Array<{ key: string; topic: string; partition: number }> {
+    const taken: Array<{ key: string; topic: string; partition: number }> = [];
+    for (const [key, p] of this.unknownStarts) {
+      if (this.learning.has(key)) continue;
+      this.learning.add(key);
+      taken.push({ key, ...p });
+    }
+    return taken;
+  }
+
+  /** Learns the start of a partition {@link takeUnknownStarts} named (the offset for `from`'s time, or the bounds from a replica); a failure leaves it to the next refresh. */
+  async learnStart(engine: LogEngine, item: { key: string; topic: string; partition: number }): Promise<void> {
+    const from = this.from;
+    try {
+      if (typeof from === 'object' && 'time' in from) this.timeStarts.set(item.key, await engine.offsetForTime(item.topic, item.partition, from.time));
+      else await engine.currentBounds(item.topic, item.partition);
+    } finally {
+      this.learning.delete(item.key);
+      this.unknownStarts.delete(item.key);
+    }
+  }
+
+  /** Where a partition the group never committed starts, as `from` says (a time: as learnt, see {@link awaitsStart}). */
   private startOffset(engine: LogEngine, topic: string, partition: number): number {
     const { start, end } = engine.bounds(topic, partition);
     const from = this.from;
     if (from === 'new') return end;
-    if (typeof from === 'object' && 'offset' in from) return Math.max(from.offset, start);
+    // An offset retention already removed is kept, as for a plain subscription: delivery starts at the first retained one and the SDK reports the gap.
+    if (typeof from === 'object' && 'offset' in from) return from.offset;
+    if (typeof from === 'object') {
+      // Used once: a later grant learns it again (the topic may have been deleted and created again meanwhile).
+      const key = partitionKey(topic, partition);
+      const offset = this.timeStarts.get(key);
+      this.timeStarts.delete(key);
+      return offset ?? start;
+    }
     return start;
   }
 }

@@ -950,6 +950,40 @@ describe('SegmentRaftStorage.backfill: installing a leader snapshot copies the r
   });
 });
 
+describe('SegmentRaftStorage.backfill when the leader\'s retention deleted the snapshot\'s own record', () => {
+  it('installs the snapshot with no record below it (the leader holds none either), instead of failing every install', async () => {
+    // Tiny segments: a record fills one, so the leader's sealed segments end right at its snapshot's index.
+    const open = (fs: FaultyFileSystem, dir: string): Promise<SegmentRaftStorage<string, string>> =>
+      SegmentRaftStorage.open<string, string>(dir, ['a', 'b', 'c'], {
+        fsync: 'always',
+        fsyncIntervalMs: 1000,
+        fs,
+        counts: { count: () => 1, truncated: () => {} },
+        snapshotEndOffset: (snapshot) => snapshot.meta.index,
+        segments: { segmentBytes: 64, indexIntervalBytes: 64 },
+      });
+    const leader = await open(new FaultyFileSystem(new MemoryFileSystem()), '/leader/p0');
+    leader.append([1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => entry(i, 1)));
+    leader.setHardState({ term: 1, vote: 'a', commit: 9 });
+    await leader.sync();
+    await leader.compact(8, 'state at 8');
+    // Retention by age deletes every sealed segment up to the snapshot (its window starts after it).
+    await leader.applyRetention({ maxAgeMs: 0 }, Date.now() + 1000);
+    expect(leader.segments.startOffset).toBe(9);
+    const snapshot = leader.memory.snapshot()!;
+
+    const fs = new FaultyFileSystem(new MemoryFileSystem());
+    const follower = await open(fs, DIR);
+    await follower.backfill(snapshot, 8, (from) => leader.readRecords(from, 2, 1 << 20));
+    follower.applySnapshot(snapshot);
+    follower.setHardState({ term: 1, vote: null, commit: 8 });
+    await follower.sync();
+    expect(follower.segments.startOffset).toBe(9);
+    expect(await follower.firstHeldOffset()).toBe(8);
+    await Promise.all([follower.close(), leader.close()]);
+  });
+});
+
 describe('SegmentRaftStorage.repair: damage a read finds is repaired from a healthy replica', () => {
   /** Every entry stores one message (`m1@<index>`); 512-byte segments; sealed segments are checked by reads only, as the broker opens them. */
   const openSmall = (fs: FaultyFileSystem, dir: string): Promise<SegmentRaftStorage<string, string>> =>

@@ -506,7 +506,8 @@ export class SegmentRaftStorage<T, S> implements RaftLogStorage<T, S> {
       const from = Math.max(Math.min(this.current.getHardState().commit, s) + 1, log.startOffset);
       if (log.endOffset > from) await log.truncateFrom(from);
       await this.copyRecords(s, fetch, 'backfill');
-      if (!(await holdsEntry(log, s, t, endOffset))) throw new LogStorageError('STORAGE_CORRUPT', `backfill: the copied record ${s} is not the snapshot's (term ${t}, end offset ${endOffset})`);
+      // The leader's retention may have deleted every record up to the snapshot's own (its window starts after it): the log then starts after it, holding none.
+      if (log.startOffset <= s && !(await holdsEntry(log, s, t, endOffset))) throw new LogStorageError('STORAGE_CORRUPT', `backfill: the copied record ${s} is not the snapshot's (term ${t}, end offset ${endOffset})`);
       await log.sync();
     });
   }

@@ -53,9 +53,11 @@ export class GroupMember {
     const groups = engine.consumerGroups;
     const entries: AssignedPartition[] = [];
     const next = new Map<string, number>();
+    const assigned = new Set<string>();
     for (const p of groups.assignmentOf(this.group, this.member)) {
       if (!readable(p.topic)) continue;
       const key = partitionKey(p.topic, p.partition);
+      assigned.add(key);
       if (p.revoking) {
         // Nothing more is sent: the member finishes what it holds, commits and releases.
         cursors.delete(key);
@@ -81,6 +83,10 @@ export class GroupMember {
       entries.push(entry);
     }
     for (const key of this.owned.keys()) if (!next.has(key)) cursors.delete(key);
+    // A start learnt (or being learnt) for a partition no longer assigned is of a grant that is gone: a later
+    // grant learns it again (the topic may have been deleted and created again meanwhile).
+    for (const key of this.timeStarts.keys()) if (!assigned.has(key)) this.timeStarts.delete(key);
+    for (const key of this.unknownStarts.keys()) if (!assigned.has(key)) this.unknownStarts.delete(key);
     this.owned = next;
     // Sent when the assignment changed, or when a partition is granted (again).
     const text = JSON.stringify(entries.map(({ offset: _offset, ...rest }) => rest));
@@ -122,8 +128,11 @@ export class GroupMember {
   async learnStart(engine: LogEngine, item: { key: string; topic: string; partition: number }): Promise<void> {
     const from = this.from;
     try {
-      if (typeof from === 'object' && 'time' in from) this.timeStarts.set(item.key, await engine.offsetForTime(item.topic, item.partition, from.time));
-      else await engine.currentBounds(item.topic, item.partition);
+      if (typeof from === 'object' && 'time' in from) {
+        const offset = await engine.offsetForTime(item.topic, item.partition, from.time);
+        // Kept only while still awaited: a refresh meanwhile that no longer found it assigned forgot it (see `refresh`).
+        if (this.unknownStarts.has(item.key)) this.timeStarts.set(item.key, offset);
+      } else await engine.currentBounds(item.topic, item.partition);
     } finally {
       this.learning.delete(item.key);
       this.unknownStarts.delete(item.key);

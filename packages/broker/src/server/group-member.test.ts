@@ -42,3 +42,26 @@ describe('GroupMember with from: { time }', () => {
     expect(cursors.get('0:t')).toBeUndefined();
   });
 });
+
+describe('GroupMember start lookups that fail', () => {
+  it('are asked for again after a pause that doubles per failure in a row, up to 8 s, and starts over after a success', async () => {
+    let fail = true;
+    const engine = {
+      consumerGroups: { assignmentOf: () => [], position: () => undefined },
+      offsetForTime: () => (fail ? Promise.reject(new Error('no replica answered')) : Promise.resolve(3)),
+    } as unknown as LogEngine;
+    const member = new GroupMember('g', 'm1', { time: 1_000 });
+    const item = { key: '0:t', topic: 't', partition: 0 };
+    const pauses: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      await expect(member.learnStart(engine, item)).rejects.toThrow('no replica answered');
+      pauses.push(member.startRetryMs());
+    }
+    expect(pauses).toEqual([250, 500, 1000, 2000, 4000, 8000, 8000]);
+    fail = false;
+    await member.learnStart(engine, item);
+    fail = true;
+    await expect(member.learnStart(engine, item)).rejects.toThrow();
+    expect(member.startRetryMs()).toBe(250);
+  });
+});

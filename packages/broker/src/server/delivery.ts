@@ -25,9 +25,6 @@ const MAX_DELIVERY_BATCH = 4096;
 const MAX_DELIVERY_BYTES = 512 * 1024;
 /** A failed disk read for a subscriber is retried after this long. */
 const READ_RETRY_MS = 1000;
-/** A member's partition whose start could not be learnt (see `learnStarts`) is asked for again after this long. */
-const START_RETRY_MS = 250;
-
 /** What the delivery path needs of its session. */
 export interface DeliverySession {
   readonly ctx: SessionContext;
@@ -206,8 +203,8 @@ export class Delivery implements AppendListener {
    * Learns the start of partitions the member was granted but `refresh`
    * left out (its `from` time's offset, or the bounds of a partition hosted
    * elsewhere and never read here: see `GroupMember.takeUnknownStarts`),
-   * then refreshes it again; after a failure, once {@link START_RETRY_MS}
-   * passed. Only while the subscription lasts.
+   * then refreshes it again; after a failure, once `member.startRetryMs()`
+   * passed (a pause that grows with the failures in a row). Only while the subscription lasts.
    */
   private learnStarts(subscription: Subscription, member: GroupMember): void {
     const engine = this.session.ctx.engine;
@@ -215,7 +212,7 @@ export class Delivery implements AppendListener {
       if (this.members.has(subscription) && this.refreshMember(subscription)) this.schedulePump();
     };
     for (const item of member.takeUnknownStarts()) {
-      member.learnStart(engine, item).then(again, () => setTimeout(again, START_RETRY_MS).unref());
+      member.learnStart(engine, item).then(again, () => setTimeout(again, member.startRetryMs()).unref());
     }
   }
 

@@ -3,6 +3,11 @@ import type { LogEngine } from '../engine/engine.js';
 
 const partitionKey = (topic: string, partition: number): string => `${partition}:${topic}`;
 
+/** Pause before a start lookup that failed (see {@link GroupMember.learnStart}) is asked again; it doubles per failure in a row. */
+export const START_RETRY_MS = 250;
+/** The longest such pause: a pattern over thousands of partitions no replica answers for is asked again at most this often. */
+export const START_RETRY_MAX_MS = 8_000;
+
 /**
  * One consumer-group member on this broker (a `subscribe` with `group`): it
  * turns the group table, as applied here, into the member's delivery cursors
@@ -27,6 +32,8 @@ export class GroupMember {
   private readonly learning = new Set<string>();
   /** With `from: { time }`: per partition, the first offset stored at or after that time (`LogEngine.offsetForTime`), until used once. */
   private readonly timeStarts = new Map<string, number>();
+  /** Start lookups failed in a row (see {@link startRetryMs}). */
+  private failedLookups = 0;
 
   constructor(
     /** The group's name as stored (scoped to the principal). */
@@ -133,10 +140,19 @@ export class GroupMember {
         // Kept only while still awaited: a refresh meanwhile that no longer found it assigned forgot it (see `refresh`).
         if (this.unknownStarts.has(item.key)) this.timeStarts.set(item.key, offset);
       } else await engine.currentBounds(item.topic, item.partition);
+      this.failedLookups = 0;
+    } catch (err) {
+      this.failedLookups++;
+      throw err;
     } finally {
       this.learning.delete(item.key);
       this.unknownStarts.delete(item.key);
     }
+  }
+
+  /** How long to wait before asking again after a failed {@link learnStart}: {@link START_RETRY_MS}, doubled per failure in a row, at most {@link START_RETRY_MAX_MS}. */
+  startRetryMs(): number {
+    return Math.min(START_RETRY_MS * 2 ** Math.min(Math.max(this.failedLookups - 1, 0), 16), START_RETRY_MAX_MS);
   }
 
   /** Where a partition the group never committed starts, as `from` says (a time: as learnt, see {@link awaitsStart}). */

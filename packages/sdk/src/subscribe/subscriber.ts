@@ -363,14 +363,22 @@ class SubscriptionState {
    * messages below it, silently) and the partitions are read from the new
    * log's start; the messages of the old log still queued are handled but
    * never committed, nor is any position of the old log still pending.
-   * A consumer-group member drops its grants instead (`GroupMembership.logLost`).
+   * A consumer-group member drops its grants instead (`GroupMembership.logLost`),
+   * and the message whose handler still runs is never committed either: the
+   * new group may grant its partition again before it finishes (under any
+   * epoch, the same one included), and its position would pass for one of
+   * the new log, which the group keeps as the larger.
    */
   logLost(): void {
+    this.queue.forEach((message) => this.ofLostLog.add(message));
+    if (this.inFlight !== undefined) this.ofLostLog.add(this.inFlight);
+    if (this.membership !== undefined) {
+      this.membership.logLost();
+      return;
+    }
     for (const [key, cursor] of this.next) this.lostLogPositions.set(key, cursor);
     this.next.clear();
     this.incarnations.clear();
-    this.queue.forEach((message) => this.ofLostLog.add(message));
-    if (this.inFlight !== undefined) this.ofLostLog.add(this.inFlight);
     this.committer?.forgetAll();
     if (this.confirmed) this.followsNewLog = true;
   }
@@ -956,10 +964,7 @@ export class Subscriber {
     // new log, and a member's under an epoch the new group reuses).
     const { logId } = connection;
     if (logId !== undefined) {
-      if (state.logId !== undefined && state.logId !== logId) {
-        if (state.membership !== undefined) state.membership.logLost();
-        else state.logLost();
-      }
+      if (state.logId !== undefined && state.logId !== logId) state.logLost();
       state.logId = logId;
     }
     if (state.connection !== connection) state.refusedInARow = 0; // refusals in a row by one broker

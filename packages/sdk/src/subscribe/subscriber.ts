@@ -1062,6 +1062,8 @@ export class Subscriber {
     if (elsewhere === undefined) return undefined; // none: asked here again, and the next refusal looks again
     state.refusedInARow = 0;
     state.avoid = { broker: connection.brokerId, untilMs: Date.now() + this.placement.refusingAvoidMs };
+    // No longer headed there: a link to it opening again (connectionOpened) must not move it back before then.
+    if (state.home === connection.brokerId) state.home = undefined;
     return elsewhere;
   }
 

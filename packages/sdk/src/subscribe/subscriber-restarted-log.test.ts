@@ -88,6 +88,31 @@ describe('Subscriber on a broker naming another log', () => {
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
   });
 
+  it('back on a log it left (a client pooled to independent in-memory brokers fails over A → B → A), resumes where it was in it, without a reset', async () => {
+    const { subscriber, gaps } = setup();
+    const a = fakeConnection('L1', () => [{ topic: 't', partition: 0, offset: 0 }]);
+    subscriber.setConnection(a);
+    const offsets: number[] = [];
+    const { id } = await subscriber.subscribe('t', (m) => void offsets.push(m.offset), { from: 'earliest' });
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [batch(0, 3)] });
+    await settled();
+    const b = fakeConnection('L2', () => [{ topic: 't', partition: 0, offset: 0 }]);
+    subscriber.setConnection(b);
+    subscriber.onMessage(b, { type: 'message', subscription: id, batches: [batch(0, 1)] });
+    await settled();
+    expect(gaps).toHaveLength(1);
+
+    // Back on broker A, whose log L1 is the one read before: its offsets 0-2 were handled already.
+    const again = fakeConnection('L1', () => [{ topic: 't', partition: 0, offset: 3 }]);
+    subscriber.setConnection(again);
+    expect(again.subscribes[0]?.resume).toEqual([{ topic: 't', partition: 0, offset: 3 }]);
+    subscriber.onMessage(again, { type: 'message', subscription: id, batches: [batch(0, 4)] });
+    await settled();
+    expect(offsets).toEqual([0, 1, 2, 0, 3]);
+    expect(gaps).toHaveLength(1);
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
   it('a broker naming no log gets the positions as before (a cluster, an older broker)', async () => {
     const { subscriber, gaps } = setup();
     const a = fakeConnection(undefined, () => [{ topic: 't', partition: 0, offset: 0 }]);

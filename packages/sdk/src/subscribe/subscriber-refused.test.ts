@@ -7,7 +7,7 @@
  * `refusingAvoidMs`. Other refusals, other subscriptions, or no other broker:
  * asked again where it was, as before.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { BrokerConnection } from '../connection/connection.js';
 import { RelayError } from '../protocol/index.js';
 import { PLACEMENT_LIMITS } from './placement.js';
@@ -72,6 +72,29 @@ describe('a durable subscribe a broker keeps refusing', () => {
     expect(a.sent.some((f) => f.type === 'metadata')).toBe(true);
     expect(subscriber.stats().servedBy[0]?.broker).toBe('b');
     expect(a.sent.filter((f) => f.type === 'unsubscribe')).toEqual([]);
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
+  it('is not moved back to its leader that refused it when that link opens again (a flapping link) before refusingAvoidMs', async () => {
+    // Served by its leader `a` over a link (the active broker is `b`), then `a` fell behind its metadata: the
+    // subscription came back to `b`, resubscribed to `a` and was refused there twice, so it went to `b`.
+    const a = broker('a', ['NOT_READY', 'NOT_READY', 'NOT_READY', 'NOT_READY']);
+    const b = broker('b', [], 'a');
+    const { subscriber } = subscriberOn(b, b);
+    const links = (subscriber as unknown as { links: LeaderLinks }).links;
+    links.want = (id) => (id === 'a' ? a : id === 'b' ? b : undefined);
+    links.elsewhere = () => b;
+    await subscriber.subscribe('t', () => {}, { durable: 'd' });
+    // Refused by `a` once, asked again there 250 ms later, refused again: back on `b`.
+    await vi.waitFor(() => expect(b.subscribes()).toBe(2), { timeout: 2000 });
+    expect(a.subscribes()).toBe(2);
+    expect(subscriber.stats().servedBy[0]?.broker).toBe('b');
+    // The link to `a` closes and opens again (its broker restarting, say): not a reason to try it again so soon.
+    subscriber.connectionClosed(a);
+    subscriber.connectionOpened(a);
+    await settle();
+    expect(a.subscribes()).toBe(2);
+    expect(subscriber.stats().servedBy[0]?.broker).toBe('b');
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
   });
 

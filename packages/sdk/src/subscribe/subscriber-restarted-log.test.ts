@@ -55,7 +55,7 @@ const settled = (): Promise<void> => new Promise((resolve) => setTimeout(resolve
 
 function setup(): { subscriber: Subscriber; gaps: GapEvent[] } {
   const gaps: GapEvent[] = [];
-  const listener = { gap: (event: GapEvent) => void gaps.push(event) } as unknown as SubscriberListener;
+  const listener = { gap: (event: GapEvent) => void gaps.push(event), assigned: () => {}, revoked: () => {} } as unknown as SubscriberListener;
   return { subscriber: new Subscriber(listener, 100, 10_000, { intervalMs: 0, maxMessages: 1 }, 1 << 20), gaps };
 }
 
@@ -84,6 +84,31 @@ describe('Subscriber on a broker naming another log', () => {
     const again = fakeConnection('L2', () => [{ topic: 't', partition: 0, offset: 3 }]);
     subscriber.setConnection(again);
     expect(again.subscribes[0]?.resume).toEqual([{ topic: 't', partition: 0, offset: 3 }]);
+    expect(gaps).toHaveLength(1);
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+
+  it('back on a log it left (a client pooled to independent in-memory brokers fails over A → B → A), resumes where it was in it, without a reset', async () => {
+    const { subscriber, gaps } = setup();
+    const a = fakeConnection('L1', () => [{ topic: 't', partition: 0, offset: 0 }]);
+    subscriber.setConnection(a);
+    const offsets: number[] = [];
+    const { id } = await subscriber.subscribe('t', (m) => void offsets.push(m.offset), { from: 'earliest' });
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [batch(0, 3)] });
+    await settled();
+    const b = fakeConnection('L2', () => [{ topic: 't', partition: 0, offset: 0 }]);
+    subscriber.setConnection(b);
+    subscriber.onMessage(b, { type: 'message', subscription: id, batches: [batch(0, 1)] });
+    await settled();
+    expect(gaps).toHaveLength(1);
+
+    // Back on broker A, whose log L1 is the one read before: its offsets 0-2 were handled already.
+    const again = fakeConnection('L1', () => [{ topic: 't', partition: 0, offset: 3 }]);
+    subscriber.setConnection(again);
+    expect(again.subscribes[0]?.resume).toEqual([{ topic: 't', partition: 0, offset: 3 }]);
+    subscriber.onMessage(again, { type: 'message', subscription: id, batches: [batch(0, 4)] });
+    await settled();
+    expect(offsets).toEqual([0, 1, 2, 0, 3]);
     expect(gaps).toHaveLength(1);
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
   });
@@ -157,6 +182,69 @@ describe('Subscriber on a broker naming another log', () => {
       { topic: 't', partition: 0, offset: 1 },
       { topic: 't', partition: 0, offset: 2 },
     ]);
+    subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
+  });
+});
+
+describe('a consumer-group member on a broker naming another log', () => {
+  /** A fake broker naming `logId`: subscribes answered at once, group commits recorded, heartbeats left unanswered. */
+  function groupBroker(logId: string): BrokerConnection & { commits: Array<{ offset: number; epoch: number }> } {
+    const commits: Array<{ offset: number; epoch: number }> = [];
+    const connection = {
+      open: true,
+      brokerId: 'b',
+      logId,
+      commits,
+      send: () => undefined,
+      request: (frame: { type: string; subscription?: number; positions?: Array<{ offset: number; epoch: number }> }, onReply?: (reply: unknown) => void) => {
+        if (frame.type === 'subscribe') {
+          onReply?.({ type: 'subscribed', id: 1, subscription: frame.subscription, cursors: [] });
+          return Promise.resolve({ type: 'subscribed' });
+        }
+        if (frame.type === 'group-commit') {
+          commits.push(...(frame.positions ?? []).map(({ offset, epoch }) => ({ offset, epoch })));
+          return Promise.resolve({ type: 'committed' });
+        }
+        return new Promise(() => {}); // heartbeats: never answered within the test
+      },
+    };
+    return connection as unknown as BrokerConnection & { commits: Array<{ offset: number; epoch: number }> };
+  }
+
+  it("commits no position of the lost log's message whose handler ran across the restart, even granted the partition again under the same epoch", async () => {
+    const { subscriber, gaps } = setup();
+    const a = groupBroker('L1');
+    subscriber.setConnection(a);
+    const offsets: number[] = [];
+    let release: (() => void) | undefined;
+    const { id } = await subscriber.subscribe(
+      't',
+      (m) => {
+        offsets.push(m.offset);
+        // The handler of offset 5 of the old log is still running at the restart.
+        if (offsets.length === 6) return new Promise<void>((resolve) => (release = resolve));
+      },
+      { group: 'g', sessionTimeoutMs: 3000 },
+    );
+    subscriber.onAssignment(a, { type: 'assignment', subscription: id, partitions: [{ topic: 't', partition: 0, epoch: 1, offset: 0 }] });
+    subscriber.onMessage(a, { type: 'message', subscription: id, batches: [batch(0, 6)] });
+    await settled();
+    expect(offsets).toEqual([0, 1, 2, 3, 4, 5]);
+
+    // Restarted: the new group grants partition 0 again under epoch 1 (its counter started over), from the new log's start.
+    const b = groupBroker('L2');
+    subscriber.setConnection(b);
+    subscriber.onAssignment(b, { type: 'assignment', subscription: id, partitions: [{ topic: 't', partition: 0, epoch: 1, offset: 0 }] });
+    await settled();
+    expect(gaps).toMatchObject([{ topic: 't', partition: 0, expectedOffset: 5, firstAvailableOffset: 0, reset: true }]);
+    release?.();
+    await settled();
+    subscriber.onMessage(b, { type: 'message', subscription: id, batches: [batch(0, 2)] });
+    await settled();
+    expect(offsets).toEqual([0, 1, 2, 3, 4, 5, 0, 1]);
+    // Offset 5 was of the old log: its position 6 would tell the new group that the new log's offsets 0-5 were handled.
+    expect(b.commits.map((c) => c.offset)).not.toContain(6);
+    expect(Math.max(...b.commits.map((c) => c.offset))).toBe(2);
     subscriber.closeAll(new RelayError('CLIENT_CLOSED', 'done'));
   });
 });

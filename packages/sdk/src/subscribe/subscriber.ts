@@ -195,6 +195,14 @@ function payloadBytes(messages: readonly StoredMessageFrame[], from: number, to:
 /** A lookup that found the topic missing is confirmed after this many `retryBaseMs` (1 s by default). */
 const MISSING_CONFIRM_FACTOR = 4;
 
+/**
+ * Logs a subscription left for another whose positions it keeps (see
+ * `SubscriptionState.logLost`): a client pooled to independent in-memory
+ * brokers (each its own log) fails over between a few of them; a restarted
+ * broker's log never comes back, so more would only be kept for nothing.
+ */
+const MAX_LEFT_LOGS = 4;
+
 /** Delay before asking again for a subscription a connected broker could not serve yet. */
 const RESUBSCRIBE_RETRY_MS = 250;
 /**
@@ -285,6 +293,12 @@ class SubscriptionState {
    * partition the subscription had a position in.
    */
   private readonly lostLogPositions = new Map<string, Cursor>();
+  /**
+   * Positions (and incarnations) in the logs this subscription left, by
+   * `logId`, the latest last, at most {@link MAX_LEFT_LOGS}: back on one of
+   * them (another broker of the pool, not a restart), it resumes there.
+   */
+  private readonly leftLogs = new Map<string, { next: Map<string, Cursor>; incarnations: Map<string, number> }>();
   /** A log was lost after the subscribe was confirmed: a resubscribe reads the partitions it has no position in from their start. */
   private followsNewLog = false;
   /**
@@ -363,16 +377,38 @@ class SubscriptionState {
    * messages below it, silently) and the partitions are read from the new
    * log's start; the messages of the old log still queued are handled but
    * never committed, nor is any position of the old log still pending.
-   * A consumer-group member drops its grants instead (`GroupMembership.logLost`).
+   * A consumer-group member drops its grants instead (`GroupMembership.logLost`),
+   * and the message whose handler still runs is never committed either: the
+   * new group may grant its partition again before it finishes (under any
+   * epoch, the same one included), and its position would pass for one of
+   * the new log, which the group keeps as the larger.
+   * `left`: the log its positions are in, kept (see {@link leftLogs});
+   * `to`: the broker's, whose positions are resumed if it is one left before
+   * (a client pooled to independent in-memory brokers), with no reset.
    */
-  logLost(): void {
-    for (const [key, cursor] of this.next) this.lostLogPositions.set(key, cursor);
-    this.next.clear();
-    this.incarnations.clear();
+  logLost(left: string, to: string): void {
     this.queue.forEach((message) => this.ofLostLog.add(message));
     if (this.inFlight !== undefined) this.ofLostLog.add(this.inFlight);
+    if (this.membership !== undefined) {
+      this.membership.logLost();
+      return;
+    }
+    this.leftLogs.delete(left);
+    this.leftLogs.set(left, { next: new Map(this.next), incarnations: new Map(this.incarnations) });
+    if (this.leftLogs.size > MAX_LEFT_LOGS) this.leftLogs.delete(this.leftLogs.keys().next().value as string);
+    const back = this.leftLogs.get(to);
+    this.leftLogs.delete(to);
+    if (back === undefined) for (const [key, cursor] of this.next) this.lostLogPositions.set(key, cursor);
+    this.next.clear();
+    this.incarnations.clear();
     this.committer?.forgetAll();
     if (this.confirmed) this.followsNewLog = true;
+    if (back === undefined) return;
+    for (const [key, cursor] of back.next) {
+      this.next.set(key, cursor);
+      this.lostLogPositions.delete(key); // nothing lost there
+    }
+    for (const [topic, incarnation] of back.incarnations) this.incarnations.set(topic, incarnation);
   }
 
   /**
@@ -956,10 +992,7 @@ export class Subscriber {
     // new log, and a member's under an epoch the new group reuses).
     const { logId } = connection;
     if (logId !== undefined) {
-      if (state.logId !== undefined && state.logId !== logId) {
-        if (state.membership !== undefined) state.membership.logLost();
-        else state.logLost();
-      }
+      if (state.logId !== undefined && state.logId !== logId) state.logLost(state.logId, logId);
       state.logId = logId;
     }
     if (state.connection !== connection) state.refusedInARow = 0; // refusals in a row by one broker
@@ -1057,6 +1090,8 @@ export class Subscriber {
     if (elsewhere === undefined) return undefined; // none: asked here again, and the next refusal looks again
     state.refusedInARow = 0;
     state.avoid = { broker: connection.brokerId, untilMs: Date.now() + this.placement.refusingAvoidMs };
+    // No longer headed there: a link to it opening again (connectionOpened) must not move it back before then.
+    if (state.home === connection.brokerId) state.home = undefined;
     return elsewhere;
   }
 

@@ -85,6 +85,7 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
   ) {
     super();
     meta.on('applied', (entry, result) => this.applied(entry.command, result));
+    meta.on('restored', () => this.restored());
     connection.on('reconnected', (client) => {
       for (const stream of this.streams.values()) void stream.restart(client);
     });
@@ -411,6 +412,26 @@ export class BackboneEngine extends EventEmitter<LogEngineEvents> implements Log
       default:
         return;
     }
+  }
+
+  /**
+   * The metadata was restored from a snapshot (meta-log.ts): the entries it
+   * covers were not applied one by one. Tails of topics gone (or created
+   * again) close; subscriptions place cursors on every partition now known;
+   * group members look again.
+   */
+  private restored(): void {
+    for (const [key, stream] of this.streams) {
+      const partition = Number(key.slice(0, key.indexOf(':')));
+      const topic = key.slice(key.indexOf(':') + 1);
+      const known = this.meta.state.topics.get(topic);
+      if (known !== undefined && partition < known.partitions && this.streamName(topic, known, partition) === stream.name) continue;
+      void stream.close();
+      this.streams.delete(key);
+      if (known === undefined) this.topicEvents.emit('deleted', topic);
+    }
+    for (const [topic, known] of this.meta.state.topics) for (let p = 0; p < known.partitions; p++) this.emit('appended', topic, p);
+    this.consumerGroupEvents.emit('changed', undefined);
   }
 
   /** Coalesces the tail's reads into one `appended` per partition and turn of the event loop. */

@@ -24,6 +24,8 @@ type Log = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?
 export interface MetaLogEvents {
   /** `entry` was applied here with `result` (by whichever gateway proposed it). */
   applied: (entry: MetaEntry, result: MetaResult) => void;
+  /** The state was replaced by a snapshot (entries this gateway had not applied were deleted by retention): no `applied` for them. */
+  restored: () => void;
 }
 
 export interface MetaLogOptions {
@@ -182,17 +184,27 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
   }
 
   private async subscribe(client: Client): Promise<void> {
+    // Where this tail starts: an entry, or the next one if it is a hole; past it, retention may have deleted entries (see `resumedPast`).
+    const from = this.nextOffset;
+    let replaced = false;
     this.consumer = await bounded(client.declareConsumer(
       {
         stream: this.options.stream,
-        offset: this.nextOffset === 0n ? Offset.first() : Offset.offset(this.nextOffset),
+        offset: from === 0n ? Offset.first() : Offset.offset(from),
         // The node serving this consumer went away: tail again on whatever connection is current.
         connectionClosedListener: () => this.tailLost(),
       },
       (message) => {
+        if (replaced) return;
         const offset = message.offset ?? this.nextOffset;
         // A resubscription may deliver the start of a chunk again.
         if (offset < this.nextOffset) return;
+        if (from > 0n && this.nextOffset === from && offset > from + 1n) {
+          // More than a hole past where it resumed: retention may have deleted entries not applied here.
+          replaced = true;
+          void this.resumedPast(offset);
+          return;
+        }
         if (this.nextOffset === 0n && offset > 0n) {
           this.options.log('error', 'the metadata stream no longer holds its first entries and no snapshot covers them: topics, positions or groups may be missing here', { stream: this.options.stream, firstOffset: String(offset) });
         }
@@ -338,6 +350,50 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
   private async loadSnapshot(client: Client): Promise<void> {
     const pointer = await this.storedPointer(client);
     if (pointer === undefined) return;
+    const snapshot = await this.readSnapshot(client, pointer);
+    restoreState(this.state, snapshot.data);
+    this.nextOffset = snapshot.upTo + 1n;
+    this.counters.startedFrom = { offset: Number(snapshot.firstOffset), upTo: Number(snapshot.upTo) };
+    this.snapshotRead(snapshot);
+  }
+
+  /**
+   * The tail, resumed at `nextOffset`, was first delivered `first`, further
+   * on than a hole explains: RabbitMQ starts a consumer whose offset
+   * retention deleted at the first one it still holds, and the entries
+   * between would never be applied here. The latest snapshot covers them
+   * (retention keeps it, meta-snapshot.ts): the state restarts from it, and
+   * the tail from the entry after it.
+   */
+  private async resumedPast(first: bigint): Promise<void> {
+    try {
+      const client = await this.connection.ready();
+      const pointer = await this.storedPointer(client);
+      const snapshot = pointer === undefined ? undefined : await this.readSnapshot(client, pointer);
+      if (snapshot !== undefined && snapshot.upTo >= this.nextOffset) {
+        this.options.log('warn', 'the metadata stream no longer holds entries this gateway has not applied: starting again from the latest snapshot', { stream: this.options.stream, nextOffset: String(this.nextOffset), firstOffset: String(first), snapshotUpTo: String(snapshot.upTo) });
+        restoreState(this.state, snapshot.data);
+        this.nextOffset = snapshot.upTo + 1n;
+        this.snapshotRead(snapshot);
+        this.emit('restored');
+      } else {
+        // Holes only (tracking chunks), unless no snapshot reaches the first entry held.
+        if ((snapshot?.upTo ?? -1n) + 1n < first) {
+          this.options.log('error', 'the metadata stream no longer holds entries this gateway has not applied and no snapshot covers them: topics, positions or groups may be missing here', { stream: this.options.stream, nextOffset: String(this.nextOffset), firstOffset: String(first) });
+        }
+        this.nextOffset = first;
+      }
+    } catch (err) {
+      // Tried again by the next tail, from the same offset.
+      this.options.log('warn', 'could not read the metadata snapshot after a resumed tail skipped entries', { error: (err as Error).message });
+    }
+    // A new tail from `nextOffset` (tailLost closes the old one), once the resubscription that declared it has returned.
+    while (this.resubscribing && !this.closed) await new Promise((resolve) => setTimeout(resolve, 50).unref());
+    this.tailLost();
+  }
+
+  /** The snapshot whose first part is at `pointer`, read whole. */
+  private async readSnapshot(client: Client, pointer: bigint): Promise<Snapshot> {
     let found: (snapshot: Snapshot) => void = () => undefined;
     const complete = new Promise<Snapshot>((resolve) => (found = resolve));
     const assembler = new SnapshotAssembler();
@@ -349,11 +405,7 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
       if (snapshot !== undefined) found(snapshot);
     }), this.options.requestTimeoutMs, 'subscribing to the metadata snapshot');
     try {
-      const snapshot = await bounded(complete, this.options.requestTimeoutMs, `reading the metadata snapshot at offset ${pointer}`);
-      restoreState(this.state, snapshot.data);
-      this.nextOffset = snapshot.upTo + 1n;
-      this.counters.startedFrom = { offset: Number(snapshot.firstOffset), upTo: Number(snapshot.upTo) };
-      this.snapshotRead(snapshot);
+      return await bounded(complete, this.options.requestTimeoutMs, `reading the metadata snapshot at offset ${pointer}`);
     } finally {
       void this.connection.closeConsumer(consumer);
     }

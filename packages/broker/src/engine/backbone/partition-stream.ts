@@ -194,6 +194,11 @@ export class PartitionStream {
     await bounded(this.caughtUp, this.options.requestTimeoutMs, `${this.options.stream} is not readable from the backbone`);
   }
 
+  /** The stream's name. */
+  get name(): string {
+    return this.options.stream;
+  }
+
   /** The tail has caught up (reads of recent offsets are answered from memory). */
   get isReady(): boolean {
     return this.settled;

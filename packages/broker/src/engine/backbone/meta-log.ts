@@ -21,6 +21,9 @@ import {
 
 type Log = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
+/** Looks, 50 ms apart, for the resubscription in progress to return before a skipped tail is replaced (10 s at most). */
+const RESUBSCRIBE_WAIT_STEPS = 200;
+
 export interface MetaLogEvents {
   /** `entry` was applied here with `result` (by whichever gateway proposed it). */
   applied: (entry: MetaEntry, result: MetaResult) => void;
@@ -388,7 +391,7 @@ export class MetaLog extends EventEmitter<MetaLogEvents> {
       this.options.log('warn', 'could not read the metadata snapshot after a resumed tail skipped entries', { error: (err as Error).message });
     }
     // A new tail from `nextOffset` (tailLost closes the old one), once the resubscription that declared it has returned.
-    while (this.resubscribing && !this.closed) await new Promise((resolve) => setTimeout(resolve, 50).unref());
+    for (let i = 0; i < RESUBSCRIBE_WAIT_STEPS && this.resubscribing && !this.closed; i++) await new Promise((resolve) => setTimeout(resolve, 50).unref());
     this.tailLost();
   }
 

@@ -17,7 +17,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
 import type { AssignedEvent } from '@relaymq/sdk';
 import { Fixture } from './support/cluster.js';
-import { holdMetadata } from './support/lagging-metadata.js';
+import { holdMetadata, leaderAndFollower } from './support/lagging-metadata.js';
 import { waitFor } from './support/wait.js';
 
 const fixture = new Fixture();
@@ -29,8 +29,6 @@ const GROUP = 'abandoned';
 const SESSION_MS = 60_000;
 
 interface LagEngine {
-  groupStatus(): Array<{ group: string; leader: string | null }>;
-  metadataLeaderKnown(): boolean;
   topicIncarnation(topic: string): number | undefined;
 }
 const engineOf = (b: Broker): LagEngine => b.engine as unknown as LagEngine;
@@ -38,10 +36,7 @@ const engineOf = (b: Broker): LagEngine => b.engine as unknown as LagEngine;
 describe('a group subscribe abandoned after its subscribe timed out', () => {
   it('leaves the group: another member gets every partition at once, not after the session expires', async () => {
     const brokers = await fixture.cluster(3, { defaultPartitions: 2 });
-    const metaLeader = (): string | null => engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader ?? null;
-    await waitFor(() => metaLeader() !== null && brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
-    const leader = brokers.find((b) => b.id === metaLeader()) as Broker;
-    const lagging = brokers.find((b) => b !== leader) as Broker;
+    const { leader, follower: lagging } = await leaderAndFollower(brokers);
 
     const publisher = await fixture.client([leader.url]);
     await publisher.publish(TOPIC, { n: 0 });

@@ -15,7 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '@relaymq/broker';
 import type { Message } from '@relaymq/sdk';
 import { Fixture } from './support/cluster.js';
-import { holdMetadata } from './support/lagging-metadata.js';
+import { holdMetadata, leaderAndFollower } from './support/lagging-metadata.js';
 import { waitFor } from './support/wait.js';
 
 const fixture = new Fixture();
@@ -26,8 +26,6 @@ const GROUP = 'lagmove';
 const SESSION_MS = 3000;
 
 interface LagEngine {
-  groupStatus(): Array<{ group: string; leader: string | null }>;
-  metadataLeaderKnown(): boolean;
   topicIncarnation(topic: string): number | undefined;
 }
 const engineOf = (b: Broker): LagEngine => b.engine as unknown as LagEngine;
@@ -35,9 +33,7 @@ const engineOf = (b: Broker): LagEngine => b.engine as unknown as LagEngine;
 describe('a group member joining through a broker that stays behind the coordinator', () => {
   it('moves to another broker, which serves it, rather than being refused NOT_READY there until its subscribe times out', async () => {
     const brokers = await fixture.cluster(3, { defaultPartitions: 1 });
-    const metaLeader = (): string | null => engineOf(brokers[0] as Broker).groupStatus().find((g) => g.group === 'meta')?.leader ?? null;
-    await waitFor(() => metaLeader() !== null && brokers.every((b) => engineOf(b).metadataLeaderKnown()), 'a metadata leader every broker knows', 20_000);
-    const lagging = brokers.find((b) => b.id !== metaLeader()) as Broker;
+    const { follower: lagging } = await leaderAndFollower(brokers);
 
     const publisher = await fixture.client(brokers.map((b) => b.url));
     await publisher.publish(TOPIC, { n: 0 });

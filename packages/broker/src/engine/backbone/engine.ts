@@ -17,7 +17,6 @@ import type { BackboneEndpoint } from './url.js';
 
 type Log = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
-/** Settings of the backbone engine (options.ts resolves them from `backbone` and the broker's options). */
 /** Where one partition stream lives: its leader node and every node holding it (`host:port`, leader first). */
 export interface StreamPlacement {
   leader: string | null;
@@ -27,6 +26,7 @@ export interface StreamPlacement {
 /** Most streams asked about in one metadata request. */
 const MAX_PLACEMENT_QUERY = 1000;
 
+/** Settings of the backbone engine (options.ts resolves them from `backbone` and the broker's options). */
 export interface BackboneEngineOptions {
   endpoint: BackboneEndpoint;
   /** First part of every stream name (naming.ts). */
